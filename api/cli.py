@@ -1,0 +1,267 @@
+"""The `gridwork` command: serve, migrate, seed, manage users, import grids and households."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from api import errors
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _app():
+    """The running app when invoked inside one (tests, `flask` shell), else a new one."""
+    from flask import current_app, has_app_context
+
+    from api import create_app
+
+    return current_app._get_current_object() if has_app_context() else create_app()
+
+
+@contextmanager
+def _session():
+    """An app context and a session committed on success; domain errors exit non-zero."""
+    from api.extensions import db
+
+    app = _app()
+    with app.app_context():
+        try:
+            with db.begin() as session:
+                yield session
+        except errors.GridworkError as exc:
+            click.secho(f"error: {exc.detail}", fg="red", err=True)
+            if exc.errors:
+                click.echo(json.dumps(exc.errors, ensure_ascii=False, indent=2, default=str),
+                           err=True)
+            raise SystemExit(1) from exc
+
+
+def _progress(label: str):
+    def wrap(items: Iterable):
+        items = list(items)
+        with click.progressbar(items, label=label, file=sys.stderr) as bar:
+            yield from bar
+
+    return wrap
+
+
+@click.group()
+def main() -> None:
+    """gridwork: field-work platform for community grid workers."""
+
+
+# --- serve --------------------------------------------------------------------------------------
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the API under gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("timeout", 120)
+
+        def load(self):
+            return _app()
+
+    Server().run()
+
+
+# --- db -----------------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+def alembic_config(database_url: str | None = None):
+    from alembic.config import Config
+
+    from api.settings import load_config
+
+    cfg = Config(str(MIGRATIONS / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["database_url"] = database_url or load_config()["DATABASE_URL"]
+    return cfg
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database named in `url` when the server has no such database yet."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}
+            )
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+                return True
+    finally:
+        admin.dispose()
+    return False
+
+
+@db.command()
+def upgrade() -> None:
+    """Create the database if needed and migrate it to the newest schema."""
+    from alembic import command
+
+    from api.settings import load_config
+
+    url = load_config()["DATABASE_URL"]
+    if ensure_database(url):
+        click.echo("created the database")
+    command.upgrade(alembic_config(url), "head")
+    click.echo("database at the newest schema")
+
+
+# --- seed ---------------------------------------------------------------------------------------
+@main.group()
+def seed() -> None:
+    """Seed data."""
+
+
+@seed.command()
+def demo() -> None:
+    """Load the demo district (grids, households, accounts); running it again changes nothing."""
+    from fixtures.demo import demo_district
+
+    with _session() as session:
+        summary = seed_demo(session, demo_district())
+    click.echo(summary)
+
+
+def seed_demo(session, district: dict) -> str:
+    """Load `district` (fixtures.demo) into an empty or already-seeded database."""
+    import csv
+    import io
+
+    from sqlalchemy import func, select
+
+    from api.models import Grid, Household, User
+    from api.services import grids, households, users
+
+    result = grids.import_grids(session, None, district["grids"])
+    codes = [f["properties"]["code"] for f in district["grids"]["features"]]
+    existing = session.scalar(
+        select(func.count(Household.id))
+        .join(Grid, Household.grid_id == Grid.id)
+        .where(Grid.code.in_(codes))
+    )
+    created_households = 0
+    if not existing:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        columns = ["building", "unit", "floor", "room", "lon", "lat", "kind", "occupancy",
+                   "members", "tags", "phone"]
+        writer.writerow(columns)
+        for row in district["households"]:
+            writer.writerow([";".join(row[c]) if c == "tags" else row[c] for c in columns])
+        created_households = households.import_households(
+            session, None, buffer.getvalue().encode()
+        ).created
+    created_users = 0
+    for account in district["users"]:
+        if session.scalar(select(User.id).where(User.username == account["username"])):
+            continue
+        users.create_user(
+            session,
+            username=account["username"],
+            password=account["password"],
+            role=account["role"],
+            display_name=account.get("display_name"),
+            community=account.get("community"),
+            district=account.get("district") or (district["district"]["code"]
+                                                 if account["role"] == "district_viewer" else None),
+            grids=account.get("grids") or (),
+        )
+        created_users += 1
+    return (
+        f"demo district: {len(result.created)} grids created, {len(result.unchanged)} unchanged; "
+        f"{created_households} households, {created_users} accounts created"
+    )
+
+
+# --- users --------------------------------------------------------------------------------------
+@main.group()
+def user() -> None:
+    """Accounts."""
+
+
+@user.command("create")
+@click.option("--username", required=True)
+@click.option("--password", required=True)
+@click.option("--role", required=True,
+              type=click.Choice(["worker", "grid_leader", "community_admin", "district_viewer"]))
+@click.option("--community", help="12-digit community code (6-digit district for a viewer)")
+@click.option("--district", help="6-digit district code (district viewers)")
+@click.option("--grid", "grids", multiple=True, help="15-digit grid code; repeat for several")
+@click.option("--display-name")
+@click.option("--phone")
+def user_create(username, password, role, community, district, grids, display_name, phone):
+    """Create an account."""
+    from api.services import users
+
+    with _session() as session:
+        account = users.create_user(
+            session, username=username, password=password, role=role, community=community,
+            district=district, grids=grids, display_name=display_name, phone=phone,
+        )
+        click.echo(f"created {account.role} {account.username} (id {account.id})")
+
+
+# --- import -------------------------------------------------------------------------------------
+@main.group("import")
+def import_() -> None:
+    """Import registers."""
+
+
+@import_.command("grids")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_grids(file: Path) -> None:
+    """Import grids from a GeoJSON FeatureCollection (all or nothing)."""
+    from api.services import grids
+
+    try:
+        collection = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise click.ClickException(f"{file} is not GeoJSON: {exc}") from exc
+    with _session() as session:
+        summary = grids.import_grids(session, None, collection, progress=_progress("grids"))
+    click.echo(
+        f"{len(summary.created)} created, {len(summary.redrawn)} redrawn, "
+        f"{len(summary.unchanged)} unchanged, {summary.households_moved} households re-placed"
+    )
+
+
+@import_.command("households")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_households(file: Path) -> None:
+    """Import households from CSV or XLSX (all or nothing)."""
+    from api.services import households
+
+    with _session() as session:
+        result = households.import_households(
+            session, None, file.read_bytes(), filename=file.name, progress=_progress("households")
+        )
+    click.echo(f"{result.created} households imported")
+    for code, count in result.by_grid.items():
+        click.echo(f"  {code}: {count}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

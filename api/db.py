@@ -1,0 +1,82 @@
+"""Database access: the engine, a request-scoped session, and the declarative base."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask, g, has_request_context, request
+from sqlalchemy import Connection, Engine, MetaData, create_engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+_KEY = "gridwork.db_session"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    return create_engine(url, pool_pre_ping=True, future=True, **kwargs)
+
+
+class Database:
+    """Owns the engine; hands each app context one session, closed on teardown."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self._factory: sessionmaker[Session] | None = None
+
+    def init_app(self, app: Flask) -> None:
+        self.engine = make_engine(app.config["DATABASE_URL"])
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        app.extensions["gridwork_db"] = self
+        app.teardown_request(self._remove_request)
+        app.teardown_appcontext(self._remove)
+
+    def bind(self, connection: Connection) -> None:
+        """Route every session through `connection` (tests wrap it in an outer transaction)."""
+        self._factory = sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+
+    @property
+    def session(self) -> Session:
+        """One session per request (or per app context outside requests: CLI, workers)."""
+        store = request.environ if has_request_context() else g.__dict__
+        if _KEY not in store:
+            assert self._factory is not None, "Database.init_app was not called"
+            store[_KEY] = self._factory()
+        return store[_KEY]
+
+    def new_session(self) -> Session:
+        assert self._factory is not None
+        return self._factory()
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        """A session outside a request (CLI, workers): commit on success, roll back on error."""
+        with self.new_session() as session, session.begin():
+            yield session
+
+    def _remove_request(self, exc: BaseException | None = None) -> None:
+        self._close(request.environ.pop(_KEY, None), exc)
+
+    def _remove(self, exc: BaseException | None = None) -> None:
+        self._close(g.__dict__.pop(_KEY, None), exc)
+
+    @staticmethod
+    def _close(session: Session | None, exc: BaseException | None) -> None:
+        if session is not None:
+            if exc is not None:
+                session.rollback()
+            session.close()

@@ -1,0 +1,171 @@
+"""The exception hierarchy and the one handler that turns every error into RFC 9457 problem JSON."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("gridwork.errors")
+
+PROBLEM_TYPE_BASE = "https://gridwork.example/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+
+class GridworkError(Exception):
+    """A domain error safe to show to the client: it carries its status and its message.
+
+    `detail` is what the client reads; anything internal belongs in the log, not here.
+    """
+
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Any = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(GridworkError):
+    pass
+
+
+class Unauthorized(GridworkError):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+
+class Forbidden(GridworkError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(GridworkError):
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class Conflict(GridworkError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class PayloadTooLarge(GridworkError):
+    status, title, slug = 413, "Payload too large", "payload-too-large"
+
+
+class UnsupportedMediaType(GridworkError):
+    status, title, slug = 415, "Unsupported media type", "unsupported-media-type"
+
+
+class Unprocessable(GridworkError):
+    """The request is well-formed but breaks a domain rule (bad geometry, a point outside grids)."""
+
+    status, title, slug = 422, "Unprocessable content", "unprocessable"
+
+
+class TooManyRequests(GridworkError):
+    status, title, slug = 429, "Too many requests", "too-many-requests"
+
+
+class ServiceUnavailable(GridworkError):
+    status, title, slug = 503, "Service unavailable", "service-unavailable"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    slug: str | None = None,
+    errors: Any = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + (slug or str(status)),
+        "title": title,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_JSON)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def handle_gridwork_error(error: GridworkError) -> Response:
+    return problem(
+        error.status,
+        error.title,
+        error.detail,
+        slug=error.slug,
+        errors=error.errors,
+        headers=error.headers,
+        **error.extra,
+    )
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    """werkzeug and webargs errors (404 routes, 405, 413, 422 validation) as problems."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    # webargs nests messages by location ({"json": {...}}); keep that: it tells where.
+    detail = data.get("message")
+    if detail is None and status == 422 and errors:
+        detail = "The request failed validation; see `errors`."
+    if detail is None and status < 500:
+        detail = error.description
+    slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large", 422: "validation"}
+    return problem(
+        status,
+        error.name,
+        detail if status < 500 else None,
+        slug=slug.get(status, str(status)),
+        errors=errors,
+        headers=data.get("headers"),
+    )
+
+
+def handle_database_unavailable(error: DBAPIError) -> Response:
+    log.error("database unavailable: %s", error.__class__.__name__, exc_info=error)
+    return problem(
+        503,
+        "Service unavailable",
+        "The database is unavailable; retry shortly.",
+        slug="service-unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
+def handle_unexpected(error: Exception) -> Response:
+    if isinstance(error, HTTPException):
+        return handle_http_exception(error)
+    if isinstance(error, OperationalError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    ):
+        return handle_database_unavailable(error)
+    # The full story goes to the log; the client gets no internals.
+    log.exception("unhandled error")
+    return problem(500, "Internal server error", slug="internal")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(GridworkError, handle_gridwork_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

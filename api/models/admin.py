@@ -1,0 +1,53 @@
+"""Administrative hierarchy: district (区) → street (街道) → community (社区), keyed by their codes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from api.db import Base
+
+
+class District(Base):
+    __tablename__ = "districts"
+    __table_args__ = (CheckConstraint("code ~ '^[0-9]{6}$'", name="code_format"),)
+
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    streets: Mapped[list[Street]] = relationship(back_populates="district")
+
+
+class Street(Base):
+    __tablename__ = "streets"
+    __table_args__ = (CheckConstraint("code ~ '^[0-9]{9}$'", name="code_format"),)
+
+    code: Mapped[str] = mapped_column(String(9), primary_key=True)
+    district_code: Mapped[str] = mapped_column(ForeignKey("districts.code"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    district: Mapped[District] = relationship(back_populates="streets")
+    communities: Mapped[list[Community]] = relationship(back_populates="street")
+
+
+class Community(Base):
+    __tablename__ = "communities"
+    __table_args__ = (CheckConstraint("code ~ '^[0-9]{12}$'", name="code_format"),)
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    street_code: Mapped[str] = mapped_column(ForeignKey("streets.code"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # Per-community settings (roster rules, visit cadences) live here as they arrive.
+    settings: Mapped[dict] = mapped_column(JSONB, server_default="{}", default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    street: Mapped[Street] = relationship(back_populates="communities")
+
+    @property
+    def district_code(self) -> str:
+        return self.code[:6]

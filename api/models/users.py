@@ -1,0 +1,60 @@
+"""Users: grid workers, grid leaders, community admins and district viewers, with their grids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from api.db import Base
+
+ROLES = ("worker", "grid_leader", "community_admin", "district_viewer")
+
+user_grids = Table(
+    "user_grids",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("grid_id", ForeignKey("grids.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN (" + ", ".join(repr(r) for r in ROLES) + ")", name="role_valid"),
+        CheckConstraint(
+            "role NOT IN ('worker', 'grid_leader', 'community_admin') "
+            "OR community_code IS NOT NULL",
+            name="community_roles_have_community",
+        ),
+        CheckConstraint(
+            "role <> 'district_viewer' OR district_code IS NOT NULL",
+            name="district_viewer_has_district",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    community_code: Mapped[str | None] = mapped_column(ForeignKey("communities.code"), index=True)
+    district_code: Mapped[str | None] = mapped_column(ForeignKey("districts.code"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    # Bumped to revoke every token issued before (password change, logout everywhere).
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    grids = relationship("Grid", secondary=user_grids, order_by="Grid.code")

@@ -1,0 +1,15 @@
+"""The HTTP resources, registered in this order (it is also the order of the OpenAPI document)."""
+
+from __future__ import annotations
+
+from api.extensions import Api
+from api.resources.auth.routes import blp as auth_blp
+from api.resources.grids.routes import blp as grids_blp
+from api.resources.households.routes import blp as households_blp
+
+BLUEPRINTS = (auth_blp, grids_blp, households_blp)
+
+
+def register_blueprints(api: Api) -> None:
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)

@@ -1,0 +1,67 @@
+"""Sign in for JWT access and refresh tokens; refresh; who am I."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+from flask_jwt_extended import create_access_token, create_refresh_token, jwt_required
+
+from api.auth import claims_for, current_user
+from api.extensions import Blueprint, db
+from api.resources.auth.schemas import (
+    AccessTokenSchema,
+    TokenRequestSchema,
+    TokenSchema,
+    UserSchema,
+)
+from api.services import users
+
+blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign in.", public=True)
+
+
+def _lifetime() -> int:
+    return int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds())
+
+
+@blp.route("/token")
+class Token(MethodView):
+    @blp.doc(security=[])
+    @blp.arguments(TokenRequestSchema)
+    @blp.response(200, TokenSchema)
+    def post(self, credentials):
+        """Sign in with username and password
+
+        Returns a short-lived access token and a refresh token.
+        """
+        user = users.authenticate(db.session, credentials["username"], credentials["password"])
+        claims = claims_for(user)
+        return {
+            "access_token": create_access_token(user, additional_claims=claims),
+            "refresh_token": create_refresh_token(user, additional_claims=claims),
+            "token_type": "Bearer",
+            "expires_in": _lifetime(),
+            "user": user,
+        }
+
+
+@blp.route("/refresh")
+class Refresh(MethodView):
+    @jwt_required(refresh=True)
+    @blp.response(200, AccessTokenSchema)
+    def post(self):
+        """Exchange a refresh token (as the bearer token) for a new access token"""
+        user = current_user()
+        return {
+            "access_token": create_access_token(user, additional_claims=claims_for(user)),
+            "token_type": "Bearer",
+            "expires_in": _lifetime(),
+        }
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @jwt_required()
+    @blp.response(200, UserSchema)
+    def get(self):
+        """The signed-in user, with role and assigned grids"""
+        return current_user()

@@ -1,0 +1,43 @@
+"""Schemas of the auth resource: credentials in, tokens and the signed-in user out."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from api.extensions import Schema
+
+
+class TokenRequestSchema(Schema):
+    username = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+    password = ma.fields.String(
+        required=True, load_only=True, validate=ma.validate.Length(min=1, max=200)
+    )
+
+
+class UserSchema(Schema):
+    id = ma.fields.Integer()
+    username = ma.fields.String()
+    display_name = ma.fields.String()
+    role = ma.fields.String(
+        metadata={"description": "worker, grid_leader, community_admin or district_viewer"}
+    )
+    community_code = ma.fields.String(allow_none=True)
+    district_code = ma.fields.String(allow_none=True)
+    grid_codes = ma.fields.Method("_grid_codes", metadata={"description": "Assigned grids"})
+
+    def _grid_codes(self, user) -> list[str]:
+        return [g.code for g in user.grids if g.retired_at is None]
+
+
+class TokenSchema(Schema):
+    access_token = ma.fields.String()
+    refresh_token = ma.fields.String()
+    token_type = ma.fields.String(metadata={"example": "Bearer"})
+    expires_in = ma.fields.Integer(metadata={"description": "Access token lifetime, seconds"})
+    user = ma.fields.Nested(UserSchema)
+
+
+class AccessTokenSchema(Schema):
+    access_token = ma.fields.String()
+    token_type = ma.fields.String()
+    expires_in = ma.fields.Integer()

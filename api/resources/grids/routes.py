@@ -1,0 +1,139 @@
+"""Grids as GeoJSON: list, create, read, redraw, retire, import, locate."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from sqlalchemy import func, select
+
+from api import errors
+from api.auth import current_scope
+from api.extensions import Blueprint, db
+from api.models import Grid, GridVersion, Household
+from api.resources.grids.schemas import (
+    GridCollectionSchema,
+    GridCreateSchema,
+    GridImportResultSchema,
+    GridImportSchema,
+    GridPatchSchema,
+    GridQueryArgsSchema,
+    GridSchema,
+    LocateQueryArgsSchema,
+)
+from api.services import grids
+from api.services.geometry import geojson
+
+blp = Blueprint("grids", __name__, url_prefix="/api/v1/grids", description="Grids (网格).")
+
+
+def feature(grid: Grid) -> dict:
+    """A grid as a GeoJSON Feature, with its live household count and boundary version."""
+    session = db.session
+    households = session.scalar(select(func.count()).where(Household.grid_id == grid.id))
+    valid_from = session.scalar(
+        select(GridVersion.valid_from).where(
+            GridVersion.grid_id == grid.id, GridVersion.version == grid.version
+        )
+    )
+    return {
+        "id": grid.id,
+        "geometry": geojson(grid.boundary),
+        "properties": {
+            "code": grid.code,
+            "name": grid.name,
+            "community_code": grid.community_code,
+            "community_name": grid.community.name,
+            "leader_id": grid.leader_id,
+            "target_households": grid.target_households,
+            "households": households,
+            "version": grid.version,
+            "valid_from": valid_from,
+        },
+    }
+
+
+@blp.route("")
+class Grids(MethodView):
+    @blp.arguments(GridQueryArgsSchema, location="query")
+    @blp.response(200, GridCollectionSchema)
+    @blp.paginate()
+    def get(self, args, pagination_parameters):
+        """List the grids you can see, as a FeatureCollection
+
+        Filter by `bbox` and `community`; paginated (`page`, `page_size`, `X-Pagination`).
+        """
+        rows, total = grids.list_grids(
+            db.session,
+            current_scope(),
+            community=args.get("community"),
+            bbox=args.get("bbox"),
+            page=pagination_parameters.page,
+            page_size=pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = total
+        return {"features": [feature(g) for g in rows]}
+
+    @blp.arguments(GridCreateSchema)
+    @blp.response(201, GridSchema)
+    def post(self, data):
+        """Create a grid from a GeoJSON Feature
+
+        The community, street and district its code implies are created when missing.
+        """
+        grid = grids.create_grid(db.session, current_scope(), data)
+        db.session.commit()
+        return feature(grid)
+
+
+@blp.route("/import")
+class GridImport(MethodView):
+    @blp.arguments(GridImportSchema)
+    @blp.response(200, GridImportResultSchema)
+    def post(self, data):
+        """Import a FeatureCollection of grids, all or nothing
+
+        New codes are created, known codes redrawn (a new boundary version) when changed.
+        Every bad feature is named in `errors`.
+        """
+        summary = grids.import_grids(db.session, current_scope(), data)
+        db.session.commit()
+        return summary
+
+
+@blp.route("/locate")
+class Locate(MethodView):
+    @blp.arguments(LocateQueryArgsSchema, location="query")
+    @blp.response(200, GridSchema)
+    def get(self, args):
+        """The grid containing a WGS-84 point, or 404"""
+        grid = grids.locate(db.session, args["lon"], args["lat"])
+        if grid is None or not current_scope().sees_grid(grid):
+            raise errors.NotFound(f"No grid of yours contains ({args['lon']}, {args['lat']}).")
+        return feature(grid)
+
+
+@blp.route("/<int:grid_id>")
+class GridById(MethodView):
+    @blp.response(200, GridSchema)
+    def get(self, grid_id):
+        """A grid as a GeoJSON Feature"""
+        return feature(grids.get_grid(db.session, current_scope(), grid_id))
+
+    @blp.arguments(GridPatchSchema)
+    @blp.response(200, GridSchema)
+    def patch(self, changes, grid_id):
+        """Rename, re-target, change the leader, or redraw a grid
+
+        A new `geometry` starts a new boundary version; the old one is kept with its period,
+        and the grid of every household it touches is recomputed.
+        """
+        grid = grids.get_grid(db.session, current_scope(), grid_id)
+        grids.update_grid(db.session, current_scope(), grid, changes)
+        db.session.commit()
+        return feature(grid)
+
+    @blp.response(204)
+    def delete(self, grid_id):
+        """Retire a grid that holds no households; its history stays for past reports"""
+        grid = grids.get_grid(db.session, current_scope(), grid_id)
+        grids.retire_grid(db.session, current_scope(), grid)
+        db.session.commit()

@@ -1,0 +1,92 @@
+"""Schemas of the grids resource: GeoJSON Features and FeatureCollections (RFC 7946)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from api.extensions import Schema
+from api.resources.schemas import BBox, GeometrySchema, code_field
+
+
+class GridPropertiesSchema(Schema):
+    code = ma.fields.String(metadata={"description": "15-digit grid code (DB11/T 2157-2023)"})
+    name = ma.fields.String()
+    community_code = ma.fields.String()
+    community_name = ma.fields.String()
+    leader_id = ma.fields.Integer(allow_none=True)
+    target_households = ma.fields.Integer()
+    households = ma.fields.Integer(metadata={"description": "Registered households now"})
+    version = ma.fields.Integer(metadata={"description": "Boundary version, 1 when never redrawn"})
+    valid_from = ma.fields.DateTime(metadata={"description": "Since when this boundary holds"})
+
+
+class GridSchema(Schema):
+    """A grid as a GeoJSON Feature."""
+
+    type = ma.fields.Constant("Feature")
+    id = ma.fields.Integer()
+    geometry = ma.fields.Nested(GeometrySchema)
+    properties = ma.fields.Nested(GridPropertiesSchema)
+
+
+class GridCollectionSchema(Schema):
+    type = ma.fields.Constant("FeatureCollection")
+    features = ma.fields.List(ma.fields.Nested(GridSchema))
+
+
+class GridInputPropertiesSchema(Schema):
+    class Meta:
+        unknown = ma.INCLUDE
+
+    code = code_field(15, required=True)
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
+    target_households = ma.fields.Integer(validate=ma.validate.Range(min=1, max=100000))
+    leader_id = ma.fields.Integer(allow_none=True)
+    community_name = ma.fields.String(validate=ma.validate.Length(max=100))
+    street_name = ma.fields.String(validate=ma.validate.Length(max=100))
+    district_name = ma.fields.String(validate=ma.validate.Length(max=100))
+
+
+class GridCreateSchema(Schema):
+    """A GeoJSON Feature with a Polygon or MultiPolygon geometry and the grid's properties."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    type = ma.fields.String(required=True, validate=ma.validate.Equal("Feature"))
+    geometry = ma.fields.Dict(required=True, metadata={"description": "Polygon or MultiPolygon"})
+    properties = ma.fields.Nested(GridInputPropertiesSchema, required=True)
+
+
+class GridImportSchema(Schema):
+    """A GeoJSON FeatureCollection of grids; imported all or nothing."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    type = ma.fields.String(required=True, validate=ma.validate.Equal("FeatureCollection"))
+    features = ma.fields.List(ma.fields.Raw(), required=True, validate=ma.validate.Length(min=1))
+
+
+class GridImportResultSchema(Schema):
+    created = ma.fields.List(ma.fields.String())
+    redrawn = ma.fields.List(ma.fields.String())
+    unchanged = ma.fields.List(ma.fields.String())
+    households_moved = ma.fields.Integer()
+
+
+class GridPatchSchema(Schema):
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
+    target_households = ma.fields.Integer(validate=ma.validate.Range(min=1, max=100000))
+    leader_id = ma.fields.Integer(allow_none=True)
+    geometry = ma.fields.Dict(metadata={"description": "A new boundary: a new version begins"})
+
+
+class GridQueryArgsSchema(Schema):
+    bbox = BBox(metadata={"description": "minlon,minlat,maxlon,maxlat (WGS-84)"})
+    community = code_field(12, metadata={"description": "12-digit community code"})
+
+
+class LocateQueryArgsSchema(Schema):
+    lon = ma.fields.Float(required=True, validate=ma.validate.Range(-180, 180))
+    lat = ma.fields.Float(required=True, validate=ma.validate.Range(-90, 90))

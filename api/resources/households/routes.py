@@ -1,0 +1,101 @@
+"""Households: the register of homes and premises, scoped to the caller's grids."""
+
+from __future__ import annotations
+
+from flask import request
+from flask.views import MethodView
+
+from api import errors
+from api.auth import current_scope
+from api.extensions import Blueprint, db
+from api.resources.households.schemas import (
+    HouseholdCreateSchema,
+    HouseholdImportFileSchema,
+    HouseholdImportResultSchema,
+    HouseholdPatchSchema,
+    HouseholdQueryArgsSchema,
+    HouseholdSchema,
+)
+from api.services import households
+
+blp = Blueprint(
+    "households", __name__, url_prefix="/api/v1/households", description="Households (住户)."
+)
+
+
+@blp.route("")
+class Households(MethodView):
+    @blp.arguments(HouseholdQueryArgsSchema, location="query")
+    @blp.response(200, HouseholdSchema(many=True))
+    @blp.paginate()
+    def get(self, args, pagination_parameters):
+        """List the households you can see
+
+        Filter by grid code, care tags (any of) and kind; paginated.
+        """
+        rows, total = households.list_households(
+            db.session,
+            current_scope(),
+            grid=args.get("grid"),
+            tags=args.get("tags", ()),
+            kind=args.get("kind"),
+            page=pagination_parameters.page,
+            page_size=pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = total
+        return rows
+
+    @blp.arguments(HouseholdCreateSchema)
+    @blp.response(201, HouseholdSchema)
+    def post(self, data):
+        """Register a household or business premises
+
+        Its grid is computed from the point; a point outside every grid is a 422 naming the
+        nearest grid and the distance to it.
+        """
+        household = households.create_household(db.session, current_scope(), data)
+        db.session.commit()
+        return household
+
+
+@blp.route("/import")
+class HouseholdImport(MethodView):
+    @blp.arguments(HouseholdImportFileSchema, location="files")
+    @blp.response(201, HouseholdImportResultSchema)
+    def post(self, files):
+        """Import a register file (CSV or XLSX), all or nothing
+
+        Columns: building, unit, floor, room, lon, lat, kind, occupancy, members, tags (`;`
+        separated), phone — or the Chinese headers 楼栋, 单元, 楼层, 房号, 经度, 纬度, 类型,
+        居住性质, 人数, 标签, 电话. Every error names its row and column.
+        """
+        upload = files["file"]
+        data = upload.read()
+        if not data:
+            raise errors.Unprocessable("The uploaded file is empty.")
+        result = households.import_households(
+            db.session,
+            current_scope(),
+            data,
+            filename=upload.filename,
+            content_type=upload.mimetype or request.content_type,
+        )
+        db.session.commit()
+        return result
+
+
+@blp.route("/<int:household_id>")
+class HouseholdById(MethodView):
+    @blp.response(200, HouseholdSchema)
+    def get(self, household_id):
+        """A household's register record"""
+        return households.get_household(db.session, current_scope(), household_id)
+
+    @blp.arguments(HouseholdPatchSchema)
+    @blp.response(200, HouseholdSchema)
+    def patch(self, changes, household_id):
+        """Correct a household's register facts or location (its grid is recomputed)"""
+        household = households.get_household(db.session, current_scope(), household_id)
+        households.update_household(db.session, current_scope(), household, changes)
+        db.session.commit()
+        return household

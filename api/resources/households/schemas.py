@@ -1,0 +1,75 @@
+"""Schemas of the households resource: the register record, its filters and the import result."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from api.extensions import Schema
+from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
+from api.resources.schemas import code_field
+from api.services.geometry import point_lonlat
+
+_TAGS = ma.fields.List(
+    ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
+    metadata={"description": "Care tags: " + ", ".join(CARE_TAGS)},
+)
+
+
+class HouseholdSchema(Schema):
+    id = ma.fields.Integer()
+    grid_id = ma.fields.Integer()
+    grid_code = ma.fields.Function(lambda h: h.grid.code)
+    building = ma.fields.String()
+    unit = ma.fields.String()
+    floor = ma.fields.String()
+    room = ma.fields.String()
+    lon = ma.fields.Function(lambda h: point_lonlat(h.location)[0])
+    lat = ma.fields.Function(lambda h: point_lonlat(h.location)[1])
+    kind = ma.fields.String(metadata={"description": " or ".join(HOUSEHOLD_KINDS)})
+    occupancy = ma.fields.String(metadata={"description": ", ".join(OCCUPANCIES)})
+    members = ma.fields.Integer()
+    tags = ma.fields.List(ma.fields.String())
+    phone = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+
+class HouseholdPatchSchema(Schema):
+    building = ma.fields.String(validate=ma.validate.Length(min=1, max=50))
+    unit = ma.fields.String(validate=ma.validate.Length(max=20))
+    floor = ma.fields.String(validate=ma.validate.Length(max=10))
+    room = ma.fields.String(validate=ma.validate.Length(max=20))
+    lon = ma.fields.Float(allow_nan=False)
+    lat = ma.fields.Float(allow_nan=False)
+    kind = ma.fields.String(validate=ma.validate.OneOf(HOUSEHOLD_KINDS))
+    occupancy = ma.fields.String(validate=ma.validate.OneOf(OCCUPANCIES))
+    members = ma.fields.Integer(validate=ma.validate.Range(min=0, max=100))
+    tags = _TAGS
+    phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=32))
+
+
+class HouseholdCreateSchema(HouseholdPatchSchema):
+    building = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=50))
+    lon = ma.fields.Float(required=True, allow_nan=False)
+    lat = ma.fields.Float(required=True, allow_nan=False)
+
+
+class HouseholdQueryArgsSchema(Schema):
+    grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
+    tags = ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
+        metadata={"description": "Households carrying any of these tags (repeat the parameter)"},
+    )
+    kind = ma.fields.String(validate=ma.validate.OneOf(HOUSEHOLD_KINDS))
+
+
+class HouseholdImportFileSchema(Schema):
+    file = ma.fields.Raw(
+        required=True,
+        metadata={"type": "string", "format": "binary", "description": "CSV or XLSX register"},
+    )
+
+
+class HouseholdImportResultSchema(Schema):
+    created = ma.fields.Integer()
+    by_grid = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())

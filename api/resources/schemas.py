@@ -1,0 +1,42 @@
+"""Schema building blocks shared by resources: GeoJSON geometry, points, bounding boxes."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from api.extensions import Schema
+
+
+class GeometrySchema(Schema):
+    """A GeoJSON (RFC 7946) geometry object, WGS-84 lon/lat."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    type = ma.fields.String(required=True, metadata={"example": "MultiPolygon"})
+    coordinates = ma.fields.Raw(required=True)
+
+
+class BBox(ma.fields.String):
+    """`minlon,minlat,maxlon,maxlat` as a query parameter."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        parts = str(value).split(",")
+        try:
+            numbers = tuple(float(p) for p in parts)
+        except ValueError as exc:
+            raise ma.ValidationError("bbox must be four numbers: minlon,minlat,maxlon,maxlat") from exc
+        if len(numbers) != 4:
+            raise ma.ValidationError("bbox must be four numbers: minlon,minlat,maxlon,maxlat")
+        minlon, minlat, maxlon, maxlat = numbers
+        if not (-180 <= minlon <= maxlon <= 180 and -90 <= minlat <= maxlat <= 90):
+            raise ma.ValidationError("bbox must satisfy -180 ≤ minlon ≤ maxlon ≤ 180 and "
+                                     "-90 ≤ minlat ≤ maxlat ≤ 90")
+        return numbers
+
+
+def code_field(length: int, **kwargs) -> ma.fields.String:
+    return ma.fields.String(
+        validate=ma.validate.Regexp(rf"^[0-9]{{{length}}}$", error=f"Must be {length} digits."),
+        **kwargs,
+    )

@@ -1,0 +1,425 @@
+"""Grids: create, redraw (keeping every boundary version), retire, import, locate, list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import shapely
+from flask import current_app, has_app_context
+from geoalchemy2.shape import to_shape
+from shapely.geometry import MultiPolygon
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from api import errors
+from api.models import Grid, GridVersion, Household, User
+from api.scope import Scope
+from api.services import admin
+from api.services.geometry import db_geom, db_point
+from geo.codes import CodeError, GridCode
+from geo.validate import GeometryProblem, parse_boundary
+
+DEFAULT_OVERLAP_TOLERANCE_M2 = 1.0
+
+
+@dataclass
+class GridDraft:
+    """A grid as submitted, checked in Python before it meets the database."""
+
+    label: str
+    code: GridCode
+    name: str
+    boundary: MultiPolygon
+    target_households: int = 300
+    leader_id: int | None = None
+    names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ImportSummary:
+    created: list[str] = field(default_factory=list)
+    redrawn: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    households_moved: int = 0
+
+
+def _tolerance() -> float:
+    if has_app_context():
+        return float(current_app.config.get("GRID_OVERLAP_TOLERANCE_M2", 1.0))
+    return DEFAULT_OVERLAP_TOLERANCE_M2
+
+
+def parse_feature(feature: Any, label: str) -> GridDraft:
+    """Check one GeoJSON Feature; every problem is named with `label` (e.g. "feature 3")."""
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        raise errors.Unprocessable(f"{label}: not a GeoJSON Feature.")
+    props = feature.get("properties") or {}
+    if not isinstance(props, dict):
+        raise errors.Unprocessable(f"{label}: properties must be an object.")
+    problems: dict[str, list[str]] = {}
+    code = None
+    try:
+        code = GridCode.parse(str(props.get("code", "")).strip())
+    except CodeError as exc:
+        problems["code"] = [str(exc)]
+    name = str(props.get("name") or "").strip()
+    if not name:
+        problems["name"] = ["A grid needs a name."]
+    target = props.get("target_households", 300)
+    if not isinstance(target, int) or isinstance(target, bool) or target <= 0:
+        problems["target_households"] = ["Must be a positive integer."]
+    boundary = None
+    try:
+        boundary = parse_boundary(feature.get("geometry"))
+    except GeometryProblem as exc:
+        problems["geometry"] = [exc.reason]
+    if problems:
+        what = f"{label} ({props.get('code')})" if props.get("code") else label
+        first = next(iter(problems.items()))
+        raise errors.Unprocessable(f"{what}: {first[0]}: {first[1][0]}", errors=problems)
+    names = {
+        k: str(props[k]).strip()
+        for k in ("community_name", "street_name", "district_name")
+        if props.get(k)
+    }
+    return GridDraft(label, code, name, boundary, target, props.get("leader_id"), names)
+
+
+def get_grid(session: Session, scope: Scope | None, grid_id: int) -> Grid:
+    stmt = select(Grid).where(Grid.id == grid_id, Grid.retired_at.is_(None))
+    if scope is not None:
+        stmt = stmt.where(scope.grids())
+    grid = session.scalar(stmt)
+    if grid is None:
+        raise errors.NotFound(f"Grid {grid_id} not found.")
+    return grid
+
+
+def get_grid_by_code(session: Session, code: str) -> Grid | None:
+    return session.scalar(select(Grid).where(Grid.code == code, Grid.retired_at.is_(None)))
+
+
+def list_grids(
+    session: Session,
+    scope: Scope,
+    *,
+    community: str | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> tuple[list[Grid], int]:
+    stmt = select(Grid).where(Grid.retired_at.is_(None), scope.grids())
+    if community:
+        stmt = stmt.where(Grid.community_code == community)
+    if bbox:
+        stmt = stmt.where(func.ST_Intersects(Grid.boundary, func.ST_MakeEnvelope(*bbox, 4326)))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = session.scalars(stmt.order_by(Grid.code).offset((page - 1) * page_size).limit(page_size))
+    return list(rows), total or 0
+
+
+def locate(session: Session, lon: float, lat: float) -> Grid | None:
+    """The active grid containing the point; on a shared border, the lowest code wins."""
+    return session.scalar(
+        select(Grid)
+        .where(Grid.retired_at.is_(None), func.ST_Intersects(Grid.boundary, db_point(lon, lat)))
+        .order_by(Grid.code)
+        .limit(1)
+    )
+
+
+def _check_leader(session: Session, leader_id: int | None, community_code: str) -> None:
+    if leader_id is None:
+        return
+    leader = session.get(User, leader_id)
+    if leader is None or leader.community_code != community_code:
+        raise errors.Unprocessable(
+            f"Leader {leader_id} is not a user of community {community_code}.",
+            errors={"leader_id": ["Unknown user in this community."]},
+        )
+    if leader.role not in ("grid_leader", "worker"):
+        raise errors.Unprocessable(
+            f"User {leader.username} is a {leader.role}; a grid leader must be a grid worker.",
+            errors={"leader_id": ["Not a grid worker."]},
+        )
+
+
+def _check_overlaps(session: Session, grids: dict[int, str]) -> None:
+    """Refuse grids overlapping another active grid of their community beyond the tolerance."""
+    if not grids:
+        return
+    rows = session.execute(
+        text(
+            """
+            SELECT a.id, a.code, b.id, b.code,
+                   ST_Area(ST_Intersection(a.boundary, b.boundary)::geography) AS area
+            FROM grids a
+            JOIN grids b ON b.community_code = a.community_code AND b.id <> a.id
+                        AND b.retired_at IS NULL AND ST_Intersects(a.boundary, b.boundary)
+            WHERE a.id = ANY(:ids) AND a.retired_at IS NULL
+            ORDER BY a.code, b.code
+            """
+        ),
+        {"ids": list(grids)},
+    ).all()
+    tolerance = _tolerance()
+    problems = []
+    seen: set[frozenset[int]] = set()
+    for a_id, a_code, b_id, b_code, area in rows:
+        pair = frozenset((a_id, b_id))
+        if area <= tolerance or pair in seen:
+            continue
+        seen.add(pair)
+        problems.append(
+            {
+                "feature": grids[a_id],
+                "code": a_code,
+                "detail": f"overlaps grid {b_code} by {area:.1f} m² (tolerance {tolerance:g} m²)",
+                "other_grid": b_code,
+            }
+        )
+    if problems:
+        first = problems[0]
+        raise errors.Unprocessable(
+            f"{first['feature']} ({first['code']}) {first['detail']}.", errors=problems
+        )
+
+
+def _reassign_households(session: Session, shapes: Iterable) -> int:
+    """Recompute the grid of every household inside `shapes`; refuse to orphan any."""
+    area = "SRID=4326;" + shapely.union_all([to_shape(s) for s in shapes]).wkt
+    orphan = session.execute(
+        text(
+            """
+            SELECT h.id, h.building, h.unit, h.room FROM households h
+            WHERE ST_Intersects(h.location, ST_GeomFromEWKT(:area))
+              AND NOT EXISTS (SELECT 1 FROM grids g WHERE g.retired_at IS NULL
+                              AND ST_Intersects(g.boundary, h.location))
+            ORDER BY h.id
+            """
+        ),
+        {"area": area},
+    ).all()
+    if orphan:
+        h = orphan[0]
+        raise errors.Unprocessable(
+            f"The change would leave {len(orphan)} household(s) outside every grid "
+            f"(e.g. household {h.id}: building {h.building} unit {h.unit} room {h.room}).",
+            errors={"household_ids": [row.id for row in orphan[:50]]},
+        )
+    result = session.execute(
+        text(
+            """
+            UPDATE households h SET grid_id = (
+                SELECT g.id FROM grids g
+                WHERE g.retired_at IS NULL AND ST_Intersects(g.boundary, h.location)
+                ORDER BY g.code LIMIT 1)
+            WHERE ST_Intersects(h.location, ST_GeomFromEWKT(:area))
+            """
+        ),
+        {"area": area},
+    )
+    return result.rowcount
+
+
+def _new_grid(session: Session, draft: GridDraft, actor_id: int | None, now: datetime) -> Grid:
+    community = admin.ensure_hierarchy(
+        session,
+        draft.code,
+        district_name=draft.names.get("district_name"),
+        street_name=draft.names.get("street_name"),
+        community_name=draft.names.get("community_name"),
+    )
+    _check_leader(session, draft.leader_id, community.code)
+    grid = Grid(
+        code=draft.code.code,
+        name=draft.name,
+        community_code=community.code,
+        leader_id=draft.leader_id,
+        target_households=draft.target_households,
+        boundary=db_geom(draft.boundary),
+        version=1,
+    )
+    session.add(grid)
+    session.flush()
+    session.add(
+        GridVersion(
+            grid_id=grid.id,
+            version=1,
+            boundary=grid.boundary,
+            valid_from=now,
+            changed_by_id=actor_id,
+        )
+    )
+    return grid
+
+
+def _redraw(
+    session: Session, grid: Grid, boundary: MultiPolygon, actor_id: int | None, now: datetime
+) -> bool:
+    """Give `grid` a new boundary version; False when the boundary did not change."""
+    same = session.scalar(select(func.ST_Equals(Grid.boundary, db_geom(boundary))).where(
+        Grid.id == grid.id
+    ))
+    if same:
+        return False
+    current = session.scalar(
+        select(GridVersion).where(GridVersion.grid_id == grid.id, GridVersion.valid_to.is_(None))
+    )
+    if current is not None:
+        current.valid_to = now
+    grid.version += 1
+    grid.boundary = db_geom(boundary)
+    session.add(
+        GridVersion(
+            grid_id=grid.id,
+            version=grid.version,
+            boundary=grid.boundary,
+            valid_from=now,
+            changed_by_id=actor_id,
+        )
+    )
+    return True
+
+
+def _existing_with_code(session: Session, code: str) -> Grid | None:
+    return session.scalar(select(Grid).where(Grid.code == code))
+
+
+def create_grid(session: Session, scope: Scope | None, feature: dict) -> Grid:
+    draft = parse_feature(feature, "feature")
+    if scope is not None:
+        scope.require_grid_admin(draft.code.community_code)
+    if _existing_with_code(session, draft.code.code) is not None:
+        raise errors.Conflict(f"Grid {draft.code.code} already exists.")
+    now = datetime.now(UTC)
+    grid = _new_grid(session, draft, scope.user_id if scope else None, now)
+    session.flush()
+    _check_overlaps(session, {grid.id: "feature"})
+    _reassign_households(session, [grid.boundary])
+    return grid
+
+
+def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict) -> Grid:
+    if scope is not None:
+        scope.require_grid_admin(grid.community_code)
+    if "name" in changes:
+        grid.name = changes["name"]
+    if "target_households" in changes:
+        grid.target_households = changes["target_households"]
+    if "leader_id" in changes:
+        _check_leader(session, changes["leader_id"], grid.community_code)
+        grid.leader_id = changes["leader_id"]
+    if "geometry" in changes:
+        try:
+            boundary = parse_boundary(changes["geometry"])
+        except GeometryProblem as exc:
+            raise errors.Unprocessable(
+                f"grid {grid.code}: geometry: {exc.reason}", errors={"geometry": [exc.reason]}
+            ) from exc
+        old = grid.boundary
+        if _redraw(session, grid, boundary, scope.user_id if scope else None, datetime.now(UTC)):
+            session.flush()
+            _check_overlaps(session, {grid.id: f"grid {grid.code}"})
+            _reassign_households(session, [old, grid.boundary])
+    session.flush()
+    return grid
+
+
+def retire_grid(session: Session, scope: Scope | None, grid: Grid) -> None:
+    """Retire a grid: its versions stay for past reports; it must hold no households."""
+    if scope is not None:
+        scope.require_grid_admin(grid.community_code)
+    count = session.scalar(select(func.count()).where(Household.grid_id == grid.id))
+    if count:
+        raise errors.Conflict(
+            f"Grid {grid.code} still holds {count} household(s); redraw its neighbours to take "
+            "them in, or move them, before deleting it."
+        )
+    now = datetime.now(UTC)
+    current = session.scalar(
+        select(GridVersion).where(GridVersion.grid_id == grid.id, GridVersion.valid_to.is_(None))
+    )
+    if current is not None:
+        current.valid_to = now
+    grid.retired_at = now
+    session.flush()
+
+
+def import_grids(
+    session: Session,
+    scope: Scope | None,
+    collection: Any,
+    *,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> ImportSummary:
+    """Import a FeatureCollection all or nothing: new codes are created, known ones redrawn."""
+    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection":
+        raise errors.Unprocessable("Expected a GeoJSON FeatureCollection.")
+    features = collection.get("features")
+    if not isinstance(features, list) or not features:
+        raise errors.Unprocessable("The FeatureCollection has no features.")
+    drafts: list[GridDraft] = []
+    problems: list[dict] = []
+    seen_codes: dict[str, str] = {}
+    for index, feature in enumerate(features):
+        label = f"feature {index}"
+        try:
+            draft = parse_feature(feature, label)
+        except errors.Unprocessable as exc:
+            code = (feature.get("properties") or {}).get("code") if isinstance(feature, dict) else None
+            problems.append({"feature": index, "code": code, "detail": exc.detail,
+                             "errors": exc.errors})
+            continue
+        if draft.code.code in seen_codes:
+            problems.append({"feature": index, "code": draft.code.code,
+                             "detail": f"{label}: code repeats {seen_codes[draft.code.code]}"})
+            continue
+        seen_codes[draft.code.code] = label
+        if scope is not None:
+            try:
+                scope.require_grid_admin(draft.code.community_code)
+            except errors.Forbidden as exc:
+                raise errors.Forbidden(f"{label} ({draft.code.code}): {exc.detail}") from exc
+        drafts.append(draft)
+    if problems:
+        raise errors.Unprocessable(
+            f"{len(problems)} feature(s) are invalid; nothing was imported. "
+            f"First: {problems[0]['detail']}",
+            errors=problems,
+        )
+    summary = ImportSummary()
+    now = datetime.now(UTC)
+    actor_id = scope.user_id if scope else None
+    touched: dict[int, str] = {}
+    areas = []
+    iterator = progress(drafts) if progress else drafts
+    for draft in iterator:
+        grid = _existing_with_code(session, draft.code.code)
+        if grid is None:
+            grid = _new_grid(session, draft, actor_id, now)
+            summary.created.append(grid.code)
+            touched[grid.id] = draft.label
+            areas.append(grid.boundary)
+            continue
+        grid.name = draft.name
+        grid.target_households = draft.target_households
+        old = grid.boundary
+        if grid.retired_at is not None or _redraw(session, grid, draft.boundary, actor_id, now):
+            if grid.retired_at is not None:
+                grid.retired_at = None
+                _redraw(session, grid, draft.boundary, actor_id, now)
+            summary.redrawn.append(grid.code)
+            touched[grid.id] = draft.label
+            areas.extend([old, grid.boundary])
+        else:
+            summary.unchanged.append(grid.code)
+    session.flush()
+    _check_overlaps(session, touched)
+    if areas:
+        summary.households_moved = _reassign_households(session, areas)
+    session.flush()
+    return summary

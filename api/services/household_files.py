@@ -1,0 +1,203 @@
+"""Reading household register files (CSV or XLSX, English or Chinese headers) into checked rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
+
+COLUMNS = ("building", "unit", "floor", "room", "lon", "lat", "kind", "occupancy", "members",
+           "tags", "phone")
+CHINESE_HEADERS = {
+    "楼栋": "building", "单元": "unit", "楼层": "floor", "房号": "room", "经度": "lon",
+    "纬度": "lat", "类型": "kind", "居住性质": "occupancy", "人数": "members", "标签": "tags",
+    "电话": "phone",
+}
+REQUIRED = ("building", "lon", "lat")
+KIND_WORDS = {"住宅": "residence", "居民": "residence", "商铺": "business", "商户": "business",
+              "企业": "business", "经营": "business"}
+OCCUPANCY_WORDS = {"自住": "owner", "业主": "owner", "自有": "owner", "租住": "tenant",
+                   "租户": "tenant", "出租": "tenant", "空置": "vacant"}
+TAG_WORDS = {"高龄": "elderly_80", "80岁以上": "elderly_80", "独居": "living_alone",
+             "空巢": "living_alone", "低保": "low_income", "残疾": "disability",
+             "流动人口": "migrant", "困境儿童": "child_in_difficulty",
+             "困境妇女": "woman_in_difficulty", "特殊人群": "special_care",
+             "重点关怀": "special_care"}
+XLSX_MAGIC = b"PK\x03\x04"
+MAX_ERRORS = 100
+
+
+class FileProblem(ValueError):
+    """The file as a whole cannot be read (format, headers)."""
+
+
+@dataclass
+class RowError:
+    row: int
+    column: str | None
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "column": self.column, "detail": self.detail}
+
+
+@dataclass
+class ParsedFile:
+    rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _header_key(name: Any) -> str | None:
+    text = str(name or "").strip().lstrip("\ufeff").strip()
+    if text.lower() in COLUMNS:
+        return text.lower()
+    return CHINESE_HEADERS.get(text)
+
+
+def _cells_csv(data: bytes) -> Iterator[list[Any]]:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # pragma: no cover - gb18030 decodes any byte string
+        raise FileProblem("The CSV file is neither UTF-8 nor GB18030 text.")
+    if "\x00" in text:
+        raise FileProblem("The file is binary, not CSV text.")
+    yield from csv.reader(io.StringIO(text, newline=""))
+
+
+def _cells_xlsx(data: bytes) -> Iterator[list[Any]]:
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise FileProblem("The file is not a readable XLSX workbook.") from exc
+    try:
+        sheet = workbook.worksheets[0]
+        for row in sheet.iter_rows(values_only=True):
+            yield list(row)
+    finally:
+        workbook.close()
+
+
+def detect_format(data: bytes, filename: str | None = None, content_type: str | None = None) -> str:
+    if data.startswith(XLSX_MAGIC):
+        return "xlsx"
+    name = (filename or "").lower()
+    if name.endswith((".xlsx", ".xlsm")) or "spreadsheetml" in (content_type or ""):
+        raise FileProblem("The file is named or labelled XLSX but is not a workbook.")
+    return "csv"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _number(value: Any) -> float:
+    number = float(_text(value))
+    if not math.isfinite(number):
+        raise ValueError("not finite")
+    return number
+
+
+def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict[str, Any] | None:
+    out: dict[str, Any] = {}
+    before = len(errors)
+    for column in REQUIRED:
+        if _text(values.get(column)) == "":
+            errors.append(RowError(row, column, f"{column} is required"))
+    for column in ("building", "unit", "floor", "room"):
+        out[column] = _text(values.get(column))
+    for column, limit in (("building", 50), ("unit", 20), ("floor", 10), ("room", 20)):
+        if len(out[column]) > limit:
+            errors.append(RowError(row, column, f"{column} is longer than {limit} characters"))
+    for column in ("lon", "lat"):
+        if _text(values.get(column)):
+            try:
+                out[column] = _number(values.get(column))
+            except ValueError:
+                errors.append(RowError(row, column, f"{column} {values.get(column)!r} is not a number"))
+    kind = _text(values.get("kind")) or "residence"
+    out["kind"] = KIND_WORDS.get(kind, kind.lower())
+    if out["kind"] not in HOUSEHOLD_KINDS:
+        errors.append(RowError(row, "kind", f"kind {kind!r} is not one of {', '.join(HOUSEHOLD_KINDS)}"))
+    occupancy = _text(values.get("occupancy")) or "owner"
+    out["occupancy"] = OCCUPANCY_WORDS.get(occupancy, occupancy.lower())
+    if out["occupancy"] not in OCCUPANCIES:
+        errors.append(RowError(row, "occupancy",
+                               f"occupancy {occupancy!r} is not one of {', '.join(OCCUPANCIES)}"))
+    members = _text(values.get("members"))
+    if members == "":
+        out["members"] = 0 if out.get("occupancy") == "vacant" else 1
+    else:
+        try:
+            out["members"] = int(float(members))
+            if out["members"] < 0 or out["members"] > 100 or float(members) != out["members"]:
+                raise ValueError
+        except ValueError:
+            errors.append(RowError(row, "members", f"members {members!r} is not a whole number 0-100"))
+    tags = []
+    for raw in _text(values.get("tags")).replace("；", ";").replace(",", ";").split(";"):
+        tag = raw.strip()
+        if not tag:
+            continue
+        tag = TAG_WORDS.get(tag, tag.lower())
+        if tag not in CARE_TAGS:
+            errors.append(RowError(row, "tags", f"unknown care tag {raw.strip()!r}"))
+        elif tag not in tags:
+            tags.append(tag)
+    out["tags"] = tags
+    phone = _text(values.get("phone"))
+    if len(phone) > 32:
+        errors.append(RowError(row, "phone", "phone is longer than 32 characters"))
+    out["phone"] = phone or None
+    return out if len(errors) == before else None
+
+
+def read_households(data: bytes, filename: str | None = None, content_type: str | None = None) -> ParsedFile:
+    """Parse a register file; row numbers are spreadsheet rows (the header is row 1)."""
+    if not data.strip():
+        raise FileProblem("The file is empty.")
+    fmt = detect_format(data, filename, content_type)
+    cells = _cells_xlsx(data) if fmt == "xlsx" else _cells_csv(data)
+    parsed = ParsedFile()
+    try:
+        header = next(cells)
+    except StopIteration as exc:
+        raise FileProblem("The file has no header row.") from exc
+    except csv.Error as exc:
+        raise FileProblem(f"The CSV file is malformed: {exc}") from exc
+    keys = [_header_key(name) for name in header]
+    missing = [c for c in REQUIRED if c not in keys]
+    if missing:
+        raise FileProblem(
+            "Missing column(s): " + ", ".join(missing) + ". Expected headers: "
+            + ", ".join(COLUMNS) + " (or 楼栋, 单元, 楼层, 房号, 经度, 纬度, 类型, 居住性质, 人数, 标签, 电话)."
+        )
+    try:
+        for number, row in enumerate(cells, start=2):
+            if all(_text(v) == "" for v in row):
+                continue
+            values = {key: row[i] if i < len(row) else None for i, key in enumerate(keys) if key}
+            checked = _check_row(values, number, parsed.errors)
+            if checked is not None:
+                parsed.rows.append((number, checked))
+            if len(parsed.errors) >= MAX_ERRORS:
+                break
+    except csv.Error as exc:
+        raise FileProblem(f"The CSV file is malformed: {exc}") from exc
+    return parsed

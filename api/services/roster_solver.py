@@ -1,0 +1,715 @@
+"""Weekly A-post / B-post shift roster: a pure CP-SAT core, plain dataclasses in and out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from itertools import combinations
+from typing import Literal
+
+from ortools.sat.python import cp_model
+
+__all__ = [
+    "Infeasible",
+    "NoRosterFound",
+    "RosterInput",
+    "RosterResult",
+    "RosterRules",
+    "ShiftPlan",
+    "Worker",
+    "solve_week",
+    "week_dates",
+]
+
+# A fixed seed and one search worker make CP-SAT deterministic: the same input gives the same
+# roster as long as the search ends by optimality or by its deterministic-time budget, which is
+# set equal to the wall-clock limit (CP-SAT's deterministic seconds run ahead of wall seconds on
+# this problem, so the deterministic budget is the one that ends a long search).
+SEED = 20_261_123
+SEARCH_WORKERS = 1
+
+# Objective weights, from the rule that matters most to the least. An idle worker-day outweighs any
+# fairness gain; one A-day of spread outweighs the squares that shape the middle; relief and pair
+# preferences only break ties between rosters that are equally fair.
+W_IDLE = 1_000  # an available worker without a post on a working day
+W_SPREAD = 100  # one A-day between the most and least loaded grid holder over four weeks
+# Sum of squares of four-week A-days, linearised: a worker's k-th A-day this week costs
+# 2 * (history + k) - 1, so the cheapest A-days go to whoever has had fewest (water-filling).
+W_RELIEF_PARTNER = 8  # the away worker's pair partner relieves the grid
+W_RELIEF_NEIGHBOUR = 12  # a worker of the next grid by sequence (grids run west→east, north→south)
+W_RELIEF_FLOATER = 14  # a worker without a grid of their own
+W_RELIEF_OTHER = 20  # anyone else, who leaves their own grid for the day
+W_PAIR_AT_WINDOW = 6  # both partners at the window on the same day: nobody covers the other
+W_REPEAT_PAIR = 1_000  # pairing: a pair (or trio edge) from recent weeks
+W_OFF_ROTATION = 1  # pairing: a pair outside this week's round-robin (circle method) round
+
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_DAY_SHORT = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_WEEK_RE = re.compile(r"(\d{4})-W(\d{2})")
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A grid worker; `grid_codes` are the grids they hold (empty for a worker without a grid)."""
+
+    id: int
+    name: str
+    grid_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RosterRules:
+    """A community's roster settings: ISO weekdays worked, window staffing, grid visit minimum."""
+
+    working_days: tuple[int, ...] = (1, 2, 3, 4, 5)
+    a_min: int = 3
+    a_max: int = 4
+    min_b_days_per_grid: int = 3
+    time_limit_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class RosterInput:
+    """One community's week to roster.
+
+    `unavailable` holds (worker id, date) for leave, absence and personal rest days;
+    `history_a_days` the A-post days each worker held in the previous three weeks;
+    `recent_pairs` the pairs (and trios) of recent weeks, to be avoided this week.
+    """
+
+    week: str
+    workers: tuple[Worker, ...]
+    grids: tuple[str, ...]
+    rules: RosterRules = RosterRules()
+    unavailable: frozenset[tuple[int, date]] = frozenset()
+    history_a_days: Mapping[int, int] = field(default_factory=dict)
+    recent_pairs: frozenset[frozenset[int]] = frozenset()
+
+
+@dataclass(frozen=True)
+class ShiftPlan:
+    """One worker's post on one day.
+
+    A B-post names its grid; `relief_for` is the away worker whose grid is relieved (None for a
+    worker in their own grid, and for a grid nobody holds).
+    """
+
+    date: date
+    post: Literal["A", "B"]
+    worker_id: int
+    grid_code: str | None = None
+    relief_for: int | None = None
+
+
+@dataclass(frozen=True)
+class RosterResult:
+    """The week's shifts, pairs, A-post days per worker, solver status and figures."""
+
+    shifts: tuple[ShiftPlan, ...]
+    pairs: tuple[tuple[int, ...], ...]
+    a_days: Mapping[int, int]
+    status: str
+    stats: dict
+
+
+class Infeasible(Exception):
+    """The rules cannot all be met; `binding` names the rule that binds, in plain English."""
+
+    def __init__(self, binding: str, details: Sequence[str] = ()) -> None:
+        super().__init__(binding)
+        self.binding = binding
+        self.details = list(details)
+
+
+class NoRosterFound(RuntimeError):
+    """The solver found no roster within the time limit, nor proved that none exists."""
+
+
+def week_dates(iso_week: str) -> list[date]:
+    """Monday..Sunday of an ISO week written "2026-W48"; ValueError for anything else."""
+    match = _WEEK_RE.fullmatch(iso_week) if isinstance(iso_week, str) else None
+    if match is None:
+        raise ValueError(f"not an ISO week like '2026-W48': {iso_week!r}")
+    try:
+        monday = date.fromisocalendar(int(match[1]), int(match[2]), 1)
+    except ValueError as exc:
+        raise ValueError(f"no such ISO week: {iso_week!r}") from exc
+    return [monday + timedelta(days=i) for i in range(7)]
+
+
+def solve_week(inp: RosterInput) -> RosterResult:
+    """Roster one week: pairs first, then every day's posts; Infeasible names the binding rule."""
+    week = _Week(inp)
+    _precheck(week)
+    pairs, repeats = _pairing(week)
+    built = _build(week, pairs, optimise=True, switches=False)
+    solver = _solver(inp.rules.time_limit_s)
+    status = solver.solve(built.model)
+    if status == cp_model.INFEASIBLE:
+        raise _diagnose(week, pairs)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        raise NoRosterFound(
+            f"no roster found for {inp.week} within {inp.rules.time_limit_s:g} s "
+            f"(solver status {status.name})"
+        )
+    return _result(week, built, solver, status, pairs, repeats)
+
+
+# ---------------------------------------------------------------------------------------------
+# The week, checked and indexed
+
+
+class _Week:
+    """The input validated and indexed: working dates, who is available, who holds which grid."""
+
+    def __init__(self, inp: RosterInput) -> None:
+        rules = inp.rules
+        if not rules.working_days or any(not 1 <= d <= 7 for d in rules.working_days):
+            raise ValueError(f"working_days must be ISO weekdays 1..7: {rules.working_days!r}")
+        if len(set(rules.working_days)) != len(rules.working_days):
+            raise ValueError(f"working_days repeat a day: {rules.working_days!r}")
+        if not 0 <= rules.a_min <= rules.a_max:
+            raise ValueError(f"need 0 <= a_min <= a_max, got {rules.a_min}..{rules.a_max}")
+        if rules.min_b_days_per_grid < 0:
+            raise ValueError("min_b_days_per_grid must not be negative")
+        if not rules.time_limit_s > 0:
+            raise ValueError("time_limit_s must be positive")
+        ids = [w.id for w in inp.workers]
+        if len(set(ids)) != len(ids):
+            raise ValueError("worker ids repeat")
+        if len(set(inp.grids)) != len(inp.grids):
+            raise ValueError("grid codes repeat")
+        known = set(inp.grids)
+        for w in inp.workers:
+            unknown = [g for g in w.grid_codes if g not in known]
+            if unknown:
+                raise ValueError(f"worker {w.id} holds grids not in this community: {unknown}")
+
+        self.inp = inp
+        self.rules = rules
+        self.a_min, self.a_max = rules.a_min, rules.a_max
+        self.min_b = rules.min_b_days_per_grid
+        self.days = [d for d in week_dates(inp.week) if d.isoweekday() in rules.working_days]
+        self.workers = {w.id: w for w in sorted(inp.workers, key=lambda w: w.id)}
+        self.grids = sorted(inp.grids)
+        self.own = {w.id: tuple(sorted(set(w.grid_codes))) for w in self.workers.values()}
+        self.holders = {g: [w for w in self.workers if g in self.own[w]] for g in self.grids}
+        self.avail = {
+            w: [d for d in self.days if (w, d) not in inp.unavailable] for w in self.workers
+        }
+        self.avail_on = {d: [w for w in self.workers if d in self.avail[w]] for d in self.days}
+        # A grid may be relieved on a day when every worker who holds it is away (or none does).
+        self.uncovered = {
+            d: [g for g in self.grids if not any(d in self.avail[w] for w in self.holders[g])]
+            for d in self.days
+        }
+        self.history = {w: int(inp.history_a_days.get(w, 0)) for w in self.workers}
+        holders_exist = any(self.own[w] for w in self.workers)
+        # Fairness is weighed among the workers who choose between window and grid; a worker
+        # without a grid fills the window first (the idle rule), so they stay out of the spread.
+        self.fair = [w for w in self.workers if self.own[w] or not holders_exist]
+
+    def who(self, w: int) -> str:
+        return f"{self.workers[w].name} (#{w})"
+
+    def away_days(self, g: str) -> list[date]:
+        return [d for d in self.days if g in self.uncovered[d]]
+
+    def neighbours(self, g: str, h: str) -> bool:
+        """Grids next to each other in sequence within one community (15-digit codes)."""
+        if len(g) != 15 or len(h) != 15 or g[:12] != h[:12]:
+            return False
+        return g[12:].isdigit() and h[12:].isdigit() and abs(int(g[12:]) - int(h[12:])) == 1
+
+
+def _day_label(d: date) -> str:
+    return f"{_DAY_NAMES[d.weekday()]} {d.isoformat()}"
+
+
+def _span(days: Iterable[date]) -> str:
+    """Dates as short weekday runs: "Mon–Thu", "Mon, Wed–Fri"."""
+    runs: list[list[date]] = []
+    for d in sorted(days):
+        if runs and (d - runs[-1][-1]).days == 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    parts = []
+    for run in runs:
+        first, last = _DAY_SHORT[run[0].weekday()], _DAY_SHORT[run[-1].weekday()]
+        parts.append(first if len(run) == 1 else f"{first}–{last}")
+    return ", ".join(parts)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _names(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Cheap pre-checks: the common impossibilities, named before any search
+
+
+def _precheck(week: _Week) -> None:
+    days, a_min, m = week.days, week.a_min, week.min_b
+    n_grids = len(week.grids)
+    if n_grids and m > len(days):
+        raise Infeasible(
+            f"Each grid needs {m} B-post days, the week has {_plural(len(days), 'working day')}",
+            [f"working days: {_span(days)}"],
+        )
+
+    short = [d for d in days if len(week.avail_on[d]) < a_min]
+    if short:
+        raise Infeasible(
+            _window_line(week, short[0]),
+            [_window_line(week, d) + _away_note(week, d) for d in short],
+        )
+    if not n_grids or m == 0:
+        return
+
+    spare = {d: len(week.avail_on[d]) - a_min for d in days}
+    free_days = [d for d in days if spare[d] > 0]
+    if len(free_days) < m:
+        blocked = [d for d in days if spare[d] <= 0]
+        raise Infeasible(
+            f"No worker is free for B-posts on {_span(blocked)}: the window needs every available"
+            f" worker, so each grid gets at most {_plural(len(free_days), 'B-post day')},"
+            f" minimum is {m}",
+            [
+                f"{_day_label(d)}: {_plural(len(week.avail_on[d]), 'worker')} available,"
+                f" {a_min} required at the window"
+                for d in blocked
+            ],
+        )
+
+    # How many distinct grids can be visited on a day: free hands, and a matching of workers to
+    # grids they may visit (their own; any grid whose holders are all away).
+    capacity = {d: min(spare[d], _visitable(week, d)) for d in days}
+    if len(free_days) == m:
+        # Every grid needs a B-post on every day that leaves anyone free.
+        for d in free_days:
+            if capacity[d] < n_grids:
+                raise Infeasible(
+                    f"{_day_label(d)}: {_plural(len(week.avail_on[d]), 'worker')} available,"
+                    f" {a_min} required at the window and all {n_grids} grids need their B-post"
+                    f" that day",
+                    [
+                        f"only {_span(free_days)} leave a worker free after the window and each"
+                        f" grid needs {m} B-post days",
+                        f"{_day_label(d)}: {_plural(capacity[d], 'grid')} can be visited",
+                    ],
+                )
+
+    total, needed = sum(capacity.values()), n_grids * m
+    if total < needed:
+        raise Infeasible(
+            f"Week {week.inp.week}: {_plural(total, 'B-post day')} can be staffed after the"
+            f" window, the {_plural(n_grids, 'grid')} need {needed} ({m} each)",
+            [
+                f"{_day_label(d)}: {_plural(len(week.avail_on[d]), 'worker')} available,"
+                f" {a_min} at the window, {capacity[d]} left for B-posts"
+                for d in days
+            ],
+        )
+
+
+def _window_line(week: _Week, d: date) -> str:
+    n = len(week.avail_on[d])
+    return f"{_day_label(d)}: {_plural(n, 'worker')} available, {week.a_min} required at the window"
+
+
+def _away_note(week: _Week, d: date) -> str:
+    away = [week.who(w) for w in week.workers if d not in week.avail[w]]
+    return f" (away: {', '.join(away)})" if away else ""
+
+
+def _visitable(week: _Week, d: date) -> int:
+    """Largest number of distinct grids one day's available workers can visit (Kuhn matching)."""
+    uncovered = week.uncovered[d]
+    options = {
+        w: list(week.own[w]) + [g for g in uncovered if g not in week.own[w]]
+        for w in week.avail_on[d]
+    }
+    match: dict[str, int] = {}
+
+    def augment(w: int, seen: set[str]) -> bool:
+        for g in options[w]:
+            if g in seen:
+                continue
+            seen.add(g)
+            if g not in match or augment(match[g], seen):
+                match[g] = w
+                return True
+        return False
+
+    return sum(augment(w, set()) for w in options)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pairs: a perfect pairing (one trio when the count is odd) that avoids recent pairs
+
+
+def _circle_round(members: list[int], index: int) -> set[frozenset[int]]:
+    """This week's round of the circle method: over n-1 weeks everyone partners everyone."""
+    people: list[int | None] = list(members)
+    if len(people) % 2:
+        people.append(None)
+    n = len(people)
+    rest = people[1:]
+    shift = index % (n - 1)
+    rest = rest[shift:] + rest[:shift]
+    order = [people[0], *rest]
+    pairs = set()
+    for i in range(n // 2):
+        u, v = order[i], order[n - 1 - i]
+        if u is not None and v is not None:
+            pairs.add(frozenset((u, v)))
+    return pairs
+
+
+def _pairing(week: _Week) -> tuple[tuple[tuple[int, ...], ...], int]:
+    """This week's pairs among workers available at least one working day; and repeats count."""
+    members = [w for w in week.workers if week.avail[w]]
+    recent = {
+        frozenset(e) for group in week.inp.recent_pairs for e in combinations(sorted(group), 2)
+    }
+    if len(members) <= 3:
+        groups = (tuple(members),) if members else ()
+        repeats = sum(frozenset(e) in recent for e in combinations(members, 2))
+        return groups, repeats
+
+    week_index = week_dates(week.inp.week)[0].toordinal() // 7
+    preferred = _circle_round(members, week_index)
+    model = cp_model.CpModel()
+    x = {e: model.new_bool_var(f"p{e[0]}_{e[1]}") for e in combinations(members, 2)}
+    incident: dict[int, list[cp_model.IntVar]] = {w: [] for w in members}
+    for (u, v), var in x.items():
+        incident[u].append(var)
+        incident[v].append(var)
+    if len(members) % 2 == 0:
+        for w in members:
+            model.add_exactly_one(incident[w])
+    else:
+        # Three workers of degree two whose edges stay among themselves form the one trio.
+        z = {w: model.new_bool_var(f"trio{w}") for w in members}
+        model.add(sum(z.values()) == 3)
+        for w in members:
+            model.add(sum(incident[w]) == 1 + z[w])
+        for (u, v), var in x.items():
+            model.add_implication(var, z[v]).only_enforce_if(z[u])
+            model.add_implication(var, z[u]).only_enforce_if(z[v])
+    cost = {
+        e: (W_REPEAT_PAIR if frozenset(e) in recent else 0)
+        + (0 if frozenset(e) in preferred else W_OFF_ROTATION)
+        for e in x
+    }
+    model.minimize(sum(cost[e] * var for e, var in x.items()))
+    solver = _solver(min(2.0, week.rules.time_limit_s))
+    status = solver.solve(model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):  # pragma: no cover - tiny model
+        raise NoRosterFound(f"no pairing found for {week.inp.week} (status {status.name})")
+    chosen = [e for e, var in x.items() if solver.boolean_value(var)]
+    degree: dict[int, int] = {}
+    for u, v in chosen:
+        degree[u] = degree.get(u, 0) + 1
+        degree[v] = degree.get(v, 0) + 1
+    trio = tuple(sorted(w for w, n in degree.items() if n == 2))
+    groups = [e for e in chosen if not set(e) & set(trio)]
+    if trio:
+        groups.append(trio)
+    repeats = sum(frozenset(e) in recent for e in chosen)
+    return tuple(sorted(groups)), repeats
+
+
+# ---------------------------------------------------------------------------------------------
+# The roster model
+
+
+def _solver(time_limit_s: float) -> cp_model.CpSolver:
+    solver = cp_model.CpSolver()
+    solver.parameters.random_seed = SEED
+    solver.parameters.num_workers = SEARCH_WORKERS
+    solver.parameters.max_time_in_seconds = time_limit_s
+    solver.parameters.max_deterministic_time = time_limit_s
+    return solver
+
+
+@dataclass
+class _Built:
+    model: cp_model.CpModel
+    a: dict[tuple[int, date], cp_model.IntVar]
+    b: dict[tuple[int, date, str], cp_model.IntVar]  # own grid
+    r: dict[tuple[int, date, str], cp_model.IntVar]  # relief of a grid whose holders are away
+    cov: dict[tuple[str, date], cp_model.IntVar]
+    switches: dict[tuple[str, object], cp_model.IntVar]  # ("window", day) / ("grid", code)
+
+
+def _build(
+    week: _Week,
+    pairs: tuple[tuple[int, ...], ...],
+    *,
+    optimise: bool,
+    switches: bool,
+) -> _Built:
+    """The CP-SAT model; with `switches` the window and grid minimums hang on assumption literals."""
+    m = cp_model.CpModel()
+    a: dict[tuple[int, date], cp_model.IntVar] = {}
+    b: dict[tuple[int, date, str], cp_model.IntVar] = {}
+    r: dict[tuple[int, date, str], cp_model.IntVar] = {}
+    posts: dict[tuple[int, date], list[cp_model.IntVar]] = {}
+    visits: dict[tuple[str, date], list[cp_model.IntVar]] = {
+        (g, d): [] for g in week.grids for d in week.days
+    }
+    for w in week.workers:
+        for d in week.avail[w]:
+            tag = f"{w}_{d:%m%d}"
+            a[w, d] = m.new_bool_var(f"a{tag}")
+            posts[w, d] = [a[w, d]]
+            for g in week.own[w]:
+                b[w, d, g] = m.new_bool_var(f"b{tag}_{g}")
+                posts[w, d].append(b[w, d, g])
+                visits[g, d].append(b[w, d, g])
+            for g in week.uncovered[d]:
+                if g not in week.own[w]:
+                    r[w, d, g] = m.new_bool_var(f"r{tag}_{g}")
+                    posts[w, d].append(r[w, d, g])
+                    visits[g, d].append(r[w, d, g])
+            m.add_at_most_one(posts[w, d])  # nobody holds two posts at once
+
+    lits: dict[tuple[str, object], cp_model.IntVar] = {}
+    for d in week.days:
+        window = sum(a[w, d] for w in week.avail_on[d])
+        m.add(window <= week.a_max)
+        low = m.add(window >= week.a_min)
+        if switches:
+            lits["window", d] = m.new_bool_var(f"window_{d:%m%d}")
+            low.only_enforce_if(lits["window", d])
+
+    cov: dict[tuple[str, date], cp_model.IntVar] = {}
+    for g in week.grids:
+        for d in week.days:
+            if visits[g, d]:
+                cov[g, d] = m.new_bool_var(f"cov_{g}_{d:%m%d}")
+                m.add_bool_or(visits[g, d]).only_enforce_if(cov[g, d])
+        low = m.add(sum(cov[g, d] for d in week.days if (g, d) in cov) >= week.min_b)
+        if switches:
+            lits["grid", g] = m.new_bool_var(f"grid_{g}")
+            low.only_enforce_if(lits["grid", g])
+
+    if optimise:
+        _objective(week, pairs, m, a, r, posts)
+    return _Built(m, a, b, r, cov, lits)
+
+
+def _objective(
+    week: _Week,
+    pairs: tuple[tuple[int, ...], ...],
+    m: cp_model.CpModel,
+    a: dict[tuple[int, date], cp_model.IntVar],
+    r: dict[tuple[int, date, str], cp_model.IntVar],
+    posts: dict[tuple[int, date], list[cp_model.IntVar]],
+) -> None:
+    terms: list = []
+    # Every available worker holds a post every working day unless the rules make it impossible.
+    terms += [W_IDLE * (1 - sum(p)) for p in posts.values()]
+
+    # Fairness over four weeks: spread (max - min) and a water-filling sum of squares.
+    horizon = max(week.history.values(), default=0) + len(week.days)
+    top = m.new_int_var(0, horizon, "a_max_4w")
+    bottom = m.new_int_var(0, horizon, "a_min_4w")
+    for w in week.fair:
+        days = week.avail[w]
+        steps = [m.new_bool_var(f"step{w}_{k}") for k in range(1, len(days) + 1)]
+        m.add(sum(steps) == sum(a[w, d] for d in days))
+        for k in range(len(steps) - 1):
+            m.add_implication(steps[k + 1], steps[k])
+        terms += [(2 * (week.history[w] + k) - 1) * s for k, s in enumerate(steps, 1)]
+        total = week.history[w] + sum(a[w, d] for d in days)
+        m.add(top >= total)
+        m.add(bottom <= total)
+    if week.fair:
+        terms.append(W_SPREAD * (top - bottom))
+
+    # Relief: only where needed, by the partner or a neighbour when possible.
+    partners = {w: set(group) - {w} for group in pairs for w in group}
+    for (w, _d, g), var in r.items():
+        away = week.holders[g]
+        if any(h in partners.get(w, ()) for h in away):
+            cost = W_RELIEF_PARTNER
+        elif any(week.neighbours(g, own) for own in week.own[w]):
+            cost = W_RELIEF_NEIGHBOUR
+        elif not week.own[w]:
+            cost = W_RELIEF_FLOATER
+        else:
+            cost = W_RELIEF_OTHER
+        terms.append(cost * var)
+
+    # Partners take opposite posts: never both at the window on one day, if it can be helped.
+    for group in pairs:
+        for u, v in combinations(group, 2):
+            for d in week.days:
+                if (u, d) in a and (v, d) in a:
+                    both = m.new_bool_var(f"both{u}_{v}_{d:%m%d}")
+                    m.add(both >= a[u, d] + a[v, d] - 1)
+                    terms.append(W_PAIR_AT_WINDOW * both)
+    m.minimize(sum(terms))
+
+
+def _result(
+    week: _Week,
+    built: _Built,
+    solver: cp_model.CpSolver,
+    status: cp_model.CpSolverStatus,
+    pairs: tuple[tuple[int, ...], ...],
+    repeats: int,
+) -> RosterResult:
+    shifts: list[ShiftPlan] = []
+    for (w, d), var in built.a.items():
+        if solver.boolean_value(var):
+            shifts.append(ShiftPlan(d, "A", w))
+    for (w, d, g), var in built.b.items():
+        if solver.boolean_value(var):
+            shifts.append(ShiftPlan(d, "B", w, g))
+    for (w, d, g), var in built.r.items():
+        if solver.boolean_value(var):
+            away = week.holders[g]
+            shifts.append(ShiftPlan(d, "B", w, g, away[0] if away else None))
+    shifts.sort(key=lambda s: (s.date, s.post, s.worker_id))
+
+    a_days = {w: 0 for w in week.workers}
+    for s in shifts:
+        if s.post == "A":
+            a_days[s.worker_id] += 1
+    four_weeks = {w: week.history[w] + a_days[w] for w in week.workers}
+    fair_totals = [four_weeks[w] for w in week.fair]
+    on_duty = {(s.worker_id, s.date) for s in shifts}
+    at_window = {(s.worker_id, s.date) for s in shifts if s.post == "A"}
+    stats = {
+        "week": week.inp.week,
+        "working_days": [d.isoformat() for d in week.days],
+        "wall_time_s": round(solver.wall_time, 4),
+        "deterministic_time": round(solver.deterministic_time, 4),
+        "objective": int(solver.objective_value),
+        "best_bound": int(solver.best_objective_bound),
+        "conflicts": solver.num_conflicts,
+        "a_days_4w": four_weeks,
+        "a_spread_4w": max(fair_totals) - min(fair_totals) if fair_totals else 0,
+        "relief_shifts": sum(
+            s.grid_code is not None and s.worker_id not in week.holders[s.grid_code] for s in shifts
+        ),
+        "idle_worker_days": sum((w, d) not in on_duty for w in week.workers for d in week.avail[w]),
+        "pair_repeats": repeats,
+        "pairs_both_at_window": sum(
+            (u, d) in at_window and (v, d) in at_window
+            for group in pairs
+            for u, v in combinations(group, 2)
+            for d in week.days
+        ),
+        "unpaired": [w for w in week.workers if not week.avail[w]],
+        "grid_b_days": {g: len({s.date for s in shifts if s.grid_code == g}) for g in week.grids},
+    }
+    return RosterResult(
+        shifts=tuple(shifts),
+        pairs=pairs,
+        a_days=a_days,
+        status="optimal" if status == cp_model.OPTIMAL else "feasible",
+        stats=stats,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Diagnosis when the pre-checks pass but the model is infeasible
+
+
+def _diagnose(week: _Week, pairs: tuple[tuple[int, ...], ...]) -> Infeasible:
+    """Name the binding rule from a minimal set of window / grid minimums that cannot all hold."""
+    built = _build(week, pairs, optimise=False, switches=True)
+    keys = list(built.switches)
+    solver = _solver(week.rules.time_limit_s)
+
+    def infeasible(subset: list[tuple[str, object]]) -> bool:
+        built.model.clear_assumptions()
+        built.model.add_assumptions([built.switches[k] for k in subset])
+        return solver.solve(built.model) == cp_model.INFEASIBLE
+
+    if not infeasible(keys):  # pragma: no cover - the full model was just proved infeasible
+        return Infeasible(f"Week {week.inp.week}: the rules cannot all be met", [])
+    found = {int(i) for i in solver.sufficient_assumptions_for_infeasibility()}
+    core = [k for k in keys if built.switches[k].index in found] or keys
+    # CP-SAT's core need not be minimal; drop each rule that the rest still fail without.
+    for key in list(core):
+        trial = [k for k in core if k != key]
+        if trial and infeasible(trial):
+            core = trial
+    return _explain(week, pairs, core)
+
+
+def _explain(
+    week: _Week, pairs: tuple[tuple[int, ...], ...], core: list[tuple[str, object]]
+) -> Infeasible:
+    days = sorted(d for kind, d in core if kind == "window")
+    grids = sorted(g for kind, g in core if kind == "grid")
+    details = [
+        f"{_day_label(d)}: {_plural(len(week.avail_on[d]), 'worker')} available,"
+        f" {week.a_min} required at the window, {len(week.avail_on[d]) - week.a_min} free"
+        for d in days
+    ]
+    for g in grids:
+        holders = [week.who(h) for h in week.holders[g]]
+        line = (
+            f"Grid {g}: minimum {week.min_b} B-post days, held by {_names(holders or ['nobody'])}"
+        )
+        if week.holders[g] and week.away_days(g):
+            line += f", away {_span(week.away_days(g))}"
+        details.append(line)
+    if not grids:  # pragma: no cover - the window alone is settled by the pre-check
+        return Infeasible(f"The window cannot be staffed on {_span(days)}", details)
+
+    blame = max(grids, key=lambda g: len(week.away_days(g)))  # ties: the lowest code
+    others = [g for g in grids if g != blame]
+    best = _max_days(week, pairs, core, blame)
+    reasons = []
+    holders = week.holders[blame]
+    away = week.away_days(blame)
+    if not holders:
+        reasons.append("no worker holds this grid")
+    elif away:
+        verb = "is" if len(holders) == 1 else "are"
+        reasons.append(
+            f"its worker{'s' if len(holders) > 1 else ''}"
+            f" {_names([week.who(h) for h in holders])} {verb} away {_span(away)}"
+        )
+    for h in holders:
+        shared = [g for g in week.own[h] if g != blame]
+        if shared:
+            reasons.append(f"{week.who(h)} also holds {_names(shared)} and visits one grid a day")
+    if days:
+        who_else = f" and grid{'s' if len(others) > 1 else ''} {_names(others)}" if others else ""
+        reasons.append(
+            f"no reliever is free on {_span(days)}: the window needs {week.a_min}{who_else}"
+            f" take{'s' if not others else ''} the other available workers"
+        )
+    got = "fewer" if best is None else f"at most {_plural(best, 'B-post day')}"
+    binding = f"Grid {blame} gets {got}, minimum is {week.min_b} ({' and '.join(reasons)})"
+    return Infeasible(binding, details)
+
+
+def _max_days(
+    week: _Week, pairs: tuple[tuple[int, ...], ...], core: list[tuple[str, object]], grid: str
+) -> int | None:
+    """Most B-post days `grid` can get while the other rules of the core hold."""
+    built = _build(week, pairs, optimise=False, switches=True)
+    for key in core:
+        if key != ("grid", grid):
+            built.model.add(built.switches[key] == 1)
+    built.model.maximize(sum(built.cov[grid, d] for d in week.days if (grid, d) in built.cov))
+    solver = _solver(week.rules.time_limit_s)
+    if solver.solve(built.model) != cp_model.OPTIMAL:  # pragma: no cover - small model
+        return None
+    return int(solver.objective_value)

@@ -1,0 +1,79 @@
+"""Users: accounts, their grid assignments, and signing in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api import errors
+from api.auth import hash_password, verify_password
+from api.models import ROLES, Community, District, Grid, User
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    display_name: str | None = None,
+    phone: str | None = None,
+    community: str | None = None,
+    district: str | None = None,
+    grids: Sequence[str] = (),
+) -> User:
+    """Create an account; a grid leader leads the grids given, a worker is assigned to them."""
+    if role not in ROLES:
+        raise errors.Unprocessable(f"Unknown role {role!r}; one of {', '.join(ROLES)}.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise errors.Unprocessable(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise errors.Conflict(f"User {username!r} already exists.")
+    if role == "district_viewer":
+        district = district or (community[:6] if community else None)
+        if district is None or session.get(District, district) is None:
+            raise errors.Unprocessable(f"A district viewer needs a known district (got {district}).")
+        community = None
+    elif community is None and grids:
+        community = grids[0][:12]
+    if role != "district_viewer":
+        if community is None or session.get(Community, community) is None:
+            raise errors.Unprocessable(f"Role {role} needs a known community (got {community}).")
+        district = community[:6]
+    grid_rows = []
+    for code in grids:
+        grid = session.scalar(select(Grid).where(Grid.code == code, Grid.retired_at.is_(None)))
+        if grid is None or grid.community_code != community:
+            raise errors.Unprocessable(f"Grid {code} is not a grid of community {community}.")
+        grid_rows.append(grid)
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        phone=phone,
+        role=role,
+        password_hash=hash_password(password),
+        community_code=community,
+        district_code=district,
+    )
+    if role in ("worker", "grid_leader"):
+        user.grids = grid_rows
+    session.add(user)
+    session.flush()
+    if role == "grid_leader":
+        for grid in grid_rows:
+            grid.leader_id = user.id
+        session.flush()
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if not verify_password(user.password_hash if user else None, password) or not (
+        user and user.active
+    ):
+        raise errors.Unauthorized("Wrong username or password.")
+    return user

@@ -1,0 +1,88 @@
+"""Configuration: every setting gridwork reads, and the one place environment variables map onto it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/gridwork"
+
+# Environment variable -> (config key, parser). Only names listed here are read.
+_ENV: dict[str, tuple[str, Any]] = {
+    "DATABASE_URL": ("DATABASE_URL", str),
+    "GRIDWORK_SECRET_KEY": ("SECRET_KEY", str),
+    "GRIDWORK_JWT_SECRET": ("JWT_SECRET_KEY", str),
+    "GRIDWORK_ACCESS_TOKEN_MINUTES": ("ACCESS_TOKEN_MINUTES", int),
+    "GRIDWORK_REFRESH_TOKEN_DAYS": ("REFRESH_TOKEN_DAYS", int),
+    "GRIDWORK_MAX_UPLOAD_MB": ("MAX_UPLOAD_MB", int),
+    "GRIDWORK_OVERLAP_TOLERANCE_M2": ("GRID_OVERLAP_TOLERANCE_M2", float),
+    "GRIDWORK_LOG_LEVEL": ("LOG_LEVEL", str),
+}
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept libpq-style URLs (postgres://, postgresql://) and pin the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    """Defaults; `load_config` overlays the environment and an explicit test mapping."""
+
+    DATABASE_URL = DEFAULT_DATABASE_URL
+    SECRET_KEY: str | None = None
+    JWT_SECRET_KEY: str | None = None
+    ACCESS_TOKEN_MINUTES = 60
+    REFRESH_TOKEN_DAYS = 30
+    MAX_UPLOAD_MB = 20
+    GRID_OVERLAP_TOLERANCE_M2 = 1.0
+    LOG_LEVEL = "INFO"
+
+    API_TITLE = "gridwork"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "/api/v1/docs/assets/"
+    API_SPEC_OPTIONS = {
+        "info": {
+            "description": (
+                "gridwork: grids, households, rosters, visits and tasks for community grid "
+                "workers. Errors are RFC 9457 problem details (application/problem+json)."
+            )
+        },
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+        },
+        "security": [{"bearerAuth": []}],
+    }
+    PAGINATION_DEFAULT_PAGE_SIZE = 50
+    PAGINATION_MAX_PAGE_SIZE = 1000
+    JSON_SORT_KEYS = False
+
+
+def load_config(test_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build the app's configuration: class defaults, then the environment, then `test_config`."""
+    cfg = {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
+    for env_name, (key, parse) in _ENV.items():
+        if env_name in os.environ and os.environ[env_name] != "":
+            cfg[key] = parse(os.environ[env_name])
+    if test_config:
+        cfg.update(test_config)
+    cfg["DATABASE_URL"] = normalise_database_url(cfg["DATABASE_URL"])
+    # Without configured secrets every process start invalidates tokens: fine for a demo,
+    # never silently shared between deployments.
+    cfg["SECRET_KEY"] = cfg["SECRET_KEY"] or secrets.token_hex(32)
+    cfg["JWT_SECRET_KEY"] = cfg["JWT_SECRET_KEY"] or cfg["SECRET_KEY"]
+    cfg["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=cfg["ACCESS_TOKEN_MINUTES"])
+    cfg["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=cfg["REFRESH_TOKEN_DAYS"])
+    cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_UPLOAD_MB"] * 1024 * 1024
+    return cfg

@@ -1,0 +1,1 @@
+"""Pure spatial logic for gridwork: grid codes, datums, measures, validation, evidence, routing."""

@@ -1,0 +1,183 @@
+"""Validation of GeoJSON grid boundaries and points, with a plain reason for every rejection."""
+
+import math
+import re
+from numbers import Real
+
+import shapely
+from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely.geometry.base import BaseGeometry
+
+from geo.measure import area_m2
+
+__all__ = [
+    "CHINA_LAT",
+    "CHINA_LON",
+    "GeometryProblem",
+    "overlap_area_m2",
+    "parse_boundary",
+    "parse_point",
+]
+
+# Where the platform's data can be: mainland China, Hong Kong, Macao and Taiwan, generously.
+CHINA_LON = (73.0, 136.0)
+CHINA_LAT = (3.0, 54.0)
+
+
+class GeometryProblem(ValueError):
+    """Geometry that cannot be a grid boundary or a location; ``reason`` says what and where."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _fmt(v: float) -> str:
+    # Six decimals is about 0.1 m: enough to find the spot, short enough to read.
+    return f"{v:.6f}".rstrip("0").rstrip(".")
+
+
+def _in_china(lon: float, lat: float) -> bool:
+    return CHINA_LON[0] <= lon <= CHINA_LON[1] and CHINA_LAT[0] <= lat <= CHINA_LAT[1]
+
+
+def _is_number(v: object) -> bool:
+    # bool is an int subclass, but true/false in JSON is never a coordinate.
+    return isinstance(v, Real) and not isinstance(v, bool)
+
+
+def _check_lon_lat(lon: object, lat: object, where: str = "") -> tuple[float, float]:
+    """Check one (lon, lat) pair; return it as floats or raise GeometryProblem."""
+    at = f" in {where}" if where else ""
+    if not (_is_number(lon) and _is_number(lat)):
+        raise GeometryProblem(f"coordinate ({lon!r}, {lat!r}){at} is not a pair of numbers")
+    x, y = float(lon), float(lat)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise GeometryProblem(f"coordinate ({x}, {y}){at} is not finite")
+    swapped = (abs(y) > 90 and abs(x) <= 90) or (
+        abs(x) <= 90 and not _in_china(x, y) and _in_china(y, x)
+    )
+    if swapped:
+        raise GeometryProblem(
+            f"coordinate ({_fmt(x)}, {_fmt(y)}){at} looks swapped: "
+            "(lat, lon) given where (lon, lat) is expected"
+        )
+    if not -180 <= x <= 180:
+        raise GeometryProblem(f"longitude {x}{at} out of range [-180, 180]")
+    if not -90 <= y <= 90:
+        raise GeometryProblem(f"latitude {y}{at} out of range [-90, 90]")
+    return x, y
+
+
+def parse_point(lon: float, lat: float) -> Point:
+    """A validated lon/lat point; raises GeometryProblem when out of range or evidently swapped."""
+    return Point(_check_lon_lat(lon, lat))
+
+
+def _ring(raw: object, where: str) -> list[tuple[float, float]]:
+    if not isinstance(raw, list | tuple):
+        raise GeometryProblem(f"{where} is not an array of positions")
+    positions = []
+    for k, pos in enumerate(raw):
+        if not isinstance(pos, list | tuple) or len(pos) not in (2, 3):
+            raise GeometryProblem(
+                f"position {k} of {where} is not an array of 2 numbers [lon, lat]"
+            )
+        # An altitude, if given, is allowed by GeoJSON and dropped: grids are flat.
+        positions.append(_check_lon_lat(pos[0], pos[1], f"position {k} of {where}"))
+    if len(positions) < 4:
+        raise GeometryProblem(f"{where} has {len(positions)} positions; a ring needs at least 4")
+    if positions[0] != positions[-1]:
+        raise GeometryProblem(f"{where} is not closed: its first and last positions differ")
+    return positions
+
+
+_VALIDITY = re.compile(r"^(?P<what>[^\[]+?)\s*\[(?P<x>\S+) (?P<y>\S+)(?: \S+)?\]$")
+
+
+def _invalidity(geom: BaseGeometry) -> str | None:
+    """A readable account of why ``geom`` is invalid, or None if it is valid."""
+    if geom.is_valid:
+        return None
+    explained = shapely.is_valid_reason(geom)
+    m = _VALIDITY.match(explained)
+    if m is None:
+        return explained[0].lower() + explained[1:]
+    what = m["what"].lower()
+    return f"{what} at ({_fmt(float(m['x']))}, {_fmt(float(m['y']))})"
+
+
+def _polygon(raw: object, where: str, ring_name) -> Polygon:
+    if not isinstance(raw, list | tuple):
+        raise GeometryProblem(f"{where} is not an array of rings")
+    if not raw:
+        raise GeometryProblem(f"{where} has no rings")
+    rings = [_ring(r, ring_name(i)) for i, r in enumerate(raw)]
+    poly = Polygon(rings[0], rings[1:])
+    problem = _invalidity(poly)
+    if problem is not None:
+        raise GeometryProblem(f"{where} is invalid: {problem}")
+    return poly
+
+
+def parse_boundary(geojson_geometry: dict) -> MultiPolygon:
+    """Validate a GeoJSON Polygon or MultiPolygon in lon/lat and return it as a MultiPolygon.
+
+    Holes are allowed. Raises GeometryProblem with a ``reason`` naming the problem and where it
+    is: malformed JSON shapes, short or unclosed rings, bad or swapped coordinates, invalid
+    polygons (self-intersections, holes outside their shell, ...) and overlapping parts.
+    Rings come back oriented as RFC 7946 asks (exterior counter-clockwise, holes clockwise).
+    """
+    if not isinstance(geojson_geometry, dict):
+        raise GeometryProblem("geometry must be a GeoJSON object")
+    kind = geojson_geometry.get("type")
+    if kind not in ("Polygon", "MultiPolygon"):
+        raise GeometryProblem(f"geometry type must be Polygon or MultiPolygon, got {kind!r}")
+    coords = geojson_geometry.get("coordinates")
+    if not isinstance(coords, list | tuple):
+        raise GeometryProblem(f"{kind} coordinates must be an array")
+    if not coords:
+        raise GeometryProblem("geometry is empty")
+
+    if kind == "Polygon":
+        parts = [_polygon(coords, "polygon", lambda i: f"ring {i}")]
+    else:
+        parts = []
+        for j, raw in enumerate(coords):
+            parts.append(_polygon(raw, f"polygon {j}", lambda i, j=j: f"ring {i} of polygon {j}"))
+        _check_parts_disjoint(parts)
+
+    result = MultiPolygon(parts)
+    problem = _invalidity(result)
+    if problem is not None:
+        raise GeometryProblem(f"multipolygon is invalid: {problem}")
+    return shapely.orient_polygons(result, exterior_cw=False)
+
+
+def _check_parts_disjoint(parts: list[Polygon]) -> None:
+    tree = shapely.STRtree(parts)
+    for i, part in enumerate(parts):
+        for j in sorted(int(j) for j in tree.query(part, predicate="intersects")):
+            if j <= i:
+                continue
+            # Parts of one multipolygon may touch only at points: interiors meeting is an
+            # overlap, boundaries meeting along a line is a shared edge (the parts should merge).
+            other = parts[j]
+            if part.relate_pattern(other, "T********"):
+                problem = "overlap"
+                where = part.intersection(other).representative_point()
+            elif part.relate_pattern(other, "****1****"):
+                problem = "share an edge"
+                where = part.boundary.intersection(other.boundary).representative_point()
+            else:
+                continue
+            raise GeometryProblem(
+                f"polygon {i} and polygon {j} {problem} near ({_fmt(where.x)}, {_fmt(where.y)})"
+            )
+
+
+def overlap_area_m2(a: BaseGeometry, b: BaseGeometry) -> float:
+    """Area in square metres shared by two lon/lat geometries (0 if they only touch)."""
+    if a.is_empty or b.is_empty:
+        return 0.0
+    return area_m2(a.intersection(b))

@@ -1,0 +1,278 @@
+"""The FCM channel: Android and iOS notifications through firebase-admin's HTTP v1 client."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import firebase_admin
+import google.auth.exceptions
+import google.auth.transport.requests
+import requests
+from firebase_admin import credentials, exceptions, messaging
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from push.message import (
+    DELIVERED,
+    FAILED,
+    INVALID_TARGET,
+    RETRY,
+    DeliveryResult,
+    Message,
+    Outcome,
+    short_error,
+)
+from push.retry import parse_retry_after
+
+logger = logging.getLogger(__name__)
+
+FCM_BASE_URL = "https://fcm.googleapis.com"
+BATCH_LIMIT = 500  # messages per send_each call, firebase-admin's limit
+
+_FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+_BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
+_TARGET_FIELDS = {"message.token", "message.fid"}
+_RETRY_CODES = {
+    exceptions.RESOURCE_EXHAUSTED,  # 429, QUOTA_EXCEEDED among them
+    exceptions.UNAVAILABLE,  # 503, and connections that failed
+    exceptions.INTERNAL,  # 500
+    exceptions.DEADLINE_EXCEEDED,  # timeouts
+}
+
+# firebase-admin retries 500/503 inside the call (4 times, sleeping for Retry-After if sent).
+# Retrying is the caller's job, with backoff() and across restarts, so here a request is only
+# repeated when the connection failed: what the provider answered comes back at once.
+_TRANSPORT_RETRY = Retry(
+    connect=1,
+    read=1,
+    status=0,
+    status_forcelist=(),
+    allowed_methods=None,
+    respect_retry_after_header=False,
+    raise_on_status=False,
+)
+
+
+class FcmChannel:
+    """Sends through FCM HTTP v1 with a named firebase_admin App of its own.
+
+    `credentials_path` is a service-account JSON. `url` replaces https://fcm.googleapis.com
+    (a test server or a private relay). Several channels may live in one process; the default
+    firebase App is never touched. Call close() to release the App.
+    """
+
+    def __init__(
+        self,
+        credentials_path: str,
+        url: str | None = None,
+        app_name: str | None = None,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        certificate = credentials.Certificate(credentials_path)
+        name = app_name or f"gridwork-push-{uuid.uuid4().hex[:8]}"
+        self._app = firebase_admin.initialize_app(
+            certificate, options={"httpTimeout": timeout}, name=name
+        )
+        self._clock = clock
+        self._credential = certificate.get_credential()
+        self._auth_session = requests.Session()
+        self._auth_request = google.auth.transport.requests.Request(self._auth_session)
+        if url:
+            # The boundary lookup asks iamcredentials.googleapis.com where Google's own APIs
+            # may serve this account; a relay or test server is not one of them (and from
+            # mainland China, or a closed test network, that host cannot be reached).
+            _skip_access_boundary_lookup(self._credential)
+        _point_at(messaging._get_messaging_service(self._app), url or FCM_BASE_URL)
+
+    @property
+    def app(self) -> firebase_admin.App:
+        return self._app
+
+    def send(self, messages: Sequence[Message]) -> list[DeliveryResult]:
+        results: list[DeliveryResult | None] = [None] * len(messages)
+        pending: list[tuple[int, messaging.Message]] = []
+        for index, message in enumerate(messages):
+            prepared = self._prepare(message)
+            if isinstance(prepared, DeliveryResult):
+                results[index] = prepared
+            else:
+                pending.append((index, prepared))
+        if pending:
+            self._send_pending(messages, pending, results)
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        firebase_admin.delete_app(self._app)
+        self._auth_session.close()
+
+    # -- internals --------------------------------------------------------------------------
+    def _prepare(self, message: Message) -> messaging.Message | DeliveryResult:
+        if message.platform not in ("android", "ios"):
+            error = f"fcm does not send to {message.platform}"
+            return DeliveryResult(message.message_id, FAILED, error=error)
+        if not message.target:
+            return DeliveryResult(message.message_id, INVALID_TARGET, error="empty target")
+        try:
+            prepared = to_firebase(message, self._clock())
+            # send_each encodes the whole list first and rejects all of it for one bad
+            # message, so encode each here and fail only the bad one.
+            str(prepared)
+        except ValueError as exc:
+            return DeliveryResult(message.message_id, FAILED, error=short_error(exc))
+        return prepared
+
+    def _send_pending(
+        self,
+        messages: Sequence[Message],
+        pending: list[tuple[int, messaging.Message]],
+        results: list[DeliveryResult | None],
+    ) -> None:
+        def retry_all(chunk: list[tuple[int, messaging.Message]], error: str) -> None:
+            for index, _ in chunk:
+                results[index] = DeliveryResult(messages[index].message_id, RETRY, error=error)
+
+        try:
+            self._ensure_token()
+        except google.auth.exceptions.GoogleAuthError as exc:
+            logger.error("FCM: cannot get an access token: %s", exc)
+            retry_all(pending, short_error(f"auth: {exc}"))
+            return
+        for start in range(0, len(pending), BATCH_LIMIT):
+            chunk = pending[start : start + BATCH_LIMIT]
+            try:
+                batch = messaging.send_each([m for _, m in chunk], app=self._app)
+            except exceptions.FirebaseError as exc:
+                logger.error("FCM: batch of %d failed: %s", len(chunk), exc)
+                retry_all(chunk, short_error(exc))
+                continue
+            for (index, _), response in zip(chunk, batch.responses, strict=True):
+                results[index] = to_result(messages[index].message_id, response)
+
+    def _ensure_token(self) -> None:
+        # Refresh once here: left to send_each, each of its up to 500 threads would find the
+        # token missing and fetch its own.
+        if not self._credential.valid:
+            self._credential.refresh(self._auth_request)
+
+
+def to_firebase(message: Message, now: float) -> messaging.Message:
+    """The firebase-admin message for `message` (android or ios), built at time `now`."""
+    notification = messaging.Notification(title=message.title, body=message.body)
+    data = message.payload_data()
+    if message.platform == "android":
+        android = messaging.AndroidConfig(
+            priority="high" if message.urgent else "normal",
+            ttl=message.ttl_seconds,
+            collapse_key=message.collapse_key,
+        )
+        return messaging.Message(
+            fid=message.target, data=data, notification=notification, android=android
+        )
+    headers = {
+        "apns-priority": "10" if message.urgent else "5",
+        "apns-push-type": "alert",
+        # 0 means "deliver now or never", as a TTL of 0 does.
+        "apns-expiration": str(int(now) + message.ttl_seconds if message.ttl_seconds else 0),
+    }
+    if message.collapse_key:
+        headers["apns-collapse-id"] = message.collapse_key
+    aps = messaging.Aps(
+        sound="default" if message.urgent else None,
+        custom_data={"interruption-level": "time-sensitive" if message.urgent else "active"},
+    )
+    apns = messaging.APNSConfig(headers=headers, payload=messaging.APNSPayload(aps=aps))
+    return messaging.Message(fid=message.target, data=data, notification=notification, apns=apns)
+
+
+def to_result(message_id: str, response: messaging.SendResponse) -> DeliveryResult:
+    """Map one of send_each's responses onto a DeliveryResult."""
+    if response.success:
+        return DeliveryResult(message_id, DELIVERED, provider_id=response.message_id)
+    exc = response.exception
+    if not isinstance(exc, exceptions.FirebaseError):
+        return DeliveryResult(message_id, FAILED, error=short_error(repr(exc)))
+    outcome, label = classify(exc)
+    retry_after = None
+    if outcome == RETRY and exc.http_response is not None:
+        retry_after = parse_retry_after(exc.http_response.headers.get("Retry-After"))
+    return DeliveryResult(
+        message_id, outcome, retry_after=retry_after, error=short_error(f"{label}: {exc}")
+    )
+
+
+def classify(exc: exceptions.FirebaseError) -> tuple[Outcome, str]:
+    """The outcome for an FCM error, and the error code to report it by."""
+    fcm_code, violations = _error_details(exc)
+    label = fcm_code or exc.code
+    if isinstance(exc, (messaging.UnregisteredError, messaging.SenderIdMismatchError)):
+        return INVALID_TARGET, label
+    if exc.code == exceptions.INVALID_ARGUMENT:
+        # FCM says INVALID_ARGUMENT for a malformed token and for a bad payload alike. Only
+        # the token's fault should deactivate a device: a payload fault names its field.
+        if violations - _TARGET_FIELDS:
+            return FAILED, label
+        return INVALID_TARGET, label
+    if exc.code in _RETRY_CODES:
+        return RETRY, label
+    if exc.code == exceptions.UNKNOWN and exc.http_response is None:
+        return RETRY, label  # the transport broke before any answer
+    return FAILED, label
+
+
+def _error_details(exc: exceptions.FirebaseError) -> tuple[str | None, set[str]]:
+    """The FcmError errorCode and the fields named by BadRequest violations, if any."""
+    if exc.http_response is None:
+        return None, set()
+    try:
+        details = json.loads(exc.http_response.content)["error"].get("details", [])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, set()
+    code = None
+    fields: set[str] = set()
+    for detail in details if isinstance(details, list) else []:
+        if not isinstance(detail, dict):
+            continue
+        if detail.get("@type") == _FCM_ERROR:
+            code = detail.get("errorCode")
+        elif detail.get("@type") == _BAD_REQUEST:
+            fields.update(str(v.get("field")) for v in detail.get("fieldViolations", []))
+    return code, fields
+
+
+def _point_at(service: Any, base_url: str) -> None:
+    """Make firebase-admin's messaging `service` send to `base_url` instead of FCM's host.
+
+    firebase-admin has no setting for its endpoint: _MessagingService.__init__ formats the
+    class constant FCM_URL into the instance attribute `_fcm_url`, which send and send_each
+    read, and mounts a pooled adapter for https://fcm.googleapis.com on its requests session.
+    This function is the one place that knows; tests/push fail if an upgrade moves it.
+    """
+    current = getattr(service, "_fcm_url", None)
+    session = getattr(getattr(service, "_client", None), "session", None)
+    if not isinstance(current, str) or "/v1/projects/" not in current or session is None:
+        raise RuntimeError(
+            "firebase-admin no longer keeps its FCM endpoint in _MessagingService._fcm_url "
+            "and _client.session; update push.fcm._point_at"
+        )
+    base = base_url.rstrip("/")
+    service._fcm_url = base + current[current.index("/v1/projects/") :]
+    # send_each runs up to 500 requests at once: pool as firebase-admin does for its host.
+    adapter = HTTPAdapter(pool_connections=100, pool_maxsize=100, max_retries=_TRANSPORT_RETRY)
+    session.mount(base + "/", adapter)
+
+
+def _skip_access_boundary_lookup(credential: Any) -> None:
+    """Stop google-auth from looking up the account's access boundary at Google.
+
+    google-auth (2.5x+) asks iamcredentials.googleapis.com in a background thread after it
+    fetches a token; the answer only matters for Google's own endpoints.
+    """
+    if not hasattr(credential, "_is_regional_access_boundary_lookup_required"):
+        return  # an older google-auth: no lookup to skip
+    credential._is_regional_access_boundary_lookup_required = lambda: False

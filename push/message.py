@@ -1,0 +1,80 @@
+"""The data types of push delivery: a Message to one device and the DeliveryResult it gets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+Platform = Literal["android", "ios", "web"]
+PLATFORMS: tuple[Platform, ...] = get_args(Platform)
+
+Outcome = Literal["delivered", "retry", "invalid_target", "failed"]
+DELIVERED: Outcome = "delivered"
+RETRY: Outcome = "retry"  # try again later, not before retry_after
+INVALID_TARGET: Outcome = "invalid_target"  # the device is gone: the caller deactivates it
+FAILED: Outcome = "failed"  # permanent for this message; the device is kept
+
+# The key under which message_id travels in the data payload, so apps can drop duplicates.
+MESSAGE_ID_KEY = "message_id"
+
+DEFAULT_TTL_SECONDS = 24 * 60 * 60
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification to one device.
+
+    `target` is the FCM registration token / Firebase installation ID for android and ios, or
+    the Web Push subscription (``{"endpoint": ..., "keys": {"p256dh": ..., "auth": ...}}``) for
+    web. `message_id` is stable across retries and reaches the app as ``data["message_id"]``.
+    `urgent` asks for immediate delivery (Android high priority, APNs priority 10 and
+    time-sensitive, Web Push Urgency high). Messages with the same `collapse_key` replace each
+    other on the device while undelivered (updates to one task).
+    """
+
+    message_id: str
+    target: str | Mapping[str, Any] = field(repr=False)  # a credential of sorts: keep out of logs
+    platform: Platform
+    title: str
+    body: str
+    data: Mapping[str, str] = field(default_factory=dict)
+    urgent: bool = False
+    collapse_key: str | None = None
+    ttl_seconds: int = DEFAULT_TTL_SECONDS
+
+    def __post_init__(self) -> None:
+        if not self.message_id:
+            raise ValueError("message_id must not be empty")
+        if self.platform not in PLATFORMS:
+            raise ValueError(f"platform must be one of {PLATFORMS}, not {self.platform!r}")
+        expected = Mapping if self.platform == "web" else str
+        if not isinstance(self.target, expected):
+            raise ValueError(f"a {self.platform} target must be a {expected.__name__}")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.data.items()):
+            raise ValueError("data keys and values must be strings")
+        if MESSAGE_ID_KEY in self.data:
+            raise ValueError(f"data key {MESSAGE_ID_KEY!r} is reserved for message_id")
+        if not isinstance(self.ttl_seconds, int) or self.ttl_seconds < 0:
+            raise ValueError("ttl_seconds must be a non-negative int")
+
+    def payload_data(self) -> dict[str, str]:
+        """The data payload as sent: `data` plus the message_id."""
+        return {**self.data, MESSAGE_ID_KEY: self.message_id}
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What became of one Message."""
+
+    message_id: str
+    outcome: Outcome
+    retry_after: float | None = None  # seconds the provider asked us to wait (Retry-After)
+    provider_id: str | None = None  # the provider's id for the sent message (FCM message name)
+    error: str | None = None  # short text for logs and the delivery record
+
+
+def short_error(text: str, limit: int = 200) -> str:
+    """Shorten a provider's error text for the delivery record."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,46 @@
+"""Retry timing: exponential backoff with full jitter, and parsing Retry-After headers."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+DEFAULT_BASE = 2.0  # seconds: the first retry waits up to this
+DEFAULT_CAP = 15 * 60.0  # seconds: no jittered wait grows past this
+
+
+def backoff(
+    attempt: int,
+    retry_after: float | None = None,
+    base: float = DEFAULT_BASE,
+    cap: float = DEFAULT_CAP,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds to wait before retrying after failed attempt number `attempt` (1 = the first).
+
+    Full jitter: a uniform draw from [0, min(cap, base * 2**(attempt-1))], so that devices
+    failing together do not retry together. Never less than `retry_after`, the provider's
+    own Retry-After, even past `cap`: the provider's word wins. Pass `rng` for determinism.
+    """
+    if attempt < 1:
+        raise ValueError("attempt counts from 1")
+    ceiling = min(cap, base * 2 ** min(attempt - 1, 62))
+    wait = (rng or random).uniform(0.0, ceiling)
+    return max(wait, retry_after or 0.0)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delay-seconds or HTTP-date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -1,0 +1,1 @@
+"""Tests of the Flask API and its services."""

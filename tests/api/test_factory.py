@@ -1,0 +1,53 @@
+"""The app factory: configuration, health, the OpenAPI document and the docs page."""
+
+from api import create_app
+from api.settings import load_config, normalise_database_url
+
+
+def test_test_config_overrides_defaults(app):
+    assert app.testing
+
+
+def test_default_config_is_not_testing(database_url):
+    assert not create_app({"DATABASE_URL": database_url}).testing
+
+
+def test_database_url_from_environment_gets_the_psycopg_driver(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@db:5432/x")
+    assert load_config()["DATABASE_URL"] == "postgresql+psycopg://u@db:5432/x"
+
+
+def test_normalise_keeps_an_explicit_driver():
+    url = "postgresql+psycopg://u@h/d"
+    assert normalise_database_url(url) == url
+
+
+def test_health_answers_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok"}
+
+
+def test_openapi_document_is_served(client):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    paths = response.json["paths"]
+    for path in ("/api/v1/grids", "/api/v1/grids/locate", "/api/v1/households/import",
+                 "/api/v1/auth/token"):
+        assert path in paths
+
+
+def test_interactive_docs_work_offline(client):
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    assert b"/api/v1/docs/assets/swagger-ui-bundle.js" in page.data
+    asset = client.get("/api/v1/docs/assets/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+    asset.close()
+
+
+def test_unknown_route_is_a_problem(client):
+    response = client.get("/api/v1/nope")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert response.json["status"] == 404

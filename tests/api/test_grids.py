@@ -1,0 +1,295 @@
+"""Grids: GeoJSON in and out, geometry checks, versions, import, locate."""
+
+from __future__ import annotations
+
+from shapely.geometry import shape
+from sqlalchemy import select
+
+from api.models import Community, District, GridVersion, Street
+from tests.factories import A, A1, A2, B, BOXES, box, centre, grid_feature
+
+
+def admin(world):
+    return world.auth("admin_a")
+
+
+def test_create_grid_returns_a_feature_at_version_1(client, world):
+    geometry = box(116.400, 39.925, 116.405, 39.930)
+    response = client.post("/api/v1/grids", json=grid_feature(A + "003", geometry, name="北三"),
+                           headers=admin(world))
+    assert response.status_code == 201
+    body = response.json
+    assert body["type"] == "Feature"
+    assert body["properties"]["code"] == A + "003"
+    assert body["properties"]["version"] == 1
+    assert shape(body["geometry"]).equals(shape(geometry))
+
+
+def test_create_grid_stores_a_polygon_as_a_multipolygon(client, world):
+    geometry = box(116.400, 39.925, 116.405, 39.930)
+    body = client.post("/api/v1/grids", json=grid_feature(A + "003", geometry),
+                       headers=admin(world)).json
+    assert body["geometry"]["type"] == "MultiPolygon"
+
+
+def test_importing_grids_creates_the_hierarchy_their_codes_imply(client, session, world):
+    feature = grid_feature("110105002003001", box(116.45, 39.92, 116.46, 39.93), name="X",
+                           community_name="团结湖社区", street_name="团结湖街道",
+                           district_name="朝阳区")
+    from api.services.grids import import_grids
+
+    import_grids(session, None, {"type": "FeatureCollection", "features": [feature]})
+    assert session.get(District, "110105").name == "朝阳区"
+    assert session.get(Street, "110105002").name == "团结湖街道"
+    assert session.get(Community, "110105002003").name == "团结湖社区"
+
+
+def test_invalid_code_is_422_naming_the_field(client, world):
+    response = client.post("/api/v1/grids", json=grid_feature("11010100100100", box(1, 1, 2, 2)),
+                           headers=admin(world))
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert "code" in response.json["errors"]["json"]["properties"]
+
+
+def test_code_of_a_province_not_a_district_is_422(client, world):
+    response = client.post(
+        "/api/v1/grids", json=grid_feature("110000001001009", box(116.4, 39.93, 116.41, 39.94)),
+        headers=admin(world),
+    )
+    assert response.status_code in (403, 422)
+
+
+def test_self_intersecting_polygon_is_422_naming_where(client, world):
+    bowtie = {"type": "Polygon", "coordinates": [[[116.40, 39.93], [116.41, 39.94],
+                                                  [116.41, 39.93], [116.40, 39.94],
+                                                  [116.40, 39.93]]]}
+    response = client.post("/api/v1/grids", json=grid_feature(A + "003", bowtie),
+                           headers=admin(world))
+    assert response.status_code == 422
+    assert "intersection" in response.json["detail"].lower()
+
+
+def test_unclosed_ring_is_422(client, world):
+    ring = [[116.40, 39.93], [116.41, 39.93], [116.41, 39.94], [116.40, 39.94]]
+    response = client.post(
+        "/api/v1/grids", json=grid_feature(A + "003", {"type": "Polygon", "coordinates": [ring]}),
+        headers=admin(world),
+    )
+    assert response.status_code == 422
+    assert "geometry" in response.json["errors"]
+
+
+def test_swapped_coordinates_are_422(client, world):
+    swapped = box(39.93, 116.40, 39.94, 116.41)
+    response = client.post("/api/v1/grids", json=grid_feature(A + "003", swapped),
+                           headers=admin(world))
+    assert response.status_code == 422
+    assert "swap" in response.json["detail"].lower()
+
+
+def test_overlap_with_a_grid_of_the_same_community_is_422_naming_it(client, world):
+    overlapping = box(116.404, 39.921, 116.4045, 39.924)
+    response = client.post("/api/v1/grids", json=grid_feature(A + "003", overlapping),
+                           headers=admin(world))
+    assert response.status_code == 422
+    assert A1 in response.json["detail"]
+    assert response.json["errors"][0]["other_grid"] == A1
+
+
+def test_sharing_a_border_is_not_an_overlap(client, world):
+    north = box(116.400, 39.925, 116.405, 39.930)
+    response = client.post("/api/v1/grids", json=grid_feature(A + "003", north),
+                           headers=admin(world))
+    assert response.status_code == 201
+
+
+def test_duplicate_code_is_409(client, world):
+    response = client.post("/api/v1/grids", json=grid_feature(A1, box(116.4, 39.93, 116.41, 39.94)),
+                           headers=admin(world))
+    assert response.status_code == 409
+
+
+def test_a_bad_request_writes_nothing(client, session, world):
+    before = session.scalar(select(GridVersion.id).order_by(GridVersion.id.desc()).limit(1))
+    client.post("/api/v1/grids", json=grid_feature(A + "003", box(116.404, 39.921, 116.4045, 39.924)),
+                headers=admin(world))
+    after = session.scalar(select(GridVersion.id).order_by(GridVersion.id.desc()).limit(1))
+    assert before == after
+
+
+def test_list_is_a_paginated_feature_collection(client, world):
+    response = client.get("/api/v1/grids?page_size=1", headers=admin(world))
+    assert response.status_code == 200
+    assert response.json["type"] == "FeatureCollection"
+    assert len(response.json["features"]) == 1
+    assert '"total": 2' in response.headers["X-Pagination"]
+
+
+def test_list_filters_by_bbox(client, world):
+    lon0, lat0, lon1, lat1 = BOXES[A2]
+    bbox = f"{lon0 + 0.001},{lat0 + 0.001},{lon1 - 0.001},{lat1 - 0.001}"
+    body = client.get(f"/api/v1/grids?bbox={bbox}", headers=admin(world)).json
+    assert [f["properties"]["code"] for f in body["features"]] == [A2]
+
+
+def test_bad_bbox_is_422(client, world):
+    response = client.get("/api/v1/grids?bbox=1,2,3", headers=admin(world))
+    assert response.status_code == 422
+    assert "bbox" in response.json["errors"]["query"]
+
+
+def test_list_filters_by_community(client, world):
+    headers = world.auth("viewer_110101")
+    body = client.get(f"/api/v1/grids?community={A}", headers=headers).json
+    assert {f["properties"]["code"] for f in body["features"]} == {A1, A2}
+
+
+def test_get_one_grid_counts_its_households(client, world):
+    grid = world.grids[A1]
+    body = client.get(f"/api/v1/grids/{grid.id}", headers=admin(world)).json
+    assert body["properties"]["households"] == 3
+
+
+def test_patch_renames(client, world):
+    grid = world.grids[A1]
+    body = client.patch(f"/api/v1/grids/{grid.id}", json={"name": "新名"}, headers=admin(world)).json
+    assert body["properties"]["name"] == "新名"
+    assert body["properties"]["version"] == 1
+
+
+def test_redrawing_keeps_the_old_version_with_its_period(client, session, world):
+    grid = world.grids[A1]
+    bigger = box(116.399, 39.920, 116.405, 39.925)
+    body = client.patch(f"/api/v1/grids/{grid.id}", json={"geometry": bigger},
+                        headers=admin(world)).json
+    assert body["properties"]["version"] == 2
+    versions = session.scalars(
+        select(GridVersion).where(GridVersion.grid_id == grid.id).order_by(GridVersion.version)
+    ).all()
+    assert [v.version for v in versions] == [1, 2]
+    assert versions[0].valid_to == versions[1].valid_from
+    assert versions[1].valid_to is None
+    from geoalchemy2.shape import to_shape
+
+    assert to_shape(versions[0].boundary).equals(shape(box(*BOXES[A1])))
+
+
+def test_redrawing_moves_households_to_the_grid_that_now_holds_them(client, session, world):
+    moved = world.households[A1][2]  # the easternmost of A1's three households
+    collection = {"type": "FeatureCollection", "features": [
+        grid_feature(A1, box(116.400, 39.920, 116.4032, 39.925)),
+        grid_feature(A2, box(116.4032, 39.920, 116.410, 39.925)),
+    ]}
+    body = client.post("/api/v1/grids/import", json=collection, headers=admin(world)).json
+    assert sorted(body["redrawn"]) == [A1, A2]
+    household = client.get(f"/api/v1/households/{moved.id}", headers=admin(world)).json
+    assert household["grid_code"] == A2
+
+
+def test_redraw_that_would_orphan_households_is_422_and_changes_nothing(client, session, world):
+    grid = world.grids[A1]
+    response = client.patch(f"/api/v1/grids/{grid.id}",
+                            json={"geometry": box(116.400, 39.920, 116.401, 39.921)},
+                            headers=admin(world))
+    assert response.status_code == 422
+    assert "outside every grid" in response.json["detail"]
+    session.expire_all()
+    assert session.get(type(grid), grid.id).version == 1
+
+
+def test_delete_refuses_a_grid_with_households(client, world):
+    response = client.delete(f"/api/v1/grids/{world.grids[A1].id}", headers=admin(world))
+    assert response.status_code == 409
+
+
+def test_delete_retires_an_empty_grid(client, world):
+    created = client.post("/api/v1/grids", json=grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930)),
+                          headers=admin(world)).json
+    assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
+    assert client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 404
+
+
+def test_import_is_all_or_nothing_and_names_each_bad_feature(client, session, world):
+    good = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
+    bad_code = grid_feature("12345", box(116.405, 39.925, 116.410, 39.930))
+    bad_geom = grid_feature(A + "005", {"type": "Polygon", "coordinates": [[[116.4, 39.93]]]})
+    response = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [good, bad_code, bad_geom]},
+        headers=admin(world),
+    )
+    assert response.status_code == 422
+    assert [e["feature"] for e in response.json["errors"]] == [1, 2]
+    assert client.get("/api/v1/grids/locate?lon=116.402&lat=39.927",
+                      headers=admin(world)).status_code == 404
+
+
+def test_import_twice_changes_nothing_the_second_time(client, world):
+    collection = {"type": "FeatureCollection",
+                  "features": [grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))]}
+    first = client.post("/api/v1/grids/import", json=collection, headers=admin(world)).json
+    second = client.post("/api/v1/grids/import", json=collection, headers=admin(world)).json
+    assert first["created"] == [A + "003"]
+    assert second["unchanged"] == [A + "003"]
+
+
+def test_import_redraws_a_known_code(client, world):
+    collection = {"type": "FeatureCollection",
+                  "features": [grid_feature(A1, box(116.3995, 39.920, 116.405, 39.925))]}
+    body = client.post("/api/v1/grids/import", json=collection, headers=admin(world)).json
+    assert body["redrawn"] == [A1]
+
+
+def test_locate_finds_the_containing_grid(client, world):
+    lon, lat = centre(A2)
+    body = client.get(f"/api/v1/grids/locate?lon={lon}&lat={lat}", headers=admin(world)).json
+    assert body["properties"]["code"] == A2
+
+
+def test_locate_on_a_shared_border_picks_the_lowest_code(client, world):
+    response = client.get("/api/v1/grids/locate?lon=116.405&lat=39.9225", headers=admin(world))
+    assert response.json["properties"]["code"] == A1
+
+
+def test_locate_outside_every_grid_is_404(client, world):
+    response = client.get("/api/v1/grids/locate?lon=116.5&lat=39.5", headers=admin(world))
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+
+
+def test_locate_in_a_hole_finds_no_grid(client, world):
+    ring = [[116.420, 39.920], [116.430, 39.920], [116.430, 39.930], [116.420, 39.930],
+            [116.420, 39.920]]
+    hole = [[116.424, 39.924], [116.424, 39.926], [116.426, 39.926], [116.426, 39.924],
+            [116.424, 39.924]]
+    headers = world.auth("admin_b")
+    created = client.post("/api/v1/grids", json=grid_feature(
+        B + "002", {"type": "Polygon", "coordinates": [ring, hole]}), headers=headers)
+    assert created.status_code == 201
+    assert client.get("/api/v1/grids/locate?lon=116.425&lat=39.925",
+                      headers=headers).status_code == 404
+    assert client.get("/api/v1/grids/locate?lon=116.421&lat=39.921",
+                      headers=headers).json["properties"]["code"] == B + "002"
+
+
+def test_multipolygon_parts_are_both_located(client, world):
+    parts = {"type": "MultiPolygon", "coordinates": [
+        box(116.420, 39.920, 116.422, 39.922)["coordinates"],
+        box(116.426, 39.920, 116.428, 39.922)["coordinates"],
+    ]}
+    headers = world.auth("admin_b")
+    assert client.post("/api/v1/grids", json=grid_feature(B + "002", parts),
+                       headers=headers).status_code == 201
+    for lon in (116.421, 116.427):
+        found = client.get(f"/api/v1/grids/locate?lon={lon}&lat=39.921", headers=headers).json
+        assert found["properties"]["code"] == B + "002"
+
+
+def test_grids_of_other_communities_may_not_overlap_check_is_per_community(client, world):
+    # B1 sits east of A2; a new grid of community B overlapping A2 is still checked only
+    # against B's grids (communities are drawn by different offices).
+    headers = world.auth("admin_b")
+    response = client.post("/api/v1/grids", json=grid_feature(B + "002", box(116.408, 39.925, 116.409, 39.926)),
+                           headers=headers)
+    assert response.status_code == 201

@@ -1,0 +1,102 @@
+"""Test harness: a real PostgreSQL + PostGIS database built by the migrations, one per run.
+
+Each test runs inside an outer transaction that is rolled back at its end; the app's own
+commits become savepoints (`join_transaction_mode="create_savepoint"`), so tests see
+committed behaviour and leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from api.settings import DEFAULT_DATABASE_URL, normalise_database_url
+
+
+def _test_database_url() -> str:
+    explicit = os.environ.get("GRIDWORK_TEST_DATABASE_URL")
+    if explicit:
+        return normalise_database_url(explicit)
+    base = make_url(normalise_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)))
+    return base.set(database=f"{base.database}_test").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """A fresh database for this run, migrated to head by Alembic."""
+    from alembic import command
+
+    from api.cli import alembic_config
+
+    url = _test_database_url()
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url):
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def connection(engine):
+    with engine.connect() as connection:
+        outer = connection.begin()
+        yield connection
+        outer.rollback()
+
+
+@pytest.fixture()
+def app(database_url, connection):
+    from api import create_app
+    from api.extensions import db
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key-with-enough-length-for-hs256",
+            "LOG_LEVEL": "WARNING",
+            "PASSWORD_HASHING": "fast",
+        }
+    )
+    db.bind(connection)
+    return app
+
+
+@pytest.fixture()
+def session(app) -> Session:
+    """A session on the test's connection, apart from the sessions requests make for themselves."""
+    from api.extensions import db
+
+    with db.new_session() as session:
+        yield session
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture()
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture()
+def world(session, app):
+    from tests.factories import build_world
+
+    return build_world(session, app)

@@ -1,0 +1,110 @@
+"""Factories: a small world of communities, grids, users and households, built via the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import Flask
+from flask_jwt_extended import create_access_token
+
+from api.auth import claims_for
+from api.models import Grid, Household, User
+from api.services import grids as grid_service
+from api.services import households as household_service
+from api.services import users as user_service
+
+PASSWORD = "correct-horse-battery"
+
+
+def box(lon0: float, lat0: float, lon1: float, lat1: float) -> dict:
+    """A GeoJSON Polygon for an axis-aligned box (counter-clockwise)."""
+    return {
+        "type": "Polygon",
+        "coordinates": [[[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]],
+    }
+
+
+def grid_feature(code: str, geometry: dict, name: str | None = None, **props) -> dict:
+    return {
+        "type": "Feature",
+        "geometry": geometry,
+        "properties": {"code": code, "name": name or f"Grid {code[-3:]}", **props},
+    }
+
+
+def make_grid(session, code: str, geometry: dict, **props) -> Grid:
+    return grid_service.create_grid(session, None, grid_feature(code, geometry, **props))
+
+
+def make_user(session, username: str, role: str, **kwargs) -> User:
+    return user_service.create_user(
+        session, username=username, password=PASSWORD, role=role, **kwargs
+    )
+
+
+def make_household(session, lon: float, lat: float, **fields) -> Household:
+    data = {"building": "1", "unit": "1", "floor": "1", "room": "101", **fields}
+    return household_service.create_household(session, None, {"lon": lon, "lat": lat, **data})
+
+
+def bearer(user: User) -> dict[str, str]:
+    token = create_access_token(user, additional_claims=claims_for(user))
+    return {"Authorization": f"Bearer {token}"}
+
+
+# Community A (110101001001): grids A1 | A2 side by side; community B (110101001002): grid B1
+# east of A2; district 110102 holds community C with grid C1 far to the south.
+A = "110101001001"
+B = "110101001002"
+C = "110102001001"
+A1, A2, B1, C1 = A + "001", A + "002", B + "001", C + "001"
+BOXES = {
+    A1: (116.400, 39.920, 116.405, 39.925),
+    A2: (116.405, 39.920, 116.410, 39.925),
+    B1: (116.410, 39.920, 116.415, 39.925),
+    C1: (116.360, 39.900, 116.365, 39.905),
+}
+
+
+def centre(code: str, dx: float = 0.0, dy: float = 0.0) -> tuple[float, float]:
+    lon0, lat0, lon1, lat1 = BOXES[code]
+    return (lon0 + lon1) / 2 + dx, (lat0 + lat1) / 2 + dy
+
+
+@dataclass
+class World:
+    app: Flask
+    grids: dict[str, Grid] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+    households: dict[str, list[Household]] = field(default_factory=dict)
+
+    def auth(self, username: str) -> dict[str, str]:
+        """Authorization headers for one of the world's users."""
+        with self.app.app_context():
+            return bearer(self.users[username])
+
+
+def build_world(session, app: Flask) -> World:
+    world = World(app)
+    for code, bounds in BOXES.items():
+        world.grids[code] = make_grid(
+            session, code, box(*bounds), community_name=f"社区{code[9:12]}",
+            district_name="东城区" if code.startswith("110101") else "西城区",
+        )
+    u = world.users
+    u["worker_a1"] = make_user(session, "worker_a1", "worker", grids=[A1])
+    u["worker_a2"] = make_user(session, "worker_a2", "worker", grids=[A2])
+    u["leader_a"] = make_user(session, "leader_a", "grid_leader", grids=[A1, A2])
+    u["admin_a"] = make_user(session, "admin_a", "community_admin", community=A)
+    u["admin_b"] = make_user(session, "admin_b", "community_admin", community=B)
+    u["worker_b1"] = make_user(session, "worker_b1", "worker", grids=[B1])
+    u["viewer_110101"] = make_user(session, "viewer_110101", "district_viewer", district="110101")
+    u["viewer_110102"] = make_user(session, "viewer_110102", "district_viewer", district="110102")
+    for code in BOXES:
+        world.households[code] = [
+            make_household(session, *centre(code, dx=0.0005 * i), room=f"{i + 1}01",
+                           tags=["elderly_80"] if i == 0 else [])
+            for i in range(3)
+        ]
+    session.flush()
+    return world

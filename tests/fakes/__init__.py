@@ -1,0 +1,1 @@
+"""Fake external services (FCM, Web Push) served on loopback for tests."""

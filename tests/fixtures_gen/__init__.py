@@ -1,0 +1,1 @@
+"""Tests of the pure-data fixture generators (no database, no Flask)."""

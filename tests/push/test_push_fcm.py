@@ -1,0 +1,339 @@
+"""FcmChannel against the fake FCM server, through the real firebase-admin client."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import firebase_admin
+import pytest
+import requests
+from firebase_admin import messaging
+
+from push import Message
+from push.fcm import FCM_BASE_URL, FcmChannel, _point_at
+from tests.fakes.fcm import PROJECT_ID, FakeFcm
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Fail any name lookup beyond loopback, and the test that attempted it."""
+    attempted: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host not in LOOPBACK:
+            attempted.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, f"tests reach loopback only, not {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield attempted
+    assert attempted == [], f"tried to reach {attempted}"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeFcm]:
+    with FakeFcm() as server:
+        yield server
+
+
+@pytest.fixture
+def account(fake: FakeFcm, tmp_path: Path) -> str:
+    return str(fake.service_account(tmp_path / "service-account.json"))
+
+
+@pytest.fixture
+def channel(fake: FakeFcm, account: str) -> Iterator[FcmChannel]:
+    channel = FcmChannel(account, url=fake.url)
+    yield channel
+    channel.close()
+
+
+def android(target: str = "token-1", message_id: str = "m-1", **fields) -> Message:  # type: ignore[no-untyped-def]
+    fields = {"title": "新任务", "body": "3号楼楼道灯不亮", **fields}
+    return Message(message_id=message_id, target=target, platform="android", **fields)
+
+
+def ios(target: str = "token-1", message_id: str = "m-1", **fields) -> Message:  # type: ignore[no-untyped-def]
+    fields = {"title": "新任务", "body": "3号楼楼道灯不亮", **fields}
+    return Message(message_id=message_id, target=target, platform="ios", **fields)
+
+
+def test_message_is_delivered_with_the_fcm_message_name(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    [result] = channel.send([android("token-1")])
+
+    assert result.outcome == "delivered"
+    assert result.provider_id == f"projects/{PROJECT_ID}/messages/1"
+    assert fake.messages[0]["fid"] == "token-1"
+    assert fake.messages[0]["notification"] == {"title": "新任务", "body": "3号楼楼道灯不亮"}
+
+
+def test_message_id_travels_in_the_data_payload(channel: FcmChannel, fake: FakeFcm) -> None:
+    channel.send([android(message_id="task-7-v2", data={"task_id": "7"})])
+
+    assert fake.messages[0]["data"] == {"task_id": "7", "message_id": "task-7-v2"}
+
+
+def test_urgent_android_message_has_high_priority(channel: FcmChannel, fake: FakeFcm) -> None:
+    channel.send([android(urgent=True)])
+
+    assert fake.messages[0]["android"]["priority"] == "high"
+
+
+def test_ordinary_android_message_has_normal_priority(channel: FcmChannel, fake: FakeFcm) -> None:
+    channel.send([android()])
+
+    assert fake.messages[0]["android"]["priority"] == "normal"
+
+
+def test_urgent_ios_message_is_apns_priority_10_and_time_sensitive(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    channel.send([ios(urgent=True)])
+
+    apns = fake.messages[0]["apns"]
+    assert apns["headers"]["apns-priority"] == "10"
+    assert apns["payload"]["aps"]["interruption-level"] == "time-sensitive"
+
+
+def test_ordinary_ios_message_is_apns_priority_5(channel: FcmChannel, fake: FakeFcm) -> None:
+    channel.send([ios()])
+
+    apns = fake.messages[0]["apns"]
+    assert apns["headers"]["apns-priority"] == "5"
+    assert apns["payload"]["aps"]["interruption-level"] == "active"
+
+
+def test_collapse_key_reaches_android_and_apns(channel: FcmChannel, fake: FakeFcm) -> None:
+    channel.send(
+        [android("a", "m-1", collapse_key="task-7"), ios("i", "m-2", collapse_key="task-7")]
+    )
+
+    by_target = {m["fid"]: m for m in fake.messages}
+    assert by_target["a"]["android"]["collapse_key"] == "task-7"
+    assert by_target["i"]["apns"]["headers"]["apns-collapse-id"] == "task-7"
+
+
+def test_ttl_reaches_android_and_apns_expiry(fake: FakeFcm, account: str) -> None:
+    channel = FcmChannel(account, url=fake.url, clock=lambda: 1_700_000_000.0)
+    try:
+        channel.send([android("a", "m-1", ttl_seconds=600), ios("i", "m-2", ttl_seconds=600)])
+    finally:
+        channel.close()
+
+    by_target = {m["fid"]: m for m in fake.messages}
+    assert by_target["a"]["android"]["ttl"] == "600s"
+    assert by_target["i"]["apns"]["headers"]["apns-expiration"] == "1700000600"
+
+
+@pytest.mark.parametrize(
+    "target", ["unregistered-1", "invalid-1", "mismatch-1"], ids=["404", "400", "403"]
+)
+def test_dead_token_is_an_invalid_target(channel: FcmChannel, target: str) -> None:
+    [result] = channel.send([android(target)])
+
+    assert result.outcome == "invalid_target"
+
+
+def test_unregistered_token_reports_the_fcm_error_code(channel: FcmChannel) -> None:
+    [result] = channel.send([android("unregistered-1")])
+
+    assert result.error is not None and result.error.startswith("UNREGISTERED")
+
+
+def test_invalid_payload_fails_without_blaming_the_token(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    fake.fail_next("token-1", kind="bad_payload")
+
+    [result] = channel.send([android("token-1")])
+
+    assert result.outcome == "failed"
+
+
+@pytest.mark.parametrize(
+    "target", ["quota-1", "unavailable-1", "internal-1"], ids=["429", "503", "500"]
+)
+def test_provider_trouble_is_retried(channel: FcmChannel, target: str) -> None:
+    [result] = channel.send([android(target)])
+
+    assert result.outcome == "retry"
+
+
+@pytest.mark.parametrize("target", ["quota-1", "unavailable-1"], ids=["429", "503"])
+def test_retry_after_header_is_honoured(channel: FcmChannel, fake: FakeFcm, target: str) -> None:
+    fake.retry_after = "17"
+
+    [result] = channel.send([android(target)])
+
+    assert result.retry_after == 17.0
+
+
+def test_retry_without_retry_after_header_has_no_delay(channel: FcmChannel) -> None:
+    [result] = channel.send([android("internal-1")])
+
+    assert result.retry_after is None
+
+
+def test_fcm_unavailable_answer_returns_at_once_without_hidden_retries(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    channel.send([android("unavailable-1")])
+
+    assert fake.send_requests == 1
+
+
+def test_apns_auth_error_fails(channel: FcmChannel) -> None:
+    [result] = channel.send([ios("third-party-auth-1")])
+
+    assert result.outcome == "failed"
+
+
+def test_scripted_failure_clears_and_the_retry_delivers(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    fake.fail_next("token-1", times=2, kind="unavailable")
+
+    outcomes = [channel.send([android("token-1")])[0].outcome for _ in range(3)]
+
+    assert outcomes == ["retry", "retry", "delivered"]
+
+
+def test_results_keep_the_order_of_the_messages(channel: FcmChannel) -> None:
+    targets = ["token-1", "unregistered-1", "quota-1", "token-2"]
+    messages = [android(t, f"m-{i}") for i, t in enumerate(targets)]
+
+    results = channel.send(messages)
+
+    assert [r.message_id for r in results] == ["m-0", "m-1", "m-2", "m-3"]
+    assert [r.outcome for r in results] == ["delivered", "invalid_target", "retry", "delivered"]
+
+
+def test_more_than_500_messages_go_in_chunks_of_500(
+    channel: FcmChannel, fake: FakeFcm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real_send_each = messaging.send_each
+
+    def counting_send_each(messages, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(messages))
+        return real_send_each(messages, *args, **kwargs)
+
+    monkeypatch.setattr(messaging, "send_each", counting_send_each)
+    messages = [android(f"token-{i}", f"m-{i}") for i in range(1203)]
+
+    results = channel.send(messages)
+
+    assert calls == [500, 500, 203]
+    assert [r.outcome for r in results] == ["delivered"] * 1203
+    assert sorted(m["data"]["message_id"] for m in fake.messages) == sorted(
+        m.message_id for m in messages
+    )
+
+
+def test_one_access_token_serves_a_whole_batch(channel: FcmChannel, fake: FakeFcm) -> None:
+    channel.send([android(f"token-{i}", f"m-{i}") for i in range(50)])
+
+    assert fake.token_requests == 1
+
+
+def test_unreachable_fcm_makes_every_message_retry(fake: FakeFcm, account: str) -> None:
+    channel = FcmChannel(account, url=fake.url)
+    fake.stop()  # the token endpoint goes with it
+    try:
+        results = channel.send([android("token-1", "m-1"), ios("token-2", "m-2")])
+    finally:
+        channel.close()
+
+    assert [r.outcome for r in results] == ["retry", "retry"]
+
+
+def test_lost_connection_after_authenticating_is_retried(fake: FakeFcm, account: str) -> None:
+    channel = FcmChannel(account, url=fake.url)
+    try:
+        channel.send([android("token-1", "m-1")])
+        fake.stop()
+        results = channel.send([android("token-1", "m-2"), android("token-2", "m-3")])
+    finally:
+        channel.close()
+
+    assert [r.outcome for r in results] == ["retry", "retry"]
+
+
+def test_web_message_is_not_sent_through_fcm(channel: FcmChannel, fake: FakeFcm) -> None:
+    subscription = {"endpoint": "https://push.example/x", "keys": {"p256dh": "k", "auth": "a"}}
+    web = Message("m-1", subscription, "web", "title", "body")
+
+    [result] = channel.send([web])
+
+    assert result.outcome == "failed"
+    assert fake.send_requests == 0
+
+
+def test_empty_token_is_an_invalid_target_without_a_request(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    [result] = channel.send([android("")])
+
+    assert result.outcome == "invalid_target"
+    assert fake.send_requests == 0
+
+
+def test_channels_use_named_apps_and_leave_the_default_app_alone(
+    fake: FakeFcm, account: str
+) -> None:
+    first, second = FcmChannel(account, url=fake.url), FcmChannel(account, url=fake.url)
+    try:
+        outcomes = [c.send([android(message_id=c.app.name)])[0].outcome for c in (first, second)]
+
+        assert outcomes == ["delivered", "delivered"]
+        assert first.app.name != second.app.name
+        with pytest.raises(ValueError):
+            firebase_admin.get_app()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_close_deletes_the_app(fake: FakeFcm, account: str) -> None:
+    channel = FcmChannel(account, url=fake.url, app_name="push-close-test")
+
+    channel.close()
+
+    with pytest.raises(ValueError):
+        firebase_admin.get_app("push-close-test")
+
+
+def test_canary_firebase_admin_keeps_the_fcm_url_where_point_at_looks(
+    fake: FakeFcm, account: str
+) -> None:
+    # If this fails after upgrading firebase-admin, its messaging service moved its endpoint:
+    # update push.fcm._point_at, the one place that overrides it.
+    app = firebase_admin.initialize_app(
+        firebase_admin.credentials.Certificate(account), name="push-canary"
+    )
+    try:
+        service = messaging._get_messaging_service(app)
+        assert service._fcm_url == f"{FCM_BASE_URL}/v1/projects/{PROJECT_ID}/messages:send"
+        assert service._fcm_url == messaging._MessagingService.FCM_URL.format(PROJECT_ID)
+        assert isinstance(service._client.session, requests.Session)
+
+        _point_at(service, fake.url)
+
+        assert service._fcm_url == f"{fake.url}/v1/projects/{PROJECT_ID}/messages:send"
+    finally:
+        firebase_admin.delete_app(app)
+
+
+def test_point_at_refuses_a_service_without_the_url_attribute() -> None:
+    class MovedService:
+        fcm_endpoint = "https://fcm.googleapis.com/v2/projects/p/messages:send"
+
+    with pytest.raises(RuntimeError, match="_point_at"):
+        _point_at(MovedService(), "http://127.0.0.1:1")
