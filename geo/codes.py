@@ -132,10 +132,13 @@ class GridCode:
 
 
 def level_of(code: str) -> Level:
-    """The administrative level a code names, by its length: 6, 9, 12 or 15 digits."""
-    try:
-        return _LEVEL_BY_LENGTH[len(code)]
-    except (KeyError, TypeError):
-        raise CodeError(
-            f"cannot tell the level of {code!r}: codes have 6, 9, 12 or 15 digits"
-        ) from None
+    """The administrative level a code names, by its length: 6, 9, 12 or 15 digits.
+
+    Only the length and the digits are checked; parse the code to validate its parts.
+    """
+    level = None
+    if isinstance(code, str) and code.isascii() and code.isdigit():
+        level = _LEVEL_BY_LENGTH.get(len(code))
+    if level is None:
+        raise CodeError(f"cannot tell the level of {code!r}: codes have 6, 9, 12 or 15 digits")
+    return level

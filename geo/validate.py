@@ -2,6 +2,7 @@
 
 import math
 import re
+from collections.abc import Callable
 from numbers import Real
 
 import shapely
@@ -51,7 +52,10 @@ def _check_lon_lat(lon: object, lat: object, where: str = "") -> tuple[float, fl
     at = f" in {where}" if where else ""
     if not (_is_number(lon) and _is_number(lat)):
         raise GeometryProblem(f"coordinate ({lon!r}, {lat!r}){at} is not a pair of numbers")
-    x, y = float(lon), float(lat)
+    try:
+        x, y = float(lon), float(lat)
+    except OverflowError:  # integers too big for a float
+        x, y = math.inf, math.inf
     if not (math.isfinite(x) and math.isfinite(y)):
         raise GeometryProblem(f"coordinate ({x}, {y}){at} is not finite")
     swapped = (abs(y) > 90 and abs(x) <= 90) or (
@@ -107,7 +111,7 @@ def _invalidity(geom: BaseGeometry) -> str | None:
     return f"{what} at ({_fmt(float(m['x']))}, {_fmt(float(m['y']))})"
 
 
-def _polygon(raw: object, where: str, ring_name) -> Polygon:
+def _polygon(raw: object, where: str, ring_name: Callable[[int], str]) -> Polygon:
     if not isinstance(raw, list | tuple):
         raise GeometryProblem(f"{where} is not an array of rings")
     if not raw:

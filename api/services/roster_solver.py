@@ -457,7 +457,7 @@ def _build(
     optimise: bool,
     switches: bool,
 ) -> _Built:
-    """The CP-SAT model; with `switches` the window and grid minimums hang on assumption literals."""
+    """The CP-SAT model; with `switches` the window and grid minimums hang on assumptions."""
     m = cp_model.CpModel()
     a: dict[tuple[int, date], cp_model.IntVar] = {}
     b: dict[tuple[int, date, str], cp_model.IntVar] = {}

@@ -45,7 +45,8 @@ def create_user(
             raise errors.Unprocessable(f"Role {role} needs a known community (got {community}).")
         district = community[:6]
     grid_rows = []
-    for code in grids:
+    # Only workers and leaders hold grids; admins and viewers see theirs through the hierarchy.
+    for code in grids if role in ("worker", "grid_leader") else ():
         grid = session.scalar(select(Grid).where(Grid.code == code, Grid.retired_at.is_(None)))
         if grid is None or grid.community_code != community:
             raise errors.Unprocessable(f"Grid {code} is not a grid of community {community}.")

@@ -63,9 +63,7 @@ def ios(target: str = "token-1", message_id: str = "m-1", **fields) -> Message: 
     return Message(message_id=message_id, target=target, platform="ios", **fields)
 
 
-def test_message_is_delivered_with_the_fcm_message_name(
-    channel: FcmChannel, fake: FakeFcm
-) -> None:
+def test_message_is_delivered_with_the_fcm_message_name(channel: FcmChannel, fake: FakeFcm) -> None:
     [result] = channel.send([android("token-1")])
 
     assert result.outcome == "delivered"
@@ -195,9 +193,7 @@ def test_apns_auth_error_fails(channel: FcmChannel) -> None:
     assert result.outcome == "failed"
 
 
-def test_scripted_failure_clears_and_the_retry_delivers(
-    channel: FcmChannel, fake: FakeFcm
-) -> None:
+def test_scripted_failure_clears_and_the_retry_delivers(channel: FcmChannel, fake: FakeFcm) -> None:
     fake.fail_next("token-1", times=2, kind="unavailable")
 
     outcomes = [channel.send([android("token-1")])[0].outcome for _ in range(3)]
@@ -337,3 +333,13 @@ def test_point_at_refuses_a_service_without_the_url_attribute() -> None:
 
     with pytest.raises(RuntimeError, match="_point_at"):
         _point_at(MovedService(), "http://127.0.0.1:1")
+
+
+def test_channel_without_url_sends_to_google(account: str) -> None:
+    channel = FcmChannel(account)
+    try:
+        service = messaging._get_messaging_service(channel.app)
+
+        assert service._fcm_url == f"{FCM_BASE_URL}/v1/projects/{PROJECT_ID}/messages:send"
+    finally:
+        channel.close()

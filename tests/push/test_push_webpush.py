@@ -61,7 +61,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        self.server.received.append(
+            Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        )
         status, headers = ANSWERS.get(self.path, (201, {"Location": f"{self.path}/msg-1"}))
         self.send_response(status)
         for name, value in headers.items():

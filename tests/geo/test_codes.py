@@ -149,7 +149,7 @@ def test_level_of_follows_length(code, level):
     assert level_of(code) == level
 
 
-@pytest.mark.parametrize("bad", ["1101", "1101010010", "", "11010100100200301"])
+@pytest.mark.parametrize("bad", ["1101", "1101010010", "", "11010100100200301", "11010a", None])
 def test_level_of_rejects_other_lengths(bad):
     with pytest.raises(CodeError, match="6, 9, 12 or 15 digits"):
         level_of(bad)

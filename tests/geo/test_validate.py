@@ -101,6 +101,12 @@ def test_multipolygon_part_without_rings_is_rejected():
     assert reason_for({"type": "MultiPolygon", "coordinates": [[]]}) == "polygon 0 has no rings"
 
 
+def test_multipolygon_part_that_is_not_an_array_is_rejected():
+    assert reason_for({"type": "MultiPolygon", "coordinates": [7]}) == (
+        "polygon 0 is not an array of rings"
+    )
+
+
 def test_ring_that_is_not_an_array_is_rejected():
     assert reason_for({"type": "Polygon", "coordinates": [5]}) == (
         "ring 0 is not an array of positions"
@@ -140,6 +146,11 @@ def test_non_finite_coordinate_is_rejected(bad):
         reason_for(polygon(ring))
         == f"coordinate (116.41, {bad}) in position 2 of ring 0 is not finite"
     )
+
+
+def test_integer_too_big_for_a_float_is_not_finite():
+    with pytest.raises(GeometryProblem, match="is not finite"):
+        parse_point(10**400, 39.9)
 
 
 def test_longitude_out_of_range_is_rejected():

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up everything and run the gridwork API with the seeded demo district.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup_all
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-8000}"
+.venv/bin/gridwork db upgrade
+.venv/bin/gridwork seed demo
+BASE="http://$HOST:$PORT"
+cat <<INFO
+
+  gridwork is starting on $BASE
+    API docs (Swagger UI)   $BASE/api/v1/docs
+    OpenAPI document        $BASE/api/v1/openapi.json
+    Grid-leader map         $BASE/map
+    Workers' app            $BASE/app
+
+  Demo accounts (password for all: $(.venv/bin/python -c 'from fixtures.demo import DEMO_PASSWORD; print(DEMO_PASSWORD)')):
+$(.venv/bin/python -m fixtures.demo --accounts)
+
+  Sign in:  curl -s -X POST $BASE/api/v1/auth/token -H 'Content-Type: application/json' \\
+              -d '{"username": "<one of the above>", "password": "<the password>"}'
+
+INFO
+exec .venv/bin/gridwork serve --host "$HOST" --port "$PORT"

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up everything and run the whole test suite (lint, migrations check, pytest).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup_all
+say "ruff"
+.venv/bin/ruff check api geo push fixtures tests bench
+say "pytest"
+exec .venv/bin/pytest -p no:cacheprovider "$@"

@@ -1,0 +1,1 @@
+"""Tests of the push delivery package."""
