@@ -77,7 +77,9 @@ def init_app(app: Flask) -> None:
 
     @jwt.user_lookup_error_loader
     def _lookup_error(_header: dict, _payload: dict):
-        return errors.problem(401, "Unauthorized", "The token is no longer valid.", slug="unauthorized")
+        return errors.problem(
+            401, "Unauthorized", "The token is no longer valid.", slug="unauthorized"
+        )
 
     @jwt.unauthorized_loader
     def _missing(reason: str):
@@ -97,7 +99,17 @@ def init_app(app: Flask) -> None:
 
     @jwt.needs_fresh_token_loader
     def _not_fresh(_header: dict, _payload: dict):
-        return errors.problem(401, "Unauthorized", "A fresh token is required.", slug="unauthorized")
+        return errors.problem(
+            401, "Unauthorized", "A fresh token is required.", slug="unauthorized"
+        )
 
 
-__all__ = ["claims_for", "current_scope", "current_user", "get_jwt", "hash_password", "init_app", "verify_password"]
+__all__ = [
+    "claims_for",
+    "current_scope",
+    "current_user",
+    "get_jwt",
+    "hash_password",
+    "init_app",
+    "verify_password",
+]

@@ -37,8 +37,9 @@ def _session():
         except errors.GridworkError as exc:
             click.secho(f"error: {exc.detail}", fg="red", err=True)
             if exc.errors:
-                click.echo(json.dumps(exc.errors, ensure_ascii=False, indent=2, default=str),
-                           err=True)
+                click.echo(
+                    json.dumps(exc.errors, ensure_ascii=False, indent=2, default=str), err=True
+                )
             raise SystemExit(1) from exc
 
 
@@ -166,8 +167,19 @@ def seed_demo(session, district: dict) -> str:
     if not existing:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        columns = ["building", "unit", "floor", "room", "lon", "lat", "kind", "occupancy",
-                   "members", "tags", "phone"]
+        columns = [
+            "building",
+            "unit",
+            "floor",
+            "room",
+            "lon",
+            "lat",
+            "kind",
+            "occupancy",
+            "members",
+            "tags",
+            "phone",
+        ]
         writer.writerow(columns)
         for row in district["households"]:
             writer.writerow([";".join(row[c]) if c == "tags" else row[c] for c in columns])
@@ -185,8 +197,8 @@ def seed_demo(session, district: dict) -> str:
             role=account["role"],
             display_name=account.get("display_name"),
             community=account.get("community"),
-            district=account.get("district") or (district["district"]["code"]
-                                                 if account["role"] == "district_viewer" else None),
+            district=account.get("district")
+            or (district["district"]["code"] if account["role"] == "district_viewer" else None),
             grids=account.get("grids") or (),
         )
         created_users += 1
@@ -205,8 +217,11 @@ def user() -> None:
 @user.command("create")
 @click.option("--username", required=True)
 @click.option("--password", required=True)
-@click.option("--role", required=True,
-              type=click.Choice(["worker", "grid_leader", "community_admin", "district_viewer"]))
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["worker", "grid_leader", "community_admin", "district_viewer"]),
+)
 @click.option("--community", help="12-digit community code (6-digit district for a viewer)")
 @click.option("--district", help="6-digit district code (district viewers)")
 @click.option("--grid", "grids", multiple=True, help="15-digit grid code; repeat for several")
@@ -218,8 +233,15 @@ def user_create(username, password, role, community, district, grids, display_na
 
     with _session() as session:
         account = users.create_user(
-            session, username=username, password=password, role=role, community=community,
-            district=district, grids=grids, display_name=display_name, phone=phone,
+            session,
+            username=username,
+            password=password,
+            role=role,
+            community=community,
+            district=district,
+            grids=grids,
+            display_name=display_name,
+            phone=phone,
         )
         click.echo(f"created {account.role} {account.username} (id {account.id})")
 

@@ -131,7 +131,12 @@ def handle_http_exception(error: HTTPException) -> Response:
         detail = "The request failed validation; see `errors`."
     if detail is None and status < 500:
         detail = error.description
-    slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large", 422: "validation"}
+    slug = {
+        404: "not-found",
+        405: "method-not-allowed",
+        413: "payload-too-large",
+        422: "validation",
+    }
     return problem(
         status,
         error.name,

@@ -92,4 +92,3 @@ class Scope:
             raise errors.Forbidden("A district viewer has read-only access.")
         if not self.sees_grid(grid):
             raise errors.Forbidden(f"Grid {grid.code} is outside your grids.")
-

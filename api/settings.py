@@ -1,4 +1,4 @@
-"""Configuration: every setting gridwork reads, and the one place environment variables map onto it."""
+"""Configuration: every setting gridwork reads; environment variables map onto it here."""
 
 from __future__ import annotations
 

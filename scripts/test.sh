@@ -3,6 +3,6 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_all
 say "ruff"
-.venv/bin/ruff check api geo push fixtures tests bench
+.venv/bin/ruff check api geo push fixtures tests migrations
 say "pytest"
 exec .venv/bin/pytest -p no:cacheprovider "$@"

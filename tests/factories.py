@@ -88,7 +88,10 @@ def build_world(session, app: Flask) -> World:
     world = World(app)
     for code, bounds in BOXES.items():
         world.grids[code] = make_grid(
-            session, code, box(*bounds), community_name=f"社区{code[9:12]}",
+            session,
+            code,
+            box(*bounds),
+            community_name=f"社区{code[9:12]}",
             district_name="东城区" if code.startswith("110101") else "西城区",
         )
     u = world.users
@@ -102,8 +105,12 @@ def build_world(session, app: Flask) -> World:
     u["viewer_110102"] = make_user(session, "viewer_110102", "district_viewer", district="110102")
     for code in BOXES:
         world.households[code] = [
-            make_household(session, *centre(code, dx=0.0005 * i), room=f"{i + 1}01",
-                           tags=["elderly_80"] if i == 0 else [])
+            make_household(
+                session,
+                *centre(code, dx=0.0005 * i),
+                room=f"{i + 1}01",
+                tags=["elderly_80"] if i == 0 else [],
+            )
             for i in range(3)
         ]
     session.flush()

@@ -1,4 +1,4 @@
-"""Administrative hierarchy: district (区) → street (街道) → community (社区), keyed by their codes."""
+"""Administrative hierarchy: district (区), street (街道), community (社区), keyed by codes."""
 
 from __future__ import annotations
 

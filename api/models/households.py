@@ -48,9 +48,7 @@ class Household(Base):
     unit: Mapped[str] = mapped_column(String(20), default="", server_default="")
     floor: Mapped[str] = mapped_column(String(10), default="", server_default="")
     room: Mapped[str] = mapped_column(String(20), default="", server_default="")
-    location: Mapped[WKBElement] = mapped_column(
-        Geometry("POINT", srid=4326, spatial_index=False)
-    )
+    location: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
     kind: Mapped[str] = mapped_column(String(20), default="residence", server_default="residence")
     occupancy: Mapped[str] = mapped_column(String(20), default="owner", server_default="owner")
     members: Mapped[int] = mapped_column(Integer, default=1, server_default="1")

@@ -25,13 +25,16 @@ class BBox(ma.fields.String):
         try:
             numbers = tuple(float(p) for p in parts)
         except ValueError as exc:
-            raise ma.ValidationError("bbox must be four numbers: minlon,minlat,maxlon,maxlat") from exc
+            raise ma.ValidationError(
+                "bbox must be four numbers: minlon,minlat,maxlon,maxlat"
+            ) from exc
         if len(numbers) != 4:
             raise ma.ValidationError("bbox must be four numbers: minlon,minlat,maxlon,maxlat")
         minlon, minlat, maxlon, maxlat = numbers
         if not (-180 <= minlon <= maxlon <= 180 and -90 <= minlat <= maxlat <= 90):
-            raise ma.ValidationError("bbox must satisfy -180 ≤ minlon ≤ maxlon ≤ 180 and "
-                                     "-90 ≤ minlat ≤ maxlat ≤ 90")
+            raise ma.ValidationError(
+                "bbox must satisfy -180 ≤ minlon ≤ maxlon ≤ 180 and -90 ≤ minlat ≤ maxlat ≤ 90"
+            )
         return numbers
 
 

@@ -261,9 +261,9 @@ def _redraw(
     session: Session, grid: Grid, boundary: MultiPolygon, actor_id: int | None, now: datetime
 ) -> bool:
     """Give `grid` a new boundary version; False when the boundary did not change."""
-    same = session.scalar(select(func.ST_Equals(Grid.boundary, db_geom(boundary))).where(
-        Grid.id == grid.id
-    ))
+    same = session.scalar(
+        select(func.ST_Equals(Grid.boundary, db_geom(boundary))).where(Grid.id == grid.id)
+    )
     if same:
         return False
     current = session.scalar(
@@ -370,13 +370,21 @@ def import_grids(
         try:
             draft = parse_feature(feature, label)
         except errors.Unprocessable as exc:
-            code = (feature.get("properties") or {}).get("code") if isinstance(feature, dict) else None
-            problems.append({"feature": index, "code": code, "detail": exc.detail,
-                             "errors": exc.errors})
+            code = (
+                (feature.get("properties") or {}).get("code") if isinstance(feature, dict) else None
+            )
+            problems.append(
+                {"feature": index, "code": code, "detail": exc.detail, "errors": exc.errors}
+            )
             continue
         if draft.code.code in seen_codes:
-            problems.append({"feature": index, "code": draft.code.code,
-                             "detail": f"{label}: code repeats {seen_codes[draft.code.code]}"})
+            problems.append(
+                {
+                    "feature": index,
+                    "code": draft.code.code,
+                    "detail": f"{label}: code repeats {seen_codes[draft.code.code]}",
+                }
+            )
             continue
         seen_codes[draft.code.code] = label
         if scope is not None:

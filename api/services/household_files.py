@@ -11,23 +11,63 @@ from typing import Any
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 
-COLUMNS = ("building", "unit", "floor", "room", "lon", "lat", "kind", "occupancy", "members",
-           "tags", "phone")
+COLUMNS = (
+    "building",
+    "unit",
+    "floor",
+    "room",
+    "lon",
+    "lat",
+    "kind",
+    "occupancy",
+    "members",
+    "tags",
+    "phone",
+)
 CHINESE_HEADERS = {
-    "楼栋": "building", "单元": "unit", "楼层": "floor", "房号": "room", "经度": "lon",
-    "纬度": "lat", "类型": "kind", "居住性质": "occupancy", "人数": "members", "标签": "tags",
+    "楼栋": "building",
+    "单元": "unit",
+    "楼层": "floor",
+    "房号": "room",
+    "经度": "lon",
+    "纬度": "lat",
+    "类型": "kind",
+    "居住性质": "occupancy",
+    "人数": "members",
+    "标签": "tags",
     "电话": "phone",
 }
 REQUIRED = ("building", "lon", "lat")
-KIND_WORDS = {"住宅": "residence", "居民": "residence", "商铺": "business", "商户": "business",
-              "企业": "business", "经营": "business"}
-OCCUPANCY_WORDS = {"自住": "owner", "业主": "owner", "自有": "owner", "租住": "tenant",
-                   "租户": "tenant", "出租": "tenant", "空置": "vacant"}
-TAG_WORDS = {"高龄": "elderly_80", "80岁以上": "elderly_80", "独居": "living_alone",
-             "空巢": "living_alone", "低保": "low_income", "残疾": "disability",
-             "流动人口": "migrant", "困境儿童": "child_in_difficulty",
-             "困境妇女": "woman_in_difficulty", "特殊人群": "special_care",
-             "重点关怀": "special_care"}
+KIND_WORDS = {
+    "住宅": "residence",
+    "居民": "residence",
+    "商铺": "business",
+    "商户": "business",
+    "企业": "business",
+    "经营": "business",
+}
+OCCUPANCY_WORDS = {
+    "自住": "owner",
+    "业主": "owner",
+    "自有": "owner",
+    "租住": "tenant",
+    "租户": "tenant",
+    "出租": "tenant",
+    "空置": "vacant",
+}
+TAG_WORDS = {
+    "高龄": "elderly_80",
+    "80岁以上": "elderly_80",
+    "独居": "living_alone",
+    "空巢": "living_alone",
+    "低保": "low_income",
+    "残疾": "disability",
+    "流动人口": "migrant",
+    "困境儿童": "child_in_difficulty",
+    "困境妇女": "woman_in_difficulty",
+    "特殊人群": "special_care",
+    "重点关怀": "special_care",
+}
 XLSX_MAGIC = b"PK\x03\x04"
 MAX_ERRORS = 100
 
@@ -130,16 +170,23 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
             try:
                 out[column] = _number(values.get(column))
             except ValueError:
-                errors.append(RowError(row, column, f"{column} {values.get(column)!r} is not a number"))
+                errors.append(
+                    RowError(row, column, f"{column} {values.get(column)!r} is not a number")
+                )
     kind = _text(values.get("kind")) or "residence"
     out["kind"] = KIND_WORDS.get(kind, kind.lower())
     if out["kind"] not in HOUSEHOLD_KINDS:
-        errors.append(RowError(row, "kind", f"kind {kind!r} is not one of {', '.join(HOUSEHOLD_KINDS)}"))
+        errors.append(
+            RowError(row, "kind", f"kind {kind!r} is not one of {', '.join(HOUSEHOLD_KINDS)}")
+        )
     occupancy = _text(values.get("occupancy")) or "owner"
     out["occupancy"] = OCCUPANCY_WORDS.get(occupancy, occupancy.lower())
     if out["occupancy"] not in OCCUPANCIES:
-        errors.append(RowError(row, "occupancy",
-                               f"occupancy {occupancy!r} is not one of {', '.join(OCCUPANCIES)}"))
+        errors.append(
+            RowError(
+                row, "occupancy", f"occupancy {occupancy!r} is not one of {', '.join(OCCUPANCIES)}"
+            )
+        )
     members = _text(values.get("members"))
     if members == "":
         out["members"] = 0 if out.get("occupancy") == "vacant" else 1
@@ -149,7 +196,9 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
             if out["members"] < 0 or out["members"] > 100 or float(members) != out["members"]:
                 raise ValueError
         except ValueError:
-            errors.append(RowError(row, "members", f"members {members!r} is not a whole number 0-100"))
+            errors.append(
+                RowError(row, "members", f"members {members!r} is not a whole number 0-100")
+            )
     tags = []
     for raw in _text(values.get("tags")).replace("；", ";").replace(",", ";").split(";"):
         tag = raw.strip()
@@ -168,7 +217,9 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
     return out if len(errors) == before else None
 
 
-def read_households(data: bytes, filename: str | None = None, content_type: str | None = None) -> ParsedFile:
+def read_households(
+    data: bytes, filename: str | None = None, content_type: str | None = None
+) -> ParsedFile:
     """Parse a register file; row numbers are spreadsheet rows (the header is row 1)."""
     if not data.strip():
         raise FileProblem("The file is empty.")
@@ -185,8 +236,11 @@ def read_households(data: bytes, filename: str | None = None, content_type: str 
     missing = [c for c in REQUIRED if c not in keys]
     if missing:
         raise FileProblem(
-            "Missing column(s): " + ", ".join(missing) + ". Expected headers: "
-            + ", ".join(COLUMNS) + " (or 楼栋, 单元, 楼层, 房号, 经度, 纬度, 类型, 居住性质, 人数, 标签, 电话)."
+            "Missing column(s): "
+            + ", ".join(missing)
+            + ". Expected headers: "
+            + ", ".join(COLUMNS)
+            + " (or 楼栋, 单元, 楼层, 房号, 经度, 纬度, 类型, 居住性质, 人数, 标签, 电话)."
         )
     try:
         for number, row in enumerate(cells, start=2):

@@ -226,4 +226,3 @@ def import_households(
         code = grids[record["grid_id"]].code
         by_grid[code] = by_grid.get(code, 0) + 1
     return HouseholdImport(created=len(records), by_grid=dict(sorted(by_grid.items())))
-

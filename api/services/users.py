@@ -36,7 +36,9 @@ def create_user(
     if role == "district_viewer":
         district = district or (community[:6] if community else None)
         if district is None or session.get(District, district) is None:
-            raise errors.Unprocessable(f"A district viewer needs a known district (got {district}).")
+            raise errors.Unprocessable(
+                f"A district viewer needs a known district (got {district})."
+            )
         community = None
     elif community is None and grids:
         community = grids[0][:12]

@@ -32,8 +32,12 @@ def test_openapi_document_is_served(client):
     response = client.get("/api/v1/openapi.json")
     assert response.status_code == 200
     paths = response.json["paths"]
-    for path in ("/api/v1/grids", "/api/v1/grids/locate", "/api/v1/households/import",
-                 "/api/v1/auth/token"):
+    for path in (
+        "/api/v1/grids",
+        "/api/v1/grids/locate",
+        "/api/v1/households/import",
+        "/api/v1/auth/token",
+    ):
         assert path in paths
 
 

@@ -6,7 +6,7 @@ from shapely.geometry import shape
 from sqlalchemy import select
 
 from api.models import Community, District, GridVersion, Street
-from tests.factories import A, A1, A2, B, BOXES, box, centre, grid_feature
+from tests.factories import A1, A2, BOXES, A, B, box, centre, grid_feature
 
 
 def admin(world):
@@ -15,8 +15,9 @@ def admin(world):
 
 def test_create_grid_returns_a_feature_at_version_1(client, world):
     geometry = box(116.400, 39.925, 116.405, 39.930)
-    response = client.post("/api/v1/grids", json=grid_feature(A + "003", geometry, name="北三"),
-                           headers=admin(world))
+    response = client.post(
+        "/api/v1/grids", json=grid_feature(A + "003", geometry, name="北三"), headers=admin(world)
+    )
     assert response.status_code == 201
     body = response.json
     assert body["type"] == "Feature"
@@ -27,15 +28,21 @@ def test_create_grid_returns_a_feature_at_version_1(client, world):
 
 def test_create_grid_stores_a_polygon_as_a_multipolygon(client, world):
     geometry = box(116.400, 39.925, 116.405, 39.930)
-    body = client.post("/api/v1/grids", json=grid_feature(A + "003", geometry),
-                       headers=admin(world)).json
+    body = client.post(
+        "/api/v1/grids", json=grid_feature(A + "003", geometry), headers=admin(world)
+    ).json
     assert body["geometry"]["type"] == "MultiPolygon"
 
 
 def test_importing_grids_creates_the_hierarchy_their_codes_imply(client, session, world):
-    feature = grid_feature("110105002003001", box(116.45, 39.92, 116.46, 39.93), name="X",
-                           community_name="团结湖社区", street_name="团结湖街道",
-                           district_name="朝阳区")
+    feature = grid_feature(
+        "110105002003001",
+        box(116.45, 39.92, 116.46, 39.93),
+        name="X",
+        community_name="团结湖社区",
+        street_name="团结湖街道",
+        district_name="朝阳区",
+    )
     from api.services.grids import import_grids
 
     import_grids(session, None, {"type": "FeatureCollection", "features": [feature]})
@@ -45,8 +52,9 @@ def test_importing_grids_creates_the_hierarchy_their_codes_imply(client, session
 
 
 def test_invalid_code_is_422_naming_the_field(client, world):
-    response = client.post("/api/v1/grids", json=grid_feature("11010100100100", box(1, 1, 2, 2)),
-                           headers=admin(world))
+    response = client.post(
+        "/api/v1/grids", json=grid_feature("11010100100100", box(1, 1, 2, 2)), headers=admin(world)
+    )
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
     assert "code" in response.json["errors"]["json"]["properties"]
@@ -54,18 +62,23 @@ def test_invalid_code_is_422_naming_the_field(client, world):
 
 def test_code_of_a_province_not_a_district_is_422(client, world):
     response = client.post(
-        "/api/v1/grids", json=grid_feature("110000001001009", box(116.4, 39.93, 116.41, 39.94)),
+        "/api/v1/grids",
+        json=grid_feature("110000001001009", box(116.4, 39.93, 116.41, 39.94)),
         headers=admin(world),
     )
     assert response.status_code in (403, 422)
 
 
 def test_self_intersecting_polygon_is_422_naming_where(client, world):
-    bowtie = {"type": "Polygon", "coordinates": [[[116.40, 39.93], [116.41, 39.94],
-                                                  [116.41, 39.93], [116.40, 39.94],
-                                                  [116.40, 39.93]]]}
-    response = client.post("/api/v1/grids", json=grid_feature(A + "003", bowtie),
-                           headers=admin(world))
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [
+            [[116.40, 39.93], [116.41, 39.94], [116.41, 39.93], [116.40, 39.94], [116.40, 39.93]]
+        ],
+    }
+    response = client.post(
+        "/api/v1/grids", json=grid_feature(A + "003", bowtie), headers=admin(world)
+    )
     assert response.status_code == 422
     assert "intersection" in response.json["detail"].lower()
 
@@ -73,7 +86,8 @@ def test_self_intersecting_polygon_is_422_naming_where(client, world):
 def test_unclosed_ring_is_422(client, world):
     ring = [[116.40, 39.93], [116.41, 39.93], [116.41, 39.94], [116.40, 39.94]]
     response = client.post(
-        "/api/v1/grids", json=grid_feature(A + "003", {"type": "Polygon", "coordinates": [ring]}),
+        "/api/v1/grids",
+        json=grid_feature(A + "003", {"type": "Polygon", "coordinates": [ring]}),
         headers=admin(world),
     )
     assert response.status_code == 422
@@ -82,16 +96,18 @@ def test_unclosed_ring_is_422(client, world):
 
 def test_swapped_coordinates_are_422(client, world):
     swapped = box(39.93, 116.40, 39.94, 116.41)
-    response = client.post("/api/v1/grids", json=grid_feature(A + "003", swapped),
-                           headers=admin(world))
+    response = client.post(
+        "/api/v1/grids", json=grid_feature(A + "003", swapped), headers=admin(world)
+    )
     assert response.status_code == 422
     assert "swap" in response.json["detail"].lower()
 
 
 def test_overlap_with_a_grid_of_the_same_community_is_422_naming_it(client, world):
     overlapping = box(116.404, 39.921, 116.4045, 39.924)
-    response = client.post("/api/v1/grids", json=grid_feature(A + "003", overlapping),
-                           headers=admin(world))
+    response = client.post(
+        "/api/v1/grids", json=grid_feature(A + "003", overlapping), headers=admin(world)
+    )
     assert response.status_code == 422
     assert A1 in response.json["detail"]
     assert response.json["errors"][0]["other_grid"] == A1
@@ -99,21 +115,28 @@ def test_overlap_with_a_grid_of_the_same_community_is_422_naming_it(client, worl
 
 def test_sharing_a_border_is_not_an_overlap(client, world):
     north = box(116.400, 39.925, 116.405, 39.930)
-    response = client.post("/api/v1/grids", json=grid_feature(A + "003", north),
-                           headers=admin(world))
+    response = client.post(
+        "/api/v1/grids", json=grid_feature(A + "003", north), headers=admin(world)
+    )
     assert response.status_code == 201
 
 
 def test_duplicate_code_is_409(client, world):
-    response = client.post("/api/v1/grids", json=grid_feature(A1, box(116.4, 39.93, 116.41, 39.94)),
-                           headers=admin(world))
+    response = client.post(
+        "/api/v1/grids",
+        json=grid_feature(A1, box(116.4, 39.93, 116.41, 39.94)),
+        headers=admin(world),
+    )
     assert response.status_code == 409
 
 
 def test_a_bad_request_writes_nothing(client, session, world):
     before = session.scalar(select(GridVersion.id).order_by(GridVersion.id.desc()).limit(1))
-    client.post("/api/v1/grids", json=grid_feature(A + "003", box(116.404, 39.921, 116.4045, 39.924)),
-                headers=admin(world))
+    client.post(
+        "/api/v1/grids",
+        json=grid_feature(A + "003", box(116.404, 39.921, 116.4045, 39.924)),
+        headers=admin(world),
+    )
     after = session.scalar(select(GridVersion.id).order_by(GridVersion.id.desc()).limit(1))
     assert before == after
 
@@ -153,7 +176,9 @@ def test_get_one_grid_counts_its_households(client, world):
 
 def test_patch_renames(client, world):
     grid = world.grids[A1]
-    body = client.patch(f"/api/v1/grids/{grid.id}", json={"name": "新名"}, headers=admin(world)).json
+    body = client.patch(
+        f"/api/v1/grids/{grid.id}", json={"name": "新名"}, headers=admin(world)
+    ).json
     assert body["properties"]["name"] == "新名"
     assert body["properties"]["version"] == 1
 
@@ -161,8 +186,9 @@ def test_patch_renames(client, world):
 def test_redrawing_keeps_the_old_version_with_its_period(client, session, world):
     grid = world.grids[A1]
     bigger = box(116.399, 39.920, 116.405, 39.925)
-    body = client.patch(f"/api/v1/grids/{grid.id}", json={"geometry": bigger},
-                        headers=admin(world)).json
+    body = client.patch(
+        f"/api/v1/grids/{grid.id}", json={"geometry": bigger}, headers=admin(world)
+    ).json
     assert body["properties"]["version"] == 2
     versions = session.scalars(
         select(GridVersion).where(GridVersion.grid_id == grid.id).order_by(GridVersion.version)
@@ -177,10 +203,13 @@ def test_redrawing_keeps_the_old_version_with_its_period(client, session, world)
 
 def test_redrawing_moves_households_to_the_grid_that_now_holds_them(client, session, world):
     moved = world.households[A1][2]  # the easternmost of A1's three households
-    collection = {"type": "FeatureCollection", "features": [
-        grid_feature(A1, box(116.400, 39.920, 116.4032, 39.925)),
-        grid_feature(A2, box(116.4032, 39.920, 116.410, 39.925)),
-    ]}
+    collection = {
+        "type": "FeatureCollection",
+        "features": [
+            grid_feature(A1, box(116.400, 39.920, 116.4032, 39.925)),
+            grid_feature(A2, box(116.4032, 39.920, 116.410, 39.925)),
+        ],
+    }
     body = client.post("/api/v1/grids/import", json=collection, headers=admin(world)).json
     assert sorted(body["redrawn"]) == [A1, A2]
     household = client.get(f"/api/v1/households/{moved.id}", headers=admin(world)).json
@@ -189,9 +218,11 @@ def test_redrawing_moves_households_to_the_grid_that_now_holds_them(client, sess
 
 def test_redraw_that_would_orphan_households_is_422_and_changes_nothing(client, session, world):
     grid = world.grids[A1]
-    response = client.patch(f"/api/v1/grids/{grid.id}",
-                            json={"geometry": box(116.400, 39.920, 116.401, 39.921)},
-                            headers=admin(world))
+    response = client.patch(
+        f"/api/v1/grids/{grid.id}",
+        json={"geometry": box(116.400, 39.920, 116.401, 39.921)},
+        headers=admin(world),
+    )
     assert response.status_code == 422
     assert "outside every grid" in response.json["detail"]
     session.expire_all()
@@ -204,8 +235,11 @@ def test_delete_refuses_a_grid_with_households(client, world):
 
 
 def test_delete_retires_an_empty_grid(client, world):
-    created = client.post("/api/v1/grids", json=grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930)),
-                          headers=admin(world)).json
+    created = client.post(
+        "/api/v1/grids",
+        json=grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930)),
+        headers=admin(world),
+    ).json
     assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
     assert client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 404
 
@@ -221,13 +255,17 @@ def test_import_is_all_or_nothing_and_names_each_bad_feature(client, session, wo
     )
     assert response.status_code == 422
     assert [e["feature"] for e in response.json["errors"]] == [1, 2]
-    assert client.get("/api/v1/grids/locate?lon=116.402&lat=39.927",
-                      headers=admin(world)).status_code == 404
+    assert (
+        client.get("/api/v1/grids/locate?lon=116.402&lat=39.927", headers=admin(world)).status_code
+        == 404
+    )
 
 
 def test_import_twice_changes_nothing_the_second_time(client, world):
-    collection = {"type": "FeatureCollection",
-                  "features": [grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))]}
+    collection = {
+        "type": "FeatureCollection",
+        "features": [grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))],
+    }
     first = client.post("/api/v1/grids/import", json=collection, headers=admin(world)).json
     second = client.post("/api/v1/grids/import", json=collection, headers=admin(world)).json
     assert first["created"] == [A + "003"]
@@ -235,8 +273,10 @@ def test_import_twice_changes_nothing_the_second_time(client, world):
 
 
 def test_import_redraws_a_known_code(client, world):
-    collection = {"type": "FeatureCollection",
-                  "features": [grid_feature(A1, box(116.3995, 39.920, 116.405, 39.925))]}
+    collection = {
+        "type": "FeatureCollection",
+        "features": [grid_feature(A1, box(116.3995, 39.920, 116.405, 39.925))],
+    }
     body = client.post("/api/v1/grids/import", json=collection, headers=admin(world)).json
     assert body["redrawn"] == [A1]
 
@@ -259,28 +299,54 @@ def test_locate_outside_every_grid_is_404(client, world):
 
 
 def test_locate_in_a_hole_finds_no_grid(client, world):
-    ring = [[116.420, 39.920], [116.430, 39.920], [116.430, 39.930], [116.420, 39.930],
-            [116.420, 39.920]]
-    hole = [[116.424, 39.924], [116.424, 39.926], [116.426, 39.926], [116.426, 39.924],
-            [116.424, 39.924]]
+    ring = [
+        [116.420, 39.920],
+        [116.430, 39.920],
+        [116.430, 39.930],
+        [116.420, 39.930],
+        [116.420, 39.920],
+    ]
+    hole = [
+        [116.424, 39.924],
+        [116.424, 39.926],
+        [116.426, 39.926],
+        [116.426, 39.924],
+        [116.424, 39.924],
+    ]
     headers = world.auth("admin_b")
-    created = client.post("/api/v1/grids", json=grid_feature(
-        B + "002", {"type": "Polygon", "coordinates": [ring, hole]}), headers=headers)
+    created = client.post(
+        "/api/v1/grids",
+        json=grid_feature(B + "002", {"type": "Polygon", "coordinates": [ring, hole]}),
+        headers=headers,
+    )
     assert created.status_code == 201
-    assert client.get("/api/v1/grids/locate?lon=116.425&lat=39.925",
-                      headers=headers).status_code == 404
-    assert client.get("/api/v1/grids/locate?lon=116.421&lat=39.921",
-                      headers=headers).json["properties"]["code"] == B + "002"
+    assert (
+        client.get("/api/v1/grids/locate?lon=116.425&lat=39.925", headers=headers).status_code
+        == 404
+    )
+    assert (
+        client.get("/api/v1/grids/locate?lon=116.421&lat=39.921", headers=headers).json[
+            "properties"
+        ]["code"]
+        == B + "002"
+    )
 
 
 def test_multipolygon_parts_are_both_located(client, world):
-    parts = {"type": "MultiPolygon", "coordinates": [
-        box(116.420, 39.920, 116.422, 39.922)["coordinates"],
-        box(116.426, 39.920, 116.428, 39.922)["coordinates"],
-    ]}
+    parts = {
+        "type": "MultiPolygon",
+        "coordinates": [
+            box(116.420, 39.920, 116.422, 39.922)["coordinates"],
+            box(116.426, 39.920, 116.428, 39.922)["coordinates"],
+        ],
+    }
     headers = world.auth("admin_b")
-    assert client.post("/api/v1/grids", json=grid_feature(B + "002", parts),
-                       headers=headers).status_code == 201
+    assert (
+        client.post(
+            "/api/v1/grids", json=grid_feature(B + "002", parts), headers=headers
+        ).status_code
+        == 201
+    )
     for lon in (116.421, 116.427):
         found = client.get(f"/api/v1/grids/locate?lon={lon}&lat=39.921", headers=headers).json
         assert found["properties"]["code"] == B + "002"
@@ -290,6 +356,9 @@ def test_grids_of_other_communities_may_not_overlap_check_is_per_community(clien
     # B1 sits east of A2; a new grid of community B overlapping A2 is still checked only
     # against B's grids (communities are drawn by different offices).
     headers = world.auth("admin_b")
-    response = client.post("/api/v1/grids", json=grid_feature(B + "002", box(116.408, 39.925, 116.409, 39.926)),
-                           headers=headers)
+    response = client.post(
+        "/api/v1/grids",
+        json=grid_feature(B + "002", box(116.408, 39.925, 116.409, 39.926)),
+        headers=headers,
+    )
     assert response.status_code == 201

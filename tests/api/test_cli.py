@@ -1,0 +1,138 @@
+"""The `gridwork` command: users, imports, the demo seed, and migrations matching the models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from api.cli import alembic_config, main
+from api.models import Grid, Household, User
+from fixtures.demo import demo_district
+from tests.factories import A1, box, centre, grid_feature
+
+
+@pytest.fixture()
+def gridwork(app):
+    """Run `gridwork ...` inside the test's app (and so inside its rolled-back transaction)."""
+
+    def run(*args: str):
+        with app.app_context():
+            return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+def test_user_create_makes_a_worker_of_a_grid(gridwork, session, world):
+    result = gridwork(
+        "user",
+        "create",
+        "--username",
+        "w9",
+        "--password",
+        "long-enough-pw",
+        "--role",
+        "worker",
+        "--grid",
+        A1,
+    )
+    assert result.exit_code == 0, result.output
+    user = session.scalar(select(User).where(User.username == "w9"))
+    assert [g.code for g in user.grids] == [A1]
+    assert user.community_code == A1[:12]
+
+
+def test_user_create_refuses_an_unknown_community(gridwork, world):
+    result = gridwork(
+        "user",
+        "create",
+        "--username",
+        "x",
+        "--password",
+        "long-enough-pw",
+        "--role",
+        "community_admin",
+        "--community",
+        "110101009009",
+    )
+    assert result.exit_code == 1
+    assert "community" in result.output
+
+
+def test_import_grids_from_geojson_file(gridwork, session, tmp_path, world):
+    path = tmp_path / "grids.geojson"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    grid_feature("110101001001003", box(116.400, 39.925, 116.405, 39.930))
+                ],
+            }
+        )
+    )
+    result = gridwork("import", "grids", str(path))
+    assert result.exit_code == 0, result.output
+    assert "1 created" in result.output
+
+
+def test_import_grids_reports_bad_features_and_fails(gridwork, tmp_path, world):
+    path = tmp_path / "grids.geojson"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [grid_feature("bad", box(116.400, 39.925, 116.405, 39.930))],
+            }
+        )
+    )
+    result = gridwork("import", "grids", str(path))
+    assert result.exit_code == 1
+    assert "feature 0" in result.output
+
+
+def test_import_households_from_csv(gridwork, session, tmp_path, world):
+    lon, lat = centre(A1)
+    path = tmp_path / "h.csv"
+    path.write_text(
+        f"building,unit,floor,room,lon,lat,kind,occupancy,members,tags,phone\n"
+        f"5,1,2,201,{lon},{lat},residence,owner,2,migrant,\n"
+    )
+    result = gridwork("import", "households", str(path))
+    assert result.exit_code == 0, result.output
+    assert f"{A1}: 1" in result.output
+
+
+def test_seed_demo_loads_the_district_and_is_safe_to_run_twice(gridwork, session):
+    demo = demo_district()
+    first = gridwork("seed", "demo")
+    assert first.exit_code == 0, first.output
+    second = gridwork("seed", "demo")
+    assert "0 households, 0 accounts created" in second.output
+    assert session.scalar(select(func.count(Grid.id))) == len(demo["grids"]["features"])
+    assert session.scalar(select(func.count(Household.id))) == len(demo["households"])
+
+
+def test_seeded_households_land_in_the_grid_they_were_drawn_in(gridwork, session):
+    gridwork("seed", "demo")
+    demo = demo_district()
+    placed = dict(
+        session.execute(
+            select(
+                Household.room + "|" + Household.building + "|" + Household.unit, Grid.code
+            ).join(Grid, Household.grid_id == Grid.id)
+        ).all()
+    )
+    expected = {
+        f"{h['room']}|{h['building']}|{h['unit']}": h["grid_code"] for h in demo["households"]
+    }
+    mismatched = [k for k, code in expected.items() if placed.get(k) != code]
+    assert mismatched == []
+
+
+def test_migrations_match_the_models(database_url):
+    from alembic import command
+
+    command.check(alembic_config(database_url))

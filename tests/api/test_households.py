@@ -1,0 +1,294 @@
+"""Households: placed in their grid by PostGIS, filtered, edited, imported all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from openpyxl import Workbook
+from sqlalchemy import func, select
+
+from api.models import Household
+from tests.factories import A1, A2, B1, A, centre
+
+CHINESE = [
+    "楼栋",
+    "单元",
+    "楼层",
+    "房号",
+    "经度",
+    "纬度",
+    "类型",
+    "居住性质",
+    "人数",
+    "标签",
+    "电话",
+]
+ENGLISH = [
+    "building",
+    "unit",
+    "floor",
+    "room",
+    "lon",
+    "lat",
+    "kind",
+    "occupancy",
+    "members",
+    "tags",
+    "phone",
+]
+
+
+def household_count(session) -> int:
+    return session.scalar(select(func.count(Household.id)))
+
+
+def csv_file(rows, header=ENGLISH) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def xlsx_file(rows, header=CHINESE) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    sheet.append(header)
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def upload(client, world, data: bytes, name: str, user="admin_a"):
+    return client.post(
+        "/api/v1/households/import",
+        data={"file": (io.BytesIO(data), name)},
+        headers=world.auth(user),
+        content_type="multipart/form-data",
+    )
+
+
+def test_create_computes_the_grid(client, world):
+    lon, lat = centre(A2)
+    body = client.post(
+        "/api/v1/households",
+        json={"building": "9", "lon": lon, "lat": lat},
+        headers=world.auth("admin_a"),
+    ).json
+    assert body["grid_code"] == A2
+    assert (body["lon"], body["lat"]) == (lon, lat)
+
+
+def test_create_carries_the_register_fields(client, world):
+    lon, lat = centre(A1)
+    payload = {
+        "building": "3",
+        "unit": "2",
+        "floor": "5",
+        "room": "502",
+        "lon": lon,
+        "lat": lat,
+        "kind": "business",
+        "occupancy": "tenant",
+        "members": 4,
+        "tags": ["migrant", "low_income"],
+        "phone": "13800000000",
+    }
+    body = client.post("/api/v1/households", json=payload, headers=world.auth("admin_a")).json
+    for key, value in payload.items():
+        assert body[key] == value
+
+
+def test_point_outside_every_grid_is_422_naming_the_nearest_grid_and_distance(client, world):
+    lon, lat = 116.4025, 39.9300  # about 555 m north of A1
+    response = client.post(
+        "/api/v1/households",
+        json={"building": "1", "lon": lon, "lat": lat},
+        headers=world.auth("admin_a"),
+    )
+    assert response.status_code == 422
+    assert response.json["nearest_grid"] == A1
+    assert 540 < response.json["distance_m"] < 570
+
+
+def test_point_on_a_shared_border_goes_to_the_lowest_code(client, world):
+    body = client.post(
+        "/api/v1/households",
+        json={"building": "1", "lon": 116.405, "lat": 39.9221},
+        headers=world.auth("admin_a"),
+    ).json
+    assert body["grid_code"] == A1
+
+
+def test_unknown_tag_is_422(client, world):
+    lon, lat = centre(A1)
+    response = client.post(
+        "/api/v1/households",
+        json={"building": "1", "lon": lon, "lat": lat, "tags": ["rich"]},
+        headers=world.auth("admin_a"),
+    )
+    assert response.status_code == 422
+    assert "tags" in response.json["errors"]["json"]
+
+
+def test_swapped_point_is_422(client, world):
+    lon, lat = centre(A1)
+    response = client.post(
+        "/api/v1/households",
+        json={"building": "1", "lon": lat, "lat": lon},
+        headers=world.auth("admin_a"),
+    )
+    assert response.status_code == 422
+
+
+def test_list_filters_by_grid(client, world):
+    body = client.get(f"/api/v1/households?grid={A2}", headers=world.auth("admin_a")).json
+    assert {h["grid_code"] for h in body} == {A2}
+    assert len(body) == 3
+
+
+def test_list_filters_by_tags(client, world):
+    body = client.get("/api/v1/households?tags=elderly_80", headers=world.auth("admin_a")).json
+    assert len(body) == 2
+    assert all("elderly_80" in h["tags"] for h in body)
+
+
+def test_list_filters_by_kind(client, world):
+    assert client.get("/api/v1/households?kind=business", headers=world.auth("admin_a")).json == []
+
+
+def test_list_is_paginated(client, world):
+    response = client.get("/api/v1/households?page=2&page_size=4", headers=world.auth("admin_a"))
+    assert len(response.json) == 2
+    assert '"total": 6' in response.headers["X-Pagination"]
+
+
+def test_patch_changes_facts(client, world):
+    household = world.households[A1][0]
+    body = client.patch(
+        f"/api/v1/households/{household.id}",
+        json={"members": 5, "tags": []},
+        headers=world.auth("worker_a1"),
+    ).json
+    assert body["members"] == 5
+    assert body["tags"] == []
+
+
+def test_patch_moving_the_point_recomputes_the_grid(client, world):
+    household = world.households[A1][0]
+    lon, lat = centre(A2)
+    body = client.patch(
+        f"/api/v1/households/{household.id}",
+        json={"lon": lon, "lat": lat},
+        headers=world.auth("admin_a"),
+    ).json
+    assert body["grid_code"] == A2
+
+
+def test_patch_moving_the_point_out_of_your_grids_is_403(client, world):
+    household = world.households[A1][0]
+    lon, lat = centre(A2)
+    response = client.patch(
+        f"/api/v1/households/{household.id}",
+        json={"lon": lon, "lat": lat},
+        headers=world.auth("worker_a1"),
+    )
+    assert response.status_code == 403
+
+
+def test_import_csv_with_english_headers(client, session, world):
+    lon, lat = centre(A1)
+    data = csv_file(
+        [
+            [
+                "7",
+                "1",
+                "3",
+                "301",
+                lon,
+                lat,
+                "residence",
+                "owner",
+                "2",
+                "elderly_80;living_alone",
+                "13900000000",
+            ],
+            ["7", "1", "3", "302", *centre(A2), "business", "tenant", "1", "", ""],
+        ]
+    )
+    response = upload(client, world, data, "register.csv")
+    assert response.status_code == 201
+    assert response.json == {"created": 2, "by_grid": {A1: 1, A2: 1}}
+
+
+def test_import_xlsx_with_chinese_headers_and_values(client, world):
+    lon, lat = centre(A1)
+    data = xlsx_file(
+        [["8", "2", 4, "402", lon, lat, "住宅", "出租", 3, "独居;低保", "13700000000"]]
+    )
+    response = upload(client, world, data, "登记表.xlsx")
+    assert response.status_code == 201
+    row = client.get(
+        f"/api/v1/households?grid={A1}&tags=low_income", headers=world.auth("admin_a")
+    ).json[0]
+    assert (row["occupancy"], row["tags"]) == ("tenant", ["living_alone", "low_income"])
+
+
+def test_import_errors_name_row_and_column_and_write_nothing(client, session, world):
+    before = household_count(session)
+    lon, lat = centre(A1)
+    data = csv_file(
+        [
+            ["1", "1", "1", "101", lon, lat, "", "", "", "", ""],
+            ["1", "1", "1", "102", "east", lat, "", "", "", "", ""],
+            ["1", "1", "1", "103", lon, lat, "castle", "", "", "", ""],
+        ]
+    )
+    response = upload(client, world, data, "bad.csv")
+    assert response.status_code == 422
+    assert [(e["row"], e["column"]) for e in response.json["errors"]] == [(3, "lon"), (4, "kind")]
+    assert household_count(session) == before
+
+
+def test_import_row_outside_every_grid_names_the_row_and_nearest_grid(client, world):
+    data = csv_file([["1", "1", "1", "101", 116.4025, 39.93, "", "", "", "", ""]])
+    response = upload(client, world, data, "far.csv")
+    assert response.status_code == 422
+    error = response.json["errors"][0]
+    assert error["row"] == 2
+    assert A1 in error["detail"]
+
+
+def test_import_missing_columns_is_422_listing_them(client, world):
+    response = upload(client, world, b"building,unit\n1,1\n", "short.csv")
+    assert response.status_code == 422
+    assert "lon" in response.json["detail"]
+
+
+def test_import_mislabelled_file_is_422(client, world):
+    response = upload(client, world, b"\x00\x01garbage" * 10, "register.xlsx")
+    assert response.status_code == 422
+
+
+def test_import_by_a_worker_outside_their_grid_is_refused_by_row(client, world):
+    data = csv_file([["1", "1", "1", "101", *centre(B1), "", "", "", "", ""]])
+    response = upload(client, world, data, "other.csv", user="worker_a1")
+    assert response.status_code == 422
+    assert response.json["errors"][0]["row"] == 2
+
+
+def test_import_without_a_file_is_422(client, world):
+    response = client.post(
+        "/api/v1/households/import",
+        data={},
+        headers=world.auth("admin_a"),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+
+
+def test_household_of_community(world):
+    assert world.grids[A1].community_code == A
