@@ -4,7 +4,11 @@ from api.db import Base
 from api.models.admin import Community, District, Street
 from api.models.grids import Grid, GridVersion
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES, Household
+from api.models.notifications import NOTIFICATION_KINDS, Notification
+from api.models.rosters import Leave, Roster, Shift
+from api.models.tasks import Task, TaskEvent
 from api.models.users import ROLES, User, user_grids
+from api.models.visits import Visit
 
 __all__ = [
     "Base",
@@ -13,8 +17,16 @@ __all__ = [
     "District",
     "Grid",
     "GridVersion",
+    "Leave",
+    "Roster",
+    "Shift",
+    "Task",
+    "TaskEvent",
+    "Visit",
     "HOUSEHOLD_KINDS",
     "Household",
+    "NOTIFICATION_KINDS",
+    "Notification",
     "OCCUPANCIES",
     "ROLES",
     "Street",

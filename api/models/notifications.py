@@ -1,0 +1,43 @@
+"""Notifications: the in-app inbox, written in the transaction of the change that causes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.db import Base
+
+NOTIFICATION_KINDS = (
+    "task_dispatched",
+    "task_reassigned",
+    "task_deadline_warning",
+    "task_escalated",
+    "task_updated",
+    "roster_published",
+    "roster_changed",
+    "shift_swap_requested",
+    "report_ready",
+)
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Small string map for the app (task_id, week, ...); also sent as the push data payload.
+    data: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # Updates to the same subject (e.g. "task:42") replace each other on the phone.
+    collapse_key: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+Index("ix_notifications_user_created", Notification.user_id, Notification.created_at)

@@ -1,0 +1,101 @@
+"""A-post / B-post rosters: a community's week of shifts, and workers' leave."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from api.db import Base
+
+ROSTER_STATUSES = ("draft", "published")
+POSTS = ("A", "B")
+LEAVE_STATUSES = ("requested", "approved", "rejected", "cancelled")
+
+
+class Roster(Base):
+    """One community's ISO week ("2026-W48"); drafts are edited, then published."""
+
+    __tablename__ = "rosters"
+    __table_args__ = (
+        UniqueConstraint("community_code", "week", name="uq_rosters_community_week"),
+        CheckConstraint("week ~ '^[0-9]{4}-W[0-9]{2}$'", name="week_format"),
+        CheckConstraint("status IN ('draft', 'published')", name="status_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_code: Mapped[str] = mapped_column(ForeignKey("communities.code"))
+    week: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(10), default="draft", server_default="draft")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    shifts: Mapped[list[Shift]] = relationship(
+        back_populates="roster", cascade="all, delete-orphan", order_by="Shift.date"
+    )
+
+
+class Shift(Base):
+    """One worker's post on one day: A (the hall window) or B (door to door in a grid)."""
+
+    __tablename__ = "shifts"
+    __table_args__ = (
+        # Nobody holds two posts at once.
+        UniqueConstraint("worker_id", "date", name="uq_shifts_worker_date"),
+        CheckConstraint("post IN ('A', 'B')", name="post_valid"),
+        CheckConstraint("(post = 'B') = (grid_id IS NOT NULL)", name="b_post_has_grid"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    roster_id: Mapped[int] = mapped_column(ForeignKey("rosters.id", ondelete="CASCADE"))
+    date: Mapped[date] = mapped_column(Date)
+    post: Mapped[str] = mapped_column(String(1))
+    worker_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
+    # Set when the worker covers the grid of a colleague who is away.
+    relief_for_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    roster: Mapped[Roster] = relationship(back_populates="shifts")
+    worker = relationship("User", foreign_keys=[worker_id])
+    grid = relationship("Grid")
+
+
+Index("ix_shifts_roster_date", Shift.roster_id, Shift.date)
+Index("ix_shifts_grid_date", Shift.grid_id, Shift.date)
+
+
+class Leave(Base):
+    """Leave or absence over [start_date, end_date], requested by a worker, decided by a leader."""
+
+    __tablename__ = "leaves"
+    __table_args__ = (
+        CheckConstraint("end_date >= start_date", name="period_order"),
+        CheckConstraint(
+            "status IN ('requested', 'approved', 'rejected', 'cancelled')", name="status_valid"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    status: Mapped[str] = mapped_column(String(10), default="requested", server_default="requested")
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,124 @@
+"""Tasks from the hotline, the window, visits and rounds; their lifecycle as an event log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from geoalchemy2 import Geometry, WKBElement
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from api.db import Base
+
+TASK_SOURCES = ("hotline", "window", "visit", "proactive", "leader")
+HOTLINE_TYPES = ("consultation", "help", "complaint", "report", "suggestion")
+URGENCIES = ("danger", "utility", "general", "complex")
+TASK_STATUSES = (
+    "new",
+    "dispatched",
+    "accepted",
+    "in_progress",
+    "resolved",
+    "callback",
+    "closed",
+    "returned",
+    "escalated",
+    "reopened",
+)
+SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(_in("source", TASK_SOURCES), name="source_valid"),
+        CheckConstraint(_in("urgency", URGENCIES), name="urgency_valid"),
+        CheckConstraint(_in("status", TASK_STATUSES), name="status_valid"),
+        CheckConstraint(
+            "satisfaction IS NULL OR " + _in("satisfaction", SATISFACTION),
+            name="satisfaction_valid",
+        ),
+        # A hotline ticket becomes one task, however often it is sent.
+        UniqueConstraint("source", "external_id", name="uq_tasks_source_external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(10))
+    type: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    urgency: Mapped[str] = mapped_column(String(10), default="general", server_default="general")
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    complainant: Mapped[dict | None] = mapped_column(JSONB)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"))
+    visit_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("visits.id"), unique=True
+    )
+    location: Mapped[WKBElement | None] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False)
+    )
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"))
+    status: Mapped[str] = mapped_column(String(12), default="new", server_default="new")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+    first_contact_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_contact_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    warned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    satisfaction: Mapped[str | None] = mapped_column(String(20))
+
+    grid = relationship("Grid")
+    household = relationship("Household")
+    assignee = relationship("User", foreign_keys=[assignee_id])
+    events: Mapped[list[TaskEvent]] = relationship(
+        back_populates="task", order_by="TaskEvent.id", cascade="all, delete-orphan"
+    )
+
+
+Index("ix_tasks_grid_status", Task.grid_id, Task.status)
+Index("ix_tasks_assignee_status", Task.assignee_id, Task.status)
+Index("ix_tasks_due", Task.due_at)
+
+
+class TaskEvent(Base):
+    """One step of a task: who did what, when, with a note, optionally where and with photos."""
+
+    __tablename__ = "task_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[str | None] = mapped_column(String(12))
+    to_status: Mapped[str] = mapped_column(String(12))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    location: Mapped[WKBElement | None] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False)
+    )
+    photos: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    task: Mapped[Task] = relationship(back_populates="events")

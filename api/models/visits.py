@@ -1,0 +1,84 @@
+"""Door-to-door visits: client-made UUIDs, the WGS-84 point, outcome, and location evidence."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from geoalchemy2 import Geometry, WKBElement
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from api.db import Base
+
+OUTCOMES = ("met", "nobody_home", "refused", "moved_out", "vacant")
+DATUMS = ("wgs84", "gcj02", "bd09")
+GRADES = ("ok", "doubtful", "suspect")
+
+
+class Visit(Base):
+    __tablename__ = "visits"
+    __table_args__ = (
+        CheckConstraint(
+            "outcome IN ('met', 'nobody_home', 'refused', 'moved_out', 'vacant')",
+            name="outcome_valid",
+        ),
+        CheckConstraint("datum IN ('wgs84', 'gcj02', 'bd09')", name="datum_valid"),
+        CheckConstraint("grade IN ('ok', 'doubtful', 'suspect')", name="grade_valid"),
+        CheckConstraint("week ~ '^[0-9]{4}-W[0-9]{2}$'", name="week_format"),
+    )
+
+    # Made by the phone, so a replayed sync is recognised (idempotency key).
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"))
+    # The grid the visit counts for (the household's grid when it was visited).
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"))
+    # Premises not yet registered: the address as the worker typed it.
+    premises: Mapped[dict | None] = mapped_column(JSONB)
+    visited_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    utc_offset_minutes: Mapped[int] = mapped_column(Integer)
+    # ISO week of visited_at in Asia/Shanghai, e.g. "2026-W47": what reports group by.
+    week: Mapped[str] = mapped_column(String(8))
+    location: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    datum: Mapped[str] = mapped_column(String(5))
+    raw_lon: Mapped[float] = mapped_column(Float)
+    raw_lat: Mapped[float] = mapped_column(Float)
+    provider: Mapped[str | None] = mapped_column(String(20))
+    mock: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    outcome: Mapped[str] = mapped_column(String(12))
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    observations: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+    follow_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    follow_up_note: Mapped[str | None] = mapped_column(Text)
+    # Set when the worker visited as the named reliever of another worker's grid.
+    relief: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    grade: Mapped[str] = mapped_column(String(10))
+    reasons: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
+    evidence: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    worker = relationship("User")
+    household = relationship("Household")
+    grid = relationship("Grid")
+
+
+Index("ix_visits_grid_week", Visit.grid_id, Visit.week)
+Index("ix_visits_household_visited", Visit.household_id, Visit.visited_at)
+Index("ix_visits_worker_visited", Visit.worker_id, Visit.visited_at)
+Index("ix_visits_location", Visit.location, postgresql_using="gist")

@@ -1,0 +1,58 @@
+"""ISO weeks as the community speaks them: "2026-W47", in Asia/Shanghai, stored as UTC bounds."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from api import errors
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+def parse_week(week: str) -> tuple[int, int]:
+    """("2026-W47") -> (2026, 47); a 422 problem for anything that is not a real ISO week."""
+    match = _WEEK.match(week or "")
+    if match:
+        year, number = int(match[1]), int(match[2])
+        try:
+            date.fromisocalendar(year, number, 1)
+            return year, number
+        except ValueError:
+            pass
+    raise errors.Unprocessable(f"{week!r} is not an ISO week like 2026-W47.")
+
+
+def week_dates(week: str) -> list[date]:
+    """Monday to Sunday of the week."""
+    year, number = parse_week(week)
+    monday = date.fromisocalendar(year, number, 1)
+    return [monday + timedelta(days=i) for i in range(7)]
+
+
+def week_bounds(week: str) -> tuple[datetime, datetime]:
+    """[Monday 00:00, next Monday 00:00) Asia/Shanghai, as aware UTC datetimes."""
+    monday = week_dates(week)[0]
+    start = datetime.combine(monday, time(0), LOCAL)
+    return start.astimezone(UTC), (start + timedelta(days=7)).astimezone(UTC)
+
+
+def week_of(moment: datetime | date) -> str:
+    """The ISO week of an instant (read in Asia/Shanghai) or of a calendar date."""
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            raise ValueError("week_of needs an aware datetime")
+        moment = moment.astimezone(LOCAL).date()
+    year, number, _ = moment.isocalendar()
+    return f"{year}-W{number:02d}"
+
+
+def shift_week(week: str, delta: int) -> str:
+    """The week `delta` weeks after (negative: before) `week`."""
+    return week_of(week_dates(week)[0] + timedelta(weeks=delta))
+
+
+def current_week(now: datetime | None = None) -> str:
+    return week_of(now or datetime.now(UTC))
