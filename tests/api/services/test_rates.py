@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from api.models import Task
 from api.services.rates import three_rates
-from tests.factories import A, A1, A2
+from tests.factories import A1, A2, A
 
 T0 = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
 
