@@ -20,6 +20,11 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_MAX_UPLOAD_MB": ("MAX_UPLOAD_MB", int),
     "GRIDWORK_OVERLAP_TOLERANCE_M2": ("GRID_OVERLAP_TOLERANCE_M2", float),
     "GRIDWORK_LOG_LEVEL": ("LOG_LEVEL", str),
+    "GRIDWORK_DATA_KEY": ("DATA_KEY", str),
+    "GRIDWORK_CORS_ORIGINS": ("CORS_ORIGINS", str),
+    "GRIDWORK_LOGIN_MAX_FAILURES": ("LOGIN_MAX_FAILURES", int),
+    "GRIDWORK_LOGIN_MAX_FAILURES_PER_IP": ("LOGIN_MAX_FAILURES_PER_IP", int),
+    "GRIDWORK_LOGIN_WINDOW_MINUTES": ("LOGIN_WINDOW_MINUTES", int),
 }
 
 
@@ -42,6 +47,13 @@ class Config:
     MAX_UPLOAD_MB = 20
     GRID_OVERLAP_TOLERANCE_M2 = 1.0
     LOG_LEVEL = "INFO"
+    # base64 of 32 bytes; encrypts sensitive columns (phones). Unset: a logged development key.
+    DATA_KEY: str | None = None
+    # Comma-separated origins allowed to call the API from a browser (none by default).
+    CORS_ORIGINS = ""
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_MAX_FAILURES_PER_IP = 30
+    LOGIN_WINDOW_MINUTES = 15
 
     API_TITLE = "gridwork"
     API_VERSION = "v1"

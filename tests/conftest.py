@@ -70,6 +70,8 @@ def app(database_url, connection):
             "SECRET_KEY": "test-secret-key-with-enough-length-for-hs256",
             "LOG_LEVEL": "WARNING",
             "PASSWORD_HASHING": "fast",
+            "DATA_KEY": "dGVzdC1kYXRhLWtleS1mb3ItZ3JpZHdvcmstdGVzdHM",
+            "CORS_ORIGINS": "https://app.example.org",
         }
     )
     db.bind(connection)
