@@ -102,3 +102,10 @@ def world(session, app):
     from tests.factories import build_world
 
     return build_world(session, app)
+
+
+@pytest.fixture()
+def api_schema(app):
+    from tests.api.test_openapi_fuzz import api_schema_for
+
+    return api_schema_for(app)

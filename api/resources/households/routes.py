@@ -102,7 +102,7 @@ class HouseholdImport(MethodView):
         return result
 
 
-@blp.route("/<int:household_id>")
+@blp.route("/<id:household_id>")
 class HouseholdById(MethodView):
     @blp.response(200, HouseholdSchema)
     def get(self, household_id):
