@@ -60,7 +60,11 @@ class Shift(Base):
         # Nobody holds two posts at once.
         # Deferrable (checked at the end of each statement), so one UPDATE can swap two workers.
         UniqueConstraint(
-            "worker_id", "date", name="uq_shifts_worker_date", deferrable=True, initially="IMMEDIATE"
+            "worker_id",
+            "date",
+            name="uq_shifts_worker_date",
+            deferrable=True,
+            initially="IMMEDIATE",
         ),
         CheckConstraint("post IN ('A', 'B')", name="post_valid"),
         CheckConstraint("(post = 'B') = (grid_id IS NOT NULL)", name="b_post_has_grid"),

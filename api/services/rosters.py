@@ -447,7 +447,9 @@ def week_view(session: Session, roster: Roster) -> dict:
     """A roster grouped by day (A then B), with its pairs and A-post days per worker."""
     settings = settings_for(session, [roster.community_code])[roster.community_code]
     names = dict(
-        session.execute(select(User.id, User.display_name).where(User.community_code == roster.community_code)).all()
+        session.execute(
+            select(User.id, User.display_name).where(User.community_code == roster.community_code)
+        ).all()
     )
     by_day: dict[date, dict[str, list]] = {
         d: {"A": [], "B": []} for d in weeks.week_dates(roster.week)
@@ -605,8 +607,7 @@ def update_shift(session: Session, scope: Scope, shift_id: int, changes: dict) -
             )
             if grid is None:
                 raise errors.Unprocessable(
-                    f"A B-post needs a grid of community {roster.community_code}"
-                    f" (got {code}).",
+                    f"A B-post needs a grid of community {roster.community_code} (got {code}).",
                     errors={"json": {"grid_code": ["not a grid of this community"]}},
                 )
             grid_id = grid.id

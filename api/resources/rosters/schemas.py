@@ -64,9 +64,7 @@ class LeaveCreateSchema(Schema):
 
 
 class LeaveDecisionSchema(Schema):
-    decision = ma.fields.String(
-        required=True, validate=ma.validate.OneOf(("approve", "reject"))
-    )
+    decision = ma.fields.String(required=True, validate=ma.validate.OneOf(("approve", "reject")))
 
 
 class LeaveQueryArgsSchema(Schema):
@@ -158,7 +156,8 @@ class WeekViewSchema(Schema):
         metadata={"description": "This week's pairs (one trio when the count is odd)"},
     )
     a_days = ma.fields.Dict(
-        keys=ma.fields.String(), values=ma.fields.Integer(),
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
         metadata={"description": "A-post days this week, by worker id"},
     )
     days = ma.fields.List(ma.fields.Nested(DaySchema))
