@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, false, select
+from sqlalchemy import ColumnElement, and_, false, select
 from sqlalchemy.orm import Session
 
 from api import errors
@@ -97,3 +97,41 @@ class Scope:
             raise errors.Forbidden("A district viewer has read-only access.")
         if not self.sees_grid(grid):
             raise errors.Forbidden(f"Grid {grid.code} is outside your grids.")
+
+    # --- rosters (A-post / B-post shifts, leave) --------------------------------------------
+    def rosters(self) -> ColumnElement[bool]:
+        """A condition on `Roster`: workers and district viewers read published rosters of their
+        community / district; leaders and admins also their community's drafts."""
+        from api.models import Roster
+
+        where = self.communities(Roster.community_code)
+        if self.role in ("grid_leader", "community_admin"):
+            return where
+        return and_(where, Roster.status == "published")
+
+    def edits_roster(self, community_code: str) -> bool:
+        return self.role in ("grid_leader", "community_admin") and (
+            community_code == self.community_code
+        )
+
+    def require_roster_editor(self, community_code: str) -> None:
+        """Leaders and admins draft, edit and publish their own community's rosters."""
+        if not self.edits_roster(community_code):
+            raise errors.Forbidden(
+                f"Only a grid leader or admin of community {community_code} may change its rosters."
+            )
+
+    def require_roster_settings_admin(self, community_code: str) -> None:
+        if self.role != "community_admin" or community_code != self.community_code:
+            raise errors.Forbidden(
+                f"Only an admin of community {community_code} may change its roster settings."
+            )
+
+    def leaves(self) -> ColumnElement[bool]:
+        """A condition on `Leave`: a worker their own; leaders and admins their community's;
+        district viewers their district's."""
+        from api.models import Leave
+
+        if self.role == "worker":
+            return Leave.worker_id == self.user_id
+        return Leave.worker_id.in_(select(User.id).where(self.communities(User.community_code)))

@@ -115,3 +115,70 @@ def build_world(session, app: Flask) -> World:
         ]
     session.flush()
     return world
+
+
+# --- rosters: a community of N workers and G grids, made quickly -------------------------------
+
+
+@dataclass
+class RosterCommunity:
+    """A generated community: its grids (west→east), workers (the first is a grid leader),
+    an admin and a district viewer."""
+
+    app: Flask
+    code: str
+    grids: list[Grid]
+    workers: list[User]
+    admin: User
+    viewer: User
+
+    @property
+    def leader(self) -> User:
+        return self.workers[0]
+
+    def auth(self, user: User) -> dict[str, str]:
+        with self.app.app_context():
+            return bearer(user)
+
+
+def make_roster_community(
+    session,
+    app: Flask,
+    n_workers: int,
+    n_grids: int,
+    *,
+    code: str = "110105001001",
+    roster: dict | None = None,
+) -> RosterCommunity:
+    """N workers over G grids (worker i holds grid i mod G); `roster` sets roster settings."""
+    from api.models import Community
+
+    lon0 = 116.50 + 0.05 * (int(code[9:12]) - 1)
+    grids = [
+        make_grid(
+            session,
+            f"{code}{i + 1:03d}",
+            box(lon0 + 0.002 * i, 39.95, lon0 + 0.002 * (i + 1), 39.952),
+            community_name=f"社区{code[9:12]}",
+            district_name="朝阳区",
+        )
+        for i in range(n_grids)
+    ]
+    tag = code[-3:]
+    workers = [
+        make_user(
+            session,
+            f"r{tag}_w{i + 1:02d}",
+            "grid_leader" if i == 0 else "worker",
+            display_name=f"Worker {i + 1:02d}",
+            grids=[grids[i % n_grids].code],
+        )
+        for i in range(n_workers)
+    ]
+    admin = make_user(session, f"r{tag}_admin", "community_admin", community=code)
+    viewer = make_user(session, f"r{tag}_viewer", "district_viewer", district=code[:6])
+    if roster:
+        community = session.get(Community, code)
+        community.settings = {**(community.settings or {}), "roster": roster}
+    session.flush()
+    return RosterCommunity(app, code, grids, workers, admin, viewer)

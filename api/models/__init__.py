@@ -6,7 +6,7 @@ from api.models.audit import AuditEntry, LoginAttempt
 from api.models.grids import Grid, GridVersion
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES, Household
 from api.models.notifications import NOTIFICATION_KINDS, Notification
-from api.models.rosters import Leave, Roster, Shift
+from api.models.rosters import CalendarFeed, Leave, Roster, Shift, ShiftChange, ShiftSwap
 from api.models.tasks import Task, TaskEvent
 from api.models.users import ROLES, User, user_grids
 from api.models.visits import Visit
@@ -15,6 +15,9 @@ __all__ = [
     "AuditEntry",
     "Base",
     "LoginAttempt",
+    "CalendarFeed",
+    "ShiftChange",
+    "ShiftSwap",
     "CARE_TAGS",
     "Community",
     "District",

@@ -10,11 +10,13 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.db import Base
@@ -22,6 +24,7 @@ from api.db import Base
 ROSTER_STATUSES = ("draft", "published")
 POSTS = ("A", "B")
 LEAVE_STATUSES = ("requested", "approved", "rejected", "cancelled")
+SWAP_STATUSES = ("requested", "accepted", "approved", "rejected", "cancelled")
 
 
 class Roster(Base):
@@ -41,6 +44,8 @@ class Roster(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The week's pairs (a trio when the count is odd), as lists of worker ids.
+    pairs: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
 
     shifts: Mapped[list[Shift]] = relationship(
         back_populates="roster", cascade="all, delete-orphan", order_by="Shift.date"
@@ -53,7 +58,14 @@ class Shift(Base):
     __tablename__ = "shifts"
     __table_args__ = (
         # Nobody holds two posts at once.
-        UniqueConstraint("worker_id", "date", name="uq_shifts_worker_date"),
+        # Deferrable (checked at the end of each statement), so one UPDATE can swap two workers.
+        UniqueConstraint(
+            "worker_id",
+            "date",
+            name="uq_shifts_worker_date",
+            deferrable=True,
+            initially="IMMEDIATE",
+        ),
         CheckConstraint("post IN ('A', 'B')", name="post_valid"),
         CheckConstraint("(post = 'B') = (grid_id IS NOT NULL)", name="b_post_has_grid"),
     )
@@ -99,3 +111,58 @@ class Leave(Base):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ShiftChange(Base):
+    """One change to a published roster's shift: who made it, when, and the shift before / after."""
+
+    __tablename__ = "shift_changes"
+    __table_args__ = (CheckConstraint("action IN ('edit', 'swap')", name="action_valid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    roster_id: Mapped[int] = mapped_column(ForeignKey("rosters.id", ondelete="CASCADE"), index=True)
+    shift_id: Mapped[int | None] = mapped_column(ForeignKey("shifts.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(10))
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    before: Mapped[dict] = mapped_column(JSONB)
+    after: Mapped[dict] = mapped_column(JSONB)
+
+
+class ShiftSwap(Base):
+    """A request to exchange the workers of two shifts; the other worker or a leader decides."""
+
+    __tablename__ = "shift_swaps"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('requested', 'accepted', 'approved', 'rejected', 'cancelled')",
+            name="status_valid",
+        ),
+        CheckConstraint("shift_id <> with_shift_id", name="two_shifts"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shift_id: Mapped[int] = mapped_column(ForeignKey("shifts.id", ondelete="CASCADE"), index=True)
+    with_shift_id: Mapped[int] = mapped_column(
+        ForeignKey("shifts.id", ondelete="CASCADE"), index=True
+    )
+    # The workers at request time: the swap is stale once either shift changes hands.
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    other_worker_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(10), default="requested", server_default="requested")
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CalendarFeed(Base):
+    """A worker's iCalendar feed: the version signed into its token; bumping it revokes the URL."""
+
+    __tablename__ = "calendar_feeds"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

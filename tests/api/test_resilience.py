@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from api import create_app
+from api.extensions import db
+
+
+@pytest.fixture(autouse=True)
+def dispose_engine():
+    """These tests use real pooled connections: close them before the next test."""
+    yield
+    db.engine.dispose()
 
 
 def test_requests_fail_with_503_while_the_database_is_unreachable():

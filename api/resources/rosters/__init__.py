@@ -1,0 +1,1 @@
+"""The roster resources: settings, leave, rosters, shifts, swaps and calendar feeds."""

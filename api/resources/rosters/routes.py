@@ -1,0 +1,250 @@
+"""Roster settings, leave, week rosters, shifts, swaps, the change log and the .ics feed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Response, current_app, request, url_for
+from flask.views import MethodView
+
+from api import errors
+from api.auth import current_scope, current_user
+from api.extensions import Blueprint, db
+from api.resources.rosters.schemas import (
+    CalendarUrlSchema,
+    FeedArgsSchema,
+    LeaveCreateSchema,
+    LeaveDecisionSchema,
+    LeaveQueryArgsSchema,
+    LeaveSchema,
+    RosterCreateSchema,
+    RosterSchema,
+    RosterSettingsSchema,
+    ShiftChangeSchema,
+    ShiftPatchSchema,
+    ShiftQueryArgsSchema,
+    ShiftSchema,
+    SwapCreateSchema,
+    SwapSchema,
+    WeekViewSchema,
+)
+from api.services import calendar, rosters
+from api.services.weeks import LOCAL
+
+blp = Blueprint("rosters", __name__, url_prefix="/api/v1", description="A-post / B-post rosters.")
+feed_blp = Blueprint(
+    "calendar", __name__, url_prefix="/api/v1", description="Shift calendar feeds.", public=True
+)
+
+
+def _worker_arg(args: dict) -> dict:
+    """`worker=me` means the caller; anything else must be a user id."""
+    worker = args.get("worker")
+    if worker == "me":
+        args["worker"] = current_user().id
+    elif worker is not None:
+        if not worker.isdigit():
+            raise errors.Unprocessable(
+                "worker is `me` or a user id.", errors={"query": {"worker": ["me or an id"]}}
+            )
+        args["worker"] = int(worker)
+    return args
+
+
+def _shift(shift) -> dict:
+    settings = rosters.settings_for(db.session, [shift.roster.community_code])
+    return rosters.shift_dict(shift, settings[shift.roster.community_code])
+
+
+@blp.route("/communities/<string:code>/roster-settings")
+class RosterSettings(MethodView):
+    @blp.response(200, RosterSettingsSchema)
+    def get(self, code):
+        """A community's roster settings (defaults filled in)"""
+        return rosters.roster_settings(rosters.get_community(db.session, current_scope(), code))
+
+    @blp.arguments(RosterSettingsSchema)
+    @blp.response(200, RosterSettingsSchema)
+    def put(self, data, code):
+        """Replace a community's roster settings (community admins); missing fields default"""
+        community = rosters.get_community(db.session, current_scope(), code)
+        settings = rosters.put_settings(db.session, current_scope(), community, data)
+        db.session.commit()
+        return settings
+
+
+@blp.route("/communities/<string:code>/rosters")
+class CommunityRosters(MethodView):
+    @blp.arguments(RosterCreateSchema)
+    @blp.response(201, WeekViewSchema)
+    def post(self, data, code):
+        """Generate a week's draft roster with the solver
+
+        Replaces an earlier draft of the week; a published week answers 409. When the rules
+        cannot all be met, a 422 names the binding rule in `detail`, with `details`.
+        """
+        roster = rosters.generate(db.session, current_scope(), code, data["week"])
+        db.session.commit()
+        return rosters.week_view(db.session, roster)
+
+
+@blp.route("/communities/<string:code>/rosters/<string:week>")
+class CommunityRosterWeek(MethodView):
+    @blp.response(200, WeekViewSchema)
+    def get(self, code, week):
+        """A community's roster of one week, shifts grouped by day, with its pairs"""
+        roster = rosters.get_week(db.session, current_scope(), code, week)
+        return rosters.week_view(db.session, roster)
+
+
+@blp.route("/rosters/<id:roster_id>/publish")
+class RosterPublish(MethodView):
+    @blp.response(200, RosterSchema)
+    def post(self, roster_id):
+        """Publish a draft roster; every worker on it is notified"""
+        roster = rosters.publish(db.session, current_scope(), roster_id)
+        db.session.commit()
+        return roster
+
+
+@blp.route("/rosters/<id:roster_id>/changes")
+class RosterChanges(MethodView):
+    @blp.response(200, ShiftChangeSchema(many=True))
+    def get(self, roster_id):
+        """Changes made to a roster after it was published: who, when, before and after"""
+        return rosters.list_changes(db.session, current_scope(), roster_id)
+
+
+@blp.route("/shifts")
+class Shifts(MethodView):
+    @blp.arguments(ShiftQueryArgsSchema, location="query")
+    @blp.response(200, ShiftSchema(many=True))
+    @blp.paginate()
+    def get(self, args, pagination_parameters):
+        """Shifts on a `date` or in a `week`, of `worker=me|ID` or everyone you may see"""
+        rows, total = rosters.list_shifts(
+            db.session,
+            current_scope(),
+            _worker_arg(args),
+            pagination_parameters.page,
+            pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = total
+        settings = rosters.settings_for(db.session, {s.roster.community_code for s in rows})
+        return [rosters.shift_dict(s, settings[s.roster.community_code]) for s in rows]
+
+
+@blp.route("/shifts/<id:shift_id>")
+class ShiftById(MethodView):
+    @blp.response(200, ShiftSchema)
+    def get(self, shift_id):
+        """One shift"""
+        return _shift(rosters.get_shift(db.session, current_scope(), shift_id))
+
+    @blp.arguments(ShiftPatchSchema)
+    @blp.response(200, ShiftSchema)
+    def patch(self, changes, shift_id):
+        """Change a shift's post, grid, worker or day (leaders and admins)
+
+        Nobody holds two posts at once (409); a B-post needs a grid of the community. After
+        publishing, the change is logged and the workers it touches are notified.
+        """
+        shift = rosters.update_shift(db.session, current_scope(), shift_id, changes)
+        db.session.commit()
+        return _shift(shift)
+
+
+@blp.route("/shifts/<id:shift_id>/swap")
+class ShiftSwapRequest(MethodView):
+    @blp.arguments(SwapCreateSchema)
+    @blp.response(201, SwapSchema)
+    def post(self, data, shift_id):
+        """Ask to swap this shift with another worker's; they accept or a leader approves"""
+        swap = rosters.request_swap(db.session, current_scope(), shift_id, data["with_shift_id"])
+        db.session.commit()
+        return swap
+
+
+@blp.route("/swaps/<id:swap_id>/accept")
+class SwapAccept(MethodView):
+    @blp.response(200, SwapSchema)
+    def post(self, swap_id):
+        """Accept (the other worker) or approve (a leader) a swap: the shifts change hands"""
+        swap = rosters.accept_swap(db.session, current_scope(), swap_id)
+        db.session.commit()
+        return swap
+
+
+@blp.route("/swaps/<id:swap_id>/reject")
+class SwapReject(MethodView):
+    @blp.response(200, SwapSchema)
+    def post(self, swap_id):
+        """Reject a swap (the other worker or a leader), or withdraw it (the requester)"""
+        swap = rosters.reject_swap(db.session, current_scope(), swap_id)
+        db.session.commit()
+        return swap
+
+
+@blp.route("/leaves")
+class Leaves(MethodView):
+    @blp.arguments(LeaveQueryArgsSchema, location="query")
+    @blp.response(200, LeaveSchema(many=True))
+    def get(self, args):
+        """Leave you may see: your own, or your community's (leaders, admins)"""
+        return rosters.list_leaves(db.session, current_scope(), _worker_arg(args))
+
+    @blp.arguments(LeaveCreateSchema)
+    @blp.response(201, LeaveSchema)
+    def post(self, data):
+        """Request leave for yourself"""
+        leave = rosters.request_leave(db.session, current_scope(), data)
+        db.session.commit()
+        return leave
+
+
+@blp.route("/leaves/<id:leave_id>/decision")
+class LeaveDecision(MethodView):
+    @blp.arguments(LeaveDecisionSchema)
+    @blp.response(200, LeaveSchema)
+    def post(self, data, leave_id):
+        """Approve or reject a leave request (the worker's grid leader or community admin)"""
+        leave = rosters.decide_leave(db.session, current_scope(), leave_id, data["decision"])
+        db.session.commit()
+        return leave
+
+
+def _feed_urls(user) -> dict:
+    token = calendar.feed_token(db.session, user, current_app.config["SECRET_KEY"])
+    url = url_for("calendar.WorkerFeed", worker_id=user.id, token=token, _external=True)
+    return {"url": url, "webcal_url": "webcal://" + url.split("://", 1)[1]}
+
+
+@blp.route("/me/calendar-url")
+class MyCalendarUrl(MethodView):
+    @blp.response(200, CalendarUrlSchema)
+    def get(self):
+        """Your shifts' calendar feed URL, for a phone calendar to subscribe to"""
+        urls = _feed_urls(current_user())
+        db.session.commit()
+        return urls
+
+    @blp.response(200, CalendarUrlSchema)
+    def delete(self):
+        """Revoke your feed URL; the answer is the new one"""
+        calendar.revoke(db.session, current_user())
+        urls = _feed_urls(current_user())
+        db.session.commit()
+        return urls
+
+
+@feed_blp.route("/workers/<id:worker_id>/shifts.ics")
+class WorkerFeed(MethodView):
+    @feed_blp.arguments(FeedArgsSchema, location="query")
+    @feed_blp.response(200, content_type="text/calendar")
+    def get(self, args, worker_id):
+        """A worker's published shifts as iCalendar (RFC 5545); the token replaces sign-in"""
+        secret = current_app.config["SECRET_KEY"]
+        worker = calendar.verify(db.session, worker_id, args["token"], secret)
+        shifts = calendar.worker_shifts(db.session, worker, datetime.now(LOCAL).date())
+        body = calendar.render(db.session, worker, shifts, request.host.split(":")[0])
+        return Response(body, mimetype="text/calendar", headers={"Cache-Control": "private"})

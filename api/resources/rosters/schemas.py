@@ -1,0 +1,210 @@
+"""Schemas of the roster resources: settings, leave, rosters, shifts, swaps, the change log."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from api.extensions import Schema
+from api.models.rosters import LEAVE_STATUSES, POSTS
+
+WEEK_RE = r"^\d{4}-W\d{2}$"
+_WEEK = ma.fields.String(
+    validate=ma.validate.Regexp(WEEK_RE, error="An ISO week like 2026-W48."),
+    metadata={"description": "ISO week, e.g. 2026-W48 (Asia/Shanghai)"},
+)
+_WEEKDAY = ma.fields.Integer(validate=ma.validate.Range(1, 7))
+
+
+class HoursSchema(Schema):
+    start = ma.fields.String(
+        required=True,
+        validate=ma.validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="HH:MM, 00:00-23:59."),
+        metadata={"description": "Local start time (Asia/Shanghai), HH:MM"},
+    )
+    end = ma.fields.String(
+        required=True,
+        validate=ma.validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="HH:MM, 00:00-23:59."),
+        metadata={"description": "Local end time (Asia/Shanghai), HH:MM"},
+    )
+
+
+class RosterSettingsSchema(Schema):
+    working_days = ma.fields.List(
+        _WEEKDAY,
+        validate=ma.validate.Length(min=1, max=7),
+        metadata={"description": "ISO weekdays worked (1 = Monday); default Monday to Friday"},
+    )
+    a_min = ma.fields.Integer(
+        validate=ma.validate.Range(0, 50), metadata={"description": "A-post staff per day, min"}
+    )
+    a_max = ma.fields.Integer(
+        validate=ma.validate.Range(1, 50), metadata={"description": "A-post staff per day, max"}
+    )
+    min_b_days_per_grid = ma.fields.Integer(
+        validate=ma.validate.Range(0, 7),
+        metadata={"description": "Minimum B-post (door-to-door) days per grid per week"},
+    )
+    rest_days = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.List(_WEEKDAY),
+        metadata={"description": "Per worker id, the ISO weekdays they rest on"},
+    )
+    a_hours = ma.fields.Nested(HoursSchema, metadata={"description": "Hall window hours"})
+    b_hours = ma.fields.Nested(HoursSchema, metadata={"description": "Door-to-door hours"})
+    time_limit_s = ma.fields.Float(
+        validate=ma.validate.Range(0.5, 60),
+        metadata={"description": "Solver time limit per week, seconds"},
+    )
+
+
+class LeaveCreateSchema(Schema):
+    start_date = ma.fields.Date(required=True, metadata={"description": "First day away"})
+    end_date = ma.fields.Date(required=True, metadata={"description": "Last day away"})
+    reason = ma.fields.String(load_default="", validate=ma.validate.Length(max=500))
+
+
+class LeaveDecisionSchema(Schema):
+    decision = ma.fields.String(required=True, validate=ma.validate.OneOf(("approve", "reject")))
+
+
+class LeaveQueryArgsSchema(Schema):
+    worker = ma.fields.String(metadata={"description": "`me` or a user id"})
+    status = ma.fields.String(validate=ma.validate.OneOf(LEAVE_STATUSES))
+    week = _WEEK
+
+
+class LeaveSchema(Schema):
+    id = ma.fields.Integer()
+    worker_id = ma.fields.Integer()
+    start_date = ma.fields.Date()
+    end_date = ma.fields.Date()
+    reason = ma.fields.String()
+    status = ma.fields.String(metadata={"description": ", ".join(LEAVE_STATUSES)})
+    decided_by_id = ma.fields.Integer(allow_none=True)
+    created_at = ma.fields.DateTime()
+    decided_at = ma.fields.DateTime(allow_none=True)
+
+
+class RosterCreateSchema(Schema):
+    week = ma.fields.String(
+        required=True,
+        validate=ma.validate.Regexp(WEEK_RE, error="An ISO week like 2026-W48."),
+        metadata={"description": "ISO week to roster, e.g. 2026-W48"},
+    )
+
+
+class ShiftSchema(Schema):
+    id = ma.fields.Integer()
+    roster_id = ma.fields.Integer()
+    week = ma.fields.String()
+    status = ma.fields.String(metadata={"description": "The roster's status: draft or published"})
+    date = ma.fields.Date()
+    post = ma.fields.String(metadata={"description": "A (hall window) or B (door to door)"})
+    worker_id = ma.fields.Integer()
+    worker_name = ma.fields.String()
+    grid_id = ma.fields.Integer(allow_none=True)
+    grid_code = ma.fields.String(allow_none=True, metadata={"description": "B-post's grid"})
+    relief_for_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "The away worker whose grid is relieved"}
+    )
+    starts_at = ma.fields.DateTime(metadata={"description": "Start, Asia/Shanghai"})
+    ends_at = ma.fields.DateTime(metadata={"description": "End, Asia/Shanghai"})
+
+
+class ShiftPatchSchema(Schema):
+    post = ma.fields.String(validate=ma.validate.OneOf(POSTS))
+    grid_code = ma.fields.String(
+        allow_none=True, metadata={"description": "Grid of a B-post (15 digits)"}
+    )
+    worker_id = ma.fields.Integer()
+    date = ma.fields.Date(metadata={"description": "A day of the roster's week"})
+
+
+class ShiftQueryArgsSchema(Schema):
+    date = ma.fields.Date(metadata={"description": "One day"})
+    week = _WEEK
+    worker = ma.fields.String(metadata={"description": "`me` or a user id"})
+    community = ma.fields.String(validate=ma.validate.Regexp(r"^\d{12}$"))
+
+    @ma.validates_schema
+    def _one_period(self, data, **_kwargs):
+        if ("date" in data) == ("week" in data):
+            raise ma.ValidationError("Give exactly one of `date` and `week`.", "date")
+
+
+class PairMemberSchema(Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+
+
+class DaySchema(Schema):
+    date = ma.fields.Date()
+    weekday = ma.fields.String()
+    A = ma.fields.List(ma.fields.Nested(ShiftSchema), metadata={"description": "At the window"})
+    B = ma.fields.List(ma.fields.Nested(ShiftSchema), metadata={"description": "In the grids"})
+
+
+class WeekViewSchema(Schema):
+    id = ma.fields.Integer()
+    community_code = ma.fields.String()
+    week = ma.fields.String()
+    status = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    published_at = ma.fields.DateTime(allow_none=True)
+    pairs = ma.fields.List(
+        ma.fields.List(ma.fields.Nested(PairMemberSchema)),
+        metadata={"description": "This week's pairs (one trio when the count is odd)"},
+    )
+    a_days = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        metadata={"description": "A-post days this week, by worker id"},
+    )
+    days = ma.fields.List(ma.fields.Nested(DaySchema))
+
+
+class RosterSchema(Schema):
+    id = ma.fields.Integer()
+    community_code = ma.fields.String()
+    week = ma.fields.String()
+    status = ma.fields.String()
+    published_at = ma.fields.DateTime(allow_none=True)
+
+
+class SwapCreateSchema(Schema):
+    with_shift_id = ma.fields.Integer(required=True)
+
+
+class SwapSchema(Schema):
+    id = ma.fields.Integer()
+    shift_id = ma.fields.Integer()
+    with_shift_id = ma.fields.Integer()
+    requester_id = ma.fields.Integer()
+    other_worker_id = ma.fields.Integer()
+    requested_by_id = ma.fields.Integer(allow_none=True)
+    status = ma.fields.String(
+        metadata={"description": "requested, accepted, approved, rejected or cancelled"}
+    )
+    decided_by_id = ma.fields.Integer(allow_none=True)
+    created_at = ma.fields.DateTime()
+    decided_at = ma.fields.DateTime(allow_none=True)
+
+
+class ShiftChangeSchema(Schema):
+    id = ma.fields.Integer()
+    roster_id = ma.fields.Integer()
+    shift_id = ma.fields.Integer(allow_none=True)
+    action = ma.fields.String(metadata={"description": "edit or swap"})
+    changed_by_id = ma.fields.Integer(allow_none=True)
+    changed_at = ma.fields.DateTime()
+    before = ma.fields.Dict()
+    after = ma.fields.Dict()
+
+
+class CalendarUrlSchema(Schema):
+    url = ma.fields.String(metadata={"description": "https URL of the .ics feed"})
+    webcal_url = ma.fields.String(metadata={"description": "The same as webcal://"})
+
+
+class FeedArgsSchema(Schema):
+    token = ma.fields.String(required=True, metadata={"description": "The feed token"})

@@ -1,0 +1,171 @@
+"""Workers' shifts as an iCalendar feed (RFC 5545) behind a signed, revocable feed token."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from api import errors
+from api.models import CalendarFeed, Roster, Shift, User
+from api.services import rosters
+
+SALT = "gridwork.calendar-feed"
+PAST_DAYS = 28  # the feed carries the last four weeks and everything ahead
+PRODID = "-//gridwork//roster//EN"
+VTIMEZONE = (
+    "BEGIN:VTIMEZONE",
+    "TZID:Asia/Shanghai",
+    "X-LIC-LOCATION:Asia/Shanghai",
+    "BEGIN:STANDARD",
+    "DTSTART:19700101T000000",
+    "TZOFFSETFROM:+0800",
+    "TZOFFSETTO:+0800",
+    "TZNAME:CST",
+    "END:STANDARD",
+    "END:VTIMEZONE",
+)
+
+
+def _serializer(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt=SALT)
+
+
+def _feed(session: Session, user_id: int) -> CalendarFeed:
+    feed = session.get(CalendarFeed, user_id, with_for_update=True)
+    if feed is None:
+        feed = CalendarFeed(user_id=user_id, version=1)
+        session.add(feed)
+        session.flush()
+    return feed
+
+
+def feed_token(session: Session, user: User, secret: str) -> str:
+    """The user's current feed token: their id and feed version, signed with the app secret."""
+    feed = _feed(session, user.id)
+    return _serializer(secret).dumps({"u": user.id, "v": feed.version})
+
+
+def revoke(session: Session, user: User) -> None:
+    """Invalidate every feed URL handed out so far; the next one carries a new version."""
+    feed = _feed(session, user.id)
+    feed.version += 1
+    session.flush()
+
+
+def verify(session: Session, worker_id: int, token: str | None, secret: str) -> User:
+    """The worker the token opens the feed of; 403 for a bad, foreign or revoked token."""
+    refused = errors.Forbidden("This calendar link is not valid (revoked or mistyped).")
+    try:
+        payload = _serializer(secret).loads(token or "")
+    except BadSignature as exc:
+        raise refused from exc
+    if not isinstance(payload, dict) or payload.get("u") != worker_id:
+        raise refused
+    feed = session.get(CalendarFeed, worker_id)
+    user = session.get(User, worker_id)
+    if feed is None or feed.version != payload.get("v") or user is None or not user.active:
+        raise refused
+    return user
+
+
+def escape(text: str) -> str:
+    """TEXT value escaping (RFC 5545 3.3.11)."""
+    return (
+        text.replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+    )
+
+
+def fold(line: str) -> str:
+    """Fold a content line into chunks of at most 75 octets, never splitting a UTF-8 character."""
+    out, current, size = [], "", 0
+    for ch in line:
+        width = len(ch.encode())
+        limit = 75 if not out else 74  # continuation lines start with one space
+        if size + width > limit:
+            out.append(current)
+            current, size = "", 0
+        current += ch
+        size += width
+    out.append(current)
+    return "\r\n ".join(out)
+
+
+def _local(moment: datetime) -> str:
+    return moment.strftime("%Y%m%dT%H%M%S")
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def worker_shifts(session: Session, worker: User, today) -> list[Shift]:
+    return list(
+        session.scalars(
+            select(Shift)
+            .join(Roster, Roster.id == Shift.roster_id)
+            .where(
+                Shift.worker_id == worker.id,
+                Roster.status == "published",
+                Shift.date >= today - timedelta(days=PAST_DAYS),
+            )
+            .options(joinedload(Shift.grid), joinedload(Shift.roster))
+            .order_by(Shift.date)
+        )
+    )
+
+
+def render(session: Session, worker: User, shifts: list[Shift], host: str) -> str:
+    """The VCALENDAR text, CRLF line ends, folded; UIDs stable per worker and day."""
+    settings = rosters.settings_for(session, {s.roster.community_code for s in shifts})
+    relieved = {
+        u.id: u.display_name
+        for u in session.scalars(
+            select(User).where(User.id.in_({s.relief_for_id for s in shifts if s.relief_for_id}))
+        )
+    }
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{PRODID}",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+        f"X-WR-CALNAME:{escape(f'Shifts, {worker.display_name}')}",
+        "X-WR-TIMEZONE:Asia/Shanghai",
+        "REFRESH-INTERVAL;VALUE=DURATION:PT1H",
+        *VTIMEZONE,
+    ]
+    for shift in shifts:
+        starts, ends = rosters.shift_hours(settings[shift.roster.community_code], shift)
+        if shift.post == "A":
+            summary = "A-post: service hall window"
+            description = "Walk-in service at the community service hall."
+            location = "Community service hall"
+        else:
+            summary = f"B-post: grid {shift.grid.code} {shift.grid.name}"
+            description = "Door-to-door visits in the grid."
+            if shift.relief_for_id:
+                description += f"\nRelieving {relieved.get(shift.relief_for_id, '')}."
+            location = f"Grid {shift.grid.code}, {shift.grid.name}"
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:shift-{shift.roster.community_code}-{shift.date:%Y%m%d}-{worker.id}@{host}",
+            f"DTSTAMP:{_utc(shift.updated_at)}",
+            f"LAST-MODIFIED:{_utc(shift.updated_at)}",
+            f"DTSTART;TZID=Asia/Shanghai:{_local(starts)}",
+            f"DTEND;TZID=Asia/Shanghai:{_local(ends)}",
+            f"SUMMARY:{escape(summary)}",
+            f"DESCRIPTION:{escape(description)}",
+            f"LOCATION:{escape(location)}",
+            f"CATEGORIES:{shift.post}-post",
+            "TRANSP:OPAQUE",
+            "END:VEVENT",
+        ]
+    lines.append("END:VCALENDAR")
+    return "".join(fold(line) + "\r\n" for line in lines)

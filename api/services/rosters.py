@@ -1,0 +1,773 @@
+"""Rosters in the database: settings, leave, generating a week with the solver, edits, swaps."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time
+
+from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+
+from api import errors
+from api.models import (
+    Community,
+    Grid,
+    Leave,
+    Roster,
+    Shift,
+    ShiftChange,
+    ShiftSwap,
+    User,
+    user_grids,
+)
+from api.scope import Scope
+from api.services import weeks
+from api.services.notifications import notify
+from api.services.roster_solver import (
+    Infeasible,
+    NoRosterFound,
+    RosterInput,
+    RosterRules,
+    Worker,
+    solve_week,
+)
+
+SHIFT_ROLES = ("worker", "grid_leader")
+HISTORY_WEEKS = 3  # fairness: this week plus the three before it
+DEFAULT_SETTINGS: dict = {
+    "working_days": [1, 2, 3, 4, 5],
+    "a_min": 3,
+    "a_max": 4,
+    "min_b_days_per_grid": 3,
+    "rest_days": {},
+    "a_hours": {"start": "08:30", "end": "17:30"},
+    "b_hours": {"start": "08:30", "end": "17:30"},
+    "time_limit_s": 5.0,
+}
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+# ---------------------------------------------------------------------------------------------
+# Communities and their roster settings
+
+
+def get_community(session: Session, scope: Scope, code: str) -> Community:
+    community = session.scalar(
+        select(Community).where(Community.code == code, scope.communities(Community.code))
+    )
+    if community is None:
+        raise errors.NotFound(f"No community {code} in your scope.")
+    return community
+
+
+def roster_settings(community: Community) -> dict:
+    """The community's roster settings, defaults filled in."""
+    stored = (community.settings or {}).get("roster") or {}
+    return {**DEFAULT_SETTINGS, **stored}
+
+
+def community_workers(session: Session, code: str) -> list[User]:
+    """The community's active workers and grid leaders: the people who hold shifts."""
+    return list(
+        session.scalars(
+            select(User)
+            .where(User.community_code == code, User.role.in_(SHIFT_ROLES), User.active)
+            .order_by(User.id)
+        )
+    )
+
+
+def put_settings(session: Session, scope: Scope, community: Community, data: dict) -> dict:
+    """Replace the roster settings (missing fields take their defaults), checked as a whole."""
+    scope.require_roster_settings_admin(community.code)
+    new = {**DEFAULT_SETTINGS, **data}
+    problems: dict[str, list[str]] = {}
+    if new["a_min"] > new["a_max"]:
+        problems["a_min"] = [f"a_min ({new['a_min']}) exceeds a_max ({new['a_max']})."]
+    if len(set(new["working_days"])) != len(new["working_days"]):
+        problems["working_days"] = ["A weekday is listed twice."]
+    if new["min_b_days_per_grid"] > len(new["working_days"]):
+        problems["min_b_days_per_grid"] = [
+            f"{new['min_b_days_per_grid']} B-post days exceed the"
+            f" {len(new['working_days'])} working days."
+        ]
+    for key in ("a_hours", "b_hours"):
+        if new[key]["start"] >= new[key]["end"]:
+            problems[key] = ["start must be before end."]
+    known = {u.id for u in community_workers(session, community.code)}
+    rest = {}
+    for worker_id, days in (new["rest_days"] or {}).items():
+        if not str(worker_id).isdigit() or int(worker_id) not in known:
+            problems.setdefault("rest_days", []).append(
+                f"{worker_id} is not a worker of community {community.code}."
+            )
+            continue
+        rest[str(int(worker_id))] = sorted(set(days))
+    new["rest_days"] = rest
+    if problems:
+        raise errors.Unprocessable(
+            "The roster settings are inconsistent; see `errors`.", errors={"json": problems}
+        )
+    community.settings = {**(community.settings or {}), "roster": new}
+    session.flush()
+    return new
+
+
+# ---------------------------------------------------------------------------------------------
+# Leave
+
+
+def request_leave(session: Session, scope: Scope, data: dict) -> Leave:
+    """A worker asks for leave for themself; overlapping open leave is a conflict."""
+    if scope.role not in SHIFT_ROLES:
+        raise errors.Forbidden("Only workers and grid leaders request leave.")
+    if data["end_date"] < data["start_date"]:
+        raise errors.Unprocessable(
+            "end_date is before start_date.", errors={"json": {"end_date": ["before start_date"]}}
+        )
+    overlap = session.scalar(
+        select(Leave.id).where(
+            Leave.worker_id == scope.user_id,
+            Leave.status.in_(("requested", "approved")),
+            Leave.start_date <= data["end_date"],
+            Leave.end_date >= data["start_date"],
+        )
+    )
+    if overlap is not None:
+        raise errors.Conflict(f"Leave {overlap} already covers part of this period.")
+    leave = Leave(
+        worker_id=scope.user_id,
+        start_date=data["start_date"],
+        end_date=data["end_date"],
+        reason=data.get("reason", ""),
+        status="requested",
+    )
+    session.add(leave)
+    session.flush()
+    return leave
+
+
+def get_leave(session: Session, scope: Scope, leave_id: int) -> Leave:
+    leave = session.scalar(select(Leave).where(Leave.id == leave_id, scope.leaves()))
+    if leave is None:
+        raise errors.NotFound(f"No leave {leave_id} in your scope.")
+    return leave
+
+
+def decide_leave(session: Session, scope: Scope, leave_id: int, decision: str) -> Leave:
+    """A leader or admin of the worker's community approves or rejects a requested leave."""
+    leave = get_leave(session, scope, leave_id)
+    worker = session.get(User, leave.worker_id)
+    scope.require_roster_editor(worker.community_code)
+    if leave.worker_id == scope.user_id:
+        raise errors.Forbidden("Nobody decides their own leave.")
+    if leave.status != "requested":
+        raise errors.Conflict(f"Leave {leave.id} is already {leave.status}.")
+    leave.status = "approved" if decision == "approve" else "rejected"
+    leave.decided_by_id = scope.user_id
+    leave.decided_at = datetime.now(UTC)
+    session.flush()
+    return leave
+
+
+def list_leaves(session: Session, scope: Scope, args: dict) -> list[Leave]:
+    query = select(Leave).where(scope.leaves())
+    if args.get("worker") is not None:
+        query = query.where(Leave.worker_id == args["worker"])
+    if args.get("status"):
+        query = query.where(Leave.status == args["status"])
+    if args.get("week"):
+        dates = weeks.week_dates(args["week"])
+        query = query.where(Leave.start_date <= dates[-1], Leave.end_date >= dates[0])
+    return list(session.scalars(query.order_by(Leave.start_date, Leave.id)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Generating a week
+
+
+def roster_input(session: Session, community: Community, week: str) -> RosterInput:
+    """The solver's input for one week, read from the database."""
+    settings = roster_settings(community)
+    dates = weeks.week_dates(week)
+    people = community_workers(session, community.code)
+    grids = list(
+        session.scalars(
+            select(Grid.code)
+            .where(Grid.community_code == community.code, Grid.retired_at.is_(None))
+            .order_by(Grid.code)
+        )
+    )
+    held: dict[int, list[str]] = {u.id: [] for u in people}
+    for user_id, code in session.execute(
+        select(user_grids.c.user_id, Grid.code)
+        .join(Grid, Grid.id == user_grids.c.grid_id)
+        .where(
+            user_grids.c.user_id.in_(held),
+            Grid.community_code == community.code,
+            Grid.retired_at.is_(None),
+        )
+    ):
+        held[user_id].append(code)
+
+    unavailable: set[tuple[int, date]] = set()
+    for leave in session.scalars(
+        select(Leave).where(
+            Leave.worker_id.in_(held),
+            Leave.status == "approved",
+            Leave.start_date <= dates[-1],
+            Leave.end_date >= dates[0],
+        )
+    ):
+        unavailable.update(
+            (leave.worker_id, d) for d in dates if leave.start_date <= d <= leave.end_date
+        )
+    for worker_id, days in settings["rest_days"].items():
+        if int(worker_id) in held:
+            unavailable.update((int(worker_id), d) for d in dates if d.isoweekday() in days)
+
+    previous = [weeks.shift_week(week, -k) for k in range(1, HISTORY_WEEKS + 1)]
+    history = Counter(
+        dict(
+            session.execute(
+                select(Shift.worker_id, func.count())
+                .join(Roster, Roster.id == Shift.roster_id)
+                .where(
+                    Roster.community_code == community.code,
+                    Roster.week.in_(previous),
+                    Shift.post == "A",
+                    Shift.worker_id.in_(held),
+                )
+                .group_by(Shift.worker_id)
+            ).all()
+        )
+    )
+    recent = {
+        frozenset(group)
+        for pairs in session.scalars(
+            select(Roster.pairs).where(
+                Roster.community_code == community.code, Roster.week.in_(previous)
+            )
+        )
+        for group in pairs
+    }
+    return RosterInput(
+        week=week,
+        workers=tuple(Worker(u.id, u.display_name, tuple(held[u.id])) for u in people),
+        grids=tuple(grids),
+        rules=RosterRules(
+            working_days=tuple(settings["working_days"]),
+            a_min=settings["a_min"],
+            a_max=settings["a_max"],
+            min_b_days_per_grid=settings["min_b_days_per_grid"],
+            time_limit_s=float(settings["time_limit_s"]),
+        ),
+        unavailable=frozenset(unavailable),
+        history_a_days=dict(history),
+        recent_pairs=frozenset(recent),
+    )
+
+
+def generate(session: Session, scope: Scope, code: str, week: str) -> Roster:
+    """Solve the week and store it as the community's draft, replacing an earlier draft."""
+    community = get_community(session, scope, code)
+    scope.require_roster_editor(code)
+    weeks.parse_week(week)
+    roster = session.scalar(
+        select(Roster).where(Roster.community_code == code, Roster.week == week).with_for_update()
+    )
+    if roster is not None and roster.status == "published":
+        raise errors.Conflict(
+            f"The roster of {week} is published; edit its shifts instead of regenerating it.",
+            roster_id=roster.id,
+        )
+    inp = roster_input(session, community, week)
+    if not inp.workers:
+        raise errors.Unprocessable(f"Community {code} has no workers to roster.")
+    try:
+        result = solve_week(inp)
+    except Infeasible as exc:
+        raise errors.Unprocessable(exc.binding, details=exc.details, week=week) from exc
+    except NoRosterFound as exc:
+        raise errors.ServiceUnavailable(str(exc), headers={"Retry-After": "5"}) from exc
+
+    if roster is None:
+        roster = Roster(community_code=code, week=week, status="draft")
+        session.add(roster)
+        try:
+            with session.begin_nested():
+                session.flush()
+        except IntegrityError as exc:
+            raise errors.Conflict(f"The roster of {week} is being generated; retry.") from exc
+    else:
+        session.execute(delete(Shift).where(Shift.roster_id == roster.id))
+        session.expire(roster, ["shifts"])
+    roster.created_by_id = scope.user_id
+    roster.created_at = datetime.now(UTC)
+    roster.pairs = [list(group) for group in result.pairs]
+    grid_ids = dict(
+        session.execute(select(Grid.code, Grid.id).where(Grid.community_code == code)).all()
+    )
+    session.add_all(
+        Shift(
+            roster_id=roster.id,
+            date=plan.date,
+            post=plan.post,
+            worker_id=plan.worker_id,
+            grid_id=grid_ids[plan.grid_code] if plan.grid_code else None,
+            relief_for_id=plan.relief_for,
+        )
+        for plan in result.shifts
+    )
+    session.flush()
+    session.refresh(roster)
+    return roster
+
+
+def publish(session: Session, scope: Scope, roster_id: int) -> Roster:
+    """Publish a draft and notify every worker on it, in this transaction."""
+    roster = get_roster(session, scope, roster_id)
+    scope.require_roster_editor(roster.community_code)
+    if roster.status == "published":
+        raise errors.Conflict(f"Roster {roster.id} is already published.")
+    roster.status = "published"
+    roster.published_at = datetime.now(UTC)
+    workers = sorted({s.worker_id for s in roster.shifts})
+    notify(
+        session,
+        workers,
+        "roster_published",
+        f"Roster {roster.week} published",
+        "Your shifts for the week are ready.",
+        data={"roster_id": roster.id, "week": roster.week},
+        collapse_key=f"roster:{roster.id}",
+    )
+    session.flush()
+    return roster
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def get_roster(session: Session, scope: Scope, roster_id: int) -> Roster:
+    roster = session.scalar(select(Roster).where(Roster.id == roster_id, scope.rosters()))
+    if roster is None:
+        raise errors.NotFound(f"No roster {roster_id} in your scope.")
+    return roster
+
+
+def get_week(session: Session, scope: Scope, code: str, week: str) -> Roster:
+    get_community(session, scope, code)
+    weeks.parse_week(week)
+    roster = session.scalar(
+        select(Roster).where(Roster.community_code == code, Roster.week == week, scope.rosters())
+    )
+    if roster is None:
+        raise errors.NotFound(f"No roster of {week} for community {code} in your scope.")
+    return roster
+
+
+def get_shift(session: Session, scope: Scope, shift_id: int, *, lock: bool = False) -> Shift:
+    query = (
+        select(Shift)
+        .join(Roster, Roster.id == Shift.roster_id)
+        .where(Shift.id == shift_id, scope.rosters())
+    )
+    if lock:
+        query = query.with_for_update(of=Shift)
+    shift = session.scalar(query)
+    if shift is None:
+        raise errors.NotFound(f"No shift {shift_id} in your scope.")
+    return shift
+
+
+def list_shifts(
+    session: Session, scope: Scope, args: dict, page: int, page_size: int
+) -> tuple[list[Shift], int]:
+    """Shifts on a date or in a week, of one worker or all, that the caller may read."""
+    query = select(Shift).join(Roster, Roster.id == Shift.roster_id).where(scope.rosters())
+    if args.get("date"):
+        query = query.where(Shift.date == args["date"])
+    if args.get("week"):
+        dates = weeks.week_dates(args["week"])
+        query = query.where(Shift.date.between(dates[0], dates[-1]))
+    if args.get("worker") is not None:
+        query = query.where(Shift.worker_id == args["worker"])
+    if args.get("community"):
+        query = query.where(Roster.community_code == args["community"])
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(
+        query.options(joinedload(Shift.grid), joinedload(Shift.roster), joinedload(Shift.worker))
+        .order_by(Shift.date, Shift.post, Shift.worker_id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    ).all()
+    return list(rows), total
+
+
+def settings_for(session: Session, community_codes: Iterable[str]) -> dict[str, dict]:
+    codes = set(community_codes)
+    rows = session.scalars(select(Community).where(Community.code.in_(codes))) if codes else []
+    return {c.code: roster_settings(c) for c in rows}
+
+
+def shift_hours(settings: dict, shift: Shift) -> tuple[datetime, datetime]:
+    """The shift's start and end, aware in Asia/Shanghai, from the community's hours."""
+    hours = settings["a_hours"] if shift.post == "A" else settings["b_hours"]
+    start, end = (time.fromisoformat(hours[k]) for k in ("start", "end"))
+    return (
+        datetime.combine(shift.date, start, weeks.LOCAL),
+        datetime.combine(shift.date, end, weeks.LOCAL),
+    )
+
+
+def shift_dict(shift: Shift, settings: dict) -> dict:
+    starts, ends = shift_hours(settings, shift)
+    return {
+        "id": shift.id,
+        "roster_id": shift.roster_id,
+        "week": shift.roster.week,
+        "status": shift.roster.status,
+        "date": shift.date,
+        "post": shift.post,
+        "worker_id": shift.worker_id,
+        "worker_name": shift.worker.display_name,
+        "grid_id": shift.grid_id,
+        "grid_code": shift.grid.code if shift.grid is not None else None,
+        "relief_for_id": shift.relief_for_id,
+        "starts_at": starts,
+        "ends_at": ends,
+    }
+
+
+def week_view(session: Session, roster: Roster) -> dict:
+    """A roster grouped by day (A then B), with its pairs and A-post days per worker."""
+    settings = settings_for(session, [roster.community_code])[roster.community_code]
+    names = dict(
+        session.execute(
+            select(User.id, User.display_name).where(User.community_code == roster.community_code)
+        ).all()
+    )
+    by_day: dict[date, dict[str, list]] = {
+        d: {"A": [], "B": []} for d in weeks.week_dates(roster.week)
+    }
+    a_days: Counter = Counter()
+    for shift in sorted(roster.shifts, key=lambda s: (s.date, s.post, s.worker_id)):
+        by_day[shift.date][shift.post].append(shift_dict(shift, settings))
+        if shift.post == "A":
+            a_days[shift.worker_id] += 1
+    return {
+        "id": roster.id,
+        "community_code": roster.community_code,
+        "week": roster.week,
+        "status": roster.status,
+        "created_at": roster.created_at,
+        "published_at": roster.published_at,
+        "pairs": [[{"id": w, "name": names.get(w, "")} for w in group] for group in roster.pairs],
+        "a_days": {str(w): n for w, n in sorted(a_days.items())},
+        "days": [
+            {"date": d, "weekday": _DAY_NAMES[d.weekday()], "A": posts["A"], "B": posts["B"]}
+            for d, posts in by_day.items()
+        ],
+    }
+
+
+def list_changes(session: Session, scope: Scope, roster_id: int) -> list[ShiftChange]:
+    roster = get_roster(session, scope, roster_id)
+    return list(
+        session.scalars(
+            select(ShiftChange)
+            .where(ShiftChange.roster_id == roster.id)
+            .order_by(ShiftChange.changed_at, ShiftChange.id)
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Editing shifts
+
+
+def _snapshot(session: Session, shift: Shift) -> dict:
+    grid = session.get(Grid, shift.grid_id) if shift.grid_id else None
+    return {
+        "date": shift.date.isoformat(),
+        "post": shift.post,
+        "worker_id": shift.worker_id,
+        "grid_code": grid.code if grid else None,
+        "relief_for_id": shift.relief_for_id,
+    }
+
+
+def _relief_for(session: Session, shift: Shift) -> int | None:
+    """The holder whose grid this B-post relieves; None at the window or in one's own grid."""
+    if shift.post != "B":
+        return None
+    holders = set(
+        session.scalars(select(user_grids.c.user_id).where(user_grids.c.grid_id == shift.grid_id))
+    )
+    if not holders or shift.worker_id in holders:
+        return None
+    return min(holders)
+
+
+def _on_leave(session: Session, worker_id: int, day: date) -> bool:
+    return (
+        session.scalar(
+            select(Leave.id).where(
+                Leave.worker_id == worker_id,
+                Leave.status == "approved",
+                Leave.start_date <= day,
+                Leave.end_date >= day,
+            )
+        )
+        is not None
+    )
+
+
+def _busy(session: Session, worker_id: int, day: date, exclude: Iterable[int]) -> Shift | None:
+    return session.scalar(
+        select(Shift).where(
+            Shift.worker_id == worker_id, Shift.date == day, Shift.id.not_in(list(exclude))
+        )
+    )
+
+
+def _track_and_notify(
+    session: Session, scope: Scope, roster: Roster, changes: list[tuple[Shift, dict]], action: str
+) -> None:
+    """After publishing, log each change and tell every worker it touches."""
+    if roster.status != "published":
+        return
+    affected: set[int] = set()
+    for shift, before in changes:
+        after = _snapshot(session, shift)
+        session.add(
+            ShiftChange(
+                roster_id=roster.id,
+                shift_id=shift.id,
+                action=action,
+                changed_by_id=scope.user_id,
+                before=before,
+                after=after,
+            )
+        )
+        affected.update((before["worker_id"], after["worker_id"]))
+    notify(
+        session,
+        sorted(affected),
+        "roster_changed",
+        f"Roster {roster.week} changed",
+        "One of your shifts changed; check the roster.",
+        data={"roster_id": roster.id, "week": roster.week},
+        collapse_key=f"roster:{roster.id}",
+    )
+    session.flush()
+
+
+def update_shift(session: Session, scope: Scope, shift_id: int, changes: dict) -> Shift:
+    """Move a shift to another post, grid, worker or day of its week, with every rule checked."""
+    shift = get_shift(session, scope, shift_id, lock=True)
+    roster = shift.roster
+    scope.require_roster_editor(roster.community_code)
+    before = _snapshot(session, shift)
+    post = changes.get("post", shift.post)
+    day = changes.get("date", shift.date)
+    worker_id = changes.get("worker_id", shift.worker_id)
+    if day not in weeks.week_dates(roster.week):
+        raise errors.Unprocessable(
+            f"{day} is outside the roster's week {roster.week}.",
+            errors={"json": {"date": [f"not in {roster.week}"]}},
+        )
+    worker = session.get(User, worker_id)
+    if (
+        worker is None
+        or worker.community_code != roster.community_code
+        or worker.role not in SHIFT_ROLES
+        or not worker.active
+    ):
+        raise errors.Unprocessable(
+            f"User {worker_id} is not a worker of community {roster.community_code}.",
+            errors={"json": {"worker_id": ["not a worker of this community"]}},
+        )
+    grid_id = None
+    if post == "B":
+        code = changes.get("grid_code")
+        if code is None and shift.grid_id is not None:
+            grid_id = shift.grid_id
+        else:
+            grid = session.scalar(
+                select(Grid).where(
+                    Grid.code == (code or ""),
+                    Grid.community_code == roster.community_code,
+                    Grid.retired_at.is_(None),
+                )
+            )
+            if grid is None:
+                raise errors.Unprocessable(
+                    f"A B-post needs a grid of community {roster.community_code} (got {code}).",
+                    errors={"json": {"grid_code": ["not a grid of this community"]}},
+                )
+            grid_id = grid.id
+    elif changes.get("grid_code"):
+        raise errors.Unprocessable(
+            "An A-post (the hall window) has no grid.",
+            errors={"json": {"grid_code": ["must be empty for post A"]}},
+        )
+    other = _busy(session, worker_id, day, [shift.id])
+    if other is not None:
+        raise errors.Conflict(
+            f"{worker.display_name} already holds the {other.post}-post on {day}"
+            f" (shift {other.id}); nobody holds two posts at once.",
+            conflicting_shift_id=other.id,
+        )
+    if _on_leave(session, worker_id, day):
+        raise errors.Conflict(f"{worker.display_name} is on approved leave on {day}.")
+    shift.post, shift.date, shift.worker_id, shift.grid_id = post, day, worker_id, grid_id
+    shift.relief_for_id = _relief_for(session, shift)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise errors.Conflict(f"{worker.display_name} already holds a post on {day}.") from exc
+    _track_and_notify(session, scope, roster, [(shift, before)], "edit")
+    session.refresh(shift)
+    return shift
+
+
+# ---------------------------------------------------------------------------------------------
+# Swaps
+
+
+def _swap_conflict(session: Session, a: Shift, b: Shift) -> str | None:
+    """Why exchanging the workers of `a` and `b` would break a rule, or None."""
+    for mover, target in ((a.worker_id, b), (b.worker_id, a)):
+        if mover == target.worker_id:
+            continue
+        clash = _busy(session, mover, target.date, [a.id, b.id])
+        if clash is not None:
+            return (
+                f"worker {mover} already holds the {clash.post}-post on {target.date}"
+                f" (shift {clash.id}); nobody holds two posts at once"
+            )
+        if _on_leave(session, mover, target.date):
+            return f"worker {mover} is on approved leave on {target.date}"
+    return None
+
+
+def request_swap(session: Session, scope: Scope, shift_id: int, with_shift_id: int) -> ShiftSwap:
+    """Ask to exchange two shifts' workers; the other worker (or a leader) decides."""
+    shift = get_shift(session, scope, shift_id)
+    other = get_shift(session, scope, with_shift_id)
+    community = shift.roster.community_code
+    if other.roster.community_code != community:
+        raise errors.Unprocessable("Both shifts must belong to the same community's roster.")
+    if shift.worker_id != scope.user_id and not scope.edits_roster(community):
+        raise errors.Forbidden("You may only offer your own shifts for a swap.")
+    if shift.worker_id == other.worker_id:
+        raise errors.Unprocessable("Both shifts belong to the same worker.")
+    reason = _swap_conflict(session, shift, other)
+    if reason:
+        raise errors.Conflict(f"The swap conflicts: {reason}.")
+    pending = session.scalar(
+        select(ShiftSwap.id).where(
+            ShiftSwap.status == "requested",
+            or_(
+                ShiftSwap.shift_id.in_((shift.id, other.id)),
+                ShiftSwap.with_shift_id.in_((shift.id, other.id)),
+            ),
+        )
+    )
+    if pending is not None:
+        raise errors.Conflict(f"Swap {pending} on one of these shifts is still open.")
+    swap = ShiftSwap(
+        shift_id=shift.id,
+        with_shift_id=other.id,
+        requester_id=shift.worker_id,
+        other_worker_id=other.worker_id,
+        requested_by_id=scope.user_id,
+        status="requested",
+    )
+    session.add(swap)
+    session.flush()
+    notify(
+        session,
+        [w for w in (other.worker_id, shift.worker_id) if w != scope.user_id],
+        "shift_swap_requested",
+        "Shift swap requested",
+        f"Swap your shift on {other.date} for the one on {shift.date}?",
+        data={"swap_id": swap.id, "shift_id": shift.id, "with_shift_id": other.id},
+        collapse_key=f"swap:{swap.id}",
+    )
+    return swap
+
+
+def get_swap(session: Session, scope: Scope, swap_id: int) -> ShiftSwap:
+    swap = session.get(ShiftSwap, swap_id, with_for_update=True)
+    if swap is None:
+        raise errors.NotFound(f"No swap {swap_id} in your scope.")
+    shift = session.get(Shift, swap.shift_id)
+    community = shift.roster.community_code
+    if scope.user_id not in (swap.requester_id, swap.other_worker_id) and not (
+        scope.edits_roster(community)
+    ):
+        raise errors.NotFound(f"No swap {swap_id} in your scope.")
+    return swap
+
+
+def accept_swap(session: Session, scope: Scope, swap_id: int) -> ShiftSwap:
+    """The other worker accepts, or a leader approves: the two shifts exchange workers."""
+    swap = get_swap(session, scope, swap_id)
+    a, b = session.get(Shift, swap.shift_id), session.get(Shift, swap.with_shift_id)
+    roster = a.roster
+    is_editor = scope.edits_roster(roster.community_code)
+    if scope.user_id != swap.other_worker_id and not is_editor:
+        raise errors.Forbidden("Only the other worker or a leader decides this swap.")
+    if swap.status != "requested":
+        raise errors.Conflict(f"Swap {swap.id} is already {swap.status}.")
+    if a.worker_id != swap.requester_id or b.worker_id != swap.other_worker_id:
+        raise errors.Conflict("The shifts changed hands since the swap was requested.")
+    reason = _swap_conflict(session, a, b)
+    if reason:
+        raise errors.Conflict(f"The swap conflicts: {reason}.")
+    before = [_snapshot(session, a), _snapshot(session, b)]
+    # One statement: the deferrable unique (worker, date) is checked once both rows moved.
+    session.execute(
+        update(Shift)
+        .where(Shift.id.in_((a.id, b.id)))
+        .values(worker_id=case((Shift.id == a.id, b.worker_id), else_=a.worker_id))
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(a)
+    session.refresh(b)
+    for shift in (a, b):
+        shift.relief_for_id = _relief_for(session, shift)
+    swap.status = "accepted" if scope.user_id == swap.other_worker_id else "approved"
+    swap.decided_by_id = scope.user_id
+    swap.decided_at = datetime.now(UTC)
+    session.flush()
+    if a.roster_id == b.roster_id:
+        _track_and_notify(session, scope, roster, [(a, before[0]), (b, before[1])], "swap")
+    else:  # two weeks of one community: each change is logged with its own roster
+        _track_and_notify(session, scope, roster, [(a, before[0])], "swap")
+        _track_and_notify(session, scope, b.roster, [(b, before[1])], "swap")
+    return swap
+
+
+def reject_swap(session: Session, scope: Scope, swap_id: int) -> ShiftSwap:
+    swap = get_swap(session, scope, swap_id)
+    if swap.status != "requested":
+        raise errors.Conflict(f"Swap {swap.id} is already {swap.status}.")
+    shift = session.get(Shift, swap.shift_id)
+    if scope.user_id == swap.requester_id and scope.user_id != swap.other_worker_id:
+        swap.status = "cancelled"
+    elif scope.user_id == swap.other_worker_id or scope.edits_roster(shift.roster.community_code):
+        swap.status = "rejected"
+    else:  # pragma: no cover - get_swap already hid it
+        raise errors.Forbidden("Only the workers of the swap or a leader decide it.")
+    swap.decided_by_id = scope.user_id
+    swap.decided_at = datetime.now(UTC)
+    session.flush()
+    return swap

@@ -1,0 +1,79 @@
+"""Bench roster generation of a 40-worker, 14-grid community through the API beside the solver.
+
+Run from the repository root: `python -m bench.roster_api` (uses DATABASE_URL, writes nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from sqlalchemy import create_engine
+
+from api import create_app
+from api.extensions import db
+from api.models import Community
+from api.services import rosters
+from api.services.roster_solver import solve_week
+from api.settings import load_config
+from tests.factories import make_roster_community
+
+WEEKS = ("2026-W45", "2026-W46", "2026-W47", "2026-W48")
+LIMIT_S = 10.0  # one week's generation, request to response
+OVERHEAD_LIMIT_S = 1.0  # database and HTTP work around the solver
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workers", type=int, default=40)
+    parser.add_argument("--grids", type=int, default=14)
+    args = parser.parse_args()
+
+    url = load_config()["DATABASE_URL"]
+    app = create_app({"DATABASE_URL": url, "PASSWORD_HASHING": "fast", "LOG_LEVEL": "WARNING"})
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        outer = connection.begin()  # everything the bench writes is rolled back
+        db.bind(connection)
+        with app.app_context(), db.new_session() as session:
+            c = make_roster_community(session, app, args.workers, args.grids, code="110105001099")
+            session.commit()
+            client = app.test_client()
+            print(f"community {c.code}: {args.workers} workers, {args.grids} grids")
+            api_times, solver_times = [], []
+            for week in WEEKS:
+                inp = rosters.roster_input(session, session.get(Community, c.code), week)
+                started = time.perf_counter()
+                result = solve_week(inp)
+                solver_s = time.perf_counter() - started
+                started = time.perf_counter()
+                response = client.post(
+                    f"/api/v1/communities/{c.code}/rosters",
+                    json={"week": week},
+                    headers=c.auth(c.leader),
+                )
+                api_s = time.perf_counter() - started
+                assert response.status_code == 201, response.get_json()
+                view = response.get_json()
+                client.post(f"/api/v1/rosters/{view['id']}/publish", headers=c.auth(c.leader))
+                shifts = sum(len(d["A"]) + len(d["B"]) for d in view["days"])
+                api_times.append(api_s)
+                solver_times.append(solver_s)
+                print(
+                    f"{week}: API {api_s:.3f} s (limit {LIMIT_S:g} s), pure solver"
+                    f" {solver_s:.3f} s ({result.status}), overhead {api_s - solver_s:+.3f} s"
+                    f" (limit {OVERHEAD_LIMIT_S:g} s), {shifts} shifts,"
+                    f" 4-week A spread {result.stats['a_spread_4w']}"
+                )
+            print(
+                f"median: API {statistics.median(api_times):.3f} s, solver"
+                f" {statistics.median(solver_times):.3f} s, worst API {max(api_times):.3f} s"
+                f" (limit {LIMIT_S:g} s)"
+            )
+        outer.rollback()
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

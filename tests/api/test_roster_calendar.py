@@ -1,0 +1,159 @@
+"""The workers' .ics feed: RFC 5545 text parsed back, tokens signed per user and revocable."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from api.services.calendar import escape, fold
+from tests.factories import make_roster_community
+
+WEEK = "2026-W48"
+
+
+@pytest.fixture()
+def community(session, app):
+    c = make_roster_community(session, app, 8, 6)
+    c.grids[0].name = "东区, 第一网格; 老城\\片"  # characters that need escaping
+    session.flush()
+    return c
+
+
+def publish_week(client, c):
+    view = client.post(
+        f"/api/v1/communities/{c.code}/rosters", json={"week": WEEK}, headers=c.auth(c.leader)
+    ).get_json()
+    client.post(f"/api/v1/rosters/{view['id']}/publish", headers=c.auth(c.leader))
+    return view
+
+
+def feed_path(client, c, worker) -> str:
+    url = client.get("/api/v1/me/calendar-url", headers=c.auth(worker)).get_json()["url"]
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def unfold(text: str) -> list[str]:
+    """Content lines: CRLF line ends, continuation lines start with one space."""
+    assert text.endswith("\r\n")
+    physical = text[:-2].split("\r\n")
+    lines: list[str] = []
+    for line in physical:
+        assert len(line.encode()) <= 75
+        if line.startswith(" "):
+            lines[-1] += line[1:]
+        else:
+            lines.append(line)
+    return lines
+
+
+def events(lines: list[str]) -> list[dict[str, str]]:
+    out, current = [], None
+    for line in lines:
+        if line == "BEGIN:VEVENT":
+            current = {}
+        elif line == "END:VEVENT":
+            out.append(current)
+            current = None
+        elif current is not None:
+            name, value = line.split(":", 1)
+            current[name] = value
+    return out
+
+
+def test_the_feed_lists_the_workers_published_shifts(client, community):
+    c = community
+    worker = c.workers[0]  # holds grid 001, whose name needs escaping
+    view = publish_week(client, c)
+    response = client.get(feed_path(client, c, worker))
+    assert response.status_code == 200
+    assert response.mimetype == "text/calendar"
+    got = events(unfold(response.get_data(as_text=True)))
+    mine = sorted(
+        s["date"]
+        for day in view["days"]
+        for post in ("A", "B")
+        for s in day[post]
+        if s["worker_id"] == worker.id
+    )
+    starts = sorted(e["DTSTART;TZID=Asia/Shanghai"][:8] for e in got)
+    assert starts == [d.replace("-", "") for d in mine]
+
+
+def test_the_feed_has_a_vtimezone_and_times_from_the_settings(client, community):
+    c = community
+    client.put(
+        f"/api/v1/communities/{c.code}/roster-settings",
+        json={
+            "a_hours": {"start": "08:00", "end": "20:00"},
+            "b_hours": {"start": "09:00", "end": "17:00"},
+        },
+        headers=c.auth(c.admin),
+    )
+    publish_week(client, c)
+    lines = unfold(client.get(feed_path(client, c, c.workers[2])).get_data(as_text=True))
+    assert "BEGIN:VTIMEZONE" in lines and "TZID:Asia/Shanghai" in lines
+    for event in events(lines):
+        window = event["CATEGORIES"] == "A-post"
+        start, end = ("080000", "200000") if window else ("090000", "170000")
+        assert event["DTSTART;TZID=Asia/Shanghai"].endswith(start)
+        assert event["DTEND;TZID=Asia/Shanghai"].endswith(end)
+
+
+def test_uids_are_stable_across_fetches_and_regenerated_shifts(client, community):
+    c = community
+    publish_week(client, c)
+    path = feed_path(client, c, c.workers[1])
+    first = [e["UID"] for e in events(unfold(client.get(path).get_data(as_text=True)))]
+    second = [e["UID"] for e in events(unfold(client.get(path).get_data(as_text=True)))]
+    assert first == second and len(set(first)) == len(first) == 5
+
+
+def test_text_is_escaped_and_long_lines_are_folded(client, community):
+    c = community
+    publish_week(client, c)
+    text = client.get(feed_path(client, c, c.workers[0])).get_data(as_text=True)
+    lines = unfold(text)
+    b_events = [e for e in events(lines) if e["CATEGORIES"] == "B-post"]
+    assert b_events
+    assert b_events[0]["LOCATION"].endswith("东区\\, 第一网格\\; 老城\\\\片")
+
+
+def test_fold_never_splits_a_character_and_escape_covers_the_specials():
+    folded = fold("SUMMARY:" + "网格" * 60)
+    parts = folded.split("\r\n ")
+    assert all(len(p.encode()) <= 75 for p in parts) and "".join(parts) == "SUMMARY:" + "网格" * 60
+    assert escape("a,b;c\\d\ne") == "a\\,b\\;c\\\\d\\ne"
+
+
+def test_a_draft_is_not_in_the_feed(client, community):
+    c = community
+    client.post(
+        f"/api/v1/communities/{c.code}/rosters", json={"week": WEEK}, headers=c.auth(c.leader)
+    )
+    lines = unfold(client.get(feed_path(client, c, c.workers[1])).get_data(as_text=True))
+    assert events(lines) == []
+
+
+def test_a_bad_token_is_refused(client, community):
+    worker = community.workers[1]
+    response = client.get(f"/api/v1/workers/{worker.id}/shifts.ics?token=forged")
+    assert response.status_code == 403
+
+
+def test_a_token_opens_only_its_own_workers_feed(client, community):
+    c = community
+    path = feed_path(client, c, c.workers[1])
+    other = path.replace(f"/workers/{c.workers[1].id}/", f"/workers/{c.workers[2].id}/")
+    assert client.get(other).status_code == 403
+
+
+def test_a_revoked_feed_url_stops_working(client, community):
+    c = community
+    old = feed_path(client, c, c.workers[1])
+    fresh = client.delete("/api/v1/me/calendar-url", headers=c.auth(c.workers[1])).get_json()
+    assert client.get(old).status_code == 403
+    parts = urlsplit(fresh["url"])
+    assert client.get(f"{parts.path}?{parts.query}").status_code == 200
+    assert fresh["webcal_url"].startswith("webcal://")

@@ -1,0 +1,612 @@
+"""Rosters through the API and the service: generation, leave, edits, publishing, swaps, scope."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from api.models import Community, Notification, Roster, Shift, ShiftChange
+from api.services import rosters as roster_service
+from api.services.weeks import week_dates
+from tests.factories import make_roster_community
+
+WEEK = "2026-W48"  # Monday 2026-11-23 .. Sunday 2026-11-29
+MON, TUE, WED, THU, FRI, SAT, SUN = week_dates(WEEK)
+SMALL = {"a_min": 1, "a_max": 1}
+# (workers, grids, roster settings): 3 to 40 workers.
+SIZES = {
+    "3-workers": (3, 3, SMALL),
+    "8-workers": (8, 6, None),
+    "20-workers": (20, 8, None),
+    "40-workers": (40, 14, None),
+}
+
+
+@pytest.fixture()
+def community(session, app):
+    """Eight workers over six grids, default settings (3–4 at the window, 3 B-days a grid)."""
+    return make_roster_community(session, app, 8, 6)
+
+
+def generate(client, c, week=WEEK, who=None):
+    return client.post(
+        f"/api/v1/communities/{c.code}/rosters",
+        json={"week": week},
+        headers=c.auth(who or c.leader),
+    )
+
+
+def all_shifts(view: dict) -> list[dict]:
+    return [s for day in view["days"] for post in ("A", "B") for s in day[post]]
+
+
+def publish(client, c, roster_id):
+    return client.post(f"/api/v1/rosters/{roster_id}/publish", headers=c.auth(c.leader))
+
+
+def published_week(client, c, week=WEEK) -> dict:
+    view = generate(client, c, week).get_json()
+    assert publish(client, c, view["id"]).status_code == 200
+    return view
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def test_roster_settings_default_to_three_to_four_at_the_window(client, community):
+    body = client.get(
+        f"/api/v1/communities/{community.code}/roster-settings",
+        headers=community.auth(community.workers[3]),
+    ).get_json()
+    assert (body["a_min"], body["a_max"], body["working_days"]) == (3, 4, [1, 2, 3, 4, 5])
+
+
+def test_admin_replaces_roster_settings(client, community):
+    c = community
+    rest = {str(c.workers[2].id): [3]}
+    put = client.put(
+        f"/api/v1/communities/{c.code}/roster-settings",
+        json={
+            "a_min": 2,
+            "a_max": 3,
+            "rest_days": rest,
+            "a_hours": {"start": "08:00", "end": "20:00"},
+        },
+        headers=c.auth(c.admin),
+    )
+    assert put.status_code == 200
+    got = client.get(f"/api/v1/communities/{c.code}/roster-settings", headers=c.auth(c.admin))
+    assert got.get_json()["a_hours"] == {"start": "08:00", "end": "20:00"}
+    assert got.get_json()["rest_days"] == rest
+
+
+def test_roster_settings_reject_a_min_above_a_max_and_write_nothing(client, community):
+    c = community
+    put = client.put(
+        f"/api/v1/communities/{c.code}/roster-settings",
+        json={"a_min": 5, "a_max": 3},
+        headers=c.auth(c.admin),
+    )
+    assert put.status_code == 422
+    assert "a_min" in put.get_json()["errors"]["json"]
+    got = client.get(f"/api/v1/communities/{c.code}/roster-settings", headers=c.auth(c.admin))
+    assert got.get_json()["a_min"] == 3
+
+
+def test_roster_settings_reject_a_rest_day_for_a_stranger(client, community, world):
+    c = community
+    put = client.put(
+        f"/api/v1/communities/{c.code}/roster-settings",
+        json={"rest_days": {str(world.users["worker_a1"].id): [1]}},
+        headers=c.auth(c.admin),
+    )
+    assert put.status_code == 422
+
+
+def test_a_leader_cannot_change_roster_settings(client, community):
+    put = client.put(
+        f"/api/v1/communities/{community.code}/roster-settings",
+        json={"a_min": 2},
+        headers=community.auth(community.leader),
+    )
+    assert put.status_code == 403
+
+
+# --- generation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_working_day_has_its_window_staff(client, session, app, size):
+    n, g, settings = SIZES[size]
+    c = make_roster_community(session, app, n, g, roster=settings)
+    response = generate(client, c)
+    assert response.status_code == 201, response.get_json()
+    rules = {**roster_service.DEFAULT_SETTINGS, **(settings or {})}
+    for day in response.get_json()["days"]:
+        working = date.fromisoformat(day["date"]).isoweekday() in rules["working_days"]
+        count = len(day["A"])
+        assert (rules["a_min"] <= count <= rules["a_max"]) if working else count == 0
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_grid_gets_its_b_post_days(client, session, app, size):
+    n, g, settings = SIZES[size]
+    c = make_roster_community(session, app, n, g, roster=settings)
+    shifts = all_shifts(generate(client, c).get_json())
+    days = Counter(
+        code for code, _ in {(s["grid_code"], s["date"]) for s in shifts if s["post"] == "B"}
+    )
+    assert min(days[grid.code] for grid in c.grids) >= 3
+
+
+def test_nobody_holds_two_posts_on_one_day(client, session, app):
+    c = make_roster_community(session, app, 20, 8)
+    shifts = all_shifts(generate(client, c).get_json())
+    pairs = Counter((s["worker_id"], s["date"]) for s in shifts)
+    assert max(pairs.values()) == 1
+
+
+def test_a_b_post_is_in_the_workers_own_grid(client, community):
+    own = {w.id: w.grids[0].code for w in community.workers}
+    shifts = all_shifts(generate(client, community).get_json())
+    assert all(s["grid_code"] == own[s["worker_id"]] for s in shifts if s["post"] == "B")
+
+
+def test_a_shift_carries_the_contract_fields(client, community):
+    shift = all_shifts(generate(client, community).get_json())[0]
+    assert {"id", "date", "post", "worker_id", "grid_code", "relief_for_id", "roster_id"} <= set(
+        shift
+    )
+    assert shift["status"] == "draft"
+
+
+def test_a_worker_cannot_generate_a_roster(client, community):
+    response = generate(client, community, who=community.workers[3])
+    assert response.status_code == 403
+
+
+def test_a_week_that_is_not_an_iso_week_is_422(client, community):
+    assert generate(client, community, week="2026-W54").status_code == 422
+
+
+def test_regenerating_a_draft_replaces_it(client, session, community):
+    first = generate(client, community).get_json()
+    second = generate(client, community).get_json()
+    assert second["id"] == first["id"]
+    stored = session.scalars(select(Shift.id).where(Shift.roster_id == first["id"])).all()
+    assert sorted(stored) == sorted(s["id"] for s in all_shifts(second))
+    assert not {s["id"] for s in all_shifts(first)} & set(stored)
+
+
+def test_a_published_roster_is_not_regenerated(client, community):
+    published_week(client, community)
+    response = generate(client, community)
+    assert response.status_code == 409
+
+
+def test_an_infeasible_week_names_the_binding_rule_and_writes_nothing(client, session, app):
+    c = make_roster_community(session, app, 4, 1)
+    for worker in c.workers[:2]:
+        leave = client.post(
+            "/api/v1/leaves",
+            json={"start_date": str(TUE), "end_date": str(TUE)},
+            headers=c.auth(worker),
+        ).get_json()
+        client.post(
+            f"/api/v1/leaves/{leave['id']}/decision",
+            json={"decision": "approve"},
+            headers=c.auth(c.admin),
+        )
+    response = generate(client, c)
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["detail"] == "Tuesday 2026-11-24: 2 workers available, 3 required at the window"
+    assert body["details"] and body["details"][0].startswith("Tuesday 2026-11-24")
+    assert session.scalar(select(Roster).where(Roster.community_code == c.code)) is None
+
+
+def test_rest_days_keep_a_worker_off_that_weekday(client, session, app):
+    c = make_roster_community(session, app, 8, 6)
+    resting = c.workers[4]
+    client.put(
+        f"/api/v1/communities/{c.code}/roster-settings",
+        json={"rest_days": {str(resting.id): [3]}},
+        headers=c.auth(c.admin),
+    )
+    shifts = all_shifts(generate(client, c).get_json())
+    assert {s["date"] for s in shifts if s["worker_id"] == resting.id} == {
+        str(d) for d in (MON, TUE, THU, FRI)
+    }
+
+
+def test_a_post_is_shared_fairly_over_four_consecutive_weeks(client, session, app):
+    c = make_roster_community(session, app, 8, 6)
+    for week in ("2026-W45", "2026-W46", "2026-W47", "2026-W48"):
+        published_week(client, c, week)
+    totals = Counter(
+        session.scalars(
+            select(Shift.worker_id)
+            .join(Roster)
+            .where(Roster.community_code == c.code, Shift.post == "A")
+        )
+    )
+    assert max(totals.values()) - min(totals[w.id] for w in c.workers) <= 1
+
+
+def test_history_of_the_previous_three_weeks_comes_from_the_database(client, session, app):
+    c = make_roster_community(session, app, 8, 6)
+    for week in ("2026-W44", "2026-W45", "2026-W46", "2026-W47"):
+        published_week(client, c, week)
+    expected = Counter(
+        session.scalars(
+            select(Shift.worker_id)
+            .join(Roster)
+            .where(
+                Roster.community_code == c.code,
+                Roster.week.in_(("2026-W45", "2026-W46", "2026-W47")),
+                Shift.post == "A",
+            )
+        )
+    )
+    inp = roster_service.roster_input(session, session.get(Community, c.code), WEEK)
+    assert dict(inp.history_a_days) == dict(expected)
+
+
+def test_pairs_rotate_weekly(client, session, app):
+    c = make_roster_community(session, app, 8, 6)
+    first = published_week(client, c, "2026-W47")
+    second = generate(client, c, WEEK).get_json()
+
+    def edges(view):
+        return {
+            frozenset((a["id"], b["id"])) for g in view["pairs"] for a in g for b in g if a != b
+        }
+
+    assert len(second["pairs"]) == 4
+    assert not edges(first) & edges(second)
+
+
+# --- leave -----------------------------------------------------------------------------------
+
+
+def request_leave(client, c, worker, start=WED, end=THU):
+    return client.post(
+        "/api/v1/leaves",
+        json={"start_date": str(start), "end_date": str(end), "reason": "家事"},
+        headers=c.auth(worker),
+    )
+
+
+def test_a_worker_requests_leave_for_themself(client, community):
+    worker = community.workers[3]
+    body = request_leave(client, community, worker).get_json()
+    assert (body["worker_id"], body["status"]) == (worker.id, "requested")
+
+
+def test_a_leader_approves_leave(client, community):
+    leave = request_leave(client, community, community.workers[3]).get_json()
+    decided = client.post(
+        f"/api/v1/leaves/{leave['id']}/decision",
+        json={"decision": "approve"},
+        headers=community.auth(community.leader),
+    )
+    assert decided.get_json()["status"] == "approved"
+
+
+def test_a_worker_cannot_decide_leave(client, community):
+    leave = request_leave(client, community, community.workers[3]).get_json()
+    decided = client.post(
+        f"/api/v1/leaves/{leave['id']}/decision",
+        json={"decision": "approve"},
+        headers=community.auth(community.workers[4]),
+    )
+    assert decided.status_code == 404  # another worker's leave is out of scope
+
+
+def test_overlapping_leave_is_a_conflict(client, community):
+    worker = community.workers[3]
+    request_leave(client, community, worker)
+    assert request_leave(client, community, worker, THU, FRI).status_code == 409
+
+
+def test_a_worker_lists_only_their_own_leave(client, community):
+    c = community
+    request_leave(client, c, c.workers[3])
+    request_leave(client, c, c.workers[4])
+    mine = client.get("/api/v1/leaves", headers=c.auth(c.workers[3])).get_json()
+    everyone = client.get("/api/v1/leaves", headers=c.auth(c.leader)).get_json()
+    assert [x["worker_id"] for x in mine] == [c.workers[3].id]
+    assert len(everyone) == 2
+
+
+def test_approved_leave_keeps_the_worker_off_and_names_a_reliever(client, session, app):
+    c = make_roster_community(session, app, 10, 8)  # grid 006 has one worker
+    away = c.workers[5]
+    leave = request_leave(client, c, away, MON, WED).get_json()
+    client.post(
+        f"/api/v1/leaves/{leave['id']}/decision",
+        json={"decision": "approve"},
+        headers=c.auth(c.admin),
+    )
+    shifts = all_shifts(generate(client, c).get_json())
+    assert {s["date"] for s in shifts if s["worker_id"] == away.id} <= {str(THU), str(FRI)}
+    relief = [s for s in shifts if s["relief_for_id"] == away.id]
+    assert relief and all(s["grid_code"] == away.grids[0].code for s in relief)
+
+
+def test_requested_leave_does_not_block_the_roster(client, community):
+    worker = community.workers[3]
+    request_leave(client, community, worker, MON, FRI)
+    shifts = all_shifts(generate(client, community).get_json())
+    assert len([s for s in shifts if s["worker_id"] == worker.id]) == 5
+
+
+# --- edits, publishing, the change log -------------------------------------------------------
+
+
+def first_b(view, worker_id=None):
+    return next(
+        s
+        for s in all_shifts(view)
+        if s["post"] == "B" and (worker_id is None or s["worker_id"] == worker_id)
+    )
+
+
+def test_a_draft_shift_moves_to_the_window(client, community):
+    shift = first_b(generate(client, community).get_json())
+    patched = client.patch(
+        f"/api/v1/shifts/{shift['id']}",
+        json={"post": "A"},
+        headers=community.auth(community.leader),
+    )
+    assert patched.status_code == 200
+    assert (patched.get_json()["post"], patched.get_json()["grid_code"]) == ("A", None)
+
+
+def test_moving_a_shift_onto_a_day_the_worker_already_works_is_409(client, community):
+    view = generate(client, community).get_json()
+    shift = next(s for s in all_shifts(view) if s["date"] == str(MON))
+    patched = client.patch(
+        f"/api/v1/shifts/{shift['id']}",
+        json={"date": str(TUE)},
+        headers=community.auth(community.leader),
+    )
+    assert patched.status_code == 409
+
+
+def test_a_b_post_needs_a_grid_of_the_community(client, community, world):
+    shift = first_b(generate(client, community).get_json())
+    patched = client.patch(
+        f"/api/v1/shifts/{shift['id']}",
+        json={"grid_code": world.grids["110101001001001"].code},
+        headers=community.auth(community.leader),
+    )
+    assert patched.status_code == 422
+
+
+def test_a_shift_in_anothers_grid_names_whom_it_relieves(client, community):
+    c = community
+    shift = first_b(generate(client, c).get_json(), c.workers[1].id)
+    other_grid = c.grids[3]
+    body = client.patch(
+        f"/api/v1/shifts/{shift['id']}",
+        json={"grid_code": other_grid.code},
+        headers=c.auth(c.leader),
+    ).get_json()
+    assert body["relief_for_id"] == c.workers[3].id
+
+
+def test_draft_edits_are_not_logged(client, session, community):
+    view = generate(client, community).get_json()
+    shift = first_b(view)
+    client.patch(
+        f"/api/v1/shifts/{shift['id']}",
+        json={"post": "A"},
+        headers=community.auth(community.leader),
+    )
+    assert session.scalar(select(ShiftChange).where(ShiftChange.roster_id == view["id"])) is None
+
+
+def test_publishing_notifies_every_worker_on_the_roster(client, session, community):
+    view = published_week(client, community)
+    notified = session.scalars(
+        select(Notification.user_id).where(Notification.kind == "roster_published")
+    ).all()
+    assert sorted(notified) == sorted({s["worker_id"] for s in all_shifts(view)})
+
+
+def test_publishing_twice_is_409(client, community):
+    view = published_week(client, community)
+    assert publish(client, community, view["id"]).status_code == 409
+
+
+def test_a_change_after_publishing_is_logged_and_notified(client, session, community):
+    c = community
+    view = published_week(client, c)
+    shift = first_b(view)
+    patched = client.patch(
+        f"/api/v1/shifts/{shift['id']}", json={"post": "A"}, headers=c.auth(c.leader)
+    )
+    assert patched.status_code == 200
+    changes = client.get(
+        f"/api/v1/rosters/{view['id']}/changes", headers=c.auth(c.admin)
+    ).get_json()
+    assert len(changes) == 1
+    assert changes[0]["changed_by_id"] == c.leader.id
+    assert (changes[0]["before"]["post"], changes[0]["after"]["post"]) == ("B", "A")
+    notified = session.scalars(
+        select(Notification.user_id).where(Notification.kind == "roster_changed")
+    ).all()
+    assert notified == [shift["worker_id"]]
+
+
+# --- reading and scope -------------------------------------------------------------------------
+
+
+def test_a_worker_sees_their_shift_of_the_day(client, community):
+    c = community
+    worker = c.workers[2]
+    published_week(client, c)
+    body = client.get(f"/api/v1/shifts?date={TUE}&worker=me", headers=c.auth(worker)).get_json()
+    assert [(s["worker_id"], s["date"]) for s in body] == [(worker.id, str(TUE))]
+
+
+def test_a_worker_sees_no_draft(client, community):
+    c = community
+    generate(client, c)
+    body = client.get(f"/api/v1/shifts?week={WEEK}&worker=me", headers=c.auth(c.workers[2]))
+    assert body.get_json() == []
+    week = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.workers[2]))
+    assert week.status_code == 404
+
+
+def test_a_worker_reads_the_published_week_of_their_community(client, community):
+    c = community
+    published_week(client, c)
+    week = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.workers[2]))
+    assert week.status_code == 200
+    assert [d["weekday"] for d in week.get_json()["days"]][:2] == ["Monday", "Tuesday"]
+
+
+def test_a_worker_cannot_edit_a_shift(client, community):
+    c = community
+    view = published_week(client, c)
+    shift = first_b(view, c.workers[2].id)
+    patched = client.patch(
+        f"/api/v1/shifts/{shift['id']}", json={"post": "A"}, headers=c.auth(c.workers[2])
+    )
+    assert patched.status_code == 403
+
+
+def test_another_community_sees_nothing(client, community, world):
+    c = community
+    published_week(client, c)
+    week = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=world.auth("admin_a"))
+    assert week.status_code == 404
+    shifts = client.get(f"/api/v1/shifts?week={WEEK}", headers=world.auth("worker_a1"))
+    assert shifts.get_json() == []
+
+
+def test_a_district_viewer_reads_but_cannot_edit(client, community):
+    c = community
+    view = published_week(client, c)
+    week = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.viewer))
+    assert week.status_code == 200
+    patched = client.patch(
+        f"/api/v1/shifts/{first_b(view)['id']}", json={"post": "A"}, headers=c.auth(c.viewer)
+    )
+    assert patched.status_code == 403
+
+
+def test_the_week_view_groups_shifts_by_day_with_pairs(client, community):
+    view = generate(client, community).get_json()
+    assert [d["date"] for d in view["days"]] == [str(d) for d in week_dates(WEEK)]
+    members = sorted(m["id"] for group in view["pairs"] for m in group)
+    assert members == sorted(w.id for w in community.workers)
+
+
+def test_shifts_need_exactly_one_of_date_and_week(client, community):
+    response = client.get("/api/v1/shifts", headers=community.auth(community.leader))
+    assert response.status_code == 422
+
+
+# --- swaps -------------------------------------------------------------------------------------
+
+
+def same_day_pair(view, day=MON):
+    a = next(s for s in all_shifts(view) if s["date"] == str(day) and s["post"] == "A")
+    b = next(s for s in all_shifts(view) if s["date"] == str(day) and s["post"] == "B")
+    return a, b
+
+
+def by_id(c, user_id):
+    return next(w for w in c.workers if w.id == user_id)
+
+
+def test_a_swap_request_notifies_the_other_worker(client, session, community):
+    c = community
+    a, b = same_day_pair(published_week(client, c))
+    response = client.post(
+        f"/api/v1/shifts/{a['id']}/swap",
+        json={"with_shift_id": b["id"]},
+        headers=c.auth(by_id(c, a["worker_id"])),
+    )
+    assert response.status_code == 201
+    notified = session.scalars(
+        select(Notification.user_id).where(Notification.kind == "shift_swap_requested")
+    ).all()
+    assert notified == [b["worker_id"]]
+
+
+def test_the_other_worker_accepts_and_the_shifts_change_hands(client, session, community):
+    c = community
+    a, b = same_day_pair(published_week(client, c))
+    swap = client.post(
+        f"/api/v1/shifts/{a['id']}/swap",
+        json={"with_shift_id": b["id"]},
+        headers=c.auth(by_id(c, a["worker_id"])),
+    ).get_json()
+    accepted = client.post(
+        f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(by_id(c, b["worker_id"]))
+    )
+    assert accepted.get_json()["status"] == "accepted"
+    moved = {
+        s.id: s.worker_id
+        for s in session.scalars(select(Shift).where(Shift.id.in_((a["id"], b["id"]))))
+    }
+    assert moved == {a["id"]: b["worker_id"], b["id"]: a["worker_id"]}
+    assert session.scalar(select(ShiftChange.id).where(ShiftChange.action == "swap")) is not None
+
+
+def test_a_leader_approves_a_swap(client, community):
+    c = community
+    a, b = same_day_pair(published_week(client, c))
+    swap = client.post(
+        f"/api/v1/shifts/{a['id']}/swap",
+        json={"with_shift_id": b["id"]},
+        headers=c.auth(by_id(c, a["worker_id"])),
+    ).get_json()
+    approved = client.post(f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(c.admin))
+    assert approved.get_json()["status"] == "approved"
+
+
+def test_a_swap_onto_a_day_already_worked_is_409(client, community):
+    c = community
+    view = published_week(client, c)
+    mon = next(s for s in all_shifts(view) if s["date"] == str(MON))
+    tue = next(
+        s for s in all_shifts(view) if s["date"] == str(TUE) and s["worker_id"] != mon["worker_id"]
+    )
+    response = client.post(
+        f"/api/v1/shifts/{mon['id']}/swap",
+        json={"with_shift_id": tue["id"]},
+        headers=c.auth(by_id(c, mon["worker_id"])),
+    )
+    assert response.status_code == 409
+
+
+def test_a_third_worker_cannot_accept_a_swap(client, community):
+    c = community
+    a, b = same_day_pair(published_week(client, c))
+    swap = client.post(
+        f"/api/v1/shifts/{a['id']}/swap",
+        json={"with_shift_id": b["id"]},
+        headers=c.auth(by_id(c, a["worker_id"])),
+    ).get_json()
+    third = next(w for w in c.workers[1:] if w.id not in (a["worker_id"], b["worker_id"]))
+    assert (
+        client.post(f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(third)).status_code == 404
+    )
+
+
+def test_a_worker_cannot_offer_someone_elses_shift(client, community):
+    c = community
+    a, b = same_day_pair(published_week(client, c))
+    third = next(w for w in c.workers[1:] if w.id not in (a["worker_id"], b["worker_id"]))
+    response = client.post(
+        f"/api/v1/shifts/{a['id']}/swap", json={"with_shift_id": b["id"]}, headers=c.auth(third)
+    )
+    assert response.status_code == 403
