@@ -20,6 +20,19 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_MAX_UPLOAD_MB": ("MAX_UPLOAD_MB", int),
     "GRIDWORK_OVERLAP_TOLERANCE_M2": ("GRID_OVERLAP_TOLERANCE_M2", float),
     "GRIDWORK_LOG_LEVEL": ("LOG_LEVEL", str),
+    # Push (read by push.build_channels under these same names) and the push worker.
+    "GRIDWORK_PUSH_BACKEND": ("GRIDWORK_PUSH_BACKEND", str),
+    "GRIDWORK_FCM_CREDENTIALS": ("GRIDWORK_FCM_CREDENTIALS", str),
+    "GOOGLE_APPLICATION_CREDENTIALS": ("GOOGLE_APPLICATION_CREDENTIALS", str),
+    "GRIDWORK_FCM_URL": ("GRIDWORK_FCM_URL", str),
+    "GRIDWORK_VAPID_PRIVATE_KEY": ("GRIDWORK_VAPID_PRIVATE_KEY", str),
+    "GRIDWORK_VAPID_PUBLIC_KEY": ("GRIDWORK_VAPID_PUBLIC_KEY", str),
+    "GRIDWORK_VAPID_SUBJECT": ("GRIDWORK_VAPID_SUBJECT", str),
+    "GRIDWORK_PUSH_BATCH_SIZE": ("PUSH_BATCH_SIZE", int),
+    "GRIDWORK_PUSH_LEASE_SECONDS": ("PUSH_LEASE_SECONDS", int),
+    "GRIDWORK_PUSH_MAX_ATTEMPTS": ("PUSH_MAX_ATTEMPTS", int),
+    "GRIDWORK_PUSH_POLL_SECONDS": ("PUSH_POLL_SECONDS", float),
+    "GRIDWORK_TASK_TICK_SECONDS": ("TASK_TICK_SECONDS", int),
 }
 
 
@@ -42,6 +55,19 @@ class Config:
     MAX_UPLOAD_MB = 20
     GRID_OVERLAP_TOLERANCE_M2 = 1.0
     LOG_LEVEL = "INFO"
+    # Push: "fcm" (FCM + Web Push, each off without its credentials), "log" or "off".
+    GRIDWORK_PUSH_BACKEND = "fcm"
+    GRIDWORK_FCM_CREDENTIALS: str | None = None
+    GOOGLE_APPLICATION_CREDENTIALS: str | None = None
+    GRIDWORK_FCM_URL: str | None = None  # replaces https://fcm.googleapis.com
+    GRIDWORK_VAPID_PRIVATE_KEY: str | None = None
+    GRIDWORK_VAPID_PUBLIC_KEY: str | None = None  # handed to the web app to subscribe
+    GRIDWORK_VAPID_SUBJECT: str | None = None
+    PUSH_BATCH_SIZE = 500  # deliveries claimed per round
+    PUSH_LEASE_SECONDS = 120  # a claim not marked by then is retried (worker died mid-batch)
+    PUSH_MAX_ATTEMPTS = 10  # then the delivery is dead (still in the inbox)
+    PUSH_POLL_SECONDS = 1.0  # idle wait between rounds
+    TASK_TICK_SECONDS = 60  # how often the push worker runs the task deadline tick
 
     API_TITLE = "gridwork"
     API_VERSION = "v1"

@@ -5,6 +5,7 @@ from api.models.admin import Community, District, Street
 from api.models.grids import Grid, GridVersion
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES, Household
 from api.models.notifications import NOTIFICATION_KINDS, Notification
+from api.models.push import Delivery, Device, NotificationSettings, RevokedToken
 from api.models.rosters import Leave, Roster, Shift
 from api.models.tasks import Task, TaskEvent
 from api.models.users import ROLES, User, user_grids
@@ -14,6 +15,8 @@ __all__ = [
     "Base",
     "CARE_TAGS",
     "Community",
+    "Delivery",
+    "Device",
     "District",
     "Grid",
     "GridVersion",
@@ -27,6 +30,8 @@ __all__ = [
     "Household",
     "NOTIFICATION_KINDS",
     "Notification",
+    "NotificationSettings",
+    "RevokedToken",
     "OCCUPANCIES",
     "ROLES",
     "Street",

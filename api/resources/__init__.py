@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from api.extensions import Api
 from api.resources.auth.routes import blp as auth_blp
+from api.resources.devices.routes import blp as devices_blp
 from api.resources.grids.routes import blp as grids_blp
 from api.resources.households.routes import blp as households_blp
+from api.resources.notifications.routes import blp as notifications_blp
+from api.resources.tasks.routes import blp as tasks_blp
 
-BLUEPRINTS = (auth_blp, grids_blp, households_blp)
+BLUEPRINTS = (
+    auth_blp,
+    grids_blp,
+    households_blp,
+    tasks_blp,
+    devices_blp,
+    notifications_blp,
+)
 
 
 def register_blueprints(api: Api) -> None:
