@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, false, func, select
+from sqlalchemy import and_, false, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -461,17 +461,15 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
             Task.warned_at.is_(None),
             Task.escalated_at.is_(None),
             Task.assignee_id.is_not(None),
-            Task.created_at + (Task.due_at - Task.created_at) * fraction <= now,
+            text("tasks.created_at + (tasks.due_at - tasks.created_at) * :f <= :now").bindparams(
+                f=fraction, now=now
+            ),
         )
         .order_by(Task.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
     for task in candidates:
-        grid = session.get(Grid, task.grid_id)
-        share = float(task_settings(session, grid).get("warn_fraction", fraction))
-        if task.created_at + (task.due_at - task.created_at) * share > now:
-            continue
         task.warned_at = now
         _notify_task(session, task, [task.assignee_id], "task_deadline_warning", "任务即将超期")
         result.warned += 1

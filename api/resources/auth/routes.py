@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import current_app
 from flask.views import MethodView
 from flask_jwt_extended import (
@@ -14,6 +12,7 @@ from flask_jwt_extended import (
 )
 
 from api.auth import claims_for, current_user
+from api.clock import now
 from api.extensions import Blueprint, db
 from api.resources.auth.schemas import (
     AccessTokenSchema,
@@ -91,7 +90,7 @@ class Logout(MethodView):
             current_user().id,
             claims["jti"],
             devices.expiry(claims.get("exp")),
-            now=datetime.now(UTC),
+            now=now(),
             **data,
         )
         db.session.commit()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask.views import MethodView
 
 from api.auth import current_user
+from api.clock import now
 from api.extensions import Blueprint, db
 from api.resources.devices.schemas import DeviceCreateSchema, DeviceSchema, QuietHoursSchema
 from api.services import devices
@@ -25,9 +24,7 @@ class Devices(MethodView):
     @blp.response(201, DeviceSchema)
     def post(self, data):
         """Register this device (or refresh it: the same token is the same device)"""
-        device = devices.register_device(
-            db.session, current_user().id, now=datetime.now(UTC), **data
-        )
+        device = devices.register_device(db.session, current_user().id, now=now(), **data)
         db.session.commit()
         return device
 
@@ -37,7 +34,7 @@ class DeviceById(MethodView):
     @blp.response(204)
     def delete(self, device_id):
         """Remove one of your devices: nothing more is pushed to it"""
-        devices.remove_device(db.session, current_user().id, device_id, datetime.now(UTC))
+        devices.remove_device(db.session, current_user().id, device_id, now())
         db.session.commit()
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask.views import MethodView
 
 from api.auth import current_user
+from api.clock import now
 from api.extensions import Blueprint, db
 from api.resources.notifications.schemas import (
     AckAllSchema,
@@ -50,7 +49,7 @@ class Ack(MethodView):
     @blp.response(200, NotificationSchema)
     def post(self, notification_id):
         """Acknowledge (read) one notification; the first read time is kept"""
-        row = notifications.ack(db.session, current_user().id, notification_id, datetime.now(UTC))
+        row = notifications.ack(db.session, current_user().id, notification_id, now())
         db.session.commit()
         return row
 
@@ -60,6 +59,6 @@ class AckAll(MethodView):
     @blp.response(200, AckAllSchema)
     def post(self):
         """Acknowledge all your unread notifications"""
-        count = notifications.ack_all(db.session, current_user().id, datetime.now(UTC))
+        count = notifications.ack_all(db.session, current_user().id, now())
         db.session.commit()
         return {"acknowledged": count}

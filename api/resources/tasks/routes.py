@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask.views import MethodView
 
 from api.auth import current_scope
+from api.clock import now as _now
 from api.extensions import Blueprint, db
 from api.resources.tasks.schemas import (
     AssignSchema,
@@ -21,10 +20,6 @@ from api.resources.tasks.schemas import (
 from api.services import tasks
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (工单).")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @blp.route("")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 import marshmallow as ma
 
+from api.clock import now
 from api.extensions import Schema
 from api.models.tasks import HOTLINE_TYPES, SATISFACTION, TASK_SOURCES, TASK_STATUSES, URGENCIES
 from api.resources.schemas import code_field
@@ -109,7 +110,7 @@ class TaskSchema(Schema):
     closed_at = ma.fields.DateTime(allow_none=True)
     satisfaction = ma.fields.String(allow_none=True)
     overdue = ma.fields.Function(
-        lambda t: is_overdue(t, datetime.now(UTC)),
+        lambda t: is_overdue(t, now()),
         metadata={"description": "Not resolved and past its deadline"},
     )
     allowed_actions = ma.fields.Function(
