@@ -89,9 +89,7 @@ def test_on_leave_and_no_one_covering_goes_to_the_grid_leader(session, world):
     assert choose_assignee(session, world.grids[A1], TUESDAY)[0] == world.users["leader_a"]
 
 
-def test_a_new_task_is_dispatched_and_its_assignee_notified_in_the_same_transaction(
-    session, world
-):
+def test_a_new_task_is_dispatched_and_its_assignee_notified_in_the_same_transaction(session, world):
     from api.models import Notification
 
     task = make_task(session, now=T0)
