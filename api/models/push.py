@@ -43,7 +43,7 @@ class Device(Base):
     platform: Mapped[str] = mapped_column(String(10))
     # The FCM registration token / installation ID, or the Web Push endpoint: the upsert key.
     token: Mapped[str] = mapped_column(Text, unique=True)
-    subscription: Mapped[dict | None] = mapped_column(JSONB)
+    subscription: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_seen_at: Mapped[datetime] = mapped_column(

@@ -220,8 +220,7 @@ class PushWorker:
                 sent,
             )
             run(
-                "UPDATE deliveries SET state = :s, last_error = :e, claimed_until = NULL "
-                + guard,
+                "UPDATE deliveries SET state = :s, last_error = :e, claimed_until = NULL " + guard,
                 failed,
             )
             run(

@@ -22,12 +22,14 @@ def notify(
     data: Mapping[str, object] | None = None,
     urgent: bool = False,
     collapse_key: str | None = None,
+    now: datetime | None = None,
 ) -> list[Notification]:
     """Record a notification for each user and queue a push delivery to each active device.
 
     Both are written in the caller's transaction, so a change and its notification commit or
     roll back together; the push worker sends after the commit. `data` values are
-    stringified: push payloads carry strings only.
+    stringified: push payloads carry strings only. `now` (default: the transaction's time)
+    stamps the notification and makes its deliveries due.
     """
     if kind not in NOTIFICATION_KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
@@ -41,16 +43,19 @@ def notify(
             data=payload,
             urgent=urgent,
             collapse_key=collapse_key,
+            **({"created_at": now} if now is not None else {}),
         )
         for user_id in dict.fromkeys(user_ids)
     ]
     session.add_all(rows)
     session.flush()
-    enqueue_deliveries(session, [row.id for row in rows])
+    enqueue_deliveries(session, [row.id for row in rows], now)
     return rows
 
 
-def enqueue_deliveries(session: Session, notification_ids: list[int]) -> None:
+def enqueue_deliveries(
+    session: Session, notification_ids: list[int], now: datetime | None = None
+) -> None:
     """One pending delivery per (notification, active device of its user)."""
     if not notification_ids:
         return
@@ -58,12 +63,12 @@ def enqueue_deliveries(session: Session, notification_ids: list[int]) -> None:
         text(
             """
             INSERT INTO deliveries (notification_id, device_id, next_attempt_at)
-            SELECT n.id, d.id, now()
+            SELECT n.id, d.id, COALESCE(CAST(:now AS timestamptz), now())
             FROM notifications n JOIN devices d ON d.user_id = n.user_id AND d.active
             WHERE n.id = ANY(:ids)
             """
         ),
-        {"ids": notification_ids},
+        {"ids": notification_ids, "now": now},
     )
 
 

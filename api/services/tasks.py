@@ -286,7 +286,9 @@ def _event(
     return event
 
 
-def _notify_task(session: Session, task: Task, user_ids, kind: str, title: str, urgent=None):
+def _notify_task(
+    session: Session, task: Task, user_ids, kind: str, title: str, urgent=None, *, now=None
+):
     notify(
         session,
         [u for u in user_ids if u is not None],
@@ -296,6 +298,7 @@ def _notify_task(session: Session, task: Task, user_ids, kind: str, title: str, 
         data={"task_id": task.id, "status": task.status, "urgency": task.urgency},
         urgent=task.urgency in URGENT if urgent is None else urgent,
         collapse_key=f"task:{task.id}",
+        now=now,
     )
 
 
@@ -317,7 +320,7 @@ def _assign(
     _event(task, action, before, "dispatched", actor_id, now, note=note)
     session.flush()
     title = "新任务" if kind == "task_dispatched" else "任务已转派给您"
-    _notify_task(session, task, [assignee.id], kind, title)
+    _notify_task(session, task, [assignee.id], kind, title, now=now)
 
 
 def reassign(
@@ -345,7 +348,9 @@ def reassign(
     previous = task.assignee_id
     _assign(session, task, assignee, scope.user_id, now, note=note, kind="task_reassigned")
     if previous not in (None, assignee.id):
-        _notify_task(session, task, [previous], "task_updated", "任务已转派他人", urgent=False)
+        _notify_task(
+            session, task, [previous], "task_updated", "任务已转派他人", urgent=False, now=now
+        )
     return task
 
 
@@ -415,9 +420,9 @@ def transition(
     if action in ("return", "escalate"):
         kind = "task_escalated" if action == "escalate" else "task_updated"
         title = "任务已上报" if action == "escalate" else "任务被退回"
-        _notify_task(session, task, [grid.leader_id], kind, title)
+        _notify_task(session, task, [grid.leader_id], kind, title, now=now)
     elif action == "reopen":
-        _notify_task(session, task, [task.assignee_id], "task_updated", "任务已重新打开")
+        _notify_task(session, task, [task.assignee_id], "task_updated", "任务已重新打开", now=now)
     return task
 
 
@@ -451,7 +456,9 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
         task.updated_at = now
         _event(task, "escalate", before, "escalated", None, now, note="deadline passed")
         session.flush()
-        _notify_task(session, task, [grid.leader_id], "task_escalated", "任务已超期", urgent=True)
+        _notify_task(
+            session, task, [grid.leader_id], "task_escalated", "任务已超期", urgent=True, now=now
+        )
         result.escalated += 1
     fraction = DEFAULT_WARN_FRACTION
     candidates = session.scalars(
@@ -471,7 +478,9 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
     ).all()
     for task in candidates:
         task.warned_at = now
-        _notify_task(session, task, [task.assignee_id], "task_deadline_warning", "任务即将超期")
+        _notify_task(
+            session, task, [task.assignee_id], "task_deadline_warning", "任务即将超期", now=now
+        )
         result.warned += 1
     session.flush()
     return result
