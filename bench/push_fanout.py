@@ -121,7 +121,8 @@ def main() -> None:
         e2e_seconds = time.perf_counter() - started
         channel.close()
         with engine.connect() as conn:
-            by_state = dict(conn.execute(text("SELECT state, count(*) FROM deliveries GROUP BY 1")))
+            rows = conn.execute(text("SELECT state, count(*) FROM deliveries GROUP BY 1"))
+            by_state = {state: count for state, count in rows}
             expected = conn.scalar(text("SELECT count(*) FROM notifications"))
         received = {m["data"]["message_id"] for m in fake.messages[before:]}
         lost = expected - len(received)
