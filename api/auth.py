@@ -75,6 +75,12 @@ def init_app(app: Flask) -> None:
             return None
         return user
 
+    @jwt.token_in_blocklist_loader
+    def _revoked_jti(_header: dict, payload: dict) -> bool:
+        from api.services.devices import is_revoked
+
+        return is_revoked(db.session, payload.get("jti"))
+
     @jwt.user_lookup_error_loader
     def _lookup_error(_header: dict, _payload: dict):
         return errors.problem(

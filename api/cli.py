@@ -335,6 +335,74 @@ def security_purge_audit(older_than_days: int) -> None:
     with _session() as session:
         removed = audit.purge(session, timedelta(days=older_than_days))
     click.echo(f"removed {removed} audit entries")
+# --- tasks and push -----------------------------------------------------------------------------
+@main.group()
+def tasks() -> None:
+    """Tasks."""
+
+
+@tasks.command("tick")
+@click.option("--now", "now_text", help="ISO instant to act as (default: the current time)")
+def tasks_tick(now_text: str | None) -> None:
+    """Warn assignees near their deadline and escalate overdue tasks (idempotent)."""
+    from datetime import UTC, datetime
+
+    from api.services import tasks as task_service
+
+    now = datetime.fromisoformat(now_text) if now_text else datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    with _session() as session:
+        result = task_service.tick(session, now)
+    click.echo(f"{result.warned} warned, {result.escalated} escalated")
+
+
+@main.command("push-worker")
+@click.option("--once", is_flag=True, help="One round (claim, send, mark), then exit")
+def push_worker(once: bool) -> None:
+    """Deliver queued notifications to devices (FCM, Web Push, log); runs the task tick too."""
+    import logging
+    import time
+    from datetime import UTC, datetime
+
+    from api.extensions import db
+    from api.services import tasks as task_service
+    from api.services.delivery import PushWorker
+    from push import Router, build_channels
+
+    app = _app()
+    log = logging.getLogger("gridwork.push")
+    with app.app_context():
+        cfg = app.config
+        router = Router(build_channels({k: str(v) for k, v in cfg.items() if v is not None}))
+        worker = PushWorker(
+            db.begin,
+            router,
+            batch_size=cfg["PUSH_BATCH_SIZE"],
+            lease_seconds=cfg["PUSH_LEASE_SECONDS"],
+            max_attempts=cfg["PUSH_MAX_ATTEMPTS"],
+        )
+        next_tick = 0.0
+        try:
+            while True:
+                if time.monotonic() >= next_tick:
+                    with db.begin() as session:
+                        ticked = task_service.tick(session, datetime.now(UTC))
+                    if ticked.warned or ticked.escalated:
+                        log.info("tick: %s warned, %s escalated", ticked.warned, ticked.escalated)
+                    next_tick = time.monotonic() + cfg["TASK_TICK_SECONDS"]
+                stats = worker.run_once(datetime.now(UTC))
+                if stats.claimed:
+                    log.info("push: %s", stats)
+                if once:
+                    click.echo(f"{stats.sent} sent, {stats.retried} retry, {stats.failed} failed")
+                    return
+                if stats.claimed < worker.batch_size:
+                    time.sleep(cfg["PUSH_POLL_SECONDS"])
+        except KeyboardInterrupt:
+            click.echo("push worker stopped")
+        finally:
+            router.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

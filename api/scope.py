@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, false, select
+from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models import Grid, Household, User, user_grids
+from api.models import Grid, Household, Task, User, user_grids
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,20 @@ class Scope:
         if self.community_code:
             return column == self.community_code
         return false()
+
+    def tasks(self) -> ColumnElement[bool]:
+        """A condition on `Task`: tasks of visible grids, and any task assigned to the user
+        (a reliever covering another grid sees the tasks dispatched to them)."""
+        if self.role in ("worker", "grid_leader"):
+            mine = Task.assignee_id == self.user_id
+            return or_(Task.grid_id.in_(self.grid_ids), mine) if self.grid_ids else mine
+        return Task.grid_id.in_(select(Grid.id).where(self.grids()))
+
+    def leads_grid(self, grid: Grid) -> bool:
+        """The grid's leader, or the admin of its community: who reassigns, closes, reopens."""
+        if self.role == "community_admin":
+            return grid.community_code == self.community_code
+        return self.role == "grid_leader" and grid.id in self.grid_ids
 
     def sees_grid(self, grid: Grid) -> bool:
         if self.role in ("worker", "grid_leader"):
@@ -135,3 +149,9 @@ class Scope:
         if self.role == "worker":
             return Leave.worker_id == self.user_id
         return Leave.worker_id.in_(select(User.id).where(self.communities(User.community_code)))
+    def require_task_creator(self, grid: Grid) -> None:
+        """Workers and leaders open tasks in their grids; admins in their community."""
+        if self.role == "district_viewer":
+            raise errors.Forbidden("A district viewer has read-only access.")
+        if not self.sees_grid(grid):
+            raise errors.Forbidden(f"Grid {grid.code} is outside your grids.")

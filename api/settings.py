@@ -25,6 +25,19 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_LOGIN_MAX_FAILURES": ("LOGIN_MAX_FAILURES", int),
     "GRIDWORK_LOGIN_MAX_FAILURES_PER_IP": ("LOGIN_MAX_FAILURES_PER_IP", int),
     "GRIDWORK_LOGIN_WINDOW_MINUTES": ("LOGIN_WINDOW_MINUTES", int),
+    # Push (read by push.build_channels under these same names) and the push worker.
+    "GRIDWORK_PUSH_BACKEND": ("GRIDWORK_PUSH_BACKEND", str),
+    "GRIDWORK_FCM_CREDENTIALS": ("GRIDWORK_FCM_CREDENTIALS", str),
+    "GOOGLE_APPLICATION_CREDENTIALS": ("GOOGLE_APPLICATION_CREDENTIALS", str),
+    "GRIDWORK_FCM_URL": ("GRIDWORK_FCM_URL", str),
+    "GRIDWORK_VAPID_PRIVATE_KEY": ("GRIDWORK_VAPID_PRIVATE_KEY", str),
+    "GRIDWORK_VAPID_PUBLIC_KEY": ("GRIDWORK_VAPID_PUBLIC_KEY", str),
+    "GRIDWORK_VAPID_SUBJECT": ("GRIDWORK_VAPID_SUBJECT", str),
+    "GRIDWORK_PUSH_BATCH_SIZE": ("PUSH_BATCH_SIZE", int),
+    "GRIDWORK_PUSH_LEASE_SECONDS": ("PUSH_LEASE_SECONDS", int),
+    "GRIDWORK_PUSH_MAX_ATTEMPTS": ("PUSH_MAX_ATTEMPTS", int),
+    "GRIDWORK_PUSH_POLL_SECONDS": ("PUSH_POLL_SECONDS", float),
+    "GRIDWORK_TASK_TICK_SECONDS": ("TASK_TICK_SECONDS", int),
 }
 
 
@@ -54,6 +67,19 @@ class Config:
     LOGIN_MAX_FAILURES = 5
     LOGIN_MAX_FAILURES_PER_IP = 30
     LOGIN_WINDOW_MINUTES = 15
+    # Push: "fcm" (FCM + Web Push, each off without its credentials), "log" or "off".
+    GRIDWORK_PUSH_BACKEND = "fcm"
+    GRIDWORK_FCM_CREDENTIALS: str | None = None
+    GOOGLE_APPLICATION_CREDENTIALS: str | None = None
+    GRIDWORK_FCM_URL: str | None = None  # replaces https://fcm.googleapis.com
+    GRIDWORK_VAPID_PRIVATE_KEY: str | None = None
+    GRIDWORK_VAPID_PUBLIC_KEY: str | None = None  # handed to the web app to subscribe
+    GRIDWORK_VAPID_SUBJECT: str | None = None
+    PUSH_BATCH_SIZE = 500  # deliveries claimed per round
+    PUSH_LEASE_SECONDS = 120  # a claim not marked by then is retried (worker died mid-batch)
+    PUSH_MAX_ATTEMPTS = 10  # then the delivery is dead (still in the inbox)
+    PUSH_POLL_SECONDS = 1.0  # idle wait between rounds
+    TASK_TICK_SECONDS = 60  # how often the push worker runs the task deadline tick
 
     API_TITLE = "gridwork"
     API_VERSION = "v1"

@@ -182,3 +182,24 @@ def make_roster_community(
         community.settings = {**(community.settings or {}), "roster": roster}
     session.flush()
     return RosterCommunity(app, code, grids, workers, admin, viewer)
+# --- tasks and push (appended by the tasks feature) ---------------------------------------------
+def make_task(session, grid_code: str = A1, *, now, actor_id: int | None = None, **fields):
+    """A task at the centre of `grid_code`, created and dispatched by the service at `now`."""
+    from api.services import tasks as task_service
+
+    lon, lat = centre(grid_code)
+    data = {
+        "source": "window",
+        "type": "help",
+        "title": "楼道灯不亮",
+        "urgency": "general",
+        "location": {"lon": lon, "lat": lat},
+        **fields,
+    }
+    return task_service.create_task(session, None, data, actor_id=actor_id, now=now)
+
+
+def make_device(session, user: User, token: str, platform: str = "android", *, now):
+    from api.services import devices as device_service
+
+    return device_service.register_device(session, user.id, platform, token=token, now=now)

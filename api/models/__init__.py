@@ -6,6 +6,7 @@ from api.models.audit import AuditEntry, LoginAttempt
 from api.models.grids import Grid, GridVersion
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES, Household
 from api.models.notifications import NOTIFICATION_KINDS, Notification
+from api.models.push import Delivery, Device, NotificationSettings, RevokedToken
 from api.models.rosters import CalendarFeed, Leave, Roster, Shift, ShiftChange, ShiftSwap
 from api.models.tasks import Task, TaskEvent
 from api.models.users import ROLES, User, user_grids
@@ -20,6 +21,8 @@ __all__ = [
     "ShiftSwap",
     "CARE_TAGS",
     "Community",
+    "Delivery",
+    "Device",
     "District",
     "Grid",
     "GridVersion",
@@ -33,6 +36,8 @@ __all__ = [
     "Household",
     "NOTIFICATION_KINDS",
     "Notification",
+    "NotificationSettings",
+    "RevokedToken",
     "OCCUPANCIES",
     "ROLES",
     "Street",

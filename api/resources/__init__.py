@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from api.extensions import Api
 from api.resources.auth.routes import blp as auth_blp
+from api.resources.devices.routes import blp as devices_blp
 from api.resources.grids.routes import blp as grids_blp
 from api.resources.households.routes import blp as households_blp
+from api.resources.notifications.routes import blp as notifications_blp
 from api.resources.rosters.routes import blp as rosters_blp
 from api.resources.rosters.routes import feed_blp as calendar_blp
+from api.resources.tasks.routes import blp as tasks_blp
 
-BLUEPRINTS = (auth_blp, grids_blp, households_blp, rosters_blp, calendar_blp)
+BLUEPRINTS = (
+    auth_blp,
+    grids_blp,
+    households_blp,
+    rosters_blp,
+    calendar_blp,
+    tasks_blp,
+    devices_blp,
+    notifications_blp,
+)
 
 
 def register_blueprints(api: Api) -> None:

@@ -1,11 +1,14 @@
-"""Notify users: one inbox row each, written in the transaction of the change itself."""
+"""Notify users: one inbox row each and its push deliveries, in the transaction of the change."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from api import errors
 from api.models.notifications import NOTIFICATION_KINDS, Notification
 
 
@@ -19,10 +22,14 @@ def notify(
     data: Mapping[str, object] | None = None,
     urgent: bool = False,
     collapse_key: str | None = None,
+    now: datetime | None = None,
 ) -> list[Notification]:
-    """Record a notification for each user; delivery (push) happens after the commit.
+    """Record a notification for each user and queue a push delivery to each active device.
 
-    `data` values are stringified: push payloads carry strings only.
+    Both are written in the caller's transaction, so a change and its notification commit or
+    roll back together; the push worker sends after the commit. `data` values are
+    stringified: push payloads carry strings only. `now` (default: the transaction's time)
+    stamps the notification and makes its deliveries due.
     """
     if kind not in NOTIFICATION_KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
@@ -36,9 +43,93 @@ def notify(
             data=payload,
             urgent=urgent,
             collapse_key=collapse_key,
+            **({"created_at": now} if now is not None else {}),
         )
         for user_id in dict.fromkeys(user_ids)
     ]
     session.add_all(rows)
     session.flush()
+    enqueue_deliveries(session, [row.id for row in rows], now)
     return rows
+
+
+def enqueue_deliveries(
+    session: Session, notification_ids: list[int], now: datetime | None = None
+) -> None:
+    """One pending delivery per (notification, active device of its user)."""
+    if not notification_ids:
+        return
+    session.execute(
+        text(
+            """
+            INSERT INTO deliveries (notification_id, device_id, next_attempt_at)
+            SELECT n.id, d.id, COALESCE(CAST(:now AS timestamptz), now())
+            FROM notifications n JOIN devices d ON d.user_id = n.user_id AND d.active
+            WHERE n.id = ANY(:ids)
+            """
+        ),
+        {"ids": notification_ids, "now": now},
+    )
+
+
+# --- the inbox -------------------------------------------------------------------------------
+def inbox(
+    session: Session,
+    user_id: int,
+    *,
+    since: datetime | None = None,
+    unread: bool | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> tuple[list[Notification], int]:
+    """A user's notifications, newest first; `since` keeps those created after it."""
+    stmt = select(Notification).where(Notification.user_id == user_id)
+    if since is not None:
+        stmt = stmt.where(Notification.created_at > since)
+    if unread is True:
+        stmt = stmt.where(Notification.read_at.is_(None))
+    elif unread is False:
+        stmt = stmt.where(Notification.read_at.is_not(None))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(
+        stmt.order_by(Notification.created_at.desc(), Notification.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return list(rows), total
+
+
+def unread_count(session: Session, user_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count(Notification.id)).where(
+                Notification.user_id == user_id, Notification.read_at.is_(None)
+            )
+        )
+        or 0
+    )
+
+
+def ack(session: Session, user_id: int, notification_id: int, now: datetime) -> Notification:
+    """Mark one of the user's notifications read (the first read time is kept)."""
+    row = session.scalar(
+        select(Notification).where(
+            Notification.id == notification_id, Notification.user_id == user_id
+        )
+    )
+    if row is None:
+        raise errors.NotFound(f"Notification {notification_id} not found.")
+    if row.read_at is None:
+        row.read_at = now
+        session.flush()
+    return row
+
+
+def ack_all(session: Session, user_id: int, now: datetime) -> int:
+    """Mark every unread notification of the user read; returns how many."""
+    result = session.execute(
+        update(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .values(read_at=now)
+    )
+    return result.rowcount or 0

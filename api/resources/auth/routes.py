@@ -6,18 +6,25 @@ from datetime import timedelta
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_jwt_extended import create_access_token, create_refresh_token, jwt_required
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    get_jwt,
+    jwt_required,
+)
 
 from api import errors
 from api.auth import claims_for, current_user
+from api.clock import now
 from api.extensions import Blueprint, db
 from api.resources.auth.schemas import (
     AccessTokenSchema,
+    LogoutSchema,
     TokenRequestSchema,
     TokenSchema,
     UserSchema,
 )
-from api.services import users
+from api.services import devices, users
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign in.", public=True)
 
@@ -86,3 +93,25 @@ class Me(MethodView):
     def get(self):
         """The signed-in user, with role and assigned grids"""
         return current_user()
+
+
+@blp.route("/logout")
+class Logout(MethodView):
+    @jwt_required()
+    @blp.arguments(LogoutSchema)
+    @blp.response(204)
+    def post(self, data):
+        """Sign out this device: revoke this token and stop pushes to the device given
+
+        Only this token is revoked (its jti); the user's other devices stay signed in.
+        """
+        claims = get_jwt()
+        devices.logout(
+            db.session,
+            current_user().id,
+            claims["jti"],
+            devices.expiry(claims.get("exp")),
+            now=now(),
+            **data,
+        )
+        db.session.commit()

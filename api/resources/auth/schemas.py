@@ -41,3 +41,11 @@ class AccessTokenSchema(Schema):
     access_token = ma.fields.String()
     token_type = ma.fields.String()
     expires_in = ma.fields.Integer()
+
+
+class LogoutSchema(Schema):
+    device_id = ma.fields.Integer(metadata={"description": "This device, to stop pushes to it"})
+    token = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=4096),
+        metadata={"description": "Or this device's push token"},
+    )

@@ -1,0 +1,117 @@
+"""Push delivery state: users' devices, the deliveries outbox, quiet hours and revoked tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, time
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from api.db import Base
+
+DEVICE_PLATFORMS = ("android", "ios", "web")
+DELIVERY_STATES = ("pending", "sent", "failed", "dead")
+
+
+class Device(Base):
+    """A phone or browser of a user that push messages go to; many per user."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        CheckConstraint("platform IN ('android', 'ios', 'web')", name="platform_valid"),
+        CheckConstraint(
+            "(platform = 'web') = (subscription IS NOT NULL)", name="web_has_subscription"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(10))
+    # The FCM registration token / installation ID, or the Web Push endpoint: the upsert key.
+    token: Mapped[str] = mapped_column(Text, unique=True)
+    subscription: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deactivation_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class Delivery(Base):
+    """One notification to one device: the outbox row the push worker claims, sends and marks."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'sent', 'failed', 'dead')", name="state_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), index=True
+    )
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(10), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # A claim is a lease: a worker that dies mid-batch leaves rows claimed until this passes.
+    claim_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    notification = relationship("Notification")
+    device = relationship("Device")
+
+
+# The worker's claim scans pending rows by due time only.
+Index(
+    "ix_deliveries_pending_due",
+    Delivery.next_attempt_at,
+    postgresql_where=Delivery.state == "pending",
+)
+
+
+class NotificationSettings(Base):
+    """A user's quiet hours (local time): pushes wait until they end, except urgent ones."""
+
+    __tablename__ = "notification_settings"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    quiet_start: Mapped[time | None] = mapped_column(Time)
+    quiet_end: Mapped[time | None] = mapped_column(Time)
+    timezone: Mapped[str] = mapped_column(
+        String(40), default="Asia/Shanghai", server_default="Asia/Shanghai"
+    )
+
+
+class RevokedToken(Base):
+    """A JWT revoked at logout, by its jti, kept until it would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,63 @@
+"""Schemas of the devices resource: a phone's FCM token or a browser's Web Push subscription."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from api.extensions import Schema
+from api.models.push import DEVICE_PLATFORMS
+
+
+class SubscriptionKeysSchema(Schema):
+    p256dh = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    auth = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
+
+
+class SubscriptionSchema(Schema):
+    class Meta:
+        unknown = ma.EXCLUDE  # browsers add expirationTime and more
+
+    endpoint = ma.fields.Url(required=True, schemes={"https", "http"})
+    keys = ma.fields.Nested(SubscriptionKeysSchema, required=True)
+
+
+class DeviceCreateSchema(Schema):
+    platform = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(DEVICE_PLATFORMS),
+        metadata={"description": ", ".join(DEVICE_PLATFORMS)},
+    )
+    token = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=4096),
+        metadata={"description": "FCM registration token or Firebase installation ID"},
+    )
+    subscription = ma.fields.Nested(
+        SubscriptionSchema, metadata={"description": "Web Push subscription (platform web)"}
+    )
+
+
+class DeviceSchema(Schema):
+    id = ma.fields.Integer()
+    platform = ma.fields.String()
+    active = ma.fields.Boolean()
+    created_at = ma.fields.DateTime()
+    last_seen_at = ma.fields.DateTime()
+
+
+class QuietHoursSchema(Schema):
+    quiet_start = ma.fields.Time(
+        allow_none=True, metadata={"description": "Local time quiet hours begin, e.g. 22:00"}
+    )
+    quiet_end = ma.fields.Time(
+        allow_none=True, metadata={"description": "Local time they end, e.g. 07:00"}
+    )
+    timezone = ma.fields.String(load_default="Asia/Shanghai")
+
+    @ma.validates("timezone")
+    def _zone(self, value, **kwargs):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ma.ValidationError("Unknown time zone.") from exc

@@ -1,0 +1,64 @@
+"""The in-app inbox: your notifications, acknowledging them, the unread count."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from api.auth import current_user
+from api.clock import now
+from api.extensions import Blueprint, db
+from api.resources.notifications.schemas import (
+    AckAllSchema,
+    NotificationQueryArgsSchema,
+    NotificationSchema,
+    UnreadCountSchema,
+)
+from api.services import notifications
+
+blp = Blueprint("notifications", __name__, url_prefix="/api/v1/notifications", description="Inbox.")
+
+
+@blp.route("")
+class Inbox(MethodView):
+    @blp.arguments(NotificationQueryArgsSchema, location="query")
+    @blp.response(200, NotificationSchema(many=True))
+    @blp.paginate()
+    def get(self, args, pagination_parameters):
+        """Your notifications, newest first (`since` for those after an instant)"""
+        rows, total = notifications.inbox(
+            db.session,
+            current_user().id,
+            page=pagination_parameters.page,
+            page_size=pagination_parameters.page_size,
+            **args,
+        )
+        pagination_parameters.item_count = total
+        return rows
+
+
+@blp.route("/unread-count")
+class UnreadCount(MethodView):
+    @blp.response(200, UnreadCountSchema)
+    def get(self):
+        """How many of your notifications are unread"""
+        return {"unread": notifications.unread_count(db.session, current_user().id)}
+
+
+@blp.route("/<id:notification_id>/ack")
+class Ack(MethodView):
+    @blp.response(200, NotificationSchema)
+    def post(self, notification_id):
+        """Acknowledge (read) one notification; the first read time is kept"""
+        row = notifications.ack(db.session, current_user().id, notification_id, now())
+        db.session.commit()
+        return row
+
+
+@blp.route("/ack-all")
+class AckAll(MethodView):
+    @blp.response(200, AckAllSchema)
+    def post(self):
+        """Acknowledge all your unread notifications"""
+        count = notifications.ack_all(db.session, current_user().id, now())
+        db.session.commit()
+        return {"acknowledged": count}

@@ -1,0 +1,107 @@
+"""Tasks (工单): open, list, read, act on (transitions), reassign; the three rates."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from api.auth import current_scope
+from api.clock import now as _now
+from api.extensions import Blueprint, db
+from api.resources.tasks.schemas import (
+    AssignSchema,
+    RatesQueryArgsSchema,
+    RatesSchema,
+    TaskCreateSchema,
+    TaskDetailSchema,
+    TaskQueryArgsSchema,
+    TaskSchema,
+    TransitionSchema,
+)
+from api.services import tasks
+
+blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (工单).")
+
+
+@blp.route("")
+class Tasks(MethodView):
+    @blp.arguments(TaskQueryArgsSchema, location="query")
+    @blp.response(200, TaskSchema(many=True))
+    @blp.paginate()
+    def get(self, args, pagination_parameters):
+        """List the tasks you can see
+
+        Filter by assignee (`me`), status, grid, source and overdue; soonest deadline first.
+        """
+        rows, total = tasks.list_tasks(
+            db.session,
+            current_scope(),
+            now=_now(),
+            page=pagination_parameters.page,
+            page_size=pagination_parameters.page_size,
+            **args,
+        )
+        pagination_parameters.item_count = total
+        return rows
+
+    @blp.arguments(TaskCreateSchema)
+    @blp.response(201, TaskDetailSchema)
+    def post(self, data):
+        """Open a task and dispatch it
+
+        The grid is found from the household or the location; the task goes to the grid's
+        worker on duty, else the reliever or B-post worker, else the grid leader. A hotline
+        ticket already received is a 409 naming the existing task (`task_id`).
+        """
+        scope = current_scope()
+        task = tasks.create_task(db.session, scope, data, actor_id=scope.user_id, now=_now())
+        db.session.commit()
+        return task
+
+
+@blp.route("/rates")
+class Rates(MethodView):
+    @blp.arguments(RatesQueryArgsSchema, location="query")
+    @blp.response(200, RatesSchema)
+    def get(self, args):
+        """The three rates (response, resolution, satisfaction) of a grid or a community
+
+        Of the tasks opened in [start, end) or in an ISO week (Asia/Shanghai).
+        """
+        return tasks.rates(db.session, current_scope(), now=_now(), **args)
+
+
+@blp.route("/<id:task_id>")
+class TaskById(MethodView):
+    @blp.response(200, TaskDetailSchema)
+    def get(self, task_id):
+        """A task with its events"""
+        return tasks.get_task(db.session, current_scope(), task_id)
+
+
+@blp.route("/<id:task_id>/transitions")
+class Transitions(MethodView):
+    @blp.arguments(TransitionSchema)
+    @blp.response(200, TaskDetailSchema)
+    def post(self, data, task_id):
+        """Act on a task: accept, start, resolve, callback, close, return, escalate, reopen
+
+        An action not allowed from the current status is a 409 naming the status and the
+        allowed actions; an action not yours to take is a 403.
+        """
+        task = tasks.get_task(db.session, current_scope(), task_id, for_update=True)
+        action = data.pop("action")
+        tasks.transition(db.session, current_scope(), task, action, now=_now(), **data)
+        db.session.commit()
+        return task
+
+
+@blp.route("/<id:task_id>/assign")
+class Assign(MethodView):
+    @blp.arguments(AssignSchema)
+    @blp.response(200, TaskDetailSchema)
+    def post(self, data, task_id):
+        """Reassign a task (grid leader or community admin); the new assignee is notified"""
+        task = tasks.get_task(db.session, current_scope(), task_id, for_update=True)
+        tasks.reassign(db.session, current_scope(), task, data["assignee_id"], data["note"], _now())
+        db.session.commit()
+        return task

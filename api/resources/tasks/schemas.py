@@ -1,0 +1,196 @@
+"""Schemas of the tasks resource: creation, the task with its events, transitions, the rates."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import marshmallow as ma
+
+from api.clock import now
+from api.extensions import Schema
+from api.models.tasks import HOTLINE_TYPES, SATISFACTION, TASK_SOURCES, TASK_STATUSES, URGENCIES
+from api.resources.schemas import code_field
+from api.services.geometry import point_lonlat
+from api.services.tasks import ACTIONS, allowed_actions, is_overdue
+
+
+def _lonlat(element) -> dict | None:
+    if element is None:
+        return None
+    lon, lat = point_lonlat(element)
+    return {"lon": lon, "lat": lat}
+
+
+class LocationSchema(Schema):
+    lon = ma.fields.Float(required=True, allow_nan=False, metadata={"description": "WGS-84"})
+    lat = ma.fields.Float(required=True, allow_nan=False, metadata={"description": "WGS-84"})
+
+
+class TaskCreateSchema(Schema):
+    source = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(TASK_SOURCES),
+        metadata={"description": ", ".join(TASK_SOURCES)},
+    )
+    type = ma.fields.String(
+        validate=ma.validate.OneOf(HOTLINE_TYPES),
+        metadata={
+            "description": "Request type (required for hotline): " + ", ".join(HOTLINE_TYPES)
+        },
+    )
+    title = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    description = ma.fields.String(validate=ma.validate.Length(max=10000))
+    urgency = ma.fields.String(
+        load_default="general",
+        validate=ma.validate.OneOf(URGENCIES),
+        metadata={"description": "Sets the deadline: " + ", ".join(URGENCIES)},
+    )
+    external_id = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=64),
+        metadata={"description": "The hotline ticket number (required for hotline)"},
+    )
+    complainant = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        metadata={"description": "The resident's contact, e.g. {name, phone}"},
+    )
+    household_id = ma.fields.Integer(metadata={"description": "The household concerned"})
+    location = ma.fields.Nested(
+        LocationSchema, metadata={"description": "Where, when there is no household"}
+    )
+
+    @ma.validates_schema
+    def _hotline(self, data, **kwargs):
+        if data.get("source") == "hotline":
+            missing = {k: ["Required for hotline tasks."] for k in ("type", "external_id")}
+            missing = {k: v for k, v in missing.items() if not data.get(k)}
+            if missing:
+                raise ma.ValidationError(missing)
+        if data.get("household_id") is None and data.get("location") is None:
+            raise ma.ValidationError({"location": ["Give household_id or location."]})
+
+
+class TaskEventSchema(Schema):
+    id = ma.fields.Integer()
+    action = ma.fields.String()
+    from_status = ma.fields.String(allow_none=True)
+    to_status = ma.fields.String()
+    actor_id = ma.fields.Integer(allow_none=True, metadata={"description": "None: the system"})
+    note = ma.fields.String()
+    location = ma.fields.Function(lambda e: _lonlat(e.location))
+    photos = ma.fields.List(ma.fields.String())
+    at = ma.fields.DateTime()
+
+
+class TaskSchema(Schema):
+    id = ma.fields.Integer()
+    source = ma.fields.String()
+    type = ma.fields.String()
+    title = ma.fields.String()
+    description = ma.fields.String()
+    urgency = ma.fields.String()
+    external_id = ma.fields.String(allow_none=True)
+    complainant = ma.fields.Dict(allow_none=True)
+    household_id = ma.fields.Integer(allow_none=True)
+    visit_id = ma.fields.UUID(allow_none=True)
+    grid_id = ma.fields.Integer()
+    grid_code = ma.fields.Function(lambda t: t.grid.code)
+    location = ma.fields.Function(lambda t: _lonlat(t.location))
+    status = ma.fields.String(metadata={"description": ", ".join(TASK_STATUSES)})
+    assignee_id = ma.fields.Integer(allow_none=True)
+    created_by_id = ma.fields.Integer(allow_none=True)
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+    first_contact_due_at = ma.fields.DateTime(allow_none=True)
+    first_contact_at = ma.fields.DateTime(allow_none=True)
+    due_at = ma.fields.DateTime()
+    warned_at = ma.fields.DateTime(allow_none=True)
+    escalated_at = ma.fields.DateTime(allow_none=True)
+    resolved_at = ma.fields.DateTime(allow_none=True)
+    closed_at = ma.fields.DateTime(allow_none=True)
+    satisfaction = ma.fields.String(allow_none=True)
+    overdue = ma.fields.Function(
+        lambda t: is_overdue(t, now()),
+        metadata={"description": "Not resolved and past its deadline"},
+    )
+    allowed_actions = ma.fields.Function(
+        lambda t: allowed_actions(t.status),
+        metadata={"description": "Actions legal from the current status"},
+    )
+
+
+class TaskDetailSchema(TaskSchema):
+    events = ma.fields.List(ma.fields.Nested(TaskEventSchema))
+
+
+class TaskQueryArgsSchema(Schema):
+    assignee = ma.fields.String(
+        validate=ma.validate.Regexp(r"^(me|[0-9]+)$", error="me or a user id"),
+        metadata={"description": "me, or a user id"},
+    )
+    status = ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(TASK_STATUSES)),
+        metadata={"description": "Any of these statuses (repeat the parameter)"},
+    )
+    grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
+    overdue = ma.fields.Boolean(metadata={"description": "Only overdue (true) or not (false)"})
+    source = ma.fields.String(validate=ma.validate.OneOf(TASK_SOURCES))
+
+
+class TransitionSchema(Schema):
+    action = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(ACTIONS),
+        metadata={"description": ", ".join(ACTIONS)},
+    )
+    note = ma.fields.String(load_default="", validate=ma.validate.Length(max=10000))
+    location = ma.fields.Nested(LocationSchema)
+    photos = ma.fields.List(
+        ma.fields.String(validate=ma.validate.Length(min=1, max=500)),
+        validate=ma.validate.Length(max=20),
+        metadata={"description": "Photo URLs or storage keys"},
+    )
+    satisfaction = ma.fields.String(
+        validate=ma.validate.OneOf(SATISFACTION),
+        metadata={"description": "With callback: " + ", ".join(SATISFACTION)},
+    )
+
+
+class AssignSchema(Schema):
+    assignee_id = ma.fields.Integer(required=True)
+    note = ma.fields.String(load_default="", validate=ma.validate.Length(max=10000))
+
+
+class RatesQueryArgsSchema(Schema):
+    grid = code_field(15, metadata={"description": "One grid (15-digit code)"})
+    community = code_field(12, metadata={"description": "One community (12-digit code)"})
+    start = ma.fields.AwareDateTime(default_timezone=UTC)
+    end = ma.fields.AwareDateTime(default_timezone=UTC)
+    week = ma.fields.String(
+        validate=ma.validate.Regexp(r"^[0-9]{4}-W[0-9]{2}$"),
+        metadata={"description": "An ISO week, e.g. 2026-W48 (instead of start and end)"},
+    )
+
+    @ma.validates_schema
+    def _one_period(self, data, **kwargs):
+        if bool(data.get("grid")) == bool(data.get("community")):
+            raise ma.ValidationError({"grid": ["Give grid or community (one of them)."]})
+        if data.get("week") and (data.get("start") or data.get("end")):
+            raise ma.ValidationError({"week": ["Give week, or start and end."]})
+        if not data.get("week") and not (data.get("start") and data.get("end")):
+            raise ma.ValidationError({"start": ["Give week, or start and end."]})
+        if data.get("start") and data.get("end") and data["start"] >= data["end"]:
+            raise ma.ValidationError({"end": ["end must be after start."]})
+
+
+class RatesSchema(Schema):
+    start = ma.fields.DateTime()
+    end = ma.fields.DateTime()
+    grid = ma.fields.String(allow_none=True)
+    community = ma.fields.String(allow_none=True)
+    opened = ma.fields.Integer()
+    resolved = ma.fields.Integer()
+    overdue = ma.fields.Integer()
+    response_rate = ma.fields.Float(allow_none=True, metadata={"description": "percent"})
+    resolution_rate = ma.fields.Float(allow_none=True, metadata={"description": "percent"})
+    satisfaction_rate = ma.fields.Float(allow_none=True, metadata={"description": "percent"})

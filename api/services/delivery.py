@@ -1,0 +1,251 @@
+"""The push worker: claim due deliveries from the outbox, send them through push/, mark them."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from push import DELIVERED, INVALID_TARGET, RETRY, Channel, DeliveryResult, Message, backoff
+
+logger = logging.getLogger(__name__)
+
+SessionScope = Callable[[], AbstractContextManager[Session]]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery claimed for sending, with what the message needs."""
+
+    id: int
+    notification_id: int
+    device_id: int
+    platform: str
+    token: str
+    subscription: dict | None
+    device_active: bool
+    attempts: int
+    title: str
+    body: str
+    data: dict
+    urgent: bool
+    collapse_key: str | None
+    quiet_start: time | None
+    quiet_end: time | None
+    timezone: str | None
+
+
+@dataclass
+class RoundStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    deferred: int = 0
+
+
+def message_id(notification_id: int) -> str:
+    """Stable across retries and devices: the app drops a message it has already shown."""
+    return f"n{notification_id}"
+
+
+def quiet_until(claimed: Claimed, now: datetime) -> datetime | None:
+    """When the user's quiet hours end, if `now` falls inside them and the message can wait."""
+    if claimed.urgent or claimed.quiet_start is None or claimed.quiet_end is None:
+        return None
+    zone = ZoneInfo(claimed.timezone or "Asia/Shanghai")
+    local = now.astimezone(zone)
+    start, end, clock = claimed.quiet_start, claimed.quiet_end, local.time()
+    inside = start <= clock < end if start <= end else (clock >= start or clock < end)
+    if not inside:
+        return None
+    end_today = datetime.combine(local.date(), end, tzinfo=zone)
+    return end_today if end_today > local else end_today + timedelta(days=1)
+
+
+class PushWorker:
+    """One round = claim a batch (a lease, committed), send it, mark the results (committed).
+
+    A worker killed between send and mark leaves its rows claimed; once the lease passes
+    another round claims and sends them again (at least once: the stable message id lets the
+    app drop the duplicate). Nothing is lost: a row leaves "pending" only when marked.
+    """
+
+    def __init__(
+        self,
+        session_scope: SessionScope,
+        channel: Channel,
+        *,
+        batch_size: int = 500,
+        lease_seconds: int = 120,
+        max_attempts: int = 10,
+    ) -> None:
+        self.session_scope = session_scope
+        self.channel = channel
+        self.batch_size = batch_size
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
+
+    def run_once(self, now: datetime) -> RoundStats:
+        claim_id, claimed = self.claim(now)
+        stats = RoundStats(claimed=len(claimed))
+        if not claimed:
+            return stats
+        results = self.send(claimed, now, stats)
+        self.mark(claim_id, claimed, results, now, stats)
+        return stats
+
+    def claim(self, now: datetime) -> tuple[uuid.UUID, list[Claimed]]:
+        claim_id = uuid.uuid4()
+        with self.session_scope() as session:
+            rows = session.execute(
+                text(
+                    """
+                    WITH due AS (
+                        SELECT id FROM deliveries
+                        WHERE state = 'pending' AND next_attempt_at <= :now
+                          AND (claimed_until IS NULL OR claimed_until <= :now)
+                        ORDER BY next_attempt_at, id
+                        LIMIT :n
+                        FOR UPDATE SKIP LOCKED
+                    )
+                    UPDATE deliveries d
+                    SET claim_id = :claim, claimed_until = :until, attempts = d.attempts + 1
+                    FROM due, notifications n, devices v
+                    WHERE d.id = due.id AND n.id = d.notification_id AND v.id = d.device_id
+                    RETURNING d.id, d.notification_id, d.device_id, v.platform, v.token,
+                              v.subscription, v.active AS device_active, d.attempts, n.title,
+                              n.body, n.data, n.urgent, n.collapse_key,
+                              (SELECT s.quiet_start FROM notification_settings s
+                               WHERE s.user_id = n.user_id) AS quiet_start,
+                              (SELECT s.quiet_end FROM notification_settings s
+                               WHERE s.user_id = n.user_id) AS quiet_end,
+                              (SELECT s.timezone FROM notification_settings s
+                               WHERE s.user_id = n.user_id) AS timezone
+                    """
+                ),
+                {"now": now, "until": now + self.lease, "n": self.batch_size, "claim": claim_id},
+            ).all()
+        return claim_id, [Claimed(**row._mapping) for row in sorted(rows, key=lambda r: r.id)]
+
+    def send(
+        self, claimed: Sequence[Claimed], now: datetime, stats: RoundStats | None = None
+    ) -> dict[int, DeliveryResult | datetime | str]:
+        """Send what may go now. Per delivery: its result, a datetime to defer to (quiet
+        hours), or a string: the reason it is dropped without sending."""
+        outcome: dict[int, DeliveryResult | datetime | str] = {}
+        messages: list[Message] = []
+        ids: list[int] = []
+        for row in claimed:
+            if not row.device_active:
+                outcome[row.id] = "device inactive"
+                continue
+            if (until := quiet_until(row, now)) is not None:
+                outcome[row.id] = until
+                continue
+            try:
+                messages.append(self._message(row))
+            except ValueError as exc:
+                outcome[row.id] = f"bad message: {exc}"[:300]
+                continue
+            ids.append(row.id)
+        if messages:
+            for delivery_id, result in zip(ids, self.channel.send(messages), strict=True):
+                outcome[delivery_id] = result
+        return outcome
+
+    @staticmethod
+    def _message(row: Claimed) -> Message:
+        data = {k: str(v) for k, v in (row.data or {}).items()}
+        data.setdefault("notification_id", str(row.notification_id))
+        return Message(
+            message_id=message_id(row.notification_id),
+            target=row.subscription if row.platform == "web" else row.token,
+            platform=row.platform,  # type: ignore[arg-type]
+            title=row.title,
+            body=row.body,
+            data=data,
+            urgent=row.urgent,
+            collapse_key=row.collapse_key,
+        )
+
+    def mark(
+        self,
+        claim_id: uuid.UUID,
+        claimed: Sequence[Claimed],
+        outcome: dict[int, DeliveryResult | datetime | str],
+        now: datetime,
+        stats: RoundStats | None = None,
+    ) -> None:
+        stats = stats or RoundStats()
+        by_id = {row.id: row for row in claimed}
+        sent, failed, deferred, retry, dead, deactivate = [], [], [], [], [], []
+        for delivery_id, result in outcome.items():
+            row = by_id[delivery_id]
+            if isinstance(result, datetime):
+                # Quiet hours: not an attempt; wait until they end.
+                deferred.append({"i": delivery_id, "at": result})
+            elif isinstance(result, str):
+                failed.append({"i": delivery_id, "e": result, "s": "failed"})
+            elif result.outcome == DELIVERED:
+                sent.append({"i": delivery_id, "p": result.provider_id})
+            elif result.outcome == RETRY:
+                if row.attempts >= self.max_attempts:
+                    dead.append({"i": delivery_id, "e": result.error or "retries exhausted"})
+                else:
+                    wait = backoff(row.attempts, result.retry_after)
+                    at = now + timedelta(seconds=wait)
+                    retry.append({"i": delivery_id, "at": at, "e": (result.error or "")[:300]})
+            else:
+                failed.append({"i": delivery_id, "e": (result.error or "")[:300], "s": "failed"})
+                if result.outcome == INVALID_TARGET:
+                    deactivate.append({"d": row.device_id, "e": (result.error or "")[:200]})
+        guard = "WHERE id = :i AND claim_id = CAST(:claim AS uuid)"
+        with self.session_scope() as session:
+
+            def run(sql: str, rows: list[dict]) -> None:
+                if rows:
+                    session.execute(text(sql), [{**r, "claim": claim_id, "now": now} for r in rows])
+
+            run(
+                "UPDATE deliveries SET state = 'sent', sent_at = :now, provider_id = :p, "
+                f"claimed_until = NULL, last_error = NULL {guard}",
+                sent,
+            )
+            run(
+                "UPDATE deliveries SET state = :s, last_error = :e, claimed_until = NULL " + guard,
+                failed,
+            )
+            run(
+                "UPDATE deliveries SET state = 'dead', last_error = :e, claimed_until = NULL "
+                + guard,
+                dead,
+            )
+            run(
+                "UPDATE deliveries SET next_attempt_at = :at, last_error = :e, "
+                f"claimed_until = NULL {guard}",
+                retry,
+            )
+            run(
+                "UPDATE deliveries SET next_attempt_at = :at, attempts = attempts - 1, "
+                f"claimed_until = NULL {guard}",
+                deferred,
+            )
+            run(
+                "UPDATE devices SET active = false, deactivated_at = :now, "
+                "deactivation_reason = :e WHERE id = :d AND active",
+                deactivate,
+            )
+        stats.sent += len(sent)
+        stats.failed += len(failed) + len(dead)
+        stats.retried += len(retry)
+        stats.deferred += len(deferred)
+        if deactivate:
+            logger.info("push: %d devices deactivated (invalid target)", len(deactivate))

@@ -1,0 +1,141 @@
+"""Devices that receive pushes: register (upsert by token), list, remove; quiet hours; logout."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from api import errors
+from api.models import Device, NotificationSettings, RevokedToken
+
+
+def register_device(
+    session: Session,
+    user_id: int,
+    platform: str,
+    *,
+    token: str | None = None,
+    subscription: dict | None = None,
+    now: datetime,
+) -> Device:
+    """Register or refresh a device, keyed by its token (a web subscription by its endpoint).
+
+    Re-registering the same token refreshes it, reactivates it and moves it to this user (a
+    phone that changed hands belongs to whoever signed in last).
+    """
+    if platform == "web":
+        if not subscription or token:
+            raise errors.Unprocessable(
+                "A web device registers a Web Push subscription, not a token.",
+                errors={"json": {"subscription": ["Required for platform web."]}},
+            )
+        key = subscription["endpoint"]
+    else:
+        if not token or subscription:
+            raise errors.Unprocessable(
+                f"An {platform} device registers its FCM token, not a subscription.",
+                errors={"json": {"token": [f"Required for platform {platform}."]}},
+            )
+        key = token
+    values = {
+        "user_id": user_id,
+        "platform": platform,
+        "token": key,
+        "subscription": subscription,
+        "active": True,
+        "last_seen_at": now,
+        "deactivated_at": None,
+        "deactivation_reason": None,
+    }
+    stmt = insert(Device).values(created_at=now, **values)
+    stmt = stmt.on_conflict_do_update(index_elements=[Device.token], set_=values).returning(
+        Device.id
+    )
+    device_id = session.scalar(stmt)
+    session.expire_all()
+    return session.get(Device, device_id)
+
+
+def list_devices(session: Session, user_id: int) -> list[Device]:
+    return list(
+        session.scalars(
+            select(Device).where(Device.user_id == user_id, Device.active).order_by(Device.id)
+        )
+    )
+
+
+def remove_device(session: Session, user_id: int, device_id: int, now: datetime) -> None:
+    """Deactivate one of the user's devices: nothing more is pushed to it."""
+    device = session.scalar(
+        select(Device).where(Device.id == device_id, Device.user_id == user_id, Device.active)
+    )
+    if device is None:
+        raise errors.NotFound(f"Device {device_id} not found.")
+    deactivate(device, "removed by the user", now)
+    session.flush()
+
+
+def deactivate(device: Device, reason: str, now: datetime) -> None:
+    device.active = False
+    device.deactivated_at = now
+    device.deactivation_reason = reason[:200]
+
+
+def logout(
+    session: Session,
+    user_id: int,
+    jti: str,
+    expires_at: datetime,
+    *,
+    device_id: int | None = None,
+    token: str | None = None,
+    now: datetime,
+) -> None:
+    """Revoke this access token (only this one: the user's other phones stay signed in) and
+    deactivate the device named by id or token, if it is the caller's."""
+    session.merge(RevokedToken(jti=jti, user_id=user_id, expires_at=expires_at))
+    stmt = select(Device).where(Device.user_id == user_id, Device.active)
+    if device_id is not None:
+        stmt = stmt.where(Device.id == device_id)
+    elif token is not None:
+        stmt = stmt.where(Device.token == token)
+    else:
+        stmt = None
+    if stmt is not None:
+        for device in session.scalars(stmt):
+            deactivate(device, "signed out", now)
+    session.flush()
+
+
+def is_revoked(session: Session, jti: str | None) -> bool:
+    return bool(jti) and session.get(RevokedToken, jti) is not None
+
+
+def expiry(exp: int | None) -> datetime:
+    return datetime.fromtimestamp(exp, UTC) if exp else datetime.now(UTC)
+
+
+# --- quiet hours -----------------------------------------------------------------------------
+def get_settings(session: Session, user_id: int) -> NotificationSettings:
+    row = session.get(NotificationSettings, user_id)
+    return row or NotificationSettings(user_id=user_id, timezone="Asia/Shanghai")
+
+
+def set_quiet_hours(
+    session: Session, user_id: int, start: time | None, end: time | None, timezone: str
+) -> NotificationSettings:
+    if (start is None) != (end is None):
+        raise errors.Unprocessable(
+            "Give both quiet_start and quiet_end, or neither.",
+            errors={"json": {"quiet_end": ["Set with quiet_start."]}},
+        )
+    row = session.get(NotificationSettings, user_id)
+    if row is None:
+        row = NotificationSettings(user_id=user_id)
+        session.add(row)
+    row.quiet_start, row.quiet_end, row.timezone = start, end, timezone
+    session.flush()
+    return row

@@ -1,0 +1,94 @@
+"""Who gets a grid's task today: its worker on duty, else a reliever or B-post, else its leader."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from api.models import Grid, Leave, Roster, Shift, User, user_grids
+from api.services.weeks import week_of
+
+
+def on_leave(session: Session, user_id: int, day: date) -> bool:
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Leave.worker_id == user_id,
+                    Leave.status == "approved",
+                    Leave.start_date <= day,
+                    Leave.end_date >= day,
+                )
+            )
+        )
+    )
+
+
+def published_roster(session: Session, community_code: str, day: date) -> Roster | None:
+    return session.scalar(
+        select(Roster).where(
+            Roster.community_code == community_code,
+            Roster.week == week_of(day),
+            Roster.status == "published",
+        )
+    )
+
+
+def on_duty(session: Session, user: User, day: date, roster: Roster | None) -> bool:
+    """On duty: not on approved leave, and holding a shift that day in the published roster;
+    without a published roster for the week, every working day (Monday to Friday)."""
+    if on_leave(session, user.id, day):
+        return False
+    if roster is None:
+        return day.weekday() < 5
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Shift.roster_id == roster.id, Shift.worker_id == user.id, Shift.date == day
+                )
+            )
+        )
+    )
+
+
+def grid_workers(session: Session, grid: Grid) -> list[User]:
+    """The workers assigned to the grid (not its leader), in a stable order."""
+    return list(
+        session.scalars(
+            select(User)
+            .join(user_grids, user_grids.c.user_id == User.id)
+            .where(user_grids.c.grid_id == grid.id, User.role == "worker", User.active)
+            .order_by(User.id)
+        )
+    )
+
+
+def choose_assignee(session: Session, grid: Grid, day: date) -> tuple[User | None, str]:
+    """The user a new task of `grid` goes to on `day` (Asia/Shanghai), and why."""
+    roster = published_roster(session, grid.community_code, day)
+    workers = grid_workers(session, grid)
+    for worker in workers:
+        if on_duty(session, worker, day, roster):
+            return worker, "grid worker on duty"
+    if roster is not None:
+        shifts = session.scalars(
+            select(Shift)
+            .where(Shift.roster_id == roster.id, Shift.date == day, Shift.grid_id == grid.id)
+            .order_by(Shift.relief_for_id.is_(None), Shift.id)
+        )
+        away = {w.id for w in workers}
+        for shift in shifts:
+            if shift.relief_for_id is not None and shift.relief_for_id not in away:
+                continue
+            reliever = session.get(User, shift.worker_id)
+            if reliever is not None and reliever.active and not on_leave(session, reliever.id, day):
+                reason = "reliever" if shift.relief_for_id is not None else "B-post on duty"
+                return reliever, reason
+    if grid.leader_id is not None:
+        leader = session.get(User, grid.leader_id)
+        if leader is not None and leader.active:
+            return leader, "grid leader (no worker on duty)"
+    return None, "nobody to dispatch to"

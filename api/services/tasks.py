@@ -1,0 +1,546 @@
+"""Tasks: create and dispatch, the lifecycle as events, deadlines, lists, visit follow-ups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, false, func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from api import errors
+from api.models import Community, Grid, Household, Task, TaskEvent, User, Visit
+from api.models.tasks import HOTLINE_TYPES
+from api.scope import Scope
+from api.services import dispatch
+from api.services.geometry import db_geom, point_lonlat
+from api.services.grids import locate
+from api.services.notifications import notify
+from api.services.weeks import LOCAL
+from geo.validate import GeometryProblem, parse_point
+
+OPEN_STATUSES = (
+    "new",
+    "dispatched",
+    "accepted",
+    "in_progress",
+    "returned",
+    "escalated",
+    "reopened",
+)
+DONE_STATUSES = ("resolved", "callback", "closed")
+URGENT = ("danger", "utility")
+
+# Beijing 12345 practice; a community overrides any of these in Community.settings["tasks"].
+DEFAULT_DEADLINE_HOURS = {"danger": 2, "utility": 24, "general": 7 * 24, "complex": 15 * 24}
+DEFAULT_FIRST_CONTACT_HOURS = {"danger": 0.5, "utility": 2, "general": 24, "complex": 24}
+DEFAULT_WARN_FRACTION = 0.8
+
+ASSIGNEE, LEADER = "assignee", "leader"
+
+
+@dataclass(frozen=True)
+class Rule:
+    to: str
+    by: str  # ASSIGNEE (the task's assignee) or LEADER (the grid's leader, the community admin)
+
+
+# action -> {from status: rule}
+TRANSITIONS: dict[str, dict[str, Rule]] = {
+    "accept": {s: Rule("accepted", ASSIGNEE) for s in ("dispatched", "reopened")},
+    "start": {"accepted": Rule("in_progress", ASSIGNEE)},
+    "resolve": {s: Rule("resolved", ASSIGNEE) for s in ("accepted", "in_progress")},
+    "callback": {"resolved": Rule("callback", LEADER)},
+    "close": {s: Rule("closed", LEADER) for s in ("resolved", "callback")},
+    "return": {s: Rule("returned", ASSIGNEE) for s in ("dispatched", "accepted")},
+    "escalate": {
+        s: Rule("escalated", ASSIGNEE)
+        for s in ("dispatched", "accepted", "in_progress", "reopened")
+    },
+    "reopen": {s: Rule("reopened", LEADER) for s in ("resolved", "callback", "closed")},
+}
+ACTIONS = tuple(TRANSITIONS)
+REASSIGNABLE = ("new", "dispatched", "accepted", "in_progress", "returned", "escalated", "reopened")
+
+
+def allowed_actions(status: str) -> list[str]:
+    actions = [a for a, rules in TRANSITIONS.items() if status in rules]
+    return actions + (["assign"] if status in REASSIGNABLE else [])
+
+
+# --- deadlines -------------------------------------------------------------------------------
+def task_settings(session: Session, grid: Grid) -> dict[str, Any]:
+    community = session.get(Community, grid.community_code)
+    return dict((community.settings or {}).get("tasks", {})) if community else {}
+
+
+def deadlines(settings: dict[str, Any], type_: str, urgency: str) -> tuple[timedelta, timedelta]:
+    """(resolution, first contact) time allowed for a task of this type and urgency.
+
+    Settings: {"deadline_hours": {urgency: h}, "first_contact_hours": {urgency: h},
+    "by_type": {type: {"deadline_hours": {urgency: h}, "first_contact_hours": {...}}}}.
+    """
+    by_type = settings.get("by_type", {}).get(type_, {})
+
+    def hours(key: str, defaults: dict[str, float]) -> float:
+        for source in (by_type.get(key, {}), settings.get(key, {}), defaults):
+            if urgency in source:
+                return float(source[urgency])
+        raise KeyError(urgency)
+
+    return (
+        timedelta(hours=hours("deadline_hours", DEFAULT_DEADLINE_HOURS)),
+        timedelta(hours=hours("first_contact_hours", DEFAULT_FIRST_CONTACT_HOURS)),
+    )
+
+
+def is_overdue(task: Task, now: datetime) -> bool:
+    return task.status not in DONE_STATUSES and task.due_at < now
+
+
+def overdue_clause(now: datetime):
+    return and_(Task.status.not_in(DONE_STATUSES), Task.due_at < now)
+
+
+# --- reading ---------------------------------------------------------------------------------
+def get_task(session: Session, scope: Scope, task_id: int, *, for_update: bool = False) -> Task:
+    stmt = select(Task).where(Task.id == task_id, scope.tasks())
+    if for_update:
+        stmt = stmt.with_for_update(of=Task)
+    task = session.scalar(stmt.options(selectinload(Task.events)))
+    if task is None:
+        raise errors.NotFound(f"Task {task_id} not found.")
+    return task
+
+
+def list_tasks(
+    session: Session,
+    scope: Scope,
+    *,
+    now: datetime,
+    assignee: str | None = None,
+    status: list[str] | None = None,
+    grid: str | None = None,
+    overdue: bool | None = None,
+    source: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> tuple[list[Task], int]:
+    stmt = select(Task).where(scope.tasks())
+    if assignee == "me":
+        stmt = stmt.where(Task.assignee_id == scope.user_id)
+    elif assignee is not None:
+        stmt = (
+            stmt.where(Task.assignee_id == int(assignee))
+            if assignee.isdigit()
+            else stmt.where(false())
+        )
+    if status:
+        stmt = stmt.where(Task.status.in_(status))
+    if grid:
+        stmt = stmt.where(Task.grid_id.in_(select(Grid.id).where(Grid.code == grid)))
+    if source:
+        stmt = stmt.where(Task.source == source)
+    if overdue is True:
+        stmt = stmt.where(overdue_clause(now))
+    elif overdue is False:
+        stmt = stmt.where(~overdue_clause(now))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(
+        stmt.order_by(Task.due_at, Task.id).offset((page - 1) * page_size).limit(page_size)
+    )
+    return list(rows), total
+
+
+# --- creating and dispatching ----------------------------------------------------------------
+def _point(location: dict) -> tuple[float, float]:
+    try:
+        point = parse_point(location.get("lon"), location.get("lat"))
+    except GeometryProblem as exc:
+        raise errors.Unprocessable(exc.reason, errors={"json": {"location": [exc.reason]}}) from exc
+    return point.x, point.y
+
+
+def create_task(
+    session: Session,
+    scope: Scope | None,
+    data: dict[str, Any],
+    *,
+    actor_id: int | None,
+    now: datetime,
+) -> Task:
+    """Create a task, find its grid in PostGIS and dispatch it (notifying the assignee).
+
+    A hotline ticket already received (same external_id) is a 409 naming the existing task.
+    """
+    source = data["source"]
+    type_ = data.get("type") or "help"
+    if type_ not in HOTLINE_TYPES:
+        raise errors.Unprocessable(f"Unknown type {type_!r}.", errors={"json": {"type": ["?"]}})
+    external_id = data.get("external_id")
+    if source == "hotline" and not external_id:
+        message = "A hotline task carries the hotline ticket number (external_id)."
+        raise errors.Unprocessable(message, errors={"json": {"external_id": [message]}})
+    if external_id:
+        existing = session.scalar(
+            select(Task.id).where(Task.source == source, Task.external_id == external_id)
+        )
+        if existing is not None:
+            raise errors.Conflict(
+                f"Ticket {external_id} is already task {existing}.", task_id=existing
+            )
+    household, location = None, None
+    if data.get("household_id") is not None:
+        household = session.get(Household, data["household_id"])
+        hidden = (
+            household is not None
+            and scope is not None
+            and not _sees_household(session, scope, household)
+        )
+        if household is None or hidden:
+            raise errors.Unprocessable(
+                f"Household {data['household_id']} not found.",
+                errors={"json": {"household_id": ["Not found."]}},
+            )
+        grid = session.get(Grid, household.grid_id)
+        location = household.location
+    elif data.get("location") is not None:
+        lon, lat = _point(data["location"])
+        grid = locate(session, lon, lat)
+        if grid is None:
+            message = "The location lies outside every grid."
+            raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
+        from shapely.geometry import Point
+
+        location = db_geom(Point(lon, lat))
+    else:
+        message = "Give household_id or location {lon, lat}."
+        raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
+    if scope is not None:
+        scope.require_task_creator(grid)
+    resolve_in, contact_in = deadlines(task_settings(session, grid), type_, data["urgency"])
+    task = Task(
+        source=source,
+        type=type_,
+        title=data["title"],
+        description=data.get("description") or "",
+        urgency=data["urgency"],
+        external_id=external_id,
+        complainant=data.get("complainant"),
+        household_id=household.id if household else None,
+        visit_id=data.get("visit_id"),
+        location=location,
+        grid_id=grid.id,
+        status="new",
+        created_by_id=actor_id,
+        created_at=now,
+        updated_at=now,
+        due_at=now + resolve_in,
+        first_contact_due_at=now + contact_in,
+    )
+    try:
+        with session.begin_nested():
+            session.add(task)
+            session.flush()
+    except IntegrityError as exc:  # the same ticket sent twice at once
+        raise errors.Conflict(f"Ticket {external_id} is already a task.") from exc
+    _event(task, "create", None, "new", actor_id, now, note=data.get("description") or "")
+    assignee, reason = dispatch.choose_assignee(session, grid, now.astimezone(LOCAL).date())
+    if assignee is not None:
+        _assign(session, task, assignee, actor_id, now, note=reason, kind="task_dispatched")
+    session.flush()
+    return task
+
+
+def _sees_household(session: Session, scope: Scope, household: Household) -> bool:
+    return bool(
+        session.scalar(select(Household.id).where(Household.id == household.id, scope.households()))
+    )
+
+
+def _event(
+    task: Task,
+    action: str,
+    from_status: str | None,
+    to_status: str,
+    actor_id: int | None,
+    now: datetime,
+    *,
+    note: str = "",
+    location=None,
+    photos: list | None = None,
+) -> TaskEvent:
+    event = TaskEvent(
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        actor_id=actor_id,
+        note=note or "",
+        location=location,
+        photos=list(photos or []),
+        at=now,
+    )
+    task.events.append(event)
+    return event
+
+
+def _notify_task(
+    session: Session, task: Task, user_ids, kind: str, title: str, urgent=None, *, now=None
+):
+    notify(
+        session,
+        [u for u in user_ids if u is not None],
+        kind,
+        title,
+        task.title,
+        data={"task_id": task.id, "status": task.status, "urgency": task.urgency},
+        urgent=task.urgency in URGENT if urgent is None else urgent,
+        collapse_key=f"task:{task.id}",
+        now=now,
+    )
+
+
+def _assign(
+    session: Session,
+    task: Task,
+    assignee: User,
+    actor_id: int | None,
+    now: datetime,
+    *,
+    note: str,
+    kind: str,
+) -> None:
+    before = task.status
+    task.assignee_id = assignee.id
+    task.status = "dispatched"
+    task.updated_at = now
+    action = "dispatch" if kind == "task_dispatched" else "assign"
+    _event(task, action, before, "dispatched", actor_id, now, note=note)
+    session.flush()
+    title = "新任务" if kind == "task_dispatched" else "任务已转派给您"
+    _notify_task(session, task, [assignee.id], kind, title, now=now)
+
+
+def reassign(
+    session: Session, scope: Scope, task: Task, assignee_id: int, note: str, now: datetime
+) -> Task:
+    """A grid leader (or the community admin) gives the task to someone else."""
+    grid = session.get(Grid, task.grid_id)
+    if not scope.leads_grid(grid):
+        raise errors.Forbidden("Only the grid's leader or the community admin reassigns tasks.")
+    if task.status not in REASSIGNABLE:
+        raise errors.Conflict(
+            f"A task that is {task.status} cannot be reassigned.",
+            status_now=task.status,
+            allowed=allowed_actions(task.status),
+        )
+    assignee = session.get(User, assignee_id)
+    if (
+        assignee is None
+        or not assignee.active
+        or assignee.role not in ("worker", "grid_leader")
+        or assignee.community_code != grid.community_code
+    ):
+        message = f"User {assignee_id} is no worker or leader of community {grid.community_code}."
+        raise errors.Unprocessable(message, errors={"json": {"assignee_id": [message]}})
+    previous = task.assignee_id
+    _assign(session, task, assignee, scope.user_id, now, note=note, kind="task_reassigned")
+    if previous not in (None, assignee.id):
+        _notify_task(
+            session, task, [previous], "task_updated", "任务已转派他人", urgent=False, now=now
+        )
+    return task
+
+
+# --- the lifecycle ---------------------------------------------------------------------------
+def transition(
+    session: Session,
+    scope: Scope,
+    task: Task,
+    action: str,
+    *,
+    note: str = "",
+    location: dict | None = None,
+    photos: list[str] | None = None,
+    satisfaction: str | None = None,
+    now: datetime,
+) -> Task:
+    rules = TRANSITIONS[action]
+    rule = rules.get(task.status)
+    if rule is None:
+        raise errors.Conflict(
+            f"Cannot {action} a task that is {task.status}; allowed: "
+            f"{', '.join(allowed_actions(task.status)) or 'nothing'}.",
+            state=task.status,
+            allowed=allowed_actions(task.status),
+        )
+    grid = session.get(Grid, task.grid_id)
+    if rule.by == ASSIGNEE:
+        # The leader may escalate on the assignee's behalf too.
+        may = task.assignee_id == scope.user_id or (action == "escalate" and scope.leads_grid(grid))
+        if not may:
+            raise errors.Forbidden(f"Only the task's assignee may {action} it.")
+    elif not scope.leads_grid(grid):
+        raise errors.Forbidden(f"Only the grid's leader or the community admin may {action} it.")
+    if action == "return" and not note.strip():
+        message = "Say why the task is returned (wrong dispatch)."
+        raise errors.Unprocessable(message, errors={"json": {"note": [message]}})
+    if action == "callback" and satisfaction is None:
+        message = "A callback records the resident's satisfaction."
+        raise errors.Unprocessable(message, errors={"json": {"satisfaction": [message]}})
+    if action != "callback" and satisfaction is not None:
+        message = "Satisfaction is recorded by the callback only."
+        raise errors.Unprocessable(message, errors={"json": {"satisfaction": [message]}})
+    point = None
+    if location is not None:
+        from shapely.geometry import Point
+
+        point = db_geom(Point(*_point(location)))
+    before = task.status
+    task.status = rule.to
+    task.updated_at = now
+    if action == "accept" and task.first_contact_at is None:
+        task.first_contact_at = now
+    if action == "resolve":
+        task.resolved_at = now
+    if action == "callback":
+        task.satisfaction = satisfaction
+    if action == "close":
+        task.closed_at = now
+    if action == "escalate":
+        task.escalated_at = task.escalated_at or now
+    if action == "reopen":
+        task.resolved_at = task.closed_at = None
+    _event(
+        task, action, before, rule.to, scope.user_id, now, note=note, location=point, photos=photos
+    )
+    session.flush()
+    if action in ("return", "escalate"):
+        kind = "task_escalated" if action == "escalate" else "task_updated"
+        title = "任务已上报" if action == "escalate" else "任务被退回"
+        _notify_task(session, task, [grid.leader_id], kind, title, now=now)
+    elif action == "reopen":
+        _notify_task(session, task, [task.assignee_id], "task_updated", "任务已重新打开", now=now)
+    return task
+
+
+# --- deadlines: the periodic tick ------------------------------------------------------------
+@dataclass
+class TickResult:
+    warned: int = 0
+    escalated: int = 0
+
+
+def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
+    """Warn assignees at the warning fraction of the time, escalate at the deadline.
+
+    Idempotent: each task is warned once (warned_at) and escalated once (escalated_at).
+    Rows are locked with SKIP LOCKED so two workers never act on the same task.
+    """
+    result = TickResult()
+    open_ = Task.status.in_(OPEN_STATUSES)
+    due = session.scalars(
+        select(Task)
+        .where(open_, Task.escalated_at.is_(None), Task.due_at <= now)
+        .order_by(Task.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for task in due:
+        grid = session.get(Grid, task.grid_id)
+        before = task.status
+        task.status = "escalated"
+        task.escalated_at = now
+        task.updated_at = now
+        _event(task, "escalate", before, "escalated", None, now, note="deadline passed")
+        session.flush()
+        _notify_task(
+            session, task, [grid.leader_id], "task_escalated", "任务已超期", urgent=True, now=now
+        )
+        result.escalated += 1
+    fraction = DEFAULT_WARN_FRACTION
+    candidates = session.scalars(
+        select(Task)
+        .where(
+            open_,
+            Task.warned_at.is_(None),
+            Task.escalated_at.is_(None),
+            Task.assignee_id.is_not(None),
+            text("tasks.created_at + (tasks.due_at - tasks.created_at) * :f <= :now").bindparams(
+                f=fraction, now=now
+            ),
+        )
+        .order_by(Task.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for task in candidates:
+        task.warned_at = now
+        _notify_task(
+            session, task, [task.assignee_id], "task_deadline_warning", "任务即将超期", now=now
+        )
+        result.warned += 1
+    session.flush()
+    return result
+
+
+# --- visits ----------------------------------------------------------------------------------
+def task_from_visit(session: Session, visit: Visit, *, now: datetime | None = None) -> Task:
+    """The follow-up task of a visit (source "visit"); one per visit, however often called."""
+    existing = session.scalar(select(Task).where(Task.visit_id == visit.id))
+    if existing is not None:
+        return existing
+    lon, lat = point_lonlat(visit.location)
+    note = (visit.follow_up_note or visit.notes or "").strip()
+    data: dict[str, Any] = {
+        "source": "visit",
+        "type": "help",
+        "title": (note or "入户走访跟进")[:200],
+        "description": note,
+        "urgency": "general",
+        "visit_id": visit.id,
+    }
+    if visit.household_id is not None:
+        data["household_id"] = visit.household_id
+    else:
+        data["location"] = {"lon": lon, "lat": lat}
+    moment = now or visit.received_at or visit.visited_at
+    with session.begin_nested():
+        return create_task(session, None, data, actor_id=visit.worker_id, now=moment)
+
+
+# --- the three rates -------------------------------------------------------------------------
+def rates(
+    session: Session,
+    scope: Scope,
+    *,
+    now: datetime,
+    grid: str | None = None,
+    community: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    week: str | None = None,
+) -> dict[str, Any]:
+    """The three rates of one grid or community the caller can see, for a period or a week."""
+    from api.services.rates import three_rates
+    from api.services.weeks import week_bounds
+
+    if week:
+        start, end = week_bounds(week)
+    assert start is not None and end is not None
+    if grid:
+        row = session.scalar(select(Grid).where(Grid.code == grid, scope.grids()))
+        if row is None:
+            raise errors.NotFound(f"Grid {grid} not found.")
+        result = three_rates(session, start, end, grid_ids=[row.id], now=now)[None]
+    else:
+        # The community's grids the caller can see (a leader's rates cover their own grids).
+        ids = session.scalars(
+            select(Grid.id).where(Grid.community_code == community, scope.grids())
+        ).all()
+        if not ids:
+            raise errors.NotFound(f"Community {community} not found.")
+        result = three_rates(session, start, end, grid_ids=ids, now=now)[None]
+    return {"start": start, "end": end, "grid": grid, "community": community, **result.as_dict()}

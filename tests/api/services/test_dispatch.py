@@ -1,0 +1,103 @@
+"""Dispatch: the grid's worker on duty, else the reliever or B-post worker, else the leader."""
+
+from datetime import UTC, date, datetime
+
+from api.models import Leave, Roster, Shift
+from api.services.dispatch import choose_assignee
+from tests.factories import A1, A, make_task, make_user
+
+TUESDAY = date(2026, 11, 17)
+SATURDAY = date(2026, 11, 21)
+T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
+
+
+def leave(session, user, start=TUESDAY, end=TUESDAY, status="approved"):
+    session.add(Leave(worker_id=user.id, start_date=start, end_date=end, status=status))
+    session.flush()
+
+
+def roster(session, status="published", week="2026-W47"):
+    row = Roster(community_code=A, week=week, status=status)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def shift(session, roster_row, user, post="B", grid=None, relief_for=None, day=TUESDAY):
+    session.add(
+        Shift(
+            roster_id=roster_row.id,
+            date=day,
+            post=post,
+            worker_id=user.id,
+            grid_id=grid.id if grid is not None else None,
+            relief_for_id=relief_for.id if relief_for is not None else None,
+        )
+    )
+    session.flush()
+
+
+def test_without_a_roster_the_grid_worker_is_on_duty_on_a_working_day(session, world):
+    assert choose_assignee(session, world.grids[A1], TUESDAY)[0] == world.users["worker_a1"]
+
+
+def test_without_a_roster_nobody_is_on_duty_at_the_weekend_so_the_leader_gets_it(session, world):
+    assert choose_assignee(session, world.grids[A1], SATURDAY)[0] == world.users["leader_a"]
+
+
+def test_a_worker_on_approved_leave_is_passed_over_for_the_reliever(session, world):
+    published = roster(session)
+    reliever = make_user(session, "reliever", "worker", community=A)
+    leave(session, world.users["worker_a1"])
+    shift(session, published, reliever, grid=world.grids[A1], relief_for=world.users["worker_a1"])
+    assignee, reason = choose_assignee(session, world.grids[A1], TUESDAY)
+    assert (assignee, reason) == (reliever, "reliever")
+
+
+def test_leave_only_requested_does_not_take_the_worker_off_duty(session, world):
+    leave(session, world.users["worker_a1"], status="requested")
+    assert choose_assignee(session, world.grids[A1], TUESDAY)[0] == world.users["worker_a1"]
+
+
+def test_without_a_reliever_the_b_post_worker_in_the_grid_gets_it(session, world):
+    published = roster(session)
+    leave(session, world.users["worker_a1"])
+    shift(session, published, world.users["worker_a2"], grid=world.grids[A1])
+    assignee, reason = choose_assignee(session, world.grids[A1], TUESDAY)
+    assert (assignee, reason) == (world.users["worker_a2"], "B-post on duty")
+
+
+def test_a_worker_without_a_shift_in_the_published_roster_is_off_duty(session, world):
+    published = roster(session)
+    shift(session, published, world.users["worker_a2"], post="A")
+    assert choose_assignee(session, world.grids[A1], TUESDAY)[0] == world.users["leader_a"]
+
+
+def test_a_worker_with_an_a_post_shift_is_on_duty(session, world):
+    published = roster(session)
+    shift(session, published, world.users["worker_a1"], post="A")
+    assert choose_assignee(session, world.grids[A1], TUESDAY)[0] == world.users["worker_a1"]
+
+
+def test_a_draft_roster_does_not_count(session, world):
+    roster(session, status="draft")
+    assert choose_assignee(session, world.grids[A1], TUESDAY)[0] == world.users["worker_a1"]
+
+
+def test_on_leave_and_no_one_covering_goes_to_the_grid_leader(session, world):
+    leave(session, world.users["worker_a1"])
+    assert choose_assignee(session, world.grids[A1], TUESDAY)[0] == world.users["leader_a"]
+
+
+def test_a_new_task_is_dispatched_and_its_assignee_notified_in_the_same_transaction(session, world):
+    from api.models import Notification
+
+    task = make_task(session, now=T0)
+    assert (task.status, task.assignee_id) == ("dispatched", world.users["worker_a1"].id)
+    [note] = session.query(Notification).filter_by(user_id=world.users["worker_a1"].id).all()
+    assert (note.kind, note.collapse_key, note.data["task_id"]) == (
+        "task_dispatched",
+        f"task:{task.id}",
+        str(task.id),
+    )
+    assert [e.action for e in task.events] == ["create", "dispatch"]

@@ -1,0 +1,97 @@
+"""Deadlines per type and urgency, the 80 % warning and escalation at the deadline (the tick)."""
+
+from datetime import UTC, datetime, timedelta
+
+from click.testing import CliRunner
+
+from api.cli import main
+from api.models import Community, Notification
+from api.scope import Scope
+from api.services.tasks import deadlines, is_overdue, tick, transition
+from tests.factories import A, make_task
+
+T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
+
+
+def kinds(session, user):
+    rows = session.query(Notification).filter_by(user_id=user.id).order_by(Notification.id)
+    return [n.kind for n in rows]
+
+
+def test_default_deadlines_follow_beijing_practice():
+    assert [
+        deadlines({}, "complaint", u)[0] for u in ("danger", "utility", "general", "complex")
+    ] == [
+        timedelta(hours=2),
+        timedelta(hours=24),
+        timedelta(days=7),
+        timedelta(days=15),
+    ]
+
+
+def test_a_community_overrides_deadlines_per_type_and_urgency(session, world):
+    community = session.get(Community, A)
+    community.settings = {
+        "tasks": {
+            "deadline_hours": {"general": 72},
+            "by_type": {"consultation": {"deadline_hours": {"general": 24}}},
+            "first_contact_hours": {"general": 4},
+        }
+    }
+    session.flush()
+    complaint = make_task(session, now=T0, type="complaint")
+    consultation = make_task(session, now=T0, type="consultation")
+    assert complaint.due_at - T0 == timedelta(hours=72)
+    assert consultation.due_at - T0 == timedelta(hours=24)
+    assert complaint.first_contact_due_at - T0 == timedelta(hours=4)
+
+
+def test_the_assignee_is_warned_once_at_80_percent_of_the_time(session, world):
+    task = make_task(session, now=T0, urgency="danger")  # 2 h
+    assert tick(session, T0 + timedelta(minutes=95)).warned == 0
+    assert tick(session, T0 + timedelta(minutes=96)).warned == 1
+    assert tick(session, T0 + timedelta(minutes=100)).warned == 0
+    assert task.warned_at == T0 + timedelta(minutes=96)
+    assert kinds(session, world.users["worker_a1"]) == ["task_dispatched", "task_deadline_warning"]
+
+
+def test_at_the_deadline_the_task_is_escalated_to_the_grid_leader_once(session, world):
+    task = make_task(session, now=T0, urgency="danger")
+    result = tick(session, T0 + timedelta(hours=2))
+    assert (result.escalated, task.status, task.escalated_at) == (
+        1,
+        "escalated",
+        T0 + timedelta(hours=2),
+    )
+    assert tick(session, T0 + timedelta(hours=3)).escalated == 0
+    assert kinds(session, world.users["leader_a"]) == ["task_escalated"]
+    assert task.events[-1].action == "escalate" and task.events[-1].actor_id is None
+    [note] = session.query(Notification).filter_by(kind="task_escalated").all()
+    assert note.urgent
+
+
+def test_resolved_tasks_are_neither_warned_nor_escalated(session, world):
+    task = make_task(session, now=T0, urgency="danger")
+    scope = Scope.for_user(session, world.users["worker_a1"])
+    for action in ("accept", "start", "resolve"):
+        transition(session, scope, task, action, now=T0 + timedelta(minutes=5))
+    result = tick(session, T0 + timedelta(hours=5))
+    assert (result.warned, result.escalated, task.status) == (0, 0, "resolved")
+
+
+def test_overdue_is_unresolved_past_the_deadline(session, world):
+    task = make_task(session, now=T0, urgency="danger")
+    assert not is_overdue(task, T0 + timedelta(hours=1))
+    assert is_overdue(task, T0 + timedelta(hours=2, seconds=1))
+
+
+def test_the_cli_tick_escalates_with_a_given_clock(session, world, app):
+    task = make_task(session, now=T0, urgency="danger")
+    session.commit()
+    later = (T0 + timedelta(hours=3)).isoformat()
+    with app.app_context():
+        result = CliRunner().invoke(main, ["tasks", "tick", "--now", later])
+    assert result.exit_code == 0, result.output
+    assert "1 escalated" in result.output
+    session.refresh(task)
+    assert task.status == "escalated"

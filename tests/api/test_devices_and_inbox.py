@@ -1,0 +1,136 @@
+"""Devices (register, refresh, remove, logout), the deliveries outbox, and the in-app inbox."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from api.models import Delivery, Device
+from api.services.notifications import notify
+from tests.factories import make_device
+
+T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)
+SUBSCRIPTION = {
+    "endpoint": "https://push.example/sub/1",
+    "keys": {"p256dh": "BNc-key", "auth": "auth-secret"},
+}
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(app):
+    app.config["FIXED_NOW"] = T0
+
+
+def register(client, world, user="worker_a1", **body):
+    return client.post("/api/v1/devices", json=body, headers=world.auth(user))
+
+
+def test_a_phone_registers_its_fcm_token(client, world):
+    r = register(client, world, platform="android", token="fcm-1")
+    assert r.status_code == 201, r.json
+    assert (r.json["platform"], r.json["active"]) == ("android", True)
+
+
+def test_registering_the_same_token_again_refreshes_the_device(client, world, session):
+    first = register(client, world, platform="android", token="fcm-1").json
+    again = register(client, world, platform="android", token="fcm-1").json
+    assert again["id"] == first["id"]
+    assert session.scalar(select(func.count(Device.id))) == 1
+
+
+def test_a_user_may_have_many_devices(client, world):
+    register(client, world, platform="android", token="fcm-1")
+    register(client, world, platform="web", subscription=SUBSCRIPTION)
+    r = client.get("/api/v1/devices", headers=world.auth("worker_a1"))
+    assert [d["platform"] for d in r.json] == ["android", "web"]
+
+
+def test_a_web_device_needs_a_subscription(client, world, session):
+    r = register(client, world, platform="web", token="fcm-1")
+    assert r.status_code == 422
+    assert session.scalar(select(func.count(Device.id))) == 0
+
+
+def test_removing_a_device_stops_deliveries_to_it(client, world, session):
+    device = register(client, world, platform="android", token="fcm-1").json
+    r = client.delete(f"/api/v1/devices/{device['id']}", headers=world.auth("worker_a1"))
+    assert r.status_code == 204
+    notify(session, [world.users["worker_a1"].id], "task_updated", "t")
+    assert session.scalar(select(func.count(Delivery.id))) == 0
+
+
+def test_another_users_device_cannot_be_removed(client, world):
+    device = register(client, world, platform="android", token="fcm-1").json
+    r = client.delete(f"/api/v1/devices/{device['id']}", headers=world.auth("worker_a2"))
+    assert r.status_code == 404
+
+
+def test_logout_revokes_the_token_and_removes_the_device_only(client, world, session):
+    phone = world.auth("worker_a1")
+    tablet = world.auth("worker_a1")
+    device = register(client, world, platform="android", token="fcm-1").json
+    other = register(client, world, platform="ios", token="fcm-2").json
+    r = client.post("/api/v1/auth/logout", json={"device_id": device["id"]}, headers=phone)
+    assert r.status_code == 204
+    assert client.get("/api/v1/auth/me", headers=phone).status_code == 401
+    assert client.get("/api/v1/auth/me", headers=tablet).status_code == 200
+    active = session.scalars(select(Device.id).where(Device.active)).all()
+    assert active == [other["id"]]
+
+
+def test_every_notification_queues_one_delivery_per_active_device(session, world):
+    worker = world.users["worker_a1"]
+    make_device(session, worker, "fcm-1", now=T0)
+    make_device(session, worker, "fcm-2", "ios", now=T0)
+    make_device(session, world.users["worker_a2"], "fcm-3", now=T0)
+    [note] = notify(session, [worker.id], "task_dispatched", "新任务")
+    rows = session.scalars(select(Delivery).where(Delivery.notification_id == note.id)).all()
+    assert sorted(d.device.token for d in rows) == ["fcm-1", "fcm-2"]
+    assert {d.state for d in rows} == {"pending"}
+
+
+def test_a_rolled_back_change_leaves_no_notification_or_delivery(session, world):
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    savepoint = session.begin_nested()
+    notify(session, [world.users["worker_a1"].id], "task_dispatched", "新任务")
+    savepoint.rollback()
+    assert session.scalar(select(func.count(Delivery.id))) == 0
+
+
+def test_the_inbox_lists_your_notifications_newest_first_and_since(client, world, session):
+    me = world.users["worker_a1"].id
+    notify(session, [me], "task_dispatched", "一")
+    notify(session, [world.users["worker_a2"].id], "task_dispatched", "别人的")
+    session.execute(
+        Delivery.__table__.update().values(created_at=T0)
+    )  # no effect on the inbox; keeps the outbox honest
+    r = client.get("/api/v1/notifications", headers=world.auth("worker_a1"))
+    assert [n["title"] for n in r.json] == ["一"]
+    later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    r = client.get(f"/api/v1/notifications?since={later}", headers=world.auth("worker_a1"))
+    assert r.json == []
+
+
+def test_acknowledging_records_the_read_time_and_the_unread_count(client, world, session):
+    me = world.users["worker_a1"].id
+    first, second = (notify(session, [me], "task_updated", t)[0] for t in ("一", "二"))
+    headers = world.auth("worker_a1")
+    assert client.get("/api/v1/notifications/unread-count", headers=headers).json == {"unread": 2}
+    r = client.post(f"/api/v1/notifications/{first.id}/ack", headers=headers)
+    assert (r.status_code, r.json["read_at"]) == (200, T0.isoformat())
+    assert client.get("/api/v1/notifications/unread-count", headers=headers).json == {"unread": 1}
+    assert client.post("/api/v1/notifications/ack-all", headers=headers).json == {"acknowledged": 1}
+    assert client.get("/api/v1/notifications/unread-count", headers=headers).json == {"unread": 0}
+
+
+def test_another_users_notification_cannot_be_acknowledged(client, world, session):
+    [note] = notify(session, [world.users["worker_a2"].id], "task_updated", "x")
+    r = client.post(f"/api/v1/notifications/{note.id}/ack", headers=world.auth("worker_a1"))
+    assert r.status_code == 404
+
+
+def test_quiet_hours_are_set_and_read(client, world):
+    headers = world.auth("worker_a1")
+    body = {"quiet_start": "22:00:00", "quiet_end": "07:00:00", "timezone": "Asia/Shanghai"}
+    assert client.put("/api/v1/devices/quiet-hours", json=body, headers=headers).status_code == 200
+    assert client.get("/api/v1/devices/quiet-hours", headers=headers).json == body

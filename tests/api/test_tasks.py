@@ -1,0 +1,296 @@
+"""The tasks API: create and dispatch, the lifecycle, reassigning, lists, scope, rates."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from api.models import Notification, Task, Visit
+from api.services.tasks import TRANSITIONS, allowed_actions, task_from_visit
+from tests.factories import A1, A2, B1, A, centre, make_task
+
+T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
+STATUSES = (
+    "new", "dispatched", "accepted", "in_progress", "resolved",
+    "callback", "closed", "returned", "escalated", "reopened",
+)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(app):
+    app.config["FIXED_NOW"] = T0
+
+
+def hotline(**fields):
+    lon, lat = centre(A1)
+    return {
+        "source": "hotline",
+        "type": "complaint",
+        "external_id": "12345-0001",
+        "title": "楼下烧烤油烟扰民",
+        "urgency": "general",
+        "complainant": {"name": "王女士", "phone": "13800000000"},
+        "location": {"lon": lon, "lat": lat},
+        **fields,
+    }
+
+
+def act(client, world, user, task_id, action, **body):
+    return client.post(
+        f"/api/v1/tasks/{task_id}/transitions",
+        json={"action": action, **body},
+        headers=world.auth(user),
+    )
+
+
+def test_a_hotline_task_finds_its_grid_and_goes_to_the_worker(client, world):
+    r = client.post("/api/v1/tasks", json=hotline(), headers=world.auth("admin_a"))
+    assert r.status_code == 201, r.json
+    body = r.json
+    assert (body["grid_code"], body["status"]) == (A1, "dispatched")
+    assert body["assignee_id"] == world.users["worker_a1"].id
+    assert body["due_at"] == (T0 + timedelta(days=7)).isoformat()
+    assert body["overdue"] is False
+    assert [e["action"] for e in body["events"]] == ["create", "dispatch"]
+
+
+def test_a_task_for_a_household_takes_the_households_grid(client, world):
+    household = world.households[B1][0]
+    r = client.post(
+        "/api/v1/tasks",
+        json={"source": "window", "title": "办理证明", "household_id": household.id},
+        headers=world.auth("worker_b1"),
+    )
+    assert (r.status_code, r.json["grid_code"]) == (201, B1)
+
+
+def test_a_repeated_hotline_ticket_is_a_conflict_naming_the_task(client, world):
+    first = client.post("/api/v1/tasks", json=hotline(), headers=world.auth("admin_a")).json
+    r = client.post("/api/v1/tasks", json=hotline(), headers=world.auth("admin_a"))
+    assert (r.status_code, r.json["task_id"]) == (409, first["id"])
+
+
+def test_a_hotline_task_needs_its_ticket_number_and_type(client, world, session):
+    body = hotline()
+    del body["external_id"], body["type"]
+    r = client.post("/api/v1/tasks", json=body, headers=world.auth("admin_a"))
+    assert r.status_code == 422
+    assert set(r.json["errors"]["json"]) == {"external_id", "type"}
+    assert session.scalar(select(Task.id)) is None
+
+
+def test_a_location_outside_every_grid_is_unprocessable(client, world):
+    r = client.post(
+        "/api/v1/tasks", json=hotline(location={"lon": 100.0, "lat": 30.0}),
+        headers=world.auth("admin_a"),
+    )  # fmt: skip
+    assert r.status_code == 422
+
+
+def test_a_worker_cannot_open_a_task_in_another_grid(client, world):
+    lon, lat = centre(B1)
+    r = client.post(
+        "/api/v1/tasks", json=hotline(location={"lon": lon, "lat": lat}),
+        headers=world.auth("worker_a1"),
+    )  # fmt: skip
+    assert r.status_code == 403
+
+
+def test_a_district_viewer_cannot_open_tasks(client, world):
+    r = client.post("/api/v1/tasks", json=hotline(), headers=world.auth("viewer_110101"))
+    assert r.status_code == 403
+
+
+def test_the_full_lifecycle_keeps_every_step(client, world, session):
+    task = make_task(session, now=T0)
+    steps = [
+        ("worker_a1", "accept", {"note": "已电话联系居民"}),
+        ("worker_a1", "start", {"location": {"lon": 116.4025, "lat": 39.9225}}),
+        ("worker_a1", "resolve", {"note": "已更换灯泡", "photos": ["photos/1.jpg"]}),
+        ("leader_a", "callback", {"satisfaction": "satisfied"}),
+        ("admin_a", "close", {}),
+    ]
+    for user, action, body in steps:
+        r = act(client, world, user, task.id, action, **body)
+        assert r.status_code == 200, (action, r.json)
+    body = r.json
+    assert body["status"] == "closed" and body["satisfaction"] == "satisfied"
+    assert body["first_contact_at"] == T0.isoformat()
+    events = body["events"]
+    assert [e["to_status"] for e in events] == [
+        "new", "dispatched", "accepted", "in_progress", "resolved", "callback", "closed",
+    ]  # fmt: skip
+    assert events[3]["location"] == {"lon": 116.4025, "lat": 39.9225}
+    assert events[4]["photos"] == ["photos/1.jpg"]
+    assert events[2]["actor_id"] == world.users["worker_a1"].id
+
+
+@pytest.mark.parametrize("action", list(TRANSITIONS))
+def test_each_action_is_legal_only_from_its_states(client, world, session, action):
+    task = make_task(session, now=T0)
+    extra = {
+        "callback": {"satisfaction": "basically_satisfied"},
+        "return": {"note": "不属于本网格"},
+    }.get(action, {})
+    user = (
+        "worker_a1"
+        if TRANSITIONS[action][next(iter(TRANSITIONS[action]))].by == "assignee"
+        else "leader_a"
+    )
+    for status in STATUSES:
+        session.execute(Task.__table__.update().where(Task.id == task.id).values(status=status))
+        r = act(client, world, user, task.id, action, **extra)
+        if status in TRANSITIONS[action]:
+            assert r.status_code == 200, (status, r.json)
+            assert r.json["status"] == TRANSITIONS[action][status].to
+        else:
+            assert r.status_code == 409, (status, r.json)
+            assert r.json["state"] == status
+            assert r.json["allowed"] == allowed_actions(status)
+
+
+def test_only_the_assignee_accepts(client, world, session):
+    task = make_task(session, now=T0)
+    assert act(client, world, "leader_a", task.id, "accept").status_code == 403
+
+
+def test_only_a_leader_or_admin_records_the_callback(client, world, session):
+    task = make_task(session, now=T0)
+    session.execute(Task.__table__.update().where(Task.id == task.id).values(status="resolved"))
+    r = act(client, world, "worker_a1", task.id, "callback", satisfaction="satisfied")
+    assert r.status_code == 403
+
+
+def test_a_return_needs_a_reason(client, world, session):
+    task = make_task(session, now=T0)
+    r = act(client, world, "worker_a1", task.id, "return")
+    assert (r.status_code, list(r.json["errors"]["json"])) == (422, ["note"])
+
+
+def test_a_callback_needs_the_satisfaction(client, world, session):
+    task = make_task(session, now=T0)
+    session.execute(Task.__table__.update().where(Task.id == task.id).values(status="resolved"))
+    assert act(client, world, "leader_a", task.id, "callback").status_code == 422
+
+
+def test_a_returned_task_notifies_the_grid_leader(client, world, session):
+    task = make_task(session, now=T0)
+    act(client, world, "worker_a1", task.id, "return", note="不属于本网格")
+    kinds = session.scalars(
+        select(Notification.kind).where(Notification.user_id == world.users["leader_a"].id)
+    ).all()
+    assert kinds == ["task_updated"]
+
+
+def test_the_leader_reassigns_and_the_new_assignee_is_notified(client, world, session):
+    task = make_task(session, now=T0)
+    r = client.post(
+        f"/api/v1/tasks/{task.id}/assign",
+        json={"assignee_id": world.users["worker_a2"].id, "note": "A2 熟悉情况"},
+        headers=world.auth("leader_a"),
+    )
+    assert r.status_code == 200, r.json
+    assert (r.json["assignee_id"], r.json["status"]) == (world.users["worker_a2"].id, "dispatched")
+    note = session.scalar(
+        select(Notification).where(Notification.user_id == world.users["worker_a2"].id)
+    )
+    assert (note.kind, note.collapse_key) == ("task_reassigned", f"task:{task.id}")
+
+
+def test_a_worker_cannot_reassign(client, world, session):
+    task = make_task(session, now=T0)
+    r = client.post(
+        f"/api/v1/tasks/{task.id}/assign",
+        json={"assignee_id": world.users["worker_a2"].id},
+        headers=world.auth("worker_a1"),
+    )
+    assert r.status_code == 403
+
+
+def test_reassigning_to_someone_of_another_community_is_unprocessable(client, world, session):
+    task = make_task(session, now=T0)
+    r = client.post(
+        f"/api/v1/tasks/{task.id}/assign",
+        json={"assignee_id": world.users["worker_b1"].id},
+        headers=world.auth("leader_a"),
+    )
+    assert r.status_code == 422
+
+
+def test_tasks_outside_your_scope_are_not_found(client, world, session):
+    task = make_task(session, now=T0)
+    for user in ("worker_a2", "admin_b", "viewer_110102"):
+        assert client.get(f"/api/v1/tasks/{task.id}", headers=world.auth(user)).status_code == 404
+    for user in ("worker_a1", "leader_a", "admin_a", "viewer_110101"):
+        assert client.get(f"/api/v1/tasks/{task.id}", headers=world.auth(user)).status_code == 200
+
+
+def test_the_list_filters_by_assignee_status_grid_and_overdue(client, world, session):
+    mine = make_task(session, now=T0 - timedelta(days=8))  # overdue by now
+    other = make_task(session, A2, now=T0)
+
+    def ids(query, user="leader_a"):  # noqa: E306
+        r = client.get(f"/api/v1/tasks?{query}", headers=world.auth(user))
+        assert r.status_code == 200, r.json
+        return [t["id"] for t in r.json]
+
+    assert ids("assignee=me", "worker_a1") == [mine.id]
+    assert ids("overdue=true") == [mine.id]
+    assert ids("overdue=false") == [other.id]
+    assert ids(f"grid={A1}") == [mine.id]
+    assert ids("status=dispatched") == [mine.id, other.id]
+    assert ids("status=closed") == []
+    r = client.get("/api/v1/tasks", headers=world.auth("leader_a"))
+    assert [t["overdue"] for t in r.json] == [True, False]
+    assert ids("", "worker_b1") == []
+
+
+def test_rates_of_a_grid_for_a_week(client, world, session):
+    task = make_task(session, now=T0)
+    session.execute(
+        Task.__table__.update()
+        .where(Task.id == task.id)
+        .values(status="closed", satisfaction="satisfied", first_contact_at=T0)
+    )
+    r = client.get(f"/api/v1/tasks/rates?grid={A1}&week=2026-W47", headers=world.auth("admin_a"))
+    assert r.status_code == 200, r.json
+    assert (r.json["opened"], r.json["response_rate"], r.json["satisfaction_rate"]) == (
+        1,
+        100.0,
+        100.0,
+    )
+    r = client.get(
+        f"/api/v1/tasks/rates?community={A}&start=2026-11-01T00:00:00Z&end=2026-12-01T00:00:00Z",
+        headers=world.auth("admin_a"),
+    )
+    assert (r.status_code, r.json["opened"], r.json["resolution_rate"]) == (200, 1, 100.0)
+
+
+def test_rates_of_a_community_you_cannot_see_are_not_found(client, world):
+    r = client.get(
+        f"/api/v1/tasks/rates?community={A}&week=2026-W47", headers=world.auth("admin_b")
+    )
+    assert r.status_code == 404
+
+
+def test_a_visit_follow_up_becomes_one_task(session, world):
+    import uuid
+
+    from geoalchemy2.shape import from_shape
+    from shapely.geometry import Point
+
+    household = world.households[A1][0]
+    visit = Visit(
+        id=uuid.uuid4(), worker_id=world.users["worker_a1"].id, household_id=household.id,
+        grid_id=world.grids[A1].id, visited_at=T0, utc_offset_minutes=480, week="2026-W47",
+        location=from_shape(Point(*centre(A1)), srid=4326), datum="wgs84",
+        raw_lon=centre(A1)[0], raw_lat=centre(A1)[1], outcome="met", follow_up=True,
+        follow_up_note="独居老人需要助餐", grade="ok",
+    )  # fmt: skip
+    session.add(visit)
+    session.flush()
+    task = task_from_visit(session, visit, now=T0)
+    again = task_from_visit(session, visit, now=T0)
+    assert again.id == task.id
+    assert (task.source, task.visit_id, task.household_id) == ("visit", visit.id, household.id)
+    assert task.title == "独居老人需要助餐" and task.status == "dispatched"
