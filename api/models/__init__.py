@@ -8,7 +8,7 @@ from api.models.notifications import NOTIFICATION_KINDS, Notification
 from api.models.rosters import Leave, Roster, Shift
 from api.models.tasks import Task, TaskEvent
 from api.models.users import ROLES, User, user_grids
-from api.models.visits import Visit
+from api.models.visits import Visit, VisitPhoto
 
 __all__ = [
     "Base",
@@ -23,6 +23,7 @@ __all__ = [
     "Task",
     "TaskEvent",
     "Visit",
+    "VisitPhoto",
     "HOUSEHOLD_KINDS",
     "Household",
     "NOTIFICATION_KINDS",
