@@ -20,6 +20,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_MAX_UPLOAD_MB": ("MAX_UPLOAD_MB", int),
     "GRIDWORK_OVERLAP_TOLERANCE_M2": ("GRID_OVERLAP_TOLERANCE_M2", float),
     "GRIDWORK_LOG_LEVEL": ("LOG_LEVEL", str),
+    "GRIDWORK_PHOTO_STORAGE": ("PHOTO_STORAGE", str),
+    "GRIDWORK_PHOTO_DIR": ("PHOTO_DIR", str),
+    "GRIDWORK_PHOTO_MAX_MB": ("PHOTO_MAX_MB", float),
 }
 
 
@@ -42,6 +45,10 @@ class Config:
     MAX_UPLOAD_MB = 20
     GRID_OVERLAP_TOLERANCE_M2 = 1.0
     LOG_LEVEL = "INFO"
+    # Visit photos: the storage backend ("local": files under PHOTO_DIR) and the size limit.
+    PHOTO_STORAGE = "local"
+    PHOTO_DIR = "var/photos"
+    PHOTO_MAX_MB = 10.0
 
     API_TITLE = "gridwork"
     API_VERSION = "v1"
