@@ -98,7 +98,8 @@ def ingest_batch(
         try:
             ids[i] = uuid.UUID(str(item.raw_id))
         except ValueError:
-            results[i] = _rejected(item.raw_id, "`id` must be a UUID made by the client.")
+            reason = item.reason or "`id` must be a UUID made by the client."
+            results[i] = _rejected(item.raw_id, reason, item.errors)
     stored = _stored(session, set(ids.values()))
     first_of: dict[uuid.UUID, int] = {}
     pending: list[_Accepted] = []
@@ -203,7 +204,9 @@ def _place_and_check(
 
     grid_ids = {h.grid_id for h in households.values()}
     grid_ids.update(p.grid_id for p in placements.values() if p.grid_id is not None)
-    grid_codes = dict(session.execute(select(Grid.id, Grid.code).where(Grid.id.in_(grid_ids))))
+    grid_codes = dict(
+        session.execute(select(Grid.id, Grid.code).where(Grid.id.in_(grid_ids))).all()
+    )
     accepted = []
     for a in pending:
         if results[a.index] is not None:
@@ -471,7 +474,7 @@ def week_plan(
         [(r.household_id, r.lon, r.lat) for r in ledger],
         priority=lambda k: (by_id[k].must_visit, by_id[k].overdue),
     )
-    codes = dict(session.execute(select(Grid.id, Grid.code).where(Grid.id.in_(grid_ids))))
+    codes = dict(session.execute(select(Grid.id, Grid.code).where(Grid.id.in_(grid_ids))).all())
     return {
         "worker_id": worker.id,
         "week": week,
