@@ -115,7 +115,8 @@ class VisitPhotos(MethodView):
             claimed_sha256=form.get("sha256"),
         )
         db.session.commit()
-        return {**PhotoUploadResultSchema().dump(photo), "duplicate": duplicate}
+        photo.duplicate = duplicate  # read by PhotoUploadResultSchema
+        return photo
 
 
 @blp.route("/visits/<uuid:visit_id>/photos/<int:photo_id>")
