@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from geoalchemy2.shape import to_shape
+from geoalchemy2.shape import from_shape, to_shape
 from shapely import union_all
 from shapely.geometry import Point
 from sqlalchemy import func, select
@@ -50,7 +50,7 @@ class _Accepted:
     id: uuid.UUID
     data: dict[str, Any]
     grid_id: int = 0
-    household: Household | None = None
+    household: Any = None  # (id, grid_id, location) of the household visited
     point: Point = field(default_factory=Point)
     relief: bool = False
     row: dict[str, Any] = field(default_factory=dict)
@@ -181,7 +181,12 @@ def _place_and_check(
     """Find each item's household (or the premises' grid) and check the worker may visit it."""
     household_ids = {a.data["household_id"] for a in pending if a.data.get("household_id")}
     households = {
-        h.id: h for h in session.scalars(select(Household).where(Household.id.in_(household_ids)))
+        h.id: h
+        for h in session.execute(
+            select(Household.id, Household.grid_id, Household.location).where(
+                Household.id.in_(household_ids)
+            )
+        )
     }
     for a in pending:
         loc = a.data["location"]
@@ -297,7 +302,7 @@ def _build_rows(
             "visited_at": d["visited_at"],
             "utc_offset_minutes": int(offset.total_seconds() // 60),
             "week": week_of(d["visited_at"]),
-            "location": f"SRID=4326;POINT({a.point.x!r} {a.point.y!r})",
+            "location": from_shape(a.point, srid=4326),
             "accuracy_m": loc.get("accuracy_m"),
             "datum": loc["datum"],
             "raw_lon": loc["lon"],
@@ -363,7 +368,8 @@ def _insert(
     if not rows:
         return set()
     rows = sorted(rows, key=lambda r: r["id"])
-    stmt = insert(Visit).on_conflict_do_nothing(index_elements=["id"]).returning(Visit.id)
+    table = Visit.__table__
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
     try:
         with session.begin_nested():
             return set(session.scalars(stmt, rows))
