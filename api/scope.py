@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models import Grid, Household, Task, User, user_grids
+from api.models import Grid, Household, Shift, Task, User, Visit, user_grids
 
 
 @dataclass(frozen=True)
@@ -149,9 +151,75 @@ class Scope:
         if self.role == "worker":
             return Leave.worker_id == self.user_id
         return Leave.worker_id.in_(select(User.id).where(self.communities(User.community_code)))
+
     def require_task_creator(self, grid: Grid) -> None:
         """Workers and leaders open tasks in their grids; admins in their community."""
         if self.role == "district_viewer":
             raise errors.Forbidden("A district viewer has read-only access.")
         if not self.sees_grid(grid):
             raise errors.Forbidden(f"Grid {grid.code} is outside your grids.")
+
+    # --- visits ----------------------------------------------------------------------------
+    def visits(self) -> ColumnElement[bool]:
+        """A condition on `Visit`: visits in the grids this user sees, and a worker's own."""
+        if self.role in ("worker", "grid_leader"):
+            own = Visit.worker_id == self.user_id
+            return or_(Visit.grid_id.in_(self.grid_ids), own) if self.grid_ids else own
+        return Visit.grid_id.in_(select(Grid.id).where(self.grids()))
+
+    def require_visit_recorder(self) -> None:
+        """Visits are recorded by the people who walk the grids: workers and grid leaders."""
+        if self.role not in ("worker", "grid_leader"):
+            raise errors.Forbidden("Only grid workers and grid leaders record visits.")
+
+    def relief_grids(self, session: Session, dates: Iterable[date]) -> dict[date, set[int]]:
+        """Grids this user covers as the named reliever (a B-post relief shift) on each date."""
+        dates = sorted(set(dates))
+        relief: dict[date, set[int]] = {d: set() for d in dates}
+        if not dates:
+            return relief
+        rows = session.execute(
+            select(Shift.date, Shift.grid_id).where(
+                Shift.worker_id == self.user_id,
+                Shift.post == "B",
+                Shift.relief_for_id.is_not(None),
+                Shift.date.in_(dates),
+            )
+        )
+        for day, grid_id in rows:
+            relief[day].add(grid_id)
+        return relief
+
+    def visit_grid_refusal(
+        self, grid_id: int, grid_code: str, relief_today: set[int]
+    ) -> str | None:
+        """Why this user may not record a visit in the grid today, or None when they may."""
+        if grid_id in self.grid_ids:
+            return None
+        if grid_id in relief_today:
+            return None
+        return (
+            f"Grid {grid_code} is not one of your grids and you are not its named reliever "
+            "on the visit's date."
+        )
+
+    def require_plan_reader(self, session: Session, worker: User) -> None:
+        """Own plan; a leader reads their grids' workers' plans, an admin the community's."""
+        if worker.id == self.user_id:
+            return
+        if self.role == "grid_leader" and self.grid_ids:
+            shared = session.scalar(
+                select(user_grids.c.grid_id).where(
+                    user_grids.c.user_id == worker.id, user_grids.c.grid_id.in_(self.grid_ids)
+                )
+            )
+            if shared is not None:
+                return
+        if self.role == "community_admin" and worker.community_code == self.community_code:
+            return
+        raise errors.NotFound(f"Worker {worker.id} not found.")
+
+    def require_cadence_admin(self, community_code: str) -> None:
+        """Visit cadences are set by the community office, for its own community."""
+        if self.role != "community_admin" or community_code != self.community_code:
+            raise errors.Forbidden("Only the community's admin may change its visit cadence.")

@@ -38,6 +38,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_PUSH_MAX_ATTEMPTS": ("PUSH_MAX_ATTEMPTS", int),
     "GRIDWORK_PUSH_POLL_SECONDS": ("PUSH_POLL_SECONDS", float),
     "GRIDWORK_TASK_TICK_SECONDS": ("TASK_TICK_SECONDS", int),
+    "GRIDWORK_PHOTO_STORAGE": ("PHOTO_STORAGE", str),
+    "GRIDWORK_PHOTO_DIR": ("PHOTO_DIR", str),
+    "GRIDWORK_PHOTO_MAX_MB": ("PHOTO_MAX_MB", float),
 }
 
 
@@ -80,6 +83,10 @@ class Config:
     PUSH_MAX_ATTEMPTS = 10  # then the delivery is dead (still in the inbox)
     PUSH_POLL_SECONDS = 1.0  # idle wait between rounds
     TASK_TICK_SECONDS = 60  # how often the push worker runs the task deadline tick
+    # Visit photos: the storage backend ("local": files under PHOTO_DIR) and the size limit.
+    PHOTO_STORAGE = "local"
+    PHOTO_DIR = "var/photos"
+    PHOTO_MAX_MB = 10.0
 
     API_TITLE = "gridwork"
     API_VERSION = "v1"

@@ -203,3 +203,71 @@ def make_device(session, user: User, token: str, platform: str = "android", *, n
     from api.services import devices as device_service
 
     return device_service.register_device(session, user.id, platform, token=token, now=now)
+# --- visits ------------------------------------------------------------------------------------
+def visit_item(
+    household: Household | None = None,
+    *,
+    at=None,
+    lon: float | None = None,
+    lat: float | None = None,
+    datum: str = "wgs84",
+    accuracy_m: float | None = 10.0,
+    mock: bool = False,
+    **fields,
+) -> dict:
+    """One batch item as a phone sends it: at the household's door, now, unless told otherwise."""
+    import uuid
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from api.services.geometry import point_lonlat
+
+    if lon is None or lat is None:
+        lon, lat = point_lonlat(household.location)
+    at = at or datetime.now(UTC)
+    item = {
+        "id": str(uuid.uuid4()),
+        "visited_at": at.astimezone(ZoneInfo("Asia/Shanghai")).isoformat(),
+        "location": {
+            "lon": lon,
+            "lat": lat,
+            "accuracy_m": accuracy_m,
+            "datum": datum,
+            "provider": "gps",
+            "mock": mock,
+        },
+        "outcome": "met",
+        "notes": "",
+    }
+    if household is not None:
+        item["household_id"] = household.id
+    item.update(fields)
+    return item
+
+
+def make_relief_shift(session, worker: User, grid: Grid, day, relief_for: User):
+    """A B-post shift on `day` in `grid`, covering for `relief_for` (roster made if missing)."""
+    from sqlalchemy import select
+
+    from api.models import Roster, Shift
+    from api.services.weeks import week_of
+
+    week = week_of(day)
+    roster = session.scalar(
+        select(Roster).where(Roster.community_code == grid.community_code, Roster.week == week)
+    )
+    if roster is None:
+        roster = Roster(community_code=grid.community_code, week=week, status="published")
+        session.add(roster)
+        session.flush()
+    shift = Shift(
+        roster_id=roster.id,
+        date=day,
+        post="B",
+        worker_id=worker.id,
+        grid_id=grid.id,
+        relief_for_id=relief_for.id,
+    )
+    session.add(shift)
+    session.flush()
+    return shift

@@ -10,7 +10,7 @@ from api.models.push import Delivery, Device, NotificationSettings, RevokedToken
 from api.models.rosters import CalendarFeed, Leave, Roster, Shift, ShiftChange, ShiftSwap
 from api.models.tasks import Task, TaskEvent
 from api.models.users import ROLES, User, user_grids
-from api.models.visits import Visit
+from api.models.visits import Visit, VisitPhoto
 
 __all__ = [
     "AuditEntry",
@@ -32,6 +32,7 @@ __all__ = [
     "Task",
     "TaskEvent",
     "Visit",
+    "VisitPhoto",
     "HOUSEHOLD_KINDS",
     "Household",
     "NOTIFICATION_KINDS",

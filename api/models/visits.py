@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -76,9 +77,32 @@ class Visit(Base):
     worker = relationship("User")
     household = relationship("Household")
     grid = relationship("Grid")
+    photos: Mapped[list[VisitPhoto]] = relationship(order_by="VisitPhoto.id", viewonly=True)
 
 
 Index("ix_visits_grid_week", Visit.grid_id, Visit.week)
 Index("ix_visits_household_visited", Visit.household_id, Visit.visited_at)
 Index("ix_visits_worker_visited", Visit.worker_id, Visit.visited_at)
 Index("ix_visits_location", Visit.location, postgresql_using="gist")
+
+
+class VisitPhoto(Base):
+    """A photo attached to a visit; the bytes live in photo storage under their SHA-256."""
+
+    __tablename__ = "visit_photos"
+    __table_args__ = (
+        # The same picture sent twice to one visit is one attachment.
+        UniqueConstraint("visit_id", "sha256", name="uq_visit_photos_visit_sha256"),
+        CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256_format"),
+        CheckConstraint("size_bytes > 0", name="size_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("visits.id", ondelete="CASCADE")
+    )
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(20))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

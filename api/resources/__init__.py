@@ -11,11 +11,13 @@ from api.resources.notifications.routes import blp as notifications_blp
 from api.resources.rosters.routes import blp as rosters_blp
 from api.resources.rosters.routes import feed_blp as calendar_blp
 from api.resources.tasks.routes import blp as tasks_blp
+from api.resources.visits.routes import blp as visits_blp
 
 BLUEPRINTS = (
     auth_blp,
     grids_blp,
     households_blp,
+    visits_blp,
     rosters_blp,
     calendar_blp,
     tasks_blp,

@@ -1,0 +1,1 @@
+"""The visits resource."""

@@ -1,0 +1,171 @@
+"""Visits: offline batch sync, reads by household, grid and week, the plan, photos, cadence."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, request
+from flask.views import MethodView
+
+from api import errors
+from api.auth import current_scope
+from api.extensions import Blueprint, db
+from api.resources.visits.schemas import (
+    CadenceSchema,
+    PhotoFileSchema,
+    PhotoFormSchema,
+    PhotoUploadResultSchema,
+    PlanQueryArgsSchema,
+    PlanSchema,
+    VisitBatchResultSchema,
+    VisitBatchSchema,
+    VisitQueryArgsSchema,
+    VisitSchema,
+)
+from api.services import ledger, photos, visits
+from api.services.weeks import current_week
+
+blp = Blueprint(
+    "visits", __name__, url_prefix="/api/v1", description="Door-to-door visits (入户走访)."
+)
+
+
+def photo_storage() -> photos.PhotoStorage:
+    """The app's photo storage, built once from the settings."""
+    ext = current_app.extensions
+    if "gridwork_photo_storage" not in ext:
+        ext["gridwork_photo_storage"] = photos.build_storage(current_app.config)
+    return ext["gridwork_photo_storage"]
+
+
+@blp.route("/visits/batch")
+class VisitBatch(MethodView):
+    @blp.arguments(VisitBatchSchema)
+    @blp.response(200, VisitBatchResultSchema)
+    def post(self, items):
+        """Sync a batch of visits recorded offline (idempotent by each visit's UUID)
+
+        Up to 500 visits. Each item is checked on its own and answered in order as `created`,
+        `duplicate` (already stored: the stored visit is returned, nothing changes) or
+        `rejected` with the reason. Accepted visits are committed before the answer.
+        """
+        results = visits.ingest_batch(db.session, current_scope(), items)
+        db.session.commit()
+        return {"results": results}
+
+
+@blp.route("/visits")
+class Visits(MethodView):
+    @blp.arguments(VisitQueryArgsSchema, location="query")
+    @blp.response(200, VisitSchema(many=True))
+    @blp.paginate()
+    def get(self, args, pagination_parameters):
+        """List the visits you can read, by grid and ISO week, newest first"""
+        rows, pagination_parameters.item_count = visits.list_visits(
+            db.session,
+            current_scope(),
+            grid=args.get("grid"),
+            week=args.get("week"),
+            page=pagination_parameters.page,
+            page_size=pagination_parameters.page_size,
+        )
+        return rows
+
+
+@blp.route("/visits/plan")
+class VisitPlan(MethodView):
+    @blp.arguments(PlanQueryArgsSchema, location="query")
+    @blp.response(200, PlanSchema)
+    def get(self, args):
+        """A worker's plan for the week: households still due, as a walking route
+
+        Must-visit households come first (overdue ones first), each group ordered as a short
+        walk. Leaders and admins may pass `worker`.
+        """
+        return visits.week_plan(
+            db.session,
+            current_scope(),
+            week=args.get("week") or current_week(),
+            worker_id=args.get("worker"),
+        )
+
+
+@blp.route("/visits/<uuid:visit_id>")
+class VisitById(MethodView):
+    @blp.response(200, VisitSchema)
+    def get(self, visit_id):
+        """A visit, with its WGS-84 location and its location evidence"""
+        return visits.get_visit(db.session, current_scope(), visit_id)
+
+
+@blp.route("/visits/<uuid:visit_id>/photos")
+class VisitPhotos(MethodView):
+    @blp.arguments(PhotoFormSchema, location="form")
+    @blp.arguments(PhotoFileSchema, location="files")
+    @blp.response(201, PhotoUploadResultSchema)
+    def post(self, form, files, visit_id):
+        """Attach a photo to your visit (JPEG, PNG or WebP; the same image is stored once)"""
+        visit = visits.get_own_visit(db.session, current_scope(), visit_id)
+        limit = int(current_app.config["PHOTO_MAX_MB"] * 1024 * 1024)
+        photo, duplicate = photos.attach_photo(
+            db.session,
+            photo_storage(),
+            visit,
+            files["file"].stream.read(limit + 1),
+            uploader_id=current_scope().user_id,
+            max_bytes=limit,
+            claimed_sha256=form.get("sha256"),
+        )
+        db.session.commit()
+        photo.duplicate = duplicate  # read by PhotoUploadResultSchema
+        return photo
+
+
+@blp.route("/visits/<uuid:visit_id>/photos/<id:photo_id>")
+class VisitPhotoById(MethodView):
+    @blp.doc(responses={"200": {"description": "The image bytes"}})
+    def get(self, visit_id, photo_id):
+        """A photo of a visit you can read"""
+        visit = visits.get_visit(db.session, current_scope(), visit_id)
+        photo = photos.get_photo(db.session, visit.id, photo_id)
+        try:
+            data = photo_storage().get(photo.sha256)
+        except KeyError:
+            raise errors.NotFound(f"The bytes of photo {photo_id} are missing.") from None
+        response = Response(data, mimetype=photo.content_type)
+        response.headers["ETag"] = f'"{photo.sha256}"'
+        response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+        return response.make_conditional(request)
+
+
+@blp.route("/households/<id:household_id>/visits")
+class HouseholdVisits(MethodView):
+    @blp.response(200, VisitSchema(many=True))
+    @blp.paginate()
+    def get(self, household_id, pagination_parameters):
+        """A household's visit history, newest first"""
+        rows, pagination_parameters.item_count = visits.household_visits(
+            db.session,
+            current_scope(),
+            household_id,
+            page=pagination_parameters.page,
+            page_size=pagination_parameters.page_size,
+        )
+        return rows
+
+
+@blp.route("/communities/<string:code>/visit-cadence")
+class VisitCadence(MethodView):
+    @blp.response(200, CadenceSchema)
+    def get(self, code):
+        """A community's visit cadence: visits per week, by default and per care tag"""
+        community = ledger.get_community(db.session, current_scope(), code)
+        return {"community_code": code, **ledger.community_cadence(community).as_dict()}
+
+    @blp.arguments(CadenceSchema)
+    @blp.response(200, CadenceSchema)
+    def put(self, data, code):
+        """Set the community's visit cadence (community admin)"""
+        community = ledger.get_community(db.session, current_scope(), code)
+        current_scope().require_cadence_admin(code)
+        cadence = ledger.set_community_cadence(db.session, community, data)
+        db.session.commit()
+        return {"community_code": code, **cadence.as_dict()}

@@ -1,0 +1,301 @@
+"""Schemas of the visits resource: batch items and results, visits, plans, photos, cadence."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from api.extensions import Schema
+from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS
+from api.models.visits import DATUMS, GRADES, OUTCOMES
+from api.resources.schemas import code_field
+from api.services.geometry import point_lonlat
+from api.services.ledger import MAX_PER_WEEK
+from api.services.visits import MAX_BATCH, BatchItem, local_visited_at
+
+_WEEK = ma.validate.Regexp(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47.")
+
+
+class VisitLocationInSchema(Schema):
+    lon = ma.fields.Float(required=True, allow_nan=False, validate=ma.validate.Range(-180, 180))
+    lat = ma.fields.Float(required=True, allow_nan=False, validate=ma.validate.Range(-90, 90))
+    accuracy_m = ma.fields.Float(
+        allow_none=True,
+        allow_nan=False,
+        validate=ma.validate.Range(min=0),
+        metadata={"description": "Horizontal accuracy reported by the phone, metres"},
+    )
+    datum = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(DATUMS),
+        metadata={"description": "wgs84 (raw GPS), gcj02 (Amap/Tencent SDKs) or bd09 (Baidu SDK)"},
+    )
+    provider = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.Length(max=20),
+        metadata={"description": "gps, network, fused, ..."},
+    )
+    mock = ma.fields.Boolean(
+        load_default=False, metadata={"description": "The phone flagged a mock location"}
+    )
+
+
+class PremisesSchema(Schema):
+    building = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=50))
+    unit = ma.fields.String(validate=ma.validate.Length(max=20))
+    floor = ma.fields.String(validate=ma.validate.Length(max=10))
+    room = ma.fields.String(validate=ma.validate.Length(max=20))
+    kind = ma.fields.String(validate=ma.validate.OneOf(HOUSEHOLD_KINDS))
+    name = ma.fields.String(
+        validate=ma.validate.Length(max=100), metadata={"description": "Shop or business name"}
+    )
+    lon = ma.fields.Float(
+        allow_nan=False,
+        validate=ma.validate.Range(-180, 180),
+        metadata={
+            "description": "The premises' point, in the visit's datum (default: the visit's)"
+        },
+    )
+    lat = ma.fields.Float(allow_nan=False, validate=ma.validate.Range(-90, 90))
+
+    @ma.validates_schema
+    def _both_or_neither(self, data, **kwargs):
+        if ("lon" in data) != ("lat" in data):
+            raise ma.ValidationError("Give both lon and lat, or neither.", "lon")
+
+
+class VisitItemSchema(Schema):
+    """One visit as the phone recorded it."""
+
+    id = ma.fields.UUID(
+        required=True, metadata={"description": "Made by the phone; idempotency key"}
+    )
+    household_id = ma.fields.Integer(metadata={"description": "A registered household"})
+    premises = ma.fields.Nested(
+        PremisesSchema, metadata={"description": "Premises not yet registered (no household_id)"}
+    )
+    visited_at = ma.fields.AwareDateTime(
+        required=True, metadata={"description": "ISO 8601 with its UTC offset"}
+    )
+    location = ma.fields.Nested(VisitLocationInSchema, required=True)
+    outcome = ma.fields.String(required=True, validate=ma.validate.OneOf(OUTCOMES))
+    notes = ma.fields.String(load_default="", validate=ma.validate.Length(max=4000))
+    observations = ma.fields.Dict(
+        keys=ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
+        values=ma.fields.Raw(),
+        load_default=dict,
+        metadata={"description": "What was observed, per care tag of the household"},
+    )
+    follow_up = ma.fields.Boolean(load_default=False)
+    follow_up_note = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
+
+    @ma.validates_schema
+    def _one_target(self, data, **kwargs):
+        if ("household_id" in data) == ("premises" in data):
+            raise ma.ValidationError(
+                "Give exactly one of household_id and premises.", "household_id"
+            )
+        if data.get("follow_up") and not (data.get("follow_up_note") or "").strip():
+            raise ma.ValidationError("A follow-up needs a description.", "follow_up_note")
+
+
+def _summary(messages) -> str:
+    parts = []
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            parts.append(f"{prefix}: {' '.join(value)}")
+        else:
+            parts.append(f"{prefix}: {value}")
+
+    walk("", messages)
+    return "; ".join(parts)
+
+
+class VisitBatchSchema(Schema):
+    visits = ma.fields.List(
+        ma.fields.Raw(),
+        required=True,
+        validate=ma.validate.Length(min=1, max=MAX_BATCH),
+        metadata={"description": f"Up to {MAX_BATCH} visits (see VisitItem), each checked alone"},
+    )
+
+    @ma.post_load
+    def _items(self, data, **kwargs):
+        """Each item gets its own schema load: one bad item never sinks the batch."""
+        items = []
+        loader = VisitItemSchema()
+        for raw in data["visits"]:
+            if not isinstance(raw, dict):
+                items.append(BatchItem(raw_id=None, reason="Each visit must be a JSON object."))
+                continue
+            try:
+                items.append(BatchItem(raw_id=raw.get("id"), data=loader.load(raw)))
+            except ma.ValidationError as exc:
+                items.append(
+                    BatchItem(
+                        raw_id=raw.get("id"), reason=_summary(exc.messages), errors=exc.messages
+                    )
+                )
+        return items
+
+
+def _location(visit) -> dict:
+    lon, lat = point_lonlat(visit.location)
+    return {
+        "lon": lon,
+        "lat": lat,
+        "accuracy_m": visit.accuracy_m,
+        "datum": visit.datum,
+        "raw_lon": visit.raw_lon,
+        "raw_lat": visit.raw_lat,
+        "provider": visit.provider,
+        "mock": visit.mock,
+    }
+
+
+def _evidence(visit) -> dict:
+    return {"grade": visit.grade, "reasons": list(visit.reasons), "details": visit.evidence}
+
+
+class VisitLocationSchema(Schema):
+    """Where the visit was: WGS-84 as stored, and the position as it arrived (documentation)."""
+
+    lon = ma.fields.Float(metadata={"description": "WGS-84"})
+    lat = ma.fields.Float(metadata={"description": "WGS-84"})
+    accuracy_m = ma.fields.Float(allow_none=True)
+    datum = ma.fields.String(metadata={"description": "The datum the position arrived in"})
+    raw_lon = ma.fields.Float(metadata={"description": "Longitude as it arrived"})
+    raw_lat = ma.fields.Float(metadata={"description": "Latitude as it arrived"})
+    provider = ma.fields.String(allow_none=True)
+    mock = ma.fields.Boolean()
+
+
+class EvidenceSchema(Schema):
+    """The location evidence (documentation)."""
+
+    grade = ma.fields.String(metadata={"description": " / ".join(GRADES)})
+    reasons = ma.fields.List(ma.fields.String())
+    details = ma.fields.Dict(metadata={"description": "The measured numbers"})
+
+
+class PhotoSchema(Schema):
+    id = ma.fields.Integer()
+    visit_id = ma.fields.UUID()
+    sha256 = ma.fields.String()
+    content_type = ma.fields.String()
+    size_bytes = ma.fields.Integer()
+    created_at = ma.fields.DateTime()
+    url = ma.fields.Function(lambda p: f"/api/v1/visits/{p.visit_id}/photos/{p.id}")
+
+
+class PhotoUploadResultSchema(PhotoSchema):
+    duplicate = ma.fields.Boolean(metadata={"description": "The same image was already attached"})
+
+
+class VisitSchema(Schema):
+    id = ma.fields.UUID()
+    worker_id = ma.fields.Integer()
+    household_id = ma.fields.Integer(allow_none=True)
+    premises = ma.fields.Dict(allow_none=True)
+    grid_id = ma.fields.Integer()
+    grid_code = ma.fields.Function(lambda v: v.grid.code)
+    visited_at = ma.fields.Function(
+        lambda v: local_visited_at(v).isoformat(),
+        metadata={"description": "In the UTC offset it was recorded with"},
+    )
+    week = ma.fields.String(metadata={"description": "ISO week in Asia/Shanghai"})
+    # Built by plain functions: a nested schema per visit costs more than the rest of a batch.
+    location = ma.fields.Function(_location, metadata={"$ref": "VisitLocation"})
+    outcome = ma.fields.String()
+    notes = ma.fields.String()
+    observations = ma.fields.Dict()
+    follow_up = ma.fields.Boolean()
+    follow_up_note = ma.fields.String(allow_none=True)
+    relief = ma.fields.Boolean(metadata={"description": "Recorded as the grid's named reliever"})
+    evidence = ma.fields.Function(_evidence, metadata={"$ref": "Evidence"})
+    photos = ma.fields.List(ma.fields.Nested(PhotoSchema))
+    received_at = ma.fields.DateTime()
+
+
+class VisitResultSchema(Schema):
+    id = ma.fields.String(allow_none=True)
+    status = ma.fields.String(metadata={"description": "created, duplicate or rejected"})
+    reason = ma.fields.String(metadata={"description": "Why the item was rejected"})
+    errors = ma.fields.Raw(metadata={"description": "Field errors of a rejected item"})
+    visit = ma.fields.Nested(VisitSchema)
+
+
+class VisitBatchResultSchema(Schema):
+    results = ma.fields.List(ma.fields.Nested(VisitResultSchema))
+
+
+class VisitQueryArgsSchema(Schema):
+    grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
+    week = ma.fields.String(validate=_WEEK, metadata={"description": "ISO week, e.g. 2026-W47"})
+
+
+class PlanQueryArgsSchema(Schema):
+    week = ma.fields.String(
+        validate=_WEEK, metadata={"description": "ISO week (default: the current week)"}
+    )
+    worker = ma.fields.Integer(metadata={"description": "Another worker's plan (leaders, admins)"})
+
+
+class PlanStopSchema(Schema):
+    order = ma.fields.Integer()
+    household_id = ma.fields.Integer()
+    grid_code = ma.fields.String()
+    building = ma.fields.String()
+    unit = ma.fields.String()
+    floor = ma.fields.String()
+    room = ma.fields.String()
+    kind = ma.fields.String()
+    lon = ma.fields.Float()
+    lat = ma.fields.Float()
+    tags = ma.fields.List(ma.fields.String())
+    must_visit = ma.fields.Boolean()
+    overdue = ma.fields.Boolean()
+    visits_per_week = ma.fields.Integer()
+    visits_this_week = ma.fields.Integer()
+    last_visited_at = ma.fields.DateTime(allow_none=True)
+    next_due_at = ma.fields.DateTime()
+
+
+class PlanSchema(Schema):
+    worker_id = ma.fields.Integer()
+    week = ma.fields.String()
+    as_of = ma.fields.DateTime()
+    total = ma.fields.Integer()
+    households = ma.fields.List(ma.fields.Nested(PlanStopSchema))
+
+
+class PhotoFileSchema(Schema):
+    file = ma.fields.Raw(
+        required=True,
+        metadata={"type": "string", "format": "binary", "description": "JPEG, PNG or WebP"},
+    )
+
+
+class PhotoFormSchema(Schema):
+    sha256 = ma.fields.String(
+        validate=ma.validate.Regexp(r"^[0-9a-fA-F]{64}$", error="Must be 64 hex digits."),
+        metadata={"description": "SHA-256 of the file as the phone computed it (checked)"},
+    )
+
+
+class CadenceSchema(Schema):
+    community_code = ma.fields.String(dump_only=True)
+    default = ma.fields.Integer(
+        required=True,
+        validate=ma.validate.Range(1, MAX_PER_WEEK),
+        metadata={"description": "Visits per ISO week for every household"},
+    )
+    tags = ma.fields.Dict(
+        keys=ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
+        values=ma.fields.Integer(validate=ma.validate.Range(1, MAX_PER_WEEK)),
+        load_default=dict,
+        metadata={"description": "Visits per week for households with the tag (the most wins)"},
+    )

@@ -1,0 +1,538 @@
+"""Visits: idempotent batch ingest with datum conversion and evidence, reads, the week's plan."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+from geoalchemy2.shape import from_shape, to_shape
+from shapely import union_all
+from shapely.geometry import Point
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from api import errors
+from api.models import Grid, Household, User, Visit
+from api.scope import Scope
+from api.services.households import _outside, place
+from api.services.ledger import LedgerRow, household_ledger
+from api.services.weeks import LOCAL, parse_week, week_bounds, week_of
+from geo.datum import to_wgs84
+from geo.evidence import EvidenceInput, grade_visit
+from geo.routing import walking_order
+from geo.validate import GeometryProblem, parse_point
+
+log = logging.getLogger("gridwork.visits")
+
+MAX_BATCH = 500
+
+
+@dataclass
+class BatchItem:
+    """One item of a batch as the schema left it: its id (as sent) and data, or why it is bad."""
+
+    raw_id: Any
+    data: dict[str, Any] | None = None
+    reason: str | None = None
+    errors: dict[str, Any] | None = None
+
+
+@dataclass
+class _Accepted:
+    index: int
+    id: uuid.UUID
+    data: dict[str, Any]
+    grid_id: int = 0
+    household: Any = None  # (id, grid_id, location) of the household visited
+    point: Point = field(default_factory=Point)
+    relief: bool = False
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+def on_visits_stored(session: Session, visits: Sequence[Visit]) -> None:
+    """Hook called once per batch with the visits it created, in the batch's transaction.
+
+    Runs after the visits are flushed and before the view commits, so anything it writes is
+    committed (or lost) together with them; replays (duplicates) never reach it. A visit
+    flagged for follow-up becomes a task for its grid (source `visit`, one per visit).
+    """
+    from api.services.tasks import task_from_visit
+
+    for visit in visits:
+        if visit.follow_up:
+            task_from_visit(session, visit)
+
+
+def _result(item_id: Any, status: str, *, visit: Visit | None = None, **extra) -> dict:
+    out: dict[str, Any] = {"id": str(item_id) if item_id is not None else None, "status": status}
+    out.update(extra)
+    if visit is not None:
+        out["visit"] = visit
+    return out
+
+
+def _rejected(item_id: Any, reason: str, details: Any = None) -> dict:
+    return _result(item_id, "rejected", reason=reason, **({"errors": details} if details else {}))
+
+
+def ingest_batch(
+    session: Session, scope: Scope, items: Sequence[BatchItem], *, now: datetime | None = None
+) -> list[dict]:
+    """Store a batch of visits; one result per item, in order (created, duplicate, rejected).
+
+    Nothing an item carries can fail the batch: bad items are rejected with their reason,
+    replays and concurrent twins come back as `duplicate` with the stored visit.
+    """
+    scope.require_visit_recorder()
+    if len(items) > MAX_BATCH:
+        raise errors.PayloadTooLarge(f"A batch holds at most {MAX_BATCH} visits.")
+    now = now or datetime.now(UTC)
+    results: list[dict | None] = [None] * len(items)
+
+    # Ids first: a replay is a duplicate whatever else it carries now.
+    ids: dict[int, uuid.UUID] = {}
+    for i, item in enumerate(items):
+        try:
+            ids[i] = uuid.UUID(str(item.raw_id))
+        except ValueError:
+            reason = item.reason or "`id` must be a UUID made by the client."
+            results[i] = _rejected(item.raw_id, reason, item.errors)
+    stored = _stored(session, set(ids.values()))
+    first_of: dict[uuid.UUID, int] = {}
+    pending: list[_Accepted] = []
+    twins: list[int] = []
+    for i, vid in ids.items():
+        item = items[i]
+        if vid in stored:
+            results[i] = _replay(stored[vid], scope)
+        elif vid in first_of:
+            twins.append(i)  # the same id twice in one batch: the first one counts
+        elif item.data is None:
+            results[i] = _rejected(vid, item.reason or "The visit is not valid.", item.errors)
+        else:
+            first_of[vid] = i
+            pending.append(_Accepted(index=i, id=vid, data=item.data))
+
+    relief = scope.relief_grids(session, {_local_date(a.data["visited_at"]) for a in pending})
+    accepted = _place_and_check(session, scope, pending, results, relief)
+    rows = _build_rows(session, scope, accepted, now, relief)
+    created_ids = _insert(session, rows, results, accepted)
+
+    created = _load(session, created_ids)
+    for a in accepted:
+        if a.id in created:
+            results[a.index] = _result(a.id, "created", visit=created[a.id])
+    # Rows that lost a race with a concurrent submission of the same id.
+    raced = [a for a in accepted if results[a.index] is None]
+    if raced:
+        again = _stored(session, {a.id for a in raced})
+        for a in raced:
+            results[a.index] = (
+                _replay(again[a.id], scope)
+                if a.id in again
+                else _rejected(a.id, "The visit could not be stored; send it again.")
+            )
+    for i in twins:
+        first = results[first_of[ids[i]]]
+        results[i] = (
+            _result(ids[i], "duplicate", visit=first["visit"])
+            if first and "visit" in first
+            else _rejected(ids[i], "Repeats an earlier item of this batch that was rejected.")
+        )
+    on_visits_stored(session, [created[k] for k in sorted(created, key=str)])
+    return [r for r in results if r is not None]
+
+
+def _stored(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, Visit]:
+    if not ids:
+        return {}
+    return _load(session, ids)
+
+
+def _load(session: Session, ids) -> dict[uuid.UUID, Visit]:
+    if not ids:
+        return {}
+    visits = session.scalars(
+        select(Visit)
+        .where(Visit.id.in_(list(ids)))
+        .options(selectinload(Visit.grid), selectinload(Visit.photos))
+        .execution_options(populate_existing=True)
+    )
+    return {v.id: v for v in visits}
+
+
+def _replay(visit: Visit, scope: Scope) -> dict:
+    # A UUID already used by someone else is not this worker's visit: do not show it.
+    if visit.worker_id != scope.user_id:
+        return _rejected(visit.id, "This id belongs to another visit; make a new UUID.")
+    return _result(visit.id, "duplicate", visit=visit)
+
+
+def _place_and_check(
+    session: Session,
+    scope: Scope,
+    pending: list[_Accepted],
+    results: list,
+    relief: dict[date, set[int]],
+) -> list[_Accepted]:
+    """Find each item's household (or the premises' grid) and check the worker may visit it."""
+    household_ids = {a.data["household_id"] for a in pending if a.data.get("household_id")}
+    households = {
+        h.id: h
+        for h in session.execute(
+            select(Household.id, Household.grid_id, Household.location).where(
+                Household.id.in_(household_ids)
+            )
+        )
+    }
+    for a in pending:
+        loc = a.data["location"]
+        try:
+            raw = parse_point(loc["lon"], loc["lat"])
+            a.point = Point(to_wgs84(raw.x, raw.y, loc["datum"]))
+        except GeometryProblem as exc:
+            results[a.index] = _rejected(a.id, f"location: {exc.reason}")
+    premises = [a for a in pending if a.data.get("premises") and results[a.index] is None]
+    premises_points = []
+    for a in premises:
+        p = a.data["premises"]
+        if "lon" in p and "lat" in p:
+            premises_points.append(to_wgs84(p["lon"], p["lat"], a.data["location"]["datum"]))
+        else:
+            premises_points.append((a.point.x, a.point.y))
+    placements = dict(
+        zip((a.index for a in premises), place(session, premises_points), strict=True)
+    )
+
+    grid_ids = {h.grid_id for h in households.values()}
+    grid_ids.update(p.grid_id for p in placements.values() if p.grid_id is not None)
+    grid_codes = dict(
+        session.execute(select(Grid.id, Grid.code).where(Grid.id.in_(grid_ids))).all()
+    )
+    accepted = []
+    for a in pending:
+        if results[a.index] is not None:
+            continue
+        if a.index in placements:
+            placement = placements[a.index]
+            if placement.grid_id is None:
+                results[a.index] = _rejected(a.id, "premises: " + _outside(placement))
+                continue
+            a.grid_id = placement.grid_id
+        else:
+            a.household = households.get(a.data["household_id"])
+            if a.household is None:
+                results[a.index] = _rejected(
+                    a.id, f"Household {a.data['household_id']} not found in your grids."
+                )
+                continue
+            a.grid_id = a.household.grid_id
+        today = relief[_local_date(a.data["visited_at"])]
+        refusal = scope.visit_grid_refusal(a.grid_id, grid_codes[a.grid_id], today)
+        if refusal:
+            if a.household is not None:  # do not confirm that someone else's household exists
+                refusal = f"Household {a.household.id} not found in your grids. " + refusal
+            results[a.index] = _rejected(a.id, refusal)
+            continue
+        a.relief = a.grid_id not in scope.grid_ids
+        accepted.append(a)
+    return accepted
+
+
+def _local_date(moment: datetime):
+    return moment.astimezone(LOCAL).date()
+
+
+def _build_rows(
+    session: Session,
+    scope: Scope,
+    accepted: list[_Accepted],
+    now: datetime,
+    relief: dict[date, set[int]],
+) -> list[dict]:
+    """Grade every accepted visit and make its row."""
+    if not accepted:
+        return []
+    needed = set(scope.grid_ids).union(*relief.values())
+    boundaries = {
+        gid: to_shape(b)
+        for gid, b in session.execute(select(Grid.id, Grid.boundary).where(Grid.id.in_(needed)))
+    }
+    territory: dict[Any, Any] = {}
+
+    timeline = _timeline(session, scope.user_id, accepted)
+    times = [t[0] for t in timeline]
+    for a in accepted:
+        d = a.data
+        loc = d["location"]
+        day = _local_date(d["visited_at"])
+        if day not in territory:
+            shapes = [
+                boundaries[g] for g in sorted(scope.grid_ids | relief[day]) if g in boundaries
+            ]
+            territory[day] = union_all(shapes) if shapes else None
+        key = (d["visited_at"], str(a.id))
+        k = bisect.bisect_left(times, key)
+        prev = timeline[k - 1][1] if k > 0 else None
+        nxt = timeline[k + 1][1] if k + 1 < len(timeline) else None
+        home = to_shape(a.household.location) if a.household is not None else None
+        evidence = grade_visit(
+            EvidenceInput(
+                point=a.point,
+                accuracy_m=loc.get("accuracy_m"),
+                mock=loc.get("mock", False),
+                visited_at=d["visited_at"],
+                received_at=now,
+                grid_boundary=territory[day],
+                household_point=home,
+                previous=prev,
+                next=nxt,
+            )
+        )
+        offset = d["visited_at"].utcoffset() or timedelta(0)
+        a.row = {
+            "id": a.id,
+            "worker_id": scope.user_id,
+            "household_id": a.household.id if a.household is not None else None,
+            "grid_id": a.grid_id,
+            "premises": d.get("premises"),
+            "visited_at": d["visited_at"],
+            "utc_offset_minutes": int(offset.total_seconds() // 60),
+            "week": week_of(d["visited_at"]),
+            "location": from_shape(a.point, srid=4326),
+            "accuracy_m": loc.get("accuracy_m"),
+            "datum": loc["datum"],
+            "raw_lon": loc["lon"],
+            "raw_lat": loc["lat"],
+            "provider": loc.get("provider"),
+            "mock": loc.get("mock", False),
+            "outcome": d["outcome"],
+            "notes": d.get("notes", ""),
+            "observations": d.get("observations", {}),
+            "follow_up": d.get("follow_up", False),
+            "follow_up_note": d.get("follow_up_note"),
+            "relief": a.relief,
+            "grade": evidence.grade,
+            "reasons": evidence.reasons,
+            "evidence": evidence.details,
+            "received_at": now,
+        }
+    return [a.row for a in accepted]
+
+
+def _timeline(session: Session, worker_id: int, accepted: list[_Accepted]) -> list:
+    """The worker's visits around the batch, stored and new, as sorted ((time, id), neighbour).
+
+    For a new visit at time t in [first, last] of the batch, its stored neighbours are among
+    the stored visits inside [first, last] and the nearest one on either side of that span.
+    """
+    first = min(a.data["visited_at"] for a in accepted)
+    last = max(a.data["visited_at"] for a in accepted)
+    cols = (Visit.id, Visit.visited_at, Visit.location, Visit.accuracy_m)
+    mine = Visit.worker_id == worker_id
+    inside = select(*cols).where(mine, Visit.visited_at.between(first, last))
+    before = (
+        select(*cols).where(mine, Visit.visited_at < first).order_by(Visit.visited_at.desc())
+    ).limit(1)
+    after = (select(*cols).where(mine, Visit.visited_at > last).order_by(Visit.visited_at)).limit(1)
+    stored = {}
+    for stmt in (inside, before.subquery(), after.subquery()):
+        rows = session.execute(stmt if stmt is inside else select(stmt))
+        for vid, at, location, accuracy in rows:
+            stored[vid] = ((at, str(vid)), (to_shape(location), at, accuracy))
+    entries = list(stored.values())
+    entries += [
+        (
+            (a.data["visited_at"], str(a.id)),
+            (a.point, a.data["visited_at"], a.data["location"].get("accuracy_m")),
+        )
+        for a in accepted
+    ]
+    entries.sort(key=lambda e: e[0])
+    return entries
+
+
+def _insert(
+    session: Session, rows: list[dict], results: list, accepted: list[_Accepted]
+) -> set[uuid.UUID]:
+    """INSERT ... ON CONFLICT (id) DO NOTHING; the ids actually inserted by this transaction.
+
+    Rows go in id order, so two batches racing on overlapping ids lock them in the same order
+    and cannot deadlock. The whole set is tried in one statement inside a savepoint; should a
+    row still break a constraint (say its household was deleted meanwhile), each row is
+    retried in its own savepoint and only the bad one is rejected.
+    """
+    if not rows:
+        return set()
+    rows = sorted(rows, key=lambda r: r["id"])
+    table = Visit.__table__
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+    try:
+        with session.begin_nested():
+            return set(session.scalars(stmt, rows))
+    except IntegrityError:
+        log.warning("a batch row broke a constraint; storing the batch row by row")
+    by_id = {a.id: a for a in accepted}
+    created = set()
+    for row in rows:
+        try:
+            with session.begin_nested():
+                created.update(session.scalars(stmt, [row]))
+        except IntegrityError as exc:
+            results[by_id[row["id"]].index] = _rejected(
+                row["id"], f"The visit breaks a database rule: {type(exc.orig).__name__}."
+            )
+    return created
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+def get_visit(session: Session, scope: Scope, visit_id: uuid.UUID) -> Visit:
+    visit = session.scalar(select(Visit).where(Visit.id == visit_id, scope.visits()))
+    if visit is None:
+        raise errors.NotFound(f"Visit {visit_id} not found.")
+    return visit
+
+
+def local_visited_at(visit: Visit) -> datetime:
+    """The visit's time in the UTC offset it was recorded with."""
+    return visit.visited_at.astimezone(timezone(timedelta(minutes=visit.utc_offset_minutes)))
+
+
+def _page(session: Session, stmt, page: int, page_size: int) -> tuple[list[Visit], int]:
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(
+        stmt.order_by(Visit.visited_at.desc(), Visit.id)
+        .options(selectinload(Visit.grid), selectinload(Visit.photos))
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return list(rows), total
+
+
+def household_visits(
+    session: Session, scope: Scope, household_id: int, *, page: int = 1, page_size: int = 50
+) -> tuple[list[Visit], int]:
+    """A household's visits, newest first (the household must be in the caller's scope)."""
+    seen = session.scalar(
+        select(Household.id).where(Household.id == household_id, scope.households())
+    )
+    if seen is None:
+        raise errors.NotFound(f"Household {household_id} not found.")
+    stmt = select(Visit).where(Visit.household_id == household_id, scope.visits())
+    return _page(session, stmt, page, page_size)
+
+
+def list_visits(
+    session: Session,
+    scope: Scope,
+    *,
+    grid: str | None = None,
+    week: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> tuple[list[Visit], int]:
+    """Visits the caller may read, by grid code and ISO week, newest first."""
+    stmt = select(Visit).where(scope.visits())
+    if grid:
+        stmt = stmt.where(Visit.grid_id.in_(select(Grid.id).where(Grid.code == grid)))
+    if week:
+        parse_week(week)
+        stmt = stmt.where(Visit.week == week)
+    return _page(session, stmt, page, page_size)
+
+
+# --- the week's plan -----------------------------------------------------------------------
+
+
+def week_plan(
+    session: Session,
+    scope: Scope,
+    *,
+    week: str,
+    worker_id: int | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The households a worker still has to visit in the week, as a walking route.
+
+    Must-visit households (any care tag) come first, overdue ones first within each class; each
+    class is routed nearest-neighbour + 2-opt from where the previous one ended.
+    """
+    worker = session.get(User, worker_id if worker_id is not None else scope.user_id)
+    if worker is None:
+        raise errors.NotFound(f"Worker {worker_id} not found.")
+    scope.require_plan_reader(session, worker)
+    start, end = week_bounds(week)
+    now = now or datetime.now(UTC)
+    as_of = min(max(now, start), end - timedelta(microseconds=1))
+    worker_scope = Scope.for_user(session, worker)
+    days = [start.astimezone(LOCAL).date() + timedelta(days=i) for i in range(7)]
+    relief = worker_scope.relief_grids(session, days)
+    grid_ids = set(worker_scope.grid_ids).union(*relief.values())
+    ledger = [r for r in household_ledger(session, grid_ids=grid_ids, as_of=as_of) if r.due]
+    by_id = {r.household_id: r for r in ledger}
+    order = walking_order(
+        None,
+        [(r.household_id, r.lon, r.lat) for r in ledger],
+        priority=lambda k: (by_id[k].must_visit, by_id[k].overdue),
+    )
+    codes = dict(session.execute(select(Grid.id, Grid.code).where(Grid.id.in_(grid_ids))).all())
+    return {
+        "worker_id": worker.id,
+        "week": week,
+        "as_of": as_of,
+        "total": len(order),
+        "households": [_plan_stop(by_id[k], n, codes) for n, k in enumerate(order, start=1)],
+    }
+
+
+def _plan_stop(row: LedgerRow, n: int, codes: dict[int, str]) -> dict[str, Any]:
+    return {
+        "order": n,
+        "household_id": row.household_id,
+        "grid_code": codes[row.grid_id],
+        "building": row.building,
+        "unit": row.unit,
+        "floor": row.floor,
+        "room": row.room,
+        "kind": row.kind,
+        "lon": row.lon,
+        "lat": row.lat,
+        "tags": list(row.tags),
+        "must_visit": row.must_visit,
+        "overdue": row.overdue,
+        "visits_per_week": row.visits_per_week,
+        "visits_this_week": row.visits_this_week,
+        "last_visited_at": row.last_visited_at,
+        "next_due_at": row.next_due_at,
+    }
+
+
+__all__ = [
+    "MAX_BATCH",
+    "BatchItem",
+    "get_own_visit",
+    "get_visit",
+    "household_visits",
+    "ingest_batch",
+    "list_visits",
+    "local_visited_at",
+    "on_visits_stored",
+    "week_plan",
+]
+
+
+def get_own_visit(session: Session, scope: Scope, visit_id: uuid.UUID) -> Visit:
+    """A visit the caller recorded (photos are added by the one who made the visit)."""
+    visit = get_visit(session, scope, visit_id)
+    if visit.worker_id != scope.user_id:
+        raise errors.Forbidden("Only the worker who made the visit may add photos to it.")
+    return visit

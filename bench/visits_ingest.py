@@ -1,0 +1,182 @@
+"""Benchmark: visit batch ingest through the API with every check vs a plain INSERT of the rows.
+
+    DATABASE_URL=postgresql://... python bench/visits_ingest.py [--batches 10] [--batch-size 500]
+
+Both paths run in the same process against the same database: the API path posts batches to
+`POST /api/v1/visits/batch` through Flask's test client (JWT, schema load per item, datum
+conversion, scope incl. relief shifts, evidence with neighbours, ON CONFLICT insert, commit,
+full per-item answer); the baseline inserts the very same rows (as the API stored them, with
+new ids) with one executemany INSERT per batch and a commit. The bench makes its own district
+(110119) and deletes everything it made at the end. Goal: API >= 0.5 x plain INSERT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, insert, select
+
+from api import create_app
+from api.cli import alembic_config
+from api.extensions import db
+from api.models import (
+    Community,
+    District,
+    Grid,
+    GridVersion,
+    Household,
+    Street,
+    User,
+    Visit,
+    user_grids,
+)
+from api.settings import load_config
+from tests.factories import bearer, box, make_grid, make_household, make_user
+
+DISTRICT = "110119"
+COMMUNITY = DISTRICT + "001001"
+GRID = COMMUNITY + "001"
+GOAL = 0.5
+LOCAL = ZoneInfo("Asia/Shanghai")
+
+
+def setup(app, households: int):
+    with app.app_context(), db.begin() as session:
+        make_grid(session, GRID, box(116.300, 39.850, 116.310, 39.858))
+        worker = make_user(session, f"bench_{uuid.uuid4().hex[:8]}", "worker", grids=[GRID])
+        rng = random.Random(1)
+        homes = [
+            make_household(
+                session,
+                116.300 + rng.random() * 0.01,
+                39.850 + rng.random() * 0.008,
+                tags=["living_alone"] if i % 7 == 0 else [],
+            )
+            for i in range(households)
+        ]
+        return worker.id, bearer(worker), [(h.id, *_lonlat(h)) for h in homes]
+
+
+def _lonlat(h):
+    from api.services.geometry import point_lonlat
+
+    return point_lonlat(h.location)
+
+
+def teardown(worker_id: int, household_ids: list[int]) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(delete(Visit).where(Visit.worker_id == worker_id))
+        conn.execute(delete(Household).where(Household.id.in_(household_ids)))
+        conn.execute(delete(user_grids).where(user_grids.c.user_id == worker_id))
+        conn.execute(delete(User).where(User.id == worker_id))
+        gid = select(Grid.id).where(Grid.code == GRID).scalar_subquery()
+        conn.execute(delete(GridVersion).where(GridVersion.grid_id == gid))
+        conn.execute(delete(Grid).where(Grid.code == GRID))
+        conn.execute(delete(Community).where(Community.code == COMMUNITY))
+        conn.execute(delete(Street).where(Street.code == COMMUNITY[:9]))
+        conn.execute(delete(District).where(District.code == DISTRICT))
+
+
+def make_batches(homes, batches: int, size: int) -> list[list[dict]]:
+    """A worker's week: visits a minute apart, at the door with GPS noise, GCJ-02 half the time."""
+    from geo.datum import wgs84_to_gcj02
+
+    rng = random.Random(2)
+    t = datetime.now(UTC) - timedelta(days=2)
+    out = []
+    for _ in range(batches):
+        items = []
+        for _ in range(size):
+            hid, lon, lat = rng.choice(homes)
+            lon += rng.gauss(0, 0.0001)
+            lat += rng.gauss(0, 0.0001)
+            datum = "wgs84"
+            if rng.random() < 0.5:
+                lon, lat = wgs84_to_gcj02(lon, lat)
+                datum = "gcj02"
+            t += timedelta(seconds=20)
+            items.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "household_id": hid,
+                    "visited_at": t.astimezone(LOCAL).isoformat(),
+                    "location": {
+                        "lon": lon,
+                        "lat": lat,
+                        "accuracy_m": rng.choice([5.0, 12.0, 30.0, 150.0]),
+                        "datum": datum,
+                        "provider": "gps",
+                        "mock": False,
+                    },
+                    "outcome": rng.choice(["met", "met", "met", "nobody_home"]),
+                    "notes": "bench",
+                    "observations": {},
+                }
+            )
+        out.append(items)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--households", type=int, default=300)
+    args = parser.parse_args()
+
+    from alembic import command
+
+    url = load_config()["DATABASE_URL"]
+    command.upgrade(alembic_config(url), "head")
+    app = create_app({"LOG_LEVEL": "WARNING"})
+    worker_id, headers, homes = setup(app, args.households)
+    try:
+        batches = make_batches(homes, args.batches, args.batch_size)
+        client = app.test_client()
+        n = args.batches * args.batch_size
+        # Warm-up on a separate small batch (imports, caches, connection pool).
+        warm = make_batches(homes, 1, 20)[0]
+        client.post("/api/v1/visits/batch", json={"visits": warm}, headers=headers)
+
+        start = time.perf_counter()
+        for items in batches:
+            r = client.post("/api/v1/visits/batch", json={"visits": items}, headers=headers)
+            assert r.status_code == 200, r.json
+            assert all(x["status"] == "created" for x in r.json["results"]), r.json["results"][:3]
+        api_s = time.perf_counter() - start
+
+        with db.engine.connect() as conn:
+            cols = [c for c in Visit.__table__.columns]
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(*cols).where(Visit.worker_id == worker_id).order_by(Visit.visited_at)
+                )
+            ]
+        rows = [r for r in rows if r["notes"] == "bench"][-n:]
+        for r in rows:
+            r["id"] = uuid.uuid4()
+        start = time.perf_counter()
+        for k in range(0, len(rows), args.batch_size):
+            with db.engine.begin() as conn:
+                conn.execute(insert(Visit.__table__), rows[k : k + args.batch_size])
+        plain_s = time.perf_counter() - start
+
+        api_rate, plain_rate = n / api_s, len(rows) / plain_s
+        ratio = api_rate / plain_rate
+        print(f"visits: {n} in {args.batches} batches of {args.batch_size}")
+        print(f"API batch ingest, all checks: {api_rate:8.0f} visits/s ({api_s:.2f} s)")
+        print(f"plain INSERT of the same rows: {plain_rate:8.0f} visits/s ({plain_s:.2f} s)")
+        verdict = "meets" if ratio >= GOAL else "MISSES"
+        print(f"ratio API / plain: {ratio:.2f} (goal >= {GOAL}: {verdict})")
+    finally:
+        teardown(worker_id, [h[0] for h in homes])
+
+
+if __name__ == "__main__":
+    main()

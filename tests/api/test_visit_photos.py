@@ -1,0 +1,119 @@
+"""Visit photos: hashed, deduplicated, size- and type-checked, stored behind LocalStorage."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pytest
+from sqlalchemy import func, select
+
+from api.models import VisitPhoto
+from api.services.photos import LocalStorage, sniff_image_type
+from tests.factories import A1, visit_item
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x01" * 200
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
+WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 100
+
+
+@pytest.fixture()
+def photo_dir(app, tmp_path):
+    app.config["PHOTO_DIR"] = str(tmp_path / "photos")
+    return tmp_path / "photos"
+
+
+@pytest.fixture()
+def visit_id(client, world):
+    item = visit_item(world.households[A1][0])
+    response = client.post(
+        "/api/v1/visits/batch", json={"visits": [item]}, headers=world.auth("worker_a1")
+    )
+    assert response.json["results"][0]["status"] == "created"
+    return item["id"]
+
+
+def upload(client, world, visit_id, data, user="worker_a1", **form):
+    return client.post(
+        f"/api/v1/visits/{visit_id}/photos",
+        data={"file": (io.BytesIO(data), "photo.jpg"), **form},
+        headers=world.auth(user),
+        content_type="multipart/form-data",
+    )
+
+
+def photo_count(session) -> int:
+    return session.scalar(select(func.count(VisitPhoto.id)))
+
+
+def test_a_photo_is_stored_under_its_sha256(client, world, session, photo_dir, visit_id):
+    digest = hashlib.sha256(JPEG).hexdigest()
+    response = upload(client, world, visit_id, JPEG, sha256=digest)
+    assert response.status_code == 201
+    assert response.json["sha256"] == digest
+    assert response.json["content_type"] == "image/jpeg"
+    assert response.json["duplicate"] is False
+    assert (photo_dir / digest[:2] / digest[2:4] / digest).read_bytes() == JPEG
+
+
+def test_the_same_photo_twice_is_one_attachment(client, world, session, photo_dir, visit_id):
+    first = upload(client, world, visit_id, PNG).json
+    second = upload(client, world, visit_id, PNG).json
+    assert second["duplicate"] is True
+    assert second["id"] == first["id"]
+    assert photo_count(session) == 1
+
+
+def test_a_photo_over_the_size_limit_is_413(client, world, session, app, photo_dir, visit_id):
+    app.config["PHOTO_MAX_MB"] = 100 / (1024 * 1024)  # 100 bytes
+    response = upload(client, world, visit_id, JPEG)
+    assert response.status_code == 413
+    assert photo_count(session) == 0
+
+
+def test_a_file_that_is_not_an_image_is_415(client, world, session, photo_dir, visit_id):
+    response = upload(client, world, visit_id, b"%PDF-1.7 not a photo")
+    assert response.status_code == 415
+    assert photo_count(session) == 0
+
+
+def test_a_photo_damaged_on_the_way_is_422(client, world, session, photo_dir, visit_id):
+    response = upload(client, world, visit_id, JPEG, sha256="0" * 64)
+    assert response.status_code == 422
+    assert photo_count(session) == 0
+
+
+def test_photos_are_read_back_within_scope(client, world, photo_dir, visit_id):
+    url = upload(client, world, visit_id, WEBP).json["url"]
+    response = client.get(url, headers=world.auth("leader_a"))
+    assert response.status_code == 200
+    assert response.data == WEBP
+    assert response.mimetype == "image/webp"
+    assert client.get(url, headers=world.auth("worker_b1")).status_code == 404
+
+
+def test_the_visit_lists_its_photos(client, world, photo_dir, visit_id):
+    upload(client, world, visit_id, JPEG)
+    body = client.get(f"/api/v1/visits/{visit_id}", headers=world.auth("worker_a1")).json
+    assert [p["sha256"] for p in body["photos"]] == [hashlib.sha256(JPEG).hexdigest()]
+
+
+def test_only_the_visiting_worker_adds_photos(client, world, photo_dir, visit_id):
+    assert upload(client, world, visit_id, JPEG, user="leader_a").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [(JPEG, "image/jpeg"), (PNG, "image/png"), (WEBP, "image/webp"), (b"GIF89a", None)],
+)
+def test_image_types_are_read_from_magic_bytes(data, kind):
+    assert sniff_image_type(data) == kind
+
+
+def test_local_storage_writes_each_hash_once(tmp_path):
+    storage = LocalStorage(tmp_path)
+    storage.put("ab" * 32, b"one")
+    storage.put("ab" * 32, b"two")
+    assert storage.get("ab" * 32) == b"one"
+    with pytest.raises(KeyError):
+        storage.get("cd" * 32)

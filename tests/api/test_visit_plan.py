@@ -1,0 +1,138 @@
+"""The week's plan (walking order, must-visits first, overdue flags), cadence and the ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from api.models import Community
+from api.services.ledger import household_ledger
+from api.services.weeks import week_bounds, week_of
+from geo.routing import route_length_m
+from tests.factories import A1, A, make_household, visit_item
+
+PLAN = "/api/v1/visits/plan"
+CADENCE = f"/api/v1/communities/{A}/visit-cadence"
+
+
+def sync(client, world, items, user="worker_a1"):
+    response = client.post("/api/v1/visits/batch", json={"visits": items}, headers=world.auth(user))
+    assert {r["status"] for r in response.json["results"]} == {"created"}, response.json
+
+
+def plan(client, world, user="worker_a1", **params):
+    params.setdefault("week", week_of(datetime.now(UTC)))
+    response = client.get(PLAN, query_string=params, headers=world.auth(user))
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def test_plan_puts_must_visits_first_then_a_short_walk(client, world, session):
+    h = world.households[A1]  # h[0] is elderly_80 at the centre; h[1], h[2] east of it
+    west = make_household(session, 116.4010, 39.9225)
+    east = make_household(session, 116.4045, 39.9225)
+    body = plan(client, world)
+    ids = [s["household_id"] for s in body["households"]]
+    # The must-visit h[0] first; then a walk east along the row and back west (5.5 steps of
+    # 0.0005°), where registration order would zigzag for 7.
+    assert ids == [h[0].id, h[1].id, h[2].id, east.id, west.id]
+    points = [(s["household_id"], s["lon"], s["lat"]) for s in body["households"]]
+    registered = [h[0].id, h[1].id, h[2].id, west.id, east.id]
+    assert route_length_m(None, points, ids) < route_length_m(None, points, registered)
+    assert body["households"][0]["must_visit"] is True
+    assert [s["order"] for s in body["households"]] == [1, 2, 3, 4, 5]
+    assert body["total"] == 5
+
+
+def test_plan_leaves_out_households_visited_this_week(client, world):
+    h = world.households[A1]
+    sync(client, world, [visit_item(h[1])])
+    ids = [s["household_id"] for s in plan(client, world)["households"]]
+    assert h[1].id not in ids
+    assert h[0].id in ids
+
+
+def test_nobody_home_does_not_count_as_a_visit(client, world):
+    h = world.households[A1]
+    sync(client, world, [visit_item(h[1], outcome="nobody_home")])
+    stop = next(s for s in plan(client, world)["households"] if s["household_id"] == h[1].id)
+    assert stop["visits_this_week"] == 0
+
+
+def test_overdue_households_are_flagged_and_come_first_in_their_class(client, world):
+    h = world.households[A1]
+    ten_days_ago = datetime.now(UTC) - timedelta(days=10)
+    sync(client, world, [visit_item(h[2], at=ten_days_ago)])
+    stops = plan(client, world)["households"]
+    assert [s["household_id"] for s in stops] == [h[0].id, h[2].id, h[1].id]
+    assert [s["overdue"] for s in stops] == [False, True, False]
+    assert stops[1]["last_visited_at"] is not None
+
+
+def test_a_leader_reads_a_workers_plan_but_another_worker_cannot(client, world):
+    worker = world.users["worker_a1"].id
+    assert plan(client, world, user="leader_a", worker=worker)["worker_id"] == worker
+    response = client.get(PLAN, query_string={"worker": worker}, headers=world.auth("worker_a2"))
+    assert response.status_code == 404
+
+
+def test_a_past_week_is_planned_as_it_stood_at_its_end(client, world):
+    h = world.households[A1]
+    last_week = week_of(datetime.now(UTC) - timedelta(days=7))
+    start, _ = week_bounds(last_week)
+    sync(client, world, [visit_item(h[1], at=start + timedelta(hours=10))])
+    ids = [s["household_id"] for s in plan(client, world, week=last_week)["households"]]
+    assert h[1].id not in ids
+
+
+# --- cadence ---------------------------------------------------------------------------------
+
+
+def test_default_cadence_is_weekly_and_twice_for_people_living_alone(client, world):
+    body = client.get(CADENCE, headers=world.auth("worker_a1")).json
+    assert body == {"community_code": A, "default": 1, "tags": {"living_alone": 2}}
+
+
+def test_admin_sets_the_cadence_and_the_plan_follows_it(client, world, session):
+    h = world.households[A1]
+    new = {"default": 1, "tags": {"elderly_80": 3}}
+    response = client.put(CADENCE, json=new, headers=world.auth("admin_a"))
+    assert response.status_code == 200
+    assert response.json == {"community_code": A, **new}
+    assert session.get(Community, A).settings["visit_cadence"] == new
+    sync(client, world, [visit_item(h[0])])
+    stop = next(s for s in plan(client, world)["households"] if s["household_id"] == h[0].id)
+    assert (stop["visits_this_week"], stop["visits_per_week"]) == (1, 3)
+
+
+def test_only_the_communitys_admin_sets_its_cadence(client, world):
+    body = {"default": 2, "tags": {}}
+    assert client.put(CADENCE, json=body, headers=world.auth("worker_a1")).status_code == 403
+    assert client.put(CADENCE, json=body, headers=world.auth("admin_b")).status_code == 404
+
+
+def test_a_cadence_with_an_unknown_tag_or_zero_visits_is_422(client, world):
+    for body in ({"default": 1, "tags": {"cat_owner": 2}}, {"default": 0}):
+        response = client.put(CADENCE, json=body, headers=world.auth("admin_a"))
+        assert response.status_code == 422
+
+
+# --- ledger ----------------------------------------------------------------------------------
+
+
+def test_ledger_gives_last_visit_next_due_and_overdue(client, world, session):
+    h = world.households[A1]
+    now = datetime.now(UTC)
+    visited = now - timedelta(days=8)
+    sync(client, world, [visit_item(h[1], at=visited)])
+    session.get(Community, A).settings = {"visit_cadence": {"default": 1, "tags": {}}}
+    rows = {
+        r.household_id: r
+        for r in household_ledger(session, grid_ids=[world.grids[A1].id], as_of=now)
+    }
+    assert set(rows) == {x.id for x in h}
+    row = rows[h[1].id]
+    assert row.last_visited_at == visited
+    assert row.next_due_at == visited + timedelta(days=7)
+    assert (row.overdue, row.due, row.visits_this_week) == (True, True, 0)
+    assert rows[h[0].id].must_visit and not rows[h[1].id].must_visit
+    assert rows[h[2].id].last_visited_at is None and not rows[h[2].id].overdue

@@ -1,0 +1,496 @@
+"""Visits: batch sync (idempotent, per-item results), datum, evidence rules, reads and scope."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from geoalchemy2.shape import to_shape
+from shapely.geometry import Point
+from sqlalchemy import func, select
+
+from api.models import Visit
+from api.services import visits as visit_service
+from api.services.weeks import LOCAL, week_of
+from tests.factories import A1, A2, centre, make_relief_shift, visit_item
+
+BATCH = "/api/v1/visits/batch"
+
+# Published reference values (see tests/geo/test_datum.py for their sources).
+# wandergis/coordtransform: the WGS-84 point (116.404, 39.915) is this GCJ-02 point.
+REFERENCE_WGS84 = (116.404, 39.915)
+REFERENCE_GCJ02 = (116.41024449916938, 39.91640428150164)
+# Glatzel/pyxis: one place near Shanghai in all three datums (WGS-84 given to about 1 cm).
+SHANGHAI_WGS84 = (121.0917077, 30.6107779)
+SHANGHAI_GCJ02 = (121.09626935575027, 30.608604331756705)
+SHANGHAI_BD09 = (121.10271732371203, 30.61484572185035)
+
+
+def sync(client, world, items, user="worker_a1"):
+    return client.post(BATCH, json={"visits": items}, headers=world.auth(user))
+
+
+def one(client, world, item, user="worker_a1") -> dict:
+    response = sync(client, world, [item], user)
+    assert response.status_code == 200, response.json
+    return response.json["results"][0]
+
+
+def visit_count(session) -> int:
+    return session.scalar(select(func.count(Visit.id)))
+
+
+def home(world, code=A1, i=0):
+    return world.households[code][i]
+
+
+# --- batch ingest --------------------------------------------------------------------------
+
+
+def test_batch_creates_each_visit_and_answers_in_order(client, world, session):
+    items = [visit_item(home(world, A1, i)) for i in range(3)]
+    results = sync(client, world, items).json["results"]
+    assert [r["status"] for r in results] == ["created"] * 3
+    assert [r["id"] for r in results] == [i["id"] for i in items]
+    assert results[0]["visit"]["household_id"] == home(world).id
+    assert results[0]["visit"]["grid_code"] == A1
+    assert visit_count(session) == 3
+
+
+def test_replayed_batch_returns_duplicates_and_changes_nothing(client, world, session):
+    items = [visit_item(home(world, A1, i)) for i in range(2)]
+    first = sync(client, world, items).json["results"]
+    stored_before = session.execute(select(Visit.id, Visit.received_at, Visit.notes)).all()
+    items[0]["notes"] = "changed on the phone after the first sync"
+    replay = sync(client, world, items).json["results"]
+    assert [r["status"] for r in replay] == ["duplicate", "duplicate"]
+    assert replay[0]["visit"] == first[0]["visit"]
+    assert session.execute(select(Visit.id, Visit.received_at, Visit.notes)).all() == stored_before
+
+
+def test_the_same_id_twice_in_one_batch_is_one_visit(client, world, session):
+    item = visit_item(home(world))
+    results = sync(client, world, [item, dict(item)]).json["results"]
+    assert [r["status"] for r in results] == ["created", "duplicate"]
+    assert results[1]["visit"]["id"] == item["id"]
+    assert visit_count(session) == 1
+
+
+def test_one_bad_item_never_sinks_the_batch(client, world, session):
+    good = visit_item(home(world))
+    naive = visit_item(home(world), visited_at="2026-11-20T10:00:00")
+    bad_outcome = visit_item(home(world), outcome="chatted")
+    no_household = visit_item(None, lon=116.4025, lat=39.9225, household_id=999999)
+    not_uuid = visit_item(home(world), id="visit-1")
+    results = sync(
+        client, world, [naive, good, bad_outcome, no_household, not_uuid, "not an object"]
+    ).json["results"]
+    assert [r["status"] for r in results] == [
+        "rejected",
+        "created",
+        "rejected",
+        "rejected",
+        "rejected",
+        "rejected",
+    ]
+    assert "visited_at" in results[0]["reason"]
+    assert "outcome" in results[2]["reason"]
+    assert "999999" in results[3]["reason"]
+    assert "UUID" in results[4]["reason"]
+    assert "object" in results[5]["reason"]
+    assert visit_count(session) == 1
+
+
+def test_a_visit_time_without_utc_offset_is_rejected(client, world):
+    result = one(client, world, visit_item(home(world), visited_at="2026-11-20T10:00:00"))
+    assert result["status"] == "rejected"
+    assert result["errors"]["visited_at"]
+
+
+def test_household_and_premises_together_are_rejected(client, world):
+    item = visit_item(home(world), premises={"building": "7"})
+    result = one(client, world, item)
+    assert result["status"] == "rejected"
+    assert "exactly one" in result["reason"]
+
+
+def test_a_follow_up_needs_a_description(client, world):
+    result = one(client, world, visit_item(home(world), follow_up=True))
+    assert result["status"] == "rejected"
+    assert "follow_up_note" in result["reason"]
+
+
+def test_follow_up_and_observations_are_stored(client, world, session):
+    item = visit_item(
+        home(world),
+        follow_up=True,
+        follow_up_note="Stairwell light broken",
+        observations={"elderly_80": {"health": "good", "needs": ["groceries"]}},
+    )
+    visit = one(client, world, item)["visit"]
+    assert visit["follow_up"] is True
+    assert visit["follow_up_note"] == "Stairwell light broken"
+    assert visit["observations"] == {"elderly_80": {"health": "good", "needs": ["groceries"]}}
+
+
+def test_observations_are_keyed_by_care_tag(client, world):
+    result = one(client, world, visit_item(home(world), observations={"mood": "fine"}))
+    assert result["status"] == "rejected"
+    assert "observations" in result["reason"]
+
+
+def test_a_batch_over_500_visits_is_refused_whole(client, world, session):
+    items = [visit_item(home(world)) for _ in range(501)]
+    response = sync(client, world, items)
+    assert response.status_code == 422
+    assert visit_count(session) == 0
+
+
+def test_unregistered_premises_are_placed_in_their_grid(client, world, session):
+    lon, lat = centre(A1, dy=0.001)
+    item = visit_item(None, lon=lon, lat=lat, premises={"building": "Shop 3", "kind": "business"})
+    visit = one(client, world, item)["visit"]
+    assert visit["household_id"] is None
+    assert visit["grid_code"] == A1
+    assert visit["premises"] == {"building": "Shop 3", "kind": "business"}
+
+
+def test_premises_outside_every_grid_are_rejected_naming_the_nearest(client, world):
+    item = visit_item(None, lon=116.39, lat=39.95, premises={"building": "Kiosk"})
+    result = one(client, world, item)
+    assert result["status"] == "rejected"
+    assert "nearest" in result["reason"]
+
+
+def test_visit_week_is_the_iso_week_in_shanghai(client, world, session):
+    # Sunday 23:30 in Beijing is Sunday 15:30 UTC: still the week that started on Monday.
+    sunday_night = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)
+    visit = one(client, world, visit_item(home(world), at=sunday_night))["visit"]
+    assert visit["week"] == "2026-W47"
+    assert visit["visited_at"] == "2026-11-22T23:30:00+08:00"
+
+
+def test_stored_visits_reach_the_hook_once(client, world, monkeypatch):
+    seen = []
+    monkeypatch.setattr(visit_service, "on_visits_stored", lambda s, v: seen.append(list(v)))
+    items = [visit_item(home(world, A1, i)) for i in range(2)]
+    sync(client, world, items)
+    sync(client, world, items)
+    assert [sorted(str(v.id) for v in batch) for batch in seen] == [
+        sorted(i["id"] for i in items),
+        [],
+    ]
+
+
+# --- datum -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("datum", "raw", "wgs84"),
+    [
+        ("gcj02", REFERENCE_GCJ02, REFERENCE_WGS84),
+        ("gcj02", SHANGHAI_GCJ02, SHANGHAI_WGS84),
+        ("bd09", SHANGHAI_BD09, SHANGHAI_WGS84),
+    ],
+    ids=["gcj02-beijing", "gcj02-shanghai", "bd09-shanghai"],
+)
+def test_positions_are_stored_in_wgs84(client, world, session, datum, raw, wgs84):
+    item = visit_item(home(world), lon=raw[0], lat=raw[1], datum=datum)
+    visit = one(client, world, item)["visit"]
+    # 1e-7 degrees is about 1 cm; the offsets being undone are hundreds of metres.
+    assert visit["location"]["lon"] == pytest.approx(wgs84[0], abs=1e-7)
+    assert visit["location"]["lat"] == pytest.approx(wgs84[1], abs=1e-7)
+    assert visit["location"]["datum"] == datum
+    assert (visit["location"]["raw_lon"], visit["location"]["raw_lat"]) == raw
+    stored = session.get(Visit, uuid.UUID(item["id"]))
+    assert to_shape(stored.location).equals_exact(Point(wgs84), 1e-7)
+
+
+def test_wgs84_positions_are_stored_unchanged(client, world):
+    item = visit_item(home(world), lon=REFERENCE_WGS84[0], lat=REFERENCE_WGS84[1])
+    location = one(client, world, item)["visit"]["location"]
+    assert (location["lon"], location["lat"]) == REFERENCE_WGS84
+
+
+def test_an_unknown_datum_is_rejected(client, world):
+    result = one(client, world, visit_item(home(world), datum="cgcs2000"))
+    assert result["status"] == "rejected"
+    assert "datum" in result["reason"]
+
+
+# --- evidence --------------------------------------------------------------------------------
+
+
+def evidence(client, world, item, user="worker_a1") -> dict:
+    result = one(client, world, item, user)
+    assert result["status"] == "created"
+    return result["visit"]["evidence"]
+
+
+def test_a_visit_at_the_door_with_a_good_fix_is_ok(client, world):
+    ev = evidence(client, world, visit_item(home(world)))
+    assert ev["grade"] == "ok"
+    assert ev["reasons"] == []
+    assert ev["details"]["distance_to_household_m"] == 0
+    assert ev["details"]["distance_to_grid_m"] == 0
+
+
+def test_a_mock_location_is_suspect(client, world):
+    ev = evidence(client, world, visit_item(home(world), mock=True))
+    assert (ev["grade"], ev["reasons"]) == ("suspect", ["mock_location"])
+
+
+def test_poor_accuracy_is_doubtful(client, world):
+    ev = evidence(client, world, visit_item(home(world), accuracy_m=150))
+    assert (ev["grade"], ev["reasons"]) == ("doubtful", ["poor_accuracy"])
+
+
+def test_bad_accuracy_is_suspect(client, world):
+    ev = evidence(client, world, visit_item(home(world), accuracy_m=900))
+    assert (ev["grade"], ev["reasons"]) == ("suspect", ["bad_accuracy"])
+
+
+def test_missing_accuracy_is_doubtful(client, world):
+    ev = evidence(client, world, visit_item(home(world), accuracy_m=None))
+    assert (ev["grade"], ev["reasons"]) == ("doubtful", ["no_accuracy"])
+
+
+def test_a_point_200_m_from_the_household_is_doubtful(client, world):
+    lon, lat = centre(A1, dy=0.0018)  # about 200 m north, still inside the grid
+    ev = evidence(client, world, visit_item(home(world), lon=lon, lat=lat))
+    assert (ev["grade"], ev["reasons"]) == ("doubtful", ["far_from_household"])
+    assert ev["details"]["distance_to_household_m"] == pytest.approx(200, abs=3)
+
+
+def test_a_point_far_outside_the_workers_grids_is_flagged(client, world):
+    # 1.1 km south of grid A1: outside every grid of the worker, very far from the household.
+    ev = evidence(client, world, visit_item(home(world), lon=116.4025, lat=39.910))
+    assert ev["grade"] == "suspect"
+    assert ev["reasons"] == ["outside_grid", "very_far_from_household"]
+    assert ev["details"]["distance_to_grid_m"] == pytest.approx(1113, abs=5)
+
+
+def test_a_point_just_over_the_grid_line_is_within_tolerance(client, world, session):
+    # The A2 worker's fix lies 30 m west of A2's edge (inside A1): within the 50 m tolerance.
+    lon, lat = 116.405 - 0.00035, 39.9225
+    item = visit_item(
+        None, lon=lon, lat=lat, premises={"building": "9", "lon": 116.4055, "lat": lat}
+    )
+    ev = evidence(client, world, item, user="worker_a2")
+    assert "outside_grid" not in ev["reasons"]
+    assert ev["details"]["distance_to_grid_m"] == pytest.approx(30, abs=1)
+
+
+def test_impossible_speed_against_the_workers_stored_visit(client, world):
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    evidence(client, world, visit_item(home(world), at=t0))
+    # One minute later, 5.5 km south: 92 m/s.
+    later = visit_item(home(world), at=t0 + timedelta(minutes=1), lon=116.4025, lat=39.873)
+    ev = evidence(client, world, later)
+    assert "impossible_speed" in ev["reasons"]
+    assert ev["grade"] == "suspect"
+    assert ev["details"]["speed_to_previous_mps"] > 42
+
+
+def test_impossible_speed_within_one_batch_and_against_the_next_visit(client, world):
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    far = visit_item(home(world), at=t0, lon=116.4025, lat=39.873)
+    near = visit_item(home(world), at=t0 + timedelta(minutes=1))
+    results = sync(client, world, [near, far]).json["results"]
+    by_id = {r["id"]: r["visit"]["evidence"] for r in results}
+    assert "impossible_speed" in by_id[far["id"]]["reasons"]
+    assert by_id[far["id"]]["details"]["seconds_to_next"] == 60
+    assert "impossible_speed" in by_id[near["id"]]["reasons"]
+
+
+def test_walking_speed_between_visits_is_fine(client, world):
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    evidence(client, world, visit_item(home(world, A1, 0), at=t0))
+    ev = evidence(client, world, visit_item(home(world, A1, 2), at=t0 + timedelta(minutes=5)))
+    assert ev["reasons"] == []
+    assert ev["details"]["distance_to_previous_m"] == pytest.approx(85, abs=2)
+
+
+def test_another_workers_visits_do_not_count_for_speed(client, world, session):
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    evidence(client, world, visit_item(home(world, A1), at=t0), user="leader_a")
+    far = visit_item(home(world), at=t0 + timedelta(minutes=1), lon=116.4025, lat=39.873)
+    ev = evidence(client, world, far)
+    assert "impossible_speed" not in ev["reasons"]
+    assert "distance_to_previous_m" not in ev["details"]
+
+
+def test_a_visit_in_the_future_is_suspect(client, world):
+    ev = evidence(client, world, visit_item(home(world), at=datetime.now(UTC) + timedelta(hours=2)))
+    assert (ev["grade"], ev["reasons"]) == ("suspect", ["future_time"])
+
+
+def test_a_visit_synced_weeks_later_is_doubtful(client, world):
+    ev = evidence(client, world, visit_item(home(world), at=datetime.now(UTC) - timedelta(days=20)))
+    assert (ev["grade"], ev["reasons"]) == ("doubtful", ["stale"])
+
+
+def test_get_visit_returns_location_and_evidence(client, world):
+    item = visit_item(home(world), lon=REFERENCE_GCJ02[0], lat=REFERENCE_GCJ02[1], datum="gcj02")
+    one(client, world, item)
+    body = client.get(f"/api/v1/visits/{item['id']}", headers=world.auth("leader_a")).json
+    assert body["location"]["datum"] == "gcj02"
+    assert body["location"]["accuracy_m"] == 10.0
+    assert body["location"]["lon"] == pytest.approx(REFERENCE_WGS84[0], abs=1e-7)
+    assert body["evidence"]["grade"] == "suspect"
+    assert "outside_grid" in body["evidence"]["reasons"]
+    assert "distance_to_household_m" in body["evidence"]["details"]
+
+
+# --- scope -----------------------------------------------------------------------------------
+
+
+def test_a_worker_cannot_record_visits_outside_their_grids(client, world, session):
+    result = one(client, world, visit_item(home(world, A2)))
+    assert result["status"] == "rejected"
+    assert "not found in your grids" in result["reason"]
+    assert visit_count(session) == 0
+
+
+def test_the_named_reliever_records_visits_in_the_grid_they_cover(client, world, session):
+    now = datetime.now(UTC)
+    make_relief_shift(
+        session,
+        world.users["worker_a1"],
+        world.grids[A2],
+        now.astimezone(LOCAL).date(),
+        relief_for=world.users["worker_a2"],
+    )
+    visit = one(client, world, visit_item(home(world, A2), at=now))["visit"]
+    assert visit["relief"] is True
+    assert visit["grid_code"] == A2
+    assert visit["evidence"]["reasons"] == []
+
+
+def test_a_relief_shift_on_another_day_does_not_open_the_grid(client, world, session):
+    now = datetime.now(UTC)
+    make_relief_shift(
+        session,
+        world.users["worker_a1"],
+        world.grids[A2],
+        now.astimezone(LOCAL).date() - timedelta(days=1),
+        relief_for=world.users["worker_a2"],
+    )
+    assert one(client, world, visit_item(home(world, A2), at=now))["status"] == "rejected"
+
+
+def test_admins_and_viewers_do_not_record_visits(client, world):
+    for user in ("admin_a", "viewer_110101"):
+        assert sync(client, world, [visit_item(home(world))], user=user).status_code == 403
+
+
+def test_a_uuid_used_by_another_worker_is_rejected_without_showing_the_visit(client, world):
+    item = visit_item(home(world, A1))
+    one(client, world, item, user="leader_a")
+    result = one(client, world, item)
+    assert result["status"] == "rejected"
+    assert "visit" not in result
+
+
+@pytest.mark.parametrize(
+    ("user", "status"),
+    [
+        ("worker_a1", 200),
+        ("leader_a", 200),
+        ("admin_a", 200),
+        ("viewer_110101", 200),
+        ("worker_a2", 404),
+        ("worker_b1", 404),
+        ("admin_b", 404),
+        ("viewer_110102", 404),
+    ],
+)
+def test_who_reads_a_visit(client, world, user, status):
+    item = visit_item(home(world, A1))
+    one(client, world, item)
+    assert (
+        client.get(f"/api/v1/visits/{item['id']}", headers=world.auth(user)).status_code == status
+    )
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+def test_household_history_is_newest_first(client, world):
+    now = datetime.now(UTC)
+    items = [visit_item(home(world), at=now - timedelta(days=d)) for d in (3, 1, 2)]
+    sync(client, world, items)
+    response = client.get(
+        f"/api/v1/households/{home(world).id}/visits", headers=world.auth("leader_a")
+    )
+    assert [v["id"] for v in response.json] == [items[1]["id"], items[2]["id"], items[0]["id"]]
+
+
+def test_household_history_outside_scope_is_404(client, world):
+    one(client, world, visit_item(home(world)))
+    url = f"/api/v1/households/{home(world).id}/visits"
+    assert client.get(url, headers=world.auth("worker_a2")).status_code == 404
+
+
+def test_visits_by_grid_and_week_are_paginated(client, world):
+    this_week = datetime.now(UTC)
+    last_week = this_week - timedelta(days=7)
+    sync(client, world, [visit_item(home(world, A1, i), at=this_week) for i in range(3)])
+    sync(client, world, [visit_item(home(world, A1, 0), at=last_week)])
+    sync(client, world, [visit_item(home(world, A2, 0), at=this_week)], user="worker_a2")
+    week = week_of(this_week)
+    response = client.get(
+        f"/api/v1/visits?grid={A1}&week={week}&page_size=2", headers=world.auth("leader_a")
+    )
+    assert response.status_code == 200
+    assert len(response.json) == 2
+    assert {v["week"] for v in response.json} == {week}
+    assert {v["grid_code"] for v in response.json} == {A1}
+    assert '"total": 3' in response.headers["X-Pagination"]
+
+
+def test_visit_lists_respect_scope(client, world):
+    sync(client, world, [visit_item(home(world, A1))])
+    response = client.get(f"/api/v1/visits?grid={A1}", headers=world.auth("worker_b1"))
+    assert response.json == []
+
+
+def test_a_bad_week_is_422(client, world):
+    response = client.get("/api/v1/visits?week=2026-47", headers=world.auth("leader_a"))
+    assert response.status_code == 422
+
+
+def test_premises_visits_keep_their_date(client, world, session):
+    day = date(2026, 11, 18)
+    at = datetime(2026, 11, 18, 9, 0, tzinfo=LOCAL)
+    lon, lat = centre(A1, dy=0.001)
+    one(client, world, visit_item(None, lon=lon, lat=lat, at=at, premises={"building": "5"}))
+    stored = session.scalar(select(Visit))
+    assert stored.visited_at.astimezone(LOCAL).date() == day
+    assert stored.utc_offset_minutes == 480
+
+
+def test_a_follow_up_becomes_a_task_for_the_households_grid(client, world, session):
+    from api.models import Task
+
+    item = visit_item(home(world), follow_up=True, follow_up_note="楼道灯坏了")
+    assert one(client, world, item)["status"] == "created"
+    task = session.scalar(select(Task).where(Task.visit_id == uuid.UUID(item["id"])))
+    assert (task.source, task.grid_id, task.description) == (
+        "visit",
+        home(world).grid_id,
+        "楼道灯坏了",
+    )
+
+
+def test_replaying_a_follow_up_visit_makes_no_second_task(client, world, session):
+    from api.models import Task
+
+    item = visit_item(home(world), follow_up=True, follow_up_note="漏水")
+    one(client, world, item)
+    one(client, world, item)
+    count = session.scalar(
+        select(func.count(Task.id)).where(Task.visit_id == uuid.UUID(item["id"]))
+    )
+    assert count == 1
