@@ -6,8 +6,9 @@ from api.extensions import Api
 from api.resources.auth.routes import blp as auth_blp
 from api.resources.grids.routes import blp as grids_blp
 from api.resources.households.routes import blp as households_blp
+from api.resources.tiles.routes import blp as tiles_blp
 
-BLUEPRINTS = (auth_blp, grids_blp, households_blp)
+BLUEPRINTS = (auth_blp, grids_blp, households_blp, tiles_blp)
 
 
 def register_blueprints(api: Api) -> None:
