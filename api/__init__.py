@@ -13,7 +13,7 @@ from api.settings import load_config
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the gridwork app; `test_config` overrides settings (tests, tools)."""
-    from api import auth, errors
+    from api import auth, errors, web
     from api.extensions import api, db
     from api.resources import register_blueprints
 
@@ -29,6 +29,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     register_blueprints(api)
     _docs_assets(app)
+    web.init_app(app)
     _security_headers(app)
 
     @app.get("/healthz")

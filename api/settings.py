@@ -20,6 +20,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_MAX_UPLOAD_MB": ("MAX_UPLOAD_MB", int),
     "GRIDWORK_OVERLAP_TOLERANCE_M2": ("GRID_OVERLAP_TOLERANCE_M2", float),
     "GRIDWORK_LOG_LEVEL": ("LOG_LEVEL", str),
+    "GRIDWORK_BASEMAP_URL": ("BASEMAP_URL", str),
+    "GRIDWORK_VAPID_PUBLIC_KEY": ("VAPID_PUBLIC_KEY", str),
+    "GRIDWORK_WEB_DIST": ("WEB_DIST", str),
 }
 
 
@@ -42,6 +45,12 @@ class Config:
     MAX_UPLOAD_MB = 20
     GRID_OVERLAP_TOLERANCE_M2 = 1.0
     LOG_LEVEL = "INFO"
+    # The map's optional raster basemap, an XYZ URL template ({z}/{x}/{y}); none by default.
+    BASEMAP_URL: str | None = None
+    # The Web Push VAPID public key (base64url) the workers' app subscribes with.
+    VAPID_PUBLIC_KEY: str | None = None
+    # Where the built web assets are (default: web/dist of this checkout).
+    WEB_DIST: str | None = None
 
     API_TITLE = "gridwork"
     API_VERSION = "v1"
