@@ -117,7 +117,11 @@ def live_server(e2e_database_url):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    server.server_close()
     thread.join(timeout=10)
+    from api.extensions import db
+
+    db.engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -121,7 +121,12 @@ async function loadPlanAndHouseholds() {
   // The visit form offers the plan's households first, then every household of my grids.
   let households = plan.map((h) => ({ ...h, id: h.household_id ?? h.id }));
   try {
-    const all = items(await api("/api/v1/households?page_size=1000"));
+    const all = [];
+    for (let page = 1; page <= 30; page++) {
+      const batch = items(await api(`/api/v1/households?page_size=100&page=${page}`));
+      all.push(...batch);
+      if (batch.length < 100) break;
+    }
     const seen = new Set(households.map((h) => h.id));
     households = households.concat(all.filter((h) => !seen.has(h.id)));
   } catch { /* offline: keep what we have */ }
