@@ -53,7 +53,7 @@ def test_app_queues_a_visit_recorded_offline(context, worker_page):
     screenshot(worker_page, "app-offline-queued")
 
 
-def test_app_syncs_the_offline_visit_when_back_online(context, worker_page, live_server, e2e_engine):
+def test_app_syncs_the_offline_visit_when_online(context, worker_page, live_server, e2e_engine):
     import urllib.error
     import urllib.request
 
