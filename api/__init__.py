@@ -13,7 +13,7 @@ from api.settings import load_config
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the gridwork app; `test_config` overrides settings (tests, tools)."""
-    from api import auth, errors, web
+    from api import auth, crypto, errors, security, web
     from api.extensions import api, db
     from api.resources import register_blueprints
 
@@ -23,6 +23,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
+    crypto.configure(app.config["DATA_KEY"])
     db.init_app(app)
     auth.init_app(app)
     api.init_app(app)
@@ -30,7 +31,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(api)
     _docs_assets(app)
     web.init_app(app)
-    _security_headers(app)
+    security.init_app(app)
 
     @app.get("/healthz")
     def healthz():
@@ -49,12 +50,3 @@ def _docs_assets(app: Flask) -> None:
     @app.get("/api/v1/docs/assets/<path:filename>")
     def swagger_assets(filename: str):
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
-
-
-def _security_headers(app: Flask) -> None:
-    @app.after_request
-    def add_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        return response

@@ -285,5 +285,57 @@ def import_households(file: Path) -> None:
         click.echo(f"  {code}: {count}")
 
 
+# --- security -----------------------------------------------------------------------------------
+@main.group()
+def security() -> None:
+    """Keys, encryption at rest, the audit log."""
+
+
+@security.command("new-key")
+def security_new_key() -> None:
+    """Print a new random key for GRIDWORK_DATA_KEY or GRIDWORK_SECRET_KEY."""
+    from api.crypto import new_key
+
+    click.echo(new_key())
+
+
+@security.command("encrypt")
+def security_encrypt() -> None:
+    """Encrypt phone numbers stored before encryption at rest was enabled."""
+    from sqlalchemy import text
+
+    from api.crypto import PREFIX, encrypt
+
+    with _session() as session:
+        count = 0
+        for table in ("households", "users"):
+            rows = session.execute(
+                text(
+                    f"SELECT id, phone FROM {table} WHERE phone IS NOT NULL AND phone NOT LIKE :p"
+                ),
+                {"p": PREFIX + "%"},
+            ).all()
+            for row_id, phone in rows:
+                session.execute(
+                    text(f"UPDATE {table} SET phone = :v WHERE id = :i"),
+                    {"v": encrypt(phone), "i": row_id},
+                )
+            count += len(rows)
+    click.echo(f"encrypted {count} phone number(s)")
+
+
+@security.command("purge-audit")
+@click.option("--older-than-days", type=int, default=400, show_default=True)
+def security_purge_audit(older_than_days: int) -> None:
+    """Delete audit entries older than N days (never fewer than 183: six months)."""
+    from datetime import timedelta
+
+    from api.services import audit
+
+    with _session() as session:
+        removed = audit.purge(session, timedelta(days=older_than_days))
+    click.echo(f"removed {removed} audit entries")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

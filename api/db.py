@@ -37,7 +37,13 @@ class Database:
         self._factory: sessionmaker[Session] | None = None
 
     def init_app(self, app: Flask) -> None:
-        self.engine = make_engine(app.config["DATABASE_URL"])
+        self.engine = make_engine(
+            app.config["DATABASE_URL"],
+            connect_args={
+                "application_name": app.config.get("DATABASE_APPLICATION_NAME", "gridwork"),
+                "connect_timeout": 5,
+            },
+        )
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         app.extensions["gridwork_db"] = self
         app.teardown_request(self._remove_request)

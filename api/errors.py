@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("gridwork.errors")
@@ -161,6 +161,15 @@ def handle_database_unavailable(error: DBAPIError) -> Response:
 def handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
+    if isinstance(error, DataError):
+        # A value the database cannot hold (out of range, bad encoding) came from the request.
+        log.info("data error from input: %s", error.orig)
+        return problem(
+            422,
+            "Unprocessable content",
+            "A value is out of range or malformed.",
+            slug="unprocessable",
+        )
     if isinstance(error, OperationalError) or (
         isinstance(error, DBAPIError) and error.connection_invalidated
     ):

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import http
+
 import flask_smorest
 import marshmallow as ma
 from flask import request
 from flask_jwt_extended import JWTManager, verify_jwt_in_request
+from flask_smorest.utils import prepare_response
+from werkzeug.routing import IntegerConverter
 
 from api import errors
 from api.db import Database
 
 
 class ProblemSchema(ma.Schema):
-    """RFC 9457 problem details (documentation only)."""
+    """RFC 9457 problem details (documentation only); extension members are allowed."""
+
+    class Meta:
+        unknown = ma.INCLUDE
 
     type = ma.fields.String(metadata={"description": "URI naming the problem type"})
     title = ma.fields.String(metadata={"description": "Short summary of the problem type"})
@@ -24,8 +31,36 @@ class ProblemSchema(ma.Schema):
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
 
+    def init_app(self, app, *args, **kwargs):
+        app.url_map.converters["id"] = IdConverter
+        super().init_app(app, *args, **kwargs)
+        self.register_converter(IdConverter, _id_schema)
+
+    def _register_responses(self):
+        """Document every error response as application/problem+json, as it is served."""
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, errors.PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Problem details (RFC 9457)", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, errors.PROBLEM_JSON)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
     def handle_http_exception(self, error):
         return errors.handle_http_exception(error)
+
+
+class IdConverter(IntegerConverter):
+    """`<id:name>`: a database id; beyond PostgreSQL's integer range there is no such row (404)."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, min=1, max=2**31 - 1)
+
+
+def _id_schema(_converter) -> dict:
+    return {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 
 
 class Blueprint(flask_smorest.Blueprint):

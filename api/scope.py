@@ -82,6 +82,11 @@ class Scope:
             return grid.community_code.startswith(self.district_code or "-")
         return False
 
+    @property
+    def sees_personal_details(self) -> bool:
+        """Phones in full are for those who contact residents; district viewers see them masked."""
+        return self.role != "district_viewer"
+
     # --- writes ----------------------------------------------------------------------------
     def require_grid_admin(self, community_code: str) -> None:
         """Drawing grids is the community office's job, within its own community."""

@@ -23,6 +23,11 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_BASEMAP_URL": ("BASEMAP_URL", str),
     "GRIDWORK_VAPID_PUBLIC_KEY": ("VAPID_PUBLIC_KEY", str),
     "GRIDWORK_WEB_DIST": ("WEB_DIST", str),
+    "GRIDWORK_DATA_KEY": ("DATA_KEY", str),
+    "GRIDWORK_CORS_ORIGINS": ("CORS_ORIGINS", str),
+    "GRIDWORK_LOGIN_MAX_FAILURES": ("LOGIN_MAX_FAILURES", int),
+    "GRIDWORK_LOGIN_MAX_FAILURES_PER_IP": ("LOGIN_MAX_FAILURES_PER_IP", int),
+    "GRIDWORK_LOGIN_WINDOW_MINUTES": ("LOGIN_WINDOW_MINUTES", int),
 }
 
 
@@ -51,6 +56,13 @@ class Config:
     VAPID_PUBLIC_KEY: str | None = None
     # Where the built web assets are (default: web/dist of this checkout).
     WEB_DIST: str | None = None
+    # base64 of 32 bytes; encrypts sensitive columns (phones). Unset: a logged development key.
+    DATA_KEY: str | None = None
+    # Comma-separated origins allowed to call the API from a browser (none by default).
+    CORS_ORIGINS = ""
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_MAX_FAILURES_PER_IP = 30
+    LOGIN_WINDOW_MINUTES = 15
 
     API_TITLE = "gridwork"
     API_VERSION = "v1"

@@ -2,6 +2,17 @@
 # Set up everything and run the gridwork API with the seeded demo district.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_all
+# Keys that survive restarts: tokens stay valid and encrypted phones stay readable.
+SECRETS="$ROOT/.data/secrets.env"
+if [ ! -f "$SECRETS" ]; then
+  mkdir -p "$ROOT/.data"
+  umask 077
+  {
+    echo "GRIDWORK_SECRET_KEY=$(.venv/bin/gridwork security new-key)"
+    echo "GRIDWORK_DATA_KEY=$(.venv/bin/gridwork security new-key)"
+  } > "$SECRETS"
+fi
+set -a; source "$SECRETS"; set +a
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 .venv/bin/gridwork db upgrade

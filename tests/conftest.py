@@ -70,6 +70,8 @@ def app(database_url, connection):
             "SECRET_KEY": "test-secret-key-with-enough-length-for-hs256",
             "LOG_LEVEL": "WARNING",
             "PASSWORD_HASHING": "fast",
+            "DATA_KEY": "dGVzdC1kYXRhLWtleS1mb3ItZ3JpZHdvcmstdGVzdHM",
+            "CORS_ORIGINS": "https://app.example.org",
         }
     )
     db.bind(connection)
@@ -100,3 +102,10 @@ def world(session, app):
     from tests.factories import build_world
 
     return build_world(session, app)
+
+
+@pytest.fixture()
+def api_schema(app):
+    from tests.api.test_openapi_fuzz import api_schema_for
+
+    return api_schema_for(app)

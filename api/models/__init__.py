@@ -2,6 +2,7 @@
 
 from api.db import Base
 from api.models.admin import Community, District, Street
+from api.models.audit import AuditEntry, LoginAttempt
 from api.models.grids import Grid, GridVersion
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES, Household
 from api.models.notifications import NOTIFICATION_KINDS, Notification
@@ -11,7 +12,9 @@ from api.models.users import ROLES, User, user_grids
 from api.models.visits import Visit
 
 __all__ = [
+    "AuditEntry",
     "Base",
+    "LoginAttempt",
     "CARE_TAGS",
     "Community",
     "District",

@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, St
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from api.crypto import EncryptedString
 from api.db import Base
 
 HOUSEHOLD_KINDS = ("residence", "business")
@@ -55,7 +56,7 @@ class Household(Base):
     tags: Mapped[list[str]] = mapped_column(
         ARRAY(Text), default=list, server_default="{}", nullable=False
     )
-    phone: Mapped[str | None] = mapped_column(String(32))
+    phone: Mapped[str | None] = mapped_column(EncryptedString)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

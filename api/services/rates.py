@@ -89,9 +89,7 @@ def three_rates(
         func.count(Task.id).filter(resolved),
         func.count(Task.id).filter(and_(~resolved, Task.due_at < cutoff)),
         func.count(Task.satisfaction),
-        func.sum(
-            case((Task.satisfaction.in_(("satisfied", "basically_satisfied")), 1), else_=0)
-        ),
+        func.sum(case((Task.satisfaction.in_(("satisfied", "basically_satisfied")), 1), else_=0)),
     ]
     stmt = select(Task.grid_id if group_by_grid else None, *columns).where(
         Task.created_at >= start, Task.created_at < end

@@ -36,10 +36,11 @@ PAIRING_SHARE = 0.2  # of the week's time limit; the roster itself gets the rest
 DIAGNOSIS_SHARE = 0.25  # each of the few small solves that name the rule of an infeasible week
 
 # Objective weights, from the rule that matters most to the least. An idle worker-day outweighs any
-# fairness gain; one A-day of spread outweighs the squares that shape the middle; relief and pair
-# preferences only break ties between rosters that are equally fair.
+# fairness gain; each A-day of spread beyond one outweighs every relief and pair preference; below
+# that, a spread of one, the squares that shape the middle, relief and pairs trade at one scale.
 W_IDLE = 1_000  # an available worker without a post on a working day
-W_SPREAD = 100  # one A-day between the most and least loaded grid holder over four weeks
+W_SPREAD = 100  # each A-day of spread beyond one between grid holders' four-week totals
+W_SPREAD_ONE = 4  # the spread itself, so an even split wins ties
 # Sum of squares of four-week A-days, linearised: a worker's k-th A-day this week costs
 # 2 * (history + k) - 1, so the cheapest A-days go to whoever has had fewest (water-filling).
 W_RELIEF_PARTNER = 8  # the away worker's pair partner relieves the grid
@@ -537,7 +538,10 @@ def _objective(
     # Every available worker holds a post every working day unless the rules make it impossible.
     terms += [W_IDLE * (1 - sum(p)) for p in posts.values()]
 
-    # Fairness over four weeks: spread (max - min) and a water-filling sum of squares.
+    # Fairness over four weeks: spread (max - min) and a water-filling sum of squares. Only a
+    # worker available all week holds the minimum up: pulling someone back from leave onto the
+    # window on their few days in (and relieving their grid meanwhile to allow it) is no fairness;
+    # they catch up in the weeks they are in, through the squares now and the minimum later.
     horizon = max(week.history.values(), default=0) + len(week.days)
     top = m.new_int_var(0, horizon, "a_max_4w")
     bottom = m.new_int_var(0, horizon, "a_min_4w")
@@ -550,9 +554,14 @@ def _objective(
         terms += [(2 * (week.history[w] + k) - 1) * s for k, s in enumerate(steps, 1)]
         total = week.history[w] + sum(a[w, d] for d in days)
         m.add(top >= total)
-        m.add(bottom <= total)
+        if len(days) == len(week.days):
+            m.add(bottom <= total)
     if week.fair:
-        terms.append(W_SPREAD * (top - bottom))
+        # A spread of one A-day is the granularity of a week (15 A-days never split evenly over
+        # 8 workers), so it weighs less than relief; each A-day beyond it outweighs all but idling.
+        beyond = m.new_int_var(0, horizon, "a_spread_beyond_1")
+        m.add(beyond >= top - bottom - 1)
+        terms += [W_SPREAD * beyond, W_SPREAD_ONE * (top - bottom)]
 
     # Relief: only where needed, by the partner or a neighbour when possible.
     partners = {w: set(group) - {w} for group in pairs for w in group}
@@ -708,11 +717,11 @@ def _explain(
         if shared:
             reasons.append(f"{week.who(h)} also holds {_names(shared)} and visits one grid a day")
     if days:
-        who_else = f" and grid{'s' if len(others) > 1 else ''} {_names(others)}" if others else ""
-        reasons.append(
-            f"no reliever is free on {_span(days)}: the window needs {week.a_min}{who_else}"
-            f" take{'s' if not others else ''} the other available workers"
-        )
+        reason = f"no reliever is free on {_span(days)}: the window needs {week.a_min} of those in"
+        if others:
+            verb = "needs" if len(others) == 1 else "need"
+            reason += f" and grid{'s' if len(others) > 1 else ''} {_names(others)} {verb} the rest"
+        reasons.append(reason)
     got = "fewer" if best is None else f"at most {_plural(best, 'B-post day')}"
     binding = f"Grid {blame} gets {got}, minimum is {week.min_b} ({' and '.join(reasons)})"
     return Infeasible(binding, details)

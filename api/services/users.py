@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,6 +12,7 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.auth import hash_password, verify_password
 from api.models import ROLES, Community, District, Grid, User
+from api.services import audit
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -70,6 +73,38 @@ def create_user(
         for grid in grid_rows:
             grid.leader_id = user.id
         session.flush()
+    return user
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    window: timedelta
+    max_per_user: int
+    max_per_ip: int
+
+
+def sign_in(
+    session: Session, username: str, password: str, *, ip: str | None, limits: LoginLimits
+) -> User | None:
+    """Authenticate, throttled per username and per address; None for wrong credentials.
+
+    The attempt is recorded either way: the caller commits before answering, so a failed
+    guess counts even though the request fails.
+    """
+    audit.check_login_allowed(
+        session,
+        username,
+        ip,
+        window=limits.window,
+        max_per_user=limits.max_per_user,
+        max_per_ip=limits.max_per_ip,
+    )
+    try:
+        user = authenticate(session, username, password)
+    except errors.Unauthorized:
+        audit.record_login(session, username, ip, False, None)
+        return None
+    audit.record_login(session, username, ip, True, user.id)
     return user
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from datetime import timedelta
+
+from flask import current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import create_access_token, create_refresh_token, jwt_required
 
+from api import errors
 from api.auth import claims_for, current_user
 from api.extensions import Blueprint, db
 from api.resources.auth.schemas import (
@@ -17,6 +20,15 @@ from api.resources.auth.schemas import (
 from api.services import users
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign in.", public=True)
+
+
+def login_limits() -> users.LoginLimits:
+    config = current_app.config
+    return users.LoginLimits(
+        window=timedelta(minutes=config["LOGIN_WINDOW_MINUTES"]),
+        max_per_user=config["LOGIN_MAX_FAILURES"],
+        max_per_ip=config["LOGIN_MAX_FAILURES_PER_IP"],
+    )
 
 
 def _lifetime() -> int:
@@ -33,7 +45,16 @@ class Token(MethodView):
 
         Returns a short-lived access token and a refresh token.
         """
-        user = users.authenticate(db.session, credentials["username"], credentials["password"])
+        user = users.sign_in(
+            db.session,
+            credentials["username"],
+            credentials["password"],
+            ip=request.remote_addr,
+            limits=login_limits(),
+        )
+        db.session.commit()  # the attempt counts, success or not
+        if user is None:
+            raise errors.Unauthorized("Wrong username or password.")
         claims = claims_for(user)
         return {
             "access_token": create_access_token(user, additional_claims=claims),

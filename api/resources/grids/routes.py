@@ -111,7 +111,7 @@ class Locate(MethodView):
         return feature(grid)
 
 
-@blp.route("/<int:grid_id>")
+@blp.route("/<id:grid_id>")
 class GridById(MethodView):
     @blp.response(200, GridSchema)
     def get(self, grid_id):

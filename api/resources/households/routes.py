@@ -6,7 +6,7 @@ from flask import request
 from flask.views import MethodView
 
 from api import errors
-from api.auth import current_scope
+from api.auth import current_scope, current_user
 from api.extensions import Blueprint, db
 from api.resources.households.schemas import (
     HouseholdCreateSchema,
@@ -16,11 +16,28 @@ from api.resources.households.schemas import (
     HouseholdQueryArgsSchema,
     HouseholdSchema,
 )
-from api.services import households
+from api.services import audit, households
+
+PERSONAL_FIELDS = ("location", "members", "tags", "phone")
 
 blp = Blueprint(
     "households", __name__, url_prefix="/api/v1/households", description="Households (住户)."
 )
+
+
+def audit_read(ids: list[int]) -> None:
+    """Reading the register is reading personal information: it goes in the audit log."""
+    audit.record(
+        db.session,
+        user_id=current_user().id,
+        action="read",
+        resource="household",
+        resource_ids=ids,
+        fields=PERSONAL_FIELDS,
+        ip=request.remote_addr,
+        path=request.full_path,
+    )
+    db.session.commit()
 
 
 @blp.route("")
@@ -43,6 +60,7 @@ class Households(MethodView):
             page_size=pagination_parameters.page_size,
         )
         pagination_parameters.item_count = total
+        audit_read([h.id for h in rows])
         return rows
 
     @blp.arguments(HouseholdCreateSchema)
@@ -84,12 +102,14 @@ class HouseholdImport(MethodView):
         return result
 
 
-@blp.route("/<int:household_id>")
+@blp.route("/<id:household_id>")
 class HouseholdById(MethodView):
     @blp.response(200, HouseholdSchema)
     def get(self, household_id):
         """A household's register record"""
-        return households.get_household(db.session, current_scope(), household_id)
+        household = households.get_household(db.session, current_scope(), household_id)
+        audit_read([household.id])
+        return household
 
     @blp.arguments(HouseholdPatchSchema)
     @blp.response(200, HouseholdSchema)

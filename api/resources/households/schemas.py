@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from api.auth import current_scope
+from api.crypto import mask_phone
 from api.extensions import Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.resources.schemas import code_field
@@ -13,6 +15,12 @@ _TAGS = ma.fields.List(
     ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
     metadata={"description": "Care tags: " + ", ".join(CARE_TAGS)},
 )
+
+
+def _phone(household) -> str | None:
+    if current_scope().sees_personal_details:
+        return household.phone
+    return mask_phone(household.phone)
 
 
 class HouseholdSchema(Schema):
@@ -29,7 +37,9 @@ class HouseholdSchema(Schema):
     occupancy = ma.fields.String(metadata={"description": ", ".join(OCCUPANCIES)})
     members = ma.fields.Integer()
     tags = ma.fields.List(ma.fields.String())
-    phone = ma.fields.String(allow_none=True)
+    phone = ma.fields.Function(
+        _phone, allow_none=True, metadata={"description": "Masked (138****5678) for viewers"}
+    )
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
 

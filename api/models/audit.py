@@ -1,0 +1,48 @@
+"""The audit log of reads and changes of residents' personal information, and login attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, func
+from sqlalchemy.dialects.postgresql import ARRAY, INET
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.db import Base
+
+
+class AuditEntry(Base):
+    """Who read or changed what personal data, when, from where (kept at least 6 months)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(20))
+    resource: Mapped[str] = mapped_column(String(40))
+    resource_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), default=list)
+    fields: Mapped[list[str]] = mapped_column(ARRAY(String(40)), default=list)
+    ip: Mapped[str | None] = mapped_column(INET)
+    path: Mapped[str | None] = mapped_column(String(300))
+
+
+Index("ix_audit_log_at", AuditEntry.at)
+Index("ix_audit_log_user_at", AuditEntry.user_id, AuditEntry.at)
+
+
+class LoginAttempt(Base):
+    """Sign-in attempts, counted to slow down password guessing across every API process."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    username: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(INET)
+    success: Mapped[bool] = mapped_column(Boolean)
+    user_id: Mapped[int | None] = mapped_column(Integer)
+
+
+Index("ix_login_attempts_username_at", LoginAttempt.username, LoginAttempt.at)
+Index("ix_login_attempts_ip_at", LoginAttempt.ip, LoginAttempt.at)

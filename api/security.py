@@ -1,0 +1,44 @@
+"""HTTP hardening: CORS for configured origins only, security headers, no caching of PII."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+
+ALLOWED_HEADERS = "Authorization, Content-Type, If-None-Match"
+ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+def init_app(app: Flask) -> None:
+    origins = {o.strip() for o in app.config.get("CORS_ORIGINS", "").split(",") if o.strip()}
+
+    @app.before_request
+    def preflight():
+        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+            response = app.make_default_options_response()
+            return _cors(response, origins)
+        return None
+
+    @app.after_request
+    def headers(response):
+        _cors(response, origins)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        # API answers carry residents' data: no shared or browser caches unless a view says so.
+        if request.path.startswith("/api/") and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def _cors(response, origins: set[str]):
+    origin = request.headers.get("Origin")
+    if origin and origin in origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+        response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+        response.headers["Access-Control-Expose-Headers"] = "X-Pagination, ETag"
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response

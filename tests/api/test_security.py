@@ -1,0 +1,122 @@
+"""Personal data protection: encryption at rest, masking, the audit log, login throttling, CORS."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select, text
+
+from api import errors
+from api.cli import main
+from api.models import AuditEntry, LoginAttempt
+from api.services import audit
+from tests.factories import A1, PASSWORD, centre
+
+
+def test_phones_are_stored_encrypted(client, session, world):
+    lon, lat = centre(A1)
+    created = client.post(
+        "/api/v1/households",
+        json={"building": "1", "lon": lon, "lat": lat, "phone": "13812345678"},
+        headers=world.auth("admin_a"),
+    ).json
+    raw = session.execute(
+        text("SELECT phone FROM households WHERE id = :i"), {"i": created["id"]}
+    ).scalar()
+    assert raw.startswith("v1:") and "13812345678" not in raw
+    assert created["phone"] == "13812345678"
+
+
+def test_district_viewers_see_phones_masked(client, session, world):
+    household = world.households[A1][0]
+    household.phone = "13812345678"
+    session.flush()
+    body = client.get(
+        f"/api/v1/households/{household.id}", headers=world.auth("viewer_110101")
+    ).json
+    assert body["phone"] == "138****5678"
+
+
+def test_workers_see_phones_in_full(client, session, world):
+    household = world.households[A1][0]
+    household.phone = "13812345678"
+    session.flush()
+    body = client.get(f"/api/v1/households/{household.id}", headers=world.auth("worker_a1")).json
+    assert body["phone"] == "13812345678"
+
+
+def test_reading_a_household_is_audited(client, session, world):
+    household = world.households[A1][0]
+    client.get(f"/api/v1/households/{household.id}", headers=world.auth("worker_a1"))
+    entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert (entry.user_id, entry.action, entry.resource) == (
+        world.users["worker_a1"].id,
+        "read",
+        "household",
+    )
+    assert entry.resource_ids == [household.id]
+    assert "phone" in entry.fields
+
+
+def test_listing_households_audits_every_id_returned(client, session, world):
+    body = client.get(f"/api/v1/households?grid={A1}", headers=world.auth("admin_a")).json
+    entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert sorted(entry.resource_ids) == sorted(h["id"] for h in body)
+
+
+def test_audit_entries_younger_than_six_months_cannot_be_purged(session):
+    with pytest.raises(errors.Unprocessable):
+        audit.purge(session, timedelta(days=30))
+
+
+def test_repeated_failed_sign_ins_are_throttled(client, world):
+    for _ in range(5):
+        client.post("/api/v1/auth/token", json={"username": "worker_a1", "password": "nope"})
+    response = client.post(
+        "/api/v1/auth/token", json={"username": "worker_a1", "password": PASSWORD}
+    )
+    assert response.status_code == 429
+    assert "Retry-After" in response.headers
+
+
+def test_failed_sign_ins_are_recorded_even_though_the_request_fails(client, session, world):
+    client.post("/api/v1/auth/token", json={"username": "worker_a1", "password": "nope"})
+    attempt = session.scalars(select(LoginAttempt).order_by(LoginAttempt.id.desc())).first()
+    assert (attempt.username, attempt.success) == ("worker_a1", False)
+
+
+def test_cors_answers_a_configured_origin(client, world):
+    response = client.options(
+        "/api/v1/grids",
+        headers={"Origin": "https://app.example.org", "Access-Control-Request-Method": "GET"},
+    )
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.org"
+
+
+def test_cors_ignores_other_origins(client, world):
+    response = client.get(
+        "/api/v1/grids", headers={"Origin": "https://evil.example.com", **world.auth("admin_a")}
+    )
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_api_answers_are_not_cached(client, world):
+    response = client.get("/api/v1/grids", headers=world.auth("admin_a"))
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_security_encrypt_command_encrypts_legacy_plaintext(app, session, world):
+    household = world.households[A1][0]
+    session.execute(
+        text("UPDATE households SET phone = '13900000000' WHERE id = :i"), {"i": household.id}
+    )
+    with app.app_context():
+        result = CliRunner().invoke(main, ["security", "encrypt"], catch_exceptions=False)
+    assert "encrypted 1" in result.output
+    raw = session.execute(
+        text("SELECT phone FROM households WHERE id = :i"), {"i": household.id}
+    ).scalar()
+    assert raw.startswith("v1:")
