@@ -13,7 +13,7 @@ from api.settings import load_config
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the gridwork app; `test_config` overrides settings (tests, tools)."""
-    from api import auth, crypto, errors, security
+    from api import auth, crypto, errors, security, web
     from api.extensions import api, db
     from api.resources import register_blueprints
 
@@ -30,6 +30,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     register_blueprints(api)
     _docs_assets(app)
+    web.init_app(app)
     security.init_app(app)
 
     @app.get("/healthz")

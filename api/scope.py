@@ -61,6 +61,12 @@ class Scope:
             return Household.grid_id.in_(self.grid_ids) if self.grid_ids else false()
         return Household.grid_id.in_(select(Grid.id).where(self.grids()))
 
+    def in_grids(self, grid_id_column) -> ColumnElement[bool]:
+        """A condition on any `grid_id` column (visits, tasks, ...): rows of the grids seen."""
+        if self.role in ("worker", "grid_leader"):
+            return grid_id_column.in_(self.grid_ids) if self.grid_ids else false()
+        return grid_id_column.in_(select(Grid.id).where(self.grids()))
+
     def communities(self, column) -> ColumnElement[bool]:
         """A condition on a community-code column."""
         if self.role == "district_viewer":

@@ -20,6 +20,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_MAX_UPLOAD_MB": ("MAX_UPLOAD_MB", int),
     "GRIDWORK_OVERLAP_TOLERANCE_M2": ("GRID_OVERLAP_TOLERANCE_M2", float),
     "GRIDWORK_LOG_LEVEL": ("LOG_LEVEL", str),
+    "GRIDWORK_BASEMAP_URL": ("BASEMAP_URL", str),
+    "GRIDWORK_WEB_DIST": ("WEB_DIST", str),
     "GRIDWORK_DATA_KEY": ("DATA_KEY", str),
     "GRIDWORK_CORS_ORIGINS": ("CORS_ORIGINS", str),
     "GRIDWORK_LOGIN_MAX_FAILURES": ("LOGIN_MAX_FAILURES", int),
@@ -63,6 +65,11 @@ class Config:
     MAX_UPLOAD_MB = 20
     GRID_OVERLAP_TOLERANCE_M2 = 1.0
     LOG_LEVEL = "INFO"
+    # The map's optional raster basemap, an XYZ URL template ({z}/{x}/{y}); none by default.
+    BASEMAP_URL: str | None = None
+    # The Web Push VAPID public key (base64url) the workers' app subscribes with.
+    # Where the built web assets are (default: web/dist of this checkout).
+    WEB_DIST: str | None = None
     # base64 of 32 bytes; encrypts sensitive columns (phones). Unset: a logged development key.
     DATA_KEY: str | None = None
     # Comma-separated origins allowed to call the API from a browser (none by default).

@@ -107,8 +107,23 @@ ensure_database_url() {
   fi
 }
 
+# The map and the workers' app: Node for the build, Chromium (and CJK fonts) for the e2e tests.
+ensure_web() {
+  # A Node that came with its own npm (e.g. from another apt source) is kept as it is.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then apt_install nodejs npm; fi
+  apt_install chromium fonts-wqy-microhei
+  local stamp="web/dist/.built-from"
+  local want
+  want="$(cat web/package.json web/package-lock.json web/build.mjs web/src/* | sha256sum | cut -c1-16)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  say "building the web assets (npm ci && npm run build in web/)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run build --silent)
+  echo "$want" > "$stamp"
+}
+
 setup_all() {
   ensure_packages
   ensure_venv
   ensure_database_url
+  ensure_web
 }

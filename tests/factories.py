@@ -182,6 +182,8 @@ def make_roster_community(
         community.settings = {**(community.settings or {}), "roster": roster}
     session.flush()
     return RosterCommunity(app, code, grids, workers, admin, viewer)
+
+
 # --- tasks and push (appended by the tasks feature) ---------------------------------------------
 def make_task(session, grid_code: str = A1, *, now, actor_id: int | None = None, **fields):
     """A task at the centre of `grid_code`, created and dispatched by the service at `now`."""
@@ -203,6 +205,8 @@ def make_device(session, user: User, token: str, platform: str = "android", *, n
     from api.services import devices as device_service
 
     return device_service.register_device(session, user.id, platform, token=token, now=now)
+
+
 # --- visits ------------------------------------------------------------------------------------
 def visit_item(
     household: Household | None = None,
@@ -271,3 +275,53 @@ def make_relief_shift(session, worker: User, grid: Grid, day, relief_for: User):
     session.add(shift)
     session.flush()
     return shift
+
+
+def make_visit(session, worker: User, household: Household, visited_at, **fields):
+    """A stored visit (as the visits feature would store it), at the household's point."""
+    import uuid
+
+    from geoalchemy2.shape import from_shape, to_shape
+
+    from api.models import Visit
+    from api.services.weeks import week_of
+
+    point = to_shape(household.location)
+    visit = Visit(
+        id=fields.pop("id", None) or uuid.uuid4(),
+        worker_id=worker.id,
+        household_id=household.id,
+        grid_id=household.grid_id,
+        visited_at=visited_at,
+        utc_offset_minutes=480,
+        week=week_of(visited_at),
+        location=from_shape(point, srid=4326),
+        datum="wgs84",
+        raw_lon=point.x,
+        raw_lat=point.y,
+        outcome=fields.pop("outcome", "met"),
+        grade=fields.pop("grade", "ok"),
+        **fields,
+    )
+    session.add(visit)
+    session.flush()
+    return visit
+
+
+def make_task_at(session, household: Household, due_at, **fields):
+    """A task on a household's grid (as the tasks feature would store it)."""
+    from api.models import Task
+
+    task = Task(
+        source=fields.pop("source", "hotline"),
+        type=fields.pop("type", "complaint"),
+        title=fields.pop("title", "楼道灯不亮"),
+        household_id=household.id,
+        grid_id=household.grid_id,
+        status=fields.pop("status", "dispatched"),
+        due_at=due_at,
+        **fields,
+    )
+    session.add(task)
+    session.flush()
+    return task

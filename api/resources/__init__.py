@@ -11,6 +11,7 @@ from api.resources.notifications.routes import blp as notifications_blp
 from api.resources.rosters.routes import blp as rosters_blp
 from api.resources.rosters.routes import feed_blp as calendar_blp
 from api.resources.tasks.routes import blp as tasks_blp
+from api.resources.tiles.routes import blp as tiles_blp
 from api.resources.visits.routes import blp as visits_blp
 
 BLUEPRINTS = (
@@ -23,6 +24,7 @@ BLUEPRINTS = (
     tasks_blp,
     devices_blp,
     notifications_blp,
+    tiles_blp,
 )
 
 

@@ -198,6 +198,7 @@ class PhotoUploadResultSchema(PhotoSchema):
 class VisitSchema(Schema):
     id = ma.fields.UUID()
     worker_id = ma.fields.Integer()
+    worker_name = ma.fields.Function(lambda v: v.worker.display_name)
     household_id = ma.fields.Integer(allow_none=True)
     premises = ma.fields.Dict(allow_none=True)
     grid_id = ma.fields.Integer()

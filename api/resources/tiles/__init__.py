@@ -1,0 +1,1 @@
+"""Vector tiles for the grid-leader map, and the map's household visit history."""

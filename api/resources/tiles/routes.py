@@ -1,0 +1,54 @@
+"""Vector tiles (MVT) of grids, households, visits and tasks; a household's visit history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Response, request
+from flask.views import MethodView
+
+from api.auth import current_scope
+from api.extensions import Blueprint, db
+from api.resources.tiles.schemas import (
+    TileQueryArgsSchema,
+)
+from api.services import tiles
+from api.services.weeks import current_week, parse_week
+
+blp = Blueprint("tiles", __name__, url_prefix="/api/v1", description="Map tiles (地图).")
+
+MVT = "application/vnd.mapbox-vector-tile"
+CACHE_CONTROL = "private, max-age=60"
+
+
+def tile_response(data: bytes) -> Response:
+    """200 with the tile, 204 when empty, 304 when the client holds these very bytes."""
+    etag = tiles.tile_etag(data)
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
+    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        return Response(status=304, headers=headers)
+    if not data:
+        return Response(status=204, headers=headers)
+    return Response(data, status=200, mimetype=MVT, headers=headers)
+
+
+@blp.route("/tiles/<layer>/<int(signed=True):z>/<int(signed=True):x>/<int(signed=True):y>.mvt")
+class Tile(MethodView):
+    @blp.arguments(TileQueryArgsSchema, location="query")
+    @blp.doc(
+        responses={
+            "200": {"description": "The tile", "content": {MVT: {}}},
+            "204": {"description": "No feature of yours in this tile"},
+            "304": {"description": "Not modified (If-None-Match)"},
+        }
+    )
+    def get(self, args, layer, z, x, y):
+        """A vector tile of one layer: grids, households, visits or tasks
+
+        Scoped to the caller; `week` (default this week) sets the coverage and visit week.
+        Strong ETags (hash of the bytes), `Cache-Control: private, max-age=60`.
+        """
+        week = args.get("week") or current_week()
+        parse_week(week)
+        req = tiles.TileRequest(layer, z, x, y, week, datetime.now(UTC))
+        return tile_response(tiles.render_tile(db.session, current_scope(), req))

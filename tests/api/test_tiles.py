@@ -1,0 +1,248 @@
+"""Vector tiles: layers, properties, scope, weeks, caching and errors."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import mapbox_vector_tile
+import pytest
+
+from api.scope import Scope
+from api.services import tiles
+from api.services.weeks import current_week, shift_week
+from tests.factories import A1, A2, B1, centre, make_task_at, make_visit
+
+ZOOM = 15
+
+
+def tile_of(lon: float, lat: float, z: int = ZOOM) -> tuple[int, int, int]:
+    n = 1 << z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return z, x, y
+
+
+def url(layer: str, lon: float, lat: float, z: int = ZOOM, **query) -> str:
+    z, x, y = tile_of(lon, lat, z)
+    qs = "&".join(f"{k}={v}" for k, v in query.items())
+    return f"/api/v1/tiles/{layer}/{z}/{x}/{y}.mvt" + (f"?{qs}" if qs else "")
+
+
+def features(response, layer: str) -> list[dict]:
+    assert response.status_code in (200, 204), response.get_json()
+    if response.status_code == 204:
+        return []
+    decoded = mapbox_vector_tile.decode(response.data)
+    return decoded[layer]["features"] if layer in decoded else []
+
+
+def props(response, layer: str) -> list[dict]:
+    return [f["properties"] for f in features(response, layer)]
+
+
+NOW = datetime.now(UTC)
+
+
+def test_grids_tile_carries_this_weeks_coverage(client, world, session):
+    make_visit(session, world.users["worker_a1"], world.households[A1][0], NOW)
+    response = client.get(url("grids", *centre(A1), z=14), headers=world.auth("leader_a"))
+    by_code = {p["code"]: p for p in props(response, "grids")}
+    assert by_code[A1]["households"] == 3
+    assert by_code[A1]["visited"] == 1
+    assert by_code[A1]["coverage"] == pytest.approx(0.333)
+    assert by_code[A2]["coverage"] == 0
+
+
+def test_grids_tile_counts_a_household_visited_twice_once(client, world, session):
+    household = world.households[A1][0]
+    make_visit(session, world.users["worker_a1"], household, NOW)
+    make_visit(session, world.users["worker_a1"], household, NOW - timedelta(minutes=5))
+    response = client.get(url("grids", *centre(A1), z=14), headers=world.auth("leader_a"))
+    assert {p["code"]: p["visited"] for p in props(response, "grids")}[A1] == 1
+
+
+def test_grids_tile_shows_only_the_callers_grids(client, world):
+    response = client.get(url("grids", *centre(A1), z=14), headers=world.auth("leader_a"))
+    assert {p["code"] for p in props(response, "grids")} == {A1, A2}
+    response = client.get(url("grids", *centre(A1), z=14), headers=world.auth("worker_a1"))
+    assert {p["code"] for p in props(response, "grids")} == {A1}
+
+
+def test_grids_tile_reads_the_week_asked_for(client, world, session):
+    make_visit(session, world.users["worker_a1"], world.households[A1][0], NOW - timedelta(days=7))
+    last_week = shift_week(current_week(), -1)
+    headers = world.auth("leader_a")
+    this = props(client.get(url("grids", *centre(A1), z=14), headers=headers), "grids")
+    past = props(
+        client.get(url("grids", *centre(A1), z=14, week=last_week), headers=headers), "grids"
+    )
+    assert {p["code"]: p["visited"] for p in this}[A1] == 0
+    assert {p["code"]: p["visited"] for p in past}[A1] == 1
+    assert {p["week"] for p in past} == {last_week}
+
+
+def test_households_tile_colours_by_visit_recency(client, world, session):
+    worker = world.users["worker_a1"]
+    visited, _, overdue = world.households[A1]
+    make_visit(session, worker, visited, NOW)
+    make_visit(session, worker, overdue, NOW - timedelta(days=9))
+    response = client.get(url("households", *centre(A1)), headers=world.auth("worker_a1"))
+    by_id = {p["id"]: p for p in props(response, "households")}
+    assert by_id[visited.id]["status"] == "visited"
+    assert by_id[visited.id]["visited_this_week"] is True
+    assert by_id[visited.id]["days_since_visit"] == 0
+    assert by_id[overdue.id]["status"] == "overdue"
+    assert by_id[overdue.id]["days_since_visit"] == 9
+
+
+def test_household_visited_within_the_cadence_but_not_this_week_is_due(world, session):
+    thursday = datetime(2026, 10, 1, 4, 0, tzinfo=UTC)  # 2026-W40, Thursday noon in Beijing
+    household = world.households[A1][1]
+    make_visit(session, world.users["worker_a1"], household, thursday - timedelta(days=4))
+    scope = Scope.for_user(session, world.users["worker_a1"])
+    req = tiles.TileRequest("households", *tile_of(*centre(A1)), "2026-W40", thursday)
+    decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req))
+    by_id = {f["properties"]["id"]: f["properties"] for f in decoded["households"]["features"]}
+    assert by_id[household.id]["status"] == "due"
+    assert by_id[household.id]["days_since_visit"] == 4
+
+
+def test_households_tile_marks_a_never_visited_household_overdue(client, world):
+    response = client.get(url("households", *centre(A1)), headers=world.auth("worker_a1"))
+    statuses = {p["status"] for p in props(response, "households")}
+    assert statuses == {"overdue"}
+
+
+def test_households_tile_flags_must_visit_households_due(client, world, session):
+    tagged = world.households[A1][0]  # elderly_80
+    response = client.get(url("households", *centre(A1)), headers=world.auth("worker_a1"))
+    by_id = {p["id"]: p for p in props(response, "households")}
+    assert by_id[tagged.id]["must_visit_due"] is True
+    assert by_id[world.households[A1][1].id]["must_visit_due"] is False
+    make_visit(session, world.users["worker_a1"], tagged, NOW)
+    response = client.get(url("households", *centre(A1)), headers=world.auth("worker_a1"))
+    assert {p["id"]: p for p in props(response, "households")}[tagged.id]["must_visit_due"] is False
+
+
+def test_households_tile_leaves_out_other_workers_households(client, world):
+    response = client.get(url("households", *centre(A2)), headers=world.auth("worker_a1"))
+    ids = {p["id"] for p in props(response, "households")}
+    assert ids.isdisjoint({h.id for h in world.households[A2]})
+
+
+def test_visits_tile_carries_the_evidence_grade(client, world, session):
+    visit = make_visit(
+        session,
+        world.users["worker_a1"],
+        world.households[A1][1],
+        NOW,
+        grade="suspect",
+        reasons=["mock_location"],
+    )
+    response = client.get(url("visits", *centre(A1)), headers=world.auth("leader_a"))
+    (found,) = props(response, "visits")
+    assert found["visit_id"] == str(visit.id)
+    assert found["grade"] == "suspect"
+    assert found["reasons"] == "mock_location"
+
+
+def test_visits_tile_holds_only_the_weeks_visits(client, world, session):
+    make_visit(session, world.users["worker_a1"], world.households[A1][1], NOW - timedelta(days=8))
+    response = client.get(url("visits", *centre(A1)), headers=world.auth("leader_a"))
+    assert response.status_code == 204
+
+
+def test_tasks_tile_flags_overdue_tasks(client, world, session):
+    late = make_task_at(session, world.households[A1][0], NOW - timedelta(hours=1))
+    on_time = make_task_at(session, world.households[A1][1], NOW + timedelta(days=2))
+    response = client.get(url("tasks", *centre(A1)), headers=world.auth("leader_a"))
+    by_id = {p["id"]: p for p in props(response, "tasks")}
+    assert by_id[late.id]["overdue"] is True
+    assert by_id[on_time.id]["overdue"] is False
+    assert by_id[late.id]["status"] == "dispatched"
+
+
+def test_tasks_tile_leaves_out_closed_tasks(client, world, session):
+    make_task_at(
+        session,
+        world.households[A1][0],
+        NOW + timedelta(days=1),
+        status="closed",
+        closed_at=NOW - timedelta(minutes=1),
+    )
+    response = client.get(url("tasks", *centre(A1)), headers=world.auth("leader_a"))
+    assert response.status_code == 204
+
+
+def test_tasks_tile_is_scoped(client, world, session):
+    make_task_at(session, world.households[B1][0], NOW + timedelta(days=1))
+    response = client.get(url("tasks", *centre(B1)), headers=world.auth("leader_a"))
+    assert response.status_code == 204
+    response = client.get(url("tasks", *centre(B1)), headers=world.auth("admin_b"))
+    assert len(props(response, "tasks")) == 1
+
+
+def test_tile_has_a_strong_etag_and_private_cache_control(client, world):
+    response = client.get(url("grids", *centre(A1)), headers=world.auth("leader_a"))
+    assert response.status_code == 200
+    assert response.mimetype == "application/vnd.mapbox-vector-tile"
+    assert response.headers["ETag"].startswith('"') and not response.headers["ETag"].startswith(
+        "W/"
+    )
+    assert "private" in response.headers["Cache-Control"]
+    assert "max-age=60" in response.headers["Cache-Control"]
+
+
+def test_tile_answers_304_to_its_own_etag(client, world):
+    headers = world.auth("leader_a")
+    first = client.get(url("grids", *centre(A1)), headers=headers)
+    again = client.get(
+        url("grids", *centre(A1)), headers={**headers, "If-None-Match": first.headers["ETag"]}
+    )
+    assert again.status_code == 304
+    assert again.data == b""
+
+
+def test_tile_etag_changes_when_the_data_changes(client, world, session):
+    headers = world.auth("leader_a")
+    first = client.get(url("grids", *centre(A1)), headers=headers)
+    make_visit(session, world.users["worker_a1"], world.households[A1][0], NOW)
+    again = client.get(
+        url("grids", *centre(A1)), headers={**headers, "If-None-Match": first.headers["ETag"]}
+    )
+    assert again.status_code == 200
+    assert again.headers["ETag"] != first.headers["ETag"]
+
+
+def test_tile_with_nothing_of_yours_is_204(client, world):
+    response = client.get(url("grids", 0.0, 0.0), headers=world.auth("leader_a"))
+    assert response.status_code == 204
+    assert response.data == b""
+
+
+def test_unknown_layer_is_404_problem(client, world):
+    response = client.get("/api/v1/tiles/roads/15/0/0.mvt", headers=world.auth("leader_a"))
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert "roads" in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path", ["grids/23/0/0", "grids/-1/0/0", "grids/3/8/0", "grids/3/0/8", "grids/3/-1/0"]
+)
+def test_tile_address_out_of_range_is_422(client, world, path):
+    response = client.get(f"/api/v1/tiles/{path}.mvt", headers=world.auth("leader_a"))
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+
+
+def test_tile_with_a_bad_week_is_422(client, world):
+    response = client.get(
+        url("grids", *centre(A1), week="2026-W99"), headers=world.auth("leader_a")
+    )
+    assert response.status_code == 422
+
+
+def test_tile_needs_a_token(client, world):
+    assert client.get(url("grids", *centre(A1))).status_code == 401

@@ -1,0 +1,1 @@
+"""End-to-end tests: the map and the workers' app in headless Chromium against a live server."""

@@ -1,0 +1,164 @@
+"""A live gridwork server on 127.0.0.1 over its own committed database, and headless Chromium.
+
+The rest of the suite runs each test in a rolled-back transaction, which a server thread's own
+connections cannot see. So these tests get a separate database (`<test db>_e2e`), migrated and
+seeded with the demo district, committed, and dropped at the end of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
+
+CHROMIUM = os.environ.get("GRIDWORK_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+DEMO_GRID = "110101001001001"
+
+
+@pytest.fixture(scope="session")
+def e2e_database_url(database_url):
+    from alembic import command
+
+    from api.cli import alembic_config, seed_demo
+    from fixtures.demo import demo_district
+
+    target = make_url(database_url)
+    target = target.set(database=f"{target.database}_e2e")
+    url = target.render_as_string(hide_password=False)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    command.upgrade(alembic_config(url), "head")
+    engine = create_engine(url)
+    with Session(engine) as session:
+        seed_demo(session, demo_district())
+        _visit_some(session)
+        session.commit()
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _visit_some(session: Session) -> None:
+    """Ten visits this week in the first demo grid, so its coverage is not zero."""
+    from geoalchemy2.shape import to_shape
+
+    from api.models import Grid, Household, User, Visit
+    from api.services.weeks import week_of
+
+    grid = session.scalar(select(Grid).where(Grid.code == DEMO_GRID))
+    worker = session.scalar(select(User).where(User.username == "worker01"))
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    for household in session.scalars(
+        select(Household).where(Household.grid_id == grid.id).order_by(Household.id).limit(10)
+    ):
+        point = to_shape(household.location)
+        session.add(
+            Visit(
+                id=uuid.uuid4(),
+                worker_id=worker.id,
+                household_id=household.id,
+                grid_id=grid.id,
+                visited_at=now,
+                utc_offset_minutes=480,
+                week=week_of(now),
+                location=household.location,
+                datum="wgs84",
+                raw_lon=point.x,
+                raw_lat=point.y,
+                outcome="met",
+                grade="ok",
+            )
+        )
+
+
+@pytest.fixture(scope="session")
+def e2e_engine(e2e_database_url):
+    engine = create_engine(e2e_database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def live_server(e2e_database_url):
+    """The real app, served by werkzeug in a thread on a free loopback port."""
+    from api import create_app
+
+    app = create_app(
+        {
+            "DATABASE_URL": e2e_database_url,
+            "SECRET_KEY": "e2e-secret-key-with-enough-length-for-hs256",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+    from api.extensions import db
+
+    db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def context(browser, live_server):
+    context = browser.new_context(base_url=live_server, viewport={"width": 1100, "height": 800})
+    context.set_default_timeout(20_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture()
+def page(context):
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def sign_in(page, username: str, password: str) -> None:
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")

@@ -1,0 +1,66 @@
+"""The grid-leader map in headless Chromium: it signs in, draws the demo grids, shows coverage."""
+
+from __future__ import annotations
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+
+RENDERED_GRIDS = """() => {
+  const map = window.gridworkMap;
+  if (!map || !map.loaded() || !map.areTilesLoaded()) return null;
+  const codes = map.queryRenderedFeatures({layers: ['grids-fill']}).map(f => f.properties.code);
+  return [...new Set(codes)].sort();
+}"""
+
+
+def wait_for_grids(page) -> list[str]:
+    page.wait_for_function(f"() => {{ const c = ({RENDERED_GRIDS})(); return c && c.length > 0; }}")
+    return page.evaluate(RENDERED_GRIDS)
+
+
+def test_map_shows_the_leaders_demo_grids(page):
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    codes = wait_for_grids(page)
+    assert DEMO_GRID in codes
+    assert all(code.startswith("110101001001") for code in codes)  # leader01's community only
+    screenshot(page, "map-grids")
+
+
+def test_clicking_a_grid_shows_its_coverage(page):
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
+    point = page.evaluate(
+        """(code) => {
+          const map = window.gridworkMap;
+          const f = map.querySourceFeatures('grids', {sourceLayer: 'grids'})
+            .find(f => f.properties.code === code);
+          const ring = f.geometry.type === 'Polygon' ? f.geometry.coordinates[0]
+                                                       : f.geometry.coordinates[0][0];
+          // A point well inside: the rendered pixel of the ring's vertex average.
+          const lon = ring.reduce((s, c) => s + c[0], 0) / ring.length;
+          const lat = ring.reduce((s, c) => s + c[1], 0) / ring.length;
+          const p = map.project([lon, lat]);
+          const hit = map.queryRenderedFeatures(p, {layers: ['grids-fill']})[0];
+          return {x: p.x, y: p.y, code: hit && hit.properties.code};
+        }""",
+        DEMO_GRID,
+    )
+    assert point["code"] == DEMO_GRID
+    page.mouse.click(point["x"], point["y"])
+    popup = page.locator(".grid-popup")
+    popup.wait_for()
+    assert DEMO_GRID in popup.inner_text()
+    households = int(popup.locator(".households").inner_text())
+    assert int(popup.locator(".visited").inner_text()) == 10
+    assert popup.locator(".coverage").inner_text() == f"{round(1000 * 10 / households) / 10}%"
+    assert "本周走访覆盖率" in popup.inner_text()
+    screenshot(page, "map-grid-popup")
+
+
+def test_map_speaks_english_when_asked(page):
+    page.goto("/map?lang=en")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
+    assert "Grid coverage" in page.locator("#legend").inner_text()

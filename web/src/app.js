@@ -1,0 +1,259 @@
+// The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline.
+import {
+  api, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, setToken, signIn, todayLocal, translate,
+} from "./common.js";
+import { enqueue, listQueued, setMeta, syncQueue } from "./queue.js";
+
+const TEXT = {
+  zh: {
+    title: "网格员", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
+    today: "今日岗位", record: "记录走访", household: "住户", outcome: "结果", notes: "备注",
+    followUp: "需要跟进", followUpNote: "跟进事项", recordButton: "定位并记录", queued: "待同步",
+    syncNow: "立即同步", tasks: "我的任务", plan: "本周走访计划", notifications: "消息推送",
+    enablePush: "开启推送", online: "在线", offline: "离线", postA: "A岗 · 社区服务大厅窗口",
+    postB: "B岗 · 入户走访", noShift: "今日无排班", rosterUnavailable: "排班暂不可用",
+    noTasks: "暂无任务", noPlan: "本周计划暂不可用", due: "期限", overdueMark: "已超期",
+    locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误",
+    geoFailed: "无法定位：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
+    mustVisit: "必访", planOverdue: "逾期",
+    actions: { accept: "接单", start: "开始处理", resolve: "办结", return: "退回" },
+    outcomes: { met: "见到住户", nobody_home: "无人在家", refused: "拒绝", moved_out: "已搬离", vacant: "空置" },
+    statuses: {
+      new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
+      callback: "回访中", closed: "已关闭", returned: "已退回", escalated: "已升级", reopened: "已重启",
+    },
+  },
+  en: {
+    title: "Grid worker", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
+    other: "中文", today: "Today's post", record: "Record a visit", household: "Household", outcome: "Outcome",
+    notes: "Notes", followUp: "Needs follow-up", followUpNote: "Follow-up", recordButton: "Locate and record",
+    queued: "Waiting to sync", syncNow: "Sync now", tasks: "My tasks", plan: "My plan this week",
+    notifications: "Notifications", enablePush: "Enable push", online: "online", offline: "offline",
+    postA: "A-post · the hall window", postB: "B-post · door to door", noShift: "No shift today",
+    rosterUnavailable: "Roster unavailable", noTasks: "No tasks", noPlan: "Plan unavailable",
+    due: "due", overdueMark: "overdue", locating: "Locating…", savedOffline: "Saved; it syncs when online",
+    synced: "Synced", badLogin: "Wrong username or password", geoFailed: "No location: ", rejected: "rejected",
+    pushOn: "Push enabled", pushUnavailable: "Push not configured or not supported", mustVisit: "must-visit",
+    planOverdue: "overdue",
+    actions: { accept: "Accept", start: "Start", resolve: "Resolve", return: "Return" },
+    outcomes: { met: "met", nobody_home: "nobody home", refused: "refused", moved_out: "moved out", vacant: "vacant" },
+    statuses: {
+      new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress", resolved: "resolved",
+      callback: "callback", closed: "closed", returned: "returned", escalated: "escalated", reopened: "reopened",
+    },
+  },
+};
+// The transitions a worker makes from each state (issue #5); leaders do the rest.
+const WORKER_ACTIONS = {
+  dispatched: ["accept", "return"], accepted: ["start"], in_progress: ["resolve"], reopened: ["start"],
+};
+const lang = pickLang();
+const t = TEXT[lang];
+document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+translate(document, t);
+const $ = (id) => document.getElementById(id);
+$("lang").textContent = t.other;
+$("lang").href = otherLangHref(lang);
+
+const items = (data) => (Array.isArray(data) ? data : data?.items || data?.households || data?.stops || data?.results || []);
+
+function showNet() {
+  $("net").textContent = navigator.onLine ? t.online : t.offline;
+  $("net").classList.toggle("offline", !navigator.onLine);
+}
+
+async function loadPost() {
+  try {
+    const shifts = items(await api(`/api/v1/shifts?date=${todayLocal()}&worker=me`));
+    $("post").innerHTML = shifts.length
+      ? shifts.map((s) => `<div class="shift post-${s.post}">${s.post === "A" ? t.postA : `${t.postB} ${escapeHtml(s.grid_code || "")}`}</div>`).join("")
+      : `<span class="muted">${t.noShift}</span>`;
+  } catch {
+    $("post").innerHTML = `<span class="muted">${t.rosterUnavailable}</span>`;
+  }
+}
+
+async function loadTasks() {
+  try {
+    const tasks = items(await api("/api/v1/tasks?assignee=me"));
+    $("tasks").innerHTML = tasks.length ? tasks.map((task) => {
+      const actions = (WORKER_ACTIONS[task.status] || [])
+        .map((a) => `<button data-task="${task.id}" data-action="${a}">${t.actions[a]}</button>`).join("");
+      const due = task.due_at ? new Date(task.due_at).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" }) : "";
+      const late = task.overdue || (task.due_at && new Date(task.due_at) < new Date() && !["resolved", "callback", "closed"].includes(task.status));
+      return `<li class="task" data-id="${task.id}"><b>${escapeHtml(task.title)}</b>
+        <span class="state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
+        <div class="${late ? "overdue" : "muted"}">${t.due} ${escapeHtml(due)}${late ? ` · ${t.overdueMark}` : ""}</div>
+        <div class="actions">${actions}</div></li>`;
+    }).join("") : `<li class="muted">${t.noTasks}</li>`;
+  } catch {
+    $("tasks").innerHTML = `<li class="muted">${t.noTasks}</li>`;
+  }
+}
+
+$("tasks").addEventListener("click", async (e) => {
+  const button = e.target.closest("button[data-action]");
+  if (!button) return;
+  const note = button.dataset.action === "return" ? prompt(t.actions.return) || "" : "";
+  button.disabled = true;
+  try {
+    await api(`/api/v1/tasks/${button.dataset.task}/transitions`, { method: "POST", body: { action: button.dataset.action, note } });
+  } catch (error) {
+    alert(error.message);
+  }
+  loadTasks();
+});
+
+function householdLabel(h) {
+  return [h.building, h.unit, h.room].filter(Boolean).join("-") || `#${h.household_id ?? h.id}`;
+}
+
+async function loadPlanAndHouseholds() {
+  let plan = [];
+  try {
+    plan = items(await api(`/api/v1/visits/plan?week=${isoWeek()}`));
+    $("plan").innerHTML = plan.length ? plan.map((h) =>
+      `<li>${escapeHtml(householdLabel(h))}${h.must_visit ? ` <b>${t.mustVisit}</b>` : ""}${h.overdue ? ` <span class="overdue">${t.planOverdue}</span>` : ""}</li>`).join("")
+      : `<li class="muted">—</li>`;
+  } catch {
+    $("plan").innerHTML = `<li class="muted">${t.noPlan}</li>`;
+  }
+  // The visit form offers the plan's households first, then every household of my grids.
+  let households = plan.map((h) => ({ ...h, id: h.household_id ?? h.id }));
+  try {
+    const all = [];
+    for (let page = 1; page <= 30; page++) {
+      const batch = items(await api(`/api/v1/households?page_size=100&page=${page}`));
+      all.push(...batch);
+      if (batch.length < 100) break;
+    }
+    const seen = new Set(households.map((h) => h.id));
+    households = households.concat(all.filter((h) => !seen.has(h.id)));
+  } catch { /* offline: keep what we have */ }
+  if (households.length) {
+    localStorage.setItem("gridwork.households", JSON.stringify(households.map((h) => ({ id: h.id, label: householdLabel(h) }))));
+  }
+  const cached = JSON.parse(localStorage.getItem("gridwork.households") || "[]");
+  $("household").innerHTML = cached.map((h) => `<option value="${h.id}">${escapeHtml(h.label)}</option>`).join("");
+}
+
+async function showQueue() {
+  const queued = await listQueued();
+  const pending = queued.filter((r) => r.state === "pending");
+  $("queue-count").textContent = String(pending.length);
+  $("queue").innerHTML = queued.filter((r) => r.state === "rejected")
+    .map((r) => `<li class="error">${escapeHtml(r.id.slice(0, 8))} ${t.rejected}: ${escapeHtml(r.reason)}</li>`).join("");
+}
+
+async function sync() {
+  try {
+    const summary = await syncQueue();
+    if (summary.sent) $("visit-status").textContent = `${t.synced} (${summary.created + summary.duplicate})`;
+  } catch { /* offline or the server is away: the queue keeps everything */ }
+  await showQueue();
+}
+
+function localIso(date) {
+  const offset = -date.getTimezoneOffset();
+  const shifted = new Date(date.getTime() + offset * 60000).toISOString().slice(0, 19);
+  const sign = offset >= 0 ? "+" : "-";
+  const abs = Math.abs(offset);
+  return `${shifted}${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
+}
+
+function locate() {
+  return new Promise((resolve, reject) =>
+    navigator.geolocation.getCurrentPosition(resolve, reject, { enableHighAccuracy: true, timeout: 15000, maximumAge: 0 }));
+}
+
+$("outcome").innerHTML = Object.entries(t.outcomes).map(([k, v]) => `<option value="${k}">${v}</option>`).join("");
+$("visit-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const form = new FormData(e.target);
+  $("visit-status").textContent = t.locating;
+  let position;
+  try {
+    position = await locate();
+  } catch (error) {
+    $("visit-status").textContent = t.geoFailed + error.message;
+    return;
+  }
+  const visit = {
+    id: crypto.randomUUID(),
+    household_id: Number(form.get("household_id")),
+    visited_at: localIso(new Date()),
+    location: {
+      lon: position.coords.longitude, lat: position.coords.latitude,
+      accuracy_m: position.coords.accuracy, datum: "wgs84", provider: "browser", mock: false,
+    },
+    outcome: form.get("outcome"),
+    notes: form.get("notes") || "",
+    follow_up: form.get("follow_up") === "on",
+    follow_up_note: form.get("follow_up_note") || null,
+  };
+  await enqueue(visit);
+  $("visit-status").textContent = t.savedOffline;
+  e.target.reset();
+  await showQueue();
+  const registration = await navigator.serviceWorker?.ready.catch(() => null);
+  if (registration?.sync) registration.sync.register("visits").catch(() => {});
+  if (navigator.onLine) sync();
+});
+$("sync").addEventListener("click", sync);
+
+function urlBase64ToUint8Array(text) {
+  const padded = (text + "=".repeat((4 - (text.length % 4)) % 4)).replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+}
+
+$("push").addEventListener("click", async () => {
+  try {
+    if (!config.vapidPublicKey || !("PushManager" in window)) throw new Error(t.pushUnavailable);
+    if ((await Notification.requestPermission()) !== "granted") throw new Error(t.pushUnavailable);
+    const registration = await navigator.serviceWorker.ready;
+    const subscription = await registration.pushManager.subscribe({
+      userVisibleOnly: true, applicationServerKey: urlBase64ToUint8Array(config.vapidPublicKey),
+    });
+    await api("/api/v1/devices", { method: "POST", body: { platform: "web", subscription: subscription.toJSON() } });
+    $("push-status").textContent = t.pushOn;
+  } catch (error) {
+    $("push-status").textContent = error.message;
+  }
+});
+
+async function start() {
+  $("signin").hidden = true;
+  $("home").hidden = false;
+  $("signout").hidden = false;
+  await setMeta("token", getToken());
+  await Promise.all([loadPost(), loadTasks(), loadPlanAndHouseholds(), showQueue()]);
+  if (navigator.onLine) await sync();
+  document.body.dataset.ready = "1";
+}
+
+$("signin").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const form = new FormData(e.target);
+  try {
+    await signIn(form.get("username"), form.get("password"));
+    start();
+  } catch {
+    $("signin-error").textContent = t.badLogin;
+  }
+});
+$("signout").addEventListener("click", async (e) => {
+  e.preventDefault();
+  setToken(null);
+  await setMeta("token", null);
+  location.reload();
+});
+
+window.addEventListener("online", () => { showNet(); sync(); });
+window.addEventListener("offline", showNet);
+navigator.serviceWorker?.addEventListener("message", (e) => { if (e.data === "queue-changed") showQueue(); });
+showNet();
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register(`/app/sw.js?v=${config.version || "dev"}`, { scope: "/app", type: "module" }).catch(() => {});
+}
+if (getToken()) start();
+else $("signin").hidden = false;

@@ -1,0 +1,88 @@
+// Shared by the map and the app: the signed-in token, API calls, ISO weeks, the language.
+
+export const config = window.GRIDWORK_CONFIG || {};
+const TOKEN_KEY = "gridwork.token";
+const LANG_KEY = "gridwork.lang";
+
+export function getToken() {
+  return localStorage.getItem(TOKEN_KEY);
+}
+export function setToken(token) {
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+export async function signIn(username, password) {
+  const response = await fetch("/api/v1/auth/token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, password }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.detail || response.statusText);
+  setToken(body.access_token);
+  return body;
+}
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.detail) || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export async function api(path, options = {}) {
+  const headers = { Accept: "application/json", ...(options.headers || {}) };
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let body = options.body;
+  if (body !== undefined && typeof body !== "string") {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(body);
+  }
+  const response = await fetch(path, { ...options, headers, body });
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+/** "2026-W47" for a Date, read in Asia/Shanghai (UTC+8, no DST). */
+export function isoWeek(date = new Date()) {
+  const local = new Date(date.getTime() + 8 * 3600 * 1000);
+  const d = new Date(Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate()));
+  const day = d.getUTCDay() || 7;
+  d.setUTCDate(d.getUTCDate() + 4 - day);
+  const yearStart = new Date(Date.UTC(d.getUTCFullYear(), 0, 1));
+  const week = Math.ceil(((d - yearStart) / 86400000 + 1) / 7);
+  return `${d.getUTCFullYear()}-W${String(week).padStart(2, "0")}`;
+}
+
+/** Today's date in Asia/Shanghai as YYYY-MM-DD. */
+export function todayLocal(date = new Date()) {
+  return new Date(date.getTime() + 8 * 3600 * 1000).toISOString().slice(0, 10);
+}
+
+export function pickLang() {
+  const fromUrl = new URLSearchParams(location.search).get("lang");
+  if (fromUrl === "en" || fromUrl === "zh") {
+    localStorage.setItem(LANG_KEY, fromUrl);
+    return fromUrl;
+  }
+  return localStorage.getItem(LANG_KEY) || "zh";
+}
+
+export function otherLangHref(lang) {
+  const url = new URL(location.href);
+  url.searchParams.set("lang", lang === "zh" ? "en" : "zh");
+  return url.toString();
+}
+
+/** Fill every [data-t] element's text from the dictionary. */
+export function translate(root, dict) {
+  for (const el of root.querySelectorAll("[data-t]")) el.textContent = dict[el.dataset.t] ?? el.dataset.t;
+}
+
+export function escapeHtml(text) {
+  return String(text ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

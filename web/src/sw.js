@@ -1,0 +1,68 @@
+// The workers' app service worker: the app shell offline, and the visit queue synced when online.
+import { syncQueue } from "/web/queue.js";
+
+const SHELL = [
+  "/app", "/web/app.js", "/web/app.css", "/web/common.js", "/web/queue.js", "/web/config.js",
+  "/web/manifest.webmanifest", "/web/icons/icon-192.png", "/web/icons/icon-512.png",
+];
+const CACHE = "gridwork-app-" + new URL(self.location.href).searchParams.get("v");
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    caches.keys()
+      .then((keys) => Promise.all(keys.filter((k) => k.startsWith("gridwork-app-") && k !== CACHE).map((k) => caches.delete(k))))
+      .then(() => self.clients.claim()),
+  );
+});
+
+// The shell comes from the network when it can (fresh after a deploy), else from the cache.
+// API calls are never cached: the app keeps its own data in IndexedDB.
+self.addEventListener("fetch", (event) => {
+  const url = new URL(event.request.url);
+  if (event.request.method !== "GET" || url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
+  const key = url.pathname === "/app/" ? "/app" : url.pathname;
+  if (!SHELL.includes(key)) return;
+  event.respondWith(
+    fetch(event.request)
+      .then((response) => {
+        if (response.ok) {
+          const copy = response.clone();
+          caches.open(CACHE).then((cache) => cache.put(key, copy));
+        }
+        return response;
+      })
+      .catch(() => caches.match(key)),
+  );
+});
+
+// Background Sync (where the browser has it): the queue goes out even with the app closed.
+self.addEventListener("sync", (event) => {
+  if (event.tag === "visits") event.waitUntil(syncQueue().then(() => notifyClients()));
+});
+
+self.addEventListener("message", (event) => {
+  if (event.data === "sync") event.waitUntil(syncQueue().then(() => notifyClients(), () => notifyClients()));
+});
+
+async function notifyClients() {
+  for (const client of await self.clients.matchAll()) client.postMessage("queue-changed");
+}
+
+self.addEventListener("push", (event) => {
+  let data = {};
+  try { data = event.data ? event.data.json() : {}; } catch { data = { body: event.data && event.data.text() }; }
+  const title = data.title || "gridwork";
+  event.waitUntil(self.registration.showNotification(title, {
+    body: data.body || "", tag: data.collapse_key || data.tag || undefined, data,
+    icon: "/web/icons/icon-192.png",
+  }));
+});
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  event.waitUntil(self.clients.openWindow("/app"));
+});
