@@ -137,13 +137,37 @@ def seed() -> None:
 
 
 @seed.command()
-def demo() -> None:
+@click.option(
+    "--activity/--no-activity",
+    default=True,
+    show_default=True,
+    help="Also record a lived-in fortnight: visits, hotline tasks, this week's rosters.",
+)
+def demo(activity: bool) -> None:
     """Load the demo district (grids, households, accounts); running it again changes nothing."""
+    from flask import current_app
+    from sqlalchemy import select
+
+    from api.demo import DemoActivity
+    from api.models import User
     from fixtures.demo import demo_district
 
+    district = demo_district()
     with _session() as session:
-        summary = seed_demo(session, demo_district())
-    click.echo(summary)
+        click.echo(seed_demo(session, district))
+    if not activity:
+        return
+    codes = [f["properties"]["code"] for f in district["grids"]["features"]]
+    with _session() as session:
+        demo_activity = DemoActivity(current_app, session)
+        if demo_activity.already_done(codes):
+            click.echo("demo activity: already recorded")
+            return
+        names = [u["username"] for u in district["users"]]
+        users = session.scalars(select(User).where(User.username.in_(names))).all()
+        workers = [u for u in users if u.role == "worker"]
+        admins = sorted((u for u in users if u.role == "community_admin"), key=lambda u: u.id)
+        click.echo(demo_activity.run(workers, admins))
 
 
 def seed_demo(session, district: dict) -> str:
@@ -335,6 +359,8 @@ def security_purge_audit(older_than_days: int) -> None:
     with _session() as session:
         removed = audit.purge(session, timedelta(days=older_than_days))
     click.echo(f"removed {removed} audit entries")
+
+
 # --- tasks and push -----------------------------------------------------------------------------
 @main.group()
 def tasks() -> None:

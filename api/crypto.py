@@ -18,6 +18,7 @@ PREFIX = "v1:"
 # out of the box and production never runs on it by accident unnoticed.
 _DEV_KEY = hashlib.sha256(b"gridwork development data key - not for production").digest()
 _key: bytes = _DEV_KEY
+_warned = False
 
 
 class DataKeyError(ValueError):
@@ -26,9 +27,11 @@ class DataKeyError(ValueError):
 
 def configure(key: str | None) -> None:
     """Set the data key (base64 of 32 bytes); None falls back to the development key."""
-    global _key
+    global _key, _warned
     if not key:
-        log.warning("GRIDWORK_DATA_KEY is not set: sensitive columns use the development key")
+        if not _warned:
+            log.warning("GRIDWORK_DATA_KEY is not set: sensitive columns use the development key")
+            _warned = True
         _key = _DEV_KEY
         return
     try:

@@ -33,4 +33,10 @@ $(.venv/bin/python -m fixtures.demo --accounts)
               -d '{"username": "<one of the above>", "password": "<the password>"}'
 
 INFO
-exec .venv/bin/gridwork serve --host "$HOST" --port "$PORT"
+# Notifications are delivered by a separate worker; without FCM credentials it logs them.
+export GRIDWORK_PUSH_BACKEND="${GRIDWORK_PUSH_BACKEND:-log}"
+.venv/bin/gridwork push-worker > "$ROOT/.data/push-worker.log" 2>&1 &
+WORKER=$!
+trap 'kill "$WORKER" 2>/dev/null || true' EXIT INT TERM
+echo "  push worker running (pid $WORKER, log .data/push-worker.log)"
+.venv/bin/gridwork serve --host "$HOST" --port "$PORT"

@@ -107,16 +107,16 @@ def test_import_households_from_csv(gridwork, session, tmp_path, world):
 
 def test_seed_demo_loads_the_district_and_is_safe_to_run_twice(gridwork, session):
     demo = demo_district()
-    first = gridwork("seed", "demo")
+    first = gridwork("seed", "demo", "--no-activity")
     assert first.exit_code == 0, first.output
-    second = gridwork("seed", "demo")
+    second = gridwork("seed", "demo", "--no-activity")
     assert "0 households, 0 accounts created" in second.output
     assert session.scalar(select(func.count(Grid.id))) == len(demo["grids"]["features"])
     assert session.scalar(select(func.count(Household.id))) == len(demo["households"])
 
 
 def test_seeded_households_land_in_the_grid_they_were_drawn_in(gridwork, session):
-    gridwork("seed", "demo")
+    gridwork("seed", "demo", "--no-activity")
     demo = demo_district()
     placed = dict(
         session.execute(
@@ -136,3 +136,20 @@ def test_migrations_match_the_models(database_url):
     from alembic import command
 
     command.check(alembic_config(database_url))
+
+
+def test_demo_activity_records_visits_and_hotline_tasks_through_the_api(app, session, world):
+    from datetime import UTC, datetime
+
+    from api.demo import DemoActivity
+    from api.models import Task, Visit
+
+    wednesday = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    activity = DemoActivity(app, session, seed=1)
+    with app.app_context():
+        summary = activity.run([world.users["worker_a1"]], [world.users["admin_a"]], wednesday)
+    assert activity.already_done([A1])
+    visits = session.scalar(select(func.count(Visit.id)))
+    assert f"demo activity: {visits} visits" in summary
+    assert visits >= 3
+    assert session.scalar(select(func.count(Task.id)).where(Task.source == "hotline")) == 4
