@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Text
 from sqlalchemy.types import TypeDecorator
@@ -57,7 +58,13 @@ def decrypt(stored: str) -> str:
     if not stored.startswith(PREFIX):
         return stored  # written before encryption was enabled; `gridwork security encrypt`
     blob = base64.urlsafe_b64decode(stored[len(PREFIX) :])
-    return AESGCM(_key).decrypt(blob[:12], blob[12:], None).decode()
+    try:
+        return AESGCM(_key).decrypt(blob[:12], blob[12:], None).decode()
+    except InvalidTag as exc:
+        raise DataKeyError(
+            "cannot decrypt a sensitive column: GRIDWORK_DATA_KEY is not the key it was "
+            "written with"
+        ) from exc
 
 
 class EncryptedString(TypeDecorator):

@@ -2,14 +2,15 @@
 # Set up everything and run the gridwork API with the seeded demo district.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_all
-# Keys that survive restarts: tokens stay valid and encrypted phones stay readable.
+# A signing key that survives restarts, so tokens stay valid. Phones are encrypted with
+# GRIDWORK_DATA_KEY when set, else with the (logged) development key: set your own key before
+# loading real residents' data, and keep it.
 SECRETS="$ROOT/.data/secrets.env"
 if [ ! -f "$SECRETS" ]; then
   mkdir -p "$ROOT/.data"
   umask 077
   {
     echo "GRIDWORK_SECRET_KEY=$(.venv/bin/gridwork security new-key)"
-    echo "GRIDWORK_DATA_KEY=$(.venv/bin/gridwork security new-key)"
   } > "$SECRETS"
 fi
 set -a; source "$SECRETS"; set +a

@@ -120,3 +120,15 @@ def test_security_encrypt_command_encrypts_legacy_plaintext(app, session, world)
         text("SELECT phone FROM households WHERE id = :i"), {"i": household.id}
     ).scalar()
     assert raw.startswith("v1:")
+
+
+def test_a_wrong_data_key_is_named_not_silently_wrong():
+    from api import crypto
+
+    sealed = crypto.encrypt("13812345678")
+    crypto.configure(crypto.new_key())
+    try:
+        with pytest.raises(crypto.DataKeyError, match="GRIDWORK_DATA_KEY"):
+            crypto.decrypt(sealed)
+    finally:
+        crypto.configure(None)
