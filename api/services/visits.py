@@ -437,8 +437,13 @@ def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, Vis
     )
     stmt = text(sql).bindparams(*binds).columns(*table.c)
     visits = session.scalars(select(Visit).from_statement(stmt)).all()
+    worker = session.get(User, rows[0]["worker_id"])
+    grids = {gid: session.get(Grid, gid) for gid in {row["grid_id"] for row in rows}}
     for visit in visits:
-        set_committed_value(visit, "photos", [])  # a new visit has none: no query per visit
+        # Known already (a new visit has no photos): no lazy load per visit for the answer.
+        set_committed_value(visit, "photos", [])
+        set_committed_value(visit, "worker", worker)
+        set_committed_value(visit, "grid", grids[visit.grid_id])
     return {v.id: v for v in visits}
 
 
