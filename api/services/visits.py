@@ -16,8 +16,7 @@ from geoalchemy2 import Geometry
 from geoalchemy2.shape import to_shape
 from shapely import union_all
 from shapely.geometry import Point
-from sqlalchemy import JSON, LargeBinary, Text, bindparam, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import TypeDecorator, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -393,37 +392,42 @@ def _insert(
 
 
 def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, Visit]:
-    """One `INSERT ... SELECT FROM unnest(...)` for all rows, the inserted visits as ORM objects.
+    """One `INSERT ... SELECT FROM jsonb_to_recordset(...)` for all rows, the inserted visits.
 
-    One array parameter per column instead of a multi-row VALUES list: the statement text and
-    its ~25 parameters stay the same size whatever the batch holds (a VALUES list of 500 rows
-    has 12,500 placeholders, and rewriting them cost more than the insert itself). Each
-    array is bound with its column's own type, so a column type that transforms values
-    (encryption, say) applies to every element. RETURNING gives the stored rows back, so the
-    answer is built without reading them again.
+    The rows travel as one JSON document instead of a multi-row VALUES list: the statement
+    and its one parameter stay the same whatever the batch holds (a VALUES list of 500 rows
+    has 12,500 placeholders, and rewriting them cost more than the insert itself; an array
+    per column cost psycopg an escape per element). PostgreSQL reads each field with its
+    column's type. A column type that transforms values in Python (encryption, say) is
+    applied first. RETURNING gives the stored rows back, so the answer needs no re-read.
     """
     table = Visit.__table__
     names = list(rows[0])
     dialect = session.get_bind().dialect
-    binds, sources, exprs = [], [], []
-    for name in names:
-        column = table.c[name]
-        values = [row[name] for row in rows]
-        if isinstance(column.type, Geometry):  # EWKB bytes (with the SRID)
-            bind_type, expr = ARRAY(LargeBinary), f"ST_GeomFromEWKB(t.{name})"
-        elif isinstance(column.type, ARRAY):  # ragged: a 2-D array cannot hold them, jsonb can
-            bind_type, values = ARRAY(Text), [json.dumps(v) for v in values]
-            item = column.type.item_type.compile(dialect=dialect)
-            expr = f"ARRAY(SELECT jsonb_array_elements_text(t.{name}::jsonb))::{item}[]"
-        elif isinstance(column.type, JSON):  # as JSON text: psycopg would take lists for arrays
-            bind_type = ARRAY(Text)
-            values = [None if v is None else json.dumps(v) for v in values]
-            expr = f"t.{name}::{column.type.compile(dialect=dialect)}"
+    columns = [table.c[name] for name in names]
+    shapes, exprs = [], []
+    for column in columns:
+        if isinstance(column.type, Geometry):  # hex EWKB (with the SRID)
+            shapes.append(f"{column.name} text")
+            exprs.append(f"ST_GeomFromEWKB(decode(t.{column.name}, 'hex'))")
         else:
-            bind_type, expr = ARRAY(column.type), f"t.{name}"
-        binds.append(bindparam(f"p_{name}", values, type_=bind_type))
-        sources.append(f"CAST(:p_{name} AS {bind_type.compile(dialect=dialect)})")
-        exprs.append(expr)
+            shapes.append(f"{column.name} {column.type.compile(dialect=dialect)}")
+            exprs.append(f"t.{column.name}")
+    decorated = [c.name for c in columns if isinstance(c.type, TypeDecorator)]
+    payload = []
+    for n, row in enumerate(rows):
+        record = {"n": n}
+        for name, value in row.items():
+            if name in decorated:
+                value = table.c[name].type.process_bind_param(value, dialect)
+            if isinstance(value, uuid.UUID):
+                value = str(value)
+            elif isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, bytes):
+                value = value.hex()
+            record[name] = value
+        payload.append(record)
     returning = [
         f"ST_AsEWKB({c.name}) AS {c.name}" if isinstance(c.type, Geometry) else c.name
         for c in table.c
@@ -431,11 +435,11 @@ def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, Vis
     sql = (
         f"INSERT INTO {table.name} ({', '.join(names)}) "
         f"SELECT {', '.join(exprs)} "
-        f"FROM unnest({', '.join(sources)}) WITH ORDINALITY AS t({', '.join(names)}, n) "
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS t({', '.join(shapes)}, n integer) "
         "ORDER BY t.n ON CONFLICT (id) DO NOTHING "
         f"RETURNING {', '.join(returning)}"
     )
-    stmt = text(sql).bindparams(*binds).columns(*table.c)
+    stmt = text(sql).bindparams(rows=json.dumps(payload)).columns(*table.c)
     visits = session.scalars(select(Visit).from_statement(stmt)).all()
     worker = session.get(User, rows[0]["worker_id"])
     grids = {gid: session.get(Grid, gid) for gid in {row["grid_id"] for row in rows}}
