@@ -12,7 +12,7 @@ from flask import current_app, has_app_context
 from geoalchemy2.shape import to_shape
 from shapely.geometry import MultiPolygon
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from api import errors
 from api.models import Grid, GridVersion, Household, User
@@ -128,6 +128,7 @@ def locate(session: Session, lon: float, lat: float) -> Grid | None:
         .where(Grid.retired_at.is_(None), func.ST_Intersects(Grid.boundary, db_point(lon, lat)))
         .order_by(Grid.code)
         .limit(1)
+        .options(joinedload(Grid.community))  # the Feature names it: no second round trip
     )
 
 

@@ -29,13 +29,19 @@ blp = Blueprint("grids", __name__, url_prefix="/api/v1/grids", description="Grid
 
 def feature(grid: Grid) -> dict:
     """A grid as a GeoJSON Feature, with its live household count and boundary version."""
-    session = db.session
-    households = session.scalar(select(func.count()).where(Household.grid_id == grid.id))
-    valid_from = session.scalar(
-        select(GridVersion.valid_from).where(
-            GridVersion.grid_id == grid.id, GridVersion.version == grid.version
+    # Both live figures in one round trip.
+    households, valid_from = db.session.execute(
+        select(
+            select(func.count())
+            .where(Household.grid_id == grid.id)
+            .scalar_subquery()
+            .label("households"),
+            select(GridVersion.valid_from)
+            .where(GridVersion.grid_id == grid.id, GridVersion.version == grid.version)
+            .scalar_subquery()
+            .label("valid_from"),
         )
-    )
+    ).one()
     return {
         "id": grid.id,
         "geometry": geojson(grid.boundary),
