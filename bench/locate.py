@@ -185,6 +185,8 @@ def main() -> None:
     from alembic import command
 
     command.upgrade(alembic_config(load_config()["DATABASE_URL"]), "head")
+    # The served workers must verify the tokens this process signs.
+    os.environ.setdefault("GRIDWORK_JWT_SECRET", "bench-locate-" + os.urandom(8).hex())
     app = create_app({"LOG_LEVEL": "WARNING"})
     teardown(app)
     _, headers = setup(app, args.grids)
