@@ -307,7 +307,7 @@ def _build_rows(
             "visited_at": d["visited_at"],
             "utc_offset_minutes": int(offset.total_seconds() // 60),
             "week": week_of(d["visited_at"]),
-            "location": shapely.to_wkb(shapely.set_srid(a.point, 4326), include_srid=True),
+            "location": a.point,  # a shapely point, encoded with the whole batch
             "accuracy_m": loc.get("accuracy_m"),
             "datum": loc["datum"],
             "raw_lon": loc["lon"],
@@ -414,6 +414,16 @@ def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, Vis
             shapes.append(f"{column.name} {column.type.compile(dialect=dialect)}")
             exprs.append(f"t.{column.name}")
     decorated = [c.name for c in columns if isinstance(c.type, TypeDecorator)]
+    # Shapes in one vectorised call per geometry column: hex EWKB with the column's SRID.
+    ewkb = {
+        c.name: shapely.to_wkb(
+            shapely.set_srid([row[c.name] for row in rows], c.type.srid),
+            hex=True,
+            include_srid=True,
+        )
+        for c in columns
+        if isinstance(c.type, Geometry)
+    }
     payload = []
     for n, row in enumerate(rows):
         record = {"n": n}
@@ -424,8 +434,8 @@ def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, Vis
                 value = str(value)
             elif isinstance(value, datetime):
                 value = value.isoformat()
-            elif isinstance(value, bytes):
-                value = value.hex()
+            elif name in ewkb:
+                value = str(ewkb[name][n])
             record[name] = value
         payload.append(record)
     returning = [
