@@ -186,7 +186,7 @@ def main() -> None:
 
     command.upgrade(alembic_config(load_config()["DATABASE_URL"]), "head")
     # The served workers must verify the tokens this process signs.
-    os.environ.setdefault("GRIDWORK_JWT_SECRET", "bench-locate-" + os.urandom(8).hex())
+    os.environ.setdefault("GRIDWORK_JWT_SECRET", "bench-locate-" + os.urandom(16).hex())
     app = create_app({"LOG_LEVEL": "WARNING"})
     teardown(app)
     _, headers = setup(app, args.grids)
