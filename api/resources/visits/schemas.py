@@ -372,8 +372,20 @@ class VisitResultSchema(Schema):
     visit = _VisitAnswerField(VisitSchema)
 
 
+class _BatchResultsField(ma.fields.List):
+    """Documented as a list of VisitResult; each result is already a plain dict but its visit."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return [
+            {k: visit_answer(v) if k == "visit" and v is not None else v for k, v in r.items()}
+            for r in value
+        ]
+
+
 class VisitBatchResultSchema(Schema):
-    results = ma.fields.List(ma.fields.Nested(VisitResultSchema))
+    results = _BatchResultsField(ma.fields.Nested(VisitResultSchema))
 
 
 class VisitQueryArgsSchema(Schema):
