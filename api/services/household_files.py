@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 
@@ -99,27 +100,48 @@ def _header_key(name: Any) -> str | None:
     return CHINESE_HEADERS.get(text)
 
 
-def _cells_csv(data: bytes) -> Iterator[list[Any]]:
-    for encoding in ("utf-8-sig", "gb18030"):
+SNIFF = 1 << 16
+
+
+def _csv_encoding(stream: BinaryIO) -> str:
+    """UTF-8 (with or without BOM) or GB18030, found by reading the file once in blocks."""
+    stream.seek(0)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8 = True
+    while block := stream.read(SNIFF):
+        if b"\x00" in block:
+            raise FileProblem("The file is binary, not CSV text.")
+        if utf8:
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError:
+                utf8 = False
+    if utf8:
         try:
-            text = data.decode(encoding)
-            break
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - gb18030 decodes any byte string
-        raise FileProblem("The CSV file is neither UTF-8 nor GB18030 text.")
-    if "\x00" in text:
-        raise FileProblem("The file is binary, not CSV text.")
-    yield from csv.reader(io.StringIO(text, newline=""))
+            utf8 = False
+    return "utf-8-sig" if utf8 else "gb18030"
 
 
-def _cells_xlsx(data: bytes) -> Iterator[list[Any]]:
+def _cells_csv(stream: BinaryIO) -> Iterator[list[Any]]:
+    encoding = _csv_encoding(stream)
+    stream.seek(0)
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    try:
+        yield from csv.reader(text)
+    finally:
+        text.detach()  # the caller owns the file
+
+
+def _cells_xlsx(stream: BinaryIO) -> Iterator[list[Any]]:
     import zipfile
 
     from openpyxl import load_workbook
 
+    stream.seek(0)
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        workbook = load_workbook(stream, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise FileProblem("The file is not a readable XLSX workbook.") from exc
     try:
@@ -128,6 +150,14 @@ def _cells_xlsx(data: bytes) -> Iterator[list[Any]]:
             yield list(row)
     finally:
         workbook.close()
+
+
+def _blank(stream: BinaryIO) -> bool:
+    stream.seek(0)
+    while block := stream.read(SNIFF):
+        if block.strip():
+            return False
+    return True
 
 
 def detect_format(data: bytes, filename: str | None = None, content_type: str | None = None) -> str:
@@ -217,41 +247,88 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
     return out if len(errors) == before else None
 
 
+class HouseholdReader:
+    """Checked rows of a register file, read as a stream (a 900,000-row file stays on disk).
+
+    Opening it checks the file as a whole (empty, format, headers) and raises FileProblem.
+    `chunks(n)` then yields lists of (row number, checked values) while `errors` collects the
+    rows' problems; reading stops once MAX_ERRORS problems are found. Row numbers are
+    spreadsheet rows (the header is row 1).
+    """
+
+    def __init__(
+        self, stream: BinaryIO, filename: str | None = None, content_type: str | None = None
+    ) -> None:
+        self.stream = stream
+        self.errors: list[RowError] = []
+        self.rows = 0
+        stream.seek(0, io.SEEK_END)
+        self.size = stream.tell()
+        stream.seek(0)
+        head = stream.read(len(XLSX_MAGIC))
+        if not head.startswith(XLSX_MAGIC) and _blank(stream):
+            raise FileProblem("The file is empty.")
+        fmt = detect_format(head, filename, content_type)
+        self.format = fmt
+        self._cells = _cells_xlsx(stream) if fmt == "xlsx" else _cells_csv(stream)
+        try:
+            header = next(self._cells)
+        except StopIteration as exc:
+            raise FileProblem("The file has no header row.") from exc
+        except csv.Error as exc:
+            raise FileProblem(f"The CSV file is malformed: {exc}") from exc
+        self.keys = [_header_key(name) for name in header]
+        missing = [c for c in REQUIRED if c not in self.keys]
+        if missing:
+            raise FileProblem(
+                "Missing column(s): "
+                + ", ".join(missing)
+                + ". Expected headers: "
+                + ", ".join(COLUMNS)
+                + " (or 楼栋, 单元, 楼层, 房号, 经度, 纬度, 类型, 居住性质, 人数, 标签, 电话)."
+            )
+
+    def position(self) -> int:
+        """Bytes read so far (for a progress bar; an XLSX is read whole by openpyxl's zip)."""
+        try:
+            return min(self.stream.tell(), self.size)
+        except (OSError, ValueError):
+            return 0
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        keys = [(i, key) for i, key in enumerate(self.keys) if key]
+        try:
+            for number, row in enumerate(self._cells, start=2):
+                if all(_text(v) == "" for v in row):
+                    continue
+                self.rows += 1
+                width = len(row)
+                values = {key: row[i] if i < width else None for i, key in keys}
+                checked = _check_row(values, number, self.errors)
+                if checked is not None:
+                    yield number, checked
+                if len(self.errors) >= MAX_ERRORS:
+                    break
+        except csv.Error as exc:
+            raise FileProblem(f"The CSV file is malformed: {exc}") from exc
+
+    def chunks(self, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+        chunk: list[tuple[int, dict[str, Any]]] = []
+        for item in self:
+            chunk.append(item)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+
 def read_households(
     data: bytes, filename: str | None = None, content_type: str | None = None
 ) -> ParsedFile:
-    """Parse a register file; row numbers are spreadsheet rows (the header is row 1)."""
-    if not data.strip():
-        raise FileProblem("The file is empty.")
-    fmt = detect_format(data, filename, content_type)
-    cells = _cells_xlsx(data) if fmt == "xlsx" else _cells_csv(data)
+    """Parse a whole register file held in memory (see HouseholdReader to stream one)."""
+    reader = HouseholdReader(io.BytesIO(data), filename, content_type)
     parsed = ParsedFile()
-    try:
-        header = next(cells)
-    except StopIteration as exc:
-        raise FileProblem("The file has no header row.") from exc
-    except csv.Error as exc:
-        raise FileProblem(f"The CSV file is malformed: {exc}") from exc
-    keys = [_header_key(name) for name in header]
-    missing = [c for c in REQUIRED if c not in keys]
-    if missing:
-        raise FileProblem(
-            "Missing column(s): "
-            + ", ".join(missing)
-            + ". Expected headers: "
-            + ", ".join(COLUMNS)
-            + " (or 楼栋, 单元, 楼层, 房号, 经度, 纬度, 类型, 居住性质, 人数, 标签, 电话)."
-        )
-    try:
-        for number, row in enumerate(cells, start=2):
-            if all(_text(v) == "" for v in row):
-                continue
-            values = {key: row[i] if i < len(row) else None for i, key in enumerate(keys) if key}
-            checked = _check_row(values, number, parsed.errors)
-            if checked is not None:
-                parsed.rows.append((number, checked))
-            if len(parsed.errors) >= MAX_ERRORS:
-                break
-    except csv.Error as exc:
-        raise FileProblem(f"The CSV file is malformed: {exc}") from exc
+    parsed.rows = list(reader)
+    parsed.errors = reader.errors
     return parsed

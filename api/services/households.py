@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import TypeDecorator, func, select, text
 from sqlalchemy.orm import Session
 
 from api import errors
 from api.models import Grid, Household
 from api.scope import Scope
-from api.services.household_files import FileProblem, RowError, read_households
+from api.services.household_files import FileProblem, HouseholdReader, RowError
 from geo.validate import GeometryProblem, parse_point
 
 IMPORT_CHUNK = 2000
@@ -166,50 +167,87 @@ class HouseholdImport:
     by_grid: dict[str, int]
 
 
+COPY_COLUMNS = (
+    "grid_id",
+    "building",
+    "unit",
+    "floor",
+    "room",
+    "kind",
+    "occupancy",
+    "members",
+    "tags",
+    "phone",
+    "location",
+)
+
+
 def import_households(
     session: Session,
     scope: Scope | None,
-    data: bytes,
+    data: bytes | BinaryIO,
     *,
     filename: str | None = None,
     content_type: str | None = None,
-    progress: Callable[[Iterable], Iterable] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> HouseholdImport:
-    """Import a register file all or nothing; every error names its row and column."""
+    """Import a register file all or nothing; every error names its row and column.
+
+    The file is read as a stream, IMPORT_CHUNK rows at a time: each chunk is checked, placed
+    in its grids by one SQL statement and written with COPY inside a savepoint. Any problem
+    stops the writing (the rest is still checked, to report it) and rolls the savepoint
+    back, so nothing is imported. `progress(done, total)` is called after each chunk, in
+    bytes of the file.
+    """
+    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     try:
-        parsed = read_households(data, filename, content_type)
+        reader = HouseholdReader(stream, filename, content_type)
     except FileProblem as exc:
         raise errors.Unprocessable(str(exc)) from exc
-    problems: list[RowError] = list(parsed.errors)
-    checked: list[tuple[int, dict[str, Any]]] = []
-    for row, values in parsed.rows:
-        try:
-            point = parse_point(values["lon"], values["lat"])
-        except GeometryProblem as exc:
-            problems.append(RowError(row, "lon/lat", exc.reason))
-            continue
-        values["lon"], values["lat"] = point.x, point.y
-        checked.append((row, values))
-    if not parsed.rows and not problems:
-        raise errors.Unprocessable("The file holds no household rows.")
-    placements = place(session, [(v["lon"], v["lat"]) for _, v in checked]) if checked else []
-    grids: dict[int, Grid] = {}
-    records = []
-    for (row, values), placement in zip(checked, placements, strict=True):
-        if placement.grid_id is None:
-            problems.append(RowError(row, "lon/lat", _outside(placement)))
-            continue
-        grid = grids.get(placement.grid_id) or session.get(Grid, placement.grid_id)
-        grids[grid.id] = grid
-        if scope is not None:
-            try:
-                scope.require_household_writer(grid)
-            except errors.Forbidden as exc:
-                problems.append(RowError(row, "lon/lat", exc.detail))
-                continue
-        lon, lat = values.pop("lon"), values.pop("lat")
-        records.append({**values, "grid_id": grid.id, "location": f"SRID=4326;POINT({lon} {lat})"})
+    problems: list[RowError] = []
+    refusals: dict[int, str | None] = {}
+    by_grid: dict[str, int] = {}
+    created = 0
+    savepoint = session.begin_nested()
+    try:
+        for chunk in reader.chunks(IMPORT_CHUNK):
+            checked: list[tuple[int, dict[str, Any]]] = []
+            for row, values in chunk:
+                try:
+                    point = parse_point(values["lon"], values["lat"])
+                except GeometryProblem as exc:
+                    problems.append(RowError(row, "lon/lat", exc.reason))
+                    continue
+                values["lon"], values["lat"] = point.x, point.y
+                checked.append((row, values))
+            placements = place(session, [(v["lon"], v["lat"]) for _, v in checked])
+            records = []
+            for (row, values), placement in zip(checked, placements, strict=True):
+                if placement.grid_id is None:
+                    problems.append(RowError(row, "lon/lat", _outside(placement)))
+                    continue
+                if scope is not None:
+                    refusal = _refusal(session, scope, placement.grid_id, refusals)
+                    if refusal is not None:
+                        problems.append(RowError(row, "lon/lat", refusal))
+                        continue
+                values["grid_id"] = placement.grid_id
+                records.append(values)
+                by_grid[placement.grid_code] = by_grid.get(placement.grid_code, 0) + 1
+            if not problems and not reader.errors:
+                _copy_households(session, records)
+                created += len(records)
+            if progress:
+                progress(reader.position(), reader.size)
+    except FileProblem as exc:
+        savepoint.rollback()
+        raise errors.Unprocessable(str(exc)) from exc
+    except BaseException:
+        savepoint.rollback()
+        raise
+    problems += reader.errors
     if problems:
+        savepoint.rollback()
         problems.sort(key=lambda p: p.row)
         first = problems[0]
         raise errors.Unprocessable(
@@ -217,12 +255,44 @@ def import_households(
             f"column {first.column}: {first.detail}",
             errors=[p.as_dict() for p in problems],
         )
-    chunks = [records[i : i + IMPORT_CHUNK] for i in range(0, len(records), IMPORT_CHUNK)]
-    for chunk in progress(chunks) if progress else chunks:
-        session.execute(insert(Household), chunk)
-    session.flush()
-    by_grid: dict[str, int] = {}
-    for record in records:
-        code = grids[record["grid_id"]].code
-        by_grid[code] = by_grid.get(code, 0) + 1
-    return HouseholdImport(created=len(records), by_grid=dict(sorted(by_grid.items())))
+    savepoint.commit()
+    if not reader.rows:
+        raise errors.Unprocessable("The file holds no household rows.")
+    return HouseholdImport(created=created, by_grid=dict(sorted(by_grid.items())))
+
+
+def _refusal(session: Session, scope: Scope, grid_id: int, seen: dict[int, str | None]):
+    """Why the caller may not write households in the grid (None: they may), once per grid."""
+    if grid_id not in seen:
+        try:
+            scope.require_household_writer(session.get(Grid, grid_id))
+            seen[grid_id] = None
+        except errors.Forbidden as exc:
+            seen[grid_id] = exc.detail
+    return seen[grid_id]
+
+
+def _copy_households(session: Session, records: list[dict[str, Any]]) -> None:
+    """COPY the rows in, on the session's own connection (so inside its transaction).
+
+    Columns whose type transforms values in Python (the encrypted phone) get that
+    transformation here, as an INSERT through SQLAlchemy would apply it.
+    """
+    if not records:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    table = Household.__table__
+    decorated = {
+        name: table.c[name].type
+        for name in COPY_COLUMNS
+        if isinstance(table.c[name].type, TypeDecorator)
+    }
+    raw = connection.connection.driver_connection
+    sql = f"COPY households ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(sql) as copy:
+        for r in records:
+            values = {**r, "location": f"SRID=4326;POINT({r['lon']!r} {r['lat']!r})"}
+            for name, type_ in decorated.items():
+                values[name] = type_.process_bind_param(values[name], dialect)
+            copy.write_row([values[name] for name in COPY_COLUMNS])

@@ -1,4 +1,4 @@
-"""Grids as GeoJSON: list, create, read, redraw, retire, import, locate."""
+"""Grids as GeoJSON: list, create, read, redraw, retire, import, locate (one or many points)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from api.resources.grids.schemas import (
     GridPatchSchema,
     GridQueryArgsSchema,
     GridSchema,
+    LocateBatchResultSchema,
+    LocateBatchSchema,
     LocateQueryArgsSchema,
 )
 from api.services import grids
@@ -27,13 +29,19 @@ blp = Blueprint("grids", __name__, url_prefix="/api/v1/grids", description="Grid
 
 def feature(grid: Grid) -> dict:
     """A grid as a GeoJSON Feature, with its live household count and boundary version."""
-    session = db.session
-    households = session.scalar(select(func.count()).where(Household.grid_id == grid.id))
-    valid_from = session.scalar(
-        select(GridVersion.valid_from).where(
-            GridVersion.grid_id == grid.id, GridVersion.version == grid.version
+    # Both live figures in one round trip.
+    households, valid_from = db.session.execute(
+        select(
+            select(func.count())
+            .where(Household.grid_id == grid.id)
+            .scalar_subquery()
+            .label("households"),
+            select(GridVersion.valid_from)
+            .where(GridVersion.grid_id == grid.id, GridVersion.version == grid.version)
+            .scalar_subquery()
+            .label("valid_from"),
         )
-    )
+    ).one()
     return {
         "id": grid.id,
         "geometry": geojson(grid.boundary),
@@ -109,6 +117,24 @@ class Locate(MethodView):
         if grid is None or not current_scope().sees_grid(grid):
             raise errors.NotFound(f"No grid of yours contains ({args['lon']}, {args['lat']}).")
         return feature(grid)
+
+    @blp.arguments(LocateBatchSchema)
+    @blp.response(200, LocateBatchResultSchema)
+    def post(self, data):
+        """The grids of many WGS-84 points at once (up to 1,000), in one lookup
+
+        Each point gets the grid that `GET /locate` would return (its id and code), or nulls
+        when no grid of yours contains it. For phones placing a list of premises, and import
+        previews: one request instead of one per point.
+        """
+        points = [(p["lon"], p["lat"]) for p in data["points"]]
+        found = grids.locate_many(db.session, current_scope(), points)
+        return {
+            "results": [
+                {"lon": lon, "lat": lat, "grid_id": g and g.id, "grid_code": g and g.code}
+                for (lon, lat), g in zip(points, found, strict=True)
+            ]
+        }
 
 
 @blp.route("/<id:grid_id>")

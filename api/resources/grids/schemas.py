@@ -90,3 +90,38 @@ class GridQueryArgsSchema(Schema):
 class LocateQueryArgsSchema(Schema):
     lon = ma.fields.Float(required=True, validate=ma.validate.Range(-180, 180))
     lat = ma.fields.Float(required=True, validate=ma.validate.Range(-90, 90))
+
+
+MAX_LOCATE = 1000
+
+
+class LocatePointSchema(Schema):
+    lon = ma.fields.Float(
+        required=True,
+        allow_nan=False,
+        validate=ma.validate.Range(-180, 180),
+        metadata={"description": "WGS-84"},
+    )
+    lat = ma.fields.Float(required=True, allow_nan=False, validate=ma.validate.Range(-90, 90))
+
+
+class LocateBatchSchema(Schema):
+    points = ma.fields.List(
+        ma.fields.Nested(LocatePointSchema),
+        required=True,
+        validate=ma.validate.Length(min=1, max=MAX_LOCATE),
+        metadata={"description": f"Up to {MAX_LOCATE} WGS-84 points"},
+    )
+
+
+class LocatedPointSchema(Schema):
+    lon = ma.fields.Float()
+    lat = ma.fields.Float()
+    grid_id = ma.fields.Integer(allow_none=True, metadata={"description": "null: none of yours"})
+    grid_code = ma.fields.String(allow_none=True)
+
+
+class LocateBatchResultSchema(Schema):
+    results = ma.fields.List(
+        ma.fields.Nested(LocatedPointSchema), metadata={"description": "One per point, in order"}
+    )
