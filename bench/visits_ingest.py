@@ -36,6 +36,7 @@ from api.models import (
     user_grids,
 )
 from api.settings import load_config
+from bench._result import emit
 from tests.factories import bearer, box, make_grid, make_household, make_user
 
 DISTRICT = "110119"
@@ -174,6 +175,16 @@ def main() -> None:
         print(f"plain INSERT of the same rows: {plain_rate:8.0f} visits/s ({plain_s:.2f} s)")
         verdict = "meets" if ratio >= GOAL else "MISSES"
         print(f"ratio API / plain: {ratio:.2f} (goal >= {GOAL}: {verdict})")
+        emit(
+            "visits_ingest",
+            "API rate / plain INSERT rate",
+            ratio,
+            "ratio",
+            GOAL,
+            higher_is_better=True,
+            limit_note=f"plain INSERT {plain_rate:.0f} visits/s same run",
+        )
+        emit("visits_ingest", "API ingest rate", api_rate, "visits/s", None)
     finally:
         teardown(worker_id, [h[0] for h in homes])
 
