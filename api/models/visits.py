@@ -80,10 +80,13 @@ class Visit(Base):
     photos: Mapped[list[VisitPhoto]] = relationship(order_by="VisitPhoto.id", viewonly=True)
 
 
-Index("ix_visits_grid_week", Visit.grid_id, Visit.week)
+# Coverage (distinct households visited per grid and week) as an index-only scan.
+Index("ix_visits_grid_week_household", Visit.grid_id, Visit.week, Visit.household_id)
 Index("ix_visits_household_visited", Visit.household_id, Visit.visited_at)
 Index("ix_visits_worker_visited", Visit.worker_id, Visit.visited_at)
 Index("ix_visits_location", Visit.location, postgresql_using="gist")
+# One week inside one box (the visits tile): needs btree_gist for the week (migration 0011).
+Index("ix_visits_week_location", Visit.week, Visit.location, postgresql_using="gist")
 
 
 class VisitPhoto(Base):

@@ -15,12 +15,14 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    exists,
+    false,
     func,
     literal,
     literal_column,
     or_,
     select,
+    true,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -91,46 +93,62 @@ def _reference_time(req: TileRequest):
 
 def grids_features(scope: Scope, req: TileRequest) -> Select:
     env3857, env4326 = _envelopes(req.z, req.x, req.y)
+    # LATERAL, not scalar subqueries: each count runs once per grid (a scalar subquery used
+    # twice, in the figure and in the ratio, is planned and run twice). Both counts are
+    # index-only scans (ix_households_grid_id, ix_visits_grid_week_household).
     households = (
-        select(func.count()).where(Household.grid_id == Grid.id).correlate(Grid).scalar_subquery()
+        select(func.count().label("n"))
+        .where(Household.grid_id == Grid.id)
+        .correlate(Grid)
+        .lateral("hc")
     )
     visited = (
-        select(func.count(func.distinct(Visit.household_id)))
+        select(func.count(func.distinct(Visit.household_id)).label("n"))
         .where(Visit.grid_id == Grid.id, Visit.week == req.week)
         .correlate(Grid)
-        .scalar_subquery()
+        .lateral("vc")
     )
     coverage = case(
-        (households > 0, func.round(cast(visited, Numeric) / households, 3)),
+        (households.c.n > 0, func.round(cast(visited.c.n, Numeric) / households.c.n, 3)),
         else_=literal(0),
     )
-    return select(
-        Grid.id.label("id"),
-        Grid.code.label("code"),
-        Grid.name.label("name"),
-        households.label("households"),
-        visited.label("visited"),
-        cast(coverage, Float).label("coverage"),
-        literal(req.week).label("week"),
-        _mvt_geom(Grid.boundary, env3857),
-    ).where(
-        Grid.retired_at.is_(None),
-        Grid.boundary.op("&&")(env4326),  # GiST: ix_grids_boundary_active
-        scope.grids(),
+    return (
+        select(
+            Grid.id.label("id"),
+            Grid.code.label("code"),
+            Grid.name.label("name"),
+            households.c.n.label("households"),
+            visited.c.n.label("visited"),
+            cast(coverage, Float).label("coverage"),
+            literal(req.week).label("week"),
+            _mvt_geom(Grid.boundary, env3857),
+        )
+        .select_from(Grid)
+        .join(households, true())
+        .join(visited, true())
+        .where(
+            Grid.retired_at.is_(None),
+            Grid.boundary.op("&&")(env4326),  # GiST: ix_grids_boundary_active
+            scope.grids(),
+        )
     )
 
 
 def households_features(scope: Scope, req: TileRequest) -> Select:
     env3857, env4326 = _envelopes(req.z, req.x, req.y)
-    _start, end = week_bounds(req.week)
+    start, end = week_bounds(req.week)
     ref = _reference_time(req)
+    # One backward index-only probe per household (ix_visits_household_visited) gives the last
+    # visit before the week's end; "visited this week" is that visit falling inside the week
+    # (the week column is the ISO week of visited_at in Asia/Shanghai, as week_bounds is).
+    # LATERAL so it runs once per household, not once per expression that reads it.
     last = (
-        select(func.max(Visit.visited_at))
+        select(func.max(Visit.visited_at).label("at"))
         .where(Visit.household_id == Household.id, Visit.visited_at < end)
         .correlate(Household)
-        .scalar_subquery()
+        .lateral("lv")
     )
-    this_week = exists().where(Visit.household_id == Household.id, Visit.week == req.week)
+    this_week = func.coalesce(last.c.at >= literal(start), false())
     must = Household.tags.op("&&")(cast(list(MUST_VISIT_TAGS), ARRAY(Text)))
     inner = (
         select(
@@ -142,9 +160,11 @@ def households_features(scope: Scope, req: TileRequest) -> Select:
             Household.kind.label("kind"),
             must.label("must_visit"),
             this_week.label("visited_this_week"),
-            last.label("last_visited_at"),
+            last.c.at.label("last_visited_at"),
             Household.location.label("location"),
         )
+        .select_from(Household)
+        .join(last, true())
         .where(Household.location.op("&&")(env4326), scope.households())  # GiST on location
         .subquery("h")
     )
@@ -199,19 +219,13 @@ def visits_features(scope: Scope, req: TileRequest) -> Select:
 def tasks_features(scope: Scope, req: TileRequest) -> Select:
     env3857, env4326 = _envelopes(req.z, req.x, req.y)
     ref = _reference_time(req)
-    point = func.coalesce(
-        Task.location,
-        select(Household.location)
-        .where(Household.id == Task.household_id)
-        .correlate(Task)
-        .scalar_subquery(),
-    )
     overdue = and_(
         Task.due_at < literal(ref),
         or_(Task.resolved_at.is_(None), Task.resolved_at > literal(ref)),
     )
-    inner = (
-        select(
+
+    def branch(point):
+        return select(
             Task.id.label("id"),
             Task.title.label("title"),
             Task.status.label("status"),
@@ -223,18 +237,24 @@ def tasks_features(scope: Scope, req: TileRequest) -> Select:
             ),
             overdue.label("overdue"),
             point.label("point"),
-        )
-        .where(
+        ).where(
             # Open at the reference time (now, or the end of a past week).
             Task.created_at < literal(ref),
             or_(Task.closed_at.is_(None), Task.closed_at > literal(ref)),
             scope.in_grids(Task.grid_id),
+            point.op("&&")(env4326),
         )
-        .subquery("t")
+
+    # create_task stores every task's point (the household's, or the one given): the box test
+    # runs on GiST ix_tasks_location. A task stored without one is drawn at its household.
+    located = branch(Task.location)
+    unlocated = (
+        branch(Household.location)
+        .join(Household, Household.id == Task.household_id)
+        .where(Task.location.is_(None))
     )
-    return select(
-        *[c for c in inner.c if c.name != "point"], _mvt_geom(inner.c.point, env3857)
-    ).where(inner.c.point.op("&&")(env4326))
+    inner = union_all(located, unlocated).subquery("t")
+    return select(*[c for c in inner.c if c.name != "point"], _mvt_geom(inner.c.point, env3857))
 
 
 _BUILDERS = {
