@@ -109,3 +109,18 @@ class VisitPhoto(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class HouseholdLastVisit(Base):
+    """Each household's latest visit, kept by statement triggers on visits (migration 0011).
+
+    The map's household status reads it with one primary-key join instead of probing the
+    visits index once per household; past weeks fall back to the probe (api/services/tiles).
+    """
+
+    __tablename__ = "household_last_visits"
+
+    household_id: Mapped[int] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_visited_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

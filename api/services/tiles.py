@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from api import errors
-from api.models import Grid, Household, Task, Visit
+from api.models import Grid, Household, HouseholdLastVisit, Task, Visit
 from api.scope import Scope
 from api.services.weeks import week_bounds
 
@@ -138,17 +138,20 @@ def households_features(scope: Scope, req: TileRequest) -> Select:
     env3857, env4326 = _envelopes(req.z, req.x, req.y)
     start, end = week_bounds(req.week)
     ref = _reference_time(req)
-    # One backward index-only probe per household (ix_visits_household_visited) gives the last
-    # visit before the week's end; "visited this week" is that visit falling inside the week
-    # (the week column is the ISO week of visited_at in Asia/Shanghai, as week_bounds is).
-    # LATERAL so it runs once per household, not once per expression that reads it.
-    last = (
-        select(func.max(Visit.visited_at).label("at"))
+    # The last visit before the week's end. household_last_visits (kept by triggers on visits)
+    # holds each household's latest visit: when that falls before the week's end it is the
+    # answer (always, for the current week), read with one primary-key join. Otherwise (a past
+    # week) one backward index-only probe of ix_visits_household_visited finds it; the CASE
+    # runs the probe only for those rows. "Visited this week" is that visit falling inside the
+    # week (the week column is the ISO week of visited_at in Asia/Shanghai, as week_bounds is).
+    probe = (
+        select(func.max(Visit.visited_at))
         .where(Visit.household_id == Household.id, Visit.visited_at < end)
         .correlate(Household)
-        .lateral("lv")
+        .scalar_subquery()
     )
-    this_week = func.coalesce(last.c.at >= literal(start), false())
+    known = HouseholdLastVisit.last_visited_at
+    last_at = case((or_(known.is_(None), known < literal(end)), known), else_=probe)
     must = Household.tags.op("&&")(cast(list(MUST_VISIT_TAGS), ARRAY(Text)))
     inner = (
         select(
@@ -159,20 +162,21 @@ def households_features(scope: Scope, req: TileRequest) -> Select:
             Household.room.label("room"),
             Household.kind.label("kind"),
             must.label("must_visit"),
-            this_week.label("visited_this_week"),
-            last.c.at.label("last_visited_at"),
+            last_at.label("last_visited_at"),
             Household.location.label("location"),
         )
         .select_from(Household)
-        .join(last, true())
+        .outerjoin(HouseholdLastVisit, HouseholdLastVisit.household_id == Household.id)
         .where(Household.location.op("&&")(env4326), scope.households())  # GiST on location
+        .offset(0)  # a fence: the planner must not inline last_at into every use below
         .subquery("h")
     )
+    visited_this_week = func.coalesce(inner.c.last_visited_at >= literal(start), false())
     days = cast(
         func.floor(func.extract("epoch", literal(ref) - inner.c.last_visited_at) / 86400), Integer
     )
     status = case(
-        (inner.c.visited_this_week, literal("visited")),
+        (visited_this_week, literal("visited")),
         (or_(inner.c.last_visited_at.is_(None), days >= 7), literal("overdue")),
         else_=literal("due"),
     )
@@ -184,8 +188,8 @@ def households_features(scope: Scope, req: TileRequest) -> Select:
         inner.c.room,
         inner.c.kind,
         inner.c.must_visit,
-        and_(inner.c.must_visit, ~inner.c.visited_this_week).label("must_visit_due"),
-        inner.c.visited_this_week,
+        and_(inner.c.must_visit, ~visited_this_week).label("must_visit_due"),
+        visited_this_week.label("visited_this_week"),
         days.label("days_since_visit"),
         func.to_char(
             func.timezone("Asia/Shanghai", inner.c.last_visited_at), "YYYY-MM-DD HH24:MI"

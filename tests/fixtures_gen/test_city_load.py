@@ -206,3 +206,16 @@ def test_the_command_refuses_a_loaded_database_and_names_replace(city_url, monke
     result = CliRunner().invoke(main, ["seed", "city", "--grids", "6", "--households", "600"])
     assert result.exit_code == 1
     assert "--replace" in result.output
+
+
+def test_each_household_last_visit_is_kept(q):
+    wrong = one(
+        q,
+        """
+        SELECT count(*) FROM households h
+        LEFT JOIN household_last_visits s ON s.household_id = h.id
+        WHERE s.last_visited_at IS DISTINCT FROM
+              (SELECT max(visited_at) FROM visits v WHERE v.household_id = h.id)
+        """,
+    )
+    assert wrong == 0
