@@ -246,3 +246,26 @@ def test_tile_with_a_bad_week_is_422(client, world):
 
 def test_tile_needs_a_token(client, world):
     assert client.get(url("grids", *centre(A1))).status_code == 401
+
+
+def test_households_tile_for_a_past_week_ignores_later_visits(world, session):
+    # The household was visited in W40 and again in W42: read as of W41 it is not visited.
+    w41_friday = datetime(2026, 10, 9, 4, 0, tzinfo=UTC)
+    household = world.households[A1][1]
+    worker = world.users["worker_a1"]
+    make_visit(session, worker, household, w41_friday - timedelta(days=9))  # W40, Wednesday
+    make_visit(session, worker, household, w41_friday + timedelta(days=5))  # W42
+    scope = Scope.for_user(session, worker)
+    req = tiles.TileRequest("households", *tile_of(*centre(A1)), "2026-W41", NOW)
+    decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req))
+    by_id = {f["properties"]["id"]: f["properties"] for f in decoded["households"]["features"]}
+    assert by_id[household.id]["visited_this_week"] is False
+    assert by_id[household.id]["last_visited"].startswith("2026-09-30")
+
+
+def test_tasks_tile_draws_a_task_stored_without_a_point_at_its_household(client, world, session):
+    task = make_task_at(session, world.households[A1][0], NOW + timedelta(days=1))
+    task.location = None
+    session.flush()
+    response = client.get(url("tasks", *centre(A1)), headers=world.auth("leader_a"))
+    assert [p["id"] for p in props(response, "tasks")] == [task.id]
