@@ -269,3 +269,27 @@ def test_tasks_tile_draws_a_task_stored_without_a_point_at_its_household(client,
     session.flush()
     response = client.get(url("tasks", *centre(A1)), headers=world.auth("leader_a"))
     assert [p["id"] for p in props(response, "tasks")] == [task.id]
+
+
+def test_households_are_not_drawn_below_zoom_15(client, world):
+    response = client.get(url("households", *centre(A1), z=14), headers=world.auth("worker_a1"))
+    assert response.status_code == 204
+
+
+def test_households_sharing_a_stair_entrance_are_one_feature_at_zoom_15(client, world, session):
+    from tests.factories import make_household
+
+    lon, lat = centre(A1, dy=0.001)
+    upstairs = make_household(session, lon, lat, building="7", unit="2", room="301")
+    downstairs = make_household(session, lon, lat, building="7", unit="2", room="101")
+    make_visit(session, world.users["worker_a1"], upstairs, NOW)
+    response = client.get(url("households", lon, lat, z=15), headers=world.auth("worker_a1"))
+    entrance = next(p for p in props(response, "households") if p["building"] == "7")
+    assert entrance["id"] == min(upstairs.id, downstairs.id)
+    assert entrance["households"] == 2
+    assert entrance["status"] == "overdue"  # the worst of the two: one was never visited
+    assert entrance["visited_this_week"] is False
+    response = client.get(url("households", lon, lat, z=16), headers=world.auth("worker_a1"))
+    rooms = {p["room"]: p for p in props(response, "households") if p["building"] == "7"}
+    assert rooms["301"]["status"] == "visited" and rooms["101"]["status"] == "overdue"
+    assert rooms["301"]["households"] == 1
