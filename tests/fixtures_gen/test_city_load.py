@@ -219,3 +219,12 @@ def test_each_household_last_visit_is_kept(q):
         """,
     )
     assert wrong == 0
+
+
+def test_replace_empties_and_loads_the_same_city_again(city_url, q):
+    before = q("SELECT count(*), min(code), max(code) FROM grids")
+    visits = one(q, "SELECT count(*) FROM visits")
+    report = _load(city_url[0], replace=True)
+    assert q("SELECT count(*), min(code), max(code) FROM grids") == before
+    assert one(q, "SELECT count(*) FROM visits") == visits == report.counts["visits"]
+    assert one(q, "SELECT count(*) FROM households") == HOUSEHOLDS
