@@ -177,6 +177,45 @@ def demo(activity: bool) -> None:
         click.echo(demo_activity.run(workers, admins))
 
 
+@seed.command("city")
+@click.option("--grids", default=3000, show_default=True, type=click.IntRange(1))
+@click.option("--households", default=900_000, show_default=True, type=click.IntRange(1))
+@click.option("--weeks", default=12, show_default=True, type=click.IntRange(1, 52))
+@click.option("--tasks", default=200_000, show_default=True, type=click.IntRange(0))
+@click.option("--seed", "seed_", default=0, show_default=True, type=int)
+@click.option("--replace", is_flag=True, help="Empty the database first (all its data).")
+def seed_city(grids, households, weeks, tasks, seed_, replace) -> None:
+    """Generate a city and load it with COPY: grids, households, accounts, visits, tasks."""
+    from api.auth import hash_password
+    from api.crypto import encrypt
+    from fixtures.city import CityAlreadyLoaded, load_city
+    from fixtures.people import DEMO_PASSWORD
+
+    app = _app()
+
+    def progress(label: str, total: int):
+        return click.progressbar(length=total, label=f"{label:<26}", file=sys.stderr)
+
+    with app.app_context():
+        try:
+            report = load_city(
+                app.config["DATABASE_URL"],
+                grids=grids,
+                households=households,
+                weeks=weeks,
+                tasks=tasks,
+                seed=seed_,
+                replace=replace,
+                password_hash=hash_password(DEMO_PASSWORD),
+                encrypt=encrypt,
+                progress=progress,
+            )
+        except (CityAlreadyLoaded, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    for line in report.lines():
+        click.echo(line)
+
+
 def seed_demo(session, district: dict) -> str:
     """Load `district` (fixtures.demo) into an empty or already-seeded database."""
     import csv

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
 import random
@@ -33,6 +32,7 @@ from api.cli import alembic_config
 from api.extensions import db
 from api.models import Community, District, Grid, GridVersion, Household, Street
 from api.settings import load_config
+from bench._result import reporter
 from tests.factories import box, make_grid
 
 DISTRICT = "110118"
@@ -44,11 +44,7 @@ HEADER += ["tags", "phone"]
 TAGS = ["", "", "", "", "elderly_80", "living_alone", "low_income;disability", "migrant"]
 
 
-def result(metric: str, value: float, unit: str, limit, note: str, ok: bool) -> None:
-    line = {"bench": "import_households", "metric": metric, "value": round(value, 3)}
-    line.update(unit=unit, limit=None if limit is None else round(limit, 3))
-    line.update(limit_note=note, ok=ok)
-    print("RESULT " + json.dumps(line))
+result = reporter("import_households")
 
 
 def setup(app, grids: int) -> dict[str, int]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import gc
 import http.client
-import json
 import math
 import os
 import random
@@ -38,6 +37,7 @@ from api.cli import alembic_config
 from api.extensions import db
 from api.models import Community, District, Grid, GridVersion, Street, User
 from api.settings import load_config
+from bench._result import reporter
 from tests.factories import bearer, box, make_grid, make_user
 
 DISTRICT = "110117"
@@ -50,10 +50,7 @@ SQL = (
 )
 
 
-def result(metric: str, value: float, unit: str, limit, note: str, ok: bool) -> None:
-    line = {"bench": "locate", "metric": metric, "value": round(value, 3), "unit": unit}
-    line.update(limit=None if limit is None else round(limit, 3), limit_note=note, ok=ok)
-    print("RESULT " + json.dumps(line))
+result = reporter("locate")
 
 
 def setup(app, grids: int):

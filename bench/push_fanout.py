@@ -20,6 +20,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
+from bench._result import emit
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.cli import alembic_config  # noqa: E402
@@ -139,6 +141,18 @@ def main() -> None:
         f"{rounds} rounds of {args.batch}"
     )
     print(f"deliveries by state: {by_state}; lost: {lost} (must be 0)")
+    raw_rate = raw_accepted / raw_seconds
+    emit(
+        "push_fanout",
+        "end-to-end rate",
+        e2e_rate,
+        "msg/s",
+        0.5 * raw_rate,
+        higher_is_better=True,
+        limit_note="half the raw FCM accept rate, same run",
+    )
+    emit("push_fanout", "raw FCM accept rate", raw_rate, "msg/s", None, limit_note="baseline")
+    emit("push_fanout", "notifications lost", lost, "count", 0)
     if lost:
         raise SystemExit(1)
 

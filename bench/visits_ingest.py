@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import random
 import time
 import uuid
@@ -39,6 +38,7 @@ from api.models import (
     user_grids,
 )
 from api.settings import load_config
+from bench._result import reporter
 from tests.factories import bearer, box, make_grid, make_household, make_user
 
 DISTRICT = "110119"
@@ -125,10 +125,7 @@ def make_batches(homes, batches: int, size: int) -> list[list[dict]]:
     return out
 
 
-def result(metric: str, value: float, unit: str, limit, note: str, ok: bool) -> None:
-    line = {"bench": "visits", "metric": metric, "value": round(value, 3), "unit": unit}
-    line.update(limit=None if limit is None else round(limit, 3), limit_note=note, ok=ok)
-    print("RESULT " + json.dumps(line))
+result = reporter("visits_ingest")
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from api.models.push import Delivery, Device, NotificationSettings, RevokedToken
 from api.models.rosters import CalendarFeed, Leave, Roster, Shift, ShiftChange, ShiftSwap
 from api.models.tasks import Task, TaskEvent
 from api.models.users import ROLES, User, user_grids
-from api.models.visits import Visit, VisitPhoto
+from api.models.visits import HouseholdLastVisit, Visit, VisitPhoto
 
 __all__ = [
     "AuditEntry",
@@ -31,6 +31,7 @@ __all__ = [
     "Shift",
     "Task",
     "TaskEvent",
+    "HouseholdLastVisit",
     "Visit",
     "VisitPhoto",
     "HOUSEHOLD_KINDS",

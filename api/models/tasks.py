@@ -101,6 +101,12 @@ class Task(Base):
 Index("ix_tasks_grid_status", Task.grid_id, Task.status)
 Index("ix_tasks_assignee_status", Task.assignee_id, Task.status)
 Index("ix_tasks_due", Task.due_at)
+Index("ix_tasks_location", Task.location, postgresql_using="gist")
+Index(
+    "ix_tasks_household_no_location",
+    Task.household_id,
+    postgresql_where=Task.location.is_(None),
+)
 
 
 class TaskEvent(Base):

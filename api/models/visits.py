@@ -80,10 +80,13 @@ class Visit(Base):
     photos: Mapped[list[VisitPhoto]] = relationship(order_by="VisitPhoto.id", viewonly=True)
 
 
-Index("ix_visits_grid_week", Visit.grid_id, Visit.week)
+# Coverage (distinct households visited per grid and week) as an index-only scan.
+Index("ix_visits_grid_week_household", Visit.grid_id, Visit.week, Visit.household_id)
 Index("ix_visits_household_visited", Visit.household_id, Visit.visited_at)
 Index("ix_visits_worker_visited", Visit.worker_id, Visit.visited_at)
 Index("ix_visits_location", Visit.location, postgresql_using="gist")
+# One week inside one box (the visits tile): needs btree_gist for the week (migration 0011).
+Index("ix_visits_week_location", Visit.week, Visit.location, postgresql_using="gist")
 
 
 class VisitPhoto(Base):
@@ -106,3 +109,18 @@ class VisitPhoto(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class HouseholdLastVisit(Base):
+    """Each household's latest visit, kept by statement triggers on visits (migration 0011).
+
+    The map's household status reads it with one primary-key join instead of probing the
+    visits index once per household; past weeks fall back to the probe (api/services/tiles).
+    """
+
+    __tablename__ = "household_last_visits"
+
+    household_id: Mapped[int] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_visited_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -246,3 +246,58 @@ def test_tile_with_a_bad_week_is_422(client, world):
 
 def test_tile_needs_a_token(client, world):
     assert client.get(url("grids", *centre(A1))).status_code == 401
+
+
+def test_households_tile_for_a_past_week_ignores_later_visits(world, session):
+    # The household was visited in W40 and again in W42: read as of W41 it is not visited.
+    w41_friday = datetime(2026, 10, 9, 4, 0, tzinfo=UTC)
+    household = world.households[A1][1]
+    worker = world.users["worker_a1"]
+    make_visit(session, worker, household, w41_friday - timedelta(days=9))  # W40, Wednesday
+    make_visit(session, worker, household, w41_friday + timedelta(days=5))  # W42
+    scope = Scope.for_user(session, worker)
+    req = tiles.TileRequest("households", *tile_of(*centre(A1)), "2026-W41", NOW)
+    decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req))
+    by_id = {f["properties"]["id"]: f["properties"] for f in decoded["households"]["features"]}
+    assert by_id[household.id]["visited_this_week"] is False
+    assert by_id[household.id]["last_visited"].startswith("2026-09-30")
+
+
+def test_tasks_tile_draws_a_task_stored_without_a_point_at_its_household(client, world, session):
+    task = make_task_at(session, world.households[A1][0], NOW + timedelta(days=1))
+    task.location = None
+    session.flush()
+    response = client.get(url("tasks", *centre(A1)), headers=world.auth("leader_a"))
+    assert [p["id"] for p in props(response, "tasks")] == [task.id]
+
+
+def test_households_are_not_drawn_below_zoom_15(client, world):
+    response = client.get(url("households", *centre(A1), z=14), headers=world.auth("worker_a1"))
+    assert response.status_code == 204
+
+
+def test_households_sharing_a_stair_entrance_are_one_feature_at_zoom_15(client, world, session):
+    from tests.factories import make_household
+
+    lon, lat = centre(A1, dy=0.001)
+    upstairs = make_household(session, lon, lat, building="7", unit="2", room="301")
+    downstairs = make_household(session, lon, lat, building="7", unit="2", room="101")
+    make_visit(session, world.users["worker_a1"], upstairs, NOW)
+    response = client.get(url("households", lon, lat, z=15), headers=world.auth("worker_a1"))
+    entrance = next(p for p in props(response, "households") if p["building"] == "7")
+    assert entrance["id"] == min(upstairs.id, downstairs.id)
+    assert entrance["households"] == 2
+    assert entrance["status"] == "overdue"  # the worst of the two: one was never visited
+    assert entrance["visited_this_week"] is False
+    response = client.get(url("households", lon, lat, z=16), headers=world.auth("worker_a1"))
+    rooms = {p["room"]: p for p in props(response, "households") if p["building"] == "7"}
+    assert rooms["301"]["status"] == "visited" and rooms["101"]["status"] == "overdue"
+    assert rooms["301"]["households"] == 1
+
+
+def test_visits_are_not_drawn_below_zoom_14(client, world, session):
+    make_visit(session, world.users["worker_a1"], world.households[A1][0], NOW)
+    response = client.get(url("visits", *centre(A1), z=13), headers=world.auth("worker_a1"))
+    assert response.status_code == 204
+    response = client.get(url("visits", *centre(A1), z=14), headers=world.auth("worker_a1"))
+    assert len(props(response, "visits")) == 1

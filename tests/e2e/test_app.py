@@ -39,9 +39,7 @@ def record_offline(context, page) -> str:
 def test_app_queues_a_visit_recorded_offline(context, worker_page):
     household = record_offline(context, worker_page)
     assert household
-    queued = worker_page.evaluate(
-        """async () => (await import('/web/queue.js')).listQueued()"""
-    )
+    queued = worker_page.evaluate("""async () => (await import('/web/queue.js')).listQueued()""")
     (record,) = queued
     assert record["state"] == "pending"
     visit = record["visit"]

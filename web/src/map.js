@@ -72,9 +72,9 @@ function style() {
     { id: "grids-line", type: "line", source: "grids", "source-layer": "grids",
       paint: { "line-color": "#37474f", "line-width": 1.5 } },
     {
-      id: "households", type: "circle", source: "households", "source-layer": "households", minzoom: 14,
+      id: "households", type: "circle", source: "households", "source-layer": "households", minzoom: 15,
       paint: {
-        "circle-radius": ["interpolate", ["linear"], ["zoom"], 14, 2, 17, 6],
+        "circle-radius": ["interpolate", ["linear"], ["zoom"], 15, 3, 17, 6],
         "circle-color": ["match", ["get", "status"], "visited", COLORS.visited, "due", COLORS.due, COLORS.overdue],
         "circle-stroke-color": "#000", "circle-stroke-width": ["case", ["get", "must_visit_due"], 1.5, 0],
       },

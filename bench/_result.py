@@ -1,0 +1,41 @@
+"""Machine-readable benchmark figures: one `RESULT {json}` line per figure, read by run_all."""
+
+from __future__ import annotations
+
+import json
+
+
+def emit(
+    bench: str,
+    metric: str,
+    value: float,
+    unit: str,
+    limit: float | None,
+    *,
+    higher_is_better: bool = False,
+    limit_note: str = "",
+    ok: bool | None = None,
+) -> dict:
+    """Print the figure as `RESULT {...}`; `ok` is judged against `limit` unless given."""
+    if ok is None:
+        ok = limit is None or (value >= limit if higher_is_better else value <= limit)
+    line = {
+        "bench": bench,
+        "metric": metric,
+        "value": round(float(value), 4),
+        "unit": unit,
+        "limit": None if limit is None else round(float(limit), 4),
+        "limit_note": limit_note,
+        "ok": bool(ok),
+    }
+    print("RESULT " + json.dumps(line, ensure_ascii=False), flush=True)
+    return line
+
+
+def reporter(bench: str):
+    """`emit` bound to one bench: `result(metric, value, unit, limit, note, ok)`."""
+
+    def result(metric: str, value: float, unit: str, limit, note: str, ok: bool) -> dict:
+        return emit(bench, metric, value, unit, limit, limit_note=note, ok=ok)
+
+    return result

@@ -1,0 +1,229 @@
+"""Run every benchmark, collect their RESULT lines, and rewrite the summary atop bench/RESULTS.md.
+
+Usage:
+  DATABASE_URL=... python -m bench.run_all [--only tiles,visits_ingest] [--database-url URL]
+                                           [--city postgresql://.../gw_city] [--timeout 1800]
+
+Every module `bench/<name>.py` (not this one, not `_*.py`) is a benchmark, run as
+`python -m bench.<name>` with DATABASE_URL set. The city-scale ones (CITY_BENCHES, when present)
+run against the `--city` database (`gridwork seed city`) when one is given. Each prints
+`RESULT {json}` lines (bench/_result.py); the figures land in a table between the markers
+`<!-- run_all:begin -->` and `<!-- run_all:end -->` at the top of bench/RESULTS.md, with the
+machine and the date. With --only, the other benches' rows of the last run are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "RESULTS.md"
+BEGIN, END = "<!-- run_all:begin -->", "<!-- run_all:end -->"
+DATA = "<!-- run_all:data "
+# Benches that measure the city (`gridwork seed city`): they run on --city when it is given.
+CITY_BENCHES = {"tiles", "report", "locate", "load"}
+
+
+def discover() -> list[str]:
+    return sorted(
+        p.stem
+        for p in BENCH_DIR.glob("*.py")
+        if p.stem not in ("run_all", "__init__") and not p.stem.startswith("_")
+    )
+
+
+def parse_results(output: str) -> list[dict]:
+    rows = []
+    for line in output.splitlines():
+        if line.startswith("RESULT "):
+            try:
+                rows.append(json.loads(line[len("RESULT ") :]))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def run_bench(name: str, url: str, timeout: float, log_dir: Path) -> tuple[list[dict], float]:
+    env = dict(os.environ, DATABASE_URL=url, PYTHONUNBUFFERED="1")
+    started = time.perf_counter()
+    print(f"== {name} (DATABASE_URL={url})", flush=True)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", f"bench.{name}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        output, code = proc.stdout + proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        code = f"timeout after {timeout:.0f} s"
+    seconds = time.perf_counter() - started
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / f"{name}.log").write_text(output)
+    sys.stdout.write(output)
+    rows = parse_results(output)
+    if code != 0:
+        tail = output.strip().splitlines()[-1:] or [""]
+        rows.append(
+            {
+                "bench": name,
+                "metric": "run",
+                "value": None,
+                "unit": "",
+                "limit": None,
+                "limit_note": f"exit {code}: {tail[0][:120]}",
+                "ok": False,
+            }
+        )
+    elif not rows:
+        rows.append(
+            {
+                "bench": name,
+                "metric": "run",
+                "value": None,
+                "unit": "",
+                "limit": None,
+                "limit_note": "printed no RESULT line",
+                "ok": False,
+            }
+        )
+    return rows, seconds
+
+
+def machine(url: str) -> dict:
+    info = {"python": platform.python_version(), "cores": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["ram_gib"] = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    info["cpu"] = info.get("cpu") or platform.processor() or platform.machine()
+    try:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            info["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+            row = conn.execute("SELECT postgis_lib_version()").fetchone()
+            info["postgis"] = row[0] if row else "?"
+    except Exception as exc:  # noqa: BLE001 - the summary still gets written
+        info["postgresql"] = f"unknown ({type(exc).__name__})"
+    return info
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
+
+
+def render(rows: list[dict], info: dict, when: str, urls: dict[str, str]) -> str:
+    lines = [
+        BEGIN,
+        "## Summary (bench/run_all.py)",
+        "",
+        f"Run {when} on {info.get('cpu')}, {info.get('cores')} cores, "
+        f"{info.get('ram_gib', '?')} GiB RAM (shared with other work), "
+        f"PostgreSQL {info.get('postgresql')}, PostGIS {info.get('postgis', '?')}, "
+        f"Python {info.get('python')}. Databases: "
+        + ", ".join(f"{k} `{v.rsplit('/', 1)[-1]}`" for k, v in urls.items())
+        + ". `limit` is the goal, or the raw baseline measured in the same run.",
+        "",
+        "| bench | metric | value | limit | ok |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        unit = f" {r['unit']}" if r.get("unit") else ""
+        limit = _fmt(r.get("limit"))
+        note = f" ({r['limit_note']})" if r.get("limit_note") else ""
+        ok = "yes" if r.get("ok") else "**NO**"
+        value = _fmt(r.get("value"))
+        lines.append(f"| {r['bench']} | {r['metric']} | {value}{unit} | {limit}{note} | {ok} |")
+    lines += ["", DATA + json.dumps(rows, ensure_ascii=False) + " -->", END]
+    return "\n".join(lines)
+
+
+def previous_rows(text: str) -> list[dict]:
+    start = text.find(DATA)
+    if start < 0:
+        return []
+    end = text.find(" -->", start)
+    try:
+        return json.loads(text[start + len(DATA) : end])
+    except json.JSONDecodeError:
+        return []
+
+
+def write_block(block: str, path: Path = RESULTS) -> None:
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + block + tail
+    else:
+        first, _, rest = text.partition("\n")
+        heading = first.startswith("# ")
+        text = f"{first}\n\n{block}\n{rest}" if heading else f"{block}\n\n{text}"
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__)
+    parser.add_argument("--only", help="comma-separated bench names (default: all found)")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--city", help="database loaded by `gridwork seed city`")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per bench")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if not args.database_url:
+        parser.error("give --database-url or set DATABASE_URL")
+
+    found = discover()
+    names = found
+    if args.only:
+        wanted = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = sorted(set(wanted) - set(found))
+        if unknown:
+            parser.error(f"no such bench: {', '.join(unknown)}; found: {', '.join(found)}")
+        names = wanted
+    log_dir = ROOT / ".bench-logs"
+    rows: list[dict] = []
+    for name in names:
+        url = args.city if (args.city and name in CITY_BENCHES) else args.database_url
+        got, seconds = run_bench(name, url, args.timeout, log_dir)
+        print(f"== {name}: {len(got)} figures in {seconds:.0f} s", flush=True)
+        rows += got
+    text = args.results.read_text() if args.results.exists() else ""
+    kept = [r for r in previous_rows(text) if r.get("bench") not in set(names)]
+    order = {n: k for k, n in enumerate(found)}
+    rows = sorted(kept + rows, key=lambda r: order.get(r.get("bench"), len(order)))
+    urls = {"default": args.database_url}
+    if args.city:
+        urls["city"] = args.city
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    write_block(render(rows, machine(args.database_url), when, urls), args.results)
+    missed = [r for r in rows if not r.get("ok")]
+    print(f"wrote {args.results}: {len(rows)} figures, {len(missed)} not ok")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

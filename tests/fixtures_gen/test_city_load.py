@@ -1,0 +1,230 @@
+"""`gridwork seed city`: a tiny city loaded with COPY has the right counts and keeps every rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from api.auth import hash_password
+from api.crypto import decrypt, encrypt
+from fixtures.city import CityAlreadyLoaded, load_city
+
+NOW = datetime(2026, 11, 19, 4, 0, tzinfo=UTC)  # a Thursday noon in Beijing, week 2026-W47
+GRIDS, HOUSEHOLDS, WEEKS, TASKS = 6, 600, 2, 300
+
+
+@pytest.fixture(scope="module")
+def city_url(database_url):
+    """A database of its own (the loader commits), migrated, with the tiny city loaded."""
+    from alembic import command
+
+    from api.cli import alembic_config
+
+    target = make_url(database_url)
+    target = target.set(database=f"{target.database}_city")
+    url = target.render_as_string(hide_password=False)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    command.upgrade(alembic_config(url), "head")
+    report = _load(url)
+    yield url, report
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _load(url, **kw):
+    return load_city(
+        url,
+        grids=GRIDS,
+        households=HOUSEHOLDS,
+        weeks=WEEKS,
+        tasks=TASKS,
+        seed=3,
+        password_hash=hash_password("demo-pass-1234"),
+        encrypt=encrypt,
+        now=NOW,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def q(city_url):
+    engine = create_engine(city_url[0])
+
+    def run(sql, **params):
+        with engine.connect() as conn:
+            return conn.execute(text(sql), params).all()
+
+    yield run
+    engine.dispose()
+
+
+def one(q, sql, **params):
+    return q(sql, **params)[0][0]
+
+
+def test_counts_match_what_was_asked(city_url, q):
+    _, report = city_url
+    assert one(q, "SELECT count(*) FROM grids") == GRIDS
+    assert one(q, "SELECT count(*) FROM households") == HOUSEHOLDS
+    assert one(q, "SELECT count(*) FROM tasks") == TASKS
+    assert report.counts["visits"] == one(q, "SELECT count(*) FROM visits")
+    # A worker per grid, a leader and an admin per community, a viewer per district.
+    assert one(q, "SELECT count(*) FROM users WHERE role = 'worker'") == GRIDS
+    assert report.peak_rss_mb > 0 and report.total_seconds > 0
+
+
+def test_codes_follow_the_15_digit_standard_and_the_tree(q):
+    bad = q(
+        """
+        SELECT g.code FROM grids g
+        JOIN communities c ON c.code = g.community_code
+        JOIN streets s ON s.code = c.street_code
+        JOIN districts d ON d.code = s.district_code
+        WHERE g.code !~ '^[0-9]{15}$' OR left(g.code, 12) <> c.code
+           OR left(c.code, 9) <> s.code OR left(s.code, 6) <> d.code
+        """
+    )
+    assert bad == []
+    assert one(q, "SELECT count(DISTINCT code) FROM grids") == GRIDS
+
+
+def test_grid_polygons_are_valid_and_do_not_overlap(q):
+    assert one(q, "SELECT count(*) FROM grids WHERE NOT ST_IsValid(boundary)") == 0
+    overlap = one(
+        q,
+        """
+        SELECT coalesce(sum(ST_Area(ST_Intersection(a.boundary, b.boundary)::geography)), 0)
+        FROM grids a JOIN grids b ON a.id < b.id AND ST_Intersects(a.boundary, b.boundary)
+        """,
+    )
+    assert overlap < 1.0  # square metres: shared edges only
+
+
+def test_every_household_lies_in_its_grid(q):
+    outside = one(
+        q,
+        "SELECT count(*) FROM households h JOIN grids g ON g.id = h.grid_id "
+        "WHERE NOT ST_Covers(g.boundary, h.location)",
+    )
+    assert outside == 0
+
+
+def test_households_carry_kinds_and_care_tags_in_realistic_shares(q):
+    business = one(q, "SELECT avg((kind = 'business')::int) FROM households")
+    assert 0.03 <= business <= 0.07
+    tagged = one(q, "SELECT avg((cardinality(tags) > 0)::int) FROM households")
+    assert 0.05 <= tagged <= 0.40
+
+
+def test_phones_are_stored_encrypted(q):
+    stored = one(q, "SELECT phone FROM households WHERE phone IS NOT NULL LIMIT 1")
+    assert stored.startswith("v1:")
+    assert len(decrypt(stored)) == 11
+
+
+def test_visits_fall_in_the_weeks_asked_and_before_now(q):
+    weeks = {w for (w,) in q("SELECT DISTINCT week FROM visits")}
+    assert weeks == {"2026-W46", "2026-W47"}
+    first, last = q("SELECT min(visited_at), max(visited_at) FROM visits")[0]
+    assert first >= datetime(2026, 11, 8, 16, 0, tzinfo=UTC)  # Monday 9th 00:00 Beijing (W46)
+    assert last < NOW
+    mismatched = one(
+        q,
+        """
+        SELECT count(*) FROM visits v JOIN households h ON h.id = v.household_id
+        WHERE v.grid_id <> h.grid_id OR v.week <> to_char(v.visited_at AT TIME ZONE
+              'Asia/Shanghai', 'IYYY-"W"IW')
+           OR NOT EXISTS (SELECT 1 FROM user_grids ug WHERE ug.user_id = v.worker_id
+                          AND ug.grid_id = v.grid_id)
+        """,
+    )
+    assert mismatched == 0
+
+
+def test_visit_evidence_agrees_with_the_grade(q):
+    rows = q(
+        "SELECT grade, reasons, (evidence->>'distance_to_household_m')::float, "
+        "ST_Distance(v.location::geography, h.location::geography) "
+        "FROM visits v JOIN households h ON h.id = v.household_id"
+    )
+    assert {g for g, *_ in rows} >= {"ok"}
+    for grade, reasons, recorded, actual in rows:
+        assert (grade == "ok") == (reasons == [])
+        assert abs(recorded - actual) < max(2.0, 0.02 * actual)
+
+
+def test_derived_rows_are_filled(q):
+    # One open boundary version per grid; every grid has its community's leader.
+    assert one(q, "SELECT count(*) FROM grid_versions WHERE valid_to IS NULL") == GRIDS
+    assert one(q, "SELECT count(*) FROM grids WHERE leader_id IS NULL") == 0
+    # Every follow-up visit became its task, as task_from_visit does at ingest.
+    orphans = one(
+        q,
+        "SELECT count(*) FROM visits v WHERE v.follow_up "
+        "AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.visit_id = v.id)",
+    )
+    assert orphans == 0
+
+
+def test_tasks_have_an_event_trail_ending_in_their_status(q):
+    bad = one(
+        q,
+        """
+        SELECT count(*) FROM tasks t
+        WHERE t.status <> (SELECT e.to_status FROM task_events e WHERE e.task_id = t.id
+                           ORDER BY e.at DESC, e.id DESC LIMIT 1)
+           OR t.created_at > :now
+           OR (t.status = 'closed') <> (t.closed_at IS NOT NULL)
+        """,
+        now=NOW,
+    )
+    assert bad == 0
+
+
+def test_sequences_continue_after_the_loaded_ids(q):
+    assert one(q, "SELECT nextval('households_id_seq')") > HOUSEHOLDS
+    assert one(q, "SELECT nextval('grids_id_seq')") > GRIDS
+
+
+def test_loading_twice_is_refused(city_url):
+    with pytest.raises(CityAlreadyLoaded):
+        _load(city_url[0])
+
+
+def test_the_command_refuses_a_loaded_database_and_names_replace(city_url, monkeypatch):
+    from api.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", city_url[0])
+    result = CliRunner().invoke(main, ["seed", "city", "--grids", "6", "--households", "600"])
+    assert result.exit_code == 1
+    assert "--replace" in result.output
+
+
+def test_each_household_last_visit_is_kept(q):
+    wrong = one(
+        q,
+        """
+        SELECT count(*) FROM households h
+        LEFT JOIN household_last_visits s ON s.household_id = h.id
+        WHERE s.last_visited_at IS DISTINCT FROM
+              (SELECT max(visited_at) FROM visits v WHERE v.household_id = h.id)
+        """,
+    )
+    assert wrong == 0
+
+
+def test_replace_empties_and_loads_the_same_city_again(city_url, q):
+    before = q("SELECT count(*), min(code), max(code) FROM grids")
+    visits = one(q, "SELECT count(*) FROM visits")
+    report = _load(city_url[0], replace=True)
+    assert q("SELECT count(*), min(code), max(code) FROM grids") == before
+    assert one(q, "SELECT count(*) FROM visits") == visits == report.counts["visits"]
+    assert one(q, "SELECT count(*) FROM households") == HOUSEHOLDS
