@@ -388,3 +388,14 @@ def test_audit_record_keeps_uuid_and_integer_keys_apart(session, world):
         session, user_id=None, action="read", resource="visit", resource_ids=[key, 5], fields=[]
     )
     assert (entry.resource_ids, entry.resource_uuids) == ([5], [key])
+
+
+def test_the_migrations_downgrade_opens_what_it_sealed(session, visit, task):
+    from api.services.encryption import SEALED_COLUMNS, open_all
+
+    new = [c for c in SEALED_COLUMNS if c.table in ("visits", "tasks", "task_events")]
+    assert open_all(session.connection(), new) >= 4
+    assert raw(session, "SELECT notes FROM visits WHERE id = :i", i=visit.id).startswith("腿脚")
+    complainant = raw(session, "SELECT complainant FROM tasks WHERE id = :i", i=task.id)
+    assert complainant == {"name": "王秀英", "phone": "13912345678"}
+    assert seal_all(session.connection())["visits.notes"] == 1
