@@ -120,9 +120,12 @@ def test_changing_the_password_signs_out_every_other_session(client, world):
 
 def test_after_a_password_change_only_the_new_password_signs_in(client, world):
     change(client, sign_in(client)["access_token"])
-    assert client.post(
-        "/api/v1/auth/token", json={"username": "worker_a1", "password": PASSWORD}
-    ).status_code == 401
+    assert (
+        client.post(
+            "/api/v1/auth/token", json={"username": "worker_a1", "password": PASSWORD}
+        ).status_code
+        == 401
+    )
     sign_in(client, password="a-new-long-password")
 
 
