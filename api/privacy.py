@@ -13,6 +13,7 @@ from functools import wraps
 from typing import Any
 
 from flask import request
+from sqlalchemy import text
 
 from api.auth import current_scope
 from api.crypto import mask_name, mask_phone
@@ -109,6 +110,9 @@ def record_disclosure(
     keys = [_key(r) for r in records]
     if not keys:
         return
+    # A read's only write: not worth a WAL flush of its own. An asynchronous commit is still
+    # atomic and ordered; a database crash may lose the last ~0.6 s of entries, never part of one.
+    db.session.execute(text("SET LOCAL synchronous_commit = off"))
     audit.record(
         db.session,
         user_id=current_scope().user_id,
