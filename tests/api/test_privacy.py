@@ -16,6 +16,7 @@ from api.cli import main
 from api.models import AuditEntry
 from api.services import audit
 from api.services.encryption import seal_all
+from tests.api.test_matrix import targets  # noqa: F401  (fixture)
 from tests.api.test_tiles import url as tile_url
 from tests.factories import A1, A2, centre, make_task_at, make_visit
 
@@ -399,3 +400,37 @@ def test_the_migrations_downgrade_opens_what_it_sealed(session, visit, task):
     complainant = raw(session, "SELECT complainant FROM tasks WHERE id = :i", i=task.id)
     assert complainant == {"name": "王秀英", "phone": "13912345678"}
     assert seal_all(session.connection())["visits.notes"] == 1
+
+
+# Every answer that carries a resident's record writes an entry naming it, whoever reads it.
+AUDITED_READS = [
+    ("GET", "/api/v1/households", "household", "household_id"),
+    ("GET", "/api/v1/households/{household_id}", "household", "household_id"),
+    ("PATCH", "/api/v1/households/{household_id}", "household", "household_id"),
+    ("GET", "/api/v1/households/{household_id}/visits", "visit", "visit_id"),
+    ("GET", "/api/v1/visits", "visit", "visit_id"),
+    ("GET", "/api/v1/visits/{visit_id}", "visit", "visit_id"),
+    ("GET", "/api/v1/visits/{visit_id}/photos/{photo_id}", "visit_photo", "photo_id"),
+    ("GET", "/api/v1/tasks", "task", "task_id"),
+    ("GET", "/api/v1/tasks/{task_id}", "task", "task_id"),
+    ("POST", "/api/v1/tasks/{task_id}/assign", "task", "task_id"),
+    ("GET", "/api/v1/tiles/households/{z}/{x}/{y}.mvt?week={week}", "household", "household_id"),
+    ("GET", "/api/v1/tiles/visits/{z}/{x}/{y}.mvt?week={week}", "visit", "visit_id"),
+    ("GET", "/api/v1/tiles/tasks/{z}/{x}/{y}.mvt?week={week}", "task", "task_id"),
+]
+BODIES = {"PATCH": {"members": 3}, "POST": {"assignee_id": "{leader_id}"}}
+
+
+@pytest.mark.parametrize(("method", "url", "resource", "key"), AUDITED_READS)
+def test_every_read_of_a_residents_record_is_audited(
+    request, client, session, world, method, url, resource, key
+):
+    targets = request.getfixturevalue("targets")
+    user = "viewer_110101" if method == "GET" else "leader_a"
+    body = targets.fill(BODIES.get(method)) if method in BODIES else None
+    response = client.open(targets.fill(url), method=method, json=body, headers=world.auth(user))
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    entry = last_entry(session)
+    assert (entry.user_id, entry.resource) == (world.users[user].id, resource)
+    target = targets.values[key]
+    assert target in (entry.resource_uuids if isinstance(target, uuid.UUID) else entry.resource_ids)
