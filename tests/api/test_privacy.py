@@ -425,12 +425,12 @@ BODIES = {"PATCH": {"members": 3}, "POST": {"assignee_id": "{leader_id}"}}
 def test_every_read_of_a_residents_record_is_audited(
     request, client, session, world, method, url, resource, key
 ):
-    targets = request.getfixturevalue("targets")
+    records = request.getfixturevalue("targets")  # from tests/api/test_matrix.py
     user = "viewer_110101" if method == "GET" else "leader_a"
-    body = targets.fill(BODIES.get(method)) if method in BODIES else None
-    response = client.open(targets.fill(url), method=method, json=body, headers=world.auth(user))
+    body = records.fill(BODIES.get(method)) if method in BODIES else None
+    response = client.open(records.fill(url), method=method, json=body, headers=world.auth(user))
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     entry = last_entry(session)
     assert (entry.user_id, entry.resource) == (world.users[user].id, resource)
-    target = targets.values[key]
+    target = records.values[key]
     assert target in (entry.resource_uuids if isinstance(target, uuid.UUID) else entry.resource_ids)
