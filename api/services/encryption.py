@@ -21,15 +21,16 @@ class SealedColumn:
     column: str
     kind: str  # "text" (EncryptedString) or "json" (EncryptedJSON in a jsonb column)
     key: str = "id"
+    key_type: str = "bigint"
 
 
 # Every column stored encrypted; the models declare the same with EncryptedString/EncryptedJSON.
 SEALED_COLUMNS = (
     SealedColumn("households", "phone", "text"),
     SealedColumn("users", "phone", "text"),
-    SealedColumn("visits", "notes", "text"),
-    SealedColumn("visits", "follow_up_note", "text"),
-    SealedColumn("visits", "observations", "json"),
+    SealedColumn("visits", "notes", "text", key_type="uuid"),
+    SealedColumn("visits", "follow_up_note", "text", key_type="uuid"),
+    SealedColumn("visits", "observations", "json", key_type="uuid"),
     SealedColumn("tasks", "description", "text"),
     SealedColumn("tasks", "complainant", "json"),
     SealedColumn("task_events", "note", "text"),
@@ -64,6 +65,19 @@ def _seal(col: SealedColumn, value) -> str:
     return json.dumps(crypto.encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":"))))
 
 
+def _update(connection: Connection, col: SealedColumn, keys: list, values: list[str]) -> None:
+    """One UPDATE per batch (unnest of two arrays): ~10x a statement per row."""
+    value = "v.val" if col.kind == "text" else "v.val::jsonb"
+    connection.execute(
+        text(
+            f"UPDATE {col.table} AS t SET {col.column} = {value} "
+            f"FROM unnest(CAST(:keys AS {col.key_type}[]), CAST(:vals AS text[])) AS v(k, val) "
+            f"WHERE t.{col.key} = v.k"
+        ),
+        {"keys": keys, "vals": values},
+    )
+
+
 def seal_all(connection: Connection, batch: int = 1000) -> dict[str, int]:
     """Encrypt plaintext and re-encrypt values of older keys; counts per table.column."""
     counts: dict[str, int] = {}
@@ -82,10 +96,11 @@ def seal_all(connection: Connection, batch: int = 1000) -> dict[str, int]:
             ).all()
             if not rows:
                 break
-            value = ":v" if col.kind == "text" else "CAST(:v AS jsonb)"
-            connection.execute(
-                text(f"UPDATE {col.table} SET {col.column} = {value} WHERE {col.key} = :k"),
-                [{"k": key, "v": _seal(col, _open(col, stored))} for key, stored in rows],
+            _update(
+                connection,
+                col,
+                [key for key, _ in rows],
+                [_seal(col, _open(col, stored)) for _, stored in rows],
             )
             done += len(rows)
             last = rows[-1][0]
@@ -110,17 +125,15 @@ def open_all(connection: Connection, columns=SEALED_COLUMNS, batch: int = 1000) 
             ).all()
             if not rows:
                 break
-            value = ":v" if col.kind == "text" else "CAST(:v AS jsonb)"
-            connection.execute(
-                text(f"UPDATE {col.table} SET {c} = {value} WHERE {col.key} = :k"),
+            _update(
+                connection,
+                col,
+                [key for key, _ in rows],
                 [
-                    {
-                        "k": key,
-                        "v": _open(col, stored)
-                        if col.kind == "text"
-                        else json.dumps(_open(col, stored), ensure_ascii=False),
-                    }
-                    for key, stored in rows
+                    _open(col, stored)
+                    if col.kind == "text"
+                    else json.dumps(_open(col, stored), ensure_ascii=False)
+                    for _, stored in rows
                 ],
             )
             done += len(rows)
