@@ -7,7 +7,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, request
 from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
 
-from api import errors
+from api import clock, errors
 from api.extensions import db, jwt
 from api.models import User
 from api.scope import Scope
@@ -35,8 +35,12 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-def claims_for(user: User) -> dict:
-    return {"role": user.role, "ver": user.token_version}
+def claims_for(user: User, sid: str | None = None) -> dict:
+    """Claims of a user's tokens; `sid` ties access and refresh tokens to one sign-in session."""
+    claims = {"role": user.role, "ver": user.token_version}
+    if sid:
+        claims["sid"] = sid
+    return claims
 
 
 def current_user() -> User:
@@ -59,6 +63,11 @@ def current_scope() -> Scope:
     return store["gridwork.scope"]
 
 
+def _expired(payload: dict) -> bool:
+    exp = payload.get("exp")
+    return exp is not None and clock.now().timestamp() >= exp
+
+
 def init_app(app: Flask) -> None:
     if app.config.get("PASSWORD_HASHING") == "fast":
         use_fast_hashing()
@@ -77,9 +86,24 @@ def init_app(app: Flask) -> None:
 
     @jwt.token_in_blocklist_loader
     def _revoked_jti(_header: dict, payload: dict) -> bool:
+        from api.services import sessions
         from api.services.devices import is_revoked
 
-        return is_revoked(db.session, payload.get("jti"))
+        return is_revoked(db.session, payload.get("jti")) or sessions.is_revoked(
+            db.session, payload.get("sid")
+        )
+
+    @jwt.token_verification_loader
+    def _not_expired_by_our_clock(_header: dict, payload: dict) -> bool:
+        """PyJWT checks `exp` against the system clock; this checks it against api.clock too,
+        so expiry follows the app's time (FIXED_NOW in tests and demos)."""
+        return not _expired(payload)
+
+    @jwt.token_verification_failed_loader
+    def _verification_failed(_header: dict, payload: dict):
+        if _expired(payload):
+            return _expired_problem(_header, payload)
+        return errors.problem(401, "Unauthorized", "The token was refused.", slug="unauthorized")
 
     @jwt.user_lookup_error_loader
     def _lookup_error(_header: dict, _payload: dict):
@@ -96,7 +120,7 @@ def init_app(app: Flask) -> None:
         return errors.problem(401, "Unauthorized", f"Invalid token: {reason}", slug="unauthorized")
 
     @jwt.expired_token_loader
-    def _expired(_header: dict, _payload: dict):
+    def _expired_problem(_header: dict, _payload: dict):
         return errors.problem(401, "Unauthorized", "The token has expired.", slug="token-expired")
 
     @jwt.revoked_token_loader

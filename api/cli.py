@@ -378,34 +378,38 @@ def security_new_key() -> None:
 
 
 @security.command("encrypt")
-def security_encrypt() -> None:
-    """Encrypt phone numbers stored before encryption at rest was enabled."""
-    from sqlalchemy import text
+@click.option("--batch", type=int, default=1000, show_default=True, help="Rows per UPDATE")
+def security_encrypt(batch: int) -> None:
+    """Encrypt sensitive values stored in plaintext or under an old key (after a rotation).
 
-    from api.crypto import PREFIX, encrypt
+    Rotate: set GRIDWORK_DATA_KEY to a new key (`gridwork security new-key`) and list the old
+    one in GRIDWORK_OLD_DATA_KEYS, run this, then drop GRIDWORK_OLD_DATA_KEYS.
+    """
+    from api.services.encryption import seal_all
 
     with _session() as session:
-        count = 0
-        for table in ("households", "users"):
-            rows = session.execute(
-                text(
-                    f"SELECT id, phone FROM {table} WHERE phone IS NOT NULL AND phone NOT LIKE :p"
-                ),
-                {"p": PREFIX + "%"},
-            ).all()
-            for row_id, phone in rows:
-                session.execute(
-                    text(f"UPDATE {table} SET phone = :v WHERE id = :i"),
-                    {"v": encrypt(phone), "i": row_id},
-                )
-            count += len(rows)
-    click.echo(f"encrypted {count} phone number(s)")
+        counts = seal_all(session.connection(), batch=batch)
+    for column, count in counts.items():
+        if count:
+            click.echo(f"  {column}: {count}")
+    click.echo(f"encrypted {sum(counts.values())} value(s) under the current key")
 
 
 @security.command("purge-audit")
 @click.option("--older-than-days", type=int, default=400, show_default=True)
 def security_purge_audit(older_than_days: int) -> None:
     """Delete audit entries older than N days (never fewer than 183: six months)."""
+    _purge_audit(older_than_days)
+
+
+@main.command("purge-audit")
+@click.option("--older-than-days", type=int, default=400, show_default=True)
+def purge_audit(older_than_days: int) -> None:
+    """Delete audit entries older than N days; refuses N < 183 (kept at least six months)."""
+    _purge_audit(older_than_days)
+
+
+def _purge_audit(older_than_days: int) -> None:
     from datetime import timedelta
 
     from api.services import audit

@@ -1,15 +1,24 @@
-"""Encryption at rest for sensitive columns (phones): AES-256-GCM behind a SQLAlchemy type."""
+"""Encryption at rest for sensitive columns: AES-256-GCM behind SQLAlchemy types, with key rotation.
+
+Stored form: ``v1:<kid>:<base64url(nonce | ciphertext | tag)>`` where ``kid`` names the key (the
+first 8 hex digits of its SHA-256). Values written before key ids existed (``v1:<base64>``) are
+still read, by trying every configured key. Empty strings and empty JSON objects are stored as
+they are: AES-GCM reveals a value's length anyway, and most visits carry no notes.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import json
 import logging
 import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger("gridwork.crypto")
@@ -18,30 +27,64 @@ PREFIX = "v1:"
 # Used only when no key is configured: a fixed development key, loudly logged, so a demo works
 # out of the box and production never runs on it by accident unnoticed.
 _DEV_KEY = hashlib.sha256(b"gridwork development data key - not for production").digest()
-_key: bytes = _DEV_KEY
-_warned = False
 
 
 class DataKeyError(ValueError):
     pass
 
 
-def configure(key: str | None) -> None:
-    """Set the data key (base64 of 32 bytes); None falls back to the development key."""
-    global _key, _warned
+def key_id(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:8]
+
+
+class _Ring:
+    """The current key (encrypts) and the previous ones (still decrypt, during a rotation)."""
+
+    def __init__(self, current: bytes, old: list[bytes] | None = None) -> None:
+        self.current_id = key_id(current)
+        self.aeads: dict[str, AESGCM] = {self.current_id: AESGCM(current)}
+        for raw in old or []:
+            self.aeads.setdefault(key_id(raw), AESGCM(raw))
+
+    @property
+    def current(self) -> AESGCM:
+        return self.aeads[self.current_id]
+
+
+_ring = _Ring(_DEV_KEY)
+_warned = False
+
+
+def _decode_key(key: str, name: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+    except (ValueError, binascii.Error) as exc:
+        raise DataKeyError(f"{name} must be base64") from exc
+    if len(raw) != 32:
+        raise DataKeyError(f"{name} must encode 32 bytes")
+    return raw
+
+
+def configure(key: str | None, old_keys: str | None = None) -> None:
+    """Set the data key (base64 of 32 bytes) and, while rotating, the previous keys
+    (comma-separated). No key falls back to the development key."""
+    global _ring, _warned
+    old = [
+        _decode_key(k.strip(), "GRIDWORK_OLD_DATA_KEYS")
+        for k in (old_keys or "").split(",")
+        if k.strip()
+    ]
     if not key:
         if not _warned:
             log.warning("GRIDWORK_DATA_KEY is not set: sensitive columns use the development key")
             _warned = True
-        _key = _DEV_KEY
+        _ring = _Ring(_DEV_KEY, old)
         return
-    try:
-        raw = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
-    except ValueError as exc:
-        raise DataKeyError("GRIDWORK_DATA_KEY must be base64") from exc
-    if len(raw) != 32:
-        raise DataKeyError("GRIDWORK_DATA_KEY must encode 32 bytes")
-    _key = raw
+    _ring = _Ring(_decode_key(key, "GRIDWORK_DATA_KEY"), old)
+
+
+def current_key_id() -> str:
+    return _ring.current_id
 
 
 def new_key() -> str:
@@ -50,21 +93,34 @@ def new_key() -> str:
 
 def encrypt(text: str) -> str:
     nonce = os.urandom(12)
-    sealed = AESGCM(_key).encrypt(nonce, text.encode(), None)
-    return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+    sealed = _ring.current.encrypt(nonce, text.encode(), None)
+    return f"{PREFIX}{_ring.current_id}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def is_current(stored: str) -> bool:
+    """Sealed with the current key (nothing for `gridwork security encrypt` to do)."""
+    return stored.startswith(f"{PREFIX}{_ring.current_id}:")
 
 
 def decrypt(stored: str) -> str:
     if not stored.startswith(PREFIX):
         return stored  # written before encryption was enabled; `gridwork security encrypt`
-    blob = base64.urlsafe_b64decode(stored[len(PREFIX) :])
-    try:
-        return AESGCM(_key).decrypt(blob[:12], blob[12:], None).decode()
-    except InvalidTag as exc:
-        raise DataKeyError(
-            "cannot decrypt a sensitive column: GRIDWORK_DATA_KEY is not the key it was "
-            "written with"
-        ) from exc
+    body = stored[len(PREFIX) :]
+    kid, sep, b64 = body.partition(":")
+    if sep:
+        candidates = [_ring.aeads[kid]] if kid in _ring.aeads else []
+    else:  # the first format, without a key id: try every key
+        b64, candidates = body, list(_ring.aeads.values())
+    blob = base64.urlsafe_b64decode(b64)
+    for aead in candidates:
+        try:
+            return aead.decrypt(blob[:12], blob[12:], None).decode()
+        except InvalidTag:
+            continue
+    raise DataKeyError(
+        "cannot decrypt a sensitive column: GRIDWORK_DATA_KEY is not the key it was written "
+        "with (during a rotation, list the previous key in GRIDWORK_OLD_DATA_KEYS)"
+    )
 
 
 class EncryptedString(TypeDecorator):
@@ -74,10 +130,36 @@ class EncryptedString(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
-        return None if value is None else encrypt(str(value))
+        if value is None or value == "":
+            return value
+        return encrypt(str(value))
 
     def process_result_value(self, value, dialect):
         return None if value is None else decrypt(value)
+
+
+class EncryptedJSON(TypeDecorator):
+    """A JSON value stored encrypted, as a JSON string inside a jsonb column.
+
+    The column stays jsonb, so no schema change is needed and plaintext objects written before
+    encryption (or empty ones) are still read as they are.
+    """
+
+    impl = JSONB
+    cache_ok = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(none_as_null=True)
+
+    def process_bind_param(self, value, dialect):
+        if value is None or value == {} or value == []:
+            return value
+        return encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+    def process_result_value(self, value, dialect):
+        if isinstance(value, str) and value.startswith(PREFIX):
+            return json.loads(decrypt(value))
+        return value
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -87,3 +169,10 @@ def mask_phone(phone: str | None) -> str | None:
     if len(phone) <= 4:
         return "*" * len(phone)
     return phone[:3] + "*" * max(len(phone) - 7, 1) + phone[-4:]
+
+
+def mask_name(name: str | None) -> str | None:
+    """张三丰 -> 张**, Alice -> A****: the first character only."""
+    if not name:
+        return name
+    return name[0] + "*" * max(len(name) - 1, 1)

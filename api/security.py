@@ -6,6 +6,8 @@ from flask import Flask, request
 
 ALLOWED_HEADERS = "Authorization, Content-Type, If-None-Match"
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+# JSON answers never run script or load anything; the docs and web pages set their own needs.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 
 
 def init_app(app: Flask) -> None:
@@ -26,19 +28,23 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        # API answers carry residents' data: no shared or browser caches unless a view says so.
-        if request.path.startswith("/api/") and "Cache-Control" not in response.headers:
-            response.headers["Cache-Control"] = "no-store"
+        if request.path.startswith("/api/"):
+            if not request.path.startswith("/api/v1/docs"):
+                response.headers.setdefault("Content-Security-Policy", API_CSP)
+            # API answers carry residents' data: no shared or browser caches unless a view says.
+            if "Cache-Control" not in response.headers:
+                response.headers["Cache-Control"] = "no-store"
         return response
 
 
 def _cors(response, origins: set[str]):
+    # The answer depends on Origin whether or not it is allowed: caches must key on it.
+    response.vary.add("Origin")
     origin = request.headers.get("Origin")
     if origin and origin in origins:
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
         response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
         response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
-        response.headers["Access-Control-Expose-Headers"] = "X-Pagination, ETag"
+        response.headers["Access-Control-Expose-Headers"] = "X-Pagination, ETag, Retry-After"
         response.headers["Access-Control-Max-Age"] = "600"
     return response

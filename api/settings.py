@@ -23,6 +23,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_BASEMAP_URL": ("BASEMAP_URL", str),
     "GRIDWORK_WEB_DIST": ("WEB_DIST", str),
     "GRIDWORK_DATA_KEY": ("DATA_KEY", str),
+    "GRIDWORK_OLD_DATA_KEYS": ("OLD_DATA_KEYS", str),
     "GRIDWORK_CORS_ORIGINS": ("CORS_ORIGINS", str),
     "GRIDWORK_LOGIN_MAX_FAILURES": ("LOGIN_MAX_FAILURES", int),
     "GRIDWORK_LOGIN_MAX_FAILURES_PER_IP": ("LOGIN_MAX_FAILURES_PER_IP", int),
@@ -72,6 +73,8 @@ class Config:
     WEB_DIST: str | None = None
     # base64 of 32 bytes; encrypts sensitive columns (phones). Unset: a logged development key.
     DATA_KEY: str | None = None
+    # Previous data keys, comma-separated, still read while `gridwork security encrypt` rotates.
+    OLD_DATA_KEYS: str | None = None
     # Comma-separated origins allowed to call the API from a browser (none by default).
     CORS_ORIGINS = ""
     LOGIN_MAX_FAILURES = 5

@@ -3,6 +3,7 @@
 from api.db import Base
 from api.models.admin import Community, District, Street
 from api.models.audit import AuditEntry, LoginAttempt
+from api.models.auth import AuthSession
 from api.models.grids import Grid, GridVersion
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES, Household
 from api.models.notifications import NOTIFICATION_KINDS, Notification
@@ -14,6 +15,7 @@ from api.models.visits import HouseholdLastVisit, Visit, VisitPhoto
 
 __all__ = [
     "AuditEntry",
+    "AuthSession",
     "Base",
     "LoginAttempt",
     "CalendarFeed",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, func
-from sqlalchemy.dialects.postgresql import ARRAY, INET
+from sqlalchemy.dialects.postgresql import ARRAY, INET, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import Base
@@ -22,6 +23,10 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(20))
     resource: Mapped[str] = mapped_column(String(40))
     resource_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), default=list)
+    # Records keyed by UUID (visits): the same list, for them.
+    resource_uuids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), default=list, server_default="{}"
+    )
     fields: Mapped[list[str]] = mapped_column(ARRAY(String(40)), default=list)
     ip: Mapped[str | None] = mapped_column(INET)
     path: Mapped[str | None] = mapped_column(String(300))
@@ -29,6 +34,8 @@ class AuditEntry(Base):
 
 Index("ix_audit_log_at", AuditEntry.at)
 Index("ix_audit_log_user_at", AuditEntry.user_id, AuditEntry.at)
+# "Who read this resident's record?": the question the log exists to answer.
+Index("ix_audit_log_resource_ids", AuditEntry.resource_ids, postgresql_using="gin")
 
 
 class LoginAttempt(Base):

@@ -13,13 +13,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     String,
-    Text,
     UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from api.crypto import EncryptedJSON, EncryptedString
 from api.db import Base
 
 TASK_SOURCES = ("hotline", "window", "visit", "proactive", "leader")
@@ -62,10 +62,11 @@ class Task(Base):
     source: Mapped[str] = mapped_column(String(10))
     type: Mapped[str] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Encrypted at rest: the resident's own words and contact (see docs/security.md).
+    description: Mapped[str] = mapped_column(EncryptedString, default="", server_default="")
     urgency: Mapped[str] = mapped_column(String(10), default="general", server_default="general")
     external_id: Mapped[str | None] = mapped_column(String(64))
-    complainant: Mapped[dict | None] = mapped_column(JSONB)
+    complainant: Mapped[dict | None] = mapped_column(EncryptedJSON)
     household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"))
     visit_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("visits.id"), unique=True
@@ -120,7 +121,7 @@ class TaskEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(12))
     to_status: Mapped[str] = mapped_column(String(12))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    note: Mapped[str] = mapped_column(EncryptedString, default="", server_default="")
     location: Mapped[WKBElement | None] = mapped_column(
         Geometry("POINT", srid=4326, spatial_index=False)
     )

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from api.crypto import EncryptedJSON, EncryptedString
 from api.db import Base
 
 OUTCOMES = ("met", "nobody_home", "refused", "moved_out", "vacant")
@@ -61,10 +62,11 @@ class Visit(Base):
     provider: Mapped[str | None] = mapped_column(String(20))
     mock: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     outcome: Mapped[str] = mapped_column(String(12))
-    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
-    observations: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+    # Encrypted at rest (what residents said, their health): see docs/security.md.
+    notes: Mapped[str] = mapped_column(EncryptedString, default="", server_default="")
+    observations: Mapped[dict] = mapped_column(EncryptedJSON, default=dict, server_default="{}")
     follow_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
-    follow_up_note: Mapped[str | None] = mapped_column(Text)
+    follow_up_note: Mapped[str | None] = mapped_column(EncryptedString)
     # Set when the worker visited as the named reliever of another worker's grid.
     relief: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     grade: Mapped[str] = mapped_column(String(10))

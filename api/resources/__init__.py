@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from api.extensions import Api
+from api.resources.audit.routes import blp as audit_blp
 from api.resources.auth.routes import blp as auth_blp
 from api.resources.devices.routes import blp as devices_blp
 from api.resources.grids.routes import blp as grids_blp
@@ -25,6 +26,7 @@ BLUEPRINTS = (
     devices_blp,
     notifications_blp,
     tiles_blp,
+    audit_blp,
 )
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models import AuditEntry, LoginAttempt
+from api.models import AuditEntry, LoginAttempt, User
+from api.scope import Scope
 
 # The personal-information law asks for logs kept at least six months.
 MIN_RETENTION = timedelta(days=183)
@@ -21,27 +23,91 @@ def record(
     user_id: int | None,
     action: str,
     resource: str,
-    resource_ids: Iterable[int],
+    resource_ids: Iterable[int | uuid.UUID],
     fields: Iterable[str],
     ip: str | None = None,
     path: str | None = None,
+    at: datetime | None = None,
 ) -> AuditEntry | None:
-    """One row per request touching personal data (nothing when no record was touched)."""
-    ids = list(resource_ids)
-    if not ids:
+    """One row per request touching personal data (nothing when no record was touched).
+
+    Integer ids go to `resource_ids`, UUIDs (visits) to `resource_uuids`.
+    """
+    ids, uuids = [], []
+    for key in resource_ids:
+        (uuids if isinstance(key, uuid.UUID) else ids).append(key)
+    if not ids and not uuids:
         return None
     entry = AuditEntry(
         user_id=user_id,
         action=action,
         resource=resource,
         resource_ids=ids,
+        resource_uuids=uuids,
         fields=list(fields),
         ip=ip,
         path=path[:300] if path else None,
     )
+    if at is not None:
+        entry.at = at
     session.add(entry)
     session.flush()
     return entry
+
+
+def _visible_actors(scope: Scope):
+    """Community admins read their community's entries, district viewers their district's."""
+    if scope.role == "community_admin":
+        return User.community_code == scope.community_code
+    if scope.role == "district_viewer":
+        return or_(
+            User.district_code == scope.district_code,
+            User.community_code.startswith(scope.district_code or "-", autoescape=True),
+        )
+    raise errors.Forbidden("Only community admins and district viewers read the audit log.")
+
+
+def list_entries(
+    session: Session,
+    scope: Scope,
+    *,
+    user_id: int | None = None,
+    action: str | None = None,
+    resource: str | None = None,
+    record_id: int | None = None,
+    record_uuid: uuid.UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> tuple[list[tuple[AuditEntry, str | None]], int]:
+    """Entries by the users in the caller's reach, newest first, with each actor's username."""
+    stmt = (
+        select(AuditEntry, User.username)
+        .join(User, AuditEntry.user_id == User.id)
+        .where(_visible_actors(scope))
+    )
+    if user_id is not None:
+        stmt = stmt.where(AuditEntry.user_id == user_id)
+    if action:
+        stmt = stmt.where(AuditEntry.action == action)
+    if resource:
+        stmt = stmt.where(AuditEntry.resource == resource)
+    if record_id is not None:
+        stmt = stmt.where(AuditEntry.resource_ids.contains([record_id]))
+    if record_uuid is not None:
+        stmt = stmt.where(AuditEntry.resource_uuids.contains([record_uuid]))
+    if since is not None:
+        stmt = stmt.where(AuditEntry.at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEntry.at < until)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.execute(
+        stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    return [(entry, username) for entry, username in rows], total
 
 
 def purge(session: Session, older_than: timedelta, now: datetime | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -69,6 +70,8 @@ class TileRequest:
     y: int
     week: str
     now: datetime
+    # False: workers' visit positions snapped to ~100 m (roles without access to tracks).
+    precise_tracks: bool = True
 
 
 def check_tile(layer: str, z: int, x: int, y: int) -> None:
@@ -270,6 +273,7 @@ def households_features(scope: Scope, req: TileRequest) -> Select:
 
 def visits_features(scope: Scope, req: TileRequest) -> Select:
     env3857, env4326 = _envelopes(req.z, req.x, req.y)
+    point = Visit.location if req.precise_tracks else func.ST_SnapToGrid(Visit.location, 0.001)
     return select(
         cast(Visit.id, String).label("visit_id"),
         Visit.household_id.label("household_id"),
@@ -281,7 +285,7 @@ def visits_features(scope: Scope, req: TileRequest) -> Select:
         func.to_char(func.timezone("Asia/Shanghai", Visit.visited_at), "YYYY-MM-DD HH24:MI").label(
             "visited_at"
         ),
-        _mvt_geom(Visit.location, env3857),
+        _mvt_geom(point, env3857),
     ).where(
         Visit.week == req.week,
         Visit.location.op("&&")(env4326),  # GiST: ix_visits_location
@@ -336,10 +340,23 @@ _BUILDERS = {
     "visits": (visits_features, None),
     "tasks": (tasks_features, "id"),
 }
+# The record each feature discloses, for the audit log (grids are aggregates: none).
+AUDITED = {
+    "households": ("household", "id"),
+    "visits": ("visit", "visit_id"),
+    "tasks": ("task", "id"),
+}
+# The personal fields a tile's features carry.
+TILE_FIELDS = {
+    "household": ("address", "location", "must_visit", "last_visited"),
+    "visit": ("location", "worker", "outcome", "visited_at"),
+    "task": ("title", "location", "status"),
+}
 
 
-def tile_query(scope: Scope, req: TileRequest) -> Select:
-    """The one SQL statement that answers a tile: ST_AsMVT over the layer's features."""
+def tile_query(scope: Scope, req: TileRequest, *, with_ids: bool = False) -> Select:
+    """The one SQL statement that answers a tile: ST_AsMVT over the layer's features
+    (and, `with_ids`, the ids of the records in it, for the audit log)."""
     build, id_column = _BUILDERS[req.layer]
     inner = build(scope, req).subquery("f")
     columns = list(inner.c)
@@ -349,7 +366,17 @@ def tile_query(scope: Scope, req: TileRequest) -> Select:
     args = [literal_column("q"), literal(req.layer), literal(EXTENT), literal("geom")]
     if id_column:
         args.append(literal("fid"))
-    return select(func.ST_AsMVT(*args)).select_from(features)
+    mvt = func.ST_AsMVT(*args)
+    if with_ids and req.layer in AUDITED:
+        # Only features whose geometry lands in the tile are encoded: the same filter here.
+        key = features.c[AUDITED[req.layer][1]]
+        ids = func.array_agg(key).filter(features.c.geom.is_not(None))
+        return select(mvt, ids).select_from(features)
+    return (
+        select(mvt, literal(None)).select_from(features)
+        if with_ids
+        else select(mvt).select_from(features)
+    )
 
 
 def render_tile(session: Session, scope: Scope, req: TileRequest) -> bytes:
@@ -370,6 +397,18 @@ def render_tile(session: Session, scope: Scope, req: TileRequest) -> bytes:
     )
     data = session.scalar(tile_query(scope, req))
     return bytes(data or b"")
+
+
+def render_tile_audited(
+    session: Session, scope: Scope, req: TileRequest
+) -> tuple[bytes, str | None, list]:
+    """The tile's bytes, the record type its features disclose, and their ids."""
+    check_tile(req.layer, req.z, req.x, req.y)
+    data, ids = session.execute(tile_query(scope, req, with_ids=True)).one()
+    resource = AUDITED.get(req.layer, (None,))[0]
+    if resource == "visit":
+        ids = [uuid.UUID(i) for i in ids or ()]
+    return bytes(data or b""), resource, list(ids or ())
 
 
 def tile_etag(data: bytes) -> str:

@@ -108,6 +108,50 @@ def sign_in(
     return user
 
 
+def change_password(
+    session: Session,
+    user: User,
+    current: str,
+    new: str,
+    *,
+    ip: str | None,
+    limits: LoginLimits,
+) -> None:
+    """Set a new password after checking the current one (throttled like signing in).
+
+    Bumps the token version: every token issued before, on every device, stops working.
+    A wrong current password is recorded as a failed sign-in, then refused with 403; the
+    caller commits first so the failure counts.
+    """
+    audit.check_login_allowed(
+        session,
+        user.username,
+        ip,
+        window=limits.window,
+        max_per_user=limits.max_per_user,
+        max_per_ip=limits.max_per_ip,
+    )
+    if not verify_password(user.password_hash, current):
+        audit.record_login(session, user.username, ip, False, user.id)
+        raise errors.Forbidden(
+            "The current password is wrong.",
+            errors={"json": {"current_password": ["Wrong password."]}},
+        )
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise errors.Unprocessable(
+            f"The password needs at least {MIN_PASSWORD_LENGTH} characters.",
+            errors={"json": {"new_password": ["Too short."]}},
+        )
+    if new == current:
+        raise errors.Unprocessable(
+            "The new password must differ from the current one.",
+            errors={"json": {"new_password": ["Same as the current password."]}},
+        )
+    user.password_hash = hash_password(new)
+    user.token_version += 1
+    session.flush()
+
+
 def authenticate(session: Session, username: str, password: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if not verify_password(user.password_hash if user else None, password) or not (

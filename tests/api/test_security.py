@@ -132,3 +132,98 @@ def test_a_wrong_data_key_is_named_not_silently_wrong():
             crypto.decrypt(sealed)
     finally:
         crypto.configure(None)
+
+
+# --- CORS and security headers (issue 8) ------------------------------------------------------
+ALLOWED = "https://app.example.org"
+EVIL = "https://evil.example.com"
+
+
+def preflight(client, origin, method="POST", path="/api/v1/visits/batch"):
+    return client.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "Authorization, Content-Type",
+        },
+    )
+
+
+def test_a_preflight_from_a_configured_origin_is_answered_without_a_token(client, world):
+    response = preflight(client, ALLOWED)
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert int(response.headers["Access-Control-Max-Age"]) > 0
+
+
+def test_a_preflight_from_another_origin_gets_no_cors_grant(client, world):
+    response = preflight(client, EVIL)
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert "Access-Control-Allow-Methods" not in response.headers
+
+
+def test_a_configured_origin_reads_answers_and_pagination(client, world):
+    response = client.get("/api/v1/grids", headers={"Origin": ALLOWED, **world.auth("admin_a")})
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "X-Pagination" in response.headers["Access-Control-Expose-Headers"]
+    assert "Access-Control-Allow-Credentials" not in response.headers  # bearer tokens only
+
+
+def test_an_origin_is_matched_exactly_not_by_prefix(client, world):
+    for origin in (ALLOWED + ".evil.com", "http://app.example.org", ALLOWED + ":8443"):
+        response = client.get("/api/v1/grids", headers={"Origin": origin, **world.auth("admin_a")})
+        assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_answers_vary_on_origin_allowed_or_not(client, world):
+    for origin in (ALLOWED, EVIL):
+        response = client.get("/api/v1/grids", headers={"Origin": origin, **world.auth("admin_a")})
+        assert "Origin" in response.headers["Vary"]
+
+
+def test_cors_keeps_a_views_own_vary(client, world):
+    from tests.api.test_tiles import url
+
+    response = client.get(
+        url("grids", 116.4025, 39.9225), headers={"Origin": ALLOWED, **world.auth("admin_a")}
+    )
+    vary = {v.strip() for v in response.headers["Vary"].split(",")}
+    assert {"Origin", "Authorization"} <= vary
+
+
+def test_no_origin_is_allowed_unless_configured(database_url, connection):
+    from api import create_app
+    from api.extensions import db
+
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "CORS_ORIGINS": ""})
+    db.bind(connection)
+    response = app.test_client().options(
+        "/api/v1/grids", headers={"Origin": ALLOWED, "Access-Control-Request-Method": "GET"}
+    )
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_api_answers_carry_the_security_headers(client, world):
+    for response in (
+        client.get("/api/v1/grids", headers=world.auth("admin_a")),
+        client.get("/api/v1/grids"),  # errors too
+    ):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_api_docs_page_is_not_locked_by_the_json_csp(client):
+    response = client.get("/api/v1/docs")
+    assert "default-src 'none'" not in response.headers.get("Content-Security-Policy", "")
+
+
+def test_hsts_is_sent_over_https_only(client, world):
+    assert "Strict-Transport-Security" not in client.get("/healthz").headers
+    secure = client.get("/healthz", base_url="https://localhost")
+    assert secure.headers["Strict-Transport-Security"].startswith("max-age=")

@@ -18,13 +18,13 @@ from api.auth import claims_for, current_user
 from api.clock import now
 from api.extensions import Blueprint, db
 from api.resources.auth.schemas import (
-    AccessTokenSchema,
     LogoutSchema,
+    PasswordChangeSchema,
     TokenRequestSchema,
     TokenSchema,
     UserSchema,
 )
-from api.services import devices, users
+from api.services import devices, sessions, users
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign in.", public=True)
 
@@ -42,6 +42,34 @@ def _lifetime() -> int:
     return int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds())
 
 
+def issue_tokens(user, *, sid: str | None = None) -> dict:
+    """Access and refresh tokens for `user`, tied to session `sid` (a new session if None)."""
+    moment = now()
+    refresh_jti = sessions.new_id()
+    refresh_expires = moment + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
+    if sid is None:
+        sid = sessions.open_session(
+            db.session,
+            user.id,
+            refresh_jti=refresh_jti,
+            expires_at=refresh_expires,
+            ip=request.remote_addr,
+            now=moment,
+        ).id
+    claims = claims_for(user, sid)
+    return {
+        "access_token": create_access_token(user, additional_claims=claims),
+        "refresh_token": create_refresh_token(
+            user, additional_claims={**claims, "jti": refresh_jti}
+        ),
+        "token_type": "Bearer",
+        "expires_in": _lifetime(),
+        "user": user,
+        "_refresh_jti": refresh_jti,
+        "_refresh_expires": refresh_expires,
+    }
+
+
 @blp.route("/token")
 class Token(MethodView):
     @blp.doc(security=[])
@@ -50,7 +78,8 @@ class Token(MethodView):
     def post(self, credentials):
         """Sign in with username and password
 
-        Returns a short-lived access token and a refresh token.
+        Returns a short-lived access token and a refresh token, both tied to a new session.
+        Repeated failures for a username or an address answer 429 with `Retry-After`.
         """
         user = users.sign_in(
             db.session,
@@ -62,28 +91,71 @@ class Token(MethodView):
         db.session.commit()  # the attempt counts, success or not
         if user is None:
             raise errors.Unauthorized("Wrong username or password.")
-        claims = claims_for(user)
-        return {
-            "access_token": create_access_token(user, additional_claims=claims),
-            "refresh_token": create_refresh_token(user, additional_claims=claims),
-            "token_type": "Bearer",
-            "expires_in": _lifetime(),
-            "user": user,
-        }
+        tokens = issue_tokens(user)
+        db.session.commit()
+        return tokens
 
 
 @blp.route("/refresh")
 class Refresh(MethodView):
     @jwt_required(refresh=True)
-    @blp.response(200, AccessTokenSchema)
+    @blp.response(200, TokenSchema)
     def post(self):
-        """Exchange a refresh token (as the bearer token) for a new access token"""
+        """Exchange a refresh token (as the bearer token) for new access and refresh tokens
+
+        The refresh token is single-use (rotation): use the new one next time. Presenting one
+        already exchanged revokes the whole session (reuse detection) and answers 401.
+        """
+        user, claims = current_user(), get_jwt()
+        sid = claims.get("sid")
+        if not sid:
+            raise errors.Unauthorized("This refresh token predates sign-in sessions; sign in.")
+        tokens = issue_tokens(user, sid=sid)
+        live = sessions.use_refresh(
+            db.session,
+            sid,
+            claims["jti"],
+            new_jti=tokens["_refresh_jti"],
+            expires_at=tokens["_refresh_expires"],
+            now=now(),
+        )
+        db.session.commit()  # a detected replay revokes the session even though this fails
+        if not live:
+            raise errors.Unauthorized(
+                "This refresh token was already used: the session is revoked; sign in again."
+            )
+        return tokens
+
+
+@blp.route("/password")
+class Password(MethodView):
+    @jwt_required()
+    @blp.arguments(PasswordChangeSchema)
+    @blp.response(200, TokenSchema)
+    def post(self, data):
+        """Change your password; every other session is signed out
+
+        Needs the current password (wrong guesses count toward the sign-in throttle). All
+        tokens issued before are revoked; the answer carries new tokens for this session.
+        """
         user = current_user()
-        return {
-            "access_token": create_access_token(user, additional_claims=claims_for(user)),
-            "token_type": "Bearer",
-            "expires_in": _lifetime(),
-        }
+        try:
+            users.change_password(
+                db.session,
+                user,
+                data["current_password"],
+                data["new_password"],
+                ip=request.remote_addr,
+                limits=login_limits(),
+            )
+        except errors.Forbidden:
+            db.session.commit()  # a wrong current password counts as a failed sign-in
+            raise
+        # Every session ends (this one too); the caller goes on with a fresh one.
+        sessions.revoke_others(db.session, user.id, None, "password-changed", now())
+        tokens = issue_tokens(user)
+        db.session.commit()
+        return tokens
 
 
 @blp.route("/me")
@@ -101,11 +173,14 @@ class Logout(MethodView):
     @blp.arguments(LogoutSchema)
     @blp.response(204)
     def post(self, data):
-        """Sign out this device: revoke this token and stop pushes to the device given
+        """Sign out this device: revoke this session and stop pushes to the device given
 
-        Only this token is revoked (its jti); the user's other devices stay signed in.
+        This token and its session are revoked (the refresh token too); the user's other
+        devices stay signed in.
         """
         claims = get_jwt()
+        # The session ends: its refresh token dies with this access token.
+        sessions.revoke(db.session, claims.get("sid"), "logout", now())
         devices.logout(
             db.session,
             current_user().id,

@@ -49,3 +49,15 @@ class LogoutSchema(Schema):
         validate=ma.validate.Length(min=1, max=4096),
         metadata={"description": "Or this device's push token"},
     )
+
+
+class PasswordChangeSchema(Schema):
+    current_password = ma.fields.String(
+        required=True, load_only=True, validate=ma.validate.Length(min=1, max=200)
+    )
+    new_password = ma.fields.String(
+        required=True,
+        load_only=True,
+        validate=ma.validate.Length(min=8, max=200),
+        metadata={"description": "At least 8 characters, not the current password"},
+    )

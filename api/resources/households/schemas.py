@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from api.auth import current_scope
-from api.crypto import mask_phone
+from api import privacy
 from api.extensions import Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.resources.schemas import code_field
@@ -18,9 +17,7 @@ _TAGS = ma.fields.List(
 
 
 def _phone(household) -> str | None:
-    if current_scope().sees_personal_details:
-        return household.phone
-    return mask_phone(household.phone)
+    return privacy.phone(household.phone)
 
 
 class HouseholdSchema(Schema):
@@ -38,7 +35,9 @@ class HouseholdSchema(Schema):
     members = ma.fields.Integer()
     tags = ma.fields.List(ma.fields.String())
     phone = ma.fields.Function(
-        _phone, allow_none=True, metadata={"description": "Masked (138****5678) for viewers"}
+        _phone,
+        allow_none=True,
+        metadata={"type": "string", "description": "Masked (138****5678) for district viewers"},
     )
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()

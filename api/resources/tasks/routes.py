@@ -7,6 +7,7 @@ from flask.views import MethodView
 from api.auth import current_scope
 from api.clock import now as _now
 from api.extensions import Blueprint, db
+from api.privacy import audited
 from api.resources.tasks.schemas import (
     AssignSchema,
     RatesQueryArgsSchema,
@@ -27,6 +28,7 @@ class Tasks(MethodView):
     @blp.arguments(TaskQueryArgsSchema, location="query")
     @blp.response(200, TaskSchema(many=True))
     @blp.paginate()
+    @audited("task")
     def get(self, args, pagination_parameters):
         """List the tasks you can see
 
@@ -45,6 +47,7 @@ class Tasks(MethodView):
 
     @blp.arguments(TaskCreateSchema)
     @blp.response(201, TaskDetailSchema)
+    @audited("task", "create")
     def post(self, data):
         """Open a task and dispatch it
 
@@ -73,6 +76,7 @@ class Rates(MethodView):
 @blp.route("/<id:task_id>")
 class TaskById(MethodView):
     @blp.response(200, TaskDetailSchema)
+    @audited("task")
     def get(self, task_id):
         """A task with its events"""
         return tasks.get_task(db.session, current_scope(), task_id)
@@ -82,6 +86,7 @@ class TaskById(MethodView):
 class Transitions(MethodView):
     @blp.arguments(TransitionSchema)
     @blp.response(200, TaskDetailSchema)
+    @audited("task", "update")
     def post(self, data, task_id):
         """Act on a task: accept, start, resolve, callback, close, return, escalate, reopen
 
@@ -99,6 +104,7 @@ class Transitions(MethodView):
 class Assign(MethodView):
     @blp.arguments(AssignSchema)
     @blp.response(200, TaskDetailSchema)
+    @audited("task", "update")
     def post(self, data, task_id):
         """Reassign a task (grid leader or community admin); the new assignee is notified"""
         task = tasks.get_task(db.session, current_scope(), task_id, for_update=True)

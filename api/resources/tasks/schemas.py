@@ -6,6 +6,7 @@ from datetime import UTC
 
 import marshmallow as ma
 
+from api import privacy
 from api.clock import now
 from api.extensions import Schema
 from api.models.tasks import HOTLINE_TYPES, SATISFACTION, TASK_SOURCES, TASK_STATUSES, URGENCIES
@@ -90,7 +91,11 @@ class TaskSchema(Schema):
     description = ma.fields.String()
     urgency = ma.fields.String()
     external_id = ma.fields.String(allow_none=True)
-    complainant = ma.fields.Dict(allow_none=True)
+    complainant = ma.fields.Function(
+        lambda t: privacy.complainant(t.complainant),
+        allow_none=True,
+        metadata={"type": "object", "description": "Name and phone masked for district viewers"},
+    )
     household_id = ma.fields.Integer(allow_none=True)
     visit_id = ma.fields.UUID(allow_none=True)
     grid_id = ma.fields.Integer()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from flask import Response, request
 from flask.views import MethodView
 
+from api import privacy
 from api.auth import current_scope
 from api.extensions import Blueprint, db
 from api.resources.tiles.schemas import (
@@ -50,5 +51,12 @@ class Tile(MethodView):
         """
         week = args.get("week") or current_week()
         parse_week(week)
-        req = tiles.TileRequest(layer, z, x, y, week, datetime.now(UTC))
-        return tile_response(tiles.render_tile(db.session, current_scope(), req))
+        req = tiles.TileRequest(
+            layer, z, x, y, week, datetime.now(UTC), precise_tracks=privacy.disclosure().tracks
+        )
+        data, resource, ids = tiles.render_tile_audited(db.session, current_scope(), req)
+        response = tile_response(data)
+        if response.status_code == 200 and resource:
+            # A map popup shows what the tile holds: that is a read of these records.
+            privacy.record_disclosure(resource, ids, fields=tiles.TILE_FIELDS[resource])
+        return response

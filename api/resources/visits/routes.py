@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Response, current_app, request
 from flask.views import MethodView
 
-from api import errors
+from api import errors, privacy
 from api.auth import current_scope
 from api.extensions import Blueprint, db
+from api.privacy import audited
 from api.resources.visits.schemas import (
     CadenceSchema,
     PhotoFileSchema,
@@ -57,6 +58,7 @@ class Visits(MethodView):
     @blp.arguments(VisitQueryArgsSchema, location="query")
     @blp.response(200, VisitSchema(many=True))
     @blp.paginate()
+    @audited("visit")
     def get(self, args, pagination_parameters):
         """List the visits you can read, by grid and ISO week, newest first"""
         rows, pagination_parameters.item_count = visits.list_visits(
@@ -74,6 +76,7 @@ class Visits(MethodView):
 class VisitPlan(MethodView):
     @blp.arguments(PlanQueryArgsSchema, location="query")
     @blp.response(200, PlanSchema)
+    @audited("household", records=lambda plan: [s["household_id"] for s in plan["households"]])
     def get(self, args):
         """A worker's plan for the week: households still due, as a walking route
 
@@ -91,6 +94,7 @@ class VisitPlan(MethodView):
 @blp.route("/visits/<uuid:visit_id>")
 class VisitById(MethodView):
     @blp.response(200, VisitSchema)
+    @audited("visit")
     def get(self, visit_id):
         """A visit, with its WGS-84 location and its location evidence"""
         return visits.get_visit(db.session, current_scope(), visit_id)
@@ -130,6 +134,7 @@ class VisitPhotoById(MethodView):
             data = photo_storage().get(photo.sha256)
         except KeyError:
             raise errors.NotFound(f"The bytes of photo {photo_id} are missing.") from None
+        privacy.record_disclosure("visit_photo", [photo.id, visit.id])
         response = Response(data, mimetype=photo.content_type)
         response.headers["ETag"] = f'"{photo.sha256}"'
         response.headers["Cache-Control"] = "private, max-age=86400, immutable"
@@ -140,6 +145,7 @@ class VisitPhotoById(MethodView):
 class HouseholdVisits(MethodView):
     @blp.response(200, VisitSchema(many=True))
     @blp.paginate()
+    @audited("visit")
     def get(self, household_id, pagination_parameters):
         """A household's visit history, newest first"""
         rows, pagination_parameters.item_count = visits.household_visits(

@@ -9,6 +9,7 @@ from typing import Any
 
 import marshmallow as ma
 
+from api import privacy
 from api.extensions import Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS
 from api.models.visits import DATUMS, GRADES, OUTCOMES
@@ -240,6 +241,10 @@ class VisitBatchSchema(Schema):
 
 def _location(visit) -> dict:
     lon, lat = point_lonlat(visit.location)
+    if not privacy.disclosure().tracks:  # a worker's track, to about 100 m
+        lon, lat = privacy.track_point(lon, lat)
+        return {"lon": lon, "lat": lat, "accuracy_m": None, "datum": visit.datum,
+                "raw_lon": None, "raw_lat": None, "provider": None, "mock": visit.mock}  # fmt: skip
     return {
         "lon": lon,
         "lat": lat,
@@ -263,8 +268,10 @@ class VisitLocationSchema(Schema):
     lat = ma.fields.Float(metadata={"description": "WGS-84"})
     accuracy_m = ma.fields.Float(allow_none=True)
     datum = ma.fields.String(metadata={"description": "The datum the position arrived in"})
-    raw_lon = ma.fields.Float(metadata={"description": "Longitude as it arrived"})
-    raw_lat = ma.fields.Float(metadata={"description": "Latitude as it arrived"})
+    raw_lon = ma.fields.Float(
+        allow_none=True, metadata={"description": "Longitude as it arrived (withheld: null)"}
+    )
+    raw_lat = ma.fields.Float(allow_none=True, metadata={"description": "Latitude as it arrived"})
     provider = ma.fields.String(allow_none=True)
     mock = ma.fields.Boolean()
 
@@ -307,10 +314,20 @@ class VisitSchema(Schema):
     # Built by plain functions: a nested schema per visit costs more than the rest of a batch.
     location = ma.fields.Function(_location, metadata={"$ref": "VisitLocation"})
     outcome = ma.fields.String()
-    notes = ma.fields.String()
-    observations = ma.fields.Dict()
+    notes = ma.fields.Function(
+        lambda v: privacy.note(v.notes),
+        allow_none=True,
+        metadata={"type": "string", "description": "null for district viewers (withheld)"},
+    )
+    observations = ma.fields.Function(
+        lambda v: privacy.note(v.observations),
+        allow_none=True,
+        metadata={"type": "object", "description": "null for district viewers (withheld)"},
+    )
     follow_up = ma.fields.Boolean()
-    follow_up_note = ma.fields.String(allow_none=True)
+    follow_up_note = ma.fields.Function(
+        lambda v: privacy.note(v.follow_up_note), allow_none=True, metadata={"type": "string"}
+    )
     relief = ma.fields.Boolean(metadata={"description": "Recorded as the grid's named reliever"})
     evidence = ma.fields.Function(_evidence, metadata={"$ref": "Evidence"})
     photos = ma.fields.List(ma.fields.Nested(PhotoSchema))

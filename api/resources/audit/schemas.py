@@ -1,0 +1,49 @@
+"""Schemas of the audit resource: entries of the personal-data access log and their filters."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import marshmallow as ma
+
+from api.extensions import Schema
+
+ACTIONS = ("read", "create", "update")
+
+
+class AuditEntrySchema(Schema):
+    id = ma.fields.Integer()
+    at = ma.fields.DateTime(metadata={"description": "When (UTC)"})
+    user_id = ma.fields.Integer(allow_none=True, metadata={"description": "Who"})
+    username = ma.fields.String(allow_none=True)
+    action = ma.fields.String(metadata={"description": ", ".join(ACTIONS)})
+    resource = ma.fields.String(metadata={"description": "household, visit, visit_photo or task"})
+    resource_ids = ma.fields.List(ma.fields.Integer(), metadata={"description": "Which records"})
+    resource_uuids = ma.fields.List(
+        ma.fields.UUID(), metadata={"description": "Which records, for UUID-keyed ones (visits)"}
+    )
+    fields = ma.fields.List(ma.fields.String(), metadata={"description": "What was disclosed"})
+    ip = ma.fields.String(allow_none=True)
+    path = ma.fields.String(allow_none=True, metadata={"description": "The request"})
+
+
+class AuditQueryArgsSchema(Schema):
+    user = ma.fields.Integer(
+        validate=ma.validate.Range(min=1, max=2**31 - 1), metadata={"description": "Actor id"}
+    )
+    action = ma.fields.String(validate=ma.validate.OneOf(ACTIONS))
+    resource = ma.fields.String(
+        validate=ma.validate.OneOf(("household", "visit", "visit_photo", "task"))
+    )
+    record = ma.fields.Integer(
+        validate=ma.validate.Range(min=1, max=2**63 - 1),
+        metadata={"description": "Entries that touched this record id (e.g. a household)"},
+    )
+    record_uuid = ma.fields.UUID(metadata={"description": "Entries that touched this visit"})
+    since = ma.fields.AwareDateTime(default_timezone=UTC, metadata={"description": "at >= since"})
+    until = ma.fields.AwareDateTime(default_timezone=UTC, metadata={"description": "at < until"})
+
+    @ma.validates_schema
+    def _period(self, data, **kwargs):
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
+            raise ma.ValidationError({"until": ["until must be after since."]})

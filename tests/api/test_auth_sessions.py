@@ -1,0 +1,187 @@
+"""Sign-in sessions: expiry by the app's clock, logout, refresh rotation with reuse detection,
+password change, and the sign-in throttle."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from api.models import AuthSession
+from tests.factories import PASSWORD
+
+
+def sign_in(client, username="worker_a1", password=PASSWORD):
+    response = client.post("/api/v1/auth/token", json={"username": username, "password": password})
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def me(client, token):
+    return client.get("/api/v1/auth/me", headers=bearer(token))
+
+
+def refresh(client, token):
+    return client.post("/api/v1/auth/refresh", headers=bearer(token))
+
+
+# --- expiry ---------------------------------------------------------------------------------
+def test_an_access_token_works_until_its_lifetime_passes_on_the_app_clock(app, client, world):
+    tokens = sign_in(client)
+    start = datetime.now(UTC)
+    app.config["FIXED_NOW"] = start + timedelta(minutes=59)
+    assert me(client, tokens["access_token"]).status_code == 200
+    app.config["FIXED_NOW"] = start + timedelta(minutes=61)
+    response = me(client, tokens["access_token"])
+    assert response.status_code == 401
+    assert response.json["type"].endswith("/token-expired")
+
+
+def test_a_refresh_token_expires_after_its_days(app, client, world):
+    tokens = sign_in(client)
+    app.config["FIXED_NOW"] = datetime.now(UTC) + timedelta(days=31)
+    assert refresh(client, tokens["refresh_token"]).status_code == 401
+
+
+# --- logout ---------------------------------------------------------------------------------
+def test_logout_revokes_the_access_token(client, world):
+    tokens = sign_in(client)
+    assert client.post("/api/v1/auth/logout", json={}, headers=bearer(tokens["access_token"]))
+    assert me(client, tokens["access_token"]).status_code == 401
+
+
+def test_logout_revokes_the_sessions_refresh_token_too(client, world):
+    tokens = sign_in(client)
+    client.post("/api/v1/auth/logout", json={}, headers=bearer(tokens["access_token"]))
+    assert refresh(client, tokens["refresh_token"]).status_code == 401
+
+
+def test_logout_leaves_the_users_other_sessions_signed_in(client, world):
+    phone, laptop = sign_in(client), sign_in(client)
+    client.post("/api/v1/auth/logout", json={}, headers=bearer(phone["access_token"]))
+    assert me(client, laptop["access_token"]).status_code == 200
+    assert refresh(client, laptop["refresh_token"]).status_code == 200
+
+
+# --- refresh rotation -----------------------------------------------------------------------
+def test_refresh_returns_a_new_refresh_token(client, world):
+    tokens = sign_in(client)
+    body = refresh(client, tokens["refresh_token"]).json
+    assert body["refresh_token"] != tokens["refresh_token"]
+    assert me(client, body["access_token"]).json["username"] == "worker_a1"
+    assert refresh(client, body["refresh_token"]).status_code == 200
+
+
+def test_a_reused_refresh_token_is_refused(client, world):
+    tokens = sign_in(client)
+    refresh(client, tokens["refresh_token"])
+    response = refresh(client, tokens["refresh_token"])
+    assert response.status_code == 401
+    assert "already used" in response.json["detail"]
+
+
+def test_a_reused_refresh_token_revokes_the_whole_session(client, session, world):
+    tokens = sign_in(client)
+    rotated = refresh(client, tokens["refresh_token"]).json  # the legitimate client
+    refresh(client, tokens["refresh_token"])  # a stolen copy comes back
+    assert me(client, rotated["access_token"]).status_code == 401
+    assert refresh(client, rotated["refresh_token"]).status_code == 401
+    row = session.scalars(select(AuthSession).order_by(AuthSession.created_at.desc())).first()
+    assert row.revoked_reason == "refresh-token-reuse"
+
+
+def test_an_access_token_cannot_be_used_to_refresh(client, world):
+    tokens = sign_in(client)
+    assert refresh(client, tokens["access_token"]).status_code in (401, 422)
+
+
+# --- password change ------------------------------------------------------------------------
+def change(client, token, current=PASSWORD, new="a-new-long-password"):
+    return client.post(
+        "/api/v1/auth/password",
+        json={"current_password": current, "new_password": new},
+        headers=bearer(token),
+    )
+
+
+def test_changing_the_password_signs_out_every_other_session(client, world):
+    here, elsewhere = sign_in(client), sign_in(client)
+    response = change(client, here["access_token"])
+    assert response.status_code == 200
+    assert me(client, elsewhere["access_token"]).status_code == 401
+    assert refresh(client, elsewhere["refresh_token"]).status_code == 401
+    assert me(client, response.json["access_token"]).status_code == 200
+    assert refresh(client, response.json["refresh_token"]).status_code == 200
+
+
+def test_after_a_password_change_only_the_new_password_signs_in(client, world):
+    change(client, sign_in(client)["access_token"])
+    assert (
+        client.post(
+            "/api/v1/auth/token", json={"username": "worker_a1", "password": PASSWORD}
+        ).status_code
+        == 401
+    )
+    sign_in(client, password="a-new-long-password")
+
+
+def test_a_wrong_current_password_is_403_and_changes_nothing(client, world):
+    tokens = sign_in(client)
+    response = change(client, tokens["access_token"], current="not-my-password")
+    assert response.status_code == 403
+    assert "current_password" in response.json["errors"]["json"]
+    assert me(client, tokens["access_token"]).status_code == 200
+    sign_in(client)
+
+
+def test_a_short_new_password_is_422(client, world):
+    tokens = sign_in(client)
+    response = change(client, tokens["access_token"], new="short")
+    assert response.status_code == 422
+    assert "new_password" in response.json["errors"]["json"]
+
+
+def test_the_same_password_again_is_422(client, world):
+    tokens = sign_in(client)
+    assert change(client, tokens["access_token"], new=PASSWORD).status_code == 422
+
+
+def test_guessing_the_current_password_is_throttled(client, world):
+    tokens = sign_in(client)
+    for _ in range(5):
+        change(client, tokens["access_token"], current="guess-guess")
+    assert change(client, tokens["access_token"]).status_code == 429
+
+
+# --- throttled sign-in ----------------------------------------------------------------------
+def test_too_many_failed_sign_ins_answer_429_problem_with_retry_after(client, world):
+    for _ in range(5):
+        client.post("/api/v1/auth/token", json={"username": "worker_a1", "password": "nope"})
+    response = client.post(
+        "/api/v1/auth/token", json={"username": "worker_a1", "password": PASSWORD}
+    )
+    assert response.status_code == 429
+    assert response.mimetype == "application/problem+json"
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.json["status"] == 429
+
+
+def test_the_throttle_is_per_username(client, world):
+    for _ in range(5):
+        client.post("/api/v1/auth/token", json={"username": "worker_a1", "password": "nope"})
+    sign_in(client, "worker_a2")
+
+
+def test_the_throttle_lifts_after_its_window(app, client, session, world):
+    from api.models import LoginAttempt
+
+    for _ in range(5):
+        client.post("/api/v1/auth/token", json={"username": "worker_a1", "password": "nope"})
+    for attempt in session.scalars(select(LoginAttempt)):
+        attempt.at = attempt.at - timedelta(minutes=16)
+    session.flush()
+    sign_in(client)

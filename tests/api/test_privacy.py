@@ -1,0 +1,436 @@
+"""Residents' sensitive data: sealed at rest, masked per role, every read audited, the audit log
+readable by admins and kept six months."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select, text
+
+from api import crypto
+from api.cli import main
+from api.models import AuditEntry
+from api.services import audit
+from api.services.encryption import seal_all
+from tests.api.test_matrix import targets  # noqa: F401  (fixture)
+from tests.api.test_tiles import url as tile_url
+from tests.factories import A1, A2, centre, make_task_at, make_visit
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture()
+def visit(session, world):
+    return make_visit(
+        session,
+        world.users["worker_a1"],
+        world.households[A1][0],
+        NOW - timedelta(hours=1),
+        notes="腿脚不便，需要轮椅",
+        observations={"disability": "wheelchair"},
+        follow_up=True,
+        follow_up_note="申请无障碍改造",
+    )
+
+
+@pytest.fixture()
+def task(session, world):
+    return make_task_at(
+        session,
+        world.households[A1][0],
+        NOW + timedelta(days=1),
+        description="楼上漏水，老人独居",
+        complainant={"name": "王秀英", "phone": "13912345678"},
+    )
+
+
+def last_entry(session) -> AuditEntry:
+    return session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+
+
+def raw(session, sql: str, **params):
+    return session.execute(text(sql), params).scalar()
+
+
+# --- encrypted at rest ----------------------------------------------------------------------
+def test_visit_notes_observations_and_follow_up_notes_are_stored_encrypted(session, visit):
+    row = session.execute(
+        text("SELECT notes, observations, follow_up_note FROM visits WHERE id = :i"),
+        {"i": visit.id},
+    ).one()
+    assert row.notes.startswith("v1:") and "轮椅" not in row.notes
+    assert isinstance(row.observations, str) and row.observations.startswith("v1:")
+    assert row.follow_up_note.startswith("v1:")
+
+
+def test_sealed_visit_fields_read_back_in_clear(client, world, visit):
+    body = client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("worker_a1")).json
+    assert body["notes"] == "腿脚不便，需要轮椅"
+    assert body["observations"] == {"disability": "wheelchair"}
+    assert body["follow_up_note"] == "申请无障碍改造"
+
+
+def test_task_description_complainant_and_event_notes_are_stored_encrypted(session, task):
+    description = raw(session, "SELECT description FROM tasks WHERE id = :i", i=task.id)
+    complainant = raw(session, "SELECT complainant FROM tasks WHERE id = :i", i=task.id)
+    assert description.startswith("v1:") and "漏水" not in description
+    assert complainant.startswith("v1:") and "13912345678" not in complainant
+
+
+def test_task_event_notes_are_stored_encrypted(client, session, world):
+    lon, lat = centre(A1)
+    created = client.post(
+        "/api/v1/tasks",
+        json={"source": "window", "title": "证明", "description": "身份证号 110101...",
+              "location": {"lon": lon, "lat": lat}},
+        headers=world.auth("worker_a1"),
+    ).json  # fmt: skip
+    notes = session.execute(
+        text("SELECT note FROM task_events WHERE task_id = :i AND note <> ''"), {"i": created["id"]}
+    ).scalars()
+    assert all(n.startswith("v1:") for n in notes)
+
+
+def test_empty_notes_stay_empty_so_most_visits_cost_nothing(session, world):
+    plain = make_visit(session, world.users["worker_a1"], world.households[A1][1], NOW)
+    assert raw(session, "SELECT notes FROM visits WHERE id = :i", i=plain.id) == ""
+    assert raw(session, "SELECT observations FROM visits WHERE id = :i", i=plain.id) == {}
+
+
+def test_encrypt_command_seals_plaintext_left_by_older_versions(app, session, visit, task):
+    session.execute(text("UPDATE visits SET notes = 'plain words' WHERE id = :i"), {"i": visit.id})
+    session.execute(
+        text('UPDATE tasks SET complainant = \'{"name": "李"}\' WHERE id = :i'), {"i": task.id}
+    )
+    with app.app_context():
+        result = CliRunner().invoke(main, ["security", "encrypt"], catch_exceptions=False)
+    assert "visits.notes: 1" in result.output and "tasks.complainant: 1" in result.output
+    assert raw(session, "SELECT notes FROM visits WHERE id = :i", i=visit.id).startswith("v1:")
+    session.expire_all()
+    assert session.get(type(visit), visit.id).notes == "plain words"
+
+
+def test_rotating_the_data_key_reencrypts_under_the_new_key(app, session, visit):
+    old_key = app.config["DATA_KEY"]
+    new_key = crypto.new_key()
+    try:
+        crypto.configure(new_key, old_key)
+        counts = seal_all(session.connection())
+        assert counts["visits.notes"] == 1 and counts["households.phone"] == 0
+        crypto.configure(new_key)  # the old key is gone: everything still reads
+        session.expire_all()
+        assert session.get(type(visit), visit.id).notes == "腿脚不便，需要轮椅"
+        assert seal_all(session.connection())["visits.notes"] == 0
+    finally:
+        crypto.configure(old_key)
+
+
+def test_a_value_under_an_unknown_key_names_the_setting(app, session, visit):
+    try:
+        crypto.configure(crypto.new_key())
+        session.expire_all()
+        with pytest.raises(crypto.DataKeyError, match="GRIDWORK_OLD_DATA_KEYS"):
+            session.get(type(visit), visit.id).notes  # noqa: B018
+    finally:
+        crypto.configure(app.config["DATA_KEY"])
+
+
+def test_values_written_before_key_ids_still_decrypt(app):
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key = base64.urlsafe_b64decode(app.config["DATA_KEY"] + "=" * 2)
+    nonce = os.urandom(12)
+    legacy = (
+        "v1:"
+        + base64.urlsafe_b64encode(
+            nonce + AESGCM(key).encrypt(nonce, b"13800001111", None)
+        ).decode()
+    )
+    assert crypto.decrypt(legacy) == "13800001111"
+
+
+# --- masked per role ------------------------------------------------------------------------
+def test_district_viewers_get_no_visit_notes(client, world, visit):
+    body = client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("viewer_110101")).json
+    assert body["notes"] is None and body["observations"] is None
+    assert body["follow_up_note"] is None
+    assert body["outcome"] == "met"
+
+
+def test_district_viewers_see_worker_positions_to_about_100_m(client, world, visit):
+    body = client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("viewer_110101")).json
+    lon, lat = body["location"]["lon"], body["location"]["lat"]
+    assert (round(lon, 3), round(lat, 3)) == (lon, lat)
+    assert body["location"]["raw_lon"] is None and body["location"]["accuracy_m"] is None
+
+
+def test_leaders_and_admins_see_visit_notes(client, world, visit):
+    for user in ("leader_a", "admin_a"):
+        body = client.get(f"/api/v1/visits/{visit.id}", headers=world.auth(user)).json
+        assert body["notes"] == "腿脚不便，需要轮椅"
+
+
+def test_district_viewers_see_complainants_masked(client, world, task):
+    body = client.get(f"/api/v1/tasks/{task.id}", headers=world.auth("viewer_110101")).json
+    assert body["complainant"] == {"name": "王**", "phone": "139****5678"}
+
+
+def test_workers_see_the_complainant_to_call_back(client, world, task):
+    body = client.get(f"/api/v1/tasks/{task.id}", headers=world.auth("worker_a1")).json
+    assert body["complainant"] == {"name": "王秀英", "phone": "13912345678"}
+
+
+def test_household_lists_mask_phones_for_district_viewers(client, session, world):
+    world.households[A1][0].phone = "13812345678"
+    session.flush()
+    body = client.get(f"/api/v1/households?grid={A1}", headers=world.auth("viewer_110101")).json
+    assert "13812345678" not in str(body) and "138****5678" in str(body)
+
+
+# --- every read audited ---------------------------------------------------------------------
+def test_reading_a_visit_is_audited_with_its_uuid(client, session, world, visit):
+    client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("leader_a"))
+    entry = last_entry(session)
+    assert (entry.user_id, entry.action, entry.resource) == (
+        world.users["leader_a"].id,
+        "read",
+        "visit",
+    )
+    assert entry.resource_uuids == [visit.id] and "notes" in entry.fields
+
+
+def test_a_viewers_audit_entry_lists_only_what_was_disclosed(client, session, world, visit):
+    client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("viewer_110101"))
+    assert "notes" not in last_entry(session).fields
+
+
+def test_a_households_visit_history_is_audited(client, session, world, visit):
+    household = world.households[A1][0]
+    client.get(f"/api/v1/households/{household.id}/visits", headers=world.auth("worker_a1"))
+    assert last_entry(session).resource_uuids == [visit.id]
+
+
+def test_listing_visits_is_audited(client, session, world, visit):
+    client.get("/api/v1/visits", headers=world.auth("admin_a"))
+    assert last_entry(session).resource_uuids == [visit.id]
+
+
+def test_task_details_and_lists_are_audited(client, session, world, task):
+    client.get(f"/api/v1/tasks/{task.id}", headers=world.auth("worker_a1"))
+    entry = last_entry(session)
+    assert (entry.resource, entry.resource_ids) == ("task", [task.id])
+    assert "complainant" in entry.fields
+    client.get("/api/v1/tasks", headers=world.auth("admin_a"))
+    assert task.id in last_entry(session).resource_ids
+
+
+def test_the_visit_plan_audits_the_households_it_lists(client, session, world):
+    body = client.get("/api/v1/visits/plan", headers=world.auth("worker_a1")).json
+    entry = last_entry(session)
+    assert entry.resource == "household"
+    assert sorted(entry.resource_ids) == sorted(s["household_id"] for s in body["households"])
+
+
+def test_a_households_tile_audits_the_households_in_it(client, session, world):
+    response = client.get(tile_url("households", *centre(A1)), headers=world.auth("worker_a1"))
+    assert response.status_code == 200
+    entry = last_entry(session)
+    assert entry.resource == "household"
+    assert {h.id for h in world.households[A1]} <= set(entry.resource_ids)
+    assert not {h.id for h in world.households[A2]} & set(entry.resource_ids)
+
+
+def test_a_visits_tile_audits_the_visits_in_it(client, session, world, visit):
+    response = client.get(
+        tile_url("visits", *centre(A1), week=visit.week), headers=world.auth("admin_a")
+    )
+    assert response.status_code == 200
+    assert last_entry(session).resource_uuids == [visit.id]
+
+
+def test_a_grids_tile_is_aggregates_and_not_audited(client, session, world):
+    before = session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1))
+    client.get(tile_url("grids", *centre(A1)), headers=world.auth("admin_a"))
+    after = session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1))
+    assert before == after
+
+
+def test_a_visit_photo_read_is_audited(client, session, world, visit, tmp_path, app):
+    app.config["PHOTO_DIR"] = str(tmp_path)
+    png = (
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
+        b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N"
+        b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
+    import io
+
+    uploaded = client.post(
+        f"/api/v1/visits/{visit.id}/photos",
+        data={"file": (io.BytesIO(png), "p.png", "image/png")},
+        headers=world.auth("worker_a1"),
+    )
+    assert uploaded.status_code == 201, uploaded.json
+    client.get(uploaded.json["url"], headers=world.auth("leader_a"))
+    entry = last_entry(session)
+    assert (entry.resource, entry.resource_ids, entry.resource_uuids) == (
+        "visit_photo",
+        [uploaded.json["id"]],
+        [visit.id],
+    )
+
+
+# --- the audit log API ----------------------------------------------------------------------
+def test_a_community_admin_reads_the_audit_entries_of_their_community(client, world, visit):
+    client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("worker_a1"))
+    client.get("/api/v1/households", headers=world.auth("worker_b1"))
+    response = client.get("/api/v1/audit", headers=world.auth("admin_a"))
+    assert response.status_code == 200
+    users = {e["username"] for e in response.json}
+    assert "worker_a1" in users and "worker_b1" not in users
+    entry = next(e for e in response.json if e["resource"] == "visit")
+    assert entry["resource_uuids"] == [str(visit.id)] and entry["at"]
+
+
+def test_a_district_viewer_reads_the_whole_districts_entries(client, world, visit):
+    client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("worker_a1"))
+    client.get("/api/v1/households", headers=world.auth("worker_b1"))
+    body = client.get("/api/v1/audit", headers=world.auth("viewer_110101")).json
+    assert {"worker_a1", "worker_b1"} <= {e["username"] for e in body}
+    other = client.get("/api/v1/audit", headers=world.auth("viewer_110102")).json
+    assert not {"worker_a1", "worker_b1"} & {e["username"] for e in other}
+
+
+def test_workers_and_leaders_may_not_read_the_audit_log(client, world):
+    for user in ("worker_a1", "leader_a"):
+        response = client.get("/api/v1/audit", headers=world.auth(user))
+        assert response.status_code == 403
+        assert response.mimetype == "application/problem+json"
+
+
+def test_the_audit_log_answers_who_read_a_household(client, world):
+    household = world.households[A1][0]
+    client.get(f"/api/v1/households/{household.id}", headers=world.auth("leader_a"))
+    client.get(f"/api/v1/households/{world.households[A1][1].id}", headers=world.auth("worker_a1"))
+    body = client.get(
+        f"/api/v1/audit?record={household.id}&resource=household", headers=world.auth("admin_a")
+    ).json
+    assert [e["username"] for e in body] == ["leader_a"]
+
+
+def test_the_audit_log_filters_by_user_action_and_period(client, session, world, visit):
+    client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("worker_a1"))
+    worker = world.users["worker_a1"].id
+    body = client.get(
+        f"/api/v1/audit?user={worker}&action=read&resource=visit&record_uuid={visit.id}",
+        headers=world.auth("admin_a"),
+    ).json
+    assert len(body) == 1 and body[0]["user_id"] == worker
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    later = client.get(
+        "/api/v1/audit", query_string={"since": tomorrow}, headers=world.auth("admin_a")
+    ).json
+    assert later == []
+
+
+def test_the_audit_log_is_paginated(client, world):
+    for _ in range(3):
+        client.get(f"/api/v1/households?grid={A1}", headers=world.auth("worker_a1"))
+    response = client.get("/api/v1/audit?page_size=2", headers=world.auth("admin_a"))
+    assert len(response.json) == 2
+    assert json.loads(response.headers["X-Pagination"])["total"] == 3
+
+
+def test_a_bad_audit_filter_is_422(client, world):
+    response = client.get("/api/v1/audit?record_uuid=nope", headers=world.auth("admin_a"))
+    assert response.status_code == 422
+
+
+# --- retention ------------------------------------------------------------------------------
+def _aged_entry(session, user, days: int) -> AuditEntry:
+    return audit.record(
+        session,
+        user_id=user.id,
+        action="read",
+        resource="household",
+        resource_ids=[1],
+        fields=["phone"],
+        at=datetime.now(UTC) - timedelta(days=days),
+    )
+
+
+def test_purge_audit_refuses_to_delete_entries_younger_than_183_days(app, session, world):
+    _aged_entry(session, world.users["worker_a1"], 10)
+    with app.app_context():
+        result = CliRunner().invoke(main, ["purge-audit", "--older-than-days", "182"])
+    assert result.exit_code != 0 and "183" in result.output
+    assert session.scalar(select(AuditEntry.id)) is not None
+
+
+def test_purge_audit_deletes_only_entries_past_the_retention(app, session, world):
+    old = _aged_entry(session, world.users["worker_a1"], 400).id
+    recent = _aged_entry(session, world.users["worker_a1"], 100).id
+    with app.app_context():
+        result = CliRunner().invoke(main, ["purge-audit", "--older-than-days", "183"])
+    assert result.exit_code == 0 and "removed 1" in result.output
+    session.expire_all()
+    assert session.get(AuditEntry, old) is None and session.get(AuditEntry, recent) is not None
+
+
+def test_audit_record_keeps_uuid_and_integer_keys_apart(session, world):
+    key = uuid.uuid4()
+    entry = audit.record(
+        session, user_id=None, action="read", resource="visit", resource_ids=[key, 5], fields=[]
+    )
+    assert (entry.resource_ids, entry.resource_uuids) == ([5], [key])
+
+
+def test_the_migrations_downgrade_opens_what_it_sealed(session, visit, task):
+    from api.services.encryption import SEALED_COLUMNS, open_all
+
+    new = [c for c in SEALED_COLUMNS if c.table in ("visits", "tasks", "task_events")]
+    assert open_all(session.connection(), new) >= 4
+    assert raw(session, "SELECT notes FROM visits WHERE id = :i", i=visit.id).startswith("腿脚")
+    complainant = raw(session, "SELECT complainant FROM tasks WHERE id = :i", i=task.id)
+    assert complainant == {"name": "王秀英", "phone": "13912345678"}
+    assert seal_all(session.connection())["visits.notes"] == 1
+
+
+# Every answer that carries a resident's record writes an entry naming it, whoever reads it.
+AUDITED_READS = [
+    ("GET", "/api/v1/households", "household", "household_id"),
+    ("GET", "/api/v1/households/{household_id}", "household", "household_id"),
+    ("PATCH", "/api/v1/households/{household_id}", "household", "household_id"),
+    ("GET", "/api/v1/households/{household_id}/visits", "visit", "visit_id"),
+    ("GET", "/api/v1/visits", "visit", "visit_id"),
+    ("GET", "/api/v1/visits/{visit_id}", "visit", "visit_id"),
+    ("GET", "/api/v1/visits/{visit_id}/photos/{photo_id}", "visit_photo", "photo_id"),
+    ("GET", "/api/v1/tasks", "task", "task_id"),
+    ("GET", "/api/v1/tasks/{task_id}", "task", "task_id"),
+    ("POST", "/api/v1/tasks/{task_id}/assign", "task", "task_id"),
+    ("GET", "/api/v1/tiles/households/{z}/{x}/{y}.mvt?week={week}", "household", "household_id"),
+    ("GET", "/api/v1/tiles/visits/{z}/{x}/{y}.mvt?week={week}", "visit", "visit_id"),
+    ("GET", "/api/v1/tiles/tasks/{z}/{x}/{y}.mvt?week={week}", "task", "task_id"),
+]
+BODIES = {"PATCH": {"members": 3}, "POST": {"assignee_id": "{leader_id}"}}
+
+
+@pytest.mark.parametrize(("method", "url", "resource", "key"), AUDITED_READS)
+def test_every_read_of_a_residents_record_is_audited(
+    request, client, session, world, method, url, resource, key
+):
+    records = request.getfixturevalue("targets")  # from tests/api/test_matrix.py
+    user = "viewer_110101" if method == "GET" else "leader_a"
+    body = records.fill(BODIES.get(method)) if method in BODIES else None
+    response = client.open(records.fill(url), method=method, json=body, headers=world.auth(user))
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    entry = last_entry(session)
+    assert (entry.user_id, entry.resource) == (world.users[user].id, resource)
+    target = records.values[key]
+    assert target in (entry.resource_uuids if isinstance(target, uuid.UUID) else entry.resource_ids)
