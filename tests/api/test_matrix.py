@@ -145,6 +145,9 @@ MATRIX: dict[str, Line] = {
         "/api/v1/grids/import", outcomes(403, admin_a=OK), _grid_import
     ),
     "GET /api/v1/grids/locate": Line("/api/v1/grids/locate?lon={lon}&lat={lat}", SCOPED_READ),
+    "POST /api/v1/grids/locate": Line(  # outside the caller's grids: null, not 404
+        "/api/v1/grids/locate", SIGNED_IN, {"points": [{"lon": "{lon}", "lat": "{lat}"}]}
+    ),
     # --- households
     "GET /api/v1/households": Line("/api/v1/households", SIGNED_IN),
     "POST /api/v1/households": Line(
