@@ -70,6 +70,11 @@ TAG_WORDS = {
 }
 XLSX_MAGIC = b"PK\x03\x04"
 MAX_ERRORS = 100
+MAX_COLUMNS = 200  # a register has 11 columns; a row of a million is an attack, not data
+# An XLSX is a zip: its parts are checked before openpyxl inflates any of them.
+MAX_XLSX_UNCOMPRESSED = 512 * 1024 * 1024  # bytes, all parts together
+MAX_XLSX_RATIO = 200  # XML compresses 5-20x; zeros or repeated cells 1000x and more
+MAX_XLSX_PARTS = 10_000
 
 
 class FileProblem(ValueError):
@@ -110,7 +115,37 @@ def _cells_csv(data: bytes) -> Iterator[list[Any]]:
         raise FileProblem("The CSV file is neither UTF-8 nor GB18030 text.")
     if "\x00" in text:
         raise FileProblem("The file is binary, not CSV text.")
+    # The header decides the columns; one line of a million fields is refused before parsing.
+    first_line = text[: text.find("\n") if "\n" in text else len(text)]
+    if first_line.count(",") >= MAX_COLUMNS:
+        raise FileProblem(f"The header has more than {MAX_COLUMNS} columns.")
     yield from csv.reader(io.StringIO(text, newline=""))
+
+
+def check_zip(data: bytes) -> None:
+    """Refuse a zip whose parts would inflate beyond the limits (a zip bomb), unopened."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise FileProblem("The file is not a readable XLSX workbook.") from exc
+    if len(parts) > MAX_XLSX_PARTS:
+        raise FileProblem(f"The workbook has more than {MAX_XLSX_PARTS} parts.")
+    total = 0
+    for part in parts:
+        total += part.file_size
+        ratio = part.file_size // max(part.compress_size, 1)
+        if part.file_size > 1024 * 1024 and ratio > MAX_XLSX_RATIO:
+            raise FileProblem(
+                f"The workbook part {part.filename!r} inflates {ratio}-fold; "
+                "refusing it as a zip bomb."
+            )
+    if total > MAX_XLSX_UNCOMPRESSED:
+        raise FileProblem(
+            f"The workbook inflates to {total:,} bytes; the limit is {MAX_XLSX_UNCOMPRESSED:,}."
+        )
 
 
 def _cells_xlsx(data: bytes) -> Iterator[list[Any]]:
@@ -118,6 +153,7 @@ def _cells_xlsx(data: bytes) -> Iterator[list[Any]]:
 
     from openpyxl import load_workbook
 
+    check_zip(data)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
@@ -232,6 +268,8 @@ def read_households(
         raise FileProblem("The file has no header row.") from exc
     except csv.Error as exc:
         raise FileProblem(f"The CSV file is malformed: {exc}") from exc
+    if len(header) > MAX_COLUMNS:
+        raise FileProblem(f"The header has more than {MAX_COLUMNS} columns.")
     keys = [_header_key(name) for name in header]
     missing = [c for c in REQUIRED if c not in keys]
     if missing:
@@ -244,6 +282,8 @@ def read_households(
         )
     try:
         for number, row in enumerate(cells, start=2):
+            if len(row) > MAX_COLUMNS:
+                raise FileProblem(f"Row {number} has more than {MAX_COLUMNS} columns.")
             if all(_text(v) == "" for v in row):
                 continue
             values = {key: row[i] if i < len(row) else None for i, key in enumerate(keys) if key}
