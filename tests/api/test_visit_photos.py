@@ -13,7 +13,6 @@ from api.services.photos import LocalStorage, sniff_image_type
 from tests.factories import A1, visit_item
 
 
-
 def _image(kind: str) -> bytes:
     """A real 8x8 image: uploads are decoded, not only sniffed."""
     from PIL import Image
