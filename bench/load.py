@@ -187,7 +187,7 @@ def start_api(url: str, port: int, workers: int, log: Path) -> subprocess.Popen:
     raise SystemExit("gunicorn did not answer within 60 s")
 
 
-def run_locust(host: str, plan: Path, users: int, duration: int, out: Path) -> Path:
+def run_locust(host: str, plan: Path, users: int, duration: int, out: Path, think: str) -> Path:
     prefix = out / "locust"
     argv = [
         sys.executable,
@@ -212,7 +212,7 @@ def run_locust(host: str, plan: Path, users: int, duration: int, out: Path) -> P
         "--exit-code-on-error",
         "0",
     ]
-    env = {**os.environ, "GRIDWORK_LOAD_PLAN": str(plan)}
+    env = {**os.environ, "GRIDWORK_LOAD_PLAN": str(plan), "GRIDWORK_LOAD_THINK": think}
     subprocess.run(argv, env=env, cwd=ROOT, check=True)
     return Path(f"{prefix}_stats.csv")
 
@@ -246,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grids", type=int, default=50)
     parser.add_argument("--households-per-grid", type=int, default=150)
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument(
+        "--think",
+        default="20,40",
+        help="seconds between a phone's actions, min,max (a sync or a poll about every 30 s)",
+    )
     args = parser.parse_args(argv)
 
     from api.settings import load_config
@@ -265,7 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     api = start_api(url, port, args.workers, work / "gunicorn.log")
     try:
         stats = run_locust(
-            f"http://127.0.0.1:{port}", work / "plan.json", args.users, args.duration, work
+            f"http://127.0.0.1:{port}",
+            work / "plan.json",
+            args.users,
+            args.duration,
+            work,
+            args.think,
         )
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -275,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cores = os.cpu_count()
     print(
-        f"\nload: {args.users} workers, {args.duration} s, gunicorn {args.workers} sync workers, "
+        f"\nload: {args.users} workers, think {args.think} s, {args.duration} s, "
+        f"gunicorn {args.workers} sync workers, "
         f"{cores} cores (shared), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n"
     )
     header = f"{'request':<34} {'count':>7} {'errors':>6} {'p50 ms':>7} {'p95 ms':>7} {'req/s':>7}"
@@ -307,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         float(total["Requests/s"]),
         "req/s",
         None,
-        f"{args.users} users, 5-15 s think time",
+        f"{args.users} users, {args.think} s think time",
         True,
     )
     result("requests", int(total["Request Count"]), "requests", None, f"{args.duration} s", True)

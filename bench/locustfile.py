@@ -2,10 +2,10 @@
 
 Run by `python -m bench.load`, which seeds the database, starts the API and writes the plan
 this file reads (GRIDWORK_LOAD_PLAN: the workers, their tokens and their households). Each
-simulated user is one worker: every 5-15 s its phone syncs a small batch of visits recorded
-offline (sometimes resending the last batch, as a phone does when an answer was lost) or polls
-its task list, unread count and inbox. Any non-2xx answer, and any visit the API rejects or
-fails to recognise as a duplicate, counts as an error.
+simulated user is one worker: every 20-40 s (GRIDWORK_LOAD_THINK) its phone syncs a small
+batch of visits recorded offline (sometimes resending the last batch, as a phone does when an
+answer was lost) or polls its task list, unread count and inbox. Any non-2xx answer, and any
+visit the API rejects or fails to recognise as a duplicate, counts as an error.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import uuid
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from locust import HttpUser, between, task
+from locust import FastHttpUser, between, task
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 with open(os.environ["GRIDWORK_LOAD_PLAN"], encoding="utf-8") as fh:
@@ -26,12 +26,16 @@ with open(os.environ["GRIDWORK_LOAD_PLAN"], encoding="utf-8") as fh:
 _NEXT = itertools.count()
 
 
-class GridWorker(HttpUser):
-    wait_time = between(5, 15)
+# Think time between a phone's actions, seconds ("min,max"); bench.load --think sets it.
+THINK = tuple(float(x) for x in os.environ.get("GRIDWORK_LOAD_THINK", "20,40").split(","))
+
+
+class GridWorker(FastHttpUser):
+    wait_time = between(*THINK)
 
     def on_start(self) -> None:
         worker = PLAN["workers"][next(_NEXT) % len(PLAN["workers"])]
-        self.client.headers["Authorization"] = f"Bearer {worker['token']}"
+        self.auth = {"Authorization": f"Bearer {worker['token']}"}
         self.households = worker["households"]
         self.rng = random.Random(worker["id"])
         self.last_batch: list[dict] | None = None
@@ -55,7 +59,11 @@ class GridWorker(HttpUser):
 
     def _sync(self, items: list[dict], expect: str, name: str) -> None:
         with self.client.post(
-            "/api/v1/visits/batch", json={"visits": items}, name=name, catch_response=True
+            "/api/v1/visits/batch",
+            json={"visits": items},
+            headers=self.auth,
+            name=name,
+            catch_response=True,
         ) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
@@ -80,9 +88,15 @@ class GridWorker(HttpUser):
 
     @task(3)
     def poll_tasks(self) -> None:
-        self.client.get("/api/v1/tasks?page_size=20", name="GET /tasks")
+        self.client.get("/api/v1/tasks?page_size=20", headers=self.auth, name="GET /tasks")
 
     @task(3)
     def poll_inbox(self) -> None:
-        self.client.get("/api/v1/notifications/unread-count", name="GET /notifications/unread")
-        self.client.get("/api/v1/notifications?page_size=20", name="GET /notifications")
+        self.client.get(
+            "/api/v1/notifications/unread-count",
+            headers=self.auth,
+            name="GET /notifications/unread",
+        )
+        self.client.get(
+            "/api/v1/notifications?page_size=20", headers=self.auth, name="GET /notifications"
+        )

@@ -114,7 +114,7 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def world(cluster) -> Iterator[Seeded]:
+def local_world(cluster) -> Iterator[Seeded]:
     url = cluster.url("gridwork_faults")
     create_database(url)
     seeded = seed_world(url)
@@ -123,16 +123,16 @@ def world(cluster) -> Iterator[Seeded]:
 
 
 @pytest.fixture
-def server(world, tmp_path) -> Iterator[ApiServer]:
-    api = ApiServer(world.url, tmp_path / "gunicorn.log").start()
+def server(local_world, tmp_path) -> Iterator[ApiServer]:
+    api = ApiServer(local_world.url, tmp_path / "gunicorn.log").start()
     yield api
     api.stop()
 
 
-def timed(server: ApiServer, path: str, world: Seeded, method: str = "GET", body=None):
+def timed(server: ApiServer, path: str, local_world: Seeded, method: str = "GET", body=None):
     started = time.monotonic()
     status, headers, payload = call(
-        server.url + path, method, body, world.auth("worker_a1"), timeout=20
+        server.url + path, method, body, local_world.auth("worker_a1"), timeout=20
     )
     return status, headers, payload, time.monotonic() - started
 
@@ -147,40 +147,44 @@ PATHS = [
 
 
 def test_requests_fail_with_503_problems_while_the_database_is_down_and_then_recover(
-    cluster, world, server
+    cluster, local_world, server
 ):
     for path in PATHS:
-        assert timed(server, path, world)[0] == 200, path
+        assert timed(server, path, local_world)[0] == 200, path
     gunicorn_pid = server.process.pid
 
-    world.engine.dispose()
+    local_world.engine.dispose()
     cluster.stop("fast")
     try:
         for path in PATHS:
-            status, headers, body, seconds = timed(server, path, world)
+            status, headers, body, seconds = timed(server, path, local_world)
             assert status == 503, (path, body)
             assert headers["Content-Type"].startswith("application/problem+json")
             assert int(headers["Retry-After"]) > 0
             assert body["status"] == 503 and body["type"].endswith("/service-unavailable")
             assert seconds < 10, f"{path} took {seconds:.1f}s: a hang, not a clean failure"
-        status, _, _, _ = timed(server, "/api/v1/visits/batch", world, "POST", {"visits": [{}]})
+        status, _, _, _ = timed(
+            server, "/api/v1/visits/batch", local_world, "POST", {"visits": [{}]}
+        )
         assert status == 503
     finally:
         cluster.start()
 
     # The same gunicorn, never restarted, serves again once the database is back.
-    wait_until(lambda: timed(server, "/healthz", world)[0] == 200, what="recovery", timeout=30)
+    wait_until(
+        lambda: timed(server, "/healthz", local_world)[0] == 200, what="recovery", timeout=30
+    )
     for path in PATHS:
-        assert timed(server, path, world)[0] == 200, path
+        assert timed(server, path, local_world)[0] == 200, path
     assert server.process.alive() and server.process.pid == gunicorn_pid
 
 
-def test_the_first_request_after_a_quick_restart_succeeds(cluster, world, server):
+def test_the_first_request_after_a_quick_restart_succeeds(cluster, local_world, server):
     """Pooled connections died with the old server; pre-ping replaces them before use."""
     for _ in range(4):  # warm both workers' pools
-        assert timed(server, "/api/v1/grids", world)[0] == 200
-    world.engine.dispose()
+        assert timed(server, "/api/v1/grids", local_world)[0] == 200
+    local_world.engine.dispose()
     cluster.stop("fast")
     cluster.start()
-    statuses = [timed(server, "/api/v1/grids", world)[0] for _ in range(6)]
+    statuses = [timed(server, "/api/v1/grids", local_world)[0] for _ in range(6)]
     assert statuses == [200] * 6
