@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, has_request_context, json
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("gridwork.errors")
@@ -178,7 +178,9 @@ def handle_unexpected(error: Exception) -> Response:
             "A value is out of range or malformed.",
             slug="unprocessable",
         )
-    if isinstance(error, OperationalError) or (
+    # OperationalError: the server is down or restarting; InterfaceError: the driver found its
+    # connection closed under it. Both pass once the database is back: 503, not 500.
+    if isinstance(error, OperationalError | InterfaceError) or (
         isinstance(error, DBAPIError) and error.connection_invalidated
     ):
         return handle_database_unavailable(error)

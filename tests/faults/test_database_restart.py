@@ -188,3 +188,25 @@ def test_the_first_request_after_a_quick_restart_succeeds(cluster, local_world, 
     cluster.start()
     statuses = [timed(server, "/api/v1/grids", local_world)[0] for _ in range(6)]
     assert statuses == [200] * 6
+
+
+@pytest.mark.parametrize("kind", ["OperationalError", "InterfaceError"])
+def test_a_lost_database_connection_is_a_503_problem_not_a_500(kind):
+    """The driver's two ways of saying the database went away, raised inside a request."""
+    import sqlalchemy.exc
+
+    from api import create_app
+
+    app = create_app(
+        {"DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none", "LOG_LEVEL": "CRITICAL"}
+    )
+    error = getattr(sqlalchemy.exc, kind)("SELECT 1", {}, Exception("connection is closed"))
+
+    @app.get("/boom")
+    def boom():
+        raise error
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["Retry-After"] == "5"
