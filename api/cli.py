@@ -326,12 +326,14 @@ def import_() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_grids(file: Path) -> None:
     """Import grids from a GeoJSON FeatureCollection (all or nothing)."""
+    from api.limits import JsonLimitError, strict_loads
     from api.services import grids
 
     try:
-        collection = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise click.ClickException(f"{file} is not GeoJSON: {exc}") from exc
+        # Strict: no NaN/Infinity, bounded nesting; the file may be larger than a request body.
+        collection = strict_loads(file.read_bytes(), max_values=None)
+    except JsonLimitError as exc:
+        raise click.ClickException(f"{file} is not GeoJSON: {exc.detail}") from exc
     with _session() as session:
         summary = grids.import_grids(session, None, collection, progress=_progress("grids"))
     click.echo(

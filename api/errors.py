@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from flask import Flask, Response, current_app, has_request_context, json
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("gridwork.errors")
@@ -129,6 +129,14 @@ def handle_http_exception(error: HTTPException) -> Response:
     detail = data.get("message")
     if detail is None and status == 422 and errors:
         detail = "The request failed validation; see `errors`."
+    if (
+        status == 413
+        and detail is None
+        and has_request_context()
+        and current_app.config.get("MAX_CONTENT_LENGTH")
+    ):
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        detail = f"The request body is larger than the limit of {limit // (1024 * 1024)} MB."
     if detail is None and status < 500:
         detail = error.description
     slug = {
@@ -170,7 +178,9 @@ def handle_unexpected(error: Exception) -> Response:
             "A value is out of range or malformed.",
             slug="unprocessable",
         )
-    if isinstance(error, OperationalError) or (
+    # OperationalError: the server is down or restarting; InterfaceError: the driver found its
+    # connection closed under it. Both pass once the database is back: 503, not 500.
+    if isinstance(error, OperationalError | InterfaceError) or (
         isinstance(error, DBAPIError) and error.connection_invalidated
     ):
         return handle_database_unavailable(error)

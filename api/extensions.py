@@ -13,6 +13,7 @@ from werkzeug.routing import IntegerConverter
 
 from api import errors
 from api.db import Database
+from api.limits import StrictParser
 
 
 class ProblemSchema(ma.Schema):
@@ -65,6 +66,8 @@ def _id_schema(_converter) -> dict:
 
 class Blueprint(flask_smorest.Blueprint):
     """A blueprint whose every view requires a valid access token unless `public=True`."""
+
+    ARGUMENTS_PARSER = StrictParser()  # JSON bodies: no NaN, bounded nesting and size
 
     def __init__(self, *args, public: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

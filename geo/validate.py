@@ -14,6 +14,7 @@ from geo.measure import area_m2
 __all__ = [
     "CHINA_LAT",
     "CHINA_LON",
+    "MAX_VERTICES",
     "GeometryProblem",
     "overlap_area_m2",
     "parse_boundary",
@@ -23,6 +24,9 @@ __all__ = [
 # Where the platform's data can be: mainland China, Hong Kong, Macao and Taiwan, generously.
 CHINA_LON = (73.0, 136.0)
 CHINA_LAT = (3.0, 54.0)
+# A grid is a few streets: hundreds of vertices at most. Beyond this a boundary is an error or
+# an attack (validity checks are O(n log n) in vertices, and each vertex costs ~100 bytes).
+MAX_VERTICES = 10_000
 
 
 class GeometryProblem(ValueError):
@@ -142,6 +146,12 @@ def parse_boundary(geojson_geometry: dict) -> MultiPolygon:
         raise GeometryProblem(f"{kind} coordinates must be an array")
     if not coords:
         raise GeometryProblem("geometry is empty")
+    vertices = _count_vertices(coords, 2 if kind == "Polygon" else 3)
+    if vertices > MAX_VERTICES:
+        raise GeometryProblem(
+            f"geometry has {vertices:,} or more vertices; a grid boundary has at most "
+            f"{MAX_VERTICES:,}"
+        )
 
     if kind == "Polygon":
         parts = [_polygon(coords, "polygon", lambda i: f"ring {i}")]
@@ -156,6 +166,18 @@ def parse_boundary(geojson_geometry: dict) -> MultiPolygon:
     if problem is not None:
         raise GeometryProblem(f"multipolygon is invalid: {problem}")
     return shapely.orient_polygons(result, exterior_cw=False)
+
+
+def _count_vertices(coords: object, levels: int) -> int:
+    """Positions in nested arrays `levels` deep, stopping once past MAX_VERTICES."""
+    if levels == 1:
+        return len(coords) if isinstance(coords, list | tuple) else 0
+    total = 0
+    for item in coords if isinstance(coords, list | tuple) else ():
+        total += _count_vertices(item, levels - 1)
+        if total > MAX_VERTICES:
+            break
+    return total
 
 
 def _check_parts_disjoint(parts: list[Polygon]) -> None:

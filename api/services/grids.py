@@ -23,6 +23,8 @@ from geo.codes import CodeError, GridCode
 from geo.validate import GeometryProblem, parse_boundary
 
 DEFAULT_OVERLAP_TOLERANCE_M2 = 1.0
+# One import is a district at most (a city of 30,000 grids is imported district by district).
+MAX_IMPORT_FEATURES = 10_000
 
 
 @dataclass
@@ -389,6 +391,12 @@ def import_grids(
     features = collection.get("features")
     if not isinstance(features, list) or not features:
         raise errors.Unprocessable("The FeatureCollection has no features.")
+    if len(features) > MAX_IMPORT_FEATURES:
+        raise errors.PayloadTooLarge(
+            f"The FeatureCollection has {len(features):,} features; one import takes at most "
+            f"{MAX_IMPORT_FEATURES:,}. Split it (by district, say).",
+            limit=MAX_IMPORT_FEATURES,
+        )
     drafts: list[GridDraft] = []
     problems: list[dict] = []
     seen_codes: dict[str, str] = {}

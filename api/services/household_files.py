@@ -71,6 +71,11 @@ TAG_WORDS = {
 }
 XLSX_MAGIC = b"PK\x03\x04"
 MAX_ERRORS = 100
+MAX_COLUMNS = 200  # a register has 11 columns; a row of a million is an attack, not data
+# An XLSX is a zip: its parts are checked before openpyxl inflates any of them.
+MAX_XLSX_UNCOMPRESSED = 512 * 1024 * 1024  # bytes, all parts together
+MAX_XLSX_RATIO = 200  # XML compresses 5-20x; zeros or repeated cells 1000x and more
+MAX_XLSX_PARTS = 10_000
 
 
 class FileProblem(ValueError):
@@ -101,6 +106,7 @@ def _header_key(name: Any) -> str | None:
 
 
 SNIFF = 1 << 16
+NOT_TEXT = "The CSV file is neither UTF-8 nor GB18030 text."
 
 
 def _csv_encoding(stream: BinaryIO) -> str:
@@ -127,6 +133,12 @@ def _csv_encoding(stream: BinaryIO) -> str:
 def _cells_csv(stream: BinaryIO) -> Iterator[list[Any]]:
     encoding = _csv_encoding(stream)
     stream.seek(0)
+    # The header decides the columns; one line of a million fields is refused before parsing.
+    head = stream.read(SNIFF)
+    first_line = head[: head.find(b"\n")] if b"\n" in head else head
+    if first_line.count(b",") >= MAX_COLUMNS:
+        raise FileProblem(f"The header has more than {MAX_COLUMNS} columns.")
+    stream.seek(0)
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     try:
         yield from csv.reader(text)
@@ -134,11 +146,38 @@ def _cells_csv(stream: BinaryIO) -> Iterator[list[Any]]:
         text.detach()  # the caller owns the file
 
 
+def check_zip(stream: BinaryIO) -> None:
+    """Refuse a zip whose parts would inflate beyond the limits (a zip bomb), unopened."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise FileProblem("The file is not a readable XLSX workbook.") from exc
+    if len(parts) > MAX_XLSX_PARTS:
+        raise FileProblem(f"The workbook has more than {MAX_XLSX_PARTS} parts.")
+    total = 0
+    for part in parts:
+        total += part.file_size
+        ratio = part.file_size // max(part.compress_size, 1)
+        if part.file_size > 1024 * 1024 and ratio > MAX_XLSX_RATIO:
+            raise FileProblem(
+                f"The workbook part {part.filename!r} inflates {ratio}-fold; "
+                "refusing it as a zip bomb."
+            )
+    if total > MAX_XLSX_UNCOMPRESSED:
+        raise FileProblem(
+            f"The workbook inflates to {total:,} bytes; the limit is {MAX_XLSX_UNCOMPRESSED:,}."
+        )
+
+
 def _cells_xlsx(stream: BinaryIO) -> Iterator[list[Any]]:
     import zipfile
 
     from openpyxl import load_workbook
 
+    check_zip(stream)
     stream.seek(0)
     try:
         workbook = load_workbook(stream, read_only=True, data_only=True)
@@ -277,6 +316,10 @@ class HouseholdReader:
             raise FileProblem("The file has no header row.") from exc
         except csv.Error as exc:
             raise FileProblem(f"The CSV file is malformed: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise FileProblem(NOT_TEXT) from exc
+        if len(header) > MAX_COLUMNS:
+            raise FileProblem(f"The header has more than {MAX_COLUMNS} columns.")
         self.keys = [_header_key(name) for name in header]
         missing = [c for c in REQUIRED if c not in self.keys]
         if missing:
@@ -299,6 +342,8 @@ class HouseholdReader:
         keys = [(i, key) for i, key in enumerate(self.keys) if key]
         try:
             for number, row in enumerate(self._cells, start=2):
+                if len(row) > MAX_COLUMNS:
+                    raise FileProblem(f"Row {number} has more than {MAX_COLUMNS} columns.")
                 if all(_text(v) == "" for v in row):
                     continue
                 self.rows += 1
@@ -311,6 +356,8 @@ class HouseholdReader:
                     break
         except csv.Error as exc:
             raise FileProblem(f"The CSV file is malformed: {exc}") from exc
+        except UnicodeDecodeError as exc:  # not UTF-8, and GB18030 fails further on
+            raise FileProblem(NOT_TEXT) from exc
 
     def chunks(self, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
         chunk: list[tuple[int, dict[str, Any]]] = []

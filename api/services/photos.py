@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 import uuid
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +22,9 @@ from api.models import Visit, VisitPhoto
 _JPEG = b"\xff\xd8\xff"
 _PNG = b"\x89PNG\r\n\x1a\n"
 ACCEPTED_TYPES = ("image/jpeg", "image/png", "image/webp")
+_PIL_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+# Beyond any phone photo that fits the size limit; a small file claiming more is a bomb.
+MAX_PIXELS = 50_000_000
 
 
 def sniff_image_type(data: bytes) -> str | None:
@@ -31,6 +36,44 @@ def sniff_image_type(data: bytes) -> str | None:
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+def verify_image(data: bytes, content_type: str) -> tuple[int, int]:
+    """Check that `data` really is an image of `content_type`; its (width, height).
+
+    Magic bytes only say what a file claims to be. Pillow reads the header and checks the
+    structure (PNG chunk CRCs; a JPEG is decoded at 1/8 scale, which finds truncated or
+    garbage data in bounded memory). Nothing is decoded at full size.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    kind = _PIL_FORMATS[content_type]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[kind]) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise errors.PayloadTooLarge(
+                        f"The photo claims {width}x{height} pixels; the limit is "
+                        f"{MAX_PIXELS:,} pixels.",
+                        limit=MAX_PIXELS,
+                    )
+                if kind == "JPEG":
+                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                    image.load()
+                else:
+                    image.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise errors.PayloadTooLarge(
+            f"The photo's pixel count is beyond {MAX_PIXELS:,}.", limit=MAX_PIXELS
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise errors.UnsupportedMediaType(
+            f"The photo starts like {kind} but is not a readable {kind} image.",
+            accepted=list(ACCEPTED_TYPES),
+        ) from exc
+    return width, height
 
 
 class PhotoStorage(Protocol):
@@ -109,6 +152,7 @@ def attach_photo(
         raise errors.UnsupportedMediaType(
             "The photo must be a JPEG, PNG or WebP image.", accepted=list(ACCEPTED_TYPES)
         )
+    verify_image(data, content_type)
     digest = hashlib.sha256(data).hexdigest()
     if claimed_sha256 is not None and claimed_sha256.lower() != digest:
         raise errors.Unprocessable(

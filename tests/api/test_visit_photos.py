@@ -12,9 +12,19 @@ from api.models import VisitPhoto
 from api.services.photos import LocalStorage, sniff_image_type
 from tests.factories import A1, visit_item
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x01" * 200
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
-WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 100
+
+def _image(kind: str) -> bytes:
+    """A real 8x8 image: uploads are decoded, not only sniffed."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 40, 40)).save(out, kind)
+    return out.getvalue()
+
+
+JPEG = _image("JPEG")
+PNG = _image("PNG")
+WEBP = _image("WEBP")
 
 
 @pytest.fixture()

@@ -143,6 +143,12 @@ class FakeFcm:
         self._counts: Counter[str] = Counter()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # hold(): sends past `_hold_after` wait at `_gate` (in flight) until release().
+        self._hold_after: int | None = None
+        self._passed = 0
+        self._held = 0
+        self._gate = threading.Event()
+        self._gate.set()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> FakeFcm:
@@ -156,6 +162,7 @@ class FakeFcm:
     def stop(self) -> None:
         if self._server is None:
             return
+        self.release()  # held handler threads would keep their connections open
         self._server.shutdown()
         self._server.close_connections()
         self._server.server_close()
@@ -191,6 +198,29 @@ class FakeFcm:
             raise ValueError(f"unknown error kind {kind!r}; choose from {sorted(ERRORS)}")
         with self._lock:
             self._failures.setdefault(target, []).extend([kind] * times)
+
+    def hold(self, after: int = 0) -> None:
+        """Let `after` more sends through, then keep every later send waiting, unanswered.
+
+        A held send is in flight: FCM has the request, the sender has no answer. On release()
+        each held send is accepted (recorded in `.messages`) and answered, whether or not its
+        sender is still there to read the answer: what FCM does when a sender dies mid-send.
+        """
+        with self._lock:
+            self._hold_after, self._passed, self._held = after, 0, 0
+            self._gate.clear()
+
+    def release(self) -> None:
+        """Answer the held sends and stop holding."""
+        with self._lock:
+            self._hold_after = None
+        self._gate.set()
+
+    @property
+    def held(self) -> int:
+        """Sends waiting in flight now."""
+        with self._lock:
+            return self._held
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -249,10 +279,23 @@ class FakeFcm:
                 {"Retry-After": self.retry_after} if error.retry_after and self.retry_after else {}
             )
             return error.status, extra, fcm_error_body(error)
+        self._wait_if_held()
         with self._lock:
             self._messages.append(message)
             name = f"projects/{project}/messages/{next(self._message_ids)}"
         return 200, {}, {"name": name}
+
+    def _wait_if_held(self) -> None:
+        with self._lock:
+            if self._hold_after is None:
+                return
+            if self._passed < self._hold_after:
+                self._passed += 1
+                return
+            self._held += 1
+        self._gate.wait()
+        with self._lock:
+            self._held -= 1
 
     def _scripted_failure(self, target: str) -> str | None:
         with self._lock:

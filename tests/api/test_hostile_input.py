@@ -1,0 +1,492 @@
+"""Hostile input: huge, malformed and mislabelled bodies and files, at every upload and import.
+
+Each gets a clear 4xx problem+json (or, from the CLI, a non-zero exit naming the problem), is
+handled within bounded memory (peak Python allocations, measured with tracemalloc), and
+changes nothing: the row counts of every table an import writes are the same after.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import struct
+import tracemalloc
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from api.cli import main
+from tests.factories import A1, A, box, centre, grid_feature, visit_item
+
+MB = 1024 * 1024
+# Peak Python allocations while one hostile request is handled (the bodies go up to 50 MB).
+MEMORY_LIMIT = 64 * MB
+TABLES = ("grids", "grid_versions", "households", "visits", "visit_photos")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+class Endless(io.RawIOBase):
+    """`head`, then `size` bytes of `pattern`, then `tail`, produced as read: a huge body the
+    test never holds in memory."""
+
+    def __init__(self, pattern: bytes, size: int, head: bytes = b"", tail: bytes = b"") -> None:
+        self.pattern, self.body, self.head, self.tail = pattern, size, head, tail
+        self.size = len(head) + size + len(tail)
+        self.pos = 0
+
+    @property
+    def left(self) -> int:
+        return self.size - self.pos
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.size}[whence]
+        self.pos = max(0, min(self.size, base + offset))
+        return self.pos
+
+    def wrapped(self, head: bytes, tail: bytes) -> Endless:
+        return Endless(self.pattern, self.body, head + self.head, self.tail + tail)
+
+    def _bytes(self, start: int, n: int) -> bytes:
+        out = bytearray()
+        head_end = len(self.head)
+        body_end = head_end + self.body
+        while n > 0:
+            if start < head_end:
+                piece = self.head[start : start + n]
+            elif start < body_end:
+                offset = (start - head_end) % len(self.pattern)
+                length = min(n, body_end - start)
+                piece = (self.pattern * (length // len(self.pattern) + 2))[offset : offset + length]
+            else:
+                piece = self.tail[start - body_end : start - body_end + n]
+            out += piece
+            start += len(piece)
+            n -= len(piece)
+        return bytes(out)
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = self._bytes(self.pos, n)
+        self.pos += n
+        return n
+
+
+@contextmanager
+def bounded_memory(limit: int = MEMORY_LIMIT) -> Iterator[None]:
+    tracemalloc.start()
+    try:
+        yield
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < limit, f"peak allocations {peak / MB:.1f} MB, limit {limit / MB:.0f} MB"
+
+
+def counts(session) -> dict[str, int]:
+    return {t: session.scalar(text(f"SELECT count(*) FROM {t}")) for t in TABLES}
+
+
+def assert_problem(response, *statuses: int) -> dict:
+    assert response.status_code in statuses, (response.status_code, response.data[:500])
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == response.status_code
+    assert body.get("detail"), body
+    return body
+
+
+@pytest.fixture()
+def unchanged(session, photo_dir):
+    """Asserts, after the test, that no row and no stored photo was added."""
+    before = counts(session)
+    yield
+    session.expire_all()
+    assert counts(session) == before
+    assert not [p for p in photo_dir.rglob("*") if p.is_file()]
+
+
+@pytest.fixture()
+def photo_dir(app, tmp_path):
+    app.config["PHOTO_DIR"] = str(tmp_path / "photos")
+    app.extensions.pop("gridwork_photo_storage", None)
+    return tmp_path / "photos"
+
+
+def post_raw(client, path: str, headers: dict, body: bytes | Endless, content_type: str):
+    stream = body if isinstance(body, Endless) else io.BytesIO(body)
+    length = body.size if isinstance(body, Endless) else len(body)
+    return client.post(
+        path,
+        input_stream=stream,
+        content_length=length,
+        content_type=content_type,
+        headers=headers,
+    )
+
+
+# --- JSON bodies: every JSON import/upload endpoint ---------------------------------------------
+def _grid_import(lon: str = "116.4012") -> bytes:
+    feature = grid_feature(A + "009", box(116.40, 39.92, 116.405, 39.925))
+    raw = json.dumps({"type": "FeatureCollection", "features": [feature]})
+    return raw.replace("116.4,", f"{lon},", 1).encode()
+
+
+def _grid_create(lon: str = "116.4012") -> bytes:
+    feature = grid_feature(A + "009", box(116.40, 39.92, 116.405, 39.925))
+    return json.dumps(feature).replace("116.4,", f"{lon},", 1).encode()
+
+
+def _visit_batch(lon: str = "116.4012") -> bytes:
+    item = visit_item(lon=116.4012, lat=39.9212, building="9")
+    return json.dumps({"visits": [item]}).replace("116.4012", lon, 1).encode()
+
+
+JSON_ENDPOINTS = {
+    "grid import": ("/api/v1/grids/import", "admin_a", _grid_import),
+    "grid create": ("/api/v1/grids", "admin_a", _grid_create),
+    "visit batch": ("/api/v1/visits/batch", "worker_a1", _visit_batch),
+}
+
+JSON_CASES: dict[str, tuple[Callable[[Callable], bytes | io.RawIOBase], tuple[int, ...]]] = {
+    "50 MB body": (lambda valid: Endless(b'{"a": [1, 2, 3], ', 50 * MB), (413,)),
+    "nesting 100,000 deep": (lambda valid: b"[" * 100_000 + b"]" * 100_000, (400,)),
+    "nesting beyond 64": (lambda valid: b'{"a":' * 100 + b"1" + b"}" * 100, (400,)),
+    "JSON bomb of 3 million objects": (
+        lambda valid: b"[" + b"{}," * 3_000_000 + b"{}]",
+        (413,),
+    ),
+    "a million-digit number": (lambda valid: b'{"n": ' + b"7" * 1_000_000 + b"}", (400,)),
+    "NaN coordinate": (lambda valid: valid("NaN"), (400,)),
+    "Infinity coordinate": (lambda valid: valid("Infinity"), (400,)),
+    "-Infinity coordinate": (lambda valid: valid("-Infinity"), (400,)),
+    "invalid UTF-8": (
+        lambda valid: valid("116.4012").replace(b"{", b'{"\xff\xfe": 1, ', 1),
+        (400,),
+    ),
+    "truncated JSON": (lambda valid: valid("116.4012")[:-7], (400,)),
+    "CSV labelled as JSON": (lambda valid: b"building,lon,lat\n1,116.4,39.9\n", (400,)),
+}
+
+
+@pytest.mark.parametrize("case", JSON_CASES)
+@pytest.mark.parametrize("endpoint", JSON_ENDPOINTS)
+def test_hostile_json_is_a_clear_4xx_in_bounded_memory_and_writes_nothing(
+    client, world, unchanged, endpoint, case
+):
+    path, user, valid = JSON_ENDPOINTS[endpoint]
+    make, statuses = JSON_CASES[case]
+    body = make(valid)
+    with bounded_memory():
+        response = post_raw(client, path, world.auth(user), body, "application/json")
+    assert_problem(response, *statuses)
+
+
+@pytest.mark.parametrize("endpoint", JSON_ENDPOINTS)
+def test_json_labelled_as_text_is_not_read_as_json(client, world, unchanged, endpoint):
+    path, user, valid = JSON_ENDPOINTS[endpoint]
+    response = post_raw(client, path, world.auth(user), valid("116.4012"), "text/plain")
+    assert_problem(response, 415, 422)
+
+
+# --- GeoJSON geometry -----------------------------------------------------------------------------
+def _polygon_with(vertices: int, digits: int = 7) -> dict:
+    """A closed ring of `vertices` positions around A1's centre (a valid polygon)."""
+    import math
+
+    lon, lat = centre(A1)
+    ring = [
+        [
+            round(lon + 0.002 * math.cos(2 * math.pi * i / vertices), digits),
+            round(lat + 0.002 * math.sin(2 * math.pi * i / vertices), digits),
+        ]
+        for i in range(vertices)
+    ]
+    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+
+BOW_TIE = {
+    "type": "Polygon",
+    "coordinates": [
+        [[116.40, 39.92], [116.41, 39.93], [116.41, 39.92], [116.40, 39.93], [116.40, 39.92]]
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("geometry", "status", "words"),
+    [
+        (BOW_TIE, 422, "self-intersection"),
+        (lambda: _polygon_with(20_000), 422, "at most 10,000"),
+        (lambda: _polygon_with(1_000_000, digits=4), 413, "values"),
+        (lambda: _polygon_with(1_500_000), 413, "20 MB"),
+        ({"type": "Polygon", "coordinates": [[[1e308, 1e308]] * 4]}, 422, "out of range"),
+        (
+            '{"type":"Polygon","coordinates":[[[1e400,39.9],[116.4,39.9],[1e400,39.9]]]}',
+            422,
+            "not finite",
+        ),
+        ({"type": "Point", "coordinates": [116.4, 39.9]}, 422, "Polygon"),
+    ],
+    ids=[
+        "self-intersecting",
+        "20k vertices",
+        "1e6 vertices",
+        "1.5e6 vertices, 40 MB",
+        "huge",
+        "1e400",
+        "a point",
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/v1/grids/import", "/api/v1/grids"])
+def test_bad_grid_geometry_is_named_and_nothing_is_stored(
+    client, world, unchanged, path, geometry, status, words
+):
+    geometry = geometry() if callable(geometry) else geometry
+    raw = geometry if isinstance(geometry, str) else None  # JSON text json.dumps cannot write
+    feature = grid_feature(A + "009", "GEOMETRY" if raw else geometry)
+    payload = (
+        feature if path == "/api/v1/grids" else {"type": "FeatureCollection", "features": [feature]}
+    )
+    body = json.dumps(payload, separators=(",", ":"))
+    body = (body.replace('"GEOMETRY"', raw) if raw else body).encode()
+    with bounded_memory(192 * MB if len(body) > 5 * MB else MEMORY_LIMIT):
+        response = post_raw(client, path, world.auth("admin_a"), body, "application/json")
+    problem = assert_problem(response, status)
+    assert words in json.dumps(problem, ensure_ascii=False)
+
+
+def test_an_import_of_too_many_features_is_refused_whole(client, world, unchanged):
+    features = [grid_feature(A + f"{i:03d}", box(116.40, 39.92, 116.401, 39.921)) for i in range(2)]
+    payload = {"type": "FeatureCollection", "features": features * 5_001}
+    response = client.post("/api/v1/grids/import", json=payload, headers=world.auth("admin_a"))
+    assert "at most 10,000" in assert_problem(response, 413)["detail"]
+
+
+# --- files: household registers (CSV / XLSX) ----------------------------------------------------
+def _png(width: int = 8, height: int = 8, idat: bytes | None = None) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = idat if idat is not None else zlib.compress(b"\x00" + b"\x10" * (width * 3) * height)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def _zip(members: dict[str, bytes | int]) -> bytes:
+    """A zip; an int member is that many zero bytes, written in chunks (a bomb, built cheaply)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, content in members.items():
+            if isinstance(content, int):
+                with archive.open(name, "w", force_zip64=True) as part:
+                    zeros = b"\x00" * MB
+                    for _ in range(content // MB):
+                        part.write(zeros)
+            else:
+                archive.writestr(name, content)
+    return out.getvalue()
+
+
+@functools.cache
+def _xlsx_bomb() -> bytes:
+    return _zip(
+        {
+            "[Content_Types].xml": b"<Types/>",
+            "xl/workbook.xml": b"<workbook/>",
+            "xl/worksheets/sheet1.xml": 600 * MB,
+        }
+    )
+
+
+def _csv_wide() -> bytes:
+    return b"building,lon,lat," + b"x," * 1_000_000 + b"\n1,116.4,39.9\n"
+
+
+def _csv_row_wide() -> bytes:
+    return b"building,lon,lat\n1,116.4,39.9" + b",x" * 1_000_000 + b"\n"
+
+
+FILE_CASES = {
+    "50 MB CSV": (lambda: Endless(b"1,116.4,39.9\n", 50 * MB), "register.csv", (413,)),
+    "CSV of a million columns": (_csv_wide, "register.csv", (422,)),
+    "a row of a million columns": (_csv_row_wide, "register.csv", (422,)),
+    "invalid UTF-8 and GB18030": (
+        lambda: b"building,lon,lat\n\xff\xff,116.4,39.9\n",
+        "r.csv",
+        (422,),
+    ),
+    "NaN and Infinity coordinates": (
+        lambda: b"building,lon,lat\n1,nan,39.92\n2,116.40,inf\n3,-Infinity,39.9\n",
+        "register.csv",
+        (422,),
+    ),
+    "XLSX zip bomb": (_xlsx_bomb, "register.xlsx", (422,)),
+    "a PNG named .xlsx": (_png, "register.xlsx", (422,)),
+    "a PNG named .csv": (_png, "register.csv", (422,)),
+    "a zip that is no workbook": (lambda: _zip({"a.txt": b"hello"}), "register.csv", (422,)),
+    "an empty file": (lambda: b"", "register.csv", (422,)),
+    "a CSV with no header": (lambda: b"\n\n\n", "register.csv", (422,)),
+}
+
+
+def multipart(client, path: str, headers: dict, name: str, data: bytes | Endless):
+    """A multipart/form-data upload of one file, encoded here so a huge one is never held."""
+    boundary = "hostile-input-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    body = data.wrapped(head, tail) if isinstance(data, Endless) else head + data + tail
+    return post_raw(client, path, headers, body, f"multipart/form-data; boundary={boundary}")
+
+
+@pytest.mark.parametrize("case", FILE_CASES)
+def test_a_hostile_register_file_is_a_clear_4xx_in_bounded_memory(client, world, unchanged, case):
+    make, name, statuses = FILE_CASES[case]
+    data = make()
+    with bounded_memory():
+        response = multipart(client, "/api/v1/households/import", world.auth("admin_a"), name, data)
+    assert_problem(response, *statuses)
+
+
+# --- files: visit photos ----------------------------------------------------------------------
+@pytest.fixture()
+def visit_id(client, world, photo_dir):
+    item = visit_item(world.households[A1][0])
+    response = client.post(
+        "/api/v1/visits/batch", json={"visits": [item]}, headers=world.auth("worker_a1")
+    )
+    assert response.json["results"][0]["status"] == "created"
+    return item["id"]
+
+
+@pytest.fixture()
+def no_new_photos(session, photo_dir, visit_id):
+    before = counts(session)
+    yield
+    session.expire_all()
+    assert counts(session) == before
+    assert not [p for p in photo_dir.rglob("*") if p.is_file()]
+
+
+def _lying_jpeg() -> bytes:
+    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"not really a photo" * 100
+
+
+def _truncated_jpeg() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 200, 10)).save(out, "JPEG")
+    return out.getvalue()[:300]
+
+
+PHOTO_CASES = {
+    "50 MB photo": (lambda: Endless(b"\xff\xd8\xff" + b"\x00" * 997, 50 * MB), (413,)),
+    "a .png that is a zip": (lambda: _zip({"photo.png": b"\x89PNG"}), (415,)),
+    "a JPEG with a lying header": (_lying_jpeg, (415,)),
+    "a truncated JPEG": (_truncated_jpeg, (415,)),
+    "a PNG with a broken chunk": (lambda: _png()[:-20] + b"\x00" * 20, (415,)),
+    "a PNG claiming 60000x60000 pixels": (lambda: _png(60_000, 60_000, zlib.compress(b"")), (413,)),
+    "a GIF": (lambda: b"GIF89a" + b"\x00" * 100, (415,)),
+}
+
+
+@pytest.mark.parametrize("case", PHOTO_CASES)
+def test_a_hostile_photo_is_a_clear_4xx_in_bounded_memory_and_stores_nothing(
+    client, world, no_new_photos, visit_id, case
+):
+    make, statuses = PHOTO_CASES[case]
+    with bounded_memory():
+        response = multipart(
+            client,
+            f"/api/v1/visits/{visit_id}/photos",
+            world.auth("worker_a1"),
+            "photo.png",
+            make(),
+        )
+    assert_problem(response, *statuses)
+
+
+# --- the CLI imports --------------------------------------------------------------------------
+@pytest.fixture()
+def gridwork(app):
+    def run(*args: str):
+        with app.app_context():
+            return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+def _feature_collection(geometry_json: str) -> bytes:
+    return (
+        '{"type":"FeatureCollection","features":[{"type":"Feature","properties":'
+        f'{{"code":"{A}009","name":"x"}},"geometry":{geometry_json}}}]}}'
+    ).encode()
+
+
+CLI_GRID_CASES = {
+    "nesting 100,000 deep": (b"[" * 100_000 + b"]" * 100_000, "nests deeper"),
+    "NaN coordinates": (
+        _feature_collection('{"type":"Polygon","coordinates":[[[NaN,39.9],[116.4,39.9]]]}'),
+        "NaN",
+    ),
+    "invalid UTF-8": (b'{"type":"FeatureCollection\xff"}', "not UTF-8"),
+    "1e6-vertex polygon": (
+        _feature_collection(json.dumps(_polygon_with(1_000_000))),
+        "at most 10,000",
+    ),
+    "self-intersecting polygon": (_feature_collection(json.dumps(BOW_TIE)), "self-intersection"),
+}
+
+
+@pytest.mark.parametrize("case", CLI_GRID_CASES)
+def test_cli_grid_import_of_hostile_geojson_exits_with_the_reason(
+    gridwork, session, world, tmp_path, unchanged, case
+):
+    content, words = CLI_GRID_CASES[case]
+    path = tmp_path / "grids.geojson"
+    path.write_bytes(content)
+    result = gridwork("import", "grids", str(path))
+    assert result.exit_code != 0
+    assert words in result.output
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "words"),
+    [
+        (_xlsx_bomb, "register.xlsx", "zip bomb"),
+        (_csv_wide, "register.csv", "columns"),
+        (_png, "register.xlsx", "not a workbook"),
+    ],
+    ids=["xlsx bomb", "a million columns", "a PNG named .xlsx"],
+)
+def test_cli_household_import_of_a_hostile_file_exits_with_the_reason(
+    gridwork, session, world, tmp_path, unchanged, make, name, words
+):
+    path = tmp_path / name
+    path.write_bytes(make())
+    with bounded_memory():
+        result = gridwork("import", "households", str(path))
+    assert result.exit_code == 1
+    assert words in result.output
