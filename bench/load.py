@@ -32,6 +32,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench._result import reporter
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "load-test-secret-key-with-enough-length-for-hs256"
 DATA_KEY = "Z3JpZHdvcmstbG9hZC10ZXN0LWRhdGEta2V5LTMyYnk"
@@ -224,17 +226,7 @@ def read_stats(path: Path) -> tuple[dict, list[dict]]:
     return total, [r for r in rows if r["Name"] != "Aggregated"]
 
 
-def result(metric: str, value: float, unit: str, limit: float | None, note: str, ok: bool):
-    line = {
-        "bench": "load",
-        "metric": metric,
-        "value": round(value, 3),
-        "unit": unit,
-        "limit": limit,
-        "limit_note": note,
-        "ok": ok,
-    }
-    print("RESULT " + json.dumps(line, ensure_ascii=False))
+result = reporter("load")
 
 
 def main(argv: list[str] | None = None) -> int:
