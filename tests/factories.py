@@ -325,3 +325,14 @@ def make_task_at(session, household: Household, due_at, **fields):
     session.add(task)
     session.flush()
     return task
+
+
+def image_bytes(kind: str = "PNG", size: int = 8) -> bytes:
+    """A real small image (PNG, JPEG, WEBP): uploads are decoded by Pillow, not only sniffed."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), (200, 40, 40)).save(out, kind)
+    return out.getvalue()

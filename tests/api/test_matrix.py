@@ -25,7 +25,17 @@ from api.models import Leave, Roster, Shift, ShiftSwap
 from api.services import calendar, devices, notifications, photos
 from api.services.weeks import current_week, week_bounds
 from tests.api.test_tiles import tile_of
-from tests.factories import A1, PASSWORD, A, box, centre, grid_feature, make_visit, visit_item
+from tests.factories import (
+    A1,
+    PASSWORD,
+    A,
+    box,
+    centre,
+    grid_feature,
+    image_bytes,
+    make_visit,
+    visit_item,
+)
 
 ROLES = (
     "anonymous",
@@ -306,11 +316,7 @@ EXTRA_URLS = {
     ],
 }
 
-PNG = (
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
-    b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N"
-    b"\x00\x00\x00\x00IEND\xaeB`\x82"
-)
+PNG = image_bytes("PNG")
 
 
 @dataclass

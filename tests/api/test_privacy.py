@@ -18,7 +18,7 @@ from api.services import audit
 from api.services.encryption import seal_all
 from tests.api.test_matrix import targets  # noqa: F401  (fixture)
 from tests.api.test_tiles import url as tile_url
-from tests.factories import A1, A2, centre, make_task_at, make_visit
+from tests.factories import A1, A2, centre, image_bytes, make_task_at, make_visit
 
 NOW = datetime.now(UTC)
 
@@ -264,11 +264,7 @@ def test_a_grids_tile_is_aggregates_and_not_audited(client, session, world):
 
 def test_a_visit_photo_read_is_audited(client, session, world, visit, tmp_path, app):
     app.config["PHOTO_DIR"] = str(tmp_path)
-    png = (
-        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
-        b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N"
-        b"\x00\x00\x00\x00IEND\xaeB`\x82"
-    )
+    png = image_bytes("PNG")
     import io
 
     uploaded = client.post(

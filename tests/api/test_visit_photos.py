@@ -10,21 +10,11 @@ from sqlalchemy import func, select
 
 from api.models import VisitPhoto
 from api.services.photos import LocalStorage, sniff_image_type
-from tests.factories import A1, visit_item
+from tests.factories import A1, image_bytes, visit_item
 
-
-def _image(kind: str) -> bytes:
-    """A real 8x8 image: uploads are decoded, not only sniffed."""
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (8, 8), (200, 40, 40)).save(out, kind)
-    return out.getvalue()
-
-
-JPEG = _image("JPEG")
-PNG = _image("PNG")
-WEBP = _image("WEBP")
+JPEG = image_bytes("JPEG")
+PNG = image_bytes("PNG")
+WEBP = image_bytes("WEBP")
 
 
 @pytest.fixture()
