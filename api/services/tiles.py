@@ -379,11 +379,11 @@ def tile_query(scope: Scope, req: TileRequest, *, with_ids: bool = False) -> Sel
     )
 
 
-def render_tile(session: Session, scope: Scope, req: TileRequest) -> bytes:
-    """The tile's bytes (b"" when no feature of the caller's falls in it)."""
+def _begin_tile(session: Session, req: TileRequest) -> bool:
+    """Check the tile's address; False when the layer is not drawn at this zoom (no SQL)."""
     check_tile(req.layer, req.z, req.x, req.y)
     if req.z < MIN_ZOOM[req.layer]:
-        return b""  # no SQL: see MIN_ZOOM
+        return False
     # A tile is a short query among many at once: parallel workers only add start-up cost and
     # take the cores other requests need (measured on the city: 26 ms -> 9 ms for one tile).
     # JIT compiles a tile's expressions once its estimated cost passes jit_above_cost: 20-35 ms
@@ -395,6 +395,13 @@ def render_tile(session: Session, scope: Scope, req: TileRequest) -> bytes:
             " set_config('jit', 'off', true)"
         )
     )
+    return True
+
+
+def render_tile(session: Session, scope: Scope, req: TileRequest) -> bytes:
+    """The tile's bytes (b"" when no feature of the caller's falls in it)."""
+    if not _begin_tile(session, req):
+        return b""  # see MIN_ZOOM
     data = session.scalar(tile_query(scope, req))
     return bytes(data or b"")
 
@@ -403,7 +410,8 @@ def render_tile_audited(
     session: Session, scope: Scope, req: TileRequest
 ) -> tuple[bytes, str | None, list]:
     """The tile's bytes, the record type its features disclose, and their ids."""
-    check_tile(req.layer, req.z, req.x, req.y)
+    if not _begin_tile(session, req):
+        return b"", None, []  # see MIN_ZOOM
     data, ids = session.execute(tile_query(scope, req, with_ids=True)).one()
     resource = AUDITED.get(req.layer, (None,))[0]
     if resource == "visit":
