@@ -101,6 +101,7 @@ class Task(Base):
 Index("ix_tasks_grid_status", Task.grid_id, Task.status)
 Index("ix_tasks_assignee_status", Task.assignee_id, Task.status)
 Index("ix_tasks_due", Task.due_at)
+Index("ix_tasks_created_at", Task.created_at)
 
 
 class TaskEvent(Base):
