@@ -15,7 +15,10 @@ from sqlalchemy import func, select
 from api.cli import main
 from api.models import Notification, Report
 from api.services import report_store
-from tests.api.test_reports import COVERAGE, R1, R2, RC, RC2, history  # noqa: F401
+from tests.api import test_reports as base
+from tests.api.test_reports import COVERAGE, R1, R2, RC, RC2
+
+history = base.history  # the fixture of test_reports: three past weeks lived through
 
 WEEK = {"week": "2026-W47", "community": RC}
 # Monday 2026-11-23 08:30 Asia/Shanghai: last week's reports are due.
