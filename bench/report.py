@@ -20,9 +20,9 @@ set-based pass (`gw_report_rebuild()`), which is what the migration's backfill d
 
 Measured, same run, same database, warm, median of --repeat:
 - API: GET /api/v1/reports/coverage?week=2026-W47&district=... through Flask's test client, as a
-  district viewer (JWT, user load, scope, selection, 5 section statements, JSON);
-- SQL: the grid selection and the same 5 statements with the same parameters on a plain
-  connection (rows fetched).
+  district viewer (JWT, user load, scope, unit lookup, grid selection, the report statement);
+- SQL: the grid selection and the same report statement (its CTEs are the sections; PostgreSQL
+  builds the JSON) with the same parameters on a plain connection, the document fetched.
 Goals (issue #8): API <= 1.2 x SQL; the city report <= 1 s.
 """
 
@@ -259,6 +259,7 @@ ORDER BY g.code
 
 
 def sql_direct(conn, district: str) -> tuple[float, int]:
+    """The grid selection and the report statement, as the API runs them, on a plain connection."""
     start = time.perf_counter()
     week_start, week_end = reports.week_bounds(WEEK)
     ids = [
@@ -267,9 +268,9 @@ def sql_direct(conn, district: str) -> tuple[float, int]:
             text(SELECT_GRIDS), {"prefix": district + "%", "start": week_start, "end": week_end}
         )
     ]
-    params = reports.section_params(WEEK, ids)
-    for sql in reports.SECTIONS.values():
-        conn.execute(text(sql), params).all()
+    selection = reports.Selection("district", district, "", ids)
+    document = conn.execute(text(reports.REPORT_SQL), reports.report_params(selection, WEEK))
+    document.scalar_one()
     return time.perf_counter() - start, len(ids)
 
 

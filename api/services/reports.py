@@ -1,7 +1,8 @@
 """The weekly coverage report: what is selected, its sections read set-based from the aggregates.
 
-Every section is one SQL statement over the selected grids (no per-grid loops) reading the
-trigger-maintained aggregates of migration 0005, so a report costs O(grids × weeks) rows:
+The report is one SQL statement whose CTEs are its sections over the selected grids (no per-grid
+loops), reading the trigger-maintained aggregates of migration 0005, so it costs
+O(grids × weeks) rows and PostgreSQL builds the JSON document:
 
 - households per grid as of the week: running sum of `report_household_deltas` (kept by a
   trigger on `households`, so a moved household counts where it was that week);
@@ -13,8 +14,9 @@ trigger-maintained aggregates of migration 0005, so a report costs O(grids × we
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, select, text
@@ -23,11 +25,10 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.models import CARE_TAGS, Community, District, Grid, GridVersion, Street
 from api.scope import Scope
-from api.services.rates import RESOLVED_STATUSES, Rates
+from api.services.rates import RESOLVED_STATUSES
 from api.services.weeks import parse_week, shift_week, week_bounds, week_dates
 
 TREND_WEEKS = 8
-GRADES = ("ok", "doubtful", "suspect")
 
 
 @dataclass(frozen=True)
@@ -109,34 +110,33 @@ def select_scope(
     return Selection(level, code, name, list(session.scalars(stmt)))
 
 
-# --- the sections, one statement each -------------------------------------------------------
-_SEL = "sel AS (SELECT unnest(CAST(:grid_ids AS integer[])) AS grid_id)"
-
-GRIDS_SQL = f"""
-WITH {_SEL},
+# --- the report: one set-based statement, the JSON built in the database ----------------------
+# Each CTE is one section over the selected grids (no per-grid loops); PostgreSQL assembles the
+# document, so the API adds only authentication, scope and the selection to the SQL's own time.
+REPORT_SQL = """
+WITH sel AS (SELECT unnest(CAST(:grid_ids AS integer[])) AS grid_id),
 hh AS (
   SELECT d.grid_id,
-         sum(d.delta) FILTER (WHERE d.kind = 'residence') AS residence,
-         sum(d.delta) FILTER (WHERE d.kind = 'business') AS business
+         COALESCE(sum(d.delta) FILTER (WHERE d.kind = 'residence'), 0) AS residence,
+         COALESCE(sum(d.delta) FILTER (WHERE d.kind = 'business'), 0) AS business
   FROM report_household_deltas d JOIN sel USING (grid_id)
   WHERE d.tag = '' AND d.week <= :week
-  GROUP BY d.grid_id)
-SELECT g.id, g.code, g.name, g.community_code,
-       COALESCE(hh.residence, 0) AS residence, COALESCE(hh.business, 0) AS business,
-       COALESCE(w.visits, 0) AS visits, COALESCE(w.met, 0) AS met,
-       COALESCE(w.visited, 0) AS visited, COALESCE(w.visited_2w, 0) AS visited_2w,
-       COALESCE(w.grade_ok, 0) AS ok, COALESCE(w.grade_doubtful, 0) AS doubtful,
-       COALESCE(w.grade_suspect, 0) AS suspect, COALESCE(w.relief_visits, 0) AS relief,
-       COALESCE(w.unregistered_visits, 0) AS unregistered
-FROM sel
-JOIN grids g ON g.id = sel.grid_id
-LEFT JOIN hh ON hh.grid_id = sel.grid_id
-LEFT JOIN report_grid_weeks w ON w.grid_id = sel.grid_id AND w.week = :week
-ORDER BY g.code
-"""
-
-TAGS_SQL = f"""
-WITH {_SEL},
+  GROUP BY d.grid_id),
+gw AS (
+  SELECT g.id, g.code, g.name, g.community_code,
+         COALESCE(hh.residence, 0) AS residence, COALESCE(hh.business, 0) AS business,
+         COALESCE(hh.residence, 0) + COALESCE(hh.business, 0) AS households,
+         COALESCE(w.visits, 0) AS visits, COALESCE(w.visited, 0) AS visited,
+         COALESCE(w.visited_2w, 0) AS visited_2w,
+         COALESCE(w.grade_ok, 0) AS ok, COALESCE(w.grade_doubtful, 0) AS doubtful,
+         COALESCE(w.grade_suspect, 0) AS suspect, COALESCE(w.relief_visits, 0) AS relief,
+         COALESCE(w.unregistered_visits, 0) AS unregistered,
+         GREATEST(COALESCE(hh.residence, 0) + COALESCE(hh.business, 0)
+                  - COALESCE(w.visited_2w, 0), 0) AS not_visited_2w
+  FROM sel
+  JOIN grids g ON g.id = sel.grid_id
+  LEFT JOIN hh ON hh.grid_id = sel.grid_id
+  LEFT JOIN report_grid_weeks w ON w.grid_id = sel.grid_id AND w.week = :week),
 due AS (
   SELECT d.grid_id, d.tag, sum(d.delta) AS n
   FROM report_household_deltas d JOIN sel USING (grid_id)
@@ -145,266 +145,198 @@ due AS (
 done AS (
   SELECT t.grid_id, t.tag, t.done AS n
   FROM report_grid_week_tags t JOIN sel USING (grid_id)
-  WHERE t.week = :week)
-SELECT COALESCE(due.grid_id, done.grid_id) AS grid_id, COALESCE(due.tag, done.tag) AS tag,
-       COALESCE(due.n, 0) AS due, COALESCE(done.n, 0) AS done
-FROM due FULL JOIN done ON done.grid_id = due.grid_id AND done.tag = due.tag
-"""
-
-TASKS_SQL = f"""
-WITH {_SEL}
-SELECT t.grid_id,
-       count(*) AS opened,
-       count(*) FILTER (WHERE t.first_contact_at IS NOT NULL
-                          AND t.first_contact_at
-                              <= COALESCE(t.first_contact_due_at, t.first_contact_at))
-         AS responded,
-       count(*) FILTER (WHERE t.status = ANY(CAST(:resolved AS text[]))) AS resolved,
-       count(*) FILTER (WHERE NOT t.status = ANY(CAST(:resolved AS text[]))
-                          AND t.due_at < :cutoff) AS overdue,
-       count(t.satisfaction) AS rated,
-       count(*) FILTER (WHERE t.satisfaction IN ('satisfied', 'basically_satisfied'))
-         AS satisfied
-FROM tasks t JOIN sel USING (grid_id)
-WHERE t.created_at >= :start AND t.created_at < :end
-GROUP BY t.grid_id
-"""
-
-WORKERS_SQL = f"""
-WITH {_SEL},
-v AS (
+  WHERE t.week = :week),
+tg AS (
+  SELECT COALESCE(due.grid_id, done.grid_id) AS grid_id, COALESCE(due.tag, done.tag) AS tag,
+         COALESCE(due.n, 0) AS due, COALESCE(done.n, 0) AS done
+  FROM due FULL JOIN done ON done.grid_id = due.grid_id AND done.tag = due.tag),
+tgj AS (
+  SELECT grid_id,
+         json_agg(json_build_object('tag', tag, 'due', due, 'done', done,
+                                    'rate', gw_pct(done, due))
+                  ORDER BY array_position(CAST(:tags AS text[]), tag)) AS j
+  FROM tg WHERE due > 0 OR done > 0
+  GROUP BY grid_id),
+tk AS (
+  SELECT t.grid_id,
+         count(*) AS opened,
+         count(*) FILTER (WHERE t.first_contact_at IS NOT NULL
+                            AND t.first_contact_at
+                                <= COALESCE(t.first_contact_due_at, t.first_contact_at))
+           AS responded,
+         count(*) FILTER (WHERE t.status = ANY(CAST(:resolved AS text[]))) AS resolved,
+         count(*) FILTER (WHERE NOT t.status = ANY(CAST(:resolved AS text[]))
+                            AND t.due_at < :cutoff) AS overdue,
+         count(t.satisfaction) AS rated,
+         count(*) FILTER (WHERE t.satisfaction IN ('satisfied', 'basically_satisfied'))
+           AS satisfied
+  FROM tasks t JOIN sel USING (grid_id)
+  WHERE t.created_at >= :start AND t.created_at < :end
+  GROUP BY t.grid_id),
+gt AS (
+  SELECT gw.*, COALESCE(tk.opened, 0) AS opened, COALESCE(tk.responded, 0) AS responded,
+         COALESCE(tk.resolved, 0) AS resolved, COALESCE(tk.overdue, 0) AS overdue,
+         COALESCE(tk.rated, 0) AS rated, COALESCE(tk.satisfied, 0) AS satisfied,
+         COALESCE(tgj.j, '[]'::json) AS must_visit
+  FROM gw LEFT JOIN tk ON tk.grid_id = gw.id LEFT JOIN tgj ON tgj.grid_id = gw.id),
+members AS (
+  SELECT ug.user_id AS worker_id FROM user_grids ug JOIN sel USING (grid_id)
+  UNION SELECT w.worker_id FROM report_worker_weeks w JOIN sel USING (grid_id)
+        WHERE w.week = :week
+  UNION SELECT s.worker_id FROM shifts s JOIN sel USING (grid_id)
+        WHERE s.date BETWEEN :monday AND :sunday),
+wv AS (
   SELECT w.worker_id, sum(w.visits) AS visits, sum(w.households) AS households
   FROM report_worker_weeks w JOIN sel USING (grid_id)
   WHERE w.week = :week
   GROUP BY w.worker_id),
-members AS (
-  SELECT ug.user_id AS worker_id FROM user_grids ug JOIN sel USING (grid_id)
-  UNION SELECT worker_id FROM v
-  UNION SELECT s.worker_id FROM shifts s JOIN sel USING (grid_id)
-        WHERE s.date BETWEEN :monday AND :sunday),
 posts AS (
   SELECT s.worker_id,
          count(*) FILTER (WHERE s.post = 'A') AS a_days,
          count(*) FILTER (WHERE s.post = 'B') AS b_days
   FROM shifts s JOIN rosters r ON r.id = s.roster_id AND r.status = 'published'
   WHERE s.date BETWEEN :monday AND :sunday AND s.worker_id IN (SELECT worker_id FROM members)
-  GROUP BY s.worker_id)
-SELECT u.id, u.username, u.display_name, u.community_code,
-       COALESCE(v.visits, 0) AS visits, COALESCE(v.households, 0) AS households,
-       COALESCE(p.a_days, 0) AS a_days, COALESCE(p.b_days, 0) AS b_days
-FROM members m
-JOIN users u ON u.id = m.worker_id AND u.role IN ('worker', 'grid_leader')
-LEFT JOIN v ON v.worker_id = m.worker_id
-LEFT JOIN posts p ON p.worker_id = m.worker_id
-ORDER BY u.display_name, u.id
-"""
-
-TREND_SQL = f"""
-WITH {_SEL},
+  GROUP BY s.worker_id),
 weeks AS (SELECT unnest(CAST(:weeks AS text[])) AS week),
-hh AS (
+trend_hh AS (
   SELECT w.week, sum(d.delta) AS n
   FROM weeks w
   JOIN report_household_deltas d ON d.tag = '' AND d.week <= w.week
   JOIN sel ON sel.grid_id = d.grid_id
   GROUP BY w.week),
-vis AS (
+trend_vis AS (
   SELECT gw.week, sum(gw.visited) AS visited
   FROM report_grid_weeks gw JOIN sel USING (grid_id)
   WHERE gw.week = ANY(CAST(:weeks AS text[]))
-  GROUP BY gw.week)
-SELECT weeks.week, COALESCE(hh.n, 0) AS households, COALESCE(vis.visited, 0) AS visited
-FROM weeks LEFT JOIN hh USING (week) LEFT JOIN vis USING (week)
-ORDER BY weeks.week
+  GROUP BY gw.week),
+tag_totals AS (
+  SELECT tag, sum(due) AS due, sum(done) AS done FROM tg GROUP BY tag
+  HAVING sum(due) > 0 OR sum(done) > 0)
+SELECT json_build_object(
+  'week', CAST(:week AS text),
+  'period', json_build_object('start', CAST(:start_text AS text),
+                              'end', CAST(:end_text AS text)),
+  'level', CAST(:level AS text),
+  'code', CAST(:code AS text),
+  'name', CAST(:name AS text),
+  'generated_at', CAST(:generated_at AS text),
+  'grids', COALESCE((
+    SELECT json_agg(json_build_object(
+      'code', code, 'name', name, 'community_code', community_code,
+      'households', households,
+      'households_by_kind', json_build_object('residence', residence, 'business', business),
+      'visited', visited, 'coverage', gw_pct(visited, households),
+      'visits', visits,
+      'visits_by_grade', json_build_object('ok', ok, 'doubtful', doubtful, 'suspect', suspect),
+      'relief_visits', relief, 'unregistered_visits', unregistered,
+      'not_visited_2w', not_visited_2w,
+      'must_visit', must_visit,
+      'tasks', json_build_object(
+        'opened', opened, 'resolved', resolved, 'overdue', overdue,
+        'response_rate', gw_pct(responded, opened),
+        'resolution_rate', gw_pct(resolved, opened),
+        'satisfaction_rate', gw_pct(satisfied, rated)))
+      ORDER BY code)
+    FROM gt), '[]'::json),
+  'communities', COALESCE((
+    SELECT json_agg(c ORDER BY c.code) FROM (
+      SELECT community_code AS code, count(*) AS grids, sum(households) AS households,
+             sum(visited) AS visited, gw_pct(sum(visited), sum(households)) AS coverage,
+             sum(visits) AS visits, sum(not_visited_2w) AS not_visited_2w,
+             sum(opened) AS tasks_opened, sum(resolved) AS tasks_resolved,
+             sum(overdue) AS tasks_overdue
+      FROM gt GROUP BY community_code) c), '[]'::json),
+  'workers', COALESCE((
+    SELECT json_agg(json_build_object(
+      'id', u.id, 'username', u.username, 'name', u.display_name,
+      'visits', COALESCE(wv.visits, 0), 'households', COALESCE(wv.households, 0),
+      'a_days', COALESCE(p.a_days, 0), 'b_days', COALESCE(p.b_days, 0))
+      ORDER BY u.display_name, u.id)
+    FROM members m
+    JOIN users u ON u.id = m.worker_id AND u.role IN ('worker', 'grid_leader')
+    LEFT JOIN wv ON wv.worker_id = m.worker_id
+    LEFT JOIN posts p ON p.worker_id = m.worker_id), '[]'::json),
+  'totals', (
+    SELECT json_build_object(
+      'grids', count(*),
+      'households', COALESCE(sum(households), 0),
+      'households_by_kind', json_build_object('residence', COALESCE(sum(residence), 0),
+                                              'business', COALESCE(sum(business), 0)),
+      'visited', COALESCE(sum(visited), 0),
+      'coverage', gw_pct(sum(visited), sum(households)),
+      'visits', COALESCE(sum(visits), 0),
+      'visits_by_grade', json_build_object('ok', COALESCE(sum(ok), 0),
+                                           'doubtful', COALESCE(sum(doubtful), 0),
+                                           'suspect', COALESCE(sum(suspect), 0)),
+      'relief_visits', COALESCE(sum(relief), 0),
+      'unregistered_visits', COALESCE(sum(unregistered), 0),
+      'not_visited_2w', COALESCE(sum(not_visited_2w), 0),
+      'must_visit', COALESCE((
+        SELECT json_agg(json_build_object('tag', tag, 'due', due, 'done', done,
+                                          'rate', gw_pct(done, due))
+                        ORDER BY array_position(CAST(:tags AS text[]), tag))
+        FROM tag_totals), '[]'::json),
+      'tasks', json_build_object(
+        'opened', COALESCE(sum(opened), 0), 'resolved', COALESCE(sum(resolved), 0),
+        'overdue', COALESCE(sum(overdue), 0),
+        'response_rate', gw_pct(sum(responded), sum(opened)),
+        'resolution_rate', gw_pct(sum(resolved), sum(opened)),
+        'satisfaction_rate', gw_pct(sum(satisfied), sum(rated))))
+    FROM gt),
+  'trend', (
+    SELECT json_agg(json_build_object(
+      'week', weeks.week, 'households', COALESCE(trend_hh.n, 0),
+      'visited', COALESCE(trend_vis.visited, 0),
+      'coverage', gw_pct(COALESCE(trend_vis.visited, 0), COALESCE(trend_hh.n, 0)))
+      ORDER BY weeks.week)
+    FROM weeks LEFT JOIN trend_hh USING (week) LEFT JOIN trend_vis USING (week))
+)::text
 """
 
-SECTIONS = {
-    "grids": GRIDS_SQL,
-    "tags": TAGS_SQL,
-    "tasks": TASKS_SQL,
-    "workers": WORKERS_SQL,
-    "trend": TREND_SQL,
-}
 
-
-def section_params(week: str, grid_ids: list[int]) -> dict[str, Any]:
-    """The bind parameters of every section (also what bench/report.py runs directly)."""
+def report_params(
+    selection: Selection, week: str, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The bind parameters of REPORT_SQL (also what bench/report.py runs directly)."""
     start, end = week_bounds(week)
     days = week_dates(week)
     return {
-        "grid_ids": grid_ids,
+        "grid_ids": selection.grid_ids,
         "week": week,
         "weeks": [shift_week(week, -i) for i in range(TREND_WEEKS - 1, -1, -1)],
         "start": start,
         "end": end,
+        "start_text": start.isoformat(),
+        "end_text": end.isoformat(),
         # Overdue as the week closed, so a past week reads the same whenever it is run.
         "cutoff": end,
         "resolved": list(RESOLVED_STATUSES),
+        "tags": list(CARE_TAGS),
         "monday": days[0],
         "sunday": days[-1],
+        "level": selection.level,
+        "code": selection.code,
+        "name": selection.name,
+        "generated_at": (now or datetime.now(UTC)).isoformat(),
     }
 
 
-def _pct(part: int, whole: int) -> float | None:
-    return round(100.0 * part / whole, 1) if whole else None
-
-
-def _tasks_dict(r: Rates) -> dict[str, Any]:
-    return r.as_dict()
-
-
-def _grid_block(households: dict[str, int], w: dict[str, int]) -> dict[str, Any]:
-    total = households["residence"] + households["business"]
-    return {
-        "households": total,
-        "households_by_kind": dict(households),
-        "visited": w["visited"],
-        "coverage": _pct(w["visited"], total),
-        "visits": w["visits"],
-        "visits_by_grade": {g: w[g] for g in GRADES},
-        "relief_visits": w["relief"],
-        "unregistered_visits": w["unregistered"],
-        "not_visited_2w": max(total - w["visited_2w"], 0),
-    }
-
-
-def _tags_list(due: dict[str, int], done: dict[str, int]) -> list[dict[str, Any]]:
-    return [
-        {
-            "tag": tag,
-            "due": due.get(tag, 0),
-            "done": done.get(tag, 0),
-            "rate": _pct(done.get(tag, 0), due.get(tag, 0)),
-        }
-        for tag in CARE_TAGS
-        if due.get(tag) or done.get(tag)
-    ]
+def coverage_json(
+    session: Session, selection: Selection, week: str, *, now: datetime | None = None
+) -> str:
+    """The report of the selection for the week as a JSON document (see docs/report.md)."""
+    return session.execute(text(REPORT_SQL), report_params(selection, week, now=now)).scalar_one()
 
 
 def coverage_report(
     session: Session, selection: Selection, week: str, *, now: datetime | None = None
 ) -> dict[str, Any]:
-    """The report of the selection for the week, as a JSON-ready dict (see docs/report.md)."""
-    params = section_params(week, selection.grid_ids)
-    run = {
-        name: session.execute(text(sql), params).mappings().all() for name, sql in SECTIONS.items()
-    }
-    tags: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
-    for r in run["tags"]:
-        due, done = tags.setdefault(r["grid_id"], ({}, {}))
-        due[r["tag"]], done[r["tag"]] = int(r["due"]), int(r["done"])
-    tasks = {
-        r["grid_id"]: Rates(
-            r["opened"], r["responded"], r["resolved"], r["overdue"], r["rated"], r["satisfied"]
-        )
-        for r in run["tasks"]
-    }
-    empty = Rates(0, 0, 0, 0, 0, 0)
-    counters = ("visits", "met", "visited", "visited_2w", *GRADES, "relief", "unregistered")
-    grids, communities = [], {}
-    total_hh = {"residence": 0, "business": 0}
-    total_w = dict.fromkeys(counters, 0)
-    total_due: dict[str, int] = {}
-    total_done: dict[str, int] = {}
-    total_tasks = [0] * 6
-    for r in run["grids"]:
-        households = {"residence": int(r["residence"]), "business": int(r["business"])}
-        w = {k: int(r[k]) for k in counters}
-        due, done = tags.get(r["id"], ({}, {}))
-        rates = tasks.get(r["id"], empty)
-        grids.append(
-            {
-                "code": r["code"],
-                "name": r["name"],
-                "community_code": r["community_code"],
-                **_grid_block(households, w),
-                "must_visit": _tags_list(due, done),
-                "tasks": _tasks_dict(rates),
-            }
-        )
-        for k in households:
-            total_hh[k] += households[k]
-        for k in counters:
-            total_w[k] += w[k]
-        for k, n in due.items():
-            total_due[k] = total_due.get(k, 0) + n
-        for k, n in done.items():
-            total_done[k] = total_done.get(k, 0) + n
-        for i, n in enumerate(
-            (
-                rates.opened,
-                rates.responded_in_time,
-                rates.resolved,
-                rates.overdue,
-                rates.rated,
-                rates.satisfied,
-            )
-        ):
-            total_tasks[i] += n
-        communities.setdefault(r["community_code"], []).append(grids[-1])
-    trend = [
-        {
-            "week": r["week"],
-            "households": int(r["households"]),
-            "visited": int(r["visited"]),
-            "coverage": _pct(int(r["visited"]), int(r["households"])),
-        }
-        for r in run["trend"]
-    ]
-    workers = [
-        {
-            "id": r["id"],
-            "username": r["username"],
-            "name": r["display_name"],
-            "visits": int(r["visits"]),
-            "households": int(r["households"]),
-            "a_days": int(r["a_days"]),
-            "b_days": int(r["b_days"]),
-        }
-        for r in run["workers"]
-    ]
-    start, end = week_bounds(week)
-    return {
-        "week": week,
-        "period": {"start": start.isoformat(), "end": end.isoformat()},
-        "level": selection.level,
-        "code": selection.code,
-        "name": selection.name,
-        "generated_at": (now or datetime.now(start.tzinfo)).isoformat(),
-        "grids": grids,
-        "communities": [_community_total(code, rows) for code, rows in communities.items()],
-        "workers": workers,
-        "totals": {
-            "grids": len(grids),
-            **_grid_block(total_hh, total_w),
-            "must_visit": _tags_list(total_due, total_done),
-            "tasks": _tasks_dict(Rates(*total_tasks)),
-        },
-        "trend": trend,
-    }
-
-
-def _community_total(code: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    households = sum(r["households"] for r in rows)
-    visited = sum(r["visited"] for r in rows)
-    return {
-        "code": code,
-        "grids": len(rows),
-        "households": households,
-        "visited": visited,
-        "coverage": _pct(visited, households),
-        "visits": sum(r["visits"] for r in rows),
-        "not_visited_2w": sum(r["not_visited_2w"] for r in rows),
-        "tasks_opened": sum(r["tasks"]["opened"] for r in rows),
-        "tasks_resolved": sum(r["tasks"]["resolved"] for r in rows),
-        "tasks_overdue": sum(r["tasks"]["overdue"] for r in rows),
-    }
+    """The same report as a dict (for the CSV, XLSX and PDF renderings)."""
+    return json.loads(coverage_json(session, selection, week, now=now))
 
 
 def grid_shapes(session: Session, grid_ids: list[int], week: str) -> dict[str, Any]:
     """Each grid's boundary as it stood at the end of the week, simplified, as GeoJSON dicts."""
-    import json
-
     _, end = week_bounds(week)
     rows = session.execute(
         text(

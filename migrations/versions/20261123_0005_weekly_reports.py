@@ -33,6 +33,12 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT to_char(to_date(week || '-1', 'IYYY-"W"IW-ID') + 7 * n, 'IYYY-"W"IW')
 $$;
 
+-- A percentage with one decimal, NULL when there is nothing to divide by.
+CREATE OR REPLACE FUNCTION gw_pct(part numeric, whole numeric) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN whole > 0 THEN round(100.0 * part / whole, 1) END
+$$;
+
 -- Visits per week a household needs under a community's settings (mirror of ledger.Cadence).
 CREATE OR REPLACE FUNCTION gw_per_week(settings jsonb, tags text[]) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -421,6 +427,7 @@ def downgrade() -> None:
         "gw_visits_inserted()",
         "gw_household_changed()",
         "gw_per_week(jsonb, text[])",
+        "gw_pct(numeric, numeric)",
         "gw_week_shift(text, integer)",
         "gw_week_of(timestamptz)",
     ):

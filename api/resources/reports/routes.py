@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Response, request
 from flask.views import MethodView
 
@@ -54,10 +56,12 @@ class Coverage(MethodView):
         fmt = report_render.negotiate(args.pop("format", None), request.headers.get("Accept"))
         week = args.pop("week")
         selection = reports.select_scope(db.session, current_scope(), week, **args)
-        data = reports.coverage_report(db.session, selection, week, now=_now())
+        document = reports.coverage_json(db.session, selection, week, now=_now())
+        name = f"coverage-{selection.code}-{week}.{fmt}"
+        if fmt == "json":  # as PostgreSQL built it
+            return _download(document.encode(), fmt, name, inline=True)
         shapes = reports.grid_shapes(db.session, selection.grid_ids, week) if fmt == "pdf" else None
-        body = report_render.render(data, fmt, shapes)
-        return _download(body, fmt, report_render.filename(data, fmt), inline=True)
+        return _download(report_render.render(json.loads(document), fmt, shapes), fmt, name)
 
 
 @blp.route("")
