@@ -176,3 +176,39 @@ def get_file(session: Session, scope: Scope, report_id: int, fmt: str) -> Report
     if row is None:
         raise errors.NotFound(f"Report {report_id} has no {fmt} file.")
     return row
+
+
+def backdate_register(session: Session, grid_codes: list[str], since: datetime) -> None:
+    """Date the grids and households first registered after `since` back to `since`.
+
+    For a register loaded in one go that describes how things already were (the demo district,
+    an import of an existing register): their first boundary versions and registrations start at
+    `since`, so past weeks' reports include them. Rebuilds the aggregates (whole database).
+    """
+    params = {"codes": list(grid_codes), "since": since}
+    grid_ids = "(SELECT id FROM grids WHERE code = ANY(CAST(:codes AS text[])))"
+    session.execute(
+        text(
+            f"UPDATE grid_versions SET valid_from = :since WHERE grid_id IN {grid_ids} "
+            "AND version = 1 AND valid_from > :since"
+        ),
+        params,
+    )
+    session.execute(
+        text(
+            f"UPDATE household_history hh SET valid_from = :since FROM households h "
+            f"WHERE h.id = hh.household_id AND h.grid_id IN {grid_ids} "
+            "AND hh.valid_from > :since AND h.created_at > :since AND NOT EXISTS ("
+            "SELECT 1 FROM household_history e WHERE e.household_id = hh.household_id "
+            "AND e.valid_from < hh.valid_from)"
+        ),
+        params,
+    )
+    session.execute(
+        text(
+            f"UPDATE households SET created_at = :since WHERE grid_id IN {grid_ids} "
+            "AND created_at > :since"
+        ),
+        params,
+    )
+    session.execute(text("SELECT gw_report_rebuild()"))
