@@ -166,6 +166,15 @@ def demo(activity: bool) -> None:
         return
     codes = [f["properties"]["code"] for f in district["grids"]["features"]]
     with _session() as session:
+        if not DemoActivity(current_app, session).already_done(codes):
+            # The district has existed for a month, so last week's Monday report has it
+            # (committed before the activity's requests write visits through the triggers).
+            from datetime import UTC, datetime, timedelta
+
+            from api.services.report_store import backdate_register
+
+            backdate_register(session, codes, datetime.now(UTC) - timedelta(days=28))
+    with _session() as session:
         demo_activity = DemoActivity(current_app, session)
         if demo_activity.already_done(codes):
             click.echo("demo activity: already recorded")
@@ -443,10 +452,63 @@ def tasks_tick(now_text: str | None) -> None:
     click.echo(f"{result.warned} warned, {result.escalated} escalated")
 
 
+# --- weekly coverage reports --------------------------------------------------------------------
+@main.group()
+def report() -> None:
+    """Weekly coverage reports."""
+
+
+@report.command("weekly")
+@click.option("--week", required=True, help="ISO week, e.g. 2026-W47")
+@click.option("--community", help="12-digit community code")
+@click.option("--street", help="9-digit street code")
+@click.option("--district", help="6-digit district code")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "xlsx", "pdf"]), default="json")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def report_weekly(week, community, street, district, fmt, out: Path) -> None:
+    """Write the coverage report of a community, street or district for one week to a file."""
+    from api.services import report_render, reports
+
+    with _session() as session:
+        selection = reports.select_scope(
+            session, None, week, community=community, street=street, district=district
+        )
+        data = reports.coverage_report(session, selection, week)
+        shapes = reports.grid_shapes(session, selection.grid_ids, week) if fmt == "pdf" else None
+        body = report_render.render(data, fmt, shapes)
+    out.write_bytes(body)
+    t = data["totals"]
+    click.echo(
+        f"{out}: {week} {selection.level} {selection.code}, {t['grids']} grids, "
+        f"{t['visited']}/{t['households']} households visited ({t['coverage']}%)"
+    )
+
+
+def _report_tick(session, now):
+    from api.services import report_store
+
+    return report_store.generate_due_reports(session, now)
+
+
+@report.command("tick")
+@click.option("--now", "now_text", help="ISO instant to act as (default: the current time)")
+def report_tick(now_text: str | None) -> None:
+    """Store and announce the reports due (Monday 08:00 Asia/Shanghai, last week); idempotent."""
+    from datetime import UTC, datetime
+
+    now = datetime.fromisoformat(now_text) if now_text else datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    with _session() as session:
+        result = _report_tick(session, now)
+        click.echo(f"{result.week}: {len(result.created)} stored, {result.skipped} already stored")
+
+
 @main.command("push-worker")
 @click.option("--once", is_flag=True, help="One round (claim, send, mark), then exit")
 def push_worker(once: bool) -> None:
-    """Deliver queued notifications to devices (FCM, Web Push, log); runs the task tick too."""
+    """Deliver queued notifications to devices (FCM, Web Push, log); runs the task and report
+    ticks too."""
     import logging
     import time
     from datetime import UTC, datetime
@@ -476,6 +538,11 @@ def push_worker(once: bool) -> None:
                         ticked = task_service.tick(session, datetime.now(UTC))
                     if ticked.warned or ticked.escalated:
                         log.info("tick: %s warned, %s escalated", ticked.warned, ticked.escalated)
+                    # The Monday reports ride the same tick (idempotent; cheap when done).
+                    with db.begin() as session:
+                        reported = _report_tick(session, datetime.now(UTC))
+                    if reported.created:
+                        log.info("reports %s: %s stored", reported.week, len(reported.created))
                     next_tick = time.monotonic() + cfg["TASK_TICK_SECONDS"]
                 stats = worker.run_once(datetime.now(UTC))
                 if stats.claimed:

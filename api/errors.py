@@ -56,6 +56,10 @@ class NotFound(GridworkError):
     status, title, slug = 404, "Not found", "not-found"
 
 
+class NotAcceptable(GridworkError):
+    status, title, slug = 406, "Not acceptable", "not-acceptable"
+
+
 class Conflict(GridworkError):
     status, title, slug = 409, "Conflict", "conflict"
 

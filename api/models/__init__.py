@@ -8,6 +8,13 @@ from api.models.grids import Grid, GridVersion
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES, Household
 from api.models.notifications import NOTIFICATION_KINDS, Notification
 from api.models.push import Delivery, Device, NotificationSettings, RevokedToken
+from api.models.reports import (
+    REPORT_FORMATS,
+    REPORT_LEVELS,
+    HouseholdHistory,
+    Report,
+    ReportFile,
+)
 from api.models.rosters import CalendarFeed, Leave, Roster, Shift, ShiftChange, ShiftSwap
 from api.models.tasks import Task, TaskEvent
 from api.models.users import ROLES, User, user_grids
@@ -45,6 +52,11 @@ __all__ = [
     "OCCUPANCIES",
     "ROLES",
     "Street",
+    "REPORT_FORMATS",
+    "REPORT_LEVELS",
+    "HouseholdHistory",
+    "Report",
+    "ReportFile",
     "User",
     "user_grids",
 ]

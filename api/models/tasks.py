@@ -108,6 +108,7 @@ Index(
     Task.household_id,
     postgresql_where=Task.location.is_(None),
 )
+Index("ix_tasks_created_at", Task.created_at)
 
 
 class TaskEvent(Base):

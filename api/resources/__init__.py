@@ -9,6 +9,7 @@ from api.resources.devices.routes import blp as devices_blp
 from api.resources.grids.routes import blp as grids_blp
 from api.resources.households.routes import blp as households_blp
 from api.resources.notifications.routes import blp as notifications_blp
+from api.resources.reports.routes import blp as reports_blp
 from api.resources.rosters.routes import blp as rosters_blp
 from api.resources.rosters.routes import feed_blp as calendar_blp
 from api.resources.tasks.routes import blp as tasks_blp
@@ -27,6 +28,7 @@ BLUEPRINTS = (
     notifications_blp,
     tiles_blp,
     audit_blp,
+    reports_blp,
 )
 
 

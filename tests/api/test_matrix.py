@@ -74,6 +74,7 @@ SIGNED_IN = outcomes(OK)  # own data or a scoped list: every role answered, list
 SCOPED_READ = outcomes(OK, worker_a2=404, admin_b=404, viewer_110102=404)
 SCOPED_WRITE = outcomes(OK, viewer_110101=403, worker_a2=404, admin_b=404, viewer_110102=404)
 COMMUNITY_READ = outcomes(OK, admin_b=404, viewer_110102=404)
+REPORT_READ = outcomes(OK, worker_a1=403, worker_a2=403, admin_b=404, viewer_110102=404)
 UNIFORM: dict[str, object] = {}  # the same answer for every caller, 503 allowed (assets unbuilt)
 
 
@@ -153,6 +154,15 @@ MATRIX: dict[str, Line] = {
     ),
     "POST /api/v1/grids/import": Line(
         "/api/v1/grids/import", outcomes(403, admin_a=OK), _grid_import
+    ),
+    # --- reports: leaders, admins and viewers; a worker is refused outright
+    "GET /api/v1/reports/coverage": Line(
+        "/api/v1/reports/coverage?week={week}&community={community}", REPORT_READ
+    ),
+    "GET /api/v1/reports": Line("/api/v1/reports", outcomes(OK, worker_a1=403, worker_a2=403)),
+    "GET /api/v1/reports/<id:report_id>": Line("/api/v1/reports/{report_id}", REPORT_READ),
+    "GET /api/v1/reports/<id:report_id>/files/<fmt>": Line(
+        "/api/v1/reports/{report_id}/files/csv", REPORT_READ
     ),
     "GET /api/v1/grids/locate": Line("/api/v1/grids/locate?lon={lon}&lat={lat}", SCOPED_READ),
     "POST /api/v1/grids/locate": Line(  # outside the caller's grids: null, not 404
@@ -414,6 +424,13 @@ def targets(app, session, world, tmp_path) -> Targets:
     device = devices.register_device(session, worker.id, "android", token="fcm-matrix", now=now)
     (note,) = notifications.notify(session, [worker.id], "task_updated", "MKTASK-A1", now=now)
     session.flush()
+    from api.models import Report
+    from api.services import report_store
+
+    report = Report(week=week, level="community", code=A, name="A", created_at=now)
+    session.add(report)
+    session.flush()
+    report_store.store_files(session, report, now)
     z, x, y = tile_of(*centre(A1))
     next_week = current_week(now + timedelta(days=7))
     targets = Targets(household=household)
@@ -438,6 +455,7 @@ def targets(app, session, world, tmp_path) -> Targets:
         "worker_id": worker.id,
         "leader_id": leader.id,
         "feed_token": calendar.feed_token(session, worker, app.config["SECRET_KEY"]),
+        "report_id": report.id,
         "week": week,
         "next_week": next_week,
         "z": z,

@@ -9,6 +9,8 @@ import marshmallow as ma
 from api.extensions import Schema
 
 ACTIONS = ("read", "create", "update")
+# What reads are audited of: residents' records, and the reports' per-worker figures.
+AUDITED_RESOURCES = ("household", "visit", "visit_photo", "task", "coverage_report", "report")
 
 
 class AuditEntrySchema(Schema):
@@ -33,7 +35,7 @@ class AuditQueryArgsSchema(Schema):
     )
     action = ma.fields.String(validate=ma.validate.OneOf(ACTIONS))
     resource = ma.fields.String(
-        validate=ma.validate.OneOf(("household", "visit", "visit_photo", "task"))
+        validate=ma.validate.OneOf(AUDITED_RESOURCES)
     )
     record = ma.fields.Integer(
         validate=ma.validate.Range(min=1, max=2**63 - 1),

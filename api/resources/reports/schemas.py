@@ -1,0 +1,65 @@
+"""Schemas of the weekly coverage report: query arguments, stored reports and their files."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import url_for
+
+from api.extensions import Schema
+from api.resources.schemas import code_field
+
+WEEK = ma.fields.String(
+    validate=ma.validate.Regexp(
+        r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47."
+    ),
+    metadata={"description": "ISO week (Asia/Shanghai), e.g. 2026-W47"},
+)
+
+
+class CoverageQueryArgsSchema(Schema):
+    week = ma.fields.String(
+        required=True,
+        validate=ma.validate.Regexp(
+            r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47."
+        ),
+        metadata={"description": "ISO week (Asia/Shanghai), e.g. 2026-W47"},
+    )
+    community = code_field(12, metadata={"description": "A community (12-digit code)"})
+    street = code_field(9, metadata={"description": "A street (9 digits; district viewers)"})
+    district = code_field(6, metadata={"description": "A district (6 digits; district viewers)"})
+    format = ma.fields.String(
+        metadata={
+            "description": "json, csv, xlsx or pdf (else the Accept header decides; default json)"
+        }
+    )
+
+
+class ReportQueryArgsSchema(Schema):
+    week = WEEK
+    community = code_field(12, metadata={"description": "One community's reports"})
+
+
+class ReportFileSchema(Schema):
+    format = ma.fields.String()
+    content_type = ma.fields.String()
+    size_bytes = ma.fields.Integer()
+    url = ma.fields.Method("_url")
+
+    def _url(self, obj) -> str:
+        return url_for("reports.ReportFileByFormat", report_id=obj.report_id, fmt=obj.format)
+
+
+class ReportSchema(Schema):
+    id = ma.fields.Integer()
+    week = ma.fields.String()
+    level = ma.fields.String()
+    code = ma.fields.String()
+    name = ma.fields.String()
+    households = ma.fields.Integer()
+    visited = ma.fields.Integer()
+    coverage = ma.fields.Method("_coverage")
+    created_at = ma.fields.DateTime()
+    files = ma.fields.List(ma.fields.Nested(ReportFileSchema))
+
+    def _coverage(self, obj) -> float | None:
+        return round(100.0 * obj.visited / obj.households, 1) if obj.households else None

@@ -1,0 +1,374 @@
+"""Render a coverage report (the dict of services.reports) as JSON, CSV, XLSX or PDF bytes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from api import errors
+
+CONTENT_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
+EXTENSIONS = {"json": "json", "csv": "csv", "xlsx": "xlsx", "pdf": "pdf"}
+
+TAG_NAMES = {
+    "elderly_80": "80岁以上老人",
+    "living_alone": "独居",
+    "low_income": "低保",
+    "disability": "残疾",
+    "migrant": "流动人口",
+    "child_in_difficulty": "困境儿童",
+    "woman_in_difficulty": "困境妇女",
+    "special_care": "特殊人群",
+}
+LEVEL_NAMES = {"grids": "网格", "community": "社区", "street": "街道", "district": "区"}
+
+# (header, value of a grid or totals row); one list drives CSV, XLSX and the PDF table.
+GRID_COLUMNS: list[tuple[str, Any]] = [
+    ("网格编码", lambda r: r.get("code", "合计")),
+    ("网格名称", lambda r: r.get("name", "")),
+    ("户数", lambda r: r["households"]),
+    ("住户", lambda r: r["households_by_kind"]["residence"]),
+    ("商户", lambda r: r["households_by_kind"]["business"]),
+    ("本周走访户数", lambda r: r["visited"]),
+    ("覆盖率%", lambda r: r["coverage"]),
+    ("走访次数", lambda r: r["visits"]),
+    ("证据可靠", lambda r: r["visits_by_grade"]["ok"]),
+    ("证据存疑", lambda r: r["visits_by_grade"]["doubtful"]),
+    ("证据可疑", lambda r: r["visits_by_grade"]["suspect"]),
+    ("顶岗走访", lambda r: r["relief_visits"]),
+    ("两周以上未走访", lambda r: r["not_visited_2w"]),
+    ("必访应访", lambda r: sum(t["due"] for t in r["must_visit"])),
+    ("必访已访", lambda r: sum(t["done"] for t in r["must_visit"])),
+    ("新增工单", lambda r: r["tasks"]["opened"]),
+    ("已办结", lambda r: r["tasks"]["resolved"]),
+    ("超期", lambda r: r["tasks"]["overdue"]),
+    ("响应率%", lambda r: r["tasks"]["response_rate"]),
+    ("解决率%", lambda r: r["tasks"]["resolution_rate"]),
+    ("满意率%", lambda r: r["tasks"]["satisfaction_rate"]),
+]
+WORKER_COLUMNS = [
+    ("网格员", "name"),
+    ("账号", "username"),
+    ("走访次数", "visits"),
+    ("覆盖户数", "households"),
+    ("A岗天数", "a_days"),
+    ("B岗天数", "b_days"),
+]
+COMMUNITY_COLUMNS = [
+    ("社区编码", "code"),
+    ("网格数", "grids"),
+    ("户数", "households"),
+    ("本周走访户数", "visited"),
+    ("覆盖率%", "coverage"),
+    ("走访次数", "visits"),
+    ("两周以上未走访", "not_visited_2w"),
+    ("新增工单", "tasks_opened"),
+    ("已办结", "tasks_resolved"),
+    ("超期", "tasks_overdue"),
+]
+TAG_COLUMNS = ["网格编码", "网格名称", "必访类别", "应访户数", "已访户数", "完成率%"]
+TREND_COLUMNS = [
+    ("周", "week"),
+    ("户数", "households"),
+    ("走访户数", "visited"),
+    ("覆盖率%", "coverage"),
+]
+
+
+def negotiate(fmt: str | None, accept: str | None) -> str:
+    """`format=` wins; else the best of the Accept header; nothing asked: JSON. Else a 406."""
+    if fmt:
+        fmt = fmt.lower()
+        if fmt not in CONTENT_TYPES:
+            raise errors.NotAcceptable(
+                f"Format {fmt!r} is not offered; one of {', '.join(CONTENT_TYPES)}.",
+                errors={"format": [f"One of {', '.join(CONTENT_TYPES)}."]},
+            )
+        return fmt
+    if not accept:
+        return "json"
+    from werkzeug.datastructures import MIMEAccept
+    from werkzeug.http import parse_accept_header
+
+    offers = {ct.split(";")[0]: f for f, ct in CONTENT_TYPES.items()}
+    best = parse_accept_header(accept, MIMEAccept).best_match(list(offers))
+    if best is None:
+        raise errors.NotAcceptable(f"None of {accept!r} is offered; one of {', '.join(offers)}.")
+    return offers[best]
+
+
+def render(report: dict[str, Any], fmt: str, shapes: dict[str, Any] | None = None) -> bytes:
+    if fmt == "json":
+        return json.dumps(report, ensure_ascii=False).encode()
+    if fmt == "csv":
+        return to_csv(report)
+    if fmt == "xlsx":
+        return to_xlsx(report)
+    if fmt == "pdf":
+        return to_pdf(report, shapes or {})
+    raise errors.NotAcceptable(f"Format {fmt!r} is not offered.")
+
+
+def filename(report: dict[str, Any], fmt: str) -> str:
+    return f"coverage-{report['code']}-{report['week']}.{EXTENSIONS[fmt]}"
+
+
+def grid_rows(report: dict[str, Any]) -> list[list[Any]]:
+    rows = [[f(g) for _, f in GRID_COLUMNS] for g in report["grids"]]
+    rows.append([f(report["totals"]) for _, f in GRID_COLUMNS])
+    return rows
+
+
+def to_csv(report: dict[str, Any]) -> bytes:
+    """The grid table with a totals row; UTF-8 with a BOM so spreadsheet programs read Chinese."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([h for h, _ in GRID_COLUMNS])
+    for row in grid_rows(report):
+        writer.writerow(["" if v is None else v for v in row])
+    return ("\ufeff" + out.getvalue()).encode()
+
+
+def to_xlsx(report: dict[str, Any]) -> bytes:
+    """One sheet per level (totals, communities, grids, workers) plus must-visit and trend;
+    frozen header rows, plain values (no formulas), Chinese headers."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    bold = Font(bold=True)
+
+    def sheet(title: str, headers: list[str], rows: list[list[Any]], first: bool = False):
+        ws = wb.active if first else wb.create_sheet()
+        ws.title = title
+        ws.append(headers)
+        for cell in ws[1]:
+            cell.font = bold
+        for row in rows:
+            ws.append(row)
+        ws.freeze_panes = "A2"
+        for i, header in enumerate(headers, start=1):
+            ws.column_dimensions[ws.cell(1, i).column_letter].width = max(10, 2 * len(header) + 2)
+
+    t = report["totals"]
+    sheet(
+        "汇总",
+        ["周", "层级", "编码", "名称", *[h for h, _ in GRID_COLUMNS[2:]]],
+        [
+            [
+                report["week"],
+                LEVEL_NAMES.get(report["level"], report["level"]),
+                report["code"],
+                report["name"],
+                *[f(t) for _, f in GRID_COLUMNS[2:]],
+            ]
+        ],
+        first=True,
+    )
+    sheet(
+        "社区",
+        [h for h, _ in COMMUNITY_COLUMNS],
+        [[c[k] for _, k in COMMUNITY_COLUMNS] for c in report["communities"]],
+    )
+    sheet("网格", [h for h, _ in GRID_COLUMNS], grid_rows(report)[:-1])
+    sheet(
+        "网格员",
+        [h for h, _ in WORKER_COLUMNS],
+        [[w[k] for _, k in WORKER_COLUMNS] for w in report["workers"]],
+    )
+    sheet(
+        "必访",
+        TAG_COLUMNS,
+        [
+            [
+                g["code"],
+                g["name"],
+                TAG_NAMES.get(m["tag"], m["tag"]),
+                m["due"],
+                m["done"],
+                m["rate"],
+            ]
+            for g in report["grids"]
+            for m in g["must_visit"]
+        ],
+    )
+    sheet(
+        "趋势",
+        [h for h, _ in TREND_COLUMNS],
+        [[w[k] for _, k in TREND_COLUMNS] for w in report["trend"]],
+    )
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+# --- PDF ------------------------------------------------------------------------------------
+FONT = "STSong-Light"
+
+
+def _font() -> str:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+    if FONT not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+    return FONT
+
+
+def _shade(coverage: float | None):
+    """Red (0 %) through amber to green (100 %); grey when there is nothing to cover."""
+    from reportlab.lib import colors
+
+    if coverage is None:
+        return colors.HexColor("#cccccc")
+    c = max(0.0, min(1.0, coverage / 100))
+    return colors.Color(1 - c * 0.8, 0.25 + 0.6 * c, 0.25, alpha=1)
+
+
+def _bar_chart(report: dict[str, Any], font: str):
+    from reportlab.graphics.charts.barcharts import VerticalBarChart
+    from reportlab.graphics.shapes import Drawing, String
+
+    grids = report["grids"][:60]
+    d = Drawing(480, 190)
+    d.add(String(0, 178, "各网格覆盖率 (%)", fontName=font, fontSize=10))
+    chart = VerticalBarChart()
+    chart.x, chart.y, chart.width, chart.height = 30, 30, 440, 140
+    chart.data = [[g["coverage"] or 0 for g in grids] or [0]]
+    chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 20
+    chart.categoryAxis.categoryNames = [g["code"][-3:] for g in grids] or [""]
+    chart.categoryAxis.labels.fontSize = 6 if len(grids) > 20 else 8
+    chart.categoryAxis.labels.angle = 90 if len(grids) > 20 else 0
+    chart.categoryAxis.labels.dy = -8
+    chart.bars[0].fillColor = _shade(80)
+    d.add(chart)
+    return d
+
+
+def _trend_chart(report: dict[str, Any], font: str):
+    from reportlab.graphics.charts.linecharts import HorizontalLineChart
+    from reportlab.graphics.shapes import Drawing, String
+
+    d = Drawing(480, 170)
+    d.add(String(0, 158, "近8周覆盖率趋势 (%)", fontName=font, fontSize=10))
+    chart = HorizontalLineChart()
+    chart.x, chart.y, chart.width, chart.height = 30, 25, 440, 120
+    chart.data = [[w["coverage"] or 0 for w in report["trend"]]]
+    chart.categoryAxis.categoryNames = [w["week"][-3:] for w in report["trend"]]
+    chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 20
+    chart.lines[0].strokeWidth = 2
+    d.add(chart)
+    return d
+
+
+def _map(report: dict[str, Any], shapes: dict[str, Any], font: str):
+    """The grids as they stood that week, shaded by coverage, fitted into a small box."""
+    from reportlab.graphics.shapes import Drawing, Polygon, String
+
+    d = Drawing(480, 260)
+    d.add(String(0, 248, "网格覆盖率地图", fontName=font, fontSize=10))
+    rings = []
+    coverage = {g["code"]: g["coverage"] for g in report["grids"]}
+    for code, geom in shapes.items():
+        polys = geom["coordinates"] if geom["type"] == "MultiPolygon" else [geom["coordinates"]]
+        rings.extend((code, poly[0]) for poly in polys if poly)
+    if not rings:
+        return d
+    xs = [x for _, ring in rings for x, _ in ring]
+    ys = [y for _, ring in rings for _, y in ring]
+    w, h = (max(xs) - min(xs)) or 1e-9, (max(ys) - min(ys)) or 1e-9
+    scale = min(470 / w, 235 / h)
+    for code, ring in rings:
+        points = []
+        for x, y in ring:
+            points += [5 + (x - min(xs)) * scale, 5 + (y - min(ys)) * scale]
+        d.add(
+            Polygon(
+                points,
+                fillColor=_shade(coverage.get(code)),
+                strokeColor=None if len(rings) > 400 else _shade(100),
+                strokeWidth=0.3,
+            )
+        )
+    return d
+
+
+def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
+    """A4: headline figures, coverage by grid, the 8-week trend, the map, then the tables."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import (
+        PageBreak,
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+        Table,
+        TableStyle,
+    )
+
+    font = _font()
+    title = ParagraphStyle("t", fontName=font, fontSize=15, leading=20)
+    body = ParagraphStyle("b", fontName=font, fontSize=9, leading=13)
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(
+        out,
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=15 * mm,
+        bottomMargin=15 * mm,
+        title=f"网格走访覆盖率周报 {report['week']}",
+    )
+    t = report["totals"]
+    level = LEVEL_NAMES.get(report["level"], report["level"])
+    story = [
+        Paragraph(f"网格走访覆盖率周报 {report['week']}", title),
+        Paragraph(f"{level}: {report['name']} ({report['code']})", body),
+        Paragraph(
+            f"网格 {t['grids']} 个, 户数 {t['households']}, 本周走访 {t['visited']} 户, "
+            f"覆盖率 {t['coverage'] if t['coverage'] is not None else '-'}%, "
+            f"两周以上未走访 {t['not_visited_2w']} 户, 新增工单 {t['tasks']['opened']}, "
+            f"已办结 {t['tasks']['resolved']}, 超期 {t['tasks']['overdue']}.",
+            body,
+        ),
+        Spacer(1, 4 * mm),
+        _bar_chart(report, font),
+        _trend_chart(report, font),
+        _map(report, shapes, font),
+        PageBreak(),
+    ]
+    style = TableStyle(
+        [
+            ("FONT", (0, 0), (-1, -1), font, 6),
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")),
+            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+        ]
+    )
+    columns = [0, 1, 2, 5, 6, 7, 12, 13, 14, 15, 16, 17]
+    headers = [GRID_COLUMNS[i][0] for i in columns]
+    rows = [[("" if row[i] is None else str(row[i])) for i in columns] for row in grid_rows(report)]
+    story += [Paragraph("各网格", body), Table([headers, *rows], repeatRows=1, style=style)]
+    if report["workers"]:
+        story += [
+            Spacer(1, 4 * mm),
+            Paragraph("网格员", body),
+            Table(
+                [
+                    [h for h, _ in WORKER_COLUMNS],
+                    *[[str(w[k]) for _, k in WORKER_COLUMNS] for w in report["workers"]],
+                ],
+                repeatRows=1,
+                style=style,
+            ),
+        ]
+    doc.build(story)
+    return out.getvalue()

@@ -1,0 +1,214 @@
+"""Stored weekly reports: the Monday 08:00 run, its files, listing and download, the push."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, undefer
+
+from api import errors
+from api.models import REPORT_FORMATS, Community, Report, ReportFile, User
+from api.scope import Scope
+from api.services import report_render, reports
+from api.services.notifications import notify
+from api.services.weeks import parse_week
+
+log = logging.getLogger("gridwork.reports")
+
+
+@dataclass(frozen=True)
+class Generated:
+    week: str
+    created: list[Report]
+    skipped: int
+
+
+def _communities_due(session: Session, week: str) -> list[Community]:
+    """Communities with at least one grid existing during the week."""
+    start, end = reports.week_bounds(week)
+    return list(
+        session.scalars(
+            select(Community)
+            .where(
+                text(
+                    "EXISTS (SELECT 1 FROM grids g JOIN grid_versions v ON v.grid_id = g.id "
+                    "WHERE g.community_code = communities.code AND v.valid_from < :end "
+                    "AND (v.valid_to IS NULL OR v.valid_to > :start))"
+                ).bindparams(start=start, end=end)
+            )
+            .order_by(Community.code)
+        )
+    )
+
+
+def generate_due_reports(session: Session, now: datetime) -> Generated:
+    """Store (and announce) every community's report for the week due at `now`.
+
+    Due from Monday 08:00 Asia/Shanghai for the week before. Idempotent: a report is claimed by
+    inserting its (week, level, code) row with ON CONFLICT DO NOTHING, so a second run, or a
+    second worker racing this one, skips it (the loser waits on the unique index until the
+    winner commits, then sees the row). Only the claimant renders, stores and notifies, all in
+    the caller's transaction.
+    """
+    week = reports.previous_week_due(now)
+    created, skipped = [], 0
+    for community in _communities_due(session, week):
+        report_id = session.execute(
+            text(
+                "INSERT INTO reports (week, level, code, name, created_at) "
+                "VALUES (:week, 'community', :code, :name, :now) "
+                "ON CONFLICT (week, level, code) DO NOTHING RETURNING id"
+            ),
+            {"week": week, "code": community.code, "name": community.name, "now": now},
+        ).scalar()
+        if report_id is None:
+            skipped += 1
+            continue
+        report = session.get(Report, report_id)
+        store_files(session, report, now)
+        announce(session, report, community, now)
+        created.append(report)
+    if created:
+        log.info("reports for %s: %s stored, %s already there", week, len(created), skipped)
+    return Generated(week, created, skipped)
+
+
+def store_files(session: Session, report: Report, now: datetime) -> None:
+    """Compute the report once and store it in every format."""
+    selection = reports.select_scope(session, None, report.week, **{report.level: report.code})
+    data = reports.coverage_report(session, selection, report.week, now=now)
+    shapes = reports.grid_shapes(session, selection.grid_ids, report.week)
+    report.households = data["totals"]["households"]
+    report.visited = data["totals"]["visited"]
+    for fmt in REPORT_FORMATS:
+        body = report_render.render(data, fmt, shapes)
+        session.add(
+            ReportFile(
+                report_id=report.id,
+                format=fmt,
+                content_type=report_render.CONTENT_TYPES[fmt],
+                size_bytes=len(body),
+                body=body,
+            )
+        )
+    session.flush()
+    session.refresh(report)
+
+
+def announce(session: Session, report: Report, community: Community, now: datetime) -> None:
+    """Push to the community's grid leaders and admins (inbox row + queued deliveries)."""
+    recipients = session.scalars(
+        select(User.id)
+        .where(
+            User.community_code == community.code,
+            User.role.in_(("grid_leader", "community_admin")),
+            User.active.is_(True),
+        )
+        .order_by(User.id)
+    ).all()
+    coverage = f"{100 * report.visited / report.households:.1f}%" if report.households else "-"
+    notify(
+        session,
+        recipients,
+        "report_ready",
+        f"{report.week} 走访覆盖率周报",
+        f"{community.name}: 覆盖率 {coverage} ({report.visited}/{report.households} 户)",
+        data={"report_id": report.id, "week": report.week, "community": community.code},
+        collapse_key=f"report:{report.code}",
+        now=now,
+    )
+
+
+# --- reading stored reports -----------------------------------------------------------------
+def _visible(scope: Scope):
+    """Stored reports are community reports: published to the community's leaders and admins,
+    and to the district's viewers."""
+    if scope.role == "worker":
+        raise errors.Forbidden("Coverage reports are for grid leaders, admins and viewers.")
+    return scope.communities(Report.code)
+
+
+def list_reports(
+    session: Session,
+    scope: Scope,
+    *,
+    week: str | None = None,
+    community: str | None = None,
+    page: int = 1,
+    page_size: int = 20,
+) -> tuple[list[Report], int]:
+    stmt = select(Report).where(_visible(scope))
+    if week:
+        parse_week(week)
+        stmt = stmt.where(Report.week == week)
+    if community:
+        stmt = stmt.where(Report.code == community)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(
+        stmt.order_by(Report.week.desc(), Report.code)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return list(rows), total
+
+
+def get_report(session: Session, scope: Scope, report_id: int) -> Report:
+    report = session.scalar(select(Report).where(Report.id == report_id, _visible(scope)))
+    if report is None:
+        raise errors.NotFound(f"Report {report_id} not found.")
+    return report
+
+
+def get_file(session: Session, scope: Scope, report_id: int, fmt: str) -> ReportFile:
+    report = get_report(session, scope, report_id)
+    if fmt not in REPORT_FORMATS:
+        raise errors.NotFound(
+            f"Report {report_id} has no {fmt!r} file; one of {', '.join(REPORT_FORMATS)}."
+        )
+    row = session.scalar(
+        select(ReportFile)
+        .options(undefer(ReportFile.body))
+        .where(ReportFile.report_id == report.id, ReportFile.format == fmt)
+    )
+    if row is None:
+        raise errors.NotFound(f"Report {report_id} has no {fmt} file.")
+    return row
+
+
+def backdate_register(session: Session, grid_codes: list[str], since: datetime) -> None:
+    """Date the grids and households first registered after `since` back to `since`.
+
+    For a register loaded in one go that describes how things already were (the demo district,
+    an import of an existing register): their first boundary versions and registrations start at
+    `since`, so past weeks' reports include them. Rebuilds the aggregates (whole database).
+    """
+    params = {"codes": list(grid_codes), "since": since}
+    grid_ids = "(SELECT id FROM grids WHERE code = ANY(CAST(:codes AS text[])))"
+    session.execute(
+        text(
+            f"UPDATE grid_versions SET valid_from = :since WHERE grid_id IN {grid_ids} "
+            "AND version = 1 AND valid_from > :since"
+        ),
+        params,
+    )
+    session.execute(
+        text(
+            f"UPDATE household_history hh SET valid_from = :since FROM households h "
+            f"WHERE h.id = hh.household_id AND h.grid_id IN {grid_ids} "
+            "AND hh.valid_from > :since AND h.created_at > :since AND NOT EXISTS ("
+            "SELECT 1 FROM household_history e WHERE e.household_id = hh.household_id "
+            "AND e.valid_from < hh.valid_from)"
+        ),
+        params,
+    )
+    session.execute(
+        text(
+            f"UPDATE households SET created_at = :since WHERE grid_id IN {grid_ids} "
+            "AND created_at > :since"
+        ),
+        params,
+    )
+    session.execute(text("SELECT gw_report_rebuild()"))

@@ -1,0 +1,366 @@
+"""The weekly coverage report: what is selected, its sections read set-based from the aggregates.
+
+The report is one SQL statement whose CTEs are its sections over the selected grids (no per-grid
+loops), reading the trigger-maintained aggregates of migration 0005, so it costs
+O(grids × weeks) rows and PostgreSQL builds the JSON document:
+
+- households per grid as of the week: running sum of `report_household_deltas` (kept by a
+  trigger on `households`, so a moved household counts where it was that week);
+- visits, distinct households visited, visited this or last week, grades: `report_grid_weeks`;
+- must-visit compliance: `report_household_deltas` (due) and `report_grid_week_tags` (done);
+- per worker: `report_worker_weeks` and the week's published shifts (A / B posts);
+- tasks and the three rates: tasks opened in the week (index on `tasks.created_at`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, select, text
+from sqlalchemy.orm import Session
+
+from api import errors
+from api.models import CARE_TAGS, Community, District, Grid, GridVersion, Street
+from api.scope import Scope
+from api.services.rates import RESOLVED_STATUSES
+from api.services.weeks import parse_week, shift_week, week_bounds, week_dates
+
+TREND_WEEKS = 8
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a report covers: its level (grids / community / street / district), the code and
+    name of that unit, and the grids in it that existed during the week (in code order)."""
+
+    level: str
+    code: str
+    name: str
+    grid_ids: list[int] = field(default_factory=list)
+
+
+# --- what is selected -----------------------------------------------------------------------
+def select_scope(
+    session: Session,
+    scope: Scope | None,
+    week: str,
+    *,
+    community: str | None = None,
+    street: str | None = None,
+    district: str | None = None,
+) -> Selection:
+    """The unit asked for, checked against the caller's scope (None: the system itself).
+
+    A grid leader reports on their own grids, a community admin on their community, a district
+    viewer on their district or a street or community in it. An unknown or unseen unit is a
+    404; a level the role does not report at is a 403.
+    """
+    parse_week(week)
+    given = [
+        (k, v)
+        for k, v in (("community", community), ("street", street), ("district", district))
+        if v
+    ]
+    if len(given) > 1:
+        raise errors.Unprocessable(
+            "Give one of `community`, `street` or `district`.",
+            errors={k: ["Only one level at a time."] for k, _ in given},
+        )
+    role = scope.role if scope else "system"
+    if role == "worker":
+        raise errors.Forbidden("Coverage reports are for grid leaders, admins and viewers.")
+    if not given:
+        if role == "district_viewer":
+            given = [("district", scope.district_code)]
+        elif role in ("grid_leader", "community_admin"):
+            given = [("community", scope.community_code)]
+        else:
+            raise errors.Unprocessable("Give `community`, `street` or `district`.")
+    level, code = given[0]
+    if level != "community" and role in ("grid_leader", "community_admin"):
+        raise errors.Forbidden(f"A {role.replace('_', ' ')} reports on their community only.")
+    model = {"community": Community, "street": Street, "district": District}[level]
+    name = session.scalar(select(model.name).where(model.code == code))
+    visible = name is not None and (
+        scope is None
+        or (role == "district_viewer" and code.startswith(scope.district_code or "-"))
+        or (role != "district_viewer" and code == scope.community_code)
+    )
+    if not visible:
+        raise errors.NotFound(f"{level.capitalize()} {code} not found.")
+    start, end = week_bounds(week)
+    existed = exists().where(
+        GridVersion.grid_id == Grid.id,
+        GridVersion.valid_from < end,
+        (GridVersion.valid_to.is_(None)) | (GridVersion.valid_to > start),
+    )
+    stmt = select(Grid.id).where(existed).order_by(Grid.code)
+    stmt = stmt.where(
+        Grid.community_code == code
+        if level == "community"
+        else Grid.community_code.startswith(code, autoescape=True)
+    )
+    if scope is not None:
+        stmt = stmt.where(scope.grids())
+    if role == "grid_leader":
+        level = "grids"
+    return Selection(level, code, name, list(session.scalars(stmt)))
+
+
+# --- the report: one set-based statement, the JSON built in the database ----------------------
+# Each CTE is one section over the selected grids (no per-grid loops); PostgreSQL assembles the
+# document, so the API adds only authentication, scope and the selection to the SQL's own time.
+REPORT_SQL = """
+WITH sel AS (SELECT unnest(CAST(:grid_ids AS integer[])) AS grid_id),
+hh AS (
+  SELECT d.grid_id,
+         COALESCE(sum(d.delta) FILTER (WHERE d.kind = 'residence'), 0) AS residence,
+         COALESCE(sum(d.delta) FILTER (WHERE d.kind = 'business'), 0) AS business
+  FROM report_household_deltas d JOIN sel USING (grid_id)
+  WHERE d.tag = '' AND d.week <= :week
+  GROUP BY d.grid_id),
+gw AS (
+  SELECT g.id, g.code, g.name, g.community_code,
+         COALESCE(hh.residence, 0) AS residence, COALESCE(hh.business, 0) AS business,
+         COALESCE(hh.residence, 0) + COALESCE(hh.business, 0) AS households,
+         COALESCE(w.visits, 0) AS visits, COALESCE(w.visited, 0) AS visited,
+         COALESCE(w.visited_2w, 0) AS visited_2w,
+         COALESCE(w.grade_ok, 0) AS ok, COALESCE(w.grade_doubtful, 0) AS doubtful,
+         COALESCE(w.grade_suspect, 0) AS suspect, COALESCE(w.relief_visits, 0) AS relief,
+         COALESCE(w.unregistered_visits, 0) AS unregistered,
+         GREATEST(COALESCE(hh.residence, 0) + COALESCE(hh.business, 0)
+                  - COALESCE(w.visited_2w, 0), 0) AS not_visited_2w
+  FROM sel
+  JOIN grids g ON g.id = sel.grid_id
+  LEFT JOIN hh ON hh.grid_id = sel.grid_id
+  LEFT JOIN report_grid_weeks w ON w.grid_id = sel.grid_id AND w.week = :week),
+due AS (
+  SELECT d.grid_id, d.tag, sum(d.delta) AS n
+  FROM report_household_deltas d JOIN sel USING (grid_id)
+  WHERE d.tag <> '' AND d.week <= :week
+  GROUP BY d.grid_id, d.tag),
+done AS (
+  SELECT t.grid_id, t.tag, t.done AS n
+  FROM report_grid_week_tags t JOIN sel USING (grid_id)
+  WHERE t.week = :week),
+tg AS (
+  SELECT COALESCE(due.grid_id, done.grid_id) AS grid_id, COALESCE(due.tag, done.tag) AS tag,
+         COALESCE(due.n, 0) AS due, COALESCE(done.n, 0) AS done
+  FROM due FULL JOIN done ON done.grid_id = due.grid_id AND done.tag = due.tag),
+tgj AS (
+  SELECT grid_id,
+         json_agg(json_build_object('tag', tag, 'due', due, 'done', done,
+                                    'rate', gw_pct(done, due))
+                  ORDER BY array_position(CAST(:tags AS text[]), tag)) AS j
+  FROM tg WHERE due > 0 OR done > 0
+  GROUP BY grid_id),
+tk AS (
+  SELECT t.grid_id,
+         count(*) AS opened,
+         count(*) FILTER (WHERE t.first_contact_at IS NOT NULL
+                            AND t.first_contact_at
+                                <= COALESCE(t.first_contact_due_at, t.first_contact_at))
+           AS responded,
+         count(*) FILTER (WHERE t.status = ANY(CAST(:resolved AS text[]))) AS resolved,
+         count(*) FILTER (WHERE NOT t.status = ANY(CAST(:resolved AS text[]))
+                            AND t.due_at < :cutoff) AS overdue,
+         count(t.satisfaction) AS rated,
+         count(*) FILTER (WHERE t.satisfaction IN ('satisfied', 'basically_satisfied'))
+           AS satisfied
+  FROM tasks t JOIN sel USING (grid_id)
+  WHERE t.created_at >= :start AND t.created_at < :end
+  GROUP BY t.grid_id),
+gt AS (
+  SELECT gw.*, COALESCE(tk.opened, 0) AS opened, COALESCE(tk.responded, 0) AS responded,
+         COALESCE(tk.resolved, 0) AS resolved, COALESCE(tk.overdue, 0) AS overdue,
+         COALESCE(tk.rated, 0) AS rated, COALESCE(tk.satisfied, 0) AS satisfied,
+         COALESCE(tgj.j, '[]'::json) AS must_visit
+  FROM gw LEFT JOIN tk ON tk.grid_id = gw.id LEFT JOIN tgj ON tgj.grid_id = gw.id),
+members AS (
+  SELECT ug.user_id AS worker_id FROM user_grids ug JOIN sel USING (grid_id)
+  UNION SELECT w.worker_id FROM report_worker_weeks w JOIN sel USING (grid_id)
+        WHERE w.week = :week
+  UNION SELECT s.worker_id FROM shifts s JOIN sel USING (grid_id)
+        WHERE s.date BETWEEN :monday AND :sunday),
+wv AS (
+  SELECT w.worker_id, sum(w.visits) AS visits, sum(w.households) AS households
+  FROM report_worker_weeks w JOIN sel USING (grid_id)
+  WHERE w.week = :week
+  GROUP BY w.worker_id),
+posts AS (
+  SELECT s.worker_id,
+         count(*) FILTER (WHERE s.post = 'A') AS a_days,
+         count(*) FILTER (WHERE s.post = 'B') AS b_days
+  FROM shifts s JOIN rosters r ON r.id = s.roster_id AND r.status = 'published'
+  WHERE s.date BETWEEN :monday AND :sunday AND s.worker_id IN (SELECT worker_id FROM members)
+  GROUP BY s.worker_id),
+weeks AS (SELECT unnest(CAST(:weeks AS text[])) AS week),
+trend_hh AS (
+  SELECT w.week, sum(d.delta) AS n
+  FROM weeks w
+  JOIN report_household_deltas d ON d.tag = '' AND d.week <= w.week
+  JOIN sel ON sel.grid_id = d.grid_id
+  GROUP BY w.week),
+trend_vis AS (
+  SELECT gw.week, sum(gw.visited) AS visited
+  FROM report_grid_weeks gw JOIN sel USING (grid_id)
+  WHERE gw.week = ANY(CAST(:weeks AS text[]))
+  GROUP BY gw.week),
+tag_totals AS (
+  SELECT tag, sum(due) AS due, sum(done) AS done FROM tg GROUP BY tag
+  HAVING sum(due) > 0 OR sum(done) > 0)
+SELECT json_build_object(
+  'week', CAST(:week AS text),
+  'period', json_build_object('start', CAST(:start_text AS text),
+                              'end', CAST(:end_text AS text)),
+  'level', CAST(:level AS text),
+  'code', CAST(:code AS text),
+  'name', CAST(:name AS text),
+  'generated_at', CAST(:generated_at AS text),
+  'grids', COALESCE((
+    SELECT json_agg(json_build_object(
+      'code', code, 'name', name, 'community_code', community_code,
+      'households', households,
+      'households_by_kind', json_build_object('residence', residence, 'business', business),
+      'visited', visited, 'coverage', gw_pct(visited, households),
+      'visits', visits,
+      'visits_by_grade', json_build_object('ok', ok, 'doubtful', doubtful, 'suspect', suspect),
+      'relief_visits', relief, 'unregistered_visits', unregistered,
+      'not_visited_2w', not_visited_2w,
+      'must_visit', must_visit,
+      'tasks', json_build_object(
+        'opened', opened, 'resolved', resolved, 'overdue', overdue,
+        'response_rate', gw_pct(responded, opened),
+        'resolution_rate', gw_pct(resolved, opened),
+        'satisfaction_rate', gw_pct(satisfied, rated)))
+      ORDER BY code)
+    FROM gt), '[]'::json),
+  'communities', COALESCE((
+    SELECT json_agg(c ORDER BY c.code) FROM (
+      SELECT community_code AS code, count(*) AS grids, sum(households) AS households,
+             sum(visited) AS visited, gw_pct(sum(visited), sum(households)) AS coverage,
+             sum(visits) AS visits, sum(not_visited_2w) AS not_visited_2w,
+             sum(opened) AS tasks_opened, sum(resolved) AS tasks_resolved,
+             sum(overdue) AS tasks_overdue
+      FROM gt GROUP BY community_code) c), '[]'::json),
+  'workers', COALESCE((
+    SELECT json_agg(json_build_object(
+      'id', u.id, 'username', u.username, 'name', u.display_name,
+      'visits', COALESCE(wv.visits, 0), 'households', COALESCE(wv.households, 0),
+      'a_days', COALESCE(p.a_days, 0), 'b_days', COALESCE(p.b_days, 0))
+      ORDER BY u.display_name, u.id)
+    FROM members m
+    JOIN users u ON u.id = m.worker_id AND u.role IN ('worker', 'grid_leader')
+    LEFT JOIN wv ON wv.worker_id = m.worker_id
+    LEFT JOIN posts p ON p.worker_id = m.worker_id), '[]'::json),
+  'totals', (
+    SELECT json_build_object(
+      'grids', count(*),
+      'households', COALESCE(sum(households), 0),
+      'households_by_kind', json_build_object('residence', COALESCE(sum(residence), 0),
+                                              'business', COALESCE(sum(business), 0)),
+      'visited', COALESCE(sum(visited), 0),
+      'coverage', gw_pct(sum(visited), sum(households)),
+      'visits', COALESCE(sum(visits), 0),
+      'visits_by_grade', json_build_object('ok', COALESCE(sum(ok), 0),
+                                           'doubtful', COALESCE(sum(doubtful), 0),
+                                           'suspect', COALESCE(sum(suspect), 0)),
+      'relief_visits', COALESCE(sum(relief), 0),
+      'unregistered_visits', COALESCE(sum(unregistered), 0),
+      'not_visited_2w', COALESCE(sum(not_visited_2w), 0),
+      'must_visit', COALESCE((
+        SELECT json_agg(json_build_object('tag', tag, 'due', due, 'done', done,
+                                          'rate', gw_pct(done, due))
+                        ORDER BY array_position(CAST(:tags AS text[]), tag))
+        FROM tag_totals), '[]'::json),
+      'tasks', json_build_object(
+        'opened', COALESCE(sum(opened), 0), 'resolved', COALESCE(sum(resolved), 0),
+        'overdue', COALESCE(sum(overdue), 0),
+        'response_rate', gw_pct(sum(responded), sum(opened)),
+        'resolution_rate', gw_pct(sum(resolved), sum(opened)),
+        'satisfaction_rate', gw_pct(sum(satisfied), sum(rated))))
+    FROM gt),
+  'trend', (
+    SELECT json_agg(json_build_object(
+      'week', weeks.week, 'households', COALESCE(trend_hh.n, 0),
+      'visited', COALESCE(trend_vis.visited, 0),
+      'coverage', gw_pct(COALESCE(trend_vis.visited, 0), COALESCE(trend_hh.n, 0)))
+      ORDER BY weeks.week)
+    FROM weeks LEFT JOIN trend_hh USING (week) LEFT JOIN trend_vis USING (week))
+)::text
+"""
+
+
+def report_params(
+    selection: Selection, week: str, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The bind parameters of REPORT_SQL (also what bench/report.py runs directly)."""
+    start, end = week_bounds(week)
+    days = week_dates(week)
+    return {
+        "grid_ids": selection.grid_ids,
+        "week": week,
+        "weeks": [shift_week(week, -i) for i in range(TREND_WEEKS - 1, -1, -1)],
+        "start": start,
+        "end": end,
+        "start_text": start.isoformat(),
+        "end_text": end.isoformat(),
+        # Overdue as the week closed, so a past week reads the same whenever it is run.
+        "cutoff": end,
+        "resolved": list(RESOLVED_STATUSES),
+        "tags": list(CARE_TAGS),
+        "monday": days[0],
+        "sunday": days[-1],
+        "level": selection.level,
+        "code": selection.code,
+        "name": selection.name,
+        "generated_at": (now or datetime.now(UTC)).isoformat(),
+    }
+
+
+def coverage_json(
+    session: Session, selection: Selection, week: str, *, now: datetime | None = None
+) -> str:
+    """The report of the selection for the week as a JSON document (see docs/report.md)."""
+    return session.execute(text(REPORT_SQL), report_params(selection, week, now=now)).scalar_one()
+
+
+def coverage_report(
+    session: Session, selection: Selection, week: str, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The same report as a dict (for the CSV, XLSX and PDF renderings)."""
+    return json.loads(coverage_json(session, selection, week, now=now))
+
+
+def grid_shapes(session: Session, grid_ids: list[int], week: str) -> dict[str, Any]:
+    """Each grid's boundary as it stood at the end of the week, simplified, as GeoJSON dicts."""
+    _, end = week_bounds(week)
+    rows = session.execute(
+        text(
+            """
+            SELECT DISTINCT ON (g.code) g.code,
+                   ST_AsGeoJSON(ST_SimplifyPreserveTopology(v.boundary, 0.00005), 6) AS geom
+            FROM grid_versions v JOIN grids g ON g.id = v.grid_id
+            WHERE v.grid_id = ANY(CAST(:ids AS integer[])) AND v.valid_from < :end
+            ORDER BY g.code, v.valid_from DESC
+            """
+        ),
+        {"ids": grid_ids, "end": end},
+    )
+    return {code: json.loads(geom) for code, geom in rows}
+
+
+def previous_week_due(now: datetime) -> str:
+    """The week whose report is due at `now`: last week from Monday 08:00 Asia/Shanghai on,
+    before that the week before it (its report fell due last Monday)."""
+    from api.services.weeks import LOCAL, week_of
+
+    local = now.astimezone(LOCAL)
+    this_week = week_of(local)
+    monday_8 = datetime.combine(week_dates(this_week)[0], datetime.min.time(), LOCAL) + timedelta(
+        hours=8
+    )
+    return shift_week(this_week, -1 if local >= monday_8 else -2)

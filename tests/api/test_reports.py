@@ -1,0 +1,499 @@
+"""Weekly coverage report: hand-computed figures on a small history, scope, bad input.
+
+The fixture `history` lives through three past weeks (Asia/Shanghai):
+
+- W45: grids R1 (h1 elderly, h2 living alone, h3 business, h4) and R2 (h5, h6 living alone,
+  h7); every household but h7 visited once.
+- W46: h1 visited in R1; R2's h5 only attempted (nobody home). On Wednesday R1 and R2 are
+  redrawn and h4 passes from R1 to R2, where it is visited; h6 is visited twice.
+- W47: on Wednesday h7 moves from R2 to R1. In R1 h1 and h2 are visited (h2 twice, its
+  cadence), h7 after its move, and h1 again by a reliever from community RC2 on a relief shift;
+  one visit is synced twice. In R2 h5 is visited and h4 only attempted. One task per grid.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from shapely.geometry import shape
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+
+from api.models import District, Grid, Household, Roster, Shift, User, Visit
+from api.services import grids as grid_service
+from api.services import households as household_service
+from api.services import reports
+from tests.factories import (
+    bearer,
+    box,
+    grid_feature,
+    make_household,
+    make_relief_shift,
+    make_task_at,
+    make_user,
+    make_visit,
+)
+
+SH = ZoneInfo("Asia/Shanghai")
+RC = "110106001001"
+RC2 = "110106001002"
+R1, R2, S1 = RC + "001", RC + "002", RC2 + "001"
+COVERAGE = "/api/v1/reports/coverage"
+
+
+def at(day: int, hour: int = 10) -> datetime:
+    """A November 2026 instant in Asia/Shanghai."""
+    return datetime(2026, 11, day, hour, tzinfo=SH)
+
+
+def effective(session, moment: datetime | None) -> None:
+    """Date the household changes that follow (the history trigger reads it)."""
+    session.execute(
+        text("SELECT set_config('gridwork.effective_at', :v, true)"),
+        {"v": moment.isoformat() if moment else ""},
+    )
+
+
+def redraw(session, r1_east: float, moment: datetime) -> None:
+    """Move the R1 | R2 border to `r1_east`, dated `moment` (versions and households)."""
+    effective(session, moment)
+    grid_service.import_grids(
+        session,
+        None,
+        {
+            "type": "FeatureCollection",
+            "features": [
+                grid_feature(R1, box(116.600, 39.900, r1_east, 39.910), name="一网格"),
+                grid_feature(R2, box(r1_east, 39.900, 116.620, 39.910), name="二网格"),
+            ],
+        },
+    )
+    session.execute(
+        text("UPDATE grid_versions SET valid_to = :t WHERE valid_to > :t"), {"t": moment}
+    )
+    session.execute(
+        text("UPDATE grid_versions SET valid_from = :t WHERE valid_to IS NULL AND valid_from > :t"),
+        {"t": moment},
+    )
+    effective(session, None)
+    session.flush()
+
+
+@dataclass
+class History:
+    app: object
+    grids: dict[str, Grid]
+    users: dict[str, User]
+    h: dict[str, Household]
+    duplicate_id: uuid.UUID | None = None
+    snapshots: dict[str, dict] = field(default_factory=dict)
+
+    def auth(self, name: str) -> dict[str, str]:
+        with self.app.app_context():
+            return bearer(self.users[name])
+
+
+def _report(session, week: str, **level) -> dict:
+    selection = reports.select_scope(session, None, week, **level)
+    data = reports.coverage_report(session, selection, week)
+    data.pop("generated_at")
+    return data
+
+
+@pytest.fixture()
+def history(session, app) -> History:
+    created = datetime(2026, 10, 1, tzinfo=SH)
+    grids = {
+        R1: grid_service.create_grid(
+            session,
+            None,
+            grid_feature(
+                R1,
+                box(116.600, 39.900, 116.610, 39.910),
+                name="一网格",
+                community_name="向阳社区",
+                street_name="东风街道",
+                district_name="丰台区",
+            ),
+        ),
+        R2: grid_service.create_grid(
+            session, None, grid_feature(R2, box(116.610, 39.900, 116.620, 39.910), name="二网格")
+        ),
+        S1: grid_service.create_grid(
+            session,
+            None,
+            grid_feature(
+                S1, box(116.620, 39.900, 116.630, 39.910), name="东网格", community_name="朝霞社区"
+            ),
+        ),
+    }
+    # The grids were drawn long before the weeks reported on.
+    session.execute(text("UPDATE grid_versions SET valid_from = :t"), {"t": created})
+    session.add(District(code="110101", name="东城区"))
+    u = {
+        "w1": make_user(session, "rp_w1", "worker", grids=[R1], display_name="甲"),
+        "w2": make_user(session, "rp_w2", "worker", grids=[R2], display_name="乙"),
+        "wx": make_user(session, "rp_wx", "worker", grids=[S1], display_name="丙"),
+        "leader": make_user(session, "rp_leader", "grid_leader", grids=[R1], display_name="丁"),
+        "admin": make_user(session, "rp_admin", "community_admin", community=RC),
+        "admin2": make_user(session, "rp_admin2", "community_admin", community=RC2),
+        "viewer": make_user(session, "rp_viewer", "district_viewer", district="110106"),
+        "other_viewer": make_user(session, "rp_viewer9", "district_viewer", district="110101"),
+    }
+    session.flush()
+
+    def hh(lon, **fields):
+        return make_household(session, lon, 39.905, created_at=created, **fields)
+
+    h = {
+        "h1": hh(116.602, tags=["elderly_80"]),
+        "h2": hh(116.604, tags=["living_alone"]),
+        "h3": hh(116.606, kind="business"),
+        "h4": hh(116.608),
+        "h5": hh(116.612),
+        "h6": hh(116.615, tags=["living_alone"]),
+        "h7": hh(116.618),
+    }
+    w1, w2, wx = u["w1"], u["w2"], u["wx"]
+    # W45
+    for name in ("h1", "h2", "h3", "h4"):
+        make_visit(session, w1, h[name], at(3))
+    for name in ("h5", "h6"):
+        make_visit(session, w2, h[name], at(3))
+    history = History(app, grids, u, h)
+    history.snapshots["W45 before the redraw"] = _report(session, "2026-W45", community=RC)
+    # W46
+    make_visit(session, w1, h["h1"], at(9), grade="doubtful")
+    make_visit(session, w2, h["h5"], at(9), outcome="nobody_home")
+    redraw(session, 116.607, at(11))
+    session.refresh(h["h4"])
+    assert h["h4"].grid_id == grids[R2].id
+    make_visit(session, w2, h["h4"], at(12))
+    make_visit(session, w2, h["h6"], at(12))
+    make_visit(session, w2, h["h6"], at(13))
+    history.snapshots["W46 in W47"] = _report(session, "2026-W46", community=RC)
+    # W47
+    effective(session, at(18))
+    household_service.update_household(session, None, h["h7"], {"lon": 116.601, "lat": 39.902})
+    effective(session, None)
+    roster = Roster(community_code=RC, week="2026-W47", status="published")
+    session.add(roster)
+    session.flush()
+    session.add_all(
+        [
+            Shift(roster_id=roster.id, date=date(2026, 11, 16), post="A", worker_id=w1.id),
+            Shift(
+                roster_id=roster.id,
+                date=date(2026, 11, 17),
+                post="B",
+                worker_id=w1.id,
+                grid_id=grids[R1].id,
+            ),
+            Shift(
+                roster_id=roster.id,
+                date=date(2026, 11, 19),
+                post="B",
+                worker_id=w1.id,
+                grid_id=grids[R1].id,
+            ),
+        ]
+    )
+    session.flush()
+    make_relief_shift(session, wx, grids[R1], date(2026, 11, 19), relief_for=w1)
+    first = make_visit(session, w1, h["h1"], at(17))
+    make_visit(session, w1, h["h2"], at(17))
+    make_visit(session, w1, h["h2"], at(19))
+    make_visit(session, w1, h["h7"], at(19))
+    make_visit(session, wx, h["h1"], at(19), relief=True, grade="suspect")
+    make_visit(session, w2, h["h5"], at(17))
+    make_visit(session, w2, h["h4"], at(17), outcome="nobody_home")
+    # The phone syncs the first W47 visit again: the ingest's INSERT ... ON CONFLICT DO NOTHING.
+    row = {c.name: getattr(first, c.key) for c in Visit.__table__.columns}
+    session.execute(insert(Visit).values(**row).on_conflict_do_nothing(index_elements=["id"]))
+    history.duplicate_id = first.id
+    make_task_at(
+        session,
+        h["h1"],
+        at(20),
+        created_at=at(16),
+        status="resolved",
+        first_contact_due_at=at(16, 12),
+        first_contact_at=at(16, 11),
+        satisfaction="satisfied",
+    )
+    make_task_at(session, h["h5"], at(20), created_at=at(18))
+    session.flush()
+    return history
+
+
+def grid_of(report: dict, code: str) -> dict:
+    return next(g for g in report["grids"] if g["code"] == code)
+
+
+# --- figures -------------------------------------------------------------------------------
+def test_week_47_grid_figures_match_the_hand_count(client, history):
+    r = client.get(
+        COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
+    )
+    assert r.status_code == 200, r.json
+    report = r.json
+    assert [g["code"] for g in report["grids"]] == [R1, R2]
+    r1 = grid_of(report, R1)
+    assert r1["name"] == "一网格"
+    # h1, h2, h3 (business) and h7 (moved in on Wednesday); h4 left in W46.
+    assert r1["households"] == 4
+    assert r1["households_by_kind"] == {"residence": 3, "business": 1}
+    assert r1["visited"] == 3  # h1, h2, h7 (h1 twice, by two workers)
+    assert r1["coverage"] == 75.0
+    assert r1["visits"] == 5  # the replayed visit is not counted
+    assert r1["visits_by_grade"] == {"ok": 4, "doubtful": 0, "suspect": 1}
+    assert r1["relief_visits"] == 1
+    assert r1["not_visited_2w"] == 1  # h3, last seen in W45
+    assert r1["must_visit"] == [
+        {"tag": "elderly_80", "due": 1, "done": 1, "rate": 100.0},
+        {"tag": "living_alone", "due": 1, "done": 1, "rate": 100.0},
+    ]
+    assert r1["tasks"] == {
+        "opened": 1,
+        "resolved": 1,
+        "overdue": 0,
+        "response_rate": 100.0,
+        "resolution_rate": 100.0,
+        "satisfaction_rate": 100.0,
+    }
+    r2 = grid_of(report, R2)
+    assert r2["households"] == 3  # h4 (since W46), h5, h6; h7 left on Wednesday
+    assert r2["visited"] == 1  # h5; h4 was only attempted
+    assert r2["coverage"] == 33.3
+    assert r2["visits"] == 2
+    assert r2["not_visited_2w"] == 0  # h4 and h6 were seen in W46
+    assert r2["must_visit"] == [{"tag": "living_alone", "due": 1, "done": 0, "rate": 0.0}]
+    assert r2["tasks"] == {
+        "opened": 1,
+        "resolved": 0,
+        "overdue": 1,
+        "response_rate": 0.0,
+        "resolution_rate": 0.0,
+        "satisfaction_rate": None,
+    }
+
+
+def test_week_47_totals_and_communities(client, history):
+    report = client.get(
+        COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
+    ).json
+    t = report["totals"]
+    assert (t["grids"], t["households"], t["visited"], t["coverage"]) == (2, 7, 4, 57.1)
+    assert t["visits"] == 7 and t["not_visited_2w"] == 1
+    assert t["must_visit"] == [
+        {"tag": "elderly_80", "due": 1, "done": 1, "rate": 100.0},
+        {"tag": "living_alone", "due": 2, "done": 1, "rate": 50.0},
+    ]
+    assert t["tasks"]["opened"] == 2 and t["tasks"]["resolution_rate"] == 50.0
+    assert report["communities"] == [
+        {
+            "code": RC,
+            "grids": 2,
+            "households": 7,
+            "visited": 4,
+            "coverage": 57.1,
+            "visits": 7,
+            "not_visited_2w": 1,
+            "tasks_opened": 2,
+            "tasks_resolved": 1,
+            "tasks_overdue": 1,
+        }
+    ]
+    assert (report["level"], report["code"], report["name"]) == ("community", RC, "向阳社区")
+
+
+def test_workers_count_visits_households_and_posts_including_the_reliever(client, history):
+    report = client.get(
+        COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
+    ).json
+    workers = {w["username"]: w for w in report["workers"]}
+    assert set(workers) == {"rp_w1", "rp_w2", "rp_wx", "rp_leader"}
+    assert {k: workers["rp_w1"][k] for k in ("visits", "households", "a_days", "b_days")} == {
+        "visits": 4,
+        "households": 3,
+        "a_days": 1,
+        "b_days": 2,
+    }
+    assert {k: workers["rp_wx"][k] for k in ("visits", "households", "a_days", "b_days")} == {
+        "visits": 1,
+        "households": 1,
+        "a_days": 0,
+        "b_days": 1,
+    }
+    assert (workers["rp_w2"]["visits"], workers["rp_w2"]["households"]) == (2, 1)
+    assert workers["rp_leader"]["visits"] == 0
+
+
+def test_trend_covers_eight_weeks_ending_with_the_week(client, history):
+    report = client.get(
+        COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
+    ).json
+    assert [w["week"] for w in report["trend"]] == [f"2026-W{n}" for n in range(40, 48)]
+    by_week = {w["week"]: w for w in report["trend"]}
+    assert all(w["households"] == 7 for w in report["trend"])
+    assert (by_week["2026-W45"]["visited"], by_week["2026-W45"]["coverage"]) == (6, 85.7)
+    assert (by_week["2026-W46"]["visited"], by_week["2026-W46"]["coverage"]) == (3, 42.9)
+    assert by_week["2026-W47"]["coverage"] == 57.1
+    assert by_week["2026-W44"]["visited"] == 0
+
+
+def test_week_46_reads_the_redraw_in_the_middle_of_it(session, history):
+    report = _report(session, "2026-W46", community=RC)
+    r1, r2 = grid_of(report, R1), grid_of(report, R2)
+    assert (r1["households"], r1["visited"], r1["coverage"]) == (3, 1, 33.3)
+    assert r1["visits_by_grade"]["doubtful"] == 1
+    assert (r2["households"], r2["visited"], r2["coverage"]) == (4, 2, 50.0)
+    assert r2["visits"] == 4  # h5 attempted, h4, h6 twice
+    assert r2["must_visit"] == [{"tag": "living_alone", "due": 1, "done": 1, "rate": 100.0}]
+
+
+def test_a_past_week_reads_the_same_after_later_moves_redraws_and_visits(session, history):
+    before = history.snapshots["W45 before the redraw"]
+    assert (grid_of(before, R1)["households"], grid_of(before, R2)["households"]) == (4, 3)
+    assert _report(session, "2026-W45", community=RC) == before
+    assert (
+        _report(session, "2026-W46", community=RC)["grids"]
+        == (history.snapshots["W46 in W47"]["grids"])
+    )
+
+
+def test_a_past_week_maps_the_boundaries_it_had(session, history):
+    ids = [history.grids[R1].id, history.grids[R2].id]
+    old = reports.grid_shapes(session, ids, "2026-W45")
+    new = reports.grid_shapes(session, ids, "2026-W47")
+    assert round(shape(old[R1]).bounds[2], 3) == 116.610
+    assert round(shape(new[R1]).bounds[2], 3) == 116.607
+
+
+def test_a_grid_drawn_after_the_week_is_not_in_it(session, history):
+    grid_service.create_grid(
+        session, None, grid_feature(RC + "003", box(116.600, 39.910, 116.610, 39.920))
+    )
+    assert [g["code"] for g in _report(session, "2026-W47", community=RC)["grids"]] == [R1, R2]
+
+
+# --- the aggregates stay exact ---------------------------------------------------------------
+AGGREGATES = (
+    "report_household_weeks",
+    "report_grid_weeks",
+    "report_grid_week_tags",
+    "report_worker_weeks",
+    "report_worker_households",
+    "report_household_deltas",
+)
+
+
+def _aggregates(session) -> dict[str, list]:
+    out = {}
+    for table in AGGREGATES:
+        rows = session.execute(text(f"SELECT * FROM {table}")).all()
+        out[table] = sorted(tuple(r) for r in rows)
+    return out
+
+
+def test_the_aggregates_equal_a_rebuild_from_raw_visits(session, history):
+    kept = _aggregates(session)
+    session.execute(text("SELECT gw_report_rebuild()"))
+    assert _aggregates(session) == kept
+
+
+def test_replayed_batches_leave_the_aggregates_exact(client, world, session):
+    from tests.factories import A1, visit_item
+
+    households = world.households[A1]
+    items = [visit_item(households[0]), visit_item(households[1]), visit_item(households[0])]
+    for _ in range(2):
+        r = client.post(
+            "/api/v1/visits/batch", json={"visits": items}, headers=world.auth("worker_a1")
+        )
+        assert r.status_code == 200, r.json
+    row = session.execute(
+        text("SELECT visits, visited FROM report_grid_weeks WHERE grid_id = :g AND visits > 0"),
+        {"g": world.grids[A1].id},
+    ).one()
+    assert tuple(row) == (3, 2)
+    kept = _aggregates(session)
+    session.execute(text("SELECT gw_report_rebuild()"))
+    assert _aggregates(session) == kept
+
+
+# --- scope -----------------------------------------------------------------------------------
+def _get(client, history, who, **query):
+    return client.get(
+        COVERAGE, query_string={"week": "2026-W47", **query}, headers=history.auth(who)
+    )
+
+
+def test_a_grid_leader_sees_only_their_grids(client, history):
+    for query in ({}, {"community": RC}):
+        r = _get(client, history, "leader", **query)
+        assert r.status_code == 200
+        assert r.json["level"] == "grids"
+        assert [g["code"] for g in r.json["grids"]] == [R1]
+
+
+def test_a_grid_leader_may_not_ask_for_a_district_or_another_community(client, history):
+    assert _get(client, history, "leader", district="110106").status_code == 403
+    r = _get(client, history, "leader", community=RC2)
+    assert r.status_code == 404
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_a_community_admin_sees_their_community_only(client, history):
+    assert [g["code"] for g in _get(client, history, "admin").json["grids"]] == [R1, R2]
+    assert _get(client, history, "admin", community=RC2).status_code == 404
+    assert _get(client, history, "admin", street="110106001").status_code == 403
+
+
+def test_a_district_viewer_reads_the_district_its_streets_and_communities(client, history):
+    r = _get(client, history, "viewer", district="110106")
+    assert [g["code"] for g in r.json["grids"]] == [R1, R2, S1]
+    assert r.json["level"] == "district"
+    assert [c["code"] for c in r.json["communities"]] == [RC, RC2]
+    assert _get(client, history, "viewer", street="110106001").json["level"] == "street"
+    assert [g["code"] for g in _get(client, history, "viewer").json["grids"]] == [R1, R2, S1]
+    assert _get(client, history, "other_viewer", district="110106").status_code == 404
+    assert _get(client, history, "other_viewer", community=RC).status_code == 404
+
+
+def test_a_worker_gets_no_report(client, history):
+    assert _get(client, history, "w1").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ({"week": "2026-W60", "community": RC}, 422),
+        ({"week": "47", "community": RC}, 422),
+        ({"community": RC}, 422),
+        ({"week": "2026-W47", "community": "12345"}, 422),
+        ({"week": "2026-W47", "community": RC, "district": "110106"}, 422),
+        ({"week": "2026-W47", "community": "110106009009"}, 404),
+        ({"week": "2026-W47", "community": RC, "format": "docx"}, 406),
+    ],
+)
+def test_bad_input_is_a_problem(client, history, query, status):
+    r = client.get(COVERAGE, query_string=query, headers=history.auth("admin"))
+    assert r.status_code == status
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+    assert r.json["status"] == status
+
+
+def test_an_accept_header_nothing_is_offered_for_is_a_406(client, history):
+    headers = {**history.auth("admin"), "Accept": "image/png"}
+    r = client.get(COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=headers)
+    assert r.status_code == 406
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_a_report_needs_a_token(client, history):
+    assert client.get(COVERAGE, query_string={"week": "2026-W47"}).status_code == 401

@@ -1,0 +1,251 @@
+"""Coverage report formats read back (CSV, XLSX, PDF), the CLI, and the stored Monday reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+
+from click.testing import CliRunner
+from openpyxl import load_workbook
+from pypdf import PdfReader
+from sqlalchemy import func, select
+
+from api.cli import main
+from api.models import Notification, Report
+from api.services import report_store
+from tests.api import test_reports as base
+from tests.api.test_reports import COVERAGE, R1, R2, RC, RC2
+
+history = base.history  # the fixture of test_reports: three past weeks lived through
+
+WEEK = {"week": "2026-W47", "community": RC}
+# Monday 2026-11-23 08:30 Asia/Shanghai: last week's reports are due.
+MONDAY_0830 = datetime(2026, 11, 23, 0, 30, tzinfo=UTC)
+
+
+def gridwork(app, *args: str):
+    """Run `gridwork ...` inside the test's app (and its rolled-back transaction)."""
+    with app.app_context():
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _get(client, history, **extra):
+    headers = {**history.auth("admin"), **extra.pop("headers", {})}
+    return client.get(COVERAGE, query_string={**WEEK, **extra}, headers=headers)
+
+
+# --- formats ---------------------------------------------------------------------------------
+def test_csv_has_chinese_headers_a_row_per_grid_and_totals(client, history):
+    r = _get(client, history, format="csv")
+    assert r.status_code == 200
+    assert r.mimetype == "text/csv"
+    assert "attachment" in r.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(r.data.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["网格编码", "网格名称", "户数"]
+    table = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    assert set(table) == {R1, R2, "合计"}
+    assert (table[R1]["户数"], table[R1]["本周走访户数"], table[R1]["覆盖率%"]) == (
+        "4",
+        "3",
+        "75.0",
+    )
+    assert table["合计"]["两周以上未走访"] == "1"
+
+
+def test_the_accept_header_chooses_the_format(client, history):
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    r = _get(client, history, headers={"Accept": xlsx})
+    assert r.status_code == 200 and r.mimetype == xlsx
+    r = _get(client, history, headers={"Accept": "text/csv;q=0.5, application/pdf"})
+    assert r.mimetype == "application/pdf"
+    r = _get(client, history, headers={"Accept": "*/*"})
+    assert r.mimetype == "application/json"
+
+
+def test_xlsx_has_a_sheet_per_level_frozen_chinese_headers_and_plain_numbers(client, history):
+    r = _get(client, history, format="xlsx")
+    assert r.status_code == 200
+    wb = load_workbook(io.BytesIO(r.data))
+    assert wb.sheetnames == ["汇总", "社区", "网格", "网格员", "必访", "趋势"]
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "A2"
+        for row in ws.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", f"{ws.title}!{cell.coordinate} is a formula"
+    grids = wb["网格"]
+    headers = [c.value for c in grids[1]]
+    assert headers[:7] == [
+        "网格编码",
+        "网格名称",
+        "户数",
+        "住户",
+        "商户",
+        "本周走访户数",
+        "覆盖率%",
+    ]
+    rows = {
+        row[0]: dict(zip(headers, row, strict=True)) for row in grids.iter_rows(2, values_only=True)
+    }
+    assert rows[R1]["户数"] == 4 and rows[R1]["覆盖率%"] == 75.0
+    assert rows[R2]["本周走访户数"] == 1
+    summary = dict(
+        zip([c.value for c in wb["汇总"][1]], [c.value for c in wb["汇总"][2]], strict=True)
+    )
+    assert (summary["户数"], summary["本周走访户数"], summary["覆盖率%"]) == (7, 4, 57.1)
+    workers = {r[1]: r for r in wb["网格员"].iter_rows(2, values_only=True)}
+    assert workers["rp_w1"][2:] == (4, 3, 1, 2)
+    assert [r[0] for r in wb["趋势"].iter_rows(2, values_only=True)][-1] == "2026-W47"
+    tags = list(wb["必访"].iter_rows(2, values_only=True))
+    assert (R1, "一网格", "80岁以上老人", 1, 1, 100.0) in tags
+
+
+def test_pdf_is_a4_with_chinese_text_charts_and_tables(client, history):
+    r = _get(client, history, format="pdf")
+    assert r.status_code == 200 and r.mimetype == "application/pdf"
+    pdf = PdfReader(io.BytesIO(r.data))
+    width, height = pdf.pages[0].mediabox.width, pdf.pages[0].mediabox.height
+    assert (round(float(width)), round(float(height))) == (595, 842)
+    text = "\n".join(page.extract_text() for page in pdf.pages)
+    for expected in (
+        "网格走访覆盖率周报 2026-W47",
+        "向阳社区",
+        "各网格覆盖率",
+        "近8周覆盖率趋势",
+        "网格覆盖率地图",
+        R1,
+        "一网格",
+        "覆盖率 57.1%",
+    ):
+        assert expected in text
+
+
+def test_json_is_the_default(client, history):
+    r = _get(client, history)
+    assert r.mimetype == "application/json"
+    assert json.loads(r.data)["totals"]["households"] == 7
+
+
+def test_the_cli_writes_every_format(app, history, tmp_path):
+    for fmt in ("json", "csv", "xlsx", "pdf"):
+        out = tmp_path / f"r.{fmt}"
+        result = gridwork(
+            app,
+            "report",
+            "weekly",
+            "--week",
+            "2026-W47",
+            "--community",
+            RC,
+            "--format",
+            fmt,
+            "--out",
+            str(out),
+        )
+        assert result.exit_code == 0, result.output
+        assert "4/7 households visited" in result.output
+        assert out.stat().st_size > 0
+    assert json.loads((tmp_path / "r.json").read_text())["totals"]["visited"] == 4
+    assert load_workbook(tmp_path / "r.xlsx").sheetnames[0] == "汇总"
+    assert "向阳社区" in PdfReader(tmp_path / "r.pdf").pages[0].extract_text()
+
+
+def test_the_cli_refuses_a_bad_week(app, history, tmp_path):
+    result = gridwork(
+        app,
+        "report",
+        "weekly",
+        "--week",
+        "2026-W99",
+        "--community",
+        RC,
+        "--out",
+        str(tmp_path / "x.json"),
+    )
+    assert result.exit_code == 1
+    assert "not an ISO week" in result.output
+
+
+# --- the Monday run --------------------------------------------------------------------------
+def test_monday_0800_stores_last_weeks_report_per_community_in_every_format(session, history):
+    result = report_store.generate_due_reports(session, MONDAY_0830)
+    assert result.week == "2026-W47"
+    assert sorted(r.code for r in result.created) == [RC, RC2]
+    stored = next(r for r in result.created if r.code == RC)
+    assert (stored.households, stored.visited) == (7, 4)
+    assert sorted(f.format for f in stored.files) == ["csv", "json", "pdf", "xlsx"]
+
+
+def test_before_monday_0800_the_week_before_is_the_one_due(session, history):
+    early = datetime(2026, 11, 22, 23, 30, tzinfo=UTC)  # Monday 07:30 in Shanghai
+    assert report_store.generate_due_reports(session, early).week == "2026-W46"
+
+
+def test_the_monday_run_is_idempotent(session, history):
+    report_store.generate_due_reports(session, MONDAY_0830)
+    again = report_store.generate_due_reports(session, MONDAY_0830)
+    assert (again.created, again.skipped) == ([], 2)
+    assert session.scalar(select(func.count(Report.id)).where(Report.week == "2026-W47")) == 2
+    notes = session.scalar(
+        select(func.count(Notification.id)).where(Notification.kind == "report_ready")
+    )
+    assert notes == 3  # leader + admin of RC, admin of RC2; once each
+
+
+def test_leaders_and_admins_are_announced_by_push(session, history):
+    from tests.factories import make_device
+
+    make_device(session, history.users["leader"], "tok-leader", now=MONDAY_0830)
+    report_store.generate_due_reports(session, MONDAY_0830)
+    rows = session.scalars(
+        select(Notification).where(Notification.kind == "report_ready").order_by(Notification.id)
+    ).all()
+    assert {n.user_id for n in rows} == {history.users[u].id for u in ("leader", "admin", "admin2")}
+    leader_note = next(n for n in rows if n.user_id == history.users["leader"].id)
+    assert leader_note.data["week"] == "2026-W47"
+    assert "57.1%" in leader_note.body
+    from api.models import Delivery
+
+    assert (
+        session.scalar(
+            select(func.count(Delivery.id)).where(Delivery.notification_id == leader_note.id)
+        )
+        == 1
+    )
+
+
+def test_the_report_tick_command_stores_once(app, history):
+    args = ["report", "tick", "--now", MONDAY_0830.isoformat()]
+    assert "2026-W47: 2 stored, 0 already stored" in gridwork(app, *args).output
+    assert "2026-W47: 0 stored, 2 already stored" in gridwork(app, *args).output
+
+
+# --- listing and download -------------------------------------------------------------------
+def test_stored_reports_are_listed_in_scope_and_downloaded(client, session, history):
+    report_store.generate_due_reports(session, MONDAY_0830)
+    session.commit()
+    mine = client.get("/api/v1/reports", headers=history.auth("admin"))
+    assert mine.status_code == 200
+    assert [r["code"] for r in mine.json] == [RC]
+    assert json.loads(mine.headers["X-Pagination"])["total"] == 1
+    item = mine.json[0]
+    assert item["coverage"] == 57.1
+    assert {f["format"] for f in item["files"]} == {"json", "csv", "xlsx", "pdf"}
+    url = next(f["url"] for f in item["files"] if f["format"] == "xlsx")
+    r = client.get(url, headers=history.auth("admin"))
+    assert r.status_code == 200
+    assert load_workbook(io.BytesIO(r.data)).sheetnames[0] == "汇总"
+    viewer = client.get("/api/v1/reports", headers=history.auth("viewer"))
+    assert sorted(r["code"] for r in viewer.json) == [RC, RC2]
+    leader = client.get("/api/v1/reports", headers=history.auth("leader"))
+    assert [r["code"] for r in leader.json] == [RC]
+    r = client.get(f"/api/v1/reports/{item['id']}/files/pdf", headers=history.auth("admin2"))
+    assert r.status_code == 404
+    assert client.get("/api/v1/reports", headers=history.auth("w1")).status_code == 403
+    r = client.get(f"/api/v1/reports/{item['id']}/files/docx", headers=history.auth("admin"))
+    assert r.status_code == 404
+    r = client.get(
+        "/api/v1/reports", query_string={"week": "2026-W99"}, headers=history.auth("admin")
+    )
+    assert r.status_code == 422
