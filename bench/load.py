@@ -29,10 +29,11 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench._result import reporter
+from tests.databases import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "load-test-secret-key-with-enough-length-for-hs256"
@@ -44,20 +45,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def create_database(url: str) -> None:
-    from alembic import command
-
-    from api.cli import alembic_config
-
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    command.upgrade(alembic_config(url), "head")
 
 
 def seed(url: str, users: int, grids: int, households_per_grid: int, plan_path: Path) -> dict:
@@ -314,10 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         True,
     )
     result("requests", int(total["Request Count"]), "requests", None, f"{args.duration} s", True)
-    drop = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with drop.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    drop.dispose()
+    drop_database(url)
     return 0 if errors == 0 else 1
 
 

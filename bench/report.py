@@ -29,7 +29,6 @@ Goals (issue #8): API <= 1.2 x SQL; the city report <= 1 s.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
@@ -38,6 +37,7 @@ from sqlalchemy import create_engine, text
 from api import create_app
 from api.services import reports
 from api.settings import normalise_database_url
+from bench._result import emit
 
 WEEK = "2026-W47"
 FIRST_MONDAY = "2026-08-31"  # Monday of 2026-W36 (Asia/Shanghai)
@@ -138,12 +138,8 @@ SETUP = [
         """,
     ),
     (
-        "visits (drop secondary indexes, disable aggregate trigger)",
-        """
-        ALTER TABLE visits DISABLE TRIGGER trg_visits_report;
-        DROP INDEX IF EXISTS ix_visits_grid_week, ix_visits_household_visited,
-                             ix_visits_worker_visited, ix_visits_location;
-        """,
+        "visits (disable the triggers keeping derived tables)",
+        "ALTER TABLE visits DISABLE TRIGGER USER",
     ),
 ]
 
@@ -199,17 +195,16 @@ FINISH = [
         CROSS JOIN LATERAL (SELECT CAST(:sunday AS date) - 6 + i AS d) day;
         """,
     ),
+    ("aggregates (gw_report_rebuild)", "SELECT gw_report_rebuild()"),
     (
-        "visit indexes",
+        "last visits",
         """
-        CREATE INDEX ix_visits_grid_week ON visits (grid_id, week);
-        CREATE INDEX ix_visits_household_visited ON visits (household_id, visited_at);
-        CREATE INDEX ix_visits_worker_visited ON visits (worker_id, visited_at);
-        CREATE INDEX ix_visits_location ON visits USING gist (location);
+        INSERT INTO household_last_visits (household_id, last_visited_at)
+        SELECT household_id, max(visited_at) FROM visits
+        WHERE household_id IS NOT NULL GROUP BY household_id
         """,
     ),
-    ("aggregates (gw_report_rebuild)", "SELECT gw_report_rebuild()"),
-    ("enable trigger", "ALTER TABLE visits ENABLE TRIGGER trg_visits_report"),
+    ("enable triggers", "ALTER TABLE visits ENABLE TRIGGER USER"),
     ("analyze", "ANALYZE"),
 ]
 
@@ -238,6 +233,11 @@ def setup(engine, args) -> None:
         conn.execute(text("SET work_mem = '64MB'"))
         for label, sql in SETUP:
             _run(conn, label, sql, params)
+        # The model's secondary indexes on visits, read from the catalogue: dropped for the
+        # load, rebuilt once after it (far faster than maintaining them row by row).
+        indexes = conn.execute(text(VISIT_INDEXES)).all()
+        for name, _definition in indexes:
+            conn.execute(text(f'DROP INDEX "{name}"'))
         for w in range(args.weeks):
             _run(
                 conn,
@@ -245,8 +245,16 @@ def setup(engine, args) -> None:
                 VISITS_WEEK.replace("{w}", str(w)),
                 params,
             )
+        _run(conn, "visit indexes", ";\n".join(d for _n, d in indexes), params)
         for label, sql in FINISH:
             _run(conn, label, sql, params)
+
+
+VISIT_INDEXES = """
+SELECT i.relname, pg_get_indexdef(i.oid)
+FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+WHERE x.indrelid = 'visits'::regclass AND NOT x.indisprimary AND NOT x.indisunique
+"""
 
 
 SELECT_GRIDS = """
@@ -287,16 +295,7 @@ def api_call(client, headers, district: str) -> tuple[float, dict]:
 
 
 def result(metric: str, value: float, limit: float, note: str, unit: str = "s") -> None:
-    line = {
-        "bench": "report",
-        "metric": metric,
-        "value": round(value, 4),
-        "unit": unit,
-        "limit": round(limit, 4),
-        "limit_note": note,
-        "ok": value <= limit,
-    }
-    print("RESULT " + json.dumps(line, ensure_ascii=False))
+    emit("report", metric, value, unit, limit, limit_note=note)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -28,19 +28,9 @@ def _test_database_url() -> str:
 @pytest.fixture(scope="session")
 def database_url() -> str:
     """A fresh database for this run, migrated to head by Alembic."""
-    from alembic import command
+    from tests.databases import create_database
 
-    from api.cli import alembic_config
-
-    url = _test_database_url()
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    command.upgrade(alembic_config(url), "head")
-    return url
+    return create_database(_test_database_url())
 
 
 @pytest.fixture(scope="session")

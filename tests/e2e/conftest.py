@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
+
+from tests.databases import create_database, drop_database, sibling_url
 
 CHROMIUM = os.environ.get("GRIDWORK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -35,19 +36,10 @@ DEMO_GRID = "110101001001001"
 
 @pytest.fixture(scope="session")
 def e2e_database_url(database_url):
-    from alembic import command
-
-    from api.cli import alembic_config, seed_demo
+    from api.cli import seed_demo
     from fixtures.demo import demo_district
 
-    target = make_url(database_url)
-    target = target.set(database=f"{target.database}_e2e")
-    url = target.render_as_string(hide_password=False)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    command.upgrade(alembic_config(url), "head")
+    url = create_database(sibling_url(database_url, "_e2e"))
     engine = create_engine(url)
     with Session(engine) as session:
         seed_demo(session, demo_district())
@@ -55,9 +47,7 @@ def e2e_database_url(database_url):
         session.commit()
     engine.dispose()
     yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(url)
 
 
 def _visit_some(session: Session) -> None:

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+
+from tests.databases import create_database, drop_database, sibling_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "fault-test-secret-key-with-enough-length-for-hs256"
@@ -36,29 +38,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def create_database(url: str) -> None:
-    """(Re)create the database named in `url` and migrate it to head."""
-    from alembic import command
-
-    from api.cli import alembic_config
-
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    command.upgrade(alembic_config(url), "head")
-
-
-def drop_database(url: str) -> None:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def process_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -249,8 +228,7 @@ def seed_world(database_url: str) -> Seeded:
 @pytest.fixture(scope="session")
 def fault_database_url(database_url) -> Iterator[str]:
     """A committed database of its own for this run, next to the suite's test database."""
-    base = make_url(database_url)
-    url = base.set(database=f"{base.database}_faults").render_as_string(hide_password=False)
+    url = sibling_url(database_url, "_faults")
     create_database(url)
     yield url
     drop_database(url)

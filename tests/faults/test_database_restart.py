@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import create_database
 from tests.faults.conftest import (
     ApiServer,
     Seeded,
     call,
-    create_database,
     free_port,
     seed_world,
     wait_until,

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from api.auth import hash_password
 from api.crypto import decrypt, encrypt
 from fixtures.city import CityAlreadyLoaded, load_city
+from tests.databases import create_database, drop_database, sibling_url
 
 NOW = datetime(2026, 11, 19, 4, 0, tzinfo=UTC)  # a Thursday noon in Beijing, week 2026-W47
 GRIDS, HOUSEHOLDS, WEEKS, TASKS = 6, 600, 2, 300
@@ -20,23 +20,10 @@ GRIDS, HOUSEHOLDS, WEEKS, TASKS = 6, 600, 2, 300
 @pytest.fixture(scope="module")
 def city_url(database_url):
     """A database of its own (the loader commits), migrated, with the tiny city loaded."""
-    from alembic import command
-
-    from api.cli import alembic_config
-
-    target = make_url(database_url)
-    target = target.set(database=f"{target.database}_city")
-    url = target.render_as_string(hide_password=False)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    command.upgrade(alembic_config(url), "head")
+    url = create_database(sibling_url(database_url, "_city"))
     report = _load(url)
     yield url, report
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(url)
 
 
 def _load(url, **kw):
