@@ -87,11 +87,8 @@ def init_app(app: Flask) -> None:
     @jwt.token_in_blocklist_loader
     def _revoked_jti(_header: dict, payload: dict) -> bool:
         from api.services import sessions
-        from api.services.devices import is_revoked
 
-        return is_revoked(db.session, payload.get("jti")) or sessions.is_revoked(
-            db.session, payload.get("sid")
-        )
+        return sessions.token_revoked(db.session, payload.get("jti"), payload.get("sid"))
 
     @jwt.token_verification_loader
     def _not_expired_by_our_clock(_header: dict, payload: dict) -> bool:

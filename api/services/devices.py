@@ -110,10 +110,6 @@ def logout(
     session.flush()
 
 
-def is_revoked(session: Session, jti: str | None) -> bool:
-    return bool(jti) and session.get(RevokedToken, jti) is not None
-
-
 def expiry(exp: int | None) -> datetime:
     return datetime.fromtimestamp(exp, UTC) if exp else datetime.now(UTC)
 

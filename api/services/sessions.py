@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, false, or_, select, true, update
 from sqlalchemy.orm import Session
 
-from api.models import AuthSession
+from api.models import AuthSession, RevokedToken
 
 
 def new_id() -> str:
@@ -79,9 +79,14 @@ def revoke_others(
     return session.execute(stmt.values(revoked_at=now, revoked_reason=reason)).rowcount
 
 
-def is_revoked(session: Session, sid: str | None) -> bool:
-    """Tokens without a session (issued by tools, tests) are governed by jti and version only."""
-    if not sid:
+def token_revoked(session: Session, jti: str | None, sid: str | None) -> bool:
+    """A token is dead when its jti was revoked (logout) or its session was: one round trip,
+    as every authenticated request asks it. Tokens without a session (issued by tools, tests)
+    are governed by jti and token version only."""
+    if not jti and not sid:
         return False
-    row = session.get(AuthSession, sid)
-    return row is None or row.revoked_at is not None
+    revoked_jti = exists().where(RevokedToken.jti == jti) if jti else false()
+    live_session = (
+        exists().where(AuthSession.id == sid, AuthSession.revoked_at.is_(None)) if sid else true()
+    )
+    return bool(session.scalar(select(or_(revoked_jti, ~live_session))))
