@@ -508,12 +508,13 @@ def report_tick(now_text: str | None) -> None:
 @click.option("--once", is_flag=True, help="One round (claim, send, mark), then exit")
 def push_worker(once: bool) -> None:
     """Deliver queued notifications to devices (FCM, Web Push, log); runs the task and report
-    ticks too."""
+    ticks too, and purges ended sign-in sessions."""
     import logging
     import time
     from datetime import UTC, datetime
 
     from api.extensions import db
+    from api.services import sessions
     from api.services import tasks as task_service
     from api.services.delivery import PushWorker
     from push import Router, build_channels
@@ -543,6 +544,10 @@ def push_worker(once: bool) -> None:
                         reported = _report_tick(session, datetime.now(UTC))
                     if reported.created:
                         log.info("reports %s: %s stored", reported.week, len(reported.created))
+                    with db.begin() as session:
+                        purged = sessions.purge_ended(session, datetime.now(UTC))
+                    if any(purged):
+                        log.info("purged %s revoked tokens, %s ended sessions", *purged)
                     next_tick = time.monotonic() + cfg["TASK_TICK_SECONDS"]
                 stats = worker.run_once(datetime.now(UTC))
                 if stats.claimed:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import exists, false, or_, select, true, update
+from sqlalchemy import delete, exists, false, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from api.models import AuthSession, RevokedToken
+
+# Ended sessions stay this long (a user's recent sign-ins and why they ended), then go.
+ENDED_SESSION_DAYS = 30
 
 
 def new_id() -> str:
@@ -90,3 +93,22 @@ def token_revoked(session: Session, jti: str | None, sid: str | None) -> bool:
         exists().where(AuthSession.id == sid, AuthSession.revoked_at.is_(None)) if sid else true()
     )
     return bool(session.scalar(select(or_(revoked_jti, ~live_session))))
+
+
+def purge_ended(
+    session: Session, now: datetime, *, keep: timedelta = timedelta(days=ENDED_SESSION_DAYS)
+) -> tuple[int, int]:
+    """Delete what can no longer authenticate anything; (revoked jtis, sessions) removed.
+
+    A revoked jti is needed only until its token expires (its `exp` refuses it after that). A
+    session that expired or was revoked more than `keep` ago goes too; a token naming a session
+    that no longer exists is refused (see `token_revoked`), so purging never revives one.
+    """
+    tokens = session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now)).rowcount
+    cutoff = now - keep
+    ended = session.execute(
+        delete(AuthSession).where(
+            or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff)
+        )
+    ).rowcount
+    return tokens, ended

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from api.models import AuthSession
+from api.models import AuthSession, RevokedToken
+from api.services import sessions
 from tests.factories import PASSWORD
 
 
@@ -92,6 +93,45 @@ def test_a_reused_refresh_token_revokes_the_whole_session(client, session, world
     assert refresh(client, rotated["refresh_token"]).status_code == 401
     row = session.scalars(select(AuthSession).order_by(AuthSession.created_at.desc())).first()
     assert row.revoked_reason == "refresh-token-reuse"
+
+
+# --- purge -----------------------------------------------------------------------------------
+def test_purge_removes_revoked_tokens_once_they_would_have_expired(client, session, world):
+    tokens = sign_in(client)
+    client.post("/api/v1/auth/logout", json={}, headers=bearer(tokens["access_token"]))
+    (expires_at,) = session.execute(select(RevokedToken.expires_at)).one()
+    assert sessions.purge_ended(session, expires_at - timedelta(seconds=1))[0] == 0
+    assert sessions.purge_ended(session, expires_at + timedelta(seconds=1))[0] == 1
+    assert session.scalar(select(RevokedToken.jti)) is None
+
+
+def test_purge_keeps_live_sessions_and_recently_ended_ones(client, session, world):
+    live, ended = sign_in(client), sign_in(client)
+    client.post("/api/v1/auth/logout", json={}, headers=bearer(ended["access_token"]))
+    assert sessions.purge_ended(session, datetime.now(UTC)) == (0, 0)
+    assert session.query(AuthSession).count() == 2
+    assert me(client, live["access_token"]).status_code == 200
+
+
+def test_purge_removes_sessions_ended_a_month_ago_and_their_tokens_stay_dead(
+    client, session, world
+):
+    tokens = sign_in(client)
+    client.post("/api/v1/auth/logout", json={}, headers=bearer(tokens["access_token"]))
+    later = datetime.now(UTC) + timedelta(days=sessions.ENDED_SESSION_DAYS, minutes=1)
+    assert sessions.purge_ended(session, later) == (1, 1)
+    assert session.query(AuthSession).count() == 0
+    # Neither the logged-out token nor the refresh token comes back to life.
+    assert me(client, tokens["access_token"]).status_code == 401
+    assert refresh(client, tokens["refresh_token"]).status_code == 401
+
+
+def test_purge_removes_sessions_whose_refresh_token_expired_a_month_ago(client, session, world):
+    sign_in(client)
+    (expires_at,) = session.execute(select(AuthSession.expires_at)).one()
+    month = timedelta(days=sessions.ENDED_SESSION_DAYS)
+    assert sessions.purge_ended(session, expires_at + month - timedelta(minutes=1)) == (0, 0)
+    assert sessions.purge_ended(session, expires_at + month + timedelta(minutes=1)) == (0, 1)
 
 
 def test_an_access_token_cannot_be_used_to_refresh(client, world):
