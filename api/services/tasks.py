@@ -487,6 +487,9 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
 
 
 # --- visits ----------------------------------------------------------------------------------
+VISIT_FOLLOW_UP_TITLE = "入户走访跟进"
+
+
 def task_from_visit(session: Session, visit: Visit, *, now: datetime | None = None) -> Task:
     """The follow-up task of a visit (source "visit"); one per visit, however often called."""
     existing = session.scalar(select(Task).where(Task.visit_id == visit.id))
@@ -497,7 +500,9 @@ def task_from_visit(session: Session, visit: Visit, *, now: datetime | None = No
     data: dict[str, Any] = {
         "source": "visit",
         "type": "help",
-        "title": (note or "入户走访跟进")[:200],
+        # The note may tell a resident's health or circumstances: it goes into the sealed
+        # description only; titles are plain text shown in lists and on the map.
+        "title": VISIT_FOLLOW_UP_TITLE,
         "description": note,
         "urgency": "general",
         "visit_id": visit.id,

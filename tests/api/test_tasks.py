@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from api.models import Notification, Task, Visit
 from api.services.tasks import TRANSITIONS, allowed_actions, task_from_visit
@@ -293,4 +293,10 @@ def test_a_visit_follow_up_becomes_one_task(session, world):
     again = task_from_visit(session, visit, now=T0)
     assert again.id == task.id
     assert (task.source, task.visit_id, task.household_id) == ("visit", visit.id, household.id)
-    assert task.title == "独居老人需要助餐" and task.status == "dispatched"
+    assert task.status == "dispatched"
+    # The note tells a resident's circumstances: sealed description, never the plain title.
+    assert (task.title, task.description) == ("入户走访跟进", "独居老人需要助餐")
+    stored = session.execute(
+        text("SELECT title, description FROM tasks WHERE id = :i"), {"i": task.id}
+    ).one()
+    assert stored.title == "入户走访跟进" and stored.description.startswith("v1:")

@@ -34,9 +34,7 @@ class AuditQueryArgsSchema(Schema):
         validate=ma.validate.Range(min=1, max=2**31 - 1), metadata={"description": "Actor id"}
     )
     action = ma.fields.String(validate=ma.validate.OneOf(ACTIONS))
-    resource = ma.fields.String(
-        validate=ma.validate.OneOf(AUDITED_RESOURCES)
-    )
+    resource = ma.fields.String(validate=ma.validate.OneOf(AUDITED_RESOURCES))
     record = ma.fields.Integer(
         validate=ma.validate.Range(min=1, max=2**63 - 1),
         metadata={"description": "Entries that touched this record id (e.g. a household)"},
