@@ -4,7 +4,7 @@ Usage:
   DATABASE_URL=... python -m bench.run_all [--only tiles,visits_ingest] [--database-url URL]
                                            [--city postgresql://.../gw_city] [--timeout 1800]
 
-Every module `bench/<name>.py` (not this one, not `_*.py`) is a benchmark, run as
+Every module `bench/<name>.py` (not this one, not `_*.py`, not NOT_BENCHES) is a benchmark, run as
 `python -m bench.<name>` with DATABASE_URL set. The city-scale ones (CITY_BENCHES, when present)
 run against the `--city` database (`gridwork seed city`) when one is given. Each prints
 `RESULT {json}` lines (bench/_result.py); the figures land in a table between the markers
@@ -36,13 +36,15 @@ CITY_BENCHES = {"tiles", "locate", "load"}
 # Benches that build their own dataset by emptying the domain tables (the report's 3,000-grid
 # city and 425-grid district): each runs in a fresh database of its own, dropped afterwards.
 OWN_DATABASE = {"report"}
+# Modules under bench/ that are not benchmarks themselves: the locust scenario bench/load.py drives.
+NOT_BENCHES = {"run_all", "__init__", "locustfile"}
 
 
 def discover() -> list[str]:
     return sorted(
         p.stem
         for p in BENCH_DIR.glob("*.py")
-        if p.stem not in ("run_all", "__init__") and not p.stem.startswith("_")
+        if p.stem not in NOT_BENCHES and not p.stem.startswith("_")
     )
 
 
