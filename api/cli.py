@@ -436,17 +436,30 @@ def tasks() -> None:
     """Tasks."""
 
 
-@tasks.command("tick")
-@click.option("--now", "now_text", help="ISO instant to act as (default: the current time)")
-def tasks_tick(now_text: str | None) -> None:
-    """Warn assignees near their deadline and escalate overdue tasks (idempotent)."""
+def _instant(ctx, param, value: str | None):
+    """`--now`: an ISO instant to act as (naive means UTC); the current time when absent."""
     from datetime import UTC, datetime
 
+    if not value:
+        return datetime.now(UTC)
+    try:
+        now = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO instant: {value!r}") from exc
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+
+now_option = click.option(
+    "--now", callback=_instant, help="ISO instant to act as (default: the current time)"
+)
+
+
+@tasks.command("tick")
+@now_option
+def tasks_tick(now) -> None:
+    """Warn assignees near their deadline and escalate overdue tasks (idempotent)."""
     from api.services import tasks as task_service
 
-    now = datetime.fromisoformat(now_text) if now_text else datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
     with _session() as session:
         result = task_service.tick(session, now)
     click.echo(f"{result.warned} warned, {result.escalated} escalated")
@@ -491,14 +504,9 @@ def _report_tick(session, now):
 
 
 @report.command("tick")
-@click.option("--now", "now_text", help="ISO instant to act as (default: the current time)")
-def report_tick(now_text: str | None) -> None:
+@now_option
+def report_tick(now) -> None:
     """Store and announce the reports due (Monday 08:00 Asia/Shanghai, last week); idempotent."""
-    from datetime import UTC, datetime
-
-    now = datetime.fromisoformat(now_text) if now_text else datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
     with _session() as session:
         result = _report_tick(session, now)
         click.echo(f"{result.week}: {len(result.created)} stored, {result.skipped} already stored")

@@ -59,6 +59,19 @@ def parse_results(output: str) -> list[dict]:
     return rows
 
 
+def failed_run(name: str, why: str) -> dict:
+    """The row that stands for a bench that gave no figure."""
+    return {
+        "bench": name,
+        "metric": "run",
+        "value": None,
+        "unit": "",
+        "limit": None,
+        "limit_note": why,
+        "ok": False,
+    }
+
+
 def run_bench(name: str, url: str, timeout: float, log_dir: Path) -> tuple[list[dict], float]:
     env = dict(os.environ, DATABASE_URL=url, PYTHONUNBUFFERED="1")
     started = time.perf_counter()
@@ -83,29 +96,9 @@ def run_bench(name: str, url: str, timeout: float, log_dir: Path) -> tuple[list[
     rows = parse_results(output)
     if code != 0:
         tail = output.strip().splitlines()[-1:] or [""]
-        rows.append(
-            {
-                "bench": name,
-                "metric": "run",
-                "value": None,
-                "unit": "",
-                "limit": None,
-                "limit_note": f"exit {code}: {tail[0][:120]}",
-                "ok": False,
-            }
-        )
+        rows.append(failed_run(name, f"exit {code}: {tail[0][:120]}"))
     elif not rows:
-        rows.append(
-            {
-                "bench": name,
-                "metric": "run",
-                "value": None,
-                "unit": "",
-                "limit": None,
-                "limit_note": "printed no RESULT line",
-                "ok": False,
-            }
-        )
+        rows.append(failed_run(name, "printed no RESULT line"))
     return rows, seconds
 
 

@@ -153,3 +153,10 @@ def test_demo_activity_records_visits_and_hotline_tasks_through_the_api(app, ses
     assert f"demo activity: {visits} visits" in summary
     assert visits >= 3
     assert session.scalar(select(func.count(Task.id)).where(Task.source == "hotline")) == 4
+
+
+@pytest.mark.parametrize("command", [("tasks", "tick"), ("report", "tick")])
+def test_a_tick_refuses_a_now_that_is_not_an_iso_instant(gridwork, command):
+    result = gridwork(*command, "--now", "next monday")
+    assert result.exit_code == 2
+    assert "not an ISO instant: 'next monday'" in result.output
