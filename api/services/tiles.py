@@ -22,7 +22,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    text,
     true,
     union_all,
 )
@@ -31,6 +30,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from api import errors
+from api.db import set_local
 from api.models import Grid, Household, HouseholdLastVisit, Task, Visit
 from api.scope import Scope
 from api.services.weeks import week_bounds
@@ -389,12 +389,7 @@ def _begin_tile(session: Session, req: TileRequest) -> bool:
     # JIT compiles a tile's expressions once its estimated cost passes jit_above_cost: 20-35 ms
     # of LLVM work for a query that runs in 10-40 ms.
     # Both for this transaction only (SET LOCAL), in one round trip.
-    session.execute(
-        text(
-            "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
-            " set_config('jit', 'off', true)"
-        )
-    )
+    set_local(session, max_parallel_workers_per_gather="0", jit="off")
     return True
 
 
