@@ -50,20 +50,10 @@ def connection(engine):
 
 @pytest.fixture()
 def app(database_url, connection):
-    from api import create_app
     from api.extensions import db
+    from tests.factories import build_app
 
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "test-secret-key-with-enough-length-for-hs256",
-            "LOG_LEVEL": "WARNING",
-            "PASSWORD_HASHING": "fast",
-            "DATA_KEY": "dGVzdC1kYXRhLWtleS1mb3ItZ3JpZHdvcmstdGVzdHM",
-            "CORS_ORIGINS": "https://app.example.org",
-        }
-    )
+    app = build_app(database_url, CORS_ORIGINS="https://app.example.org")
     db.bind(connection)
     return app
 

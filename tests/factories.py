@@ -71,6 +71,23 @@ def centre(code: str, dx: float = 0.0, dy: float = 0.0) -> tuple[float, float]:
     return (lon0 + lon1) / 2 + dx, (lat0 + lat1) / 2 + dy
 
 
+# The settings every test app runs with (fast password hashing, a fixed data key).
+TEST_SETTINGS = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret-key-with-enough-length-for-hs256",
+    "LOG_LEVEL": "WARNING",
+    "PASSWORD_HASHING": "fast",
+    "DATA_KEY": "dGVzdC1kYXRhLWtleS1mb3ItZ3JpZHdvcmstdGVzdHM",
+}
+
+
+def build_app(database_url: str, **overrides) -> Flask:
+    """An app on the test database with the test settings."""
+    from api import create_app
+
+    return create_app({**TEST_SETTINGS, "DATABASE_URL": database_url, **overrides})
+
+
 @dataclass
 class World:
     app: Flask

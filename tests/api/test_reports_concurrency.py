@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from api.services import report_store
-from tests.factories import box, make_grid, make_household, make_user
+from tests.factories import box, build_app, make_grid, make_household, make_user
 
 DISTRICT = "110108"
 COMMUNITY = DISTRICT + "008008"
@@ -39,18 +39,9 @@ class Live:
 
 @pytest.fixture()
 def live(database_url):
-    from api import create_app
     from api.extensions import db
 
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "test-secret-key-with-enough-length-for-hs256",
-            "LOG_LEVEL": "WARNING",
-            "PASSWORD_HASHING": "fast",
-        }
-    )
+    app = build_app(database_url)
     engine = db.engine
     tag = uuid.uuid4().hex[:6]
     with app.app_context(), db.begin() as session:

@@ -30,7 +30,7 @@ from api.models import (
     user_grids,
 )
 from api.services import visits as visit_service
-from tests.factories import bearer, box, make_grid, make_household, make_user, visit_item
+from tests.factories import bearer, box, build_app, make_grid, make_household, make_user, visit_item
 
 DISTRICT = "110109"
 COMMUNITY = DISTRICT + "009009"
@@ -47,18 +47,9 @@ class Live:
 @pytest.fixture()
 def live(database_url):
     """An app on the real engine (its commits are real) with a committed world of its own."""
-    from api import create_app
     from api.extensions import db
 
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "test-secret-key-with-enough-length-for-hs256",
-            "LOG_LEVEL": "WARNING",
-            "PASSWORD_HASHING": "fast",
-        }
-    )
+    app = build_app(database_url)
     engine = db.engine
     with app.app_context(), db.begin() as session:
         make_grid(session, GRID, box(116.200, 39.800, 116.205, 39.805))
