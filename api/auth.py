@@ -63,6 +63,13 @@ def current_scope() -> Scope:
     return store["gridwork.scope"]
 
 
+_TOKEN_USER = "gridwork.token_user"
+
+
+def _user_id(payload: dict) -> int:
+    return int(payload["sub"])
+
+
 def _expired(payload: dict) -> bool:
     exp = payload.get("exp")
     return exp is not None and clock.now().timestamp() >= exp
@@ -79,7 +86,8 @@ def init_app(app: Flask) -> None:
 
     @jwt.user_lookup_loader
     def _lookup(_header: dict, payload: dict) -> User | None:
-        user = db.session.get(User, int(payload["sub"]))
+        # Loaded with the revocation check, which runs first.
+        user = request.environ.pop(_TOKEN_USER, None) or db.session.get(User, _user_id(payload))
         if user is None or not user.active or payload.get("ver") != user.token_version:
             return None
         return user
@@ -88,7 +96,11 @@ def init_app(app: Flask) -> None:
     def _revoked_jti(_header: dict, payload: dict) -> bool:
         from api.services import sessions
 
-        return sessions.token_revoked(db.session, payload.get("jti"), payload.get("sid"))
+        revoked, user = sessions.token_state(
+            db.session, payload.get("jti"), payload.get("sid"), _user_id(payload)
+        )
+        request.environ[_TOKEN_USER] = user  # for _lookup, which runs next
+        return revoked
 
     @jwt.token_verification_loader
     def _not_expired_by_our_clock(_header: dict, payload: dict) -> bool:

@@ -103,6 +103,11 @@ def _key(record: Any) -> int | uuid.UUID:
     return record.id
 
 
+def reader() -> audit.Reader:
+    """The caller of this request, as the actor of an audit entry."""
+    return audit.Reader.of(current_scope().user_id, request.remote_addr, request.full_path)
+
+
 def record_disclosure(
     resource: str, records: Iterable[Any], action: str = "read", fields: Iterable[str] = ()
 ) -> None:
@@ -113,15 +118,16 @@ def record_disclosure(
     # A read's only write: not worth a WAL flush of its own. An asynchronous commit is still
     # atomic and ordered; a database crash may lose the last ~0.6 s of entries, never part of one.
     db.session.execute(text("SET LOCAL synchronous_commit = off"))
+    who = reader()
     audit.record(
         db.session,
-        user_id=current_scope().user_id,
+        user_id=who.user_id,
         action=action,
         resource=resource,
         resource_ids=keys,
         fields=tuple(fields) or fields_for(resource),
-        ip=request.remote_addr,
-        path=request.full_path,
+        ip=who.ip,
+        path=who.path,
     )
     db.session.commit()
 

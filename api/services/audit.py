@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select
@@ -15,6 +16,24 @@ from api.scope import Scope
 
 # The personal-information law asks for logs kept at least six months.
 MIN_RETENTION = timedelta(days=183)
+PATH_CHARS = 300  # audit_log.path
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who reads, and from where: the actor of an audit entry."""
+
+    user_id: int | None
+    ip: str | None = None
+    path: str | None = None
+
+    @classmethod
+    def of(cls, user_id: int | None, ip: str | None, path: str | None) -> Reader:
+        return cls(user_id, ip, _clip(path))
+
+
+def _clip(path: str | None) -> str | None:
+    return path[:PATH_CHARS] if path else None
 
 
 def record(
@@ -46,7 +65,7 @@ def record(
         resource_uuids=uuids,
         fields=list(fields),
         ip=ip,
-        path=path[:300] if path else None,
+        path=_clip(path),
     )
     if at is not None:
         entry.at = at

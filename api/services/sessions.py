@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, false, or_, select, true, update
+from sqlalchemy import delete, exists, false, literal, or_, select, true, update
 from sqlalchemy.orm import Session
 
-from api.models import AuthSession, RevokedToken
+from api.models import AuthSession, RevokedToken, User
 
 # Ended sessions stay this long (a user's recent sign-ins and why they ended), then go.
 ENDED_SESSION_DAYS = 30
@@ -82,17 +82,26 @@ def revoke_others(
     return session.execute(stmt.values(revoked_at=now, revoked_reason=reason)).rowcount
 
 
-def token_revoked(session: Session, jti: str | None, sid: str | None) -> bool:
-    """A token is dead when its jti was revoked (logout) or its session was: one round trip,
-    as every authenticated request asks it. Tokens without a session (issued by tools, tests)
-    are governed by jti and token version only."""
-    if not jti and not sid:
-        return False
+def token_state(
+    session: Session, jti: str | None, sid: str | None, user_id: int
+) -> tuple[bool, User | None]:
+    """Whether a token is dead, and its user (None when gone), in one round trip: every
+    authenticated request asks both.
+
+    A token is dead when its jti was revoked (logout) or its session was. Tokens without a
+    session (issued by tools, tests) are governed by jti and token version only."""
     revoked_jti = exists().where(RevokedToken.jti == jti) if jti else false()
     live_session = (
         exists().where(AuthSession.id == sid, AuthSession.revoked_at.is_(None)) if sid else true()
     )
-    return bool(session.scalar(select(or_(revoked_jti, ~live_session))))
+    # From a one-row subquery, LEFT JOIN the user: the answer stands when the user is gone.
+    one = select(literal(1).label("one")).subquery("one")
+    revoked, user = session.execute(
+        select(or_(revoked_jti, ~live_session), User)
+        .select_from(one)
+        .outerjoin(User, User.id == user_id)
+    ).one()
+    return bool(revoked), user
 
 
 def purge_ended(
@@ -102,7 +111,7 @@ def purge_ended(
 
     A revoked jti is needed only until its token expires (its `exp` refuses it after that). A
     session that expired or was revoked more than `keep` ago goes too; a token naming a session
-    that no longer exists is refused (see `token_revoked`), so purging never revives one.
+    that no longer exists is refused (see `token_state`), so purging never revives one.
     """
     tokens = session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now)).rowcount
     cutoff = now - keep

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlalchemy import (
+    BigInteger,
+    DateTime,
     Float,
     Integer,
     Numeric,
     String,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     false,
     func,
+    insert,
     literal,
     literal_column,
     or_,
@@ -25,14 +29,16 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, INET, UUID
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from api import errors
 from api.db import set_local
-from api.models import Grid, Household, HouseholdLastVisit, Task, Visit
+from api.models import AuditEntry, Grid, Household, HouseholdLastVisit, Task, Visit
 from api.scope import Scope
+from api.services.audit import Reader
 from api.services.weeks import week_bounds
 
 LAYERS = ("grids", "households", "visits", "tasks")
@@ -74,6 +80,53 @@ class TileRequest:
     precise_tracks: bool = True
 
 
+@dataclass(frozen=True)
+class TileShape:
+    """What decides a tile statement's SQL text; everything else about a tile is a parameter."""
+
+    layer: str
+    full: bool  # households: one feature per household (else one per stair entrance)
+    precise_tracks: bool
+
+
+def shape_of(req: TileRequest) -> TileShape:
+    return TileShape(
+        req.layer,
+        req.layer == "households" and req.z >= HOUSEHOLDS_FULL_ZOOM,
+        req.layer != "visits" or req.precise_tracks,
+    )
+
+
+# The parameters of every tile statement (values from `tile_params`).
+_Z = bindparam("tile_z", type_=Integer, required=False)
+_X = bindparam("tile_x", type_=Integer, required=False)
+_Y = bindparam("tile_y", type_=Integer, required=False)
+_WEEK = bindparam("tile_week", type_=String, required=False)
+_START = bindparam("tile_week_start", type_=DateTime(timezone=True), required=False)
+_END = bindparam("tile_week_end", type_=DateTime(timezone=True), required=False)
+# Ages and overdue flags are read at the end of the week, or now for the current week.
+_REF = bindparam("tile_reference_time", type_=DateTime(timezone=True), required=False)
+_AUDIT_USER = bindparam("audit_user_id", type_=BigInteger, required=False)
+_AUDIT_IP = bindparam("audit_ip", type_=INET, required=False)
+_AUDIT_PATH = bindparam("audit_path", type_=String, required=False)
+
+
+def tile_params(req: TileRequest, reader: Reader | None = None) -> dict:
+    start, end = week_bounds(req.week)
+    params = {
+        "tile_z": req.z,
+        "tile_x": req.x,
+        "tile_y": req.y,
+        "tile_week": req.week,
+        "tile_week_start": start,
+        "tile_week_end": end,
+        "tile_reference_time": min(end, req.now.astimezone(UTC)),
+    }
+    if reader is not None:
+        params.update(audit_user_id=reader.user_id, audit_ip=reader.ip, audit_path=reader.path)
+    return params
+
+
 def check_tile(layer: str, z: int, x: int, y: int) -> None:
     """404 for an unknown layer, 422 for a tile address outside the XYZ pyramid."""
     if layer not in LAYERS:
@@ -88,8 +141,8 @@ def check_tile(layer: str, z: int, x: int, y: int) -> None:
             )
 
 
-def _envelopes(z: int, x: int, y: int):
-    env = func.ST_TileEnvelope(z, x, y)
+def _envelopes():
+    env = func.ST_TileEnvelope(_Z, _X, _Y)
     return env, func.ST_Transform(env, 4326)
 
 
@@ -99,14 +152,8 @@ def _mvt_geom(geom, env3857):
     )
 
 
-def _reference_time(req: TileRequest):
-    """Ages and overdue flags are read at the end of the week, or now for the current week."""
-    _start, end = week_bounds(req.week)
-    return min(end, req.now.astimezone(UTC))
-
-
-def grids_features(scope: Scope, req: TileRequest) -> Select:
-    env3857, env4326 = _envelopes(req.z, req.x, req.y)
+def grids_features(scope: Scope, shape: TileShape) -> Select:
+    env3857, env4326 = _envelopes()
     # LATERAL, not scalar subqueries: each count runs once per grid (a scalar subquery used
     # twice, in the figure and in the ratio, is planned and run twice). Both counts are
     # index-only scans (ix_households_grid_id, ix_visits_grid_week_household).
@@ -118,7 +165,7 @@ def grids_features(scope: Scope, req: TileRequest) -> Select:
     )
     visited = (
         select(func.count(func.distinct(Visit.household_id)).label("n"))
-        .where(Visit.grid_id == Grid.id, Visit.week == req.week)
+        .where(Visit.grid_id == Grid.id, Visit.week == _WEEK)
         .correlate(Grid)
         .lateral("vc")
     )
@@ -134,7 +181,7 @@ def grids_features(scope: Scope, req: TileRequest) -> Select:
             households.c.n.label("households"),
             visited.c.n.label("visited"),
             cast(coverage, Float).label("coverage"),
-            literal(req.week).label("week"),
+            _WEEK.label("week"),
             _mvt_geom(Grid.boundary, env3857),
         )
         .select_from(Grid)
@@ -148,10 +195,8 @@ def grids_features(scope: Scope, req: TileRequest) -> Select:
     )
 
 
-def households_features(scope: Scope, req: TileRequest) -> Select:
-    env3857, env4326 = _envelopes(req.z, req.x, req.y)
-    start, end = week_bounds(req.week)
-    ref = _reference_time(req)
+def households_features(scope: Scope, shape: TileShape) -> Select:
+    env3857, env4326 = _envelopes()
     # The last visit before the week's end. household_last_visits (kept by triggers on visits)
     # holds each household's latest visit: when that falls before the week's end it is the
     # answer (always, for the current week): one primary-key probe. Otherwise (a past week)
@@ -185,11 +230,11 @@ def households_features(scope: Scope, req: TileRequest) -> Select:
     )
     probe = (
         select(func.max(Visit.visited_at))
-        .where(Visit.household_id == boxed.c.id, Visit.visited_at < end)
+        .where(Visit.household_id == boxed.c.id, Visit.visited_at < _END)
         .scalar_subquery()
     )
     last_at = case(
-        (or_(boxed.c.known.is_(None), boxed.c.known < literal(end)), boxed.c.known),
+        (or_(boxed.c.known.is_(None), boxed.c.known < _END), boxed.c.known),
         else_=probe,
     )
     inner = (
@@ -197,11 +242,11 @@ def households_features(scope: Scope, req: TileRequest) -> Select:
         .offset(0)
         .subquery("h")
     )
-    visited_this_week = func.coalesce(inner.c.last_visited_at >= literal(start), false())
+    visited_this_week = func.coalesce(inner.c.last_visited_at >= _START, false())
     days = cast(
         # date_part gives double precision; EXTRACT gives numeric since PostgreSQL 14, and
         # numeric arithmetic per household cost a third of the tile's time.
-        func.floor(func.date_part("epoch", literal(ref) - inner.c.last_visited_at) / 86400),
+        func.floor(func.date_part("epoch", _REF - inner.c.last_visited_at) / 86400),
         Integer,
     )
     status = case(
@@ -212,7 +257,7 @@ def households_features(scope: Scope, req: TileRequest) -> Select:
     last_visited = func.to_char(
         func.timezone("Asia/Shanghai", inner.c.last_visited_at), "YYYY-MM-DD HH24:MI"
     )
-    if req.z >= HOUSEHOLDS_FULL_ZOOM:
+    if shape.full:
         return select(
             inner.c.id,
             inner.c.grid_id,
@@ -271,9 +316,9 @@ def households_features(scope: Scope, req: TileRequest) -> Select:
     ).group_by(per.c.grid_id, per.c.kind, per.c.location)
 
 
-def visits_features(scope: Scope, req: TileRequest) -> Select:
-    env3857, env4326 = _envelopes(req.z, req.x, req.y)
-    point = Visit.location if req.precise_tracks else func.ST_SnapToGrid(Visit.location, 0.001)
+def visits_features(scope: Scope, shape: TileShape) -> Select:
+    env3857, env4326 = _envelopes()
+    point = Visit.location if shape.precise_tracks else func.ST_SnapToGrid(Visit.location, 0.001)
     return select(
         cast(Visit.id, String).label("visit_id"),
         Visit.household_id.label("household_id"),
@@ -287,19 +332,15 @@ def visits_features(scope: Scope, req: TileRequest) -> Select:
         ),
         _mvt_geom(point, env3857),
     ).where(
-        Visit.week == req.week,
+        Visit.week == _WEEK,
         Visit.location.op("&&")(env4326),  # GiST: ix_visits_location
         scope.in_grids(Visit.grid_id),
     )
 
 
-def tasks_features(scope: Scope, req: TileRequest) -> Select:
-    env3857, env4326 = _envelopes(req.z, req.x, req.y)
-    ref = _reference_time(req)
-    overdue = and_(
-        Task.due_at < literal(ref),
-        or_(Task.resolved_at.is_(None), Task.resolved_at > literal(ref)),
-    )
+def tasks_features(scope: Scope, shape: TileShape) -> Select:
+    env3857, env4326 = _envelopes()
+    overdue = and_(Task.due_at < _REF, or_(Task.resolved_at.is_(None), Task.resolved_at > _REF))
 
     def branch(point):
         return select(
@@ -316,8 +357,8 @@ def tasks_features(scope: Scope, req: TileRequest) -> Select:
             point.label("point"),
         ).where(
             # Open at the reference time (now, or the end of a past week).
-            Task.created_at < literal(ref),
-            or_(Task.closed_at.is_(None), Task.closed_at > literal(ref)),
+            Task.created_at < _REF,
+            or_(Task.closed_at.is_(None), Task.closed_at > _REF),
             scope.in_grids(Task.grid_id),
             point.op("&&")(env4326),
         )
@@ -354,32 +395,75 @@ TILE_FIELDS = {
 }
 
 
-def tile_query(scope: Scope, req: TileRequest, *, with_ids: bool = False) -> Select:
-    """The one SQL statement that answers a tile: ST_AsMVT over the layer's features
-    (and, `with_ids`, the ids of the records in it, for the audit log)."""
-    build, id_column = _BUILDERS[req.layer]
-    inner = build(scope, req).subquery("f")
+def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
+    """The one SQL statement that answers a tile: ST_AsMVT over the layer's features. When
+    `audited` and the layer discloses records, the same statement writes the audit entry of
+    the records whose geometry lands in the tile (a data-modifying WITH): no round trip and
+    no id list through Python, whatever the tile holds."""
+    build, id_column = _BUILDERS[shape.layer]
+    inner = build(scope, shape).subquery("f")
     columns = list(inner.c)
     if id_column:  # ST_AsMVT consumes its feature-id column: keep `id` as a property too
         columns.append(inner.c[id_column].label("fid"))
-    features = select(*columns).subquery("q")
-    args = [literal_column("q"), literal(req.layer), literal(EXTENT), literal("geom")]
+    logged = audited and shape.layer in AUDITED
+    features = select(*columns).cte("q") if logged else select(*columns).subquery("q")
+    args = [literal_column("q"), literal(shape.layer), literal(EXTENT), literal("geom")]
     if id_column:
         args.append(literal("fid"))
-    mvt = func.ST_AsMVT(*args)
-    if with_ids and req.layer in AUDITED:
-        # Only features whose geometry lands in the tile are encoded: the same filter here.
-        key = features.c[AUDITED[req.layer][1]]
-        ids = func.array_agg(key).filter(features.c.geom.is_not(None))
-        return select(mvt, ids).select_from(features)
-    return (
-        select(mvt, literal(None)).select_from(features)
-        if with_ids
-        else select(mvt).select_from(features)
+    stmt = select(func.ST_AsMVT(*args)).select_from(features)
+    if logged:
+        stmt = stmt.add_cte(_audit_insert(features, *AUDITED[shape.layer]))
+    return stmt
+
+
+def _audit_insert(features, resource: str, key: str):
+    """INSERT of one audit row naming the features drawn (ST_AsMVT encodes only those whose
+    geometry lands in the tile), none when there are none. Visits go by UUID."""
+    drawn = features.c.geom.is_not(None)
+    ids = features.c[key]
+    int_ids = literal([], ARRAY(BigInteger))
+    uuid_ids = literal([], ARRAY(UUID(as_uuid=True)))
+    if resource == "visit":
+        uuid_ids = func.array_agg(cast(ids, UUID(as_uuid=True))).filter(drawn)
+    else:
+        int_ids = func.array_agg(ids).filter(drawn)
+    row = (
+        select(
+            _AUDIT_USER,
+            literal("read"),
+            literal(resource),
+            int_ids,
+            uuid_ids,
+            literal(list(TILE_FIELDS[resource]), ARRAY(String)),
+            _AUDIT_IP,
+            _AUDIT_PATH,
+        )
+        .select_from(features)
+        .having(func.count().filter(drawn) > 0)
     )
+    names = ["user_id", "action", "resource", "resource_ids", "resource_uuids", "fields", "ip"]
+    return insert(AuditEntry.__table__).from_select(names + ["path"], row).cte("logged")
 
 
-def _begin_tile(session: Session, req: TileRequest) -> bool:
+def tile_query(scope: Scope, req: TileRequest, reader: Reader | None = None) -> Select:
+    """The tile's statement with its parameters bound (the API runs it precompiled)."""
+    stmt = _statement(scope, shape_of(req), reader is not None)
+    return stmt.params(tile_params(req, reader))
+
+
+@lru_cache(maxsize=512)
+def _compiled(reach: Scope, shape: TileShape, audited: bool, dialect: Dialect) -> tuple[str, dict]:
+    """The statement's SQL text and its constant parameters, built once per shape and reach.
+
+    Building and compiling the statement cost more than running a small tile (~4 ms against
+    1-2 ms); a tile differs from its neighbours only in parameters."""
+    compiled = _statement(reach, shape, audited).compile(
+        dialect=dialect, compile_kwargs={"render_postcompile": True}
+    )
+    return str(compiled), dict(compiled.params)
+
+
+def _begin_tile(session: Session, req: TileRequest, audited: bool) -> bool:
     """Check the tile's address; False when the layer is not drawn at this zoom (no SQL)."""
     check_tile(req.layer, req.z, req.x, req.y)
     if req.z < MIN_ZOOM[req.layer]:
@@ -387,31 +471,36 @@ def _begin_tile(session: Session, req: TileRequest) -> bool:
     # A tile is a short query among many at once: parallel workers only add start-up cost and
     # take the cores other requests need (measured on the city: 26 ms -> 9 ms for one tile).
     # JIT compiles a tile's expressions once its estimated cost passes jit_above_cost: 20-35 ms
-    # of LLVM work for a query that runs in 10-40 ms.
-    # Both for this transaction only (SET LOCAL), in one round trip.
-    set_local(session, max_parallel_workers_per_gather="0", jit="off")
+    # of LLVM work for a query that runs in 10-40 ms. The text is the same for every tile of a
+    # shape, so psycopg prepares it and PostgreSQL would soon plan it once for any tile: a plan
+    # blind to the tile's box. A read's audit row is not worth a WAL flush of its own: an
+    # asynchronous commit is still atomic; a crash may lose the last ~0.6 s of entries.
+    # All for this transaction only (SET LOCAL), in one round trip.
+    settings = {
+        "max_parallel_workers_per_gather": "0",
+        "jit": "off",
+        "plan_cache_mode": "force_custom_plan",
+    }
+    if audited:
+        settings["synchronous_commit"] = "off"
+    set_local(session, **settings)
     return True
 
 
-def render_tile(session: Session, scope: Scope, req: TileRequest) -> bytes:
-    """The tile's bytes (b"" when no feature of the caller's falls in it)."""
-    if not _begin_tile(session, req):
+def render_tile(
+    session: Session, scope: Scope, req: TileRequest, reader: Reader | None = None
+) -> bytes:
+    """The tile's bytes (b"" when no feature of the caller's falls in it). With a `reader`,
+    the records the tile discloses are written to the audit log by the same statement (the
+    caller commits)."""
+    audited = reader is not None and req.layer in AUDITED
+    if not _begin_tile(session, req, audited):
         return b""  # see MIN_ZOOM
-    data = session.scalar(tile_query(scope, req))
+    reach = replace(scope, user_id=0)  # the SQL depends on what the caller sees, not who
+    sql, constants = _compiled(reach, shape_of(req), audited, session.get_bind().dialect)
+    params = {**constants, **tile_params(req, reader if audited else None)}
+    data = session.connection().exec_driver_sql(sql, params).scalar()
     return bytes(data or b"")
-
-
-def render_tile_audited(
-    session: Session, scope: Scope, req: TileRequest
-) -> tuple[bytes, str | None, list]:
-    """The tile's bytes, the record type its features disclose, and their ids."""
-    if not _begin_tile(session, req):
-        return b"", None, []  # see MIN_ZOOM
-    data, ids = session.execute(tile_query(scope, req, with_ids=True)).one()
-    resource = AUDITED.get(req.layer, (None,))[0]
-    if resource == "visit":
-        ids = [uuid.UUID(i) for i in ids or ()]
-    return bytes(data or b""), resource, list(ids or ())
 
 
 def tile_etag(data: bytes) -> str:

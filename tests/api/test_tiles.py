@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import mapbox_vector_tile
 import pytest
+from sqlalchemy import select
 
+from api.models import AuditEntry
 from api.scope import Scope
 from api.services import tiles
 from api.services.weeks import current_week, shift_week
@@ -301,3 +303,63 @@ def test_visits_are_not_drawn_below_zoom_14(client, world, session):
     assert response.status_code == 204
     response = client.get(url("visits", *centre(A1), z=14), headers=world.auth("worker_a1"))
     assert len(props(response, "visits")) == 1
+
+
+# --- the audit of what a tile draws ----------------------------------------------------------
+def audit_entries(session) -> list[AuditEntry]:
+    return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+
+
+def test_a_households_tile_audits_exactly_the_households_it_draws(client, world, session):
+    path = url("households", *centre(A1), z=16)
+    response = client.get(path, headers=world.auth("leader_a"))
+    drawn = {p["id"] for p in props(response, "households")}
+    (entry,) = audit_entries(session)
+    assert drawn and sorted(entry.resource_ids) == sorted(drawn)
+    assert (entry.user_id, entry.action, entry.resource) == (
+        world.users["leader_a"].id,
+        "read",
+        "household",
+    )
+    assert entry.resource_uuids == []
+    assert entry.fields == list(tiles.TILE_FIELDS["household"])
+    assert entry.path == path + "?"  # Flask's full_path: the query string, here empty
+
+
+def test_a_visits_tile_audits_its_visits_by_uuid(client, world, session):
+    visit = make_visit(session, world.users["worker_a1"], world.households[A1][1], NOW)
+    client.get(url("visits", *centre(A1)), headers=world.auth("leader_a"))
+    (entry,) = audit_entries(session)
+    assert (entry.resource, entry.resource_uuids, entry.resource_ids) == ("visit", [visit.id], [])
+
+
+def test_a_tile_that_draws_nothing_writes_no_audit_entry(client, world, session):
+    make_visit(session, world.users["worker_a1"], world.households[A1][1], NOW - timedelta(days=8))
+    assert client.get(url("visits", *centre(A1)), headers=world.auth("leader_a")).status_code == 204
+    assert client.get(url("grids", *centre(A1)), headers=world.auth("leader_a")).status_code == 200
+    assert audit_entries(session) == []  # grids are aggregates: they disclose no record
+
+
+def test_a_revalidated_tile_is_audited_again(client, world, session):
+    """A 304 sends no bytes, but the map shows the households it holds once more."""
+    headers = world.auth("leader_a")
+    first = client.get(url("households", *centre(A1)), headers=headers)
+    again = client.get(
+        url("households", *centre(A1)), headers={**headers, "If-None-Match": first.headers["ETag"]}
+    )
+    assert again.status_code == 304
+    entries = audit_entries(session)
+    assert len(entries) == 2 and entries[0].resource_ids == entries[1].resource_ids
+
+
+def test_tiles_of_one_shape_share_one_statement_and_differ_in_parameters(world, session):
+    """The API compiles a tile statement once per layer shape and reach; each tile of that
+    shape runs it with its own address and week, and still draws only its own features."""
+    tiles._compiled.cache_clear()
+    scope = Scope.for_user(session, world.users["leader_a"])
+    for code in (A1, A2, A1):
+        req = tiles.TileRequest("households", *tile_of(*centre(code), z=16), current_week(), NOW)
+        decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req))
+        ids = {f["properties"]["id"] for f in decoded["households"]["features"]}
+        assert ids == {h.id for h in world.households[code]}
+    assert tiles._compiled.cache_info().misses == 1
