@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import shapely
 from geoalchemy2 import Geometry
 from geoalchemy2.shape import to_shape
@@ -420,23 +420,17 @@ def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, Vis
             shapely.set_srid([row[c.name] for row in rows], c.type.srid),
             hex=True,
             include_srid=True,
-        )
+        ).tolist()
         for c in columns
         if isinstance(c.type, Geometry)
     }
     payload = []
     for n, row in enumerate(rows):
-        record = {"n": n}
-        for name, value in row.items():
-            if name in decorated:
-                value = table.c[name].type.process_bind_param(value, dialect)
-            if isinstance(value, uuid.UUID):
-                value = str(value)
-            elif isinstance(value, datetime):
-                value = value.isoformat()
-            elif name in ewkb:
-                value = str(ewkb[name][n])
-            record[name] = value
+        record = dict(row, n=n)  # orjson writes UUIDs and datetimes (RFC 3339) itself
+        for name in decorated:
+            record[name] = table.c[name].type.process_bind_param(row[name], dialect)
+        for name, shapes_hex in ewkb.items():
+            record[name] = shapes_hex[n]
         payload.append(record)
     returning = [
         f"ST_AsEWKB({c.name}) AS {c.name}" if isinstance(c.type, Geometry) else c.name
@@ -449,7 +443,11 @@ def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, Vis
         "ORDER BY t.n ON CONFLICT (id) DO NOTHING "
         f"RETURNING {', '.join(returning)}"
     )
-    stmt = text(sql).bindparams(rows=json.dumps(payload)).columns(*table.c)
+    stmt = (
+        text(sql)
+        .bindparams(rows=orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY).decode())
+        .columns(*table.c)
+    )
     visits = session.scalars(select(Visit).from_statement(stmt)).all()
     worker = session.get(User, rows[0]["worker_id"])
     grids = {gid: session.get(Grid, gid) for gid in {row["grid_id"] for row in rows}}
