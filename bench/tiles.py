@@ -79,6 +79,7 @@ def main() -> None:
     from api.auth import claims_for
     from api.extensions import db
     from api.models import Grid, User
+    from api.privacy import NOTHING, POLICY
     from api.scope import Scope
     from api.services import tiles
     from api.services.weeks import current_week
@@ -98,6 +99,7 @@ def main() -> None:
                 select(User).where(User.role == "district_viewer").order_by(User.id)
             )
             scope = Scope.for_user(session, viewer)
+            tracks = POLICY.get(viewer.role, NOTHING).tracks
             bounds = session.execute(
                 select(func.ST_Extent(Grid.boundary)).where(
                     Grid.retired_at.is_(None), scope.grids()
@@ -144,7 +146,10 @@ def main() -> None:
                     continue
                 for zz, x, y in coords:
                     with app.app_context():
-                        req = tiles.TileRequest(layer, zz, x, y, week, datetime.now(UTC))
+                        # As the API builds it for this caller (a viewer sees snapped tracks).
+                        req = tiles.TileRequest(
+                            layer, zz, x, y, week, datetime.now(UTC), precise_tracks=tracks
+                        )
                         sql = raw_sql(tiles.tile_query(scope, req))
                     _run_raw(raw_conn, connection, sql)  # warm the cache for both sides
                     t0 = time.perf_counter()
