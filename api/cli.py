@@ -522,7 +522,7 @@ def push_worker(once: bool) -> None:
     from datetime import UTC, datetime
 
     from api.extensions import db
-    from api.services import sessions
+    from api.services import audit, sessions
     from api.services import tasks as task_service
     from api.services.delivery import PushWorker
     from push import Router, build_channels
@@ -554,8 +554,13 @@ def push_worker(once: bool) -> None:
                         log.info("reports %s: %s stored", reported.week, len(reported.created))
                     with db.begin() as session:
                         purged = sessions.purge_ended(session, datetime.now(UTC))
-                    if any(purged):
-                        log.info("purged %s revoked tokens, %s ended sessions", *purged)
+                        attempts = audit.purge_login_attempts(session, datetime.now(UTC))
+                    if any(purged) or attempts:
+                        log.info(
+                            "purged %s revoked tokens, %s ended sessions, %s sign-in attempts",
+                            *purged,
+                            attempts,
+                        )
                     next_tick = time.monotonic() + cfg["TASK_TICK_SECONDS"]
                 stats = worker.run_once(datetime.now(UTC))
                 if stats.claimed:

@@ -140,6 +140,13 @@ def purge(session: Session, older_than: timedelta, now: datetime | None = None) 
     return session.execute(delete(AuditEntry).where(AuditEntry.at < cutoff)).rowcount
 
 
+def purge_login_attempts(session: Session, now: datetime) -> int:
+    """Delete sign-in attempts older than the six months a security log is kept. The rate
+    limit reads only the last minutes of them; nothing else needs older ones."""
+    cutoff = now - MIN_RETENTION
+    return session.execute(delete(LoginAttempt).where(LoginAttempt.at < cutoff)).rowcount
+
+
 def check_login_allowed(
     session: Session,
     username: str,

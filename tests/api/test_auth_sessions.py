@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from api.models import AuthSession, RevokedToken
-from api.services import sessions
+from api.models import AuthSession, LoginAttempt, RevokedToken
+from api.services import audit, sessions
 from tests.factories import PASSWORD
 
 
@@ -225,3 +225,13 @@ def test_the_throttle_lifts_after_its_window(app, client, session, world):
         attempt.at = attempt.at - timedelta(minutes=16)
     session.flush()
     sign_in(client)
+
+
+def test_purge_removes_sign_in_attempts_past_six_months_and_keeps_the_rest(session):
+    now = datetime.now(UTC)
+    for days in (10, 182, 184, 400):
+        session.add(LoginAttempt(username="x", success=False, at=now - timedelta(days=days)))
+    session.flush()
+    assert audit.purge_login_attempts(session, now) == 2
+    kept = session.scalars(select(LoginAttempt.at).order_by(LoginAttempt.at.desc())).all()
+    assert [(now - at).days for at in kept] == [10, 182]
