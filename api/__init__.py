@@ -15,9 +15,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the gridwork app; `test_config` overrides settings (tests, tools)."""
     from api import auth, crypto, errors, security, web
     from api.extensions import api, db
+    from api.jsonio import OrjsonProvider
     from api.resources import register_blueprints
 
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config.update(load_config(test_config))
     logging.basicConfig(
         level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
