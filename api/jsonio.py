@@ -13,7 +13,12 @@ from typing import Any
 import orjson
 from flask.json.provider import DefaultJSONProvider
 
-OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_SERIALIZE_NUMPY  # shapely and geometry maths may hand back numpy scalars
+)
 
 
 class OrjsonProvider(DefaultJSONProvider):

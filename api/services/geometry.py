@@ -27,8 +27,8 @@ def geojson(element: WKBElement | None) -> dict[str, Any] | None:
     return mapping(to_shape(element))
 
 
-def point_lonlat(element: WKBElement) -> tuple[float, float]:
-    point: Point = to_shape(element)
+def point_lonlat(element: WKBElement | Point) -> tuple[float, float]:
+    point: Point = element if isinstance(element, Point) else to_shape(element)
     return point.x, point.y
 
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -19,7 +20,6 @@ from shapely.geometry import Point
 from sqlalchemy import TypeDecorator, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from api import errors
 from api.models import Grid, Household, User, Visit
@@ -59,7 +59,16 @@ class _Accepted:
     row: dict[str, Any] = field(default_factory=dict)
 
 
-def on_visits_stored(session: Session, visits: Sequence[Visit]) -> None:
+class StoredVisit(SimpleNamespace):
+    """A visit this batch inserted: the row it sent (notes in plain text, the position as a
+    WGS-84 shapely point) with its worker and grid, read like a `Visit` by the answer and the
+    stored-visits hook. Not an ORM object: building 500 of them, or mapping 500 RETURNING
+    rows onto them, cost more than the INSERT itself. A new visit has no photos yet."""
+
+    photos: tuple = ()
+
+
+def on_visits_stored(session: Session, visits: Sequence[Visit | StoredVisit]) -> None:
     """Hook called once per batch with the visits it created, in the batch's transaction.
 
     Runs after the visits are flushed and before the view commits, so anything it writes is
@@ -362,7 +371,7 @@ def _timeline(session: Session, worker_id: int, accepted: list[_Accepted]) -> li
 
 def _insert(
     session: Session, rows: list[dict], results: list, accepted: list[_Accepted]
-) -> dict[uuid.UUID, Visit]:
+) -> dict[uuid.UUID, StoredVisit]:
     """INSERT ... ON CONFLICT (id) DO NOTHING; the visits actually inserted by this transaction.
 
     Rows go in id order, so two batches racing on overlapping ids lock them in the same order
@@ -379,7 +388,7 @@ def _insert(
     except IntegrityError:
         log.warning("a batch row broke a constraint; storing the batch row by row")
     by_id = {a.id: a for a in accepted}
-    created: dict[uuid.UUID, Visit] = {}
+    created: dict[uuid.UUID, StoredVisit] = {}
     for row in rows:
         try:
             with session.begin_nested():
@@ -391,7 +400,7 @@ def _insert(
     return created
 
 
-def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, Visit]:
+def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, StoredVisit]:
     """One `INSERT ... SELECT FROM jsonb_to_recordset(...)` for all rows, the inserted visits.
 
     The rows travel as one JSON document instead of a multi-row VALUES list: the statement
@@ -399,7 +408,8 @@ def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, Vis
     has 12,500 placeholders, and rewriting them cost more than the insert itself; an array
     per column cost psycopg an escape per element). PostgreSQL reads each field with its
     column's type. A column type that transforms values in Python (encryption, say) is
-    applied first. RETURNING gives the stored rows back, so the answer needs no re-read.
+    applied first. RETURNING gives the ids actually inserted (not those of rows a concurrent
+    twin stored first); the answer is built from the rows sent, so it needs no re-read.
     """
     table = Visit.__table__
     names = list(rows[0])
@@ -432,31 +442,21 @@ def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, Vis
         for name, shapes_hex in ewkb.items():
             record[name] = shapes_hex[n]
         payload.append(record)
-    returning = [
-        f"ST_AsEWKB({c.name}) AS {c.name}" if isinstance(c.type, Geometry) else c.name
-        for c in table.c
-    ]
     sql = (
         f"INSERT INTO {table.name} ({', '.join(names)}) "
         f"SELECT {', '.join(exprs)} "
         f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS t({', '.join(shapes)}, n integer) "
-        "ORDER BY t.n ON CONFLICT (id) DO NOTHING "
-        f"RETURNING {', '.join(returning)}"
+        "ORDER BY t.n ON CONFLICT (id) DO NOTHING RETURNING id"
     )
-    stmt = (
-        text(sql)
-        .bindparams(rows=orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY).decode())
-        .columns(*table.c)
-    )
-    visits = session.scalars(select(Visit).from_statement(stmt)).all()
+    document = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    inserted = set(session.execute(text(sql), {"rows": document}).scalars())
     worker = session.get(User, rows[0]["worker_id"])
     grids = {gid: session.get(Grid, gid) for gid in {row["grid_id"] for row in rows}}
-    for visit in visits:
-        # Known already (a new visit has no photos): no lazy load per visit for the answer.
-        set_committed_value(visit, "photos", [])
-        set_committed_value(visit, "worker", worker)
-        set_committed_value(visit, "grid", grids[visit.grid_id])
-    return {v.id: v for v in visits}
+    return {
+        row["id"]: StoredVisit(**row, worker=worker, grid=grids[row["grid_id"]])
+        for row in rows
+        if row["id"] in inserted
+    }
 
 
 # --- reads ---------------------------------------------------------------------------------

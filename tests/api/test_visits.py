@@ -331,6 +331,27 @@ def test_a_visit_synced_weeks_later_is_doubtful(client, world):
     assert (ev["grade"], ev["reasons"]) == ("doubtful", ["stale"])
 
 
+@pytest.mark.parametrize("datum", ["wgs84", "gcj02"])
+def test_a_created_visits_answer_is_what_reading_it_back_returns(client, world, datum):
+    """The batch answers a new visit from the row it stored, not a re-read: the two agree."""
+    item = visit_item(
+        home(world),
+        lon=REFERENCE_GCJ02[0],
+        lat=REFERENCE_GCJ02[1],
+        datum=datum,
+        notes="腿脚不便",
+        observations={"elderly_80": {"health": "poor", "needs": ["wheelchair"]}},
+        follow_up=True,
+        follow_up_note="需要轮椅",
+    )
+    created = one(client, world, item)
+    assert created["status"] == "created"
+    read = client.get(f"/api/v1/visits/{item['id']}", headers=world.auth("worker_a1")).json
+    assert created["visit"] == read
+    replayed = one(client, world, item)
+    assert (replayed["status"], replayed["visit"]) == ("duplicate", read)
+
+
 def test_get_visit_returns_location_and_evidence(client, world):
     item = visit_item(home(world), lon=REFERENCE_GCJ02[0], lat=REFERENCE_GCJ02[1], datum="gcj02")
     one(client, world, item)
