@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import importlib.util
 import json
 import os
 import random
@@ -231,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds between a phone's actions, min,max (a sync or a poll about every 30 s)",
     )
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("locust") is None:  # before seeding anything
+        raise SystemExit('locust is not installed: .venv/bin/pip install -e ".[dev,load]"')
 
     from api.settings import load_config
 
