@@ -15,6 +15,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    all_,
     and_,
     bindparam,
     case,
@@ -54,6 +55,7 @@ HOUSEHOLDS_FULL_ZOOM = 16
 MIN_ZOOM = {"grids": 0, "households": HOUSEHOLDS_MIN_ZOOM, "visits": 14, "tasks": 0}
 MAX_ZOOM = 22
 EXTENT = 4096
+ETAG_HEX = 32  # hex digits of the SHA-256 in a tile's ETag
 BUFFER = 64
 # The five must-visit groups (五必访) among the register's care tags.
 MUST_VISIT_TAGS = (
@@ -78,6 +80,8 @@ class TileRequest:
     now: datetime
     # False: workers' visit positions snapped to ~100 m (roles without access to tracks).
     precise_tracks: bool = True
+    # The ETags the client holds (If-None-Match): a tile it already has is not disclosed again.
+    known_etags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ _REF = bindparam("tile_reference_time", type_=DateTime(timezone=True), required=
 _AUDIT_USER = bindparam("audit_user_id", type_=BigInteger, required=False)
 _AUDIT_IP = bindparam("audit_ip", type_=INET, required=False)
 _AUDIT_PATH = bindparam("audit_path", type_=String, required=False)
+_KNOWN_ETAGS = bindparam("known_etags", type_=ARRAY(String), required=False)
 
 
 def tile_params(req: TileRequest, reader: Reader | None = None) -> dict:
@@ -123,7 +128,12 @@ def tile_params(req: TileRequest, reader: Reader | None = None) -> dict:
         "tile_reference_time": min(end, req.now.astimezone(UTC)),
     }
     if reader is not None:
-        params.update(audit_user_id=reader.user_id, audit_ip=reader.ip, audit_path=reader.path)
+        params.update(
+            audit_user_id=reader.user_id,
+            audit_ip=reader.ip,
+            audit_path=reader.path,
+            known_etags=list(req.known_etags),
+        )
     return params
 
 
@@ -396,10 +406,11 @@ TILE_FIELDS = {
 
 
 def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
-    """The one SQL statement that answers a tile: ST_AsMVT over the layer's features. When
-    `audited` and the layer discloses records, the same statement writes the audit entry of
-    the records whose geometry lands in the tile (a data-modifying WITH): no round trip and
-    no id list through Python, whatever the tile holds."""
+    """The one SQL statement that answers a tile: ST_AsMVT over the layer's features, and the
+    tile's ETag. When `audited` and the layer discloses records, the same statement writes the
+    audit entry of the records whose geometry lands in the tile (a data-modifying WITH): no
+    round trip and no id list through Python, whatever the tile holds. A client revalidating
+    the very bytes it holds (304) is not shown anything new: no entry."""
     build, id_column = _BUILDERS[shape.layer]
     inner = build(scope, shape).subquery("f")
     columns = list(inner.c)
@@ -410,15 +421,25 @@ def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
     args = [literal_column("q"), literal(shape.layer), literal(EXTENT), literal("geom")]
     if id_column:
         args.append(literal("fid"))
-    stmt = select(func.ST_AsMVT(*args)).select_from(features)
-    if logged:
-        stmt = stmt.add_cte(_audit_insert(features, *AUDITED[shape.layer]))
-    return stmt
+    encoded = select(func.ST_AsMVT(*args).label("mvt")).select_from(features).subquery("m")
+    tile = select(encoded.c.mvt, _etag_sql(encoded.c.mvt).label("etag"))
+    if not logged:
+        return tile
+    tile_cte = tile.cte("t")  # read by the answer and by the audit: computed once
+    stmt = select(tile_cte.c.mvt, tile_cte.c.etag)
+    return stmt.add_cte(_audit_insert(features, tile_cte, *AUDITED[shape.layer]))
 
 
-def _audit_insert(features, resource: str, key: str):
+def _etag_sql(data):
+    """`tile_etag` computed by PostgreSQL."""
+    digest = func.left(func.encode(func.sha256(func.coalesce(data, b"")), "hex"), ETAG_HEX)
+    return literal('"') + digest + literal('"')
+
+
+def _audit_insert(features, tile, resource: str, key: str):
     """INSERT of one audit row naming the features drawn (ST_AsMVT encodes only those whose
-    geometry lands in the tile), none when there are none. Visits go by UUID."""
+    geometry lands in the tile), none when there are none or the client holds these bytes.
+    Visits go by UUID."""
     drawn = features.c.geom.is_not(None)
     ids = features.c[key]
     int_ids = literal([], ARRAY(BigInteger))
@@ -439,6 +460,8 @@ def _audit_insert(features, resource: str, key: str):
             _AUDIT_PATH,
         )
         .select_from(features)
+        .join(tile, true())
+        .where(tile.c.etag != all_(_KNOWN_ETAGS))
         .having(func.count().filter(drawn) > 0)
     )
     names = ["user_id", "action", "resource", "resource_ids", "resource_uuids", "fields", "ip"]
@@ -491,19 +514,19 @@ def _begin_tile(session: Session, req: TileRequest, audited: bool) -> bool:
 
 def render_tile(
     session: Session, scope: Scope, req: TileRequest, reader: Reader | None = None
-) -> bytes:
-    """The tile's bytes (b"" when no feature of the caller's falls in it). With a `reader`,
-    the records the tile discloses are written to the audit log by the same statement (the
-    caller commits)."""
+) -> tuple[bytes, str]:
+    """The tile's bytes (b"" when no feature of the caller's falls in it) and their ETag. With
+    a `reader`, the records the tile discloses are written to the audit log by the same
+    statement (the caller commits)."""
     audited = reader is not None and req.layer in AUDITED
     if not _begin_tile(session, req, audited):
-        return b""  # see MIN_ZOOM
+        return b"", tile_etag(b"")  # see MIN_ZOOM
     sql, constants = _compiled(scope, shape_of(req), audited, session.get_bind().dialect)
     params = {**constants, **tile_params(req, reader if audited else None)}
-    data = session.connection().exec_driver_sql(sql, params).scalar()
-    return bytes(data or b"")
+    data, etag = session.connection().exec_driver_sql(sql, params).one()
+    return bytes(data or b""), etag
 
 
 def tile_etag(data: bytes) -> str:
-    """A strong ETag: the hash of the tile's bytes."""
-    return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+    """A strong ETag: the hash of the tile's bytes (`_etag_sql` is the same in SQL)."""
+    return '"' + hashlib.sha256(data).hexdigest()[:ETAG_HEX] + '"'

@@ -104,7 +104,7 @@ def test_household_visited_within_the_cadence_but_not_this_week_is_due(world, se
     make_visit(session, world.users["worker_a1"], household, thursday - timedelta(days=4))
     scope = Scope.for_user(session, world.users["worker_a1"])
     req = tiles.TileRequest("households", *tile_of(*centre(A1)), "2026-W40", thursday)
-    decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req))
+    decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req)[0])
     by_id = {f["properties"]["id"]: f["properties"] for f in decoded["households"]["features"]}
     assert by_id[household.id]["status"] == "due"
     assert by_id[household.id]["days_since_visit"] == 4
@@ -259,7 +259,7 @@ def test_households_tile_for_a_past_week_ignores_later_visits(world, session):
     make_visit(session, worker, household, w41_friday + timedelta(days=5))  # W42
     scope = Scope.for_user(session, worker)
     req = tiles.TileRequest("households", *tile_of(*centre(A1)), "2026-W41", NOW)
-    decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req))
+    decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req)[0])
     by_id = {f["properties"]["id"]: f["properties"] for f in decoded["households"]["features"]}
     assert by_id[household.id]["visited_this_week"] is False
     assert by_id[household.id]["last_visited"].startswith("2026-09-30")
@@ -340,16 +340,33 @@ def test_a_tile_that_draws_nothing_writes_no_audit_entry(client, world, session)
     assert audit_entries(session) == []  # grids are aggregates: they disclose no record
 
 
-def test_a_revalidated_tile_is_audited_again(client, world, session):
-    """A 304 sends no bytes, but the map shows the households it holds once more."""
+def test_a_tile_revalidated_unchanged_is_not_audited_again(client, world, session):
+    """A 304 sends nothing the client does not already hold: the first read was audited."""
     headers = world.auth("leader_a")
     first = client.get(url("households", *centre(A1)), headers=headers)
     again = client.get(
         url("households", *centre(A1)), headers={**headers, "If-None-Match": first.headers["ETag"]}
     )
     assert again.status_code == 304
-    entries = audit_entries(session)
-    assert len(entries) == 2 and entries[0].resource_ids == entries[1].resource_ids
+    assert len(audit_entries(session)) == 1
+
+
+def test_a_tile_revalidated_after_a_change_is_audited_again(client, world, session):
+    headers = world.auth("leader_a")
+    first = client.get(url("households", *centre(A1)), headers=headers)
+    make_visit(session, world.users["worker_a1"], world.households[A1][0], NOW)
+    again = client.get(
+        url("households", *centre(A1)), headers={**headers, "If-None-Match": first.headers["ETag"]}
+    )
+    assert again.status_code == 200
+    assert len(audit_entries(session)) == 2
+
+
+def test_the_etag_postgresql_computes_is_the_hash_of_the_bytes(world, session):
+    scope = Scope.for_user(session, world.users["leader_a"])
+    req = tiles.TileRequest("households", *tile_of(*centre(A1)), current_week(), NOW)
+    data, etag = tiles.render_tile(session, scope, req)
+    assert data and etag == tiles.tile_etag(data)
 
 
 def test_tiles_of_one_shape_share_one_statement_and_differ_in_parameters(world, session):
@@ -359,7 +376,7 @@ def test_tiles_of_one_shape_share_one_statement_and_differ_in_parameters(world, 
     scope = Scope.for_user(session, world.users["leader_a"])
     for code in (A1, A2, A1):
         req = tiles.TileRequest("households", *tile_of(*centre(code), z=16), current_week(), NOW)
-        decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req))
+        decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req)[0])
         ids = {f["properties"]["id"] for f in decoded["households"]["features"]}
         assert ids == {h.id for h in world.households[code]}
     assert tiles._compiled.cache_info().misses == 1

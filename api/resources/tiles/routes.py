@@ -22,11 +22,16 @@ MVT = "application/vnd.mapbox-vector-tile"
 CACHE_CONTROL = "private, max-age=60"
 
 
-def tile_response(data: bytes) -> Response:
+def known_etags() -> tuple[str, ...]:
+    """The ETags the client holds (If-None-Match)."""
+    tokens = request.headers.get("If-None-Match", "").split(",")
+    return tuple(t.strip() for t in tokens if t.strip())
+
+
+def tile_response(data: bytes, etag: str) -> Response:
     """200 with the tile, 204 when empty, 304 when the client holds these very bytes."""
-    etag = tiles.tile_etag(data)
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
-    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+    if etag in known_etags():
         return Response(status=304, headers=headers)
     if not data:
         return Response(status=204, headers=headers)
@@ -52,10 +57,17 @@ class Tile(MethodView):
         week = args.get("week") or current_week()
         parse_week(week)
         req = tiles.TileRequest(
-            layer, z, x, y, week, datetime.now(UTC), precise_tracks=privacy.disclosure().tracks
+            layer,
+            z,
+            x,
+            y,
+            week,
+            datetime.now(UTC),
+            precise_tracks=privacy.disclosure().tracks,
+            known_etags=known_etags(),
         )
         # A map popup shows what the tile holds: that is a read of these records, written to
-        # the audit log by the tile's own statement (a 304 too: the map shows them again).
-        data = tiles.render_tile(db.session, current_scope(), req, reader=privacy.reader())
+        # the audit log by the tile's own statement (not when the client holds these bytes).
+        data, etag = tiles.render_tile(db.session, current_scope(), req, reader=privacy.reader())
         db.session.commit()
-        return tile_response(data)
+        return tile_response(data, etag)
