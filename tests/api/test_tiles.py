@@ -196,23 +196,30 @@ def test_tile_has_a_strong_etag_and_private_cache_control(client, world):
     assert "max-age=60" in response.headers["Cache-Control"]
 
 
-def test_tile_answers_304_to_its_own_etag(client, world):
+def fetch_twice(client, world, layer: str, between=lambda: None):
+    """The leader's tile of A1's centre, then the same tile revalidated with its ETag after
+    `between` ran: (first answer, second answer)."""
     headers = world.auth("leader_a")
-    first = client.get(url("grids", *centre(A1)), headers=headers)
+    first = client.get(url(layer, *centre(A1)), headers=headers)
+    between()
     again = client.get(
-        url("grids", *centre(A1)), headers={**headers, "If-None-Match": first.headers["ETag"]}
+        url(layer, *centre(A1)), headers={**headers, "If-None-Match": first.headers["ETag"]}
     )
+    return first, again
+
+
+def a_visit_in_a1(world, session):
+    return lambda: make_visit(session, world.users["worker_a1"], world.households[A1][0], NOW)
+
+
+def test_tile_answers_304_to_its_own_etag(client, world):
+    _first, again = fetch_twice(client, world, "grids")
     assert again.status_code == 304
     assert again.data == b""
 
 
 def test_tile_etag_changes_when_the_data_changes(client, world, session):
-    headers = world.auth("leader_a")
-    first = client.get(url("grids", *centre(A1)), headers=headers)
-    make_visit(session, world.users["worker_a1"], world.households[A1][0], NOW)
-    again = client.get(
-        url("grids", *centre(A1)), headers={**headers, "If-None-Match": first.headers["ETag"]}
-    )
+    first, again = fetch_twice(client, world, "grids", a_visit_in_a1(world, session))
     assert again.status_code == 200
     assert again.headers["ETag"] != first.headers["ETag"]
 
@@ -342,22 +349,13 @@ def test_a_tile_that_draws_nothing_writes_no_audit_entry(client, world, session)
 
 def test_a_tile_revalidated_unchanged_is_not_audited_again(client, world, session):
     """A 304 sends nothing the client does not already hold: the first read was audited."""
-    headers = world.auth("leader_a")
-    first = client.get(url("households", *centre(A1)), headers=headers)
-    again = client.get(
-        url("households", *centre(A1)), headers={**headers, "If-None-Match": first.headers["ETag"]}
-    )
+    _first, again = fetch_twice(client, world, "households")
     assert again.status_code == 304
     assert len(audit_entries(session)) == 1
 
 
 def test_a_tile_revalidated_after_a_change_is_audited_again(client, world, session):
-    headers = world.auth("leader_a")
-    first = client.get(url("households", *centre(A1)), headers=headers)
-    make_visit(session, world.users["worker_a1"], world.households[A1][0], NOW)
-    again = client.get(
-        url("households", *centre(A1)), headers={**headers, "If-None-Match": first.headers["ETag"]}
-    )
+    _first, again = fetch_twice(client, world, "households", a_visit_in_a1(world, session))
     assert again.status_code == 200
     assert len(audit_entries(session)) == 2
 
@@ -370,7 +368,7 @@ def test_the_etag_postgresql_computes_is_the_hash_of_the_bytes(world, session):
 
 
 def test_tiles_of_one_shape_share_one_statement_and_differ_in_parameters(world, session):
-    """The API compiles a tile statement once per layer shape and reach; each tile of that
+    """The API compiles a tile statement once per layer shape and scope; each tile of that
     shape runs it with its own address and week, and still draws only its own features."""
     tiles._compiled.cache_clear()
     scope = Scope.for_user(session, world.users["leader_a"])
