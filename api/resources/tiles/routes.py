@@ -28,10 +28,10 @@ def known_etags() -> tuple[str, ...]:
     return tuple(t.strip() for t in tokens if t.strip())
 
 
-def tile_response(data: bytes, etag: str) -> Response:
-    """200 with the tile, 204 when empty, 304 when the client holds these very bytes."""
+def tile_response(data: bytes, etag: str, known: tuple[str, ...]) -> Response:
+    """200 with the tile, 204 when empty, 304 when the client holds (`known`) these bytes."""
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
-    if etag in known_etags():
+    if etag in known:
         return Response(status=304, headers=headers)
     if not data:
         return Response(status=204, headers=headers)
@@ -70,4 +70,4 @@ class Tile(MethodView):
         # the audit log by the tile's own statement (not when the client holds these bytes).
         data, etag = tiles.render_tile(db.session, current_scope(), req, reader=privacy.reader())
         db.session.commit()
-        return tile_response(data, etag)
+        return tile_response(data, etag, req.known_etags)
