@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from flask import Flask, g, has_request_context, request
-from sqlalchemy import Connection, Engine, MetaData, create_engine, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    MetaData,
+    any_,
+    bindparam,
+    create_engine,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -32,6 +42,12 @@ def set_local(session: Session, **settings: str) -> None:
     for k, (name, value) in enumerate(settings.items()):
         params[f"name_{k}"], params[f"value_{k}"] = name, value
     session.execute(text(f"SELECT {calls}"), params)
+
+
+def is_any_of(column, name: str, values: Iterable, item_type) -> ColumnElement[bool]:
+    """`column = ANY(:name)` with one array parameter: the statement text stays the same however
+    many values there are (an IN list of 500 is 500 placeholders for psycopg to rewrite)."""
+    return column == any_(bindparam(name, list(values), type_=ARRAY(item_type)))
 
 
 def make_engine(url: str, **kwargs) -> Engine:

@@ -17,12 +17,13 @@ from geoalchemy2 import Geometry
 from geoalchemy2.shape import to_shape
 from shapely import union_all
 from shapely.geometry import Point
-from sqlalchemy import Integer, TypeDecorator, any_, bindparam, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy import Integer, TypeDecorator, func, select, text
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from api import errors
+from api.db import is_any_of
 from api.models import Grid, Household, User, Visit
 from api.scope import Scope
 from api.services.households import _outside, place
@@ -172,7 +173,7 @@ def _load(session: Session, ids) -> dict[uuid.UUID, Visit]:
         return {}
     visits = session.scalars(
         select(Visit)
-        .where(Visit.id == any_(array_param("visit_ids", list(ids), UUID(as_uuid=True))))
+        .where(is_any_of(Visit.id, "visit_ids", ids, UUID(as_uuid=True)))
         .options(selectinload(Visit.grid), selectinload(Visit.photos))
         .execution_options(populate_existing=True)
     )
@@ -199,7 +200,7 @@ def _place_and_check(
         h.id: h
         for h in session.execute(
             select(Household.id, Household.grid_id, Household.location).where(
-                Household.id == any_(array_param("household_ids", list(household_ids), Integer))
+                is_any_of(Household.id, "household_ids", household_ids, Integer)
             )
         )
     }
@@ -255,12 +256,6 @@ def _place_and_check(
         a.relief = a.grid_id not in scope.grid_ids
         accepted.append(a)
     return accepted
-
-
-def array_param(name: str, values: list, item_type):
-    """One array parameter for `= ANY(...)`: the statement text stays the same whatever the
-    batch holds (an IN list of 500 is 500 placeholders for psycopg to rewrite every time)."""
-    return bindparam(name, values, type_=ARRAY(item_type))
 
 
 def _local_date(moment: datetime):
