@@ -21,8 +21,12 @@ OPTIONS = (
 )
 
 
+# What `DefaultJSONProvider.response` passes for a compact answer: orjson's only output.
+COMPACT = {"separators": (",", ":")}
+
+
 class OrjsonProvider(DefaultJSONProvider):
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        if kwargs:  # indent and the like (pretty output in debug): the standard library's job
+        if kwargs and kwargs != COMPACT:  # indent and the like (pretty output in debug)
             return super().dumps(obj, **kwargs)
         return orjson.dumps(obj, default=self.default, option=OPTIONS).decode()

@@ -35,6 +35,18 @@ def test_the_app_answers_through_it(app, client):
     assert response.get_data(as_text=True) == '{"status":"ok"}\n'
 
 
+def test_a_compact_answer_is_written_by_orjson():
+    # Flask's `response` (hence jsonify and every flask-smorest answer) asks for compact
+    # separators: that is orjson's own output, not a reason to fall back. The standard
+    # library would write \\u escapes for the Chinese text.
+    app = Flask(__name__)
+    with app.app_context():
+        app.json = OrjsonProvider(app)
+        body = app.json.response(DOCUMENT).get_data(as_text=True)
+    assert "网格员" in body
+    assert json.loads(body) == json.loads(DefaultJSONProvider(app).dumps(DOCUMENT))
+
+
 def test_pretty_output_falls_back_to_the_standard_library():
     app = Flask(__name__)
     assert OrjsonProvider(app).dumps({"a": 1}, indent=2) == '{\n  "a": 1\n}'
