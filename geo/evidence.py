@@ -1,10 +1,13 @@
 """Grading of the location evidence of a door-to-door visit: ok, doubtful or suspect, and why."""
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
+import shapely
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
@@ -19,6 +22,7 @@ __all__ = [
     "EvidenceRules",
     "Grade",
     "grade_visit",
+    "grade_visits",
 ]
 
 Grade = Literal["ok", "doubtful", "suspect"]
@@ -87,7 +91,7 @@ class Evidence:
 
 
 def _metres(v: float) -> float:
-    return round(v, 1)
+    return round(float(v), 1)
 
 
 def _require_aware(name: str, t: datetime) -> None:
@@ -111,34 +115,108 @@ def _usable_accuracy(accuracy_m: float | None) -> float:
     return float(accuracy_m)
 
 
-def _speed(
-    inp: EvidenceInput, other: Neighbour, rules: EvidenceRules
-) -> tuple[float, float, float | None, bool]:
-    """(distance m, seconds apart, speed m/s or None, impossible?) between inp and a neighbour."""
-    point, at = other[0], other[1]
-    _require_aware("a neighbouring visit's time", at)
+def grade_visit(inp: EvidenceInput, rules: EvidenceRules = DEFAULT_RULES) -> Evidence:
+    """Grade a visit's location evidence: `grade_visits` of a batch of one."""
+    return grade_visits([inp], rules)[0]
+
+
+def grade_visits(
+    inputs: Sequence[EvidenceInput], rules: EvidenceRules = DEFAULT_RULES
+) -> list[Evidence]:
+    """Grade each visit's location evidence. A grade is the worst grade among the reasons found.
+
+    Distances are metres (haversine, or a local metric projection for the grid); the reported
+    details are rounded to 0.1 m, 0.1 m/s and whole seconds and are JSON-serialisable. The
+    measuring is vectorised over the batch (one call per distinct grid boundary, one per kind
+    of distance); only the verdicts are made per visit.
+    """
+    for inp in inputs:
+        _require_aware("visited_at", inp.visited_at)
+        _require_aware("received_at", inp.received_at)
+        for other in (inp.previous, inp.next):
+            if other is not None:
+                _require_aware("a neighbouring visit's time", other[1])
+    if not inputs:
+        return []
+    x, y = _xy([inp.point for inp in inputs])
+    to_grid = _grid_distances(inputs, x, y)
+    to_home = _distances(x, y, [inp.household_point for inp in inputs])
+    to_previous = _distances(x, y, [_neighbour_point(inp.previous) for inp in inputs])
+    to_next = _distances(x, y, [_neighbour_point(inp.next) for inp in inputs])
+    return [
+        _verdict(inp, rules, to_grid[i], to_home[i], to_previous[i], to_next[i])
+        for i, inp in enumerate(inputs)
+    ]
+
+
+def _xy(points: Sequence[BaseGeometry]) -> tuple[np.ndarray, np.ndarray]:
+    array = np.empty(len(points), dtype=object)
+    array[:] = points
+    return shapely.get_x(array), shapely.get_y(array)
+
+
+def _neighbour_point(other: Neighbour | None) -> Point | None:
+    return None if other is None else other[0]
+
+
+def _distances(x: np.ndarray, y: np.ndarray, others: Sequence[Point | None]) -> np.ndarray:
+    """Haversine metres from each visit to its other point; NaN where it has none (or empty)."""
+    out = np.full(len(others), np.nan)
+    idx = np.array([i for i, p in enumerate(others) if p is not None and not p.is_empty], int)
+    if idx.size:
+        ox, oy = _xy([others[i] for i in idx])
+        out[idx] = haversine_m(x[idx], y[idx], ox, oy)
+    return out
+
+
+def _grid_distances(inputs: Sequence[EvidenceInput], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Metres from each visit to its grid boundary (0 inside); NaN where it has none.
+
+    The visits sharing a boundary (a batch has a territory a day) are tested in one call; only
+    those outside it are measured one by one (`distance_m`: nearest points, great circle).
+    """
+    out = np.full(len(inputs), np.nan)
+    shared: dict[int, list[int]] = {}
+    for i, inp in enumerate(inputs):
+        boundary = inp.grid_boundary
+        if boundary is not None and not boundary.is_empty:
+            shared.setdefault(id(boundary), []).append(i)
+    for members in shared.values():
+        boundary = inputs[members[0]].grid_boundary
+        idx = np.array(members)
+        inside = shapely.intersects_xy(boundary, x[idx], y[idx])
+        out[idx[inside]] = 0.0
+        for i in idx[~inside]:
+            out[i] = distance_m(inputs[i].point, boundary)
+    return out
+
+
+def _movement(
+    inp: EvidenceInput, other: Neighbour, d: float, rules: EvidenceRules
+) -> tuple[float, float | None, bool]:
+    """(seconds apart, speed m/s or None, impossible?) between a visit and its neighbour."""
     own = _usable_accuracy(inp.accuracy_m)
     theirs = _usable_accuracy(other[2]) if len(other) > 2 else own
-    d = haversine_m(inp.point.x, inp.point.y, point.x, point.y)
-    seconds = abs((inp.visited_at - at).total_seconds())
+    seconds = abs((inp.visited_at - other[1]).total_seconds())
     # Two fixes closer than their combined uncertainty may be the same spot: no evidence of
     # movement at all, however close in time.
     if d <= own + theirs:
-        return d, seconds, (d / seconds if seconds else None), False
+        return seconds, (d / seconds if seconds else None), False
     if seconds == 0:
-        return d, seconds, None, True
+        return seconds, None, True
     speed = d / seconds
-    return d, seconds, speed, speed > rules.max_speed_mps
+    return seconds, speed, speed > rules.max_speed_mps
 
 
-def grade_visit(inp: EvidenceInput, rules: EvidenceRules = DEFAULT_RULES) -> Evidence:
-    """Grade a visit's location evidence. The grade is the worst grade among the reasons found.
-
-    Distances are metres (haversine, or a local metric projection for the grid); the reported
-    details are rounded to 0.1 m, 0.1 m/s and whole seconds and are JSON-serialisable.
-    """
-    _require_aware("visited_at", inp.visited_at)
-    _require_aware("received_at", inp.received_at)
+def _verdict(
+    inp: EvidenceInput,
+    rules: EvidenceRules,
+    to_grid: float,
+    to_home: float,
+    to_previous: float,
+    to_next: float,
+) -> Evidence:
+    """The reasons, details and grade of one visit from its measured distances (NaN: none)."""
     reasons: list[str] = []
     details: dict[str, Any] = {}
 
@@ -154,15 +232,12 @@ def grade_visit(inp: EvidenceInput, rules: EvidenceRules = DEFAULT_RULES) -> Evi
     if accuracy:
         reasons.append(accuracy)
 
-    if inp.grid_boundary is not None and not inp.grid_boundary.is_empty:
-        to_grid = distance_m(inp.point, inp.grid_boundary)
+    if not math.isnan(to_grid):
         details["distance_to_grid_m"] = _metres(to_grid)
         if to_grid > rules.grid_tolerance_m:
             reasons.append("outside_grid")
 
-    if inp.household_point is not None and not inp.household_point.is_empty:
-        h = inp.household_point
-        to_home = haversine_m(inp.point.x, inp.point.y, h.x, h.y)
+    if not math.isnan(to_home):
         details["distance_to_household_m"] = _metres(to_home)
         if to_home > rules.household_far_m:
             reasons.append("very_far_from_household")
@@ -170,10 +245,11 @@ def grade_visit(inp: EvidenceInput, rules: EvidenceRules = DEFAULT_RULES) -> Evi
             reasons.append("far_from_household")
 
     impossible = False
-    for name, other in (("previous", inp.previous), ("next", inp.next)):
+    for name, other, d in (("previous", inp.previous, to_previous), ("next", inp.next, to_next)):
         if other is None:
             continue
-        d, seconds, speed, too_fast = _speed(inp, other, rules)
+        d = float(d)
+        seconds, speed, too_fast = _movement(inp, other, d, rules)
         details[f"distance_to_{name}_m"] = _metres(d)
         details[f"seconds_to_{name}"] = round(seconds)
         details[f"speed_to_{name}_mps"] = None if speed is None else round(speed, 1)

@@ -27,16 +27,19 @@ _WGS84_A = 6378137.0
 _WGS84_E2 = 0.00669437999014
 
 
-def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle distance in metres between two lon/lat positions (spherical, R=6371008.8).
+def haversine_m(lon1, lat1, lon2, lat2):
+    """Great-circle distance in metres between lon/lat positions (spherical, R=6371008.8).
 
-    The sphere is within about 0.5% of the ellipsoid everywhere, closer at China's latitudes.
+    Takes floats (and gives a float) or arrays of positions (and gives an array, element by
+    element). The sphere is within about 0.5% of the ellipsoid everywhere, closer at China's
+    latitudes.
     """
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    phi1, phi2 = np.radians(lat1), np.radians(lat2)
     dphi = phi2 - phi1
-    dlmb = math.radians(lon2 - lon1)
-    h = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+    dlmb = np.radians(np.subtract(lon2, lon1))
+    h = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlmb / 2) ** 2
+    d = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+    return float(d) if np.ndim(d) == 0 else d
 
 
 Coords = Callable[..., tuple]

@@ -16,6 +16,7 @@ __all__ = [
     "CHINA_LON",
     "MAX_VERTICES",
     "GeometryProblem",
+    "check_lon_lat",
     "overlap_area_m2",
     "parse_boundary",
     "parse_point",
@@ -51,8 +52,10 @@ def _is_number(v: object) -> bool:
     return isinstance(v, Real) and not isinstance(v, bool)
 
 
-def _check_lon_lat(lon: object, lat: object, where: str = "") -> tuple[float, float]:
-    """Check one (lon, lat) pair; return it as floats or raise GeometryProblem."""
+def check_lon_lat(lon: object, lat: object, where: str = "") -> tuple[float, float]:
+    """Check one (lon, lat) pair; return it as floats or raise GeometryProblem.
+
+    The checks of `parse_point` without making a point (a batch makes its points at once)."""
     at = f" in {where}" if where else ""
     if not (_is_number(lon) and _is_number(lat)):
         raise GeometryProblem(f"coordinate ({lon!r}, {lat!r}){at} is not a pair of numbers")
@@ -79,7 +82,7 @@ def _check_lon_lat(lon: object, lat: object, where: str = "") -> tuple[float, fl
 
 def parse_point(lon: float, lat: float) -> Point:
     """A validated lon/lat point; raises GeometryProblem when out of range or evidently swapped."""
-    return Point(_check_lon_lat(lon, lat))
+    return Point(check_lon_lat(lon, lat))
 
 
 def _ring(raw: object, where: str) -> list[tuple[float, float]]:
@@ -92,7 +95,7 @@ def _ring(raw: object, where: str) -> list[tuple[float, float]]:
                 f"position {k} of {where} is not an array of 2 numbers [lon, lat]"
             )
         # An altitude, if given, is allowed by GeoJSON and dropped: grids are flat.
-        positions.append(_check_lon_lat(pos[0], pos[1], f"position {k} of {where}"))
+        positions.append(check_lon_lat(pos[0], pos[1], f"position {k} of {where}"))
     if len(positions) < 4:
         raise GeometryProblem(f"{where} has {len(positions)} positions; a ring needs at least 4")
     if positions[0] != positions[-1]:

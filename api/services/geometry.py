@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+import shapely
 from geoalchemy2 import WKBElement
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import MultiPolygon, Point, mapping
@@ -30,6 +33,13 @@ def geojson(element: WKBElement | None) -> dict[str, Any] | None:
 def point_lonlat(element: WKBElement | Point) -> tuple[float, float]:
     point: Point = element if isinstance(element, Point) else to_shape(element)
     return point.x, point.y
+
+
+def to_shapes(elements: Iterable[WKBElement]) -> np.ndarray:
+    """`to_shape` of many database geometries in one vectorised call: an array of shapes."""
+    return shapely.from_wkb(
+        [e.data if isinstance(e.data, str) else bytes(e.data) for e in elements]
+    )
 
 
 def as_multipolygon(element: WKBElement) -> MultiPolygon:

@@ -18,6 +18,7 @@ from geoalchemy2.shape import to_shape
 from shapely import union_all
 from shapely.geometry import Point
 from sqlalchemy import Integer, TypeDecorator, func, select, text
+from sqlalchemy import union_all as sql_union_all
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -26,13 +27,14 @@ from api import errors
 from api.db import is_any_of
 from api.models import Grid, Household, User, Visit
 from api.scope import Scope
+from api.services.geometry import to_shapes
 from api.services.households import _outside, place
 from api.services.ledger import LedgerRow, household_ledger
 from api.services.weeks import LOCAL, parse_week, week_bounds, week_of
-from geo.datum import to_wgs84
-from geo.evidence import EvidenceInput, grade_visit
+from geo.datum import to_wgs84_many
+from geo.evidence import EvidenceInput, grade_visits
 from geo.routing import walking_order
-from geo.validate import GeometryProblem, parse_point
+from geo.validate import GeometryProblem, check_lon_lat
 
 log = logging.getLogger("gridwork.visits")
 
@@ -56,6 +58,7 @@ class _Accepted:
     data: dict[str, Any]
     grid_id: int = 0
     household: Any = None  # (id, grid_id, location) of the household visited
+    home: Point | None = None  # its location
     point: Point = field(default_factory=Point)
     relief: bool = False
     row: dict[str, Any] = field(default_factory=dict)
@@ -204,24 +207,43 @@ def _place_and_check(
             )
         )
     }
+    homes = dict(zip(households, to_shapes(h.location for h in households.values()), strict=True))
+    located = []
     for a in pending:
         loc = a.data["location"]
         try:
-            raw = parse_point(loc["lon"], loc["lat"])
-            a.point = Point(to_wgs84(raw.x, raw.y, loc["datum"]))
+            check_lon_lat(loc["lon"], loc["lat"])
         except GeometryProblem as exc:
             results[a.index] = _rejected(a.id, f"location: {exc.reason}")
-    premises = [a for a in pending if a.data.get("premises") and results[a.index] is None]
-    premises_points = []
-    for a in premises:
-        p = a.data["premises"]
-        if "lon" in p and "lat" in p:
-            premises_points.append(to_wgs84(p["lon"], p["lat"], a.data["location"]["datum"]))
-        else:
-            premises_points.append((a.point.x, a.point.y))
-    placements = dict(
-        zip((a.index for a in premises), place(session, premises_points), strict=True)
+            continue
+        located.append(a)
+    # Datum conversion and points for the whole batch at once.
+    datums = [a.data["location"]["datum"] for a in located]
+    lon, lat = to_wgs84_many(
+        [a.data["location"]["lon"] for a in located],
+        [a.data["location"]["lat"] for a in located],
+        datums,
     )
+    for a, point in zip(located, shapely.points(lon, lat), strict=True):
+        a.point = point
+    # Premises not yet registered: placed at their own point (in the visit's datum) if given,
+    # else at the visit's.
+    premises = [a for a in located if a.data.get("premises")]
+    where = {a.index: (a.point.x, a.point.y) for a in premises}
+    own = [a for a in premises if "lon" in a.data["premises"] and "lat" in a.data["premises"]]
+    own_lon, own_lat = to_wgs84_many(
+        [a.data["premises"]["lon"] for a in own],
+        [a.data["premises"]["lat"] for a in own],
+        [a.data["location"]["datum"] for a in own],
+    )
+    where.update(
+        zip(
+            (a.index for a in own),
+            zip(own_lon.tolist(), own_lat.tolist(), strict=True),
+            strict=True,
+        )
+    )
+    placements = dict(zip(where, place(session, list(where.values())), strict=True))
 
     grid_ids = {h.grid_id for h in households.values()}
     grid_ids.update(p.grid_id for p in placements.values() if p.grid_id is not None)
@@ -240,6 +262,7 @@ def _place_and_check(
             a.grid_id = placement.grid_id
         else:
             a.household = households.get(a.data["household_id"])
+            a.home = homes.get(a.data["household_id"])
             if a.household is None:
                 results[a.index] = _rejected(
                     a.id, f"Household {a.data['household_id']} not found in your grids."
@@ -281,6 +304,7 @@ def _build_rows(
 
     timeline = _timeline(session, scope.user_id, accepted)
     times = [t[0] for t in timeline]
+    inputs = []
     for a in accepted:
         d = a.data
         loc = d["location"]
@@ -293,12 +317,8 @@ def _build_rows(
             if territory[day] is not None:
                 # Tested against every visit of the day: prepared once (an index on its edges).
                 shapely.prepare(territory[day])
-        key = (d["visited_at"], str(a.id))
-        k = bisect.bisect_left(times, key)
-        prev = timeline[k - 1][1] if k > 0 else None
-        nxt = timeline[k + 1][1] if k + 1 < len(timeline) else None
-        home = to_shape(a.household.location) if a.household is not None else None
-        evidence = grade_visit(
+        k = bisect.bisect_left(times, (d["visited_at"], str(a.id)))
+        inputs.append(
             EvidenceInput(
                 point=a.point,
                 accuracy_m=loc.get("accuracy_m"),
@@ -306,11 +326,14 @@ def _build_rows(
                 visited_at=d["visited_at"],
                 received_at=now,
                 grid_boundary=territory[day],
-                household_point=home,
-                previous=prev,
-                next=nxt,
+                household_point=a.home,
+                previous=timeline[k - 1][1] if k > 0 else None,
+                next=timeline[k + 1][1] if k + 1 < len(timeline) else None,
             )
         )
+    for a, evidence in zip(accepted, grade_visits(inputs), strict=True):
+        d = a.data
+        loc = d["location"]
         offset = d["visited_at"].utcoffset() or timedelta(0)
         a.row = {
             "id": a.id,
@@ -357,11 +380,14 @@ def _timeline(session: Session, worker_id: int, accepted: list[_Accepted]) -> li
         select(*cols).where(mine, Visit.visited_at < first).order_by(Visit.visited_at.desc())
     ).limit(1)
     after = (select(*cols).where(mine, Visit.visited_at > last).order_by(Visit.visited_at)).limit(1)
-    stored = {}
-    for stmt in (inside, before.subquery(), after.subquery()):
-        rows = session.execute(stmt if stmt is inside else select(stmt))
-        for vid, at, location, accuracy in rows:
-            stored[vid] = ((at, str(vid)), (to_shape(location), at, accuracy))
+    around = sql_union_all(inside, select(before.subquery()), select(after.subquery()))
+    rows = list(session.execute(around))
+    stored = {
+        vid: ((at, str(vid)), (shape, at, accuracy))
+        for (vid, at, _, accuracy), shape in zip(
+            rows, to_shapes(r.location for r in rows), strict=True
+        )
+    }
     entries = list(stored.values())
     entries += [
         (

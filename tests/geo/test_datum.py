@@ -3,12 +3,14 @@
 import pytest
 
 from geo.datum import (
+    DATUMS,
     bd09_to_gcj02,
     bd09_to_wgs84,
     gcj02_to_bd09,
     gcj02_to_wgs84,
     out_of_china,
     to_wgs84,
+    to_wgs84_many,
     wgs84_to_bd09,
     wgs84_to_gcj02,
 )
@@ -161,3 +163,24 @@ def test_to_wgs84_undoes_bd09():
 def test_to_wgs84_rejects_unknown_datum(datum):
     with pytest.raises(ValueError, match="unknown datum"):
         to_wgs84(*BEIJING, datum)
+
+
+def test_to_wgs84_many_converts_each_position_in_its_own_datum():
+    positions = [(*place, datum) for place in PLACES for datum in DATUMS] + [
+        (2.3522, 48.8566, "gcj02")
+    ]
+    lon, lat = to_wgs84_many(*zip(*positions, strict=True))
+    for (x, y, datum), got in zip(positions, zip(lon, lat, strict=True), strict=True):
+        assert got == pytest.approx(to_wgs84(x, y, datum), abs=1e-12)
+
+
+def test_to_wgs84_many_of_nothing_is_empty():
+    lon, lat = to_wgs84_many([], [], [])
+    assert (lon.size, lat.size) == (0, 0)
+
+
+def test_to_wgs84_many_rejects_an_unknown_datum_and_unequal_lengths():
+    with pytest.raises(ValueError, match="unknown datum 'WGS84'"):
+        to_wgs84_many([116.4, 116.4], [39.9, 39.9], ["wgs84", "WGS84"])
+    with pytest.raises(ValueError, match="same length"):
+        to_wgs84_many([116.4], [39.9, 39.9], ["wgs84"])

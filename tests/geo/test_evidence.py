@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from shapely.geometry import Point, box
 
-from geo.evidence import EvidenceInput, EvidenceRules, grade_visit
+from geo.evidence import EvidenceInput, EvidenceRules, grade_visit, grade_visits
 from geo.measure import haversine_m
 
 # One metre of latitude is about 1 / 111,195 degrees; offsets below use it to place points.
@@ -203,3 +203,28 @@ def test_details_are_json_serialisable():
     )
     details = grade_visit(inp).details
     assert json.loads(json.dumps(details, allow_nan=False)) == details
+
+
+def test_a_batch_is_graded_as_each_visit_alone():
+    # The batch shares boundaries (measured in one call per boundary) and mixes every case.
+    other_grid = box(116.42, 39.90, 116.43, 39.91)
+    batch = [
+        visit(),
+        visit(point=north_of(HOME, 150)),
+        visit(point=Point(116.39, 39.905), household_point=None),  # outside the grid
+        visit(grid_boundary=other_grid),
+        visit(grid_boundary=None, mock=True, accuracy_m=None),
+        visit(previous=(north_of(HOME, 2_000), VISITED - timedelta(seconds=10), 5.0)),
+        visit(next=(north_of(HOME, 12), VISITED), previous=(HOME, VISITED - timedelta(hours=1))),
+        visit(received_at=VISITED - timedelta(hours=1)),
+    ]
+    graded = grade_visits(batch)
+    assert [(e.grade, e.reasons, e.details) for e in graded] == [
+        (e.grade, e.reasons, e.details) for e in map(grade_visit, batch)
+    ]
+    assert {e.grade for e in graded} == {"ok", "doubtful", "suspect"}
+    assert graded[2].details["distance_to_grid_m"] > 800
+
+
+def test_grading_an_empty_batch_gives_nothing():
+    assert grade_visits([]) == []
