@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import logging
 import uuid
 from collections.abc import Sequence
@@ -59,7 +58,7 @@ class _Accepted:
     grid_id: int = 0
     household: Any = None  # (id, grid_id, location) of the household visited
     home: Point | None = None  # its location
-    point: Point = field(default_factory=Point)
+    point: Point | None = None  # WGS-84, once converted
     relief: bool = False
     row: dict[str, Any] = field(default_factory=dict)
 
@@ -302,10 +301,9 @@ def _build_rows(
     }
     territory: dict[Any, Any] = {}
 
-    timeline = _timeline(session, scope.user_id, accepted)
-    times = [t[0] for t in timeline]
+    neighbours = _neighbours(session, scope.user_id, accepted)
     inputs = []
-    for a in accepted:
+    for a, (previous, following) in zip(accepted, neighbours, strict=True):
         d = a.data
         loc = d["location"]
         day = _local_date(d["visited_at"])
@@ -317,7 +315,6 @@ def _build_rows(
             if territory[day] is not None:
                 # Tested against every visit of the day: prepared once (an index on its edges).
                 shapely.prepare(territory[day])
-        k = bisect.bisect_left(times, (d["visited_at"], str(a.id)))
         inputs.append(
             EvidenceInput(
                 point=a.point,
@@ -327,8 +324,8 @@ def _build_rows(
                 received_at=now,
                 grid_boundary=territory[day],
                 household_point=a.home,
-                previous=timeline[k - 1][1] if k > 0 else None,
-                next=timeline[k + 1][1] if k + 1 < len(timeline) else None,
+                previous=previous,
+                next=following,
             )
         )
     for a, evidence in zip(accepted, grade_visits(inputs), strict=True):
@@ -365,11 +362,12 @@ def _build_rows(
     return [a.row for a in accepted]
 
 
-def _timeline(session: Session, worker_id: int, accepted: list[_Accepted]) -> list:
-    """The worker's visits around the batch, stored and new, as sorted ((time, id), neighbour).
+def _neighbours(session: Session, worker_id: int, accepted: list[_Accepted]) -> list[tuple]:
+    """Each accepted visit's (previous, next) visit of the worker in time, stored or new.
 
     For a new visit at time t in [first, last] of the batch, its stored neighbours are among
     the stored visits inside [first, last] and the nearest one on either side of that span.
+    All of them and the batch are sorted once, by time, then id.
     """
     first = min(a.data["visited_at"] for a in accepted)
     last = max(a.data["visited_at"] for a in accepted)
@@ -382,22 +380,32 @@ def _timeline(session: Session, worker_id: int, accepted: list[_Accepted]) -> li
     after = (select(*cols).where(mine, Visit.visited_at > last).order_by(Visit.visited_at)).limit(1)
     around = sql_union_all(inside, select(before.subquery()), select(after.subquery()))
     rows = list(session.execute(around))
-    stored = {
-        vid: ((at, str(vid)), (shape, at, accuracy))
+    # (sort key, the neighbour as grading takes it, the position in `accepted` or None).
+    # UUIDs order as their text does; a timestamp orders as the aware time, faster.
+    entries = [
+        ((at.timestamp(), vid), (shape, at, accuracy), None)
         for (vid, at, _, accuracy), shape in zip(
             rows, to_shapes(r.location for r in rows), strict=True
         )
-    }
-    entries = list(stored.values())
+    ]
     entries += [
         (
-            (a.data["visited_at"], str(a.id)),
+            (a.data["visited_at"].timestamp(), a.id),
             (a.point, a.data["visited_at"], a.data["location"].get("accuracy_m")),
+            n,
         )
-        for a in accepted
+        for n, a in enumerate(accepted)
     ]
     entries.sort(key=lambda e: e[0])
-    return entries
+    out: list[tuple] = [(None, None)] * len(accepted)
+    last_k = len(entries) - 1
+    for k, (_, _, n) in enumerate(entries):
+        if n is not None:
+            out[n] = (
+                entries[k - 1][1] if k > 0 else None,
+                entries[k + 1][1] if k < last_k else None,
+            )
+    return out
 
 
 def _insert(

@@ -240,8 +240,12 @@ class VisitBatchSchema(Schema):
 
 
 def _location(visit) -> dict:
+    return _location_as(visit, privacy.disclosure())
+
+
+def _location_as(visit, disclosure: privacy.Disclosure) -> dict:
     lon, lat = point_lonlat(visit.location)
-    if not privacy.disclosure().tracks:  # a worker's track, to about 100 m
+    if not disclosure.tracks:  # a worker's track, to about 100 m
         lon, lat = privacy.track_point(lon, lat)
         return {"lon": lon, "lat": lat, "accuracy_m": None, "datum": visit.datum,
                 "raw_lon": None, "raw_lat": None, "provider": None, "mock": visit.mock}  # fmt: skip
@@ -338,8 +342,10 @@ def _iso(moment) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def visit_answer(visit) -> dict[str, Any]:
-    """What `VisitSchema` dumps for a visit, built directly (a batch answers up to 500)."""
+def visit_answer(visit, disclosure: privacy.Disclosure | None = None) -> dict[str, Any]:
+    """What `VisitSchema` dumps for a visit, built directly (a batch answers up to 500).
+
+    `disclosure` is the caller's (looked up when not given: a batch looks it up once)."""
     return {
         "id": str(visit.id),
         "worker_id": visit.worker_id,
@@ -350,7 +356,7 @@ def visit_answer(visit) -> dict[str, Any]:
         "grid_code": visit.grid.code,
         "visited_at": local_visited_at(visit).isoformat(),
         "week": visit.week,
-        "location": _location(visit),
+        "location": _location_as(visit, disclosure or privacy.disclosure()),
         "outcome": visit.outcome,
         "notes": visit.notes,
         "observations": dict(visit.observations),
@@ -395,8 +401,12 @@ class _BatchResultsField(ma.fields.List):
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:
             return None
+        shown = privacy.disclosure()
         return [
-            {k: visit_answer(v) if k == "visit" and v is not None else v for k, v in r.items()}
+            {
+                k: visit_answer(v, shown) if k == "visit" and v is not None else v
+                for k, v in r.items()
+            }
             for r in value
         ]
 
