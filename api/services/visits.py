@@ -217,11 +217,10 @@ def _place_and_check(
             continue
         located.append(a)
     # Datum conversion and points for the whole batch at once.
-    datums = [a.data["location"]["datum"] for a in located]
     lon, lat = to_wgs84_many(
         [a.data["location"]["lon"] for a in located],
         [a.data["location"]["lat"] for a in located],
-        datums,
+        [a.data["location"]["datum"] for a in located],
     )
     for a, point in zip(located, shapely.points(lon, lat), strict=True):
         a.point = point
@@ -235,13 +234,8 @@ def _place_and_check(
         [a.data["premises"]["lat"] for a in own],
         [a.data["location"]["datum"] for a in own],
     )
-    where.update(
-        zip(
-            (a.index for a in own),
-            zip(own_lon.tolist(), own_lat.tolist(), strict=True),
-            strict=True,
-        )
-    )
+    own_points = zip(own_lon.tolist(), own_lat.tolist(), strict=True)
+    where.update(zip((a.index for a in own), own_points, strict=True))
     placements = dict(zip(where, place(session, list(where.values())), strict=True))
 
     grid_ids = {h.grid_id for h in households.values()}

@@ -156,6 +156,26 @@ def test_unregistered_premises_are_placed_in_their_grid(client, world, session):
     assert visit["premises"] == {"building": "Shop 3", "kind": "business"}
 
 
+def test_premises_given_in_gcj02_are_placed_at_their_own_wgs84_point(client, world):
+    # The phone's SDK speaks GCJ-02 (Amap): the worker's fix (just over the line, in A2) and
+    # the shop's own point (in A1) both arrive ~500 m off their true spot; the shop is
+    # placed where its converted point lies.
+    from geo.datum import wgs84_to_gcj02
+
+    fix = centre(A1, dx=0.0028)
+    shop = wgs84_to_gcj02(*centre(A1))
+    item = visit_item(
+        None,
+        lon=wgs84_to_gcj02(*fix)[0],
+        lat=wgs84_to_gcj02(*fix)[1],
+        datum="gcj02",
+        premises={"building": "Shop 4", "lon": shop[0], "lat": shop[1]},
+    )
+    visit = one(client, world, item)["visit"]
+    assert visit["grid_code"] == A1
+    assert (visit["location"]["lon"], visit["location"]["lat"]) == pytest.approx(fix, abs=1e-7)
+
+
 def test_premises_outside_every_grid_are_rejected_naming_the_nearest(client, world):
     item = visit_item(None, lon=116.39, lat=39.95, premises={"building": "Kiosk"})
     result = one(client, world, item)
