@@ -50,9 +50,12 @@ LAYERS = ("grids", "households", "visits", "tasks")
 HOUSEHOLDS_MIN_ZOOM = 15
 HOUSEHOLDS_FULL_ZOOM = 16
 # The first zoom at which a layer has features; below it the tile is empty, answered without
-# SQL. Visits (one point per visit, ~800,000 a week in the city) start one level before
-# households; the map draws neither below its own minzoom.
-MIN_ZOOM = {"grids": 0, "households": HOUSEHOLDS_MIN_ZOOM, "visits": 14, "tasks": 0}
+# SQL. Visits (one point per visit, ~800,000 a week in the city) start with households: by
+# Wednesday a z14 tile of the city held ~10,000 of them (630 KiB, p95 95 ms), beyond what a
+# map can show or a tile can carry in 50 ms; a z15 tile is a quarter of that. Below it the
+# grids layer carries the week's coverage.
+VISITS_MIN_ZOOM = HOUSEHOLDS_MIN_ZOOM
+MIN_ZOOM = {"grids": 0, "households": HOUSEHOLDS_MIN_ZOOM, "visits": VISITS_MIN_ZOOM, "tasks": 0}
 MAX_ZOOM = 22
 EXTENT = 4096
 ETAG_HEX = 32  # hex digits of the SHA-256 in a tile's ETag

@@ -304,11 +304,11 @@ def test_households_sharing_a_stair_entrance_are_one_feature_at_zoom_15(client, 
     assert rooms["301"]["households"] == 1
 
 
-def test_visits_are_not_drawn_below_zoom_14(client, world, session):
+def test_visits_are_drawn_from_zoom_15_like_households(client, world, session):
     make_visit(session, world.users["worker_a1"], world.households[A1][0], NOW)
-    response = client.get(url("visits", *centre(A1), z=13), headers=world.auth("worker_a1"))
-    assert response.status_code == 204
     response = client.get(url("visits", *centre(A1), z=14), headers=world.auth("worker_a1"))
+    assert response.status_code == 204
+    response = client.get(url("visits", *centre(A1), z=15), headers=world.auth("worker_a1"))
     assert len(props(response, "visits")) == 1
 
 
