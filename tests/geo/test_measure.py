@@ -154,3 +154,13 @@ def test_distance_between_far_points_stays_great_circle():
 def test_distance_to_empty_geometry_is_rejected():
     with pytest.raises(ValueError, match="empty"):
         distance_m(Point(116.4, 39.9), Polygon())
+
+
+def test_haversine_of_arrays_is_the_distance_of_each_pair():
+    import numpy as np
+
+    lon1, lat1 = np.array([116.4, 121.47, 116.4]), np.array([39.9, 31.23, 39.9])
+    lon2, lat2 = np.array([121.47, 116.4, 116.4]), np.array([31.23, 39.9, 39.9])
+    got = haversine_m(lon1, lat1, lon2, lat2)
+    assert isinstance(got, np.ndarray)
+    assert list(got) == [haversine_m(*pair) for pair in zip(lon1, lat1, lon2, lat2, strict=True)]
