@@ -187,10 +187,8 @@ def _unknown(datum: object) -> ValueError:
 
 def to_wgs84(lon: float, lat: float, datum: str) -> tuple[float, float]:
     """Convert a position given in ``datum`` ("wgs84", "gcj02" or "bd09") to WGS-84."""
-    if not isinstance(datum, str) or datum not in _TO_WGS84:
-        raise _unknown(datum)
-    convert = _TO_WGS84[datum]
-    return (lon, lat) if convert is None else _one(convert, lon, lat)
+    out_lon, out_lat = to_wgs84_many([lon], [lat], [datum])
+    return float(out_lon[0]), float(out_lat[0])
 
 
 def to_wgs84_many(lon: Sequence[float], lat: Sequence[float], datums: Sequence[str]) -> Arrays:
@@ -201,10 +199,11 @@ def to_wgs84_many(lon: Sequence[float], lat: Sequence[float], datums: Sequence[s
     out_lon, out_lat = np.array(lon, dtype=float), np.array(lat, dtype=float)
     if out_lon.shape != out_lat.shape or out_lon.shape != (len(datums),):
         raise ValueError("lon, lat and datums must be sequences of the same length")
-    names = np.array(datums, dtype=object)
-    for datum in set(datums):
+    for datum in datums:
         if not isinstance(datum, str) or datum not in _TO_WGS84:
             raise _unknown(datum)
+    names = np.array(datums, dtype=object)
+    for datum in set(datums):
         convert = _TO_WGS84[datum]
         if convert is not None:
             mask = names == datum

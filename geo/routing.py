@@ -5,7 +5,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from geo.measure import EARTH_RADIUS_M
+from geo.measure import haversine_m
 
 __all__ = ["nearest_neighbour_order", "route_length_m", "walking_order"]
 
@@ -20,19 +20,14 @@ _EPSILON_M = 1e-6
 
 def _distance_matrix(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Haversine distances in metres between every pair of positions."""
-    phi = np.radians(lat)
-    lmb = np.radians(lon)
-    dphi = phi[:, None] - phi[None, :]
-    dlmb = lmb[:, None] - lmb[None, :]
-    h = np.sin(dphi / 2) ** 2 + np.cos(phi)[:, None] * np.cos(phi)[None, :] * np.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return haversine_m(lon[:, None], lat[:, None], lon[None, :], lat[None, :])
 
 
 def _north_west_index(lon: np.ndarray, lat: np.ndarray, members: Sequence[int]) -> int:
     """The member nearest the north-west corner of the members' bounding box."""
     idx = np.asarray(members)
     corner_lon, corner_lat = lon[idx].min(), lat[idx].max()
-    d = _distance_matrix(np.append(lon[idx], corner_lon), np.append(lat[idx], corner_lat))[-1, :-1]
+    d = haversine_m(lon[idx], lat[idx], corner_lon, corner_lat)
     return int(idx[int(np.argmin(d))])  # argmin takes the first of equals: deterministic
 
 
