@@ -112,7 +112,6 @@ def ingest_batch(
     now = now or datetime.now(UTC)
     results: list[dict | None] = [None] * len(items)
 
-    # Ids first: a replay is a duplicate whatever else it carries now.
     ids: dict[int, uuid.UUID] = {}
     for i, item in enumerate(items):
         try:
@@ -120,15 +119,12 @@ def ingest_batch(
         except ValueError:
             reason = item.reason or "`id` must be a UUID made by the client."
             results[i] = _rejected(item.raw_id, reason, item.errors)
-    stored = _stored(session, set(ids.values()))
     first_of: dict[uuid.UUID, int] = {}
     pending: list[_Accepted] = []
     twins: list[int] = []
     for i, vid in ids.items():
         item = items[i]
-        if vid in stored:
-            results[i] = _replay(stored[vid], scope)
-        elif vid in first_of:
+        if vid in first_of:
             twins.append(i)  # the same id twice in one batch: the first one counts
         elif item.data is None:
             results[i] = _rejected(vid, item.reason or "The visit is not valid.", item.errors)
@@ -143,16 +139,23 @@ def ingest_batch(
     for a in accepted:
         if a.id in created:
             results[a.index] = _result(a.id, "created", visit=created[a.id])
-    # Rows that lost a race with a concurrent submission of the same id.
-    raced = [a for a in accepted if results[a.index] is None]
-    if raced:
-        again = _stored(session, {a.id for a in raced})
-        for a in raced:
-            results[a.index] = (
-                _replay(again[a.id], scope)
-                if a.id in again
-                else _rejected(a.id, "The visit could not be stored; send it again.")
-            )
+    # A replay is a duplicate whatever it carries now: every id not created here (rejected,
+    # or not inserted because it was stored before or by a concurrent twin) that is stored
+    # comes back as the stored visit. A fresh batch, the common case, needs no lookup.
+    twin = set(twins)
+    unsettled = {
+        i: vid
+        for i, vid in ids.items()
+        if i not in twin
+        and vid not in created
+        and (results[i] is None or results[i]["status"] == "rejected")
+    }
+    stored = _stored(session, set(unsettled.values()))
+    for i, vid in unsettled.items():
+        if vid in stored:
+            results[i] = _replay(stored[vid], scope)
+        elif results[i] is None:
+            results[i] = _rejected(vid, "The visit could not be stored; send it again.")
     for i in twins:
         first = results[first_of[ids[i]]]
         results[i] = (

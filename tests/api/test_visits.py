@@ -69,6 +69,34 @@ def test_replayed_batch_returns_duplicates_and_changes_nothing(client, world, se
     assert session.execute(select(Visit.id, Visit.received_at, Visit.notes)).all() == stored_before
 
 
+def test_a_replay_is_a_duplicate_even_when_the_item_would_now_be_refused(client, world, session):
+    stored = visit_item(home(world, A1, 0))
+    first = one(client, world, stored)
+    invalid_now = dict(stored, outcome="chatted")  # fails the schema
+    elsewhere_now = dict(stored, household_id=home(world, A2, 0).id)  # not the worker's grid
+    for item in (invalid_now, elsewhere_now):
+        assert one(client, world, item) == dict(first, status="duplicate")
+    assert visit_count(session) == 1
+
+
+def test_a_fresh_batch_does_not_look_for_stored_visits(client, world, connection):
+    from sqlalchemy import event
+
+    statements = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        results = sync(client, world, [visit_item(home(world, A1, i)) for i in range(3)])
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    assert [r["status"] for r in results.json["results"]] == ["created"] * 3
+    assert any(s.startswith("INSERT INTO visits") for s in statements)
+    assert not [s for s in statements if s.startswith("SELECT visits.id, visits.worker_id")]
+
+
 def test_the_same_id_twice_in_one_batch_is_one_visit(client, world, session):
     item = visit_item(home(world))
     results = sync(client, world, [item, dict(item)]).json["results"]
