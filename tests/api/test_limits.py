@@ -1,0 +1,50 @@
+"""Strict JSON bodies: the json module's values and errors, orjson's speed where they agree."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from api.limits import JsonLimitError, strict_loads
+
+
+def test_a_batch_reads_as_the_json_module_reads_it():
+    body = json.dumps(
+        {
+            "visits": [
+                {"id": "7c0e…", "lon": 116.40412345678901, "lat": -39.9, "n": -(2**63),
+                 "big": 2**64 - 1, "text": "网格 \u00e9 \\ \"", "ok": True, "none": None}  # fmt: skip
+            ]
+            * 3
+        },
+        ensure_ascii=False,
+    ).encode()
+    assert strict_loads(body) == json.loads(body)
+
+
+@pytest.mark.parametrize("digits", ["18446744073709551616", "-" + "9" * 30, "1" + "0" * 400])
+def test_integers_beyond_64_bits_stay_exact(digits):
+    assert strict_loads(f'{{"n": {digits}}}') == {"n": int(digits)}
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused_by_name(constant):
+    with pytest.raises(JsonLimitError, match=f"{constant} is not a JSON number"):
+        strict_loads(f'{{"lon": {constant}}}')
+
+
+def test_malformed_json_says_where():
+    with pytest.raises(JsonLimitError, match=r"not valid JSON: Expecting property name .* at 8\."):
+        strict_loads('{"a": 1,')
+
+
+def test_nesting_beyond_the_limit_is_refused():
+    with pytest.raises(JsonLimitError, match="deeper than 64 levels"):
+        strict_loads("[" * 65 + "]" * 65)
+    assert strict_loads("[" * 64 + "]" * 64) is not None
+
+
+def test_a_body_that_is_not_utf8_is_refused():
+    with pytest.raises(JsonLimitError, match="not UTF-8"):
+        strict_loads(b'{"a": "\xff"}')
