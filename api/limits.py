@@ -17,7 +17,6 @@ import json
 from typing import Any
 
 import orjson
-
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 

@@ -10,16 +10,17 @@ from api.limits import JsonLimitError, strict_loads
 
 
 def test_a_batch_reads_as_the_json_module_reads_it():
-    body = json.dumps(
-        {
-            "visits": [
-                {"id": "7c0e…", "lon": 116.40412345678901, "lat": -39.9, "n": -(2**63),
-                 "big": 2**64 - 1, "text": "网格 \u00e9 \\ \"", "ok": True, "none": None}  # fmt: skip
-            ]
-            * 3
-        },
-        ensure_ascii=False,
-    ).encode()
+    item = {
+        "id": "7c0e…",
+        "lon": 116.40412345678901,
+        "lat": -39.9,
+        "n": -(2**63),
+        "big": 2**64 - 1,
+        "text": '网格 \u00e9 \\ "',
+        "ok": True,
+        "none": None,
+    }
+    body = json.dumps({"visits": [item] * 3}, ensure_ascii=False).encode()
     assert strict_loads(body) == json.loads(body)
 
 
