@@ -42,7 +42,8 @@ MAX_BATCH = 500
 
 @dataclass
 class BatchItem:
-    """One item of a batch as the schema left it: its id (as sent) and data, or why it is bad."""
+    """One item of a batch as the schema left it: its id (as sent) and data (with the id as a
+    UUID), or why it is bad."""
 
     raw_id: Any
     data: dict[str, Any] | None = None
@@ -55,6 +56,7 @@ class _Accepted:
     index: int
     id: uuid.UUID
     data: dict[str, Any]
+    day: date  # the visit's local (Asia/Shanghai) date
     grid_id: int = 0
     household: Any = None  # (id, grid_id, location) of the household visited
     home: Point | None = None  # its location
@@ -115,7 +117,7 @@ def ingest_batch(
     ids: dict[int, uuid.UUID] = {}
     for i, item in enumerate(items):
         try:
-            ids[i] = uuid.UUID(str(item.raw_id))
+            ids[i] = item.data["id"] if item.data is not None else uuid.UUID(str(item.raw_id))
         except ValueError:
             reason = item.reason or "`id` must be a UUID made by the client."
             results[i] = _rejected(item.raw_id, reason, item.errors)
@@ -130,11 +132,15 @@ def ingest_batch(
             results[i] = _rejected(vid, item.reason or "The visit is not valid.", item.errors)
         else:
             first_of[vid] = i
-            pending.append(_Accepted(index=i, id=vid, data=item.data))
+            day = item.data["visited_at"].astimezone(LOCAL).date()
+            pending.append(_Accepted(index=i, id=vid, data=item.data, day=day))
 
-    relief = scope.relief_grids(session, {_local_date(a.data["visited_at"]) for a in pending})
-    accepted = _place_and_check(session, scope, pending, results, relief)
-    rows = _build_rows(session, scope, accepted, now, relief)
+    relief = scope.relief_grids(session, {a.day for a in pending})
+    # Every grid the batch may touch, whole, in one query: the visited ones (for the scope
+    # check) and the caller's territory (for the evidence). Whole grids, not just codes and
+    # boundaries: the answer's `grid_code` then finds them in the session.
+    accepted, grids = _place_and_check(session, scope, pending, results, relief)
+    rows = _build_rows(session, scope, accepted, now, relief, grids)
     created = _insert(session, rows, results, accepted)
     for a in accepted:
         if a.id in created:
@@ -198,8 +204,12 @@ def _place_and_check(
     pending: list[_Accepted],
     results: list,
     relief: dict[date, set[int]],
-) -> list[_Accepted]:
-    """Find each item's household (or the premises' grid) and check the worker may visit it."""
+) -> tuple[list[_Accepted], dict[int, Grid]]:
+    """Find each item's household (or the premises' grid) and check the worker may visit it.
+
+    Also gives the grids read for it: those visited and the caller's territory."""
+    if not pending:
+        return [], {}
     household_ids = {a.data["household_id"] for a in pending if a.data.get("household_id")}
     households = {
         h.id: h
@@ -243,9 +253,8 @@ def _place_and_check(
 
     grid_ids = {h.grid_id for h in households.values()}
     grid_ids.update(p.grid_id for p in placements.values() if p.grid_id is not None)
-    grid_codes = dict(
-        session.execute(select(Grid.id, Grid.code).where(Grid.id.in_(grid_ids))).all()
-    )
+    grid_ids.update(scope.grid_ids, *relief.values())
+    grids = {g.id: g for g in session.scalars(select(Grid).where(Grid.id.in_(grid_ids)))}
     accepted = []
     for a in pending:
         if results[a.index] is not None:
@@ -265,8 +274,8 @@ def _place_and_check(
                 )
                 continue
             a.grid_id = a.household.grid_id
-        today = relief[_local_date(a.data["visited_at"])]
-        refusal = scope.visit_grid_refusal(a.grid_id, grid_codes[a.grid_id], today)
+        today = relief[a.day]
+        refusal = scope.visit_grid_refusal(a.grid_id, grids[a.grid_id].code, today)
         if refusal:
             if a.household is not None:  # do not confirm that someone else's household exists
                 refusal = f"Household {a.household.id} not found in your grids. " + refusal
@@ -274,11 +283,7 @@ def _place_and_check(
             continue
         a.relief = a.grid_id not in scope.grid_ids
         accepted.append(a)
-    return accepted
-
-
-def _local_date(moment: datetime):
-    return moment.astimezone(LOCAL).date()
+    return accepted, grids
 
 
 def _build_rows(
@@ -287,15 +292,13 @@ def _build_rows(
     accepted: list[_Accepted],
     now: datetime,
     relief: dict[date, set[int]],
+    grids: dict[int, Grid],
 ) -> list[dict]:
     """Grade every accepted visit and make its row."""
     if not accepted:
         return []
     needed = set(scope.grid_ids).union(*relief.values())
-    # Whole grids, not just boundaries: the answer's `grid_code` then finds them in the session.
-    boundaries = {
-        g.id: to_shape(g.boundary) for g in session.scalars(select(Grid).where(Grid.id.in_(needed)))
-    }
+    boundaries = {g: to_shape(grids[g].boundary) for g in needed if g in grids}
     territory: dict[Any, Any] = {}
 
     neighbours = _neighbours(session, scope.user_id, accepted)
@@ -303,7 +306,7 @@ def _build_rows(
     for a, (previous, following) in zip(accepted, neighbours, strict=True):
         d = a.data
         loc = d["location"]
-        day = _local_date(d["visited_at"])
+        day = a.day
         if day not in territory:
             shapes = [
                 boundaries[g] for g in sorted(scope.grid_ids | relief[day]) if g in boundaries
@@ -417,7 +420,7 @@ def _insert(
     """
     if not rows:
         return {}
-    rows = sorted(rows, key=lambda r: r["id"])
+    rows = sorted(rows, key=lambda r: r["id"].int)  # UUIDs order by their integer
     try:
         with session.begin_nested():
             return _insert_returning(session, rows)
@@ -485,7 +488,7 @@ def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, Sto
         "ORDER BY t.n ON CONFLICT (id) DO NOTHING RETURNING id"
     )
     document = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    inserted = set(session.execute(text(sql), {"rows": document}).scalars())
+    inserted = set(session.execute(text(sql), {"rows": document}).scalars().all())
     worker = session.get(User, rows[0]["worker_id"])
     grids = {gid: session.get(Grid, gid) for gid in {row["grid_id"] for row in rows}}
     return {
