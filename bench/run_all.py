@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -135,12 +136,25 @@ def _fmt(value) -> str:
     return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
 
 
+def _runs(rows: list[dict], when: str) -> str:
+    """When the rows were measured: one run, or (after --only) this run and the kept ones."""
+    at: dict[str, list[str]] = {}
+    for r in rows:
+        benches = at.setdefault(r.get("at", when), [])
+        if r["bench"] not in benches:
+            benches.append(r["bench"])
+    if list(at) == [when]:
+        return f"Run {when}"
+    kept = "; ".join(f"{', '.join(b)} at {t}" for t, b in sorted(at.items()) if t != when)
+    return f"Run {when} for {', '.join(at.get(when, []))} (rows kept from earlier runs: {kept})"
+
+
 def render(rows: list[dict], info: dict, when: str, urls: dict[str, str]) -> str:
     lines = [
         BEGIN,
         "## Summary (bench/run_all.py)",
         "",
-        f"Run {when} on {info.get('cpu')}, {info.get('cores')} cores, "
+        f"{_runs(rows, when)} on {info.get('cpu')}, {info.get('cores')} cores, "
         f"{info.get('ram_gib', '?')} GiB RAM (shared with other work), "
         f"PostgreSQL {info.get('postgresql')}, PostGIS {info.get('postgis', '?')}, "
         f"Python {info.get('python')}. Databases: "
@@ -162,14 +176,19 @@ def render(rows: list[dict], info: dict, when: str, urls: dict[str, str]) -> str
 
 
 def previous_rows(text: str) -> list[dict]:
+    """The rows of the last summary, each with the time of the run that measured it."""
     start = text.find(DATA)
     if start < 0:
         return []
     end = text.find(" -->", start)
     try:
-        return json.loads(text[start + len(DATA) : end])
+        rows = json.loads(text[start + len(DATA) : end])
     except json.JSONDecodeError:
         return []
+    header = re.search(r"^Run (\d{4}-\d\d-\d\d \d\d:\d\d UTC)", text, re.MULTILINE)
+    for r in rows:
+        r.setdefault("at", header.group(1) if header else "an earlier run")
+    return rows
 
 
 def write_block(block: str, path: Path = RESULTS) -> None:
@@ -205,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"no such bench: {', '.join(unknown)}; found: {', '.join(found)}")
         names = wanted
     log_dir = ROOT / ".bench-logs"
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows: list[dict] = []
     for name in names:
         url = args.city if (args.city and name in CITY_BENCHES) else args.database_url
@@ -216,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             if name in OWN_DATABASE:
                 drop_database(url)
         print(f"== {name}: {len(got)} figures in {seconds:.0f} s", flush=True)
-        rows += got
+        rows += [dict(r, at=when) for r in got]
     text = args.results.read_text() if args.results.exists() else ""
     kept = [r for r in previous_rows(text) if r.get("bench") not in set(names)]
     order = {n: k for k, n in enumerate(found)}
@@ -224,7 +244,6 @@ def main(argv: list[str] | None = None) -> int:
     urls = {"default": args.database_url}
     if args.city:
         urls["city"] = args.city
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     write_block(render(rows, machine(args.database_url), when, urls), args.results)
     missed = [r for r in rows if not r.get("ok")]
     print(f"wrote {args.results}: {len(rows)} figures, {len(missed)} not ok")
