@@ -6,8 +6,8 @@ per 3 bytes of input). JSON bodies go through `strict_loads` instead: the checks
 memory are counted on the raw bytes before anything is parsed.
 
 The parsing itself is orjson's (several times faster than the json module on a 500-visit batch)
-wherever it gives the json module's result: strict JSON with no integer beyond 64 bits (orjson
-would make it a float). Anything else, including every malformed body, goes to the json module,
+wherever it gives the json module's result: strict JSON with no integer of 19 digits or more
+(orjson reads one beyond its 64-bit range as a float). Anything else, including every malformed body, goes to the json module,
 which gives the same value or the same error as before.
 """
 
@@ -26,10 +26,11 @@ MAX_JSON_DEPTH = 64
 # Values (roughly: commas + 1) in one body. A grid import of 3,000 grids of 100 vertices each
 # is ~600,000; 2,000,000 keeps a worst-case body (all floats) near 100 MB of Python objects.
 MAX_JSON_VALUES = 2_000_000
-# 20 digits in a row (seen with every digit mapped to 9): maybe an integer beyond 64 bits,
-# which orjson reads as a float. Two C passes over the bytes; a regex took 20 times longer.
+# 19 digits in a row (seen with every digit mapped to 9): maybe an integer orjson cannot hold
+# exactly (beyond 64 bits, or a negative one below -2**63), which it reads as a float. Two C
+# passes over the bytes; a regex took 20 times longer.
 _DIGITS_AS_9 = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
-_LONG_DIGITS = b"9" * 20
+_LONG_DIGITS = b"9" * 19
 
 
 class JsonLimitError(ValueError):
@@ -93,7 +94,7 @@ _REREAD = object()
 
 def _orjson_loads(raw: bytes) -> Any:
     """orjson's value for the body, or `_REREAD` where only the json module says the right thing
-    (malformed JSON, NaN and the like, integers beyond 64 bits)."""
+    (malformed JSON, NaN and the like, integers of 19 digits or more)."""
     if _LONG_DIGITS in raw.translate(_DIGITS_AS_9):
         return _REREAD
     try:

@@ -24,7 +24,17 @@ def test_a_batch_reads_as_the_json_module_reads_it():
     assert strict_loads(body) == json.loads(body)
 
 
-@pytest.mark.parametrize("digits", ["18446744073709551616", "-" + "9" * 30, "1" + "0" * 400])
+@pytest.mark.parametrize(
+    "digits",
+    [
+        str(2**64),
+        str(-(2**63) - 1),
+        "-9999999999999999999",
+        "9999999999999999999",
+        "-" + "9" * 30,
+        "1" + "0" * 400,
+    ],
+)
 def test_integers_beyond_64_bits_stay_exact(digits):
     assert strict_loads(f'{{"n": {digits}}}') == {"n": int(digits)}
 
