@@ -7,8 +7,9 @@ memory are counted on the raw bytes before anything is parsed.
 
 The parsing itself is orjson's (several times faster than the json module on a 500-visit batch)
 wherever it gives the json module's result: strict JSON with no integer of 19 digits or more
-(orjson reads one beyond its 64-bit range as a float). Anything else, including every malformed body, goes to the json module,
-which gives the same value or the same error as before.
+(orjson reads one beyond its 64-bit range as a float). Anything else, including every
+malformed body, goes to the json module, which gives the same value or the same error as
+before.
 """
 
 from __future__ import annotations
