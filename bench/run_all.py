@@ -157,7 +157,12 @@ def render(rows: list[dict], info: dict, when: str, urls: dict[str, str]) -> str
         f"{_runs(rows, when)} on {info.get('cpu')}, {info.get('cores')} cores, "
         f"{info.get('ram_gib', '?')} GiB RAM (shared with other work), "
         f"PostgreSQL {info.get('postgresql')}, PostGIS {info.get('postgis', '?')}, "
-        f"Python {info.get('python')}. Databases: "
+        f"Python {info.get('python')}. "
+        + (
+            "Databases: "
+            if all(r.get("at", when) == when for r in rows)
+            else "This run's databases: "
+        )
         + ", ".join(f"{k} `{v.rsplit('/', 1)[-1]}`" for k, v in urls.items())
         + ". `limit` is the goal, or the raw baseline measured in the same run.",
         "",
