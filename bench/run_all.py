@@ -136,33 +136,31 @@ def _fmt(value) -> str:
     return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
 
 
-def _runs(rows: list[dict], when: str) -> str:
-    """When the rows were measured: one run, or (after --only) this run and the kept ones."""
+def _runs(rows: list[dict], when: str) -> str | None:
+    """Which benches this run measured and when the kept rows (after --only) were measured;
+    None when every row is this run's."""
     at: dict[str, list[str]] = {}
     for r in rows:
         benches = at.setdefault(r.get("at", when), [])
         if r["bench"] not in benches:
             benches.append(r["bench"])
     if list(at) == [when]:
-        return f"Run {when}"
+        return None
     kept = "; ".join(f"{', '.join(b)} at {t}" for t, b in sorted(at.items()) if t != when)
-    return f"Run {when} for {', '.join(at.get(when, []))} (rows kept from earlier runs: {kept})"
+    return f"for {', '.join(at.get(when, []))} (rows kept from earlier runs: {kept})"
 
 
 def render(rows: list[dict], info: dict, when: str, urls: dict[str, str]) -> str:
+    kept = _runs(rows, when)
     lines = [
         BEGIN,
         "## Summary (bench/run_all.py)",
         "",
-        f"{_runs(rows, when)} on {info.get('cpu')}, {info.get('cores')} cores, "
+        f"Run {when}{' ' + kept if kept else ''} on {info.get('cpu')}, {info.get('cores')} cores, "
         f"{info.get('ram_gib', '?')} GiB RAM (shared with other work), "
         f"PostgreSQL {info.get('postgresql')}, PostGIS {info.get('postgis', '?')}, "
         f"Python {info.get('python')}. "
-        + (
-            "Databases: "
-            if all(r.get("at", when) == when for r in rows)
-            else "This run's databases: "
-        )
+        + ("This run's databases: " if kept else "Databases: ")
         + ", ".join(f"{k} `{v.rsplit('/', 1)[-1]}`" for k, v in urls.items())
         + ". `limit` is the goal, or the raw baseline measured in the same run.",
         "",

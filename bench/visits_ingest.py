@@ -79,35 +79,24 @@ def _lonlat(h):
 # The report's aggregates of the bench's visits: all in its own grid, by its own worker. The
 # product never deletes visits, so no trigger takes them out with the visits.
 AGGREGATES = [
-    text(f"DELETE FROM {table} WHERE {key} = :{key}")
-    for table, key in [
-        ("report_grid_weeks", "grid_id"),
-        ("report_household_weeks", "grid_id"),
-        ("report_grid_week_tags", "grid_id"),
-        ("report_worker_households", "worker_id"),
-        ("report_worker_weeks", "worker_id"),
-    ]
+    ("report_grid_weeks", "grid_id"),
+    ("report_household_weeks", "grid_id"),
+    ("report_grid_week_tags", "grid_id"),
+    ("report_worker_households", "worker_id"),
+    ("report_worker_weeks", "worker_id"),
 ]
-
-
-CHURNED = (
-    "visits",
-    "households",
-    "household_history",
-    "household_last_visits",
-    "report_grid_weeks",
-    "report_household_weeks",
-    "report_grid_week_tags",
-    "report_worker_households",
-    "report_worker_weeks",
-)
+# What a run churns: vacuumed at the end (see teardown).
+CHURNED = ["visits", "households", "household_history", "household_last_visits"] + [
+    table for table, _ in AGGREGATES
+]
 
 
 def teardown(worker_id: int, household_ids: list[int]) -> None:
     with db.engine.begin() as conn:
         grid_id = conn.scalar(select(Grid.id).where(Grid.code == GRID))
-        for statement in AGGREGATES:
-            conn.execute(statement, {"grid_id": grid_id, "worker_id": worker_id})
+        keys = {"grid_id": grid_id, "worker_id": worker_id}
+        for table, key in AGGREGATES:
+            conn.execute(text(f"DELETE FROM {table} WHERE {key} = :{key}"), keys)
         conn.execute(delete(Visit).where(Visit.worker_id == worker_id))
         conn.execute(delete(Household).where(Household.id.in_(household_ids)))
         conn.execute(delete(user_grids).where(user_grids.c.user_id == worker_id))
