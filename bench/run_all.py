@@ -132,7 +132,7 @@ def _fmt(value) -> str:
     if value is None:
         return "—"
     if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+        return f"{value:,.4g}" if abs(value) < 100 else f"{value:,.0f}"
     return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
 
 
