@@ -14,8 +14,8 @@ The caller is a district viewer (sees a whole district). Tiles are sampled evenl
 district's extent. "raw" is the very statement the API sends, compiled to SQL text and run on a
 plain psycopg connection (no Flask, no ORM, no auth): the floor for the API at that tile.
 Each sampled tile is timed `--rounds` times, API and raw in turn, so a zoom's p95 is taken over
-per-zoom x rounds samples of each side (until 2026-12-02 afternoon: 16 samples, one per tile,
-where p95 was the second-slowest tile and one hiccup of the machine moved a ratio by 0.3).
+per-zoom x rounds samples of each side (until 2026-12-02 afternoon: 16 samples, one per tile;
+p95 was the second-slowest, and two runs a minute apart gave grids z13 1.26 and 1.74).
 Goals (issue 8): API p95 <= 1.3 x raw p95 and <= 50 ms.
 """
 
