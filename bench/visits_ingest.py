@@ -13,6 +13,13 @@ aggregates, the households' last visit — once per batch, as on the API path). 
 would fire those triggers once per row and flatter the API. Alternating the two keeps both
 under the same load from other jobs on the machine. The bench makes its own district
 (110119) and deletes everything it made at the end. Goal: API >= 0.5 x plain INSERT.
+
+It also measures the stack's ceiling the same way: an endpoint that only the bench mounts
+(`/_bench/ceiling`) does what no ingest can skip (the token check, parsing, one row per item,
+the same `INSERT ... FROM jsonb_to_recordset ... ON CONFLICT (id) DO NOTHING RETURNING id`,
+commit, an answer of ids) and nothing else: no item checks, placing, scope, neighbours,
+grading, sealed notes or stored visits in the answer. Its ratio to the raw INSERT is how much
+room Flask, auth, JSON and the statement leave for the product's per-item work.
 """
 
 from __future__ import annotations
@@ -26,9 +33,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import orjson
+from flask import Response, request
 from sqlalchemy import delete, select, text
 
 from api import create_app
+from api.auth import current_user
 from api.cli import alembic_config
 from api.extensions import db
 from api.models import (
@@ -42,6 +52,7 @@ from api.models import (
     Visit,
     user_grids,
 )
+from api.services.weeks import week_of
 from api.settings import load_config
 from bench._result import reporter
 from tests.factories import bearer, box, make_grid, make_household, make_user
@@ -166,6 +177,86 @@ RAW_INSERT = text(
 )
 
 
+CEILING_INSERT = text(
+    "INSERT INTO visits (id, worker_id, household_id, grid_id, visited_at, utc_offset_minutes,"
+    " week, location, datum, raw_lon, raw_lat, accuracy_m, provider, mock, outcome, notes, grade)"
+    " SELECT t.id, t.worker_id, t.household_id, h.grid_id, t.visited_at, t.utc_offset_minutes,"
+    " t.week, ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326), t.datum, t.lon, t.lat, t.accuracy_m,"
+    " t.provider, t.mock, t.outcome, t.notes, 'ok'"
+    " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS t(id uuid, worker_id int,"
+    " household_id int, visited_at timestamptz, utc_offset_minutes int, week varchar,"
+    " lon float8, lat float8, datum varchar, accuracy_m float8, provider varchar, mock bool,"
+    " outcome varchar, notes text, n int)"
+    " JOIN households h ON h.id = t.household_id"
+    " ORDER BY t.n ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+
+
+def mount_ceiling(app) -> str:
+    """The ceiling endpoint, on the bench's own app only (see the module's docstring)."""
+
+    @app.post("/_bench/ceiling")
+    def ceiling():
+        user = current_user()
+        rows = []
+        for n, item in enumerate(orjson.loads(request.get_data())["visits"]):
+            loc = item["location"]
+            at = datetime.fromisoformat(item["visited_at"])
+            rows.append(
+                {
+                    "id": item["id"],
+                    "worker_id": user.id,
+                    "household_id": item["household_id"],
+                    "visited_at": item["visited_at"],
+                    "utc_offset_minutes": int(at.utcoffset().total_seconds() // 60),
+                    "week": week_of(at),
+                    "lon": loc["lon"],
+                    "lat": loc["lat"],
+                    "datum": loc["datum"],
+                    "accuracy_m": loc.get("accuracy_m"),
+                    "provider": loc.get("provider"),
+                    "mock": loc.get("mock", False),
+                    "outcome": item["outcome"],
+                    "notes": "",  # sealing notes is per-item work: none stored here
+                    "n": n,
+                }
+            )
+        session = db.session
+        ids = session.execute(CEILING_INSERT, {"rows": orjson.dumps(rows).decode()}).scalars()
+        answer = [{"id": i, "status": "created"} for i in ids.all()]
+        session.commit()
+        return Response(orjson.dumps({"results": answer}), mimetype="application/json")
+
+    return "/_bench/ceiling"
+
+
+def alternate(client, path: str, headers, batches) -> tuple[float, float, int]:
+    """Post each batch to `path`, then insert the very rows it stored with the raw statement
+    (new ids, read back untimed): seconds on each side, and the rows stored."""
+    api_s = plain_s = 0.0
+    stored_n = 0
+    for items in batches:
+        # The body as a phone sends it: bytes, encoded before the clock starts (the raw
+        # path's document is likewise read back untimed).
+        body = json.dumps({"visits": items})
+        start = time.perf_counter()
+        r = client.post(path, data=body, content_type="application/json", headers=headers)
+        api_s += time.perf_counter() - start
+        assert r.status_code == 200, r.json
+        assert all(x["status"] == "created" for x in r.json["results"]), r.json["results"][:3]
+        assert len(r.json["results"]) == len(items)
+        sent = [item["id"] for item in items]
+        with db.engine.connect() as conn:
+            # The stored rows as PostgreSQL holds them (ciphertext, EWKB), under new ids.
+            document = conn.execute(COPY_ROWS, {"ids": sent}).scalar_one()
+        start = time.perf_counter()
+        with db.engine.begin() as conn:
+            conn.execute(RAW_INSERT, {"rows": document})
+        plain_s += time.perf_counter() - start
+        stored_n += len(sent)
+    return api_s, plain_s, stored_n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=20)
@@ -178,6 +269,7 @@ def main() -> None:
     url = load_config()["DATABASE_URL"]
     command.upgrade(alembic_config(url), "head")
     app = create_app({"LOG_LEVEL": "WARNING"})
+    ceiling_path = mount_ceiling(app)  # before the app's first request, as Flask requires
     worker_id, headers, homes = setup(app, args.households)
     try:
         batches = make_batches(homes, args.batches, args.batch_size)
@@ -190,32 +282,15 @@ def main() -> None:
         client.post("/api/v1/visits/batch", json={"visits": warm}, headers=headers)
         gc.freeze()  # as `gridwork serve` does in each worker once the app is loaded
 
-        # Each API batch is followed by the baseline for the very rows it stored (read back
-        # untimed, new ids): one raw INSERT statement, one commit per batch. Alternating
-        # keeps both paths under the same load from whatever else runs on the machine.
-        api_s = plain_s = 0.0
-        stored_n = 0
-        for items in batches:
-            # The body as a phone sends it: bytes, encoded before the clock starts (the raw
-            # path's document is likewise read back untimed).
-            body = json.dumps({"visits": items})
-            start = time.perf_counter()
-            r = client.post(
-                "/api/v1/visits/batch", data=body, content_type="application/json", headers=headers
-            )
-            api_s += time.perf_counter() - start
-            assert r.status_code == 200, r.json
-            assert all(x["status"] == "created" for x in r.json["results"]), r.json["results"][:3]
-            sent = [item["id"] for item in items]
-            with db.engine.connect() as conn:
-                # The stored rows as PostgreSQL holds them (ciphertext, EWKB), under new ids.
-                document = conn.execute(COPY_ROWS, {"ids": sent}).scalar_one()
-            start = time.perf_counter()
-            with db.engine.begin() as conn:
-                conn.execute(RAW_INSERT, {"rows": document})
-            plain_s += time.perf_counter() - start
-            stored_n += len(sent)
-
+        # Each API batch is followed by the baseline for the very rows it stored: one raw
+        # INSERT statement, one commit per batch. Alternating keeps both paths under the same
+        # load from whatever else runs on the machine.
+        api_s, plain_s, stored_n = alternate(client, "/api/v1/visits/batch", headers, batches)
+        # The stack's ceiling, on batches of its own (fresh ids), the same way.
+        client.post(ceiling_path, json={"visits": make_batches(homes, 1, 20)[0]}, headers=headers)
+        top_s, top_plain_s, top_n = alternate(
+            client, ceiling_path, headers, make_batches(homes, args.batches, args.batch_size)
+        )
         api_rate, plain_rate = n / api_s, stored_n / plain_s
         ratio = api_rate / plain_rate
         verdict = "meets" if ratio >= GOAL else "MISSES"
@@ -225,6 +300,11 @@ def main() -> None:
         label = "raw INSERT of the same rows, same commits"
         print(f"{label:<52} {plain_rate:9.0f} {plain_s:7.2f}")
         print(f"ratio API / plain: {ratio:.2f} (goal >= {GOAL}: {verdict})")
+        ceiling = (n / top_s) / (top_n / top_plain_s)
+        print(
+            f"the stack's ceiling (token, parse, the same INSERT, nothing else): "
+            f"{n / top_s:.0f} vs raw {top_n / top_plain_s:.0f} visits/s, ratio {ceiling:.2f}"
+        )
         note = "raw INSERT of the same rows, same run"
         result(
             "api_visits_per_s",
@@ -236,6 +316,15 @@ def main() -> None:
         )
         result("plain_insert_visits_per_s", plain_rate, "visits/s", None, "the baseline", True)
         result("api_over_plain", ratio, "ratio", GOAL, f"goal, vs {note}", ratio >= GOAL)
+        result(
+            "ceiling_over_plain",
+            ceiling,
+            "ratio",
+            None,
+            "the stack alone: token check, parse, the same INSERT, no per-item work; "
+            "vs raw INSERT of its rows, same run",
+            True,
+        )
     finally:
         teardown(worker_id, [h[0] for h in homes])
 
