@@ -18,8 +18,9 @@ It also measures the stack's ceiling the same way: an endpoint that only the ben
 (`/_bench/ceiling`) does what no ingest can skip (the token check, parsing, one row per item,
 the same `INSERT ... FROM jsonb_to_recordset ... ON CONFLICT (id) DO NOTHING RETURNING id`,
 commit, an answer of ids) and nothing else: no item checks, placing, scope, neighbours,
-grading, sealed notes or stored visits in the answer. Its ratio to the raw INSERT is how much
-room Flask, auth, JSON and the statement leave for the product's per-item work.
+grading, sealed notes or stored visits in the answer. Its ratio to the raw INSERT of the rows
+it stored (lighter rows: no evidence, reasons or notes) is how much room Flask, auth, JSON and
+the statement leave for the product's per-item work.
 """
 
 from __future__ import annotations
