@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models import Grid, Household, Shift, Task, User, Visit, user_grids
+from api.models import Grid, Household, Roster, Shift, Task, User, Visit, user_grids
 
 
 @dataclass(frozen=True)
@@ -179,17 +179,21 @@ class Scope:
             raise errors.Forbidden("Only grid workers and grid leaders record visits.")
 
     def relief_grids(self, session: Session, dates: Iterable[date]) -> dict[date, set[int]]:
-        """Grids this user covers as the named reliever (a B-post relief shift) on each date."""
+        """Grids this user covers as the named reliever (a B-post relief shift of a published
+        roster: a draft grants nothing, as workers never see drafts) on each date."""
         dates = sorted(set(dates))
         relief: dict[date, set[int]] = {d: set() for d in dates}
         if not dates:
             return relief
         rows = session.execute(
-            select(Shift.date, Shift.grid_id).where(
+            select(Shift.date, Shift.grid_id)
+            .join(Roster, Roster.id == Shift.roster_id)
+            .where(
                 Shift.worker_id == self.user_id,
                 Shift.post == "B",
                 Shift.relief_for_id.is_not(None),
                 Shift.date.in_(dates),
+                Roster.status == "published",
             )
         )
         for day, grid_id in rows:

@@ -177,7 +177,9 @@ def _check_leader(session: Session, leader_id: int | None, community_code: str) 
 
 
 def _check_overlaps(session: Session, grids: dict[int, str]) -> None:
-    """Refuse grids overlapping another active grid of their community beyond the tolerance."""
+    """Refuse grids overlapping any other active grid beyond the tolerance: of their own
+    community, or of another (whose households the overlap would otherwise hand over, as a
+    household goes to the lowest-coded grid that covers it)."""
     if not grids:
         return
     rows = session.execute(
@@ -186,7 +188,7 @@ def _check_overlaps(session: Session, grids: dict[int, str]) -> None:
             SELECT a.id, a.code, b.id, b.code,
                    ST_Area(ST_Intersection(a.boundary, b.boundary)::geography) AS area
             FROM grids a
-            JOIN grids b ON b.community_code = a.community_code AND b.id <> a.id
+            JOIN grids b ON b.id <> a.id
                         AND b.retired_at IS NULL AND ST_Intersects(a.boundary, b.boundary)
             WHERE a.id = ANY(:ids) AND a.retired_at IS NULL
             ORDER BY a.code, b.code

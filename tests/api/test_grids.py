@@ -6,7 +6,7 @@ from shapely.geometry import shape
 from sqlalchemy import select
 
 from api.models import Community, District, GridVersion, Street
-from tests.factories import A1, A2, BOXES, A, B, box, centre, grid_feature
+from tests.factories import A1, A2, B1, BOXES, A, B, box, centre, grid_feature
 
 
 def admin(world):
@@ -352,13 +352,46 @@ def test_multipolygon_parts_are_both_located(client, world):
         assert found["properties"]["code"] == B + "002"
 
 
-def test_grids_of_other_communities_may_not_overlap_check_is_per_community(client, world):
-    # B1 sits east of A2; a new grid of community B overlapping A2 is still checked only
-    # against B's grids (communities are drawn by different offices).
-    headers = world.auth("admin_b")
+def test_a_grid_overlapping_another_communitys_grid_is_422_naming_it(client, world):
+    # Communities do not overlap either: B's office may not draw over A2.
+    response = client.post(
+        "/api/v1/grids",
+        json=grid_feature(B + "002", box(116.408, 39.923, 116.409, 39.926)),
+        headers=world.auth("admin_b"),
+    )
+    assert response.status_code == 422
+    assert response.json["errors"][0]["other_grid"] == A2
+
+
+def test_a_grid_of_another_community_may_share_a_border(client, world):
     response = client.post(
         "/api/v1/grids",
         json=grid_feature(B + "002", box(116.408, 39.925, 116.409, 39.926)),
-        headers=headers,
+        headers=world.auth("admin_b"),
     )
     assert response.status_code == 201
+
+
+def test_drawing_over_another_community_cannot_take_its_households(client, session, world):
+    """A grid drawn (or redrawn, or imported) over B1 would have been handed B1's households,
+    as a household goes to the lowest-coded grid that covers it: it is refused instead."""
+    over_b1 = box(*BOXES[B1])
+    created = client.post(
+        "/api/v1/grids", json=grid_feature(A + "003", over_b1), headers=admin(world)
+    )
+    redrawn = client.patch(
+        f"/api/v1/grids/{world.grids[A2].id}",
+        json={"geometry": box(116.405, 39.920, 116.415, 39.925)},
+        headers=admin(world),
+    )
+    imported = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [grid_feature(A + "003", over_b1)]},
+        headers=admin(world),
+    )
+    assert [r.status_code for r in (created, redrawn, imported)] == [422, 422, 422]
+    for household in world.households[B1]:
+        session.refresh(household)
+        assert household.grid_id == world.grids[B1].id
+    mine = client.get(f"/api/v1/households?grid={B1}", headers=world.auth("admin_b")).json
+    assert len(mine) == len(world.households[B1])

@@ -453,6 +453,24 @@ def test_a_relief_shift_on_another_day_does_not_open_the_grid(client, world, ses
     assert one(client, world, visit_item(home(world, A2), at=now))["status"] == "rejected"
 
 
+def test_a_relief_shift_of_a_draft_roster_does_not_open_the_grid(client, world, session):
+    """Workers never see drafts: a draft names nobody's reliever yet."""
+    now = datetime.now(UTC)
+    shift = make_relief_shift(
+        session,
+        world.users["worker_a1"],
+        world.grids[A2],
+        now.astimezone(LOCAL).date(),
+        relief_for=world.users["worker_a2"],
+    )
+    shift.roster.status = "draft"
+    session.flush()
+    assert one(client, world, visit_item(home(world, A2), at=now))["status"] == "rejected"
+    plan = client.get("/api/v1/visits/plan", headers=world.auth("worker_a1")).json
+    assert {h["grid_code"] for h in plan["households"]} == {A1}
+    assert visit_count(session) == 0
+
+
 def test_admins_and_viewers_do_not_record_visits(client, world):
     for user in ("admin_a", "viewer_110101"):
         assert sync(client, world, [visit_item(home(world))], user=user).status_code == 403
