@@ -32,6 +32,8 @@ MAX_JSON_VALUES = 2_000_000
 # passes over the bytes; a regex took 20 times longer.
 _DIGITS_AS_9 = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_DIGITS = b"9" * 19
+# The integers orjson writes: signed and unsigned 64-bit.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 # A tuple, not `dict | list`: a union built per value cost the nesting walk half its time.
 _CONTAINERS = (dict, list)
 # What `_orjson_loads` gives when only the json module reads the body right.
@@ -49,6 +51,17 @@ class JsonLimitError(ValueError):
 
 def _reject_constant(name: str) -> Any:
     raise JsonLimitError(f"{name} is not a JSON number; send finite numbers only.")
+
+
+def _int64(digits: str) -> int:
+    """An integer literal, refused beyond 64 bits (below -2**63 or above 2**64 - 1): the
+    answers, written by orjson, cannot carry one back, so stored in a JSON document (a visit's
+    observations, say) it turned every later read of it into a 500."""
+    value = int(digits)
+    if not _INT_MIN <= value <= _INT_MAX:
+        shown = digits if len(digits) <= 24 else digits[:20] + "..."
+        raise JsonLimitError(f"The integer {shown} is beyond 64 bits; send smaller numbers.")
+    return value
 
 
 def _depth_ok(value: Any, limit: int) -> bool:
@@ -76,7 +89,8 @@ def strict_loads(
     max_depth: int = MAX_JSON_DEPTH,
     max_values: int | None = MAX_JSON_VALUES,
 ) -> Any:
-    """Parse JSON, refusing NaN/Infinity, deep nesting, too many values and huge integers."""
+    """Parse JSON, refusing NaN/Infinity, deep nesting, too many values and integers beyond
+    64 bits."""
     raw = data.encode() if isinstance(data, str) else data
     if max_values is not None and raw.count(b",") + 1 > max_values:
         raise JsonLimitError(
@@ -108,7 +122,7 @@ def _json_loads(raw: bytes, max_depth: int) -> Any:
     except UnicodeDecodeError as exc:
         raise JsonLimitError(f"The body is not UTF-8 (byte {exc.start}).") from exc
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_int64)
     except JsonLimitError:
         raise
     except RecursionError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -99,6 +100,36 @@ def test_a_fresh_batch_does_not_look_for_stored_visits(client, world, connection
     # visits by worker and time, not by id).
     by_id = re.compile(r"\bFROM visits\b.*\bWHERE\b.*\bvisits\.id (= ANY|IN)\b", re.S)
     assert not [s for s in statements if s.startswith("SELECT") and by_id.search(s)]
+
+
+def test_an_integer_beyond_64_bits_is_refused_before_anything_is_stored(client, world, session):
+    """Stored in a visit's observations, it made the answer and every later read a 500."""
+    item = visit_item(home(world))
+    item["observations"] = {"elderly_80": 2**64}
+    body = json.dumps({"visits": [item]})  # as the phone sends it (orjson cannot write it)
+    response = client.post(
+        BATCH, data=body, content_type="application/json", headers=world.auth("worker_a1")
+    )
+    assert response.status_code == 400
+    assert "beyond 64 bits" in response.json["detail"]
+    assert visit_count(session) == 0
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"household_id": 2**31},
+        {"visited_at": "0001-01-01T00:00:00+14:00"},
+        {"visited_at": "9999-12-31T23:59:59-14:00"},
+    ],
+)
+def test_an_out_of_range_item_is_rejected_alone(client, world, session, field):
+    """One item used to sink the whole batch (a 422 or a 500) and every retry of it."""
+    good, bad = visit_item(home(world)), visit_item(home(world, i=1))
+    bad.update(field)
+    results = sync(client, world, [good, bad]).json["results"]
+    assert [r["status"] for r in results] == ["created", "rejected"]
+    assert visit_count(session) == 1
 
 
 def test_the_same_id_twice_in_one_batch_is_one_visit(client, world, session):

@@ -69,18 +69,34 @@ class PremisesSchema(Schema):
             raise ma.ValidationError("Give both lon and lat, or neither.", "lon")
 
 
+# Household ids are PostgreSQL integers; a visit's time falls in these years. Beyond either,
+# one item used to sink the whole batch (an out-of-range integer, a time that overflows when
+# it is turned into Beijing time).
+INT32_MAX = 2**31 - 1
+YEARS = (2000, 2999)
+
+
+def _in_years(moment: datetime) -> None:
+    if not YEARS[0] <= moment.year <= YEARS[1]:
+        raise ma.ValidationError(f"The time must fall in the years {YEARS[0]}-{YEARS[1]}.")
+
+
 class VisitItemSchema(Schema):
     """One visit as the phone recorded it."""
 
     id = ma.fields.UUID(
         required=True, metadata={"description": "Made by the phone; idempotency key"}
     )
-    household_id = ma.fields.Integer(metadata={"description": "A registered household"})
+    household_id = ma.fields.Integer(
+        validate=ma.validate.Range(1, INT32_MAX), metadata={"description": "A registered household"}
+    )
     premises = ma.fields.Nested(
         PremisesSchema, metadata={"description": "Premises not yet registered (no household_id)"}
     )
     visited_at = ma.fields.AwareDateTime(
-        required=True, metadata={"description": "ISO 8601 with its UTC offset"}
+        required=True,
+        validate=_in_years,
+        metadata={"description": "ISO 8601 with its UTC offset"},
     )
     location = ma.fields.Nested(VisitLocationInSchema, required=True)
     outcome = ma.fields.String(required=True, validate=ma.validate.OneOf(OUTCOMES))
@@ -164,6 +180,8 @@ def quick_load_item(raw: dict) -> dict[str, Any] | None:
     except ValueError:
         return None
     if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
+        return None
+    if not (YEARS[0] <= moment.year <= YEARS[1] and 1 <= household_id <= INT32_MAX):
         return None
     lon = _number(location.get("lon"), -180, 180)
     lat = _number(location.get("lat"), -90, 90)
