@@ -170,10 +170,14 @@ def create_task(
     *,
     actor_id: int | None,
     now: datetime,
+    grid: Grid | None = None,
 ) -> Task:
     """Create a task, find its grid in PostGIS and dispatch it (notifying the assignee).
 
-    A hotline ticket already received (same external_id) is a 409 naming the existing task.
+    `grid`: the task's grid when the caller has placed it already (a visit's follow-up goes to
+    the visit's grid), for a task given by location. A hotline ticket already received (same
+    external_id) is a 409 naming the existing task, once the caller is known to be allowed
+    to open a task there: a ticket number alone tells nobody which tasks exist elsewhere.
     """
     source = data["source"]
     type_ = data.get("type") or "help"
@@ -183,14 +187,6 @@ def create_task(
     if source == "hotline" and not external_id:
         message = "A hotline task carries the hotline ticket number (external_id)."
         raise errors.Unprocessable(message, errors={"json": {"external_id": [message]}})
-    if external_id:
-        existing = session.scalar(
-            select(Task.id).where(Task.source == source, Task.external_id == external_id)
-        )
-        if existing is not None:
-            raise errors.Conflict(
-                f"Ticket {external_id} is already task {existing}.", task_id=existing
-            )
     household, location = None, None
     if data.get("household_id") is not None:
         household = session.get(Household, data["household_id"])
@@ -208,7 +204,7 @@ def create_task(
         location = household.location
     elif data.get("location") is not None:
         lon, lat = _point(data["location"])
-        grid = locate(session, lon, lat)
+        grid = grid or locate(session, lon, lat)
         if grid is None:
             message = "The location lies outside every grid."
             raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
@@ -220,6 +216,14 @@ def create_task(
         raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
     if scope is not None:
         scope.require_task_creator(grid)
+    if external_id:
+        existing = session.scalar(
+            select(Task.id).where(Task.source == source, Task.external_id == external_id)
+        )
+        if existing is not None:
+            raise errors.Conflict(
+                f"Ticket {external_id} is already task {existing}.", task_id=existing
+            )
     resolve_in, contact_in = deadlines(task_settings(session, grid), type_, data["urgency"])
     task = Task(
         source=source,
@@ -246,7 +250,10 @@ def create_task(
             session.flush()
     except IntegrityError as exc:  # the same ticket sent twice at once
         raise errors.Conflict(f"Ticket {external_id} is already a task.") from exc
-    _event(task, "create", None, "new", actor_id, now, note=data.get("description") or "")
+    # A visit's follow-up note is the task's description, shown only to roles that read
+    # visit notes (TaskSchema); the event does not repeat it.
+    opened = "" if source == "visit" else data.get("description") or ""
+    _event(task, "create", None, "new", actor_id, now, note=opened)
     assignee, reason = dispatch.choose_assignee(session, grid, now.astimezone(LOCAL).date())
     if assignee is not None:
         _assign(session, task, assignee, actor_id, now, note=reason, kind="task_dispatched")
@@ -507,13 +514,17 @@ def task_from_visit(session: Session, visit: Visit, *, now: datetime | None = No
         "urgency": "general",
         "visit_id": visit.id,
     }
+    placed = None
     if visit.household_id is not None:
         data["household_id"] = visit.household_id
     else:
+        # Premises: where the worker stood, in the grid the visit was placed in (by the
+        # premises' own point): never located again, so it cannot fail the batch.
         data["location"] = {"lon": lon, "lat": lat}
+        placed = session.get(Grid, visit.grid_id)
     moment = now or visit.received_at or visit.visited_at
     with session.begin_nested():
-        return create_task(session, None, data, actor_id=visit.worker_id, now=moment)
+        return create_task(session, None, data, actor_id=visit.worker_id, now=moment, grid=placed)
 
 
 # --- the three rates -------------------------------------------------------------------------

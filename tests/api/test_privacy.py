@@ -164,6 +164,26 @@ def test_district_viewers_get_no_visit_notes(client, world, visit):
     assert body["outcome"] == "met"
 
 
+def test_district_viewers_do_not_read_a_follow_up_note_through_its_task(client, world):
+    """The follow-up task of a visit carries its note as the description: withheld from the
+    roles that do not read visit notes, and not repeated in the task's first event."""
+    from tests.factories import visit_item
+
+    item = visit_item(world.households[A1][0], follow_up=True, follow_up_note="需要轮椅，独居")
+    stored = client.post(
+        "/api/v1/visits/batch", json={"visits": [item]}, headers=world.auth("worker_a1")
+    )
+    assert stored.json["results"][0]["status"] == "created"
+    viewer, leader = world.auth("viewer_110101"), world.auth("leader_a")
+    tasks = client.get("/api/v1/tasks?source=visit", headers=viewer).json
+    assert len(tasks) == 1 and tasks[0]["description"] is None
+    detail = client.get(f"/api/v1/tasks/{tasks[0]['id']}", headers=viewer).json
+    assert detail["description"] is None
+    assert "需要轮椅" not in str(detail)
+    shown = client.get(f"/api/v1/tasks/{tasks[0]['id']}", headers=leader).json
+    assert shown["description"] == "需要轮椅，独居"
+
+
 def test_district_viewers_see_worker_positions_to_about_100_m(client, world, visit):
     body = client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("viewer_110101")).json
     lon, lat = body["location"]["lon"], body["location"]["lat"]

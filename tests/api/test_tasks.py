@@ -70,6 +70,15 @@ def test_a_repeated_hotline_ticket_is_a_conflict_naming_the_task(client, world):
     assert (r.status_code, r.json["task_id"]) == (409, first["id"])
 
 
+def test_a_known_ticket_number_tells_nothing_to_a_caller_who_may_not_open_the_task(client, world):
+    """Checked after the caller's right to open a task there: a 403, not a 409 naming it."""
+    client.post("/api/v1/tasks", json=hotline(), headers=world.auth("admin_a"))
+    for user in ("viewer_110102", "worker_b1"):
+        r = client.post("/api/v1/tasks", json=hotline(), headers=world.auth(user))
+        assert r.status_code == 403, user
+        assert "task_id" not in r.json and "already" not in r.json["detail"]
+
+
 def test_a_hotline_task_needs_its_ticket_number_and_type(client, world, session):
     body = hotline()
     del body["external_id"], body["type"]

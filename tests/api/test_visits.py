@@ -219,6 +219,29 @@ def test_unregistered_premises_are_placed_in_their_grid(client, world, session):
     assert visit["premises"] == {"building": "Shop 3", "kind": "business"}
 
 
+def test_a_follow_up_at_premises_goes_to_the_premises_grid_and_cannot_sink_the_batch(
+    client, world, session
+):
+    """The worker's fix lies outside every grid; the shop's own point is in A1. Its follow-up
+    task used to be located again by the fix: a 422 for the whole batch, on every retry."""
+    from api.models import Task
+
+    shop = centre(A1)
+    item = visit_item(
+        None,
+        lon=116.300,
+        lat=39.800,
+        premises={"building": "Shop 5", "lon": shop[0], "lat": shop[1]},
+        follow_up=True,
+        follow_up_note="店主反映消防通道堵塞",
+    )
+    other = visit_item(home(world))
+    results = sync(client, world, [item, other]).json["results"]
+    assert [r["status"] for r in results] == ["created", "created"]
+    task = session.scalar(select(Task).where(Task.visit_id == uuid.UUID(item["id"])))
+    assert task.grid_id == world.grids[A1].id
+
+
 def test_premises_given_in_gcj02_are_placed_at_their_own_wgs84_point(client, world):
     # The phone's SDK speaks GCJ-02 (Amap): the worker's fix (just over the line, in A2) and
     # the shop's own point (in A1) both arrive ~500 m off their true spot; the shop is

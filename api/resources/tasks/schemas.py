@@ -88,7 +88,15 @@ class TaskSchema(Schema):
     source = ma.fields.String()
     type = ma.fields.String()
     title = ma.fields.String()
-    description = ma.fields.String()
+    description = ma.fields.Function(
+        lambda t: privacy.note(t.description) if t.source == "visit" else t.description,
+        allow_none=True,
+        metadata={
+            "type": "string",
+            "description": "A visit's follow-up note (source visit) is withheld (null) from "
+            "roles that do not read visit notes",
+        },
+    )
     urgency = ma.fields.String()
     external_id = ma.fields.String(allow_none=True)
     complainant = ma.fields.Function(
