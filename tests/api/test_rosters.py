@@ -106,6 +106,29 @@ def test_roster_settings_reject_a_rest_day_for_a_stranger(client, community, wor
     assert put.status_code == 422
 
 
+@pytest.mark.parametrize("key", ["²", "١٢", "1" * 5000])
+def test_roster_settings_reject_a_rest_day_key_that_is_not_an_ascii_id(client, community, key):
+    c = community
+    put = client.put(
+        f"/api/v1/communities/{c.code}/roster-settings",
+        json={"rest_days": {key: [1]}},
+        headers=c.auth(c.admin),
+    )
+    assert put.status_code == 422
+    assert "rest_days" in put.get_json()["errors"]["json"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/leaves", "/api/v1/shifts"])
+@pytest.mark.parametrize("worker", ["²", "١٢", "1" * 5000])
+def test_a_worker_filter_that_is_not_me_or_an_ascii_id_is_422(client, community, path, worker):
+    c = community
+    response = client.get(
+        path, query_string={"week": WEEK, "worker": worker}, headers=c.auth(c.leader)
+    )
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {"query": {"worker": ["me or an id"]}}
+
+
 def test_a_leader_cannot_change_roster_settings(client, community):
     put = client.put(
         f"/api/v1/communities/{community.code}/roster-settings",

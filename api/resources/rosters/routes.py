@@ -43,11 +43,11 @@ def _worker_arg(args: dict) -> dict:
     if worker == "me":
         args["worker"] = current_user().id
     elif worker is not None:
-        if not worker.isdigit():
+        args["worker"] = rosters.user_id(worker)
+        if args["worker"] is None:
             raise errors.Unprocessable(
                 "worker is `me` or a user id.", errors={"query": {"worker": ["me or an id"]}}
             )
-        args["worker"] = int(worker)
     return args
 
 
