@@ -261,9 +261,10 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
         out["members"] = 0 if out.get("occupancy") == "vacant" else 1
     else:
         try:
-            out["members"] = int(float(members))
-            if out["members"] < 0 or out["members"] > 100 or float(members) != out["members"]:
+            number = _number(members)  # "inf", "nan" and "1e400" are refused here, not by int()
+            if not number.is_integer() or not 0 <= number <= 100:
                 raise ValueError
+            out["members"] = int(number)
         except ValueError:
             errors.append(
                 RowError(row, "members", f"members {members!r} is not a whole number 0-100")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
@@ -250,6 +251,21 @@ def test_import_errors_name_row_and_column_and_write_nothing(client, session, wo
     response = upload(client, world, data, "bad.csv")
     assert response.status_code == 422
     assert [(e["row"], e["column"]) for e in response.json["errors"]] == [(3, "lon"), (4, "kind")]
+    assert household_count(session) == before
+
+
+@pytest.mark.parametrize("members", ["inf", "-inf", "1e400", "nan", "2.5", "101"])
+def test_import_members_that_are_not_a_whole_number_0_to_100_name_row_and_column(
+    client, session, world, members
+):
+    before = household_count(session)
+    lon, lat = centre(A1)
+    data = csv_file([["1", "1", "1", "101", lon, lat, "", "", members, "", ""]])
+    response = upload(client, world, data, "members.csv")
+    assert response.status_code == 422
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "members")
+    assert "not a whole number 0-100" in error["detail"]
     assert household_count(session) == before
 
 
