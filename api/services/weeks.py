@@ -10,13 +10,25 @@ from api import errors
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+# The years a week may fall in. Four digits alone admit 0001 and 9999, whose weeks sit at the
+# edge of the calendar: turning them into Shanghai midnights in UTC (or shifting them a few
+# weeks) overflows `date`. Nothing this service plans or reports on lies outside this range.
+MIN_YEAR, MAX_YEAR = 2000, 2999
 
 
 def parse_week(week: str) -> tuple[int, int]:
-    """("2026-W47") -> (2026, 47); a 422 problem for anything that is not a real ISO week."""
+    """("2026-W47") -> (2026, 47); a 422 problem for anything that is not a real ISO week.
+
+    Weeks of years outside MIN_YEAR..MAX_YEAR are refused too (a 422 on the `week` field).
+    """
     match = _WEEK.match(week or "")
     if match:
         year, number = int(match[1]), int(match[2])
+        if not MIN_YEAR <= year <= MAX_YEAR:
+            raise errors.Unprocessable(
+                f"{week!r} is outside the weeks served: years {MIN_YEAR} to {MAX_YEAR}.",
+                field="week",
+            )
         try:
             date.fromisocalendar(year, number, 1)
             return year, number

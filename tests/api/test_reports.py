@@ -473,6 +473,8 @@ def test_a_worker_gets_no_report(client, history):
     ("query", "status"),
     [
         ({"week": "2026-W60", "community": RC}, 422),
+        ({"week": "9999-W52", "community": RC}, 422),
+        ({"week": "0001-W01", "community": RC}, 422),
         ({"week": "47", "community": RC}, 422),
         ({"community": RC}, 422),
         ({"week": "2026-W47", "community": "12345"}, 422),

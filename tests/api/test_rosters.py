@@ -195,6 +195,16 @@ def test_a_week_that_is_not_an_iso_week_is_422(client, community):
     assert generate(client, community, week="2026-W54").status_code == 422
 
 
+@pytest.mark.parametrize("week", ["9999-W52", "0001-W01"])
+def test_a_week_beyond_the_calendar_is_422(client, community, week):
+    c = community
+    response = generate(client, c, week=week)
+    assert (response.status_code, response.get_json()["field"]) == (422, "week")
+    for path in ("/api/v1/leaves", "/api/v1/shifts"):
+        response = client.get(path, query_string={"week": week}, headers=c.auth(c.leader))
+        assert (response.status_code, response.get_json()["field"]) == (422, "week"), path
+
+
 def test_regenerating_a_draft_replaces_it(client, session, community):
     first = generate(client, community).get_json()
     second = generate(client, community).get_json()

@@ -282,6 +282,12 @@ def test_rates_of_a_community_you_cannot_see_are_not_found(client, world):
     assert r.status_code == 404
 
 
+def test_rates_for_a_week_beyond_the_calendar_are_422(client, world):
+    r = client.get(f"/api/v1/tasks/rates?grid={A1}&week=9999-W52", headers=world.auth("admin_a"))
+    assert r.status_code == 422
+    assert r.json["field"] == "week"
+
+
 def test_a_visit_follow_up_becomes_one_task(session, world):
     import uuid
 

@@ -253,6 +253,14 @@ def test_tile_with_a_bad_week_is_422(client, world):
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize("week", ["9999-W52", "0001-W01"])
+def test_tile_of_a_week_beyond_the_calendar_is_422(client, world, week):
+    response = client.get(url("grids", *centre(A1), week=week), headers=world.auth("leader_a"))
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert response.json["field"] == "week"
+
+
 def test_tile_needs_a_token(client, world):
     assert client.get(url("grids", *centre(A1))).status_code == 401
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from api.models import Community
 from api.services.ledger import household_ledger
 from api.services.weeks import week_bounds, week_of
@@ -24,6 +26,14 @@ def plan(client, world, user="worker_a1", **params):
     response = client.get(PLAN, query_string=params, headers=world.auth(user))
     assert response.status_code == 200, response.json
     return response.json
+
+
+@pytest.mark.parametrize("week", ["9999-W52", "0001-W01"])
+def test_a_plan_for_a_week_beyond_the_calendar_is_422(client, world, week):
+    response = client.get(PLAN, query_string={"week": week}, headers=world.auth("worker_a1"))
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert response.json["field"] == "week" and week in response.json["detail"]
 
 
 def test_plan_puts_must_visits_first_then_a_short_walk(client, world, session):

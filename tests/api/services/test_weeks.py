@@ -33,6 +33,21 @@ def test_bad_weeks_are_unprocessable(bad):
         parse_week(bad)
 
 
+@pytest.mark.parametrize("edge", ["9999-W52", "0001-W01", "1999-W52", "3000-W01"])
+def test_a_week_beyond_the_served_years_is_422_on_the_week(edge):
+    with pytest.raises(errors.Unprocessable) as refused:
+        parse_week(edge)
+    assert refused.value.extra == {"field": "week"}
+    assert edge in refused.value.detail and "2000 to 2999" in refused.value.detail
+
+
+@pytest.mark.parametrize("week", ["2000-W01", "2999-W52"])
+def test_the_first_and_last_served_weeks_have_bounds(week):
+    start, end = week_bounds(week)
+    assert (end - start).days == 7
+    assert shift_week(week, -7) and shift_week(week, 7)
+
+
 def test_naive_datetimes_are_refused():
     with pytest.raises(ValueError):
         week_of(datetime(2026, 11, 23, 8, 0))
