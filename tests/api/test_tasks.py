@@ -134,6 +134,17 @@ def test_the_full_lifecycle_keeps_every_step(client, world, session):
     assert events[2]["actor_id"] == world.users["worker_a1"].id
 
 
+def test_district_viewers_see_where_a_worker_stood_to_about_100_m(client, world, session):
+    """A step's position is part of the worker's location track, as a visit's is."""
+    task = make_task(session, now=T0)
+    act(client, world, "worker_a1", task.id, "accept")
+    act(client, world, "worker_a1", task.id, "start", location={"lon": 116.40251, "lat": 39.92257})
+    for user, shown in (("viewer_110101", (116.403, 39.923)), ("leader_a", (116.40251, 39.92257))):
+        events = client.get(f"/api/v1/tasks/{task.id}", headers=world.auth(user)).json["events"]
+        started = [e for e in events if e["to_status"] == "in_progress"][0]
+        assert (started["location"]["lon"], started["location"]["lat"]) == shown, user
+
+
 @pytest.mark.parametrize("action", list(TRANSITIONS))
 def test_each_action_is_legal_only_from_its_states(client, world, session, action):
     task = make_task(session, now=T0)

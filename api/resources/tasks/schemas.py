@@ -22,6 +22,15 @@ def _lonlat(element) -> dict | None:
     return {"lon": lon, "lat": lat}
 
 
+def _track(element) -> dict | None:
+    """Where a worker stood for a step of a task: part of their location track, to about
+    100 m for roles without `tracks` (as a visit's position)."""
+    if element is None:
+        return None
+    lon, lat = privacy.track_point(*point_lonlat(element))
+    return {"lon": lon, "lat": lat}
+
+
 class LocationSchema(Schema):
     lon = ma.fields.Float(required=True, allow_nan=False, metadata={"description": "WGS-84"})
     lat = ma.fields.Float(required=True, allow_nan=False, metadata={"description": "WGS-84"})
@@ -78,7 +87,10 @@ class TaskEventSchema(Schema):
     to_status = ma.fields.String()
     actor_id = ma.fields.Integer(allow_none=True, metadata={"description": "None: the system"})
     note = ma.fields.String()
-    location = ma.fields.Function(lambda e: _lonlat(e.location))
+    location = ma.fields.Function(
+        lambda e: _track(e.location),
+        metadata={"description": "Where the worker stood; to ~100 m for district viewers"},
+    )
     photos = ma.fields.List(ma.fields.String())
     at = ma.fields.DateTime()
 
