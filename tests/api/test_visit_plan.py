@@ -85,6 +85,20 @@ def test_a_leader_reads_a_workers_plan_but_another_worker_cannot(client, world):
     assert response.status_code == 404
 
 
+def test_a_leader_reads_only_their_own_grids_of_a_workers_plan(client, world, session):
+    """The worker also walks A2, which this leader does not lead: its households stay out of
+    the leader's copy of the plan (they would be a 404 to the leader one by one)."""
+    from tests.factories import A2, make_user
+
+    worker = make_user(session, "worker_a1a2", "worker", grids=[A1, A2])
+    leader = make_user(session, "leader_a1", "grid_leader", grids=[A1])
+    world.users.update(worker_a1a2=worker, leader_a1=leader)
+    own = plan(client, world, user="worker_a1a2", worker=worker.id)
+    assert {s["grid_code"] for s in own["households"]} == {A1, A2}
+    led = plan(client, world, user="leader_a1", worker=worker.id)
+    assert {s["grid_code"] for s in led["households"]} == {A1}
+
+
 def test_a_past_week_is_planned_as_it_stood_at_its_end(client, world):
     h = world.households[A1]
     last_week = week_of(datetime.now(UTC) - timedelta(days=7))
