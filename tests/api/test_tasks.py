@@ -169,6 +169,13 @@ def test_each_action_is_legal_only_from_its_states(client, world, session, actio
             assert r.json["allowed"] == allowed_actions(status)
 
 
+@pytest.mark.parametrize("digits", ["9" * 5000, "9" * 19])
+def test_an_assignee_beyond_any_user_id_is_422(client, world, digits):
+    """5,000 digits were beyond what int() reads: a 500."""
+    r = client.get(f"/api/v1/tasks?assignee={digits}", headers=world.auth("admin_a"))
+    assert r.status_code == 422
+
+
 def test_only_the_assignee_accepts(client, world, session):
     task = make_task(session, now=T0)
     assert act(client, world, "leader_a", task.id, "accept").status_code == 403

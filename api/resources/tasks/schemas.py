@@ -150,7 +150,7 @@ class TaskDetailSchema(TaskSchema):
 
 class TaskQueryArgsSchema(Schema):
     assignee = ma.fields.String(
-        validate=ma.validate.Regexp(r"^(me|[0-9]+)$", error="me or a user id"),
+        validate=ma.validate.Regexp(r"^(me|[0-9]{1,19})$", error="me or a user id"),
         metadata={"description": "me, or a user id"},
     )
     status = ma.fields.List(
