@@ -23,6 +23,10 @@ from geo.codes import CodeError, GridCode
 from geo.validate import GeometryProblem, parse_boundary
 
 DEFAULT_OVERLAP_TOLERANCE_M2 = 1.0
+# A grid's properties, the same whether it comes alone (POST /grids) or in an import.
+NAME_MAX = 100
+TARGET_MAX = 100_000
+ID_MAX = 2**31 - 1  # users.id is a PostgreSQL integer
 # One import is a district at most (a city of 30,000 grids is imported district by district).
 MAX_IMPORT_FEATURES = 10_000
 
@@ -67,12 +71,20 @@ def parse_feature(feature: Any, label: str) -> GridDraft:
         code = GridCode.parse(str(props.get("code", "")).strip())
     except CodeError as exc:
         problems["code"] = [str(exc)]
-    name = str(props.get("name") or "").strip()
-    if not name:
-        problems["name"] = ["A grid needs a name."]
+    name = props.get("name")
+    name = name.strip() if isinstance(name, str) else None
+    if not name or len(name) > NAME_MAX:
+        problems["name"] = [f"A grid needs a name (text, 1-{NAME_MAX} characters)."]
     target = props.get("target_households", 300)
-    if not isinstance(target, int) or isinstance(target, bool) or target <= 0:
-        problems["target_households"] = ["Must be a positive integer."]
+    if not _whole(target, 1, TARGET_MAX):
+        problems["target_households"] = [f"Must be a whole number 1-{TARGET_MAX:,}."]
+    leader_id = props.get("leader_id")
+    if leader_id is not None and not _whole(leader_id, 1, ID_MAX):
+        problems["leader_id"] = ["Must be a user id (a whole number), or null."]
+    for key in ("community_name", "street_name", "district_name"):
+        value = props.get(key)
+        if value is not None and not (isinstance(value, str) and len(value) <= NAME_MAX):
+            problems[key] = [f"Must be text of at most {NAME_MAX} characters."]
     boundary = None
     try:
         boundary = parse_boundary(feature.get("geometry"))
@@ -87,7 +99,11 @@ def parse_feature(feature: Any, label: str) -> GridDraft:
         for k in ("community_name", "street_name", "district_name")
         if props.get(k)
     }
-    return GridDraft(label, code, name, boundary, target, props.get("leader_id"), names)
+    return GridDraft(label, code, name, boundary, target, leader_id, names)
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
 
 
 def get_grid(session: Session, scope: Scope | None, grid_id: int) -> Grid:

@@ -586,9 +586,7 @@ def week_plan(
     if worker.id != scope.user_id:
         # Someone else's plan shows only the grids the reader sees: a leader who shares one
         # grid with a worker does not read the households of the worker's other grids.
-        grid_ids = set(
-            session.scalars(select(Grid.id).where(Grid.id.in_(grid_ids), scope.grids()))
-        )
+        grid_ids = set(session.scalars(select(Grid.id).where(Grid.id.in_(grid_ids), scope.grids())))
     ledger = [r for r in household_ledger(session, grid_ids=grid_ids, as_of=as_of) if r.due]
     by_id = {r.household_id: r for r in ledger}
     order = walking_order(

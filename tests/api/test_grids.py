@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from shapely.geometry import shape
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from api.models import Community, District, GridVersion, Street
+from api.models import Community, District, Grid, GridVersion, Street
 from tests.factories import A1, A2, B1, BOXES, A, B, box, centre, grid_feature
 
 
@@ -199,6 +200,35 @@ def test_redrawing_keeps_the_old_version_with_its_period(client, session, world)
     from geoalchemy2.shape import to_shape
 
     assert to_shape(versions[0].boundary).equals(shape(box(*BOXES[A1])))
+
+
+@pytest.mark.parametrize(
+    ("props", "field"),
+    [
+        ({"leader_id": {"a": 1}}, "leader_id"),
+        ({"leader_id": [1, 2]}, "leader_id"),
+        ({"leader_id": True}, "leader_id"),
+        ({"name": {"x": 1}}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"target_households": 1_000_000}, "target_households"),
+        ({"community_name": ["A"]}, "community_name"),
+    ],
+)
+def test_an_imported_grids_properties_are_checked_as_a_single_grids_are(
+    client, session, world, props, field
+):
+    """They were taken as they came: a 500 in the leader lookup, or a dict stored as a name."""
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
+    feature["properties"].update(props)
+    before = session.scalar(select(func.count(Grid.id)))
+    r = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert r.status_code == 422
+    assert field in r.json["errors"][0]["errors"]
+    assert session.scalar(select(func.count(Grid.id))) == before
 
 
 def test_redrawing_moves_households_to_the_grid_that_now_holds_them(client, session, world):

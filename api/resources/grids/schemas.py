@@ -6,6 +6,7 @@ import marshmallow as ma
 
 from api.extensions import Schema
 from api.resources.schemas import BBox, GeometrySchema, code_field
+from api.services.grids import ID_MAX, NAME_MAX, TARGET_MAX
 
 
 class GridPropertiesSchema(Schema):
@@ -39,12 +40,12 @@ class GridInputPropertiesSchema(Schema):
         unknown = ma.INCLUDE
 
     code = code_field(15, required=True)
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
-    target_households = ma.fields.Integer(validate=ma.validate.Range(min=1, max=100000))
-    leader_id = ma.fields.Integer(allow_none=True)
-    community_name = ma.fields.String(validate=ma.validate.Length(max=100))
-    street_name = ma.fields.String(validate=ma.validate.Length(max=100))
-    district_name = ma.fields.String(validate=ma.validate.Length(max=100))
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=NAME_MAX))
+    target_households = ma.fields.Integer(validate=ma.validate.Range(min=1, max=TARGET_MAX))
+    leader_id = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=1, max=ID_MAX))
+    community_name = ma.fields.String(validate=ma.validate.Length(max=NAME_MAX))
+    street_name = ma.fields.String(validate=ma.validate.Length(max=NAME_MAX))
+    district_name = ma.fields.String(validate=ma.validate.Length(max=NAME_MAX))
 
 
 class GridCreateSchema(Schema):
