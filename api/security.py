@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-ALLOWED_HEADERS = "Authorization, Content-Type, If-None-Match"
+ALLOWED_HEADERS = "Authorization, Content-Type, If-None-Match, Idempotency-Key"
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 # JSON answers never run script or load anything; the docs and web pages set their own needs.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"

@@ -6,6 +6,7 @@ from api.models.audit import AuditEntry, LoginAttempt
 from api.models.auth import AuthSession
 from api.models.grids import Grid, GridVersion
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES, Household
+from api.models.idempotency import IdempotencyKey
 from api.models.notifications import NOTIFICATION_KINDS, Notification
 from api.models.push import Delivery, Device, NotificationSettings, RevokedToken
 from api.models.reports import (
@@ -21,6 +22,7 @@ from api.models.users import ROLES, User, user_grids
 from api.models.visits import HouseholdLastVisit, Visit, VisitPhoto
 
 __all__ = [
+    "IdempotencyKey",
     "AuditEntry",
     "AuthSession",
     "Base",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import request
 from flask.views import MethodView
 
-from api import errors
+from api import errors, idempotency
 from api.auth import current_scope
 from api.extensions import Blueprint, db
 from api.privacy import audited
@@ -49,6 +49,8 @@ class Households(MethodView):
 
     @blp.arguments(HouseholdCreateSchema)
     @blp.response(201, HouseholdSchema)
+    @blp.doc(parameters=[idempotency.PARAMETER])
+    @idempotency.idempotent
     @audited("household", "create")
     def post(self, data):
         """Register a household or business premises
@@ -65,6 +67,8 @@ class Households(MethodView):
 class HouseholdImport(MethodView):
     @blp.arguments(HouseholdImportFileSchema, location="files")
     @blp.response(201, HouseholdImportResultSchema)
+    @blp.doc(parameters=[idempotency.PARAMETER])
+    @idempotency.idempotent
     def post(self, files):
         """Import a register file (CSV or XLSX), all or nothing
 

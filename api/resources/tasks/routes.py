@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from api import idempotency
 from api.auth import current_scope
 from api.clock import now as _now
 from api.extensions import Blueprint, db
@@ -47,6 +48,8 @@ class Tasks(MethodView):
 
     @blp.arguments(TaskCreateSchema)
     @blp.response(201, TaskDetailSchema)
+    @blp.doc(parameters=[idempotency.PARAMETER])
+    @idempotency.idempotent
     @audited("task", "create")
     def post(self, data):
         """Open a task and dispatch it

@@ -1,0 +1,146 @@
+"""`Idempotency-Key` for creates that have no natural key: a retry gets the first answer.
+
+A phone that sends `POST /households` and loses the answer cannot tell whether the household
+was made; sent again, it made a second one. With an `Idempotency-Key` header (1-200 visible
+ASCII characters, chosen by the client per intended create), the key's row is written in the
+request's own transaction, so it is committed with the record or not at all, and the answer
+is kept (sealed) once given. A request with a key already used by this user:
+
+- the same request, answered: the stored answer again (`Idempotent-Replayed: true`), no second
+  record;
+- the same request, committed but not yet (or never, after a crash) answered: 409;
+- another request (method, path, query or body differ): 422.
+
+Keys live 24 hours (`KEEP`); each new key clears the user's expired ones. Without the header
+nothing changes. Views wrapped here commit their effects themselves, after which the answer is
+stored by `after_this_request`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any
+
+from flask import Response, after_this_request, request
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from api import errors
+from api.auth import current_scope
+from api.extensions import db
+from api.models import IdempotencyKey
+
+HEADER = "Idempotency-Key"
+KEEP = timedelta(hours=24)
+_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+# The header in the OpenAPI document of each view wrapped here (`@blp.doc(parameters=...)`).
+PARAMETER = {
+    "in": "header",
+    "name": HEADER,
+    "required": False,
+    "description": "Chosen by the client per intended create: a retry with the same key gets "
+    "the first answer instead of making a second record (kept 24 hours)",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$"},
+}
+
+
+def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a create view (under its flask-smorest decorators, above `audited`)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        key = request.headers.get(HEADER)
+        if key is None:
+            return view(*args, **kwargs)
+        if not _KEY.fullmatch(key):
+            raise errors.BadRequest(f"{HEADER} must be 1-200 visible ASCII characters.")
+        user_id = current_scope().user_id
+        digest = _request_hash()
+        session = db.session
+        stored = _claim(session, user_id, key, digest)
+        if stored is not None:
+            return _replay(stored, digest)
+        result = view(*args, **kwargs)  # commits the record and the key's row together
+
+        @after_this_request
+        def remember(response: Response) -> Response:
+            if response.status_code < 300:
+                session.execute(
+                    update(IdempotencyKey)
+                    .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+                    .values(
+                        status=response.status_code,
+                        mimetype=response.mimetype,
+                        body=response.get_data(as_text=True),
+                    )
+                )
+                session.commit()
+            return response
+
+        return result
+
+    return wrapper
+
+
+def _claim(session, user_id: int, key: str, digest: str) -> IdempotencyKey | None:
+    """Write the key's row in this transaction (None), or give the row already there."""
+    session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.user_id == user_id,
+            IdempotencyKey.created_at < datetime.now(UTC) - KEEP,
+        )
+    )
+    # A concurrent twin's uncommitted row makes this wait; once it commits, nothing is written.
+    written = session.execute(
+        insert(IdempotencyKey)
+        .values(user_id=user_id, key=key, request_hash=digest)
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)
+    ).first()
+    if written is not None:
+        return None
+    return session.scalar(
+        select(IdempotencyKey)
+        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+        .execution_options(populate_existing=True)
+    )
+
+
+def _replay(stored: IdempotencyKey, digest: str) -> Response:
+    if stored.request_hash != digest:
+        raise errors.Unprocessable(
+            f"This {HEADER} was used with another request; make a new key for a new request."
+        )
+    if stored.status is None:
+        raise errors.Conflict(
+            f"A request with this {HEADER} was carried out but its answer is not (yet) kept; "
+            "look the record up instead of sending it again."
+        )
+    return Response(
+        stored.body,
+        status=stored.status,
+        mimetype=stored.mimetype,
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+def _request_hash() -> str:
+    """What makes two requests the same one: method, path, query, and the body or the files."""
+    h = hashlib.sha256()
+    h.update(f"{request.method} {request.path}?{request.query_string.decode()}\n".encode())
+    if request.files:
+        for name in sorted(request.files):
+            for upload in request.files.getlist(name):
+                h.update(f"{name}:{upload.filename}\n".encode())
+                for chunk in iter(lambda u=upload: u.stream.read(1 << 20), b""):
+                    h.update(chunk)  # a register file is read a MiB at a time
+                upload.stream.seek(0)
+        for name in sorted(request.form):
+            h.update(f"{name}={request.form.getlist(name)}\n".encode())
+    else:
+        h.update(request.get_data(cache=True))
+    return h.hexdigest()

@@ -1,0 +1,121 @@
+"""`Idempotency-Key`: a retried create gets the first answer and makes no second record."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from sqlalchemy import func, select
+
+from api.models import Household, IdempotencyKey, Task
+from tests.api.test_households import csv_file
+from tests.factories import A1, centre
+
+KEY = {"Idempotency-Key": "phone-7c0e-0001"}
+
+
+def household(client, world, key=KEY, user="admin_a", **fields):
+    lon, lat = centre(A1)
+    body = {"building": "9", "room": "101", "lon": lon, "lat": lat, **fields}
+    return client.post("/api/v1/households", json=body, headers={**world.auth(user), **key})
+
+
+def count(session, model) -> int:
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def test_a_retried_create_gets_the_first_answer_and_no_second_record(client, world, session):
+    before = count(session, Household)
+    first = household(client, world)
+    again = household(client, world)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json == first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert count(session, Household) == before + 1
+
+
+def test_without_a_key_each_create_is_a_new_record(client, world, session):
+    before = count(session, Household)
+    household(client, world, key={})
+    household(client, world, key={})
+    assert count(session, Household) == before + 2
+
+
+def test_a_key_reused_for_another_request_is_422_and_makes_nothing(client, world, session):
+    household(client, world)
+    before = count(session, Household)
+    other = household(client, world, room="102")
+    assert other.status_code == 422
+    assert "another request" in other.json["detail"]
+    assert count(session, Household) == before
+
+
+def test_keys_are_each_users_own(client, world, session):
+    before = count(session, Household)
+    household(client, world, user="admin_a")
+    household(client, world, user="leader_a")
+    assert count(session, Household) == before + 2
+
+
+def test_a_refused_create_keeps_no_key_and_may_be_sent_again(client, world, session):
+    refused = household(client, world, lon=100.0, lat=30.0)  # outside every grid
+    assert refused.status_code == 422
+    assert count(session, IdempotencyKey) == 0
+    assert household(client, world).status_code == 201
+
+
+def test_the_kept_answer_is_sealed(client, world, session):
+    household(client, world, phone="13812345678")
+    from sqlalchemy import text
+
+    stored = session.execute(text("SELECT body FROM idempotency_keys")).scalar_one()
+    assert "13812345678" not in stored and stored.startswith("v1:")
+
+
+@pytest.mark.parametrize("key", ["", "x" * 201, "two words"])
+def test_a_malformed_key_is_400(client, world, key):
+    assert household(client, world, key={"Idempotency-Key": key}).status_code == 400
+
+
+def test_a_retried_register_import_imports_once(client, world, session):
+    lon, lat = centre(A1)
+    rows = [["1", "1", "1", "101", lon, lat, "", "", 2, "", ""]]
+    data = csv_file(rows)
+
+    def upload():
+        return client.post(
+            "/api/v1/households/import",
+            data={"file": (io.BytesIO(data), "register.csv")},
+            headers={**world.auth("admin_a"), **KEY},
+            content_type="multipart/form-data",
+        )
+
+    before = count(session, Household)
+    first, again = upload(), upload()
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json == first.json
+    assert count(session, Household) == before + 1
+
+
+def test_a_retried_task_without_a_ticket_number_opens_one_task(client, world, session):
+    lon, lat = centre(A1)
+    body = {"source": "window", "title": "办理证明", "location": {"lon": lon, "lat": lat}}
+    headers = {**world.auth("admin_a"), **KEY}
+    before = count(session, Task)
+    first = client.post("/api/v1/tasks", json=body, headers=headers)
+    again = client.post("/api/v1/tasks", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json["id"] == first.json["id"]
+    assert count(session, Task) == before + 1
+
+
+def test_a_create_committed_but_never_answered_is_409_not_a_second_record(client, world, session):
+    """A crash between the commit and the answer leaves the key without its answer."""
+    from sqlalchemy import update
+
+    household(client, world)
+    session.execute(update(IdempotencyKey).values(status=None, body=None))
+    before = count(session, Household)
+    again = household(client, world)
+    assert again.status_code == 409
+    assert count(session, Household) == before
