@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, has_request_context, json
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("gridwork.errors")
@@ -170,6 +170,13 @@ def handle_database_unavailable(error: DBAPIError) -> Response:
     )
 
 
+# Not-null and check violations: a value the request gave; unique, foreign-key and exclusion
+# violations: the data changed under the request.
+_INPUT_RULES = {"23502", "23514"}
+_RACE_409 = "The request conflicts with a change made at the same time; read again and retry."
+_RACE_422 = "A value breaks a rule of the data."
+
+
 def handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
@@ -182,6 +189,13 @@ def handle_unexpected(error: Exception) -> Response:
             "A value is out of range or malformed.",
             slug="unprocessable",
         )
+    if isinstance(error, IntegrityError):
+        # A rule of the database broken by a change that raced this one (a swap accepted while
+        # a leader moved one of its shifts, say): the views check first, so this is the race.
+        log.info("integrity error: %s", error.orig)
+        if getattr(error.orig, "sqlstate", None) in _INPUT_RULES:
+            return problem(422, "Unprocessable content", _RACE_422, slug="unprocessable")
+        return problem(409, "Conflict", _RACE_409, slug="conflict")
     # OperationalError: the server is down or restarting; InterfaceError: the driver found its
     # connection closed under it. Both pass once the database is back: 503, not 500.
     if isinstance(error, OperationalError | InterfaceError) or (

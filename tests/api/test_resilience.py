@@ -43,3 +43,25 @@ def test_the_api_recovers_when_its_connections_are_killed(database_url, engine):
         ).scalar()
     assert killed >= 1
     assert client.get("/healthz").status_code == 200
+
+
+def test_a_database_rule_broken_by_a_concurrent_change_is_a_problem_not_a_500(database_url):
+    """The views check their rules first; what still breaks one raced another change: 409
+    (unique, foreign key), or 422 for a value no row may hold (check, not null)."""
+    app = create_app({"DATABASE_URL": database_url, "LOG_LEVEL": "CRITICAL"})
+
+    @app.get("/_test/duplicate")
+    def duplicate():
+        db.session.execute(text("CREATE TEMP TABLE t (id int PRIMARY KEY)"))
+        db.session.execute(text("INSERT INTO t VALUES (1), (1)"))
+
+    @app.get("/_test/check")
+    def check():
+        db.session.execute(text("CREATE TEMP TABLE c (v int CHECK (v > 0))"))
+        db.session.execute(text("INSERT INTO c VALUES (-1)"))
+
+    client = app.test_client()
+    raced, refused = client.get("/_test/duplicate"), client.get("/_test/check")
+    assert (raced.status_code, refused.status_code) == (409, 422)
+    assert raced.mimetype == refused.mimetype == "application/problem+json"
+    assert "same time" in raced.json["detail"]
