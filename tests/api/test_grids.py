@@ -382,24 +382,24 @@ def test_multipolygon_parts_are_both_located(client, world):
         assert found["properties"]["code"] == B + "002"
 
 
-def test_a_grid_overlapping_another_communitys_grid_is_422_naming_it(client, world):
-    # Communities do not overlap either: B's office may not draw over A2.
-    response = client.post(
+def b_draws_north_of_a2(client, world, south: float):
+    """Community B's office draws a grid reaching down to `south` (A2's top edge: 39.925)."""
+    return client.post(
         "/api/v1/grids",
-        json=grid_feature(B + "002", box(116.408, 39.923, 116.409, 39.926)),
+        json=grid_feature(B + "002", box(116.408, south, 116.409, 39.926)),
         headers=world.auth("admin_b"),
     )
+
+
+def test_a_grid_overlapping_another_communitys_grid_is_422_naming_it(client, world):
+    # Communities do not overlap either: B's office may not draw over A2.
+    response = b_draws_north_of_a2(client, world, south=39.923)
     assert response.status_code == 422
     assert response.json["errors"][0]["other_grid"] == A2
 
 
 def test_a_grid_of_another_community_may_share_a_border(client, world):
-    response = client.post(
-        "/api/v1/grids",
-        json=grid_feature(B + "002", box(116.408, 39.925, 116.409, 39.926)),
-        headers=world.auth("admin_b"),
-    )
-    assert response.status_code == 201
+    assert b_draws_north_of_a2(client, world, south=39.925).status_code == 201
 
 
 def test_drawing_over_another_community_cannot_take_its_households(client, session, world):
