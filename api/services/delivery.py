@@ -121,7 +121,11 @@ class PushWorker:
                     FROM due, notifications n, devices v
                     WHERE d.id = due.id AND n.id = d.notification_id AND v.id = d.device_id
                     RETURNING d.id, d.notification_id, d.device_id, v.platform, v.token,
-                              v.subscription, v.active AS device_active, d.attempts, n.title,
+                              v.subscription,
+                              -- A phone signed in by someone else since (its token's row
+                              -- changed hands) is no longer this notification's user's.
+                              v.active AND v.user_id = n.user_id AS device_active,
+                              d.attempts, n.title,
                               n.body, n.data, n.urgent, n.collapse_key,
                               (SELECT s.quiet_start FROM notification_settings s
                                WHERE s.user_id = n.user_id) AS quiet_start,

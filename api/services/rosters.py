@@ -737,6 +737,8 @@ def accept_swap(session: Session, scope: Scope, swap_id: int) -> ShiftSwap:
     is_editor = scope.edits_roster(roster.community_code)
     if scope.user_id != swap.other_worker_id and not is_editor:
         raise errors.Forbidden("Only the other worker or a leader decides this swap.")
+    if scope.user_id == swap.requester_id:  # a leader holds shifts too: the other side agrees
+        raise errors.Forbidden("Nobody decides their own swap.")
     if swap.status != "requested":
         raise errors.Conflict(f"Swap {swap.id} is already {swap.status}.")
     if a.worker_id != swap.requester_id or b.worker_id != swap.other_worker_id:

@@ -170,6 +170,26 @@ def test_quiet_hours_hold_a_normal_push_until_morning(session, world, worker, fa
     assert worker.run_once(datetime(2026, 11, 17, 23, 0, tzinfo=UTC)).sent == 1
 
 
+def test_a_push_held_for_one_user_never_reaches_the_next_user_of_the_phone(
+    session, world, worker, fake
+):
+    """worker_a1's push waits out the quiet hours; meanwhile worker_a2 signs in on the same
+    phone (same FCM token). At 07:00 the push is closed, not sent to worker_a2's phone."""
+    first, second = world.users["worker_a1"], world.users["worker_a2"]
+    session.add(NotificationSettings(user_id=first.id, quiet_start=time(22), quiet_end=time(7)))
+    make_device(session, first, "fcm-shared", now=T0)
+    notify(session, [first.id], "task_updated", "给 worker_a1 的任务", now=T0)
+    night = datetime(2026, 11, 17, 15, 0, tzinfo=UTC)  # 23:00 in Beijing
+    assert worker.run_once(night).deferred == 1
+    make_device(session, second, "fcm-shared", now=night)
+    worker.run_once(datetime(2026, 11, 17, 23, 0, tzinfo=UTC))
+    assert fake.messages == []
+    assert states(session) != {"fcm-shared": "pending"}
+    notify(session, [second.id], "task_updated", "给 worker_a2", now=night)
+    assert worker.run_once(datetime(2026, 11, 17, 23, 1, tzinfo=UTC)).sent == 1
+    assert [m["notification"]["title"] for m in fake.messages] == ["给 worker_a2"]
+
+
 def test_urgent_pushes_ignore_quiet_hours(session, world, worker, fake):
     user = world.users["worker_a1"]
     session.add(NotificationSettings(user_id=user.id, quiet_start=time(22), quiet_end=time(7)))

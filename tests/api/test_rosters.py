@@ -621,6 +621,32 @@ def test_a_swap_onto_a_day_already_worked_is_409(client, community):
     assert response.status_code == 409
 
 
+def test_a_leader_does_not_approve_their_own_swap(client, community):
+    """Leaders hold shifts too: their swap needs the other worker, as their leave needs
+    another leader."""
+    c = community
+    shifts = all_shifts(published_week(client, c))
+    mine = next(s for s in shifts if s["worker_id"] == c.leader.id)
+    other = next(
+        s
+        for s in shifts
+        if s["date"] == mine["date"] and s["post"] != mine["post"] and s["worker_id"] != c.leader.id
+    )
+    swap = client.post(
+        f"/api/v1/shifts/{mine['id']}/swap",
+        json={"with_shift_id": other["id"]},
+        headers=c.auth(c.leader),
+    ).get_json()
+    assert (
+        client.post(f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(c.leader)).status_code
+        == 403
+    )
+    accepted = client.post(
+        f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(by_id(c, other["worker_id"]))
+    )
+    assert accepted.get_json()["status"] == "accepted"
+
+
 def test_a_third_worker_cannot_accept_a_swap(client, community):
     c = community
     a, b = same_day_pair(published_week(client, c))
