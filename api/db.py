@@ -29,6 +29,8 @@ NAMING_CONVENTION = {
 
 
 _KEY = "gridwork.db_session"
+# The largest PostgreSQL `integer` (ids, counts): a bigger id names no row.
+PG_INT_MAX = 2**31 - 1
 
 
 class Base(DeclarativeBase):

@@ -12,7 +12,7 @@ from flask_smorest.utils import prepare_response
 from werkzeug.routing import IntegerConverter
 
 from api import errors
-from api.db import Database
+from api.db import PG_INT_MAX, Database
 from api.limits import StrictParser
 
 
@@ -57,11 +57,11 @@ class IdConverter(IntegerConverter):
     """`<id:name>`: a database id; beyond PostgreSQL's integer range there is no such row (404)."""
 
     def __init__(self, url_map):
-        super().__init__(url_map, min=1, max=2**31 - 1)
+        super().__init__(url_map, min=1, max=PG_INT_MAX)
 
 
 def _id_schema(_converter) -> dict:
-    return {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+    return {"type": "integer", "minimum": 1, "maximum": PG_INT_MAX}
 
 
 class Blueprint(flask_smorest.Blueprint):

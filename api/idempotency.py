@@ -31,13 +31,13 @@ from sqlalchemy.dialects.postgresql import insert
 
 from api import errors
 from api.auth import current_scope
-from api.extensions import db
+from api.extensions import Blueprint, db
 from api.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 KEEP = timedelta(hours=24)
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
-# The header in the OpenAPI document of each view wrapped here (`@blp.doc(parameters=...)`).
+# The header in the OpenAPI document of each view wrapped here.
 PARAMETER = {
     "in": "header",
     "name": HEADER,
@@ -48,9 +48,13 @@ PARAMETER = {
 }
 
 
-def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a create view (under its flask-smorest decorators, above `audited`)."""
+def idempotent(blp: Blueprint) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a create view of `blp` (under its flask-smorest decorators, above `audited`):
+    the header is honoured and documented."""
+    return lambda view: blp.doc(parameters=[PARAMETER])(_idempotent(view))
 
+
+def _idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = request.headers.get(HEADER)

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, joinedload
 
 from api import errors
+from api.db import PG_INT_MAX
 from api.models import Grid, GridVersion, Household, User
 from api.scope import Scope
 from api.services import admin
@@ -26,7 +27,6 @@ DEFAULT_OVERLAP_TOLERANCE_M2 = 1.0
 # A grid's properties, the same whether it comes alone (POST /grids) or in an import.
 NAME_MAX = 100
 TARGET_MAX = 100_000
-ID_MAX = 2**31 - 1  # users.id is a PostgreSQL integer
 # One import is a district at most (a city of 30,000 grids is imported district by district).
 MAX_IMPORT_FEATURES = 10_000
 
@@ -79,7 +79,7 @@ def parse_feature(feature: Any, label: str) -> GridDraft:
     if not _whole(target, 1, TARGET_MAX):
         problems["target_households"] = [f"Must be a whole number 1-{TARGET_MAX:,}."]
     leader_id = props.get("leader_id")
-    if leader_id is not None and not _whole(leader_id, 1, ID_MAX):
+    if leader_id is not None and not _whole(leader_id, 1, PG_INT_MAX):
         problems["leader_id"] = ["Must be a user id (a whole number), or null."]
     for key in ("community_name", "street_name", "district_name"):
         value = props.get(key)

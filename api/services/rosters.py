@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
@@ -24,7 +23,7 @@ from api.models import (
     user_grids,
 )
 from api.scope import Scope
-from api.services import weeks
+from api.services import users, weeks
 from api.services.notifications import notify
 from api.services.roster_solver import (
     Infeasible,
@@ -34,16 +33,6 @@ from api.services.roster_solver import (
     Worker,
     solve_week,
 )
-
-# A user id as text: ASCII digits only ("²".isdigit() is True, yet int("²") fails) and short
-# enough for int() (which refuses over 4,300 digits); 19 digits already pass a bigint.
-_USER_ID = re.compile(r"[0-9]{1,19}")
-
-
-def user_id(text: object) -> int | None:
-    """The user id a string spells, or None when it is not one."""
-    return int(text) if isinstance(text, str) and _USER_ID.fullmatch(text) else None
-
 
 SHIFT_ROLES = ("worker", "grid_leader")
 HISTORY_WEEKS = 3  # fairness: this week plus the three before it
@@ -110,7 +99,7 @@ def put_settings(session: Session, scope: Scope, community: Community, data: dic
     known = {u.id for u in community_workers(session, community.code)}
     rest = {}
     for worker_id, days in (new["rest_days"] or {}).items():
-        worker = user_id(str(worker_id))
+        worker = users.user_id(str(worker_id))
         if worker is None or worker not in known:
             problems.setdefault("rest_days", []).append(
                 f"{worker_id} is not a worker of community {community.code}."

@@ -18,6 +18,7 @@ from api.services import dispatch
 from api.services.geometry import db_geom, point_lonlat
 from api.services.grids import locate
 from api.services.notifications import notify
+from api.services.users import user_id
 from api.services.weeks import LOCAL
 from geo.validate import GeometryProblem, parse_point
 
@@ -132,11 +133,8 @@ def list_tasks(
     if assignee == "me":
         stmt = stmt.where(Task.assignee_id == scope.user_id)
     elif assignee is not None:
-        stmt = (
-            stmt.where(Task.assignee_id == int(assignee))
-            if assignee.isdigit()
-            else stmt.where(false())
-        )
+        wanted = user_id(assignee)
+        stmt = stmt.where(Task.assignee_id == wanted if wanted is not None else false())
     if status:
         stmt = stmt.where(Task.status.in_(status))
     if grid:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -74,6 +75,17 @@ def create_user(
             grid.leader_id = user.id
         session.flush()
     return user
+
+
+# A user id as text: ASCII digits only ("²".isdigit() is True, yet int("²") fails) and short
+# enough for int() (which refuses over 4,300 digits); 19 digits already pass a bigint.
+USER_ID_PATTERN = "[0-9]{1,19}"
+_USER_ID = re.compile(USER_ID_PATTERN)
+
+
+def user_id(text: object) -> int | None:
+    """The user id a string spells, or None when it is not one."""
+    return int(text) if isinstance(text, str) and _USER_ID.fullmatch(text) else None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from datetime import UTC
 
 import marshmallow as ma
 
+from api.db import PG_INT_MAX
 from api.extensions import Schema
 
 ACTIONS = ("read", "create", "update")
@@ -31,7 +32,7 @@ class AuditEntrySchema(Schema):
 
 class AuditQueryArgsSchema(Schema):
     user = ma.fields.Integer(
-        validate=ma.validate.Range(min=1, max=2**31 - 1), metadata={"description": "Actor id"}
+        validate=ma.validate.Range(min=1, max=PG_INT_MAX), metadata={"description": "Actor id"}
     )
     action = ma.fields.String(validate=ma.validate.OneOf(ACTIONS))
     resource = ma.fields.String(validate=ma.validate.OneOf(AUDITED_RESOURCES))

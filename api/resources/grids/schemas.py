@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from api.db import PG_INT_MAX
 from api.extensions import Schema
 from api.resources.schemas import BBox, GeometrySchema, code_field
-from api.services.grids import ID_MAX, NAME_MAX, TARGET_MAX
+from api.services.grids import NAME_MAX, TARGET_MAX
 
 
 class GridPropertiesSchema(Schema):
@@ -42,7 +43,9 @@ class GridInputPropertiesSchema(Schema):
     code = code_field(15, required=True)
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=NAME_MAX))
     target_households = ma.fields.Integer(validate=ma.validate.Range(min=1, max=TARGET_MAX))
-    leader_id = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=1, max=ID_MAX))
+    leader_id = ma.fields.Integer(
+        allow_none=True, validate=ma.validate.Range(min=1, max=PG_INT_MAX)
+    )
     community_name = ma.fields.String(validate=ma.validate.Length(max=NAME_MAX))
     street_name = ma.fields.String(validate=ma.validate.Length(max=NAME_MAX))
     district_name = ma.fields.String(validate=ma.validate.Length(max=NAME_MAX))

@@ -49,8 +49,7 @@ class Households(MethodView):
 
     @blp.arguments(HouseholdCreateSchema)
     @blp.response(201, HouseholdSchema)
-    @blp.doc(parameters=[idempotency.PARAMETER])
-    @idempotency.idempotent
+    @idempotency.idempotent(blp)
     @audited("household", "create")
     def post(self, data):
         """Register a household or business premises
@@ -67,8 +66,7 @@ class Households(MethodView):
 class HouseholdImport(MethodView):
     @blp.arguments(HouseholdImportFileSchema, location="files")
     @blp.response(201, HouseholdImportResultSchema)
-    @blp.doc(parameters=[idempotency.PARAMETER])
-    @idempotency.idempotent
+    @idempotency.idempotent(blp)
     def post(self, files):
         """Import a register file (CSV or XLSX), all or nothing
 

@@ -28,7 +28,7 @@ from api.resources.rosters.schemas import (
     SwapSchema,
     WeekViewSchema,
 )
-from api.services import calendar, rosters
+from api.services import calendar, rosters, users
 from api.services.weeks import LOCAL
 
 blp = Blueprint("rosters", __name__, url_prefix="/api/v1", description="A-post / B-post rosters.")
@@ -43,7 +43,7 @@ def _worker_arg(args: dict) -> dict:
     if worker == "me":
         args["worker"] = current_user().id
     elif worker is not None:
-        args["worker"] = rosters.user_id(worker)
+        args["worker"] = users.user_id(worker)
         if args["worker"] is None:
             raise errors.Unprocessable(
                 "worker is `me` or a user id.", errors={"query": {"worker": ["me or an id"]}}

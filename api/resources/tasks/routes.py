@@ -48,8 +48,7 @@ class Tasks(MethodView):
 
     @blp.arguments(TaskCreateSchema)
     @blp.response(201, TaskDetailSchema)
-    @blp.doc(parameters=[idempotency.PARAMETER])
-    @idempotency.idempotent
+    @idempotency.idempotent(blp)
     @audited("task", "create")
     def post(self, data):
         """Open a task and dispatch it

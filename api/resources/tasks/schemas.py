@@ -13,6 +13,7 @@ from api.models.tasks import HOTLINE_TYPES, SATISFACTION, TASK_SOURCES, TASK_STA
 from api.resources.schemas import code_field
 from api.services.geometry import point_lonlat
 from api.services.tasks import ACTIONS, allowed_actions, is_overdue
+from api.services.users import USER_ID_PATTERN
 
 
 def _lonlat(element) -> dict | None:
@@ -150,7 +151,7 @@ class TaskDetailSchema(TaskSchema):
 
 class TaskQueryArgsSchema(Schema):
     assignee = ma.fields.String(
-        validate=ma.validate.Regexp(r"^(me|[0-9]{1,19})$", error="me or a user id"),
+        validate=ma.validate.Regexp(f"^(me|{USER_ID_PATTERN})$", error="me or a user id"),
         metadata={"description": "me, or a user id"},
     )
     status = ma.fields.List(

@@ -10,6 +10,7 @@ from typing import Any
 import marshmallow as ma
 
 from api import privacy
+from api.db import PG_INT_MAX
 from api.extensions import Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS
 from api.models.visits import DATUMS, GRADES, OUTCOMES
@@ -17,6 +18,7 @@ from api.resources.schemas import code_field
 from api.services.geometry import point_lonlat
 from api.services.ledger import MAX_PER_WEEK
 from api.services.visits import MAX_BATCH, BatchItem, local_visited_at
+from api.services.weeks import MAX_YEAR, MIN_YEAR
 
 _WEEK = ma.validate.Regexp(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47.")
 
@@ -69,16 +71,12 @@ class PremisesSchema(Schema):
             raise ma.ValidationError("Give both lon and lat, or neither.", "lon")
 
 
-# Household ids are PostgreSQL integers; a visit's time falls in these years. Beyond either,
-# one item used to sink the whole batch (an out-of-range integer, a time that overflows when
-# it is turned into Beijing time).
-INT32_MAX = 2**31 - 1
-YEARS = (2000, 2999)
-
-
+# A visit's time falls in the years the weeks are served for, its household id in PostgreSQL's
+# integer. Beyond either, one item used to sink the whole batch (an out-of-range integer, a
+# time that overflows when it is turned into Beijing time).
 def _in_years(moment: datetime) -> None:
-    if not YEARS[0] <= moment.year <= YEARS[1]:
-        raise ma.ValidationError(f"The time must fall in the years {YEARS[0]}-{YEARS[1]}.")
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise ma.ValidationError(f"The time must fall in the years {MIN_YEAR}-{MAX_YEAR}.")
 
 
 class VisitItemSchema(Schema):
@@ -88,7 +86,8 @@ class VisitItemSchema(Schema):
         required=True, metadata={"description": "Made by the phone; idempotency key"}
     )
     household_id = ma.fields.Integer(
-        validate=ma.validate.Range(1, INT32_MAX), metadata={"description": "A registered household"}
+        validate=ma.validate.Range(1, PG_INT_MAX),
+        metadata={"description": "A registered household"},
     )
     premises = ma.fields.Nested(
         PremisesSchema, metadata={"description": "Premises not yet registered (no household_id)"}
@@ -181,7 +180,7 @@ def quick_load_item(raw: dict) -> dict[str, Any] | None:
         return None
     if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
         return None
-    if not (YEARS[0] <= moment.year <= YEARS[1] and 1 <= household_id <= INT32_MAX):
+    if not (MIN_YEAR <= moment.year <= MAX_YEAR and 1 <= household_id <= PG_INT_MAX):
         return None
     lon = _number(location.get("lon"), -180, 180)
     lat = _number(location.get("lat"), -90, 90)
