@@ -184,7 +184,7 @@ def test_a_push_held_for_one_user_never_reaches_the_next_user_of_the_phone(
     make_device(session, second, "fcm-shared", now=night)
     worker.run_once(datetime(2026, 11, 17, 23, 0, tzinfo=UTC))
     assert fake.messages == []
-    assert states(session) != {"fcm-shared": "pending"}
+    assert states(session) == {"fcm-shared": "failed"}  # closed as "device inactive"
     notify(session, [second.id], "task_updated", "给 worker_a2", now=night)
     assert worker.run_once(datetime(2026, 11, 17, 23, 1, tzinfo=UTC)).sent == 1
     assert [m["notification"]["title"] for m in fake.messages] == ["给 worker_a2"]
