@@ -128,6 +128,9 @@ def request_leave(session: Session, scope: Scope, data: dict) -> Leave:
         raise errors.Unprocessable(
             "end_date is before start_date.", errors={"json": {"end_date": ["before start_date"]}}
         )
+    # One worker's requests queue on their user row, so two at once cannot both pass the
+    # overlap check (FOR NO KEY UPDATE: rows that merely reference the user still insert).
+    session.execute(select(User.id).where(User.id == scope.user_id).with_for_update(key_share=True))
     overlap = session.scalar(
         select(Leave.id).where(
             Leave.worker_id == scope.user_id,
@@ -150,16 +153,23 @@ def request_leave(session: Session, scope: Scope, data: dict) -> Leave:
     return leave
 
 
-def get_leave(session: Session, scope: Scope, leave_id: int) -> Leave:
-    leave = session.scalar(select(Leave).where(Leave.id == leave_id, scope.leaves()))
+def get_leave(session: Session, scope: Scope, leave_id: int, *, lock: bool = False) -> Leave:
+    query = select(Leave).where(Leave.id == leave_id, scope.leaves())
+    if lock:
+        query = query.with_for_update(of=Leave)
+    leave = session.scalar(query)
     if leave is None:
         raise errors.NotFound(f"No leave {leave_id} in your scope.")
     return leave
 
 
 def decide_leave(session: Session, scope: Scope, leave_id: int, decision: str) -> Leave:
-    """A leader or admin of the worker's community approves or rejects a requested leave."""
-    leave = get_leave(session, scope, leave_id)
+    """A leader or admin of the worker's community approves or rejects a requested leave.
+
+    The leave's row is locked: of two leaders deciding at once, the second waits and is told
+    the first one's decision (409), rather than overwriting it.
+    """
+    leave = get_leave(session, scope, leave_id, lock=True)
     worker = session.get(User, leave.worker_id)
     scope.require_roster_editor(worker.community_code)
     if leave.worker_id == scope.user_id:
@@ -328,8 +338,12 @@ def generate(session: Session, scope: Scope, code: str, week: str) -> Roster:
 
 
 def publish(session: Session, scope: Scope, roster_id: int) -> Roster:
-    """Publish a draft and notify every worker on it, in this transaction."""
-    roster = get_roster(session, scope, roster_id)
+    """Publish a draft and notify every worker on it, in this transaction.
+
+    The roster's row is locked, so a second publish waits and is a 409 (one notice per worker),
+    and a regeneration of the same week waits for the publish, then refuses.
+    """
+    roster = get_roster(session, scope, roster_id, lock=True)
     scope.require_roster_editor(roster.community_code)
     if roster.status == "published":
         raise errors.Conflict(f"Roster {roster.id} is already published.")
@@ -353,8 +367,11 @@ def publish(session: Session, scope: Scope, roster_id: int) -> Roster:
 # Reading
 
 
-def get_roster(session: Session, scope: Scope, roster_id: int) -> Roster:
-    roster = session.scalar(select(Roster).where(Roster.id == roster_id, scope.rosters()))
+def get_roster(session: Session, scope: Scope, roster_id: int, *, lock: bool = False) -> Roster:
+    query = select(Roster).where(Roster.id == roster_id, scope.rosters())
+    if lock:
+        query = query.with_for_update(of=Roster)
+    roster = session.scalar(query)
     if roster is None:
         raise errors.NotFound(f"No roster {roster_id} in your scope.")
     return roster
@@ -665,6 +682,16 @@ def request_swap(session: Session, scope: Scope, shift_id: int, with_shift_id: i
     community = shift.roster.community_code
     if other.roster.community_code != community:
         raise errors.Unprocessable("Both shifts must belong to the same community's roster.")
+    # Lock both shifts, in id order so crossed requests cannot deadlock, then read them again:
+    # of two requests on a shift, the second sees the first's open swap.
+    session.execute(
+        select(Shift.id)
+        .where(Shift.id.in_((shift.id, other.id)))
+        .order_by(Shift.id)
+        .with_for_update()
+    )
+    session.refresh(shift)
+    session.refresh(other)
     if shift.worker_id != scope.user_id and not scope.edits_roster(community):
         raise errors.Forbidden("You may only offer your own shifts for a swap.")
     if shift.worker_id == other.worker_id:

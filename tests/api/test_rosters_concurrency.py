@@ -1,0 +1,177 @@
+"""Roster decisions under real concurrency: two requests for one change, the second is told.
+
+Each test races two requests that would both pass a read-then-write check. A third connection
+holds the row the service must lock, so both requests are in flight before either decides;
+once it lets go, the first decides and the second must see that decision (409), not
+overwrite it or add a second copy.
+
+The requests commit, so this module works in a database of its own (migrated to head, dropped
+at the end), each test in a community of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select, text
+
+from api.models import Leave, Notification, ShiftSwap
+from api.services.weeks import week_dates
+from tests.databases import create_database, drop_database, sibling_url
+from tests.factories import RosterCommunity, build_app, make_roster_community
+
+WEEK = "2026-W48"
+MON = week_dates(WEEK)[0]
+_codes = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def race_url(database_url):
+    url = create_database(sibling_url(database_url, "_roster_race"))
+    yield url
+    drop_database(url)
+
+
+@dataclass
+class Live:
+    app: Flask
+    c: RosterCommunity
+
+    def post(self, path: str, user, json: dict | None = None):
+        with self.app.test_client() as client:
+            return client.post(path, json=json, headers=self.c.auth(user))
+
+    def scalar(self, query):
+        from api.extensions import db
+
+        with self.app.app_context(), db.engine.connect() as conn:
+            return conn.scalar(query)
+
+
+@pytest.fixture()
+def live(race_url):
+    """A committed community of four workers (the first a leader) over two grids."""
+    from api.extensions import db
+
+    app = build_app(race_url)
+    with app.app_context(), db.begin() as session:
+        c = make_roster_community(
+            session, app, 4, 2, code=f"110109009{next(_codes):03d}", roster={"a_min": 1, "a_max": 1}
+        )
+    yield Live(app, c)
+    db.engine.dispose()
+
+
+def race(live: Live, lock_sql: str, params: dict, *requests: Callable):
+    """Run `requests` at once while another transaction holds `lock_sql`'s rows; release it
+    once every request waits on a lock, and return the responses in order."""
+    from api.extensions import db
+
+    with live.app.app_context(), db.engine.connect() as holder:
+        holder.execute(text(lock_sql), params)
+        with ThreadPoolExecutor(len(requests)) as pool:
+            futures = [pool.submit(r) for r in requests]
+            wait_for_lock_waits(live, len(requests))
+            holder.commit()
+            return [f.result(timeout=30) for f in futures]
+
+
+def wait_for_lock_waits(live: Live, n: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'"
+    )
+    while time.monotonic() < deadline:
+        if live.scalar(query) >= n:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"fewer than {n} requests ever waited on the held row")
+
+
+def published_roster(live: Live) -> dict:
+    c = live.c
+    view = live.post(f"/api/v1/communities/{c.code}/rosters", c.leader, {"week": WEEK}).get_json()
+    assert live.post(f"/api/v1/rosters/{view['id']}/publish", c.leader).status_code == 200
+    return view
+
+
+def test_two_publishes_at_once_notify_each_worker_once(live):
+    c = live.c
+    view = live.post(f"/api/v1/communities/{c.code}/rosters", c.leader, {"week": WEEK}).get_json()
+    path = f"/api/v1/rosters/{view['id']}/publish"
+    answers = race(
+        live,
+        "SELECT 1 FROM rosters WHERE id = :id FOR UPDATE",
+        {"id": view["id"]},
+        lambda: live.post(path, c.leader),
+        lambda: live.post(path, c.admin),
+    )
+    assert sorted(r.status_code for r in answers) == [200, 409]
+    notices = live.scalar(
+        select(func.count()).where(
+            Notification.kind == "roster_published",
+            Notification.collapse_key == f"roster:{view['id']}",
+        )
+    )
+    workers_on_roster = len({s["worker_id"] for d in view["days"] for p in "AB" for s in d[p]})
+    assert notices == workers_on_roster
+
+
+def test_two_leaders_deciding_one_leave_the_second_is_told_the_first_decision(live):
+    c = live.c
+    leave = live.post(
+        "/api/v1/leaves",
+        c.workers[2],
+        {"start_date": str(MON), "end_date": str(MON), "reason": "家事"},
+    ).get_json()
+    path = f"/api/v1/leaves/{leave['id']}/decision"
+    answers = race(
+        live,
+        "SELECT 1 FROM leaves WHERE id = :id FOR UPDATE",
+        {"id": leave["id"]},
+        lambda: live.post(path, c.leader, {"decision": "approve"}),
+        lambda: live.post(path, c.admin, {"decision": "reject"}),
+    )
+    assert sorted(r.status_code for r in answers) == [200, 409]
+    decided = next(r for r in answers if r.status_code == 200).get_json()
+    stored = live.scalar(select(Leave.status).where(Leave.id == leave["id"]))
+    assert stored == decided["status"]
+
+
+def test_a_leave_request_sent_twice_at_once_is_stored_once(live):
+    c = live.c
+    worker = c.workers[2]
+    body = {"start_date": str(MON), "end_date": str(MON), "reason": "家事"}
+    answers = race(
+        live,
+        "SELECT 1 FROM users WHERE id = :id FOR NO KEY UPDATE",
+        {"id": worker.id},
+        lambda: live.post("/api/v1/leaves", worker, body),
+        lambda: live.post("/api/v1/leaves", worker, body),
+    )
+    assert sorted(r.status_code for r in answers) == [201, 409]
+    assert live.scalar(select(func.count()).where(Leave.worker_id == worker.id)) == 1
+
+
+def test_a_swap_request_sent_twice_at_once_opens_one_swap(live):
+    view = published_roster(live)
+    shifts = [s for d in view["days"] if d["date"] == str(MON) for p in "AB" for s in d[p]]
+    a, b = shifts[0], next(s for s in shifts if s["worker_id"] != shifts[0]["worker_id"])
+    worker = next(w for w in live.c.workers if w.id == a["worker_id"])
+    path = f"/api/v1/shifts/{a['id']}/swap"
+    answers = race(
+        live,
+        "SELECT 1 FROM shifts WHERE id IN (:a, :b) FOR UPDATE",
+        {"a": a["id"], "b": b["id"]},
+        lambda: live.post(path, worker, {"with_shift_id": b["id"]}),
+        lambda: live.post(path, worker, {"with_shift_id": b["id"]}),
+    )
+    assert sorted(r.status_code for r in answers) == [201, 409]
+    assert live.scalar(select(func.count()).where(ShiftSwap.shift_id == a["id"])) == 1
