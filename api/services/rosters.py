@@ -156,7 +156,7 @@ def request_leave(session: Session, scope: Scope, data: dict) -> Leave:
 def get_leave(session: Session, scope: Scope, leave_id: int, *, lock: bool = False) -> Leave:
     query = select(Leave).where(Leave.id == leave_id, scope.leaves())
     if lock:
-        query = query.with_for_update(of=Leave)
+        query = query.with_for_update(of=Leave).execution_options(populate_existing=True)
     leave = session.scalar(query)
     if leave is None:
         raise errors.NotFound(f"No leave {leave_id} in your scope.")
@@ -370,7 +370,7 @@ def publish(session: Session, scope: Scope, roster_id: int) -> Roster:
 def get_roster(session: Session, scope: Scope, roster_id: int, *, lock: bool = False) -> Roster:
     query = select(Roster).where(Roster.id == roster_id, scope.rosters())
     if lock:
-        query = query.with_for_update(of=Roster)
+        query = query.with_for_update(of=Roster).execution_options(populate_existing=True)
     roster = session.scalar(query)
     if roster is None:
         raise errors.NotFound(f"No roster {roster_id} in your scope.")
@@ -395,7 +395,7 @@ def get_shift(session: Session, scope: Scope, shift_id: int, *, lock: bool = Fal
         .where(Shift.id == shift_id, scope.rosters())
     )
     if lock:
-        query = query.with_for_update(of=Shift)
+        query = query.with_for_update(of=Shift).execution_options(populate_existing=True)
     shift = session.scalar(query)
     if shift is None:
         raise errors.NotFound(f"No shift {shift_id} in your scope.")
@@ -586,10 +586,21 @@ def _track_and_notify(
 
 
 def update_shift(session: Session, scope: Scope, shift_id: int, changes: dict) -> Shift:
-    """Move a shift to another post, grid, worker or day of its week, with every rule checked."""
-    shift = get_shift(session, scope, shift_id, lock=True)
-    roster = shift.roster
+    """Move a shift to another post, grid, worker or day of its week, with every rule checked.
+
+    The roster is locked for share first (as generate and publish lock it, before its shifts):
+    an edit waits for a publish in flight, then is logged and notified as a published roster's.
+    Edits of one roster do not wait for each other, only for the same shift.
+    """
+    roster_id = get_shift(session, scope, shift_id).roster_id
+    roster = session.scalar(
+        select(Roster)
+        .where(Roster.id == roster_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
     scope.require_roster_editor(roster.community_code)
+    shift = get_shift(session, scope, shift_id, lock=True)
     before = _snapshot(session, shift)
     post = changes.get("post", shift.post)
     day = changes.get("date", shift.date)

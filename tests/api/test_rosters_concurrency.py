@@ -12,6 +12,7 @@ at the end), each test in a community of its own.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, text
 
-from api.models import Leave, Notification, ShiftSwap
+from api.models import Leave, Notification, ShiftChange, ShiftSwap
+from api.services import rosters as roster_service
 from api.services.weeks import week_dates
 from tests.databases import create_database, drop_database, sibling_url
 from tests.factories import RosterCommunity, build_app, make_roster_community
@@ -46,6 +48,10 @@ class Live:
     def post(self, path: str, user, json: dict | None = None):
         with self.app.test_client() as client:
             return client.post(path, json=json, headers=self.c.auth(user))
+
+    def patch(self, path: str, user, json: dict):
+        with self.app.test_client() as client:
+            return client.patch(path, json=json, headers=self.c.auth(user))
 
     def scalar(self, query):
         from api.extensions import db
@@ -95,16 +101,21 @@ def wait_for_lock_waits(live: Live, n: int, timeout_s: float = 20.0) -> None:
     raise AssertionError(f"fewer than {n} requests ever waited on the held row")
 
 
+def draft_roster(live: Live) -> dict:
+    c = live.c
+    return live.post(f"/api/v1/communities/{c.code}/rosters", c.leader, {"week": WEEK}).get_json()
+
+
 def published_roster(live: Live) -> dict:
     c = live.c
-    view = live.post(f"/api/v1/communities/{c.code}/rosters", c.leader, {"week": WEEK}).get_json()
+    view = draft_roster(live)
     assert live.post(f"/api/v1/rosters/{view['id']}/publish", c.leader).status_code == 200
     return view
 
 
 def test_two_publishes_at_once_notify_each_worker_once(live):
     c = live.c
-    view = live.post(f"/api/v1/communities/{c.code}/rosters", c.leader, {"week": WEEK}).get_json()
+    view = draft_roster(live)
     path = f"/api/v1/rosters/{view['id']}/publish"
     answers = race(
         live,
@@ -175,3 +186,38 @@ def test_a_swap_request_sent_twice_at_once_opens_one_swap(live):
     )
     assert sorted(r.status_code for r in answers) == [201, 409]
     assert live.scalar(select(func.count()).where(ShiftSwap.shift_id == a["id"])) == 1
+
+
+def test_an_edit_made_while_the_roster_is_being_published_is_logged_and_notified(live, monkeypatch):
+    """The publish has read the shifts and is about to commit; an edit of a shift then waits
+    for it, and is a published roster's change: logged, and its worker told."""
+    c = live.c
+    view = draft_roster(live)
+    shift = next(s for d in view["days"] for s in d["B"])
+    other_grid = next(g.code for g in c.grids if g.code != shift["grid_code"])
+    paused, go = threading.Event(), threading.Event()
+    real_notify = roster_service.notify
+
+    def notify(session, workers, kind, *args, **kwargs):
+        real_notify(session, workers, kind, *args, **kwargs)
+        if kind == "roster_published":  # the publish's notices are written: hold its commit
+            paused.set()
+            assert go.wait(30)
+
+    monkeypatch.setattr(roster_service, "notify", notify)
+    with ThreadPoolExecutor(2) as pool:
+        published = pool.submit(live.post, f"/api/v1/rosters/{view['id']}/publish", c.leader)
+        assert paused.wait(30)
+        edited = pool.submit(
+            live.patch, f"/api/v1/shifts/{shift['id']}", c.admin, {"grid_code": other_grid}
+        )
+        wait_for_lock_waits(live, 1)
+        go.set()
+        assert (published.result(30).status_code, edited.result(30).status_code) == (200, 200)
+    logged = live.scalar(select(func.count()).where(ShiftChange.shift_id == shift["id"]))
+    told = live.scalar(
+        select(func.count()).where(
+            Notification.kind == "roster_changed", Notification.user_id == shift["worker_id"]
+        )
+    )
+    assert (logged, told) == (1, 1)
