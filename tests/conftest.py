@@ -33,6 +33,18 @@ def database_url() -> str:
     return create_database(_test_database_url())
 
 
+@pytest.fixture(scope="module")
+def own_database_url(database_url, request):
+    """A database of this test module's own, migrated to head and dropped after it: for tests
+    whose requests really commit (races between connections), apart from the rolled-back one."""
+    from tests.databases import create_database, drop_database, sibling_url
+
+    suffix = "_" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    url = create_database(sibling_url(database_url, suffix[:30]))
+    yield url
+    drop_database(url)
+
+
 @pytest.fixture(scope="session")
 def engine(database_url):
     engine = create_engine(database_url)

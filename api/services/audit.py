@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from api import errors
@@ -157,7 +157,18 @@ def check_login_allowed(
     max_per_ip: int,
     now: datetime | None = None,
 ) -> None:
-    """429 when recent failures for this username or this address pass their limits."""
+    """429 when recent failures for this username or this address pass their limits.
+
+    Attempts on one username, and from one address, queue on transaction-scoped advisory
+    locks (keyspaces 1 and 2, always in that order) held until the caller commits the
+    attempt: guesses sent in parallel are counted one after another, not all against the
+    same old count.
+    """
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(1, hashtext(:username))"), {"username": username}
+    )
+    if ip:
+        session.execute(text("SELECT pg_advisory_xact_lock(2, hashtext(:ip))"), {"ip": ip})
     since = (now or datetime.now(UTC)) - window
     failed = ~LoginAttempt.success & (LoginAttempt.at >= since)
     by_user = session.scalar(

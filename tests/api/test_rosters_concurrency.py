@@ -13,31 +13,23 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from api.models import Leave, Notification, ShiftChange, ShiftSwap
 from api.services import rosters as roster_service
 from api.services.weeks import week_dates
-from tests.databases import create_database, drop_database, sibling_url
+from tests import races
 from tests.factories import RosterCommunity, build_app, make_roster_community
 
 WEEK = "2026-W48"
 MON = week_dates(WEEK)[0]
 _codes = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def race_url(database_url):
-    url = create_database(sibling_url(database_url, "_roster_race"))
-    yield url
-    drop_database(url)
 
 
 @dataclass
@@ -61,11 +53,11 @@ class Live:
 
 
 @pytest.fixture()
-def live(race_url):
+def live(own_database_url):
     """A committed community of four workers (the first a leader) over two grids."""
     from api.extensions import db
 
-    app = build_app(race_url)
+    app = build_app(own_database_url)
     with app.app_context(), db.begin() as session:
         c = make_roster_community(
             session, app, 4, 2, code=f"110109009{next(_codes):03d}", roster={"a_min": 1, "a_max": 1}
@@ -75,30 +67,17 @@ def live(race_url):
 
 
 def race(live: Live, lock_sql: str, params: dict, *requests: Callable):
-    """Run `requests` at once while another transaction holds `lock_sql`'s rows; release it
-    once every request waits on a lock, and return the responses in order."""
     from api.extensions import db
 
-    with live.app.app_context(), db.engine.connect() as holder:
-        holder.execute(text(lock_sql), params)
-        with ThreadPoolExecutor(len(requests)) as pool:
-            futures = [pool.submit(r) for r in requests]
-            wait_for_lock_waits(live, len(requests))
-            holder.commit()
-            return [f.result(timeout=30) for f in futures]
+    with live.app.app_context():
+        return races.race(db.engine, lock_sql, params, *requests)
 
 
-def wait_for_lock_waits(live: Live, n: int, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND wait_event_type = 'Lock'"
-    )
-    while time.monotonic() < deadline:
-        if live.scalar(query) >= n:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"fewer than {n} requests ever waited on the held row")
+def wait_for_lock_waits(live: Live, n: int) -> None:
+    from api.extensions import db
+
+    with live.app.app_context():
+        races.wait_for_lock_waits(db.engine, n)
 
 
 def draft_roster(live: Live) -> dict:
