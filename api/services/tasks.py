@@ -417,7 +417,13 @@ def transition(
     if action == "escalate":
         task.escalated_at = task.escalated_at or now
     if action == "reopen":
+        # A new round: the resident's verdict was on a resolution that did not hold, and the
+        # deadline runs again from now (warned and escalated once more if it runs out).
         task.resolved_at = task.closed_at = None
+        task.satisfaction = None
+        resolve_in, _ = deadlines(task_settings(session, grid), task.type, task.urgency)
+        task.due_at = now + resolve_in
+        task.warned_at = task.escalated_at = None
     _event(
         task, action, before, rule.to, scope.user_id, now, note=note, location=point, photos=photos
     )
@@ -436,6 +442,13 @@ def transition(
 class TickResult:
     warned: int = 0
     escalated: int = 0
+
+
+# When the task's current round began: its last reopening, else its creation.
+_ROUND_STARTED = (
+    "COALESCE((SELECT max(e.at) FROM task_events e"
+    " WHERE e.task_id = tasks.id AND e.action = 'reopen'), tasks.created_at)"
+)
 
 
 def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
@@ -473,7 +486,7 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
             Task.warned_at.is_(None),
             Task.escalated_at.is_(None),
             Task.assignee_id.is_not(None),
-            text("tasks.created_at + (tasks.due_at - tasks.created_at) * :f <= :now").bindparams(
+            text(f"{_ROUND_STARTED} + (tasks.due_at - {_ROUND_STARTED}) * :f <= :now").bindparams(
                 f=fraction, now=now
             ),
         )

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from api.cli import main
 from api.models import Community, Notification
 from api.scope import Scope
-from api.services.tasks import deadlines, is_overdue, tick, transition
+from api.services.tasks import deadlines, is_overdue, reassign, tick, transition
 from tests.factories import A, make_task
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
@@ -95,3 +95,41 @@ def test_the_cli_tick_escalates_with_a_given_clock(session, world, app):
     assert "1 escalated" in result.output
     session.refresh(task)
     assert task.status == "escalated"
+
+
+def _reopened_after_a_satisfied_callback(session, world, task, at):
+    worker = Scope.for_user(session, world.users["worker_a1"])
+    leader = Scope.for_user(session, world.users["leader_a"])
+    for action in ("accept", "start", "resolve"):
+        transition(session, worker, task, action, now=at)
+    transition(session, leader, task, "callback", satisfaction="satisfied", now=at)
+    transition(session, leader, task, "reopen", now=at + timedelta(minutes=1))
+
+
+def test_a_reopened_task_forgets_the_callback_and_gets_a_new_deadline(session, world):
+    """The resident's verdict was on a resolution that did not hold; the clock starts again."""
+    task = make_task(session, now=T0, urgency="danger")  # 2 h
+    assert tick(session, T0 + timedelta(hours=2)).escalated == 1  # the first round ran out
+    leader = Scope.for_user(session, world.users["leader_a"])
+    worker_id = world.users["worker_a1"].id
+    reassign(session, leader, task, worker_id, "再试一次", T0 + timedelta(hours=4))
+    reopened_at = T0 + timedelta(hours=5, minutes=1)
+    _reopened_after_a_satisfied_callback(session, world, task, T0 + timedelta(hours=5))
+    assert (task.status, task.satisfaction) == ("reopened", None)
+    assert task.due_at == reopened_at + timedelta(hours=2)
+    # Warned at 80 % of the new round, escalated at its end: once each, again.
+    assert tick(session, reopened_at + timedelta(minutes=95)).warned == 0
+    assert tick(session, reopened_at + timedelta(minutes=96)).warned == 1
+    assert tick(session, reopened_at + timedelta(hours=2)).escalated == 1
+    assert tick(session, reopened_at + timedelta(hours=3)).escalated == 0
+
+
+def test_a_reopened_tasks_old_satisfaction_leaves_the_rates(client, session, world):
+    task = make_task(session, now=T0)
+    _reopened_after_a_satisfied_callback(session, world, task, T0 + timedelta(hours=1))
+    session.flush()
+    rates = client.get(
+        f"/api/v1/tasks/rates?community={A}&start=2026-11-01T00:00:00Z&end=2026-12-01T00:00:00Z",
+        headers=world.auth("admin_a"),
+    ).json
+    assert (rates["opened"], rates["satisfaction_rate"]) == (1, None)
