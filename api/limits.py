@@ -122,7 +122,7 @@ def _json_loads(raw: bytes, max_depth: int) -> Any:
     except UnicodeDecodeError as exc:
         raise JsonLimitError(f"The body is not UTF-8 (byte {exc.start}).") from exc
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_int=_int64)
+        value = json.loads(text, parse_constant=_reject_constant, parse_int=_int64)
     except JsonLimitError:
         raise
     except RecursionError as exc:
@@ -131,6 +131,16 @@ def _json_loads(raw: bytes, max_depth: int) -> Any:
         raise JsonLimitError(f"The body is not valid JSON: {exc.msg} at {exc.pos}.") from exc
     except ValueError as exc:  # an integer literal beyond Python's digit limit
         raise JsonLimitError(f"The body is not acceptable JSON: {exc}.") from exc
+    # The json module reads a lone `\ud800` escape into a string no UTF-8 encoder (psycopg's,
+    # ours) can write; orjson refused it, and so do we. A surrogate pair is one character.
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise JsonLimitError(
+            "The body holds a lone UTF-16 surrogate (an escape from \\ud800 to \\udfff "
+            "without its pair): text must be valid Unicode."
+        ) from exc
+    return value
 
 
 class StrictParser(FlaskParser):

@@ -62,3 +62,22 @@ def test_nesting_beyond_the_limit_is_refused():
 def test_a_body_that_is_not_utf8_is_refused():
     with pytest.raises(JsonLimitError, match="not UTF-8"):
         strict_loads(b'{"a": "\xff"}')
+
+
+@pytest.mark.parametrize("escaped", [r"\ud800", r"\udfff", r"a\ude00b", r"\ud83d"])
+def test_a_lone_surrogate_escape_is_refused(escaped):
+    """The json module reads it into a string PostgreSQL's driver cannot encode: it was a 500."""
+    with pytest.raises(JsonLimitError, match="lone UTF-16 surrogate"):
+        strict_loads(f'{{"building": "{escaped}"}}')
+
+
+def test_a_surrogate_pair_is_one_character():
+    assert strict_loads(r'{"building": "\ud83d\ude00"}') == {"building": "\U0001f600"}
+
+
+def test_a_lone_surrogate_in_a_request_is_a_400(client, world):
+    body = b'{"building": "\\ud800", "lon": 116.4025, "lat": 39.9225}'
+    headers = {**world.auth("admin_a"), "Content-Type": "application/json"}
+    r = client.post("/api/v1/households", data=body, headers=headers)
+    assert (r.status_code, r.content_type) == (400, "application/problem+json")
+    assert "surrogate" in r.json["detail"]
