@@ -73,10 +73,17 @@ def _outside(placement: Placement) -> str:
     )
 
 
-def get_household(session: Session, scope: Scope | None, household_id: int) -> Household:
+def get_household(
+    session: Session, scope: Scope | None, household_id: int, *, lock: bool = False
+) -> Household:
+    """The household, if the caller may read it. `lock` for an edit: two edits of one household
+    queue, and the second applies its fields to what the first stored (a PATCH of `lat` alone
+    keeps the `lon` just written, not the one read before it)."""
     stmt = select(Household).where(Household.id == household_id)
     if scope is not None:
         stmt = stmt.where(scope.households())
+    if lock:
+        stmt = stmt.with_for_update(of=Household).execution_options(populate_existing=True)
     household = session.scalar(stmt)
     if household is None:
         raise errors.NotFound(f"Household {household_id} not found.")

@@ -102,7 +102,7 @@ class HouseholdById(MethodView):
     @audited("household", "update")
     def patch(self, changes, household_id):
         """Correct a household's register facts or location (its grid is recomputed)"""
-        household = households.get_household(db.session, current_scope(), household_id)
+        household = households.get_household(db.session, current_scope(), household_id, lock=True)
         households.update_household(db.session, current_scope(), household, changes)
         db.session.commit()
         return household
