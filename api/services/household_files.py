@@ -76,6 +76,10 @@ MAX_COLUMNS = 200  # a register has 11 columns; a row of a million is an attack,
 MAX_XLSX_UNCOMPRESSED = 512 * 1024 * 1024  # bytes, all parts together
 MAX_XLSX_RATIO = 200  # XML compresses 5-20x; zeros or repeated cells 1000x and more
 MAX_XLSX_PARTS = 10_000
+# openpyxl reads the whole shared-strings table into a list before the first row, whatever the
+# sheet holds: 8 MB of XML is at most ~500,000 strings (~30 MB of Python objects). A register
+# of 50,000 rows needs ~2 MB; larger registers come as CSV, which is streamed.
+MAX_XLSX_SHARED_STRINGS = 8 * 1024 * 1024
 
 
 class FileProblem(ValueError):
@@ -160,6 +164,13 @@ def check_zip(stream: BinaryIO) -> None:
     total = 0
     for part in parts:
         total += part.file_size
+        if part.filename.lower().endswith("sharedstrings.xml") and (
+            part.file_size > MAX_XLSX_SHARED_STRINGS
+        ):
+            raise FileProblem(
+                f"The workbook's shared-strings table inflates to {part.file_size:,} bytes; the "
+                f"limit is {MAX_XLSX_SHARED_STRINGS:,}. Save a register this large as CSV."
+            )
         ratio = part.file_size // max(part.compress_size, 1)
         if part.file_size > 1024 * 1024 and ratio > MAX_XLSX_RATIO:
             raise FileProblem(
@@ -174,6 +185,7 @@ def check_zip(stream: BinaryIO) -> None:
 
 def _cells_xlsx(stream: BinaryIO) -> Iterator[list[Any]]:
     import zipfile
+    from xml.etree.ElementTree import ParseError
 
     from openpyxl import load_workbook
 
@@ -187,6 +199,18 @@ def _cells_xlsx(stream: BinaryIO) -> Iterator[list[Any]]:
         sheet = workbook.worksheets[0]
         for row in sheet.iter_rows(values_only=True):
             yield list(row)
+    except (
+        ParseError,
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        LookupError,
+        TypeError,
+        ValueError,
+    ) as exc:
+        # A damaged sheet (cut XML, a part whose CRC or size does not match, no sheet at all):
+        # openpyxl reads it as the rows are asked for, so the damage shows here, not on opening.
+        raise FileProblem("The file is not a readable XLSX workbook (a damaged sheet).") from exc
     finally:
         workbook.close()
 

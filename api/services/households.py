@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.models import Grid, Household
 from api.scope import Scope
-from api.services.household_files import FileProblem, HouseholdReader, RowError
+from api.services.household_files import MAX_ERRORS, FileProblem, HouseholdReader, RowError
 from geo.validate import GeometryProblem, parse_point
 
 IMPORT_CHUNK = 2000
@@ -211,7 +211,9 @@ def import_households(
         reader = HouseholdReader(stream, filename, content_type)
     except FileProblem as exc:
         raise errors.Unprocessable(str(exc)) from exc
-    problems: list[RowError] = []
+    # Every row's problem, the file's and the placing's, in the reader's list: it stops reading
+    # at MAX_ERRORS of them, so a file of a million bad rows costs a chunk, not a million.
+    problems = reader.errors
     refusals: dict[int, str | None] = {}
     by_grid: dict[str, int] = {}
     created = 0
@@ -241,7 +243,7 @@ def import_households(
                 values["grid_id"] = placement.grid_id
                 records.append(values)
                 by_grid[placement.grid_code] = by_grid.get(placement.grid_code, 0) + 1
-            if not problems and not reader.errors:
+            if not problems:
                 _copy_households(session, records)
                 created += len(records)
             if progress:
@@ -252,15 +254,19 @@ def import_households(
     except BaseException:
         savepoint.rollback()
         raise
-    problems += reader.errors
     if problems:
         savepoint.rollback()
         problems.sort(key=lambda p: p.row)
         first = problems[0]
+        count = (
+            f"{len(problems)} problem(s)"
+            if len(problems) < MAX_ERRORS
+            else f"At least {MAX_ERRORS} problems (reading stopped there)"
+        )
         raise errors.Unprocessable(
-            f"{len(problems)} problem(s); nothing was imported. First: row {first.row}, "
+            f"{count}; nothing was imported. First: row {first.row}, "
             f"column {first.column}: {first.detail}",
-            errors=[p.as_dict() for p in problems],
+            errors=[p.as_dict() for p in problems[:MAX_ERRORS]],
         )
     savepoint.commit()
     if not reader.rows:

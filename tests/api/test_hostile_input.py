@@ -325,6 +325,60 @@ def _csv_row_wide() -> bytes:
     return b"building,lon,lat\n1,116.4,39.9" + b",x" * 1_000_000 + b"\n"
 
 
+def _register_xlsx(
+    rewrite: Callable[[str, bytes], bytes] = lambda name, data: data,
+    extra: dict[str, bytes] | None = None,
+) -> bytes:
+    """A real one-household workbook (openpyxl's), each part passed through `rewrite`, with
+    `extra` parts added."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    lon, lat = centre(A1)
+    book.active.append(["building", "room", "lon", "lat"])
+    book.active.append(["1号楼", "101", lon, lat])
+    made = io.BytesIO()
+    book.save(made)
+    out = io.BytesIO()
+    with zipfile.ZipFile(made) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for part in src.infolist():
+            dst.writestr(part.filename, rewrite(part.filename, src.read(part.filename)))
+        for name, data in (extra or {}).items():
+            dst.writestr(name, data)
+    return out.getvalue()
+
+
+def _xlsx_cut_sheet() -> bytes:
+    """The sheet's XML cut in half: openpyxl fails only once rows are read."""
+    return _register_xlsx(
+        lambda name, data: data[: len(data) // 2] if "worksheets/" in name else data
+    )
+
+
+SHARED_STRINGS_TYPE = (
+    b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+    b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+)
+
+
+def _xlsx_huge_shared_strings() -> bytes:
+    """A two-row sheet beside a shared-strings table of 600,000 strings (14 MB of XML that
+    compresses ~50-fold: no zip bomb), which openpyxl would read whole before the first row."""
+
+    def declare(name: str, data: bytes) -> bytes:
+        if name == "[Content_Types].xml":
+            return data.replace(b"</Types>", SHARED_STRINGS_TYPE + b"</Types>")
+        return data
+
+    table = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        + b"".join(b"<si><t>%07d</t></si>" % n for n in range(600_000))
+        + b"</sst>"
+    )
+    return _register_xlsx(declare, {"xl/sharedStrings.xml": table})
+
+
 FILE_CASES = {
     "50 MB CSV": (lambda: Endless(b"1,116.4,39.9\n", 50 * MB), "register.csv", (413,)),
     "CSV of a million columns": (_csv_wide, "register.csv", (422,)),
@@ -343,6 +397,18 @@ FILE_CASES = {
     "a PNG named .xlsx": (_png, "register.xlsx", (422,)),
     "a PNG named .csv": (_png, "register.csv", (422,)),
     "a zip that is no workbook": (lambda: _zip({"a.txt": b"hello"}), "register.csv", (422,)),
+    "an XLSX whose sheet is cut in half": (_xlsx_cut_sheet, "register.xlsx", (422,)),
+    "an XLSX with 600,000 shared strings": (_xlsx_huge_shared_strings, "register.xlsx", (422,)),
+    "300,000 rows out of range": (
+        lambda: b"building,lon,lat\n" + b"1,200,0\n" * 300_000,
+        "register.csv",
+        (422,),
+    ),
+    "20,000 rows outside every grid": (
+        lambda: b"building,lon,lat\n" + b"1,100.0,30.0\n" * 20_000,
+        "register.csv",
+        (422,),
+    ),
     "an empty file": (lambda: b"", "register.csv", (422,)),
     "a CSV with no header": (lambda: b"\n\n\n", "register.csv", (422,)),
 }
@@ -367,6 +433,17 @@ def test_a_hostile_register_file_is_a_clear_4xx_in_bounded_memory(client, world,
     with bounded_memory():
         response = multipart(client, "/api/v1/households/import", world.auth("admin_a"), name, data)
     assert_problem(response, *statuses)
+
+
+def test_a_register_of_many_bad_rows_answers_the_first_hundred(client, world, unchanged):
+    """Reading stops at 100 problems, whichever check finds them: the answer stays small."""
+    data = b"building,lon,lat\n" + b"1,200,0\n" * 5_000
+    response = multipart(
+        client, "/api/v1/households/import", world.auth("admin_a"), "register.csv", data
+    )
+    body = assert_problem(response, 422)
+    assert len(body["errors"]) == 100
+    assert body["detail"].startswith("At least 100 problems (reading stopped there)")
 
 
 # --- files: visit photos ----------------------------------------------------------------------
