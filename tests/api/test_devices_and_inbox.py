@@ -134,3 +134,17 @@ def test_quiet_hours_are_set_and_read(client, world):
     body = {"quiet_start": "22:00:00", "quiet_end": "07:00:00", "timezone": "Asia/Shanghai"}
     assert client.put("/api/v1/devices/quiet-hours", json=body, headers=headers).status_code == 200
     assert client.get("/api/v1/devices/quiet-hours", headers=headers).json == body
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["America", "Etc", "a" * 300, "../../etc/passwd", "zone.tab"],
+    ids=["a-directory", "another-directory", "too-long", "a-path", "a-tzdata-file"],
+)
+def test_quiet_hours_in_a_time_zone_that_is_not_one_are_refused(client, world, zone):
+    headers = world.auth("worker_a1")
+    body = {"quiet_start": "22:00", "quiet_end": "07:00", "timezone": zone}
+    r = client.put("/api/v1/devices/quiet-hours", json=body, headers=headers)
+    assert r.status_code == 422, r.json
+    assert r.json["errors"]["json"]["timezone"] == ["Unknown time zone."]
+    assert client.get("/api/v1/devices/quiet-hours", headers=headers).json["quiet_start"] is None
