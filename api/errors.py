@@ -175,6 +175,11 @@ def handle_database_unavailable(error: DBAPIError) -> Response:
 _INPUT_RULES = {"23502", "23514"}
 _RACE_409 = "The request conflicts with a change made at the same time; read again and retry."
 _RACE_422 = "A value breaks a rule of the data."
+_LIMIT_422 = "A value is too large to store."
+
+
+def _sqlstate(error: DBAPIError) -> str:
+    return getattr(error.orig, "sqlstate", None) or ""
 
 
 def handle_unexpected(error: Exception) -> Response:
@@ -196,6 +201,12 @@ def handle_unexpected(error: Exception) -> Response:
         if getattr(error.orig, "sqlstate", None) in _INPUT_RULES:
             return problem(422, "Unprocessable content", _RACE_422, slug="unprocessable")
         return problem(409, "Conflict", _RACE_409, slug="conflict")
+    if isinstance(error, DBAPIError) and _sqlstate(error).startswith("54"):
+        # Program limit exceeded (an index row too large, say) is an OperationalError, but a
+        # value the request gave broke it and no retry will store it: 422, not 503. Only the
+        # driver's message is logged: the statement's parameters may be a push token.
+        log.info("value beyond a database limit: %s", error.orig)
+        return problem(422, "Unprocessable content", _LIMIT_422, slug="unprocessable")
     # OperationalError: the server is down or restarting; InterfaceError: the driver found its
     # connection closed under it. Both pass once the database is back: 503, not 500.
     if isinstance(error, OperationalError | InterfaceError) or (

@@ -1,5 +1,6 @@
 """Devices (register, refresh, remove, logout), the deliveries outbox, and the in-app inbox."""
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -48,6 +49,23 @@ def test_a_user_may_have_many_devices(client, world):
 def test_a_web_device_needs_a_subscription(client, world, session):
     r = register(client, world, platform="web", token="fcm-1")
     assert r.status_code == 422
+    assert session.scalar(select(func.count(Device.id))) == 0
+
+
+def test_a_token_longer_than_any_fcm_token_is_refused(client, world, session):
+    # Random, as a real token is: the index holds a repetitive text compressed.
+    r = register(client, world, platform="android", token=secrets.token_urlsafe(3072))
+    assert r.status_code == 422, r.json
+    assert "token" in r.json["errors"]["json"]
+    assert session.scalar(select(func.count(Device.id))) == 0
+
+
+def test_a_subscription_endpoint_longer_than_any_push_services_is_refused(client, world, session):
+    endpoint = "https://push.example/sub/" + secrets.token_urlsafe(4500)
+    subscription = {**SUBSCRIPTION, "endpoint": endpoint}
+    r = register(client, world, platform="web", subscription=subscription)
+    assert r.status_code == 422, r.json
+    assert "endpoint" in r.json["errors"]["json"]["subscription"]
     assert session.scalar(select(func.count(Device.id))) == 0
 
 

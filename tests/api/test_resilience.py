@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
+
 import pytest
 from sqlalchemy import text
 
@@ -65,3 +68,23 @@ def test_a_database_rule_broken_by_a_concurrent_change_is_a_problem_not_a_500(da
     assert (raced.status_code, refused.status_code) == (409, 422)
     assert raced.mimetype == refused.mimetype == "application/problem+json"
     assert "same time" in raced.json["detail"]
+
+
+def test_a_value_beyond_a_database_limit_is_a_422_not_an_outage(database_url, caplog):
+    """An index row too large (SQLSTATE class 54, program limit exceeded) is an
+    OperationalError, yet no retry will store it: 422, and the value is not logged."""
+    app = create_app({"DATABASE_URL": database_url, "LOG_LEVEL": "CRITICAL"})
+    caplog.set_level(logging.DEBUG)
+    value = secrets.token_urlsafe(4500)  # random: a btree row holds ~2700 bytes, compressed
+
+    @app.get("/_test/too-large")
+    def too_large():
+        db.session.execute(text("CREATE TEMP TABLE big (v text UNIQUE)"))
+        db.session.execute(text("INSERT INTO big VALUES (:v)"), {"v": value})
+
+    response = app.test_client().get("/_test/too-large")
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert "Retry-After" not in response.headers
+    assert "index row size" in caplog.text  # logged, but not the value
+    assert value not in caplog.text

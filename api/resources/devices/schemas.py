@@ -10,6 +10,10 @@ import marshmallow as ma
 from api.extensions import Schema
 from api.models.push import DEVICE_PLATFORMS
 
+# A device's key (FCM token, or a web subscription's endpoint) is unique in an index, whose rows
+# hold ~2700 bytes. FCM tokens run ~160-200 characters, push services' endpoints well under this.
+MAX_KEY_LENGTH = 1024
+
 
 class SubscriptionKeysSchema(Schema):
     p256dh = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
@@ -20,7 +24,9 @@ class SubscriptionSchema(Schema):
     class Meta:
         unknown = ma.EXCLUDE  # browsers add expirationTime and more
 
-    endpoint = ma.fields.Url(required=True, schemes={"https", "http"})
+    endpoint = ma.fields.Url(
+        required=True, schemes={"https", "http"}, validate=ma.validate.Length(max=MAX_KEY_LENGTH)
+    )
     keys = ma.fields.Nested(SubscriptionKeysSchema, required=True)
 
 
@@ -31,7 +37,7 @@ class DeviceCreateSchema(Schema):
         metadata={"description": ", ".join(DEVICE_PLATFORMS)},
     )
     token = ma.fields.String(
-        validate=ma.validate.Length(min=1, max=4096),
+        validate=ma.validate.Length(min=1, max=MAX_KEY_LENGTH),
         metadata={"description": "FCM registration token or Firebase installation ID"},
     )
     subscription = ma.fields.Nested(
