@@ -36,6 +36,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_VAPID_PRIVATE_KEY": ("GRIDWORK_VAPID_PRIVATE_KEY", str),
     "GRIDWORK_VAPID_PUBLIC_KEY": ("GRIDWORK_VAPID_PUBLIC_KEY", str),
     "GRIDWORK_VAPID_SUBJECT": ("GRIDWORK_VAPID_SUBJECT", str),
+    "GRIDWORK_PUSH_ALLOW_PRIVATE_ENDPOINTS": ("GRIDWORK_PUSH_ALLOW_PRIVATE_ENDPOINTS", str),
     "GRIDWORK_PUSH_BATCH_SIZE": ("PUSH_BATCH_SIZE", int),
     "GRIDWORK_PUSH_LEASE_SECONDS": ("PUSH_LEASE_SECONDS", int),
     "GRIDWORK_PUSH_MAX_ATTEMPTS": ("PUSH_MAX_ATTEMPTS", int),
@@ -88,6 +89,9 @@ class Config:
     GRIDWORK_VAPID_PRIVATE_KEY: str | None = None
     GRIDWORK_VAPID_PUBLIC_KEY: str | None = None  # handed to the web app to subscribe
     GRIDWORK_VAPID_SUBJECT: str | None = None
+    # "true": Web Push may send to loopback and private addresses (a push service on 127.0.0.1
+    # in tests). Unset: endpoints that resolve there are refused, as subscriptions are user input.
+    GRIDWORK_PUSH_ALLOW_PRIVATE_ENDPOINTS: str | None = None
     PUSH_BATCH_SIZE = 500  # deliveries claimed per round
     PUSH_LEASE_SECONDS = 120  # a claim not marked by then is retried (worker died mid-batch)
     PUSH_MAX_ATTEMPTS = 10  # then the delivery is dead (still in the inbox)

@@ -12,6 +12,9 @@ FCM_CREDENTIALS = ("GRIDWORK_FCM_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS")
 FCM_URL = "GRIDWORK_FCM_URL"
 VAPID_PRIVATE_KEY = "GRIDWORK_VAPID_PRIVATE_KEY"
 VAPID_SUBJECT = "GRIDWORK_VAPID_SUBJECT"
+# "1"/"true"/"yes"/"on": Web Push may send to endpoints on loopback and private networks (tests
+# against a push service on 127.0.0.1). Off by default: subscriptions are user input.
+ALLOW_PRIVATE_ENDPOINTS = "GRIDWORK_PUSH_ALLOW_PRIVATE_ENDPOINTS"
 
 FCM_DISABLED = "fcm disabled"
 WEB_PUSH_DISABLED = "web push disabled"
@@ -53,6 +56,16 @@ def _web_push(settings: Mapping[str, str]) -> Channel:
     if not (key and subject):
         names = f"{VAPID_PRIVATE_KEY} and {VAPID_SUBJECT}"
         return NullChannel(WEB_PUSH_DISABLED, warning=f"Web Push is off: set {names}")
+    allow_private = _flag(settings, ALLOW_PRIVATE_ENDPOINTS)
     from push.webpush import WebPushChannel  # pywebpush loads only when Web Push is used
 
-    return WebPushChannel(key, subject)
+    return WebPushChannel(key, subject, allow_private_endpoints=allow_private)
+
+
+def _flag(settings: Mapping[str, str], name: str) -> bool:
+    value = (settings.get(name) or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name} must be true or false, not {value!r}")

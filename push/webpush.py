@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import logging
 import os
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from py_vapid import Vapid02
@@ -38,15 +41,31 @@ class WebPushChannel:
     `vapid_private_key` is a PEM text, a path to a PEM/DER file, or the base64url raw/DER
     key that py_vapid prints. `vapid_subject` is the contact push services may use:
     "mailto:..." or "https://...".
+
+    A subscription is user input, and the endpoint is where this channel POSTs: it refuses an
+    endpoint whose host resolves to any address that is not public (loopback, private,
+    link-local, reserved, multicast), so no one aims it at the cloud's metadata service or the
+    database. `allow_private_endpoints` lifts that, for a push service on loopback (tests).
     """
 
-    def __init__(self, vapid_private_key: str, vapid_subject: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        vapid_private_key: str,
+        vapid_subject: str,
+        timeout: float = 10.0,
+        *,
+        allow_private_endpoints: bool = False,
+    ) -> None:
         if not vapid_subject.startswith(("mailto:", "https:")):
             raise ValueError("vapid_subject must be a mailto: or https: URL")
         self._vapid = load_vapid_key(vapid_private_key)
         self._subject = vapid_subject
         self._timeout = timeout
+        self._allow_private = allow_private_endpoints
         self._session = requests.Session()
+        # A push service answers; it does not redirect. Following a redirect would POST to
+        # whatever address it names, past the endpoint check.
+        self._session.max_redirects = 0
 
     def send(self, messages: Sequence[Message]) -> list[DeliveryResult]:
         return [self._send_one(message) for message in messages]
@@ -62,6 +81,8 @@ class WebPushChannel:
             )
         if not _looks_like_subscription(message.target):
             return DeliveryResult(mid, INVALID_TARGET, error="not a web push subscription")
+        if not self._allow_private and (refused := _refuse_private(mid, message.target)):
+            return refused
         headers = {"Urgency": "high" if message.urgent else "normal"}
         if message.collapse_key:
             headers["Topic"] = topic_for(message.collapse_key)
@@ -78,6 +99,8 @@ class WebPushChannel:
             )
         except WebPushException as exc:
             return _failure(mid, exc)
+        except requests.TooManyRedirects:
+            return DeliveryResult(mid, FAILED, error="the push service redirected: not followed")
         except requests.RequestException as exc:
             return DeliveryResult(mid, RETRY, error=short_error(f"network: {exc}"))
         except (ValueError, TypeError) as exc:
@@ -86,6 +109,39 @@ class WebPushChannel:
                 mid, INVALID_TARGET, error=short_error(f"bad subscription: {exc}")
             )
         return DeliveryResult(mid, DELIVERED, provider_id=response.headers.get("Location"))
+
+
+def _refuse_private(message_id: str, subscription: Mapping[str, Any]) -> DeliveryResult | None:
+    """A result refusing the subscription if its endpoint's host is not public, else None.
+
+    An address that is not public: invalid_target, like any subscription that can never be
+    sent to (the device is deactivated). A host that does not resolve: failed, this message
+    only; the device is kept, since a resolver's bad minute must not switch off every browser.
+    """
+    try:
+        host = urlsplit(subscription["endpoint"]).hostname
+    except ValueError:  # an unclosed [ipv6
+        host = None
+    if not host:
+        return DeliveryResult(message_id, INVALID_TARGET, error="endpoint has no host")
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
+        error = short_error(f"endpoint host does not resolve: {exc}")
+        return DeliveryResult(message_id, FAILED, error=error)
+    if not infos or not all(is_public_address(info[4][0]) for info in infos):
+        error = "endpoint resolves to an address that is not public"
+        return DeliveryResult(message_id, INVALID_TARGET, error=error)
+    return None
+
+
+def is_public_address(text: str) -> bool:
+    """Whether the IP address `text` is one on the public internet (not loopback, private,
+    link-local, shared, reserved, unspecified or multicast)."""
+    address = ipaddress.ip_address(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global and not (address.is_multicast or address.is_reserved)
 
 
 def _failure(message_id: str, exc: WebPushException) -> DeliveryResult:

@@ -52,6 +52,44 @@ def test_a_web_device_needs_a_subscription(client, world, session):
     assert session.scalar(select(func.count(Device.id))) == 0
 
 
+NOT_HTTPS = "Not a valid https URL."
+NOT_A_NAME = "Must name a push service's host, not an IP address or localhost."
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ("http://push.example/sub/1", NOT_HTTPS),
+        ("https://127.0.0.1/sub/1", NOT_A_NAME),
+        ("https://10.0.0.5/sub/1", NOT_A_NAME),
+        ("https://169.254.169.254/latest/meta-data/", NOT_A_NAME),
+        ("https://[::1]/sub/1", NOT_A_NAME),
+        ("https://localhost/sub/1", NOT_A_NAME),
+        ("https://push.localhost./sub/1", NOT_A_NAME),
+        ("https://0x7f.0x1/sub/1", NOT_A_NAME),
+        ("https://push.example@127.0.0.1:5432/", NOT_A_NAME),
+    ],
+    ids=[
+        "http",
+        "loopback",
+        "private",
+        "link-local",
+        "ipv6-loopback",
+        "localhost",
+        "under-localhost",
+        "hex-ipv4",
+        "address-behind-userinfo",
+    ],
+)
+def test_a_subscription_endpoint_that_is_not_an_https_push_service_name_is_refused(
+    client, world, session, endpoint, message
+):
+    r = register(client, world, platform="web", subscription={**SUBSCRIPTION, "endpoint": endpoint})
+    assert r.status_code == 422, r.json
+    assert r.json["errors"]["json"]["subscription"]["endpoint"] == [message]
+    assert session.scalar(select(func.count(Device.id))) == 0
+
+
 def test_a_token_longer_than_any_fcm_token_is_refused(client, world, session):
     # Random, as a real token is: the index holds a repetitive text compressed.
     r = register(client, world, platform="android", token=secrets.token_urlsafe(3072))

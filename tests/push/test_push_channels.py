@@ -169,6 +169,17 @@ def test_vapid_settings_make_a_web_push_channel() -> None:
         Router(channels).close()
 
 
+def test_allow_private_endpoints_must_be_a_yes_or_a_no() -> None:
+    with pytest.raises(ValueError, match="GRIDWORK_PUSH_ALLOW_PRIVATE_ENDPOINTS"):
+        build_channels(
+            {
+                "GRIDWORK_VAPID_PRIVATE_KEY": "unused",
+                "GRIDWORK_VAPID_SUBJECT": "mailto:ops@gridwork.example",
+                "GRIDWORK_PUSH_ALLOW_PRIVATE_ENDPOINTS": "maybe",
+            }
+        )
+
+
 def test_unknown_backend_is_an_error() -> None:
     with pytest.raises(ValueError, match="GRIDWORK_PUSH_BACKEND"):
         build_channels({"GRIDWORK_PUSH_BACKEND": "apns"})

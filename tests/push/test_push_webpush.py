@@ -1,10 +1,15 @@
-"""WebPushChannel against a small fake push service on loopback."""
+"""WebPushChannel against a small fake push service on loopback.
+
+The channel refuses endpoints on loopback and private networks unless told otherwise: the
+fixture `channel` is told (allow_private_endpoints), the fixture `strict` is not.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,12 +18,13 @@ from typing import Any
 
 import http_ece
 import pytest
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
-from push import Message
-from push.webpush import WebPushChannel, topic_for
+from push import Message, Router, build_channels
+from push.webpush import WebPushChannel, is_public_address, topic_for
 
 SUBJECT = "mailto:ops@gridwork.example"
 
@@ -30,6 +36,7 @@ ANSWERS: dict[str, tuple[int, dict[str, str]]] = {
     "/push/down": (503, {}),
     "/push/bad": (400, {}),
     "/push/forbidden": (403, {}),
+    "/push/redirect": (307, {"Location": "/push/ok"}),
 }
 
 
@@ -114,9 +121,28 @@ def vapid() -> Vapid02:
 
 @pytest.fixture
 def channel(vapid: Vapid02) -> Iterator[WebPushChannel]:
+    """A channel allowed to send to the fake push service on 127.0.0.1."""
+    channel = WebPushChannel(vapid.private_pem().decode(), SUBJECT, allow_private_endpoints=True)
+    yield channel
+    channel.close()
+
+
+@pytest.fixture
+def strict(vapid: Vapid02) -> Iterator[WebPushChannel]:
+    """A channel as deployed: endpoints on loopback and private networks are refused."""
     channel = WebPushChannel(vapid.private_pem().decode(), SUBJECT)
     yield channel
     channel.close()
+
+
+@pytest.fixture
+def no_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any HTTP request fails the test: for tests whose endpoints resolve off loopback."""
+
+    def send(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the channel sent a request")
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
 
 
 @pytest.fixture
@@ -278,7 +304,7 @@ def test_vapid_key_may_be_given_as_py_vapid_base64(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    channel = WebPushChannel(_b64(der), SUBJECT)
+    channel = WebPushChannel(_b64(der), SUBJECT, allow_private_endpoints=True)
     try:
         [result] = channel.send([web(browser.subscription(f"{service.origin}/push/ok"))])
     finally:
@@ -290,3 +316,106 @@ def test_vapid_key_may_be_given_as_py_vapid_base64(
 def test_subject_must_be_mailto_or_https(vapid: Vapid02) -> None:
     with pytest.raises(ValueError, match="vapid_subject"):
         WebPushChannel(vapid.private_pem().decode(), "ops@gridwork.example")
+
+
+def test_redirect_from_the_push_service_is_not_followed(
+    channel: WebPushChannel, service: FakePushService, browser: Browser
+) -> None:
+    [result] = channel.send([web(browser.subscription(f"{service.origin}/push/redirect"))])
+
+    assert result.outcome == "failed"
+    assert [r.path for r in service.received] == ["/push/redirect"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_endpoint_on_loopback_is_refused_and_nothing_is_sent(
+    strict: WebPushChannel, service: FakePushService, browser: Browser, host: str
+) -> None:
+    port = service.server_address[1]
+
+    [result] = strict.send([web(browser.subscription(f"http://{host}:{port}/push/ok"))])
+
+    assert result.outcome == "invalid_target"
+    assert service.received == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "outcome"), [(None, "invalid_target"), ("true", "delivered")], ids=["unset", "true"]
+)
+def test_the_setting_lets_web_push_send_to_loopback(
+    service: FakePushService, browser: Browser, vapid: Vapid02, flag: str | None, outcome: str
+) -> None:
+    settings = {"GRIDWORK_VAPID_PRIVATE_KEY": vapid.private_pem().decode()}
+    settings["GRIDWORK_VAPID_SUBJECT"] = SUBJECT
+    if flag:
+        settings["GRIDWORK_PUSH_ALLOW_PRIVATE_ENDPOINTS"] = flag
+    router = Router(build_channels(settings))
+    try:
+        [result] = router.send([web(browser.subscription(f"{service.origin}/push/ok"))])
+    finally:
+        router.close()
+
+    assert result.outcome == outcome
+    assert [r.path for r in service.received] == (["/push/ok"] if flag else [])
+
+
+@pytest.mark.parametrize("address", ["10.0.0.5", "169.254.169.254", "fd00::5", "::ffff:10.0.0.5"])
+def test_endpoint_whose_name_resolves_to_a_private_address_is_refused(
+    strict: WebPushChannel,
+    browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
+    no_requests: None,
+    address: str,
+) -> None:
+    resolved = []
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        resolved.append(host)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, 443))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    [result] = strict.send([web(browser.subscription("https://push.example/sub/1"))])
+
+    assert result.outcome == "invalid_target"
+    assert resolved == ["push.example"]
+
+
+def test_endpoint_whose_host_does_not_resolve_fails_that_message_only(
+    strict: WebPushChannel, browser: Browser, monkeypatch: pytest.MonkeyPatch, no_requests: None
+) -> None:
+    def getaddrinfo(*args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    [result] = strict.send([web(browser.subscription("https://push.example/sub/1"))])
+
+    assert result.outcome == "failed"  # permanent for this message; the device is kept
+    assert "does not resolve" in (result.error or "")
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("142.250.72.10", True),
+        ("2a00:1450:4001:80b::200a", True),
+        ("127.0.0.1", False),
+        ("10.0.0.5", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("240.0.0.1", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fd00::5", False),
+        ("ff02::1", False),
+        ("::ffff:127.0.0.1", False),
+    ],
+)
+def test_only_addresses_on_the_public_internet_are_public(address: str, public: bool) -> None:
+    assert is_public_address(address) is public

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from functools import cache
+from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 import marshmallow as ma
@@ -25,9 +28,38 @@ class SubscriptionSchema(Schema):
         unknown = ma.EXCLUDE  # browsers add expirationTime and more
 
     endpoint = ma.fields.Url(
-        required=True, schemes={"https", "http"}, validate=ma.validate.Length(max=MAX_KEY_LENGTH)
+        required=True,
+        schemes={"https"},
+        validate=ma.validate.Length(max=MAX_KEY_LENGTH),
+        error_messages={"invalid": "Not a valid https URL."},
+        metadata={"description": "The push service's https URL for this browser"},
     )
     keys = ma.fields.Nested(SubscriptionKeysSchema, required=True)
+
+    @ma.validates("endpoint")
+    def _push_service(self, value, **kwargs):
+        # The push worker POSTs to this URL: it must name a host out there, never an address or
+        # this machine, or any user could aim the worker into the private network (the cloud's
+        # metadata service, the database). The worker checks what the name resolves to, too.
+        host = (urlsplit(value).hostname or "").rstrip(".")
+        if _is_address(host) or host == "localhost" or host.endswith(".localhost"):
+            raise ma.ValidationError(
+                "Must name a push service's host, not an IP address or localhost."
+            )
+
+
+def _is_address(host: str) -> bool:
+    """Whether `host` is an IP address, in any spelling a resolver reads as one."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(host)  # also 127.1, 0x7f.0x1, 2130706433: glibc resolves those
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 class DeviceCreateSchema(Schema):
