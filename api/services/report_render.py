@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from typing import Any
+from xml.sax.saxutils import escape
 
 from api import errors
 
@@ -140,6 +141,7 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     """One sheet per level (totals, communities, grids, workers) plus must-visit and trend;
     frozen header rows, plain values (no formulas), Chinese headers."""
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.styles import Font
 
     wb = Workbook()
@@ -152,7 +154,9 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
         for cell in ws[1]:
             cell.font = bold
         for row in rows:
-            ws.append(row)
+            # openpyxl refuses control characters (IllegalCharacterError): a name stored before
+            # input refused them must not fail the whole report.
+            ws.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in row])
         ws.freeze_panes = "A2"
         for i, header in enumerate(headers, start=1):
             ws.column_dimensions[ws.cell(1, i).column_letter].width = max(10, 2 * len(header) + 2)
@@ -332,7 +336,8 @@ def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
     level = LEVEL_NAMES.get(report["level"], report["level"])
     story = [
         Paragraph(f"网格走访覆盖率周报 {report['week']}", title),
-        Paragraph(f"{level}: {report['name']} ({report['code']})", body),
+        # A Paragraph parses markup: a name is text ("A<B社区" would be an unclosed tag).
+        Paragraph(escape(f"{level}: {report['name']} ({report['code']})"), body),
         Paragraph(
             f"网格 {t['grids']} 个, 户数 {t['households']}, 本周走访 {t['visited']} 户, "
             f"覆盖率 {t['coverage'] if t['coverage'] is not None else '-'}%, "

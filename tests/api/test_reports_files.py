@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from click.testing import CliRunner
 from openpyxl import load_workbook
 from pypdf import PdfReader
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from api.cli import main
 from api.models import Notification, Report
@@ -119,6 +119,34 @@ def test_pdf_is_a4_with_chinese_text_charts_and_tables(client, history):
         "覆盖率 57.1%",
     ):
         assert expected in text
+
+
+def _name_badly(session, *, grid: str | None = None, community: str | None = None) -> None:
+    """Store names as input accepted them before it refused control characters."""
+    if grid is not None:
+        session.execute(text("UPDATE grids SET name = :n WHERE code = :c"), {"n": grid, "c": R1})
+    if community is not None:
+        session.execute(
+            text("UPDATE communities SET name = :n WHERE code = :c"), {"n": community, "c": RC}
+        )
+    session.commit()
+
+
+def test_xlsx_renders_a_stored_name_holding_a_control_character(client, session, history):
+    _name_badly(session, grid="一\x07网格", community="向阳\x1b社区")
+    r = _get(client, history, format="xlsx")
+    assert r.status_code == 200, r.data[:300]
+    wb = load_workbook(io.BytesIO(r.data))
+    assert wb["汇总"]["D2"].value == "向阳社区"
+    assert (R1, "一网格") in [row[:2] for row in wb["网格"].iter_rows(2, values_only=True)]
+
+
+def test_pdf_renders_a_stored_name_holding_markup(client, session, history):
+    _name_badly(session, grid="一<b>网格", community="A<B&社区")
+    r = _get(client, history, format="pdf")
+    assert r.status_code == 200, r.data[:300]
+    text_ = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(r.data)).pages)
+    assert "A<B&社区" in text_ and "一<b>网格" in text_
 
 
 def test_json_is_the_default(client, history):
