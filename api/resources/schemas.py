@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api.extensions import Schema
+from api.services.names import NAME_MAX, name_problem
 
 
 class GeometrySchema(Schema):
@@ -41,5 +42,22 @@ class BBox(ma.fields.String):
 def code_field(length: int, **kwargs) -> ma.fields.String:
     return ma.fields.String(
         validate=ma.validate.Regexp(rf"^[0-9]{{{length}}}$", error=f"Must be {length} digits."),
+        **kwargs,
+    )
+
+
+def name_field(*, required: bool = False, empty: bool = False, **kwargs) -> ma.fields.String:
+    """A name (of a grid, community, street, district): services.names' rule, as a 422.
+    `empty`: "" is accepted (as no name)."""
+
+    def validate(value: str) -> None:
+        if problem := name_problem(value, optional=empty):
+            raise ma.ValidationError(problem)
+
+    least = 0 if empty else 1
+    return ma.fields.String(
+        required=required,
+        validate=validate,
+        metadata={"description": f"{least}-{NAME_MAX} characters, no control characters"},
         **kwargs,
     )

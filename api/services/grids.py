@@ -20,12 +20,14 @@ from api.models import Grid, GridVersion, Household, User
 from api.scope import Scope
 from api.services import admin
 from api.services.geometry import db_geom, db_point
+from api.services.names import check_name, name_problem
 from geo.codes import CodeError, GridCode
 from geo.validate import GeometryProblem, parse_boundary
 
 DEFAULT_OVERLAP_TOLERANCE_M2 = 1.0
-# A grid's properties, the same whether it comes alone (POST /grids) or in an import.
-NAME_MAX = 100
+# A grid's properties, the same whether it comes alone (POST /grids) or in an import; its
+# names (the grid's, and those of the community, street and district it names) follow
+# services.names (NAME_MAX, no control characters).
 TARGET_MAX = 100_000
 # One import is a district at most (a city of 30,000 grids is imported district by district).
 MAX_IMPORT_FEATURES = 10_000
@@ -73,8 +75,8 @@ def parse_feature(feature: Any, label: str) -> GridDraft:
         problems["code"] = [str(exc)]
     name = props.get("name")
     name = name.strip() if isinstance(name, str) else None
-    if not name or len(name) > NAME_MAX:
-        problems["name"] = [f"A grid needs a name (text, 1-{NAME_MAX} characters)."]
+    if problem := name_problem(name):
+        problems["name"] = [problem]
     target = props.get("target_households", 300)
     if not _whole(target, 1, TARGET_MAX):
         problems["target_households"] = [f"Must be a whole number 1-{TARGET_MAX:,}."]
@@ -82,9 +84,8 @@ def parse_feature(feature: Any, label: str) -> GridDraft:
     if leader_id is not None and not _whole(leader_id, 1, PG_INT_MAX):
         problems["leader_id"] = ["Must be a user id (a whole number), or null."]
     for key in ("community_name", "street_name", "district_name"):
-        value = props.get(key)
-        if value is not None and not (isinstance(value, str) and len(value) <= NAME_MAX):
-            problems[key] = [f"Must be text of at most {NAME_MAX} characters."]
+        if problem := name_problem(props.get(key), optional=True):
+            problems[key] = [problem]
     boundary = None
     try:
         boundary = parse_boundary(feature.get("geometry"))
@@ -354,6 +355,7 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
     if scope is not None:
         scope.require_grid_admin(grid.community_code)
     if "name" in changes:
+        check_name("name", changes["name"])
         grid.name = changes["name"]
     if "target_households" in changes:
         grid.target_households = changes["target_households"]

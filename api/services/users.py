@@ -14,8 +14,10 @@ from api import errors
 from api.auth import hash_password, verify_password
 from api.models import ROLES, Community, District, Grid, User
 from api.services import audit
+from api.services.names import check_name
 
 MIN_PASSWORD_LENGTH = 8
+USERNAME_MAX = 64
 
 
 def create_user(
@@ -33,6 +35,8 @@ def create_user(
     """Create an account; a grid leader leads the grids given, a worker is assigned to them."""
     if role not in ROLES:
         raise errors.Unprocessable(f"Unknown role {role!r}; one of {', '.join(ROLES)}.")
+    check_name("username", username, max_length=USERNAME_MAX)
+    check_name("display_name", display_name, optional=True)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise errors.Unprocessable(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.")
     if session.scalar(select(User.id).where(User.username == username)) is not None:

@@ -61,6 +61,26 @@ def test_user_create_refuses_an_unknown_community(gridwork, world):
     assert "community" in result.output
 
 
+def test_user_create_refuses_a_control_character_in_a_name(gridwork, session, world):
+    for name_args in (["--username", "w\x07"], ["--username", "w9", "--display-name", "甲\x1b"]):
+        result = gridwork(
+            "user",
+            "create",
+            *name_args,
+            "--password",
+            "long-enough-pw",
+            "--role",
+            "worker",
+            "--grid",
+            A1,
+        )
+        assert result.exit_code == 1
+        assert "control characters" in result.output
+    assert (
+        session.scalar(select(func.count(User.id)).where(User.username.in_(["w\x07", "w9"]))) == 0
+    )
+
+
 def test_import_grids_from_geojson_file(gridwork, session, tmp_path, world):
     path = tmp_path / "grids.geojson"
     path.write_text(

@@ -184,6 +184,36 @@ def test_patch_renames(client, world):
     assert body["properties"]["version"] == 1
 
 
+def test_a_grid_name_with_a_control_character_is_422_and_creates_nothing(client, session, world):
+    """A name goes into the reports' XLSX, which refuses control characters."""
+    before = session.scalar(select(func.count(Grid.id)))
+    for props in ({"name": "北\x07三"}, {"name": "北三", "community_name": "X\x1b"}):
+        feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930), **props)
+        r = client.post("/api/v1/grids", json=feature, headers=admin(world))
+        assert r.status_code == 422, r.json
+        assert r.mimetype == "application/problem+json"
+    assert session.scalar(select(func.count(Grid.id))) == before
+
+
+def test_renaming_a_grid_with_a_control_character_is_422_and_keeps_its_name(client, session, world):
+    grid = world.grids[A1]
+    name = grid.name
+    r = client.patch(f"/api/v1/grids/{grid.id}", json={"name": "新\x07名"}, headers=admin(world))
+    assert r.status_code == 422
+    assert "name" in r.json["errors"]["json"]
+    session.refresh(grid)
+    assert grid.name == name
+
+
+def test_the_grid_service_refuses_a_control_character_in_a_name(session, world):
+    """The rule holds below the HTTP schema too (the CLI and imports call the service)."""
+    from api import errors
+    from api.services.grids import update_grid
+
+    with pytest.raises(errors.Unprocessable):
+        update_grid(session, None, world.grids[A1], {"name": "新\x07名"})
+
+
 def test_redrawing_keeps_the_old_version_with_its_period(client, session, world):
     grid = world.grids[A1]
     bigger = box(116.399, 39.920, 116.405, 39.925)
@@ -212,6 +242,9 @@ def test_redrawing_keeps_the_old_version_with_its_period(client, session, world)
         ({"name": "x" * 101}, "name"),
         ({"target_households": 1_000_000}, "target_households"),
         ({"community_name": ["A"]}, "community_name"),
+        ({"name": "一\x07网格"}, "name"),
+        ({"community_name": "A\x1b社区"}, "community_name"),
+        ({"street_name": "街道\x00"}, "street_name"),
     ],
 )
 def test_an_imported_grids_properties_are_checked_as_a_single_grids_are(

@@ -6,8 +6,8 @@ import marshmallow as ma
 
 from api.db import PG_INT_MAX
 from api.extensions import Schema
-from api.resources.schemas import BBox, GeometrySchema, code_field
-from api.services.grids import NAME_MAX, TARGET_MAX
+from api.resources.schemas import BBox, GeometrySchema, code_field, name_field
+from api.services.grids import TARGET_MAX
 
 
 class GridPropertiesSchema(Schema):
@@ -41,14 +41,14 @@ class GridInputPropertiesSchema(Schema):
         unknown = ma.INCLUDE
 
     code = code_field(15, required=True)
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=NAME_MAX))
+    name = name_field(required=True)
     target_households = ma.fields.Integer(validate=ma.validate.Range(min=1, max=TARGET_MAX))
     leader_id = ma.fields.Integer(
         allow_none=True, validate=ma.validate.Range(min=1, max=PG_INT_MAX)
     )
-    community_name = ma.fields.String(validate=ma.validate.Length(max=NAME_MAX))
-    street_name = ma.fields.String(validate=ma.validate.Length(max=NAME_MAX))
-    district_name = ma.fields.String(validate=ma.validate.Length(max=NAME_MAX))
+    community_name = name_field(empty=True)
+    street_name = name_field(empty=True)
+    district_name = name_field(empty=True)
 
 
 class GridCreateSchema(Schema):
@@ -80,8 +80,8 @@ class GridImportResultSchema(Schema):
 
 
 class GridPatchSchema(Schema):
-    name = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
-    target_households = ma.fields.Integer(validate=ma.validate.Range(min=1, max=100000))
+    name = name_field()
+    target_households = ma.fields.Integer(validate=ma.validate.Range(min=1, max=TARGET_MAX))
     leader_id = ma.fields.Integer(allow_none=True)
     geometry = ma.fields.Dict(metadata={"description": "A new boundary: a new version begins"})
 

@@ -1,0 +1,36 @@
+"""Names people give things (grids, communities, streets, districts, users): one rule for all."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from api import errors
+
+# The columns are varchar(100): grids, communities, streets, districts, users' display names.
+NAME_MAX = 100
+CONTROL_CHARACTERS = "Must not contain control characters."
+
+
+def has_control_characters(value: str) -> bool:
+    """True when `value` holds a control character (Unicode category Cc: NUL, BEL, ESC, tab,
+    newline, DEL, C1 ...). A name goes into reports (XLSX refuses them), tables and headers."""
+    return any(unicodedata.category(c) == "Cc" for c in value)
+
+
+def name_problem(value: Any, *, optional: bool = False, max_length: int = NAME_MAX) -> str | None:
+    """Why `value` is not a usable name, or None when it is (`optional`: None or "" is)."""
+    if value is None or value == "":
+        return None if optional else f"A name is needed (text, 1-{max_length} characters)."
+    if not isinstance(value, str) or len(value) > max_length:
+        return f"Must be text of at most {max_length} characters."
+    if has_control_characters(value):
+        return CONTROL_CHARACTERS
+    return None
+
+
+def check_name(field: str, value: Any, *, optional: bool = False, max_length: int = NAME_MAX):
+    """Raise a 422 naming `field` when `value` is not a usable name."""
+    problem = name_problem(value, optional=optional, max_length=max_length)
+    if problem is not None:
+        raise errors.Unprocessable(f"{field}: {problem}", errors={field: [problem]})
