@@ -510,6 +510,13 @@ def report_tick(now) -> None:
     with _session() as session:
         result = _report_tick(session, now)
         click.echo(f"{result.week}: {len(result.created)} stored, {result.skipped} already stored")
+        if result.failed:
+            click.secho(
+                f"{len(result.failed)} failed (see the log), retried next run: "
+                + ", ".join(result.failed),
+                fg="red",
+                err=True,
+            )
 
 
 @main.command("push-worker")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select, text
@@ -24,6 +24,7 @@ class Generated:
     week: str
     created: list[Report]
     skipped: int
+    failed: list[str] = field(default_factory=list)  # community codes, retried next run
 
 
 def _communities_due(session: Session, week: str) -> list[Community]:
@@ -52,28 +53,54 @@ def generate_due_reports(session: Session, now: datetime) -> Generated:
     second worker racing this one, skips it (the loser waits on the unique index until the
     winner commits, then sees the row). Only the claimant renders, stores and notifies, all in
     the caller's transaction.
+
+    Each community is claimed, rendered and announced in its own savepoint: one that fails
+    (logged with its code) is rolled back, claim included, so it is retried next run, and the
+    other communities' reports are stored all the same.
     """
     week = reports.previous_week_due(now)
-    created, skipped = [], 0
-    for community in _communities_due(session, week):
-        report_id = session.execute(
-            text(
-                "INSERT INTO reports (week, level, code, name, created_at) "
-                "VALUES (:week, 'community', :code, :name, :now) "
-                "ON CONFLICT (week, level, code) DO NOTHING RETURNING id"
-            ),
-            {"week": week, "code": community.code, "name": community.name, "now": now},
-        ).scalar()
-        if report_id is None:
-            skipped += 1
+    created, skipped, failed = [], 0, []
+    for code, name in [(c.code, c.name) for c in _communities_due(session, week)]:
+        try:
+            with session.begin_nested():
+                report = _claim_and_store(session, week, code, name, now)
+        except Exception:
+            log.exception("report %s of community %s failed; retried next run", week, code)
+            failed.append(code)
             continue
-        report = session.get(Report, report_id)
-        store_files(session, report, now)
-        announce(session, report, community, now)
-        created.append(report)
-    if created:
-        log.info("reports for %s: %s stored, %s already there", week, len(created), skipped)
-    return Generated(week, created, skipped)
+        if report is None:
+            skipped += 1
+        else:
+            created.append(report)
+    if created or failed:
+        log.info(
+            "reports for %s: %s stored, %s already there, %s failed",
+            week,
+            len(created),
+            skipped,
+            len(failed),
+        )
+    return Generated(week, created, skipped, failed)
+
+
+def _claim_and_store(
+    session: Session, week: str, code: str, name: str, now: datetime
+) -> Report | None:
+    """Claim (week, community) and store and announce its report; None when already claimed."""
+    report_id = session.execute(
+        text(
+            "INSERT INTO reports (week, level, code, name, created_at) "
+            "VALUES (:week, 'community', :code, :name, :now) "
+            "ON CONFLICT (week, level, code) DO NOTHING RETURNING id"
+        ),
+        {"week": week, "code": code, "name": name, "now": now},
+    ).scalar()
+    if report_id is None:
+        return None
+    report = session.get(Report, report_id)
+    store_files(session, report, now)
+    announce(session, report, session.get(Community, code), now)
+    return report
 
 
 def store_files(session: Session, report: Report, now: datetime) -> None:

@@ -221,6 +221,34 @@ def test_the_monday_run_is_idempotent(session, history):
     assert notes == 3  # leader + admin of RC, admin of RC2; once each
 
 
+def test_one_communitys_failing_report_leaves_the_others_stored_and_is_retried(
+    session, history, monkeypatch, caplog
+):
+    from api.services import report_render
+
+    render = report_render.render
+
+    def failing_for_rc(data, fmt, shapes=None):
+        if data["code"] == RC and fmt == "pdf":
+            raise ValueError("the renderer broke")
+        return render(data, fmt, shapes)
+
+    monkeypatch.setattr(report_render, "render", failing_for_rc)
+    result = report_store.generate_due_reports(session, MONDAY_0830)
+    assert [r.code for r in result.created] == [RC2]
+    assert result.failed == [RC]
+    assert f"community {RC} failed" in caplog.text and "the renderer broke" in caplog.text
+    stored = session.scalars(select(Report.code).where(Report.week == "2026-W47")).all()
+    assert stored == [RC2]  # RC's claim was rolled back with its files and notices
+    notes = session.scalars(
+        select(Notification.user_id).where(Notification.kind == "report_ready")
+    ).all()
+    assert notes == [history.users["admin2"].id]
+    monkeypatch.setattr(report_render, "render", render)
+    again = report_store.generate_due_reports(session, MONDAY_0830)
+    assert ([r.code for r in again.created], again.skipped, again.failed) == ([RC], 1, [])
+
+
 def test_leaders_and_admins_are_announced_by_push(session, history):
     from tests.factories import make_device
 
