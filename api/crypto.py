@@ -162,13 +162,23 @@ class EncryptedJSON(TypeDecorator):
         return value
 
 
+# A Chinese mobile (11 digits) prints as 138****5678: 3 + 4 shown, the 4 that matter hidden.
+PHONE_SHOWN_HEAD, PHONE_SHOWN_TAIL = 3, 4
+
+
 def mask_phone(phone: str | None) -> str | None:
-    """13812345678 -> 138****5678, as Chinese services print phone numbers."""
+    """13812345678 -> 138****5678, as Chinese services print phone numbers; shorter numbers
+    (landlines, extensions) show only their last third: 65123456 -> ******56, 110 -> ***.
+
+    The 3 + 4 of a mobile shown on a 7- or 8-digit landline overlapped or nearly did: it showed
+    every digit, or all but one.
+    """
     if not phone:
         return phone
-    if len(phone) <= 4:
-        return "*" * len(phone)
-    return phone[:3] + "*" * max(len(phone) - 7, 1) + phone[-4:]
+    head, tail = PHONE_SHOWN_HEAD, PHONE_SHOWN_TAIL
+    if len(phone) < 11:
+        head, tail = 0, len(phone) // 3 if len(phone) > 4 else 0
+    return phone[:head] + "*" * (len(phone) - head - tail) + phone[len(phone) - tail :]
 
 
 def mask_name(name: str | None) -> str | None:

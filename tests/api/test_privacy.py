@@ -214,6 +214,43 @@ def test_household_lists_mask_phones_for_district_viewers(client, session, world
     assert "13812345678" not in str(body) and "138****5678" in str(body)
 
 
+@pytest.mark.parametrize(
+    ("phone", "masked"),
+    [
+        ("13812345678", "138****5678"),  # the familiar format of a mobile number
+        ("65123456", "******56"),  # a Beijing landline: 7 of 8 digits were shown
+        ("6512345", "*****45"),  # 7 digits: every digit was shown ("651*2345")
+        ("110", "***"),
+        ("", ""),
+        (None, None),
+    ],
+)
+def test_a_masked_phone_shows_3_and_4_of_a_mobile_and_a_third_of_a_shorter_number(phone, masked):
+    assert crypto.mask_phone(phone) == masked
+    if phone and len(phone) < 11:
+        shown = sum(c != "*" for c in masked)
+        assert shown <= len(phone) // 3 < len(phone) / 2
+
+
+def test_district_viewers_see_a_landline_mostly_masked(client, session, world):
+    world.households[A1][0].phone = "65123456"
+    session.flush()
+    body = client.get(f"/api/v1/households?grid={A1}", headers=world.auth("viewer_110101")).json
+    assert "65123456" not in str(body) and "651*3456" not in str(body)
+    assert "******56" in str(body)
+
+
+def test_district_viewers_see_a_complainants_landline_mostly_masked(client, session, world):
+    task = make_task_at(
+        session,
+        world.households[A1][0],
+        NOW + timedelta(days=1),
+        complainant={"name": "王秀英", "phone": "6512345"},
+    )
+    body = client.get(f"/api/v1/tasks/{task.id}", headers=world.auth("viewer_110101")).json
+    assert body["complainant"] == {"name": "王**", "phone": "*****45"}
+
+
 # --- every read audited ---------------------------------------------------------------------
 def test_reading_a_visit_is_audited_with_its_uuid(client, session, world, visit):
     client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("leader_a"))
