@@ -306,14 +306,24 @@ def _new_grid(session: Session, draft: GridDraft, actor_id: int | None, now: dat
 
 
 def _redraw(
-    session: Session, grid: Grid, boundary: MultiPolygon, actor_id: int | None, now: datetime
+    session: Session,
+    grid: Grid,
+    boundary: MultiPolygon,
+    actor_id: int | None,
+    now: datetime,
+    *,
+    reopen: bool = False,
 ) -> bool:
-    """Give `grid` a new boundary version; False when the boundary did not change."""
-    same = session.scalar(
-        select(func.ST_Equals(Grid.boundary, db_geom(boundary))).where(Grid.id == grid.id)
-    )
-    if same:
-        return False
+    """Give `grid` a new boundary version; False when the boundary did not change.
+
+    `reopen`: a version begins even when it did not (a retired grid returns: its last version
+    was closed at retirement, and reports find grids by their versions)."""
+    if not reopen:
+        same = session.scalar(
+            select(func.ST_Equals(Grid.boundary, db_geom(boundary))).where(Grid.id == grid.id)
+        )
+        if same:
+            return False
     current = session.scalar(
         select(GridVersion).where(GridVersion.grid_id == grid.id, GridVersion.valid_to.is_(None))
     )
@@ -471,10 +481,9 @@ def import_grids(
         grid.name = draft.name
         grid.target_households = draft.target_households
         old = grid.boundary
-        if grid.retired_at is not None or _redraw(session, grid, draft.boundary, actor_id, now):
-            if grid.retired_at is not None:
-                grid.retired_at = None
-                _redraw(session, grid, draft.boundary, actor_id, now)
+        returns = grid.retired_at is not None
+        grid.retired_at = None
+        if _redraw(session, grid, draft.boundary, actor_id, now, reopen=returns):
             summary.redrawn.append(grid.code)
             touched[grid.id] = draft.label
             areas.extend([old, grid.boundary])

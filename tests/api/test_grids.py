@@ -307,6 +307,35 @@ def test_delete_retires_an_empty_grid(client, world):
     assert client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 404
 
 
+def test_a_retired_grid_imported_again_begins_a_new_version_and_is_reported_again(
+    client, session, world
+):
+    """Its boundary unchanged, it had no current version: it vanished from every later report."""
+    from api.services import reports
+    from api.services.weeks import current_week, shift_week
+
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
+    created = client.post("/api/v1/grids", json=feature, headers=admin(world)).json
+    assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
+    r = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert r.status_code == 200 and r.json["redrawn"] == [A + "003"]
+    versions = session.scalars(
+        select(GridVersion)
+        .where(GridVersion.grid_id == created["id"])
+        .order_by(GridVersion.version)
+    ).all()
+    assert [(v.version, v.valid_to is None) for v in versions] == [(1, False), (2, True)]
+    assert versions[1].valid_from >= versions[0].valid_to
+    next_week = shift_week(current_week(), 1)
+    selection = reports.select_scope(session, None, next_week, community=A)
+    assert created["id"] in selection.grid_ids
+    assert client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 200
+
+
 def test_import_is_all_or_nothing_and_names_each_bad_feature(client, session, world):
     good = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
     bad_code = grid_feature("12345", box(116.405, 39.925, 116.410, 39.930))
