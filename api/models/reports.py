@@ -115,7 +115,8 @@ class ReportHouseholdDelta(Base):
 
 
 class ReportHouseholdWeek(Base):
-    """Visits of one household in one grid in one ISO week (`met`: someone was found)."""
+    """Visits of one household in one grid in one ISO week (`met`: someone was found);
+    `counted`: the care tags it has been counted done under that week, each once (0016)."""
 
     __tablename__ = "report_household_weeks"
 
@@ -124,6 +125,7 @@ class ReportHouseholdWeek(Base):
     household_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     visits: Mapped[int] = mapped_column(Integer)
     met: Mapped[int] = mapped_column(Integer)
+    counted: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
 
 
 class ReportGridWeek(Base):

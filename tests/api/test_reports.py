@@ -23,7 +23,7 @@ from shapely.geometry import shape
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
-from api.models import District, Grid, Household, Roster, Shift, User, Visit
+from api.models import Community, District, Grid, Household, Roster, Shift, User, Visit
 from api.services import grids as grid_service
 from api.services import households as household_service
 from api.services import reports
@@ -404,6 +404,50 @@ def test_the_aggregates_equal_a_rebuild_from_raw_visits(session, history):
     kept = _aggregates(session)
     session.execute(text("SELECT gw_report_rebuild()"))
     assert _aggregates(session) == kept
+
+
+def _elderly_in_w48(session, history) -> dict:
+    r1 = grid_of(_report(session, "2026-W48", community=RC), R1)
+    return next(m for m in r1["must_visit"] if m["tag"] == "elderly_80")
+
+
+def test_a_tag_raised_mid_week_counts_a_must_visit_household_done_once(session, history):
+    """h1 (elderly_80, once a week) is visited Monday, tagged living alone on Tuesday (twice a
+    week now) and visited Wednesday: it was counted done again (2 of 1, 200 %)."""
+    h1, w1 = history.h["h1"], history.users["w1"]
+    make_visit(session, w1, h1, at(23))
+    effective(session, at(24))
+    household_service.update_household(session, None, h1, {"tags": ["elderly_80", "living_alone"]})
+    effective(session, None)
+    make_visit(session, w1, h1, at(25))
+    assert _elderly_in_w48(session, history) == {
+        "tag": "elderly_80",
+        "due": 1,
+        "done": 1,
+        "rate": 100.0,
+    }
+    kept = _aggregates(session)
+    session.execute(text("SELECT gw_report_rebuild()"))
+    assert _aggregates(session) == kept
+
+
+def test_a_cadence_raised_mid_week_counts_a_must_visit_household_done_once(session, history):
+    h1, w1 = history.h["h1"], history.users["w1"]
+    make_visit(session, w1, h1, at(23))
+    community = session.get(Community, RC)
+    community.settings = {"visit_cadence": {"default": 2, "tags": {"living_alone": 2}}}
+    session.flush()
+    make_visit(session, w1, h1, at(25))
+    assert _elderly_in_w48(session, history)["done"] == 1
+    # A community's cadence has no history: the rebuild reads today's for every week, so only
+    # the week it was raised in (where it was met all the same) compares.
+    kept = _aggregates(session)
+    session.execute(text("SELECT gw_report_rebuild()"))
+    rebuilt = _aggregates(session)
+    for table in AGGREGATES:
+        assert [r for r in rebuilt[table] if r[1] == "2026-W48"] == [
+            r for r in kept[table] if r[1] == "2026-W48"
+        ]
 
 
 def test_replayed_batches_leave_the_aggregates_exact(client, world, session):
