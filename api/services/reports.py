@@ -197,6 +197,11 @@ posts AS (
          count(*) FILTER (WHERE s.post = 'B') AS b_days
   FROM shifts s JOIN rosters r ON r.id = s.roster_id AND r.status = 'published'
   WHERE s.date BETWEEN :monday AND :sunday AND s.worker_id IN (SELECT worker_id FROM members)
+    -- Posts here only: B-posts in the selected grids, A-posts (no grid) of their communities'
+    -- rosters; a reliever's home roster is neither counted nor disclosed.
+    AND (s.grid_id IN (SELECT grid_id FROM sel)
+         OR (s.grid_id IS NULL AND r.community_code IN (
+               SELECT g.community_code FROM grids g JOIN sel ON sel.grid_id = g.id)))
   GROUP BY s.worker_id),
 weeks AS (SELECT unnest(CAST(:weeks AS text[])) AS week),
 trend_hh AS (

@@ -333,6 +333,34 @@ def test_workers_count_visits_households_and_posts_including_the_reliever(client
     assert workers["rp_leader"]["visits"] == 0
 
 
+def _workers(client, history) -> dict[str, dict]:
+    report = client.get(
+        COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
+    ).json
+    return {w["username"]: w for w in report["workers"]}
+
+
+def test_a_relievers_posts_count_only_the_shifts_here(client, session, history):
+    """rp_wx works four B-posts at home (RC2) and relieves once in R1: the report on RC showed
+    b_days 5, and so disclosed RC2's roster."""
+    home = Roster(community_code=RC2, week="2026-W47", status="published")
+    session.add(home)
+    session.flush()
+    wx, s1 = history.users["wx"], history.grids[S1]
+    session.add_all(
+        [
+            Shift(
+                roster_id=home.id, date=date(2026, 11, d), post="B", worker_id=wx.id, grid_id=s1.id
+            )
+            for d in (16, 17, 18, 20)
+        ]
+        + [Shift(roster_id=home.id, date=date(2026, 11, 21), post="A", worker_id=wx.id)]
+    )
+    session.commit()
+    wx_row = _workers(client, history)["rp_wx"]
+    assert (wx_row["a_days"], wx_row["b_days"]) == (0, 1)
+
+
 def test_trend_covers_eight_weeks_ending_with_the_week(client, history):
     report = client.get(
         COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
