@@ -185,7 +185,8 @@ members AS (
   UNION SELECT w.worker_id FROM report_worker_weeks w JOIN sel USING (grid_id)
         WHERE w.week = :week
   UNION SELECT s.worker_id FROM shifts s JOIN sel USING (grid_id)
-        WHERE s.date BETWEEN :monday AND :sunday),
+        JOIN rosters r ON r.id = s.roster_id AND r.status = 'published'
+        WHERE s.post = 'B' AND s.date BETWEEN :monday AND :sunday),
 wv AS (
   SELECT w.worker_id, sum(w.visits) AS visits, sum(w.households) AS households
   FROM report_worker_weeks w JOIN sel USING (grid_id)

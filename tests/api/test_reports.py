@@ -361,6 +361,23 @@ def test_a_relievers_posts_count_only_the_shifts_here(client, session, history):
     assert (wx_row["a_days"], wx_row["b_days"]) == (0, 1)
 
 
+def test_a_draft_rosters_shift_adds_no_worker_to_the_report(client, session, history):
+    """W48's roster of RC is still a draft: a B-post in it for rp_wx (of RC2) put rp_wx on the
+    week's worker list of RC, with 0 of everything."""
+    draft = Roster(community_code=RC, week="2026-W48", status="draft")
+    session.add(draft)
+    session.flush()
+    wx, r1 = history.users["wx"], history.grids[R1]
+    session.add(
+        Shift(roster_id=draft.id, date=date(2026, 11, 24), post="B", worker_id=wx.id, grid_id=r1.id)
+    )
+    session.commit()
+    report = client.get(
+        COVERAGE, query_string={"week": "2026-W48", "community": RC}, headers=history.auth("admin")
+    ).json
+    assert "rp_wx" not in {w["username"] for w in report["workers"]}
+
+
 def test_trend_covers_eight_weeks_ending_with_the_week(client, history):
     report = client.get(
         COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
