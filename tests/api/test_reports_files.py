@@ -149,6 +149,19 @@ def test_pdf_renders_a_stored_name_holding_markup(client, session, history):
     assert "A<B&社区" in text_ and "一<b>网格" in text_
 
 
+def test_a_name_that_looks_like_a_formula_stays_text(client, session, history):
+    """Opening the report must not run what someone typed as a grid name (CSV injection)."""
+    name = '=HYPERLINK("http://example.com/x","点我")'
+    _name_badly(session, grid=name)
+    wb = load_workbook(io.BytesIO(_get(client, history, format="xlsx").data))
+    [cell] = [row[1] for row in wb["网格"].iter_rows(2) if row[0].value == R1]
+    assert (cell.value, cell.data_type) == (name, "s")
+    rows = list(
+        csv.reader(io.StringIO(_get(client, history, format="csv").data.decode("utf-8-sig")))
+    )
+    assert "'" + name in [row[1] for row in rows]
+
+
 def test_json_is_the_default(client, history):
     r = _get(client, history)
     assert r.mimetype == "application/json"
