@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, send_from_directory
 
 from api import errors
 
 bp = Blueprint("web", __name__)
+log = logging.getLogger(__name__)
 
 DEFAULT_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 
@@ -24,9 +28,39 @@ def dist() -> Path:
     return path
 
 
+# The pages keep a bearer token in localStorage: nothing but our own files may run or load.
+# MapLibre draws with a worker made from a blob: URL and decodes raster tiles through blob: and
+# data: images (its CSS icons are data: SVGs); the basemap host, when configured, is added.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:{basemap}; "
+    "connect-src 'self'{basemap}; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]+)?")
+
+
+def basemap_source(url: str | None) -> str:
+    """The CSP source (scheme://host[:port]) of the basemap tile URL template, or "" for none."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if not parts.scheme and not parts.netloc:
+        return ""  # a path on this server: 'self'
+    if parts.scheme not in ("http", "https") or not _HOST.fullmatch(parts.netloc):
+        log.warning("BASEMAP_URL %r names no plain http(s) host; the pages will not load it", url)
+        return ""
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def page_csp() -> str:
+    source = basemap_source(current_app.config.get("BASEMAP_URL"))
+    return PAGE_CSP.format(basemap=f" {source}" if source else "")
+
+
 def _page(name: str) -> Response:
     response = send_from_directory(dist(), name, max_age=0)
     response.headers["Cache-Control"] = "no-cache"
+    response.headers["Content-Security-Policy"] = page_csp()
     return response
 
 

@@ -91,18 +91,23 @@ def e2e_engine(e2e_database_url):
 
 
 @pytest.fixture(scope="module")
-def live_server(e2e_database_url):
-    """The real app, served by werkzeug in a thread on a free loopback port."""
+def live_app(e2e_database_url):
+    """The real app on the e2e database (a test may change its config while it serves)."""
     from api import create_app
 
-    app = create_app(
+    return create_app(
         {
             "DATABASE_URL": e2e_database_url,
             "SECRET_KEY": "e2e-secret-key-with-enough-length-for-hs256",
             "LOG_LEVEL": "WARNING",
         }
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+
+
+@pytest.fixture(scope="module")
+def live_server(live_app):
+    """The real app, served by werkzeug in a thread on a free loopback port."""
+    server = make_server("127.0.0.1", 0, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -137,8 +142,14 @@ def page(context):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # The pages run under a Content-Security-Policy: what it refuses is reported on the console.
+    page.on("console", lambda message: _csp_violation(message) and errors.append(message.text))
     yield page
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert errors == [], f"JavaScript errors or CSP violations on the page: {errors}"
+
+
+def _csp_violation(message) -> bool:
+    return message.type == "error" and "Content Security Policy" in message.text
 
 
 def screenshot(page, name: str) -> Path:

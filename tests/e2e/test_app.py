@@ -21,18 +21,18 @@ def worker_page(context, page):
     page.goto("/app")
     sign_in(page, "worker01", DEMO_PASSWORD)
     page.wait_for_selector("body[data-ready='1']")
-    page.wait_for_function("navigator.serviceWorker.controller !== null || true")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null || true")
     return page
 
 
 def record_offline(context, page) -> str:
     context.set_offline(True)
-    page.wait_for_function("!navigator.onLine")
+    page.wait_for_function("() => !navigator.onLine")
     household = page.locator("#household").input_value()
     page.select_option("#outcome", "met")
     page.fill("textarea[name=notes]", "楼道灯坏了")
     page.click("#record")
-    page.wait_for_function("document.querySelector('#queue-count').textContent === '1'")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
     return household
 
 
@@ -66,7 +66,9 @@ def test_app_syncs_the_offline_visit_when_online(context, worker_page, live_serv
     record_offline(context, worker_page)
     (queued,) = worker_page.evaluate("async () => (await import('/web/queue.js')).listQueued()")
     context.set_offline(False)
-    worker_page.wait_for_function("document.querySelector('#queue-count').textContent === '0'")
+    worker_page.wait_for_function(
+        "() => document.querySelector('#queue-count').textContent === '0'"
+    )
     with e2e_engine.connect() as conn:
         stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(queued["id"]))).one()
     assert stored.datum == "wgs84"

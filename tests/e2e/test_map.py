@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
+import pytest
+
 from fixtures.people import DEMO_PASSWORD
 from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
 
@@ -64,3 +69,47 @@ def test_map_speaks_english_when_asked(page):
     sign_in(page, "leader01", DEMO_PASSWORD)
     wait_for_grids(page)
     assert "Grid coverage" in page.locator("#legend").inner_text()
+
+
+@pytest.fixture()
+def basemap(live_app):
+    """A raster basemap on another origin (another port), set as the app's BASEMAP_URL."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    tile = (
+        Path(__file__).resolve().parents[2] / "web" / "dist" / "icons" / "icon-192.png"
+    ).read_bytes()
+    asked: list[str] = []
+
+    class Tiles(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Content-Length", str(len(tile)))
+            self.end_headers()
+            self.wfile.write(tile)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    live_app.config["BASEMAP_URL"] = f"http://127.0.0.1:{server.server_port}/{{z}}/{{x}}/{{y}}.png"
+    yield asked
+    live_app.config["BASEMAP_URL"] = None
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_map_draws_a_basemap_from_another_host_under_its_csp(page, basemap):
+    # The page fixture fails the test on any CSP violation (a refused tile is one).
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
+    page.wait_for_function(
+        "() => window.gridworkMap.isSourceLoaded('basemap') && window.gridworkMap.areTilesLoaded()"
+    )
+    assert basemap, "no basemap tile was asked for"

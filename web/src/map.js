@@ -92,7 +92,8 @@ function style() {
 
 function legend() {
   const el = document.getElementById("legend");
-  const swatch = (color, dot = false) => `<i class="${dot ? "dot" : ""}" style="background:${color}"></i>`;
+  // Colours are set through the DOM: the page's CSP refuses inline style attributes.
+  const swatch = (color, dot = false) => `<i class="${dot ? "dot" : ""}" data-color="${color}"></i>`;
   el.innerHTML = `
     <h3>${t.legendGrids}</h3>
     <div>${swatch("#d73027")}0%</div><div>${swatch("#fee08b")}50%</div>
@@ -101,10 +102,11 @@ function legend() {
     <div>${swatch(COLORS.visited, true)}${t.visitedWeek}</div>
     <div>${swatch(COLORS.due, true)}${t.due}</div>
     <div>${swatch(COLORS.overdue, true)}${t.overdue}</div>
-    <div><i class="dot" style="background:#fff;border:2px solid #000"></i>${t.mustVisit}</div>
+    <div><i class="dot must-visit"></i>${t.mustVisit}</div>
     <h3>${t.tasks}</h3>
     <div>${swatch(COLORS.task, true)}${t.taskOpen}</div>
     <div>${swatch(COLORS.overdue, true)}${t.taskOverdue}</div>`;
+  for (const i of el.querySelectorAll("i[data-color]")) i.style.background = i.dataset.color;
   el.hidden = false;
 }
 
