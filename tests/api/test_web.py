@@ -1,10 +1,18 @@
-"""What the server serves for the browser pages: their Content-Security-Policy."""
+"""What the server serves for the browser pages: their Content-Security-Policy, and the workers'
+app offering only the task transitions the API lets an assignee make."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
+from api.services.tasks import ASSIGNEE, TRANSITIONS
 from api.web import basemap_source
+
+WEB_SRC = Path(__file__).resolve().parents[2] / "web" / "src"
 
 
 @pytest.fixture()
@@ -89,3 +97,24 @@ def test_basemap_source(url, source):
 def test_json_answers_keep_their_own_locked_csp(database_url, connection, dist):
     response = get(pages_client(database_url, connection, dist), "/api/v1/grids")
     assert directives(response)["default-src"] == ["'none'"]
+
+
+def worker_actions() -> dict[str, list[str]]:
+    """The WORKER_ACTIONS map of web/src/app.js, read from the source."""
+    source = (WEB_SRC / "app.js").read_text()
+    body = re.search(r"const WORKER_ACTIONS = (\{.*?\});", source, re.S).group(1)
+    return json.loads(re.sub(r"(\w+):", r'"\1":', body).replace(",\n}", "\n}"))
+
+
+def test_the_app_offers_only_transitions_the_api_allows_the_assignee():
+    offered = worker_actions()
+    for status, actions in offered.items():
+        for action in actions:
+            rule = TRANSITIONS[action].get(status)
+            assert rule is not None, f"the API refuses {action} from {status}"
+            assert rule.by == ASSIGNEE, f"{action} from {status} is not the assignee's"
+    # ...and no state the assignee can move a task out of is left without a button.
+    movable = {
+        status for rules in TRANSITIONS.values() for status, r in rules.items() if r.by == ASSIGNEE
+    }
+    assert set(offered) == movable

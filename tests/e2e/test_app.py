@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import screenshot, sign_in
+from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
 
 # 110101001001001's first demo household sits about here; the exact point does not matter.
 HERE = {"longitude": 116.3975, "latitude": 39.9087, "accuracy": 8}
@@ -84,3 +86,32 @@ def test_app_is_an_installable_pwa(context, worker_page):
     assert {icon["sizes"] for icon in manifest["icons"]} == {"192x192", "512x512"}
     scope = worker_page.evaluate("async () => (await navigator.serviceWorker.ready).scope")
     assert scope.endswith("/app")
+
+
+def test_a_reopened_task_is_accepted_first(worker_page, e2e_engine):
+    from api.models import Grid, Task, User
+
+    with e2e_engine.begin() as conn:
+        grid = conn.scalar(select(Grid.id).where(Grid.code == DEMO_GRID))
+        worker = conn.scalar(select(User.id).where(User.username == "worker01"))
+    with Session(e2e_engine) as session:
+        task = Task(
+            source="window",
+            type="help",
+            title="楼道灯又坏了",
+            grid_id=grid,
+            status="reopened",
+            assignee_id=worker,
+            due_at=datetime.now(UTC) + timedelta(days=1),
+        )
+        session.add(task)
+        session.commit()
+        task_id = task.id
+    worker_page.reload()
+    worker_page.wait_for_selector("body[data-ready='1']")
+    buttons = worker_page.locator(f"li.task[data-id='{task_id}'] button[data-action]")
+    assert [b.get_attribute("data-action") for b in buttons.all()] == ["accept"]
+    buttons.first.click()
+    worker_page.wait_for_selector(f"li.task[data-id='{task_id}'] button[data-action='start']")
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(Task.status).where(Task.id == task_id)) == "accepted"

@@ -43,9 +43,10 @@ const TEXT = {
     },
   },
 };
-// The transitions a worker makes from each state (issue #5); leaders do the rest.
+// The transitions a worker makes from each state (issue #5); leaders do the rest. Each must be an
+// assignee's transition of api/services/tasks.py TRANSITIONS (tests/api/test_web.py checks).
 const WORKER_ACTIONS = {
-  dispatched: ["accept", "return"], accepted: ["start"], in_progress: ["resolve"], reopened: ["start"],
+  dispatched: ["accept", "return"], accepted: ["start"], in_progress: ["resolve"], reopened: ["accept"],
 };
 const lang = pickLang();
 const t = TEXT[lang];
