@@ -16,15 +16,19 @@ from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
 HERE = {"longitude": 116.3975, "latitude": 39.9087, "accuracy": 8}
 
 
-@pytest.fixture()
-def worker_page(context, page):
+def open_app(context, page, username: str = "worker01"):
     context.grant_permissions(["geolocation"])
     context.set_geolocation(HERE)
     page.goto("/app")
-    sign_in(page, "worker01", DEMO_PASSWORD)
+    sign_in(page, username, DEMO_PASSWORD)
     page.wait_for_selector("body[data-ready='1']")
     page.wait_for_function("() => navigator.serviceWorker.controller !== null || true")
     return page
+
+
+@pytest.fixture()
+def worker_page(context, page):
+    return open_app(context, page)
 
 
 def record_offline(context, page) -> str:
@@ -86,6 +90,154 @@ def test_app_is_an_installable_pwa(context, worker_page):
     assert {icon["sizes"] for icon in manifest["icons"]} == {"192x192", "512x512"}
     scope = worker_page.evaluate("async () => (await navigator.serviceWorker.ready).scope")
     assert scope.endswith("/app")
+
+
+# --- sign-out -----------------------------------------------------------------------------------
+# The browser's push service is faked: headless Chromium cannot reach a real one.
+FAKE_PUSH = """(() => {
+  const subscription = {
+    endpoint: "https://push.example.test/e2e/" + crypto.randomUUID(),
+    toJSON() {
+      const keys = { p256dh: "BNcRdreALRFXTkOOUHK1E", auth: "tBHItJI5svbpez7K" };
+      return { endpoint: this.endpoint, keys };
+    },
+    async unsubscribe() { sessionStorage.setItem("e2e.unsubscribed", this.endpoint); return true; },
+  };
+  let current = null;
+  PushManager.prototype.subscribe = async function () {
+    current = subscription;
+    return subscription;
+  };
+  PushManager.prototype.getSubscription = async function () { return current; };
+})();"""
+STORED = """async () => ({
+  token: localStorage.getItem('gridwork.token'),
+  households: localStorage.getItem('gridwork.households'),
+  device: localStorage.getItem('gridwork.device'),
+  queued: (await (await import('/web/queue.js')).listQueued()).length,
+  metaToken: (await (await import('/web/queue.js')).getMeta('token')) ?? null,
+})"""
+
+
+def status_of(live_server: str, token: str, path: str = "/api/v1/auth/me") -> int:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        live_server + path, headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        error.close()
+        return error.code
+
+
+@pytest.fixture()
+def fake_push(context, live_app):
+    context.add_init_script(FAKE_PUSH)
+    context.grant_permissions(["geolocation", "notifications"])
+    live_app.config["GRIDWORK_VAPID_PUBLIC_KEY"] = "B" + "A" * 86  # 65 bytes; subscribe is faked
+    yield
+    live_app.config["GRIDWORK_VAPID_PUBLIC_KEY"] = None
+
+
+def test_sign_out_ends_the_session_stops_push_and_leaves_nothing_behind(
+    context, page, fake_push, live_server, e2e_engine
+):
+    from api.models import Device
+
+    open_app(context, page)
+    page.click("#push")
+    page.wait_for_function("() => document.querySelector('#push-status').textContent !== ''")
+    assert page.inner_text("#push-status") == "推送已开启"
+    before = page.evaluate(STORED)
+    assert before["token"] and before["households"] and before["device"]
+    assert status_of(live_server, before["token"]) == 200
+
+    page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.evaluate(STORED) == {
+        "token": None,
+        "households": None,
+        "device": None,
+        "queued": 0,
+        "metaToken": None,
+    }
+    # The server ended the session and the push device; the browser dropped its subscription.
+    assert status_of(live_server, before["token"]) == 401
+    with e2e_engine.connect() as conn:
+        device = conn.execute(select(Device).where(Device.id == int(before["device"]))).one()
+    assert not device.active and device.deactivation_reason == "signed out"
+    assert page.evaluate("() => sessionStorage.getItem('e2e.unsubscribed')") == device.token
+
+
+def test_sign_out_deletes_unsynced_visits_only_once_the_worker_confirms(context, worker_page):
+    page = worker_page
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    record_offline(context, page)  # offline: the sync before signing out cannot reach the server
+
+    asked: list[str] = []
+
+    def answer(yes: bool):
+        def handle(dialog):
+            asked.append(f"{dialog.type}: {dialog.message}")
+            dialog.accept() if yes else dialog.dismiss()
+
+        return handle
+
+    page.once("dialog", answer(False))
+    page.click("#signout")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
+    assert len(asked) == 1 and asked[0].startswith("confirm: 本机还有 1 条走访记录未同步")
+    stored = page.evaluate(STORED)
+    assert stored["token"] and stored["queued"] == 1  # still signed in, the visit kept
+
+    page.once("dialog", answer(True))
+    with page.expect_navigation():  # the app reloads once signed out
+        page.click("#signout")
+    assert len(asked) == 2
+    context.set_offline(False)
+    page.goto("/app")
+    page.wait_for_selector("#signin:not([hidden])")
+    stored = page.evaluate(STORED)
+    assert stored == {
+        "token": None,
+        "households": None,
+        "device": None,
+        "queued": 0,
+        "metaToken": None,
+    }
+
+
+def test_a_queued_visit_syncs_only_under_the_worker_who_recorded_it(context, page, e2e_engine):
+    """On a shared PC: worker01's unsynced visit is not sent under the next user's token."""
+    from api.models import User, Visit
+
+    open_app(context, page, "worker01")
+    context.route("**/api/v1/visits/batch", lambda route: route.abort())  # the server is away
+    page.select_option("#outcome", "met")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
+    (queued,) = page.evaluate("async () => (await import('/web/queue.js')).listQueued()")
+    with e2e_engine.connect() as conn:
+        worker01 = conn.scalar(select(User.id).where(User.username == "worker01"))
+    assert queued["user"] == str(worker01)
+
+    # worker01's sign-in ends without the app (here: signed out on the map, same origin) ...
+    page.goto("/map")
+    page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    context.unroute("**/api/v1/visits/batch")
+    # ... and their grid leader signs in to the app on the same browser: the app syncs on start.
+    open_app(context, page, "leader01")
+    page.click("#sync")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '0'")
+    (still,) = page.evaluate("async () => (await import('/web/queue.js')).listQueued()")
+    assert still["id"] == queued["id"] and still["state"] == "pending"
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(Visit.id).where(Visit.id == uuid.UUID(queued["id"]))) is None
 
 
 def test_a_reopened_task_is_accepted_first(worker_page, e2e_engine):

@@ -1,8 +1,9 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline.
 import {
-  api, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, setToken, signIn, todayLocal, translate,
+  DEVICE_KEY, HOUSEHOLDS_KEY, api, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut,
+  todayLocal, translate,
 } from "./common.js";
-import { enqueue, listQueued, setMeta, syncQueue } from "./queue.js";
+import { clearQueue, enqueue, listQueued, setMeta, syncQueue, tokenUser } from "./queue.js";
 
 const TEXT = {
   zh: {
@@ -16,6 +17,7 @@ const TEXT = {
     locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误",
     geoFailed: "无法定位：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
     mustVisit: "必访", planOverdue: "逾期",
+    unsynced: (n) => `本机还有 ${n} 条走访记录未同步，退出后将被删除。仍要退出吗？`,
     actions: { accept: "接单", start: "开始处理", resolve: "办结", return: "退回" },
     outcomes: { met: "见到住户", nobody_home: "无人在家", refused: "拒绝", moved_out: "已搬离", vacant: "空置" },
     statuses: {
@@ -35,6 +37,7 @@ const TEXT = {
     synced: "Synced", badLogin: "Wrong username or password", geoFailed: "No location: ", rejected: "rejected",
     pushOn: "Push enabled", pushUnavailable: "Push not configured or not supported", mustVisit: "must-visit",
     planOverdue: "overdue",
+    unsynced: (n) => `${n} visit${n === 1 ? " is" : "s are"} not synced yet and would be deleted from this device. Sign out anyway?`,
     actions: { accept: "Accept", start: "Start", resolve: "Resolve", return: "Return" },
     outcomes: { met: "met", nobody_home: "nobody home", refused: "refused", moved_out: "moved out", vacant: "vacant" },
     statuses: {
@@ -132,14 +135,15 @@ async function loadPlanAndHouseholds() {
     households = households.concat(all.filter((h) => !seen.has(h.id)));
   } catch { /* offline: keep what we have */ }
   if (households.length) {
-    localStorage.setItem("gridwork.households", JSON.stringify(households.map((h) => ({ id: h.id, label: householdLabel(h) }))));
+    localStorage.setItem(HOUSEHOLDS_KEY, JSON.stringify(households.map((h) => ({ id: h.id, label: householdLabel(h) }))));
   }
-  const cached = JSON.parse(localStorage.getItem("gridwork.households") || "[]");
+  const cached = JSON.parse(localStorage.getItem(HOUSEHOLDS_KEY) || "[]");
   $("household").innerHTML = cached.map((h) => `<option value="${h.id}">${escapeHtml(h.label)}</option>`).join("");
 }
 
 async function showQueue() {
-  const queued = await listQueued();
+  const user = tokenUser(getToken());
+  const queued = (await listQueued()).filter((r) => r.user === user);
   const pending = queued.filter((r) => r.state === "pending");
   $("queue-count").textContent = String(pending.length);
   $("queue").innerHTML = queued.filter((r) => r.state === "rejected")
@@ -192,7 +196,7 @@ $("visit-form").addEventListener("submit", async (e) => {
     follow_up: form.get("follow_up") === "on",
     follow_up_note: form.get("follow_up_note") || null,
   };
-  await enqueue(visit);
+  await enqueue(visit, tokenUser(getToken()));
   $("visit-status").textContent = t.savedOffline;
   e.target.reset();
   await showQueue();
@@ -215,7 +219,8 @@ $("push").addEventListener("click", async () => {
     const subscription = await registration.pushManager.subscribe({
       userVisibleOnly: true, applicationServerKey: urlBase64ToUint8Array(config.vapidPublicKey),
     });
-    await api("/api/v1/devices", { method: "POST", body: { platform: "web", subscription: subscription.toJSON() } });
+    const device = await api("/api/v1/devices", { method: "POST", body: { platform: "web", subscription: subscription.toJSON() } });
+    localStorage.setItem(DEVICE_KEY, String(device.id));
     $("push-status").textContent = t.pushOn;
   } catch (error) {
     $("push-status").textContent = error.message;
@@ -242,11 +247,37 @@ $("signin").addEventListener("submit", async (e) => {
     $("signin-error").textContent = t.badLogin;
   }
 });
-$("signout").addEventListener("click", async (e) => {
-  e.preventDefault();
-  setToken(null);
-  await setMeta("token", null);
+// Sign-out ends the session on the server, stops pushes to this browser and deletes the queue and
+// the cached households. Queued visits are the worker's work: they get one more sync first, and
+// any still unsynced (or another user's) are deleted only once the worker confirms.
+let signingOut = false;
+async function signOutHere() {
+  if (signingOut) return;
+  signingOut = true;
+  try {
+    await endSignIn();
+  } finally {
+    signingOut = false;
+  }
+}
+async function endSignIn() {
+  if (navigator.onLine) await syncQueue().catch(() => {});
+  const unsynced = (await listQueued()).filter((r) => r.state === "pending").length;
+  if (unsynced && !confirm(t.unsynced(unsynced))) {
+    await showQueue();
+    return;
+  }
+  const registration = await navigator.serviceWorker?.getRegistration().catch(() => null);
+  const subscription = await registration?.pushManager?.getSubscription().catch(() => null);
+  const device = Number(localStorage.getItem(DEVICE_KEY)) || null;
+  await signOut(device ? { device_id: device } : subscription ? { token: subscription.endpoint } : {});
+  await subscription?.unsubscribe().catch(() => {});
+  await clearQueue();
   location.reload();
+}
+$("signout").addEventListener("click", (e) => {
+  e.preventDefault();
+  signOutHere();
 });
 
 window.addEventListener("online", () => { showNet(); sync(); });

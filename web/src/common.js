@@ -3,6 +3,8 @@
 export const config = window.GRIDWORK_CONFIG || {};
 const TOKEN_KEY = "gridwork.token";
 const LANG_KEY = "gridwork.lang";
+export const HOUSEHOLDS_KEY = "gridwork.households"; // the app's cached household list
+export const DEVICE_KEY = "gridwork.device"; // the app's web push device id
 
 export function getToken() {
   return localStorage.getItem(TOKEN_KEY);
@@ -22,6 +24,22 @@ export async function signIn(username, password) {
   if (!response.ok) throw new Error(body.detail || response.statusText);
   setToken(body.access_token);
   return body;
+}
+
+/**
+ * Sign out: the server revokes this token and its session (and stops pushes to the device
+ * named in `body`: {device_id} or {token}), then the token and the cached personal data are
+ * forgotten here. Best effort on the server: offline, the token is forgotten and expires.
+ */
+export async function signOut(body = {}) {
+  if (getToken()) {
+    try {
+      await api("/api/v1/auth/logout", { method: "POST", body });
+    } catch { /* offline, or the token had already ended */ }
+  }
+  setToken(null);
+  localStorage.removeItem(HOUSEHOLDS_KEY);
+  localStorage.removeItem(DEVICE_KEY);
 }
 
 export class ApiError extends Error {

@@ -1,7 +1,8 @@
 // The grid leader's map: vector tiles of grids, households, visits and tasks, with popups.
 import {
-  api, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, setToken, signIn, translate,
+  api, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut, translate,
 } from "./common.js";
+import { setMeta } from "./queue.js";
 
 const TEXT = {
   zh: {
@@ -200,16 +201,19 @@ function start() {
     map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
   }
   fitToGrids(map).catch((error) => {
-    if (error.status === 401) signOut();
+    if (error.status === 401) signOutHere();
   });
 }
 
-function signOut() {
-  setToken(null);
+// The token is shared with /app (same origin): signing out here signs out there too. The app's
+// queued visits stay, tagged with their worker, and sync only when that worker signs in again.
+async function signOutHere() {
+  await signOut();
+  await setMeta("token", null).catch(() => {});
   location.reload();
 }
 
-document.getElementById("signout").addEventListener("click", (e) => { e.preventDefault(); signOut(); });
+document.getElementById("signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
 
 const form = document.getElementById("signin");
 form.addEventListener("submit", async (e) => {

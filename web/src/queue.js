@@ -28,12 +28,31 @@ async function run(storeName, mode, work) {
   });
 }
 
-/** Queue one visit (the record is {id, visit, state: "pending"|"rejected", reason}). */
-export function enqueue(visit) {
-  return run(STORE, "readwrite", (store) => store.put({ id: visit.id, visit, state: "pending", queuedAt: Date.now() }));
+/** The user id (the JWT's `sub`) a token was issued to, or null. */
+export function tokenUser(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return String(JSON.parse(atob(payload)).sub ?? "") || null;
+  } catch {
+    return null;
+  }
 }
+
+/**
+ * Queue one visit recorded by `user` (the record is {id, visit, user, state: "pending"|"rejected",
+ * reason}). A visit syncs only under its own worker's token: the server files it under the caller.
+ */
+export function enqueue(visit, user) {
+  return run(STORE, "readwrite", (store) => store.put({ id: visit.id, visit, user, state: "pending", queuedAt: Date.now() }));
+}
+/** Every queued visit, of whichever user. */
 export function listQueued() {
   return run(STORE, "readonly", (store) => store.getAll());
+}
+/** Empty the queue and forget the token (sign-out). */
+export async function clearQueue() {
+  await run(STORE, "readwrite", (store) => store.clear());
+  await run(META, "readwrite", (store) => store.clear());
 }
 export function setMeta(key, value) {
   return run(META, "readwrite", (store) => store.put(value, key));
@@ -45,9 +64,10 @@ export function getMeta(key) {
 let syncing = null;
 
 /**
- * Send every pending visit through POST /api/v1/visits/batch. Created and duplicate visits leave
- * the queue; rejected ones stay, marked with the reason; a network failure leaves all as they were.
- * Returns {sent, created, duplicate, rejected, left}.
+ * Send the signed-in user's pending visits through POST /api/v1/visits/batch (another user's stay
+ * where they are). Created and duplicate visits leave the queue; rejected ones stay, marked with
+ * the reason; a network failure leaves all as they were. Returns {sent, created, duplicate,
+ * rejected, left}, `left` counting the user's pending visits.
  */
 export function syncQueue() {
   if (!syncing) syncing = doSync().finally(() => { syncing = null; });
@@ -56,7 +76,9 @@ export function syncQueue() {
 
 async function doSync() {
   const token = await getMeta("token");
-  const pending = (await listQueued()).filter((r) => r.state === "pending");
+  const user = tokenUser(token);
+  const mine = async () => (await listQueued()).filter((r) => r.state === "pending" && user && r.user === user);
+  const pending = await mine();
   const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, left: 0 };
   for (let i = 0; i < pending.length; i += BATCH_LIMIT) {
     const chunk = pending.slice(i, i + BATCH_LIMIT);
@@ -81,6 +103,6 @@ async function doSync() {
       }
     });
   }
-  summary.left = (await listQueued()).filter((r) => r.state === "pending").length;
+  summary.left = (await mine()).length;
   return summary;
 }
