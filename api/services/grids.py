@@ -236,7 +236,7 @@ def _check_overlaps(session: Session, grids: dict[int, str]) -> None:
         )
 
 
-def _reassign_households(session: Session, shapes: Iterable) -> int:
+def _reassign_households(session: Session, scope: Scope | None, shapes: Iterable) -> int:
     """Recompute the grid of every household inside `shapes`; refuse to orphan any."""
     area = "SRID=4326;" + shapely.union_all([to_shape(s) for s in shapes]).wkt
     orphan = session.execute(
@@ -258,19 +258,49 @@ def _reassign_households(session: Session, shapes: Iterable) -> int:
             f"(e.g. household {h.id}: building {h.building} unit {h.unit} room {h.room}).",
             errors={"household_ids": [row.id for row in orphan[:50]]},
         )
-    result = session.execute(
+    # Every household of the area goes to the lowest-coded grid covering it; the old and new
+    # grid of each come back, to refuse a move between communities.
+    moves = session.execute(
         text(
             """
-            UPDATE households h SET grid_id = (
-                SELECT g.id FROM grids g
-                WHERE g.retired_at IS NULL AND ST_Intersects(g.boundary, h.location)
-                ORDER BY g.code LIMIT 1)
-            WHERE ST_Intersects(h.location, ST_GeomFromEWKT(:area))
+            UPDATE households h SET grid_id = m.new_id
+            FROM (SELECT x.id, x.grid_id AS old_id,
+                         (SELECT g.id FROM grids g
+                          WHERE g.retired_at IS NULL AND ST_Intersects(g.boundary, x.location)
+                          ORDER BY g.code LIMIT 1) AS new_id
+                  FROM households x
+                  WHERE ST_Intersects(x.location, ST_GeomFromEWKT(:area))) m
+            WHERE h.id = m.id
+            RETURNING h.id, m.old_id, m.new_id
             """
         ),
         {"area": area},
-    )
-    return result.rowcount
+    ).all()
+    if scope is not None:
+        _refuse_moves_between_communities(session, [m for m in moves if m.old_id != m.new_id])
+    return len(moves)
+
+
+def _refuse_moves_between_communities(session: Session, moves: list) -> None:
+    """A grid drawn in one community may not take another's households, however small its
+    overlap with that community's grid (the overlap tolerance is for border slivers, not for
+    a tiny grid drawn around someone else's household). Only an operator (the CLI) moves
+    households between communities."""
+    if not moves:
+        return
+    ids = {m.old_id for m in moves} | {m.new_id for m in moves}
+    grids = {g.id: g for g in session.scalars(select(Grid).where(Grid.id.in_(ids)))}
+    crossing = [
+        m for m in moves if grids[m.old_id].community_code != grids[m.new_id].community_code
+    ]
+    if crossing:
+        m = crossing[0]
+        raise errors.Unprocessable(
+            f"The change would move {len(crossing)} household(s) to another community's grid "
+            f"(e.g. household {m.id} from grid {grids[m.old_id].code} to grid "
+            f"{grids[m.new_id].code}); a grid may not take another community's households.",
+            errors={"household_ids": [m.id for m in crossing[:50]]},
+        )
 
 
 def _new_grid(session: Session, draft: GridDraft, actor_id: int | None, now: datetime) -> Grid:
@@ -357,7 +387,7 @@ def create_grid(session: Session, scope: Scope | None, feature: dict) -> Grid:
     grid = _new_grid(session, draft, scope.user_id if scope else None, now)
     session.flush()
     _check_overlaps(session, {grid.id: "feature"})
-    _reassign_households(session, [grid.boundary])
+    _reassign_households(session, scope, [grid.boundary])
     return grid
 
 
@@ -383,7 +413,7 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
         if _redraw(session, grid, boundary, scope.user_id if scope else None, datetime.now(UTC)):
             session.flush()
             _check_overlaps(session, {grid.id: f"grid {grid.code}"})
-            _reassign_households(session, [old, grid.boundary])
+            _reassign_households(session, scope, [old, grid.boundary])
     session.flush()
     return grid
 
@@ -435,9 +465,8 @@ def import_grids(
         try:
             draft = parse_feature(feature, label)
         except errors.Unprocessable as exc:
-            code = (
-                (feature.get("properties") or {}).get("code") if isinstance(feature, dict) else None
-            )
+            props = feature.get("properties") if isinstance(feature, dict) else None
+            code = props.get("code") if isinstance(props, dict) else None
             problems.append(
                 {"feature": index, "code": code, "detail": exc.detail, "errors": exc.errors}
             )
@@ -492,6 +521,6 @@ def import_grids(
     session.flush()
     _check_overlaps(session, touched)
     if areas:
-        summary.households_moved = _reassign_households(session, areas)
+        summary.households_moved = _reassign_households(session, scope, areas)
     session.flush()
     return summary

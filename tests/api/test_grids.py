@@ -7,6 +7,7 @@ from shapely.geometry import shape
 from sqlalchemy import func, select
 
 from api.models import Community, District, Grid, GridVersion, Street
+from api.services.geometry import point_lonlat
 from tests.factories import A1, A2, B1, BOXES, A, B, box, centre, grid_feature
 
 
@@ -462,6 +463,37 @@ def test_a_grid_overlapping_another_communitys_grid_is_422_naming_it(client, wor
 
 def test_a_grid_of_another_community_may_share_a_border(client, world):
     assert b_draws_north_of_a2(client, world, south=39.925).status_code == 201
+
+
+def test_a_tiny_grid_around_another_communitys_household_cannot_take_it(client, session, world):
+    """The overlap tolerance (1 m², for border slivers) let a grid of 0.2 m² be drawn around one
+    of B1's households, which then went to it, the lowest-coded grid covering it."""
+    home = world.households[B1][0]
+    lon, lat = point_lonlat(home.location)
+    d = 0.000005
+    tiny = grid_feature(A + "003", box(lon - d, lat - d, lon + d, lat + d))
+    created = client.post("/api/v1/grids", json=tiny, headers=admin(world))
+    imported = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [tiny]},
+        headers=admin(world),
+    )
+    assert [r.status_code for r in (created, imported)] == [422, 422]
+    assert "another community's households" in created.json["detail"]
+    session.refresh(home)
+    assert home.grid_id == world.grids[B1].id
+    assert client.get(f"/api/v1/households/{home.id}", headers=admin(world)).status_code == 404
+
+
+def test_an_import_feature_whose_properties_are_not_an_object_is_named(client, world):
+    feature = {**grid_feature(A + "003", box(116.40, 39.93, 116.401, 39.931)), "properties": ["x"]}
+    response = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert response.status_code == 422
+    assert response.json["errors"][0]["feature"] == 0
 
 
 def test_drawing_over_another_community_cannot_take_its_households(client, session, world):
