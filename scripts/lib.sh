@@ -90,7 +90,7 @@ start_local_cluster() {
   fi
   if ! pg_ready 127.0.0.1 "$LOCAL_PG_PORT"; then
     say "starting the project-local PostgreSQL on 127.0.0.1:$LOCAL_PG_PORT"
-    "${as[@]}" "$bin/pg_ctl" -D "$data" -w -l "$data/../postgres.log" \
+    "${as[@]}" "$bin/pg_ctl" -D "$data" -w -l "$run/postgres.log" \
       -o "-p $LOCAL_PG_PORT -k $run -c listen_addresses=127.0.0.1" start >/dev/null
   fi
 }
