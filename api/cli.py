@@ -127,13 +127,18 @@ def ensure_database(url: str) -> bool:
 def upgrade() -> None:
     """Create the database if needed and migrate it to the newest schema."""
     from alembic import command
+    from sqlalchemy.exc import OperationalError
 
     from api.settings import load_config
 
     url = load_config()["DATABASE_URL"]
-    if ensure_database(url):
-        click.echo("created the database")
-    command.upgrade(alembic_config(url), "head")
+    try:
+        if ensure_database(url):
+            click.echo("created the database")
+        command.upgrade(alembic_config(url), "head")
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise click.ClickException(f"cannot reach the database: {reason}") from exc
     click.echo("database at the newest schema")
 
 
@@ -389,7 +394,9 @@ def security_new_key() -> None:
 
 
 @security.command("encrypt")
-@click.option("--batch", type=int, default=1000, show_default=True, help="Rows per UPDATE")
+@click.option(
+    "--batch", type=click.IntRange(1), default=1000, show_default=True, help="Rows per UPDATE"
+)
 def security_encrypt(batch: int) -> None:
     """Encrypt sensitive values stored in plaintext or under an old key (after a rotation).
 
@@ -407,14 +414,14 @@ def security_encrypt(batch: int) -> None:
 
 
 @security.command("purge-audit")
-@click.option("--older-than-days", type=int, default=400, show_default=True)
+@click.option("--older-than-days", type=click.IntRange(0, 36500), default=400, show_default=True)
 def security_purge_audit(older_than_days: int) -> None:
     """Delete audit entries older than N days (never fewer than 183: six months)."""
     _purge_audit(older_than_days)
 
 
 @main.command("purge-audit")
-@click.option("--older-than-days", type=int, default=400, show_default=True)
+@click.option("--older-than-days", type=click.IntRange(0, 36500), default=400, show_default=True)
 def purge_audit(older_than_days: int) -> None:
     """Delete audit entries older than N days; refuses N < 183 (kept at least six months)."""
     _purge_audit(older_than_days)
@@ -481,6 +488,9 @@ def report() -> None:
 def report_weekly(week, community, street, district, fmt, out: Path) -> None:
     """Write the coverage report of a community, street or district for one week to a file."""
     from api.services import report_render, reports
+
+    if not out.resolve().parent.is_dir():  # before the report is computed, not after
+        raise click.BadParameter(f"no directory {out.parent} to write into", param_hint="--out")
 
     with _session() as session:
         selection = reports.select_scope(

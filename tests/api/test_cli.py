@@ -180,3 +180,25 @@ def test_a_tick_refuses_a_now_that_is_not_an_iso_instant(gridwork, command):
     result = gridwork(*command, "--now", "next monday")
     assert result.exit_code == 2
     assert "not an ISO instant: 'next monday'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("security", "encrypt", "--batch", "0"), "--batch"),  # sealed nothing, said it was done
+        (("security", "encrypt", "--batch", "-5"), "--batch"),  # a traceback
+        (("purge-audit", "--older-than-days", "1000000"), "--older-than-days"),  # a traceback
+        (("report", "weekly", "--week", "2026-W47", "--out", "/nonexistent/r.json"), "--out"),
+    ],
+)
+def test_a_bad_argument_is_named_before_anything_runs(gridwork, args, says):
+    result = gridwork(*args)
+    assert result.exit_code == 2
+    assert says in result.output
+
+
+def test_db_upgrade_names_an_unreachable_database(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere")
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 1
+    assert "cannot reach the database" in result.output
