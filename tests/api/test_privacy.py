@@ -191,6 +191,39 @@ def test_district_viewers_see_worker_positions_to_about_100_m(client, world, vis
     assert body["location"]["raw_lon"] is None and body["location"]["accuracy_m"] is None
 
 
+def test_district_viewers_get_no_evidence_numbers_that_place_the_worker(client, world):
+    """Household points are shown in full: a visit's distance to its household and to the
+    previous visit (to 0.1 m) would trilaterate where the worker stood. Viewers get the
+    grade, the reasons and the times; leaders get every number."""
+    from tests.factories import visit_item
+
+    first, second = world.households[A1][0], world.households[A1][1]
+    start = NOW - timedelta(hours=1)
+    items = [
+        visit_item(first, at=start),
+        visit_item(second, at=start + timedelta(minutes=10), lon=116.40312, lat=39.92338),
+    ]
+    stored = client.post(
+        "/api/v1/visits/batch", json={"visits": items}, headers=world.auth("worker_a1")
+    )
+    assert [r["status"] for r in stored.json["results"]] == ["created", "created"]
+    placing = ("distance_", "speed_", "accuracy_m")
+    viewer, leader = world.auth("viewer_110101"), world.auth("leader_a")
+    seen = [
+        client.get(f"/api/v1/visits/{items[1]['id']}", headers=viewer).json,
+        *client.get("/api/v1/visits", headers=viewer).json,
+        *client.get(f"/api/v1/households/{second.id}/visits", headers=viewer).json,
+    ]
+    assert len(seen) == 4
+    for body in seen:
+        details = body["evidence"]["details"]
+        assert not [k for k in details if k.startswith(placing)], details
+        assert body["evidence"]["grade"] and "delay_s" in details
+    full = client.get(f"/api/v1/visits/{items[1]['id']}", headers=leader).json["evidence"]
+    assert full["details"]["distance_to_household_m"] > 0
+    assert {"distance_to_previous_m", "speed_to_previous_mps", "accuracy_m"} <= set(full["details"])
+
+
 def test_leaders_and_admins_see_visit_notes(client, world, visit):
     for user in ("leader_a", "admin_a"):
         body = client.get(f"/api/v1/visits/{visit.id}", headers=world.auth(user)).json

@@ -278,8 +278,23 @@ def _location_as(visit, disclosure: privacy.Disclosure) -> dict:
     }
 
 
+# The evidence numbers a role without `tracks` is shown: times only. The distances (to the
+# household, the grid, the previous and next visits, to 0.1 m), the speeds and the phone's
+# accuracy would let it trilaterate the worker's exact position from the household points it
+# sees in full. A list of what may be shown, not of what may not: a number added to the
+# evidence later is withheld until someone decides it is harmless.
+_UNTRACKED_DETAILS = ("delay_s", "seconds_to_")
+
+
 def _evidence(visit) -> dict:
-    return {"grade": visit.grade, "reasons": list(visit.reasons), "details": visit.evidence}
+    return _evidence_as(visit, privacy.disclosure())
+
+
+def _evidence_as(visit, disclosure: privacy.Disclosure) -> dict:
+    details = dict(visit.evidence or {})
+    if not disclosure.tracks:
+        details = {k: v for k, v in details.items() if k.startswith(_UNTRACKED_DETAILS)}
+    return {"grade": visit.grade, "reasons": list(visit.reasons), "details": details}
 
 
 class VisitLocationSchema(Schema):
@@ -302,7 +317,12 @@ class EvidenceSchema(Schema):
 
     grade = ma.fields.String(metadata={"description": " / ".join(GRADES)})
     reasons = ma.fields.List(ma.fields.String())
-    details = ma.fields.Dict(metadata={"description": "The measured numbers"})
+    details = ma.fields.Dict(
+        metadata={
+            "description": "The measured numbers; district viewers get the times only (no "
+            "distances, speeds or accuracy, which would place the worker exactly)"
+        }
+    )
 
 
 class PhotoSchema(Schema):
@@ -363,6 +383,7 @@ def visit_answer(visit, disclosure: privacy.Disclosure | None = None) -> dict[st
     """What `VisitSchema` dumps for a visit, built directly (a batch answers up to 500).
 
     `disclosure` is the caller's (looked up when not given: a batch looks it up once)."""
+    shown = disclosure or privacy.disclosure()
     return {
         "id": str(visit.id),
         "worker_id": visit.worker_id,
@@ -373,14 +394,15 @@ def visit_answer(visit, disclosure: privacy.Disclosure | None = None) -> dict[st
         "grid_code": visit.grid.code,
         "visited_at": local_visited_at(visit).isoformat(),
         "week": visit.week,
-        "location": _location_as(visit, disclosure or privacy.disclosure()),
+        "location": _location_as(visit, shown),
         "outcome": visit.outcome,
-        "notes": visit.notes,
-        "observations": dict(visit.observations),
+        # Only workers and leaders record visits (both read notes); as VisitSchema all the same.
+        "notes": visit.notes if shown.notes else None,
+        "observations": dict(visit.observations) if shown.notes else None,
         "follow_up": visit.follow_up,
-        "follow_up_note": visit.follow_up_note,
+        "follow_up_note": visit.follow_up_note if shown.notes else None,
         "relief": visit.relief,
-        "evidence": _evidence(visit),
+        "evidence": _evidence_as(visit, shown),
         "photos": [
             {
                 "id": p.id,
