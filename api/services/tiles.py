@@ -73,6 +73,11 @@ MUST_VISIT_TAGS = (
 )
 
 
+# Layers that draw where workers stood: visits, and the follow-up tasks of premises visits
+# (placed at the visit's point). Snapped to ~100 m for roles without `tracks`.
+TRACK_LAYERS = ("visits", "tasks")
+
+
 @dataclass(frozen=True)
 class TileRequest:
     layer: str
@@ -100,7 +105,7 @@ def shape_of(req: TileRequest) -> TileShape:
     return TileShape(
         req.layer,
         req.layer == "households" and req.z >= HOUSEHOLDS_FULL_ZOOM,
-        req.layer != "visits" or req.precise_tracks,
+        req.layer not in TRACK_LAYERS or req.precise_tracks,
     )
 
 
@@ -355,7 +360,7 @@ def tasks_features(scope: Scope, shape: TileShape) -> Select:
     env3857, env4326 = _envelopes()
     overdue = and_(Task.due_at < _REF, or_(Task.resolved_at.is_(None), Task.resolved_at > _REF))
 
-    def branch(point):
+    def branch(point, drawn=None):
         return select(
             Task.id.label("id"),
             Task.title.label("title"),
@@ -367,7 +372,7 @@ def tasks_features(scope: Scope, shape: TileShape) -> Select:
                 "due_at"
             ),
             overdue.label("overdue"),
-            point.label("point"),
+            (point if drawn is None else drawn).label("point"),
         ).where(
             # Open at the reference time (now, or the end of a past week).
             Task.created_at < _REF,
@@ -378,7 +383,19 @@ def tasks_features(scope: Scope, shape: TileShape) -> Select:
 
     # create_task stores every task's point (the household's, or the one given): the box test
     # runs on GiST ix_tasks_location. A task stored without one is drawn at its household.
-    located = branch(Task.location)
+    # A premises visit's follow-up task stands where the worker stood (task_from_visit): part
+    # of their track, snapped like the visits layer for roles without `tracks`. The box test
+    # stays on the stored point (the index); the snapped point is within the tile's buffer.
+    drawn = None
+    if not shape.precise_tracks:
+        drawn = case(
+            (
+                and_(Task.source == "visit", Task.household_id.is_(None)),
+                func.ST_SnapToGrid(Task.location, 0.001),
+            ),
+            else_=Task.location,
+        )
+    located = branch(Task.location, drawn)
     unlocated = (
         branch(Household.location)
         .join(Household, Household.id == Task.household_id)

@@ -333,3 +333,41 @@ def test_a_visit_follow_up_becomes_one_task(session, world):
         text("SELECT title, description FROM tasks WHERE id = :i"), {"i": task.id}
     ).one()
     assert stored.title == "入户走访跟进" and stored.description.startswith("v1:")
+
+
+def test_a_premises_follow_up_task_shows_viewers_where_the_worker_stood_to_about_100_m(
+    client, world
+):
+    """A premises visit's follow-up task is placed where the worker stood: part of their
+    track, rounded for district viewers as the visit's own position is."""
+    from tests.factories import visit_item
+
+    stood = (116.40312, 39.92338)  # in A1
+    item = visit_item(
+        None, lon=stood[0], lat=stood[1], follow_up=True, follow_up_note="路灯坏了",
+        premises={"building": "Shop 3", "kind": "business"},
+    )  # fmt: skip
+    r = client.post(
+        "/api/v1/visits/batch", json={"visits": [item]}, headers=world.auth("worker_a1")
+    )
+    assert r.json["results"][0]["status"] == "created"
+    viewer, leader = world.auth("viewer_110101"), world.auth("leader_a")
+    task_id = client.get("/api/v1/tasks?source=visit", headers=leader).json[0]["id"]
+    rounded = {"lon": 116.403, "lat": 39.923}
+    assert client.get(f"/api/v1/tasks/{task_id}", headers=viewer).json["location"] == rounded
+    listed = client.get("/api/v1/tasks?source=visit", headers=viewer).json
+    assert [t["location"] for t in listed] == [rounded]
+    exact = {"lon": stood[0], "lat": stood[1]}
+    assert client.get(f"/api/v1/tasks/{task_id}", headers=leader).json["location"] == exact
+
+
+def test_a_viewer_sees_a_hotline_tasks_place_in_full(client, world):
+    lon, lat = 116.40312, 39.92338  # a place given by the caller, not a worker's position
+    created = client.post(
+        "/api/v1/tasks",
+        json=hotline(location={"lon": lon, "lat": lat}),
+        headers=world.auth("admin_a"),
+    )
+    assert created.status_code == 201, created.json
+    seen = client.get(f"/api/v1/tasks/{created.json['id']}", headers=world.auth("viewer_110101"))
+    assert seen.json["location"] == {"lon": lon, "lat": lat}

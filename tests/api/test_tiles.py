@@ -386,3 +386,37 @@ def test_tiles_of_one_shape_share_one_statement_and_differ_in_parameters(world, 
         ids = {f["properties"]["id"] for f in decoded["households"]["features"]}
         assert ids == {h.id for h in world.households[code]}
     assert tiles._compiled.cache_info().misses == 1
+
+
+def _lonlat_of(feature, z: int, x: int, y: int) -> tuple[float, float]:
+    """A point feature's WGS-84 position from its tile coordinates (y down, extent 4096)."""
+    px, py = feature["geometry"]["coordinates"]
+    n = 1 << z
+    lon = (x + px / 4096) / n * 360 - 180
+    lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + py / 4096) / n))))
+    return lon, lat
+
+
+def test_tasks_tile_snaps_a_premises_follow_up_for_viewers_like_the_visits_layer(client, world):
+    """A premises visit's follow-up task stands where the worker stood: viewers see it snapped
+    to 0.001° (~100 m), as the visit's own point on the visits layer; leaders see it exact."""
+    from tests.factories import visit_item
+
+    stood = (116.40312, 39.92338)
+    item = visit_item(
+        None, lon=stood[0], lat=stood[1], follow_up=True, follow_up_note="路灯坏了",
+        premises={"building": "Shop 3", "kind": "business"},
+    )  # fmt: skip
+    r = client.post(
+        "/api/v1/visits/batch", json={"visits": [item]}, headers=world.auth("worker_a1")
+    )
+    assert r.json["results"][0]["status"] == "created"
+    tile = tile_of(*stood)
+    drawn = {}
+    for user in ("viewer_110101", "leader_a"):
+        response = client.get(url("tasks", *stood), headers=world.auth(user))
+        decoded = mapbox_vector_tile.decode(response.data, default_options={"y_coord_down": True})
+        (feature,) = decoded["tasks"]["features"]
+        drawn[user] = _lonlat_of(feature, *tile)
+    assert drawn["viewer_110101"] == pytest.approx((116.403, 39.923), abs=1e-5)
+    assert drawn["leader_a"] == pytest.approx(stood, abs=1e-5)

@@ -32,6 +32,15 @@ def _track(element) -> dict | None:
     return {"lon": lon, "lat": lat}
 
 
+def _task_location(task) -> dict | None:
+    # A premises visit's follow-up task is placed where the worker stood (task_from_visit):
+    # that point is part of the worker's track. Other tasks stand at a household or at a
+    # place someone gave.
+    if task.source == "visit" and task.household_id is None:
+        return _track(task.location)
+    return _lonlat(task.location)
+
+
 class LocationSchema(Schema):
     lon = ma.fields.Float(required=True, allow_nan=False, metadata={"description": "WGS-84"})
     lat = ma.fields.Float(required=True, allow_nan=False, metadata={"description": "WGS-84"})
@@ -121,7 +130,13 @@ class TaskSchema(Schema):
     visit_id = ma.fields.UUID(allow_none=True)
     grid_id = ma.fields.Integer()
     grid_code = ma.fields.Function(lambda t: t.grid.code)
-    location = ma.fields.Function(lambda t: _lonlat(t.location))
+    location = ma.fields.Function(
+        _task_location,
+        metadata={
+            "description": "WGS-84; a premises visit's follow-up task stands where the worker "
+            "stood: to ~100 m for district viewers"
+        },
+    )
     status = ma.fields.String(metadata={"description": ", ".join(TASK_STATUSES)})
     assignee_id = ma.fields.Integer(allow_none=True)
     created_by_id = ma.fields.Integer(allow_none=True)
