@@ -19,7 +19,7 @@ from shapely.geometry import Point
 from sqlalchemy import Integer, TypeDecorator, func, select, text
 from sqlalchemy import union_all as sql_union_all
 from sqlalchemy.dialects.postgresql import UUID
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from api import errors
@@ -415,8 +415,9 @@ def _insert(
 
     Rows go in id order, so two batches racing on overlapping ids lock them in the same order
     and cannot deadlock. The whole set is tried in one statement inside a savepoint; should a
-    row still break a constraint (say its household was deleted meanwhile), each row is
-    retried in its own savepoint and only the bad one is rejected.
+    row still break a constraint (say its household was deleted meanwhile) or hold a value the
+    database refuses (a NUL the schema let through), each row is retried in its own savepoint
+    and only the bad one is rejected.
     """
     if not rows:
         return {}
@@ -424,15 +425,15 @@ def _insert(
     try:
         with session.begin_nested():
             return _insert_returning(session, rows)
-    except IntegrityError:
-        log.warning("a batch row broke a constraint; storing the batch row by row")
+    except (IntegrityError, DataError):
+        log.warning("a batch row broke a rule of the database; storing the batch row by row")
     by_id = {a.id: a for a in accepted}
     created: dict[uuid.UUID, StoredVisit] = {}
     for row in rows:
         try:
             with session.begin_nested():
                 created.update(_insert_returning(session, [row]))
-        except IntegrityError as exc:
+        except (IntegrityError, DataError) as exc:
             results[by_id[row["id"]].index] = _rejected(
                 row["id"], f"The visit breaks a database rule: {type(exc.orig).__name__}."
             )

@@ -67,6 +67,7 @@ WELL_FORMED = [
     variant(follow_up=False, follow_up_note=None),
     variant(observations={"living_alone": {"ok": True}, "elderly_80": "fine"}),
     variant(id="5B1F0C643F434A599D9F6C4FB0B5B1A1", outcome="nobody_home"),
+    variant(notes="line one\nline two\ttabbed", follow_up=True, follow_up_note="a\r\nb"),
 ]
 
 
@@ -97,6 +98,11 @@ UNUSUAL = [
     variant(loc_datum=...),
     variant(loc_accuracy_m=-1),
     variant(loc_provider="x" * 21),
+    variant(loc_provider="gps\u0000"),
+    variant(loc_provider="gps\n"),
+    variant(loc_provider="gps\u0085"),
+    variant(notes="met\u0000"),
+    variant(follow_up=True, follow_up_note="ramp\u0000"),
     variant(loc_mock="false"),
     variant(loc_speed=3),
     variant(outcome="maybe"),

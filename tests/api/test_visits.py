@@ -132,6 +132,68 @@ def test_an_out_of_range_item_is_rejected_alone(client, world, session, field):
     assert visit_count(session) == 1
 
 
+def _with(item: dict, path: str, value) -> dict:
+    *parents, key = path.split(".")
+    target = item
+    for name in parents:
+        target = target.setdefault(name, {})
+    target[key] = value
+    return item
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("location.provider", "gps\u0000"),
+        ("location.provider", "gps\n"),
+        ("premises.building", "B\u00007"),
+        ("premises.unit", "2\u001b"),
+        ("premises.room", "301\u0000"),
+        ("premises.name", "Shop\u0000"),
+        ("notes", "met\u0000"),
+        ("follow_up_note", "ramp\u0000"),
+    ],
+)
+def test_a_nul_or_control_character_is_rejected_alone(client, world, session, path, value):
+    """PostgreSQL's text and jsonb refuse NUL: one such string used to sink the whole batch
+    (422). Labels refuse every control character, notes only NUL."""
+    good = visit_item(home(world, A1, 1))
+    bad = visit_item(home(world), follow_up=True, follow_up_note="ramp")
+    if path.startswith("premises."):
+        bad = visit_item(None, lon=centre(A1)[0], lat=centre(A1)[1], premises={"building": "7"})
+    response = sync(client, world, [good, _with(bad, path, value)])
+    assert response.status_code == 200, response.json
+    results = response.json["results"]
+    assert [r["status"] for r in results] == ["created", "rejected"]
+    assert path.split(".")[-1] in results[1]["reason"]
+    assert "character" in results[1]["reason"]
+    assert visit_count(session) == 1
+
+
+def test_notes_keep_their_newlines_and_tabs(client, world):
+    item = visit_item(home(world), notes="独居\n\t需要轮椅", follow_up=True, follow_up_note="a\nb")
+    result = one(client, world, item)
+    assert result["status"] == "created"
+    assert result["visit"]["notes"] == "独居\n\t需要轮椅"
+
+
+def test_a_row_the_database_refuses_is_rejected_alone(session, world):
+    """Should a value the database refuses get past the schema (a DataError, not a broken
+    constraint), only its item is rejected: the rest of the batch is stored."""
+    from api.resources.visits.schemas import VisitItemSchema
+    from api.scope import Scope
+
+    loader = VisitItemSchema()
+    good, bad = (loader.load(visit_item(home(world, A1, i))) for i in (0, 1))
+    bad["location"]["provider"] = "gps\u0000"
+    items = [visit_service.BatchItem(raw_id=str(d["id"]), data=d) for d in (good, bad)]
+    scope = Scope.for_user(session, world.users["worker_a1"])
+    results = visit_service.ingest_batch(session, scope, items)
+    assert [r["status"] for r in results] == ["created", "rejected"]
+    assert "database" in results[1]["reason"]
+    assert visit_count(session) == 1
+
+
 def test_the_same_id_twice_in_one_batch_is_one_visit(client, world, session):
     item = visit_item(home(world))
     results = sync(client, world, [item, dict(item)]).json["results"]

@@ -17,10 +17,34 @@ from api.models.visits import DATUMS, GRADES, OUTCOMES
 from api.resources.schemas import code_field
 from api.services.geometry import point_lonlat
 from api.services.ledger import MAX_PER_WEEK
+from api.services.names import CONTROL_CHARACTERS, has_control_characters
 from api.services.visits import MAX_BATCH, BatchItem, local_visited_at
 from api.services.weeks import MAX_YEAR, MIN_YEAR
 
 _WEEK = ma.validate.Regexp(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47.")
+
+# PostgreSQL's text and jsonb refuse NUL: one such string sank the whole batch (a DataError,
+# 422). Short labels (provider, the premises' address) refuse every control character, as
+# names do; notes are free text (newlines and tabs welcome) and refuse only NUL.
+NUL_CHARACTER = "Must not contain NUL characters."
+
+
+def _no_control_characters(value: str) -> None:
+    if has_control_characters(value):
+        raise ma.ValidationError(CONTROL_CHARACTERS)
+
+
+def _no_nul(value: str) -> None:
+    if "\x00" in value:
+        raise ma.ValidationError(NUL_CHARACTER)
+
+
+def _label(max_length: int, min_length: int | None = None) -> list:
+    return [ma.validate.Length(min=min_length, max=max_length), _no_control_characters]
+
+
+def _free_text(max_length: int) -> list:
+    return [ma.validate.Length(max=max_length), _no_nul]
 
 
 class VisitLocationInSchema(Schema):
@@ -39,7 +63,7 @@ class VisitLocationInSchema(Schema):
     )
     provider = ma.fields.String(
         allow_none=True,
-        validate=ma.validate.Length(max=20),
+        validate=_label(20),
         metadata={"description": "gps, network, fused, ..."},
     )
     mock = ma.fields.Boolean(
@@ -48,14 +72,12 @@ class VisitLocationInSchema(Schema):
 
 
 class PremisesSchema(Schema):
-    building = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=50))
-    unit = ma.fields.String(validate=ma.validate.Length(max=20))
-    floor = ma.fields.String(validate=ma.validate.Length(max=10))
-    room = ma.fields.String(validate=ma.validate.Length(max=20))
+    building = ma.fields.String(required=True, validate=_label(50, 1))
+    unit = ma.fields.String(validate=_label(20))
+    floor = ma.fields.String(validate=_label(10))
+    room = ma.fields.String(validate=_label(20))
     kind = ma.fields.String(validate=ma.validate.OneOf(HOUSEHOLD_KINDS))
-    name = ma.fields.String(
-        validate=ma.validate.Length(max=100), metadata={"description": "Shop or business name"}
-    )
+    name = ma.fields.String(validate=_label(100), metadata={"description": "Shop or business name"})
     lon = ma.fields.Float(
         allow_nan=False,
         validate=ma.validate.Range(-180, 180),
@@ -99,7 +121,7 @@ class VisitItemSchema(Schema):
     )
     location = ma.fields.Nested(VisitLocationInSchema, required=True)
     outcome = ma.fields.String(required=True, validate=ma.validate.OneOf(OUTCOMES))
-    notes = ma.fields.String(load_default="", validate=ma.validate.Length(max=4000))
+    notes = ma.fields.String(load_default="", validate=_free_text(4000))
     observations = ma.fields.Dict(
         keys=ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
         values=ma.fields.Raw(),
@@ -107,7 +129,7 @@ class VisitItemSchema(Schema):
         metadata={"description": "What was observed, per care tag of the household"},
     )
     follow_up = ma.fields.Boolean(load_default=False)
-    follow_up_note = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
+    follow_up_note = ma.fields.String(allow_none=True, validate=_free_text(2000))
 
     @ma.validates_schema
     def _one_target(self, data, **kwargs):
@@ -152,7 +174,13 @@ def _number(value: Any, low: float | None, high: float | None) -> float | None:
 
 
 def _text(value: Any, limit: int) -> bool:
-    return type(value) is str and len(value) <= limit
+    """Free text as the schema takes it: a string of at most `limit` characters, no NUL."""
+    return type(value) is str and len(value) <= limit and "\x00" not in value
+
+
+def _label_text(value: Any, limit: int) -> bool:
+    """A short label as the schema takes it: no control character at all."""
+    return _text(value, limit) and not has_control_characters(value)
 
 
 def quick_load_item(raw: dict) -> dict[str, Any] | None:
@@ -196,7 +224,7 @@ def quick_load_item(raw: dict) -> dict[str, Any] | None:
     loc["datum"] = datum
     if "provider" in location:
         provider = location["provider"]
-        if provider is not None and not _text(provider, 20):
+        if provider is not None and not _label_text(provider, 20):
             return None
         loc["provider"] = provider
     mock = location.get("mock", False)
