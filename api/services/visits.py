@@ -198,6 +198,10 @@ def _replay(visit: Visit, scope: Scope) -> dict:
     return _result(visit.id, "duplicate", visit=visit)
 
 
+def _not_found(a: _Accepted) -> dict:
+    return _rejected(a.id, f"Household {a.data['household_id']} not found in your grids.")
+
+
 def _place_and_check(
     session: Session,
     scope: Scope,
@@ -269,17 +273,18 @@ def _place_and_check(
             a.household = households.get(a.data["household_id"])
             a.home = homes.get(a.data["household_id"])
             if a.household is None:
-                results[a.index] = _rejected(
-                    a.id, f"Household {a.data['household_id']} not found in your grids."
-                )
+                results[a.index] = _not_found(a)
                 continue
             a.grid_id = a.household.grid_id
         today = relief[a.day]
         refusal = scope.visit_grid_refusal(a.grid_id, grids[a.grid_id].code, today)
         if refusal:
-            if a.household is not None:  # do not confirm that someone else's household exists
-                refusal = f"Household {a.household.id} not found in your grids. " + refusal
-            results[a.index] = _rejected(a.id, refusal)
+            # A household outside the worker's grids is answered as a missing one, word for
+            # word: naming its grid confirmed that the id exists, and where. Premises keep the
+            # detailed refusal: the worker chose the point, its grid tells them nothing new.
+            results[a.index] = (
+                _not_found(a) if a.household is not None else _rejected(a.id, refusal)
+            )
             continue
         a.relief = a.grid_id not in scope.grid_ids
         accepted.append(a)

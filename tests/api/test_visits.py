@@ -542,6 +542,32 @@ def test_a_worker_cannot_record_visits_outside_their_grids(client, world, sessio
     assert visit_count(session) == 0
 
 
+def test_a_household_out_of_scope_is_answered_as_a_missing_one(client, world, session):
+    """Naming the grid of a household outside the worker's grids confirmed that the id
+    exists, and where (another community, another district): the answer is the same, word
+    for word, as for an id that does not exist."""
+    from tests.factories import C1
+
+    missing = 2_000_000_000
+    elsewhere = [home(world, A2), home(world, C1)]
+    items = [visit_item(home(world), household_id=h) for h in (missing, *(h.id for h in elsewhere))]
+    results = sync(client, world, items).json["results"]
+    assert [r["status"] for r in results] == ["rejected"] * 3
+    assert [r["reason"] for r in results] == [
+        f"Household {h} not found in your grids." for h in (missing, *(h.id for h in elsewhere))
+    ]
+    assert [set(r) for r in results] == [{"id", "status", "reason"}] * 3
+    assert visit_count(session) == 0
+
+
+def test_premises_outside_your_grids_are_refused_naming_the_grid(client, world):
+    """The worker chose the premises' point: its grid tells them nothing they did not know."""
+    item = visit_item(None, lon=centre(A2)[0], lat=centre(A2)[1], premises={"building": "9"})
+    result = one(client, world, item)
+    assert result["status"] == "rejected"
+    assert f"Grid {A2} is not one of your grids" in result["reason"]
+
+
 def test_the_named_reliever_records_visits_in_the_grid_they_cover(client, world, session):
     now = datetime.now(UTC)
     make_relief_shift(
