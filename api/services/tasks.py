@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from shapely.geometry import Point
 from sqlalchemy import and_, false, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -169,13 +170,18 @@ def create_task(
     actor_id: int | None,
     now: datetime,
     grid: Grid | None = None,
+    point: Point | None = None,
 ) -> Task:
     """Create a task, find its grid in PostGIS and dispatch it (notifying the assignee).
 
     `grid`: the task's grid when the caller has placed it already (a visit's follow-up goes to
-    the visit's grid), for a task given by location. A hotline ticket already received (same
-    external_id) is a 409 naming the existing task, once the caller is known to be allowed
-    to open a task there: a ticket number alone tells nobody which tasks exist elsewhere.
+    the visit's grid), for a task given by location. `point` and `grid` together: a task
+    placed by the caller at a point already checked and stored (a premises visit's follow-up
+    stands at the visit's point), taken as it is: nothing about it can be refused here.
+
+    A hotline ticket already received (same external_id) is a 409 naming the existing task,
+    once the caller is known to be allowed to open a task there: a ticket number alone tells
+    nobody which tasks exist elsewhere.
     """
     source = data["source"]
     type_ = data.get("type") or "help"
@@ -200,14 +206,14 @@ def create_task(
             )
         grid = session.get(Grid, household.grid_id)
         location = household.location
+    elif point is not None and grid is not None:
+        location = db_geom(point)
     elif data.get("location") is not None:
         lon, lat = _point(data["location"])
         grid = grid or locate(session, lon, lat)
         if grid is None:
             message = "The location lies outside every grid."
             raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
-        from shapely.geometry import Point
-
         location = db_geom(Point(lon, lat))
     else:
         message = "Give household_id or location {lon, lat}."
@@ -400,8 +406,6 @@ def transition(
         raise errors.Unprocessable(message, errors={"json": {"satisfaction": [message]}})
     point = None
     if location is not None:
-        from shapely.geometry import Point
-
         point = db_geom(Point(*_point(location)))
     before = task.status
     task.status = rule.to
@@ -513,7 +517,6 @@ def task_from_visit(session: Session, visit: Visit, *, now: datetime | None = No
     existing = session.scalar(select(Task).where(Task.visit_id == visit.id))
     if existing is not None:
         return existing
-    lon, lat = point_lonlat(visit.location)
     note = (visit.follow_up_note or visit.notes or "").strip()
     data: dict[str, Any] = {
         "source": "visit",
@@ -525,17 +528,20 @@ def task_from_visit(session: Session, visit: Visit, *, now: datetime | None = No
         "urgency": "general",
         "visit_id": visit.id,
     }
-    placed = None
+    placed, point = None, None
     if visit.household_id is not None:
         data["household_id"] = visit.household_id
     else:
         # Premises: where the worker stood, in the grid the visit was placed in (by the
-        # premises' own point): never located again, so it cannot fail the batch.
-        data["location"] = {"lon": lon, "lat": lat}
+        # premises' own point). The visit's stored point as it is: never located nor checked
+        # again (the batch checked it), so it cannot fail the batch.
+        point = Point(*point_lonlat(visit.location))
         placed = session.get(Grid, visit.grid_id)
     moment = now or visit.received_at or visit.visited_at
     with session.begin_nested():
-        return create_task(session, None, data, actor_id=visit.worker_id, now=moment, grid=placed)
+        return create_task(
+            session, None, data, actor_id=visit.worker_id, now=moment, grid=placed, point=point
+        )
 
 
 # --- the three rates -------------------------------------------------------------------------

@@ -202,6 +202,16 @@ def _not_found(a: _Accepted) -> dict:
     return _rejected(a.id, f"Household {a.data['household_id']} not found in your grids.")
 
 
+def _converted_problem(a: _Accepted, field: str, x: float, y: float, results: list) -> str | None:
+    """Reject the item when its point, converted to WGS-84, is not a WGS-84 point."""
+    try:
+        check_lon_lat(x, y, where=f"WGS-84 (converted from {a.data['location']['datum']})")
+    except GeometryProblem as exc:
+        results[a.index] = _rejected(a.id, f"{field}: {exc.reason}")
+        return exc.reason
+    return None
+
+
 def _place_and_check(
     session: Session,
     scope: Scope,
@@ -239,8 +249,17 @@ def _place_and_check(
         [a.data["location"]["lat"] for a in located],
         [a.data["location"]["datum"] for a in located],
     )
-    for a, point in zip(located, shapely.points(lon, lat), strict=True):
-        a.point = point
+    # A converted point may leave the WGS-84 range (BD-09 longitude -180 is -180.0065): the
+    # item is rejected here, alone, before anything downstream (the row, the follow-up task)
+    # meets it.
+    converted = []
+    points = shapely.points(lon, lat)
+    for a, x, y, point in zip(located, lon.tolist(), lat.tolist(), points, strict=True):
+        unchanged = a.data["location"]["datum"] == "wgs84"  # checked above as it arrived
+        if unchanged or _converted_problem(a, "location", x, y, results) is None:
+            a.point = point
+            converted.append(a)
+    located = converted
     # Premises not yet registered: placed at their own point (in the visit's datum) if given,
     # else at the visit's.
     premises = [a for a in located if a.data.get("premises")]
@@ -251,8 +270,11 @@ def _place_and_check(
         [a.data["premises"]["lat"] for a in own],
         [a.data["location"]["datum"] for a in own],
     )
-    own_points = zip(own_lon.tolist(), own_lat.tolist(), strict=True)
-    where.update(zip((a.index for a in own), own_points, strict=True))
+    for a, x, y in zip(own, own_lon.tolist(), own_lat.tolist(), strict=True):
+        if _converted_problem(a, "premises", x, y, results) is None:
+            where[a.index] = (x, y)
+        else:
+            del where[a.index]
     placements = dict(zip(where, place(session, list(where.values())), strict=True))
 
     grid_ids = {h.grid_id for h in households.values()}

@@ -335,6 +335,28 @@ def test_a_visit_follow_up_becomes_one_task(session, world):
     assert stored.title == "入户走访跟进" and stored.description.startswith("v1:")
 
 
+def test_a_premises_follow_up_task_takes_the_visits_point_without_checking_it_again(session, world):
+    """The stored-visits hook must not be able to fail the batch: the task of a premises
+    visit stands at the visit's stored point as it is, in the visit's grid."""
+    import uuid
+
+    from geoalchemy2.shape import from_shape, to_shape
+    from shapely.geometry import Point
+
+    beyond = Point(-180.0065, 0.0)  # not a WGS-84 point: the batch now rejects such a visit
+    visit = Visit(
+        id=uuid.uuid4(), worker_id=world.users["worker_a1"].id, premises={"building": "7"},
+        grid_id=world.grids[A1].id, visited_at=T0, utc_offset_minutes=480, week="2026-W47",
+        location=from_shape(beyond, srid=4326), datum="bd09", raw_lon=-180.0, raw_lat=0.0,
+        outcome="met", follow_up=True, follow_up_note="路灯坏了", grade="ok",
+    )  # fmt: skip
+    session.add(visit)
+    session.flush()
+    task = task_from_visit(session, visit, now=T0)
+    assert task.grid_id == world.grids[A1].id and task.household_id is None
+    assert to_shape(task.location).equals(beyond)
+
+
 def test_a_premises_follow_up_task_shows_viewers_where_the_worker_stood_to_about_100_m(
     client, world
 ):

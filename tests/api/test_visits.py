@@ -304,6 +304,36 @@ def test_a_follow_up_at_premises_goes_to_the_premises_grid_and_cannot_sink_the_b
     assert task.grid_id == world.grids[A1].id
 
 
+def test_a_position_converted_beyond_the_wgs84_range_is_rejected_alone(client, world, session):
+    """BD-09 longitude -180 is WGS-84 -180.0065. With a follow-up at premises (placed by their
+    own point, in A1) the task's point failed its check: a 422 for the whole batch."""
+    from api.models import Task
+
+    shop = centre(A1)
+    bad = visit_item(
+        None, lon=-180.0, lat=0.0, datum="bd09", follow_up=True, follow_up_note="路灯坏了",
+        premises={"building": "7", "lon": shop[0], "lat": shop[1]},
+    )  # fmt: skip
+    good = visit_item(home(world))
+    response = sync(client, world, [good, bad])
+    assert response.status_code == 200, response.json
+    results = response.json["results"]
+    assert [r["status"] for r in results] == ["created", "rejected"]
+    assert results[1]["reason"].startswith("location: longitude -180.006")
+    assert "converted from bd09" in results[1]["reason"]
+    assert visit_count(session) == 1
+    assert session.scalar(select(func.count(Task.id))) == 0
+
+
+def test_premises_converted_beyond_the_wgs84_range_are_rejected_alone(client, world, session):
+    lon, lat = centre(A1)
+    bad = visit_item(None, lon=lon, lat=lat, premises={"building": "7", "lon": -180, "lat": 0})
+    bad["location"]["datum"] = "bd09"
+    results = sync(client, world, [visit_item(home(world)), bad]).json["results"]
+    assert [r["status"] for r in results] == ["created", "rejected"]
+    assert results[1]["reason"].startswith("premises: longitude -180.006")
+
+
 def test_premises_given_in_gcj02_are_placed_at_their_own_wgs84_point(client, world):
     # The phone's SDK speaks GCJ-02 (Amap): the worker's fix (just over the line, in A2) and
     # the shop's own point (in A1) both arrive ~500 m off their true spot; the shop is
