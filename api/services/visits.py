@@ -365,7 +365,9 @@ def _build_rows(
             "household_id": a.household.id if a.household is not None else None,
             "grid_id": a.grid_id,
             "premises": d.get("premises"),
-            "visited_at": d["visited_at"],
+            # The instant in UTC: the row travels through orjson, which would write the
+            # offset rounded to the minute (the schema refuses offsets with seconds).
+            "visited_at": d["visited_at"].astimezone(UTC),
             "utc_offset_minutes": int(offset.total_seconds() // 60),
             "week": week_of(d["visited_at"]),
             "location": a.point,  # a shapely point, encoded with the whole batch

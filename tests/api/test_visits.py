@@ -233,6 +233,32 @@ def test_a_visit_time_without_utc_offset_is_rejected(client, world):
     assert result["errors"]["visited_at"]
 
 
+@pytest.mark.parametrize("offset", ["+08:00:30", "-03:30:15", "+08:00:00.5"])
+def test_a_utc_offset_with_seconds_is_rejected_alone(client, world, session, offset):
+    """Offsets are kept in whole minutes: `+08:00:30` was stored 30 s off (the row's writer
+    rounds the offset) and read back in another offset than it came with."""
+    lon, lat = centre(A1)
+    at_home = visit_item(home(world, A1, 1), visited_at=f"2026-11-20T10:05:00{offset}")
+    premises = visit_item(None, lon=lon, lat=lat, premises={"building": "7"})
+    premises["visited_at"] = at_home["visited_at"]
+    response = sync(client, world, [visit_item(home(world)), at_home, premises])
+    results = response.json["results"]
+    assert [r["status"] for r in results] == ["created", "rejected", "rejected"]
+    for result in results[1:]:
+        assert result["reason"] == "visited_at: The UTC offset must be a whole number of minutes."
+    assert visit_count(session) == 1
+
+
+def test_a_visit_is_stored_at_its_instant_and_read_back_in_its_own_offset(client, world, session):
+    item = visit_item(home(world), visited_at="2026-11-20T10:05:00+05:45")
+    created = one(client, world, item)
+    stored = session.get(Visit, uuid.UUID(item["id"]))
+    assert stored.visited_at == datetime(2026, 11, 20, 4, 20, tzinfo=UTC)
+    assert stored.utc_offset_minutes == 345
+    read = client.get(f"/api/v1/visits/{item['id']}", headers=world.auth("worker_a1")).json
+    assert read["visited_at"] == created["visit"]["visited_at"] == "2026-11-20T10:05:00+05:45"
+
+
 def test_household_and_premises_together_are_rejected(client, world):
     item = visit_item(home(world), premises={"building": "7"})
     result = one(client, world, item)

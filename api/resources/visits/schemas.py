@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
@@ -101,6 +101,24 @@ def _in_years(moment: datetime) -> None:
         raise ma.ValidationError(f"The time must fall in the years {MIN_YEAR}-{MAX_YEAR}.")
 
 
+# The offset is kept in whole minutes (`utc_offset_minutes`), and the batch sends its rows to
+# PostgreSQL through orjson, which writes an offset to the minute: `+08:00:30` was stored 30 s
+# off, and read back in another offset than it came with. No real zone has had seconds since
+# 1972, so an offset with seconds is a phone's bug: refused, not rounded.
+WHOLE_MINUTES = "The UTC offset must be a whole number of minutes."
+
+
+def _whole_minutes(moment: datetime) -> bool:
+    offset = moment.utcoffset()
+    return offset is not None and offset % timedelta(minutes=1) == timedelta(0)
+
+
+def _visit_time(moment: datetime) -> None:
+    _in_years(moment)
+    if not _whole_minutes(moment):
+        raise ma.ValidationError(WHOLE_MINUTES)
+
+
 class VisitItemSchema(Schema):
     """One visit as the phone recorded it."""
 
@@ -116,7 +134,7 @@ class VisitItemSchema(Schema):
     )
     visited_at = ma.fields.AwareDateTime(
         required=True,
-        validate=_in_years,
+        validate=_visit_time,
         metadata={"description": "ISO 8601 with its UTC offset"},
     )
     location = ma.fields.Nested(VisitLocationInSchema, required=True)
@@ -207,6 +225,8 @@ def quick_load_item(raw: dict) -> dict[str, Any] | None:
     except ValueError:
         return None
     if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
+        return None
+    if not _whole_minutes(moment):
         return None
     if not (MIN_YEAR <= moment.year <= MAX_YEAR and 1 <= household_id <= PG_INT_MAX):
         return None
