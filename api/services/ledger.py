@@ -140,6 +140,7 @@ _LEDGER_SQL = text(
         WHERE v.household_id = h.id AND v.visited_at >= :week_start
           AND v.visited_at <= :as_of AND v.outcome <> :not_a_visit) week ON true
     WHERE h.grid_id = ANY(CAST(:grid_ids AS integer[]))
+      AND h.created_at <= :as_of  -- as it stood then: not households registered since
     ORDER BY h.id
     """
 )
@@ -148,7 +149,8 @@ _LEDGER_SQL = text(
 def household_ledger(
     session: Session, *, grid_ids: Iterable[int], as_of: datetime
 ) -> list[LedgerRow]:
-    """The ledger of every household of the grids, as it stood at `as_of` (aware datetime).
+    """The ledger of every household of the grids, as it stood at `as_of` (aware datetime):
+    households registered after `as_of` are not in it.
 
     - `visits_per_week`: the community's cadence for the household's tags.
     - `last_visited_at`: the latest visit at or before `as_of` that found someone

@@ -99,13 +99,36 @@ def test_a_leader_reads_only_their_own_grids_of_a_workers_plan(client, world, se
     assert {s["grid_code"] for s in led["households"]} == {A1}
 
 
-def test_a_past_week_is_planned_as_it_stood_at_its_end(client, world):
+def registered(session, households, at: datetime) -> None:
+    for household in households:
+        household.created_at = at
+    session.flush()
+
+
+def test_a_past_week_is_planned_as_it_stood_at_its_end(client, world, session):
     h = world.households[A1]
     last_week = week_of(datetime.now(UTC) - timedelta(days=7))
     start, _ = week_bounds(last_week)
+    registered(session, h, start - timedelta(days=30))
     sync(client, world, [visit_item(h[1], at=start + timedelta(hours=10))])
     ids = [s["household_id"] for s in plan(client, world, week=last_week)["households"]]
-    assert h[1].id not in ids
+    assert set(ids) == {h[0].id, h[2].id}
+
+
+def test_a_past_weeks_plan_leaves_out_households_registered_after_it(client, world, session):
+    """A past week is planned as it stood at its end: a household registered since was not
+    there to visit (nor, in the ledger, overdue since its registration)."""
+    h = world.households[A1]
+    weeks_ago = week_of(datetime.now(UTC) - timedelta(days=21))
+    start, end = week_bounds(weeks_ago)
+    registered(session, h[:2], start - timedelta(days=1))
+    registered(session, h[2:], end + timedelta(days=1))  # the newcomer
+    ids = [s["household_id"] for s in plan(client, world, week=weeks_ago)["households"]]
+    assert set(ids) == {h[0].id, h[1].id}
+    rows = household_ledger(session, grid_ids=[world.grids[A1].id], as_of=end)
+    assert {r.household_id for r in rows} == {h[0].id, h[1].id}
+    current = {s["household_id"] for s in plan(client, world)["households"]}
+    assert h[2].id in current
 
 
 # --- cadence ---------------------------------------------------------------------------------
