@@ -194,6 +194,31 @@ def test_a_row_the_database_refuses_is_rejected_alone(session, world):
     assert visit_count(session) == 1
 
 
+def test_items_of_any_shape_are_rejected_alone(client, world, session):
+    """Items a phone should never send: each rejected with its reason, the good one stored."""
+    premises = {
+        "premises": {"building": "1"},
+        "visited_at": "2026-11-20T10:00:00+08:00",
+        "outcome": "met",
+        "location": {"lon": 116.4025, "lat": 39.9225, "datum": "wgs84"},
+    }
+    odd = [
+        {},
+        {"id": 5},
+        {"id": [1]},
+        {"id": str(uuid.uuid4())},
+        {"id": str(uuid.uuid4()), "household_id": True},
+        {"id": str(uuid.uuid4()), "premises": None},
+        {"id": str(uuid.uuid4()), **premises, "observations": {"elderly_80": {"x": [1e308]}}},
+    ]
+    response = sync(client, world, [visit_item(home(world, A1, 1)), *odd])
+    assert response.status_code == 200, response.json
+    statuses = [r["status"] for r in response.json["results"]]
+    assert statuses == ["created", *["rejected"] * 6, "created"]
+    assert all(r["reason"] for r in response.json["results"][1:7])
+    assert visit_count(session) == 2
+
+
 def test_the_same_id_twice_in_one_batch_is_one_visit(client, world, session):
     item = visit_item(home(world))
     results = sync(client, world, [item, dict(item)]).json["results"]
@@ -743,6 +768,32 @@ def test_visit_lists_respect_scope(client, world):
     sync(client, world, [visit_item(home(world, A1))])
     response = client.get(f"/api/v1/visits?grid={A1}", headers=world.auth("worker_b1"))
     assert response.json == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/visits/plan?worker=99999999999999999999999",
+        "/api/v1/visits/plan?worker=9223372036854775808",
+        "/api/v1/visits/plan?worker=-1",
+        "/api/v1/visits/plan?week=2026-W53",
+        "/api/v1/visits/plan?week=2999-W52",
+        "/api/v1/visits/plan?week=2000-W01",
+        "/api/v1/visits?page=99999999999999999999",
+        "/api/v1/visits?page=9223372036854775807",
+        "/api/v1/visits?page_size=0",
+        "/api/v1/visits?week=2999-W53",
+        f"/api/v1/visits?grid={A1}&week=2000-W01",
+        "/api/v1/households/2147483648/visits",
+        "/api/v1/visits/00000000-0000-0000-0000-000000000000/photos/2147483648",
+        "/api/v1/communities/x/visit-cadence",
+        "/api/v1/communities/%00/visit-cadence",
+    ],
+)
+def test_odd_reads_are_answered_never_a_500(client, world, url):
+    for user in ("worker_a1", "leader_a", "admin_a", "viewer_110101"):
+        response = client.get(url, headers=world.auth(user))
+        assert response.status_code < 500, (user, response.get_data(as_text=True)[:200])
 
 
 def test_a_bad_week_is_422(client, world):
