@@ -189,6 +189,11 @@ def test_sign_out_deletes_unsynced_visits_only_once_the_worker_confirms(context,
 
     page.once("dialog", answer(False))
     page.click("#signout")
+    # The count already read 1 before the click: wait for the question itself, then the count.
+    for _ in range(200):
+        if asked:
+            break
+        page.wait_for_timeout(50)
     page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
     assert len(asked) == 1 and asked[0].startswith("confirm: 本机还有 1 条走访记录未同步")
     stored = page.evaluate(STORED)
