@@ -163,3 +163,30 @@ def sign_in(page, username: str, password: str) -> None:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+
+
+def claims(token: str) -> dict:
+    import jwt
+
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def expire_access_token(live_app, page) -> str:
+    """Swap the page's access token for the same one expired a minute ago (both stores)."""
+    from flask_jwt_extended import create_access_token
+
+    now = claims(page.evaluate("() => localStorage.getItem('gridwork.token')"))
+    with live_app.app_context():
+        expired = create_access_token(
+            now["sub"],
+            additional_claims={k: now[k] for k in ("role", "ver", "sid")},
+            expires_delta=timedelta(seconds=-60),
+        )
+    page.evaluate(
+        """async (token) => {
+          localStorage.setItem('gridwork.token', token);
+          await (await import('/web/queue.js')).setMeta('token', token);
+        }""",
+        expired,
+    )
+    return expired

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+from tests.e2e.conftest import DEMO_GRID, claims, expire_access_token, screenshot, sign_in
 
 # 110101001001001's first demo household sits about here; the exact point does not matter.
 HERE = {"longitude": 116.3975, "latitude": 39.9087, "accuracy": 8}
@@ -31,9 +31,11 @@ def worker_page(context, page):
     return open_app(context, page)
 
 
-def record_offline(context, page) -> str:
+def record_offline(context, page, household: int | None = None) -> str:
     context.set_offline(True)
     page.wait_for_function("() => !navigator.onLine")
+    if household is not None:
+        page.select_option("#household", str(household))
     household = page.locator("#household").input_value()
     page.select_option("#outcome", "met")
     page.fill("textarea[name=notes]", "楼道灯坏了")
@@ -272,3 +274,69 @@ def test_a_reopened_task_is_accepted_first(worker_page, e2e_engine):
     worker_page.wait_for_selector(f"li.task[data-id='{task_id}'] button[data-action='start']")
     with e2e_engine.connect() as conn:
         assert conn.scalar(select(Task.status).where(Task.id == task_id)) == "accepted"
+
+
+# --- a long day in the field: the access token expires (60 min), the session does not -----------
+def visited_household(e2e_engine) -> int:
+    """A household the demo already visited this week: one more visit leaves the map's coverage
+    as tests/e2e/test_map.py expects it."""
+    from api.models import Grid, Visit
+
+    with e2e_engine.connect() as conn:
+        grid = conn.scalar(select(Grid.id).where(Grid.code == DEMO_GRID))
+        return conn.scalar(
+            select(Visit.household_id).where(Visit.grid_id == grid).order_by(Visit.visited_at)
+        )
+
+
+def test_an_expired_access_token_is_refreshed_and_the_queue_syncs(
+    context, worker_page, live_app, live_server, e2e_engine
+):
+    from api.models import Visit
+
+    page = worker_page
+    record_offline(context, page, visited_household(e2e_engine))
+    (queued,) = page.evaluate("async () => (await import('/web/queue.js')).listQueued()")
+    expired = expire_access_token(live_app, page)
+    assert status_of(live_server, expired) == 401
+
+    context.set_offline(False)
+    page.click("#sync")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '0'")
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(Visit.id).where(Visit.id == uuid.UUID(queued["id"])))
+    # Refreshed: one new access token, in both stores, of the same session; still signed in.
+    stored = page.evaluate(STORED)
+    assert stored["token"] != expired and stored["metaToken"] == stored["token"]
+    assert claims(stored["token"])["sid"] == claims(expired)["sid"]
+    assert status_of(live_server, stored["token"]) == 200
+    assert page.is_visible("#home") and not page.is_visible("#signin")
+
+
+def test_a_session_ended_elsewhere_asks_to_sign_in_again_and_keeps_the_queue(
+    context, worker_page, live_app, e2e_engine
+):
+    from api.models import Visit
+    from api.services import sessions
+
+    page = worker_page
+    record_offline(context, page, visited_household(e2e_engine))
+    (queued,) = page.evaluate("async () => (await import('/web/queue.js')).listQueued()")
+    sid = claims(expire_access_token(live_app, page))["sid"]
+    with Session(e2e_engine) as session:  # say, the worker changed the password on another phone
+        sessions.revoke(session, sid, "e2e", datetime.now(UTC))
+        session.commit()
+
+    context.set_offline(False)  # back online, the app syncs: the refresh is refused
+    page.wait_for_selector("#signin:not([hidden])")
+    ended = "登录已过期，请重新登录。未同步的走访记录仍保存在本机。"
+    assert page.inner_text("#signin-error") == ended
+    (still,) = page.evaluate("async () => (await import('/web/queue.js')).listQueued()")
+    assert still["id"] == queued["id"] and still["state"] == "pending"
+
+    page.evaluate("() => { document.body.dataset.ready = ''; }")
+    sign_in(page, "worker01", DEMO_PASSWORD)  # the same worker: the kept visit goes out
+    page.wait_for_selector("body[data-ready='1']")  # signed in and synced
+    assert page.inner_text("#queue-count") == "0"
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(Visit.id).where(Visit.id == uuid.UUID(queued["id"])))

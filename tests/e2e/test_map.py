@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+from tests.e2e.conftest import DEMO_GRID, expire_access_token, screenshot, sign_in
 
 RENDERED_GRIDS = """() => {
   const map = window.gridworkMap;
@@ -113,3 +113,22 @@ def test_the_map_draws_a_basemap_from_another_host_under_its_csp(page, basemap):
         "() => window.gridworkMap.isSourceLoaded('basemap') && window.gridworkMap.areTilesLoaded()"
     )
     assert basemap, "no basemap tile was asked for"
+
+
+def test_the_map_refreshes_an_expired_token_and_draws_its_tiles_again(page, live_app):
+    """A leader's map left open past the access token's hour keeps drawing."""
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
+    expired = expire_access_token(live_app, page)
+
+    def redrawn(response) -> bool:
+        sent = response.request.headers.get("authorization")
+        grids = "/api/v1/tiles/grids/" in response.url
+        return grids and response.ok and sent != f"Bearer {expired}"
+
+    with page.expect_response(redrawn):  # the tiles asked for again, with the new token
+        page.dispatch_event("#week", "change")
+    assert wait_for_grids(page)
+    assert page.evaluate("() => localStorage.getItem('gridwork.token')") != expired
+    assert page.is_hidden("#signin")

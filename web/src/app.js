@@ -3,7 +3,8 @@ import {
   DEVICE_KEY, HOUSEHOLDS_KEY, api, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut,
   todayLocal, translate,
 } from "./common.js";
-import { clearQueue, enqueue, listQueued, setMeta, syncQueue, tokenUser } from "./queue.js";
+import { clearQueue, enqueue, getMeta, listQueued, syncQueue, tokenUser } from "./queue.js";
+import { keepFresh, storeTokens } from "./session.js";
 
 const TEXT = {
   zh: {
@@ -15,6 +16,7 @@ const TEXT = {
     postB: "B岗 · 入户走访", noShift: "今日无排班", rosterUnavailable: "排班暂不可用",
     noTasks: "暂无任务", noPlan: "本周计划暂不可用", due: "期限", overdueMark: "已超期",
     locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误",
+    sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
     geoFailed: "无法定位：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
     mustVisit: "必访", planOverdue: "逾期",
     unsynced: (n) => `本机还有 ${n} 条走访记录未同步，退出后将被删除。仍要退出吗？`,
@@ -34,7 +36,8 @@ const TEXT = {
     postA: "A-post · the hall window", postB: "B-post · door to door", noShift: "No shift today",
     rosterUnavailable: "Roster unavailable", noTasks: "No tasks", noPlan: "Plan unavailable",
     due: "due", overdueMark: "overdue", locating: "Locating…", savedOffline: "Saved; it syncs when online",
-    synced: "Synced", badLogin: "Wrong username or password", geoFailed: "No location: ", rejected: "rejected",
+    synced: "Synced", badLogin: "Wrong username or password",
+    sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.", geoFailed: "No location: ", rejected: "rejected",
     pushOn: "Push enabled", pushUnavailable: "Push not configured or not supported", mustVisit: "must-visit",
     planOverdue: "overdue",
     unsynced: (n) => `${n} visit${n === 1 ? " is" : "s are"} not synced yet and would be deleted from this device. Sign out anyway?`,
@@ -229,9 +232,15 @@ $("push").addEventListener("click", async () => {
 
 async function start() {
   $("signin").hidden = true;
+  $("signin-error").textContent = "";
   $("home").hidden = false;
   $("signout").hidden = false;
-  await setMeta("token", getToken());
+  // The service worker may have refreshed the tokens while the page was closed: take the newest.
+  const stored = await getMeta("token");
+  if (stored && stored !== getToken() && tokenUser(stored) === tokenUser(getToken())) {
+    await storeTokens(stored, await getMeta("refresh"));
+  }
+  keepFresh();
   await Promise.all([loadPost(), loadTasks(), loadPlanAndHouseholds(), showQueue()]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
@@ -275,6 +284,15 @@ async function endSignIn() {
   await clearQueue();
   location.reload();
 }
+// The session ended elsewhere (signed out on another page, password changed, revoked) or ran out:
+// sign in again. The queue stays; it syncs once the worker who recorded it is back.
+addEventListener("gridwork:session-ended", () => {
+  if (signingOut) return;
+  $("home").hidden = true;
+  $("signout").hidden = true;
+  $("signin").hidden = false;
+  $("signin-error").textContent = t.sessionEnded;
+});
 $("signout").addEventListener("click", (e) => {
   e.preventDefault();
   signOutHere();

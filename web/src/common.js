@@ -1,18 +1,11 @@
-// Shared by the map and the app: the signed-in token, API calls, ISO weeks, the language.
+// Shared by the map and the app: signing in and out, API calls, ISO weeks, the language.
+import { getToken, refreshAccess, storeTokens } from "./session.js";
 
+export { getToken };
 export const config = window.GRIDWORK_CONFIG || {};
-const TOKEN_KEY = "gridwork.token";
 const LANG_KEY = "gridwork.lang";
 export const HOUSEHOLDS_KEY = "gridwork.households"; // the app's cached household list
 export const DEVICE_KEY = "gridwork.device"; // the app's web push device id
-
-export function getToken() {
-  return localStorage.getItem(TOKEN_KEY);
-}
-export function setToken(token) {
-  if (token) localStorage.setItem(TOKEN_KEY, token);
-  else localStorage.removeItem(TOKEN_KEY);
-}
 
 export async function signIn(username, password) {
   const response = await fetch("/api/v1/auth/token", {
@@ -22,7 +15,7 @@ export async function signIn(username, password) {
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.detail || response.statusText);
-  setToken(body.access_token);
+  await storeTokens(body.access_token, body.refresh_token);
   return body;
 }
 
@@ -37,7 +30,7 @@ export async function signOut(body = {}) {
       await api("/api/v1/auth/logout", { method: "POST", body });
     } catch { /* offline, or the token had already ended */ }
   }
-  setToken(null);
+  await storeTokens(null, null);
   localStorage.removeItem(HOUSEHOLDS_KEY);
   localStorage.removeItem(DEVICE_KEY);
 }
@@ -50,19 +43,32 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * Call the API as the signed-in user. A call refused with 401 (the access token expired) is sent
+ * once more with a refreshed token; when the session itself is over, the page gets the
+ * "gridwork:session-ended" event and the call fails with the 401.
+ */
 export async function api(path, options = {}) {
-  const headers = { Accept: "application/json", ...(options.headers || {}) };
   const token = getToken();
+  let response = await send(path, options, token);
+  if (response.status === 401 && token) {
+    const fresh = await refreshAccess(token).catch(() => null);
+    if (fresh) response = await send(path, options, fresh);
+  }
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+function send(path, options, token) {
+  const headers = { Accept: "application/json", ...(options.headers || {}) };
   if (token) headers.Authorization = `Bearer ${token}`;
   let body = options.body;
   if (body !== undefined && typeof body !== "string") {
     headers["Content-Type"] = "application/json";
     body = JSON.stringify(body);
   }
-  const response = await fetch(path, { ...options, headers, body });
-  const data = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
+  return fetch(path, { ...options, headers, body });
 }
 
 /** "2026-W47" for a Date, read in Asia/Shanghai (UTC+8, no DST). */

@@ -3,6 +3,7 @@ import {
   api, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut, translate,
 } from "./common.js";
 import { setMeta } from "./queue.js";
+import { keepFresh, refreshAccess } from "./session.js";
 
 const TEXT = {
   zh: {
@@ -176,6 +177,19 @@ function start() {
         : { url },
   });
   window.gridworkMap = map;
+  keepFresh();
+  // A tile refused with 401 (the token expired while the computer slept): refresh, then fetch
+  // the layers' tiles again. When the session itself is over, the page asks to sign in.
+  let refreshing = false;
+  map.on("error", async (e) => {
+    if (e.error?.status !== 401 || refreshing) return;
+    refreshing = true;
+    try {
+      await refreshAccess(getToken());
+      for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
+    } catch { /* offline: the next pan tries again; an ended session reloads the page */ }
+    refreshing = false;
+  });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }));
   legend();
@@ -213,6 +227,7 @@ async function signOutHere() {
   location.reload();
 }
 
+addEventListener("gridwork:session-ended", () => location.reload());
 document.getElementById("signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
 
 const form = document.getElementById("signin");

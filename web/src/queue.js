@@ -1,42 +1,10 @@
 // The offline visit queue in IndexedDB, shared by the app page and its service worker.
 
-const DB_NAME = "gridwork";
-const STORE = "visits";
-const META = "meta";
+import { META, STORE, getMeta, run, setMeta } from "./idb.js";
+import { refreshAccess, tokenUser } from "./session.js";
+
+export { getMeta, setMeta, tokenUser };
 export const BATCH_LIMIT = 500;
-
-function open() {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB_NAME, 1);
-    request.onupgradeneeded = () => {
-      const db = request.result;
-      if (!db.objectStoreNames.contains(STORE)) db.createObjectStore(STORE, { keyPath: "id" });
-      if (!db.objectStoreNames.contains(META)) db.createObjectStore(META);
-    };
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-async function run(storeName, mode, work) {
-  const db = await open();
-  return new Promise((resolve, reject) => {
-    const tx = db.transaction(storeName, mode);
-    const result = work(tx.objectStore(storeName));
-    tx.oncomplete = () => { db.close(); resolve(result && "result" in result ? result.result : result); };
-    tx.onerror = () => { db.close(); reject(tx.error); };
-  });
-}
-
-/** The user id (the JWT's `sub`) a token was issued to, or null. */
-export function tokenUser(token) {
-  try {
-    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return String(JSON.parse(atob(payload)).sub ?? "") || null;
-  } catch {
-    return null;
-  }
-}
 
 /**
  * Queue one visit recorded by `user` (the record is {id, visit, user, state: "pending"|"rejected",
@@ -49,16 +17,10 @@ export function enqueue(visit, user) {
 export function listQueued() {
   return run(STORE, "readonly", (store) => store.getAll());
 }
-/** Empty the queue and forget the token (sign-out). */
+/** Empty the queue and forget the tokens (sign-out). */
 export async function clearQueue() {
   await run(STORE, "readwrite", (store) => store.clear());
   await run(META, "readwrite", (store) => store.clear());
-}
-export function setMeta(key, value) {
-  return run(META, "readwrite", (store) => store.put(value, key));
-}
-export function getMeta(key) {
-  return run(META, "readonly", (store) => store.get(key));
 }
 
 let syncing = null;
@@ -75,18 +37,26 @@ export function syncQueue() {
 }
 
 async function doSync() {
-  const token = await getMeta("token");
+  let token = await getMeta("token");
   const user = tokenUser(token);
   const mine = async () => (await listQueued()).filter((r) => r.state === "pending" && user && r.user === user);
   const pending = await mine();
   const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, left: 0 };
   for (let i = 0; i < pending.length; i += BATCH_LIMIT) {
     const chunk = pending.slice(i, i + BATCH_LIMIT);
-    const response = await fetch("/api/v1/visits/batch", {
+    const body = JSON.stringify({ visits: chunk.map((r) => r.visit) });
+    const send = () => fetch("/api/v1/visits/batch", {
       method: "POST",
       headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
-      body: JSON.stringify({ visits: chunk.map((r) => r.visit) }),
+      body,
     });
+    let response = await send();
+    if (response.status === 401) {
+      // The access token expired during a long day offline: refresh it (under the same user)
+      // and send the batch once more. A batch is idempotent, so a resend is always safe.
+      token = await refreshAccess(token);
+      response = await send();
+    }
     if (!response.ok) throw new Error(`batch answered ${response.status}`);
     const { results = [] } = await response.json();
     summary.sent += chunk.length;

@@ -1,0 +1,36 @@
+// The app's IndexedDB: the visit queue and a small key-value store, shared by pages and the service worker.
+
+const DB_NAME = "gridwork";
+export const STORE = "visits";
+export const META = "meta";
+
+function open() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB_NAME, 1);
+    request.onupgradeneeded = () => {
+      const db = request.result;
+      if (!db.objectStoreNames.contains(STORE)) db.createObjectStore(STORE, { keyPath: "id" });
+      if (!db.objectStoreNames.contains(META)) db.createObjectStore(META);
+    };
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+/** Run `work(store)` in one transaction on `storeName`; resolves with its request's result once committed. */
+export async function run(storeName, mode, work) {
+  const db = await open();
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction(storeName, mode);
+    const result = work(tx.objectStore(storeName));
+    tx.oncomplete = () => { db.close(); resolve(result && "result" in result ? result.result : result); };
+    tx.onerror = () => { db.close(); reject(tx.error); };
+  });
+}
+
+export function setMeta(key, value) {
+  return run(META, "readwrite", (store) => store.put(value, key));
+}
+export function getMeta(key) {
+  return run(META, "readonly", (store) => store.get(key));
+}

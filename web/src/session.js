@@ -1,0 +1,114 @@
+// The signed-in session: the access and refresh tokens, kept fresh for the pages and the service worker.
+//
+// The access token lives an hour; a worker's day in the field is longer, and visits queued
+// offline must still go out. So a call answered 401 exchanges the refresh token for new tokens
+// and is sent once more. The tokens are kept in IndexedDB (the service worker syncs the queue
+// with the page closed and has no localStorage) and the access token also in localStorage, for
+// the pages' synchronous reads. Refresh tokens are single-use: the server revokes the whole
+// session when one is presented twice. So every refresh, in any page or the service worker,
+// runs under one Web Lock and first re-reads the stored tokens: whoever waited behind another
+// refresh takes its result instead of presenting the already used refresh token.
+
+import { getMeta, setMeta } from "./idb.js";
+
+const TOKEN_KEY = "gridwork.token";
+const LOCK = "gridwork.refresh";
+const hasWindow = typeof localStorage !== "undefined";
+
+/** The refresh failed because the session is over (revoked, expired or never refreshable): sign in again. */
+export class SessionEnded extends Error {}
+
+/** A JWT's claims, or {} when it is not one. */
+export function tokenClaims(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(payload)) || {};
+  } catch {
+    return {};
+  }
+}
+
+/** The user id (the JWT's `sub`) a token was issued to, or null. */
+export function tokenUser(token) {
+  return String(tokenClaims(token).sub ?? "") || null;
+}
+
+function live(token, marginMs = 5000) {
+  const { exp } = tokenClaims(token);
+  return typeof exp === "number" && exp * 1000 > Date.now() + marginMs;
+}
+
+/** The page's access token (synchronous; null in the service worker). */
+export function getToken() {
+  return hasWindow ? localStorage.getItem(TOKEN_KEY) : null;
+}
+
+/** Keep new tokens everywhere they are read (null, null: forget them). */
+export async function storeTokens(access, refresh) {
+  if (hasWindow) {
+    if (access) localStorage.setItem(TOKEN_KEY, access);
+    else localStorage.removeItem(TOKEN_KEY);
+  }
+  await setMeta("token", access ?? null);
+  await setMeta("refresh", refresh ?? null);
+}
+
+function locked(work) {
+  const locks = typeof navigator !== "undefined" ? navigator.locks : undefined;
+  return locks ? locks.request(LOCK, work) : work();
+}
+
+/**
+ * A fresh access token in place of `stale`, the one a call was just refused with. Throws
+ * SessionEnded when the server refuses the refresh (the tokens are then forgotten, the queue
+ * is kept), any other error when the server cannot be asked now (offline, 5xx: try later).
+ */
+export function refreshAccess(stale) {
+  return locked(async () => {
+    const current = await getMeta("token");
+    if (current && current !== stale && tokenUser(current) === tokenUser(stale) && live(current)) {
+      if (hasWindow) localStorage.setItem(TOKEN_KEY, current); // refreshed meanwhile, elsewhere
+      return current;
+    }
+    const refresh = await getMeta("refresh");
+    if (!refresh || tokenUser(refresh) !== tokenUser(stale)) throw await ended();
+    const response = await fetch("/api/v1/auth/refresh", {
+      method: "POST",
+      headers: { Accept: "application/json", Authorization: `Bearer ${refresh}` },
+    });
+    if (response.status === 401 || response.status === 422) throw await ended();
+    if (!response.ok) throw new Error(`refresh answered ${response.status}`);
+    const body = await response.json();
+    await storeTokens(body.access_token, body.refresh_token);
+    return body.access_token;
+  });
+}
+
+async function ended() {
+  await storeTokens(null, null);
+  if (hasWindow) dispatchEvent(new Event("gridwork:session-ended"));
+  return new SessionEnded("The sign-in has ended: sign in again.");
+}
+
+let timer = null;
+
+/**
+ * Refresh the page's access token a minute before it expires, for as long as the page is open:
+ * the map's tiles and the app's calls then never meet an expired token. (A computer waking from
+ * sleep may fire the timer late: the calls' own refresh on 401 covers that.)
+ */
+export function keepFresh() {
+  clearTimeout(timer);
+  const token = getToken();
+  const { exp } = tokenClaims(token);
+  if (!token || typeof exp !== "number") return;
+  const wait = Math.max(exp * 1000 - Date.now() - 60_000, 0);
+  timer = setTimeout(async () => {
+    try {
+      await refreshAccess(token);
+      keepFresh();
+    } catch (error) {
+      if (!(error instanceof SessionEnded)) timer = setTimeout(keepFresh, 60_000); // offline: later
+    }
+  }, Math.min(wait, 2 ** 31 - 1));
+}
