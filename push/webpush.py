@@ -17,6 +17,9 @@ from urllib.parse import urlsplit
 import requests
 from py_vapid import Vapid02
 from pywebpush import WebPushException, webpush
+from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
+from urllib3 import HTTPConnectionPool
 
 from push.message import (
     DELIVERED,
@@ -45,7 +48,9 @@ class WebPushChannel:
     A subscription is user input, and the endpoint is where this channel POSTs: it refuses an
     endpoint whose host resolves to any address that is not public (loopback, private,
     link-local, reserved, multicast), so no one aims it at the cloud's metadata service or the
-    database. `allow_private_endpoints` lifts that, for a push service on loopback (tests).
+    database, and it connects to the address it checked (`PinnedAddressAdapter`), so a second
+    DNS answer cannot send it elsewhere. `allow_private_endpoints` lifts the check, for a push
+    service on loopback (tests); the connection still goes to the one address resolved.
     """
 
     def __init__(
@@ -61,11 +66,13 @@ class WebPushChannel:
         self._vapid = load_vapid_key(vapid_private_key)
         self._subject = vapid_subject
         self._timeout = timeout
-        self._allow_private = allow_private_endpoints
         self._session = requests.Session()
         # A push service answers; it does not redirect. Following a redirect would POST to
         # whatever address it names, past the endpoint check.
         self._session.max_redirects = 0
+        adapter = PinnedAddressAdapter(allow_private=allow_private_endpoints)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
 
     def send(self, messages: Sequence[Message]) -> list[DeliveryResult]:
         return [self._send_one(message) for message in messages]
@@ -81,7 +88,7 @@ class WebPushChannel:
             )
         if not _looks_like_subscription(message.target):
             return DeliveryResult(mid, INVALID_TARGET, error="not a web push subscription")
-        if not self._allow_private and (refused := _refuse_private(mid, message.target)):
+        if refused := _refuse_host(mid, message.target):
             return refused
         headers = {"Urgency": "high" if message.urgent else "normal"}
         if message.collapse_key:
@@ -97,6 +104,8 @@ class WebPushChannel:
                 timeout=self._timeout,
                 requests_session=self._session,
             )
+        except RefusedEndpoint as exc:
+            return DeliveryResult(mid, exc.outcome, error=exc.error)
         except WebPushException as exc:
             return _failure(mid, exc)
         except requests.TooManyRedirects:
@@ -111,28 +120,107 @@ class WebPushChannel:
         return DeliveryResult(mid, DELIVERED, provider_id=response.headers.get("Location"))
 
 
-def _refuse_private(message_id: str, subscription: Mapping[str, Any]) -> DeliveryResult | None:
-    """A result refusing the subscription if its endpoint's host is not public, else None.
-
-    An address that is not public: invalid_target, like any subscription that can never be
-    sent to (the device is deactivated). A host that does not resolve: failed, this message
-    only; the device is kept, since a resolver's bad minute must not switch off every browser.
-    """
+def _refuse_host(message_id: str, subscription: Mapping[str, Any]) -> DeliveryResult | None:
+    """A result refusing the subscription if its endpoint has no host VAPID can sign for."""
     try:
         host = urlsplit(subscription["endpoint"]).hostname
     except ValueError:  # an unclosed [ipv6
         host = None
     if not host:
         return DeliveryResult(message_id, INVALID_TARGET, error="endpoint has no host")
+    if ":" in host:
+        # py_vapid refuses an audience such as https://[2001:db8::1] (its check wants no ':'
+        # in the host), so such an endpoint can never be sent to.
+        error = "endpoint is an IPv6 address, which VAPID cannot sign for"
+        return DeliveryResult(message_id, INVALID_TARGET, error=error)
+    return None
+
+
+class RefusedEndpoint(Exception):
+    """The endpoint's host does not resolve, or resolves to an address that is not public:
+    raised by `PinnedAddressAdapter` before it connects, with the outcome to report."""
+
+    def __init__(self, outcome: str, error: str) -> None:
+        super().__init__(error)
+        self.outcome = outcome
+        self.error = error
+
+
+def checked_address(host: str, *, allow_private: bool = False) -> str:
+    """The address to connect to for `host`, from one lookup: the first public one, once every
+    address the host resolves to is found public.
+
+    Raises RefusedEndpoint. An address that is not public: invalid_target, like any
+    subscription that can never be sent to (the device is deactivated). A host that does not
+    resolve: failed, this message only; the device is kept, since a resolver's bad minute must
+    not switch off every browser. With `allow_private`, any address goes (the first public one
+    still first).
+    """
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
         error = short_error(f"endpoint host does not resolve: {exc}")
-        return DeliveryResult(message_id, FAILED, error=error)
-    if not infos or not all(is_public_address(info[4][0]) for info in infos):
-        error = "endpoint resolves to an address that is not public"
-        return DeliveryResult(message_id, INVALID_TARGET, error=error)
-    return None
+        raise RefusedEndpoint(FAILED, error) from exc
+    addresses = [info[4][0] for info in infos]
+    public = [address for address in addresses if is_public_address(address)]
+    if not addresses or (len(public) < len(addresses) and not allow_private):
+        raise RefusedEndpoint(INVALID_TARGET, "endpoint resolves to an address that is not public")
+    return (public or addresses)[0]
+
+
+class PinnedAddressAdapter(HTTPAdapter):
+    """A transport that resolves the URL's host once, checks it (`checked_address`) and
+    connects to the very address it checked.
+
+    Checking one lookup and letting urllib3 connect after a lookup of its own would let a DNS
+    server answer the check with a public address and the connection with 127.0.0.1 or
+    169.254.169.254 (DNS rebinding). The request is still for the host: TLS sends its name
+    (SNI) and verifies the certificate against it (`server_hostname`), and the Host header
+    names it. Through a proxy (HTTPS_PROXY and the like) the host is checked all the same, but
+    the proxy connects by name: pinning is the proxy's business there.
+    """
+
+    def __init__(self, *, allow_private: bool = False) -> None:
+        super().__init__()
+        self._allow_private = allow_private
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: Mapping[str, str] | None = None,
+        cert: Any = None,
+    ) -> HTTPConnectionPool:
+        try:
+            host_params, pool_kwargs = self.build_connection_pool_key_attributes(
+                request, verify, cert
+            )
+        except ValueError as exc:
+            raise requests.exceptions.InvalidURL(exc, request=request) from exc
+        host = host_params["host"]
+        address = checked_address(host, allow_private=self._allow_private)
+        if select_proxy(request.url, proxies):
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = host  # SNI and certificate checks use the name
+        # urllib3 keys its pools by address (and, over TLS, server name): a kept-alive connection
+        # serves later requests only at the address checked for them.
+        return self.poolmanager.connection_from_host(
+            **{**host_params, "host": address}, pool_kwargs=pool_kwargs
+        )
+
+    def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
+        request.headers["Host"] = _host_header(request.url or "")
+
+
+def _host_header(url: str) -> str:
+    """The Host header for `url`, as http.client would write it for a connection by name."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    default_port = 443 if parts.scheme == "https" else 80
+    return host if parts.port in (None, default_port) else f"{host}:{parts.port}"
 
 
 def is_public_address(text: str) -> bool:

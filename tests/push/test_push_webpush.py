@@ -2,31 +2,45 @@
 
 The channel refuses endpoints on loopback and private networks unless told otherwise: the
 fixture `channel` is told (allow_private_endpoints), the fixture `strict` is not.
+
+DNS rebinding is played out on loopback: `dns` stands in for the resolver (every lookup in the
+process goes through it, the channel's and any urllib3 would make), `network` routes a public
+address to a loopback one (Linux routes all of 127.0.0.0/8 to loopback), and two TLS push
+services holding a certificate for the same name listen on 127.0.0.2 ("good") and 127.0.0.3
+("evil").
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import ipaddress
 import json
 import os
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import http_ece
 import pytest
-import requests
+import urllib3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
 from push import Message, Router, build_channels
 from push.webpush import WebPushChannel, is_public_address, topic_for
+from tests.fakes.tls import CertificateAuthority
 
 SUBJECT = "mailto:ops@gridwork.example"
+PUSH_HOST = "push.test"
+PUBLIC = "142.250.72.10"  # public addresses; `network` routes them to loopback
+OTHER_PUBLIC = "142.250.72.11"
 
 # Path of the subscription endpoint -> (status, extra headers) the fake push service answers.
 ANSWERS: dict[str, tuple[int, dict[str, str]]] = {
@@ -48,16 +62,33 @@ class Received:
 
 
 class FakePushService(ThreadingHTTPServer):
+    """A push service on `host` (an IPv4 or IPv6 loopback address), plain HTTP or, given a
+    server context, HTTPS; it records each request and the TLS server name (SNI) it was asked."""
+
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None, *, port: int = 0
+    ) -> None:
         self.received: list[Received] = []
-        super().__init__(("127.0.0.1", 0), _Handler)
+        self.server_names: list[str | None] = []
+        if ":" in host:
+            self.address_family = socket.AF_INET6
+        super().__init__((host, port), _Handler)
+        self.tls = tls is not None
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, context: self.server_names.append(name)
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
 
     @property
     def origin(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        host = self.server_address[0]
+        host = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -101,15 +132,47 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-@pytest.fixture
-def service() -> Iterator[FakePushService]:
-    server = FakePushService()
+@contextlib.contextmanager
+def serving(server: FakePushService) -> Iterator[FakePushService]:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def service() -> Iterator[FakePushService]:
+    with serving(FakePushService()) as server:
+        yield server
+
+
+@pytest.fixture
+def ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CertificateAuthority:
+    """A test CA, trusted by the channel's requests (REQUESTS_CA_BUNDLE, as an operator's CA
+    bundle would be)."""
+    authority = CertificateAuthority(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(authority.bundle))
+    return authority
+
+
+@pytest.fixture
+def good(ca: CertificateAuthority) -> Iterator[FakePushService]:
+    """The real push service for push.test: HTTPS on 127.0.0.2."""
+    with serving(FakePushService("127.0.0.2", ca.server_context(PUSH_HOST))) as server:
+        yield server
+
+
+@pytest.fixture
+def evil(ca: CertificateAuthority, good: FakePushService) -> Iterator[FakePushService]:
+    """Where a rebinding DNS answer points: HTTPS on 127.0.0.3, on `good`'s port, with a
+    certificate for push.test too (the worst case: it passes verification)."""
+    server = FakePushService("127.0.0.3", ca.server_context(PUSH_HOST), port=good.port)
+    with serving(server):
+        yield server
 
 
 @pytest.fixture
@@ -137,12 +200,80 @@ def strict(vapid: Vapid02) -> Iterator[WebPushChannel]:
 
 @pytest.fixture
 def no_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any HTTP request fails the test: for tests whose endpoints resolve off loopback."""
+    """Any HTTP request fails the test: for tests whose endpoints resolve off loopback.
 
-    def send(*args: Any, **kwargs: Any) -> None:
+    It stops the request at urllib3's connection pool, below the channel's own transport
+    adapter, which is where the endpoint's address is checked."""
+
+    def urlopen(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the channel sent a request")
 
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "urlopen", urlopen)
+
+
+class FakeDns:
+    """The process's resolver. A name in `answers` gets one list of addresses per lookup, the
+    last list repeating: a rebinding server answers the first lookup one way and later ones
+    another. A name not in it does not resolve; IP address literals resolve as usual."""
+
+    def __init__(self, real: Any) -> None:
+        self.answers: dict[str, list[list[str]]] = {}
+        self.queries: list[str] = []
+        self._real = real
+
+    def getaddrinfo(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            return self._real(host, port, *args, **kwargs)
+        self.queries.append(host)
+        answers = self.answers.get(host)
+        if not answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        addresses = answers.pop(0) if len(answers) > 1 else answers[0]
+        port = int(port or 0)
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (a, port, 0, 0))
+            if ":" in a
+            else (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (a, port))
+            for a in addresses
+        ]
+
+
+@pytest.fixture
+def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
+    fake = FakeDns(socket.getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", fake.getaddrinfo)
+    return fake
+
+
+@dataclass
+class FakeNetwork:
+    """Routes a connection to an address in `routes` to a loopback address instead, so public
+    addresses lead to the fake push services; any other connection off loopback is refused, so
+    nothing leaves the machine. A connection by name resolves it through `dns`, as urllib3's
+    own does."""
+
+    routes: dict[str, str]
+
+
+@pytest.fixture
+def network(monkeypatch: pytest.MonkeyPatch, dns: FakeDns) -> FakeNetwork:
+    fake = FakeNetwork({})
+    real = urllib3.util.connection.create_connection
+
+    def create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        host, port = address
+        [*_, sockaddr] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        target = fake.routes.get(sockaddr[0], sockaddr[0])
+        if not ipaddress.ip_address(target).is_loopback:
+            raise ConnectionRefusedError(f"{target} is off loopback")
+        return real((target, port), *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", create_connection)
+    return fake
 
 
 @pytest.fixture
@@ -419,3 +550,145 @@ def test_endpoint_whose_host_does_not_resolve_fails_that_message_only(
 )
 def test_only_addresses_on_the_public_internet_are_public(address: str, public: bool) -> None:
     assert is_public_address(address) is public
+
+
+def test_connection_goes_to_the_address_that_was_checked_not_to_a_later_answer(
+    strict: WebPushChannel,
+    dns: FakeDns,
+    network: FakeNetwork,
+    good: FakePushService,
+    evil: FakePushService,
+    browser: Browser,
+) -> None:
+    dns.answers[PUSH_HOST] = [[PUBLIC], ["127.0.0.3"]]  # DNS rebinding: public, then loopback
+    network.routes[PUBLIC] = "127.0.0.2"
+
+    [result] = strict.send([web(browser.subscription(f"https://{PUSH_HOST}:{good.port}/push/ok"))])
+
+    assert evil.received == []
+    assert result.outcome == "delivered"
+    assert [r.path for r in good.received] == ["/push/ok"]
+    assert dns.queries == [PUSH_HOST]
+
+
+def test_connection_to_the_checked_address_names_the_host_in_tls_and_the_host_header(
+    strict: WebPushChannel,
+    dns: FakeDns,
+    network: FakeNetwork,
+    good: FakePushService,
+    browser: Browser,
+) -> None:
+    dns.answers[PUSH_HOST] = [[PUBLIC]]
+    network.routes[PUBLIC] = "127.0.0.2"
+
+    strict.send([web(browser.subscription(f"https://{PUSH_HOST}:{good.port}/push/ok"))])
+
+    assert good.server_names == [PUSH_HOST]
+    assert good.received[0].headers["host"] == f"{PUSH_HOST}:{good.port}"
+
+
+def test_certificate_must_name_the_host_not_the_address_connected_to(
+    strict: WebPushChannel,
+    dns: FakeDns,
+    network: FakeNetwork,
+    ca: CertificateAuthority,
+    browser: Browser,
+) -> None:
+    dns.answers[PUSH_HOST] = [[PUBLIC]]
+    network.routes[PUBLIC] = "127.0.0.2"
+    tls = ca.server_context(PUBLIC, "127.0.0.2")  # valid for the addresses, not for push.test
+
+    with serving(FakePushService("127.0.0.2", tls)) as server:
+        endpoint = f"https://{PUSH_HOST}:{server.port}/push/ok"
+        [result] = strict.send([web(browser.subscription(endpoint))])
+
+    assert result.outcome == "retry"
+    assert "certificate" in (result.error or "").lower()
+    assert server.received == []
+
+
+def test_host_with_several_public_addresses_is_reached_at_the_first(
+    strict: WebPushChannel,
+    dns: FakeDns,
+    network: FakeNetwork,
+    good: FakePushService,
+    evil: FakePushService,
+    browser: Browser,
+) -> None:
+    dns.answers[PUSH_HOST] = [[PUBLIC, OTHER_PUBLIC]]
+    network.routes.update({PUBLIC: "127.0.0.2", OTHER_PUBLIC: "127.0.0.3"})
+
+    [result] = strict.send([web(browser.subscription(f"https://{PUSH_HOST}:{good.port}/push/ok"))])
+
+    assert result.outcome == "delivered"
+    assert (len(good.received), len(evil.received)) == (1, 0)
+
+
+def test_host_with_a_public_and_a_private_address_is_refused(
+    strict: WebPushChannel, dns: FakeDns, browser: Browser, no_requests: None
+) -> None:
+    dns.answers[PUSH_HOST] = [[PUBLIC, "169.254.169.254"]]
+
+    [result] = strict.send([web(browser.subscription(f"https://{PUSH_HOST}/push/ok"))])
+
+    assert result.outcome == "invalid_target"
+    assert dns.queries == [PUSH_HOST]
+
+
+def test_channel_allowed_private_endpoints_also_connects_to_the_address_it_resolved(
+    channel: WebPushChannel,
+    dns: FakeDns,
+    good: FakePushService,
+    evil: FakePushService,
+    browser: Browser,
+) -> None:
+    dns.answers[PUSH_HOST] = [["127.0.0.2"], ["127.0.0.3"]]
+
+    [result] = channel.send([web(browser.subscription(f"https://{PUSH_HOST}:{good.port}/push/ok"))])
+
+    assert result.outcome == "delivered"
+    assert (len(good.received), len(evil.received)) == (1, 0)
+    assert dns.queries == [PUSH_HOST]
+
+
+@pytest.mark.parametrize(
+    "host", ["10.0.0.5", "[fd00::5]", "[::ffff:169.254.169.254]", "[2a00:1450:4001:80b::200a]"]
+)
+def test_endpoint_at_an_ip_address_literal_that_cannot_be_sent_to_is_refused(
+    strict: WebPushChannel, browser: Browser, no_requests: None, host: str
+) -> None:
+    # Private addresses are refused; so is any IPv6 literal, which VAPID cannot sign for.
+    [result] = strict.send([web(browser.subscription(f"https://{host}/push/ok"))])
+
+    assert result.outcome == "invalid_target"
+
+
+def test_host_resolving_to_an_ipv6_address_is_reached_at_that_address(
+    channel: WebPushChannel, dns: FakeDns, browser: Browser
+) -> None:
+    dns.answers[PUSH_HOST] = [["::1"]]
+
+    with serving(FakePushService("::1")) as server:
+        endpoint = f"http://{PUSH_HOST}:{server.port}/push/ok"
+        [result] = channel.send([web(browser.subscription(endpoint))])
+
+    assert result.outcome == "delivered"
+    assert server.received[0].headers["host"] == f"{PUSH_HOST}:{server.port}"
+
+
+def test_endpoint_is_checked_when_an_outgoing_proxy_is_configured(
+    strict: WebPushChannel,
+    dns: FakeDns,
+    browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
+    no_requests: None,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    dns.answers[PUSH_HOST] = [["169.254.169.254"]]
+
+    [result] = strict.send([web(browser.subscription(f"https://{PUSH_HOST}/push/ok"))])
+
+    assert result.outcome == "invalid_target"
+    assert dns.queries == [PUSH_HOST]
