@@ -476,6 +476,50 @@ def test_a_tag_raised_mid_week_counts_a_must_visit_household_done_once(session, 
     assert _aggregates(session) == kept
 
 
+def test_a_visit_synced_after_a_tag_change_counts_under_the_tags_it_had_then(session, history):
+    """h1 (elderly_80, once a week) is visited Monday; on Tuesday it is tagged living alone too
+    (twice a week now); Monday's visit is synced on Wednesday. The trigger read today's tags
+    (1 of 2 visits: not done), the rebuild the tags at the visit (1 of 1: done)."""
+    h1, w1 = history.h["h1"], history.users["w1"]
+    effective(session, at(24))
+    household_service.update_household(session, None, h1, {"tags": ["elderly_80", "living_alone"]})
+    effective(session, None)
+    make_visit(session, w1, h1, at(23))
+    assert _elderly_in_w48(session, history)["done"] == 1
+    kept = _aggregates(session)
+    session.execute(text("SELECT gw_report_rebuild()"))
+    assert _aggregates(session) == kept
+
+
+def test_a_visit_synced_late_before_a_stored_one_counts_as_the_rebuild_replays_them(
+    session, history
+):
+    """h1 (elderly_80) is tagged living alone too on Tuesday (twice a week) and visited
+    Wednesday (1 of 2: not done); its tags are cleared on Thursday; Monday's visit is synced
+    after that. Replayed in order, Monday's visit is done under elderly_80 (1 of 1) and makes
+    Wednesday's the second, done under living_alone (2 of 2). The trigger read today's tags
+    (none: nothing done); reading only the late visit's own tags would miss living_alone."""
+    h1, w1 = history.h["h1"], history.users["w1"]
+    effective(session, at(24))
+    household_service.update_household(session, None, h1, {"tags": ["elderly_80", "living_alone"]})
+    make_visit(session, w1, h1, at(25))
+    effective(session, at(26))
+    household_service.update_household(session, None, h1, {"tags": []})
+    effective(session, None)
+    make_visit(session, w1, h1, at(23))
+    counted = session.scalar(
+        text(
+            "SELECT counted FROM report_household_weeks "
+            "WHERE household_id = :h AND week = '2026-W48'"
+        ),
+        {"h": h1.id},
+    )
+    assert counted == ["elderly_80", "living_alone"]
+    kept = _aggregates(session)
+    session.execute(text("SELECT gw_report_rebuild()"))
+    assert _aggregates(session) == kept
+
+
 def test_a_cadence_raised_mid_week_counts_a_must_visit_household_done_once(session, history):
     h1, w1 = history.h["h1"], history.users["w1"]
     make_visit(session, w1, h1, at(23))
