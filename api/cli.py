@@ -507,26 +507,48 @@ def report_weekly(week, community, street, district, fmt, out: Path) -> None:
     )
 
 
-def _report_tick(session, now):
+def _report_tick(session, now, *, retry_now: bool = False):
     from api.services import report_store
 
-    return report_store.generate_due_reports(session, now)
+    return report_store.generate_due_reports(session, now, retry_now=retry_now)
 
 
 @report.command("tick")
 @now_option
-def report_tick(now) -> None:
-    """Store and announce the reports due (Monday 08:00 Asia/Shanghai, last week); idempotent."""
+@click.option(
+    "--retry-now",
+    is_flag=True,
+    help="Also retry communities whose report failed before its backoff delay has passed",
+)
+def report_tick(now, retry_now: bool) -> None:
+    """Store and announce the reports due (Monday 08:00 Asia/Shanghai, last week); idempotent.
+
+    A community whose report failed is retried after a delay (1 min, doubling, at most 1 h),
+    as the push worker does; --retry-now retries it at once.
+    """
     with _session() as session:
-        result = _report_tick(session, now)
+        result = _report_tick(session, now, retry_now=retry_now)
         click.echo(f"{result.week}: {len(result.created)} stored, {result.skipped} already stored")
         if result.failed:
             click.secho(
-                f"{len(result.failed)} failed (see the log), retried next run: "
-                + ", ".join(result.failed),
+                f"{len(result.failed)} failed (see the log), retried later: "
+                + ", ".join(_retry_at(result, code) for code in result.failed),
                 fg="red",
                 err=True,
             )
+        if result.deferred:
+            click.secho(
+                f"{len(result.deferred)} waiting to retry: "
+                + ", ".join(_retry_at(result, code) for code in result.deferred)
+                + "; --retry-now to retry them now",
+                fg="yellow",
+                err=True,
+            )
+
+
+def _retry_at(result, code: str) -> str:
+    attempt, at = result.retry_at[code]
+    return f"{code} (attempt {attempt} at {at.isoformat()})"
 
 
 @main.command("push-worker")

@@ -14,6 +14,7 @@ from api.models.reports import (
     REPORT_LEVELS,
     HouseholdHistory,
     Report,
+    ReportFailure,
     ReportFile,
 )
 from api.models.rosters import CalendarFeed, Leave, Roster, Shift, ShiftChange, ShiftSwap
@@ -58,6 +59,7 @@ __all__ = [
     "REPORT_LEVELS",
     "HouseholdHistory",
     "Report",
+    "ReportFailure",
     "ReportFile",
     "User",
     "user_grids",

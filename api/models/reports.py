@@ -81,6 +81,28 @@ class ReportFile(Base):
 Index("ix_reports_code_week", Report.code, Report.week)
 
 
+class ReportFailure(Base):
+    """A community's report for a week that failed to be stored, and when to try it again.
+
+    One row per (week, community) while it keeps failing: how many attempts, when the first and
+    the last failed, the last error's class (never its message, which may quote personal data)
+    and the next attempt (1 min after the first failure, doubling, at most 1 h). Deleted when
+    the report is stored (0018).
+    """
+
+    __tablename__ = "report_failures"
+
+    week: Mapped[str] = mapped_column(String(8), primary_key=True)
+    community_code: Mapped[str] = mapped_column(
+        String(12), ForeignKey("communities.code", ondelete="CASCADE"), primary_key=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer)
+    error_class: Mapped[str] = mapped_column(String(100))
+    first_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class HouseholdHistory(Base):
     """Which grid (and kind, tags) a household belonged to over [valid_from, valid_to)."""
 

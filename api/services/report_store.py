@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, undefer
@@ -19,12 +19,23 @@ from api.services.weeks import parse_week
 log = logging.getLogger("gridwork.reports")
 
 
+# A community whose report failed is tried again this long after its first failure, doubling
+# with each failure, never more than RETRY_MAX apart: the push worker's tick (every
+# TASK_TICK_SECONDS) skips it until then, instead of rendering, failing and logging each tick.
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_MAX = timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class Generated:
     week: str
     created: list[Report]
     skipped: int
-    failed: list[str] = field(default_factory=list)  # community codes, retried next run
+    failed: list[str] = field(default_factory=list)  # community codes that failed this run
+    # Community codes that failed before and whose next attempt is not due yet; and for each
+    # failed or deferred one, (the number of its next attempt, when it is due).
+    deferred: list[str] = field(default_factory=list)
+    retry_at: dict[str, tuple[int, datetime]] = field(default_factory=dict)
 
 
 def _communities_due(session: Session, week: str) -> list[Community]:
@@ -45,7 +56,7 @@ def _communities_due(session: Session, week: str) -> list[Community]:
     )
 
 
-def generate_due_reports(session: Session, now: datetime) -> Generated:
+def generate_due_reports(session: Session, now: datetime, *, retry_now: bool = False) -> Generated:
     """Store (and announce) every community's report for the week due at `now`.
 
     Due from Monday 08:00 Asia/Shanghai for the week before. Idempotent: a report is claimed by
@@ -54,33 +65,104 @@ def generate_due_reports(session: Session, now: datetime) -> Generated:
     winner commits, then sees the row). Only the claimant renders, stores and notifies, all in
     the caller's transaction.
 
-    Each community is claimed, rendered and announced in its own savepoint: one that fails
-    (logged with its code) is rolled back, claim included, so it is retried next run, and the
-    other communities' reports are stored all the same.
+    Each community is claimed, rendered and announced in its own savepoint: one that fails is
+    rolled back, claim included, and the other communities' reports are stored all the same.
+    The failure is logged once (with its traceback) and recorded in `report_failures` with
+    when the next attempt is due (RETRY_FIRST after the first failure, doubling, at most
+    RETRY_MAX); runs before then skip that community (`deferred`) unless `retry_now`. A stored
+    (or already stored) report deletes its record.
     """
     week = reports.previous_week_due(now)
-    created, skipped, failed = [], 0, []
+    waiting = {
+        code: (attempts, next_at)
+        for code, attempts, next_at in session.execute(
+            text(
+                "SELECT community_code, attempts, next_attempt_at FROM report_failures "
+                "WHERE week = :week"
+            ),
+            {"week": week},
+        )
+    }
+    created, skipped, failed, deferred, retry_at = [], 0, [], [], {}
     for code, name in [(c.code, c.name) for c in _communities_due(session, week)]:
+        before = waiting.get(code)
+        if before is not None and before[1] > now and not retry_now:
+            deferred.append(code)
+            retry_at[code] = (before[0] + 1, before[1])
+            continue
         try:
             with session.begin_nested():
                 report = _claim_and_store(session, week, code, name, now)
-        except Exception:
-            log.exception("report %s of community %s failed; retried next run", week, code)
+        except Exception as exc:
+            attempts, next_at = _record_failure(session, week, code, exc, now)
+            log.exception(
+                "report %s of community %s failed (attempt %s); retried from %s",
+                week,
+                code,
+                attempts,
+                next_at.isoformat(),
+            )
             failed.append(code)
+            retry_at[code] = (attempts + 1, next_at)
             continue
+        if before is not None:
+            session.execute(
+                text("DELETE FROM report_failures WHERE week = :week AND community_code = :code"),
+                {"week": week, "code": code},
+            )
         if report is None:
             skipped += 1
         else:
             created.append(report)
     if created or failed:
         log.info(
-            "reports for %s: %s stored, %s already there, %s failed",
+            "reports for %s: %s stored, %s already there, %s failed, %s waiting to retry",
             week,
             len(created),
             skipped,
             len(failed),
+            len(deferred),
         )
-    return Generated(week, created, skipped, failed)
+    return Generated(week, created, skipped, failed, deferred, retry_at)
+
+
+def _error_class(exc: BaseException) -> str:
+    """The exception's class, module-qualified unless built in; never its message."""
+    kind = type(exc)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"[:100]
+
+
+def _record_failure(
+    session: Session, week: str, code: str, exc: BaseException, now: datetime
+) -> tuple[int, datetime]:
+    """Count a failed attempt and set the next one: (attempts so far, next attempt's time).
+
+    One upsert, so two workers failing at once count two attempts and neither loses its row.
+    """
+    row = session.execute(
+        text(
+            "INSERT INTO report_failures AS f (week, community_code, attempts, error_class, "
+            "first_failed_at, last_failed_at, next_attempt_at) "
+            "VALUES (:week, :code, 1, :error, :now, :now, :now + :first) "
+            "ON CONFLICT (week, community_code) DO UPDATE SET "
+            "attempts = f.attempts + 1, error_class = EXCLUDED.error_class, "
+            "last_failed_at = EXCLUDED.last_failed_at, "
+            "next_attempt_at = EXCLUDED.last_failed_at "
+            "+ LEAST(:first * power(2, LEAST(f.attempts, 20)), :max) "
+            "RETURNING attempts, next_attempt_at"
+        ),
+        {
+            "week": week,
+            "code": code,
+            "error": _error_class(exc),
+            "now": now,
+            "first": RETRY_FIRST,
+            "max": RETRY_MAX,
+        },
+    ).one()
+    return row.attempts, row.next_attempt_at
 
 
 def _claim_and_store(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 from pypdf import PdfReader
@@ -258,8 +259,113 @@ def test_one_communitys_failing_report_leaves_the_others_stored_and_is_retried(
     ).all()
     assert notes == [history.users["admin2"].id]
     monkeypatch.setattr(report_render, "render", render)
-    again = report_store.generate_due_reports(session, MONDAY_0830)
+    again = report_store.generate_due_reports(session, MONDAY_0830 + timedelta(minutes=1))
     assert ([r.code for r in again.created], again.skipped, again.failed) == ([RC], 1, [])
+
+
+# --- retrying a failing community's report, with backoff -------------------------------------
+@pytest.fixture()
+def broken(monkeypatch):
+    """RC's report fails to render (a ValueError whose message must not be stored); counts
+    the attempts; `broken.fixed()` restores the renderer."""
+    from api.services import report_render
+
+    render = report_render.render
+
+    class Broken:
+        attempts = 0
+
+        @staticmethod
+        def fixed():
+            monkeypatch.setattr(report_render, "render", render)
+
+    def failing_for_rc(data, fmt, shapes=None):
+        if data["code"] == RC and fmt == "json":
+            Broken.attempts += 1
+            raise ValueError("the renderer broke on 13800138000")
+        return render(data, fmt, shapes)
+
+    monkeypatch.setattr(report_render, "render", failing_for_rc)
+    return Broken
+
+
+def _failure(session):
+    return session.execute(
+        text(
+            "SELECT attempts, error_class, first_failed_at, last_failed_at, next_attempt_at "
+            "FROM report_failures WHERE week = '2026-W47' AND community_code = :c"
+        ),
+        {"c": RC},
+    ).one_or_none()
+
+
+def test_a_failed_report_is_recorded_with_its_attempts_and_error_class_only(
+    session, history, broken
+):
+    report_store.generate_due_reports(session, MONDAY_0830)
+    attempts, error_class, first, last, next_at = _failure(session)
+    assert (attempts, error_class) == (1, "ValueError")
+    assert first == last == MONDAY_0830
+    assert next_at == MONDAY_0830 + timedelta(minutes=1)
+    row = session.execute(text("SELECT * FROM report_failures")).one()
+    assert not any("13800138000" in str(value) for value in row)  # no message, no personal data
+
+
+def test_a_failing_community_is_not_retried_on_the_next_tick_within_its_delay(
+    session, history, broken
+):
+    report_store.generate_due_reports(session, MONDAY_0830)
+    tick = report_store.generate_due_reports(session, MONDAY_0830 + timedelta(seconds=59))
+    assert (tick.failed, tick.deferred, tick.skipped) == ([], [RC], 1)
+    assert broken.attempts == 1
+    assert _failure(session)[0] == 1
+
+
+def test_a_failing_community_is_retried_after_its_delay_which_doubles_up_to_an_hour(
+    session, history, broken
+):
+    now, delays = MONDAY_0830, []
+    for _ in range(9):
+        result = report_store.generate_due_reports(session, now)
+        assert result.failed == [RC]
+        attempts, _, _, last, next_at = _failure(session)
+        delays.append(int((next_at - last).total_seconds() // 60))
+        now = next_at
+    assert broken.attempts == attempts == 9
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
+def test_each_attempt_is_logged_once_not_each_tick(session, history, broken, caplog):
+    for seconds in range(0, 60, 10):  # the push worker's tick, every 10 s, for a minute
+        report_store.generate_due_reports(session, MONDAY_0830 + timedelta(seconds=seconds))
+    failures = [r for r in caplog.records if f"community {RC} failed" in r.getMessage()]
+    assert len(failures) == 1
+    report_store.generate_due_reports(session, MONDAY_0830 + timedelta(minutes=1))
+    failures = [r for r in caplog.records if f"community {RC} failed" in r.getMessage()]
+    assert len(failures) == 2
+    assert "attempt 2" in failures[-1].getMessage()
+
+
+def test_a_report_stored_after_failing_clears_the_record(session, history, broken):
+    report_store.generate_due_reports(session, MONDAY_0830)
+    broken.fixed()
+    result = report_store.generate_due_reports(session, MONDAY_0830 + timedelta(minutes=1))
+    assert [r.code for r in result.created] == [RC]
+    assert _failure(session) is None
+
+
+def test_the_report_tick_command_retries_a_deferred_community_only_with_retry_now(
+    app, history, broken
+):
+    at = ["--now", (MONDAY_0830 + timedelta(seconds=30)).isoformat()]
+    gridwork(app, "report", "tick", "--now", MONDAY_0830.isoformat())
+    waiting = gridwork(app, "report", "tick", *at)
+    assert broken.attempts == 1
+    assert f"1 waiting to retry: {RC} (attempt 2 at " in waiting.output
+    assert "--retry-now" in waiting.output
+    broken.fixed()
+    forced = gridwork(app, "report", "tick", "--retry-now", *at)
+    assert "2026-W47: 1 stored, 1 already stored" in forced.output
 
 
 def test_leaders_and_admins_are_announced_by_push(session, history):
