@@ -570,7 +570,10 @@ def push_worker(once: bool) -> None:
     log = logging.getLogger("gridwork.push")
     with app.app_context():
         cfg = app.config
-        router = Router(build_channels({k: str(v) for k, v in cfg.items() if v is not None}))
+        try:
+            router = Router(build_channels({k: str(v) for k, v in cfg.items() if v is not None}))
+        except ValueError as exc:  # a setting the channels refuse: say which, no traceback
+            raise click.ClickException(str(exc)) from exc
         worker = PushWorker(
             db.begin,
             router,

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from py_vapid import Vapid02
+from py_vapid import Vapid02, VapidException
 from pywebpush import WebPushException, webpush
 from requests.adapters import HTTPAdapter
 from requests.utils import select_proxy
@@ -64,6 +64,10 @@ class WebPushChannel:
         if not vapid_subject.startswith(("mailto:", "https:")):
             raise ValueError("vapid_subject must be a mailto: or https: URL")
         self._vapid = load_vapid_key(vapid_private_key)
+        try:  # py_vapid's own check of the subject, at start-up rather than on every message
+            self._vapid.sign({"sub": vapid_subject, "aud": "https://push.invalid"})
+        except VapidException as exc:
+            raise ValueError(f"vapid_subject is not one py_vapid accepts: {exc}") from None
         self._subject = vapid_subject
         self._timeout = timeout
         self._session = requests.Session()

@@ -202,3 +202,16 @@ def test_db_upgrade_names_an_unreachable_database(monkeypatch):
     result = CliRunner().invoke(main, ["db", "upgrade"])
     assert result.exit_code == 1
     assert "cannot reach the database" in result.output
+
+
+def test_push_worker_names_a_vapid_subject_web_push_cannot_use(monkeypatch, database_url):
+    from py_vapid import Vapid02
+
+    vapid = Vapid02()
+    vapid.generate_keys()
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("GRIDWORK_VAPID_PRIVATE_KEY", vapid.private_pem().decode())
+    monkeypatch.setenv("GRIDWORK_VAPID_SUBJECT", "mailto:ops")  # no address: py_vapid refuses
+    result = CliRunner().invoke(main, ["push-worker", "--once"])
+    assert result.exit_code == 1
+    assert "vapid_subject" in result.output and "Traceback" not in result.output

@@ -444,9 +444,18 @@ def test_vapid_key_may_be_given_as_py_vapid_base64(
     assert result.outcome == "delivered"
 
 
-def test_subject_must_be_mailto_or_https(vapid: Vapid02) -> None:
+@pytest.mark.parametrize(
+    "subject", ["ops@gridwork.example", "mailto:ops", "https://", "https:/gridwork.example"]
+)
+def test_subject_must_be_a_mailto_address_or_an_https_url(vapid: Vapid02, subject: str) -> None:
+    # Refused at start-up: py_vapid would refuse to sign it, so every message would fail.
     with pytest.raises(ValueError, match="vapid_subject"):
-        WebPushChannel(vapid.private_pem().decode(), "ops@gridwork.example")
+        WebPushChannel(vapid.private_pem().decode(), subject)
+
+
+@pytest.mark.parametrize("subject", ["mailto:ops@gridwork.example", "https://gridwork.example"])
+def test_subject_a_push_service_can_reach_is_taken(vapid: Vapid02, subject: str) -> None:
+    WebPushChannel(vapid.private_pem().decode(), subject).close()
 
 
 def test_redirect_from_the_push_service_is_not_followed(
