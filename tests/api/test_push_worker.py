@@ -208,3 +208,30 @@ def test_without_fcm_credentials_pushes_fail_but_the_inbox_keeps_them(app, sessi
     worker.run_once(T0)
     assert states(session) == {"fcm-1": "failed"}
     assert session.scalar(select(Device.active))  # the device is kept
+
+
+def test_an_absurd_retry_after_neither_breaks_the_round_nor_parks_the_push_for_years(
+    session, world, worker, fake
+):
+    """A push service may send any Retry-After (a Web Push endpoint is any https host a user
+    registers). 10**20 seconds overflowed the retry time: the round's marks were lost, so the
+    messages already delivered in it went out again after the lease, round after round."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    make_device(session, world.users["worker_a2"], "fcm-2", now=T0)
+    fake.retry_after = "1" + "0" * 20
+    fake.fail_next("fcm-1", times=1, kind="quota")
+    notify(
+        session,
+        [world.users["worker_a1"].id, world.users["worker_a2"].id],
+        "task_updated",
+        "t",
+        now=T0,
+    )
+    stats = worker.run_once(T0)
+    assert (stats.sent, stats.retried) == (1, 1)
+    assert states(session) == {"fcm-1": "pending", "fcm-2": "sent"}
+    assert worker.run_once(T0 + timedelta(seconds=61)).claimed == 0  # nothing sent twice
+    retry_at = session.scalar(select(Delivery.next_attempt_at).where(Delivery.state == "pending"))
+    assert retry_at <= T0 + timedelta(days=1)
+    assert worker.run_once(retry_at).sent == 1
+    assert len(fake.messages) == 2

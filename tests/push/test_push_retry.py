@@ -72,3 +72,8 @@ def test_retry_after_in_the_past_is_zero() -> None:
 @pytest.mark.parametrize("value", [None, "", "soon", "-5"])
 def test_missing_or_unreadable_retry_after_is_none(value: str | None) -> None:
     assert parse_retry_after(value) is None
+
+
+@pytest.mark.parametrize("retry_after", [1e20, float("inf"), 2 * 86400.0])
+def test_backoff_honours_retry_after_up_to_a_day(retry_after: float) -> None:
+    assert backoff(1, retry_after=retry_after, rng=random.Random(1)) == 86400.0
