@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tempfile
 import uuid
 import warnings
@@ -74,6 +75,175 @@ def verify_image(data: bytes, content_type: str) -> tuple[int, int]:
             accepted=list(ACCEPTED_TYPES),
         ) from exc
     return width, height
+
+
+# --- metadata ---------------------------------------------------------------------------------
+# A phone writes where a photo was taken (GPS to the metre: the resident's door), when, and the
+# phone's make, model and serial into it; district viewers are shown a visit's position to
+# ~100 m only. What is stored is the image without its metadata: the segments and chunks that
+# draw it are copied byte for byte (nothing is decoded or re-encoded, memory stays linear in
+# the file), every other one is dropped, and so is anything after the image's end (a zip or a
+# page appended to a JPEG). The EXIF orientation alone is kept, or the photo would show sideways.
+_ORIENTATION = 0x0112
+_JPEG_KEEP_APP = {0xE0: b"JFIF\x00", 0xE2: b"ICC_PROFILE\x00", 0xEE: b"Adobe"}
+_PNG_KEEP = {
+    b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"cHRM", b"gAMA", b"iCCP", b"sBIT", b"sRGB",
+    b"cICP", b"mDCV", b"cLLI", b"bKGD", b"hIST", b"pHYs", b"sPLT", b"acTL", b"fcTL", b"fdAT",
+}  # fmt: skip
+# In a scan, 0xFF is followed by 0x00 (a stuffed byte), a restart marker or more 0xFF (fill):
+# anything else after it is the marker that ends the scan.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_WEBP_KEEP = {b"VP8X", b"ICCP", b"ANIM", b"ANMF", b"ALPH", b"VP8 ", b"VP8L"}
+_WEBP_EXIF_FLAG, _WEBP_XMP_FLAG = 0x08, 0x04
+
+
+class _Damaged(ValueError):
+    """The file's structure is broken (a length past its end, a missing end marker)."""
+
+
+def _orientation(tiff: bytes) -> int | None:
+    """The EXIF orientation (2-8) in a TIFF/EXIF block, None if absent, 1 or unreadable."""
+    from PIL import Image
+
+    try:
+        exif = Image.Exif()
+        exif.load(tiff)
+        value = exif.get(_ORIENTATION)
+    except Exception:  # noqa: BLE001 - a broken EXIF only loses the orientation
+        return None
+    return value if isinstance(value, int) and 2 <= value <= 8 else None
+
+
+def _orientation_exif(orientation: int) -> bytes:
+    """An EXIF block (b"Exif\\0\\0" + TIFF) holding the orientation alone."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[_ORIENTATION] = orientation
+    return exif.tobytes()
+
+
+def strip_metadata(data: bytes, content_type: str) -> bytes:
+    """`data` without metadata (EXIF, XMP, IPTC, comments, text) nor trailing bytes.
+
+    Raises UnsupportedMediaType when the structure is broken (as `verify_image` would)."""
+    strip = {"image/jpeg": _strip_jpeg, "image/png": _strip_png, "image/webp": _strip_webp}
+    try:
+        return strip[content_type](data)
+    except _Damaged as exc:
+        kind = _PIL_FORMATS[content_type]
+        raise errors.UnsupportedMediaType(
+            f"The photo starts like {kind} but is not a readable {kind} image ({exc}).",
+            accepted=list(ACCEPTED_TYPES),
+        ) from exc
+
+
+def _strip_jpeg(data: bytes) -> bytes:
+    out = [b"\xff\xd8"]
+    after_app0 = 1  # where a kept orientation goes: after SOI and a leading JFIF segment
+    orientation = None
+    i, n = 2, len(data)
+    while True:
+        if i >= n or data[i] != 0xFF:
+            raise _Damaged("no marker where one belongs")
+        while i < n and data[i] == 0xFF:  # fill bytes
+            i += 1
+        if i >= n:
+            raise _Damaged("cut short")
+        marker = data[i]
+        i += 1
+        if marker == 0xD9:  # EOI: the end; whatever follows is not the image
+            out.append(b"\xff\xd9")
+            break
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            raise _Damaged(f"stray marker {marker:#x}")
+        if i + 2 > n or (length := int.from_bytes(data[i : i + 2], "big")) < 2 or i + length > n:
+            raise _Damaged("a segment runs past the end")
+        payload = data[i + 2 : i + length]
+        segment = data[i - 2 : i + length]  # the marker (its last 0xFF) and the segment
+        i += length
+        if marker == 0xE1 and payload.startswith(b"Exif\x00\x00") and orientation is None:
+            orientation = _orientation(payload[6:])
+        if 0xE0 <= marker <= 0xEF or marker == 0xFE:  # APPn and COM: metadata
+            prefix = _JPEG_KEEP_APP.get(marker)
+            if prefix is None or not payload.startswith(prefix):
+                continue
+            if marker == 0xE0 and len(out) == 1:
+                after_app0 = 2
+        out.append(segment)
+        if marker == 0xDA:  # SOS: entropy-coded data up to the next marker
+            found = _JPEG_MARKER.search(data, i)
+            if found is None:
+                raise _Damaged("a scan is cut short")
+            out.append(data[i : found.start()])
+            i = found.start()
+    if orientation is not None:
+        block = _orientation_exif(orientation)
+        out.insert(after_app0, b"\xff\xe1" + (len(block) + 2).to_bytes(2, "big") + block)
+    return b"".join(out)
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    import zlib
+
+    crc = zlib.crc32(kind + payload).to_bytes(4, "big")
+    return len(payload).to_bytes(4, "big") + kind + payload + crc
+
+
+def _strip_png(data: bytes) -> bytes:
+    out = [data[:8]]
+    orientation = None
+    i, n = 8, len(data)
+    while True:
+        if i + 8 > n:
+            raise _Damaged("cut short")
+        length, kind = int.from_bytes(data[i : i + 4], "big"), data[i + 4 : i + 8]
+        end = i + 12 + length
+        if end > n:
+            raise _Damaged("a chunk runs past the end")
+        if kind == b"eXIf" and orientation is None:
+            orientation = _orientation(data[i + 8 : i + 8 + length])
+        if kind == b"IDAT" and orientation is not None:
+            out.append(_png_chunk(b"eXIf", _orientation_exif(orientation)[6:]))
+            orientation = None  # written once, before the first IDAT (as the format wants)
+        if kind in _PNG_KEEP:
+            out.append(data[i:end])
+        i = end
+        if kind == b"IEND":
+            return b"".join(out)
+
+
+def _strip_webp(data: bytes) -> bytes:
+    riff_end = 8 + int.from_bytes(data[4:8], "little")
+    if riff_end > len(data) or riff_end < 12:
+        raise _Damaged("the RIFF size runs past the end")
+    chunks: list[bytes] = []
+    orientation = None
+    i = 12
+    while i < riff_end:
+        if i + 8 > riff_end:
+            raise _Damaged("cut short")
+        kind, size = data[i : i + 4], int.from_bytes(data[i + 4 : i + 8], "little")
+        if i + 8 + size > riff_end:
+            raise _Damaged("a chunk runs past the end")
+        end = min(i + 8 + size + (size & 1), riff_end)
+        if kind == b"EXIF" and orientation is None:
+            orientation = _orientation(data[i + 8 : i + 8 + size])
+        if kind in _WEBP_KEEP:
+            padding = 8 + size + (size & 1) - (end - i)  # a last odd chunk may lack its pad
+            chunks.append(data[i:end] + b"\x00" * padding)
+        i = end
+    if chunks and chunks[0][:4] == b"VP8X" and len(chunks[0]) >= 9:
+        flags = chunks[0][8] & ~(_WEBP_EXIF_FLAG | _WEBP_XMP_FLAG)
+        if orientation is not None:
+            flags |= _WEBP_EXIF_FLAG
+            block = _orientation_exif(orientation)[6:]
+            chunks.append(
+                b"EXIF" + len(block).to_bytes(4, "little") + block + b"\x00" * (len(block) & 1)
+            )
+        chunks[0] = chunks[0][:8] + bytes([flags]) + chunks[0][9:]
+    body = b"WEBP" + b"".join(chunks)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
 
 
 class PhotoStorage(Protocol):
@@ -152,14 +322,19 @@ def attach_photo(
         raise errors.UnsupportedMediaType(
             "The photo must be a JPEG, PNG or WebP image.", accepted=list(ACCEPTED_TYPES)
         )
-    verify_image(data, content_type)
-    digest = hashlib.sha256(data).hexdigest()
-    if claimed_sha256 is not None and claimed_sha256.lower() != digest:
+    received = hashlib.sha256(data).hexdigest()
+    if claimed_sha256 is not None and claimed_sha256.lower() != received:
         raise errors.Unprocessable(
             "The photo's SHA-256 does not match the sha256 sent with it; it was damaged on "
             "the way. Send it again.",
-            errors={"sha256": [f"Expected {claimed_sha256}, received content hashes to {digest}."]},
+            errors={
+                "sha256": [f"Expected {claimed_sha256}, received content hashes to {received}."]
+            },
         )
+    # What is stored, hashed and served is the image without its metadata (the location).
+    data = strip_metadata(data, content_type)
+    verify_image(data, content_type)
+    digest = hashlib.sha256(data).hexdigest()
     # The bytes go to storage before the row: a row never points at missing bytes, and a file
     # left by a failed transaction is simply reused (same hash) by the retry.
     storage.put(digest, data)

@@ -117,3 +117,49 @@ def test_local_storage_writes_each_hash_once(tmp_path):
     assert storage.get("ab" * 32) == b"one"
     with pytest.raises(KeyError):
         storage.get("cd" * 32)
+
+
+def image_with_metadata(kind: str, orientation: int = 6) -> bytes:
+    """A phone's photo: where it was taken (the resident's door), the phone, a comment."""
+    from PIL import ExifTags, Image
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    exif[ExifTags.Base.Make] = "PhoneMaker-8842"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps.update({1: "N", 2: (39.0, 54.0, 26.52), 3: "E", 4: (116.0, 23.0, 29.2)})
+    out = io.BytesIO()
+    Image.new("RGB", (16, 8), (200, 40, 40)).save(out, kind, exif=exif)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG", "WEBP"])
+def test_a_photo_is_stored_and_served_without_its_location_keeping_its_orientation(
+    client, world, photo_dir, visit_id, kind
+):
+    """District viewers see a visit's position to ~100 m; the photo's EXIF had it exactly."""
+    from PIL import ExifTags, Image
+
+    original = image_with_metadata(kind)
+    uploaded = upload(
+        client, world, visit_id, original, sha256=hashlib.sha256(original).hexdigest()
+    )
+    assert uploaded.status_code == 201
+    served = client.get(uploaded.json["url"], headers=world.auth("viewer_110101"))
+    assert served.status_code == 200
+    stored = [p.read_bytes() for p in photo_dir.rglob("*") if p.is_file()]
+    for data in [served.data, *stored]:
+        assert b"PhoneMaker-8842" not in data
+        with Image.open(io.BytesIO(data)) as image:
+            exif = image.getexif()
+            assert exif.get_ifd(ExifTags.IFD.GPSInfo) == {}
+            assert dict(exif) == {ExifTags.Base.Orientation: 6}
+            assert image.size == (16, 8)
+    assert uploaded.json["sha256"] == hashlib.sha256(served.data).hexdigest()
+
+
+def test_bytes_after_the_end_of_the_image_are_not_stored(client, world, photo_dir, visit_id):
+    polyglot = JPEG + b"<html><script>alert(1)</script></html>" + b"PK\x05\x06" + b"\x00" * 18
+    uploaded = upload(client, world, visit_id, polyglot)
+    assert uploaded.status_code == 201
+    assert client.get(uploaded.json["url"], headers=world.auth("worker_a1")).data == JPEG
