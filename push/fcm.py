@@ -220,8 +220,12 @@ def classify(exc: exceptions.FirebaseError) -> tuple[Outcome, str]:
         return INVALID_TARGET, label
     if exc.code in _RETRY_CODES:
         return RETRY, label
-    if exc.code == exceptions.UNKNOWN and exc.http_response is None:
-        return RETRY, label  # the transport broke before any answer
+    if exc.code == exceptions.UNKNOWN:
+        # No answer (the transport broke), or a status firebase-admin has no code for: a
+        # gateway's 502 or 504, a 408. FCM did not judge the message; it may well take it later.
+        status = None if exc.http_response is None else exc.http_response.status_code
+        if status is None or status >= 500 or status == 408:
+            return RETRY, label
     return FAILED, label
 
 

@@ -42,6 +42,7 @@ class ErrorKind:
     message: str
     retry_after: bool = False  # sends Retry-After, as FCM does with 429 and 503
     bad_field: str | None = None  # names a payload field in a google.rpc.BadRequest detail
+    html: bool = False  # answered by a front end or proxy, not FCM: an HTML page, no JSON
 
 
 # The bodies FCM HTTP v1 sends, per https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode
@@ -75,6 +76,9 @@ ERRORS: dict[str, ErrorKind] = {
     "third_party_auth": ErrorKind(
         401, "UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR", "Auth error from APNS or Web Push"
     ),
+    # Google's front end (or a relay in front of FCM) when the backend does not answer in time.
+    "bad_gateway": ErrorKind(502, "", "", "Error 502 (Server Error)!!1", html=True),
+    "gateway_timeout": ErrorKind(504, "", "", "Error 504 (Gateway Timeout)!!1", html=True),
 }
 
 # A target starting with one of these prefixes always fails with that kind.
@@ -113,8 +117,10 @@ def _b64decode(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def fcm_error_body(kind: ErrorKind) -> dict[str, Any]:
-    """The JSON body FCM returns for `kind`."""
+def fcm_error_body(kind: ErrorKind) -> dict[str, Any] | str:
+    """The JSON body FCM returns for `kind` (the HTML page, for an answer not from FCM)."""
+    if kind.html:
+        return f"<!DOCTYPE html><html><title>{kind.message}</title></html>"
     details: list[dict[str, Any]] = [{"@type": _FCM_ERROR, "errorCode": kind.error_code}]
     if kind.bad_field:
         violation = {"field": kind.bad_field, "description": kind.message}
@@ -388,9 +394,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(404, {}, _rpc_error(404, "NOT_FOUND", f"no such path {self.path}"))
 
     def _reply(self, status: int, headers: dict[str, str], payload: Any) -> None:
-        data = json.dumps(payload).encode()
+        html = isinstance(payload, str)
+        data = payload.encode() if html else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        kind = "text/html" if html else "application/json"
+        self.send_header("Content-Type", f"{kind}; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
         for name, value in headers.items():
             self.send_header(name, value)

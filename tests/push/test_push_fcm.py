@@ -164,6 +164,19 @@ def test_provider_trouble_is_retried(channel: FcmChannel, target: str) -> None:
     assert result.outcome == "retry"
 
 
+@pytest.mark.parametrize("kind", ["bad_gateway", "gateway_timeout"], ids=["502", "504"])
+def test_a_gateway_error_before_fcm_answers_is_retried(
+    channel: FcmChannel, fake: FakeFcm, kind: str
+) -> None:
+    """firebase-admin knows no code for 502 and 504 (UNKNOWN, with the response): the message
+    was failed for good, though FCM never saw it."""
+    fake.fail_next("token-1", kind=kind)
+
+    [result] = channel.send([android("token-1")])
+
+    assert result.outcome == "retry"
+
+
 @pytest.mark.parametrize("target", ["quota-1", "unavailable-1"], ids=["429", "503"])
 def test_retry_after_header_is_honoured(channel: FcmChannel, fake: FakeFcm, target: str) -> None:
     fake.retry_after = "17"
