@@ -51,6 +51,13 @@ class RoundStats:
     deferred: int = 0
 
 
+def _db_text(value: str | None, limit: int) -> str | None:
+    """`value` fit for a column of `limit` characters: what a provider answers (an error body,
+    a Location) is any text of any length, and PostgreSQL refuses a NUL. A value the database
+    refused would lose the whole round's marks, and the round would be sent again."""
+    return None if value is None else value.replace("\x00", "\ufffd")[:limit]
+
+
 def message_id(notification_id: int) -> str:
     """Stable across retries and devices: the app drops a message it has already shown."""
     return f"n{notification_id}"
@@ -197,20 +204,23 @@ class PushWorker:
                 # Quiet hours: not an attempt; wait until they end.
                 deferred.append({"i": delivery_id, "at": result})
             elif isinstance(result, str):
-                failed.append({"i": delivery_id, "e": result, "s": "failed"})
+                failed.append({"i": delivery_id, "e": _db_text(result, 300), "s": "failed"})
             elif result.outcome == DELIVERED:
-                sent.append({"i": delivery_id, "p": result.provider_id})
+                sent.append({"i": delivery_id, "p": _db_text(result.provider_id, 200)})
             elif result.outcome == RETRY:
+                error = _db_text(result.error, 300)
                 if row.attempts >= self.max_attempts:
-                    dead.append({"i": delivery_id, "e": result.error or "retries exhausted"})
+                    dead.append({"i": delivery_id, "e": error or "retries exhausted"})
                 else:
                     wait = backoff(row.attempts, result.retry_after)
                     at = now + timedelta(seconds=wait)
-                    retry.append({"i": delivery_id, "at": at, "e": (result.error or "")[:300]})
+                    retry.append({"i": delivery_id, "at": at, "e": error or ""})
             else:
-                failed.append({"i": delivery_id, "e": (result.error or "")[:300], "s": "failed"})
+                failed.append(
+                    {"i": delivery_id, "e": _db_text(result.error or "", 300), "s": "failed"}
+                )
                 if result.outcome == INVALID_TARGET:
-                    deactivate.append({"d": row.device_id, "e": (result.error or "")[:200]})
+                    deactivate.append({"d": row.device_id, "e": _db_text(result.error or "", 200)})
         guard = "WHERE id = :i AND claim_id = CAST(:claim AS uuid)"
         with self.session_scope() as session:
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +18,7 @@ from api.models import Delivery, Device, NotificationSettings
 from api.services.delivery import PushWorker
 from api.services.notifications import notify
 from push import Router, build_channels
+from push.webpush import WebPushChannel
 from tests.factories import make_device, make_task
 from tests.fakes.fcm import FakeFcm
 
@@ -235,3 +240,107 @@ def test_an_absurd_retry_after_neither_breaks_the_round_nor_parks_the_push_for_y
     assert retry_at <= T0 + timedelta(days=1)
     assert worker.run_once(retry_at).sent == 1
     assert len(fake.messages) == 2
+
+
+# --- answers a push service chooses: a Web Push endpoint is any https host a user registers ----
+class _HostilePushHandler(BaseHTTPRequestHandler):
+    answers = {
+        "/push/long-location": (201, {"Location": "/m/" + "x" * 400}, b""),
+        "/push/nul-body": (
+            500,
+            {"Content-Type": "text/plain; charset=utf-8"},
+            b"upstream\x00reset",
+        ),
+    }
+
+    def log_message(self, format, *args):  # noqa: A002
+        pass
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        status, headers, body = self.answers[self.path]
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def hostile_push() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HostilePushHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def web_worker(app, fake, tmp_path) -> Iterator[PushWorker]:
+    """FCM (the fake) for phones, real Web Push for browsers, allowed onto loopback."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    vapid = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    account = fake.service_account(tmp_path / "sa.json")
+    channels = build_channels(
+        {"GRIDWORK_FCM_CREDENTIALS": str(account), "GRIDWORK_FCM_URL": fake.url}
+    )
+    channels["web"] = WebPushChannel(
+        vapid.decode(), "mailto:ops@gridwork.example", allow_private_endpoints=True
+    )
+    router = Router(channels)
+    yield PushWorker(db.begin, router, batch_size=100, lease_seconds=60, max_attempts=3)
+    router.close()
+
+
+def _subscription(endpoint: str) -> dict:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")  # noqa: E731
+    return {"endpoint": endpoint, "keys": {"p256dh": b64(public), "auth": b64(os.urandom(16))}}
+
+
+def _web_device(session, user, endpoint):
+    from api.services.devices import register_device
+
+    return register_device(session, user.id, "web", subscription=_subscription(endpoint), now=T0)
+
+
+@pytest.mark.parametrize(
+    ("path", "state"), [("/push/long-location", "sent"), ("/push/nul-body", "pending")]
+)
+def test_what_a_push_service_answers_never_costs_the_round_its_marks(
+    session, world, web_worker, fake, hostile_push, path, state
+):
+    """A Location longer than provider_id's 200 characters, or an error body holding a NUL
+    (PostgreSQL text refuses it), failed the round's mark: every message of the round,
+    everybody's, went out again after the lease, round after round."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    _web_device(session, world.users["worker_a2"], hostile_push + path)
+    notify(
+        session,
+        [world.users["worker_a1"].id, world.users["worker_a2"].id],
+        "task_updated",
+        "t",
+        now=T0,
+    )
+    stats = web_worker.run_once(T0)
+    assert stats.sent == (2 if state == "sent" else 1)
+    assert states(session) == {"fcm-1": "sent", hostile_push + path: state}
+    web_worker.run_once(T0 + timedelta(seconds=61))
+    assert len(fake.messages) == 1  # fcm-1's message went once
