@@ -214,8 +214,10 @@ def classify(exc: exceptions.FirebaseError) -> tuple[Outcome, str]:
         return INVALID_TARGET, label
     if exc.code == exceptions.INVALID_ARGUMENT:
         # FCM says INVALID_ARGUMENT for a malformed token and for a bad payload alike. Only
-        # the token's fault should deactivate a device: a payload fault names its field.
-        if violations - _TARGET_FIELDS:
+        # the token's fault should deactivate a device: a payload fault names its field. And
+        # only FCM can blame the token: a 400 without its FcmError detail came from a proxy or
+        # relay in between (GRIDWORK_FCM_URL), and would switch off every phone of the round.
+        if fcm_code is None or violations - _TARGET_FIELDS:
             return FAILED, label
         return INVALID_TARGET, label
     if exc.code in _RETRY_CODES:

@@ -79,6 +79,7 @@ ERRORS: dict[str, ErrorKind] = {
     # Google's front end (or a relay in front of FCM) when the backend does not answer in time.
     "bad_gateway": ErrorKind(502, "", "", "Error 502 (Server Error)!!1", html=True),
     "gateway_timeout": ErrorKind(504, "", "", "Error 504 (Gateway Timeout)!!1", html=True),
+    "proxy_bad_request": ErrorKind(400, "", "", "400 Bad Request", html=True),
 }
 
 # A target starting with one of these prefixes always fails with that kind.

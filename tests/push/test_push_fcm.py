@@ -164,6 +164,19 @@ def test_provider_trouble_is_retried(channel: FcmChannel, target: str) -> None:
     assert result.outcome == "retry"
 
 
+def test_a_bad_request_answered_by_a_proxy_does_not_blame_the_token(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    """Only FCM can say a token is bad (its FcmError detail). A relay's or proxy's 400 page
+    (GRIDWORK_FCM_URL) was read as INVALID_ARGUMENT naming no payload field: every device of
+    the round was deactivated."""
+    fake.fail_next("token-1", kind="proxy_bad_request")
+
+    [result] = channel.send([android("token-1")])
+
+    assert result.outcome == "failed"
+
+
 @pytest.mark.parametrize("kind", ["bad_gateway", "gateway_timeout"], ids=["502", "504"])
 def test_a_gateway_error_before_fcm_answers_is_retried(
     channel: FcmChannel, fake: FakeFcm, kind: str
