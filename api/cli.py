@@ -551,6 +551,32 @@ def _retry_at(result, code: str) -> str:
     return f"{code} (attempt {attempt} at {at.isoformat()})"
 
 
+def _worker_tick(log) -> None:
+    """The push worker's periodic work: task deadlines, the Monday reports, purges."""
+    from datetime import UTC, datetime
+
+    from api.extensions import db
+    from api.services import audit, sessions
+    from api.services import tasks as task_service
+
+    with db.begin() as session:
+        ticked = task_service.tick(session, datetime.now(UTC))
+    if ticked.warned or ticked.escalated:
+        log.info("tick: %s warned, %s escalated", ticked.warned, ticked.escalated)
+    # The Monday reports ride the same tick (idempotent; cheap when done).
+    with db.begin() as session:
+        reported = _report_tick(session, datetime.now(UTC))
+    if reported.created:
+        log.info("reports %s: %s stored", reported.week, len(reported.created))
+    with db.begin() as session:
+        purged = sessions.purge_ended(session, datetime.now(UTC))
+        attempts = audit.purge_login_attempts(session, datetime.now(UTC))
+    if any(purged) or attempts:
+        log.info(
+            "purged %s revoked tokens, %s ended sessions, %s sign-in attempts", *purged, attempts
+        )
+
+
 @main.command("push-worker")
 @click.option("--once", is_flag=True, help="One round (claim, send, mark), then exit")
 def push_worker(once: bool) -> None:
@@ -561,8 +587,6 @@ def push_worker(once: bool) -> None:
     from datetime import UTC, datetime
 
     from api.extensions import db
-    from api.services import audit, sessions
-    from api.services import tasks as task_service
     from api.services.delivery import PushWorker
     from push import Router, build_channels
 
@@ -582,29 +606,31 @@ def push_worker(once: bool) -> None:
             max_attempts=cfg["PUSH_MAX_ATTEMPTS"],
         )
         next_tick = 0.0
+        failures = 0  # push rounds failed in a row
         try:
             while True:
+                # Neither a failed tick nor a failed round ends the worker (the database
+                # restarting, a bug in one tick): it logs, waits and goes on, as the API does.
+                # `--once` lets the error out, so a script sees it.
                 if time.monotonic() >= next_tick:
-                    with db.begin() as session:
-                        ticked = task_service.tick(session, datetime.now(UTC))
-                    if ticked.warned or ticked.escalated:
-                        log.info("tick: %s warned, %s escalated", ticked.warned, ticked.escalated)
-                    # The Monday reports ride the same tick (idempotent; cheap when done).
-                    with db.begin() as session:
-                        reported = _report_tick(session, datetime.now(UTC))
-                    if reported.created:
-                        log.info("reports %s: %s stored", reported.week, len(reported.created))
-                    with db.begin() as session:
-                        purged = sessions.purge_ended(session, datetime.now(UTC))
-                        attempts = audit.purge_login_attempts(session, datetime.now(UTC))
-                    if any(purged) or attempts:
-                        log.info(
-                            "purged %s revoked tokens, %s ended sessions, %s sign-in attempts",
-                            *purged,
-                            attempts,
-                        )
                     next_tick = time.monotonic() + cfg["TASK_TICK_SECONDS"]
-                stats = worker.run_once(datetime.now(UTC))
+                    try:
+                        _worker_tick(log)
+                    except Exception:
+                        if once:
+                            raise
+                        log.exception("tick failed; next try in %s s", cfg["TASK_TICK_SECONDS"])
+                try:
+                    stats = worker.run_once(datetime.now(UTC))
+                except Exception:
+                    if once:
+                        raise
+                    failures += 1
+                    wait = min(60.0, 2.0**failures)
+                    log.exception("push round failed (%d in a row); next in %.0f s", failures, wait)
+                    time.sleep(wait)
+                    continue
+                failures = 0
                 if stats.claimed:
                     log.info("push: %s", stats)
                 if once:

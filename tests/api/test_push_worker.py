@@ -344,3 +344,45 @@ def test_what_a_push_service_answers_never_costs_the_round_its_marks(
     assert states(session) == {"fcm-1": "sent", hostile_push + path: state}
     web_worker.run_once(T0 + timedelta(seconds=61))
     assert len(fake.messages) == 1  # fcm-1's message went once
+
+
+def test_the_worker_loop_outlives_a_database_outage(app, monkeypatch):
+    """The database restarting under `gridwork push-worker` ended the process: pushes and the
+    deadline tick (escalations of danger-to-life tasks) stopped until someone restarted it."""
+    import time as time_module
+
+    from click.testing import CliRunner
+    from sqlalchemy.exc import OperationalError
+
+    from api.cli import main
+    from api.services import tasks as task_service
+    from api.services.delivery import RoundStats
+
+    app.config.update(GRIDWORK_PUSH_BACKEND="log", PUSH_POLL_SECONDS=0, TASK_TICK_SECONDS=0)
+    down = OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+    rounds, ticks, sleeps = [], [], []
+
+    def run_once(self, now):
+        rounds.append(now)
+        if len(rounds) == 1:
+            raise down
+        return RoundStats()
+
+    def tick(session, now):
+        ticks.append(now)
+        if len(ticks) == 2:
+            raise down
+        return task_service.TickResult()
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(PushWorker, "run_once", run_once)
+    monkeypatch.setattr(task_service, "tick", tick)
+    monkeypatch.setattr(time_module, "sleep", sleep)
+    with app.app_context():
+        result = CliRunner().invoke(main, ["push-worker"], catch_exceptions=False)
+    assert "push worker stopped" in result.output
+    assert len(rounds) >= 3 and len(ticks) >= 3
