@@ -26,6 +26,12 @@ ACCEPTED_TYPES = ("image/jpeg", "image/png", "image/webp")
 _PIL_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
 # Beyond any phone photo that fits the size limit; a small file claiming more is a bomb.
 MAX_PIXELS = 50_000_000
+# A JPEG of several scans (progressive, or one scan per component) cannot be decoded a band at a
+# time: libjpeg keeps every DCT coefficient of the image, 2 bytes per sample at full size
+# whatever the scale asked for (a 575 KB progressive file of 49 MP: 280 MB, out of Python's
+# sight). Such a JPEG is decoded only while that buffer stays under this; a larger one has had
+# its structure checked, segment by segment up to its end marker, by strip_metadata.
+MAX_COEFFICIENT_BYTES = 32 * 1024 * 1024
 
 
 def sniff_image_type(data: bytes) -> str | None:
@@ -61,8 +67,9 @@ def verify_image(data: bytes, content_type: str) -> tuple[int, int]:
                         limit=MAX_PIXELS,
                     )
                 if kind == "JPEG":
-                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                    image.load()
+                    if _jpeg_coefficient_bytes(image, data) <= MAX_COEFFICIENT_BYTES:
+                        image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                        image.load()
                 else:
                     image.verify()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -244,6 +251,26 @@ def _strip_webp(data: bytes) -> bytes:
         chunks[0] = chunks[0][:8] + bytes([flags]) + chunks[0][9:]
     body = b"WEBP" + b"".join(chunks)
     return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def _jpeg_coefficient_bytes(image, data: bytes) -> int:
+    """What libjpeg holds to decode this JPEG at any scale: 0 for one scan (decoded a band at a
+    time), else its whole-image coefficient buffer."""
+    scans, i = 0, 2
+    while (found := _JPEG_MARKER.search(data, i)) is not None:
+        marker = data[found.start() + 1]
+        if marker == 0xD9:
+            break
+        length = int.from_bytes(data[found.start() + 2 : found.start() + 4], "big")
+        scans += marker == 0xDA
+        i = found.start() + 2 + length
+    if scans <= 1 and not image.info.get("progressive"):
+        return 0
+    layers = image.layer or [(0, 1, 1, 0)]
+    h_max = max(h for _, h, _, _ in layers)
+    v_max = max(v for _, _, v, _ in layers)
+    samples = sum(h * v for _, h, v, _ in layers) / (h_max * v_max)
+    return int(image.size[0] * image.size[1] * samples * 2)
 
 
 class PhotoStorage(Protocol):

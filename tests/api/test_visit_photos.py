@@ -163,3 +163,44 @@ def test_bytes_after_the_end_of_the_image_are_not_stored(client, world, photo_di
     uploaded = upload(client, world, visit_id, polyglot)
     assert uploaded.status_code == 201
     assert client.get(uploaded.json["url"], headers=world.auth("worker_a1")).data == JPEG
+
+
+_MEASURE = """
+import resource, sys
+from api.services.photos import strip_metadata, verify_image
+from PIL import Image, JpegImagePlugin  # loaded before measuring
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    verify_image(strip_metadata(data, "image/jpeg"), "image/jpeg")
+except Exception as exc:
+    print(type(exc).__name__, file=sys.stderr)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+@pytest.mark.parametrize("progressive", [True, False], ids=["progressive", "baseline"])
+def test_a_jpeg_of_many_pixels_is_checked_in_bounded_memory(tmp_path, progressive):
+    """A 575 KB progressive JPEG of 49 MP made libjpeg hold its whole-image coefficient buffer
+    (280 MB, in C: tracemalloc does not see it) while the upload was checked."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    path = tmp_path / "photo.jpg"
+    make = (
+        "import sys; from PIL import Image; Image.new('RGB', (7000, 7000), (200, 40, 40))"
+        f".save(sys.argv[1], 'JPEG', progressive={progressive}, subsampling=0, quality=50)"
+    )
+    subprocess.run([sys.executable, "-c", make, str(path)], check=True)  # apart: its own peak
+    measured = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert measured.stderr == ""  # accepted
+    assert int(measured.stdout) < 64 * 1024  # KiB
