@@ -112,6 +112,21 @@ class PushWorker:
     def claim(self, now: datetime) -> tuple[uuid.UUID, list[Claimed]]:
         claim_id = uuid.uuid4()
         with self.session_scope() as session:
+            # A row whose lease passed was claimed and never marked: its round died after
+            # sending, perhaps. One claimed max_attempts times goes no further, or a round that
+            # dies every time (a crash, an OOM kill) would send it again at every lease.
+            session.execute(
+                text(
+                    """
+                    UPDATE deliveries
+                    SET state = 'dead', claimed_until = NULL,
+                        last_error = 'no result recorded in ' || attempts || ' attempts'
+                    WHERE state = 'pending' AND next_attempt_at <= :now
+                      AND claimed_until <= :now AND attempts >= :max
+                    """
+                ),
+                {"now": now, "max": self.max_attempts},
+            )
             rows = session.execute(
                 text(
                     """

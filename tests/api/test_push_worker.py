@@ -386,3 +386,20 @@ def test_the_worker_loop_outlives_a_database_outage(app, monkeypatch):
         result = CliRunner().invoke(main, ["push-worker"], catch_exceptions=False)
     assert "push worker stopped" in result.output
     assert len(rounds) >= 3 and len(ticks) >= 3
+
+
+def test_a_delivery_whose_rounds_never_finish_is_sent_no_more_than_max_attempts(
+    session, world, worker, fake
+):
+    """A round that dies after sending (kill -9, OOM, a crash in mark) every time it takes a
+    row was retried forever: each lease sent the message again, attempts counting past the
+    limit."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    notify(session, [world.users["worker_a1"].id], "task_updated", "t", now=T0)
+    now = T0
+    for _ in range(5):
+        _, claimed = worker.claim(now)
+        worker.send(claimed, now)  # the round dies here, before marking
+        now += timedelta(seconds=61)  # the lease passes
+    assert len(fake.messages) == 3  # max_attempts
+    assert states(session) == {"fcm-1": "dead"}
