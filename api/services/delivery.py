@@ -17,6 +17,7 @@ from push import DELIVERED, INVALID_TARGET, RETRY, Channel, DeliveryResult, Mess
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_ZONE = "Asia/Shanghai"
 SessionScope = Callable[[], AbstractContextManager[Session]]
 
 
@@ -63,11 +64,23 @@ def message_id(notification_id: int) -> str:
     return f"n{notification_id}"
 
 
+def _zone(name: str | None) -> ZoneInfo:
+    """The user's zone; Asia/Shanghai (the default) for one this server's tz database lacks (a
+    row stored before zones were checked, a tzdata upgrade): the quiet hours still hold."""
+    try:
+        return ZoneInfo(name or DEFAULT_ZONE)
+    except (KeyError, ValueError, OSError) as exc:  # not found; a path; a directory
+        logger.warning(
+            "push: quiet hours in unknown zone %r read in %s: %s", name, DEFAULT_ZONE, exc
+        )
+        return ZoneInfo(DEFAULT_ZONE)
+
+
 def quiet_until(claimed: Claimed, now: datetime) -> datetime | None:
     """When the user's quiet hours end, if `now` falls inside them and the message can wait."""
     if claimed.urgent or claimed.quiet_start is None or claimed.quiet_end is None:
         return None
-    zone = ZoneInfo(claimed.timezone or "Asia/Shanghai")
+    zone = _zone(claimed.timezone)
     local = now.astimezone(zone)
     start, end, clock = claimed.quiet_start, claimed.quiet_end, local.time()
     inside = start <= clock < end if start <= end else (clock >= start or clock < end)
@@ -183,7 +196,13 @@ class PushWorker:
                 continue
             ids.append(row.id)
         if messages:
-            for delivery_id, result in zip(ids, self.channel.send(messages), strict=True):
+            try:
+                results = self.channel.send(messages)
+            except Exception as exc:  # the contract says never; one bug must not lose the round
+                logger.exception("push: the channel raised for %d messages", len(messages))
+                error = f"channel raised: {exc!r}"[:300]
+                results = [DeliveryResult(m.message_id, RETRY, error=error) for m in messages]
+            for delivery_id, result in zip(ids, results, strict=True):
                 outcome[delivery_id] = result
         return outcome
 

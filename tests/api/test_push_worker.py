@@ -403,3 +403,44 @@ def test_a_delivery_whose_rounds_never_finish_is_sent_no_more_than_max_attempts(
         now += timedelta(seconds=61)  # the lease passes
     assert len(fake.messages) == 3  # max_attempts
     assert states(session) == {"fcm-1": "dead"}
+
+
+def test_quiet_hours_in_a_zone_the_server_does_not_know_do_not_stop_the_round(
+    session, world, worker, fake
+):
+    """Quiet hours in a zone this server's tz database does not have (a row stored before the
+    zone check, a tzdata upgrade) raised out of the round: nobody's message went, and so again
+    at every lease. They are read in Asia/Shanghai, the default."""
+    first, second = world.users["worker_a1"], world.users["worker_a2"]
+    session.add(
+        NotificationSettings(
+            user_id=first.id, quiet_start=time(22), quiet_end=time(7), timezone="Mars/Olympus"
+        )
+    )
+    make_device(session, first, "fcm-1", now=T0)
+    make_device(session, second, "fcm-2", now=T0)
+    notify(session, [first.id, second.id], "task_updated", "t", now=T0)
+    assert worker.run_once(T0).sent == 2  # 10:00 in Beijing
+    notify(session, [first.id], "task_updated", "t", now=T0)
+    night = datetime(2026, 11, 17, 15, 0, tzinfo=UTC)  # 23:00 in Beijing
+    assert worker.run_once(night).deferred == 1
+
+
+def test_a_channel_that_raises_costs_a_retry_not_the_round(session, world, app):
+    """The Channel contract says send() never raises; if one does, its messages are retried
+    like a provider that cannot be reached, and the round's marks are kept."""
+
+    class Broken:
+        def send(self, messages):
+            raise RuntimeError("a bug in a channel")
+
+        def close(self):
+            pass
+
+    worker = PushWorker(db.begin, Router({"android": Broken()}), lease_seconds=60)
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    notify(session, [world.users["worker_a1"].id], "task_updated", "t", now=T0)
+    assert worker.run_once(T0).retried == 1
+    delivery = session.scalar(select(Delivery))
+    assert delivery.state == "pending" and delivery.claimed_until is None
+    assert "a bug in a channel" in delivery.last_error
