@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from api import errors
 from api.models import Device, NotificationSettings, RevokedToken
+
+# A worker has a phone or two and a browser; more active devices than this is a leak (an app
+# registering a fresh token without removing the old one) or abuse: every notification fans
+# out to each of them, and the worker sends them ahead of everybody else's.
+MAX_ACTIVE_DEVICES = 10
 
 
 def register_device(
@@ -24,7 +29,8 @@ def register_device(
     """Register or refresh a device, keyed by its token (a web subscription by its endpoint).
 
     Re-registering the same token refreshes it, reactivates it and moves it to this user (a
-    phone that changed hands belongs to whoever signed in last).
+    phone that changed hands belongs to whoever signed in last). A user keeps at most
+    MAX_ACTIVE_DEVICES active devices: beyond, the longest unseen is deactivated.
     """
     if platform == "web":
         if not subscription or token:
@@ -55,6 +61,22 @@ def register_device(
         Device.id
     )
     device_id = session.scalar(stmt)
+    # The device just registered stays; of the user's others, the longest unseen give way.
+    others = (
+        select(Device.id)
+        .where(Device.user_id == user_id, Device.active, Device.id != device_id)
+        .order_by(Device.last_seen_at.desc(), Device.id.desc())
+        .offset(MAX_ACTIVE_DEVICES - 1)
+    )
+    session.execute(
+        update(Device)
+        .where(Device.id.in_(others))
+        .values(
+            active=False,
+            deactivated_at=now,
+            deactivation_reason=f"replaced: more than {MAX_ACTIVE_DEVICES} devices",
+        )
+    )
     session.expire_all()
     return session.get(Device, device_id)
 

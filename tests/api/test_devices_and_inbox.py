@@ -204,3 +204,20 @@ def test_quiet_hours_in_a_time_zone_that_is_not_one_are_refused(client, world, z
     assert r.status_code == 422, r.json
     assert r.json["errors"]["json"]["timezone"] == ["Unknown time zone."]
     assert client.get("/api/v1/devices/quiet-hours", headers=headers).json["quiet_start"] is None
+
+
+def test_a_user_keeps_ten_active_devices_the_longest_unseen_giving_way(client, world, session):
+    """Devices were unbounded: one account could register 100,000 tokens or Web Push
+    subscriptions, and every notification to it became 100,000 deliveries, sent (Web Push one
+    after another) ahead of everybody else's."""
+    ids = [
+        register(client, world, platform="android", token=f"fcm-{i}").json["id"] for i in range(12)
+    ]
+    listed = client.get("/api/v1/devices", headers=world.auth("worker_a1")).json
+    assert [d["id"] for d in listed] == ids[2:]
+    notify(session, [world.users["worker_a1"].id], "task_updated", "t", now=T0)
+    assert session.scalar(select(func.count(Delivery.id))) == 10
+    # An old phone coming back (the same token) is a device again; the longest unseen gives way.
+    assert register(client, world, platform="android", token="fcm-0").json["active"] is True
+    listed = client.get("/api/v1/devices", headers=world.auth("worker_a1")).json
+    assert sorted(d["id"] for d in listed) == sorted([ids[0], *ids[3:]])
