@@ -604,6 +604,7 @@ def push_worker(once: bool) -> None:
             batch_size=cfg["PUSH_BATCH_SIZE"],
             lease_seconds=cfg["PUSH_LEASE_SECONDS"],
             max_attempts=cfg["PUSH_MAX_ATTEMPTS"],
+            max_lost_rounds=cfg["PUSH_MAX_LOST_ROUNDS"],
         )
         next_tick = 0.0
         failures = 0  # push rounds failed in a row

@@ -40,6 +40,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_PUSH_BATCH_SIZE": ("PUSH_BATCH_SIZE", int),
     "GRIDWORK_PUSH_LEASE_SECONDS": ("PUSH_LEASE_SECONDS", int),
     "GRIDWORK_PUSH_MAX_ATTEMPTS": ("PUSH_MAX_ATTEMPTS", int),
+    "GRIDWORK_PUSH_MAX_LOST_ROUNDS": ("PUSH_MAX_LOST_ROUNDS", int),
     "GRIDWORK_PUSH_POLL_SECONDS": ("PUSH_POLL_SECONDS", float),
     "GRIDWORK_TASK_TICK_SECONDS": ("TASK_TICK_SECONDS", int),
     "GRIDWORK_PHOTO_STORAGE": ("PHOTO_STORAGE", str),
@@ -94,7 +95,11 @@ class Config:
     GRIDWORK_PUSH_ALLOW_PRIVATE_ENDPOINTS: str | None = None
     PUSH_BATCH_SIZE = 500  # deliveries claimed per round
     PUSH_LEASE_SECONDS = 120  # a claim not marked by then is retried (worker died mid-batch)
-    PUSH_MAX_ATTEMPTS = 10  # then the delivery is dead (still in the inbox)
+    # A push answered "retry" is retried for its message's day to live, then dead as expired
+    # (still in the inbox); these bound the rest: claims in all, and rounds that died between
+    # send and mark (a crash loop would re-send the batch at every lease).
+    PUSH_MAX_ATTEMPTS = 200
+    PUSH_MAX_LOST_ROUNDS = 3
     PUSH_POLL_SECONDS = 1.0  # idle wait between rounds
     TASK_TICK_SECONDS = 60  # how often the push worker runs the task deadline tick
     # Visit photos: the storage backend ("local": files under PHOTO_DIR) and the size limit.

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from push import DELIVERED, INVALID_TARGET, RETRY, Channel, DeliveryResult, Message, backoff
+from push.message import DEFAULT_TTL_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Claimed:
     quiet_start: time | None
     quiet_end: time | None
     timezone: str | None
+    created_at: datetime  # the notification's: its message lives a day from then
 
 
 @dataclass
@@ -57,6 +59,9 @@ def _db_text(value: str | None, limit: int) -> str | None:
     a Location) is any text of any length, and PostgreSQL refuses a NUL. A value the database
     refused would lose the whole round's marks, and the round would be sent again."""
     return None if value is None else value.replace("\x00", "\ufffd")[:limit]
+
+
+_EXPIRED = "expired: not delivered within its time to live"
 
 
 def message_id(notification_id: int) -> str:
@@ -96,6 +101,12 @@ class PushWorker:
     A worker killed between send and mark leaves its rows claimed; once the lease passes
     another round claims and sends them again (at least once: the stable message id lets the
     app drop the duplicate). Nothing is lost: a row leaves "pending" only when marked.
+
+    How long a push is tried: a provider's "retry" (an outage, a quota) is retried with backoff
+    for as long as the message lives (`ttl_seconds` from the notification, a day), then the
+    delivery is dead as expired; each send carries what is left of that day as its TTL. Two
+    limits guard the rest: `max_lost_rounds` rounds that died between send and mark (a crash
+    loop re-sending the same batch), and `max_attempts` claims in all.
     """
 
     def __init__(
@@ -105,13 +116,17 @@ class PushWorker:
         *,
         batch_size: int = 500,
         lease_seconds: int = 120,
-        max_attempts: int = 10,
+        max_attempts: int = 200,
+        max_lost_rounds: int = 3,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
     ) -> None:
         self.session_scope = session_scope
         self.channel = channel
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
+        self.max_lost_rounds = max_lost_rounds
+        self.ttl = timedelta(seconds=ttl_seconds)
 
     def run_once(self, now: datetime) -> RoundStats:
         claim_id, claimed = self.claim(now)
@@ -125,20 +140,34 @@ class PushWorker:
     def claim(self, now: datetime) -> tuple[uuid.UUID, list[Claimed]]:
         claim_id = uuid.uuid4()
         with self.session_scope() as session:
-            # A row whose lease passed was claimed and never marked: its round died after
-            # sending, perhaps. One claimed max_attempts times goes no further, or a round that
-            # dies every time (a crash, an OOM kill) would send it again at every lease.
+            # Dead before claiming: a message past its day to live (stale: it is in the inbox),
+            # and a row whose lease passed unmarked (its round died after sending, perhaps) for
+            # the max_lost_rounds-th time, or a round that dies every time (a crash, an OOM
+            # kill) would send it again at every lease; or claimed max_attempts times in all.
             session.execute(
                 text(
                     """
-                    UPDATE deliveries
+                    UPDATE deliveries d
                     SET state = 'dead', claimed_until = NULL,
-                        last_error = 'no result recorded in ' || attempts || ' attempts'
-                    WHERE state = 'pending' AND next_attempt_at <= :now
-                      AND claimed_until <= :now AND attempts >= :max
+                        last_error = CASE
+                          WHEN n.created_at + :ttl <= :now THEN :expired
+                          ELSE 'no result recorded in ' || (d.lost_rounds + 1) || ' rounds, '
+                               || d.attempts || ' attempts' END
+                    FROM notifications n
+                    WHERE n.id = d.notification_id
+                      AND d.state = 'pending' AND d.next_attempt_at <= :now
+                      AND (n.created_at + :ttl <= :now
+                           OR (d.claimed_until <= :now
+                               AND (d.lost_rounds + 1 >= :lost OR d.attempts >= :max)))
                     """
                 ),
-                {"now": now, "max": self.max_attempts},
+                {
+                    "now": now,
+                    "ttl": self.ttl,
+                    "lost": self.max_lost_rounds,
+                    "max": self.max_attempts,
+                    "expired": _EXPIRED,
+                },
             )
             rows = session.execute(
                 text(
@@ -152,7 +181,9 @@ class PushWorker:
                         FOR UPDATE SKIP LOCKED
                     )
                     UPDATE deliveries d
-                    SET claim_id = :claim, claimed_until = :until, attempts = d.attempts + 1
+                    SET claim_id = :claim, claimed_until = :until, attempts = d.attempts + 1,
+                        -- A lease still set was never marked: that round was lost.
+                        lost_rounds = d.lost_rounds + (d.claimed_until IS NOT NULL)::int
                     FROM due, notifications n, devices v
                     WHERE d.id = due.id AND n.id = d.notification_id AND v.id = d.device_id
                     RETURNING d.id, d.notification_id, d.device_id, v.platform, v.token,
@@ -167,7 +198,8 @@ class PushWorker:
                               (SELECT s.quiet_end FROM notification_settings s
                                WHERE s.user_id = n.user_id) AS quiet_end,
                               (SELECT s.timezone FROM notification_settings s
-                               WHERE s.user_id = n.user_id) AS timezone
+                               WHERE s.user_id = n.user_id) AS timezone,
+                              n.created_at
                     """
                 ),
                 {"now": now, "until": now + self.lease, "n": self.batch_size, "claim": claim_id},
@@ -190,7 +222,7 @@ class PushWorker:
                 outcome[row.id] = until
                 continue
             try:
-                messages.append(self._message(row))
+                messages.append(self._message(row, now))
             except ValueError as exc:
                 outcome[row.id] = f"bad message: {exc}"[:300]
                 continue
@@ -206,8 +238,7 @@ class PushWorker:
                 outcome[delivery_id] = result
         return outcome
 
-    @staticmethod
-    def _message(row: Claimed) -> Message:
+    def _message(self, row: Claimed, now: datetime) -> Message:
         data = {k: str(v) for k, v in (row.data or {}).items()}
         data.setdefault("notification_id", str(row.notification_id))
         return Message(
@@ -219,7 +250,13 @@ class PushWorker:
             data=data,
             urgent=row.urgent,
             collapse_key=row.collapse_key,
+            # What is left of its day: a provider must not hold it past then (nor FCM a day
+            # from the last retry).
+            ttl_seconds=max(0, int((self._expires(row) - now).total_seconds())),
         )
+
+    def _expires(self, row: Claimed) -> datetime:
+        return row.created_at + self.ttl
 
     def mark(
         self,
@@ -235,19 +272,23 @@ class PushWorker:
         for delivery_id, result in outcome.items():
             row = by_id[delivery_id]
             if isinstance(result, datetime):
-                # Quiet hours: not an attempt; wait until they end.
-                deferred.append({"i": delivery_id, "at": result})
+                # Quiet hours: not an attempt; wait until they end (unless it is stale by then).
+                if result >= self._expires(row):
+                    dead.append({"i": delivery_id, "e": _EXPIRED})
+                else:
+                    deferred.append({"i": delivery_id, "at": result})
             elif isinstance(result, str):
                 failed.append({"i": delivery_id, "e": _db_text(result, 300), "s": "failed"})
             elif result.outcome == DELIVERED:
                 sent.append({"i": delivery_id, "p": _db_text(result.provider_id, 200)})
             elif result.outcome == RETRY:
                 error = _db_text(result.error, 300)
+                at = now + timedelta(seconds=backoff(row.attempts, result.retry_after))
                 if row.attempts >= self.max_attempts:
                     dead.append({"i": delivery_id, "e": error or "retries exhausted"})
+                elif at >= self._expires(row):  # its next try would come after it is stale
+                    dead.append({"i": delivery_id, "e": _db_text(f"{_EXPIRED}; {error}", 300)})
                 else:
-                    wait = backoff(row.attempts, result.retry_after)
-                    at = now + timedelta(seconds=wait)
                     retry.append({"i": delivery_id, "at": at, "e": error or ""})
             else:
                 failed.append(

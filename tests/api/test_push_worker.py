@@ -233,13 +233,25 @@ def test_an_absurd_retry_after_neither_breaks_the_round_nor_parks_the_push_for_y
         now=T0,
     )
     stats = worker.run_once(T0)
-    assert (stats.sent, stats.retried) == (1, 1)
-    assert states(session) == {"fcm-1": "pending", "fcm-2": "sent"}
+    # Honoured up to a day, the message's whole life: asked to come back after it is stale,
+    # the push is dead as expired (it stays in the inbox), not parked for years.
+    assert (stats.sent, stats.failed) == (1, 1)
+    assert states(session) == {"fcm-1": "dead", "fcm-2": "sent"}
+    assert "expired" in session.scalar(select(Delivery.last_error).where(Delivery.state == "dead"))
     assert worker.run_once(T0 + timedelta(seconds=61)).claimed == 0  # nothing sent twice
-    retry_at = session.scalar(select(Delivery.next_attempt_at).where(Delivery.state == "pending"))
-    assert retry_at <= T0 + timedelta(days=1)
+    assert len(fake.messages) == 1
+
+
+def test_a_retry_after_within_the_messages_life_is_honoured(session, world, worker, fake):
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    fake.retry_after = str(6 * 3600)
+    fake.fail_next("fcm-1", times=1, kind="quota")
+    notify(session, [world.users["worker_a1"].id], "task_updated", "t", now=T0)
+    assert worker.run_once(T0).retried == 1
+    retry_at = session.scalar(select(Delivery.next_attempt_at))
+    assert T0 + timedelta(hours=6) <= retry_at < T0 + timedelta(hours=6, seconds=5)
+    assert worker.run_once(retry_at - timedelta(seconds=1)).claimed == 0
     assert worker.run_once(retry_at).sent == 1
-    assert len(fake.messages) == 2
 
 
 # --- answers a push service chooses: a Web Push endpoint is any https host a user registers ----
@@ -388,7 +400,7 @@ def test_the_worker_loop_outlives_a_database_outage(app, monkeypatch):
     assert len(rounds) >= 3 and len(ticks) >= 3
 
 
-def test_a_delivery_whose_rounds_never_finish_is_sent_no_more_than_max_attempts(
+def test_a_delivery_whose_rounds_never_finish_is_sent_no_more_than_max_lost_rounds(
     session, world, worker, fake
 ):
     """A round that dies after sending (kill -9, OOM, a crash in mark) every time it takes a
@@ -401,8 +413,75 @@ def test_a_delivery_whose_rounds_never_finish_is_sent_no_more_than_max_attempts(
         _, claimed = worker.claim(now)
         worker.send(claimed, now)  # the round dies here, before marking
         now += timedelta(seconds=61)  # the lease passes
-    assert len(fake.messages) == 3  # max_attempts
+    assert len(fake.messages) == 3  # max_lost_rounds
     assert states(session) == {"fcm-1": "dead"}
+    assert "no result recorded" in session.scalar(select(Delivery.last_error))
+
+
+# --- a provider outage: retried for as long as the message lives, not for a count of tries ------
+def _outage_until(fake, end: datetime):
+    """FCM answers UNAVAILABLE until `end` (as the worker's clock reads it)."""
+    fake.fail_next("fcm-1", times=10_000, kind="unavailable")
+    return lambda now: fake.clear_failures() if now >= end else None
+
+
+def _run_until_settled(worker, session, start: datetime, until: datetime, on_tick=None):
+    now = start
+    while now <= until and states(session) == {"fcm-1": "pending"}:
+        if on_tick:
+            on_tick(now)
+        worker.run_once(now)
+        now += timedelta(minutes=1)
+    return now
+
+
+def test_a_two_hour_outage_of_fcm_loses_no_push(app, session, world, router, fake):
+    """With the settings' defaults, a push waits out an outage (FCM down, the relay out of
+    reach): 10 tries over about a quarter of an hour had marked it dead."""
+    worker = PushWorker(db.begin, router, batch_size=100)  # the defaults
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    notify(session, [world.users["worker_a1"].id], "task_updated", "t", now=T0)
+    back = T0 + timedelta(hours=2)
+    outage = _outage_until(fake, back)
+    end = _run_until_settled(worker, session, T0, T0 + timedelta(hours=3), outage)
+    assert states(session) == {"fcm-1": "sent"}
+    assert end <= back + timedelta(minutes=16)  # retried at most the backoff's cap after
+    # Sent with what is left of its day to live: FCM must not hold it past the message's expiry.
+    ttl = int(fake.messages[-1]["android"]["ttl"].removesuffix("s"))
+    assert timedelta(hours=21, minutes=40) <= timedelta(seconds=ttl) <= timedelta(hours=22)
+
+
+def test_a_push_not_sent_within_its_day_to_live_is_dead_as_expired(
+    app, session, world, router, fake
+):
+    worker = PushWorker(db.begin, router, batch_size=100)
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    notify(session, [world.users["worker_a1"].id], "task_updated", "t", now=T0)
+    fake.fail_next("fcm-1", times=10_000, kind="unavailable")
+    now = T0
+    while now < T0 + timedelta(hours=25) and states(session) == {"fcm-1": "pending"}:
+        worker.run_once(now)
+        now += timedelta(minutes=15)
+    assert states(session) == {"fcm-1": "dead"}
+    assert now <= T0 + timedelta(hours=24, minutes=15)
+    assert "expired" in session.scalar(select(Delivery.last_error))
+
+
+def test_a_lost_round_after_an_outage_does_not_kill_the_push(app, session, world, router, fake):
+    """Attempts answered by the provider and rounds lost without a result are counted apart."""
+    worker = PushWorker(db.begin, router, batch_size=100, lease_seconds=60, max_lost_rounds=3)
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    notify(session, [world.users["worker_a1"].id], "task_updated", "t", now=T0)
+    fake.fail_next("fcm-1", times=12, kind="unavailable")
+    now = T0
+    while session.scalar(select(Delivery.attempts)) < 12:
+        worker.run_once(now)
+        now += timedelta(minutes=20)
+    _, claimed = worker.claim(now)
+    worker.send(claimed, now)  # this round dies before marking
+    now += timedelta(seconds=61)
+    assert worker.run_once(now).sent == 1
+    assert states(session) == {"fcm-1": "sent"}
 
 
 def test_quiet_hours_in_a_zone_the_server_does_not_know_do_not_stop_the_round(

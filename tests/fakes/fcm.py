@@ -206,6 +206,11 @@ class FakeFcm:
         with self._lock:
             self._failures.setdefault(target, []).extend([kind] * times)
 
+    def clear_failures(self) -> None:
+        """Answer every later send normally again (an outage ends)."""
+        with self._lock:
+            self._failures.clear()
+
     def hold(self, after: int = 0) -> None:
         """Let `after` more sends through, then keep every later send waiting, unanswered.
 
