@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 from api import errors
 
 LOCAL = ZoneInfo("Asia/Shanghai")
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+# ASCII digits, the whole string: `$` alone also matches before a final newline, and `\d` also
+# matches other scripts' digits ("２０２６"), which int() reads but the database's CHECK refuses.
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 # The years a week may fall in. Four digits alone admit 0001 and 9999, whose weeks sit at the
 # edge of the calendar: turning them into Shanghai midnights in UTC (or shifting them a few
 # weeks) overflows `date`. Nothing this service plans or reports on lies outside this range.
@@ -21,7 +23,7 @@ def parse_week(week: str) -> tuple[int, int]:
 
     Weeks of years outside MIN_YEAR..MAX_YEAR are refused too (a 422 on the `week` field).
     """
-    match = _WEEK.match(week or "")
+    match = _WEEK.fullmatch(week) if isinstance(week, str) else None
     if match:
         year, number = int(match[1]), int(match[2])
         if not MIN_YEAR <= year <= MAX_YEAR:

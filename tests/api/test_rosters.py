@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select
@@ -203,6 +204,25 @@ def test_a_week_beyond_the_calendar_is_422(client, community, week):
     for path in ("/api/v1/leaves", "/api/v1/shifts"):
         response = client.get(path, query_string={"week": week}, headers=c.auth(c.leader))
         assert (response.status_code, response.get_json()["field"]) == (422, "week"), path
+
+
+@pytest.mark.parametrize("week", ["2026-W48\n", "\uff12\uff10\uff12\uff16-W48"])
+def test_a_week_with_a_final_newline_or_non_ascii_digits_is_422_and_writes_nothing(
+    client, session, community, week
+):
+    """`$` let "2026-W48\\n" through (the solver then refused it: a 500), and `\\d` let
+    fullwidth digits through (the database's CHECK then refused the roster: a 409, "retry")."""
+    c = community
+    response = generate(client, c, week=week)
+    assert response.status_code == 422, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert session.scalar(select(Roster.id).where(Roster.community_code == c.code)) is None
+    for path in (
+        f"/api/v1/communities/{c.code}/rosters/{quote(week)}",
+        "/api/v1/tiles/grids/0/0/0.mvt",
+    ):
+        response = client.get(path, query_string={"week": week}, headers=c.auth(c.leader))
+        assert response.status_code == 422, path
 
 
 def test_regenerating_a_draft_replaces_it(client, session, community):

@@ -7,7 +7,7 @@ import marshmallow as ma
 from api.extensions import Schema
 from api.models.rosters import LEAVE_STATUSES, POSTS
 
-WEEK_RE = r"^\d{4}-W\d{2}$"
+WEEK_RE = r"^[0-9]{4}-W[0-9]{2}\Z"  # \Z: `$` would let a final newline through
 _WEEK = ma.fields.String(
     validate=ma.validate.Regexp(WEEK_RE, error="An ISO week like 2026-W48."),
     metadata={"description": "ISO week, e.g. 2026-W48 (Asia/Shanghai)"},
