@@ -179,8 +179,10 @@ class Scope:
             raise errors.Forbidden("Only grid workers and grid leaders record visits.")
 
     def relief_grids(self, session: Session, dates: Iterable[date]) -> dict[date, set[int]]:
-        """Grids this user covers as the named reliever (a B-post relief shift of a published
-        roster: a draft grants nothing, as workers never see drafts) on each date."""
+        """Grids this user is rostered in on each date: a B-post of a published roster (a draft
+        grants nothing, as workers never see drafts). Outside their own grids that is a relief
+        shift, naming the away holder in `relief_for_id` -- or naming nobody, in a grid nobody
+        holds, where the worker sent to it must be let in all the same."""
         dates = sorted(set(dates))
         relief: dict[date, set[int]] = {d: set() for d in dates}
         if not dates:
@@ -191,7 +193,6 @@ class Scope:
             .where(
                 Shift.worker_id == self.user_id,
                 Shift.post == "B",
-                Shift.relief_for_id.is_not(None),
                 Shift.date.in_(dates),
                 Roster.status == "published",
             )

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import date, datetime
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import select
+from geoalchemy2.shape import to_shape
+from sqlalchemy import delete, select
 
-from api.models import Community, Notification, Roster, Shift, ShiftChange
+from api.models import Community, Notification, Roster, Shift, ShiftChange, user_grids
 from api.services import rosters as roster_service
-from api.services.weeks import week_dates
-from tests.factories import make_roster_community
+from api.services.weeks import LOCAL, current_week, week_dates
+from tests.factories import make_household, make_roster_community, visit_item
 
 WEEK = "2026-W48"  # Monday 2026-11-23 .. Sunday 2026-11-29
 MON, TUE, WED, THU, FRI, SAT, SUN = week_dates(WEEK)
@@ -494,6 +495,33 @@ def test_a_change_after_publishing_is_logged_and_notified(client, session, commu
         select(Notification.user_id).where(Notification.kind == "roster_changed")
     ).all()
     assert notified == [shift["worker_id"]]
+
+
+# --- relief --------------------------------------------------------------------------------------
+
+
+def test_the_worker_rostered_in_a_grid_nobody_holds_records_its_visits(client, session, app):
+    """A grid whose worker left is held by nobody: the solver gives it B-posts with no
+    `relief_for` (there is nobody to name), and the worker sent there must be let in."""
+    every_day = {"working_days": [1, 2, 3, 4, 5, 6, 7], "a_min": 0, "a_max": 1}
+    c = make_roster_community(session, app, 2, 2, roster={**every_day, "min_b_days_per_grid": 7})
+    vacant = c.grids[1]
+    session.execute(delete(user_grids).where(user_grids.c.grid_id == vacant.id))
+    lon0, lat0, lon1, lat1 = to_shape(vacant.boundary).bounds
+    home = make_household(session, (lon0 + lon1) / 2, (lat0 + lat1) / 2)
+    session.flush()
+    view = generate(client, c, week=current_week()).get_json()
+    assert publish(client, c, view["id"]).status_code == 200
+    today = datetime.now(LOCAL).date().isoformat()
+    (shift,) = [s for s in all_shifts(view) if s["date"] == today and s["grid_id"] == vacant.id]
+    assert shift["relief_for_id"] is None
+    worker = by_id(c, shift["worker_id"])
+    response = client.post(
+        "/api/v1/visits/batch", json={"visits": [visit_item(home)]}, headers=c.auth(worker)
+    )
+    (result,) = response.get_json()["results"]
+    assert result["status"] == "created", result
+    assert result["visit"]["relief"] is True
 
 
 # --- reading and scope -------------------------------------------------------------------------
