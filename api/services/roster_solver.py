@@ -73,6 +73,15 @@ class RosterRules:
     a_max: int = 4
     min_b_days_per_grid: int = 3
     time_limit_s: float = 5.0
+    # China's adjusted working days (调休): public holidays off although their weekday is
+    # worked, and the weekend days worked in exchange although their weekday is not.
+    days_off: frozenset[date] = frozenset()
+    days_on: frozenset[date] = frozenset()
+
+    def works(self, day: date) -> bool:
+        if day in self.days_off:
+            return False
+        return day in self.days_on or day.isoweekday() in self.working_days
 
 
 @dataclass(frozen=True)
@@ -199,7 +208,9 @@ class _Week:
         self.rules = rules
         self.a_min, self.a_max = rules.a_min, rules.a_max
         self.min_b = rules.min_b_days_per_grid
-        self.days = [d for d in week_dates(inp.week) if d.isoweekday() in rules.working_days]
+        if rules.days_off & rules.days_on:
+            raise ValueError("a day is both off and worked")
+        self.days = [d for d in week_dates(inp.week) if rules.works(d)]
         self.workers = {w.id: w for w in sorted(inp.workers, key=lambda w: w.id)}
         self.grids = sorted(inp.grids)
         self.own = {w.id: tuple(sorted(set(w.grid_codes))) for w in self.workers.values()}

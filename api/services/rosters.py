@@ -45,7 +45,11 @@ DEFAULT_SETTINGS: dict = {
     "a_hours": {"start": "08:30", "end": "17:30"},
     "b_hours": {"start": "08:30", "end": "17:30"},
     "time_limit_s": 5.0,
+    # Adjusted working days (调休), ISO dates: holidays off, weekend days worked in exchange.
+    "holidays": [],
+    "extra_working_days": [],
 }
+DATE_LISTS = ("holidays", "extra_working_days")
 _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -65,7 +69,10 @@ def get_community(session: Session, scope: Scope, code: str) -> Community:
 def roster_settings(community: Community) -> dict:
     """The community's roster settings, defaults filled in."""
     stored = (community.settings or {}).get("roster") or {}
-    return {**DEFAULT_SETTINGS, **stored}
+    settings = {**DEFAULT_SETTINGS, **stored}
+    for key in DATE_LISTS:  # stored as ISO strings (JSONB)
+        settings[key] = sorted(date.fromisoformat(str(d)) for d in settings[key])
+    return settings
 
 
 def community_workers(session: Session, code: str) -> list[User]:
@@ -107,11 +114,19 @@ def put_settings(session: Session, scope: Scope, community: Community, data: dic
             continue
         rest[str(worker)] = sorted(set(days))
     new["rest_days"] = rest
+    both = set(new["holidays"]) & set(new["extra_working_days"])
+    if both:
+        problems["extra_working_days"] = [
+            f"{d} is also a holiday." for d in sorted(both, key=lambda d: d.isoformat())
+        ]
+    for key in DATE_LISTS:
+        new[key] = sorted(set(new[key]))
     if problems:
         raise errors.Unprocessable(
             "The roster settings are inconsistent; see `errors`.", errors={"json": problems}
         )
-    community.settings = {**(community.settings or {}), "roster": new}
+    stored = {**new, **{key: [d.isoformat() for d in new[key]] for key in DATE_LISTS}}
+    community.settings = {**(community.settings or {}), "roster": stored}
     session.flush()
     return new
 
@@ -264,6 +279,12 @@ def roster_input(session: Session, community: Community, week: str) -> RosterInp
         )
         for group in pairs
     }
+    days_off, days_on = frozenset(settings["holidays"]), frozenset(settings["extra_working_days"])
+    worked = [
+        d
+        for d in dates
+        if d not in days_off and (d in days_on or d.isoweekday() in settings["working_days"])
+    ]
     return RosterInput(
         week=week,
         workers=tuple(Worker(u.id, u.display_name, tuple(held[u.id])) for u in people),
@@ -272,8 +293,11 @@ def roster_input(session: Session, community: Community, week: str) -> RosterInp
             working_days=tuple(settings["working_days"]),
             a_min=settings["a_min"],
             a_max=settings["a_max"],
-            min_b_days_per_grid=settings["min_b_days_per_grid"],
+            # A week shortened by holidays asks of each grid no more B-post days than it has.
+            min_b_days_per_grid=min(settings["min_b_days_per_grid"], len(worked)),
             time_limit_s=float(settings["time_limit_s"]),
+            days_off=days_off,
+            days_on=days_on,
         ),
         unavailable=frozenset(unavailable),
         history_a_days=dict(history),

@@ -226,6 +226,50 @@ def test_a_week_with_a_final_newline_or_non_ascii_digits_is_422_and_writes_nothi
         assert response.status_code == 422, path
 
 
+def test_a_holiday_is_not_rostered_and_an_adjusted_working_saturday_is(client, community):
+    """China moves working days around public holidays (调休): a Thursday off, the Saturday
+    worked in exchange. The roster follows the dates, not only the weekdays."""
+    c = community
+    put = client.put(
+        f"/api/v1/communities/{c.code}/roster-settings",
+        json={"holidays": [THU.isoformat()], "extra_working_days": [SAT.isoformat()]},
+        headers=c.auth(c.admin),
+    )
+    assert put.status_code == 200, put.get_json()
+    response = generate(client, c)
+    assert response.status_code == 201, response.get_json()
+    by_day = {d["date"]: d for d in response.get_json()["days"]}
+    assert by_day[THU.isoformat()]["A"] == by_day[THU.isoformat()]["B"] == []
+    assert 3 <= len(by_day[SAT.isoformat()]["A"]) <= 4
+    assert by_day[SAT.isoformat()]["B"]
+    assert by_day[SUN.isoformat()]["A"] == by_day[SUN.isoformat()]["B"] == []
+
+
+def test_a_week_of_holidays_asks_no_more_b_post_days_than_it_has(client, community):
+    c = community
+    off = [MON, TUE, WED, THU]
+    client.put(
+        f"/api/v1/communities/{c.code}/roster-settings",
+        json={"a_min": 2, "holidays": [d.isoformat() for d in off]},
+        headers=c.auth(c.admin),
+    )
+    response = generate(client, c)
+    assert response.status_code == 201, response.get_json()
+    worked = [d for d in response.get_json()["days"] if d["A"] or d["B"]]
+    assert [d["date"] for d in worked] == [FRI.isoformat()]
+
+
+def test_a_day_both_holiday_and_worked_is_422(client, community):
+    c = community
+    put = client.put(
+        f"/api/v1/communities/{c.code}/roster-settings",
+        json={"holidays": [SAT.isoformat()], "extra_working_days": [SAT.isoformat()]},
+        headers=c.auth(c.admin),
+    )
+    assert put.status_code == 422
+    assert "extra_working_days" in put.get_json()["errors"]["json"]
+
+
 def test_regenerating_a_draft_replaces_it(client, session, community):
     first = generate(client, community).get_json()
     second = generate(client, community).get_json()

@@ -51,6 +51,16 @@ class RosterSettingsSchema(Schema):
     )
     a_hours = ma.fields.Nested(HoursSchema, metadata={"description": "Hall window hours"})
     b_hours = ma.fields.Nested(HoursSchema, metadata={"description": "Door-to-door hours"})
+    holidays = ma.fields.List(
+        ma.fields.Date(),
+        validate=ma.validate.Length(max=400),
+        metadata={"description": "Dates off although their weekday is worked (public holidays)"},
+    )
+    extra_working_days = ma.fields.List(
+        ma.fields.Date(),
+        validate=ma.validate.Length(max=400),
+        metadata={"description": "Dates worked although their weekday is not (调休 weekend days)"},
+    )
     time_limit_s = ma.fields.Float(
         validate=ma.validate.Range(0.5, 60),
         metadata={"description": "Solver time limit per week, seconds"},
