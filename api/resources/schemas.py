@@ -39,9 +39,22 @@ class BBox(ma.fields.String):
         return numbers
 
 
+class FullMatch(ma.validate.Regexp):
+    r"""`ma.validate.Regexp` over the whole value: marshmallow matches from the start only, and
+    `$` also matches before a final newline, so "2026-W48\n" passed `^...$` and reached the
+    services (a 500 there). The pattern itself stays as written for the OpenAPI document
+    (ECMA-262, where `\Z` does not exist). Use ASCII classes (`[0-9]`, not `\d`: Python's `\d`
+    matches fullwidth digits too)."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
+
+
 def code_field(length: int, **kwargs) -> ma.fields.String:
     return ma.fields.String(
-        validate=ma.validate.Regexp(rf"^[0-9]{{{length}}}$", error=f"Must be {length} digits."),
+        validate=FullMatch(rf"^[0-9]{{{length}}}$", error=f"Must be {length} digits."),
         **kwargs,
     )
 

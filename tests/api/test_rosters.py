@@ -85,6 +85,23 @@ def test_admin_replaces_roster_settings(client, community):
     assert got.get_json()["rest_days"] == rest
 
 
+@pytest.mark.parametrize("start", ["08:00\n", "０８:００", "8:00"])
+def test_roster_settings_reject_hours_that_are_not_plain_hh_mm_and_write_nothing(
+    client, community, start
+):
+    """A final newline passed `^...$` (`$` matches before it) and fullwidth digits passed `\\d`:
+    both were stored, and every later read of the hours failed on them."""
+    c = community
+    url = f"/api/v1/communities/{c.code}/roster-settings"
+    body = {"a_hours": {"start": start, "end": "20:00"}}
+    put = client.put(url, json=body, headers=c.auth(c.admin))
+    assert put.status_code == 422, put.get_json()
+    assert put.headers["Content-Type"] == "application/problem+json"
+    assert "a_hours" in put.get_json()["errors"]["json"]
+    got = client.get(url, headers=c.auth(c.admin)).get_json()
+    assert got["a_hours"]["start"] != start
+
+
 def test_roster_settings_reject_a_min_above_a_max_and_write_nothing(client, community):
     c = community
     put = client.put(

@@ -6,10 +6,11 @@ import marshmallow as ma
 
 from api.extensions import Schema
 from api.models.rosters import LEAVE_STATUSES, POSTS
+from api.resources.schemas import FullMatch
 
-WEEK_RE = r"^[0-9]{4}-W[0-9]{2}\Z"  # \Z: `$` would let a final newline through
+WEEK_RE = r"^[0-9]{4}-W[0-9]{2}$"  # matched whole (FullMatch): no final newline
 _WEEK = ma.fields.String(
-    validate=ma.validate.Regexp(WEEK_RE, error="An ISO week like 2026-W48."),
+    validate=FullMatch(WEEK_RE, error="An ISO week like 2026-W48."),
     metadata={"description": "ISO week, e.g. 2026-W48 (Asia/Shanghai)"},
 )
 _WEEKDAY = ma.fields.Integer(validate=ma.validate.Range(1, 7))
@@ -18,12 +19,12 @@ _WEEKDAY = ma.fields.Integer(validate=ma.validate.Range(1, 7))
 class HoursSchema(Schema):
     start = ma.fields.String(
         required=True,
-        validate=ma.validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="HH:MM, 00:00-23:59."),
+        validate=FullMatch(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", error="HH:MM, 00:00-23:59."),
         metadata={"description": "Local start time (Asia/Shanghai), HH:MM"},
     )
     end = ma.fields.String(
         required=True,
-        validate=ma.validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="HH:MM, 00:00-23:59."),
+        validate=FullMatch(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", error="HH:MM, 00:00-23:59."),
         metadata={"description": "Local end time (Asia/Shanghai), HH:MM"},
     )
 
@@ -98,7 +99,7 @@ class LeaveSchema(Schema):
 class RosterCreateSchema(Schema):
     week = ma.fields.String(
         required=True,
-        validate=ma.validate.Regexp(WEEK_RE, error="An ISO week like 2026-W48."),
+        validate=FullMatch(WEEK_RE, error="An ISO week like 2026-W48."),
         metadata={"description": "ISO week to roster, e.g. 2026-W48"},
     )
 
@@ -134,7 +135,7 @@ class ShiftQueryArgsSchema(Schema):
     date = ma.fields.Date(metadata={"description": "One day"})
     week = _WEEK
     worker = ma.fields.String(metadata={"description": "`me` or a user id"})
-    community = ma.fields.String(validate=ma.validate.Regexp(r"^\d{12}$"))
+    community = ma.fields.String(validate=FullMatch(r"^[0-9]{12}$"))
 
     @ma.validates_schema
     def _one_period(self, data, **_kwargs):

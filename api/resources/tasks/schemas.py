@@ -10,7 +10,7 @@ from api import privacy
 from api.clock import now
 from api.extensions import Schema
 from api.models.tasks import HOTLINE_TYPES, SATISFACTION, TASK_SOURCES, TASK_STATUSES, URGENCIES
-from api.resources.schemas import code_field
+from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
 from api.services.tasks import ACTIONS, allowed_actions, is_overdue
 from api.services.users import USER_ID_PATTERN
@@ -166,7 +166,7 @@ class TaskDetailSchema(TaskSchema):
 
 class TaskQueryArgsSchema(Schema):
     assignee = ma.fields.String(
-        validate=ma.validate.Regexp(f"^(me|{USER_ID_PATTERN})$", error="me or a user id"),
+        validate=FullMatch(f"^(me|{USER_ID_PATTERN})$", error="me or a user id"),
         metadata={"description": "me, or a user id"},
     )
     status = ma.fields.List(
@@ -208,7 +208,7 @@ class RatesQueryArgsSchema(Schema):
     start = ma.fields.AwareDateTime(default_timezone=UTC)
     end = ma.fields.AwareDateTime(default_timezone=UTC)
     week = ma.fields.String(
-        validate=ma.validate.Regexp(r"^[0-9]{4}-W[0-9]{2}$"),
+        validate=FullMatch(r"^[0-9]{4}-W[0-9]{2}$"),
         metadata={"description": "An ISO week, e.g. 2026-W48 (instead of start and end)"},
     )
 

@@ -14,14 +14,14 @@ from api.db import PG_INT_MAX
 from api.extensions import Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS
 from api.models.visits import DATUMS, GRADES, OUTCOMES
-from api.resources.schemas import code_field
+from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
 from api.services.ledger import MAX_PER_WEEK
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
 from api.services.visits import MAX_BATCH, BatchItem, local_visited_at
 from api.services.weeks import MAX_YEAR, MIN_YEAR
 
-_WEEK = ma.validate.Regexp(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47.")
+_WEEK = FullMatch(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47.")
 
 # PostgreSQL's text and jsonb refuse NUL: one such string sank the whole batch (a DataError,
 # 422). Short labels (provider, the premises' address) refuse every control character, as
@@ -551,7 +551,7 @@ class PhotoFileSchema(Schema):
 
 class PhotoFormSchema(Schema):
     sha256 = ma.fields.String(
-        validate=ma.validate.Regexp(r"^[0-9a-fA-F]{64}$", error="Must be 64 hex digits."),
+        validate=FullMatch(r"^[0-9a-fA-F]{64}$", error="Must be 64 hex digits."),
         metadata={"description": "SHA-256 of the file as the phone computed it (checked)"},
     )
 
