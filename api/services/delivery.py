@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time as clock
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -62,6 +64,9 @@ def _db_text(value: str | None, limit: int) -> str | None:
 
 
 _EXPIRED = "expired: not delivered within its time to live"
+# A round renews its lease while it sends, for at most this long: a send stuck past it (a
+# socket without a timeout) lets the lease pass, and another worker takes the rows over.
+MAX_RENEWED = timedelta(minutes=15)
 
 
 def message_id(notification_id: int) -> str:
@@ -133,7 +138,7 @@ class PushWorker:
         stats = RoundStats(claimed=len(claimed))
         if not claimed:
             return stats
-        results = self.send(claimed, now, stats)
+        results = self.send(claimed, now, stats, claim_id=claim_id)
         self.mark(claim_id, claimed, results, now, stats)
         return stats
 
@@ -207,10 +212,16 @@ class PushWorker:
         return claim_id, [Claimed(**row._mapping) for row in sorted(rows, key=lambda r: r.id)]
 
     def send(
-        self, claimed: Sequence[Claimed], now: datetime, stats: RoundStats | None = None
+        self,
+        claimed: Sequence[Claimed],
+        now: datetime,
+        stats: RoundStats | None = None,
+        *,
+        claim_id: uuid.UUID | None = None,
     ) -> dict[int, DeliveryResult | datetime | str]:
         """Send what may go now. Per delivery: its result, a datetime to defer to (quiet
-        hours), or a string: the reason it is dropped without sending."""
+        hours), or a string: the reason it is dropped without sending. With the `claim_id`
+        the rows were claimed under, the claim's lease is renewed while the channel sends."""
         outcome: dict[int, DeliveryResult | datetime | str] = {}
         messages: list[Message] = []
         ids: list[int] = []
@@ -229,7 +240,8 @@ class PushWorker:
             ids.append(row.id)
         if messages:
             try:
-                results = self.channel.send(messages)
+                with self._renewing(claim_id, ids, now):
+                    results = self.channel.send(messages)
             except Exception as exc:  # the contract says never; one bug must not lose the round
                 logger.exception("push: the channel raised for %d messages", len(messages))
                 error = f"channel raised: {exc!r}"[:300]
@@ -237,6 +249,45 @@ class PushWorker:
             for delivery_id, result in zip(ids, results, strict=True):
                 outcome[delivery_id] = result
         return outcome
+
+    @contextmanager
+    def _renewing(
+        self, claim_id: uuid.UUID | None, ids: list[int], now: datetime
+    ) -> Iterator[None]:
+        """Keep the round's lease while it sends. Web Push sends one message at a time (10 s
+        timeout each), a relay may answer slowly: a round could outlast its lease, and a worker
+        beside it would claim the rows still being sent and send them again. Every third of a
+        lease, from a thread on its own session, the claim's rows still held get a new lease
+        (the round's `now` plus the real time elapsed)."""
+        stop = threading.Event()
+        started = clock.monotonic()
+
+        def renew() -> None:
+            while not stop.wait(self.lease.total_seconds() / 3):
+                elapsed = timedelta(seconds=clock.monotonic() - started)
+                if elapsed > MAX_RENEWED:
+                    logger.warning("push: a send has run for %s; its lease is let go", elapsed)
+                    return
+                try:
+                    with self.session_scope() as session:
+                        session.execute(
+                            text(
+                                "UPDATE deliveries SET claimed_until = :until "
+                                "WHERE id = ANY(:ids) AND claim_id = CAST(:claim AS uuid) "
+                                "AND claimed_until IS NOT NULL AND state = 'pending'"
+                            ),
+                            {"until": now + elapsed + self.lease, "ids": ids, "claim": claim_id},
+                        )
+                except Exception:  # noqa: BLE001 - the next renewal tries again
+                    logger.exception("push: could not renew the round's lease")
+
+        thread = threading.Thread(target=renew, name="push-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _message(self, row: Claimed, now: datetime) -> Message:
         data = {k: str(v) for k, v in (row.data or {}).items()}
