@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time
 
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from api import errors
 from api.models import (
@@ -196,6 +196,25 @@ def decide_leave(session: Session, scope: Scope, leave_id: int, decision: str) -
     leave.decided_at = datetime.now(UTC)
     session.flush()
     return leave
+
+
+def shifts_during_leave(session: Session, leave: Leave) -> list[Shift]:
+    """The worker's shifts, in any roster, on the days of an approved leave: a roster made
+    before the leave still names them. Approving is never refused (the leave is the worker's);
+    these are the shifts the approver must hand on (PATCH /shifts/{id})."""
+    if leave.status != "approved":
+        return []
+    return list(
+        session.scalars(
+            select(Shift)
+            .where(
+                Shift.worker_id == leave.worker_id,
+                Shift.date.between(leave.start_date, leave.end_date),
+            )
+            .options(selectinload(Shift.roster), selectinload(Shift.grid))
+            .order_by(Shift.date, Shift.id)
+        )
+    )
 
 
 def list_leaves(session: Session, scope: Scope, args: dict) -> list[Leave]:

@@ -452,6 +452,43 @@ def test_approved_leave_keeps_the_worker_off_and_names_a_reliever(client, sessio
     assert relief and all(s["grid_code"] == away.grids[0].code for s in relief)
 
 
+def test_approving_leave_after_the_roster_lists_the_shifts_left_to_reassign(client, community):
+    """The roster already names the worker on their leave days: the approval says which shifts
+    are now uncovered (approving is never refused: leave is the worker's), and they can be
+    handed on with PATCH /shifts/{id}."""
+    c = community
+    worker = c.workers[3]
+    published = published_week(client, c)
+    theirs = {
+        s["id"]: s["date"]
+        for s in all_shifts(published)
+        if s["worker_id"] == worker.id and s["date"] in (str(WED), str(THU))
+    }
+    assert theirs  # the roster has them at work on Wednesday or Thursday
+    leave = request_leave(client, c, worker, WED, THU).get_json()
+    decided = client.post(
+        f"/api/v1/leaves/{leave['id']}/decision",
+        json={"decision": "approve"},
+        headers=c.auth(c.leader),
+    ).get_json()
+    assert decided["status"] == "approved"
+    listed = decided["shifts_to_reassign"]
+    assert {s["id"]: s["date"] for s in listed} == theirs
+    assert all(s["status"] == "published" and s["worker_id"] == worker.id for s in listed)
+
+
+def test_rejecting_leave_lists_nothing_to_reassign(client, community):
+    c = community
+    published_week(client, c)
+    leave = request_leave(client, c, c.workers[3], WED, THU).get_json()
+    decided = client.post(
+        f"/api/v1/leaves/{leave['id']}/decision",
+        json={"decision": "reject"},
+        headers=c.auth(c.leader),
+    ).get_json()
+    assert decided["status"] == "rejected" and decided["shifts_to_reassign"] == []
+
+
 def test_requested_leave_does_not_block_the_roster(client, community):
     worker = community.workers[3]
     request_leave(client, community, worker, MON, FRI)

@@ -14,6 +14,7 @@ from api.resources.rosters.schemas import (
     CalendarUrlSchema,
     FeedArgsSchema,
     LeaveCreateSchema,
+    LeaveDecisionResultSchema,
     LeaveDecisionSchema,
     LeaveQueryArgsSchema,
     LeaveSchema,
@@ -205,12 +206,19 @@ class Leaves(MethodView):
 @blp.route("/leaves/<id:leave_id>/decision")
 class LeaveDecision(MethodView):
     @blp.arguments(LeaveDecisionSchema)
-    @blp.response(200, LeaveSchema)
+    @blp.response(200, LeaveDecisionResultSchema)
     def post(self, data, leave_id):
         """Approve or reject a leave request (the worker's grid leader or community admin)"""
-        leave = rosters.decide_leave(db.session, current_scope(), leave_id, data["decision"])
-        db.session.commit()
-        return leave
+        session = db.session
+        leave = rosters.decide_leave(session, current_scope(), leave_id, data["decision"])
+        shifts = rosters.shifts_during_leave(session, leave)
+        settings = rosters.settings_for(session, {s.roster.community_code for s in shifts})
+        answer = {
+            "leave": leave,
+            "shifts": [rosters.shift_dict(s, settings[s.roster.community_code]) for s in shifts],
+        }
+        session.commit()
+        return answer
 
 
 def _feed_urls(user) -> dict:

@@ -122,6 +122,26 @@ class ShiftSchema(Schema):
     ends_at = ma.fields.DateTime(metadata={"description": "End, Asia/Shanghai"})
 
 
+class LeaveDecisionResultSchema(LeaveSchema):
+    """The decided leave, and the shifts its approval leaves uncovered."""
+
+    shifts_to_reassign = ma.fields.Function(
+        lambda answer: ShiftSchema(many=True).dump(answer["shifts"]),
+        metadata={
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/Shift"},
+            "description": "The worker's shifts on the approved days, in rosters made before "
+            "the leave: uncovered until handed on with PATCH /shifts/{id}. Empty when rejected.",
+        },
+    )
+
+    def get_attribute(self, obj, attr, default):
+        # The leave's own fields come from the leave; the shifts from the answer.
+        if attr == "shifts_to_reassign":
+            return obj
+        return super().get_attribute(obj["leave"], attr, default)
+
+
 class ShiftPatchSchema(Schema):
     post = ma.fields.String(validate=ma.validate.OneOf(POSTS))
     grid_code = ma.fields.String(
