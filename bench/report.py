@@ -57,7 +57,7 @@ SETUP = [
                  households, household_history, visits, tasks, rosters, shifts, notifications,
                  reports, report_files, report_household_weeks, report_grid_weeks,
                  report_grid_week_tags, report_worker_weeks, report_worker_households,
-                 report_household_deltas
+                 report_household_deltas, community_cadences
                  CASCADE
         """,
     ),

@@ -1,7 +1,7 @@
 """SQLAlchemy models, one module per domain; importing this package registers them all."""
 
 from api.db import Base
-from api.models.admin import Community, District, Street
+from api.models.admin import Community, CommunityCadence, District, Street
 from api.models.audit import AuditEntry, LoginAttempt
 from api.models.auth import AuthSession
 from api.models.grids import Grid, GridVersion
@@ -33,6 +33,7 @@ __all__ = [
     "ShiftSwap",
     "CARE_TAGS",
     "Community",
+    "CommunityCadence",
     "Delivery",
     "Device",
     "District",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String, func
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -51,3 +51,43 @@ class Community(Base):
     @property
     def district_code(self) -> str:
         return self.code[:6]
+
+
+class CommunityCadence(Base):
+    """A community's visit cadence from an ISO week (Asia/Shanghai) on: its change history.
+
+    A change applies from the week it is made in (the whole week, so the week is judged by one
+    cadence). A week reads the latest row with `from_week` at or before it; the row with no
+    `from_week` holds the cadence before any recorded change (every community with rows has
+    one). `Community.settings["visit_cadence"]` keeps the current value for the API (0019).
+    """
+
+    __tablename__ = "community_cadences"
+    __table_args__ = (
+        CheckConstraint(
+            "from_week IS NULL OR from_week ~ '^[0-9]{4}-W[0-9]{2}$'", name="from_week_format"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_code: Mapped[str] = mapped_column(
+        String(12), ForeignKey("communities.code", ondelete="CASCADE")
+    )
+    from_week: Mapped[str | None] = mapped_column(String(8))
+    cadence: Mapped[dict] = mapped_column(JSONB)
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+Index(
+    "ix_community_cadences_community_week",
+    CommunityCadence.community_code,
+    CommunityCadence.from_week,
+)
+# One "before any recorded change" row per community.
+Index(
+    "uq_community_cadences_before_any_change",
+    CommunityCadence.community_code,
+    unique=True,
+    postgresql_where=CommunityCadence.from_week.is_(None),
+)

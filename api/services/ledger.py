@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models import CARE_TAGS, Community, Grid
+from api.models import CARE_TAGS, Community, CommunityCadence, Grid
 from api.scope import Scope
 from api.services.weeks import week_bounds, week_of
 
 # Visits per week: every household weekly; people living alone twice a week. A community
-# overrides this in Community.settings["visit_cadence"] with the same shape.
+# overrides this in Community.settings["visit_cadence"] with the same shape; each change is
+# recorded in community_cadences with the ISO week it applies from (migration 0019), and a
+# week is judged by the cadence in force then (`cadences_in_week`).
 DEFAULT_CADENCE: dict[str, Any] = {"default": 1, "tags": {"living_alone": 2}}
 MAX_PER_WEEK = 7
 # A visit where nobody opened the door is an attempt, not a visit: it does not reset the clock.
@@ -67,12 +69,28 @@ def _per_week_ok(n: Any) -> bool:
     return isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_PER_WEEK
 
 
-def community_cadence(community: Community) -> Cadence:
-    """The community's cadence: its own setting, else the default."""
-    stored = (community.settings or {}).get("visit_cadence")
+def _cadence(stored: dict | None) -> Cadence:
     if not stored:
         return Cadence(default=DEFAULT_CADENCE["default"], tags=dict(DEFAULT_CADENCE["tags"]))
     return Cadence(default=stored.get("default", 1), tags=dict(stored.get("tags", {})))
+
+
+def community_cadence(community: Community) -> Cadence:
+    """The community's cadence now: its own setting, else the default."""
+    return _cadence((community.settings or {}).get("visit_cadence"))
+
+
+def cadences_in_week(session: Session, codes: Iterable[str], week: str) -> dict[str, Cadence]:
+    """Each community's cadence in force in the ISO week, as the report aggregates read it
+    (`gw_cadence_of`): its latest change from that week or before."""
+    rows = session.execute(
+        text(
+            "SELECT code, gw_cadence_of(code, :week) FROM communities "
+            "WHERE code = ANY(CAST(:codes AS varchar[]))"
+        ),
+        {"week": week, "codes": sorted(set(codes))},
+    )
+    return {code: _cadence(stored) for code, stored in rows}
 
 
 def get_community(session: Session, scope: Scope, code: str) -> Community:
@@ -85,11 +103,61 @@ def get_community(session: Session, scope: Scope, code: str) -> Community:
     return community
 
 
-def set_community_cadence(session: Session, community: Community, data: Any) -> Cadence:
+def set_community_cadence(
+    session: Session,
+    community: Community,
+    data: Any,
+    *,
+    changed_by_id: int | None = None,
+    at: datetime | None = None,
+) -> Cadence:
+    """Set the community's cadence from the ISO week (Asia/Shanghai) of `at` (default now) on.
+
+    The change applies to the whole of that week: its history row says so, and the week's
+    must-visit figures are recounted under it (as `gw_report_rebuild()` would count them).
+    Earlier weeks keep the cadence they had; the first change also records the cadence before
+    it, for every week before. Who changed it and when is on the history row (as grid
+    redraws and roster edits keep theirs; the audit log is for personal data).
+    """
     cadence = validate_cadence(data)
+    at = at or datetime.now(UTC)
+    week = week_of(at)
+    # One change at a time per community (and the settings as they are, not as read before).
+    community = session.scalars(
+        select(Community)
+        .where(Community.code == community.code)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    recorded = session.scalar(
+        select(CommunityCadence.id)
+        .where(CommunityCadence.community_code == community.code)
+        .limit(1)
+    )
+    if recorded is None:
+        session.add(
+            CommunityCadence(
+                community_code=community.code,
+                from_week=None,
+                cadence=community_cadence(community).as_dict(),
+            )
+        )
+    session.add(
+        CommunityCadence(
+            community_code=community.code,
+            from_week=week,
+            cadence=cadence.as_dict(),
+            changed_by_id=changed_by_id,
+            changed_at=at,
+        )
+    )
     # A new dict, so the JSONB column is seen as changed.
     community.settings = {**(community.settings or {}), "visit_cadence": cadence.as_dict()}
     session.flush()
+    session.execute(
+        text("SELECT gw_report_recount_must_visits(:code, :week)"),
+        {"code": community.code, "week": week},
+    )
     return cadence
 
 
@@ -152,7 +220,8 @@ def household_ledger(
     """The ledger of every household of the grids, as it stood at `as_of` (aware datetime):
     households registered after `as_of` are not in it.
 
-    - `visits_per_week`: the community's cadence for the household's tags.
+    - `visits_per_week`: the community's cadence in force in `as_of`'s week, for the
+      household's tags.
     - `last_visited_at`: the latest visit at or before `as_of` that found someone
       (outcome other than `nobody_home`); `last_attempt_at` counts every outcome.
     - `visits_this_week`: such visits in the ISO week (Asia/Shanghai) of `as_of`, up to `as_of`.
@@ -166,15 +235,13 @@ def household_ledger(
     grid_ids = sorted(set(grid_ids))
     if not grid_ids:
         return []
-    week_start, _ = week_bounds(week_of(as_of))
-    communities = {
-        c.code: community_cadence(c)
-        for c in session.scalars(
-            select(Community).where(
-                Community.code.in_(select(Grid.community_code).where(Grid.id.in_(grid_ids)))
-            )
-        )
-    }
+    week = week_of(as_of)
+    week_start, _ = week_bounds(week)
+    communities = cadences_in_week(
+        session,
+        session.scalars(select(Grid.community_code).where(Grid.id.in_(grid_ids)).distinct()),
+        week,
+    )
     rows = session.execute(
         _LEDGER_SQL,
         {

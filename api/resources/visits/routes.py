@@ -169,9 +169,15 @@ class VisitCadence(MethodView):
     @blp.arguments(CadenceSchema)
     @blp.response(200, CadenceSchema)
     def put(self, data, code):
-        """Set the community's visit cadence (community admin)"""
+        """Set the community's visit cadence (community admin)
+
+        It applies from the current ISO week (Asia/Shanghai), the whole of it: this week's
+        must-visit figures are recounted under it; earlier weeks keep the cadence they had.
+        """
         community = ledger.get_community(db.session, current_scope(), code)
         current_scope().require_cadence_admin(code)
-        cadence = ledger.set_community_cadence(db.session, community, data)
+        cadence = ledger.set_community_cadence(
+            db.session, community, data, changed_by_id=current_scope().user_id
+        )
         db.session.commit()
         return {"community_code": code, **cadence.as_dict()}
