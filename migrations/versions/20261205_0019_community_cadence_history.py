@@ -75,36 +75,36 @@ $$;
 CREATE OR REPLACE FUNCTION gw_report_recount_must_visits(for_community text, from_wk text)
 RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+  -- The community's grids as an array: each statement below then reads its rows through
+  -- the (grid_id, week, ...) indexes, not by a hash join over every visit of the city.
+  ids integer[] := ARRAY(SELECT id FROM grids WHERE community_code = for_community ORDER BY 1);
 BEGIN
   -- The visits trigger's locks, in its order: no ingest into these grids meanwhile.
-  PERFORM pg_advisory_xact_lock(20261123, g)
-    FROM (SELECT id AS g FROM grids WHERE community_code = for_community ORDER BY 1) s;
+  PERFORM pg_advisory_xact_lock(20261123, g) FROM unnest(ids) g;
 
   UPDATE report_household_weeks o SET counted = '{}'
-  FROM grids g
-  WHERE g.id = o.grid_id AND g.community_code = for_community AND o.week >= from_wk
-    AND o.counted <> '{}';
+  WHERE o.grid_id = ANY(ids) AND o.week >= from_wk AND o.counted <> '{}';
 
   WITH weeks AS (
     SELECT w.week, gw_cadence_of(for_community, w.week) AS cadence
-    FROM (SELECT DISTINCT o.week FROM report_household_weeks o JOIN grids g ON g.id = o.grid_id
-          WHERE g.community_code = for_community AND o.week >= from_wk) w),
+    FROM (SELECT DISTINCT o.week FROM report_household_weeks o
+          WHERE o.grid_id = ANY(ids) AND o.week >= from_wk) w),
   v AS (
     SELECT v.grid_id, v.week, v.household_id, w.cadence,
            count(*) FILTER (WHERE v.outcome <> 'nobody_home') OVER (
              PARTITION BY v.grid_id, v.week, v.household_id ORDER BY v.visited_at, v.id
              ROWS UNBOUNDED PRECEDING) AS met_so_far,
            COALESCE(hh.tags, h.tags) AS tags
-    FROM grids g
-    JOIN visits v ON v.grid_id = g.id
-    JOIN weeks w ON w.week = v.week
+    FROM weeks w
+    JOIN visits v ON v.grid_id = ANY(ids) AND v.week >= from_wk AND v.week = w.week
     LEFT JOIN households h ON h.id = v.household_id
     LEFT JOIN LATERAL (
       SELECT x.tags FROM household_history x
       WHERE x.household_id = v.household_id AND x.valid_from <= v.visited_at
         AND (x.valid_to IS NULL OR x.valid_to > v.visited_at)
       ORDER BY x.valid_from DESC LIMIT 1) hh ON true
-    WHERE g.community_code = for_community AND v.household_id IS NOT NULL),
+    WHERE v.household_id IS NOT NULL),
   done AS (
     SELECT v.grid_id, v.week, v.household_id, array_agg(DISTINCT t.tag ORDER BY t.tag) AS tags
     FROM v CROSS JOIN LATERAL unnest(v.tags) t(tag)
@@ -112,16 +112,14 @@ BEGIN
     GROUP BY 1, 2, 3)
   UPDATE report_household_weeks o SET counted = d.tags
   FROM done d
-  WHERE o.grid_id = d.grid_id AND o.week = d.week AND o.household_id = d.household_id;
+  WHERE o.grid_id = ANY(ids) AND o.week >= from_wk
+    AND o.grid_id = d.grid_id AND o.week = d.week AND o.household_id = d.household_id;
 
-  DELETE FROM report_grid_week_tags t USING grids g
-  WHERE g.id = t.grid_id AND g.community_code = for_community AND t.week >= from_wk;
+  DELETE FROM report_grid_week_tags t WHERE t.grid_id = ANY(ids) AND t.week >= from_wk;
   INSERT INTO report_grid_week_tags (grid_id, week, tag, done)
   SELECT o.grid_id, o.week, t.tag, count(*)
-  FROM report_household_weeks o
-  JOIN grids g ON g.id = o.grid_id
-  CROSS JOIN LATERAL unnest(o.counted) t(tag)
-  WHERE g.community_code = for_community AND o.week >= from_wk
+  FROM report_household_weeks o CROSS JOIN LATERAL unnest(o.counted) t(tag)
+  WHERE o.grid_id = ANY(ids) AND o.week >= from_wk
   GROUP BY 1, 2, 3;
 END
 $$;
