@@ -26,8 +26,8 @@ The upgrade does not rebuild the aggregates: the trigger's counts of past weeks 
 under the cadence of their time, which a rebuild (with the backfilled cadence) cannot know.
 The downgrade restores 0017's trigger function and 0016's rebuild and drops the table.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-05 10:00:00+00:00
 """
 
@@ -37,8 +37,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0019"
-down_revision: str | None = "0018"
+revision: str = "0020"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
