@@ -197,9 +197,8 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return len(payload).to_bytes(4, "big") + kind + payload + crc
 
 
-def _strip_png(data: bytes) -> bytes:
-    out = [data[:8]]
-    orientation = None
+def _png_chunks(data: bytes):
+    """(kind, start, end) of each chunk, up to and including IEND."""
     i, n = 8, len(data)
     while True:
         if i + 8 > n:
@@ -208,16 +207,27 @@ def _strip_png(data: bytes) -> bytes:
         end = i + 12 + length
         if end > n:
             raise _Damaged("a chunk runs past the end")
-        if kind == b"eXIf" and orientation is None:
-            orientation = _orientation(data[i + 8 : i + 8 + length])
+        yield kind, i, end
+        if kind == b"IEND":
+            return
+        i = end
+
+
+def _strip_png(data: bytes) -> bytes:
+    chunks = list(_png_chunks(data))
+    # The orientation is read wherever eXIf is: before the image data (PNG 1.5's extensions)
+    # or after it (the third edition allows it; libpng and Pillow read it there).
+    orientation = next(
+        (_orientation(data[s + 8 : e - 4]) for kind, s, e in chunks if kind == b"eXIf"), None
+    )
+    out = [data[:8]]
+    for kind, start, end in chunks:
         if kind == b"IDAT" and orientation is not None:
             out.append(_png_chunk(b"eXIf", _orientation_exif(orientation)[6:]))
-            orientation = None  # written once, before the first IDAT (as the format wants)
+            orientation = None  # written once, before the first IDAT (where any reader sees it)
         if kind in _PNG_KEEP:
-            out.append(data[i:end])
-        i = end
-        if kind == b"IEND":
-            return b"".join(out)
+            out.append(data[start:end])
+    return b"".join(out)
 
 
 def _strip_webp(data: bytes) -> bytes:

@@ -204,3 +204,39 @@ def test_a_jpeg_of_many_pixels_is_checked_in_bounded_memory(tmp_path, progressiv
     )
     assert measured.stderr == ""  # accepted
     assert int(measured.stdout) < 64 * 1024  # KiB
+
+
+def png_with_exif_after_idat(orientation: int = 6) -> bytes:
+    """A PNG whose eXIf chunk follows its image data, as PNG's third edition allows (libpng and
+    Pillow read it there; some phones' editors write it there)."""
+    import struct
+    import zlib
+
+    from PIL import ExifTags, Image
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    exif[ExifTags.Base.Make] = "PhoneMaker-8842"
+    payload = exif.tobytes()[6:]  # without "Exif\0\0"
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload
+    chunk += struct.pack(">I", zlib.crc32(b"eXIf" + payload))
+    plain = image_bytes("PNG", 16)
+    iend = plain.rindex(b"IEND") - 4
+    return plain[:iend] + chunk + plain[iend:]
+
+
+def test_a_png_keeps_its_orientation_when_its_exif_follows_the_image_data():
+    from PIL import ExifTags, Image
+
+    from api.services.photos import strip_metadata
+
+    original = png_with_exif_after_idat()
+    with Image.open(io.BytesIO(original)) as image:
+        image.load()
+        assert image.getexif().get(ExifTags.Base.Orientation) == 6  # as a viewer reads it
+    stripped = strip_metadata(original, "image/png")
+    assert b"PhoneMaker-8842" not in stripped
+    with Image.open(io.BytesIO(stripped)) as image:
+        image.load()
+        assert dict(image.getexif()) == {ExifTags.Base.Orientation: 6}
+        assert image.size == (16, 16)
