@@ -340,3 +340,16 @@ def test_a_session_ended_elsewhere_asks_to_sign_in_again_and_keeps_the_queue(
     assert page.inner_text("#queue-count") == "0"
     with e2e_engine.connect() as conn:
         assert conn.scalar(select(Visit.id).where(Visit.id == uuid.UUID(queued["id"])))
+
+
+def test_a_phone_clock_hours_ahead_does_not_refresh_the_token_in_a_loop(context, page):
+    """A phone set to the wrong zone (Beijing time shown, the zone UTC) runs 8 hours ahead: every
+    token the server gives looks expired the moment it arrives. keepFresh refreshed as soon as
+    the new token came back, again and again, for as long as the app was open."""
+    context.add_init_script("{ const real = Date.now; Date.now = () => real() + 8 * 3600e3; }")
+    refreshes = []
+    page.on("request", lambda r: refreshes.append(r) if r.url.endswith("/auth/refresh") else None)
+    open_app(context, page)
+    page.wait_for_timeout(3000)
+    assert len(refreshes) <= 1
+    assert page.is_visible("#home") and not page.is_visible("#signin")

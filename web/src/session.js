@@ -92,21 +92,30 @@ async function ended() {
 
 let timer = null;
 
+/** Half a token's life as the server gave it (exp - iat), in ms; 30 minutes if it does not say. */
+function halfLife(token) {
+  const { exp, iat } = tokenClaims(token);
+  return typeof exp === "number" && typeof iat === "number" && exp > iat ? (exp - iat) * 500 : 30 * 60_000;
+}
+
 /**
  * Refresh the page's access token a minute before it expires, for as long as the page is open:
  * the map's tiles and the app's calls then never meet an expired token. (A computer waking from
  * sleep may fire the timer late: the calls' own refresh on 401 covers that.)
+ *
+ * After a refresh, the next one waits at least half the new token's life (`floorMs`): the expiry
+ * is read on this device's clock, and a phone set to the wrong zone runs hours ahead, so every
+ * token the server gives looks expired on arrival -- refreshed at once, again and again.
  */
-export function keepFresh() {
+export function keepFresh(floorMs = 0) {
   clearTimeout(timer);
   const token = getToken();
   const { exp } = tokenClaims(token);
   if (!token || typeof exp !== "number") return;
-  const wait = Math.max(exp * 1000 - Date.now() - 60_000, 0);
+  const wait = Math.max(exp * 1000 - Date.now() - 60_000, floorMs, 0);
   timer = setTimeout(async () => {
     try {
-      await refreshAccess(token);
-      keepFresh();
+      keepFresh(halfLife(await refreshAccess(token)));
     } catch (error) {
       if (!(error instanceof SessionEnded)) timer = setTimeout(keepFresh, 60_000); // offline: later
     }
