@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models import Device, NotificationSettings, RevokedToken
+from api.models import Device, NotificationSettings, RevokedToken, User
 
 # A worker has a phone or two and a browser; more active devices than this is a leak (an app
 # registering a fresh token without removing the old one) or abuse: every notification fans
@@ -46,6 +46,10 @@ def register_device(
                 errors={"json": {"token": [f"Required for platform {platform}."]}},
             )
         key = token
+    # One user's registrations queue on their row, so each counts the others' devices once
+    # they are committed: two at once each counted without the other's and kept 11. (FOR NO
+    # KEY UPDATE: the devices' foreign key checks take KEY SHARE, which it lets through.)
+    session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
     values = {
         "user_id": user_id,
         "platform": platform,
