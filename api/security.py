@@ -45,6 +45,8 @@ def _cors(response, origins: set[str]):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
         response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
-        response.headers["Access-Control-Expose-Headers"] = "X-Pagination, ETag, Retry-After"
+        response.headers["Access-Control-Expose-Headers"] = (
+            "X-Pagination, X-Inbox-Cursor, ETag, Retry-After"
+        )
         response.headers["Access-Control-Max-Age"] = "600"
     return response

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 from api.db import Base
 
@@ -21,6 +22,15 @@ NOTIFICATION_KINDS = (
     "shift_swap_requested",
     "report_ready",
 )
+
+
+class XID8(UserDefinedType):
+    """PostgreSQL's 64-bit transaction id (`xid8`); compared in SQL, never read into Python."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return "xid8"
 
 
 class Notification(Base):
@@ -38,6 +48,12 @@ class Notification(Base):
     collapse_key: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The writing transaction (`pg_current_xact_id()`): the inbox's cursor follows commit order,
+    # which `created_at` (the transaction's start) does not. NULL for rows older than 0021.
+    xid: Mapped[str | None] = mapped_column(
+        XID8, server_default=func.pg_current_xact_id(), deferred=True
+    )
 
 
 Index("ix_notifications_user_created", Notification.user_id, Notification.created_at)
+Index("ix_notifications_user_id_xid", Notification.user_id, Notification.xid)

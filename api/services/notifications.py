@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import cast, func, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models.notifications import NOTIFICATION_KINDS, Notification
+from api.models.notifications import NOTIFICATION_KINDS, XID8, Notification
 
 
 def notify(
@@ -73,19 +73,39 @@ def enqueue_deliveries(
 
 
 # --- the inbox -------------------------------------------------------------------------------
+def inbox_cursor(session: Session) -> int:
+    """Where the next poll starts: the `xmin` of a snapshot taken now. Every transaction below
+    it has finished, so a read made after this (in this or a later snapshot) holds everything
+    they committed; whatever commits later comes from a transaction at or above it.
+
+    Taken *before* the inbox is read: a later snapshot's `xmin` could pass a transaction that
+    committed after the read, and its notifications would fall between two polls."""
+    return int(session.scalar(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")))
+
+
 def inbox(
     session: Session,
     user_id: int,
     *,
     since: datetime | None = None,
+    cursor: int | None = None,
     unread: bool | None = None,
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[Notification], int]:
-    """A user's notifications, newest first; `since` keeps those created after it."""
+    """A user's notifications, newest first.
+
+    `since` keeps those created after an instant: it may miss one whose transaction began
+    before that instant and committed after the client's last poll. `cursor` (from
+    `inbox_cursor` at an earlier poll) keeps those written by transactions that had not
+    finished by then: every notification that poll could not see, and possibly a few it did
+    (the client skips ids it holds).
+    """
     stmt = select(Notification).where(Notification.user_id == user_id)
     if since is not None:
         stmt = stmt.where(Notification.created_at > since)
+    if cursor is not None:
+        stmt = stmt.where(Notification.xid >= cast(literal(str(cursor)), XID8))
     if unread is True:
         stmt = stmt.where(Notification.read_at.is_(None))
     elif unread is False:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import after_this_request
 from flask.views import MethodView
 
 from api.auth import current_user
@@ -15,16 +16,33 @@ from api.resources.notifications.schemas import (
 )
 from api.services import notifications
 
+CURSOR = "X-Inbox-Cursor"
+CURSOR_HEADER = {
+    CURSOR: {
+        "description": "Pass as `cursor` to your next poll",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+    }
+}
+
 blp = Blueprint("notifications", __name__, url_prefix="/api/v1/notifications", description="Inbox.")
 
 
 @blp.route("")
 class Inbox(MethodView):
     @blp.arguments(NotificationQueryArgsSchema, location="query")
-    @blp.response(200, NotificationSchema(many=True))
+    @blp.response(200, NotificationSchema(many=True), headers=CURSOR_HEADER)
     @blp.paginate()
     def get(self, args, pagination_parameters):
-        """Your notifications, newest first (`since` for those after an instant)"""
+        """Your notifications, newest first
+
+        Poll with `cursor` = the `X-Inbox-Cursor` header of your previous answer: you get every
+        notification committed since, however long its change took (it is stamped when the
+        change began), and possibly a few you already hold: skip ids you have. `since` keeps
+        those created after an instant and can miss a notification committed late.
+        """
+        # Before the read: see notifications.inbox_cursor.
+        cursor = notifications.inbox_cursor(db.session)
+        after_this_request(lambda response: _with_cursor(response, cursor))
         rows, total = notifications.inbox(
             db.session,
             current_user().id,
@@ -34,6 +52,12 @@ class Inbox(MethodView):
         )
         pagination_parameters.item_count = total
         return rows
+
+
+def _with_cursor(response, cursor: int):
+    if response.status_code == 200:
+        response.headers[CURSOR] = str(cursor)
+    return response
 
 
 @blp.route("/unread-count")

@@ -21,9 +21,37 @@ class NotificationSchema(Schema):
 
 class NotificationQueryArgsSchema(Schema):
     since = ma.fields.AwareDateTime(
-        metadata={"description": "Only notifications created after this instant"}
+        metadata={
+            "description": "Only notifications created after this instant. A notification "
+            "is stamped when its change began and may commit later: a poller using `since` "
+            "can miss it; poll with `cursor` instead"
+        }
+    )
+    cursor = ma.fields.String(
+        validate=[
+            ma.validate.Regexp(r"^[0-9]{1,19}$", error="A cursor is an X-Inbox-Cursor value."),
+            ma.validate.Predicate(
+                "isdigit", error="A cursor is an X-Inbox-Cursor value."
+            ),  # the regexp allows a final newline
+        ],
+        metadata={
+            "description": "The `X-Inbox-Cursor` of an earlier answer: every notification "
+            "that answer could not show (committed since), and possibly some it did: skip ids "
+            "you hold. Not with `since`"
+        },
     )
     unread = ma.fields.Boolean(metadata={"description": "Only unread (true) or read (false)"})
+
+    @ma.validates_schema
+    def _one_of_since_and_cursor(self, data, **kwargs):
+        if "since" in data and "cursor" in data:
+            raise ma.ValidationError("Use `cursor` or `since`, not both.", "cursor")
+
+    @ma.post_load
+    def _cursor_number(self, data, **kwargs):
+        if "cursor" in data:
+            data["cursor"] = int(data["cursor"])
+        return data
 
 
 class UnreadCountSchema(Schema):
