@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.base import ischema_names as postgresql_ischema_names
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
@@ -31,6 +32,10 @@ class XID8(UserDefinedType):
 
     def get_col_spec(self, **kw) -> str:
         return "xid8"
+
+
+# Reflection (alembic check) knows the type by name.
+postgresql_ischema_names["xid8"] = XID8
 
 
 class Notification(Base):

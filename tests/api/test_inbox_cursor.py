@@ -86,7 +86,9 @@ def test_a_notification_committed_after_a_later_one_reaches_a_client_polling_wit
     assert [n["title"] for n in since.json] == []
 
 
-def test_a_cursor_with_nothing_new_answers_nothing(live):
+def test_a_cursor_with_nothing_new_repeats_at_most_what_the_client_holds(live):
+    # Repeats happen while some other transaction of the cluster runs (it holds xmin back):
+    # the client skips ids it holds; nothing else comes back.
     app, user_id = live
     from api.extensions import db
 
@@ -94,7 +96,8 @@ def test_a_cursor_with_nothing_new_answers_nothing(live):
         notify(session, [user_id], "report_ready", "one")
     first = _get(app, user_id)
     again = _get(app, user_id, f"?cursor={first.headers['X-Inbox-Cursor']}")
-    assert (again.status_code, again.json) == (200, [])
+    assert again.status_code == 200
+    assert {n["id"] for n in again.json} <= {n["id"] for n in first.json}
     assert int(again.headers["X-Inbox-Cursor"]) >= int(first.headers["X-Inbox-Cursor"])
 
 
