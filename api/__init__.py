@@ -25,7 +25,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    crypto.configure(app.config["DATA_KEY"], app.config.get("OLD_DATA_KEYS"))
+    crypto.configure(
+        app.config["DATA_KEY"],
+        app.config.get("OLD_DATA_KEYS"),
+        development_key_allowed=app.testing or app.config["GRIDWORK_ENV"] == "development",
+    )
     db.init_app(app)
     auth.init_app(app)
     api.init_app(app)

@@ -20,8 +20,14 @@ def _app():
     from flask import current_app, has_app_context
 
     from api import create_app
+    from api.crypto import DataKeyError
 
-    return current_app._get_current_object() if has_app_context() else create_app()
+    if has_app_context():
+        return current_app._get_current_object()
+    try:
+        return create_app()
+    except DataKeyError as exc:  # no key outside development: say so, without a traceback
+        raise click.ClickException(str(exc)) from exc
 
 
 @contextmanager

@@ -65,10 +65,19 @@ def _decode_key(key: str, name: str) -> bytes:
     return raw
 
 
-def configure(key: str | None, old_keys: str | None = None) -> None:
+def configure(
+    key: str | None, old_keys: str | None = None, *, development_key_allowed: bool = True
+) -> None:
     """Set the data key (base64 of 32 bytes) and, while rotating, the previous keys
-    (comma-separated). No key falls back to the development key."""
+    (comma-separated). No key falls back to the development key where that is allowed, and
+    is a DataKeyError where it is not (the app outside development and tests)."""
     global _ring, _warned
+    if not key and not development_key_allowed:
+        raise DataKeyError(
+            "GRIDWORK_DATA_KEY is not set: residents' phones and notes would be sealed with the "
+            "development key, which is in the source. Set it (`gridwork security new-key`), or "
+            "GRIDWORK_ENV=development for a demo without real residents' data."
+        )
     old = [
         _decode_key(k.strip(), "GRIDWORK_OLD_DATA_KEYS")
         for k in (old_keys or "").split(",")

@@ -22,6 +22,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_LOG_LEVEL": ("LOG_LEVEL", str),
     "GRIDWORK_BASEMAP_URL": ("BASEMAP_URL", str),
     "GRIDWORK_WEB_DIST": ("WEB_DIST", str),
+    "GRIDWORK_ENV": ("GRIDWORK_ENV", str),
     "GRIDWORK_DATA_KEY": ("DATA_KEY", str),
     "GRIDWORK_OLD_DATA_KEYS": ("OLD_DATA_KEYS", str),
     "GRIDWORK_CORS_ORIGINS": ("CORS_ORIGINS", str),
@@ -73,7 +74,10 @@ class Config:
     # The Web Push VAPID public key (base64url) the workers' app subscribes with.
     # Where the built web assets are (default: web/dist of this checkout).
     WEB_DIST: str | None = None
-    # base64 of 32 bytes; encrypts sensitive columns (phones). Unset: a logged development key.
+    # "production" (default) or "development": only a development deployment (or a test suite,
+    # TESTING) may run without DATA_KEY, on the development key that is in the source.
+    GRIDWORK_ENV = "production"
+    # base64 of 32 bytes; encrypts sensitive columns (phones, notes). Required in production.
     DATA_KEY: str | None = None
     # Previous data keys, comma-separated, still read while `gridwork security encrypt` rotates.
     OLD_DATA_KEYS: str | None = None

@@ -134,7 +134,7 @@ def run_import(path: Path) -> tuple[float, float, str]:
         [sys.executable, "-c", PEAK, "import", "households", str(path)],
         capture_output=True,
         text=True,
-        env={**os.environ, "GRIDWORK_LOG_LEVEL": "WARNING"},
+        env={"GRIDWORK_ENV": "development", **os.environ, "GRIDWORK_LOG_LEVEL": "WARNING"},
     )
     wall = time.perf_counter() - start
     if done.returncode != 0:
@@ -187,7 +187,7 @@ def main() -> None:
     from alembic import command
 
     command.upgrade(alembic_config(load_config()["DATABASE_URL"]), "head")
-    app = create_app({"LOG_LEVEL": "WARNING"})
+    app = create_app({"LOG_LEVEL": "WARNING", "GRIDWORK_ENV": "development"})
     teardown(app)
     codes = setup(app, args.grids)
     grid_ids = list(codes.values())

@@ -132,7 +132,7 @@ def gunicorn_get(headers, pts, clients: int) -> float:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port", str(port)],
-        env={**os.environ, "GRIDWORK_LOG_LEVEL": "WARNING"},
+        env={"GRIDWORK_ENV": "development", **os.environ, "GRIDWORK_LOG_LEVEL": "WARNING"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -184,7 +184,7 @@ def main() -> None:
     command.upgrade(alembic_config(load_config()["DATABASE_URL"]), "head")
     # The served workers must verify the tokens this process signs.
     os.environ.setdefault("GRIDWORK_JWT_SECRET", "bench-locate-" + os.urandom(16).hex())
-    app = create_app({"LOG_LEVEL": "WARNING"})
+    app = create_app({"LOG_LEVEL": "WARNING", "GRIDWORK_ENV": "development"})
     teardown(app)
     _, headers = setup(app, args.grids)
     try:

@@ -32,7 +32,14 @@ def main() -> None:
     args = parser.parse_args()
 
     url = load_config()["DATABASE_URL"]
-    app = create_app({"DATABASE_URL": url, "PASSWORD_HASHING": "fast", "LOG_LEVEL": "WARNING"})
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "PASSWORD_HASHING": "fast",
+            "LOG_LEVEL": "WARNING",
+            "GRIDWORK_ENV": "development",
+        }
+    )
     engine = create_engine(url)
     with engine.connect() as connection:
         outer = connection.begin()  # everything the bench writes is rolled back

@@ -50,7 +50,7 @@ def main() -> None:
     from api.models import Grid, Household, User
     from api.services.weeks import current_week
 
-    app = create_app({"LOG_LEVEL": "WARNING"})
+    app = create_app({"LOG_LEVEL": "WARNING", "GRIDWORK_ENV": "development"})
     week = current_week()
     with db.engine.connect() as connection:
         outer = connection.begin()

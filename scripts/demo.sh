@@ -14,6 +14,8 @@ if [ ! -f "$SECRETS" ]; then
   } > "$SECRETS"
 fi
 set -a; source "$SECRETS"; set +a
+# Without GRIDWORK_DATA_KEY the app starts only in development (on the development key).
+export GRIDWORK_ENV="${GRIDWORK_ENV:-development}"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 .venv/bin/gridwork db upgrade

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from api.cli import alembic_config, main
 from api.models import Grid, Household, User
 from fixtures.demo import demo_district
-from tests.factories import A1, box, centre, grid_feature
+from tests.factories import A1, TEST_SETTINGS, box, centre, grid_feature
 
 
 @pytest.fixture()
@@ -210,6 +210,7 @@ def test_push_worker_names_a_vapid_subject_web_push_cannot_use(monkeypatch, data
     vapid = Vapid02()
     vapid.generate_keys()
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("GRIDWORK_DATA_KEY", TEST_SETTINGS["DATA_KEY"])
     monkeypatch.setenv("GRIDWORK_VAPID_PRIVATE_KEY", vapid.private_pem().decode())
     monkeypatch.setenv("GRIDWORK_VAPID_SUBJECT", "mailto:ops")  # no address: py_vapid refuses
     result = CliRunner().invoke(main, ["push-worker", "--once"])

@@ -1,6 +1,8 @@
 """The app factory: configuration, health, the OpenAPI document and the docs page."""
 
-from api import create_app
+import pytest
+
+from api import create_app, crypto
 from api.settings import load_config, normalise_database_url
 
 
@@ -9,7 +11,26 @@ def test_test_config_overrides_defaults(app):
 
 
 def test_default_config_is_not_testing(database_url):
-    assert not create_app({"DATABASE_URL": database_url}).testing
+    assert not create_app({"DATABASE_URL": database_url, "DATA_KEY": crypto.new_key()}).testing
+
+
+def test_without_a_data_key_the_app_refuses_to_start_outside_development(database_url, monkeypatch):
+    # Sealed under the development key, which is in the source, the phones and notes of a
+    # stolen dump would open for anyone: a deployment must not run on it unnoticed.
+    monkeypatch.delenv("GRIDWORK_DATA_KEY", raising=False)
+    monkeypatch.delenv("GRIDWORK_ENV", raising=False)
+    with pytest.raises(crypto.DataKeyError, match="GRIDWORK_DATA_KEY"):
+        create_app({"DATABASE_URL": database_url})
+
+
+def test_a_development_deployment_may_run_on_the_development_key(database_url, monkeypatch):
+    monkeypatch.delenv("GRIDWORK_DATA_KEY", raising=False)
+    monkeypatch.setenv("GRIDWORK_ENV", "development")
+    try:
+        app = create_app({"DATABASE_URL": database_url})
+        assert app.config["GRIDWORK_ENV"] == "development"
+    finally:
+        crypto.configure(None)
 
 
 def test_database_url_from_environment_gets_the_psycopg_driver(monkeypatch):

@@ -100,6 +100,7 @@ def live_app(e2e_database_url):
             "DATABASE_URL": e2e_database_url,
             "SECRET_KEY": "e2e-secret-key-with-enough-length-for-hs256",
             "LOG_LEVEL": "WARNING",
+            "GRIDWORK_ENV": "development",
         }
     )
 
