@@ -19,6 +19,7 @@ stored by `after_this_request`.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -48,13 +49,17 @@ PARAMETER = {
 }
 
 
-def idempotent(blp: Blueprint) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def idempotent(
+    blp: Blueprint, audited: str | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a create view of `blp` (under its flask-smorest decorators, above `audited`):
-    the header is honoured and documented."""
-    return lambda view: blp.doc(parameters=[PARAMETER])(_idempotent(view))
+    the header is honoured and documented. `audited` names the resource the answer discloses:
+    a replayed answer (the view does not run, nor its `audited`) is written to the audit log
+    as a read of the record it shows."""
+    return lambda view: blp.doc(parameters=[PARAMETER])(_idempotent(view, audited))
 
 
-def _idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
+def _idempotent(view: Callable[..., Any], audited: str | None = None) -> Callable[..., Any]:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = request.headers.get(HEADER)
@@ -67,7 +72,10 @@ def _idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
         session = db.session
         stored = _claim(session, user_id, key, digest)
         if stored is not None:
-            return _replay(stored, digest)
+            answer = _replay(stored, digest)
+            if audited is not None and answer.status_code < 300:
+                _audit_replay(audited, stored.body)
+            return answer
         result = view(*args, **kwargs)  # commits the record and the key's row together
 
         @after_this_request
@@ -130,6 +138,18 @@ def _replay(stored: IdempotencyKey, digest: str) -> Response:
         mimetype=stored.mimetype,
         headers={"Idempotent-Replayed": "true"},
     )
+
+
+def _audit_replay(resource: str, body: str | bytes | None) -> None:
+    """The stored answer shows the record again (a household's phone, a complainant): a read."""
+    from api import privacy  # privacy needs the app's request context, as this does
+
+    try:
+        record_id = json.loads(body or "null")["id"]
+    except (ValueError, TypeError, KeyError):
+        return
+    if isinstance(record_id, int):
+        privacy.record_disclosure(resource, [record_id])
 
 
 def _request_hash() -> str:

@@ -119,3 +119,17 @@ def test_a_create_committed_but_never_answered_is_409_not_a_second_record(client
     again = household(client, world)
     assert again.status_code == 409
     assert count(session, Household) == before
+
+
+def test_a_replayed_answer_is_audited_as_a_read_of_the_record(client, world, session):
+    from api.models import AuditEntry
+
+    first = household(client, world, phone="13812345678")
+    household(client, world, phone="13812345678")  # the stored answer, phone and all
+    entries = session.scalars(
+        select(AuditEntry).where(AuditEntry.resource_ids.contains([first.json["id"]]))
+    ).all()
+    assert sorted(e.action for e in entries) == ["create", "read"]
+    read = next(e for e in entries if e.action == "read")
+    assert (read.user_id, read.resource) == (world.users["admin_a"].id, "household")
+    assert "phone" in read.fields

@@ -49,7 +49,7 @@ class Households(MethodView):
 
     @blp.arguments(HouseholdCreateSchema)
     @blp.response(201, HouseholdSchema)
-    @idempotency.idempotent(blp)
+    @idempotency.idempotent(blp, audited="household")
     @audited("household", "create")
     def post(self, data):
         """Register a household or business premises

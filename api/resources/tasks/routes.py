@@ -48,7 +48,7 @@ class Tasks(MethodView):
 
     @blp.arguments(TaskCreateSchema)
     @blp.response(201, TaskDetailSchema)
-    @idempotency.idempotent(blp)
+    @idempotency.idempotent(blp, audited="task")
     @audited("task", "create")
     def post(self, data):
         """Open a task and dispatch it
