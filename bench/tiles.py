@@ -92,7 +92,7 @@ def main() -> None:
     from api.services import tiles
     from api.services.weeks import current_week
 
-    app = create_app({"LOG_LEVEL": "WARNING"})
+    app = create_app({"LOG_LEVEL": "WARNING", "GRIDWORK_ENV": "development"})
     week = current_week()
     url = app.config["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
     with db.engine.connect() as connection:

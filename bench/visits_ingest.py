@@ -269,7 +269,7 @@ def main() -> None:
 
     url = load_config()["DATABASE_URL"]
     command.upgrade(alembic_config(url), "head")
-    app = create_app({"LOG_LEVEL": "WARNING"})
+    app = create_app({"LOG_LEVEL": "WARNING", "GRIDWORK_ENV": "development"})
     ceiling_path = mount_ceiling(app)  # before the app's first request, as Flask requires
     worker_id, headers, homes = setup(app, args.households)
     try:

@@ -198,7 +198,11 @@ def test_a_lost_database_connection_is_a_503_problem_not_a_500(kind):
     from api import create_app
 
     app = create_app(
-        {"DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none", "LOG_LEVEL": "CRITICAL"}
+        {
+            "DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none",
+            "LOG_LEVEL": "CRITICAL",
+            "GRIDWORK_ENV": "development",
+        }
     )
     error = getattr(sqlalchemy.exc, kind)("SELECT 1", {}, Exception("connection is closed"))
 
