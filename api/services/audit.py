@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import delete, func, or_, select, text, true
 from sqlalchemy.orm import Session
 
 from api import errors
@@ -100,11 +100,18 @@ def list_entries(
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[tuple[AuditEntry, str | None]], int]:
-    """Entries by the users in the caller's reach, newest first, with each actor's username."""
+    """Entries by the users in the caller's reach, newest first, with each actor's username.
+
+    Asked about one record of their own (a household, task or visit in their scope, with its
+    `resource`), the caller sees every entry about it, whoever the reader: "who read this
+    resident's record?" must count the district's viewers and relievers from other communities
+    too, whose reads the reader-based view leaves out.
+    """
+    visible = _visible_actors(scope)
+    if _own_record(session, scope, resource, record_id, record_uuid):
+        visible = true()
     stmt = (
-        select(AuditEntry, User.username)
-        .join(User, AuditEntry.user_id == User.id)
-        .where(_visible_actors(scope))
+        select(AuditEntry, User.username).join(User, AuditEntry.user_id == User.id).where(visible)
     )
     if user_id is not None:
         stmt = stmt.where(AuditEntry.user_id == user_id)
@@ -127,6 +134,27 @@ def list_entries(
         .limit(page_size)
     ).all()
     return [(entry, username) for entry, username in rows], total
+
+
+def _own_record(
+    session: Session,
+    scope: Scope,
+    resource: str | None,
+    record_id: int | None,
+    record_uuid: uuid.UUID | None,
+) -> bool:
+    """Whether the query names one record the caller may read (by its resource)."""
+    from api.models import Household, Task, Visit
+
+    if resource == "household" and record_id is not None:
+        query = select(Household.id).where(Household.id == record_id, scope.households())
+    elif resource == "task" and record_id is not None:
+        query = select(Task.id).where(Task.id == record_id, scope.tasks())
+    elif resource == "visit" and record_uuid is not None:
+        query = select(Visit.id).where(Visit.id == record_uuid, scope.visits())
+    else:
+        return False
+    return session.scalar(query) is not None
 
 
 def purge(session: Session, older_than: timedelta, now: datetime | None = None) -> int:

@@ -410,6 +410,19 @@ def test_the_audit_log_answers_who_read_a_household(client, world):
     assert [e["username"] for e in body] == ["leader_a"]
 
 
+def test_the_audit_log_answers_who_read_a_household_whoever_read_it(client, world):
+    """A district viewer (no community) read one of community A's households: A's admin, asking
+    about that household, sees the read. Entries were shown by the reader's community only,
+    so reads by the district's viewers or a reliever from another community were invisible."""
+    household = world.households[A1][0]
+    client.get(f"/api/v1/households/{household.id}", headers=world.auth("viewer_110101"))
+    query = f"/api/v1/audit?record={household.id}&resource=household"
+    body = client.get(query, headers=world.auth("admin_a")).json
+    assert [e["username"] for e in body] == ["viewer_110101"]
+    # Another community's admin asking about it sees only their own community's readers.
+    assert client.get(query, headers=world.auth("admin_b")).json == []
+
+
 def test_the_audit_log_filters_by_user_action_and_period(client, session, world, visit):
     client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("worker_a1"))
     worker = world.users["worker_a1"].id
