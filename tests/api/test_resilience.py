@@ -11,6 +11,9 @@ from sqlalchemy import text
 from api import create_app
 from api.extensions import db
 
+# No data key: these apps run as development (the app refuses to start without one elsewhere).
+DEV = {"GRIDWORK_ENV": "development"}
+
 
 @pytest.fixture(autouse=True)
 def dispose_engine():
@@ -21,7 +24,11 @@ def dispose_engine():
 
 def test_requests_fail_with_503_while_the_database_is_unreachable():
     app = create_app(
-        {"DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none", "LOG_LEVEL": "CRITICAL"}
+        {
+            "DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none",
+            "LOG_LEVEL": "CRITICAL",
+            **DEV,
+        }
     )
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
@@ -32,7 +39,12 @@ def test_requests_fail_with_503_while_the_database_is_unreachable():
 def test_the_api_recovers_when_its_connections_are_killed(database_url, engine):
     name = "gridwork-resilience-test"
     app = create_app(
-        {"DATABASE_URL": database_url, "DATABASE_APPLICATION_NAME": name, "LOG_LEVEL": "CRITICAL"}
+        {
+            "DATABASE_URL": database_url,
+            "DATABASE_APPLICATION_NAME": name,
+            "LOG_LEVEL": "CRITICAL",
+            **DEV,
+        }
     )
     client = app.test_client()
     assert client.get("/healthz").status_code == 200
@@ -51,7 +63,7 @@ def test_the_api_recovers_when_its_connections_are_killed(database_url, engine):
 def test_a_database_rule_broken_by_a_concurrent_change_is_a_problem_not_a_500(database_url):
     """The views check their rules first; what still breaks one raced another change: 409
     (unique, foreign key), or 422 for a value no row may hold (check, not null)."""
-    app = create_app({"DATABASE_URL": database_url, "LOG_LEVEL": "CRITICAL"})
+    app = create_app({"DATABASE_URL": database_url, "LOG_LEVEL": "CRITICAL", **DEV})
 
     @app.get("/_test/duplicate")
     def duplicate():
@@ -73,7 +85,7 @@ def test_a_database_rule_broken_by_a_concurrent_change_is_a_problem_not_a_500(da
 def test_a_value_beyond_a_database_limit_is_a_422_not_an_outage(database_url, caplog):
     """An index row too large (SQLSTATE class 54, program limit exceeded) is an
     OperationalError, yet no retry will store it: 422, and the value is not logged."""
-    app = create_app({"DATABASE_URL": database_url, "LOG_LEVEL": "CRITICAL"})
+    app = create_app({"DATABASE_URL": database_url, "LOG_LEVEL": "CRITICAL", **DEV})
     caplog.set_level(logging.DEBUG)
     value = secrets.token_urlsafe(4500)  # random: a btree row holds ~2700 bytes, compressed
 

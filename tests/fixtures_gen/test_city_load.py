@@ -190,6 +190,7 @@ def test_the_command_refuses_a_loaded_database_and_names_replace(city_url, monke
     from api.cli import main
 
     monkeypatch.setenv("DATABASE_URL", city_url[0])
+    monkeypatch.setenv("GRIDWORK_ENV", "development")
     result = CliRunner().invoke(main, ["seed", "city", "--grids", "6", "--households", "600"])
     assert result.exit_code == 1
     assert "--replace" in result.output

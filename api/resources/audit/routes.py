@@ -25,8 +25,9 @@ class AuditLog(MethodView):
         Community admins see the entries of their community's users, district viewers those
         of their district's; others get 403. Asked about one record of their own (`resource`
         household, task or visit with `record` / `record_uuid`), they see every entry about
-        it, whoever the reader (a district viewer, a reliever from another community). Filter by actor, action, resource, record and
-        period; paginated (`X-Pagination`). Entries are kept at least 183 days.
+        it, whoever the reader (a district viewer, a reliever from another community). Filter
+        by actor, action, resource, record and period; paginated (`X-Pagination`). Entries
+        are kept at least 183 days.
         """
         rows, pagination_parameters.item_count = audit.list_entries(
             db.session,
