@@ -194,8 +194,11 @@ class PushWorker:
                     RETURNING d.id, d.notification_id, d.device_id, v.platform, v.token,
                               v.subscription,
                               -- A phone signed in by someone else since (its token's row
-                              -- changed hands) is no longer this notification's user's.
-                              v.active AND v.user_id = n.user_id AS device_active,
+                              -- changed hands) is no longer this notification's user's; and
+                              -- a user switched off since (they left) gets nothing more.
+                              v.active AND v.user_id = n.user_id
+                                AND (SELECT u.active FROM users u WHERE u.id = n.user_id)
+                                AS device_active,
                               d.attempts, n.title,
                               n.body, n.data, n.urgent, n.collapse_key,
                               (SELECT s.quiet_start FROM notification_settings s

@@ -91,6 +91,20 @@ def test_a_dispatched_urgent_task_goes_at_high_priority_collapsing_per_task(
     assert message["data"]["task_id"] == str(task.id)
 
 
+def test_a_push_queued_for_a_user_since_deactivated_is_not_sent(session, world, worker, fake):
+    """Someone who left (their account switched off) no longer gets the community's tasks and
+    residents' names on their phone, though the pushes were queued while they were active."""
+    user = world.users["worker_a1"]
+    make_device(session, user, "fcm-1", now=T0)
+    notify(session, [user.id], "task_updated", "张阿姨: 楼道灯坏了", now=T0)
+    user.active = False
+    session.flush()
+    stats = worker.run_once(T0)
+    assert (stats.sent, stats.failed) == (0, 1)
+    assert fake.messages == []
+    assert states(session) == {"fcm-1": "failed"}
+
+
 def test_unregistered_deactivates_the_device(session, world, worker):
     make_device(session, world.users["worker_a1"], "unregistered-1", now=T0)
     notify(session, [world.users["worker_a1"].id], "task_updated", "t", now=T0)
