@@ -366,7 +366,10 @@ def import_grids(file: Path) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_households(file: Path) -> None:
     """Import households from CSV or XLSX (all or nothing), streamed in bounded memory."""
-    from api.services import households
+    from api.services import audit, households
+
+    # Audited as created by an operator at the console (no user): who ran it is the host's.
+    operator = audit.Reader.of(None, None, f"gridwork import households {file.name}")
 
     with (
         _session() as session,
@@ -378,7 +381,13 @@ def import_households(file: Path) -> None:
             bar.update(done - bar.pos)
 
         result = households.import_households(
-            session, None, stream, filename=file.name, progress=progress
+            session,
+            None,
+            stream,
+            filename=file.name,
+            progress=progress,
+            audit_as=operator,
+            audit_fields=("address", "location", "members", "tags", "phone"),
         )
     click.echo(f"{result.created} households imported")
     for code, count in result.by_grid.items():

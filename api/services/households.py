@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.models import Grid, Household
 from api.scope import Scope
+from api.services import audit
 from api.services.household_files import MAX_ERRORS, FileProblem, HouseholdReader, RowError
 from geo.validate import GeometryProblem, parse_point
 
@@ -197,6 +198,8 @@ def import_households(
     filename: str | None = None,
     content_type: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    audit_as: audit.Reader | None = None,
+    audit_fields: Sequence[str] = (),
 ) -> HouseholdImport:
     """Import a register file all or nothing; every error names its row and column.
 
@@ -204,7 +207,8 @@ def import_households(
     in its grids by one SQL statement and written with COPY inside a savepoint. Any problem
     stops the writing (the rest is still checked, to report it) and rolls the savepoint
     back, so nothing is imported. `progress(done, total)` is called after each chunk, in
-    bytes of the file.
+    bytes of the file. With `audit_as`, each chunk written is an audit entry: `audit_as`
+    created those households (their ids), disclosing `audit_fields`, as creating one does.
     """
     stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     try:
@@ -244,8 +248,19 @@ def import_households(
                 records.append(values)
                 by_grid[placement.grid_code] = by_grid.get(placement.grid_code, 0) + 1
             if not problems:
-                _copy_households(session, records)
+                ids = _copy_households(session, records)
                 created += len(records)
+                if audit_as is not None:
+                    audit.record(
+                        session,
+                        user_id=audit_as.user_id,
+                        action="create",
+                        resource="household",
+                        resource_ids=ids,
+                        fields=audit_fields,
+                        ip=audit_as.ip,
+                        path=audit_as.path,
+                    )
             if progress:
                 progress(reader.position(), reader.size)
     except FileProblem as exc:
@@ -285,14 +300,24 @@ def _refusal(session: Session, scope: Scope, grid_id: int, seen: dict[int, str |
     return seen[grid_id]
 
 
-def _copy_households(session: Session, records: list[dict[str, Any]]) -> None:
-    """COPY the rows in, on the session's own connection (so inside its transaction).
+def _copy_households(session: Session, records: list[dict[str, Any]]) -> list[int]:
+    """COPY the rows in, on the session's own connection (so inside its transaction); their ids.
 
-    Columns whose type transforms values in Python (the encrypted phone) get that
-    transformation here, as an INSERT through SQLAlchemy would apply it.
+    The ids are drawn from the table's sequence first (COPY returns nothing), for the audit
+    entry of their creation. Columns whose type transforms values in Python (the encrypted
+    phone) get that transformation here, as an INSERT through SQLAlchemy would apply it.
     """
     if not records:
-        return
+        return []
+    ids = list(
+        session.scalars(
+            text(
+                "SELECT nextval(pg_get_serial_sequence('households', 'id')) "
+                "FROM generate_series(1, :n)"
+            ),
+            {"n": len(records)},
+        )
+    )
     connection = session.connection()
     dialect = connection.dialect
     table = Household.__table__
@@ -302,10 +327,11 @@ def _copy_households(session: Session, records: list[dict[str, Any]]) -> None:
         if isinstance(table.c[name].type, TypeDecorator)
     }
     raw = connection.connection.driver_connection
-    sql = f"COPY households ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+    sql = f"COPY households (id, {', '.join(COPY_COLUMNS)}) FROM STDIN"
     with raw.cursor() as cursor, cursor.copy(sql) as copy:
-        for r in records:
+        for household_id, r in zip(ids, records, strict=True):
             values = {**r, "location": f"SRID=4326;POINT({r['lon']!r} {r['lat']!r})"}
             for name, type_ in decorated.items():
                 values[name] = type_.process_bind_param(values[name], dialect)
-            copy.write_row([values[name] for name in COPY_COLUMNS])
+            copy.write_row([household_id, *(values[name] for name in COPY_COLUMNS)])
+    return ids

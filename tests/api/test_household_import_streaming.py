@@ -89,3 +89,11 @@ def test_the_command_streams_a_file_from_disk(app, session, world, tmp_path):
         result = CliRunner().invoke(main, ["import", "households", str(path)])
     assert result.exit_code == 0, result.output
     assert "30 households imported" in result.output
+    # Audited as created at the console (an operator, no user), every household once.
+    from api.models import AuditEntry
+
+    entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "create")).all()
+    assert sum(len(e.resource_ids) for e in entries) == 30
+    assert {(e.user_id, e.path) for e in entries} == {
+        (None, "gridwork import households register.csv")
+    }

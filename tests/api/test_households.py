@@ -225,6 +225,27 @@ def test_import_csv_with_english_headers(client, session, world):
     assert response.json == {"created": 2, "by_grid": {A1: 1, A2: 1}}
 
 
+def test_an_import_is_audited_as_the_creation_of_each_household(client, session, world):
+    """Creating a household is audited (who, which, when): an import creates many at once, with
+    phones and care tags, and wrote no entry at all."""
+    from api.models import AuditEntry
+
+    data = csv_file(
+        [["7", "1", "3", str(301 + n), *centre(A1), "", "", "", "", ""] for n in range(3)]
+    )
+    assert upload(client, world, data, "register.csv").status_code == 201
+    created = session.scalars(
+        select(Household.id).where(Household.building == "7").order_by(Household.id)
+    ).all()
+    entries = session.scalars(
+        select(AuditEntry).where(AuditEntry.resource == "household", AuditEntry.action == "create")
+    ).all()
+    assert len(created) == 3
+    assert sorted(i for e in entries for i in e.resource_ids) == created
+    assert {e.user_id for e in entries} == {world.users["admin_a"].id}
+    assert all(e.path.startswith("/api/v1/households/import") for e in entries)
+
+
 def test_import_xlsx_with_chinese_headers_and_values(client, world):
     lon, lat = centre(A1)
     data = xlsx_file(

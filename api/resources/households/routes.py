@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import request
 from flask.views import MethodView
 
-from api import errors, idempotency
+from api import errors, idempotency, privacy
 from api.auth import current_scope
 from api.extensions import Blueprint, db
 from api.privacy import audited
@@ -84,6 +84,8 @@ class HouseholdImport(MethodView):
             data,
             filename=upload.filename,
             content_type=upload.mimetype or request.content_type,
+            audit_as=privacy.reader(),  # the households it creates, as creating one is
+            audit_fields=privacy.fields_for("household"),
         )
         db.session.commit()
         return result
