@@ -261,7 +261,11 @@ class PushWorker:
         timeout each), a relay may answer slowly: a round could outlast its lease, and a worker
         beside it would claim the rows still being sent and send them again. Every third of a
         lease, from a thread on its own session, the claim's rows still held get a new lease
-        (the round's `now` plus the real time elapsed)."""
+        (the round's `now` plus the real time elapsed). Without a claim id (a caller sending
+        rows it did not claim through `run_once`) there is no lease to keep."""
+        if claim_id is None:
+            yield
+            return
         stop = threading.Event()
         started = clock.monotonic()
 
