@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
@@ -298,25 +299,23 @@ def roster_input(session: Session, community: Community, week: str) -> RosterInp
         )
         for group in pairs
     }
-    days_off, days_on = frozenset(settings["holidays"]), frozenset(settings["extra_working_days"])
-    worked = [
-        d
-        for d in dates
-        if d not in days_off and (d in days_on or d.isoweekday() in settings["working_days"])
-    ]
+    rules = RosterRules(
+        working_days=tuple(settings["working_days"]),
+        a_min=settings["a_min"],
+        a_max=settings["a_max"],
+        min_b_days_per_grid=settings["min_b_days_per_grid"],
+        time_limit_s=float(settings["time_limit_s"]),
+        days_off=frozenset(settings["holidays"]),
+        days_on=frozenset(settings["extra_working_days"]),
+    )
+    # A week shortened by holidays asks of each grid no more B-post days than it has.
+    worked = sum(rules.works(d) for d in dates)
     return RosterInput(
         week=week,
         workers=tuple(Worker(u.id, u.display_name, tuple(held[u.id])) for u in people),
         grids=tuple(grids),
-        rules=RosterRules(
-            working_days=tuple(settings["working_days"]),
-            a_min=settings["a_min"],
-            a_max=settings["a_max"],
-            # A week shortened by holidays asks of each grid no more B-post days than it has.
-            min_b_days_per_grid=min(settings["min_b_days_per_grid"], len(worked)),
-            time_limit_s=float(settings["time_limit_s"]),
-            days_off=days_off,
-            days_on=days_on,
+        rules=dataclasses.replace(
+            rules, min_b_days_per_grid=min(rules.min_b_days_per_grid, worked)
         ),
         unavailable=frozenset(unavailable),
         history_a_days=dict(history),

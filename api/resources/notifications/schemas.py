@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api.extensions import Schema
+from api.resources.schemas import FullMatch
 
 
 class NotificationSchema(Schema):
@@ -28,12 +29,7 @@ class NotificationQueryArgsSchema(Schema):
         }
     )
     cursor = ma.fields.String(
-        validate=[
-            ma.validate.Regexp(r"^[0-9]{1,19}$", error="A cursor is an X-Inbox-Cursor value."),
-            ma.validate.Predicate(
-                "isdigit", error="A cursor is an X-Inbox-Cursor value."
-            ),  # the regexp allows a final newline
-        ],
+        validate=FullMatch(r"^[0-9]{1,19}$", error="A cursor is an X-Inbox-Cursor value."),
         metadata={
             "description": "The `X-Inbox-Cursor` of an earlier answer: every notification "
             "that answer could not show (committed since), and possibly some it did: skip ids "
