@@ -387,7 +387,7 @@ def import_households(file: Path) -> None:
             filename=file.name,
             progress=progress,
             audit_as=operator,
-            audit_fields=("address", "location", "members", "tags", "phone"),
+            audit_fields=audit.HOUSEHOLD_FIELDS,
         )
     click.echo(f"{result.created} households imported")
     for code, count in result.by_grid.items():

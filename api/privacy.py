@@ -83,7 +83,7 @@ def fields_for(resource: str) -> tuple[str, ...]:
     """The personal fields a response about `resource` disclosed to this caller."""
     d = disclosure()
     if resource == "household":
-        return ("address", "location", "members", "tags") + (("phone",) if d.contact else ())
+        return tuple(f for f in audit.HOUSEHOLD_FIELDS if d.contact or f != "phone")
     if resource == "visit":
         return (
             ("location", "worker", "outcome")

@@ -14,6 +14,9 @@ from api import errors
 from api.models import AuditEntry, LoginAttempt, User
 from api.scope import Scope
 
+# A household record's personal fields, as audit entries name them (a caller who is not shown
+# contacts is disclosed all but the phone).
+HOUSEHOLD_FIELDS = ("address", "location", "members", "tags", "phone")
 # The personal-information law asks for logs kept at least six months.
 MIN_RETENTION = timedelta(days=183)
 PATH_CHARS = 300  # audit_log.path
