@@ -2,7 +2,6 @@
 import {
   api, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut, translate,
 } from "./common.js";
-import { setMeta } from "./queue.js";
 import { keepFresh, refreshAccess } from "./session.js";
 
 const TEXT = {
@@ -222,8 +221,7 @@ function start() {
 // The token is shared with /app (same origin): signing out here signs out there too. The app's
 // queued visits stay, tagged with their worker, and sync only when that worker signs in again.
 async function signOutHere() {
-  await signOut();
-  await setMeta("token", null).catch(() => {});
+  await signOut(); // forgets both tokens, in localStorage and in IndexedDB
   location.reload();
 }
 
