@@ -103,8 +103,15 @@ def test_a_cursor_with_nothing_new_repeats_at_most_what_the_client_holds(live):
 
 @pytest.mark.parametrize(
     "query",
-    ["?cursor=abc", "?cursor=-1", "?cursor=" + "9" * 25, "?cursor=1&since=2026-01-01T00:00:00Z"],
-    ids=["not-a-number", "negative", "too-big", "with-since"],
+    [
+        "?cursor=abc",
+        "?cursor=-1",
+        "?cursor=" + "9" * 25,
+        "?cursor=1%0A",
+        "?cursor=%EF%BC%91",
+        "?cursor=1&since=2026-01-01T00:00:00Z",
+    ],
+    ids=["not-a-number", "negative", "too-big", "final-newline", "fullwidth", "with-since"],
 )
 def test_a_bad_cursor_is_a_422_problem(live, query):
     app, user_id = live
