@@ -43,12 +43,14 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 CADENCE_FUNCTIONS_SQL = r"""
--- Visits a week a household with these tags needs under a cadence object (NULL: the default):
--- 0005's gw_per_week (the mirror of api.services.ledger.Cadence.per_week) on settings holding
--- that cadence, so the rule and its default stay written once in SQL.
+-- Visits a week a household with these tags needs under a cadence object (NULL: the default;
+-- mirror of api.services.ledger.Cadence.per_week).
 CREATE OR REPLACE FUNCTION gw_cadence_per_week(cadence jsonb, tags text[]) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT gw_per_week(jsonb_build_object('visit_cadence', cadence), tags)
+  SELECT GREATEST(
+    COALESCE((cad ->> 'default')::int, 1),
+    (SELECT max((cad -> 'tags' ->> t)::int) FROM unnest(tags) t))
+  FROM (SELECT COALESCE(cadence, '{"default": 1, "tags": {"living_alone": 2}}'::jsonb) AS cad) c
 $$;
 
 -- The cadence in force for a community in an ISO week: its latest change from that week or
