@@ -7,7 +7,8 @@ from datetime import date
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from api.models import Grid, Leave, Roster, Shift, User, user_grids
+from api.models import Community, Grid, Leave, Roster, Shift, User, user_grids
+from api.services.rosters import resting, roster_rules, roster_settings
 from api.services.weeks import week_of
 
 
@@ -36,13 +37,15 @@ def published_roster(session: Session, community_code: str, day: date) -> Roster
     )
 
 
-def on_duty(session: Session, user: User, day: date, roster: Roster | None) -> bool:
+def on_duty(session: Session, user: User, day: date, roster: Roster | None, settings: dict) -> bool:
     """On duty: not on approved leave, and holding a shift that day in the published roster;
-    without a published roster for the week, every working day (Monday to Friday)."""
+    without a published roster for the week, the community's roster calendar decides: a working
+    day (its working weekdays, less holidays, plus extra working days) that is not one of the
+    worker's rest days, as the roster itself would have it."""
     if on_leave(session, user.id, day):
         return False
     if roster is None:
-        return day.weekday() < 5
+        return roster_rules(settings).works(day) and not resting(settings, user.id, day)
     return bool(
         session.scalar(
             select(
@@ -69,9 +72,10 @@ def grid_workers(session: Session, grid: Grid) -> list[User]:
 def choose_assignee(session: Session, grid: Grid, day: date) -> tuple[User | None, str]:
     """The user a new task of `grid` goes to on `day` (Asia/Shanghai), and why."""
     roster = published_roster(session, grid.community_code, day)
+    settings = roster_settings(session.get(Community, grid.community_code))
     workers = grid_workers(session, grid)
     for worker in workers:
-        if on_duty(session, worker, day, roster):
+        if on_duty(session, worker, day, roster, settings):
             return worker, "grid worker on duty"
     if roster is not None:
         shifts = session.scalars(

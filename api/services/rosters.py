@@ -76,6 +76,25 @@ def roster_settings(community: Community) -> dict:
     return settings
 
 
+def roster_rules(settings: dict) -> RosterRules:
+    """The settings as the solver's rules. Their calendar (`works`: working weekdays, less the
+    holidays, plus the extra working days) is also task dispatch's when a week has no roster."""
+    return RosterRules(
+        working_days=tuple(settings["working_days"]),
+        a_min=settings["a_min"],
+        a_max=settings["a_max"],
+        min_b_days_per_grid=settings["min_b_days_per_grid"],
+        time_limit_s=float(settings["time_limit_s"]),
+        days_off=frozenset(settings["holidays"]),
+        days_on=frozenset(settings["extra_working_days"]),
+    )
+
+
+def resting(settings: dict, worker_id: int, day: date) -> bool:
+    """Whether `day` is one of the worker's rest days (settings' `rest_days`)."""
+    return day.isoweekday() in settings["rest_days"].get(str(worker_id), ())
+
+
 def community_workers(session: Session, code: str) -> list[User]:
     """The community's active workers and grid leaders: the people who hold shifts."""
     return list(
@@ -299,15 +318,7 @@ def roster_input(session: Session, community: Community, week: str) -> RosterInp
         )
         for group in pairs
     }
-    rules = RosterRules(
-        working_days=tuple(settings["working_days"]),
-        a_min=settings["a_min"],
-        a_max=settings["a_max"],
-        min_b_days_per_grid=settings["min_b_days_per_grid"],
-        time_limit_s=float(settings["time_limit_s"]),
-        days_off=frozenset(settings["holidays"]),
-        days_on=frozenset(settings["extra_working_days"]),
-    )
+    rules = roster_rules(settings)
     # A week shortened by holidays asks of each grid no more B-post days than it has.
     worked = sum(rules.works(d) for d in dates)
     return RosterInput(

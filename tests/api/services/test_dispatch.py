@@ -1,8 +1,8 @@
 """Dispatch: the grid's worker on duty, else the reliever or B-post worker, else the leader."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
-from api.models import Leave, Roster, Shift
+from api.models import Community, Leave, Roster, Shift
 from api.services.dispatch import choose_assignee
 from tests.factories import A1, A, make_task, make_user
 
@@ -43,6 +43,40 @@ def test_without_a_roster_the_grid_worker_is_on_duty_on_a_working_day(session, w
 
 def test_without_a_roster_nobody_is_on_duty_at_the_weekend_so_the_leader_gets_it(session, world):
     assert choose_assignee(session, world.grids[A1], SATURDAY)[0] == world.users["leader_a"]
+
+
+def roster_settings(session, **settings):
+    community = session.get(Community, A)
+    community.settings = {**(community.settings or {}), "roster": settings}
+    session.flush()
+
+
+def test_without_a_roster_nobody_is_on_duty_on_a_public_holiday(session, world):
+    roster_settings(session, holidays=[TUESDAY.isoformat()])
+    assignee, reason = choose_assignee(session, world.grids[A1], TUESDAY)
+    assert (assignee, reason) == (world.users["leader_a"], "grid leader (no worker on duty)")
+
+
+def test_without_a_roster_the_grid_worker_is_on_duty_on_an_adjusted_working_saturday(
+    session, world
+):
+    roster_settings(session, extra_working_days=[SATURDAY.isoformat()])
+    assert choose_assignee(session, world.grids[A1], SATURDAY)[0] == world.users["worker_a1"]
+
+
+def test_without_a_roster_the_communitys_working_weekdays_count(session, world):
+    roster_settings(session, working_days=[2, 3, 4, 5, 6])
+    assert choose_assignee(session, world.grids[A1], SATURDAY)[0] == world.users["worker_a1"]
+    assert (
+        choose_assignee(session, world.grids[A1], TUESDAY + timedelta(days=-1))[0]
+        == (world.users["leader_a"])
+    )
+
+
+def test_without_a_roster_a_worker_on_a_rest_day_is_off_duty(session, world):
+    worker = world.users["worker_a1"]
+    roster_settings(session, rest_days={str(worker.id): [TUESDAY.isoweekday()]})
+    assert choose_assignee(session, world.grids[A1], TUESDAY)[0] == world.users["leader_a"]
 
 
 def test_a_worker_on_approved_leave_is_passed_over_for_the_reliever(session, world):
@@ -101,3 +135,9 @@ def test_a_new_task_is_dispatched_and_its_assignee_notified_in_the_same_transact
         str(task.id),
     )
     assert [e.action for e in task.events] == ["create", "dispatch"]
+
+
+def test_a_task_made_on_a_holiday_without_a_roster_goes_to_the_grid_leader(session, world):
+    roster_settings(session, holidays=[TUESDAY.isoformat()])
+    task = make_task(session, now=T0)
+    assert task.assignee_id == world.users["leader_a"].id
