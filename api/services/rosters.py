@@ -638,6 +638,20 @@ def _track_and_notify(
     session.flush()
 
 
+def _close_open_swaps(session: Session, scope: Scope, shift: Shift) -> None:
+    """Cancel the open swap on an edited shift: its workers agreed to the shift as it was, and
+    a stale swap would block the shift's new holder from offering it."""
+    session.execute(
+        update(ShiftSwap)
+        .where(
+            ShiftSwap.status == "requested",
+            or_(ShiftSwap.shift_id == shift.id, ShiftSwap.with_shift_id == shift.id),
+        )
+        .values(status="cancelled", decided_by_id=scope.user_id, decided_at=datetime.now(UTC))
+        .execution_options(synchronize_session="fetch")
+    )
+
+
 def update_shift(session: Session, scope: Scope, shift_id: int, changes: dict) -> Shift:
     """Move a shift to another post, grid, worker or day of its week, with every rule checked.
 
@@ -714,6 +728,8 @@ def update_shift(session: Session, scope: Scope, shift_id: int, changes: dict) -
             session.flush()
     except IntegrityError as exc:
         raise errors.Conflict(f"{worker.display_name} already holds a post on {day}.") from exc
+    if _snapshot(session, shift) != before:
+        _close_open_swaps(session, scope, shift)
     _track_and_notify(session, scope, roster, [(shift, before)], "edit")
     session.refresh(shift)
     return shift
@@ -739,6 +755,19 @@ def _swap_conflict(session: Session, a: Shift, b: Shift) -> str | None:
     return None
 
 
+def _require_published(shift: Shift) -> None:
+    """Swaps are between the workers of a published roster: a draft is still the leader's to
+    edit directly (PATCH), and regenerating it would delete the swapped shifts. Published is
+    final (nothing unpublishes), so the check needs no lock."""
+    roster = shift.roster
+    if roster.status != "published":
+        raise errors.Conflict(
+            f"Shift {shift.id} belongs to the {roster.status} roster of {roster.week}; only"
+            " shifts of a published roster are swapped (a draft is edited directly).",
+            roster_id=roster.id,
+        )
+
+
 def request_swap(session: Session, scope: Scope, shift_id: int, with_shift_id: int) -> ShiftSwap:
     """Ask to exchange two shifts' workers; the other worker (or a leader) decides."""
     shift = get_shift(session, scope, shift_id)
@@ -746,6 +775,8 @@ def request_swap(session: Session, scope: Scope, shift_id: int, with_shift_id: i
     community = shift.roster.community_code
     if other.roster.community_code != community:
         raise errors.Unprocessable("Both shifts must belong to the same community's roster.")
+    for one in (shift, other):
+        _require_published(one)
     # Lock both shifts, in id order so crossed requests cannot deadlock, then read them again:
     # of two requests on a shift, the second sees the first's open swap.
     session.execute(
@@ -796,8 +827,8 @@ def request_swap(session: Session, scope: Scope, shift_id: int, with_shift_id: i
     return swap
 
 
-def get_swap(session: Session, scope: Scope, swap_id: int) -> ShiftSwap:
-    swap = session.get(ShiftSwap, swap_id, with_for_update=True)
+def get_swap(session: Session, scope: Scope, swap_id: int, *, lock: bool = True) -> ShiftSwap:
+    swap = session.get(ShiftSwap, swap_id, with_for_update=lock)
     if swap is None:
         raise errors.NotFound(f"No swap {swap_id} in your scope.")
     shift = session.get(Shift, swap.shift_id)
@@ -811,8 +842,21 @@ def get_swap(session: Session, scope: Scope, swap_id: int) -> ShiftSwap:
 
 def accept_swap(session: Session, scope: Scope, swap_id: int) -> ShiftSwap:
     """The other worker accepts, or a leader approves: the two shifts exchange workers."""
-    swap = get_swap(session, scope, swap_id)
+    swap = get_swap(session, scope, swap_id, lock=False)
+    # Lock the two shifts (in id order, as request_swap does), then the swap, and read them
+    # again: an edit of either shift holds it while it closes the shift's open swaps, so this
+    # waits for the edit and sees it (the swap cancelled) rather than overwriting it. Shifts
+    # before swaps everywhere, so an edit and an accept cannot deadlock.
+    session.execute(
+        select(Shift.id)
+        .where(Shift.id.in_((swap.shift_id, swap.with_shift_id)))
+        .order_by(Shift.id)
+        .with_for_update()
+    )
+    session.refresh(swap, with_for_update=True)
     a, b = session.get(Shift, swap.shift_id), session.get(Shift, swap.with_shift_id)
+    session.refresh(a)
+    session.refresh(b)
     roster = a.roster
     is_editor = scope.edits_roster(roster.community_code)
     if scope.user_id != swap.other_worker_id and not is_editor:
@@ -821,6 +865,8 @@ def accept_swap(session: Session, scope: Scope, swap_id: int) -> ShiftSwap:
         raise errors.Forbidden("Nobody decides their own swap.")
     if swap.status != "requested":
         raise errors.Conflict(f"Swap {swap.id} is already {swap.status}.")
+    for shift in (a, b):
+        _require_published(shift)
     if a.worker_id != swap.requester_id or b.worker_id != swap.other_worker_id:
         raise errors.Conflict("The shifts changed hands since the swap was requested.")
     reason = _swap_conflict(session, a, b)

@@ -8,14 +8,23 @@ from urllib.parse import quote
 
 import pytest
 from geoalchemy2.shape import to_shape
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
-from api.models import Community, Notification, Roster, Shift, ShiftChange, user_grids
+from api.models import (
+    Community,
+    Notification,
+    Roster,
+    Shift,
+    ShiftChange,
+    ShiftSwap,
+    user_grids,
+)
 from api.services import rosters as roster_service
 from api.services.weeks import LOCAL, current_week, week_dates
 from tests.factories import make_household, make_roster_community, visit_item
 
 WEEK = "2026-W48"  # Monday 2026-11-23 .. Sunday 2026-11-29
+NEXT_WEEK = "2026-W49"
 MON, TUE, WED, THU, FRI, SAT, SUN = week_dates(WEEK)
 SMALL = {"a_min": 1, "a_max": 1}
 # (workers, grids, roster settings): 3 to 40 workers.
@@ -815,3 +824,133 @@ def test_a_worker_cannot_offer_someone_elses_shift(client, community):
         f"/api/v1/shifts/{a['id']}/swap", json={"with_shift_id": b["id"]}, headers=c.auth(third)
     )
     assert response.status_code == 403
+
+
+# --- swaps and the roster's state ----------------------------------------------------------------
+
+
+def workers_pair(view, c, day=MON):
+    """An A-post and a B-post of `day` held by two workers who are not the leader."""
+    shifts = [
+        s for s in all_shifts(view) if s["date"] == str(day) and s["worker_id"] != c.leader.id
+    ]
+    a = next(s for s in shifts if s["post"] == "A")
+    b = next(s for s in shifts if s["post"] == "B")
+    return a, b
+
+
+def request_swap(client, c, shift, other, who=None):
+    return client.post(
+        f"/api/v1/shifts/{shift['id']}/swap",
+        json={"with_shift_id": other["id"]},
+        headers=c.auth(who or by_id(c, shift["worker_id"])),
+    )
+
+
+def swaps_and_notices(session):
+    return (
+        session.scalar(select(func.count()).select_from(ShiftSwap)),
+        session.scalar(select(func.count()).where(Notification.kind == "shift_swap_requested")),
+    )
+
+
+def test_a_swap_on_a_draft_roster_is_409_and_opens_nothing(client, session, community):
+    """Swaps are between the workers of a published roster; a draft is edited directly."""
+    c = community
+    a, b = workers_pair(generate(client, c).get_json(), c)
+    response = request_swap(client, c, a, b, who=c.leader)
+    assert response.status_code == 409
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert "draft" in response.get_json()["detail"]
+    assert swaps_and_notices(session) == (0, 0)
+
+
+def test_a_swap_between_a_published_week_and_a_draft_week_is_409(client, session, community):
+    c = community
+    published = published_week(client, c)
+    draft = generate(client, c, NEXT_WEEK).get_json()
+    mine = next(s for s in all_shifts(published) if s["worker_id"] != c.leader.id)
+    theirs = next(
+        s for s in all_shifts(draft) if s["worker_id"] not in (c.leader.id, mine["worker_id"])
+    )
+    response = request_swap(client, c, mine, theirs, who=c.leader)
+    assert response.status_code == 409
+    assert "draft" in response.get_json()["detail"]
+    assert swaps_and_notices(session) == (0, 0)
+
+
+def test_accepting_a_swap_on_a_draft_roster_is_409_and_changes_nothing(client, session, community):
+    """A swap row on a draft (left from before swaps were refused there) cannot be accepted."""
+    c = community
+    a, b = workers_pair(generate(client, c).get_json(), c)
+    swap = ShiftSwap(
+        shift_id=a["id"],
+        with_shift_id=b["id"],
+        requester_id=a["worker_id"],
+        other_worker_id=b["worker_id"],
+        requested_by_id=c.leader.id,
+        status="requested",
+    )
+    session.add(swap)
+    session.flush()
+    response = client.post(
+        f"/api/v1/swaps/{swap.id}/accept", headers=c.auth(by_id(c, b["worker_id"]))
+    )
+    assert response.status_code == 409
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert "draft" in response.get_json()["detail"]
+    session.expire_all()
+    held = dict(
+        session.execute(
+            select(Shift.id, Shift.worker_id).where(Shift.id.in_((a["id"], b["id"])))
+        ).all()
+    )
+    assert held == {a["id"]: a["worker_id"], b["id"]: b["worker_id"]}
+    assert session.get(ShiftSwap, swap.id).status == "requested"
+
+
+def test_an_edit_of_a_shift_closes_its_open_swap(client, session, community):
+    """The other worker agreed to the shift as it was: once a leader changes it, the swap is
+    cancelled rather than accepted for a shift nobody offered."""
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    swap = request_swap(client, c, a, b).get_json()
+    other_grid = next(g.code for g in c.grids if g.code != b["grid_code"])
+    edited = client.patch(
+        f"/api/v1/shifts/{b['id']}", json={"grid_code": other_grid}, headers=c.auth(c.leader)
+    )
+    assert edited.status_code == 200
+    accepted = client.post(
+        f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(by_id(c, b["worker_id"]))
+    )
+    assert accepted.status_code == 409
+    assert "cancelled" in accepted.get_json()["detail"]
+    assert session.get(Shift, a["id"]).worker_id == a["worker_id"]
+
+
+def test_a_shift_handed_on_after_leave_can_be_swapped_by_its_new_holder(client, session, community):
+    """Leave approved after a swap was asked: the leader hands the away worker's shift on
+    (PATCH). The old swap closes (it is no longer theirs to give) and does not block the new
+    holder from offering the shift."""
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    swap = request_swap(client, c, a, b).get_json()
+    away = by_id(c, b["worker_id"])
+    leave = request_leave(client, c, away, MON, MON).get_json()
+    decided = client.post(
+        f"/api/v1/leaves/{leave['id']}/decision",
+        json={"decision": "approve"},
+        headers=c.auth(c.leader),
+    ).get_json()
+    assert b["id"] in {s["id"] for s in decided["shifts_to_reassign"]}
+    # A worker free on Monday takes the shift over.
+    stand_in = next(w for w in c.workers[1:] if w.id not in (a["worker_id"], away.id))
+    session.execute(delete(Shift).where(Shift.worker_id == stand_in.id, Shift.date == MON))
+    handed = client.patch(
+        f"/api/v1/shifts/{b['id']}", json={"worker_id": stand_in.id}, headers=c.auth(c.leader)
+    )
+    assert handed.status_code == 200
+    assert (
+        client.post(f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(away)).status_code == 409
+    )
+    assert request_swap(client, c, b, a, who=stand_in).status_code == 201

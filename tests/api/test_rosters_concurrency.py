@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text
 
 from api.models import Leave, Notification, ShiftChange, ShiftSwap
 from api.services import rosters as roster_service
@@ -200,3 +200,41 @@ def test_an_edit_made_while_the_roster_is_being_published_is_logged_and_notified
         )
     )
     assert (logged, told) == (1, 1)
+
+
+def test_a_swap_accepted_while_its_shift_is_handed_on_does_not_overwrite_the_hand_on(live):
+    """The accept read the shifts before a leader's edit committed: it must wait for the edit
+    and see it (409), not exchange the workers over it and lose the stand-in."""
+    from api.extensions import db
+    from api.models import Shift
+
+    c = live.c
+    view = published_roster(live)
+    monday = [s for d in view["days"] if d["date"] == str(MON) for p in "AB" for s in d[p]]
+    a = monday[0]
+    b = next(s for s in monday if s["worker_id"] != a["worker_id"])
+    requester = next(w for w in c.workers if w.id == a["worker_id"])
+    other = next(w for w in c.workers if w.id == b["worker_id"])
+    stand_in = next(w for w in c.workers if w.id not in (requester.id, other.id))
+    swap = live.post(f"/api/v1/shifts/{a['id']}/swap", requester, {"with_shift_id": b["id"]})
+    assert swap.status_code == 201
+    with live.app.app_context(), db.engine.begin() as conn:  # the stand-in is free on Monday
+        conn.execute(delete(Shift).where(Shift.worker_id == stand_in.id, Shift.date == MON))
+    with live.app.app_context(), db.engine.connect() as holder:
+        holder.execute(text("SELECT 1 FROM shifts WHERE id = :id FOR UPDATE"), {"id": a["id"]})
+        with ThreadPoolExecutor(2) as pool:
+            edited = pool.submit(
+                live.patch, f"/api/v1/shifts/{a['id']}", c.leader, {"worker_id": stand_in.id}
+            )
+            wait_for_lock_waits(live, 1)  # the edit queues first for the shift
+            accepted = pool.submit(
+                live.post, f"/api/v1/swaps/{swap.get_json()['id']}/accept", other
+            )
+            wait_for_lock_waits(live, 2)
+            holder.commit()
+            answers = (edited.result(30).status_code, accepted.result(30).status_code)
+    assert answers == (200, 409)
+    held = live.scalar(select(Shift.worker_id).where(Shift.id == a["id"]))
+    assert held == stand_in.id
+    status = live.scalar(select(ShiftSwap.status).where(ShiftSwap.id == swap.get_json()["id"]))
+    assert status == "cancelled"

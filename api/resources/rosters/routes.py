@@ -148,7 +148,8 @@ class ShiftById(MethodView):
         """Change a shift's post, grid, worker or day (leaders and admins)
 
         Nobody holds two posts at once (409); a B-post needs a grid of the community. After
-        publishing, the change is logged and the workers it touches are notified.
+        publishing, the change is logged and the workers it touches are notified. A change
+        cancels the shift's open swap.
         """
         shift = rosters.update_shift(db.session, current_scope(), shift_id, changes)
         db.session.commit()
@@ -160,7 +161,10 @@ class ShiftSwapRequest(MethodView):
     @blp.arguments(SwapCreateSchema)
     @blp.response(201, SwapSchema)
     def post(self, data, shift_id):
-        """Ask to swap this shift with another worker's; they accept or a leader approves"""
+        """Ask to swap this shift with another worker's; they accept or a leader approves
+
+        Both shifts belong to published rosters of one community (409 for a draft's shift).
+        """
         swap = rosters.request_swap(db.session, current_scope(), shift_id, data["with_shift_id"])
         db.session.commit()
         return swap
@@ -170,7 +174,11 @@ class ShiftSwapRequest(MethodView):
 class SwapAccept(MethodView):
     @blp.response(200, SwapSchema)
     def post(self, swap_id):
-        """Accept (the other worker) or approve (a leader) a swap: the shifts change hands"""
+        """Accept (the other worker) or approve (a leader) a swap: the shifts change hands
+
+        409 when the swap is no longer open (decided, or cancelled by an edit of its shifts),
+        a shift changed hands, a shift's roster is a draft, or the exchange breaks a rule.
+        """
         swap = rosters.accept_swap(db.session, current_scope(), swap_id)
         db.session.commit()
         return swap
