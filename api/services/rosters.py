@@ -402,6 +402,8 @@ def publish(session: Session, scope: Scope, roster_id: int) -> Roster:
         raise errors.Conflict(f"Roster {roster.id} is already published.")
     roster.status = "published"
     roster.published_at = datetime.now(UTC)
+    # Swaps are refused on drafts; one left from before was agreed on shifts still being edited.
+    _cancel_open_swaps(session, scope, select(Shift.id).where(Shift.roster_id == roster.id))
     workers = sorted({s.worker_id for s in roster.shifts})
     notify(
         session,
@@ -638,14 +640,13 @@ def _track_and_notify(
     session.flush()
 
 
-def _close_open_swaps(session: Session, scope: Scope, shift: Shift) -> None:
-    """Cancel the open swap on an edited shift: its workers agreed to the shift as it was, and
-    a stale swap would block the shift's new holder from offering it."""
+def _cancel_open_swaps(session: Session, scope: Scope, shift_ids) -> None:
+    """Cancel the open swaps on these shifts (ids, or a select of them)."""
     session.execute(
         update(ShiftSwap)
         .where(
             ShiftSwap.status == "requested",
-            or_(ShiftSwap.shift_id == shift.id, ShiftSwap.with_shift_id == shift.id),
+            or_(ShiftSwap.shift_id.in_(shift_ids), ShiftSwap.with_shift_id.in_(shift_ids)),
         )
         .values(status="cancelled", decided_by_id=scope.user_id, decided_at=datetime.now(UTC))
         .execution_options(synchronize_session="fetch")
@@ -729,7 +730,9 @@ def update_shift(session: Session, scope: Scope, shift_id: int, changes: dict) -
     except IntegrityError as exc:
         raise errors.Conflict(f"{worker.display_name} already holds a post on {day}.") from exc
     if _snapshot(session, shift) != before:
-        _close_open_swaps(session, scope, shift)
+        # The workers agreed to the shift as it was, and a stale swap would block the shift's
+        # new holder from offering it.
+        _cancel_open_swaps(session, scope, [shift.id])
     _track_and_notify(session, scope, roster, [(shift, before)], "edit")
     session.refresh(shift)
     return shift

@@ -854,6 +854,21 @@ def swaps_and_notices(session):
     )
 
 
+def draft_swap(session, c, a, b):
+    """A swap row on a draft's shifts, as the API made them before it refused them."""
+    swap = ShiftSwap(
+        shift_id=a["id"],
+        with_shift_id=b["id"],
+        requester_id=a["worker_id"],
+        other_worker_id=b["worker_id"],
+        requested_by_id=c.leader.id,
+        status="requested",
+    )
+    session.add(swap)
+    session.flush()
+    return swap
+
+
 def test_a_swap_on_a_draft_roster_is_409_and_opens_nothing(client, session, community):
     """Swaps are between the workers of a published roster; a draft is edited directly."""
     c = community
@@ -883,16 +898,7 @@ def test_accepting_a_swap_on_a_draft_roster_is_409_and_changes_nothing(client, s
     """A swap row on a draft (left from before swaps were refused there) cannot be accepted."""
     c = community
     a, b = workers_pair(generate(client, c).get_json(), c)
-    swap = ShiftSwap(
-        shift_id=a["id"],
-        with_shift_id=b["id"],
-        requester_id=a["worker_id"],
-        other_worker_id=b["worker_id"],
-        requested_by_id=c.leader.id,
-        status="requested",
-    )
-    session.add(swap)
-    session.flush()
+    swap = draft_swap(session, c, a, b)
     response = client.post(
         f"/api/v1/swaps/{swap.id}/accept", headers=c.auth(by_id(c, b["worker_id"]))
     )
@@ -954,3 +960,19 @@ def test_a_shift_handed_on_after_leave_can_be_swapped_by_its_new_holder(client, 
         client.post(f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(away)).status_code == 409
     )
     assert request_swap(client, c, b, a, who=stand_in).status_code == 201
+
+
+def test_publishing_cancels_a_swap_asked_on_the_draft(client, session, community):
+    """A swap row left on a draft (from before swaps were refused there) was agreed on shifts
+    still being edited: publishing cancels it rather than making it acceptable."""
+    c = community
+    view = generate(client, c).get_json()
+    a, b = workers_pair(view, c)
+    swap = draft_swap(session, c, a, b)
+    assert publish(client, c, view["id"]).status_code == 200
+    response = client.post(
+        f"/api/v1/swaps/{swap.id}/accept", headers=c.auth(by_id(c, b["worker_id"]))
+    )
+    assert response.status_code == 409
+    assert "cancelled" in response.get_json()["detail"]
+    assert session.get(Shift, a["id"]).worker_id == a["worker_id"]
