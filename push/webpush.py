@@ -222,6 +222,8 @@ def _host_header(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:
+        # An IPv6 literal, brackets and all (RFC 9110 §7.2). The channel never sends to one
+        # (`_refuse_host`: VAPID cannot sign for it), but this transport takes any URL.
         host = f"[{host}]"
     default_port = 443 if parts.scheme == "https" else 80
     return host if parts.port in (None, default_port) else f"{host}:{parts.port}"

@@ -28,13 +28,14 @@ from typing import Any
 
 import http_ece
 import pytest
+import requests
 import urllib3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
 from push import Message, Router, build_channels
-from push.webpush import WebPushChannel, is_public_address, topic_for
+from push.webpush import PinnedAddressAdapter, WebPushChannel, is_public_address, topic_for
 from tests.fakes.tls import CertificateAuthority
 
 SUBJECT = "mailto:ops@gridwork.example"
@@ -683,6 +684,21 @@ def test_host_resolving_to_an_ipv6_address_is_reached_at_that_address(
 
     assert result.outcome == "delivered"
     assert server.received[0].headers["host"] == f"{PUSH_HOST}:{server.port}"
+
+
+def test_the_pinned_transport_writes_an_ipv6_literal_host_in_brackets() -> None:
+    """The channel refuses IPv6 literal endpoints (VAPID cannot sign for them), but its
+    transport connects by address and writes the Host header itself, for any URL: an IPv6
+    literal is `[::1]:port` there, as RFC 9110 and http.client have it, not `::1:port`."""
+    session = requests.Session()
+    session.mount("http://", PinnedAddressAdapter(allow_private=True))
+
+    with serving(FakePushService("::1")) as server:
+        response = session.post(f"http://[::1]:{server.port}/push/ok", data=b"{}", timeout=5)
+
+    session.close()
+    assert response.status_code == 201
+    assert server.received[0].headers["host"] == f"[::1]:{server.port}"
 
 
 def test_endpoint_is_checked_when_an_outgoing_proxy_is_configured(
