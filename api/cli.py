@@ -599,7 +599,6 @@ def push_worker(once: bool) -> None:
     ticks too, and purges ended sign-in sessions."""
     import logging
     import time
-    from datetime import UTC, datetime
 
     from api.extensions import db
     from api.services.delivery import PushWorker
@@ -637,7 +636,7 @@ def push_worker(once: bool) -> None:
                             raise
                         log.exception("tick failed; next try in %s s", cfg["TASK_TICK_SECONDS"])
                 try:
-                    stats = worker.run_once(datetime.now(UTC))
+                    stats = worker.run_once()  # on the database's clock
                 except Exception:
                     if once:
                         raise

@@ -64,6 +64,13 @@ def _db_text(value: str | None, limit: int) -> str | None:
 
 
 _EXPIRED = "expired: not delivered within its time to live"
+# Whether a claimed row's device may still be sent to (SQL over `d` deliveries, `n` notifications,
+# `v` devices): a phone signed in by someone else since (its token's row changed hands) is no
+# longer this notification's user's; and a user switched off since (they left) gets nothing more.
+_SENDABLE = """
+    v.active AND v.user_id = n.user_id
+    AND (SELECT u.active FROM users u WHERE u.id = n.user_id)
+"""
 # A round renews its lease while it sends, for at most this long: a send stuck past it (a
 # socket without a timeout) lets the lease pass, and another worker takes the rows over.
 MAX_RENEWED = timedelta(minutes=15)
@@ -124,6 +131,7 @@ class PushWorker:
         max_attempts: int = 200,
         max_lost_rounds: int = 3,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        monotonic: Callable[[], float] = clock.monotonic,
     ) -> None:
         self.session_scope = session_scope
         self.channel = channel
@@ -132,8 +140,18 @@ class PushWorker:
         self.max_attempts = max_attempts
         self.max_lost_rounds = max_lost_rounds
         self.ttl = timedelta(seconds=ttl_seconds)
+        # How long a claim has been held, for renewing its lease from the round's `now`: the
+        # real time that has passed since (tests pass a clock they move).
+        self.monotonic = monotonic
+        self._claimed_at: dict[uuid.UUID, float] = {}
 
-    def run_once(self, now: datetime) -> RoundStats:
+    def run_once(self, now: datetime | None = None) -> RoundStats:
+        """One round at `now`: by default the database's clock. Leases are compared across
+        workers, so they are read against the one clock every worker shares: a host whose own
+        clock ran ahead saw the others' leases as passed and took their rows over mid-send
+        (and marked pushes dead early); one behind held its rows past their lease."""
+        if now is None:
+            now = self.database_now()
         claim_id, claimed = self.claim(now)
         stats = RoundStats(claimed=len(claimed))
         if not claimed:
@@ -142,13 +160,22 @@ class PushWorker:
         self.mark(claim_id, claimed, results, now, stats)
         return stats
 
+    def database_now(self) -> datetime:
+        """The database's clock (the real time, not its transaction's start)."""
+        with self.session_scope() as session:
+            return session.scalar(text("SELECT clock_timestamp()"))
+
     def claim(self, now: datetime) -> tuple[uuid.UUID, list[Claimed]]:
         claim_id = uuid.uuid4()
+        self._claimed_at[claim_id] = self.monotonic()
         with self.session_scope() as session:
             # Dead before claiming: a message past its day to live (stale: it is in the inbox),
             # and a row whose lease passed unmarked (its round died after sending, perhaps) for
             # the max_lost_rounds-th time, or a round that dies every time (a crash, an OOM
             # kill) would send it again at every lease; or claimed max_attempts times in all.
+            # A row under a live lease is left to its holder, expired or not: its send may be
+            # on the wire, and the holder's mark records what became of it (a retry past the
+            # message's day is dead as expired there).
             session.execute(
                 text(
                     """
@@ -161,8 +188,9 @@ class PushWorker:
                     FROM notifications n
                     WHERE n.id = d.notification_id
                       AND d.state = 'pending' AND d.next_attempt_at <= :now
+                      AND (d.claimed_until IS NULL OR d.claimed_until <= :now)
                       AND (n.created_at + :ttl <= :now
-                           OR (d.claimed_until <= :now
+                           OR (d.claimed_until IS NOT NULL
                                AND (d.lost_rounds + 1 >= :lost OR d.attempts >= :max)))
                     """
                 ),
@@ -192,14 +220,9 @@ class PushWorker:
                     FROM due, notifications n, devices v
                     WHERE d.id = due.id AND n.id = d.notification_id AND v.id = d.device_id
                     RETURNING d.id, d.notification_id, d.device_id, v.platform, v.token,
-                              v.subscription,
-                              -- A phone signed in by someone else since (its token's row
-                              -- changed hands) is no longer this notification's user's; and
-                              -- a user switched off since (they left) gets nothing more.
-                              v.active AND v.user_id = n.user_id
-                                AND (SELECT u.active FROM users u WHERE u.id = n.user_id)
-                                AS device_active,
-                              d.attempts, n.title,
+                              v.subscription, """
+                    + _SENDABLE
+                    + """ AS device_active, d.attempts, n.title,
                               n.body, n.data, n.urgent, n.collapse_key,
                               (SELECT s.quiet_start FROM notification_settings s
                                WHERE s.user_id = n.user_id) AS quiet_start,
@@ -212,7 +235,15 @@ class PushWorker:
                 ),
                 {"now": now, "until": now + self.lease, "n": self.batch_size, "claim": claim_id},
             ).all()
+        if not rows:
+            del self._claimed_at[claim_id]
         return claim_id, [Claimed(**row._mapping) for row in sorted(rows, key=lambda r: r.id)]
+
+    def _held_for(self, claim_id: uuid.UUID) -> timedelta:
+        """The real time since `claim_id` was claimed (nothing for a claim this worker did not
+        make)."""
+        started = self._claimed_at.get(claim_id)
+        return timedelta(0) if started is None else timedelta(seconds=self.monotonic() - started)
 
     def send(
         self,
@@ -223,13 +254,20 @@ class PushWorker:
         claim_id: uuid.UUID | None = None,
     ) -> dict[int, DeliveryResult | datetime | str]:
         """Send what may go now. Per delivery: its result, a datetime to defer to (quiet
-        hours), or a string: the reason it is dropped without sending. With the `claim_id`
-        the rows were claimed under, the claim's lease is renewed while the channel sends."""
+        hours), or a string: the reason it is dropped without sending.
+
+        With the `claim_id` the rows were claimed under, the rows are first taken again
+        (`_hold`): one no longer the claim's (another worker took it over after the lease, or
+        marked it dead) is neither sent nor given an outcome, and a device or user switched off
+        since the claim gets nothing. Then the claim's lease is renewed while the channel sends."""
         outcome: dict[int, DeliveryResult | datetime | str] = {}
         messages: list[Message] = []
         ids: list[int] = []
+        held = None if claim_id is None else self._hold(claim_id, [r.id for r in claimed], now)
         for row in claimed:
-            if not row.device_active:
+            if held is not None and row.id not in held:
+                continue
+            if not (row.device_active if held is None else held[row.id]):
                 outcome[row.id] = "device inactive"
                 continue
             if (until := quiet_until(row, now)) is not None:
@@ -253,6 +291,34 @@ class PushWorker:
                 outcome[delivery_id] = result
         return outcome
 
+    def _hold(self, claim_id: uuid.UUID, ids: list[int], now: datetime) -> dict[int, bool]:
+        """Of `ids`, the rows still pending under `claim_id`, each with whether its device may
+        still be sent to (`_SENDABLE`, as at the claim); their lease renewed from `now`.
+
+        A holder that stalled between claim and send (a pause, a database blip) past its lease
+        may find its rows taken over or marked dead by a worker beside it: sending them then
+        sent a dead push, or one twice. A row is taken again even if its lease has passed, as
+        long as nobody else took it: its claim id and state say so; the new lease runs from
+        the real time (`now` plus the time the claim has been held), or a lease renewed from
+        a stale `now` would already have passed."""
+        until = now + self._held_for(claim_id) + self.lease
+        with self.session_scope() as session:
+            rows = session.execute(
+                text(
+                    """
+                    UPDATE deliveries d SET claimed_until = :until
+                    FROM notifications n, devices v
+                    WHERE d.id = ANY(:ids) AND d.claim_id = CAST(:claim AS uuid)
+                      AND d.state = 'pending' AND d.claimed_until IS NOT NULL
+                      AND n.id = d.notification_id AND v.id = d.device_id
+                    RETURNING d.id, """
+                    + _SENDABLE
+                    + " AS device_active"
+                ),
+                {"until": until, "ids": ids, "claim": claim_id},
+            ).all()
+        return {row.id: bool(row.device_active) for row in rows}
+
     @contextmanager
     def _renewing(
         self, claim_id: uuid.UUID | None, ids: list[int], now: datetime
@@ -261,7 +327,7 @@ class PushWorker:
         timeout each), a relay may answer slowly: a round could outlast its lease, and a worker
         beside it would claim the rows still being sent and send them again. Every third of a
         lease, from a thread on its own session, the claim's rows still held get a new lease
-        (the round's `now` plus the real time elapsed). Without a claim id (a caller sending
+        (the round's `now` plus the real time since the claim). Without a claim id (a caller sending
         rows it did not claim through `run_once`) there is no lease to keep."""
         if claim_id is None:
             yield
@@ -283,7 +349,11 @@ class PushWorker:
                                 "WHERE id = ANY(:ids) AND claim_id = CAST(:claim AS uuid) "
                                 "AND claimed_until IS NOT NULL AND state = 'pending'"
                             ),
-                            {"until": now + elapsed + self.lease, "ids": ids, "claim": claim_id},
+                            {
+                                "until": now + self._held_for(claim_id) + self.lease,
+                                "ids": ids,
+                                "claim": claim_id,
+                            },
                         )
                 except Exception:  # noqa: BLE001 - the next renewal tries again
                     logger.exception("push: could not renew the round's lease")
@@ -325,6 +395,7 @@ class PushWorker:
         stats: RoundStats | None = None,
     ) -> None:
         stats = stats or RoundStats()
+        self._claimed_at.pop(claim_id, None)
         by_id = {row.id: row for row in claimed}
         sent, failed, deferred, retry, dead, deactivate = [], [], [], [], [], []
         for delivery_id, result in outcome.items():
@@ -354,7 +425,14 @@ class PushWorker:
                 )
                 if result.outcome == INVALID_TARGET:
                     deactivate.append({"d": row.device_id, "e": _db_text(result.error or "", 200)})
-        guard = "WHERE id = :i AND claim_id = CAST(:claim AS uuid)"
+        # Only the claim's own rows, and only while pending: a worker beside it may have marked
+        # one dead after the lease passed (its round looked lost). A result other than "sent"
+        # leaves that as it is; a message that went is recorded "sent", dead or not, since it
+        # was sent: the send was already in flight.
+        guard = "WHERE id = :i AND claim_id = CAST(:claim AS uuid) AND state = 'pending'"
+        sent_guard = (
+            "WHERE id = :i AND claim_id = CAST(:claim AS uuid) AND state IN ('pending', 'dead')"
+        )
         with self.session_scope() as session:
 
             def run(sql: str, rows: list[dict]) -> None:
@@ -363,7 +441,7 @@ class PushWorker:
 
             run(
                 "UPDATE deliveries SET state = 'sent', sent_at = :now, provider_id = :p, "
-                f"claimed_until = NULL, last_error = NULL {guard}",
+                f"claimed_until = NULL, last_error = NULL {sent_guard}",
                 sent,
             )
             run(

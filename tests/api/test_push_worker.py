@@ -388,7 +388,7 @@ def test_the_worker_loop_outlives_a_database_outage(app, monkeypatch):
     down = OperationalError("SELECT 1", {}, Exception("server closed the connection"))
     rounds, ticks, sleeps = [], [], []
 
-    def run_once(self, now):
+    def run_once(self, now=None):
         rounds.append(now)
         if len(rounds) == 1:
             raise down
@@ -537,3 +537,156 @@ def test_a_channel_that_raises_costs_a_retry_not_the_round(session, world, app):
     delivery = session.scalar(select(Delivery))
     assert delivery.state == "pending" and delivery.claimed_until is None
     assert "a bug in a channel" in delivery.last_error
+
+
+# --- who owns a delivery between claim and mark: a dead delivery is never sent ---------------
+DAY = timedelta(days=1)  # the messages' time to live
+
+
+def _one_push(session, world, now=T0):
+    user = world.users["worker_a1"]
+    device = make_device(session, user, "fcm-1", now=now)
+    notify(session, [user.id], "task_updated", "t", now=now)
+    return user, device
+
+
+def test_a_push_past_its_day_is_left_to_the_worker_holding_it(session, world, worker, fake, app):
+    """A worker claimed the push a second before it expired; a worker beside it, a second
+    after, marked it dead as expired under the first's live lease, and the first then sent
+    it and overwrote "dead" with "sent". The row's lease is its holder's to settle."""
+    _one_push(session, world)
+    beside = PushWorker(db.begin, worker.channel, lease_seconds=60)
+    held_at = T0 + DAY - timedelta(seconds=1)
+    claim_id, claimed = worker.claim(held_at)
+    _, taken = beside.claim(T0 + DAY + timedelta(seconds=1))
+    assert taken == [] and states(session) == {"fcm-1": "pending"}
+    worker.mark(claim_id, claimed, worker.send(claimed, held_at, claim_id=claim_id), held_at)
+    assert states(session) == {"fcm-1": "sent"} and len(fake.messages) == 1
+
+
+def test_a_push_marked_dead_after_its_claim_is_not_sent(session, world, worker, fake, app):
+    """The holder stalled between claim and send past its lease (a pause, a database blip);
+    a worker beside it marked the push dead as expired. The holder sent it all the same."""
+    _one_push(session, world)
+    beside = PushWorker(db.begin, worker.channel, lease_seconds=60)
+    held_at = T0 + DAY - timedelta(seconds=30)
+    claim_id, claimed = worker.claim(held_at)
+    beside.claim(held_at + timedelta(seconds=61))  # the lease passed; the push expired
+    assert states(session) == {"fcm-1": "dead"}
+    outcome = worker.send(claimed, held_at, claim_id=claim_id)
+    worker.mark(claim_id, claimed, outcome, held_at)
+    assert fake.messages == []
+    assert states(session) == {"fcm-1": "dead"}
+    assert "expired" in session.scalar(select(Delivery.last_error))
+
+
+def test_a_push_taken_over_after_its_claim_is_sent_by_the_new_holder_only(
+    session, world, worker, fake
+):
+    _one_push(session, world)
+    claim_id, claimed = worker.claim(T0)
+    assert worker.run_once(T0 + timedelta(seconds=61)).sent == 1  # the lease had passed
+    worker.mark(claim_id, claimed, worker.send(claimed, T0, claim_id=claim_id), T0)
+    assert len(fake.messages) == 1 and states(session) == {"fcm-1": "sent"}
+
+
+@pytest.mark.parametrize("change", ["device removed", "user switched off"])
+def test_a_push_whose_device_or_user_was_switched_off_after_the_claim_is_not_sent(
+    session, world, worker, fake, change
+):
+    """Checked at the claim only, a push claimed just before its user signed the phone out
+    (or an admin switched the user off) still reached the phone."""
+    from api.services.devices import remove_device
+
+    user, device = _one_push(session, world)
+    claim_id, claimed = worker.claim(T0)
+    if change == "device removed":
+        remove_device(session, user.id, device.id, T0)
+    else:
+        user.active = False
+        session.flush()
+    worker.mark(claim_id, claimed, worker.send(claimed, T0, claim_id=claim_id), T0)
+    assert fake.messages == []
+    assert states(session) == {"fcm-1": "failed"}
+
+
+@pytest.mark.parametrize(
+    ("fcm_answers", "state"), [(None, "sent"), ("unavailable", "dead"), ("unregistered", "dead")]
+)
+def test_a_send_in_flight_when_its_push_was_marked_dead_is_recorded_truthfully(
+    session, world, worker, fake, fcm_answers, state
+):
+    """The holder sent, then could not mark before its lease passed; a worker beside it gave
+    the push up ("no result recorded"). The holder's late result is still its own claim's: a
+    message that went is recorded "sent"; any other answer leaves the push dead as it was
+    (a "retry" answer had moved it and overwritten why it died)."""
+    _one_push(session, world)
+    if fcm_answers:
+        fake.fail_next("fcm-1", kind=fcm_answers)
+    beside = PushWorker(db.begin, worker.channel, lease_seconds=60, max_lost_rounds=1)
+    claim_id, claimed = worker.claim(T0)
+    outcome = worker.send(claimed, T0, claim_id=claim_id)
+    beside.claim(T0 + timedelta(seconds=61))
+    dead = session.scalar(select(Delivery))
+    session.refresh(dead)
+    before = (dead.state, dead.last_error, dead.next_attempt_at)
+    assert dead.state == "dead"
+    worker.mark(claim_id, claimed, outcome, T0)
+    assert states(session) == {"fcm-1": state}
+    delivery = session.scalar(select(Delivery))
+    if state == "sent":
+        assert delivery.sent_at == T0 and delivery.last_error is None
+    else:
+        assert (delivery.state, delivery.last_error, delivery.next_attempt_at) == before
+
+
+def test_a_worker_whose_clock_runs_ahead_takes_over_no_push_another_is_sending(
+    app, session, world, worker, monkeypatch
+):
+    """Leases were read against each worker host's own clock: a host an hour ahead (NTP down,
+    a VM resumed) saw every lease of the others as passed, took their rows over mid-send and
+    sent them again, and its sweep marked pushes dead hours early. `gridwork push-worker`
+    now reads the database's clock, which every worker shares."""
+    import datetime as datetime_module
+
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    from api import cli
+
+    db_now = session.scalar(text("SELECT clock_timestamp()"))
+    _one_push(session, world, now=db_now)
+    claim_id, _ = worker.claim(db_now)  # another worker, on time, is sending it
+
+    class Ahead(datetime):
+        @classmethod
+        def now(cls, tz=None):  # noqa: ANN206
+            return datetime.now(tz) + timedelta(hours=1)
+
+    app.config.update(GRIDWORK_PUSH_BACKEND="log")
+    monkeypatch.setattr(datetime_module, "datetime", Ahead)
+    monkeypatch.setattr(cli, "_worker_tick", lambda log: None)
+    with app.app_context():
+        result = CliRunner().invoke(cli.main, ["push-worker", "--once"], catch_exceptions=False)
+    assert result.output.startswith("0 sent")
+    delivery = session.scalar(select(Delivery))
+    session.refresh(delivery)
+    assert (delivery.state, delivery.claim_id) == ("pending", claim_id)
+
+
+def test_a_holder_that_stalled_past_its_lease_renews_it_from_the_real_time(
+    session, world, router, fake
+):
+    """A holder that stalled after its claim took its rows again before sending, but renewed
+    the lease from the round's start: already passed, so a worker beside it took the push over
+    while it was being sent, and sent it again. The renewal counts the time the round has run."""
+    ticks = [0.0]
+    worker = PushWorker(db.begin, router, lease_seconds=60, monotonic=lambda: ticks[0])
+    beside = PushWorker(db.begin, router, lease_seconds=60)
+    _one_push(session, world)
+    claim_id, claimed = worker.claim(T0)
+    ticks[0] += 61  # stalled past the lease; nobody took the row meanwhile
+    outcome = worker.send(claimed, T0, claim_id=claim_id)
+    assert beside.claim(T0 + timedelta(seconds=62))[1] == []  # while that send is in flight
+    worker.mark(claim_id, claimed, outcome, T0)
+    assert states(session) == {"fcm-1": "sent"} and len(fake.messages) == 1
