@@ -550,7 +550,7 @@ def _one_push(session, world, now=T0):
     return user, device
 
 
-def test_a_push_past_its_day_is_left_to_the_worker_holding_it(session, world, worker, fake, app):
+def test_a_push_past_its_day_is_left_to_the_worker_holding_it(session, world, worker, fake):
     """A worker claimed the push a second before it expired; a worker beside it, a second
     after, marked it dead as expired under the first's live lease, and the first then sent
     it and overwrote "dead" with "sent". The row's lease is its holder's to settle."""
@@ -564,7 +564,7 @@ def test_a_push_past_its_day_is_left_to_the_worker_holding_it(session, world, wo
     assert states(session) == {"fcm-1": "sent"} and len(fake.messages) == 1
 
 
-def test_a_push_marked_dead_after_its_claim_is_not_sent(session, world, worker, fake, app):
+def test_a_push_marked_dead_after_its_claim_is_not_sent(session, world, worker, fake):
     """The holder stalled between claim and send past its lease (a pause, a database blip);
     a worker beside it marked the push dead as expired. The holder sent it all the same."""
     _one_push(session, world)
@@ -583,6 +583,8 @@ def test_a_push_marked_dead_after_its_claim_is_not_sent(session, world, worker, 
 def test_a_push_taken_over_after_its_claim_is_sent_by_the_new_holder_only(
     session, world, worker, fake
 ):
+    """The holder stalled past its lease; another round took the push over and sent it. The
+    holder sent it again (under the same message id, but a second time for nothing)."""
     _one_push(session, world)
     claim_id, claimed = worker.claim(T0)
     assert worker.run_once(T0 + timedelta(seconds=61)).sent == 1  # the lease had passed
@@ -660,7 +662,7 @@ def test_a_worker_whose_clock_runs_ahead_takes_over_no_push_another_is_sending(
 
     class Ahead(datetime):
         @classmethod
-        def now(cls, tz=None):  # noqa: ANN206
+        def now(cls, tz=None):
             return datetime.now(tz) + timedelta(hours=1)
 
     app.config.update(GRIDWORK_PUSH_BACKEND="log")
@@ -677,9 +679,10 @@ def test_a_worker_whose_clock_runs_ahead_takes_over_no_push_another_is_sending(
 def test_a_holder_that_stalled_past_its_lease_renews_it_from_the_real_time(
     session, world, router, fake
 ):
-    """A holder that stalled after its claim took its rows again before sending, but renewed
-    the lease from the round's start: already passed, so a worker beside it took the push over
-    while it was being sent, and sent it again. The renewal counts the time the round has run."""
+    """A holder that stalled past its lease after claiming, its row still untaken, keeps the
+    row for its send: the lease it renews runs from the real time since the claim, not from
+    the round's start (already passed), so a worker beside it does not take the push over
+    while it is being sent and send it again."""
     ticks = [0.0]
     worker = PushWorker(db.begin, router, lease_seconds=60, monotonic=lambda: ticks[0])
     beside = PushWorker(db.begin, router, lease_seconds=60)
