@@ -452,6 +452,86 @@ def _purge_audit(older_than_days: int) -> None:
     click.echo(f"removed {removed} audit entries")
 
 
+# --- photos -------------------------------------------------------------------------------------
+@main.group("photos")
+def photos_group() -> None:
+    """Visit photos."""
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+@photos_group.command("scrub")
+@click.option("--dry-run", is_flag=True, help="Count what would change; change nothing.")
+def photos_scrub(dry_run: bool) -> None:
+    """Strip the metadata (EXIF: GPS, time, phone and its serial) from photos stored before
+    uploads were stripped, as uploads are; the orientation is kept.
+
+    Each photo keeps its id and URL; its sha256 and size become those of the new bytes. Two
+    photos of one visit that become the same image are one attachment (the first one's id).
+    Safe to interrupt and to run again: a second run changes nothing.
+    """
+    from api.extensions import db
+    from api.services import photo_scrub, photos
+
+    app = _app()
+    with app.app_context():
+        try:
+            storage = photos.build_storage(app.config)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        total = photo_scrub.count_photos(db.begin)
+        root = getattr(storage, "root", None)
+        if total and root is not None and not root.is_dir():
+            raise click.ClickException(
+                f"no photo directory {root.resolve()} (GRIDWORK_PHOTO_DIR={root}, relative to "
+                "the working directory): set GRIDWORK_PHOTO_DIR to where the photos are"
+            )
+        try:
+            with click.progressbar(length=total, label="photos", file=sys.stderr) as bar:
+                result = photo_scrub.scrub_photos(
+                    db.begin, storage, dry_run=dry_run, progress=bar.update
+                )
+        except photo_scrub.StorageFailed as exc:
+            _scrub_summary(exc.result)
+            raise click.ClickException(
+                f"the photo storage failed ({exc}); nothing is lost: run the command again"
+            ) from exc
+    if _scrub_summary(result):
+        raise SystemExit(1)
+
+
+def _scrub_summary(result) -> bool:
+    """Print what a scrub did; whether some photos could not be scrubbed."""
+    if result.dry_run:
+        click.echo(
+            f"dry run: would scrub {_count(result.scrubbed, 'photo')}, "
+            f"{result.already_clean} already clean, would remove "
+            f"{_count(result.removed_files, 'file')} no photo points at (and the old files "
+            "of the photos scrubbed)"
+        )
+    else:
+        click.echo(
+            f"{_count(result.scrubbed, 'photo')} scrubbed, {result.already_clean} already clean, "
+            f"{len(result.merged)} merged into an identical photo of its visit, "
+            f"{_count(result.removed_files, 'old file')} removed"
+        )
+    for gone, kept in result.merged:
+        click.echo(f"  photo {gone} is now photo {kept} (the same image, attached first)")
+    for ids, what in (
+        (result.missing, "have no stored bytes"),
+        (result.unreadable, "could not be read, left as stored"),
+    ):
+        if ids:
+            click.secho(
+                f"{_count(len(ids), 'photo')} {what}: photo {', '.join(map(str, ids))}",
+                fg="red",
+                err=True,
+            )
+    return bool(result.missing or result.unreadable)
+
+
 # --- tasks and push -----------------------------------------------------------------------------
 @main.group()
 def tasks() -> None:

@@ -9,11 +9,13 @@ import re
 import tempfile
 import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 
 from api import errors
@@ -24,6 +26,7 @@ _JPEG = b"\xff\xd8\xff"
 _PNG = b"\x89PNG\r\n\x1a\n"
 ACCEPTED_TYPES = ("image/jpeg", "image/png", "image/webp")
 _PIL_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+_KEY = re.compile(r"[0-9a-f]{64}")  # a storage key: the SHA-256 of the bytes, in hex
 # Beyond any phone photo that fits the size limit; a small file claiming more is a bomb.
 MAX_PIXELS = 50_000_000
 # A JPEG of several scans (progressive, or one scan per component) cannot be decoded a band at a
@@ -292,6 +295,12 @@ class PhotoStorage(Protocol):
     def get(self, key: str) -> bytes:
         """The bytes under `key`; KeyError when absent."""
 
+    def delete(self, key: str) -> None:
+        """Remove the bytes under `key`; nothing when absent."""
+
+    def iter_keys(self) -> Iterator[str]:
+        """Every key stored (`gridwork photos scrub` looks for files no row points at)."""
+
 
 class LocalStorage:
     """Photos as files under a directory, sharded by the first hex digits of their hash.
@@ -327,6 +336,16 @@ class LocalStorage:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             raise KeyError(key) from None
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def iter_keys(self) -> Iterator[str]:
+        # Only names of the layout (a temporary `.upload-*` file is not a photo yet).
+        for path in self.root.glob("??/??/*"):
+            key = path.name
+            if _KEY.fullmatch(key) and path.parent.parts[-2:] == (key[:2], key[2:4]):
+                yield key
 
 
 def build_storage(config: dict) -> PhotoStorage:
@@ -400,3 +419,22 @@ def get_photo(session: Session, visit_id: uuid.UUID, photo_id: int) -> VisitPhot
     if photo is None:
         raise errors.NotFound(f"Photo {photo_id} of visit {visit_id} not found.")
     return photo
+
+
+def read_photo(session: Session, storage: PhotoStorage, photo: VisitPhoto) -> bytes:
+    """The photo's bytes. `gridwork photos scrub` may switch the row to new bytes and remove
+    the old ones between the row's read and the bytes': the row is read again then."""
+    for attempt in range(2):
+        try:
+            return storage.get(photo.sha256)
+        except KeyError:
+            before = photo.sha256
+            if attempt:
+                break
+            try:
+                session.refresh(photo)
+            except InvalidRequestError:  # the row is gone (merged into its twin meanwhile)
+                break
+            if photo.sha256 == before:
+                break
+    raise errors.NotFound(f"The bytes of photo {photo.id} are missing.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, current_app, request
 from flask.views import MethodView
 
-from api import errors, privacy
+from api import privacy
 from api.auth import current_scope
 from api.extensions import Blueprint, db
 from api.privacy import audited
@@ -130,10 +130,7 @@ class VisitPhotoById(MethodView):
         """A photo of a visit you can read"""
         visit = visits.get_visit(db.session, current_scope(), visit_id)
         photo = photos.get_photo(db.session, visit.id, photo_id)
-        try:
-            data = photo_storage().get(photo.sha256)
-        except KeyError:
-            raise errors.NotFound(f"The bytes of photo {photo_id} are missing.") from None
+        data = photos.read_photo(db.session, photo_storage(), photo)
         privacy.record_disclosure("visit_photo", [photo.id, visit.id])
         response = Response(data, mimetype=photo.content_type)
         response.headers["ETag"] = f'"{photo.sha256}"'
