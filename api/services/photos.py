@@ -48,12 +48,16 @@ def sniff_image_type(data: bytes) -> str | None:
     return None
 
 
-def verify_image(data: bytes, content_type: str) -> tuple[int, int]:
+def verify_image(
+    data: bytes, content_type: str, *, jpeg_scans: int | None = None
+) -> tuple[int, int]:
     """Check that `data` really is an image of `content_type`; its (width, height).
 
     Magic bytes only say what a file claims to be. Pillow reads the header and checks the
     structure (PNG chunk CRCs; a JPEG is decoded at 1/8 scale, which finds truncated or
-    garbage data in bounded memory). Nothing is decoded at full size.
+    garbage data in bounded memory). Nothing is decoded at full size. `jpeg_scans`: the
+    JPEG's number of scans when known (`clean_image` counts them while stripping), else the
+    segments are walked to count them.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -70,7 +74,9 @@ def verify_image(data: bytes, content_type: str) -> tuple[int, int]:
                         limit=MAX_PIXELS,
                     )
                 if kind == "JPEG":
-                    if _jpeg_coefficient_bytes(image, data) <= MAX_COEFFICIENT_BYTES:
+                    if jpeg_scans is None:
+                        jpeg_scans = _jpeg_scans(data)
+                    if _jpeg_coefficient_bytes(image, jpeg_scans) <= MAX_COEFFICIENT_BYTES:
                         image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
                         image.load()
                 else:
@@ -133,13 +139,33 @@ def _orientation_exif(orientation: int) -> bytes:
     return exif.tobytes()
 
 
+def clean_image(data: bytes, content_type: str) -> bytes:
+    """What an upload stores: `data` stripped of its metadata, then checked (`verify_image`).
+
+    A JPEG's segments are walked once: the stripping counts its scans for the check."""
+    stripped, scans = _strip(data, content_type)
+    verify_image(stripped, content_type, jpeg_scans=scans)
+    return stripped
+
+
 def strip_metadata(data: bytes, content_type: str) -> bytes:
     """`data` without metadata (EXIF, XMP, IPTC, comments, text) nor trailing bytes.
 
     Raises UnsupportedMediaType when the structure is broken (as `verify_image` would)."""
-    strip = {"image/jpeg": _strip_jpeg, "image/png": _strip_png, "image/webp": _strip_webp}
+    return _strip(data, content_type)[0]
+
+
+def _strip(data: bytes, content_type: str) -> tuple[bytes, int | None]:
+    """(`data` stripped, its number of scans when a JPEG)."""
+    if content_type != "image/jpeg":
+        strip = {"image/png": _strip_png, "image/webp": _strip_webp}[content_type]
+        return _refusing_damage(strip, data, content_type), None
+    return _refusing_damage(_strip_jpeg, data, content_type)
+
+
+def _refusing_damage(strip, data: bytes, content_type: str):
     try:
-        return strip[content_type](data)
+        return strip(data)
     except _Damaged as exc:
         kind = _PIL_FORMATS[content_type]
         raise errors.UnsupportedMediaType(
@@ -148,8 +174,10 @@ def strip_metadata(data: bytes, content_type: str) -> bytes:
         ) from exc
 
 
-def _strip_jpeg(data: bytes) -> bytes:
+def _strip_jpeg(data: bytes) -> tuple[bytes, int]:
+    """The JPEG stripped, and its number of scans (SOS segments)."""
     out = [b"\xff\xd8"]
+    scans = 0
     after_app0 = 1  # where a kept orientation goes: after SOI and a leading JFIF segment
     orientation = None
     i, n = 2, len(data)
@@ -182,6 +210,7 @@ def _strip_jpeg(data: bytes) -> bytes:
                 after_app0 = 2
         out.append(segment)
         if marker == 0xDA:  # SOS: entropy-coded data up to the next marker
+            scans += 1
             found = _JPEG_MARKER.search(data, i)
             if found is None:
                 raise _Damaged("a scan is cut short")
@@ -190,7 +219,7 @@ def _strip_jpeg(data: bytes) -> bytes:
     if orientation is not None:
         block = _orientation_exif(orientation)
         out.insert(after_app0, b"\xff\xe1" + (len(block) + 2).to_bytes(2, "big") + block)
-    return b"".join(out)
+    return b"".join(out), scans
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -266,9 +295,8 @@ def _strip_webp(data: bytes) -> bytes:
     return b"RIFF" + len(body).to_bytes(4, "little") + body
 
 
-def _jpeg_coefficient_bytes(image, data: bytes) -> int:
-    """What libjpeg holds to decode this JPEG at any scale: 0 for one scan (decoded a band at a
-    time), else its whole-image coefficient buffer."""
+def _jpeg_scans(data: bytes) -> int:
+    """How many scans (SOS segments) a JPEG holds, walking its markers up to its end."""
     scans, i = 0, 2
     while (found := _JPEG_MARKER.search(data, i)) is not None:
         marker = data[found.start() + 1]
@@ -277,6 +305,12 @@ def _jpeg_coefficient_bytes(image, data: bytes) -> int:
         length = int.from_bytes(data[found.start() + 2 : found.start() + 4], "big")
         scans += marker == 0xDA
         i = found.start() + 2 + length
+    return scans
+
+
+def _jpeg_coefficient_bytes(image, scans: int) -> int:
+    """What libjpeg holds to decode this JPEG at any scale: 0 for one scan (decoded a band at a
+    time), else its whole-image coefficient buffer."""
     if scans <= 1 and not image.info.get("progressive"):
         return 0
     layers = image.layer or [(0, 1, 1, 0)]
@@ -388,8 +422,7 @@ def attach_photo(
             },
         )
     # What is stored, hashed and served is the image without its metadata (the location).
-    data = strip_metadata(data, content_type)
-    verify_image(data, content_type)
+    data = clean_image(data, content_type)
     digest = hashlib.sha256(data).hexdigest()
     # The bytes go to storage before the row: a row never points at missing bytes, and a file
     # left by a failed transaction is simply reused (same hash) by the retry.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 
 import pytest
 from sqlalchemy import func, select
@@ -167,12 +168,12 @@ def test_bytes_after_the_end_of_the_image_are_not_stored(client, world, photo_di
 
 _MEASURE = """
 import resource, sys
-from api.services.photos import strip_metadata, verify_image
+from api.services.photos import clean_image
 from PIL import Image, JpegImagePlugin  # loaded before measuring
 data = open(sys.argv[1], "rb").read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
-    verify_image(strip_metadata(data, "image/jpeg"), "image/jpeg")
+    clean_image(data, "image/jpeg")
 except Exception as exc:
     print(type(exc).__name__, file=sys.stderr)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
@@ -240,3 +241,30 @@ def test_a_png_keeps_its_orientation_when_its_exif_follows_the_image_data():
         image.load()
         assert dict(image.getexif()) == {ExifTags.Base.Orientation: 6}
         assert image.size == (16, 16)
+
+
+def test_an_uploaded_jpeg_is_walked_once(monkeypatch):
+    """The stripping walks the segments and counts the scans; the check that decides whether
+    the JPEG may be decoded (its coefficient buffer) takes that count instead of walking the
+    file again: each byte of the entropy-coded data is searched for a marker once."""
+    from PIL import Image
+
+    from api.services import photos
+
+    out = io.BytesIO()
+    Image.effect_noise((64, 48), 60).convert("RGB").save(out, "JPEG", progressive=True)
+    data = out.getvalue()
+    stripped = photos.strip_metadata(data, "image/jpeg")
+    searched: list[tuple[int, int]] = []
+    marker = photos._JPEG_MARKER
+
+    class Watched:
+        def search(self, data, pos=0):
+            found = marker.search(data, pos)
+            searched.append((pos, found.start() if found else len(data)))
+            return found
+
+    monkeypatch.setattr(photos, "_JPEG_MARKER", Watched())
+    assert photos.clean_image(data, "image/jpeg") == stripped
+    assert len(searched) == data.count(b"\xff\xda") > 1  # once per scan (a progressive JPEG)
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(sorted(searched)))
