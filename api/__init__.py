@@ -13,7 +13,7 @@ from api.settings import load_config
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the gridwork app; `test_config` overrides settings (tests, tools)."""
-    from api import auth, crypto, errors, security, web
+    from api import auth, crypto, errors, keyguard, security, web
     from api.extensions import api, db
     from api.jsonio import OrjsonProvider
     from api.resources import register_blueprints
@@ -31,6 +31,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         development_key_allowed=app.testing or app.config["GRIDWORK_ENV"] == "development",
     )
     db.init_app(app)
+    keyguard.init_app(app)
     auth.init_app(app)
     api.init_app(app)
     errors.init_app(app)

@@ -15,8 +15,11 @@ from api import errors
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def _app():
-    """The running app when invoked inside one (tests, `flask` shell), else a new one."""
+def _app(*, check_data_keys: bool = True):
+    """The running app when invoked inside one (tests, `flask` shell), else a new one.
+
+    A new app refuses a database holding data sealed by a key it was not given
+    (api/keyguard.py), unless `check_data_keys` is off (`security check-key` reports that)."""
     from flask import current_app, has_app_context
 
     from api import create_app
@@ -25,14 +28,15 @@ def _app():
     if has_app_context():
         return current_app._get_current_object()
     try:
-        return create_app()
-    except DataKeyError as exc:  # no key outside development: say so, without a traceback
+        return create_app(None if check_data_keys else {"DATA_KEY_CHECK": False})
+    except DataKeyError as exc:  # no key, or the wrong one: say so, without a traceback
         raise click.ClickException(str(exc)) from exc
 
 
 @contextmanager
 def _session():
     """An app context and a session committed on success; domain errors exit non-zero."""
+    from api.crypto import DataKeyError
     from api.extensions import db
 
     app = _app()
@@ -47,6 +51,8 @@ def _session():
                     json.dumps(exc.errors, ensure_ascii=False, indent=2, default=str), err=True
                 )
             raise SystemExit(1) from exc
+        except DataKeyError as exc:  # the check deferred from start-up (database was down)
+            raise click.ClickException(str(exc)) from exc
 
 
 def _progress(label: str):
@@ -208,10 +214,16 @@ def seed_city(grids, households, weeks, tasks, seed_, replace) -> None:
     """Generate a city and load it with COPY: grids, households, accounts, visits, tasks."""
     from api.auth import hash_password
     from api.crypto import encrypt
+    from api.extensions import db
+    from api.services.encryption import record_key
     from fixtures.city import CityAlreadyLoaded, load_city
     from fixtures.people import DEMO_PASSWORD
 
     app = _app()
+    with app.app_context(), db.begin() as session:
+        # The loader seals with COPY on a connection of its own, past the sessions that record
+        # the key of what they seal: record it here.
+        record_key(session.connection())
 
     def progress(label: str, total: int):
         return click.progressbar(length=total, label=f"{label:<26}", file=sys.stderr)
@@ -418,14 +430,67 @@ def security_encrypt(batch: int) -> None:
     Rotate: set GRIDWORK_DATA_KEY to a new key (`gridwork security new-key`) and list the old
     one in GRIDWORK_OLD_DATA_KEYS, run this, then drop GRIDWORK_OLD_DATA_KEYS.
     """
-    from api.services.encryption import seal_all
+    from api.services.encryption import forget_other_keys, seal_all
 
     with _session() as session:
         counts = seal_all(session.connection(), batch=batch)
+        # Every value is under the current key now: the old keys are no longer needed here.
+        forgotten = forget_other_keys(session.connection())
     for column, count in counts.items():
         if count:
             click.echo(f"  {column}: {count}")
     click.echo(f"encrypted {sum(counts.values())} value(s) under the current key")
+    if forgotten:
+        click.echo(
+            f"no data needs key id(s) {', '.join(forgotten)} any more: remove them from "
+            "GRIDWORK_OLD_DATA_KEYS"
+        )
+
+
+@security.command("check-key")
+def security_check_key() -> None:
+    """Report which data keys have sealed data in this database and whether GRIDWORK_DATA_KEY
+    and GRIDWORK_OLD_DATA_KEYS hold them all; exits 1 when they do not.
+
+    Prints key ids (the first 8 hex digits of each key's SHA-256), never keys.
+    """
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from api import crypto
+    from api.extensions import db
+    from api.services.encryption import key_records
+
+    app = _app(check_data_keys=False)
+    with app.app_context():
+        try:
+            with db.begin(guarded=False) as session:
+                records = key_records(session.connection())
+        except (OperationalError, InterfaceError) as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise click.ClickException(f"cannot reach the database: {reason}") from exc
+    if records is None:
+        raise click.ClickException("the database has no data_keys table: `gridwork db upgrade`")
+    current, *old = crypto.configured_key_ids()
+    click.echo(f"GRIDWORK_DATA_KEY:      key id {current}")
+    click.echo(f"GRIDWORK_OLD_DATA_KEYS: {', '.join(old) if old else '(none)'}")
+    click.echo("keys that sealed data in this database:" if records else "no data sealed yet")
+    said = {
+        "current": "GRIDWORK_DATA_KEY",
+        "old": "GRIDWORK_OLD_DATA_KEYS",
+        "missing": "NOT CONFIGURED",
+        "wrong": "WRONG KEY (a configured key has this id but does not open its canary)",
+    }
+    for record in records:
+        since = record.first_sealed_at.date().isoformat()
+        click.echo(f"  {record.kid}  since {since}  {said[record.status]}")
+    needed = {r.kid for r in records}
+    unneeded = [kid for kid in old if kid not in needed]
+    if unneeded:
+        click.echo(f"no data needs old key id(s) {', '.join(unneeded)}: they can be removed")
+    bad = [r.kid for r in records if r.status in ("missing", "wrong")]
+    if bad:
+        raise click.ClickException(str(crypto.DataKeyMismatch(bad)))
+    click.echo("ok: the configured keys open every key's data")
 
 
 @security.command("purge-audit")
@@ -680,6 +745,7 @@ def push_worker(once: bool) -> None:
     import logging
     import time
 
+    from api.crypto import DataKeyMismatch
     from api.extensions import db
     from api.services.delivery import PushWorker
     from push import Router, build_channels
@@ -711,12 +777,16 @@ def push_worker(once: bool) -> None:
                     next_tick = time.monotonic() + cfg["TASK_TICK_SECONDS"]
                     try:
                         _worker_tick(log)
+                    except DataKeyMismatch:
+                        raise
                     except Exception:
                         if once:
                             raise
                         log.exception("tick failed; next try in %s s", cfg["TASK_TICK_SECONDS"])
                 try:
                     stats = worker.run_once()  # on the database's clock
+                except DataKeyMismatch:
+                    raise
                 except Exception:
                     if once:
                         raise
@@ -735,6 +805,10 @@ def push_worker(once: bool) -> None:
                     time.sleep(cfg["PUSH_POLL_SECONDS"])
         except KeyboardInterrupt:
             click.echo("push worker stopped")
+        except DataKeyMismatch as exc:
+            # Checked at the first round when the database was down at start: no round can
+            # succeed under this key, so stop (loudly) rather than retry for ever.
+            raise click.ClickException(str(exc)) from exc
         finally:
             router.close()
 

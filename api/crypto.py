@@ -33,6 +33,22 @@ class DataKeyError(ValueError):
     pass
 
 
+class DataKeyMismatch(DataKeyError):
+    """The database holds data sealed by keys this process was not given (a wrong or missing
+    GRIDWORK_DATA_KEY / GRIDWORK_OLD_DATA_KEYS). It names key ids, never keys."""
+
+    def __init__(self, key_ids: list[str]) -> None:
+        self.key_ids = list(key_ids)
+        listed = ", ".join(self.key_ids)
+        configured = ", ".join(configured_key_ids())
+        super().__init__(
+            f"the database holds data sealed by data key id(s) {listed}, which neither "
+            f"GRIDWORK_DATA_KEY nor GRIDWORK_OLD_DATA_KEYS holds (configured key ids: "
+            f"{configured}). Set GRIDWORK_DATA_KEY to the right key, or during a rotation list "
+            "the previous key in GRIDWORK_OLD_DATA_KEYS; `gridwork security check-key` reports."
+        )
+
+
 def key_id(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:8]
 
@@ -45,6 +61,9 @@ class _Ring:
         self.aeads: dict[str, AESGCM] = {self.current_id: AESGCM(current)}
         for raw in old or []:
             self.aeads.setdefault(key_id(raw), AESGCM(raw))
+        # Set by the first value sealed: the process then records its key in the database
+        # (api/keyguard.py) before that value can commit.
+        self.used = False
 
     @property
     def current(self) -> AESGCM:
@@ -96,14 +115,47 @@ def current_key_id() -> str:
     return _ring.current_id
 
 
+def configured_key_ids() -> list[str]:
+    """The current key's id first, then the old keys' (GRIDWORK_OLD_DATA_KEYS)."""
+    return list(_ring.aeads)
+
+
+def current_key_used() -> bool:
+    """Whether this process has sealed anything with its current key."""
+    return _ring.used
+
+
+# A known plaintext sealed by each key that sealed data (table data_keys): opening it proves a
+# configured key with that id really is the key, not merely one whose id collides.
+CANARY = "gridwork data key canary"
+
+
+def seal_canary(kid: str | None = None) -> str:
+    """The canary sealed by the key `kid` (the current key by default), which must be held."""
+    kid = kid or _ring.current_id
+    nonce = os.urandom(12)
+    sealed = _ring.aeads[kid].encrypt(nonce, CANARY.encode(), None)
+    return f"{PREFIX}{kid}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def opens_canary(stored: str) -> bool:
+    """Whether the key named in a stored canary is held and opens it."""
+    try:
+        return decrypt(stored) == CANARY
+    except (DataKeyError, ValueError, binascii.Error):
+        return False
+
+
 def new_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
 
 
 def encrypt(text: str) -> str:
+    ring = _ring
+    ring.used = True
     nonce = os.urandom(12)
-    sealed = _ring.current.encrypt(nonce, text.encode(), None)
-    return f"{PREFIX}{_ring.current_id}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
+    sealed = ring.current.encrypt(nonce, text.encode(), None)
+    return f"{PREFIX}{ring.current_id}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
 
 
 def is_current(stored: str) -> bool:
@@ -114,16 +166,28 @@ def is_current(stored: str) -> bool:
 def decrypt(stored: str) -> str:
     if not stored.startswith(PREFIX):
         return stored  # written before encryption was enabled; `gridwork security encrypt`
+    return _open(stored)[1]
+
+
+def opener(stored: str) -> str | None:
+    """The id of the held key that opens a sealed value; None when none does."""
+    try:
+        return _open(stored)[0]
+    except DataKeyError:
+        return None
+
+
+def _open(stored: str) -> tuple[str, str]:
     body = stored[len(PREFIX) :]
     kid, sep, b64 = body.partition(":")
     if sep:
-        candidates = [_ring.aeads[kid]] if kid in _ring.aeads else []
+        candidates = [(kid, _ring.aeads[kid])] if kid in _ring.aeads else []
     else:  # the first format, without a key id: try every key
-        b64, candidates = body, list(_ring.aeads.values())
+        b64, candidates = body, list(_ring.aeads.items())
     blob = base64.urlsafe_b64decode(b64)
-    for aead in candidates:
+    for kid, aead in candidates:
         try:
-            return aead.decrypt(blob[:12], blob[12:], None).decode()
+            return kid, aead.decrypt(blob[:12], blob[12:], None).decode()
         except InvalidTag:
             continue
     raise DataKeyError(

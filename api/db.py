@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from flask import Flask, g, has_request_context, request
@@ -14,6 +14,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     create_engine,
+    event,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -62,8 +63,12 @@ class Database:
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self._factory: sessionmaker[Session] | None = None
+        # Run on each new session until it stops raising (the data key check, api/keyguard.py).
+        self.guard: Callable[[Session], None] | None = None
+        self._events: list[tuple[str, Callable]] = []
 
     def init_app(self, app: Flask) -> None:
+        self.guard, self._events = None, []
         self.engine = make_engine(
             app.config["DATABASE_URL"],
             connect_args={
@@ -71,34 +76,52 @@ class Database:
                 "connect_timeout": 5,
             },
         )
-        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        self._factory = self._sessionmaker(bind=self.engine)
         app.extensions["gridwork_db"] = self
         app.teardown_request(self._remove_request)
         app.teardown_appcontext(self._remove)
 
     def bind(self, connection: Connection) -> None:
         """Route every session through `connection` (tests wrap it in an outer transaction)."""
-        self._factory = sessionmaker(
-            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        self._factory = self._sessionmaker(
+            bind=connection, join_transaction_mode="create_savepoint"
         )
+
+    def listen(self, name: str, fn: Callable) -> None:
+        """A session event on every session this app makes (`bind` keeps it)."""
+        self._events.append((name, fn))
+        if self._factory is not None:
+            event.listen(self._factory, name, fn)
+
+    def _sessionmaker(self, **kwargs) -> sessionmaker[Session]:
+        factory = sessionmaker(expire_on_commit=False, **kwargs)
+        for name, fn in self._events:
+            event.listen(factory, name, fn)
+        return factory
 
     @property
     def session(self) -> Session:
         """One session per request (or per app context outside requests: CLI, workers)."""
         store = request.environ if has_request_context() else g.__dict__
         if _KEY not in store:
-            assert self._factory is not None, "Database.init_app was not called"
-            store[_KEY] = self._factory()
+            store[_KEY] = self.new_session()
         return store[_KEY]
 
-    def new_session(self) -> Session:
-        assert self._factory is not None
-        return self._factory()
+    def new_session(self, *, guarded: bool = True) -> Session:
+        assert self._factory is not None, "Database.init_app was not called"
+        session = self._factory()
+        if guarded and self.guard is not None:
+            try:
+                self.guard(session)
+            except BaseException:
+                session.close()
+                raise
+        return session
 
     @contextmanager
-    def begin(self) -> Iterator[Session]:
+    def begin(self, *, guarded: bool = True) -> Iterator[Session]:
         """A session outside a request (CLI, workers): commit on success, roll back on error."""
-        with self.new_session() as session, session.begin():
+        with self.new_session(guarded=guarded) as session, session.begin():
             yield session
 
     def _remove_request(self, exc: BaseException | None = None) -> None:

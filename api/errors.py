@@ -170,6 +170,25 @@ def handle_database_unavailable(error: DBAPIError) -> Response:
     )
 
 
+_DATA_KEY_DETAIL = (
+    "The service cannot open residents' data with its configured data key; it refuses "
+    "requests until an operator fixes the key. Retrying will not help before then."
+)
+_data_key_reported = False
+
+
+def handle_data_key_error(error: Exception) -> Response:
+    """A wrong data key (crypto.DataKeyError): the deployment's fault, not the request's, and
+    not an outage that passes by itself. Logged loudly once per process, then in one line."""
+    global _data_key_reported
+    if not _data_key_reported:
+        _data_key_reported = True
+        log.critical("data key error: %s", error, exc_info=error)
+    else:
+        log.error("data key error (again): %s", error)
+    return problem(503, "Service unavailable", _DATA_KEY_DETAIL, slug="data-key")
+
+
 # Not-null and check violations: a value the request gave; unique, foreign-key and exclusion
 # violations: the data changed under the request.
 _INPUT_RULES = {"23502", "23514"}
@@ -183,8 +202,12 @@ def _sqlstate(error: DBAPIError) -> str:
 
 
 def handle_unexpected(error: Exception) -> Response:
+    from api.crypto import DataKeyError
+
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
+    if isinstance(error, DataKeyError):
+        return handle_data_key_error(error)
     if isinstance(error, DataError):
         # A value the database cannot hold (out of range, bad encoding) came from the request.
         log.info("data error from input: %s", error.orig)

@@ -81,6 +81,10 @@ class Config:
     DATA_KEY: str | None = None
     # Previous data keys, comma-separated, still read while `gridwork security encrypt` rotates.
     OLD_DATA_KEYS: str | None = None
+    # Refuse to start on a database holding data sealed by a key not configured above
+    # (api/keyguard.py). Not an environment setting: only `gridwork security check-key`, which
+    # reports that instead, turns it off.
+    DATA_KEY_CHECK = True
     # Comma-separated origins allowed to call the API from a browser (none by default).
     CORS_ORIGINS = ""
     LOGIN_MAX_FAILURES = 5

@@ -1,14 +1,17 @@
-"""Bringing stored sensitive values under the current data key: plaintext, old keys, in batches.
+"""Stored sensitive values and the keys that sealed them: re-sealing, and the data_keys record.
 
-Used by migration 0013 and by `gridwork security encrypt` (after a key rotation). Works on a bare
-Connection with SQL text, so it runs the same inside Alembic and in the CLI, whatever the models
-of the day look like.
+`seal_all` brings every value under the current data key (migration 0013, `gridwork security
+encrypt` after a key rotation). `data_keys` records which keys have sealed data in this
+database, so a process started with a wrong key is refused at start-up without reading the
+big tables (api/keyguard.py). Works on a bare Connection with SQL text, so it runs the same
+inside Alembic and in the CLI, whatever the models of the day look like.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection, text
 
@@ -20,20 +23,23 @@ class SealedColumn:
     table: str
     column: str
     kind: str  # "text" (EncryptedString) or "json" (EncryptedJSON in a jsonb column)
-    key: str = "id"
-    key_type: str = "bigint"
+    key: tuple[tuple[str, str], ...] = (("id", "bigint"),)  # the row's key: (column, type)...
 
+
+_UUID_ID = (("id", "uuid"),)
 
 # Every column stored encrypted; the models declare the same with EncryptedString/EncryptedJSON.
 SEALED_COLUMNS = (
     SealedColumn("households", "phone", "text"),
     SealedColumn("users", "phone", "text"),
-    SealedColumn("visits", "notes", "text", key_type="uuid"),
-    SealedColumn("visits", "follow_up_note", "text", key_type="uuid"),
-    SealedColumn("visits", "observations", "json", key_type="uuid"),
+    SealedColumn("visits", "notes", "text", key=_UUID_ID),
+    SealedColumn("visits", "follow_up_note", "text", key=_UUID_ID),
+    SealedColumn("visits", "observations", "json", key=_UUID_ID),
     SealedColumn("tasks", "description", "text"),
     SealedColumn("tasks", "complainant", "json"),
     SealedColumn("task_events", "note", "text"),
+    # A create's stored answer, replayed for 24 hours (it may hold a phone).
+    SealedColumn("idempotency_keys", "body", "text", key=(("user_id", "integer"), ("key", "text"))),
 )
 
 
@@ -65,45 +71,63 @@ def _seal(col: SealedColumn, value) -> str:
     return json.dumps(crypto.encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":"))))
 
 
-def _update(connection: Connection, col: SealedColumn, keys: list, values: list[str]) -> None:
-    """One UPDATE per batch (unnest of two arrays): ~10x a statement per row."""
+def _key_names(col: SealedColumn) -> str:
+    return ", ".join(name for name, _ in col.key)
+
+
+def _update(connection: Connection, col: SealedColumn, rows: list, values: list[str]) -> None:
+    """One UPDATE per batch (unnest of arrays: the key's, the values'): ~10x a statement per
+    row. `rows` are the selected rows, their key's columns first."""
     value = "v.val" if col.kind == "text" else "v.val::jsonb"
+    arrays = ", ".join(f"CAST(:k{i} AS {type_}[])" for i, (_, type_) in enumerate(col.key))
+    names = ", ".join(f"k{i}" for i in range(len(col.key)))
+    match = " AND ".join(f"t.{name} = v.k{i}" for i, (name, _) in enumerate(col.key))
+    params: dict = {f"k{i}": [row[i] for row in rows] for i in range(len(col.key))}
     connection.execute(
         text(
             f"UPDATE {col.table} AS t SET {col.column} = {value} "
-            f"FROM unnest(CAST(:keys AS {col.key_type}[]), CAST(:vals AS text[])) AS v(k, val) "
-            f"WHERE t.{col.key} = v.k"
+            f"FROM unnest({arrays}, CAST(:vals AS text[])) AS v({names}, val) WHERE {match}"
         ),
-        {"keys": keys, "vals": values},
+        {**params, "vals": values},
     )
 
 
+def _exists(connection: Connection, table: str) -> bool:
+    return connection.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table})
+
+
 def seal_all(connection: Connection, batch: int = 1000) -> dict[str, int]:
-    """Encrypt plaintext and re-encrypt values of older keys; counts per table.column."""
+    """Encrypt plaintext and re-encrypt values of older keys; counts per table.column.
+
+    Tables not created yet are skipped (migration 0013 runs this before idempotency_keys
+    exists)."""
     counts: dict[str, int] = {}
     current = f"{crypto.PREFIX}{crypto.current_key_id()}:%"
     for col in SEALED_COLUMNS:
+        if not _exists(connection, col.table):
+            continue
         done = 0
-        last = None
+        last: tuple | None = None
+        names, width = _key_names(col), len(col.key)
+        marks = ", ".join(f":l{i}" for i in range(width))
         while True:
-            after = f"AND {col.key} > :last" if last is not None else ""
+            after = f"AND ({names}) > ({marks})" if last is not None else ""
             rows = connection.execute(
                 text(
-                    f"SELECT {col.key}, {col.column} FROM {col.table} "
-                    f"WHERE {_pending(col)} {after} ORDER BY {col.key} LIMIT :n"
+                    f"SELECT {names}, {col.column} FROM {col.table} "
+                    f"WHERE {_pending(col)} {after} ORDER BY {names} LIMIT :n"
                 ),
-                {"current": current, "last": last, "n": batch},
+                {
+                    "current": current,
+                    "n": batch,
+                    **{f"l{i}": v for i, v in enumerate(last or ())},
+                },
             ).all()
             if not rows:
                 break
-            _update(
-                connection,
-                col,
-                [key for key, _ in rows],
-                [_seal(col, _open(col, stored)) for _, stored in rows],
-            )
+            _update(connection, col, rows, [_seal(col, _open(col, row[-1])) for row in rows])
             done += len(rows)
-            last = rows[-1][0]
+            last = tuple(rows[-1][:width])
         counts[f"{col.table}.{col.column}"] = done
     return counts
 
@@ -120,7 +144,7 @@ def open_all(connection: Connection, columns=SEALED_COLUMNS, batch: int = 1000) 
         )
         while True:
             rows = connection.execute(
-                text(f"SELECT {col.key}, {c} FROM {col.table} WHERE {where} LIMIT :n"),
+                text(f"SELECT {_key_names(col)}, {c} FROM {col.table} WHERE {where} LIMIT :n"),
                 {"n": batch},
             ).all()
             if not rows:
@@ -128,13 +152,121 @@ def open_all(connection: Connection, columns=SEALED_COLUMNS, batch: int = 1000) 
             _update(
                 connection,
                 col,
-                [key for key, _ in rows],
+                rows,
                 [
-                    _open(col, stored)
+                    _open(col, row[-1])
                     if col.kind == "text"
-                    else json.dumps(_open(col, stored), ensure_ascii=False)
-                    for _, stored in rows
+                    else json.dumps(_open(col, row[-1]), ensure_ascii=False)
+                    for row in rows
                 ],
             )
             done += len(rows)
     return done
+
+
+# --- which keys have sealed data in this database ------------------------------------------------
+# Key records serialise on this transaction-scoped advisory lock (class 3; 1 and 2 are the
+# sign-in throttle's): two processes with different keys starting on a database that holds
+# nothing yet cannot both record theirs.
+_RECORD_LOCK = "SELECT pg_advisory_xact_lock(3, 0)"
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A key that has sealed data here: its id, its canary (None when it was found in the data
+    by migration 0022 without the key at hand), since when."""
+
+    kid: str
+    canary: str | None
+    first_sealed_at: datetime
+
+    @property
+    def status(self) -> str:
+        """ "current", "old" (in GRIDWORK_OLD_DATA_KEYS), "missing" (not configured) or "wrong"
+        (a configured key has this id but does not open the canary)."""
+        if self.kid not in crypto.configured_key_ids():
+            return "missing"
+        if self.canary is not None and not crypto.opens_canary(self.canary):
+            return "wrong"
+        return "current" if self.kid == crypto.current_key_id() else "old"
+
+
+def key_records(connection: Connection) -> list[KeyRecord] | None:
+    """The keys recorded as having sealed data here; None before migration 0022."""
+    if not _exists(connection, "data_keys"):
+        return None
+    rows = connection.execute(
+        text("SELECT kid, canary, first_sealed_at FROM data_keys ORDER BY first_sealed_at, kid")
+    ).all()
+    return [KeyRecord(*row) for row in rows]
+
+
+def unusable(records: list[KeyRecord]) -> list[str]:
+    """The ids of recorded keys this process cannot open data with."""
+    return [r.kid for r in records if r.status in ("missing", "wrong")]
+
+
+def record_key(connection: Connection, kid: str | None = None) -> None:
+    """Record that the key `kid` (the current one by default) seals data here, with its canary,
+    in the caller's transaction; DataKeyMismatch when a key this process lacks is recorded
+    already (another process, with another key, recorded it first)."""
+    kid = kid or crypto.current_key_id()
+    connection.execute(text(_RECORD_LOCK))
+    connection.execute(
+        text(
+            "INSERT INTO data_keys (kid, canary) VALUES (:kid, :canary) ON CONFLICT (kid) "
+            "DO UPDATE SET canary = EXCLUDED.canary WHERE data_keys.canary IS NULL"
+        ),
+        {"kid": kid, "canary": crypto.seal_canary(kid)},
+    )
+    records = key_records(connection)
+    bad = unusable(records or [])
+    if bad:
+        raise crypto.DataKeyMismatch(bad)
+
+
+def forget_other_keys(connection: Connection) -> list[str]:
+    """After `seal_all` completed (every value under the current key): record the current key
+    and forget the others, which no value needs any more; their ids."""
+    record_key(connection)
+    return list(
+        connection.scalars(
+            text("DELETE FROM data_keys WHERE kid <> :kid RETURNING kid"),
+            {"kid": crypto.current_key_id()},
+        )
+    )
+
+
+def _kid_of(value_sql: str) -> str:
+    """SQL: the key id of a stored value, '' for the first format (no key id), else NULL."""
+    return (
+        f"CASE WHEN {value_sql} LIKE 'v1:%' THEN CASE WHEN substr({value_sql}, 12, 1) = ':' "
+        f"THEN substr({value_sql}, 4, 8) ELSE '' END END"
+    )
+
+
+def scan_key_ids(connection: Connection) -> dict[str, str | None]:
+    """Every key id found in the sealed columns, each with one value it sealed (for the first
+    format, '' and a sample). Reads every row of every sealed table: for migration 0022, not
+    for start-up."""
+    found: dict[str, str | None] = {}
+    tables: dict[str, list[SealedColumn]] = {}
+    for col in SEALED_COLUMNS:
+        tables.setdefault(col.table, []).append(col)
+    for table, cols in tables.items():
+        values = ", ".join(
+            f"({col.column})"
+            if col.kind == "text"
+            else f"(CASE WHEN jsonb_typeof({col.column}) = 'string' "
+            f"THEN {col.column} #>> '{{}}' END)"
+            for col in cols
+        )
+        rows = connection.execute(
+            text(
+                f"SELECT kid, min(v) FROM (SELECT {_kid_of('v')} AS kid, v FROM {table}, "
+                f"LATERAL (VALUES {values}) AS s(v)) AS k WHERE kid IS NOT NULL GROUP BY kid"
+            )
+        ).all()
+        for kid, sample in rows:
+            found.setdefault(kid, sample)
+    return found

@@ -1,0 +1,102 @@
+"""The data key guard: a process refuses a database holding data sealed by keys it was not given.
+
+Which keys have sealed data here is recorded in the small `data_keys` table (never found by
+reading the sealed columns, which are 10 M visits at city scale):
+
+- at start-up (`init_app`, in `create_app`: the API, the push worker, every CLI command) the
+  table is read, and a key recorded there that neither GRIDWORK_DATA_KEY nor
+  GRIDWORK_OLD_DATA_KEYS holds stops the start with `crypto.DataKeyMismatch`, naming key ids;
+- when the database cannot be reached at start-up the process starts anyway (it answers 503s
+  through an outage) and the check runs when the first session is opened; until it passes,
+  requests get a 503 problem (`api.errors`), never a 500;
+- the first transaction that commits a value sealed by this process's key records that key,
+  under an advisory lock, and fails if another key this process lacks got there first (two
+  deployments with different keys starting on an empty database).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from sqlalchemy import Connection
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from api import crypto
+from api.services import encryption
+
+log = logging.getLogger("gridwork.crypto")
+
+_RECORDED = "gridwork.data_key_recorded"
+
+
+class KeyGuard:
+    """The check's state in one process: checked once, then free."""
+
+    def __init__(self) -> None:
+        self.checked = False  # the table was read and every key in it is held
+        self.recorded = False  # the current key is in the table (committed)
+
+    def check(self, connection: Connection) -> None:
+        """Read `data_keys`: DataKeyMismatch when it holds a key this process lacks. Before
+        migration 0022 there is nothing to read: the check stays pending."""
+        records = encryption.key_records(connection)
+        if records is None:
+            return
+        bad = encryption.unusable(records)
+        if bad:
+            raise crypto.DataKeyMismatch(bad)  # logged where it lands (api.errors, the CLI)
+        self.recorded = crypto.current_key_id() in {r.kid for r in records}
+        self.checked = True
+
+    def gate(self, session: Session) -> None:
+        """Run on every new session until the check passed (deferred from start-up)."""
+        if self.checked:
+            return
+        try:
+            self.check(session.connection())
+        finally:
+            session.rollback()  # the check's transaction: leave the session as new
+
+    def before_commit(self, session: Session) -> None:
+        # A savepoint's release commits nothing yet: the outer commit records.
+        if self.recorded or not self.checked or session.in_nested_transaction():
+            return
+        session.flush()  # seal what the commit would (its flush comes after this hook)
+        if crypto.current_key_used():
+            encryption.record_key(session.connection())
+            session.info[_RECORDED] = True
+
+    def after_commit(self, session: Session) -> None:
+        if session.info.pop(_RECORDED, False):
+            self.recorded = True
+
+    def after_rollback(self, session: Session) -> None:
+        session.info.pop(_RECORDED, None)
+
+
+def init_app(app: Flask) -> None:
+    from api.extensions import db
+
+    guard = KeyGuard()
+    app.extensions["gridwork_keyguard"] = guard
+    db.guard = guard.gate
+    db.listen("before_commit", guard.before_commit)
+    db.listen("after_commit", guard.after_commit)
+    db.listen("after_rollback", guard.after_rollback)
+    if not app.config["DATA_KEY_CHECK"]:
+        guard.checked = True  # `gridwork security check-key` reports instead of refusing
+        return
+    assert db.engine is not None
+    try:
+        with db.engine.connect() as connection:
+            guard.check(connection)
+    except (OperationalError, InterfaceError) as exc:
+        log.warning(
+            "database unreachable at start-up (%s): the data key check runs when it is back",
+            exc.__class__.__name__,
+        )
+    finally:
+        # No connection kept from before the server forks its workers (or for a test's app).
+        db.engine.dispose()

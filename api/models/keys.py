@@ -1,0 +1,29 @@
+"""The data keys that have sealed residents' data here (their ids and canaries, never keys)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.db import Base
+
+
+class DataKey(Base):
+    """One key that sealed data here: read at start-up to refuse a wrong GRIDWORK_DATA_KEY.
+
+    Written by the first value a process seals (api/keyguard.py), by migration 0022 from the
+    data it found, and trimmed by `gridwork security encrypt` once every value is re-sealed.
+    """
+
+    __tablename__ = "data_keys"
+
+    # The first 8 hex digits of the key's SHA-256 (api.crypto.key_id), as in `v1:<kid>:...`.
+    kid: Mapped[str] = mapped_column(String(8), primary_key=True)
+    # crypto.CANARY sealed by this key: opening it proves a configured key is this one. None
+    # when migration 0022 found the key id in the data without the key configured.
+    canary: Mapped[str | None] = mapped_column(Text)
+    first_sealed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

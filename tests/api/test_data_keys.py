@@ -1,0 +1,325 @@
+"""A wrong data key is refused at start-up, naming key ids, instead of answering 500s.
+
+These apps commit for real (a restart must see what the previous run sealed), on a database of
+this module's own that each test empties at its end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from api import crypto
+from api.cli import main
+from api.extensions import db
+from api.models import Household, IdempotencyKey
+from tests.factories import A1, TEST_SETTINGS, box, build_app, make_grid, make_household, make_user
+
+GRID = "110105001001001"
+KEY_A, KEY_B = crypto.new_key(), crypto.new_key()
+
+
+def kid(key: str) -> str:
+    return crypto.key_id(crypto._decode_key(key, "key"))
+
+
+@pytest.fixture()
+def url(own_database_url) -> Iterator[str]:
+    yield own_database_url
+    db.engine.dispose()
+    engine = create_engine(own_database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "TRUNCATE data_keys, idempotency_keys, households, users, grid_versions, grids, "
+                "communities, streets, districts CASCADE"
+            )
+        )
+    engine.dispose()
+    crypto.configure(TEST_SETTINGS["DATA_KEY"])
+
+
+def start(url: str, key: str, old: str | None = None, **settings):
+    """A restart of the API: a new app on the same database with these keys."""
+    if db.engine is not None:
+        db.engine.dispose()  # the previous run's connections
+    return build_app(url, DATA_KEY=key, OLD_DATA_KEYS=old, **settings)
+
+
+def seal_a_household(url: str, key: str) -> int:
+    """Start with `key` and commit a household whose phone it seals; its id."""
+    app = start(url, key)
+    with app.app_context(), db.begin() as session:
+        make_grid(session, GRID, box(116.44, 39.92, 116.445, 39.925))
+        household_id = make_household(session, 116.442, 39.922, phone="13812345678").id
+    db.engine.dispose()
+    return household_id
+
+
+def recorded(url: str) -> list[str]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        kids = list(conn.scalars(text("SELECT kid FROM data_keys ORDER BY kid")))
+    engine.dispose()
+    return kids
+
+
+def cli(url: str, key: str, *args: str, old: str = ""):
+    env = {"DATABASE_URL": url, "GRIDWORK_DATA_KEY": key, "GRIDWORK_OLD_DATA_KEYS": old}
+    result = CliRunner().invoke(main, list(args), env=env)
+    db.engine.dispose()  # the command's app kept its connections pooled
+    return result
+
+
+def test_the_first_value_sealed_records_its_key_id(url):
+    assert recorded(url) == []
+    seal_a_household(url, KEY_A)
+    assert recorded(url) == [kid(KEY_A)]
+
+
+def test_a_restart_with_another_key_is_refused_naming_the_key_ids_not_the_keys(url):
+    seal_a_household(url, KEY_A)
+    with pytest.raises(crypto.DataKeyMismatch) as refused:
+        start(url, KEY_B)
+    message = str(refused.value)
+    assert kid(KEY_A) in message and kid(KEY_B) in message
+    assert "GRIDWORK_OLD_DATA_KEYS" in message
+    assert KEY_A not in message and KEY_B not in message
+
+
+def test_a_restart_with_the_old_key_listed_in_old_data_keys_starts_and_reads(url):
+    household_id = seal_a_household(url, KEY_A)
+    app = start(url, KEY_B, old=KEY_A)
+    with app.app_context(), db.begin() as session:
+        assert session.get(Household, household_id).phone == "13812345678"
+
+
+def test_a_restart_with_the_same_key_starts(url):
+    seal_a_household(url, KEY_A)
+    start(url, KEY_A)
+
+
+def test_after_security_encrypt_the_old_key_is_no_longer_needed(url):
+    household_id = seal_a_household(url, KEY_A)
+    app = start(url, KEY_B, old=KEY_A)
+    with app.app_context(), db.begin() as session:  # a create's stored answer, kept 24 h
+        worker = make_user(session, "dk_worker", "worker", grids=[GRID], phone="13900000000")
+        session.add(IdempotencyKey(user_id=worker.id, key="k1", request_hash="h", body="{}"))
+    db.engine.dispose()
+
+    rotated = cli(url, KEY_B, "security", "encrypt", old=KEY_A)
+    assert rotated.exit_code == 0, rotated.output
+    assert f"no data needs key id(s) {kid(KEY_A)} any more" in rotated.output
+    assert recorded(url) == [kid(KEY_B)]
+
+    app = start(url, KEY_B)  # GRIDWORK_OLD_DATA_KEYS dropped
+    with app.app_context(), db.begin() as session:
+        assert session.get(Household, household_id).phone == "13812345678"
+        assert session.get(IdempotencyKey, (worker.id, "k1")).body == "{}"
+    db.engine.dispose()
+
+
+def test_security_encrypt_refuses_to_start_without_the_old_key(url):
+    seal_a_household(url, KEY_A)
+    result = cli(url, KEY_B, "security", "encrypt")
+    assert result.exit_code == 1
+    assert kid(KEY_A) in result.output and "Traceback" not in result.output
+
+
+def test_check_key_reports_the_key_ids_in_use_and_whether_they_are_configured(url):
+    seal_a_household(url, KEY_A)
+
+    missing = cli(url, KEY_B, "security", "check-key")
+    assert missing.exit_code == 1
+    assert f"{kid(KEY_A)}  since" in missing.output and "NOT CONFIGURED" in missing.output
+
+    rotating = cli(url, KEY_B, "security", "check-key", old=KEY_A)
+    assert rotating.exit_code == 0, rotating.output
+    assert "GRIDWORK_OLD_DATA_KEYS" in rotating.output and "ok" in rotating.output
+
+    unneeded = cli(url, KEY_A, "security", "check-key", old=KEY_B)
+    assert unneeded.exit_code == 0, unneeded.output
+    assert f"no data needs old key id(s) {kid(KEY_B)}" in unneeded.output
+    assert KEY_A not in unneeded.output + missing.output
+
+
+def test_check_key_flags_a_configured_key_that_does_not_open_its_canary(url):
+    seal_a_household(url, KEY_A)
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a key whose id collides with KEY_A's (not practical)
+        crypto.configure(KEY_B)
+        forged = crypto.seal_canary().replace(kid(KEY_B), kid(KEY_A), 1)
+        conn.execute(text("UPDATE data_keys SET canary = :c"), {"c": forged})
+    engine.dispose()
+    result = cli(url, KEY_A, "security", "check-key")
+    assert result.exit_code == 1
+    assert "WRONG KEY" in result.output
+
+
+def test_the_push_worker_refuses_to_start_with_another_key(url):
+    seal_a_household(url, KEY_A)
+    result = cli(url, KEY_B, "push-worker", "--once")
+    assert result.exit_code == 1
+    assert kid(KEY_A) in result.output and "Traceback" not in result.output
+
+
+def test_a_key_recorded_by_another_process_after_start_up_stops_the_first_sealing_commit(url):
+    """Two deployments with different keys starting on a database holding nothing yet: the
+    second to seal is refused, so keys never mix."""
+    app = start(url, KEY_B)  # started on an empty table: the check passed
+    crypto.configure(KEY_A)  # ... then another process, with another key, sealed first
+    canary = crypto.seal_canary()
+    crypto.configure(KEY_B)
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO data_keys (kid, canary) VALUES (:k, :c)"),
+            {"k": kid(KEY_A), "c": canary},
+        )
+    with app.app_context(), pytest.raises(crypto.DataKeyMismatch), db.begin() as session:
+        make_grid(session, GRID, box(116.44, 39.92, 116.445, 39.925))
+        make_household(session, 116.442, 39.922, phone="13900000001")
+    db.engine.dispose()
+    assert recorded(url) == [kid(KEY_A)]
+
+
+def test_a_value_sealed_by_a_key_not_configured_is_a_503_problem_not_a_500(
+    client, world, session, caplog, monkeypatch
+):
+    """Read at request time anyway (a value slipped past the record): a clear problem, logged
+    loudly once, not a bare 500."""
+    from api import errors
+
+    monkeypatch.setattr(errors, "_data_key_reported", False, raising=False)
+    household = world.households[A1][0]
+    crypto.configure(KEY_A)
+    sealed = crypto.encrypt("13800000000")
+    crypto.configure(TEST_SETTINGS["DATA_KEY"])
+    session.execute(
+        text("UPDATE households SET phone = :p WHERE id = :id"), {"p": sealed, "id": household.id}
+    )
+    session.commit()
+    caplog.set_level(logging.ERROR, logger="gridwork.errors")
+    caplog.clear()
+    for _ in range(2):
+        response = client.get(f"/api/v1/households/{household.id}", headers=world.auth("worker_a1"))
+        assert response.status_code == 503
+        assert response.mimetype == "application/problem+json"
+        assert response.json["type"].endswith("/data-key")
+        assert "Traceback" not in response.get_data(as_text=True)
+    assert [r.levelname for r in caplog.records] == ["CRITICAL", "ERROR"]
+
+
+class Gate:
+    """A loopback TCP proxy to PostgreSQL that can be shut: the database "down" and "up"."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target, self.open = target, False
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()  # the connection is refused as soon as it is made
+                continue
+            upstream = socket.create_connection(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture()
+def gate(url) -> Iterator[tuple[Gate, str]]:
+    target = make_url(url)
+    proxy = Gate((target.host or "127.0.0.1", target.port or 5432))
+    yield proxy, target.set(port=proxy.port).render_as_string(hide_password=False)
+    proxy.close()
+
+
+def test_a_database_down_at_start_up_is_checked_at_the_first_request_that_reaches_it(
+    url, gate, caplog, monkeypatch
+):
+    from api import errors
+
+    monkeypatch.setattr(errors, "_data_key_reported", False, raising=False)
+    seal_a_household(url, KEY_A)
+    proxy, via_proxy = gate
+    app = start(via_proxy, KEY_B, LOG_LEVEL="CRITICAL")  # starts: the database is down
+    client = app.test_client()
+
+    down = client.get("/healthz")
+    assert down.status_code == 503 and down.headers["Retry-After"]
+
+    proxy.open = True
+    caplog.set_level(logging.ERROR, logger="gridwork.errors")
+    caplog.clear()
+    for _ in range(2):  # refused until an operator fixes the key: never a 500
+        refused = client.get("/healthz")
+        assert refused.status_code == 503
+        assert refused.mimetype == "application/problem+json"
+        assert refused.json["type"].endswith("/data-key")
+        assert "Retry-After" not in refused.headers
+        assert KEY_B not in refused.get_data(as_text=True)
+    assert [r.levelname for r in caplog.records] == ["CRITICAL", "ERROR"]  # loud once
+    assert kid(KEY_A) in caplog.records[0].getMessage()
+    db.engine.dispose()
+
+
+def test_a_database_down_at_start_up_then_the_right_key_serves(url, gate):
+    seal_a_household(url, KEY_A)
+    proxy, via_proxy = gate
+    app = start(via_proxy, KEY_A, LOG_LEVEL="CRITICAL")
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 503
+    proxy.open = True
+    assert client.get("/healthz").status_code == 200
+    db.engine.dispose()
+
+
+def test_the_migration_records_the_keys_found_in_the_data(url, monkeypatch):
+    """0022 reads the sealed columns once: a held key gets its canary, another none."""
+    from alembic import command
+
+    from api.cli import alembic_config
+
+    seal_a_household(url, KEY_A)
+    app = start(url, KEY_B, old=KEY_A)
+    with app.app_context(), db.begin() as session:
+        make_user(session, "dk_b", "worker", grids=[GRID], phone="13900000002")
+    db.engine.dispose()
+    command.downgrade(alembic_config(url), "0021")
+    monkeypatch.setenv("GRIDWORK_DATA_KEY", KEY_B)
+    command.upgrade(alembic_config(url), "head")
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT kid, canary FROM data_keys")).all())
+    engine.dispose()
+    assert set(rows) == {kid(KEY_A), kid(KEY_B)}
+    assert rows[kid(KEY_A)] is None  # found in the data, its key not at hand
+    assert crypto.opens_canary(rows[kid(KEY_B)])
+    with pytest.raises(crypto.DataKeyMismatch, match=kid(KEY_A)):
+        start(url, KEY_B)
