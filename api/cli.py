@@ -220,10 +220,17 @@ def seed_city(grids, households, weeks, tasks, seed_, replace) -> None:
     from fixtures.people import DEMO_PASSWORD
 
     app = _app()
-    with app.app_context(), db.begin() as session:
-        # The loader seals with COPY on a connection of its own, past the sessions that record
-        # the key of what they seal: record it here.
-        record_key(session.connection())
+    recorded = False
+
+    def seal(value: str) -> str:
+        # The loader seals for COPY on a connection of its own, past the sessions that record
+        # the key of what they seal: record it, committed, before the first value.
+        nonlocal recorded
+        if not recorded:
+            with db.begin() as session:
+                record_key(session.connection())
+            recorded = True
+        return encrypt(value)
 
     def progress(label: str, total: int):
         return click.progressbar(length=total, label=f"{label:<26}", file=sys.stderr)
@@ -239,7 +246,7 @@ def seed_city(grids, households, weeks, tasks, seed_, replace) -> None:
                 seed=seed_,
                 replace=replace,
                 password_hash=hash_password(DEMO_PASSWORD),
-                encrypt=encrypt,
+                encrypt=seal,
                 progress=progress,
             )
         except (CityAlreadyLoaded, ValueError) as exc:

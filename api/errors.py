@@ -9,6 +9,8 @@ from flask import Flask, Response, current_app, has_request_context, json
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from api.crypto import DataKeyError
+
 log = logging.getLogger("gridwork.errors")
 
 PROBLEM_TYPE_BASE = "https://gridwork.example/problems/"
@@ -202,8 +204,6 @@ def _sqlstate(error: DBAPIError) -> str:
 
 
 def handle_unexpected(error: Exception) -> Response:
-    from api.crypto import DataKeyError
-
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
     if isinstance(error, DataKeyError):

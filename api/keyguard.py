@@ -65,7 +65,11 @@ class KeyGuard:
             return
         session.flush()  # seal what the commit would (its flush comes after this hook)
         if crypto.current_key_used():
-            encryption.record_key(session.connection())
+            try:
+                encryption.record_key(session.connection())
+            except crypto.DataKeyMismatch:
+                self.checked = False  # every later session is refused at the gate, reads too
+                raise
             session.info[_RECORDED] = True
 
     def after_commit(self, session: Session) -> None:

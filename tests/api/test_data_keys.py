@@ -186,6 +186,7 @@ def test_a_key_recorded_by_another_process_after_start_up_stops_the_first_sealin
     with app.app_context(), pytest.raises(crypto.DataKeyMismatch), db.begin() as session:
         make_grid(session, GRID, box(116.44, 39.92, 116.445, 39.925))
         make_household(session, 116.442, 39.922, phone="13900000001")
+    assert app.test_client().get("/healthz").json["type"].endswith("/data-key")  # reads too
     db.engine.dispose()
     assert recorded(url) == [kid(KEY_A)]
 

@@ -186,7 +186,7 @@ def test_loading_twice_is_refused(city_url):
         _load(city_url[0])
 
 
-def test_the_command_refuses_a_loaded_database_and_names_replace(city_url, monkeypatch):
+def test_the_command_refuses_a_loaded_database_and_names_replace(city_url, q, monkeypatch):
     from api.cli import main
 
     monkeypatch.setenv("DATABASE_URL", city_url[0])
@@ -194,6 +194,7 @@ def test_the_command_refuses_a_loaded_database_and_names_replace(city_url, monke
     result = CliRunner().invoke(main, ["seed", "city", "--grids", "6", "--households", "600"])
     assert result.exit_code == 1
     assert "--replace" in result.output
+    assert one(q, "SELECT count(*) FROM data_keys") == 0  # refused before sealing anything
 
 
 def test_each_household_last_visit_is_kept(q):
