@@ -542,6 +542,94 @@ def test_a_cadence_raised_mid_week_counts_a_must_visit_household_done_once(sessi
     assert _aggregates(session) == kept
 
 
+# --- a care tag removed: counted as the rebuild counts it, replayed only while it may count ---
+
+
+def _counted(session, household: Household, week: str) -> list[str]:
+    return session.scalar(
+        text("SELECT counted FROM report_household_weeks WHERE household_id = :h AND week = :w"),
+        {"h": household.id, "w": week},
+    )
+
+
+def _living_alone(session, grid: str, week: str) -> dict:
+    report = grid_of(_report(session, week, community=RC), grid)
+    return next(m for m in report["must_visit"] if m["tag"] == "living_alone")
+
+
+def _assert_kept_equals_rebuild(session) -> None:
+    kept = _aggregates(session)
+    session.execute(text("SELECT gw_report_rebuild()"))
+    assert _aggregates(session) == kept
+
+
+def test_a_tag_removed_mid_week_counts_a_late_visit_from_before_the_removal(session, history):
+    """h6 (living alone, twice a week) is visited Monday (1 of 2); on Tuesday it stops living
+    alone; Wednesday's visit carries no tag. A second Monday visit synced after that carries
+    the tag and is its second: done, as the rebuild replays it. So the week a tag was removed
+    in is still replayed."""
+    h6, w2 = history.h["h6"], history.users["w2"]
+    make_visit(session, w2, h6, at(23))
+    effective(session, at(24))
+    household_service.update_household(session, None, h6, {"tags": []})
+    effective(session, None)
+    make_visit(session, w2, h6, at(25))
+    assert _counted(session, h6, "2026-W48") == []
+    make_visit(session, w2, h6, at(23, 15))
+    assert _counted(session, h6, "2026-W48") == ["living_alone"]
+    _assert_kept_equals_rebuild(session)
+
+
+def test_a_tag_removed_and_added_again_mid_week_counts_the_visits_that_carried_it(session, history):
+    """h6 is visited Monday as living alone (1 of 2), Wednesday without the tag (removed on
+    Tuesday) and Friday with it again (added back on Thursday): Friday's is its third visit
+    that found someone, and it carries the tag, so h6 is done once. The next week it is
+    counted again under the tag it has."""
+    h6, w2 = history.h["h6"], history.users["w2"]
+    make_visit(session, w2, h6, at(23))
+    effective(session, at(24))
+    household_service.update_household(session, None, h6, {"tags": []})
+    effective(session, None)
+    make_visit(session, w2, h6, at(25))
+    effective(session, at(26))
+    household_service.update_household(session, None, h6, {"tags": ["living_alone"]})
+    effective(session, None)
+    make_visit(session, w2, h6, at(27))
+    assert _counted(session, h6, "2026-W48") == ["living_alone"]
+    assert _living_alone(session, R2, "2026-W48")["done"] == 1
+    make_visit(session, w2, h6, at(30))
+    make_visit(session, w2, h6, at(30, 15))
+    assert _counted(session, h6, "2026-W49") == ["living_alone"]
+    _assert_kept_equals_rebuild(session)
+
+
+def test_a_cadence_changed_mid_week_after_a_tag_removal_recounts_as_a_rebuild(session, history):
+    """h6 is visited Monday as living alone (1 of 2) and stops living alone on Tuesday. On
+    Wednesday the community asks one visit a week of those living alone: the week is recounted
+    and Monday's visit, which carried the tag, is enough. On Friday it asks three: the week is
+    recounted again, and h6 is not done. Visits that follow carry no tag and change nothing."""
+    h6, w2 = history.h["h6"], history.users["w2"]
+    community = session.get(Community, RC)
+    make_visit(session, w2, h6, at(23))
+    effective(session, at(24))
+    household_service.update_household(session, None, h6, {"tags": []})
+    effective(session, None)
+    ledger.set_community_cadence(
+        session, community, {"default": 1, "tags": {"living_alone": 1}}, at=at(25)
+    )
+    assert _counted(session, h6, "2026-W48") == ["living_alone"]
+    make_visit(session, w2, h6, at(26))
+    assert _counted(session, h6, "2026-W48") == ["living_alone"]
+    _assert_kept_equals_rebuild(session)
+    ledger.set_community_cadence(
+        session, community, {"default": 1, "tags": {"living_alone": 3}}, at=at(27)
+    )
+    make_visit(session, w2, h6, at(28))
+    assert _counted(session, h6, "2026-W48") == []
+    make_visit(session, w2, h6, at(30))
+    _assert_kept_equals_rebuild(session)
+
+
 def test_replayed_batches_leave_the_aggregates_exact(client, world, session):
     from tests.factories import A1, visit_item
 
