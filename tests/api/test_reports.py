@@ -545,6 +545,16 @@ def test_a_cadence_raised_mid_week_counts_a_must_visit_household_done_once(sessi
 # --- a care tag removed: counted as the rebuild counts it, replayed only while it may count ---
 
 
+def _replays(session) -> int:
+    """Household-weeks the visits trigger has replayed in this transaction so far: it reads the
+    cadence (`gw_cadence_of`) once for each household-week it replays, and for no other."""
+    session.execute(text("SET LOCAL track_functions = 'all'"))
+    calls = session.scalar(
+        text("SELECT calls FROM pg_stat_xact_user_functions WHERE funcname = 'gw_cadence_of'")
+    )
+    return calls or 0
+
+
 def _counted(session, household: Household, week: str) -> list[str]:
     return session.scalar(
         text("SELECT counted FROM report_household_weeks WHERE household_id = :h AND week = :w"),
@@ -561,6 +571,28 @@ def _assert_kept_equals_rebuild(session) -> None:
     kept = _aggregates(session)
     session.execute(text("SELECT gw_report_rebuild()"))
     assert _aggregates(session) == kept
+
+
+def test_a_household_whose_tag_was_removed_is_not_replayed_in_the_weeks_after(session, history):
+    """h2 stops living alone on the Sunday that ends W47. Its history keeps the tag, but no visit
+    of W48 or W49 carries it, so replaying those weeks could count nothing: each later visit is
+    counted without a replay (0017 to 0020 replayed the week at every visit, forever). h1, still
+    elderly, is replayed at its first visit of the week, which may count it done."""
+    h1, h2, w1 = history.h["h1"], history.h["h2"], history.users["w1"]
+    effective(session, at(22, 20))
+    household_service.update_household(session, None, h2, {"tags": []})
+    effective(session, None)
+    for moment in (at(23), at(25), at(27), at(30)):
+        before = _replays(session)
+        make_visit(session, w1, h2, moment)
+        assert _replays(session) == before
+    before = _replays(session)
+    make_visit(session, w1, h1, at(24))
+    assert _replays(session) == before + 1
+    assert _counted(session, h2, "2026-W48") == []
+    assert _counted(session, h2, "2026-W49") == []
+    assert _counted(session, h1, "2026-W48") == ["elderly_80"]
+    _assert_kept_equals_rebuild(session)
 
 
 def test_a_tag_removed_mid_week_counts_a_late_visit_from_before_the_removal(session, history):
