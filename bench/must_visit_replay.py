@@ -1,4 +1,4 @@
-"""Benchmark: the visits trigger's must-visit replay, 0020's definition against 0022's.
+"""Benchmark: the visits trigger's must-visit replay, 0020's definition against 0023's.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/gw_replay_bench \\
         .venv/bin/python -m bench.must_visit_replay [--no-setup] [--grids 30] [--repeat 7]
@@ -7,7 +7,7 @@
 and the week's cadence) when a visit of that week may count the household done under a care tag
 not yet counted. 0017 to 0020 asked whether the household has or had such a tag *ever*: a
 household whose tag was removed keeps it in `household_history`, so each later visit replayed
-its week for nothing. 0022 looks only at the tags of the history rows overlapping the week.
+its week for nothing. 0023 looks only at the tags of the history rows overlapping the week.
 
 Setup (skipped with --no-setup) empties the domain tables of DATABASE_URL (it must be a database
 of its own) and builds one community of --grids grids of 300 households: half were given a
@@ -22,7 +22,7 @@ CREATE OR REPLACE FUNCTION inside the transaction, the INSERT run by EXPLAIN ANA
 back: every round sees the same data). The trigger's own time (EXPLAIN's "Trigger
 trg_visits_report") and the statement's are the medians of --repeat rounds, the two
 definitions alternating so both see the same machine load. Batches: visits to households whose
-tag was removed (the case 0022 changes), to households that never had a tag, to households
+tag was removed (the case 0023 changes), to households that never had a tag, to households
 tagged now, and to households drawn at random. After each round the kept W47 aggregates are
 compared between the two definitions, and, once per batch, with gw_report_rebuild().
 """
@@ -185,8 +185,8 @@ def trigger_sql(module_file: str, name: str) -> str:
 
 
 DEFINITIONS = {
-    "0020": trigger_sql("*_0022_*.py", "PREVIOUS_TRIGGER_SQL"),
-    "0022": trigger_sql("*_0022_*.py", "TRIGGER_SQL"),
+    "0020": trigger_sql("*_0023_*.py", "PREVIOUS_TRIGGER_SQL"),
+    "0023": trigger_sql("*_0023_*.py", "TRIGGER_SQL"),
 }
 
 
@@ -302,7 +302,7 @@ def main() -> None:
             ratio = statistics.median(
                 n["trigger_ms"] / o["trigger_ms"] for o, n in zip(old, new, strict=True)
             )
-            print(f"{batch:14} trigger 0022 - 0020, paired median: {-saved:+.1f} ms ({ratio:.2f}x)")
+            print(f"{batch:14} trigger 0023 - 0020, paired median: {-saved:+.1f} ms ({ratio:.2f}x)")
 
 
 if __name__ == "__main__":
