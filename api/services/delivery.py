@@ -156,8 +156,11 @@ class PushWorker:
         stats = RoundStats(claimed=len(claimed))
         if not claimed:
             return stats
-        results = self.send(claimed, now, stats, claim_id=claim_id)
-        self.mark(claim_id, claimed, results, now, stats)
+        try:
+            results = self.send(claimed, now, stats, claim_id=claim_id)
+            self.mark(claim_id, claimed, results, now, stats)
+        finally:  # a round that raised keeps no claim time (the rows' leases run out)
+            self._claimed_at.pop(claim_id, None)
         return stats
 
     def database_now(self) -> datetime:
@@ -167,7 +170,7 @@ class PushWorker:
 
     def claim(self, now: datetime) -> tuple[uuid.UUID, list[Claimed]]:
         claim_id = uuid.uuid4()
-        self._claimed_at[claim_id] = self.monotonic()
+        started = self.monotonic()  # the lease's clock: the claim's real start
         with self.session_scope() as session:
             # Dead before claiming: a message past its day to live (stale: it is in the inbox),
             # and a row whose lease passed unmarked (its round died after sending, perhaps) for
@@ -235,8 +238,8 @@ class PushWorker:
                 ),
                 {"now": now, "until": now + self.lease, "n": self.batch_size, "claim": claim_id},
             ).all()
-        if not rows:
-            del self._claimed_at[claim_id]
+        if rows:
+            self._claimed_at[claim_id] = started
         return claim_id, [Claimed(**row._mapping) for row in sorted(rows, key=lambda r: r.id)]
 
     def _held_for(self, claim_id: uuid.UUID) -> timedelta:

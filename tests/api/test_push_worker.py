@@ -693,3 +693,18 @@ def test_a_holder_that_stalled_past_its_lease_renews_it_from_the_real_time(
     assert beside.claim(T0 + timedelta(seconds=62))[1] == []  # while that send is in flight
     worker.mark(claim_id, claimed, outcome, T0)
     assert states(session) == {"fcm-1": "sent"} and len(fake.messages) == 1
+
+
+def test_a_round_that_raises_keeps_no_claim_time(session, world, worker, monkeypatch):
+    """A round that fails between claim and mark (the database gone while it checks what it
+    holds) leaves its rows to their lease; the worker keeps nothing of it, however many such
+    rounds an outage brings."""
+    _one_push(session, world)
+
+    def gone(*args, **kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(worker, "_hold", gone)
+    with pytest.raises(RuntimeError):
+        worker.run_once(T0)
+    assert worker._claimed_at == {}
