@@ -435,14 +435,22 @@ def security_encrypt(batch: int) -> None:
     """Encrypt sensitive values stored in plaintext or under an old key (after a rotation).
 
     Rotate: set GRIDWORK_DATA_KEY to a new key (`gridwork security new-key`) and list the old
-    one in GRIDWORK_OLD_DATA_KEYS, run this, then drop GRIDWORK_OLD_DATA_KEYS.
+    one in GRIDWORK_OLD_DATA_KEYS, run this, then drop GRIDWORK_OLD_DATA_KEYS. The old key is
+    retired first: a process not yet restarted with the new key can no longer store values
+    sealed by it (its requests get 503s until it is restarted).
     """
-    from api.services.encryption import forget_other_keys, seal_all
+    from api.services.encryption import forget_other_keys, retire_other_keys, seal_all
 
-    with _session() as session:
-        counts = seal_all(session.connection(), batch=batch)
-        # Every value is under the current key now: the old keys are no longer needed here.
-        forgotten = forget_other_keys(session.connection())
+    with _app().app_context():
+        # Committed before the scan, so nothing sealed by an old key can commit behind it.
+        with _session() as session:
+            retired = retire_other_keys(session.connection())
+        if retired:
+            click.echo(f"retired key id(s) {', '.join(retired)}: no process may seal with them")
+        with _session() as session:
+            counts = seal_all(session.connection(), batch=batch)
+            # Every value is under the current key now: the old keys are no longer needed here.
+            forgotten = forget_other_keys(session.connection())
     for column, count in counts.items():
         if count:
             click.echo(f"  {column}: {count}")
@@ -465,7 +473,8 @@ def security_check_key() -> None:
 
     from api import crypto
     from api.extensions import db
-    from api.services.encryption import key_records
+    from api.services.encryption import key_records, needed, unusable
+    from api.services.encryption import retired as retired_key
 
     app = _app(check_data_keys=False)
     with app.app_context():
@@ -480,23 +489,37 @@ def security_check_key() -> None:
     current, *old = crypto.configured_key_ids()
     click.echo(f"GRIDWORK_DATA_KEY:      key id {current}")
     click.echo(f"GRIDWORK_OLD_DATA_KEYS: {', '.join(old) if old else '(none)'}")
-    click.echo("keys that sealed data in this database:" if records else "no data sealed yet")
+    in_use = needed(records)
+    click.echo("keys that sealed data in this database:" if in_use else "no data sealed yet")
     said = {
         "current": "GRIDWORK_DATA_KEY",
         "old": "GRIDWORK_OLD_DATA_KEYS",
         "missing": "NOT CONFIGURED",
         "wrong": "WRONG KEY (a configured key has this id but does not open its canary)",
     }
-    for record in records:
+    for record in in_use:
         since = record.first_sealed_at.date().isoformat()
-        click.echo(f"  {record.kid}  since {since}  {said[record.status]}")
-    needed = {r.kid for r in records}
-    unneeded = [kid for kid in old if kid not in needed]
+        retired = (
+            f"  RETIRED {record.retired_at.date().isoformat()} (re-sealing unfinished: run "
+            "`gridwork security encrypt` again)"
+            if record.retired_at is not None
+            else ""
+        )
+        click.echo(f"  {record.kid}  since {since}  {said[record.status]}{retired}")
+    for record in records:
+        if record.emptied_at is not None:
+            click.echo(
+                f"  {record.kid}  retired {record.retired_at.date().isoformat()}, no data needs "
+                "it; it may never seal here again"
+            )
+    unneeded = [kid for kid in old if kid not in {r.kid for r in in_use}]
     if unneeded:
         click.echo(f"no data needs old key id(s) {', '.join(unneeded)}: they can be removed")
-    bad = [r.kid for r in records if r.status in ("missing", "wrong")]
+    bad = unusable(records)
     if bad:
         raise click.ClickException(str(crypto.DataKeyMismatch(bad)))
+    if retired_key(records, current):
+        raise click.ClickException(str(crypto.DataKeyRetired(current)))
     click.echo("ok: the configured keys open every key's data")
 
 

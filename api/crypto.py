@@ -49,6 +49,20 @@ class DataKeyMismatch(DataKeyError):
         )
 
 
+class DataKeyRetired(DataKeyError):
+    """This process's GRIDWORK_DATA_KEY was retired by a rotation (`gridwork security encrypt`
+    with a new key): a value it sealed now would be left behind the re-sealing."""
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(
+            f"GRIDWORK_DATA_KEY (key id {key_id}) was retired by a rotation: `gridwork security "
+            "encrypt` re-seals every value under the new key. Restart this process with the new "
+            "key in GRIDWORK_DATA_KEY (and, until the re-sealing is done, this one in "
+            "GRIDWORK_OLD_DATA_KEYS)."
+        )
+
+
 def key_id(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:8]
 
@@ -61,9 +75,9 @@ class _Ring:
         self.aeads: dict[str, AESGCM] = {self.current_id: AESGCM(current)}
         for raw in old or []:
             self.aeads.setdefault(key_id(raw), AESGCM(raw))
-        # Set by the first value sealed: the process then records its key in the database
-        # (api/keyguard.py) before that value can commit.
-        self.used = False
+        # Values sealed by the current key: a transaction that sees it change has sealed and
+        # checks, before it commits, that its key is recorded and not retired (api/keyguard.py).
+        self.sealed = 0
 
     @property
     def current(self) -> AESGCM:
@@ -120,9 +134,9 @@ def configured_key_ids() -> list[str]:
     return list(_ring.aeads)
 
 
-def current_key_used() -> bool:
-    """Whether this process has sealed anything with its current key."""
-    return _ring.used
+def seal_count() -> int:
+    """How many values this process has sealed with its current key (only ever grows)."""
+    return _ring.sealed
 
 
 # A known plaintext sealed by each key that sealed data (table data_keys): opening it proves a
@@ -152,7 +166,7 @@ def new_key() -> str:
 
 def encrypt(text: str) -> str:
     ring = _ring
-    ring.used = True
+    ring.sealed += 1
     nonce = os.urandom(12)
     sealed = ring.current.encrypt(nonce, text.encode(), None)
     return f"{PREFIX}{ring.current_id}:" + base64.urlsafe_b64encode(nonce + sealed).decode()

@@ -11,7 +11,12 @@ reading the sealed columns, which are 10 M visits at city scale):
   requests get a 503 problem (`api.errors`), never a 500;
 - the first transaction that commits a value sealed by this process's key records that key,
   under an advisory lock, and fails if another key this process lacks got there first (two
-  deployments with different keys starting on an empty database).
+  deployments with different keys starting on an empty database);
+- every later transaction that sealed a value checks, before it commits, that a rotation has
+  not retired this process's key (`gridwork security encrypt` retires the old key before it
+  re-seals): a process not restarted with the new key gets `crypto.DataKeyRetired` (a 503
+  problem) instead of leaving values behind the re-sealing. A start-up on a retired key is
+  refused the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from api.services import encryption
 log = logging.getLogger("gridwork.crypto")
 
 _RECORDED = "gridwork.data_key_recorded"
+_SEALS = "gridwork.seals_at_begin"
 
 
 class KeyGuard:
@@ -47,6 +53,8 @@ class KeyGuard:
         bad = encryption.unusable(records)
         if bad:
             raise crypto.DataKeyMismatch(bad)  # logged where it lands (api.errors, the CLI)
+        if encryption.retired(records, crypto.current_key_id()):
+            raise crypto.DataKeyRetired(crypto.current_key_id())
         self.recorded = crypto.current_key_id() in {r.kid for r in records}
         self.checked = True
 
@@ -59,24 +67,38 @@ class KeyGuard:
         finally:
             session.rollback()  # the check's transaction: leave the session as new
 
+    def after_transaction_create(self, session: Session, transaction) -> None:
+        # The seal count when the session's transaction began (it begins on first use): a
+        # commit that finds it grown has sealed values (or another thread of this process has:
+        # then it checks for nothing).
+        if transaction.parent is None:
+            session.info[_SEALS] = crypto.seal_count()
+
     def before_commit(self, session: Session) -> None:
-        # A savepoint's release commits nothing yet: the outer commit records.
-        if self.recorded or not self.checked or session.in_nested_transaction():
+        # A savepoint's release commits nothing yet: the outer commit checks.
+        if not self.checked or session.in_nested_transaction():
             return
         session.flush()  # seal what the commit would (its flush comes after this hook)
-        if crypto.current_key_used():
-            try:
+        began = session.info.get(_SEALS)  # None: no transaction began since the last commit
+        if began is None or crypto.seal_count() == began:
+            return  # this transaction sealed nothing: nothing to record or check
+        try:
+            if self.recorded:  # one row locked FOR SHARE: a rotation's retirement waits
+                encryption.require_sealing_key(session.connection())
+            else:
                 encryption.record_key(session.connection())
-            except crypto.DataKeyMismatch:
-                self.checked = False  # every later session is refused at the gate, reads too
-                raise
-            session.info[_RECORDED] = True
+                session.info[_RECORDED] = True
+        except crypto.DataKeyError:
+            self.checked = False  # every later session is refused at the gate, reads too
+            raise
 
     def after_commit(self, session: Session) -> None:
+        session.info.pop(_SEALS, None)
         if session.info.pop(_RECORDED, False):
             self.recorded = True
 
     def after_rollback(self, session: Session) -> None:
+        session.info.pop(_SEALS, None)
         session.info.pop(_RECORDED, None)
 
 
@@ -86,6 +108,7 @@ def init_app(app: Flask) -> None:
     guard = KeyGuard()
     app.extensions["gridwork_keyguard"] = guard
     db.guard = guard.gate
+    db.listen("after_transaction_create", guard.after_transaction_create)
     db.listen("before_commit", guard.before_commit)
     db.listen("after_commit", guard.after_commit)
     db.listen("after_rollback", guard.after_rollback)

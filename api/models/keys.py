@@ -13,8 +13,8 @@ from api.db import Base
 class DataKey(Base):
     """One key that sealed data here: read at start-up to refuse a wrong GRIDWORK_DATA_KEY.
 
-    Written by the first value a process seals (api/keyguard.py), by migration 0022 from the
-    data it found, and trimmed by `gridwork security encrypt` once every value is re-sealed.
+    Written by the first value a process seals (api/keyguard.py) and by migration 0022 from
+    the data it found; retired, then emptied, by `gridwork security encrypt` as it re-seals.
     """
 
     __tablename__ = "data_keys"
@@ -27,3 +27,8 @@ class DataKey(Base):
     first_sealed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # Set by a rotation before it re-seals (migration 0024): no process may seal with this key
+    # ever again.
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set once the rotation re-sealed every value under the new key: no data needs this one.
+    emptied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

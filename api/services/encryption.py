@@ -179,6 +179,10 @@ class KeyRecord:
     kid: str
     canary: str | None
     first_sealed_at: datetime
+    # Set by a rotation (`security encrypt`): no process may seal with this key ever again.
+    retired_at: datetime | None = None
+    # Set once the rotation re-sealed every value: no data here needs this key any more.
+    emptied_at: datetime | None = None
 
     @property
     def status(self) -> str:
@@ -196,20 +200,34 @@ def key_records(connection: Connection) -> list[KeyRecord] | None:
     if not _exists(connection, "data_keys"):
         return None
     rows = connection.execute(
-        text("SELECT kid, canary, first_sealed_at FROM data_keys ORDER BY first_sealed_at, kid")
+        text(
+            "SELECT kid, canary, first_sealed_at, retired_at, emptied_at FROM data_keys "
+            "ORDER BY first_sealed_at, kid"
+        )
     ).all()
     return [KeyRecord(*row) for row in rows]
 
 
+def needed(records: list[KeyRecord]) -> list[KeyRecord]:
+    """The records of keys some value here may still be sealed by (not emptied by a rotation)."""
+    return [r for r in records if r.emptied_at is None]
+
+
 def unusable(records: list[KeyRecord]) -> list[str]:
-    """The ids of recorded keys this process cannot open data with."""
-    return [r.kid for r in records if r.status in ("missing", "wrong")]
+    """The ids of keys data here needs that this process cannot open data with."""
+    return [r.kid for r in needed(records) if r.status in ("missing", "wrong")]
+
+
+def retired(records: list[KeyRecord], kid: str) -> bool:
+    """Whether the key `kid` is recorded as retired by a rotation."""
+    return any(r.kid == kid and r.retired_at is not None for r in records)
 
 
 def record_key(connection: Connection, kid: str | None = None) -> None:
     """Record that the key `kid` (the current one by default) seals data here, with its canary,
     in the caller's transaction; DataKeyMismatch when a key this process lacks is recorded
-    already (another process, with another key, recorded it first)."""
+    already (another process, with another key, recorded it first), DataKeyRetired when a
+    rotation retired `kid`."""
     kid = kid or crypto.current_key_id()
     connection.execute(text(_RECORD_LOCK))
     connection.execute(
@@ -219,19 +237,59 @@ def record_key(connection: Connection, kid: str | None = None) -> None:
         ),
         {"kid": kid, "canary": crypto.seal_canary(kid)},
     )
-    records = key_records(connection)
-    bad = unusable(records or [])
+    records = key_records(connection) or []
+    bad = unusable(records)
     if bad:
         raise crypto.DataKeyMismatch(bad)
+    if retired(records, kid):
+        raise crypto.DataKeyRetired(kid)
 
 
-def forget_other_keys(connection: Connection) -> list[str]:
-    """After `seal_all` completed (every value under the current key): record the current key
-    and forget the others, which no value needs any more; their ids."""
+def require_sealing_key(connection: Connection, kid: str | None = None) -> None:
+    """Before a transaction that sealed values under `kid` (the current key by default), and
+    already recorded it, commits: DataKeyRetired when a rotation retired that key.
+
+    The key's row is locked FOR SHARE until the transaction ends, so a rotation retiring the
+    key (an UPDATE of that row) waits for it, and its values are committed before the
+    re-sealing scans. Under READ COMMITTED a row retired while this waited is read as retired.
+    """
+    kid = kid or crypto.current_key_id()
+    row = connection.execute(
+        text("SELECT retired_at FROM data_keys WHERE kid = :kid FOR SHARE"), {"kid": kid}
+    ).first()
+    if row is None or row.retired_at is not None:
+        raise crypto.DataKeyRetired(kid)
+
+
+def retire_other_keys(connection: Connection) -> list[str]:
+    """The first step of a rotation, committed on its own before `seal_all`: record the current
+    key and retire the others, so that no process still on one of them can commit a value
+    sealed by it (api/keyguard.py) behind the re-sealing scan; the ids retired now."""
     record_key(connection)
     return list(
         connection.scalars(
-            text("DELETE FROM data_keys WHERE kid <> :kid RETURNING kid"),
+            text(
+                "UPDATE data_keys SET retired_at = now() "
+                "WHERE kid <> :kid AND retired_at IS NULL RETURNING kid"
+            ),
+            {"kid": crypto.current_key_id()},
+        )
+    )
+
+
+def forget_other_keys(connection: Connection) -> list[str]:
+    """After `seal_all` completed (every value under the current key): mark the retired keys
+    emptied, no value needs them any more; their ids. They stay recorded as retired, so a
+    process started on one by mistake is refused rather than sealing with it again. A key
+    recorded since the retirement (a process with yet another key sealed meanwhile) is left
+    as it is: its values may have missed the scan."""
+    record_key(connection)
+    return list(
+        connection.scalars(
+            text(
+                "UPDATE data_keys SET emptied_at = now() WHERE kid <> :kid "
+                "AND retired_at IS NOT NULL AND emptied_at IS NULL RETURNING kid"
+            ),
             {"kid": crypto.current_key_id()},
         )
     )

@@ -65,9 +65,12 @@ def seal_a_household(url: str, key: str) -> int:
 
 
 def recorded(url: str) -> list[str]:
+    """The ids of the keys data here may need (a rotation's emptied keys left out)."""
     engine = create_engine(url)
     with engine.connect() as conn:
-        kids = list(conn.scalars(text("SELECT kid FROM data_keys ORDER BY kid")))
+        kids = list(
+            conn.scalars(text("SELECT kid FROM data_keys WHERE emptied_at IS NULL ORDER BY kid"))
+        )
     engine.dispose()
     return kids
 
@@ -125,6 +128,118 @@ def test_after_security_encrypt_the_old_key_is_no_longer_needed(url):
         assert session.get(Household, household_id).phone == "13812345678"
         assert session.get(IdempotencyKey, (worker.id, "k1")).body == "{}"
     db.engine.dispose()
+
+
+def rotate_elsewhere(url: str) -> None:
+    """`gridwork security encrypt` run by another process (new key KEY_B, old KEY_A listed),
+    step by step; this process's crypto is left on KEY_A, as an old process still running."""
+    from api.services.encryption import forget_other_keys, retire_other_keys, seal_all
+
+    crypto.configure(KEY_B, KEY_A)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            retire_other_keys(conn)
+        with engine.begin() as conn:
+            seal_all(conn)
+            forget_other_keys(conn)
+    finally:
+        engine.dispose()
+        crypto.configure(KEY_A)
+
+
+def test_a_process_still_on_the_old_key_cannot_seal_once_a_rotation_retired_it(url):
+    """An API process not yet restarted after a rotation would seal new values with the old
+    key, after `security encrypt` re-sealed everything and forgot that key: values nobody could
+    open once GRIDWORK_OLD_DATA_KEYS is dropped. Its sealing commit is refused instead (a 503
+    problem at request time), and nothing it sealed is stored."""
+    app = start(url, KEY_A)
+    with app.app_context(), db.begin() as session:
+        make_grid(session, GRID, box(116.44, 39.92, 116.445, 39.925))
+        make_household(session, 116.442, 39.921, phone="13900000003")  # recorded KEY_A
+    rotate_elsewhere(url)
+    assert recorded(url) == [kid(KEY_B)]
+
+    with app.app_context(), pytest.raises(crypto.DataKeyRetired), db.begin() as session:
+        make_household(session, 116.442, 39.922, phone="13900000004")
+    assert app.test_client().get("/healthz").json["type"].endswith("/data-key")  # reads too
+    db.engine.dispose()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM households")) == 1
+    engine.dispose()
+
+
+def test_a_sealing_commit_after_the_retirement_and_before_the_re_sealing_is_refused(url):
+    """The old key is retired (committed) before `security encrypt` scans: a value sealed by
+    it after that can never slip in behind the scan."""
+    from api.services.encryption import retire_other_keys
+
+    app = start(url, KEY_A)
+    with app.app_context(), db.begin() as session:
+        make_grid(session, GRID, box(116.44, 39.92, 116.445, 39.925))
+        make_household(session, 116.442, 39.921, phone="13900000003")
+    crypto.configure(KEY_B, KEY_A)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        retire_other_keys(conn)
+    engine.dispose()
+    crypto.configure(KEY_A)
+    with app.app_context(), pytest.raises(crypto.DataKeyRetired), db.begin() as session:
+        make_household(session, 116.442, 39.922, phone="13900000004")
+    db.engine.dispose()
+    assert recorded(url) == sorted([kid(KEY_A), kid(KEY_B)])
+
+
+def test_a_restart_on_a_retired_key_is_refused_and_says_to_use_the_new_key(url):
+    seal_a_household(url, KEY_A)
+    assert cli(url, KEY_B, "security", "encrypt", old=KEY_A).exit_code == 0
+    with pytest.raises(crypto.DataKeyError, match="retired"):
+        start(url, KEY_A, old=KEY_B)  # the keys swapped by mistake
+
+
+def test_a_retirement_waits_for_a_sealing_commit_already_checked(url):
+    """A transaction that checked its key and is about to commit holds the key's row: the
+    rotation's retirement commits after it, so the re-sealing scan sees its values."""
+    from api.services.encryption import require_sealing_key, retire_other_keys
+
+    seal_a_household(url, KEY_A)
+    engine = create_engine(url)
+    sealing = engine.connect()
+    sealing.begin()
+    require_sealing_key(sealing, kid(KEY_A))  # checked, not committed yet
+    crypto.configure(KEY_B, KEY_A)
+    done = threading.Event()
+
+    def retire() -> None:
+        with engine.begin() as conn:
+            retire_other_keys(conn)
+        done.set()
+
+    rotation = threading.Thread(target=retire)
+    rotation.start()
+    try:
+        assert not done.wait(0.5)  # waiting for the sealing transaction
+        sealing.commit()
+        assert done.wait(10)
+    finally:
+        sealing.close()
+        rotation.join()
+        engine.dispose()
+        crypto.configure(TEST_SETTINGS["DATA_KEY"])
+
+
+def test_check_key_shows_a_retired_key_and_refuses_a_process_on_it(url):
+    seal_a_household(url, KEY_A)
+    assert cli(url, KEY_B, "security", "encrypt", old=KEY_A).exit_code == 0
+
+    after = cli(url, KEY_B, "security", "check-key")
+    assert after.exit_code == 0, after.output
+    assert f"{kid(KEY_A)}  retired" in after.output and "no data needs it" in after.output
+
+    swapped = cli(url, KEY_A, "security", "check-key", old=KEY_B)
+    assert swapped.exit_code == 1
+    assert "was retired by a rotation" in swapped.output
 
 
 def test_security_encrypt_refuses_to_start_without_the_old_key(url):
