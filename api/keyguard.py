@@ -43,6 +43,7 @@ class KeyGuard:
     def __init__(self) -> None:
         self.checked = False  # the table was read and every key in it is held
         self.recorded = False  # the current key is in the table (committed)
+        self.retirement = False  # the table records retired keys (migration 0024)
 
     def check(self, connection: Connection) -> None:
         """Read `data_keys`: DataKeyMismatch when it holds a key this process lacks. Before
@@ -56,6 +57,7 @@ class KeyGuard:
         if encryption.retired(records, crypto.current_key_id()):
             raise crypto.DataKeyRetired(crypto.current_key_id())
         self.recorded = crypto.current_key_id() in {r.kid for r in records}
+        self.retirement = encryption.retirement_recorded(connection)
         self.checked = True
 
     def gate(self, session: Session) -> None:
@@ -83,8 +85,9 @@ class KeyGuard:
         if began is None or crypto.seal_count() == began:
             return  # this transaction sealed nothing: nothing to record or check
         try:
-            if self.recorded:  # one row locked FOR SHARE: a rotation's retirement waits
-                encryption.require_sealing_key(session.connection())
+            if self.recorded:
+                if self.retirement:  # one row locked FOR SHARE: a rotation's retirement waits
+                    encryption.require_sealing_key(session.connection())
             else:
                 encryption.record_key(session.connection())
                 session.info[_RECORDED] = True

@@ -195,13 +195,34 @@ class KeyRecord:
         return "current" if self.kid == crypto.current_key_id() else "old"
 
 
+def _columns(connection: Connection, table: str) -> set[str]:
+    """The columns of `table`; empty when there is no such table."""
+    return set(
+        connection.scalars(
+            text(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(:t) "
+                "AND attnum > 0 AND NOT attisdropped"
+            ),
+            {"t": table},
+        )
+    )
+
+
+def retirement_recorded(connection: Connection) -> bool:
+    """Whether this database records retired keys (migration 0024)."""
+    return "retired_at" in _columns(connection, "data_keys")
+
+
 def key_records(connection: Connection) -> list[KeyRecord] | None:
-    """The keys recorded as having sealed data here; None before migration 0022."""
-    if not _exists(connection, "data_keys"):
+    """The keys recorded as having sealed data here; None before migration 0022. Before 0024
+    (a process started ahead of its migration) no key is retired."""
+    columns = _columns(connection, "data_keys")
+    if not columns:
         return None
+    dates = "retired_at, emptied_at" if "retired_at" in columns else "NULL, NULL"
     rows = connection.execute(
         text(
-            "SELECT kid, canary, first_sealed_at, retired_at, emptied_at FROM data_keys "
+            f"SELECT kid, canary, first_sealed_at, {dates} FROM data_keys "
             "ORDER BY first_sealed_at, kid"
         )
     ).all()

@@ -242,6 +242,22 @@ def test_check_key_shows_a_retired_key_and_refuses_a_process_on_it(url):
     assert "was retired by a rotation" in swapped.output
 
 
+def test_a_process_started_ahead_of_migration_0024_starts_and_seals(url):
+    """New code on a database not yet migrated (a rolling deployment): no retirement to check."""
+    from alembic import command
+
+    from api.cli import alembic_config
+
+    command.downgrade(alembic_config(url), "0023")
+    try:
+        seal_a_household(url, KEY_A)
+        start(url, KEY_A)
+        db.engine.dispose()
+    finally:
+        command.upgrade(alembic_config(url), "head")
+    assert recorded(url) == [kid(KEY_A)]
+
+
 def test_security_encrypt_refuses_to_start_without_the_old_key(url):
     seal_a_household(url, KEY_A)
     result = cli(url, KEY_B, "security", "encrypt")
