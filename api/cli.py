@@ -775,7 +775,7 @@ def push_worker(once: bool) -> None:
     import logging
     import time
 
-    from api.crypto import DataKeyMismatch
+    from api.crypto import DataKeyRefused
     from api.extensions import db
     from api.services.delivery import PushWorker
     from push import Router, build_channels
@@ -807,7 +807,7 @@ def push_worker(once: bool) -> None:
                     next_tick = time.monotonic() + cfg["TASK_TICK_SECONDS"]
                     try:
                         _worker_tick(log)
-                    except DataKeyMismatch:
+                    except DataKeyRefused:
                         raise
                     except Exception:
                         if once:
@@ -815,7 +815,7 @@ def push_worker(once: bool) -> None:
                         log.exception("tick failed; next try in %s s", cfg["TASK_TICK_SECONDS"])
                 try:
                     stats = worker.run_once()  # on the database's clock
-                except DataKeyMismatch:
+                except DataKeyRefused:
                     raise
                 except Exception:
                     if once:
@@ -835,7 +835,7 @@ def push_worker(once: bool) -> None:
                     time.sleep(cfg["PUSH_POLL_SECONDS"])
         except KeyboardInterrupt:
             click.echo("push worker stopped")
-        except DataKeyMismatch as exc:
+        except DataKeyRefused as exc:
             # Checked at the first round when the database was down at start: no round can
             # succeed under this key, so stop (loudly) rather than retry for ever.
             raise click.ClickException(str(exc)) from exc

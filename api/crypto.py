@@ -33,7 +33,12 @@ class DataKeyError(ValueError):
     pass
 
 
-class DataKeyMismatch(DataKeyError):
+class DataKeyRefused(DataKeyError):
+    """The database refuses this process's data keys: no request or round can succeed until it
+    is restarted with the right ones."""
+
+
+class DataKeyMismatch(DataKeyRefused):
     """The database holds data sealed by keys this process was not given (a wrong or missing
     GRIDWORK_DATA_KEY / GRIDWORK_OLD_DATA_KEYS). It names key ids, never keys."""
 
@@ -49,7 +54,7 @@ class DataKeyMismatch(DataKeyError):
         )
 
 
-class DataKeyRetired(DataKeyError):
+class DataKeyRetired(DataKeyRefused):
     """This process's GRIDWORK_DATA_KEY was retired by a rotation (`gridwork security encrypt`
     with a new key): a value it sealed now would be left behind the re-sealing."""
 
