@@ -179,22 +179,32 @@ class PushWorker:
             # A row under a live lease is left to its holder, expired or not: its send may be
             # on the wire, and the holder's mark records what became of it (a retry past the
             # message's day is dead as expired there).
+            # Rows another transaction has locked (a round marking or renewing them, a
+            # worker beside this one sweeping) are skipped, never waited on: the sweep met
+            # rows in its scan's order while a late mark locked them in its own, and each
+            # waited on the other (a deadlock: one round aborted, its rows sent again). A
+            # skipped row is swept by the next round.
             session.execute(
                 text(
                     """
+                    WITH lapsed AS (
+                        SELECT d.id FROM deliveries d
+                        JOIN notifications n ON n.id = d.notification_id
+                        WHERE d.state = 'pending' AND d.next_attempt_at <= :now
+                          AND (d.claimed_until IS NULL OR d.claimed_until <= :now)
+                          AND (n.created_at + :ttl <= :now
+                               OR (d.claimed_until IS NOT NULL
+                                   AND (d.lost_rounds + 1 >= :lost OR d.attempts >= :max)))
+                        FOR UPDATE OF d SKIP LOCKED
+                    )
                     UPDATE deliveries d
                     SET state = 'dead', claimed_until = NULL,
                         last_error = CASE
                           WHEN n.created_at + :ttl <= :now THEN :expired
                           ELSE 'no result recorded in ' || (d.lost_rounds + 1) || ' rounds, '
                                || d.attempts || ' attempts' END
-                    FROM notifications n
-                    WHERE n.id = d.notification_id
-                      AND d.state = 'pending' AND d.next_attempt_at <= :now
-                      AND (d.claimed_until IS NULL OR d.claimed_until <= :now)
-                      AND (n.created_at + :ttl <= :now
-                           OR (d.claimed_until IS NOT NULL
-                               AND (d.lost_rounds + 1 >= :lost OR d.attempts >= :max)))
+                    FROM lapsed, notifications n
+                    WHERE d.id = lapsed.id AND n.id = d.notification_id
                     """
                 ),
                 {

@@ -1,0 +1,81 @@
+"""A fake Web Push service on loopback that can hold a request (answer it late), for tests."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeWebPush:
+    """Accepts every push (201 with a Location) at http://127.0.0.1:port/push/<name>.
+
+    `.received` lists the paths of the requests, in arrival order. `hold_first()` makes the next
+    request wait, unanswered, until `release()`: a push service (or a relay) answering slowly
+    while the worker's round goes on.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._received: list[str] = []
+        self._hold_next = False
+        self._released = threading.Event()
+        self._released.set()
+        self.holding = threading.Event()  # set once a held request has arrived
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._server.fake = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def __enter__(self) -> FakeWebPush:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def endpoint(self, name: str) -> str:
+        return f"{self.origin}/push/{name}"
+
+    @property
+    def received(self) -> list[str]:
+        with self._lock:
+            return list(self._received)
+
+    def hold_first(self) -> None:
+        with self._lock:
+            self._hold_next = True
+            self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _arrived(self, path: str) -> None:
+        with self._lock:
+            self._received.append(path)
+            held, self._hold_next = self._hold_next, False
+        if held:
+            self.holding.set()
+            self._released.wait(timeout=60)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.fake._arrived(self.path)  # type: ignore[attr-defined]
+        self.send_response(201)
+        self.send_header("Location", f"{self.path}/msg")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
