@@ -776,6 +776,7 @@ def push_worker(once: bool) -> None:
     import time
 
     from api.crypto import DataKeyRefused
+    from api.errors import database_unavailable
     from api.extensions import db
     from api.services.delivery import PushWorker
     from push import Router, build_channels
@@ -817,12 +818,23 @@ def push_worker(once: bool) -> None:
                     stats = worker.run_once()  # on the database's clock
                 except DataKeyRefused:
                     raise
-                except Exception:
+                except Exception as exc:
                     if once:
                         raise
                     failures += 1
                     wait = min(60.0, 2.0**failures)
-                    log.exception("push round failed (%d in a row); next in %.0f s", failures, wait)
+                    if database_unavailable(exc):  # an outage, not a bug: no traceback
+                        log.error(
+                            "push round failed: database unavailable (%s), %d in a row; "
+                            "next in %.0f s",
+                            exc.__class__.__name__,
+                            failures,
+                            wait,
+                        )
+                    else:
+                        log.exception(
+                            "push round failed (%d in a row); next in %.0f s", failures, wait
+                        )
                     time.sleep(wait)
                     continue
                 failures = 0

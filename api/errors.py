@@ -199,6 +199,19 @@ _RACE_422 = "A value breaks a rule of the data."
 _LIMIT_422 = "A value is too large to store."
 
 
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database could not be reached (an outage that passes once it
+    is back), not that a statement was wrong. OperationalError: the server is down or
+    restarting; InterfaceError: the driver found its connection closed under it; any error
+    that invalidated its connection. A program limit exceeded (SQLSTATE class 54) is an
+    OperationalError too, but a value broke it and no retry will pass."""
+    if isinstance(error, DBAPIError) and _sqlstate(error).startswith("54"):
+        return False
+    return isinstance(error, OperationalError | InterfaceError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
+
+
 def _sqlstate(error: DBAPIError) -> str:
     return getattr(error.orig, "sqlstate", None) or ""
 
@@ -230,11 +243,7 @@ def handle_unexpected(error: Exception) -> Response:
         # driver's message is logged: the statement's parameters may be a push token.
         log.info("value beyond a database limit: %s", error.orig)
         return problem(422, "Unprocessable content", _LIMIT_422, slug="unprocessable")
-    # OperationalError: the server is down or restarting; InterfaceError: the driver found its
-    # connection closed under it. Both pass once the database is back: 503, not 500.
-    if isinstance(error, OperationalError | InterfaceError) or (
-        isinstance(error, DBAPIError) and error.connection_invalidated
-    ):
+    if database_unavailable(error):
         return handle_database_unavailable(error)
     # The full story goes to the log; the client gets no internals.
     log.exception("unhandled error")

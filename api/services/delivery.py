@@ -13,8 +13,10 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from api.errors import database_unavailable
 from push import DELIVERED, INVALID_TARGET, RETRY, Channel, DeliveryResult, Message, backoff
 from push.message import DEFAULT_TTL_SECONDS
 
@@ -74,6 +76,11 @@ _SENDABLE = """
 # A round renews its lease while it sends, for at most this long: a send stuck past it (a
 # socket without a timeout) lets the lease pass, and another worker takes the rows over.
 MAX_RENEWED = timedelta(minutes=15)
+# Channels that send one message at a time (Web Push: one request each, 10 s timeout): their
+# messages go to the channel one per call, and between them the round checks, once a third of
+# a lease has passed, that it still holds the rows it is about to send. FCM's send_each sends
+# a batch at once, in parallel: it goes whole, in one call.
+ONE_AT_A_TIME = frozenset({"web"})
 
 
 def message_id(notification_id: int) -> str:
@@ -131,6 +138,7 @@ class PushWorker:
         max_attempts: int = 200,
         max_lost_rounds: int = 3,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        max_renewed: timedelta = MAX_RENEWED,
         monotonic: Callable[[], float] = clock.monotonic,
     ) -> None:
         self.session_scope = session_scope
@@ -140,10 +148,14 @@ class PushWorker:
         self.max_attempts = max_attempts
         self.max_lost_rounds = max_lost_rounds
         self.ttl = timedelta(seconds=ttl_seconds)
+        self.max_renewed = max_renewed
         # How long a claim has been held, for renewing its lease from the round's `now`: the
         # real time that has passed since (tests pass a clock they move).
         self.monotonic = monotonic
         self._claimed_at: dict[uuid.UUID, float] = {}
+        # Claims a round lost to a database outage before it sent anything: handed back (free
+        # again, the attempt not counted) as soon as the database answers.
+        self._unsent: set[uuid.UUID] = set()
 
     def run_once(self, now: datetime | None = None) -> RoundStats:
         """One round at `now`: by default the database's clock. Leases are compared across
@@ -152,16 +164,59 @@ class PushWorker:
         (and marked pushes dead early); one behind held its rows past their lease."""
         if now is None:
             now = self.database_now()
+        self.hand_back()
         claim_id, claimed = self.claim(now)
         stats = RoundStats(claimed=len(claimed))
         if not claimed:
             return stats
         try:
-            results = self.send(claimed, now, stats, claim_id=claim_id)
+            try:
+                results = self.send(claimed, now, stats, claim_id=claim_id)
+            except DBAPIError as exc:
+                if database_unavailable(exc):
+                    self._lost_before_sending(claim_id, len(claimed), exc)
+                raise
             self.mark(claim_id, claimed, results, now, stats)
         finally:  # a round that raised keeps no claim time (the rows' leases run out)
             self._claimed_at.pop(claim_id, None)
         return stats
+
+    def _lost_before_sending(self, claim_id: uuid.UUID, count: int, exc: DBAPIError) -> None:
+        """The database went away after the claim, as the round took its rows again before
+        sending (`send` reaches the database before the channel only there): nothing was sent.
+        Left to its lease, the claim would wait a whole lease and then count as a lost round
+        (`lost_rounds`: a few blips made a push dead, unsent). It is handed back instead, now
+        or, the database still down, at the start of the next round."""
+        self._unsent.add(claim_id)
+        logger.error(
+            "push: database unavailable (%s) before sending; nothing sent, %d claimed "
+            "deliveries handed back when it answers",
+            exc.__class__.__name__,
+            count,
+        )
+        try:
+            self.hand_back()
+        except DBAPIError as again:
+            if not database_unavailable(again):
+                raise
+
+    def hand_back(self) -> None:
+        """Free the rows of claims lost before sending (`_lost_before_sending`): pending and
+        due again at once, their attempt not counted, unless another worker took them over
+        after the lease (their claim id says so)."""
+        if not self._unsent:
+            return
+        claims = list(self._unsent)
+        with self.session_scope() as session:
+            session.execute(
+                text(
+                    "UPDATE deliveries SET claimed_until = NULL, attempts = attempts - 1 "
+                    "WHERE claim_id = ANY(:claims) AND state = 'pending' "
+                    "AND claimed_until IS NOT NULL"
+                ),
+                {"claims": claims},
+            )
+        self._unsent.difference_update(claims)
 
     def database_now(self) -> datetime:
         """The database's clock (the real time, not its transaction's start)."""
@@ -274,8 +329,7 @@ class PushWorker:
         marked it dead) is neither sent nor given an outcome, and a device or user switched off
         since the claim gets nothing. Then the claim's lease is renewed while the channel sends."""
         outcome: dict[int, DeliveryResult | datetime | str] = {}
-        messages: list[Message] = []
-        ids: list[int] = []
+        ready: list[tuple[int, Message]] = []
         held = None if claim_id is None else self._hold(claim_id, [r.id for r in claimed], now)
         for row in claimed:
             if held is not None and row.id not in held:
@@ -287,22 +341,73 @@ class PushWorker:
                 outcome[row.id] = until
                 continue
             try:
-                messages.append(self._message(row, now))
+                ready.append((row.id, self._message(row, now)))
             except ValueError as exc:
                 outcome[row.id] = f"bad message: {exc}"[:300]
                 continue
-            ids.append(row.id)
-        if messages:
+        if ready:
+            self._send_held(ready, outcome, claim_id, now)
+        return outcome
+
+    def _send_held(
+        self,
+        ready: list[tuple[int, Message]],
+        outcome: dict[int, DeliveryResult | datetime | str],
+        claim_id: uuid.UUID | None,
+        now: datetime,
+    ) -> None:
+        """Send `ready` (rows just taken again by `_hold`), recording each result in `outcome`.
+
+        A batch can outlast its lease (Web Push: one message at a time), and the lease's
+        renewal stops after `max_renewed` (a send that hangs) or fails (a database blip):
+        another worker may then take the rest of the batch over and send it. So messages of
+        the channels in ONE_AT_A_TIME go one per call, and before each, once a third of a lease
+        has passed since the last check, the rows not yet sent are taken again (`_hold`: it
+        renews their lease): a row no longer the claim's is not sent. A database outage there
+        stops the batch: the rows not sent are handed back (a deferral to `now`, not counted
+        as an attempt)."""
+        parts = [[item for item in ready if item[1].platform not in ONE_AT_A_TIME]]
+        parts += [[item] for item in ready if item[1].platform in ONE_AT_A_TIME]
+        remaining = {delivery_id for delivery_id, _ in ready}
+        checked = clock.monotonic()
+        for part in parts:
+            if claim_id is not None and (
+                clock.monotonic() - checked >= self.lease.total_seconds() / 3
+            ):
+                try:
+                    held = self._hold(claim_id, sorted(remaining), now)
+                except DBAPIError as exc:
+                    if not database_unavailable(exc):
+                        raise
+                    logger.error(
+                        "push: database unavailable (%s) mid-batch; %d deliveries not sent, "
+                        "handed back",
+                        exc.__class__.__name__,
+                        len(remaining),
+                    )
+                    outcome.update(dict.fromkeys(remaining, now))
+                    return
+                checked = clock.monotonic()
+                for delivery_id in list(remaining):
+                    if delivery_id not in held:  # another worker's now, or marked dead
+                        remaining.discard(delivery_id)
+                    elif not held[delivery_id]:
+                        outcome[delivery_id] = "device inactive"
+                        remaining.discard(delivery_id)
+            part = [item for item in part if item[0] in remaining]
+            if not part:
+                continue
+            messages = [message for _, message in part]
             try:
-                with self._renewing(claim_id, ids, now):
+                with self._renewing(claim_id, sorted(remaining), now):
                     results = self.channel.send(messages)
             except Exception as exc:  # the contract says never; one bug must not lose the round
                 logger.exception("push: the channel raised for %d messages", len(messages))
                 error = f"channel raised: {exc!r}"[:300]
                 results = [DeliveryResult(m.message_id, RETRY, error=error) for m in messages]
-            for delivery_id, result in zip(ids, results, strict=True):
+            for (delivery_id, _), result in zip(part, results, strict=True):
                 outcome[delivery_id] = result
-        return outcome
+                remaining.discard(delivery_id)
 
     def _hold(self, claim_id: uuid.UUID, ids: list[int], now: datetime) -> dict[int, bool]:
         """Of `ids`, the rows still pending under `claim_id`, each with whether its device may
@@ -351,7 +456,7 @@ class PushWorker:
         def renew() -> None:
             while not stop.wait(self.lease.total_seconds() / 3):
                 elapsed = timedelta(seconds=clock.monotonic() - started)
-                if elapsed > MAX_RENEWED:
+                if elapsed > self.max_renewed:
                     logger.warning("push: a send has run for %s; its lease is let go", elapsed)
                     return
                 try:

@@ -18,13 +18,16 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from api.services.delivery import PushWorker
 from api.services.notifications import notify
 from push import Router, build_channels
+from push.webpush import WebPushChannel
 from tests.factories import box, build_app, make_device, make_grid, make_user
 from tests.fakes.fcm import FakeFcm
+from tests.fakes.webpush import FakeWebPush
 
 DAY = timedelta(days=1)
 GRID = "110109009002001"
@@ -178,3 +181,163 @@ def test_a_sweep_beside_a_late_mark_neither_deadlocks_nor_sends_twice(
     assert states["fcm-late-1"][0] == "dead" and "expired" in states["fcm-late-1"][1]
     assert Counter(m.get("token") or m["fid"] for m in fake.messages) == {"fcm-late-2": 1}
     assert beside.run_once(t + timedelta(seconds=200)).claimed == 0
+
+
+# --- 2. the database gone between claim and send: the claim is handed back, not lost ----------
+class Outage:
+    """The worker's database refusing every connection, its open ones terminated: what a
+    restart or a failover looks like to the worker."""
+
+    def __init__(self, url: str) -> None:
+        self.name = make_url(url).database
+        self.admin = create_engine(
+            make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+        )
+
+    def begin(self) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{self.name}" WITH ALLOW_CONNECTIONS false'))
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": self.name},
+            )
+
+    def end(self) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{self.name}" WITH ALLOW_CONNECTIONS true'))
+
+    def close(self) -> None:
+        self.end()
+        self.admin.dispose()
+
+
+@pytest.fixture
+def outage(own_database_url):
+    outage = Outage(own_database_url)
+    yield outage
+    outage.close()
+
+
+def down_after(scope, scopes: int, outage: Outage):
+    """`scope` (a worker's sessions), with the database going down after `scopes` of them:
+    between what a round does in one transaction and in the next."""
+    opened = [0]
+
+    def counting():
+        opened[0] += 1
+        if opened[0] == scopes + 1:
+            outage.begin()
+        return scope()
+
+    return counting
+
+
+def test_the_database_lost_between_claim_and_send_costs_the_push_no_lost_round(
+    app, database, engines, router, fake, outage, caplog
+):
+    """A round whose database went away after its claim committed, just as it took its rows
+    again before sending (`_hold`), had sent nothing; yet its rows stayed leased and the next
+    claim counted the round lost: `max_lost_rounds` such blips made the push dead, unsent,
+    and each one held it back for a whole lease. The claim is handed back once the database
+    answers again, the push goes at once and is counted neither lost nor attempted twice."""
+    from sqlalchemy.exc import OperationalError
+
+    t = database_now(database)
+    a_user_with(app, ["fcm-blip"], created=t)
+    engine = engines()
+    scope = sessionmaker(engine, expire_on_commit=False).begin
+    worker = PushWorker(down_after(scope, 2, outage), router, lease_seconds=60)
+    with pytest.raises(OperationalError):
+        worker.run_once()  # its clock, its claim; the database goes as it takes the rows again
+    with pytest.raises(OperationalError):
+        worker.run_once()  # still down: the next round fails before claiming anything
+    outage.end()
+    assert worker.run_once().sent == 1  # the database is back, well within the lease
+    with engines().connect() as conn:  # the test's own connection went with the outage
+        row = conn.execute(text("SELECT state, attempts, lost_rounds FROM deliveries")).one()
+    assert tuple(row) == ("sent", 1, 0)
+    assert [m["fid"] for m in fake.messages] == ["fcm-blip"]
+    assert "database unavailable" in caplog.text
+    assert "lost" not in caplog.text
+
+
+# --- 3. a long Web Push batch sends no row it no longer holds -----------------------------------
+@pytest.fixture
+def push_service():
+    with FakeWebPush() as service:
+        yield service
+
+
+@pytest.fixture
+def web_channel():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    vapid = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    router = Router(
+        {
+            "web": WebPushChannel(
+                vapid.decode(), "mailto:ops@gridwork.example", allow_private_endpoints=True
+            )
+        }
+    )
+    yield router
+    router.close()
+
+
+def _subscription(endpoint: str) -> dict:
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")  # noqa: E731
+    return {"endpoint": endpoint, "keys": {"p256dh": b64(public), "auth": b64(os.urandom(16))}}
+
+
+def test_a_web_push_batch_that_outlives_its_lease_sends_no_row_taken_over_since(
+    app, database, engines, web_channel, push_service
+):
+    """Web Push sends one message at a time. A round whose first send hung past the renewal
+    limit let its lease go (rightly: the send may never end), a worker beside it took the
+    batch over and sent it; when the hung send returned, the first round went on to send
+    every other message of the batch again: its ownership was checked once, before the
+    batch. It is checked again between messages once a third of a lease has passed."""
+    t = database_now(database)
+    names = ["web-1", "web-2", "web-3"]
+    subscriptions = {n: _subscription(push_service.endpoint(n)) for n in names}
+    a_user_with(app, names, created=t, platform="web", subscriptions=subscriptions)
+    slow = worker_on(engines(), web_channel, lease_seconds=1, max_renewed=timedelta(seconds=1))
+    beside = worker_on(engines(), web_channel, lease_seconds=1)
+    push_service.hold_first()
+    with ThreadPoolExecutor(1) as pool:
+        round_ = pool.submit(slow.run_once)
+        assert push_service.holding.wait(20)  # the first message hangs at the push service
+        deadline = time.monotonic() + 20
+        while database.scalar(
+            text("SELECT count(*) FROM deliveries WHERE claimed_until > clock_timestamp()")
+        ):  # the renewals stop after max_renewed; the lease passes
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert beside.run_once().sent == 3  # taken over and sent: the hung send's row too
+        push_service.release()
+        round_.result(timeout=30)
+    assert Counter(push_service.received) == {
+        "/push/web-1": 2,  # the hung send, in flight when it was taken over, and the new holder's
+        "/push/web-2": 1,
+        "/push/web-3": 1,
+    }
+    assert {state for state, _ in outbox(database).values()} == {"sent"}
