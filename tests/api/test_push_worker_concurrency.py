@@ -183,6 +183,38 @@ def test_a_sweep_beside_a_late_mark_neither_deadlocks_nor_sends_twice(
     assert beside.run_once(t + timedelta(seconds=200)).claimed == 0
 
 
+def test_workers_sweeping_and_sending_at_once_send_each_push_once(
+    app, database, engines, router, fake
+):
+    """Three workers in small rounds at once over expired pushes (some under a lease that
+    passed) and fresh ones: no round fails, no push is sent twice, no expired one is sent.
+    (A stress run, not a forced interleaving: it guards the whole claim, sweep, send and mark.)"""
+    t = database_now(database)
+    fresh = [f"fcm-fresh-{i}" for i in range(30)]
+    stale = [f"fcm-stale-{i}" for i in range(20)]
+    a_user_with(app, stale[:10], created=t - DAY - timedelta(minutes=5))
+    a_user_with(app, stale[10:], created=t - DAY + timedelta(seconds=30))
+    stalled = worker_on(engines(), router, lease_seconds=60)
+    stalled.claim(t)  # claims the younger stale ones and never marks them
+    for i in range(0, 30, 10):  # at most 10 active devices a user
+        a_user_with(app, fresh[i : i + 10], created=t)
+    workers = [worker_on(engines(), router, lease_seconds=60, batch_size=7) for _ in range(3)]
+    later = t + timedelta(seconds=61)
+
+    def rounds(worker):
+        while worker.run_once(later).claimed:
+            pass
+
+    with ThreadPoolExecutor(3) as pool:
+        for done in [pool.submit(rounds, w) for w in workers]:
+            done.result(timeout=60)
+    sent = Counter(m.get("token") or m["fid"] for m in fake.messages)
+    assert sent == dict.fromkeys(fresh, 1)
+    states = outbox(database)
+    assert {states[token][0] for token in fresh} == {"sent"}
+    assert {states[token][0] for token in stale} == {"dead"}
+
+
 # --- 2. the database gone between claim and send: the claim is handed back, not lost ----------
 class Outage:
     """The worker's database refusing every connection, its open ones terminated: what a
