@@ -634,11 +634,12 @@ def tasks() -> None:
 
 
 def _instant(ctx, param, value: str | None):
-    """`--now`: an ISO instant to act as (naive means UTC); the current time when absent."""
+    """`--now`: an ISO instant to act as (naive means UTC); None when absent: the command
+    then acts at the database's clock (`database_now`), which every host shares."""
     from datetime import UTC, datetime
 
     if not value:
-        return datetime.now(UTC)
+        return None
     try:
         now = datetime.fromisoformat(value)
     except ValueError as exc:
@@ -647,7 +648,9 @@ def _instant(ctx, param, value: str | None):
 
 
 now_option = click.option(
-    "--now", callback=_instant, help="ISO instant to act as (default: the current time)"
+    "--now",
+    callback=_instant,
+    help="ISO instant to act as (default: the current time, by the database's clock)",
 )
 
 
@@ -658,7 +661,7 @@ def tasks_tick(now) -> None:
     from api.services import tasks as task_service
 
     with _session() as session:
-        result = task_service.tick(session, now)
+        result = task_service.tick(session, now or database_now(session))
     click.echo(f"{result.warned} warned, {result.escalated} escalated")
 
 
@@ -717,7 +720,7 @@ def report_tick(now, retry_now: bool) -> None:
     as the push worker does; --retry-now retries it at once.
     """
     with _session() as session:
-        result = _report_tick(session, now, retry_now=retry_now)
+        result = _report_tick(session, now or database_now(session), retry_now=retry_now)
         click.echo(f"{result.week}: {len(result.created)} stored, {result.skipped} already stored")
         if result.failed:
             click.secho(
@@ -741,26 +744,34 @@ def _retry_at(result, code: str) -> str:
     return f"{code} (attempt {attempt} at {at.isoformat()})"
 
 
+def database_now(session):
+    """The database's clock (the real time, not its transaction's start): the one clock every
+    host of a deployment shares."""
+    from sqlalchemy import text
+
+    return session.scalar(text("SELECT clock_timestamp()"))
+
+
 def _worker_tick(log) -> None:
     """The push worker's periodic work: task deadlines, the Monday reports, purges."""
-    from datetime import UTC, datetime
-
     from api.extensions import db
     from api.services import audit, sessions
     from api.services import tasks as task_service
 
+    # On the database's clock, as the push rounds: a host whose clock ran ahead escalated
+    # tasks early and stamped their notifications in the other hosts' future.
     with db.begin() as session:
-        ticked = task_service.tick(session, datetime.now(UTC))
+        ticked = task_service.tick(session, database_now(session))
     if ticked.warned or ticked.escalated:
         log.info("tick: %s warned, %s escalated", ticked.warned, ticked.escalated)
     # The Monday reports ride the same tick (idempotent; cheap when done).
     with db.begin() as session:
-        reported = _report_tick(session, datetime.now(UTC))
+        reported = _report_tick(session, database_now(session))
     if reported.created:
         log.info("reports %s: %s stored", reported.week, len(reported.created))
     with db.begin() as session:
-        purged = sessions.purge_ended(session, datetime.now(UTC))
-        attempts = audit.purge_login_attempts(session, datetime.now(UTC))
+        purged = sessions.purge_ended(session, database_now(session))
+        attempts = audit.purge_login_attempts(session, database_now(session))
     if any(purged) or attempts:
         log.info(
             "purged %s revoked tokens, %s ended sessions, %s sign-in attempts", *purged, attempts

@@ -327,7 +327,9 @@ class PushWorker:
         With the `claim_id` the rows were claimed under, the rows are first taken again
         (`_hold`): one no longer the claim's (another worker took it over after the lease, or
         marked it dead) is neither sent nor given an outcome, and a device or user switched off
-        since the claim gets nothing. Then the claim's lease is renewed while the channel sends."""
+        since the claim gets nothing. Then the claim's lease is renewed while the channel sends,
+        and a long batch checks between messages that its rows are still its own
+        (`_send_held`). A database outage raised from here came before anything was sent."""
         outcome: dict[int, DeliveryResult | datetime | str] = {}
         ready: list[tuple[int, Message]] = []
         held = None if claim_id is None else self._hold(claim_id, [r.id for r in claimed], now)
