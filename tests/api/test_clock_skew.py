@@ -85,3 +85,46 @@ def test_the_deadline_tick_on_a_host_ahead_of_the_database_escalates_nothing_ear
     assert (
         session.scalar(select(Notification.id).where(Notification.kind == "task_escalated")) is None
     )
+
+
+def test_the_offset_to_the_database_clock_is_read_again_when_the_host_clock_jumps(
+    app, session, monkeypatch
+):
+    """The API corrects its host's clock by the offset to the database's, read once a minute:
+    a host clock stepped meanwhile (NTP, a VM resumed) is noticed at once, not a minute late."""
+    from api import clock
+
+    with app.app_context():
+        before = database_now(session)
+        assert before - timedelta(seconds=1) <= clock.now() <= database_now(session)
+        monkeypatch.setattr(datetime_module, "datetime", _Ahead)
+        monkeypatch.setattr(clock, "datetime", _Ahead)  # stepped two hours ahead
+        assert abs(clock.now() - database_now(session)) < timedelta(seconds=1)
+
+
+def test_the_api_reads_the_database_clock_without_a_query_per_request(
+    client, world, app, monkeypatch
+):
+    """A request's clock costs no statement of its own: the offset is kept between requests."""
+    from sqlalchemy import event
+
+    from api import clock
+    from api.extensions import db
+
+    client.get("/api/v1/auth/me", headers=world.auth("worker_a1"))  # reads the offset
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(3):
+            r = client.get("/api/v1/auth/me", headers=world.auth("worker_a1"))
+            assert r.status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert not [s for s in statements if "clock_timestamp" in s]
+    assert clock._reading is not None
