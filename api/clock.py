@@ -34,8 +34,8 @@ def now() -> datetime:
     stamp notifications, events and deadlines each in their own time, and a host ahead put its
     notifications in the others' future and held their pushes back (the push worker reads the
     database's clock too). It costs no query per call: the host's clock is corrected by the
-    offset to the database's clock, read once a minute (in the app context's session), and
-    again at once when the host's clock jumps."""
+    offset to the database's clock, read once a minute, and again at once when the host's
+    clock jumps."""
     if not has_app_context():
         return datetime.now(UTC)
     fixed = current_app.config.get("FIXED_NOW")
@@ -57,9 +57,12 @@ def _offset() -> timedelta:
     from api.extensions import db
 
     try:
-        before = datetime.now(UTC)
-        database = db.session.scalar(text("SELECT clock_timestamp()"))
-        after = datetime.now(UTC)
+        # A session of its own, closed at once: never the caller's transaction, and no
+        # transaction left open in a long-lived app context (the push worker's).
+        with db.new_session(guarded=False) as session:
+            before = datetime.now(UTC)
+            database = session.scalar(text("SELECT clock_timestamp()"))
+            after = datetime.now(UTC)
     except SQLAlchemyError:
         # The database is down: the request fails on its own queries anyway (503); until the
         # next reading the last offset (or none) stands.
