@@ -565,7 +565,9 @@ def photos_scrub(dry_run: bool) -> None:
 
     Each photo keeps its id and URL; its sha256 and size become those of the new bytes. Two
     photos of one visit that become the same image are one attachment (the first one's id).
-    Safe to interrupt and to run again: a second run changes nothing.
+    Only photos not yet marked clean are read (uploads are marked as they are stored, the scrub
+    marks what it finds clean or strips); a dry run says how many. Safe to interrupt and to run
+    again: a second run changes nothing and reads no photo.
     """
     from api.extensions import db
     from api.services import photo_scrub, photos
@@ -577,6 +579,7 @@ def photos_scrub(dry_run: bool) -> None:
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
         total = photo_scrub.count_photos(db.begin)
+        to_read = photo_scrub.count_photos(db.begin, unmarked_only=True)
         root = getattr(storage, "root", None)
         if total and root is not None and not root.is_dir():
             raise click.ClickException(
@@ -584,7 +587,7 @@ def photos_scrub(dry_run: bool) -> None:
                 "the working directory): set GRIDWORK_PHOTO_DIR to where the photos are"
             )
         try:
-            with click.progressbar(length=total, label="photos", file=sys.stderr) as bar:
+            with click.progressbar(length=to_read, label="photos", file=sys.stderr) as bar:
                 result = photo_scrub.scrub_photos(
                     db.begin, storage, dry_run=dry_run, progress=bar.update
                 )
@@ -601,7 +604,8 @@ def _scrub_summary(result) -> bool:
     """Print what a scrub did; whether some photos could not be scrubbed."""
     if result.dry_run:
         click.echo(
-            f"dry run: would scrub {_count(result.scrubbed, 'photo')}, "
+            f"dry run: {_count(result.unmarked, 'photo')} not marked clean (read to check), "
+            f"would scrub {_count(result.scrubbed, 'photo')}, "
             f"{result.already_clean} already clean, would remove "
             f"{_count(result.removed_files, 'file')} no photo points at (and the old files "
             "of the photos scrubbed)"
@@ -610,7 +614,8 @@ def _scrub_summary(result) -> bool:
         click.echo(
             f"{_count(result.scrubbed, 'photo')} scrubbed, {result.already_clean} already clean, "
             f"{len(result.merged)} merged into an identical photo of its visit, "
-            f"{_count(result.removed_files, 'old file')} removed"
+            f"{_count(result.removed_files, 'old file')} removed; "
+            f"{_count(result.unmarked, 'photo')} read, the others marked clean before"
         )
     for gone, kept in result.merged:
         click.echo(f"  photo {gone} is now photo {kept} (the same image, attached first)")

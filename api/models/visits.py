@@ -111,6 +111,16 @@ class VisitPhoto(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When the stored bytes were known to carry no metadata (stored by an upload, which strips,
+    # or found clean or stripped by `gridwork photos scrub`); NULL: not checked yet (photos
+    # stored before migration 0026). The scrub reads only the photos not marked.
+    stripped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# The scrub walks the photos not marked clean, by id (after a first run: none).
+Index(
+    "ix_visit_photos_not_stripped", VisitPhoto.id, postgresql_where=VisitPhoto.stripped_at.is_(None)
+)
 
 
 class HouseholdLastVisit(Base):

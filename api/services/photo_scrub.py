@@ -30,8 +30,9 @@ class ScrubResult:
     """What a run did (or, dry, would do)."""
 
     dry_run: bool = False
+    unmarked: int = 0  # photos not marked clean when the run began: the ones it reads
     scrubbed: int = 0  # photos now pointing at their bytes without metadata
-    already_clean: int = 0  # photos whose stored bytes carry no metadata
+    already_clean: int = 0  # photos whose stored bytes carry no metadata (marked or found so)
     merged: list[tuple[int, int]] = field(default_factory=list)  # (photo removed, photo kept)
     removed_files: int = 0  # stored files no photo points at that carried metadata
     missing: list[int] = field(default_factory=list)  # photos whose bytes are not stored
@@ -47,9 +48,14 @@ class StorageFailed(Exception):
         self.result = result
 
 
-def count_photos(begin: Begin) -> int:
+def count_photos(begin: Begin, *, unmarked_only: bool = False) -> int:
+    """How many photos are stored; `unmarked_only`: how many are not marked clean (the ones a
+    run reads)."""
+    query = select(func.count(VisitPhoto.id))
+    if unmarked_only:
+        query = query.where(VisitPhoto.stripped_at.is_(None))
     with begin() as session:
-        return session.scalar(select(func.count(VisitPhoto.id)))
+        return session.scalar(query)
 
 
 def scrub_photos(
@@ -65,16 +71,34 @@ def scrub_photos(
        points at them (its own transaction, with its audit entry). The photo keeps its id.
     2. Then every stored file no row points at that still carries metadata is removed: the
        old files of step 1, and any left by an interrupted run or a failed old upload.
+    Only the photos not marked clean (`stripped_at` NULL) are read: an upload marks its photo
+    (it stores it stripped), step 1 marks each photo it finds clean or strips. A dry run marks
+    nothing.
     A crash loses nothing: before a switch its row still points at the old file, after it the
-    old file waits for step 2 of this run or the next. A second run changes nothing. A clean
-    file no row points at is kept (it may be an upload in flight: bytes go before the row).
+    old file waits for step 2 of this run or the next; a clean photo not marked yet is read
+    again. A second run changes nothing and reads no photo's bytes. A clean file no row points
+    at is kept (it may be an upload in flight: bytes go before the row), and read by each run.
     `begin` opens a transaction (`db.begin`).
     """
     result = ScrubResult(dry_run=dry_run)
+    with begin() as session:
+        counts = dict(
+            session.execute(
+                select(VisitPhoto.stripped_at.is_(None), func.count()).group_by(
+                    VisitPhoto.stripped_at.is_(None)
+                )
+            ).all()
+        )
+    result.unmarked, result.already_clean = counts.get(True, 0), counts.get(False, 0)
     try:
         for page in _pages(begin):
-            for photo_id, key, content_type in page:
-                _scrub_photo(begin, storage, photo_id, key, content_type, result)
+            clean = [
+                (photo_id, key)
+                for photo_id, key, content_type in page
+                if _scrub_photo(begin, storage, photo_id, key, content_type, result)
+            ]
+            if clean and not dry_run:
+                _mark_clean(begin, clean)  # (a crash before: they are read again next time)
             if progress:
                 progress(len(page))
         for key in _unreferenced(begin, storage.iter_keys()):
@@ -85,13 +109,13 @@ def scrub_photos(
 
 
 def _pages(begin: Begin):
-    """(id, key, content type) of every photo, a page at a time, by id."""
+    """(id, key, content type) of every photo not marked clean, a page at a time, by id."""
     after = 0
     while True:
         with begin() as session:
             page = session.execute(
                 select(VisitPhoto.id, VisitPhoto.sha256, VisitPhoto.content_type)
-                .where(VisitPhoto.id > after)
+                .where(VisitPhoto.id > after, VisitPhoto.stripped_at.is_(None))
                 .order_by(VisitPhoto.id)
                 .limit(PAGE)
             ).all()
@@ -101,23 +125,39 @@ def _pages(begin: Begin):
         after = page[-1][0]
 
 
-def _scrub_photo(begin, storage, photo_id: int, key: str, content_type: str, result) -> None:
+def _mark_clean(begin: Begin, photos: list[tuple[int, str]]) -> None:
+    """Mark the photos found clean, one statement per page. A row switched or marked since it
+    was read (another run) is left as it is."""
+    ids, keys = zip(*photos, strict=True)
+    with begin() as session:
+        session.execute(
+            text(
+                "UPDATE visit_photos p SET stripped_at = now() "
+                "FROM unnest(CAST(:ids AS integer[]), CAST(:keys AS text[])) AS c(id, key) "
+                "WHERE p.id = c.id AND p.sha256 = c.key AND p.stripped_at IS NULL"
+            ),
+            {"ids": list(ids), "keys": list(keys)},
+        )
+
+
+def _scrub_photo(begin, storage, photo_id: int, key: str, content_type: str, result) -> bool:
+    """Scrub one photo; whether its stored bytes were found clean (to be marked so)."""
     try:
         data = storage.get(key)
     except KeyError:
         result.missing.append(photo_id)
-        return
+        return False
     try:
         clean = strip_metadata(data, content_type)  # the upload's own stripping
     except errors.UnsupportedMediaType:
         result.unreadable.append(photo_id)
-        return
+        return False
     if clean == data:  # a stripped file strips to itself
         result.already_clean += 1
-        return
+        return True
     if result.dry_run:
         result.scrubbed += 1
-        return
+        return False
     new_key = hashlib.sha256(clean).hexdigest()
     storage.put(new_key, clean)  # a no-op when that image is stored already
     for attempt in range(_RETRIES):
@@ -131,14 +171,15 @@ def _scrub_photo(begin, storage, photo_id: int, key: str, content_type: str, res
             if attempt == _RETRIES - 1:
                 raise
     if outcome is None:
-        return
+        return False
     if outcome == "switched":
         result.scrubbed += 1
-        return
+        return False
     removed, kept = outcome
     result.merged.append(outcome)
     if kept == photo_id:  # this photo was switched, its twin (attached later) removed
         result.scrubbed += 1
+    return False
 
 
 def _switch(session: Session, photo_id: int, key: str, new_key: str, size: int):
@@ -157,7 +198,7 @@ def _switch(session: Session, photo_id: int, key: str, new_key: str, size: int):
         .where(VisitPhoto.visit_id == row.visit_id, VisitPhoto.sha256 == new_key)
         .with_for_update()
     )
-    outcome = "switched"
+    outcome, kept = "switched", row
     if twin is not None:
         gone, kept = (row, twin) if twin.id < row.id else (twin, row)
         outcome = (gone.id, kept.id)
@@ -165,6 +206,7 @@ def _switch(session: Session, photo_id: int, key: str, new_key: str, size: int):
         session.flush()  # before the update takes its (visit, hash)
     if twin is None or row is kept:
         row.sha256, row.size_bytes = new_key, size
+    kept.stripped_at = kept.stripped_at or func.now()  # its bytes are now the stripped ones
     audit.record(
         session,
         user_id=None,  # an operator at the console: who ran it is the host's to say

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
@@ -435,6 +435,7 @@ def attach_photo(
             content_type=content_type,
             size_bytes=len(data),
             uploaded_by_id=uploader_id,
+            stripped_at=func.now(),  # stored stripped: `photos scrub` need not read it
         )
         .on_conflict_do_nothing(constraint="uq_visit_photos_visit_sha256")
         .returning(VisitPhoto.id)

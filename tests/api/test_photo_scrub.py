@@ -13,6 +13,7 @@ from api.cli import main
 from api.models import AuditEntry, VisitPhoto
 from api.services.photos import LocalStorage, strip_metadata
 from tests.factories import A1, image_bytes, visit_item
+from tests.fakes.file_opens import FileOpens
 
 BEIJING = {1: "N", 2: (39.0, 54.0, 26.52), 3: "E", 4: (116.0, 23.0, 29.2)}
 
@@ -155,6 +156,79 @@ def test_a_second_run_changes_nothing(session, world, photo_dir, visit_id, gridw
         == rows
     )
     assert session.scalars(select(AuditEntry.id)).all() == audit_entries
+
+
+def upload(client, world, visit_id, data: bytes) -> dict:
+    response = client.post(
+        f"/api/v1/visits/{visit_id}/photos",
+        data={"file": (io.BytesIO(data), "photo.jpg")},
+        headers=world.auth("worker_a1"),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def test_a_second_run_reads_no_photo_bytes(client, session, world, photo_dir, visit_id, gridwork):
+    """Each run read every stored photo again to find it clean; a photo found clean (or
+    stripped) is marked so, and a run reads only the photos not marked yet."""
+    store_as_before(session, world, photo_dir, visit_id, phone_photo())
+    store_as_before(session, world, photo_dir, visit_id, image_bytes("JPEG"))  # nothing to strip
+    upload(client, world, visit_id, phone_photo("PNG"))
+    with FileOpens(photo_dir) as first_run:
+        assert "1 photo scrubbed" in gridwork().output
+    assert first_run.names  # the counter sees the reads of the storage in use
+
+    with FileOpens(photo_dir) as second_run:
+        again = gridwork()
+
+    assert again.exit_code == 0, again.output
+    assert second_run.names == []
+    assert "0 photos scrubbed" in again.output and "3 already clean" in again.output
+
+
+def test_an_uploaded_photo_is_not_read_by_the_scrub(
+    client, session, world, photo_dir, visit_id, gridwork
+):
+    """An upload stores the image stripped: it is marked clean as it is stored."""
+    upload(client, world, visit_id, phone_photo())
+    with FileOpens(photo_dir) as opens:
+        result = gridwork()
+    assert result.exit_code == 0, result.output
+    assert opens.names == []
+    assert "0 photos scrubbed, 1 already clean" in result.output
+
+
+def test_a_dry_run_says_how_many_photos_are_not_marked_clean(
+    client, session, world, photo_dir, visit_id, gridwork
+):
+    store_as_before(session, world, photo_dir, visit_id, phone_photo())
+    store_as_before(session, world, photo_dir, visit_id, image_bytes("JPEG"))
+    upload(client, world, visit_id, phone_photo("PNG"))
+
+    result = gridwork("--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert "2 photos not marked clean" in result.output
+    session.expire_all()
+    assert sorted(p.stripped_at is None for p in session.scalars(select(VisitPhoto))) == [
+        False,
+        True,
+        True,
+    ]  # a dry run marks nothing
+    assert gridwork().exit_code == 0
+    assert "0 photos not marked clean" in gridwork("--dry-run").output
+
+
+def test_a_photo_the_scrub_could_not_read_is_read_again_next_time(
+    session, world, photo_dir, visit_id, gridwork
+):
+    damaged = store_as_before(session, world, photo_dir, visit_id, phone_photo()[:-300])
+    assert gridwork().exit_code == 1
+    with FileOpens(photo_dir) as opens:
+        result = gridwork()
+    assert result.exit_code == 1
+    assert opens.names == [damaged.sha256]
 
 
 def test_a_dry_run_counts_and_changes_nothing(session, world, photo_dir, visit_id, gridwork):
