@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models import CARE_TAGS, Community, CommunityCadence, Grid
+from api.models import CARE_TAGS, Community, CommunityCadence
 from api.scope import Scope
 from api.services.weeks import week_bounds, week_of
 
@@ -80,15 +80,17 @@ def community_cadence(community: Community) -> Cadence:
     return _cadence((community.settings or {}).get("visit_cadence"))
 
 
-def cadences_in_week(session: Session, codes: Iterable[str], week: str) -> dict[str, Cadence]:
-    """Each community's cadence in force in the ISO week, as the report aggregates read it
-    (`gw_cadence_of`): its latest change from that week or before."""
+def cadences_in_week(session: Session, grid_ids: Iterable[int], week: str) -> dict[str, Cadence]:
+    """The cadence in force in the ISO week of each community the grids are in, as the report
+    aggregates read it (`gw_cadence_of`): its latest change from that week or before. One
+    statement: the grids' communities are found by a join, not a query of their own."""
     rows = session.execute(
         text(
-            "SELECT code, gw_cadence_of(code, :week) FROM communities "
-            "WHERE code = ANY(CAST(:codes AS varchar[]))"
+            "SELECT c.code, gw_cadence_of(c.code, :week) FROM communities c "
+            "WHERE c.code IN (SELECT g.community_code FROM grids g "
+            "WHERE g.id = ANY(CAST(:grid_ids AS integer[])))"
         ),
-        {"week": week, "codes": sorted(set(codes))},
+        {"week": week, "grid_ids": sorted(set(grid_ids))},
     )
     return {code: _cadence(stored) for code, stored in rows}
 
@@ -167,6 +169,7 @@ class LedgerRow:
 
     household_id: int
     grid_id: int
+    grid_code: str
     community_code: str
     building: str
     unit: str
@@ -189,7 +192,8 @@ class LedgerRow:
 
 _LEDGER_SQL = text(
     """
-    SELECT h.id, h.grid_id, g.community_code, h.building, h.unit, h.floor, h.room, h.kind,
+    SELECT h.id, h.grid_id, g.code AS grid_code, g.community_code,
+           h.building, h.unit, h.floor, h.room, h.kind,
            ST_X(h.location) AS lon, ST_Y(h.location) AS lat, h.tags, h.created_at,
            last.visited_at AS last_visited_at, attempt.visited_at AS last_attempt_at,
            week.n AS visits_this_week
@@ -237,11 +241,7 @@ def household_ledger(
         return []
     week = week_of(as_of)
     week_start, _ = week_bounds(week)
-    communities = cadences_in_week(
-        session,
-        session.scalars(select(Grid.community_code).where(Grid.id.in_(grid_ids)).distinct()),
-        week,
-    )
+    communities = cadences_in_week(session, grid_ids, week)
     rows = session.execute(
         _LEDGER_SQL,
         {
@@ -260,6 +260,7 @@ def household_ledger(
             LedgerRow(
                 household_id=r.id,
                 grid_id=r.grid_id,
+                grid_code=r.grid_code,
                 community_code=r.community_code,
                 building=r.building,
                 unit=r.unit,

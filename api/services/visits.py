@@ -624,21 +624,20 @@ def week_plan(
         [(r.household_id, r.lon, r.lat) for r in ledger],
         priority=lambda k: (by_id[k].must_visit, by_id[k].overdue),
     )
-    codes = dict(session.execute(select(Grid.id, Grid.code).where(Grid.id.in_(grid_ids))).all())
     return {
         "worker_id": worker.id,
         "week": week,
         "as_of": as_of,
         "total": len(order),
-        "households": [_plan_stop(by_id[k], n, codes) for n, k in enumerate(order, start=1)],
+        "households": [_plan_stop(by_id[k], n) for n, k in enumerate(order, start=1)],
     }
 
 
-def _plan_stop(row: LedgerRow, n: int, codes: dict[int, str]) -> dict[str, Any]:
+def _plan_stop(row: LedgerRow, n: int) -> dict[str, Any]:
     return {
         "order": n,
         "household_id": row.household_id,
-        "grid_code": codes[row.grid_id],
+        "grid_code": row.grid_code,
         "building": row.building,
         "unit": row.unit,
         "floor": row.floor,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -183,3 +184,24 @@ def test_ledger_gives_last_visit_next_due_and_overdue(client, world, session):
     assert (row.overdue, row.due, row.visits_this_week) == (True, True, 0)
     assert rows[h[0].id].must_visit and not rows[h[1].id].must_visit
     assert rows[h[2].id].last_visited_at is None and not rows[h[2].id].overdue
+
+
+def test_the_plan_reads_grids_and_communities_in_two_statements(client, world, connection):
+    """The cadences and the ledger. The grid codes came from a query of their own after the
+    ledger (whose statement joins the grids already), and the cadences from a query for the
+    grids' communities, then one for those communities' cadences: one join each does."""
+    from sqlalchemy import event
+
+    statements = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement.strip())
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        body = plan(client, world)
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    assert {s["grid_code"] for s in body["households"]} == {world.grids[A1].code}
+    reads = re.compile(r"\b(FROM|JOIN) (grids|communities)\b")
+    assert len([s for s in statements if s.startswith("SELECT") and reads.search(s)]) == 2
