@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, text, true
+from sqlalchemy import and_, any_, delete, exists, func, or_, select, text, true, union
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models import AuditEntry, LoginAttempt, User
+from api.models import AuditEntry, Household, LoginAttempt, Task, User, Visit
 from api.scope import Scope
 
 # A household record's personal fields, as audit entries name them (a caller who is not shown
@@ -20,6 +20,11 @@ HOUSEHOLD_FIELDS = ("address", "location", "members", "tags", "phone")
 # The personal-information law asks for logs kept at least six months.
 MIN_RETENTION = timedelta(days=183)
 PATH_CHARS = 300  # audit_log.path
+# The general list's two views: entries by the caller's users (who read), or entries about the
+# records in the caller's scope, whoever read them (whose data was read).
+VIEWS = ("readers", "records")
+# Resources whose entries name residents' records, and where the record ids are.
+_VISIT_RESOURCES = ("visit", "visit_photo")  # a photo's entry names its visit's UUID
 
 
 @dataclass(frozen=True)
@@ -100,21 +105,39 @@ def list_entries(
     record_uuid: uuid.UUID | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    household_id: int | None = None,
+    view: str = "readers",
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[tuple[AuditEntry, str | None]], int]:
-    """Entries by the users in the caller's reach, newest first, with each actor's username.
+    """Entries in the caller's reach, newest first, with each actor's username.
 
-    Asked about one record of their own (a household, task or visit in their scope, with its
-    `resource`), the caller sees every entry about it, whoever the reader: "who read this
-    resident's record?" must count the district's viewers and relievers from other communities
-    too, whose reads the reader-based view leaves out.
+    - `view="readers"` (the default): entries by the users of the caller's community
+      (district).
+    - `view="records"`: entries about the households, visits (and their photos) and tasks in
+      the caller's scope, whoever the reader: the district's viewers, relievers from other
+      communities, the console (no user: imports, the photo scrub).
+    - `household_id`: entries about that household, its visits, their photos and its tasks,
+      whoever the reader; 404 when the household is not in the caller's scope.
+    - Asked about one record of their own (a household, task or visit in their scope, with its
+      `resource`), the caller sees every entry about it, whoever the reader: "who read this
+      resident's record?" must count the district's viewers and relievers from other
+      communities too, whose reads the reader-based view leaves out.
+    The other filters narrow any of these.
     """
     visible = _visible_actors(scope)
-    if _own_record(session, scope, resource, record_id, record_uuid):
+    if household_id is not None:
+        visible = _about_household(session, scope, household_id)
+    elif _own_record(session, scope, resource, record_id, record_uuid):
         visible = true()
+    elif view == "records":
+        visible = _about_records_in(scope, since, until)
+    # An outer join: entries written at the console have no user (none of them is by the
+    # caller's users, so the readers view never lists them).
     stmt = (
-        select(AuditEntry, User.username).join(User, AuditEntry.user_id == User.id).where(visible)
+        select(AuditEntry, User.username)
+        .outerjoin(User, AuditEntry.user_id == User.id)
+        .where(visible)
     )
     if user_id is not None:
         stmt = stmt.where(AuditEntry.user_id == user_id)
@@ -139,6 +162,60 @@ def list_entries(
     return [(entry, username) for entry, username in rows], total
 
 
+def _about_records_in(scope: Scope, since: datetime | None, until: datetime | None):
+    """A condition on AuditEntry: it names a household, visit (photo) or task in scope.
+
+    Set-based: each entry's ids are unnested and joined to the caller's records (hashed once
+    per query); a correlated test per entry probed the tables' indexes once per id (several
+    times slower on a long log). Still one pass over the entries of the period."""
+    period = []
+    if since is not None:
+        period.append(AuditEntry.at >= since)
+    if until is not None:
+        period.append(AuditEntry.at < until)
+    parts = []
+    for resources, ids_column, records in (
+        (("household",), AuditEntry.resource_ids, select(Household.id).where(scope.households())),
+        (_VISIT_RESOURCES, AuditEntry.resource_uuids, select(Visit.id).where(scope.visits())),
+        (("task",), AuditEntry.resource_ids, select(Task.id).where(scope.tasks())),
+    ):
+        named = func.unnest(ids_column).table_valued("id").render_derived().lateral()
+        parts.append(
+            select(AuditEntry.id)
+            .join(named, true())
+            .where(AuditEntry.resource.in_(resources), named.c.id.in_(records), *period)
+        )
+    return AuditEntry.id.in_(union(*parts))
+
+
+def _about_household(session: Session, scope: Scope, household_id: int):
+    """A condition on AuditEntry: it names the household, one of its visits (or their
+    photos) or one of its tasks. 404 for a household the caller may not read."""
+    seen = session.scalar(
+        select(Household.id).where(Household.id == household_id, scope.households())
+    )
+    if seen is None:
+        raise errors.NotFound(f"Household {household_id} not found.")
+    return or_(
+        and_(
+            AuditEntry.resource == "household",
+            AuditEntry.resource_ids.contains([household_id]),
+        ),
+        and_(
+            AuditEntry.resource.in_(_VISIT_RESOURCES),
+            exists().where(
+                Visit.household_id == household_id, Visit.id == any_(AuditEntry.resource_uuids)
+            ),
+        ),
+        and_(
+            AuditEntry.resource == "task",
+            exists().where(
+                Task.household_id == household_id, Task.id == any_(AuditEntry.resource_ids)
+            ),
+        ),
+    )
+
+
 def _own_record(
     session: Session,
     scope: Scope,
@@ -147,8 +224,6 @@ def _own_record(
     record_uuid: uuid.UUID | None,
 ) -> bool:
     """Whether the query names one record the caller may read (by its resource)."""
-    from api.models import Household, Task, Visit
-
     if resource == "household" and record_id is not None:
         query = select(Household.id).where(Household.id == record_id, scope.households())
     elif resource == "task" and record_id is not None:

@@ -18,7 +18,7 @@ from api.services import audit
 from api.services.encryption import seal_all
 from tests.api.test_matrix import targets  # noqa: F401  (fixture)
 from tests.api.test_tiles import url as tile_url
-from tests.factories import A1, A2, centre, image_bytes, make_task_at, make_visit
+from tests.factories import A1, A2, B1, centre, image_bytes, make_task_at, make_visit
 
 NOW = datetime.now(UTC)
 
@@ -449,6 +449,169 @@ def test_the_audit_log_is_paginated(client, world):
 def test_a_bad_audit_filter_is_422(client, world):
     response = client.get("/api/v1/audit?record_uuid=nope", headers=world.auth("admin_a"))
     assert response.status_code == 422
+
+
+def test_the_audit_log_lists_every_access_to_the_communitys_records_whoever_read_them(
+    client, world
+):
+    """`view=records`: entries about the caller's residents' records, whoever the reader (a
+    district viewer here). The default view lists entries by the caller's users only, so a
+    read by anyone else was invisible unless the admin already knew which record to ask about."""
+    ours, theirs = world.households[A1][0], world.households[B1][0]
+    for household in (ours, theirs):
+        client.get(f"/api/v1/households/{household.id}", headers=world.auth("viewer_110101"))
+
+    body = client.get("/api/v1/audit?view=records", headers=world.auth("admin_a")).json
+
+    assert [(e["username"], e["resource_ids"]) for e in body] == [("viewer_110101", [ours.id])]
+    readers = client.get("/api/v1/audit", headers=world.auth("admin_a")).json
+    assert "viewer_110101" not in {e["username"] for e in readers}  # the default is unchanged
+    other = client.get("/api/v1/audit?view=records", headers=world.auth("admin_b")).json
+    assert [e["resource_ids"] for e in other] == [[theirs.id]]
+
+
+def test_the_records_view_lists_the_consoles_entries_about_the_communitys_records(
+    client, session, world, visit
+):
+    """An import or a photo scrub at the console writes entries with no user: they are about
+    the community's records, so its admin sees them."""
+    audit.record(
+        session,
+        user_id=None,
+        action="update",
+        resource="visit_photo",
+        resource_ids=[7, visit.id],
+        fields=["photo"],
+        path="gridwork photos scrub",
+    )
+    session.commit()
+    body = client.get("/api/v1/audit?view=records", headers=world.auth("admin_a")).json
+    assert [(e["user_id"], e["username"], e["path"]) for e in body] == [
+        (None, None, "gridwork photos scrub")
+    ]
+
+
+def test_asked_about_one_household_the_audit_log_lists_the_consoles_entries_too(
+    client, session, world
+):
+    """A register import at the console created it: "who touched this household?" names the
+    import (no user; its path names the file). Entries with no user were left out of every
+    view (an inner join on the users)."""
+    household = world.households[A1][0]
+    audit.record(
+        session,
+        user_id=None,
+        action="create",
+        resource="household",
+        resource_ids=[household.id],
+        fields=audit.HOUSEHOLD_FIELDS,
+        path="gridwork import households register.csv",
+    )
+    session.commit()
+    for query in (f"record={household.id}&resource=household", f"household={household.id}"):
+        body = client.get(f"/api/v1/audit?{query}", headers=world.auth("admin_a")).json
+        assert [(e["action"], e["path"]) for e in body] == [
+            ("create", "gridwork import households register.csv")
+        ]
+
+
+def test_the_records_view_takes_the_other_filters(client, world, visit):
+    client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("viewer_110101"))
+    client.get(f"/api/v1/households/{visit.household_id}", headers=world.auth("viewer_110101"))
+    viewer = world.users["viewer_110101"].id
+
+    def listed(**params):
+        response = client.get(
+            "/api/v1/audit",
+            query_string={"view": "records", **params},
+            headers=world.auth("admin_a"),
+        )
+        assert response.status_code == 200, response.json
+        return [e["resource"] for e in response.json]
+
+    assert listed(user=viewer) == ["household", "visit"]
+    assert listed(resource="visit") == ["visit"]
+    assert listed(action="update") == []
+    assert listed(since=(NOW + timedelta(days=1)).isoformat()) == []
+    assert listed(until=(NOW - timedelta(days=1)).isoformat()) == []
+
+
+def test_the_audit_log_filters_by_the_household_whose_data_was_read(
+    client, session, world, visit, task
+):
+    """`household=ID`: the entries about the household's record, its visits (and their
+    photos) and its tasks, whoever read them; not those about its neighbours."""
+    household = world.households[A1][0]
+    neighbour = world.households[A1][1]
+    client.get(f"/api/v1/households/{household.id}", headers=world.auth("viewer_110101"))
+    client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("leader_a"))
+    client.get(f"/api/v1/tasks/{task.id}", headers=world.auth("admin_a"))
+    client.get(f"/api/v1/households/{neighbour.id}", headers=world.auth("worker_a1"))
+
+    body = client.get(
+        "/api/v1/audit", query_string={"household": household.id}, headers=world.auth("admin_a")
+    ).json
+
+    assert [(e["username"], e["resource"]) for e in body] == [
+        ("admin_a", "task"),
+        ("leader_a", "visit"),
+        ("viewer_110101", "household"),
+    ]
+    # A household list that showed it counts too; so does the action filter.
+    client.get(f"/api/v1/households?grid={A1}", headers=world.auth("worker_a1"))
+    listed = client.get(
+        "/api/v1/audit",
+        query_string={
+            "household": household.id,
+            "action": "read",
+            "user": world.users["worker_a1"].id,
+        },
+        headers=world.auth("admin_a"),
+    ).json
+    assert [e["path"] for e in listed] == [f"/api/v1/households?grid={A1}"]
+
+
+def test_the_household_filter_is_paginated(client, world):
+    household = world.households[A1][0]
+    for _ in range(3):
+        client.get(f"/api/v1/households/{household.id}", headers=world.auth("worker_a1"))
+    client.get(f"/api/v1/households/{world.households[A1][1].id}", headers=world.auth("worker_a1"))
+    response = client.get(
+        "/api/v1/audit",
+        query_string={"household": household.id, "page_size": 2, "page": 2},
+        headers=world.auth("admin_a"),
+    )
+    assert response.status_code == 200
+    assert len(response.json) == 1
+    assert json.loads(response.headers["X-Pagination"])["total"] == 3
+
+
+def test_a_household_of_another_community_is_not_found_in_the_audit_log(client, world):
+    theirs = world.households[B1][0]
+    client.get(f"/api/v1/households/{theirs.id}", headers=world.auth("viewer_110101"))
+    response = client.get(
+        "/api/v1/audit", query_string={"household": theirs.id}, headers=world.auth("admin_a")
+    )
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert str(theirs.id) in response.json["detail"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"view": "everything"}, "view"),
+        ({"household": "0"}, "household"),
+        ({"household": "abc"}, "household"),
+        ({"household": str(2**31)}, "household"),
+        ({"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}, "until"),
+    ],
+)
+def test_a_bad_subject_filter_is_a_422_problem_naming_it(client, world, params, field):
+    response = client.get("/api/v1/audit", query_string=params, headers=world.auth("admin_a"))
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert field in json.dumps(response.json)
 
 
 # --- retention ------------------------------------------------------------------------------

@@ -25,9 +25,11 @@ class AuditLog(MethodView):
         Community admins see the entries of their community's users, district viewers those
         of their district's; others get 403. Asked about one record of their own (`resource`
         household, task or visit with `record` / `record_uuid`), they see every entry about
-        it, whoever the reader (a district viewer, a reliever from another community). Filter
-        by actor, action, resource, record and period; paginated (`X-Pagination`). Entries
-        are kept at least 183 days.
+        it, whoever the reader (a district viewer, a reliever from another community);
+        `household` lists every entry about a household of theirs, its visits and its tasks;
+        `view=records` every entry about their records, whoever the reader. Filter by actor,
+        action, resource, record and period; paginated (`X-Pagination`). Entries are kept at
+        least 183 days.
         """
         rows, pagination_parameters.item_count = audit.list_entries(
             db.session,
@@ -39,6 +41,8 @@ class AuditLog(MethodView):
             record_uuid=args.get("record_uuid"),
             since=args.get("since"),
             until=args.get("until"),
+            household_id=args.get("household"),
+            view=args.get("view") or "readers",
             page=pagination_parameters.page,
             page_size=pagination_parameters.page_size,
         )

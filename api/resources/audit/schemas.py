@@ -8,6 +8,7 @@ import marshmallow as ma
 
 from api.db import PG_INT_MAX
 from api.extensions import Schema
+from api.services.audit import VIEWS
 
 ACTIONS = ("read", "create", "update")
 # What reads are audited of: residents' records, and the reports' per-worker figures.
@@ -43,6 +44,21 @@ class AuditQueryArgsSchema(Schema):
     record_uuid = ma.fields.UUID(metadata={"description": "Entries that touched this visit"})
     since = ma.fields.AwareDateTime(default_timezone=UTC, metadata={"description": "at >= since"})
     until = ma.fields.AwareDateTime(default_timezone=UTC, metadata={"description": "at < until"})
+    household = ma.fields.Integer(
+        validate=ma.validate.Range(min=1, max=PG_INT_MAX),
+        metadata={
+            "description": "Entries about this household, its visits (and their photos) and "
+            "its tasks, whoever read them; 404 for a household you cannot read"
+        },
+    )
+    view = ma.fields.String(
+        validate=ma.validate.OneOf(VIEWS),
+        metadata={
+            "description": "readers (default): entries by your community's (district's) users; "
+            "records: entries about your community's (district's) households, visits and "
+            "tasks, whoever read them (other communities, district viewers, the console)"
+        },
+    )
 
     @ma.validates_schema
     def _period(self, data, **kwargs):
