@@ -113,7 +113,7 @@ class VisitPhoto(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # When the stored bytes were known to carry no metadata (stored by an upload, which strips,
     # or found clean or stripped by `gridwork photos scrub`); NULL: not checked yet (photos
-    # stored before migration 0026). The scrub reads only the photos not marked.
+    # stored before migration 0025). The scrub reads only the photos not marked.
     stripped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -8,17 +8,17 @@ Existing rows cannot be known clean without reading their bytes: they start NULL
 next scrub reads and marks them. Adding a nullable column without a default rewrites nothing.
 The partial index serves the scrub's walk (by id) over the photos not marked yet.
 
-Revision ID: 0026
-Revises: 0023
-Create Date: 2026-12-10 10:00:00+00:00
+Revision ID: 0025
+Revises: 0024
+Create Date: 2026-12-11 10:00:00+00:00
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0026"
-down_revision: str | None = "0023"
+revision: str = "0025"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
