@@ -85,12 +85,15 @@ class KeyGuard:
         if began is None or crypto.seal_count() == began:
             return  # this transaction sealed nothing: nothing to record or check
         try:
-            if self.recorded:
-                if self.retirement:  # one row locked FOR SHARE: a rotation's retirement waits
-                    encryption.require_sealing_key(session.connection())
-            else:
-                encryption.record_key(session.connection())
-                session.info[_RECORDED] = True
+            connection = session.connection()
+            # Recorded: one row locked FOR SHARE, so a rotation's retirement waits for this
+            # commit (before migration 0024 there is no retirement to check).
+            if self.recorded and (
+                not self.retirement or encryption.require_sealing_key(connection)
+            ):
+                return
+            encryption.record_key(connection)
+            session.info[_RECORDED] = True
         except crypto.DataKeyError:
             self.checked = False  # every later session is refused at the gate, reads too
             raise

@@ -266,9 +266,10 @@ def record_key(connection: Connection, kid: str | None = None) -> None:
         raise crypto.DataKeyRetired(kid)
 
 
-def require_sealing_key(connection: Connection, kid: str | None = None) -> None:
+def require_sealing_key(connection: Connection, kid: str | None = None) -> bool:
     """Before a transaction that sealed values under `kid` (the current key by default), and
-    already recorded it, commits: DataKeyRetired when a rotation retired that key.
+    already recorded it, commits: DataKeyRetired when a rotation retired that key; False when
+    its record is gone (rolled back with a test's transaction, say): record it again.
 
     The key's row is locked FOR SHARE until the transaction ends, so a rotation retiring the
     key (an UPDATE of that row) waits for it, and its values are committed before the
@@ -278,8 +279,11 @@ def require_sealing_key(connection: Connection, kid: str | None = None) -> None:
     row = connection.execute(
         text("SELECT retired_at FROM data_keys WHERE kid = :kid FOR SHARE"), {"kid": kid}
     ).first()
-    if row is None or row.retired_at is not None:
+    if row is None:
+        return False
+    if row.retired_at is not None:
         raise crypto.DataKeyRetired(kid)
+    return True
 
 
 def retire_other_keys(connection: Connection) -> list[str]:
