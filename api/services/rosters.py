@@ -289,9 +289,8 @@ def roster_input(session: Session, community: Community, week: str) -> RosterInp
         unavailable.update(
             (leave.worker_id, d) for d in dates if leave.start_date <= d <= leave.end_date
         )
-    for worker_id, days in settings["rest_days"].items():
-        if int(worker_id) in held:
-            unavailable.update((int(worker_id), d) for d in dates if d.isoweekday() in days)
+    # Rest days by the one rule task dispatch also follows.
+    unavailable.update((w, d) for w in held for d in dates if resting(settings, w, d))
 
     previous = [weeks.shift_week(week, -k) for k in range(1, HISTORY_WEEKS + 1)]
     history = Counter(

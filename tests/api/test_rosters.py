@@ -976,3 +976,29 @@ def test_publishing_cancels_a_swap_asked_on_the_draft(client, session, community
     assert response.status_code == 409
     assert "cancelled" in response.get_json()["detail"]
     assert session.get(Shift, a["id"]).worker_id == a["worker_id"]
+
+
+# --- one rest-day rule -------------------------------------------------------------------------
+
+
+def test_the_solver_and_dispatch_read_rest_days_by_one_rule(client, session, community):
+    """The roster's unavailable days and dispatch's `resting` agree, day by day."""
+    c = community
+    rest = {str(c.workers[2].id): [1, 3], str(c.workers[5].id): [5]}
+    client.put(
+        f"/api/v1/communities/{c.code}/roster-settings",
+        json={"rest_days": rest},
+        headers=c.auth(c.admin),
+    )
+    row = session.get(Community, c.code)
+    session.refresh(row)
+    settings = roster_service.roster_settings(row)
+    inp = roster_service.roster_input(session, row, WEEK)
+    expected = {
+        (w.id, d)
+        for w in c.workers
+        for d in week_dates(WEEK)
+        if roster_service.resting(settings, w.id, d)
+    }
+    assert inp.unavailable == frozenset(expected)
+    assert {(c.workers[2].id, MON), (c.workers[2].id, WED), (c.workers[5].id, FRI)} == expected
