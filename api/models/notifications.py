@@ -21,6 +21,7 @@ NOTIFICATION_KINDS = (
     "roster_published",
     "roster_changed",
     "shift_swap_requested",
+    "shift_swap_cancelled",
     "report_ready",
 )
 

@@ -639,17 +639,45 @@ def _track_and_notify(
     session.flush()
 
 
-def _cancel_open_swaps(session: Session, scope: Scope, shift_ids) -> None:
-    """Cancel the open swaps on these shifts (ids, or a select of them)."""
-    session.execute(
-        update(ShiftSwap)
-        .where(
-            ShiftSwap.status == "requested",
-            or_(ShiftSwap.shift_id.in_(shift_ids), ShiftSwap.with_shift_id.in_(shift_ids)),
+def _cancel_open_swaps(session: Session, scope: Scope, shift_ids) -> list[ShiftSwap]:
+    """Cancel the open swaps on these shifts (ids, or a select of them); return them."""
+    return list(
+        session.scalars(
+            update(ShiftSwap)
+            .where(
+                ShiftSwap.status == "requested",
+                or_(ShiftSwap.shift_id.in_(shift_ids), ShiftSwap.with_shift_id.in_(shift_ids)),
+            )
+            .values(status="cancelled", decided_by_id=scope.user_id, decided_at=datetime.now(UTC))
+            .returning(ShiftSwap)
+            .execution_options(synchronize_session="fetch")
         )
-        .values(status="cancelled", decided_by_id=scope.user_id, decided_at=datetime.now(UTC))
-        .execution_options(synchronize_session="fetch")
     )
+
+
+def _notify_swaps_cancelled(session: Session, scope: Scope, swaps: list[ShiftSwap]) -> None:
+    """Tell the two workers of each swap an edit cancelled (not the editor, who knows): the
+    notice replaces the request's on their phones (same collapse key)."""
+    for swap in swaps:
+        days = sorted(
+            session.scalars(
+                select(Shift.date).where(Shift.id.in_((swap.shift_id, swap.with_shift_id)))
+            )
+        )
+        notify(
+            session,
+            [w for w in (swap.requester_id, swap.other_worker_id) if w != scope.user_id],
+            "shift_swap_cancelled",
+            "Shift swap cancelled",
+            f"One of its shifts (on {' and '.join(map(str, days))}) was changed, so the swap"
+            " was cancelled; check the roster.",
+            data={
+                "swap_id": swap.id,
+                "shift_id": swap.shift_id,
+                "with_shift_id": swap.with_shift_id,
+            },
+            collapse_key=f"swap:{swap.id}",
+        )
 
 
 def update_shift(session: Session, scope: Scope, shift_id: int, changes: dict) -> Shift:
@@ -731,7 +759,7 @@ def update_shift(session: Session, scope: Scope, shift_id: int, changes: dict) -
     if _snapshot(session, shift) != before:
         # The workers agreed to the shift as it was, and a stale swap would block the shift's
         # new holder from offering it.
-        _cancel_open_swaps(session, scope, [shift.id])
+        _notify_swaps_cancelled(session, scope, _cancel_open_swaps(session, scope, [shift.id]))
     _track_and_notify(session, scope, roster, [(shift, before)], "edit")
     session.refresh(shift)
     return shift

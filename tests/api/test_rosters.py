@@ -978,6 +978,42 @@ def test_publishing_cancels_a_swap_asked_on_the_draft(client, session, community
     assert session.get(Shift, a["id"]).worker_id == a["worker_id"]
 
 
+# --- a swap cancelled by an edit ---------------------------------------------------------------
+
+
+def test_an_edit_that_cancels_a_swap_tells_both_its_workers(client, session, community):
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    swap = request_swap(client, c, a, b).get_json()
+    other_grid = next(g.code for g in c.grids if g.code != b["grid_code"])
+    edited = client.patch(
+        f"/api/v1/shifts/{b['id']}", json={"grid_code": other_grid}, headers=c.auth(c.leader)
+    )
+    assert edited.status_code == 200
+    notices = session.scalars(
+        select(Notification).where(Notification.kind == "shift_swap_cancelled")
+    ).all()
+    assert sorted(n.user_id for n in notices) == sorted((a["worker_id"], b["worker_id"]))
+    assert all(n.data["swap_id"] == str(swap["id"]) for n in notices)
+    assert all(n.collapse_key == f"swap:{swap['id']}" for n in notices)
+
+
+def test_an_edit_that_changes_nothing_cancels_no_swap_and_sends_no_notice(
+    client, session, community
+):
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    swap = request_swap(client, c, a, b).get_json()
+    edited = client.patch(
+        f"/api/v1/shifts/{b['id']}", json={"post": b["post"]}, headers=c.auth(c.leader)
+    )
+    assert edited.status_code == 200
+    assert session.get(ShiftSwap, swap["id"]).status == "requested"
+    assert (
+        session.scalar(select(func.count()).where(Notification.kind == "shift_swap_cancelled")) == 0
+    )
+
+
 # --- one rest-day rule -------------------------------------------------------------------------
 
 
