@@ -90,6 +90,11 @@ def roster_rules(settings: dict) -> RosterRules:
     )
 
 
+def local_today(now: datetime | None = None) -> date:
+    """Today in Asia/Shanghai at `now` (default: the real time): days before it are past."""
+    return (now or datetime.now(UTC)).astimezone(weeks.LOCAL).date()
+
+
 def resting(settings: dict, worker_id: int, day: date) -> bool:
     """Whether `day` is one of the worker's rest days (settings' `rest_days`)."""
     return day.isoweekday() in settings["rest_days"].get(str(worker_id), ())
@@ -607,6 +612,18 @@ def _busy(session: Session, worker_id: int, day: date, exclude: Iterable[int]) -
     )
 
 
+def _require_not_past(shift: Shift, today: date, day: date | None = None) -> None:
+    """A past day's shift is a record of who worked it: it is neither edited, nor moved onto
+    a past day, nor swapped. Today's shifts still change (a worker falls ill at 8:00)."""
+    for when in (shift.date, day or shift.date):
+        if when < today:
+            raise errors.Conflict(
+                f"Shift {shift.id} {'is on' if when == shift.date else 'would move to'}"
+                f" {when}, in the past (today is {today}); past shifts are not changed.",
+                shift_id=shift.id,
+            )
+
+
 def _track_and_notify(
     session: Session, scope: Scope, roster: Roster, changes: list[tuple[Shift, dict]], action: str
 ) -> None:
@@ -680,8 +697,11 @@ def _notify_swaps_cancelled(session: Session, scope: Scope, swaps: list[ShiftSwa
         )
 
 
-def update_shift(session: Session, scope: Scope, shift_id: int, changes: dict) -> Shift:
-    """Move a shift to another post, grid, worker or day of its week, with every rule checked.
+def update_shift(
+    session: Session, scope: Scope, shift_id: int, changes: dict, *, now: datetime | None = None
+) -> Shift:
+    """Move a shift to another post, grid, worker or day of its week, with every rule checked;
+    a past day's shift is not changed, nor a shift moved onto a past day (`now`: the clock).
 
     The roster is locked for share first (as generate and publish lock it, before its shifts):
     an edit waits for a publish in flight, then is logged and notified as a published roster's.
@@ -700,6 +720,7 @@ def update_shift(session: Session, scope: Scope, shift_id: int, changes: dict) -
     post = changes.get("post", shift.post)
     day = changes.get("date", shift.date)
     worker_id = changes.get("worker_id", shift.worker_id)
+    _require_not_past(shift, local_today(now), day)
     if day not in weeks.week_dates(roster.week):
         raise errors.Unprocessable(
             f"{day} is outside the roster's week {roster.week}.",
@@ -774,6 +795,8 @@ def _swap_conflict(session: Session, a: Shift, b: Shift) -> str | None:
     for mover, target in ((a.worker_id, b), (b.worker_id, a)):
         if mover == target.worker_id:
             continue
+        if not session.get(User, mover).active:  # a deactivated worker takes no shift
+            return f"worker {mover} is deactivated"
         clash = _busy(session, mover, target.date, [a.id, b.id])
         if clash is not None:
             return (
@@ -798,8 +821,16 @@ def _require_published(shift: Shift) -> None:
         )
 
 
-def request_swap(session: Session, scope: Scope, shift_id: int, with_shift_id: int) -> ShiftSwap:
-    """Ask to exchange two shifts' workers; the other worker (or a leader) decides."""
+def request_swap(
+    session: Session,
+    scope: Scope,
+    shift_id: int,
+    with_shift_id: int,
+    *,
+    now: datetime | None = None,
+) -> ShiftSwap:
+    """Ask to exchange two shifts' workers; the other worker (or a leader) decides. Neither
+    shift may be of a past day (`now`: the clock)."""
     shift = get_shift(session, scope, shift_id)
     other = get_shift(session, scope, with_shift_id)
     community = shift.roster.community_code
@@ -819,6 +850,9 @@ def request_swap(session: Session, scope: Scope, shift_id: int, with_shift_id: i
     session.refresh(other)
     if shift.worker_id != scope.user_id and not scope.edits_roster(community):
         raise errors.Forbidden("You may only offer your own shifts for a swap.")
+    today = local_today(now)
+    for one in (shift, other):
+        _require_not_past(one, today)
     if shift.worker_id == other.worker_id:
         raise errors.Unprocessable("Both shifts belong to the same worker.")
     reason = _swap_conflict(session, shift, other)
@@ -870,8 +904,11 @@ def get_swap(session: Session, scope: Scope, swap_id: int, *, lock: bool = True)
     return swap
 
 
-def accept_swap(session: Session, scope: Scope, swap_id: int) -> ShiftSwap:
-    """The other worker accepts, or a leader approves: the two shifts exchange workers."""
+def accept_swap(
+    session: Session, scope: Scope, swap_id: int, *, now: datetime | None = None
+) -> ShiftSwap:
+    """The other worker accepts, or a leader approves: the two shifts exchange workers, unless
+    a day of theirs has passed since the request (`now`: the clock)."""
     swap = get_swap(session, scope, swap_id, lock=False)
     # Lock the two shifts (in id order, as request_swap does), then the swap, and read them
     # again: an edit of either shift holds it while it closes the shift's open swaps, so this
@@ -895,8 +932,10 @@ def accept_swap(session: Session, scope: Scope, swap_id: int) -> ShiftSwap:
         raise errors.Forbidden("Nobody decides their own swap.")
     if swap.status != "requested":
         raise errors.Conflict(f"Swap {swap.id} is already {swap.status}.")
+    today = local_today(now)
     for shift in (a, b):
         _require_published(shift)
+        _require_not_past(shift, today)
     if a.worker_id != swap.requester_id or b.worker_id != swap.other_worker_id:
         raise errors.Conflict("The shifts changed hands since the swap was requested.")
     reason = _swap_conflict(session, a, b)

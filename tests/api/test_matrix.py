@@ -227,10 +227,10 @@ MATRIX: dict[str, Line] = {
     "POST /api/v1/communities/<string:code>/rosters": Line(  # authorised; 2 grids cannot staff it
         "/api/v1/communities/{community}/rosters",
         outcomes(403, admin_a=422, leader_a=422, admin_b=404, viewer_110102=404),
-        {"week": "{next_week}"},
+        {"week": "{unrostered_week}"},
     ),
     "GET /api/v1/communities/<string:code>/rosters/<string:week>": Line(
-        "/api/v1/communities/{community}/rosters/{week}", COMMUNITY_READ
+        "/api/v1/communities/{community}/rosters/{roster_week}", COMMUNITY_READ
     ),
     "POST /api/v1/rosters/<id:roster_id>/publish": Line(  # drafts are seen by their editors only
         "/api/v1/rosters/{draft_roster_id}/publish", outcomes(404, admin_a=OK, leader_a=OK)
@@ -238,7 +238,7 @@ MATRIX: dict[str, Line] = {
     "GET /api/v1/rosters/<id:roster_id>/changes": Line(
         "/api/v1/rosters/{roster_id}/changes", COMMUNITY_READ
     ),
-    "GET /api/v1/shifts": Line("/api/v1/shifts?week={week}", SIGNED_IN),
+    "GET /api/v1/shifts": Line("/api/v1/shifts?week={roster_week}", SIGNED_IN),
     "GET /api/v1/shifts/<id:shift_id>": Line("/api/v1/shifts/{shift_id}", COMMUNITY_READ),
     "PATCH /api/v1/shifts/<id:shift_id>": Line(
         "/api/v1/shifts/{shift_id}",
@@ -399,9 +399,12 @@ def targets(app, session, world, tmp_path) -> Targets:
         now=now,
     )
     task.assignee_id, task.status = worker.id, "dispatched"
-    start, _end = week_bounds(week)
+    # The roster is next week's: its shifts lie ahead whatever today is (past days' shifts are
+    # not changed, so this week's Wednesday would answer 409 from Thursday on).
+    next_week = current_week(now + timedelta(days=7))
+    start, _end = week_bounds(next_week)
     day = (start + timedelta(days=2)).date()
-    roster = Roster(community_code=A, week=week, status="published", created_by_id=leader.id)
+    roster = Roster(community_code=A, week=next_week, status="published", created_by_id=leader.id)
     session.add(roster)
     session.flush()
     shift = Shift(roster_id=roster.id, date=day, post="B", worker_id=worker.id, grid_id=grid.id)
@@ -432,7 +435,6 @@ def targets(app, session, world, tmp_path) -> Targets:
     session.flush()
     report_store.store_files(session, report, now)
     z, x, y = tile_of(*centre(A1))
-    next_week = current_week(now + timedelta(days=7))
     targets = Targets(household=household)
     targets.values = {
         "grid_id": grid.id,
@@ -457,7 +459,8 @@ def targets(app, session, world, tmp_path) -> Targets:
         "feed_token": calendar.feed_token(session, worker, app.config["SECRET_KEY"]),
         "report_id": report.id,
         "week": week,
-        "next_week": next_week,
+        "roster_week": next_week,
+        "unrostered_week": current_week(now + timedelta(days=21)),
         "z": z,
         "x": x,
         "y": y,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from urllib.parse import quote
 
 import pytest
@@ -34,6 +34,18 @@ SIZES = {
     "20-workers": (20, 8, None),
     "40-workers": (40, 14, None),
 }
+# The tests' weeks lie ahead unless a test moves the clock: past days' shifts are not changed.
+BEFORE_THE_WEEK = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # Friday 10:00 in Beijing
+
+
+@pytest.fixture(autouse=True)
+def clock_before_the_week(app):
+    app.config["FIXED_NOW"] = BEFORE_THE_WEEK
+
+
+def set_today(app, day: date) -> None:
+    """Move the app's clock (api.clock) to 10:00 in Beijing on `day`."""
+    app.config["FIXED_NOW"] = datetime.combine(day, time(10), LOCAL).astimezone(UTC)
 
 
 @pytest.fixture()
@@ -976,6 +988,155 @@ def test_publishing_cancels_a_swap_asked_on_the_draft(client, session, community
     assert response.status_code == 409
     assert "cancelled" in response.get_json()["detail"]
     assert session.get(Shift, a["id"]).worker_id == a["worker_id"]
+
+
+# --- the past is not changed -------------------------------------------------------------------
+
+
+def test_editing_a_shift_of_a_past_day_is_409_and_changes_nothing(client, app, session, community):
+    c = community
+    view = published_week(client, c)
+    shift = next(s for s in all_shifts(view) if s["date"] == str(TUE) and s["post"] == "B")
+    set_today(app, THU)
+    response = client.patch(
+        f"/api/v1/shifts/{shift['id']}", json={"post": "A"}, headers=c.auth(c.leader)
+    )
+    assert response.status_code == 409
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert "past" in response.get_json()["detail"]
+    session.expire_all()
+    assert session.get(Shift, shift["id"]).post == "B"
+    assert session.scalar(select(func.count()).select_from(ShiftChange)) == 0
+
+
+def test_moving_a_shift_onto_a_past_day_is_409(client, app, session, community):
+    c = community
+    view = published_week(client, c)
+    shift = next(s for s in all_shifts(view) if s["date"] == str(FRI))
+    set_today(app, THU)
+    response = client.patch(
+        f"/api/v1/shifts/{shift['id']}", json={"date": str(SUN)}, headers=c.auth(c.leader)
+    )
+    assert response.status_code == 200  # a later day of the week: allowed
+    response = client.patch(
+        f"/api/v1/shifts/{shift['id']}", json={"date": str(WED)}, headers=c.auth(c.leader)
+    )
+    assert response.status_code == 409
+    assert "past" in response.get_json()["detail"]
+    session.expire_all()
+    assert session.get(Shift, shift["id"]).date == SUN
+
+
+def test_a_shift_of_today_can_still_be_edited(client, app, community):
+    c = community
+    view = published_week(client, c)
+    shift = next(s for s in all_shifts(view) if s["date"] == str(THU) and s["post"] == "B")
+    set_today(app, THU)
+    response = client.patch(
+        f"/api/v1/shifts/{shift['id']}", json={"post": "A"}, headers=c.auth(c.leader)
+    )
+    assert response.status_code == 200, response.get_json()
+
+
+def test_today_is_the_date_in_beijing(client, app, community):
+    """23:30 UTC on Wednesday is already Thursday in Beijing: Wednesday's shifts are past."""
+    c = community
+    view = published_week(client, c)
+    shift = next(s for s in all_shifts(view) if s["date"] == str(WED) and s["post"] == "B")
+    app.config["FIXED_NOW"] = datetime.combine(WED, time(23, 30), UTC)
+    response = client.patch(
+        f"/api/v1/shifts/{shift['id']}", json={"post": "A"}, headers=c.auth(c.leader)
+    )
+    assert response.status_code == 409
+
+
+def test_a_swap_of_a_past_shift_is_409_and_opens_nothing(client, app, session, community):
+    c = community
+    a, b = workers_pair(published_week(client, c), c, day=MON)
+    set_today(app, WED)
+    response = request_swap(client, c, a, b)
+    assert response.status_code == 409
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert "past" in response.get_json()["detail"]
+    assert swaps_and_notices(session) == (0, 0)
+
+
+def test_accepting_a_swap_after_its_day_passed_is_409_and_changes_nothing(
+    client, app, session, community
+):
+    c = community
+    a, b = workers_pair(published_week(client, c), c, day=TUE)
+    swap = request_swap(client, c, a, b).get_json()
+    set_today(app, WED)
+    response = client.post(
+        f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(by_id(c, b["worker_id"]))
+    )
+    assert response.status_code == 409
+    assert "past" in response.get_json()["detail"]
+    session.expire_all()
+    assert session.get(Shift, a["id"]).worker_id == a["worker_id"]
+    assert session.get(ShiftSwap, swap["id"]).status == "requested"
+
+
+# --- deactivated workers -----------------------------------------------------------------------
+
+
+def deactivate(session, user) -> None:
+    user.active = False
+    session.flush()
+
+
+def test_handing_a_shift_to_a_deactivated_worker_is_422_and_changes_nothing(
+    client, session, community
+):
+    c = community
+    shift = first_b(published_week(client, c))
+    gone = next(w for w in c.workers[1:] if w.id != shift["worker_id"])
+    day = date.fromisoformat(shift["date"])
+    session.execute(delete(Shift).where(Shift.worker_id == gone.id, Shift.date == day))
+    deactivate(session, gone)
+    response = client.patch(
+        f"/api/v1/shifts/{shift['id']}", json={"worker_id": gone.id}, headers=c.auth(c.leader)
+    )
+    assert response.status_code == 422
+    assert "worker_id" in response.get_json()["errors"]["json"]
+    session.expire_all()
+    assert session.get(Shift, shift["id"]).worker_id == shift["worker_id"]
+
+
+def test_a_swap_with_a_deactivated_workers_shift_is_409_and_opens_nothing(
+    client, session, community
+):
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    deactivate(session, by_id(c, b["worker_id"]))
+    response = request_swap(client, c, a, b)
+    assert response.status_code == 409
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert "deactivated" in response.get_json()["detail"]
+    assert swaps_and_notices(session) == (0, 0)
+
+
+@pytest.mark.parametrize("side", ["requester", "other"])
+def test_approving_a_swap_whose_worker_was_deactivated_is_409_and_changes_nothing(
+    client, session, community, side
+):
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    swap = request_swap(client, c, a, b).get_json()
+    gone = by_id(c, a["worker_id"] if side == "requester" else b["worker_id"])
+    deactivate(session, gone)
+    response = client.post(f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(c.admin))
+    assert response.status_code == 409
+    assert "deactivated" in response.get_json()["detail"]
+    session.expire_all()
+    held = dict(
+        session.execute(
+            select(Shift.id, Shift.worker_id).where(Shift.id.in_((a["id"], b["id"])))
+        ).all()
+    )
+    assert held == {a["id"]: a["worker_id"], b["id"]: b["worker_id"]}
+    assert session.get(ShiftSwap, swap["id"]).status == "requested"
 
 
 # --- a swap cancelled by an edit ---------------------------------------------------------------

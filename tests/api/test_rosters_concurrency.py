@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
@@ -29,6 +30,7 @@ from tests.factories import RosterCommunity, build_app, make_roster_community
 
 WEEK = "2026-W48"
 MON = week_dates(WEEK)[0]
+BEFORE_THE_WEEK = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # the week's shifts lie ahead
 _codes = itertools.count(1)
 
 
@@ -57,7 +59,7 @@ def live(own_database_url):
     """A committed community of four workers (the first a leader) over two grids."""
     from api.extensions import db
 
-    app = build_app(own_database_url)
+    app = build_app(own_database_url, FIXED_NOW=BEFORE_THE_WEEK)
     with app.app_context(), db.begin() as session:
         c = make_roster_community(
             session, app, 4, 2, code=f"110109009{next(_codes):03d}", roster={"a_min": 1, "a_max": 1}

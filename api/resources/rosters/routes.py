@@ -9,6 +9,7 @@ from flask.views import MethodView
 
 from api import errors
 from api.auth import current_scope, current_user
+from api.clock import now as _now
 from api.extensions import Blueprint, db
 from api.resources.rosters.schemas import (
     CalendarUrlSchema,
@@ -149,9 +150,10 @@ class ShiftById(MethodView):
 
         Nobody holds two posts at once (409); a B-post needs a grid of the community. After
         publishing, the change is logged and the workers it touches are notified. A change
-        cancels the shift's open swap.
+        cancels the shift's open swap, and its two workers are told. A shift of a day before
+        today (Asia/Shanghai), or a move onto such a day, is a 409: the past is not changed.
         """
-        shift = rosters.update_shift(db.session, current_scope(), shift_id, changes)
+        shift = rosters.update_shift(db.session, current_scope(), shift_id, changes, now=_now())
         db.session.commit()
         return _shift(shift)
 
@@ -163,9 +165,12 @@ class ShiftSwapRequest(MethodView):
     def post(self, data, shift_id):
         """Ask to swap this shift with another worker's; they accept or a leader approves
 
-        Both shifts belong to published rosters of one community (409 for a draft's shift).
+        Both shifts belong to published rosters of one community (409 for a draft's shift),
+        are of today or later, and go to active workers (409 otherwise).
         """
-        swap = rosters.request_swap(db.session, current_scope(), shift_id, data["with_shift_id"])
+        swap = rosters.request_swap(
+            db.session, current_scope(), shift_id, data["with_shift_id"], now=_now()
+        )
         db.session.commit()
         return swap
 
@@ -177,9 +182,10 @@ class SwapAccept(MethodView):
         """Accept (the other worker) or approve (a leader) a swap: the shifts change hands
 
         409 when the swap is no longer open (decided, or cancelled by an edit of its shifts),
-        a shift changed hands, a shift's roster is a draft, or the exchange breaks a rule.
+        a shift changed hands, a shift's roster is a draft, a shift's day has passed, a worker
+        was deactivated, or the exchange breaks a rule.
         """
-        swap = rosters.accept_swap(db.session, current_scope(), swap_id)
+        swap = rosters.accept_swap(db.session, current_scope(), swap_id, now=_now())
         db.session.commit()
         return swap
 
