@@ -223,6 +223,35 @@ def decide_leave(session: Session, scope: Scope, leave_id: int, decision: str) -
     return leave
 
 
+def cancel_leave(
+    session: Session, scope: Scope, leave_id: int, *, now: datetime | None = None
+) -> Leave:
+    """The worker withdraws their own requested or approved leave, or a leader or admin of
+    their community cancels it.
+
+    Locked as a decision is: a cancel and a decision at once are taken one after the other,
+    and the second sees the first. Approved leave that has begun is not cancelled: its days
+    are a record of the worker's absence. Shifts handed on after the approval stay where
+    they are (the leader moves them back with PATCH /shifts/{id} if wanted).
+    """
+    leave = get_leave(session, scope, leave_id, lock=True)
+    if leave.worker_id != scope.user_id:
+        scope.require_roster_editor(session.get(User, leave.worker_id).community_code)
+    if leave.status not in ("requested", "approved"):
+        raise errors.Conflict(f"Leave {leave.id} is already {leave.status}.")
+    today = local_today(now)
+    if leave.status == "approved" and leave.start_date < today:
+        raise errors.Conflict(
+            f"Leave {leave.id} began on {leave.start_date}, before today ({today}): days"
+            " already taken are kept on record, so it is not cancelled."
+        )
+    leave.status = "cancelled"
+    leave.decided_by_id = scope.user_id
+    leave.decided_at = now or datetime.now(UTC)
+    session.flush()
+    return leave
+
+
 def shifts_during_leave(session: Session, leave: Leave) -> list[Shift]:
     """The worker's shifts, in any roster, on the days of an approved leave: a roster made
     before the leave still names them. Approving is never refused (the leave is the worker's);

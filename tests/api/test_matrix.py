@@ -267,6 +267,10 @@ MATRIX: dict[str, Line] = {
         outcomes(403, leader_a=OK, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),
         {"decision": "approve"},
     ),
+    "POST /api/v1/leaves/<id:leave_id>/cancel": Line(  # the worker's own, or a leader's call
+        "/api/v1/leaves/{leave_id}/cancel",
+        outcomes(OK, viewer_110101=403, worker_a2=404, admin_b=404, viewer_110102=404),
+    ),
     "GET /api/v1/me/calendar-url": Line("/api/v1/me/calendar-url", SIGNED_IN),
     "DELETE /api/v1/me/calendar-url": Line("/api/v1/me/calendar-url", SIGNED_IN),
     "GET /api/v1/workers/<id:worker_id>/shifts.ics": Line(

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 
 from api.models import (
     Community,
+    Leave,
     Notification,
     Roster,
     Shift,
@@ -988,6 +989,187 @@ def test_publishing_cancels_a_swap_asked_on_the_draft(client, session, community
     assert response.status_code == 409
     assert "cancelled" in response.get_json()["detail"]
     assert session.get(Shift, a["id"]).worker_id == a["worker_id"]
+
+
+# --- cancelling leave --------------------------------------------------------------------------
+
+
+def decide(client, c, leave, decision="approve", who=None):
+    return client.post(
+        f"/api/v1/leaves/{leave['id']}/decision",
+        json={"decision": decision},
+        headers=c.auth(who or c.leader),
+    )
+
+
+def cancel(client, c, leave_id, who):
+    return client.post(f"/api/v1/leaves/{leave_id}/cancel", headers=c.auth(who))
+
+
+def test_a_worker_withdraws_their_requested_leave(client, community):
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker).get_json()
+    response = cancel(client, c, leave["id"], worker)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["id"], body["status"], body["decided_by_id"]) == (
+        leave["id"],
+        "cancelled",
+        worker.id,
+    )
+    assert body["decided_at"] is not None
+
+
+def test_a_worker_cancels_their_approved_leave_and_is_rostered_on_those_days_again(
+    client, community
+):
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker, WED, THU).get_json()
+    assert decide(client, c, leave).status_code == 200
+    assert cancel(client, c, leave["id"], worker).get_json()["status"] == "cancelled"
+    shifts = all_shifts(generate(client, c).get_json())
+    assert {str(WED), str(THU)} <= {s["date"] for s in shifts if s["worker_id"] == worker.id}
+
+
+@pytest.mark.parametrize("who", ["leader", "admin"])
+def test_a_leader_or_admin_cancels_a_workers_approved_leave(client, community, who):
+    c = community
+    leave = request_leave(client, c, c.workers[3]).get_json()
+    decide(client, c, leave)
+    canceller = getattr(c, who)
+    response = cancel(client, c, leave["id"], canceller)
+    assert response.status_code == 200, response.get_json()
+    assert (response.get_json()["status"], response.get_json()["decided_by_id"]) == (
+        "cancelled",
+        canceller.id,
+    )
+
+
+def test_a_leader_cancels_their_own_leave(client, community):
+    c = community
+    leave = request_leave(client, c, c.leader).get_json()
+    decide(client, c, leave, who=c.admin)
+    assert cancel(client, c, leave["id"], c.leader).get_json()["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("closed_by", ["reject", "cancel"])
+def test_cancelling_a_rejected_or_cancelled_leave_is_409_and_changes_nothing(
+    client, session, community, closed_by
+):
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker).get_json()
+    if closed_by == "reject":
+        decide(client, c, leave, "reject")
+    else:
+        cancel(client, c, leave["id"], worker)
+    before = session.get(Leave, leave["id"])
+    status, decided_by = before.status, before.decided_by_id
+    response = cancel(client, c, leave["id"], c.admin)
+    assert response.status_code == 409
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert f"already {status}" in response.get_json()["detail"]
+    session.expire_all()
+    after = session.get(Leave, leave["id"])
+    assert (after.status, after.decided_by_id) == (status, decided_by)
+
+
+@pytest.mark.parametrize("days", [(MON, TUE), (TUE, THU)], ids=["over", "under-way"])
+def test_cancelling_approved_leave_whose_days_have_begun_is_409_and_changes_nothing(
+    client, app, session, community, days
+):
+    """Days already taken are a record: the leave that covered them stays approved."""
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker, *days).get_json()
+    decide(client, c, leave)
+    set_today(app, WED)
+    response = cancel(client, c, leave["id"], worker)
+    assert response.status_code == 409
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert str(days[0]) in response.get_json()["detail"]
+    session.expire_all()
+    assert session.get(Leave, leave["id"]).status == "approved"
+
+
+def test_approved_leave_starting_today_can_still_be_cancelled(client, app, community):
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker, WED, THU).get_json()
+    decide(client, c, leave)
+    set_today(app, WED)
+    assert cancel(client, c, leave["id"], worker).get_json()["status"] == "cancelled"
+
+
+def test_a_request_whose_days_passed_undecided_can_still_be_withdrawn(client, app, community):
+    """It never took effect, so withdrawing it rewrites nothing."""
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker, MON, TUE).get_json()
+    set_today(app, WED)
+    assert cancel(client, c, leave["id"], worker).get_json()["status"] == "cancelled"
+
+
+def test_cancelled_leave_frees_its_days_for_a_new_request(client, community):
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker).get_json()
+    cancel(client, c, leave["id"], worker)
+    assert request_leave(client, c, worker).status_code == 201
+
+
+def test_another_worker_cannot_cancel_leave_it_is_out_of_scope(client, session, community):
+    c = community
+    leave = request_leave(client, c, c.workers[3]).get_json()
+    response = cancel(client, c, leave["id"], c.workers[4])
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert session.get(Leave, leave["id"]).status == "requested"
+
+
+def test_another_communitys_admin_cannot_cancel_leave(client, session, community, world):
+    c = community
+    leave = request_leave(client, c, c.workers[3]).get_json()
+    response = client.post(f"/api/v1/leaves/{leave['id']}/cancel", headers=world.auth("admin_a"))
+    assert response.status_code == 404
+    assert session.get(Leave, leave["id"]).status == "requested"
+
+
+def test_a_district_viewer_reads_leave_but_cannot_cancel_it(client, session, community):
+    c = community
+    leave = request_leave(client, c, c.workers[3]).get_json()
+    response = cancel(client, c, leave["id"], c.viewer)
+    assert response.status_code == 403
+    assert session.get(Leave, leave["id"]).status == "requested"
+
+
+def test_cancelling_an_unknown_leave_is_404(client, community):
+    response = cancel(client, community, 987654321, community.leader)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/problem+json"
+
+
+def test_cancelling_leave_leaves_the_shifts_handed_on_with_their_new_holders(
+    client, session, community
+):
+    """Approval listed the shifts to hand on; a leader did. Cancelling the leave does not take
+    them back: the stand-in was told, and the roster is the leader's to change again."""
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    away = by_id(c, b["worker_id"])
+    leave = request_leave(client, c, away, MON, MON).get_json()
+    assert b["id"] in {s["id"] for s in decide(client, c, leave).get_json()["shifts_to_reassign"]}
+    stand_in = next(w for w in c.workers[1:] if w.id not in (a["worker_id"], away.id))
+    session.execute(delete(Shift).where(Shift.worker_id == stand_in.id, Shift.date == MON))
+    handed = client.patch(
+        f"/api/v1/shifts/{b['id']}", json={"worker_id": stand_in.id}, headers=c.auth(c.leader)
+    )
+    assert handed.status_code == 200
+    assert cancel(client, c, leave["id"], away).get_json()["status"] == "cancelled"
+    session.expire_all()
+    assert session.get(Shift, b["id"]).worker_id == stand_in.id
 
 
 # --- the past is not changed -------------------------------------------------------------------

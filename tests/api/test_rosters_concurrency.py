@@ -137,6 +137,29 @@ def test_two_leaders_deciding_one_leave_the_second_is_told_the_first_decision(li
     assert stored == decided["status"]
 
 
+def test_a_worker_withdrawing_leave_while_a_leader_decides_it_ends_cancelled(live):
+    """Whichever goes first, the worker's cancel is not overwritten: an approval that came
+    first is cancelled after it (200, 200); one that comes second finds it cancelled (409)."""
+    c = live.c
+    worker = c.workers[2]
+    leave = live.post(
+        "/api/v1/leaves", worker, {"start_date": str(MON), "end_date": str(MON), "reason": "家事"}
+    ).get_json()
+    answers = race(
+        live,
+        "SELECT 1 FROM leaves WHERE id = :id FOR UPDATE",
+        {"id": leave["id"]},
+        lambda: live.post(
+            f"/api/v1/leaves/{leave['id']}/decision", c.leader, {"decision": "approve"}
+        ),
+        lambda: live.post(f"/api/v1/leaves/{leave['id']}/cancel", worker),
+    )
+    decided, cancelled = (r.status_code for r in answers)
+    assert cancelled == 200
+    assert decided in (200, 409)
+    assert live.scalar(select(Leave.status).where(Leave.id == leave["id"])) == "cancelled"
+
+
 def test_a_leave_request_sent_twice_at_once_is_stored_once(live):
     c = live.c
     worker = c.workers[2]

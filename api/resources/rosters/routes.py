@@ -235,6 +235,20 @@ class LeaveDecision(MethodView):
         return answer
 
 
+@blp.route("/leaves/<id:leave_id>/cancel")
+class LeaveCancel(MethodView):
+    @blp.response(200, LeaveSchema)
+    def post(self, leave_id):
+        """Cancel leave: the worker their own (requested or approved), or a leader or admin
+
+        409 when the leave is already rejected or cancelled, or is approved and began before
+        today (Asia/Shanghai). Shifts handed on after the approval stay with their new holders.
+        """
+        leave = rosters.cancel_leave(db.session, current_scope(), leave_id, now=_now())
+        db.session.commit()
+        return leave
+
+
 def _feed_urls(user) -> dict:
     token = calendar.feed_token(db.session, user, current_app.config["SECRET_KEY"])
     url = url_for("calendar.WorkerFeed", worker_id=user.id, token=token, _external=True)
