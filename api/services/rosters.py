@@ -245,10 +245,28 @@ def cancel_leave(
             f"Leave {leave.id} began on {leave.start_date}, before today ({today}): days"
             " already taken are kept on record, so it is not cancelled."
         )
+    approver = leave.decided_by_id if leave.status == "approved" else None
     leave.status = "cancelled"
     leave.decided_by_id = scope.user_id
     leave.decided_at = now or datetime.now(UTC)
     session.flush()
+    # Whoever did not cancel it and counts on it: the worker (they would stay home on days the
+    # roster now expects them), or the approver of leave the worker withdrew (the days are
+    # rostered again).
+    told = leave.worker_id if leave.worker_id != scope.user_id else approver
+    if told is not None and told != scope.user_id:
+        days = f"{leave.start_date}" + (
+            f" to {leave.end_date}" if leave.end_date != leave.start_date else ""
+        )
+        notify(
+            session,
+            [told],
+            "leave_cancelled",
+            "Leave cancelled",
+            f"The leave of {days} was cancelled; the worker is expected on those days.",
+            data={"leave_id": leave.id, "worker_id": leave.worker_id},
+            collapse_key=f"leave:{leave.id}",
+        )
     return leave
 
 

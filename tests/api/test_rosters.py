@@ -1047,6 +1047,38 @@ def test_a_leader_or_admin_cancels_a_workers_approved_leave(client, community, w
     )
 
 
+def test_a_workers_approved_leave_cancelled_by_a_leader_is_told_to_the_worker(
+    client, session, community
+):
+    """They would otherwise stay home on days the roster now expects them."""
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker).get_json()
+    decide(client, c, leave)
+    assert cancel(client, c, leave["id"], c.admin).status_code == 200
+    notices = session.scalars(select(Notification).where(Notification.kind == "leave_cancelled"))
+    assert [(n.user_id, n.data["leave_id"]) for n in notices] == [(worker.id, str(leave["id"]))]
+
+
+def test_approved_leave_withdrawn_by_the_worker_is_told_to_whoever_approved_it(
+    client, session, community
+):
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker).get_json()
+    decide(client, c, leave)  # by the leader
+    assert cancel(client, c, leave["id"], worker).status_code == 200
+    notices = session.scalars(select(Notification).where(Notification.kind == "leave_cancelled"))
+    assert [n.user_id for n in notices] == [c.leader.id]
+
+
+def test_a_requested_leave_withdrawn_by_the_worker_tells_nobody(client, session, community):
+    c = community
+    leave = request_leave(client, c, c.workers[3]).get_json()
+    assert cancel(client, c, leave["id"], c.workers[3]).status_code == 200
+    assert session.scalar(select(func.count()).where(Notification.kind == "leave_cancelled")) == 0
+
+
 def test_a_leader_cancels_their_own_leave(client, community):
     c = community
     leave = request_leave(client, c, c.leader).get_json()
