@@ -220,7 +220,34 @@ def decide_leave(session: Session, scope: Scope, leave_id: int, decision: str) -
     leave.decided_by_id = scope.user_id
     leave.decided_at = datetime.now(UTC)
     session.flush()
+    _tell_about_leave(
+        session,
+        leave,
+        leave.worker_id,
+        f"Leave {leave.status}",
+        f"Your leave of {_leave_days(leave)} was {leave.status}.",
+    )
     return leave
+
+
+def _leave_days(leave: Leave) -> str:
+    if leave.end_date == leave.start_date:
+        return str(leave.start_date)
+    return f"{leave.start_date} to {leave.end_date}"
+
+
+def _tell_about_leave(session: Session, leave: Leave, user_id: int, title: str, body: str) -> None:
+    """A leave's notice (`leave_decided` while it is approved or rejected, else
+    `leave_cancelled`), collapsing the leave's earlier one on the phone."""
+    notify(
+        session,
+        [user_id],
+        "leave_cancelled" if leave.status == "cancelled" else "leave_decided",
+        title,
+        body,
+        data={"leave_id": leave.id, "worker_id": leave.worker_id, "status": leave.status},
+        collapse_key=f"leave:{leave.id}",
+    )
 
 
 def cancel_leave(
@@ -255,17 +282,13 @@ def cancel_leave(
     # rostered again).
     told = leave.worker_id if leave.worker_id != scope.user_id else approver
     if told is not None and told != scope.user_id:
-        days = f"{leave.start_date}" + (
-            f" to {leave.end_date}" if leave.end_date != leave.start_date else ""
-        )
-        notify(
+        _tell_about_leave(
             session,
-            [told],
-            "leave_cancelled",
+            leave,
+            told,
             "Leave cancelled",
-            f"The leave of {days} was cancelled; the worker is expected on those days.",
-            data={"leave_id": leave.id, "worker_id": leave.worker_id},
-            collapse_key=f"leave:{leave.id}",
+            f"The leave of {_leave_days(leave)} was cancelled; the worker is expected on those"
+            " days.",
         )
     return leave
 

@@ -1047,6 +1047,18 @@ def test_a_leader_or_admin_cancels_a_workers_approved_leave(client, community, w
     )
 
 
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_the_worker_is_told_the_decision_on_their_leave(client, session, community, decision):
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker).get_json()
+    assert decide(client, c, leave, decision).status_code == 200
+    notices = session.scalars(select(Notification).where(Notification.kind == "leave_decided"))
+    assert [(n.user_id, n.data["leave_id"], n.data["status"]) for n in notices] == [
+        (worker.id, str(leave["id"]), "approved" if decision == "approve" else "rejected")
+    ]
+
+
 def test_a_workers_approved_leave_cancelled_by_a_leader_is_told_to_the_worker(
     client, session, community
 ):
