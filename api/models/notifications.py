@@ -22,6 +22,7 @@ NOTIFICATION_KINDS = (
     "roster_changed",
     "shift_swap_requested",
     "shift_swap_cancelled",
+    "shift_swap_rejected",
     "leave_decided",
     "leave_cancelled",
     "report_ready",

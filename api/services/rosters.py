@@ -1049,4 +1049,18 @@ def reject_swap(session: Session, scope: Scope, swap_id: int) -> ShiftSwap:
     swap.decided_by_id = scope.user_id
     swap.decided_at = datetime.now(UTC)
     session.flush()
+    # Its workers but the one who decided: the other worker of a withdrawn swap, the requester
+    # (and the other, when a leader decided) of a rejected one.
+    withdrawn = swap.status == "cancelled"
+    notify(
+        session,
+        [w for w in (swap.requester_id, swap.other_worker_id) if w != scope.user_id],
+        "shift_swap_cancelled" if withdrawn else "shift_swap_rejected",
+        "Shift swap withdrawn" if withdrawn else "Shift swap rejected",
+        f"The swap of the shifts on {shift.date} and "
+        f"{session.get(Shift, swap.with_shift_id).date} was "
+        f"{'withdrawn' if withdrawn else 'rejected'}; the roster stays as it was.",
+        data={"swap_id": swap.id, "shift_id": swap.shift_id, "with_shift_id": swap.with_shift_id},
+        collapse_key=f"swap:{swap.id}",
+    )
     return swap

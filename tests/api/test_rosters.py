@@ -1385,6 +1385,37 @@ def test_an_edit_that_cancels_a_swap_tells_both_its_workers(client, session, com
     assert all(n.collapse_key == f"swap:{swap['id']}" for n in notices)
 
 
+@pytest.mark.parametrize("who", ["other", "leader"])
+def test_a_rejected_swap_is_told_to_its_workers_but_the_one_who_rejected_it(
+    client, session, community, who
+):
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    swap = request_swap(client, c, a, b).get_json()
+    rejecter = by_id(c, b["worker_id"]) if who == "other" else c.leader
+    rejected = client.post(f"/api/v1/swaps/{swap['id']}/reject", headers=c.auth(rejecter))
+    assert rejected.status_code == 200 and rejected.get_json()["status"] == "rejected"
+    notices = session.scalars(
+        select(Notification).where(Notification.kind == "shift_swap_rejected")
+    ).all()
+    expected = {a["worker_id"], b["worker_id"]} - {rejecter.id}
+    assert {n.user_id for n in notices} == expected
+    assert all(n.collapse_key == f"swap:{swap['id']}" for n in notices)
+
+
+def test_a_swap_withdrawn_by_its_requester_is_told_to_the_other_worker(client, session, community):
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    swap = request_swap(client, c, a, b).get_json()
+    requester = by_id(c, a["worker_id"])
+    withdrawn = client.post(f"/api/v1/swaps/{swap['id']}/reject", headers=c.auth(requester))
+    assert withdrawn.get_json()["status"] == "cancelled"
+    notices = session.scalars(
+        select(Notification).where(Notification.kind == "shift_swap_cancelled")
+    ).all()
+    assert [n.user_id for n in notices] == [b["worker_id"]]
+
+
 def test_an_edit_that_changes_nothing_cancels_no_swap_and_sends_no_notice(
     client, session, community
 ):
