@@ -1,17 +1,29 @@
-"""Household history rows are closed by household id: the trigger's cost follows the rows changed.
+"""Household history closed by household id; tag changes dated before stored visits recounted.
 
-`gw_households_updated()` (0014) closed the open `household_history` rows of the households a
-statement changed with one `UPDATE ... FROM moved`, which PostgreSQL planned as a hash join over
-a sequential scan of every open history row: its cost grew with the table (90,000 households:
-117,000 history rows read for a 500-row UPDATE), not with the statement. They are now closed by
-household id (`= ANY(ids)`, an index probe each on ix_household_history_household), before the
-new rows open (a separate statement, so it cannot close them). `gw_households_deleted()` had the
-same join: same fix.
+1. `gw_households_updated()` (0014) closed the open `household_history` rows of the households
+   a statement changed with one `UPDATE ... FROM moved`, which PostgreSQL planned as a hash join
+   over a sequential scan of every open history row: its cost grew with the table (90,000
+   households: 117,000 history rows read for a 500-row UPDATE), not with the statement. They
+   are now closed by household id (`= ANY(ids)`, an index probe each on
+   ix_household_history_household), before the new rows open (a separate statement, so it
+   cannot close them). `gw_households_deleted()` had the same join: same fix.
+2. A change of a household's tags takes effect at `gridwork.effective_at` (an import, a test)
+   or at the transaction's time, but visits stored by then may be dated at or after it (dated
+   back, or from a phone whose clock runs ahead): in `gw_report_rebuild()` they now carry the
+   new tags, while the `counted` sets the visits trigger kept for their weeks stayed as they
+   were. `gw_households_updated()` now calls `gw_report_recount_households(ids, at)`: the
+   household-weeks holding a visit of a retagged household dated at or after the change (or
+   before its first history row, where a visit carries the household's tags now) are replayed
+   as the rebuild replays them, their `counted` replaced, and `report_grid_week_tags` moved by
+   the difference. For a change dated now with no visit after it, three index probes a
+   household that find nothing.
 
 Measured with bench/report_upkeep.py (both definitions swapped in turn on the same data): see
 docs/report.md.
 
-The downgrade restores 0014's household trigger functions.
+The upgrade does not rebuild: counts kept wrong by earlier past-dated changes stand until
+someone runs `SELECT gw_report_rebuild()`. The downgrade restores 0014's household trigger
+functions and drops gw_report_recount_households().
 
 Revision ID: 0024
 Revises: 0023
@@ -26,6 +38,111 @@ revision: str = "0024"
 down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# The household-weeks a change of these households' tags at `since` reaches, replayed.
+RECOUNT_HOUSEHOLDS_SQL = r"""
+-- After the tags of `for_households` changed at `since`: the must-visit `counted` sets of the
+-- household-weeks whose visits now carry other tags, replayed as gw_report_rebuild() replays
+-- them (every visit of the week in (visited_at, id) order, the tags of the history row at each,
+-- the week's cadence), and report_grid_week_tags moved by the difference. A visit carries the
+-- tags of the history row covering it, or the household's tags now when none does; the rows
+-- cover every moment from the household's first one on (each change closes the open row when
+-- it opens the next). So the visits reached are those at or after `since` (now under the new
+-- row) and those before the first row (under the tags now). Both are range scans of
+-- ix_visits_household_visited; for a change dated now they find nothing.
+CREATE OR REPLACE FUNCTION gw_report_recount_households(for_households integer[],
+                                                        since timestamptz)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  k_grid integer[];
+  k_week text[];
+  k_household integer[];
+BEGIN
+  SELECT array_agg(r.grid_id ORDER BY r.grid_id, r.week, r.household_id),
+         array_agg(r.week ORDER BY r.grid_id, r.week, r.household_id),
+         array_agg(r.household_id ORDER BY r.grid_id, r.week, r.household_id)
+    INTO k_grid, k_week, k_household
+  FROM (
+    SELECT DISTINCT v.grid_id, v.week, v.household_id
+    FROM unnest(for_households) i(id)
+    CROSS JOIN LATERAL (
+      SELECT v.grid_id, v.week, v.household_id FROM visits v
+      WHERE v.household_id = i.id AND v.visited_at >= since
+      UNION ALL
+      SELECT v.grid_id, v.week, v.household_id FROM visits v
+      WHERE v.household_id = i.id
+        AND v.visited_at < (SELECT COALESCE(min(x.valid_from), 'infinity')
+                            FROM household_history x WHERE x.household_id = i.id)) v
+  ) r;
+  IF k_grid IS NULL THEN
+    RETURN;
+  END IF;
+
+  -- The visits trigger's locks, in its order: no ingest into these grids meanwhile.
+  PERFORM pg_advisory_xact_lock(20261123, g)
+    FROM (SELECT DISTINCT g FROM unnest(k_grid) g ORDER BY 1) s;
+
+  -- Each household-week replayed on its own (a lateral subquery: its visits through
+  -- ix_visits_grid_week_household), so the work follows the household-weeks reached, whatever
+  -- the planner guesses of their number.
+  WITH hw AS MATERIALIZED (
+    SELECT k.grid_id, k.week, k.household_id,
+           (SELECT h.tags FROM households h WHERE h.id = k.household_id) AS tags_now,
+           gw_cadence_of(g.community_code, k.week) AS cadence
+    FROM unnest(k_grid, k_week, k_household) k(grid_id, week, household_id)
+    JOIN grids g ON g.id = k.grid_id),
+  -- Replaced, not added to: the tags at these visits changed, so a tag counted under the old
+  -- ones may no longer be (a rebuild would not count it).
+  changed AS MATERIALIZED (
+    SELECT o.grid_id, o.week, o.household_id, o.counted AS was, n.counted
+    FROM hw p
+    JOIN report_household_weeks o
+      ON o.grid_id = p.grid_id AND o.week = p.week AND o.household_id = p.household_id
+    CROSS JOIN LATERAL (
+      -- The tags a visit carried are done when the most met visits any visit carrying them
+      -- had (in (visited_at, id) order) reach their cadence.
+      SELECT COALESCE(array_agg(DISTINCT u.tag ORDER BY u.tag), '{}') AS counted
+      FROM (
+        SELECT r.tags, max(r.met_so_far) AS met
+        FROM (
+          SELECT COALESCE(hh.tags, p.tags_now) AS tags,
+                 count(*) FILTER (WHERE v.outcome <> 'nobody_home') OVER (
+                   ORDER BY v.visited_at, v.id ROWS UNBOUNDED PRECEDING) AS met_so_far
+          FROM visits v
+          LEFT JOIN LATERAL (
+            SELECT x.tags FROM household_history x
+            WHERE x.household_id = v.household_id AND x.valid_from <= v.visited_at
+              AND (x.valid_to IS NULL OR x.valid_to > v.visited_at)
+            ORDER BY x.valid_from DESC LIMIT 1) hh ON true
+          WHERE v.grid_id = p.grid_id AND v.week = p.week AND v.household_id = p.household_id
+        ) r
+        GROUP BY r.tags) d
+      CROSS JOIN LATERAL unnest(d.tags) u(tag)
+      WHERE d.met >= gw_cadence_per_week(p.cadence, d.tags)) n
+    WHERE o.counted <> n.counted),
+  up AS (
+    UPDATE report_household_weeks o SET counted = c.counted
+    FROM changed c
+    WHERE o.grid_id = ANY(k_grid) AND o.week = ANY(k_week)
+      AND o.grid_id = c.grid_id AND o.week = c.week AND o.household_id = c.household_id),
+  moves AS (
+    SELECT c.grid_id, c.week, t.tag, 1 AS delta
+    FROM changed c CROSS JOIN LATERAL unnest(c.counted) t(tag) WHERE t.tag <> ALL (c.was)
+    UNION ALL
+    SELECT c.grid_id, c.week, t.tag, -1
+    FROM changed c CROSS JOIN LATERAL unnest(c.was) t(tag) WHERE t.tag <> ALL (c.counted))
+  INSERT INTO report_grid_week_tags AS r (grid_id, week, tag, done)
+  SELECT grid_id, week, tag, sum(delta) FROM moves
+  GROUP BY 1, 2, 3 HAVING sum(delta) <> 0 ORDER BY 1, 2, 3
+  ON CONFLICT (grid_id, week, tag) DO UPDATE SET done = r.done + EXCLUDED.done;
+
+  -- A tag nobody is counted done under any more has no row (as after a rebuild).
+  DELETE FROM report_grid_week_tags
+  WHERE grid_id = ANY(k_grid) AND week = ANY(k_week) AND done = 0;
+END
+$$;
+"""
 
 HOUSEHOLD_TRIGGERS_SQL = r"""
 CREATE OR REPLACE FUNCTION gw_households_deleted() RETURNS trigger
@@ -51,10 +168,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
   at timestamptz := gw_effective_at(now());
   changed integer[];
+  retagged integer[];
 BEGIN
   -- The households whose grid, kind or tags changed (an UPDATE that changes none of them,
-  -- e.g. of members or phone, writes nothing).
-  SELECT COALESCE(array_agg(o.id ORDER BY o.id), '{}') INTO changed
+  -- e.g. of members or phone, writes nothing), and those whose tags changed.
+  SELECT COALESCE(array_agg(o.id ORDER BY o.id), '{}'),
+         COALESCE(array_agg(o.id ORDER BY o.id) FILTER (WHERE o.tags IS DISTINCT FROM n.tags),
+                  '{}')
+    INTO changed, retagged
   FROM old_households o JOIN new_households n USING (id)
   WHERE o.grid_id IS DISTINCT FROM n.grid_id OR o.kind IS DISTINCT FROM n.kind
      OR o.tags IS DISTINCT FROM n.tags;
@@ -93,12 +214,17 @@ BEGIN
   GROUP BY 1, 2, 3, 4
   ON CONFLICT (grid_id, week, kind, tag) DO UPDATE SET delta = d.delta + EXCLUDED.delta;
 
+  -- Visits already stored and dated at or after the change now carry the new tags: their
+  -- weeks are counted again (none for a change dated now with no visit after it).
+  IF retagged <> '{}' THEN
+    PERFORM gw_report_recount_households(retagged, at);
+  END IF;
   RETURN NULL;
 END
 $$;
 """
 
-FUNCTIONS_SQL = HOUSEHOLD_TRIGGERS_SQL
+FUNCTIONS_SQL = RECOUNT_HOUSEHOLDS_SQL + HOUSEHOLD_TRIGGERS_SQL
 
 # The household trigger functions as migration 0014 created them: for the downgrade and the bench.
 PREVIOUS_HOUSEHOLD_TRIGGERS_SQL = r"""
@@ -166,3 +292,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(PREVIOUS_FUNCTIONS_SQL)
+    op.execute("DROP FUNCTION IF EXISTS gw_report_recount_households(integer[], timestamptz)")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,6 +27,7 @@ from api.models import Community, District, Grid, Household, Roster, Shift, User
 from api.services import grids as grid_service
 from api.services import households as household_service
 from api.services import ledger, reports
+from api.services.weeks import week_of
 from tests.factories import (
     bearer,
     box,
@@ -659,6 +660,91 @@ def test_a_cadence_changed_mid_week_after_a_tag_removal_recounts_as_a_rebuild(se
     make_visit(session, w2, h6, at(28))
     assert _counted(session, h6, "2026-W48") == []
     make_visit(session, w2, h6, at(30))
+    _assert_kept_equals_rebuild(session)
+
+
+# --- a tag change dated before visits already stored: their weeks are counted again ---------
+# A tag change takes effect at `gridwork.effective_at` when an import or a test sets it, else at
+# the transaction's time; a visit is stored with the time the phone recorded, which may be later
+# than that (a phone whose clock runs ahead). Visits stored by then, dated at or after the change,
+# now carry the new tags in a rebuild's replay: the weeks they fall in are counted again.
+
+
+def test_a_tag_removed_with_a_past_date_uncounts_the_week_it_reaches_back_into(session, history):
+    """h6 (living alone, twice a week) is visited Monday and Wednesday of W48: done. A change
+    dated Tuesday takes its tag away: Wednesday's visit carries none, so only 1 of 2 visits
+    carried it and h6 is not done that week, as a rebuild finds."""
+    h6, w2 = history.h["h6"], history.users["w2"]
+    make_visit(session, w2, h6, at(23))
+    make_visit(session, w2, h6, at(25))
+    assert _counted(session, h6, "2026-W48") == ["living_alone"]
+    effective(session, at(24))
+    household_service.update_household(session, None, h6, {"tags": []})
+    effective(session, None)
+    assert _counted(session, h6, "2026-W48") == []
+    # Nobody in R2 is due (h6 no longer lives alone by the end of W48) nor done any more.
+    assert grid_of(_report(session, "2026-W48", community=RC), R2)["must_visit"] == []
+    _assert_kept_equals_rebuild(session)
+
+
+def test_a_tag_given_with_a_past_date_counts_the_weeks_it_reaches_back_into(session, history):
+    """h5 (no tag) was found at home in W47 and W48. Tagged elderly (once a week) with a
+    change dated Tuesday of W46, whose only visit found nobody home: it is done in W47 and
+    W48, not in W46, and earlier weeks are untouched."""
+    h5, w2 = history.h["h5"], history.users["w2"]
+    make_visit(session, w2, h5, at(23))
+    effective(session, at(10))
+    household_service.update_household(session, None, h5, {"tags": ["elderly_80"]})
+    effective(session, None)
+    assert _counted(session, h5, "2026-W45") == []
+    assert _counted(session, h5, "2026-W46") == []
+    assert _counted(session, h5, "2026-W47") == ["elderly_80"]
+    assert _counted(session, h5, "2026-W48") == ["elderly_80"]
+    r2 = grid_of(_report(session, "2026-W47", community=RC), R2)
+    assert {"tag": "elderly_80", "due": 1, "done": 1, "rate": 100.0} in r2["must_visit"]
+    _assert_kept_equals_rebuild(session)
+
+
+def test_a_tag_changed_through_the_api_recounts_a_visit_dated_after_the_change(
+    client, session, history
+):
+    """A phone whose clock runs an hour ahead records h1 (elderly, once a week) visited: done.
+    The community admin then takes h1's tag away (now): the stored visit, dated after the
+    change, carries no tag any more, so h1 is not done that week, as a rebuild finds."""
+    h1, w1 = history.h["h1"], history.users["w1"]
+    ahead = datetime.now(SH) + timedelta(hours=1)
+    make_visit(session, w1, h1, ahead)
+    week = week_of(ahead)
+    assert _counted(session, h1, week) == ["elderly_80"]
+    response = client.patch(
+        f"/api/v1/households/{h1.id}", json={"tags": []}, headers=history.auth("admin")
+    )
+    assert response.status_code == 200, response.json
+    assert _counted(session, h1, week) == []
+    _assert_kept_equals_rebuild(session)
+
+
+def test_a_tag_changed_now_recounts_a_visit_dated_before_the_household_was_registered(
+    session, history
+):
+    """A phone whose clock runs days behind records h4 (no tag) visited before its registration
+    (1 October): no history row covers that visit, so it carries the household's tags now.
+    Tagged elderly today, h4 is done that week, as a rebuild finds."""
+    h4, w1 = history.h["h4"], history.users["w1"]
+    make_visit(session, w1, h4, datetime(2026, 9, 29, 10, tzinfo=SH))
+    assert _counted(session, h4, "2026-W40") == []
+    household_service.update_household(session, None, h4, {"tags": ["elderly_80"]})
+    assert _counted(session, h4, "2026-W40") == ["elderly_80"]
+    _assert_kept_equals_rebuild(session)
+
+
+def test_a_tag_changed_now_recounts_nothing_when_no_visit_is_dated_after_it(session, history):
+    """The usual change: every stored visit is older than it, so no week is counted again and
+    the trigger's recount finds nothing to do (nothing is replayed: the cadence is not read)."""
+    h6 = history.h["h6"]
+    before = _replays(session)
+    household_service.update_household(session, None, h6, {"tags": ["living_alone", "migrant"]})
+    assert _replays(session) == before
     _assert_kept_equals_rebuild(session)
 
 
