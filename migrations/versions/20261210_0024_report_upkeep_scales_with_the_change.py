@@ -1,4 +1,6 @@
-"""Household history closed by household id; tag changes dated before stored visits recounted.
+"""Report upkeep that follows the change, and tag changes dated before stored visits recounted.
+
+Three defects of the trigger-kept report aggregates (docs/report.md, "Speed"):
 
 1. `gw_households_updated()` (0014) closed the open `household_history` rows of the households
    a statement changed with one `UPDATE ... FROM moved`, which PostgreSQL planned as a hash join
@@ -17,13 +19,20 @@
    as the rebuild replays them, their `counted` replaced, and `report_grid_week_tags` moved by
    the difference. For a change dated now with no visit after it, three index probes a
    household that find nothing.
+3. `gw_report_recount_must_visits()` (0020), run when a community's cadence changes, replayed
+   every visit of the community's grids from the change on, those of households without any
+   care tag included (most of them: their `counted` set stays empty under any cadence). It now
+   replays only the household-weeks whose household has a tag now or had one in a history row
+   overlapping the week, as the visits trigger's `pending` does since 0023, each on its own (a
+   lateral subquery), and reads the households' tags by primary key (a join was planned as a
+   hash of every household of the city).
 
-Measured with bench/report_upkeep.py (both definitions swapped in turn on the same data): see
-docs/report.md.
+Measured with bench/report_upkeep.py (both definitions swapped in turn on the same data):
+see docs/report.md.
 
 The upgrade does not rebuild: counts kept wrong by earlier past-dated changes stand until
 someone runs `SELECT gw_report_rebuild()`. The downgrade restores 0014's household trigger
-functions and drops gw_report_recount_households().
+functions and 0020's recount, and drops gw_report_recount_households().
 
 Revision ID: 0024
 Revises: 0023
@@ -224,7 +233,96 @@ END
 $$;
 """
 
-FUNCTIONS_SQL = RECOUNT_HOUSEHOLDS_SQL + HOUSEHOLD_TRIGGERS_SQL
+RECOUNT_COMMUNITY_SQL = r"""
+-- After a community's cadence changed from week `from_wk`: the must-visit counts of its grids
+-- in that week and after, replayed as gw_report_rebuild() replays them, under each week's
+-- cadence. The change applies to the whole week it is made in, so a household counted done
+-- under the old cadence may no longer be, and one the new cadence satisfies now is.
+CREATE OR REPLACE FUNCTION gw_report_recount_must_visits(for_community text, from_wk text)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  -- The community's grids as an array: each statement below then reads its rows through
+  -- the (grid_id, week, ...) indexes, not by a hash join over every visit of the city.
+  ids integer[] := ARRAY(SELECT id FROM grids WHERE community_code = for_community ORDER BY 1);
+BEGIN
+  -- The visits trigger's locks, in its order: no ingest into these grids meanwhile.
+  PERFORM pg_advisory_xact_lock(20261123, g) FROM unnest(ids) g;
+
+  UPDATE report_household_weeks o SET counted = '{}'
+  WHERE o.grid_id = ANY(ids) AND o.week >= from_wk AND o.counted <> '{}';
+
+  WITH weeks AS MATERIALIZED (
+    SELECT w.week, gw_cadence_of(for_community, w.week) AS cadence,
+           to_date(w.week || '-1', 'IYYY-"W"IW-ID')::timestamp AT TIME ZONE 'Asia/Shanghai'
+             AS week_start
+    FROM (SELECT DISTINCT o.week FROM report_household_weeks o
+          WHERE o.grid_id = ANY(ids) AND o.week >= from_wk) w),
+  -- Only the household-weeks a visit may count done under a tag: the household has a care tag
+  -- now, or had one in a history row overlapping the week (a visit carries the tags of its
+  -- history row, or the household's tags now when no row covers it; visits.week is the ISO
+  -- week of visited_at). The others (most households: no tag) keep an empty `counted` under
+  -- any cadence; 0020 replayed them too.
+  -- (The household's tags by a subquery: a primary key probe each, where a join was planned
+  -- as a hash of every household of the city.)
+  hws AS MATERIALIZED (
+    SELECT o.grid_id, o.week, o.household_id, w.cadence, w.week_start,
+           (SELECT h.tags FROM households h WHERE h.id = o.household_id) AS tags_now
+    FROM weeks w
+    JOIN report_household_weeks o
+      ON o.grid_id = ANY(ids) AND o.week >= from_wk AND o.week = w.week),
+  pending AS MATERIALIZED (
+    SELECT o.grid_id, o.week, o.household_id, o.cadence, o.tags_now
+    FROM hws o
+    WHERE COALESCE(o.tags_now, '{}') <> '{}'
+       OR EXISTS (
+         SELECT 1 FROM household_history x
+         WHERE x.household_id = o.household_id AND x.tags <> '{}'
+           AND x.valid_from < o.week_start + interval '7 days'
+           AND (x.valid_to IS NULL OR x.valid_to > o.week_start))),
+  -- Each replayed on its own, as gw_report_rebuild() replays it (a lateral subquery: its
+  -- visits through ix_visits_grid_week_household).
+  done AS (
+    SELECT p.grid_id, p.week, p.household_id, n.counted
+    FROM pending p
+    CROSS JOIN LATERAL (
+      -- The tags a visit carried are done when the most met visits any visit carrying them
+      -- had (in (visited_at, id) order) reach their cadence.
+      SELECT COALESCE(array_agg(DISTINCT u.tag ORDER BY u.tag), '{}') AS counted
+      FROM (
+        SELECT r.tags, max(r.met_so_far) AS met
+        FROM (
+          SELECT COALESCE(hh.tags, p.tags_now) AS tags,
+                 count(*) FILTER (WHERE v.outcome <> 'nobody_home') OVER (
+                   ORDER BY v.visited_at, v.id ROWS UNBOUNDED PRECEDING) AS met_so_far
+          FROM visits v
+          LEFT JOIN LATERAL (
+            SELECT x.tags FROM household_history x
+            WHERE x.household_id = v.household_id AND x.valid_from <= v.visited_at
+              AND (x.valid_to IS NULL OR x.valid_to > v.visited_at)
+            ORDER BY x.valid_from DESC LIMIT 1) hh ON true
+          WHERE v.grid_id = p.grid_id AND v.week = p.week AND v.household_id = p.household_id
+        ) r
+        GROUP BY r.tags) d
+      CROSS JOIN LATERAL unnest(d.tags) u(tag)
+      WHERE d.met >= gw_cadence_per_week(p.cadence, d.tags)) n
+    WHERE n.counted <> '{}')
+  UPDATE report_household_weeks o SET counted = d.counted
+  FROM done d
+  WHERE o.grid_id = ANY(ids) AND o.week >= from_wk
+    AND o.grid_id = d.grid_id AND o.week = d.week AND o.household_id = d.household_id;
+
+  DELETE FROM report_grid_week_tags t WHERE t.grid_id = ANY(ids) AND t.week >= from_wk;
+  INSERT INTO report_grid_week_tags (grid_id, week, tag, done)
+  SELECT o.grid_id, o.week, t.tag, count(*)
+  FROM report_household_weeks o CROSS JOIN LATERAL unnest(o.counted) t(tag)
+  WHERE o.grid_id = ANY(ids) AND o.week >= from_wk
+  GROUP BY 1, 2, 3;
+END
+$$;
+"""
+
+FUNCTIONS_SQL = RECOUNT_HOUSEHOLDS_SQL + HOUSEHOLD_TRIGGERS_SQL + RECOUNT_COMMUNITY_SQL
 
 # The household trigger functions as migration 0014 created them: for the downgrade and the bench.
 PREVIOUS_HOUSEHOLD_TRIGGERS_SQL = r"""
@@ -283,7 +381,62 @@ END
 $$;
 """
 
-PREVIOUS_FUNCTIONS_SQL = PREVIOUS_HOUSEHOLD_TRIGGERS_SQL
+# gw_report_recount_must_visits() as migration 0020 created it: for the downgrade and the bench.
+PREVIOUS_RECOUNT_COMMUNITY_SQL = r"""
+CREATE OR REPLACE FUNCTION gw_report_recount_must_visits(for_community text, from_wk text)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  -- The community's grids as an array: each statement below then reads its rows through
+  -- the (grid_id, week, ...) indexes, not by a hash join over every visit of the city.
+  ids integer[] := ARRAY(SELECT id FROM grids WHERE community_code = for_community ORDER BY 1);
+BEGIN
+  -- The visits trigger's locks, in its order: no ingest into these grids meanwhile.
+  PERFORM pg_advisory_xact_lock(20261123, g) FROM unnest(ids) g;
+
+  UPDATE report_household_weeks o SET counted = '{}'
+  WHERE o.grid_id = ANY(ids) AND o.week >= from_wk AND o.counted <> '{}';
+
+  WITH weeks AS (
+    SELECT w.week, gw_cadence_of(for_community, w.week) AS cadence
+    FROM (SELECT DISTINCT o.week FROM report_household_weeks o
+          WHERE o.grid_id = ANY(ids) AND o.week >= from_wk) w),
+  v AS (
+    SELECT v.grid_id, v.week, v.household_id, w.cadence,
+           count(*) FILTER (WHERE v.outcome <> 'nobody_home') OVER (
+             PARTITION BY v.grid_id, v.week, v.household_id ORDER BY v.visited_at, v.id
+             ROWS UNBOUNDED PRECEDING) AS met_so_far,
+           COALESCE(hh.tags, h.tags) AS tags
+    FROM weeks w
+    JOIN visits v ON v.grid_id = ANY(ids) AND v.week >= from_wk AND v.week = w.week
+    LEFT JOIN households h ON h.id = v.household_id
+    LEFT JOIN LATERAL (
+      SELECT x.tags FROM household_history x
+      WHERE x.household_id = v.household_id AND x.valid_from <= v.visited_at
+        AND (x.valid_to IS NULL OR x.valid_to > v.visited_at)
+      ORDER BY x.valid_from DESC LIMIT 1) hh ON true
+    WHERE v.household_id IS NOT NULL),
+  done AS (
+    SELECT v.grid_id, v.week, v.household_id, array_agg(DISTINCT t.tag ORDER BY t.tag) AS tags
+    FROM v CROSS JOIN LATERAL unnest(v.tags) t(tag)
+    WHERE v.met_so_far >= gw_cadence_per_week(v.cadence, v.tags)
+    GROUP BY 1, 2, 3)
+  UPDATE report_household_weeks o SET counted = d.tags
+  FROM done d
+  WHERE o.grid_id = ANY(ids) AND o.week >= from_wk
+    AND o.grid_id = d.grid_id AND o.week = d.week AND o.household_id = d.household_id;
+
+  DELETE FROM report_grid_week_tags t WHERE t.grid_id = ANY(ids) AND t.week >= from_wk;
+  INSERT INTO report_grid_week_tags (grid_id, week, tag, done)
+  SELECT o.grid_id, o.week, t.tag, count(*)
+  FROM report_household_weeks o CROSS JOIN LATERAL unnest(o.counted) t(tag)
+  WHERE o.grid_id = ANY(ids) AND o.week >= from_wk
+  GROUP BY 1, 2, 3;
+END
+$$;
+"""
+
+PREVIOUS_FUNCTIONS_SQL = PREVIOUS_HOUSEHOLD_TRIGGERS_SQL + PREVIOUS_RECOUNT_COMMUNITY_SQL
 
 
 def upgrade() -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from api.services import households as household_service
 from api.services import reports
 from api.services.ledger import household_ledger
 from api.services.weeks import shift_week, week_bounds, week_of
@@ -156,6 +157,87 @@ def test_lowering_the_cadence_mid_week_counts_a_household_it_satisfies(
     assert living_alone(session, this_week())["done"] == 0  # 1 of 2
     raise_cadence(client, world, {"default": 1, "tags": {}})
     assert living_alone(session, this_week())["done"] == 1  # 1 of 1
+    kept = aggregates(session)
+    rebuild(session)
+    assert aggregates(session) == kept
+
+
+def effective(session, moment: datetime | None) -> None:
+    """Date the household changes that follow (the history trigger reads it)."""
+    session.execute(
+        text("SELECT set_config('gridwork.effective_at', :v, true)"),
+        {"v": moment.isoformat() if moment else ""},
+    )
+
+
+def retag(session, household, tags: list[str], at: datetime) -> None:
+    effective(session, at)
+    household_service.update_household(session, None, household, {"tags": tags})
+    effective(session, None)
+
+
+def counted(session, household) -> list[str]:
+    return session.scalar(
+        text("SELECT counted FROM report_household_weeks WHERE household_id = :h AND week = :w"),
+        {"h": household.id, "w": this_week()},
+    )
+
+
+def test_the_recount_replays_the_households_a_tag_may_count_and_equals_a_rebuild(
+    client, world, session, alone
+):
+    """The recount replays only the households that have a care tag now or had one during the
+    week; the others cannot be counted done under any cadence. This week, in A1: `alone`
+    (living alone, visited Monday and Tuesday); `before`, whose tag was taken away last week;
+    `mid`, living alone visited Monday, its tag taken away Tuesday, visited Wednesday; `late`,
+    tagged elderly on Tuesday between its Monday and Wednesday visits; `plain`, never tagged.
+    Each cadence change leaves the aggregates a rebuild computes."""
+    created = datetime.now(UTC) - timedelta(days=30)
+
+    def household(dx, tags):
+        return make_household(session, *centre(A1, dx=dx, dy=-0.001), tags=tags, created_at=created)
+
+    before = household(-0.001, ["living_alone"])
+    mid = household(0.0, ["living_alone"])
+    late = household(0.001, [])
+    plain = household(0.002, [])
+    retag(session, before, [], day(last_week(), 2))
+    for h in (alone, before, mid, late, plain):
+        visit(world, session, h, day(this_week(), 0))
+    visit(world, session, alone, day(this_week(), 1))
+    visit(world, session, before, day(this_week(), 1))
+    retag(session, mid, [], day(this_week(), 1))
+    retag(session, late, ["elderly_80"], day(this_week(), 1))
+    visit(world, session, mid, day(this_week(), 2))
+    visit(world, session, late, day(this_week(), 2))
+    assert [counted(session, h) for h in (alone, before, mid, late, plain)] == [
+        ["living_alone"],
+        [],
+        [],
+        ["elderly_80"],
+        [],
+    ]
+
+    raise_cadence(client, world, {"default": 1, "tags": {}})  # Monday's visit is enough for mid
+    assert [counted(session, h) for h in (alone, before, mid, late, plain)] == [
+        ["living_alone"],
+        [],
+        ["living_alone"],
+        ["elderly_80"],
+        [],
+    ]
+    kept = aggregates(session)
+    rebuild(session)
+    assert aggregates(session) == kept
+
+    raise_cadence(client, world)  # living alone three times a week
+    assert [counted(session, h) for h in (alone, before, mid, late, plain)] == [
+        [],
+        [],
+        [],
+        ["elderly_80"],
+        [],
+    ]
     kept = aggregates(session)
     rebuild(session)
     assert aggregates(session) == kept
