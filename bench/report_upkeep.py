@@ -1,0 +1,353 @@
+"""Benchmark: the report's upkeep when households or a cadence change, 0023 against 0024.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/gw_report_upkeep \\
+        .venv/bin/python -m bench.report_upkeep [--no-setup] [--grids 300] [--repeat 7]
+
+Two pieces of the trigger-kept report aggregates (docs/report.md) that 0024 rewrites:
+
+- `gw_households_updated()`, the statement trigger on UPDATE of households (0014): it closes the
+  open `household_history` row of each household whose grid, kind or tags changed. 0014 joined
+  the statement's changed rows to the history in one UPDATE ... FROM, which PostgreSQL ran as a
+  hash join over every open history row of the city: its cost grew with the table, not with the
+  statement. 0024 closes them by household id (`= ANY(ids)`, an index probe each), and recounts
+  the `counted` sets of the household-weeks a tag change dated into the past reaches (none for
+  a change dated now: three index probes a household that find nothing).
+- `gw_report_recount_must_visits()`, run when a community's cadence changes (0020): it replayed
+  every visit of the community's grids in the weeks from the change on, households without any
+  care tag included (most of them; their `counted` is empty whatever the cadence). 0024 replays
+  only the household-weeks whose household has a tag now or had one in a history row overlapping
+  the week (the only ones a visit can count done).
+
+Setup (skipped with --no-setup) empties the domain tables of DATABASE_URL (it must be a database
+of its own) and builds --grids grids of 300 households in communities of 10 grids: 20 % tagged
+now (elderly_80, living alone), a tag removed from another 30 % two months before; --weeks weeks
+of visits ending with 2026-W47 (~85 % of households a week, living alone twice), loaded with the
+triggers off and the aggregates rebuilt.
+
+Measured, each statement under EXPLAIN ANALYZE inside a transaction rolled back (every round sees
+the same data), both definitions swapped in turn with CREATE OR REPLACE FUNCTION, alternating
+(medians of --repeat rounds, and the paired median of the difference):
+
+- `retag`: one UPDATE giving 500 households drawn at random a care tag or taking theirs away
+  (dated now, as `PATCH /households/<id>` does); the trigger's own time;
+- `move`: one UPDATE moving 500 households to the next grid (as a redraw does); the trigger's time;
+- `recount`: a new cadence for one community (10 grids) from 2026-W47 and its recount
+  (`SELECT gw_report_recount_must_visits(...)`), the statement's time.
+
+Checked in round 0 of each: both definitions leave the same aggregates, and (recount) the same
+as gw_report_rebuild(). Also shown (0024 only, informational): `retag_past`, the same UPDATE dated
+a week back, whose trigger recounts the household-weeks of W46 and W47 it reaches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from api.settings import load_config, normalise_database_url
+from bench._result import emit
+
+LAST_WEEK = "2026-W47"
+LAST_MONDAY = "2026-11-16 00:00+08"  # Monday of 2026-W47 (Asia/Shanghai)
+STREET = "110131001"
+COMMUNITY = STREET + "001"  # the community whose cadence changes
+VERSIONS = Path(__file__).resolve().parent.parent / "migrations" / "versions"
+
+SETUP = [
+    """
+    TRUNCATE districts, streets, communities, grids, grid_versions, users, user_grids,
+             households, household_history, household_last_visits, visits, tasks, rosters,
+             shifts, notifications, reports, report_files, report_household_weeks,
+             report_grid_weeks, report_grid_week_tags, report_worker_weeks,
+             report_worker_households, report_household_deltas, community_cadences
+             CASCADE
+    """,
+    "INSERT INTO districts (code, name) VALUES ('110131', '基准区')",
+    f"INSERT INTO streets (code, district_code, name) VALUES ('{STREET}', '110131', '基准街道')",
+    f"""
+    INSERT INTO communities (code, street_code, name)
+    SELECT '{STREET}' || lpad(c::text, 3, '0'), '{STREET}', '社区' || c
+    FROM generate_series(1, (:grids + 9) / 10) c
+    """,
+    f"""
+    INSERT INTO grids (code, name, community_code, boundary, version)
+    SELECT '{STREET}' || lpad(((k - 1) / 10 + 1)::text, 3, '0')
+             || lpad(((k - 1) % 10 + 1)::text, 3, '0'),
+           '网格' || k, '{STREET}' || lpad(((k - 1) / 10 + 1)::text, 3, '0'),
+           ST_Multi(ST_MakeEnvelope(116.3 + (k % 60) * 0.01, 39.9 + (k / 60) * 0.01,
+                                    116.31 + (k % 60) * 0.01, 39.91 + (k / 60) * 0.01, 4326)), 1
+    FROM generate_series(1, :grids) k
+    """,
+    """
+    INSERT INTO grid_versions (grid_id, version, boundary, valid_from)
+      SELECT id, 1, boundary, '2026-08-01 00:00+08' FROM grids
+    """,
+    """
+    INSERT INTO users (username, display_name, role, password_hash, community_code)
+      SELECT 'uw' || g.id, '网格员' || g.id, 'worker', 'x', g.community_code FROM grids g
+    """,
+    """
+    INSERT INTO user_grids (user_id, grid_id)
+      SELECT u.id, g.id FROM grids g JOIN users u ON u.username = 'uw' || g.id
+    """,
+    # Tags now: n % 10 = 4 elderly, 5 living alone (20 %); tags removed: 1, 2, 3 (30 %).
+    "ALTER TABLE households DISABLE TRIGGER USER",
+    """
+    INSERT INTO households (grid_id, building, unit, floor, room, location, kind, tags,
+                            created_at)
+    SELECT g.id, (n / 30 + 1)::text, '1', ((n % 30) / 2 + 1)::text, (100 + n)::text,
+           ST_SetSRID(ST_MakePoint(ST_XMin(g.boundary) + 0.0005 + (n % 20) * 0.00045,
+                                   ST_YMin(g.boundary) + 0.0005 + (n / 20) * 0.0006), 4326),
+           'residence',
+           CASE n % 10 WHEN 4 THEN '{elderly_80}'::text[] WHEN 5 THEN '{living_alone}'::text[]
+                       ELSE '{}'::text[] END,
+           '2026-08-01 00:00+08'
+    FROM grids g, generate_series(0, 299) n
+    ORDER BY g.id, n
+    """,
+    "ALTER TABLE households ENABLE TRIGGER USER",
+    """
+    INSERT INTO household_history (household_id, grid_id, kind, tags, valid_from, valid_to)
+    SELECT id, grid_id, kind,
+           CASE WHEN r THEN CASE WHEN id % 2 = 0 THEN '{living_alone}'::text[]
+                                 ELSE '{elderly_80}'::text[] END
+                ELSE tags END,
+           created_at, CASE WHEN r THEN timestamptz '2026-09-15 09:00+08' END
+    FROM (SELECT h.*, ((h.room::int - 100) % 10) IN (1, 2, 3) AS r FROM households h) x
+    UNION ALL
+    SELECT id, grid_id, kind, tags, '2026-09-15 09:00+08', NULL FROM households
+    WHERE ((room::int - 100) % 10) IN (1, 2, 3)
+    """,
+    "ALTER TABLE visits DISABLE TRIGGER USER",
+    """
+    INSERT INTO visits (id, worker_id, household_id, grid_id, visited_at, utc_offset_minutes,
+                        week, location, accuracy_m, datum, raw_lon, raw_lat, provider, outcome,
+                        grade)
+    SELECT gen_random_uuid(), ug.user_id, h.id, h.grid_id, t.at, 480, gw_week_of(t.at),
+           h.location, 10, 'wgs84', ST_X(h.location), ST_Y(h.location), 'gps',
+           CASE WHEN (h.id + w) % 10 = 0 THEN 'nobody_home' ELSE 'met' END, 'ok'
+    FROM households h
+    JOIN user_grids ug ON ug.grid_id = h.grid_id
+    CROSS JOIN generate_series(1 - :weeks, 0) w
+    CROSS JOIN LATERAL generate_series(
+      0, CASE WHEN h.tags @> '{living_alone}' THEN 1 ELSE 0 END) k
+    CROSS JOIN LATERAL (
+      SELECT CAST(:monday AS timestamptz) + make_interval(days => 7 * w + (h.id + k * 3) % 5,
+                                                          hours => 1 + (h.id % 9)) AS at) t
+    WHERE (h.id * 31 + w * 17) % 100 < 85
+    """,
+    "ALTER TABLE visits ENABLE TRIGGER USER",
+    """
+    INSERT INTO community_cadences (community_code, from_week, cadence)
+    SELECT code, NULL, '{"default": 1, "tags": {"living_alone": 2}}' FROM communities
+    """,
+    "SELECT gw_report_rebuild()",
+    """
+    INSERT INTO household_last_visits (household_id, last_visited_at)
+    SELECT household_id, max(visited_at) FROM visits GROUP BY household_id
+    """,
+    "ANALYZE",
+]
+
+
+def setup(engine, grids: int, weeks: int) -> None:
+    params = {"grids": grids, "weeks": weeks, "monday": LAST_MONDAY}
+    with engine.connect() as conn:
+        conn.execute(text("SET maintenance_work_mem = '256MB'"))
+        for statement in SETUP:
+            names = {k: v for k, v in params.items() if f":{k}" in statement}
+            conn.execute(text(statement), names)
+        conn.commit()
+
+
+def migration_sql(name: str) -> str:
+    """A SQL constant of migration 0024, read from its file (the migrations are not a package)."""
+    path = next(VERSIONS.glob("*_0024_*.py"))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+DEFINITIONS = {
+    "0023": migration_sql("PREVIOUS_FUNCTIONS_SQL"),
+    "0024": migration_sql("FUNCTIONS_SQL"),
+}
+
+# 500 households drawn anew each round (seeded), as one UPDATE statement.
+PICK = "SELECT id FROM households ORDER BY md5(id::text || '{seed}') LIMIT {size}"
+CASES = {
+    "retag": """
+        UPDATE households SET tags = CASE WHEN tags = '{{}}' THEN '{{elderly_80}}'::text[]
+                                          ELSE '{{}}' END
+        WHERE id IN ({pick})
+    """,
+    "move": """
+        UPDATE households h SET grid_id = g.id
+        FROM grids g WHERE g.id = (SELECT min(id) FROM grids) + (h.grid_id + 1) % :grids
+          AND h.id IN ({pick})
+    """,
+    "recount": f"SELECT gw_report_recount_must_visits('{COMMUNITY}', '{LAST_WEEK}')",
+}
+# Before the recount: the community's new cadence, from the last week on.
+NEW_CADENCE = f"""
+INSERT INTO community_cadences (community_code, from_week, cadence)
+VALUES ('{COMMUNITY}', '{LAST_WEEK}', '{{"default": 1, "tags": {{"living_alone": 3}}}}')
+"""
+VACUUMED = (
+    "households",
+    "household_history",
+    "report_household_weeks",
+    "report_grid_week_tags",
+    "report_household_deltas",
+    "community_cadences",
+)
+# A week back from the last week's Friday: reaches the visits of W46 and W47 after it.
+PAST = "2026-11-13 12:00+08"
+
+KEPT = """
+SELECT md5(coalesce(string_agg(x::text, ';' ORDER BY x::text), '')) FROM (
+  SELECT 'hw', grid_id, week, household_id, visits, met, counted::text
+  FROM report_household_weeks WHERE week >= :week
+  UNION ALL
+  SELECT 'gt', grid_id, week, 0, done, 0, tag FROM report_grid_week_tags WHERE week >= :week
+  UNION ALL
+  SELECT 'hh', household_id, grid_id::text, 0, 0, 0,
+         concat_ws(' ', tags, CASE WHEN valid_from = now() THEN 'now' ELSE valid_from::text END,
+                   CASE WHEN valid_to = now() THEN 'now' ELSE valid_to::text END)
+  FROM household_history WHERE valid_from >= '2026-11-01' OR valid_to IS NOT NULL
+  UNION ALL
+  SELECT 'd', grid_id, week, 0, delta, 0, kind || tag FROM report_household_deltas) x
+"""
+
+
+def one_round(
+    conn,
+    definition: str,
+    case: str,
+    seed: int,
+    grids: int,
+    size: int,
+    *,
+    rebuild: bool = False,
+    past: bool = False,
+) -> dict:
+    """Under `definition`, one statement of `case` (EXPLAIN ANALYZE), rolled back."""
+    with conn.begin() as tx:
+        conn.execute(text(DEFINITIONS[definition]))
+        if past:
+            conn.execute(text(f"SET LOCAL gridwork.effective_at = '{PAST}'"))
+        if case == "recount":
+            conn.execute(text(NEW_CADENCE))
+        sql = CASES[case].format(pick=PICK.format(seed=seed, size=size))
+        params = {"grids": grids} if ":grids" in sql else {}
+        plan = conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + sql), params).scalar_one()
+        plan = plan[0] if isinstance(plan, list) else json.loads(plan)[0]
+        triggers = {t["Trigger Name"]: t["Time"] for t in plan.get("Triggers", [])}
+        kept = conn.scalar(text(KEPT), {"week": "2026-W46"})
+        rebuilt = None
+        if rebuild:
+            conn.execute(text("SELECT gw_report_rebuild()"))
+            rebuilt = conn.scalar(text(KEPT), {"week": "2026-W46"})
+        tx.rollback()
+    ms = plan["Execution Time"] if case == "recount" else triggers["trg_households_report_upd"]
+    return {"ms": ms, "kept": kept, "rebuilt": rebuilt}
+
+
+def vacuum(engine) -> None:
+    """The rounds roll back: their dead rows would slow the next case's scans."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"VACUUM (ANALYZE) {', '.join(VACUUMED)}"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-setup", action="store_true", help="use the data already loaded")
+    parser.add_argument("--grids", type=int, default=300, help="of 300 households each")
+    parser.add_argument("--weeks", type=int, default=12)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--check", action="store_true", help="round 0 also compares a rebuild")
+    args = parser.parse_args()
+
+    engine = create_engine(normalise_database_url(load_config()["DATABASE_URL"]))
+    if not args.no_setup:
+        from alembic import command
+
+        from api.cli import alembic_config
+
+        command.upgrade(alembic_config(engine.url.render_as_string(hide_password=False)), "head")
+        setup(engine, args.grids, args.weeks)
+    with engine.connect() as conn:
+        counts = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM grids), (SELECT count(*) FROM households), "
+                "(SELECT count(*) FROM household_history), (SELECT count(*) FROM visits)"
+            )
+        ).one()
+    grids = counts[0]
+    print(
+        f"data: {counts[1]} households in {grids} grids, {counts[2]} history rows, "
+        f"{counts[3]} visits"
+    )
+    print(f"{'case':10} {'def':>5} {'ms (median)':>12}")
+    note = f"informational: median of {args.repeat}"
+    with engine.connect() as conn:
+        for case in CASES:
+            vacuum(engine)
+            runs = {name: [] for name in DEFINITIONS}
+            for r in range(args.repeat + 1):  # round 0 warms the caches, and checks
+                order = list(DEFINITIONS) if r % 2 == 0 else list(reversed(DEFINITIONS))
+                results = {
+                    name: one_round(
+                        conn,
+                        name,
+                        case,
+                        r,
+                        grids,
+                        args.batch_size,
+                        rebuild=r == 0 and (args.check or case == "recount"),
+                    )
+                    for name in order
+                }
+                kept = {res["kept"] for res in results.values()}
+                assert len(kept) == 1, f"{case}: the definitions keep different aggregates"
+                if r == 0:
+                    for name, res in results.items():
+                        assert res["rebuilt"] in (None, res["kept"]), f"{case}/{name}: != rebuild"
+                    continue
+                for name, res in results.items():
+                    runs[name].append(res["ms"])
+            for name, times in runs.items():
+                ms = statistics.median(times)
+                print(f"{case:10} {name:>5} {ms:>12.1f}")
+                what = "statement" if case == "recount" else "trigger"
+                emit("report_upkeep", f"{case}_{name}_{what}_ms", ms, "ms", None, limit_note=note)
+            old, new = runs["0023"], runs["0024"]
+            saved = statistics.median(o - n for o, n in zip(old, new, strict=True))
+            ratio = statistics.median(n / o for o, n in zip(old, new, strict=True))
+            print(f"{case:10} 0024 - 0023, paired median: {-saved:+.1f} ms ({ratio:.2f}x)")
+        # What 0024 adds: the recount of a tag change dated a week back (0023 has none).
+        vacuum(engine)
+        times, rebuilt_ok = [], True
+        for r in range(args.repeat + 1):
+            res = one_round(
+                conn, "0024", "retag", r, grids, args.batch_size, rebuild=r == 0, past=True
+            )
+            if r == 0:
+                rebuilt_ok = res["rebuilt"] == res["kept"]
+                assert rebuilt_ok, "retag_past: != rebuild"
+                continue
+            times.append(res["ms"])
+        ms = statistics.median(times)
+        print(f"{'retag_past':10} {'0024':>5} {ms:>12.1f}")
+        emit("report_upkeep", "retag_past_0024_trigger_ms", ms, "ms", None, limit_note=note)
+
+
+if __name__ == "__main__":
+    main()
