@@ -1,20 +1,20 @@
-"""Benchmark: the report's upkeep when households or a cadence change, 0023 against 0024.
+"""Benchmark: the report's upkeep when households or a cadence change, 0023 against 0026.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/gw_report_upkeep \\
         .venv/bin/python -m bench.report_upkeep [--no-setup] [--grids 300] [--repeat 7]
 
-Two pieces of the trigger-kept report aggregates (docs/report.md) that 0024 rewrites:
+Two pieces of the trigger-kept report aggregates (docs/report.md) that 0026 rewrites:
 
 - `gw_households_updated()`, the statement trigger on UPDATE of households (0014): it closes the
   open `household_history` row of each household whose grid, kind or tags changed. 0014 joined
   the statement's changed rows to the history in one UPDATE ... FROM, which PostgreSQL ran as a
   hash join over every open history row of the city: its cost grew with the table, not with the
-  statement. 0024 closes them by household id (`= ANY(ids)`, an index probe each), and recounts
+  statement. 0026 closes them by household id (`= ANY(ids)`, an index probe each), and recounts
   the `counted` sets of the household-weeks a tag change dated into the past reaches (none for
   a change dated now: three index probes a household that find nothing).
 - `gw_report_recount_must_visits()`, run when a community's cadence changes (0020): it replayed
   every visit of the community's grids in the weeks from the change on, households without any
-  care tag included (most of them; their `counted` is empty whatever the cadence). 0024 replays
+  care tag included (most of them; their `counted` is empty whatever the cadence). 0026 replays
   only the household-weeks whose household has a tag now or had one in a history row overlapping
   the week (the only ones a visit can count done).
 
@@ -27,9 +27,9 @@ triggers off and the aggregates rebuilt.
 Measured, each statement under EXPLAIN ANALYZE inside a transaction rolled back (every round sees
 the same data), both definitions swapped in turn with CREATE OR REPLACE FUNCTION, alternating
 (medians of --repeat rounds, and the paired median of the difference). Each round draws other
-households and runs its statement once untimed first (under 0024), so both definitions meet a
+households and runs its statement once untimed first (under 0026), so both definitions meet a
 warm cache (otherwise the one timed first pays the round's reads: at 900,000 households that
-decided the pair). A cold cache costs 0024's retag more: it reads the visits index.
+decided the pair). A cold cache costs 0026's retag more: it reads the visits index.
 
 - `retag`: one UPDATE giving 500 households drawn at random a care tag or taking theirs away
   (dated now, as `PATCH /households/<id>` does); the trigger's own time;
@@ -38,7 +38,7 @@ decided the pair). A cold cache costs 0024's retag more: it reads the visits ind
   (`SELECT gw_report_recount_must_visits(...)`), the statement's time.
 
 Checked in round 0 of each: both definitions leave the same aggregates, and (recount) the same
-as gw_report_rebuild(). Also shown (0024 only, informational): `retag_past`, the same UPDATE dated
+as gw_report_rebuild(). Also shown (0026 only, informational): `retag_past`, the same UPDATE dated
 a week back, whose trigger recounts the household-weeks of W46 and W47 it reaches.
 """
 
@@ -169,8 +169,8 @@ def setup(engine, grids: int, weeks: int) -> None:
 
 
 def migration_sql(name: str) -> str:
-    """A SQL constant of migration 0024, read from its file (the migrations are not a package)."""
-    path = next(VERSIONS.glob("*_0024_*.py"))
+    """A SQL constant of migration 0026, read from its file (the migrations are not a package)."""
+    path = next(VERSIONS.glob("*_0026_*.py"))
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -179,7 +179,7 @@ def migration_sql(name: str) -> str:
 
 DEFINITIONS = {
     "0023": migration_sql("PREVIOUS_FUNCTIONS_SQL"),
-    "0024": migration_sql("FUNCTIONS_SQL"),
+    "0026": migration_sql("FUNCTIONS_SQL"),
 }
 
 # 500 households drawn anew each round (seeded), as one UPDATE statement.
@@ -307,9 +307,9 @@ def main() -> None:
             for r in range(args.repeat + 1):  # round 0 warms the caches, and checks
                 order = list(DEFINITIONS) if r % 2 == 0 else list(reversed(DEFINITIONS))
                 # Each round draws other households: an untimed pass first reads their pages in
-                # (under 0024, which reads all that 0023 reads and the visits index too), so the
+                # (under 0026, which reads all that 0023 reads and the visits index too), so the
                 # first definition timed is not the one paying for the cold cache.
-                one_round(conn, "0024", case, r, grids, args.batch_size)
+                one_round(conn, "0026", case, r, grids, args.batch_size)
                 results = {
                     name: one_round(
                         conn,
@@ -335,17 +335,17 @@ def main() -> None:
                 print(f"{case:10} {name:>5} {ms:>12.1f}")
                 what = "statement" if case == "recount" else "trigger"
                 emit("report_upkeep", f"{case}_{name}_{what}_ms", ms, "ms", None, limit_note=note)
-            old, new = runs["0023"], runs["0024"]
+            old, new = runs["0023"], runs["0026"]
             saved = statistics.median(o - n for o, n in zip(old, new, strict=True))
             ratio = statistics.median(n / o for o, n in zip(old, new, strict=True))
-            print(f"{case:10} 0024 - 0023, paired median: {-saved:+.1f} ms ({ratio:.2f}x)")
-        # What 0024 adds: the recount of a tag change dated a week back (0023 has none).
+            print(f"{case:10} 0026 - 0023, paired median: {-saved:+.1f} ms ({ratio:.2f}x)")
+        # What 0026 adds: the recount of a tag change dated a week back (0023 has none).
         vacuum(engine)
         times, rebuilt_ok = [], True
         for r in range(args.repeat + 1):
-            one_round(conn, "0024", "retag", r, grids, args.batch_size, past=True)  # warm
+            one_round(conn, "0026", "retag", r, grids, args.batch_size, past=True)  # warm
             res = one_round(
-                conn, "0024", "retag", r, grids, args.batch_size, rebuild=r == 0, past=True
+                conn, "0026", "retag", r, grids, args.batch_size, rebuild=r == 0, past=True
             )
             if r == 0:
                 rebuilt_ok = res["rebuilt"] == res["kept"]
@@ -353,8 +353,8 @@ def main() -> None:
                 continue
             times.append(res["ms"])
         ms = statistics.median(times)
-        print(f"{'retag_past':10} {'0024':>5} {ms:>12.1f}")
-        emit("report_upkeep", "retag_past_0024_trigger_ms", ms, "ms", None, limit_note=note)
+        print(f"{'retag_past':10} {'0026':>5} {ms:>12.1f}")
+        emit("report_upkeep", "retag_past_0026_trigger_ms", ms, "ms", None, limit_note=note)
 
 
 if __name__ == "__main__":

@@ -34,17 +34,17 @@ The upgrade does not rebuild: counts kept wrong by earlier past-dated changes st
 someone runs `SELECT gw_report_rebuild()`. The downgrade restores 0014's household trigger
 functions and 0020's recount, and drops gw_report_recount_households().
 
-Revision ID: 0024
-Revises: 0023
-Create Date: 2026-12-10 10:00:00+00:00
+Revision ID: 0026
+Revises: 0025
+Create Date: 2026-12-12 10:00:00+00:00
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0024"
-down_revision: str | None = "0023"
+revision: str = "0026"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
