@@ -30,113 +30,38 @@ compared between the two definitions, and, once per batch, with gw_report_rebuil
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
-from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
 from api.settings import load_config, normalise_database_url
+from bench._report_world import build, migration, tagged_district
 from bench._result import emit
 
 WEEK = "2026-W47"
 FIRST_MONDAY = "2026-08-31 00:00+08"  # Monday of 2026-W36 (Asia/Shanghai)
 WEEKS = 12
 COMMUNITY = "110130001001"
-VERSIONS = Path(__file__).resolve().parent.parent / "migrations" / "versions"
 
-SETUP = [
-    """
-    TRUNCATE districts, streets, communities, grids, grid_versions, users, user_grids,
-             households, household_history, household_last_visits, visits, tasks, rosters,
-             shifts, notifications, reports, report_files, report_household_weeks,
-             report_grid_weeks, report_grid_week_tags, report_worker_weeks,
-             report_worker_households, report_household_deltas, community_cadences
-             CASCADE
-    """,
-    "INSERT INTO districts (code, name) VALUES ('110130', '基准区')",
-    "INSERT INTO streets (code, district_code, name) VALUES ('110130001', '110130', '基准街道')",
-    f"""
-    INSERT INTO communities (code, street_code, name)
-      VALUES ('{COMMUNITY}', '110130001', '基准社区')
-    """,
-    f"""
-    INSERT INTO grids (code, name, community_code, boundary, version)
-    SELECT '{COMMUNITY}' || lpad(k::text, 3, '0'), '网格' || k, '{COMMUNITY}',
-           ST_Multi(ST_MakeEnvelope(116.3 + k * 0.01, 39.9, 116.31 + k * 0.01, 39.91, 4326)), 1
-    FROM generate_series(1, :grids) k
-    """,
-    """
-    INSERT INTO grid_versions (grid_id, version, boundary, valid_from)
-      SELECT id, 1, boundary, '2026-08-01 00:00+08' FROM grids
-    """,
-    """
-    INSERT INTO users (username, display_name, role, password_hash, community_code)
-      SELECT 'rw' || g.id, '网格员' || g.id, 'worker', 'x', g.community_code FROM grids g
-    """,
-    """
-    INSERT INTO user_grids (user_id, grid_id)
-      SELECT u.id, g.id FROM grids g JOIN users u ON u.username = 'rw' || g.id
-    """,
-    # Tags now: n % 10 = 4 elderly, 5 living alone (20 %); tags removed: 1, 2, 3 (30 %).
-    "ALTER TABLE households DISABLE TRIGGER USER",
-    """
-    INSERT INTO households (grid_id, building, unit, floor, room, location, kind, tags,
-                            created_at)
-    SELECT g.id, (n / 30 + 1)::text, '1', ((n % 30) / 2 + 1)::text, (100 + n)::text,
-           ST_SetSRID(ST_MakePoint(ST_XMin(g.boundary) + 0.0005 + (n % 20) * 0.00045,
-                                   ST_YMin(g.boundary) + 0.0005 + (n / 20) * 0.0006), 4326),
-           'residence',
-           CASE n % 10 WHEN 4 THEN '{elderly_80}'::text[] WHEN 5 THEN '{living_alone}'::text[]
-                       ELSE '{}'::text[] END,
-           '2026-08-01 00:00+08'
-    FROM grids g, generate_series(0, 299) n
-    ORDER BY g.id, n
-    """,
-    "ALTER TABLE households ENABLE TRIGGER USER",
-    """
-    INSERT INTO household_history (household_id, grid_id, kind, tags, valid_from, valid_to)
-    SELECT id, grid_id, kind,
-           CASE WHEN r THEN CASE WHEN id % 2 = 0 THEN '{living_alone}'::text[]
-                                 ELSE '{elderly_80}'::text[] END
-                ELSE tags END,
-           created_at, CASE WHEN r THEN timestamptz '2026-09-15 09:00+08' END
-    FROM (SELECT h.*, ((h.room::int - 100) % 10) IN (1, 2, 3) AS r FROM households h) x
-    UNION ALL
-    SELECT id, grid_id, kind, tags, '2026-09-15 09:00+08', NULL FROM households
-    WHERE ((room::int - 100) % 10) IN (1, 2, 3)
-    """,
-    "ALTER TABLE visits DISABLE TRIGGER USER",
-    """
-    INSERT INTO visits (id, worker_id, household_id, grid_id, visited_at, utc_offset_minutes,
-                        week, location, accuracy_m, datum, raw_lon, raw_lat, provider, outcome,
-                        grade)
-    SELECT gen_random_uuid(), ug.user_id, h.id, h.grid_id, t.at, 480, gw_week_of(t.at),
-           h.location, 10, 'wgs84', ST_X(h.location), ST_Y(h.location), 'gps',
-           CASE WHEN (h.id + w) % 10 = 0 THEN 'nobody_home' ELSE 'met' END, 'ok'
-    FROM households h
-    JOIN user_grids ug ON ug.grid_id = h.grid_id
-    CROSS JOIN generate_series(0, :weeks - 1) w
-    CROSS JOIN LATERAL generate_series(
-      0, CASE WHEN h.tags @> '{living_alone}' THEN 1 ELSE 0 END) k
-    CROSS JOIN LATERAL (
-      SELECT CAST(:monday AS timestamptz) + make_interval(days => 7 * w + (h.id + k * 3) % 5,
-                                                          hours => 1 + (h.id % 9)) AS at) t
-    WHERE (h.id * 31 + w * 17) % 100 < 85
-    """,
-    "ALTER TABLE visits ENABLE TRIGGER USER",
-    """
-    INSERT INTO community_cadences (community_code, from_week, cadence)
-    VALUES (:community, NULL, '{"default": 1, "tags": {"living_alone": 2}}')
-    """,
-    "SELECT gw_report_rebuild()",
-    """
-    INSERT INTO household_last_visits (household_id, last_visited_at)
-    SELECT household_id, max(visited_at) FROM visits GROUP BY household_id
-    """,
-    "ANALYZE",
-]
+SETUP = tagged_district(
+    [
+        "INSERT INTO districts (code, name) VALUES ('110130', '基准区')",
+        "INSERT INTO streets (code, district_code, name)"
+        " VALUES ('110130001', '110130', '基准街道')",
+        f"""
+        INSERT INTO communities (code, street_code, name)
+          VALUES ('{COMMUNITY}', '110130001', '基准社区')
+        """,
+        f"""
+        INSERT INTO grids (code, name, community_code, boundary, version)
+        SELECT '{COMMUNITY}' || lpad(k::text, 3, '0'), '网格' || k, '{COMMUNITY}',
+               ST_Multi(ST_MakeEnvelope(116.3 + k * 0.01, 39.9, 116.31 + k * 0.01, 39.91, 4326)),
+               1
+        FROM generate_series(1, :grids) k
+        """,
+    ]
+)
 
 # Which households a batch visits (500 of them, drawn anew each round).
 BATCHES = {
@@ -175,34 +100,15 @@ SELECT md5(coalesce(string_agg(x::text, ';' ORDER BY x::text), '')) FROM (
 CADENCE_CALLS = "SELECT calls FROM pg_stat_xact_user_functions WHERE funcname = 'gw_cadence_of'"
 
 
-def trigger_sql(module_file: str, name: str) -> str:
-    """A migration's SQL constant, read from its file (the migrations are not a package)."""
-    path = next(VERSIONS.glob(module_file))
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, name)
-
-
+_MIGRATION = migration("*_0023_*.py")
 DEFINITIONS = {
-    "0020": trigger_sql("*_0023_*.py", "PREVIOUS_TRIGGER_SQL"),
-    "0023": trigger_sql("*_0023_*.py", "TRIGGER_SQL"),
+    "0020": _MIGRATION.PREVIOUS_TRIGGER_SQL,
+    "0023": _MIGRATION.TRIGGER_SQL,
 }
 
 
 def setup(engine, grids: int) -> None:
-    params = {
-        "grids": grids,
-        "weeks": WEEKS,
-        "monday": FIRST_MONDAY,
-        "community": COMMUNITY,
-    }
-    with engine.connect() as conn:
-        conn.execute(text("SET maintenance_work_mem = '256MB'"))
-        for statement in SETUP:
-            names = {k: v for k, v in params.items() if f":{k}" in statement}
-            conn.execute(text(statement), names)
-        conn.commit()
+    build(engine, SETUP, grids=grids, weeks=WEEKS, monday=FIRST_MONDAY, first_week=0, prefix="rw")
 
 
 def one_round(conn, definition: str, batch: str, seed: int, size: int, rebuild: bool) -> dict:
