@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from push import Router, build_channels
 from push.webpush import WebPushChannel
 from tests.factories import make_device, make_task
 from tests.fakes.fcm import FakeFcm
+from tests.fakes.webpush import subscription
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -328,23 +327,10 @@ def web_worker(app, fake, tmp_path) -> Iterator[PushWorker]:
     router.close()
 
 
-def _subscription(endpoint: str) -> dict:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    public = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    )
-    b64 = lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")  # noqa: E731
-    return {"endpoint": endpoint, "keys": {"p256dh": b64(public), "auth": b64(os.urandom(16))}}
-
-
 def _web_device(session, user, endpoint):
     from api.services.devices import register_device
 
-    return register_device(session, user.id, "web", subscription=_subscription(endpoint), now=T0)
+    return register_device(session, user.id, "web", subscription=subscription(endpoint), now=T0)
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from push import Router, build_channels
 from push.webpush import WebPushChannel
 from tests.factories import box, build_app, make_device, make_grid, make_user
 from tests.fakes.fcm import FakeFcm
-from tests.fakes.webpush import FakeWebPush
+from tests.fakes.webpush import FakeWebPush, subscription
 
 DAY = timedelta(days=1)
 GRID = "110109009002001"
@@ -324,22 +324,6 @@ def web_channel():
     router.close()
 
 
-def _subscription(endpoint: str) -> dict:
-    import base64
-    import os
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    public = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    )
-    b64 = lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")  # noqa: E731
-    return {"endpoint": endpoint, "keys": {"p256dh": b64(public), "auth": b64(os.urandom(16))}}
-
-
 def test_a_web_push_batch_that_outlives_its_lease_sends_no_row_taken_over_since(
     app, database, engines, web_channel, push_service
 ):
@@ -350,7 +334,7 @@ def test_a_web_push_batch_that_outlives_its_lease_sends_no_row_taken_over_since(
     batch. It is checked again between messages once a third of a lease has passed."""
     t = database_now(database)
     names = ["web-1", "web-2", "web-3"]
-    subscriptions = {n: _subscription(push_service.endpoint(n)) for n in names}
+    subscriptions = {n: subscription(push_service.endpoint(n)) for n in names}
     a_user_with(app, names, created=t, platform="web", subscriptions=subscriptions)
     slow = worker_on(engines(), web_channel, lease_seconds=1, max_renewed=timedelta(seconds=1))
     beside = worker_on(engines(), web_channel, lease_seconds=1)

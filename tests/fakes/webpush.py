@@ -79,3 +79,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Location", f"{self.path}/msg")
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+
+def subscription(endpoint: str) -> dict:
+    """A browser's push subscription to `endpoint`, with fresh P-256 and auth keys."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    return {"endpoint": endpoint, "keys": {"p256dh": b64(public), "auth": b64(os.urandom(16))}}
