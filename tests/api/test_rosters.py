@@ -928,10 +928,9 @@ def test_accepting_a_swap_on_a_draft_roster_is_409_and_changes_nothing(client, s
     assert session.get(ShiftSwap, swap.id).status == "requested"
 
 
-def test_an_edit_of_a_shift_closes_its_open_swap(client, session, community):
-    """The other worker agreed to the shift as it was: once a leader changes it, the swap is
-    cancelled rather than accepted for a shift nobody offered."""
-    c = community
+def swap_then_move(client, c):
+    """A swap requested between two workers' shifts, then the other shift moved to another grid
+    by the leader: the two shifts (as they were) and the swap."""
     a, b = workers_pair(published_week(client, c), c)
     swap = request_swap(client, c, a, b).get_json()
     other_grid = next(g.code for g in c.grids if g.code != b["grid_code"])
@@ -939,6 +938,14 @@ def test_an_edit_of_a_shift_closes_its_open_swap(client, session, community):
         f"/api/v1/shifts/{b['id']}", json={"grid_code": other_grid}, headers=c.auth(c.leader)
     )
     assert edited.status_code == 200
+    return a, b, swap
+
+
+def test_an_edit_of_a_shift_closes_its_open_swap(client, session, community):
+    """The other worker agreed to the shift as it was: once a leader changes it, the swap is
+    cancelled rather than accepted for a shift nobody offered."""
+    c = community
+    a, b, swap = swap_then_move(client, c)
     accepted = client.post(
         f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(by_id(c, b["worker_id"]))
     )
@@ -1370,13 +1377,7 @@ def test_approving_a_swap_whose_worker_was_deactivated_is_409_and_changes_nothin
 
 def test_an_edit_that_cancels_a_swap_tells_both_its_workers(client, session, community):
     c = community
-    a, b = workers_pair(published_week(client, c), c)
-    swap = request_swap(client, c, a, b).get_json()
-    other_grid = next(g.code for g in c.grids if g.code != b["grid_code"])
-    edited = client.patch(
-        f"/api/v1/shifts/{b['id']}", json={"grid_code": other_grid}, headers=c.auth(c.leader)
-    )
-    assert edited.status_code == 200
+    a, b, swap = swap_then_move(client, c)
     notices = session.scalars(
         select(Notification).where(Notification.kind == "shift_swap_cancelled")
     ).all()
