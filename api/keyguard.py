@@ -98,13 +98,17 @@ class KeyGuard:
             self.checked = False  # every later session is refused at the gate, reads too
             raise
 
+    def after_transaction_end(self, session: Session, transaction) -> None:
+        # Only the session's own transaction: a savepoint rolled back (the visit batch's
+        # row-by-row fallback) leaves the transaction, and its count, as they were.
+        if transaction.parent is None:
+            session.info.pop(_SEALS, None)
+
     def after_commit(self, session: Session) -> None:
-        session.info.pop(_SEALS, None)
         if session.info.pop(_RECORDED, False):
             self.recorded = True
 
     def after_rollback(self, session: Session) -> None:
-        session.info.pop(_SEALS, None)
         session.info.pop(_RECORDED, None)
 
 
@@ -115,6 +119,7 @@ def init_app(app: Flask) -> None:
     app.extensions["gridwork_keyguard"] = guard
     db.guard = guard.gate
     db.listen("after_transaction_create", guard.after_transaction_create)
+    db.listen("after_transaction_end", guard.after_transaction_end)
     db.listen("before_commit", guard.before_commit)
     db.listen("after_commit", guard.after_commit)
     db.listen("after_rollback", guard.after_rollback)

@@ -170,6 +170,21 @@ def test_a_process_still_on_the_old_key_cannot_seal_once_a_rotation_retired_it(u
     engine.dispose()
 
 
+def test_a_savepoint_rolled_back_before_the_seal_does_not_skip_the_check(url):
+    """The visit batch's fallback rolls a savepoint back, then seals row by row: its commit is
+    checked all the same."""
+    app = start(url, KEY_A)
+    with app.app_context(), db.begin() as session:
+        make_grid(session, GRID, box(116.44, 39.92, 116.445, 39.925))
+        make_household(session, 116.442, 39.921, phone="13900000003")
+    rotate_elsewhere(url)
+    with app.app_context(), pytest.raises(crypto.DataKeyRetired), db.begin() as session:
+        with contextlib.suppress(Exception), session.begin_nested():
+            session.execute(text("SELECT 1 / 0"))
+        make_household(session, 116.442, 39.922, phone="13900000004")
+    db.engine.dispose()
+
+
 def test_a_sealing_commit_after_the_retirement_and_before_the_re_sealing_is_refused(url):
     """The old key is retired (committed) before `security encrypt` scans: a value sealed by
     it after that can never slip in behind the scan."""
