@@ -149,10 +149,7 @@ def list_entries(
         stmt = stmt.where(AuditEntry.resource_ids.contains([record_id]))
     if record_uuid is not None:
         stmt = stmt.where(AuditEntry.resource_uuids.contains([record_uuid]))
-    if since is not None:
-        stmt = stmt.where(AuditEntry.at >= since)
-    if until is not None:
-        stmt = stmt.where(AuditEntry.at < until)
+    stmt = stmt.where(*_period(since, until))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.execute(
         stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
@@ -162,17 +159,23 @@ def list_entries(
     return [(entry, username) for entry, username in rows], total
 
 
+def _period(since: datetime | None, until: datetime | None) -> list:
+    """Conditions on AuditEntry.at: since <= at < until, each bound when given."""
+    conditions = []
+    if since is not None:
+        conditions.append(AuditEntry.at >= since)
+    if until is not None:
+        conditions.append(AuditEntry.at < until)
+    return conditions
+
+
 def _about_records_in(scope: Scope, since: datetime | None, until: datetime | None):
     """A condition on AuditEntry: it names a household, visit (photo) or task in scope.
 
     Set-based: each entry's ids are unnested and joined to the caller's records (hashed once
     per query); a correlated test per entry probed the tables' indexes once per id (several
     times slower on a long log). Still one pass over the entries of the period."""
-    period = []
-    if since is not None:
-        period.append(AuditEntry.at >= since)
-    if until is not None:
-        period.append(AuditEntry.at < until)
+    period = _period(since, until)
     parts = []
     for resources, ids_column, records in (
         (("household",), AuditEntry.resource_ids, select(Household.id).where(scope.households())),
