@@ -48,16 +48,17 @@ class KeyGuard:
     def check(self, connection: Connection) -> None:
         """Read `data_keys`: DataKeyMismatch when it holds a key this process lacks. Before
         migration 0022 there is nothing to read: the check stays pending."""
-        records = encryption.key_records(connection)
-        if records is None:
+        table = encryption.key_table(connection)
+        if table is None:
             return
+        records = table.records
         bad = encryption.unusable(records)
         if bad:
             raise crypto.DataKeyMismatch(bad)  # logged where it lands (api.errors, the CLI)
         if encryption.retired(records, crypto.current_key_id()):
             raise crypto.DataKeyRetired(crypto.current_key_id())
         self.recorded = crypto.current_key_id() in {r.kid for r in records}
-        self.retirement = encryption.retirement_recorded(connection)
+        self.retirement = table.retirement
         self.checked = True
 
     def gate(self, session: Session) -> None:

@@ -208,25 +208,35 @@ def _columns(connection: Connection, table: str) -> set[str]:
     )
 
 
-def retirement_recorded(connection: Connection) -> bool:
-    """Whether this database records retired keys (migration 0024)."""
-    return "retired_at" in _columns(connection, "data_keys")
+@dataclass(frozen=True)
+class KeyTable:
+    """What `data_keys` holds, and whether it records retired keys (migration 0024)."""
+
+    records: list[KeyRecord]
+    retirement: bool
 
 
-def key_records(connection: Connection) -> list[KeyRecord] | None:
+def key_table(connection: Connection) -> KeyTable | None:
     """The keys recorded as having sealed data here; None before migration 0022. Before 0024
     (a process started ahead of its migration) no key is retired."""
     columns = _columns(connection, "data_keys")
     if not columns:
         return None
-    dates = "retired_at, emptied_at" if "retired_at" in columns else "NULL, NULL"
+    retirement = "retired_at" in columns
+    dates = "retired_at, emptied_at" if retirement else "NULL, NULL"
     rows = connection.execute(
         text(
             f"SELECT kid, canary, first_sealed_at, {dates} FROM data_keys "
             "ORDER BY first_sealed_at, kid"
         )
     ).all()
-    return [KeyRecord(*row) for row in rows]
+    return KeyTable([KeyRecord(*row) for row in rows], retirement)
+
+
+def key_records(connection: Connection) -> list[KeyRecord] | None:
+    """The records of `key_table`; None before migration 0022."""
+    table = key_table(connection)
+    return None if table is None else table.records
 
 
 def needed(records: list[KeyRecord]) -> list[KeyRecord]:
