@@ -11,7 +11,8 @@ rebuild (with the cadence recorded at the upgrade) cannot know: compare from a w
 upgrade to leave them out.
 
 The rebuild truncates the aggregate tables: until the savepoint ends, report reads and visit
-ingest wait for it (~30 s per million visits on the benchmark machine). Run it off-peak.
+ingest wait for it (53–79 s for 2.33 M visits on the benchmark machine, docs/report.md).
+Run it off-peak.
 """
 
 from __future__ import annotations
