@@ -670,6 +670,22 @@ def tasks_tick(now) -> None:
     click.echo(f"{result.warned} warned, {result.escalated} escalated")
 
 
+@main.group("rosters")
+def rosters_group() -> None:
+    """Rosters' periodic upkeep."""
+
+
+@rosters_group.command("tick")
+@now_option
+def rosters_tick(now) -> None:
+    """Expire open shift swaps whose day has passed, telling each requester (idempotent)."""
+    from api.services import rosters
+
+    with _session() as session:
+        expired = rosters.expire_swaps(session, now or database_now(session))
+    click.echo(f"{len(expired)} swap{'' if len(expired) == 1 else 's'} expired")
+
+
 # --- weekly coverage reports --------------------------------------------------------------------
 @main.group()
 def report() -> None:
@@ -795,9 +811,9 @@ def database_now(session):
 
 
 def _worker_tick(log) -> None:
-    """The push worker's periodic work: task deadlines, the Monday reports, purges."""
+    """The push worker's periodic work: task deadlines, the Monday reports, swap expiry, purges."""
     from api.extensions import db
-    from api.services import audit, sessions
+    from api.services import audit, rosters, sessions
     from api.services import tasks as task_service
 
     # On the database's clock, as the push rounds: a host whose clock ran ahead escalated
@@ -811,6 +827,11 @@ def _worker_tick(log) -> None:
         reported = _report_tick(session, database_now(session))
     if reported.created:
         log.info("reports %s: %s stored", reported.week, len(reported.created))
+    # Open swaps whose day has passed expire (reads already report them expired).
+    with db.begin() as session:
+        expired = rosters.expire_swaps(session, database_now(session))
+    if expired:
+        log.info("swaps: %s expired", len(expired))
     with db.begin() as session:
         purged = sessions.purge_ended(session, database_now(session))
         attempts = audit.purge_login_attempts(session, database_now(session))

@@ -131,6 +131,21 @@ class Scope:
             return where
         return and_(where, Roster.status == "published")
 
+    def swaps(self) -> ColumnElement[bool]:
+        """A condition on `ShiftSwap`: the swaps one is a worker of; leaders and admins also
+        every swap of their community's rosters (they decide them)."""
+        from api.models import ShiftSwap
+
+        own = or_(ShiftSwap.requester_id == self.user_id, ShiftSwap.other_worker_id == self.user_id)
+        if self.role not in ("grid_leader", "community_admin") or not self.community_code:
+            return own
+        community = ShiftSwap.shift_id.in_(
+            select(Shift.id)
+            .join(Roster, Roster.id == Shift.roster_id)
+            .where(Roster.community_code == self.community_code)
+        )
+        return or_(own, community)
+
     def edits_roster(self, community_code: str) -> bool:
         return self.role in ("grid_leader", "community_admin") and (
             community_code == self.community_code

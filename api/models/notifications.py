@@ -23,8 +23,10 @@ NOTIFICATION_KINDS = (
     "shift_swap_requested",
     "shift_swap_cancelled",
     "shift_swap_rejected",
+    "shift_swap_expired",
     "leave_decided",
     "leave_cancelled",
+    "leave_shortened",
     "report_ready",
 )
 

@@ -24,7 +24,7 @@ from api.db import Base
 ROSTER_STATUSES = ("draft", "published")
 POSTS = ("A", "B")
 LEAVE_STATUSES = ("requested", "approved", "rejected", "cancelled")
-SWAP_STATUSES = ("requested", "accepted", "approved", "rejected", "cancelled")
+SWAP_STATUSES = ("requested", "accepted", "approved", "rejected", "cancelled", "expired")
 
 
 class Roster(Base):
@@ -100,6 +100,10 @@ class Leave(Base):
         CheckConstraint(
             "status IN ('requested', 'approved', 'rejected', 'cancelled')", name="status_valid"
         ),
+        CheckConstraint(
+            "approved_end_date IS NULL OR approved_end_date > end_date",
+            name="approved_end_after_end",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -108,9 +112,19 @@ class Leave(Base):
     end_date: Mapped[date] = mapped_column(Date)
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     status: Mapped[str] = mapped_column(String(10), default="requested", server_default="requested")
+    # The decision (approve / reject) only: a cancel or an early end has columns of its own.
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who cancelled it and when (migration 0027; rows cancelled before it moved their decided_*
+    # here, the cancel having overwritten them).
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An approved leave ended early: end_date is then the new last day (everything reading the
+    # leave's days follows it) and approved_end_date the last day as approved.
+    shortened_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    shortened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_end_date: Mapped[date | None] = mapped_column(Date)
 
 
 class ShiftChange(Base):
@@ -135,7 +149,7 @@ class ShiftSwap(Base):
     __tablename__ = "shift_swaps"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('requested', 'accepted', 'approved', 'rejected', 'cancelled')",
+            "status IN ('requested', 'accepted', 'approved', 'rejected', 'cancelled', 'expired')",
             name="status_valid",
         ),
         CheckConstraint("shift_id <> with_shift_id", name="two_shifts"),
@@ -154,6 +168,10 @@ class ShiftSwap(Base):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# The open swaps, for the tick that expires them (a few among many decided ones).
+Index("ix_shift_swaps_open", ShiftSwap.id, postgresql_where=ShiftSwap.status == "requested")
 
 
 class CalendarFeed(Base):

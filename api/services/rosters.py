@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -236,13 +236,15 @@ def _leave_days(leave: Leave) -> str:
     return f"{leave.start_date} to {leave.end_date}"
 
 
-def _tell_about_leave(session: Session, leave: Leave, user_id: int, title: str, body: str) -> None:
-    """A leave's notice (`leave_decided` while it is approved or rejected, else
-    `leave_cancelled`), collapsing the leave's earlier one on the phone."""
+def _tell_about_leave(
+    session: Session, leave: Leave, user_id: int, title: str, body: str, kind: str | None = None
+) -> None:
+    """A leave's notice (`kind`; by default `leave_decided` while it is approved or rejected,
+    else `leave_cancelled`), collapsing the leave's earlier one on the phone."""
     notify(
         session,
         [user_id],
-        "leave_cancelled" if leave.status == "cancelled" else "leave_decided",
+        kind or ("leave_cancelled" if leave.status == "cancelled" else "leave_decided"),
         title,
         body,
         data={"leave_id": leave.id, "worker_id": leave.worker_id, "status": leave.status},
@@ -258,12 +260,12 @@ def cancel_leave(
 
     Locked as a decision is: a cancel and a decision at once are taken one after the other,
     and the second sees the first. Approved leave that has begun is not cancelled: its days
-    are a record of the worker's absence. Shifts handed on after the approval stay where
-    they are (the leader moves them back with PATCH /shifts/{id} if wanted).
+    are a record of the worker's absence (it is ended early instead, `end_leave`). Shifts
+    handed on after the approval stay where they are (the leader moves them back with
+    PATCH /shifts/{id} if wanted). The decision (`decided_by_id`, `decided_at`) is kept: the
+    cancel is recorded apart (`cancelled_by_id`, `cancelled_at`).
     """
-    leave = get_leave(session, scope, leave_id, lock=True)
-    if leave.worker_id != scope.user_id:
-        scope.require_roster_editor(session.get(User, leave.worker_id).community_code)
+    leave = _leave_to_change(session, scope, leave_id)
     if leave.status not in ("requested", "approved"):
         raise errors.Conflict(f"Leave {leave.id} is already {leave.status}.")
     today = local_today(now)
@@ -274,14 +276,14 @@ def cancel_leave(
         )
     approver = leave.decided_by_id if leave.status == "approved" else None
     leave.status = "cancelled"
-    leave.decided_by_id = scope.user_id
-    leave.decided_at = now or datetime.now(UTC)
+    leave.cancelled_by_id = scope.user_id
+    leave.cancelled_at = now or datetime.now(UTC)
     session.flush()
     # Whoever did not cancel it and counts on it: the worker (they would stay home on days the
     # roster now expects them), or the approver of leave the worker withdrew (the days are
     # rostered again).
-    told = leave.worker_id if leave.worker_id != scope.user_id else approver
-    if told is not None and told != scope.user_id:
+    told = _counts_on(scope, leave, approver)
+    if told is not None:
         _tell_about_leave(
             session,
             leave,
@@ -289,6 +291,85 @@ def cancel_leave(
             "Leave cancelled",
             f"The leave of {_leave_days(leave)} was cancelled; the worker is expected on those"
             " days.",
+        )
+    return leave
+
+
+def _leave_to_change(session: Session, scope: Scope, leave_id: int) -> Leave:
+    """The leave, locked as for a decision, if the caller may cancel or shorten it: the worker
+    their own, a leader or admin of the worker's community any of its leave."""
+    leave = get_leave(session, scope, leave_id, lock=True)
+    if leave.worker_id != scope.user_id:
+        scope.require_roster_editor(session.get(User, leave.worker_id).community_code)
+    return leave
+
+
+def _counts_on(scope: Scope, leave: Leave, approver: int | None) -> int | None:
+    """Who is to be told of a change to the leave made by `scope`: the worker when someone
+    else changed it; the approver when the worker did; nobody when that is the caller."""
+    told = leave.worker_id if leave.worker_id != scope.user_id else approver
+    return told if told != scope.user_id else None
+
+
+def end_leave(
+    session: Session, scope: Scope, leave_id: int, last_day: date, *, now: datetime | None = None
+) -> Leave:
+    """End approved leave early: `last_day` becomes its last day (a worker back early).
+
+    Permitted to whoever may cancel it, and locked as a decision is. The new last day lies in
+    the leave (from its first day to the day before its current last day) and is not before
+    yesterday (Asia/Shanghai): a worker back this morning was away until yesterday, and the
+    days before are a record of their absence, as for a cancel. `end_date` moves, so
+    everything that reads the leave's days follows it (the rosters generated after, the edit
+    and swap checks, task dispatch, `shifts_during_leave`); `approved_end_date` keeps the
+    last day as approved. Shifts handed on after the approval stay with their new holders.
+    """
+    leave = _leave_to_change(session, scope, leave_id)
+    if leave.status != "approved":
+        hint = " (a request is withdrawn with /cancel)" if leave.status == "requested" else ""
+        raise errors.Conflict(
+            f"Leave {leave.id} is {leave.status}: only approved leave is ended early{hint}."
+        )
+    today = local_today(now)
+    yesterday = today - timedelta(days=1)
+    if leave.end_date <= yesterday:
+        raise errors.Conflict(
+            f"Leave {leave.id} is over (its last day was {leave.end_date}, today is {today}):"
+            " its days are a record of the worker's absence."
+        )
+    if last_day >= leave.end_date:
+        raise errors.Unprocessable(
+            f"Leave {leave.id} already ends on {leave.end_date}: an early end is a day before"
+            " it (more days are a new request).",
+            errors={"json": {"last_day": [f"not before the leave's last day {leave.end_date}"]}},
+        )
+    if last_day < leave.start_date:
+        raise errors.Unprocessable(
+            f"Leave {leave.id} begins on {leave.start_date}: to take none of it, cancel the"
+            " leave instead.",
+            errors={"json": {"last_day": [f"before the leave's first day {leave.start_date}"]}},
+        )
+    if last_day < yesterday:
+        raise errors.Conflict(
+            f"{last_day} is before yesterday ({yesterday}; today is {today}): the days the"
+            " worker was away are kept on record, so the leave ends yesterday at the earliest."
+        )
+    if leave.approved_end_date is None:
+        leave.approved_end_date = leave.end_date
+    leave.end_date = last_day
+    leave.shortened_by_id = scope.user_id
+    leave.shortened_at = now or datetime.now(UTC)
+    session.flush()
+    told = _counts_on(scope, leave, leave.decided_by_id)
+    if told is not None:
+        _tell_about_leave(
+            session,
+            leave,
+            told,
+            "Leave ended early",
+            f"The leave now ends on {last_day} ({_leave_days(leave)}); the worker is expected"
+            f" from {last_day + timedelta(days=1)}.",
+            kind="leave_shortened",
         )
     return leave
 
@@ -477,7 +558,13 @@ def publish(session: Session, scope: Scope, roster_id: int) -> Roster:
     roster.status = "published"
     roster.published_at = datetime.now(UTC)
     # Swaps are refused on drafts; one left from before was agreed on shifts still being edited.
-    _cancel_open_swaps(session, scope, select(Shift.id).where(Shift.roster_id == roster.id))
+    # Its workers are told, as for an edit's.
+    _notify_swaps_cancelled(
+        session,
+        scope,
+        _cancel_open_swaps(session, scope, select(Shift.id).where(Shift.roster_id == roster.id)),
+        why="the roster was published, and swaps are agreed on published shifts only",
+    )
     workers = sorted({s.worker_id for s in roster.shifts})
     notify(
         session,
@@ -742,9 +829,11 @@ def _cancel_open_swaps(session: Session, scope: Scope, shift_ids) -> list[ShiftS
     )
 
 
-def _notify_swaps_cancelled(session: Session, scope: Scope, swaps: list[ShiftSwap]) -> None:
-    """Tell the two workers of each swap an edit cancelled (not the editor, who knows): the
-    notice replaces the request's on their phones (same collapse key)."""
+def _notify_swaps_cancelled(
+    session: Session, scope: Scope, swaps: list[ShiftSwap], *, why: str | None = None
+) -> None:
+    """Tell the two workers of each swap an edit (or a publish) cancelled (not the editor, who
+    knows): the notice replaces the request's on their phones (same collapse key)."""
     for swap in swaps:
         days = sorted(
             session.scalars(
@@ -756,8 +845,11 @@ def _notify_swaps_cancelled(session: Session, scope: Scope, swaps: list[ShiftSwa
             [w for w in (swap.requester_id, swap.other_worker_id) if w != scope.user_id],
             "shift_swap_cancelled",
             "Shift swap cancelled",
-            f"One of its shifts (on {' and '.join(map(str, days))}) was changed, so the swap"
-            " was cancelled; check the roster.",
+            f"The swap of the shifts on {' and '.join(map(str, days))} was cancelled: {why};"
+            " check the roster."
+            if why
+            else f"One of its shifts (on {' and '.join(map(str, days))}) was changed, so the"
+            " swap was cancelled; check the roster.",
             data={
                 "swap_id": swap.id,
                 "shift_id": swap.shift_id,
@@ -961,6 +1053,123 @@ def request_swap(
     return swap
 
 
+def swap_status(today: date):
+    """The swap's status as read on `today`: an open swap one of whose shifts is of a day
+    before today is `expired`, whether or not the tick (`expire_swaps`) has marked it yet."""
+    return case(
+        (and_(ShiftSwap.status == "requested", _stale_swap(today)), "expired"),
+        else_=ShiftSwap.status,
+    )
+
+
+def _stale_swap(today: date):
+    return (
+        select(Shift.id)
+        .where(
+            Shift.id.in_((ShiftSwap.shift_id, ShiftSwap.with_shift_id)),
+            Shift.date < today,
+        )
+        .exists()
+    )
+
+
+def _swap_dict(swap: ShiftSwap, status: str) -> dict:
+    return {
+        **{c.key: getattr(swap, c.key) for c in ShiftSwap.__table__.columns},
+        "status": status,
+    }
+
+
+def list_swaps(
+    session: Session, scope: Scope, args: dict, page: int, page_size: int, *, now: datetime
+) -> tuple[list[dict], int]:
+    """The swaps the caller may see (`Scope.swaps`), as read on today's date: by status
+    (an expired swap is one, marked or not), worker (either side) and week (either shift)."""
+    status = swap_status(local_today(now)).label("read_status")
+    query = select(ShiftSwap, status).where(scope.swaps())
+    if args.get("status"):
+        query = query.where(status == args["status"])
+    if args.get("worker") is not None:
+        query = query.where(
+            or_(
+                ShiftSwap.requester_id == args["worker"],
+                ShiftSwap.other_worker_id == args["worker"],
+            )
+        )
+    if args.get("week"):
+        dates = weeks.week_dates(args["week"])
+        query = query.where(
+            select(Shift.id)
+            .where(
+                Shift.id.in_((ShiftSwap.shift_id, ShiftSwap.with_shift_id)),
+                Shift.date.between(dates[0], dates[-1]),
+            )
+            .exists()
+        )
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.execute(
+        query.order_by(ShiftSwap.created_at, ShiftSwap.id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    ).all()
+    return [_swap_dict(swap, read) for swap, read in rows], total
+
+
+def read_swap(session: Session, scope: Scope, swap_id: int, *, now: datetime) -> dict:
+    """One swap, its status as read today (see `swap_status`)."""
+    row = session.execute(
+        select(ShiftSwap, swap_status(local_today(now))).where(
+            ShiftSwap.id == swap_id, scope.swaps()
+        )
+    ).first()
+    if row is None:
+        raise errors.NotFound(f"No swap {swap_id} in your scope.")
+    return _swap_dict(*row)
+
+
+def expire_swaps(session: Session, now: datetime) -> list[ShiftSwap]:
+    """Mark `expired` every open swap one of whose shifts is of a day before today (Asia/
+    Shanghai, at `now`), and tell each requester; return them. Idempotent: the periodic tick
+    (the push worker's, `gridwork rosters tick`) runs it.
+
+    One UPDATE of the open swaps only (`ix_shift_swaps_open`): an accept or reject racing it
+    holds the swap's row, and the UPDATE re-reads the row's status once it is free, so a swap
+    decided meanwhile is left alone, and of two ticks at once the second finds nothing."""
+    today = local_today(now)
+    expired = list(
+        session.scalars(
+            update(ShiftSwap)
+            .where(ShiftSwap.status == "requested", _stale_swap(today))
+            .values(status="expired", decided_by_id=None, decided_at=now)
+            .returning(ShiftSwap)
+            .execution_options(synchronize_session="fetch")
+        )
+    )
+    for swap in sorted(expired, key=lambda s: s.id):
+        days = sorted(
+            session.scalars(
+                select(Shift.date).where(Shift.id.in_((swap.shift_id, swap.with_shift_id)))
+            )
+        )
+        notify(
+            session,
+            [swap.requester_id],
+            "shift_swap_expired",
+            "Shift swap expired",
+            f"The swap of the shifts on {' and '.join(map(str, days))} was not decided before"
+            " its day passed; the roster stays as it was.",
+            data={
+                "swap_id": swap.id,
+                "shift_id": swap.shift_id,
+                "with_shift_id": swap.with_shift_id,
+            },
+            collapse_key=f"swap:{swap.id}",
+            now=now,
+        )
+    session.flush()
+    return expired
+
+
 def get_swap(session: Session, scope: Scope, swap_id: int, *, lock: bool = True) -> ShiftSwap:
     swap = session.get(ShiftSwap, swap_id, with_for_update=lock)
     if swap is None:
@@ -1035,10 +1244,19 @@ def accept_swap(
     return swap
 
 
-def reject_swap(session: Session, scope: Scope, swap_id: int) -> ShiftSwap:
+def reject_swap(
+    session: Session, scope: Scope, swap_id: int, *, now: datetime | None = None
+) -> ShiftSwap:
+    """The other worker or a leader rejects a swap, or its requester withdraws it. A swap
+    whose day has passed has expired (`expire_swaps`), marked or not: a 409."""
     swap = get_swap(session, scope, swap_id)
     if swap.status != "requested":
         raise errors.Conflict(f"Swap {swap.id} is already {swap.status}.")
+    today = local_today(now)
+    if session.scalar(select(_stale_swap(today)).where(ShiftSwap.id == swap.id)):
+        raise errors.Conflict(
+            f"Swap {swap.id} has expired: one of its shifts is of a day before today ({today})."
+        )
     shift = session.get(Shift, swap.shift_id)
     if scope.user_id == swap.requester_id and scope.user_id != swap.other_worker_id:
         swap.status = "cancelled"

@@ -250,6 +250,10 @@ MATRIX: dict[str, Line] = {
         outcomes(OK, worker_a2=403, viewer_110101=403, admin_b=404, viewer_110102=404),
         {"with_shift_id": "{free_other_id}"},
     ),
+    "GET /api/v1/swaps": Line("/api/v1/swaps", SIGNED_IN),
+    "GET /api/v1/swaps/<id:swap_id>": Line(  # its two workers, and the community's editors
+        "/api/v1/swaps/{swap_id}", outcomes(404, worker_a1=OK, leader_a=OK, admin_a=OK)
+    ),
     "POST /api/v1/swaps/<id:swap_id>/accept": Line(  # swaps are seen by their two workers
         "/api/v1/swaps/{swap_id}/accept", outcomes(404, worker_a1=403, leader_a=OK, admin_a=OK)
     ),
@@ -270,6 +274,11 @@ MATRIX: dict[str, Line] = {
     "POST /api/v1/leaves/<id:leave_id>/cancel": Line(  # the worker's own, or a leader's call
         "/api/v1/leaves/{leave_id}/cancel",
         outcomes(OK, viewer_110101=403, worker_a2=404, admin_b=404, viewer_110102=404),
+    ),
+    "POST /api/v1/leaves/<id:leave_id>/end": Line(  # as a cancel: the worker, or a leader
+        "/api/v1/leaves/{approved_leave_id}/end",
+        outcomes(OK, viewer_110101=403, worker_a2=404, admin_b=404, viewer_110102=404),
+        {"last_day": "{approved_leave_first_day}"},
     ),
     "GET /api/v1/me/calendar-url": Line("/api/v1/me/calendar-url", SIGNED_IN),
     "DELETE /api/v1/me/calendar-url": Line("/api/v1/me/calendar-url", SIGNED_IN),
@@ -427,7 +436,17 @@ def targets(app, session, world, tmp_path) -> Targets:
     )
     draft = Roster(community_code=A, week=current_week(now + timedelta(days=14)))
     leave = Leave(worker_id=worker.id, start_date=day, end_date=day, reason="family")
-    session.add_all([swap, leave, draft])
+    # Approved leave to end early, weeks after every shift and leave_day above.
+    away = day + timedelta(days=30)
+    approved = Leave(
+        worker_id=worker.id,
+        start_date=away,
+        end_date=away + timedelta(days=2),
+        status="approved",
+        decided_by_id=leader.id,
+        decided_at=now,
+    )
+    session.add_all([swap, leave, approved, draft])
     device = devices.register_device(session, worker.id, "android", token="fcm-matrix", now=now)
     (note,) = notifications.notify(session, [worker.id], "task_updated", "MKTASK-A1", now=now)
     session.flush()
@@ -455,6 +474,8 @@ def targets(app, session, world, tmp_path) -> Targets:
         "free_other_id": free_other.id,
         "swap_id": swap.id,
         "leave_id": leave.id,
+        "approved_leave_id": approved.id,
+        "approved_leave_first_day": away.isoformat(),
         "leave_day": (now + timedelta(days=20)).date().isoformat(),
         "device_id": device.id,
         "notification_id": note.id,

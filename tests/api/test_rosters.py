@@ -1020,12 +1020,13 @@ def test_a_worker_withdraws_their_requested_leave(client, community):
     response = cancel(client, c, leave["id"], worker)
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
-    assert (body["id"], body["status"], body["decided_by_id"]) == (
+    assert (body["id"], body["status"], body["cancelled_by_id"]) == (
         leave["id"],
         "cancelled",
         worker.id,
     )
-    assert body["decided_at"] is not None
+    assert body["cancelled_at"] is not None
+    assert (body["decided_by_id"], body["decided_at"]) == (None, None)  # never decided
 
 
 def test_a_worker_cancels_their_approved_leave_and_is_rostered_on_those_days_again(
@@ -1048,9 +1049,11 @@ def test_a_leader_or_admin_cancels_a_workers_approved_leave(client, community, w
     canceller = getattr(c, who)
     response = cancel(client, c, leave["id"], canceller)
     assert response.status_code == 200, response.get_json()
-    assert (response.get_json()["status"], response.get_json()["decided_by_id"]) == (
+    body = response.get_json()
+    assert (body["status"], body["cancelled_by_id"], body["decided_by_id"]) == (
         "cancelled",
         canceller.id,
+        c.leader.id,  # who approved it
     )
 
 
@@ -1457,3 +1460,387 @@ def test_the_solver_and_dispatch_read_rest_days_by_one_rule(client, session, com
     }
     assert inp.unavailable == frozenset(expected)
     assert {(c.workers[2].id, MON), (c.workers[2].id, WED), (c.workers[5].id, FRI)} == expected
+
+
+# --- a cancel keeps the decision ---------------------------------------------------------------
+
+
+def test_cancelling_approved_leave_keeps_who_approved_it_and_records_who_cancelled(
+    client, session, community
+):
+    """The decision and the cancel are two facts: after a cancel the leave still names the
+    leader who approved it, and the worker who withdrew it."""
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker).get_json()
+    approved = decide(client, c, leave).get_json()
+    response = cancel(client, c, leave["id"], worker)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "cancelled"
+    assert (body["decided_by_id"], body["decided_at"]) == (c.leader.id, approved["decided_at"])
+    assert body["cancelled_by_id"] == worker.id and body["cancelled_at"] is not None
+    listed = client.get("/api/v1/leaves", headers=c.auth(c.leader)).get_json()
+    assert [(x["decided_by_id"], x["cancelled_by_id"]) for x in listed] == [
+        (c.leader.id, worker.id)
+    ]
+
+
+def test_a_leave_not_cancelled_has_no_canceller(client, community):
+    c = community
+    leave = request_leave(client, c, c.workers[3]).get_json()
+    assert (leave["cancelled_by_id"], leave["cancelled_at"]) == (None, None)
+    decided = decide(client, c, leave).get_json()
+    assert (decided["cancelled_by_id"], decided["cancelled_at"]) == (None, None)
+
+
+# --- publishing tells the workers of the swaps it cancels ----------------------------------------
+
+
+def test_publishing_tells_both_workers_of_a_draft_swap_it_cancels(client, session, community):
+    """As an edit does: the swap's notice on their phones is replaced (same collapse key)."""
+    c = community
+    view = generate(client, c).get_json()
+    a, b = workers_pair(view, c)
+    swap = draft_swap(session, c, a, b)
+    assert publish(client, c, view["id"]).status_code == 200
+    session.refresh(swap)
+    assert swap.status == "cancelled"
+    notices = session.scalars(
+        select(Notification).where(Notification.kind == "shift_swap_cancelled")
+    ).all()
+    assert sorted(n.user_id for n in notices) == sorted((a["worker_id"], b["worker_id"]))
+    assert all(n.data["swap_id"] == str(swap.id) for n in notices)
+    assert all(n.collapse_key == f"swap:{swap.id}" for n in notices)
+
+
+# --- ending leave early ------------------------------------------------------------------------
+
+
+def end(client, c, leave_id, last_day, who):
+    return client.post(
+        f"/api/v1/leaves/{leave_id}/end", json={"last_day": str(last_day)}, headers=c.auth(who)
+    )
+
+
+def leave_under_way(client, app, c, worker, start=TUE, end_=FRI, today=THU):
+    """Approved leave over [start, end_] (by the leader), the clock moved to `today`."""
+    leave = request_leave(client, c, worker, start, end_).get_json()
+    assert decide(client, c, leave).status_code == 200
+    set_today(app, today)
+    return leave
+
+
+def test_a_worker_back_early_ends_their_leave_under_way(client, app, session, community):
+    c = community
+    worker = c.workers[3]
+    leave = leave_under_way(client, app, c, worker)
+    response = end(client, c, leave["id"], WED, worker)  # back on Thursday, today
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["status"], body["start_date"], body["end_date"]) == (
+        "approved",
+        str(TUE),
+        str(WED),
+    )
+    assert body["approved_end_date"] == str(FRI)
+    assert body["shortened_by_id"] == worker.id and body["shortened_at"] is not None
+    assert body["decided_by_id"] == c.leader.id  # the approval stands
+
+
+@pytest.mark.parametrize("who", ["leader", "admin"])
+def test_a_leader_or_admin_ends_a_workers_leave_early(client, app, community, who):
+    c = community
+    leave = leave_under_way(client, app, c, c.workers[3])
+    response = end(client, c, leave["id"], THU, getattr(c, who))
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["end_date"] == str(THU)
+    assert response.get_json()["shortened_by_id"] == getattr(c, who).id
+
+
+def test_leave_not_yet_begun_can_be_shortened(client, community):
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker, WED, FRI).get_json()
+    decide(client, c, leave)
+    assert end(client, c, leave["id"], WED, worker).get_json()["end_date"] == str(WED)
+
+
+def test_the_days_after_an_early_end_are_worked_again(client, app, session, community):
+    """Everything reading the leave's days follows its new last day: the roster generated
+    after it, the edit and swap checks, task dispatch and the shifts listed to hand on."""
+    from api.services import dispatch
+
+    c = community
+    worker = c.workers[3]
+    leave = leave_under_way(client, app, c, worker, TUE, FRI, today=WED)
+    assert end(client, c, leave["id"], WED, worker).status_code == 200
+    assert roster_service._on_leave(session, worker.id, WED)
+    assert not roster_service._on_leave(session, worker.id, THU)
+    assert not dispatch.on_leave(session, worker.id, FRI)
+    row = session.get(Leave, leave["id"])
+    session.refresh(row)
+    shifts = all_shifts(generate(client, c).get_json())
+    assert {str(THU), str(FRI)} <= {s["date"] for s in shifts if s["worker_id"] == worker.id}
+    assert {s.date for s in roster_service.shifts_during_leave(session, row)} <= {TUE, WED}
+    inp = roster_service.roster_input(session, session.get(Community, c.code), WEEK)
+    assert (worker.id, WED) in inp.unavailable and (worker.id, THU) not in inp.unavailable
+
+
+def test_ending_leave_early_tells_whoever_counts_on_it(client, app, session, community):
+    """The approver when the worker ends it; the worker when a leader or admin does."""
+    c = community
+    worker = c.workers[3]
+    mine = leave_under_way(client, app, c, worker, TUE, WED, today=TUE)
+    theirs = leave_under_way(client, app, c, c.workers[4], TUE, FRI, today=TUE)
+    assert end(client, c, mine["id"], TUE, worker).status_code == 200
+    assert end(client, c, theirs["id"], THU, c.admin).status_code == 200
+    notices = session.scalars(
+        select(Notification).where(Notification.kind == "leave_shortened").order_by(Notification.id)
+    ).all()
+    assert [(n.user_id, n.data["leave_id"], n.collapse_key) for n in notices] == [
+        (c.leader.id, str(mine["id"]), f"leave:{mine['id']}"),
+        (c.workers[4].id, str(theirs["id"]), f"leave:{theirs['id']}"),
+    ]
+
+
+def leave_row(session, leave_id):
+    session.expire_all()
+    row = session.get(Leave, leave_id)
+    return (row.status, row.start_date, row.end_date, row.approved_end_date, row.shortened_by_id)
+
+
+@pytest.mark.parametrize(
+    ("last_day", "status", "says"),
+    [
+        (MON, 409, "yesterday"),  # before yesterday (Wednesday): those days are on record
+        (FRI, 422, "last_day"),  # the leave's own last day: nothing to shorten
+        (SAT, 422, "last_day"),  # after it: leave is lengthened by a new request
+    ],
+    ids=["before-yesterday", "its-end", "after-its-end"],
+)
+def test_an_early_end_outside_the_days_left_is_refused_and_changes_nothing(
+    client, app, session, community, last_day, status, says
+):
+    c = community
+    worker = c.workers[3]
+    leave = leave_under_way(client, app, c, worker, MON, FRI, today=THU)
+    before = leave_row(session, leave["id"])
+    response = end(client, c, leave["id"], last_day, worker)
+    assert response.status_code == status, response.get_json()
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert says in str(response.get_json())
+    assert leave_row(session, leave["id"]) == before
+    assert session.scalar(select(func.count()).where(Notification.kind == "leave_shortened")) == 0
+
+
+def test_an_early_end_before_the_leaves_first_day_is_422(client, session, community):
+    """Leave not begun is cancelled, not ended before it starts."""
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker, WED, FRI).get_json()
+    decide(client, c, leave)
+    response = end(client, c, leave["id"], TUE, worker)
+    assert response.status_code == 422
+    assert "cancel" in response.get_json()["detail"]
+    assert leave_row(session, leave["id"])[2] == FRI
+
+
+def test_yesterday_may_be_the_last_day_of_leave(client, app, community):
+    """A worker back this morning: yesterday was their last day away."""
+    c = community
+    leave = leave_under_way(client, app, c, c.workers[3], MON, FRI, today=THU)
+    assert end(client, c, leave["id"], WED, c.leader).get_json()["end_date"] == str(WED)
+
+
+def test_leave_already_over_is_not_shortened(client, app, session, community):
+    c = community
+    worker = c.workers[3]
+    leave = leave_under_way(client, app, c, worker, MON, TUE, today=THU)
+    before = leave_row(session, leave["id"])
+    response = end(client, c, leave["id"], MON, worker)
+    assert response.status_code == 409
+    assert "over" in response.get_json()["detail"]
+    assert leave_row(session, leave["id"]) == before
+
+
+@pytest.mark.parametrize("state", ["requested", "rejected", "cancelled"])
+def test_only_approved_leave_is_ended_early(client, session, community, state):
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker, WED, FRI).get_json()
+    if state == "rejected":
+        decide(client, c, leave, "reject")
+    elif state == "cancelled":
+        cancel(client, c, leave["id"], worker)
+    response = end(client, c, leave["id"], THU, worker)
+    assert response.status_code == 409
+    assert state in response.get_json()["detail"]
+    assert leave_row(session, leave["id"])[0] == state
+    assert leave_row(session, leave["id"])[2] == FRI
+
+
+@pytest.mark.parametrize(
+    ("who", "status"), [("other-worker", 404), ("viewer", 403)], ids=["other-worker", "viewer"]
+)
+def test_only_who_may_cancel_leave_ends_it_early(client, app, session, community, who, status):
+    c = community
+    leave = leave_under_way(client, app, c, c.workers[3])
+    caller = c.workers[4] if who == "other-worker" else c.viewer
+    response = end(client, c, leave["id"], WED, caller)
+    assert response.status_code == status
+    assert leave_row(session, leave["id"])[2] == FRI
+
+
+@pytest.mark.parametrize("body", [{}, {"last_day": "Thursday"}, {"last_day": None}])
+def test_an_early_end_needs_a_last_day(client, app, community, body):
+    c = community
+    leave = leave_under_way(client, app, c, c.workers[3])
+    response = client.post(
+        f"/api/v1/leaves/{leave['id']}/end", json=body, headers=c.auth(c.workers[3])
+    )
+    assert response.status_code == 422
+    assert "last_day" in response.get_json()["errors"]["json"]
+
+
+def test_ending_leave_early_twice_keeps_the_approved_end(client, app, community):
+    c = community
+    worker = c.workers[3]
+    leave = leave_under_way(client, app, c, worker, TUE, SUN, today=TUE)
+    end(client, c, leave["id"], FRI, worker)
+    body = end(client, c, leave["id"], WED, worker).get_json()
+    assert (body["end_date"], body["approved_end_date"]) == (str(WED), str(SUN))
+
+
+# --- swaps whose day passed expire ---------------------------------------------------------------
+
+
+def beijing(day: date, hour: int = 10) -> datetime:
+    return datetime.combine(day, time(hour), LOCAL).astimezone(UTC)
+
+
+def open_swap_on(client, c, day):
+    a, b = workers_pair(published_week(client, c), c, day=day)
+    swap = request_swap(client, c, a, b).get_json()
+    assert swap["status"] == "requested"
+    return a, b, swap
+
+
+def test_the_tick_expires_a_swap_whose_day_passed_and_tells_the_requester(
+    client, session, community
+):
+    c = community
+    a, b, swap = open_swap_on(client, c, TUE)
+    assert roster_service.expire_swaps(session, beijing(TUE, 23)) == []  # its day: still open
+    expired = roster_service.expire_swaps(session, beijing(WED, 0))
+    assert [s.id for s in expired] == [swap["id"]]
+    row = session.get(ShiftSwap, swap["id"])
+    assert (row.status, row.decided_by_id, row.decided_at) == ("expired", None, beijing(WED, 0))
+    notices = session.scalars(
+        select(Notification).where(Notification.kind == "shift_swap_expired")
+    ).all()
+    assert [(n.user_id, n.data["swap_id"], n.collapse_key) for n in notices] == [
+        (a["worker_id"], str(swap["id"]), f"swap:{swap['id']}")
+    ]
+    assert roster_service.expire_swaps(session, beijing(THU)) == []  # once only
+
+
+def test_the_tick_leaves_open_a_swap_whose_days_are_ahead(client, session, community):
+    c = community
+    _, _, swap = open_swap_on(client, c, THU)
+    assert roster_service.expire_swaps(session, beijing(WED)) == []
+    assert session.get(ShiftSwap, swap["id"]).status == "requested"
+
+
+def test_the_push_workers_tick_expires_stale_swaps(client, app, session, community, monkeypatch):
+    import logging
+
+    from api import cli
+
+    c = community
+    _, _, swap = open_swap_on(client, c, MON)
+    session.commit()
+    monkeypatch.setattr(cli, "database_now", lambda session: beijing(TUE))
+    with app.app_context():
+        cli._worker_tick(logging.getLogger("test"))
+    session.expire_all()
+    assert session.get(ShiftSwap, swap["id"]).status == "expired"
+
+
+def test_gridwork_rosters_tick_expires_stale_swaps(client, app, session, community):
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    c = community
+    _, _, swap = open_swap_on(client, c, MON)
+    session.commit()
+    with app.app_context():
+        result = CliRunner().invoke(main, ["rosters", "tick", "--now", beijing(TUE).isoformat()])
+    assert result.exit_code == 0, result.output
+    assert "1 swap expired" in result.output
+    session.expire_all()
+    assert session.get(ShiftSwap, swap["id"]).status == "expired"
+
+
+def test_a_stale_swap_reads_as_expired_before_the_tick(client, app, session, community):
+    c = community
+    a, _, swap = open_swap_on(client, c, MON)
+    requester = by_id(c, a["worker_id"])
+    set_today(app, TUE)
+    one = client.get(f"/api/v1/swaps/{swap['id']}", headers=c.auth(requester))
+    assert one.status_code == 200 and one.get_json()["status"] == "expired"
+    listed = client.get("/api/v1/swaps", headers=c.auth(c.leader)).get_json()
+    assert [(s["id"], s["status"]) for s in listed] == [(swap["id"], "expired")]
+    assert session.get(ShiftSwap, swap["id"]).status == "requested"  # a read writes nothing
+
+
+def test_swap_filters_tell_open_swaps_from_expired_ones(client, app, community):
+    c = community
+    view = published_week(client, c)
+    a, b = workers_pair(view, c, day=MON)
+    stale = request_swap(client, c, a, b).get_json()
+    a2, b2 = workers_pair(view, c, day=FRI)
+    fresh = request_swap(client, c, a2, b2).get_json()
+    set_today(app, WED)
+
+    def ids(**query):
+        got = client.get("/api/v1/swaps", query_string=query, headers=c.auth(c.leader))
+        assert got.status_code == 200, got.get_json()
+        return [s["id"] for s in got.get_json()]
+
+    assert ids(status="requested") == [fresh["id"]]
+    assert ids(status="expired") == [stale["id"]]
+    assert ids() == [stale["id"], fresh["id"]]
+    assert ids(worker=str(a2["worker_id"])) == [fresh["id"]]
+    assert ids(week=WEEK, status="expired") == [stale["id"]]
+    assert ids(week=NEXT_WEEK) == []
+    mine = client.get(
+        "/api/v1/swaps", query_string={"worker": "me"}, headers=c.auth(by_id(c, a["worker_id"]))
+    ).get_json()
+    assert stale["id"] in [s["id"] for s in mine]
+
+
+def test_a_worker_lists_only_the_swaps_they_are_part_of(client, community):
+    c = community
+    a, b, swap = open_swap_on(client, c, TUE)
+    third = next(w for w in c.workers[1:] if w.id not in (a["worker_id"], b["worker_id"]))
+    assert client.get("/api/v1/swaps", headers=c.auth(third)).get_json() == []
+    assert client.get(f"/api/v1/swaps/{swap['id']}", headers=c.auth(third)).status_code == 404
+
+
+def test_rejecting_an_expired_swap_is_409_and_changes_nothing(client, app, session, community):
+    c = community
+    _, b, swap = open_swap_on(client, c, MON)
+    set_today(app, TUE)
+    response = client.post(
+        f"/api/v1/swaps/{swap['id']}/reject", headers=c.auth(by_id(c, b["worker_id"]))
+    )
+    assert response.status_code == 409
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert "expired" in response.get_json()["detail"]
+    session.expire_all()
+    assert session.get(ShiftSwap, swap["id"]).status == "requested"
+    assert (
+        session.scalar(select(func.count()).where(Notification.kind == "shift_swap_rejected")) == 0
+    )

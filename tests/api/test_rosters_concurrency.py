@@ -160,6 +160,32 @@ def test_a_worker_withdrawing_leave_while_a_leader_decides_it_ends_cancelled(liv
     assert live.scalar(select(Leave.status).where(Leave.id == leave["id"])) == "cancelled"
 
 
+def test_two_early_ends_at_once_keep_the_approved_last_day(live):
+    """Each reads the leave after the other: the earlier last day wins whatever the order
+    (Tuesday after Wednesday shortens it again; Wednesday after Tuesday is no shortening, 422),
+    and the last day as approved stays Friday rather than the first end's."""
+    c = live.c
+    worker = c.workers[2]
+    mon, tue, wed, _thu, fri = week_dates(WEEK)[:5]
+    leave = live.post(
+        "/api/v1/leaves", worker, {"start_date": str(mon), "end_date": str(fri), "reason": "病"}
+    ).get_json()
+    path = f"/api/v1/leaves/{leave['id']}/decision"
+    assert live.post(path, c.leader, {"decision": "approve"}).status_code == 200
+    path = f"/api/v1/leaves/{leave['id']}/end"
+    answers = race(
+        live,
+        "SELECT 1 FROM leaves WHERE id = :id FOR UPDATE",
+        {"id": leave["id"]},
+        lambda: live.post(path, worker, {"last_day": str(wed)}),
+        lambda: live.post(path, c.leader, {"last_day": str(tue)}),
+    )
+    assert sorted(r.status_code for r in answers) in ([200, 200], [200, 422])
+    last_day = live.scalar(select(Leave.end_date).where(Leave.id == leave["id"]))
+    approved = live.scalar(select(Leave.approved_end_date).where(Leave.id == leave["id"]))
+    assert (last_day, approved) == (tue, fri)
+
+
 def test_a_leave_request_sent_twice_at_once_is_stored_once(live):
     c = live.c
     worker = c.workers[2]

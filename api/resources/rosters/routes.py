@@ -17,6 +17,7 @@ from api.resources.rosters.schemas import (
     LeaveCreateSchema,
     LeaveDecisionResultSchema,
     LeaveDecisionSchema,
+    LeaveEndSchema,
     LeaveQueryArgsSchema,
     LeaveSchema,
     RosterCreateSchema,
@@ -27,6 +28,7 @@ from api.resources.rosters.schemas import (
     ShiftQueryArgsSchema,
     ShiftSchema,
     SwapCreateSchema,
+    SwapQueryArgsSchema,
     SwapSchema,
     WeekViewSchema,
 )
@@ -175,6 +177,37 @@ class ShiftSwapRequest(MethodView):
         return swap
 
 
+@blp.route("/swaps")
+class Swaps(MethodView):
+    @blp.arguments(SwapQueryArgsSchema, location="query")
+    @blp.response(200, SwapSchema(many=True))
+    @blp.paginate()
+    def get(self, args, pagination_parameters):
+        """Swaps you are part of, or your community's (leaders, admins)
+
+        Filters: `status`, `worker=me|ID` (either side), `week` (either shift). An open swap
+        whose day has passed reads as `expired`, marked by the tick or not yet.
+        """
+        rows, total = rosters.list_swaps(
+            db.session,
+            current_scope(),
+            _worker_arg(args),
+            pagination_parameters.page,
+            pagination_parameters.page_size,
+            now=_now(),
+        )
+        pagination_parameters.item_count = total
+        return rows
+
+
+@blp.route("/swaps/<id:swap_id>")
+class SwapById(MethodView):
+    @blp.response(200, SwapSchema)
+    def get(self, swap_id):
+        """One swap; an open swap whose day has passed reads as `expired`"""
+        return rosters.read_swap(db.session, current_scope(), swap_id, now=_now())
+
+
 @blp.route("/swaps/<id:swap_id>/accept")
 class SwapAccept(MethodView):
     @blp.response(200, SwapSchema)
@@ -194,8 +227,11 @@ class SwapAccept(MethodView):
 class SwapReject(MethodView):
     @blp.response(200, SwapSchema)
     def post(self, swap_id):
-        """Reject a swap (the other worker or a leader), or withdraw it (the requester)"""
-        swap = rosters.reject_swap(db.session, current_scope(), swap_id)
+        """Reject a swap (the other worker or a leader), or withdraw it (the requester)
+
+        409 when the swap is no longer open, or has expired (a shift's day has passed).
+        """
+        swap = rosters.reject_swap(db.session, current_scope(), swap_id, now=_now())
         db.session.commit()
         return swap
 
@@ -245,6 +281,25 @@ class LeaveCancel(MethodView):
         today (Asia/Shanghai). Shifts handed on after the approval stay with their new holders.
         """
         leave = rosters.cancel_leave(db.session, current_scope(), leave_id, now=_now())
+        db.session.commit()
+        return leave
+
+
+@blp.route("/leaves/<id:leave_id>/end")
+class LeaveEnd(MethodView):
+    @blp.arguments(LeaveEndSchema)
+    @blp.response(200, LeaveSchema)
+    def post(self, data, leave_id):
+        """End approved leave early: `last_day` becomes its last day (a worker back early)
+
+        Whoever may cancel the leave may end it. `last_day` lies from the leave's first day to
+        the day before its current last day (422 otherwise) and is not before yesterday,
+        Asia/Shanghai (409: the days away are on record); leave not approved, or over, is a
+        409. The days after are worked again; whoever counts on the leave is told.
+        """
+        leave = rosters.end_leave(
+            db.session, current_scope(), leave_id, data["last_day"], now=_now()
+        )
         db.session.commit()
         return leave
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api.extensions import Schema
-from api.models.rosters import LEAVE_STATUSES, POSTS
+from api.models.rosters import LEAVE_STATUSES, POSTS, SWAP_STATUSES
 from api.resources.schemas import FullMatch
 
 WEEK_RE = r"^[0-9]{4}-W[0-9]{2}$"  # matched whole (FullMatch): no final newline
@@ -91,9 +91,42 @@ class LeaveSchema(Schema):
     end_date = ma.fields.Date()
     reason = ma.fields.String()
     status = ma.fields.String(metadata={"description": ", ".join(LEAVE_STATUSES)})
-    decided_by_id = ma.fields.Integer(allow_none=True)
+    decided_by_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Who approved or rejected it"}
+    )
     created_at = ma.fields.DateTime()
-    decided_at = ma.fields.DateTime(allow_none=True)
+    decided_at = ma.fields.DateTime(allow_none=True, metadata={"description": "When decided"})
+    cancelled_by_id = ma.fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "Who cancelled it (null for leave cancelled before this was recorded"
+            " apart from the decision, migration 0027)"
+        },
+    )
+    cancelled_at = ma.fields.DateTime(allow_none=True, metadata={"description": "When cancelled"})
+    shortened_by_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Who last ended it early"}
+    )
+    shortened_at = ma.fields.DateTime(
+        allow_none=True, metadata={"description": "When it was last ended early"}
+    )
+    approved_end_date = ma.fields.Date(
+        allow_none=True,
+        metadata={
+            "description": "The last day as approved, when the leave was ended early"
+            " (end_date is then the new last day); null otherwise"
+        },
+    )
+
+
+class LeaveEndSchema(Schema):
+    last_day = ma.fields.Date(
+        required=True,
+        metadata={
+            "description": "The leave's new last day: from its first day (and not before"
+            " yesterday, Asia/Shanghai) to the day before its current last day"
+        },
+    )
 
 
 class RosterCreateSchema(Schema):
@@ -214,11 +247,22 @@ class SwapSchema(Schema):
     other_worker_id = ma.fields.Integer()
     requested_by_id = ma.fields.Integer(allow_none=True)
     status = ma.fields.String(
-        metadata={"description": "requested, accepted, approved, rejected or cancelled"}
+        metadata={
+            "description": "requested, accepted, approved, rejected, cancelled or expired (an"
+            " open swap whose day passed; read as expired even before the tick marks it)"
+        }
     )
     decided_by_id = ma.fields.Integer(allow_none=True)
     created_at = ma.fields.DateTime()
     decided_at = ma.fields.DateTime(allow_none=True)
+
+
+class SwapQueryArgsSchema(Schema):
+    status = ma.fields.String(validate=ma.validate.OneOf(SWAP_STATUSES))
+    worker = ma.fields.String(
+        metadata={"description": "`me` or a user id: swaps asked by or of that worker"}
+    )
+    week = _WEEK
 
 
 class ShiftChangeSchema(Schema):
