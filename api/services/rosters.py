@@ -1171,14 +1171,13 @@ def expire_swaps(session: Session, now: datetime) -> list[ShiftSwap]:
 
 
 def get_swap(session: Session, scope: Scope, swap_id: int, *, lock: bool = True) -> ShiftSwap:
-    swap = session.get(ShiftSwap, swap_id, with_for_update=lock)
+    """The swap if the caller sees it (`Scope.swaps`: its two workers, the community's
+    leaders and admins), else 404; locked `FOR UPDATE` unless `lock` is False."""
+    query = select(ShiftSwap).where(ShiftSwap.id == swap_id, scope.swaps())
+    if lock:
+        query = query.with_for_update(of=ShiftSwap).execution_options(populate_existing=True)
+    swap = session.scalar(query)
     if swap is None:
-        raise errors.NotFound(f"No swap {swap_id} in your scope.")
-    shift = session.get(Shift, swap.shift_id)
-    community = shift.roster.community_code
-    if scope.user_id not in (swap.requester_id, swap.other_worker_id) and not (
-        scope.edits_roster(community)
-    ):
         raise errors.NotFound(f"No swap {swap_id} in your scope.")
     return swap
 
