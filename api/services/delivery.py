@@ -51,11 +51,18 @@ class Claimed:
 
 @dataclass
 class RoundStats:
+    """What a round did: each figure counts the rows its marks changed. A row it claimed and no
+    longer held when it sent or marked (another worker took it over after the lease passed, or
+    marked it dead) is counted in `lost_claims` only, whatever the round's own result for it:
+    `claimed` = `sent` + `retried` + `failed` + `deferred` + `lost_claims` for a round that
+    marked."""
+
     claimed: int = 0
     sent: int = 0
     retried: int = 0
     failed: int = 0
     deferred: int = 0
+    lost_claims: int = 0
 
 
 def _db_text(value: str | None, limit: int) -> str | None:
@@ -555,30 +562,33 @@ class PushWorker:
         )
         with self.session_scope() as session:
 
-            def run(sql: str, rows: list[dict]) -> None:
-                if rows:
-                    session.execute(text(sql), [{**r, "claim": claim_id, "now": now} for r in rows])
+            def run(sql: str, rows: list[dict]) -> int:
+                """The rows changed: a guard that no longer matches changes none."""
+                if not rows:
+                    return 0
+                params = [{**r, "claim": claim_id, "now": now} for r in rows]
+                return session.execute(text(sql), params).rowcount
 
-            run(
+            changed_sent = run(
                 "UPDATE deliveries SET state = 'sent', sent_at = :now, provider_id = :p, "
                 f"claimed_until = NULL, last_error = NULL {sent_guard}",
                 sent,
             )
-            run(
+            changed_failed = run(
                 "UPDATE deliveries SET state = :s, last_error = :e, claimed_until = NULL " + guard,
                 failed,
             )
-            run(
+            changed_failed += run(
                 "UPDATE deliveries SET state = 'dead', last_error = :e, claimed_until = NULL "
                 + guard,
                 dead,
             )
-            run(
+            changed_retry = run(
                 "UPDATE deliveries SET next_attempt_at = :at, last_error = :e, "
                 f"claimed_until = NULL {guard}",
                 retry,
             )
-            run(
+            changed_deferred = run(
                 "UPDATE deliveries SET next_attempt_at = :at, attempts = attempts - 1, "
                 f"claimed_until = NULL {guard}",
                 deferred,
@@ -588,9 +598,15 @@ class PushWorker:
                 "deactivation_reason = :e WHERE id = :d AND active",
                 deactivate,
             )
-        stats.sent += len(sent)
-        stats.failed += len(failed) + len(dead)
-        stats.retried += len(retry)
-        stats.deferred += len(deferred)
+        # Counted as changed: a row taken over before its mark is lost to this round whatever
+        # its result here, as is one taken over before it was sent (it has no result).
+        stats.sent += changed_sent
+        stats.failed += changed_failed
+        stats.retried += changed_retry
+        stats.deferred += changed_deferred
+        lost = len(claimed) - (changed_sent + changed_failed + changed_retry + changed_deferred)
+        stats.lost_claims += lost
+        if lost:
+            logger.info("push: %d claimed deliveries were no longer this round's to mark", lost)
         if deactivate:
             logger.info("push: %d devices deactivated (invalid target)", len(deactivate))

@@ -215,6 +215,44 @@ def test_workers_sweeping_and_sending_at_once_send_each_push_once(
     assert {states[token][0] for token in stale} == {"dead"}
 
 
+def test_a_round_counts_only_the_marks_that_changed_a_row(app, database, engines, router, fake):
+    """A round whose rows were taken over while it sent (its lease passed before its mark)
+    counted every result as its own: the late "sent" mark, which the claim guard turned into
+    nothing, was reported sent (and a retry, a failure, likewise). The round's figures count
+    what its marks changed; the rows it no longer held are `lost_claims`."""
+    t = database_now(database)
+    a_user_with(app, ["fcm-1", "fcm-2", "fcm-3"], created=t)
+    fake.fail_next("fcm-3", kind="unavailable")
+    engine = engines()
+    worker = worker_on(engine, router, lease_seconds=60)
+    beside = worker_on(engines(), router, lease_seconds=60, batch_size=1)
+    taken = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def take_over_before_the_mark(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("UPDATE deliveries SET state = 'sent'") and not taken:
+            # The round has sent; before it marks, its lease has passed and a worker beside
+            # it takes the first row over (and sends it again).
+            taken.append(beside.run_once(t + timedelta(minutes=5)))
+
+    stats = worker.run_once(t)
+    assert (taken[0].claimed, taken[0].sent) == (1, 1)
+    assert (stats.claimed, stats.sent, stats.retried, stats.failed, stats.lost_claims) == (
+        3,
+        1,
+        1,
+        0,
+        1,
+    )
+    states = outbox(database)
+    assert (states["fcm-1"], states["fcm-2"], states["fcm-3"][0]) == (
+        ("sent", None),
+        ("sent", None),
+        "pending",
+    )
+    assert Counter(m["fid"] for m in fake.messages) == {"fcm-1": 2, "fcm-2": 1}
+
+
 # --- 2. the database gone between claim and send: the claim is handed back, not lost ----------
 class Outage:
     """The worker's database refusing every connection, its open ones terminated: what a
