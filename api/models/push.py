@@ -76,6 +76,10 @@ class Delivery(Base):
     # A claim is a lease: a worker that dies mid-batch leaves rows claimed until this passes.
     claim_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the current claim's round took the row again to send it (written before sending,
+    # cleared by the next claim): a lease that passes without it was never sent, and is taken
+    # over without counting an attempt or a lost round.
+    sending_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(String(300))
     provider_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

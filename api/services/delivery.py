@@ -133,6 +133,13 @@ class PushWorker:
     delivery is dead as expired; each send carries what is left of that day as its TTL. Two
     limits guard the rest: `max_lost_rounds` rounds that died between send and mark (a crash
     loop re-sending the same batch), and `max_attempts` claims in all.
+
+    Which rounds count: a round records in the database that it is sending a row
+    (`sending_at`, written as it takes its rows again just before sending, `_hold`) before it
+    hands the row to a channel. A lease that passes unmarked with that record was a round that
+    may have sent (or crashed sending: a poison message), and counts as a lost round and an
+    attempt; one without it never sent, and its claim is taken over with nothing counted,
+    whatever became of the worker that made it.
     """
 
     def __init__(
@@ -161,7 +168,9 @@ class PushWorker:
         self.monotonic = monotonic
         self._claimed_at: dict[uuid.UUID, float] = {}
         # Claims a round lost to a database outage before it sent anything: handed back (free
-        # again, the attempt not counted) as soon as the database answers.
+        # again at once, the attempt not counted) as soon as the database answers. Only a
+        # shortcut: a worker that dies first leaves them to their lease, and since they carry
+        # no `sending_at`, the next claim counts nothing for them either.
         self._unsent: set[uuid.UUID] = set()
 
     def run_once(self, now: datetime | None = None) -> RoundStats:
@@ -191,9 +200,9 @@ class PushWorker:
     def _lost_before_sending(self, claim_id: uuid.UUID, count: int, exc: DBAPIError) -> None:
         """The database went away after the claim, as the round took its rows again before
         sending (`send` reaches the database before the channel only there): nothing was sent.
-        Left to its lease, the claim would wait a whole lease and then count as a lost round
-        (`lost_rounds`: a few blips made a push dead, unsent). It is handed back instead, now
-        or, the database still down, at the start of the next round."""
+        Left to its lease, the claim would hold the push back for a whole lease (then be taken
+        over, uncounted: the rows carry no `sending_at`). It is handed back instead, now or, the
+        database still down, at the start of the next round."""
         self._unsent.add(claim_id)
         logger.error(
             "push: database unavailable (%s) before sending; nothing sent, %d claimed "
@@ -210,15 +219,17 @@ class PushWorker:
     def hand_back(self) -> None:
         """Free the rows of claims lost before sending (`_lost_before_sending`): pending and
         due again at once, their attempt not counted, unless another worker took them over
-        after the lease (their claim id says so)."""
+        after the lease (their claim id says so). Their `sending_at` is cleared too: the
+        re-hold's write may have reached the database though its answer did not, and nothing
+        was sent."""
         if not self._unsent:
             return
         claims = list(self._unsent)
         with self.session_scope() as session:
             session.execute(
                 text(
-                    "UPDATE deliveries SET claimed_until = NULL, attempts = attempts - 1 "
-                    "WHERE claim_id = ANY(:claims) AND state = 'pending' "
+                    "UPDATE deliveries SET claimed_until = NULL, attempts = attempts - 1, "
+                    "sending_at = NULL WHERE claim_id = ANY(:claims) AND state = 'pending' "
                     "AND claimed_until IS NOT NULL"
                 ),
                 {"claims": claims},
@@ -235,9 +246,11 @@ class PushWorker:
         started = self.monotonic()  # the lease's clock: the claim's real start
         with self.session_scope() as session:
             # Dead before claiming: a message past its day to live (stale: it is in the inbox),
-            # and a row whose lease passed unmarked (its round died after sending, perhaps) for
-            # the max_lost_rounds-th time, or a round that dies every time (a crash, an OOM
-            # kill) would send it again at every lease; or claimed max_attempts times in all.
+            # and a row whose lease passed unmarked after its round took it to send it
+            # (`sending_at`: its round died after sending, perhaps) for the max_lost_rounds-th
+            # time, or a round that dies every time (a crash, an OOM kill) would send it again
+            # at every lease; or claimed max_attempts times in all. A lease that passed without
+            # `sending_at` was never sent: its claim is not counted (below), nor swept.
             # A row under a live lease is left to its holder, expired or not: its send may be
             # on the wire, and the holder's mark records what became of it (a retry past the
             # message's day is dead as expired there).
@@ -255,7 +268,7 @@ class PushWorker:
                         WHERE d.state = 'pending' AND d.next_attempt_at <= :now
                           AND (d.claimed_until IS NULL OR d.claimed_until <= :now)
                           AND (n.created_at + :ttl <= :now
-                               OR (d.claimed_until IS NOT NULL
+                               OR (d.claimed_until IS NOT NULL AND d.sending_at IS NOT NULL
                                    AND (d.lost_rounds + 1 >= :lost OR d.attempts >= :max)))
                         FOR UPDATE OF d SKIP LOCKED
                     )
@@ -289,9 +302,15 @@ class PushWorker:
                         FOR UPDATE SKIP LOCKED
                     )
                     UPDATE deliveries d
-                    SET claim_id = :claim, claimed_until = :until, attempts = d.attempts + 1,
-                        -- A lease still set was never marked: that round was lost.
-                        lost_rounds = d.lost_rounds + (d.claimed_until IS NOT NULL)::int
+                    SET claim_id = :claim, claimed_until = :until, sending_at = NULL,
+                        -- A lease still set was never marked. If its round had taken the rows
+                        -- to send them (sending_at), that round was lost; if not, it sent
+                        -- nothing (the worker died before sending) and its claim, counted
+                        -- when it was made, is not counted after all.
+                        attempts = d.attempts + 1
+                          - (d.claimed_until IS NOT NULL AND d.sending_at IS NULL)::int,
+                        lost_rounds = d.lost_rounds
+                          + (d.claimed_until IS NOT NULL AND d.sending_at IS NOT NULL)::int
                     FROM due, notifications n, devices v
                     WHERE d.id = due.id AND n.id = d.notification_id AND v.id = d.device_id
                     RETURNING d.id, d.notification_id, d.device_id, v.platform, v.token,
@@ -336,10 +355,18 @@ class PushWorker:
         marked it dead) is neither sent nor given an outcome, and a device or user switched off
         since the claim gets nothing. Then the claim's lease is renewed while the channel sends,
         and a long batch checks between messages that its rows are still its own
-        (`_send_held`). A database outage raised from here came before anything was sent."""
+        (`_send_held`). A database outage raised from here came before anything was sent.
+
+        Either way the rows are recorded as sending (`sending_at`) before any of them is looked
+        at or sent: a round that dies from here on counts as lost (`claim`)."""
         outcome: dict[int, DeliveryResult | datetime | str] = {}
         ready: list[tuple[int, Message]] = []
-        held = None if claim_id is None else self._hold(claim_id, [r.id for r in claimed], now)
+        ids = [r.id for r in claimed]
+        if claim_id is None:
+            held = None
+            self._record_sending(ids, now)
+        else:
+            held = self._hold(claim_id, ids, now)
         for row in claimed:
             if held is not None and row.id not in held:
                 continue
@@ -427,13 +454,18 @@ class PushWorker:
         sent a dead push, or one twice. A row is taken again even if its lease has passed, as
         long as nobody else took it: its claim id and state say so; the new lease runs from
         the real time (`now` plus the time the claim has been held), or a lease renewed from
-        a stale `now` would already have passed."""
-        until = now + self._held_for(claim_id) + self.lease
+        a stale `now` would already have passed.
+
+        The rows taken are recorded as sending (`sending_at`, kept from the first take): from
+        this commit on, the claim's lease passing unmarked counts as a lost round."""
+        real_now = now + self._held_for(claim_id)
+        until = real_now + self.lease
         with self.session_scope() as session:
             rows = session.execute(
                 text(
                     """
-                    UPDATE deliveries d SET claimed_until = :until
+                    UPDATE deliveries d SET claimed_until = :until,
+                      sending_at = COALESCE(d.sending_at, :sending)
                     FROM notifications n, devices v
                     WHERE d.id = ANY(:ids) AND d.claim_id = CAST(:claim AS uuid)
                       AND d.state = 'pending' AND d.claimed_until IS NOT NULL
@@ -442,9 +474,22 @@ class PushWorker:
                     + _SENDABLE
                     + " AS device_active"
                 ),
-                {"until": until, "ids": ids, "claim": claim_id},
+                {"until": until, "sending": real_now, "ids": ids, "claim": claim_id},
             ).all()
         return {row.id: bool(row.device_active) for row in rows}
+
+    def _record_sending(self, ids: list[int], now: datetime) -> None:
+        """`_hold`'s record for a caller sending rows without their claim id: the rows still
+        pending under a lease are recorded as sending (whoever's claim it is: counting a lost
+        round too many is the safe side)."""
+        with self.session_scope() as session:
+            session.execute(
+                text(
+                    "UPDATE deliveries SET sending_at = COALESCE(sending_at, :now) "
+                    "WHERE id = ANY(:ids) AND state = 'pending' AND claimed_until IS NOT NULL"
+                ),
+                {"now": now, "ids": ids},
+            )
 
     @contextmanager
     def _renewing(

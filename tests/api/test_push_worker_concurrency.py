@@ -334,6 +334,69 @@ def test_the_database_lost_between_claim_and_send_costs_the_push_no_lost_round(
     assert "lost" not in caplog.text
 
 
+def test_workers_dropped_in_outages_before_sending_cost_the_push_no_attempt(
+    app, database, engines, router, fake, outage
+):
+    """A round that lost its database before sending handed its claim back from memory once
+    the database answered again: a worker killed during the outage (a restart, a deploy)
+    forgot it, the rows waited out their lease and the next claim counted the round lost and
+    attempted. Three such workers made the push dead, never sent. Whether a round sent is
+    now recorded in the database before it sends (`sending_at`, written as it takes its rows
+    again): a lease that passes without it is taken over with nothing counted."""
+    from sqlalchemy.exc import OperationalError
+
+    t = database_now(database)
+    a_user_with(app, ["fcm-dropped"], created=t)
+    engine = engines()
+    scope = sessionmaker(engine, expire_on_commit=False).begin
+    now = t
+    for _ in range(3):  # max_lost_rounds
+        dropped = PushWorker(down_after(scope, 1, outage), router, lease_seconds=60)
+        with pytest.raises(OperationalError):
+            dropped.run_once(now)  # claims; the database goes as it takes the rows again
+        outage.end()  # the database is back, and that worker is gone without handing back
+        engine.dispose()
+        now += timedelta(seconds=61)  # its lease passes
+    stats = worker_on(engines(), router, lease_seconds=60).run_once(now)
+    assert (stats.claimed, stats.sent) == (1, 1)
+    with engines().connect() as conn:  # the test's own connection went with the outage
+        row = conn.execute(text("SELECT state, attempts, lost_rounds FROM deliveries")).one()
+    assert tuple(row) == ("sent", 1, 0)
+    assert [m["fid"] for m in fake.messages] == ["fcm-dropped"]
+
+
+def test_a_push_that_kills_every_round_sending_it_still_dies_after_max_lost_rounds(
+    app, database, engines, router, fake, outage
+):
+    """The other side of the same record: a round that took its rows to send them and then
+    died (a crash in the channel, an OOM kill, or the database lost after the send) may have
+    sent them, so its lease passing counts a lost round, and a push that kills every round
+    sending it is dead after `max_lost_rounds` (sent that many times, no more)."""
+    from sqlalchemy.exc import OperationalError
+
+    t = database_now(database)
+    a_user_with(app, ["fcm-poison"], created=t)
+    engine = engines()
+    scope = sessionmaker(engine, expire_on_commit=False).begin
+    now = t
+    rounds = 0
+    while rounds < 10:
+        dying = PushWorker(down_after(scope, 2, outage), router, lease_seconds=60)
+        try:
+            if not dying.run_once(now).claimed:  # the sweep before the claim gave it up
+                break
+        except OperationalError:  # sent; its mark found no database, and it is gone
+            rounds += 1
+        outage.end()
+        engine.dispose()
+        now += timedelta(seconds=61)
+    assert rounds == 3
+    assert [m["fid"] for m in fake.messages] == ["fcm-poison"] * 3
+    with engines().connect() as conn:
+        row = conn.execute(text("SELECT state, last_error FROM deliveries")).one()
+    assert row.state == "dead" and "no result recorded in 3 rounds" in row.last_error
+
+
 # --- 3. a long Web Push batch sends no row it no longer holds -----------------------------------
 @pytest.fixture
 def push_service():
