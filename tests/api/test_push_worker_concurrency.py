@@ -215,13 +215,18 @@ def test_workers_sweeping_and_sending_at_once_send_each_push_once(
     assert {states[token][0] for token in stale} == {"dead"}
 
 
-def test_a_round_counts_only_the_marks_that_changed_a_row(app, database, engines, router, fake):
+@pytest.mark.parametrize("taken_over_answer", [None, "unavailable", "bad_payload"])
+def test_a_round_counts_only_the_marks_that_changed_a_row(
+    app, database, engines, router, fake, taken_over_answer
+):
     """A round whose rows were taken over while it sent (its lease passed before its mark)
     counted every result as its own: the late "sent" mark, which the claim guard turned into
     nothing, was reported sent (and a retry, a failure, likewise). The round's figures count
     what its marks changed; the rows it no longer held are `lost_claims`."""
     t = database_now(database)
     a_user_with(app, ["fcm-1", "fcm-2", "fcm-3"], created=t)
+    if taken_over_answer:  # what FCM answers the round for the row taken over from it
+        fake.fail_next("fcm-1", kind=taken_over_answer)
     fake.fail_next("fcm-3", kind="unavailable")
     engine = engines()
     worker = worker_on(engine, router, lease_seconds=60)
@@ -250,7 +255,8 @@ def test_a_round_counts_only_the_marks_that_changed_a_row(app, database, engines
         ("sent", None),
         "pending",
     )
-    assert Counter(m["fid"] for m in fake.messages) == {"fcm-1": 2, "fcm-2": 1}
+    accepted = {"fcm-1": 1 if taken_over_answer else 2, "fcm-2": 1}  # FCM keeps what it took
+    assert Counter(m["fid"] for m in fake.messages) == accepted
 
 
 # --- 2. the database gone between claim and send: the claim is handed back, not lost ----------
