@@ -16,12 +16,20 @@ reading the sealed columns, which are 10 M visits at city scale):
   not retired this process's key (`gridwork security encrypt` retires the old key before it
   re-seals): a process not restarted with the new key gets `crypto.DataKeyRetired` (a 503
   problem) instead of leaving values behind the re-sealing. A start-up on a retired key is
-  refused the same way.
+  refused the same way;
+- a process that only reads would never seal, so never learn of the retirement: once the check
+  passed, the gate reads the key table again once a minute (`RECHECK_SECONDS`, on the first
+  session opened after it; no query per request in between), and at once after a value failed
+  to open (`expire`, from the data-key error handler). A retired key (or a key recorded since
+  that this process lacks) is then refused at the gate, reads too: the 503 data-key problem
+  for every request, the push worker stops. A process on a retired key serves for at most
+  that minute after the retirement committed, and no longer than its first failed open.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Flask
 from sqlalchemy import Connection
@@ -36,6 +44,10 @@ log = logging.getLogger("gridwork.crypto")
 _RECORDED = "gridwork.data_key_recorded"
 _SEALS = "gridwork.seals_at_begin"
 
+# How often a process whose check passed reads the key table again (a rotation may have
+# retired its key since): once a minute, like the offset to the database's clock (api/clock.py).
+RECHECK_SECONDS = 60.0
+
 
 class KeyGuard:
     """The check's state in one process: checked once, then free."""
@@ -44,6 +56,8 @@ class KeyGuard:
         self.checked = False  # the table was read and every key in it is held
         self.recorded = False  # the current key is in the table (committed)
         self.retirement = False  # the table records retired keys (migration 0024)
+        self.enforced = False  # DATA_KEY_CHECK: off for `security check-key`, which reports
+        self.read_at = float("-inf")  # time.monotonic() of the last reading of the table
 
     def check(self, connection: Connection) -> None:
         """Read `data_keys`: DataKeyMismatch when it holds a key this process lacks. Before
@@ -52,23 +66,38 @@ class KeyGuard:
         if table is None:
             return
         records = table.records
+        # Retired first: after a rotation the new key is recorded too, which this process
+        # lacks, but "restart with the new key" is the advice that fixes it.
+        if encryption.retired(records, crypto.current_key_id()):
+            raise crypto.DataKeyRetired(crypto.current_key_id())
         bad = encryption.unusable(records)
         if bad:
             raise crypto.DataKeyMismatch(bad)  # logged where it lands (api.errors, the CLI)
-        if encryption.retired(records, crypto.current_key_id()):
-            raise crypto.DataKeyRetired(crypto.current_key_id())
         self.recorded = crypto.current_key_id() in {r.kid for r in records}
         self.retirement = table.retirement
         self.checked = True
 
     def gate(self, session: Session) -> None:
-        """Run on every new session until the check passed (deferred from start-up)."""
-        if self.checked:
+        """Run on every new session: the check until it passed (deferred from start-up), then
+        again once a minute (a rotation may have retired this process's key meanwhile)."""
+        if self.checked and not self._due():
             return
+        self.read_at = time.monotonic()  # before reading: concurrent sessions do not pile in
         try:
             self.check(session.connection())
+        except crypto.DataKeyRefused:
+            self.checked = False  # refused from now on: every session, reads too
+            raise
         finally:
             session.rollback()  # the check's transaction: leave the session as new
+
+    def _due(self) -> bool:
+        return self.enforced and time.monotonic() - self.read_at >= RECHECK_SECONDS
+
+    def expire(self) -> None:
+        """Read the table at the next session (a value failed to open: a rotation may have
+        re-sealed it under a key this process lacks)."""
+        self.read_at = float("-inf")
 
     def after_transaction_create(self, session: Session, transaction) -> None:
         # The seal count when the session's transaction began (it begins on first use): a
@@ -127,9 +156,11 @@ def init_app(app: Flask) -> None:
     if not app.config["DATA_KEY_CHECK"]:
         guard.checked = True  # `gridwork security check-key` reports instead of refusing
         return
+    guard.enforced = True
     assert db.engine is not None
     try:
         with db.engine.connect() as connection:
+            guard.read_at = time.monotonic()
             guard.check(connection)
     except (OperationalError, InterfaceError) as exc:
         log.warning(

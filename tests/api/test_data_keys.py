@@ -21,7 +21,16 @@ from api import crypto
 from api.cli import main
 from api.extensions import db
 from api.models import Household, IdempotencyKey
-from tests.factories import A1, TEST_SETTINGS, box, build_app, make_grid, make_household, make_user
+from tests.factories import (
+    A1,
+    TEST_SETTINGS,
+    bearer,
+    box,
+    build_app,
+    make_grid,
+    make_household,
+    make_user,
+)
 
 GRID = "110105001001001"
 KEY_A, KEY_B = crypto.new_key(), crypto.new_key()
@@ -168,6 +177,118 @@ def test_a_process_still_on_the_old_key_cannot_seal_once_a_rotation_retired_it(u
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM households")) == 1
     engine.dispose()
+
+
+def serving_reads_on(url: str, key: str) -> tuple:
+    """An API process started on `key` that has served a read: its app, a reader's headers and
+    the id of a household whose phone it sealed."""
+    app = start(url, key)
+    with app.app_context():
+        with db.begin() as session:
+            make_grid(session, GRID, box(116.44, 39.92, 116.445, 39.925))
+            household_id = make_household(session, 116.442, 39.921, phone="13900000003").id
+            reader = make_user(session, "dk_reader", "worker", grids=[GRID])
+        headers = bearer(reader)
+    assert app.test_client().get("/api/v1/grids", headers=headers).status_code == 200
+    return app, headers, household_id
+
+
+@pytest.fixture()
+def a_minute_later(monkeypatch):
+    """Move the key guard's monotonic clock on by a minute and a second, when called."""
+    import time
+
+    from api import keyguard
+
+    def later() -> None:
+        ahead = time.monotonic() + getattr(keyguard, "RECHECK_SECONDS", 60.0) + 1
+        fake = type("FakeTime", (), {"monotonic": staticmethod(lambda: ahead)})
+        monkeypatch.setattr(keyguard, "time", fake, raising=False)
+
+    return later
+
+
+def refused_for_retirement(response, caplog) -> bool:
+    return (
+        response.status_code == 503
+        and response.json["type"].endswith("/data-key")
+        and any("was retired by a rotation" in r.getMessage() for r in caplog.records)
+    )
+
+
+def test_a_process_on_a_retired_key_that_only_reads_is_refused_within_a_minute(
+    url, a_minute_later, caplog, monkeypatch
+):
+    """After a rotation, an API process not restarted with the new key went on serving reads
+    for as long as it ran: values re-sealed under the new key failed one request at a time (a
+    streamed export cut short half-way), and nothing told it its key was retired. It reads its
+    key's record again once a minute (no query per request in between), and from then on
+    refuses every request at the gate: the 503 data-key problem, nothing served."""
+    from sqlalchemy import event
+
+    from api import errors
+
+    monkeypatch.setattr(errors, "_data_key_reported", False, raising=False)
+    app, headers, _ = serving_reads_on(url, KEY_A)
+    client = app.test_client()
+    rotate_elsewhere(url)
+
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(3):  # within the minute: served, and no query of the key per request
+            assert client.get("/api/v1/grids", headers=headers).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert statements and not [s for s in statements if "data_keys" in s]
+
+    a_minute_later()
+    caplog.set_level(logging.ERROR, logger="gridwork.errors")
+    for path in ("/api/v1/grids", "/healthz", "/api/v1/grids"):
+        refused = client.get(path, headers=headers)
+        assert refused_for_retirement(refused, caplog), (path, refused.status_code)
+        assert refused.mimetype == "application/problem+json"
+    db.engine.dispose()
+
+
+def test_a_value_that_fails_to_open_makes_the_next_request_read_the_key_record_at_once(
+    url, caplog, monkeypatch
+):
+    """A value sealed under a key this process lacks is the first sign of a rotation: the next
+    request reads the key's record without waiting for the minute, and is refused at the gate
+    once the key is retired, instead of serving whatever does not touch a re-sealed value."""
+    from api import errors
+
+    monkeypatch.setattr(errors, "_data_key_reported", False, raising=False)
+    app, headers, household_id = serving_reads_on(url, KEY_A)
+    client = app.test_client()
+    rotate_elsewhere(url)  # the household's phone is now sealed by KEY_B
+    caplog.set_level(logging.ERROR, logger="gridwork.errors")
+
+    failed = client.get(f"/api/v1/households/{household_id}", headers=headers)
+    assert failed.status_code == 503 and failed.json["type"].endswith("/data-key")
+    refused = client.get("/api/v1/grids", headers=headers)
+    assert refused_for_retirement(refused, caplog), refused.status_code
+    db.engine.dispose()
+
+
+def test_the_push_worker_on_a_retired_key_stops_within_a_minute(url, a_minute_later):
+    """The worker's rounds open sessions through the same gate: a worker left on the old key
+    stops with the retirement's message (its supervisor restarts it with the new key) instead
+    of going on with values it cannot open."""
+    app, _, _ = serving_reads_on(url, KEY_A)
+    rotate_elsewhere(url)
+    a_minute_later()
+    app.config.update(GRIDWORK_PUSH_BACKEND="log")
+    with app.app_context():
+        result = CliRunner().invoke(main, ["push-worker", "--once"])
+    assert result.exit_code == 1, result.output
+    assert "was retired by a rotation" in result.output and "Traceback" not in result.output
+    db.engine.dispose()
 
 
 def test_a_savepoint_rolled_back_before_the_seal_does_not_skip_the_check(url):
