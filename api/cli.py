@@ -213,24 +213,31 @@ def demo(activity: bool) -> None:
 def seed_city(grids, households, weeks, tasks, seed_, replace) -> None:
     """Generate a city and load it with COPY: grids, households, accounts, visits, tasks."""
     from api.auth import hash_password
-    from api.crypto import encrypt
+    from api.crypto import current_key_id, encrypt
     from api.extensions import db
-    from api.services.encryption import record_key
+    from api.services.encryption import record_key, require_copy_key
     from fixtures.city import CityAlreadyLoaded, load_city
     from fixtures.people import DEMO_PASSWORD
 
     app = _app()
-    recorded = False
+    recorded: str | None = None  # the id of the key the load seals with, once recorded
 
     def seal(value: str) -> str:
         # The loader seals for COPY on a connection of its own, past the sessions that record
-        # the key of what they seal: record it, committed, before the first value.
+        # the key of what they seal and check it before they commit: record it, committed,
+        # before the first value (refused if retired), and check it again before the commit.
         nonlocal recorded
-        if not recorded:
+        if recorded is None:
             with db.begin() as session:
                 record_key(session.connection())
-            recorded = True
+            recorded = current_key_id()
         return encrypt(value)
+
+    def check_key(connection) -> None:
+        # A rotation may have retired the key while the load ran (minutes at city scale): its
+        # re-sealing could not see the load's rows, so they must not commit under that key.
+        if recorded is not None:
+            require_copy_key(connection, recorded)
 
     def progress(label: str, total: int):
         return click.progressbar(length=total, label=f"{label:<26}", file=sys.stderr)
@@ -248,6 +255,7 @@ def seed_city(grids, households, weeks, tasks, seed_, replace) -> None:
                 password_hash=hash_password(DEMO_PASSWORD),
                 encrypt=seal,
                 progress=progress,
+                before_commit=check_key,
             )
         except (CityAlreadyLoaded, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc

@@ -296,6 +296,24 @@ def require_sealing_key(connection: Connection, kid: str | None = None) -> bool:
     return True
 
 
+def require_copy_key(dbapi_connection, kid: str) -> None:
+    """`require_sealing_key` for a transaction that sealed on a DB-API (psycopg) connection of
+    its own, outside the app's sessions (`gridwork seed city`'s COPY), which recorded `kid`
+    beforehand: DataKeyRetired when a rotation retired it meanwhile, its row locked FOR SHARE
+    until that transaction ends (a retirement waits for its commit, so the re-sealing sees its
+    values); DataKeyError when the record is gone (nothing here can record it again)."""
+    row = dbapi_connection.execute(
+        "SELECT retired_at FROM data_keys WHERE kid = %s FOR SHARE", (kid,)
+    ).fetchone()
+    if row is None:
+        raise crypto.DataKeyError(
+            f"data key id {kid} is no longer recorded in data_keys (was the table emptied "
+            "meanwhile?): nothing sealed by it was committed; run the command again"
+        )
+    if row[0] is not None:
+        raise crypto.DataKeyRetired(kid)
+
+
 def retire_other_keys(connection: Connection) -> list[str]:
     """The first step of a rotation, committed on its own before `seal_all`: record the current
     key and retire the others, so that no process still on one of them can commit a value

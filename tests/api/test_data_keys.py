@@ -394,6 +394,115 @@ def test_a_process_started_ahead_of_migration_0024_starts_and_seals(url):
     assert recorded(url) == [kid(KEY_A)]
 
 
+TINY_CITY = ("seed", "city", "--grids", "2", "--households", "20", "--weeks", "1", "--tasks", "5")
+
+
+@pytest.fixture()
+def city_url(url) -> Iterator[str]:
+    """`url`, every table emptied after the test (a city fills more than `url` empties)."""
+    yield url
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        names = conn.scalars(
+            text(
+                "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"
+            )
+        ).all()
+        conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+def loaded(url: str) -> tuple[int, int]:
+    """How many grids and households the database holds."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        counts = conn.execute(
+            text("SELECT (SELECT count(*) FROM grids), (SELECT count(*) FROM households)")
+        ).one()
+    engine.dispose()
+    return tuple(counts)
+
+
+def test_seed_city_loads_nothing_when_a_rotation_retired_its_key_during_the_load(city_url):
+    """`seed city` seals for its COPY on a connection of its own, past the sessions' check
+    before commit: a rotation that retired its key while it loaded re-sealed everything but
+    the load's rows (not committed yet, so not seen), and the load then committed them under
+    the retired key, for good. It now reads its key's row FOR SHARE before it commits, and a
+    retired key rolls the whole load back: a clear error, exit 1, nothing loaded."""
+    from api.services.encryption import retire_other_keys
+
+    engine = create_engine(city_url)
+    holder = engine.connect()
+    holder.begin()
+    # The load's last step (boundary versions) waits here, every value sealed by then.
+    holder.execute(text("LOCK TABLE grid_versions IN SHARE MODE"))
+
+    def load_waiting() -> bool:
+        with engine.connect() as conn:
+            return bool(
+                conn.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE 'INSERT INTO grid_versions%'"
+                    )
+                )
+            )
+
+    def rotate_while_the_load_waits() -> None:
+        try:
+            tick = threading.Event()
+            for _ in range(600):  # 30 s at most
+                if load_waiting():
+                    break
+                tick.wait(0.05)
+            else:
+                return
+            crypto.configure(KEY_B, KEY_A)  # the load is blocked: it seals nothing meanwhile
+            with engine.begin() as conn:
+                retire_other_keys(conn)
+            crypto.configure(KEY_A)
+        finally:
+            holder.commit()
+
+    rotation = threading.Thread(target=rotate_while_the_load_waits)
+    rotation.start()
+    try:
+        result = cli(city_url, KEY_A, *TINY_CITY)
+    finally:
+        rotation.join()
+        holder.close()
+        engine.dispose()
+    assert result.exit_code == 1, result.output
+    assert "was retired by a rotation" in result.output and "Traceback" not in result.output
+    assert loaded(city_url) == (0, 0)
+
+
+def test_seed_city_on_a_retired_key_is_refused_and_loads_nothing(city_url):
+    seal_a_household(city_url, KEY_A)
+    assert cli(city_url, KEY_B, "security", "encrypt", old=KEY_A).exit_code == 0
+    result = cli(city_url, KEY_A, *TINY_CITY, "--replace", old=KEY_B)
+    assert result.exit_code == 1
+    assert "was retired by a rotation" in result.output and "Traceback" not in result.output
+    assert loaded(city_url) == (1, 1)  # the household sealed before, nothing replaced
+
+
+def test_seed_city_replace_keeps_the_key_records(city_url, monkeypatch):
+    """--replace emptied every table, data_keys too: the load then waited for ever on its own
+    uncommitted truncation to record its key, and a retired key's record (which refuses a
+    process started on it) would have gone with the old city."""
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=10s")  # a wait on a lock fails, not hangs
+    seal_a_household(city_url, KEY_A)
+    assert cli(city_url, KEY_B, "security", "encrypt", old=KEY_A).exit_code == 0
+
+    result = cli(city_url, KEY_B, *TINY_CITY, "--replace")
+    assert result.exit_code == 0, result.output
+    assert loaded(city_url) == (2, 20)
+    assert recorded(city_url) == [kid(KEY_B)]
+    with pytest.raises(crypto.DataKeyError, match="retired"):
+        start(city_url, KEY_A, old=KEY_B)
+
+
 def test_security_encrypt_refuses_to_start_without_the_old_key(url):
     seal_a_household(url, KEY_A)
     result = cli(url, KEY_B, "security", "encrypt")
