@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from flask import current_app, has_app_context
+from flask import current_app, has_app_context, has_request_context, request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,6 +24,9 @@ class _Reading(NamedTuple):
 
 
 _reading: _Reading | None = None
+# Where a request keeps its instant: the request's own environ, not `g`, which a request shares
+# with an app context already pushed around it (a test's, a CLI command's).
+_PINNED = "gridwork.clock_now"
 
 
 def now() -> datetime:
@@ -35,13 +38,23 @@ def now() -> datetime:
     notifications in the others' future and held their pushes back (the push worker reads the
     database's clock too). It costs no query per call: the host's clock is corrected by the
     offset to the database's clock, read once a minute, and again at once when the host's
-    clock jumps."""
+    clock jumps.
+
+    One request, one instant: the first reading in a request is the time for the rest of it,
+    so what it filters, stamps and shows agrees (a list filtered on "not overdue" marked the
+    tasks it listed overdue a moment later, on a slow request). Outside a request (the push
+    worker's rounds, CLI commands) every reading is the time it is read."""
     if not has_app_context():
         return datetime.now(UTC)
     fixed = current_app.config.get("FIXED_NOW")
     if fixed is not None:
         return fixed
-    return datetime.now(UTC) + _offset()
+    if not has_request_context():
+        return datetime.now(UTC) + _offset()
+    pinned = request.environ.get(_PINNED)
+    if pinned is None:
+        pinned = request.environ[_PINNED] = datetime.now(UTC) + _offset()
+    return pinned
 
 
 def _offset() -> timedelta:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as datetime_module
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select, text
 
 from api.models import Delivery, Notification
-from tests.factories import A1, centre, make_device, make_task
+from tests.factories import A1, centre, make_device, make_task, make_task_at
 
 AHEAD = timedelta(hours=2)
 
@@ -128,3 +129,64 @@ def test_the_api_reads_the_database_clock_without_a_query_per_request(
         event.remove(engine, "before_cursor_execute", seen)
     assert not [s for s in statements if "clock_timestamp" in s]
     assert clock._reading is not None
+
+
+TICK = timedelta(seconds=0.5)
+
+
+@pytest.fixture
+def slow_host(monkeypatch):
+    """This host's clock moves on half a second at every reading of the time of day (a request
+    that takes its time, compressed), its monotonic clock along with it: no jump is seen."""
+    import time
+
+    from api import clock
+
+    elapsed = [timedelta(0)]
+
+    class _Slow(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            elapsed[0] += TICK
+            return datetime.now(tz) + elapsed[0]
+
+    def monotonic() -> float:
+        return time.monotonic() + elapsed[0].total_seconds()
+
+    monkeypatch.setattr(clock, "datetime", _Slow)
+    monkeypatch.setattr(clock, "time", SimpleNamespace(monotonic=monotonic))
+    monkeypatch.setattr(clock, "_reading", None)  # the slow host's offset, dropped at the end
+
+
+def test_one_request_reads_one_instant_so_tasks_listed_not_overdue_are_not_shown_overdue(
+    app, client, session, world, slow_host
+):
+    """A request read the clock again at every use: the list filtered `?overdue=false` at one
+    instant and marked each task `overdue` at a later one, so a request that took its time
+    answered tasks not overdue marked overdue. The first reading in a request fixes its
+    instant for the rest of it."""
+    from api import clock
+
+    household = world.households[A1][0]
+    with app.app_context():
+        start = clock.now()
+    for k in range(40):  # a deadline every half second from now on, on the slow host's clock
+        make_task_at(session, household, start + (k + 0.5) * TICK)
+    session.commit()
+
+    r = client.get(
+        "/api/v1/tasks", query_string={"overdue": "false"}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 200, r.json
+    assert r.json  # deadlines still ahead
+    assert [t["due_at"] for t in r.json if t["overdue"]] == []
+
+
+def test_outside_a_request_every_reading_is_the_time_it_is_read(app, slow_host):
+    """A worker's long-lived app context (the push worker, the CLI) is no request: its clock
+    moves on between readings, or its rounds would all run at the instant it started."""
+    from api import clock
+
+    with app.app_context():
+        first = clock.now()
+        assert clock.now() > first
