@@ -91,6 +91,9 @@ class _Ring:
 
 _ring = _Ring(_DEV_KEY)
 _warned = False
+# Stored values this process failed to open (`decrypt`): a sign that a rotation may have
+# re-sealed them under a key it lacks, on which the key guard reads the key table at once.
+_failed_opens = 0
 
 
 def _decode_key(key: str, name: str) -> bytes:
@@ -144,6 +147,11 @@ def seal_count() -> int:
     return _ring.sealed
 
 
+def failed_open_count() -> int:
+    """How many stored values this process failed to open (only ever grows)."""
+    return _failed_opens
+
+
 # A known plaintext sealed by each key that sealed data (table data_keys): opening it proves a
 # configured key with that id really is the key, not merely one whose id collides.
 CANARY = "gridwork data key canary"
@@ -159,8 +167,8 @@ def seal_canary(kid: str | None = None) -> str:
 
 def opens_canary(stored: str) -> bool:
     """Whether the key named in a stored canary is held and opens it."""
-    try:
-        return decrypt(stored) == CANARY
+    try:  # not `decrypt`: a canary that does not open is no stored value that failed
+        return stored.startswith(PREFIX) and _open(stored)[1] == CANARY
     except (DataKeyError, ValueError, binascii.Error):
         return False
 
@@ -183,9 +191,14 @@ def is_current(stored: str) -> bool:
 
 
 def decrypt(stored: str) -> str:
+    global _failed_opens
     if not stored.startswith(PREFIX):
         return stored  # written before encryption was enabled; `gridwork security encrypt`
-    return _open(stored)[1]
+    try:
+        return _open(stored)[1]
+    except DataKeyError:
+        _failed_opens += 1
+        raise
 
 
 def opener(stored: str) -> str | None:

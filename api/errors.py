@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app, has_app_context, has_request_context, json
+from flask import Flask, Response, current_app, has_request_context, json
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -183,9 +183,6 @@ def handle_data_key_error(error: Exception) -> Response:
     """A wrong data key (crypto.DataKeyError): the deployment's fault, not the request's, and
     not an outage that passes by itself. Logged loudly once per process, then in one line."""
     global _data_key_reported
-    guard = current_app.extensions.get("gridwork_keyguard") if has_app_context() else None
-    if guard is not None:
-        guard.expire()  # a rotation may have retired this key: the next session reads at once
     if not _data_key_reported:
         _data_key_reported = True
         log.critical("data key error: %s", error, exc_info=error)

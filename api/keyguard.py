@@ -19,11 +19,13 @@ reading the sealed columns, which are 10 M visits at city scale):
   refused the same way;
 - a process that only reads would never seal, so never learn of the retirement: once the check
   passed, the gate reads the key table again once a minute (`RECHECK_SECONDS`, on the first
-  session opened after it; no query per request in between), and at once after a value failed
-  to open (`expire`, from the data-key error handler). A retired key (or a key recorded since
-  that this process lacks) is then refused at the gate, reads too: the 503 data-key problem
-  for every request, the push worker stops. A process on a retired key serves for at most
-  that minute after the retirement committed, and no longer than its first failed open.
+  session opened after it; no query per request in between), and at once after a stored value
+  failed to open (`crypto.failed_open_count` grew: a rotation may have re-sealed it under a
+  key this process lacks; a streamed answer cut short counts too). A retired key (or a key
+  recorded since that this process lacks) is then refused at the gate, reads too: the 503
+  data-key problem for every request, the push worker stops. A process on a retired key serves
+  for at most that minute after the retirement committed, and no longer than its first failed
+  open.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class KeyGuard:
         self.retirement = False  # the table records retired keys (migration 0024)
         self.enforced = False  # DATA_KEY_CHECK: off for `security check-key`, which reports
         self.read_at = float("-inf")  # time.monotonic() of the last reading of the table
+        self.failed_opens = 0  # crypto.failed_open_count() at that reading
 
     def check(self, connection: Connection) -> None:
         """Read `data_keys`: DataKeyMismatch when it holds a key this process lacks. Before
@@ -82,7 +85,8 @@ class KeyGuard:
         again once a minute (a rotation may have retired this process's key meanwhile)."""
         if self.checked and not self._due():
             return
-        self.read_at = time.monotonic()  # before reading: concurrent sessions do not pile in
+        # Before reading: concurrent sessions do not pile in.
+        self.read_at, self.failed_opens = time.monotonic(), crypto.failed_open_count()
         try:
             self.check(session.connection())
         except crypto.DataKeyRefused:
@@ -92,12 +96,11 @@ class KeyGuard:
             session.rollback()  # the check's transaction: leave the session as new
 
     def _due(self) -> bool:
-        return self.enforced and time.monotonic() - self.read_at >= RECHECK_SECONDS
-
-    def expire(self) -> None:
-        """Read the table at the next session (a value failed to open: a rotation may have
-        re-sealed it under a key this process lacks)."""
-        self.read_at = float("-inf")
+        """A minute since the last reading, or a stored value failed to open since."""
+        return self.enforced and (
+            time.monotonic() - self.read_at >= RECHECK_SECONDS
+            or crypto.failed_open_count() != self.failed_opens
+        )
 
     def after_transaction_create(self, session: Session, transaction) -> None:
         # The seal count when the session's transaction began (it begins on first use): a
@@ -160,7 +163,7 @@ def init_app(app: Flask) -> None:
     assert db.engine is not None
     try:
         with db.engine.connect() as connection:
-            guard.read_at = time.monotonic()
+            guard.read_at, guard.failed_opens = time.monotonic(), crypto.failed_open_count()
             guard.check(connection)
     except (OperationalError, InterfaceError) as exc:
         log.warning(
