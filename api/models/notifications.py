@@ -17,6 +17,7 @@ NOTIFICATION_KINDS = (
     "task_reassigned",
     "task_deadline_warning",
     "task_escalated",
+    "task_unassigned",
     "task_updated",
     "roster_published",
     "roster_changed",

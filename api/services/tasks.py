@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,9 @@ OPEN_STATUSES = (
     "reopened",
 )
 DONE_STATUSES = ("resolved", "callback", "closed")
+# Held by the assignee: warned of the deadline. Not `returned` (given back to the leader as a
+# wrong dispatch) nor `new` / `escalated` (with the leader to place).
+HELD_STATUSES = ("dispatched", "accepted", "in_progress", "reopened")
 URGENT = ("danger", "utility")
 
 # Beijing 12345 practice; a community overrides any of these in Community.settings["tasks"].
@@ -261,6 +265,13 @@ def create_task(
     assignee, reason = dispatch.choose_assignee(session, grid, now.astimezone(LOCAL).date())
     if assignee is not None:
         _assign(session, task, assignee, actor_id, now, note=reason, kind="task_dispatched")
+    else:
+        # Nobody on duty and no active leader: the task waits for someone to assign it, and
+        # whoever may must hear of it (else it sits unseen until its deadline passes).
+        session.flush()
+        _notify_task(
+            session, task, overseers(session, grid), "task_unassigned", "新任务待分派", now=now
+        )
     session.flush()
     return task
 
@@ -295,6 +306,32 @@ def _event(
     )
     task.events.append(event)
     return event
+
+
+def overseers(session: Session, grid: Grid, *, besides: Iterable[int | None] = ()) -> list[int]:
+    """Who answers for a grid's task above the one holding or acting on it: the grid's leader,
+    while active and not among `besides`; else the community's active admins.
+
+    A leader escalating or returning the task they hold (dispatch falls back to them when no
+    worker is on duty), a grid without a leader, a leader switched off: the admins hear of it.
+    """
+    skip = {u for u in besides if u is not None}
+    if grid.leader_id is not None and grid.leader_id not in skip:
+        leader = session.get(User, grid.leader_id)
+        if leader is not None and leader.active:
+            return [leader.id]
+    return list(
+        session.scalars(
+            select(User.id)
+            .where(
+                User.role == "community_admin",
+                User.community_code == grid.community_code,
+                User.active,
+                User.id.not_in(skip),
+            )
+            .order_by(User.id)
+        )
+    )
 
 
 def _notify_task(
@@ -357,6 +394,9 @@ def reassign(
         message = f"User {assignee_id} is no worker or leader of community {grid.community_code}."
         raise errors.Unprocessable(message, errors={"json": {"assignee_id": [message]}})
     previous = task.assignee_id
+    # The warning went to whoever held the task: the new assignee is warned at the next tick
+    # if the deadline is as near (the round's escalation, once made, stays made).
+    task.warned_at = None
     _assign(session, task, assignee, scope.user_id, now, note=note, kind="task_reassigned")
     if previous not in (None, assignee.id):
         _notify_task(
@@ -435,7 +475,8 @@ def transition(
     if action in ("return", "escalate"):
         kind = "task_escalated" if action == "escalate" else "task_updated"
         title = "任务已上报" if action == "escalate" else "任务被退回"
-        _notify_task(session, task, [grid.leader_id], kind, title, now=now)
+        above = overseers(session, grid, besides=(task.assignee_id, scope.user_id))
+        _notify_task(session, task, above, kind, title, now=now)
     elif action == "reopen":
         _notify_task(session, task, [task.assignee_id], "task_updated", "任务已重新打开", now=now)
     return task
@@ -478,15 +519,14 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
         task.updated_at = now
         _event(task, "escalate", before, "escalated", None, now, note="deadline passed")
         session.flush()
-        _notify_task(
-            session, task, [grid.leader_id], "task_escalated", "任务已超期", urgent=True, now=now
-        )
+        above = overseers(session, grid, besides=(task.assignee_id,))
+        _notify_task(session, task, above, "task_escalated", "任务已超期", urgent=True, now=now)
         result.escalated += 1
     fraction = DEFAULT_WARN_FRACTION
     candidates = session.scalars(
         select(Task)
         .where(
-            open_,
+            Task.status.in_(HELD_STATUSES),
             Task.warned_at.is_(None),
             Task.escalated_at.is_(None),
             Task.assignee_id.is_not(None),

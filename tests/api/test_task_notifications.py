@@ -1,0 +1,111 @@
+"""Who hears of a task: nobody to dispatch to, escalations, returns, warnings after a reassign."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from api.models import Grid, Notification
+from api.scope import Scope
+from api.services.tasks import reassign, tick, transition
+from tests.factories import A1, B1, make_task
+
+T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
+SATURDAY = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)  # nobody on duty without a roster
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(app):
+    app.config["FIXED_NOW"] = T0
+
+
+def kinds(session, user):
+    rows = session.scalars(
+        select(Notification.kind).where(Notification.user_id == user.id).order_by(Notification.id)
+    )
+    return list(rows)
+
+
+def scope(session, world, name):
+    return Scope.for_user(session, world.users[name])
+
+
+def test_a_task_nobody_can_take_is_told_to_the_community_admin(session, world):
+    """B1 has no leader: on a Saturday the task stays new, and its admin must hear of it."""
+    task = make_task(session, B1, now=SATURDAY, urgency="danger")
+    assert (task.status, task.assignee_id) == ("new", None)
+    assert kinds(session, world.users["admin_b"]) == ["task_unassigned"]
+    note = session.scalar(select(Notification).where(Notification.kind == "task_unassigned"))
+    assert note.urgent and note.data["task_id"] == str(task.id)
+
+
+def test_a_task_of_a_grid_whose_leader_is_switched_off_is_told_to_the_admin(session, world):
+    world.users["leader_a"].active = False
+    session.flush()
+    task = make_task(session, A1, now=SATURDAY)
+    assert task.status == "new"
+    assert kinds(session, world.users["admin_a"]) == ["task_unassigned"]
+
+
+def test_a_deadline_passed_in_a_grid_without_a_leader_is_told_to_the_admin(session, world):
+    task = make_task(session, B1, now=T0, urgency="danger")
+    assert task.assignee_id == world.users["worker_b1"].id
+    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
+    assert kinds(session, world.users["admin_b"]) == ["task_escalated"]
+
+
+def test_a_leader_escalating_their_own_task_tells_the_admin_not_themselves(session, world):
+    task = make_task(session, A1, now=SATURDAY)  # nobody on duty: the leader holds it
+    leader = world.users["leader_a"]
+    assert task.assignee_id == leader.id
+    transition(session, scope(session, world, "leader_a"), task, "escalate", now=SATURDAY)
+    assert kinds(session, leader) == ["task_dispatched"]
+    assert kinds(session, world.users["admin_a"]) == ["task_escalated"]
+
+
+def test_a_deadline_passed_on_the_leaders_own_task_is_told_to_the_admin(session, world):
+    make_task(session, A1, now=SATURDAY, urgency="danger")
+    tick(session, SATURDAY + timedelta(hours=2))
+    assert kinds(session, world.users["admin_a"]) == ["task_escalated"]
+
+
+def test_a_leader_returning_their_own_task_tells_the_admin(session, world):
+    task = make_task(session, A1, now=SATURDAY)
+    leader = world.users["leader_a"]
+    transition(
+        session, scope(session, world, "leader_a"), task, "return", note="不归社区", now=SATURDAY
+    )
+    assert kinds(session, leader) == ["task_dispatched"]
+    assert kinds(session, world.users["admin_a"]) == ["task_updated"]
+
+
+def test_a_worker_escalating_still_tells_the_grid_leader_only(session, world):
+    task = make_task(session, A1, now=T0)
+    transition(session, scope(session, world, "worker_a1"), task, "escalate", now=T0)
+    assert kinds(session, world.users["leader_a"]) == ["task_escalated"]
+    assert kinds(session, world.users["admin_a"]) == []
+
+
+def test_the_new_assignee_of_a_task_already_warned_is_warned_too(session, world):
+    task = make_task(session, A1, now=T0, urgency="danger")  # 2 h, warned at 96 min
+    assert tick(session, T0 + timedelta(minutes=96)).warned == 1
+    leader = scope(session, world, "leader_a")
+    worker_a2 = world.users["worker_a2"]
+    reassign(session, leader, task, worker_a2.id, "A2 就在附近", T0 + timedelta(minutes=100))
+    assert tick(session, T0 + timedelta(minutes=101)).warned == 1
+    assert kinds(session, worker_a2) == ["task_reassigned", "task_deadline_warning"]
+
+
+def test_a_worker_who_returned_a_task_is_not_warned_of_its_deadline(session, world):
+    task = make_task(session, A1, now=T0, urgency="danger")
+    worker = world.users["worker_a1"]
+    transition(session, scope(session, world, "worker_a1"), task, "return", note="不属于本网格",
+               now=T0 + timedelta(minutes=10))  # fmt: skip
+    assert tick(session, T0 + timedelta(minutes=96)).warned == 0
+    assert kinds(session, worker) == ["task_dispatched"]
+    # The deadline still escalates it to the leader, who must find it a worker.
+    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
+
+
+def test_grid_b1_has_no_leader(session, world):
+    assert session.get(Grid, world.grids[B1].id).leader_id is None
