@@ -257,6 +257,15 @@ def create_task(
             session.add(task)
             session.flush()
     except IntegrityError as exc:  # the same ticket sent twice at once
+        # The twin has committed (the insert waited for it): a new statement sees it, and the
+        # 409 names it as the check above does, so a retrying client finds the task.
+        twin = external_id and session.scalar(
+            select(Task.id).where(Task.source == source, Task.external_id == external_id)
+        )
+        if twin:
+            raise errors.Conflict(
+                f"Ticket {external_id} is already task {twin}.", task_id=twin
+            ) from exc
         raise errors.Conflict(f"Ticket {external_id} is already a task.") from exc
     # A visit's follow-up note is the task's description, shown only to roles that read
     # visit notes (TaskSchema); the event does not repeat it.

@@ -1,0 +1,59 @@
+"""Tasks under real concurrent requests: one hotline ticket sent twice at once.
+
+The existence check cannot see a task another transaction has written but not committed; the
+unique constraint `(source, external_id)` catches the second insert once the first commits. A
+third connection writes the ticket's task and holds it uncommitted until the request waits.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+
+from api.models import Task
+from tests import races
+from tests.factories import bearer, box, build_app, make_grid, make_user
+
+COMMUNITY = "110109009002"
+TICKET = "12345-RACE-1"
+
+
+def test_a_ticket_received_while_its_twin_commits_is_a_conflict_naming_the_twin(
+    own_database_url,
+):
+    from api.extensions import db
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid = make_grid(session, COMMUNITY + "001", box(116.40, 39.72, 116.41, 39.73))
+        admin = make_user(
+            session, f"tk_{uuid.uuid4().hex[:8]}", "community_admin", community=COMMUNITY
+        )
+        headers, grid_id = bearer(admin), grid.id
+    body = {
+        "source": "hotline", "type": "complaint", "external_id": TICKET, "title": "噪音扰民",
+        "location": {"lon": 116.405, "lat": 39.725},
+    }  # fmt: skip
+
+    def post():
+        with app.test_client() as client:
+            return client.post("/api/v1/tasks", json=body, headers=headers)
+
+    twin = (
+        "INSERT INTO tasks (source, type, title, external_id, grid_id, status, due_at)"
+        " VALUES ('hotline', 'complaint', 'x', :ticket, :grid, 'new', now())"
+    )
+    try:
+        with app.app_context():
+            [answer] = races.race(db.engine, twin, {"ticket": TICKET, "grid": grid_id}, post)
+            with db.new_session() as session:
+                twin_id = session.scalar(
+                    text("SELECT id FROM tasks WHERE external_id = :t"), {"t": TICKET}
+                )
+                count = session.query(Task).filter_by(external_id=TICKET).count()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    assert (answer.status_code, count) == (409, 1)
+    assert answer.json["task_id"] == twin_id
