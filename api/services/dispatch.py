@@ -1,4 +1,5 @@
-"""Who gets a grid's task today: its worker on duty, else a reliever or B-post, else its leader."""
+"""Who gets a grid's task today: its worker on duty, else a reliever or B-post, else its leader
+(if active and not on leave), else nobody (the community's admins are told, in tasks)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,6 @@ def choose_assignee(session: Session, grid: Grid, day: date) -> tuple[User | Non
                 return reliever, reason
     if grid.leader_id is not None:
         leader = session.get(User, grid.leader_id)
-        if leader is not None and leader.active:
+        if leader is not None and leader.active and not on_leave(session, leader.id, day):
             return leader, "grid leader (no worker on duty)"
     return None, "nobody to dispatch to"

@@ -278,9 +278,8 @@ def create_task(
         # Nobody on duty and no active leader: the task waits for someone to assign it, and
         # whoever may must hear of it (else it sits unseen until its deadline passes).
         session.flush()
-        _notify_task(
-            session, task, overseers(session, grid), "task_unassigned", "新任务待分派", now=now
-        )
+        above = overseers(session, grid, now=now)
+        _notify_task(session, task, above, "task_unassigned", "新任务待分派", now=now)
     session.flush()
     return task
 
@@ -317,17 +316,22 @@ def _event(
     return event
 
 
-def overseers(session: Session, grid: Grid, *, besides: Iterable[int | None] = ()) -> list[int]:
+def overseers(
+    session: Session, grid: Grid, *, now: datetime, besides: Iterable[int | None] = ()
+) -> list[int]:
     """Who answers for a grid's task above the one holding or acting on it: the grid's leader,
-    while active and not among `besides`; else the community's active admins.
+    while active, not on approved leave (the Asia/Shanghai day of `now`) and not among
+    `besides`; else the community's active admins.
 
     A leader escalating or returning the task they hold (dispatch falls back to them when no
-    worker is on duty), a grid without a leader, a leader switched off: the admins hear of it.
+    worker is on duty), a grid without a leader, a leader switched off or away: the admins
+    hear of it.
     """
     skip = {u for u in besides if u is not None}
     if grid.leader_id is not None and grid.leader_id not in skip:
         leader = session.get(User, grid.leader_id)
-        if leader is not None and leader.active:
+        day = now.astimezone(LOCAL).date()
+        if leader is not None and leader.active and not dispatch.on_leave(session, leader.id, day):
             return [leader.id]
     return list(
         session.scalars(
@@ -403,9 +407,10 @@ def reassign(
         message = f"User {assignee_id} is no worker or leader of community {grid.community_code}."
         raise errors.Unprocessable(message, errors={"json": {"assignee_id": [message]}})
     previous = task.assignee_id
-    # The warning went to whoever held the task: the new assignee is warned at the next tick
-    # if the deadline is as near (the round's escalation, once made, stays made).
-    task.warned_at = None
+    # The warning went to whoever held the task: a new assignee is warned at the next tick if
+    # the deadline is as near (the round's escalation, once made, stays made).
+    if assignee.id != previous:
+        task.warned_at = None
     _assign(session, task, assignee, scope.user_id, now, note=note, kind="task_reassigned")
     if previous not in (None, assignee.id):
         _notify_task(
@@ -484,7 +489,7 @@ def transition(
     if action in ("return", "escalate"):
         kind = "task_escalated" if action == "escalate" else "task_updated"
         title = "任务已上报" if action == "escalate" else "任务被退回"
-        above = overseers(session, grid, besides=(task.assignee_id, scope.user_id))
+        above = overseers(session, grid, now=now, besides=(task.assignee_id, scope.user_id))
         _notify_task(session, task, above, kind, title, now=now)
     elif action == "reopen":
         _notify_task(session, task, [task.assignee_id], "task_updated", "任务已重新打开", now=now)
@@ -528,7 +533,7 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
         task.updated_at = now
         _event(task, "escalate", before, "escalated", None, now, note="deadline passed")
         session.flush()
-        above = overseers(session, grid, besides=(task.assignee_id,))
+        above = overseers(session, grid, now=now, besides=(task.assignee_id,))
         _notify_task(session, task, above, "task_escalated", "任务已超期", urgent=True, now=now)
         result.escalated += 1
     fraction = DEFAULT_WARN_FRACTION

@@ -109,3 +109,24 @@ def test_a_worker_who_returned_a_task_is_not_warned_of_its_deadline(session, wor
 
 def test_grid_b1_has_no_leader(session, world):
     assert session.get(Grid, world.grids[B1].id).leader_id is None
+
+
+def test_reassigning_a_warned_task_to_its_own_assignee_does_not_warn_twice(session, world):
+    task = make_task(session, A1, now=T0, urgency="danger")
+    assert tick(session, T0 + timedelta(minutes=96)).warned == 1
+    leader = scope(session, world, "leader_a")
+    reassign(session, leader, task, world.users["worker_a1"].id, "", T0 + timedelta(minutes=100))
+    assert tick(session, T0 + timedelta(minutes=101)).warned == 0
+
+
+def test_an_escalation_while_the_leader_is_on_leave_goes_to_the_admin(session, world):
+    from api.models import Leave
+
+    saturday = SATURDAY.date()
+    leader = world.users["leader_a"]
+    session.add(Leave(worker_id=leader.id, start_date=saturday, end_date=saturday,
+                      status="approved"))  # fmt: skip
+    task = make_task(session, A1, now=T0, urgency="complex")  # 15 days: still open on Saturday
+    transition(session, scope(session, world, "worker_a1"), task, "escalate", now=SATURDAY)
+    assert kinds(session, leader) == []
+    assert kinds(session, world.users["admin_a"]) == ["task_escalated"]

@@ -141,3 +141,23 @@ def test_a_task_made_on_a_holiday_without_a_roster_goes_to_the_grid_leader(sessi
     roster_settings(session, holidays=[TUESDAY.isoformat()])
     task = make_task(session, now=T0)
     assert task.assignee_id == world.users["leader_a"].id
+
+
+def test_a_grid_leader_on_leave_is_not_the_fallback(session, world):
+    """Nobody on duty and the leader away: the task waits for the admin, who is told."""
+    leave(session, world.users["leader_a"], start=SATURDAY, end=SATURDAY)
+    assert choose_assignee(session, world.grids[A1], SATURDAY) == (None, "nobody to dispatch to")
+    saturday_10am = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+    task = make_task(session, now=saturday_10am)
+    assert (task.status, task.assignee_id) == ("new", None)
+    from api.models import Notification
+
+    told = session.query(Notification).filter_by(kind="task_unassigned").all()
+    assert [n.user_id for n in told] == [world.users["admin_a"].id]
+
+
+def test_the_leaders_leave_is_read_on_the_beijing_day(session, world):
+    """Friday 17:00 UTC is Saturday 01:00 in Beijing: the Saturday leave counts."""
+    leave(session, world.users["leader_a"], start=SATURDAY, end=SATURDAY)
+    task = make_task(session, now=datetime(2026, 11, 20, 17, 0, tzinfo=UTC))
+    assert task.assignee_id is None
