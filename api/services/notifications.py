@@ -131,11 +131,15 @@ def unread_count(session: Session, user_id: int) -> int:
 
 
 def ack(session: Session, user_id: int, notification_id: int, now: datetime) -> Notification:
-    """Mark one of the user's notifications read (the first read time is kept)."""
+    """Mark one of the user's notifications read (the first read time is kept).
+
+    The row is locked before its read time is looked at: two devices acknowledging at once
+    each saw it unread, and the later one overwrote the first read time."""
     row = session.scalar(
-        select(Notification).where(
-            Notification.id == notification_id, Notification.user_id == user_id
-        )
+        select(Notification)
+        .where(Notification.id == notification_id, Notification.user_id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if row is None:
         raise errors.NotFound(f"Notification {notification_id} not found.")
