@@ -393,3 +393,18 @@ def test_a_viewer_sees_a_hotline_tasks_place_in_full(client, world):
     assert created.status_code == 201, created.json
     seen = client.get(f"/api/v1/tasks/{created.json['id']}", headers=world.auth("viewer_110101"))
     assert seen.json["location"] == {"lon": lon, "lat": lat}
+
+
+def test_rates_read_a_period_given_without_an_offset_in_beijing_time(client, world, session):
+    """November in Beijing runs from 2026-10-31T16:00Z to 2026-11-30T16:00Z: tasks opened at
+    00:30 and 01:30 on 1 November (Beijing) are November's; one at 00:30 on 1 December is not."""
+    make_task(session, now=datetime(2026, 10, 31, 16, 30, tzinfo=UTC))
+    make_task(session, now=datetime(2026, 10, 31, 17, 30, tzinfo=UTC))
+    make_task(session, now=datetime(2026, 11, 30, 16, 30, tzinfo=UTC))
+    r = client.get(
+        f"/api/v1/tasks/rates?community={A}&start=2026-11-01T00:00:00&end=2026-12-01T00:00:00",
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["opened"] == 2
+    assert r.json["start"] == "2026-11-01T00:00:00+08:00"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import marshmallow as ma
 
 from api import privacy
@@ -14,6 +12,7 @@ from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
 from api.services.tasks import ACTIONS, allowed_actions, is_overdue
 from api.services.users import USER_ID_PATTERN
+from api.services.weeks import LOCAL
 
 
 def _lonlat(element) -> dict | None:
@@ -205,8 +204,16 @@ class AssignSchema(Schema):
 class RatesQueryArgsSchema(Schema):
     grid = code_field(15, metadata={"description": "One grid (15-digit code)"})
     community = code_field(12, metadata={"description": "One community (12-digit code)"})
-    start = ma.fields.AwareDateTime(default_timezone=UTC)
-    end = ma.fields.AwareDateTime(default_timezone=UTC)
+    # The community speaks Beijing time: "2026-11-01T00:00:00" is the start of its November
+    # (read as UTC, the month's first and last eight hours fell in the wrong month).
+    start = ma.fields.AwareDateTime(
+        default_timezone=LOCAL,
+        metadata={"description": "Opened at or after; without an offset, Asia/Shanghai time"},
+    )
+    end = ma.fields.AwareDateTime(
+        default_timezone=LOCAL,
+        metadata={"description": "Opened before; without an offset, Asia/Shanghai time"},
+    )
     week = ma.fields.String(
         validate=FullMatch(r"^[0-9]{4}-W[0-9]{2}$"),
         metadata={"description": "An ISO week, e.g. 2026-W48 (instead of start and end)"},
