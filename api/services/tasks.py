@@ -57,7 +57,9 @@ class Rule:
 TRANSITIONS: dict[str, dict[str, Rule]] = {
     "accept": {s: Rule("accepted", ASSIGNEE) for s in ("dispatched", "reopened")},
     "start": {"accepted": Rule("in_progress", ASSIGNEE)},
-    "resolve": {s: Rule("resolved", ASSIGNEE) for s in ("accepted", "in_progress")},
+    # Escalated too: an escalation tells the leader, it does not take the work from the
+    # assignee (a deadline passing at the door blocked recording the resolution until a reassign).
+    "resolve": {s: Rule("resolved", ASSIGNEE) for s in ("accepted", "in_progress", "escalated")},
     "callback": {"resolved": Rule("callback", LEADER)},
     "close": {s: Rule("closed", LEADER) for s in ("resolved", "callback")},
     "return": {s: Rule("returned", ASSIGNEE) for s in ("dispatched", "accepted")},

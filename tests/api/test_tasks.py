@@ -408,3 +408,26 @@ def test_rates_read_a_period_given_without_an_offset_in_beijing_time(client, wor
     assert r.status_code == 200, r.json
     assert r.json["opened"] == 2
     assert r.json["start"] == "2026-11-01T00:00:00+08:00"
+
+
+def test_the_assignee_still_resolves_a_task_escalated_at_its_deadline(client, world, session):
+    """The deadline escalates the task to the leader while the worker is at the door: the
+    work done is recorded, and the leader closes it, without a reassign first."""
+    from api.services.tasks import tick
+
+    task = make_task(session, now=T0, urgency="danger")
+    assert act(client, world, "worker_a1", task.id, "accept").status_code == 200
+    assert act(client, world, "worker_a1", task.id, "start").status_code == 200
+    tick(session, T0 + timedelta(hours=2))
+    session.flush()
+    assert "resolve" in allowed_actions("escalated")
+    r = act(client, world, "worker_a1", task.id, "resolve", note="已修好")
+    assert (r.status_code, r.json["status"]) == (200, "resolved"), r.json
+    assert act(client, world, "leader_a", task.id, "close").status_code == 200
+
+
+def test_only_the_assignee_resolves_an_escalated_task(client, world, session):
+    task = make_task(session, now=T0)
+    act(client, world, "worker_a1", task.id, "escalate", note="需要物业配合")
+    assert act(client, world, "worker_a2", task.id, "resolve").status_code == 404
+    assert act(client, world, "leader_a", task.id, "resolve").status_code == 403

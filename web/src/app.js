@@ -53,6 +53,7 @@ const TEXT = {
 // assignee's transition of api/services/tasks.py TRANSITIONS (tests/api/test_web.py checks).
 const WORKER_ACTIONS = {
   dispatched: ["accept", "return"], accepted: ["start"], in_progress: ["resolve"], reopened: ["accept"],
+  escalated: ["resolve"],
 };
 const lang = pickLang();
 const t = TEXT[lang];
