@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -133,3 +134,39 @@ def test_a_replayed_answer_is_audited_as_a_read_of_the_record(client, world, ses
     read = next(e for e in entries if e.action == "read")
     assert (read.user_id, read.resource) == (world.users["admin_a"].id, "household")
     assert "phone" in read.fields
+
+
+def test_a_retried_transition_gets_the_first_answer_and_takes_one_step(client, world, session):
+    """A phone resolving a task at the door loses the answer and sends it again: with the same
+    key it gets the first answer, not a 409 "cannot resolve a task that is resolved"."""
+    from tests.factories import make_task
+
+    task = make_task(session, now=datetime(2026, 11, 17, 2, 0, tzinfo=UTC))
+    worker = world.auth("worker_a1")
+    for action in ("accept", "start"):
+        client.post(f"/api/v1/tasks/{task.id}/transitions", json={"action": action}, headers=worker)
+    body = {"action": "resolve", "note": "已修好"}
+    url = f"/api/v1/tasks/{task.id}/transitions"
+    first = client.post(url, json=body, headers={**worker, **KEY})
+    again = client.post(url, json=body, headers={**worker, **KEY})
+    assert (first.status_code, again.status_code) == (200, 200), again.json
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json == first.json
+    resolved = [e for e in again.json["events"] if e["action"] == "resolve"]
+    assert len(resolved) == 1
+    other = client.post(url, json={"action": "resolve", "note": "x"}, headers={**worker, **KEY})
+    assert other.status_code == 422  # the key was used for another request
+
+
+def test_a_retried_reassign_notifies_the_new_assignee_once(client, world, session):
+    from api.models import Notification
+    from tests.factories import make_task
+
+    task = make_task(session, now=datetime(2026, 11, 17, 2, 0, tzinfo=UTC))
+    a2 = world.users["worker_a2"]
+    body = {"assignee_id": a2.id, "note": "A2 熟悉情况"}
+    headers = {**world.auth("leader_a"), **KEY}
+    for _ in range(2):
+        r = client.post(f"/api/v1/tasks/{task.id}/assign", json=body, headers=headers)
+        assert r.status_code == 200
+    told = session.scalars(select(Notification.kind).where(Notification.user_id == a2.id)).all()
+    assert told == ["task_reassigned"]

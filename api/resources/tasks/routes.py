@@ -88,12 +88,14 @@ class TaskById(MethodView):
 class Transitions(MethodView):
     @blp.arguments(TransitionSchema)
     @blp.response(200, TaskDetailSchema)
+    @idempotency.idempotent(blp, audited="task")
     @audited("task", "update")
     def post(self, data, task_id):
         """Act on a task: accept, start, resolve, callback, close, return, escalate, reopen
 
         An action not allowed from the current status is a 409 naming the status and the
-        allowed actions; an action not yours to take is a 403.
+        allowed actions; an action not yours to take is a 403. Send an `Idempotency-Key` to
+        retry safely: the same key gets the first answer instead of that 409.
         """
         task = tasks.get_task(db.session, current_scope(), task_id, for_update=True)
         action = data.pop("action")
@@ -106,9 +108,14 @@ class Transitions(MethodView):
 class Assign(MethodView):
     @blp.arguments(AssignSchema)
     @blp.response(200, TaskDetailSchema)
+    @idempotency.idempotent(blp, audited="task")
     @audited("task", "update")
     def post(self, data, task_id):
-        """Reassign a task (grid leader or community admin); the new assignee is notified"""
+        """Reassign a task (grid leader or community admin); the new assignee is notified
+
+        Send an `Idempotency-Key` to retry safely: the same key gets the first answer, and the
+        assignee is not notified again.
+        """
         task = tasks.get_task(db.session, current_scope(), task_id, for_update=True)
         tasks.reassign(db.session, current_scope(), task, data["assignee_id"], data["note"], _now())
         db.session.commit()
