@@ -413,6 +413,11 @@ def reassign(
     # the deadline is as near (the round's escalation, once made, stays made).
     if assignee.id != previous:
         task.warned_at = None
+    if task.due_at > now:
+        # An escalation before the deadline (the assignee asked for help) is answered by this
+        # reassign; the deadline's own warning and escalation are still owed. Once the
+        # deadline has passed, its escalation stays made.
+        task.escalated_at = None
     _assign(session, task, assignee, scope.user_id, now, note=note, kind="task_reassigned")
     if previous not in (None, assignee.id):
         _notify_task(

@@ -130,3 +130,27 @@ def test_an_escalation_while_the_leader_is_on_leave_goes_to_the_admin(session, w
     transition(session, scope(session, world, "worker_a1"), task, "escalate", now=SATURDAY)
     assert kinds(session, leader) == []
     assert kinds(session, world.users["admin_a"]) == ["task_escalated"]
+
+
+def test_a_task_escalated_early_and_reassigned_still_warns_and_escalates_at_its_deadline(
+    session, world
+):
+    """The worker asks for help on day 1 of 7; the leader gives the task to A2 on day 2. The
+    deadline has not passed: A2 is warned at 80 % and the leader told when it runs out."""
+    task = make_task(session, A1, now=T0)  # general: 7 days
+    transition(session, scope(session, world, "worker_a1"), task, "escalate",
+               note="需要物业配合", now=T0 + timedelta(days=1))  # fmt: skip
+    a2 = world.users["worker_a2"]
+    reassign(session, scope(session, world, "leader_a"), task, a2.id, "", T0 + timedelta(days=2))
+    assert tick(session, T0 + timedelta(days=6)).warned == 1
+    assert tick(session, T0 + timedelta(days=7)).escalated == 1
+    assert kinds(session, a2) == ["task_reassigned", "task_deadline_warning"]
+    assert kinds(session, world.users["leader_a"]) == ["task_escalated", "task_escalated"]
+
+
+def test_a_task_reassigned_after_its_deadline_is_not_escalated_again(session, world):
+    task = make_task(session, A1, now=T0, urgency="danger")
+    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
+    a2 = world.users["worker_a2"]
+    reassign(session, scope(session, world, "leader_a"), task, a2.id, "", T0 + timedelta(hours=3))
+    assert tick(session, T0 + timedelta(hours=4)).escalated == 0
