@@ -382,8 +382,9 @@ def _assign(
     action = "dispatch" if kind == "task_dispatched" else "assign"
     _event(task, action, before, "dispatched", actor_id, now, note=note)
     session.flush()
-    title = "新任务" if kind == "task_dispatched" else "任务已转派给您"
-    _notify_task(session, task, [assignee.id], kind, title, now=now)
+    if assignee.id != actor_id:  # one who gives the task to themselves knows it
+        title = "新任务" if kind == "task_dispatched" else "任务已转派给您"
+        _notify_task(session, task, [assignee.id], kind, title, now=now)
 
 
 def reassign(
@@ -498,7 +499,7 @@ def transition(
         title = "任务已上报" if action == "escalate" else "任务被退回"
         above = overseers(session, grid, now=now, besides=(task.assignee_id, scope.user_id))
         _notify_task(session, task, above, kind, title, now=now)
-    elif action == "reopen":
+    elif action == "reopen" and task.assignee_id != scope.user_id:
         _notify_task(session, task, [task.assignee_id], "task_updated", "任务已重新打开", now=now)
     return task
 

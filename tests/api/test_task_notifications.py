@@ -154,3 +154,25 @@ def test_a_task_reassigned_after_its_deadline_is_not_escalated_again(session, wo
     a2 = world.users["worker_a2"]
     reassign(session, scope(session, world, "leader_a"), task, a2.id, "", T0 + timedelta(hours=3))
     assert tick(session, T0 + timedelta(hours=4)).escalated == 0
+
+
+def test_a_worker_opening_a_task_dispatched_to_themselves_is_not_notified(client, world, session):
+    """At the window the worker opens the task and holds it: their phone need not ring."""
+    from tests.factories import centre
+
+    lon, lat = centre(A1)
+    r = client.post(
+        "/api/v1/tasks",
+        json={"source": "window", "title": "办理证明", "location": {"lon": lon, "lat": lat}},
+        headers=world.auth("worker_a1"),
+    )
+    assert (r.status_code, r.json["assignee_id"]) == (201, world.users["worker_a1"].id)
+    assert kinds(session, world.users["worker_a1"]) == []
+
+
+def test_a_leader_taking_a_task_themselves_is_not_notified(session, world):
+    task = make_task(session, A1, now=T0)
+    leader = world.users["leader_a"]
+    reassign(session, scope(session, world, "leader_a"), task, leader.id, "我来", T0)
+    assert kinds(session, leader) == []
+    assert kinds(session, world.users["worker_a1"]) == ["task_dispatched", "task_updated"]
