@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -30,7 +30,7 @@ from flask import Response, after_this_request, request
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from api import errors
+from api import clock, errors
 from api.auth import current_scope
 from api.extensions import Blueprint, db
 from api.models import IdempotencyKey
@@ -103,7 +103,7 @@ def _claim(session, user_id: int, key: str, digest: str) -> IdempotencyKey | Non
     session.execute(
         delete(IdempotencyKey).where(
             IdempotencyKey.user_id == user_id,
-            IdempotencyKey.created_at < datetime.now(UTC) - KEEP,
+            IdempotencyKey.created_at < clock.now() - KEEP,
         )
     )
     # A concurrent twin's uncommitted row makes this wait; once it commits, nothing is written.

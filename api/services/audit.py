@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, any_, delete, exists, func, or_, select, text, true, union
 from sqlalchemy.orm import Session
 
-from api import errors
+from api import clock, errors
 from api.models import AuditEntry, Household, LoginAttempt, Task, User, Visit
 from api.scope import Scope
 
@@ -245,7 +245,7 @@ def purge(session: Session, older_than: timedelta, now: datetime | None = None) 
             f"Audit entries are kept at least {MIN_RETENTION.days} days; "
             f"refusing to purge those younger than that."
         )
-    cutoff = (now or datetime.now(UTC)) - older_than
+    cutoff = (now or clock.now()) - older_than
     return session.execute(delete(AuditEntry).where(AuditEntry.at < cutoff)).rowcount
 
 
@@ -278,7 +278,7 @@ def check_login_allowed(
     )
     if ip:
         session.execute(text("SELECT pg_advisory_xact_lock(2, hashtext(:ip))"), {"ip": ip})
-    since = (now or datetime.now(UTC)) - window
+    since = (now or clock.now()) - window
     failed = ~LoginAttempt.success & (LoginAttempt.at >= since)
     by_user = session.scalar(
         select(func.count(LoginAttempt.id)).where(failed, LoginAttempt.username == username)

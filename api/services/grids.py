@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import shapely
@@ -14,7 +14,7 @@ from shapely.geometry import MultiPolygon
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, joinedload
 
-from api import errors
+from api import clock, errors
 from api.db import PG_INT_MAX
 from api.models import Grid, GridVersion, Household, User
 from api.scope import Scope
@@ -383,7 +383,7 @@ def create_grid(session: Session, scope: Scope | None, feature: dict) -> Grid:
         scope.require_grid_admin(draft.code.community_code)
     if _existing_with_code(session, draft.code.code) is not None:
         raise errors.Conflict(f"Grid {draft.code.code} already exists.")
-    now = datetime.now(UTC)
+    now = clock.now()
     grid = _new_grid(session, draft, scope.user_id if scope else None, now)
     session.flush()
     _check_overlaps(session, {grid.id: "feature"})
@@ -410,7 +410,7 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
                 f"grid {grid.code}: geometry: {exc.reason}", errors={"geometry": [exc.reason]}
             ) from exc
         old = grid.boundary
-        if _redraw(session, grid, boundary, scope.user_id if scope else None, datetime.now(UTC)):
+        if _redraw(session, grid, boundary, scope.user_id if scope else None, clock.now()):
             session.flush()
             _check_overlaps(session, {grid.id: f"grid {grid.code}"})
             _reassign_households(session, scope, [old, grid.boundary])
@@ -428,7 +428,7 @@ def retire_grid(session: Session, scope: Scope | None, grid: Grid) -> None:
             f"Grid {grid.code} still holds {count} household(s); redraw its neighbours to take "
             "them in, or move them, before deleting it."
         )
-    now = datetime.now(UTC)
+    now = clock.now()
     current = session.scalar(
         select(GridVersion).where(GridVersion.grid_id == grid.id, GridVersion.valid_to.is_(None))
     )
@@ -494,7 +494,7 @@ def import_grids(
             errors=problems,
         )
     summary = ImportSummary()
-    now = datetime.now(UTC)
+    now = clock.now()
     actor_id = scope.user_id if scope else None
     touched: dict[int, str] = {}
     areas = []

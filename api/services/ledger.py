@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from api import errors
+from api import clock, errors
 from api.models import CARE_TAGS, Community, CommunityCadence
 from api.scope import Scope
 from api.services.weeks import week_bounds, week_of
@@ -122,7 +122,7 @@ def set_community_cadence(
     redraws and roster edits keep theirs; the audit log is for personal data).
     """
     cadence = validate_cadence(data)
-    at = at or datetime.now(UTC)
+    at = at or clock.now()
     week = week_of(at)
     # One change at a time per community (and the settings as they are, not as read before).
     community = session.scalars(

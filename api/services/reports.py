@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, select, text
 from sqlalchemy.orm import Session
 
-from api import errors
+from api import clock, errors
 from api.db import set_local
 from api.models import CARE_TAGS, Community, District, Grid, GridVersion, Street
 from api.scope import Scope
@@ -324,7 +324,7 @@ def report_params(
         "level": selection.level,
         "code": selection.code,
         "name": selection.name,
-        "generated_at": (now or datetime.now(UTC)).isoformat(),
+        "generated_at": (now or clock.now()).isoformat(),
     }
 
 

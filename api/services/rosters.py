@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from api import errors
+from api import clock, errors
 from api.models import (
     Community,
     Grid,
@@ -92,7 +92,7 @@ def roster_rules(settings: dict) -> RosterRules:
 
 def local_today(now: datetime | None = None) -> date:
     """Today in Asia/Shanghai at `now` (default: the real time): days before it are past."""
-    return (now or datetime.now(UTC)).astimezone(weeks.LOCAL).date()
+    return (now or clock.now()).astimezone(weeks.LOCAL).date()
 
 
 def resting(settings: dict, worker_id: int, day: date) -> bool:
@@ -218,7 +218,7 @@ def decide_leave(session: Session, scope: Scope, leave_id: int, decision: str) -
         raise errors.Conflict(f"Leave {leave.id} is already {leave.status}.")
     leave.status = "approved" if decision == "approve" else "rejected"
     leave.decided_by_id = scope.user_id
-    leave.decided_at = datetime.now(UTC)
+    leave.decided_at = clock.now()
     session.flush()
     _tell_about_leave(
         session,
@@ -277,7 +277,7 @@ def cancel_leave(
     approver = leave.decided_by_id if leave.status == "approved" else None
     leave.status = "cancelled"
     leave.cancelled_by_id = scope.user_id
-    leave.cancelled_at = now or datetime.now(UTC)
+    leave.cancelled_at = now or clock.now()
     session.flush()
     # Whoever did not cancel it and counts on it: the worker (they would stay home on days the
     # roster now expects them), or the approver of leave the worker withdrew (the days are
@@ -358,7 +358,7 @@ def end_leave(
         leave.approved_end_date = leave.end_date
     leave.end_date = last_day
     leave.shortened_by_id = scope.user_id
-    leave.shortened_at = now or datetime.now(UTC)
+    leave.shortened_at = now or clock.now()
     session.flush()
     told = _counts_on(scope, leave, leave.decided_by_id)
     if told is not None:
@@ -524,7 +524,7 @@ def generate(session: Session, scope: Scope, code: str, week: str) -> Roster:
         session.execute(delete(Shift).where(Shift.roster_id == roster.id))
         session.expire(roster, ["shifts"])
     roster.created_by_id = scope.user_id
-    roster.created_at = datetime.now(UTC)
+    roster.created_at = clock.now()
     roster.pairs = [list(group) for group in result.pairs]
     grid_ids = dict(
         session.execute(select(Grid.code, Grid.id).where(Grid.community_code == code)).all()
@@ -556,7 +556,7 @@ def publish(session: Session, scope: Scope, roster_id: int) -> Roster:
     if roster.status == "published":
         raise errors.Conflict(f"Roster {roster.id} is already published.")
     roster.status = "published"
-    roster.published_at = datetime.now(UTC)
+    roster.published_at = clock.now()
     # Swaps are refused on drafts; one left from before was agreed on shifts still being edited.
     # Its workers are told, as for an edit's.
     _notify_swaps_cancelled(
@@ -822,7 +822,7 @@ def _cancel_open_swaps(session: Session, scope: Scope, shift_ids) -> list[ShiftS
                 ShiftSwap.status == "requested",
                 or_(ShiftSwap.shift_id.in_(shift_ids), ShiftSwap.with_shift_id.in_(shift_ids)),
             )
-            .values(status="cancelled", decided_by_id=scope.user_id, decided_at=datetime.now(UTC))
+            .values(status="cancelled", decided_by_id=scope.user_id, decided_at=clock.now())
             .returning(ShiftSwap)
             .execution_options(synchronize_session="fetch")
         )
@@ -1233,7 +1233,7 @@ def accept_swap(
         shift.relief_for_id = _relief_for(session, shift)
     swap.status = "accepted" if scope.user_id == swap.other_worker_id else "approved"
     swap.decided_by_id = scope.user_id
-    swap.decided_at = datetime.now(UTC)
+    swap.decided_at = clock.now()
     session.flush()
     if a.roster_id == b.roster_id:
         _track_and_notify(session, scope, roster, [(a, before[0]), (b, before[1])], "swap")
@@ -1264,7 +1264,7 @@ def reject_swap(
     else:  # pragma: no cover - get_swap already hid it
         raise errors.Forbidden("Only the workers of the swap or a leader decide it.")
     swap.decided_by_id = scope.user_id
-    swap.decided_at = datetime.now(UTC)
+    swap.decided_at = clock.now()
     session.flush()
     # Its workers but the one who decided: the other worker of a withdrawn swap, the requester
     # (and the other, when a leader decided) of a rejected one.

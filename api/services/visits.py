@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from api import errors
+from api import clock, errors
 from api.db import is_any_of
 from api.models import Grid, Household, User, Visit
 from api.scope import Scope
@@ -111,7 +111,7 @@ def ingest_batch(
     scope.require_visit_recorder()
     if len(items) > MAX_BATCH:
         raise errors.PayloadTooLarge(f"A batch holds at most {MAX_BATCH} visits.")
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     results: list[dict | None] = [None] * len(items)
 
     ids: dict[int, uuid.UUID] = {}
@@ -607,7 +607,7 @@ def week_plan(
         raise errors.NotFound(f"Worker {worker_id} not found.")
     scope.require_plan_reader(session, worker)
     start, end = week_bounds(week)
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     as_of = min(max(now, start), end - timedelta(microseconds=1))
     worker_scope = Scope.for_user(session, worker)
     days = [start.astimezone(LOCAL).date() + timedelta(days=i) for i in range(7)]

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from api import errors
+from api import clock, errors
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 # ASCII digits, the whole string: `$` alone also matches before a final newline, and `\d` also
@@ -69,4 +69,4 @@ def shift_week(week: str, delta: int) -> str:
 
 
 def current_week(now: datetime | None = None) -> str:
-    return week_of(now or datetime.now(UTC))
+    return week_of(now or clock.now())

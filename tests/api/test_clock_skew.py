@@ -190,3 +190,71 @@ def test_outside_a_request_every_reading_is_the_time_it_is_read(app, slow_host):
     with app.app_context():
         first = clock.now()
         assert clock.now() > first
+
+
+class _AheadAnywhere(_Ahead):
+    """`_Ahead` for modules that also build datetimes: what they build is a plain datetime."""
+
+    def __new__(cls, *args, **kwargs):
+        return datetime(*args, **kwargs)
+
+
+@pytest.fixture
+def host_ahead_everywhere(monkeypatch):
+    """This host's clock two hours ahead wherever the app reads the host's time: in every
+    module of `api` that imported `datetime`, not only in `api.clock`."""
+    import sys
+
+    from api import clock
+
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] == "api" and getattr(module, "datetime", None) is datetime:
+            monkeypatch.setattr(module, "datetime", _AheadAnywhere)
+    monkeypatch.setattr(datetime_module, "datetime", _AheadAnywhere)
+    monkeypatch.setattr(clock, "_reading", None)
+
+
+def test_a_host_ahead_of_the_database_stamps_visits_leave_and_grid_versions_by_the_database(
+    app, client, session, world, host_ahead_everywhere
+):
+    """Services stamped with their host's clock where they did not take the API's: a host two
+    hours ahead received visits two hours after they were made (their evidence then judged a
+    visit two hours late), decided leave and drew grid versions in everyone else's future,
+    while the rows beside them (notifications, household history) carry the database's time."""
+    from api.models import GridVersion, Leave, Visit
+    from api.services import grids as grid_service
+    from tests.factories import box, grid_feature, visit_item
+
+    before = database_now(session)
+    item = visit_item(world.households[A1][0], at=before)
+    r = client.post(
+        "/api/v1/visits/batch", json={"visits": [item]}, headers=world.auth("worker_a1")
+    )
+    assert r.status_code == 200 and r.json["results"][0]["status"] == "created", r.json
+    day = (before + timedelta(days=7)).date()
+    r = client.post(
+        "/api/v1/leaves",
+        json={"start_date": str(day), "end_date": str(day), "reason": "家事"},
+        headers=world.auth("worker_a1"),
+    )
+    assert r.status_code == 201, r.json
+    r = client.post(
+        f"/api/v1/leaves/{r.json['id']}/decision",
+        json={"decision": "approve"},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 200, r.json
+    with app.app_context():
+        grid = grid_service.create_grid(
+            session, None, grid_feature(A1[:12] + "009", box(116.70, 39.70, 116.71, 39.71))
+        )
+    after = database_now(session)
+
+    stamps = {
+        "visit received": session.scalar(select(Visit.received_at).where(Visit.id == item["id"])),
+        "leave decided": session.scalar(select(Leave.decided_at).where(Leave.id == r.json["id"])),
+        "grid drawn": session.scalar(
+            select(GridVersion.valid_from).where(GridVersion.grid_id == grid.id)
+        ),
+    }
+    assert {k: before <= v <= after for k, v in stamps.items()} == dict.fromkeys(stamps, True)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Response, request
 from flask.views import MethodView
 
-from api import privacy
+from api import clock, privacy
 from api.auth import current_scope
 from api.extensions import Blueprint, db
 from api.resources.tiles.schemas import (
@@ -62,7 +60,7 @@ class Tile(MethodView):
             x,
             y,
             week,
-            datetime.now(UTC),
+            clock.now(),
             precise_tracks=privacy.disclosure().tracks,
             known_etags=known_etags(),
         )
