@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -221,6 +223,8 @@ def import_households(
     refusals: dict[int, str | None] = {}
     by_grid: dict[str, int] = {}
     created = 0
+    # The ids written so far and their rows, to name the row a later row repeats.
+    written = _Written()
     savepoint = session.begin_nested()
     try:
         for chunk in reader.chunks(IMPORT_CHUNK):
@@ -234,7 +238,8 @@ def import_households(
                 values["lon"], values["lat"] = point.x, point.y
                 checked.append((row, values))
             placements = place(session, [(v["lon"], v["lat"]) for _, v in checked])
-            records = []
+            placed: list[tuple[int, dict[str, Any], str]] = []
+            records, rows = [], []
             for (row, values), placement in zip(checked, placements, strict=True):
                 if placement.grid_id is None:
                     problems.append(RowError(row, "lon/lat", _outside(placement)))
@@ -245,10 +250,19 @@ def import_households(
                         problems.append(RowError(row, "lon/lat", refusal))
                         continue
                 values["grid_id"] = placement.grid_id
+                placed.append((row, values, placement.grid_code))
+            repeated = _repeats(session, placed, written)
+            for row, values, grid_code in placed:
+                repeat = repeated.get(row)
+                if repeat is not None:
+                    problems.append(RowError(row, ADDRESS, repeat))
+                    continue
                 records.append(values)
-                by_grid[placement.grid_code] = by_grid.get(placement.grid_code, 0) + 1
+                rows.append(row)
+                by_grid[grid_code] = by_grid.get(grid_code, 0) + 1
             if not problems:
                 ids = _copy_households(session, records)
+                written.add(ids, rows)
                 created += len(records)
                 if audit_as is not None:
                     audit.record(
@@ -287,6 +301,81 @@ def import_households(
     if not reader.rows:
         raise errors.Unprocessable("The file holds no household rows.")
     return HouseholdImport(created=created, by_grid=dict(sorted(by_grid.items())))
+
+
+ADDRESS = "building/unit/floor/room"
+_SAME = "the same address at the same point"
+
+
+class _Written:
+    """The ids this import wrote and the file row of each, to name a repeated row by its row.
+
+    Compact (two machine arrays) so a 900,000-row register costs megabytes, not a dict; ids
+    drawn from the sequence only grow, so an id's row is found by bisection."""
+
+    def __init__(self) -> None:
+        self.ids = array("q")
+        self.rows = array("q")
+
+    def add(self, ids: Sequence[int], rows: Sequence[int]) -> None:
+        self.ids.extend(ids)
+        self.rows.extend(rows)
+
+    def row_of(self, household_id: int) -> int | None:
+        i = bisect_left(self.ids, household_id)
+        if i < len(self.ids) and self.ids[i] == household_id:
+            return self.rows[i]
+        return None
+
+
+def _repeats(
+    session: Session, placed: Sequence[tuple[int, dict[str, Any], str]], written: _Written
+) -> dict[int, str]:
+    """Why each row of a chunk that repeats a household is refused, by row: the same address
+    at the same point as an earlier row of the chunk, of a chunk written before (the
+    database finds those), or as a household already registered (a file imported twice).
+    Rooms of one building share a point; the same room at another point is another household.
+    Once a problem stops the writing, a repeat of a row in an unwritten chunk goes unnoticed
+    (memory stays one chunk's); the file is refused anyway, and the next try names it."""
+    problems: dict[int, str] = {}
+    seen: dict[tuple, int] = {}
+    for row, v, _ in placed:
+        key = (v["building"], v["unit"], v["floor"], v["room"], v["lon"], v["lat"])
+        first = seen.setdefault(key, row)
+        if first != row:
+            problems[row] = f"repeats row {first}: {_SAME}"
+    if not placed:
+        return problems
+    columns = ("lon", "lat", "building", "unit", "floor", "room")
+    found = session.execute(
+        text(
+            """
+            SELECT p.i, h.id
+            FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:building AS text[]),
+                        CAST(:unit AS text[]), CAST(:floor AS text[]), CAST(:room AS text[]))
+                 WITH ORDINALITY AS p(lon, lat, building, unit, floor, room, i)
+            CROSS JOIN LATERAL (
+                SELECT h.id FROM households h
+                WHERE h.location && ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)
+                  AND ST_X(h.location) = p.lon AND ST_Y(h.location) = p.lat
+                  AND h.building = p.building AND h.unit = p.unit
+                  AND h.floor = p.floor AND h.room = p.room
+                ORDER BY h.id LIMIT 1) h
+            """
+        ),
+        {c: [v[c] for _, v, _ in placed] for c in columns},
+    ).all()
+    for i, household_id in found:
+        row = placed[i - 1][0]
+        if row in problems:
+            continue
+        earlier = written.row_of(household_id)
+        problems[row] = (
+            f"repeats row {earlier}: {_SAME}"
+            if earlier is not None
+            else f"{_SAME} is already registered as household {household_id}"
+        )
+    return problems
 
 
 def _refusal(session: Session, scope: Scope, grid_id: int, seen: dict[int, str | None]):

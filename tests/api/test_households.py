@@ -264,9 +264,9 @@ def test_import_errors_name_row_and_column_and_write_nothing(client, session, wo
     lon, lat = centre(A1)
     data = csv_file(
         [
-            ["1", "1", "1", "101", lon, lat, "", "", "", "", ""],
-            ["1", "1", "1", "102", "east", lat, "", "", "", "", ""],
-            ["1", "1", "1", "103", lon, lat, "castle", "", "", "", ""],
+            ["2", "1", "1", "101", lon, lat, "", "", "", "", ""],
+            ["2", "1", "1", "102", "east", lat, "", "", "", "", ""],
+            ["2", "1", "1", "103", lon, lat, "castle", "", "", "", ""],
         ]
     )
     response = upload(client, world, data, "bad.csv")
@@ -329,3 +329,87 @@ def test_import_without_a_file_is_422(client, world):
 
 def test_household_of_community(world):
     assert world.grids[A1].community_code == A
+
+
+# --- the same household twice: in one file, or a file imported again ----------------------------
+def test_a_second_import_of_the_same_file_is_refused_naming_the_households_and_adds_nothing(
+    client, session, world
+):
+    """A register uploaded again (a lost answer, a second click) doubled every household: each
+    would be visited and counted twice. The same address at the same point is the same
+    household; the second import is refused whole, each row naming the household it repeats."""
+    data = csv_file(
+        [
+            ["5", "1", "2", "201", *centre(A1), "", "", "", "", ""],
+            ["5", "1", "2", "202", *centre(A1), "", "", "", "", ""],
+        ]
+    )
+    assert upload(client, world, data, "register.csv").status_code == 201
+    stored = session.scalars(
+        select(Household.id).where(Household.building == "5").order_by(Household.room)
+    ).all()
+    again = upload(client, world, data, "register.csv")
+    assert again.status_code == 422
+    assert [(e["row"], e["column"]) for e in again.json["errors"]] == [
+        (2, "building/unit/floor/room"),
+        (3, "building/unit/floor/room"),
+    ]
+    for error, household_id in zip(again.json["errors"], stored, strict=True):
+        assert f"household {household_id}" in error["detail"]
+    assert "nothing was imported" in again.json["detail"]
+    assert len(stored) == 2
+    assert household_count(session) == len(world.households) * 3 + 2
+
+
+def test_a_row_repeating_an_earlier_row_of_the_file_is_named_with_it_and_nothing_is_imported(
+    client, session, world
+):
+    before = household_count(session)
+    row = ["5", "1", "2", "201", *centre(A1), "", "", "", "", ""]
+    other = ["5", "1", "2", "202", *centre(A1), "", "", "", "", ""]
+    response = upload(client, world, csv_file([row, other, row]), "register.csv")
+    assert response.status_code == 422
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (4, "building/unit/floor/room")
+    assert "repeats row 2" in error["detail"]
+    assert household_count(session) == before
+
+
+def test_a_registered_address_at_the_same_point_in_an_import_is_refused(client, session, world):
+    """A household registered one by one (POST) and then listed in the register file."""
+    home = world.households[A1][1]
+    body = client.get(f"/api/v1/households/{home.id}", headers=world.auth("admin_a")).json
+    lon, lat = body["lon"], body["lat"]
+    data = csv_file([[home.building, home.unit, home.floor, home.room, lon, lat, *[""] * 5]])
+    response = upload(client, world, data, "register.csv")
+    assert response.status_code == 422
+    assert f"household {home.id}" in response.json["errors"][0]["detail"]
+
+
+def test_the_same_address_at_another_point_or_another_room_at_the_point_is_imported(client, world):
+    """Rooms of one building share a point; the same room number in another building's point
+    is another household."""
+    home = world.households[A1][0]
+    body = client.get(f"/api/v1/households/{home.id}", headers=world.auth("admin_a")).json
+    data = csv_file(
+        [
+            [home.building, home.unit, home.floor, "999", body["lon"], body["lat"], *[""] * 5],
+            [home.building, home.unit, home.floor, home.room, *centre(A1, dy=0.001), *[""] * 5],
+        ]
+    )
+    assert upload(client, world, data, "register.csv").status_code == 201
+
+
+def test_duplicates_across_chunks_of_a_long_file_are_found(session, world, monkeypatch):
+    from api import errors
+    from api.services import households as household_service
+
+    monkeypatch.setattr(household_service, "IMPORT_CHUNK", 2)
+    before = household_count(session)
+    rows = [["6", "1", "1", str(100 + n), *centre(A1), "", "", "", "", ""] for n in range(5)]
+    with pytest.raises(errors.Unprocessable) as caught:
+        household_service.import_households(session, None, csv_file([*rows, rows[0]]))
+    [error] = caught.value.errors
+    assert error["row"] == 7 and "repeats row 2" in error["detail"]
+    assert household_count(session) == before
+

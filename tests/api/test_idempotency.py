@@ -80,7 +80,7 @@ def test_a_malformed_key_is_400(client, world, key):
 
 def test_a_retried_register_import_imports_once(client, world, session):
     lon, lat = centre(A1)
-    rows = [["1", "1", "1", "101", lon, lat, "", "", 2, "", ""]]
+    rows = [["2", "1", "1", "101", lon, lat, "", "", 2, "", ""]]
     data = csv_file(rows)
 
     def upload():
