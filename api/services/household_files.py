@@ -8,6 +8,7 @@ import io
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date, time
 from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
@@ -254,7 +255,19 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
         if _text(values.get(column)) == "":
             errors.append(RowError(row, column, f"{column} is required"))
     for column in ("building", "unit", "floor", "room"):
-        out[column] = _text(values.get(column))
+        value = values.get(column)
+        if isinstance(value, date | time):
+            # Excel reads a typed "1-2" or "3/4" as a date; its text would be a timestamp.
+            errors.append(
+                RowError(
+                    row,
+                    column,
+                    f"{column} is a date in the workbook ({value}); Excel turned what was "
+                    "typed into a date: format the column as text and type it again",
+                )
+            )
+            value = None
+        out[column] = _text(value)
     for column, limit in (("building", 50), ("unit", 20), ("floor", 10), ("room", 20)):
         if len(out[column]) > limit:
             errors.append(RowError(row, column, f"{column} is longer than {limit} characters"))
@@ -346,6 +359,15 @@ class HouseholdReader:
         if len(header) > MAX_COLUMNS:
             raise FileProblem(f"The header has more than {MAX_COLUMNS} columns.")
         self.keys = [_header_key(name) for name in header]
+        for key in COLUMNS:
+            where = [str(i + 1) for i, k in enumerate(self.keys) if k == key]
+            if len(where) > 1:
+                # Which of two `room` columns is the room? Taking the last one silently
+                # stored the other's values nowhere, or a wrong point.
+                raise FileProblem(
+                    f"The column {key} is named more than once in the header (columns "
+                    f"{' and '.join(where)}); keep one."
+                )
         missing = [c for c in REQUIRED if c not in self.keys]
         if missing:
             raise FileProblem(

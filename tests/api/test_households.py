@@ -413,3 +413,39 @@ def test_duplicates_across_chunks_of_a_long_file_are_found(session, world, monke
     assert error["row"] == 7 and "repeats row 2" in error["detail"]
     assert household_count(session) == before
 
+
+# --- the file's header: one column per fact -----------------------------------------------------
+@pytest.mark.parametrize(
+    "header",
+    [
+        ["building", "lon", "lat", "room", "room"],
+        ["building", "lon", "lat", "room", "房号"],
+        ["building", "lon", "lat", "Room ", "room"],
+    ],
+)
+def test_a_column_named_twice_in_the_header_is_422_naming_it(client, session, world, header):
+    """Which of two `room` columns is the room? The later one silently won."""
+    before = household_count(session)
+    data = csv_file([["5", *centre(A1), "101", "102"]], header=header)
+    response = upload(client, world, data, "register.csv")
+    assert response.status_code == 422
+    assert "room" in response.json["detail"] and "more than once" in response.json["detail"]
+    assert household_count(session) == before
+
+
+# --- XLSX cells that are not what they were typed as ---------------------------------------------
+def test_an_xlsx_address_cell_turned_into_a_date_is_named_not_stored_as_a_timestamp(
+    client, session, world
+):
+    """Excel turns a typed room "1-2" into the date 2 January: the room was stored as
+    "2026-01-02 00:00:00"."""
+    import datetime
+
+    before = household_count(session)
+    data = xlsx_file([["6", "1", 3, datetime.datetime(2026, 1, 2), *centre(A1), "", "", 1, "", ""]])
+    response = upload(client, world, data, "register.xlsx")
+    assert response.status_code == 422
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "room")
+    assert "date" in error["detail"]
+    assert household_count(session) == before
