@@ -54,6 +54,18 @@ class ImportSummary:
     households_moved: int = 0
 
 
+# Changes of the map (a grid drawn, redrawn, retired, imported) queue on this transaction-scoped
+# advisory lock (class 4; 1-3 are the sign-in and data-key locks). Each change checks overlaps
+# and recomputes households against the grids committed before it: two at once each checked
+# the other's old boundary, and both were stored overlapping. Grid changes are an office's
+# occasional work; queueing them all costs nothing a user would notice.
+_MAP_LOCK = "SELECT pg_advisory_xact_lock(4, 0)"
+
+
+def _lock_map(session: Session) -> None:
+    session.execute(text(_MAP_LOCK))
+
+
 def _tolerance() -> float:
     if has_app_context():
         return float(current_app.config.get("GRID_OVERLAP_TOLERANCE_M2", 1.0))
@@ -381,6 +393,7 @@ def create_grid(session: Session, scope: Scope | None, feature: dict) -> Grid:
     draft = parse_feature(feature, "feature")
     if scope is not None:
         scope.require_grid_admin(draft.code.community_code)
+    _lock_map(session)
     if _existing_with_code(session, draft.code.code) is not None:
         raise errors.Conflict(f"Grid {draft.code.code} already exists.")
     now = clock.now()
@@ -409,6 +422,9 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
             raise errors.Unprocessable(
                 f"grid {grid.code}: geometry: {exc.reason}", errors={"geometry": [exc.reason]}
             ) from exc
+        _lock_map(session)
+        # As the change committed before this one left it (read before the lock was held).
+        session.refresh(grid, ["boundary", "version"])
         old = grid.boundary
         if _redraw(session, grid, boundary, scope.user_id if scope else None, clock.now()):
             session.flush()
@@ -422,6 +438,11 @@ def retire_grid(session: Session, scope: Scope | None, grid: Grid) -> None:
     """Retire a grid: its versions stay for past reports; it must hold no households."""
     if scope is not None:
         scope.require_grid_admin(grid.community_code)
+    _lock_map(session)
+    # Held until the transaction ends, before counting: a household being placed in the grid
+    # holds it FOR SHARE (services.households), so it is either counted here or, written after
+    # the retirement, placed again in a grid that is not retired.
+    session.execute(select(Grid.id).where(Grid.id == grid.id).with_for_update(key_share=True))
     count = session.scalar(select(func.count()).where(Household.grid_id == grid.id))
     if count:
         raise errors.Conflict(
@@ -493,6 +514,7 @@ def import_grids(
             f"First: {problems[0]['detail']}",
             errors=problems,
         )
+    _lock_map(session)
     summary = ImportSummary()
     now = clock.now()
     actor_id = scope.user_id if scope else None

@@ -28,6 +28,7 @@ class Placement:
     grid_code: str | None
     nearest_code: str | None = None
     nearest_m: float | None = None
+    grid_version: int | None = None
 
 
 def _check_point(lon: Any, lat: Any) -> tuple[float, float]:
@@ -45,11 +46,11 @@ def place(session: Session, points: Sequence[tuple[float, float]]) -> list[Place
     rows = session.execute(
         text(
             """
-            SELECT p.i, g.id, g.code, n.code AS nearest, n.metres
+            SELECT p.i, g.id, g.code, g.version, n.code AS nearest, n.metres
             FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[]))
                  WITH ORDINALITY AS p(lon, lat, i)
             LEFT JOIN LATERAL (
-                SELECT id, code FROM grids
+                SELECT id, code, version FROM grids
                 WHERE retired_at IS NULL
                   AND ST_Intersects(boundary, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
                 ORDER BY code LIMIT 1) g ON true
@@ -64,7 +65,38 @@ def place(session: Session, points: Sequence[tuple[float, float]]) -> list[Place
         ),
         {"lons": [p[0] for p in points], "lats": [p[1] for p in points]},
     ).all()
-    return [Placement(r.id, r.code, r.nearest, r.metres) for r in rows]
+    return [Placement(r.id, r.code, r.nearest, r.metres, r.version) for r in rows]
+
+
+PLACE_TRIES = 3
+
+
+def place_held(session: Session, points: Sequence[tuple[float, float]]) -> list[Placement]:
+    """`place`, with the grids found held (FOR SHARE) until the transaction ends.
+
+    A redraw or retirement of a grid recomputes its households from those committed: one
+    placed on the old boundary and written after that recount stayed in a grid that no
+    longer held it. Held, the grid's change waits for the households to be written (its
+    recount then sees them); a grid changed before it was held (its version moved on, or it
+    retired) is placed again, on the boundary now committed."""
+    for _ in range(PLACE_TRIES):
+        placements = place(session, points)
+        wanted = {p.grid_id: p.grid_version for p in placements if p.grid_id is not None}
+        if not wanted:
+            return placements
+        held = session.execute(
+            select(Grid.id, Grid.version, Grid.retired_at)
+            .where(Grid.id.in_(sorted(wanted)))
+            .order_by(Grid.id)
+            .with_for_update(read=True)
+        ).all()
+        if len(held) == len(wanted) and all(
+            r.retired_at is None and wanted[r.id] == r.version for r in held
+        ):
+            return placements
+    raise errors.Conflict(
+        "The grids changed while the households were being placed; retry.",
+    )
 
 
 def _outside(placement: Placement) -> str:
@@ -118,7 +150,7 @@ def list_households(
 
 
 def _grid_for(session: Session, scope: Scope | None, lon: float, lat: float) -> Grid:
-    placement = place(session, [(lon, lat)])[0]
+    placement = place_held(session, [(lon, lat)])[0]
     if placement.grid_id is None:
         raise errors.Unprocessable(
             _outside(placement),
@@ -237,7 +269,7 @@ def import_households(
                     continue
                 values["lon"], values["lat"] = point.x, point.y
                 checked.append((row, values))
-            placements = place(session, [(v["lon"], v["lat"]) for _, v in checked])
+            placements = place_held(session, [(v["lon"], v["lat"]) for _, v in checked])
             placed: list[tuple[int, dict[str, Any], str]] = []
             records, rows = [], []
             for (row, values), placement in zip(checked, placements, strict=True):

@@ -1,0 +1,159 @@
+"""Grid changes racing each other and households being placed: the register stays one map.
+
+Each test holds a table from a third connection (tests/races.py) so both requests are in
+flight before either decides, then lets go.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+
+from tests import races
+from tests.factories import bearer, box, build_app, grid_feature, make_grid, make_user
+
+
+def _admin(session, community: str):
+    return make_user(session, f"g_{uuid.uuid4().hex[:8]}", "community_admin", community=community)
+
+
+def _send(app, method: str, path: str, headers: dict, json: dict):
+    def send():
+        with app.test_client() as client:
+            return client.open(path, method=method, json=json, headers=headers)
+
+    return send
+
+
+def test_two_redraws_into_the_same_gap_at_once_do_not_both_pass_the_overlap_check(
+    own_database_url,
+):
+    """Each redraw checked overlaps against the other's old boundary, so both were stored and
+    the two grids overlapped (a household there is in both, counted in one)."""
+    from api.extensions import db
+
+    community = "110109009002"
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        west = make_grid(session, community + "001", box(116.40, 39.80, 116.41, 39.81))
+        east = make_grid(session, community + "002", box(116.42, 39.80, 116.43, 39.81))
+        headers, west_id, east_id = bearer(_admin(session, community)), west.id, east.id
+    try:
+        with app.app_context():
+            answers = races.race(
+                db.engine,
+                "LOCK TABLE grid_versions IN EXCLUSIVE MODE",
+                {},
+                _send(
+                    app,
+                    "PATCH",
+                    f"/api/v1/grids/{west_id}",
+                    headers,
+                    {"geometry": box(116.40, 39.80, 116.416, 39.81)},
+                ),
+                _send(
+                    app,
+                    "PATCH",
+                    f"/api/v1/grids/{east_id}",
+                    headers,
+                    {"geometry": box(116.414, 39.80, 116.43, 39.81)},
+                ),
+            )
+            with db.engine.connect() as conn:
+                overlap = conn.scalar(
+                    text(
+                        "SELECT ST_Area(ST_Intersection(a.boundary, b.boundary)::geography) "
+                        "FROM grids a, grids b WHERE a.id = :a AND b.id = :b"
+                    ),
+                    {"a": west_id, "b": east_id},
+                )
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    assert sorted(r.status_code for r in answers) == [200, 422]
+    assert overlap == 0
+
+
+def test_a_household_registered_while_its_grid_is_redrawn_lands_in_the_grid_that_holds_it(
+    own_database_url,
+):
+    """The household was placed on the old boundary and written after the redraw had
+    recomputed the grid's households: it stayed in a grid that no longer holds its point."""
+    from api.extensions import db
+
+    community = "110109009003"
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        make_grid(session, community + "001", box(116.50, 39.80, 116.51, 39.81))
+        make_grid(session, community + "002", box(116.51, 39.80, 116.52, 39.81))
+        headers = bearer(_admin(session, community))
+    # The border moves west of the point: grid 002 takes it.
+    moved = {
+        "type": "FeatureCollection",
+        "features": [
+            grid_feature(community + "001", box(116.50, 39.80, 116.504, 39.81)),
+            grid_feature(community + "002", box(116.504, 39.80, 116.52, 39.81)),
+        ],
+    }
+    home = {"building": "1", "room": "101", "lon": 116.506, "lat": 39.805}
+    try:
+        with app.app_context():
+            answers = races.race(
+                db.engine,
+                "LOCK TABLE households IN EXCLUSIVE MODE",
+                {},
+                _send(app, "POST", "/api/v1/grids/import", headers, moved),
+                _send(app, "POST", "/api/v1/households", headers, home),
+            )
+            with db.engine.connect() as conn:
+                stored = conn.scalar(
+                    text(
+                        "SELECT g.code FROM households h JOIN grids g ON g.id = h.grid_id "
+                        "WHERE g.community_code = :c"
+                    ),
+                    {"c": community},
+                )
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    assert [r.status_code for r in answers] == [200, 201]
+    assert stored == community + "002"
+
+
+def test_a_grid_retired_while_a_household_is_registered_in_it_does_not_keep_the_household(
+    own_database_url,
+):
+    """The retirement counted no households, the household was written after the count: a
+    household in a retired grid, on no map and in no report."""
+    from api.extensions import db
+
+    community = "110109009004"
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid = make_grid(session, community + "001", box(116.60, 39.80, 116.61, 39.81))
+        headers, grid_id = bearer(_admin(session, community)), grid.id
+    home = {"building": "1", "room": "101", "lon": 116.605, "lat": 39.805}
+    try:
+        with app.app_context():
+            answers = races.race(
+                db.engine,
+                "LOCK TABLE households, grid_versions IN EXCLUSIVE MODE",
+                {},
+                _send(app, "DELETE", f"/api/v1/grids/{grid_id}", headers, None),
+                _send(app, "POST", "/api/v1/households", headers, home),
+            )
+            with db.engine.connect() as conn:
+                in_retired = conn.scalar(
+                    text(
+                        "SELECT count(*) FROM households h JOIN grids g ON g.id = h.grid_id "
+                        "WHERE g.retired_at IS NOT NULL"
+                    )
+                )
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    # Either the retirement went first (the household is then outside every grid), or the
+    # household did (the retirement then finds it).
+    assert [r.status_code for r in answers] in ([204, 422], [409, 201])
+    assert in_retired == 0
