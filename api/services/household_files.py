@@ -12,6 +12,7 @@ from datetime import date, time
 from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
+from api.services.names import has_control_characters
 
 COLUMNS = (
     "building",
@@ -271,6 +272,8 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
     for column, limit in (("building", 50), ("unit", 20), ("floor", 10), ("room", 20)):
         if len(out[column]) > limit:
             errors.append(RowError(row, column, f"{column} is longer than {limit} characters"))
+        elif has_control_characters(out[column]):
+            errors.append(RowError(row, column, f"{column} holds a control character"))
     for column in ("lon", "lat"):
         if _text(values.get(column)):
             try:

@@ -449,3 +449,76 @@ def test_an_xlsx_address_cell_turned_into_a_date_is_named_not_stored_as_a_timest
     assert (error["row"], error["column"]) == (2, "room")
     assert "date" in error["detail"]
     assert household_count(session) == before
+
+
+# --- register facts as a form sends them -------------------------------------------------------
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_blank_building_is_422_naming_it_as_an_import_row_would_be(client, world, method):
+    """ "   " passed `Length(min=1)` and was stored: a household at no building."""
+    home = world.households[A1][0]
+    lon, lat = centre(A1, dy=0.001)
+    path = "/api/v1/households" + ("" if method == "POST" else f"/{home.id}")
+    response = client.open(
+        path,
+        method=method,
+        json={"building": "   ", "lon": lon, "lat": lat},
+        headers=world.auth("admin_a"),
+    )
+    assert response.status_code == 422
+    assert "building" in response.json["errors"]["json"]
+
+
+def test_address_parts_are_stored_trimmed_as_an_import_stores_them(client, world):
+    lon, lat = centre(A1, dy=0.001)
+    body = client.post(
+        "/api/v1/households",
+        json={
+            "building": " 3号楼 ",
+            "unit": "2 ",
+            "floor": " 5",
+            "room": " 502 ",
+            "lon": lon,
+            "lat": lat,
+        },
+        headers=world.auth("admin_a"),
+    ).json
+    assert (body["building"], body["unit"], body["floor"], body["room"]) == (
+        "3号楼",
+        "2",
+        "5",
+        "502",
+    )
+
+
+def test_an_address_part_with_a_control_character_is_422_naming_it(client, world):
+    """A NUL was refused by the database as "a value is out of range or malformed", naming no
+    field; a tab or a newline was stored."""
+    home = world.households[A1][0]
+    for value in ("3\x00", "3\n号楼"):
+        response = client.patch(
+            f"/api/v1/households/{home.id}",
+            json={"room": value},
+            headers=world.auth("admin_a"),
+        )
+        assert response.status_code == 422
+        assert "room" in response.json["errors"]["json"]
+
+
+def test_a_care_tag_given_twice_is_kept_once(client, world):
+    home = world.households[A1][0]
+    body = client.patch(
+        f"/api/v1/households/{home.id}",
+        json={"tags": ["migrant", "low_income", "migrant"]},
+        headers=world.auth("worker_a1"),
+    ).json
+    assert body["tags"] == ["migrant", "low_income"]
+
+
+def test_an_import_row_whose_address_holds_a_control_character_is_named(client, session, world):
+    before = household_count(session)
+    data = csv_file([["5", "1", "1", "1\n01", *centre(A1), "", "", "", "", ""]])
+    response = upload(client, world, data, "register.csv")
+    assert response.status_code == 422
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "room")
+    assert household_count(session) == before

@@ -9,10 +9,31 @@ from api.extensions import Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.resources.schemas import code_field
 from api.services.geometry import point_lonlat
+from api.services.names import CONTROL_CHARACTERS, has_control_characters
 
-_TAGS = ma.fields.List(
+
+class AddressPart(ma.fields.String):
+    """A part of an address as a form sends it: trimmed (as an import row is), so " 3" and "3"
+    are one building, and free of control characters (a NUL the database refuses naming no
+    field, a newline that breaks a list)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if has_control_characters(text):
+            raise ma.ValidationError(CONTROL_CHARACTERS)
+        return text
+
+
+class CareTags(ma.fields.List):
+    """Care tags, each once (in the order given): a tag listed twice was stored twice."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return list(dict.fromkeys(super()._deserialize(value, attr, data, **kwargs)))
+
+
+_TAGS = CareTags(
     ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
-    metadata={"description": "Care tags: " + ", ".join(CARE_TAGS)},
+    metadata={"description": "Care tags: " + ", ".join(CARE_TAGS) + " (each kept once)"},
 )
 
 
@@ -44,10 +65,10 @@ class HouseholdSchema(Schema):
 
 
 class HouseholdPatchSchema(Schema):
-    building = ma.fields.String(validate=ma.validate.Length(min=1, max=50))
-    unit = ma.fields.String(validate=ma.validate.Length(max=20))
-    floor = ma.fields.String(validate=ma.validate.Length(max=10))
-    room = ma.fields.String(validate=ma.validate.Length(max=20))
+    building = AddressPart(validate=ma.validate.Length(min=1, max=50))
+    unit = AddressPart(validate=ma.validate.Length(max=20))
+    floor = AddressPart(validate=ma.validate.Length(max=10))
+    room = AddressPart(validate=ma.validate.Length(max=20))
     lon = ma.fields.Float(allow_nan=False)
     lat = ma.fields.Float(allow_nan=False)
     kind = ma.fields.String(validate=ma.validate.OneOf(HOUSEHOLD_KINDS))
@@ -58,7 +79,7 @@ class HouseholdPatchSchema(Schema):
 
 
 class HouseholdCreateSchema(HouseholdPatchSchema):
-    building = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=50))
+    building = AddressPart(required=True, validate=ma.validate.Length(min=1, max=50))
     lon = ma.fields.Float(required=True, allow_nan=False)
     lat = ma.fields.Float(required=True, allow_nan=False)
 
