@@ -113,10 +113,20 @@ def _header_key(name: Any) -> str | None:
 
 SNIFF = 1 << 16
 NOT_TEXT = "The CSV file is neither UTF-8 nor GB18030 text."
+UTF16 = (
+    'The file is UTF-16 text (Excel\'s "Unicode Text"); save it as "CSV UTF-8" (or CSV) and '
+    "import that, or import the XLSX workbook itself."
+)
+# A Chinese register lists tags with 、 or ，as readily as with ; or ,.
+TAG_SEPARATORS = str.maketrans({"；": ";", ",": ";", "，": ";", "、": ";"})
 
 
 def _csv_encoding(stream: BinaryIO) -> str:
     """UTF-8 (with or without BOM) or GB18030, found by reading the file once in blocks."""
+    stream.seek(0)
+    if stream.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        # Excel's "Unicode Text" (tab-separated UTF-16): its NULs read as a binary file.
+        raise FileProblem(UTF16)
     stream.seek(0)
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8 = True
@@ -310,7 +320,7 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
                 RowError(row, "members", f"members {members!r} is not a whole number 0-100")
             )
     tags = []
-    for raw in _text(values.get("tags")).replace("；", ";").replace(",", ";").split(";"):
+    for raw in _text(values.get("tags")).translate(TAG_SEPARATORS).split(";"):
         tag = raw.strip()
         if not tag:
             continue

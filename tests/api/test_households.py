@@ -522,3 +522,25 @@ def test_an_import_row_whose_address_holds_a_control_character_is_named(client, 
     [error] = response.json["errors"]
     assert (error["row"], error["column"]) == (2, "room")
     assert household_count(session) == before
+
+
+# --- registers as Chinese offices save them -----------------------------------------------------
+def test_care_tags_listed_with_chinese_enumeration_commas_are_read(client, world):
+    """ "高龄、独居" (、 or ，) is how a Chinese register lists tags: it was one unknown tag."""
+    data = csv_file(
+        [["5", "1", "1", "101", *centre(A1, dy=0.001), "", "", "", "高龄、独居，低保", ""]]
+    )
+    assert upload(client, world, data, "register.csv").status_code == 201
+    row = client.get(
+        f"/api/v1/households?grid={A1}&tags=low_income", headers=world.auth("admin_a")
+    ).json
+    assert [h["tags"] for h in row] == [["elderly_80", "living_alone", "low_income"]]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_utf16_register_is_422_saying_how_to_save_it(client, session, world, encoding):
+    """Excel's "Unicode Text" is UTF-16: it was refused as "binary, not CSV text"."""
+    text = "\ufeff" + ",".join(ENGLISH) + "\n5,1,1,101,116.4025,39.9225,,,,,\n"
+    response = upload(client, world, text.encode(encoding), "register.csv")
+    assert response.status_code == 422
+    assert "UTF-16" in response.json["detail"] and "UTF-8" in response.json["detail"]

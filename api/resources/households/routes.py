@@ -70,11 +70,11 @@ class HouseholdImport(MethodView):
     def post(self, files):
         """Import a register file (CSV or XLSX), all or nothing
 
-        Columns: building, unit, floor, room, lon, lat, kind, occupancy, members, tags (`;`
-        separated), phone — or the Chinese headers 楼栋, 单元, 楼层, 房号, 经度, 纬度, 类型,
-        居住性质, 人数, 标签, 电话. Every error names its row and column. A row of the same
-        address at the same point as an earlier row or a registered household is refused (a
-        file imported twice adds nothing).
+        Columns: building, unit, floor, room, lon, lat, kind, occupancy, members, tags
+        (separated by `;`, `,`, `、` or `，`), phone — or the Chinese headers 楼栋, 单元,
+        楼层, 房号, 经度, 纬度, 类型, 居住性质, 人数, 标签, 电话. Every error names its row
+        and column. A row of the same address at the same point as an earlier row or a
+        registered household is refused (a file imported twice adds nothing).
         """
         upload = files["file"]
         data = upload.read()
