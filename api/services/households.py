@@ -167,6 +167,8 @@ def _grid_for(session: Session, scope: Scope | None, lon: float, lat: float) -> 
 def create_household(session: Session, scope: Scope | None, data: dict[str, Any]) -> Household:
     lon, lat = _check_point(data["lon"], data["lat"])
     grid = _grid_for(session, scope, lon, lat)
+    if data.get("occupancy") == "vacant" and "members" not in data:
+        data = {**data, "members": 0}  # nobody lives there (an import row's default too)
     household = Household(
         grid_id=grid.id,
         location=f"SRID=4326;POINT({lon} {lat})",

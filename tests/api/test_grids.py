@@ -519,3 +519,13 @@ def test_drawing_over_another_community_cannot_take_its_households(client, sessi
         assert household.grid_id == world.grids[B1].id
     mine = client.get(f"/api/v1/households?grid={B1}", headers=world.auth("admin_b")).json
     assert len(mine) == len(world.households[B1])
+
+
+def test_a_leader_id_beyond_any_user_id_is_422_naming_the_field(client, world):
+    """PATCH took any integer: 2**40 reached the database, answered as "a value is out of range
+    or malformed" naming no field (POST and import check the range)."""
+    response = client.patch(
+        f"/api/v1/grids/{world.grids[A1].id}", json={"leader_id": 2**40}, headers=admin(world)
+    )
+    assert response.status_code == 422
+    assert "leader_id" in response.json["errors"]["json"]

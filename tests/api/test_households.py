@@ -544,3 +544,14 @@ def test_a_utf16_register_is_422_saying_how_to_save_it(client, session, world, e
     response = upload(client, world, text.encode(encoding), "register.csv")
     assert response.status_code == 422
     assert "UTF-16" in response.json["detail"] and "UTF-8" in response.json["detail"]
+
+
+def test_a_vacant_home_registered_without_members_has_none_as_an_imported_one(client, world):
+    """A vacant home registered by POST had 1 member (the column default); imported, 0."""
+    lon, lat = centre(A1, dy=0.001)
+    body = client.post(
+        "/api/v1/households",
+        json={"building": "5", "occupancy": "vacant", "lon": lon, "lat": lat},
+        headers=world.auth("admin_a"),
+    ).json
+    assert body["members"] == 0

@@ -82,7 +82,9 @@ class GridImportResultSchema(Schema):
 class GridPatchSchema(Schema):
     name = name_field()
     target_households = ma.fields.Integer(validate=ma.validate.Range(min=1, max=TARGET_MAX))
-    leader_id = ma.fields.Integer(allow_none=True)
+    leader_id = ma.fields.Integer(
+        allow_none=True, validate=ma.validate.Range(min=1, max=PG_INT_MAX)
+    )
     geometry = ma.fields.Dict(metadata={"description": "A new boundary: a new version begins"})
 
 
