@@ -18,6 +18,7 @@ NOTIFICATION_KINDS = (
     "task_deadline_warning",
     "task_escalated",
     "task_unassigned",
+    "task_resolved",
     "task_updated",
     "roster_published",
     "roster_changed",

@@ -499,6 +499,10 @@ def transition(
         title = "任务已上报" if action == "escalate" else "任务被退回"
         above = overseers(session, grid, now=now, besides=(task.assignee_id, scope.user_id))
         _notify_task(session, task, above, kind, title, now=now)
+    elif action == "resolve":
+        # The leader makes the return call (回访) and closes the task: told it is their turn.
+        above = overseers(session, grid, now=now, besides=(scope.user_id,))
+        _notify_task(session, task, above, "task_resolved", "任务已办结，待回访", now=now)
     elif action == "reopen" and task.assignee_id != scope.user_id:
         _notify_task(session, task, [task.assignee_id], "task_updated", "任务已重新打开", now=now)
     return task

@@ -86,6 +86,26 @@ def test_a_worker_escalating_still_tells_the_grid_leader_only(session, world):
     assert kinds(session, world.users["admin_a"]) == []
 
 
+def test_a_resolved_task_tells_the_grid_leader_who_calls_the_resident_back(session, world):
+    """A resolve told nobody: the leader, who makes the return call (回访) and closes the task,
+    learnt of it only by polling the task list."""
+    task = make_task(session, A1, now=T0)
+    worker = scope(session, world, "worker_a1")
+    transition(session, worker, task, "accept", now=T0)
+    transition(session, worker, task, "resolve", note="已修好", now=T0 + timedelta(hours=1))
+    assert kinds(session, world.users["leader_a"]) == ["task_resolved"]
+    assert kinds(session, world.users["worker_a1"]) == ["task_dispatched"]
+
+
+def test_a_leader_resolving_the_task_they_hold_tells_the_admin(session, world):
+    task = make_task(session, A1, now=SATURDAY)  # nobody on duty: the leader holds it
+    leader = scope(session, world, "leader_a")
+    transition(session, leader, task, "accept", now=SATURDAY)
+    transition(session, leader, task, "resolve", note="已处理", now=SATURDAY)
+    assert kinds(session, world.users["leader_a"]) == ["task_dispatched"]
+    assert kinds(session, world.users["admin_a"]) == ["task_resolved"]
+
+
 def test_the_new_assignee_of_a_task_already_warned_is_warned_too(session, world):
     task = make_task(session, A1, now=T0, urgency="danger")  # 2 h, warned at 96 min
     assert tick(session, T0 + timedelta(minutes=96)).warned == 1
