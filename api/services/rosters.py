@@ -835,28 +835,49 @@ def _notify_swaps_cancelled(
     """Tell the two workers of each swap an edit (or a publish) cancelled (not the editor, who
     knows): the notice replaces the request's on their phones (same collapse key)."""
     for swap in swaps:
-        days = sorted(
-            session.scalars(
-                select(Shift.date).where(Shift.id.in_((swap.shift_id, swap.with_shift_id)))
-            )
-        )
-        notify(
+        days = _swap_days(session, swap)
+        _tell_about_swap(
             session,
+            swap,
             [w for w in (swap.requester_id, swap.other_worker_id) if w != scope.user_id],
             "shift_swap_cancelled",
             "Shift swap cancelled",
-            f"The swap of the shifts on {' and '.join(map(str, days))} was cancelled: {why};"
-            " check the roster."
+            f"The swap of the shifts on {days} was cancelled: {why}; check the roster."
             if why
-            else f"One of its shifts (on {' and '.join(map(str, days))}) was changed, so the"
-            " swap was cancelled; check the roster.",
-            data={
-                "swap_id": swap.id,
-                "shift_id": swap.shift_id,
-                "with_shift_id": swap.with_shift_id,
-            },
-            collapse_key=f"swap:{swap.id}",
+            else f"One of its shifts (on {days}) was changed, so the swap was cancelled;"
+            " check the roster.",
         )
+
+
+def _swap_days(session: Session, swap: ShiftSwap) -> str:
+    """The days of a swap's two shifts, in order, for a notice ("2026-11-24 and 2026-11-26")."""
+    days = session.scalars(
+        select(Shift.date).where(Shift.id.in_((swap.shift_id, swap.with_shift_id)))
+    )
+    return " and ".join(map(str, sorted(days)))
+
+
+def _tell_about_swap(
+    session: Session,
+    swap: ShiftSwap,
+    user_ids: list[int],
+    kind: str,
+    title: str,
+    body: str,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """A swap's notice: each replaces the swap's earlier one on the phone (one collapse key)."""
+    notify(
+        session,
+        user_ids,
+        kind,
+        title,
+        body,
+        data={"swap_id": swap.id, "shift_id": swap.shift_id, "with_shift_id": swap.with_shift_id},
+        collapse_key=f"swap:{swap.id}",
+        now=now,
+    )
 
 
 def update_shift(
@@ -1041,14 +1062,13 @@ def request_swap(
     )
     session.add(swap)
     session.flush()
-    notify(
+    _tell_about_swap(
         session,
+        swap,
         [w for w in (other.worker_id, shift.worker_id) if w != scope.user_id],
         "shift_swap_requested",
         "Shift swap requested",
         f"Swap your shift on {other.date} for the one on {shift.date}?",
-        data={"swap_id": swap.id, "shift_id": shift.id, "with_shift_id": other.id},
-        collapse_key=f"swap:{swap.id}",
     )
     return swap
 
@@ -1146,24 +1166,14 @@ def expire_swaps(session: Session, now: datetime) -> list[ShiftSwap]:
         )
     )
     for swap in sorted(expired, key=lambda s: s.id):
-        days = sorted(
-            session.scalars(
-                select(Shift.date).where(Shift.id.in_((swap.shift_id, swap.with_shift_id)))
-            )
-        )
-        notify(
+        _tell_about_swap(
             session,
+            swap,
             [swap.requester_id],
             "shift_swap_expired",
             "Shift swap expired",
-            f"The swap of the shifts on {' and '.join(map(str, days))} was not decided before"
-            " its day passed; the roster stays as it was.",
-            data={
-                "swap_id": swap.id,
-                "shift_id": swap.shift_id,
-                "with_shift_id": swap.with_shift_id,
-            },
-            collapse_key=f"swap:{swap.id}",
+            f"The swap of the shifts on {_swap_days(session, swap)} was not decided before its"
+            " day passed; the roster stays as it was.",
             now=now,
         )
     session.flush()
@@ -1269,15 +1279,14 @@ def reject_swap(
     # Its workers but the one who decided: the other worker of a withdrawn swap, the requester
     # (and the other, when a leader decided) of a rejected one.
     withdrawn = swap.status == "cancelled"
-    notify(
+    _tell_about_swap(
         session,
+        swap,
         [w for w in (swap.requester_id, swap.other_worker_id) if w != scope.user_id],
         "shift_swap_cancelled" if withdrawn else "shift_swap_rejected",
         "Shift swap withdrawn" if withdrawn else "Shift swap rejected",
         f"The swap of the shifts on {shift.date} and "
         f"{session.get(Shift, swap.with_shift_id).date} was "
         f"{'withdrawn' if withdrawn else 'rejected'}; the roster stays as it was.",
-        data={"swap_id": swap.id, "shift_id": swap.shift_id, "with_shift_id": swap.with_shift_id},
-        collapse_key=f"swap:{swap.id}",
     )
     return swap
