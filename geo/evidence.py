@@ -1,7 +1,7 @@
 """Grading of the location evidence of a door-to-door visit: ok, doubtful or suspect, and why."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -22,6 +22,7 @@ __all__ = [
     "EvidenceRules",
     "Grade",
     "grade_visit",
+    "grade_lazily",
     "grade_visits",
 ]
 
@@ -130,6 +131,18 @@ def grade_visits(
     measuring is vectorised over the batch (one call per distinct grid boundary, one per kind
     of distance); only the verdicts are made per visit.
     """
+    return list(grade_lazily(inputs, rules))
+
+
+def grade_lazily(
+    inputs: Sequence[EvidenceInput], rules: EvidenceRules = DEFAULT_RULES
+) -> Iterator[Evidence]:
+    """`grade_visits`, measuring the batch now and making each verdict when it is asked for.
+
+    A caller that streams its rows to the database (the visit ingest) then grades each visit
+    while the database stores the previous ones. Bad inputs are refused here, before any
+    verdict is made.
+    """
     for inp in inputs:
         _require_aware("visited_at", inp.visited_at)
         _require_aware("received_at", inp.received_at)
@@ -137,16 +150,16 @@ def grade_visits(
             if other is not None:
                 _require_aware("a neighbouring visit's time", other[1])
     if not inputs:
-        return []
+        return iter(())
     x, y = _xy([inp.point for inp in inputs])
     to_grid = _grid_distances(inputs, x, y)
     to_home = _distances(x, y, [inp.household_point for inp in inputs])
     to_previous = _distances(x, y, [_neighbour_point(inp.previous) for inp in inputs])
     to_next = _distances(x, y, [_neighbour_point(inp.next) for inp in inputs])
-    return [
+    return (
         _verdict(inp, rules, to_grid[i], to_home[i], to_previous[i], to_next[i])
         for i, inp in enumerate(inputs)
-    ]
+    )
 
 
 def _xy(points: Sequence[BaseGeometry]) -> tuple[np.ndarray, np.ndarray]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from itertools import islice
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
+import psycopg
 import shapely
 from geoalchemy2 import Geometry
 from geoalchemy2.shape import to_shape
@@ -18,7 +20,7 @@ from shapely import union_all
 from shapely.geometry import Point
 from sqlalchemy import Integer, TypeDecorator, func, select, text
 from sqlalchemy import union_all as sql_union_all
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -31,7 +33,7 @@ from api.services.households import _outside, place
 from api.services.ledger import LedgerRow, household_ledger
 from api.services.weeks import LOCAL, parse_week, week_bounds, week_of
 from geo.datum import to_wgs84_many
-from geo.evidence import EvidenceInput, grade_visits
+from geo.evidence import Evidence, EvidenceInput, grade_lazily
 from geo.routing import walking_order
 from geo.validate import GeometryProblem, check_lon_lat
 
@@ -62,7 +64,6 @@ class _Accepted:
     home: Point | None = None  # its location
     point: Point | None = None  # WGS-84, once converted
     relief: bool = False
-    row: dict[str, Any] = field(default_factory=dict)
 
 
 class StoredVisit(SimpleNamespace):
@@ -140,6 +141,9 @@ def ingest_batch(
     # check) and the caller's territory (for the evidence). Whole grids, not just codes and
     # boundaries: the answer's `grid_code` then finds them in the session.
     accepted, grids = _place_and_check(session, scope, pending, results, relief)
+    # Rows go in id order, so two batches racing on overlapping ids lock them in the same
+    # order and cannot deadlock.
+    accepted.sort(key=lambda a: a.id.int)  # UUIDs order by their integer, as PostgreSQL's do
     rows = _build_rows(session, scope, accepted, now, relief, grids)
     created = _insert(session, rows, results, accepted)
     for a in accepted:
@@ -320,17 +324,28 @@ def _build_rows(
     now: datetime,
     relief: dict[date, set[int]],
     grids: dict[int, Grid],
-) -> list[dict]:
-    """Grade every accepted visit and make its row."""
+) -> Iterator[dict]:
+    """The rows of the accepted visits not already stored, in their order, each graded as it
+    is asked for: the insert streams them, so a visit is graded while the database stores the
+    ones before it. The batch is measured (neighbours, distances) before the first row.
+
+    A visit the worker stored before (a replayed sync) is found by the neighbours query, which
+    reads the worker's stored visits over the batch's span: it gets no row. Replays that query
+    cannot see (another worker's id, a time since changed) are left to the insert's conflict
+    handling.
+    """
     if not accepted:
-        return []
+        return iter(())
     needed = set(scope.grid_ids).union(*relief.values())
     boundaries = {g: to_shape(grids[g].boundary) for g in needed if g in grids}
     territory: dict[Any, Any] = {}
 
-    neighbours = _neighbours(session, scope.user_id, accepted)
+    neighbours, stored = _neighbours(session, scope.user_id, accepted)
+    fresh = [
+        (a, around) for a, around in zip(accepted, neighbours, strict=True) if a.id not in stored
+    ]
     inputs = []
-    for a, (previous, following) in zip(accepted, neighbours, strict=True):
+    for a, (previous, following) in fresh:
         d = a.data
         loc = d["location"]
         day = a.day
@@ -355,44 +370,53 @@ def _build_rows(
                 next=following,
             )
         )
-    for a, evidence in zip(accepted, grade_visits(inputs), strict=True):
-        d = a.data
-        loc = d["location"]
-        offset = d["visited_at"].utcoffset() or timedelta(0)
-        a.row = {
-            "id": a.id,
-            "worker_id": scope.user_id,
-            "household_id": a.household.id if a.household is not None else None,
-            "grid_id": a.grid_id,
-            "premises": d.get("premises"),
-            # The instant in UTC: the row travels through orjson, which would write the
-            # offset rounded to the minute (the schema refuses offsets with seconds).
-            "visited_at": d["visited_at"].astimezone(UTC),
-            "utc_offset_minutes": int(offset.total_seconds() // 60),
-            "week": week_of(d["visited_at"]),
-            "location": a.point,  # a shapely point, encoded with the whole batch
-            "accuracy_m": loc.get("accuracy_m"),
-            "datum": loc["datum"],
-            "raw_lon": loc["lon"],
-            "raw_lat": loc["lat"],
-            "provider": loc.get("provider"),
-            "mock": loc.get("mock", False),
-            "outcome": d["outcome"],
-            "notes": d.get("notes", ""),
-            "observations": d.get("observations", {}),
-            "follow_up": d.get("follow_up", False),
-            "follow_up_note": d.get("follow_up_note"),
-            "relief": a.relief,
-            "grade": evidence.grade,
-            "reasons": evidence.reasons,
-            "evidence": evidence.details,
-            "received_at": now,
-        }
-    return [a.row for a in accepted]
+    grades = grade_lazily(inputs)
+    return (
+        _row(a, evidence, scope.user_id, now)
+        for (a, _), evidence in zip(fresh, grades, strict=True)
+    )
 
 
-def _neighbours(session: Session, worker_id: int, accepted: list[_Accepted]) -> list[tuple]:
-    """Each accepted visit's (previous, next) visit of the worker in time, stored or new.
+def _row(a: _Accepted, evidence: Evidence, worker_id: int, now: datetime) -> dict[str, Any]:
+    d = a.data
+    loc = d["location"]
+    offset = d["visited_at"].utcoffset() or timedelta(0)
+    return {
+        "id": a.id,
+        "worker_id": worker_id,
+        "household_id": a.household.id if a.household is not None else None,
+        "grid_id": a.grid_id,
+        "premises": d.get("premises"),
+        # The instant in UTC: the row travels through orjson, which would write the
+        # offset rounded to the minute (the schema refuses offsets with seconds).
+        "visited_at": d["visited_at"].astimezone(UTC),
+        "utc_offset_minutes": int(offset.total_seconds() // 60),
+        "week": week_of(d["visited_at"]),
+        "location": a.point,  # a shapely point
+        "accuracy_m": loc.get("accuracy_m"),
+        "datum": loc["datum"],
+        "raw_lon": loc["lon"],
+        "raw_lat": loc["lat"],
+        "provider": loc.get("provider"),
+        "mock": loc.get("mock", False),
+        "outcome": d["outcome"],
+        "notes": d.get("notes", ""),
+        "observations": d.get("observations", {}),
+        "follow_up": d.get("follow_up", False),
+        "follow_up_note": d.get("follow_up_note"),
+        "relief": a.relief,
+        "grade": evidence.grade,
+        "reasons": evidence.reasons,
+        "evidence": evidence.details,
+        "received_at": now,
+    }
+
+
+def _neighbours(
+    session: Session, worker_id: int, accepted: list[_Accepted]
+) -> tuple[list[tuple], set[uuid.UUID]]:
+    """Each accepted visit's (previous, next) visit of the worker in time, stored or new, and
+    the ids of the worker's stored visits read for it.
 
     For a new visit at time t in [first, last] of the batch, its stored neighbours are among
     the stored visits inside [first, last] and the nearest one on either side of that span.
@@ -434,31 +458,37 @@ def _neighbours(session: Session, worker_id: int, accepted: list[_Accepted]) -> 
                 entries[k - 1][1] if k > 0 else None,
                 entries[k + 1][1] if k < last_k else None,
             )
-    return out
+    return out, {row.id for row in rows}
 
 
 def _insert(
-    session: Session, rows: list[dict], results: list, accepted: list[_Accepted]
+    session: Session, rows: Iterator[dict], results: list, accepted: list[_Accepted]
 ) -> dict[uuid.UUID, StoredVisit]:
-    """INSERT ... ON CONFLICT (id) DO NOTHING; the visits actually inserted by this transaction.
+    """Store the rows (in id order, see `ingest_batch`); the visits this transaction inserted.
 
-    Rows go in id order, so two batches racing on overlapping ids lock them in the same order
-    and cannot deadlock. The whole set is tried in one statement inside a savepoint; should a
-    row still break a constraint (say its household was deleted meanwhile) or hold a value the
-    database refuses (a NUL the schema let through), each row is retried in its own savepoint
-    and only the bad one is rejected.
+    The rows are streamed into one COPY inside a savepoint: PostgreSQL stores each row while
+    the next is graded and encoded. COPY has no ON CONFLICT, so should it be refused (a
+    concurrent twin or an earlier visit holds an id, a household was deleted meanwhile, a
+    value the database refuses), it leaves nothing and the rows go again with
+    `INSERT ... ON CONFLICT (id) DO NOTHING`, which skips the stored ids; should a row still
+    break a rule, each row is retried in its own savepoint and only the bad one is rejected.
     """
-    if not rows:
-        return {}
-    rows = sorted(rows, key=lambda r: r["id"].int)  # UUIDs order by their integer
+    sent: list[dict] = []
     try:
         with session.begin_nested():
-            return _insert_returning(session, rows)
+            _copy(session, _kept(rows, sent))
+        return _stored_visits(session, sent)
+    except (psycopg.IntegrityError, psycopg.DataError) as exc:
+        log.info("COPY of a batch refused (%s); inserting it with ON CONFLICT", type(exc).__name__)
+    sent.extend(rows)  # any the COPY did not reach
+    try:
+        with session.begin_nested():
+            return _insert_returning(session, sent)
     except (IntegrityError, DataError):
         log.warning("a batch row broke a rule of the database; storing the batch row by row")
     by_id = {a.id: a for a in accepted}
     created: dict[uuid.UUID, StoredVisit] = {}
-    for row in rows:
+    for row in sent:
         try:
             with session.begin_nested():
                 created.update(_insert_returning(session, [row]))
@@ -467,6 +497,74 @@ def _insert(
                 row["id"], f"The visit breaks a database rule: {type(exc.orig).__name__}."
             )
     return created
+
+
+def _kept(rows: Iterator[dict], sent: list[dict]) -> Iterator[dict]:
+    for row in rows:
+        sent.append(row)
+        yield row
+
+
+# Rows are encoded for COPY this many at a time (a column at a time, the geometry in one
+# vectorised call) and sent as they are: PostgreSQL stores each chunk while the next is made.
+COPY_CHUNK = 50
+
+
+def _json_text(value: Any) -> str | None:
+    return (
+        None if value is None else orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    )
+
+
+def _text_array(values: list[str] | None) -> str | None:
+    """A text[] literal: every element quoted, its quotes and backslashes escaped."""
+    if values is None:
+        return None
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+def _copy_encoder(type_: Any, dialect: Any) -> Any:
+    """How a column's values (a chunk of them) are written as COPY text; None: as they are."""
+    if isinstance(type_, Geometry):  # hex EWKB, with the column's SRID
+        srid = type_.srid
+        return lambda shapes: shapely.to_wkb(
+            shapely.set_srid(shapes, srid), hex=True, include_srid=True
+        ).tolist()
+    if isinstance(type_, TypeDecorator):  # encryption, say: as an INSERT would apply it
+        bind, then = type_.process_bind_param, _copy_encoder(type_.impl_instance, dialect)
+        if then is None:
+            return lambda values: [bind(v, dialect) for v in values]
+        return lambda values: then([bind(v, dialect) for v in values])
+    if isinstance(type_, JSONB):
+        return lambda values: [_json_text(v) for v in values]
+    if isinstance(type_, ARRAY):
+        return lambda values: [_text_array(v) for v in values]
+    return None
+
+
+def _copy(session: Session, rows: Iterator[dict]) -> None:
+    """COPY the rows into visits on the session's connection, so inside its transaction."""
+    chunk = list(islice(rows, COPY_CHUNK))
+    if not chunk:
+        return
+    connection = session.connection()
+    table = Visit.__table__
+    names = list(chunk[0])
+    encoders = [(name, _copy_encoder(table.c[name].type, connection.dialect)) for name in names]
+    raw = connection.connection.driver_connection
+    sql = f"COPY visits ({', '.join(names)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(sql) as copy:
+        while chunk:
+            columns = [
+                [row[name] for row in chunk]
+                if encode is None
+                else encode([row[name] for row in chunk])
+                for name, encode in encoders
+            ]
+            for record in zip(*columns, strict=True):
+                copy.write_row(record)
+            chunk = list(islice(rows, COPY_CHUNK))
 
 
 def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, StoredVisit]:
@@ -519,12 +617,17 @@ def _insert_returning(session: Session, rows: list[dict]) -> dict[uuid.UUID, Sto
     )
     document = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY).decode()
     inserted = set(session.execute(text(sql), {"rows": document}).scalars().all())
+    return _stored_visits(session, [row for row in rows if row["id"] in inserted])
+
+
+def _stored_visits(session: Session, rows: list[dict]) -> dict[uuid.UUID, StoredVisit]:
+    """The rows inserted, as the answer and the stored-visits hook read them."""
+    if not rows:
+        return {}
     worker = session.get(User, rows[0]["worker_id"])
     grids = {gid: session.get(Grid, gid) for gid in {row["grid_id"] for row in rows}}
     return {
-        row["id"]: StoredVisit(**row, worker=worker, grid=grids[row["grid_id"]])
-        for row in rows
-        if row["id"] in inserted
+        row["id"]: StoredVisit(**row, worker=worker, grid=grids[row["grid_id"]]) for row in rows
     }
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from geoalchemy2.shape import to_shape
 from shapely.geometry import Point
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from api.models import Visit
 from api.services import visits as visit_service
@@ -95,7 +95,7 @@ def test_a_fresh_batch_does_not_look_for_stored_visits(client, world, connection
     finally:
         event.remove(connection, "before_cursor_execute", record)
     assert [r["status"] for r in results.json["results"]] == ["created"] * 3
-    assert any(s.startswith("INSERT INTO visits") for s in statements)
+    assert any("FROM visits" in s for s in statements)  # the listener saw the batch's reads
     # A lookup of stored visits by id, whatever columns it reads (the timeline query reads
     # visits by worker and time, not by id).
     by_id = re.compile(r"\bFROM visits\b.*\bWHERE\b.*\bvisits\.id (= ANY|IN)\b", re.S)
@@ -192,6 +192,75 @@ def test_a_row_the_database_refuses_is_rejected_alone(session, world):
     assert [r["status"] for r in results] == ["created", "rejected"]
     assert "database" in results[1]["reason"]
     assert visit_count(session) == 1
+
+
+def test_a_row_broken_at_the_database_is_rejected_alone_and_the_rest_stored(session, world):
+    """A row PostgreSQL itself refuses while storing the batch (here a check constraint: an
+    outcome the schema would have refused) leaves the rest of the batch stored."""
+    from api.resources.visits.schemas import VisitItemSchema
+    from api.scope import Scope
+
+    loader = VisitItemSchema()
+    loaded = [loader.load(visit_item(home(world, A1, i))) for i in range(3)]
+    loaded[1]["outcome"] = "chatted"
+    items = [visit_service.BatchItem(raw_id=str(d["id"]), data=d) for d in loaded]
+    scope = Scope.for_user(session, world.users["worker_a1"])
+    results = visit_service.ingest_batch(session, scope, items)
+    assert [r["status"] for r in results] == ["created", "rejected", "created"]
+    assert "CheckViolation" in results[1]["reason"]
+    assert visit_count(session) == 2
+
+
+def test_a_batch_holding_another_workers_visit_id_stores_the_rest(client, world, session):
+    """The other worker's visit is refused (as alone, see below) and the batch's new visits
+    are stored beside it."""
+    taken = visit_item(home(world, A1, 0))
+    one(client, world, taken, user="leader_a")
+    batch = [visit_item(home(world, A1, 1)), taken, visit_item(home(world, A1, 2))]
+    results = sync(client, world, batch).json["results"]
+    assert [r["status"] for r in results] == ["created", "rejected", "created"]
+    assert "visit" not in results[1]
+    assert visit_count(session) == 3
+
+
+def test_a_replay_whose_time_changed_on_the_phone_is_a_duplicate_beside_new_visits(
+    client, world, session
+):
+    """A replay is known by its id alone, even when its time moved far from the stored one."""
+    stored = visit_item(home(world, A1, 0), at=datetime.now(UTC) - timedelta(days=3))
+    first = one(client, world, stored)
+    moved = dict(stored, visited_at=datetime.now(UTC).astimezone(LOCAL).isoformat())
+    results = sync(client, world, [moved, visit_item(home(world, A1, 1))]).json["results"]
+    assert [r["status"] for r in results] == ["duplicate", "created"]
+    assert results[0]["visit"] == first["visit"]
+    assert visit_count(session) == 2
+
+
+def test_text_is_stored_exactly_as_sent_whatever_characters_it_holds(client, world):
+    """Backslashes, quotes, tabs and newlines, which the bulk load escapes, come back as sent."""
+    premises = {"building": 'B\\2 "east"', "unit": "1\\", "room": "\\N"}
+    items = [
+        visit_item(home(world, A1, 0), notes='a\\b\tc\nd "e"'),
+        visit_item(lon=centre(A1)[0], lat=centre(A1)[1], premises=premises, notes="\\."),
+    ]
+    items[0]["location"]["provider"] = "net\\gps"
+    results = sync(client, world, items).json["results"]
+    assert [r["status"] for r in results] == ["created", "created"]
+    for result in results:
+        read = client.get(f"/api/v1/visits/{result['id']}", headers=world.auth("worker_a1"))
+        assert read.json == result["visit"]
+    assert results[0]["visit"]["notes"] == 'a\\b\tc\nd "e"'
+    assert results[0]["visit"]["location"]["provider"] == "net\\gps"
+    assert results[1]["visit"]["premises"] == premises
+    assert results[1]["visit"]["notes"] == "\\."
+
+
+@pytest.mark.parametrize(
+    "values", [[], ["ok"], ["a,b", 'say "hi"', "back\\slash", "{braces}", "NULL", " pad "]]
+)
+def test_a_list_of_text_reaches_the_database_as_sent(session, values):
+    literal = visit_service._text_array(values)
+    assert session.scalar(text("SELECT CAST(:v AS text[])"), {"v": literal}) == values
 
 
 def test_items_of_any_shape_are_rejected_alone(client, world, session):
