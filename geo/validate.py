@@ -17,6 +17,7 @@ __all__ = [
     "MAX_VERTICES",
     "GeometryProblem",
     "check_lon_lat",
+    "plainly_in_china",
     "overlap_area_m2",
     "parse_boundary",
     "parse_point",
@@ -53,6 +54,17 @@ def _in_china(lon: float, lat: float) -> bool:
 def _is_number(v: object) -> bool:
     # bool is an int subclass, but true/false in JSON is never a coordinate.
     return isinstance(v, Real) and not isinstance(v, bool)
+
+
+def plainly_in_china(lon: object, lat: object) -> bool:
+    """A pair of floats inside China's box, which `check_lon_lat` always accepts (in range,
+    not swapped): the quick test a batch makes before the full check, per point."""
+    return (
+        type(lon) is float
+        and type(lat) is float
+        and CHINA_LON[0] <= lon <= CHINA_LON[1]
+        and CHINA_LAT[0] <= lat <= CHINA_LAT[1]
+    )
 
 
 def check_lon_lat(lon: object, lat: object, where: str = "") -> tuple[float, float]:

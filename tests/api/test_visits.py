@@ -223,6 +223,44 @@ def test_a_batch_holding_another_workers_visit_id_stores_the_rest(client, world,
     assert visit_count(session) == 3
 
 
+def test_an_answer_made_while_the_rows_store_is_given_back_only_for_the_results_returned(
+    session, world
+):
+    """The batch's answer is made while PostgreSQL ends the COPY, from the results the batch
+    has if it succeeds; when it is refused and the rows go again another way, none is given
+    back and the caller answers the results returned."""
+    from api.resources.visits.schemas import VisitItemSchema
+    from api.scope import Scope
+
+    loader = VisitItemSchema()
+    scope = Scope.for_user(session, world.users["worker_a1"])
+    made = []
+
+    def render(results):
+        made.append([r["status"] for r in results])
+        return "the answer"
+
+    def batch(*items):
+        loaded = [loader.load(item) for item in items]
+        return [visit_service.BatchItem(raw_id=str(d["id"]), data=d) for d in loaded]
+
+    results, answer = visit_service.ingest_and_render(
+        session, scope, batch(visit_item(home(world, A1, 0))), render
+    )
+    assert answer == "the answer" and made == [["created"]]
+    assert [r["status"] for r in results] == ["created"]
+
+    taken = visit_item(home(world, A1, 1))
+    leader = Scope.for_user(session, world.users["leader_a"])
+    visit_service.ingest_batch(session, leader, batch(taken))
+    results, answer = visit_service.ingest_and_render(
+        session, scope, batch(visit_item(home(world, A1, 2)), taken), render
+    )
+    assert answer is None  # the COPY met the leader's visit: made, then dropped
+    assert [r["status"] for r in results] == ["created", "rejected"]
+    assert visit_count(session) == 3
+
+
 def test_a_replay_whose_time_changed_on_the_phone_is_a_duplicate_beside_new_visits(
     client, world, session
 ):

@@ -1,13 +1,21 @@
 """Tests for geo.validate: GeoJSON boundary and point validation, with reasons that say where."""
 
 import math
+import random
 
 import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 
 from geo.measure import area_m2
-from geo.validate import GeometryProblem, overlap_area_m2, parse_boundary, parse_point
+from geo.validate import (
+    GeometryProblem,
+    check_lon_lat,
+    overlap_area_m2,
+    parse_boundary,
+    parse_point,
+    plainly_in_china,
+)
 
 # A 0.01 x 0.01 degree cell by Tiananmen, counter-clockwise, as GeoJSON rings.
 SQUARE = [[116.40, 39.90], [116.41, 39.90], [116.41, 39.91], [116.40, 39.91], [116.40, 39.90]]
@@ -287,3 +295,17 @@ def test_overlap_area_of_neighbours_sharing_an_edge_is_zero():
 
 def test_overlap_area_with_empty_geometry_is_zero():
     assert overlap_area_m2(box(116.40, 39.90, 116.41, 39.91), shapely.Polygon()) == 0
+
+
+def test_a_pair_plainly_in_china_is_one_the_full_check_accepts():
+    """The batch's quick test never lets through what `check_lon_lat` refuses."""
+    rng = random.Random(7)
+    pairs = [(rng.uniform(-200, 200), rng.uniform(-100, 100)) for _ in range(20_000)]
+    pairs += [(116.4, 39.9), (73.0, 3.0), (136.0, 54.0), (39.9, 116.4), (math.nan, 39.9)]
+    quick = [p for p in pairs if plainly_in_china(*p)]
+    assert len(quick) > 100
+    for lon, lat in quick:
+        assert check_lon_lat(lon, lat) == (lon, lat)
+    assert not plainly_in_china(39.9, 116.4)  # swapped: left to the full check
+    assert not plainly_in_china(116, 39.9)  # an integer: left to the full check
+    assert not plainly_in_china(math.nan, 39.9)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, request
+from flask import Response, current_app, jsonify, request
 from flask.views import MethodView
 
 from api import privacy
@@ -48,9 +48,17 @@ class VisitBatch(MethodView):
         `duplicate` (already stored: the stored visit is returned, nothing changes) or
         `rejected` with the reason. Accepted visits are committed before the answer.
         """
-        results = visits.ingest_batch(db.session, current_scope(), items)
+        results, answer = visits.ingest_and_render(
+            db.session, current_scope(), items, _render_batch_answer
+        )
         db.session.commit()
-        return {"results": results}
+        return answer if answer is not None else {"results": results}
+
+
+def _render_batch_answer(results: list[dict]) -> Response:
+    """The batch's answer as `blp.response` makes it, made while the database stores the rows
+    (see `visits.ingest_and_render`)."""
+    return jsonify(VisitBatchResultSchema().dump({"results": results}))
 
 
 @blp.route("/visits")
