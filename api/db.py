@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
+import psycopg
 from flask import Flask, g, has_request_context, request
 from sqlalchemy import (
     ColumnElement,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -45,6 +47,18 @@ def set_local(session: Session, **settings: str) -> None:
     for k, (name, value) in enumerate(settings.items()):
         params[f"name_{k}"], params[f"value_{k}"] = name, value
     session.execute(text(f"SELECT {calls}"), params)
+
+
+@contextmanager
+def driver_errors(statement: str) -> Iterator[None]:
+    """Raise psycopg's errors, from code that talks to it directly (a COPY), as the engine
+    would have: as SQLAlchemy's. The error handlers know only those: a connection lost under
+    a COPY is then an outage (503, retry), not a bug (500), and a refused row an IntegrityError
+    or DataError like any other."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
 
 
 def is_any_of(column, name: str, values: Iterable, item_type) -> ColumnElement[bool]:

@@ -13,7 +13,7 @@ from sqlalchemy import TypeDecorator, func, select, text
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.db import set_local
+from api.db import driver_errors, set_local
 from api.models import Grid, Household
 from api.scope import Scope
 from api.services import audit
@@ -456,7 +456,7 @@ def _copy_households(session: Session, records: list[dict[str, Any]]) -> list[in
     }
     raw = connection.connection.driver_connection
     sql = f"COPY households (id, {', '.join(COPY_COLUMNS)}) FROM STDIN"
-    with raw.cursor() as cursor, cursor.copy(sql) as copy:
+    with driver_errors(sql), raw.cursor() as cursor, cursor.copy(sql) as copy:
         for household_id, r in zip(ids, records, strict=True):
             values = {**r, "location": f"SRID=4326;POINT({r['lon']!r} {r['lat']!r})"}
             for name, type_ in decorated.items():

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import orjson
-import psycopg
 import shapely
 from geoalchemy2 import Geometry
 from geoalchemy2.shape import to_shape
@@ -27,7 +26,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from api import clock, errors
-from api.db import is_any_of
+from api.db import driver_errors, is_any_of
 from api.models import Grid, Household, User, Visit
 from api.scope import Scope
 from api.services.geometry import to_shapes
@@ -549,8 +548,9 @@ def _insert(
         with session.begin_nested():
             _copy(session, _kept(rows, sent), lambda: meanwhile(sent))
         return _stored_visits(sent, *owners), True
-    except (psycopg.IntegrityError, psycopg.DataError) as exc:
-        log.info("COPY of a batch refused (%s); inserting it with ON CONFLICT", type(exc).__name__)
+    except (IntegrityError, DataError) as exc:
+        refusal = type(exc.orig).__name__
+        log.info("COPY of a batch refused (%s); inserting it with ON CONFLICT", refusal)
     sent.extend(rows)  # any the COPY did not reach
     try:
         with session.begin_nested():
@@ -634,7 +634,7 @@ def _copy(
     encoders = [(name, _copy_encoder(table.c[name].type, connection.dialect)) for name in names]
     raw = connection.connection.driver_connection
     sql = f"COPY visits ({', '.join(names)}) FROM STDIN"
-    with ExitStack() as stack:
+    with driver_errors(sql), ExitStack() as stack:
         cursor = stack.enter_context(raw.cursor())
         copy = stack.enter_context(cursor.copy(sql))
         while chunk:
@@ -649,10 +649,11 @@ def _copy(
             chunk = list(islice(rows, COPY_CHUNK))
         # Every row sent (a failure before this point ended the COPY with it, above).
         end = stack.pop_all()
-    if meanwhile is None:
-        end.close()
-    else:
-        _while_waiting(end.close, meanwhile)
+    with driver_errors(sql):
+        if meanwhile is None:
+            end.close()
+        else:
+            _while_waiting(end.close, meanwhile)
 
 
 def _while_waiting(wait: Callable[[], None], work: Callable[[], None]) -> None:

@@ -160,3 +160,33 @@ def test_concurrent_replays_of_one_batch_store_each_visit_once(live):
     for statuses in by_id.values():
         assert sorted(statuses) == ["created", "duplicate", "duplicate", "duplicate"]
     assert stored(live, by_id) == 25
+
+
+def test_a_connection_lost_while_the_batch_stores_is_a_503_and_the_retry_stores_it(live):
+    """The rows go by COPY, on the driver directly: a connection lost under it still reaches
+    the error handlers as the engine's own error, a 503 the phone retries (never a 500), and
+    nothing of the batch is kept until the retry stores it whole."""
+    from api.extensions import db
+
+    items = [visit_item(live.households[i]) for i in range(3)]
+    with db.engine.connect() as blocker:
+        # The COPY's statement trigger writes the week's report rows: held here, the COPY
+        # cannot end, and its connection is cut while it waits.
+        blocker.execute(text("LOCK TABLE report_grid_weeks IN EXCLUSIVE MODE"))
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(post, live, items)
+            wait_for_lock_wait(live)
+            blocker.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            blocker.rollback()
+            response = answer.result(timeout=30)
+    assert response.status_code == 503, response.json
+    assert stored(live, [i["id"] for i in items]) == 0
+    retry = post(live, items)
+    assert retry.status_code == 200
+    assert [r["status"] for r in retry.json["results"]] == ["created"] * 3
+    assert stored(live, [i["id"] for i in items]) == 3
