@@ -1149,8 +1149,10 @@ def read_swap(session: Session, scope: Scope, swap_id: int, *, now: datetime) ->
 
 def expire_swaps(session: Session, now: datetime) -> list[ShiftSwap]:
     """Mark `expired` every open swap one of whose shifts is of a day before today (Asia/
-    Shanghai, at `now`), and tell each requester; return them. Idempotent: the periodic tick
-    (the push worker's, `gridwork rosters tick`) runs it.
+    Shanghai, at `now`), and tell its two workers (and whoever asked for it on their behalf);
+    return them. The worker asked holds the request's notice: the expiry replaces it (the
+    swap's collapse key). Idempotent: the periodic tick (the push worker's, `gridwork rosters
+    tick`) runs it.
 
     One UPDATE of the open swaps only (`ix_shift_swaps_open`): an accept or reject racing it
     holds the swap's row, and the UPDATE re-reads the row's status once it is free, so a swap
@@ -1166,10 +1168,11 @@ def expire_swaps(session: Session, now: datetime) -> list[ShiftSwap]:
         )
     )
     for swap in sorted(expired, key=lambda s: s.id):
+        told = {swap.requester_id, swap.other_worker_id, swap.requested_by_id} - {None}
         _tell_about_swap(
             session,
             swap,
-            [swap.requester_id],
+            sorted(told),
             "shift_swap_expired",
             "Shift swap expired",
             f"The swap of the shifts on {_swap_days(session, swap)} was not decided before its"

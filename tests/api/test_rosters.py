@@ -1726,9 +1726,11 @@ def open_swap_on(client, c, day):
     return a, b, swap
 
 
-def test_the_tick_expires_a_swap_whose_day_passed_and_tells_the_requester(
+def test_the_tick_expires_a_swap_whose_day_passed_and_tells_both_workers(
     client, session, community
 ):
+    """The worker asked holds the request's notice: the expiry replaces it (one collapse key),
+    so nobody tries to accept a swap that is gone."""
     c = community
     a, b, swap = open_swap_on(client, c, TUE)
     assert roster_service.expire_swaps(session, beijing(TUE, 23)) == []  # its day: still open
@@ -1739,10 +1741,23 @@ def test_the_tick_expires_a_swap_whose_day_passed_and_tells_the_requester(
     notices = session.scalars(
         select(Notification).where(Notification.kind == "shift_swap_expired")
     ).all()
-    assert [(n.user_id, n.data["swap_id"], n.collapse_key) for n in notices] == [
-        (a["worker_id"], str(swap["id"]), f"swap:{swap['id']}")
-    ]
+    assert sorted((n.user_id, n.data["swap_id"], n.collapse_key) for n in notices) == sorted(
+        (worker, str(swap["id"]), f"swap:{swap['id']}")
+        for worker in (a["worker_id"], b["worker_id"])
+    )
     assert roster_service.expire_swaps(session, beijing(THU)) == []  # once only
+
+
+def test_a_swap_a_leader_asked_for_tells_the_leader_too_when_it_expires(client, session, community):
+    c = community
+    a, b = workers_pair(published_week(client, c), c, day=TUE)
+    swap = request_swap(client, c, a, b, who=c.leader).get_json()
+    roster_service.expire_swaps(session, beijing(WED, 0))
+    told = session.scalars(
+        select(Notification.user_id).where(Notification.kind == "shift_swap_expired")
+    ).all()
+    assert sorted(told) == sorted({a["worker_id"], b["worker_id"], c.leader.id})
+    assert session.get(ShiftSwap, swap["id"]).status == "expired"
 
 
 def test_the_tick_leaves_open_a_swap_whose_days_are_ahead(client, session, community):
