@@ -193,7 +193,7 @@ def mount_ceiling(app) -> str:
         items = orjson.loads(request.get_data())["visits"]
         session = db.session
         homes = {item["household_id"] for item in items}
-        grid_of = dict(session.execute(GRIDS_OF, {"ids": list(homes)}).tuples().all())
+        grid_of = dict(session.execute(GRIDS_OF, {"ids": list(homes)}).all())
         shapes = points([[i["location"]["lon"], i["location"]["lat"]] for i in items])
         rows = []
         for item, shape in zip(items, shapes, strict=True):
