@@ -126,7 +126,7 @@ def ingest_and_render(
     """`ingest_batch`, and `render(results)` made while PostgreSQL finishes storing the rows.
 
     Once the last row is sent, PostgreSQL still runs the statement's triggers (the report's
-    aggregates, the households' last visit): a fifth of a 500-visit batch. The caller's answer
+    aggregates, the households' last visit): about a quarter of a 500-visit batch. The caller's answer
     is made in that time, from the results the batch has if the rows are stored, and given
     back only if they were (else None: the rows went again another way; render the results
     returned). Nothing made in that time reads the database.
