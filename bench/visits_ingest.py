@@ -4,7 +4,7 @@
 
 Both paths run in the same process against the same database: the API path posts batches to
 `POST /api/v1/visits/batch` through Flask's test client (JWT, per-item validation, datum
-conversion, scope incl. relief shifts, evidence with neighbours, ON CONFLICT insert, commit,
+conversion, scope incl. relief shifts, evidence with neighbours, the streamed COPY, commit,
 full per-item answer); after each batch the baseline inserts the very same rows (as the API
 stored them: ciphertext, EWKB, new ids) with one raw statement, `INSERT INTO visits SELECT *
 FROM jsonb_populate_recordset(NULL::visits, $1)`, and a commit: nothing but PostgreSQL's own
