@@ -29,7 +29,6 @@ from api import clock, errors
 from api.db import driver_errors, is_any_of
 from api.models import Grid, Household, User, Visit
 from api.scope import Scope
-from api.services.geometry import to_shapes
 from api.services.households import _outside, place
 from api.services.ledger import LedgerRow, household_ledger
 from api.services.weeks import LOCAL, parse_week, week_bounds, week_of
@@ -126,10 +125,10 @@ def ingest_and_render(
     """`ingest_batch`, and `render(results)` made while PostgreSQL finishes storing the rows.
 
     Once the last row is sent, PostgreSQL still runs the statement's triggers (the report's
-    aggregates, the households' last visit): about a quarter of a 500-visit batch. The caller's answer
-    is made in that time, from the results the batch has if the rows are stored, and given
-    back only if they were (else None: the rows went again another way; render the results
-    returned). Nothing made in that time reads the database.
+    aggregates, the households' last visit): about a quarter of a 500-visit batch. The
+    caller's answer is made in that time, from the results the batch has if the rows are
+    stored, and given back only if they were (else None: the rows went again another way;
+    render the results returned). Nothing made in that time reads the database.
     """
     scope.require_visit_recorder()
     if len(items) > MAX_BATCH:
@@ -487,7 +486,13 @@ def _neighbours(
     """
     first = min(a.data["visited_at"] for a in accepted)
     last = max(a.data["visited_at"] for a in accepted)
-    cols = (Visit.id, Visit.visited_at, Visit.location, Visit.accuracy_m)
+    cols = (
+        Visit.id,
+        Visit.visited_at,
+        func.ST_X(Visit.location).label("lon"),  # two numbers, not a WKB element per visit
+        func.ST_Y(Visit.location).label("lat"),
+        Visit.accuracy_m,
+    )
     mine = Visit.worker_id == worker_id
     inside = select(*cols).where(mine, Visit.visited_at.between(first, last))
     before = (
@@ -498,11 +503,10 @@ def _neighbours(
     rows = list(session.execute(around))
     # (sort key, the neighbour as grading takes it, the position in `accepted` or None).
     # UUIDs order as their text does; a timestamp orders as the aware time, faster.
+    shapes = shapely.points([(r.lon, r.lat) for r in rows]) if rows else []
     entries = [
         ((at.timestamp(), vid), (shape, at, accuracy), None)
-        for (vid, at, _, accuracy), shape in zip(
-            rows, to_shapes(r.location for r in rows), strict=True
-        )
+        for (vid, at, _, _, accuracy), shape in zip(rows, shapes, strict=True)
     ]
     entries += [
         (
