@@ -83,6 +83,13 @@ class Scope:
             return or_(Task.grid_id.in_(self.grid_ids), mine) if self.grid_ids else mine
         return Task.grid_id.in_(select(Grid.id).where(self.grids()))
 
+    def sees_task(self, session: Session, task_id: int | None) -> bool:
+        """Whether this user may see the task: what a link to another task may name (a
+        re-dispatched ticket's tasks, a 409 on a repeated ticket)."""
+        if task_id is None:
+            return False
+        return session.scalar(select(Task.id).where(Task.id == task_id, self.tasks())) is not None
+
     def leads_grid(self, grid: Grid) -> bool:
         """The grid's leader, or the admin of its community: who reassigns, closes, reopens."""
         if self.role == "community_admin":

@@ -19,6 +19,7 @@ NOTIFICATION_KINDS = (
     "task_escalated",
     "task_unassigned",
     "task_resolved",
+    "task_transferred",
     "task_updated",
     "roster_published",
     "roster_changed",

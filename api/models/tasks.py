@@ -36,6 +36,9 @@ TASK_STATUSES = (
     "returned",
     "escalated",
     "reopened",
+    # The hotline re-dispatched (改派) the ticket to another community while this task was
+    # open: it ends here, and the ticket lives on in the task `transferred_to_id`.
+    "transferred",
 )
 SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
 
@@ -54,8 +57,10 @@ class Task(Base):
             "satisfaction IS NULL OR " + _in("satisfaction", SATISFACTION),
             name="satisfaction_valid",
         ),
-        # A hotline ticket becomes one task, however often it is sent.
-        UniqueConstraint("source", "external_id", name="uq_tasks_source_external_id"),
+        # A ticket's tasks form a chain: one holds it (the partial unique index below), and
+        # at most one task was transferred from each task.
+        UniqueConstraint("transferred_from_id", name="uq_tasks_transferred_from_id"),
+        UniqueConstraint("transferred_to_id", name="uq_tasks_transferred_to_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -90,6 +95,11 @@ class Task(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     satisfaction: Mapped[str | None] = mapped_column(String(20))
+    # A re-dispatched hotline ticket (改派): the task it came from, the task it went on to, and
+    # when it went (set also when the task had been resolved, whose status then stays).
+    transferred_from_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
+    transferred_to_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
+    transferred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     grid = relationship("Grid")
     household = relationship("Household")
@@ -109,6 +119,15 @@ Index(
     postgresql_where=Task.location.is_(None),
 )
 Index("ix_tasks_created_at", Task.created_at)
+# A hotline ticket is held by one task at a time, however often it is sent: the one not
+# passed on (`transferred_at`) to another community. Also how a ticket's holder is found.
+Index(
+    "uq_tasks_source_external_id",
+    Task.source,
+    Task.external_id,
+    unique=True,
+    postgresql_where=Task.transferred_at.is_(None),
+)
 
 
 class TaskEvent(Base):

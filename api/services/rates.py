@@ -21,6 +21,9 @@ class Rates:
     - response: first contact made within the first-contact deadline, of tasks opened;
     - resolution: resolved (resolved, called back or closed), of tasks opened;
     - satisfaction: satisfied or basically satisfied, of tasks whose resident was called back.
+
+    A task `transferred` (its ticket re-dispatched to another community while open) is not
+    counted at all; one resolved before the re-dispatch counts as it stood.
     """
 
     opened: int
@@ -92,7 +95,11 @@ def three_rates(
         func.sum(case((Task.satisfaction.in_(("satisfied", "basically_satisfied")), 1), else_=0)),
     ]
     stmt = select(Task.grid_id if group_by_grid else None, *columns).where(
-        Task.created_at >= start, Task.created_at < end
+        Task.created_at >= start,
+        Task.created_at < end,
+        # A ticket the hotline re-dispatched (改派) before it was done was not this grid's: it
+        # counts for the community it went to, once, as the task opened there.
+        Task.status != "transferred",
     )
     if grid_ids is not None:
         stmt = stmt.where(Task.grid_id.in_(list(grid_ids)))

@@ -34,6 +34,9 @@ OPEN_STATUSES = (
     "reopened",
 )
 DONE_STATUSES = ("resolved", "callback", "closed")
+# Ended without being done: the hotline re-dispatched the ticket to another community.
+TRANSFERRED = "transferred"
+ENDED_STATUSES = (*DONE_STATUSES, TRANSFERRED)
 # Held by the assignee: warned of the deadline. Not `returned` (given back to the leader as a
 # wrong dispatch) nor `new` / `escalated` (with the leader to place).
 HELD_STATUSES = ("dispatched", "accepted", "in_progress", "reopened")
@@ -78,6 +81,15 @@ def allowed_actions(status: str) -> list[str]:
     return actions + (["assign"] if status in REASSIGNABLE else [])
 
 
+def task_actions(task: Task) -> list[str]:
+    """The actions legal on this task: those of its status, less a reopening of a ticket the
+    hotline has sent on to another community (the ticket is theirs now)."""
+    actions = allowed_actions(task.status)
+    if task.transferred_to_id is not None:
+        actions = [a for a in actions if a != "reopen"]
+    return actions
+
+
 # --- deadlines -------------------------------------------------------------------------------
 def task_settings(session: Session, grid: Grid) -> dict[str, Any]:
     community = session.get(Community, grid.community_code)
@@ -105,11 +117,11 @@ def deadlines(settings: dict[str, Any], type_: str, urgency: str) -> tuple[timed
 
 
 def is_overdue(task: Task, now: datetime) -> bool:
-    return task.status not in DONE_STATUSES and task.due_at < now
+    return task.status not in ENDED_STATUSES and task.due_at < now
 
 
 def overdue_clause(now: datetime):
-    return and_(Task.status.not_in(DONE_STATUSES), Task.due_at < now)
+    return and_(Task.status.not_in(ENDED_STATUSES), Task.due_at < now)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -185,9 +197,10 @@ def create_task(
     placed by the caller at a point already checked and stored (a premises visit's follow-up
     stands at the visit's point), taken as it is: nothing about it can be refused here.
 
-    A hotline ticket already received (same external_id) is a 409 naming the existing task,
-    once the caller is known to be allowed to open a task there: a ticket number alone tells
-    nobody which tasks exist elsewhere.
+    A hotline ticket already received (same external_id) by the same community is a 409
+    naming the existing task if the caller can see it, once the caller is known to be allowed
+    to open a task there: a ticket number alone tells nobody which tasks exist elsewhere. A
+    ticket whose task is in another community is a re-dispatch (改派): see `_ticket_holder`.
     """
     source = data["source"]
     type_ = data.get("type") or "help"
@@ -226,14 +239,7 @@ def create_task(
         raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
     if scope is not None:
         scope.require_task_creator(grid)
-    if external_id:
-        existing = session.scalar(
-            select(Task.id).where(Task.source == source, Task.external_id == external_id)
-        )
-        if existing is not None:
-            raise errors.Conflict(
-                f"Ticket {external_id} is already task {existing}.", task_id=existing
-            )
+    previous = _ticket_holder(session, scope, source, external_id, grid) if external_id else None
     resolve_in, contact_in = deadlines(task_settings(session, grid), type_, data["urgency"])
     task = Task(
         source=source,
@@ -253,22 +259,32 @@ def create_task(
         updated_at=now,
         due_at=now + resolve_in,
         first_contact_due_at=now + contact_in,
+        transferred_from_id=previous.id if previous is not None else None,
     )
+    if previous is not None:
+        # Passed on before the new task is written: one task holds a ticket at a time.
+        previous.transferred_at = now
+        session.flush()
     try:
         with session.begin_nested():
             session.add(task)
             session.flush()
     except IntegrityError as exc:  # the same ticket sent twice at once
+        if not external_id:
+            raise
         # The twin has committed (the insert waited for it): a new statement sees it, and the
-        # 409 names it as the check above does, so a retrying client finds the task.
-        twin = external_id and session.scalar(
-            select(Task.id).where(Task.source == source, Task.external_id == external_id)
-        )
-        if twin:
-            raise errors.Conflict(
-                f"Ticket {external_id} is already task {twin}.", task_id=twin
-            ) from exc
-        raise errors.Conflict(f"Ticket {external_id} is already a task.") from exc
+        # ticket is decided again as the check above does: a 409 when this community holds it
+        # (naming the task if the caller can see it, so a retrying client finds it). A twin
+        # that went to another community at the same moment is not resolved here: the caller
+        # sends the ticket again, and it is then a re-dispatch.
+        holder = _current_task(session, source, external_id)
+        if holder is not None and _same_community(session, holder, grid):
+            raise _repeat(session, scope, external_id, holder) from exc
+        raise errors.Conflict(
+            f"Ticket {external_id} was received elsewhere at the same moment; send it again."
+        ) from exc
+    if previous is not None:
+        _transfer(session, previous, task, now)
     # A visit's follow-up note is the task's description, shown only to roles that read
     # visit notes (TaskSchema); the event does not repeat it.
     opened = "" if source == "visit" else data.get("description") or ""
@@ -284,6 +300,88 @@ def create_task(
         _notify_task(session, task, above, "task_unassigned", "新任务待分派", now=now)
     session.flush()
     return task
+
+
+# --- a re-dispatched hotline ticket (改派) -----------------------------------------------------
+def _current_task(session: Session, source: str, external_id: str) -> Task | None:
+    """The task holding a ticket now: the last of its chain, not passed on (one at most: the
+    partial unique index `uq_tasks_source_external_id`, which this reads)."""
+    return session.scalar(
+        select(Task).where(
+            Task.source == source,
+            Task.external_id == external_id,
+            Task.transferred_at.is_(None),
+        )
+    )
+
+
+def _same_community(session: Session, task: Task, grid: Grid) -> bool:
+    holder_grid = session.get(Grid, task.grid_id)
+    return holder_grid is not None and holder_grid.community_code == grid.community_code
+
+
+def _repeat(session: Session, scope: Scope | None, external_id: str, task: Task) -> errors.Conflict:
+    """A ticket this community holds already: a 409 naming its task only to one who sees it."""
+    if scope is None or scope.sees_task(session, task.id):
+        return errors.Conflict(f"Ticket {external_id} is already task {task.id}.", task_id=task.id)
+    return errors.Conflict(f"Ticket {external_id} is already a task of this community.")
+
+
+def _ticket_holder(
+    session: Session, scope: Scope | None, source: str, external_id: str, grid: Grid
+) -> Task | None:
+    """The task a ticket received again comes from, locked; None for a ticket new here.
+
+    Its holder in the same community: a repeat (409). In another community: the hotline has
+    re-dispatched the ticket here (改派; only the hotline does, other sources stay a 409), and
+    the holder, locked `FOR UPDATE`, is returned to be transferred. A re-dispatch sent twice
+    at once: the second waits on that lock, then finds the holder transferred and follows the
+    chain to the task the first made, in its own community: a repeat.
+    """
+    while True:
+        current = _current_task(session, source, external_id)
+        if current is None:
+            return None
+        holder = session.scalar(
+            select(Task)
+            .where(Task.id == current.id)
+            .with_for_update(of=Task)
+            .execution_options(populate_existing=True)
+        )
+        if holder is None or holder.transferred_at is not None:
+            continue  # transferred while we waited: follow the chain
+        if source != "hotline" or _same_community(session, holder, grid):
+            raise _repeat(session, scope, external_id, holder)
+        return holder
+
+
+def _transfer(session: Session, previous: Task, task: Task, now: datetime) -> None:
+    """Link the ticket's earlier task to its next one; an earlier task still open ends as
+    transferred and its assignee and overseers are told (one resolved keeps its status and
+    its rates: the work was done)."""
+    previous.transferred_to_id = task.id
+    before = previous.status
+    if before in OPEN_STATUSES:
+        previous.status = TRANSFERRED
+        previous.updated_at = now
+    # A system step (the hotline's): the actor, a user of the other community, is not named.
+    _event(previous, "transfer", before, previous.status, None, now, note="12345 改派至其他社区")
+    session.flush()
+    if before in OPEN_STATUSES:
+        grid = session.get(Grid, previous.grid_id)
+        told = [
+            previous.assignee_id,
+            *overseers(session, grid, now=now, besides=(previous.assignee_id,)),
+        ]
+        _notify_task(
+            session,
+            previous,
+            list(dict.fromkeys(told)),
+            "task_transferred",
+            "工单已改派至其他社区",
+            urgent=False,
+            now=now,
+        )
 
 
 def _sees_household(session: Session, scope: Scope, household: Household) -> bool:
@@ -398,7 +496,7 @@ def reassign(
         raise errors.Conflict(
             f"A task that is {task.status} cannot be reassigned.",
             status_now=task.status,
-            allowed=allowed_actions(task.status),
+            allowed=task_actions(task),
         )
     assignee = session.get(User, assignee_id)
     if (
@@ -442,12 +540,13 @@ def transition(
 ) -> Task:
     rules = TRANSITIONS[action]
     rule = rules.get(task.status)
-    if rule is None:
+    if rule is None or action not in task_actions(task):
+        why = " (its ticket went on to another community)" if rule is not None else ""
         raise errors.Conflict(
-            f"Cannot {action} a task that is {task.status}; allowed: "
-            f"{', '.join(allowed_actions(task.status)) or 'nothing'}.",
+            f"Cannot {action} a task that is {task.status}{why}; allowed: "
+            f"{', '.join(task_actions(task)) or 'nothing'}.",
             state=task.status,
-            allowed=allowed_actions(task.status),
+            allowed=task_actions(task),
         )
     grid = session.get(Grid, task.grid_id)
     if rule.by == ASSIGNEE:

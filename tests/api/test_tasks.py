@@ -12,7 +12,7 @@ from tests.factories import A1, A2, B1, A, centre, make_task
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
 STATUSES = (
     "new", "dispatched", "accepted", "in_progress", "resolved",
-    "callback", "closed", "returned", "escalated", "reopened",
+    "callback", "closed", "returned", "escalated", "reopened", "transferred",
 )  # fmt: skip
 
 

@@ -57,3 +57,63 @@ def test_a_ticket_received_while_its_twin_commits_is_a_conflict_naming_the_twin(
             db.engine.dispose()
     assert (answer.status_code, count) == (409, 1)
     assert answer.json["task_id"] == twin_id
+
+
+OTHER = "110109009003"
+REDISPATCHED = "12345-RACE-2"
+
+
+def test_a_redispatch_sent_twice_at_once_makes_one_task_and_a_conflict_naming_it(
+    own_database_url,
+):
+    """Both requests find the first community's task open; the second waits for the first to
+    transfer it (the row lock), then finds the ticket held by its own community: a repeat."""
+    from api.extensions import db
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        make_grid(session, COMMUNITY + "002", box(116.42, 39.72, 116.43, 39.73))
+        make_grid(session, OTHER + "001", box(116.43, 39.72, 116.44, 39.73))
+        first = make_user(
+            session, f"tk_{uuid.uuid4().hex[:8]}", "community_admin", community=COMMUNITY
+        )
+        second = make_user(
+            session, f"tk_{uuid.uuid4().hex[:8]}", "community_admin", community=OTHER
+        )
+        first_headers, second_headers = bearer(first), bearer(second)
+
+    def body(lon):
+        return {
+            "source": "hotline", "type": "complaint", "external_id": REDISPATCHED,
+            "title": "噪音扰民", "location": {"lon": lon, "lat": 39.725},
+        }  # fmt: skip
+
+    def redispatch():
+        with app.test_client() as client:
+            return client.post("/api/v1/tasks", json=body(116.435), headers=second_headers)
+
+    hold = "SELECT id FROM tasks WHERE external_id = :ticket FOR UPDATE"
+    try:
+        with app.app_context(), app.test_client() as client:
+            opened = client.post("/api/v1/tasks", json=body(116.425), headers=first_headers)
+            assert opened.status_code == 201, opened.json
+            answers = races.race(db.engine, hold, {"ticket": REDISPATCHED}, redispatch, redispatch)
+            with db.new_session() as session:
+                rows = session.execute(
+                    text(
+                        "SELECT id, status, transferred_from_id FROM tasks"
+                        " WHERE external_id = :t ORDER BY id"
+                    ),
+                    {"t": REDISPATCHED},
+                ).all()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    created = [a for a in answers if a.status_code == 201]
+    repeated = [a for a in answers if a.status_code == 409]
+    assert (len(created), len(repeated)) == (1, 1), [a.json for a in answers]
+    assert repeated[0].json["task_id"] == created[0].json["id"]
+    assert [(status, source) for _, status, source in rows] == [
+        ("transferred", None),
+        ("new", opened.json["id"]),
+    ]

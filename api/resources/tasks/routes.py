@@ -55,7 +55,9 @@ class Tasks(MethodView):
 
         The grid is found from the household or the location; the task goes to the grid's
         worker on duty, else the reliever or B-post worker, else the grid leader. A hotline
-        ticket already received is a 409 naming the existing task (`task_id`).
+        ticket its community already holds is a 409 (naming the existing task,
+        `task_id`, if you can see it); one another community holds is a re-dispatch
+        (改派): a new task here, the other passed on as `transferred`.
         """
         scope = current_scope()
         task = tasks.create_task(db.session, scope, data, actor_id=scope.user_id, now=_now())

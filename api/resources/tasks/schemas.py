@@ -5,12 +5,13 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api import privacy
+from api.auth import current_scope
 from api.clock import now
-from api.extensions import Schema
+from api.extensions import Schema, db
 from api.models.tasks import HOTLINE_TYPES, SATISFACTION, TASK_SOURCES, TASK_STATUSES, URGENCIES
 from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
-from api.services.tasks import ACTIONS, allowed_actions, is_overdue
+from api.services.tasks import ACTIONS, is_overdue, task_actions
 from api.services.users import USER_ID_PATTERN
 from api.services.weeks import LOCAL
 
@@ -29,6 +30,13 @@ def _track(element) -> dict | None:
         return None
     lon, lat = privacy.track_point(*point_lonlat(element))
     return {"lon": lon, "lat": lat}
+
+
+def _seen(task_id: int | None) -> int | None:
+    """A linked task's id, for one who may see that task (it is in another community)."""
+    if task_id is None or not current_scope().sees_task(db.session, task_id):
+        return None
+    return task_id
 
 
 def _task_location(task) -> dict | None:
@@ -153,8 +161,30 @@ class TaskSchema(Schema):
         lambda t: is_overdue(t, now()),
         metadata={"description": "Not resolved and past its deadline"},
     )
+    transferred_from_id = ma.fields.Function(
+        lambda t: _seen(t.transferred_from_id),
+        allow_none=True,
+        metadata={
+            "type": "integer",
+            "description": "The task of another community this hotline ticket was re-dispatched "
+            "(改派) from; null if none or if it is not yours to see",
+        },
+    )
+    transferred_to_id = ma.fields.Function(
+        lambda t: _seen(t.transferred_to_id),
+        allow_none=True,
+        metadata={
+            "type": "integer",
+            "description": "The task of another community this hotline ticket was re-dispatched "
+            "to; null if none or if it is not yours to see",
+        },
+    )
+    transferred_at = ma.fields.DateTime(
+        allow_none=True,
+        metadata={"description": "When the hotline re-dispatched this task's ticket onwards"},
+    )
     allowed_actions = ma.fields.Function(
-        lambda t: allowed_actions(t.status),
+        task_actions,
         metadata={"description": "Actions legal from the current status"},
     )
 

@@ -1,0 +1,308 @@
+"""A 12345 ticket re-dispatched (改派) to another community: a new task there, the old one
+transferred, a true repeat still a 409, and no 409 naming a task its caller cannot see."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from api.models import Notification, Task
+from tests.factories import A1, A2, B1, A, B, centre
+
+T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
+TICKET = "12345-RD-0001"
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(app):
+    app.config["FIXED_NOW"] = T0
+
+
+def ticket(grid: str, **fields) -> dict:
+    lon, lat = centre(grid)
+    return {
+        "source": "hotline",
+        "type": "complaint",
+        "external_id": TICKET,
+        "title": "楼下烧烤油烟扰民",
+        "urgency": "general",
+        "complainant": {"name": "王女士", "phone": "13800000000"},
+        "location": {"lon": lon, "lat": lat},
+        **fields,
+    }
+
+
+def open_ticket(client, world, user: str, grid: str, **fields):
+    return client.post("/api/v1/tasks", json=ticket(grid, **fields), headers=world.auth(user))
+
+
+def get(client, world, user: str, task_id: int):
+    return client.get(f"/api/v1/tasks/{task_id}", headers=world.auth(user))
+
+
+def kinds(session, world, name: str) -> list[str]:
+    user = world.users[name]
+    rows = session.scalars(
+        select(Notification.kind).where(Notification.user_id == user.id).order_by(Notification.id)
+    )
+    return list(rows)
+
+
+def tasks_of_ticket(session) -> list[Task]:
+    session.expire_all()
+    return list(session.scalars(select(Task).where(Task.external_id == TICKET).order_by(Task.id)))
+
+
+# --- the re-dispatch -----------------------------------------------------------------------------
+def test_a_ticket_redispatched_to_another_community_opens_a_task_there(client, world, session):
+    first = open_ticket(client, world, "admin_a", A1).json
+    r = open_ticket(client, world, "admin_b", B1)
+    assert r.status_code == 201, r.json
+    body = r.json
+    assert (body["grid_code"], body["status"]) == (B1, "dispatched")
+    assert body["assignee_id"] == world.users["worker_b1"].id
+    assert body["id"] != first["id"]
+    old, new = tasks_of_ticket(session)
+    assert (old.transferred_to_id, new.transferred_from_id) == (new.id, old.id)
+
+
+def test_the_first_task_still_open_is_closed_as_transferred(client, world, session):
+    first = open_ticket(client, world, "admin_a", A1).json
+    open_ticket(client, world, "admin_b", B1)
+    r = get(client, world, "admin_a", first["id"])
+    assert r.status_code == 200
+    body = r.json
+    assert body["status"] == "transferred"
+    assert body["transferred_at"] == T0.isoformat()
+    assert (body["overdue"], body["allowed_actions"]) == (False, [])
+    step = body["events"][-1]
+    # The hotline re-dispatched it: a system step, naming nobody of the other community.
+    assert (step["action"], step["from_status"], step["to_status"], step["actor_id"]) == (
+        "transfer",
+        "dispatched",
+        "transferred",
+        None,
+    )
+
+
+def test_a_transferred_task_takes_no_further_step(client, world, session):
+    first = open_ticket(client, world, "admin_a", A1).json
+    open_ticket(client, world, "admin_b", B1)
+    for user, action in (("worker_a1", "accept"), ("worker_a1", "escalate"), ("admin_a", "reopen")):
+        r = client.post(
+            f"/api/v1/tasks/{first['id']}/transitions",
+            json={"action": action},
+            headers=world.auth(user),
+        )
+        assert (r.status_code, r.json["state"]) == (409, "transferred"), action
+    r = client.post(
+        f"/api/v1/tasks/{first['id']}/assign",
+        json={"assignee_id": world.users["worker_a2"].id},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 409
+
+
+def test_each_community_sees_the_link_only_to_the_task_it_can_see(client, world, session):
+    first = open_ticket(client, world, "admin_a", A1).json
+    second = open_ticket(client, world, "admin_b", B1).json
+    assert second["transferred_from_id"] is None  # community B cannot see A's task
+    assert get(client, world, "admin_a", first["id"]).json["transferred_to_id"] is None
+    # The district viewer over both communities sees both tasks, and both links.
+    viewer = "viewer_110101"
+    assert get(client, world, viewer, first["id"]).json["transferred_to_id"] == second["id"]
+    assert get(client, world, viewer, second["id"]).json["transferred_from_id"] == first["id"]
+
+
+def test_the_assignee_and_overseers_of_the_first_task_are_told_it_went_elsewhere(
+    client, world, session
+):
+    first = open_ticket(client, world, "admin_a", A1).json
+    open_ticket(client, world, "admin_b", B1)
+    assert kinds(session, world, "worker_a1") == ["task_dispatched", "task_transferred"]
+    assert kinds(session, world, "leader_a") == ["task_transferred"]
+    assert kinds(session, world, "worker_b1") == ["task_dispatched"]  # as any new task
+    note = session.scalar(select(Notification).where(Notification.kind == "task_transferred"))
+    assert note.data["task_id"] == str(first["id"])
+    assert note.data["status"] == "transferred"
+    assert "transferred_to_id" not in note.data  # nothing of the other community's task
+
+
+def test_a_task_already_resolved_keeps_its_status_and_records_the_link(client, world, session):
+    first = open_ticket(client, world, "admin_a", A1).json
+    for action in ("accept", "resolve"):
+        client.post(
+            f"/api/v1/tasks/{first['id']}/transitions",
+            json={"action": action},
+            headers=world.auth("worker_a1"),
+        )
+    r = open_ticket(client, world, "admin_b", B1)
+    assert r.status_code == 201
+    old, new = tasks_of_ticket(session)
+    assert (old.status, old.transferred_to_id, old.transferred_at) == ("resolved", new.id, T0)
+    assert "task_transferred" not in kinds(session, world, "worker_a1")
+    # The ticket is another community's now: the first may not reopen it.
+    r = client.post(
+        f"/api/v1/tasks/{first['id']}/transitions",
+        json={"action": "reopen"},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 409
+    assert get(client, world, "admin_a", first["id"]).json["allowed_actions"] == [
+        "callback",
+        "close",
+    ]
+
+
+# --- a true repeat, and the hidden 409 -----------------------------------------------------------
+def test_the_same_ticket_in_another_grid_of_the_same_community_is_a_repeat(client, world):
+    first = open_ticket(client, world, "admin_a", A1).json
+    r = open_ticket(client, world, "leader_a", A2)
+    assert (r.status_code, r.json["task_id"]) == (409, first["id"])
+
+
+def test_a_repeat_never_names_a_task_the_caller_cannot_see(client, world, session):
+    open_ticket(client, world, "admin_a", A1)
+    r = open_ticket(client, world, "worker_a2", A2)  # A2's worker does not see A1's tasks
+    assert r.status_code == 409, r.json
+    assert "task_id" not in r.json
+    assert len(tasks_of_ticket(session)) == 1
+
+
+def test_the_same_redispatch_sent_twice_makes_one_task(client, world, session):
+    open_ticket(client, world, "admin_a", A1)
+    second = open_ticket(client, world, "admin_b", B1).json
+    r = open_ticket(client, world, "admin_b", B1)
+    assert (r.status_code, r.json["task_id"]) == (409, second["id"])
+    assert len(tasks_of_ticket(session)) == 2
+    assert kinds(session, world, "worker_a1").count("task_transferred") == 1
+
+
+def test_a_redispatch_back_to_the_first_community_opens_a_new_task_there(client, world, session):
+    first = open_ticket(client, world, "admin_a", A1).json
+    second = open_ticket(client, world, "admin_b", B1).json
+    r = open_ticket(client, world, "admin_a", A1)
+    assert r.status_code == 201, r.json
+    third = r.json
+    assert third["id"] not in (first["id"], second["id"])
+    one, two, three = tasks_of_ticket(session)
+    assert [t.status for t in (one, two, three)] == ["transferred", "transferred", "dispatched"]
+    assert (one.transferred_to_id, two.transferred_from_id) == (two.id, one.id)
+    assert (two.transferred_to_id, three.transferred_from_id) == (three.id, two.id)
+    assert kinds(session, world, "worker_b1") == ["task_dispatched", "task_transferred"]
+    # And the first community repeating it now is a repeat of its new task.
+    r = open_ticket(client, world, "leader_a", A2)
+    assert (r.status_code, r.json["task_id"]) == (409, third["id"])
+
+
+def test_a_caller_who_may_not_open_a_task_there_learns_nothing(client, world, session):
+    open_ticket(client, world, "admin_a", A1)
+    for user in ("viewer_110101", "worker_b1"):
+        r = open_ticket(client, world, user, A1)
+        assert r.status_code == 403, user
+        assert "task_id" not in r.json
+    assert len(tasks_of_ticket(session)) == 1
+
+
+# --- the rates -----------------------------------------------------------------------------------
+def rates(client, world, user: str, community: str) -> dict:
+    r = client.get(
+        f"/api/v1/tasks/rates?community={community}&week=2026-W47", headers=world.auth(user)
+    )
+    assert r.status_code == 200, r.json
+    return r.json
+
+
+def test_a_transferred_ticket_is_not_counted_in_the_first_communitys_rates(client, world):
+    open_ticket(client, world, "admin_a", A1)
+    open_ticket(client, world, "admin_b", B1)
+    a, b = rates(client, world, "admin_a", A), rates(client, world, "admin_b", B)
+    assert (a["opened"], a["overdue"], a["resolution_rate"]) == (0, 0, None)
+    assert (b["opened"], b["resolved"]) == (1, 0)
+
+
+def test_a_transferred_ticket_past_its_deadline_is_not_overdue_for_the_first(app, client, world):
+    open_ticket(client, world, "admin_a", A1, urgency="danger")
+    app.config["FIXED_NOW"] = T0 + timedelta(hours=1)
+    open_ticket(client, world, "admin_b", B1, urgency="danger")
+    app.config["FIXED_NOW"] = T0 + timedelta(days=1)
+    r = client.get("/api/v1/tasks?overdue=true", headers=world.auth("admin_a"))
+    assert (r.status_code, r.json) == (200, [])
+
+
+def test_the_deadline_tick_leaves_a_transferred_task_alone(client, world, session):
+    from api.services.tasks import tick
+
+    first = open_ticket(client, world, "admin_a", A1, urgency="danger").json
+    open_ticket(client, world, "admin_b", B1, urgency="danger")
+    tick(session, T0 + timedelta(hours=1, minutes=45))
+    tick(session, T0 + timedelta(hours=3))
+    session.expire_all()
+    task = session.get(Task, first["id"])
+    assert (task.status, task.escalated_at, task.warned_at) == ("transferred", None, None)
+
+
+# --- migration 0029 ------------------------------------------------------------------------------
+def test_migration_0029_downgrades_a_chain_to_one_task_per_ticket_and_upgrades_again(
+    own_database_url,
+):
+    """Down: the transferred task is closed and the later one keeps its ticket as
+    `<ticket>#<id>`, so the old unique (source, external_id) holds; up again: the columns
+    and the chain's constraints are back."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from api.cli import alembic_config
+    from api.extensions import db
+    from tests.factories import box, build_app, make_grid
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid_id = make_grid(session, "110109009009001", box(116.5, 39.7, 116.51, 39.71)).id
+    with app.app_context():
+        db.engine.dispose()
+    engine = create_engine(own_database_url)
+    insert = text(
+        "INSERT INTO tasks (source, type, title, external_id, grid_id, status, due_at,"
+        " transferred_from_id) VALUES ('hotline', 'complaint', 'x', :t, :g, :s, now(), :f)"
+        " RETURNING id"
+    )
+    config = alembic_config(own_database_url)
+    try:
+        with engine.begin() as conn:
+            one = conn.scalar(insert, {"t": TICKET, "g": grid_id, "s": "dispatched", "f": None})
+            conn.execute(
+                text(
+                    "UPDATE tasks SET status = 'transferred', transferred_at = now() WHERE id = :i"
+                ),
+                {"i": one},
+            )
+            two = conn.scalar(insert, {"t": TICKET, "g": grid_id, "s": "dispatched", "f": one})
+            conn.execute(
+                text("UPDATE tasks SET transferred_to_id = :two WHERE id = :one"),
+                {"one": one, "two": two},
+            )
+        command.downgrade(config, "0028")
+        try:
+            with engine.begin() as conn:
+                rows = conn.execute(
+                    text("SELECT status, external_id, closed_at IS NOT NULL FROM tasks ORDER BY id")
+                ).all()
+            assert [tuple(r) for r in rows] == [
+                ("closed", TICKET, True),
+                ("dispatched", f"{TICKET}#{two}", False),
+            ]
+        finally:
+            command.upgrade(config, "head")
+        with engine.begin() as conn:
+            columns = conn.scalars(
+                text(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_name = 'tasks' AND column_name LIKE 'transferred%'"
+                    " ORDER BY column_name"
+                )
+            ).all()
+            conn.execute(text("DELETE FROM tasks"))
+        assert columns == ["transferred_at", "transferred_from_id", "transferred_to_id"]
+    finally:
+        engine.dispose()
