@@ -172,7 +172,7 @@ tk AS (
          count(*) FILTER (WHERE t.satisfaction IN ('satisfied', 'basically_satisfied'))
            AS satisfied
   FROM tasks t JOIN sel USING (grid_id)
-  WHERE t.created_at >= :start AND t.created_at < :end
+  WHERE t.created_at >= :start AND t.created_at < :end AND t.status <> 'transferred'
   GROUP BY t.grid_id),
 gt AS (
   SELECT gw.*, COALESCE(tk.opened, 0) AS opened, COALESCE(tk.responded, 0) AS responded,

@@ -377,6 +377,7 @@ def tasks_features(scope: Scope, shape: TileShape) -> Select:
             # Open at the reference time (now, or the end of a past week).
             Task.created_at < _REF,
             or_(Task.closed_at.is_(None), Task.closed_at > _REF),
+            or_(Task.transferred_at.is_(None), Task.transferred_at > _REF),
             scope.in_grids(Task.grid_id),
             point.op("&&")(env4326),
         )

@@ -284,6 +284,20 @@ def test_week_47_grid_figures_match_the_hand_count(client, history):
     }
 
 
+def test_a_ticket_transferred_to_another_community_is_not_in_the_grids_task_figures(
+    client, session, history
+):
+    """Re-dispatched (改派) by the hotline while open: the ticket counts where it went."""
+    make_task_at(session, history.h["h2"], at(18), created_at=at(17), status="transferred")
+    report = client.get(
+        COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
+    ).json
+    assert (grid_of(report, R1)["tasks"]["opened"], grid_of(report, R1)["tasks"]["overdue"]) == (
+        1,
+        0,
+    )
+
+
 def test_week_47_totals_and_communities(client, history):
     report = client.get(
         COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")

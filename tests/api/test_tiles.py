@@ -177,6 +177,18 @@ def test_tasks_tile_leaves_out_closed_tasks(client, world, session):
     assert response.status_code == 204
 
 
+def test_tasks_tile_leaves_out_tasks_whose_ticket_went_to_another_community(client, world, session):
+    make_task_at(
+        session,
+        world.households[A1][0],
+        NOW - timedelta(hours=1),
+        status="transferred",
+        transferred_at=NOW - timedelta(minutes=1),
+    )
+    response = client.get(url("tasks", *centre(A1)), headers=world.auth("leader_a"))
+    assert response.status_code == 204
+
+
 def test_tasks_tile_is_scoped(client, world, session):
     make_task_at(session, world.households[B1][0], NOW + timedelta(days=1))
     response = client.get(url("tasks", *centre(B1)), headers=world.auth("leader_a"))
