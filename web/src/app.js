@@ -25,6 +25,7 @@ const TEXT = {
     statuses: {
       new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
       callback: "回访中", closed: "已关闭", returned: "已退回", escalated: "已升级", reopened: "已重启",
+      transferred: "已改派",
     },
   },
   en: {
@@ -46,6 +47,7 @@ const TEXT = {
     statuses: {
       new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress", resolved: "resolved",
       callback: "callback", closed: "closed", returned: "returned", escalated: "escalated", reopened: "reopened",
+      transferred: "transferred",
     },
   },
 };

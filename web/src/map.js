@@ -16,6 +16,7 @@ const TEXT = {
     statuses: {
       new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
       callback: "回访中", closed: "已关闭", returned: "已退回", escalated: "已升级", reopened: "已重启",
+      transferred: "已改派",
     },
     outcomes: { met: "见到住户", nobody_home: "无人在家", refused: "拒绝", moved_out: "已搬离", vacant: "空置" },
     grades: { ok: "可信", doubtful: "存疑", suspect: "可疑" },
@@ -31,7 +32,7 @@ const TEXT = {
     statuses: {
       new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress",
       resolved: "resolved", callback: "callback", closed: "closed", returned: "returned",
-      escalated: "escalated", reopened: "reopened",
+      escalated: "escalated", reopened: "reopened", transferred: "transferred",
     },
     outcomes: { met: "met", nobody_home: "nobody home", refused: "refused", moved_out: "moved out", vacant: "vacant" },
     grades: { ok: "ok", doubtful: "doubtful", suspect: "suspect" },
