@@ -195,6 +195,17 @@ def test_a_redispatch_back_to_the_first_community_opens_a_new_task_there(client,
     assert (r.status_code, r.json["task_id"]) == (409, third["id"])
 
 
+def test_a_number_of_another_source_held_elsewhere_is_a_conflict_naming_nothing(
+    client, world, session
+):
+    """Only the hotline re-dispatches; a window task's number stays one task."""
+    open_ticket(client, world, "admin_a", A1, source="window")
+    r = open_ticket(client, world, "admin_b", B1, source="window")
+    assert r.status_code == 409, r.json
+    assert "task_id" not in r.json
+    assert [t.status for t in tasks_of_ticket(session)] == ["dispatched"]
+
+
 def test_a_caller_who_may_not_open_a_task_there_learns_nothing(client, world, session):
     open_ticket(client, world, "admin_a", A1)
     for user in ("viewer_110101", "worker_b1"):
