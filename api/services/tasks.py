@@ -239,7 +239,11 @@ def create_task(
         raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
     if scope is not None:
         scope.require_task_creator(grid)
-    previous = _ticket_holder(session, scope, source, external_id, grid) if external_id else None
+    previous = (
+        _ticket_holder(session, scope, source, external_id, grid, data.get("redispatch", False))
+        if external_id
+        else None
+    )
     resolve_in, contact_in = deadlines(task_settings(session, grid), type_, data["urgency"])
     task = Task(
         source=source,
@@ -328,15 +332,22 @@ def _repeat(session: Session, scope: Scope | None, external_id: str, task: Task)
 
 
 def _ticket_holder(
-    session: Session, scope: Scope | None, source: str, external_id: str, grid: Grid
+    session: Session,
+    scope: Scope | None,
+    source: str,
+    external_id: str,
+    grid: Grid,
+    redispatch: bool,
 ) -> Task | None:
     """The task a ticket received again comes from, locked; None for a ticket new here.
 
-    Its holder in the same community: a repeat (409). In another community: the hotline has
-    re-dispatched the ticket here (改派; only the hotline does, other sources stay a 409), and
-    the holder, locked `FOR UPDATE`, is returned to be transferred. A re-dispatch sent twice
-    at once: the second waits on that lock, then finds the holder transferred and follows the
-    chain to the task the first made, in its own community: a repeat.
+    Its holder in the same community: a repeat (409). In another community: when the caller
+    says the hotline re-dispatched the ticket here (改派, `redispatch`; only the hotline does,
+    other sources stay a 409), the holder, locked `FOR UPDATE`, is returned to be
+    transferred; without it, a 409 that says how and names no task (a number typed twice, or
+    mistyped, never ends another community's task). A re-dispatch sent twice at once: the
+    second waits on that lock, then finds the holder transferred and follows the chain to
+    the task the first made, in its own community: a repeat.
     """
     while True:
         current = _current_task(session, source, external_id)
@@ -352,6 +363,13 @@ def _ticket_holder(
             continue  # transferred while we waited: follow the chain
         if source != "hotline" or _same_community(session, holder, grid):
             raise _repeat(session, scope, external_id, holder)
+        if not redispatch:
+            raise errors.Conflict(
+                f"Ticket {external_id} is held by another community. If the 12345 hotline "
+                "re-dispatched it to you (改派), send it again with `redispatch: true`: that "
+                "community's task is then passed on to yours.",
+                held_elsewhere=True,
+            )
         return holder
 
 

@@ -90,7 +90,8 @@ def test_a_redispatch_sent_twice_at_once_makes_one_task_and_a_conflict_naming_it
 
     def redispatch():
         with app.test_client() as client:
-            return client.post("/api/v1/tasks", json=body(116.435), headers=second_headers)
+            said = {**body(116.435), "redispatch": True}
+            return client.post("/api/v1/tasks", json=said, headers=second_headers)
 
     hold = "SELECT id FROM tasks WHERE external_id = :ticket FOR UPDATE"
     try:

@@ -56,7 +56,7 @@ def tasks_of_ticket(session) -> list[Task]:
 # --- the re-dispatch -----------------------------------------------------------------------------
 def test_a_ticket_redispatched_to_another_community_opens_a_task_there(client, world, session):
     first = open_ticket(client, world, "admin_a", A1).json
-    r = open_ticket(client, world, "admin_b", B1)
+    r = open_ticket(client, world, "admin_b", B1, redispatch=True)
     assert r.status_code == 201, r.json
     body = r.json
     assert (body["grid_code"], body["status"]) == (B1, "dispatched")
@@ -66,9 +66,27 @@ def test_a_ticket_redispatched_to_another_community_opens_a_task_there(client, w
     assert (old.transferred_to_id, new.transferred_from_id) == (new.id, old.id)
 
 
+def test_a_ticket_another_community_holds_is_a_409_until_it_is_said_to_be_redispatched(
+    client, world, session
+):
+    """A number typed twice or mistyped never ends another community's task: the re-dispatch
+    is said (`redispatch: true`), and until then the answer says how and names no task."""
+    first = open_ticket(client, world, "admin_a", A1).json
+    r = open_ticket(client, world, "admin_b", B1)
+    assert r.status_code == 409
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert "redispatch" in r.json["detail"] and "task_id" not in r.json
+    assert f"task {first['id']}" not in r.json["detail"]
+    assert r.json["held_elsewhere"] is True
+    assert [(t.status, t.transferred_at) for t in tasks_of_ticket(session)] == [
+        ("dispatched", None)
+    ]
+    assert open_ticket(client, world, "admin_b", B1, redispatch=True).status_code == 201
+
+
 def test_the_first_task_still_open_is_closed_as_transferred(client, world, session):
     first = open_ticket(client, world, "admin_a", A1).json
-    open_ticket(client, world, "admin_b", B1)
+    open_ticket(client, world, "admin_b", B1, redispatch=True)
     r = get(client, world, "admin_a", first["id"])
     assert r.status_code == 200
     body = r.json
@@ -87,7 +105,7 @@ def test_the_first_task_still_open_is_closed_as_transferred(client, world, sessi
 
 def test_a_transferred_task_takes_no_further_step(client, world, session):
     first = open_ticket(client, world, "admin_a", A1).json
-    open_ticket(client, world, "admin_b", B1)
+    open_ticket(client, world, "admin_b", B1, redispatch=True)
     for user, action in (("worker_a1", "accept"), ("worker_a1", "escalate"), ("admin_a", "reopen")):
         r = client.post(
             f"/api/v1/tasks/{first['id']}/transitions",
@@ -105,7 +123,7 @@ def test_a_transferred_task_takes_no_further_step(client, world, session):
 
 def test_each_community_sees_the_link_only_to_the_task_it_can_see(client, world, session):
     first = open_ticket(client, world, "admin_a", A1).json
-    second = open_ticket(client, world, "admin_b", B1).json
+    second = open_ticket(client, world, "admin_b", B1, redispatch=True).json
     assert second["transferred_from_id"] is None  # community B cannot see A's task
     assert get(client, world, "admin_a", first["id"]).json["transferred_to_id"] is None
     # The district viewer over both communities sees both tasks, and both links.
@@ -118,7 +136,7 @@ def test_the_assignee_and_overseers_of_the_first_task_are_told_it_went_elsewhere
     client, world, session
 ):
     first = open_ticket(client, world, "admin_a", A1).json
-    open_ticket(client, world, "admin_b", B1)
+    open_ticket(client, world, "admin_b", B1, redispatch=True)
     assert kinds(session, world, "worker_a1") == ["task_dispatched", "task_transferred"]
     assert kinds(session, world, "leader_a") == ["task_transferred"]
     assert kinds(session, world, "worker_b1") == ["task_dispatched"]  # as any new task
@@ -136,7 +154,7 @@ def test_a_task_already_resolved_keeps_its_status_and_records_the_link(client, w
             json={"action": action},
             headers=world.auth("worker_a1"),
         )
-    r = open_ticket(client, world, "admin_b", B1)
+    r = open_ticket(client, world, "admin_b", B1, redispatch=True)
     assert r.status_code == 201
     old, new = tasks_of_ticket(session)
     assert (old.status, old.transferred_to_id, old.transferred_at) == ("resolved", new.id, T0)
@@ -171,8 +189,8 @@ def test_a_repeat_never_names_a_task_the_caller_cannot_see(client, world, sessio
 
 def test_the_same_redispatch_sent_twice_makes_one_task(client, world, session):
     open_ticket(client, world, "admin_a", A1)
-    second = open_ticket(client, world, "admin_b", B1).json
-    r = open_ticket(client, world, "admin_b", B1)
+    second = open_ticket(client, world, "admin_b", B1, redispatch=True).json
+    r = open_ticket(client, world, "admin_b", B1, redispatch=True)
     assert (r.status_code, r.json["task_id"]) == (409, second["id"])
     assert len(tasks_of_ticket(session)) == 2
     assert kinds(session, world, "worker_a1").count("task_transferred") == 1
@@ -180,8 +198,8 @@ def test_the_same_redispatch_sent_twice_makes_one_task(client, world, session):
 
 def test_a_redispatch_back_to_the_first_community_opens_a_new_task_there(client, world, session):
     first = open_ticket(client, world, "admin_a", A1).json
-    second = open_ticket(client, world, "admin_b", B1).json
-    r = open_ticket(client, world, "admin_a", A1)
+    second = open_ticket(client, world, "admin_b", B1, redispatch=True).json
+    r = open_ticket(client, world, "admin_a", A1, redispatch=True)
     assert r.status_code == 201, r.json
     third = r.json
     assert third["id"] not in (first["id"], second["id"])
@@ -226,7 +244,7 @@ def rates(client, world, user: str, community: str) -> dict:
 
 def test_a_transferred_ticket_is_not_counted_in_the_first_communitys_rates(client, world):
     open_ticket(client, world, "admin_a", A1)
-    open_ticket(client, world, "admin_b", B1)
+    open_ticket(client, world, "admin_b", B1, redispatch=True)
     a, b = rates(client, world, "admin_a", A), rates(client, world, "admin_b", B)
     assert (a["opened"], a["overdue"], a["resolution_rate"]) == (0, 0, None)
     assert (b["opened"], b["resolved"]) == (1, 0)
@@ -235,7 +253,7 @@ def test_a_transferred_ticket_is_not_counted_in_the_first_communitys_rates(clien
 def test_a_transferred_ticket_past_its_deadline_is_not_overdue_for_the_first(app, client, world):
     open_ticket(client, world, "admin_a", A1, urgency="danger")
     app.config["FIXED_NOW"] = T0 + timedelta(hours=1)
-    open_ticket(client, world, "admin_b", B1, urgency="danger")
+    open_ticket(client, world, "admin_b", B1, urgency="danger", redispatch=True)
     app.config["FIXED_NOW"] = T0 + timedelta(days=1)
     r = client.get("/api/v1/tasks?overdue=true", headers=world.auth("admin_a"))
     assert (r.status_code, r.json) == (200, [])
@@ -245,7 +263,7 @@ def test_the_deadline_tick_leaves_a_transferred_task_alone(client, world, sessio
     from api.services.tasks import tick
 
     first = open_ticket(client, world, "admin_a", A1, urgency="danger").json
-    open_ticket(client, world, "admin_b", B1, urgency="danger")
+    open_ticket(client, world, "admin_b", B1, urgency="danger", redispatch=True)
     tick(session, T0 + timedelta(hours=1, minutes=45))
     tick(session, T0 + timedelta(hours=3))
     session.expire_all()

@@ -76,6 +76,15 @@ class TaskCreateSchema(Schema):
         validate=ma.validate.Length(min=1, max=64),
         metadata={"description": "The hotline ticket number (required for hotline)"},
     )
+    redispatch = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "The hotline re-dispatched (改派) this ticket here from another "
+            "community: its task there is passed on as `transferred`. Without it, a ticket "
+            "another community holds is a 409 (a ticket number typed twice never takes a "
+            "ticket from anyone)"
+        },
+    )
     complainant = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.String(),
