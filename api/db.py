@@ -121,9 +121,16 @@ class Database:
             store[_KEY] = self.new_session()
         return store[_KEY]
 
-    def new_session(self, *, guarded: bool = True) -> Session:
+    def new_session(self, *, guarded: bool = True, isolation_level: str | None = None) -> Session:
+        """A session of the app's own. `isolation_level` (e.g. "REPEATABLE READ") sets its
+        transactions' isolation; a session routed through a test's connection (`bind`) keeps
+        that connection's transaction as it is."""
         assert self._factory is not None, "Database.init_app was not called"
-        session = self._factory()
+        if isolation_level is not None and isinstance(self._factory.kw.get("bind"), Engine):
+            engine = self._factory.kw["bind"].execution_options(isolation_level=isolation_level)
+            session = self._factory(bind=engine)
+        else:
+            session = self._factory()
         if guarded and self.guard is not None:
             try:
                 self.guard(session)
@@ -133,9 +140,14 @@ class Database:
         return session
 
     @contextmanager
-    def begin(self, *, guarded: bool = True) -> Iterator[Session]:
+    def begin(
+        self, *, guarded: bool = True, isolation_level: str | None = None
+    ) -> Iterator[Session]:
         """A session outside a request (CLI, workers): commit on success, roll back on error."""
-        with self.new_session(guarded=guarded) as session, session.begin():
+        with (
+            self.new_session(guarded=guarded, isolation_level=isolation_level) as session,
+            session.begin(),
+        ):
             yield session
 
     def _remove_request(self, exc: BaseException | None = None) -> None:
