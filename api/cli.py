@@ -34,7 +34,7 @@ def _app(*, check_data_keys: bool = True):
 
 
 @contextmanager
-def _session():
+def _session(isolation_level: str | None = None):
     """An app context and a session committed on success; domain errors exit non-zero."""
     from api.crypto import DataKeyError
     from api.extensions import db
@@ -42,7 +42,7 @@ def _session():
     app = _app()
     with app.app_context():
         try:
-            with db.begin() as session:
+            with db.begin(isolation_level=isolation_level) as session:
                 yield session
         except errors.GridworkError as exc:
             click.secho(f"error: {exc.detail}", fg="red", err=True)
@@ -738,12 +738,18 @@ def report_verify(since: str | None, repair: bool) -> None:
     Exits 1 when they differ (and --repair was not given). With --repair the rebuilt rows of
     the compared weeks replace the kept ones; earlier weeks keep theirs. Weeks counted before
     migration 0020 keep the cadence of their time, which a rebuild cannot know: give --since a
-    week after that upgrade. Report reads and visit ingest wait while it runs.
+    week after that upgrade. The check blocks nobody: it reads one snapshot (REPEATABLE READ)
+    and writes only temporary tables. A repair, only when the check found a difference, holds
+    visit ingest and household edits (not report reads) while it checks again and replaces the
+    rows that differ.
     """
     from api.services import report_verify
 
-    with _session() as session:
-        result = report_verify.verify(session, since=since, repair=repair)
+    with _session(isolation_level="REPEATABLE READ") as session:
+        result = report_verify.check(session, since=since)
+    if repair and not result.equal:
+        with _session() as session:  # READ COMMITTED: its statements see the latest commits
+            result = report_verify.repair_differences(session, since=since)
     weeks = f"weeks from {since}" if since else "every week"
     for check in result.tables:
         if check.equal:

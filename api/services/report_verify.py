@@ -1,18 +1,24 @@
 """The report's kept aggregates against a rebuild from the raw rows (`gridwork report verify`).
 
 The visits and households triggers keep the weekly report's aggregates as rows change
-(docs/report.md). `gw_report_rebuild()` recomputes them all from the raw rows. `verify` runs
-that rebuild inside a savepoint and compares, table by table, what was kept with what the
-rebuild made; it then rolls the savepoint back, or, to repair, keeps the rebuild.
+(docs/report.md). `gw_report_compute(prefix)` (migration 0030) makes what `gw_report_rebuild()`
+would make into other tables. `check` has it fill temporary tables and compares them, table by
+table, with the kept aggregates: all in the caller's transaction, which, REPEATABLE READ (the
+CLI's), reads both sides in one snapshot. Commits made meanwhile (a visit batch, a household
+edit) are in neither side, so they make no false difference, and nothing waits for the check:
+it takes no lock a writer or a report read would meet (it writes only its temporary tables).
+Under READ COMMITTED (the tests' rolled-back transaction) each statement sees the latest
+commits: a writer committing during the check can make a difference appear.
+
+`repair_differences` writes, so it holds the raw rows still (SHARE on the raw tables: visit
+ingest and household edits wait, report reads do not) in a READ COMMITTED transaction, checks
+again under that lock and replaces only the kept rows that differ. `verify` checks, and repairs
+only when the check found a difference.
 
 `since` limits both to the weeks from that ISO week on: the weeks before keep the rows they
 had. Weeks counted before migration 0020 are judged by the cadence of their own time, which a
 rebuild (with the cadence recorded at the upgrade) cannot know: compare from a week after the
 upgrade to leave them out.
-
-The rebuild truncates the aggregate tables: until the savepoint ends, report reads and visit
-ingest wait for it (53–79 s for 2.33 M visits on the benchmark machine, docs/report.md).
-Run it off-peak.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from sqlalchemy.orm import Session
 
 from api.services.weeks import parse_week
 
-# Every table the triggers keep and gw_report_rebuild() rewrites; each has a `week` column.
+# Every table the triggers keep and gw_report_rebuild() rewrites, with its primary key; each
+# has a `week` column (in its key).
 AGGREGATES = (
     "report_household_weeks",
     "report_grid_weeks",
@@ -33,10 +40,20 @@ AGGREGATES = (
     "report_worker_households",
     "report_household_deltas",
 )
-# The raw rows the rebuild reads, held still (SHARE) while it runs: no ingest, household
-# change or cadence change can slip between the copy of what was kept and the rebuild.
+KEYS = {
+    "report_household_weeks": ("grid_id", "week", "household_id"),
+    "report_grid_weeks": ("grid_id", "week"),
+    "report_grid_week_tags": ("grid_id", "week", "tag"),
+    "report_worker_weeks": ("worker_id", "week", "grid_id"),
+    "report_worker_households": ("worker_id", "week", "grid_id", "household_id"),
+    "report_household_deltas": ("grid_id", "week", "kind", "tag"),
+}
+# The raw rows the rebuild reads, held still (SHARE) while a repair runs: no ingest, household
+# change or cadence change can slip between the comparison and the rows it replaces.
 SOURCES = ("visits", "households", "household_history", "community_cadences", "grids")
 WEEKS_SHOWN = 5
+# The temporary tables of a check: the rebuild, and each side's rows the other lacks.
+REBUILT, KEPT_ONLY, REBUILT_ONLY = "rebuilt_", "kept_only_", "rebuilt_only_"
 
 
 @dataclass
@@ -67,53 +84,113 @@ class Verification:
 def verify(session: Session, *, since: str | None = None, repair: bool = False) -> Verification:
     """Compare the kept aggregates with a rebuild (weeks from `since` on, all if None).
 
-    Nothing changes unless `repair`: then the rebuilt rows replace the kept ones of those
-    weeks (the weeks before `since` keep theirs), in the caller's transaction.
+    Nothing changes unless `repair` and the check found a difference: then, in the caller's
+    transaction (READ COMMITTED), `repair_differences` replaces the kept rows that differ.
     """
-    if since is not None:
-        parse_week(since)  # a 422 problem for anything that is not an ISO week
-    in_range = "TRUE" if since is None else "week >= :since"
-    params = {} if since is None else {"since": since}
-    savepoint = session.begin_nested()
-    try:
-        session.execute(text(f"LOCK TABLE {', '.join(SOURCES)} IN SHARE MODE"))
-        for table in AGGREGATES:
-            session.execute(text(f"CREATE TEMP TABLE kept_{table} AS SELECT * FROM {table}"))
-        session.execute(text("SELECT gw_report_rebuild()"))
-        checks = [_compare(session, table, in_range, params) for table in AGGREGATES]
-        result = Verification(since=since, tables=checks)
-        if repair and not result.equal:
-            if since is not None:
-                # The weeks before `since` get back the rows they had.
-                for table in AGGREGATES:
-                    session.execute(text(f"DELETE FROM {table} WHERE week < :since"), params)
-                    session.execute(
-                        text(f"INSERT INTO {table} SELECT * FROM kept_{table} WHERE week < :since"),
-                        params,
-                    )
-            for table in AGGREGATES:
-                session.execute(text(f"DROP TABLE kept_{table}"))
-            savepoint.commit()
-            result.repaired = True
-        else:
-            savepoint.rollback()  # the kept rows stay, the copies go
-    except BaseException:
-        if savepoint.is_active:
-            savepoint.rollback()
-        raise
+    result = check(session, since=since)
+    if repair and not result.equal:
+        return repair_differences(session, since=since)
     return result
 
 
-def _compare(session: Session, table: str, in_range: str, params: dict) -> TableCheck:
-    kept = f"(SELECT * FROM kept_{table} WHERE {in_range})"
-    rebuilt = f"(SELECT * FROM {table} WHERE {in_range})"
-    row = session.execute(
-        text(
-            f"WITH k AS ({kept} EXCEPT ALL {rebuilt}), r AS ({rebuilt} EXCEPT ALL {kept}) "
-            "SELECT (SELECT count(*) FROM k), (SELECT count(*) FROM r), "
-            "ARRAY(SELECT week FROM (SELECT week FROM k UNION SELECT week FROM r) w "
-            f"ORDER BY week LIMIT {WEEKS_SHOWN})"
-        ),
-        params,
-    ).one()
-    return TableCheck(table=table, kept_only=row[0], rebuilt_only=row[1], weeks=list(row[2]))
+def check(session: Session, *, since: str | None = None) -> Verification:
+    """The comparison alone: writes only temporary tables, dropped before it returns, and
+    takes no lock but the one every read takes (ACCESS SHARE: only a TRUNCATE, such as
+    `gw_report_rebuild()`, or a schema change waits for it)."""
+    in_range, params = _range(since)
+    savepoint = session.begin_nested()
+    try:
+        # Taken first: were the aggregates truncated (not MVCC-safe) after this snapshot,
+        # they would read as empty.
+        session.execute(text(f"LOCK TABLE {', '.join(AGGREGATES)} IN ACCESS SHARE MODE"))
+        _compute(session)
+        on_computed(session)
+        return Verification(since=since, tables=_compare(session, in_range, params))
+    finally:
+        savepoint.rollback()  # the temporary tables go with it
+
+
+def repair_differences(session: Session, *, since: str | None = None) -> Verification:
+    """Hold the raw tables still, compare again, and replace the kept rows that differ from
+    the rebuild (weeks from `since` on) with the rebuilt ones; the other rows stay untouched.
+
+    Run it in a READ COMMITTED transaction: each statement after the lock then sees every
+    change committed before it (under REPEATABLE READ the snapshot may predate the lock, and
+    rows committed in between would be overwritten by a stale rebuild).
+    """
+    in_range, params = _range(since)
+    isolation = session.scalar(text("SELECT current_setting('transaction_isolation')"))
+    if isolation != "read committed":
+        raise RuntimeError(f"repair_differences needs READ COMMITTED, not {isolation}")
+    savepoint = session.begin_nested()
+    try:
+        session.execute(text(f"LOCK TABLE {', '.join(SOURCES)} IN SHARE MODE"))
+        _compute(session)
+        result = Verification(since=since, tables=_compare(session, in_range, params))
+        for check_ in result.tables:
+            if not check_.equal:
+                _replace(session, check_.table)
+        result.repaired = not result.equal
+    except BaseException:
+        savepoint.rollback()
+        raise
+    for table in AGGREGATES:  # the rows replaced stay; the temporary tables go
+        for prefix in (REBUILT, KEPT_ONLY, REBUILT_ONLY):
+            session.execute(text(f"DROP TABLE {prefix}{table}"))
+    savepoint.commit()
+    return result
+
+
+def on_computed(session: Session) -> None:
+    """Called by `check` between the rebuild into temporary tables and the comparison: a
+    seam for tests, which pause the check there while other connections write."""
+
+
+def _range(since: str | None) -> tuple[str, dict]:
+    if since is None:
+        return "TRUE", {}
+    parse_week(since)  # a 422 problem for anything that is not an ISO week
+    return "week >= :since", {"since": since}
+
+
+def _compute(session: Session) -> None:
+    """What a rebuild would make, in temporary tables `rebuilt_<aggregate>`."""
+    for table in AGGREGATES:
+        session.execute(text(f"CREATE TEMP TABLE {REBUILT}{table} (LIKE {table}) ON COMMIT DROP"))
+    session.execute(text("SELECT gw_report_compute(:prefix)"), {"prefix": REBUILT})
+
+
+def _compare(session: Session, in_range: str, params: dict) -> list[TableCheck]:
+    """Each table's rows kept and not rebuilt, and rebuilt and not kept (`EXCEPT ALL`), in
+    temporary tables (a repair applies them), counted with the first weeks they fall in."""
+    checks = []
+    for table in AGGREGATES:
+        kept = f"(SELECT * FROM {table} WHERE {in_range})"
+        rebuilt = f"(SELECT * FROM {REBUILT}{table} WHERE {in_range})"
+        for name, query in (
+            (KEPT_ONLY + table, f"{kept} EXCEPT ALL {rebuilt}"),
+            (REBUILT_ONLY + table, f"{rebuilt} EXCEPT ALL {kept}"),
+        ):
+            session.execute(text(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS {query}"), params)
+        row = session.execute(
+            text(
+                f"SELECT (SELECT count(*) FROM {KEPT_ONLY}{table}), "
+                f"(SELECT count(*) FROM {REBUILT_ONLY}{table}), "
+                f"ARRAY(SELECT week FROM (SELECT week FROM {KEPT_ONLY}{table} "
+                f"UNION SELECT week FROM {REBUILT_ONLY}{table}) w "
+                f"ORDER BY week LIMIT {WEEKS_SHOWN})"
+            )
+        ).one()
+        checks.append(
+            TableCheck(table=table, kept_only=row[0], rebuilt_only=row[1], weeks=list(row[2]))
+        )
+    return checks
+
+
+def _replace(session: Session, table: str) -> None:
+    """The kept rows not rebuilt out (by primary key), the rebuilt rows not kept in."""
+    key = ", ".join(KEYS[table])
+    session.execute(
+        text(f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {KEPT_ONLY}{table})")
+    )
+    session.execute(text(f"INSERT INTO {table} SELECT * FROM {REBUILT_ONLY}{table}"))

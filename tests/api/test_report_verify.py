@@ -96,3 +96,53 @@ def test_a_since_that_is_not_an_iso_week_is_refused_and_nothing_runs(session, hi
     assert "week" in result.stderr
     with pytest.raises(Exception, match="ISO week|week"):
         report_verify.verify(session, since="W47")
+
+
+def test_the_check_leaves_none_of_its_tables_behind(session, history, gridwork):  # noqa: F811
+    spoil(session, history.grids[R1].id, "2026-W46")
+    assert gridwork("report", "verify").exit_code == 1
+    for prefix in ("rebuilt_", "kept_only_", "rebuilt_only_"):
+        for table in report_verify.AGGREGATES:
+            assert session.scalar(text("SELECT to_regclass(:t)"), {"t": prefix + table}) is None
+
+
+def test_repair_is_not_started_when_the_check_finds_them_equal(
+    session,
+    history,  # noqa: F811
+    gridwork,  # noqa: F811
+    monkeypatch,
+):
+    """The repair's locks hold visit ingest: they are taken only for something to repair."""
+
+    def no_repair(*args, **kwargs):
+        raise AssertionError("a repair ran with nothing to repair")
+
+    monkeypatch.setattr(report_verify, "repair_differences", no_repair)
+    result = gridwork("report", "verify", "--repair")
+    assert result.exit_code == 0, result.output
+    assert "the kept aggregates equal a rebuild (every week)" in result.stdout
+
+
+def test_repair_rewrites_only_the_rows_that_differ(session, history, gridwork):  # noqa: F811
+    r1 = history.grids[R1].id
+
+    def versions() -> dict[str, list]:
+        # Each row's key and the transaction that wrote it (xmin): a rewritten row has a new one.
+        return {
+            table: sorted(
+                tuple(r)
+                for r in session.execute(
+                    text(f"SELECT {', '.join(report_verify.KEYS[table])}, xmin::text FROM {table}")
+                )
+            )
+            for table in report_verify.AGGREGATES
+        }
+
+    spoil(session, r1, "2026-W46")
+    before = versions()
+    result = gridwork("report", "verify", "--repair")
+    assert result.exit_code == 0, result.output
+    after = versions()
+    changed = {t: set(before[t]) ^ set(after[t]) for t in report_verify.AGGREGATES}
+    assert {t for t, rows in changed.items() if rows} == {"report_grid_weeks"}
+    assert {row[:2] for row in changed["report_grid_weeks"]} == {(r1, "2026-W46")}

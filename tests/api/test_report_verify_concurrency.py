@@ -1,0 +1,115 @@
+"""`gridwork report verify` on a live database: visits keep coming in while it checks.
+
+The check runs in its own database (`own_database_url`) on committed data. It is paused at
+its seam between computing the rebuild and comparing (`report_verify.on_computed`); meanwhile
+a visit batch is posted from another connection: it must commit without waiting on the check,
+and the check, comparing both sides as of its one snapshot, must still find them equal.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from api.cli import main
+from api.services import report_verify
+from tests.factories import bearer, box, build_app, make_grid, make_household, make_user, visit_item
+
+COMMUNITY = "110109009002"
+
+
+def settles_without_waiting(engine, future: Future, timeout_s: float = 20.0) -> None:
+    """Return once `future` is done; fail as soon as a backend of this database waits on a
+    lock instead (the request is queued behind the check), or after `timeout_s`."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + timeout_s
+    with engine.connect() as conn:
+        while not future.done():
+            waiting = conn.scalar(query)
+            conn.rollback()
+            assert not waiting, "the visit batch waited on a lock the check holds"
+            assert time.monotonic() < deadline, "the visit batch never finished"
+            time.sleep(0.01)
+
+
+def test_a_visit_batch_commits_while_verify_checks_and_verify_still_finds_them_equal(
+    own_database_url, monkeypatch
+):
+    from api.extensions import db
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        make_grid(session, COMMUNITY + "001", box(116.30, 39.70, 116.31, 39.71))
+        worker = make_user(
+            session, f"vf_{uuid.uuid4().hex[:8]}", "worker", grids=[COMMUNITY + "001"]
+        )
+        homes = [make_household(session, 116.301 + 0.001 * i, 39.702) for i in range(4)]
+        headers = bearer(worker)
+
+    def post(items):
+        with app.test_client() as client:
+            return client.post("/api/v1/visits/batch", json={"visits": items}, headers=headers)
+
+    assert post([visit_item(h) for h in homes[:2]]).status_code == 200
+
+    computed, go_on = threading.Event(), threading.Event()
+
+    def pause(session):
+        computed.set()
+        assert go_on.wait(30)
+
+    monkeypatch.setattr(report_verify, "on_computed", pause)
+
+    def verify():
+        with app.app_context():
+            return CliRunner().invoke(main, ["report", "verify"], catch_exceptions=False)
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            checking = pool.submit(verify)
+            assert computed.wait(30)
+            batch = pool.submit(post, [visit_item(h) for h in homes[2:]])
+            try:
+                with app.app_context():
+                    settles_without_waiting(db.engine, batch)
+            finally:
+                go_on.set()
+            assert batch.result(timeout=30).status_code == 200
+            result = checking.result(timeout=60)
+        assert result.exit_code == 0, result.output
+        assert "the kept aggregates equal a rebuild (every week)" in result.stdout
+        with app.app_context(), db.begin() as session:
+            visits = session.scalar(text("SELECT sum(visits) FROM report_grid_weeks"))
+        assert visits == 4  # the batch's visits were kept, after the check's snapshot
+        with app.app_context():
+            assert CliRunner().invoke(main, ["report", "verify"]).exit_code == 0
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_a_repair_refuses_a_repeatable_read_transaction(own_database_url):
+    """Its snapshot may predate the repair's lock: a rebuild from it would overwrite the rows
+    committed in between."""
+    from api.extensions import db
+
+    app = build_app(own_database_url)
+    try:
+        with (
+            app.app_context(),
+            db.begin(isolation_level="REPEATABLE READ") as session,
+            pytest.raises(RuntimeError, match="READ COMMITTED"),
+        ):
+            report_verify.repair_differences(session)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
