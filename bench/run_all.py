@@ -35,9 +35,9 @@ DATA = "<!-- run_all:data "
 # Benches that measure the city (`gridwork seed city`): they run on --city when it is given.
 CITY_BENCHES = {"tiles", "locate", "load"}
 # Benches that build their own dataset by emptying the domain tables (the report's 3,000-grid
-# city and 425-grid district; must_visit_replay's community; report_upkeep's 90,000
-# households): each runs in a fresh database of its own, dropped afterwards.
-OWN_DATABASE = {"report", "must_visit_replay", "report_upkeep"}
+# city and 425-grid district; must_visit_replay's community; report_upkeep's and
+# report_verify's 90,000 households): each runs in a fresh database of its own, dropped afterwards.
+OWN_DATABASE = {"report", "must_visit_replay", "report_upkeep", "report_verify"}
 # Modules under bench/ that are not benchmarks themselves: the locust scenario bench/load.py drives.
 NOT_BENCHES = {"run_all", "__init__", "locustfile"}
 
