@@ -100,14 +100,16 @@ def check(session: Session, *, since: str | None = None) -> Verification:
     in_range, params = _range(since)
     savepoint = session.begin_nested()
     try:
-        # Taken first: were the aggregates truncated (not MVCC-safe) after this snapshot,
-        # they would read as empty.
+        # Before the check reads: a TRUNCATE of the aggregates (not MVCC-safe) committed after
+        # the snapshot would make them read as empty. A caller that read before (the snapshot
+        # is its first statement's) leaves that window open; nothing but a rebuild truncates.
         session.execute(text(f"LOCK TABLE {', '.join(AGGREGATES)} IN ACCESS SHARE MODE"))
         _compute(session)
         on_computed(session)
         return Verification(since=since, tables=_compare(session, in_range, params))
     finally:
-        savepoint.rollback()  # the temporary tables go with it
+        if savepoint.is_active:
+            savepoint.rollback()  # the temporary tables go with it
 
 
 def repair_differences(session: Session, *, since: str | None = None) -> Verification:

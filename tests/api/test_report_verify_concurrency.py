@@ -22,6 +22,12 @@ from api.services import report_verify
 from tests.factories import bearer, box, build_app, make_grid, make_household, make_user, visit_item
 
 COMMUNITY = "110109009002"
+# The locks a backend holds on the database's own tables beyond a reader's (ACCESS SHARE).
+LOCKS_HELD = text(
+    "SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+    "WHERE l.pid = :pid AND l.granted AND c.relpersistence <> 't' "
+    "AND l.mode <> 'AccessShareLock'"
+)
 
 
 def settles_without_waiting(engine, future: Future, timeout_s: float = 20.0) -> None:
@@ -62,8 +68,10 @@ def test_a_visit_batch_commits_while_verify_checks_and_verify_still_finds_them_e
     assert post([visit_item(h) for h in homes[:2]]).status_code == 200
 
     computed, go_on = threading.Event(), threading.Event()
+    checker = {}
 
     def pause(session):
+        checker["pid"] = session.scalar(text("SELECT pg_backend_pid()"))
         computed.set()
         assert go_on.wait(30)
 
@@ -77,6 +85,9 @@ def test_a_visit_batch_commits_while_verify_checks_and_verify_still_finds_them_e
         with ThreadPoolExecutor(2) as pool:
             checking = pool.submit(verify)
             assert computed.wait(30)
+            with app.app_context(), db.engine.connect() as conn:
+                held = conn.execute(LOCKS_HELD, checker).all()
+            assert held == []  # nothing but a reader's lock, and its own temporary tables'
             batch = pool.submit(post, [visit_item(h) for h in homes[2:]])
             try:
                 with app.app_context():
