@@ -748,7 +748,8 @@ def report_verify(since: str | None, repair: bool) -> None:
     with _session(isolation_level="REPEATABLE READ") as session:
         result = report_verify.check(session, since=since)
     if repair and not result.equal:
-        with _session() as session:  # READ COMMITTED: its statements see the latest commits
+        # READ COMMITTED: each statement after the repair's lock sees the latest commits.
+        with _session(isolation_level="READ COMMITTED") as session:
             result = report_verify.repair_differences(session, since=since)
     weeks = f"weeks from {since}" if since else "every week"
     for check in result.tables:

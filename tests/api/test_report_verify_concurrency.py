@@ -99,7 +99,13 @@ def test_a_visit_batch_commits_while_verify_checks_and_verify_still_finds_them_e
         assert result.exit_code == 0, result.output
         assert "the kept aggregates equal a rebuild (every week)" in result.stdout
         with app.app_context(), db.begin() as session:
-            visits = session.scalar(text("SELECT sum(visits) FROM report_grid_weeks"))
+            visits = session.scalar(
+                text(
+                    "SELECT sum(visits) FROM report_grid_weeks "
+                    "WHERE grid_id = (SELECT id FROM grids WHERE code = :code)"
+                ),
+                {"code": COMMUNITY + "001"},
+            )
         assert visits == 4  # the batch's visits were kept, after the check's snapshot
         with app.app_context():
             assert CliRunner().invoke(main, ["report", "verify"]).exit_code == 0
@@ -121,6 +127,51 @@ def test_a_repair_refuses_a_repeatable_read_transaction(own_database_url):
             pytest.raises(RuntimeError, match="READ COMMITTED"),
         ):
             report_verify.repair_differences(session)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_a_committed_wrong_row_is_found_and_repaired_on_a_live_database(own_database_url):
+    """The CLI's own transactions (the check's snapshot, then the repair's), not a test's."""
+    from api.extensions import db
+
+    app = build_app(own_database_url)
+    code = COMMUNITY[:-1] + "3001"
+    with app.app_context(), db.begin() as session:
+        make_grid(session, code, box(116.32, 39.70, 116.33, 39.71))
+        worker = make_user(session, f"vf_{uuid.uuid4().hex[:8]}", "worker", grids=[code])
+        home = make_household(session, 116.321, 39.702)
+        headers = bearer(worker)
+    with app.test_client() as client:
+        answer = client.post(
+            "/api/v1/visits/batch", json={"visits": [visit_item(home)]}, headers=headers
+        )
+    assert answer.status_code == 200
+
+    def verify(*args):
+        with app.app_context():
+            return CliRunner().invoke(main, ["report", "verify", *args], catch_exceptions=False)
+
+    try:
+        with app.app_context(), db.begin() as session:
+            spoiled = session.execute(
+                text(
+                    "UPDATE report_grid_weeks SET visits = visits + 1 "
+                    "WHERE grid_id = (SELECT id FROM grids WHERE code = :code) AND visits > 0"
+                ),
+                {"code": code},
+            )
+            assert spoiled.rowcount == 1  # the visit's week
+        found = verify()
+        assert found.exit_code == 1
+        assert "report_grid_weeks: 1 kept rows not in the rebuild, 1 rebuilt rows not kept" in (
+            found.stdout
+        )
+        repaired = verify("--repair")
+        assert repaired.exit_code == 0, repaired.output
+        assert "repaired" in repaired.stdout
+        assert verify().exit_code == 0
     finally:
         with app.app_context():
             db.engine.dispose()
