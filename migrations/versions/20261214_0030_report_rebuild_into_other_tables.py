@@ -16,7 +16,7 @@ when run, as PL/pgSQL planned the static ones (no parameters), once a rebuild.
 The downgrade restores 0020's `gw_report_rebuild()` and drops `gw_report_compute()`.
 
 Revision ID: 0030
-Revises: 0028
+Revises: 0029
 Create Date: 2026-12-14 09:00:00+00:00
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from alembic import op
 
 revision: str = "0030"
-down_revision: str | None = "0028"
+down_revision: str | None = "0029"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
