@@ -293,6 +293,10 @@ def create_task(
     # visit notes (TaskSchema); the event does not repeat it.
     opened = "" if source == "visit" else data.get("description") or ""
     _event(task, "create", None, "new", actor_id, now, note=opened)
+    if previous is not None:
+        # Its arrival by re-dispatch, as the other task records its leaving: a system step,
+        # naming nobody (and no task) of the community it came from.
+        _event(task, "transfer", None, "new", None, now, note="12345 改派自其他社区")
     assignee, reason = dispatch.choose_assignee(session, grid, now.astimezone(LOCAL).date())
     if assignee is not None:
         _assign(session, task, assignee, actor_id, now, note=reason, kind="task_dispatched")

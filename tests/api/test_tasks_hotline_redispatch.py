@@ -84,6 +84,17 @@ def test_a_ticket_another_community_holds_is_a_409_until_it_is_said_to_be_redisp
     assert open_ticket(client, world, "admin_b", B1, redispatch=True).status_code == 201
 
 
+def test_the_new_task_records_its_arrival_by_redispatch_naming_nobody_of_the_first(client, world):
+    open_ticket(client, world, "admin_a", A1)
+    second = open_ticket(client, world, "admin_b", B1, redispatch=True).json
+    steps = [
+        (e["action"], e["from_status"], e["to_status"], e["actor_id"], e["note"])
+        for e in get(client, world, "admin_b", second["id"]).json["events"]
+    ]
+    assert ("transfer", None, "new", None, "12345 改派自其他社区") in steps
+    assert steps[0][:4] == ("create", None, "new", world.users["admin_b"].id)
+
+
 def test_the_first_task_still_open_is_closed_as_transferred(client, world, session):
     first = open_ticket(client, world, "admin_a", A1).json
     open_ticket(client, world, "admin_b", B1, redispatch=True)
