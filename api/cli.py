@@ -686,7 +686,7 @@ def rosters_group() -> None:
 @rosters_group.command("tick")
 @now_option
 def rosters_tick(now) -> None:
-    """Expire open shift swaps whose day has passed, telling each requester (idempotent)."""
+    """Expire open shift swaps whose day has passed, telling both workers (idempotent)."""
     from api.services import rosters
 
     with _session() as session:

@@ -48,7 +48,7 @@ import argparse
 import json
 import statistics
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from api.settings import load_config, normalise_database_url
 from bench._report_world import build, migration, tagged_district
@@ -188,16 +188,17 @@ def vacuum(engine) -> None:
         conn.execute(text(f"VACUUM (ANALYZE) {', '.join(VACUUMED)}"))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def district_arguments(description: str) -> argparse.ArgumentParser:
+    """The options of a bench on this district: whether to build it, its size."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--no-setup", action="store_true", help="use the data already loaded")
     parser.add_argument("--grids", type=int, default=300, help="of 300 households each")
     parser.add_argument("--weeks", type=int, default=12)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--check", action="store_true", help="round 0 also compares a rebuild")
-    args = parser.parse_args()
+    return parser
 
+
+def district_engine(args: argparse.Namespace) -> Engine:
+    """An engine on DATABASE_URL, migrated and holding the district unless --no-setup."""
     engine = create_engine(normalise_database_url(load_config()["DATABASE_URL"]))
     if not args.no_setup:
         from alembic import command
@@ -206,6 +207,16 @@ def main() -> None:
 
         command.upgrade(alembic_config(engine.url.render_as_string(hide_password=False)), "head")
         setup(engine, args.grids, args.weeks)
+    return engine
+
+
+def main() -> None:
+    parser = district_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--check", action="store_true", help="round 0 also compares a rebuild")
+    args = parser.parse_args()
+    engine = district_engine(args)
     with engine.connect() as conn:
         counts = conn.execute(
             text(

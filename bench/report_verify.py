@@ -18,19 +18,17 @@ rolled back) and a report read (one week's grid rows), each timed to its answer.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from api.services import report_verify
-from api.settings import load_config, normalise_database_url
 from bench._result import emit
-from bench.report_upkeep import setup
+from bench.report_upkeep import district_arguments, district_engine
 
 INSERT = """
 INSERT INTO visits (id, worker_id, household_id, grid_id, visited_at, utc_offset_minutes, week,
@@ -118,21 +116,10 @@ def one_round(engine, name: str) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-setup", action="store_true", help="use the data already loaded")
-    parser.add_argument("--grids", type=int, default=300, help="of 300 households each")
-    parser.add_argument("--weeks", type=int, default=12)
+    parser = district_arguments(__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-
-    engine = create_engine(normalise_database_url(load_config()["DATABASE_URL"]))
-    if not args.no_setup:
-        from alembic import command
-
-        from api.cli import alembic_config
-
-        command.upgrade(alembic_config(engine.url.render_as_string(hide_password=False)), "head")
-        setup(engine, args.grids, args.weeks)
+    engine = district_engine(args)
     with engine.connect() as conn:
         visits = conn.scalar(text("SELECT count(*) FROM visits"))
     print(f"data: {visits} visits")

@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from api.db import Base
+from api.models import reports as _models  # noqa: F401  (the aggregates' tables in Base)
 from api.services.weeks import parse_week
 
-# Every table the triggers keep and gw_report_rebuild() rewrites, with its primary key; each
-# has a `week` column (in its key).
+# Every table the triggers keep and gw_report_rebuild() rewrites; each has a `week` column (in
+# its primary key).
 AGGREGATES = (
     "report_household_weeks",
     "report_grid_weeks",
@@ -40,13 +42,10 @@ AGGREGATES = (
     "report_worker_households",
     "report_household_deltas",
 )
+# Each table's primary key, as the models declare it: what a repair deletes the rows by.
 KEYS = {
-    "report_household_weeks": ("grid_id", "week", "household_id"),
-    "report_grid_weeks": ("grid_id", "week"),
-    "report_grid_week_tags": ("grid_id", "week", "tag"),
-    "report_worker_weeks": ("worker_id", "week", "grid_id"),
-    "report_worker_households": ("worker_id", "week", "grid_id", "household_id"),
-    "report_household_deltas": ("grid_id", "week", "kind", "tag"),
+    table: tuple(c.name for c in Base.metadata.tables[table].primary_key.columns)
+    for table in AGGREGATES
 }
 # The raw rows the rebuild reads, held still (SHARE) while a repair runs: no ingest, household
 # change or cadence change can slip between the comparison and the rows it replaces.

@@ -29,6 +29,7 @@ from api import clock, errors
 from api.db import driver_errors, is_any_of
 from api.models import Grid, Household, User, Visit
 from api.scope import Scope
+from api.services.geometry import lonlat_columns, points_of
 from api.services.households import _outside, place
 from api.services.ledger import LedgerRow, household_ledger
 from api.services.weeks import LOCAL, parse_week, week_bounds, week_of
@@ -286,19 +287,13 @@ def _place_and_check(
     if not pending:
         return [], {}
     household_ids = {a.data["household_id"] for a in pending if a.data.get("household_id")}
-    # The point as two numbers: a geometry column read as such costs a parsed WKB element
-    # per household before it becomes a shape.
     found = session.execute(
-        select(
-            Household.id,
-            Household.grid_id,
-            func.ST_X(Household.location).label("lon"),
-            func.ST_Y(Household.location).label("lat"),
-        ).where(is_any_of(Household.id, "household_ids", household_ids, Integer))
+        select(Household.id, Household.grid_id, *lonlat_columns(Household.location)).where(
+            is_any_of(Household.id, "household_ids", household_ids, Integer)
+        )
     ).all()
     households = {h.id: h for h in found}
-    shapes = shapely.points([(h.lon, h.lat) for h in found]) if found else []
-    homes = dict(zip(households, shapes, strict=True))
+    homes = dict(zip(households, points_of(found), strict=True))
     located = []
     for a in pending:
         loc = a.data["location"]
@@ -486,13 +481,7 @@ def _neighbours(
     """
     first = min(a.data["visited_at"] for a in accepted)
     last = max(a.data["visited_at"] for a in accepted)
-    cols = (
-        Visit.id,
-        Visit.visited_at,
-        func.ST_X(Visit.location).label("lon"),  # two numbers, not a WKB element per visit
-        func.ST_Y(Visit.location).label("lat"),
-        Visit.accuracy_m,
-    )
+    cols = (Visit.id, Visit.visited_at, *lonlat_columns(Visit.location), Visit.accuracy_m)
     mine = Visit.worker_id == worker_id
     inside = select(*cols).where(mine, Visit.visited_at.between(first, last))
     before = (
@@ -503,10 +492,9 @@ def _neighbours(
     rows = list(session.execute(around))
     # (sort key, the neighbour as grading takes it, the position in `accepted` or None).
     # UUIDs order as their text does; a timestamp orders as the aware time, faster.
-    shapes = shapely.points([(r.lon, r.lat) for r in rows]) if rows else []
     entries = [
         ((at.timestamp(), vid), (shape, at, accuracy), None)
-        for (vid, at, _, _, accuracy), shape in zip(rows, shapes, strict=True)
+        for (vid, at, _, _, accuracy), shape in zip(rows, points_of(rows), strict=True)
     ]
     entries += [
         (
