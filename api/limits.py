@@ -64,7 +64,7 @@ def _int64(digits: str) -> int:
     return value
 
 
-def _depth_ok(value: Any, limit: int) -> bool:
+def depth_ok(value: Any, limit: int) -> bool:
     """Whether parsed data nests at most `limit` deep (walked a level at a time, no recursion).
 
     Nesting beyond the interpreter's recursion limit never gets here: the parser raises
@@ -92,7 +92,7 @@ def strict_loads(
     """Parse JSON, refusing NaN/Infinity, deep nesting, too many values and integers beyond
     64 bits."""
     raw = data.encode() if isinstance(data, str) else data
-    if max_values is not None and raw.count(b",") + 1 > max_values:
+    if not within_values(raw, max_values):
         raise JsonLimitError(
             f"The JSON body holds more than {max_values:,} values; split it into smaller parts.",
             status=413,
@@ -100,15 +100,27 @@ def strict_loads(
     value = _orjson_loads(raw)
     if value is _REREAD:
         value = _json_loads(raw, max_depth)
-    if not _depth_ok(value, max_depth):
+    if not depth_ok(value, max_depth):
         raise JsonLimitError(f"The JSON body nests deeper than {max_depth} levels.")
     return value
+
+
+def within_values(raw: bytes, max_values: int | None = MAX_JSON_VALUES) -> bool:
+    """Whether the body holds at most `max_values` values (counted as commas + 1)."""
+    return max_values is None or len(raw) < max_values or raw.count(b",") + 1 <= max_values
+
+
+def no_long_integers(raw: bytes) -> bool:
+    """Whether the body holds no run of 19 digits or more: no integer that a fast parser
+    (orjson, msgspec) would read otherwise than `strict_loads` does (as a float, or beyond
+    64 bits where `strict_loads` refuses it)."""
+    return _LONG_DIGITS not in raw.translate(_DIGITS_AS_9)
 
 
 def _orjson_loads(raw: bytes) -> Any:
     """orjson's value for the body, or `_REREAD` where only the json module says the right thing
     (malformed JSON, NaN and the like, integers of 19 digits or more)."""
-    if _LONG_DIGITS in raw.translate(_DIGITS_AS_9):
+    if not no_long_integers(raw):
         return _REREAD
     try:
         return orjson.loads(raw)
@@ -143,8 +155,38 @@ def _json_loads(raw: bytes, max_depth: int) -> Any:
     return value
 
 
+class _Loaded:
+    """A body its schema loaded from the bytes (`load_plain_body`): the arguments as they are."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 class StrictParser(FlaskParser):
-    """webargs' Flask parser reading JSON bodies with `strict_loads`; failures are problems."""
+    """webargs' Flask parser reading JSON bodies with `strict_loads`; failures are problems.
+
+    A schema with a `load_plain_body(raw: bytes)` method may load a plain body itself, from
+    its bytes (a compiled decoder, say): what it returns, if not None, are the arguments; with
+    None, the body is parsed and loaded as any other. It must return only what parsing and
+    loading would have given (see `VisitBatchSchema.load_plain_body`)."""
+
+    def load_json(self, req, schema):
+        plain = getattr(schema, "load_plain_body", None)
+        if plain is not None and is_json_request(req):
+            data = req.get_data(cache=True)
+            if data and (value := plain(data)) is not None:
+                return _Loaded(value)
+        return super().load_json(req, schema)
+
+    def _process_location_data(self, location_data, schema, req, location, unknown, validators):
+        if isinstance(location_data, _Loaded):
+            self._validate_arguments(location_data.value, validators)
+            return location_data.value
+        return super()._process_location_data(
+            location_data, schema, req, location, unknown, validators
+        )
 
     def _raw_load_json(self, req):
         if not is_json_request(req):

@@ -15,7 +15,8 @@ CONTROL_CHARACTERS = "Must not contain control characters."
 def has_control_characters(value: str) -> bool:
     """True when `value` holds a control character (Unicode category Cc: NUL, BEL, ESC, tab,
     newline, DEL, C1 ...). A name goes into reports (XLSX refuses them), tables and headers."""
-    return any(unicodedata.category(c) == "Cc" for c in value)
+    # Every Cc character is unprintable: a printable string (the usual one) holds none.
+    return not value.isprintable() and any(unicodedata.category(c) == "Cc" for c in value)
 
 
 def name_problem(value: Any, *, optional: bool = False, max_length: int = NAME_MAX) -> str | None:
