@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy import ColumnElement, Integer, and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from api import errors
+from api.db import is_any_of
 from api.models import Grid, Household, Roster, Shift, Task, User, Visit, user_grids
 
 
@@ -83,12 +84,21 @@ class Scope:
             return or_(Task.grid_id.in_(self.grid_ids), mine) if self.grid_ids else mine
         return Task.grid_id.in_(select(Grid.id).where(self.grids()))
 
+    def visible_tasks(self, session: Session, task_ids: Iterable[int | None]) -> set[int]:
+        """Those of the tasks this user may see, in one query: what a link to another task may
+        name (a re-dispatched ticket's tasks, a 409 on a repeated ticket)."""
+        wanted = {task_id for task_id in task_ids if task_id is not None}
+        if not wanted:
+            return set()
+        return set(
+            session.scalars(
+                select(Task.id).where(is_any_of(Task.id, "task_ids", wanted, Integer), self.tasks())
+            )
+        )
+
     def sees_task(self, session: Session, task_id: int | None) -> bool:
-        """Whether this user may see the task: what a link to another task may name (a
-        re-dispatched ticket's tasks, a 409 on a repeated ticket)."""
-        if task_id is None:
-            return False
-        return session.scalar(select(Task.id).where(Task.id == task_id, self.tasks())) is not None
+        """Whether this user may see the task (`visible_tasks` of one)."""
+        return task_id is not None and task_id in self.visible_tasks(session, [task_id])
 
     def leads_grid(self, grid: Grid) -> bool:
         """The grid's leader, or the admin of its community: who reassigns, closes, reopens."""

@@ -143,6 +143,74 @@ def test_each_community_sees_the_link_only_to_the_task_it_can_see(client, world,
     assert get(client, world, viewer, second["id"]).json["transferred_from_id"] == first["id"]
 
 
+def listed(client, world, user: str) -> dict[int, dict]:
+    r = client.get("/api/v1/tasks?source=hotline&page_size=100", headers=world.auth(user))
+    assert r.status_code == 200, r.json
+    return {t["id"]: t for t in r.json}
+
+
+def redispatched(client, world, number: int, to: str = B1, by: str = "admin_b") -> tuple[int, int]:
+    """Ticket `number` opened in A1, then re-dispatched to `to`: the two tasks' ids."""
+    external_id = f"{TICKET}-{number}"
+    first = open_ticket(client, world, "admin_a", A1, external_id=external_id).json
+    r = open_ticket(client, world, by, to, external_id=external_id, redispatch=True)
+    assert r.status_code == 201, r.json
+    return first["id"], r.json["id"]
+
+
+def test_a_list_shows_each_link_only_to_a_caller_who_can_see_the_linked_task(
+    client, world, session
+):
+    from tests.factories import C1, C, make_user
+
+    world.users["admin_c"] = make_user(session, "admin_c", "community_admin", community=C)
+    to_b = redispatched(client, world, 1)
+    to_c = redispatched(client, world, 2, to=C1, by="admin_c")
+    # The district viewer of 110101 sees A's and B's tasks, not C's (district 110102).
+    tasks = listed(client, world, "viewer_110101")
+    assert set(tasks) == {*to_b, to_c[0]}
+    assert tasks[to_b[0]]["transferred_to_id"] == to_b[1]
+    assert tasks[to_b[1]]["transferred_from_id"] == to_b[0]
+    assert tasks[to_c[0]]["transferred_to_id"] is None
+    # Each community sees its own task of a ticket, never the link to the other's.
+    assert [t["transferred_to_id"] for t in listed(client, world, "admin_a").values()] == [
+        None,
+        None,
+    ]
+    assert [t["transferred_from_id"] for t in listed(client, world, "admin_b").values()] == [None]
+    assert [t["transferred_from_id"] for t in listed(client, world, "admin_c").values()] == [None]
+
+
+def test_the_links_of_a_page_are_decided_in_as_many_statements_for_many_as_for_one(
+    client, world, engine
+):
+    """Not one scope query per link: the list's statements do not grow with its links."""
+    from sqlalchemy import event
+
+    def statements_of_the_list() -> tuple[int, list[dict]]:
+        statements = []
+
+        def record(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            tasks = listed(client, world, "viewer_110101")
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        return len(statements), list(tasks.values())
+
+    redispatched(client, world, 1)
+    one, tasks = statements_of_the_list()
+    assert sum(t["transferred_to_id"] is not None for t in tasks) == 1
+    for number in range(2, 6):
+        redispatched(client, world, number)
+    many, tasks = statements_of_the_list()
+    linked = [t for t in tasks if t["transferred_from_id"] or t["transferred_to_id"]]
+    assert len(linked) == 10  # five tickets, each a task in A and one in B, linked both ways
+    assert many == one
+
+
 def test_the_assignee_and_overseers_of_the_first_task_are_told_it_went_elsewhere(
     client, world, session
 ):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import marshmallow as ma
+from flask import request
 
 from api import privacy
 from api.auth import current_scope
@@ -32,11 +35,29 @@ def _track(element) -> dict | None:
     return {"lon": lon, "lat": lat}
 
 
+# Per request: each linked task's id -> whether the caller may see that task.
+_LINKS_SEEN = "gridwork.task_links_seen"
+
+
+def _decide_links(task_ids: Iterable[int | None]) -> dict[int, bool]:
+    """Whether the caller may see each of these linked tasks: one query for them all, kept
+    for the request (`_seen` reads it)."""
+    seen = request.environ.setdefault(_LINKS_SEEN, {})
+    wanted = {task_id for task_id in task_ids if task_id is not None}
+    if wanted:
+        visible = current_scope().visible_tasks(db.session, wanted)
+        seen.update({task_id: task_id in visible for task_id in wanted})
+    return seen
+
+
 def _seen(task_id: int | None) -> int | None:
     """A linked task's id, for one who may see that task (it is in another community)."""
-    if task_id is None or not current_scope().sees_task(db.session, task_id):
+    if task_id is None:
         return None
-    return task_id
+    seen = request.environ.get(_LINKS_SEEN, {})
+    if task_id not in seen:  # dumped without TaskSchema's pre_dump
+        seen = _decide_links([task_id])
+    return task_id if seen[task_id] else None
 
 
 def _task_location(task) -> dict | None:
@@ -196,6 +217,13 @@ class TaskSchema(Schema):
         task_actions,
         metadata={"description": "Actions legal from the current status"},
     )
+
+    @ma.pre_dump(pass_collection=True)
+    def _links(self, data, many: bool, **kwargs):
+        # The links of a whole page decided in one query, not one per link.
+        tasks = data if many else [data]
+        _decide_links(i for t in tasks for i in (t.transferred_from_id, t.transferred_to_id))
+        return data
 
 
 class TaskDetailSchema(TaskSchema):
