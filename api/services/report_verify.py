@@ -4,11 +4,13 @@ The visits and households triggers keep the weekly report's aggregates as rows c
 (docs/report.md). `gw_report_compute(prefix)` (migration 0030) makes what `gw_report_rebuild()`
 would make into other tables. `check` has it fill temporary tables and compares them, table by
 table, with the kept aggregates: all in the caller's transaction, which, REPEATABLE READ (the
-CLI's), reads both sides in one snapshot. Commits made meanwhile (a visit batch, a household
-edit) are in neither side, so they make no false difference, and nothing waits for the check:
-it takes no lock a writer or a report read would meet (it writes only its temporary tables).
-Under READ COMMITTED (the tests' rolled-back transaction) each statement sees the latest
-commits: a writer committing during the check can make a difference appear.
+CLI's), reads both sides in one snapshot, taken after the check's lock on the aggregates (it
+refuses a transaction that queried before it, whose snapshot would predate that lock). Commits
+made meanwhile (a visit batch, a household edit) are in neither side, so they make no false
+difference, and nothing waits for the check: it takes no lock a writer or a report read would
+meet (it writes only its temporary tables). Under READ COMMITTED (the tests' rolled-back
+transaction) each statement sees the latest commits: a writer committing during the check can
+make a difference appear.
 
 `repair_differences` writes, so it holds the raw rows still (SHARE on the raw tables: visit
 ingest and household edits wait, report reads do not) in a READ COMMITTED transaction, checks
@@ -25,7 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import psycopg
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from api.db import Base
@@ -95,13 +99,19 @@ def verify(session: Session, *, since: str | None = None, repair: bool = False) 
 def check(session: Session, *, since: str | None = None) -> Verification:
     """The comparison alone: writes only temporary tables, dropped before it returns, and
     takes no lock but the one every read takes (ACCESS SHARE: only a TRUNCATE, such as
-    `gw_report_rebuild()`, or a schema change waits for it)."""
+    `gw_report_rebuild()`, or a schema change waits for it).
+
+    Under REPEATABLE READ it must be the first to query its transaction (not in a savepoint):
+    its one snapshot then begins after that lock. A transaction that queried before is
+    refused (RuntimeError, the transaction aborted)."""
     in_range, params = _range(since)
+    _require_no_snapshot(session)
     savepoint = session.begin_nested()
     try:
-        # Before the check reads: a TRUNCATE of the aggregates (not MVCC-safe) committed after
-        # the snapshot would make them read as empty. A caller that read before (the snapshot
-        # is its first statement's) leaves that window open; nothing but a rebuild truncates.
+        # Before the check reads, so before its snapshot: a TRUNCATE of the aggregates (not
+        # MVCC-safe; nothing but a rebuild truncates) committed after the snapshot would make
+        # them read as empty. A rebuild committed before the lock is in the snapshot; one
+        # after waits for the check's end.
         session.execute(text(f"LOCK TABLE {', '.join(AGGREGATES)} IN ACCESS SHARE MODE"))
         _compute(session)
         on_computed(session)
@@ -140,6 +150,29 @@ def repair_differences(session: Session, *, since: str | None = None) -> Verific
             session.execute(text(f"DROP TABLE {prefix}{table}"))
     savepoint.commit()
     return result
+
+
+def _require_no_snapshot(session: Session) -> None:
+    """Refuse a REPEATABLE READ (or SERIALIZABLE) transaction that has queried before the
+    check: its snapshot, the one the check would read, predates the check's lock.
+
+    Neither statement takes a snapshot (SHOW and SET TRANSACTION do not); PostgreSQL refuses
+    `SET TRANSACTION [NOT] DEFERRABLE` once one was taken (or in a savepoint), and otherwise
+    it changes nothing here (DEFERRABLE acts only on SERIALIZABLE READ ONLY, and the check
+    writes its temporary tables). Under READ COMMITTED each statement takes a snapshot of its
+    own, the check's all after the lock."""
+    isolation = session.scalar(text("SHOW transaction_isolation"))
+    if isolation == "read committed":
+        return
+    try:
+        session.execute(text("SET TRANSACTION NOT DEFERRABLE"))
+    except DBAPIError as exc:
+        if not isinstance(exc.orig, psycopg.errors.ActiveSqlTransaction):
+            raise
+        raise RuntimeError(
+            f"report_verify.check must run first in its {isolation} transaction, so that its "
+            f"snapshot begins after its lock on the aggregates ({exc.orig})"
+        ) from exc
 
 
 def on_computed(session: Session) -> None:

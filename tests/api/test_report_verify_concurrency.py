@@ -11,11 +11,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from api.cli import main
 from api.services import report_verify
@@ -172,6 +174,98 @@ def test_a_committed_wrong_row_is_found_and_repaired_on_a_live_database(own_data
         assert repaired.exit_code == 0, repaired.output
         assert "repaired" in repaired.stdout
         assert verify().exit_code == 0
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+# --- the snapshot begins after the lock ----------------------------------------------------------
+def visited_grid(app, code: str, lon: float) -> None:
+    """A grid of one household visited once, committed: its aggregates are not empty."""
+    from api.extensions import db
+
+    with app.app_context(), db.begin() as session:
+        make_grid(session, code, box(lon, 39.70, lon + 0.01, 39.71))
+        worker = make_user(session, f"vf_{uuid.uuid4().hex[:8]}", "worker", grids=[code])
+        home = make_household(session, lon + 0.001, 39.702)
+        headers = bearer(worker)
+    with app.test_client() as client:
+        answer = client.post(
+            "/api/v1/visits/batch", json={"visits": [visit_item(home)]}, headers=headers
+        )
+    assert answer.status_code == 200
+
+
+@contextmanager
+def a_rebuild_just_before_the_lock(engine) -> Iterator[list[str]]:
+    """`gw_report_rebuild()` (TRUNCATE, then the rows again) committed from another connection
+    just before the check's ACCESS SHARE lock on the aggregates; yields the statements run."""
+    statements: list[str] = []
+
+    def rebuild_first(conn, cursor, statement, *args):
+        statements.append(statement)
+        if statement.startswith("LOCK TABLE report_") and "rebuilt" not in statements:
+            statements.append("rebuilt")
+            with engine.connect() as other:
+                other.execute(text("SET lock_timeout = '10s'"))  # never a silent hang
+                other.execute(text("SELECT gw_report_rebuild()"))
+                other.commit()
+
+    event.listen(engine, "before_cursor_execute", rebuild_first)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", rebuild_first)
+
+
+@pytest.mark.parametrize("guard_reads", [False, True], ids=["guard-idle", "guard-reads-keys"])
+def test_a_rebuild_committed_just_before_the_checks_lock_is_read_whole(
+    own_database_url, guard_reads
+):
+    """The check's snapshot is taken after its lock: the TRUNCATE of a rebuild committed just
+    before reads as the rows rebuilt, not as emptied aggregates (a false difference). Also
+    when the data key guard reads its table first (due once a minute): in a transaction of
+    its own, ended before the check's begins."""
+    from api.extensions import db
+
+    app = build_app(own_database_url)
+    visited_grid(app, COMMUNITY[:-1] + ("4001" if guard_reads else "5001"), 116.34 + guard_reads)
+    try:
+        with app.app_context():
+            if guard_reads:
+                app.extensions["gridwork_keyguard"].read_at = float("-inf")  # due now
+            with a_rebuild_just_before_the_lock(db.engine) as statements:
+                result = CliRunner().invoke(main, ["report", "verify"], catch_exceptions=False)
+        assert "rebuilt" in statements
+        assert any("FROM data_keys" in s for s in statements) is guard_reads
+        assert result.exit_code == 0, result.output
+        assert "the kept aggregates equal a rebuild (every week)" in result.stdout
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_a_check_whose_snapshot_would_predate_its_lock_refuses_to_compare(own_database_url):
+    """Something reading first in the check's REPEATABLE READ transaction (here a hook at its
+    beginning) would fix the snapshot before the lock: a rebuild committed in between would
+    leave the kept aggregates empty in it, every row a false difference (exit 1, and with
+    --repair a second check holding visit ingest for nothing). The check refuses instead."""
+    from api.extensions import db
+
+    app = build_app(own_database_url)
+    visited_grid(app, COMMUNITY[:-1] + "6001", 116.36)
+
+    def read_first(session, transaction, connection):
+        connection.execute(text("SELECT count(*) FROM visits"))
+
+    try:
+        with app.app_context():
+            db.listen("after_begin", read_first)
+            with (
+                a_rebuild_just_before_the_lock(db.engine),
+                pytest.raises(RuntimeError, match=r"first in its repeatable read transaction"),
+            ):
+                CliRunner().invoke(main, ["report", "verify", "--repair"], catch_exceptions=False)
     finally:
         with app.app_context():
             db.engine.dispose()
