@@ -181,34 +181,51 @@ def test_a_list_shows_each_link_only_to_a_caller_who_can_see_the_linked_task(
     assert [t["transferred_from_id"] for t in listed(client, world, "admin_c").values()] == [None]
 
 
+def statements_of(engine, request) -> tuple[int, object]:
+    """The number of statements `request()` runs, and its answer."""
+    from sqlalchemy import event
+
+    statements = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        answer = request()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return len(statements), answer
+
+
 def test_the_links_of_a_page_are_decided_in_as_many_statements_for_many_as_for_one(
     client, world, engine
 ):
     """Not one scope query per link: the list's statements do not grow with its links."""
-    from sqlalchemy import event
-
-    def statements_of_the_list() -> tuple[int, list[dict]]:
-        statements = []
-
-        def record(conn, cursor, statement, *args):
-            statements.append(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            tasks = listed(client, world, "viewer_110101")
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
-        return len(statements), list(tasks.values())
-
     redispatched(client, world, 1)
-    one, tasks = statements_of_the_list()
-    assert sum(t["transferred_to_id"] is not None for t in tasks) == 1
+    one, tasks = statements_of(engine, lambda: listed(client, world, "viewer_110101"))
+    assert sum(t["transferred_to_id"] is not None for t in tasks.values()) == 1
     for number in range(2, 6):
         redispatched(client, world, number)
-    many, tasks = statements_of_the_list()
-    linked = [t for t in tasks if t["transferred_from_id"] or t["transferred_to_id"]]
+    many, tasks = statements_of(engine, lambda: listed(client, world, "viewer_110101"))
+    linked = [t for t in tasks.values() if t["transferred_from_id"] or t["transferred_to_id"]]
     assert len(linked) == 10  # five tickets, each a task in A and one in B, linked both ways
     assert many == one
+
+
+def test_both_links_of_one_task_are_decided_in_one_statement(client, world, engine):
+    """A ticket sent A -> B -> A: B's task links both ways; the viewer sees both."""
+    first, second = redispatched(client, world, 1)
+    third = open_ticket(client, world, "admin_a", A1, external_id=f"{TICKET}-1", redispatch=True)
+    plain = open_ticket(client, world, "admin_a", A1, external_id=f"{TICKET}-2").json
+
+    def read(task_id: int) -> dict:
+        return get(client, world, "viewer_110101", task_id).json
+
+    unlinked, _ = statements_of(engine, lambda: read(plain["id"]))
+    linked, body = statements_of(engine, lambda: read(second))
+    assert (body["transferred_from_id"], body["transferred_to_id"]) == (first, third.json["id"])
+    assert linked == unlinked + 1
 
 
 def test_the_assignee_and_overseers_of_the_first_task_are_told_it_went_elsewhere(
