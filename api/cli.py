@@ -86,13 +86,10 @@ def serve(host: str, port: int, workers: int) -> None:
             self.cfg.set("timeout", 120)
 
         def load(self):
-            import gc
+            from api import heap
 
             app = _app()
-            # Everything loaded so far (modules, mappers, schemas) lives as long as the worker:
-            # keep the cyclic collector from walking it again on every collection (it cost
-            # a fifth of a 500-visit batch, see docs/performance.md).
-            gc.freeze()
+            heap.settle()  # the collector, for a process that lives with the app
             return app
 
     Server().run()

@@ -19,7 +19,6 @@ Everything the bench made is deleted at the end.
 from __future__ import annotations
 
 import argparse
-import gc
 import http.client
 import math
 import os
@@ -32,7 +31,7 @@ import time
 
 from sqlalchemy import delete, select, text
 
-from api import create_app
+from api import create_app, heap
 from api.cli import alembic_config
 from api.extensions import db
 from api.models import Community, District, Grid, GridVersion, Street, User
@@ -192,7 +191,7 @@ def main() -> None:
         client = app.test_client()
         api_get(client, headers, pts[:50])  # warm-up
         api_batch(client, headers, pts[:50])
-        gc.freeze()  # as `gridwork serve` does in each worker
+        heap.settle()  # as `gridwork serve` does in each worker
         with app.app_context():
             db.session.execute(text("SELECT 1"))
             sql_rate = raw_sql(pts)

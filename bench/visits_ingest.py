@@ -26,7 +26,6 @@ the statement leave for the product's per-item work.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import random
 import time
@@ -38,7 +37,7 @@ import orjson
 from flask import Response, request
 from sqlalchemy import delete, select, text
 
-from api import create_app
+from api import create_app, heap
 from api.auth import current_user
 from api.cli import alembic_config
 from api.extensions import db
@@ -279,7 +278,7 @@ def main() -> None:
         # batch), a week before the measured ones so that none of them neighbours it.
         warm = make_batches(homes, 1, args.batch_size, days_ago=9)
         alternate(client, "/api/v1/visits/batch", headers, warm)
-        gc.freeze()  # as `gridwork serve` does in each worker once the app is loaded
+        heap.settle()  # as `gridwork serve` does in each worker once the app is loaded
 
         # Each API batch is followed by the baseline for the very rows it stored: one raw
         # INSERT statement, one commit per batch. Alternating keeps both paths under the same
