@@ -83,7 +83,7 @@ def main() -> None:
 
     from flask_jwt_extended import create_access_token
 
-    from api import create_app
+    from api import create_app, heap
     from api.auth import claims_for
     from api.extensions import db
     from api.models import Grid, User
@@ -136,6 +136,7 @@ def main() -> None:
         if raw_conn is not None:
             raw_conn.execute(settings)
         client = app.test_client()
+        heap.settle()  # as `gridwork serve` does in each worker once the app is loaded
         headers = {"Authorization": f"Bearer {token}"}
         print(
             f"tile latency, week {week}, caller: district viewer {viewer.username} "
