@@ -16,7 +16,6 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
-    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
@@ -41,12 +40,18 @@ class Base(DeclarativeBase):
 
 
 def set_local(session: Session, **settings: str) -> None:
-    """PostgreSQL settings for the current transaction only (SET LOCAL), in one round trip."""
-    calls = ", ".join(f"set_config(:name_{k}, :value_{k}, true)" for k in range(len(settings)))
+    """PostgreSQL settings for the current transaction only (SET LOCAL), in one round trip.
+
+    Sent as the driver's own statement (bound parameters, no SQL expression to compile): a
+    tile sets them on every request, and through `text()` they cost twice as much (~0.2 ms
+    against ~0.09)."""
+    calls = ", ".join(
+        f"set_config(%(name_{k})s, %(value_{k})s, true)" for k in range(len(settings))
+    )
     params = {}
     for k, (name, value) in enumerate(settings.items()):
         params[f"name_{k}"], params[f"value_{k}"] = name, value
-    session.execute(text(f"SELECT {calls}"), params)
+    session.connection().exec_driver_sql(f"SELECT {calls}", params)
 
 
 @contextmanager
