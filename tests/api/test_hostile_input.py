@@ -379,6 +379,20 @@ def _xlsx_huge_shared_strings() -> bytes:
     return _register_xlsx(declare, {"xl/sharedStrings.xml": table})
 
 
+def _xlsx_many_merges() -> bytes:
+    """A one-household sheet declaring 200,000 merged ranges (6 MB of XML, ~15-fold: no zip
+    bomb), which the import would have to hold before the first row."""
+    ranges = b"".join(b'<mergeCell ref="E%d:F%d"/>' % (n, n) for n in range(3, 200_003))
+    tail = b'<mergeCells count="200000">' + ranges + b"</mergeCells>"
+
+    def declare(name: str, data: bytes) -> bytes:
+        if "worksheets/" in name:
+            return data.replace(b"</sheetData>", b"</sheetData>" + tail)
+        return data
+
+    return _register_xlsx(declare)
+
+
 FILE_CASES = {
     "50 MB CSV": (lambda: Endless(b"1,116.4,39.9\n", 50 * MB), "register.csv", (413,)),
     "CSV of a million columns": (_csv_wide, "register.csv", (422,)),
@@ -399,6 +413,7 @@ FILE_CASES = {
     "a zip that is no workbook": (lambda: _zip({"a.txt": b"hello"}), "register.csv", (422,)),
     "an XLSX whose sheet is cut in half": (_xlsx_cut_sheet, "register.xlsx", (422,)),
     "an XLSX with 600,000 shared strings": (_xlsx_huge_shared_strings, "register.xlsx", (422,)),
+    "an XLSX declaring 200,000 merged ranges": (_xlsx_many_merges, "register.xlsx", (422,)),
     "300,000 rows out of range": (
         lambda: b"building,lon,lat\n" + b"1,200,0\n" * 300_000,
         "register.csv",
