@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import zipfile
 
+import pytest
 from openpyxl import Workbook
+from openpyxl.utils.cell import get_column_letter
 from sqlalchemy import func, select
 
 from api.models import Household
@@ -223,6 +225,33 @@ def test_a_formula_with_no_computed_value_under_a_merge_names_the_merged_cell():
     assert parsed == []
     assert [(row, column) for row, column, _ in problems] == [(2, "building"), (3, "building")]
     assert all(detail.startswith("A2 holds a formula") for _, _, detail in problems)
+
+
+NS = b'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+
+
+@pytest.mark.parametrize(
+    ("cells", "uncomputed"),
+    [
+        (b'<c r="B2"><f>A2</f><v>3</v></c>', []),
+        (b'<c r="B2"><f>A2</f></c>', ["B2"]),
+        (b'<c r="B2"><f>A2</f><v></v></c>', ["B2"]),
+        (b'<c r="B2" t="str"><f>A2</f><v></v></c>', []),  # computed: an empty string
+        (
+            b'<c r="B2"><f t="shared" ref="B2:B3" si="0">A2</f><v>1</v></c>'
+            b'<c r="B3"><f t="shared" si="0"/></c>',
+            ["B3"],
+        ),
+        (b'<c r="C2"><f>A2</f><v> </v></c><c><f>A2</f></c>', ["C2", "D2"]),
+    ],
+    ids=["computed", "no value", "empty value", "empty string", "shared", "no reference"],
+)
+def test_formulas_with_no_computed_value_are_found_in_the_sheet(cells, uncomputed):
+    xml = b'<worksheet %s><sheetData><row r="2">%s</row></sheetData></worksheet>' % (NS, cells)
+    _, candidate = household_files._scan_merges(io.BytesIO(xml))
+    found = household_files._scan_formulas(io.BytesIO(xml)) if candidate else []
+    names = [f"{get_column_letter((cell & 0xFFFF) + 1)}{cell >> 16}" for cell in found]
+    assert names == uncomputed
 
 
 def test_a_sheet_of_too_many_formulas_with_no_computed_value_is_422(client, world, monkeypatch):
