@@ -601,7 +601,7 @@ class HouseholdReader:
                 )
         missing = [c for c in REQUIRED if c not in self.keys]
         named = [v for v in header if _text(v)]
-        if missing and len(named) == 1 and fmt == "xlsx":
+        if missing and len(named) == 1 and _header_key(named[0]) is None and fmt == "xlsx":
             # A title (often merged across the columns) above the header: say so.
             raise FileProblem(
                 f"The first row holds one value, {_text(named[0])!r}, like a title; the header "

@@ -123,6 +123,15 @@ def test_a_title_merged_across_the_columns_above_the_header_is_422_saying_so(cli
     assert "header must be the sheet's first row" in response.json["detail"]
 
 
+def test_a_header_of_one_column_is_422_listing_the_missing_columns_not_a_title(client, world):
+    book = Workbook()
+    book.active.append(["楼栋"])
+    book.active.append(["7号楼"])
+    response = upload(client, world, saved(book))
+    assert response.status_code == 422
+    assert response.json["detail"].startswith("Missing column(s): lon, lat.")
+
+
 def test_rows_a_merge_spans_past_the_last_household_stay_blank(client, world):
     rows = households(["301", "302"]) + [[None] * 6, [None] * 6]
     response = upload(client, world, saved(workbook(rows, merges=["A2:A5"])))
