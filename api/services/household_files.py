@@ -306,7 +306,7 @@ def _scan_formulas(part: BinaryIO) -> array:
     from openpyxl.utils.cell import coordinate_to_tuple, get_column_letter
 
     found = array("Q")  # row << 16 | 0-based column
-    state = {"row": 0, "col": 0, "ref": None, "t": None, "f": False, "v": False, "in_v": False}
+    state = {"row": 0, "col": 0, "t": None, "f": False, "v": False, "in_v": False}
     count = 0
     cell, formula, value = (f"{SHEET_NS} {name}" for name in ("c", "f", "v"))
     row_tag = f"{SHEET_NS} row"
@@ -390,9 +390,9 @@ def _laid_out(rows: Iterator[tuple[Any, ...]], layout: SheetLayout) -> Iterator[
                 row.extend([None] * (col + 1 - len(row)))
             if row[col] is None:
                 row[col] = Uncomputed(f"{get_column_letter(col + 1)}{number}")
-        # A blank row stays blank: a merge drawn past the last household adds no row.
-        blank = all(_text(v) == "" for v in row)
         if fills:
+            # A blank row stays blank: a merge drawn past the last household adds no row.
+            blank = all(_text(v) == "" for v in row)
             for col, (value, last) in list(fills.items()):
                 if last < number:
                     del fills[col]
