@@ -19,3 +19,9 @@ def settle() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+
+
+def post_worker_init(worker) -> None:
+    """gunicorn's hook (`gunicorn -c python:api.heap 'api:create_app()'`): `settle` in each
+    worker once it has loaded the app, as `gridwork serve` does."""
+    settle()

@@ -157,6 +157,8 @@ def start_api(url: str, port: int, workers: int, log: Path) -> subprocess.Popen:
         "2048",
         "--timeout",
         "60",
+        "--config",
+        "python:api.heap",  # the collector settled in each worker, as `gridwork serve` does
         "api:create_app()",
     ]
     with log.open("wb") as out:
