@@ -81,7 +81,10 @@ WELL_FORMED = [
 
 @pytest.mark.parametrize("item", WELL_FORMED)
 def test_a_well_formed_item_loads_as_the_schema_loads_it(item):
-    assert quick_load_item(copy.deepcopy(item)) == VisitItemSchema().load(copy.deepcopy(item))
+    quick = quick_load_item(copy.deepcopy(item))
+    assert quick == VisitItemSchema().load(copy.deepcopy(item))
+    # the same types and order too (116 and 116.0 are equal, but not alike)
+    assert repr(quick) == repr(VisitItemSchema().load(copy.deepcopy(item)))
 
 
 UNUSUAL = [
@@ -120,6 +123,7 @@ UNUSUAL = [
     variant(notes="x" * 4001),
     variant(observations={"unknown_tag": 1}),
     variant(observations=[]),
+    variant(observations={"elderly_80": None}),
     variant(follow_up="yes"),
     variant(follow_up=True),
     variant(follow_up=True, follow_up_note="  "),
@@ -166,6 +170,7 @@ def assert_plain_agrees(body: bytes) -> None:
 def test_a_batch_of_plain_items_is_loaded_from_its_bytes_as_the_schema_loads_it():
     body = body_of(*WELL_FORMED)
     assert load_plain_batch(body) == ordinary(body)
+    assert repr(load_plain_batch(body)) == repr(ordinary(body))
     assert len(ordinary(body)) == len(WELL_FORMED)
 
 

@@ -179,18 +179,6 @@ def _summary(messages) -> str:
     return "; ".join(parts)
 
 
-def _number(value: Any, low: float | None, high: float | None) -> float | None:
-    """A JSON number as `ma.fields.Float(allow_nan=False)` with a Range loads it, else None."""
-    if type(value) is not float and type(value) is not int:
-        return None
-    number = float(value)
-    if not math.isfinite(number):
-        return None
-    if (low is not None and number < low) or (high is not None and number > high):
-        return None
-    return number
-
-
 def _text(value: Any, limit: int) -> bool:
     """Free text as the schema takes it: a string of at most `limit` characters, no NUL."""
     return type(value) is str and len(value) <= limit and "\x00" not in value
@@ -262,6 +250,8 @@ def _plain_item(item: _PlainItem) -> dict[str, Any] | None:
         return None
     moment = _visit_moment(item.visited_at)
     if moment is None or "\x00" in item.notes:
+        return None
+    if item.observations and None in item.observations.values():  # `Raw()` refuses a null
         return None
     location = item.location
     loc: dict[str, Any] = {"lon": location.lon, "lat": location.lat}
