@@ -388,7 +388,13 @@ def import_grids(file: Path) -> None:
 
 @import_.command("households")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_households(file: Path) -> None:
+@click.option(
+    "--update",
+    is_flag=True,
+    help="A row of a registered household (its address within 100 m) edits it; "
+    "without it, such a row is refused.",
+)
+def import_households(file: Path, update: bool) -> None:
     """Import households from CSV or XLSX (all or nothing), streamed in bounded memory."""
     from api.services import audit, households
 
@@ -412,8 +418,14 @@ def import_households(file: Path) -> None:
             progress=progress,
             audit_as=operator,
             audit_fields=audit.HOUSEHOLD_FIELDS,
+            mode="update" if update else "create",
         )
-    click.echo(f"{result.created} households imported")
+    if update:
+        click.echo(
+            f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged"
+        )
+    else:
+        click.echo(f"{result.created} households imported")
     for code, count in result.by_grid.items():
         click.echo(f"  {code}: {count}")
 

@@ -56,7 +56,7 @@ def idempotent(
     the header is honoured and documented. `audited` names the resource the answer discloses:
     a replayed answer (the view does not run, nor its `audited`) is written to the audit log
     as a read of the record it shows."""
-    return lambda view: blp.doc(parameters=[PARAMETER])(_idempotent(view, audited))
+    return lambda view: blp.header(PARAMETER)(_idempotent(view, audited))
 
 
 def _idempotent(view: Callable[..., Any], audited: str | None = None) -> Callable[..., Any]:

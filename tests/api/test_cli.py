@@ -125,6 +125,32 @@ def test_import_households_from_csv(gridwork, session, tmp_path, world):
     assert f"{A1}: 1" in result.output
 
 
+def test_import_households_with_update_edits_the_registered_and_counts(
+    gridwork, session, tmp_path, world
+):
+    """`--update`: a row of a registered household's address edits it (audited as an edit); a
+    row of a new address is created; the counts say which."""
+    from api.models import AuditEntry
+    from api.services.households import household_lonlat
+
+    home = world.households[A1][1]
+    lon, lat = household_lonlat(home)
+    path = tmp_path / "h.csv"
+    path.write_text(
+        "building,unit,floor,room,lon,lat,kind,occupancy,members,tags,phone\n"
+        f"{home.building},{home.unit},{home.floor},{home.room},{lon},{lat},,,3,低保,\n"
+        f"43,1,1,101,{lon},{lat},,,,,\n"
+    )
+    result = gridwork("import", "households", "--update", str(path))
+    assert result.exit_code == 0, result.output
+    assert "1 created, 1 updated, 0 unchanged" in result.output
+    session.expire_all()
+    household = session.get(Household, home.id)
+    assert (household.members, household.tags) == (3, ["low_income"])
+    edits = session.scalars(select(AuditEntry).where(AuditEntry.action == "update")).all()
+    assert [e.resource_ids for e in edits] == [[home.id]]
+
+
 def test_seed_demo_loads_the_district_and_is_safe_to_run_twice(gridwork, session):
     demo = demo_district()
     first = gridwork("seed", "demo", "--no-activity")

@@ -11,6 +11,7 @@ from api.extensions import Blueprint, db
 from api.privacy import audited
 from api.resources.households.schemas import (
     HouseholdCreateSchema,
+    HouseholdImportArgsSchema,
     HouseholdImportFileSchema,
     HouseholdImportResultSchema,
     HouseholdPatchSchema,
@@ -64,10 +65,11 @@ class Households(MethodView):
 
 @blp.route("/import")
 class HouseholdImport(MethodView):
+    @blp.arguments(HouseholdImportArgsSchema, location="query")
     @blp.arguments(HouseholdImportFileSchema, location="files")
     @blp.response(201, HouseholdImportResultSchema)
     @idempotency.idempotent(blp)
-    def post(self, files):
+    def post(self, args, files):
         """Import a register file (CSV or XLSX), all or nothing
 
         Columns: building, unit, floor, room, lon, lat, kind, occupancy, members, tags
@@ -75,6 +77,13 @@ class HouseholdImport(MethodView):
         楼层, 房号, 经度, 纬度, 类型, 居住性质, 人数, 标签, 电话. Every error names its row
         and column. A row of the same address at the same point as an earlier row or a
         registered household is refused (a file imported twice adds nothing).
+
+        `mode=update` imports a changed register: a row edits the registered household of its
+        building, unit, floor and room nearest its point within 100 m (a PATCH of the
+        columns the file has: its grid is recomputed, its history and the visit figures
+        follow, the edit is audited); a row equal to its household is counted `unchanged`; a
+        row matching none is created. Refused, naming the rows: two rows matching one
+        household, a row matching a household you may not edit.
         """
         upload = files["file"]
         data = upload.read()
@@ -88,6 +97,7 @@ class HouseholdImport(MethodView):
             content_type=upload.mimetype or request.content_type,
             audit_as=privacy.reader(),  # the households it creates, as creating one is
             audit_fields=privacy.fields_for("household"),
+            mode=args["mode"],
         )
         db.session.commit()
         return result

@@ -9,6 +9,7 @@ from api.extensions import Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.resources.schemas import code_field
 from api.services.geometry import point_lonlat
+from api.services.households import IMPORT_MODES
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
 
 
@@ -100,6 +101,27 @@ class HouseholdImportFileSchema(Schema):
     )
 
 
+class HouseholdImportArgsSchema(Schema):
+    mode = ma.fields.String(
+        load_default="create",
+        validate=ma.validate.OneOf(IMPORT_MODES),
+        metadata={
+            "description": "create (the default): a row of a registered household is refused; "
+            "update: it edits that household (a changed register imported again)"
+        },
+    )
+
+
 class HouseholdImportResultSchema(Schema):
-    created = ma.fields.Integer()
-    by_grid = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    created = ma.fields.Integer(metadata={"description": "Households created"})
+    by_grid = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        metadata={"description": "Households created, by grid code"},
+    )
+    updated = ma.fields.Integer(
+        metadata={"description": "Households edited by their row (update mode; else 0)"}
+    )
+    unchanged = ma.fields.Integer(
+        metadata={"description": "Rows equal to their household, which changed nothing"}
+    )

@@ -1,0 +1,315 @@
+"""A changed register imported again with `mode=update`: matched households edited as a PATCH
+edits them, new rows created, unchanged rows left alone, all or nothing."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select, text
+
+from api.models import AuditEntry, Household, HouseholdHistory
+from tests.api.test_households import csv_file, household_count
+from tests.factories import A1, A2, B1, centre, make_household
+
+# Points a few tens of metres either side of a border: A1 | A2 at lon 116.405, A2 | B1 at 116.410.
+NEAR_A2_IN_A1 = (116.4048, 39.9225)
+NEAR_A1_IN_A2 = (116.4052, 39.9225)  # 34 m east of NEAR_A2_IN_A1
+NEAR_B1_IN_A2 = (116.4098, 39.9225)
+NEAR_A2_IN_B1 = (116.4102, 39.9225)
+
+
+def reimport(client, world, data: bytes, user="admin_a", mode="update", **headers):
+    query = f"?mode={mode}" if mode else ""
+    return client.post(
+        f"/api/v1/households/import{query}",
+        data={"file": (io.BytesIO(data), "register.csv")},
+        headers={**world.auth(user), **headers},
+        content_type="multipart/form-data",
+    )
+
+
+def row_of(client, world, household, reader="admin_a", **changes) -> list:
+    """The register row of a stored household (as the API shows it), with `changes`."""
+    body = client.get(f"/api/v1/households/{household.id}", headers=world.auth(reader)).json
+    row = {
+        "building": body["building"],
+        "unit": body["unit"],
+        "floor": body["floor"],
+        "room": body["room"],
+        "lon": body["lon"],
+        "lat": body["lat"],
+        "kind": body["kind"],
+        "occupancy": body["occupancy"],
+        "members": body["members"],
+        "tags": ";".join(body["tags"]),
+        "phone": body["phone"] or "",
+        **changes,
+    }
+    return list(row.values())
+
+
+def stored(session, household) -> Household:
+    session.expire_all()
+    return session.get(Household, household.id)
+
+
+def history(session, household) -> list[tuple]:
+    rows = session.scalars(
+        select(HouseholdHistory)
+        .where(HouseholdHistory.household_id == household.id)
+        .order_by(HouseholdHistory.id)
+    )
+    return [(h.grid_id, h.kind, h.tags, h.valid_to is None) for h in rows]
+
+
+def updates_audited(session) -> list[int]:
+    entries = session.scalars(
+        select(AuditEntry).where(AuditEntry.resource == "household", AuditEntry.action == "update")
+    )
+    return sorted(i for e in entries for i in e.resource_ids)
+
+
+def two_alike(session, world) -> tuple[Household, Household]:
+    first = make_household(session, *centre(A1, dy=0.0015), building="9", room="101")
+    second = make_household(session, *centre(A1, dy=0.0015), building="9", room="102")
+    session.flush()
+    return first, second
+
+
+# --- what an update applies ---------------------------------------------------------------------
+def test_a_changed_care_tag_is_applied_as_a_patch_applies_it(client, session, world):
+    """A resident living alone now: the re-import's household gets the history row, the visit
+    cadence and the report counts a PATCH of the same change gives its twin."""
+    from api.services import ledger, report_verify
+
+    patched, imported = two_alike(session, world)
+    response = client.patch(
+        f"/api/v1/households/{patched.id}",
+        json={"tags": ["living_alone"]},
+        headers=world.auth("admin_a"),
+    )
+    assert response.status_code == 200
+    data = csv_file([row_of(client, world, imported, tags="独居")])
+    response = reimport(client, world, data)
+    assert response.status_code == 201, response.json
+    assert response.json == {"created": 0, "updated": 1, "unchanged": 0, "by_grid": {}}
+    assert stored(session, imported).tags == ["living_alone"]
+    assert history(session, imported) == history(session, patched)
+    assert [h[2] for h in history(session, imported)] == [[], ["living_alone"]]
+    standing = {
+        row.household_id: row
+        for row in ledger.household_ledger(
+            session, grid_ids=[world.grids[A1].id], as_of=datetime.now(UTC)
+        )
+    }
+    for household in (patched, imported):
+        assert standing[household.id].must_visit
+        assert standing[household.id].visits_per_week == 2
+    assert report_verify.check(session).equal
+    assert imported.id in updates_audited(session)
+
+
+def test_a_changed_occupancy_and_members_are_applied(client, session, world):
+    home = world.households[A1][1]
+    data = csv_file([row_of(client, world, home, occupancy="出租", members=4)])
+    response = reimport(client, world, data)
+    assert response.status_code == 201, response.json
+    assert (response.json["updated"], response.json["unchanged"]) == (1, 0)
+    household = stored(session, home)
+    assert (household.occupancy, household.members) == ("tenant", 4)
+
+
+def test_a_changed_phone_is_stored_encrypted(client, session, world):
+    home = world.households[A1][1]
+    data = csv_file([row_of(client, world, home, phone="13812345678")])
+    assert reimport(client, world, data).status_code == 201
+    assert stored(session, home).phone == "13812345678"
+    ciphertext = session.scalar(
+        text("SELECT phone FROM households WHERE id = :id"), {"id": home.id}
+    )
+    assert ciphertext and "13812345678" not in ciphertext
+
+
+def test_a_moved_point_is_re_placed_in_the_grid_that_holds_it(client, session, world):
+    home = make_household(session, *NEAR_A2_IN_A1, building="12", room="1")
+    session.flush()
+    data = csv_file([row_of(client, world, home, lon=NEAR_A1_IN_A2[0], lat=NEAR_A1_IN_A2[1])])
+    response = reimport(client, world, data)
+    assert response.status_code == 201, response.json
+    assert (response.json["created"], response.json["updated"]) == (0, 1)
+    body = client.get(f"/api/v1/households/{home.id}", headers=world.auth("admin_a")).json
+    assert (body["grid_code"], body["lon"], body["lat"]) == (A2, *NEAR_A1_IN_A2)
+    assert [h[0] for h in history(session, home)] == [world.grids[A1].id, world.grids[A2].id]
+
+
+def test_unchanged_rows_are_counted_and_write_no_history_nor_audit(client, session, world):
+    homes = world.households[A1]
+    before = [history(session, h) for h in homes]
+    updated_at = [stored(session, h).updated_at for h in homes]
+    data = csv_file([row_of(client, world, h) for h in homes])
+    response = reimport(client, world, data)
+    assert response.status_code == 201, response.json
+    assert response.json == {"created": 0, "updated": 0, "unchanged": 3, "by_grid": {}}
+    assert [history(session, h) for h in homes] == before
+    assert [stored(session, h).updated_at for h in homes] == updated_at
+    assert updates_audited(session) == []
+
+
+def test_tags_listed_in_another_order_are_unchanged(client, session, world):
+    home = make_household(session, *centre(A1), building="13", tags=["low_income", "disability"])
+    session.flush()
+    data = csv_file([row_of(client, world, home, tags="disability;low_income")])
+    assert reimport(client, world, data).json["unchanged"] == 1
+
+
+def test_a_row_matching_no_household_is_created(client, session, world):
+    home = world.households[A1][1]
+    new = ["40", "1", "1", "101", *centre(A2), "", "", "", "", ""]
+    response = reimport(client, world, csv_file([row_of(client, world, home, members=3), new]))
+    assert response.status_code == 201, response.json
+    assert response.json == {"created": 1, "updated": 1, "unchanged": 0, "by_grid": {A2: 1}}
+    assert session.scalar(select(func.count()).where(Household.building == "40")) == 1
+
+
+def test_columns_the_file_lacks_keep_their_stored_values(client, session, world):
+    """A register of addresses and tags alone updates the tags, not every phone to none."""
+    home = make_household(session, *centre(A1), building="14", phone="13700000000", members=5)
+    session.flush()
+    body = client.get(f"/api/v1/households/{home.id}", headers=world.auth("admin_a")).json
+    header = ["building", "unit", "floor", "room", "lon", "lat", "tags"]
+    data = csv_file([["14", "1", "1", "101", body["lon"], body["lat"], "migrant"]], header=header)
+    assert reimport(client, world, data).json["updated"] == 1
+    household = stored(session, home)
+    assert (household.tags, household.phone, household.members) == (["migrant"], "13700000000", 5)
+
+
+def test_the_update_mode_answer_is_documented(app):
+    from tests.api.test_openapi_fuzz import api_schema_for
+
+    spec = api_schema_for(app).raw_schema
+    post = spec["paths"]["/api/v1/households/import"]["post"]
+    [mode] = [p for p in post["parameters"] if p["name"] == "mode"]
+    assert (mode["in"], mode["schema"]["enum"]) == ("query", ["create", "update"])
+    assert "Idempotency-Key" in [p["name"] for p in post["parameters"] if p["in"] == "header"]
+    result = post["responses"]["201"]["content"]["application/json"]["schema"]
+    assert "$ref" in result
+    name = result["$ref"].rsplit("/", 1)[-1]
+    assert {"created", "updated", "unchanged", "by_grid"} <= set(
+        spec["components"]["schemas"][name]["properties"]
+    )
+
+
+# --- refused, whole -----------------------------------------------------------------------------
+def test_a_bad_row_refuses_the_whole_update_and_changes_nothing(client, session, world):
+    home = world.households[A1][1]
+    data = csv_file(
+        [
+            row_of(client, world, home, tags="low_income", members=6),
+            ["41", "1", "1", "101", *centre(A2), "", "", "", "", ""],
+            ["42", "1", "1", "101", *centre(A2), "", "", "lots", "", ""],
+        ]
+    )
+    before = household_count(session)
+    history_before = history(session, home)
+    response = reimport(client, world, data)
+    assert response.status_code == 422
+    assert [(e["row"], e["column"]) for e in response.json["errors"]] == [(4, "members")]
+    assert "nothing was imported" in response.json["detail"]
+    household = stored(session, home)
+    assert (household.tags, household.members) == ([], 1)
+    assert history(session, home) == history_before
+    assert household_count(session) == before
+    assert updates_audited(session) == []
+
+
+def test_two_rows_matching_one_household_are_refused_naming_both(client, session, world):
+    """The same flat listed twice with different facts: which is true? Neither is applied."""
+    home = world.households[A1][1]
+    first = row_of(client, world, home, members=2)
+    second = row_of(client, world, home, members=3)
+    other = row_of(client, world, world.households[A1][2], members=4)
+    response = reimport(client, world, csv_file([first, other, second]))
+    assert response.status_code == 422
+    [error] = response.json["errors"]
+    assert error["row"] == 4 and "row 2" in error["detail"]
+    assert stored(session, home).members == 1
+
+
+def test_two_rows_matching_one_household_in_different_chunks_are_refused(
+    session, world, monkeypatch
+):
+    from api import errors
+    from api.services import households as household_service
+
+    monkeypatch.setattr(household_service, "IMPORT_CHUNK", 2)
+    homes = world.households[A1]
+    rows = []
+    for home, members in ((homes[0], 2), (homes[1], 3), (homes[2], 4), (homes[0], 5)):
+        lon, lat = household_service.household_lonlat(home)
+        address = [home.building, home.unit, home.floor, home.room]
+        rows.append([*address, lon, lat, "", "", members, "", ""])
+    with pytest.raises(errors.Unprocessable) as caught:
+        household_service.import_households(session, None, csv_file(rows), mode="update")
+    [error] = caught.value.errors
+    assert error["row"] == 5 and "row 2" in error["detail"]
+    assert stored(session, homes[1]).members == 1
+
+
+def test_a_row_matching_a_household_of_another_community_is_refused(client, session, world):
+    """Community A's office cannot edit community B's household by naming its flat near the
+    border; the refusal names the row, not the household."""
+    home = make_household(session, *NEAR_A2_IN_B1, building="15", room="1")
+    session.flush()
+    lon, lat = NEAR_B1_IN_A2
+    data = csv_file([row_of(client, world, home, reader="admin_b", lon=lon, lat=lat)])
+    before = household_count(session)
+    response = reimport(client, world, data)
+    assert response.status_code == 422
+    [error] = response.json["errors"]
+    assert error["row"] == 2
+    assert "may not edit" in error["detail"]
+    assert str(home.id) not in response.json["detail"] + error["detail"]
+    assert B1 not in error["detail"]
+    assert household_count(session) == before
+    assert stored(session, home).grid_id == world.grids[B1].id
+
+
+def test_a_row_matching_a_household_of_a_grid_not_yours_is_refused(client, session, world):
+    home = make_household(session, *NEAR_A1_IN_A2, building="16", room="1")
+    session.flush()
+    data = csv_file([row_of(client, world, home, lon=NEAR_A2_IN_A1[0], lat=NEAR_A2_IN_A1[1])])
+    response = reimport(client, world, data, user="worker_a1")
+    assert response.status_code == 422
+    [error] = response.json["errors"]
+    assert error["row"] == 2 and "may not edit" in error["detail"]
+    assert stored(session, home).grid_id == world.grids[A2].id
+
+
+def test_the_default_mode_still_refuses_a_registered_households_row(client, session, world):
+    home = world.households[A1][1]
+    data = csv_file([row_of(client, world, home, members=4)])
+    for mode in (None, "create"):
+        response = reimport(client, world, data, mode=mode)
+        assert response.status_code == 422
+        assert f"household {home.id}" in response.json["errors"][0]["detail"]
+    assert stored(session, home).members == 1
+
+
+def test_an_unknown_mode_is_422_naming_it(client, world):
+    response = reimport(client, world, csv_file([]), mode="upsert")
+    assert response.status_code == 422
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert "mode" in response.json["errors"]["query"]
+
+
+def test_an_update_replayed_by_its_idempotency_key_changes_nothing_more(client, session, world):
+    home = world.households[A1][1]
+    data = csv_file([row_of(client, world, home, members=7)])
+    first = reimport(client, world, data, **{"Idempotency-Key": "register-2026-12"})
+    again = reimport(client, world, data, **{"Idempotency-Key": "register-2026-12"})
+    assert first.status_code == again.status_code == 201
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json == first.json == {"created": 0, "updated": 1, "unchanged": 0, "by_grid": {}}
+    assert updates_audited(session) == [home.id]
