@@ -497,9 +497,10 @@ _METRES_PER_DEGREE = 111_320.0
 class _Matched:
     """The registered households this import's rows matched, and the row of each.
 
-    A bitmap by id answers "matched before?" in constant time and little memory (a million
-    households: 125 kB); the row of a repeat (an error, so at most MAX_ERRORS of them) is
-    found by a scan of two machine arrays, 16 bytes a row, as `_Written` keeps them."""
+    A bitmap by id answers "matched before?" in constant time and little memory (ids up to
+    a million: 125 kB; it grows with the largest id matched, an eighth of a byte an id); the
+    row of a repeat (an error, so at most MAX_ERRORS of them) is found by a scan of two
+    machine arrays, 16 bytes a matched row, as `_Written` keeps them."""
 
     def __init__(self) -> None:
         self.bits = bytearray()
@@ -630,22 +631,22 @@ def _sort_update(
     """The update mode's sorting of a chunk: the rows to create, the edits to make (household
     id, the row's values) with those households locked, and how many rows change nothing.
 
-    Refused, by row: a row of an address another row of the file has within the radius, or
-    matching the household another row matched (both rows named), or created (`repeats row`);
-    a row matching a household of a grid the caller may not edit (named, not disclosed)."""
-    problems_before = len(problems)
-    # Rows of the chunk that would be one household: the same address within the radius.
+    Refused, by row: a row of the address of an earlier row at the same point, or of an earlier
+    new row within the radius, or of a household created by an earlier row (`repeats row`); a
+    row matching the household an earlier row matched (both rows named); a row matching a
+    household of a grid the caller may not edit (the row named, the household not disclosed).
+    Two registered households of one address within the radius of each other are told apart
+    by their points: rows at their very points match each its own."""
+    # The same address at the same point twice in the chunk, as the create mode finds it.
     kept: list[Placed] = []
-    by_address: dict[tuple, list[Placed]] = {}
+    seen: dict[tuple, int] = {}
     for item in placed:
         row, values, _ = item
-        alike = by_address.setdefault(_address(values), [])
-        earlier = next((r for r, v, _ in alike if _metres(v, values) <= MATCH_RADIUS_M), None)
-        if earlier is not None:
-            problems.append(RowError(row, ADDRESS, f"repeats row {earlier}: {_NEAR}"))
-            continue
-        alike.append(item)
-        kept.append(item)
+        first = seen.setdefault((*_address(values), values["lon"], values["lat"]), row)
+        if first != row:
+            problems.append(RowError(row, ADDRESS, f"repeats row {first}: {_SAME}"))
+        else:
+            kept.append(item)
     found = _match_rows(session, _MATCH_AT_POINT, kept)
     found.update(
         _match_rows(
@@ -657,11 +658,20 @@ def _sort_update(
         )
     )
     fresh: list[Placed] = []
+    # New rows by address: a later new row of the address within the radius would, in a later
+    # chunk, match the household the first one creates; in the same chunk it is refused alike.
+    fresh_by_address: dict[tuple, list[tuple[int, dict[str, Any]]]] = {}
     candidates: dict[int, tuple[int, dict[str, Any]]] = {}  # household id: (row, values)
     same = 0
     for row, values, grid_code in kept:
         stored = found.get(row)
         if stored is None:
+            alike = fresh_by_address.setdefault(_address(values), [])
+            earlier = next((r for r, v in alike if _metres(v, values) <= MATCH_RADIUS_M), None)
+            if earlier is not None:
+                problems.append(RowError(row, ADDRESS, f"repeats row {earlier}: {_NEAR}"))
+                continue
+            alike.append((row, values))
             fresh.append((row, values, grid_code))
             continue
         earlier = written.row_of(stored.id)
@@ -682,7 +692,7 @@ def _sort_update(
             candidates[stored.id] = (row, values)
         else:
             same += 1
-    if len(problems) > problems_before or not candidates:
+    if problems or not candidates:  # nothing will be written: nothing to lock
         return fresh, [], same
     # The households to edit, locked and read again (as a PATCH locks the one it edits): an
     # edit committed since the read above is what the row is compared with and applied to.

@@ -173,6 +173,37 @@ def test_a_row_matching_no_household_is_created(client, session, world):
     assert session.scalar(select(func.count()).where(Household.building == "40")) == 1
 
 
+def test_two_households_of_one_address_near_each_other_are_told_apart_by_their_points(
+    client, session, world
+):
+    """The create mode registers the same address at two points (two compounds numbered
+    alike): re-imported where they stand, each row is its own household's."""
+    west = make_household(session, *centre(A1, dy=-0.001), building="17", members=2)
+    east = make_household(session, *centre(A1, dx=0.0005, dy=-0.001), building="17", members=3)
+    session.flush()
+    rows = [row_of(client, world, west), row_of(client, world, east, members=4)]
+    response = reimport(client, world, csv_file(rows))
+    assert response.status_code == 201, response.json
+    assert (response.json["updated"], response.json["unchanged"]) == (1, 1)
+    assert (stored(session, west).members, stored(session, east).members) == (2, 4)
+
+
+def test_two_new_rows_of_one_address_within_the_radius_are_refused(client, session, world):
+    """In a later chunk the second would match the household the first creates: in the same
+    chunk it is refused alike."""
+    lon, lat = centre(A2, dy=0.001)
+    rows = [
+        ["44", "1", "1", "101", lon, lat, "", "", "", "", ""],
+        ["44", "1", "1", "101", lon + 0.0003, lat, "", "", "", "", ""],
+    ]
+    before = household_count(session)
+    response = reimport(client, world, csv_file(rows))
+    assert response.status_code == 422
+    [error] = response.json["errors"]
+    assert error["row"] == 3 and "repeats row 2" in error["detail"]
+    assert household_count(session) == before
+
+
 def test_columns_the_file_lacks_keep_their_stored_values(client, session, world):
     """A register of addresses and tags alone updates the tags, not every phone to none."""
     home = make_household(session, *centre(A1), building="14", phone="13700000000", members=5)
