@@ -52,3 +52,63 @@ def test_a_lon_edit_and_a_lat_edit_at_once_both_stay(own_database_url):
             db.engine.dispose()
     assert [r.status_code for r in answers] == [200, 200]
     assert stored == (116.405, 39.705)
+
+
+def test_an_address_edited_while_an_update_import_waits_for_its_household_is_a_409(
+    own_database_url,
+):
+    """An update re-import matches a row to a household, then locks it to edit it. Edited
+    meanwhile so the row no longer names it (its room changed), the import is refused whole
+    (409), not applied to another flat's household."""
+    import io
+    import threading
+
+    from sqlalchemy import text
+
+    from api.extensions import db
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        make_grid(session, COMMUNITY + "002", box(116.42, 39.70, 116.43, 39.71))
+        admin = make_user(
+            session, f"hh_{uuid.uuid4().hex[:8]}", "community_admin", community=COMMUNITY
+        )
+        home = make_household(session, 116.422, 39.702, building="8", room="801")
+        headers, home_id = bearer(admin), home.id
+    register = b"building,unit,floor,room,lon,lat,tags\n8,1,1,801,116.422,39.702,low_income\n"
+    answers = []
+
+    def reimport():
+        with app.test_client() as client:
+            answers.append(
+                client.post(
+                    "/api/v1/households/import?mode=update",
+                    data={"file": (io.BytesIO(register), "register.csv")},
+                    headers=headers,
+                    content_type="multipart/form-data",
+                )
+            )
+
+    try:
+        with app.app_context():
+            with db.engine.connect() as holder:
+                holder.execute(
+                    text("SELECT 1 FROM households WHERE id = :id FOR UPDATE"), {"id": home_id}
+                )
+                importing = threading.Thread(target=reimport)
+                importing.start()
+                races.wait_for_lock_waits(db.engine, 1)
+                holder.execute(
+                    text("UPDATE households SET room = '802' WHERE id = :id"), {"id": home_id}
+                )
+                holder.commit()
+            importing.join(60)
+            with db.new_session() as session:
+                stored = session.get(Household, home_id)
+                room, tags = stored.room, stored.tags
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    [answer] = answers
+    assert answer.status_code == 409, answer.json
+    assert (room, tags) == ("802", [])
