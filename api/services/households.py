@@ -534,6 +534,13 @@ def _address(values: dict[str, Any]) -> tuple[str, str, str, str]:
 
 _STORED = """h.id, h.grid_id, h.building, h.unit, h.floor, h.room, h.kind, h.occupancy,
              h.members, h.tags, h.phone, ST_X(h.location) AS lon, ST_Y(h.location) AS lat"""
+# The chunk's rows (p), and a household (h) of a row's address.
+_CHUNK_ROWS = """FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]),
+                CAST(:building AS text[]), CAST(:unit AS text[]), CAST(:floor AS text[]),
+                CAST(:room AS text[]))
+         WITH ORDINALITY AS p(lon, lat, building, unit, floor, room, i)"""
+_SAME_ADDRESS = """h.building = p.building AND h.unit = p.unit
+          AND h.floor = p.floor AND h.room = p.room"""
 # The household each row matches, one index probe a row: first at the row's very point (the
 # duplicate check's match: a re-import of an unchanged register finds every row so), then, for
 # the rows found there by nobody, the nearest within the radius (a box around the point on the
@@ -541,32 +548,26 @@ _STORED = """h.id, h.grid_id, h.building, h.unit, h.floor, h.room, h.kind, h.occ
 _MATCH_AT_POINT = text(
     f"""
     SELECT p.i, {_STORED}
-    FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:building AS text[]),
-                CAST(:unit AS text[]), CAST(:floor AS text[]), CAST(:room AS text[]))
-         WITH ORDINALITY AS p(lon, lat, building, unit, floor, room, i)
+    {_CHUNK_ROWS}
     CROSS JOIN LATERAL (
         SELECT h.* FROM households h
         WHERE h.location && ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)
           AND ST_X(h.location) = p.lon AND ST_Y(h.location) = p.lat
-          AND h.building = p.building AND h.unit = p.unit
-          AND h.floor = p.floor AND h.room = p.room
+          AND {_SAME_ADDRESS}
         ORDER BY h.id LIMIT 1) h
     """
 )
 _MATCH_NEAR = text(
     f"""
     SELECT p.i, {_STORED}
-    FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:building AS text[]),
-                CAST(:unit AS text[]), CAST(:floor AS text[]), CAST(:room AS text[]))
-         WITH ORDINALITY AS p(lon, lat, building, unit, floor, room, i)
+    {_CHUNK_ROWS}
     CROSS JOIN LATERAL (
         SELECT h.*, ST_Distance(h.location::geography,
                                 ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)::geography) AS m
         FROM households h
         WHERE h.location && ST_Expand(ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326),
                                       :degrees / greatest(cos(radians(p.lat)), 0.01), :degrees)
-          AND h.building = p.building AND h.unit = p.unit
-          AND h.floor = p.floor AND h.room = p.room
+          AND {_SAME_ADDRESS}
           AND ST_DWithin(h.location::geography,
                          ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)::geography, :metres)
         ORDER BY m, h.id LIMIT 1) h
