@@ -78,19 +78,19 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the API under gunicorn."""
     from gunicorn.app.base import BaseApplication
 
+    from api import heap
+
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
             self.cfg.set("timeout", 120)
+            # Each worker, once it has loaded the app: the collector settled (api/heap.py).
+            self.cfg.set("post_worker_init", heap.post_worker_init)
 
         def load(self):
-            from api import heap
-
-            app = _app()
-            heap.settle()  # the collector, for a process that lives with the app
-            return app
+            return _app()
 
     Server().run()
 

@@ -133,13 +133,10 @@ def main() -> None:
         # this week's visits live in the open transaction) it would not see them. Use the
         # bench's connection there instead.
         raw_conn = psycopg.connect(url, autocommit=True) if seeded else None
-        # The same session settings the API uses for a tile (api/services/tiles.render_tile).
-        settings = (
-            "SELECT set_config('max_parallel_workers_per_gather', '0', false),"
-            " set_config('jit', 'off', false)"
-        )
+        # The same settings the API uses for a tile (api/services/tiles.tile_settings), for the
+        # raw connection's session.
         if raw_conn is not None:
-            raw_conn.execute(settings)
+            _apply(raw_conn, tiles.tile_settings(False), local=False)
         client = app.test_client()
         heap.settle()  # as `gridwork serve` does in each worker once the app is loaded
         headers = {"Authorization": f"Bearer {token}"}
@@ -227,13 +224,18 @@ def main() -> None:
         outer.rollback()
 
 
+def _apply(conn, settings: dict[str, str], *, local: bool = True) -> None:
+    """`settings` on a psycopg connection: for its transaction (`local`) or its session."""
+    calls = ", ".join(f"set_config(%s, %s, {'true' if local else 'false'})" for _ in settings)
+    conn.execute(f"SELECT {calls}", [part for item in settings.items() for part in item])
+
+
 def _run_raw(raw_conn, connection, sql: str) -> None:
     if raw_conn is None:  # the demo: inside the bench's transaction, same settings
+        from api.services.tiles import tile_settings
+
         conn = connection.connection.driver_connection
-        conn.execute(
-            "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
-            " set_config('jit', 'off', true)"
-        )
+        _apply(conn, tile_settings(False))
     else:
         conn = raw_conn
     conn.execute(sql).fetchone()
@@ -242,13 +244,11 @@ def _run_raw(raw_conn, connection, sql: str) -> None:
 def _run_audited(raw_conn, connection, sql: str, params: dict) -> float:
     """The API's very statement (the audit INSERT with it), with the API's settings, in a
     transaction (a savepoint on the demo) rolled back; its milliseconds."""
-    settings = (
-        "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
-        " set_config('jit', 'off', true), set_config('synchronous_commit', 'off', true)"
-    )
+    from api.services.tiles import tile_settings
+
     conn = connection.connection.driver_connection if raw_conn is None else raw_conn
     with conn.transaction(force_rollback=True):
-        conn.execute(settings)
+        _apply(conn, tile_settings(True))
         t0 = time.perf_counter()
         conn.execute(sql, params).fetchone()
         return (time.perf_counter() - t0) * 1000

@@ -514,6 +514,12 @@ def _begin_tile(session: Session, req: TileRequest, audited: bool) -> bool:
     check_tile(req.layer, req.z, req.x, req.y)
     if req.z < MIN_ZOOM[req.layer]:
         return False
+    set_local(session, **tile_settings(audited))
+    return True
+
+
+def tile_settings(audited: bool) -> dict[str, str]:
+    """The PostgreSQL settings a tile's transaction runs with (SET LOCAL, `_begin_tile`)."""
     # A tile is a short query among many at once: parallel workers only add start-up cost and
     # take the cores other requests need (measured on the city: 26 ms -> 9 ms for one tile).
     # JIT compiles a tile's expressions once its estimated cost passes jit_above_cost: 20-35 ms
@@ -521,7 +527,6 @@ def _begin_tile(session: Session, req: TileRequest, audited: bool) -> bool:
     # shape, so psycopg prepares it and PostgreSQL would soon plan it once for any tile: a plan
     # blind to the tile's box. A read's audit row is not worth a WAL flush of its own: an
     # asynchronous commit is still atomic; a crash may lose the last ~0.6 s of entries.
-    # All for this transaction only (SET LOCAL), in one round trip.
     settings = {
         "max_parallel_workers_per_gather": "0",
         "jit": "off",
@@ -529,8 +534,7 @@ def _begin_tile(session: Session, req: TileRequest, audited: bool) -> bool:
     }
     if audited:
         settings["synchronous_commit"] = "off"
-    set_local(session, **settings)
-    return True
+    return settings
 
 
 def render_tile(

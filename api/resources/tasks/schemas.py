@@ -60,6 +60,19 @@ def _seen(task_id: int | None) -> int | None:
     return task_id if seen[task_id] else None
 
 
+def _link(attribute: str, way: str) -> ma.fields.Function:
+    """A re-dispatch link to another community's task, shown to those who may see that task."""
+    return ma.fields.Function(
+        lambda t: _seen(getattr(t, attribute)),
+        allow_none=True,
+        metadata={
+            "type": "integer",
+            "description": "The task of another community this hotline ticket was re-dispatched "
+            f"{way}; null if none or if it is not yours to see",
+        },
+    )
+
+
 def _task_location(task) -> dict | None:
     # A premises visit's follow-up task is placed where the worker stood (task_from_visit):
     # that point is part of the worker's track. Other tasks stand at a household or at a
@@ -191,24 +204,8 @@ class TaskSchema(Schema):
         lambda t: is_overdue(t, now()),
         metadata={"description": "Not resolved and past its deadline"},
     )
-    transferred_from_id = ma.fields.Function(
-        lambda t: _seen(t.transferred_from_id),
-        allow_none=True,
-        metadata={
-            "type": "integer",
-            "description": "The task of another community this hotline ticket was re-dispatched "
-            "(改派) from; null if none or if it is not yours to see",
-        },
-    )
-    transferred_to_id = ma.fields.Function(
-        lambda t: _seen(t.transferred_to_id),
-        allow_none=True,
-        metadata={
-            "type": "integer",
-            "description": "The task of another community this hotline ticket was re-dispatched "
-            "to; null if none or if it is not yours to see",
-        },
-    )
+    transferred_from_id = _link("transferred_from_id", "(改派) from")
+    transferred_to_id = _link("transferred_to_id", "to")
     transferred_at = ma.fields.DateTime(
         allow_none=True,
         metadata={"description": "When the hotline re-dispatched this task's ticket onwards"},
