@@ -73,7 +73,17 @@ def is_any_of(column, name: str, values: Iterable, item_type) -> ColumnElement[b
 
 
 def make_engine(url: str, **kwargs) -> Engine:
-    return create_engine(url, pool_pre_ping=True, future=True, **kwargs)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, future=True, **kwargs)
+
+
+# The execution option naming the settings a pool's connections were opened with.
+CONNECTION_SETTINGS = "gridwork_connection_settings"
+
+
+def connection_settings(connection: Connection) -> dict[str, str]:
+    """The settings `connection` carries for its whole life ({} for the app's main pool)."""
+    return dict(connection.get_execution_options().get(CONNECTION_SETTINGS, ()))
 
 
 class Database:
@@ -85,6 +95,9 @@ class Database:
         # Run on each new session until it stops raising (the data key check, api/keyguard.py).
         self.guard: Callable[[Session], None] | None = None
         self._events: list[tuple[str, Callable]] = []
+        # Endpoints served from the autocommit pool (`autocommit_pool`), and that pool.
+        self._autocommit_endpoints: frozenset[str] = frozenset()
+        self.autocommit_engine: Engine | None = None
 
     def init_app(self, app: Flask) -> None:
         self.guard, self._events = None, []
@@ -96,9 +109,40 @@ class Database:
             },
         )
         self._factory = self._sessionmaker(bind=self.engine)
+        self._autocommit_endpoints, self.autocommit_engine = frozenset(), None
         app.extensions["gridwork_db"] = self
         app.teardown_request(self._remove_request)
         app.teardown_appcontext(self._remove)
+
+    def autocommit_pool(
+        self, app: Flask, endpoints: Iterable[str], settings: dict[str, str], size: int = 2
+    ) -> None:
+        """Serve `endpoints` from a pool of their own: autocommit connections opened with
+        `settings` (as libpq `options`, no round trip), and no ping at checkout.
+
+        For read endpoints whose every write is one statement (a map tile and its audit
+        entry): each request then costs its own statements' round trips only. On the app's
+        main pool a tile paid six (ping, BEGIN, token check, SET LOCAL, the tile, COMMIT); here
+        it pays two (the token check, the tile). Without the ping, the first request on a
+        connection the server has dropped (a restart) fails with a 503 and the pool is
+        invalidated: the next request reconnects.
+
+        A session routed through a test's connection (`bind`) stays there: the endpoint then
+        runs on the main pool's terms (`connection_settings` tells which)."""
+        options = " ".join(f"-c {name}={value}" for name, value in settings.items())
+        self.autocommit_engine = make_engine(
+            app.config["DATABASE_URL"],
+            pool_pre_ping=False,
+            pool_size=size,
+            isolation_level="AUTOCOMMIT",
+            execution_options={CONNECTION_SETTINGS: tuple(settings.items())},
+            connect_args={
+                "application_name": app.config.get("DATABASE_APPLICATION_NAME", "gridwork"),
+                "connect_timeout": 5,
+                "options": options,
+            },
+        )
+        self._autocommit_endpoints = frozenset(endpoints)
 
     def bind(self, connection: Connection) -> None:
         """Route every session through `connection` (tests wrap it in an outer transaction)."""
@@ -123,15 +167,28 @@ class Database:
         """One session per request (or per app context outside requests: CLI, workers)."""
         store = request.environ if has_request_context() else g.__dict__
         if _KEY not in store:
-            store[_KEY] = self.new_session()
+            autocommit = (
+                has_request_context()
+                and request.endpoint in self._autocommit_endpoints
+                and isinstance(self._factory.kw.get("bind"), Engine)
+            )
+            store[_KEY] = self.new_session(engine=self.autocommit_engine if autocommit else None)
         return store[_KEY]
 
-    def new_session(self, *, guarded: bool = True, isolation_level: str | None = None) -> Session:
+    def new_session(
+        self,
+        *,
+        guarded: bool = True,
+        isolation_level: str | None = None,
+        engine: Engine | None = None,
+    ) -> Session:
         """A session of the app's own. `isolation_level` (e.g. "REPEATABLE READ") sets its
         transactions' isolation; a session routed through a test's connection (`bind`) keeps
-        that connection's transaction as it is."""
+        that connection's transaction as it is. `engine`: another pool than the app's."""
         assert self._factory is not None, "Database.init_app was not called"
-        if isolation_level is not None and isinstance(self._factory.kw.get("bind"), Engine):
+        if engine is not None:
+            session = self._factory(bind=engine)
+        elif isolation_level is not None and isinstance(self._factory.kw.get("bind"), Engine):
             engine = self._factory.kw["bind"].execution_options(isolation_level=isolation_level)
             session = self._factory(bind=engine)
         else:

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from api import errors
-from api.db import set_local
+from api.db import connection_settings, set_local
 from api.models import AuditEntry, Grid, Household, HouseholdLastVisit, Task, Visit
 from api.scope import Scope
 from api.services.audit import Reader
@@ -514,12 +514,15 @@ def _begin_tile(session: Session, req: TileRequest, audited: bool) -> bool:
     check_tile(req.layer, req.z, req.x, req.y)
     if req.z < MIN_ZOOM[req.layer]:
         return False
-    set_local(session, **tile_settings(audited))
+    settings = tile_settings(audited)
+    if not settings.items() <= connection_settings(session.connection()).items():
+        set_local(session, **settings)  # not on the tile pool: a test's connection, a tool's
     return True
 
 
 def tile_settings(audited: bool) -> dict[str, str]:
-    """The PostgreSQL settings a tile's transaction runs with (SET LOCAL, `_begin_tile`)."""
+    """The PostgreSQL settings a tile's statement runs with: those of the tile pool's
+    connections (`api.db.Database.autocommit_pool`), else SET LOCAL (`_begin_tile`)."""
     # A tile is a short query among many at once: parallel workers only add start-up cost and
     # take the cores other requests need (measured on the city: 26 ms -> 9 ms for one tile).
     # JIT compiles a tile's expressions once its estimated cost passes jit_above_cost: 20-35 ms

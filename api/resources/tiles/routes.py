@@ -15,6 +15,11 @@ from api.services import tiles
 from api.services.weeks import current_week, parse_week
 
 blp = Blueprint("tiles", __name__, url_prefix="/api/v1", description="Map tiles (地图).")
+# A map asks for dozens of tiles at a time: they are served from a pool of their own, whose
+# connections carry the tile settings and commit each statement (the tile, its audit entry).
+blp.record_once(
+    lambda state: db.autocommit_pool(state.app, ["tiles.Tile"], tiles.tile_settings(True))
+)
 
 MVT = "application/vnd.mapbox-vector-tile"
 CACHE_CONTROL = "private, max-age=60"

@@ -1,0 +1,112 @@
+"""Tiles are served from a pool of their own: autocommit connections opened with the tile
+settings. A tile then costs its token check and its statement, two round trips (on the app's
+main pool it paid six: ping, BEGIN, token check, SET LOCAL, the tile, COMMIT).
+
+These requests really commit: a database of this module's own, and an app not bound to a test's
+connection."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import event, select, text
+
+from api.extensions import db
+from api.models import AuditEntry
+from api.services import tiles
+from tests.api.test_tiles import tile_of
+from tests.factories import bearer, box, build_app, make_grid, make_household, make_user
+
+COMMUNITY = "110109010001"
+LON, LAT = 116.402, 39.702
+TILE = "/api/v1/tiles/households/{}/{}/{}.mvt".format(*tile_of(LON, LAT, 17))
+APP_NAME = "gridwork-tile-pool-test"
+
+
+@pytest.fixture(scope="module")
+def live(own_database_url):
+    """An app on real pooled connections, a household in its grid, and its leader's token."""
+    app = build_app(own_database_url, DATABASE_APPLICATION_NAME=APP_NAME)
+    with app.app_context(), db.begin() as session:
+        make_grid(session, f"{COMMUNITY}001", box(116.40, 39.70, 116.41, 39.71))
+        name = f"tp_{uuid.uuid4().hex[:8]}"
+        admin = make_user(session, name, "community_admin", community=COMMUNITY)
+        home = make_household(session, LON, LAT)
+        headers, home_id = bearer(admin), home.id
+    yield app, headers, home_id
+    with app.app_context():
+        db.engine.dispose()
+        db.autocommit_engine.dispose()
+
+
+def statements_on(engine) -> list[str]:
+    sent: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda c, cur, stmt, *a: sent.append(stmt))
+    return sent
+
+
+def test_a_tile_costs_its_token_check_and_its_statement_on_the_tile_pool(live):
+    app, headers, home_id = live
+    with app.app_context():
+        on_pool, on_main = statements_on(db.autocommit_engine), statements_on(db.engine)
+    response = app.test_client().get(TILE, headers=headers)
+    assert response.status_code == 200
+    assert on_main == []
+    assert len(on_pool) == 2 and "ST_AsMVT" in on_pool[1]
+    assert not any("set_config" in s for s in on_pool)
+
+
+def test_the_tile_pools_connections_carry_the_tile_settings_and_commit_each_statement(live):
+    app, headers, home_id = live
+    with app.app_context():
+        with db.autocommit_engine.connect() as conn:
+            shown = {
+                name: conn.execute(text(f"SHOW {name}")).scalar()
+                for name in tiles.tile_settings(True)
+            }
+            assert conn.connection.driver_connection.autocommit
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
+    assert shown == tiles.tile_settings(True)
+
+
+def test_a_tiles_audit_entry_is_committed_by_its_statement(live):
+    app, headers, home_id = live
+    before = datetime.now(UTC)
+    assert app.test_client().get(TILE, headers=headers).status_code == 200
+    with app.app_context(), db.new_session() as session:
+        entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.at >= before, AuditEntry.resource == "household")
+        ).all()
+    assert [e.resource_ids for e in entries] == [[home_id]]
+
+
+def test_other_endpoints_stay_on_the_main_pool(live):
+    app, headers, _ = live
+    with app.app_context():
+        on_pool = statements_on(db.autocommit_engine)
+    assert app.test_client().get("/api/v1/auth/me", headers=headers).status_code == 200
+    assert on_pool == []
+
+
+def test_a_tile_after_its_connection_was_dropped_is_a_503_and_the_next_one_recovers(live, engine):
+    """No ping at checkout: the request that meets a dropped connection fails cleanly, the
+    pool is invalidated, and the next request reconnects (the app is not restarted)."""
+    app, headers, _ = live
+    client = app.test_client()
+    assert client.get(TILE, headers=headers).status_code == 200
+    with engine.connect() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = :n AND pid <> pg_backend_pid()"
+            ),
+            {"n": APP_NAME},
+        ).scalar()
+    assert killed >= 1
+    failed = client.get(TILE, headers=headers)
+    assert failed.status_code == 503
+    assert failed.mimetype == "application/problem+json"
+    assert client.get(TILE, headers=headers).status_code == 200
