@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
@@ -18,7 +19,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -86,6 +87,26 @@ def connection_settings(connection: Connection) -> dict[str, str]:
     return dict(connection.get_execution_options().get(CONNECTION_SETTINGS, ()))
 
 
+def closed_by_server(connection: psycopg.Connection) -> bool:
+    """Whether the server has closed this idle connection, known without a round trip.
+
+    A server that ends a session (a restart, a crash, `pg_terminate_backend`) sends its error
+    and closes the socket; an idle connection has nothing else to read. So a readable socket
+    means a dead connection. (A pre-ping finds the same with a `SELECT 1` round trip; neither
+    sees a peer that vanished without a word, until TCP gives up.)"""
+    if connection.closed:
+        return True
+    poll = select.poll()
+    poll.register(connection.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poll.poll(0))
+
+
+def _drop_if_closed_by_server(dbapi_connection, _record, _proxy) -> None:
+    """Pool checkout: a connection closed by the server is replaced (the pool retries)."""
+    if closed_by_server(dbapi_connection):
+        raise DisconnectionError("the server closed this pooled connection")
+
+
 class Database:
     """Owns the engine; hands each app context one session, closed on teardown."""
 
@@ -123,9 +144,8 @@ class Database:
         For read endpoints whose every write is one statement (a map tile and its audit
         entry): each request then costs its own statements' round trips only. On the app's
         main pool a tile paid six (ping, BEGIN, token check, SET LOCAL, the tile, COMMIT); here
-        it pays two (the token check, the tile). Without the ping, the first request on a
-        connection the server has dropped (a restart) fails with a 503 and the pool is
-        invalidated: the next request reconnects.
+        it pays two (the token check, the tile). Instead of the ping, a connection is looked
+        at without a round trip (`closed_by_server`) when it is checked out.
 
         A session routed through a test's connection (`bind`) stays there: the endpoint then
         runs on the main pool's terms (`connection_settings` tells which)."""
@@ -142,6 +162,7 @@ class Database:
                 "options": options,
             },
         )
+        event.listen(self.autocommit_engine, "checkout", _drop_if_closed_by_server)
         self._autocommit_endpoints = frozenset(endpoints)
 
     def bind(self, connection: Connection) -> None:
