@@ -92,6 +92,22 @@ def test_other_endpoints_stay_on_the_main_pool(live):
     assert on_pool == []
 
 
+def terminate(engine, pid: int) -> None:
+    """End a server process as a restart does, and wait until it has exited (having said
+    goodbye): pg_terminate_backend only signals it."""
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+        for _ in range(500):
+            conn.execute(text("SELECT pg_stat_clear_snapshot()"))  # else read once a transaction
+            gone = not conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar()
+            if gone:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"server process {pid} still runs")
+
+
 def test_a_connection_the_server_dropped_is_replaced_at_checkout(live, engine):
     """No ping at checkout, yet a restart is as invisible as with one: the pool looks at the
     connection's socket (no round trip), finds the server's farewell and reconnects."""
@@ -100,8 +116,7 @@ def test_a_connection_the_server_dropped_is_replaced_at_checkout(live, engine):
     assert client.get(TILE, headers=headers).status_code == 200
     with app.app_context(), db.autocommit_engine.connect() as conn:
         pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-    with engine.connect() as conn:
-        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    terminate(engine, pid)
     assert client.get(TILE, headers=headers).status_code == 200
     with app.app_context(), db.autocommit_engine.connect() as conn:
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
@@ -117,12 +132,6 @@ def test_closed_by_server_reads_the_socket_only(own_database_url, engine):
         assert not closed_by_server(conn)
         assert conn.execute("SELECT 1").fetchone() == (1,)
         assert not closed_by_server(conn)  # a read answer leaves nothing behind
-        pid = conn.info.backend_pid
-        with engine.connect() as other:
-            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        for _ in range(50):  # the farewell is on its way
-            if closed_by_server(conn):
-                break
-            time.sleep(0.01)
+        terminate(engine, conn.info.backend_pid)
         assert closed_by_server(conn)
     assert closed_by_server(conn)  # closed by us
