@@ -44,6 +44,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_PUSH_MAX_LOST_ROUNDS": ("PUSH_MAX_LOST_ROUNDS", int),
     "GRIDWORK_PUSH_POLL_SECONDS": ("PUSH_POLL_SECONDS", float),
     "GRIDWORK_TASK_TICK_SECONDS": ("TASK_TICK_SECONDS", int),
+    "GRIDWORK_AUDIT_MERGE_SECONDS": ("AUDIT_MERGE_SECONDS", int),
     "GRIDWORK_PHOTO_STORAGE": ("PHOTO_STORAGE", str),
     "GRIDWORK_PHOTO_DIR": ("PHOTO_DIR", str),
     "GRIDWORK_PHOTO_MAX_MB": ("PHOTO_MAX_MB", float),
@@ -110,6 +111,9 @@ class Config:
     PUSH_MAX_LOST_ROUNDS = 3
     PUSH_POLL_SECONDS = 1.0  # idle wait between rounds
     TASK_TICK_SECONDS = 60  # how often the push worker runs the task deadline tick
+    # How often it merges the audit index's pending list (migration 0032): a few MB each time
+    # even if map tiles wrote ~20 MB of entries a minute (a guess at a busy city's peak).
+    AUDIT_MERGE_SECONDS = 10
     # Visit photos: the storage backend ("local": files under PHOTO_DIR) and the size limit.
     PHOTO_STORAGE = "local"
     PHOTO_DIR = "var/photos"

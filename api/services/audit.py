@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, any_, delete, exists, func, or_, select, text, true, union
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 from api import clock, errors
@@ -25,6 +27,10 @@ PATH_CHARS = 300  # audit_log.path
 VIEWS = ("readers", "records")
 # Resources whose entries name residents' records, and where the record ids are.
 _VISIT_RESOURCES = ("visit", "visit_photo")  # a photo's entry names its visit's UUID
+# The GIN index of entries by record id (households, tasks), searched by `record_id`.
+RECORD_INDEX = "ix_audit_log_resource_ids"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -247,6 +253,25 @@ def purge(session: Session, older_than: timedelta, now: datetime | None = None) 
         )
     cutoff = (now or clock.now()) - older_than
     return session.execute(delete(AuditEntry).where(AuditEntry.at < cutoff)).rowcount
+
+
+def merge_pending_index(session: Session) -> int | None:
+    """Merge the audit log's record index's pending list into the index (migration 0032);
+    the pages it held, or None when this database user may not (only the index's owner may:
+    autovacuum then does it alone).
+
+    Run by the push worker's tick, so that no INSERT of an entry (a map tile's) has to."""
+    try:
+        with session.begin_nested():
+            return session.scalar(
+                text("SELECT gin_clean_pending_list(CAST(:index AS regclass))"),
+                {"index": RECORD_INDEX},
+            )
+    except ProgrammingError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "42501":  # insufficient_privilege
+            raise
+        log.warning("the audit index's pending list is left to autovacuum: %s", exc.orig)
+        return None
 
 
 def purge_login_attempts(session: Session, now: datetime) -> int:

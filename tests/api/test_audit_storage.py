@@ -1,9 +1,16 @@
-"""The audit log's id arrays are stored with lz4 (migration 0031): pglz spent ~1 ms failing to
-compress each tile's array of UUIDs."""
+"""How the audit log is stored.
+
+- Its id arrays are compressed with lz4 (migration 0031): pglz spent ~1 ms failing to compress
+  each tile's array of UUIDs.
+- Its record index merges its pending list in the background, not in a tile's INSERT (0032)."""
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import create_engine, text
+
+from api.services import audit
 
 COMPRESSION = text(
     "SELECT attname, attcompression FROM pg_attribute"
@@ -50,5 +57,92 @@ def test_migration_0031_downgrades_to_pglz_and_upgrades_again(own_database_url):
             command.upgrade(config, "head")
         with engine.connect() as conn:
             assert compression(conn) == {"resource_ids": "l", "resource_uuids": "l"}
+    finally:
+        engine.dispose()
+
+
+OPTIONS = text(
+    "SELECT relname, reloptions FROM pg_class"
+    " WHERE relname IN ('audit_log', 'ix_audit_log_resource_ids') ORDER BY relname"
+)
+
+
+def options(conn) -> dict[str, list[str] | None]:
+    return {name: opts for name, opts in conn.execute(OPTIONS)}
+
+
+def add_entries(session, count: int, ids_each: int) -> None:
+    session.execute(
+        text(
+            "INSERT INTO audit_log (action, resource, resource_ids, fields)"
+            " SELECT 'read', 'household', array_agg(g), '{}'"
+            " FROM generate_series(1, :n) g, generate_series(1, :count) e GROUP BY e"
+        ),
+        {"n": ids_each, "count": count},
+    )
+
+
+def test_the_record_index_leaves_its_pending_list_to_the_background(session):
+    assert options(session) == {
+        "audit_log": [
+            "autovacuum_vacuum_insert_threshold=20000",
+            "autovacuum_vacuum_insert_scale_factor=0",
+        ],
+        "ix_audit_log_resource_ids": ["gin_pending_list_limit=32768"],
+    }
+
+
+def test_merging_the_pending_list_keeps_every_entry_findable_by_record(session):
+    add_entries(session, 5, 2000)
+    assert audit.merge_pending_index(session) > 0
+    assert audit.merge_pending_index(session) == 0  # nothing left pending
+    found = session.scalar(
+        text("SELECT count(*) FROM audit_log WHERE resource_ids @> ARRAY[1999::bigint]")
+    )
+    assert found == 5
+
+
+def test_the_push_worker_merges_the_pending_list(app, session, caplog, monkeypatch):
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    add_entries(session, 3, 2000)
+    app.config.update(GRIDWORK_PUSH_BACKEND="log", TASK_TICK_SECONDS=3600)
+    with app.app_context(), caplog.at_level(logging.INFO, logger="gridwork.push"):
+        result = CliRunner().invoke(main, ["push-worker", "--once"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "pending pages merged" in caplog.text
+    assert audit.merge_pending_index(session) == 0
+
+
+def test_a_database_user_who_may_not_merge_leaves_it_to_autovacuum(session, caplog):
+    """Only the index's owner may merge its pending list: another user's tick goes on."""
+    add_entries(session, 1, 100)
+    session.execute(text("CREATE ROLE gridwork_not_owner"))
+    session.execute(text("GRANT SELECT ON audit_log TO gridwork_not_owner"))
+    session.execute(text("SET LOCAL ROLE gridwork_not_owner"))
+    with caplog.at_level(logging.WARNING, logger="api.services.audit"):
+        assert audit.merge_pending_index(session) is None
+    assert "left to autovacuum" in caplog.text
+    assert session.scalar(text("SELECT count(*) FROM audit_log")) >= 1  # the session goes on
+
+
+def test_migration_0032_downgrades_and_upgrades_again(own_database_url):
+    from alembic import command
+
+    from api.cli import alembic_config
+
+    config = alembic_config(own_database_url)
+    engine = create_engine(own_database_url)
+    try:
+        command.downgrade(config, "0031")
+        try:
+            with engine.connect() as conn:
+                assert options(conn) == {"audit_log": None, "ix_audit_log_resource_ids": None}
+        finally:
+            command.upgrade(config, "head")
+        with engine.connect() as conn:
+            assert options(conn)["ix_audit_log_resource_ids"] == ["gin_pending_list_limit=32768"]
     finally:
         engine.dispose()
