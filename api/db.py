@@ -130,7 +130,7 @@ class Database:
             },
         )
         self._factory = self._sessionmaker(bind=self.engine)
-        self._autocommit_endpoints, self.autocommit_engine = frozenset(), None
+        self._drop_autocommit_pool()
         app.extensions["gridwork_db"] = self
         app.teardown_request(self._remove_request)
         app.teardown_appcontext(self._remove)
@@ -150,6 +150,7 @@ class Database:
         A session routed through a test's connection (`bind`) stays there: the endpoint then
         runs on the main pool's terms (`connection_settings` tells which)."""
         options = " ".join(f"-c {name}={value}" for name, value in settings.items())
+        self._drop_autocommit_pool()
         self.autocommit_engine = make_engine(
             app.config["DATABASE_URL"],
             pool_pre_ping=False,
@@ -164,6 +165,13 @@ class Database:
         )
         event.listen(self.autocommit_engine, "checkout", _drop_if_closed_by_server)
         self._autocommit_endpoints = frozenset(endpoints)
+
+    def _drop_autocommit_pool(self) -> None:
+        """Close the previous app's tile pool: one `db` serves one app at a time, and a pool
+        left to the collector closes its connections with a ResourceWarning."""
+        if self.autocommit_engine is not None:
+            self.autocommit_engine.dispose()
+        self._autocommit_endpoints, self.autocommit_engine = frozenset(), None
 
     def bind(self, connection: Connection) -> None:
         """Route every session through `connection` (tests wrap it in an outer transaction)."""

@@ -36,10 +36,10 @@ def live(own_database_url):
         admin = make_user(session, name, "community_admin", community=COMMUNITY)
         home = make_household(session, LON, LAT)
         headers, home_id = bearer(admin), home.id
+    engines = (db.engine, db.autocommit_engine)  # this app's: a later test builds others
     yield app, headers, home_id
-    with app.app_context():
-        db.engine.dispose()
-        db.autocommit_engine.dispose()
+    for engine in engines:
+        engine.dispose()
 
 
 def statements_on(engine) -> list[str]:
@@ -135,3 +135,18 @@ def test_closed_by_server_reads_the_socket_only(own_database_url, engine):
         terminate(engine, conn.info.backend_pid)
         assert closed_by_server(conn)
     assert closed_by_server(conn)  # closed by us
+
+
+def test_a_new_app_closes_the_previous_apps_tile_pool(own_database_url):
+    """One `db` serves one app at a time: a pool left to the collector closed its connections
+    with a ResourceWarning, in whichever later test the collector ran."""
+    first = build_app(own_database_url)
+    with first.app_context(), db.autocommit_engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    pool = db.autocommit_engine.pool
+    assert pool.checkedin() == 1
+    first_main = db.engine
+    build_app(own_database_url)
+    assert pool.checkedin() == 0
+    for engine in (first_main, db.engine, db.autocommit_engine):
+        engine.dispose()
