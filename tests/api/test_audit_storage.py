@@ -41,24 +41,35 @@ def test_an_entry_naming_thousands_of_visits_reads_back_whole(session):
     assert len(stored) == 3000 and stored == row.resource_uuids
 
 
-def test_migration_0031_downgrades_to_pglz_and_upgrades_again(own_database_url):
+def down_and_up(url: str, revision: str, check_down, check_up) -> None:
+    """Downgrade to `revision`, check, upgrade to head (whatever happened), check."""
     from alembic import command
 
     from api.cli import alembic_config
 
-    config = alembic_config(own_database_url)
-    engine = create_engine(own_database_url)
+    config = alembic_config(url)
+    engine = create_engine(url)
     try:
-        command.downgrade(config, "0030")
+        command.downgrade(config, revision)
         try:
             with engine.connect() as conn:
-                assert compression(conn) == {"resource_ids": "p", "resource_uuids": "p"}
+                check_down(conn)
         finally:
             command.upgrade(config, "head")
         with engine.connect() as conn:
-            assert compression(conn) == {"resource_ids": "l", "resource_uuids": "l"}
+            check_up(conn)
     finally:
         engine.dispose()
+
+
+def test_migration_0031_downgrades_to_pglz_and_upgrades_again(own_database_url):
+    def pglz(conn):
+        assert compression(conn) == {"resource_ids": "p", "resource_uuids": "p"}
+
+    def lz4(conn):
+        assert compression(conn) == {"resource_ids": "l", "resource_uuids": "l"}
+
+    down_and_up(own_database_url, "0030", pglz, lz4)
 
 
 OPTIONS = text(
@@ -129,20 +140,10 @@ def test_a_database_user_who_may_not_merge_leaves_it_to_autovacuum(session, capl
 
 
 def test_migration_0032_downgrades_and_upgrades_again(own_database_url):
-    from alembic import command
+    def defaults(conn):
+        assert options(conn) == {"audit_log": None, "ix_audit_log_resource_ids": None}
 
-    from api.cli import alembic_config
+    def background(conn):
+        assert options(conn)["ix_audit_log_resource_ids"] == ["gin_pending_list_limit=32768"]
 
-    config = alembic_config(own_database_url)
-    engine = create_engine(own_database_url)
-    try:
-        command.downgrade(config, "0031")
-        try:
-            with engine.connect() as conn:
-                assert options(conn) == {"audit_log": None, "ix_audit_log_resource_ids": None}
-        finally:
-            command.upgrade(config, "head")
-        with engine.connect() as conn:
-            assert options(conn)["ix_audit_log_resource_ids"] == ["gin_pending_list_limit=32768"]
-    finally:
-        engine.dispose()
+    down_and_up(own_database_url, "0031", defaults, background)
