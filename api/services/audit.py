@@ -260,7 +260,8 @@ def merge_pending_index(session: Session) -> int | None:
     the pages it held, or None when this database user may not (only the index's owner may:
     autovacuum then does it alone).
 
-    Run by the push worker's tick, so that no INSERT of an entry (a map tile's) has to."""
+    Run by the push worker every AUDIT_MERGE_SECONDS, so that no INSERT of an entry (a map
+    tile's) has to."""
     try:
         with session.begin_nested():
             return session.scalar(
