@@ -28,7 +28,7 @@ APP_NAME = "gridwork-tile-pool-test"
 
 @pytest.fixture(scope="module")
 def live(own_database_url):
-    """An app on real pooled connections, a household in its grid, and its leader's token."""
+    """An app on real pooled connections, a household in its grid, and its admin's token."""
     app = build_app(own_database_url, DATABASE_APPLICATION_NAME=APP_NAME)
     with app.app_context(), db.begin() as session:
         make_grid(session, f"{COMMUNITY}001", box(116.40, 39.70, 116.41, 39.71))
@@ -82,6 +82,35 @@ def test_a_tiles_audit_entry_is_committed_by_its_statement(live):
             select(AuditEntry).where(AuditEntry.at >= before, AuditEntry.resource == "household")
         ).all()
     assert [e.resource_ids for e in entries] == [[home_id]]
+
+
+def test_a_revoked_token_gets_no_tile_from_the_pool(own_database_url, live):
+    """The token check runs on the tile pool too: revoking every token of a user (their
+    token version moved) refuses the next tile, and writes no audit entry."""
+    app, _, _ = live
+    with app.app_context(), db.begin() as session:
+        user = make_user(
+            session, f"tp_{uuid.uuid4().hex[:8]}", "community_admin", community=COMMUNITY
+        )
+        headers, user_id = bearer(user), user.id
+    client = app.test_client()
+    assert client.get(TILE, headers=headers).status_code == 200
+    with app.app_context(), db.begin() as session:
+        session.execute(
+            text("UPDATE users SET token_version = token_version + 1 WHERE id = :id"),
+            {"id": user_id},
+        )
+        entries = session.scalar(
+            text("SELECT count(*) FROM audit_log WHERE user_id = :id"), {"id": user_id}
+        )
+    refused = client.get(TILE, headers=headers)
+    assert refused.status_code == 401
+    assert refused.mimetype == "application/problem+json"
+    with app.app_context(), db.new_session() as session:
+        after = session.scalar(
+            text("SELECT count(*) FROM audit_log WHERE user_id = :id"), {"id": user_id}
+        )
+    assert after == entries
 
 
 def test_other_endpoints_stay_on_the_main_pool(live):
