@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from api.models import Grid, Household
 from api.scope import Scope
 from api.services import audit
 from api.services.household_files import MAX_ERRORS, FileProblem, HouseholdReader, RowError
+from geo.measure import haversine_m
 from geo.validate import GeometryProblem, parse_point
 
 IMPORT_CHUNK = 2000
@@ -435,52 +435,35 @@ class _Written:
         return None
 
 
-def _repeats(
-    session: Session, placed: Sequence[tuple[int, dict[str, Any], str]], written: _Written
-) -> dict[int, str]:
+def _same_point_repeats(placed: Sequence[Placed]) -> dict[int, int]:
+    """The chunk's rows of an earlier row's address at the same point, and that earlier row."""
+    seen: dict[tuple, int] = {}
+    repeats = {}
+    for row, values, _ in placed:
+        first = seen.setdefault((*_address(values), values["lon"], values["lat"]), row)
+        if first != row:
+            repeats[row] = first
+    return repeats
+
+
+def _repeats(session: Session, placed: Sequence[Placed], written: _Written) -> dict[int, str]:
     """Why each row of a chunk that repeats a household is refused, by row: the same address
     at the same point as an earlier row of the chunk, of a chunk written before (the
     database finds those), or as a household already registered (a file imported twice).
     Rooms of one building share a point; the same room at another point is another household.
     Once a problem stops the writing, a repeat of a row in an unwritten chunk goes unnoticed
     (memory stays one chunk's); the file is refused anyway, and the next try names it."""
-    problems: dict[int, str] = {}
-    seen: dict[tuple, int] = {}
-    for row, v, _ in placed:
-        key = (v["building"], v["unit"], v["floor"], v["room"], v["lon"], v["lat"])
-        first = seen.setdefault(key, row)
-        if first != row:
-            problems[row] = f"repeats row {first}: {_SAME}"
-    if not placed:
-        return problems
-    columns = ("lon", "lat", "building", "unit", "floor", "room")
-    found = session.execute(
-        text(
-            """
-            SELECT p.i, h.id
-            FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:building AS text[]),
-                        CAST(:unit AS text[]), CAST(:floor AS text[]), CAST(:room AS text[]))
-                 WITH ORDINALITY AS p(lon, lat, building, unit, floor, room, i)
-            CROSS JOIN LATERAL (
-                SELECT h.id FROM households h
-                WHERE h.location && ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)
-                  AND ST_X(h.location) = p.lon AND ST_Y(h.location) = p.lat
-                  AND h.building = p.building AND h.unit = p.unit
-                  AND h.floor = p.floor AND h.room = p.room
-                ORDER BY h.id LIMIT 1) h
-            """
-        ),
-        {c: [v[c] for _, v, _ in placed] for c in columns},
-    ).all()
-    for i, household_id in found:
-        row = placed[i - 1][0]
+    problems = {
+        row: f"repeats row {first}: {_SAME}" for row, first in _same_point_repeats(placed).items()
+    }
+    for row, stored in _match_rows(session, _MATCH_AT_POINT, placed).items():
         if row in problems:
             continue
-        earlier = written.row_of(household_id)
+        earlier = written.row_of(stored.id)
         problems[row] = (
             f"repeats row {earlier}: {_SAME}"
             if earlier is not None
-            else f"{_SAME} is already registered as household {household_id}"
+            else f"{_SAME} is already registered as household {stored.id}"
         )
     return problems
 
@@ -520,12 +503,6 @@ class _Matched:
         if byte >= len(self.bits) or not self.bits[byte] >> (household_id & 7) & 1:
             return None
         return self.rows[self.ids.index(household_id)]
-
-
-def _metres(a: dict[str, Any], b: dict[str, Any]) -> float:
-    """The distance between two rows' points (equirectangular: exact enough within a radius)."""
-    dx = (a["lon"] - b["lon"]) * math.cos(math.radians((a["lat"] + b["lat"]) / 2))
-    return math.hypot(dx, a["lat"] - b["lat"]) * _METRES_PER_DEGREE
 
 
 def _address(values: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -639,15 +616,10 @@ def _sort_update(
     Two registered households of one address within the radius of each other are told apart
     by their points: rows at their very points match each its own."""
     # The same address at the same point twice in the chunk, as the create mode finds it.
-    kept: list[Placed] = []
-    seen: dict[tuple, int] = {}
-    for item in placed:
-        row, values, _ = item
-        first = seen.setdefault((*_address(values), values["lon"], values["lat"]), row)
-        if first != row:
-            problems.append(RowError(row, ADDRESS, f"repeats row {first}: {_SAME}"))
-        else:
-            kept.append(item)
+    repeats = _same_point_repeats(placed)
+    for row, first in repeats.items():
+        problems.append(RowError(row, ADDRESS, f"repeats row {first}: {_SAME}"))
+    kept = [item for item in placed if item[0] not in repeats]
     found = _match_rows(session, _MATCH_AT_POINT, kept)
     found.update(
         _match_rows(
@@ -668,7 +640,15 @@ def _sort_update(
         stored = found.get(row)
         if stored is None:
             alike = fresh_by_address.setdefault(_address(values), [])
-            earlier = next((r for r, v in alike if _metres(v, values) <= MATCH_RADIUS_M), None)
+            earlier = next(
+                (
+                    r
+                    for r, v in alike
+                    if haversine_m(v["lon"], v["lat"], values["lon"], values["lat"])
+                    <= MATCH_RADIUS_M
+                ),
+                None,
+            )
             if earlier is not None:
                 problems.append(RowError(row, ADDRESS, f"repeats row {earlier}: {_NEAR}"))
                 continue

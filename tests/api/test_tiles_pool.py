@@ -151,7 +151,7 @@ def test_a_connection_the_server_dropped_is_replaced_at_checkout(live, engine):
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
 
 
-def test_closed_by_server_reads_the_socket_only(own_database_url, engine):
+def test_closed_by_server_sees_only_a_connection_the_server_ended(own_database_url, engine):
     import psycopg
 
     from api.db import closed_by_server
