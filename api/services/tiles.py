@@ -437,27 +437,39 @@ def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
     tile's ETag. When `audited` and the layer discloses records, the same statement writes the
     audit entry of the records whose geometry lands in the tile (a data-modifying WITH): no
     round trip and no id list through Python, whatever the tile holds. A client revalidating
-    the very bytes it holds (304) is not shown anything new: no entry."""
+    the very bytes it holds (304) is not shown anything new: no entry.
+
+    The audit's id list is a second aggregate of the pass that encodes the tile: each feature
+    is computed once and streamed into both (OFFSET 0 keeps its geometry from being computed
+    again for the FILTER). Until 2026-12-04 the features were a CTE read twice, once by
+    ST_AsMVT and once by the audit: every feature row, geometry and all, written to a
+    tuplestore and read back."""
     build, id_column = _BUILDERS[shape.layer]
-    inner = build(scope, shape).subquery("f")
-    columns = list(inner.c)
-    if id_column:  # ST_AsMVT consumes its feature-id column: keep `id` as a property too
-        columns.append(inner.c[id_column].label("fid"))
     logged = audited and shape.layer in AUDITED
-    rows = select(*columns)
-    features = rows.cte("rows") if logged else rows.subquery("rows")
-    # ST_AsMVT makes a property of every column of its row but the geometry and the feature id.
-    drawn = select(*[c for c in features.c if c.name != RECORD_UUID]).subquery("q")
+    features = build(scope, shape)
+    inner = (features.offset(0) if logged else features).subquery("f")
+    # ST_AsMVT makes a property of every column of its row but the geometry and the feature id
+    # (which it consumes: keep `id` as a property too).
+    properties = [c for c in inner.c if c.name != RECORD_UUID]
+    if id_column:
+        properties.append(inner.c[id_column].label("fid"))
     args = [literal_column("q"), literal(shape.layer), literal(EXTENT), literal("geom")]
     if id_column:
         args.append(literal("fid"))
-    encoded = select(func.ST_AsMVT(*args).label("mvt")).select_from(drawn).subquery("m")
-    tile = select(encoded.c.mvt, _etag_sql(encoded.c.mvt).label("etag"))
+    mvt = func.ST_AsMVT(*args).label("mvt")
     if not logged:
-        return tile
-    tile_cte = tile.cte("t")  # read by the answer and by the audit: computed once
-    stmt = select(tile_cte.c.mvt, tile_cte.c.etag)
-    return stmt.add_cte(_audit_insert(features, tile_cte, *AUDITED[shape.layer]))
+        encoded = select(mvt).select_from(select(*properties).subquery("q")).subquery("m")
+        return select(encoded.c.mvt, _etag_sql(encoded.c.mvt).label("etag"))
+    resource, key = AUDITED[shape.layer]
+    # ST_AsMVT encodes only the features whose geometry lands in the tile: those are shown.
+    shown = func.array_agg(inner.c[key]).filter(inner.c.geom.is_not(None)).label("shown")
+    drawn = select(*properties).correlate(inner).lateral("q")
+    encoded = select(mvt, shown).select_from(inner).join(drawn, true()).subquery("m")
+    tile = select(encoded.c.mvt, _etag_sql(encoded.c.mvt).label("etag"), encoded.c.shown).cte(
+        "t"
+    )  # read by the answer and by the audit: computed once
+    stmt = select(tile.c.mvt, tile.c.etag)
+    return stmt.add_cte(_audit_insert(tile, resource))
 
 
 def _etag_sql(data):
@@ -466,34 +478,25 @@ def _etag_sql(data):
     return literal('"') + digest + literal('"')
 
 
-def _audit_insert(features, tile, resource: str, key: str):
-    """INSERT of one audit row naming the features drawn (ST_AsMVT encodes only those whose
-    geometry lands in the tile), none when there are none or the client holds these bytes.
-    Visits go by UUID."""
-    drawn = features.c.geom.is_not(None)
-    ids = features.c[key]
+def _audit_insert(tile, resource: str):
+    """INSERT of one audit row naming the records the tile shows (`tile.c.shown`), none when
+    it shows none or the client holds these bytes. Visits go by UUID."""
     int_ids = literal([], ARRAY(BigInteger))
     uuid_ids = literal([], ARRAY(UUID(as_uuid=True)))
     if resource == "visit":
-        uuid_ids = func.array_agg(ids).filter(drawn)
+        uuid_ids = tile.c.shown
     else:
-        int_ids = func.array_agg(ids).filter(drawn)
-    row = (
-        select(
-            _AUDIT_USER,
-            literal("read"),
-            literal(resource),
-            int_ids,
-            uuid_ids,
-            literal(list(TILE_FIELDS[resource]), ARRAY(String)),
-            _AUDIT_IP,
-            _AUDIT_PATH,
-        )
-        .select_from(features)
-        .join(tile, true())
-        .where(tile.c.etag != all_(_KNOWN_ETAGS))
-        .having(func.count().filter(drawn) > 0)
-    )
+        int_ids = tile.c.shown
+    row = select(
+        _AUDIT_USER,
+        literal("read"),
+        literal(resource),
+        int_ids,
+        uuid_ids,
+        literal(list(TILE_FIELDS[resource]), ARRAY(String)),
+        _AUDIT_IP,
+        _AUDIT_PATH,
+    ).where(tile.c.etag != all_(_KNOWN_ETAGS), func.cardinality(tile.c.shown) > 0)
     names = ["user_id", "action", "resource", "resource_ids", "resource_uuids", "fields", "ip"]
     return insert(AuditEntry.__table__).from_select(names + ["path"], row).cte("logged")
 

@@ -387,6 +387,41 @@ def test_the_etag_postgresql_computes_is_the_hash_of_the_bytes(world, session):
     assert data and etag == tiles.tile_etag(data)
 
 
+def _tables_scanned(session, sql: str, params: dict) -> list[str]:
+    """The relations and CTEs a statement's plan reads, one entry per scan node, sorted."""
+    (plan,) = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql, params).one()
+    found, nodes = [], [plan[0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        if "Relation Name" in node and node["Node Type"] != "ModifyTable":
+            found.append(node["Relation Name"])
+        if node["Node Type"] == "CTE Scan":
+            found.append("cte " + node["CTE Name"])
+        nodes.extend(node.get("Plans", []))
+    return sorted(found)
+
+
+@pytest.mark.parametrize(
+    "layer, z", [("households", 15), ("households", 16), ("visits", 15), ("tasks", 15)]
+)
+def test_an_audited_tile_reads_its_features_once(world, session, layer, z):
+    """The audit entry's ids come from the pass that encodes the tile: the audited statement
+    reads the same relations, as many times, as the tile's statement without the audit, and
+    stores no feature to read it again: its one CTE is the tile's one row, read by the answer
+    and by the INSERT."""
+    scope = Scope.for_user(session, world.users["leader_a"])
+    req = tiles.TileRequest(layer, *tile_of(*centre(A1), z=z), current_week(), NOW)
+    reader = tiles.Reader(user_id=world.users["leader_a"].id, ip="127.0.0.1", path="/t")
+    dialect = session.get_bind().dialect
+    scans = {}
+    for audited in (False, True):
+        sql, constants = tiles._compiled(scope, tiles.shape_of(req), audited, dialect)
+        params = {**constants, **tiles.tile_params(req, reader if audited else None)}
+        scans[audited] = _tables_scanned(session, sql, params)
+    assert scans[False] and "cte t" not in scans[False]
+    assert scans[True] == sorted(scans[False] + ["cte t", "cte t"])
+
+
 def test_tiles_of_one_shape_share_one_statement_and_differ_in_parameters(world, session):
     """The API compiles a tile statement once per layer shape and scope; each tile of that
     shape runs it with its own address and week, and still draws only its own features."""
