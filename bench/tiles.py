@@ -1,7 +1,7 @@
 """Tile latency p50/p95 per layer and zoom: the API beside its ST_AsMVT statement run raw.
 
-Usage: DATABASE_URL=... python -m bench.tiles [--per-zoom 24] [--rounds 3] [--zooms 13-17]
-       [--layers ...]
+Usage: DATABASE_URL=... python -m bench.tiles [--per-zoom 24] [--rounds 3] [--min-samples 72]
+       [--zooms 13-17] [--layers ...]
 
 On the city (`gridwork seed city`) it reads the loaded weeks as they are, and the API runs as in
 production (pooled connections, a transaction per request). On the demo district (`gridwork
@@ -17,9 +17,10 @@ entry the API writes for the layers that disclose records (households, visits, t
 floor for the API at that tile, and the goal's baseline. "raw+audit" (those layers) is the very
 statement the API sends, with its audit INSERT, run the same way in a transaction rolled back:
 what of the API's time is the database's.
-Each sampled tile is timed `--rounds` times, API and raw in turn, so a zoom's p95 is taken over
-per-zoom x rounds samples of each side (until 2026-12-02 afternoon: 16 samples, one per tile;
-p95 was the second-slowest, and two runs a minute apart gave grids z13 1.26 and 1.74).
+Each sampled tile is timed `--rounds` times, API and raw in turn, or more often where a zoom has
+fewer tiles, so a zoom's p95 is taken over at least `--min-samples` timings of each side (until
+2026-12-03 night, z13, 12 tiles in a district, had 36; until 2026-12-02 afternoon, 16, one per
+tile: p95 was the second-slowest, and two runs a minute apart gave grids z13 1.26 and 1.74).
 Goals (issue 8): API p95 <= 1.3 x raw p95 and <= 50 ms.
 """
 
@@ -78,6 +79,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-zoom", type=int, default=24, help="tiles sampled per zoom")
     parser.add_argument("--rounds", type=int, default=3, help="timings of each tile, each side")
+    parser.add_argument(
+        "--min-samples",
+        type=int,
+        default=72,
+        help="timings per zoom and side at least: a zoom with fewer tiles times each more often",
+    )
     parser.add_argument("--zooms", default="13-17")
     parser.add_argument("--layers", default=",".join(LAYERS))
     args = parser.parse_args()
@@ -143,7 +150,8 @@ def main() -> None:
         print(
             f"tile latency, week {week}, caller: district viewer {viewer.username} "
             f"({viewer.district_code}); database: {counts[0]:,} grids, {counts[1]:,} households, "
-            f"{counts[2]:,} visits, {counts[3]:,} tasks; each tile timed {args.rounds}x each side"
+            f"{counts[2]:,} visits, {counts[3]:,} tasks; each tile timed {args.rounds}x each side, "
+            f"at least {args.min_samples} timings a zoom"
         )
         reader = Reader(user_id=viewer.id, ip="127.0.0.1", path="/bench/tiles")
         print(
@@ -159,6 +167,9 @@ def main() -> None:
                 if z < tiles.MIN_ZOOM[layer]:
                     print(f"{layer:<11}{z:>3}  empty below z{tiles.MIN_ZOOM[layer]}, no SQL")
                     continue
+                # A district has 12 tiles at z13: 3 rounds would make its p95 the second-slowest
+                # of 36 timings, where the other zooms take the fourth of 72.
+                rounds = max(args.rounds, math.ceil(args.min_samples / max(1, len(coords))))
                 for zz, x, y in coords:
                     with app.app_context():
                         # As the API builds it for this caller (a viewer sees snapped tracks).
@@ -177,7 +188,7 @@ def main() -> None:
                     # for the layer's shape), then timed.
                     _run_raw(raw_conn, connection, sql)
                     client.get(path, headers=headers)
-                    for _ in range(args.rounds):
+                    for _ in range(rounds):
                         t0 = time.perf_counter()
                         _run_raw(raw_conn, connection, sql)
                         raw_ms.append((time.perf_counter() - t0) * 1000)

@@ -441,7 +441,7 @@ def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
 
     The audit's id list is a second aggregate of the pass that encodes the tile: each feature
     is computed once and streamed into both (OFFSET 0 keeps its geometry from being computed
-    again for the FILTER). Until 2026-12-04 the features were a CTE read twice, once by
+    again for the FILTER). Until 2026-12-03 (night) the features were a CTE read twice, once by
     ST_AsMVT and once by the audit: every feature row, geometry and all, written to a
     tuplestore and read back."""
     build, id_column = _BUILDERS[shape.layer]
