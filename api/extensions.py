@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import http
 from copy import deepcopy
+from typing import Any
 
 import flask_smorest
 import marshmallow as ma
-from flask import request
+from flask import current_app, request
 from flask_jwt_extended import JWTManager, verify_jwt_in_request
 from flask_smorest.utils import prepare_response
 from werkzeug.routing import IntegerConverter
@@ -66,7 +67,9 @@ def _id_schema(_converter) -> dict:
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """A blueprint whose every view requires a valid access token unless `public=True`."""
+    """A blueprint whose every view requires a valid access token unless `public=True`, and
+    answers only to the query parameters it documents (`arguments(location="query")`, the
+    pagination's `page` and `page_size`): any other is a 422 naming it, after sign-in."""
 
     ARGUMENTS_PARSER = StrictParser()  # JSON bodies: no NaN, bounded nesting and size
 
@@ -74,7 +77,18 @@ class Blueprint(flask_smorest.Blueprint):
         super().__init__(*args, **kwargs)
         if not public:
             self.before_request(_require_token)
+        self.before_request(_refuse_unknown_query)
         self._prepare_doc_cbks.append(_prepare_header_doc)
+
+    def arguments(self, schema, location="json", **kwargs):
+        decorator = super().arguments(schema, location=location, **kwargs)
+        if location != "query":
+            return decorator
+        return lambda view: _takes_query(decorator(view), _field_names(schema))
+
+    def paginate(self, *args, **kwargs):
+        decorator = super().paginate(*args, **kwargs)
+        return lambda view: _takes_query(decorator(view), ("page", "page_size"))
 
     @staticmethod
     def header(parameter: dict):
@@ -106,6 +120,49 @@ def _prepare_header_doc(doc: dict, doc_info: dict, **kwargs) -> dict:
 def _require_token() -> None:
     if request.method != "OPTIONS":
         verify_jwt_in_request()
+
+
+_QUERY_NAMES = "_gridwork_query_names"
+
+
+def _field_names(schema) -> frozenset[str]:
+    """The names a query schema reads (a field's `data_key`, else its attribute name)."""
+    if isinstance(schema, type):
+        schema = schema()
+    return frozenset(field.data_key or name for name, field in schema.fields.items())
+
+
+def _takes_query(view, names) -> Any:
+    """Note on `view` the query parameters it documents (with those its inner decorators noted:
+    functools.wraps copies them outward)."""
+    setattr(view, _QUERY_NAMES, getattr(view, _QUERY_NAMES, frozenset()) | frozenset(names))
+    return view
+
+
+def _refuse_unknown_query():
+    """422 for a query parameter the view does not document: a misspelt filter is named, not
+    dropped (the caller would take the unfiltered answer for the filtered one)."""
+    if not request.args or request.method == "OPTIONS":
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        method = request.method.lower()
+        view = getattr(view_class, method, None) or (
+            getattr(view_class, "get", None) if method == "head" else None
+        )
+    unknown = sorted(set(request.args) - getattr(view, _QUERY_NAMES, frozenset()))
+    if not unknown:
+        return None
+    listed = ", ".join(f"`{name}`" for name in unknown)
+    return errors.problem(
+        422,
+        "Unprocessable Entity",
+        f"Unknown query parameter{'s' if len(unknown) > 1 else ''} {listed}: this endpoint "
+        "takes only those its OpenAPI description lists.",
+        slug="validation",
+        errors={"query": {name: ["Unknown field."] for name in unknown}},
+    )
 
 
 Page = flask_smorest.Page
