@@ -465,9 +465,9 @@ def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
     shown = func.array_agg(inner.c[key]).filter(inner.c.geom.is_not(None)).label("shown")
     drawn = select(*properties).correlate(inner).lateral("q")
     encoded = select(mvt, shown).select_from(inner).join(drawn, true()).subquery("m")
-    tile = select(encoded.c.mvt, _etag_sql(encoded.c.mvt).label("etag"), encoded.c.shown).cte(
-        "t"
-    )  # read by the answer and by the audit: computed once
+    etag = _etag_sql(encoded.c.mvt).label("etag")
+    # Read by the answer and by the audit: computed once.
+    tile = select(encoded.c.mvt, etag, encoded.c.shown).cte("t")
     stmt = select(tile.c.mvt, tile.c.etag)
     return stmt.add_cte(_audit_insert(tile, resource))
 
