@@ -865,10 +865,11 @@ def _worker_tick(log) -> None:
         )
 
 
-def _merge_audit_index(log) -> None:
+def _merge_audit_index(log) -> bool:
     """The audit log's record index takes each entry into a pending list; the push worker
     merges it into the index every AUDIT_MERGE_SECONDS, so that no request's INSERT (a map
-    tile's, naming up to ~3,000 records) has to (migration 0032)."""
+    tile's, naming up to ~3,000 records) has to (migration 0032). False when this database
+    user may not (the merge is then left to autovacuum, and not tried again)."""
     from api.extensions import db
     from api.services import audit
 
@@ -876,6 +877,7 @@ def _merge_audit_index(log) -> None:
         merged = audit.merge_pending_index(session)
     if merged:
         log.info("audit index: %s pending pages merged", merged)
+    return merged is not None
 
 
 @main.command("push-worker")
@@ -884,6 +886,7 @@ def push_worker(once: bool) -> None:
     """Deliver queued notifications to devices (FCM, Web Push, log); runs the task and report
     ticks too, purges ended sign-in sessions and keeps the audit log's index."""
     import logging
+    import math
     import time
 
     from api.crypto import DataKeyRefused
@@ -908,7 +911,9 @@ def push_worker(once: bool) -> None:
             max_attempts=cfg["PUSH_MAX_ATTEMPTS"],
             max_lost_rounds=cfg["PUSH_MAX_LOST_ROUNDS"],
         )
-        periodic = [  # (every so many seconds, the job, what it is)
+        # (every so many seconds, the job, what it is); a job that returns False cannot run
+        # here (the merge, for a database user who does not own the index) and is not run again.
+        periodic = [
             (cfg["TASK_TICK_SECONDS"], _worker_tick, "tick"),
             (cfg["AUDIT_MERGE_SECONDS"], _merge_audit_index, "audit index merge"),
         ]
@@ -924,7 +929,8 @@ def push_worker(once: bool) -> None:
                         continue
                     due[k] = time.monotonic() + every
                     try:
-                        job(log)
+                        if job(log) is False:
+                            due[k] = math.inf
                     except DataKeyRefused:
                         raise
                     except Exception:

@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 
 
+def pct(values, p: float) -> float:
+    """The p-th percentile of `values` (nearest rank, no interpolation)."""
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
 def emit(
     bench: str,
     metric: str,

@@ -12,8 +12,9 @@ each written `--entries` times with an entry of `--ids` ids, as the tile stateme
 - `before 0032`: the index with PostgreSQL's default 4 MB pending list, merged by the INSERT
   that fills it;
 - `0032`: the 32 MB list, merged every `--tick` seconds by another connection while the
-  INSERTs go on (the push worker's tick, `audit.merge_pending_index`, every minute in
-  production: this bench writes entries far faster than tiles are viewed).
+  INSERTs go on (the push worker's merge job, `audit.merge_pending_index`, every
+  GRIDWORK_AUDIT_MERGE_SECONDS (10 s) in production: this bench writes entries far faster than
+  tiles are viewed).
 
 The goal: no entry waits for the merge (max within a few ms of the floor's). The tables are
 created in the bench database and dropped at the end.
@@ -29,18 +30,13 @@ import time
 
 import psycopg
 
-from bench._result import emit
+from bench._result import emit, pct
 
 TABLES = {
     "no index": ("bench_audit_floor", None),
     "before 0032": ("bench_audit_default", ""),
     "0032": ("bench_audit_0032", "WITH (gin_pending_list_limit = 32768)"),
 }
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def main() -> None:
@@ -65,7 +61,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in TABLES}
         merged, done = [], threading.Event()
 
-        def ticks() -> None:  # the push worker's tick, beside the requests
+        def ticks() -> None:  # the push worker's merge job, beside the requests
             while not done.wait(args.tick):
                 merged.append(
                     tick.execute(

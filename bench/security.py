@@ -16,14 +16,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from bench._result import emit
+from bench._result import emit, pct
 
 LIMIT_RATIO = 1.3  # the audit may add at most 30% to a read, p95 against p95
-
-
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:

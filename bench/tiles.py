@@ -36,7 +36,7 @@ import psycopg
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql
 
-from bench._result import emit
+from bench._result import emit, pct
 
 LIMIT_P95_MS = 50.0
 LIMIT_RATIO = 1.3
@@ -62,11 +62,6 @@ def sample(coords, k):
         return coords
     step = len(coords) / k
     return [coords[int(i * step + step / 2)] for i in range(k)]
-
-
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def raw_sql(query) -> str:

@@ -505,6 +505,11 @@ class _Matched:
         return self.rows[self.ids.index(household_id)]
 
 
+def _metres(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """The distance between two rows' points."""
+    return haversine_m(a["lon"], a["lat"], b["lon"], b["lat"])
+
+
 def _address(values: dict[str, Any]) -> tuple[str, str, str, str]:
     return values["building"], values["unit"], values["floor"], values["room"]
 
@@ -640,15 +645,7 @@ def _sort_update(
         stored = found.get(row)
         if stored is None:
             alike = fresh_by_address.setdefault(_address(values), [])
-            earlier = next(
-                (
-                    r
-                    for r, v in alike
-                    if haversine_m(v["lon"], v["lat"], values["lon"], values["lat"])
-                    <= MATCH_RADIUS_M
-                ),
-                None,
-            )
+            earlier = next((r for r, v in alike if _metres(v, values) <= MATCH_RADIUS_M), None)
             if earlier is not None:
                 problems.append(RowError(row, ADDRESS, f"repeats row {earlier}: {_NEAR}"))
                 continue

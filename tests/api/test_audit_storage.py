@@ -139,6 +139,22 @@ def test_a_database_user_who_may_not_merge_leaves_it_to_autovacuum(session, capl
     assert session.scalar(text("SELECT count(*) FROM audit_log")) >= 1  # the session goes on
 
 
+def test_the_push_worker_stops_trying_to_merge_when_it_may_not(app, session, caplog):
+    """The worker's merge job answers False for a user who may not merge: the worker then
+    stops scheduling it (one warning, not one every AUDIT_MERGE_SECONDS)."""
+    from api.cli import _merge_audit_index
+
+    log = logging.getLogger("gridwork.push")
+    with app.app_context():
+        assert _merge_audit_index(log) is True
+        session.execute(text("CREATE ROLE gridwork_not_owner"))
+        session.execute(text("GRANT SELECT ON audit_log TO gridwork_not_owner"))
+        session.execute(text("SET LOCAL ROLE gridwork_not_owner"))
+        with caplog.at_level(logging.WARNING, logger="api.services.audit"):
+            assert _merge_audit_index(log) is False
+    assert caplog.text.count("left to autovacuum") == 1
+
+
 def test_migration_0032_downgrades_and_upgrades_again(own_database_url):
     def defaults(conn):
         assert options(conn) == {"audit_log": None, "ix_audit_log_resource_ids": None}
