@@ -428,6 +428,10 @@ def import_households(file: Path, update: bool) -> None:
         click.echo(f"{result.created} households imported")
     for code, count in result.by_grid.items():
         click.echo(f"  {code}: {count}")
+    if result.header_row > 1:
+        click.echo(f"header on row {result.header_row}: the rows above it were skipped")
+    if result.ignored_columns:
+        click.echo("columns not read: " + ", ".join(result.ignored_columns))
 
 
 # --- security -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, time
+from itertools import zip_longest
 from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
@@ -84,6 +85,13 @@ MAX_XLSX_PARTS = 10_000
 # sheet holds: 8 MB of XML is at most ~500,000 strings (~30 MB of Python objects). A register
 # of 50,000 rows needs ~2 MB; larger registers come as CSV, which is streamed.
 MAX_XLSX_SHARED_STRINGS = 8 * 1024 * 1024
+
+
+# Registers exported from the street office's systems open with a title (幸福社区住户登记表), a
+# line of 填报单位 and 填报日期, a blank line; some have two header rows (a group heading such as
+# 房屋信息 over 楼栋, 单元 and 房号, the other headings merged down over both). The header is
+# looked for in the first rows.
+HEADER_SEARCH_ROWS = 10
 
 
 class FileProblem(ValueError):
@@ -247,13 +255,23 @@ class SheetLayout:
     uncomputed: array = field(default_factory=lambda: array("Q"))
 
 
+@dataclass
+class HeaderEnd:
+    """The row the header ends on, set by the reader once it has found it. Until then no
+    merge fills a row (the title and header rows are read as they stand); after it, a range
+    anchored at or above it fills nothing: a title or a header is no value."""
+
+    row: int | None = None
+
+
 def _scan_merges(part: BinaryIO) -> tuple[list[tuple[int, int, int]], bool]:
     """The sheet's vertical merges, and whether it may hold a formula with no cached value,
     in one pass over its bytes: no XML parse (~0.1 s for a 50,000-row sheet, expat ~1.5 s).
 
     A range spanning several columns fills its first column only: its value is written once
     per row, in the column where it stands (a title or header merged across columns names
-    one column). A range anchored in the header row fills nothing: a header is no value.
+    one column). Which ranges fill rows the reader decides once it has found the header
+    (`HeaderEnd`).
     """
     from openpyxl.utils.cell import range_boundaries
 
@@ -284,7 +302,7 @@ def _scan_merges(part: BinaryIO) -> tuple[list[tuple[int, int, int]], bool]:
                 raise FileProblem(
                     f"The sheet declares a merged range {ref!r} that is not a range of cells."
                 ) from exc
-            if None not in (min_col, min_row, max_row) and max_row > min_row > 1:
+            if None not in (min_col, min_row, max_row) and max_row > min_row:
                 merges.append((min_row, max_row, min_col - 1))
         if not uncached and (b"<f" in buffer or b":f" in buffer):
             uncached = UNCACHED.search(buffer) is not None
@@ -369,15 +387,18 @@ def _sheet_layout(archive: Any, path: str) -> SheetLayout:
     return layout
 
 
-def _laid_out(rows: Iterator[tuple[Any, ...]], layout: SheetLayout) -> Iterator[list[Any]]:
-    """Rows with each vertical merge's value in every row it spans, and formulas with no
-    cached value marked; rows are numbered from 1, as openpyxl yields them from the top."""
+def _laid_out(
+    rows: Iterator[tuple[Any, ...]], layout: SheetLayout, header: HeaderEnd
+) -> Iterator[list[Any]]:
+    """Rows with each vertical merge's value in every row it spans below the header, and
+    formulas with no cached value marked; rows are numbered from 1, as openpyxl yields them
+    from the top."""
     from openpyxl.utils.cell import get_column_letter
 
     uncomputed, pending = layout.uncomputed, 0
     merges = iter(layout.merges)
     upcoming = next(merges, None)
-    fills: dict[int, tuple[Any, int]] = {}  # column -> (value, last row)
+    fills: dict[int, tuple[Any, int, int]] = {}  # column -> (value, first row, last row)
     for number, values in enumerate(rows, start=1):
         row = list(values)
         while pending < len(uncomputed) and uncomputed[pending] >> 16 <= number:
@@ -393,22 +414,22 @@ def _laid_out(rows: Iterator[tuple[Any, ...]], layout: SheetLayout) -> Iterator[
         if fills:
             # A blank row stays blank: a merge drawn past the last household adds no row.
             blank = all(_text(v) == "" for v in row)
-            for col, (value, last) in list(fills.items()):
-                if last < number:
+            for col, (value, first, last) in list(fills.items()):
+                if last < number or (header.row is not None and first <= header.row):
                     del fills[col]
-                elif not blank:
+                elif not blank and header.row is not None:
                     if col >= len(row):
                         row.extend([None] * (col + 1 - len(row)))
                     row[col] = value
         while upcoming is not None and upcoming[0] <= number:
             first, last, col = upcoming
             if first == number and col < len(row) and row[col] is not None:
-                fills[col] = (row[col], last)
+                fills[col] = (row[col], first, last)
             upcoming = next(merges, None)
         yield row
 
 
-def _cells_xlsx(stream: BinaryIO) -> Iterator[list[Any]]:
+def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
     import zipfile
     from xml.etree.ElementTree import ParseError
     from xml.parsers.expat import ExpatError
@@ -425,7 +446,7 @@ def _cells_xlsx(stream: BinaryIO) -> Iterator[list[Any]]:
         sheet = workbook.worksheets[0]
         # openpyxl 3.1 keeps a read-only sheet's zip and part path on these two attributes.
         layout = _sheet_layout(workbook._archive, sheet._worksheet_path)
-        yield from _laid_out(sheet.iter_rows(values_only=True), layout)
+        yield from _laid_out(sheet.iter_rows(values_only=True), layout, header)
     except (
         ParseError,
         ExpatError,
@@ -561,7 +582,14 @@ class HouseholdReader:
     Opening it checks the file as a whole (empty, format, headers) and raises FileProblem.
     `chunks(n)` then yields lists of (row number, checked values) while `errors` collects the
     rows' problems; reading stops once MAX_ERRORS problems are found. Row numbers are
-    spreadsheet rows (the header is row 1).
+    spreadsheet rows (a CSV's records, from 1), whatever stands above the header.
+
+    The header is the first row, within HEADER_SEARCH_ROWS, that names a column the import
+    reads; the rows above it (a title, 填报单位 and 日期 lines) are skipped. When the row under
+    it names columns too, the two are one header (a heading over several columns above theirs,
+    the others' headings merged down or written in either row): a column is named by the lower
+    row, or where that is blank, by the upper one. `header_row` is the header's last row;
+    `unread` the headings of the columns the import does not read (序号, 备注 …).
     """
 
     def __init__(
@@ -578,18 +606,28 @@ class HouseholdReader:
             raise FileProblem("The file is empty.")
         fmt = detect_format(head, filename, content_type)
         self.format = fmt
-        self._cells = _cells_xlsx(stream) if fmt == "xlsx" else _cells_csv(stream)
+        self._end = HeaderEnd()
+        self._cells = _cells_xlsx(stream, self._end) if fmt == "xlsx" else _cells_csv(stream)
+        # The first row under the header, when it was read to see whether it is a second
+        # header row and is not: it is the first row of households.
+        self._first: list[Any] | None = None
         try:
-            header = next(self._cells)
-        except StopIteration as exc:
-            raise FileProblem("The file has no header row.") from exc
+            self._columns()
+        except BaseException:
+            self._cells.close()  # the workbook or the text wrapper, now, not when collected
+            raise
+
+    def _columns(self) -> None:
+        """`keys` (a column's name in the import, or None) and `unread` from the header."""
+        try:
+            header = self._header()
         except csv.Error as exc:
             raise FileProblem(f"The CSV file is malformed: {exc}") from exc
         except UnicodeDecodeError as exc:
             raise FileProblem(NOT_TEXT) from exc
-        if len(header) > MAX_COLUMNS:
-            raise FileProblem(f"The header has more than {MAX_COLUMNS} columns.")
         self.keys = [_header_key(name) for name in header]
+        named = zip(header, self.keys, strict=True)
+        self.unread = [_text(name) for name, key in named if not key and _text(name)]
         for key in COLUMNS:
             where = [str(i + 1) for i, k in enumerate(self.keys) if k == key]
             if len(where) > 1:
@@ -600,21 +638,45 @@ class HouseholdReader:
                     f"{' and '.join(where)}); keep one."
                 )
         missing = [c for c in REQUIRED if c not in self.keys]
-        named = [v for v in header if _text(v)]
-        if missing and len(named) == 1 and _header_key(named[0]) is None and fmt == "xlsx":
-            # A title (often merged across the columns) above the header: say so.
-            raise FileProblem(
-                f"The first row holds one value, {_text(named[0])!r}, like a title; the header "
-                "must be the sheet's first row: delete the rows above it."
-            )
         if missing:
             raise FileProblem(
                 "Missing column(s): "
                 + ", ".join(missing)
                 + ". Expected headers: "
                 + ", ".join(COLUMNS)
-                + " (or 楼栋, 单元, 楼层, 房号, 经度, 纬度, 类型, 居住性质, 人数, 标签, 电话)."
+                + " (or 楼栋, 单元, 楼层, 房号, 经度, 纬度, 类型, 居住性质, 人数, 标签, 电话)"
+                + f", in one of the first {HEADER_SEARCH_ROWS} rows."
             )
+
+    def _row(self, number: int) -> list[Any] | None:
+        row = next(self._cells, None)
+        if row is not None and len(row) > MAX_COLUMNS:
+            raise FileProblem(f"Row {number} has more than {MAX_COLUMNS} columns.")
+        return row
+
+    def _header(self) -> list[Any]:
+        """The header's cells (two header rows made one), `header_row` set to its last row."""
+        first_seen: list[Any] | None = None  # the first row with a value, if no header is found
+        for number in range(1, HEADER_SEARCH_ROWS + 1):
+            row = self._row(number)
+            if row is None:
+                break
+            if first_seen is None and any(_text(v) for v in row):
+                first_seen = row
+            if not any(_header_key(v) for v in row):
+                continue  # a title, a 填报单位 line, a blank line
+            below = self._row(number + 1)
+            if below is not None and any(_header_key(v) for v in below):
+                header = [low if _text(low) else up for up, low in zip_longest(row, below)]
+                number += 1
+            else:
+                header, self._first = row, below
+            self.header_row = self._end.row = number
+            return header
+        if first_seen is None:
+            raise FileProblem("The file has no header row.")
+        self.header_row = self._end.row = 1
+        return first_seen
 
     def position(self) -> int:
         """Bytes read so far (for a progress bar; an XLSX is read whole by openpyxl's zip)."""
@@ -623,10 +685,15 @@ class HouseholdReader:
         except (OSError, ValueError):
             return 0
 
+    def _body(self) -> Iterator[list[Any]]:
+        if self._first is not None:
+            yield self._first
+        yield from self._cells
+
     def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
         keys = [(i, key) for i, key in enumerate(self.keys) if key]
         try:
-            for number, row in enumerate(self._cells, start=2):
+            for number, row in enumerate(self._body(), start=self.header_row + 1):
                 if len(row) > MAX_COLUMNS:
                     raise FileProblem(f"Row {number} has more than {MAX_COLUMNS} columns.")
                 width = len(row)

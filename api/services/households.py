@@ -6,7 +6,7 @@ import io
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from sqlalchemy import TypeDecorator, func, select, text
@@ -224,6 +224,10 @@ class HouseholdImport:
     by_grid: dict[str, int]
     updated: int = 0
     unchanged: int = 0
+    # Where the file's header ends (rows above it, a title, were skipped), and the headings of
+    # the columns it has that the import does not read: what a misnamed column shows as.
+    header_row: int = 1
+    ignored_columns: list[str] = field(default_factory=list)
 
 
 COPY_COLUMNS = (
@@ -355,6 +359,8 @@ def import_households(
         by_grid=dict(sorted(by_grid.items())),
         updated=updated,
         unchanged=unchanged,
+        header_row=reader.header_row,
+        ignored_columns=reader.unread,
     )
 
 

@@ -19,6 +19,10 @@ NEAR_A1_IN_A2 = (116.4052, 39.9225)  # 34 m east of NEAR_A2_IN_A1
 NEAR_B1_IN_A2 = (116.4098, 39.9225)
 NEAR_A2_IN_B1 = (116.4102, 39.9225)
 
+# The answer also says where the header was and which columns were not read: here, the first
+# row, and none.
+HEADER_ON_ROW_1 = {"header_row": 1, "ignored_columns": []}
+
 
 def reimport(client, world, data: bytes, user="admin_a", mode="update", **headers):
     query = f"?mode={mode}" if mode else ""
@@ -94,7 +98,13 @@ def test_a_changed_care_tag_is_applied_as_a_patch_applies_it(client, session, wo
     data = csv_file([row_of(client, world, imported, tags="独居")])
     response = reimport(client, world, data)
     assert response.status_code == 201, response.json
-    assert response.json == {"created": 0, "updated": 1, "unchanged": 0, "by_grid": {}}
+    assert response.json == {
+        "created": 0,
+        "updated": 1,
+        "unchanged": 0,
+        "by_grid": {},
+        **HEADER_ON_ROW_1,
+    }
     assert stored(session, imported).tags == ["living_alone"]
     assert history(session, imported) == history(session, patched)
     assert [h[2] for h in history(session, imported)] == [[], ["living_alone"]]
@@ -151,7 +161,13 @@ def test_unchanged_rows_are_counted_and_write_no_history_nor_audit(client, sessi
     data = csv_file([row_of(client, world, h) for h in homes])
     response = reimport(client, world, data)
     assert response.status_code == 201, response.json
-    assert response.json == {"created": 0, "updated": 0, "unchanged": 3, "by_grid": {}}
+    assert response.json == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 3,
+        "by_grid": {},
+        **HEADER_ON_ROW_1,
+    }
     assert [history(session, h) for h in homes] == before
     assert [stored(session, h).updated_at for h in homes] == updated_at
     assert updates_audited(session) == []
@@ -169,7 +185,13 @@ def test_a_row_matching_no_household_is_created(client, session, world):
     new = ["40", "1", "1", "101", *centre(A2), "", "", "", "", ""]
     response = reimport(client, world, csv_file([row_of(client, world, home, members=3), new]))
     assert response.status_code == 201, response.json
-    assert response.json == {"created": 1, "updated": 1, "unchanged": 0, "by_grid": {A2: 1}}
+    assert response.json == {
+        "created": 1,
+        "updated": 1,
+        "unchanged": 0,
+        "by_grid": {A2: 1},
+        **HEADER_ON_ROW_1,
+    }
     assert session.scalar(select(func.count()).where(Household.building == "40")) == 1
 
 
@@ -342,5 +364,9 @@ def test_an_update_replayed_by_its_idempotency_key_changes_nothing_more(client, 
     again = reimport(client, world, data, **{"Idempotency-Key": "register-2026-12"})
     assert first.status_code == again.status_code == 201
     assert again.headers.get("Idempotent-Replayed") == "true"
-    assert again.json == first.json == {"created": 0, "updated": 1, "unchanged": 0, "by_grid": {}}
+    assert (
+        again.json
+        == first.json
+        == {"created": 0, "updated": 1, "unchanged": 0, "by_grid": {}, **HEADER_ON_ROW_1}
+    )
     assert updates_audited(session) == [home.id]

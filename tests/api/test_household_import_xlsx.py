@@ -110,19 +110,6 @@ def test_a_header_merged_across_columns_names_its_first_column_only():
     assert parsed[0][1]["building"] == "7"
 
 
-def test_a_title_merged_across_the_columns_above_the_header_is_422_saying_so(client, world):
-    book = Workbook()
-    sheet = book.active
-    sheet.append(["幸福社区住户登记表"])
-    sheet.append(HEADER)
-    sheet.append(["7号楼", "1", "3", "301", *centre(A1)])
-    sheet.merge_cells("A1:F1")
-    response = upload(client, world, saved(book))
-    assert response.status_code == 422
-    assert "'幸福社区住户登记表', like a title" in response.json["detail"]
-    assert "header must be the sheet's first row" in response.json["detail"]
-
-
 def test_a_header_of_one_column_is_422_listing_the_missing_columns_not_a_title(client, world):
     book = Workbook()
     book.active.append(["楼栋"])

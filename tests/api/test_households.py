@@ -227,6 +227,8 @@ def test_import_csv_with_english_headers(client, session, world):
         "by_grid": {A1: 1, A2: 1},
         "updated": 0,  # only an import with mode=update edits (test_household_import_update.py)
         "unchanged": 0,
+        "header_row": 1,
+        "ignored_columns": [],
     }
 
 

@@ -125,3 +125,16 @@ class HouseholdImportResultSchema(Schema):
     unchanged = ma.fields.Integer(
         metadata={"description": "Rows equal to their household, which changed nothing"}
     )
+    header_row = ma.fields.Integer(
+        metadata={
+            "description": "The row the file's header ends on: the rows above it (a title, "
+            "填报单位 and 日期 lines) were skipped; two header rows end on the second"
+        }
+    )
+    ignored_columns = ma.fields.List(
+        ma.fields.String(),
+        metadata={
+            "description": "Headings of the file's columns the import does not read (序号, "
+            "备注, or a heading it does not know, such as 手机 for 电话)"
+        },
+    )

@@ -1,0 +1,199 @@
+"""Where a register's header is: below a title, over two rows, and what the import leaves unread.
+
+Registers exported from the street office's systems open with a title (幸福社区住户登记表), a line
+of 填报单位 and 日期, a blank line; some have two header rows, a group heading such as 房屋信息
+over 楼栋, 单元 and 房号 with the other headings merged down over both rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from click.testing import CliRunner
+from openpyxl import Workbook
+from sqlalchemy import select
+
+from api.cli import main
+from api.models import Household
+from tests.api.test_household_import_xlsx import household_count, read, saved, upload
+from tests.factories import A1, centre
+
+HEADER = ["楼栋", "单元", "楼层", "房号", "经度", "纬度"]
+PREAMBLE = [
+    ["幸福社区住户信息登记表"],
+    ["填报单位：幸福社区居委会", None, None, "填报日期：2026年11月"],
+    [],
+]
+
+
+def sheet(rows, merges=()) -> bytes:
+    book = Workbook()
+    for row in rows:
+        book.active.append(row)
+    for cells in merges:
+        book.active.merge_cells(cells)
+    return saved(book)
+
+
+def csv_bytes(rows) -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue().encode("utf-8-sig")
+
+
+def upload_csv(client, world, data: bytes):
+    return client.post(
+        "/api/v1/households/import",
+        data={"file": (io.BytesIO(data), "登记表.csv")},
+        headers=world.auth("admin_a"),
+        content_type="multipart/form-data",
+    )
+
+
+def rooms(session, *names) -> list[tuple[str, str | None, str]]:
+    found = session.execute(
+        select(Household.building, Household.unit, Household.room, Household.kind)
+        .where(Household.room.in_(names))
+        .order_by(Household.room)
+    )
+    return [tuple(r) for r in found]
+
+
+# --- a title above the header ------------------------------------------------------------------
+
+
+def test_a_title_merged_across_the_columns_above_the_header_is_skipped(client, session, world):
+    data = sheet(
+        [["幸福社区住户登记表"], HEADER, ["7号楼", "1", "3", "T301", *centre(A1)]],
+        merges=["A1:F1"],
+    )
+    response = upload(client, world, data)
+    assert response.status_code == 201, response.json
+    assert (response.json["created"], response.json["header_row"]) == (1, 2)
+    assert rooms(session, "T301") == [("7号楼", "1", "T301", "residence")]
+
+
+def test_a_title_a_line_of_who_filled_it_in_and_a_blank_line_are_skipped(client, session, world):
+    rows = [*PREAMBLE, HEADER, ["7号楼", "1", "3", "T302", *centre(A1)]]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 201, response.json
+    assert (response.json["created"], response.json["header_row"]) == (1, 4)
+    assert response.json["ignored_columns"] == []
+
+
+def test_a_rows_problem_is_named_by_its_row_in_the_sheet_under_a_title(client, session, world):
+    before = household_count(session)
+    rows = [*PREAMBLE, HEADER, ["7号楼", "1", "3", "T303", *centre(A1)], ["", "1", "3", "T304"]]
+    response = upload(client, world, sheet(rows))
+    assert response.status_code == 422
+    assert [(e["row"], e["column"]) for e in response.json["errors"]][0] == (6, "building")
+    assert household_count(session) == before
+
+
+def test_a_header_merged_down_into_the_households_under_a_title_fills_nothing():
+    """A range anchored in the header row reaching into the rows below fills nothing, wherever
+    the header is; a range anchored in a household's row still fills the rows it spans."""
+    lon, lat = centre(A1)
+    rows = [
+        ["幸福社区住户登记表"],
+        [*HEADER, "类型"],
+        ["7号楼", "1", "3", "301", lon, lat, None],
+        [None, "1", "3", "302", lon, lat, None],
+    ]
+    parsed, problems = read(sheet(rows, merges=["A1:G1", "G2:G3", "A3:A4"]))
+    assert problems == []
+    assert [(n, v["building"], v["kind"]) for n, v in parsed] == [
+        (3, "7号楼", "residence"),
+        (4, "7号楼", "residence"),
+    ]
+
+
+def test_no_header_in_the_first_ten_rows_is_422_saying_where_it_was_looked_for(client, world):
+    rows = [["幸福社区住户登记表"]] + [[]] * 9 + [HEADER, ["7号楼", "1", "3", "T305", *centre(A1)]]
+    response = upload(client, world, sheet(rows))
+    assert response.status_code == 422
+    detail = response.json["detail"]
+    assert detail.startswith("Missing column(s): building, lon, lat.")
+    assert "in one of the first 10 rows" in detail
+
+
+# --- two header rows ---------------------------------------------------------------------------
+
+
+def two_row_register(households) -> bytes:
+    """序号 and 类型 merged down over both header rows; 房屋地址 over 楼栋 … 房号, 位置 over
+    经度 and 纬度; the building merged down over its households."""
+    return sheet(
+        [
+            ["幸福社区住户登记表"],
+            ["序号", "房屋地址", None, None, None, "位置", None, "类型"],
+            [None, "楼栋", "单元", "楼层", "房号", "经度", "纬度", None],
+            *households,
+        ],
+        merges=["A1:H1", "A2:A3", "B2:E2", "F2:G2", "H2:H3", "B4:B5"],
+    )
+
+
+def test_two_header_rows_are_one_header(client, session, world):
+    lon, lat = centre(A1)
+    data = two_row_register(
+        [[1, "9号楼", "2", "5", "T501", lon, lat, "商铺"], [2, None, "2", "5", "T502", lon, lat]]
+    )
+    response = upload(client, world, data)
+    assert response.status_code == 201, response.json
+    assert response.json["header_row"] == 3
+    assert response.json["ignored_columns"] == ["序号"]
+    # 类型 (merged over both header rows) names its column and fills no household's kind.
+    assert rooms(session, "T501", "T502") == [
+        ("9号楼", "2", "T501", "business"),
+        ("9号楼", "2", "T502", "residence"),
+    ]
+
+
+def test_two_header_rows_in_a_csv_name_a_column_in_either_row(client, session, world):
+    lon, lat = centre(A1)
+    rows = [
+        ["房屋地址", "", "", "位置", "", "类型", "人数"],
+        ["楼栋", "单元", "房号", "经度", "纬度", "", ""],
+        ["9号楼", "3", "T601", lon, lat, "住宅", "4"],
+    ]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 201, response.json
+    assert (response.json["header_row"], response.json["ignored_columns"]) == (2, [])
+    household = session.scalar(select(Household).where(Household.room == "T601"))
+    assert (household.building, household.unit, household.members) == ("9号楼", "3", 4)
+
+
+def test_a_first_household_row_is_not_taken_for_a_second_header_row():
+    lon, lat = centre(A1)
+    parsed, problems = read(sheet([HEADER, ["7号楼", "1", "3", "301", lon, lat]]))
+    assert problems == []
+    assert [(n, v["room"]) for n, v in parsed] == [(2, "301")]
+
+
+# --- what the import leaves unread ------------------------------------------------------------
+
+
+def test_the_columns_the_import_does_not_read_are_named_in_its_answer(client, world):
+    lon, lat = centre(A1)
+    rows = [
+        ["序号", *HEADER, "手机", "备注"],
+        [1, "7号楼", "1", "3", "T701", lon, lat, "13900000000", "新迁入"],
+    ]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 201, response.json
+    assert response.json["ignored_columns"] == ["序号", "手机", "备注"]
+
+
+def test_the_command_says_where_the_header_was_and_which_columns_it_did_not_read(
+    app, world, tmp_path
+):
+    path = tmp_path / "登记表.csv"
+    rows = [["幸福社区住户登记表"], [*HEADER, "备注"], ["7号楼", "1", "3", "T801", *centre(A1)]]
+    path.write_bytes(csv_bytes(rows))
+    with app.app_context():
+        result = CliRunner().invoke(main, ["import", "households", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "header on row 2: the rows above it were skipped" in result.output
+    assert "columns not read: 备注" in result.output
