@@ -184,7 +184,8 @@ def mount_ceiling(app) -> str:
     """The ceiling endpoint, on the bench's own app only (see the module's docstring)."""
     from shapely import points
 
-    from api.services.visits import _copy
+    from api.copy_rows import copy_rows
+    from api.models import Visit
 
     @app.post("/_bench/ceiling")
     def ceiling():
@@ -220,7 +221,7 @@ def mount_ceiling(app) -> str:
                 }
             )
         rows.sort(key=lambda r: r["id"].int)  # the API's lock order
-        _copy(session, iter(rows))
+        copy_rows(session, Visit.__table__, rows)
         answer = [{"id": str(item["id"]), "status": "created"} for item in items]
         session.commit()
         return Response(orjson.dumps({"results": answer}), mimetype="application/json")

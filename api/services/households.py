@@ -9,11 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from sqlalchemy import TypeDecorator, func, select, text
+from shapely import Point
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.db import driver_errors, set_local
+from api.copy_rows import copy_rows
+from api.db import set_local
 from api.models import Grid, Household
 from api.scope import Scope
 from api.services import audit
@@ -230,6 +232,7 @@ class HouseholdImport:
     ignored_columns: list[str] = field(default_factory=list)
 
 
+# The columns an import writes, but for its location (a point of the row's lon and lat).
 COPY_COLUMNS = (
     "grid_id",
     "building",
@@ -241,7 +244,6 @@ COPY_COLUMNS = (
     "members",
     "tags",
     "phone",
-    "location",
 )
 
 
@@ -760,8 +762,8 @@ def _copy_households(session: Session, records: list[dict[str, Any]]) -> list[in
     """COPY the rows in, on the session's own connection (so inside its transaction); their ids.
 
     The ids are drawn from the table's sequence first (COPY returns nothing), for the audit
-    entry of their creation. Columns whose type transforms values in Python (the encrypted
-    phone) get that transformation here, as an INSERT through SQLAlchemy would apply it.
+    entry of their creation. `copy_rows` writes each column by its type, as an INSERT through
+    SQLAlchemy would (the phone encrypted, the point as EWKB).
     """
     if not records:
         return []
@@ -774,20 +776,13 @@ def _copy_households(session: Session, records: list[dict[str, Any]]) -> list[in
             {"n": len(records)},
         )
     )
-    connection = session.connection()
-    dialect = connection.dialect
-    table = Household.__table__
-    decorated = {
-        name: table.c[name].type
-        for name in COPY_COLUMNS
-        if isinstance(table.c[name].type, TypeDecorator)
-    }
-    raw = connection.connection.driver_connection
-    sql = f"COPY households (id, {', '.join(COPY_COLUMNS)}) FROM STDIN"
-    with driver_errors(sql), raw.cursor() as cursor, cursor.copy(sql) as copy:
-        for household_id, r in zip(ids, records, strict=True):
-            values = {**r, "location": f"SRID=4326;POINT({r['lon']!r} {r['lat']!r})"}
-            for name, type_ in decorated.items():
-                values[name] = type_.process_bind_param(values[name], dialect)
-            copy.write_row([household_id, *(values[name] for name in COPY_COLUMNS)])
+    rows = (
+        {
+            "id": household_id,
+            **{name: r[name] for name in COPY_COLUMNS},
+            "location": Point(r["lon"], r["lat"]),
+        }
+        for household_id, r in zip(ids, records, strict=True)
+    )
+    copy_rows(session, Household.__table__, rows)
     return ids

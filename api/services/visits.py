@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from itertools import islice
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -21,12 +18,13 @@ from shapely import union_all
 from shapely.geometry import Point
 from sqlalchemy import Integer, TypeDecorator, func, select, text
 from sqlalchemy import union_all as sql_union_all
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from api import clock, errors
-from api.db import driver_errors, is_any_of
+from api.copy_rows import copy_rows
+from api.db import is_any_of
 from api.models import Grid, Household, User, Visit
 from api.scope import Scope
 from api.services.geometry import lonlat_columns, points_of
@@ -538,7 +536,7 @@ def _insert(
     sent: list[dict] = []
     try:
         with session.begin_nested():
-            _copy(session, _kept(rows, sent), lambda: meanwhile(sent))
+            copy_rows(session, Visit.__table__, _kept(rows, sent), lambda: meanwhile(sent))
         return _stored_visits(sent, *owners), True
     except (IntegrityError, DataError) as exc:
         refusal = type(exc.orig).__name__
@@ -566,107 +564,6 @@ def _kept(rows: Iterator[dict], sent: list[dict]) -> Iterator[dict]:
     for row in rows:
         sent.append(row)
         yield row
-
-
-# Rows are encoded for COPY this many at a time (a column at a time, the geometry in one
-# vectorised call) and sent as they are: PostgreSQL stores each chunk while the next is made.
-COPY_CHUNK = 50
-
-
-def _json_text(value: Any) -> str | None:
-    return (
-        None if value is None else orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    )
-
-
-def _text_array(values: list[str] | None) -> str | None:
-    """A text[] literal: every element quoted, its quotes and backslashes escaped."""
-    if values is None:
-        return None
-    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return "{" + ",".join(quoted) + "}"
-
-
-def _copy_encoder(type_: Any, dialect: Any) -> Any:
-    """How a column's values (a chunk of them) are written as COPY text; None: as they are."""
-    if isinstance(type_, Geometry):  # hex EWKB, with the column's SRID
-        srid = type_.srid
-        return lambda shapes: shapely.to_wkb(
-            shapely.set_srid(shapes, srid), hex=True, include_srid=True
-        ).tolist()
-    if isinstance(type_, TypeDecorator):  # encryption, say: as an INSERT would apply it
-        bind, then = type_.process_bind_param, _copy_encoder(type_.impl_instance, dialect)
-        if then is None:
-            return lambda values: [bind(v, dialect) for v in values]
-        return lambda values: then([bind(v, dialect) for v in values])
-    if isinstance(type_, JSONB):
-        return lambda values: [_json_text(v) for v in values]
-    if isinstance(type_, ARRAY):
-        return lambda values: [_text_array(v) for v in values]
-    return None
-
-
-def _copy(
-    session: Session, rows: Iterator[dict], meanwhile: Callable[[], None] | None = None
-) -> None:
-    """COPY the rows into visits on the session's connection, so inside its transaction.
-
-    Once every row is sent, PostgreSQL ends the statement (its triggers run then) while
-    `meanwhile()` runs here: the wait for the end is in a thread of its own (it holds the
-    connection's lock, so anything here that reads the database waits for it).
-    """
-    chunk = list(islice(rows, COPY_CHUNK))
-    if not chunk:
-        if meanwhile is not None:
-            meanwhile()
-        return
-    connection = session.connection()
-    table = Visit.__table__
-    names = list(chunk[0])
-    encoders = [(name, _copy_encoder(table.c[name].type, connection.dialect)) for name in names]
-    raw = connection.connection.driver_connection
-    sql = f"COPY visits ({', '.join(names)}) FROM STDIN"
-    with driver_errors(sql), ExitStack() as stack:
-        cursor = stack.enter_context(raw.cursor())
-        copy = stack.enter_context(cursor.copy(sql))
-        while chunk:
-            columns = [
-                [row[name] for row in chunk]
-                if encode is None
-                else encode([row[name] for row in chunk])
-                for name, encode in encoders
-            ]
-            for record in zip(*columns, strict=True):
-                copy.write_row(record)
-            chunk = list(islice(rows, COPY_CHUNK))
-        # Every row sent (a failure before this point ended the COPY with it, above).
-        end = stack.pop_all()
-    with driver_errors(sql):
-        if meanwhile is None:
-            end.close()
-        else:
-            _while_waiting(end.close, meanwhile)
-
-
-def _while_waiting(wait: Callable[[], None], work: Callable[[], None]) -> None:
-    """Run `wait` (waiting on the database, which releases the GIL) in a thread of its own
-    while `work` runs here; then raise what `wait` raised, if anything."""
-    failed: list[BaseException] = []
-
-    def waiting() -> None:
-        try:
-            wait()
-        except BaseException as exc:  # handed to the caller's thread below
-            failed.append(exc)
-
-    thread = threading.Thread(target=waiting, name="gridwork-copy-end", daemon=True)
-    thread.start()
-    try:
-        work()
-    finally:
-        thread.join()
-    if failed:
-        raise failed[0]
 
 
 def _insert_returning(

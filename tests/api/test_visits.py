@@ -12,6 +12,7 @@ from geoalchemy2.shape import to_shape
 from shapely.geometry import Point
 from sqlalchemy import func, select, text
 
+from api.copy_rows import text_array
 from api.models import Visit
 from api.services import visits as visit_service
 from api.services.weeks import LOCAL, week_of
@@ -297,7 +298,7 @@ def test_text_is_stored_exactly_as_sent_whatever_characters_it_holds(client, wor
     "values", [[], ["ok"], ["a,b", 'say "hi"', "back\\slash", "{braces}", "NULL", " pad "]]
 )
 def test_a_list_of_text_reaches_the_database_as_sent(session, values):
-    literal = visit_service._text_array(values)
+    literal = text_array(values)
     assert session.scalar(text("SELECT CAST(:v AS text[])"), {"v": literal}) == values
 
 
