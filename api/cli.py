@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -884,13 +886,42 @@ def _merge_audit_index(log) -> bool:
     return merged is not None
 
 
+class PeriodicJobs:
+    """The push worker's periodic jobs: (every so many seconds, the job, what it is). Each runs
+    when due, the first time at once. A job that returns False cannot run here (the audit
+    index merge, for a database user who does not own the index) and is not run again; one
+    that fails is logged and tried again when next due, but with `once`, and for a refused
+    data key (no round can succeed under it), the error goes out."""
+
+    def __init__(self, jobs: list[tuple[float, Callable[[Any], Any], str]], log) -> None:
+        self.jobs = jobs
+        self.log = log
+        self.due = [0.0] * len(jobs)
+
+    def run_due(self, now: float, *, once: bool = False) -> None:
+        from api.crypto import DataKeyRefused
+
+        for k, (every, job, what) in enumerate(self.jobs):
+            if now < self.due[k]:
+                continue
+            self.due[k] = now + every
+            try:
+                if job(self.log) is False:
+                    self.due[k] = math.inf
+            except DataKeyRefused:
+                raise
+            except Exception:
+                if once:
+                    raise
+                self.log.exception("%s failed; next try in %s s", what, every)
+
+
 @main.command("push-worker")
 @click.option("--once", is_flag=True, help="One round (claim, send, mark), then exit")
 def push_worker(once: bool) -> None:
     """Deliver queued notifications to devices (FCM, Web Push, log); runs the task and report
     ticks too, purges ended sign-in sessions and keeps the audit log's index."""
     import logging
-    import math
     import time
 
     from api.crypto import DataKeyRefused
@@ -915,32 +946,20 @@ def push_worker(once: bool) -> None:
             max_attempts=cfg["PUSH_MAX_ATTEMPTS"],
             max_lost_rounds=cfg["PUSH_MAX_LOST_ROUNDS"],
         )
-        # (every so many seconds, the job, what it is); a job that returns False cannot run
-        # here (the merge, for a database user who does not own the index) and is not run again.
-        periodic = [
-            (cfg["TASK_TICK_SECONDS"], _worker_tick, "tick"),
-            (cfg["AUDIT_MERGE_SECONDS"], _merge_audit_index, "audit index merge"),
-        ]
-        due = [0.0] * len(periodic)
+        periodic = PeriodicJobs(
+            [
+                (cfg["TASK_TICK_SECONDS"], _worker_tick, "tick"),
+                (cfg["AUDIT_MERGE_SECONDS"], _merge_audit_index, "audit index merge"),
+            ],
+            log,
+        )
         failures = 0  # push rounds failed in a row
         try:
             while True:
                 # Neither a failed job nor a failed round ends the worker (the database
                 # restarting, a bug in one tick): it logs, waits and goes on, as the API does.
                 # `--once` lets the error out, so a script sees it.
-                for k, (every, job, what) in enumerate(periodic):
-                    if time.monotonic() < due[k]:
-                        continue
-                    due[k] = time.monotonic() + every
-                    try:
-                        if job(log) is False:
-                            due[k] = math.inf
-                    except DataKeyRefused:
-                        raise
-                    except Exception:
-                        if once:
-                            raise
-                        log.exception("%s failed; next try in %s s", what, every)
+                periodic.run_due(time.monotonic(), once=once)
                 try:
                     stats = worker.run_once()  # on the database's clock
                 except DataKeyRefused:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -694,3 +695,66 @@ def test_a_round_that_raises_keeps_no_claim_time(session, world, worker, monkeyp
     with pytest.raises(RuntimeError):
         worker.run_once(T0)
     assert worker._claimed_at == {}
+
+
+# --- the worker's periodic jobs (tick, audit index merge) -----------------------------------
+
+
+class Job:
+    """A periodic job that answers as told and counts its runs."""
+
+    def __init__(self, answer=None, fails=False):
+        self.answer, self.fails, self.runs = answer, fails, 0
+
+    def __call__(self, _log):
+        self.runs += 1
+        if self.fails:
+            raise RuntimeError("the tick broke")
+        return self.answer
+
+
+def test_periodic_jobs_run_at_once_then_each_when_due():
+    from api.cli import PeriodicJobs
+
+    tick, merge = Job(), Job(answer=True)
+    jobs = PeriodicJobs([(60, tick, "tick"), (10, merge, "merge")], logging.getLogger("t"))
+    for now in (0.0, 5.0, 10.0, 59.0, 60.0):
+        jobs.run_due(now)
+    assert (tick.runs, merge.runs) == (2, 3)  # tick at 0 and 60; merge at 0, 10 and 59
+
+
+def test_a_job_that_answers_false_is_not_run_again():
+    """The audit index merge answers False for a database user who may not merge: the worker
+    stops scheduling it instead of warning every 10 seconds."""
+    from api.cli import PeriodicJobs
+
+    tick, merge = Job(), Job(answer=False)
+    jobs = PeriodicJobs([(60, tick, "tick"), (10, merge, "merge")], logging.getLogger("t"))
+    for now in range(0, 601, 10):
+        jobs.run_due(float(now))
+    assert (tick.runs, merge.runs) == (11, 1)
+
+
+def test_a_job_that_fails_is_logged_and_tried_again_when_next_due(caplog):
+    from api.cli import PeriodicJobs
+
+    broken = Job(fails=True)
+    jobs = PeriodicJobs([(60, broken, "tick")], logging.getLogger("t"))
+    with caplog.at_level(logging.ERROR, logger="t"):
+        for now in (0.0, 30.0, 60.0):
+            jobs.run_due(now)
+    assert broken.runs == 2
+    assert caplog.text.count("tick failed; next try in 60 s") == 2
+    with pytest.raises(RuntimeError):  # `push-worker --once` lets it out
+        PeriodicJobs([(60, broken, "tick")], logging.getLogger("t")).run_due(0.0, once=True)
+
+
+def test_a_refused_data_key_stops_the_worker_whatever_the_job():
+    from api.cli import PeriodicJobs
+    from api.crypto import DataKeyRefused
+
+    def refused(_log):
+        raise DataKeyRefused("the key k2 was retired")
+
+    with pytest.raises(DataKeyRefused):
+        PeriodicJobs([(60, refused, "tick")], logging.getLogger("t")).run_due(0.0)
