@@ -114,11 +114,50 @@ class ParsedFile:
     errors: list[RowError] = field(default_factory=list)
 
 
+# Other names registers give the columns. A column so headed is read as that column unless the
+# file also has a column of its own name (电话 and 手机: 电话 is the phone, 手机 is not read).
+# Only names whose values the import reads as they come: none for the kind or the occupancy
+# (a 房屋类型 of 商品房, a 住户类型 of 户籍 or 流动, a 居住状态 of 常住 would refuse a file
+# that imported before), none that may hold another number (户号, the household's register
+# number). Coordinates only by their own names and
+# the plain English ones: a heading naming another datum (高德经度, GCJ-02) must not be read as
+# WGS-84 without a word.
+HEADER_ALIASES = {
+    **dict.fromkeys(("楼号", "楼栋号", "栋号", "楼宇", "楼栋名称"), "building"),
+    **dict.fromkeys(("单元号",), "unit"),
+    **dict.fromkeys(("层", "层号", "所在楼层"), "floor"),
+    **dict.fromkeys(("房间号", "门牌号", "室号"), "room"),
+    **dict.fromkeys(("longitude", "lng"), "lon"),
+    **dict.fromkeys(("latitude",), "lat"),
+    **dict.fromkeys(
+        ("人口数", "家庭人口", "家庭人数", "户内人数", "居住人数", "在住人数"), "members"
+    ),
+    **dict.fromkeys(("关怀标签",), "tags"),
+    **dict.fromkeys(("联系电话", "手机", "手机号", "手机号码", "电话号码"), "phone"),
+    **dict.fromkeys(("telephone", "mobile"), "phone"),
+}
+
+
+def _heading(name: Any) -> str:
+    return "".join(str(name or "").lstrip("\ufeff").split())
+
+
 def _header_key(name: Any) -> str | None:
-    text = str(name or "").strip().lstrip("\ufeff").strip()
+    """The column a heading names by the column's own name (`room`, 房号)."""
+    text = _heading(name)
     if text.lower() in COLUMNS:
         return text.lower()
     return CHINESE_HEADERS.get(text)
+
+
+def _alias_key(name: Any) -> str | None:
+    """The column a heading names by another of its usual names (门牌号, 手机)."""
+    text = _heading(name)
+    return HEADER_ALIASES.get(text) or HEADER_ALIASES.get(text.lower())
+
+
+def _names_a_column(name: Any) -> bool:
+    return _header_key(name) is not None or _alias_key(name) is not None
 
 
 SNIFF = 1 << 16
@@ -626,10 +665,15 @@ class HouseholdReader:
         except UnicodeDecodeError as exc:
             raise FileProblem(NOT_TEXT) from exc
         self.keys = [_header_key(name) for name in header]
+        own = set(self.keys)
+        for i, name in enumerate(header):
+            alias = None if self.keys[i] else _alias_key(name)
+            if alias is not None and alias not in own:
+                self.keys[i] = alias
         named = zip(header, self.keys, strict=True)
         self.unread = [_text(name) for name, key in named if not key and _text(name)]
         for key in COLUMNS:
-            where = [str(i + 1) for i, k in enumerate(self.keys) if k == key]
+            where = [f"{i + 1} ({_text(header[i])})" for i, k in enumerate(self.keys) if k == key]
             if len(where) > 1:
                 # Which of two `room` columns is the room? Taking the last one silently
                 # stored the other's values nowhere, or a wrong point.
@@ -663,10 +707,10 @@ class HouseholdReader:
                 break
             if first_seen is None and any(_text(v) for v in row):
                 first_seen = row
-            if not any(_header_key(v) for v in row):
+            if not any(_names_a_column(v) for v in row):
                 continue  # a title, a 填报单位 line, a blank line
             below = self._row(number + 1)
-            if below is not None and any(_header_key(v) for v in below):
+            if below is not None and any(_names_a_column(v) for v in below):
                 header = [low if _text(low) else up for up, low in zip_longest(row, below)]
                 number += 1
             else:

@@ -178,12 +178,12 @@ def test_a_first_household_row_is_not_taken_for_a_second_header_row():
 def test_the_columns_the_import_does_not_read_are_named_in_its_answer(client, world):
     lon, lat = centre(A1)
     rows = [
-        ["序号", *HEADER, "手机", "备注"],
-        [1, "7号楼", "1", "3", "T701", lon, lat, "13900000000", "新迁入"],
+        ["序号", *HEADER, "户主", "备注"],
+        [1, "7号楼", "1", "3", "T701", lon, lat, "王某", "新迁入"],
     ]
     response = upload_csv(client, world, csv_bytes(rows))
     assert response.status_code == 201, response.json
-    assert response.json["ignored_columns"] == ["序号", "手机", "备注"]
+    assert response.json["ignored_columns"] == ["序号", "户主", "备注"]
 
 
 def test_the_command_says_where_the_header_was_and_which_columns_it_did_not_read(
@@ -197,3 +197,45 @@ def test_the_command_says_where_the_header_was_and_which_columns_it_did_not_read
     assert result.exit_code == 0, result.output
     assert "header on row 2: the rows above it were skipped" in result.output
     assert "columns not read: 备注" in result.output
+
+
+# --- other usual names of the columns ---------------------------------------------------------
+
+
+def test_columns_under_their_other_usual_names_are_read(client, session, world):
+    lon, lat = centre(A1)
+    rows = [
+        ["楼号", "单元号", "层", "门牌号", "longitude", "latitude", "手机", "家庭人口", "关怀标签"],
+        ["11号楼", "2", "6", "T901", lon, lat, "13911112222", "3", "独居"],
+    ]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 201, response.json
+    assert response.json["ignored_columns"] == []
+    home = session.scalar(select(Household).where(Household.room == "T901"))
+    assert (home.building, home.unit, home.floor, home.members) == ("11号楼", "2", "6", 3)
+    assert (home.phone, home.tags) == ("13911112222", ["living_alone"])
+
+
+def test_a_column_of_its_own_name_wins_over_another_of_its_usual_names(client, session, world):
+    rows = [[*HEADER, "电话", "手机"], ["7号楼", "1", "3", "T902", *centre(A1), "010-1", "139"]]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 201, response.json
+    assert response.json["ignored_columns"] == ["手机"]
+    assert session.scalar(select(Household.phone).where(Household.room == "T902")) == "010-1"
+
+
+def test_two_usual_names_of_one_column_are_422_naming_both(client, session, world):
+    before = household_count(session)
+    rows = [[*HEADER, "手机", "联系电话"], ["7号楼", "1", "3", "T903", *centre(A1), "1", "2"]]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 422
+    assert "phone is named more than once" in response.json["detail"]
+    assert "7 (手机) and 8 (联系电话)" in response.json["detail"]
+    assert household_count(session) == before
+
+
+def test_coordinates_headed_with_another_datum_are_not_read_as_wgs84(client, world):
+    rows = [["楼栋", "高德经度", "高德纬度"], ["7号楼", *centre(A1)]]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 422
+    assert response.json["detail"].startswith("Missing column(s): lon, lat.")

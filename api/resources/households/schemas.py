@@ -135,6 +135,7 @@ class HouseholdImportResultSchema(Schema):
         ma.fields.String(),
         metadata={
             "description": "Headings of the file's columns the import does not read (序号, "
-            "备注, or a heading it does not know, such as 手机 for 电话)"
+            "备注, a heading it does not know, or another name of a column the file also has "
+            "under its own: 手机 beside 电话)"
         },
     )
