@@ -119,9 +119,8 @@ class ParsedFile:
 # Only names whose values the import reads as they come: none for the kind or the occupancy
 # (a 房屋类型 of 商品房, a 住户类型 of 户籍 or 流动, a 居住状态 of 常住 would refuse a file
 # that imported before), none that may hold another number (户号, the household's register
-# number). Coordinates only by their own names and
-# the plain English ones: a heading naming another datum (高德经度, GCJ-02) must not be read as
-# WGS-84 without a word.
+# number). Coordinates only by their own names and the plain English ones: a heading naming
+# another datum (高德经度, GCJ-02) must not be read as WGS-84 without a word.
 HEADER_ALIASES = {
     **dict.fromkeys(("楼号", "楼栋号", "栋号", "楼宇", "楼栋名称"), "building"),
     **dict.fromkeys(("单元号",), "unit"),
@@ -710,13 +709,12 @@ class HouseholdReader:
             if not any(_names_a_column(v) for v in row):
                 continue  # a title, a 填报单位 line, a blank line
             below = self._row(number + 1)
-            if below is not None and any(_names_a_column(v) for v in below):
-                header = [low if _text(low) else up for up, low in zip_longest(row, below)]
-                number += 1
-            else:
-                header, self._first = row, below
-            self.header_row = self._end.row = number
-            return header
+            if below is None or not any(_names_a_column(v) for v in below):
+                self._first = below
+                self.header_row = self._end.row = number
+                return row
+            self.header_row = self._end.row = number + 1
+            return [low if _text(low) else up for up, low in zip_longest(row, below)]
         if first_seen is None:
             raise FileProblem("The file has no header row.")
         self.header_row = self._end.row = 1
