@@ -43,12 +43,7 @@ def csv_bytes(rows) -> bytes:
 
 
 def upload_csv(client, world, data: bytes):
-    return client.post(
-        "/api/v1/households/import",
-        data={"file": (io.BytesIO(data), "登记表.csv")},
-        headers=world.auth("admin_a"),
-        content_type="multipart/form-data",
-    )
+    return upload(client, world, data, "登记表.csv")
 
 
 def rooms(session, *names) -> list[tuple[str, str | None, str]]:

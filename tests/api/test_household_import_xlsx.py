@@ -55,10 +55,10 @@ def read(data: bytes) -> tuple[list[tuple[int, dict]], list[tuple[int, str | Non
     return rows, [(e.row, e.column, e.detail) for e in reader.errors]
 
 
-def upload(client, world, data: bytes):
+def upload(client, world, data: bytes, name: str = "登记表.xlsx"):
     return client.post(
         "/api/v1/households/import",
-        data={"file": (io.BytesIO(data), "登记表.xlsx")},
+        data={"file": (io.BytesIO(data), name)},
         headers=world.auth("admin_a"),
         content_type="multipart/form-data",
     )
