@@ -137,6 +137,16 @@ class Scope:
         if not self.sees_grid(grid):
             raise errors.Forbidden(f"Grid {grid.code} is outside your grids.")
 
+    def require_register_export(self) -> None:
+        """The register file (every household of one's reach, phones in full) is for those
+        who keep the register: workers and leaders of their grids, admins of their community.
+        A district viewer sees phones masked and writes nothing: a file of theirs, imported
+        again, could only do damage."""
+        if self.role == "district_viewer":
+            raise errors.Forbidden(
+                "A district viewer cannot export the register; the reports give the figures."
+            )
+
     # --- rosters (A-post / B-post shifts, leave) --------------------------------------------
     def rosters(self) -> ColumnElement[bool]:
         """A condition on `Roster`: workers and district viewers read published rosters of their

@@ -1,4 +1,5 @@
-"""Reading household register files (CSV or XLSX, English or Chinese headers) into checked rows."""
+"""Household register files (CSV or XLSX, English or Chinese headers): read into checked rows,
+and written (`write_register`) as the import reads them back."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import io
 import math
 import re
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, time
 from itertools import zip_longest
@@ -16,6 +17,7 @@ from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.services.names import has_control_characters
+from api.sheets import csv_text, csv_unquoted, xlsx_row
 
 COLUMNS = (
     "building",
@@ -73,6 +75,7 @@ TAG_WORDS = {
     "困境妇女": "woman_in_difficulty",
     "特殊人群": "special_care",
     "重点关怀": "special_care",
+    "80岁以上老人": "elderly_80",  # as the weekly report names them
 }
 XLSX_MAGIC = b"PK\x03\x04"
 MAX_ERRORS = 100
@@ -205,7 +208,9 @@ def _cells_csv(stream: BinaryIO) -> Iterator[list[Any]]:
     stream.seek(0)
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     try:
-        yield from csv.reader(text)
+        for row in csv.reader(text):
+            # A cell our export quoted as text ("'-1", the floor -1) reads as it was written.
+            yield [csv_unquoted(v) if v.startswith("'") else v for v in row]
     finally:
         text.detach()  # the caller owns the file
 
@@ -781,3 +786,69 @@ def read_households(
     parsed.rows = list(reader)
     parsed.errors = reader.errors
     return parsed
+
+
+# --- writing a register: the import's columns, Chinese headers and words ----------------------
+
+REGISTER_TYPES = {
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv",
+}
+_HEADINGS = {key: heading for heading, key in CHINESE_HEADERS.items()}
+
+
+def _first_words(words: dict[str, str]) -> dict[str, str]:
+    """Each value's first word in a reader's table: the word the file is written with."""
+    first: dict[str, str] = {}
+    for word, value in words.items():
+        first.setdefault(value, word)
+    return first
+
+
+_KIND_NAMES = _first_words(KIND_WORDS)
+_OCCUPANCY_NAMES = _first_words(OCCUPANCY_WORDS)
+_TAG_NAMES = _first_words(TAG_WORDS)
+
+
+def register_row(household: Any) -> list[Any]:
+    """A household (building … phone, lon, lat attributes) as a register row: the cells the
+    import reads back into the same household (an update re-import finds it unchanged)."""
+    return [
+        household.building,
+        household.unit or "",
+        household.floor or "",
+        household.room or "",
+        household.lon,
+        household.lat,
+        _KIND_NAMES.get(household.kind, household.kind),
+        _OCCUPANCY_NAMES.get(household.occupancy, household.occupancy),
+        household.members,
+        "、".join(_TAG_NAMES.get(tag, tag) for tag in household.tags or ()),
+        household.phone or "",
+    ]
+
+
+def write_register(households: Iterable[Any], fmt: str) -> bytes:
+    """A register file of the households, in the import's columns (Chinese headers and words):
+    the file a community edits and imports again with `mode=update`. XLSX cells are text or
+    numbers, never formulas; CSV is UTF-8 with a BOM (Excel opens it as such), its cells that
+    start like a formula quoted as the import unquotes them."""
+    header = [_HEADINGS[key] for key in COLUMNS]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(header)
+        for household in households:
+            writer.writerow(["" if v is None else csv_text(v) for v in register_row(household)])
+        return ("\ufeff" + out.getvalue()).encode()
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("住户登记")
+    sheet.freeze_panes = "A2"
+    sheet.append(xlsx_row(sheet, header))
+    for household in households:
+        sheet.append(xlsx_row(sheet, register_row(household)))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -153,6 +153,45 @@ def list_households(
     return list(rows), total
 
 
+def export_households(session: Session, scope: Scope, *, grid: str | None = None) -> list[Any]:
+    """The households of the caller's reach (of one grid of it), in address order, with their
+    points as numbers and phones opened: the rows of a register file (`write_register`).
+    404 for a grid the caller does not see."""
+    scope.require_register_export()
+    stmt = (
+        select(
+            Household.id,
+            Household.building,
+            Household.unit,
+            Household.floor,
+            Household.room,
+            func.ST_X(Household.location).label("lon"),
+            func.ST_Y(Household.location).label("lat"),
+            Household.kind,
+            Household.occupancy,
+            Household.members,
+            Household.tags,
+            Household.phone,
+        )
+        .join(Grid, Grid.id == Household.grid_id)
+        .where(scope.households())
+        .order_by(
+            Grid.code,
+            Household.building,
+            Household.unit,
+            Household.floor,
+            Household.room,
+            Household.id,
+        )
+    )
+    if grid:
+        grid_id = session.scalar(select(Grid.id).where(Grid.code == grid, scope.grids()))
+        if grid_id is None:
+            raise errors.NotFound(f"Grid {grid} not found.")
+        stmt = stmt.where(Household.grid_id == grid_id)
+    return list(session.execute(stmt))
+
+
 def _grid_for(session: Session, scope: Scope | None, lon: float, lat: float) -> Grid:
     placement = place_held(session, [(lon, lat)])[0]
     if placement.grid_id is None:
@@ -215,6 +254,11 @@ IMPORT_MODES = ("create", "update")
 # grid border, is the same home; the same address farther off (another compound numbered alike)
 # is another household, as the create mode's duplicate check holds it to be.
 MATCH_RADIUS_M = 100.0
+# Points this close (degrees, ~1 cm) are one point: a spreadsheet keeps 15 significant digits,
+# so a register exported with the stored doubles (116.40250000000002) and saved in Excel comes
+# back 116.4025. For the duplicate check, the update's match at the point, and its "changed?"
+# (a row within it keeps the stored point). No phone places a home to a centimetre.
+SAME_POINT_DEG = 1e-7
 # The register facts a row edits (as a PATCH may); building, unit, floor and room are the key
 # it is matched by, lon/lat (and so the grid) always given.
 UPDATABLE = ("kind", "occupancy", "members", "tags", "phone")
@@ -464,7 +508,7 @@ def _repeats(session: Session, placed: Sequence[Placed], written: _Written) -> d
     problems = {
         row: f"repeats row {first}: {_SAME}" for row, first in _same_point_repeats(placed).items()
     }
-    for row, stored in _match_rows(session, _MATCH_AT_POINT, placed).items():
+    for row, stored in _match_rows(session, _MATCH_AT_POINT, placed, same=SAME_POINT_DEG).items():
         if row in problems:
             continue
         earlier = written.row_of(stored.id)
@@ -541,10 +585,10 @@ _MATCH_AT_POINT = text(
     {_CHUNK_ROWS}
     CROSS JOIN LATERAL (
         SELECT h.* FROM households h
-        WHERE h.location && ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)
-          AND ST_X(h.location) = p.lon AND ST_Y(h.location) = p.lat
+        WHERE h.location && ST_Expand(ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326), :same)
+          AND abs(ST_X(h.location) - p.lon) <= :same AND abs(ST_Y(h.location) - p.lat) <= :same
           AND {_SAME_ADDRESS}
-        ORDER BY h.id LIMIT 1) h
+        ORDER BY (ST_X(h.location) = p.lon AND ST_Y(h.location) = p.lat) DESC, h.id LIMIT 1) h
     """
 )
 _MATCH_NEAR = text(
@@ -587,7 +631,8 @@ def _stored_phone(ciphertext: str | None) -> str | None:
 def _edit(values: dict[str, Any], stored: Any, updatable: Sequence[str]) -> dict[str, Any]:
     """What the row changes of the stored household ({} for nothing): the row's values made
     the household's where they differ (care tags as a set: listed in another order, the
-    stored order stays, and no history row is written for it)."""
+    stored order stays, and no history row is written for it; a point within SAME_POINT_DEG
+    of the stored one, in the same grid, is the stored one)."""
     changed = {}
     for column in updatable:
         new, old = values[column], getattr(stored, column)
@@ -600,11 +645,13 @@ def _edit(values: dict[str, Any], stored: Any, updatable: Sequence[str]) -> dict
             same = new == old
         if not same:
             changed[column] = new
-    if (values["lon"], values["lat"], values["grid_id"]) != (
-        stored.lon,
-        stored.lat,
-        stored.grid_id,
+    if (
+        abs(values["lon"] - stored.lon) <= SAME_POINT_DEG
+        and abs(values["lat"] - stored.lat) <= SAME_POINT_DEG
+        and values["grid_id"] == stored.grid_id
     ):
+        values["lon"], values["lat"] = stored.lon, stored.lat  # the stored point, kept
+    else:
         changed["location"] = (values["lon"], values["lat"], values["grid_id"])
     return changed
 
@@ -633,7 +680,7 @@ def _sort_update(
     for row, first in repeats.items():
         problems.append(RowError(row, ADDRESS, f"repeats row {first}: {_SAME}"))
     kept = [item for item in placed if item[0] not in repeats]
-    found = _match_rows(session, _MATCH_AT_POINT, kept)
+    found = _match_rows(session, _MATCH_AT_POINT, kept, same=SAME_POINT_DEG)
     found.update(
         _match_rows(
             session,

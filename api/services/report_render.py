@@ -9,6 +9,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from api import errors
+from api.sheets import csv_text, xlsx_row
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -133,26 +134,14 @@ def to_csv(report: dict[str, Any]) -> bytes:
     writer = csv.writer(out)
     writer.writerow([h for h, _ in GRID_COLUMNS])
     for row in grid_rows(report):
-        writer.writerow(["" if v is None else _csv_text(v) for v in row])
+        writer.writerow(["" if v is None else csv_text(v) for v in row])
     return ("\ufeff" + out.getvalue()).encode()
-
-
-# A cell a spreadsheet program would run as a formula (CSV injection, OWASP).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_text(value: Any) -> Any:
-    """A name that starts like a formula, quoted so spreadsheet programs show it as text."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def to_xlsx(report: dict[str, Any]) -> bytes:
     """One sheet per level (totals, communities, grids, workers) plus must-visit and trend;
     frozen header rows, plain values (no formulas), Chinese headers."""
     from openpyxl import Workbook
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.styles import Font
 
     wb = Workbook()
@@ -165,12 +154,7 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
         for cell in ws[1]:
             cell.font = bold
         for row in rows:
-            # openpyxl refuses control characters (IllegalCharacterError): a name stored before
-            # input refused them must not fail the whole report.
-            ws.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in row])
-            for cell in ws[ws.max_row]:
-                if cell.data_type == "f":  # a name like "=HYPERLINK(...)": text, never a formula
-                    cell.data_type = "s"
+            ws.append(xlsx_row(ws, row))  # a name like "=HYPERLINK(...)" is text
         ws.freeze_panes = "A2"
         for i, header in enumerate(headers, start=1):
             ws.column_dimensions[ws.cell(1, i).column_letter].width = max(10, 2 * len(header) + 2)

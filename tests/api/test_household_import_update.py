@@ -370,3 +370,59 @@ def test_an_update_replayed_by_its_idempotency_key_changes_nothing_more(client, 
         == {"created": 0, "updated": 1, "unchanged": 0, "by_grid": {}, **HEADER_ON_ROW_1}
     )
     assert updates_audited(session) == [home.id]
+
+
+# --- a spreadsheet's rounding ------------------------------------------------------------------
+# Excel keeps 15 significant digits: a point stored as 116.40250000000002 comes back 116.4025
+# from a register saved in it. Points within SAME_POINT_DEG (~1 cm) are one point.
+
+
+def excel_rounded(value: float) -> float:
+    return float(f"{value:.15g}")
+
+
+def test_a_point_a_spreadsheet_rounded_is_the_stored_point_and_is_kept(client, session, world):
+    lon, lat = centre(A1, dx=0.00021, dy=0.0013)
+    home = make_household(session, lon + 1e-14, lat + 1e-14, building="12", room="101")
+    before = session.execute(
+        select(func.ST_X(Household.location), func.ST_Y(Household.location)).where(
+            Household.id == home.id
+        )
+    ).one()
+    assert excel_rounded(before[0]) != before[0]  # the case: 17 digits stored
+    row = row_of(client, world, home, lon=excel_rounded(before[0]), lat=excel_rounded(before[1]))
+    response = reimport(client, world, csv_file([row]))
+    assert response.status_code == 201, response.json
+    assert (response.json["updated"], response.json["unchanged"]) == (0, 1)
+    members = reimport(client, world, csv_file([[*row[:8], 6, *row[9:]]]))
+    assert (members.json["updated"], members.json["unchanged"]) == (1, 0)
+    after = session.execute(
+        select(func.ST_X(Household.location), func.ST_Y(Household.location)).where(
+            Household.id == home.id
+        )
+    ).one()
+    assert tuple(after) == tuple(before)  # not moved by 1e-14 with the members' edit
+
+
+def test_a_point_two_centimetres_off_is_a_move(client, session, world):
+    home = make_household(session, *centre(A1, dx=0.00023, dy=0.0013), building="12", room="102")
+    body = client.get(f"/api/v1/households/{home.id}", headers=world.auth("admin_a")).json
+    row = row_of(client, world, home, lon=body["lon"] + 2e-7)
+    response = reimport(client, world, csv_file([row]))
+    assert (response.json["updated"], response.json["unchanged"]) == (1, 0)
+
+
+def test_a_registered_household_at_its_rounded_point_is_refused_as_a_repeat(client, session, world):
+    """The create mode's duplicate check: the register saved in Excel and imported again
+    without mode=update adds nobody."""
+    lon, lat = centre(A1, dx=0.00025, dy=0.0013)
+    home = make_household(session, lon + 1e-14, lat + 1e-14, building="12", room="103")
+    body = client.get(f"/api/v1/households/{home.id}", headers=world.auth("admin_a")).json
+    row = row_of(
+        client, world, home, lon=excel_rounded(body["lon"]), lat=excel_rounded(body["lat"])
+    )
+    before = household_count(session)
+    response = reimport(client, world, csv_file([row]), mode=None)
+    assert response.status_code == 422
+    assert f"already registered as household {home.id}" in response.json["detail"]
+    assert household_count(session) == before

@@ -175,6 +175,11 @@ MATRIX: dict[str, Line] = {
         outcomes(OK, viewer_110101=403, worker_a2=403, admin_b=403, viewer_110102=403),
         {"building": "8", "lon": 116.4021, "lat": 39.9221},
     ),
+    # The register file (CSV, so the markers can be searched): phones in full, so no viewer.
+    "GET /api/v1/households/export": Line(
+        "/api/v1/households/export?format=csv&grid={grid_code}",
+        outcomes(OK, viewer_110101=403, worker_a2=404, admin_b=404, viewer_110102=403),
+    ),
     "GET /api/v1/households/<id:household_id>": Line(
         "/api/v1/households/{household_id}", SCOPED_READ
     ),

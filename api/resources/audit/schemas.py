@@ -10,7 +10,7 @@ from api.db import PG_INT_MAX
 from api.extensions import Schema
 from api.services.audit import VIEWS
 
-ACTIONS = ("read", "create", "update")
+ACTIONS = ("read", "create", "update", "export")
 # What reads are audited of: residents' records, and the reports' per-worker figures.
 AUDITED_RESOURCES = ("household", "visit", "visit_photo", "task", "coverage_report", "report")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import request
+from flask import Response, request
 from flask.views import MethodView
 
 from api import errors, idempotency, privacy
@@ -11,6 +11,7 @@ from api.extensions import Blueprint, db
 from api.privacy import audited
 from api.resources.households.schemas import (
     HouseholdCreateSchema,
+    HouseholdExportArgsSchema,
     HouseholdImportArgsSchema,
     HouseholdImportFileSchema,
     HouseholdImportResultSchema,
@@ -18,7 +19,7 @@ from api.resources.households.schemas import (
     HouseholdQueryArgsSchema,
     HouseholdSchema,
 )
-from api.services import households
+from api.services import household_files, households
 
 blp = Blueprint(
     "households", __name__, url_prefix="/api/v1/households", description="Households (住户)."
@@ -101,6 +102,41 @@ class HouseholdImport(MethodView):
         )
         db.session.commit()
         return result
+
+
+@blp.route("/export")
+class HouseholdExport(MethodView):
+    @blp.arguments(HouseholdExportArgsSchema, location="query")
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "The register file",
+                "content": {ct: {} for ct in household_files.REGISTER_TYPES.values()},
+            }
+        }
+    )
+    def get(self, args):
+        """Export the register (XLSX or CSV) to edit and import again with mode=update
+
+        The households you may register (your grids; an admin's community; `grid=` one of
+        them) in the import's columns, Chinese headers and words (楼栋 … 电话, 住宅, 自住,
+        独居、低保), points to the full precision stored and phones in full: imported again
+        with `mode=update` the file changes nothing, and an edited row edits its household.
+        District viewers may not export (403). Every household exported is an audit entry
+        (action `export`).
+        """
+        scope = current_scope()
+        fmt = args["format"]
+        rows = households.export_households(db.session, scope, grid=args.get("grid"))
+        data = household_files.write_register(rows, fmt)
+        privacy.record_disclosure("household", [row.id for row in rows], "export")
+        name = f"households-{args.get('grid') or scope.community_code or 'grids'}.{fmt}"
+        response = Response(data, mimetype=household_files.REGISTER_TYPES[fmt])
+        if fmt == "csv":
+            response.charset = "utf-8"
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
 
 @blp.route("/<id:household_id>")

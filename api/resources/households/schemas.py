@@ -94,6 +94,15 @@ class HouseholdQueryArgsSchema(Schema):
     kind = ma.fields.String(validate=ma.validate.OneOf(HOUSEHOLD_KINDS))
 
 
+class HouseholdExportArgsSchema(Schema):
+    format = ma.fields.String(
+        load_default="xlsx",
+        validate=ma.validate.OneOf(("xlsx", "csv")),
+        metadata={"description": "xlsx (the default) or csv (UTF-8 with a BOM)"},
+    )
+    grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
+
+
 class HouseholdImportFileSchema(Schema):
     file = ma.fields.Raw(
         required=True,

@@ -1,0 +1,205 @@
+"""Exporting the register: the file a community edits and imports again with mode=update.
+
+`GET /api/v1/households/export` gives the households one may register, in the import's columns
+with Chinese headers and words, points to the full precision stored and phones in full. The
+round trip is the contract: imported again the file changes nothing; an edited row edits its
+household, and no other.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from api.models import AuditEntry, Household
+from tests.factories import A1, A2, B1, centre, make_household
+
+HEADER = [
+    "楼栋",
+    "单元",
+    "楼层",
+    "房号",
+    "经度",
+    "纬度",
+    "类型",
+    "居住性质",
+    "人数",
+    "标签",
+    "电话",
+]
+
+
+def export(client, world, user="admin_a", **query):
+    return client.get("/api/v1/households/export", query_string=query, headers=world.auth(user))
+
+
+def rows_of(response) -> list[list]:
+    if response.mimetype == "text/csv":
+        return list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
+    sheet = load_workbook(io.BytesIO(response.data), read_only=True).worksheets[0]
+    return [list(row) for row in sheet.iter_rows(values_only=True)]
+
+
+def reimport(client, world, data: bytes, name: str, user="admin_a"):
+    return client.post(
+        "/api/v1/households/import?mode=update",
+        data={"file": (io.BytesIO(data), name)},
+        headers=world.auth(user),
+        content_type="multipart/form-data",
+    )
+
+
+def grid_rooms(session, *codes) -> int:
+    from api.models import Grid
+
+    return session.scalar(
+        select(func.count(Household.id))
+        .join(Grid, Grid.id == Household.grid_id)
+        .where(Grid.code.in_(codes))
+    )
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_an_exported_register_imported_again_changes_nothing(client, session, world, fmt):
+    make_household(
+        session,
+        *centre(A1, dy=0.0007),
+        building="=1+1",  # a formula in a spreadsheet program: text here, both ways
+        floor="-1",
+        room="B1-2",
+        kind="business",
+        occupancy="tenant",
+        members=4,
+        tags=["living_alone", "low_income"],
+        phone="+86 139 0000 1111",
+    )
+    response = export(client, world, format=fmt)
+    assert response.status_code == 200, response.json
+    total = grid_rooms(session, A1, A2)
+    again = reimport(client, world, response.data, f"register.{fmt}")
+    assert again.status_code == 201, again.json
+    assert (again.json["created"], again.json["updated"]) == (0, 0)
+    assert again.json["unchanged"] == total == len(rows_of(response)) - 1
+    assert again.json["ignored_columns"] == []
+
+
+def test_the_register_is_the_imports_columns_in_chinese_words(client, session, world):
+    home = make_household(
+        session,
+        *centre(A2, dy=0.0011),
+        building="9号楼",
+        unit="2",
+        floor="5",
+        room="502",
+        kind="business",
+        occupancy="vacant",
+        members=0,
+        tags=["elderly_80", "disability"],
+        phone="13911112222",
+    )
+    rows = rows_of(export(client, world))
+    assert rows[0] == HEADER
+    mine = next(r for r in rows if r[:4] == ["9号楼", "2", "5", "502"])
+    point = select(func.ST_X(Household.location), func.ST_Y(Household.location))
+    stored = session.execute(point.where(Household.id == home.id)).one()
+    assert mine[4:6] == pytest.approx(list(stored), abs=1e-12)  # 15-16 digits of the double
+    assert mine[6:] == ["商铺", "空置", 0, "高龄、残疾", "13911112222"]
+
+
+def test_an_edited_row_edits_its_household_and_no_other(client, session, world):
+    response = export(client, world, format="csv")
+    rows = rows_of(response)
+    edited = rows[1]
+    edited[9] = "独居"  # its care tags
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    again = reimport(client, world, out.getvalue().encode("utf-8-sig"), "register.csv")
+    assert again.status_code == 201, again.json
+    assert (again.json["updated"], again.json["unchanged"]) == (1, len(rows) - 2)
+    # The first row is grid A1's room 101 (the register is in grid and address order).
+    assert (edited[3], edited[9]) == ("101", "独居")
+    first = world.households[A1][0]
+    assert session.scalar(select(Household.tags).where(Household.id == first.id)) == [
+        "living_alone"
+    ]
+    others = select(Household.tags).where(
+        Household.id.in_([h.id for h in world.households[A1] + world.households[A2]]),
+        Household.id != first.id,
+    )
+    assert sorted(map(tuple, session.scalars(others))) == [()] * 4 + [("elderly_80",)]
+
+
+def test_a_cell_that_starts_like_a_formula_is_text_in_either_format(client, session, world):
+    make_household(session, *centre(A1, dy=0.0009), building='=HYPERLINK("x")', floor="-1")
+    sheet = load_workbook(io.BytesIO(export(client, world).data)).worksheets[0]
+    cells = [row for row in sheet.iter_rows() if row[0].value == '=HYPERLINK("x")']
+    assert [(c.data_type, c.value) for c in cells[0][:3]] == [
+        ("s", '=HYPERLINK("x")'),
+        ("s", "1"),
+        ("s", "-1"),
+    ]
+    text = export(client, world, format="csv").data.decode("utf-8-sig")
+    assert '\'=HYPERLINK(""x"")' in text and ",'-1," in text
+
+
+# --- whose register ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user", "grids"), [("admin_a", (A1, A2)), ("leader_a", (A1, A2)), ("worker_a1", (A1,))]
+)
+def test_each_exports_the_households_they_may_register(client, session, world, user, grids):
+    rows = rows_of(export(client, world, user=user, format="csv"))
+    assert len(rows) - 1 == grid_rooms(session, *grids)
+
+
+def test_one_grid_of_ones_own_and_a_grid_of_another_community_is_404(client, session, world):
+    rows = rows_of(export(client, world, grid=A2, format="csv"))
+    assert len(rows) - 1 == grid_rooms(session, A2)
+    response = export(client, world, grid=B1)
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+
+
+def test_a_district_viewer_may_not_export_and_nothing_is_audited(client, session, world):
+    before = session.scalar(select(func.count(AuditEntry.id)))
+    response = export(client, world, user="viewer_110101")
+    assert response.status_code == 403
+    assert session.scalar(select(func.count(AuditEntry.id))) == before
+
+
+def test_an_export_is_an_audit_entry_naming_every_household_it_holds(client, session, world):
+    response = export(client, world)
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="households-110101001001.xlsx"'
+    )
+    entry = session.scalar(
+        select(AuditEntry).where(AuditEntry.action == "export").order_by(AuditEntry.id.desc())
+    )
+    exported = session.scalars(
+        select(Household.id).where(Household.id.in_(entry.resource_ids))
+    ).all()
+    assert entry.resource == "household" and entry.user_id == world.users["admin_a"].id
+    assert len(exported) == len(entry.resource_ids) == grid_rooms(session, A1, A2)
+    assert "phone" in entry.fields and entry.path.startswith("/api/v1/households/export")
+    listed = client.get("/api/v1/audit?action=export", headers=world.auth("admin_a")).json
+    assert [e["action"] for e in listed] == ["export"]
+
+
+def test_an_unknown_format_is_422(client, world):
+    response = export(client, world, format="ods")
+    assert response.status_code == 422
+    assert "format" in response.json["errors"]["query"]
+
+
+def test_an_empty_register_is_its_header(client, session, world):
+    from sqlalchemy import delete
+
+    session.execute(delete(Household))
+    rows = rows_of(export(client, world))
+    assert rows == [HEADER]
