@@ -575,8 +575,9 @@ _CHUNK_ROWS = """FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]),
          WITH ORDINALITY AS p(lon, lat, building, unit, floor, room, i)"""
 _SAME_ADDRESS = """h.building = p.building AND h.unit = p.unit
           AND h.floor = p.floor AND h.room = p.room"""
-# The household each row matches, one index probe a row: first at the row's very point (the
-# duplicate check's match: a re-import of an unchanged register finds every row so), then, for
+# The household each row matches, one index probe a row: first at the row's point, within
+# SAME_POINT_DEG, the exact point first (the duplicate check's match: a re-import of an
+# unchanged register finds every row so, saved in Excel or not), then, for
 # the rows found there by nobody, the nearest within the radius (a box around the point on the
 # spatial index, then the distance on the spheroid).
 _MATCH_AT_POINT = text(
@@ -674,7 +675,7 @@ def _sort_update(
     row matching the household an earlier row matched (both rows named); a row matching a
     household of a grid the caller may not edit (the row named, the household not disclosed).
     Two registered households of one address within the radius of each other are told apart
-    by their points: rows at their very points match each its own."""
+    by their points: rows at their points (within SAME_POINT_DEG) match each its own."""
     # The same address at the same point twice in the chunk, as the create mode finds it.
     repeats = _same_point_repeats(placed)
     for row, first in repeats.items():
