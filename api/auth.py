@@ -59,11 +59,13 @@ def current_scope() -> Scope:
     """The caller's scope, computed once per request."""
     store = request.environ
     if "gridwork.scope" not in store:
-        store["gridwork.scope"] = Scope.for_user(db.session, current_user())
+        grids = store.pop(_TOKEN_GRIDS, None)  # read with the token (sessions.token_state)
+        store["gridwork.scope"] = Scope.for_user(db.session, current_user(), grids)
     return store["gridwork.scope"]
 
 
 _TOKEN_USER = "gridwork.token_user"
+_TOKEN_GRIDS = "gridwork.token_grids"
 
 
 def _user_id(payload: dict) -> int:
@@ -96,10 +98,11 @@ def init_app(app: Flask) -> None:
     def _revoked_jti(_header: dict, payload: dict) -> bool:
         from api.services import sessions
 
-        revoked, user = sessions.token_state(
+        revoked, user, grids = sessions.token_state(
             db.session, payload.get("jti"), payload.get("sid"), _user_id(payload)
         )
         request.environ[_TOKEN_USER] = user  # for _lookup, which runs next
+        request.environ[_TOKEN_GRIDS] = grids  # for current_scope
         return revoked
 
     @jwt.token_verification_loader

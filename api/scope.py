@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, Integer, and_, false, or_, select
 from sqlalchemy.orm import Session
@@ -12,6 +13,15 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.db import is_any_of
 from api.models import Grid, Household, Roster, Shift, Task, User, Visit, user_grids
+
+
+class ScopeGrids(NamedTuple):
+    """The grids a user is assigned (`user_grids`) and leads (`grids.leader_id`), read with
+    the token check (`sessions.token_state`) so a request's scope costs no statement more."""
+
+    user_id: int
+    assigned: tuple[int, ...]
+    led: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -29,14 +39,22 @@ class Scope:
     grid_ids: frozenset[int]
 
     @classmethod
-    def for_user(cls, session: Session, user: User) -> Scope:
+    def for_user(cls, session: Session, user: User, grids: ScopeGrids | None = None) -> Scope:
+        """The user's scope; their grids from `grids` when it is theirs (read with the token),
+        else from the database."""
         grid_ids: set[int] = set()
         if user.role in ("worker", "grid_leader"):
-            grid_ids.update(
-                session.scalars(select(user_grids.c.grid_id).where(user_grids.c.user_id == user.id))
-            )
+            if grids is None or grids.user_id != user.id:
+                assigned = select(user_grids.c.grid_id).where(user_grids.c.user_id == user.id)
+                led = select(Grid.id).where(Grid.leader_id == user.id)
+                grids = ScopeGrids(
+                    user.id,
+                    tuple(session.scalars(assigned)),
+                    tuple(session.scalars(led)) if user.role == "grid_leader" else (),
+                )
+            grid_ids.update(grids.assigned)
             if user.role == "grid_leader":
-                grid_ids.update(session.scalars(select(Grid.id).where(Grid.leader_id == user.id)))
+                grid_ids.update(grids.led)
         return cls(
             user_id=user.id,
             role=user.role,

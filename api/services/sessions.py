@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import bindparam, delete, exists, false, literal, or_, select, true, update
+from sqlalchemy import bindparam, delete, exists, false, func, literal, or_, select, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from api.models import AuthSession, RevokedToken, User
+from api.models import AuthSession, Grid, RevokedToken, User, user_grids
+from api.scope import ScopeGrids
 
 # Ended sessions stay this long (a user's recent sign-ins and why they ended), then go.
 ENDED_SESSION_DAYS = 30
@@ -86,15 +87,19 @@ def revoke_others(
 
 def token_state(
     session: Session, jti: str | None, sid: str | None, user_id: int
-) -> tuple[bool, User | None]:
-    """Whether a token is dead, and its user (None when gone), in one round trip: every
-    authenticated request asks both.
+) -> tuple[bool, User | None, ScopeGrids]:
+    """Whether a token is dead, its user (None when gone) and the grids that user is assigned
+    and leads, in one round trip: every authenticated request asks the first two, and every
+    request of a worker or a grid leader the third (their scope), which cost a statement of
+    its own (a leader's two) before the view.
 
     A token is dead when its jti was revoked (logout) or its session was. Tokens without a
     session (issued by tools, tests) are governed by jti and token version only."""
     query = _token_state_query(bool(jti), bool(sid))
-    revoked, user = session.execute(query, {"jti": jti, "sid": sid, "user_id": user_id}).one()
-    return bool(revoked), user
+    revoked, user, assigned, led = session.execute(
+        query, {"jti": jti, "sid": sid, "user_id": user_id}
+    ).one()
+    return bool(revoked), user, ScopeGrids(user_id, tuple(assigned or ()), tuple(led or ()))
 
 
 @lru_cache(maxsize=4)
@@ -107,10 +112,19 @@ def _token_state_query(with_jti: bool, with_sid: bool) -> Select:
         if with_sid
         else true()
     )
+    # Two index lookups (user_grids' key, grids.leader_id); NULL where none is found.
+    assigned = (
+        select(func.array_agg(user_grids.c.grid_id))
+        .where(user_grids.c.user_id == bindparam("user_id"))
+        .scalar_subquery()
+    )
+    led = (
+        select(func.array_agg(Grid.id)).where(Grid.leader_id == bindparam("user_id"))
+    ).scalar_subquery()
     # From a one-row subquery, LEFT JOIN the user: the answer stands when the user is gone.
     one = select(literal(1).label("one")).subquery("one")
     return (
-        select(or_(revoked_jti, ~live_session), User)
+        select(or_(revoked_jti, ~live_session), User, assigned, led)
         .select_from(one)
         .outerjoin(User, User.id == bindparam("user_id"))
     )

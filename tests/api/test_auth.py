@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from flask_jwt_extended import create_access_token
+from sqlalchemy import event
 
 from api.auth import claims_for
 from tests.factories import A1, PASSWORD
@@ -97,3 +99,28 @@ def test_deactivated_user_is_401(client, session, world):
 
 def test_passwords_are_stored_as_argon2_hashes(world):
     assert world.users["worker_a1"].password_hash.startswith("$argon2")
+
+
+# --- what a request costs before its view ------------------------------------------------------
+
+
+@pytest.mark.parametrize("username", ["worker_a1", "leader_a"])
+def test_a_workers_token_user_and_grids_are_read_in_one_statement(
+    client, world, connection, username
+):
+    """Every request of a worker or a grid leader needs their grids (the scope): they came in a
+    statement of their own (a leader's in two), a round trip each before the view."""
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        sent.append(statement)
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        response = client.get("/api/v1/households?page_size=1", headers=world.auth(username))
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    assert response.status_code == 200
+    grids_read = [s for s in sent if "FROM user_grids" in s or "grids.leader_id =" in s]
+    assert len(grids_read) == 1
+    assert "revoked_tokens" in grids_read[0]  # the token check's own statement
