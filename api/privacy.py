@@ -13,7 +13,6 @@ from functools import wraps
 from typing import Any
 
 from flask import request
-from sqlalchemy import text
 
 from api.auth import current_scope
 from api.crypto import mask_name, mask_phone
@@ -115,11 +114,9 @@ def record_disclosure(
     keys = [_key(r) for r in records]
     if not keys:
         return
-    # A read's only write: not worth a WAL flush of its own. An asynchronous commit is still
-    # atomic and ordered; a database crash may lose the last ~0.6 s of entries, never part of one.
-    db.session.execute(text("SET LOCAL synchronous_commit = off"))
     who = reader()
-    audit.record(
+    # With its transaction's commit made asynchronous (audit.record_read).
+    audit.record_read(
         db.session,
         user_id=who.user_id,
         action=action,

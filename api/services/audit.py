@@ -66,9 +66,7 @@ def record(
 
     Integer ids go to `resource_ids`, UUIDs (visits) to `resource_uuids`.
     """
-    ids, uuids = [], []
-    for key in resource_ids:
-        (uuids if isinstance(key, uuid.UUID) else ids).append(key)
+    ids, uuids = _keys(resource_ids)
     if not ids and not uuids:
         return None
     entry = AuditEntry(
@@ -86,6 +84,61 @@ def record(
     session.add(entry)
     session.flush()
     return entry
+
+
+# A read's entry and its transaction's asynchronous commit in one statement: a read's only
+# write is not worth a WAL flush of its own (an asynchronous commit is still atomic and ordered;
+# a database crash may lose the last ~0.6 s of entries, never part of one), and the SET LOCAL
+# it took was a round trip of its own on every audited request.
+_READ_ENTRY = text(
+    """
+    INSERT INTO audit_log (user_id, action, resource, resource_ids, resource_uuids, fields,
+                           ip, path)
+    SELECT :user_id, :action, :resource, CAST(:ids AS bigint[]), CAST(:uuids AS uuid[]),
+           CAST(:fields AS varchar[]), CAST(:ip AS inet), :path
+    FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
+    """
+)
+
+
+def record_read(
+    session: Session,
+    *,
+    user_id: int | None,
+    action: str,
+    resource: str,
+    resource_ids: Iterable[int | uuid.UUID],
+    fields: Iterable[str],
+    ip: str | None = None,
+    path: str | None = None,
+) -> None:
+    """`record`'s entry for an answer that disclosed records, written with its transaction's
+    commit made asynchronous, in one statement (nothing when no record was disclosed)."""
+    ids, uuids = _keys(resource_ids)
+    if not ids and not uuids:
+        return
+    session.execute(
+        _READ_ENTRY,
+        {
+            "user_id": user_id,
+            "action": action,
+            "resource": resource,
+            "ids": ids,
+            "uuids": uuids,
+            "fields": list(fields),
+            "ip": ip,
+            "path": _clip(path),
+        },
+    )
+
+
+def _keys(resource_ids: Iterable[int | uuid.UUID]) -> tuple[list[int], list[uuid.UUID]]:
+    """Integer ids for `resource_ids`, UUIDs (visits) for `resource_uuids`."""
+    ids: list[int] = []
+    uuids: list[uuid.UUID] = []
+    for key in resource_ids:
+        (uuids if isinstance(key, uuid.UUID) else ids).append(key)
+    return ids, uuids
 
 
 def _visible_actors(scope: Scope):

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 from shapely import Point
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from api import errors
 from api.copy_rows import copy_rows
@@ -112,6 +112,11 @@ def _outside(placement: Placement) -> str:
     )
 
 
+# The grid's code is in a household's answer: joined to the read, without its boundary, instead
+# of a statement of its own after the audit entry's commit (which loaded the polygon too).
+_GRID_CODE = joinedload(Household.grid).load_only(Grid.id, Grid.code)
+
+
 def get_household(
     session: Session, scope: Scope | None, household_id: int, *, lock: bool = False
 ) -> Household:
@@ -122,7 +127,10 @@ def get_household(
     if scope is not None:
         stmt = stmt.where(scope.households())
     if lock:
+        # No grid joined: an edit may move the household to another grid, read after it.
         stmt = stmt.with_for_update(of=Household).execution_options(populate_existing=True)
+    else:
+        stmt = stmt.options(_GRID_CODE)
     household = session.scalar(stmt)
     if household is None:
         raise errors.NotFound(f"Household {household_id} not found.")
@@ -148,7 +156,10 @@ def list_households(
         stmt = stmt.where(Household.kind == kind)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.scalars(
-        stmt.order_by(Household.id).offset((page - 1) * page_size).limit(page_size)
+        stmt.options(_GRID_CODE)
+        .order_by(Household.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
     )
     return list(rows), total
 

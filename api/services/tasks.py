@@ -10,7 +10,7 @@ from typing import Any
 from shapely.geometry import Point
 from sqlalchemy import and_, false, func, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from api import errors
 from api.models import Community, Grid, Household, Task, TaskEvent, User, Visit
@@ -165,8 +165,13 @@ def list_tasks(
     elif overdue is False:
         stmt = stmt.where(~overdue_clause(now))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    # The grid's code is in each task's answer: joined here, without its boundary, instead of a
+    # statement per grid after the audit entry's commit (which loaded the polygons too).
     rows = session.scalars(
-        stmt.order_by(Task.due_at, Task.id).offset((page - 1) * page_size).limit(page_size)
+        stmt.options(joinedload(Task.grid).load_only(Grid.id, Grid.code))
+        .order_by(Task.due_at, Task.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
     )
     return list(rows), total
 

@@ -1,0 +1,80 @@
+"""What the everyday requests send to the database: each statement is a round trip, and under
+load a round trip costs milliseconds (docs/performance.md).
+
+A worker's phone polls its tasks and lists households all day; each answer discloses records,
+so it writes an audit entry. Such a request sends its token check (which also reads the
+worker's grids), its count, its page and its audit entry: four statements, no more.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import event, select, text
+
+from api import clock
+from api.models import AuditEntry
+from api.services import audit
+from tests.factories import make_task
+
+
+def statements(connection, call) -> tuple[object, list[str]]:
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        # Not the test's savepoints, nor the clock's reading of the database's time (once a
+        # minute per process, api.clock).
+        skip = ("SAVEPOINT", "RELEASE", "ROLLBACK TO", "SELECT clock_timestamp()")
+        if not statement.startswith(skip):
+            sent.append(" ".join(statement.split()))
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        return call(), sent
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tasks?page_size=20", "/api/v1/households?page_size=20"])
+@pytest.mark.parametrize("username", ["worker_a1", "leader_a"])
+def test_an_audited_list_is_its_token_check_count_page_and_entry(
+    client, session, world, connection, path, username
+):
+    make_task(session, now=clock.now())
+    response, sent = statements(connection, lambda: client.get(path, headers=world.auth(username)))
+    assert response.status_code == 200 and response.json
+    assert [s.split()[0] for s in sent] == ["SELECT", "SELECT", "SELECT", "INSERT"]
+    assert "revoked_tokens" in sent[0] and "user_grids" in sent[0]
+    assert "INSERT INTO audit_log" in sent[3] and "synchronous_commit" in sent[3]
+    # The grid codes in the answer came with the page, the polygons not at all.
+    assert all(r["grid_code"] for r in response.json)
+    assert not any("ST_AsEWKB(grids.boundary)" in s for s in sent)
+
+
+def test_a_reads_entry_makes_its_transactions_commit_asynchronous(session, world):
+    key = uuid.uuid4()
+    assert session.scalar(text("SHOW synchronous_commit")) == "on"
+    audit.record_read(
+        session,
+        user_id=world.users["worker_a1"].id,
+        action="read",
+        resource="visit",
+        resource_ids=[key, 7],
+        fields=["notes"],
+        ip="10.0.0.1",
+        path="/api/v1/visits?x=" + "y" * 400,
+    )
+    assert session.scalar(text("SHOW synchronous_commit")) == "off"
+    entry = session.scalar(select(AuditEntry).order_by(AuditEntry.id.desc()))
+    assert (entry.resource_ids, entry.resource_uuids, entry.fields) == ([7], [key], ["notes"])
+    assert (str(entry.ip), len(entry.path)) == ("10.0.0.1", 300)
+
+
+def test_a_read_that_disclosed_nothing_writes_no_entry(session):
+    before = session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()))
+    audit.record_read(
+        session, user_id=None, action="read", resource="task", resource_ids=[], fields=[]
+    )
+    assert session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc())) == before
+    assert session.scalar(text("SHOW synchronous_commit")) == "on"
