@@ -125,10 +125,14 @@ def overdue_clause(now: datetime):
 
 
 # --- reading ---------------------------------------------------------------------------------
+# A task's answer names its grid by code: joined to the read, without the grid's polygon.
+_GRID_CODE = joinedload(Task.grid).load_only(Grid.id, Grid.code)
+
+
 def get_task(session: Session, scope: Scope, task_id: int, *, for_update: bool = False) -> Task:
     stmt = select(Task).where(Task.id == task_id, scope.tasks())
-    if for_update:
-        stmt = stmt.with_for_update(of=Task)
+    # Locked for a change: no grid joined. Read: the answer's grid code with it (_GRID_CODE).
+    stmt = stmt.with_for_update(of=Task) if for_update else stmt.options(_GRID_CODE)
     task = session.scalar(stmt.options(selectinload(Task.events)))
     if task is None:
         raise errors.NotFound(f"Task {task_id} not found.")
@@ -165,10 +169,10 @@ def list_tasks(
     elif overdue is False:
         stmt = stmt.where(~overdue_clause(now))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    # The grid's code is in each task's answer: joined here, without its boundary, instead of a
+    # The grid's code is in each task's answer: joined here (_GRID_CODE) instead of a
     # statement per grid after the audit entry's commit (which loaded the polygons too).
     rows = session.scalars(
-        stmt.options(joinedload(Task.grid).load_only(Grid.id, Grid.code))
+        stmt.options(_GRID_CODE)
         .order_by(Task.due_at, Task.id)
         .offset((page - 1) * page_size)
         .limit(page_size)

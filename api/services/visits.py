@@ -20,7 +20,7 @@ from sqlalchemy import Integer, TypeDecorator, func, select, text
 from sqlalchemy import union_all as sql_union_all
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from api import clock, errors
 from api.copy_rows import copy_rows
@@ -243,7 +243,7 @@ def _load(session: Session, ids) -> dict[uuid.UUID, Visit]:
     visits = session.scalars(
         select(Visit)
         .where(is_any_of(Visit.id, "visit_ids", ids, UUID(as_uuid=True)))
-        .options(selectinload(Visit.grid), selectinload(Visit.photos))
+        .options(_GRID_CODE, selectinload(Visit.photos))
         .execution_options(populate_existing=True)
     )
     return {v.id: v for v in visits}
@@ -634,8 +634,18 @@ def _stored_visits(
 # --- reads ---------------------------------------------------------------------------------
 
 
+# A visit's answer names its grid by code: joined to the read, without the grid's polygon
+# (selectinload read whole grids in a statement of their own; a visit's read loaded its grid
+# after the audit entry's commit).
+_GRID_CODE = joinedload(Visit.grid).load_only(Grid.id, Grid.code)
+
+
 def get_visit(session: Session, scope: Scope, visit_id: uuid.UUID) -> Visit:
-    visit = session.scalar(select(Visit).where(Visit.id == visit_id, scope.visits()))
+    visit = session.scalar(
+        select(Visit)
+        .where(Visit.id == visit_id, scope.visits())
+        .options(_GRID_CODE, selectinload(Visit.photos))
+    )
     if visit is None:
         raise errors.NotFound(f"Visit {visit_id} not found.")
     return visit
@@ -650,7 +660,7 @@ def _page(session: Session, stmt, page: int, page_size: int) -> tuple[list[Visit
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.scalars(
         stmt.order_by(Visit.visited_at.desc(), Visit.id)
-        .options(selectinload(Visit.grid), selectinload(Visit.photos))
+        .options(_GRID_CODE, selectinload(Visit.photos))
         .offset((page - 1) * page_size)
         .limit(page_size)
     )
@@ -712,7 +722,8 @@ def week_plan(
     start, end = week_bounds(week)
     now = now or clock.now()
     as_of = min(max(now, start), end - timedelta(microseconds=1))
-    worker_scope = Scope.for_user(session, worker)
+    # One's own plan: one's own scope (its grids came with the token check).
+    worker_scope = scope if worker.id == scope.user_id else Scope.for_user(session, worker)
     days = [start.astimezone(LOCAL).date() + timedelta(days=i) for i in range(7)]
     relief = worker_scope.relief_grids(session, days)
     grid_ids = set(worker_scope.grid_ids).union(*relief.values())

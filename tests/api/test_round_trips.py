@@ -16,7 +16,7 @@ from sqlalchemy import event, select, text
 from api import clock
 from api.models import AuditEntry
 from api.services import audit
-from tests.factories import make_task
+from tests.factories import A1, make_task, make_visit
 
 
 def statements(connection, call) -> tuple[object, list[str]]:
@@ -78,3 +78,24 @@ def test_a_read_that_disclosed_nothing_writes_no_entry(session):
     )
     assert session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc())) == before
     assert session.scalar(text("SHOW synchronous_commit")) == "on"
+
+
+def test_reads_of_one_task_or_visit_join_their_grids_code(client, session, world, connection):
+    task = make_task(session, now=clock.now())
+    home = world.households[A1][0]
+    visit = make_visit(session, world.users["worker_a1"], home, clock.now())
+    for path in (f"/api/v1/tasks/{task.id}", f"/api/v1/visits/{visit.id}", "/api/v1/visits"):
+        response, sent = statements(
+            connection, lambda p=path: client.get(p, headers=world.auth("worker_a1"))
+        )
+        assert response.status_code == 200, path
+        assert not any("ST_AsEWKB(grids.boundary)" in s for s in sent), path
+        assert sent[-1].startswith("INSERT INTO audit_log"), path  # nothing read after it
+
+
+def test_ones_own_plan_does_not_read_ones_grids_again(client, world, connection):
+    response, sent = statements(
+        connection, lambda: client.get("/api/v1/visits/plan", headers=world.auth("worker_a1"))
+    )
+    assert response.status_code == 200
+    assert [s for s in sent if "FROM user_grids" in s] == sent[:1]  # the token check's
