@@ -117,14 +117,7 @@ def record_disclosure(
     who = reader()
     # With its transaction's commit made asynchronous (audit.record_read).
     audit.record_read(
-        db.session,
-        user_id=who.user_id,
-        action=action,
-        resource=resource,
-        resource_ids=keys,
-        fields=tuple(fields) or fields_for(resource),
-        ip=who.ip,
-        path=who.path,
+        db.session, who, action, resource, keys, tuple(fields) or fields_for(resource)
     )
     db.session.commit()
 

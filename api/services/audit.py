@@ -103,33 +103,20 @@ _READ_ENTRY = text(
 
 def record_read(
     session: Session,
-    *,
-    user_id: int | None,
+    reader: Reader,
     action: str,
     resource: str,
     resource_ids: Iterable[int | uuid.UUID],
     fields: Iterable[str],
-    ip: str | None = None,
-    path: str | None = None,
 ) -> None:
-    """`record`'s entry for an answer that disclosed records, written with its transaction's
-    commit made asynchronous, in one statement (nothing when no record was disclosed)."""
+    """`record`'s entry for an answer that disclosed records to `reader`, written with its
+    transaction's commit made asynchronous, in one statement (nothing when none was)."""
     ids, uuids = _keys(resource_ids)
     if not ids and not uuids:
         return
-    session.execute(
-        _READ_ENTRY,
-        {
-            "user_id": user_id,
-            "action": action,
-            "resource": resource,
-            "ids": ids,
-            "uuids": uuids,
-            "fields": list(fields),
-            "ip": ip,
-            "path": _clip(path),
-        },
-    )
+    params = {"action": action, "resource": resource, "ids": ids, "uuids": uuids}
+    params |= {"fields": list(fields), "user_id": reader.user_id, "ip": reader.ip}
+    session.execute(_READ_ENTRY, {**params, "path": _clip(reader.path)})
 
 
 def _keys(resource_ids: Iterable[int | uuid.UUID]) -> tuple[list[int], list[uuid.UUID]]:

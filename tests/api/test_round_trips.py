@@ -55,16 +55,8 @@ def test_an_audited_list_is_its_token_check_count_page_and_entry(
 def test_a_reads_entry_makes_its_transactions_commit_asynchronous(session, world):
     key = uuid.uuid4()
     assert session.scalar(text("SHOW synchronous_commit")) == "on"
-    audit.record_read(
-        session,
-        user_id=world.users["worker_a1"].id,
-        action="read",
-        resource="visit",
-        resource_ids=[key, 7],
-        fields=["notes"],
-        ip="10.0.0.1",
-        path="/api/v1/visits?x=" + "y" * 400,
-    )
+    reader = audit.Reader(world.users["worker_a1"].id, "10.0.0.1", "/api/v1/visits?x=" + "y" * 400)
+    audit.record_read(session, reader, "read", "visit", [key, 7], ["notes"])
     assert session.scalar(text("SHOW synchronous_commit")) == "off"
     entry = session.scalar(select(AuditEntry).order_by(AuditEntry.id.desc()))
     assert (entry.resource_ids, entry.resource_uuids, entry.fields) == ([7], [key], ["notes"])
@@ -73,9 +65,7 @@ def test_a_reads_entry_makes_its_transactions_commit_asynchronous(session, world
 
 def test_a_read_that_disclosed_nothing_writes_no_entry(session):
     before = session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()))
-    audit.record_read(
-        session, user_id=None, action="read", resource="task", resource_ids=[], fields=[]
-    )
+    audit.record_read(session, audit.Reader(None), "read", "task", [], [])
     assert session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc())) == before
     assert session.scalar(text("SHOW synchronous_commit")) == "on"
 
