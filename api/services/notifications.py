@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import cast, func, literal, select, text, update
+from sqlalchemy import Text, cast, func, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from api import errors
@@ -73,14 +73,15 @@ def enqueue_deliveries(
 
 
 # --- the inbox -------------------------------------------------------------------------------
-def inbox_cursor(session: Session) -> int:
-    """Where the next poll starts: the `xmin` of a snapshot taken now. Every transaction below
-    it has finished, so a read made after this (in this or a later snapshot) holds everything
-    they committed; whatever commits later comes from a transaction at or above it.
+def _cursor_now():
+    """Where the next poll starts: the `xmin` of the snapshot the statement reads. Every
+    transaction below it has finished, so that read, and any later one, holds everything they
+    committed; whatever commits later comes from a transaction at or above it.
 
-    Taken *before* the inbox is read: a later snapshot's `xmin` could pass a transaction that
-    committed after the read, and its notifications would fall between two polls."""
-    return int(session.scalar(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")))
+    Taken by the inbox's count, *before* its page is read: a later snapshot's `xmin` could pass
+    a transaction that committed after the read, and its notifications would fall between two
+    polls. (It was a statement of its own, a round trip on every poll.)"""
+    return cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text)
 
 
 def inbox(
@@ -92,14 +93,14 @@ def inbox(
     unread: bool | None = None,
     page: int = 1,
     page_size: int = 50,
-) -> tuple[list[Notification], int]:
+) -> tuple[list[Notification], int, int]:
     """A user's notifications, newest first.
 
     `since` keeps those created after an instant: it may miss one whose transaction began
-    before that instant and committed after the client's last poll. `cursor` (from
-    `inbox_cursor` at an earlier poll) keeps those written by transactions that had not
+    before that instant and committed after the client's last poll. `cursor` (the third value
+    an earlier poll answered, `_cursor_now`) keeps those written by transactions that had not
     finished by then: every notification that poll could not see, and possibly a few it did
-    (the client skips ids it holds).
+    (the client skips ids it holds). Answers (the page, the total, the next poll's cursor).
     """
     stmt = select(Notification).where(Notification.user_id == user_id)
     if since is not None:
@@ -110,13 +111,15 @@ def inbox(
         stmt = stmt.where(Notification.read_at.is_(None))
     elif unread is False:
         stmt = stmt.where(Notification.read_at.is_not(None))
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    total, cursor_now = session.execute(
+        select(func.count(), _cursor_now()).select_from(stmt.subquery())
+    ).one()
     rows = session.scalars(
         stmt.order_by(Notification.created_at.desc(), Notification.id.desc())
         .offset((page - 1) * page_size)
         .limit(page_size)
     )
-    return list(rows), total
+    return list(rows), total, int(cursor_now)
 
 
 def unread_count(session: Session, user_id: int) -> int:

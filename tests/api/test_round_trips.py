@@ -89,3 +89,13 @@ def test_ones_own_plan_does_not_read_ones_grids_again(client, world, connection)
     )
     assert response.status_code == 200
     assert [s for s in sent if "FROM user_grids" in s] == sent[:1]  # the token check's
+
+
+def test_an_inbox_poll_is_its_token_check_count_with_the_cursor_and_page(client, world, connection):
+    response, sent = statements(
+        connection,
+        lambda: client.get("/api/v1/notifications", headers=world.auth("worker_a1")),
+    )
+    assert response.status_code == 200 and int(response.headers["X-Inbox-Cursor"]) > 0
+    assert len(sent) == 3
+    assert "count(*)" in sent[1] and "pg_snapshot_xmin" in sent[1]  # before the page

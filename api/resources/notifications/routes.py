@@ -40,16 +40,14 @@ class Inbox(MethodView):
         change began), and possibly a few you already hold: skip ids you have. `since` keeps
         those created after an instant and can miss a notification committed late.
         """
-        # Before the read: see notifications.inbox_cursor.
-        cursor = notifications.inbox_cursor(db.session)
-        after_this_request(lambda response: _with_cursor(response, cursor))
-        rows, total = notifications.inbox(
+        rows, total, cursor = notifications.inbox(
             db.session,
             current_user().id,
             page=pagination_parameters.page,
             page_size=pagination_parameters.page_size,
             **args,
         )
+        after_this_request(lambda response: _with_cursor(response, cursor))
         pagination_parameters.item_count = total
         return rows
 
