@@ -75,6 +75,7 @@ TAG_WORDS = {
     "困境妇女": "woman_in_difficulty",
     "特殊人群": "special_care",
     "重点关怀": "special_care",
+    "重点关注": "special_care",  # as fixtures/export.py writes the demo's register
     "80岁以上老人": "elderly_80",  # as the weekly report names them
 }
 XLSX_MAGIC = b"PK\x03\x04"
