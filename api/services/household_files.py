@@ -697,6 +697,11 @@ class HouseholdReader:
                 + f", in one of the first {HEADER_SEARCH_ROWS} rows."
             )
 
+    @property
+    def header_row(self) -> int:
+        """The header's last row (the merges below it fill, `HeaderEnd`)."""
+        return self._end.row or 1
+
     def _row(self, number: int) -> list[Any] | None:
         row = next(self._cells, None)
         if row is not None and len(row) > MAX_COLUMNS:
@@ -704,7 +709,7 @@ class HouseholdReader:
         return row
 
     def _header(self) -> list[Any]:
-        """The header's cells (two header rows made one), `header_row` set to its last row."""
+        """The header's cells (two header rows made one), its last row noted in `_end`."""
         first_seen: list[Any] | None = None  # the first row with a value, if no header is found
         for number in range(1, HEADER_SEARCH_ROWS + 1):
             row = self._row(number)
@@ -717,13 +722,13 @@ class HouseholdReader:
             below = self._row(number + 1)
             if below is None or not any(_names_a_column(v) for v in below):
                 self._first = below
-                self.header_row = self._end.row = number
+                self._end.row = number
                 return row
-            self.header_row = self._end.row = number + 1
+            self._end.row = number + 1
             return [low if _text(low) else up for up, low in zip_longest(row, below)]
         if first_seen is None:
             raise FileProblem("The file has no header row.")
-        self.header_row = self._end.row = 1
+        self._end.row = 1
         return first_seen
 
     def position(self) -> int:
