@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import marshmallow as ma
 import orjson
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
@@ -171,6 +172,21 @@ class StrictParser(FlaskParser):
     its bytes (a compiled decoder, say): what it returns, if not None, are the arguments; with
     None, the body is parsed and loaded as any other. It must return only what parsing and
     loading would have given (see `VisitBatchSchema.load_plain_body`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._built: dict[type[ma.Schema], ma.Schema] = {}
+
+    def _get_schema(self, argmap, req) -> ma.Schema:
+        """A schema given as its class is built once, not for every request (~0.05-0.1 ms
+        each: a view's arguments, the pagination's parameters). Our schemas keep nothing
+        between loads (marshmallow 4 has no `context`), so one instance serves every request."""
+        if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
+            schema = self._built.get(argmap)
+            if schema is None:
+                schema = self._built.setdefault(argmap, argmap())
+            return schema
+        return super()._get_schema(argmap, req)
 
     def load_json(self, req, schema):
         plain = getattr(schema, "load_plain_body", None)

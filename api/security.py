@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from flask import Flask, request
+from flask.sessions import SessionInterface
 
 ALLOWED_HEADERS = "Authorization, Content-Type, If-None-Match, Idempotency-Key"
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 # JSON answers never run script or load anything; the docs and web pages set their own needs.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+
+class NoCookieSession(SessionInterface):
+    """The API keeps no cookie session: a token authenticates every request. Flask's default
+    read (and would sign) a session cookie on every request; here `flask.session` is Flask's
+    null session, which refuses to be written."""
+
+    def open_session(self, app, request):
+        return None  # Flask then uses make_null_session
+
+    def save_session(self, app, session, response):
+        return None
 
 
 def init_app(app: Flask) -> None:
