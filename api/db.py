@@ -73,26 +73,6 @@ def is_any_of(column, name: str, values: Iterable, item_type) -> ColumnElement[b
     return column == any_(bindparam(name, list(values), type_=ARRAY(item_type)))
 
 
-# The execution option that runs a statement planned for its own parameters on every run.
-PLANNED_PER_RUN = "gridwork_planned_per_run"
-
-
-@event.listens_for(Engine, "do_execute")
-def _execute_planned_per_run(cursor, statement, parameters, context) -> bool | None:
-    """Run a statement with `PLANNED_PER_RUN` unprepared: as PostgreSQL's unnamed statement,
-    which is planned for the values it is bound to, every time.
-
-    psycopg prepares a statement once it has run it five times; PostgreSQL then soon settles on
-    one generic plan for every run, blind to the values (a tile's box, a report's week). The
-    alternative, `plan_cache_mode = force_custom_plan` for the session, replans every other
-    prepared statement on it too: the token check, whose generic plan is as good as any, was
-    planned again on every tile (~0.15 ms of its ~0.25)."""
-    if context.execution_options.get(PLANNED_PER_RUN):
-        cursor.execute(statement, parameters, prepare=False)
-        return True
-    return None
-
-
 def make_engine(url: str, **kwargs) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, future=True, **kwargs)

@@ -23,7 +23,7 @@ from sqlalchemy import exists, select, text
 from sqlalchemy.orm import Session
 
 from api import clock, errors
-from api.db import PLANNED_PER_RUN
+from api.db import set_local
 from api.models import CARE_TAGS, Community, District, Grid, GridVersion, Street
 from api.scope import Scope
 from api.services.rates import RESOLVED_STATUSES
@@ -335,13 +335,9 @@ def coverage_json(
     # psycopg prepares a statement run 5 times on a connection; PostgreSQL then switches it to a
     # generic plan after 5 more, planned without the grid ids and the week. For this statement
     # that plan is slower (measured on the city: 0.21 s -> 0.37 s from the 10th run on a worker's
-    # connection). Plan it for its parameters every time (until 2026-12-04 by a SET LOCAL of
-    # plan_cache_mode: a round trip of its own).
-    return session.execute(
-        text(REPORT_SQL),
-        report_params(selection, week, now=now),
-        execution_options={PLANNED_PER_RUN: True},
-    ).scalar_one()
+    # connection). Plan it for its parameters every time, in this transaction only.
+    set_local(session, plan_cache_mode="force_custom_plan")
+    return session.execute(text(REPORT_SQL), report_params(selection, week, now=now)).scalar_one()
 
 
 def coverage_report(

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from api import errors
-from api.db import PLANNED_PER_RUN, connection_settings, set_local
+from api.db import connection_settings, set_local
 from api.models import AuditEntry, Grid, Household, HouseholdLastVisit, Task, Visit
 from api.scope import Scope
 from api.services.audit import Reader
@@ -538,11 +538,15 @@ def tile_settings(audited: bool) -> dict[str, str]:
     # A tile is a short query among many at once: parallel workers only add start-up cost and
     # take the cores other requests need (measured on the city: 26 ms -> 9 ms for one tile).
     # JIT compiles a tile's expressions once its estimated cost passes jit_above_cost: 20-35 ms
-    # of LLVM work for a query that runs in 10-40 ms. A read's audit row is not worth a WAL
-    # flush of its own: an asynchronous commit is still atomic; a crash may lose the last
-    # ~0.6 s of entries. (The tile is planned for its box on every run by `render_tile`, not
-    # by `plan_cache_mode`, which replanned the token check too.)
-    settings = {"max_parallel_workers_per_gather": "0", "jit": "off"}
+    # of LLVM work for a query that runs in 10-40 ms. The text is the same for every tile of a
+    # shape, so psycopg prepares it and PostgreSQL would soon plan it once for any tile: a plan
+    # blind to the tile's box. A read's audit row is not worth a WAL flush of its own: an
+    # asynchronous commit is still atomic; a crash may lose the last ~0.6 s of entries.
+    settings = {
+        "max_parallel_workers_per_gather": "0",
+        "jit": "off",
+        "plan_cache_mode": "force_custom_plan",
+    }
     if audited:
         settings["synchronous_commit"] = "off"
     return settings
@@ -559,13 +563,7 @@ def render_tile(
         return b"", tile_etag(b"")  # see MIN_ZOOM
     sql, constants = _compiled(scope, shape_of(req), audited, session.get_bind().dialect)
     params = {**constants, **tile_params(req, reader if audited else None)}
-    # The text is the same for every tile of a shape: prepared, it would soon get one plan
-    # for any tile, blind to the tile's box.
-    data, etag = (
-        session.connection()
-        .exec_driver_sql(sql, params, execution_options={PLANNED_PER_RUN: True})
-        .one()
-    )
+    data, etag = session.connection().exec_driver_sql(sql, params).one()
     return bytes(data or b""), etag
 
 

@@ -73,23 +73,6 @@ def test_the_tile_pools_connections_carry_the_tile_settings_and_commit_each_stat
     assert shown == tiles.tile_settings(True)
 
 
-def test_a_tile_is_planned_for_its_box_and_the_token_check_once(live):
-    """The tile's text is the same for every tile of a layer: prepared, PostgreSQL would soon
-    plan it once for any box. It runs unprepared; the token check, the same for every request,
-    keeps psycopg's prepared statement and its generic plan (once replanned on every tile)."""
-    app, headers, _ = live
-    client = app.test_client()
-    for _ in range(8):
-        assert client.get(TILE, headers=headers).status_code == 200
-    with app.app_context(), db.autocommit_engine.connect() as conn:
-        statements = conn.execute(text("SELECT statement FROM pg_prepared_statements")).scalars()
-        statements = list(statements)
-        plan_mode = conn.execute(text("SHOW plan_cache_mode")).scalar()
-    assert any("revoked_tokens" in s for s in statements)  # the token check
-    assert not any("ST_AsMVT" in s for s in statements)
-    assert plan_mode == "auto"
-
-
 def test_a_tiles_audit_entry_is_committed_by_its_statement(live):
     app, headers, home_id = live
     before = datetime.now(UTC)
