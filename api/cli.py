@@ -434,6 +434,10 @@ def import_households(file: Path, update: bool) -> None:
         click.echo(f"header on row {result.header_row}: the rows above it were skipped")
     if result.ignored_columns:
         click.echo("columns not read: " + ", ".join(result.ignored_columns))
+    if result.note_rows:
+        rows = ", ".join(map(str, result.note_rows))
+        noun = "row" if len(result.note_rows) == 1 else "rows"
+        click.echo(f"{noun} {rows} under the header: notes of the template, not read")
 
 
 # --- security -----------------------------------------------------------------------------------

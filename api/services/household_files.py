@@ -96,6 +96,18 @@ MAX_XLSX_SHARED_STRINGS = 8 * 1024 * 1024
 # 房屋信息 over 楼栋, 单元 and 房号, the other headings merged down over both). The header is
 # looked for in the first rows.
 HEADER_SEARCH_ROWS = 10
+# Notes a template puts under its header, before the households (`_is_note`): a row that
+# marks a sample household (示例 in any cell: its other cells are valid, so it was registered
+# as one), or a row of nothing but hints on filling the columns in (必填, （选填）, 例：7号楼,
+# 格式：…). A household's cells are never all hints, nor one of them a sample's mark.
+SAMPLE_MARKS = frozenset(
+    {"示例", "例", "样例", "例子", "举例", "填写示例", "示例行", "sample", "example"}
+)
+HINT = re.compile(
+    r"[（(]?\s*(必填|选填|非必填|可选|可不填|可为空|必填项|选填项)\s*[)）]?"
+    r"|(例|如|示例|格式|说明|注|填写说明)\s*[:：].*",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 class FileProblem(ValueError):
@@ -157,6 +169,14 @@ def _alias_key(name: Any) -> str | None:
     """The column a heading names by another of its usual names (门牌号, 手机)."""
     text = _heading(name)
     return HEADER_ALIASES.get(text) or HEADER_ALIASES.get(text.lower())
+
+
+def _is_note(row: list[Any]) -> bool:
+    """A template's note row (see SAMPLE_MARKS): a sample household, or hints only."""
+    cells = [text for text in map(_text, row) if text]
+    if any(text.lower() in SAMPLE_MARKS for text in cells):
+        return True
+    return bool(cells) and all(HINT.fullmatch(text) for text in cells)
 
 
 def _names_a_column(name: Any) -> bool:
@@ -634,6 +654,10 @@ class HouseholdReader:
     the others' headings merged down or written in either row): a column is named by the lower
     row, or where that is blank, by the upper one. `header_row` is the header's last row;
     `unread` the headings of the columns the import does not read (序号, 备注 …).
+
+    A template's notes under the header, before the first household (hints such as 必填 or
+    例：7号楼, a sample household marked 示例: `_is_note`), are skipped and listed in
+    `note_rows`.
     """
 
     def __init__(
@@ -642,6 +666,7 @@ class HouseholdReader:
         self.stream = stream
         self.errors: list[RowError] = []
         self.rows = 0
+        self.note_rows: list[int] = []
         stream.seek(0, io.SEEK_END)
         self.size = stream.tell()
         stream.seek(0)
@@ -745,6 +770,7 @@ class HouseholdReader:
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
         keys = [(i, key) for i, key in enumerate(self.keys) if key]
+        leading = True  # no household row yet: a template's notes may come
         try:
             for number, row in enumerate(self._body(), start=self.header_row + 1):
                 if len(row) > MAX_COLUMNS:
@@ -754,6 +780,10 @@ class HouseholdReader:
                 uncomputed = [(k, v) for k, v in values.items() if isinstance(v, Uncomputed)]
                 if not uncomputed and all(_text(v) == "" for v in row):
                     continue
+                if leading and not uncomputed and _is_note(row):
+                    self.note_rows.append(number)
+                    continue
+                leading = False
                 self.rows += 1
                 if uncomputed:
                     # Read as empty it would be "required" or a default: say what it is.

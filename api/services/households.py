@@ -285,6 +285,8 @@ class HouseholdImport:
     # the columns it has that the import does not read: what a misnamed column shows as.
     header_row: int = 1
     ignored_columns: list[str] = field(default_factory=list)
+    # Rows under the header taken for a template's notes (hints, a sample household): skipped.
+    note_rows: list[int] = field(default_factory=list)
 
 
 # The columns an import writes, but for its location (a point of the row's lon and lat).
@@ -418,6 +420,7 @@ def import_households(
         unchanged=unchanged,
         header_row=reader.header_row,
         ignored_columns=reader.unread,
+        note_rows=reader.note_rows,
     )
 
 

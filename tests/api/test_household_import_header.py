@@ -2,7 +2,9 @@
 
 Registers exported from the street office's systems open with a title (幸福社区住户登记表), a line
 of 填报单位 and 日期, a blank line; some have two header rows, a group heading such as 房屋信息
-over 楼栋, 单元 and 房号 with the other headings merged down over both rows.
+over 楼栋, 单元 and 房号 with the other headings merged down over both rows. Templates handed out
+to be filled in put notes under the header: how to fill each column in (必填, 选填, 例：7号楼)
+and a sample household marked 示例.
 """
 
 from __future__ import annotations
@@ -192,6 +194,69 @@ def test_the_command_says_where_the_header_was_and_which_columns_it_did_not_read
     assert result.exit_code == 0, result.output
     assert "header on row 2: the rows above it were skipped" in result.output
     assert "columns not read: 备注" in result.output
+
+
+# --- a template's notes under the header -------------------------------------------------------
+
+
+def test_a_templates_row_of_hints_under_the_header_is_skipped(client, session, world):
+    rows = [
+        ["序号", *HEADER, "备注"],
+        ["", "（必填）", "选填", "必填", "必填", "例：116.4025", "如：39.9225", "选填"],
+        [1, "7号楼", "1", "3", "N101", *centre(A1), ""],
+    ]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 201, response.json
+    assert (response.json["created"], response.json["note_rows"]) == (1, [2])
+    assert rooms(session, "N101") == [("7号楼", "1", "N101", "residence")]
+
+
+def test_a_sample_household_marked_in_the_template_is_not_registered(client, session, world):
+    """The sample's cells are all valid: read as a household, it was registered as one."""
+    lon, lat = centre(A1)
+    data = sheet(
+        [
+            ["序号", *HEADER],
+            ["示例", "1号楼", "1", "1", "N000", lon, lat],
+            [1, "7号楼", "1", "3", "N102", lon + 0.0002, lat],
+        ]
+    )
+    response = upload(client, world, data)
+    assert response.status_code == 201, response.json
+    assert (response.json["created"], response.json["note_rows"]) == (1, [2])
+    assert rooms(session, "N000", "N102") == [("7号楼", "1", "N102", "residence")]
+
+
+def test_a_household_noted_like_a_hint_is_a_household(client, session, world):
+    """Only rows of nothing but hints, or marked as a sample, are notes; and only before the
+    first household: a household's 备注 may begin 注：, and a later row is read as written."""
+    lon, lat = centre(A1)
+    rows = [
+        [*HEADER, "备注"],
+        ["7号楼", "1", "3", "N103", lon, lat, "注：独居老人"],
+        ["（必填）", "", "", "", "", "", ""],
+    ]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 422
+    assert response.json["errors"][0]["row"] == 3
+    rows.pop()
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 201, response.json
+    assert (response.json["created"], response.json["note_rows"]) == (1, [])
+
+
+def test_the_command_says_which_rows_under_the_header_it_took_for_notes(app, world, tmp_path):
+    path = tmp_path / "登记表.csv"
+    rows = [
+        HEADER,
+        ["必填", "选填", "选填", "必填", "必填", "必填"],
+        ["7号楼", "1", "3", "N104", *centre(A1)],
+    ]
+    path.write_bytes(csv_bytes(rows))
+    with app.app_context():
+        result = CliRunner().invoke(main, ["import", "households", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "row 2 under the header: notes of the template, not read" in result.output
 
 
 # --- other usual names of the columns ---------------------------------------------------------

@@ -21,7 +21,7 @@ NEAR_A2_IN_B1 = (116.4102, 39.9225)
 
 # The answer also says where the header was and which columns were not read: here, the first
 # row, and none.
-HEADER_ON_ROW_1 = {"header_row": 1, "ignored_columns": []}
+HEADER_ON_ROW_1 = {"header_row": 1, "ignored_columns": [], "note_rows": []}
 
 
 def reimport(client, world, data: bytes, user="admin_a", mode="update", **headers):

@@ -229,6 +229,7 @@ def test_import_csv_with_english_headers(client, session, world):
         "unchanged": 0,
         "header_row": 1,
         "ignored_columns": [],
+        "note_rows": [],
     }
 
 

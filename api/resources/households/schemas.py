@@ -148,3 +148,11 @@ class HouseholdImportResultSchema(Schema):
             "under its own: 手机 beside 电话)"
         },
     )
+    note_rows = ma.fields.List(
+        ma.fields.Integer(),
+        metadata={
+            "description": "Rows under the header taken for a template's notes and not read: "
+            "rows of hints only (必填, 选填, 例：7号楼, 格式：…) or a sample household marked "
+            "示例, before the first household"
+        },
+    )
