@@ -63,6 +63,18 @@ class Scope:
             grid_ids=frozenset(grid_ids),
         )
 
+    @classmethod
+    def of_community(cls, community_code: str) -> Scope:
+        """A community admin's reach with no user behind it (user id 0, which no user has):
+        the console acting for the community (`gridwork export households`)."""
+        return cls(
+            user_id=0,
+            role="community_admin",
+            community_code=community_code,
+            district_code=community_code[:6],
+            grid_ids=frozenset(),
+        )
+
     # --- reads -----------------------------------------------------------------------------
     def grids(self) -> ColumnElement[bool]:
         """A condition on `Grid` selecting the grids this user may see."""

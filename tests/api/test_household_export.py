@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from api.models import AuditEntry, Household
 from tests.api.test_household_import_update import reimport
 from tests.api.test_households import CHINESE
-from tests.factories import A1, A2, B1, centre, make_household
+from tests.factories import A1, A2, B1, A, centre, make_household
 
 HEADER = CHINESE  # the import's Chinese headers, in its order
 
@@ -184,3 +184,58 @@ def test_an_empty_register_is_its_header(client, session, world):
     session.execute(delete(Household))
     rows = rows_of(export(client, world))
     assert rows == [HEADER]
+
+
+# --- the command: the same register, at the console ---------------------------------------------
+
+
+def run(app, *args):
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    with app.app_context():
+        return CliRunner().invoke(main, [*args])
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_the_command_writes_the_register_the_update_import_takes_back(
+    app, session, world, tmp_path, fmt
+):
+    out = tmp_path / f"register.{fmt}"
+    result = run(app, "export", "households", "--community", A, "--format", fmt, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    total = grid_rooms(session, A1, A2)
+    assert f"{total} households written to {out}" in result.output
+    again = run(app, "import", "households", "--update", str(out))
+    assert again.exit_code == 0, again.output
+    assert f"0 created, 0 updated, {total} unchanged" in again.output
+
+
+def test_the_commands_export_is_audited_as_the_consoles(app, session, world, tmp_path):
+    out = tmp_path / "a1.csv"
+    result = run(app, "export", "households", "--community", A, "--grid", A1, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    entry = session.scalar(
+        select(AuditEntry).where(AuditEntry.action == "export").order_by(AuditEntry.id.desc())
+    )
+    assert (entry.user_id, entry.resource) == (None, "household")
+    assert (
+        len(entry.resource_ids) == grid_rooms(session, A1) == len(out.read_bytes().splitlines()) - 1
+    )
+    assert "phone" in entry.fields and entry.path.startswith("gridwork export households")
+
+
+@pytest.mark.parametrize(
+    "where", [["--community", "110101009999"], ["--community", A, "--grid", B1]]
+)
+def test_an_unknown_community_or_a_grid_outside_it_writes_nothing(
+    app, session, world, tmp_path, where
+):
+    out = tmp_path / "register.xlsx"
+    before = session.scalar(select(func.count(AuditEntry.id)))
+    result = run(app, "export", "households", *where, "-o", str(out))
+    assert result.exit_code != 0
+    assert "not found" in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert session.scalar(select(func.count(AuditEntry.id))) == before
