@@ -473,6 +473,8 @@ def export_households(community: str, grid: str | None, fmt: str | None, out: Pa
     from api.scope import Scope
     from api.services import audit, household_files, households
 
+    if not out.parent.is_dir():
+        raise click.ClickException(f"No directory {out.parent} to write {out.name} in.")
     fmt = fmt or ("csv" if out.suffix.lower() == ".csv" else "xlsx")
     operator = audit.Reader.of(None, None, f"gridwork export households --community {community}")
     partial = out.with_name(f".{out.name}.partial")

@@ -227,15 +227,22 @@ def test_the_commands_export_is_audited_as_the_consoles(app, session, world, tmp
 
 
 @pytest.mark.parametrize(
-    "where", [["--community", "110101009999"], ["--community", A, "--grid", B1]]
+    "where",
+    [
+        ["--community", "110101009999"],
+        ["--community", A, "--grid", B1],
+        ["--community", A, "-o", "no-such-directory/register.xlsx"],
+    ],
 )
 def test_an_unknown_community_or_a_grid_outside_it_writes_nothing(
     app, session, world, tmp_path, where
 ):
     out = tmp_path / "register.xlsx"
     before = session.scalar(select(func.count(AuditEntry.id)))
-    result = run(app, "export", "households", *where, "-o", str(out))
+    if "-o" not in where:
+        where = [*where, "-o", str(out)]
+    result = run(app, "export", "households", *where)
     assert result.exit_code != 0
-    assert "not found" in result.output
+    assert "not found" in result.output or "No directory no-such-directory" in result.output
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert session.scalar(select(func.count(AuditEntry.id))) == before
