@@ -17,11 +17,13 @@ from api import errors
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def _app(*, check_data_keys: bool = True):
+def _app(*, check_data_keys: bool = True, serving: bool = False):
     """The running app when invoked inside one (tests, `flask` shell), else a new one.
 
     A new app refuses a database holding data sealed by a key it was not given
-    (api/keyguard.py), unless `check_data_keys` is off (`security check-key` reports that)."""
+    (api/keyguard.py), unless `check_data_keys` is off (`security check-key` reports that).
+    Only an app `serving` requests bounds its statements (STATEMENT_TIMEOUT_S): a command at
+    the console (a city seed, a six-month report check) runs as long as its work takes."""
     from flask import current_app, has_app_context
 
     from api import create_app
@@ -30,7 +32,10 @@ def _app(*, check_data_keys: bool = True):
     if has_app_context():
         return current_app._get_current_object()
     try:
-        return create_app(None if check_data_keys else {"DATA_KEY_CHECK": False})
+        overrides: dict[str, object] = {} if serving else {"STATEMENT_TIMEOUT_S": 0}
+        if not check_data_keys:
+            overrides["DATA_KEY_CHECK"] = False
+        return create_app(overrides)
     except DataKeyError as exc:  # no key, or the wrong one: say so, without a traceback
         raise click.ClickException(str(exc)) from exc
 
@@ -92,7 +97,7 @@ def serve(host: str, port: int, workers: int) -> None:
             self.cfg.set("post_worker_init", heap.post_worker_init)
 
         def load(self):
-            return _app()
+            return _app(serving=True)
 
     Server().run()
 

@@ -101,6 +101,22 @@ def closed_by_server(connection: psycopg.Connection) -> bool:
     return bool(poll.poll(0))
 
 
+def _connect_args(app: Flask, settings: dict[str, str]) -> dict[str, object]:
+    """The driver's arguments for an engine of `app` whose connections carry `settings` for
+    their whole life (libpq `options`, no round trip), and the app's statement timeout
+    (STATEMENT_TIMEOUT_S) when it has one."""
+    limit_ms = round(float(app.config.get("STATEMENT_TIMEOUT_S") or 0) * 1000)
+    if limit_ms > 0:
+        settings = {**settings, "statement_timeout": str(limit_ms)}
+    args: dict[str, object] = {
+        "application_name": app.config.get("DATABASE_APPLICATION_NAME", "gridwork"),
+        "connect_timeout": 5,
+    }
+    if settings:
+        args["options"] = " ".join(f"-c {name}={value}" for name, value in settings.items())
+    return args
+
+
 def _drop_if_closed_by_server(dbapi_connection, _record, _proxy) -> None:
     """Pool checkout: a connection closed by the server is replaced (the pool retries)."""
     if closed_by_server(dbapi_connection):
@@ -122,13 +138,7 @@ class Database:
 
     def init_app(self, app: Flask) -> None:
         self.guard, self._events = None, []
-        self.engine = make_engine(
-            app.config["DATABASE_URL"],
-            connect_args={
-                "application_name": app.config.get("DATABASE_APPLICATION_NAME", "gridwork"),
-                "connect_timeout": 5,
-            },
-        )
+        self.engine = make_engine(app.config["DATABASE_URL"], connect_args=_connect_args(app, {}))
         self._factory = self._sessionmaker(bind=self.engine)
         self._drop_autocommit_pool()
         app.extensions["gridwork_db"] = self
@@ -149,7 +159,6 @@ class Database:
 
         A session routed through a test's connection (`bind`) stays there: the endpoint then
         runs on the main pool's terms (`connection_settings` tells which)."""
-        options = " ".join(f"-c {name}={value}" for name, value in settings.items())
         self._drop_autocommit_pool()
         self.autocommit_engine = make_engine(
             app.config["DATABASE_URL"],
@@ -157,11 +166,7 @@ class Database:
             pool_size=size,
             isolation_level="AUTOCOMMIT",
             execution_options={CONNECTION_SETTINGS: tuple(settings.items())},
-            connect_args={
-                "application_name": app.config.get("DATABASE_APPLICATION_NAME", "gridwork"),
-                "connect_timeout": 5,
-                "options": options,
-            },
+            connect_args=_connect_args(app, settings),
         )
         event.listen(self.autocommit_engine, "checkout", _drop_if_closed_by_server)
         self._autocommit_endpoints = frozenset(endpoints)

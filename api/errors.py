@@ -161,6 +161,27 @@ def handle_http_exception(error: HTTPException) -> Response:
     )
 
 
+# Query cancelled: the statement ran past STATEMENT_TIMEOUT_S (api/db.py), or an operator
+# cancelled it (pg_cancel_backend). The request's transaction is rolled back with it.
+QUERY_CANCELED = "57014"
+
+
+def handle_statement_timeout(error: DBAPIError) -> Response:
+    from flask import current_app, request
+
+    limit = float(current_app.config.get("STATEMENT_TIMEOUT_S") or 0)
+    log.warning("statement cancelled after %s s: %s %s", limit, request.method, request.path)
+    return problem(
+        503,
+        "Service unavailable",
+        f"The request took longer than the {limit:g} s the service allows a statement and "
+        "was stopped, its transaction rolled back. Retry later, or ask for less at a time "
+        "(a shorter period, a smaller page).",
+        slug="statement-timeout",
+        headers={"Retry-After": "30"},
+    )
+
+
 def handle_database_unavailable(error: DBAPIError) -> Response:
     log.error("database unavailable: %s", error.__class__.__name__, exc_info=error)
     return problem(
@@ -243,6 +264,8 @@ def handle_unexpected(error: Exception) -> Response:
         # driver's message is logged: the statement's parameters may be a push token.
         log.info("value beyond a database limit: %s", error.orig)
         return problem(422, "Unprocessable content", _LIMIT_422, slug="unprocessable")
+    if isinstance(error, DBAPIError) and _sqlstate(error) == QUERY_CANCELED:
+        return handle_statement_timeout(error)
     if database_unavailable(error):
         return handle_database_unavailable(error)
     # The full story goes to the log; the client gets no internals.

@@ -18,6 +18,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_ACCESS_TOKEN_MINUTES": ("ACCESS_TOKEN_MINUTES", int),
     "GRIDWORK_REFRESH_TOKEN_DAYS": ("REFRESH_TOKEN_DAYS", int),
     "GRIDWORK_MAX_UPLOAD_MB": ("MAX_UPLOAD_MB", int),
+    "GRIDWORK_STATEMENT_TIMEOUT_S": ("STATEMENT_TIMEOUT_S", float),
     "GRIDWORK_OVERLAP_TOLERANCE_M2": ("GRID_OVERLAP_TOLERANCE_M2", float),
     "GRIDWORK_LOG_LEVEL": ("LOG_LEVEL", str),
     "GRIDWORK_BASEMAP_URL": ("BASEMAP_URL", str),
@@ -68,6 +69,11 @@ class Config:
     ACCESS_TOKEN_MINUTES = 60
     REFRESH_TOKEN_DAYS = 30
     MAX_UPLOAD_MB = 20
+    # How long one SQL statement of a request may run (lock waits included) before PostgreSQL
+    # cancels it and the request answers 503; 0: no limit. The console's commands (a city
+    # seed, a report check) run without one (api/cli._app). Below gunicorn's timeout (120 s),
+    # so a stuck request gives back its connection before its worker is killed.
+    STATEMENT_TIMEOUT_S = 30.0
     GRID_OVERLAP_TOLERANCE_M2 = 1.0
     LOG_LEVEL = "INFO"
     # The map's optional raster basemap, an XYZ URL template ({z}/{x}/{y}); none by default.
