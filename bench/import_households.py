@@ -32,7 +32,7 @@ from api.cli import alembic_config
 from api.extensions import db
 from api.models import Community, District, Grid, GridVersion, Household, Street
 from api.settings import load_config
-from bench._result import reporter
+from bench._result import BENCH_APP, reporter
 from tests.factories import box, make_grid
 
 DISTRICT = "110118"
@@ -187,7 +187,7 @@ def main() -> None:
     from alembic import command
 
     command.upgrade(alembic_config(load_config()["DATABASE_URL"]), "head")
-    app = create_app({"LOG_LEVEL": "WARNING", "GRIDWORK_ENV": "development"})
+    app = create_app(BENCH_APP)
     teardown(app)
     codes = setup(app, args.grids)
     grid_ids = list(codes.values())

@@ -24,7 +24,7 @@ from api import create_app
 from api.extensions import db
 from api.services import audit, report_verify
 from api.services import households as service
-from bench._result import reporter
+from bench._result import BENCH_APP, reporter
 from bench.import_households import HEADER, LON0, SIDE, households, setup, teardown
 
 GRIDS = 100
@@ -85,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000)
     args = parser.parse_args()
-    app = create_app({"LOG_LEVEL": "WARNING", "GRIDWORK_ENV": "development"})
+    app = create_app(BENCH_APP)
     teardown(app)
     setup(app, GRIDS)
     rows = [r for _, r in households(args.rows, GRIDS)]

@@ -36,7 +36,7 @@ from api.cli import alembic_config
 from api.extensions import db
 from api.models import Community, District, Grid, GridVersion, Street, User
 from api.settings import load_config
-from bench._result import reporter
+from bench._result import BENCH_APP, reporter
 from tests.factories import bearer, box, make_grid, make_user
 
 DISTRICT = "110117"
@@ -183,7 +183,7 @@ def main() -> None:
     command.upgrade(alembic_config(load_config()["DATABASE_URL"]), "head")
     # The served workers must verify the tokens this process signs.
     os.environ.setdefault("GRIDWORK_JWT_SECRET", "bench-locate-" + os.urandom(16).hex())
-    app = create_app({"LOG_LEVEL": "WARNING", "GRIDWORK_ENV": "development"})
+    app = create_app(BENCH_APP)
     teardown(app)
     _, headers = setup(app, args.grids)
     try:

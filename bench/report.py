@@ -47,6 +47,7 @@ APP_CONFIG = {
     "LOG_LEVEL": "WARNING",
     "SECRET_KEY": "bench-secret-key-with-enough-length-for-hs256",
     "DATA_KEY": "dGVzdC1kYXRhLWtleS1mb3ItZ3JpZHdvcmstdGVzdHM",
+    "STATEMENT_TIMEOUT_S": 0,  # as bench._result.BENCH_APP
 }
 
 SETUP = [

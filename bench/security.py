@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from bench._result import emit, pct
+from bench._result import BENCH_APP, emit, pct
 
 LIMIT_RATIO = 1.3  # the audit may add at most 30% to a read, p95 against p95
 
@@ -45,7 +45,7 @@ def main() -> None:
     from api.models import Grid, Household, User
     from api.services.weeks import current_week
 
-    app = create_app({"LOG_LEVEL": "WARNING", "GRIDWORK_ENV": "development"})
+    app = create_app(BENCH_APP)
     week = current_week()
     with db.engine.connect() as connection:
         outer = connection.begin()

@@ -41,7 +41,7 @@ import psycopg
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql
 
-from bench._result import emit, pct
+from bench._result import BENCH_APP, emit, pct
 
 LIMIT_P95_MS = 50.0
 LIMIT_RATIO = 1.3
@@ -104,7 +104,7 @@ def main() -> None:
     from api.services.audit import Reader
     from api.services.weeks import current_week
 
-    app = create_app({"LOG_LEVEL": "WARNING", "GRIDWORK_ENV": "development"})
+    app = create_app(BENCH_APP)
     week = current_week()
     url = app.config["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
     with db.engine.connect() as connection:

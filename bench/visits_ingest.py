@@ -54,7 +54,7 @@ from api.models import (
 )
 from api.services.weeks import week_of
 from api.settings import load_config
-from bench._result import reporter
+from bench._result import BENCH_APP, reporter
 from tests.factories import bearer, box, make_grid, make_household, make_user
 
 DISTRICT = "110119"
@@ -267,7 +267,7 @@ def main() -> None:
 
     url = load_config()["DATABASE_URL"]
     command.upgrade(alembic_config(url), "head")
-    app = create_app({"LOG_LEVEL": "WARNING", "GRIDWORK_ENV": "development"})
+    app = create_app(BENCH_APP)
     ceiling_path = mount_ceiling(app)  # before the app's first request, as Flask requires
     worker_id, headers, homes = setup(app, args.households)
     try:
