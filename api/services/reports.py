@@ -307,6 +307,7 @@ def report_params(
     """The bind parameters of REPORT_SQL (also what bench/report.py runs directly)."""
     start, end = week_bounds(week)
     days = week_dates(week)
+    now = now or clock.now()
     return {
         "grid_ids": selection.grid_ids,
         "week": week,
@@ -315,8 +316,9 @@ def report_params(
         "end": end,
         "start_text": start.isoformat(),
         "end_text": end.isoformat(),
-        # Overdue as the week closed, so a past week reads the same whenever it is run.
-        "cutoff": end,
+        # Overdue as the week closed, so a past week reads the same whenever it is run; the
+        # week under way as it stands (a deadline still to come is not late yet).
+        "cutoff": min(now, end),
         "resolved": list(RESOLVED_STATUSES),
         "tags": list(CARE_TAGS),
         "monday": days[0],
@@ -324,7 +326,7 @@ def report_params(
         "level": selection.level,
         "code": selection.code,
         "name": selection.name,
-        "generated_at": (now or clock.now()).isoformat(),
+        "generated_at": now.isoformat(),
     }
 
 

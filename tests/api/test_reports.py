@@ -298,6 +298,22 @@ def test_a_ticket_transferred_to_another_community_is_not_in_the_grids_task_figu
     )
 
 
+def test_the_week_under_way_counts_overdue_only_the_deadlines_passed_so_far(session, history):
+    """Read on Wednesday of W47, R1's task due on Thursday and R2's due on Friday are not late
+    yet (judged at the week's end, both were); by Saturday both are. A finished week reads as
+    its end saw it, whenever it is read."""
+    make_task_at(session, history.h["h3"], at(19), created_at=at(16))
+    selection = reports.select_scope(session, None, "2026-W47", community=RC)
+
+    def overdue(now):
+        report = reports.coverage_report(session, selection, "2026-W47", now=now)
+        return grid_of(report, R1)["tasks"]["overdue"], grid_of(report, R2)["tasks"]["overdue"]
+
+    assert overdue(at(18)) == (0, 0)
+    assert overdue(at(21)) == (1, 1)
+    assert overdue(at(30)) == (1, 1)
+
+
 def test_week_47_totals_and_communities(client, history):
     report = client.get(
         COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
