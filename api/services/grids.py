@@ -249,7 +249,8 @@ def _check_overlaps(session: Session, grids: dict[int, str]) -> None:
 
 
 def _reassign_households(session: Session, scope: Scope | None, shapes: Iterable) -> int:
-    """Recompute the grid of every household inside `shapes`; refuse to orphan any."""
+    """Recompute the grid of every household inside `shapes`; refuse to orphan any. Returns
+    how many changed grid."""
     area = "SRID=4326;" + shapely.union_all([to_shape(s) for s in shapes]).wkt
     orphan = session.execute(
         text(
@@ -270,8 +271,9 @@ def _reassign_households(session: Session, scope: Scope | None, shapes: Iterable
             f"(e.g. household {h.id}: building {h.building} unit {h.unit} room {h.room}).",
             errors={"household_ids": [row.id for row in orphan[:50]]},
         )
-    # Every household of the area goes to the lowest-coded grid covering it; the old and new
-    # grid of each come back, to refuse a move between communities.
+    # Every household of the area goes to the lowest-coded grid covering it; those whose grid
+    # changes (only those are written: the others' rows, history and counts stay as they are)
+    # come back with their old and new grid, to refuse a move between communities.
     moves = session.execute(
         text(
             """
@@ -282,14 +284,14 @@ def _reassign_households(session: Session, scope: Scope | None, shapes: Iterable
                           ORDER BY g.code LIMIT 1) AS new_id
                   FROM households x
                   WHERE ST_Intersects(x.location, ST_GeomFromEWKT(:area))) m
-            WHERE h.id = m.id
+            WHERE h.id = m.id AND m.new_id IS DISTINCT FROM m.old_id
             RETURNING h.id, m.old_id, m.new_id
             """
         ),
         {"area": area},
     ).all()
     if scope is not None:
-        _refuse_moves_between_communities(session, [m for m in moves if m.old_id != m.new_id])
+        _refuse_moves_between_communities(session, moves)
     return len(moves)
 
 

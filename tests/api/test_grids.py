@@ -374,6 +374,32 @@ def test_import_redraws_a_known_code(client, world):
     assert body["redrawn"] == [A1]
 
 
+def test_an_import_counts_the_households_that_changed_grid_only(client, session, world):
+    """A redraw re-places the households of the area it touches: only those whose grid changed
+    are counted (and written); the rest stay as they were."""
+    from api.models import Household
+
+    west = {
+        "type": "FeatureCollection",
+        "features": [grid_feature(A1, box(116.3995, 39.920, 116.405, 39.925))],
+    }
+    body = client.post("/api/v1/grids/import", json=west, headers=admin(world)).json
+    assert (body["redrawn"], body["households_moved"]) == ([A1], 0)
+    # The A1 | A2 border moves east past A2's first household (at 116.4075).
+    border = {
+        "type": "FeatureCollection",
+        "features": [
+            grid_feature(A1, box(116.3995, 39.920, 116.4078, 39.925)),
+            grid_feature(A2, box(116.4078, 39.920, 116.410, 39.925)),
+        ],
+    }
+    body = client.post("/api/v1/grids/import", json=border, headers=admin(world)).json
+    assert body["households_moved"] == 1
+    moved = world.households[A2][0]
+    session.expire_all()
+    assert session.get(Household, moved.id).grid_id == world.grids[A1].id
+
+
 def test_locate_finds_the_containing_grid(client, world):
     lon, lat = centre(A2)
     body = client.get(f"/api/v1/grids/locate?lon={lon}&lat={lat}", headers=admin(world)).json
