@@ -70,6 +70,12 @@ def _id_schema(_converter) -> dict:
     return {"type": "integer", "minimum": 1, "maximum": PG_INT_MAX}
 
 
+# Lists answer PAGE_SIZE items a page unless asked (`page_size`), MAX_PAGE_SIZE at most: a map
+# fetches a district's grids (hundreds) in one page.
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
 class Blueprint(flask_smorest.Blueprint):
     """A blueprint whose every view requires a valid access token unless `public=True`, and
     answers only to the query parameters it documents (`arguments(location="query")`, the
@@ -77,6 +83,13 @@ class Blueprint(flask_smorest.Blueprint):
 
     ARGUMENTS_PARSER = StrictParser()  # JSON bodies: no NaN, bounded nesting and size
     PAGINATION_ARGUMENTS_PARSER = StrictParser()  # for its schema built once (`_get_schema`)
+    # The API's page sizes (flask-smorest's own are 10, at most 100): read when a view is
+    # decorated, so they are constants of the code, not settings of a deployment.
+    DEFAULT_PAGINATION_PARAMETERS = {
+        "page": 1,
+        "page_size": PAGE_SIZE,
+        "max_page_size": MAX_PAGE_SIZE,
+    }
 
     def __init__(self, *args, public: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

@@ -146,8 +146,6 @@ class Config:
         },
         "security": [{"bearerAuth": []}],
     }
-    PAGINATION_DEFAULT_PAGE_SIZE = 50
-    PAGINATION_MAX_PAGE_SIZE = 1000
     JSON_SORT_KEYS = False
 
 

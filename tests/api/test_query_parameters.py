@@ -89,3 +89,20 @@ def test_the_web_pages_are_not_api_endpoints(client, path):
     response = client.get(path + "?lang=zh&week=2026-W01")
     response.close()
     assert response.status_code == 200
+
+
+def test_a_list_pages_by_50_by_default_and_by_up_to_1000_on_request(client, world, session):
+    """The page sizes the API documents (settings.Config): flask-smorest's own (10, at most 100)
+    applied until 2026-12-04, and the map's `?page_size=1000` of grids was refused."""
+    from tests.factories import make_household
+
+    for i in range(60):
+        make_household(session, *centre(A1, dy=0.00002 * i), room=f"9{i:02d}")
+    headers = world.auth("admin_a")
+    listed = client.get("/api/v1/households", headers=headers)
+    assert listed.status_code == 200
+    assert len(listed.json) == 50
+    assert client.get("/api/v1/households?page_size=1000", headers=headers).status_code == 200
+    too_many = client.get("/api/v1/households?page_size=1001", headers=headers)
+    assert too_many.status_code == 422
+    assert client.get("/api/v1/grids?page_size=1000", headers=headers).status_code == 200
