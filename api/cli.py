@@ -87,6 +87,8 @@ def serve(host: str, port: int, workers: int) -> None:
 
     from api import heap
 
+    _one_signing_key()
+
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
@@ -100,6 +102,32 @@ def serve(host: str, port: int, workers: int) -> None:
             return _app(serving=True)
 
     Server().run()
+
+
+def _one_signing_key() -> None:
+    """Every worker signs tokens with one key. gunicorn loads the app in each worker, and an
+    app without GRIDWORK_SECRET_KEY makes a random key of its own: a token one worker signed
+    was refused by the others. In development the run makes one for its workers (tokens end
+    with the run); in production the server does not start without it."""
+    import os
+    import secrets
+
+    from api.settings import load_config
+
+    if os.environ.get("GRIDWORK_SECRET_KEY"):
+        return
+    if load_config()["GRIDWORK_ENV"] != "development":
+        raise click.ClickException(
+            "GRIDWORK_SECRET_KEY is not set: each worker would sign tokens with a key of its "
+            "own and refuse the others'. Set it (`gridwork security new-key` makes one), or "
+            "GRIDWORK_ENV=development for a demo."
+        )
+    os.environ["GRIDWORK_SECRET_KEY"] = secrets.token_hex(32)  # inherited by the workers
+    click.echo(
+        "GRIDWORK_SECRET_KEY is not set: this run's workers share a key made for it; "
+        "tokens signed with it end with the run.",
+        err=True,
+    )
 
 
 # --- db -----------------------------------------------------------------------------------------
