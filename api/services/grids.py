@@ -205,9 +205,20 @@ def _check_leader(session: Session, leader_id: int | None, community_code: str) 
         )
 
 
+# An overlap is a border sliver, allowed, when it is at most the tolerance (m²) and at most
+# this share of the smaller grid: a grid of 0.6 m² drawn inside another community's grid
+# overlapped it by less than the tolerance, and took the points under it (a household goes to
+# the lowest-coded grid covering it).
+SLIVER_SHARE = 0.01
+
+
+def _sliver(area: float, smaller: float, tolerance: float) -> bool:
+    return area <= tolerance and area <= SLIVER_SHARE * smaller
+
+
 def _check_overlaps(session: Session, grids: dict[int, str]) -> None:
-    """Refuse grids overlapping any other active grid beyond the tolerance: of their own
-    community, or of another (whose households the overlap would otherwise hand over, as a
+    """Refuse grids overlapping any other active grid beyond a sliver (`_sliver`): of their
+    own community, or of another (whose households the overlap would otherwise hand over, as a
     household goes to the lowest-coded grid that covers it)."""
     if not grids:
         return
@@ -215,7 +226,9 @@ def _check_overlaps(session: Session, grids: dict[int, str]) -> None:
         text(
             """
             SELECT a.id, a.code, b.id, b.code,
-                   ST_Area(ST_Intersection(a.boundary, b.boundary)::geography) AS area
+                   ST_Area(ST_Intersection(a.boundary, b.boundary)::geography) AS area,
+                   least(ST_Area(a.boundary::geography), ST_Area(b.boundary::geography))
+                     AS smaller
             FROM grids a
             JOIN grids b ON b.id <> a.id
                         AND b.retired_at IS NULL AND ST_Intersects(a.boundary, b.boundary)
@@ -228,9 +241,9 @@ def _check_overlaps(session: Session, grids: dict[int, str]) -> None:
     tolerance = _tolerance()
     problems = []
     seen: set[frozenset[int]] = set()
-    for a_id, a_code, b_id, b_code, area in rows:
+    for a_id, a_code, b_id, b_code, area, smaller in rows:
         pair = frozenset((a_id, b_id))
-        if area <= tolerance or pair in seen:
+        if _sliver(area, smaller, tolerance) or pair in seen:
             continue
         seen.add(pair)
         problems.append(
@@ -308,12 +321,13 @@ def _refuse_moves_between_communities(session: Session, moves: list) -> None:
         m for m in moves if grids[m.old_id].community_code != grids[m.new_id].community_code
     ]
     if crossing:
-        m = crossing[0]
+        # Neither the households nor how many: the caller may not read them (a 404 elsewhere),
+        # and a refusal is no way to find out where another community's homes are.
+        taken = sorted({grids[m.old_id].code for m in crossing})
         raise errors.Unprocessable(
-            f"The change would move {len(crossing)} household(s) to another community's grid "
-            f"(e.g. household {m.id} from grid {grids[m.old_id].code} to grid "
-            f"{grids[m.new_id].code}); a grid may not take another community's households.",
-            errors={"household_ids": [m.id for m in crossing[:50]]},
+            f"The change would take households of another community's grid "
+            f"({', '.join(taken)}); a grid may not take another community's households.",
+            errors={"other_grids": taken},
         )
 
 

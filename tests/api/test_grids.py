@@ -505,10 +505,57 @@ def test_a_tiny_grid_around_another_communitys_household_cannot_take_it(client, 
         headers=admin(world),
     )
     assert [r.status_code for r in (created, imported)] == [422, 422]
-    assert "another community's households" in created.json["detail"]
+    assert f"overlaps grid {B1}" in created.json["detail"]  # all of it lies in B1: no sliver
     session.refresh(home)
     assert home.grid_id == world.grids[B1].id
     assert client.get(f"/api/v1/households/{home.id}", headers=admin(world)).status_code == 404
+
+
+def test_a_tiny_grid_inside_another_communitys_grid_is_refused_away_from_its_households(
+    client, world
+):
+    """A grid of 0.6 m² drawn inside B1, 10 m from any household, overlapped it by less than
+    the tolerance and was created: the points under it then went to community A (the lowest
+    code wins), and B's own workers were refused there. An overlap is a sliver only when it is
+    a small share of the smaller grid too."""
+    lon, lat = centre(B1, dy=0.0001)
+    d = 0.0000035
+    tiny = grid_feature(A + "003", box(lon - d, lat - d, lon + d, lat + d))
+    created = client.post("/api/v1/grids", json=tiny, headers=admin(world))
+    assert created.status_code == 422
+    assert created.json["errors"][0]["other_grid"] == B1
+    listed = client.get("/api/v1/grids?page_size=1000", headers=admin(world)).json
+    assert A + "003" not in {f["properties"]["code"] for f in listed["features"]}
+
+
+def test_a_refused_move_between_communities_names_none_of_the_other_communitys_households(
+    client, world
+):
+    """A redraw of A2 with a thin spike (0.5 m², a sliver by the rules) reaching a household of
+    B1 would hand it to A2: refused, without naming it (A's admin may not read it)."""
+    home = world.households[B1][0]
+    hx, hy = point_lonlat(home.location)
+    e = 1e-8
+    ring = [
+        [116.405, 39.920],
+        [116.410, 39.920],
+        [116.410, hy - e],
+        [hx + 1e-7, hy - e],
+        [hx + 1e-7, hy + e],
+        [116.410, hy + e],
+        [116.410, 39.925],
+        [116.405, 39.925],
+        [116.405, 39.920],
+    ]
+    spike = grid_feature(A2, {"type": "Polygon", "coordinates": [ring]})
+    refused = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [spike]},
+        headers=admin(world),
+    )
+    assert refused.status_code == 422
+    assert "another community" in refused.json["detail"]
+    assert str(home.id) not in refused.get_data(as_text=True)
 
 
 def test_an_import_feature_whose_properties_are_not_an_object_is_named(client, world):
