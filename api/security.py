@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 from flask.sessions import SessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 ALLOWED_HEADERS = "Authorization, Content-Type, If-None-Match, Idempotency-Key"
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -25,6 +26,10 @@ class NoCookieSession(SessionInterface):
 
 def init_app(app: Flask) -> None:
     origins = {o.strip() for o in app.config.get("CORS_ORIGINS", "").split(",") if o.strip()}
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies > 0:
+        # request.remote_addr (and is_secure) from what the last `proxies` proxies appended.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     @app.before_request
     def preflight():

@@ -27,6 +27,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_DATA_KEY": ("DATA_KEY", str),
     "GRIDWORK_OLD_DATA_KEYS": ("OLD_DATA_KEYS", str),
     "GRIDWORK_CORS_ORIGINS": ("CORS_ORIGINS", str),
+    "GRIDWORK_TRUSTED_PROXIES": ("TRUSTED_PROXIES", int),
     "GRIDWORK_LOGIN_MAX_FAILURES": ("LOGIN_MAX_FAILURES", int),
     "GRIDWORK_LOGIN_MAX_FAILURES_PER_IP": ("LOGIN_MAX_FAILURES_PER_IP", int),
     "GRIDWORK_LOGIN_WINDOW_MINUTES": ("LOGIN_WINDOW_MINUTES", int),
@@ -94,6 +95,11 @@ class Config:
     DATA_KEY_CHECK = True
     # Comma-separated origins allowed to call the API from a browser (none by default).
     CORS_ORIGINS = ""
+    # How many proxies (a load balancer, a TLS terminator) stand in front of the API and append
+    # the client's address to X-Forwarded-For (and its scheme to X-Forwarded-Proto): the
+    # address the sign-in throttle, audit entries and sessions record is then the client's.
+    # 0: the header is ignored, as any client could write it.
+    TRUSTED_PROXIES = 0
     LOGIN_MAX_FAILURES = 5
     LOGIN_MAX_FAILURES_PER_IP = 30
     LOGIN_WINDOW_MINUTES = 15

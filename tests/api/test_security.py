@@ -227,3 +227,43 @@ def test_hsts_is_sent_over_https_only(client, world):
     assert "Strict-Transport-Security" not in client.get("/healthz").headers
     secure = client.get("/healthz", base_url="https://localhost")
     assert secure.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def _sign_in(client, client_address: str, username: str, password: str):
+    """A sign-in reaching the API through a proxy at 10.0.0.9 for `client_address`."""
+    return client.post(
+        "/api/v1/auth/token",
+        json={"username": username, "password": password},
+        headers={"X-Forwarded-For": client_address},
+        environ_base={"REMOTE_ADDR": "10.0.0.9"},
+    )
+
+
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_the_address_a_request_comes_from_is_the_proxys_unless_it_is_trusted(
+    database_url, connection, world, proxies
+):
+    """Behind a load balancer every request came from its address: the sign-in throttle per
+    address (30 failures in 15 min) then locked out everyone, and audit entries and sessions
+    recorded the balancer. GRIDWORK_TRUSTED_PROXIES=N takes the client's address from the
+    X-Forwarded-For the last N proxies appended; unset, the header is ignored (a client could
+    write anything there)."""
+    from api.extensions import db
+    from api.models import AuthSession
+    from tests.factories import build_app
+
+    app = build_app(database_url, TRUSTED_PROXIES=proxies, LOGIN_MAX_FAILURES_PER_IP=3)
+    db.bind(connection)
+    client = app.test_client()
+    for n in range(3):
+        _sign_in(client, "203.0.113.7", f"nobody{n}", "guess")
+    assert _sign_in(client, "203.0.113.7", "worker_a1", PASSWORD).status_code == 429
+    other = _sign_in(client, "203.0.113.8", "worker_a1", PASSWORD)
+    with db.new_session() as session:
+        ips = session.scalars(select(AuthSession.ip).where(AuthSession.ip.is_not(None))).all()
+    if proxies:
+        assert other.status_code == 200
+        assert [str(ip) for ip in ips] == ["203.0.113.8"]
+    else:
+        assert other.status_code == 429  # one address: the proxy's
+        assert ips == []
