@@ -28,6 +28,21 @@ def on_leave(session: Session, user_id: int, day: date) -> bool:
     )
 
 
+def leave_on(session: Session, user_id: int, day: date) -> Leave | None:
+    """The approved leave `user_id` is on that `day` (the one ending last), if any."""
+    return session.scalar(
+        select(Leave)
+        .where(
+            Leave.worker_id == user_id,
+            Leave.status == "approved",
+            Leave.start_date <= day,
+            Leave.end_date >= day,
+        )
+        .order_by(Leave.end_date.desc())
+        .limit(1)
+    )
+
+
 def published_roster(session: Session, community_code: str, day: date) -> Roster | None:
     return session.scalar(
         select(Roster).where(

@@ -538,6 +538,17 @@ def reassign(
     ):
         message = f"User {assignee_id} is no worker or leader of community {grid.community_code}."
         raise errors.Unprocessable(message, errors={"json": {"assignee_id": [message]}})
+    # As dispatch passes over them: a task given to someone away waits unseen for its deadline.
+    leave = dispatch.leave_on(session, assignee.id, now.astimezone(LOCAL).date())
+    if leave is not None:
+        raise errors.Conflict(
+            f"{assignee.username} is on approved leave until {leave.end_date.isoformat()}; "
+            "give the task to someone at work.",
+            leave={
+                "start_date": leave.start_date.isoformat(),
+                "end_date": leave.end_date.isoformat(),
+            },
+        )
     previous = task.assignee_id
     # The warning went to whoever held the task: a new assignee is warned at the next tick if
     # the deadline is as near (the round's escalation, once made, stays made).

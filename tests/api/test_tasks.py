@@ -244,6 +244,38 @@ def test_reassigning_to_someone_of_another_community_is_unprocessable(client, wo
     assert r.status_code == 422
 
 
+def test_reassigning_to_a_worker_on_approved_leave_today_is_a_conflict(client, world, session):
+    """Dispatch passes over a worker on leave; a reassign gave them the task anyway (and its
+    notification), deadline and all. The leader is told, and the task stays where it was."""
+    from datetime import timedelta
+
+    from api.models import Leave
+    from api.services.weeks import LOCAL
+
+    task = make_task(session, now=T0)
+    today = T0.astimezone(LOCAL).date()  # the app's clock (FIXED_NOW)
+    away = world.users["worker_a2"]
+    session.add(
+        Leave(
+            worker_id=away.id,
+            start_date=today - timedelta(days=1),
+            end_date=today + timedelta(days=2),
+            status="approved",
+        )
+    )
+    session.flush()
+    r = client.post(
+        f"/api/v1/tasks/{task.id}/assign",
+        json={"assignee_id": away.id},
+        headers=world.auth("leader_a"),
+    )
+    assert r.status_code == 409, r.json
+    assert "leave" in r.json["detail"] and str(today + timedelta(days=2)) in r.json["detail"]
+    session.refresh(task)
+    assert task.assignee_id != away.id
+    assert session.scalar(select(Notification).where(Notification.user_id == away.id)) is None
+
+
 def test_tasks_outside_your_scope_are_not_found(client, world, session):
     task = make_task(session, now=T0)
     for user in ("worker_a2", "admin_b", "viewer_110102"):
