@@ -72,8 +72,10 @@ def three_rates(
     community_code: str | None = None,
     group_by_grid: bool = False,
     now: datetime | None = None,
+    source: str | None = None,
 ) -> dict[int | None, Rates]:
-    """Rates of tasks opened in [start, end), for some grids or a community.
+    """Rates of tasks opened in [start, end), for some grids or a community (of one `source`,
+    or of all).
 
     Returns {grid_id: Rates} when `group_by_grid`, else {None: Rates} for the whole selection.
     A task is overdue when it is not resolved and its deadline has passed by `now` (or `end`).
@@ -101,6 +103,8 @@ def three_rates(
         # counts for the community it went to, once, as the task opened there.
         Task.status != "transferred",
     )
+    if source is not None:
+        stmt = stmt.where(Task.source == source)
     if grid_ids is not None:
         stmt = stmt.where(Task.grid_id.in_(list(grid_ids)))
     if community_code is not None:

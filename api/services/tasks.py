@@ -762,8 +762,10 @@ def rates(
     start: datetime | None = None,
     end: datetime | None = None,
     week: str | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
-    """The three rates of one grid or community the caller can see, for a period or a week."""
+    """The three rates of one grid or community the caller can see, for a period or a week,
+    of the tasks of one `source` (the hotline's tickets, say) or of all."""
     from api.services.rates import three_rates
     from api.services.weeks import week_bounds
 
@@ -774,7 +776,7 @@ def rates(
         row = session.scalar(select(Grid).where(Grid.code == grid, scope.grids()))
         if row is None:
             raise errors.NotFound(f"Grid {grid} not found.")
-        result = three_rates(session, start, end, grid_ids=[row.id], now=now)[None]
+        result = three_rates(session, start, end, grid_ids=[row.id], now=now, source=source)[None]
     else:
         # The community's grids the caller can see (a leader's rates cover their own grids).
         ids = session.scalars(
@@ -782,5 +784,6 @@ def rates(
         ).all()
         if not ids:
             raise errors.NotFound(f"Community {community} not found.")
-        result = three_rates(session, start, end, grid_ids=ids, now=now)[None]
-    return {"start": start, "end": end, "grid": grid, "community": community, **result.as_dict()}
+        result = three_rates(session, start, end, grid_ids=ids, now=now, source=source)[None]
+    answer = {"start": start, "end": end, "grid": grid, "community": community}
+    return {**answer, "source": source, **result.as_dict()}

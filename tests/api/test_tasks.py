@@ -325,6 +325,35 @@ def test_rates_of_a_grid_for_a_week(client, world, session):
     assert (r.status_code, r.json["opened"], r.json["resolution_rate"]) == (200, 1, 100.0)
 
 
+def test_rates_by_source_give_the_hotlines_three_rates_apart(client, world, session):
+    """A community is judged by the three rates of its 12345 tickets; tasks it opened itself
+    (at the window, on rounds) are counted with them unless the source is asked for."""
+    ticket, own = make_task(session, now=T0), make_task(session, now=T0)
+    session.execute(
+        Task.__table__.update()
+        .where(Task.id == ticket.id)
+        .values(source="hotline", status="closed", satisfaction="satisfied", first_contact_at=T0)
+    )
+
+    def rates(query=""):
+        r = client.get(
+            f"/api/v1/tasks/rates?community={A}&week=2026-W47{query}",
+            headers=world.auth("admin_a"),
+        )
+        assert r.status_code == 200, r.json
+        return r.json["opened"], r.json["resolution_rate"]
+
+    assert rates() == (2, 50.0)
+    assert rates("&source=hotline") == (1, 100.0)
+    assert rates("&source=window") == (1, 0.0)
+    refused = client.get(
+        f"/api/v1/tasks/rates?community={A}&week=2026-W47&source=phone",
+        headers=world.auth("admin_a"),
+    )
+    assert refused.status_code == 422
+    assert own.id != ticket.id
+
+
 def test_rates_of_a_community_you_cannot_see_are_not_found(client, world):
     r = client.get(
         f"/api/v1/tasks/rates?community={A}&week=2026-W47", headers=world.auth("admin_b")

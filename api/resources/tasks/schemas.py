@@ -282,6 +282,13 @@ class RatesQueryArgsSchema(Schema):
         validate=FullMatch(r"^[0-9]{4}-W[0-9]{2}$"),
         metadata={"description": "An ISO week, e.g. 2026-W48 (instead of start and end)"},
     )
+    source = ma.fields.String(
+        validate=ma.validate.OneOf(TASK_SOURCES),
+        metadata={
+            "description": "Only tasks of this source: `hotline` gives the 12345 tickets' three "
+            "rates a community is judged by; every source when omitted"
+        },
+    )
 
     @ma.validates_schema
     def _one_period(self, data, **kwargs):
@@ -300,6 +307,7 @@ class RatesSchema(Schema):
     end = ma.fields.DateTime()
     grid = ma.fields.String(allow_none=True)
     community = ma.fields.String(allow_none=True)
+    source = ma.fields.String(allow_none=True, metadata={"description": "null: every source"})
     opened = ma.fields.Integer()
     resolved = ma.fields.Integer()
     overdue = ma.fields.Integer()
