@@ -353,3 +353,105 @@ def test_a_phone_clock_hours_ahead_does_not_refresh_the_token_in_a_loop(context,
     page.wait_for_timeout(3000)
     assert len(refreshes) <= 1
     assert page.is_visible("#home") and not page.is_visible("#signin")
+
+
+# --- my tasks ------------------------------------------------------------------------------------
+@pytest.fixture()
+def add_tasks(e2e_engine):
+    """Add tasks for a worker in their grid (no place: not drawn on the map); removed after."""
+    from api.models import Task, TaskEvent, User
+
+    made: list[int] = []
+
+    def add(username: str, count: int, status: str, due_in: timedelta, title: str) -> list[int]:
+        """`count` tasks titled "<title> 000".., due `due_in` from now, a minute apart."""
+        with Session(e2e_engine) as session:
+            worker = session.scalar(select(User).where(User.username == username))
+            grid = worker.grids[0].id
+            now = datetime.now(UTC)
+            tasks = [
+                Task(
+                    source="window",
+                    type="help",
+                    title=f"{title} {n:03d}",
+                    grid_id=grid,
+                    status=status,
+                    assignee_id=worker.id,
+                    due_at=now + due_in + timedelta(minutes=n),
+                    closed_at=now if status == "closed" else None,
+                    resolved_at=now if status == "closed" else None,
+                )
+                for n in range(count)
+            ]
+            session.add_all(tasks)
+            session.commit()
+            ids = [task.id for task in tasks]
+        made.extend(ids)
+        return ids
+
+    yield add
+    with Session(e2e_engine) as session:
+        session.execute(TaskEvent.__table__.delete().where(TaskEvent.task_id.in_(made)))
+        session.execute(Task.__table__.delete().where(Task.id.in_(made)))
+        session.commit()
+
+
+def shown_tasks(page) -> list[tuple[str, str]]:
+    return [
+        (li.locator("b").inner_text(), li.locator(".state").inner_text())
+        for li in page.locator("#tasks li.task").all()
+    ]
+
+
+def test_my_tasks_lists_every_open_task_past_many_closed_ones(context, page, add_tasks):
+    """Closed tasks with the earliest deadlines filled the one page asked for (10 by default):
+    none of the worker's open tasks showed. Open tasks only, every page (more than 100)."""
+    add_tasks("worker02", 60, "closed", timedelta(days=-30), "已办完")
+    add_tasks("worker02", 105, "dispatched", timedelta(days=2), "待接单")
+    open_app(context, page, "worker02")
+    shown = shown_tasks(page)
+    assert len(shown) == 105
+    assert {state for _, state in shown} == {"已派单"}
+    assert [title for title, _ in shown] == [f"待接单 {n:03d}" for n in range(105)]  # by deadline
+
+
+def test_my_tasks_offline_show_the_saved_list_and_say_so(context, page, add_tasks):
+    add_tasks("worker01", 1, "accepted", timedelta(days=1), "离线也要看到")
+    open_app(context, page)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    assert ("离线也要看到 000", "已接单") in shown_tasks(page)
+
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert ("离线也要看到 000", "已接单") in shown_tasks(page)
+    assert page.inner_text("#tasks .saved-copy").startswith("离线：显示")
+    assert page.locator("#tasks button[data-action]").count() == 0  # nothing to send offline
+
+
+def test_cancelling_a_return_sends_nothing(worker_page, add_tasks, e2e_engine):
+    from api.models import Task
+
+    (task_id,) = add_tasks("worker01", 1, "dispatched", timedelta(days=1), "派错了")
+    page = worker_page
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "/transitions" in r.url else None)
+    asked: list[str] = []
+
+    def cancel(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", cancel)
+    page.click(f"li.task[data-id='{task_id}'] button[data-action='return']")
+    for _ in range(100):
+        if asked:
+            break
+        page.wait_for_timeout(50)
+    page.wait_for_timeout(300)
+    assert sent == []
+    assert asked and "必填" in asked[0]  # the prompt says a reason is required
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(Task.status).where(Task.id == task_id)) == "dispatched"

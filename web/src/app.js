@@ -1,7 +1,7 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, api, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut,
-  todayLocal, translate,
+  DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
+  signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import { clearQueue, enqueue, getMeta, listQueued, syncQueue, tokenUser } from "./queue.js";
 import { keepFresh, storeTokens } from "./session.js";
@@ -14,7 +14,10 @@ const TEXT = {
     syncNow: "立即同步", tasks: "我的任务", plan: "本周走访计划", notifications: "消息推送",
     enablePush: "开启推送", online: "在线", offline: "离线", postA: "A岗 · 社区服务大厅窗口",
     postB: "B岗 · 入户走访", noShift: "今日无排班", rosterUnavailable: "排班暂不可用",
-    noTasks: "暂无任务", noPlan: "本周计划暂不可用", due: "期限", overdueMark: "已超期",
+    noTasks: "暂无任务", tasksUnavailable: "任务列表暂不可用", tasksOfflineNone: "离线：任务列表暂不可用（本机没有保存的副本）",
+    tasksSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的任务列表，联网后才能办理`
+      : `任务列表暂不可用：显示 ${at} 保存的副本`),
+    returnReason: "退回原因（必填）：", returnReasonRequired: "退回必须填写原因，未退回。", noPlan: "本周计划暂不可用", due: "期限", overdueMark: "已超期",
     locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误",
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
     geoFailed: "无法定位：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
@@ -35,7 +38,11 @@ const TEXT = {
     queued: "Waiting to sync", syncNow: "Sync now", tasks: "My tasks", plan: "My plan this week",
     notifications: "Notifications", enablePush: "Enable push", online: "online", offline: "offline",
     postA: "A-post · the hall window", postB: "B-post · door to door", noShift: "No shift today",
-    rosterUnavailable: "Roster unavailable", noTasks: "No tasks", noPlan: "Plan unavailable",
+    rosterUnavailable: "Roster unavailable", noTasks: "No tasks", tasksUnavailable: "Tasks unavailable",
+    tasksOfflineNone: "Offline: tasks unavailable (no copy saved on this device)",
+    tasksSaved: (at, offline) => (offline ? `Offline: the task list saved at ${at}; actions need a connection`
+      : `Tasks unavailable: the copy saved at ${at}`),
+    returnReason: "Why return it (required):", returnReasonRequired: "A return needs a reason: not returned.", noPlan: "Plan unavailable",
     due: "due", overdueMark: "overdue", locating: "Locating…", savedOffline: "Saved; it syncs when online",
     synced: "Synced", badLogin: "Wrong username or password",
     sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.", geoFailed: "No location: ", rejected: "rejected",
@@ -83,28 +90,61 @@ async function loadPost() {
   }
 }
 
+// The statuses of a task still open (api/services/tasks.py OPEN_STATUSES; tests/api/test_web.py
+// checks): "my tasks" lists these only, every page of them, soonest deadline first. Without the
+// filter a worker's closed tasks filled the first page and hid the open ones.
+const OPEN_TASK_STATUSES = ["new", "dispatched", "accepted", "in_progress", "returned", "escalated", "reopened"];
+const localTime = (date) => date.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" });
+
+function taskItem(task, offline) {
+  const actions = offline ? "" : (WORKER_ACTIONS[task.status] || [])
+    .map((a) => `<button data-task="${task.id}" data-action="${a}">${t.actions[a]}</button>`).join("");
+  const due = task.due_at ? localTime(new Date(task.due_at)) : "";
+  const late = task.overdue || (task.due_at && new Date(task.due_at) < new Date());
+  return `<li class="task" data-id="${task.id}"><b>${escapeHtml(task.title)}</b>
+    <span class="state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
+    <div class="${late ? "overdue" : "muted"}">${t.due} ${escapeHtml(due)}${late ? ` · ${t.overdueMark}` : ""}</div>
+    <div class="actions">${actions}</div></li>`;
+}
+
 async function loadTasks() {
+  const user = tokenUser(getToken());
+  const query = OPEN_TASK_STATUSES.map((s) => `status=${s}`).join("&");
+  let tasks;
+  let note = "";
   try {
-    const tasks = items(await api("/api/v1/tasks?assignee=me"));
-    $("tasks").innerHTML = tasks.length ? tasks.map((task) => {
-      const actions = (WORKER_ACTIONS[task.status] || [])
-        .map((a) => `<button data-task="${task.id}" data-action="${a}">${t.actions[a]}</button>`).join("");
-      const due = task.due_at ? new Date(task.due_at).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" }) : "";
-      const late = task.overdue || (task.due_at && new Date(task.due_at) < new Date() && !["resolved", "callback", "closed"].includes(task.status));
-      return `<li class="task" data-id="${task.id}"><b>${escapeHtml(task.title)}</b>
-        <span class="state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
-        <div class="${late ? "overdue" : "muted"}">${t.due} ${escapeHtml(due)}${late ? ` · ${t.overdueMark}` : ""}</div>
-        <div class="actions">${actions}</div></li>`;
-    }).join("") : `<li class="muted">${t.noTasks}</li>`;
+    tasks = await apiPages(`/api/v1/tasks?assignee=me&${query}`);
+    // Kept for offline use: only what the list shows, and only for this worker.
+    const kept = tasks.map(({ id, title, status, due_at, overdue }) => ({ id, title, status, due_at, overdue }));
+    localStorage.setItem(TASKS_KEY, JSON.stringify({ user, at: Date.now(), tasks: kept }));
   } catch {
-    $("tasks").innerHTML = `<li class="muted">${t.noTasks}</li>`;
+    const saved = JSON.parse(localStorage.getItem(TASKS_KEY) || "null");
+    if (saved && saved.user === user) {
+      tasks = saved.tasks;
+      note = `<li class="muted saved-copy">${escapeHtml(t.tasksSaved(localTime(new Date(saved.at)), !navigator.onLine))}</li>`;
+    } else {
+      $("tasks").innerHTML = `<li class="muted">${navigator.onLine ? t.tasksUnavailable : t.tasksOfflineNone}</li>`;
+      return;
+    }
   }
+  const offline = Boolean(note);
+  $("tasks").innerHTML = note + (tasks.length ? tasks.map((task) => taskItem(task, offline)).join("")
+    : `<li class="muted">${t.noTasks}</li>`);
 }
 
 $("tasks").addEventListener("click", async (e) => {
   const button = e.target.closest("button[data-action]");
   if (!button) return;
-  const note = button.dataset.action === "return" ? prompt(t.actions.return) || "" : "";
+  let note = "";
+  if (button.dataset.action === "return") {
+    const answer = prompt(t.returnReason);
+    if (answer === null) return; // cancelled: nothing is sent
+    note = answer.trim();
+    if (!note) {
+      alert(t.returnReasonRequired);
+      return;
+    }
+  }
   button.disabled = true;
   try {
     await api(`/api/v1/tasks/${button.dataset.task}/transitions`, { method: "POST", body: { action: button.dataset.action, note } });
@@ -301,7 +341,7 @@ $("signout").addEventListener("click", (e) => {
   signOutHere();
 });
 
-window.addEventListener("online", () => { showNet(); sync(); });
+window.addEventListener("online", () => { showNet(); sync(); if (getToken()) loadTasks(); });
 window.addEventListener("offline", showNet);
 navigator.serviceWorker?.addEventListener("message", (e) => { if (e.data === "queue-changed") showQueue(); });
 showNet();
