@@ -128,3 +128,14 @@ def js_constant(name: str):
 
 def test_my_tasks_ask_for_the_open_statuses_of_the_api():
     assert js_constant("OPEN_TASK_STATUSES") == list(OPEN_STATUSES)
+
+
+def test_the_app_checks_the_visit_lengths_the_api_takes():
+    from api.resources.visits.schemas import VisitItemSchema
+
+    fields = VisitItemSchema().fields
+    limits = {
+        name: next(v.max for v in fields[name].validators if hasattr(v, "max"))
+        for name in ("notes", "follow_up_note")
+    }
+    assert js_constant("VISIT_LIMITS") == limits

@@ -455,3 +455,131 @@ def test_cancelling_a_return_sends_nothing(worker_page, add_tasks, e2e_engine):
     assert asked and "必填" in asked[0]  # the prompt says a reason is required
     with e2e_engine.connect() as conn:
         assert conn.scalar(select(Task.status).where(Task.id == task_id)) == "dispatched"
+
+
+# --- visits the server would refuse --------------------------------------------------------------
+def wait_for_status(page) -> str:
+    page.wait_for_function(
+        """() => { const s = document.querySelector('#visit-status').textContent;
+                   return s !== '' && s !== '正在定位…'; }"""
+    )
+    return page.inner_text("#visit-status")
+
+
+def queued_visits(page) -> list[dict]:
+    return page.evaluate("async () => (await import('/web/queue.js')).listQueued()")
+
+
+def test_a_follow_up_without_its_note_is_not_saved(worker_page):
+    page = worker_page
+    page.check("input[name=follow_up]")
+    page.click("#record")
+    assert wait_for_status(page) == "勾选“需要跟进”时必须填写跟进事项。"
+    assert queued_visits(page) == []
+    assert "invalid" in page.get_attribute("#follow-up-note", "class")
+
+
+def test_notes_longer_than_the_server_takes_are_not_saved(worker_page):
+    page = worker_page
+    # Typed text stops at the field's maxlength; pasted or scripted text need not.
+    page.evaluate(
+        "() => { document.querySelector('textarea[name=notes]').value = '长'.repeat(4001); }"
+    )
+    page.click("#record")
+    assert wait_for_status(page) == "备注最多 4000 字。"
+    assert queued_visits(page) == []
+
+
+def queue_refused_visit(page, household: int) -> str:
+    """Queue, as an older app did, a visit the server refuses (a follow-up without its note),
+    and sync it: it stays in the queue, rejected."""
+    visit_id = str(uuid.uuid4())
+    page.evaluate(
+        """async ([id, household]) => {
+          const queue = await import('/web/queue.js');
+          const user = queue.tokenUser(localStorage.getItem('gridwork.token'));
+          await queue.enqueue({
+            id, household_id: household, visited_at: new Date().toISOString(),
+            location: {lon: 116.3975, lat: 39.9087, accuracy_m: 8, datum: 'wgs84'},
+            outcome: 'met', notes: '', follow_up: true, follow_up_note: null,
+          }, user);
+        }""",
+        [visit_id, household],
+    )
+    page.click("#sync")
+    page.wait_for_selector(f"#queue li.rejected[data-id='{visit_id}']")
+    return visit_id
+
+
+def test_a_refused_visit_names_its_household_and_reason_and_can_be_corrected(
+    worker_page, e2e_engine
+):
+    from api.models import Household, Visit
+
+    page = worker_page
+    household = visited_household(e2e_engine)
+    visit_id = queue_refused_visit(page, household)
+    with e2e_engine.connect() as conn:
+        h = conn.execute(select(Household).where(Household.id == household)).one()
+    item = page.locator(f"#queue li.rejected[data-id='{visit_id}']")
+    label = "-".join(p for p in (h.building, h.unit, h.room) if p)
+    assert label in item.inner_text()
+    assert "follow-up needs a description" in item.locator(".reason").inner_text()
+    item.scroll_into_view_if_needed()
+    screenshot(page, "app-refused-visit")
+
+    item.locator("button.edit").click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    assert page.locator("#household").input_value() == str(household)
+    assert page.is_checked("input[name=follow_up]")
+    assert page.inner_text("#record") == "保存修改"
+    assert "正在修改被拒绝的走访记录" in page.inner_text("#visit-status")
+    page.uncheck("input[name=follow_up]")  # it needed no follow-up after all
+    page.click("#record")
+    page.wait_for_function("() => !document.querySelector('#queue li.rejected')")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '0'")
+    assert queued_visits(page) == []
+    with e2e_engine.connect() as conn:
+        stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
+    assert stored.household_id == household and not stored.follow_up
+
+
+def test_sign_out_counts_refused_visits_and_a_refused_visit_can_be_discarded(
+    worker_page, e2e_engine
+):
+    page = worker_page
+    visit_id = queue_refused_visit(page, visited_household(e2e_engine))
+    asked: list[str] = []
+
+    def answer(yes: bool):
+        def handle(dialog):
+            asked.append(dialog.message)
+            dialog.accept() if yes else dialog.dismiss()
+
+        return handle
+
+    page.once("dialog", answer(False))
+    page.click("#signout")
+    for _ in range(200):
+        if asked:
+            break
+        page.wait_for_timeout(50)
+    assert asked and asked[0].startswith("本机还有 1 条走访记录未同步（其中 1 条被服务器拒绝")
+    assert [r["id"] for r in queued_visits(page)] == [visit_id]  # still signed in, kept
+
+    page.once("dialog", answer(True))
+    page.click(f"#queue li.rejected[data-id='{visit_id}'] button.discard")
+    page.wait_for_function("() => !document.querySelector('#queue li.rejected')")
+    assert asked[1].startswith("放弃这条走访记录")
+    assert queued_visits(page) == []
+
+
+def test_after_a_visit_the_picker_moves_to_the_next_household_due(context, worker_page):
+    page = worker_page
+    options = page.eval_on_selector_all("#household option", "os => os.map(o => o.value)")
+    first = page.locator("#household").input_value()
+    recorded = record_offline(context, page, int(first))
+    assert recorded == first
+    after = page.locator("#household").input_value()
+    assert after != first
+    assert after == options[options.index(first) + 1]
