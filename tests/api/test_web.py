@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.services.tasks import ASSIGNEE, TRANSITIONS
+from api.services.tasks import ASSIGNEE, OPEN_STATUSES, TRANSITIONS
 from api.web import basemap_source
 
 WEB_SRC = Path(__file__).resolve().parents[2] / "web" / "src"
@@ -118,3 +118,24 @@ def test_the_app_offers_only_transitions_the_api_allows_the_assignee():
         status for rules in TRANSITIONS.values() for status, r in rules.items() if r.by == ASSIGNEE
     }
     assert set(offered) == movable
+
+
+def js_constant(name: str):
+    """A `const NAME = <JSON>;` of web/src/app.js, read from the source."""
+    source = (WEB_SRC / "app.js").read_text()
+    return json.loads(re.search(rf"const {name} = (.*?);\n", source, re.S).group(1))
+
+
+def test_my_tasks_ask_for_the_open_statuses_of_the_api():
+    assert js_constant("OPEN_TASK_STATUSES") == list(OPEN_STATUSES)
+
+
+def test_the_app_checks_the_visit_lengths_the_api_takes():
+    from api.resources.visits.schemas import VisitItemSchema
+
+    fields = VisitItemSchema().fields
+    limits = {
+        name: next(v.max for v in fields[name].validators if hasattr(v, "max"))
+        for name in ("notes", "follow_up_note")
+    }
+    assert js_constant("VISIT_LIMITS") == limits

@@ -353,3 +353,233 @@ def test_a_phone_clock_hours_ahead_does_not_refresh_the_token_in_a_loop(context,
     page.wait_for_timeout(3000)
     assert len(refreshes) <= 1
     assert page.is_visible("#home") and not page.is_visible("#signin")
+
+
+# --- my tasks ------------------------------------------------------------------------------------
+@pytest.fixture()
+def add_tasks(e2e_engine):
+    """Add tasks for a worker in their grid (no place: not drawn on the map); removed after."""
+    from api.models import Task, TaskEvent, User
+
+    made: list[int] = []
+
+    def add(username: str, count: int, status: str, due_in: timedelta, title: str) -> list[int]:
+        """`count` tasks titled "<title> 000".., due `due_in` from now, a minute apart."""
+        with Session(e2e_engine) as session:
+            worker = session.scalar(select(User).where(User.username == username))
+            grid = worker.grids[0].id
+            now = datetime.now(UTC)
+            tasks = [
+                Task(
+                    source="window",
+                    type="help",
+                    title=f"{title} {n:03d}",
+                    grid_id=grid,
+                    status=status,
+                    assignee_id=worker.id,
+                    due_at=now + due_in + timedelta(minutes=n),
+                    closed_at=now if status == "closed" else None,
+                    resolved_at=now if status == "closed" else None,
+                )
+                for n in range(count)
+            ]
+            session.add_all(tasks)
+            session.commit()
+            ids = [task.id for task in tasks]
+        made.extend(ids)
+        return ids
+
+    yield add
+    with Session(e2e_engine) as session:
+        session.execute(TaskEvent.__table__.delete().where(TaskEvent.task_id.in_(made)))
+        session.execute(Task.__table__.delete().where(Task.id.in_(made)))
+        session.commit()
+
+
+def shown_tasks(page) -> list[tuple[str, str]]:
+    return [
+        (li.locator("b").inner_text(), li.locator(".state").inner_text())
+        for li in page.locator("#tasks li.task").all()
+    ]
+
+
+def test_my_tasks_lists_every_open_task_past_many_closed_ones(context, page, add_tasks):
+    """Closed tasks with the earliest deadlines filled the one page asked for (10 by default):
+    none of the worker's open tasks showed. Open tasks only, every page (more than 100)."""
+    add_tasks("worker02", 60, "closed", timedelta(days=-30), "已办完")
+    add_tasks("worker02", 105, "dispatched", timedelta(days=2), "待接单")
+    open_app(context, page, "worker02")
+    shown = shown_tasks(page)
+    assert len(shown) == 105
+    assert {state for _, state in shown} == {"已派单"}
+    assert [title for title, _ in shown] == [f"待接单 {n:03d}" for n in range(105)]  # by deadline
+
+
+def test_my_tasks_offline_show_the_saved_list_and_say_so(context, page, add_tasks):
+    add_tasks("worker01", 1, "accepted", timedelta(days=1), "离线也要看到")
+    open_app(context, page)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    assert ("离线也要看到 000", "已接单") in shown_tasks(page)
+
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert ("离线也要看到 000", "已接单") in shown_tasks(page)
+    assert page.inner_text("#tasks .saved-copy").startswith("离线：显示")
+    assert page.locator("#tasks button[data-action]").count() == 0  # nothing to send offline
+
+
+def test_cancelling_a_return_sends_nothing(worker_page, add_tasks, e2e_engine):
+    from api.models import Task
+
+    (task_id,) = add_tasks("worker01", 1, "dispatched", timedelta(days=1), "派错了")
+    page = worker_page
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "/transitions" in r.url else None)
+    asked: list[str] = []
+
+    def cancel(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", cancel)
+    page.click(f"li.task[data-id='{task_id}'] button[data-action='return']")
+    for _ in range(100):
+        if asked:
+            break
+        page.wait_for_timeout(50)
+    page.wait_for_timeout(300)
+    assert sent == []
+    assert asked and "必填" in asked[0]  # the prompt says a reason is required
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(Task.status).where(Task.id == task_id)) == "dispatched"
+
+
+# --- visits the server would refuse --------------------------------------------------------------
+def wait_for_status(page) -> str:
+    page.wait_for_function(
+        """() => { const s = document.querySelector('#visit-status').textContent;
+                   return s !== '' && s !== '正在定位…'; }"""
+    )
+    return page.inner_text("#visit-status")
+
+
+def queued_visits(page) -> list[dict]:
+    return page.evaluate("async () => (await import('/web/queue.js')).listQueued()")
+
+
+def test_a_follow_up_without_its_note_is_not_saved(worker_page):
+    page = worker_page
+    page.check("input[name=follow_up]")
+    page.click("#record")
+    assert wait_for_status(page) == "勾选“需要跟进”时必须填写跟进事项。"
+    assert queued_visits(page) == []
+    assert "invalid" in page.get_attribute("#follow-up-note", "class")
+
+
+def test_notes_longer_than_the_server_takes_are_not_saved(worker_page):
+    page = worker_page
+    # Typed text stops at the field's maxlength; pasted or scripted text need not.
+    page.evaluate(
+        "() => { document.querySelector('textarea[name=notes]').value = '长'.repeat(4001); }"
+    )
+    page.click("#record")
+    assert wait_for_status(page) == "备注最多 4000 字。"
+    assert queued_visits(page) == []
+
+
+def queue_refused_visit(page, household: int) -> str:
+    """Queue, as an older app did, a visit the server refuses (a follow-up without its note),
+    and sync it: it stays in the queue, rejected."""
+    visit_id = str(uuid.uuid4())
+    page.evaluate(
+        """async ([id, household]) => {
+          const queue = await import('/web/queue.js');
+          const user = queue.tokenUser(localStorage.getItem('gridwork.token'));
+          await queue.enqueue({
+            id, household_id: household, visited_at: new Date().toISOString(),
+            location: {lon: 116.3975, lat: 39.9087, accuracy_m: 8, datum: 'wgs84'},
+            outcome: 'met', notes: '', follow_up: true, follow_up_note: null,
+          }, user);
+        }""",
+        [visit_id, household],
+    )
+    page.click("#sync")
+    page.wait_for_selector(f"#queue li.rejected[data-id='{visit_id}']")
+    return visit_id
+
+
+def test_a_refused_visit_names_its_household_and_reason_and_can_be_corrected(
+    worker_page, e2e_engine
+):
+    from api.models import Household, Visit
+
+    page = worker_page
+    household = visited_household(e2e_engine)
+    visit_id = queue_refused_visit(page, household)
+    with e2e_engine.connect() as conn:
+        h = conn.execute(select(Household).where(Household.id == household)).one()
+    item = page.locator(f"#queue li.rejected[data-id='{visit_id}']")
+    label = "-".join(p for p in (h.building, h.unit, h.room) if p)
+    assert label in item.inner_text()
+    assert "follow-up needs a description" in item.locator(".reason").inner_text()
+    item.scroll_into_view_if_needed()
+    screenshot(page, "app-refused-visit")
+
+    item.locator("button.edit").click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    assert page.locator("#household").input_value() == str(household)
+    assert page.is_checked("input[name=follow_up]")
+    assert page.inner_text("#record") == "保存修改"
+    assert "正在修改被拒绝的走访记录" in page.inner_text("#visit-status")
+    page.uncheck("input[name=follow_up]")  # it needed no follow-up after all
+    page.click("#record")
+    page.wait_for_function("() => !document.querySelector('#queue li.rejected')")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '0'")
+    assert queued_visits(page) == []
+    with e2e_engine.connect() as conn:
+        stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
+    assert stored.household_id == household and not stored.follow_up
+
+
+def test_sign_out_counts_refused_visits_and_a_refused_visit_can_be_discarded(
+    worker_page, e2e_engine
+):
+    page = worker_page
+    visit_id = queue_refused_visit(page, visited_household(e2e_engine))
+    asked: list[str] = []
+
+    def answer(yes: bool):
+        def handle(dialog):
+            asked.append(dialog.message)
+            dialog.accept() if yes else dialog.dismiss()
+
+        return handle
+
+    page.once("dialog", answer(False))
+    page.click("#signout")
+    for _ in range(200):
+        if asked:
+            break
+        page.wait_for_timeout(50)
+    assert asked and asked[0].startswith("本机还有 1 条走访记录未同步（其中 1 条被服务器拒绝")
+    assert [r["id"] for r in queued_visits(page)] == [visit_id]  # still signed in, kept
+
+    page.once("dialog", answer(True))
+    page.click(f"#queue li.rejected[data-id='{visit_id}'] button.discard")
+    page.wait_for_function("() => !document.querySelector('#queue li.rejected')")
+    assert asked[1].startswith("放弃这条走访记录")
+    assert queued_visits(page) == []
+
+
+def test_after_a_visit_the_picker_moves_to_the_next_household_due(context, worker_page):
+    page = worker_page
+    options = page.eval_on_selector_all("#household option", "os => os.map(o => o.value)")
+    first = page.locator("#household").input_value()
+    recorded = record_offline(context, page, int(first))
+    assert recorded == first
+    after = page.locator("#household").input_value()
+    assert after != first
+    assert after == options[options.index(first) + 1]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
 from tests.e2e.conftest import DEMO_GRID, expire_access_token, screenshot, sign_in
@@ -132,3 +135,196 @@ def test_the_map_refreshes_an_expired_token_and_draws_its_tiles_again(page, live
     assert wait_for_grids(page)
     assert page.evaluate("() => localStorage.getItem('gridwork.token')") != expired
     assert page.is_hidden("#signin")
+
+
+# --- zoomed to the user's grids ------------------------------------------------------------------
+def grids_extent(e2e_engine, community: str = "110101001001") -> list[float]:
+    from api.models import Grid
+
+    with e2e_engine.connect() as conn:
+        box = conn.execute(
+            select(
+                func.ST_XMin(func.ST_Extent(Grid.boundary)),
+                func.ST_YMin(func.ST_Extent(Grid.boundary)),
+                func.ST_XMax(func.ST_Extent(Grid.boundary)),
+                func.ST_YMax(func.ST_Extent(Grid.boundary)),
+            ).where(Grid.code.startswith(community), Grid.retired_at.is_(None))
+        ).one()
+    return list(box)
+
+
+FITTED = """([w, s, e, n]) => {
+  const map = window.gridworkMap;
+  if (!map || !map.loaded()) return false;
+  const b = map.getBounds();
+  const inside = b.getWest() <= w && b.getSouth() <= s && b.getEast() >= e && b.getNorth() >= n;
+  // Zoomed to them: the grids fill most of the view's width or height.
+  const wide = (e - w) / (b.getEast() - b.getWest());
+  const high = (n - s) / (b.getNorth() - b.getSouth());
+  const filled = Math.max(wide, high);
+  return inside && filled > 0.6;
+}"""
+
+
+def test_the_map_zooms_to_the_users_grids(page, e2e_engine):
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/v1/grids" in r.url else None)
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_function(FITTED, arg=grids_extent(e2e_engine))
+    assert asked and all("page_size=100&" in url for url in asked)  # within any server's max
+    assert page.is_hidden("#map-status")
+
+
+def test_the_map_says_when_it_cannot_read_the_users_grids(page):
+    problem = '{"title": "Service Unavailable", "status": 503, "detail": "维护中"}'
+    page.route(
+        "**/api/v1/grids?*",
+        lambda route: route.fulfill(
+            status=503, body=problem, content_type="application/problem+json"
+        ),
+    )
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_selector("#map-status:not([hidden])")
+    assert page.inner_text("#map-status") == "无法读取您的网格范围，地图未缩放到网格：维护中"
+
+
+# --- popups: every household and task under the click ---------------------------------------------
+@pytest.fixture()
+def add_task(e2e_engine):
+    from api.models import Task, TaskEvent
+
+    made: list[int] = []
+
+    def add(household_id: int | None = None, lonlat: tuple[float, float] | None = None, **kw):
+        from api.models import Grid
+
+        with Session(e2e_engine) as session:
+            grid = session.scalar(select(Grid.id).where(Grid.code == DEMO_GRID))
+            task = Task(
+                source="window",
+                type="help",
+                title=kw.pop("title", "楼道堆物"),
+                grid_id=grid,
+                status="dispatched",
+                household_id=household_id,
+                location=None if lonlat is None else f"SRID=4326;POINT({lonlat[0]} {lonlat[1]})",
+                due_at=datetime.now(UTC) + timedelta(days=3),
+                **kw,
+            )
+            session.add(task)
+            session.commit()
+            made.append(task.id)
+            return task.id
+
+    yield add
+    with Session(e2e_engine) as session:
+        session.execute(TaskEvent.__table__.delete().where(TaskEvent.task_id.in_(made)))
+        session.execute(Task.__table__.delete().where(Task.id.in_(made)))
+        session.commit()
+
+
+def shared_point(e2e_engine) -> tuple[float, float, list[int]]:
+    """A point of the demo grid where several flats (of one kind) stand: a stair entrance."""
+    with e2e_engine.connect() as conn:
+        row = conn.execute(
+            text(
+                """SELECT ST_X(h.location), ST_Y(h.location), array_agg(h.id ORDER BY h.id)
+                   FROM households h JOIN grids g ON g.id = h.grid_id
+                   WHERE g.code = :grid
+                   GROUP BY h.location, h.kind HAVING count(*) BETWEEN 3 AND 12
+                   ORDER BY min(h.id) LIMIT 1"""
+            ),
+            {"grid": DEMO_GRID},
+        ).one()
+    return row[0], row[1], list(row[2])
+
+
+def click_at(page, lon: float, lat: float, zoom: float) -> None:
+    page.evaluate(
+        "([lon, lat, zoom]) => window.gridworkMap.jumpTo({center: [lon, lat], zoom})",
+        [lon, lat, zoom],
+    )
+    page.wait_for_function(
+        """() => { const m = window.gridworkMap;
+                   return m.loaded() && m.areTilesLoaded() &&
+                     m.queryRenderedFeatures({layers: ['households']}).length > 0; }"""
+    )
+    x, y = page.evaluate(
+        "([lon, lat]) => { const p = window.gridworkMap.project([lon, lat]); return [p.x, p.y]; }",
+        [lon, lat],
+    )
+    page.mouse.click(x, y)
+
+
+def open_map(page) -> None:
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
+
+
+def test_a_click_lists_every_household_and_task_at_the_point(page, e2e_engine, add_task):
+    lon, lat, households = shared_point(e2e_engine)
+    task = add_task(household_id=households[0], title="楼门口堆物")
+    open_map(page)
+    click_at(page, lon, lat, 16.5)
+    listed = page.locator(".hit-list button.hit")
+    listed.first.wait_for()
+    labels = listed.all_inner_texts()
+    assert len(labels) == len(households) + 1
+    assert labels[0].startswith("任务: 楼门口堆物")
+    assert sorted(int(label.split()[0][1:]) for label in labels[1:]) == households
+    screenshot(page, "map-hit-list")
+
+    listed.nth(2).click()  # the second household: its own history
+    page.locator(".household-popup h4").wait_for()
+    assert page.inner_text(".household-popup h4").startswith(f"#{households[1]} ")
+    page.locator(".household-popup .history").wait_for()
+    page.click("button.back")
+    page.click(".hit-list button.hit >> nth=0")
+    assert page.inner_text(".task-popup h4") == "楼门口堆物"
+    assert task
+
+
+def test_at_the_entrance_level_the_popup_counts_the_households(page, e2e_engine):
+    lon, lat, households = shared_point(e2e_engine)
+    open_map(page)
+    click_at(page, lon, lat, 15.3)
+    popup = page.locator(".entrance-popup")
+    popup.wait_for()
+    assert popup.locator(".count").inner_text() == f"共 {len(households)} 户"
+    assert popup.locator(".status").inner_text() in {"本周已访", "待访", "逾期未访"}
+    assert ".history" not in popup.inner_html()  # not one flat's history for the entrance
+    screenshot(page, "map-entrance-popup")
+
+
+def test_the_task_popup_speaks_chinese_urgency(page, e2e_engine, add_task):
+    lon, lat, _ = shared_point(e2e_engine)
+    add_task(lonlat=(lon + 0.0004, lat + 0.0004), title="路灯不亮", urgency="utility")
+    open_map(page)
+    click_at(page, lon + 0.0004, lat + 0.0004, 16.5)
+    popup = page.locator(".task-popup")
+    popup.wait_for()
+    assert popup.locator("tr").last.inner_text().split() == ["紧急程度", "水电气热"]
+
+
+# --- small things --------------------------------------------------------------------------------
+def test_the_map_has_a_favicon(page):
+    page.goto("/map")
+    href = page.get_attribute("link[rel=icon]", "href")
+    assert href and page.request.get(href).status == 200
+
+
+def test_the_week_chosen_is_kept_in_the_url_across_a_reload(page):
+    from api.services.weeks import week_of
+
+    open_map(page)
+    last_week = week_of(datetime.now(UTC) - timedelta(days=7))
+    page.fill("#week", last_week)
+    page.dispatch_event("#week", "change")
+    assert f"week={last_week}" in page.url
+    with page.expect_response(lambda r: "/api/v1/tiles/grids/" in r.url) as tile:
+        page.reload()
+    assert f"week={last_week}" in tile.value.url
+    assert page.input_value("#week") == last_week

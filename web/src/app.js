@@ -1,9 +1,9 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, api, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut,
-  todayLocal, translate,
+  DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
+  signIn, signOut, todayLocal, translate,
 } from "./common.js";
-import { clearQueue, enqueue, getMeta, listQueued, syncQueue, tokenUser } from "./queue.js";
+import { clearQueue, discard, enqueue, getMeta, listQueued, syncQueue, tokenUser } from "./queue.js";
 import { keepFresh, storeTokens } from "./session.js";
 
 const TEXT = {
@@ -14,12 +14,20 @@ const TEXT = {
     syncNow: "立即同步", tasks: "我的任务", plan: "本周走访计划", notifications: "消息推送",
     enablePush: "开启推送", online: "在线", offline: "离线", postA: "A岗 · 社区服务大厅窗口",
     postB: "B岗 · 入户走访", noShift: "今日无排班", rosterUnavailable: "排班暂不可用",
-    noTasks: "暂无任务", noPlan: "本周计划暂不可用", due: "期限", overdueMark: "已超期",
+    noTasks: "暂无任务", tasksUnavailable: "任务列表暂不可用", tasksOfflineNone: "离线：任务列表暂不可用（本机没有保存的副本）",
+    tasksSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的任务列表，联网后才能办理`
+      : `任务列表暂不可用：显示 ${at} 保存的副本`),
+    returnReason: "退回原因（必填）：", returnReasonRequired: "退回必须填写原因，未退回。", noPlan: "本周计划暂不可用", due: "期限", overdueMark: "已超期",
     locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误",
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
     geoFailed: "无法定位：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
     mustVisit: "必访", planOverdue: "逾期",
-    unsynced: (n) => `本机还有 ${n} 条走访记录未同步，退出后将被删除。仍要退出吗？`,
+    unsynced: (n, refused) => `本机还有 ${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}，退出后将被删除。仍要退出吗？`,
+    needFollowUpNote: "勾选“需要跟进”时必须填写跟进事项。", tooLong: (what, max) => `${what}最多 ${max} 字。`,
+    noNul: (what) => `${what}含有不能保存的空字符。`,
+    refusedBy: "服务器拒绝", refusedCount: (n) => `${n} 条走访记录被服务器拒绝：请在下方修改或放弃。`, edit: "修改", discard: "放弃", cancelEdit: "取消修改", saveEdit: "保存修改",
+    editing: (label) => `正在修改被拒绝的走访记录（${label}），位置和时间保持原样。`,
+    discardConfirm: (label) => `放弃这条走访记录（${label}）？放弃后无法恢复。`, edited: "已修改，等待同步",
     actions: { accept: "接单", start: "开始处理", resolve: "办结", return: "退回" },
     outcomes: { met: "见到住户", nobody_home: "无人在家", refused: "拒绝", moved_out: "已搬离", vacant: "空置" },
     statuses: {
@@ -35,13 +43,22 @@ const TEXT = {
     queued: "Waiting to sync", syncNow: "Sync now", tasks: "My tasks", plan: "My plan this week",
     notifications: "Notifications", enablePush: "Enable push", online: "online", offline: "offline",
     postA: "A-post · the hall window", postB: "B-post · door to door", noShift: "No shift today",
-    rosterUnavailable: "Roster unavailable", noTasks: "No tasks", noPlan: "Plan unavailable",
+    rosterUnavailable: "Roster unavailable", noTasks: "No tasks", tasksUnavailable: "Tasks unavailable",
+    tasksOfflineNone: "Offline: tasks unavailable (no copy saved on this device)",
+    tasksSaved: (at, offline) => (offline ? `Offline: the task list saved at ${at}; actions need a connection`
+      : `Tasks unavailable: the copy saved at ${at}`),
+    returnReason: "Why return it (required):", returnReasonRequired: "A return needs a reason: not returned.", noPlan: "Plan unavailable",
     due: "due", overdueMark: "overdue", locating: "Locating…", savedOffline: "Saved; it syncs when online",
     synced: "Synced", badLogin: "Wrong username or password",
     sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.", geoFailed: "No location: ", rejected: "rejected",
     pushOn: "Push enabled", pushUnavailable: "Push not configured or not supported", mustVisit: "must-visit",
     planOverdue: "overdue",
-    unsynced: (n) => `${n} visit${n === 1 ? " is" : "s are"} not synced yet and would be deleted from this device. Sign out anyway?`,
+    unsynced: (n, refused) => `${n} visit${n === 1 ? " is" : "s are"} not synced yet${refused ? ` (${refused} refused by the server, to be corrected)` : ""} and would be deleted from this device. Sign out anyway?`,
+    needFollowUpNote: "A follow-up needs its description.", tooLong: (what, max) => `${what}: at most ${max} characters.`,
+    noNul: (what) => `${what} holds a NUL character that cannot be saved.`,
+    refusedBy: "Refused by the server", refusedCount: (n) => `${n} visit${n === 1 ? " was" : "s were"} refused by the server: edit or discard below.`, edit: "Edit", discard: "Discard", cancelEdit: "Cancel editing",
+    saveEdit: "Save changes", editing: (label) => `Editing a refused visit (${label}); its place and time stay as recorded.`,
+    discardConfirm: (label) => `Discard this visit (${label})? It cannot be undone.`, edited: "Changed; waiting to sync",
     actions: { accept: "Accept", start: "Start", resolve: "Resolve", return: "Return" },
     outcomes: { met: "met", nobody_home: "nobody home", refused: "refused", moved_out: "moved out", vacant: "vacant" },
     statuses: {
@@ -83,28 +100,61 @@ async function loadPost() {
   }
 }
 
+// The statuses of a task still open (api/services/tasks.py OPEN_STATUSES; tests/api/test_web.py
+// checks): "my tasks" lists these only, every page of them, soonest deadline first. Without the
+// filter a worker's closed tasks filled the first page and hid the open ones.
+const OPEN_TASK_STATUSES = ["new", "dispatched", "accepted", "in_progress", "returned", "escalated", "reopened"];
+const localTime = (date) => date.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" });
+
+function taskItem(task, offline) {
+  const actions = offline ? "" : (WORKER_ACTIONS[task.status] || [])
+    .map((a) => `<button data-task="${task.id}" data-action="${a}">${t.actions[a]}</button>`).join("");
+  const due = task.due_at ? localTime(new Date(task.due_at)) : "";
+  const late = task.overdue || (task.due_at && new Date(task.due_at) < new Date());
+  return `<li class="task" data-id="${task.id}"><b>${escapeHtml(task.title)}</b>
+    <span class="state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
+    <div class="${late ? "overdue" : "muted"}">${t.due} ${escapeHtml(due)}${late ? ` · ${t.overdueMark}` : ""}</div>
+    <div class="actions">${actions}</div></li>`;
+}
+
 async function loadTasks() {
+  const user = tokenUser(getToken());
+  const query = OPEN_TASK_STATUSES.map((s) => `status=${s}`).join("&");
+  let tasks;
+  let note = "";
   try {
-    const tasks = items(await api("/api/v1/tasks?assignee=me"));
-    $("tasks").innerHTML = tasks.length ? tasks.map((task) => {
-      const actions = (WORKER_ACTIONS[task.status] || [])
-        .map((a) => `<button data-task="${task.id}" data-action="${a}">${t.actions[a]}</button>`).join("");
-      const due = task.due_at ? new Date(task.due_at).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" }) : "";
-      const late = task.overdue || (task.due_at && new Date(task.due_at) < new Date() && !["resolved", "callback", "closed"].includes(task.status));
-      return `<li class="task" data-id="${task.id}"><b>${escapeHtml(task.title)}</b>
-        <span class="state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
-        <div class="${late ? "overdue" : "muted"}">${t.due} ${escapeHtml(due)}${late ? ` · ${t.overdueMark}` : ""}</div>
-        <div class="actions">${actions}</div></li>`;
-    }).join("") : `<li class="muted">${t.noTasks}</li>`;
+    tasks = await apiPages(`/api/v1/tasks?assignee=me&${query}`);
+    // Kept for offline use: only what the list shows, and only for this worker.
+    const kept = tasks.map(({ id, title, status, due_at, overdue }) => ({ id, title, status, due_at, overdue }));
+    localStorage.setItem(TASKS_KEY, JSON.stringify({ user, at: Date.now(), tasks: kept }));
   } catch {
-    $("tasks").innerHTML = `<li class="muted">${t.noTasks}</li>`;
+    const saved = JSON.parse(localStorage.getItem(TASKS_KEY) || "null");
+    if (saved && saved.user === user) {
+      tasks = saved.tasks;
+      note = `<li class="muted saved-copy">${escapeHtml(t.tasksSaved(localTime(new Date(saved.at)), !navigator.onLine))}</li>`;
+    } else {
+      $("tasks").innerHTML = `<li class="muted">${navigator.onLine ? t.tasksUnavailable : t.tasksOfflineNone}</li>`;
+      return;
+    }
   }
+  const offline = Boolean(note);
+  $("tasks").innerHTML = note + (tasks.length ? tasks.map((task) => taskItem(task, offline)).join("")
+    : `<li class="muted">${t.noTasks}</li>`);
 }
 
 $("tasks").addEventListener("click", async (e) => {
   const button = e.target.closest("button[data-action]");
   if (!button) return;
-  const note = button.dataset.action === "return" ? prompt(t.actions.return) || "" : "";
+  let note = "";
+  if (button.dataset.action === "return") {
+    const answer = prompt(t.returnReason);
+    if (answer === null) return; // cancelled: nothing is sent
+    note = answer.trim();
+    if (!note) {
+      alert(t.returnReasonRequired);
+      return;
+    }
+  }
   button.disabled = true;
   try {
     await api(`/api/v1/tasks/${button.dataset.task}/transitions`, { method: "POST", body: { action: button.dataset.action, note } });
@@ -128,8 +178,9 @@ async function loadPlanAndHouseholds() {
   } catch {
     $("plan").innerHTML = `<li class="muted">${t.noPlan}</li>`;
   }
-  // The visit form offers the plan's households first, then every household of my grids.
-  let households = plan.map((h) => ({ ...h, id: h.household_id ?? h.id }));
+  // The visit form offers the plan's households first, then every household of my grids. The
+  // plan holds the households still due this week: the others are visited (`due: false`).
+  let households = plan.map((h) => ({ ...h, id: h.household_id ?? h.id, due: true }));
   try {
     const all = [];
     for (let page = 1; page <= 30; page++) {
@@ -138,13 +189,32 @@ async function loadPlanAndHouseholds() {
       if (batch.length < 100) break;
     }
     const seen = new Set(households.map((h) => h.id));
-    households = households.concat(all.filter((h) => !seen.has(h.id)));
+    households = households.concat(all.filter((h) => !seen.has(h.id)).map((h) => ({ ...h, due: false })));
   } catch { /* offline: keep what we have */ }
   if (households.length) {
-    localStorage.setItem(HOUSEHOLDS_KEY, JSON.stringify(households.map((h) => ({ id: h.id, label: householdLabel(h) }))));
+    // Visits waiting in this device's queue are not in the plan's count yet.
+    const queued = new Set((await listQueued()).map((r) => r.visit.household_id));
+    storeHouseholds(households.map((h) => ({ id: h.id, label: householdLabel(h), due: h.due && !queued.has(h.id) })));
   }
-  const cached = JSON.parse(localStorage.getItem(HOUSEHOLDS_KEY) || "[]");
+  const cached = cachedHouseholds();
   $("household").innerHTML = cached.map((h) => `<option value="${h.id}">${escapeHtml(h.label)}</option>`).join("");
+  const first = cached.find((h) => h.due);
+  if (first) $("household").value = String(first.id);
+}
+
+const cachedHouseholds = () => JSON.parse(localStorage.getItem(HOUSEHOLDS_KEY) || "[]");
+const storeHouseholds = (list) => localStorage.setItem(HOUSEHOLDS_KEY, JSON.stringify(list));
+const labelOf = (id) => cachedHouseholds().find((h) => h.id === id)?.label || `#${id}`;
+
+/** Mark a household visited here and answer the next one still due after it in the list (round
+ * the end), else simply the next one. */
+function nextHousehold(id) {
+  const list = cachedHouseholds();
+  const at = list.findIndex((h) => h.id === id);
+  if (at >= 0) list[at].due = false;
+  storeHouseholds(list);
+  const after = [...list.slice(at + 1), ...list.slice(0, Math.max(at, 0))];
+  return (after.find((h) => h.due) || after[0] || list[at])?.id;
 }
 
 async function showQueue() {
@@ -152,14 +222,67 @@ async function showQueue() {
   const queued = (await listQueued()).filter((r) => r.user === user);
   const pending = queued.filter((r) => r.state === "pending");
   $("queue-count").textContent = String(pending.length);
-  $("queue").innerHTML = queued.filter((r) => r.state === "rejected")
-    .map((r) => `<li class="error">${escapeHtml(r.id.slice(0, 8))} ${t.rejected}: ${escapeHtml(r.reason)}</li>`).join("");
+  // A visit the server refused stays here until the worker corrects it (it then syncs again)
+  // or discards it: named by its household and time, with the server's reason.
+  $("queue").innerHTML = queued.filter((r) => r.state === "rejected").map((r) => {
+    const v = r.visit;
+    const when = v.visited_at ? localTime(new Date(v.visited_at)) : "";
+    return `<li class="rejected" data-id="${escapeHtml(r.id)}"><b>${escapeHtml(labelOf(v.household_id))}</b>
+      · ${escapeHtml(t.outcomes[v.outcome] || v.outcome)} · ${escapeHtml(when)}
+      <div class="error reason">${t.refusedBy}: ${escapeHtml(r.reason)}</div>
+      <button type="button" class="edit">${t.edit}</button><button type="button" class="discard">${t.discard}</button></li>`;
+  }).join("");
 }
+
+// Editing a refused visit: the form takes its fields; saving puts it back in the queue, same
+// id, place and time (the server stored nothing of it), to sync again.
+let editing = null;
+function endEditing() {
+  editing = null;
+  $("record").textContent = t.recordButton;
+  $("cancel-edit").hidden = true;
+  $("visit-form").reset();
+}
+$("queue").addEventListener("click", async (e) => {
+  const item = e.target.closest("li.rejected");
+  if (!item) return;
+  const record = (await listQueued()).find((r) => r.id === item.dataset.id);
+  if (!record) return;
+  const label = labelOf(record.visit.household_id);
+  if (e.target.closest("button.discard")) {
+    if (!confirm(t.discardConfirm(label))) return;
+    await discard(record.id);
+    if (editing?.id === record.id) endEditing();
+    showStatus("");
+    await showQueue();
+  } else if (e.target.closest("button.edit")) {
+    const v = record.visit;
+    editing = record;
+    const select = $("household");
+    if (![...select.options].some((o) => o.value === String(v.household_id))) {
+      select.insertAdjacentHTML("beforeend", `<option value="${v.household_id}">${escapeHtml(label)}</option>`);
+    }
+    select.value = String(v.household_id);
+    $("outcome").value = v.outcome;
+    $("notes").value = v.notes || "";
+    $("follow-up").checked = Boolean(v.follow_up);
+    $("follow-up-note").value = v.follow_up_note || "";
+    $("record").textContent = t.saveEdit;
+    $("cancel-edit").hidden = false;
+    showStatus(`${t.editing(label)} ${t.refusedBy}: ${record.reason}`, true);
+    $("visit-form").scrollIntoView();
+  }
+});
+$("cancel-edit").addEventListener("click", () => {
+  endEditing();
+  showStatus("");
+});
 
 async function sync() {
   try {
     const summary = await syncQueue();
-    if (summary.sent) $("visit-status").textContent = `${t.synced} (${summary.created + summary.duplicate})`;
+    if (summary.rejected) showStatus(t.refusedCount(summary.rejected), true);
+    else if (summary.sent) showStatus(`${t.synced} (${summary.created + summary.duplicate})`);
   } catch { /* offline or the server is away: the queue keeps everything */ }
   await showQueue();
 }
@@ -178,38 +301,91 @@ function locate() {
 }
 
 $("outcome").innerHTML = Object.entries(t.outcomes).map(([k, v]) => `<option value="${k}">${v}</option>`).join("");
+function showStatus(text, error = false) {
+  $("visit-status").textContent = text;
+  $("visit-status").classList.toggle("error", error);
+}
+
+// What VisitItemSchema (api/resources/visits/schemas.py) refuses, checked before a visit is
+// saved: the server would reject it at sync, after the worker has left the door. Lengths are
+// counted in code points, as Python does (tests/api/test_web.py holds these to the schema).
+const VISIT_LIMITS = {"notes": 4000, "follow_up_note": 2000};
+function visitProblem(fields) {
+  const labels = { notes: t.notes, follow_up_note: t.followUpNote };
+  for (const [name, max] of Object.entries(VISIT_LIMITS)) {
+    const value = fields[name] || "";
+    if ([...value].length > max) return [name, t.tooLong(labels[name], max)];
+    if (value.includes("\0")) return [name, t.noNul(labels[name])];
+  }
+  if (fields.follow_up && !(fields.follow_up_note || "").trim()) return ["follow_up_note", t.needFollowUpNote];
+  return null;
+}
+const FIELD_IDS = { notes: "notes", follow_up_note: "follow-up-note" };
+for (const id of Object.values(FIELD_IDS)) $(id).addEventListener("input", () => $(id).classList.remove("invalid"));
+$("follow-up").addEventListener("change", () => $("follow-up-note").classList.remove("invalid"));
+
 $("visit-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const form = new FormData(e.target);
-  $("visit-status").textContent = t.locating;
-  let position;
-  try {
-    position = await locate();
-  } catch (error) {
-    $("visit-status").textContent = t.geoFailed + error.message;
-    return;
-  }
-  const visit = {
-    id: crypto.randomUUID(),
+  const fields = {
     household_id: Number(form.get("household_id")),
-    visited_at: localIso(new Date()),
-    location: {
-      lon: position.coords.longitude, lat: position.coords.latitude,
-      accuracy_m: position.coords.accuracy, datum: "wgs84", provider: "browser", mock: false,
-    },
     outcome: form.get("outcome"),
     notes: form.get("notes") || "",
     follow_up: form.get("follow_up") === "on",
     follow_up_note: form.get("follow_up_note") || null,
   };
+  const problem = visitProblem(fields);
+  if (problem) {
+    const field = $(FIELD_IDS[problem[0]]);
+    field.classList.add("invalid");
+    field.focus();
+    showStatus(problem[1], true);
+    return;
+  }
+  if (editing) {
+    const record = editing;
+    await enqueue({ ...record.visit, ...fields }, record.user);
+    endEditing();
+    showStatus(t.edited);
+    await afterQueued();
+    return;
+  }
+  showStatus(t.locating);
+  let position;
+  try {
+    position = await locate();
+  } catch (error) {
+    showStatus(t.geoFailed + error.message, true);
+    return;
+  }
+  const visit = {
+    id: crypto.randomUUID(),
+    household_id: fields.household_id,
+    visited_at: localIso(new Date()),
+    location: {
+      lon: position.coords.longitude, lat: position.coords.latitude,
+      accuracy_m: position.coords.accuracy, datum: "wgs84", provider: "browser", mock: false,
+    },
+    outcome: fields.outcome,
+    notes: fields.notes,
+    follow_up: fields.follow_up,
+    follow_up_note: fields.follow_up_note,
+  };
   await enqueue(visit, tokenUser(getToken()));
-  $("visit-status").textContent = t.savedOffline;
+  showStatus(t.savedOffline);
   e.target.reset();
+  // On to the next household still to visit (reset would go back to the first).
+  const next = nextHousehold(visit.household_id);
+  if (next !== undefined) $("household").value = String(next);
+  await afterQueued();
+});
+
+async function afterQueued() {
   await showQueue();
   const registration = await navigator.serviceWorker?.ready.catch(() => null);
   if (registration?.sync) registration.sync.register("visits").catch(() => {});
   if (navigator.onLine) sync();
-});
+}
 $("sync").addEventListener("click", sync);
 
 function urlBase64ToUint8Array(text) {
@@ -274,8 +450,11 @@ async function signOutHere() {
 }
 async function endSignIn() {
   if (navigator.onLine) await syncQueue().catch(() => {});
-  const unsynced = (await listQueued()).filter((r) => r.state === "pending").length;
-  if (unsynced && !confirm(t.unsynced(unsynced))) {
+  // Everything still queued goes with the sign-out: pending visits (this worker's or another's)
+  // and visits the server refused, which wait here to be corrected.
+  const queued = await listQueued();
+  const refused = queued.filter((r) => r.state === "rejected").length;
+  if (queued.length && !confirm(t.unsynced(queued.length, refused))) {
     await showQueue();
     return;
   }
@@ -301,7 +480,7 @@ $("signout").addEventListener("click", (e) => {
   signOutHere();
 });
 
-window.addEventListener("online", () => { showNet(); sync(); });
+window.addEventListener("online", () => { showNet(); sync(); if (getToken()) loadTasks(); });
 window.addEventListener("offline", showNet);
 navigator.serviceWorker?.addEventListener("message", (e) => { if (e.data === "queue-changed") showQueue(); });
 showNet();

@@ -6,6 +6,7 @@ export const config = window.GRIDWORK_CONFIG || {};
 const LANG_KEY = "gridwork.lang";
 export const HOUSEHOLDS_KEY = "gridwork.households"; // the app's cached household list
 export const DEVICE_KEY = "gridwork.device"; // the app's web push device id
+export const TASKS_KEY = "gridwork.tasks"; // the app's last fetched task list, for offline use
 
 export async function signIn(username, password) {
   const response = await fetch("/api/v1/auth/token", {
@@ -32,6 +33,7 @@ export async function signOut(body = {}) {
   }
   await storeTokens(null, null);
   localStorage.removeItem(HOUSEHOLDS_KEY);
+  localStorage.removeItem(TASKS_KEY);
   localStorage.removeItem(DEVICE_KEY);
 }
 
@@ -49,6 +51,10 @@ export class ApiError extends Error {
  * "gridwork:session-ended" event and the call fails with the 401.
  */
 export async function api(path, options = {}) {
+  return (await call(path, options)).data;
+}
+
+async function call(path, options = {}) {
   const token = getToken();
   let response = await send(path, options, token);
   if (response.status === 401 && token) {
@@ -57,7 +63,29 @@ export async function api(path, options = {}) {
   }
   const data = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, data);
-  return data;
+  return { data, headers: response.headers };
+}
+
+/**
+ * Every item of a paginated list: asks for `pageSize` items a page (100 is within both the
+ * server's old maximum, 100, and its configured one) and follows the `X-Pagination` header's
+ * `next_page` until there is none. `pick` takes a page's items out of its body (a
+ * FeatureCollection's `features`, say). Without the header, a short page is the last.
+ */
+export async function apiPages(path, { pageSize = 100, pick = (body) => body || [], maxPages = 1000 } = {}) {
+  const all = [];
+  const sep = path.includes("?") ? "&" : "?";
+  let page = 1;
+  for (let n = 0; n < maxPages && page; n++) {
+    const { data, headers } = await call(`${path}${sep}page_size=${pageSize}&page=${page}`);
+    const batch = pick(data);
+    all.push(...batch);
+    let meta = null;
+    try { meta = JSON.parse(headers.get("X-Pagination") || "null"); } catch { /* no header */ }
+    if (meta) page = meta.next_page && meta.next_page > page ? meta.next_page : null;
+    else page = batch.length < pageSize ? null : page + 1;
+  }
+  return all;
 }
 
 function send(path, options, token) {

@@ -1,6 +1,6 @@
 // The grid leader's map: vector tiles of grids, households, visits and tasks, with popups.
 import {
-  api, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut, translate,
+  api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut, translate,
 } from "./common.js";
 import { keepFresh, refreshAccess } from "./session.js";
 
@@ -13,6 +13,12 @@ const TEXT = {
     taskOverdue: "已超期", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
     badLogin: "用户名或密码错误",
+    fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
+    here: (n) => `此处共 ${n} 项`, back: "← 返回列表", task: "任务", entrance: "楼门",
+    entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
+    mustVisitDue: "有必访对象本周未访", zoomIn: "放大查看各户",
+    entranceHint: "此点代表一个楼门的所有住户；放大地图后可逐户查看走访记录。",
+    urgencies: { danger: "危急", utility: "水电气热", general: "一般", complex: "疑难复杂" },
     statuses: {
       new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
       callback: "回访中", closed: "已关闭", returned: "已退回", escalated: "已升级", reopened: "已重启",
@@ -29,6 +35,12 @@ const TEXT = {
     tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
     never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password",
+    fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
+    here: (n) => `${n} items here`, back: "← Back to the list", task: "Task", entrance: "Entrance",
+    entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
+    mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in to each household",
+    entranceHint: "This point stands for every household of a stair entrance; zoom in to see each one's visits.",
+    urgencies: { danger: "danger", utility: "utilities", general: "general", complex: "complex" },
     statuses: {
       new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress",
       resolved: "resolved", callback: "callback", closed: "closed", returned: "returned",
@@ -46,6 +58,7 @@ translate(document, t);
 
 const COLORS = { visited: "#2e7d32", due: "#f9a825", overdue: "#c62828", task: "#6a1b9a" };
 const LAYERS = ["grids", "households", "visits", "tasks"];
+// The week is kept in the query string: a reload (or a shared link) shows the same week.
 let week = new URLSearchParams(location.search).get("week") || isoWeek();
 
 function tileUrl(layer) {
@@ -125,31 +138,112 @@ function taskPopup(p) {
   return `<div class="popup task-popup"><h4>${escapeHtml(p.title)}</h4><table>
     <tr><td>${t.status}</td><td class="status">${escapeHtml(t.statuses[p.status] || p.status)}</td></tr>
     <tr><td>${t.dueAt}</td><td>${escapeHtml(p.due_at)}${p.overdue ? ` <b>(${t.taskOverdue})</b>` : ""}</td></tr>
-    <tr><td>${t.urgency}</td><td>${escapeHtml(p.urgency)}</td></tr></table></div>`;
+    <tr><td>${t.urgency}</td><td class="urgency">${escapeHtml(t.urgencies[p.urgency] || p.urgency)}</td></tr></table></div>`;
 }
 
-async function householdPopup(p, popup) {
-  const head = `<h4>#${p.id} ${escapeHtml([p.building, p.unit, p.room].filter(Boolean).join("-"))}</h4>
-    <div>${t.status}: ${escapeHtml({ visited: t.visitedWeek, due: t.due, overdue: t.overdue }[p.status])}</div>
+const statusText = (status) => ({ visited: t.visitedWeek, due: t.due, overdue: t.overdue }[status] || status);
+const place = (p) => [p.building, p.unit, p.room].filter(Boolean).join("-");
+// Below z16 a household feature stands for a stair entrance: `households` of them at one point
+// (api/services/tiles.py households_features), with their worst status; its id is merely the
+// lowest household id, so its history would be one flat's, not the entrance's.
+const isEntrance = (f) => f.layer.id === "households" && Number(f.properties.households) > 1;
+
+function entrancePopup(p) {
+  return `<div class="popup entrance-popup"><h4>${t.entrance} ${escapeHtml([p.building, p.unit].filter(Boolean).join("-"))}</h4>
+    <div class="count">${t.entranceCount(p.households)}</div>
+    <div>${t.worstStatus}: <span class="status">${escapeHtml(statusText(p.status))}</span></div>
+    <div>${t.mostDays}: ${p.days_since_visit ?? t.never}</div>
+    ${p.must_visit_due ? `<div><b>${t.mustVisitDue}</b></div>` : ""}
+    <p class="muted">${t.entranceHint}</p><button type="button" class="zoom-in">${t.zoomIn}</button></div>`;
+}
+
+async function householdDetail(p, box, back) {
+  const head = `${back}<h4>#${p.id} ${escapeHtml(place(p))}</h4>
+    <div>${t.status}: ${escapeHtml(statusText(p.status))}</div>
     <div>${t.daysSince}: ${p.days_since_visit ?? t.never}</div>`;
-  popup.setHTML(`<div class="popup household-popup">${head}</div>`);
+  box.innerHTML = `<div class="popup household-popup">${head}</div>`;
   try {
     const history = await api(`/api/v1/households/${p.id}/visits?page_size=10`);
     const items = history.map((v) =>
       `<li>${escapeHtml(new Date(v.visited_at).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" }))}
         · ${escapeHtml(t.outcomes[v.outcome] || v.outcome)} · ${escapeHtml(v.worker_name)}
         · ${escapeHtml(t.grades[v.evidence.grade] || v.evidence.grade)}</li>`).join("");
-    popup.setHTML(`<div class="popup household-popup">${head}<strong>${t.history}</strong>
-      <ul class="history">${items || `<li>${t.none}</li>`}</ul></div>`);
+    box.innerHTML = `<div class="popup household-popup">${head}<strong>${t.history}</strong>
+      <ul class="history">${items || `<li>${t.none}</li>`}</ul></div>`;
   } catch (error) {
-    popup.setHTML(`<div class="popup household-popup">${head}<p class="error">${escapeHtml(error.message)}</p></div>`);
+    box.innerHTML = `<div class="popup household-popup">${head}<p class="error">${escapeHtml(error.message)}</p></div>`;
   }
 }
 
+function hitLabel(f) {
+  const p = f.properties;
+  if (f.layer.id === "tasks") return `${t.task}: ${escapeHtml(p.title)} · ${escapeHtml(t.statuses[p.status] || p.status)}`;
+  if (isEntrance(f)) {
+    return `${t.entrance} ${escapeHtml([p.building, p.unit].filter(Boolean).join("-"))} · ${t.entranceCount(p.households)} · ${escapeHtml(statusText(p.status))}`;
+  }
+  return `#${p.id} ${escapeHtml(place(p))} · ${escapeHtml(statusText(p.status))}`;
+}
+
+/**
+ * What a click opens: every task and household drawn under the click point (flats of a stair
+ * entrance share one point, and a task at a household sits on it), each openable from a list;
+ * a single one opens directly; a grid only when nothing else is there.
+ */
+function clickPopup(map, e) {
+  const hits = map.queryRenderedFeatures(e.point, { layers: ["tasks", "households", "grids-fill"] });
+  const seen = new Set();
+  const unique = hits.filter((f) => {
+    const key = `${f.layer.id}:${f.properties.id}`;
+    return seen.has(key) ? false : seen.add(key);
+  });
+  const order = ["tasks", "households"];
+  const things = unique.filter((f) => order.includes(f.layer.id))
+    .sort((a, b) => order.indexOf(a.layer.id) - order.indexOf(b.layer.id) || a.properties.id - b.properties.id);
+  const grid = unique.find((f) => f.layer.id === "grids-fill");
+  if (!things.length && !grid) return;
+  const popup = new maplibregl.Popup({ maxWidth: "340px" }).setLngLat(e.lngLat);
+  const box = document.createElement("div");
+  const backButton = things.length > 1 ? `<button type="button" class="back">${t.back}</button>` : "";
+  const list = () => {
+    box.innerHTML = `<div class="popup hit-list"><h4>${t.here(things.length)}</h4><ul>${things.map((f, i) =>
+      `<li><button type="button" class="hit" data-i="${i}">${hitLabel(f)}</button></li>`).join("")}</ul></div>`;
+  };
+  const open = (f) => {
+    if (f.layer.id === "tasks") box.innerHTML = backButton + taskPopup(f.properties);
+    else if (isEntrance(f)) box.innerHTML = backButton + entrancePopup(f.properties);
+    else householdDetail(f.properties, box, backButton);
+  };
+  box.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button) return;
+    if (button.classList.contains("hit")) open(things[Number(button.dataset.i)]);
+    else if (button.classList.contains("back")) list();
+    else if (button.classList.contains("zoom-in")) {
+      popup.remove();
+      map.easeTo({ center: e.lngLat, zoom: Math.max(map.getZoom() + 0.5, 16.5) });
+    }
+  });
+  if (!things.length) box.innerHTML = gridPopup(grid.properties);
+  else if (things.length === 1) open(things[0]);
+  else list();
+  popup.setDOMContent(box).addTo(map);
+}
+
+function showMapStatus(text) {
+  const el = document.getElementById("map-status");
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+/** Zoom to the user's grids: every page of them (100 a page is within any server's limit). */
 async function fitToGrids(map) {
-  const collection = await api("/api/v1/grids?page_size=1000");
+  const features = await apiPages("/api/v1/grids", { pick: (body) => body?.features || [] });
+  if (!features.length) {
+    showMapStatus(t.noGrids);
+    return;
+  }
   let bounds = null;
-  for (const feature of collection.features || []) {
+  for (const feature of features) {
     const polys = feature.geometry.type === "Polygon" ? [feature.geometry.coordinates] : feature.geometry.coordinates;
     for (const poly of polys) for (const [lon, lat] of poly[0]) {
       bounds = bounds ? bounds.extend([lon, lat]) : new maplibregl.LngLatBounds([lon, lat], [lon, lat]);
@@ -196,26 +290,21 @@ function start() {
   weekInput.addEventListener("change", () => {
     if (!weekInput.value) return;
     week = weekInput.value;
+    const url = new URL(location.href);
+    url.searchParams.set("week", week);
+    history.replaceState(null, "", url);
+    langLink.href = otherLangHref(lang);
     for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
   });
-  map.on("click", (e) => {
-    const hits = map.queryRenderedFeatures(e.point, { layers: ["tasks", "households", "grids-fill"] });
-    if (!hits.length) return;
-    const order = ["tasks", "households", "grids-fill"];
-    hits.sort((a, b) => order.indexOf(a.layer.id) - order.indexOf(b.layer.id));
-    const hit = hits[0];
-    const popup = new maplibregl.Popup({ maxWidth: "320px" }).setLngLat(e.lngLat);
-    if (hit.layer.id === "grids-fill") popup.setHTML(gridPopup(hit.properties));
-    else if (hit.layer.id === "tasks") popup.setHTML(taskPopup(hit.properties));
-    else householdPopup(hit.properties, popup);
-    popup.addTo(map);
-  });
+  map.on("click", (e) => clickPopup(map, e));
   for (const id of ["tasks", "households", "grids-fill"]) {
     map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
     map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
   }
+  // A failure is said on the map: a leader looking at an empty district should know why.
   fitToGrids(map).catch((error) => {
     if (error.status === 401) signOutHere();
+    else showMapStatus(t.fitFailed + (error.message || String(error)));
   });
 }
 

@@ -13,6 +13,10 @@ export const BATCH_LIMIT = 500;
 export function enqueue(visit, user) {
   return run(STORE, "readwrite", (store) => store.put({ id: visit.id, visit, user, state: "pending", queuedAt: Date.now() }));
 }
+/** Drop one queued visit (the worker discarded a visit the server refused). */
+export function discard(id) {
+  return run(STORE, "readwrite", (store) => store.delete(id));
+}
 /** Every queued visit, of whichever user. */
 export function listQueued() {
   return run(STORE, "readonly", (store) => store.getAll());
