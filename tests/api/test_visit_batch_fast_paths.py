@@ -195,6 +195,7 @@ HOSTILE = [
     b'{"visits": {"id": 1}}',
     b"[]",
     b'{"visits": [1, 2]}',
+    body_of(PLAIN, None),  # a null item: rejected alone the ordinary way
     body_of(PLAIN) + b"x",  # trailing bytes
     b"\xef\xbb\xbf" + body_of(PLAIN),  # a byte-order mark
     body_of(PLAIN).replace(b'"bench"', b'"\xff"'),  # not UTF-8

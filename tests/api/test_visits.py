@@ -327,6 +327,18 @@ def test_items_of_any_shape_are_rejected_alone(client, world, session):
     assert visit_count(session) == 2
 
 
+@pytest.mark.parametrize("odd", [None, 1, "a", [], [None]])
+def test_an_item_that_is_not_an_object_is_rejected_alone(client, world, session, odd):
+    """A null item sank the whole batch (422 `visits.1: Field may not be null`, nothing
+    stored) where every other non-object was rejected alone."""
+    response = sync(client, world, [visit_item(home(world)), odd])
+    assert response.status_code == 200, response.json
+    results = response.json["results"]
+    assert [r["status"] for r in results] == ["created", "rejected"]
+    assert results[1]["reason"] == "Each visit must be a JSON object."
+    assert visit_count(session) == 1
+
+
 def test_the_same_id_twice_in_one_batch_is_one_visit(client, world, session):
     item = visit_item(home(world))
     results = sync(client, world, [item, dict(item)]).json["results"]

@@ -328,15 +328,30 @@ def load_plain_batch(body: bytes) -> list[BatchItem] | None:
     return items
 
 
+class _BatchItem(ma.fields.Nested):
+    """A batch item: documented as a `VisitItem`, taken as it came (any JSON value, null too).
+    `VisitBatchSchema._items` loads each on its own, so a bad one, even a null, is rejected
+    in its result and never fails the batch (a `Raw()` refused a null: a 422 for all)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(VisitItemSchema, **kwargs)
+
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        return value
+
+
 class VisitBatchSchema(Schema):
     """The batch; each item is loaded on its own (`_items`). A plain batch is loaded straight
     from its bytes (`load_plain_body`, used by the app's parser) to the same items."""
 
     visits = ma.fields.List(
-        ma.fields.Raw(),
+        _BatchItem(),
         required=True,
         validate=ma.validate.Length(min=1, max=MAX_BATCH),
-        metadata={"description": f"Up to {MAX_BATCH} visits (see VisitItem), each checked alone"},
+        metadata={
+            "description": f"Up to {MAX_BATCH} visits, each checked alone: a bad one is "
+            "rejected in its result, the others stored"
+        },
     )
 
     @staticmethod
