@@ -12,7 +12,7 @@ import msgspec
 
 from api import privacy
 from api.db import PG_INT_MAX
-from api.extensions import Schema
+from api.extensions import Integer, Schema
 from api.limits import MAX_JSON_DEPTH, depth_ok, no_long_integers, within_values
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS
 from api.models.visits import DATUMS, GRADES, OUTCOMES
@@ -129,7 +129,7 @@ class VisitItemSchema(Schema):
     id = ma.fields.UUID(
         required=True, metadata={"description": "Made by the phone; idempotency key"}
     )
-    household_id = ma.fields.Integer(
+    household_id = Integer(
         validate=ma.validate.Range(1, PG_INT_MAX),
         metadata={"description": "A registered household"},
     )
@@ -452,11 +452,11 @@ class EvidenceSchema(Schema):
 
 
 class PhotoSchema(Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     visit_id = ma.fields.UUID()
     sha256 = ma.fields.String()
     content_type = ma.fields.String()
-    size_bytes = ma.fields.Integer()
+    size_bytes = Integer()
     created_at = ma.fields.DateTime()
     url = ma.fields.Function(lambda p: f"/api/v1/visits/{p.visit_id}/photos/{p.id}")
 
@@ -467,11 +467,11 @@ class PhotoUploadResultSchema(PhotoSchema):
 
 class VisitSchema(Schema):
     id = ma.fields.UUID()
-    worker_id = ma.fields.Integer()
+    worker_id = Integer()
     worker_name = ma.fields.Function(lambda v: v.worker.display_name)
-    household_id = ma.fields.Integer(allow_none=True)
+    household_id = Integer(allow_none=True)
     premises = ma.fields.Dict(allow_none=True)
-    grid_id = ma.fields.Integer()
+    grid_id = Integer()
     grid_code = ma.fields.Function(lambda v: v.grid.code)
     visited_at = ma.fields.Function(
         lambda v: local_visited_at(v).isoformat(),
@@ -589,12 +589,12 @@ class PlanQueryArgsSchema(Schema):
     week = ma.fields.String(
         validate=_WEEK, metadata={"description": "ISO week (default: the current week)"}
     )
-    worker = ma.fields.Integer(metadata={"description": "Another worker's plan (leaders, admins)"})
+    worker = Integer(metadata={"description": "Another worker's plan (leaders, admins)"})
 
 
 class PlanStopSchema(Schema):
-    order = ma.fields.Integer()
-    household_id = ma.fields.Integer()
+    order = Integer()
+    household_id = Integer()
     grid_code = ma.fields.String()
     building = ma.fields.String()
     unit = ma.fields.String()
@@ -606,17 +606,17 @@ class PlanStopSchema(Schema):
     tags = ma.fields.List(ma.fields.String())
     must_visit = ma.fields.Boolean()
     overdue = ma.fields.Boolean()
-    visits_per_week = ma.fields.Integer()
-    visits_this_week = ma.fields.Integer()
+    visits_per_week = Integer()
+    visits_this_week = Integer()
     last_visited_at = ma.fields.DateTime(allow_none=True)
     next_due_at = ma.fields.DateTime()
 
 
 class PlanSchema(Schema):
-    worker_id = ma.fields.Integer()
+    worker_id = Integer()
     week = ma.fields.String()
     as_of = ma.fields.DateTime()
-    total = ma.fields.Integer()
+    total = Integer()
     households = ma.fields.List(ma.fields.Nested(PlanStopSchema))
 
 
@@ -636,14 +636,14 @@ class PhotoFormSchema(Schema):
 
 class CadenceSchema(Schema):
     community_code = ma.fields.String(dump_only=True)
-    default = ma.fields.Integer(
+    default = Integer(
         required=True,
         validate=ma.validate.Range(1, MAX_PER_WEEK),
         metadata={"description": "Visits per ISO week for every household"},
     )
     tags = ma.fields.Dict(
         keys=ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
-        values=ma.fields.Integer(validate=ma.validate.Range(1, MAX_PER_WEEK)),
+        values=Integer(validate=ma.validate.Range(1, MAX_PER_WEEK)),
         load_default=dict,
         metadata={"description": "Visits per week for households with the tag (the most wins)"},
     )
