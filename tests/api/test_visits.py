@@ -122,6 +122,9 @@ def test_an_integer_beyond_64_bits_is_refused_before_anything_is_stored(client, 
         {"household_id": 2**31},
         {"visited_at": "0001-01-01T00:00:00+14:00"},
         {"visited_at": "9999-12-31T23:59:59-14:00"},
+        {"visited_at": "2000-01-01T00:00:00+08:00"},  # 1999-W52
+        {"visited_at": "2999-12-31T23:00:00-12:00"},  # 3000-W01 in Shanghai
+        {"visited_at": "2999-12-29T16:00:00Z"},  # Monday 00:00 of 3000-W01 in Shanghai
     ],
 )
 def test_an_out_of_range_item_is_rejected_alone(client, world, session, field):
@@ -131,6 +134,38 @@ def test_an_out_of_range_item_is_rejected_alone(client, world, session, field):
     results = sync(client, world, [good, bad]).json["results"]
     assert [r["status"] for r in results] == ["created", "rejected"]
     assert visit_count(session) == 1
+
+
+@pytest.mark.parametrize(
+    ("visited_at", "week"),
+    [
+        ("2000-01-02T16:00:00Z", "2000-W01"),  # Monday 00:00 in Shanghai
+        ("2999-12-29T23:59:00+08:00", "2999-W52"),
+        ("2999-12-29T03:00:00-12:00", "2999-W52"),
+    ],
+)
+def test_a_visit_at_the_edge_of_the_weeks_served_is_stored_and_served(
+    client, world, visited_at, week
+):
+    """The year was checked in the sent offset, the week taken in Shanghai: a visit was
+    stored in 1999-W52 or 3000-W01, which `?week=` refuses to serve."""
+    result = one(client, world, visit_item(home(world), visited_at=visited_at))
+    assert (result["status"], result["visit"]["week"]) == ("created", week)
+    listed = client.get(
+        "/api/v1/visits", query_string={"week": week}, headers=world.auth("worker_a1")
+    )
+    assert [v["id"] for v in listed.json] == [result["id"]]
+
+
+def test_a_visit_outside_the_weeks_served_is_told_which_weeks_are(client, world):
+    item = visit_item(home(world), visited_at="2000-01-01T00:00:00+08:00")
+    result = one(client, world, item)
+    assert result["errors"] == {
+        "visited_at": [
+            "The time must fall in the weeks served, 2000-W01 to 2999-W52 "
+            "(ISO weeks, Asia/Shanghai)."
+        ]
+    }
 
 
 def _with(item: dict, path: str, value) -> dict:

@@ -21,7 +21,7 @@ from api.services.geometry import point_lonlat
 from api.services.ledger import MAX_PER_WEEK
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
 from api.services.visits import MAX_BATCH, BatchItem, local_visited_at
-from api.services.weeks import MAX_YEAR, MIN_YEAR
+from api.services.weeks import FIRST_WEEK, LAST_WEEK, in_served_weeks
 
 _WEEK = FullMatch(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47.")
 
@@ -95,12 +95,19 @@ class PremisesSchema(Schema):
             raise ma.ValidationError("Give both lon and lat, or neither.", "lon")
 
 
-# A visit's time falls in the years the weeks are served for, its household id in PostgreSQL's
-# integer. Beyond either, one item used to sink the whole batch (an out-of-range integer, a
-# time that overflows when it is turned into Beijing time).
-def _in_years(moment: datetime) -> None:
-    if not MIN_YEAR <= moment.year <= MAX_YEAR:
-        raise ma.ValidationError(f"The time must fall in the years {MIN_YEAR}-{MAX_YEAR}.")
+# A visit's time falls in the weeks served, its household id in PostgreSQL's integer. Beyond
+# either, one item used to sink the whole batch (an out-of-range integer, a time that overflows
+# when it is turned into Beijing time). The week, not the year in the sent offset: a visit
+# stored in 1999-W52 or 3000-W01 could never be asked for by `?week=`.
+OUTSIDE_WEEKS = (
+    f"The time must fall in the weeks served, {FIRST_WEEK} to {LAST_WEEK} "
+    "(ISO weeks, Asia/Shanghai)."
+)
+
+
+def _in_weeks(moment: datetime) -> None:
+    if not in_served_weeks(moment):
+        raise ma.ValidationError(OUTSIDE_WEEKS)
 
 
 # The offset is kept in whole minutes (`utc_offset_minutes`), and the batch sends its rows to
@@ -118,7 +125,7 @@ def _whole_minutes(moment: datetime) -> bool:
 
 
 def _visit_time(moment: datetime) -> None:
-    _in_years(moment)
+    _in_weeks(moment)
     if not _whole_minutes(moment):
         raise ma.ValidationError(WHOLE_MINUTES)
 
@@ -190,13 +197,13 @@ def _label_text(value: Any, limit: int) -> bool:
 
 
 def _visit_moment(text: str) -> datetime | None:
-    """`visited_at` as the schema loads it (aware, whole-minute offset, in the years), else
-    None."""
+    """`visited_at` as the schema loads it (aware, whole-minute offset, in the weeks served),
+    else None."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if not _whole_minutes(moment) or not MIN_YEAR <= moment.year <= MAX_YEAR:
+    if not _whole_minutes(moment) or not in_served_weeks(moment):
         return None
     return moment
 
