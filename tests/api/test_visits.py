@@ -478,6 +478,19 @@ def test_a_batch_over_500_visits_is_refused_whole(client, world, session):
     assert visit_count(session) == 0
 
 
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(b"{x", 400), (b'{"visits": [', 400), (b"{}", 422), (b'{"visits": []}', 422)],
+)
+def test_a_batch_that_is_not_json_is_400_one_without_visits_422(client, world, body, status):
+    """As docs/visits.md says (it said 422 for a body that is not JSON)."""
+    response = client.post(
+        BATCH, data=body, content_type="application/json", headers=world.auth("worker_a1")
+    )
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+
+
 def test_unregistered_premises_are_placed_in_their_grid(client, world, session):
     lon, lat = centre(A1, dy=0.001)
     item = visit_item(None, lon=lon, lat=lat, premises={"building": "Shop 3", "kind": "business"})
