@@ -115,6 +115,7 @@ UNUSUAL = [
     variant(loc_provider="gps\u0000"),
     variant(loc_provider="gps\n"),
     variant(loc_provider="gps\u0085"),
+    variant(loc_provider="\u202egps"),
     variant(notes="met\u0000"),
     variant(follow_up=True, follow_up_note="ramp\u0000"),
     variant(loc_mock="false"),

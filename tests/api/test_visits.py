@@ -186,6 +186,8 @@ def _with(item: dict, path: str, value) -> dict:
         ("premises.unit", "2\u001b"),
         ("premises.room", "301\u0000"),
         ("premises.name", "Shop\u0000"),
+        ("premises.room", "\u202e101"),  # a bidi override: reads as another room
+        ("premises.name", "\u2067Shop\u2069"),
         ("notes", "met\u0000"),
         ("follow_up_note", "ramp\u0000"),
     ],

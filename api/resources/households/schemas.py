@@ -13,10 +13,16 @@ from api.services.households import IMPORT_MODES
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
 
 
+def _one_line(value: str) -> None:
+    if has_control_characters(value):
+        raise ma.ValidationError(CONTROL_CHARACTERS)
+
+
 class AddressPart(ma.fields.String):
     """A part of an address as a form sends it: trimmed (as an import row is), so " 3" and "3"
     are one building, and free of control characters (a NUL the database refuses naming no
-    field, a newline that breaks a list)."""
+    field, a newline that breaks a list) and of bidirectional overrides (which make it read as
+    another address)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
@@ -76,7 +82,7 @@ class HouseholdPatchSchema(Schema):
     occupancy = ma.fields.String(validate=ma.validate.OneOf(OCCUPANCIES))
     members = Integer(validate=ma.validate.Range(min=0, max=100))
     tags = _TAGS
-    phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=32))
+    phone = ma.fields.String(allow_none=True, validate=[ma.validate.Length(max=32), _one_line])
 
 
 class HouseholdCreateSchema(HouseholdPatchSchema):
