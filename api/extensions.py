@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http
+import re
 import threading
 import time
 from copy import deepcopy
@@ -21,6 +22,36 @@ from api import errors
 from api.db import PG_INT_MAX, Database
 from api.limits import StrictParser
 
+# An integer as text: ASCII digits, an optional sign, nothing around them. int() also reads
+# " 2", "1_000" and other scripts' digits ("２").
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+# Beyond 2**53 a float no longer holds every integer: 9007199254740993 arrives as ...992.
+_FLOAT_INT_MAX = 2**53
+
+
+class Integer(ma.fields.Integer):
+    """The API's integer field: every schema uses it, never marshmallow's own.
+
+    marshmallow's `Integer` (not strict) takes whatever int() takes, and int() truncates a
+    float: a batch item's `household_id: 1.5` was a visit to household 1, a task's 1.9 a task
+    on household 1, a cadence of 2.9 stored as 2. Here a number must be whole: 2 and 2.0 are 2
+    (a JSON writer may put any number as a float), 1.5 is refused, as is a float beyond 2**53
+    (no longer exact). Text, as a query string brings every value, must be an integer as
+    written ("2", "-3"): "1.5", "2.0", " 2" and "２" are refused.
+    """
+
+    default_error_messages = {"whole": "Not a whole number."}
+
+    def _validated(self, value: Any) -> int:
+        if type(value) is float:
+            if not value.is_integer():
+                raise self.make_error("whole", input=value)
+            if abs(value) > _FLOAT_INT_MAX:
+                raise self.make_error("invalid", input=value)
+        elif isinstance(value, str) and not _INTEGER_TEXT.fullmatch(value):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
 
 class ProblemSchema(ma.Schema):
     """RFC 9457 problem details (documentation only); extension members are allowed."""
@@ -30,7 +61,7 @@ class ProblemSchema(ma.Schema):
 
     type = ma.fields.String(metadata={"description": "URI naming the problem type"})
     title = ma.fields.String(metadata={"description": "Short summary of the problem type"})
-    status = ma.fields.Integer(metadata={"description": "HTTP status code"})
+    status = Integer(metadata={"description": "HTTP status code"})
     detail = ma.fields.String(metadata={"description": "What went wrong this time"})
     errors = ma.fields.Raw(metadata={"description": "Field errors, by location and field"})
 
@@ -123,6 +154,9 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 class Schema(ma.Schema):
+    # A field inferred from a value (none is, so far) is ours too.
+    TYPE_MAPPING = {**ma.Schema.TYPE_MAPPING, int: Integer}
+
     class Meta:
         ordered = True
         unknown = ma.RAISE

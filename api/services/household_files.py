@@ -586,7 +586,11 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
         if len(out[column]) > limit:
             errors.append(RowError(row, column, f"{column} is longer than {limit} characters"))
         elif has_control_characters(out[column]):
-            errors.append(RowError(row, column, f"{column} holds a control character"))
+            errors.append(
+                RowError(
+                    row, column, f"{column} holds a control character or a bidirectional override"
+                )
+            )
     for column in ("lon", "lat"):
         if _text(values.get(column)):
             try:
@@ -636,6 +640,10 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
     phone = _text(values.get("phone"))
     if len(phone) > 32:
         errors.append(RowError(row, "phone", "phone is longer than 32 characters"))
+    elif has_control_characters(phone):
+        errors.append(
+            RowError(row, "phone", "phone holds a control character or a bidirectional override")
+        )
     out["phone"] = phone or None
     return out if len(errors) == before else None
 

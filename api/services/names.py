@@ -9,14 +9,24 @@ from api import errors
 
 # The columns are varchar(100): grids, communities, streets, districts, users' display names.
 NAME_MAX = 100
-CONTROL_CHARACTERS = "Must not contain control characters."
+CONTROL_CHARACTERS = "Must not contain control characters or bidirectional overrides."
+# Bidirectional embeddings and overrides (U+202A-U+202E) and isolates (U+2066-U+2069):
+# invisible, they reorder what follows them on screen, so an address or a name can be made to
+# read as another in a list or an export ("\u202e101" shows as "101" reversed). The marks
+# (U+200E, U+200F) and joiners (U+200D, in emoji) reorder nothing and stay allowed.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def has_control_characters(value: str) -> bool:
     """True when `value` holds a control character (Unicode category Cc: NUL, BEL, ESC, tab,
-    newline, DEL, C1 ...). A name goes into reports (XLSX refuses them), tables and headers."""
-    # Every Cc character is unprintable: a printable string (the usual one) holds none.
-    return not value.isprintable() and any(unicodedata.category(c) == "Cc" for c in value)
+    newline, DEL, C1 ...) or a bidirectional override or isolate (`BIDI_CONTROLS`): the rule
+    of one-line text (names, addresses, phones). A name goes into reports (XLSX refuses control
+    characters), tables and headers."""
+    # Every Cc character, and every one of BIDI_CONTROLS (Cf), is unprintable: a printable
+    # string (the usual one) holds none.
+    return not value.isprintable() and any(
+        c in BIDI_CONTROLS or unicodedata.category(c) == "Cc" for c in value
+    )
 
 
 def name_problem(value: Any, *, optional: bool = False, max_length: int = NAME_MAX) -> str | None:

@@ -404,8 +404,11 @@ def attach_photo(
     if not data:
         raise errors.Unprocessable("The photo is empty.", errors={"file": ["Empty file."]})
     if len(data) > max_bytes:
+        # `data` may be only the first bytes of the upload (the route reads one byte past the
+        # limit): its length is not the photo's size, which stays unsaid.
         raise errors.PayloadTooLarge(
-            f"The photo is {len(data)} bytes; the limit is {max_bytes} bytes.", limit=max_bytes
+            f"The photo is larger than the limit of {max_bytes} bytes ({max_bytes / 2**20:g} MB).",
+            limit=max_bytes,
         )
     content_type = sniff_image_type(data)
     if content_type is None:

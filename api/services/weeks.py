@@ -18,6 +18,21 @@ _WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 MIN_YEAR, MAX_YEAR = 2000, 2999
 
 
+# The first and last weeks served, as `parse_week` takes them.
+FIRST_WEEK = f"{MIN_YEAR}-W01"
+LAST_WEEK = f"{MAX_YEAR}-W{date(MAX_YEAR, 12, 28).isocalendar().week:02d}"
+
+
+def in_served_weeks(moment: datetime) -> bool:
+    """Whether an aware instant's week (`week_of`: its ISO week in Asia/Shanghai) is one of
+    those served, FIRST_WEEK to LAST_WEEK. Its year in its own offset does not tell:
+    2000-01-01T00:00+08:00 is in 1999-W52, 2999-12-31T23:00-12:00 in 3000-W01."""
+    # A year's margin before converting: at the calendar's ends (0001, 9999) it overflows.
+    if not MIN_YEAR - 1 <= moment.year <= MAX_YEAR + 1:
+        return False
+    return MIN_YEAR <= moment.astimezone(LOCAL).isocalendar().year <= MAX_YEAR
+
+
 def parse_week(week: str) -> tuple[int, int]:
     """("2026-W47") -> (2026, 47); a 422 problem for anything that is not a real ISO week.
 

@@ -62,7 +62,12 @@ def test_user_create_refuses_an_unknown_community(gridwork, world):
 
 
 def test_user_create_refuses_a_control_character_in_a_name(gridwork, session, world):
-    for name_args in (["--username", "w\x07"], ["--username", "w9", "--display-name", "甲\x1b"]):
+    for name_args in (
+        ["--username", "w\x07"],
+        ["--username", "w9", "--display-name", "甲\x1b"],
+        ["--username", "w9", "--display-name", "\u202e甲乙"],  # reads as 乙甲
+        ["--username", "w\u20669"],
+    ):
         result = gridwork(
             "user",
             "create",
@@ -77,7 +82,10 @@ def test_user_create_refuses_a_control_character_in_a_name(gridwork, session, wo
         assert result.exit_code == 1
         assert "control characters" in result.output
     assert (
-        session.scalar(select(func.count(User.id)).where(User.username.in_(["w\x07", "w9"]))) == 0
+        session.scalar(
+            select(func.count(User.id)).where(User.username.in_(["w\x07", "w9", "w\u20669"]))
+        )
+        == 0
     )
 
 

@@ -193,6 +193,22 @@ def test_quiet_hours_are_set_and_read(client, world):
 
 
 @pytest.mark.parametrize(
+    "times", [("22:00-05:00", "07:00"), ("22:00", "07:00+08:00"), ("22:00Z", "07:00")]
+)
+def test_quiet_hours_with_a_utc_offset_are_refused(client, world, times):
+    """They are local times, stored without a zone: `22:00-05:00` was echoed back as sent,
+    then stored, and read back, as 22:00."""
+    headers = world.auth("worker_a1")
+    body = {"quiet_start": times[0], "quiet_end": times[1]}
+    r = client.put("/api/v1/devices/quiet-hours", json=body, headers=headers)
+    assert r.status_code == 422, r.json
+    (field,) = r.json["errors"]["json"]
+    assert field == ("quiet_start" if times[0] != "22:00" else "quiet_end")
+    assert "Asia/Shanghai" in r.json["errors"]["json"][field][0]
+    assert client.get("/api/v1/devices/quiet-hours", headers=headers).json["quiet_start"] is None
+
+
+@pytest.mark.parametrize(
     "zone",
     ["America", "Etc", "a" * 300, "../../etc/passwd", "zone.tab"],
     ids=["a-directory", "another-directory", "too-long", "a-path", "a-tzdata-file"],

@@ -62,6 +62,16 @@ def test_openapi_document_is_served(client):
         assert path in paths
 
 
+def test_a_batch_item_is_documented_by_the_schema_that_loads_it(client):
+    """The items were `{}`, their description naming a `VisitItem` the document did not hold."""
+    schemas = client.get("/api/v1/openapi.json").json["components"]["schemas"]
+    items = schemas["VisitBatch"]["properties"]["visits"]["items"]
+    assert items == {"$ref": "#/components/schemas/VisitItem"}
+    item = schemas["VisitItem"]
+    assert {"id", "visited_at", "location", "outcome"} <= set(item["required"])
+    assert {"household_id", "premises", "notes", "observations"} <= set(item["properties"])
+
+
 def test_interactive_docs_work_offline(client):
     page = client.get("/api/v1/docs")
     assert page.status_code == 200

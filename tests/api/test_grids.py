@@ -188,7 +188,11 @@ def test_patch_renames(client, world):
 def test_a_grid_name_with_a_control_character_is_422_and_creates_nothing(client, session, world):
     """A name goes into the reports' XLSX, which refuses control characters."""
     before = session.scalar(select(func.count(Grid.id)))
-    for props in ({"name": "北\x07三"}, {"name": "北三", "community_name": "X\x1b"}):
+    for props in (
+        {"name": "北\x07三"},
+        {"name": "北三", "community_name": "X\x1b"},
+        {"name": "\u202e北三"},  # a bidi override: shown as 三北
+    ):
         feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930), **props)
         r = client.post("/api/v1/grids", json=feature, headers=admin(world))
         assert r.status_code == 422, r.json

@@ -512,6 +512,56 @@ def test_an_address_part_with_a_control_character_is_422_naming_it(client, world
         assert "room" in response.json["errors"]["json"]
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("phone", "\x00"),
+        ("phone", "138\n0013 8000"),
+        ("phone", "\x1b[2J13800138000"),
+        ("phone", "\u202e00083100831"),
+        ("building", "\u202e1"),
+        ("unit", "2\u202d"),
+        ("floor", "\u20663\u2069"),
+        ("room", "\u202a101"),
+    ],
+)
+def test_a_control_character_or_bidi_override_in_a_one_line_field_is_422_naming_it(
+    client, world, session, field, value
+):
+    """A phone took NUL and any control character; the address took U+202E and the other bidi
+    overrides and isolates, which make it read, in a list or an export, as another address."""
+    home = world.households[A1][0]
+    before = (home.building, home.unit, home.floor, home.room, home.phone)
+    response = client.patch(
+        f"/api/v1/households/{home.id}", json={field: value}, headers=world.auth("admin_a")
+    )
+    assert response.status_code == 422, response.json
+    assert response.json["errors"]["json"] == {
+        field: ["Must not contain control characters or bidirectional overrides."]
+    }
+    session.expire_all()
+    assert (home.building, home.unit, home.floor, home.room, home.phone) == before
+    lon, lat = centre(A1, dy=0.001)
+    created = client.post(
+        "/api/v1/households",
+        json={"building": "1", "lon": lon, "lat": lat, field: value},
+        headers=world.auth("admin_a"),
+    )
+    assert created.status_code == 422
+    assert list(created.json["errors"]["json"]) == [field]
+
+
+def test_a_phone_or_address_in_a_right_to_left_script_is_kept(client, world):
+    """Letters written right to left, and the marks that order them, are not overrides."""
+    home = world.households[A1][0]
+    body = {"room": "\u05d3\u05d9\u05e8\u05d4 3", "phone": "+972 3\u200e-555"}
+    response = client.patch(
+        f"/api/v1/households/{home.id}", json=body, headers=world.auth("admin_a")
+    )
+    assert response.status_code == 200, response.json
+    assert response.json["room"] == body["room"]
+
+
 def test_a_care_tag_given_twice_is_kept_once(client, world):
     home = world.households[A1][0]
     body = client.patch(
@@ -529,6 +579,27 @@ def test_an_import_row_whose_address_holds_a_control_character_is_named(client, 
     assert response.status_code == 422
     [error] = response.json["errors"]
     assert (error["row"], error["column"]) == (2, "room")
+    assert household_count(session) == before
+
+
+@pytest.mark.parametrize(
+    ("column", "row"),
+    [
+        ("building", ["\u202e5", "1", "1", "101"]),
+        ("room", ["5", "1", "1", "10\u20671"]),
+        ("phone", ["5", "1", "1", "101"]),
+    ],
+)
+def test_an_import_row_whose_phone_or_address_holds_a_control_or_bidi_character_is_named(
+    client, session, world, column, row
+):
+    before = household_count(session)
+    phone = "138\x0700138000" if column == "phone" else ""
+    data = csv_file([[*row, *centre(A1), "", "", "", "", phone]])
+    response = upload(client, world, data, "register.csv")
+    assert response.status_code == 422
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, column)
     assert household_count(session) == before
 
 

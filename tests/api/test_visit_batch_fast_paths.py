@@ -100,6 +100,8 @@ UNUSUAL = [
     variant(visited_at="yesterday"),
     variant(visited_at=""),
     variant(visited_at="2026-11-23T10:15:00+08:00:30"),
+    variant(visited_at="2000-01-01T00:00:00+08:00"),  # 1999-W52: outside the weeks served
+    variant(visited_at="2999-12-31T23:00:00-12:00"),  # 3000-W01 in Shanghai
     variant(location=[116.4, 39.9]),
     variant(loc_lon="116.4"),
     variant(loc_lon=180.5),
@@ -113,6 +115,7 @@ UNUSUAL = [
     variant(loc_provider="gps\u0000"),
     variant(loc_provider="gps\n"),
     variant(loc_provider="gps\u0085"),
+    variant(loc_provider="\u202egps"),
     variant(notes="met\u0000"),
     variant(follow_up=True, follow_up_note="ramp\u0000"),
     variant(loc_mock="false"),
@@ -195,6 +198,7 @@ HOSTILE = [
     b'{"visits": {"id": 1}}',
     b"[]",
     b'{"visits": [1, 2]}',
+    body_of(PLAIN, None),  # a null item: rejected alone the ordinary way
     body_of(PLAIN) + b"x",  # trailing bytes
     b"\xef\xbb\xbf" + body_of(PLAIN),  # a byte-order mark
     body_of(PLAIN).replace(b'"bench"', b'"\xff"'),  # not UTF-8

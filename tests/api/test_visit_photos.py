@@ -72,6 +72,30 @@ def test_a_photo_over_the_size_limit_is_413(client, world, session, app, photo_d
     assert photo_count(session) == 0
 
 
+def test_a_photo_over_the_limit_is_answered_with_the_limit_not_a_made_up_size(
+    client, world, session, app, photo_dir, visit_id
+):
+    """The route reads one byte past the limit: a 12 MB upload was said to be 10485761 bytes."""
+    app.config["PHOTO_MAX_MB"] = 10
+    boundary = "photo-boundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+        f"Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    body += JPEG + b"\0" * (12 * 1024 * 1024) + f"\r\n--{boundary}--\r\n".encode()
+    response = client.post(
+        f"/api/v1/visits/{visit_id}/photos",
+        data=body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+        headers=world.auth("worker_a1"),
+    )
+    assert response.status_code == 413
+    assert response.json["detail"] == (
+        "The photo is larger than the limit of 10485760 bytes (10 MB)."
+    )
+    assert photo_count(session) == 0
+
+
 def test_a_file_that_is_not_an_image_is_415(client, world, session, photo_dir, visit_id):
     response = upload(client, world, visit_id, b"%PDF-1.7 not a photo")
     assert response.status_code == 415

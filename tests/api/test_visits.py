@@ -122,6 +122,9 @@ def test_an_integer_beyond_64_bits_is_refused_before_anything_is_stored(client, 
         {"household_id": 2**31},
         {"visited_at": "0001-01-01T00:00:00+14:00"},
         {"visited_at": "9999-12-31T23:59:59-14:00"},
+        {"visited_at": "2000-01-01T00:00:00+08:00"},  # 1999-W52
+        {"visited_at": "2999-12-31T23:00:00-12:00"},  # 3000-W01 in Shanghai
+        {"visited_at": "2999-12-29T16:00:00Z"},  # Monday 00:00 of 3000-W01 in Shanghai
     ],
 )
 def test_an_out_of_range_item_is_rejected_alone(client, world, session, field):
@@ -131,6 +134,38 @@ def test_an_out_of_range_item_is_rejected_alone(client, world, session, field):
     results = sync(client, world, [good, bad]).json["results"]
     assert [r["status"] for r in results] == ["created", "rejected"]
     assert visit_count(session) == 1
+
+
+@pytest.mark.parametrize(
+    ("visited_at", "week"),
+    [
+        ("2000-01-02T16:00:00Z", "2000-W01"),  # Monday 00:00 in Shanghai
+        ("2999-12-29T23:59:00+08:00", "2999-W52"),
+        ("2999-12-29T03:00:00-12:00", "2999-W52"),
+    ],
+)
+def test_a_visit_at_the_edge_of_the_weeks_served_is_stored_and_served(
+    client, world, visited_at, week
+):
+    """The year was checked in the sent offset, the week taken in Shanghai: a visit was
+    stored in 1999-W52 or 3000-W01, which `?week=` refuses to serve."""
+    result = one(client, world, visit_item(home(world), visited_at=visited_at))
+    assert (result["status"], result["visit"]["week"]) == ("created", week)
+    listed = client.get(
+        "/api/v1/visits", query_string={"week": week}, headers=world.auth("worker_a1")
+    )
+    assert [v["id"] for v in listed.json] == [result["id"]]
+
+
+def test_a_visit_outside_the_weeks_served_is_told_which_weeks_are(client, world):
+    item = visit_item(home(world), visited_at="2000-01-01T00:00:00+08:00")
+    result = one(client, world, item)
+    assert result["errors"] == {
+        "visited_at": [
+            "The time must fall in the weeks served, 2000-W01 to 2999-W52 "
+            "(ISO weeks, Asia/Shanghai)."
+        ]
+    }
 
 
 def _with(item: dict, path: str, value) -> dict:
@@ -151,6 +186,8 @@ def _with(item: dict, path: str, value) -> dict:
         ("premises.unit", "2\u001b"),
         ("premises.room", "301\u0000"),
         ("premises.name", "Shop\u0000"),
+        ("premises.room", "\u202e101"),  # a bidi override: reads as another room
+        ("premises.name", "\u2067Shop\u2069"),
         ("notes", "met\u0000"),
         ("follow_up_note", "ramp\u0000"),
     ],
@@ -327,6 +364,18 @@ def test_items_of_any_shape_are_rejected_alone(client, world, session):
     assert visit_count(session) == 2
 
 
+@pytest.mark.parametrize("odd", [None, 1, "a", [], [None]])
+def test_an_item_that_is_not_an_object_is_rejected_alone(client, world, session, odd):
+    """A null item sank the whole batch (422 `visits.1: Field may not be null`, nothing
+    stored) where every other non-object was rejected alone."""
+    response = sync(client, world, [visit_item(home(world)), odd])
+    assert response.status_code == 200, response.json
+    results = response.json["results"]
+    assert [r["status"] for r in results] == ["created", "rejected"]
+    assert results[1]["reason"] == "Each visit must be a JSON object."
+    assert visit_count(session) == 1
+
+
 def test_the_same_id_twice_in_one_batch_is_one_visit(client, world, session):
     item = visit_item(home(world))
     results = sync(client, world, [item, dict(item)]).json["results"]
@@ -429,6 +478,19 @@ def test_a_batch_over_500_visits_is_refused_whole(client, world, session):
     response = sync(client, world, items)
     assert response.status_code == 422
     assert visit_count(session) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(b"{x", 400), (b'{"visits": [', 400), (b"{}", 422), (b'{"visits": []}', 422)],
+)
+def test_a_batch_that_is_not_json_is_400_one_without_visits_422(client, world, body, status):
+    """As docs/visits.md says (it said 422 for a body that is not JSON)."""
+    response = client.post(
+        BATCH, data=body, content_type="application/json", headers=world.auth("worker_a1")
+    )
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
 
 
 def test_unregistered_premises_are_placed_in_their_grid(client, world, session):

@@ -7,7 +7,7 @@ from datetime import UTC
 import marshmallow as ma
 
 from api.db import PG_INT_MAX
-from api.extensions import Schema
+from api.extensions import Integer, Schema
 from api.services.audit import VIEWS
 
 ACTIONS = ("read", "create", "update", "export")
@@ -16,13 +16,13 @@ AUDITED_RESOURCES = ("household", "visit", "visit_photo", "task", "coverage_repo
 
 
 class AuditEntrySchema(Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     at = ma.fields.DateTime(metadata={"description": "When (UTC)"})
-    user_id = ma.fields.Integer(allow_none=True, metadata={"description": "Who"})
+    user_id = Integer(allow_none=True, metadata={"description": "Who"})
     username = ma.fields.String(allow_none=True)
     action = ma.fields.String(metadata={"description": ", ".join(ACTIONS)})
     resource = ma.fields.String(metadata={"description": "household, visit, visit_photo or task"})
-    resource_ids = ma.fields.List(ma.fields.Integer(), metadata={"description": "Which records"})
+    resource_ids = ma.fields.List(Integer(), metadata={"description": "Which records"})
     resource_uuids = ma.fields.List(
         ma.fields.UUID(), metadata={"description": "Which records, for UUID-keyed ones (visits)"}
     )
@@ -32,19 +32,19 @@ class AuditEntrySchema(Schema):
 
 
 class AuditQueryArgsSchema(Schema):
-    user = ma.fields.Integer(
+    user = Integer(
         validate=ma.validate.Range(min=1, max=PG_INT_MAX), metadata={"description": "Actor id"}
     )
     action = ma.fields.String(validate=ma.validate.OneOf(ACTIONS))
     resource = ma.fields.String(validate=ma.validate.OneOf(AUDITED_RESOURCES))
-    record = ma.fields.Integer(
+    record = Integer(
         validate=ma.validate.Range(min=1, max=2**63 - 1),
         metadata={"description": "Entries that touched this record id (e.g. a household)"},
     )
     record_uuid = ma.fields.UUID(metadata={"description": "Entries that touched this visit"})
     since = ma.fields.AwareDateTime(default_timezone=UTC, metadata={"description": "at >= since"})
     until = ma.fields.AwareDateTime(default_timezone=UTC, metadata={"description": "at < until"})
-    household = ma.fields.Integer(
+    household = Integer(
         validate=ma.validate.Range(min=1, max=PG_INT_MAX),
         metadata={
             "description": "Entries about this household, its visits (and their photos) and "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from api.extensions import Schema
+from api.extensions import Integer, Schema
 
 
 class TokenRequestSchema(Schema):
@@ -15,7 +15,7 @@ class TokenRequestSchema(Schema):
 
 
 class UserSchema(Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     username = ma.fields.String()
     display_name = ma.fields.String()
     role = ma.fields.String(
@@ -33,18 +33,18 @@ class TokenSchema(Schema):
     access_token = ma.fields.String()
     refresh_token = ma.fields.String()
     token_type = ma.fields.String(metadata={"example": "Bearer"})
-    expires_in = ma.fields.Integer(metadata={"description": "Access token lifetime, seconds"})
+    expires_in = Integer(metadata={"description": "Access token lifetime, seconds"})
     user = ma.fields.Nested(UserSchema)
 
 
 class AccessTokenSchema(Schema):
     access_token = ma.fields.String()
     token_type = ma.fields.String()
-    expires_in = ma.fields.Integer()
+    expires_in = Integer()
 
 
 class LogoutSchema(Schema):
-    device_id = ma.fields.Integer(metadata={"description": "This device, to stop pushes to it"})
+    device_id = Integer(metadata={"description": "This device, to stop pushes to it"})
     token = ma.fields.String(
         validate=ma.validate.Length(min=1, max=4096),
         metadata={"description": "Or this device's push token"},

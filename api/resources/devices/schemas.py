@@ -10,7 +10,7 @@ from zoneinfo import available_timezones
 
 import marshmallow as ma
 
-from api.extensions import Schema
+from api.extensions import Integer, Schema
 from api.models.push import DEVICE_PLATFORMS
 
 # A device's key (FCM token, or a web subscription's endpoint) is unique in an index, whose rows
@@ -78,18 +78,35 @@ class DeviceCreateSchema(Schema):
 
 
 class DeviceSchema(Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     platform = ma.fields.String()
     active = ma.fields.Boolean()
     created_at = ma.fields.DateTime()
     last_seen_at = ma.fields.DateTime()
 
 
+class LocalTime(ma.fields.Time):
+    """A time of day read in the `timezone` beside it: one with a UTC offset is refused. The
+    column is a time without time zone: `22:00-05:00` was echoed back, then stored as 22:00."""
+
+    default_error_messages = {
+        "offset": "Must be a local time without a UTC offset (e.g. 22:00): quiet hours are "
+        "read in `timezone`, Asia/Shanghai unless given."
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if moment.tzinfo is not None:
+            raise self.make_error("offset")
+        return moment
+
+
 class QuietHoursSchema(Schema):
-    quiet_start = ma.fields.Time(
-        allow_none=True, metadata={"description": "Local time quiet hours begin, e.g. 22:00"}
+    quiet_start = LocalTime(
+        allow_none=True,
+        metadata={"description": "Local time quiet hours begin, e.g. 22:00 (no UTC offset)"},
     )
-    quiet_end = ma.fields.Time(
+    quiet_end = LocalTime(
         allow_none=True, metadata={"description": "Local time they end, e.g. 07:00"}
     )
     timezone = ma.fields.String(load_default="Asia/Shanghai")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api.db import PG_INT_MAX
-from api.extensions import Schema
+from api.extensions import Integer, Schema
 from api.resources.schemas import BBox, GeometrySchema, code_field, name_field
 from api.services.grids import TARGET_MAX
 
@@ -15,10 +15,10 @@ class GridPropertiesSchema(Schema):
     name = ma.fields.String()
     community_code = ma.fields.String()
     community_name = ma.fields.String()
-    leader_id = ma.fields.Integer(allow_none=True)
-    target_households = ma.fields.Integer()
-    households = ma.fields.Integer(metadata={"description": "Registered households now"})
-    version = ma.fields.Integer(metadata={"description": "Boundary version, 1 when never redrawn"})
+    leader_id = Integer(allow_none=True)
+    target_households = Integer()
+    households = Integer(metadata={"description": "Registered households now"})
+    version = Integer(metadata={"description": "Boundary version, 1 when never redrawn"})
     valid_from = ma.fields.DateTime(metadata={"description": "Since when this boundary holds"})
 
 
@@ -26,7 +26,7 @@ class GridSchema(Schema):
     """A grid as a GeoJSON Feature."""
 
     type = ma.fields.Constant("Feature")
-    id = ma.fields.Integer()
+    id = Integer()
     geometry = ma.fields.Nested(GeometrySchema)
     properties = ma.fields.Nested(GridPropertiesSchema)
 
@@ -42,10 +42,8 @@ class GridInputPropertiesSchema(Schema):
 
     code = code_field(15, required=True)
     name = name_field(required=True)
-    target_households = ma.fields.Integer(validate=ma.validate.Range(min=1, max=TARGET_MAX))
-    leader_id = ma.fields.Integer(
-        allow_none=True, validate=ma.validate.Range(min=1, max=PG_INT_MAX)
-    )
+    target_households = Integer(validate=ma.validate.Range(min=1, max=TARGET_MAX))
+    leader_id = Integer(allow_none=True, validate=ma.validate.Range(min=1, max=PG_INT_MAX))
     community_name = name_field(empty=True)
     street_name = name_field(empty=True)
     district_name = name_field(empty=True)
@@ -76,15 +74,13 @@ class GridImportResultSchema(Schema):
     created = ma.fields.List(ma.fields.String())
     redrawn = ma.fields.List(ma.fields.String())
     unchanged = ma.fields.List(ma.fields.String())
-    households_moved = ma.fields.Integer()
+    households_moved = Integer()
 
 
 class GridPatchSchema(Schema):
     name = name_field()
-    target_households = ma.fields.Integer(validate=ma.validate.Range(min=1, max=TARGET_MAX))
-    leader_id = ma.fields.Integer(
-        allow_none=True, validate=ma.validate.Range(min=1, max=PG_INT_MAX)
-    )
+    target_households = Integer(validate=ma.validate.Range(min=1, max=TARGET_MAX))
+    leader_id = Integer(allow_none=True, validate=ma.validate.Range(min=1, max=PG_INT_MAX))
     geometry = ma.fields.Dict(metadata={"description": "A new boundary: a new version begins"})
 
 
@@ -123,7 +119,7 @@ class LocateBatchSchema(Schema):
 class LocatedPointSchema(Schema):
     lon = ma.fields.Float()
     lat = ma.fields.Float()
-    grid_id = ma.fields.Integer(allow_none=True, metadata={"description": "null: none of yours"})
+    grid_id = Integer(allow_none=True, metadata={"description": "null: none of yours"})
     grid_code = ma.fields.String(allow_none=True)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api import privacy
-from api.extensions import Schema
+from api.extensions import Integer, Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.resources.schemas import code_field
 from api.services.geometry import point_lonlat
@@ -13,10 +13,16 @@ from api.services.households import IMPORT_MODES
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
 
 
+def _one_line(value: str) -> None:
+    if has_control_characters(value):
+        raise ma.ValidationError(CONTROL_CHARACTERS)
+
+
 class AddressPart(ma.fields.String):
     """A part of an address as a form sends it: trimmed (as an import row is), so " 3" and "3"
     are one building, and free of control characters (a NUL the database refuses naming no
-    field, a newline that breaks a list)."""
+    field, a newline that breaks a list) and of bidirectional overrides (which make it read as
+    another address)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
@@ -43,8 +49,8 @@ def _phone(household) -> str | None:
 
 
 class HouseholdSchema(Schema):
-    id = ma.fields.Integer()
-    grid_id = ma.fields.Integer()
+    id = Integer()
+    grid_id = Integer()
     grid_code = ma.fields.Function(lambda h: h.grid.code)
     building = ma.fields.String()
     unit = ma.fields.String()
@@ -54,7 +60,7 @@ class HouseholdSchema(Schema):
     lat = ma.fields.Function(lambda h: point_lonlat(h.location)[1])
     kind = ma.fields.String(metadata={"description": " or ".join(HOUSEHOLD_KINDS)})
     occupancy = ma.fields.String(metadata={"description": ", ".join(OCCUPANCIES)})
-    members = ma.fields.Integer()
+    members = Integer()
     tags = ma.fields.List(ma.fields.String())
     phone = ma.fields.Function(
         _phone,
@@ -74,9 +80,9 @@ class HouseholdPatchSchema(Schema):
     lat = ma.fields.Float(allow_nan=False)
     kind = ma.fields.String(validate=ma.validate.OneOf(HOUSEHOLD_KINDS))
     occupancy = ma.fields.String(validate=ma.validate.OneOf(OCCUPANCIES))
-    members = ma.fields.Integer(validate=ma.validate.Range(min=0, max=100))
+    members = Integer(validate=ma.validate.Range(min=0, max=100))
     tags = _TAGS
-    phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=32))
+    phone = ma.fields.String(allow_none=True, validate=[ma.validate.Length(max=32), _one_line])
 
 
 class HouseholdCreateSchema(HouseholdPatchSchema):
@@ -122,19 +128,19 @@ class HouseholdImportArgsSchema(Schema):
 
 
 class HouseholdImportResultSchema(Schema):
-    created = ma.fields.Integer(metadata={"description": "Households created"})
+    created = Integer(metadata={"description": "Households created"})
     by_grid = ma.fields.Dict(
         keys=ma.fields.String(),
-        values=ma.fields.Integer(),
+        values=Integer(),
         metadata={"description": "Households created, by grid code"},
     )
-    updated = ma.fields.Integer(
+    updated = Integer(
         metadata={"description": "Households edited by their row (update mode; else 0)"}
     )
-    unchanged = ma.fields.Integer(
+    unchanged = Integer(
         metadata={"description": "Rows equal to their household, which changed nothing"}
     )
-    header_row = ma.fields.Integer(
+    header_row = Integer(
         metadata={
             "description": "The row the file's header ends on: the rows above it (a title, "
             "填报单位 and 日期 lines) were skipped; two header rows end on the second"
@@ -149,7 +155,7 @@ class HouseholdImportResultSchema(Schema):
         },
     )
     note_rows = ma.fields.List(
-        ma.fields.Integer(),
+        Integer(),
         metadata={
             "description": "Rows under the header taken for a template's notes and not read: "
             "rows of hints only (必填, 选填, 例：7号楼, 格式：…) or a sample household marked "

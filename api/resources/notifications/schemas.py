@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from api.extensions import Schema
+from api.extensions import Integer, Schema
 from api.resources.schemas import FullMatch
 
 
 class NotificationSchema(Schema):
-    id = ma.fields.Integer(metadata={"description": "Also the push message id, as n<id>"})
+    id = Integer(metadata={"description": "Also the push message id, as n<id>"})
     kind = ma.fields.String()
     title = ma.fields.String()
     body = ma.fields.String()
@@ -51,8 +51,8 @@ class NotificationQueryArgsSchema(Schema):
 
 
 class UnreadCountSchema(Schema):
-    unread = ma.fields.Integer()
+    unread = Integer()
 
 
 class AckAllSchema(Schema):
-    acknowledged = ma.fields.Integer()
+    acknowledged = Integer()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import url_for
 
-from api.extensions import Schema
+from api.extensions import Integer, Schema
 from api.resources.schemas import FullMatch, code_field
 
 WEEK = ma.fields.String(
@@ -38,7 +38,7 @@ class ReportQueryArgsSchema(Schema):
 class ReportFileSchema(Schema):
     format = ma.fields.String()
     content_type = ma.fields.String()
-    size_bytes = ma.fields.Integer()
+    size_bytes = Integer()
     url = ma.fields.Method("_url")
 
     def _url(self, obj) -> str:
@@ -46,13 +46,13 @@ class ReportFileSchema(Schema):
 
 
 class ReportSchema(Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     week = ma.fields.String()
     level = ma.fields.String()
     code = ma.fields.String()
     name = ma.fields.String()
-    households = ma.fields.Integer()
-    visited = ma.fields.Integer()
+    households = Integer()
+    visited = Integer()
     coverage = ma.fields.Method("_coverage")
     created_at = ma.fields.DateTime()
     files = ma.fields.List(ma.fields.Nested(ReportFileSchema))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from api.extensions import Schema
+from api.extensions import Integer, Schema
 from api.models.rosters import LEAVE_STATUSES, POSTS, SWAP_STATUSES
 from api.resources.schemas import FullMatch
 
@@ -13,7 +13,7 @@ _WEEK = ma.fields.String(
     validate=FullMatch(WEEK_RE, error="An ISO week like 2026-W48."),
     metadata={"description": "ISO week, e.g. 2026-W48 (Asia/Shanghai)"},
 )
-_WEEKDAY = ma.fields.Integer(validate=ma.validate.Range(1, 7))
+_WEEKDAY = Integer(validate=ma.validate.Range(1, 7))
 
 
 class HoursSchema(Schema):
@@ -35,13 +35,13 @@ class RosterSettingsSchema(Schema):
         validate=ma.validate.Length(min=1, max=7),
         metadata={"description": "ISO weekdays worked (1 = Monday); default Monday to Friday"},
     )
-    a_min = ma.fields.Integer(
+    a_min = Integer(
         validate=ma.validate.Range(0, 50), metadata={"description": "A-post staff per day, min"}
     )
-    a_max = ma.fields.Integer(
+    a_max = Integer(
         validate=ma.validate.Range(1, 50), metadata={"description": "A-post staff per day, max"}
     )
-    min_b_days_per_grid = ma.fields.Integer(
+    min_b_days_per_grid = Integer(
         validate=ma.validate.Range(0, 7),
         metadata={"description": "Minimum B-post (door-to-door) days per grid per week"},
     )
@@ -85,18 +85,18 @@ class LeaveQueryArgsSchema(Schema):
 
 
 class LeaveSchema(Schema):
-    id = ma.fields.Integer()
-    worker_id = ma.fields.Integer()
+    id = Integer()
+    worker_id = Integer()
     start_date = ma.fields.Date()
     end_date = ma.fields.Date()
     reason = ma.fields.String()
     status = ma.fields.String(metadata={"description": ", ".join(LEAVE_STATUSES)})
-    decided_by_id = ma.fields.Integer(
+    decided_by_id = Integer(
         allow_none=True, metadata={"description": "Who approved or rejected it"}
     )
     created_at = ma.fields.DateTime()
     decided_at = ma.fields.DateTime(allow_none=True, metadata={"description": "When decided"})
-    cancelled_by_id = ma.fields.Integer(
+    cancelled_by_id = Integer(
         allow_none=True,
         metadata={
             "description": "Who cancelled it (null for leave cancelled before this was recorded"
@@ -104,9 +104,7 @@ class LeaveSchema(Schema):
         },
     )
     cancelled_at = ma.fields.DateTime(allow_none=True, metadata={"description": "When cancelled"})
-    shortened_by_id = ma.fields.Integer(
-        allow_none=True, metadata={"description": "Who last ended it early"}
-    )
+    shortened_by_id = Integer(allow_none=True, metadata={"description": "Who last ended it early"})
     shortened_at = ma.fields.DateTime(
         allow_none=True, metadata={"description": "When it was last ended early"}
     )
@@ -138,17 +136,17 @@ class RosterCreateSchema(Schema):
 
 
 class ShiftSchema(Schema):
-    id = ma.fields.Integer()
-    roster_id = ma.fields.Integer()
+    id = Integer()
+    roster_id = Integer()
     week = ma.fields.String()
     status = ma.fields.String(metadata={"description": "The roster's status: draft or published"})
     date = ma.fields.Date()
     post = ma.fields.String(metadata={"description": "A (hall window) or B (door to door)"})
-    worker_id = ma.fields.Integer()
+    worker_id = Integer()
     worker_name = ma.fields.String()
-    grid_id = ma.fields.Integer(allow_none=True)
+    grid_id = Integer(allow_none=True)
     grid_code = ma.fields.String(allow_none=True, metadata={"description": "B-post's grid"})
-    relief_for_id = ma.fields.Integer(
+    relief_for_id = Integer(
         allow_none=True, metadata={"description": "The away worker whose grid is relieved"}
     )
     starts_at = ma.fields.DateTime(metadata={"description": "Start, Asia/Shanghai"})
@@ -180,7 +178,7 @@ class ShiftPatchSchema(Schema):
     grid_code = ma.fields.String(
         allow_none=True, metadata={"description": "Grid of a B-post (15 digits)"}
     )
-    worker_id = ma.fields.Integer()
+    worker_id = Integer()
     date = ma.fields.Date(metadata={"description": "A day of the roster's week"})
 
 
@@ -197,7 +195,7 @@ class ShiftQueryArgsSchema(Schema):
 
 
 class PairMemberSchema(Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     name = ma.fields.String()
 
 
@@ -209,7 +207,7 @@ class DaySchema(Schema):
 
 
 class WeekViewSchema(Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     community_code = ma.fields.String()
     week = ma.fields.String()
     status = ma.fields.String()
@@ -221,14 +219,14 @@ class WeekViewSchema(Schema):
     )
     a_days = ma.fields.Dict(
         keys=ma.fields.String(),
-        values=ma.fields.Integer(),
+        values=Integer(),
         metadata={"description": "A-post days this week, by worker id"},
     )
     days = ma.fields.List(ma.fields.Nested(DaySchema))
 
 
 class RosterSchema(Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     community_code = ma.fields.String()
     week = ma.fields.String()
     status = ma.fields.String()
@@ -236,23 +234,23 @@ class RosterSchema(Schema):
 
 
 class SwapCreateSchema(Schema):
-    with_shift_id = ma.fields.Integer(required=True)
+    with_shift_id = Integer(required=True)
 
 
 class SwapSchema(Schema):
-    id = ma.fields.Integer()
-    shift_id = ma.fields.Integer()
-    with_shift_id = ma.fields.Integer()
-    requester_id = ma.fields.Integer()
-    other_worker_id = ma.fields.Integer()
-    requested_by_id = ma.fields.Integer(allow_none=True)
+    id = Integer()
+    shift_id = Integer()
+    with_shift_id = Integer()
+    requester_id = Integer()
+    other_worker_id = Integer()
+    requested_by_id = Integer(allow_none=True)
     status = ma.fields.String(
         metadata={
             "description": "requested, accepted, approved, rejected, cancelled or expired (an"
             " open swap whose day passed; read as expired even before the tick marks it)"
         }
     )
-    decided_by_id = ma.fields.Integer(allow_none=True)
+    decided_by_id = Integer(allow_none=True)
     created_at = ma.fields.DateTime()
     decided_at = ma.fields.DateTime(allow_none=True)
 
@@ -266,11 +264,11 @@ class SwapQueryArgsSchema(Schema):
 
 
 class ShiftChangeSchema(Schema):
-    id = ma.fields.Integer()
-    roster_id = ma.fields.Integer()
-    shift_id = ma.fields.Integer(allow_none=True)
+    id = Integer()
+    roster_id = Integer()
+    shift_id = Integer(allow_none=True)
     action = ma.fields.String(metadata={"description": "edit or swap"})
-    changed_by_id = ma.fields.Integer(allow_none=True)
+    changed_by_id = Integer(allow_none=True)
     changed_at = ma.fields.DateTime()
     before = ma.fields.Dict()
     after = ma.fields.Dict()

@@ -10,7 +10,7 @@ from flask import request
 from api import privacy
 from api.auth import current_scope
 from api.clock import now
-from api.extensions import Schema, db
+from api.extensions import Integer, Schema, db
 from api.models.tasks import HOTLINE_TYPES, SATISFACTION, TASK_SOURCES, TASK_STATUSES, URGENCIES
 from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
@@ -124,7 +124,7 @@ class TaskCreateSchema(Schema):
         values=ma.fields.String(),
         metadata={"description": "The resident's contact, e.g. {name, phone}"},
     )
-    household_id = ma.fields.Integer(metadata={"description": "The household concerned"})
+    household_id = Integer(metadata={"description": "The household concerned"})
     location = ma.fields.Nested(
         LocationSchema, metadata={"description": "Where, when there is no household"}
     )
@@ -141,11 +141,11 @@ class TaskCreateSchema(Schema):
 
 
 class TaskEventSchema(Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     action = ma.fields.String()
     from_status = ma.fields.String(allow_none=True)
     to_status = ma.fields.String()
-    actor_id = ma.fields.Integer(allow_none=True, metadata={"description": "None: the system"})
+    actor_id = Integer(allow_none=True, metadata={"description": "None: the system"})
     note = ma.fields.String()
     location = ma.fields.Function(
         lambda e: _track(e.location),
@@ -156,7 +156,7 @@ class TaskEventSchema(Schema):
 
 
 class TaskSchema(Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     source = ma.fields.String()
     type = ma.fields.String()
     title = ma.fields.String()
@@ -176,9 +176,9 @@ class TaskSchema(Schema):
         allow_none=True,
         metadata={"type": "object", "description": "Name and phone masked for district viewers"},
     )
-    household_id = ma.fields.Integer(allow_none=True)
+    household_id = Integer(allow_none=True)
     visit_id = ma.fields.UUID(allow_none=True)
-    grid_id = ma.fields.Integer()
+    grid_id = Integer()
     grid_code = ma.fields.Function(lambda t: t.grid.code)
     location = ma.fields.Function(
         _task_location,
@@ -188,8 +188,8 @@ class TaskSchema(Schema):
         },
     )
     status = ma.fields.String(metadata={"description": ", ".join(TASK_STATUSES)})
-    assignee_id = ma.fields.Integer(allow_none=True)
-    created_by_id = ma.fields.Integer(allow_none=True)
+    assignee_id = Integer(allow_none=True)
+    created_by_id = Integer(allow_none=True)
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
     first_contact_due_at = ma.fields.DateTime(allow_none=True)
@@ -261,7 +261,7 @@ class TransitionSchema(Schema):
 
 
 class AssignSchema(Schema):
-    assignee_id = ma.fields.Integer(required=True)
+    assignee_id = Integer(required=True)
     note = ma.fields.String(load_default="", validate=ma.validate.Length(max=10000))
 
 
@@ -308,9 +308,9 @@ class RatesSchema(Schema):
     grid = ma.fields.String(allow_none=True)
     community = ma.fields.String(allow_none=True)
     source = ma.fields.String(allow_none=True, metadata={"description": "null: every source"})
-    opened = ma.fields.Integer()
-    resolved = ma.fields.Integer()
-    overdue = ma.fields.Integer()
+    opened = Integer()
+    resolved = Integer()
+    overdue = Integer()
     response_rate = ma.fields.Float(allow_none=True, metadata={"description": "percent"})
     resolution_rate = ma.fields.Float(allow_none=True, metadata={"description": "percent"})
     satisfaction_rate = ma.fields.Float(allow_none=True, metadata={"description": "percent"})

@@ -12,7 +12,7 @@ import msgspec
 
 from api import privacy
 from api.db import PG_INT_MAX
-from api.extensions import Schema
+from api.extensions import Integer, Schema
 from api.limits import MAX_JSON_DEPTH, depth_ok, no_long_integers, within_values
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS
 from api.models.visits import DATUMS, GRADES, OUTCOMES
@@ -21,7 +21,7 @@ from api.services.geometry import point_lonlat
 from api.services.ledger import MAX_PER_WEEK
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
 from api.services.visits import MAX_BATCH, BatchItem, local_visited_at
-from api.services.weeks import MAX_YEAR, MIN_YEAR
+from api.services.weeks import FIRST_WEEK, LAST_WEEK, in_served_weeks
 
 _WEEK = FullMatch(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47.")
 
@@ -95,12 +95,19 @@ class PremisesSchema(Schema):
             raise ma.ValidationError("Give both lon and lat, or neither.", "lon")
 
 
-# A visit's time falls in the years the weeks are served for, its household id in PostgreSQL's
-# integer. Beyond either, one item used to sink the whole batch (an out-of-range integer, a
-# time that overflows when it is turned into Beijing time).
-def _in_years(moment: datetime) -> None:
-    if not MIN_YEAR <= moment.year <= MAX_YEAR:
-        raise ma.ValidationError(f"The time must fall in the years {MIN_YEAR}-{MAX_YEAR}.")
+# A visit's time falls in the weeks served, its household id in PostgreSQL's integer. Beyond
+# either, one item used to sink the whole batch (an out-of-range integer, a time that overflows
+# when it is turned into Beijing time). The week, not the year in the sent offset: a visit
+# stored in 1999-W52 or 3000-W01 could never be asked for by `?week=`.
+OUTSIDE_WEEKS = (
+    f"The time must fall in the weeks served, {FIRST_WEEK} to {LAST_WEEK} "
+    "(ISO weeks, Asia/Shanghai)."
+)
+
+
+def _in_weeks(moment: datetime) -> None:
+    if not in_served_weeks(moment):
+        raise ma.ValidationError(OUTSIDE_WEEKS)
 
 
 # The offset is kept in whole minutes (`utc_offset_minutes`), and the batch sends its rows to
@@ -118,7 +125,7 @@ def _whole_minutes(moment: datetime) -> bool:
 
 
 def _visit_time(moment: datetime) -> None:
-    _in_years(moment)
+    _in_weeks(moment)
     if not _whole_minutes(moment):
         raise ma.ValidationError(WHOLE_MINUTES)
 
@@ -129,7 +136,7 @@ class VisitItemSchema(Schema):
     id = ma.fields.UUID(
         required=True, metadata={"description": "Made by the phone; idempotency key"}
     )
-    household_id = ma.fields.Integer(
+    household_id = Integer(
         validate=ma.validate.Range(1, PG_INT_MAX),
         metadata={"description": "A registered household"},
     )
@@ -190,13 +197,13 @@ def _label_text(value: Any, limit: int) -> bool:
 
 
 def _visit_moment(text: str) -> datetime | None:
-    """`visited_at` as the schema loads it (aware, whole-minute offset, in the years), else
-    None."""
+    """`visited_at` as the schema loads it (aware, whole-minute offset, in the weeks served),
+    else None."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if not _whole_minutes(moment) or not MIN_YEAR <= moment.year <= MAX_YEAR:
+    if not _whole_minutes(moment) or not in_served_weeks(moment):
         return None
     return moment
 
@@ -328,15 +335,30 @@ def load_plain_batch(body: bytes) -> list[BatchItem] | None:
     return items
 
 
+class _BatchItem(ma.fields.Nested):
+    """A batch item: documented as a `VisitItem`, taken as it came (any JSON value, null too).
+    `VisitBatchSchema._items` loads each on its own, so a bad one, even a null, is rejected
+    in its result and never fails the batch (a `Raw()` refused a null: a 422 for all)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(VisitItemSchema, **kwargs)
+
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        return value
+
+
 class VisitBatchSchema(Schema):
     """The batch; each item is loaded on its own (`_items`). A plain batch is loaded straight
     from its bytes (`load_plain_body`, used by the app's parser) to the same items."""
 
     visits = ma.fields.List(
-        ma.fields.Raw(),
+        _BatchItem(),
         required=True,
         validate=ma.validate.Length(min=1, max=MAX_BATCH),
-        metadata={"description": f"Up to {MAX_BATCH} visits (see VisitItem), each checked alone"},
+        metadata={
+            "description": f"Up to {MAX_BATCH} visits, each checked alone: a bad one is "
+            "rejected in its result, the others stored"
+        },
     )
 
     @staticmethod
@@ -437,11 +459,11 @@ class EvidenceSchema(Schema):
 
 
 class PhotoSchema(Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     visit_id = ma.fields.UUID()
     sha256 = ma.fields.String()
     content_type = ma.fields.String()
-    size_bytes = ma.fields.Integer()
+    size_bytes = Integer()
     created_at = ma.fields.DateTime()
     url = ma.fields.Function(lambda p: f"/api/v1/visits/{p.visit_id}/photos/{p.id}")
 
@@ -452,11 +474,11 @@ class PhotoUploadResultSchema(PhotoSchema):
 
 class VisitSchema(Schema):
     id = ma.fields.UUID()
-    worker_id = ma.fields.Integer()
+    worker_id = Integer()
     worker_name = ma.fields.Function(lambda v: v.worker.display_name)
-    household_id = ma.fields.Integer(allow_none=True)
+    household_id = Integer(allow_none=True)
     premises = ma.fields.Dict(allow_none=True)
-    grid_id = ma.fields.Integer()
+    grid_id = Integer()
     grid_code = ma.fields.Function(lambda v: v.grid.code)
     visited_at = ma.fields.Function(
         lambda v: local_visited_at(v).isoformat(),
@@ -574,12 +596,12 @@ class PlanQueryArgsSchema(Schema):
     week = ma.fields.String(
         validate=_WEEK, metadata={"description": "ISO week (default: the current week)"}
     )
-    worker = ma.fields.Integer(metadata={"description": "Another worker's plan (leaders, admins)"})
+    worker = Integer(metadata={"description": "Another worker's plan (leaders, admins)"})
 
 
 class PlanStopSchema(Schema):
-    order = ma.fields.Integer()
-    household_id = ma.fields.Integer()
+    order = Integer()
+    household_id = Integer()
     grid_code = ma.fields.String()
     building = ma.fields.String()
     unit = ma.fields.String()
@@ -591,17 +613,17 @@ class PlanStopSchema(Schema):
     tags = ma.fields.List(ma.fields.String())
     must_visit = ma.fields.Boolean()
     overdue = ma.fields.Boolean()
-    visits_per_week = ma.fields.Integer()
-    visits_this_week = ma.fields.Integer()
+    visits_per_week = Integer()
+    visits_this_week = Integer()
     last_visited_at = ma.fields.DateTime(allow_none=True)
     next_due_at = ma.fields.DateTime()
 
 
 class PlanSchema(Schema):
-    worker_id = ma.fields.Integer()
+    worker_id = Integer()
     week = ma.fields.String()
     as_of = ma.fields.DateTime()
-    total = ma.fields.Integer()
+    total = Integer()
     households = ma.fields.List(ma.fields.Nested(PlanStopSchema))
 
 
@@ -621,14 +643,14 @@ class PhotoFormSchema(Schema):
 
 class CadenceSchema(Schema):
     community_code = ma.fields.String(dump_only=True)
-    default = ma.fields.Integer(
+    default = Integer(
         required=True,
         validate=ma.validate.Range(1, MAX_PER_WEEK),
         metadata={"description": "Visits per ISO week for every household"},
     )
     tags = ma.fields.Dict(
         keys=ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
-        values=ma.fields.Integer(validate=ma.validate.Range(1, MAX_PER_WEEK)),
+        values=Integer(validate=ma.validate.Range(1, MAX_PER_WEEK)),
         load_default=dict,
         metadata={"description": "Visits per week for households with the tag (the most wins)"},
     )
