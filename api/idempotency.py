@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert
 from api import clock, errors
 from api.auth import current_scope
 from api.extensions import Blueprint, db
+from api.limits import request_body
 from api.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
@@ -166,5 +167,5 @@ def _request_hash() -> str:
         for name in sorted(request.form):
             h.update(f"{name}={request.form.getlist(name)}\n".encode())
     else:
-        h.update(request.get_data(cache=True))
+        h.update(request_body(request))
     return h.hexdigest()

@@ -21,6 +21,7 @@ import marshmallow as ma
 import orjson
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api import errors
 
@@ -156,6 +157,21 @@ def _json_loads(raw: bytes, max_depth: int) -> Any:
     return value
 
 
+def request_body(req) -> bytes:
+    """The request's body (cached), or 413 when it is larger than the app's limit.
+
+    A body sent without a Content-Length (chunked, as gunicorn passes it on) is read through
+    werkzeug's stream capped at MAX_CONTENT_LENGTH, which stops at the cap without a word: a
+    body over it came back cut, and its JSON was then refused as malformed (400). A body that
+    filled the cap is over it if one more byte is waiting."""
+    data = req.get_data(cache=True)
+    limit = req.max_content_length
+    cut = limit is not None and req.content_length is None and len(data) >= limit
+    if cut and req.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return data
+
+
 class _Loaded:
     """A body its schema loaded from the bytes (`load_plain_body`): the arguments as they are."""
 
@@ -191,7 +207,7 @@ class StrictParser(FlaskParser):
     def load_json(self, req, schema):
         plain = getattr(schema, "load_plain_body", None)
         if plain is not None and is_json_request(req):
-            data = req.get_data(cache=True)
+            data = request_body(req)
             if data and (value := plain(data)) is not None:
                 return _Loaded(value)
         return super().load_json(req, schema)
@@ -207,7 +223,7 @@ class StrictParser(FlaskParser):
     def _raw_load_json(self, req):
         if not is_json_request(req):
             return core.missing
-        data = req.get_data(cache=True)
+        data = request_body(req)
         if not data:
             return core.missing
         try:

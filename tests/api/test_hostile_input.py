@@ -197,6 +197,27 @@ def test_hostile_json_is_a_clear_4xx_in_bounded_memory_and_writes_nothing(
 
 
 @pytest.mark.parametrize("endpoint", JSON_ENDPOINTS)
+def test_a_chunked_json_body_over_the_limit_is_a_413_not_a_cut_body(
+    client, world, unchanged, endpoint
+):
+    """Sent chunked (no Content-Length, as gunicorn passes it on), a body over the 20 MB limit
+    was cut at the limit without a word (werkzeug's stream stops there) and answered 400 "not
+    valid JSON": the client was told its JSON was broken, not that it was too large."""
+    path, user, valid = JSON_ENDPOINTS[endpoint]
+    item = valid("116.4012")
+    body = Endless(b" ", 25 * MB, head=item[:-1], tail=item[-1:])  # valid JSON, padded
+    with bounded_memory():
+        response = client.post(
+            path,
+            input_stream=body,
+            content_type="application/json",
+            headers={**world.auth(user), "Transfer-Encoding": "chunked"},
+            environ_overrides={"CONTENT_LENGTH": "", "wsgi.input_terminated": True},
+        )
+    assert "20 MB" in assert_problem(response, 413)["detail"]
+
+
+@pytest.mark.parametrize("endpoint", JSON_ENDPOINTS)
 def test_json_labelled_as_text_is_not_read_as_json(client, world, unchanged, endpoint):
     path, user, valid = JSON_ENDPOINTS[endpoint]
     response = post_raw(client, path, world.auth(user), valid("116.4012"), "text/plain")
