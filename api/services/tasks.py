@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shapely.geometry import Point
-from sqlalchemy import and_, false, func, select, text
+from sqlalchemy import and_, false, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -639,7 +639,9 @@ def transition(
         kind = "task_escalated" if action == "escalate" else "task_updated"
         title = "任务已上报" if action == "escalate" else "任务被退回"
         above = overseers(session, grid, now=now, besides=(task.assignee_id, scope.user_id))
-        _notify_task(session, task, above, kind, title, now=now)
+        # Every escalation is urgent (it passes the leader's quiet hours), as the deadline's is.
+        urgent = True if action == "escalate" else None
+        _notify_task(session, task, above, kind, title, urgent=urgent, now=now)
     elif action == "resolve":
         # The leader makes the return call (回访) and closes the task: told it is their turn.
         above = overseers(session, grid, now=now, besides=(scope.user_id,))
@@ -671,9 +673,12 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
     """
     result = TickResult()
     open_ = Task.status.in_(OPEN_STATUSES)
+    # The deadline's escalation is owed until one is made at or after the deadline: a worker's
+    # own escalation before it (asking for help) does not answer it.
+    owed = or_(Task.escalated_at.is_(None), Task.escalated_at < Task.due_at)
     due = session.scalars(
         select(Task)
-        .where(open_, Task.escalated_at.is_(None), Task.due_at <= now)
+        .where(open_, owed, Task.due_at <= now)
         .order_by(Task.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -70,6 +70,32 @@ def test_at_the_deadline_the_task_is_escalated_to_the_grid_leader_once(session, 
     assert note.urgent
 
 
+def test_a_hand_escalation_is_urgent_and_the_deadline_still_escalates_after_it(session, world):
+    """Every escalation is urgent (it passes quiet hours), the worker's own too; and a task a
+    worker escalated for help before its deadline still escalates when the deadline passes:
+    before, the hand escalation was an ordinary notice, and the deadline then passed silently
+    (the tick took the task for escalated already)."""
+    task = make_task(session, now=T0, urgency="general")  # 7 days
+    worker = Scope.for_user(session, world.users["worker_a1"])
+    transition(session, worker, task, "escalate", note="需要物业配合", now=T0 + timedelta(hours=1))
+    [asked] = session.query(Notification).filter_by(kind="task_escalated").all()
+    assert asked.urgent and asked.user_id == world.users["leader_a"].id
+    assert tick(session, T0 + timedelta(days=6)).escalated == 0
+    result = tick(session, T0 + timedelta(days=7, minutes=1))
+    assert (result.escalated, task.status) == (1, "escalated")
+    assert task.escalated_at == T0 + timedelta(days=7, minutes=1)
+    assert tick(session, T0 + timedelta(days=8)).escalated == 0
+    notes = session.query(Notification).filter_by(kind="task_escalated").order_by(Notification.id)
+    assert [(n.title, n.urgent) for n in notes] == [("任务已上报", True), ("任务已超期", True)]
+
+
+def test_a_hand_escalation_after_the_deadline_answers_it(session, world):
+    task = make_task(session, now=T0, urgency="danger")  # 2 h
+    worker = Scope.for_user(session, world.users["worker_a1"])
+    transition(session, worker, task, "escalate", now=T0 + timedelta(hours=3))
+    assert tick(session, T0 + timedelta(hours=4)).escalated == 0
+
+
 def test_resolved_tasks_are_neither_warned_nor_escalated(session, world):
     task = make_task(session, now=T0, urgency="danger")
     scope = Scope.for_user(session, world.users["worker_a1"])
