@@ -224,16 +224,20 @@ def decide_leave(session: Session, scope: Scope, leave_id: int, decision: str) -
         session,
         leave,
         leave.worker_id,
-        f"Leave {leave.status}",
-        f"Your leave of {_leave_days(leave)} was {leave.status}.",
+        f"请假{_DECIDED[leave.status]}",
+        f"您{_leave_days(leave)}的请假{_DECIDED[leave.status]}。",
     )
     return leave
+
+
+# Notices are read on the workers' phones, in Chinese as the app is.
+_DECIDED = {"approved": "已批准", "rejected": "未获批准"}
 
 
 def _leave_days(leave: Leave) -> str:
     if leave.end_date == leave.start_date:
         return str(leave.start_date)
-    return f"{leave.start_date} to {leave.end_date}"
+    return f"{leave.start_date}至{leave.end_date}"
 
 
 def _tell_about_leave(
@@ -288,9 +292,8 @@ def cancel_leave(
             session,
             leave,
             told,
-            "Leave cancelled",
-            f"The leave of {_leave_days(leave)} was cancelled; the worker is expected on those"
-            " days.",
+            "请假已取消",
+            f"{_leave_days(leave)}的请假已取消，这些天须照常到岗。",
         )
     return leave
 
@@ -366,9 +369,9 @@ def end_leave(
             session,
             leave,
             told,
-            "Leave ended early",
-            f"The leave now ends on {last_day} ({_leave_days(leave)}); the worker is expected"
-            f" from {last_day + timedelta(days=1)}.",
+            "请假提前结束",
+            f"请假改为{last_day}结束（{_leave_days(leave)}），"
+            f"{last_day + timedelta(days=1)}起须照常到岗。",
             kind="leave_shortened",
         )
     return leave
@@ -563,15 +566,15 @@ def publish(session: Session, scope: Scope, roster_id: int) -> Roster:
         session,
         scope,
         _cancel_open_swaps(session, scope, select(Shift.id).where(Shift.roster_id == roster.id)),
-        why="the roster was published, and swaps are agreed on published shifts only",
+        why="排班已发布，换班须针对已发布的班次重新申请",
     )
     workers = sorted({s.worker_id for s in roster.shifts})
     notify(
         session,
         workers,
         "roster_published",
-        f"Roster {roster.week} published",
-        "Your shifts for the week are ready.",
+        f"{roster.week} 排班已发布",
+        "本周班次已排好，请查看排班。",
         data={"roster_id": roster.id, "week": roster.week},
         collapse_key=f"roster:{roster.id}",
     )
@@ -805,8 +808,8 @@ def _track_and_notify(
         session,
         sorted(affected),
         "roster_changed",
-        f"Roster {roster.week} changed",
-        "One of your shifts changed; check the roster.",
+        f"{roster.week} 排班有变动",
+        "您的班次有变动，请查看排班。",
         data={"roster_id": roster.id, "week": roster.week},
         collapse_key=f"roster:{roster.id}",
     )
@@ -841,20 +844,19 @@ def _notify_swaps_cancelled(
             swap,
             [w for w in (swap.requester_id, swap.other_worker_id) if w != scope.user_id],
             "shift_swap_cancelled",
-            "Shift swap cancelled",
-            f"The swap of the shifts on {days} was cancelled: {why}; check the roster."
+            "换班已取消",
+            f"{days}的换班已取消：{why}。"
             if why
-            else f"One of its shifts (on {days}) was changed, so the swap was cancelled;"
-            " check the roster.",
+            else f"换班所涉班次（{days}）有变动，换班已取消，请查看排班。",
         )
 
 
 def _swap_days(session: Session, swap: ShiftSwap) -> str:
-    """The days of a swap's two shifts, in order, for a notice ("2026-11-24 and 2026-11-26")."""
+    """The days of a swap's two shifts, in order, for a notice ("2026-11-24与2026-11-26")."""
     days = session.scalars(
         select(Shift.date).where(Shift.id.in_((swap.shift_id, swap.with_shift_id)))
     )
-    return " and ".join(map(str, sorted(days)))
+    return "与".join(map(str, sorted(days)))
 
 
 def _tell_about_swap(
@@ -1067,8 +1069,8 @@ def request_swap(
         swap,
         [w for w in (other.worker_id, shift.worker_id) if w != scope.user_id],
         "shift_swap_requested",
-        "Shift swap requested",
-        f"Swap your shift on {other.date} for the one on {shift.date}?",
+        "换班申请",
+        f"是否同意以您{other.date}的班次与{shift.date}的班次对换？",
     )
     return swap
 
@@ -1174,9 +1176,8 @@ def expire_swaps(session: Session, now: datetime) -> list[ShiftSwap]:
             swap,
             sorted(told),
             "shift_swap_expired",
-            "Shift swap expired",
-            f"The swap of the shifts on {_swap_days(session, swap)} was not decided before its"
-            " day passed; the roster stays as it was.",
+            "换班已过期",
+            f"{_swap_days(session, swap)}的换班在当天之前未获处理，排班保持不变。",
             now=now,
         )
     session.flush()
@@ -1287,9 +1288,8 @@ def reject_swap(
         swap,
         [w for w in (swap.requester_id, swap.other_worker_id) if w != scope.user_id],
         "shift_swap_cancelled" if withdrawn else "shift_swap_rejected",
-        "Shift swap withdrawn" if withdrawn else "Shift swap rejected",
-        f"The swap of the shifts on {shift.date} and "
-        f"{session.get(Shift, swap.with_shift_id).date} was "
-        f"{'withdrawn' if withdrawn else 'rejected'}; the roster stays as it was.",
+        "换班已撤回" if withdrawn else "换班被拒绝",
+        f"{shift.date}与{session.get(Shift, swap.with_shift_id).date}的换班"
+        f"{'已撤回' if withdrawn else '被拒绝'}，排班保持不变。",
     )
     return swap

@@ -592,6 +592,16 @@ def test_publishing_notifies_every_worker_on_the_roster(client, session, communi
     assert sorted(notified) == sorted({s["worker_id"] for s in all_shifts(view)})
 
 
+def test_roster_notices_speak_the_workers_language(client, session, community):
+    """Read on the workers' phones beside the tasks' 新任务 and 任务即将超期: in Chinese (they
+    were in English: "Roster 2026-W51 published")."""
+    view = published_week(client, community)
+    note = session.scalars(
+        select(Notification).where(Notification.kind == "roster_published")
+    ).first()
+    assert (note.title, note.body) == (f"{view['week']} 排班已发布", "本周班次已排好，请查看排班。")
+
+
 def test_publishing_twice_is_409(client, community):
     view = published_week(client, community)
     assert publish(client, community, view["id"]).status_code == 409
