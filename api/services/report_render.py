@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -245,7 +246,12 @@ def _bar_chart(report: dict[str, Any], font: str):
     chart.x, chart.y, chart.width, chart.height = 30, 30, 440, 140
     chart.data = [[g["coverage"] or 0 for g in grids] or [0]]
     chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 20
-    chart.categoryAxis.categoryNames = [g["code"][-3:] for g in grids] or [""]
+    # A grid's own number (its code's last 3 digits) within one community; above it, with the
+    # community's ("002-005"): a street's or district's grids repeat 001, 002...
+    one_community = len({g["code"][:12] for g in grids}) <= 1
+    chart.categoryAxis.categoryNames = [
+        g["code"][-3:] if one_community else f"{g['code'][-6:-3]}-{g['code'][-3:]}" for g in grids
+    ] or [""]
     chart.categoryAxis.labels.fontSize = 6 if len(grids) > 20 else 8
     chart.categoryAxis.labels.angle = 90 if len(grids) > 20 else 0
     chart.categoryAxis.labels.dy = -8
@@ -262,7 +268,11 @@ def _trend_chart(report: dict[str, Any], font: str):
     d.add(String(0, 158, "近8周覆盖率趋势 (%)", fontName=font, fontSize=10))
     chart = HorizontalLineChart()
     chart.x, chart.y, chart.width, chart.height = 30, 25, 440, 120
-    chart.data = [[w["coverage"] or 0 for w in report["trend"]]]
+    # A week with nothing to cover (no grid yet) is a gap in the line, not a fall to 0 %.
+    chart.data = [[w["coverage"] for w in report["trend"]]]
+    if all(v is None for v in chart.data[0]):
+        d.add(String(30, 80, "无数据", fontName=font, fontSize=9))
+        return d
     chart.categoryAxis.categoryNames = [w["week"][-3:] for w in report["trend"]]
     chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 20
     chart.lines[0].strokeWidth = 2
@@ -285,12 +295,15 @@ def _map(report: dict[str, Any], shapes: dict[str, Any], font: str):
         return d
     xs = [x for _, ring in rings for x, _ in ring]
     ys = [y for _, ring in rings for _, y in ring]
-    w, h = (max(xs) - min(xs)) or 1e-9, (max(ys) - min(ys)) or 1e-9
+    # A degree of longitude is cos(latitude) of a degree of latitude on the ground: unscaled,
+    # Beijing's grids were drawn 1.3x as wide as they are.
+    kx = math.cos(math.radians((max(ys) + min(ys)) / 2))
+    w, h = ((max(xs) - min(xs)) * kx) or 1e-9, (max(ys) - min(ys)) or 1e-9
     scale = min(470 / w, 235 / h)
     for code, ring in rings:
         points = []
         for x, y in ring:
-            points += [5 + (x - min(xs)) * scale, 5 + (y - min(ys)) * scale]
+            points += [5 + (x - min(xs)) * kx * scale, 5 + (y - min(ys)) * scale]
         d.add(
             Polygon(
                 points,

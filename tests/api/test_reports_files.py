@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -424,3 +425,43 @@ def test_stored_reports_are_listed_in_scope_and_downloaded(client, session, hist
         "/api/v1/reports", query_string={"week": "2026-W99"}, headers=history.auth("admin")
     )
     assert r.status_code == 422
+
+
+def test_the_pdfs_map_keeps_the_grids_shape_and_its_charts_name_grids_across_communities():
+    """Found by a review: a square grid (on the ground) was drawn 1.3x as wide as high at
+    Beijing's latitude; a street's grids were all labelled 001, 002... in the bar chart; a week
+    with nothing to cover was drawn as a fall to 0 %."""
+    from reportlab.graphics.charts.barcharts import VerticalBarChart
+    from reportlab.graphics.charts.linecharts import HorizontalLineChart
+    from reportlab.graphics.shapes import Polygon
+
+    from api.services import report_render
+
+    font = report_render._font()
+    lat = 39.9
+    side = 0.01  # degrees of latitude; the same ground distance east is side / cos(lat)
+    east = side / math.cos(math.radians(lat))
+    ring = [[116.4, lat], [116.4 + east, lat], [116.4 + east, lat + side], [116.4, lat + side]]
+    shapes = {"110105001001001": {"type": "Polygon", "coordinates": [ring + [ring[0]]]}}
+    report = {"grids": [{"code": "110105001001001", "coverage": 50.0}]}
+    [polygon] = [
+        s for s in report_render._map(report, shapes, font).contents if isinstance(s, Polygon)
+    ]
+    xs, ys = polygon.points[0::2], polygon.points[1::2]
+    assert (max(xs) - min(xs)) / (max(ys) - min(ys)) == pytest.approx(1.0, rel=0.01)
+
+    grids = [{"code": f"11010500100{c}00{g}", "coverage": 50.0} for c in (1, 2) for g in (1, 2)]
+    [bars] = [
+        s
+        for s in report_render._bar_chart({"grids": grids}, font).contents
+        if isinstance(s, VerticalBarChart)
+    ]
+    assert bars.categoryAxis.categoryNames == ["001-001", "001-002", "002-001", "002-002"]
+
+    trend = [{"week": "2026-W40", "coverage": None}, {"week": "2026-W41", "coverage": 60.0}]
+    [line] = [
+        s
+        for s in report_render._trend_chart({"trend": trend}, font).contents
+        if isinstance(s, HorizontalLineChart)
+    ]
+    assert line.data == [[None, 60.0]]
