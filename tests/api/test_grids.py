@@ -269,16 +269,22 @@ def test_an_imported_grids_properties_are_checked_as_a_single_grids_are(
     assert session.scalar(select(func.count(Grid.id))) == before
 
 
-def test_redrawing_moves_households_to_the_grid_that_now_holds_them(client, session, world):
-    moved = world.households[A1][2]  # the easternmost of A1's three households
-    collection = {
+def a_border_at(lon: float, west: float = 116.400) -> dict:
+    """A1 and A2 redrawn with the border between them at `lon` (A1's west side at `west`)."""
+    return {
         "type": "FeatureCollection",
         "features": [
-            grid_feature(A1, box(116.400, 39.920, 116.4032, 39.925)),
-            grid_feature(A2, box(116.4032, 39.920, 116.410, 39.925)),
+            grid_feature(A1, box(west, 39.920, lon, 39.925)),
+            grid_feature(A2, box(lon, 39.920, 116.410, 39.925)),
         ],
     }
-    body = client.post("/api/v1/grids/import", json=collection, headers=admin(world)).json
+
+
+def test_redrawing_moves_households_to_the_grid_that_now_holds_them(client, session, world):
+    moved = world.households[A1][2]  # the easternmost of A1's three households
+    body = client.post(
+        "/api/v1/grids/import", json=a_border_at(116.4032), headers=admin(world)
+    ).json
     assert sorted(body["redrawn"]) == [A1, A2]
     household = client.get(f"/api/v1/households/{moved.id}", headers=admin(world)).json
     assert household["grid_code"] == A2
@@ -390,13 +396,7 @@ def test_an_import_counts_the_households_that_changed_grid_only(client, session,
     body = client.post("/api/v1/grids/import", json=west, headers=admin(world)).json
     assert (body["redrawn"], body["households_moved"]) == ([A1], 0)
     # The A1 | A2 border moves east past A2's first household (at 116.4075).
-    border = {
-        "type": "FeatureCollection",
-        "features": [
-            grid_feature(A1, box(116.3995, 39.920, 116.4078, 39.925)),
-            grid_feature(A2, box(116.4078, 39.920, 116.410, 39.925)),
-        ],
-    }
+    border = a_border_at(116.4078, west=116.3995)
     body = client.post("/api/v1/grids/import", json=border, headers=admin(world)).json
     assert body["households_moved"] == 1
     moved = world.households[A2][0]

@@ -175,29 +175,43 @@ def test_sign_out_ends_the_session_stops_push_and_leaves_nothing_behind(
     assert page.evaluate("() => sessionStorage.getItem('e2e.unsubscribed')") == device.token
 
 
+def dialog_answers(asked: list[str]):
+    """`answer(yes)`: a dialog handler that notes the question in `asked` (a confirm's text)
+    and accepts it or not."""
+
+    def answer(yes: bool):
+        def handle(dialog):
+            assert dialog.type == "confirm", dialog.type
+            asked.append(dialog.message)
+            dialog.accept() if yes else dialog.dismiss()
+
+        return handle
+
+    return answer
+
+
+def wait_for_question(page, asked: list[str]) -> None:
+    """Until the page has asked (a dialog is handled outside the page's own events)."""
+    for _ in range(200):
+        if asked:
+            return
+        page.wait_for_timeout(50)
+
+
 def test_sign_out_deletes_unsynced_visits_only_once_the_worker_confirms(context, worker_page):
     page = worker_page
     page.wait_for_function("() => navigator.serviceWorker.controller !== null")
     record_offline(context, page)  # offline: the sync before signing out cannot reach the server
 
     asked: list[str] = []
-
-    def answer(yes: bool):
-        def handle(dialog):
-            asked.append(f"{dialog.type}: {dialog.message}")
-            dialog.accept() if yes else dialog.dismiss()
-
-        return handle
+    answer = dialog_answers(asked)
 
     page.once("dialog", answer(False))
     page.click("#signout")
     # The count already read 1 before the click: wait for the question itself, then the count.
-    for _ in range(200):
-        if asked:
-            break
-        page.wait_for_timeout(50)
+    wait_for_question(page, asked)
     page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
-    assert len(asked) == 1 and asked[0].startswith("confirm: 本机还有 1 条走访记录未同步")
+    assert len(asked) == 1 and asked[0].startswith("本机还有 1 条走访记录未同步")
     stored = page.evaluate(STORED)
     assert stored["token"] and stored["queued"] == 1  # still signed in, the visit kept
 
@@ -550,20 +564,11 @@ def test_sign_out_counts_refused_visits_and_a_refused_visit_can_be_discarded(
     page = worker_page
     visit_id = queue_refused_visit(page, visited_household(e2e_engine))
     asked: list[str] = []
-
-    def answer(yes: bool):
-        def handle(dialog):
-            asked.append(dialog.message)
-            dialog.accept() if yes else dialog.dismiss()
-
-        return handle
+    answer = dialog_answers(asked)
 
     page.once("dialog", answer(False))
     page.click("#signout")
-    for _ in range(200):
-        if asked:
-            break
-        page.wait_for_timeout(50)
+    wait_for_question(page, asked)
     assert asked and asked[0].startswith("本机还有 1 条走访记录未同步（其中 1 条被服务器拒绝")
     assert [r["id"] for r in queued_visits(page)] == [visit_id]  # still signed in, kept
 
