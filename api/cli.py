@@ -71,7 +71,36 @@ def _progress(label: str):
     return wrap
 
 
-@click.group()
+class _Console(click.Group):
+    """The command group: an operator's everyday mistake about the database (a wrong port, a
+    database never created or never migrated, a URL that is no PostgreSQL one) ends any
+    command with one line saying so, not a SQLAlchemy traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
+
+        from api.settings import ConfigError
+
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, InterfaceError) as exc:
+            raise click.ClickException(f"cannot reach the database: {_first_line(exc)}") from exc
+        except ProgrammingError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "42P01":  # undefined table
+                raise
+            raise click.ClickException(
+                f"the database has no gridwork schema ({_first_line(exc)}): run "
+                "`gridwork db upgrade`"
+            ) from exc
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _first_line(exc) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+@click.group(cls=_Console)
 def main() -> None:
     """gridwork: field-work platform for community grid workers."""
 
@@ -104,6 +133,9 @@ def serve(host: str, port: int, workers: int) -> None:
     Server().run()
 
 
+MIN_SECRET_CHARS = 32
+
+
 def _one_signing_key() -> None:
     """Every worker signs tokens with one key. gunicorn loads the app in each worker, and an
     app without GRIDWORK_SECRET_KEY makes a random key of its own: a token one worker signed
@@ -114,9 +146,17 @@ def _one_signing_key() -> None:
 
     from api.settings import load_config
 
-    if os.environ.get("GRIDWORK_SECRET_KEY"):
+    production = load_config()["GRIDWORK_ENV"] != "development"
+    key = os.environ.get("GRIDWORK_SECRET_KEY")
+    if key and production and len(key) < MIN_SECRET_CHARS:
+        # HS256 with a key shorter than its 32-byte hash is guessable offline from one token.
+        raise click.ClickException(
+            f"GRIDWORK_SECRET_KEY is {len(key)} characters: a signing key needs at least "
+            f"{MIN_SECRET_CHARS} (`gridwork security new-key` makes one)."
+        )
+    if key:
         return
-    if load_config()["GRIDWORK_ENV"] != "development":
+    if production:
         raise click.ClickException(
             "GRIDWORK_SECRET_KEY is not set: each worker would sign tokens with a key of its "
             "own and refuse the others'. Set it (`gridwork security new-key` makes one), or "
@@ -804,17 +844,28 @@ def report() -> None:
     """Weekly coverage reports."""
 
 
+REPORT_FORMATS = ("json", "csv", "xlsx", "pdf")
+
+
 @report.command("weekly")
 @click.option("--week", required=True, help="ISO week, e.g. 2026-W47")
 @click.option("--community", help="12-digit community code")
 @click.option("--street", help="9-digit street code")
 @click.option("--district", help="6-digit district code")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv", "xlsx", "pdf"]), default="json")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(REPORT_FORMATS),
+    help="json, csv, xlsx or pdf (default: the file's suffix, else json)",
+)
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def report_weekly(week, community, street, district, fmt, out: Path) -> None:
     """Write the coverage report of a community, street or district for one week to a file."""
     from api.services import report_render, reports
 
+    # Before, --out r.pdf without --format wrote JSON into r.pdf.
+    suffix = out.suffix.lower().lstrip(".")
+    fmt = fmt or (suffix if suffix in REPORT_FORMATS else "json")
     if not out.resolve().parent.is_dir():  # before the report is computed, not after
         raise click.BadParameter(f"no directory {out.parent} to write into", param_hint="--out")
 
@@ -896,8 +947,18 @@ def report_tick(now, retry_now: bool) -> None:
     A community whose report failed is retried after a delay (1 min, doubling, at most 1 h),
     as the push worker does; --retry-now retries it at once.
     """
+    from datetime import timedelta
+
     with _session() as session:
-        result = _report_tick(session, now or database_now(session), retry_now=retry_now)
+        current = database_now(session)
+        if now is not None and now > current + timedelta(minutes=1):
+            # A report stored "as of" a time to come would be of a week not over yet, and the
+            # real Monday run would take it for already stored.
+            raise click.BadParameter(
+                f"{now.isoformat()} is after the current time ({current.isoformat()})",
+                param_hint="--now",
+            )
+        result = _report_tick(session, now or current, retry_now=retry_now)
         click.echo(f"{result.week}: {len(result.created)} stored, {result.skipped} already stored")
         if result.failed:
             click.secho(
@@ -1009,8 +1070,14 @@ class PeriodicJobs:
 @click.option("--once", is_flag=True, help="One round (claim, send, mark), then exit")
 def push_worker(once: bool) -> None:
     """Deliver queued notifications to devices (FCM, Web Push, log); runs the task and report
-    ticks too, purges ended sign-in sessions and keeps the audit log's index."""
+    ticks too, purges ended sign-in sessions and keeps the audit log's index.
+
+    SIGTERM or Ctrl-C stops it after the round in flight (its sends answered and marked): a
+    deploy does not leave a batch to be sent again when its lease passes. A second one stops
+    it at once."""
     import logging
+    import signal
+    import threading
     import time
 
     from api.crypto import DataKeyRefused
@@ -1043,8 +1110,17 @@ def push_worker(once: bool) -> None:
             log,
         )
         failures = 0  # push rounds failed in a row
+        stop = threading.Event()
+
+        def stopping(signum, _frame):
+            if stop.is_set():  # asked twice: at once
+                raise KeyboardInterrupt
+            stop.set()
+            log.warning("push worker stopping after this round (signal %d)", signum)
+
+        handlers = {n: signal.signal(n, stopping) for n in (signal.SIGTERM, signal.SIGINT)}
         try:
-            while True:
+            while not stop.is_set():
                 # Neither a failed job nor a failed round ends the worker (the database
                 # restarting, a bug in one tick): it logs, waits and goes on, as the API does.
                 # `--once` lets the error out, so a script sees it.
@@ -1070,7 +1146,7 @@ def push_worker(once: bool) -> None:
                         log.exception(
                             "push round failed (%d in a row); next in %.0f s", failures, wait
                         )
-                    time.sleep(wait)
+                    stop.wait(wait)
                     continue
                 failures = 0
                 if stats.claimed:
@@ -1079,7 +1155,8 @@ def push_worker(once: bool) -> None:
                     click.echo(f"{stats.sent} sent, {stats.retried} retry, {stats.failed} failed")
                     return
                 if stats.claimed < worker.batch_size:
-                    time.sleep(cfg["PUSH_POLL_SECONDS"])
+                    stop.wait(cfg["PUSH_POLL_SECONDS"])
+            click.echo("push worker stopped")
         except KeyboardInterrupt:
             click.echo("push worker stopped")
         except DataKeyRefused as exc:
@@ -1087,6 +1164,8 @@ def push_worker(once: bool) -> None:
             # succeed under this key, so stop (loudly) rather than retry for ever.
             raise click.ClickException(str(exc)) from exc
         finally:
+            for signum, handler in handlers.items():  # the caller's again (a test's, a shell's)
+                signal.signal(signum, handler)
             router.close()
 
 

@@ -53,11 +53,25 @@ _ENV: dict[str, tuple[str, Any]] = {
 }
 
 
+class ConfigError(ValueError):
+    """A setting that cannot work, named: the console says it in one line."""
+
+
 def normalise_database_url(url: str) -> str:
     """Accept libpq-style URLs (postgres://, postgresql://) and pin the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _check_database_url(url: str) -> str:
+    if not url.startswith("postgresql+psycopg://"):
+        scheme = url.partition("://")[0] if "://" in url else url[:20]  # never a password
+        raise ConfigError(
+            "DATABASE_URL must be a PostgreSQL URL (postgresql://user@host:port/database), "
+            f"not {scheme!r}"
+        )
     return url
 
 
@@ -163,7 +177,7 @@ def load_config(test_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
             cfg[key] = parse(os.environ[env_name])
     if test_config:
         cfg.update(test_config)
-    cfg["DATABASE_URL"] = normalise_database_url(cfg["DATABASE_URL"])
+    cfg["DATABASE_URL"] = _check_database_url(normalise_database_url(cfg["DATABASE_URL"]))
     # Without configured secrets every process start invalidates tokens: fine for a demo,
     # never silently shared between deployments.
     cfg["SECRET_KEY"] = cfg["SECRET_KEY"] or secrets.token_hex(32)

@@ -48,7 +48,12 @@ def _fcm(settings: Mapping[str, str]) -> Channel:
         return NullChannel(FCM_DISABLED, warning=f"FCM is off: no credentials ({names} unset)")
     from push.fcm import FcmChannel  # firebase-admin loads only when FCM is used
 
-    return FcmChannel(path, url=settings.get(FCM_URL) or None)
+    name = next(k for k in FCM_CREDENTIALS if settings.get(k))
+    try:
+        return FcmChannel(path, url=settings.get(FCM_URL) or None)
+    except (OSError, ValueError) as exc:  # missing, unreadable, not a service account's JSON
+        problem = f"not a readable service-account JSON file ({exc})"
+        raise ValueError(f"{name}={path}: {problem}") from exc
 
 
 def _web_push(settings: Mapping[str, str]) -> Channel:

@@ -250,3 +250,81 @@ def test_push_worker_names_a_vapid_subject_web_push_cannot_use(monkeypatch, data
     result = CliRunner().invoke(main, ["push-worker", "--once"])
     assert result.exit_code == 1
     assert "vapid_subject" in result.output and "Traceback" not in result.output
+
+
+def _bare(monkeypatch, url: str) -> None:
+    """The console outside any app: `url` as DATABASE_URL, a development data key."""
+    for name in ("GRIDWORK_DATA_KEY", "GRIDWORK_OLD_DATA_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GRIDWORK_ENV", "development")
+    monkeypatch.setenv("DATABASE_URL", url)
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/nowhere", "cannot reach the database"),
+        ("postgresql://postgres@127.0.0.1:5432/gridwork_no_such_db", "cannot reach the database"),
+        ("foo", "DATABASE_URL"),
+        ("mysql://root@127.0.0.1/x", "DATABASE_URL"),
+    ],
+)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("tasks", "tick"),
+        (
+            "user",
+            "create",
+            "--username",
+            "x1",
+            "--password",
+            "y" * 12,
+            "--role",
+            "district_viewer",
+            "--district",
+            "110101",
+        ),
+    ],
+)
+def test_a_database_the_console_cannot_use_is_one_line_not_a_traceback(
+    monkeypatch, url, says, args
+):
+    """Found by an operator's review: a wrong port, a database never created or a URL that is
+    no PostgreSQL one printed 30-40 lines of SQLAlchemy traceback from every command but
+    `db upgrade`."""
+    _bare(monkeypatch, url)
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 1, result.output
+    assert says in result.output
+    assert "Traceback" not in result.output and result.exc_info[0] is SystemExit
+
+
+def test_a_database_never_migrated_says_to_upgrade_it(monkeypatch, own_database_url):
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(own_database_url)
+    with engine.begin() as conn:  # as `createdb` leaves it: no gridwork tables
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    _bare(monkeypatch, own_database_url)
+    result = CliRunner().invoke(main, ["tasks", "tick"])
+    assert result.exit_code == 1, result.output
+    assert "gridwork db upgrade" in result.output and "Traceback" not in result.output
+
+
+def test_the_push_worker_names_an_fcm_credentials_file_it_cannot_read(
+    monkeypatch, database_url, tmp_path
+):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("GRIDWORK_DATA_KEY", TEST_SETTINGS["DATA_KEY"])
+    monkeypatch.setenv("GRIDWORK_PUSH_BACKEND", "fcm")
+    for content in (None, "not json"):
+        path = tmp_path / "sa.json"
+        if content is not None:
+            path.write_text(content)
+        monkeypatch.setenv("GRIDWORK_FCM_CREDENTIALS", str(path))
+        result = CliRunner().invoke(main, ["push-worker", "--once"])
+        assert result.exit_code == 1, result.output
+        assert "GRIDWORK_FCM_CREDENTIALS" in result.output and str(path) in result.output
+        assert result.exc_info[0] is SystemExit

@@ -194,6 +194,24 @@ def test_the_cli_writes_every_format(app, history, tmp_path):
     assert "向阳社区" in PdfReader(tmp_path / "r.pdf").pages[0].extract_text()
 
 
+def test_the_cli_writes_the_format_its_files_suffix_names(app, history, tmp_path):
+    """Found by an operator's review: `--out r.pdf` without --format wrote JSON into r.pdf."""
+    for name, starts in (("r.pdf", b"%PDF"), ("r.csv", "网格".encode()), ("r.out", b"{")):
+        out = tmp_path / name
+        args = ("report", "weekly", "--week", "2026-W47", "--community", RC, "--out", str(out))
+        result = gridwork(app, *args)
+        assert result.exit_code == 0, result.output
+        assert starts in out.read_bytes()[:200], name
+
+
+def test_the_monday_run_refuses_to_act_as_of_a_time_to_come(app, history):
+    """A report stored as of next Monday would be of a week not over yet, and the real run
+    would then take it for already stored."""
+    result = gridwork(app, "report", "tick", "--now", "2999-01-04T00:30:00Z")
+    assert result.exit_code == 2 and "--now" in result.output
+    assert "after the current time" in result.output
+
+
 def test_the_cli_refuses_a_bad_week(app, history, tmp_path):
     result = gridwork(
         app,

@@ -122,3 +122,40 @@ def test_a_worker_killed_mid_send_loses_nothing_and_marks_each_delivery_once(
     assert len(in_flight) == BATCH  # only the batch in flight at the kill was sent again
     assert {m for m, c in counts.items() if c == 2} == in_flight
     assert all(c == 1 for m, c in counts.items() if m not in in_flight)
+
+
+def test_a_worker_told_to_stop_mid_send_finishes_its_round_and_sends_nothing_twice(
+    seeded, queued, fake, tmp_path
+):
+    """SIGTERM (a deploy, `systemctl stop`) while FCM holds a batch: the worker finishes the
+    round (its sends answered, their deliveries marked) and exits 0; the next worker sends the
+    rest. Before, SIGTERM killed it mid-round like a crash: the batch in flight was sent again
+    after its lease, on every deploy."""
+    import os
+    import signal
+
+    fake.hold(after=SENT_BEFORE_KILL)
+    first = worker(seeded, fake, tmp_path, "worker-1")
+    try:
+        wait_until(lambda: fake.held == BATCH, what="a whole batch to be in flight at FCM")
+        os.kill(first.pid, signal.SIGTERM)
+        wait_until(lambda: "stopping" in (tmp_path / "worker-1.log").read_text(), what="the stop")
+        fake.release()
+        assert first.popen.wait(timeout=30) == 0
+    finally:
+        first.stop()
+    states = Counter(state for _, state, _ in outbox(seeded, queued))
+    assert states == {
+        "sent": SENT_BEFORE_KILL + BATCH,
+        "pending": NOTIFICATIONS - SENT_BEFORE_KILL - BATCH,
+    }
+
+    second = worker(seeded, fake, tmp_path, "worker-2")
+    try:
+        wait_until(
+            lambda: all(state == "sent" for _, state, _ in outbox(seeded, queued)),
+            what="every delivery to be marked sent after the restart",
+        )
+    finally:
+        second.stop()
+    assert received(fake) == Counter({f"n{n}": 1 for n in queued})  # each once, none again

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.factories import PASSWORD
 from tests.faults.conftest import ROOT, ApiServer, Process, Seeded, call, process_env
 
@@ -81,14 +83,14 @@ def _busy(server: ApiServer):
         finish()
 
 
-def test_a_production_server_without_a_signing_key_does_not_start(seeded: Seeded):
+@pytest.mark.parametrize("key", [None, "x" * 31])
+def test_a_production_server_without_a_strong_signing_key_does_not_start(seeded: Seeded, key):
+    """Without one, or with one shorter than HS256's 32 bytes (`x` was accepted)."""
+    env = _without_secret(seeded.url, GRIDWORK_ENV="production")
+    if key:
+        env["GRIDWORK_SECRET_KEY"] = key
     done = subprocess.run(
-        [*SERVE, "--port", "1"],
-        env=_without_secret(seeded.url, GRIDWORK_ENV="production"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=20,
+        [*SERVE, "--port", "1"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=20
     )
     assert done.returncode != 0
     assert "GRIDWORK_SECRET_KEY" in done.stderr
