@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -43,9 +44,25 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz():
+        """200 when the database answers and is at this code's schema: a process on a database
+        never migrated (or migrated by an older release) answers 503, not ok beside failing
+        requests, so a load balancer keeps users away from it."""
         from sqlalchemy import text
+        from sqlalchemy.exc import ProgrammingError
 
-        db.session.execute(text("SELECT 1"))
+        try:
+            at = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except ProgrammingError:  # no alembic_version: never migrated
+            at = None
+        needed = schema_head()
+        if at != needed:
+            return errors.problem(
+                503,
+                "Service unavailable",
+                f"The database's schema is at {at or 'nothing'}; this release needs {needed}: "
+                "run `gridwork db upgrade`.",
+                slug="schema",
+            )
         return {"status": "ok"}
 
     return app
@@ -58,3 +75,15 @@ def _docs_assets(app: Flask) -> None:
     @app.get("/api/v1/docs/assets/<path:filename>")
     def swagger_assets(filename: str):
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+
+
+@functools.lru_cache(maxsize=1)
+def schema_head() -> str:
+    """The newest migration of this release (read once from migrations/)."""
+    from alembic.script import ScriptDirectory
+
+    from api.cli import alembic_config
+
+    return ScriptDirectory.from_config(
+        alembic_config("postgresql+psycopg://unused")
+    ).get_current_head()

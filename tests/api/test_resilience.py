@@ -100,3 +100,31 @@ def test_a_value_beyond_a_database_limit_is_a_422_not_an_outage(database_url, ca
     assert "Retry-After" not in response.headers
     assert "index row size" in caplog.text  # logged, but not the value
     assert value not in caplog.text
+
+
+def test_healthz_says_so_when_the_database_is_not_at_this_codes_schema(own_database_url):
+    """Found by an operator's review: on a database created but never migrated `/healthz`
+    answered 200 ok while every sign-in failed (no login_attempts table): a load balancer
+    would have sent users to it."""
+    from sqlalchemy import create_engine, text
+
+    from tests.factories import build_app
+
+    app = build_app(own_database_url)
+    assert app.test_client().get("/healthz").status_code == 200
+    engine = create_engine(own_database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    engine.dispose()
+    behind = app.test_client().get("/healthz")
+    assert behind.status_code == 503 and behind.mimetype == "application/problem+json"
+    assert "gridwork db upgrade" in behind.json["detail"]
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    engine.dispose()
+    bare = app.test_client().get("/healthz")
+    assert bare.status_code == 503 and "gridwork db upgrade" in bare.json["detail"]
+    from api.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
