@@ -50,6 +50,9 @@ def create_user(
         community = None
     elif community is None and grids:
         community = grids[0][:12]
+        # Found by an operator's review: a mistyped grid was answered as a community.
+        if session.scalar(select(Grid.id).where(Grid.code == grids[0])) is None:
+            raise errors.Unprocessable(f"Grid {grids[0]} not found.")
     if role != "district_viewer":
         if community is None or session.get(Community, community) is None:
             raise errors.Unprocessable(f"Role {role} needs a known community (got {community}).")
@@ -58,7 +61,9 @@ def create_user(
     # Only workers and leaders hold grids; admins and viewers see theirs through the hierarchy.
     for code in grids if role in ("worker", "grid_leader") else ():
         grid = session.scalar(select(Grid).where(Grid.code == code, Grid.retired_at.is_(None)))
-        if grid is None or grid.community_code != community:
+        if grid is None:
+            raise errors.Unprocessable(f"Grid {code} not found (or retired).")
+        if grid.community_code != community:
             raise errors.Unprocessable(f"Grid {code} is not a grid of community {community}.")
         grid_rows.append(grid)
     user = User(

@@ -309,6 +309,9 @@ def test_a_database_never_migrated_says_to_upgrade_it(monkeypatch, own_database_
     engine.dispose()
     _bare(monkeypatch, own_database_url)
     result = CliRunner().invoke(main, ["tasks", "tick"])
+    from api.extensions import db
+
+    db.engine.dispose()  # the app the command built: its connections, before the next test
     assert result.exit_code == 1, result.output
     assert "gridwork db upgrade" in result.output and "Traceback" not in result.output
 
@@ -325,6 +328,31 @@ def test_the_push_worker_names_an_fcm_credentials_file_it_cannot_read(
             path.write_text(content)
         monkeypatch.setenv("GRIDWORK_FCM_CREDENTIALS", str(path))
         result = CliRunner().invoke(main, ["push-worker", "--once"])
+        from api.extensions import db
+
+        db.engine.dispose()
         assert result.exit_code == 1, result.output
         assert "GRIDWORK_FCM_CREDENTIALS" in result.output and str(path) in result.output
         assert result.exc_info[0] is SystemExit
+
+
+@pytest.mark.parametrize(
+    ("grid", "says"),
+    [("12345", "Grid 12345 not found"), (A1[:-3] + "999", f"Grid {A1[:-3]}999 not found")],
+)
+def test_user_create_names_a_grid_that_does_not_exist(gridwork, world, grid, says):
+    """Found by an operator's review: `--grid 12345` was answered 'Role worker needs a known
+    community (got 12345)', and an unknown grid of a known community 'is not a grid of' it."""
+    result = gridwork(
+        "user",
+        "create",
+        "--username",
+        "new_w",
+        "--password",
+        "x" * 12,
+        "--role",
+        "worker",
+        "--grid",
+        grid,
+    )
+    assert result.exit_code == 1 and says in result.output
