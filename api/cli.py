@@ -221,8 +221,7 @@ def upgrade() -> None:
             click.echo("created the database")
         command.upgrade(alembic_config(url), "head")
     except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise click.ClickException(f"cannot reach the database: {reason}") from exc
+        raise click.ClickException(f"cannot reach the database: {_first_line(exc)}") from exc
     click.echo("database at the newest schema")
 
 
@@ -634,8 +633,7 @@ def security_check_key() -> None:
             with db.begin(guarded=False) as session:
                 records = key_records(session.connection())
         except (OperationalError, InterfaceError) as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise click.ClickException(f"cannot reach the database: {reason}") from exc
+            raise click.ClickException(f"cannot reach the database: {_first_line(exc)}") from exc
     if records is None:
         raise click.ClickException("the database has no data_keys table: `gridwork db upgrade`")
     current, *old = crypto.configured_key_ids()

@@ -14,18 +14,7 @@ from api.services.weeks import week_of
 
 
 def on_leave(session: Session, user_id: int, day: date) -> bool:
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    Leave.worker_id == user_id,
-                    Leave.status == "approved",
-                    Leave.start_date <= day,
-                    Leave.end_date >= day,
-                )
-            )
-        )
-    )
+    return leave_on(session, user_id, day) is not None
 
 
 def leave_on(session: Session, user_id: int, day: date) -> Leave | None:
