@@ -146,9 +146,15 @@ def test_google_application_credentials_is_read_too(tmp_path: Path) -> None:
         Router(channels).close()
 
 
-def test_missing_credentials_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(OSError):
-        build_channels({"GRIDWORK_FCM_CREDENTIALS": str(tmp_path / "missing.json")})
+@pytest.mark.parametrize("content", [None, "not json"])
+def test_an_unreadable_credentials_file_is_an_error_naming_the_setting_and_the_file(
+    tmp_path: Path, content: str | None
+) -> None:
+    path = tmp_path / "sa.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=f"GRIDWORK_FCM_CREDENTIALS={path}: not a readable"):
+        build_channels({"GRIDWORK_FCM_CREDENTIALS": str(path)})
 
 
 def test_vapid_settings_make_a_web_push_channel() -> None:
