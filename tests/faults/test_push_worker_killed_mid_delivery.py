@@ -84,6 +84,18 @@ def outbox(seeded, notification_ids: list[int]) -> list[tuple[int, str, int]]:
         ]
 
 
+def restart_until_all_sent(seeded, queued: list[int], fake: FakeFcm, tmp_path: Path) -> None:
+    """A second worker, run until every delivery of `queued` is marked sent."""
+    second = worker(seeded, fake, tmp_path, "worker-2")
+    try:
+        wait_until(
+            lambda: all(state == "sent" for _, state, _ in outbox(seeded, queued)),
+            what="every delivery to be marked sent after the restart",
+        )
+    finally:
+        second.stop()
+
+
 def received(fake: FakeFcm) -> Counter[str]:
     return Counter(m["data"]["message_id"] for m in fake.messages)
 
@@ -104,14 +116,7 @@ def test_a_worker_killed_mid_send_loses_nothing_and_marks_each_delivery_once(
     fake.release()
     wait_until(lambda: len(fake.messages) == SENT_BEFORE_KILL + BATCH, what="held sends")
 
-    second = worker(seeded, fake, tmp_path, "worker-2")
-    try:
-        wait_until(
-            lambda: all(state == "sent" for _, state, _ in outbox(seeded, queued)),
-            what="every delivery to be marked sent after the restart",
-        )
-    finally:
-        second.stop()
+    restart_until_all_sent(seeded, queued, fake, tmp_path)
 
     rows = outbox(seeded, queued)
     assert [n for n, _, _ in rows] == queued  # one delivery per notification: none lost, none added
@@ -150,12 +155,5 @@ def test_a_worker_told_to_stop_mid_send_finishes_its_round_and_sends_nothing_twi
         "pending": NOTIFICATIONS - SENT_BEFORE_KILL - BATCH,
     }
 
-    second = worker(seeded, fake, tmp_path, "worker-2")
-    try:
-        wait_until(
-            lambda: all(state == "sent" for _, state, _ in outbox(seeded, queued)),
-            what="every delivery to be marked sent after the restart",
-        )
-    finally:
-        second.stop()
+    restart_until_all_sent(seeded, queued, fake, tmp_path)
     assert received(fake) == Counter({f"n{n}": 1 for n in queued})  # each once, none again
