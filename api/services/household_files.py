@@ -562,6 +562,11 @@ def _number(value: Any) -> float:
     return number
 
 
+def _not_one_line(row: int, column: str) -> RowError:
+    """A cell one-line text may not hold (`names.has_control_characters`)."""
+    return RowError(row, column, f"{column} holds a control character or a bidirectional override")
+
+
 def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     before = len(errors)
@@ -586,11 +591,7 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
         if len(out[column]) > limit:
             errors.append(RowError(row, column, f"{column} is longer than {limit} characters"))
         elif has_control_characters(out[column]):
-            errors.append(
-                RowError(
-                    row, column, f"{column} holds a control character or a bidirectional override"
-                )
-            )
+            errors.append(_not_one_line(row, column))
     for column in ("lon", "lat"):
         if _text(values.get(column)):
             try:
@@ -641,9 +642,7 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
     if len(phone) > 32:
         errors.append(RowError(row, "phone", "phone is longer than 32 characters"))
     elif has_control_characters(phone):
-        errors.append(
-            RowError(row, "phone", "phone holds a control character or a bidirectional override")
-        )
+        errors.append(_not_one_line(row, "phone"))
     out["phone"] = phone or None
     return out if len(errors) == before else None
 

@@ -182,12 +182,7 @@ async function loadPlanAndHouseholds() {
   // plan holds the households still due this week: the others are visited (`due: false`).
   let households = plan.map((h) => ({ ...h, id: h.household_id ?? h.id, due: true }));
   try {
-    const all = [];
-    for (let page = 1; page <= 30; page++) {
-      const batch = items(await api(`/api/v1/households?page_size=100&page=${page}`));
-      all.push(...batch);
-      if (batch.length < 100) break;
-    }
+    const all = await apiPages("/api/v1/households", { pick: items, maxPages: 30 });
     const seen = new Set(households.map((h) => h.id));
     households = households.concat(all.filter((h) => !seen.has(h.id)).map((h) => ({ ...h, due: false })));
   } catch { /* offline: keep what we have */ }

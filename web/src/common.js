@@ -67,8 +67,8 @@ async function call(path, options = {}) {
 }
 
 /**
- * Every item of a paginated list: asks for `pageSize` items a page (100 is within both the
- * server's old maximum, 100, and its configured one) and follows the `X-Pagination` header's
+ * Every item of a paginated list: asks for `pageSize` items a page (100 by default; the API
+ * takes up to 1,000, api/extensions.py MAX_PAGE_SIZE) and follows the `X-Pagination` header's
  * `next_page` until there is none. `pick` takes a page's items out of its body (a
  * FeatureCollection's `features`, say). Without the header, a short page is the last.
  */
