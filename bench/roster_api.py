@@ -17,7 +17,7 @@ from api.models import Community
 from api.services import rosters
 from api.services.roster_solver import solve_week
 from api.settings import load_config
-from bench._result import emit
+from bench._result import BENCH_APP, emit
 from tests.factories import make_roster_community
 
 WEEKS = ("2026-W45", "2026-W46", "2026-W47", "2026-W48")
@@ -32,15 +32,7 @@ def main() -> None:
     args = parser.parse_args()
 
     url = load_config()["DATABASE_URL"]
-    app = create_app(
-        {
-            "DATABASE_URL": url,
-            "PASSWORD_HASHING": "fast",
-            "LOG_LEVEL": "WARNING",
-            "GRIDWORK_ENV": "development",
-            "STATEMENT_TIMEOUT_S": 0,  # as bench._result.BENCH_APP
-        }
-    )
+    app = create_app({**BENCH_APP, "DATABASE_URL": url, "PASSWORD_HASHING": "fast"})
     engine = create_engine(url)
     with engine.connect() as connection:
         outer = connection.begin()  # everything the bench writes is rolled back
