@@ -39,6 +39,9 @@ ensure_packages() {
     fi
   fi
   apt_install "postgresql-$(pg_version)-postgis-3" postgresql-client
+  # The PDF report's fonts, embedded in every PDF it makes (api/pdf_fonts.py): without them it
+  # refuses to make a PDF rather than draw rare characters of names as boxes.
+  apt_install fonts-liberation fonts-arphic-uming fonts-hanazono fonts-babelstone-han
 }
 
 ensure_venv() {

@@ -213,16 +213,11 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
 
 
 # --- PDF ------------------------------------------------------------------------------------
-FONT = "STSong-Light"
-
-
 def _font() -> str:
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    """The report's font, embedded, falling back per character (api/pdf_fonts.py)."""
+    from api.pdf_fonts import report_font
 
-    if FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
-    return FONT
+    return report_font()
 
 
 def _shade(coverage: float | None):
@@ -240,7 +235,7 @@ def _bar_chart(report: dict[str, Any], font: str):
     from reportlab.graphics.shapes import Drawing, String
 
     grids = report["grids"][:60]
-    d = Drawing(480, 190)
+    d = Drawing(480, 190, initialFontName=font)
     d.add(String(0, 178, "各网格覆盖率 (%)", fontName=font, fontSize=10))
     chart = VerticalBarChart()
     chart.x, chart.y, chart.width, chart.height = 30, 30, 440, 140
@@ -255,6 +250,7 @@ def _bar_chart(report: dict[str, Any], font: str):
     chart.categoryAxis.labels.fontSize = 6 if len(grids) > 20 else 8
     chart.categoryAxis.labels.angle = 90 if len(grids) > 20 else 0
     chart.categoryAxis.labels.dy = -8
+    chart.categoryAxis.labels.fontName = chart.valueAxis.labels.fontName = font
     chart.bars[0].fillColor = _shade(80)
     d.add(chart)
     return d
@@ -264,7 +260,7 @@ def _trend_chart(report: dict[str, Any], font: str):
     from reportlab.graphics.charts.linecharts import HorizontalLineChart
     from reportlab.graphics.shapes import Drawing, String
 
-    d = Drawing(480, 170)
+    d = Drawing(480, 170, initialFontName=font)
     d.add(String(0, 158, "近8周覆盖率趋势 (%)", fontName=font, fontSize=10))
     chart = HorizontalLineChart()
     chart.x, chart.y, chart.width, chart.height = 30, 25, 440, 120
@@ -275,6 +271,7 @@ def _trend_chart(report: dict[str, Any], font: str):
         return d
     chart.categoryAxis.categoryNames = [w["week"][-3:] for w in report["trend"]]
     chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 20
+    chart.categoryAxis.labels.fontName = chart.valueAxis.labels.fontName = font
     chart.lines[0].strokeWidth = 2
     d.add(chart)
     return d
@@ -284,7 +281,7 @@ def _map(report: dict[str, Any], shapes: dict[str, Any], font: str):
     """The grids as they stood that week, shaded by coverage, fitted into a small box."""
     from reportlab.graphics.shapes import Drawing, Polygon, String
 
-    d = Drawing(480, 260)
+    d = Drawing(480, 260, initialFontName=font)
     d.add(String(0, 248, "网格覆盖率地图", fontName=font, fontSize=10))
     rings = []
     coverage = {g["code"]: g["coverage"] for g in report["grids"]}
@@ -342,6 +339,7 @@ def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
         topMargin=15 * mm,
         bottomMargin=15 * mm,
         title=f"网格走访覆盖率周报 {report['week']}",
+        initialFontName=font,  # else each page sets Helvetica, a font the PDF does not carry
     )
     t = report["totals"]
     level = LEVEL_NAMES.get(report["level"], report["level"])

@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -17,6 +19,7 @@ from sqlalchemy import func, select, text
 from api.cli import main
 from api.models import Notification, Report
 from api.services import report_store
+from tests import pdf_glyphs
 from tests.api import test_reports as base
 from tests.api.test_reports import COVERAGE, R1, R2, RC, RC2
 
@@ -123,13 +126,24 @@ def test_pdf_is_a4_with_chinese_text_charts_and_tables(client, history):
         assert expected in text
 
 
-def _name_badly(session, *, grid: str | None = None, community: str | None = None) -> None:
-    """Store names as input accepted them before it refused control characters."""
+def _name_badly(
+    session,
+    *,
+    grid: str | None = None,
+    community: str | None = None,
+    worker: str | None = None,
+) -> None:
+    """Store names as they are, past input's checks (as input accepted them before it refused
+    control characters): R1's grid, RC's community, the worker rp_w1."""
     if grid is not None:
         session.execute(text("UPDATE grids SET name = :n WHERE code = :c"), {"n": grid, "c": R1})
     if community is not None:
         session.execute(
             text("UPDATE communities SET name = :n WHERE code = :c"), {"n": community, "c": RC}
+        )
+    if worker is not None:
+        session.execute(
+            text("UPDATE users SET display_name = :n WHERE username = 'rp_w1'"), {"n": worker}
         )
     session.commit()
 
@@ -149,6 +163,85 @@ def test_pdf_renders_a_stored_name_holding_markup(client, session, history):
     assert r.status_code == 200, r.data[:300]
     text_ = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(r.data)).pages)
     assert "A<B&社区" in text_ and "一<b>网格" in text_
+
+
+# Rare characters (生僻字) of real names, each drawn by another font of the chain: 䶮 (U+4DAE,
+# Extension A, as in 刘䶮), 𠮷 (U+20BB7, Extension B), 𤭢 (U+24B62, Extension B, in HanaMinB
+# only), 𫖯 (U+2B5AF, Extension C, as in 赵孟𫖯), 𰻞 (U+30EDE, Extension G, biáng), 〇 (U+3007).
+RARE_NAMES = {"grid": "䶮𠮷𤭢〇一网格", "community": "𠮷祥𰻞社区", "worker": "赵孟𫖯"}
+
+
+def test_pdf_draws_rare_name_characters_with_fonts_it_embeds(client, session, history):
+    """Found by a review: the PDF named its font (STSong-Light) without embedding it, so a
+    viewer drew 䶮 and 𠮷 with its own fonts, or as boxes, or not at all."""
+    _name_badly(session, **RARE_NAMES)
+    r = _get(client, history, format="pdf")
+    assert r.status_code == 200, r.data[:300]
+    for char in "䶮𠮷𤭢𫖯𰻞〇":
+        shown = pdf_glyphs.fonts_of(r.data, char)
+        assert shown, f"{char} is not drawn"
+        assert all(d.embedded and d.outlined for d in shown), (char, set(shown))
+
+
+def test_pdf_text_of_rare_names_reads_back(client, session, history):
+    """Copy, search and screen readers read the ToUnicode map: reportlab wrote a character
+    beyond U+FFFF as 5 hex digits, not UTF-16, so 𠮷 read back as nothing (pypdf) or ₻."""
+    _name_badly(session, **RARE_NAMES)
+    pdf = PdfReader(io.BytesIO(_get(client, history, format="pdf").data))
+    text_ = "\n".join(page.extract_text() for page in pdf.pages)
+    for name in RARE_NAMES.values():
+        assert name in text_
+
+
+def test_pdf_embeds_every_font_it_draws_with(client, history):
+    """No character depends on the reader's fonts (no STSong-Light, no Helvetica)."""
+    shown = pdf_glyphs.drawn(_get(client, history, format="pdf").data)
+    assert {d.char for d in shown} >= set("网格走访覆盖率周报2026W47")
+    assert [d for d in shown if not d.embedded] == []
+    assert [d for d in shown if not d.outlined and not d.char.isspace()] == []
+
+
+@pytest.fixture()
+def fonts_missing(monkeypatch, tmp_path):
+    """The PDF's fonts as on a server without fonts-hanazono; `fonts_missing.installed()`."""
+    from api import pdf_fonts
+
+    fonts = pdf_fonts.REPORT_FONTS
+
+    class Missing:
+        @staticmethod
+        def installed():
+            monkeypatch.setattr(pdf_fonts, "REPORT_FONTS", fonts)
+
+    gone = [replace(f, path=str(tmp_path / Path(f.path).name)) for f in fonts]
+    monkeypatch.setattr(
+        pdf_fonts,
+        "REPORT_FONTS",
+        tuple(g if "hanazono" in f.path else f for f, g in zip(fonts, gone, strict=True)),
+    )
+    return Missing
+
+
+def test_pdf_without_its_fonts_is_a_503_and_the_log_names_the_package(
+    client, history, fonts_missing, caplog
+):
+    """Refused, not drawn with boxes for rare characters (api/pdf_fonts.py says why)."""
+    r = _get(client, history, format="pdf")
+    assert r.status_code == 503 and r.mimetype == "application/problem+json"
+    assert "font" in r.json["detail"] and "HanaMin" not in r.json["detail"]  # paths: the log's
+    assert "HanaMinA.ttf (Debian package fonts-hanazono)" in caplog.text
+    assert _get(client, history, format="csv").status_code == 200
+
+
+def test_monday_reports_wait_for_missing_pdf_fonts_and_are_stored_once_installed(
+    session, history, fonts_missing
+):
+    result = report_store.generate_due_reports(session, MONDAY_0830)
+    assert (result.created, sorted(result.failed)) == ([], sorted([RC, RC2]))
+    assert _failure(session)[1] == "api.pdf_fonts.FontMissing"
+    fonts_missing.installed()
+    again = report_store.generate_due_reports(session, MONDAY_0830 + timedelta(minutes=1))
+    assert sorted(r.code for r in again.created) == sorted([RC, RC2])
 
 
 def test_a_name_that_looks_like_a_formula_stays_text(client, session, history):
