@@ -73,10 +73,6 @@ MUST_VISIT_TAGS = (
 )
 
 
-# A feature's column the tile does not carry: the visit's UUID as the audit log stores it (the
-# tile carries its text, `visit_id`; casting 3,000 of them back cost ~1 ms a visits tile).
-RECORD_UUID = "record_uuid"
-
 # Layers that draw where workers stood: visits, and the follow-up tasks of premises visits
 # (placed at the visit's point). Snapped to ~100 m for roles without `tracks`.
 TRACK_LAYERS = ("visits", "tasks")
@@ -341,9 +337,10 @@ def households_features(scope: Scope, shape: TileShape) -> Select:
 def visits_features(scope: Scope, shape: TileShape) -> Select:
     env3857, env4326 = _envelopes()
     point = Visit.location if shape.precise_tracks else func.ST_SnapToGrid(Visit.location, 0.001)
+    # The UUID itself, not its text: ST_AsMVT writes it as text (a string value, as a cast
+    # would), and the audit entry lists the same column as UUIDs, with no cast back.
     return select(
-        cast(Visit.id, String).label("visit_id"),
-        Visit.id.label(RECORD_UUID),  # for the audit entry; not a property of the tile
+        Visit.id.label("visit_id"),
         Visit.household_id.label("household_id"),
         Visit.grid_id.label("grid_id"),
         Visit.worker_id.label("worker_id"),
@@ -421,7 +418,7 @@ _BUILDERS = {
 # feature's column that names it.
 AUDITED = {
     "households": ("household", "id"),
-    "visits": ("visit", RECORD_UUID),
+    "visits": ("visit", "visit_id"),
     "tasks": ("task", "id"),
 }
 # The personal fields a tile's features carry.
@@ -443,28 +440,29 @@ def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
     is computed once and streamed into both (OFFSET 0 keeps its geometry from being computed
     again for the FILTER). Until 2026-12-03 (night) the features were a CTE read twice, once by
     ST_AsMVT and once by the audit: every feature row, geometry and all, written to a
-    tuplestore and read back."""
+    tuplestore and read back; until 2026-12-04 the row ST_AsMVT encoded was a LATERAL
+    subquery of each feature, to leave out a second copy of the visit's id (the tile carried its
+    text, the audit its UUID): the tile now carries the UUID column itself."""
     build, id_column = _BUILDERS[shape.layer]
-    logged = audited and shape.layer in AUDITED
-    features = build(scope, shape)
-    inner = (features.offset(0) if logged else features).subquery("f")
+    inner = build(scope, shape).subquery("f")
     # ST_AsMVT makes a property of every column of its row but the geometry and the feature id
     # (which it consumes: keep `id` as a property too).
-    properties = [c for c in inner.c if c.name != RECORD_UUID]
+    properties = list(inner.c)
     if id_column:
         properties.append(inner.c[id_column].label("fid"))
     args = [literal_column("q"), literal(shape.layer), literal(EXTENT), literal("geom")]
     if id_column:
         args.append(literal("fid"))
     mvt = func.ST_AsMVT(*args).label("mvt")
-    if not logged:
+    if not (audited and shape.layer in AUDITED):
         encoded = select(mvt).select_from(select(*properties).subquery("q")).subquery("m")
         return select(encoded.c.mvt, _etag_sql(encoded.c.mvt).label("etag"))
     resource, key = AUDITED[shape.layer]
+    # OFFSET 0 keeps each feature's geometry from being computed again for the FILTER.
+    q = select(*properties).offset(0).subquery("q")
     # ST_AsMVT encodes only the features whose geometry lands in the tile: those are shown.
-    shown = func.array_agg(inner.c[key]).filter(inner.c.geom.is_not(None)).label("shown")
-    drawn = select(*properties).correlate(inner).lateral("q")
-    encoded = select(mvt, shown).select_from(inner).join(drawn, true()).subquery("m")
+    shown = func.array_agg(q.c[key]).filter(q.c.geom.is_not(None)).label("shown")
+    encoded = select(mvt, shown).select_from(q).subquery("m")
     etag = _etag_sql(encoded.c.mvt).label("etag")
     # Read by the answer and by the audit: computed once.
     tile = select(encoded.c.mvt, etag, encoded.c.shown).cte("t")
