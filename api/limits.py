@@ -1,4 +1,5 @@
-"""Limits on request bodies: strict JSON (no NaN/Infinity, bounded nesting and size of structure).
+"""Limits on request bodies: strict JSON (no NaN/Infinity, bounded nesting and size of structure),
+and forms refused with the limit they broke.
 
 Python's json module accepts `NaN`, `Infinity`, integers of any length and nesting up to the
 recursion limit, and turns a few bytes into a lot of memory (`[{},{},...]`: ~70 bytes of objects
@@ -15,8 +16,9 @@ before.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import IO, Any
 
+import flask
 import marshmallow as ma
 import orjson
 from webargs import core
@@ -170,6 +172,87 @@ def request_body(req) -> bytes:
     if cut and req.environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()
     return data
+
+
+class Request(flask.Request):
+    """Flask's request, whose refused multipart form says which limit it broke.
+
+    werkzeug refuses a form with one bare 413 for three limits: the body's size
+    (MAX_CONTENT_LENGTH), its number of parts (MAX_FORM_PARTS) and the size of a text field
+    (MAX_FORM_MEMORY_SIZE). The answer spoke of the first, whichever was broken: a form of
+    1,001 small fields was "larger than the limit of 20 MB". The form is read through
+    `_FormStream`, which tells them apart; the files a refused form had begun are closed
+    (werkzeug leaves them to the garbage collector)."""
+
+    _form_stream: _FormStream | None = None
+    _form_files: list[IO[bytes]]
+
+    def _get_stream_for_parsing(self) -> IO[bytes]:
+        stream = super()._get_stream_for_parsing()
+        boundary = self.mimetype_params.get("boundary")
+        if self.mimetype == "multipart/form-data" and boundary:
+            self._form_stream = _FormStream(stream, boundary.encode("latin-1"))
+            return self._form_stream  # type: ignore[return-value]
+        return stream
+
+    def _get_file_stream(self, *args: Any, **kwargs: Any) -> IO[bytes]:
+        stream = super()._get_file_stream(*args, **kwargs)
+        self._form_files.append(stream)
+        return stream
+
+    def _load_form_data(self) -> None:
+        self._form_files = []
+        try:
+            super()._load_form_data()
+        except RequestEntityTooLarge as exc:
+            for stream in self._form_files:
+                stream.close()
+            read = self._form_stream
+            if read is None or read.cut:
+                raise  # the body's size: the app's one handler names MAX_CONTENT_LENGTH
+            if self.max_form_parts is not None and read.parts > self.max_form_parts:
+                detail = (
+                    f"The form holds more than the limit of {self.max_form_parts:,} parts "
+                    "(fields and files)."
+                )
+            else:
+                detail = (
+                    "A form field (not a file) is larger than the limit of "
+                    f"{self.max_form_memory_size:,} bytes."
+                )
+            raise errors.PayloadTooLarge(detail) from exc
+        finally:
+            self._form_files = []
+
+
+class _FormStream:
+    """A multipart body's stream as werkzeug's parser reads it (`read` only), noting whether
+    the body ran past MAX_CONTENT_LENGTH (`cut`) and how many parts it opened so far (`parts`:
+    its delimiters, the closing one aside). It stays the request's `stream` once read."""
+
+    def __init__(self, stream: IO[bytes], boundary: bytes) -> None:
+        self._stream = stream
+        self._delimiter = b"--" + boundary
+        self._closing = self._delimiter + b"--"
+        self._tail = b""  # the end of what was read: one byte short of a closing delimiter
+        self.parts = 0
+        self.cut = False
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self._stream.read(size)
+        except RequestEntityTooLarge:
+            self.cut = True
+            raise
+        seen, tail = self._tail + data, self._tail
+        # A delimiter may straddle two reads: count those that end in `data`.
+        self.parts += seen.count(self._delimiter) - tail.count(self._delimiter)
+        self.parts -= seen.count(self._closing) - tail.count(self._closing)
+        self._tail = seen[-(len(self._closing) - 1) :]
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _Loaded:
