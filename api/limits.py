@@ -16,6 +16,9 @@ before.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import IO, Any
 
 import flask
@@ -42,6 +45,13 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _CONTAINERS = (dict, list)
 # What `_orjson_loads` gives when only the json module reads the body right.
 _REREAD = object()
+# The locations (webargs' names) whose every value arrives as text.
+TEXT_LOCATIONS = frozenset(
+    ("query", "querystring", "form", "headers", "cookies", "view_args", "path")
+)
+# Where the arguments a schema is loading came from: set by `StrictParser` while it loads them,
+# for fields that read a value by where it came from (`api.extensions.Integer`).
+_LOCATION: ContextVar[str | None] = ContextVar("gridwork_arguments_location", default=None)
 
 
 class JsonLimitError(ValueError):
@@ -159,6 +169,22 @@ def _json_loads(raw: bytes, max_depth: int) -> Any:
     return value
 
 
+@contextmanager
+def arguments_from(location: str) -> Iterator[None]:
+    """Schemas loaded in this block load arguments from `location` ("json", "query", ...)."""
+    token = _LOCATION.set(location)
+    try:
+        yield
+    finally:
+        _LOCATION.reset(token)
+
+
+def arguments_are_text() -> bool:
+    """Whether the arguments being loaded arrived as text (a query string, a form), where "7" is
+    how 7 is written. Not in a JSON body, nor outside the parser: there "7" is a string."""
+    return _LOCATION.get() in TEXT_LOCATIONS
+
+
 def request_body(req) -> bytes:
     """The request's body (cached), or 413 when it is larger than the app's limit.
 
@@ -270,7 +296,10 @@ class StrictParser(FlaskParser):
     A schema with a `load_plain_body(raw: bytes)` method may load a plain body itself, from
     its bytes (a compiled decoder, say): what it returns, if not None, are the arguments; with
     None, the body is parsed and loaded as any other. It must return only what parsing and
-    loading would have given (see `VisitBatchSchema.load_plain_body`)."""
+    loading would have given (see `VisitBatchSchema.load_plain_body`).
+
+    While a schema loads, nested ones included, `arguments_are_text()` says whether its
+    arguments arrived as text (a query string, a form) or as JSON."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -283,9 +312,12 @@ class StrictParser(FlaskParser):
         if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
             schema = self._built.get(argmap)
             if schema is None:
-                schema = self._built.setdefault(argmap, argmap())
+                schema = self._built.setdefault(argmap, self._build(argmap))
             return schema
         return super()._get_schema(argmap, req)
+
+    def _build(self, schema_class: type[ma.Schema]) -> ma.Schema:
+        return schema_class()
 
     def load_json(self, req, schema):
         plain = getattr(schema, "load_plain_body", None)
@@ -299,9 +331,13 @@ class StrictParser(FlaskParser):
         if isinstance(location_data, _Loaded):
             self._validate_arguments(location_data.value, validators)
             return location_data.value
-        return super()._process_location_data(
-            location_data, schema, req, location, unknown, validators
-        )
+        read = location
+        if location == "json_or_form":  # what `load_json_or_form` read
+            read = "json" if is_json_request(req) else "form"
+        with arguments_from(read):
+            return super()._process_location_data(
+                location_data, schema, req, location, unknown, validators
+            )
 
     def _raw_load_json(self, req):
         if not is_json_request(req):
