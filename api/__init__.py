@@ -14,12 +14,13 @@ from api.settings import load_config
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the gridwork app; `test_config` overrides settings (tests, tools)."""
-    from api import auth, crypto, errors, keyguard, security, web
+    from api import auth, crypto, errors, keyguard, limits, security, web
     from api.extensions import api, db
     from api.jsonio import OrjsonProvider
     from api.resources import register_blueprints
 
     app = Flask(__name__)
+    app.request_class = limits.Request
     app.json = OrjsonProvider(app)
     app.session_interface = security.NoCookieSession()
     app.config.update(load_config(test_config))

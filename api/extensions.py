@@ -20,7 +20,7 @@ from werkzeug.routing import IntegerConverter
 
 from api import errors
 from api.db import PG_INT_MAX, Database
-from api.limits import StrictParser
+from api.limits import StrictParser, arguments_are_text
 
 # An integer as text: ASCII digits, an optional sign, nothing around them. int() also reads
 # " 2", "1_000" and other scripts' digits ("２").
@@ -36,8 +36,9 @@ class Integer(ma.fields.Integer):
     float: a batch item's `household_id: 1.5` was a visit to household 1, a task's 1.9 a task
     on household 1, a cadence of 2.9 stored as 2. Here a number must be whole: 2 and 2.0 are 2
     (a JSON writer may put any number as a float), 1.5 is refused, as is a float beyond 2**53
-    (no longer exact). Text, as a query string brings every value, must be an integer as
-    written ("2", "-3"): "1.5", "2.0", " 2" and "２" are refused.
+    (no longer exact). Text is an integer only where every value arrives as text (a query
+    string, a form: `limits.arguments_are_text`), and there only as written ("2", "-3", "+4"):
+    "1.5", "2.0", " 2" and "２" are refused. In a JSON body "7" is a string, not 7.
     """
 
     default_error_messages = {"whole": "Not a whole number."}
@@ -48,7 +49,9 @@ class Integer(ma.fields.Integer):
                 raise self.make_error("whole", input=value)
             if abs(value) > _FLOAT_INT_MAX:
                 raise self.make_error("invalid", input=value)
-        elif isinstance(value, str) and not _INTEGER_TEXT.fullmatch(value):
+        elif isinstance(value, str) and not (
+            arguments_are_text() and _INTEGER_TEXT.fullmatch(value)
+        ):
             raise self.make_error("invalid", input=value)
         return super()._validated(value)
 
@@ -107,13 +110,26 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
+class _PaginationParser(StrictParser):
+    """flask-smorest's pagination schema reads `page` and `page_size` with marshmallow's
+    Integer, which took " 2" and "２" (int() does): it is loaded with ours in their place."""
+
+    def _build(self, schema_class: type[ma.Schema]) -> ma.Schema:
+        ours = {
+            name: Integer(load_default=field.load_default, validate=field.validators)
+            for name, field in schema_class._declared_fields.items()
+            if type(field) is ma.fields.Integer
+        }
+        return type(schema_class.__name__, (schema_class,), ours)()
+
+
 class Blueprint(flask_smorest.Blueprint):
     """A blueprint whose every view requires a valid access token unless `public=True`, and
     answers only to the query parameters it documents (`arguments(location="query")`, the
     pagination's `page` and `page_size`): any other is a 422 naming it, after sign-in."""
 
     ARGUMENTS_PARSER = StrictParser()  # JSON bodies: no NaN, bounded nesting and size
-    PAGINATION_ARGUMENTS_PARSER = StrictParser()  # for its schema built once (`_get_schema`)
+    PAGINATION_ARGUMENTS_PARSER = _PaginationParser()  # its schema built once, our integers
     # The API's page sizes (flask-smorest's own are 10, at most 100): read when a view is
     # decorated, so they are constants of the code, not settings of a deployment.
     DEFAULT_PAGINATION_PARAMETERS = {

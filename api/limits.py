@@ -1,4 +1,5 @@
-"""Limits on request bodies: strict JSON (no NaN/Infinity, bounded nesting and size of structure).
+"""Limits on request bodies: strict JSON (no NaN/Infinity, bounded nesting and size of structure),
+and forms refused with the limit they broke.
 
 Python's json module accepts `NaN`, `Infinity`, integers of any length and nesting up to the
 recursion limit, and turns a few bytes into a lot of memory (`[{},{},...]`: ~70 bytes of objects
@@ -15,8 +16,12 @@ before.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import IO, Any
 
+import flask
 import marshmallow as ma
 import orjson
 from webargs import core
@@ -40,6 +45,13 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _CONTAINERS = (dict, list)
 # What `_orjson_loads` gives when only the json module reads the body right.
 _REREAD = object()
+# The locations (webargs' names) whose every value arrives as text.
+TEXT_LOCATIONS = frozenset(
+    ("query", "querystring", "form", "headers", "cookies", "view_args", "path")
+)
+# Where the arguments a schema is loading came from: set by `StrictParser` while it loads them,
+# for fields that read a value by where it came from (`api.extensions.Integer`).
+_LOCATION: ContextVar[str | None] = ContextVar("gridwork_arguments_location", default=None)
 
 
 class JsonLimitError(ValueError):
@@ -157,6 +169,22 @@ def _json_loads(raw: bytes, max_depth: int) -> Any:
     return value
 
 
+@contextmanager
+def arguments_from(location: str) -> Iterator[None]:
+    """Schemas loaded in this block load arguments from `location` ("json", "query", ...)."""
+    token = _LOCATION.set(location)
+    try:
+        yield
+    finally:
+        _LOCATION.reset(token)
+
+
+def arguments_are_text() -> bool:
+    """Whether the arguments being loaded arrived as text (a query string, a form), where "7" is
+    how 7 is written. Not in a JSON body, nor outside the parser: there "7" is a string."""
+    return _LOCATION.get() in TEXT_LOCATIONS
+
+
 def request_body(req) -> bytes:
     """The request's body (cached), or 413 when it is larger than the app's limit.
 
@@ -170,6 +198,87 @@ def request_body(req) -> bytes:
     if cut and req.environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()
     return data
+
+
+class Request(flask.Request):
+    """Flask's request, whose refused multipart form says which limit it broke.
+
+    werkzeug refuses a form with one bare 413 for three limits: the body's size
+    (MAX_CONTENT_LENGTH), its number of parts (MAX_FORM_PARTS) and the size of a text field
+    (MAX_FORM_MEMORY_SIZE). The answer spoke of the first, whichever was broken: a form of
+    1,001 small fields was "larger than the limit of 20 MB". The form is read through
+    `_FormStream`, which tells them apart; the files a refused form had begun are closed
+    (werkzeug leaves them to the garbage collector)."""
+
+    _form_stream: _FormStream | None = None
+    _form_files: list[IO[bytes]]
+
+    def _get_stream_for_parsing(self) -> IO[bytes]:
+        stream = super()._get_stream_for_parsing()
+        boundary = self.mimetype_params.get("boundary")
+        if self.mimetype == "multipart/form-data" and boundary:
+            self._form_stream = _FormStream(stream, boundary.encode("latin-1"))
+            return self._form_stream  # type: ignore[return-value]
+        return stream
+
+    def _get_file_stream(self, *args: Any, **kwargs: Any) -> IO[bytes]:
+        stream = super()._get_file_stream(*args, **kwargs)
+        self._form_files.append(stream)
+        return stream
+
+    def _load_form_data(self) -> None:
+        self._form_files = []
+        try:
+            super()._load_form_data()
+        except RequestEntityTooLarge as exc:
+            for stream in self._form_files:
+                stream.close()
+            read = self._form_stream
+            if read is None or read.cut:
+                raise  # the body's size: the app's one handler names MAX_CONTENT_LENGTH
+            if self.max_form_parts is not None and read.parts > self.max_form_parts:
+                detail = (
+                    f"The form holds more than the limit of {self.max_form_parts:,} parts "
+                    "(fields and files)."
+                )
+            else:
+                detail = (
+                    "A form field (not a file) is larger than the limit of "
+                    f"{self.max_form_memory_size:,} bytes."
+                )
+            raise errors.PayloadTooLarge(detail) from exc
+        finally:
+            self._form_files = []
+
+
+class _FormStream:
+    """A multipart body's stream as werkzeug's parser reads it (`read` only), noting whether
+    the body ran past MAX_CONTENT_LENGTH (`cut`) and how many parts it opened so far (`parts`:
+    its delimiters, the closing one aside). It stays the request's `stream` once read."""
+
+    def __init__(self, stream: IO[bytes], boundary: bytes) -> None:
+        self._stream = stream
+        self._delimiter = b"--" + boundary
+        self._closing = self._delimiter + b"--"
+        self._tail = b""  # the end of what was read: one byte short of a closing delimiter
+        self.parts = 0
+        self.cut = False
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self._stream.read(size)
+        except RequestEntityTooLarge:
+            self.cut = True
+            raise
+        seen, tail = self._tail + data, self._tail
+        # A delimiter may straddle two reads: count those that end in `data`.
+        self.parts += seen.count(self._delimiter) - tail.count(self._delimiter)
+        self.parts -= seen.count(self._closing) - tail.count(self._closing)
+        self._tail = seen[-(len(self._closing) - 1) :]
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _Loaded:
@@ -187,7 +296,10 @@ class StrictParser(FlaskParser):
     A schema with a `load_plain_body(raw: bytes)` method may load a plain body itself, from
     its bytes (a compiled decoder, say): what it returns, if not None, are the arguments; with
     None, the body is parsed and loaded as any other. It must return only what parsing and
-    loading would have given (see `VisitBatchSchema.load_plain_body`)."""
+    loading would have given (see `VisitBatchSchema.load_plain_body`).
+
+    While a schema loads, nested ones included, `arguments_are_text()` says whether its
+    arguments arrived as text (a query string, a form) or as JSON."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -200,9 +312,12 @@ class StrictParser(FlaskParser):
         if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
             schema = self._built.get(argmap)
             if schema is None:
-                schema = self._built.setdefault(argmap, argmap())
+                schema = self._built.setdefault(argmap, self._build(argmap))
             return schema
         return super()._get_schema(argmap, req)
+
+    def _build(self, schema_class: type[ma.Schema]) -> ma.Schema:
+        return schema_class()
 
     def load_json(self, req, schema):
         plain = getattr(schema, "load_plain_body", None)
@@ -216,9 +331,13 @@ class StrictParser(FlaskParser):
         if isinstance(location_data, _Loaded):
             self._validate_arguments(location_data.value, validators)
             return location_data.value
-        return super()._process_location_data(
-            location_data, schema, req, location, unknown, validators
-        )
+        read = location
+        if location == "json_or_form":  # what `load_json_or_form` read
+            read = "json" if is_json_request(req) else "form"
+        with arguments_from(read):
+            return super()._process_location_data(
+                location_data, schema, req, location, unknown, validators
+            )
 
     def _raw_load_json(self, req):
         if not is_json_request(req):

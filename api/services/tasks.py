@@ -11,6 +11,7 @@ from shapely.geometry import Point
 from sqlalchemy import and_, false, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm.attributes import flag_modified
 
 from api import errors
 from api.models import Community, Grid, Household, Task, TaskEvent, User, Visit
@@ -394,7 +395,7 @@ def _transfer(session: Session, previous: Task, task: Task, now: datetime) -> No
     before = previous.status
     if before in OPEN_STATUSES:
         previous.status = TRANSFERRED
-        previous.updated_at = now
+        _stamp(previous, now)
     # A system step (the hotline's): the actor, a user of the other community, is not named.
     _event(previous, "transfer", before, previous.status, None, now, note="12345 改派至其他社区")
     session.flush()
@@ -413,6 +414,14 @@ def _transfer(session: Session, previous: Task, task: Task, now: datetime) -> No
             urgent=False,
             now=now,
         )
+
+
+def _stamp(task: Task, now: datetime) -> None:
+    """Record that `task` changed at `now`. Set plainly, a time equal to the stored one is left
+    out of the UPDATE, and the column's onupdate (the transaction's start) takes its place: a
+    task dispatched in the instant it was created read as updated before it was created."""
+    task.updated_at = now
+    flag_modified(task, "updated_at")
 
 
 def _sees_household(session: Session, scope: Scope, household: Household) -> bool:
@@ -507,7 +516,7 @@ def _assign(
     before = task.status
     task.assignee_id = assignee.id
     task.status = "dispatched"
-    task.updated_at = now
+    _stamp(task, now)
     action = "dispatch" if kind == "task_dispatched" else "assign"
     _event(task, action, before, "dispatched", actor_id, now, note=note)
     session.flush()
@@ -612,7 +621,7 @@ def transition(
         point = db_geom(Point(*_point(location)))
     before = task.status
     task.status = rule.to
-    task.updated_at = now
+    _stamp(task, now)
     if action == "accept" and task.first_contact_at is None:
         task.first_contact_at = now
     if action == "resolve":
@@ -688,7 +697,7 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
         before = task.status
         task.status = "escalated"
         task.escalated_at = now
-        task.updated_at = now
+        _stamp(task, now)
         _event(task, "escalate", before, "escalated", None, now, note="deadline passed")
         session.flush()
         above = overseers(session, grid, now=now, besides=(task.assignee_id,))

@@ -541,6 +541,79 @@ def test_a_hostile_photo_is_a_clear_4xx_in_bounded_memory_and_stores_nothing(
     assert_problem(response, *statuses)
 
 
+# --- forms: what a 413 says -------------------------------------------------------------------
+FORM_BOUNDARY = "form-limits-boundary"
+
+
+def _form(fields: list[tuple[str, bytes]]) -> bytes:
+    """A multipart/form-data body: the photo, then `fields` (text parts)."""
+    parts = [
+        (b'name="file"; filename="photo.png"', _png()),
+        *((f'name="{name}"'.encode(), value) for name, value in fields),
+    ]
+    return (
+        b"".join(
+            b"--%s\r\nContent-Disposition: form-data; %s\r\n\r\n%s\r\n"
+            % (FORM_BOUNDARY.encode(), disposition, value)
+            for disposition, value in parts
+        )
+        + f"--{FORM_BOUNDARY}--\r\n".encode()
+    )
+
+
+def post_form(client, world, visit_id, body: bytes | Endless, chunked: bool = False):
+    """The photo upload of `body`, with its Content-Length or sent chunked (as gunicorn passes
+    such a body on)."""
+    headers = world.auth("worker_a1")
+    if chunked:
+        headers["Transfer-Encoding"] = "chunked"
+        sent = {"environ_overrides": {"CONTENT_LENGTH": "", "wsgi.input_terminated": True}}
+    else:
+        sent = {"content_length": body.size if isinstance(body, Endless) else len(body)}
+    return client.post(
+        f"/api/v1/visits/{visit_id}/photos",
+        input_stream=body if isinstance(body, Endless) else io.BytesIO(body),
+        content_type=f"multipart/form-data; boundary={FORM_BOUNDARY}",
+        headers=headers,
+        **sent,
+    )
+
+
+def test_a_form_of_more_than_1000_parts_is_a_413_that_says_so(
+    client, world, no_new_photos, visit_id
+):
+    """It was answered as a body over the 20 MB limit: 30 KB of parts."""
+    body = _form([("note", b"x")] * 1000)  # with the photo, 1,001 parts
+    response = post_form(client, world, visit_id, body)
+    detail = assert_problem(response, 413)["detail"]
+    assert detail == "The form holds more than the limit of 1,000 parts (fields and files)."
+
+
+def test_a_form_of_1000_parts_is_read(client, world, no_new_photos, visit_id):
+    """Refused for another reason than its parts: a field the form does not take."""
+    body = _form([("note", b"x")] * 999)
+    response = post_form(client, world, visit_id, body)
+    assert assert_problem(response, 422)["errors"] == {"form": {"note": ["Unknown field."]}}
+
+
+def test_a_form_text_field_over_500_000_bytes_is_a_413_that_says_so(
+    client, world, no_new_photos, visit_id
+):
+    body = _form([("sha256", b"0" * 500_001)])
+    response = post_form(client, world, visit_id, body)
+    detail = assert_problem(response, 413)["detail"]
+    assert detail == "A form field (not a file) is larger than the limit of 500,000 bytes."
+
+
+def test_a_chunked_form_over_20_mb_is_a_413_that_says_so(client, world, no_new_photos, visit_id):
+    head = _form([]).removesuffix(f"--{FORM_BOUNDARY}--\r\n".encode())[:-2]
+    body = Endless(b"\x00", 25 * MB, head=head, tail=f"\r\n--{FORM_BOUNDARY}--\r\n".encode())
+    with bounded_memory():
+        response = post_form(client, world, visit_id, body, chunked=True)
+    detail = assert_problem(response, 413)["detail"]
+    assert detail == "The request body is larger than the limit of 20 MB."
+
+
 # --- the CLI imports --------------------------------------------------------------------------
 @pytest.fixture()
 def gridwork(app):

@@ -54,6 +54,14 @@ def test_a_hotline_task_finds_its_grid_and_goes_to_the_worker(client, world):
     assert [e["action"] for e in body["events"]] == ["create", "dispatch"]
 
 
+def test_a_task_dispatched_as_it_is_created_was_last_updated_then(client, world):
+    """The dispatch is stamped with the request's instant, as the creation is, not with the
+    transaction's start (the column's onupdate)."""
+    r = client.post("/api/v1/tasks", json=hotline(), headers=world.auth("admin_a"))
+    assert r.json["status"] == "dispatched"
+    assert r.json["created_at"] == r.json["updated_at"] == T0.isoformat()
+
+
 def test_a_task_for_a_household_takes_the_households_grid(client, world):
     household = world.households[B1][0]
     r = client.post(

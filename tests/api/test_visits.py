@@ -467,6 +467,19 @@ def test_follow_up_and_observations_are_stored(client, world, session):
     assert visit["observations"] == {"elderly_80": {"health": "good", "needs": ["groceries"]}}
 
 
+def test_a_follow_up_task_is_not_updated_before_it_was_created(client, world, session):
+    """Created at the visit's receipt and dispatched in the same instant: its dispatch used to
+    be stamped with the transaction's start, a few ms before its creation."""
+    item = visit_item(home(world), follow_up=True, follow_up_note="Stairwell light broken")
+    assert one(client, world, item)["status"] == "created"
+    task = session.execute(
+        text("SELECT status, created_at, updated_at FROM tasks WHERE visit_id = :v"),
+        {"v": uuid.UUID(item["id"])},
+    ).one()
+    assert task.status == "dispatched"
+    assert task.updated_at >= task.created_at
+
+
 def test_observations_are_keyed_by_care_tag(client, world):
     result = one(client, world, visit_item(home(world), observations={"mood": "fine"}))
     assert result["status"] == "rejected"
