@@ -74,6 +74,7 @@ class Api(flask_smorest.Api):
 
     def init_app(self, app, *args, **kwargs):
         app.url_map.converters["id"] = IdConverter
+        app.url_map.converters["int"] = AsciiIntegerConverter
         super().init_app(app, *args, **kwargs)
         self.register_converter(IdConverter, _id_schema)
 
@@ -93,7 +94,15 @@ class Api(flask_smorest.Api):
         return errors.handle_http_exception(error)
 
 
-class IdConverter(IntegerConverter):
+class AsciiIntegerConverter(IntegerConverter):
+    """`<int:name>` in ASCII digits: werkzeug's matches `\\d`, any script's digits, and int()
+    reads them (`/households/７` was household 7)."""
+
+    regex = r"[0-9]+"
+    signed_regex = r"-?[0-9]+"
+
+
+class IdConverter(AsciiIntegerConverter):
     """`<id:name>`: a database id; beyond PostgreSQL's integer range there is no such row (404)."""
 
     def __init__(self, url_map):

@@ -328,3 +328,28 @@ def test_a_batch_items_household_given_as_text_is_rejected_alone(client, world, 
     assert [r["status"] for r in results] == ["created", "rejected"]
     assert results[1]["errors"] == {"household_id": ["Not a valid integer."]}
     assert session.scalar(select(func.count(Visit.id))) == 1
+
+
+def _other_digits(number: int, zero: str) -> str:
+    return "".join(chr(ord(zero) + int(d)) for d in str(number))
+
+
+@pytest.mark.parametrize("zero", ["０", "٠"], ids=["fullwidth", "arabic-indic"])
+def test_an_id_in_the_path_is_written_in_ascii_digits(client, world, zero):
+    """werkzeug's `int` converter matches `\\d`, any script's digits: /households/７ was
+    household 7. A path names a record as written, so another script's digits name none."""
+    household = world.households[A1][0]
+    auth = world.auth("worker_a1")
+    assert client.get(f"/api/v1/households/{household.id}", headers=auth).status_code == 200
+    path = f"/api/v1/households/{_other_digits(household.id, zero)}"
+    response = client.get(path, headers=auth)
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize("zero", ["０", "٠"], ids=["fullwidth", "arabic-indic"])
+def test_a_tile_address_is_written_in_ascii_digits(client, world, zero):
+    auth = world.auth("worker_a1")
+    assert client.get("/api/v1/tiles/grids/1/1/0.mvt", headers=auth).status_code in (200, 204)
+    path = f"/api/v1/tiles/grids/{_other_digits(1, zero)}/1/0.mvt"
+    assert client.get(path, headers=auth).status_code == 404
