@@ -126,6 +126,15 @@ def handle_gridwork_error(error: GridworkError) -> Response:
     )
 
 
+# The problem types of werkzeug's and webargs' errors, by status (any other: the status).
+HTTP_SLUGS = {
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    422: "validation",
+}
+
+
 def handle_http_exception(error: HTTPException) -> Response:
     """werkzeug and webargs errors (404 routes, 405, 413, 422 validation) as problems."""
     status = error.code or 500
@@ -145,17 +154,11 @@ def handle_http_exception(error: HTTPException) -> Response:
         detail = f"The request body is larger than the limit of {limit // (1024 * 1024)} MB."
     if detail is None and status < 500:
         detail = error.description
-    slug = {
-        404: "not-found",
-        405: "method-not-allowed",
-        413: "payload-too-large",
-        422: "validation",
-    }
     return problem(
         status,
         error.name,
         detail if status < 500 else None,
-        slug=slug.get(status, str(status)),
+        slug=HTTP_SLUGS.get(status, str(status)),
         errors=errors,
         headers=data.get("headers"),
     )

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import io
+import math
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, BinaryIO
 
+from geoalchemy2 import Geography
 from shapely import Point
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, and_, cast, func, select, text
 from sqlalchemy.orm import Session, joinedload
 
-from api import errors
+from api import clock, errors
 from api.copy_rows import copy_rows
 from api.db import set_local
 from api.models import Grid, Household
 from api.scope import Scope
 from api.services import audit
+from api.services.geometry import db_point
 from api.services.household_files import MAX_ERRORS, FileProblem, HouseholdReader, RowError
+from api.services.tiles import household_visit_states
+from api.services.weeks import parse_week
 from geo.measure import haversine_m
 from geo.validate import GeometryProblem, parse_point
 
@@ -137,31 +143,78 @@ def get_household(
     return household
 
 
+# A point filter's reach. By default the point itself: the flats of a stair entrance share one
+# point, and a map tile rounds it (a z15 tile to ~0.3 m), so 1 m. At most a short walk.
+AT_POINT_M = 1.0
+MAX_NEAR_M = 500.0
+
+
+@dataclass(frozen=True)
+class Near:
+    """Households within `metres` of (lon, lat), WGS-84."""
+
+    lon: float
+    lat: float
+    metres: float = AT_POINT_M
+
+    def condition(self) -> ColumnElement[bool]:
+        """Within the distance on the spheroid (geography), the GiST index on the location
+        narrowing it first by a box of the distance in degrees (wider in longitude away from
+        the equator; 1 % over, so no household within reach falls outside it)."""
+        point = db_point(self.lon, self.lat)
+        dy = self.metres / _METRES_PER_DEGREE * 1.01
+        dx = dy / max(math.cos(math.radians(self.lat)), 0.01)
+        return and_(
+            Household.location.op("&&")(func.ST_Expand(point, dx, dy)),
+            func.ST_DWithin(
+                cast(Household.location, Geography), cast(point, Geography), self.metres
+            ),
+        )
+
+
 def list_households(
     session: Session,
     scope: Scope,
     *,
     grid: str | None = None,
+    grid_id: int | None = None,
     tags: Sequence[str] = (),
     kind: str | None = None,
+    near: Near | None = None,
+    week: str | None = None,
     page: int = 1,
     page_size: int = 50,
+    now: datetime | None = None,
 ) -> tuple[list[Household], int]:
+    """The households the caller sees, filtered, by id. With `week`, each carries its visit
+    state in that week as the map's households layer draws it (`visit_status`)."""
     stmt = select(Household).where(scope.households())
     if grid:
         stmt = stmt.where(Household.grid_id.in_(select(Grid.id).where(Grid.code == grid)))
+    if grid_id is not None:
+        stmt = stmt.where(Household.grid_id == grid_id)
     if tags:
         stmt = stmt.where(Household.tags.overlap(list(tags)))
     if kind:
         stmt = stmt.where(Household.kind == kind)
+    if near is not None:
+        stmt = stmt.where(near.condition())
+    if week:
+        parse_week(week)  # a 422 for a week that is not one (2026-W60), before any read
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.scalars(
-        stmt.options(_GRID_CODE)
-        .order_by(Household.id)
-        .offset((page - 1) * page_size)
-        .limit(page_size)
+    rows = list(
+        session.scalars(
+            stmt.options(_GRID_CODE)
+            .order_by(Household.id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
     )
-    return list(rows), total
+    if week:
+        states = household_visit_states(session, [h.id for h in rows], week, now or clock.now())
+        for household in rows:
+            household.visit_status = states[household.id]  # read by HouseholdSchema
+    return rows, total
 
 
 def export_households(session: Session, scope: Scope, *, grid: str | None = None) -> list[Any]:

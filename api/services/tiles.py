@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -33,10 +35,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, INET, UUID
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select, Subquery
 
 from api import errors
-from api.db import connection_settings, set_local
+from api.db import connection_settings, is_any_of, set_local
 from api.models import AuditEntry, Grid, Household, HouseholdLastVisit, Task, Visit
 from api.scope import Scope
 from api.services.audit import Reader
@@ -124,16 +126,22 @@ _AUDIT_PATH = bindparam("audit_path", type_=String, required=False)
 _KNOWN_ETAGS = bindparam("known_etags", type_=ARRAY(String), required=False)
 
 
+def _week_params(week: str, now: datetime) -> dict:
+    start, end = week_bounds(week)
+    return {
+        "tile_week": week,
+        "tile_week_start": start,
+        "tile_week_end": end,
+        "tile_reference_time": min(end, now.astimezone(UTC)),
+    }
+
+
 def tile_params(req: TileRequest, reader: Reader | None = None) -> dict:
-    start, end = week_bounds(req.week)
     params = {
         "tile_z": req.z,
         "tile_x": req.x,
         "tile_y": req.y,
-        "tile_week": req.week,
-        "tile_week_start": start,
-        "tile_week_end": end,
-        "tile_reference_time": min(end, req.now.astimezone(UTC)),
+        **_week_params(req.week, req.now),
     }
     if reader is not None:
         params.update(
@@ -213,8 +221,9 @@ def grids_features(scope: Scope, shape: TileShape) -> Select:
     )
 
 
-def households_features(scope: Scope, shape: TileShape) -> Select:
-    env3857, env4326 = _envelopes()
+def _households_with_last_visit(*where) -> Subquery:
+    """The households `where` selects, each with its last visit before the week's end
+    (`last_visited_at`, null: none): what the households layer's statuses are read from."""
     # The last visit before the week's end. household_last_visits (kept by triggers on visits)
     # holds each household's latest visit: when that falls before the week's end it is the
     # answer (always, for the current week): one primary-key probe. Otherwise (a past week)
@@ -242,7 +251,7 @@ def households_features(scope: Scope, shape: TileShape) -> Select:
             known.label("known"),
             Household.location.label("location"),
         )
-        .where(Household.location.op("&&")(env4326), scope.households())  # GiST on location
+        .where(*where)
         .offset(0)
         .subquery("h0")
     )
@@ -255,11 +264,26 @@ def households_features(scope: Scope, shape: TileShape) -> Select:
         (or_(boxed.c.known.is_(None), boxed.c.known < _END), boxed.c.known),
         else_=probe,
     )
-    inner = (
+    return (
         select(*[c for c in boxed.c if c.name != "known"], last_at.label("last_visited_at"))
         .offset(0)
         .subquery("h")
     )
+
+
+@dataclass(frozen=True)
+class VisitState:
+    """A household's visit state in the week, as columns over `_households_with_last_visit`."""
+
+    visited_this_week: ColumnElement[bool]
+    days_since_visit: ColumnElement[int]  # null: never visited
+    status: ColumnElement[str]  # visited / due / overdue
+    last_visited: ColumnElement[str]  # Asia/Shanghai, YYYY-MM-DD HH24:MI
+
+
+def _visit_state(inner: Subquery) -> VisitState:
+    """Visited in the week; else overdue when never visited or last visited 7 days or more
+    before the reference time; else due."""
     visited_this_week = func.coalesce(inner.c.last_visited_at >= _START, false())
     days = cast(
         # date_part gives double precision; EXTRACT gives numeric since PostgreSQL 14, and
@@ -275,6 +299,50 @@ def households_features(scope: Scope, shape: TileShape) -> Select:
     last_visited = func.to_char(
         func.timezone("Asia/Shanghai", inner.c.last_visited_at), "YYYY-MM-DD HH24:MI"
     )
+    return VisitState(visited_this_week, days, status, last_visited)
+
+
+def household_visit_states(
+    session: Session, household_ids: Sequence[int], week: str, now: datetime
+) -> dict[int, dict[str, Any]]:
+    """Each household's visit state in the week, as the households layer draws its dot (the
+    same statement's columns): `status`, `days_since_visit`, `last_visited`. Ages are read at
+    the end of the week, or now for the current week. The caller has scoped the ids."""
+    if not household_ids:
+        return {}
+    inner = _households_with_last_visit(
+        is_any_of(Household.id, "household_ids", household_ids, Integer)
+    )
+    state = _visit_state(inner)
+    rows = session.execute(
+        select(
+            inner.c.id,
+            state.status.label("status"),
+            state.days_since_visit.label("days_since_visit"),
+            state.last_visited.label("last_visited"),
+        ),
+        _week_params(week, now),
+    )
+    return {
+        row.id: {
+            "week": week,
+            "status": row.status,
+            "days_since_visit": row.days_since_visit,
+            "last_visited": row.last_visited,
+        }
+        for row in rows
+    }
+
+
+def households_features(scope: Scope, shape: TileShape) -> Select:
+    env3857, env4326 = _envelopes()
+    inner = _households_with_last_visit(
+        Household.location.op("&&")(env4326),  # GiST on location
+        scope.households(),
+    )
+    state = _visit_state(inner)
+    visited_this_week, days, status = state.visited_this_week, state.days_since_visit, state.status
+    last_visited = state.last_visited
     if shape.full:
         return select(
             inner.c.id,

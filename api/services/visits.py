@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from enum import StrEnum
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -43,6 +44,42 @@ R = TypeVar("R")
 MAX_BATCH = 500
 
 
+class Refusal(StrEnum):
+    """Why a batch item is rejected: the result's `code`, stable for clients to word in their
+    user's language (the workers' app: web/src/reasons.js, which tests/api/test_web.py holds
+    to this list). The result's `reason` says it in English, with the particulars."""
+
+    INVALID = "invalid"
+    NOT_AN_OBJECT = "not-an-object"
+    HOUSEHOLD_NOT_FOUND = "household-not-found"
+    LOCATION_INVALID = "location-invalid"
+    OUTSIDE_EVERY_GRID = "outside-every-grid"
+    NOT_YOUR_GRID = "not-your-grid"
+    ID_TAKEN = "id-taken"
+    REPEATS_REJECTED_ITEM = "repeats-rejected-item"
+    NOT_STORED = "not-stored"
+    DATABASE_RULE = "database-rule"
+
+
+# What each code means (the OpenAPI description of `code`).
+REFUSALS: dict[Refusal, str] = {
+    Refusal.INVALID: "a field is missing or has a bad value; `errors` names the fields",
+    Refusal.NOT_AN_OBJECT: "the item is not a JSON object",
+    Refusal.HOUSEHOLD_NOT_FOUND: "no such household in your grids (one of another grid is "
+    "answered alike)",
+    Refusal.LOCATION_INVALID: "the position, or the premises' point, is not a longitude and "
+    "latitude in WGS-84 (out of range or swapped, as sent or once converted)",
+    Refusal.OUTSIDE_EVERY_GRID: "the premises' point lies outside every grid (`nearest_grid`, "
+    "`distance_m`)",
+    Refusal.NOT_YOUR_GRID: "the premises lie in a grid not yours whose named reliever you are "
+    "not on the visit's date (`grid_code`)",
+    Refusal.ID_TAKEN: "the id belongs to another worker's visit; make a new UUID",
+    Refusal.REPEATS_REJECTED_ITEM: "repeats an earlier item of the batch that was rejected",
+    Refusal.NOT_STORED: "the visit could not be stored; send it again",
+    Refusal.DATABASE_RULE: "the visit breaks a rule of the database",
+}
+
+
 @dataclass
 class BatchItem:
     """One item of a batch as the schema left it: its id (as sent) and data (with the id as a
@@ -52,6 +89,7 @@ class BatchItem:
     data: dict[str, Any] | None = None
     reason: str | None = None
     errors: dict[str, Any] | None = None
+    code: Refusal = Refusal.INVALID
 
 
 @dataclass
@@ -98,8 +136,11 @@ def _result(item_id: Any, status: str, *, visit: Visit | None = None, **extra) -
     return out
 
 
-def _rejected(item_id: Any, reason: str, details: Any = None) -> dict:
-    return _result(item_id, "rejected", reason=reason, **({"errors": details} if details else {}))
+def _rejected(item_id: Any, code: Refusal, reason: str, details: Any = None, **extra: Any) -> dict:
+    if details:
+        extra["errors"] = details
+    # Refusal(code): a code not in the list fails here, not in a client that cannot say it.
+    return _result(item_id, "rejected", code=Refusal(code).value, reason=reason, **extra)
 
 
 def ingest_batch(
@@ -141,7 +182,7 @@ def ingest_and_render(
             ids[i] = item.data["id"] if item.data is not None else uuid.UUID(str(item.raw_id))
         except ValueError:
             reason = item.reason or "`id` must be a UUID made by the client."
-            results[i] = _rejected(item.raw_id, reason, item.errors)
+            results[i] = _rejected(item.raw_id, item.code, reason, item.errors)
     first_of: dict[uuid.UUID, int] = {}
     pending: list[_Accepted] = []
     twins: list[int] = []
@@ -150,7 +191,8 @@ def ingest_and_render(
         if vid in first_of:
             twins.append(i)  # the same id twice in one batch: the first one counts
         elif item.data is None:
-            results[i] = _rejected(vid, item.reason or "The visit is not valid.", item.errors)
+            reason = item.reason or "The visit is not valid."
+            results[i] = _rejected(vid, item.code, reason, item.errors)
         else:
             first_of[vid] = i
             day = item.data["visited_at"].astimezone(LOCAL).date()
@@ -218,14 +260,18 @@ class _Settle:
             if vid in stored:
                 results[i] = _replay(stored[vid], self.scope)
             elif results[i] is None:
-                results[i] = _rejected(vid, "The visit could not be stored; send it again.")
+                results[i] = _rejected(
+                    vid, Refusal.NOT_STORED, "The visit could not be stored; send it again."
+                )
         for i in self.twins:
             first = results[self.first_of[self.ids[i]]]
             results[i] = (
                 _result(self.ids[i], "duplicate", visit=first["visit"])
                 if first and "visit" in first
                 else _rejected(
-                    self.ids[i], "Repeats an earlier item of this batch that was rejected."
+                    self.ids[i],
+                    Refusal.REPEATS_REJECTED_ITEM,
+                    "Repeats an earlier item of this batch that was rejected.",
                 )
             )
         return [r for r in results if r is not None]
@@ -252,12 +298,18 @@ def _load(session: Session, ids) -> dict[uuid.UUID, Visit]:
 def _replay(visit: Visit, scope: Scope) -> dict:
     # A UUID already used by someone else is not this worker's visit: do not show it.
     if visit.worker_id != scope.user_id:
-        return _rejected(visit.id, "This id belongs to another visit; make a new UUID.")
+        return _rejected(
+            visit.id, Refusal.ID_TAKEN, "This id belongs to another visit; make a new UUID."
+        )
     return _result(visit.id, "duplicate", visit=visit)
 
 
 def _not_found(a: _Accepted) -> dict:
-    return _rejected(a.id, f"Household {a.data['household_id']} not found in your grids.")
+    return _rejected(
+        a.id,
+        Refusal.HOUSEHOLD_NOT_FOUND,
+        f"Household {a.data['household_id']} not found in your grids.",
+    )
 
 
 def _converted_problem(a: _Accepted, field: str, x: float, y: float, results: list) -> str | None:
@@ -267,7 +319,7 @@ def _converted_problem(a: _Accepted, field: str, x: float, y: float, results: li
     try:
         check_lon_lat(x, y, where=f"WGS-84 (converted from {a.data['location']['datum']})")
     except GeometryProblem as exc:
-        results[a.index] = _rejected(a.id, f"{field}: {exc.reason}")
+        results[a.index] = _rejected(a.id, Refusal.LOCATION_INVALID, f"{field}: {exc.reason}")
         return exc.reason
     return None
 
@@ -299,7 +351,7 @@ def _place_and_check(
             if not plainly_in_china(loc["lon"], loc["lat"]):
                 check_lon_lat(loc["lon"], loc["lat"])
         except GeometryProblem as exc:
-            results[a.index] = _rejected(a.id, f"location: {exc.reason}")
+            results[a.index] = _rejected(a.id, Refusal.LOCATION_INVALID, f"location: {exc.reason}")
             continue
         located.append(a)
     # Datum conversion and points for the whole batch at once.
@@ -347,7 +399,15 @@ def _place_and_check(
         if a.index in placements:
             placement = placements[a.index]
             if placement.grid_id is None:
-                results[a.index] = _rejected(a.id, "premises: " + _outside(placement))
+                results[a.index] = _rejected(
+                    a.id,
+                    Refusal.OUTSIDE_EVERY_GRID,
+                    "premises: " + _outside(placement),
+                    nearest_grid=placement.nearest_code,
+                    distance_m=None
+                    if placement.nearest_m is None
+                    else round(placement.nearest_m, 1),
+                )
                 continue
             a.grid_id = placement.grid_id
         else:
@@ -364,7 +424,11 @@ def _place_and_check(
             # word: naming its grid confirmed that the id exists, and where. Premises keep the
             # detailed refusal: the worker chose the point, its grid tells them nothing new.
             results[a.index] = (
-                _not_found(a) if a.household is not None else _rejected(a.id, refusal)
+                _not_found(a)
+                if a.household is not None
+                else _rejected(
+                    a.id, Refusal.NOT_YOUR_GRID, refusal, grid_code=grids[a.grid_id].code
+                )
             )
             continue
         a.relief = a.grid_id not in scope.grid_ids
@@ -555,7 +619,9 @@ def _insert(
                 created.update(_insert_returning(session, [row], owners))
         except (IntegrityError, DataError) as exc:
             results[by_id[row["id"]].index] = _rejected(
-                row["id"], f"The visit breaks a database rule: {type(exc.orig).__name__}."
+                row["id"],
+                Refusal.DATABASE_RULE,
+                f"The visit breaks a database rule: {type(exc.orig).__name__}.",
             )
     return created, False
 
@@ -771,7 +837,9 @@ def _plan_stop(row: LedgerRow, n: int) -> dict[str, Any]:
 
 __all__ = [
     "MAX_BATCH",
+    "REFUSALS",
     "BatchItem",
+    "Refusal",
     "get_own_visit",
     "get_visit",
     "household_visits",

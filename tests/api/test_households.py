@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from openpyxl import Workbook
@@ -634,3 +635,207 @@ def test_a_vacant_home_registered_without_members_has_none_as_an_imported_one(cl
         headers=world.auth("admin_a"),
     ).json
     assert body["members"] == 0
+
+
+# --- the households at a point (a stair entrance), by grid id, with their visit state ------------
+def entrance(session, code=A1, n=3):
+    """`n` flats of a stair entrance in grid `code`: one point, away from the world's others."""
+    from tests.factories import make_household
+
+    lon, lat = centre(code, dy=0.001)
+    flats = [
+        make_household(session, lon, lat, building="7", unit="2", room=f"{i + 1}01")
+        for i in range(n)
+    ]
+    session.flush()
+    return flats, lon, lat
+
+
+def at(lon: float, lat: float, **query) -> str:
+    extra = "".join(f"&{k}={v}" for k, v in query.items())
+    return f"/api/v1/households?lon={lon}&lat={lat}{extra}"
+
+
+def test_list_filters_by_grid_id(client, world):
+    url = f"/api/v1/households?grid_id={world.grids[A2].id}"
+    body = client.get(url, headers=world.auth("admin_a")).json
+    assert {h["grid_code"] for h in body} == {A2}
+    assert len(body) == 3
+
+
+def test_list_at_a_point_gives_the_households_there_and_no_neighbours(client, session, world):
+    from tests.factories import make_household
+
+    flats, lon, lat = entrance(session)
+    make_household(session, lon + 0.0001, lat, building="7", unit="3")  # the next door, ~9 m
+    session.flush()
+    body = client.get(at(lon, lat), headers=world.auth("worker_a1")).json
+    assert sorted(h["id"] for h in body) == sorted(f.id for f in flats)
+
+
+def test_a_point_rounded_as_a_map_tile_rounds_it_still_finds_them(client, session, world):
+    """A z15 tile keeps points to ~0.3 m: the map asks with the point it drew."""
+    flats, lon, lat = entrance(session)
+    body = client.get(at(lon + 0.000002, lat - 0.000002), headers=world.auth("worker_a1")).json
+    assert len(body) == len(flats)
+
+
+def test_within_m_widens_the_reach_in_metres(client, session, world):
+    from tests.factories import make_household
+
+    flats, lon, lat = entrance(session)
+    next_door = make_household(session, lon + 0.0001, lat, building="7", unit="3")  # ~8.5 m
+    session.flush()
+    near = client.get(at(lon, lat, within_m=8), headers=world.auth("worker_a1")).json
+    assert next_door.id not in {h["id"] for h in near}
+    wider = client.get(at(lon, lat, within_m=9), headers=world.auth("worker_a1")).json
+    assert {h["id"] for h in wider} == {f.id for f in flats} | {next_door.id}
+
+
+def test_the_filters_combine_with_grid_id_and_kind(client, session, world):
+    from tests.factories import make_household
+
+    flats, lon, lat = entrance(session)
+    shop = make_household(session, lon, lat, building="7", kind="business")
+    session.flush()
+    grid_id = world.grids[A1].id
+    homes = client.get(
+        at(lon, lat, grid_id=grid_id, kind="residence"), headers=world.auth("admin_a")
+    ).json
+    assert sorted(h["id"] for h in homes) == sorted(f.id for f in flats)
+    shops = client.get(at(lon, lat, kind="business"), headers=world.auth("admin_a")).json
+    assert [h["id"] for h in shops] == [shop.id]
+    elsewhere = client.get(
+        at(lon, lat, grid_id=world.grids[A2].id), headers=world.auth("admin_a")
+    ).json
+    assert elsewhere == []
+
+
+@pytest.mark.parametrize(
+    ("user", "sees"),
+    [
+        ("worker_a1", True),
+        ("leader_a", True),
+        ("admin_a", True),
+        ("viewer_110101", True),
+        ("worker_a2", False),
+        ("worker_b1", False),
+        ("admin_b", False),
+        ("viewer_110102", False),
+    ],
+)
+def test_the_households_at_a_point_are_seen_only_within_ones_scope(
+    client, session, world, user, sees
+):
+    flats, lon, lat = entrance(session)
+    for url in (at(lon, lat), at(lon, lat, grid_id=world.grids[A1].id)):
+        body = client.get(url, headers=world.auth(user)).json
+        assert sorted(h["id"] for h in body) == (sorted(f.id for f in flats) if sees else [])
+
+
+def test_a_read_of_the_households_at_a_point_is_audited(client, session, world):
+    from api.models import AuditEntry
+
+    flats, lon, lat = entrance(session)
+    url = at(lon, lat, grid_id=world.grids[A1].id)
+    client.get(url, headers=world.auth("worker_b1"))  # sees nothing: nothing to log
+    client.get(url, headers=world.auth("worker_a1"))
+    entries = session.scalars(
+        select(AuditEntry).where(AuditEntry.resource == "household").order_by(AuditEntry.id)
+    ).all()
+    (entry,) = entries
+    assert entry.user_id == world.users["worker_a1"].id
+    assert entry.action == "read"
+    assert sorted(entry.resource_ids) == sorted(f.id for f in flats)
+    assert entry.path == url
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("lon=116.4", "lon"),
+        ("lat=39.92", "lon"),
+        ("within_m=5", "within_m"),
+        ("lon=116.4&lat=39.92&within_m=0", "within_m"),
+        ("lon=116.4&lat=39.92&within_m=-1", "within_m"),
+        ("lon=116.4&lat=39.92&within_m=501", "within_m"),
+        ("lon=116.4&lat=39.92&within_m=nan", "within_m"),
+        ("lon=200&lat=39.92", "lon"),
+        ("lon=116.4&lat=-91", "lat"),
+        ("lon=nan&lat=39.92", "lon"),
+        ("lon=east&lat=39.92", "lon"),
+        ("grid_id=0", "grid_id"),
+        ("grid_id=1.5", "grid_id"),
+        ("grid_id=abc", "grid_id"),
+        ("grid_id=99999999999", "grid_id"),
+        ("week=soon", "week"),
+        ("week=2026-W60", "week"),
+        ("week=1999-W10", "week"),
+    ],
+)
+def test_a_bad_filter_is_a_422_problem_naming_it(client, world, query, named):
+    response = client.get(f"/api/v1/households?{query}", headers=world.auth("worker_a1"))
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    body = response.json
+    value = query.rpartition("=")[2]
+    # Named in the field errors, or (a week the pattern lets through) with its value.
+    assert named in (body.get("errors") or {}).get("query", {}) or value in body["detail"]
+
+
+def test_with_a_week_each_household_carries_its_visit_state(client, session, world):
+    from api.services.weeks import current_week
+    from tests.factories import make_visit
+
+    flats, lon, lat = entrance(session)
+    make_visit(session, world.users["worker_a1"], flats[0], datetime.now(UTC))
+    week = current_week()
+    body = client.get(at(lon, lat, week=week), headers=world.auth("worker_a1")).json
+    states = {h["id"]: h["visit_status"] for h in body}
+    assert states[flats[0].id]["status"] == "visited"
+    assert states[flats[0].id]["days_since_visit"] == 0
+    assert states[flats[0].id]["week"] == week
+    assert states[flats[1].id] == {
+        "week": week,
+        "status": "overdue",
+        "days_since_visit": None,
+        "last_visited": None,
+    }
+    plain = client.get(at(lon, lat), headers=world.auth("worker_a1")).json
+    assert all("visit_status" not in h for h in plain)
+
+
+def test_a_households_visit_state_is_the_one_the_map_draws(session, world):
+    """The same statement's columns as the households layer: visited in the week, due (seen
+    within seven days, not this week), overdue (never, or longer ago); a past week ignores
+    later visits."""
+    import mapbox_vector_tile
+
+    from api.scope import Scope
+    from api.services import households, tiles
+    from tests.api.test_tiles import tile_of
+    from tests.factories import make_visit
+
+    thursday = datetime(2026, 10, 1, 4, 0, tzinfo=UTC)  # 2026-W40, Thursday noon in Beijing
+    worker = world.users["worker_a1"]
+    flats, lon, lat = entrance(session, n=4)
+    make_visit(session, worker, flats[0], thursday - timedelta(hours=20))  # this week
+    make_visit(session, worker, flats[1], thursday - timedelta(days=4))  # last week: due
+    make_visit(session, worker, flats[2], thursday - timedelta(days=9))  # overdue
+    make_visit(session, worker, flats[2], thursday + timedelta(days=9))  # later: not counted
+    scope = Scope.for_user(session, worker)
+    rows, _ = households.list_households(
+        session, scope, near=households.Near(lon, lat), week="2026-W40", now=thursday
+    )
+    listed = {h.id: h.visit_status for h in rows}
+    req = tiles.TileRequest("households", *tile_of(lon, lat, 16), "2026-W40", thursday)
+    decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req)[0])
+    drawn = {
+        f["properties"]["id"]: f["properties"]
+        for f in decoded["households"]["features"]
+        if f["properties"]["id"] in listed
+    }
+    assert [listed[f.id]["status"] for f in flats] == ["visited", "due", "overdue", "overdue"]
+    for household_id, state in listed.items():
+        for key in ("status", "days_since_visit", "last_visited"):
+            assert state[key] == drawn[household_id].get(key), (household_id, key)

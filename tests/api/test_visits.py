@@ -246,6 +246,7 @@ def test_a_row_broken_at_the_database_is_rejected_alone_and_the_rest_stored(sess
     results = visit_service.ingest_batch(session, scope, items)
     assert [r["status"] for r in results] == ["created", "rejected", "created"]
     assert "CheckViolation" in results[1]["reason"]
+    assert results[1]["code"] == "database-rule"
     assert visit_count(session) == 2
 
 
@@ -820,7 +821,8 @@ def test_a_household_out_of_scope_is_answered_as_a_missing_one(client, world, se
     assert [r["reason"] for r in results] == [
         f"Household {h} not found in your grids." for h in (missing, *(h.id for h in elsewhere))
     ]
-    assert [set(r) for r in results] == [{"id", "status", "reason"}] * 3
+    assert [set(r) for r in results] == [{"id", "status", "code", "reason"}] * 3
+    assert {r["code"] for r in results} == {"household-not-found"}
     assert visit_count(session) == 0
 
 
@@ -830,6 +832,47 @@ def test_premises_outside_your_grids_are_refused_naming_the_grid(client, world):
     result = one(client, world, item)
     assert result["status"] == "rejected"
     assert f"Grid {A2} is not one of your grids" in result["reason"]
+
+
+def test_each_refusal_names_its_code_and_particulars(client, world):
+    """The `code` a client words in its user's language (the app: web/src/reasons.js), beside
+    the English `reason`; the particulars a sentence needs are fields of their own."""
+    shop = centre(A1)
+    items = [
+        "not an object",
+        visit_item(home(world), outcome="chatted"),
+        visit_item(home(world), visited_at="1999-12-20T10:00:00+08:00"),
+        visit_item(home(world, A2)),
+        visit_item(
+            None,
+            lon=-180.0,
+            lat=0.0,
+            datum="bd09",
+            premises={"building": "7", "lon": shop[0], "lat": shop[1]},
+        ),
+        visit_item(None, lon=116.39, lat=39.95, premises={"building": "Kiosk"}),
+        visit_item(None, lon=centre(A2)[0], lat=centre(A2)[1], premises={"building": "9"}),
+    ]
+    results = sync(client, world, items).json["results"]
+    assert [r["code"] for r in results] == [
+        "not-an-object",
+        "invalid",
+        "invalid",
+        "household-not-found",
+        "location-invalid",
+        "outside-every-grid",
+        "not-your-grid",
+    ]
+    assert set(results[1]["errors"]) == {"outcome"}
+    assert set(results[2]["errors"]) == {"visited_at"}
+    assert results[5]["nearest_grid"] == A1 and results[5]["distance_m"] > 0
+    assert results[6]["grid_code"] == A2
+
+
+def test_a_repeat_of_a_rejected_item_names_its_code(client, world):
+    item = visit_item(home(world, A2))  # not in worker_a1's grids
+    results = sync(client, world, [item, dict(item)]).json["results"]
+    assert [r["code"] for r in results] == ["household-not-found", "repeats-rejected-item"]
 
 
 def test_the_named_reliever_records_visits_in_the_grid_they_cover(client, world, session):
@@ -887,6 +930,7 @@ def test_a_uuid_used_by_another_worker_is_rejected_without_showing_the_visit(cli
     one(client, world, item, user="leader_a")
     result = one(client, world, item)
     assert result["status"] == "rejected"
+    assert result["code"] == "id-taken"
     assert "visit" not in result
 
 

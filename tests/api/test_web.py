@@ -139,3 +139,97 @@ def test_the_app_checks_the_visit_lengths_the_api_takes():
         for name in ("notes", "follow_up_note")
     }
     assert js_constant("VISIT_LIMITS") == limits
+
+
+# --- why a visit was refused, in Chinese (web/src/reasons.js) ------------------------------------
+def reasons_zh() -> dict:
+    """The REASONS_ZH table of web/src/reasons.js, read from the source (it is JSON)."""
+    source = (WEB_SRC / "reasons.js").read_text()
+    return json.loads(re.search(r"export const REASONS_ZH = (\{.*?\n\});\n", source, re.S).group(1))
+
+
+def test_the_app_words_every_refusal_code_of_the_visit_batch():
+    """A refusal the service adds gets its code in `Refusal`, which fails here until the app
+    can say it; a code the service dropped fails here too."""
+    from api.services.visits import REFUSALS, Refusal
+
+    assert set(reasons_zh()["codes"]) == {str(code) for code in Refusal} == set(REFUSALS)
+
+
+def _field_paths(schema, prefix: str = "") -> set[str]:
+    import marshmallow as ma
+
+    paths = set()
+    for name, field in schema.fields.items():
+        paths.add(prefix + name)
+        if isinstance(field, ma.fields.Nested):
+            paths |= _field_paths(field.schema, f"{prefix}{name}.")
+    return paths
+
+
+def test_the_app_names_every_field_of_a_visit():
+    from api.resources.visits.schemas import VisitItemSchema
+
+    assert _field_paths(VisitItemSchema()) <= set(reasons_zh()["fields"])
+
+
+def test_the_app_words_the_visit_schemas_own_messages():
+    """The messages VisitItemSchema words itself, and marshmallow's for a missing field: each
+    said in Chinese, and none the server no longer says (a reworded message fails here)."""
+    import marshmallow as ma
+
+    from api.resources.visits import schemas
+    from api.services.names import CONTROL_CHARACTERS
+
+    own = {
+        schemas.OUTSIDE_WEEKS,
+        schemas.WHOLE_MINUTES,
+        schemas.NUL_CHARACTER,
+        schemas.BOTH_OR_NEITHER,
+        schemas.ONE_TARGET,
+        schemas.FOLLOW_UP_NOTE,
+        CONTROL_CHARACTERS,
+        ma.fields.Field.default_error_messages["required"],
+    }
+    assert set(reasons_zh()["messages"]) == own
+
+
+def _subclasses(cls) -> set[type]:
+    found = set()
+    for sub in cls.__subclasses__():
+        found |= {sub, *_subclasses(sub)}
+    return found
+
+
+def test_the_app_words_every_problem_type_the_api_answers():
+    """A batch refused whole is a problem (RFC 9457) of one of these types: the error
+    hierarchy's, the handlers' and every `slug="..."` the API writes."""
+    from api.errors import HTTP_SLUGS, GridworkError
+
+    api_dir = Path(__file__).resolve().parents[2] / "api"
+    written = {
+        slug
+        for path in api_dir.rglob("*.py")
+        for slug in re.findall(r'slug="([a-z0-9-]+)"', path.read_text())
+    }
+    types = {cls.slug for cls in _subclasses(GridworkError)} | set(HTTP_SLUGS.values()) | written
+    assert "statement-timeout" in types and "forbidden" in types  # the search finds them
+    problems = reasons_zh()["problems"]
+    assert types <= set(problems)
+    assert {"4xx", "5xx"} <= set(problems)  # a type unknown to the table, with no detail
+
+
+def _imports(name: str) -> set[str]:
+    """The modules `name` (of web/src) imports, and theirs."""
+    found = {name}
+    for module in re.findall(r'from "\./([\w.]+\.js)"', (WEB_SRC / name).read_text()):
+        if module not in found:
+            found |= _imports(module)
+    return found
+
+
+def test_the_app_shell_kept_offline_holds_every_module_the_app_imports():
+    source = (WEB_SRC / "sw.js").read_text()
+    listed = re.search(r"const SHELL = \[(.*?)\];", source, re.S).group(1)
+    shell = set(re.findall(r'"(/web/[\w.]+\.js)"', listed))
+    assert {f"/web/{name}" for name in _imports("app.js")} <= shell

@@ -504,22 +504,29 @@ def test_notes_longer_than_the_server_takes_are_not_saved(worker_page):
     assert queued_visits(page) == []
 
 
-def queue_refused_visit(page, household: int) -> str:
-    """Queue, as an older app did, a visit the server refuses (a follow-up without its note),
-    and sync it: it stays in the queue, rejected."""
+def queue_visit(page, household: int, **fields) -> str:
+    """Queue a visit to `household` as the app would, `fields` changed (as an older app, another
+    client or a phone with a wrong clock might have made it); its id."""
     visit_id = str(uuid.uuid4())
     page.evaluate(
-        """async ([id, household]) => {
+        """async ([id, household, fields]) => {
           const queue = await import('/web/queue.js');
           const user = queue.tokenUser(localStorage.getItem('gridwork.token'));
           await queue.enqueue({
             id, household_id: household, visited_at: new Date().toISOString(),
             location: {lon: 116.3975, lat: 39.9087, accuracy_m: 8, datum: 'wgs84'},
-            outcome: 'met', notes: '', follow_up: true, follow_up_note: null,
+            outcome: 'met', notes: '', follow_up: false, follow_up_note: null, ...fields,
           }, user);
         }""",
-        [visit_id, household],
+        [visit_id, household, fields],
     )
+    return visit_id
+
+
+def queue_refused_visit(page, household: int, **fields) -> str:
+    """Queue a visit the server refuses (by default, as an older app did, a follow-up without
+    its note) and sync it: it stays in the queue, rejected."""
+    visit_id = queue_visit(page, household, **{"follow_up": True, **fields})
     page.click("#sync")
     page.wait_for_selector(f"#queue li.rejected[data-id='{visit_id}']")
     return visit_id
@@ -538,7 +545,8 @@ def test_a_refused_visit_names_its_household_and_reason_and_can_be_corrected(
     item = page.locator(f"#queue li.rejected[data-id='{visit_id}']")
     label = "-".join(p for p in (h.building, h.unit, h.room) if p)
     assert label in item.inner_text()
-    assert "follow-up needs a description" in item.locator(".reason").inner_text()
+    assert item.locator(".reason .why").inner_text() == "勾选“需要跟进”时必须填写跟进事项。"
+    assert "follow-up needs a description" in item.locator(".reason .server-reason").inner_text()
     item.scroll_into_view_if_needed()
     screenshot(page, "app-refused-visit")
 
@@ -556,6 +564,68 @@ def test_a_refused_visit_names_its_household_and_reason_and_can_be_corrected(
     with e2e_engine.connect() as conn:
         stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
     assert stored.household_id == household and not stored.follow_up
+
+
+def other_grids_household(e2e_engine) -> int:
+    """A household of a grid worker01 does not work in."""
+    from api.models import Grid, Household
+
+    with e2e_engine.connect() as conn:
+        return conn.scalar(
+            select(Household.id)
+            .join(Grid, Grid.id == Household.grid_id)
+            .where(Grid.code != DEMO_GRID)
+            .order_by(Household.id)
+        )
+
+
+def test_a_visit_refused_for_a_household_outside_ones_grids_says_why_in_chinese(
+    worker_page, e2e_engine
+):
+    page = worker_page
+    household = other_grids_household(e2e_engine)
+    visit_id = queue_refused_visit(page, household, follow_up=False)
+    reason = page.locator(f"#queue li.rejected[data-id='{visit_id}'] .reason")
+    assert reason.locator(".why").inner_text() == (
+        "找不到这户，或这户不在您负责的网格内（可能已删除或已划入其他网格）。"
+    )
+    # The server's own words stay beneath, small, for whoever helps the worker.
+    assert reason.locator(".server-reason").inner_text() == (
+        f"Household {household} not found in your grids."
+    )
+
+
+def test_a_visit_timed_outside_the_served_weeks_says_why_in_chinese(worker_page, e2e_engine):
+    """A phone whose clock was reset (to 1999, say) recorded the visit: its time cannot be
+    stored. The worker reads why in Chinese, in the list and when editing it."""
+    page = worker_page
+    visit_id = queue_refused_visit(
+        page, visited_household(e2e_engine), follow_up=False, visited_at="1999-12-20T10:00:00+08:00"
+    )
+    item = page.locator(f"#queue li.rejected[data-id='{visit_id}']")
+    why = (
+        "走访时间不在系统受理的范围内（2000 年至 2999 年），手机日期可能有误："
+        "请校正手机时间，放弃这条记录后重新记录。"
+    )
+    assert item.locator(".reason .why").inner_text() == why
+    assert "2000-W01" in item.locator(".reason .server-reason").inner_text()
+    item.locator("button.edit").click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    assert why in page.inner_text("#visit-status")
+
+
+def test_a_batch_the_server_refuses_whole_says_why_in_chinese(context, page, e2e_engine):
+    """A community admin signed in to the app: the server records visits only for grid workers
+    and leaders, and refuses the whole batch (a 403 problem). The app said nothing."""
+    open_app(context, page, "admin01")
+    queue_visit(page, visited_household(e2e_engine))
+    page.click("#sync")
+    page.wait_for_selector("#visit-status.error .why")
+    assert page.inner_text("#visit-status .why") == (
+        "同步失败：只有网格员和网格长可以记录走访，这个账号的走访记录无法同步。"
+    )
+    assert "Only grid workers" in page.inner_text("#visit-status .server-reason")
+    assert page.inner_text("#queue-count") == "1"  # kept
 
 
 def test_sign_out_counts_refused_visits_and_a_refused_visit_can_be_discarded(

@@ -299,6 +299,63 @@ def test_at_the_entrance_level_the_popup_counts_the_households(page, e2e_engine)
     screenshot(page, "map-entrance-popup")
 
 
+STATUS_ZH = {"visited": "本周已访", "due": "待访", "overdue": "逾期未访"}
+
+
+def drawn_statuses(page, lon: float, lat: float) -> dict[int, str]:
+    """The status the map draws for each household at the point, at full zoom (one dot each)."""
+    page.evaluate(
+        "([lon, lat]) => window.gridworkMap.jumpTo({center: [lon, lat], zoom: 16.5})", [lon, lat]
+    )
+    page.wait_for_function(
+        """() => { const m = window.gridworkMap;
+                   return m.loaded() && m.areTilesLoaded() && m.getZoom() >= 16.5; }"""
+    )
+    features = page.evaluate(
+        """([lon, lat]) => { const m = window.gridworkMap;
+             return m.queryRenderedFeatures(m.project([lon, lat]), {layers: ['households']})
+               .map(f => [f.properties.id, f.properties.status]); }""",
+        [lon, lat],
+    )
+    return {int(i): STATUS_ZH[status] for i, status in features}
+
+
+def test_an_entrance_popup_lists_its_households_with_status_and_history(page, e2e_engine):
+    from api.models import Household
+
+    lon, lat, households = shared_point(e2e_engine)
+    with e2e_engine.connect() as conn:
+        rooms = dict(
+            conn.execute(
+                select(Household.id, Household.room).where(Household.id.in_(households))
+            ).all()
+        )
+    open_map(page)
+    click_at(page, lon, lat, 15.3)
+    popup = page.locator(".entrance-popup")
+    rows = popup.locator("ul.entrance-households li[data-id]")
+    rows.first.wait_for()
+    listed = [int(i) for i in rows.evaluate_all("els => els.map(e => e.dataset.id)")]
+    assert sorted(listed) == households
+    shown = {}
+    for n, household in enumerate(listed):
+        row = rows.nth(n)
+        assert rooms[household] in row.locator(".room").inner_text()
+        shown[household] = row.locator(".flat-status").inner_text()
+    screenshot(page, "map-entrance-households")
+
+    rows.nth(1).locator("button.history-link").click()  # the second flat: its own history
+    page.locator(".household-popup .history").wait_for()
+    assert page.inner_text(".household-popup h4").startswith(f"#{listed[1]} ")
+    page.click("button.back-entrance")  # back to the entrance's list
+    back = page.locator(".entrance-popup ul.entrance-households li[data-id]")
+    back.first.wait_for()
+    assert back.count() == len(households)
+
+    # Each flat's status is the one its own dot is drawn with, zoomed in.
+    assert shown == drawn_statuses(page, lon, lat)
+
+
 def test_the_task_popup_speaks_chinese_urgency(page, e2e_engine, add_task):
     lon, lat, _ = shared_point(e2e_engine)
     add_task(lonlat=(lon + 0.0004, lat + 0.0004), title="路灯不亮", urgency="utility")

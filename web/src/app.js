@@ -4,6 +4,7 @@ import {
   signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import { clearQueue, discard, enqueue, getMeta, listQueued, syncQueue, tokenUser } from "./queue.js";
+import { problemZh, refusalZh } from "./reasons.js";
 import { keepFresh, storeTokens } from "./session.js";
 
 const TEXT = {
@@ -25,7 +26,7 @@ const TEXT = {
     unsynced: (n, refused) => `本机还有 ${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}，退出后将被删除。仍要退出吗？`,
     needFollowUpNote: "勾选“需要跟进”时必须填写跟进事项。", tooLong: (what, max) => `${what}最多 ${max} 字。`,
     noNul: (what) => `${what}含有不能保存的空字符。`,
-    refusedBy: "服务器拒绝", refusedCount: (n) => `${n} 条走访记录被服务器拒绝：请在下方修改或放弃。`, edit: "修改", discard: "放弃", cancelEdit: "取消修改", saveEdit: "保存修改",
+    refusedBy: "服务器拒绝", syncFailed: "同步失败：", refusedCount: (n) => `${n} 条走访记录被服务器拒绝：请在下方修改或放弃。`, edit: "修改", discard: "放弃", cancelEdit: "取消修改", saveEdit: "保存修改",
     editing: (label) => `正在修改被拒绝的走访记录（${label}），位置和时间保持原样。`,
     discardConfirm: (label) => `放弃这条走访记录（${label}）？放弃后无法恢复。`, edited: "已修改，等待同步",
     actions: { accept: "接单", start: "开始处理", resolve: "办结", return: "退回" },
@@ -56,7 +57,7 @@ const TEXT = {
     unsynced: (n, refused) => `${n} visit${n === 1 ? " is" : "s are"} not synced yet${refused ? ` (${refused} refused by the server, to be corrected)` : ""} and would be deleted from this device. Sign out anyway?`,
     needFollowUpNote: "A follow-up needs its description.", tooLong: (what, max) => `${what}: at most ${max} characters.`,
     noNul: (what) => `${what} holds a NUL character that cannot be saved.`,
-    refusedBy: "Refused by the server", refusedCount: (n) => `${n} visit${n === 1 ? " was" : "s were"} refused by the server: edit or discard below.`, edit: "Edit", discard: "Discard", cancelEdit: "Cancel editing",
+    refusedBy: "Refused by the server", syncFailed: "Sync failed: ", refusedCount: (n) => `${n} visit${n === 1 ? " was" : "s were"} refused by the server: edit or discard below.`, edit: "Edit", discard: "Discard", cancelEdit: "Cancel editing",
     saveEdit: "Save changes", editing: (label) => `Editing a refused visit (${label}); its place and time stay as recorded.`,
     discardConfirm: (label) => `Discard this visit (${label})? It cannot be undone.`, edited: "Changed; waiting to sync",
     actions: { accept: "Accept", start: "Start", resolve: "Resolve", return: "Return" },
@@ -212,6 +213,28 @@ function nextHousehold(id) {
   return (after.find((h) => h.due) || after[0] || list[at])?.id;
 }
 
+/**
+ * Why the server refused a queued visit: {why, server}. In Chinese, `why` is the app's own
+ * sentence (web/src/reasons.js) and `server` the server's English, shown small beneath for
+ * whoever helps the worker; what the table does not know is said in the server's words.
+ */
+function refusalOf(record) {
+  const refusal = record.refusal || { reason: record.reason };
+  const zh = lang === "zh" ? refusalZh(refusal) : null;
+  return zh ? { why: zh, server: record.reason || "" } : { why: record.reason || "", server: "" };
+}
+
+/** Why a whole batch was refused (the error `syncQueue` threw with its problem), likewise. */
+function problemOf(error) {
+  const body = error.problem || {};
+  const server = body.detail || body.title || `HTTP ${error.status}`;
+  const zh = lang === "zh" ? problemZh(error.status, body) : null;
+  return zh ? { why: t.syncFailed + zh, server } : { why: t.syncFailed + server, server: "" };
+}
+
+const explained = ({ why, server }) => `<span class="why">${escapeHtml(why)}</span>${server
+  ? `<small class="server-reason">${escapeHtml(server)}</small>` : ""}`;
+
 async function showQueue() {
   const user = tokenUser(getToken());
   const queued = (await listQueued()).filter((r) => r.user === user);
@@ -224,7 +247,7 @@ async function showQueue() {
     const when = v.visited_at ? localTime(new Date(v.visited_at)) : "";
     return `<li class="rejected" data-id="${escapeHtml(r.id)}"><b>${escapeHtml(labelOf(v.household_id))}</b>
       · ${escapeHtml(t.outcomes[v.outcome] || v.outcome)} · ${escapeHtml(when)}
-      <div class="error reason">${t.refusedBy}: ${escapeHtml(r.reason)}</div>
+      <div class="error reason">${t.refusedBy}: ${explained(refusalOf(r))}</div>
       <button type="button" class="edit">${t.edit}</button><button type="button" class="discard">${t.discard}</button></li>`;
   }).join("");
 }
@@ -264,7 +287,8 @@ $("queue").addEventListener("click", async (e) => {
     $("follow-up-note").value = v.follow_up_note || "";
     $("record").textContent = t.saveEdit;
     $("cancel-edit").hidden = false;
-    showStatus(`${t.editing(label)} ${t.refusedBy}: ${record.reason}`, true);
+    const { why, server } = refusalOf(record);
+    showStatus(`${t.editing(label)} ${t.refusedBy}: ${why}`, true, server);
     $("visit-form").scrollIntoView();
   }
 });
@@ -278,7 +302,11 @@ async function sync() {
     const summary = await syncQueue();
     if (summary.rejected) showStatus(t.refusedCount(summary.rejected), true);
     else if (summary.sent) showStatus(`${t.synced} (${summary.created + summary.duplicate})`);
-  } catch { /* offline or the server is away: the queue keeps everything */ }
+  } catch (error) {
+    // Offline or the server is away: the queue keeps everything, nothing to say. A batch the
+    // server refused whole (a problem) is said, as a refused visit is.
+    if (error.status) showStatus(problemOf(error), true);
+  }
   await showQueue();
 }
 
@@ -296,8 +324,10 @@ function locate() {
 }
 
 $("outcome").innerHTML = Object.entries(t.outcomes).map(([k, v]) => `<option value="${k}">${v}</option>`).join("");
-function showStatus(text, error = false) {
-  $("visit-status").textContent = text;
+/** Say `text` under the form (or {why, server}: `server` small beneath it). */
+function showStatus(text, error = false, server = "") {
+  const said = typeof text === "string" ? { why: text, server } : text;
+  $("visit-status").innerHTML = said.why ? explained(said) : "";
   $("visit-status").classList.toggle("error", error);
 }
 

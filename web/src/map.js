@@ -16,8 +16,9 @@ const TEXT = {
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
     here: (n) => `此处共 ${n} 项`, back: "← 返回列表", task: "任务", entrance: "楼门",
     entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
-    mustVisitDue: "有必访对象本周未访", zoomIn: "放大查看各户",
-    entranceHint: "此点代表一个楼门的所有住户；放大地图后可逐户查看走访记录。",
+    mustVisitDue: "有必访对象本周未访", zoomIn: "放大地图",
+    entranceHint: "此点代表一个楼门的所有住户：点各户的“走访记录”查看，或放大地图逐户查看。",
+    loading: "正在读取…", backEntrance: "← 返回楼门",
     urgencies: { danger: "危急", utility: "水电气热", general: "一般", complex: "疑难复杂" },
     statuses: {
       new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
@@ -38,8 +39,9 @@ const TEXT = {
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
     here: (n) => `${n} items here`, back: "← Back to the list", task: "Task", entrance: "Entrance",
     entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
-    mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in to each household",
-    entranceHint: "This point stands for every household of a stair entrance; zoom in to see each one's visits.",
+    mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in",
+    entranceHint: "This point stands for every household of a stair entrance: open each one's visit history below, or zoom in.",
+    loading: "Loading…", backEntrance: "← Back to the entrance",
     urgencies: { danger: "danger", utility: "utilities", general: "general", complex: "complex" },
     statuses: {
       new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress",
@@ -152,15 +154,45 @@ function entrancePopup(p) {
   return `<div class="popup entrance-popup"><h4>${t.entrance} ${escapeHtml([p.building, p.unit].filter(Boolean).join("-"))}</h4>
     <div class="count">${t.entranceCount(p.households)}</div>
     <div>${t.worstStatus}: <span class="status">${escapeHtml(statusText(p.status))}</span></div>
-    <div>${t.mostDays}: ${p.days_since_visit ?? t.never}</div>
+    <div>${t.mostDays}: ${escapeHtml(p.days_since_visit ?? t.never)}</div>
     ${p.must_visit_due ? `<div><b>${t.mustVisitDue}</b></div>` : ""}
+    <ul class="entrance-households"><li class="muted">${t.loading}</li></ul>
     <p class="muted">${t.entranceHint}</p><button type="button" class="zoom-in">${t.zoomIn}</button></div>`;
 }
 
+const rooms = new Intl.Collator("zh", { numeric: true });
+const byRoom = (a, b) => rooms.compare(a.floor || "", b.floor || "") || rooms.compare(a.room || "", b.room || "") || a.id - b.id;
+
+/**
+ * The entrance's popup, then its households listed: those at its point, of its grid and kind,
+ * as the tile grouped them (GET /api/v1/households?grid_id&kind&lon&lat, every page), each
+ * with its status in the week shown (`week=`: the dot's own rule) and a button to its own
+ * visit history. The households are kept on the list element for that button.
+ */
+async function entranceDetail(f, box, back) {
+  const p = f.properties;
+  box.innerHTML = back + entrancePopup(p);
+  const [lon, lat] = f.geometry.coordinates;
+  const query = new URLSearchParams({ grid_id: p.grid_id, kind: p.kind, lon, lat, week });
+  const list = box.querySelector("ul.entrance-households");
+  try {
+    const households = (await apiPages(`/api/v1/households?${query}`)).sort(byRoom);
+    list.households = households;
+    list.innerHTML = households.map((h, i) => {
+      const state = h.visit_status || {};
+      return `<li data-id="${escapeHtml(h.id)}"><span class="room">${escapeHtml(h.room || place(h) || `#${h.id}`)}</span>
+        · <span class="flat-status">${escapeHtml(statusText(state.status))}</span>
+        <button type="button" class="history-link" data-i="${i}">${t.history}</button></li>`;
+    }).join("") || `<li class="muted">${t.none}</li>`;
+  } catch (error) {
+    list.innerHTML = `<li class="error">${escapeHtml(error.message)}</li>`;
+  }
+}
+
 async function householdDetail(p, box, back) {
-  const head = `${back}<h4>#${p.id} ${escapeHtml(place(p))}</h4>
+  const head = `${back}<h4>#${escapeHtml(p.id)} ${escapeHtml(place(p))}</h4>
     <div>${t.status}: ${escapeHtml(statusText(p.status))}</div>
-    <div>${t.daysSince}: ${p.days_since_visit ?? t.never}</div>`;
+    <div>${t.daysSince}: ${escapeHtml(p.days_since_visit ?? t.never)}</div>`;
   box.innerHTML = `<div class="popup household-popup">${head}</div>`;
   try {
     const history = await api(`/api/v1/households/${p.id}/visits?page_size=10`);
@@ -208,15 +240,26 @@ function clickPopup(map, e) {
     box.innerHTML = `<div class="popup hit-list"><h4>${t.here(things.length)}</h4><ul>${things.map((f, i) =>
       `<li><button type="button" class="hit" data-i="${i}">${hitLabel(f)}</button></li>`).join("")}</ul></div>`;
   };
+  let entrance = null; // the entrance whose households are listed, to come back to
   const open = (f) => {
+    entrance = null;
     if (f.layer.id === "tasks") box.innerHTML = backButton + taskPopup(f.properties);
-    else if (isEntrance(f)) box.innerHTML = backButton + entrancePopup(f.properties);
-    else householdDetail(f.properties, box, backButton);
+    else if (isEntrance(f)) {
+      entrance = f;
+      entranceDetail(f, box, backButton);
+    } else householdDetail(f.properties, box, backButton);
   };
+  const backToEntrance = `<button type="button" class="back-entrance">${t.backEntrance}</button>`;
   box.addEventListener("click", (event) => {
     const button = event.target.closest("button");
     if (!button) return;
     if (button.classList.contains("hit")) open(things[Number(button.dataset.i)]);
+    else if (button.classList.contains("history-link")) {
+      // One flat of the entrance: its own popup, as a dot drawn at full zoom opens it.
+      const h = button.closest("ul.entrance-households").households[Number(button.dataset.i)];
+      const state = h.visit_status || {};
+      householdDetail({ ...h, status: state.status, days_since_visit: state.days_since_visit }, box, backToEntrance);
+    } else if (button.classList.contains("back-entrance")) open(entrance);
     else if (button.classList.contains("back")) list();
     else if (button.classList.contains("zoom-in")) {
       popup.remove();

@@ -8,7 +8,7 @@ export const BATCH_LIMIT = 500;
 
 /**
  * Queue one visit recorded by `user` (the record is {id, visit, user, state: "pending"|"rejected",
- * reason}). A visit syncs only under its own worker's token: the server files it under the caller.
+ * reason, refusal}). A visit syncs only under its own worker's token: the server files it under the caller.
  */
 export function enqueue(visit, user) {
   return run(STORE, "readwrite", (store) => store.put({ id: visit.id, visit, user, state: "pending", queuedAt: Date.now() }));
@@ -32,8 +32,9 @@ let syncing = null;
 /**
  * Send the signed-in user's pending visits through POST /api/v1/visits/batch (another user's stay
  * where they are). Created and duplicate visits leave the queue; rejected ones stay, marked with
- * the reason; a network failure leaves all as they were. Returns {sent, created, duplicate,
- * rejected, left}, `left` counting the user's pending visits.
+ * the reason; a network failure leaves all as they were, and so does a batch refused whole (the
+ * error thrown then carries the answer's `status` and `problem`). Returns {sent, created,
+ * duplicate, rejected, left}, `left` counting the user's pending visits.
  */
 export function syncQueue() {
   if (!syncing) syncing = doSync().finally(() => { syncing = null; });
@@ -61,7 +62,11 @@ async function doSync() {
       token = await refreshAccess(token);
       response = await send();
     }
-    if (!response.ok) throw new Error(`batch answered ${response.status}`);
+    if (!response.ok) {
+      // Refused whole (a problem, RFC 9457): the page says why; the queue keeps everything.
+      const problem = await response.json().catch(() => null);
+      throw Object.assign(new Error(`batch answered ${response.status}`), { status: response.status, problem });
+    }
     const { results = [] } = await response.json();
     summary.sent += chunk.length;
     await run(STORE, "readwrite", (store) => {
@@ -71,7 +76,10 @@ async function doSync() {
           summary[result.status] += 1;
         } else if (result.status === "rejected") {
           const record = chunk.find((r) => r.id === result.id);
-          if (record) store.put({ ...record, state: "rejected", reason: result.reason || result.detail || "" });
+          // The refusal as the server gave it (its code, field errors and particulars), for
+          // the page to say in the worker's language; `reason` is its English.
+          const { id, status, visit, ...refusal } = result;
+          if (record) store.put({ ...record, state: "rejected", reason: result.reason || result.detail || "", refusal });
           summary.rejected += 1;
         }
       }

@@ -5,11 +5,12 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api import privacy
+from api.db import PG_INT_MAX
 from api.extensions import Integer, Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
-from api.resources.schemas import code_field
+from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
-from api.services.households import IMPORT_MODES
+from api.services.households import AT_POINT_M, IMPORT_MODES, MAX_NEAR_M
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
 
 
@@ -48,6 +49,26 @@ def _phone(household) -> str | None:
     return privacy.phone(household.phone)
 
 
+class HouseholdVisitStatusSchema(Schema):
+    """A household's visit state in a week, as the map's households layer draws its dot."""
+
+    week = ma.fields.String(metadata={"description": "The ISO week asked for"})
+    status = ma.fields.String(
+        metadata={
+            "description": "visited (in the week), overdue (never visited, or last visited 7 "
+            "days or more before the end of the week, or now for the current week), else due"
+        }
+    )
+    days_since_visit = Integer(
+        allow_none=True,
+        metadata={"description": "Whole days since the last visit before that time (null: never)"},
+    )
+    last_visited = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The last visit before the week's end, Asia/Shanghai"},
+    )
+
+
 class HouseholdSchema(Schema):
     id = Integer()
     grid_id = Integer()
@@ -69,6 +90,10 @@ class HouseholdSchema(Schema):
     )
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
+    visit_status = ma.fields.Nested(
+        HouseholdVisitStatusSchema,
+        metadata={"description": "Only in a list asked with `week`: the visit state in it"},
+    )
 
 
 class HouseholdPatchSchema(Schema):
@@ -93,11 +118,46 @@ class HouseholdCreateSchema(HouseholdPatchSchema):
 
 class HouseholdQueryArgsSchema(Schema):
     grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
+    grid_id = Integer(
+        validate=ma.validate.Range(1, PG_INT_MAX),
+        metadata={"description": "Only this grid, by id (as the map's features name it)"},
+    )
     tags = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
         metadata={"description": "Households carrying any of these tags (repeat the parameter)"},
     )
     kind = ma.fields.String(validate=ma.validate.OneOf(HOUSEHOLD_KINDS))
+    lon = ma.fields.Float(
+        allow_nan=False,
+        validate=ma.validate.Range(-180, 180),
+        metadata={
+            "description": "With `lat`: only households within `within_m` of this point "
+            "(WGS-84): a stair entrance's flats share its point"
+        },
+    )
+    lat = ma.fields.Float(allow_nan=False, validate=ma.validate.Range(-90, 90))
+    within_m = ma.fields.Float(
+        allow_nan=False,
+        validate=ma.validate.Range(0, MAX_NEAR_M, min_inclusive=False),
+        metadata={
+            "description": f"Metres from `lon`, `lat` (default {AT_POINT_M:g}: the point, a "
+            f"map tile's rounding included; at most {MAX_NEAR_M:g})"
+        },
+    )
+    week = ma.fields.String(
+        validate=FullMatch(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47."),
+        metadata={
+            "description": "Each household's visit state in this ISO week (`visit_status`), "
+            "as the map draws it"
+        },
+    )
+
+    @ma.validates_schema
+    def _point(self, data, **kwargs):
+        if ("lon" in data) != ("lat" in data):
+            raise ma.ValidationError("Give both lon and lat, or neither.", "lon")
+        if "within_m" in data and "lon" not in data:
+            raise ma.ValidationError("Give the point (lon and lat) to measure from.", "within_m")
 
 
 class HouseholdExportArgsSchema(Schema):

@@ -20,7 +20,7 @@ from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
 from api.services.ledger import MAX_PER_WEEK
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
-from api.services.visits import MAX_BATCH, BatchItem, local_visited_at
+from api.services.visits import MAX_BATCH, REFUSALS, BatchItem, Refusal, local_visited_at
 from api.services.weeks import FIRST_WEEK, LAST_WEEK, in_served_weeks
 
 _WEEK = FullMatch(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47.")
@@ -29,6 +29,10 @@ _WEEK = FullMatch(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-
 # 422). Short labels (provider, the premises' address) refuse every control character, as
 # names do; notes are free text (newlines and tabs welcome) and refuse only NUL.
 NUL_CHARACTER = "Must not contain NUL characters."
+# The schema's other messages of its own (the app says each in Chinese: web/src/reasons.js).
+BOTH_OR_NEITHER = "Give both lon and lat, or neither."
+ONE_TARGET = "Give exactly one of household_id and premises."
+FOLLOW_UP_NOTE = "A follow-up needs a description."
 
 
 def _no_control_characters(value: str) -> None:
@@ -92,7 +96,7 @@ class PremisesSchema(Schema):
     @ma.validates_schema
     def _both_or_neither(self, data, **kwargs):
         if ("lon" in data) != ("lat" in data):
-            raise ma.ValidationError("Give both lon and lat, or neither.", "lon")
+            raise ma.ValidationError(BOTH_OR_NEITHER, "lon")
 
 
 # A visit's time falls in the weeks served, its household id in PostgreSQL's integer. Beyond
@@ -163,11 +167,9 @@ class VisitItemSchema(Schema):
     @ma.validates_schema
     def _one_target(self, data, **kwargs):
         if ("household_id" in data) == ("premises" in data):
-            raise ma.ValidationError(
-                "Give exactly one of household_id and premises.", "household_id"
-            )
+            raise ma.ValidationError(ONE_TARGET, "household_id")
         if data.get("follow_up") and not (data.get("follow_up_note") or "").strip():
-            raise ma.ValidationError("A follow-up needs a description.", "follow_up_note")
+            raise ma.ValidationError(FOLLOW_UP_NOTE, "follow_up_note")
 
 
 def _summary(messages) -> str:
@@ -372,7 +374,13 @@ class VisitBatchSchema(Schema):
         loader = VisitItemSchema()
         for raw in data["visits"]:
             if not isinstance(raw, dict):
-                items.append(BatchItem(raw_id=None, reason="Each visit must be a JSON object."))
+                items.append(
+                    BatchItem(
+                        raw_id=None,
+                        reason="Each visit must be a JSON object.",
+                        code=Refusal.NOT_AN_OBJECT,
+                    )
+                )
                 continue
             quick = quick_load_item(raw)
             if quick is not None:
@@ -562,8 +570,25 @@ class _VisitAnswerField(ma.fields.Nested):
 class VisitResultSchema(Schema):
     id = ma.fields.String(allow_none=True)
     status = ma.fields.String(metadata={"description": "created, duplicate or rejected"})
-    reason = ma.fields.String(metadata={"description": "Why the item was rejected"})
+    code = ma.fields.String(
+        metadata={
+            "description": "Why the item was rejected, as a stable code: "
+            + "; ".join(f"`{code}`: {meaning}" for code, meaning in REFUSALS.items()),
+            "enum": [str(code) for code in REFUSALS],
+        }
+    )
+    reason = ma.fields.String(metadata={"description": "Why the item was rejected, in English"})
     errors = ma.fields.Raw(metadata={"description": "Field errors of a rejected item"})
+    nearest_grid = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "`outside-every-grid`: the nearest grid's code (null: none)"},
+    )
+    distance_m = ma.fields.Float(
+        allow_none=True, metadata={"description": "`outside-every-grid`: metres to it"}
+    )
+    grid_code = ma.fields.String(
+        metadata={"description": "`not-your-grid`: the grid the premises lie in"}
+    )
     visit = _VisitAnswerField(VisitSchema)
 
 
