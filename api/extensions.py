@@ -56,6 +56,36 @@ class Integer(ma.fields.Integer):
         return super()._validated(value)
 
 
+# A decimal number as text: ASCII digits, an optional sign, fraction and exponent. float() also
+# reads " 1.5", "1_0.5", "inf" and other scripts' digits ("１.５").
+_DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+class Float(ma.fields.Float):
+    """The API's number field: every schema uses it, never marshmallow's own (which takes
+    whatever float() takes: in a JSON body the string "116.4", and " 1.5" or "１.５" anywhere).
+    In JSON a number is a JSON number; text is a number only where every value arrives as text
+    (`limits.arguments_are_text`), and there only as written in ASCII."""
+
+    def _validated(self, value: Any) -> float:
+        if isinstance(value, bool) or (
+            isinstance(value, str) and not (arguments_are_text() and _DECIMAL_TEXT.fullmatch(value))
+        ):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class Boolean(ma.fields.Boolean):
+    """The API's true/false field: every schema uses it, never marshmallow's own (which takes 1,
+    "yes" or "t" for true in a JSON body). In JSON only `true` and `false`; in a query string or a
+    form the words marshmallow knows ("true", "false", "1", "0", ...), as there all is text."""
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> bool:
+        if type(value) is not bool and not (isinstance(value, str) and arguments_are_text()):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class ProblemSchema(ma.Schema):
     """RFC 9457 problem details (documentation only); extension members are allowed."""
 

@@ -10,7 +10,7 @@ from zoneinfo import available_timezones
 
 import marshmallow as ma
 
-from api.extensions import Integer, Schema
+from api.extensions import Boolean, Integer, Schema
 from api.models.push import DEVICE_PLATFORMS
 
 # A device's key (FCM token, or a web subscription's endpoint) is unique in an index, whose rows
@@ -80,7 +80,7 @@ class DeviceCreateSchema(Schema):
 class DeviceSchema(Schema):
     id = Integer()
     platform = ma.fields.String()
-    active = ma.fields.Boolean()
+    active = Boolean()
     created_at = ma.fields.DateTime()
     last_seen_at = ma.fields.DateTime()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api.db import PG_INT_MAX
-from api.extensions import Integer, Schema
+from api.extensions import Float, Integer, Schema
 from api.resources.schemas import BBox, GeometrySchema, code_field, name_field
 from api.services.grids import TARGET_MAX
 
@@ -90,21 +90,21 @@ class GridQueryArgsSchema(Schema):
 
 
 class LocateQueryArgsSchema(Schema):
-    lon = ma.fields.Float(required=True, validate=ma.validate.Range(-180, 180))
-    lat = ma.fields.Float(required=True, validate=ma.validate.Range(-90, 90))
+    lon = Float(required=True, validate=ma.validate.Range(-180, 180))
+    lat = Float(required=True, validate=ma.validate.Range(-90, 90))
 
 
 MAX_LOCATE = 1000
 
 
 class LocatePointSchema(Schema):
-    lon = ma.fields.Float(
+    lon = Float(
         required=True,
         allow_nan=False,
         validate=ma.validate.Range(-180, 180),
         metadata={"description": "WGS-84"},
     )
-    lat = ma.fields.Float(required=True, allow_nan=False, validate=ma.validate.Range(-90, 90))
+    lat = Float(required=True, allow_nan=False, validate=ma.validate.Range(-90, 90))
 
 
 class LocateBatchSchema(Schema):
@@ -117,8 +117,8 @@ class LocateBatchSchema(Schema):
 
 
 class LocatedPointSchema(Schema):
-    lon = ma.fields.Float()
-    lat = ma.fields.Float()
+    lon = Float()
+    lat = Float()
     grid_id = Integer(allow_none=True, metadata={"description": "null: none of yours"})
     grid_code = ma.fields.String(allow_none=True)
 

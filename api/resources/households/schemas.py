@@ -6,7 +6,7 @@ import marshmallow as ma
 
 from api import privacy
 from api.db import PG_INT_MAX
-from api.extensions import Integer, Schema
+from api.extensions import Float, Integer, Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
@@ -101,8 +101,8 @@ class HouseholdPatchSchema(Schema):
     unit = AddressPart(validate=ma.validate.Length(max=20))
     floor = AddressPart(validate=ma.validate.Length(max=10))
     room = AddressPart(validate=ma.validate.Length(max=20))
-    lon = ma.fields.Float(allow_nan=False)
-    lat = ma.fields.Float(allow_nan=False)
+    lon = Float(allow_nan=False)
+    lat = Float(allow_nan=False)
     kind = ma.fields.String(validate=ma.validate.OneOf(HOUSEHOLD_KINDS))
     occupancy = ma.fields.String(validate=ma.validate.OneOf(OCCUPANCIES))
     members = Integer(validate=ma.validate.Range(min=0, max=100))
@@ -112,8 +112,8 @@ class HouseholdPatchSchema(Schema):
 
 class HouseholdCreateSchema(HouseholdPatchSchema):
     building = AddressPart(required=True, validate=ma.validate.Length(min=1, max=50))
-    lon = ma.fields.Float(required=True, allow_nan=False)
-    lat = ma.fields.Float(required=True, allow_nan=False)
+    lon = Float(required=True, allow_nan=False)
+    lat = Float(required=True, allow_nan=False)
 
 
 class HouseholdQueryArgsSchema(Schema):
@@ -127,7 +127,7 @@ class HouseholdQueryArgsSchema(Schema):
         metadata={"description": "Households carrying any of these tags (repeat the parameter)"},
     )
     kind = ma.fields.String(validate=ma.validate.OneOf(HOUSEHOLD_KINDS))
-    lon = ma.fields.Float(
+    lon = Float(
         allow_nan=False,
         validate=ma.validate.Range(-180, 180),
         metadata={
@@ -135,8 +135,8 @@ class HouseholdQueryArgsSchema(Schema):
             "(WGS-84): a stair entrance's flats share its point"
         },
     )
-    lat = ma.fields.Float(allow_nan=False, validate=ma.validate.Range(-90, 90))
-    within_m = ma.fields.Float(
+    lat = Float(allow_nan=False, validate=ma.validate.Range(-90, 90))
+    within_m = Float(
         allow_nan=False,
         validate=ma.validate.Range(0, MAX_NEAR_M, min_inclusive=False),
         metadata={

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from api.extensions import Integer, Schema
+from api.extensions import Boolean, Integer, Schema
 from api.resources.schemas import FullMatch
 
 
@@ -14,7 +14,7 @@ class NotificationSchema(Schema):
     title = ma.fields.String()
     body = ma.fields.String()
     data = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
-    urgent = ma.fields.Boolean()
+    urgent = Boolean()
     collapse_key = ma.fields.String(allow_none=True)
     created_at = ma.fields.DateTime()
     read_at = ma.fields.DateTime(allow_none=True)
@@ -36,7 +36,7 @@ class NotificationQueryArgsSchema(Schema):
             "you hold. Not with `since`"
         },
     )
-    unread = ma.fields.Boolean(metadata={"description": "Only unread (true) or read (false)"})
+    unread = Boolean(metadata={"description": "Only unread (true) or read (false)"})
 
     @ma.validates_schema
     def _one_of_since_and_cursor(self, data, **kwargs):

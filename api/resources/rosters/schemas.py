@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from api.extensions import Integer, Schema
+from api.extensions import Float, Integer, Schema
 from api.models.rosters import LEAVE_STATUSES, POSTS, SWAP_STATUSES
 from api.resources.schemas import FullMatch
 
@@ -62,7 +62,7 @@ class RosterSettingsSchema(Schema):
         validate=ma.validate.Length(max=400),
         metadata={"description": "Dates worked although their weekday is not (调休 weekend days)"},
     )
-    time_limit_s = ma.fields.Float(
+    time_limit_s = Float(
         validate=ma.validate.Range(0.5, 60),
         metadata={"description": "Solver time limit per week, seconds"},
     )

@@ -10,7 +10,7 @@ from flask import request
 from api import privacy
 from api.auth import current_scope
 from api.clock import now
-from api.extensions import Integer, Schema, db
+from api.extensions import Boolean, Float, Integer, Schema, db
 from api.models.tasks import HOTLINE_TYPES, SATISFACTION, TASK_SOURCES, TASK_STATUSES, URGENCIES
 from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
@@ -83,8 +83,8 @@ def _task_location(task) -> dict | None:
 
 
 class LocationSchema(Schema):
-    lon = ma.fields.Float(required=True, allow_nan=False, metadata={"description": "WGS-84"})
-    lat = ma.fields.Float(required=True, allow_nan=False, metadata={"description": "WGS-84"})
+    lon = Float(required=True, allow_nan=False, metadata={"description": "WGS-84"})
+    lat = Float(required=True, allow_nan=False, metadata={"description": "WGS-84"})
 
 
 class TaskCreateSchema(Schema):
@@ -110,7 +110,7 @@ class TaskCreateSchema(Schema):
         validate=ma.validate.Length(min=1, max=64),
         metadata={"description": "The hotline ticket number (required for hotline)"},
     )
-    redispatch = ma.fields.Boolean(
+    redispatch = Boolean(
         load_default=False,
         metadata={
             "description": "The hotline re-dispatched (改派) this ticket here from another "
@@ -237,7 +237,7 @@ class TaskQueryArgsSchema(Schema):
         metadata={"description": "Any of these statuses (repeat the parameter)"},
     )
     grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
-    overdue = ma.fields.Boolean(metadata={"description": "Only overdue (true) or not (false)"})
+    overdue = Boolean(metadata={"description": "Only overdue (true) or not (false)"})
     source = ma.fields.String(validate=ma.validate.OneOf(TASK_SOURCES))
 
 
@@ -311,6 +311,6 @@ class RatesSchema(Schema):
     opened = Integer()
     resolved = Integer()
     overdue = Integer()
-    response_rate = ma.fields.Float(allow_none=True, metadata={"description": "percent"})
-    resolution_rate = ma.fields.Float(allow_none=True, metadata={"description": "percent"})
-    satisfaction_rate = ma.fields.Float(allow_none=True, metadata={"description": "percent"})
+    response_rate = Float(allow_none=True, metadata={"description": "percent"})
+    resolution_rate = Float(allow_none=True, metadata={"description": "percent"})
+    satisfaction_rate = Float(allow_none=True, metadata={"description": "percent"})

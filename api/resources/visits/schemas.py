@@ -12,7 +12,7 @@ import msgspec
 
 from api import privacy
 from api.db import PG_INT_MAX
-from api.extensions import Integer, Schema
+from api.extensions import Boolean, Float, Integer, Schema
 from api.limits import MAX_JSON_DEPTH, depth_ok, no_long_integers, within_values
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS
 from api.models.visits import DATUMS, GRADES, OUTCOMES
@@ -54,9 +54,9 @@ def _free_text(max_length: int) -> list:
 
 
 class VisitLocationInSchema(Schema):
-    lon = ma.fields.Float(required=True, allow_nan=False, validate=ma.validate.Range(-180, 180))
-    lat = ma.fields.Float(required=True, allow_nan=False, validate=ma.validate.Range(-90, 90))
-    accuracy_m = ma.fields.Float(
+    lon = Float(required=True, allow_nan=False, validate=ma.validate.Range(-180, 180))
+    lat = Float(required=True, allow_nan=False, validate=ma.validate.Range(-90, 90))
+    accuracy_m = Float(
         allow_none=True,
         allow_nan=False,
         validate=ma.validate.Range(min=0),
@@ -72,7 +72,7 @@ class VisitLocationInSchema(Schema):
         validate=_label(20),
         metadata={"description": "gps, network, fused, ..."},
     )
-    mock = ma.fields.Boolean(
+    mock = Boolean(
         load_default=False, metadata={"description": "The phone flagged a mock location"}
     )
 
@@ -84,14 +84,14 @@ class PremisesSchema(Schema):
     room = ma.fields.String(validate=_label(20))
     kind = ma.fields.String(validate=ma.validate.OneOf(HOUSEHOLD_KINDS))
     name = ma.fields.String(validate=_label(100), metadata={"description": "Shop or business name"})
-    lon = ma.fields.Float(
+    lon = Float(
         allow_nan=False,
         validate=ma.validate.Range(-180, 180),
         metadata={
             "description": "The premises' point, in the visit's datum (default: the visit's)"
         },
     )
-    lat = ma.fields.Float(allow_nan=False, validate=ma.validate.Range(-90, 90))
+    lat = Float(allow_nan=False, validate=ma.validate.Range(-90, 90))
 
     @ma.validates_schema
     def _both_or_neither(self, data, **kwargs):
@@ -161,7 +161,7 @@ class VisitItemSchema(Schema):
         load_default=dict,
         metadata={"description": "What was observed, per care tag of the household"},
     )
-    follow_up = ma.fields.Boolean(load_default=False)
+    follow_up = Boolean(load_default=False)
     follow_up_note = ma.fields.String(allow_none=True, validate=_free_text(2000))
 
     @ma.validates_schema
@@ -441,16 +441,16 @@ def _evidence_as(visit, disclosure: privacy.Disclosure) -> dict:
 class VisitLocationSchema(Schema):
     """Where the visit was: WGS-84 as stored, and the position as it arrived (documentation)."""
 
-    lon = ma.fields.Float(metadata={"description": "WGS-84"})
-    lat = ma.fields.Float(metadata={"description": "WGS-84"})
-    accuracy_m = ma.fields.Float(allow_none=True)
+    lon = Float(metadata={"description": "WGS-84"})
+    lat = Float(metadata={"description": "WGS-84"})
+    accuracy_m = Float(allow_none=True)
     datum = ma.fields.String(metadata={"description": "The datum the position arrived in"})
-    raw_lon = ma.fields.Float(
+    raw_lon = Float(
         allow_none=True, metadata={"description": "Longitude as it arrived (withheld: null)"}
     )
-    raw_lat = ma.fields.Float(allow_none=True, metadata={"description": "Latitude as it arrived"})
+    raw_lat = Float(allow_none=True, metadata={"description": "Latitude as it arrived"})
     provider = ma.fields.String(allow_none=True)
-    mock = ma.fields.Boolean()
+    mock = Boolean()
 
 
 class EvidenceSchema(Schema):
@@ -477,7 +477,7 @@ class PhotoSchema(Schema):
 
 
 class PhotoUploadResultSchema(PhotoSchema):
-    duplicate = ma.fields.Boolean(metadata={"description": "The same image was already attached"})
+    duplicate = Boolean(metadata={"description": "The same image was already attached"})
 
 
 class VisitSchema(Schema):
@@ -506,11 +506,11 @@ class VisitSchema(Schema):
         allow_none=True,
         metadata={"type": "object", "description": "null for district viewers (withheld)"},
     )
-    follow_up = ma.fields.Boolean()
+    follow_up = Boolean()
     follow_up_note = ma.fields.Function(
         lambda v: privacy.note(v.follow_up_note), allow_none=True, metadata={"type": "string"}
     )
-    relief = ma.fields.Boolean(metadata={"description": "Recorded as the grid's named reliever"})
+    relief = Boolean(metadata={"description": "Recorded as the grid's named reliever"})
     evidence = ma.fields.Function(_evidence, metadata={"$ref": "Evidence"})
     photos = ma.fields.List(ma.fields.Nested(PhotoSchema))
     received_at = ma.fields.DateTime()
@@ -583,7 +583,7 @@ class VisitResultSchema(Schema):
         allow_none=True,
         metadata={"description": "`outside-every-grid`: the nearest grid's code (null: none)"},
     )
-    distance_m = ma.fields.Float(
+    distance_m = Float(
         allow_none=True, metadata={"description": "`outside-every-grid`: metres to it"}
     )
     grid_code = ma.fields.String(
@@ -633,11 +633,11 @@ class PlanStopSchema(Schema):
     floor = ma.fields.String()
     room = ma.fields.String()
     kind = ma.fields.String()
-    lon = ma.fields.Float()
-    lat = ma.fields.Float()
+    lon = Float()
+    lat = Float()
     tags = ma.fields.List(ma.fields.String())
-    must_visit = ma.fields.Boolean()
-    overdue = ma.fields.Boolean()
+    must_visit = Boolean()
+    overdue = Boolean()
     visits_per_week = Integer()
     visits_this_week = Integer()
     last_visited_at = ma.fields.DateTime(allow_none=True)
