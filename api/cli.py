@@ -980,6 +980,7 @@ def database_now(session):
 
 def _worker_tick(log) -> None:
     """The push worker's periodic work: task deadlines, the Monday reports, swap expiry, purges."""
+    from api import idempotency
     from api.extensions import db
     from api.services import audit, rosters, sessions
     from api.services import tasks as task_service
@@ -1003,9 +1004,13 @@ def _worker_tick(log) -> None:
     with db.begin() as session:
         purged = sessions.purge_ended(session, database_now(session))
         attempts = audit.purge_login_attempts(session, database_now(session))
-    if any(purged) or attempts:
+        keys = idempotency.purge_expired(session, database_now(session))
+    if any(purged) or attempts or keys:
         log.info(
-            "purged %s revoked tokens, %s ended sessions, %s sign-in attempts", *purged, attempts
+            "purged %s revoked tokens, %s ended sessions, %s sign-in attempts, %s idempotency keys",
+            *purged,
+            attempts,
+            keys,
         )
 
 

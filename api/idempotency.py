@@ -11,7 +11,9 @@ is kept (sealed) once given. A request with a key already used by this user:
 - the same request, committed but not yet (or never, after a crash) answered: 409;
 - another request (method, path, query or body differ): 422.
 
-Keys live 24 hours (`KEEP`); each new key clears the user's expired ones. Without the header
+Keys live 24 hours (`KEEP`); each new key clears the user's expired ones, and the push
+worker's tick clears everyone's (`purge_expired`): a kept answer holds a household's phone or a
+complainant, sealed, and no user may be relied on to send another key. Without the header
 nothing changes. Views wrapped here commit their effects themselves, after which the answer is
 stored by `after_this_request`.
 """
@@ -22,7 +24,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
 
@@ -121,6 +123,14 @@ def _claim(session, user_id: int, key: str, digest: str) -> IdempotencyKey | Non
         .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
         .execution_options(populate_existing=True)
     )
+
+
+def purge_expired(session, now: datetime) -> int:
+    """Delete every user's keys older than `KEEP` (none of them can be replayed any more);
+    how many. Run by the push worker's tick."""
+    return session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.created_at < now - KEEP)
+    ).rowcount
 
 
 def _replay(stored: IdempotencyKey, digest: str) -> Response:

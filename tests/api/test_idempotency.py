@@ -170,3 +170,30 @@ def test_a_retried_reassign_notifies_the_new_assignee_once(client, world, sessio
         assert r.status_code == 200
     told = session.scalars(select(Notification.kind).where(Notification.user_id == a2.id)).all()
     assert told == ["task_reassigned"]
+
+
+def test_the_push_workers_tick_deletes_keys_past_their_24_hours(
+    client, app, session, world, monkeypatch
+):
+    """A kept answer holds a household's phone or a complainant (sealed): it goes once its
+    24 hours have passed, whether or not its user ever sends another key."""
+    import logging
+    from datetime import timedelta
+
+    from api import cli, idempotency
+
+    household(client, world, phone="13812345678")
+    household(client, world, key={"Idempotency-Key": "phone-7c0e-0002"}, user="worker_a1")
+    session.commit()
+    created = session.scalar(select(func.max(IdempotencyKey.created_at)))
+    later = created + idempotency.KEEP + timedelta(seconds=1)
+    monkeypatch.setattr(cli, "database_now", lambda session: created + timedelta(hours=23))
+    with app.app_context():
+        cli._worker_tick(logging.getLogger("test"))
+    session.expire_all()
+    assert count(session, IdempotencyKey) == 2
+    monkeypatch.setattr(cli, "database_now", lambda session: later)
+    with app.app_context():
+        cli._worker_tick(logging.getLogger("test"))
+    session.expire_all()
+    assert count(session, IdempotencyKey) == 0
