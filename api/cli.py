@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -553,7 +554,13 @@ def export_households(community: str, grid: str | None, fmt: str | None, out: Pa
             rows = households.export_households(session, Scope.of_community(community), grid=grid)
             ids = [row.id for row in rows]
             audit.record_read(session, operator, "export", "household", ids, audit.HOUSEHOLD_FIELDS)
-            partial.write_bytes(household_files.write_register(rows, fmt))
+            data = household_files.write_register(rows, fmt)
+            # Every phone of the community in clear: the owner's alone, whatever the umask
+            # (and a file already there under the name is replaced, not reused with its mode).
+            partial.unlink(missing_ok=True)
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
         partial.replace(out)
     finally:
         partial.unlink(missing_ok=True)
@@ -980,6 +987,7 @@ def database_now(session):
 
 def _worker_tick(log) -> None:
     """The push worker's periodic work: task deadlines, the Monday reports, swap expiry, purges."""
+    from api import idempotency
     from api.extensions import db
     from api.services import audit, rosters, sessions
     from api.services import tasks as task_service
@@ -1003,9 +1011,13 @@ def _worker_tick(log) -> None:
     with db.begin() as session:
         purged = sessions.purge_ended(session, database_now(session))
         attempts = audit.purge_login_attempts(session, database_now(session))
-    if any(purged) or attempts:
+        keys = idempotency.purge_expired(session, database_now(session))
+    if any(purged) or attempts or keys:
         log.info(
-            "purged %s revoked tokens, %s ended sessions, %s sign-in attempts", *purged, attempts
+            "purged %s revoked tokens, %s ended sessions, %s sign-in attempts, %s idempotency keys",
+            *purged,
+            attempts,
+            keys,
         )
 
 

@@ -75,6 +75,9 @@ def is_any_of(column, name: str, values: Iterable, item_type) -> ColumnElement[b
 
 def make_engine(url: str, **kwargs) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
+    # An error's message leaves out the statement's parameters: it is logged with its
+    # traceback, and the parameters may be a resident's address, tags or a push token.
+    kwargs.setdefault("hide_parameters", True)
     return create_engine(url, future=True, **kwargs)
 
 

@@ -240,6 +240,25 @@ def _sqlstate(error: DBAPIError) -> str:
     return getattr(error.orig, "sqlstate", None) or ""
 
 
+def _refusal(error: DBAPIError) -> str:
+    """What the database refused, for the log, without the values: its message and DETAIL
+    quote them (`Key (phone)=(...) already exists`, `Failing row contains (...)`, `invalid
+    input syntax for type integer: "..."`), and a refused row may be a resident's. The
+    SQLSTATE and the names of the rule, table, column and type say what broke."""
+    diag = getattr(error.orig, "diag", None)
+    parts = [f"SQLSTATE {_sqlstate(error) or '?'}"]
+    for label, name in (
+        ("constraint", "constraint_name"),
+        ("table", "table_name"),
+        ("column", "column_name"),
+        ("type", "datatype_name"),
+    ):
+        value = getattr(diag, name, None)
+        if value:
+            parts.append(f"{label} {value}")
+    return ", ".join(parts)
+
+
 def handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
@@ -247,7 +266,7 @@ def handle_unexpected(error: Exception) -> Response:
         return handle_data_key_error(error)
     if isinstance(error, DataError):
         # A value the database cannot hold (out of range, bad encoding) came from the request.
-        log.info("data error from input: %s", error.orig)
+        log.info("data error from input: %s", _refusal(error))
         return problem(
             422,
             "Unprocessable content",
@@ -257,7 +276,7 @@ def handle_unexpected(error: Exception) -> Response:
     if isinstance(error, IntegrityError):
         # A rule of the database broken by a change that raced this one (a swap accepted while
         # a leader moved one of its shifts, say): the views check first, so this is the race.
-        log.info("integrity error: %s", error.orig)
+        log.info("integrity error: %s", _refusal(error))
         if getattr(error.orig, "sqlstate", None) in _INPUT_RULES:
             return problem(422, "Unprocessable content", _RACE_422, slug="unprocessable")
         return problem(409, "Conflict", _RACE_409, slug="conflict")

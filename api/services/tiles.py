@@ -75,6 +75,10 @@ MUST_VISIT_TAGS = (
 )
 
 
+# A feature's column that is not drawn: the records a feature standing for several of them (a
+# stair entrance) discloses, for the audit entry.
+AUDIT_IDS = "audited_ids"
+
 # Layers that draw where workers stood: visits, and the follow-up tasks of premises visits
 # (placed at the visit's point). Snapped to ~100 m for roles without `tracks`.
 TRACK_LAYERS = ("visits", "tasks")
@@ -384,6 +388,9 @@ def households_features(scope: Scope, shape: TileShape) -> Select:
     )
     return select(
         func.min(per.c.id).label("id"),
+        # Every household the entrance stands for: the feature tells of each (how many, the
+        # worst state, whether any is a must-visit household), so the audit names each.
+        func.array_agg(per.c.id).label(AUDIT_IDS),
         per.c.grid_id,
         func.min(per.c.building).label("building"),
         func.min(per.c.unit).label("unit"),
@@ -515,7 +522,7 @@ def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
     inner = build(scope, shape).subquery("f")
     # ST_AsMVT makes a property of every column of its row but the geometry and the feature id
     # (which it consumes: keep `id` as a property too).
-    properties = list(inner.c)
+    properties = [c for c in inner.c if c.name != AUDIT_IDS]
     if id_column:
         properties.append(inner.c[id_column].label("fid"))
     args = [literal_column("q"), literal(shape.layer), literal(EXTENT), literal("geom")]
@@ -526,16 +533,33 @@ def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
         encoded = select(mvt).select_from(select(*properties).subquery("q")).subquery("m")
         return select(encoded.c.mvt, _etag_sql(encoded.c.mvt).label("etag"))
     resource, key = AUDITED[shape.layer]
-    # OFFSET 0 keeps each feature's geometry from being computed again for the FILTER.
-    q = select(*properties).offset(0).subquery("q")
-    # ST_AsMVT encodes only the features whose geometry lands in the tile: those are shown.
-    shown = func.array_agg(q.c[key]).filter(q.c.geom.is_not(None)).label("shown")
-    encoded = select(mvt, shown).select_from(q).subquery("m")
+    if AUDIT_IDS in inner.c:
+        encoded = _encoded_with_record_lists(mvt, inner, properties)
+    else:
+        # OFFSET 0 keeps each feature's geometry from being computed again for the FILTER.
+        q = select(*properties).offset(0).subquery("q")
+        # ST_AsMVT encodes only the features whose geometry lands in the tile: those are shown.
+        shown = func.array_agg(q.c[key]).filter(q.c.geom.is_not(None)).label("shown")
+        encoded = select(mvt, shown).select_from(q).subquery("m")
     etag = _etag_sql(encoded.c.mvt).label("etag")
     # Read by the answer and by the audit: computed once.
     tile = select(encoded.c.mvt, etag, encoded.c.shown).cte("t")
     stmt = select(tile.c.mvt, tile.c.etag)
     return stmt.add_cte(_audit_insert(tile, resource))
+
+
+def _encoded_with_record_lists(mvt, inner: Subquery, properties: list) -> Subquery:
+    """The tile and the records it shows, for features that each stand for a list of records
+    (`AUDIT_IDS`, a stair entrance's households): ST_AsMVT encodes each fenced feature's row
+    without its list (a LATERAL projection: the list is no property of the tile), and the
+    lists of the features that land in the tile are joined into one. The features are still
+    computed once; only a zoom-15 households tile takes this path."""
+    fenced = select(*properties, inner.c[AUDIT_IDS]).offset(0).subquery("r")
+    drawn = select(*[fenced.c[c.name] for c in properties]).correlate(fenced).lateral("q")
+    lists = func.string_agg(func.array_to_string(fenced.c[AUDIT_IDS], ","), ",")
+    joined = lists.filter(fenced.c.geom.is_not(None))
+    shown = cast(func.string_to_array(joined, ","), ARRAY(BigInteger)).label("shown")
+    return select(mvt, shown).select_from(fenced).join(drawn, true()).subquery("m")
 
 
 def _etag_sql(data):

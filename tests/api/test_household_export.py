@@ -226,6 +226,22 @@ def test_the_commands_export_is_audited_as_the_consoles(app, session, world, tmp
     assert "phone" in entry.fields and entry.path.startswith("gridwork export households")
 
 
+def test_the_commands_file_is_readable_by_its_owner_only(app, session, world, tmp_path):
+    """The file holds every phone of the community in clear: not for the host's other
+    accounts, whatever the operator's umask (022 makes files world-readable)."""
+    import os
+    import stat
+
+    out = tmp_path / "register.csv"
+    old = os.umask(0o022)
+    try:
+        result = run(app, "export", "households", "--community", A, "-o", str(out))
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
 @pytest.mark.parametrize(
     "where",
     [

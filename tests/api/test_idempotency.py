@@ -170,3 +170,74 @@ def test_a_retried_reassign_notifies_the_new_assignee_once(client, world, sessio
         assert r.status_code == 200
     told = session.scalars(select(Notification.kind).where(Notification.user_id == a2.id)).all()
     assert told == ["task_reassigned"]
+
+
+def test_the_push_workers_tick_deletes_keys_past_their_24_hours(
+    client, app, session, world, monkeypatch
+):
+    """A kept answer holds a household's phone or a complainant (sealed): it goes once its
+    24 hours have passed, whether or not its user ever sends another key."""
+    import logging
+    from datetime import timedelta
+
+    from api import cli, idempotency
+
+    household(client, world, phone="13812345678")
+    household(client, world, key={"Idempotency-Key": "phone-7c0e-0002"}, user="worker_a1")
+    session.commit()
+    created = session.scalar(select(func.max(IdempotencyKey.created_at)))
+    later = created + idempotency.KEEP + timedelta(seconds=1)
+    monkeypatch.setattr(cli, "database_now", lambda session: created + timedelta(hours=23))
+    with app.app_context():
+        cli._worker_tick(logging.getLogger("test"))
+    session.expire_all()
+    assert count(session, IdempotencyKey) == 2
+    monkeypatch.setattr(cli, "database_now", lambda session: later)
+    with app.app_context():
+        cli._worker_tick(logging.getLogger("test"))
+    session.expire_all()
+    assert count(session, IdempotencyKey) == 0
+
+
+def test_the_kept_request_hash_cannot_be_recomputed_from_the_request_alone(client, world, session):
+    """A stolen dump holds the household's address and point in clear: with an unkeyed hash
+    of the request, trying the ~10^9 phones of a prefix gave its sealed phone back."""
+    import hashlib
+    import json
+
+    lon, lat = centre(A1)
+    body = {"building": "9", "room": "101", "lon": lon, "lat": lat, "phone": "13812345678"}
+    raw = json.dumps(body).encode()
+    headers = {**world.auth("admin_a"), **KEY}
+    first = client.post(
+        "/api/v1/households", data=raw, headers=headers, content_type="application/json"
+    )
+    assert first.status_code == 201
+    stored = session.scalar(select(IdempotencyKey.request_hash))
+    assert stored != hashlib.sha256(b"POST /api/v1/households?\n" + raw).hexdigest()
+    again = client.post(
+        "/api/v1/households", data=raw, headers=headers, content_type="application/json"
+    )
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json == first.json
+
+
+def test_a_key_kept_before_the_hash_was_keyed_still_replays(client, world, session):
+    """Keys written by the release before (an unkeyed SHA-256 in hex) live out their 24
+    hours: a retry across the upgrade gets its first answer, not a 422."""
+    import hashlib
+    import json
+
+    from sqlalchemy import update
+
+    lon, lat = centre(A1)
+    raw = json.dumps({"building": "9", "room": "101", "lon": lon, "lat": lat}).encode()
+    headers = {**world.auth("admin_a"), **KEY}
+    first = client.post(
+        "/api/v1/households", data=raw, headers=headers, content_type="application/json"
+    )
+    legacy = hashlib.sha256(b"POST /api/v1/households?\n" + raw).hexdigest()
+    session.execute(update(IdempotencyKey).values(request_hash=legacy))
+    again = client.post(
+        "/api/v1/households", data=raw, headers=headers, content_type="application/json"
+    )
+    assert again.status_code == 201 and again.json == first.json

@@ -102,6 +102,40 @@ def test_a_value_beyond_a_database_limit_is_a_422_not_an_outage(database_url, ca
     assert value not in caplog.text
 
 
+RESIDENT_VALUE = "13812345678-disability"
+# Statements the database refuses with its message quoting the row or the value (DETAIL: Key
+# (...)=(...) already exists; Failing row contains (...); invalid input syntax ... "...").
+REFUSED = {
+    "unique": "CREATE TEMP TABLE u (v text UNIQUE); INSERT INTO u VALUES (:v), (:v)",
+    "check": "CREATE TEMP TABLE c (v text CHECK (v = '')); INSERT INTO c VALUES (:v)",
+    "not-null": "CREATE TEMP TABLE n (v text, w text NOT NULL); INSERT INTO n VALUES (:v, NULL)",
+    "data": "SELECT CAST(:v AS integer)",
+    # Any other failure (a bug, a deadlock) is a 500 logged with its traceback, whose message
+    # SQLAlchemy writes with the statement's parameters.
+    "unexpected": "SELECT CAST(:v AS text) FROM no_such_table",
+}
+
+
+@pytest.mark.parametrize("refused", sorted(REFUSED))
+def test_a_statement_the_database_refuses_is_logged_without_the_values(
+    database_url, caplog, refused
+):
+    """A resident's phone or tags in a refused row reached the server log (INFO, the default
+    level) in the database's DETAIL line: the log names the rule broken, never the values."""
+    app = create_app({"DATABASE_URL": database_url, "LOG_LEVEL": "CRITICAL", **DEV})
+    caplog.set_level(logging.DEBUG)
+
+    @app.get("/_test/refused")
+    def refuse():
+        for statement in REFUSED[refused].split("; "):
+            db.session.execute(text(statement), {"v": RESIDENT_VALUE})
+
+    response = app.test_client().get("/_test/refused")
+    assert response.status_code in (409, 422, 500)
+    assert caplog.records, "the refusal is logged"
+    assert RESIDENT_VALUE not in caplog.text
+
+
 def test_healthz_says_so_when_the_database_is_not_at_this_codes_schema(own_database_url):
     """Found by an operator's review: on a database created but never migrated `/healthz`
     answered 200 ok while every sign-in failed (no login_attempts table): a load balancer

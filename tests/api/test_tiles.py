@@ -353,6 +353,28 @@ def test_a_households_tile_audits_exactly_the_households_it_draws(client, world,
     assert entry.path == path + "?"  # Flask's full_path: the query string, here empty
 
 
+def test_a_stair_entrance_at_zoom_15_audits_every_household_it_stands_for(client, world, session):
+    """One dot stands for the entrance's flats and tells of all of them (how many, the worst
+    visit state, whether any is a must-visit household: one of them is disabled, low-income,
+    ...): the entry names each of them, not only the lowest id the feature carries."""
+    from tests.factories import make_household
+
+    lon, lat = centre(A1, dy=0.001)
+    upstairs = make_household(session, lon, lat, building="7", unit="2", room="301")
+    downstairs = make_household(
+        session, lon, lat, building="7", unit="2", room="101", tags=["disability"]
+    )
+    response = client.get(url("households", lon, lat, z=15), headers=world.auth("leader_a"))
+    entrances = props(response, "households")
+    entrance = next(p for p in entrances if p["building"] == "7")
+    assert entrance["households"] == 2 and entrance["must_visit"] is True
+    assert "audited_ids" not in entrance  # the tile carries what it did
+    (entry,) = audit_entries(session)
+    assert {upstairs.id, downstairs.id} <= set(entry.resource_ids)
+    drawn = sum(p["households"] for p in entrances)
+    assert len(entry.resource_ids) == len(set(entry.resource_ids)) == drawn
+
+
 def test_a_visits_tile_audits_its_visits_by_uuid(client, world, session):
     visit = make_visit(session, world.users["worker_a1"], world.households[A1][1], NOW)
     client.get(url("visits", *centre(A1)), headers=world.auth("leader_a"))
