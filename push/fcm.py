@@ -161,9 +161,16 @@ class FcmChannel:
             self._credential.refresh(self._auth_request)
 
 
+# What FCM carries in place of a `personal` body: Google reads its payloads (no end-to-end
+# encryption), and a task's title may name a resident and their circumstances. The phone reads
+# the task (`data["task_id"]`) from the API; the inbox keeps the whole text.
+PERSONAL_BODY = "详情请打开网格通查看"
+
+
 def to_firebase(message: Message, now: float) -> messaging.Message:
     """The firebase-admin message for `message` (android or ios), built at time `now`."""
-    notification = messaging.Notification(title=message.title, body=message.body)
+    body = PERSONAL_BODY if message.personal else message.body
+    notification = messaging.Notification(title=message.title, body=body)
     data = message.payload_data()
     if message.platform == "android":
         android = messaging.AndroidConfig(

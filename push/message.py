@@ -30,7 +30,8 @@ class Message:
     web. `message_id` is stable across retries and reaches the app as ``data["message_id"]``.
     `urgent` asks for immediate delivery (Android high priority, APNs priority 10 and
     time-sensitive, Web Push Urgency high). Messages with the same `collapse_key` replace each
-    other on the device while undelivered (updates to one task).
+    other on the device while undelivered (updates to one task). A `personal` body is not
+    handed to a provider that reads it (FCM: `push.fcm.PERSONAL_BODY` goes in its place).
     """
 
     message_id: str
@@ -42,6 +43,9 @@ class Message:
     urgent: bool = False
     collapse_key: str | None = None
     ttl_seconds: int = DEFAULT_TTL_SECONDS
+    # The body may carry residents' personal information (a task's title, typed from a hotline
+    # call): it travels only through channels that encrypt it for the device (Web Push).
+    personal: bool = False
 
     def __post_init__(self) -> None:
         if not self.message_id:

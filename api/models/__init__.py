@@ -8,7 +8,7 @@ from api.models.grids import Grid, GridVersion
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES, Household
 from api.models.idempotency import IdempotencyKey
 from api.models.keys import DataKey
-from api.models.notifications import NOTIFICATION_KINDS, Notification
+from api.models.notifications import NOTIFICATION_KINDS, PERSONAL_KINDS, Notification
 from api.models.push import Delivery, Device, NotificationSettings, RevokedToken
 from api.models.reports import (
     REPORT_FORMATS,
@@ -52,6 +52,7 @@ __all__ = [
     "HOUSEHOLD_KINDS",
     "Household",
     "NOTIFICATION_KINDS",
+    "PERSONAL_KINDS",
     "Notification",
     "NotificationSettings",
     "RevokedToken",

@@ -32,6 +32,9 @@ NOTIFICATION_KINDS = (
     "leave_shortened",
     "report_ready",
 )
+# Notices whose body is a task's title: free text typed from a 12345 call or at the window,
+# which may name a resident and their circumstances (push.Message.personal).
+PERSONAL_KINDS = frozenset(kind for kind in NOTIFICATION_KINDS if kind.startswith("task_"))
 
 
 class XID8(UserDefinedType):

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from api.errors import database_unavailable
+from api.models.notifications import PERSONAL_KINDS
 from push import DELIVERED, INVALID_TARGET, RETRY, Channel, DeliveryResult, Message, backoff
 from push.message import DEFAULT_TTL_SECONDS
 
@@ -38,6 +39,7 @@ class Claimed:
     subscription: dict | None
     device_active: bool
     attempts: int
+    kind: str
     title: str
     body: str
     data: dict
@@ -316,7 +318,7 @@ class PushWorker:
                     RETURNING d.id, d.notification_id, d.device_id, v.platform, v.token,
                               v.subscription, """
                     + _SENDABLE
-                    + """ AS device_active, d.attempts, n.title,
+                    + """ AS device_active, d.attempts, n.kind, n.title,
                               n.body, n.data, n.urgent, n.collapse_key,
                               (SELECT s.quiet_start FROM notification_settings s
                                WHERE s.user_id = n.user_id) AS quiet_start,
@@ -550,6 +552,7 @@ class PushWorker:
             data=data,
             urgent=row.urgent,
             collapse_key=row.collapse_key,
+            personal=row.kind in PERSONAL_KINDS,
             # What is left of its day: a provider must not hold it past then (nor FCM a day
             # from the last retry).
             ttl_seconds=max(0, int((self._expires(row) - now).total_seconds())),

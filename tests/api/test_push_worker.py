@@ -17,6 +17,7 @@ from api.models import Delivery, Device, NotificationSettings
 from api.services.delivery import PushWorker
 from api.services.notifications import notify
 from push import Router, build_channels
+from push.fcm import PERSONAL_BODY
 from push.webpush import WebPushChannel
 from tests.factories import make_device, make_task
 from tests.fakes.fcm import FakeFcm
@@ -89,6 +90,75 @@ def test_a_dispatched_urgent_task_goes_at_high_priority_collapsing_per_task(
     assert message["android"]["priority"] == "high"
     assert message["android"]["collapse_key"] == f"task:{task.id}"
     assert message["data"]["task_id"] == str(task.id)
+
+
+def test_a_task_push_through_fcm_does_not_carry_the_tasks_title(session, world, worker, fake):
+    """A task's title is free text typed from a hotline call or at the window ("张三家老人摔倒"):
+    residents' personal information. FCM (a third party, abroad) reads what it carries, so the
+    push names the kind of news and the task's id; the phone reads the title from the API, and
+    the inbox keeps it."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    task = make_task(session, now=T0, title="幸福里3号楼502 王秀英 独居老人摔倒")
+    worker.run_once(T0)
+    [message] = fake.messages
+    assert "王秀英" not in str(message)
+    assert message["notification"]["body"] == PERSONAL_BODY
+    assert message["data"]["task_id"] == str(task.id)
+    inbox = client_inbox(session, world.users["worker_a1"].id)
+    assert inbox == [("新任务", "幸福里3号楼502 王秀英 独居老人摔倒")]
+
+
+def test_a_task_push_through_web_push_keeps_the_title_it_encrypts_end_to_end(worker):
+    """Web Push payloads are encrypted for the browser (RFC 8291): the push service cannot read
+    them, so the title may travel."""
+    from push.webpush import payload
+
+    message = worker._message(_claimed("task_dispatched"), T0)
+    assert message.personal
+    assert "王秀英" in payload(message)
+
+
+def test_a_roster_notice_through_fcm_keeps_its_text(session, world, worker, fake):
+    """A roster notice speaks of the worker's own shifts, no resident's."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    notify(
+        session, [world.users["worker_a1"].id], "roster_changed", "排班变更", "12月5日 B岗", now=T0
+    )
+    worker.run_once(T0)
+    [message] = fake.messages
+    assert message["notification"]["body"] == "12月5日 B岗"
+
+
+def client_inbox(session, user_id):
+    from api.models import Notification
+
+    rows = session.scalars(select(Notification).where(Notification.user_id == user_id))
+    return [(n.title, n.body) for n in rows]
+
+
+def _claimed(kind: str):
+    from api.services.delivery import Claimed
+
+    return Claimed(
+        id=1,
+        notification_id=1,
+        device_id=1,
+        platform="web",
+        token="",
+        subscription=subscription("https://push.example.net/send/1"),
+        device_active=True,
+        attempts=0,
+        kind=kind,
+        title="新任务",
+        body="幸福里3号楼502 王秀英 独居老人摔倒",
+        data={},
+        urgent=False,
+        collapse_key=None,
+        quiet_start=None,
+        quiet_end=None,
+        timezone=None,
+        created_at=T0,
+    )
 
 
 def test_a_push_queued_for_a_user_since_deactivated_is_not_sent(session, world, worker, fake):
