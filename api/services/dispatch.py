@@ -88,13 +88,16 @@ def choose_assignee(session: Session, grid: Grid, day: date) -> tuple[User | Non
             .where(Shift.roster_id == roster.id, Shift.date == day, Shift.grid_id == grid.id)
             .order_by(Shift.relief_for_id.is_(None), Shift.id)
         )
-        away = {w.id for w in workers}
+        # Whom a relief shift covers: any holder of the grid, its leader too (the solver names
+        # the grid's first holder, who may be the leader). Every B-post in the grid is out in
+        # it: a shift relieving someone who holds the grid no more still counts as one.
+        holders = set(
+            session.scalars(select(user_grids.c.user_id).where(user_grids.c.grid_id == grid.id))
+        )
         for shift in shifts:
-            if shift.relief_for_id is not None and shift.relief_for_id not in away:
-                continue
             reliever = session.get(User, shift.worker_id)
             if reliever is not None and reliever.active and not on_leave(session, reliever.id, day):
-                reason = "reliever" if shift.relief_for_id is not None else "B-post on duty"
+                reason = "reliever" if shift.relief_for_id in holders else "B-post on duty"
                 return reliever, reason
     if grid.leader_id is not None:
         leader = session.get(User, grid.leader_id)

@@ -751,17 +751,21 @@ def _relief_for(session: Session, shift: Shift) -> int | None:
 
 
 def _on_leave(session: Session, worker_id: int, day: date) -> bool:
-    return (
-        session.scalar(
-            select(Leave.id).where(
-                Leave.worker_id == worker_id,
-                Leave.status == "approved",
-                Leave.start_date <= day,
-                Leave.end_date >= day,
-            )
+    """Whether the worker is on approved leave that day. The leave that may cover it, approved
+    or still requested, is locked for share until the caller commits: a decision on it (which
+    locks it for update) waits for an edit or swap that found the worker free, then lists the
+    shift to hand on; an edit after a decision waits for it and sees the leave approved."""
+    statuses = session.scalars(
+        select(Leave.status)
+        .where(
+            Leave.worker_id == worker_id,
+            Leave.status.in_(("requested", "approved")),
+            Leave.start_date <= day,
+            Leave.end_date >= day,
         )
-        is not None
+        .with_for_update(read=True)
     )
+    return "approved" in statuses.all()
 
 
 def _busy(session: Session, worker_id: int, day: date, exclude: Iterable[int]) -> Shift | None:

@@ -622,7 +622,9 @@ def transition(
     before = task.status
     task.status = rule.to
     _stamp(task, now)
-    if action == "accept" and task.first_contact_at is None:
+    # Resolving is contact made at the latest: a task escalated before it was accepted (help
+    # asked at once) is resolved without an accept, and counted as never answered otherwise.
+    if action in ("accept", "resolve") and task.first_contact_at is None:
         task.first_contact_at = now
     if action == "resolve":
         task.resolved_at = now

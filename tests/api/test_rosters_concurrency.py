@@ -289,3 +289,63 @@ def test_a_swap_accepted_while_its_shift_is_handed_on_does_not_overwrite_the_han
     assert held == stand_in.id
     status = live.scalar(select(ShiftSwap.status).where(ShiftSwap.id == swap.get_json()["id"]))
     assert status == "cancelled"
+
+
+def test_a_shift_handed_to_a_worker_whose_leave_is_being_approved_is_listed_to_reassign(
+    live, monkeypatch
+):
+    """A leader hands Monday's shift to a worker while another approves the worker's Monday
+    leave. The edit has found no approved leave and is about to commit; the approval then
+    waits for it and lists the shift to hand on. Before, the approval read the shifts without
+    it: the worker was rostered on approved leave and nobody was told."""
+    import time
+
+    from api.extensions import db
+    from api.models import Shift
+
+    c = live.c
+    view = published_roster(live)
+    worker = c.workers[2]
+    leave = live.post(
+        "/api/v1/leaves", worker, {"start_date": str(MON), "end_date": str(MON), "reason": "病"}
+    ).get_json()
+    with live.app.app_context(), db.engine.begin() as conn:  # the worker is free on Monday
+        conn.execute(delete(Shift).where(Shift.worker_id == worker.id, Shift.date == MON))
+    shift = next(
+        s
+        for d in view["days"]
+        if d["date"] == str(MON)
+        for p in "AB"
+        for s in d[p]
+        if s["worker_id"] != worker.id
+    )
+    paused, go = threading.Event(), threading.Event()
+    real_notify = roster_service.notify
+
+    def notify(session, workers, kind, *args, **kwargs):
+        real_notify(session, workers, kind, *args, **kwargs)
+        if kind == "roster_changed":  # the edit passed its checks: hold its commit
+            paused.set()
+            assert go.wait(30)
+
+    monkeypatch.setattr(roster_service, "notify", notify)
+    with ThreadPoolExecutor(2) as pool:
+        edited = pool.submit(
+            live.patch, f"/api/v1/shifts/{shift['id']}", c.leader, {"worker_id": worker.id}
+        )
+        assert paused.wait(30)
+        decided = pool.submit(
+            live.post, f"/api/v1/leaves/{leave['id']}/decision", c.admin, {"decision": "approve"}
+        )
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'"
+        )
+        deadline = time.monotonic() + 20
+        while not decided.done() and not live.scalar(waiting) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.set()
+        edit, decision = edited.result(30), decided.result(30)
+    assert (edit.status_code, decision.status_code) == (200, 200)
+    listed = [s["id"] for s in decision.get_json()["shifts_to_reassign"]]
+    assert shift["id"] in listed

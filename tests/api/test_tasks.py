@@ -495,6 +495,32 @@ def test_the_assignee_still_resolves_a_task_escalated_at_its_deadline(client, wo
     assert act(client, world, "leader_a", task.id, "close").status_code == 200
 
 
+def test_a_task_resolved_without_an_accept_records_its_first_contact(client, world, session):
+    """A worker asks the leader for help at once (a danger ticket) and goes to the door: an
+    escalated task is not accepted, so its resolution is the first contact the resident had.
+    It counted as never answered in the response rate."""
+    task = make_task(session, now=T0, urgency="danger")
+    assert act(client, world, "worker_a1", task.id, "escalate", note="需要物业").status_code == 200
+    r = act(client, world, "worker_a1", task.id, "resolve", note="已处置")
+    assert (r.status_code, r.json["first_contact_at"]) == (200, T0.isoformat()), r.json
+    rates = client.get(
+        f"/api/v1/tasks/rates?grid={A1}&week=2026-W47", headers=world.auth("admin_a")
+    ).json
+    assert (rates["opened"], rates["response_rate"]) == (1, 100.0)
+
+
+def test_a_resolution_keeps_the_first_contact_made_before_it(client, world, session):
+    task = make_task(session, now=T0)
+    act(client, world, "worker_a1", task.id, "accept")
+    session.execute(
+        Task.__table__.update()
+        .where(Task.id == task.id)
+        .values(first_contact_at=T0 - timedelta(minutes=5))
+    )
+    r = act(client, world, "worker_a1", task.id, "resolve")
+    assert r.json["first_contact_at"] == (T0 - timedelta(minutes=5)).isoformat()
+
+
 def test_only_the_assignee_resolves_an_escalated_task(client, world, session):
     task = make_task(session, now=T0)
     act(client, world, "worker_a1", task.id, "escalate", note="需要物业配合")

@@ -101,6 +101,18 @@ def test_without_a_reliever_the_b_post_worker_in_the_grid_gets_it(session, world
     assert (assignee, reason) == (world.users["worker_a2"], "B-post on duty")
 
 
+def test_the_reliever_of_a_grid_its_leader_holds_gets_its_task(session, world):
+    """A grid held by its leader is relieved in the leader's name (the solver names the grid's
+    first holder): the reliever out in the grid gets its task, not the leader away from it."""
+    published = roster(session)
+    reliever = make_user(session, "reliever", "worker", community=A)
+    leave(session, world.users["worker_a1"])
+    leave(session, world.users["leader_a"])
+    shift(session, published, reliever, grid=world.grids[A1], relief_for=world.users["leader_a"])
+    assignee, reason = choose_assignee(session, world.grids[A1], TUESDAY)
+    assert (assignee, reason) == (reliever, "reliever")
+
+
 def test_a_worker_without_a_shift_in_the_published_roster_is_off_duty(session, world):
     published = roster(session)
     shift(session, published, world.users["worker_a2"], post="A")
