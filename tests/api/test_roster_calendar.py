@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import pytest
@@ -10,10 +11,13 @@ from api.services.calendar import escape, fold
 from tests.factories import make_roster_community
 
 WEEK = "2026-W48"
+# The app's clock (FIXED_NOW) in that week: the feed lists the last four weeks and what is ahead.
+IN_WEEK = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture()
 def community(session, app):
+    app.config["FIXED_NOW"] = IN_WEEK
     c = make_roster_community(session, app, 8, 6)
     c.grids[0].name = "东区, 第一网格; 老城\\片"  # characters that need escaping
     session.flush()
@@ -79,6 +83,17 @@ def test_the_feed_lists_the_workers_published_shifts(client, community):
     )
     starts = sorted(e["DTSTART;TZID=Asia/Shanghai"][:8] for e in got)
     assert starts == [d.replace("-", "") for d in mine]
+
+
+def test_the_feed_reads_today_from_the_apps_clock(app, client, community):
+    """The feed's window (the last four weeks and what is ahead) starts from the app's clock,
+    the database's in production, not the host's (`api.clock`)."""
+    c = community
+    publish_week(client, c)
+    path = feed_path(client, c, c.workers[0])
+    assert events(unfold(client.get(path).get_data(as_text=True)))
+    app.config["FIXED_NOW"] = datetime(2027, 1, 10, 2, 0, tzinfo=UTC)  # W48 ended 6 weeks ago
+    assert events(unfold(client.get(path).get_data(as_text=True))) == []
 
 
 def test_the_feed_has_a_vtimezone_and_times_from_the_settings(client, community):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 
@@ -336,6 +334,6 @@ class WorkerFeed(MethodView):
         """A worker's published shifts as iCalendar (RFC 5545); the token replaces sign-in"""
         secret = current_app.config["SECRET_KEY"]
         worker = calendar.verify(db.session, worker_id, args["token"], secret)
-        shifts = calendar.worker_shifts(db.session, worker, datetime.now(LOCAL).date())
+        shifts = calendar.worker_shifts(db.session, worker, _now().astimezone(LOCAL).date())
         body = calendar.render(db.session, worker, shifts, request.host.split(":")[0])
         return Response(body, mimetype="text/calendar", headers={"Cache-Control": "private"})
