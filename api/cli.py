@@ -225,7 +225,18 @@ def upgrade() -> None:
 # --- seed ---------------------------------------------------------------------------------------
 @main.group()
 def seed() -> None:
-    """Seed data."""
+    """Seed data (development only: the demo's accounts share a published password, and
+    `seed city --replace` empties the database)."""
+    from flask import current_app, has_app_context
+
+    from api.settings import load_config
+
+    config = current_app.config if has_app_context() else load_config()
+    if config["GRIDWORK_ENV"] != "development":
+        raise click.ClickException(
+            "gridwork seed makes accounts with the demo password the README publishes (and "
+            "--replace empties the database): it runs only with GRIDWORK_ENV=development."
+        )
 
 
 @seed.command()

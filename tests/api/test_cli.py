@@ -159,6 +159,28 @@ def test_import_households_with_update_edits_the_registered_and_counts(
     assert [e.resource_ids for e in edits] == [[home.id]]
 
 
+@pytest.fixture()
+def development(app):
+    """The seed commands run on a development app only (see the test below)."""
+    app.config["GRIDWORK_ENV"] = "development"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("seed", "demo", "--no-activity"), ("seed", "city", "--grids", "2", "--replace")],
+    ids=["demo", "city-replace"],
+)
+def test_seeding_is_refused_in_production(gridwork, session, args):
+    """A seed makes accounts whose password the README publishes, and `--replace` empties the
+    database: run against production by mistake, either would be a breach or a loss."""
+    before = session.scalar(select(func.count(User.id)))
+    result = gridwork(*args)
+    assert result.exit_code == 1
+    assert "GRIDWORK_ENV=development" in result.output
+    assert session.scalar(select(func.count(User.id))) == before
+
+
+@pytest.mark.usefixtures("development")
 def test_seed_demo_loads_the_district_and_is_safe_to_run_twice(gridwork, session):
     demo = demo_district()
     first = gridwork("seed", "demo", "--no-activity")
@@ -169,6 +191,7 @@ def test_seed_demo_loads_the_district_and_is_safe_to_run_twice(gridwork, session
     assert session.scalar(select(func.count(Household.id))) == len(demo["households"])
 
 
+@pytest.mark.usefixtures("development")
 def test_seeded_households_land_in_the_grid_they_were_drawn_in(gridwork, session):
     gridwork("seed", "demo", "--no-activity")
     demo = demo_district()
