@@ -37,6 +37,7 @@ from api.services.roster_solver import (
 
 SHIFT_ROLES = ("worker", "grid_leader")
 HISTORY_WEEKS = 3  # fairness: this week plus the three before it
+MAX_LEAVE_DAYS = 366  # one request covers a year at most (a long absence is asked again)
 DEFAULT_SETTINGS: dict = {
     "working_days": [1, 2, 3, 4, 5],
     "a_min": 3,
@@ -164,9 +165,22 @@ def request_leave(session: Session, scope: Scope, data: dict) -> Leave:
     """A worker asks for leave for themself; overlapping open leave is a conflict."""
     if scope.role not in SHIFT_ROLES:
         raise errors.Forbidden("Only workers and grid leaders request leave.")
-    if data["end_date"] < data["start_date"]:
+    start, end = data["start_date"], data["end_date"]
+    for field, day in (("start_date", start), ("end_date", end)):
+        if not weeks.MIN_YEAR <= day.isocalendar().year <= weeks.MAX_YEAR:
+            raise errors.Unprocessable(
+                f"{field} {day} is outside the weeks rosters hold "
+                f"({weeks.FIRST_WEEK} to {weeks.LAST_WEEK}).",
+                errors={"json": {field: ["outside the served weeks"]}},
+            )
+    if end < start:
         raise errors.Unprocessable(
             "end_date is before start_date.", errors={"json": {"end_date": ["before start_date"]}}
+        )
+    if (end - start).days + 1 > MAX_LEAVE_DAYS:
+        raise errors.Unprocessable(
+            f"A leave request covers {MAX_LEAVE_DAYS} days at most; ask again for the rest.",
+            errors={"json": {"end_date": [f"more than {MAX_LEAVE_DAYS} days after start_date"]}},
         )
     # One worker's requests queue on their user row, so two at once cannot both pass the
     # overlap check (FOR NO KEY UPDATE: rows that merely reference the user still insert).

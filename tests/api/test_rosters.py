@@ -449,6 +449,34 @@ def test_overlapping_leave_is_a_conflict(client, community):
     assert request_leave(client, community, worker, THU, FRI).status_code == 409
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        (date(1, 1, 1), date(9999, 12, 31), "start_date"),  # every day there is
+        (date(1999, 12, 20), date(1999, 12, 24), "start_date"),  # before the served weeks
+        (date(2026, 11, 23), date(3000, 1, 5), "end_date"),  # past them
+        (date(2026, 11, 23), date(2027, 11, 24), "end_date"),  # 367 days
+    ],
+    ids=["year-1-to-9999", "before-2000", "past-2999", "over-a-year"],
+)
+def test_leave_outside_the_calendar_or_over_a_year_is_refused(
+    client, session, community, start, end, field
+):
+    """Leave is asked for days the rosters can hold (the served weeks, 2000 to 2999), a year
+    at most: `0001-01-01` to `9999-12-31` was stored, a worker away for ever."""
+    response = request_leave(client, community, community.workers[3], start, end)
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert field in response.get_json()["errors"]["json"]
+    assert session.scalar(select(func.count(Leave.id))) == 0
+
+
+def test_a_year_of_leave_is_taken(client, community):
+    start = date(2026, 11, 23)
+    response = request_leave(client, community, community.workers[3], start, date(2027, 11, 23))
+    assert response.status_code == 201
+
+
 def test_a_worker_lists_only_their_own_leave(client, community):
     c = community
     request_leave(client, c, c.workers[3])
