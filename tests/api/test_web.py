@@ -233,3 +233,59 @@ def test_the_app_shell_kept_offline_holds_every_module_the_app_imports():
     listed = re.search(r"const SHELL = \[(.*?)\];", source, re.S).group(1)
     shell = set(re.findall(r'"(/web/[\w.]+\.js)"', listed))
     assert {f"/web/{name}" for name in _imports("app.js")} <= shell
+
+
+# --- why a stored visit counts as weak evidence, in Chinese (web/src/reasons.js) ---------------
+# Figures the app works out from the server's numbers (web/src/reasons.js `evidenceFigures`):
+# a speed in km/h, how far ahead the phone's clock ran, how late the visit was synced.
+DERIVED_FIGURES = {"speed_kmh", "minutes_ahead", "days_late"}
+
+
+def _every_detail_of_the_grading() -> set[str]:
+    """The names of the numbers `grade_visit` reports, from a visit that has all of them."""
+    from datetime import UTC, datetime, timedelta
+
+    from shapely.geometry import Point, box
+
+    from geo.evidence import EvidenceInput, grade_visit
+
+    now = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+    evidence = grade_visit(
+        EvidenceInput(
+            point=Point(116.40, 39.91),
+            accuracy_m=10,
+            mock=False,
+            visited_at=now,
+            received_at=now,
+            grid_boundary=box(116.39, 39.90, 116.41, 39.92),
+            household_point=Point(116.401, 39.911),
+            previous=(Point(116.402, 39.912), now - timedelta(minutes=5)),
+            next=(Point(116.403, 39.913), now + timedelta(minutes=5)),
+        )
+    )
+    return set(evidence.details)
+
+
+def test_the_app_words_every_reason_of_the_evidence_grading():
+    """A reason the grading adds (geo.evidence.REASON_GRADES) fails here until the app can say
+    why a worker's visit counts as weak evidence; a reason the grading dropped fails here too."""
+    from geo.evidence import REASON_GRADES
+
+    table = reasons_zh()
+    assert set(table["evidence"]) == set(REASON_GRADES)
+    assert set(table["evidenceFigures"]) <= set(REASON_GRADES)
+    # Every grade a reason can force has its word (`ok` is never reported).
+    assert set(table["grades"]) == set(REASON_GRADES.values())
+
+
+def test_the_apps_evidence_figures_name_numbers_the_server_gives():
+    """A figure the app fills in (`{distance_to_household_m}`) is one of the grading's numbers
+    or one the app works out from them: a renamed number would leave a blank in the sentence."""
+    table = reasons_zh()
+    named = {
+        name
+        for text in [*table["evidence"].values(), *table["evidenceFigures"].values()]
+        for name in re.findall(r"\{(\w+)\}", text)
+    }
+    assert named - {"figures"} <= _every_detail_of_the_grading() | DERIVED_FIGURES
+    assert "distance_to_household_m" in _every_detail_of_the_grading()  # the probe measures

@@ -3,8 +3,10 @@ import {
   DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
   signIn, signOut, todayLocal, translate,
 } from "./common.js";
-import { clearQueue, discard, enqueue, getMeta, listQueued, syncQueue, tokenUser } from "./queue.js";
-import { problemZh, refusalZh } from "./reasons.js";
+import {
+  clearQueue, discard, dismissFlagged, enqueue, getMeta, listFlagged, listQueued, syncQueue, tokenUser,
+} from "./queue.js";
+import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
 import { keepFresh, storeTokens } from "./session.js";
 
 const TEXT = {
@@ -29,6 +31,8 @@ const TEXT = {
     refusedBy: "服务器拒绝", syncFailed: "同步失败：", refusedCount: (n) => `${n} 条走访记录被服务器拒绝：请在下方修改或放弃。`, edit: "修改", discard: "放弃", cancelEdit: "取消修改", saveEdit: "保存修改",
     editing: (label) => `正在修改被拒绝的走访记录（${label}），位置和时间保持原样。`,
     discardConfirm: (label) => `放弃这条走访记录（${label}）？放弃后无法恢复。`, edited: "已修改，等待同步",
+    flaggedCount: (n, grades) => `其中 ${n} 条走访记录的定位${grades.join("或")}，算不上可靠的走访证据：原因见下方，下次请注意。`,
+    storedWeak: (grade) => `已保存，但定位${grade}：`, dismiss: "知道了", weakReasons: "服务器判定",
     actions: { accept: "接单", start: "开始处理", resolve: "办结", return: "退回" },
     outcomes: { met: "见到住户", nobody_home: "无人在家", refused: "拒绝", moved_out: "已搬离", vacant: "空置" },
     statuses: {
@@ -60,6 +64,8 @@ const TEXT = {
     refusedBy: "Refused by the server", syncFailed: "Sync failed: ", refusedCount: (n) => `${n} visit${n === 1 ? " was" : "s were"} refused by the server: edit or discard below.`, edit: "Edit", discard: "Discard", cancelEdit: "Cancel editing",
     saveEdit: "Save changes", editing: (label) => `Editing a refused visit (${label}); its place and time stay as recorded.`,
     discardConfirm: (label) => `Discard this visit (${label})? It cannot be undone.`, edited: "Changed; waiting to sync",
+    flaggedCount: (n, grades) => `${n} of them ${n === 1 ? "was" : "were"} stored with ${grades.join(" or ")} location evidence: see why below.`,
+    storedWeak: (grade) => `Stored, but its location evidence is ${grade}: `, dismiss: "Got it", weakReasons: "Server's reasons",
     actions: { accept: "Accept", start: "Start", resolve: "Resolve", return: "Return" },
     outcomes: { met: "met", nobody_home: "nobody home", refused: "refused", moved_out: "moved out", vacant: "vacant" },
     statuses: {
@@ -252,6 +258,46 @@ async function showQueue() {
   }).join("");
 }
 
+// Visits the server stored but graded as weak evidence (too far from the door, outside the
+// grid, a mock or poor fix, a wrong clock): named like refused ones, with the grade and why in
+// the worker's language (figures where the server gave them), until the worker has read them.
+const GRADE_ORDER = ["doubtful", "suspect"];
+function weaknessOf(evidence) {
+  const codes = (evidence?.reasons || []).join(", ");
+  const zh = lang === "zh" ? evidenceZh(evidence) : null;
+  if (zh) return { grade: zh.grade, why: zh.lines, server: codes };
+  return { grade: evidence?.grade || "", why: [codes], server: "" };
+}
+
+async function showFlagged() {
+  const user = tokenUser(getToken());
+  const flagged = (await listFlagged()).filter((f) => f.user === user);
+  $("flagged").innerHTML = flagged.map((f) => {
+    const when = f.visited_at ? localTime(new Date(f.visited_at)) : "";
+    const { grade, why, server } = weaknessOf(f.evidence);
+    return `<li class="flagged grade-${escapeHtml(f.evidence?.grade || "")}" data-id="${escapeHtml(f.id)}"><b>${escapeHtml(labelOf(f.household_id))}</b>
+      · ${escapeHtml(t.outcomes[f.outcome] || f.outcome || "")} · ${escapeHtml(when)}
+      <div class="weak"><span class="grade">${escapeHtml(t.storedWeak(grade))}</span>${why.map((line) =>
+        `<span class="why">${escapeHtml(line)}</span>`).join("")}${server
+        ? `<small class="server-reason">${escapeHtml(t.weakReasons)}: ${escapeHtml(server)}</small>` : ""}</div>
+      <button type="button" class="dismiss">${t.dismiss}</button></li>`;
+  }).join("");
+}
+$("flagged").addEventListener("click", async (e) => {
+  const item = e.target.closest("li.flagged");
+  if (!item || !e.target.closest("button.dismiss")) return;
+  await dismissFlagged(item.dataset.id);
+  await showFlagged();
+});
+
+/** What a sync says of the visits it stored as weak evidence (empty: none). */
+function flaggedSummary(flagged) {
+  if (!flagged?.length) return "";
+  const present = GRADE_ORDER.filter((g) => flagged.some((f) => f.evidence?.grade === g));
+  const words = present.map((g) => (lang === "zh" && gradeZh(g)) || g);
+  return t.flaggedCount(flagged.length, words);
+}
+
 // Editing a refused visit: the form takes its fields; saving puts it back in the queue, same
 // id, place and time (the server stored nothing of it), to sync again.
 let editing = null;
@@ -300,14 +346,15 @@ $("cancel-edit").addEventListener("click", () => {
 async function sync() {
   try {
     const summary = await syncQueue();
-    if (summary.rejected) showStatus(t.refusedCount(summary.rejected), true);
-    else if (summary.sent) showStatus(`${t.synced} (${summary.created + summary.duplicate})`);
+    const weak = flaggedSummary(summary.flagged);
+    if (summary.rejected) showStatus([t.refusedCount(summary.rejected), weak].filter(Boolean).join(" "), true);
+    else if (summary.sent) showStatus(`${t.synced} (${summary.created + summary.duplicate})${weak ? (lang === "zh" ? "。" : ". ") + weak : ""}`, weak ? "warn" : false);
   } catch (error) {
     // Offline or the server is away: the queue keeps everything, nothing to say. A batch the
     // server refused whole (a problem) is said, as a refused visit is.
     if (error.status) showStatus(problemOf(error), true);
   }
-  await showQueue();
+  await Promise.all([showQueue(), showFlagged()]);
 }
 
 function localIso(date) {
@@ -324,11 +371,13 @@ function locate() {
 }
 
 $("outcome").innerHTML = Object.entries(t.outcomes).map(([k, v]) => `<option value="${k}">${v}</option>`).join("");
-/** Say `text` under the form (or {why, server}: `server` small beneath it). */
+/** Say `text` under the form (or {why, server}: `server` small beneath it); `error` true for an
+ * error, "warn" for something stored that needs the worker's attention. */
 function showStatus(text, error = false, server = "") {
   const said = typeof text === "string" ? { why: text, server } : text;
   $("visit-status").innerHTML = said.why ? explained(said) : "";
-  $("visit-status").classList.toggle("error", error);
+  $("visit-status").classList.toggle("error", error === true);
+  $("visit-status").classList.toggle("warn", error === "warn");
 }
 
 // What VisitItemSchema (api/resources/visits/schemas.py) refuses, checked before a visit is
@@ -445,7 +494,7 @@ async function start() {
     await storeTokens(stored, await getMeta("refresh"));
   }
   keepFresh();
-  await Promise.all([loadPost(), loadTasks(), loadPlanAndHouseholds(), showQueue()]);
+  await Promise.all([loadPost(), loadTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged()]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
 }
@@ -507,7 +556,9 @@ $("signout").addEventListener("click", (e) => {
 
 window.addEventListener("online", () => { showNet(); sync(); if (getToken()) loadTasks(); });
 window.addEventListener("offline", showNet);
-navigator.serviceWorker?.addEventListener("message", (e) => { if (e.data === "queue-changed") showQueue(); });
+navigator.serviceWorker?.addEventListener("message", (e) => {
+  if (e.data === "queue-changed") { showQueue(); showFlagged(); }
+});
 showNet();
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register(`/app/sw.js?v=${config.version || "dev"}`, { scope: "/app", type: "module" }).catch(() => {});

@@ -17,12 +17,14 @@ function open() {
   });
 }
 
-/** Run `work(store)` in one transaction on `storeName`; resolves with its request's result once committed. */
+/** Run `work(store)` in one transaction on `storeName` (or `work(...stores)` on a list of store
+ * names); resolves with its request's result once committed. */
 export async function run(storeName, mode, work) {
   const db = await open();
   return new Promise((resolve, reject) => {
     const tx = db.transaction(storeName, mode);
-    const result = work(tx.objectStore(storeName));
+    const names = Array.isArray(storeName) ? storeName : [storeName];
+    const result = work(...names.map((name) => tx.objectStore(name)));
     tx.oncomplete = () => { db.close(); resolve(result && "result" in result ? result.result : result); };
     tx.onerror = () => { db.close(); reject(tx.error); };
   });

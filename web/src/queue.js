@@ -21,6 +21,34 @@ export function discard(id) {
 export function listQueued() {
   return run(STORE, "readonly", (store) => store.getAll());
 }
+
+// Visits the server stored but graded as weak evidence (`evidence.grade` not `ok`), kept for the
+// worker to read until they dismiss them: a sync may run in the service worker with the page
+// closed, and the page reports them when it next opens. Kept in the meta store (cleared at
+// sign-out), newest first, at most FLAGGED_LIMIT, each {id, user, household_id, visited_at,
+// outcome, evidence, syncedAt}.
+export const FLAGGED_KEY = "flagged";
+export const FLAGGED_LIMIT = 50;
+const isWeak = (visit) => Boolean(visit?.evidence?.grade) && visit.evidence.grade !== "ok";
+
+/** The flagged visits kept on this device, of whichever user. */
+export async function listFlagged() {
+  return (await getMeta(FLAGGED_KEY)) || [];
+}
+/** Forget one flagged visit (the worker has read why). */
+export function dismissFlagged(id) {
+  return updateFlagged((list) => list.filter((f) => f.id !== id));
+}
+/** Change the flagged list in `meta` inside the caller's transaction (the page and the service
+ * worker may both sync: a read and its write in one transaction lose neither's). */
+function changeFlagged(meta, change) {
+  const read = meta.get(FLAGGED_KEY);
+  read.onsuccess = () => meta.put(change(read.result || []), FLAGGED_KEY);
+}
+function updateFlagged(change) {
+  return run(META, "readwrite", (meta) => changeFlagged(meta, change));
+}
+
 /** Empty the queue and forget the tokens (sign-out). */
 export async function clearQueue() {
   await run(STORE, "readwrite", (store) => store.clear());
@@ -33,8 +61,10 @@ let syncing = null;
  * Send the signed-in user's pending visits through POST /api/v1/visits/batch (another user's stay
  * where they are). Created and duplicate visits leave the queue; rejected ones stay, marked with
  * the reason; a network failure leaves all as they were, and so does a batch refused whole (the
- * error thrown then carries the answer's `status` and `problem`). Returns {sent, created,
- * duplicate, rejected, left}, `left` counting the user's pending visits.
+ * error thrown then carries the answer's `status` and `problem`). Stored visits the server
+ * graded as weak evidence are kept in the flagged list (`listFlagged`). Returns {sent, created,
+ * duplicate, rejected, left, flagged}, `left` counting the user's pending visits and `flagged`
+ * listing this sync's weak ones.
  */
 export function syncQueue() {
   if (!syncing) syncing = doSync().finally(() => { syncing = null; });
@@ -46,7 +76,7 @@ async function doSync() {
   const user = tokenUser(token);
   const mine = async () => (await listQueued()).filter((r) => r.state === "pending" && user && r.user === user);
   const pending = await mine();
-  const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, left: 0 };
+  const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, left: 0, flagged: [] };
   for (let i = 0; i < pending.length; i += BATCH_LIMIT) {
     const chunk = pending.slice(i, i + BATCH_LIMIT);
     const body = JSON.stringify({ visits: chunk.map((r) => r.visit) });
@@ -69,11 +99,18 @@ async function doSync() {
     }
     const { results = [] } = await response.json();
     summary.sent += chunk.length;
-    await run(STORE, "readwrite", (store) => {
+    const flagged = [];
+    // The flagged ones are kept in the transaction that takes their visits out of the queue.
+    await run([STORE, META], "readwrite", (store, meta) => {
       for (const result of results) {
         if (result.status === "created" || result.status === "duplicate") {
           store.delete(result.id);
           summary[result.status] += 1;
+          // A duplicate too: the answer to the first send may have been lost on the way.
+          if (isWeak(result.visit)) {
+            const { household_id, visited_at, outcome, evidence } = result.visit;
+            flagged.push({ id: result.id, user, household_id, visited_at, outcome, evidence, syncedAt: Date.now() });
+          }
         } else if (result.status === "rejected") {
           const record = chunk.find((r) => r.id === result.id);
           // The refusal as the server gave it (its code, field errors and particulars), for
@@ -83,7 +120,12 @@ async function doSync() {
           summary.rejected += 1;
         }
       }
+      if (flagged.length) {
+        const fresh = new Set(flagged.map((f) => f.id));
+        changeFlagged(meta, (list) => [...flagged, ...list.filter((f) => !fresh.has(f.id))].slice(0, FLAGGED_LIMIT));
+      }
     });
+    summary.flagged.push(...flagged);
   }
   summary.left = (await mine()).length;
   return summary;

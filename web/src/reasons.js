@@ -9,8 +9,14 @@
 //   `unmappedField`;
 // - `problems`: a batch refused whole, by its RFC 9457 problem's type (the last part of
 //   `type`, api/errors.py); "4xx" and "5xx" for a type not in the table that has no `detail`.
-// tests/api/test_web.py holds the table to the server: every code and every problem type the
-// API can answer has its sentence. What is not in the table is shown in the server's words.
+// - `grades`, `evidence` and `evidenceFigures`: a visit the server stored but graded as weak
+//   evidence (its `evidence` in the batch answer: `grade`, `reasons`, `details`, as
+//   geo/evidence.py gives them): the grade's word, a sentence per reason, and the figures put
+//   in the sentence's `{figures}` when the server gave every number they name (`details`, or
+//   one worked out from them: `evidenceFigures` below).
+// tests/api/test_web.py holds the table to the server: every code, every problem type and every
+// evidence reason the API can answer has its sentence. What is not in the table is shown in the
+// server's words.
 export const REASONS_ZH = {
   "codes": {
     "invalid": "记录内容不符合要求。",
@@ -86,6 +92,32 @@ export const REASONS_ZH = {
     "internal": "服务器内部出错：记录仍保存在本机，请稍后再同步。",
     "4xx": "服务器拒收了这批记录。",
     "5xx": "服务器暂时出错：记录仍保存在本机，请稍后再同步。"
+  },
+  "grades": {
+    "doubtful": "存疑",
+    "suspect": "可疑"
+  },
+  "evidence": {
+    "mock_location": "手机报告这次定位是模拟定位：请关闭虚拟定位软件或开发者选项中的模拟位置后再记录。",
+    "no_accuracy": "手机没有报告定位精度，无法确认位置：请开启高精度定位（GPS）后再记录。",
+    "poor_accuracy": "定位精度较差{figures}：请在室外或窗边等定位稳定后再记录。",
+    "bad_accuracy": "定位精度很差{figures}，无法确认位置：请在室外或窗边等定位稳定后再记录。",
+    "outside_grid": "定位在您的网格之外{figures}：请在住户门口定位并记录。",
+    "far_from_household": "定位离这户较远{figures}：请在住户门口定位并记录。",
+    "very_far_from_household": "定位离这户很远{figures}，不像在这户走访：请在住户门口定位并记录。",
+    "impossible_speed": "与您前后一次走访的位置和时间对不上{figures}：请每户走访时当场定位并记录。",
+    "future_time": "走访时间比服务器收到记录的时间还晚{figures}，手机时间可能不准：请校正手机时间。",
+    "stale": "记录在走访很久之后才同步{figures}（或手机日期有误）：请及时联网同步，并检查手机日期。"
+  },
+  "evidenceFigures": {
+    "poor_accuracy": "（误差约 {accuracy_m} 米）",
+    "bad_accuracy": "（误差约 {accuracy_m} 米）",
+    "outside_grid": "（离网格边界约 {distance_to_grid_m} 米）",
+    "far_from_household": "（约 {distance_to_household_m} 米）",
+    "very_far_from_household": "（约 {distance_to_household_m} 米）",
+    "impossible_speed": "（要每小时约 {speed_kmh} 公里才赶得到）",
+    "future_time": "（快了约 {minutes_ahead} 分钟）",
+    "stale": "（相隔约 {days_late} 天）"
   }
 };
 
@@ -144,4 +176,48 @@ export function problemZh(status, body) {
   if (REASONS_ZH.problems[type]) return REASONS_ZH.problems[type];
   if (body?.detail) return null;
   return REASONS_ZH.problems[status >= 500 ? "5xx" : "4xx"];
+}
+
+/** The numbers of a visit's evidence `details` as a sentence shows them: metres whole, and the
+ * figures worked out from them (a speed in km/h, minutes ahead, days late). Absent or null
+ * numbers stay absent. */
+function evidenceFigures(details) {
+  const values = {};
+  for (const [name, value] of Object.entries(details || {})) {
+    if (typeof value === "number" && Number.isFinite(value)) values[name] = Math.round(value);
+  }
+  const speeds = [details?.speed_to_previous_mps, details?.speed_to_next_mps].filter((v) => typeof v === "number" && Number.isFinite(v));
+  if (speeds.length) values.speed_kmh = Math.round(Math.max(...speeds) * 3.6);
+  const delay = details?.delay_s;
+  if (typeof delay === "number" && Number.isFinite(delay)) {
+    if (delay < 0) values.minutes_ahead = Math.max(1, Math.round(-delay / 60));
+    else values.days_late = Math.floor(delay / 86400);
+  }
+  return values;
+}
+
+/** A grade's word (`doubtful`: 存疑), or null for one not in the table. */
+export function gradeZh(grade) {
+  return REASONS_ZH.grades[grade] ?? null;
+}
+
+/**
+ * Why the server counts a stored visit's evidence as weak, in Chinese: {grade, lines}, `grade`
+ * the grade's word and `lines` one sentence per reason the table knows (with its figures where
+ * the server gave them); null for an `ok` visit or one without evidence. A reason not in the
+ * table is left to the caller, which has the server's codes.
+ */
+export function evidenceZh(evidence) {
+  if (!evidence || !evidence.grade || evidence.grade === "ok") return null;
+  const values = evidenceFigures(evidence.details);
+  const lines = [];
+  for (const reason of evidence.reasons || []) {
+    const sentence = REASONS_ZH.evidence[reason];
+    if (!sentence) continue;
+    const figures = REASONS_ZH.evidenceFigures[reason] || "";
+    const named = [...figures.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+    const shown = named.every((name) => values[name] != null) ? fill(figures, values) : "";
+    lines.push(sentence.replace("{figures}", shown));
+  }
+  return { grade: REASONS_ZH.grades[evidence.grade] || evidence.grade, lines };
 }
