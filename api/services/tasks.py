@@ -657,9 +657,32 @@ def transition(
         # The leader makes the return call (回访) and closes the task: told it is their turn.
         above = overseers(session, grid, now=now, besides=(scope.user_id,))
         _notify_task(session, task, above, "task_resolved", "任务已办结，待回访", now=now)
-    elif action == "reopen" and task.assignee_id != scope.user_id:
-        _notify_task(session, task, [task.assignee_id], "task_updated", "任务已重新打开", now=now)
+    elif action == "reopen":
+        _hand_on_reopened(session, task, grid, scope.user_id, now)
     return task
+
+
+def _hand_on_reopened(
+    session: Session, task: Task, grid: Grid, actor_id: int | None, now: datetime
+) -> None:
+    """A reopened task goes back to its last assignee, told of it; when they can no longer
+    work it (switched off, on leave today), to whom dispatch picks today, as a new task would;
+    with nobody to pick, it waits unassigned and whoever may assign it is told."""
+    day = now.astimezone(LOCAL).date()
+    holder = session.get(User, task.assignee_id) if task.assignee_id is not None else None
+    if holder is not None and holder.active and not dispatch.on_leave(session, holder.id, day):
+        if holder.id != actor_id:
+            _notify_task(session, task, [holder.id], "task_updated", "任务已重新打开", now=now)
+        return
+    assignee, reason = dispatch.choose_assignee(session, grid, day)
+    if assignee is not None:
+        _assign(session, task, assignee, actor_id, now, note=reason, kind="task_dispatched")
+        return
+    before, task.assignee_id, task.status = task.status, None, "new"
+    _event(task, "unassign", before, "new", None, now, note="原承办人无法办理（已停用或请假）")
+    session.flush()
+    above = overseers(session, grid, now=now, besides=(actor_id,))
+    _notify_task(session, task, above, "task_unassigned", "重新打开的任务待分派", now=now)
 
 
 # --- deadlines: the periodic tick ------------------------------------------------------------

@@ -7,7 +7,7 @@ from sqlalchemy import select, text
 
 from api.models import Notification, Task, Visit
 from api.services.tasks import TRANSITIONS, allowed_actions, task_from_visit
-from tests.factories import A1, A2, B1, A, centre, make_task
+from tests.factories import A1, A2, B1, A, centre, make_task, make_user
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
 STATUSES = (
@@ -282,6 +282,89 @@ def test_reassigning_to_a_worker_on_approved_leave_today_is_a_conflict(client, w
     session.refresh(task)
     assert task.assignee_id != away.id
     assert session.scalar(select(Notification).where(Notification.user_id == away.id)) is None
+
+
+def _closed_task(client, world, session):
+    task = make_task(session, now=T0)
+    for user, action, body in (
+        ("worker_a1", "accept", {}),
+        ("worker_a1", "resolve", {"note": "已处理"}),
+        ("leader_a", "callback", {"satisfaction": "unsatisfied"}),
+        ("admin_a", "close", {}),
+    ):
+        assert act(client, world, user, task.id, action, **body).status_code == 200
+    return task
+
+
+def _cannot_work(session, world, how):
+    from api.models import Leave
+    from api.services.weeks import LOCAL
+
+    worker = world.users["worker_a1"]
+    if how == "deactivated":
+        worker.active = False
+    else:
+        today = T0.astimezone(LOCAL).date()
+        session.add(Leave(worker_id=worker.id, start_date=today, end_date=today, status="approved"))
+    session.flush()
+    return worker
+
+
+@pytest.mark.parametrize("how", ["deactivated", "on-leave"])
+def test_a_task_reopened_while_its_assignee_cannot_work_goes_to_whom_dispatch_picks(
+    client, world, session, how
+):
+    """Reopening gave the task back to its last assignee: one who has since left (switched off)
+    or is on leave today held it, told nothing could be done, until its deadline passed."""
+    from api.services import dispatch
+    from api.services.weeks import LOCAL
+
+    task = _closed_task(client, world, session)
+    gone = _cannot_work(session, world, how)
+    expected, _ = dispatch.choose_assignee(session, world.grids[A1], T0.astimezone(LOCAL).date())
+    r = act(client, world, "leader_a", task.id, "reopen", note="居民反映问题未解决")
+    assert r.status_code == 200, r.json
+    assert r.json["assignee_id"] != gone.id
+    assert r.json["assignee_id"] == (expected.id if expected else None)
+    assert r.json["status"] == ("dispatched" if expected else "new")
+    assert [e["action"] for e in r.json["events"]][-2:] == [
+        "reopen",
+        "dispatch" if expected else "unassign",
+    ]
+    told = session.scalars(
+        select(Notification.user_id).where(Notification.title == "任务已重新打开")
+    ).all()
+    assert gone.id not in told
+
+
+def test_a_task_reopened_with_nobody_to_take_it_waits_and_the_admins_are_told(
+    client, world, session
+):
+    task = _closed_task(client, world, session)
+    _cannot_work(session, world, "deactivated")
+    world.users["leader_a"].active = False
+    other_admin = make_user(session, "admin_a_2", "community_admin", community=A)
+    session.flush()
+    r = act(client, world, "admin_a", task.id, "reopen")
+    assert r.status_code == 200, r.json
+    assert (r.json["status"], r.json["assignee_id"]) == ("new", None)
+    assert [e["action"] for e in r.json["events"]][-2:] == ["reopen", "unassign"]
+    told = session.scalars(
+        select(Notification.user_id).where(Notification.title == "重新打开的任务待分派")
+    ).all()
+    assert told == [other_admin.id]  # the admin who reopened it knows
+    again = client.post(
+        f"/api/v1/tasks/{task.id}/assign",
+        json={"assignee_id": world.users["worker_a2"].id},
+        headers=world.auth("admin_a"),
+    )
+    assert (again.status_code, again.json["status"]) == (200, "dispatched")
+
+
+def test_a_task_reopened_goes_back_to_its_assignee_who_can_work(client, world, session):
+    task = _closed_task(client, world, session)
+    r = act(client, world, "leader_a", task.id, "reopen")
+    assert (r.json["status"], r.json["assignee_id"]) == ("reopened", world.users["worker_a1"].id)
 
 
 def test_tasks_outside_your_scope_are_not_found(client, world, session):
