@@ -662,6 +662,18 @@ def transition(
     return task
 
 
+def held_by(session: Session, worker_id: int) -> list[Task]:
+    """The open tasks a worker holds (dispatched to them, accepted, under way, reopened),
+    soonest deadline first: what is left with them when they go on leave."""
+    return list(
+        session.scalars(
+            select(Task)
+            .where(Task.assignee_id == worker_id, Task.status.in_(HELD_STATUSES))
+            .order_by(Task.due_at, Task.id)
+        )
+    )
+
+
 def _hand_on_reopened(
     session: Session, task: Task, grid: Grid, actor_id: int | None, now: datetime
 ) -> None:

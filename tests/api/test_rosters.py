@@ -22,7 +22,7 @@ from api.models import (
 )
 from api.services import rosters as roster_service
 from api.services.weeks import LOCAL, current_week, week_dates
-from tests.factories import make_household, make_roster_community, visit_item
+from tests.factories import make_household, make_roster_community, make_task_at, visit_item
 
 WEEK = "2026-W48"  # Monday 2026-11-23 .. Sunday 2026-11-29
 NEXT_WEEK = "2026-W49"
@@ -525,6 +525,52 @@ def test_approving_leave_after_the_roster_lists_the_shifts_left_to_reassign(clie
     listed = decided["shifts_to_reassign"]
     assert {s["id"]: s["date"] for s in listed} == theirs
     assert all(s["status"] == "published" and s["worker_id"] == worker.id for s in listed)
+
+
+def _task_held_by(session, c, worker, status="dispatched"):
+    centre = to_shape(worker.grids[0].boundary).centroid
+    home = make_household(session, centre.x, centre.y)
+    due = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    return make_task_at(session, home, due, assignee_id=worker.id, status=status)
+
+
+def test_approving_leave_lists_the_open_tasks_the_worker_holds(client, session, community):
+    """A worker going away held their open tasks through the leave: deadline warnings went to
+    someone away, and nobody was told to hand them on. The approval lists them (id, grid,
+    status, urgency, deadline: no title), to hand on with POST /tasks/{id}/assign."""
+    c = community
+    worker = c.workers[3]
+    held = _task_held_by(session, c, worker)
+    _task_held_by(session, c, worker, status="resolved")  # done: nothing to hand on
+    _task_held_by(session, c, c.workers[4])  # someone else's
+    leave = request_leave(client, c, worker).get_json()
+    decided = client.post(
+        f"/api/v1/leaves/{leave['id']}/decision",
+        json={"decision": "approve"},
+        headers=c.auth(c.leader),
+    ).get_json()
+    assert decided["tasks_to_reassign"] == [
+        {
+            "id": held.id,
+            "grid_id": held.grid_id,
+            "status": "dispatched",
+            "urgency": held.urgency,
+            "due_at": "2026-12-01T02:00:00+00:00",
+        }
+    ]
+
+
+def test_rejecting_leave_lists_no_task_to_reassign(client, session, community):
+    c = community
+    worker = c.workers[3]
+    _task_held_by(session, c, worker)
+    leave = request_leave(client, c, worker).get_json()
+    decided = client.post(
+        f"/api/v1/leaves/{leave['id']}/decision",
+        json={"decision": "reject"},
+        headers=c.auth(c.leader),
+    ).get_json()
+    assert decided["tasks_to_reassign"] == []
 
 
 def test_rejecting_leave_lists_nothing_to_reassign(client, community):

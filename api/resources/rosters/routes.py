@@ -30,7 +30,7 @@ from api.resources.rosters.schemas import (
     SwapSchema,
     WeekViewSchema,
 )
-from api.services import calendar, rosters, users
+from api.services import calendar, rosters, tasks, users
 from api.services.weeks import LOCAL
 
 blp = Blueprint("rosters", __name__, url_prefix="/api/v1", description="A-post / B-post rosters.")
@@ -264,6 +264,7 @@ class LeaveDecision(MethodView):
         answer = {
             "leave": leave,
             "shifts": [rosters.shift_dict(s, settings[s.roster.community_code]) for s in shifts],
+            "tasks": tasks.held_by(session, leave.worker_id) if leave.status == "approved" else [],
         }
         session.commit()
         return answer

@@ -153,6 +153,16 @@ class ShiftSchema(Schema):
     ends_at = ma.fields.DateTime(metadata={"description": "End, Asia/Shanghai"})
 
 
+class HeldTaskSchema(Schema):
+    """A task a worker holds, named without its title (GET /tasks/{id} reads it, audited)."""
+
+    id = Integer()
+    grid_id = Integer()
+    status = ma.fields.String()
+    urgency = ma.fields.String()
+    due_at = ma.fields.DateTime()
+
+
 class LeaveDecisionResultSchema(LeaveSchema):
     """The decided leave, and the shifts its approval leaves uncovered."""
 
@@ -166,10 +176,21 @@ class LeaveDecisionResultSchema(LeaveSchema):
         },
     )
 
+    tasks_to_reassign = ma.fields.List(
+        ma.fields.Nested(HeldTaskSchema),
+        metadata={
+            "description": "The open tasks the worker holds (dispatched, accepted, under way, "
+            "reopened), soonest deadline first: to hand on with POST /tasks/{id}/assign before "
+            "their deadlines pass with the worker away. Empty when rejected."
+        },
+    )
+
     def get_attribute(self, obj, attr, default):
-        # The leave's own fields come from the leave; the shifts from the answer.
+        # The leave's own fields come from the leave; the shifts and tasks from the answer.
         if attr == "shifts_to_reassign":
             return obj
+        if attr == "tasks_to_reassign":
+            return obj["tasks"]
         return super().get_attribute(obj["leave"], attr, default)
 
 
