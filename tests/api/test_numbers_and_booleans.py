@@ -79,29 +79,25 @@ def test_every_number_and_true_false_of_the_api_is_ours():
 # --- at the API -------------------------------------------------------------------------------
 
 
-def test_a_batch_items_longitude_given_as_text_is_rejected_alone(client, world, session):
-    household = world.households[A1][1]
-    good, bad = visit_item(world.households[A1][0]), visit_item(household)
-    bad["location"]["lon"] = str(bad["location"]["lon"])
-    response = client.post(
-        "/api/v1/visits/batch", json={"visits": [good, bad]}, headers=world.auth("worker_a1")
-    )
-    results = response.json["results"]
-    assert [r["status"] for r in results] == ["created", "rejected"]
-    assert results[1]["errors"] == {"location": {"lon": ["Not a valid number."]}}
-    assert session.scalar(select(func.count(Visit.id))) == 1
-
-
-def test_a_batch_items_mock_flag_given_as_a_number_is_rejected_alone(client, world, session):
-    """`mock: 0` would be read as "not from a mock-location app" by a lenient reader."""
+@pytest.mark.parametrize(
+    ("field", "sent", "message"),
+    [
+        ("lon", "116.4", "Not a valid number."),
+        # `mock: 0` would be read as "not from a mock-location app" by a lenient reader.
+        ("mock", 0, "Not a valid boolean."),
+    ],
+)
+def test_a_batch_items_location_field_of_the_wrong_json_type_is_rejected_alone(
+    client, world, session, field, sent, message
+):
     good, bad = visit_item(world.households[A1][0]), visit_item(world.households[A1][1])
-    bad["location"]["mock"] = 0
+    bad["location"][field] = sent
     response = client.post(
         "/api/v1/visits/batch", json={"visits": [good, bad]}, headers=world.auth("worker_a1")
     )
     results = response.json["results"]
     assert [r["status"] for r in results] == ["created", "rejected"]
-    assert results[1]["errors"] == {"location": {"mock": ["Not a valid boolean."]}}
+    assert results[1]["errors"] == {"location": {field: [message]}}
     assert session.scalar(select(func.count(Visit.id))) == 1
 
 

@@ -527,6 +527,15 @@ def test_approving_leave_after_the_roster_lists_the_shifts_left_to_reassign(clie
     assert all(s["status"] == "published" and s["worker_id"] == worker.id for s in listed)
 
 
+def decide_leave(client, c, leave, decision):
+    """The leader's decision on `leave`: the answer's JSON."""
+    return client.post(
+        f"/api/v1/leaves/{leave['id']}/decision",
+        json={"decision": decision},
+        headers=c.auth(c.leader),
+    ).get_json()
+
+
 def _task_held_by(session, c, worker, status="dispatched"):
     centre = to_shape(worker.grids[0].boundary).centroid
     home = make_household(session, centre.x, centre.y)
@@ -543,12 +552,7 @@ def test_approving_leave_lists_the_open_tasks_the_worker_holds(client, session, 
     held = _task_held_by(session, c, worker)
     _task_held_by(session, c, worker, status="resolved")  # done: nothing to hand on
     _task_held_by(session, c, c.workers[4])  # someone else's
-    leave = request_leave(client, c, worker).get_json()
-    decided = client.post(
-        f"/api/v1/leaves/{leave['id']}/decision",
-        json={"decision": "approve"},
-        headers=c.auth(c.leader),
-    ).get_json()
+    decided = decide_leave(client, c, request_leave(client, c, worker).get_json(), "approve")
     assert decided["tasks_to_reassign"] == [
         {
             "id": held.id,
@@ -564,12 +568,7 @@ def test_rejecting_leave_lists_no_task_to_reassign(client, session, community):
     c = community
     worker = c.workers[3]
     _task_held_by(session, c, worker)
-    leave = request_leave(client, c, worker).get_json()
-    decided = client.post(
-        f"/api/v1/leaves/{leave['id']}/decision",
-        json={"decision": "reject"},
-        headers=c.auth(c.leader),
-    ).get_json()
+    decided = decide_leave(client, c, request_leave(client, c, worker).get_json(), "reject")
     assert decided["tasks_to_reassign"] == []
 
 
