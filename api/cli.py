@@ -124,6 +124,7 @@ def serve(host: str, port: int, workers: int) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
             self.cfg.set("timeout", 120)
             # Each worker, once it has loaded the app: the collector settled (api/heap.py).
             self.cfg.set("post_worker_init", heap.post_worker_init)
@@ -135,6 +136,9 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 MIN_SECRET_CHARS = 32
+# gunicorn's default writes the request line, query string and referrer included: a calendar
+# feed's token (its URL is its key) and whatever a search asked for. The path only, no referrer.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
 
 
 def _one_signing_key() -> None:

@@ -110,3 +110,21 @@ def _wait_healthy(server: ApiServer, timeout: float = 60) -> None:
         except OSError:
             time.sleep(0.2)
     raise AssertionError(f"the server did not answer in {timeout}s: {server.log.read_text()}")
+
+
+def test_the_access_log_keeps_no_query_string(seeded: Seeded, tmp_path: Path):
+    """A calendar feed's token travels in its URL (calendar apps send no header), and a
+    household search carries what was searched: gunicorn's default access log wrote the whole
+    request line. It writes the method and path, not the query."""
+    server = ApiServer(seeded.url, tmp_path / "serve.log", workers=1)
+    argv = [*SERVE, "--port", str(server.port), "--workers", "1"]
+    server.process = Process(argv, process_env(seeded.url), server.log).start()
+    try:
+        _wait_healthy(server)
+        status, _, _ = call(server.url + "/api/v1/workers/1/shifts.ics?token=feed-secret-7f3a")
+        assert status == 403
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert '"GET /api/v1/workers/1/shifts.ics HTTP/1.1" 403' in log
+    assert "feed-secret-7f3a" not in log
