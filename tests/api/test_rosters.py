@@ -477,6 +477,29 @@ def test_a_year_of_leave_is_taken(client, community):
     assert response.status_code == 201
 
 
+def test_a_leaves_reason_is_withheld_from_the_district_viewer(client, community):
+    """A reason for leave is often a worker's health ("住院", "病假"): their leader and admin
+    decide on it; the district's viewer, who supervises coverage, sees the leave, not why."""
+    c = community
+    worker = c.workers[3]
+    request_leave(client, c, worker)
+    seen = {
+        who: client.get(f"/api/v1/leaves?worker={worker.id}", headers=c.auth(user)).get_json()
+        for who, user in (
+            ("worker", worker),
+            ("leader", c.leader),
+            ("admin", c.admin),
+            ("viewer", c.viewer),
+        )
+    }
+    assert {who: [leave["reason"] for leave in answer] for who, answer in seen.items()} == {
+        "worker": ["家事"],
+        "leader": ["家事"],
+        "admin": ["家事"],
+        "viewer": [None],
+    }
+
+
 def test_a_worker_lists_only_their_own_leave(client, community):
     c = community
     request_leave(client, c, c.workers[3])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from api import privacy
 from api.extensions import Float, Integer, Schema
 from api.models.rosters import LEAVE_STATUSES, POSTS, SWAP_STATUSES
 from api.resources.schemas import FullMatch
@@ -84,12 +85,20 @@ class LeaveQueryArgsSchema(Schema):
     week = _WEEK
 
 
+class _Note(ma.fields.String):
+    """A note that is often the worker's health (a leave's reason: "病假"): withheld (null) from
+    roles that read no notes (`privacy.note`)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(privacy.note(value), attr, obj, **kwargs)
+
+
 class LeaveSchema(Schema):
     id = Integer()
     worker_id = Integer()
     start_date = ma.fields.Date()
     end_date = ma.fields.Date()
-    reason = ma.fields.String()
+    reason = _Note(allow_none=True, metadata={"description": "Null for district viewers"})
     status = ma.fields.String(metadata={"description": ", ".join(LEAVE_STATUSES)})
     decided_by_id = Integer(
         allow_none=True, metadata={"description": "Who approved or rejected it"}
