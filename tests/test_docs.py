@@ -1,0 +1,80 @@
+"""The README and docs/*.md name only files, tests and settings that exist."""
+
+import ast
+import fnmatch
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SETTINGS = ROOT / "api" / "settings.py"
+
+# `tests/api/test_x.py::test_y`, `test_x.py` (a test file named by its name alone), and paths of
+# the source tree such as `api/privacy.py` or `bench/RESULTS.md`, inside backticks.
+_FILE_REF = re.compile(r"`((?:[\w-]+/)*[\w-]+\.(?:py|md|mjs|sh))((?:::[\w*\[\]-]+)*)`")
+# Settings gridwork reads itself; the test suite's own variables are read by tests/.
+_SETTING = re.compile(r"\bGRIDWORK_[A-Z0-9_]+\b")
+_TEST_ONLY_SETTINGS = {"GRIDWORK_TEST_DATABASE_URL", "GRIDWORK_FUZZ_EXAMPLES"}
+
+
+def _tracked_files() -> list[Path]:
+    skip = {".git", ".venv", "node_modules", "dist", ".data", "var"}
+    return [
+        p
+        for p in ROOT.rglob("*")
+        if p.is_file() and not skip.intersection(p.relative_to(ROOT).parts)
+    ]
+
+
+def _resolve(ref: str, files: list[Path]) -> list[Path]:
+    if (ROOT / ref).is_file():
+        return [ROOT / ref]
+    return [p for p in files if p.relative_to(ROOT).as_posix().endswith("/" + ref)]
+
+
+def _names_defined(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
+
+
+def test_every_file_and_test_a_doc_cites_exists():
+    files = _tracked_files()
+    missing = []
+    for doc in DOCS:
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for ref, tests in _FILE_REF.findall(line):
+                where = f"{doc.relative_to(ROOT)}:{number}"
+                found = _resolve(ref, files)
+                if not found:
+                    missing.append(f"{where}: {ref}")
+                    continue
+                for name in filter(None, tests.split("::")):
+                    pattern = name.split("[")[0]
+                    defined = set().union(*(_names_defined(p) for p in found))
+                    if not fnmatch.filter(defined, pattern):
+                        missing.append(f"{where}: {ref}::{name}")
+    assert missing == []
+
+
+def test_the_readme_lists_exactly_the_settings_api_settings_reads():
+    read = set(re.findall(r'^\s*"(GRIDWORK_[A-Z0-9_]+)":', SETTINGS.read_text(), re.MULTILINE))
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Configuration", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    listed = set(_SETTING.findall(section))
+    assert sorted(listed - read) == []
+    assert sorted(read - listed) == []
+
+
+def test_every_setting_a_doc_names_is_read():
+    read = set(re.findall(r'"(GRIDWORK_[A-Z0-9_]+)"', SETTINGS.read_text()))
+    named = {
+        f"{doc.relative_to(ROOT)}: {name}"
+        for doc in DOCS
+        for name in _SETTING.findall(doc.read_text(encoding="utf-8"))
+        if name not in read | _TEST_ONLY_SETTINGS
+    }
+    assert sorted(named) == []
