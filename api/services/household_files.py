@@ -508,6 +508,9 @@ def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
         raise FileProblem("The file is not a readable XLSX workbook.") from exc
     try:
         sheet = workbook.worksheets[0]
+        # A read-only sheet stops at the size its <dimension> declares, and some exporters
+        # declare A1, or the size before rows were added: rows past it were dropped unread.
+        sheet.reset_dimensions()
         # openpyxl 3.1 keeps a read-only sheet's zip and part path on these two attributes.
         layout = _sheet_layout(workbook._archive, sheet._worksheet_path)
         yield from _laid_out(sheet.iter_rows(values_only=True), layout, header)
