@@ -189,6 +189,9 @@ UTF16 = (
     'The file is UTF-16 text (Excel\'s "Unicode Text"); save it as "CSV UTF-8" (or CSV) and '
     "import that, or import the XLSX workbook itself."
 )
+# Excel shows a phone stored as a number in scientific notation (1.38E+10) once the column is
+# too narrow or "General", and a CSV saved from it keeps only what it shows.
+SHORTENED_NUMBER = re.compile(r"\d+(?:\.\d*)?[eE][+-]?\d+")
 # A Chinese register lists tags with 、 or ，as readily as with ; or ,.
 TAG_SEPARATORS = str.maketrans({"；": ";", ",": ";", "，": ";", "、": ";"})
 
@@ -642,7 +645,16 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
             tags.append(tag)
     out["tags"] = tags
     phone = _text(values.get("phone"))
-    if len(phone) > 32:
+    if SHORTENED_NUMBER.fullmatch(phone):
+        errors.append(
+            RowError(
+                row,
+                "phone",
+                f"phone {phone!r} is a number Excel shortened, its digits lost: format the "
+                "column as text and type the phone again (or import the XLSX, which keeps them)",
+            )
+        )
+    elif len(phone) > 32:
         errors.append(RowError(row, "phone", "phone is longer than 32 characters"))
     elif has_control_characters(phone):
         errors.append(_not_one_line(row, "phone"))
