@@ -16,7 +16,7 @@ from itertools import zip_longest
 from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
-from api.services.names import has_control_characters
+from api.services.names import half_width, has_control_characters
 from api.sheets import csv_text, csv_unquoted, xlsx_row
 
 COLUMNS = (
@@ -558,7 +558,7 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    return half_width(str(value)).strip()
 
 
 def _number(value: Any) -> float:
