@@ -153,8 +153,18 @@ HEADER_ALIASES = {
 }
 
 
+# What a template adds to a heading to say a column must or may be filled in: *楼栋, 楼栋＊,
+# 房号（必填）, 电话(选填). The heading names its column all the same.
+HEADING_MARKS = re.compile(
+    r"^\*+|\*+$|[（(](?:必填|选填|非必填|可选|可不填|可为空|必填项|选填项)[)）]$"
+)
+
+
 def _heading(name: Any) -> str:
-    return "".join(str(name or "").lstrip("\ufeff").split())
+    text = "".join(half_width(str(name or "").lstrip("\ufeff")).split())
+    while (bare := HEADING_MARKS.sub("", text)) != text and bare:
+        text = bare
+    return text
 
 
 def _header_key(name: Any) -> str | None:
