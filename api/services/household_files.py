@@ -16,7 +16,7 @@ from itertools import zip_longest
 from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
-from api.services.names import has_control_characters
+from api.services.names import half_width, has_control_characters
 from api.sheets import csv_text, csv_unquoted, xlsx_row
 
 COLUMNS = (
@@ -153,8 +153,18 @@ HEADER_ALIASES = {
 }
 
 
+# What a template adds to a heading to say a column must or may be filled in: *楼栋, 楼栋＊,
+# 房号（必填）, 电话(选填). The heading names its column all the same.
+HEADING_MARKS = re.compile(
+    r"^\*+|\*+$|[（(](?:必填|选填|非必填|可选|可不填|可为空|必填项|选填项)[)）]$"
+)
+
+
 def _heading(name: Any) -> str:
-    return "".join(str(name or "").lstrip("\ufeff").split())
+    text = "".join(half_width(str(name or "").lstrip("\ufeff")).split())
+    while (bare := HEADING_MARKS.sub("", text)) != text and bare:
+        text = bare
+    return text
 
 
 def _header_key(name: Any) -> str | None:
@@ -189,6 +199,9 @@ UTF16 = (
     'The file is UTF-16 text (Excel\'s "Unicode Text"); save it as "CSV UTF-8" (or CSV) and '
     "import that, or import the XLSX workbook itself."
 )
+# Excel shows a phone stored as a number in scientific notation (1.38E+10) once the column is
+# too narrow or "General", and a CSV saved from it keeps only what it shows.
+SHORTENED_NUMBER = re.compile(r"\d+(?:\.\d*)?[eE][+-]?\d+")
 # A Chinese register lists tags with 、 or ，as readily as with ; or ,.
 TAG_SEPARATORS = str.maketrans({"；": ";", ",": ";", "，": ";", "、": ";"})
 
@@ -508,6 +521,9 @@ def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
         raise FileProblem("The file is not a readable XLSX workbook.") from exc
     try:
         sheet = workbook.worksheets[0]
+        # A read-only sheet stops at the size its <dimension> declares, and some exporters
+        # declare A1, or the size before rows were added: rows past it were dropped unread.
+        sheet.reset_dimensions()
         # openpyxl 3.1 keeps a read-only sheet's zip and part path on these two attributes.
         layout = _sheet_layout(workbook._archive, sheet._worksheet_path)
         yield from _laid_out(sheet.iter_rows(values_only=True), layout, header)
@@ -552,7 +568,7 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    return half_width(str(value)).strip()
 
 
 def _number(value: Any) -> float:
@@ -639,7 +655,16 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
             tags.append(tag)
     out["tags"] = tags
     phone = _text(values.get("phone"))
-    if len(phone) > 32:
+    if SHORTENED_NUMBER.fullmatch(phone):
+        errors.append(
+            RowError(
+                row,
+                "phone",
+                f"phone {phone!r} is a number Excel shortened, its digits lost: format the "
+                "column as text and type the phone again (or import the XLSX, which keeps them)",
+            )
+        )
+    elif len(phone) > 32:
         errors.append(RowError(row, "phone", "phone is longer than 32 characters"))
     elif has_control_characters(phone):
         errors.append(_not_one_line(row, "phone"))

@@ -17,6 +17,17 @@ CONTROL_CHARACTERS = "Must not contain control characters or bidirectional overr
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+# Full-width forms of ASCII (U+FF01-U+FF5E) and the ideographic space: what a Chinese input
+# method types in full-width mode (７号楼, ５０２, １３８…). Shown as the same characters, they
+# are other text to the database: another building, a repeat not found, a phone not dialled.
+HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def half_width(value: str) -> str:
+    """`value` with full-width ASCII forms as ASCII (５０２ is 502), CJK text untouched."""
+    return value.translate(HALF_WIDTH)
+
+
 def has_control_characters(value: str) -> bool:
     """True when `value` holds a control character (Unicode category Cc: NUL, BEL, ESC, tab,
     newline, DEL, C1 ...) or a bidirectional override or isolate (`BIDI_CONTROLS`): the rule

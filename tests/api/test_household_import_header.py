@@ -276,6 +276,22 @@ def test_columns_under_their_other_usual_names_are_read(client, session, world):
     assert (home.phone, home.tags) == ("13911112222", ["living_alone"])
 
 
+def test_headings_a_template_marks_required_or_optional_name_their_columns(client, session, world):
+    """Templates mark their headings: *楼栋, 楼栋＊, 房号（必填）, 电话(选填), the hint on a second
+    line of the cell. Such a file was refused as missing its building or point, and a column
+    marked optional was left unread, its phones dropped."""
+    lon, lat = centre(A1)
+    rows = [
+        ["*楼栋", "单元\n（选填）", "楼层", "房号（必填）", "＊经度", "纬度*", "电话(选填)"],
+        ["11号楼", "2", "6", "T905", lon, lat, "13911113333"],
+    ]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 201, response.json
+    assert response.json["ignored_columns"] == []
+    home = session.scalar(select(Household).where(Household.room == "T905"))
+    assert (home.building, home.unit, home.phone) == ("11号楼", "2", "13911113333")
+
+
 def test_a_column_of_its_own_name_wins_over_another_of_its_usual_names(client, session, world):
     rows = [[*HEADER, "电话", "手机"], ["7号楼", "1", "3", "T902", *centre(A1), "010-1", "139"]]
     response = upload_csv(client, world, csv_bytes(rows))

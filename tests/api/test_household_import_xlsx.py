@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -154,6 +155,26 @@ def test_a_sheet_declaring_too_many_merged_ranges_is_422_and_writes_nothing(
     assert response.status_code == 422
     assert "more than 3 merged ranges" in response.json["detail"]
     assert household_count(session) == before
+
+
+# --- sheets as other programs write them ------------------------------------------------------
+
+
+@pytest.mark.parametrize("declared", [b"A1", b"A1:F3"])
+def test_every_row_is_read_whatever_size_the_sheet_declares(declared):
+    """Some exporters write the sheet's <dimension> as A1, or as it was before rows were added;
+    openpyxl's read-only mode stops at the declared size: the header lost its columns ("Missing
+    column(s)") or the households under the declared last row were dropped without a word."""
+    lon, lat = centre(A1)
+    rows = [["7号楼", "1", "3", room, lon, lat] for room in ("D301", "D302", "D303", "D304")]
+    rows.append(["7号楼", "1", "3", "D305", lon, "x"])
+    sized = saved(
+        workbook(rows),
+        lambda xml: re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="' + declared + b'"', xml),
+    )
+    parsed, problems = read(sized)
+    assert [values["room"] for _, values in parsed] == ["D301", "D302", "D303", "D304"]
+    assert problems == [(6, "lat", "lat 'x' is not a number")]
 
 
 # --- formulas ----------------------------------------------------------------------------------

@@ -1,0 +1,83 @@
+"""Household import of the cells a clerk's register holds once Excel or WPS has saved it: phones
+shown as numbers, digits typed full-width."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from sqlalchemy import select
+
+from api.models import Household
+from tests.api.test_household_import_xlsx import household_count, upload
+from tests.factories import A1, centre
+
+HEADER = ["楼栋", "单元", "楼层", "房号", "经度", "纬度", "电话"]
+
+
+def csv_bytes(rows, header=HEADER, encoding="utf-8-sig") -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerows([header, *rows])
+    return out.getvalue().encode(encoding)
+
+
+def test_a_phone_excel_saved_in_scientific_notation_is_named_not_stored(client, session, world):
+    """Excel shows an 11-digit phone as 1.38E+10 and a CSV saved from it keeps only that: it was
+    stored as the phone "1.38E+10" (and an update re-import wrote it over the real one)."""
+    lon, lat = centre(A1)
+    before = household_count(session)
+    data = csv_bytes([["7号楼", "1", "3", "E301", lon, lat, "1.38E+10"]], encoding="gb18030")
+    response = upload(client, world, data, "登记表.csv")
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "phone")
+    assert "1.38E+10" in error["detail"] and "text" in error["detail"]
+    assert household_count(session) == before
+
+
+def test_digits_typed_full_width_are_read_as_digits(client, session, world):
+    """An input method left in full-width mode types ７号楼, ５０２ and １３８…: they were stored
+    as typed, another building and room than 7号楼 502 (the repeat of a registered household
+    not found, an update re-import creating a second one) and a phone no phone dials."""
+    lon, lat = centre(A1)
+    row = [
+        "７号楼",
+        "１",
+        "３",
+        "Ｆ５０２",
+        f"{lon}".replace(".", "．"),
+        lat,
+        "１３８ ０００　０００００",
+    ]
+    response = upload(client, world, csv_bytes([row]), "登记表.csv")
+    assert response.status_code == 201, response.json
+    stored = session.execute(
+        select(Household.building, Household.unit, Household.floor, Household.room).where(
+            Household.room == "F502"
+        )
+    ).all()
+    assert [tuple(r) for r in stored] == [("7号楼", "1", "3", "F502")]
+    phone = client.get(f"/api/v1/households?grid={A1}", headers=world.auth("admin_a")).json
+    assert [h["phone"] for h in phone if h["room"] == "F502"] == ["138 000 00000"]
+
+
+def test_an_address_typed_full_width_repeats_the_registered_one(client, session, world):
+    lon, lat = centre(A1)
+    first = upload(client, world, csv_bytes([["7号楼", "1", "3", "F503", lon, lat, ""]]), "a.csv")
+    assert first.status_code == 201, first.json
+    again = csv_bytes([["７号楼", "１", "３", "Ｆ５０３", lon, lat, ""]])
+    response = upload(client, world, again, "b.csv")
+    assert response.status_code == 422, response.json
+    assert [e["row"] for e in response.json["errors"]] == [2]
+
+
+def test_a_forms_address_typed_full_width_is_stored_as_an_import_stores_it(client, world):
+    lon, lat = centre(A1, dy=0.001)
+    body = {"building": "７号楼", "unit": "１", "room": "Ｆ５０４", "lon": lon, "lat": lat}
+    response = client.post("/api/v1/households", json=body, headers=world.auth("admin_a"))
+    assert response.status_code == 201, response.json
+    assert (response.json["building"], response.json["unit"], response.json["room"]) == (
+        "7号楼",
+        "1",
+        "F504",
+    )
