@@ -77,7 +77,15 @@ TAG_WORDS = {
     "重点关怀": "special_care",
     "重点关注": "special_care",  # as fixtures/export.py writes the demo's register
     "80岁以上老人": "elderly_80",  # as the weekly report names them
+    # Registers name the groups by the person too.
+    "高龄老人": "elderly_80",
+    "独居老人": "living_alone",
+    "空巢老人": "living_alone",
+    "低保户": "low_income",
+    "残疾人": "disability",
 }
+# What a clerk writes in a cell that has nothing to hold (no phone, no care tag): read as empty.
+NONE_WORDS = frozenset(("无", "暂无", "没有", "/", "-", "—", "--"))
 XLSX_MAGIC = b"PK\x03\x04"
 MAX_ERRORS = 100
 MAX_COLUMNS = 200  # a register has 11 columns; a row of a million is an attack, not data
@@ -646,7 +654,7 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
     tags = []
     for raw in _text(values.get("tags")).translate(TAG_SEPARATORS).split(";"):
         tag = raw.strip()
-        if not tag:
+        if not tag or tag in NONE_WORDS:
             continue
         tag = TAG_WORDS.get(tag, tag.lower())
         if tag not in CARE_TAGS:
@@ -655,6 +663,8 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
             tags.append(tag)
     out["tags"] = tags
     phone = _text(values.get("phone"))
+    if phone in NONE_WORDS:
+        phone = ""
     if SHORTENED_NUMBER.fullmatch(phone):
         errors.append(
             RowError(

@@ -81,3 +81,46 @@ def test_a_forms_address_typed_full_width_is_stored_as_an_import_stores_it(clien
         "1",
         "F504",
     )
+
+
+TAGGED = [*HEADER, "标签"]
+
+
+def test_care_tags_as_registers_word_them_are_read(client, session, world):
+    """Registers name the groups by the person: 低保户, 残疾人, 独居老人, 空巢老人, 高龄老人. They
+    were refused row by row as unknown tags, though 低保, 残疾, 独居 were read."""
+    lon, lat = centre(A1)
+    rows = [
+        ["8号楼", "1", "1", "101", lon, lat, "", "低保户、残疾人"],
+        ["8号楼", "1", "1", "102", lon, lat, "", "独居老人，高龄老人"],
+        ["8号楼", "1", "1", "103", lon, lat, "", "空巢老人"],
+    ]
+    response = upload(client, world, csv_bytes(rows, TAGGED), "登记表.csv")
+    assert response.status_code == 201, response.json
+    stored = dict(
+        session.execute(
+            select(Household.room, Household.tags).where(Household.building == "8号楼")
+        ).all()
+    )
+    assert stored == {
+        "101": ["low_income", "disability"],
+        "102": ["living_alone", "elderly_80"],
+        "103": ["living_alone"],
+    }
+
+
+def test_a_cell_saying_none_is_empty(client, session, world):
+    """A clerk writes 无 (none), 暂无 or a dash where a household has no phone or no care tag: the
+    phone 无 was stored as the phone (a worker dialled it), the tag refused the row."""
+    lon, lat = centre(A1)
+    rows = [
+        ["9号楼", "1", "1", "101", lon, lat, "无", "无"],
+        ["9号楼", "1", "1", "102", lon, lat, "暂无", "/"],
+        ["9号楼", "1", "1", "103", lon, lat, "-", "—"],
+    ]
+    response = upload(client, world, csv_bytes(rows, TAGGED), "登记表.csv")
+    assert response.status_code == 201, response.json
+    stored = session.execute(
+        select(Household.phone, Household.tags).where(Household.building == "9号楼")
+    ).all()
+    assert [tuple(r) for r in stored] == [(None, [])] * 3
