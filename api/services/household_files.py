@@ -571,12 +571,19 @@ def detect_format(data: bytes, filename: str | None = None, content_type: str | 
     return "csv"
 
 
+# A whole number a program wrote as a decimal (a database or pandas export: 502.0,
+# 13800000000.0): read as the workbook's cell would be, 502.
+WHOLE_DECIMAL = re.compile(r"(\d+)\.0+")
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return half_width(str(value)).strip()
+    text = half_width(str(value)).strip()
+    whole = WHOLE_DECIMAL.fullmatch(text)
+    return whole.group(1) if whole else text
 
 
 def _number(value: Any) -> float:

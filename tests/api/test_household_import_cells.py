@@ -124,3 +124,23 @@ def test_a_cell_saying_none_is_empty(client, session, world):
         select(Household.phone, Household.tags).where(Household.building == "9号楼")
     ).all()
     assert [tuple(r) for r in stored] == [(None, [])] * 3
+
+
+def test_whole_numbers_a_program_wrote_as_decimals_are_read_as_written_in_a_workbook(
+    client, session, world
+):
+    """A CSV from a database or pandas export writes 502 as 502.0 and a phone as
+    13800000000.0: they were stored with the .0 (room 502.0, a phone no one can dial), where
+    the same numbers in an XLSX are read as 502."""
+    lon, lat = centre(A1)
+    rows = [["10.0", "1.0", "3.0", "502.0", lon, lat, "13800000000.0"]]
+    response = upload(client, world, csv_bytes(rows), "登记表.csv")
+    assert response.status_code == 201, response.json
+    stored = session.execute(
+        select(Household.building, Household.unit, Household.floor, Household.room).where(
+            Household.building == "10"
+        )
+    ).all()
+    assert [tuple(r) for r in stored] == [("10", "1", "3", "502")]
+    listed = client.get(f"/api/v1/households?grid={A1}", headers=world.auth("admin_a")).json
+    assert "13800000000" in [h["phone"] for h in listed]
