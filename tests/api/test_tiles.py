@@ -155,6 +155,19 @@ def test_visits_tile_holds_only_the_weeks_visits(client, world, session):
     assert response.status_code == 204
 
 
+def test_an_empty_or_unchanged_tile_carries_no_content_type(client, world, session):
+    """A 204 (no feature) and a 304 (the client holds these bytes) have no body: they said
+    `Content-Type: text/html`, Flask's default, which no tile is."""
+    empty = client.get(url("visits", *centre(A1)), headers=world.auth("leader_a"))
+    assert empty.status_code == 204
+    assert "Content-Type" not in empty.headers
+    grids = client.get(url("grids", *centre(A1)), headers=world.auth("leader_a"))
+    held = {**world.auth("leader_a"), "If-None-Match": grids.headers["ETag"]}
+    unchanged = client.get(url("grids", *centre(A1)), headers=held)
+    assert unchanged.status_code == 304
+    assert "Content-Type" not in unchanged.headers
+
+
 def test_tasks_tile_flags_overdue_tasks(client, world, session):
     late = make_task_at(session, world.households[A1][0], NOW - timedelta(hours=1))
     on_time = make_task_at(session, world.households[A1][1], NOW + timedelta(days=2))

@@ -34,10 +34,11 @@ def known_etags() -> tuple[str, ...]:
 def tile_response(data: bytes, etag: str, known: tuple[str, ...]) -> Response:
     """200 with the tile, 204 when empty, 304 when the client holds (`known`) these bytes."""
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
-    if etag in known:
-        return Response(status=304, headers=headers)
-    if not data:
-        return Response(status=204, headers=headers)
+    if etag in known or not data:
+        # No body: no Content-Type (Flask's default would say text/html).
+        response = Response(status=304 if etag in known else 204, headers=headers)
+        del response.headers["Content-Type"]
+        return response
     return Response(data, status=200, mimetype=MVT, headers=headers)
 
 
