@@ -255,6 +255,7 @@ def create_task(
         else None
     )
     resolve_in, contact_in = deadlines(task_settings(session, grid), type_, data["urgency"])
+    due_at = _given_deadline(data.get("due_at"), now) or now + resolve_in
     task = Task(
         source=source,
         type=type_,
@@ -271,8 +272,8 @@ def create_task(
         created_by_id=actor_id,
         created_at=now,
         updated_at=now,
-        due_at=now + resolve_in,
-        first_contact_due_at=now + contact_in,
+        due_at=due_at,
+        first_contact_due_at=min(now + contact_in, due_at),
         transferred_from_id=previous.id if previous is not None else None,
     )
     if previous is not None:
@@ -318,6 +319,23 @@ def create_task(
         _notify_task(session, task, above, "task_unassigned", "新任务待分派", now=now)
     session.flush()
     return task
+
+
+MAX_GIVEN_DEADLINE = timedelta(days=90)  # the longest time limit a ticket comes with
+
+
+def _given_deadline(due_at: datetime | None, now: datetime) -> datetime | None:
+    """The deadline a hotline ticket was dispatched with (its 办理时限), checked: after now and
+    within MAX_GIVEN_DEADLINE (a mistyped year is not a deadline)."""
+    if due_at is None:
+        return None
+    if due_at <= now:
+        message = f"due_at {due_at.isoformat()} must be after now ({now.isoformat()})."
+    elif due_at > now + MAX_GIVEN_DEADLINE:
+        message = f"due_at is more than {MAX_GIVEN_DEADLINE.days} days ahead."
+    else:
+        return due_at
+    raise errors.Unprocessable(message, errors={"json": {"due_at": [message]}})
 
 
 # --- a re-dispatched hotline ticket (改派) -----------------------------------------------------

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from api.models import Notification, Task, Visit
 from api.services.tasks import TRANSITIONS, allowed_actions, task_from_visit
@@ -60,6 +60,55 @@ def test_a_task_dispatched_as_it_is_created_was_last_updated_then(client, world)
     r = client.post("/api/v1/tasks", json=hotline(), headers=world.auth("admin_a"))
     assert r.json["status"] == "dispatched"
     assert r.json["created_at"] == r.json["updated_at"] == T0.isoformat()
+
+
+def test_a_hotline_ticket_keeps_the_deadline_the_hotline_gave_it(client, world):
+    """12345 dispatches each ticket with its time limit (办理时限): the task's deadline was always
+    the urgency's (7 days for general), whatever the hotline set."""
+    due = T0 + timedelta(days=3)
+    r = client.post(
+        "/api/v1/tasks", json=hotline(due_at=due.isoformat()), headers=world.auth("admin_a")
+    )
+    assert r.status_code == 201, r.json
+    assert r.json["due_at"] == due.isoformat()
+
+
+def test_a_hotline_deadline_sooner_than_first_contact_brings_first_contact_forward(
+    client, world, session
+):
+    due = T0 + timedelta(hours=2)
+    r = client.post(
+        "/api/v1/tasks", json=hotline(due_at=due.isoformat()), headers=world.auth("admin_a")
+    )
+    assert r.status_code == 201, r.json
+    task = session.get(Task, r.json["id"])
+    assert task.first_contact_due_at == due
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (hotline(due_at=(T0 - timedelta(hours=1)).isoformat()), "after now"),
+        (hotline(due_at=(T0 + timedelta(days=91)).isoformat()), "90 days"),
+        (hotline(due_at="2026-11-20T10:00:00"), "offset"),
+        (
+            {
+                **hotline(source="window", external_id=None, type="help"),
+                "due_at": (T0 + timedelta(days=1)).isoformat(),
+            },
+            "hotline",
+        ),
+    ],
+    ids=["past", "too-far", "no-offset", "not-hotline"],
+)
+def test_a_deadline_the_hotline_could_not_have_given_is_refused(
+    client, world, session, body, message
+):
+    body = {k: v for k, v in body.items() if v is not None}
+    r = client.post("/api/v1/tasks", json=body, headers=world.auth("admin_a"))
+    assert r.status_code == 422, r.json
+    assert message in str(r.json["errors"]["json"]["due_at"])
+    assert session.scalar(select(func.count(Task.id))) == 0
 
 
 def test_a_task_for_a_household_takes_the_households_grid(client, world):

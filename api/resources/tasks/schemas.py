@@ -128,9 +128,21 @@ class TaskCreateSchema(Schema):
     location = ma.fields.Nested(
         LocationSchema, metadata={"description": "Where, when there is no household"}
     )
+    due_at = ma.fields.AwareDateTime(
+        error_messages={"invalid_awareness": "Give the time with its UTC offset (+08:00)."},
+        metadata={
+            "description": "Hotline tickets: the time limit (办理时限) the hotline dispatched the "
+            "ticket with, after now and within 90 days; without it the urgency sets the "
+            "deadline. A first-contact deadline later than it is brought forward to it"
+        },
+    )
 
     @ma.validates_schema
     def _hotline(self, data, **kwargs):
+        if data.get("due_at") is not None and data.get("source") != "hotline":
+            raise ma.ValidationError(
+                {"due_at": ["Only a hotline ticket brings its own deadline; the urgency sets it."]}
+            )
         if data.get("source") == "hotline":
             missing = {k: ["Required for hotline tasks."] for k in ("type", "external_id")}
             missing = {k: v for k, v in missing.items() if not data.get(k)}
