@@ -168,6 +168,11 @@ class Blueprint(flask_smorest.Blueprint):
     pagination's `page` and `page_size`): any other is a 422 naming it, after sign-in."""
 
     ARGUMENTS_PARSER = StrictParser()  # JSON bodies: no NaN, bounded nesting and size
+    # A multipart body's fields and files in one schema (`StrictParser.load_multipart`).
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
+        **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+        "multipart": "multipart/form-data",
+    }
     PAGINATION_ARGUMENTS_PARSER = _PaginationParser()  # its schema built once, our integers
     # The API's page sizes (flask-smorest's own are 10, at most 100): read when a view is
     # decorated, so they are constants of the code, not settings of a deployment.

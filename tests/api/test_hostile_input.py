@@ -593,7 +593,7 @@ def test_a_form_of_1000_parts_is_read(client, world, no_new_photos, visit_id):
     """Refused for another reason than its parts: a field the form does not take."""
     body = _form([("note", b"x")] * 999)
     response = post_form(client, world, visit_id, body)
-    assert assert_problem(response, 422)["errors"] == {"form": {"note": ["Unknown field."]}}
+    assert assert_problem(response, 422)["errors"] == {"multipart": {"note": ["Unknown field."]}}
 
 
 def test_a_form_text_field_over_500_000_bytes_is_a_413_that_says_so(

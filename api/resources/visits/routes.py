@@ -11,9 +11,8 @@ from api.extensions import Blueprint, db
 from api.privacy import audited
 from api.resources.visits.schemas import (
     CadenceSchema,
-    PhotoFileSchema,
-    PhotoFormSchema,
     PhotoUploadResultSchema,
+    PhotoUploadSchema,
     PlanQueryArgsSchema,
     PlanSchema,
     VisitBatchResultSchema,
@@ -110,10 +109,9 @@ class VisitById(MethodView):
 
 @blp.route("/visits/<uuid:visit_id>/photos")
 class VisitPhotos(MethodView):
-    @blp.arguments(PhotoFormSchema, location="form")
-    @blp.arguments(PhotoFileSchema, location="files")
+    @blp.arguments(PhotoUploadSchema, location="multipart")
     @blp.response(201, PhotoUploadResultSchema)
-    def post(self, form, files, visit_id):
+    def post(self, form, visit_id):
         """Attach a photo to your visit (JPEG, PNG or WebP; the same image is stored once)"""
         visit = visits.get_own_visit(db.session, current_scope(), visit_id)
         limit = int(current_app.config["PHOTO_MAX_MB"] * 1024 * 1024)
@@ -121,7 +119,7 @@ class VisitPhotos(MethodView):
             db.session,
             photo_storage(),
             visit,
-            files["file"].stream.read(limit + 1),
+            form["file"].stream.read(limit + 1),
             uploader_id=current_scope().user_id,
             max_bytes=limit,
             claimed_sha256=form.get("sha256"),

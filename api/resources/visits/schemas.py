@@ -652,14 +652,13 @@ class PlanSchema(Schema):
     households = ma.fields.List(ma.fields.Nested(PlanStopSchema))
 
 
-class PhotoFileSchema(Schema):
+class PhotoUploadSchema(Schema):
+    """A photo's multipart body: the file, and the checksum the phone computed."""
+
     file = ma.fields.Raw(
         required=True,
         metadata={"type": "string", "format": "binary", "description": "JPEG, PNG or WebP"},
     )
-
-
-class PhotoFormSchema(Schema):
     sha256 = ma.fields.String(
         validate=FullMatch(r"^[0-9a-fA-F]{64}$", error="Must be 64 hex digits."),
         metadata={"description": "SHA-256 of the file as the phone computed it (checked)"},
