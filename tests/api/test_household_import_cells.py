@@ -21,6 +21,15 @@ def csv_bytes(rows, header=HEADER, encoding="utf-8-sig") -> bytes:
     return out.getvalue().encode(encoding)
 
 
+ADDRESS = (Household.building, Household.unit, Household.floor, Household.room)
+
+
+def stored(session, where, *columns) -> list[tuple]:
+    """`columns` of the households `where` selects, as stored, by room."""
+    query = select(*columns).where(where).order_by(Household.room)
+    return [tuple(row) for row in session.execute(query).all()]
+
+
 def test_a_phone_excel_saved_in_scientific_notation_is_named_not_stored(client, session, world):
     """Excel shows an 11-digit phone as 1.38E+10 and a CSV saved from it keeps only that: it was
     stored as the phone "1.38E+10" (and an update re-import wrote it over the real one)."""
@@ -51,12 +60,7 @@ def test_digits_typed_full_width_are_read_as_digits(client, session, world):
     ]
     response = upload(client, world, csv_bytes([row]), "登记表.csv")
     assert response.status_code == 201, response.json
-    stored = session.execute(
-        select(Household.building, Household.unit, Household.floor, Household.room).where(
-            Household.room == "F502"
-        )
-    ).all()
-    assert [tuple(r) for r in stored] == [("7号楼", "1", "3", "F502")]
+    assert stored(session, Household.room == "F502", *ADDRESS) == [("7号楼", "1", "3", "F502")]
     phone = client.get(f"/api/v1/households?grid={A1}", headers=world.auth("admin_a")).json
     assert [h["phone"] for h in phone if h["room"] == "F502"] == ["138 000 00000"]
 
@@ -86,23 +90,24 @@ def test_a_forms_address_typed_full_width_is_stored_as_an_import_stores_it(clien
 TAGGED = [*HEADER, "标签"]
 
 
-def test_care_tags_as_registers_word_them_are_read(client, session, world):
-    """Registers name the groups by the person: 低保户, 残疾人, 独居老人, 空巢老人, 高龄老人. They
-    were refused row by row as unknown tags, though 低保, 残疾, 独居 were read."""
+def flats(client, world, building: str, phones_and_tags: list[tuple[str, str]]) -> None:
+    """Import rooms 101, 102 … of `building` in grid A1 with these phones and tags: all taken."""
     lon, lat = centre(A1)
     rows = [
-        ["8号楼", "1", "1", "101", lon, lat, "", "低保户、残疾人"],
-        ["8号楼", "1", "1", "102", lon, lat, "", "独居老人，高龄老人"],
-        ["8号楼", "1", "1", "103", lon, lat, "", "空巢老人"],
+        [building, "1", "1", f"{101 + i}", lon, lat, phone, tags]
+        for i, (phone, tags) in enumerate(phones_and_tags)
     ]
     response = upload(client, world, csv_bytes(rows, TAGGED), "登记表.csv")
     assert response.status_code == 201, response.json
-    stored = dict(
-        session.execute(
-            select(Household.room, Household.tags).where(Household.building == "8号楼")
-        ).all()
-    )
-    assert stored == {
+
+
+def test_care_tags_as_registers_word_them_are_read(client, session, world):
+    """Registers name the groups by the person: 低保户, 残疾人, 独居老人, 空巢老人, 高龄老人. They
+    were refused row by row as unknown tags, though 低保, 残疾, 独居 were read."""
+    tagged = [("", "低保户、残疾人"), ("", "独居老人，高龄老人"), ("", "空巢老人")]
+    flats(client, world, "8号楼", tagged)
+    tags = dict(stored(session, Household.building == "8号楼", Household.room, Household.tags))
+    assert tags == {
         "101": ["low_income", "disability"],
         "102": ["living_alone", "elderly_80"],
         "103": ["living_alone"],
@@ -112,18 +117,9 @@ def test_care_tags_as_registers_word_them_are_read(client, session, world):
 def test_a_cell_saying_none_is_empty(client, session, world):
     """A clerk writes 无 (none), 暂无 or a dash where a household has no phone or no care tag: the
     phone 无 was stored as the phone (a worker dialled it), the tag refused the row."""
-    lon, lat = centre(A1)
-    rows = [
-        ["9号楼", "1", "1", "101", lon, lat, "无", "无"],
-        ["9号楼", "1", "1", "102", lon, lat, "暂无", "/"],
-        ["9号楼", "1", "1", "103", lon, lat, "-", "—"],
-    ]
-    response = upload(client, world, csv_bytes(rows, TAGGED), "登记表.csv")
-    assert response.status_code == 201, response.json
-    stored = session.execute(
-        select(Household.phone, Household.tags).where(Household.building == "9号楼")
-    ).all()
-    assert [tuple(r) for r in stored] == [(None, [])] * 3
+    flats(client, world, "9号楼", [("无", "无"), ("暂无", "/"), ("-", "—")])
+    nine = stored(session, Household.building == "9号楼", Household.phone, Household.tags)
+    assert nine == [(None, [])] * 3
 
 
 def test_whole_numbers_a_program_wrote_as_decimals_are_read_as_written_in_a_workbook(
@@ -136,11 +132,6 @@ def test_whole_numbers_a_program_wrote_as_decimals_are_read_as_written_in_a_work
     rows = [["10.0", "1.0", "3.0", "502.0", lon, lat, "13800000000.0"]]
     response = upload(client, world, csv_bytes(rows), "登记表.csv")
     assert response.status_code == 201, response.json
-    stored = session.execute(
-        select(Household.building, Household.unit, Household.floor, Household.room).where(
-            Household.building == "10"
-        )
-    ).all()
-    assert [tuple(r) for r in stored] == [("10", "1", "3", "502")]
+    assert stored(session, Household.building == "10", *ADDRESS) == [("10", "1", "3", "502")]
     listed = client.get(f"/api/v1/households?grid={A1}", headers=world.auth("admin_a")).json
     assert "13800000000" in [h["phone"] for h in listed]
