@@ -52,6 +52,10 @@ class FullMatch(ma.validate.Regexp):
         return value
 
 
+# An ISO week as the API reads it ("2026-W47"); `weeks.parse_week` says whether it exists.
+ISO_WEEK = FullMatch(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47.")
+
+
 def code_field(length: int, **kwargs) -> ma.fields.String:
     return ma.fields.String(
         validate=FullMatch(rf"^[0-9]{{{length}}}$", error=f"Must be {length} digits."),

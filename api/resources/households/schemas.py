@@ -8,7 +8,7 @@ from api import privacy
 from api.db import PG_INT_MAX
 from api.extensions import Float, Integer, Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
-from api.resources.schemas import FullMatch, code_field
+from api.resources.schemas import ISO_WEEK, code_field
 from api.services.geometry import point_lonlat
 from api.services.households import AT_POINT_M, IMPORT_MODES, MAX_NEAR_M
 from api.services.names import CONTROL_CHARACTERS, half_width, has_control_characters
@@ -145,7 +145,7 @@ class HouseholdQueryArgsSchema(Schema):
         },
     )
     week = ma.fields.String(
-        validate=FullMatch(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47."),
+        validate=ISO_WEEK,
         metadata={
             "description": "Each household's visit state in this ISO week (`visit_status`), "
             "as the map draws it"

@@ -6,10 +6,10 @@ import marshmallow as ma
 from flask import url_for
 
 from api.extensions import Integer, Schema
-from api.resources.schemas import FullMatch, code_field
+from api.resources.schemas import ISO_WEEK, code_field
 
 WEEK = ma.fields.String(
-    validate=FullMatch(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47."),
+    validate=ISO_WEEK,
     metadata={"description": "ISO week (Asia/Shanghai), e.g. 2026-W47"},
 )
 
@@ -17,7 +17,7 @@ WEEK = ma.fields.String(
 class CoverageQueryArgsSchema(Schema):
     week = ma.fields.String(
         required=True,
-        validate=FullMatch(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47."),
+        validate=ISO_WEEK,
         metadata={"description": "ISO week (Asia/Shanghai), e.g. 2026-W47"},
     )
     community = code_field(12, metadata={"description": "A community (12-digit code)"})

@@ -16,14 +16,12 @@ from api.extensions import Boolean, Float, Integer, Schema
 from api.limits import MAX_JSON_DEPTH, depth_ok, no_long_integers, within_values
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS
 from api.models.visits import DATUMS, GRADES, OUTCOMES
-from api.resources.schemas import FullMatch, code_field
+from api.resources.schemas import ISO_WEEK, FullMatch, code_field
 from api.services.geometry import point_lonlat
 from api.services.ledger import MAX_PER_WEEK
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
 from api.services.visits import MAX_BATCH, REFUSALS, BatchItem, Refusal, local_visited_at
 from api.services.weeks import FIRST_WEEK, LAST_WEEK, in_served_weeks
-
-_WEEK = FullMatch(r"^[0-9]{4}-W[0-9]{2}$", error="Must be an ISO week like 2026-W47.")
 
 # PostgreSQL's text and jsonb refuse NUL: one such string sank the whole batch (a DataError,
 # 422). Short labels (provider, the premises' address) refuse every control character, as
@@ -614,12 +612,12 @@ class VisitBatchResultSchema(Schema):
 
 class VisitQueryArgsSchema(Schema):
     grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
-    week = ma.fields.String(validate=_WEEK, metadata={"description": "ISO week, e.g. 2026-W47"})
+    week = ma.fields.String(validate=ISO_WEEK, metadata={"description": "ISO week, e.g. 2026-W47"})
 
 
 class PlanQueryArgsSchema(Schema):
     week = ma.fields.String(
-        validate=_WEEK, metadata={"description": "ISO week (default: the current week)"}
+        validate=ISO_WEEK, metadata={"description": "ISO week (default: the current week)"}
     )
     worker = Integer(metadata={"description": "Another worker's plan (leaders, admins)"})
 
