@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Flask, request
+from flask import Blueprint, Flask, Response, current_app, request
 from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
 
 from api import clock, errors
 from api.extensions import db, jwt
 from api.models import User
 from api.scope import Scope
+from api.services import sessions
+from api.services.sessions import Principal, TokenCheck
 
 _hasher = PasswordHasher()
 # Verifying against a dummy hash keeps the timing of "no such user" like "wrong password".
@@ -50,6 +54,8 @@ def current_user() -> User:
     except RuntimeError:  # not verified yet in this request
         verify_jwt_in_request()
         user = get_current_user()
+    if isinstance(user, Principal):  # its check was left to the view's statement
+        user = request.environ.get(_CHECKED_USER) or check_token_now()
     if user is None:
         raise errors.Unauthorized("Sign in first.")
     return user
@@ -59,13 +65,126 @@ def current_scope() -> Scope:
     """The caller's scope, computed once per request."""
     store = request.environ
     if "gridwork.scope" not in store:
-        grids = store.pop(_TOKEN_GRIDS, None)  # read with the token (sessions.token_state)
-        store["gridwork.scope"] = Scope.for_user(db.session, current_user(), grids)
+        check = store.get(_DEFERRED)
+        if check is not None:
+            store["gridwork.scope"] = check.principal.scope
+        else:
+            grids = store.pop(_TOKEN_GRIDS, None)  # read with the token (sessions.token_state)
+            store["gridwork.scope"] = Scope.for_user(db.session, current_user(), grids)
     return store["gridwork.scope"]
 
 
 _TOKEN_USER = "gridwork.token_user"
 _TOKEN_GRIDS = "gridwork.token_grids"
+_DEFERRED = "gridwork.token_check"  # a TokenCheck left to the view's statement
+_CHECKED_USER = "gridwork.checked_user"  # the user of a check made after all (check_token_now)
+
+
+# --- the token check inside the view's statement ---------------------------------------------
+# A map asks for dozens of tiles at once, each with the same token, each one statement: the
+# token check (a round trip of its own) was a third of a small tile's time. For endpoints that
+# take it (`defer_token_check`), a token whose user was checked before in this process has its
+# check made by the view's own statement (`sessions.still_valid`, with `deferred_check`'s
+# values): the statement answers nothing unless the token is still live and its user still
+# the principal checked before, scope and all. The view then confirms the check
+# (`confirm_check`), or makes it now (`check_token_now`: 401, or the scope as it is now). A
+# request answered without confirming it (an error, a tile drawn without SQL) has its token
+# checked before the answer leaves (`_finish_deferred_check`).
+
+PRINCIPALS_KEPT = 4096  # principals remembered per process (a few hundred bytes each)
+_PRINCIPALS = "gridwork.principals"
+
+
+class _Principals:
+    """The principals a full token check established, by user and token version, for the
+    endpoints that check tokens in their statement."""
+
+    def __init__(self, endpoints: Iterable[str]):
+        self.endpoints = frozenset(endpoints)
+        self._by_token: dict[tuple[int, int], Principal] = {}
+
+    def get(self, user_id: int, version) -> Principal | None:
+        return self._by_token.get((user_id, version))
+
+    def put(self, principal: Principal) -> None:
+        if len(self._by_token) >= PRINCIPALS_KEPT:
+            self._by_token.pop(next(iter(self._by_token)), None)  # the oldest
+        self._by_token[principal.id, principal.token_version] = principal
+
+    def drop(self, principal: Principal) -> None:
+        self._by_token.pop((principal.id, principal.token_version), None)
+
+
+def defer_token_check(blueprint: Blueprint, endpoints: Iterable[str]) -> None:
+    """Let `endpoints` of `blueprint` check a known token inside their own statement."""
+    names = tuple(endpoints)
+    blueprint.record_once(lambda state: _register(state.app, names))
+    # A blueprint's after-request functions run before the app's: the security headers
+    # (api.security) still go on a refusal made here.
+    blueprint.after_request(_finish_deferred_check)
+
+
+def _register(app: Flask, endpoints: Iterable[str]) -> None:
+    known = app.extensions.get(_PRINCIPALS)
+    app.extensions[_PRINCIPALS] = _Principals(
+        (known.endpoints if known else frozenset()) | set(endpoints)
+    )
+
+
+def _principals() -> _Principals | None:
+    """The principals, when this request's endpoint checks tokens in its statement."""
+    principals = current_app.extensions.get(_PRINCIPALS)
+    if principals is None or request.endpoint not in principals.endpoints:
+        return None
+    return principals
+
+
+def deferred_check() -> TokenCheck | None:
+    """The token check this request's statement is to make, if any (see above)."""
+    return request.environ.get(_DEFERRED)
+
+
+def confirm_check() -> None:
+    """The view's statement found the token live and its user the principal checked."""
+    request.environ.pop(_DEFERRED, None)
+
+
+def check_token_now() -> User:
+    """Make now the check that was left to the view's statement (which found the token dead or
+    its user changed): 401 as for any request with this token, else the user, whose scope
+    (and principal) replace those checked before."""
+    store = request.environ
+    check = store.pop(_DEFERRED, None)
+    if check is None:
+        return store.get(_CHECKED_USER) or current_user()
+    principals = _principals()
+    if principals is not None:
+        principals.drop(check.principal)
+    revoked, user, grids = sessions.token_state(
+        db.session, check.jti, check.sid, check.principal.id
+    )
+    if revoked:
+        raise errors.Unauthorized("The token was revoked.")
+    if user is None or not user.active or get_jwt().get("ver") != user.token_version:
+        raise errors.Unauthorized("The token is no longer valid.")
+    if principals is not None:
+        principals.put(Principal.of(user, grids))
+    store[_CHECKED_USER] = user
+    store["gridwork.scope"] = Scope.for_user(db.session, user, grids)
+    return user
+
+
+def _finish_deferred_check(response: Response) -> Response:
+    """A request answered without its statement's check (an error, a tile drawn without SQL)
+    has its token checked now: a dead token gets its 401, not the answer."""
+    if _DEFERRED not in request.environ or response.status_code >= 500:
+        return response  # a server's error discloses nothing; its database may be away
+    try:
+        check_token_now()
+    except errors.Unauthorized as refused:
+        db.session.rollback()
+        return errors.handle_gridwork_error(refused)
+    return response
 
 
 def _user_id(payload: dict) -> int:
@@ -87,17 +206,28 @@ def init_app(app: Flask) -> None:
         return str(user.id if isinstance(user, User) else user)
 
     @jwt.user_lookup_loader
-    def _lookup(_header: dict, payload: dict) -> User | None:
+    def _lookup(_header: dict, payload: dict) -> User | Principal | None:
         # Loaded with the revocation check, which runs first.
         user = request.environ.pop(_TOKEN_USER, None) or db.session.get(User, _user_id(payload))
+        if isinstance(user, Principal):
+            return user  # checked by the view's statement (deferred_check)
         if user is None or not user.active or payload.get("ver") != user.token_version:
             return None
+        principals = _principals()
+        if principals is not None:
+            principals.put(Principal.of(user, request.environ[_TOKEN_GRIDS]))
         return user
 
     @jwt.token_in_blocklist_loader
     def _revoked_jti(_header: dict, payload: dict) -> bool:
-        from api.services import sessions
-
+        principals = _principals()
+        if principals is not None:
+            known = principals.get(_user_id(payload), payload.get("ver"))
+            if known is not None:
+                check = TokenCheck(payload.get("jti"), payload.get("sid"), known)
+                request.environ[_DEFERRED] = check
+                request.environ[_TOKEN_USER] = known  # for _lookup, which runs next
+                return False
         revoked, user, grids = sessions.token_state(
             db.session, payload.get("jti"), payload.get("sid"), _user_id(payload)
         )

@@ -185,7 +185,7 @@ def main() -> None:
                         audited = None
                         if layer in tiles.AUDITED:
                             text_, constants = tiles._compiled(
-                                scope, tiles.shape_of(req), True, session.get_bind().dialect
+                                scope, tiles.shape_of(req), True, None, session.get_bind().dialect
                             )
                             audited = (text_, {**constants, **tiles.tile_params(req, reader)})
                     path = f"/api/v1/tiles/{layer}/{zz}/{x}/{y}.mvt?week={week}"

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
-from sqlalchemy import bindparam, delete, exists, false, func, literal, or_, select, true, update
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.elements import BindParameter
 
 from api.models import AuthSession, Grid, RevokedToken, User, user_grids
-from api.scope import ScopeGrids
+from api.scope import Scope, ScopeGrids
 
 # Ended sessions stay this long (a user's recent sign-ins and why they ended), then go.
 ENDED_SESSION_DAYS = 30
@@ -102,32 +120,140 @@ def token_state(
     return bool(revoked), user, ScopeGrids(user_id, tuple(assigned or ()), tuple(led or ()))
 
 
+def _param(name: str, type_) -> BindParameter:
+    """A parameter whose value comes with each execution (a statement compiled once, ahead)."""
+    return bindparam(name, type_=type_, required=False)
+
+
+def _token_dead(with_jti: bool, with_sid: bool) -> ColumnElement[bool]:
+    """SQL: the token's jti was revoked (logout) or its sign-in session was; the parameters
+    `jti` and `sid`. A token without a session (tools, tests) is governed by jti and token
+    version only."""
+    revoked_jti = exists().where(RevokedToken.jti == _param("jti", String)) if with_jti else false()
+    live_session = (
+        exists().where(AuthSession.id == _param("sid", String), AuthSession.revoked_at.is_(None))
+        if with_sid
+        else true()
+    )
+    return or_(revoked_jti, ~live_session)
+
+
+def _assigned_grids(user_id) -> ColumnElement:
+    """SQL: the ids of the grids the user is assigned (`user_grids`' key), ascending; NULL
+    for none."""
+    ordered = aggregate_order_by(user_grids.c.grid_id, user_grids.c.grid_id)
+    return select(func.array_agg(ordered)).where(user_grids.c.user_id == user_id)
+
+
+def _led_grids(user_id) -> ColumnElement:
+    """SQL: the ids of the grids the user leads (`grids.leader_id`), ascending; NULL for none."""
+    return select(func.array_agg(aggregate_order_by(Grid.id, Grid.id))).where(
+        Grid.leader_id == user_id
+    )
+
+
 @lru_cache(maxsize=4)
 def _token_state_query(with_jti: bool, with_sid: bool) -> Select:
     """`token_state`'s statement, built once per shape (with or without a jti, a session):
     built for each request it cost more than its round trip (~0.4 ms of every request)."""
-    revoked_jti = exists().where(RevokedToken.jti == bindparam("jti")) if with_jti else false()
-    live_session = (
-        exists().where(AuthSession.id == bindparam("sid"), AuthSession.revoked_at.is_(None))
-        if with_sid
-        else true()
-    )
+    user_id = bindparam("user_id")
     # Two index lookups (user_grids' key, grids.leader_id); NULL where none is found.
-    assigned = (
-        select(func.array_agg(user_grids.c.grid_id))
-        .where(user_grids.c.user_id == bindparam("user_id"))
-        .scalar_subquery()
-    )
-    led = (
-        select(func.array_agg(Grid.id)).where(Grid.leader_id == bindparam("user_id"))
-    ).scalar_subquery()
+    assigned = _assigned_grids(user_id).scalar_subquery()
+    led = _led_grids(user_id).scalar_subquery()
     # From a one-row subquery, LEFT JOIN the user: the answer stands when the user is gone.
     one = select(literal(1).label("one")).subquery("one")
     return (
-        select(or_(revoked_jti, ~live_session), User, assigned, led)
+        select(_token_dead(with_jti, with_sid), User, assigned, led)
         .select_from(one)
-        .outerjoin(User, User.id == bindparam("user_id"))
+        .outerjoin(User, User.id == user_id)
     )
+
+
+# --- the token check inside another statement ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    """What a token's check established about its user: the facts their scope is made of
+    (`Scope.for_user` reads these attributes of a user), and the token version it was
+    checked against."""
+
+    id: int
+    role: str
+    community_code: str | None
+    district_code: str | None
+    token_version: int
+    grids: ScopeGrids
+
+    @classmethod
+    def of(cls, user: User, grids: ScopeGrids) -> Principal:
+        return cls(
+            user.id,
+            user.role,
+            user.community_code,
+            user.district_code,
+            user.token_version,
+            ScopeGrids(user.id, tuple(sorted(grids.assigned)), tuple(sorted(grids.led))),
+        )
+
+    @cached_property
+    def scope(self) -> Scope:
+        return Scope.for_user(None, self, self.grids)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """A request's token check left to the statement that answers it (`still_valid`): the
+    token's jti and session, and the principal its last check established."""
+
+    jti: str | None
+    sid: str | None
+    principal: Principal
+
+    def params(self) -> dict:
+        """The values of `still_valid`'s parameters."""
+        p = self.principal
+        return {
+            "jti": self.jti,
+            "sid": self.sid,
+            "checked_user_id": p.id,
+            "checked_token_version": p.token_version,
+            "checked_role": p.role,
+            "checked_community": p.community_code,
+            "checked_district": p.district_code,
+            "checked_assigned": list(p.grids.assigned),
+            "checked_led": list(p.grids.led),
+        }
+
+
+@lru_cache(maxsize=16)
+def still_valid(with_jti: bool, with_sid: bool, role: str) -> ColumnElement[bool]:
+    """SQL: what `token_state` and the token's user lookup would find, and the scope they
+    would give, are still those of `TokenCheck.principal` (`TokenCheck.params`): the token is
+    not revoked, its user is active, at the token's version, with the role, community and
+    district checked, and (a worker, a grid leader) the grids checked. A handful of index
+    lookups, run once for the statement. `role` is the principal's: the grids it compares
+    are those `Scope.for_user` reads for that role."""
+    user_id = _param("checked_user_id", Integer)
+    same_user = exists().where(
+        User.id == user_id,
+        User.active.is_(True),
+        User.token_version == _param("checked_token_version", Integer),
+        User.role == _param("checked_role", String),
+        User.community_code.is_not_distinct_from(_param("checked_community", String)),
+        User.district_code.is_not_distinct_from(_param("checked_district", String)),
+    )
+    conditions = [~_token_dead(with_jti, with_sid), same_user]
+    empty = literal([], ARRAY(Integer))
+    if role in ("worker", "grid_leader"):
+        checked = _param("checked_assigned", ARRAY(Integer))
+        conditions.append(
+            func.coalesce(_assigned_grids(user_id).scalar_subquery(), empty) == checked
+        )
+    if role == "grid_leader":
+        checked = _param("checked_led", ARRAY(Integer))
+        conditions.append(func.coalesce(_led_grids(user_id).scalar_subquery(), empty) == checked)
+    return and_(*conditions)
 
 
 def purge_ended(

@@ -42,6 +42,7 @@ from api.db import connection_settings, is_any_of, set_local
 from api.models import AuditEntry, Grid, Household, HouseholdLastVisit, Task, Visit
 from api.scope import Scope
 from api.services.audit import Reader
+from api.services.sessions import TokenCheck, still_valid
 from api.services.weeks import week_bounds
 
 LAYERS = ("grids", "households", "visits", "tasks")
@@ -507,7 +508,7 @@ TILE_FIELDS = {
 }
 
 
-def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
+def _statement(scope: Scope, shape: TileShape, audited: bool, guard: Guard | None = None) -> Select:
     """The one SQL statement that answers a tile: ST_AsMVT over the layer's features, and the
     tile's ETag. When `audited` and the layer discloses records, the same statement writes the
     audit entry of the records whose geometry lands in the tile (a data-modifying WITH): no
@@ -524,7 +525,15 @@ def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
     visits tile, the LATERAL with the UUID kept apart cost less than ST_AsMVT writing the UUID
     column as text itself (15.0 against 15.6 ms, 2026-12-04)."""
     build, id_column = _BUILDERS[shape.layer]
-    inner = build(scope, shape).subquery("f")
+    features = build(scope, shape)
+    # With the token's check (`guard`): one row, computed once; no feature unless it holds
+    # (a one-time filter: the layer's scan does not run), hence no audit entry either.
+    valid = true()
+    if guard is not None:
+        checked = select(still_valid(*guard).label("valid")).cte("checked")
+        valid = select(checked.c.valid).scalar_subquery()
+        features = features.where(valid)
+    inner = features.subquery("f")
     # ST_AsMVT makes a property of every column of its row but the geometry and the feature id
     # (which it consumes: keep `id` as a property too).
     properties = [c for c in inner.c if c.name not in HIDDEN]
@@ -536,7 +545,7 @@ def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
     mvt = func.ST_AsMVT(*args).label("mvt")
     if not (audited and shape.layer in AUDITED):
         encoded = select(mvt).select_from(select(*properties).subquery("q")).subquery("m")
-        return select(encoded.c.mvt, _etag_sql(encoded.c.mvt).label("etag"))
+        return select(encoded.c.mvt, _etag_sql(encoded.c.mvt).label("etag"), valid)
     resource, key = AUDITED[shape.layer]
     hidden = [c for c in inner.c if c.name in HIDDEN]
     # OFFSET 0 keeps each feature's geometry from being computed again for the FILTER: ST_AsMVT
@@ -550,7 +559,7 @@ def _statement(scope: Scope, shape: TileShape, audited: bool) -> Select:
     etag = _etag_sql(encoded.c.mvt).label("etag")
     # Read by the answer and by the audit: computed once.
     tile = select(encoded.c.mvt, etag, encoded.c.shown).cte("t")
-    stmt = select(tile.c.mvt, tile.c.etag)
+    stmt = select(tile.c.mvt, tile.c.etag, valid)
     return stmt.add_cte(_audit_insert(tile, resource))
 
 
@@ -607,15 +616,26 @@ def tile_query(scope: Scope, req: TileRequest, reader: Reader | None = None) -> 
     return stmt.params(tile_params(req, reader))
 
 
+# The shape of a token check made by the tile's statement (`sessions.still_valid`'s arguments:
+# with a jti, with a session, the principal's role).
+Guard = tuple[bool, bool, str]
+
+
+def _guard_of(check: TokenCheck) -> Guard:
+    return (bool(check.jti), bool(check.sid), check.principal.role)
+
+
 @lru_cache(maxsize=512)
-def _compiled(scope: Scope, shape: TileShape, audited: bool, dialect: Dialect) -> tuple[str, dict]:
+def _compiled(
+    scope: Scope, shape: TileShape, audited: bool, guard: Guard | None, dialect: Dialect
+) -> tuple[str, dict]:
     """The statement's SQL text and its constant parameters, built once per shape and scope
     (keyed on the whole scope, the user included: the cache can never hand one caller's
     conditions to another, and a map session's tiles come from one user).
 
     Building and compiling the statement cost more than running a small tile (~4 ms against
     1-2 ms); a tile differs from its neighbours only in parameters."""
-    compiled = _statement(scope, shape, audited).compile(
+    compiled = _statement(scope, shape, audited, guard).compile(
         dialect=dialect, compile_kwargs={"render_postcompile": True}
     )
     return str(compiled), dict(compiled.params)
@@ -653,17 +673,31 @@ def tile_settings(audited: bool) -> dict[str, str]:
 
 
 def render_tile(
-    session: Session, scope: Scope, req: TileRequest, reader: Reader | None = None
-) -> tuple[bytes, str]:
+    session: Session,
+    scope: Scope,
+    req: TileRequest,
+    reader: Reader | None = None,
+    check: TokenCheck | None = None,
+) -> tuple[bytes, str] | None:
     """The tile's bytes (b"" when no feature of the caller's falls in it) and their ETag. With
     a `reader`, the records the tile discloses are written to the audit log by the same
-    statement (the caller commits)."""
+    statement (the caller commits).
+
+    With a `check`, the statement checks the caller's token too (`sessions.still_valid`) and
+    answers None when it does not hold (the token dead, or `scope` no longer the user's), as
+    it does for a tile drawn without SQL: the caller checks the token itself then."""
     audited = reader is not None and req.layer in AUDITED
     if not _begin_tile(session, req, audited):
-        return b"", tile_etag(b"")  # see MIN_ZOOM
-    sql, constants = _compiled(scope, shape_of(req), audited, session.get_bind().dialect)
+        return None if check is not None else (b"", tile_etag(b""))  # see MIN_ZOOM
+    guard = _guard_of(check) if check is not None else None
+    dialect = session.get_bind().dialect
+    sql, constants = _compiled(scope, shape_of(req), audited, guard, dialect)
     params = {**constants, **tile_params(req, reader if audited else None)}
-    data, etag = session.connection().exec_driver_sql(sql, params).one()
+    if check is not None:
+        params.update(check.params())
+    data, etag, valid = session.connection().exec_driver_sql(sql, params).one()
+    if not valid:
+        return None
     return bytes(data or b""), etag
 
 

@@ -450,7 +450,7 @@ def test_an_audited_tile_reads_its_features_once(world, session, layer, z):
     dialect = session.get_bind().dialect
     scans = {}
     for audited in (False, True):
-        sql, constants = tiles._compiled(scope, tiles.shape_of(req), audited, dialect)
+        sql, constants = tiles._compiled(scope, tiles.shape_of(req), audited, None, dialect)
         params = {**constants, **tiles.tile_params(req, reader if audited else None)}
         scans[audited] = _tables_scanned(session, sql, params)
     assert scans[False] and "cte t" not in scans[False]

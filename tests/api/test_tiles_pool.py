@@ -59,6 +59,19 @@ def test_a_tile_costs_its_token_check_and_its_statement_on_the_tile_pool(live):
     assert not any("set_config" in s for s in on_pool)
 
 
+def test_the_next_tiles_of_a_token_cost_their_statement_only(live):
+    """The token is checked inside the tile's statement once its user was checked before."""
+    app, headers, home_id = live
+    client = app.test_client()
+    assert client.get(TILE, headers=headers).status_code == 200
+    with app.app_context():
+        on_pool, on_main = statements_on(db.autocommit_engine), statements_on(db.engine)
+    response = client.get(TILE, headers=headers)
+    assert response.status_code == 200
+    assert on_main == []
+    assert len(on_pool) == 1 and "ST_AsMVT" in on_pool[0] and "revoked_tokens" in on_pool[0]
+
+
 def test_the_tile_pools_connections_carry_the_tile_settings_and_commit_each_statement(live):
     app, headers, home_id = live
     with app.app_context():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, request
 from flask.views import MethodView
 
-from api import clock, privacy
+from api import auth, clock, privacy
 from api.auth import current_scope
 from api.extensions import Blueprint, db
 from api.resources.tiles.schemas import (
@@ -20,6 +20,8 @@ blp = Blueprint("tiles", __name__, url_prefix="/api/v1", description="Map tiles 
 blp.record_once(
     lambda state: db.autocommit_pool(state.app, ["tiles.Tile"], tiles.tile_settings(True))
 )
+# After a map session's first tile, each tile's statement checks its token too (api.auth).
+auth.defer_token_check(blp, ["tiles.Tile"])
 
 MVT = "application/vnd.mapbox-vector-tile"
 CACHE_CONTROL = "private, max-age=60"
@@ -60,18 +62,28 @@ class Tile(MethodView):
         """
         week = args.get("week") or current_week()
         parse_week(week)
-        req = tiles.TileRequest(
-            layer,
-            z,
-            x,
-            y,
-            week,
-            clock.now(),
-            precise_tracks=privacy.disclosure().tracks,
-            known_etags=known_etags(),
-        )
-        # A map popup shows what the tile holds: that is a read of these records, written to
-        # the audit log by the tile's own statement (not when the client holds these bytes).
-        data, etag = tiles.render_tile(db.session, current_scope(), req, reader=privacy.reader())
+        check = auth.deferred_check()
+        tile = _render(layer, z, x, y, week, check)
+        if tile is None:  # the statement found the token dead or its user's scope changed
+            auth.check_token_now()  # 401, or the scope as it is now
+            tile = _render(layer, z, x, y, week, None)
+        elif check is not None:
+            auth.confirm_check()
         db.session.commit()
-        return tile_response(data, etag, req.known_etags)
+        return tile_response(*tile, known_etags())
+
+
+def _render(layer, z, x, y, week, check) -> tuple[bytes, str] | None:
+    req = tiles.TileRequest(
+        layer,
+        z,
+        x,
+        y,
+        week,
+        clock.now(),
+        precise_tracks=privacy.disclosure().tracks,
+        known_etags=known_etags(),
+    )
+    # A map popup shows what the tile holds: that is a read of these records, written to
+    # the audit log by the tile's own statement (not when the client holds these bytes).
+    return tiles.render_tile(db.session, current_scope(), req, reader=privacy.reader(), check=check)
