@@ -78,8 +78,9 @@ def track_point(lon: float, lat: float) -> tuple[float, float]:
 
 
 # --- the audit of reads, for the views ------------------------------------------------------
-def fields_for(resource: str) -> tuple[str, ...]:
-    """The personal fields a response about `resource` disclosed to this caller."""
+def fields_for(resource: str, records: Iterable[Any] = ()) -> tuple[str, ...]:
+    """The personal fields a response about `resource` (`records`, when known) disclosed to
+    this caller."""
     d = disclosure()
     if resource == "household":
         return tuple(f for f in audit.HOUSEHOLD_FIELDS if d.contact or f != "phone")
@@ -92,7 +93,15 @@ def fields_for(resource: str) -> tuple[str, ...]:
     if resource == "visit_photo":
         return ("photo",)
     if resource == "task":
-        return ("title", "description", "location") + (("complainant",) if d.contact else ())
+        # A visit's follow-up task's description is the visit's follow-up note (withheld
+        # without `notes`); a record given as a bare id counts as showing it.
+        described = d.notes or any(getattr(r, "source", None) != "visit" for r in records)
+        return (
+            ("title",)
+            + (("description",) if described else ())
+            + ("location",)
+            + (("complainant",) if d.contact else ())
+        )
     return ()
 
 
@@ -111,13 +120,14 @@ def record_disclosure(
     resource: str, records: Iterable[Any], action: str = "read", fields: Iterable[str] = ()
 ) -> None:
     """Write who read which records of `resource`, and commit it with the answer."""
+    records = list(records)
     keys = [_key(r) for r in records]
     if not keys:
         return
     who = reader()
     # With its transaction's commit made asynchronous (audit.record_read).
     audit.record_read(
-        db.session, who, action, resource, keys, tuple(fields) or fields_for(resource)
+        db.session, who, action, resource, keys, tuple(fields) or fields_for(resource, records)
     )
     db.session.commit()
 

@@ -321,6 +321,31 @@ def test_task_details_and_lists_are_audited(client, session, world, task):
     assert task.id in last_entry(session).resource_ids
 
 
+@pytest.mark.parametrize(
+    ("source", "username", "disclosed"),
+    [
+        ("visit", "viewer_110101", False),  # a visit's follow-up note, withheld from viewers
+        ("visit", "leader_a", True),
+        ("hotline", "viewer_110101", True),  # the substance of a complaint, shown to viewers
+    ],
+)
+def test_a_tasks_audit_entry_lists_its_description_only_when_it_was_shown(
+    client, session, world, source, username, disclosed
+):
+    task = make_task_at(
+        session,
+        world.households[A1][0],
+        NOW + timedelta(days=1),
+        source=source,
+        description="腿脚不便，申请无障碍改造",
+    )
+    for path in (f"/api/v1/tasks/{task.id}", "/api/v1/tasks"):
+        body = client.get(path, headers=world.auth(username)).json
+        shown = body if isinstance(body, dict) else next(t for t in body if t["id"] == task.id)
+        assert (shown["description"] is not None) is disclosed
+        assert ("description" in last_entry(session).fields) is disclosed, path
+
+
 def test_the_visit_plan_audits_the_households_it_lists(client, session, world):
     body = client.get("/api/v1/visits/plan", headers=world.auth("worker_a1")).json
     entry = last_entry(session)
