@@ -248,7 +248,7 @@ def create_task(
         message = "Give household_id or location {lon, lat}."
         raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
     if scope is not None:
-        scope.require_task_creator(grid)
+        scope.require_task_creator(session, grid, source=source, day=now.astimezone(LOCAL).date())
     previous = (
         _ticket_holder(session, scope, source, external_id, grid, data.get("redispatch", False))
         if external_id
