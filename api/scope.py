@@ -136,6 +136,16 @@ class Scope:
             return grid.community_code == self.community_code
         return self.role == "grid_leader" and grid.id in self.grid_ids
 
+    def require_task_mover(self, grid: Grid) -> None:
+        """A task dispatched to the wrong grid is moved on by whoever answers for the grid it is
+        in: its leader, or the community admin. The grid it goes to need not be theirs (the
+        leader of the wrong grid knows it is not theirs); it is of the same community
+        (`tasks.move_task`)."""
+        if not self.leads_grid(grid):
+            raise errors.Forbidden(
+                "Only the grid's leader or the community admin moves a task to another grid."
+            )
+
     def sees_grid(self, grid: Grid) -> bool:
         if self.role in ("worker", "grid_leader"):
             return grid.id in self.grid_ids
