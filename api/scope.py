@@ -136,6 +136,16 @@ class Scope:
             return grid.community_code == self.community_code
         return self.role == "grid_leader" and grid.id in self.grid_ids
 
+    def require_task_mover(self, grid: Grid) -> None:
+        """A task dispatched to the wrong grid is moved on by whoever answers for the grid it is
+        in: its leader, or the community admin. The grid it goes to need not be theirs (the
+        leader of the wrong grid knows it is not theirs); it is of the same community
+        (`tasks.move_task`)."""
+        if not self.leads_grid(grid):
+            raise errors.Forbidden(
+                "Only the grid's leader or the community admin moves a task to another grid."
+            )
+
     def sees_grid(self, grid: Grid) -> bool:
         if self.role in ("worker", "grid_leader"):
             return grid.id in self.grid_ids
@@ -230,12 +240,43 @@ class Scope:
             return Leave.worker_id == self.user_id
         return Leave.worker_id.in_(select(User.id).where(self.communities(User.community_code)))
 
-    def require_task_creator(self, grid: Grid) -> None:
-        """Workers and leaders open tasks in their grids; admins in their community."""
+    def require_task_creator(self, session: Session, grid: Grid, *, source: str, day: date) -> None:
+        """Workers and leaders open tasks in their grids; admins in their community. At the
+        hall window (an A-post of a published roster on `day`, Asia/Shanghai) a worker or leader
+        also opens window tasks for any grid of their community: the resident who walks in may
+        live in any of them."""
         if self.role == "district_viewer":
             raise errors.Forbidden("A district viewer has read-only access.")
-        if not self.sees_grid(grid):
+        if self.sees_grid(grid):
+            return
+        window = (
+            source == "window"
+            and grid.community_code == self.community_code
+            and self.at_window(session, day)
+        )
+        if not window:
             raise errors.Forbidden(f"Grid {grid.code} is outside your grids.")
+
+    def at_window(self, session: Session, day: date) -> bool:
+        """Whether this user holds the A-post (the hall window) on `day` in a published roster
+        of their community (a draft grants nothing, as for relief)."""
+        if self.role not in ("worker", "grid_leader") or not self.community_code:
+            return False
+        return (
+            session.scalar(
+                select(Shift.id)
+                .join(Roster, Roster.id == Shift.roster_id)
+                .where(
+                    Shift.worker_id == self.user_id,
+                    Shift.post == "A",
+                    Shift.date == day,
+                    Roster.status == "published",
+                    Roster.community_code == self.community_code,
+                )
+                .limit(1)
+            )
+            is not None
+        )
 
     # --- visits ----------------------------------------------------------------------------
     def visits(self) -> ColumnElement[bool]:

@@ -91,6 +91,9 @@ class RosterInput:
     `unavailable` holds (worker id, date) for leave, absence and personal rest days;
     `history_a_days` the A-post days each worker held in the previous three weeks;
     `recent_pairs` the pairs (and trios) of recent weeks, to be avoided this week.
+    `first_day`: the days before it are not rostered (a week generated midweek: they have been
+    worked and are kept as they were); each grid is then asked the days left's share of the
+    week's B-post minimum, rounded down.
     """
 
     week: str
@@ -100,6 +103,7 @@ class RosterInput:
     unavailable: frozenset[tuple[int, date]] = frozenset()
     history_a_days: Mapping[int, int] = field(default_factory=dict)
     recent_pairs: frozenset[frozenset[int]] = frozenset()
+    first_day: date | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,15 @@ class _Week:
         if rules.days_off & rules.days_on:
             raise ValueError("a day is both off and worked")
         self.days = [d for d in week_dates(inp.week) if rules.works(d)]
+        if inp.first_day is not None:
+            # From midweek: the days left's share of the week's minimum, rounded down (3 a week
+            # asks 1 of Wednesday to Friday, none of a lone Friday). The days before were worked,
+            # with or without a roster; the whole minimum crammed into the days left may not fit
+            # (6 grids, 5 hands after the window), and rounded up it would have a lone Friday
+            # send someone to every grid. The idle rule still sends every free worker out.
+            worked = len(self.days)
+            self.days = [d for d in self.days if d >= inp.first_day]
+            self.min_b = self.min_b * len(self.days) // worked if worked else 0
         self.workers = {w.id: w for w in sorted(inp.workers, key=lambda w: w.id)}
         self.grids = sorted(inp.grids)
         self.own = {w.id: tuple(sorted(set(w.grid_codes))) for w in self.workers.values()}

@@ -426,10 +426,16 @@ def list_leaves(session: Session, scope: Scope, args: dict) -> list[Leave]:
 # Generating a week
 
 
-def roster_input(session: Session, community: Community, week: str) -> RosterInput:
-    """The solver's input for one week, read from the database."""
+def roster_input(
+    session: Session, community: Community, week: str, *, today: date | None = None
+) -> RosterInput:
+    """The solver's input for one week, read from the database.
+
+    `today`: the days before it are not rostered (they have been worked); the A-post days the
+    week's roster already holds on them count in the fairness as the weeks before do."""
     settings = roster_settings(community)
     dates = weeks.week_dates(week)
+    first_day = today if today is not None and today > dates[0] else None
     people = community_workers(session, community.code)
     grids = list(
         session.scalars(
@@ -466,6 +472,11 @@ def roster_input(session: Session, community: Community, week: str) -> RosterInp
     unavailable.update((w, d) for w in held for d in dates if resting(settings, w, d))
 
     previous = [weeks.shift_week(week, -k) for k in range(1, HISTORY_WEEKS + 1)]
+    counted = Roster.week.in_(previous)
+    if first_day is not None:
+        # The window days this week's roster keeps before `first_day` weigh as the weeks
+        # before do: who held the window on Monday and Tuesday is not sent there first again.
+        counted = or_(counted, and_(Roster.week == week, Shift.date < first_day))
     history = Counter(
         dict(
             session.execute(
@@ -473,7 +484,7 @@ def roster_input(session: Session, community: Community, week: str) -> RosterInp
                 .join(Roster, Roster.id == Shift.roster_id)
                 .where(
                     Roster.community_code == community.code,
-                    Roster.week.in_(previous),
+                    counted,
                     Shift.post == "A",
                     Shift.worker_id.in_(held),
                 )
@@ -503,14 +514,31 @@ def roster_input(session: Session, community: Community, week: str) -> RosterInp
         unavailable=frozenset(unavailable),
         history_a_days=dict(history),
         recent_pairs=frozenset(recent),
+        first_day=first_day,
     )
 
 
-def generate(session: Session, scope: Scope, code: str, week: str) -> Roster:
-    """Solve the week and store it as the community's draft, replacing an earlier draft."""
+def generate(
+    session: Session, scope: Scope, code: str, week: str, *, now: datetime
+) -> tuple[Roster, list[date]]:
+    """Solve the week and store it as the community's draft, replacing an earlier draft; and
+    the week's days kept as they were.
+
+    The days before today (Asia/Shanghai) have been worked: they are not rostered. A first
+    generation midweek starts today; a regeneration replaces the draft's shifts from today on
+    and keeps those of the days before untouched. A week already over is a 409."""
     community = get_community(session, scope, code)
     scope.require_roster_editor(code)
     weeks.parse_week(week)
+    today = local_today(now)
+    dates = weeks.week_dates(week)
+    if dates[-1] < today:
+        raise errors.Conflict(
+            f"The week {week} is over (its last day was {dates[-1]}, today is {today}); "
+            "past days are not rostered again.",
+            week=week,
+        )
+    kept_days = [d for d in dates if d < today]
     roster = session.scalar(
         select(Roster).where(Roster.community_code == code, Roster.week == week).with_for_update()
     )
@@ -519,7 +547,7 @@ def generate(session: Session, scope: Scope, code: str, week: str) -> Roster:
             f"The roster of {week} is published; edit its shifts instead of regenerating it.",
             roster_id=roster.id,
         )
-    inp = roster_input(session, community, week)
+    inp = roster_input(session, community, week, today=today)
     if not inp.workers:
         raise errors.Unprocessable(f"Community {code} has no workers to roster.")
     try:
@@ -538,7 +566,8 @@ def generate(session: Session, scope: Scope, code: str, week: str) -> Roster:
         except IntegrityError as exc:
             raise errors.Conflict(f"The roster of {week} is being generated; retry.") from exc
     else:
-        session.execute(delete(Shift).where(Shift.roster_id == roster.id))
+        # The days before today stay as they were worked.
+        session.execute(delete(Shift).where(Shift.roster_id == roster.id, Shift.date >= today))
         session.expire(roster, ["shifts"])
     roster.created_by_id = scope.user_id
     roster.created_at = clock.now()
@@ -559,7 +588,7 @@ def generate(session: Session, scope: Scope, code: str, week: str) -> Roster:
     )
     session.flush()
     session.refresh(roster)
-    return roster
+    return roster, kept_days
 
 
 def publish(session: Session, scope: Scope, roster_id: int) -> Roster:

@@ -79,7 +79,8 @@ REASSIGNABLE = ("new", "dispatched", "accepted", "in_progress", "returned", "esc
 
 def allowed_actions(status: str) -> list[str]:
     actions = [a for a, rules in TRANSITIONS.items() if status in rules]
-    return actions + (["assign"] if status in REASSIGNABLE else [])
+    # An open task is reassigned to someone else, or moved to another grid (`move_task`).
+    return actions + (["assign", "move"] if status in REASSIGNABLE else [])
 
 
 def task_actions(task: Task) -> list[str]:
@@ -248,7 +249,7 @@ def create_task(
         message = "Give household_id or location {lon, lat}."
         raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
     if scope is not None:
-        scope.require_task_creator(grid)
+        scope.require_task_creator(session, grid, source=source, day=now.astimezone(LOCAL).date())
     previous = (
         _ticket_holder(session, scope, source, external_id, grid, data.get("redispatch", False))
         if external_id
@@ -591,6 +592,91 @@ def reassign(
         _notify_task(
             session, task, [previous], "task_updated", "任务已转派他人", urgent=False, now=now
         )
+    return task
+
+
+def move_task(
+    session: Session,
+    scope: Scope,
+    task: Task,
+    grid_code: str,
+    reason: str,
+    now: datetime,
+    *,
+    location: dict | None = None,
+) -> Task:
+    """Move an open task to another grid of its community: a task opened for the wrong grid
+    (the caller gave a neighbouring address) counted against that grid's rates, and the right
+    grid's leader never saw it. It is dispatched there as a new task would be; the deadline
+    runs on (the resident's wait did not start again). The grid's leader or the community admin
+    moves it, with a reason; `location`, when given, re-places it (in the new grid) and lets go
+    of its household, the wrong address. A move to another community is not this: a 12345
+    ticket goes there by the hotline's re-dispatch (改派, `create_task`)."""
+    grid = session.get(Grid, task.grid_id)
+    scope.require_task_mover(grid)
+    if task.status not in REASSIGNABLE:
+        raise errors.Conflict(
+            f"A task that is {task.status} is not moved to another grid; only an open one is.",
+            state=task.status,
+            allowed=task_actions(task),
+        )
+    if not reason.strip():
+        message = "Say why the task moves (the address it was opened for was wrong)."
+        raise errors.Unprocessable(message, errors={"json": {"reason": [message]}})
+    target = session.scalar(select(Grid).where(Grid.code == grid_code))
+    refusal = None
+    if target is None:
+        refusal = f"There is no grid {grid_code}."
+    elif target.community_code != grid.community_code:
+        refusal = (
+            f"Grid {grid_code} is in another community; a task moves within its community "
+            "(a 12345 ticket goes to another community by the hotline's re-dispatch, 改派)."
+        )
+    elif target.id == grid.id:
+        refusal = f"The task is already in grid {grid_code}."
+    elif target.retired_at is not None:
+        refusal = f"Grid {grid_code} is retired."
+    if refusal is not None:
+        raise errors.Unprocessable(refusal, errors={"json": {"grid_code": [refusal]}})
+    point = None
+    if location is not None:
+        lon, lat = _point(location)
+        placed = locate(session, lon, lat)
+        if placed is None or placed.id != target.id:
+            where = f"grid {placed.code}" if placed is not None else "no grid"
+            message = f"The location lies in {where}, not in grid {grid_code}."
+            raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
+        point = db_geom(Point(lon, lat))
+
+    before, previous = task.status, task.assignee_id
+    task.grid_id, task.grid = target.id, target
+    if point is not None:
+        task.location, task.household_id = point, None
+    task.assignee_id, task.status = None, "new"
+    _stamp(task, now)
+    _event(
+        task, "move", before, "new", scope.user_id, now,
+        note=f"{grid.code} → {target.code}: {reason.strip()}",
+    )  # fmt: skip
+    if task.due_at > now:
+        # As a reassign: an escalation before the deadline is answered by the move; the
+        # deadline's own warning and escalation are still owed.
+        task.escalated_at = None
+    session.flush()
+    assignee, why = dispatch.choose_assignee(session, target, now.astimezone(LOCAL).date())
+    if assignee is not None and assignee.id != previous:
+        task.warned_at = None  # owed to whoever holds the task now
+    if assignee is not None:
+        _assign(session, task, assignee, scope.user_id, now, note=why, kind="task_dispatched")
+    else:
+        task.warned_at = None
+        above = overseers(session, target, now=now, besides=(scope.user_id,))
+        _notify_task(session, task, above, "task_unassigned", "新任务待分派", now=now)
+    if previous not in (None, task.assignee_id, scope.user_id):
+        _notify_task(
+            session, task, [previous], "task_updated", "任务已移至其他网格", urgent=False, now=now
+        )
+    session.flush()
     return task
 
 

@@ -27,6 +27,7 @@ from api.services.weeks import current_week, week_bounds
 from tests.api.test_tiles import tile_of
 from tests.factories import (
     A1,
+    A2,
     PASSWORD,
     A,
     box,
@@ -310,6 +311,11 @@ MATRIX: dict[str, Line] = {
         "/api/v1/tasks/{task_id}/assign",
         outcomes(403, leader_a=OK, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),
         {"assignee_id": "{leader_id}", "note": "over to the leader"},
+    ),
+    "POST /api/v1/tasks/<id:task_id>/move": Line(  # the grid's leader or the admin, to A2
+        "/api/v1/tasks/{task_id}/move",
+        outcomes(403, leader_a=OK, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),
+        {"grid_code": A2, "reason": "wrong address"},
     ),
     # --- devices and the inbox: each user's own
     "GET /api/v1/devices": Line("/api/v1/devices", SIGNED_IN),

@@ -24,11 +24,18 @@ def community(session, app):
     return c
 
 
+# Before the week: a roster generated in it keeps the days gone unrostered.
+BEFORE_WEEK = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+
+
 def publish_week(client, c):
+    """The week generated and published the Friday before it; the clock back in the week."""
+    client.application.config["FIXED_NOW"] = BEFORE_WEEK
     view = client.post(
         f"/api/v1/communities/{c.code}/rosters", json={"week": WEEK}, headers=c.auth(c.leader)
     ).get_json()
     client.post(f"/api/v1/rosters/{view['id']}/publish", headers=c.auth(c.leader))
+    client.application.config["FIXED_NOW"] = IN_WEEK
     return view
 
 

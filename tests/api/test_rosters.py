@@ -362,6 +362,7 @@ def test_rest_days_keep_a_worker_off_that_weekday(client, session, app):
 def test_a_post_is_shared_fairly_over_four_consecutive_weeks(client, session, app):
     c = make_roster_community(session, app, 8, 6)
     for week in ("2026-W45", "2026-W46", "2026-W47", "2026-W48"):
+        set_today(app, week_dates(week)[0])  # each generated on its Monday, none of it past
         published_week(client, c, week)
     totals = Counter(
         session.scalars(
@@ -376,6 +377,7 @@ def test_a_post_is_shared_fairly_over_four_consecutive_weeks(client, session, ap
 def test_history_of_the_previous_three_weeks_comes_from_the_database(client, session, app):
     c = make_roster_community(session, app, 8, 6)
     for week in ("2026-W44", "2026-W45", "2026-W46", "2026-W47"):
+        set_today(app, week_dates(week)[0])  # each generated on its Monday, none of it past
         published_week(client, c, week)
     expected = Counter(
         session.scalars(
@@ -394,6 +396,7 @@ def test_history_of_the_previous_three_weeks_comes_from_the_database(client, ses
 
 def test_pairs_rotate_weekly(client, session, app):
     c = make_roster_community(session, app, 8, 6)
+    set_today(app, week_dates("2026-W47")[0])  # generated on its Monday, none of it past
     first = published_week(client, c, "2026-W47")
     second = generate(client, c, WEEK).get_json()
 

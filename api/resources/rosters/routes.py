@@ -12,6 +12,7 @@ from api.extensions import Blueprint, db
 from api.resources.rosters.schemas import (
     CalendarUrlSchema,
     FeedArgsSchema,
+    GeneratedWeekSchema,
     LeaveCreateSchema,
     LeaveDecisionResultSchema,
     LeaveDecisionSchema,
@@ -78,16 +79,21 @@ class RosterSettings(MethodView):
 @blp.route("/communities/<string:code>/rosters")
 class CommunityRosters(MethodView):
     @blp.arguments(RosterCreateSchema)
-    @blp.response(201, WeekViewSchema)
+    @blp.response(201, GeneratedWeekSchema)
     def post(self, data, code):
         """Generate a week's draft roster with the solver
 
-        Replaces an earlier draft of the week; a published week answers 409. When the rules
-        cannot all be met, a 422 names the binding rule in `detail`, with `details`.
+        Replaces an earlier draft of the week; a published week answers 409. The days before
+        today (Asia/Shanghai) are kept as they were (`kept_days`): a first generation midweek
+        starts today, a regeneration keeps the draft's shifts of those days; a week already
+        over answers 409. When the rules cannot all be met, a 422 names the binding rule in
+        `detail`, with `details`.
         """
-        roster = rosters.generate(db.session, current_scope(), code, data["week"])
+        roster, kept_days = rosters.generate(
+            db.session, current_scope(), code, data["week"], now=_now()
+        )
         db.session.commit()
-        return rosters.week_view(db.session, roster)
+        return {**rosters.week_view(db.session, roster), "kept_days": kept_days}
 
 
 @blp.route("/communities/<string:code>/rosters/<string:week>")

@@ -255,6 +255,16 @@ class WeekViewSchema(Schema):
     days = ma.fields.List(ma.fields.Nested(DaySchema))
 
 
+class GeneratedWeekSchema(WeekViewSchema):
+    kept_days = ma.fields.List(
+        ma.fields.Date(),
+        metadata={
+            "description": "The week's days before today (Asia/Shanghai), left as they were: "
+            "not rostered by this generation, their shifts (if any) unchanged"
+        },
+    )
+
+
 class RosterSchema(Schema):
     id = Integer()
     community_code = ma.fields.String()

@@ -11,6 +11,7 @@ from api.extensions import Blueprint, db
 from api.privacy import audited
 from api.resources.tasks.schemas import (
     AssignSchema,
+    MoveSchema,
     RatesQueryArgsSchema,
     RatesSchema,
     TaskCreateSchema,
@@ -120,5 +121,25 @@ class Assign(MethodView):
         """
         task = tasks.get_task(db.session, current_scope(), task_id, for_update=True)
         tasks.reassign(db.session, current_scope(), task, data["assignee_id"], data["note"], _now())
+        db.session.commit()
+        return task
+
+
+@blp.route("/<id:task_id>/move")
+class Move(MethodView):
+    @blp.arguments(MoveSchema)
+    @blp.response(200, TaskDetailSchema)
+    @idempotency.idempotent(blp, audited="task")
+    @audited("task", "update")
+    def post(self, data, task_id):
+        """Move an open task to another grid of its community (grid leader or community admin)
+
+        For a task opened for the wrong grid: it is dispatched in the new grid as a new task
+        would be, its deadline kept; the old assignee and the new one are told, and the move is
+        a step of the task (`move`, with the reason). A task no longer open is a 409; a grid of
+        another community is a 422 (a 12345 ticket goes there by the hotline's re-dispatch).
+        """
+        task = tasks.get_task(db.session, current_scope(), task_id, for_update=True)
+        tasks.move_task(db.session, current_scope(), task, now=_now(), **data)
         db.session.commit()
         return task

@@ -277,6 +277,26 @@ class AssignSchema(Schema):
     note = ma.fields.String(load_default="", validate=ma.validate.Length(max=10000))
 
 
+class MoveSchema(Schema):
+    grid_code = code_field(
+        15,
+        required=True,
+        metadata={"description": "The grid of the same community the task belongs in (15 digits)"},
+    )
+    reason = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=10000),
+        metadata={"description": "Why it moves (the address it was opened for was wrong)"},
+    )
+    location = ma.fields.Nested(
+        LocationSchema,
+        metadata={
+            "description": "Where the task stands now, inside the new grid; its household (the "
+            "wrong address) is let go. Without it the task keeps its place"
+        },
+    )
+
+
 class RatesQueryArgsSchema(Schema):
     grid = code_field(15, metadata={"description": "One grid (15-digit code)"})
     community = code_field(12, metadata={"description": "One community (12-digit code)"})

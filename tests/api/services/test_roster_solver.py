@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 from collections import Counter
 from datetime import date
@@ -509,3 +510,31 @@ def test_the_solver_module_imports_no_flask_database_or_app_code():
     }
     assert not imported & {"flask", "flask_smorest", "sqlalchemy", "geoalchemy2", "api"}
     assert ast.get_docstring(tree).count("\n") == 0
+
+
+# --- a week rostered from midweek: the days before are kept, not rostered -----------------------
+def test_a_week_rostered_from_wednesday_has_no_shift_before_it():
+    inp = dataclasses.replace(standard_input("8-workers"), first_day=WED)
+    result = solve_week(inp)
+    assert result.shifts and min(s.date for s in result.shifts) == WED
+    assert result.stats["working_days"] == [d.isoformat() for d in (WED, THU, FRI)]
+
+
+def test_a_week_rostered_from_wednesday_asks_each_grid_the_days_lefts_share_of_its_minimum():
+    """Three B-post days a grid a week, from Wednesday (three of five working days): one each
+    (1.8 rounded down). All three would need 18 B-posts of the 15 hands left after the window."""
+    workers, grids = community(8, 6)
+    rules = RosterRules(min_b_days_per_grid=3, a_min=3, a_max=3)
+    result = solve_week(RosterInput(WEEK, workers, grids, rules, first_day=WED))
+    assert min(result.stats["grid_b_days"].values()) >= 1
+    assert result.stats["idle_worker_days"] == 0  # the free hands are out in their grids
+
+
+def test_a_week_rostered_on_its_last_working_day_asks_no_grid_a_b_post():
+    """0.6 of a day rounded down: five hands after the window cannot visit six grids, and the
+    week never asked that of one day."""
+    workers, grids = community(8, 6)
+    rules = RosterRules(min_b_days_per_grid=3, a_min=3, a_max=3)
+    result = solve_week(RosterInput(WEEK, workers, grids, rules, first_day=FRI))
+    assert {s.date for s in result.shifts} == {FRI}
+    assert sum(s.post == "B" for s in result.shifts) == 5

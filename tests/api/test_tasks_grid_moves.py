@@ -1,0 +1,219 @@
+"""Moving a task dispatched to the wrong grid to the right grid of its community."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from api.models import Leave, Notification, Task, User
+from api.services.weeks import LOCAL
+from tests.factories import A1, A2, B1, centre, make_task
+
+T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
+TODAY = T0.astimezone(LOCAL).date()
+REASON = "来电人报错地址，实为隔壁网格"
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(app):
+    app.config["FIXED_NOW"] = T0
+
+
+def move(client, world, user, task_id, **body):
+    body = {"grid_code": A2, "reason": REASON, **body}
+    return client.post(f"/api/v1/tasks/{task_id}/move", json=body, headers=world.auth(user))
+
+
+def told(session, user) -> list[tuple[str, str]]:
+    rows = session.execute(
+        select(Notification.kind, Notification.title)
+        .where(Notification.user_id == user.id)
+        .order_by(Notification.id)
+    )
+    return [(kind, title) for kind, title in rows]
+
+
+def unchanged(session, task: Task, grid_id: int, assignee_id: int | None, status: str) -> bool:
+    session.expire_all()
+    row = session.get(Task, task.id)
+    return (row.grid_id, row.assignee_id, row.status, len(row.events)) == (
+        grid_id,
+        assignee_id,
+        status,
+        2,
+    )
+
+
+def test_the_grids_leader_moves_an_open_task_and_it_is_dispatched_there(client, world, session):
+    task = make_task(session, now=T0)
+    assert task.assignee_id == world.users["worker_a1"].id
+    r = move(client, world, "leader_a", task.id)
+    assert r.status_code == 200, r.json
+    body = r.json
+    assert (body["grid_code"], body["grid_id"]) == (A2, world.grids[A2].id)
+    assert (body["status"], body["assignee_id"]) == ("dispatched", world.users["worker_a2"].id)
+    assert [e["action"] for e in body["events"]] == ["create", "dispatch", "move", "dispatch"]
+    moved = body["events"][2]
+    assert (moved["from_status"], moved["to_status"]) == ("dispatched", "new")
+    assert moved["actor_id"] == world.users["leader_a"].id
+    assert REASON in moved["note"] and A1 in moved["note"] and A2 in moved["note"]
+
+
+def test_the_community_admin_moves_a_task(client, world, session):
+    task = make_task(session, now=T0)
+    r = move(client, world, "admin_a", task.id)
+    assert r.status_code == 200, r.json
+    assert r.json["grid_code"] == A2
+
+
+def test_the_old_assignee_and_the_new_one_are_told(client, world, session):
+    task = make_task(session, now=T0)
+    move(client, world, "leader_a", task.id)
+    assert told(session, world.users["worker_a1"])[-1] == ("task_updated", "任务已移至其他网格")
+    assert told(session, world.users["worker_a2"]) == [("task_dispatched", "新任务")]
+
+
+def test_a_move_keeps_the_deadline_and_owes_the_new_assignee_its_warning(client, world, session):
+    task = make_task(session, now=T0)
+    due = task.due_at
+    task.warned_at = T0
+    session.flush()
+    r = move(client, world, "leader_a", task.id)
+    assert r.json["due_at"] == due.isoformat()
+    assert r.json["warned_at"] is None
+
+
+def test_a_moved_task_counts_in_the_rates_of_its_new_grid(client, world, session):
+    task = make_task(session, now=T0)
+    move(client, world, "admin_a", task.id)
+
+    def opened(code):
+        r = client.get(
+            f"/api/v1/tasks/rates?grid={code}&week=2026-W47", headers=world.auth("admin_a")
+        )
+        return r.json["opened"]
+
+    assert (opened(A1), opened(A2)) == (0, 1)
+
+
+def test_a_move_with_nobody_on_duty_there_waits_and_the_admins_are_told(client, world, session):
+    from tests.factories import A, make_user
+
+    office = make_user(session, "admin_a_office", "community_admin", community=A)
+    task = make_task(session, now=T0)
+    for name in ("worker_a2", "leader_a"):
+        session.add(
+            Leave(
+                worker_id=world.users[name].id,
+                start_date=TODAY,
+                end_date=TODAY,
+                status="approved",
+            )
+        )
+    session.flush()
+    r = move(client, world, "admin_a", task.id)
+    assert r.status_code == 200, r.json
+    assert (r.json["status"], r.json["assignee_id"]) == ("new", None)
+    assert told(session, world.users["worker_a1"])[-1] == ("task_updated", "任务已移至其他网格")
+    assert told(session, office) == [("task_unassigned", "新任务待分派")]
+    assert told(session, world.users["admin_a"]) == []  # who moved it knows
+
+
+def test_a_move_given_a_place_in_the_new_grid_stands_there(client, world, session):
+    household = world.households[A1][0]
+    task = make_task(session, now=T0, household_id=household.id, location=None)
+    lon, lat = centre(A2, dy=0.001)
+    r = move(client, world, "leader_a", task.id, location={"lon": lon, "lat": lat})
+    assert r.status_code == 200, r.json
+    assert r.json["location"] == {"lon": lon, "lat": lat}
+    assert r.json["household_id"] is None
+
+
+def test_a_place_outside_the_new_grid_is_unprocessable(client, world, session):
+    task = make_task(session, now=T0)
+    lon, lat = centre(A1, dy=0.001)
+    r = move(client, world, "leader_a", task.id, location={"lon": lon, "lat": lat})
+    assert r.status_code == 422, r.json
+    assert "location" in r.json["errors"]["json"]
+    assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
+
+
+def test_a_move_needs_a_reason(client, world, session):
+    task = make_task(session, now=T0)
+    r = move(client, world, "leader_a", task.id, reason="  ")
+    assert r.status_code == 422, r.json
+    assert "reason" in r.json["errors"]["json"]
+    assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [(B1, "another community"), (A1, "already"), ("110101001001009", "no grid")],
+    ids=["other-community", "same-grid", "unknown"],
+)
+def test_a_grid_a_task_cannot_move_to_is_unprocessable(client, world, session, code, why):
+    task = make_task(session, now=T0)
+    r = move(client, world, "admin_a", task.id, grid_code=code)
+    assert r.status_code == 422, r.json
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert why in r.json["errors"]["json"]["grid_code"][0]
+    assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
+
+
+def test_a_retired_grid_takes_no_task(client, world, session):
+    task = make_task(session, now=T0)
+    world.grids[A2].retired_at = T0 - timedelta(days=1)
+    session.flush()
+    r = move(client, world, "admin_a", task.id)
+    assert r.status_code == 422, r.json
+    assert "retired" in r.json["errors"]["json"]["grid_code"][0]
+
+
+@pytest.mark.parametrize("status", ["resolved", "callback", "closed", "transferred"])
+def test_a_task_no_longer_open_is_not_moved(client, world, session, status):
+    task = make_task(session, now=T0)
+    task.status = status
+    session.flush()
+    r = move(client, world, "admin_a", task.id)
+    assert r.status_code == 409, r.json
+    assert r.json["state"] == status
+    assert "move" not in r.json["allowed"]
+    assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, status)
+
+
+def test_an_open_task_offers_the_move(client, world, session):
+    task = make_task(session, now=T0)
+    r = client.get(f"/api/v1/tasks/{task.id}", headers=world.auth("leader_a"))
+    assert "move" in r.json["allowed_actions"]
+
+
+@pytest.mark.parametrize(
+    ("user", "status"),
+    [("worker_a1", 403), ("viewer_110101", 403), ("worker_a2", 404), ("admin_b", 404)],
+)
+def test_only_the_grids_leader_or_the_admin_moves_a_task(client, world, session, user, status):
+    task = make_task(session, now=T0)
+    r = move(client, world, user, task.id)
+    assert r.status_code == status, r.json
+    assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
+
+
+def test_a_leader_of_another_grid_of_the_community_does_not_move_its_tasks(client, world, session):
+    from tests.factories import make_user
+
+    world.users["leader_a2"] = make_user(session, "leader_a2", "grid_leader", grids=[A2])
+    task = make_task(session, now=T0)
+    r = move(client, world, "leader_a2", task.id)
+    assert r.status_code == 404, r.json
+
+
+def test_a_resent_move_gets_its_first_answer_and_tells_nobody_twice(client, world, session):
+    task = make_task(session, now=T0)
+    headers = {**world.auth("leader_a"), "Idempotency-Key": "move-1"}
+    body = {"grid_code": A2, "reason": REASON}
+    first = client.post(f"/api/v1/tasks/{task.id}/move", json=body, headers=headers)
+    again = client.post(f"/api/v1/tasks/{task.id}/move", json=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    worker_a2 = session.get(User, world.users["worker_a2"].id)
+    assert len(told(session, worker_a2)) == 1

@@ -1,0 +1,100 @@
+"""The A-post window worker opens window tasks for any grid of their community, that day only."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from api.models import Roster, Shift, Task
+from api.services.weeks import LOCAL, current_week
+from tests.factories import A1, A2, B1, A, centre
+
+T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
+TODAY = T0.astimezone(LOCAL).date()
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(app):
+    app.config["FIXED_NOW"] = T0
+
+
+def roster(session, world, *, status="published", window_day=TODAY, at_window="worker_a2"):
+    """This week's roster of community A: `at_window` at the window on `window_day`, the worker
+    of A1 out in their grid today (so dispatch finds them on duty)."""
+    week = Roster(community_code=A, week=current_week(T0), status=status)
+    session.add(week)
+    session.flush()
+    session.add_all(
+        [
+            Shift(
+                roster_id=week.id, date=window_day, post="A", worker_id=world.users[at_window].id
+            ),
+            Shift(
+                roster_id=week.id,
+                date=TODAY,
+                post="B",
+                worker_id=world.users["worker_a1"].id,
+                grid_id=world.grids[A1].id,
+            ),
+        ]
+    )
+    session.flush()
+    return week
+
+
+def window_task(code=A1, **fields):
+    lon, lat = centre(code)
+    return {
+        "source": "window",
+        "title": "居民来厅办理居住证明",
+        "location": {"lon": lon, "lat": lat},
+        **fields,
+    }
+
+
+def test_the_window_worker_opens_a_window_task_in_another_grid_of_the_community(
+    client, world, session
+):
+    roster(session, world)
+    r = client.post("/api/v1/tasks", json=window_task(), headers=world.auth("worker_a2"))
+    assert r.status_code == 201, r.json
+    assert (r.json["grid_code"], r.json["source"], r.json["status"]) == (A1, "window", "dispatched")
+    assert r.json["assignee_id"] == world.users["worker_a1"].id
+    assert r.json["created_by_id"] == world.users["worker_a2"].id
+
+
+def test_the_window_worker_opens_no_other_source_outside_their_grids(client, world, session):
+    roster(session, world)
+    body = window_task(source="proactive")
+    r = client.post("/api/v1/tasks", json=body, headers=world.auth("worker_a2"))
+    assert r.status_code == 403, r.json
+    assert session.scalar(select(func.count(Task.id))) == 0
+
+
+def test_a_window_post_on_another_day_opens_nothing_outside_their_grids(client, world, session):
+    roster(session, world, window_day=TODAY + timedelta(days=1))
+    r = client.post("/api/v1/tasks", json=window_task(), headers=world.auth("worker_a2"))
+    assert r.status_code == 403, r.json
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert session.scalar(select(func.count(Task.id))) == 0
+
+
+def test_a_window_post_in_a_draft_roster_opens_nothing_outside_their_grids(client, world, session):
+    roster(session, world, status="draft")
+    r = client.post("/api/v1/tasks", json=window_task(), headers=world.auth("worker_a2"))
+    assert r.status_code == 403, r.json
+
+
+def test_the_window_worker_opens_no_task_in_another_community(client, world, session):
+    roster(session, world)
+    r = client.post("/api/v1/tasks", json=window_task(B1), headers=world.auth("worker_a2"))
+    assert r.status_code == 403, r.json
+    assert session.scalar(select(func.count(Task.id))) == 0
+
+
+def test_a_worker_out_on_the_b_post_opens_no_window_task_outside_their_grids(
+    client, world, session
+):
+    roster(session, world)  # worker_a1 is out in A1 today, not at the window
+    r = client.post("/api/v1/tasks", json=window_task(A2), headers=world.auth("worker_a1"))
+    assert r.status_code == 403, r.json
