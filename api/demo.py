@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 
 from flask import Flask
@@ -14,7 +16,7 @@ from sqlalchemy.orm import Session
 from api.auth import claims_for
 from api.models import Grid, Household, User, Visit
 from api.services.geometry import point_lonlat
-from api.services.weeks import LOCAL, current_week, shift_week, week_dates
+from api.services.weeks import LOCAL, current_week, shift_week, week_bounds, week_dates
 from geo.datum import wgs84_to_gcj02
 
 BATCH = 500
@@ -160,7 +162,24 @@ class DemoActivity:
             created += response.status_code == 201
         return created
 
+    @contextmanager
+    def _clock_at(self, moment: datetime) -> Iterator[None]:
+        """The app's clock stopped at `moment` (FIXED_NOW), then as it was."""
+        before = self.app.config.get("FIXED_NOW")
+        self.app.config["FIXED_NOW"] = moment
+        try:
+            yield
+        finally:
+            self.app.config["FIXED_NOW"] = before
+
     def _roster(self, admin: User, week: str) -> str:
+        """The week's roster, generated and published the evening before the week starts, as
+        an office does: generated today, a week under way would start today (its days gone
+        are not rostered after the fact)."""
+        with self._clock_at(week_bounds(week)[0] - timedelta(hours=6)):
+            return self._generate_roster(admin, week)
+
+    def _generate_roster(self, admin: User, week: str) -> str:
         headers = self._auth(admin)
         response = self.client.post(
             f"/api/v1/communities/{admin.community_code}/rosters",

@@ -11,7 +11,15 @@ from sqlalchemy import func, select
 from api.cli import alembic_config, main
 from api.models import Grid, Household, User
 from fixtures.demo import demo_district
-from tests.factories import A1, TEST_SETTINGS, box, centre, grid_feature
+from tests.factories import (
+    A1,
+    TEST_SETTINGS,
+    box,
+    centre,
+    grid_feature,
+    make_household,
+    make_roster_community,
+)
 
 
 @pytest.fixture()
@@ -230,6 +238,29 @@ def test_demo_activity_records_visits_and_hotline_tasks_through_the_api(app, ses
     assert f"demo activity: {visits} visits" in summary
     assert visits >= 3
     assert session.scalar(select(func.count(Task.id)).where(Task.source == "hotline")) == 4
+
+
+def test_the_demos_roster_covers_its_whole_week_when_seeded_midweek(app, session):
+    """The office rosters a week before it begins: the demo's roster is made as of the
+    evening before, so a demo seeded on a Wednesday shows Monday's and Tuesday's shifts too
+    (generated on the day, a week under way starts that day)."""
+    from datetime import UTC, date, datetime
+
+    from geoalchemy2.shape import to_shape
+
+    from api.demo import DemoActivity
+    from api.models import Shift
+    from api.services.geometry import point_lonlat
+
+    community = make_roster_community(session, app, 10, 3)
+    for grid in community.grids:  # the hotline's tickets name households
+        make_household(session, *point_lonlat(to_shape(grid.boundary).centroid))
+    wednesday = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    with app.app_context():
+        summary = DemoActivity(app, session, seed=1).run([], [community.admin], wednesday)
+    assert f"{community.code} published" in summary
+    days = session.scalars(select(Shift.date).distinct().order_by(Shift.date)).all()
+    assert days[0] == date(2026, 11, 23)
 
 
 @pytest.mark.parametrize("command", [("tasks", "tick"), ("report", "tick")])
