@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 from argon2 import PasswordHasher
@@ -102,17 +103,20 @@ class _Principals:
     def __init__(self, endpoints: Iterable[str]):
         self.endpoints = frozenset(endpoints)
         self._by_token: dict[tuple[int, int], Principal] = {}
+        self._lock = threading.Lock()  # for threaded servers; a read needs none
 
     def get(self, user_id: int, version) -> Principal | None:
         return self._by_token.get((user_id, version))
 
     def put(self, principal: Principal) -> None:
-        if len(self._by_token) >= PRINCIPALS_KEPT:
-            self._by_token.pop(next(iter(self._by_token)), None)  # the oldest
-        self._by_token[principal.id, principal.token_version] = principal
+        with self._lock:
+            if len(self._by_token) >= PRINCIPALS_KEPT:
+                del self._by_token[next(iter(self._by_token))]  # the oldest
+            self._by_token[principal.id, principal.token_version] = principal
 
     def drop(self, principal: Principal) -> None:
-        self._by_token.pop((principal.id, principal.token_version), None)
+        with self._lock:
+            self._by_token.pop((principal.id, principal.token_version), None)
 
 
 def defer_token_check(blueprint: Blueprint, endpoints: Iterable[str]) -> None:

@@ -187,3 +187,20 @@ def test_logging_out_on_one_device_leaves_the_others_tiles(client, world):
     client.post("/api/v1/auth/logout", json={}, headers=phone)
     assert client.get(households_tile(A1), headers=phone).status_code == 401
     assert client.get(households_tile(A1), headers=laptop).status_code == 200
+
+
+def test_a_process_keeps_a_bounded_number_of_principals_dropping_the_oldest(monkeypatch):
+    from api import auth
+    from api.scope import ScopeGrids
+    from api.services.sessions import Principal
+
+    monkeypatch.setattr(auth, "PRINCIPALS_KEPT", 2)
+    kept = auth._Principals(["tiles.Tile"])
+    first, second, third = (
+        Principal(n, "worker", None, None, 0, ScopeGrids(n, (n,), ())) for n in (1, 2, 3)
+    )
+    for principal in (first, second, third):
+        kept.put(principal)
+    assert [kept.get(n, 0) for n in (1, 2, 3)] == [None, second, third]
+    kept.drop(second)
+    assert kept.get(2, 0) is None
