@@ -16,7 +16,7 @@ from itertools import zip_longest
 from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
-from api.services.names import half_width, has_control_characters
+from api.services.names import address_part, half_width, has_control_characters
 from api.sheets import csv_text, csv_unquoted, xlsx_row
 
 COLUMNS = (
@@ -646,7 +646,8 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
                 )
             )
             value = None
-        out[column] = _text(value)
+        # One spelling stored (3 号楼 is 3号楼), as a form's address is (`address_part`).
+        out[column] = address_part(_text(value))
     for column, limit in (("building", 50), ("unit", 20), ("floor", 10), ("room", 20)):
         if len(out[column]) > limit:
             errors.append(RowError(row, column, f"{column} is longer than {limit} characters"))
