@@ -582,6 +582,62 @@ def export_households(community: str, grid: str | None, fmt: str | None, out: Pa
     click.echo(f"{len(rows)} households written to {out}")
 
 
+@main.group("households")
+def households_group() -> None:
+    """The register's households."""
+
+
+def _address(parts) -> str:
+    return " / ".join(parts)
+
+
+@households_group.command("spellings")
+@click.option("--community", help="Only this community's households (its 12-digit code).")
+@click.option(
+    "--apply",
+    is_flag=True,
+    help="Respell the households listed (audited); without it, nothing is changed.",
+)
+def households_spellings(community: str | None, apply: bool) -> None:
+    """List the households stored spelled otherwise than the import stores an address now
+    (７号楼, 3 号楼: before it made address parts half-width and spaced one way), and, with
+    --apply, respell them. An address registered more than once at one point in different
+    spellings (3 号楼 502 and 3号楼 0502: one flat twice) is named and left as it is: which of
+    its households holds the visits and the phone is for the office to say."""
+    from api.services import address_spellings, audit
+
+    path = "gridwork households spellings" + (f" --community {community}" if community else "")
+    operator = audit.Reader.of(None, None, path + (" --apply" if apply else ""))
+    with _session() as session:
+        found = address_spellings.find_spellings(session, community)
+        respelled = address_spellings.respell(session, found, operator) if apply else []
+    count = len(found.respell)
+    click.echo(
+        f"{count} household{'' if count == 1 else 's'} stored spelled otherwise than the "
+        "import stores an address:"
+    )
+    for r in found.respell:
+        click.echo(
+            f"  household {r.household_id} ({r.grid_code}): "
+            f"{_address(r.stored)} -> {_address(r.respelled)}"
+        )
+    if found.registered_twice:
+        twice = len(found.registered_twice)
+        click.secho(
+            f"{twice} address{'' if twice == 1 else 'es'} registered more than once at one "
+            "point, spelled differently (left as they are: keep one household of each, by hand):",
+            fg="yellow",
+        )
+        for group in found.registered_twice:
+            click.echo(
+                "  households " + ", ".join(f"{i} ({_address(parts)})" for i, parts in group)
+            )
+    if apply:
+        click.echo(f"{len(respelled)} household{'' if len(respelled) == 1 else 's'} respelled")
+    elif count:
+        click.echo("run again with --apply to respell them")
+
+
 # --- security -----------------------------------------------------------------------------------
 @main.group()
 def security() -> None:

@@ -16,7 +16,7 @@ from itertools import zip_longest
 from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
-from api.services.names import half_width, has_control_characters
+from api.services.names import address_part, half_width, has_control_characters
 from api.sheets import csv_text, csv_unquoted, xlsx_row
 
 COLUMNS = (
@@ -104,6 +104,10 @@ MAX_XLSX_SHARED_STRINGS = 8 * 1024 * 1024
 # 房屋信息 over 楼栋, 单元 and 房号, the other headings merged down over both). The header is
 # looked for in the first rows.
 HEADER_SEARCH_ROWS = 10
+# Headings of a column numbering the rows (序号 1, 2, 3 …). A template numbers its rows in
+# advance: a row holding its number and nothing else is an empty row, not a household missing
+# its building and point.
+SERIAL_HEADINGS = frozenset({"序号", "序", "编号", "行号", "no", "no.", "#"})
 # Notes a template puts under its header, before the households (`_is_note`): a row that
 # marks a sample household (示例 in any cell: its other cells are valid, so it was registered
 # as one), or a row of nothing but hints on filling the columns in (必填, （选填）, 例：7号楼,
@@ -189,6 +193,27 @@ def _alias_key(name: Any) -> str | None:
     return HEADER_ALIASES.get(text) or HEADER_ALIASES.get(text.lower())
 
 
+# A heading giving a column two names (门牌号/室, 房号／门牌号, 房号、门牌号): each part is
+# one of the column's names, or one of these words, which name it only so joined (a column
+# headed 室 alone stays unread, as it was: a register may have it beside 门牌号).
+HEADING_OR = re.compile(r"[/、|]")
+HEADING_PARTS = dict.fromkeys(("室", "房", "房间", "门牌", "户室"), "room")
+
+
+def _joined_key(name: Any) -> str | None:
+    """The column a heading of several names joined by / or 、 names, when every part names
+    that one column. A heading naming two columns (楼栋/单元, 经度/纬度), or a part naming
+    none, names no column: what its cells hold is not guessed."""
+    text = _heading(name)
+    if not HEADING_OR.search(text):
+        return None
+    keys = {
+        _header_key(part) or _alias_key(part) or HEADING_PARTS.get(part)
+        for part in HEADING_OR.split(text)
+    }
+    return keys.pop() if len(keys) == 1 else None
+
+
 def _is_note(row: list[Any]) -> bool:
     """A template's note row (see SAMPLE_MARKS): a sample household, or hints only."""
     cells = [text for text in map(_text, row) if text]
@@ -198,7 +223,7 @@ def _is_note(row: list[Any]) -> bool:
 
 
 def _names_a_column(name: Any) -> bool:
-    return _header_key(name) is not None or _alias_key(name) is not None
+    return any(key(name) is not None for key in (_header_key, _alias_key, _joined_key))
 
 
 SNIFF = 1 << 16
@@ -344,9 +369,11 @@ class SheetLayout:
 class HeaderEnd:
     """The row the header ends on, set by the reader once it has found it. Until then no
     merge fills a row (the title and header rows are read as they stand); after it, a range
-    anchored at or above it fills nothing: a title or a header is no value."""
+    anchored at or above it fills nothing: a title or a header is no value. `serial`: the
+    0-based columns of row numbers (序号), which alone do not make a row a household's."""
 
     row: int | None = None
+    serial: frozenset[int] = frozenset()
 
 
 def _scan_merges(part: BinaryIO) -> tuple[list[tuple[int, int, int]], bool]:
@@ -497,8 +524,10 @@ def _laid_out(
             if row[col] is None:
                 row[col] = Uncomputed(f"{get_column_letter(col + 1)}{number}")
         if fills:
-            # A blank row stays blank: a merge drawn past the last household adds no row.
-            blank = all(_text(v) == "" for v in row)
+            # A blank row stays blank: a merge drawn past the last household adds no row (nor
+            # does one drawn over the template's numbered empty rows).
+            serial = header.serial
+            blank = all(i in serial or _text(v) == "" for i, v in enumerate(row))
             for col, (value, first, last) in list(fills.items()):
                 if last < number or (header.row is not None and first <= header.row):
                     del fills[col]
@@ -617,7 +646,8 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
                 )
             )
             value = None
-        out[column] = _text(value)
+        # One spelling stored (3 号楼 is 3号楼), as a form's address is (`address_part`).
+        out[column] = address_part(_text(value))
     for column, limit in (("building", 50), ("unit", 20), ("floor", 10), ("room", 20)):
         if len(out[column]) > limit:
             errors.append(RowError(row, column, f"{column} is longer than {limit} characters"))
@@ -744,13 +774,22 @@ class HouseholdReader:
         except UnicodeDecodeError as exc:
             raise FileProblem(NOT_TEXT) from exc
         self.keys = [_header_key(name) for name in header]
-        own = set(self.keys)
-        for i, name in enumerate(header):
-            alias = None if self.keys[i] else _alias_key(name)
-            if alias is not None and alias not in own:
-                self.keys[i] = alias
+        # A column's own name first, then its other usual names, then several names joined
+        # (门牌号/室): a heading is read as a column no heading of a rank above names, so
+        # no file that imported before is refused for naming a column twice.
+        for other in (_alias_key, _joined_key):
+            named_above = set(self.keys)
+            for i, name in enumerate(header):
+                key = None if self.keys[i] else other(name)
+                if key is not None and key not in named_above:
+                    self.keys[i] = key
         named = zip(header, self.keys, strict=True)
         self.unread = [_text(name) for name, key in named if not key and _text(name)]
+        self._end.serial = frozenset(
+            i
+            for i, (name, key) in enumerate(zip(header, self.keys, strict=True))
+            if key is None and _heading(name).lower() in SERIAL_HEADINGS
+        )
         for key in COLUMNS:
             where = [f"{i + 1} ({_text(header[i])})" for i, k in enumerate(self.keys) if k == key]
             if len(where) > 1:
@@ -819,6 +858,7 @@ class HouseholdReader:
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
         keys = [(i, key) for i, key in enumerate(self.keys) if key]
+        serial = self._end.serial
         leading = True  # no household row yet: a template's notes may come
         try:
             for number, row in enumerate(self._body(), start=self.header_row + 1):
@@ -827,7 +867,9 @@ class HouseholdReader:
                 width = len(row)
                 values = {key: row[i] if i < width else None for i, key in keys}
                 uncomputed = [(k, v) for k, v in values.items() if isinstance(v, Uncomputed)]
-                if not uncomputed and all(_text(v) == "" for v in row):
+                # A blank row, or one holding nothing but its serial number (a template
+                # numbers its rows in advance): no household, nothing to say about it.
+                if not uncomputed and all(i in serial or _text(v) == "" for i, v in enumerate(row)):
                     continue
                 if leading and not uncomputed and _is_note(row):
                     self.note_rows.append(number)

@@ -24,6 +24,7 @@ from api.scope import Scope
 from api.services import audit
 from api.services.geometry import db_point
 from api.services.household_files import MAX_ERRORS, FileProblem, HouseholdReader, RowError
+from api.services.names import HALF_WIDTH, SPACES, address_key
 from api.services.tiles import household_visit_states
 from api.services.weeks import parse_week
 from geo.measure import haversine_m
@@ -629,19 +630,63 @@ def _metres(a: dict[str, Any], b: dict[str, Any]) -> float:
     return haversine_m(a["lon"], a["lat"], b["lon"], b["lat"])
 
 
-def _address(values: dict[str, Any]) -> tuple[str, str, str, str]:
-    return values["building"], values["unit"], values["floor"], values["room"]
+ADDRESS_PARTS = ("building", "unit", "floor", "room")
+
+
+def _address(values: Any) -> tuple[str, ...]:
+    """What a row's or a stored household's address is compared by (`names.address_key`):
+    0502 is 502, 3 号楼 is 3号楼."""
+    if isinstance(values, dict):
+        return tuple(address_key(values[part]) for part in ADDRESS_PARTS)
+    return tuple(address_key(getattr(values, part)) for part in ADDRESS_PARTS)
+
+
+# names.address_key in SQL, for the stored side of a match: households stored before their
+# parts were made half-width and spaced one way (７号楼, 3 号楼) are found by the key too, as
+# are those stored with the leading zeros a file no longer has. Its parameters: _KEY_PARAMS.
+_KEY_PARAMS = {
+    "full_width": "".join(map(chr, HALF_WIDTH)),
+    "half_width": "".join(map(chr, HALF_WIDTH.values())),
+    "any_full_width": f"[{''.join(map(chr, HALF_WIDTH))}]",
+    "spaces": f"[{SPACES}]+",
+}
+
+
+def address_key_sql(column: str) -> str:
+    # translate() over the 95 full-width forms costs ~2 us a value, most of the key's cost:
+    # only a value holding one is translated.
+    return (
+        "regexp_replace(regexp_replace("
+        f"CASE WHEN {column} ~ CAST(:any_full_width AS text) "
+        f"THEN translate({column}, :full_width, :half_width) ELSE {column} END, "
+        "CAST(:spaces AS text), '', 'g'), '^0+([0-9]+)$', '\\1')"
+    )
+
+
+def same_address_part_sql(column: str, key: str) -> str:
+    """`column` (stored) spells the part whose `address_key` is `key`. A stored value equal to
+    the key is its own; one that is ASCII, without a space and not led by a 0 is its own key
+    (`names.address_key` changes nothing in it), so no other key's: the key is computed only
+    for the rest (a Chinese name, a leading zero), the candidates of a match being every
+    household within 100 m."""
+    return (
+        f"({column} = {key} OR NOT (octet_length({column}) = length({column}) "
+        f"AND strpos({column}, ' ') = 0 AND left({column}, 1) <> '0') "
+        f"AND {address_key_sql(column)} = {key})"
+    )
 
 
 _STORED = """h.id, h.grid_id, h.building, h.unit, h.floor, h.room, h.kind, h.occupancy,
              h.members, h.tags, h.phone, ST_X(h.location) AS lon, ST_Y(h.location) AS lat"""
-# The chunk's rows (p), and a household (h) of a row's address.
+# The chunk's rows (p: their points and the keys of their address parts), and a household (h)
+# of a row's address (`same_address_part_sql`).
 _CHUNK_ROWS = """FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]),
                 CAST(:building AS text[]), CAST(:unit AS text[]), CAST(:floor AS text[]),
                 CAST(:room AS text[]))
          WITH ORDINALITY AS p(lon, lat, building, unit, floor, room, i)"""
-_SAME_ADDRESS = """h.building = p.building AND h.unit = p.unit
-          AND h.floor = p.floor AND h.room = p.room"""
+_SAME_ADDRESS = "\n          AND ".join(
+    same_address_part_sql(f"h.{part}", f"p.{part}") for part in ADDRESS_PARTS
+)
 # The household each row matches, one index probe a row: first at the row's point, within
 # SAME_POINT_DEG, the exact point first (the duplicate check's match: a re-import of an
 # unchanged register finds every row so, saved in Excel or not), then, for
@@ -685,9 +730,15 @@ _LOCK = text(
 def _match_rows(session: Session, stmt, rows: Sequence[Placed], **params) -> dict[int, Any]:
     if not rows:
         return {}
-    columns = ("lon", "lat", "building", "unit", "floor", "room")
     found = session.execute(
-        stmt, {**{c: [v[c] for _, v, _ in rows] for c in columns}, **params}
+        stmt,
+        {
+            "lon": [v["lon"] for _, v, _ in rows],
+            "lat": [v["lat"] for _, v, _ in rows],
+            **{part: [address_key(v[part]) for _, v, _ in rows] for part in ADDRESS_PARTS},
+            **_KEY_PARAMS,
+            **params,
+        },
     ).all()
     return {rows[r.i - 1][0]: r for r in found}
 
@@ -800,7 +851,7 @@ def _sort_update(
     edits = []
     for stored in session.execute(_LOCK, {"ids": sorted(candidates)}):
         row, values = candidates[stored.id]
-        if _address(values) != (stored.building, stored.unit, stored.floor, stored.room):
+        if _address(values) != _address(stored):
             raise errors.Conflict(
                 f"Household {stored.id} (row {row}) was edited while the file was imported; "
                 "import it again."

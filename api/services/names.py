@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -26,6 +27,44 @@ HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 
 def half_width(value: str) -> str:
     """`value` with full-width ASCII forms as ASCII (５０２ is 502), CJK text untouched."""
     return value.translate(HALF_WIDTH)
+
+
+# Spaces typed inside an address part (3 号楼, 3　号楼, a no-break space pasted from a web page)
+# made another building of 3号楼. The space separators (Unicode Zs: the space, NBSP,
+# U+2000-U+200A, U+3000 ...), listed so SQL matches the same set; tabs and line breaks are not
+# among them: they are control characters, refused (`has_control_characters`).
+SPACES = "".join(c for c in map(chr, range(0x3001)) if unicodedata.category(c) == "Zs")
+_SPACE_RUN = re.compile(f"[{SPACES}]+")
+# Chinese (and Japanese) writing, which puts no space between its characters: CJK radicals,
+# symbols and punctuation, kana, the ideographs of every extension (生僻字 too), the
+# compatibility and full-width forms.
+_CJK = re.compile("[\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003ffff]")
+
+
+def _space(match: re.Match[str]) -> str:
+    """A run of spaces inside an address part (trimmed: never at its ends): none beside a
+    Chinese character (3号楼, 幸福里B座), one space elsewhere (Block A, דירה 3)."""
+    text, start, end = match.string, match.start(), match.end()
+    return "" if _CJK.match(text[start - 1]) or _CJK.match(text[end]) else " "
+
+
+def address_part(value: str) -> str:
+    """An address part (building, unit, floor, room) as it is stored: half-width, trimmed, and
+    spaced one way (`_space`): 3 号楼, ３号楼 and 3　号楼 are 3号楼."""
+    return _SPACE_RUN.sub(_space, half_width(value).strip())
+
+
+def address_key(value: str) -> str:
+    """What two spellings of an address part are compared by (`address_part` makes the
+    stored one): half-width, without any space, and a part of ASCII digits only without its
+    leading zeros: Excel opens a CSV's room 0502 as the number 502 and saves it so, and 01 is
+    the unit a clerk types as 1. 502 and 5020, 0 and no room, F0502 and F502 stay apart.
+
+    `households.address_key_sql` is the same key in SQL, for the stored side of a match."""
+    text = _SPACE_RUN.sub("", half_width(value))
+    if text.isascii() and text.isdigit():
+        return text.lstrip("0") or "0"
+    return text
 
 
 def has_control_characters(value: str) -> bool:

@@ -135,3 +135,36 @@ def test_whole_numbers_a_program_wrote_as_decimals_are_read_as_written_in_a_work
     assert stored(session, Household.building == "10", *ADDRESS) == [("10", "1", "3", "502")]
     listed = client.get(f"/api/v1/households?grid={A1}", headers=world.auth("admin_a")).json
     assert "13800000000" in [h["phone"] for h in listed]
+
+
+def test_spaces_inside_an_address_part_are_stored_as_one_spelling(client, session, world):
+    """3 号楼, 3　号楼 (the ideographic space) and 3号楼 were three buildings. A space beside a
+    Chinese character is dropped; elsewhere (Block A) a run of spaces is one space."""
+    lon, lat = centre(A1, dy=0.0005)
+    rows = [
+        ["3 号楼", "1\u3000单元", "5", "W501", lon, lat, ""],
+        ["Block  A", "2 单元", "5", "W502", lon, lat, ""],
+        ["幸福里 B 座", "1", "5", "W503", lon, lat, ""],
+    ]
+    response = upload(client, world, csv_bytes(rows), "登记表.csv")
+    assert response.status_code == 201, response.json
+    assert stored(session, Household.room.like("W50%"), *ADDRESS) == [
+        ("3号楼", "1单元", "5", "W501"),
+        ("Block A", "2单元", "5", "W502"),
+        ("幸福里B座", "1", "5", "W503"),
+    ]
+
+
+def test_a_forms_address_with_spaces_is_stored_as_an_import_stores_it(client, world):
+    lon, lat = centre(A1, dy=0.0015)
+    body = {"building": "3 号\u3000楼", "unit": "1  单元", "room": "W504", "lon": lon, "lat": lat}
+    response = client.post("/api/v1/households", json=body, headers=world.auth("admin_a"))
+    assert response.status_code == 201, response.json
+    assert (response.json["building"], response.json["unit"]) == ("3号楼", "1单元")
+    patched = client.patch(
+        f"/api/v1/households/{response.json['id']}",
+        json={"building": "Block\u00a0\u00a0A"},
+        headers=world.auth("admin_a"),
+    )
+    assert patched.status_code == 200, patched.json
+    assert patched.json["building"] == "Block A"

@@ -315,3 +315,135 @@ def test_coordinates_headed_with_another_datum_are_not_read_as_wgs84(client, wor
     response = upload_csv(client, world, csv_bytes(rows))
     assert response.status_code == 422
     assert response.json["detail"].startswith("Missing column(s): lon, lat.")
+
+
+def test_a_room_column_headed_by_two_of_its_names_is_read(client, session, world):
+    """Registers head the room column 门牌号/室 or 房号/门牌号: the column was left unread, each
+    household stored without its room (all the flats of a stair one address)."""
+    lon, lat = centre(A1)
+    for heading, room in (("门牌号/室", "T911"), ("房号／门牌号", "T912"), ("房间号、室", "T913")):
+        rows = [["楼栋", "单元", heading, "经度", "纬度"], ["11号楼", "2", room, lon, lat]]
+        response = upload_csv(client, world, csv_bytes(rows))
+        assert response.status_code == 201, (heading, response.json)
+        assert response.json["ignored_columns"] == [], heading
+        assert rooms(session, room) == [("11号楼", "2", room, "residence")], heading
+
+
+def test_a_heading_naming_two_different_columns_is_not_read(client, session, world):
+    """楼栋/单元 holds which? Neither is guessed: the column is named among those not read."""
+    rows = [[*HEADER, "楼栋/单元"], ["7号楼", "1", "3", "T914", *centre(A1), "7-1"]]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 201, response.json
+    assert response.json["ignored_columns"] == ["楼栋/单元"]
+    assert rooms(session, "T914") == [("7号楼", "1", "T914", "residence")]
+
+
+def test_a_room_headed_by_two_names_yields_to_the_column_of_its_own_name(client, session, world):
+    rows = [[*HEADER, "门牌号/室"], ["7号楼", "1", "3", "T915", *centre(A1), "幸福路12号"]]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 201, response.json
+    assert response.json["ignored_columns"] == ["门牌号/室"]
+    assert rooms(session, "T915") == [("7号楼", "1", "T915", "residence")]
+
+
+def test_a_room_headed_by_two_names_yields_to_another_of_the_rooms_usual_names(
+    client, session, world
+):
+    """室号 beside 门牌号/室 imported before (门牌号/室 unread): it is not refused as a room
+    named twice now."""
+    rows = [
+        [*HEADER[:3], "室号", *HEADER[4:], "门牌号/室"],
+        ["7号楼", "1", "3", "T916", *centre(A1), "12号"],
+    ]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 201, response.json
+    assert response.json["ignored_columns"] == ["门牌号/室"]
+    assert rooms(session, "T916") == [("7号楼", "1", "T916", "residence")]
+
+
+def test_a_column_headed_by_a_word_that_names_the_room_only_when_joined_stays_unread(
+    client, session, world
+):
+    """门牌号 (the street number, in some registers) beside 室: 室 alone is not read as the
+    room, so the file imports as it did, not refused for naming the room twice."""
+    rows = [
+        [*HEADER[:3], "门牌号", *HEADER[4:], "室"],
+        ["7号楼", "1", "3", "T917", *centre(A1), "5"],
+    ]
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 201, response.json
+    assert response.json["ignored_columns"] == ["室"]
+    assert rooms(session, "T917") == [("7号楼", "1", "T917", "residence")]
+
+
+# --- rows holding nothing but their serial number ----------------------------------------------
+
+
+def test_rows_holding_only_their_serial_number_are_empty_rows(client, session, world):
+    """A template numbers its rows in advance (序号 1 … 50) and the clerk fills in some: the
+    numbered empty rows under them refused the file, each 'building is required'."""
+    lon, lat = centre(A1)
+    for make, send, first, second in (
+        (csv_bytes, upload_csv, "S101", "S102"),
+        (sheet, upload, "S111", "S112"),
+    ):
+        rows = [
+            ["序号", *HEADER, "备注"],
+            [1, "7号楼", "1", "3", first, lon, lat, ""],
+            [2, "", "", "", "", "", "", ""],
+            [3, "7号楼", "1", "3", second, lon, lat, ""],
+            *[[n, "", "", "", "", "", "", ""] for n in range(4, 51)],
+        ]
+        before = household_count(session)
+        response = send(client, world, make(rows))
+        assert response.status_code == 201, response.json
+        assert (response.json["created"], response.json["note_rows"]) == (2, [])
+        assert household_count(session) == before + 2
+
+
+def test_a_building_merged_down_over_numbered_empty_rows_adds_no_household(client, session, world):
+    """A merge drawn past the last household fills no blank row; nor one holding only its
+    serial number."""
+    lon, lat = centre(A1)
+    rows = [
+        ["序号", *HEADER],
+        [1, "7号楼", "1", "3", "S121", lon, lat],
+        [2, None, "1", "3", "S122", lon, lat],
+        *[[n, None, None, None, None, None, None] for n in range(3, 6)],
+    ]
+    response = upload(client, world, sheet(rows, merges=["B2:B6"]))
+    assert response.status_code == 201, response.json
+    assert response.json["created"] == 2
+    assert rooms(session, "S121", "S122") == [
+        ("7号楼", "1", "S121", "residence"),
+        ("7号楼", "1", "S122", "residence"),
+    ]
+
+
+def test_a_row_with_its_serial_number_and_some_data_still_names_what_it_lacks(
+    client, session, world
+):
+    rows = [
+        ["序号", *HEADER],
+        [1, "7号楼", "1", "3", "S103", *centre(A1)],
+        [2, "", "1", "4", "S104", "", ""],
+    ]
+    before = household_count(session)
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 422
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert [(e["row"], e["column"]) for e in response.json["errors"]] == [
+        (3, "building"),
+        (3, "lon"),
+        (3, "lat"),
+    ]
+    assert household_count(session) == before
+
+
+def test_a_file_of_numbered_empty_rows_holds_no_households(client, session, world):
+    rows = [["序号", *HEADER], *[[n, "", "", "", "", "", ""] for n in range(1, 6)]]
+    before = household_count(session)
+    response = upload_csv(client, world, csv_bytes(rows))
+    assert response.status_code == 422
+    assert response.json["detail"] == "The file holds no household rows."
+    assert household_count(session) == before
