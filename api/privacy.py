@@ -103,8 +103,12 @@ def _key(record: Any) -> int | uuid.UUID:
 
 
 def reader() -> audit.Reader:
-    """The caller of this request, as the actor of an audit entry."""
-    return audit.Reader.of(current_scope().user_id, request.remote_addr, request.full_path)
+    """The caller of this request, as the actor of an audit entry.
+
+    The path only, never the query string: a search carries what was searched for (a
+    position, a name, a phone), which the entry would keep for six months beside the ids of
+    the records it already names."""
+    return audit.Reader.of(current_scope().user_id, request.remote_addr, request.path)
 
 
 def record_disclosure(
