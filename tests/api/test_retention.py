@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from api.models import Delivery, Notification, Visit, VisitPhoto
 from api.services import report_verify, retention
@@ -285,6 +285,59 @@ def test_a_deleted_photo_answers_404(client, session, world, storage):
     )
     assert response.status_code == 404
     assert response.headers["Content-Type"] == "application/problem+json"
+
+
+def test_bytes_uploaded_again_while_a_run_deletes_them_are_kept(own_database_url, tmp_path):
+    """An upload of a picture whose old photo a run is deleting: the run waits on the
+    upload's lock per hash, sees its row once committed, and leaves the bytes (without the
+    lock it deleted them between the upload's store, a no-op as they existed, and its row)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy.orm import Session
+
+    from api.services.photos import attach_photo
+    from tests.factories import build_app, build_world
+    from tests.races import wait_for_lock_waits
+
+    app = build_app(own_database_url, PHOTO_DIR=str(tmp_path))
+    storage = build_storage(app.config)
+    engine = create_engine(own_database_url)
+    data = image_bytes("PNG", 8)
+    try:
+        with Session(engine) as session, app.app_context():
+            world = build_world(session, app)
+            worker = world.users["worker_a1"].id
+            old_visit = visit_at(session, world, NOW - 200 * DAY)
+            new_visit = visit_at(session, world, NOW - DAY, household=1)
+            old, _ = attach_photo(
+                session, storage, old_visit, data, uploader_id=worker, max_bytes=10**6
+            )
+            old.created_at = NOW - 181 * DAY
+            key = old.sha256
+            session.commit()
+            with Session(engine) as upload:
+                attach_photo(
+                    upload,
+                    storage,
+                    upload.get(Visit, new_visit.id),
+                    data,
+                    uploader_id=worker,
+                    max_bytes=10**6,
+                )  # stored, its row not committed yet, its lock held
+
+                def run():
+                    with Session(engine) as purging, purging.begin():
+                        return retention.purge_photos(purging, storage, NOW - 180 * DAY, 10)
+
+                with ThreadPoolExecutor(1) as pool:
+                    deleted = pool.submit(run)
+                    wait_for_lock_waits(engine, 1)
+                    upload.commit()
+                    assert deleted.result(timeout=60) == (1, 0)
+            assert storage.get(key) == data
+            assert session.scalars(select(VisitPhoto.visit_id)).all() == [new_visit.id]
+    finally:
+        engine.dispose()
 
 
 # --- runs: bounded, idempotent ----------------------------------------------------------------
