@@ -1051,10 +1051,12 @@ def _retention(log) -> None:
         done = retention.purge(session, storage, policy, database_now(session))
     if done:
         log.info(
-            "retention: %s visit tracks coarsened (%s tasks' points), %s photos deleted (%s "
-            "files), %s notifications deleted, %s deliveries deleted",
+            "retention: %s visit tracks coarsened (%s tasks' points), %s task steps' points "
+            "coarsened, %s photos deleted (%s files), %s notifications deleted, %s deliveries "
+            "deleted",
             done.visits,
             done.tasks,
+            done.task_events,
             done.photos,
             done.photo_files,
             done.notifications,

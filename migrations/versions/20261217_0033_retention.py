@@ -1,5 +1,5 @@
-"""Retention: visits record when their precise track was coarsened; read notifications are found
-by when they were read.
+"""Retention: visits and task events record when their precise position was coarsened; read
+notifications are found by when they were read.
 
 The push worker coarsens a visit's position (and its follow-up task's point) to ~100 m once
 the visit is older than GRIDWORK_RETAIN_VISIT_TRACKS_DAYS (`api/services/retention.py`).
@@ -7,6 +7,10 @@ the visit is older than GRIDWORK_RETAIN_VISIT_TRACKS_DAYS (`api/services/retenti
 yet (the last months' at most), by visit time: each run reads the oldest of them, past the
 period, through it, and never walks the visits already coarsened again. It costs an insert
 one more small index entry, as the index on visits of a worker does.
+
+A task event's point (where the worker stood for a step of a task) is coarsened after the
+same period: `task_events.coarsened_at`, and a partial index of the events with a point not
+coarsened yet (most events carry no point, and add nothing to it).
 
 Read notifications are deleted some months after they were read: `ix_notifications_read_at`
 finds them; unread ones are deleted later, by age, which the primary key's order finds
@@ -35,6 +39,11 @@ def upgrade() -> None:
     op.execute(
         "CREATE INDEX ix_visits_precise_visited ON visits (visited_at) WHERE coarsened_at IS NULL"
     )
+    op.execute("ALTER TABLE task_events ADD COLUMN coarsened_at timestamptz")
+    op.execute(
+        "CREATE INDEX ix_task_events_precise_at ON task_events (at)"
+        " WHERE location IS NOT NULL AND coarsened_at IS NULL"
+    )
     op.execute(
         "CREATE INDEX ix_notifications_read_at ON notifications (read_at) WHERE read_at IS NOT NULL"
     )
@@ -42,5 +51,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP INDEX ix_notifications_read_at")
+    op.execute("DROP INDEX ix_task_events_precise_at")
+    op.execute("ALTER TABLE task_events DROP COLUMN coarsened_at")
     op.execute("DROP INDEX ix_visits_precise_visited")
     op.execute("ALTER TABLE visits DROP COLUMN coarsened_at")

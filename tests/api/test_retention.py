@@ -13,7 +13,7 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
 from sqlalchemy import create_engine, func, select, text
 
-from api.models import Delivery, Notification, Visit, VisitPhoto
+from api.models import Delivery, Notification, TaskEvent, Visit, VisitPhoto
 from api.services import report_verify, retention
 from api.services.notifications import notify
 from api.services.photos import build_storage
@@ -146,6 +146,37 @@ def test_a_visits_follow_up_task_has_the_workers_point_coarsened_with_it(session
         pytest.approx(39.922, abs=1e-9),
     )
     assert lonlat(session, "tasks", hotline.id) == PRECISE
+
+
+def event_at(session, task, at, location=PRECISE):
+    event = TaskEvent(
+        task_id=task.id,
+        action="start",
+        from_status="accepted",
+        to_status="in_progress",
+        location=from_shape(Point(*location), srid=4326) if location else None,
+        at=at,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def test_where_a_worker_stood_for_a_tasks_step_is_coarsened_after_its_period(
+    session, world, storage
+):
+    task = make_task_at(session, world.households[A1][1], NOW - 80 * DAY)
+    old = event_at(session, task, NOW - 91 * DAY)
+    recent = event_at(session, task, NOW - 89 * DAY)
+    nowhere = event_at(session, task, NOW - 91 * DAY, location=None)
+    assert purge(session, storage).task_events == 1
+    assert lonlat(session, "task_events", old.id) == (
+        pytest.approx(116.402, abs=1e-9),
+        pytest.approx(39.922, abs=1e-9),
+    )
+    assert lonlat(session, "task_events", recent.id) == PRECISE
+    assert lonlat(session, "task_events", nowhere.id) == (None, None)
+    assert purge(session, storage).task_events == 0
 
 
 def test_a_past_weeks_report_reads_the_same_after_the_purge(app, client, session, world, storage):
@@ -411,19 +442,21 @@ def test_the_push_worker_runs_the_retention_purge(app, session, world, caplog):
 def test_migration_0033_downgrades_and_upgrades_again(own_database_url):
     from tests.api.test_audit_storage import down_and_up
 
-    def columns(conn):
+    def marked(conn) -> set[str]:
+        """The tables with a `coarsened_at` column."""
         return set(
             conn.scalars(
                 text(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'visits'"
+                    "SELECT table_name FROM information_schema.columns"
+                    " WHERE column_name = 'coarsened_at'"
                 )
             )
         )
 
     def before(conn):
-        assert "coarsened_at" not in columns(conn)
+        assert marked(conn) == set()
 
     def after(conn):
-        assert "coarsened_at" in columns(conn)
+        assert marked(conn) == {"visits", "task_events"}
 
     down_and_up(own_database_url, "0032", before, after)
