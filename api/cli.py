@@ -1092,6 +1092,34 @@ def _worker_tick(log) -> None:
         )
 
 
+def _retention(log) -> None:
+    """Retention (api/services/retention.py): a batch of each kind of record past its period
+    coarsened or deleted, every RETENTION_SECONDS, in a transaction of its own."""
+    from flask import current_app
+
+    from api.extensions import db
+    from api.services import retention
+    from api.services.photos import build_storage
+
+    policy = retention.Policy.from_config(current_app.config)
+    storage = build_storage(current_app.config)
+    with db.begin() as session:
+        done = retention.purge(session, storage, policy, database_now(session))
+    if done:
+        log.info(
+            "retention: %s visit tracks coarsened (%s tasks' points), %s task steps' points "
+            "coarsened, %s photos deleted (%s files), %s notifications deleted, %s deliveries "
+            "deleted",
+            done.visits,
+            done.tasks,
+            done.task_events,
+            done.photos,
+            done.photo_files,
+            done.notifications,
+            done.deliveries,
+        )
+
+
 def _merge_audit_index(log) -> bool:
     """The audit log's record index takes each entry into a pending list; the push worker
     merges it into the index every AUDIT_MERGE_SECONDS, so that no request's INSERT (a map
@@ -1141,7 +1169,8 @@ class PeriodicJobs:
 @click.option("--once", is_flag=True, help="One round (claim, send, mark), then exit")
 def push_worker(once: bool) -> None:
     """Deliver queued notifications to devices (FCM, Web Push, log); runs the task and report
-    ticks too, purges ended sign-in sessions and keeps the audit log's index.
+    ticks too, purges ended sign-in sessions, keeps the audit log's index and applies the
+    retention periods (GRIDWORK_RETAIN_*).
 
     SIGTERM or Ctrl-C stops it after the round in flight (its sends answered and marked): a
     deploy does not leave a batch to be sent again when its lease passes. A second one stops
@@ -1154,6 +1183,7 @@ def push_worker(once: bool) -> None:
     from api.crypto import DataKeyRefused
     from api.errors import database_unavailable
     from api.extensions import db
+    from api.services import retention
     from api.services.delivery import PushWorker
     from push import Router, build_channels
 
@@ -1164,6 +1194,10 @@ def push_worker(once: bool) -> None:
         try:
             router = Router(build_channels({k: str(v) for k, v in cfg.items() if v is not None}))
         except ValueError as exc:  # a setting the channels refuse: say which, no traceback
+            raise click.ClickException(str(exc)) from exc
+        try:  # a retention setting refused stops the worker now, not each run in the log
+            retention.Policy.from_config(cfg)
+        except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
         worker = PushWorker(
             db.begin,
@@ -1177,6 +1211,7 @@ def push_worker(once: bool) -> None:
             [
                 (cfg["TASK_TICK_SECONDS"], _worker_tick, "tick"),
                 (cfg["AUDIT_MERGE_SECONDS"], _merge_audit_index, "audit index merge"),
+                (cfg["RETENTION_SECONDS"], _retention, "retention"),
             ],
             log,
         )

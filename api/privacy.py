@@ -17,6 +17,7 @@ from flask import request
 from api.auth import current_scope
 from api.crypto import mask_name, mask_phone
 from api.extensions import db
+from api.models import visits as visit_models
 from api.services import audit
 
 
@@ -42,8 +43,10 @@ POLICY: dict[str, Disclosure] = {
     "district_viewer": SUPERVISOR,
 }
 
-# Precision of a worker's position for roles without `tracks`: 3 decimals, about 100 m.
-TRACK_DECIMALS = 3
+# How precise a worker's position is for roles without `tracks`, and which evidence numbers
+# they see: with the visits, which retention brings to the same once their period passed.
+TRACK_DECIMALS = visit_models.TRACK_DECIMALS
+UNTRACKED_DETAILS = visit_models.UNTRACKED_DETAILS
 
 
 def disclosure() -> Disclosure:
@@ -112,8 +115,12 @@ def _key(record: Any) -> int | uuid.UUID:
 
 
 def reader() -> audit.Reader:
-    """The caller of this request, as the actor of an audit entry."""
-    return audit.Reader.of(current_scope().user_id, request.remote_addr, request.full_path)
+    """The caller of this request, as the actor of an audit entry.
+
+    The path only, never the query string: a search carries what was searched for (a
+    position, a name, a phone), which the entry would keep for six months beside the ids of
+    the records it already names."""
+    return audit.Reader.of(current_scope().user_id, request.remote_addr, request.path)
 
 
 def record_disclosure(

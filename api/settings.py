@@ -47,6 +47,13 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_PUSH_POLL_SECONDS": ("PUSH_POLL_SECONDS", float),
     "GRIDWORK_TASK_TICK_SECONDS": ("TASK_TICK_SECONDS", int),
     "GRIDWORK_AUDIT_MERGE_SECONDS": ("AUDIT_MERGE_SECONDS", int),
+    "GRIDWORK_RETAIN_VISIT_TRACKS_DAYS": ("RETAIN_VISIT_TRACKS_DAYS", int),
+    "GRIDWORK_RETAIN_PHOTOS_DAYS": ("RETAIN_PHOTOS_DAYS", int),
+    "GRIDWORK_RETAIN_READ_NOTIFICATIONS_DAYS": ("RETAIN_READ_NOTIFICATIONS_DAYS", int),
+    "GRIDWORK_RETAIN_NOTIFICATIONS_DAYS": ("RETAIN_NOTIFICATIONS_DAYS", int),
+    "GRIDWORK_RETAIN_DELIVERIES_DAYS": ("RETAIN_DELIVERIES_DAYS", int),
+    "GRIDWORK_RETENTION_BATCH": ("RETENTION_BATCH", int),
+    "GRIDWORK_RETENTION_SECONDS": ("RETENTION_SECONDS", int),
     "GRIDWORK_PHOTO_STORAGE": ("PHOTO_STORAGE", str),
     "GRIDWORK_PHOTO_DIR": ("PHOTO_DIR", str),
     "GRIDWORK_PHOTO_MAX_MB": ("PHOTO_MAX_MB", float),
@@ -140,6 +147,17 @@ class Config:
     # How often it merges the audit index's pending list (migration 0032): a few MB each time
     # even if map tiles wrote ~20 MB of entries a minute (a guess at a busy city's peak).
     AUDIT_MERGE_SECONDS = 10
+    # Retention (api/services/retention.py, docs/security.md): after how many days a visit's
+    # precise track is coarsened to ~100 m (and its follow-up task's point), a photo deleted,
+    # a read notification deleted, an unread one, a finished push delivery; how many rows of
+    # each a run touches at most, and how often the push worker runs it.
+    RETAIN_VISIT_TRACKS_DAYS = 90
+    RETAIN_PHOTOS_DAYS = 180
+    RETAIN_READ_NOTIFICATIONS_DAYS = 90
+    RETAIN_NOTIFICATIONS_DAYS = 365
+    RETAIN_DELIVERIES_DAYS = 30
+    RETENTION_BATCH = 2000
+    RETENTION_SECONDS = 120
     # Visit photos: the storage backend ("local": files under PHOTO_DIR) and the size limit.
     PHOTO_STORAGE = "local"
     PHOTO_DIR = "var/photos"

@@ -295,7 +295,8 @@ def make_relief_shift(session, worker: User, grid: Grid, day, relief_for: User):
 
 
 def make_visit(session, worker: User, household: Household, visited_at, **fields):
-    """A stored visit (as the visits feature would store it), at the household's point."""
+    """A stored visit (as the visits feature would store it), at the household's point unless
+    `location` (and `raw_lon`, `raw_lat`, `datum`) say otherwise."""
     import uuid
 
     from geoalchemy2.shape import from_shape, to_shape
@@ -312,10 +313,10 @@ def make_visit(session, worker: User, household: Household, visited_at, **fields
         visited_at=visited_at,
         utc_offset_minutes=480,
         week=week_of(visited_at),
-        location=from_shape(point, srid=4326),
-        datum="wgs84",
-        raw_lon=point.x,
-        raw_lat=point.y,
+        location=fields.pop("location", None) or from_shape(point, srid=4326),
+        datum=fields.pop("datum", "wgs84"),
+        raw_lon=fields.pop("raw_lon", point.x),
+        raw_lat=fields.pop("raw_lat", point.y),
         outcome=fields.pop("outcome", "met"),
         grade=fields.pop("grade", "ok"),
         **fields,

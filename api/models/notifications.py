@@ -74,3 +74,9 @@ class Notification(Base):
 
 Index("ix_notifications_user_created", Notification.user_id, Notification.created_at)
 Index("ix_notifications_user_id_xid", Notification.user_id, Notification.xid)
+# Retention deletes read notifications some months after they were read (migration 0033).
+Index(
+    "ix_notifications_read_at",
+    Notification.read_at,
+    postgresql_where=Notification.read_at.is_not(None),
+)

@@ -147,5 +147,16 @@ class TaskEvent(Base):
     )
     photos: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When retention coarsened `location` (the worker's position) to ~100 m
+    # (api/services/retention.py); NULL: precise, or no position.
+    coarsened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     task: Mapped[Task] = relationship(back_populates="events")
+
+
+# Retention walks the events whose point is still precise, oldest first (migration 0033).
+Index(
+    "ix_task_events_precise_at",
+    TaskEvent.at,
+    postgresql_where=(TaskEvent.location.is_not(None)) & (TaskEvent.coarsened_at.is_(None)),
+)

@@ -29,6 +29,17 @@ OUTCOMES = ("met", "nobody_home", "refused", "moved_out", "vacant")
 DATUMS = ("wgs84", "gcj02", "bd09")
 GRADES = ("ok", "doubtful", "suspect")
 
+# Precision of a worker's position for roles without `tracks` (api/privacy.py), and of every
+# visit's once retention has coarsened it: 3 decimals, about 100 m.
+TRACK_DECIMALS = 3
+# The evidence numbers a role without `tracks` is shown: times only. The distances (to the
+# household, the grid, the previous and next visits, to 0.1 m), the speeds and the phone's
+# accuracy would let it trilaterate the worker's exact position from the household points it
+# sees in full. A list of what may be shown, not of what may not: a number added to the
+# evidence later is withheld until someone decides it is harmless. Retention keeps only these
+# of a visit once its period has passed (api/services/retention.py).
+UNTRACKED_DETAILS = ("delay_s", "seconds_to_")
+
 
 class Visit(Base):
     __tablename__ = "visits"
@@ -75,6 +86,9 @@ class Visit(Base):
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # When retention coarsened its position to ~100 m and dropped the measurements that would
+    # give it back (api/services/retention.py); NULL: the precise track, within its period.
+    coarsened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     worker = relationship("User")
     household = relationship("Household")
@@ -89,6 +103,12 @@ Index("ix_visits_worker_visited", Visit.worker_id, Visit.visited_at)
 Index("ix_visits_location", Visit.location, postgresql_using="gist")
 # One week inside one box (the visits tile): needs btree_gist for the week (migration 0011).
 Index("ix_visits_week_location", Visit.week, Visit.location, postgresql_using="gist")
+# Retention walks the visits still precise, oldest first (migration 0033).
+Index(
+    "ix_visits_precise_visited",
+    Visit.visited_at,
+    postgresql_where=Visit.coarsened_at.is_(None),
+)
 
 
 class VisitPhoto(Base):

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
@@ -27,6 +27,10 @@ _PNG = b"\x89PNG\r\n\x1a\n"
 ACCEPTED_TYPES = ("image/jpeg", "image/png", "image/webp")
 _PIL_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
 _KEY = re.compile(r"[0-9a-f]{64}")  # a storage key: the SHA-256 of the bytes, in hex
+# Bytes are shared by content (their SHA-256): an upload and retention's deletion of bytes no
+# photo points at queue on a transaction lock per hash (class 5; 1-4 are the sign-in,
+# data-key and grid-map locks).
+PHOTO_LOCK_CLASS = 5
 # Beyond any phone photo that fits the size limit; a small file claiming more is a bomb.
 MAX_PIXELS = 50_000_000
 # A JPEG of several scans (progressive, or one scan per component) cannot be decoded a band at a
@@ -428,7 +432,14 @@ def attach_photo(
     data = clean_image(data, content_type)
     digest = hashlib.sha256(data).hexdigest()
     # The bytes go to storage before the row: a row never points at missing bytes, and a file
-    # left by a failed transaction is simply reused (same hash) by the retry.
+    # left by a failed transaction is simply reused (same hash) by the retry. Retention deletes
+    # bytes no photo points at under the same lock (api/services/retention.py): held until this
+    # transaction ends, it keeps them from going between this `put` (a no-op when they exist)
+    # and the commit of the row that points at them.
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))"),
+        {"lock": PHOTO_LOCK_CLASS, "key": digest},
+    )
     storage.put(digest, data)
     inserted = session.scalar(
         insert(VisitPhoto)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.auth import hash_password, verify_password
 from api.models import ROLES, Community, District, Grid, User
-from api.services import audit
+from api.services import audit, calendar
 from api.services.names import check_name
 
 MIN_PASSWORD_LENGTH = 8
@@ -140,7 +140,8 @@ def change_password(
 ) -> None:
     """Set a new password after checking the current one (throttled like signing in).
 
-    Bumps the token version: every token issued before, on every device, stops working.
+    Bumps the token version: every token issued before, on every device, stops working; so
+    does the calendar feed URL handed out before, a credential of the account like a token.
     A wrong current password is recorded as a failed sign-in, then refused with 403; the
     caller commits first so the failure counts.
     """
@@ -170,6 +171,7 @@ def change_password(
         )
     user.password_hash = hash_password(new)
     user.token_version += 1
+    calendar.revoke(session, user)
     session.flush()
 
 

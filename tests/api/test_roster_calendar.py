@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from api.services.calendar import escape, fold
-from tests.factories import make_roster_community
+from tests.factories import PASSWORD, make_roster_community
 
 WEEK = "2026-W48"
 # The app's clock (FIXED_NOW) in that week: the feed lists the last four weeks and what is ahead.
@@ -39,8 +39,9 @@ def publish_week(client, c):
     return view
 
 
-def feed_path(client, c, worker) -> str:
-    url = client.get("/api/v1/me/calendar-url", headers=c.auth(worker)).get_json()["url"]
+def feed_path(client, c, worker, headers=None) -> str:
+    headers = headers or c.auth(worker)
+    url = client.get("/api/v1/me/calendar-url", headers=headers).get_json()["url"]
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}"
 
@@ -179,3 +180,38 @@ def test_a_revoked_feed_url_stops_working(client, community):
     parts = urlsplit(fresh["url"])
     assert client.get(f"{parts.path}?{parts.query}").status_code == 200
     assert fresh["webcal_url"].startswith("webcal://")
+
+
+def change_password(client, c, worker, current=PASSWORD):
+    return client.post(
+        "/api/v1/auth/password",
+        json={"current_password": current, "new_password": "a-new-long-password"},
+        headers=c.auth(worker),
+    )
+
+
+def test_changing_the_password_revokes_the_feed_url(client, community):
+    # A feed URL is a credential like a session: whoever changes a password because it leaked
+    # expects every way into the account to close, the subscribed calendar included.
+    c = community
+    old = feed_path(client, c, c.workers[1])
+    changed = change_password(client, c, c.workers[1])
+    assert changed.status_code == 200
+    assert client.get(old).status_code == 403
+    signed_in = {"Authorization": f"Bearer {changed.get_json()['access_token']}"}
+    assert client.get(feed_path(client, c, c.workers[1], signed_in)).status_code == 200
+
+
+def test_a_wrong_current_password_leaves_the_feed_url_working(client, community):
+    c = community
+    old = feed_path(client, c, c.workers[1])
+    assert change_password(client, c, c.workers[1], current="not-my-password").status_code == 403
+    assert client.get(old).status_code == 200
+
+
+def test_a_deactivated_workers_feed_url_stops_working(client, community, session):
+    c = community
+    old = feed_path(client, c, c.workers[1])
+    c.workers[1].active = False
+    session.flush()
+    assert client.get(old).status_code == 403

@@ -417,14 +417,6 @@ def _location_as(visit, disclosure: privacy.Disclosure) -> dict:
     }
 
 
-# The evidence numbers a role without `tracks` is shown: times only. The distances (to the
-# household, the grid, the previous and next visits, to 0.1 m), the speeds and the phone's
-# accuracy would let it trilaterate the worker's exact position from the household points it
-# sees in full. A list of what may be shown, not of what may not: a number added to the
-# evidence later is withheld until someone decides it is harmless.
-_UNTRACKED_DETAILS = ("delay_s", "seconds_to_")
-
-
 def _evidence(visit) -> dict:
     return _evidence_as(visit, privacy.disclosure())
 
@@ -432,7 +424,7 @@ def _evidence(visit) -> dict:
 def _evidence_as(visit, disclosure: privacy.Disclosure) -> dict:
     details = dict(visit.evidence or {})
     if not disclosure.tracks:
-        details = {k: v for k, v in details.items() if k.startswith(_UNTRACKED_DETAILS)}
+        details = {k: v for k, v in details.items() if k.startswith(privacy.UNTRACKED_DETAILS)}
     return {"grade": visit.grade, "reasons": list(visit.reasons), "details": details}
 
 

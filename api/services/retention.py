@@ -1,0 +1,283 @@
+"""Retention: personal information kept no longer than the work needs (PIPL), a batch a run.
+
+What goes, and when (the defaults; GRIDWORK_RETAIN_* set them, docs/security.md says why):
+
+- a visit's precise track after 90 days: its point (and the raw point as the phone sent it)
+  rounded to 3 decimals (~100 m, what a district viewer is shown), the phone's accuracy and
+  location provider dropped, and of its evidence details only the times kept (the distances
+  and speeds would give the point back from the household's). The visit itself stays —
+  household, grid, worker, week, outcome, grade and reasons, notes — as the evidence the
+  reports count, so no report changes: the weekly aggregates are kept by triggers on INSERT
+  only, and a rebuild (`gridwork report verify`) reads none of what is coarsened. A visit's
+  follow-up task carries the worker's point too: it is coarsened with its visit.
+- a photo after 180 days: the row, and its bytes unless another photo (of a younger visit)
+  has the same bytes. Photos are not counted by any report.
+- a notification 90 days after it was read, an unread one after 365 days, with its
+  deliveries; never one with a delivery still pending.
+- a finished delivery (sent, failed, dead) after 30 days: the device it went to, the push
+  service's id and error are operational records, not needed after a month.
+
+Each step deletes or coarsens at most `batch` rows a run (the push worker runs it every
+GRIDWORK_RETENTION_SECONDS), oldest first, so a run stays short; a backlog (the first runs
+after an upgrade) goes over several runs. Running again changes nothing: what was done is not
+found again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from api.models.visits import TRACK_DECIMALS, UNTRACKED_DETAILS
+from api.services.photos import PHOTO_LOCK_CLASS, PhotoStorage
+
+# Tasks whose point a worker's phone measured (a visit's follow-up): a track. A hotline or
+# window task's point is the place the resident named: the task itself, kept.
+TRACK_SOURCES = ("visit",)
+
+# The settings, in days (and rows): config key -> Policy field.
+SETTINGS = {
+    "RETAIN_VISIT_TRACKS_DAYS": "visit_tracks",
+    "RETAIN_PHOTOS_DAYS": "photos",
+    "RETAIN_READ_NOTIFICATIONS_DAYS": "read_notifications",
+    "RETAIN_NOTIFICATIONS_DAYS": "notifications",
+    "RETAIN_DELIVERIES_DAYS": "deliveries",
+    "RETENTION_BATCH": "batch",
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How long each kind of record is kept, and how many rows of each a run may touch."""
+
+    visit_tracks: timedelta
+    photos: timedelta
+    read_notifications: timedelta
+    notifications: timedelta
+    deliveries: timedelta
+    batch: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Policy:
+        values: dict[str, Any] = {}
+        for key, name in SETTINGS.items():
+            value = int(config[key])
+            if value < 1:
+                raise ValueError(f"{key} must be at least 1, not {value}")
+            values[name] = value if name == "batch" else timedelta(days=value)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What a run did."""
+
+    visits: int = 0  # visits whose track was coarsened
+    tasks: int = 0  # visits' follow-up tasks whose point was coarsened with them
+    task_events: int = 0  # tasks' steps whose point (where the worker stood) was coarsened
+    photos: int = 0  # photo rows deleted
+    photo_files: int = 0  # stored photo files deleted (no kept photo has their bytes)
+    notifications: int = 0  # notifications deleted (their deliveries with them)
+    deliveries: int = 0  # finished deliveries deleted, their notification kept
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
+
+
+def purge(session: Session, storage: PhotoStorage | None, policy: Policy, now: datetime) -> Purged:
+    """One run of every step, in the caller's transaction. Without `storage` photos are left."""
+    visits, tasks = coarsen_visit_tracks(session, now - policy.visit_tracks, now, policy.batch)
+    events = coarsen_task_event_points(session, now - policy.visit_tracks, now, policy.batch)
+    photos, files = (0, 0)
+    if storage is not None:
+        photos, files = purge_photos(session, storage, now - policy.photos, policy.batch)
+    notifications = purge_notifications(
+        session, now - policy.read_notifications, now - policy.notifications, policy.batch
+    )
+    deliveries = purge_deliveries(session, now - policy.deliveries, policy.batch)
+    return Purged(visits, tasks, events, photos, files, notifications, deliveries)
+
+
+def _coarse(column: str) -> str:
+    return f"round(CAST({column} AS numeric), {TRACK_DECIMALS})::float8"
+
+
+# The visits still precise and past the period, oldest first, through the partial index of
+# migration 0033; rows another run holds are skipped (two push workers). Found first, apart:
+# an UPDATE of visits runs the last-visit trigger (migration 0011) even when it sets no row
+# (50-80 ms beside 200,000 visits), which a run with nothing to do need not pay.
+_DUE_VISITS = text("""
+SELECT id FROM visits
+WHERE coarsened_at IS NULL AND visited_at < :cutoff
+ORDER BY visited_at
+LIMIT :batch
+FOR UPDATE SKIP LOCKED
+""")
+# Rounded as api/privacy.track_point rounds (decimal rounding, as a district viewer is shown).
+_COARSEN_VISITS = text(f"""
+WITH visits_done AS (
+  UPDATE visits v SET
+    location = ST_SetSRID(ST_MakePoint({_coarse("ST_X(v.location)")},
+                                       {_coarse("ST_Y(v.location)")}), 4326),
+    raw_lon = {_coarse("v.raw_lon")},
+    raw_lat = {_coarse("v.raw_lat")},
+    accuracy_m = NULL,
+    provider = NULL,
+    evidence = COALESCE((
+      SELECT jsonb_object_agg(key, value) FROM jsonb_each(v.evidence)
+      WHERE EXISTS (SELECT 1 FROM unnest(CAST(:kept AS text[])) AS kept
+                    WHERE starts_with(key, kept))), '{{}}'::jsonb),
+    coarsened_at = :now
+  WHERE v.id = ANY(CAST(:ids AS uuid[]))
+  RETURNING v.id
+), tasks_done AS (
+  UPDATE tasks t SET
+    location = ST_SetSRID(ST_MakePoint({_coarse("ST_X(t.location)")},
+                                       {_coarse("ST_Y(t.location)")}), 4326)
+  FROM visits_done WHERE t.visit_id = visits_done.id
+    AND t.source = ANY(CAST(:sources AS text[])) AND t.location IS NOT NULL
+  RETURNING t.id
+)
+SELECT (SELECT count(*) FROM visits_done), (SELECT count(*) FROM tasks_done)
+""")
+
+
+def coarsen_visit_tracks(
+    session: Session, cutoff: datetime, now: datetime, batch: int
+) -> tuple[int, int]:
+    """Coarsen the tracks of up to `batch` visits made before `cutoff`; (visits, tasks)."""
+    due = session.scalars(_DUE_VISITS, {"cutoff": cutoff, "batch": batch}).all()
+    if not due:
+        return 0, 0
+    visits, tasks = session.execute(
+        _COARSEN_VISITS,
+        {
+            "ids": list(due),
+            "now": now,
+            "kept": list(UNTRACKED_DETAILS),
+            "sources": list(TRACK_SOURCES),
+        },
+    ).one()
+    return visits, tasks
+
+
+def _older(table: str) -> str:
+    """Rows of `table` made before :cutoff, found along the primary key (ids grow with time)
+    and only up to the first younger row: with nothing to do, a run reads one row, not the
+    table (a filter alone on `created_at` walks every row when none matches)."""
+    return (
+        f"created_at < :cutoff AND id < COALESCE((SELECT id FROM {table}"
+        " WHERE created_at >= :cutoff ORDER BY id LIMIT 1), 9223372036854775807)"
+    )
+
+
+# No trigger on task_events: one statement. The partial index of migration 0033 holds only the
+# events with a point not coarsened yet.
+_COARSEN_TASK_EVENTS = text(f"""
+WITH due AS (
+  SELECT id FROM task_events
+  WHERE location IS NOT NULL AND coarsened_at IS NULL AND at < :cutoff
+  ORDER BY at LIMIT :batch
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE task_events e SET
+  location = ST_SetSRID(ST_MakePoint({_coarse("ST_X(e.location)")},
+                                     {_coarse("ST_Y(e.location)")}), 4326),
+  coarsened_at = :now
+FROM due WHERE e.id = due.id
+""")
+
+
+def coarsen_task_event_points(session: Session, cutoff: datetime, now: datetime, batch: int) -> int:
+    """Coarsen where the worker stood for up to `batch` task steps taken before `cutoff`."""
+    return session.execute(
+        _COARSEN_TASK_EVENTS, {"cutoff": cutoff, "now": now, "batch": batch}
+    ).rowcount
+
+
+_DELETE_PHOTOS = text(f"""
+WITH due AS (
+  SELECT id FROM visit_photos WHERE {_older("visit_photos")}
+  ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED
+)
+DELETE FROM visit_photos p USING due WHERE p.id = due.id RETURNING p.sha256
+""")
+_PHOTO_LOCK = text(
+    f"SELECT pg_advisory_xact_lock({PHOTO_LOCK_CLASS}, hashtext(key))"
+    " FROM unnest(CAST(:keys AS text[])) AS key ORDER BY key"
+)
+_STILL_USED = text("SELECT DISTINCT sha256 FROM visit_photos WHERE sha256 = ANY(:keys)")
+
+
+def purge_photos(
+    session: Session, storage: PhotoStorage, cutoff: datetime, batch: int
+) -> tuple[int, int]:
+    """Delete up to `batch` photos stored before `cutoff`, and the bytes no kept photo has;
+    (photos, files).
+
+    The bytes go before the caller commits, under a lock per hash that an upload of the same
+    bytes takes too (`photos.attach_photo`): an upload either committed its row first (seen
+    here: the bytes stay) or waits and stores them again. Should the commit fail after the
+    files went, the rows, past their period, point at nothing and go in the next run.
+    """
+    deleted = session.scalars(_DELETE_PHOTOS, {"cutoff": cutoff, "batch": batch}).all()
+    if not deleted:
+        return 0, 0
+    keys = sorted(set(deleted))
+    session.execute(_PHOTO_LOCK, {"keys": keys})
+    used = set(session.scalars(_STILL_USED, {"keys": keys}))
+    unused = [key for key in keys if key not in used]
+    for key in unused:
+        storage.delete(key)
+    return len(deleted), len(unused)
+
+
+# Read ones by when they were read (the index of migration 0033), unread ones by age (ids grow
+# with time: the oldest first along the primary key). A pending delivery keeps its notification
+# (the push worker still has to send or give it up).
+_DELETE_NOTIFICATIONS = text(f"""
+WITH due AS (
+  (SELECT id FROM notifications WHERE read_at < :read_cutoff ORDER BY read_at LIMIT :batch)
+  UNION
+  (SELECT id FROM notifications WHERE {_older("notifications")} ORDER BY id LIMIT :batch)
+), deletable AS (
+  SELECT n.id FROM notifications n JOIN due ON due.id = n.id
+  WHERE NOT EXISTS (
+    SELECT 1 FROM deliveries d WHERE d.notification_id = n.id AND d.state = 'pending')
+  ORDER BY n.id LIMIT :batch
+  FOR UPDATE OF n SKIP LOCKED
+)
+DELETE FROM notifications n USING deletable WHERE n.id = deletable.id
+""")
+
+
+def purge_notifications(
+    session: Session, read_cutoff: datetime, cutoff: datetime, batch: int
+) -> int:
+    """Delete up to `batch` notifications read before `read_cutoff` or made before `cutoff`,
+    with their deliveries (ON DELETE CASCADE); how many."""
+    return session.execute(
+        _DELETE_NOTIFICATIONS, {"read_cutoff": read_cutoff, "cutoff": cutoff, "batch": batch}
+    ).rowcount
+
+
+_DELETE_DELIVERIES = text(f"""
+WITH due AS (
+  SELECT id FROM deliveries
+  WHERE {_older("deliveries")} AND state <> 'pending'
+    AND COALESCE(sent_at, next_attempt_at) < :cutoff
+  ORDER BY id LIMIT :batch
+  FOR UPDATE SKIP LOCKED
+)
+DELETE FROM deliveries d USING due WHERE d.id = due.id
+""")
+
+
+def purge_deliveries(session: Session, cutoff: datetime, batch: int) -> int:
+    """Delete up to `batch` deliveries finished before `cutoff` (sent, or given up); how many."""
+    return session.execute(_DELETE_DELIVERIES, {"cutoff": cutoff, "batch": batch}).rowcount
