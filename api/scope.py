@@ -107,10 +107,11 @@ class Scope:
         return false()
 
     def tasks(self) -> ColumnElement[bool]:
-        """A condition on `Task`: tasks of visible grids, and any task assigned to the user
-        (a reliever covering another grid sees the tasks dispatched to them)."""
+        """A condition on `Task`: tasks of visible grids, any task assigned to the user (a
+        reliever covering another grid sees the tasks dispatched to them), and any task they
+        opened (the window worker follows up a resident's request opened for another grid)."""
         if self.role in ("worker", "grid_leader"):
-            mine = Task.assignee_id == self.user_id
+            mine = or_(Task.assignee_id == self.user_id, Task.created_by_id == self.user_id)
             return or_(Task.grid_id.in_(self.grid_ids), mine) if self.grid_ids else mine
         return Task.grid_id.in_(select(Grid.id).where(self.grids()))
 

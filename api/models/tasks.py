@@ -111,6 +111,7 @@ class Task(Base):
 
 Index("ix_tasks_grid_status", Task.grid_id, Task.status)
 Index("ix_tasks_assignee_status", Task.assignee_id, Task.status)
+Index("ix_tasks_created_by_id", Task.created_by_id)  # Scope.tasks: the tasks one opened
 Index("ix_tasks_due", Task.due_at)
 Index("ix_tasks_location", Task.location, postgresql_using="gist")
 Index(

@@ -98,3 +98,18 @@ def test_a_worker_out_on_the_b_post_opens_no_window_task_outside_their_grids(
     roster(session, world)  # worker_a1 is out in A1 today, not at the window
     r = client.post("/api/v1/tasks", json=window_task(A2), headers=world.auth("worker_a1"))
     assert r.status_code == 403, r.json
+
+
+def test_the_window_worker_follows_up_the_tasks_they_opened_for_other_grids(
+    client, world, session
+):
+    """The resident comes back to the window, or calls: "what happened to my request?"."""
+    roster(session, world)
+    headers = world.auth("worker_a2")
+    task_id = client.post("/api/v1/tasks", json=window_task(), headers=headers).json["id"]
+    assert client.get(f"/api/v1/tasks/{task_id}", headers=headers).status_code == 200
+    listed = client.get("/api/v1/tasks", headers=headers).json
+    assert task_id in [t["id"] for t in listed]
+    # Not the other tasks of that grid.
+    other = client.post("/api/v1/tasks", json=window_task(), headers=world.auth("admin_a"))
+    assert client.get(f"/api/v1/tasks/{other.json['id']}", headers=headers).status_code == 404
