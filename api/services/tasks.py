@@ -604,13 +604,16 @@ def move_task(
     now: datetime,
     *,
     location: dict | None = None,
+    household_id: int | None = None,
 ) -> Task:
     """Move an open task to another grid of its community: a task opened for the wrong grid
     (the caller gave a neighbouring address) counted against that grid's rates, and the right
     grid's leader never saw it. It is dispatched there as a new task would be; the deadline
     runs on (the resident's wait did not start again). The grid's leader or the community admin
-    moves it, with a reason; `location`, when given, re-places it (in the new grid) and lets go
-    of its household, the wrong address. A move to another community is not this: a 12345
+    moves it, with a reason, and with the place it belongs: `location` (in the new grid; its
+    household, the wrong address, is let go) or `household_id` (the right household, of the new
+    grid), or neither when its place already lies in the new grid (a task left at its old place
+    would stand in the old grid on the map). A move to another community is not this: a 12345
     ticket goes there by the hotline's re-dispatch (改派, `create_task`)."""
     grid = session.get(Grid, task.grid_id)
     scope.require_task_mover(grid)
@@ -638,6 +641,12 @@ def move_task(
         refusal = f"Grid {grid_code} is retired."
     if refusal is not None:
         raise errors.Unprocessable(refusal, errors={"json": {"grid_code": [refusal]}})
+    household = None
+    if household_id is not None:
+        household = session.get(Household, household_id)
+        if household is None or household.grid_id != target.id:
+            message = f"Household {household_id} is not one of grid {grid_code}."
+            raise errors.Unprocessable(message, errors={"json": {"household_id": [message]}})
     point = None
     if location is not None:
         lon, lat = _point(location)
@@ -647,11 +656,23 @@ def move_task(
             message = f"The location lies in {where}, not in grid {grid_code}."
             raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
         point = db_geom(Point(lon, lat))
+    elif household is None:
+        placed = locate(session, *_task_point(session, task))
+        if placed is None or placed.id != target.id:
+            where = f"grid {placed.code}" if placed is not None else "no grid"
+            message = (
+                f"The task stands in {where}: give its location or its household in grid "
+                f"{grid_code}."
+            )
+            raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
 
     before, previous = task.status, task.assignee_id
     task.grid_id, task.grid = target.id, target
+    if household is not None:
+        task.household_id, task.location = household.id, household.location
     if point is not None:
-        task.location, task.household_id = point, None
+        task.location = point
+        task.household_id = household.id if household is not None else None
     task.assignee_id, task.status = None, "new"
     _stamp(task, now)
     _event(
@@ -678,6 +699,13 @@ def move_task(
         )
     session.flush()
     return task
+
+
+def _task_point(session: Session, task: Task) -> tuple[float, float]:
+    """Where the task stands: its point, else its household's."""
+    if task.location is not None:
+        return point_lonlat(task.location)
+    return point_lonlat(session.get(Household, task.household_id).location)
 
 
 # --- the lifecycle ---------------------------------------------------------------------------

@@ -38,6 +38,9 @@ from tests.factories import (
     visit_item,
 )
 
+# A place in A2 (a task moved there stands in it).
+A2_PLACE = dict(zip(("lon", "lat"), centre(A2), strict=True))
+
 ROLES = (
     "anonymous",
     "worker_a1",  # the worker of grid A1: the targets are theirs
@@ -315,7 +318,7 @@ MATRIX: dict[str, Line] = {
     "POST /api/v1/tasks/<id:task_id>/move": Line(  # the grid's leader or the admin, to A2
         "/api/v1/tasks/{task_id}/move",
         outcomes(403, leader_a=OK, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),
-        {"grid_code": A2, "reason": "wrong address"},
+        {"grid_code": A2, "reason": "wrong address", "location": A2_PLACE},
     ),
     # --- devices and the inbox: each user's own
     "GET /api/v1/devices": Line("/api/v1/devices", SIGNED_IN),

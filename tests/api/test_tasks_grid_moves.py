@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from api.models import Leave, Notification, Task, User
+from api.services.geometry import point_lonlat
 from api.services.weeks import LOCAL
 from tests.factories import A1, A2, B1, centre, make_task
 
@@ -20,7 +21,10 @@ def fixed_clock(app):
 
 
 def move(client, world, user, task_id, **body):
-    body = {"grid_code": A2, "reason": REASON, **body}
+    """Move to A2, at a place in A2 unless `body` says otherwise."""
+    lon, lat = centre(A2, dx=0.001)
+    body = {"grid_code": A2, "reason": REASON, "location": {"lon": lon, "lat": lat}, **body}
+    body = {k: v for k, v in body.items() if v is not None}
     return client.post(f"/api/v1/tasks/{task_id}/move", json=body, headers=world.auth(user))
 
 
@@ -129,6 +133,47 @@ def test_a_move_given_a_place_in_the_new_grid_stands_there(client, world, sessio
     assert r.json["household_id"] is None
 
 
+def test_a_move_given_a_household_of_the_new_grid_stands_at_it(client, world, session):
+    task = make_task(session, now=T0, household_id=world.households[A1][0].id, location=None)
+    household = world.households[A2][1]
+    r = move(client, world, "leader_a", task.id, location=None, household_id=household.id)
+    assert r.status_code == 200, r.json
+    assert r.json["household_id"] == household.id
+    assert r.json["location"] == dict(zip(("lon", "lat"), point_lonlat(household.location), strict=True))
+
+
+def test_a_household_of_another_grid_is_unprocessable(client, world, session):
+    task = make_task(session, now=T0)
+    other = world.households[A1][1]
+    r = move(client, world, "leader_a", task.id, location=None, household_id=other.id)
+    assert r.status_code == 422, r.json
+    assert "household_id" in r.json["errors"]["json"]
+    assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
+
+
+def test_a_move_without_a_place_in_the_new_grid_is_unprocessable(client, world, session):
+    """A task left at its old place would stand in the old grid on the map, at the wrong
+    address: it moves with the place it belongs."""
+    task = make_task(session, now=T0)
+    r = move(client, world, "leader_a", task.id, location=None)
+    assert r.status_code == 422, r.json
+    assert "location" in r.json["errors"]["json"]
+    assert A1 in r.json["detail"]
+    assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
+
+
+def test_a_task_whose_place_already_lies_in_the_new_grid_moves_without_one(client, world, session):
+    """In the wrong grid at the right place (e.g. stored before the grids' borders were
+    redrawn)."""
+    lon, lat = centre(A2)
+    task = make_task(session, now=T0, grid_code=A2)
+    task.grid_id = world.grids[A1].id
+    session.flush()
+    r = move(client, world, "leader_a", task.id, location=None)
+    assert r.status_code == 200, r.json
+    assert r.json["location"] == {"lon": lon, "lat": lat}
+
+
 def test_a_place_outside_the_new_grid_is_unprocessable(client, world, session):
     task = make_task(session, now=T0)
     lon, lat = centre(A1, dy=0.001)
@@ -210,7 +255,7 @@ def test_a_leader_of_another_grid_of_the_community_does_not_move_its_tasks(clien
 def test_a_resent_move_gets_its_first_answer_and_tells_nobody_twice(client, world, session):
     task = make_task(session, now=T0)
     headers = {**world.auth("leader_a"), "Idempotency-Key": "move-1"}
-    body = {"grid_code": A2, "reason": REASON}
+    body = {"grid_code": A2, "reason": REASON, "household_id": world.households[A2][0].id}
     first = client.post(f"/api/v1/tasks/{task.id}/move", json=body, headers=headers)
     again = client.post(f"/api/v1/tasks/{task.id}/move", json=body, headers=headers)
     assert first.status_code == again.status_code == 200

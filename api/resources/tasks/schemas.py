@@ -292,7 +292,14 @@ class MoveSchema(Schema):
         LocationSchema,
         metadata={
             "description": "Where the task stands now, inside the new grid; its household (the "
-            "wrong address) is let go. Without it the task keeps its place"
+            "wrong address) is let go unless `household_id` names the right one"
+        },
+    )
+    household_id = Integer(
+        metadata={
+            "description": "The right household, in the new grid: the task stands at it "
+            "(unless `location` is given too). Without `location` or `household_id` the task "
+            "keeps its place, which must lie in the new grid"
         },
     )
 
