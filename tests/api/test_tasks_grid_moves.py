@@ -139,7 +139,9 @@ def test_a_move_given_a_household_of_the_new_grid_stands_at_it(client, world, se
     r = move(client, world, "leader_a", task.id, location=None, household_id=household.id)
     assert r.status_code == 200, r.json
     assert r.json["household_id"] == household.id
-    assert r.json["location"] == dict(zip(("lon", "lat"), point_lonlat(household.location), strict=True))
+    assert r.json["location"] == dict(
+        zip(("lon", "lat"), point_lonlat(household.location), strict=True)
+    )
 
 
 def test_a_household_of_another_grid_is_unprocessable(client, world, session):

@@ -100,9 +100,7 @@ def test_a_worker_out_on_the_b_post_opens_no_window_task_outside_their_grids(
     assert r.status_code == 403, r.json
 
 
-def test_the_window_worker_follows_up_the_tasks_they_opened_for_other_grids(
-    client, world, session
-):
+def test_the_window_worker_follows_up_the_tasks_they_opened_for_other_grids(client, world, session):
     """The resident comes back to the window, or calls: "what happened to my request?"."""
     roster(session, world)
     headers = world.auth("worker_a2")
