@@ -287,3 +287,35 @@ def test_a_request_whose_token_was_refused_keeps_no_scope(app, client, session, 
             auth.current_user()
     finally:
         context.pop()
+
+
+# --- other tokens after a tile: each answered as on any endpoint --------------------------
+
+
+def test_a_deleted_users_token_is_refused_as_on_any_endpoint(client, session, world):
+    headers = world.auth("admin_a")  # a tool's token: no sign-in session
+    assert client.get(households_tile(A1), headers=headers).status_code == 200
+    session.execute(text("DELETE FROM users WHERE id = :id"), {"id": world.users["admin_a"].id})
+    refused = client.get(households_tile(A1), headers=headers)
+    elsewhere = client.get("/api/v1/grids", headers=headers)
+    assert refused.status_code == elsewhere.status_code == 401
+    assert refused.json == elsewhere.json
+
+
+def test_a_refresh_token_gets_no_tile_after_its_sessions_access_token_did(client, world):
+    tokens = sign_in(client, "leader_a")
+    assert (
+        client.get(households_tile(A1), headers=bearer(tokens["access_token"])).status_code == 200
+    )
+    refused = client.get(households_tile(A1), headers=bearer(tokens["refresh_token"]))
+    elsewhere = client.get("/api/v1/grids", headers=bearer(tokens["refresh_token"]))
+    assert refused.status_code == elsewhere.status_code == 401
+    assert refused.json == elsewhere.json
+
+
+def test_two_users_tiles_in_turn_each_draw_their_own_grids(client, world):
+    a1, a2 = world.auth("worker_a1"), world.auth("worker_a2")
+    for _ in range(2):  # the second round: both principals known, each checked in its statement
+        assert grid_ids(client.get(households_tile(A1), headers=a1)) == {world.grids[A1].id}
+        assert grid_ids(client.get(households_tile(A1), headers=a2)) == set()
+        assert grid_ids(client.get(households_tile(A2), headers=a2)) == {world.grids[A2].id}
