@@ -13,7 +13,7 @@ from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
 from api import clock, errors
 from api.extensions import db, jwt
 from api.models import User
-from api.scope import Scope
+from api.scope import Scope, ScopeGrids
 from api.services import sessions
 from api.services.sessions import Principal, TokenCheck
 
@@ -56,7 +56,7 @@ def current_user() -> User:
         verify_jwt_in_request()
         user = get_current_user()
     if isinstance(user, Principal):  # its check was left to the view's statement
-        user = request.environ.get(_CHECKED_USER) or check_token_now()
+        user = check_token_now()
     if user is None:
         raise errors.Unauthorized("Sign in first.")
     return user
@@ -77,7 +77,9 @@ def current_scope() -> Scope:
 
 _TOKEN_USER = "gridwork.token_user"
 _TOKEN_GRIDS = "gridwork.token_grids"
-_DEFERRED = "gridwork.token_check"  # a TokenCheck left to the view's statement
+_DEFERRED = "gridwork.token_check"  # a TokenCheck left to the view's statement, until settled
+_TOKEN_CHECK = "gridwork.token_check_made"  # this request's TokenCheck, kept once settled
+_ACCEPTED = "gridwork.token_accepted"  # flask-jwt-extended accepted the token (its user loaded)
 _CHECKED_USER = "gridwork.checked_user"  # the user of a check made after all (check_token_now)
 
 
@@ -155,36 +157,61 @@ def confirm_check() -> None:
 
 def check_token_now() -> User:
     """Make now the check that was left to the view's statement (which found the token dead or
-    its user changed): 401 as for any request with this token, else the user, whose scope
-    (and principal) replace those checked before."""
+    its user changed, or did not run): 401 as for any request with this token, else the user,
+    whose scope (and principal) replace those checked before. Made once a request; asked
+    again (`current_user()` after the statement confirmed the check), the user it found."""
     store = request.environ
-    check = store.pop(_DEFERRED, None)
-    if check is None:
-        return store.get(_CHECKED_USER) or current_user()
-    principals = _principals()
-    if principals is not None:
-        principals.drop(check.principal)
+    check = store.get(_TOKEN_CHECK)
+    if check is None:  # the token was checked in full, as on any endpoint
+        return current_user()
+    if _CHECKED_USER not in store:
+        store.pop(_DEFERRED, None)
+        # The principal's scope is not the user's until checked: a refusal leaves none.
+        store.pop("gridwork.scope", None)
+        principals = _principals()
+        if principals is not None:
+            principals.drop(check.principal)
+        user, grids = _check_in_full(check)
+        if principals is not None:
+            principals.put(Principal.of(user, grids))
+        store[_CHECKED_USER] = user
+        store["gridwork.scope"] = Scope.for_user(db.session, user, grids)
+    return store[_CHECKED_USER]
+
+
+def _check_in_full(check: TokenCheck) -> tuple[User, ScopeGrids]:
+    """What `_revoked_jti` and `_lookup` decide of a token, in their order: revoked, then the
+    user. (The principal was found by the token's `ver`: its version is the token's.)"""
     revoked, user, grids = sessions.token_state(
         db.session, check.jti, check.sid, check.principal.id
     )
     if revoked:
         raise errors.Unauthorized("The token was revoked.")
-    if user is None or not user.active or get_jwt().get("ver") != user.token_version:
+    if user is None or not user.active or user.token_version != check.principal.token_version:
         raise errors.Unauthorized("The token is no longer valid.")
-    if principals is not None:
-        principals.put(Principal.of(user, grids))
-    store[_CHECKED_USER] = user
-    store["gridwork.scope"] = Scope.for_user(db.session, user, grids)
-    return user
+    return user, grids
 
 
 def _finish_deferred_check(response: Response) -> Response:
     """A request answered without its statement's check (an error, a tile drawn without SQL)
     has its token checked now: a dead token gets its 401, not the answer."""
-    if _DEFERRED not in request.environ or response.status_code >= 500:
+    store = request.environ
+    if _DEFERRED not in store or response.status_code >= 500:
         return response  # a server's error discloses nothing; its database may be away
     try:
-        check_token_now()
+        if store.get(_ACCEPTED):
+            check_token_now()
+        else:
+            # flask-jwt-extended refused the token after its revocation check, which was
+            # left to the statement (expired on the app's clock, the database's, which may
+            # run ahead of the host's that PyJWT reads). As on any endpoint, a revoked token
+            # hears that first; otherwise that refusal stands, not the user's state.
+            check = store.pop(_DEFERRED)
+            revoked, _user, _grids = sessions.token_state(
+                db.session, check.jti, check.sid, check.principal.id
+            )
+            if revoked:
+                raise errors.Unauthorized("The token was revoked.")
     except errors.Unauthorized as refused:
         db.session.rollback()
         return errors.handle_gridwork_error(refused)
@@ -214,6 +241,7 @@ def init_app(app: Flask) -> None:
         # Loaded with the revocation check, which runs first.
         user = request.environ.pop(_TOKEN_USER, None) or db.session.get(User, _user_id(payload))
         if isinstance(user, Principal):
+            request.environ[_ACCEPTED] = True  # its signature, type and expiry verified
             return user  # checked by the view's statement (deferred_check)
         if user is None or not user.active or payload.get("ver") != user.token_version:
             return None
@@ -229,7 +257,7 @@ def init_app(app: Flask) -> None:
             known = principals.get(_user_id(payload), payload.get("ver"))
             if known is not None:
                 check = TokenCheck(payload.get("jti"), payload.get("sid"), known)
-                request.environ[_DEFERRED] = check
+                request.environ[_DEFERRED] = request.environ[_TOKEN_CHECK] = check
                 request.environ[_TOKEN_USER] = known  # for _lookup, which runs next
                 return False
         revoked, user, grids = sessions.token_state(

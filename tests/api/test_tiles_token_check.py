@@ -10,9 +10,12 @@ request is refused as any request with that token is. When it finds the user's s
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import select, text
 
+from api import auth, errors
 from api.models import AuditEntry
 from tests.api.test_auth_sessions import bearer, sign_in
 from tests.api.test_round_trips import statements
@@ -204,3 +207,115 @@ def test_a_process_keeps_a_bounded_number_of_principals_dropping_the_oldest(monk
     assert [kept.get(n, 0) for n in (1, 2, 3)] == [None, second, third]
     kept.drop(second)
     assert kept.get(2, 0) is None
+
+
+# --- a token refused by its verification after its check was left to the statement --------
+# The revocation check runs first (flask-jwt-extended's blocklist loader, where the check is
+# left to the statement), then the expiry by the app's clock (the database's, which may run
+# ahead of the host's that PyJWT reads), then the user. A tile's token refused in between is
+# answered as on any endpoint.
+
+
+def logout(client, headers):
+    assert client.post("/api/v1/auth/logout", json={}, headers=headers).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        (lambda client, session, world, headers: None, "The token has expired."),
+        (lambda client, session, world, headers: logout(client, headers), "The token was revoked."),
+        (
+            lambda client, session, world, headers: deactivate(session, world),
+            "The token has expired.",
+        ),
+    ],
+    ids=["expired", "expired-and-revoked", "expired-and-deactivated"],
+)
+def test_a_token_expired_on_the_apps_clock_after_a_tile_is_refused_as_on_any_endpoint(
+    app, client, session, world, change, detail
+):
+    headers = bearer(sign_in(client, "leader_a")["access_token"])
+    assert client.get(households_tile(A1), headers=headers).status_code == 200
+    change(client, session, world, headers)
+    session.flush()
+    app.config["FIXED_NOW"] = datetime.now(UTC) + timedelta(minutes=61)
+    refused = client.get(households_tile(A1), headers=headers)
+    elsewhere = client.get("/api/v1/grids", headers=headers)
+    assert refused.status_code == elsewhere.status_code == 401
+    assert refused.json == elsewhere.json
+    assert refused.json["detail"] == detail
+
+
+# --- the caller during a tile's request whose check was left to its statement ---------------
+# The tile view reads only the scope; anything else in the request asking who the caller is
+# (`current_user()`) gets the user checked in full, whether the statement's check is still to
+# come, held, or failed.
+
+
+def deferred_request(app, client, headers):
+    """A tile request of a token whose user was checked before, up to its view."""
+    assert client.get(households_tile(A1), headers=headers).status_code == 200
+    context = app.test_request_context(households_tile(A1), headers=headers)
+    context.push()
+    app.preprocess_request()
+    assert auth.deferred_check() is not None
+    return context
+
+
+def test_the_caller_is_the_user_after_the_statement_confirmed_the_check(app, client, world):
+    context = deferred_request(app, client, world.auth("admin_a"))
+    try:
+        auth.confirm_check()
+        assert auth.current_user().id == world.users["admin_a"].id
+    finally:
+        context.pop()
+
+
+def test_a_request_whose_token_was_refused_keeps_no_scope(app, client, session, world):
+    headers = bearer(sign_in(client, "leader_a")["access_token"])
+    context = deferred_request(app, client, headers)
+    try:
+        assert auth.current_scope().user_id == world.users["leader_a"].id
+        world.users["leader_a"].active = False
+        session.flush()
+        with pytest.raises(errors.Unauthorized):
+            auth.check_token_now()
+        with pytest.raises(errors.Unauthorized):
+            auth.current_scope()
+        with pytest.raises(errors.Unauthorized):
+            auth.current_user()
+    finally:
+        context.pop()
+
+
+# --- other tokens after a tile: each answered as on any endpoint --------------------------
+
+
+def test_a_deleted_users_token_is_refused_as_on_any_endpoint(client, session, world):
+    headers = world.auth("admin_a")  # a tool's token: no sign-in session
+    assert client.get(households_tile(A1), headers=headers).status_code == 200
+    session.execute(text("DELETE FROM users WHERE id = :id"), {"id": world.users["admin_a"].id})
+    refused = client.get(households_tile(A1), headers=headers)
+    elsewhere = client.get("/api/v1/grids", headers=headers)
+    assert refused.status_code == elsewhere.status_code == 401
+    assert refused.json == elsewhere.json
+
+
+def test_a_refresh_token_gets_no_tile_after_its_sessions_access_token_did(client, world):
+    tokens = sign_in(client, "leader_a")
+    assert (
+        client.get(households_tile(A1), headers=bearer(tokens["access_token"])).status_code == 200
+    )
+    refused = client.get(households_tile(A1), headers=bearer(tokens["refresh_token"]))
+    elsewhere = client.get("/api/v1/grids", headers=bearer(tokens["refresh_token"]))
+    assert refused.status_code == elsewhere.status_code == 401
+    assert refused.json == elsewhere.json
+
+
+def test_two_users_tiles_in_turn_each_draw_their_own_grids(client, world):
+    a1, a2 = world.auth("worker_a1"), world.auth("worker_a2")
+    for _ in range(2):  # the second round: both principals known, each checked in its statement
+        assert grid_ids(client.get(households_tile(A1), headers=a1)) == {world.grids[A1].id}
+        assert grid_ids(client.get(households_tile(A1), headers=a2)) == set()
+        assert grid_ids(client.get(households_tile(A2), headers=a2)) == {world.grids[A2].id}
