@@ -332,10 +332,14 @@ _DUE_TASKS = (
     .with_for_update(of=Task, skip_locked=True)
     .options(selectinload(Task.events))
 )
-# A notice's text is the task's title as it was sent (`tasks._notify_task`).
+# A notice's text is the task's title as it was sent (`tasks._notify_task`). Nothing indexes
+# a notice by its task: one pass over the notifications (a year's at most, retention deleting
+# the rest) for all the titles a run changed, and none when it changed no title.
 _STRIKE_NOTICES = text("""
-UPDATE notifications SET body = :struck
-WHERE data->>'task_id' = CAST(:task_id AS text) AND body = :title
+UPDATE notifications n SET body = struck.body
+FROM unnest(CAST(:task_ids AS text[]), CAST(:titles AS text[]), CAST(:struck AS text[]))
+  AS struck(task_id, title, body)
+WHERE n.data->>'task_id' = struck.task_id AND n.body = struck.title
 """)
 
 
@@ -344,12 +348,14 @@ def erase_complainants(session: Session, cutoff: datetime, now: datetime, batch:
     closed first; how many. Sealed columns are opened and sealed again here, in Python: the
     database cannot read them."""
     tasks = session.scalars(_DUE_TASKS.where(Task.closed_at < cutoff).limit(batch)).all()
-    notices = []
+    notices: dict[str, list[str]] = {"task_ids": [], "titles": [], "struck": []}
     for task in tasks:
         contact = task.complainant
         title = strike_contact(task.title, contact)[:TITLE_LENGTH]
         if title != task.title:
-            notices.append({"task_id": task.id, "title": task.title, "struck": title})
+            notices["task_ids"].append(str(task.id))
+            notices["titles"].append(task.title)
+            notices["struck"].append(title)
             task.title = title
         description = strike_contact(task.description, contact)
         if description != task.description:
@@ -372,6 +378,6 @@ def erase_complainants(session: Session, cutoff: datetime, now: datetime, batch:
             )
         )
     session.flush()
-    if notices:
+    if notices["task_ids"]:
         session.execute(_STRIKE_NOTICES, notices)
     return len(tasks)

@@ -284,6 +284,32 @@ def test_a_closed_task_without_a_complainant_has_its_description_scrubbed_once(s
     assert purge(session).complainants == 0
 
 
+def test_a_task_reopened_after_the_erasure_is_scrubbed_again_once_closed_for_the_period(
+    client, session, world
+):
+    """Its new round's steps may hold a number typed from a new call: the reopening takes the
+    mark off, and the next close starts the period again."""
+    task = closed_task(session, world, NOW - 181 * DAY)
+    purge(session)
+    answer = client.post(
+        f"/api/v1/tasks/{task.id}/transitions",
+        json={"action": "reopen", "note": "居民再次来电"},
+        headers=world.auth("admin_a"),
+    )
+    assert answer.status_code == 200, answer.get_json()
+    row = reload(session, task)
+    assert row.contact_erased_at is None
+    later = NOW + 30 * DAY
+    step(session, row, "resolve", later, note="已电话联系13912345678")
+    row.status, row.closed_at = "closed", later
+    session.flush()
+    assert purge(session, now=later + 179 * DAY).complainants == 0
+    assert purge(session, now=later + 181 * DAY).complainants == 1
+    row = reload(session, task)
+    assert row.events[-2].note == f"已电话联系{GONE}"
+    assert [e.action for e in row.events].count("erase_contact") == 2
+
+
 # --- the setting and the migration ------------------------------------------------------------
 def test_the_period_is_read_from_its_setting(app):
     app.config["RETAIN_COMPLAINANTS_DAYS"] = 365
