@@ -303,7 +303,7 @@ def purge_deliveries(session: Session, cutoff: datetime, batch: int) -> int:
 # --- a closed task's complainant --------------------------------------------------------------
 ERASED = "[已删除]"
 # What a step records: that the contact went, and nothing of it.
-ERASED_NOTE = "来电人联系方式保留期满，已删除"
+ERASED_NOTE = "诉求人联系方式保留期满，已删除"  # the caller or the walk-in resident
 # Numbers typed from a call, however spaced: mobiles (+86 optional), landlines with their
 # area code, identity card numbers (18 characters, a plausible birth date inside). Not part
 # of a longer number: a ticket number (13+ digits) or a room (502) stays.
