@@ -1109,7 +1109,7 @@ def _retention(log) -> None:
         log.info(
             "retention: %s visit tracks coarsened (%s tasks' points), %s task steps' points "
             "coarsened, %s photos deleted (%s files), %s notifications deleted, %s deliveries "
-            "deleted",
+            "deleted, %s closed tasks' complainants erased",
             done.visits,
             done.tasks,
             done.task_events,
@@ -1117,6 +1117,7 @@ def _retention(log) -> None:
             done.photo_files,
             done.notifications,
             done.deliveries,
+            done.complainants,
         )
 
 

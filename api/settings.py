@@ -52,6 +52,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_RETAIN_READ_NOTIFICATIONS_DAYS": ("RETAIN_READ_NOTIFICATIONS_DAYS", int),
     "GRIDWORK_RETAIN_NOTIFICATIONS_DAYS": ("RETAIN_NOTIFICATIONS_DAYS", int),
     "GRIDWORK_RETAIN_DELIVERIES_DAYS": ("RETAIN_DELIVERIES_DAYS", int),
+    "GRIDWORK_RETAIN_COMPLAINANTS_DAYS": ("RETAIN_COMPLAINANTS_DAYS", int),
     "GRIDWORK_RETENTION_BATCH": ("RETENTION_BATCH", int),
     "GRIDWORK_RETENTION_SECONDS": ("RETENTION_SECONDS", int),
     "GRIDWORK_PHOTO_STORAGE": ("PHOTO_STORAGE", str),
@@ -149,13 +150,16 @@ class Config:
     AUDIT_MERGE_SECONDS = 10
     # Retention (api/services/retention.py, docs/security.md): after how many days a visit's
     # precise track is coarsened to ~100 m (and its follow-up task's point), a photo deleted,
-    # a read notification deleted, an unread one, a finished push delivery; how many rows of
-    # each a run touches at most, and how often the push worker runs it.
+    # a read notification deleted, an unread one, a finished push delivery, a closed task's
+    # complainant erased (counted from the close: the hotline's callback and any appeal of
+    # the handling are over by then); how many rows of each a run touches at most, and how
+    # often the push worker runs it.
     RETAIN_VISIT_TRACKS_DAYS = 90
     RETAIN_PHOTOS_DAYS = 180
     RETAIN_READ_NOTIFICATIONS_DAYS = 90
     RETAIN_NOTIFICATIONS_DAYS = 365
     RETAIN_DELIVERIES_DAYS = 30
+    RETAIN_COMPLAINANTS_DAYS = 180
     RETENTION_BATCH = 2000
     RETENTION_SECONDS = 120
     # Visit photos: the storage backend ("local": files under PHOTO_DIR) and the size limit.

@@ -100,6 +100,9 @@ class Task(Base):
     transferred_from_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
     transferred_to_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
     transferred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When retention erased the complainant's contact, the task being closed long enough
+    # (api/services/retention.py); NULL: not yet.
+    contact_erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     grid = relationship("Grid")
     household = relationship("Household")
@@ -120,6 +123,13 @@ Index(
     postgresql_where=Task.location.is_(None),
 )
 Index("ix_tasks_created_at", Task.created_at)
+# Retention walks the closed tasks whose complainant is not erased yet, oldest closed first
+# (migration 0035).
+Index(
+    "ix_tasks_closed_contact_kept",
+    Task.closed_at,
+    postgresql_where=(Task.status == "closed") & (Task.contact_erased_at.is_(None)),
+)
 # A hotline ticket is held by one task at a time, however often it is sent: the one not
 # passed on (`transferred_at`) to another community. Also how a ticket's holder is found.
 Index(

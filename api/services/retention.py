@@ -16,6 +16,15 @@ What goes, and when (the defaults; GRIDWORK_RETAIN_* set them, docs/security.md 
   deliveries; never one with a delivery still pending.
 - a finished delivery (sent, failed, dead) after 30 days: the device it went to, the push
   service's id and error are operational records, not needed after a month.
+- a closed task's complainant 180 days after the task was closed (the hotline's callback and
+  any appeal of the handling are long over; the hotline keeps its own record under the ticket
+  number, which stays): `tasks.complainant` emptied, and the complainant's name and phone as
+  recorded, and anything shaped like a phone or identity card number, struck from the task's
+  title, description and steps' notes, and from the notices about it (their text is the
+  title). The rest of the description stays: what was wrong and where is the substance of
+  the complaint, which the district's supervision reads. Status, times, satisfaction: kept,
+  as every rate and report counts them. A step `erase_contact` (naming nobody) records it;
+  a task not closed (resolved, called back, reopened, passed on) is not touched.
 
 Each step deletes or coarsens at most `batch` rows a run (the push worker runs it every
 GRIDWORK_RETENTION_SECONDS), oldest first, so a run stays short; a backlog (the first runs
@@ -25,14 +34,16 @@ found again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, selectinload
 
+from api.models.tasks import Task, TaskEvent
 from api.models.visits import TRACK_DECIMALS, UNTRACKED_DETAILS
 from api.services.photos import PHOTO_LOCK_CLASS, PhotoStorage
 
@@ -47,6 +58,7 @@ SETTINGS = {
     "RETAIN_READ_NOTIFICATIONS_DAYS": "read_notifications",
     "RETAIN_NOTIFICATIONS_DAYS": "notifications",
     "RETAIN_DELIVERIES_DAYS": "deliveries",
+    "RETAIN_COMPLAINANTS_DAYS": "complainants",
     "RETENTION_BATCH": "batch",
 }
 
@@ -60,6 +72,7 @@ class Policy:
     read_notifications: timedelta
     notifications: timedelta
     deliveries: timedelta
+    complainants: timedelta  # after the task was closed
     batch: int
 
     @classmethod
@@ -84,6 +97,7 @@ class Purged:
     photo_files: int = 0  # stored photo files deleted (no kept photo has their bytes)
     notifications: int = 0  # notifications deleted (their deliveries with them)
     deliveries: int = 0  # finished deliveries deleted, their notification kept
+    complainants: int = 0  # closed tasks whose complainant's contact was erased
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
@@ -100,7 +114,10 @@ def purge(session: Session, storage: PhotoStorage | None, policy: Policy, now: d
         session, now - policy.read_notifications, now - policy.notifications, policy.batch
     )
     deliveries = purge_deliveries(session, now - policy.deliveries, policy.batch)
-    return Purged(visits, tasks, events, photos, files, notifications, deliveries)
+    complainants = erase_complainants(session, now - policy.complainants, now, policy.batch)
+    return Purged(
+        visits, tasks, events, photos, files, notifications, deliveries, complainants=complainants
+    )
 
 
 def _coarse(column: str) -> str:
@@ -281,3 +298,86 @@ DELETE FROM deliveries d USING due WHERE d.id = due.id
 def purge_deliveries(session: Session, cutoff: datetime, batch: int) -> int:
     """Delete up to `batch` deliveries finished before `cutoff` (sent, or given up); how many."""
     return session.execute(_DELETE_DELIVERIES, {"cutoff": cutoff, "batch": batch}).rowcount
+
+
+# --- a closed task's complainant --------------------------------------------------------------
+ERASED = "[已删除]"
+# What a step records: that the contact went, and nothing of it.
+ERASED_NOTE = "诉求人联系方式保留期满，已删除"  # the caller or the walk-in resident
+# Numbers typed from a call, however spaced: mobiles (+86 optional), landlines with their
+# area code, identity card numbers (18 characters, a plausible birth date inside). Not part
+# of a longer number: a ticket number (13+ digits) or a room (502) stays.
+_MOBILE = r"(?:\+?86[-\s]?)?1[3-9]\d(?:[-\s]?\d{4}){2}"
+_LANDLINE = r"0\d{2,3}[-\s]?\d{7,8}"
+_ID_CARD = r"[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
+_CONTACT_NUMBERS = re.compile(rf"(?<![\d+])(?:{_ID_CARD}|{_MOBILE}|{_LANDLINE})(?!\d)")
+TITLE_LENGTH = Task.__table__.c.title.type.length
+
+
+def strike_contact(value: str, contact: dict | None) -> str:
+    """`value` without the complainant's contact as recorded (each value of two characters
+    or more: a surname alone would blank that character everywhere) nor any phone or
+    identity card number."""
+    words = {str(v).strip() for v in (contact or {}).values() if v is not None}
+    for word in sorted((w for w in words if len(w) >= 2), key=len, reverse=True):
+        value = value.replace(word, ERASED)
+    return _CONTACT_NUMBERS.sub(ERASED, value)
+
+
+# A task closed once more after a reopening counts from its last close (`closed_at`).
+_DUE_TASKS = (
+    select(Task)
+    .where(Task.status == "closed", Task.contact_erased_at.is_(None))
+    .order_by(Task.closed_at)
+    .with_for_update(of=Task, skip_locked=True)
+    .options(selectinload(Task.events))
+)
+# A notice's text is the task's title as it was sent (`tasks._notify_task`). Nothing indexes
+# a notice by its task: one pass over the notifications (a year's at most, retention deleting
+# the rest) for all the titles a run changed, and none when it changed no title.
+_STRIKE_NOTICES = text("""
+UPDATE notifications n SET body = struck.body
+FROM unnest(CAST(:task_ids AS text[]), CAST(:titles AS text[]), CAST(:struck AS text[]))
+  AS struck(task_id, title, body)
+WHERE n.data->>'task_id' = struck.task_id AND n.body = struck.title
+""")
+
+
+def erase_complainants(session: Session, cutoff: datetime, now: datetime, batch: int) -> int:
+    """Erase the complainant's contact of up to `batch` tasks closed before `cutoff`, oldest
+    closed first; how many. Sealed columns are opened and sealed again here, in Python: the
+    database cannot read them."""
+    tasks = session.scalars(_DUE_TASKS.where(Task.closed_at < cutoff).limit(batch)).all()
+    notices: dict[str, list[str]] = {"task_ids": [], "titles": [], "struck": []}
+    for task in tasks:
+        contact = task.complainant
+        title = strike_contact(task.title, contact)[:TITLE_LENGTH]
+        if title != task.title:
+            notices["task_ids"].append(str(task.id))
+            notices["titles"].append(task.title)
+            notices["struck"].append(title)
+            task.title = title
+        description = strike_contact(task.description, contact)
+        if description != task.description:
+            task.description = description
+        for event in task.events:
+            note = strike_contact(event.note, contact)
+            if note != event.note:
+                event.note = note
+        task.complainant = None
+        task.contact_erased_at = now
+        task.updated_at = now
+        task.events.append(
+            TaskEvent(
+                action="erase_contact",
+                from_status=task.status,
+                to_status=task.status,
+                actor_id=None,
+                note=ERASED_NOTE,
+                at=now,
+            )
+        )
+    session.flush()
+    if notices["task_ids"]:
+        session.execute(_STRIKE_NOTICES, notices)
+    return len(tasks)

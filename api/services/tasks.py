@@ -774,6 +774,9 @@ def transition(
         resolve_in, _ = deadlines(task_settings(session, grid), task.type, task.urgency)
         task.due_at = now + resolve_in
         task.warned_at = task.escalated_at = None
+        # Its complainant's contact, if retention erased it, stays erased; the new round's
+        # steps may hold more (a number typed from a new call): the next close counts again.
+        task.contact_erased_at = None
     _event(
         task, action, before, rule.to, scope.user_id, now, note=note, location=point, photos=photos
     )

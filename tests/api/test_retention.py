@@ -27,6 +27,7 @@ POLICY = retention.Policy(
     read_notifications=timedelta(days=90),
     notifications=timedelta(days=365),
     deliveries=timedelta(days=30),
+    complainants=timedelta(days=180),
     batch=2000,
 )
 # A worker's precise position, to the centimetre, in the middle of grid A1.
@@ -400,6 +401,7 @@ def test_the_policy_is_read_from_the_settings(app):
         RETAIN_READ_NOTIFICATIONS_DAYS=20,
         RETAIN_NOTIFICATIONS_DAYS=100,
         RETAIN_DELIVERIES_DAYS=7,
+        RETAIN_COMPLAINANTS_DAYS=90,
         RETENTION_BATCH=50,
     )
     assert retention.Policy.from_config(app.config) == retention.Policy(
@@ -408,6 +410,7 @@ def test_the_policy_is_read_from_the_settings(app):
         read_notifications=timedelta(days=20),
         notifications=timedelta(days=100),
         deliveries=timedelta(days=7),
+        complainants=timedelta(days=90),
         batch=50,
     )
 
