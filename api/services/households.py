@@ -24,7 +24,7 @@ from api.scope import Scope
 from api.services import audit
 from api.services.geometry import db_point
 from api.services.household_files import MAX_ERRORS, FileProblem, HouseholdReader, RowError
-from api.services.names import HALF_WIDTH, SPACES, address_key
+from api.services.names import KEY_TABLE, SPACES, address_key
 from api.services.tiles import household_visit_states
 from api.services.weeks import parse_week
 from geo.measure import haversine_m
@@ -642,36 +642,43 @@ def _address(values: Any) -> tuple[str, ...]:
 
 
 # names.address_key in SQL, for the stored side of a match: households stored before their
-# parts were made half-width and spaced one way (７号楼, 3 号楼) are found by the key too, as
-# are those stored with the leading zeros a file no longer has. Its parameters: _KEY_PARAMS.
+# parts were made half-width, spaced one way and rid of invisible characters (７号楼, 3 号楼)
+# are found by the key too, as are those stored with the leading zeros a file no longer has
+# and those written in the other letter case (F502 for f502). Its parameters: _KEY_PARAMS.
+# KEY_TABLE's characters in the order translate() takes them: those it replaces (full-width
+# forms, capitals) and, last, those it drops (invisible characters, which have no counterpart).
+_KEYED = sorted(KEY_TABLE, key=lambda code: KEY_TABLE[code] is None)
+_CAPITALS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _KEY_PARAMS = {
-    "full_width": "".join(map(chr, HALF_WIDTH)),
-    "half_width": "".join(map(chr, HALF_WIDTH.values())),
-    "any_full_width": f"[{''.join(map(chr, HALF_WIDTH))}]",
+    "key_from": "".join(map(chr, _KEYED)),
+    "key_to": "".join(KEY_TABLE[code] for code in _KEYED if KEY_TABLE[code] is not None),
+    "any_keyed": f"[{''.join(map(chr, _KEYED))}]",
     "spaces": f"[{SPACES}]+",
+    "capitals": f"[{_CAPITALS}]",
 }
 
 
 def address_key_sql(column: str) -> str:
-    # translate() over the 95 full-width forms costs ~2 us a value, most of the key's cost:
-    # only a value holding one is translated.
+    # translate() over the 95 full-width forms, 26 capitals and 5 invisible characters costs
+    # ~2 us a value, most of the key's cost: only a value holding one of them is translated.
     return (
         "regexp_replace(regexp_replace("
-        f"CASE WHEN {column} ~ CAST(:any_full_width AS text) "
-        f"THEN translate({column}, :full_width, :half_width) ELSE {column} END, "
+        f"CASE WHEN {column} ~ CAST(:any_keyed AS text) "
+        f"THEN translate({column}, :key_from, :key_to) ELSE {column} END, "
         "CAST(:spaces AS text), '', 'g'), '^0+([0-9]+)$', '\\1')"
     )
 
 
 def same_address_part_sql(column: str, key: str) -> str:
     """`column` (stored) spells the part whose `address_key` is `key`. A stored value equal to
-    the key is its own; one that is ASCII, without a space and not led by a 0 is its own key
-    (`names.address_key` changes nothing in it), so no other key's: the key is computed only
-    for the rest (a Chinese name, a leading zero), the candidates of a match being every
-    household within 100 m."""
+    the key is its own; one that is ASCII, without a space or a capital and not led by a 0 is
+    its own key (`names.address_key` changes nothing in it), so no other key's: the key is
+    computed only for the rest (a Chinese name, a leading zero, F502), the candidates of a
+    match being every household within 100 m."""
     return (
         f"({column} = {key} OR NOT (octet_length({column}) = length({column}) "
-        f"AND strpos({column}, ' ') = 0 AND left({column}, 1) <> '0') "
+        f"AND strpos({column}, ' ') = 0 AND left({column}, 1) <> '0' "
+        f"AND {column} !~ CAST(:capitals AS text)) "
         f"AND {address_key_sql(column)} = {key})"
     )
 

@@ -108,3 +108,14 @@ def test_a_building_of_spaces_alone_is_not_respelled_blank(app, session, world):
     result = run(app, "--apply")
     assert result.exit_code == 0, result.output
     assert address(session, home)[0] == "\u3000"
+
+
+def test_invisible_characters_stored_before_are_respelled_away(app, session, world):
+    """3<U+200B>号楼 stored before address parts lost their invisible characters reads as 3号楼
+    and is listed as another building: respelled 3号楼."""
+    home = make_household(session, *centre(A1, dy=-0.002), building="3\u200b号楼", room="\ufeff9")
+    session.flush()
+    result = run(app, "--apply")
+    assert result.exit_code == 0, result.output
+    assert "1 household respelled" in result.output
+    assert address(session, home) == ("3号楼", "1", "1", "9")
