@@ -273,8 +273,11 @@ def _grid_for(session: Session, scope: Scope | None, lon: float, lat: float) -> 
 
 
 def create_household(session: Session, scope: Scope | None, data: dict[str, Any]) -> Household:
+    """Register a household in the grid of its point; 409 for an address registered at the
+    point already (`refuse_repeat`)."""
     lon, lat = _check_point(data["lon"], data["lat"])
     grid = _grid_for(session, scope, lon, lat)
+    refuse_repeat(session, scope, data, lon, lat)
     if data.get("occupancy") == "vacant" and "members" not in data:
         data = {**data, "members": 0}  # nobody lives there (an import row's default too)
     household = Household(
@@ -293,10 +296,17 @@ def update_household(
 ) -> Household:
     if scope is not None:
         scope.require_household_writer(household.grid)
-    if "lon" in changes or "lat" in changes:
-        lon, lat = household_lonlat(household)
+    lon, lat = household_lonlat(household)
+    moved = "lon" in changes or "lat" in changes
+    if moved:
         lon, lat = _check_point(changes.get("lon", lon), changes.get("lat", lat))
         grid = _grid_for(session, scope, lon, lat)
+    if moved or any(part in changes for part in ADDRESS_PARTS):
+        # Only a change of the address or the point: households registered twice before the
+        # check (`gridwork households spellings` names them) keep their other facts editable.
+        address = {part: changes.get(part, getattr(household, part)) for part in ADDRESS_PARTS}
+        refuse_repeat(session, scope, address, lon, lat, editing=household.id)
+    if moved:
         household.grid_id = grid.id
         household.location = f"SRID=4326;POINT({lon} {lat})"
     for key, value in changes.items():
@@ -732,6 +742,63 @@ _LOCK = text(
     # NO KEY: visits of these households (their foreign key) are still recorded meanwhile.
     "ORDER BY h.id FOR NO KEY UPDATE"
 )
+
+
+# A form's repeat: a household of the address (by `names.address_key`) at the point, within
+# SAME_POINT_DEG, the exact point first, as an import row's (`_MATCH_AT_POINT`); a household
+# being edited is not its own repeat.
+_REGISTERED_AT = text(
+    f"""
+    SELECT h.id FROM households h
+    WHERE h.location && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :same)
+      AND abs(ST_X(h.location) - :lon) <= :same AND abs(ST_Y(h.location) - :lat) <= :same
+      AND h.id IS DISTINCT FROM CAST(:editing AS integer)
+      AND {" AND ".join(same_address_part_sql(f"h.{part}", f":{part}") for part in ADDRESS_PARTS)}
+    ORDER BY (ST_X(h.location) = :lon AND ST_Y(h.location) = :lat) DESC, h.id LIMIT 1
+    """
+)
+# Advisory lock class of an address's registration (photos' and audit's are others): two
+# forms of one address, sent at once, are checked one after the other.
+_ADDRESS_LOCK = 6
+
+
+def refuse_repeat(
+    session: Session,
+    scope: Scope | None,
+    address: dict[str, Any],
+    lon: float,
+    lat: float,
+    *,
+    editing: int | None = None,
+) -> None:
+    """409 when a household other than `editing` is registered at the address at the point:
+    one flat, registered once, as the import holds it. The household is named only to a
+    caller who may see it; to another the answer says only that the flat is registered.
+
+    Forms of one address are serialized (a transaction-scoped lock on its key, taken before
+    the look): the second, under READ COMMITTED, sees the first once it has committed."""
+    keys = {part: address_key(address.get(part) or "") for part in ADDRESS_PARTS}
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))"),
+        {"lock": _ADDRESS_LOCK, "key": "\x1f".join(keys.values())},
+    )
+    found = session.scalar(
+        _REGISTERED_AT,
+        {"lon": lon, "lat": lat, "same": SAME_POINT_DEG, "editing": editing, **keys, **_KEY_PARAMS},
+    )
+    if found is None:
+        return
+    if scope is None or session.scalar(
+        select(Household.id).where(Household.id == found, scope.households())
+    ):
+        raise errors.Conflict(
+            f"This address is already registered at this point as household {found}.",
+            household_id=found,
+        )
+    raise errors.Conflict(
+        "This address is already registered at this point, in a grid outside yours; "
+        "no second household is registered beside it."
+    )
 
 
 def _match_rows(session: Session, stmt, rows: Sequence[Placed], **params) -> dict[int, Any]:
