@@ -658,13 +658,11 @@ def _address(values: Any) -> tuple[str, ...]:
 # KEY_TABLE's characters in the order translate() takes them: those it replaces (full-width
 # forms, capitals) and, last, those it drops (invisible characters, which have no counterpart).
 _KEYED = sorted(KEY_TABLE, key=lambda code: KEY_TABLE[code] is None)
-_CAPITALS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _KEY_PARAMS = {
     "key_from": "".join(map(chr, _KEYED)),
     "key_to": "".join(KEY_TABLE[code] for code in _KEYED if KEY_TABLE[code] is not None),
     "any_keyed": f"[{''.join(map(chr, _KEYED))}]",
     "spaces": f"[{SPACES}]+",
-    "capitals": f"[{_CAPITALS}]",
 }
 
 
@@ -680,15 +678,16 @@ def address_key_sql(column: str) -> str:
 
 
 def same_address_part_sql(column: str, key: str) -> str:
-    """`column` (stored) spells the part whose `address_key` is `key`. A stored value equal to
-    the key is its own; one that is ASCII, without a space or a capital and not led by a 0 is
-    its own key (`names.address_key` changes nothing in it), so no other key's: the key is
-    computed only for the rest (a Chinese name, a leading zero, F502), the candidates of a
+    """`column` (stored) spells the part whose `address_key` is `key`. A stored value whose
+    ASCII capitals made small (lower() in the C collation changes only A-Z) equals the key is
+    its own (F502 for the key f502: a key holds no capital, no full-width form, no space or
+    invisible character, so such a value's key is that); one that is ASCII, without a space and
+    not led by a 0 is no other key's (`names.address_key` only makes its capitals small): the
+    key is computed only for the rest (a Chinese name, a leading zero), the candidates of a
     match being every household within 100 m."""
     return (
-        f"({column} = {key} OR NOT (octet_length({column}) = length({column}) "
-        f"AND strpos({column}, ' ') = 0 AND left({column}, 1) <> '0' "
-        f"AND {column} !~ CAST(:capitals AS text)) "
+        f'(lower({column} COLLATE "C") = {key} OR NOT (octet_length({column}) = length({column}) '
+        f"AND strpos({column}, ' ') = 0 AND left({column}, 1) <> '0') "
         f"AND {address_key_sql(column)} = {key})"
     )
 
