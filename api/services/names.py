@@ -54,7 +54,8 @@ def _space(match: re.Match[str]) -> str:
 # (U+FEFF, at the start of a text saved by Notepad or pasted from one). Inside an address part
 # they made another building of one that reads the same (3号楼 and 3\u200b号楼): they are
 # dropped from an address part, a form's and an import's alike, not refused (the clerk could
-# not see what to correct). Names keep the joiner, which an emoji needs.
+# not see what to correct, in a register of thousands of rows). A name, stored as given and
+# typed one at a time, is refused three of them instead (`INVISIBLE_IN_NAMES`).
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
 _DROP_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE))
 
@@ -105,6 +106,18 @@ def has_control_characters(value: str) -> bool:
     )
 
 
+# In a name (a grid's, a community's, a user's) the invisible characters that never carry
+# meaning: 幸福<U+200B>里 reads as 幸福里 and is another name to every search, sort and report.
+# Refused naming the field, in a grid file and a form alike, not dropped: a name is stored as
+# given, and the one who typed it can retype it. The non-joiner and joiner (U+200C, U+200D)
+# stay allowed: Persian and Indic words and emoji need them.
+INVISIBLE_IN_NAMES = "\u200b\u2060\ufeff"
+INVISIBLE_CHARACTERS = (
+    "Must not contain invisible characters (U+200B zero-width space, U+2060 word joiner, "
+    "U+FEFF byte order mark): type the name again."
+)
+
+
 def name_problem(value: Any, *, optional: bool = False, max_length: int = NAME_MAX) -> str | None:
     """Why `value` is not a usable name, or None when it is (`optional`: None or "" is)."""
     if value is None or value == "":
@@ -113,6 +126,8 @@ def name_problem(value: Any, *, optional: bool = False, max_length: int = NAME_M
         return f"Must be text of at most {max_length} characters."
     if has_control_characters(value):
         return CONTROL_CHARACTERS
+    if any(c in INVISIBLE_IN_NAMES for c in value):
+        return INVISIBLE_CHARACTERS
     return None
 
 
