@@ -1,11 +1,18 @@
-"""Schema building blocks shared by resources: GeoJSON geometry, points, bounding boxes."""
+"""Schema building blocks shared by resources: GeoJSON geometry, points, bounding boxes,
+address parts."""
 
 from __future__ import annotations
 
 import marshmallow as ma
 
 from api.extensions import Schema
-from api.services.names import NAME_MAX, name_problem
+from api.services.names import (
+    CONTROL_CHARACTERS,
+    NAME_MAX,
+    address_part,
+    has_control_characters,
+    name_problem,
+)
 
 
 class GeometrySchema(Schema):
@@ -78,3 +85,18 @@ def name_field(*, required: bool = False, empty: bool = False, **kwargs) -> ma.f
         metadata={"description": f"{least}-{NAME_MAX} characters, no control characters"},
         **kwargs,
     )
+
+
+class AddressPart(ma.fields.String):
+    """A part of an address as a form sends it (a household's, a visit's premises): trimmed,
+    half-width, spaced one way and without invisible characters (`names.address_part`, as an
+    import row is), so " 3", "３", "3 号楼", "3<U+200B>号楼" and "3号楼" are one building, and free
+    of control characters (a NUL the database refuses naming no field, a
+    newline that breaks a list) and of bidirectional overrides (which make it read as another
+    address)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = address_part(super()._deserialize(value, attr, data, **kwargs))
+        if has_control_characters(text):
+            raise ma.ValidationError(CONTROL_CHARACTERS)
+        return text

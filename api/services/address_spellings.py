@@ -14,7 +14,7 @@ from api.services.households import (
     SAME_POINT_DEG,
     address_key_sql,
 )
-from api.services.names import HALF_WIDTH, SPACES, address_part
+from api.services.names import HALF_WIDTH, INVISIBLE, SPACES, address_part
 
 Address = tuple[str, str, str, str]
 
@@ -37,9 +37,10 @@ class Spellings:
     registered_twice: list[list[tuple[int, Address]]] = field(default_factory=list)
 
 
-# A stored part that `address_part` may change holds a full-width form or a space separator
-# (or starts or ends with a space); any other is stored as the import stores it.
-_ODD = f"[{''.join(map(chr, HALF_WIDTH))}{SPACES}]"
+# A stored part that `address_part` may change holds a full-width form, a space separator
+# (or starts or ends with a space) or an invisible character; any other is stored as the import
+# stores it.
+_ODD = f"[{''.join(map(chr, HALF_WIDTH))}{SPACES}{INVISIBLE}]"
 _WHERE_COMMUNITY = "(CAST(:community AS text) IS NULL OR g.community_code = :community)"
 
 _ODDLY_SPELLED = text(
@@ -77,8 +78,10 @@ def find_spellings(session: Session, community: str | None = None) -> Spellings:
     would spell otherwise (７号楼, 3 号楼: stored before the import made them half-width and
     spaced one way), and the addresses registered twice at one point in two spellings.
 
-    Leading zeros are no other spelling: 0502 is stored as the office wrote it and matched
-    as 502 (`names.address_key`)."""
+    Leading zeros and letter case are no other spelling: 0502 and f502 are stored as the
+    office wrote them and matched as 502 and F502 (`names.address_key`); invisible characters
+    (3<U+200B>号楼) are respelled away. Two households at one point whose addresses differ only
+    so are named as registered twice."""
     params = {**_KEY_PARAMS, "community": community}
     pairs = session.execute(_TWICE, {**params, "same": SAME_POINT_DEG}).all()
     group_of: dict[int, set[int]] = {}

@@ -631,7 +631,8 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
     out: dict[str, Any] = {}
     before = len(errors)
     for column in REQUIRED:
-        if _text(values.get(column)) == "":
+        # A building of invisible characters only (a stray BOM, U+200B) is a blank one.
+        if address_part(_text(values.get(column))) == "":
             errors.append(RowError(row, column, f"{column} is required"))
     for column in ("building", "unit", "floor", "room"):
         value = values.get(column)

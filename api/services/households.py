@@ -24,7 +24,7 @@ from api.scope import Scope
 from api.services import audit
 from api.services.geometry import db_point
 from api.services.household_files import MAX_ERRORS, FileProblem, HouseholdReader, RowError
-from api.services.names import HALF_WIDTH, SPACES, address_key
+from api.services.names import KEY_TABLE, SPACES, address_key
 from api.services.tiles import household_visit_states
 from api.services.weeks import parse_week
 from geo.measure import haversine_m
@@ -273,8 +273,11 @@ def _grid_for(session: Session, scope: Scope | None, lon: float, lat: float) -> 
 
 
 def create_household(session: Session, scope: Scope | None, data: dict[str, Any]) -> Household:
+    """Register a household in the grid of its point; 409 for an address registered at the
+    point already (`refuse_repeat`)."""
     lon, lat = _check_point(data["lon"], data["lat"])
     grid = _grid_for(session, scope, lon, lat)
+    refuse_repeat(session, scope, data, lon, lat)
     if data.get("occupancy") == "vacant" and "members" not in data:
         data = {**data, "members": 0}  # nobody lives there (an import row's default too)
     household = Household(
@@ -293,10 +296,17 @@ def update_household(
 ) -> Household:
     if scope is not None:
         scope.require_household_writer(household.grid)
-    if "lon" in changes or "lat" in changes:
-        lon, lat = household_lonlat(household)
+    lon, lat = household_lonlat(household)
+    moved = "lon" in changes or "lat" in changes
+    if moved:
         lon, lat = _check_point(changes.get("lon", lon), changes.get("lat", lat))
         grid = _grid_for(session, scope, lon, lat)
+    if moved or any(part in changes for part in ADDRESS_PARTS):
+        # Only a change of the address or the point: households registered twice before the
+        # check (`gridwork households spellings` names them) keep their other facts editable.
+        address = {part: changes.get(part, getattr(household, part)) for part in ADDRESS_PARTS}
+        refuse_repeat(session, scope, address, lon, lat, editing=household.id)
+    if moved:
         household.grid_id = grid.id
         household.location = f"SRID=4326;POINT({lon} {lat})"
     for key, value in changes.items():
@@ -642,35 +652,41 @@ def _address(values: Any) -> tuple[str, ...]:
 
 
 # names.address_key in SQL, for the stored side of a match: households stored before their
-# parts were made half-width and spaced one way (７号楼, 3 号楼) are found by the key too, as
-# are those stored with the leading zeros a file no longer has. Its parameters: _KEY_PARAMS.
+# parts were made half-width, spaced one way and rid of invisible characters (７号楼, 3 号楼)
+# are found by the key too, as are those stored with the leading zeros a file no longer has
+# and those written in the other letter case (F502 for f502). Its parameters: _KEY_PARAMS.
+# KEY_TABLE's characters in the order translate() takes them: those it replaces (full-width
+# forms, capitals) and, last, those it drops (invisible characters, which have no counterpart).
+_KEYED = sorted(KEY_TABLE, key=lambda code: KEY_TABLE[code] is None)
 _KEY_PARAMS = {
-    "full_width": "".join(map(chr, HALF_WIDTH)),
-    "half_width": "".join(map(chr, HALF_WIDTH.values())),
-    "any_full_width": f"[{''.join(map(chr, HALF_WIDTH))}]",
+    "key_from": "".join(map(chr, _KEYED)),
+    "key_to": "".join(KEY_TABLE[code] for code in _KEYED if KEY_TABLE[code] is not None),
+    "any_keyed": f"[{''.join(map(chr, _KEYED))}]",
     "spaces": f"[{SPACES}]+",
 }
 
 
 def address_key_sql(column: str) -> str:
-    # translate() over the 95 full-width forms costs ~2 us a value, most of the key's cost:
-    # only a value holding one is translated.
+    # translate() over the 95 full-width forms, 26 capitals and 5 invisible characters costs
+    # ~2 us a value, most of the key's cost: only a value holding one of them is translated.
     return (
         "regexp_replace(regexp_replace("
-        f"CASE WHEN {column} ~ CAST(:any_full_width AS text) "
-        f"THEN translate({column}, :full_width, :half_width) ELSE {column} END, "
+        f"CASE WHEN {column} ~ CAST(:any_keyed AS text) "
+        f"THEN translate({column}, :key_from, :key_to) ELSE {column} END, "
         "CAST(:spaces AS text), '', 'g'), '^0+([0-9]+)$', '\\1')"
     )
 
 
 def same_address_part_sql(column: str, key: str) -> str:
-    """`column` (stored) spells the part whose `address_key` is `key`. A stored value equal to
-    the key is its own; one that is ASCII, without a space and not led by a 0 is its own key
-    (`names.address_key` changes nothing in it), so no other key's: the key is computed only
-    for the rest (a Chinese name, a leading zero), the candidates of a match being every
-    household within 100 m."""
+    """`column` (stored) spells the part whose `address_key` is `key`. A stored value whose
+    ASCII capitals made small (lower() in the C collation changes only A-Z) equals the key is
+    its own (F502 for the key f502: a key holds no capital, no full-width form, no space or
+    invisible character, so such a value's key is that); one that is ASCII, without a space and
+    not led by a 0 is no other key's (`names.address_key` only makes its capitals small): the
+    key is computed only for the rest (a Chinese name, a leading zero), the candidates of a
+    match being every household within 100 m."""
     return (
-        f"({column} = {key} OR NOT (octet_length({column}) = length({column}) "
+        f'(lower({column} COLLATE "C") = {key} OR NOT (octet_length({column}) = length({column}) '
         f"AND strpos({column}, ' ') = 0 AND left({column}, 1) <> '0') "
         f"AND {address_key_sql(column)} = {key})"
     )
@@ -725,6 +741,63 @@ _LOCK = text(
     # NO KEY: visits of these households (their foreign key) are still recorded meanwhile.
     "ORDER BY h.id FOR NO KEY UPDATE"
 )
+
+
+# A form's repeat: a household of the address (by `names.address_key`) at the point, within
+# SAME_POINT_DEG, the exact point first, as an import row's (`_MATCH_AT_POINT`); a household
+# being edited is not its own repeat.
+_REGISTERED_AT = text(
+    f"""
+    SELECT h.id FROM households h
+    WHERE h.location && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :same)
+      AND abs(ST_X(h.location) - :lon) <= :same AND abs(ST_Y(h.location) - :lat) <= :same
+      AND h.id IS DISTINCT FROM CAST(:editing AS integer)
+      AND {" AND ".join(same_address_part_sql(f"h.{part}", f":{part}") for part in ADDRESS_PARTS)}
+    ORDER BY (ST_X(h.location) = :lon AND ST_Y(h.location) = :lat) DESC, h.id LIMIT 1
+    """
+)
+# Advisory lock class of an address's registration (photos' and audit's are others): two
+# forms of one address, sent at once, are checked one after the other.
+_ADDRESS_LOCK = 6
+
+
+def refuse_repeat(
+    session: Session,
+    scope: Scope | None,
+    address: dict[str, Any],
+    lon: float,
+    lat: float,
+    *,
+    editing: int | None = None,
+) -> None:
+    """409 when a household other than `editing` is registered at the address at the point:
+    one flat, registered once, as the import holds it. The household is named only to a
+    caller who may see it; to another the answer says only that the flat is registered.
+
+    Forms of one address are serialized (a transaction-scoped lock on its key, taken before
+    the look): the second, under READ COMMITTED, sees the first once it has committed."""
+    keys = {part: address_key(address.get(part) or "") for part in ADDRESS_PARTS}
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))"),
+        {"lock": _ADDRESS_LOCK, "key": "\x1f".join(keys.values())},
+    )
+    found = session.scalar(
+        _REGISTERED_AT,
+        {"lon": lon, "lat": lat, "same": SAME_POINT_DEG, "editing": editing, **keys, **_KEY_PARAMS},
+    )
+    if found is None:
+        return
+    if scope is None or session.scalar(
+        select(Household.id).where(Household.id == found, scope.households())
+    ):
+        raise errors.Conflict(
+            f"This address is already registered at this point as household {found}.",
+            household_id=found,
+        )
+    raise errors.Conflict(
+        "This address is already registered at this point, in a grid outside yours; "
+        "no second household is registered beside it."
+    )
 
 
 def _match_rows(session: Session, stmt, rows: Sequence[Placed], **params) -> dict[int, Any]:

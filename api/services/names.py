@@ -48,20 +48,47 @@ def _space(match: re.Match[str]) -> str:
     return "" if _CJK.match(text[start - 1]) or _CJK.match(text[end]) else " "
 
 
+# Characters that show as nothing: the zero-width space (U+200B, which web pages and chat apps
+# put between characters to let a line break), the zero-width non-joiner and joiner (U+200C,
+# U+200D), the word joiner (U+2060) and the byte order mark / zero-width no-break space
+# (U+FEFF, at the start of a text saved by Notepad or pasted from one). Inside an address part
+# they made another building of one that reads the same (3号楼 and 3\u200b号楼): they are
+# dropped from an address part, a form's and an import's alike, not refused (the clerk could
+# not see what to correct, in a register of thousands of rows). A name, stored as given and
+# typed one at a time, is refused three of them instead (`INVISIBLE_IN_NAMES`).
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+_DROP_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE))
+
+
 def address_part(value: str) -> str:
-    """An address part (building, unit, floor, room) as it is stored: half-width, trimmed, and
-    spaced one way (`_space`): 3 号楼, ３号楼 and 3　号楼 are 3号楼."""
-    return _SPACE_RUN.sub(_space, half_width(value).strip())
+    """An address part (building, unit, floor, room) as it is stored: half-width, trimmed,
+    spaced one way (`_space`) and without invisible characters (`INVISIBLE`): 3 号楼, ３号楼,
+    3　号楼 and 3<U+200B>号楼 are 3号楼. Letters keep the case they were written in."""
+    return _SPACE_RUN.sub(_space, value.translate(_DROP_INVISIBLE | HALF_WIDTH).strip())
+
+
+# The key's one pass over a part: full-width forms as ASCII, ASCII capitals as small letters
+# (F502 is f502, A座 is a座, Ｆ is f), invisible characters dropped.
+KEY_TABLE = (
+    {
+        full: chr(half).lower() if chr(half).isascii() else chr(half)
+        for full, half in HALF_WIDTH.items()
+    }
+    | {ord(c): c.lower() for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+    | _DROP_INVISIBLE
+)
 
 
 def address_key(value: str) -> str:
     """What two spellings of an address part are compared by (`address_part` makes the
-    stored one): half-width, without any space, and a part of ASCII digits only without its
-    leading zeros: Excel opens a CSV's room 0502 as the number 502 and saves it so, and 01 is
-    the unit a clerk types as 1. 502 and 5020, 0 and no room, F0502 and F502 stay apart.
+    stored one): half-width, without any space or invisible character, ASCII letters in one
+    case (f502 is F502, a座 is A座: one flat, written either way on doors and forms), and a
+    part of ASCII digits only without its leading zeros: Excel opens a CSV's room 0502 as the
+    number 502 and saves it so, and 01 is the unit a clerk types as 1. 502 and 5020, 0 and no
+    room, F0502 and F502 stay apart; letters of other scripts are compared as written.
 
     `households.address_key_sql` is the same key in SQL, for the stored side of a match."""
-    text = _SPACE_RUN.sub("", half_width(value))
+    text = _SPACE_RUN.sub("", value.translate(KEY_TABLE))
     if text.isascii() and text.isdigit():
         return text.lstrip("0") or "0"
     return text
@@ -79,6 +106,18 @@ def has_control_characters(value: str) -> bool:
     )
 
 
+# In a name (a grid's, a community's, a user's) the invisible characters that never carry
+# meaning: 幸福<U+200B>里 reads as 幸福里 and is another name to every search, sort and report.
+# Refused naming the field, in a grid file and a form alike, not dropped: a name is stored as
+# given, and the one who typed it can retype it. The non-joiner and joiner (U+200C, U+200D)
+# stay allowed: Persian and Indic words and emoji need them.
+INVISIBLE_IN_NAMES = "\u200b\u2060\ufeff"
+INVISIBLE_CHARACTERS = (
+    "Must not contain invisible characters (U+200B zero-width space, U+2060 word joiner, "
+    "U+FEFF byte order mark): type the name again."
+)
+
+
 def name_problem(value: Any, *, optional: bool = False, max_length: int = NAME_MAX) -> str | None:
     """Why `value` is not a usable name, or None when it is (`optional`: None or "" is)."""
     if value is None or value == "":
@@ -87,6 +126,8 @@ def name_problem(value: Any, *, optional: bool = False, max_length: int = NAME_M
         return f"Must be text of at most {max_length} characters."
     if has_control_characters(value):
         return CONTROL_CHARACTERS
+    if any(c in INVISIBLE_IN_NAMES for c in value):
+        return INVISIBLE_CHARACTERS
     return None
 
 

@@ -606,3 +606,49 @@ def test_a_leader_id_beyond_any_user_id_is_422_naming_the_field(client, world):
     )
     assert response.status_code == 422
     assert "leader_id" in response.json["errors"]["json"]
+
+
+INVISIBLE_NAMES = ["幸福\u200b里", "\ufeff幸福里", "幸福\u2060里"]
+
+
+@pytest.mark.parametrize("name", INVISIBLE_NAMES)
+def test_an_imported_grid_name_holding_an_invisible_character_is_422_naming_feature_and_field(
+    client, session, world, name
+):
+    """A zero-width space, a word joiner or a BOM makes a name that reads as 幸福里 another
+    name (searched, sorted, compared in reports): refused, saying which character, not stored."""
+    before = session.scalar(select(func.count(Grid.id)))
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930), name=name)
+    response = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert error["feature"] == 0
+    assert "invisible" in str(error)
+    assert "name" in str(error)
+    assert session.scalar(select(func.count(Grid.id))) == before
+
+
+@pytest.mark.parametrize("name", INVISIBLE_NAMES)
+def test_renaming_a_grid_with_an_invisible_character_is_422_naming_the_field(
+    client, session, world, name
+):
+    grid = world.grids[A1]
+    before = grid.name
+    r = client.patch(f"/api/v1/grids/{grid.id}", json={"name": name}, headers=admin(world))
+    assert r.status_code == 422, r.json
+    assert "invisible" in str(r.json["errors"]["json"]["name"])
+    session.refresh(grid)
+    assert grid.name == before
+
+
+def test_a_grid_name_may_hold_the_joiners_a_script_or_an_emoji_needs(client, world):
+    """U+200C and U+200D shape Persian and Indic words and join emoji: not invisible noise."""
+    grid = world.grids[A1]
+    for name in ("می\u200cخواهم", "网格\U0001f468\u200d\U0001f469\u200d\U0001f467"):
+        r = client.patch(f"/api/v1/grids/{grid.id}", json={"name": name}, headers=admin(world))
+        assert r.status_code == 200, r.json
+        assert r.json["properties"]["name"] == name

@@ -168,3 +168,49 @@ def test_a_forms_address_with_spaces_is_stored_as_an_import_stores_it(client, wo
     )
     assert patched.status_code == 200, patched.json
     assert patched.json["building"] == "Block A"
+
+
+def test_invisible_characters_in_an_address_cell_are_dropped(client, session, world):
+    """A zero-width space pasted from a web page or a chat, a BOM at a cell's start, a word
+    joiner: the clerk sees 7号楼 and cannot see what to correct, so they are dropped (as a
+    form's are), not refused."""
+    lon, lat = centre(A1, dy=0.0007)
+    rows = [["\ufeff7号楼\u200b", "1\u2060", "3", "Z\u200c50\u200d1", lon, lat, ""]]
+    response = upload(client, world, csv_bytes(rows), "登记表.csv")
+    assert response.status_code == 201, response.json
+    assert stored(session, Household.room == "Z501", *ADDRESS) == [("7号楼", "1", "3", "Z501")]
+
+
+def test_a_building_of_invisible_characters_only_is_named_as_a_blank_one(client, session, world):
+    lon, lat = centre(A1, dy=0.0007)
+    before = household_count(session)
+    rows = [["\u200b\ufeff", "1", "3", "Z502", lon, lat, ""]]
+    response = upload(client, world, csv_bytes(rows), "登记表.csv")
+    assert response.status_code == 422, response.json
+    assert [(e["row"], e["column"]) for e in response.json["errors"]] == [(2, "building")]
+    assert household_count(session) == before
+
+
+def test_an_address_in_other_letter_case_or_with_invisible_characters_repeats_the_registered(
+    client, session, world
+):
+    """f503 on the form, F503 on the door and in the register: one flat."""
+    lon, lat = centre(A1, dy=0.0009)
+    first = upload(client, world, csv_bytes([["A座", "1", "3", "F503", lon, lat, ""]]), "a.csv")
+    assert first.status_code == 201, first.json
+    before = household_count(session)
+    again = csv_bytes(
+        [["a座", "1", "3", "f503", lon, lat, ""], ["A座\u200b", "1", "3", "F503", lon, lat, ""]]
+    )
+    response = upload(client, world, again, "b.csv")
+    assert response.status_code == 422, response.json
+    assert [e["row"] for e in response.json["errors"]] == [2, 3]
+    assert household_count(session) == before
+
+
+def test_a_forms_address_is_stored_as_written_but_for_invisible_characters(client, world):
+    lon, lat = centre(A1, dy=0.0019)
+    body = {"building": "b座\u200b", "unit": "\ufeff1", "room": "f505", "lon": lon, "lat": lat}
+    response = client.post("/api/v1/households", json=body, headers=world.auth("admin_a"))
+    assert response.status_code == 201, response.json
+    assert [response.json[k] for k in ("building", "unit", "room")] == ["b座", "1", "f505"]

@@ -5,7 +5,7 @@ households of one address at one point, spelled two ways, are named and left as 
 from __future__ import annotations
 
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.cli import main
 from api.models import AuditEntry, Household
@@ -70,9 +70,12 @@ def test_one_address_registered_twice_spelled_two_ways_is_named_and_not_merged(a
     respells neither, deletes neither."""
     lon, lat = centre(A1, dy=-0.0025)
     spaced = make_household(session, lon, lat, building="3 号楼", unit="1", room="502")
-    zeroed = make_household(session, lon, lat, building="3号楼", unit="1", room="0502")
+    zeroed = make_household(session, lon, lat, building="3号楼", unit="1", room="9")
     other = make_household(session, lon, lat, building="８号楼", unit="1", room="502")
     session.flush()
+    # Registered so before a form's repeat was refused: 0502 beside 502.
+    session.execute(update(Household).where(Household.id == zeroed.id).values(room="0502"))
+    session.expire_all()
     result = run(app, "--apply")
     assert result.exit_code == 0, result.output
     assert "1 address registered more than once at one point" in result.output
@@ -108,3 +111,14 @@ def test_a_building_of_spaces_alone_is_not_respelled_blank(app, session, world):
     result = run(app, "--apply")
     assert result.exit_code == 0, result.output
     assert address(session, home)[0] == "\u3000"
+
+
+def test_invisible_characters_stored_before_are_respelled_away(app, session, world):
+    """3<U+200B>号楼 stored before address parts lost their invisible characters reads as 3号楼
+    and is listed as another building: respelled 3号楼."""
+    home = make_household(session, *centre(A1, dy=-0.002), building="3\u200b号楼", room="\ufeff9")
+    session.flush()
+    result = run(app, "--apply")
+    assert result.exit_code == 0, result.output
+    assert "1 household respelled" in result.output
+    assert address(session, home) == ("3号楼", "1", "1", "9")

@@ -112,3 +112,50 @@ def test_an_address_edited_while_an_update_import_waits_for_its_household_is_a_4
     [answer] = answers
     assert answer.status_code == 409, answer.json
     assert (room, tags) == ("802", [])
+
+
+def test_one_address_sent_by_two_forms_at_once_is_registered_once(own_database_url):
+    """Both forms look for the address at the point before either has written it: without the
+    lock on the address each finds nothing and the flat is registered twice. The second waits
+    for the first and is a 409 naming its household."""
+    from sqlalchemy import func, select
+
+    from api.extensions import db
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid = make_grid(session, COMMUNITY + "003", box(116.44, 39.70, 116.45, 39.71))
+        admin = make_user(
+            session, f"hh_{uuid.uuid4().hex[:8]}", "community_admin", community=COMMUNITY
+        )
+        headers, grid_id = bearer(admin), grid.id
+
+    def register(room):
+        def send():
+            body = {"building": "9号楼", "room": room, "lon": 116.442, "lat": 39.702}
+            with app.test_client() as client:
+                return client.post("/api/v1/households", json=body, headers=headers)
+
+        return send
+
+    try:
+        with app.app_context():
+            answers = races.race(
+                db.engine,
+                "SELECT 1 FROM grids WHERE id = :id FOR UPDATE",  # both wait where they place it
+                {"id": grid_id},
+                register("0901"),
+                register("901"),
+            )
+            with db.new_session() as session:
+                stored = session.scalar(
+                    select(func.count(Household.id)).where(Household.grid_id == grid_id)
+                )
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    assert sorted(r.status_code for r in answers) == [201, 409]
+    created = next(r for r in answers if r.status_code == 201)
+    refused = next(r for r in answers if r.status_code == 409)
+    assert refused.json["household_id"] == created.json["id"]
+    assert stored == 1

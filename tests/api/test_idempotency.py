@@ -38,8 +38,18 @@ def test_a_retried_create_gets_the_first_answer_and_no_second_record(client, wor
 def test_without_a_key_each_create_is_a_new_record(client, world, session):
     before = count(session, Household)
     household(client, world, key={})
-    household(client, world, key={})
+    household(client, world, key={}, room="102")
     assert count(session, Household) == before + 2
+
+
+def test_without_a_key_a_resent_create_is_409_naming_the_first_record(client, world, session):
+    """Nothing tells a resend from a second form then, but the address at the point does."""
+    first = household(client, world, key={})
+    before = count(session, Household)
+    again = household(client, world, key={})
+    assert again.status_code == 409
+    assert again.json["household_id"] == first.json["id"]
+    assert count(session, Household) == before
 
 
 def test_a_key_reused_for_another_request_is_422_and_makes_nothing(client, world, session):
@@ -54,7 +64,7 @@ def test_a_key_reused_for_another_request_is_422_and_makes_nothing(client, world
 def test_keys_are_each_users_own(client, world, session):
     before = count(session, Household)
     household(client, world, user="admin_a")
-    household(client, world, user="leader_a")
+    household(client, world, user="leader_a", room="102")
     assert count(session, Household) == before + 2
 
 
@@ -183,7 +193,7 @@ def test_the_push_workers_tick_deletes_keys_past_their_24_hours(
     from api import cli, idempotency
 
     household(client, world, phone="13812345678")
-    household(client, world, key={"Idempotency-Key": "phone-7c0e-0002"}, user="worker_a1")
+    household(client, world, key={"Idempotency-Key": "phone-7c0e-0002"}, user="worker_a1", room="2")
     session.commit()
     created = session.scalar(select(func.max(IdempotencyKey.created_at)))
     later = created + idempotency.KEEP + timedelta(seconds=1)

@@ -177,6 +177,39 @@ def _with(item: dict, path: str, value) -> dict:
     return item
 
 
+def test_premises_address_parts_are_stored_as_the_register_stores_an_address(client, world):
+    """Half-width, trimmed, spaced one way and without invisible characters (names.address_part),
+    as a household's: the shop at ３号楼 is at 3号楼 when it is registered from the visit."""
+    premises = {
+        "building": " ３ 号楼\u200b",
+        "unit": "2\u3000单元",
+        "floor": "\ufeff1",
+        "room": "Ｆ502 ",
+        "name": "Lucky  Shop",
+    }
+    item = visit_item(lon=centre(A1)[0], lat=centre(A1)[1], premises=premises)
+    result = one(client, world, item)
+    assert result["status"] == "created", result
+    stored = result["visit"]["premises"]
+    assert [stored[k] for k in ("building", "unit", "floor", "room", "name")] == [
+        "3号楼",
+        "2单元",
+        "1",
+        "F502",
+        "Lucky  Shop",
+    ]
+
+
+def test_a_premises_building_of_spaces_and_invisible_characters_only_is_rejected(
+    client, world, session
+):
+    item = visit_item(lon=centre(A1)[0], lat=centre(A1)[1], premises={"building": "\u3000\u200b "})
+    result = sync(client, world, [item]).json["results"][0]
+    assert result["status"] == "rejected"
+    assert "building" in result["reason"]
+    assert visit_count(session) == 0
+
+
 @pytest.mark.parametrize(
     ("path", "value"),
     [

@@ -68,7 +68,10 @@ class Households(MethodView):
         """Register a household or business premises
 
         Its grid is computed from the point; a point outside every grid is a 422 naming the
-        nearest grid and the distance to it.
+        nearest grid and the distance to it. The same address at the same point as a
+        registered household (spelled in any way the import equates: 0502 is 502, ３ is 3,
+        f502 is F502) is a 409 naming that household (`household_id`) when you may see it, and
+        registers nothing: one flat, one household, as an import holds it.
         """
         household = households.create_household(db.session, current_scope(), data)
         db.session.commit()
@@ -162,7 +165,11 @@ class HouseholdById(MethodView):
     @blp.response(200, HouseholdSchema)
     @audited("household", "update")
     def patch(self, changes, household_id):
-        """Correct a household's register facts or location (its grid is recomputed)"""
+        """Correct a household's register facts or location (its grid is recomputed)
+
+        An address or point that makes it another registered household's (the same address at
+        the same point) is a 409, as registering it would be.
+        """
         household = households.get_household(db.session, current_scope(), household_id, lock=True)
         households.update_household(db.session, current_scope(), household, changes)
         db.session.commit()

@@ -8,29 +8,15 @@ from api import privacy
 from api.db import PG_INT_MAX
 from api.extensions import Float, Integer, Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
-from api.resources.schemas import ISO_WEEK, code_field
+from api.resources.schemas import ISO_WEEK, AddressPart, code_field
 from api.services.geometry import point_lonlat
 from api.services.households import AT_POINT_M, IMPORT_MODES, MAX_NEAR_M
-from api.services.names import CONTROL_CHARACTERS, address_part, has_control_characters
+from api.services.names import CONTROL_CHARACTERS, has_control_characters
 
 
 def _one_line(value: str) -> None:
     if has_control_characters(value):
         raise ma.ValidationError(CONTROL_CHARACTERS)
-
-
-class AddressPart(ma.fields.String):
-    """A part of an address as a form sends it: trimmed, half-width and spaced one way
-    (`names.address_part`, as an import row is), so " 3", "３", "3 号楼" and "3号楼" are one
-    building, and free of control characters (a NUL the database refuses naming no field, a
-    newline that breaks a list) and of bidirectional overrides (which make it read as another
-    address)."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = address_part(super()._deserialize(value, attr, data, **kwargs))
-        if has_control_characters(text):
-            raise ma.ValidationError(CONTROL_CHARACTERS)
-        return text
 
 
 class CareTags(ma.fields.List):

@@ -16,7 +16,7 @@ from api.extensions import Boolean, Float, Integer, Schema
 from api.limits import MAX_JSON_DEPTH, depth_ok, no_long_integers, within_values
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS
 from api.models.visits import DATUMS, GRADES, OUTCOMES
-from api.resources.schemas import ISO_WEEK, FullMatch, code_field
+from api.resources.schemas import ISO_WEEK, AddressPart, FullMatch, code_field
 from api.services.geometry import point_lonlat
 from api.services.ledger import MAX_PER_WEEK
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
@@ -76,10 +76,13 @@ class VisitLocationInSchema(Schema):
 
 
 class PremisesSchema(Schema):
-    building = ma.fields.String(required=True, validate=_label(50, 1))
-    unit = ma.fields.String(validate=_label(20))
-    floor = ma.fields.String(validate=_label(10))
-    room = ma.fields.String(validate=_label(20))
+    """Premises met on a round and not yet registered: their address parts are spelled as the
+    register's (`AddressPart`), so the shop registered from the visit is found at its address."""
+
+    building = AddressPart(required=True, validate=ma.validate.Length(min=1, max=50))
+    unit = AddressPart(validate=ma.validate.Length(max=20))
+    floor = AddressPart(validate=ma.validate.Length(max=10))
+    room = AddressPart(validate=ma.validate.Length(max=20))
     kind = ma.fields.String(validate=ma.validate.OneOf(HOUSEHOLD_KINDS))
     name = ma.fields.String(validate=_label(100), metadata={"description": "Shop or business name"})
     lon = Float(

@@ -35,6 +35,18 @@ SPELLINGS = [
     "F502",
     "07号楼",
     "7号楼",
+    "f502",
+    "f0502",
+    "a座",
+    "A座",
+    "Ａ座",
+    "\u0410座",
+    "Ä",
+    "ä",
+    "3\u200b号楼",
+    "\ufeff502",
+    "0\u2060502",
+    "F\u200c\u200d502",
 ]
 
 
@@ -50,10 +62,23 @@ SPELLINGS = [
         ("3 - 502", "3 - 502"),
         ("דירה  3", "דירה 3"),
         ("０５０２", "0502"),
+        ("3\u200b号楼", "3号楼"),
+        ("\ufeff7号楼", "7号楼"),
+        ("3 \u2060 号楼", "3号楼"),
+        ("Block\u200c\u200dA", "BlockA"),
     ],
 )
 def test_an_address_part_is_stored_half_width_and_spaced_one_way(typed, stored):
     assert address_part(typed) == stored
+
+
+def test_letters_are_stored_in_the_case_they_were_written_in():
+    assert [address_part(v) for v in ("F502", "f502", "a座", "Ａ座")] == [
+        "F502",
+        "f502",
+        "a座",
+        "A座",
+    ]
 
 
 def test_leading_zeros_are_kept_in_the_stored_spelling():
@@ -78,6 +103,16 @@ def test_a_line_break_inside_an_address_part_is_not_taken_for_a_space():
         ("3 号楼", "3号楼", True),
         ("３号楼", "3号楼", True),
         ("Block A", "BlockA", True),
+        ("f502", "F502", True),
+        ("a座", "A座", True),
+        ("Ａ座", "a座", True),
+        ("f0502", "F502", False),
+        ("Ä", "ä", False),
+        ("\u0410座", "A座", False),
+        ("3\u200b号楼", "3号楼", True),
+        ("\ufeff502", "0502", True),
+        ("0\u2060502", "502", True),
+        ("F\u200c\u200d502", "f502", True),
     ],
 )
 def test_two_spellings_of_a_part_are_one_when_their_keys_are(one, other, same):
