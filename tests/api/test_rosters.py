@@ -564,7 +564,8 @@ def decide_leave(client, c, leave, decision):
 
 def _task_held_by(session, c, worker, status="dispatched"):
     centre = to_shape(worker.grids[0].boundary).centroid
-    home = make_household(session, centre.x, centre.y)
+    # A flat of its own (one address is registered once at a point).
+    home = make_household(session, centre.x, centre.y, room=f"{worker.id}{status}")
     due = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
     return make_task_at(session, home, due, assignee_id=worker.id, status=status)
 
