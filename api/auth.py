@@ -111,14 +111,18 @@ class _Principals:
         return self._by_token.get((user_id, version))
 
     def put(self, principal: Principal) -> None:
+        key = (principal.id, principal.token_version)
         with self._lock:
-            if len(self._by_token) >= PRINCIPALS_KEPT:
+            if key not in self._by_token and len(self._by_token) >= PRINCIPALS_KEPT:
                 del self._by_token[next(iter(self._by_token))]  # the oldest
-            self._by_token[principal.id, principal.token_version] = principal
+            self._by_token[key] = principal
 
     def drop(self, principal: Principal) -> None:
+        """Forget `principal` (not another request's newer one for the same token)."""
+        key = (principal.id, principal.token_version)
         with self._lock:
-            self._by_token.pop((principal.id, principal.token_version), None)
+            if self._by_token.get(key) is principal:
+                del self._by_token[key]
 
 
 def defer_token_check(blueprint: Blueprint, endpoints: Iterable[str]) -> None:

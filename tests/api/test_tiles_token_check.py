@@ -207,6 +207,13 @@ def test_a_process_keeps_a_bounded_number_of_principals_dropping_the_oldest(monk
     assert [kept.get(n, 0) for n in (1, 2, 3)] == [None, second, third]
     kept.drop(second)
     assert kept.get(2, 0) is None
+    kept.put(second)  # full again: third is the oldest
+    kept.put(second)  # stored again, by another request
+    assert kept.get(3, 0) is third  # not pushed out by a principal already kept
+    newer = Principal(2, "worker", None, None, 0, ScopeGrids(2, (2, 5), ()))
+    kept.put(newer)
+    kept.drop(second)  # a request's stale principal: the newer one stays
+    assert kept.get(2, 0) is newer
 
 
 # --- a token refused by its verification after its check was left to the statement --------
