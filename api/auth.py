@@ -186,13 +186,20 @@ def check_token_now() -> User:
 def _check_in_full(check: TokenCheck) -> tuple[User, ScopeGrids]:
     """What `_revoked_jti` and `_lookup` decide of a token, in their order: revoked, then the
     user. (The principal was found by the token's `ver`: its version is the token's.)"""
+    user, grids = _refuse_revoked(check)
+    if user is None or not user.active or user.token_version != check.principal.token_version:
+        raise errors.Unauthorized("The token is no longer valid.")
+    return user, grids
+
+
+def _refuse_revoked(check: TokenCheck) -> tuple[User | None, ScopeGrids]:
+    """`_revoked_jti`'s part of the check: 401 for a revoked token, else its user (None when
+    gone) and their grids."""
     revoked, user, grids = sessions.token_state(
         db.session, check.jti, check.sid, check.principal.id
     )
     if revoked:
         raise errors.Unauthorized("The token was revoked.")
-    if user is None or not user.active or user.token_version != check.principal.token_version:
-        raise errors.Unauthorized("The token is no longer valid.")
     return user, grids
 
 
@@ -210,12 +217,7 @@ def _finish_deferred_check(response: Response) -> Response:
             # left to the statement (expired on the app's clock, the database's, which may
             # run ahead of the host's that PyJWT reads). As on any endpoint, a revoked token
             # hears that first; otherwise that refusal stands, not the user's state.
-            check = store.pop(_DEFERRED)
-            revoked, _user, _grids = sessions.token_state(
-                db.session, check.jti, check.sid, check.principal.id
-            )
-            if revoked:
-                raise errors.Unauthorized("The token was revoked.")
+            _refuse_revoked(store.pop(_DEFERRED))
     except errors.Unauthorized as refused:
         db.session.rollback()
         return errors.handle_gridwork_error(refused)

@@ -650,21 +650,12 @@ def move_task(
     point = None
     if location is not None:
         lon, lat = _point(location)
-        placed = locate(session, lon, lat)
-        if placed is None or placed.id != target.id:
-            where = f"grid {placed.code}" if placed is not None else "no grid"
-            message = f"The location lies in {where}, not in grid {grid_code}."
-            raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
+        _require_in(session, target, lon, lat, "The location lies in {}, not in grid {}.")
         point = db_geom(Point(lon, lat))
     elif household is None:
-        placed = locate(session, *_task_point(session, task))
-        if placed is None or placed.id != target.id:
-            where = f"grid {placed.code}" if placed is not None else "no grid"
-            message = (
-                f"The task stands in {where}: give its location or its household in grid "
-                f"{grid_code}."
-            )
-            raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
+        lon, lat = _task_point(session, task)
+        message = "The task stands in {}: give its location or its household in grid {}."
+        _require_in(session, target, lon, lat, message)
 
     before, previous = task.status, task.assignee_id
     task.grid_id, task.grid = target.id, target
@@ -699,6 +690,16 @@ def move_task(
         )
     session.flush()
     return task
+
+
+def _require_in(session: Session, grid: Grid, lon: float, lat: float, message: str) -> None:
+    """422 (on `location`) unless the point lies in `grid`: `message` formatted with where it
+    lies ("grid …" or "no grid") and the grid's code."""
+    placed = locate(session, lon, lat)
+    if placed is None or placed.id != grid.id:
+        where = f"grid {placed.code}" if placed is not None else "no grid"
+        detail = message.format(where, grid.code)
+        raise errors.Unprocessable(detail, errors={"json": {"location": [detail]}})
 
 
 def _task_point(session: Session, task: Task) -> tuple[float, float]:
