@@ -44,7 +44,10 @@ def test_an_api_host_ahead_of_the_database_stamps_its_notifications_by_the_datab
     """The API stamped a notification (and made its pushes due) at its host's time: a host
     two hours ahead put its notifications two hours into everyone else's future (the inbox's
     `since` and its order disagree between hosts) and held their pushes back two hours."""
-    make_device(session, world.users["worker_a1"], "fcm-skew", now=database_now(session))
+    # The task goes to the grid's worker on a working day, to its leader on a rest day (in
+    # Asia/Shanghai): both have a phone, so a push is due whatever day the test runs.
+    for name in ("worker_a1", "leader_a"):
+        make_device(session, world.users[name], f"fcm-skew-{name}", now=database_now(session))
     lon, lat = centre(A1)
     before = database_now(session)
     r = client.post(
