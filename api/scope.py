@@ -161,7 +161,36 @@ class Scope:
         """Phones in full are for those who contact residents; district viewers see them masked."""
         return self.role != "district_viewer"
 
+    def users(self) -> ColumnElement[bool]:
+        """The accounts one may look up: a worker their own; a grid leader theirs and those
+        of the workers in their grids; an admin their community's; a viewer their
+        district's."""
+        if self.role == "worker":
+            return User.id == self.user_id
+        if self.role == "grid_leader":
+            colleagues = select(user_grids.c.user_id).where(
+                is_any_of(user_grids.c.grid_id, "colleague_grids", sorted(self.grid_ids), Integer)
+            )
+            return or_(
+                User.id == self.user_id,
+                and_(User.community_code == self.community_code, User.id.in_(colleagues)),
+            )
+        if self.role == "community_admin":
+            return User.community_code == self.community_code
+        if self.role == "district_viewer":
+            return User.district_code == self.district_code
+        return false()
+
     # --- writes ----------------------------------------------------------------------------
+    def require_account_admin(self, community_code: str | None) -> None:
+        """Accounts of a community are its admins' to open, change, switch off and reset."""
+        if self.role != "community_admin":
+            raise errors.Forbidden("Only a community admin manages accounts.")
+        if community_code != self.community_code:
+            raise errors.Forbidden(
+                f"Community {community_code} is outside your community {self.community_code}."
+            )
+
     def require_grid_admin(self, community_code: str) -> None:
         """Drawing grids is the community office's job, within its own community."""
         if self.role != "community_admin":

@@ -59,3 +59,10 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     grids = relationship("Grid", secondary=user_grids, order_by="Grid.code")
+    # The grids in service this user leads (`grids.leader_id`), for reading.
+    led_grids = relationship(
+        "Grid",
+        primaryjoin="and_(Grid.leader_id == User.id, Grid.retired_at.is_(None))",
+        order_by="Grid.code",
+        viewonly=True,
+    )

@@ -14,10 +14,12 @@ from api.resources.rosters.routes import blp as rosters_blp
 from api.resources.rosters.routes import feed_blp as calendar_blp
 from api.resources.tasks.routes import blp as tasks_blp
 from api.resources.tiles.routes import blp as tiles_blp
+from api.resources.users.routes import blp as users_blp
 from api.resources.visits.routes import blp as visits_blp
 
 BLUEPRINTS = (
     auth_blp,
+    users_blp,
     grids_blp,
     households_blp,
     visits_blp,

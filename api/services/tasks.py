@@ -822,15 +822,40 @@ def _hand_on_reopened(
         if holder.id != actor_id:
             _notify_task(session, task, [holder.id], "task_updated", "任务已重新打开", now=now)
         return
-    assignee, reason = dispatch.choose_assignee(session, grid, day)
+    hand_on(
+        session,
+        task,
+        grid,
+        actor_id,
+        now,
+        why="原承办人无法办理（已停用或请假）",
+        title="重新打开的任务待分派",
+    )
+
+
+def hand_on(
+    session: Session,
+    task: Task,
+    grid: Grid,
+    actor_id: int | None,
+    now: datetime,
+    *,
+    why: str,
+    title: str,
+) -> User | None:
+    """Give a task its holder can no longer work to whom dispatch picks today, as a new task
+    would; with nobody to pick, it waits unassigned (`why` in its history) and whoever may
+    assign it is told (`title`). The new assignee, or None."""
+    assignee, reason = dispatch.choose_assignee(session, grid, now.astimezone(LOCAL).date())
     if assignee is not None:
         _assign(session, task, assignee, actor_id, now, note=reason, kind="task_dispatched")
-        return
+        return assignee
     before, task.assignee_id, task.status = task.status, None, "new"
-    _event(task, "unassign", before, "new", None, now, note="原承办人无法办理（已停用或请假）")
+    _event(task, "unassign", before, "new", None, now, note=why)
     session.flush()
     above = overseers(session, grid, now=now, besides=(actor_id,))
-    _notify_task(session, task, above, "task_unassigned", "重新打开的任务待分派", now=now)
+    _notify_task(session, task, above, "task_unassigned", title, now=now)
+    return None
 
 
 # --- deadlines: the periodic tick ------------------------------------------------------------

@@ -131,6 +131,25 @@ MATRIX: dict[str, Line] = {
     "POST /api/v1/auth/refresh": Line("/api/v1/auth/refresh", outcomes(401)),
     "GET /api/v1/auth/me": Line("/api/v1/auth/me", SIGNED_IN),
     "POST /api/v1/auth/logout": Line("/api/v1/auth/logout", SIGNED_IN, {}),
+    # --- accounts: each caller finds the accounts of their reach; the community's admin
+    # manages them (POST opens one in the caller's own community, so admin_b opens one in B)
+    "GET /api/v1/users": Line("/api/v1/users", SIGNED_IN),
+    "POST /api/v1/users": Line(
+        "/api/v1/users",
+        outcomes(403, admin_a=OK, admin_b=OK),
+        {"username": "matrix_new", "password": PASSWORD, "role": "worker"},
+    ),
+    "GET /api/v1/users/<id:user_id>": Line("/api/v1/users/{user_id}", SCOPED_READ),
+    "PATCH /api/v1/users/<id:user_id>": Line(
+        "/api/v1/users/{user_id}",
+        outcomes(403, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),
+        {"display_name": "Renamed", "grid_codes": [A1]},
+    ),
+    "POST /api/v1/users/<id:user_id>/password": Line(
+        "/api/v1/users/{user_id}/password",
+        outcomes(403, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),
+        {"new_password": "another-long-password"},
+    ),
     "POST /api/v1/auth/password": Line(
         "/api/v1/auth/password",
         SIGNED_IN,
@@ -475,6 +494,7 @@ def targets(app, session, world, tmp_path) -> Targets:
     targets = Targets(household=household)
     targets.values = {
         "grid_id": grid.id,
+        "user_id": worker.id,
         "grid_code": A1,
         "community": A,
         "household_id": household.id,

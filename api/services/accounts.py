@@ -1,0 +1,309 @@
+"""Accounts as a community office keeps them: look up, open, change, switch off, reset.
+
+A community admin manages the accounts of their community (workers, grid leaders, admins);
+district viewers' accounts are opened from the command line (`gridwork user create`). Every
+change is an entry in the audit log. Switching an account off ends everything it held: its
+tokens, sessions, calendar feed and push devices stop at once, and the tasks it held go to
+whom dispatch picks today (or wait unassigned, their overseers told).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session, selectinload
+
+from api import errors
+from api.auth import hash_password
+from api.models import Device, Grid, Shift, Task, User, user_grids
+from api.scope import Scope
+from api.services import audit, calendar, devices, sessions, tasks
+from api.services.names import check_name
+from api.services.users import MIN_PASSWORD_LENGTH, create_user
+from api.services.weeks import LOCAL
+
+# The roles a community admin opens accounts for; district viewers are the district's.
+MANAGED_ROLES = ("worker", "grid_leader", "community_admin")
+# Roles that hold grids (`user_grids`): their grids are what they see and work.
+GRID_ROLES = ("worker", "grid_leader")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, from where: for the audit log."""
+
+    scope: Scope
+    ip: str | None = None
+    path: str | None = None
+
+
+@dataclass
+class Outcome:
+    """An account after a change, and what switching it off handed on."""
+
+    user: User
+    # Tasks it held, handed on: (task id, new assignee id or None when left unassigned).
+    handed_on: list[tuple[int, int | None]] = field(default_factory=list)
+    # Days from today that a roster (published or draft) still gives it a shift on.
+    shifts_ahead: list[date] = field(default_factory=list)
+
+    def __getattr__(self, name: str):
+        # Dumped as the account it is about, with what was handed on beside it.
+        if name == "user":
+            raise AttributeError(name)
+        return getattr(self.user, name)
+
+
+def list_users(
+    session: Session,
+    scope: Scope,
+    *,
+    role: str | None = None,
+    grid: str | None = None,
+    active: bool | None = None,
+    page: int,
+    page_size: int,
+) -> tuple[list[User], int]:
+    """The accounts `scope` may look up, by username; filtered by role, grid held, state."""
+    where = [scope.users()]
+    if role is not None:
+        where.append(User.role == role)
+    if active is not None:
+        where.append(User.active.is_(active))
+    if grid is not None:
+        where.append(
+            User.id.in_(
+                select(user_grids.c.user_id)
+                .join(Grid, Grid.id == user_grids.c.grid_id)
+                .where(Grid.code == grid)
+            )
+        )
+    total = session.scalar(select(func.count()).select_from(User).where(*where))
+    rows = session.scalars(
+        select(User)
+        .where(*where)
+        .options(selectinload(User.grids), selectinload(User.led_grids))
+        .order_by(User.username, User.id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    ).all()
+    return list(rows), total or 0
+
+
+def get_user(session: Session, scope: Scope, user_id: int, *, for_update: bool = False) -> User:
+    """An account `scope` may look up; 404 for any other (ids do not tell what exists)."""
+    stmt = select(User).where(User.id == user_id, scope.users())
+    if for_update:
+        stmt = stmt.with_for_update()
+    user = session.scalar(stmt)
+    if user is None:
+        raise errors.NotFound(f"User {user_id} not found.")
+    return user
+
+
+def open_account(session: Session, actor: Actor, data: dict, now: datetime) -> User:
+    """A community admin opens an account in their community; a grid leader opened with
+    grids leads them (as `gridwork user create` does), a worker is assigned them."""
+    scope = actor.scope
+    scope.require_account_admin(scope.community_code)
+    if data["role"] not in MANAGED_ROLES:
+        raise errors.Unprocessable(
+            "A district viewer's account is opened by the district (gridwork user create).",
+            errors={"json": {"role": [f"One of {', '.join(MANAGED_ROLES)}."]}},
+        )
+    codes = data.get("grid_codes") or []
+    if codes and data["role"] not in GRID_ROLES:
+        raise errors.Unprocessable(
+            "Only workers and grid leaders hold grids.",
+            errors={"json": {"grid_codes": ["Not for a community admin."]}},
+        )
+    _grids_in(session, scope.community_code, codes)
+    user = create_user(
+        session,
+        username=data["username"],
+        password=data["password"],
+        role=data["role"],
+        display_name=data.get("display_name"),
+        phone=data.get("phone"),
+        community=scope.community_code,
+        grids=codes,
+    )
+    _record(session, actor, "create", user, ["username", "role", *_given(data)], now)
+    return user
+
+
+def change_account(
+    session: Session, actor: Actor, user_id: int, changes: dict, now: datetime
+) -> Outcome:
+    """A community admin changes an account of their community: its name, phone, the grids
+    it holds (`grid_codes` replaces them; leading a grid is the grid's `leader_id`), or
+    whether it is active. Switching off one's own account is refused: another admin does."""
+    scope = actor.scope
+    user = get_user(session, scope, user_id, for_update=True)
+    scope.require_account_admin(user.community_code)
+    if "display_name" in changes:
+        check_name("display_name", changes["display_name"])
+        user.display_name = changes["display_name"]
+    if "phone" in changes:
+        user.phone = changes["phone"]
+    if "grid_codes" in changes:
+        _hold_grids(session, user, changes["grid_codes"])
+    outcome = Outcome(user)
+    if "active" in changes and changes["active"] != user.active:
+        if changes["active"]:
+            user.active = True
+        else:
+            if user.id == scope.user_id:
+                raise errors.Conflict(
+                    "You cannot switch off your own account; another admin of the community can."
+                )
+            outcome = _switch_off(session, user, scope.user_id, now)
+    session.flush()
+    if changes:
+        _record(session, actor, "update", user, sorted(changes), now)
+    return outcome
+
+
+def reset_password(
+    session: Session, actor: Actor, user_id: int, new_password: str, now: datetime
+) -> User:
+    """A community admin sets a new password for an account of their community (forgotten,
+    or a phone lost): every token, session, calendar link and push device of the account ends;
+    its owner signs in again with the new password. One's own goes through
+    `POST /auth/password`, which asks for the current one."""
+    scope = actor.scope
+    user = get_user(session, scope, user_id, for_update=True)
+    scope.require_account_admin(user.community_code)
+    if user.id == scope.user_id:
+        raise errors.Conflict(
+            "Change your own password with POST /api/v1/auth/password (it asks for the "
+            "current one)."
+        )
+    if len(new_password) < MIN_PASSWORD_LENGTH:
+        raise errors.Unprocessable(
+            f"The password needs at least {MIN_PASSWORD_LENGTH} characters.",
+            errors={"json": {"new_password": ["Too short."]}},
+        )
+    user.password_hash = hash_password(new_password)
+    _end_sign_ins(session, user, "password reset by an admin", now)
+    session.flush()
+    _record(session, actor, "password_reset", user, ["password"], now)
+    return user
+
+
+# --- the parts ----------------------------------------------------------------------------------
+def _given(data: dict) -> list[str]:
+    return [k for k in ("display_name", "phone", "grid_codes") if data.get(k)]
+
+
+def _hold_grids(session: Session, user: User, codes: Sequence[str]) -> None:
+    """Replace the grids the account holds by `codes` (grids of its community, in service);
+    its holdings of retired grids stay, the history of what it held then."""
+    if user.role not in GRID_ROLES:
+        raise errors.Unprocessable(
+            f"A {user.role} holds no grids.",
+            errors={"json": {"grid_codes": ["Only workers and grid leaders hold grids."]}},
+        )
+    grids = _grids_in(session, user.community_code, codes)
+    in_service = select(Grid.id).where(Grid.retired_at.is_(None))
+    session.execute(
+        delete(user_grids).where(
+            user_grids.c.user_id == user.id, user_grids.c.grid_id.in_(in_service)
+        )
+    )
+    if grids:
+        session.execute(
+            insert(user_grids), [{"user_id": user.id, "grid_id": grid.id} for grid in grids]
+        )
+    session.expire(user, ["grids"])
+
+
+def _grids_in(session: Session, community_code: str | None, codes: Sequence[str]) -> list[Grid]:
+    """The grids in service `codes` name, each once; a 422 naming every code that is not one
+    of community `community_code`."""
+    wanted = list(dict.fromkeys(codes))
+    found = session.scalars(
+        select(Grid).where(Grid.code.in_(wanted), Grid.retired_at.is_(None))
+    ).all()
+    by_code = {g.code: g for g in found}
+    problems = {}
+    for code in wanted:
+        grid = by_code.get(code)
+        if grid is None:
+            problems[code] = "Not found (or retired)."
+        elif grid.community_code != community_code:
+            problems[code] = f"Not a grid of community {community_code}."
+    if problems:
+        listed = "; ".join(f"{code}: {why}" for code, why in problems.items())
+        raise errors.Unprocessable(
+            f"grid_codes: {listed}", errors={"json": {"grid_codes": problems}}
+        )
+    return [by_code[code] for code in wanted]
+
+
+def _end_sign_ins(session: Session, user: User, reason: str, now: datetime) -> None:
+    """Every token issued so far stops (the token version), every session ends (no refresh),
+    the calendar link handed out stops, and nothing more is pushed to its devices."""
+    user.token_version += 1
+    sessions.revoke_others(session, user.id, None, reason, now)
+    calendar.revoke(session, user)
+    for device in session.scalars(
+        select(Device).where(Device.user_id == user.id, Device.active).with_for_update()
+    ):
+        devices.deactivate(device, reason, now)
+
+
+def _switch_off(session: Session, user: User, actor_id: int, now: datetime) -> Outcome:
+    user.active = False
+    _end_sign_ins(session, user, "account switched off", now)
+    session.flush()
+    outcome = Outcome(user)
+    held = session.scalars(
+        select(Task)
+        .where(Task.assignee_id == user.id, Task.status.in_(tasks.HELD_STATUSES))
+        .order_by(Task.id)
+        .with_for_update()
+    ).all()
+    for task in held:
+        grid = session.get(Grid, task.grid_id)
+        # The deadline's warning went to the one who left; the next holder is warned anew.
+        task.warned_at = None
+        assignee = tasks.hand_on(
+            session,
+            task,
+            grid,
+            actor_id,
+            now,
+            why=f"原承办人账号已停用（{user.display_name}）",
+            title="停用账号的任务待分派",
+        )
+        outcome.handed_on.append((task.id, assignee.id if assignee is not None else None))
+    today = now.astimezone(LOCAL).date()
+    outcome.shifts_ahead = list(
+        session.scalars(
+            select(Shift.date)
+            .where(Shift.worker_id == user.id, Shift.date >= today)
+            .distinct()
+            .order_by(Shift.date)
+        )
+    )
+    return outcome
+
+
+def _record(
+    session: Session, actor: Actor, action: str, user: User, fields: list[str], now: datetime
+) -> None:
+    audit.record(
+        session,
+        user_id=actor.scope.user_id,
+        action=action,
+        resource="user",
+        resource_ids=[user.id],
+        fields=fields,
+        ip=actor.ip,
+        path=actor.path,
+        at=now,
+    )

@@ -1,0 +1,376 @@
+"""Accounts: the community office opens, changes, switches off and resets its workers' accounts.
+
+Before `/api/v1/users`, accounts were opened only by `gridwork user create`: an office could not
+give a new worker a grid, move one to another grid, or stop one who had left (their tokens,
+push devices and calendar link kept working, their tasks stayed with them).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import select
+
+from api.clock import now as clock_now
+from api.models import AuditEntry, Device, Notification, Task, User
+from tests.factories import A1, A2, B1, PASSWORD, A, make_device, make_task, make_user
+
+NEW_PASSWORD = "a-new-password-1"
+
+
+def sign_in(client, username, password=PASSWORD):
+    return client.post("/api/v1/auth/token", json={"username": username, "password": password})
+
+
+def usernames(response) -> list[str]:
+    assert response.status_code == 200, response.json
+    return [u["username"] for u in response.json]
+
+
+def task_held_by(session, user: User) -> Task:
+    task = make_task(session, A1, now=clock_now())
+    task.assignee_id, task.status = user.id, "dispatched"
+    session.flush()
+    return task
+
+
+# --- looking accounts up ------------------------------------------------------------------------
+def test_an_admin_lists_the_accounts_of_their_community_only(client, world):
+    listed = usernames(client.get("/api/v1/users", headers=world.auth("admin_a")))
+    assert listed == ["admin_a", "leader_a", "worker_a1", "worker_a2"]
+
+
+def test_a_worker_finds_only_their_own_account(client, world):
+    assert usernames(client.get("/api/v1/users", headers=world.auth("worker_a1"))) == ["worker_a1"]
+    other = world.users["worker_a2"].id
+    assert client.get(f"/api/v1/users/{other}", headers=world.auth("worker_a1")).status_code == 404
+
+
+def test_a_grid_leader_finds_the_workers_of_their_grids(client, world):
+    listed = usernames(client.get("/api/v1/users", headers=world.auth("leader_a")))
+    assert listed == ["leader_a", "worker_a1", "worker_a2"]
+
+
+def test_a_district_viewer_reads_the_district_with_phones_masked(client, session, world):
+    world.users["worker_a1"].phone = "13812345678"
+    session.flush()
+    r = client.get("/api/v1/users?role=worker", headers=world.auth("viewer_110101"))
+    assert usernames(r) == ["worker_a1", "worker_a2", "worker_b1"]
+    phone = next(u["phone"] for u in r.json if u["username"] == "worker_a1")
+    assert phone != "13812345678" and phone.startswith("138") and phone.endswith("5678")
+    admin = client.get(
+        f"/api/v1/users/{world.users['worker_a1'].id}", headers=world.auth("admin_a")
+    )
+    assert admin.json["phone"] == "13812345678"
+
+
+def test_the_list_filters_by_role_grid_and_state(client, session, world):
+    world.users["worker_a2"].active = False
+    session.flush()
+    headers = world.auth("admin_a")
+    assert usernames(client.get(f"/api/v1/users?grid={A2}", headers=headers)) == [
+        "leader_a",
+        "worker_a2",
+    ]
+    assert usernames(client.get("/api/v1/users?role=worker&active=true", headers=headers)) == [
+        "worker_a1"
+    ]
+    assert usernames(client.get("/api/v1/users?active=false", headers=headers)) == ["worker_a2"]
+
+
+def test_an_account_shows_the_grids_it_holds_and_leads(client, world):
+    r = client.get(f"/api/v1/users/{world.users['leader_a'].id}", headers=world.auth("admin_a"))
+    assert r.status_code == 200
+    assert (r.json["grid_codes"], r.json["led_grid_codes"]) == ([A1, A2], [A1, A2])
+    assert r.json["active"] is True and "password_hash" not in r.json
+
+
+# --- opening an account -------------------------------------------------------------------------
+def test_an_admin_opens_a_workers_account_who_then_signs_in_to_their_grid(client, world):
+    r = client.post(
+        "/api/v1/users",
+        json={
+            "username": "worker_a3",
+            "password": PASSWORD,
+            "role": "worker",
+            "display_name": "王芳",
+            "phone": "13900001111",
+            "grid_codes": [A2],
+        },
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 201, r.json
+    assert (r.json["community_code"], r.json["grid_codes"], r.json["display_name"]) == (
+        world.grids[A2].community_code,
+        [A2],
+        "王芳",
+    )
+    token = sign_in(client, "worker_a3").json["access_token"]
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json["grid_codes"] == [A2]
+
+
+def test_a_grid_leader_opened_with_grids_leads_them(client, world):
+    r = client.post(
+        "/api/v1/users",
+        json={"username": "leader_new", "password": PASSWORD, "role": "grid_leader"}
+        | {"grid_codes": [A2]},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 201, r.json
+    assert r.json["led_grid_codes"] == [A2]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"username": "worker_a1"}, 409, None),  # taken
+        ({"grid_codes": [B1]}, 422, "grid_codes"),  # another community's grid
+        ({"grid_codes": ["110101001001999"]}, 422, "grid_codes"),  # no such grid
+        ({"role": "district_viewer"}, 422, "role"),  # the district's, not the office's
+        ({"role": "community_admin", "grid_codes": [A1]}, 422, "grid_codes"),
+        ({"password": "short"}, 422, "password"),
+        ({"username": "a\nb"}, 422, "username"),
+        ({"phone": ""}, 422, "phone"),
+        ({"is_admin": True}, 422, "is_admin"),
+    ],
+)
+def test_a_bad_account_form_is_refused_naming_the_field_and_opens_nothing(
+    client, session, world, body, status, field
+):
+    form = {"username": "worker_new", "password": PASSWORD, "role": "worker"} | body
+    before = session.scalar(select(User.id).order_by(User.id.desc()).limit(1))
+    r = client.post("/api/v1/users", json=form, headers=world.auth("admin_a"))
+    assert r.status_code == status, r.json
+    assert r.mimetype == "application/problem+json"
+    if field is not None:
+        assert field in str(r.json.get("errors")), r.json
+    assert session.scalar(select(User.id).order_by(User.id.desc()).limit(1)) == before
+
+
+@pytest.mark.parametrize("caller", ["worker_a1", "leader_a", "viewer_110101"])
+def test_only_a_community_admin_opens_accounts(client, world, caller):
+    r = client.post(
+        "/api/v1/users",
+        json={"username": "worker_new", "password": PASSWORD, "role": "worker"},
+        headers=world.auth(caller),
+    )
+    assert r.status_code == 403, r.json
+
+
+# --- changing an account ------------------------------------------------------------------------
+def test_moving_a_worker_to_another_grid_changes_what_they_see_at_once(client, world):
+    worker = world.users["worker_a1"]
+    headers = world.auth("worker_a1")
+    home = world.households[A1][0].id
+    assert client.get(f"/api/v1/households/{home}", headers=headers).status_code == 200
+    r = client.patch(
+        f"/api/v1/users/{worker.id}", json={"grid_codes": [A2]}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["grid_codes"] == [A2]
+    # The token signed before the move: its scope is read with it, not stored in it.
+    assert client.get(f"/api/v1/households/{home}", headers=headers).status_code == 404
+    there = world.households[A2][0].id
+    assert client.get(f"/api/v1/households/{there}", headers=headers).status_code == 200
+
+
+def test_a_name_and_phone_are_changed_and_the_change_is_in_the_audit_log(client, session, world):
+    worker = world.users["worker_a1"]
+    r = client.patch(
+        f"/api/v1/users/{worker.id}",
+        json={"display_name": "李强", "phone": "13700002222"},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 200, r.json
+    assert (r.json["display_name"], r.json["phone"]) == ("李强", "13700002222")
+    entry = session.scalar(select(AuditEntry).where(AuditEntry.resource == "user"))
+    assert (entry.user_id, entry.action, entry.resource_ids, sorted(entry.fields)) == (
+        world.users["admin_a"].id,
+        "update",
+        [worker.id],
+        ["display_name", "phone"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"),
+    [("worker_a1", 403), ("leader_a", 403), ("viewer_110101", 403), ("admin_b", 404)],
+)
+def test_only_the_communitys_admin_changes_an_account(client, world, caller, status):
+    worker = world.users["worker_a1"]
+    r = client.patch(
+        f"/api/v1/users/{worker.id}", json={"display_name": "x"}, headers=world.auth(caller)
+    )
+    assert r.status_code == status, r.json
+
+
+def test_an_admin_cannot_give_grids_to_an_admin(client, world):
+    admin = world.users["admin_a"]
+    r = client.patch(
+        f"/api/v1/users/{admin.id}", json={"grid_codes": [A1]}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 422 and "grid_codes" in str(r.json["errors"])
+
+
+def test_a_grid_of_another_community_is_refused_and_the_grids_held_stay(client, world):
+    worker = world.users["worker_a1"]
+    r = client.patch(
+        f"/api/v1/users/{worker.id}",
+        json={"grid_codes": [A2, B1]},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 422 and B1 in str(r.json["errors"])
+    me = client.get("/api/v1/auth/me", headers=world.auth("worker_a1"))
+    assert me.json["grid_codes"] == [A1]
+
+
+# --- switching an account off -------------------------------------------------------------------
+def test_switching_off_ends_every_sign_in_push_device_and_calendar_link(client, session, world):
+    worker = world.users["worker_a1"]
+    signed_in = sign_in(client, "worker_a1").json
+    headers = {"Authorization": f"Bearer {signed_in['access_token']}"}
+    feed = urlsplit(client.get("/api/v1/me/calendar-url", headers=headers).json["url"])
+    make_device(session, worker, "fcm-worker-a1", now=clock_now())
+    r = client.patch(
+        f"/api/v1/users/{worker.id}", json={"active": False}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["active"] is False
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
+    refresh = {"Authorization": f"Bearer {signed_in['refresh_token']}"}
+    assert client.post("/api/v1/auth/refresh", headers=refresh).status_code == 401
+    assert sign_in(client, "worker_a1").status_code == 401
+    assert client.get(f"{feed.path}?{feed.query}").status_code == 403
+    assert session.scalars(select(Device.active).where(Device.user_id == worker.id)).all() == [
+        False
+    ]
+
+
+def test_switching_off_hands_the_tasks_held_to_whom_dispatch_picks(client, session, world):
+    worker, leader = world.users["worker_a1"], world.users["leader_a"]
+    task = task_held_by(session, worker)
+    r = client.patch(
+        f"/api/v1/users/{worker.id}", json={"active": False}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 200, r.json
+    # A1 has no other worker: dispatch falls back to its leader.
+    assert r.json["tasks_handed_on"] == [{"task_id": task.id, "assignee_id": leader.id}]
+    session.refresh(task)
+    assert (task.assignee_id, task.status) == (leader.id, "dispatched")
+    told = session.scalars(
+        select(Notification.user_id).where(Notification.kind == "task_dispatched")
+    ).all()
+    assert leader.id in told
+
+
+def test_a_switched_off_leaders_tasks_wait_unassigned_with_the_other_admins_told(
+    client, session, world
+):
+    """The admin who switched the leader off reads it in the answer; the others are told."""
+    leader = world.users["leader_a"]
+    other_admin = make_user(session, "admin_a_2", "community_admin", community=A)
+    world.users["worker_a1"].active = False  # A1 has nobody else to take it
+    task = task_held_by(session, leader)
+    r = client.patch(
+        f"/api/v1/users/{leader.id}", json={"active": False}, headers=world.auth("admin_a")
+    )
+    assert r.json["tasks_handed_on"] == [{"task_id": task.id, "assignee_id": None}]
+    session.refresh(task)
+    assert (task.assignee_id, task.status) == (None, "new")
+    assert task.events[-1].action == "unassign" and "停用" in task.events[-1].note
+    told = session.scalars(
+        select(Notification.user_id).where(Notification.kind == "task_unassigned")
+    ).all()
+    assert told == [other_admin.id]
+
+
+def test_switching_off_lists_the_shifts_a_roster_still_gives(client, session, world):
+    from api.models import Roster, Shift
+    from api.services.weeks import LOCAL, week_of
+
+    worker = world.users["worker_a1"]
+    tomorrow = (clock_now() + timedelta(days=1)).astimezone(LOCAL).date()
+    roster = Roster(community_code=worker.community_code, week=week_of(tomorrow))
+    session.add(roster)
+    session.flush()
+    grid_id = world.grids[A1].id
+    session.add(
+        Shift(roster_id=roster.id, date=tomorrow, post="B", worker_id=worker.id, grid_id=grid_id)
+    )
+    session.flush()
+    r = client.patch(
+        f"/api/v1/users/{worker.id}", json={"active": False}, headers=world.auth("admin_a")
+    )
+    assert r.json["shifts_ahead"] == [tomorrow.isoformat()]
+
+
+def test_an_admin_cannot_switch_off_their_own_account(client, world):
+    admin = world.users["admin_a"]
+    r = client.patch(
+        f"/api/v1/users/{admin.id}", json={"active": False}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 409
+    assert client.get("/api/v1/auth/me", headers=world.auth("admin_a")).status_code == 200
+
+
+def test_switched_on_again_the_worker_signs_in_but_old_tokens_stay_dead(client, world):
+    worker = world.users["worker_a1"]
+    old = world.auth("worker_a1")
+    admin = world.auth("admin_a")
+    client.patch(f"/api/v1/users/{worker.id}", json={"active": False}, headers=admin)
+    r = client.patch(f"/api/v1/users/{worker.id}", json={"active": True}, headers=admin)
+    assert r.status_code == 200 and r.json["active"] is True
+    assert sign_in(client, "worker_a1").status_code == 200
+    assert client.get("/api/v1/auth/me", headers=old).status_code == 401
+
+
+# --- resetting a password -----------------------------------------------------------------------
+def test_a_reset_password_replaces_the_old_one_and_ends_every_sign_in(client, session, world):
+    worker = world.users["worker_a1"]
+    old = world.auth("worker_a1")
+    make_device(session, worker, "fcm-lost-phone", now=clock_now())
+    r = client.post(
+        f"/api/v1/users/{worker.id}/password",
+        json={"new_password": NEW_PASSWORD},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 204, r.json
+    assert client.get("/api/v1/auth/me", headers=old).status_code == 401
+    assert sign_in(client, "worker_a1").status_code == 401
+    assert sign_in(client, "worker_a1", NEW_PASSWORD).status_code == 200
+    assert session.scalars(select(Device.active).where(Device.user_id == worker.id)).all() == [
+        False
+    ]
+    entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "password_reset"))
+    assert (entry.user_id, entry.resource_ids, entry.fields) == (
+        world.users["admin_a"].id,
+        [worker.id],
+        ["password"],
+    )
+
+
+def test_ones_own_password_is_not_reset_but_changed(client, world):
+    admin = world.users["admin_a"]
+    r = client.post(
+        f"/api/v1/users/{admin.id}/password",
+        json={"new_password": NEW_PASSWORD},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 409 and "/auth/password" in r.json["detail"]
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"), [("worker_a1", 403), ("leader_a", 403), ("admin_b", 404)]
+)
+def test_only_the_communitys_admin_resets_a_password(client, world, caller, status):
+    worker = world.users["worker_a1"]
+    r = client.post(
+        f"/api/v1/users/{worker.id}/password",
+        json={"new_password": NEW_PASSWORD},
+        headers=world.auth(caller),
+    )
+    assert r.status_code == status
+    assert sign_in(client, "worker_a1").status_code == 200
