@@ -203,6 +203,11 @@ def _check_leader(session: Session, leader_id: int | None, community_code: str) 
             f"User {leader.username} is a {leader.role}; a grid leader must be a grid worker.",
             errors={"leader_id": ["Not a grid worker."]},
         )
+    if not leader.active:
+        raise errors.Unprocessable(
+            f"User {leader.username} is switched off; name an active worker.",
+            errors={"leader_id": ["Switched off."]},
+        )
 
 
 # An overlap is a border sliver, allowed, when it is at most the tolerance (m²) and at most

@@ -327,6 +327,15 @@ def test_switched_on_again_the_worker_signs_in_but_old_tokens_stay_dead(client, 
     assert client.get("/api/v1/auth/me", headers=old).status_code == 401
 
 
+def test_a_switched_off_account_cannot_be_named_a_grids_leader(client, world):
+    admin = world.auth("admin_a")
+    worker = world.users["worker_a2"]
+    client.patch(f"/api/v1/users/{worker.id}", json={"active": False}, headers=admin)
+    grid = world.grids[A2]
+    r = client.patch(f"/api/v1/grids/{grid.id}", json={"leader_id": worker.id}, headers=admin)
+    assert r.status_code == 422 and "leader_id" in str(r.json["errors"])
+
+
 # --- resetting a password -----------------------------------------------------------------------
 def test_a_reset_password_replaces_the_old_one_and_ends_every_sign_in(client, session, world):
     worker = world.users["worker_a1"]
