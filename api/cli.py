@@ -885,7 +885,10 @@ def tasks_tick(now) -> None:
 
     with _session() as session:
         result = task_service.tick(session, now or database_now(session))
-    click.echo(f"{result.warned} warned, {result.escalated} escalated")
+    click.echo(
+        f"{result.warned} warned, {result.escalated} escalated, "
+        f"{result.handed_on} handed on from switched-off accounts"
+    )
 
 
 @main.group("rosters")
@@ -1067,8 +1070,13 @@ def _worker_tick(log) -> None:
     # tasks early and stamped their notifications in the other hosts' future.
     with db.begin() as session:
         ticked = task_service.tick(session, database_now(session))
-    if ticked.warned or ticked.escalated:
-        log.info("tick: %s warned, %s escalated", ticked.warned, ticked.escalated)
+    if ticked.warned or ticked.escalated or ticked.handed_on:
+        log.info(
+            "tick: %s warned, %s escalated, %s handed on from switched-off accounts",
+            ticked.warned,
+            ticked.escalated,
+            ticked.handed_on,
+        )
     # The Monday reports ride the same tick (idempotent; cheap when done).
     with db.begin() as session:
         reported = _report_tick(session, database_now(session))

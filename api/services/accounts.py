@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from api import errors
 from api.auth import hash_password
-from api.models import Device, Grid, Shift, Task, User, user_grids
+from api.models import Device, Grid, Shift, User, user_grids
 from api.scope import Scope
 from api.services import audit, calendar, devices, sessions, tasks
 from api.services.names import check_name
@@ -261,26 +261,9 @@ def _switch_off(session: Session, user: User, actor_id: int, now: datetime) -> O
     _end_sign_ins(session, user, "account switched off", now)
     session.flush()
     outcome = Outcome(user)
-    held = session.scalars(
-        select(Task)
-        .where(Task.assignee_id == user.id, Task.status.in_(tasks.HELD_STATUSES))
-        .order_by(Task.id)
-        .with_for_update()
-    ).all()
-    for task in held:
-        grid = session.get(Grid, task.grid_id)
-        # The deadline's warning went to the one who left; the next holder is warned anew.
-        task.warned_at = None
-        assignee = tasks.hand_on(
-            session,
-            task,
-            grid,
-            actor_id,
-            now,
-            why=f"原承办人账号已停用（{user.display_name}）",
-            title="停用账号的任务待分派",
-        )
-        outcome.handed_on.append((task.id, assignee.id if assignee is not None else None))
+    outcome.handed_on = tasks.hand_on_from_switched_off(
+        session, now, holder_id=user.id, actor_id=actor_id
+    )
     today = now.astimezone(LOCAL).date()
     outcome.shifts_ahead = list(
         session.scalars(

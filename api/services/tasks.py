@@ -833,6 +833,47 @@ def _hand_on_reopened(
     )
 
 
+SWITCHED_OFF_NOTE = "原承办人账号已停用"
+
+
+def hand_on_from_switched_off(
+    session: Session,
+    now: datetime,
+    *,
+    holder_id: int | None = None,
+    actor_id: int | None = None,
+    limit: int = 1000,
+) -> list[tuple[int, int | None]]:
+    """Hand on the open tasks held by switched-off accounts (only `holder_id`'s, if given) to
+    whom dispatch picks today, or leave them unassigned with their overseers told; the
+    (task id, new assignee id or None) of each.
+
+    The switch-off hands on what its holder held; the tick sweeps up after it, so a task
+    assigned to someone in the instant they were switched off is not left with them. Rows
+    others hold locked are left to the next tick (SKIP LOCKED) unless a holder is named.
+    """
+    switched_off = select(User.id).where(User.active.is_(False))
+    if holder_id is not None:
+        switched_off = switched_off.where(User.id == holder_id)
+    held = session.scalars(
+        select(Task)
+        .where(Task.status.in_(HELD_STATUSES), Task.assignee_id.in_(switched_off))
+        .order_by(Task.id)
+        .limit(limit)
+        .with_for_update(skip_locked=holder_id is None)
+    ).all()
+    handed = []
+    for task in held:
+        grid = session.get(Grid, task.grid_id)
+        # The deadline's warning went to the one switched off: the next holder is warned anew.
+        task.warned_at = None
+        assignee = hand_on(
+            session, task, grid, actor_id, now, why=SWITCHED_OFF_NOTE, title="停用账号的任务待分派"
+        )
+        handed.append((task.id, assignee.id if assignee is not None else None))
+    return handed
+
+
 def hand_on(
     session: Session,
     task: Task,
@@ -863,6 +904,7 @@ def hand_on(
 class TickResult:
     warned: int = 0
     escalated: int = 0
+    handed_on: int = 0
 
 
 # When the task's current round began: its last reopening, else its creation.
@@ -873,12 +915,14 @@ _ROUND_STARTED = (
 
 
 def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
-    """Warn assignees at the warning fraction of the time, escalate at the deadline.
+    """Warn assignees at the warning fraction of the time, escalate at the deadline; hand on
+    the tasks switched-off accounts still hold.
 
     Idempotent: each task is warned once (warned_at) and escalated once (escalated_at).
     Rows are locked with SKIP LOCKED so two workers never act on the same task.
     """
     result = TickResult()
+    result.handed_on = len(hand_on_from_switched_off(session, now, limit=limit))
     open_ = Task.status.in_(OPEN_STATUSES)
     # The deadline's escalation is owed until one is made at or after the deadline: a worker's
     # own escalation before it (asking for help) does not answer it.

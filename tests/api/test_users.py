@@ -287,6 +287,22 @@ def test_a_switched_off_leaders_tasks_wait_unassigned_with_the_other_admins_told
     assert told == [other_admin.id]
 
 
+def test_a_task_left_with_a_switched_off_account_is_handed_on_at_the_next_tick(session, world):
+    """A leader reassigning a task to a worker in the instant the office switches the worker
+    off read them as active: the task stayed with nobody working it. The tick sweeps it up."""
+    from api.services import tasks as task_service
+
+    worker, leader = world.users["worker_a1"], world.users["leader_a"]
+    task = task_held_by(session, worker)
+    worker.active = False  # committed after the switch-off looked at what the worker held
+    session.flush()
+    result = task_service.tick(session, clock_now())
+    assert result.handed_on == 1
+    session.refresh(task)
+    assert (task.assignee_id, task.status) == (leader.id, "dispatched")
+    assert task_service.tick(session, clock_now()).handed_on == 0
+
+
 def test_switching_off_lists_the_shifts_a_roster_still_gives(client, session, world):
     from api.models import Roster, Shift
     from api.services.weeks import LOCAL, week_of
