@@ -11,7 +11,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
 
 from api import clock, errors
-from api.extensions import db, jwt
+from api.extensions import PASSWORD_CHANGE_CLAIM, db, jwt
 from api.models import User
 from api.scope import Scope, ScopeGrids
 from api.services import sessions
@@ -45,6 +45,8 @@ def claims_for(user: User, sid: str | None = None) -> dict:
     claims = {"role": user.role, "ver": user.token_version}
     if sid:
         claims["sid"] = sid
+    if user.must_change_password:
+        claims[PASSWORD_CHANGE_CLAIM] = True
     return claims
 
 

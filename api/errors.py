@@ -54,6 +54,10 @@ class Forbidden(GridworkError):
     status, title, slug = 403, "Forbidden", "forbidden"
 
 
+class PasswordChangeRequired(Forbidden):
+    slug = "password-change-required"
+
+
 class NotFound(GridworkError):
     status, title, slug = 404, "Not found", "not-found"
 

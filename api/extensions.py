@@ -12,7 +12,7 @@ from typing import Any
 import flask_smorest
 import marshmallow as ma
 from flask import current_app, request
-from flask_jwt_extended import JWTManager, verify_jwt_in_request
+from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
 from flask_jwt_extended.config import config as jwt_config
 from flask_jwt_extended.default_callbacks import default_decode_key_callback
 from flask_smorest.utils import prepare_response
@@ -229,9 +229,21 @@ def _prepare_header_doc(doc: dict, doc_info: dict, **kwargs) -> dict:
     return doc
 
 
+# A token of an account whose password an admin set (`users.must_change_password`): it opens
+# the /auth endpoints only (sign in, refresh, who am I, change the password, sign out) until
+# its owner sets their own. The auth blueprint is public (it checks tokens per view), so every
+# blueprint that requires a token refuses it.
+PASSWORD_CHANGE_CLAIM = "pwc"
+
+
 def _require_token() -> None:
     if request.method != "OPTIONS":
         verify_jwt_in_request()
+        if get_jwt().get(PASSWORD_CHANGE_CLAIM):
+            raise errors.PasswordChangeRequired(
+                "Your password was set by an admin: set your own with "
+                "POST /api/v1/auth/password first."
+            )
 
 
 _QUERY_NAMES = "_gridwork_query_names"

@@ -54,6 +54,11 @@ class User(Base):
     community_code: Mapped[str | None] = mapped_column(ForeignKey("communities.code"), index=True)
     district_code: Mapped[str | None] = mapped_column(ForeignKey("districts.code"))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    # A password an admin set (a reset): its owner sets their own at the next sign-in; until
+    # then their tokens carry `pwc` and open only the /auth endpoints.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false"
+    )
     # Bumped to revoke every token issued before (password change, logout everywhere).
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

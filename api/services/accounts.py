@@ -106,7 +106,8 @@ def get_user(session: Session, scope: Scope, user_id: int, *, for_update: bool =
 
 def open_account(session: Session, actor: Actor, data: dict, now: datetime) -> User:
     """A community admin opens an account in their community; a grid leader opened with
-    grids leads them (as `gridwork user create` does), a worker is assigned them."""
+    grids leads them (as `gridwork user create` does), a worker is assigned them. The admin
+    chose its password: its owner sets their own at the first sign-in."""
     scope = actor.scope
     scope.require_account_admin(scope.community_code)
     if data["role"] not in MANAGED_ROLES:
@@ -131,6 +132,9 @@ def open_account(session: Session, actor: Actor, data: dict, now: datetime) -> U
         community=scope.community_code,
         grids=codes,
     )
+    # The admin chose the password: its owner sets their own at the first sign-in.
+    user.must_change_password = True
+    session.flush()
     _record(session, actor, "create", user, ["username", "role", *_given(data)], now)
     return user
 
@@ -172,7 +176,8 @@ def reset_password(
 ) -> User:
     """A community admin sets a new password for an account of their community (forgotten,
     or a phone lost): every token, session, calendar link and push device of the account ends;
-    its owner signs in again with the new password. One's own goes through
+    its owner signs in with the new password and must then set their own (until then their
+    tokens open only the /auth endpoints). One's own goes through
     `POST /auth/password`, which asks for the current one."""
     scope = actor.scope
     user = get_user(session, scope, user_id, for_update=True)
@@ -188,6 +193,7 @@ def reset_password(
             errors={"json": {"new_password": ["Too short."]}},
         )
     user.password_hash = hash_password(new_password)
+    user.must_change_password = True  # the admin knows it: its owner sets their own next
     _end_sign_ins(session, user, "password reset by an admin", now)
     session.flush()
     _record(session, actor, "password_reset", user, ["password"], now)

@@ -170,6 +170,7 @@ def change_password(
             errors={"json": {"new_password": ["Same as the current password."]}},
         )
     user.password_hash = hash_password(new)
+    user.must_change_password = False
     user.token_version += 1
     calendar.revoke(session, user)
     session.flush()

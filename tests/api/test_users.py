@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from api.clock import now as clock_now
 from api.models import AuditEntry, Device, Notification, Task, User
-from tests.factories import A1, A2, B1, PASSWORD, A, make_device, make_task, make_user
+from tests.factories import A1, A2, B1, PASSWORD, A, centre, make_device, make_task, make_user
 
 NEW_PASSWORD = "a-new-password-1"
 
@@ -399,3 +399,72 @@ def test_only_the_communitys_admin_resets_a_password(client, world, caller, stat
     )
     assert r.status_code == status
     assert sign_in(client, "worker_a1").status_code == 200
+
+
+# --- a password an admin set is changed by its owner ------------------------------------------
+def bearer_of(answer) -> dict:
+    return {"Authorization": f"Bearer {answer.json['access_token']}"}
+
+
+def test_after_a_reset_the_owner_sets_their_own_password_before_anything_else(client, world):
+    """The admin knows the password they set: its owner's tokens open only /auth until the
+    owner sets one only they know."""
+    worker = world.users["worker_a1"]
+    client.post(
+        f"/api/v1/users/{worker.id}/password",
+        json={"new_password": NEW_PASSWORD},
+        headers=world.auth("admin_a"),
+    )
+    signed_in = sign_in(client, "worker_a1", NEW_PASSWORD)
+    assert signed_in.status_code == 200 and signed_in.json["password_change_required"] is True
+    headers = bearer_of(signed_in)
+    refused = client.get("/api/v1/households", headers=headers)
+    assert refused.status_code == 403
+    assert refused.json["type"].endswith("/password-change-required")
+    assert refused.mimetype == "application/problem+json"
+    me = client.get("/api/v1/auth/me", headers=headers)
+    assert me.status_code == 200 and me.json["password_change_required"] is True
+    refresh = {"Authorization": f"Bearer {signed_in.json['refresh_token']}"}
+    refreshed = client.post("/api/v1/auth/refresh", headers=refresh)
+    assert refreshed.json["password_change_required"] is True
+    assert client.get("/api/v1/households", headers=bearer_of(refreshed)).status_code == 403
+
+    changed = client.post(
+        "/api/v1/auth/password",
+        json={"current_password": NEW_PASSWORD, "new_password": "only-i-know-this"},
+        headers=bearer_of(refreshed),
+    )
+    assert changed.status_code == 200, changed.json
+    assert changed.json["password_change_required"] is False
+    assert client.get("/api/v1/households", headers=bearer_of(changed)).status_code == 200
+    assert (
+        sign_in(client, "worker_a1", "only-i-know-this").json["password_change_required"] is False
+    )
+
+
+def test_a_map_tile_is_refused_too_until_the_password_is_changed(client, world):
+    from tests.api.test_tiles import tile_of
+
+    worker = world.users["worker_a1"]
+    client.post(
+        f"/api/v1/users/{worker.id}/password",
+        json={"new_password": NEW_PASSWORD},
+        headers=world.auth("admin_a"),
+    )
+    headers = bearer_of(sign_in(client, "worker_a1", NEW_PASSWORD))
+    z, x, y = tile_of(*centre(A1), 16)
+    for _ in range(2):  # the first tile of a map session, then one whose check is deferred
+        r = client.get(f"/api/v1/tiles/grids/{z}/{x}/{y}.mvt", headers=headers)
+        assert r.status_code == 403, r.data
+
+
+def test_an_account_the_office_opened_sets_its_own_password_at_the_first_sign_in(client, world):
+    r = client.post(
+        "/api/v1/users",
+        json={"username": "worker_new", "password": PASSWORD, "role": "worker"},
+        headers=world.auth("admin_a"),
+    )
+    assert r.json["password_change_required"] is True
+    signed_in = sign_in(client, "worker_new")
+    assert signed_in.json["password_change_required"] is True
+    assert client.get("/api/v1/tasks", headers=bearer_of(signed_in)).status_code == 403

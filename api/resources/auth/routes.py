@@ -64,6 +64,7 @@ def issue_tokens(user, *, sid: str | None = None) -> dict:
         ),
         "token_type": "Bearer",
         "expires_in": _lifetime(),
+        "password_change_required": user.must_change_password,
         "user": user,
         "_refresh_jti": refresh_jti,
         "_refresh_expires": refresh_expires,

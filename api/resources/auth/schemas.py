@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from api.extensions import Integer, Schema
+from api.extensions import Boolean, Integer, Schema
 
 
 class TokenRequestSchema(Schema):
@@ -24,6 +24,10 @@ class UserSchema(Schema):
     community_code = ma.fields.String(allow_none=True)
     district_code = ma.fields.String(allow_none=True)
     grid_codes = ma.fields.Method("_grid_codes", metadata={"description": "Assigned grids"})
+    password_change_required = Boolean(
+        attribute="must_change_password",
+        metadata={"description": "An admin set the password: set your own first"},
+    )
 
     def _grid_codes(self, user) -> list[str]:
         return [g.code for g in user.grids if g.retired_at is None]
@@ -34,6 +38,13 @@ class TokenSchema(Schema):
     refresh_token = ma.fields.String()
     token_type = ma.fields.String(metadata={"example": "Bearer"})
     expires_in = Integer(metadata={"description": "Access token lifetime, seconds"})
+    password_change_required = Boolean(
+        metadata={
+            "description": "An admin set this password: these tokens open only /auth until "
+            "POST /auth/password sets your own (other endpoints answer 403 "
+            "password-change-required)"
+        }
+    )
     user = ma.fields.Nested(UserSchema)
 
 

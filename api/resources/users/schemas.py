@@ -50,6 +50,10 @@ class UserAccountSchema(Schema):
         "_led_grid_codes", metadata={"description": "The grids in service it leads"}
     )
     active = Boolean(metadata={"description": "False: switched off, cannot sign in"})
+    password_change_required = Boolean(
+        attribute="must_change_password",
+        metadata={"description": "Its password was reset: its owner sets their own next"},
+    )
     created_at = ma.fields.AwareDateTime()
 
     def _grid_codes(self, user) -> list[str]:
