@@ -159,3 +159,125 @@ def test_one_address_sent_by_two_forms_at_once_is_registered_once(own_database_u
     refused = next(r for r in answers if r.status_code == 409)
     assert refused.json["household_id"] == created.json["id"]
     assert stored == 1
+
+
+def _households_at(session, grid_id):
+    from sqlalchemy import func, select
+
+    return session.scalar(select(func.count(Household.id)).where(Household.grid_id == grid_id))
+
+
+def test_a_flat_a_form_registered_while_an_import_waited_is_a_repeat_row_of_the_import(
+    own_database_url,
+):
+    """A form has checked and written the flat, not yet committed; an import of the same flat
+    at the same point waits for it (the form's lock on the address), then its repeat check
+    sees the form's household: the import is refused naming it, the flat registered once."""
+    import io
+    import threading
+
+    from api.extensions import db
+    from api.services import households
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid = make_grid(session, COMMUNITY + "004", box(116.46, 39.70, 116.47, 39.71))
+        admin = make_user(
+            session, f"hh_{uuid.uuid4().hex[:8]}", "community_admin", community=COMMUNITY
+        )
+        headers, grid_id = bearer(admin), grid.id
+    register = b"building,unit,floor,room,lon,lat\n5,1,2,201,116.462,39.702\n"
+    answers = []
+
+    def import_register():
+        with app.test_client() as client:
+            answers.append(
+                client.post(
+                    "/api/v1/households/import",
+                    data={"file": (io.BytesIO(register), "register.csv")},
+                    headers=headers,
+                    content_type="multipart/form-data",
+                )
+            )
+
+    try:
+        with app.app_context():
+            with db.new_session() as form:
+                home = households.create_household(
+                    form,
+                    None,
+                    {"building": "5", "unit": "1", "floor": "2", "room": "0201"}
+                    | {"lon": 116.462, "lat": 39.702},
+                )
+                home_id = home.id
+                importing = threading.Thread(target=import_register)
+                importing.start()
+                races.wait_for_lock_waits(db.engine, 1)
+                form.commit()
+            importing.join(60)
+            with db.new_session() as session:
+                stored = _households_at(session, grid_id)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    [answer] = answers
+    assert answer.status_code == 422, answer.json
+    assert answer.json["errors"][0]["row"] == 2
+    assert f"already registered as household {home_id}" in answer.json["errors"][0]["detail"]
+    assert stored == 1
+
+
+def test_a_form_sent_while_an_import_of_its_flat_is_uncommitted_waits_and_is_a_409(
+    own_database_url,
+):
+    """An import has checked and written the flat, not yet committed; a form of the same flat
+    at the same point waits for it (the import holds the address's lock), then is a 409
+    naming the imported household."""
+    import threading
+
+    from sqlalchemy import select
+
+    from api.extensions import db
+    from api.services import households
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid = make_grid(session, COMMUNITY + "005", box(116.48, 39.70, 116.49, 39.71))
+        admin = make_user(
+            session, f"hh_{uuid.uuid4().hex[:8]}", "community_admin", community=COMMUNITY
+        )
+        headers, grid_id = bearer(admin), grid.id
+    register = b"building,unit,floor,room,lon,lat\n6,1,3,301,116.482,39.702\n"
+    answers = []
+
+    def send_form():
+        body = {"building": "6", "unit": "1", "floor": "3", "room": "301"}
+        with app.test_client() as client:
+            answers.append(
+                client.post(
+                    "/api/v1/households",
+                    json=body | {"lon": 116.482, "lat": 39.702},
+                    headers=headers,
+                )
+            )
+
+    try:
+        with app.app_context():
+            with db.new_session() as importer:
+                result = households.import_households(importer, None, register)
+                assert result.created == 1
+                sending = threading.Thread(target=send_form)
+                sending.start()
+                races.wait_for_lock_waits(db.engine, 1)
+                importer.commit()
+            sending.join(60)
+            with db.new_session() as session:
+                stored = _households_at(session, grid_id)
+                imported = session.scalar(select(Household.id).where(Household.grid_id == grid_id))
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    [answer] = answers
+    assert answer.status_code == 409, answer.json
+    assert answer.json["household_id"] == imported
+    assert stored == 1
