@@ -281,3 +281,80 @@ def test_a_form_sent_while_an_import_of_its_flat_is_uncommitted_waits_and_is_a_4
     assert answer.status_code == 409, answer.json
     assert answer.json["household_id"] == imported
     assert stored == 1
+
+
+def test_a_form_waiting_on_a_long_imports_writes_is_not_waited_for_by_it(
+    own_database_url, monkeypatch
+):
+    """A file of more than one chunk holds every address lock before its first write. Taking a
+    chunk's locks only as it came to it, the import, having written its first chunk (and so a
+    grid's report counts), would wait for a form of its second chunk's flat, which holds that
+    flat's lock and waits for those counts: a deadlock, one of them aborted. Here the form waits
+    for the import and is a 409; the import registers the flat once."""
+    import io
+    import threading
+
+    from sqlalchemy import select, text
+
+    from api.extensions import db
+    from api.services import households
+
+    monkeypatch.setattr(households, "IMPORT_CHUNK", 2)
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid = make_grid(session, COMMUNITY + "006", box(116.50, 39.70, 116.51, 39.71))
+        other = make_grid(session, COMMUNITY + "007", box(116.51, 39.70, 116.52, 39.71))
+        admin = make_user(
+            session, f"hh_{uuid.uuid4().hex[:8]}", "community_admin", community=COMMUNITY
+        )
+        headers, grid_id, other_id = bearer(admin), grid.id, other.id
+    # Chunk 1 in the grid; chunk 2 in the other grid (where the holder stops the import,
+    # its first chunk written) and, last, the form's flat in the grid.
+    register = (
+        b"building,unit,floor,room,lon,lat\n"
+        b"7,1,1,101,116.502,39.702\n7,1,1,102,116.502,39.702\n"
+        b"7,1,1,103,116.512,39.702\n7,1,1,104,116.503,39.702\n"
+    )
+    answers: dict[str, object] = {}
+
+    def import_register():
+        with app.test_client() as client:
+            answers["import"] = client.post(
+                "/api/v1/households/import",
+                data={"file": (io.BytesIO(register), "register.csv")},
+                headers=headers,
+                content_type="multipart/form-data",
+            )
+
+    def send_form():
+        body = {"building": "7", "unit": "1", "floor": "1", "room": "104"}
+        with app.test_client() as client:
+            answers["form"] = client.post(
+                "/api/v1/households", json=body | {"lon": 116.503, "lat": 39.702}, headers=headers
+            )
+
+    try:
+        with app.app_context():
+            with db.engine.connect() as holder:
+                holder.execute(
+                    text("SELECT 1 FROM grids WHERE id = :id FOR UPDATE"), {"id": other_id}
+                )
+                importing = threading.Thread(target=import_register)
+                importing.start()
+                races.wait_for_lock_waits(db.engine, 1)
+                sending = threading.Thread(target=send_form)
+                sending.start()
+                races.wait_for_lock_waits(db.engine, 2)
+                holder.commit()
+            importing.join(60)
+            sending.join(60)
+            with db.new_session() as session:
+                rooms = session.scalars(
+                    select(Household.room).where(Household.grid_id == grid_id)
+                ).all()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    assert answers["import"].status_code == 201, answers["import"].json
+    assert answers["form"].status_code == 409, answers["form"].json
+    assert sorted(rooms) == ["101", "102", "104"]
