@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from array import array
 from bisect import bisect_left
@@ -423,7 +424,17 @@ def import_households(
     matched = _Matched()
     savepoint = session.begin_nested()
     try:
-        for chunk in reader.chunks(IMPORT_CHUNK):
+        # The address locks a form takes (`refuse_repeat`), all before the first write: those
+        # of the rows of a file of one chunk, every one for a longer file (its rows are not
+        # known yet). A form of an address waits for the import to commit, and an import for
+        # the forms holding one; each chunk's repeat check, a statement after the wait (READ
+        # COMMITTED), sees the households they committed.
+        chunks = reader.chunks(IMPORT_CHUNK)
+        first = next(chunks, [])
+        second = next(chunks, None)
+        lock_addresses(session, [values for _, values in first] if second is None else None)
+        ahead = [first] if second is None else [first, second]
+        for chunk in itertools.chain(ahead, chunks):
             placed = _place_rows(session, scope, chunk, problems, refusals)
             if mode == "update":
                 fresh, edits, same = _sort_update(
@@ -757,8 +768,48 @@ _REGISTERED_AT = text(
     """
 )
 # Advisory lock class of an address's registration (photos' and audit's are others): two
-# forms of one address, sent at once, are checked one after the other.
+# forms of one address, sent at once, are checked one after the other, and a form and an
+# import of it likewise. An address's lock is one of ADDRESS_LOCKS, by the hash of its key:
+# an import holds the locks of all its rows until it commits, and a lock a key would hold
+# the 900,000 distinct addresses of a city's register, where PostgreSQL's shared lock table
+# has room for max_locks_per_transaction x max_connections (64 x 100) locks in all. Two
+# forms of other addresses share a lock one time in ADDRESS_LOCKS, for a form's
+# milliseconds.
 _ADDRESS_LOCK = 6
+ADDRESS_LOCKS = 256
+_LOCK_ADDRESS = text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key) & :last)")
+# An import's locks, in ascending order (so two imports, or an import and a form, each
+# waiting for a lock the other holds, cannot be), each taken once: those of its keys, or all.
+_LOCK_ADDRESSES = text(
+    """
+    WITH locks AS MATERIALIZED (
+        SELECT DISTINCT hashtext(k) & :last AS n FROM unnest(CAST(:keys AS text[])) k ORDER BY n)
+    SELECT count(pg_advisory_xact_lock(:lock, n)) FROM locks
+    """
+)
+_LOCK_ALL_ADDRESSES = text(
+    "SELECT count(pg_advisory_xact_lock(:lock, n)) FROM generate_series(0, :last) n"
+)
+
+
+def _address_lock_key(keys: Sequence[str]) -> str:
+    """What an address's lock is chosen by: its parts' keys (`names.address_key`)."""
+    return "\x1f".join(keys)
+
+
+def lock_addresses(session: Session, rows: Sequence[dict[str, Any]] | None) -> None:
+    """Hold, until the transaction ends, the address locks of `rows` (an import's values), or
+    with None all of them (an import whose rows are not all known before its first write).
+
+    Taken before the import's first write: holding some and waiting for another once it has
+    written, an import could wait for a form that waits for its writes (the report's counts
+    of a grid and week, which every household written in them updates)."""
+    params = {"lock": _ADDRESS_LOCK, "last": ADDRESS_LOCKS - 1}
+    if rows is None:
+        session.execute(_LOCK_ALL_ADDRESSES, params)
+    else:
+        keys = [_address_lock_key(_address(values)) for values in rows]
+        session.execute(_LOCK_ADDRESSES, {**params, "keys": keys})
 
 
 def refuse_repeat(
@@ -778,8 +829,12 @@ def refuse_repeat(
     the look): the second, under READ COMMITTED, sees the first once it has committed."""
     keys = {part: address_key(address.get(part) or "") for part in ADDRESS_PARTS}
     session.execute(
-        text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))"),
-        {"lock": _ADDRESS_LOCK, "key": "\x1f".join(keys.values())},
+        _LOCK_ADDRESS,
+        {
+            "lock": _ADDRESS_LOCK,
+            "last": ADDRESS_LOCKS - 1,
+            "key": _address_lock_key(list(keys.values())),
+        },
     )
     found = session.scalar(
         _REGISTERED_AT,

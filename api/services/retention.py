@@ -24,7 +24,11 @@ What goes, and when (the defaults; GRIDWORK_RETAIN_* set them, docs/security.md 
   title). The rest of the description stays: what was wrong and where is the substance of
   the complaint, which the district's supervision reads. Status, times, satisfaction: kept,
   as every rate and report counts them. A step `erase_contact` (naming nobody) records it;
-  a task not closed (resolved, called back, reopened, passed on) is not touched.
+  a task not closed (resolved, called back, reopened) is not touched. A task passed on to
+  another community (`transferred_to_id`: the hotline re-dispatched the ticket) holds its copy
+  of the complainant for the ticket: it goes with the last task of the ticket, 180 days after
+  that one was closed (never while the ticket is open where it went), whatever the task
+  passed on was when it went, closed or not.
 
 Each step deletes or coarsens at most `batch` rows a run (the push worker runs it every
 GRIDWORK_RETENTION_SECONDS), oldest first, so a run stays short; a backlog (the first runs
@@ -324,12 +328,38 @@ def strike_contact(value: str, contact: dict | None) -> str:
     return _CONTACT_NUMBERS.sub(ERASED, value)
 
 
-# A task closed once more after a reopening counts from its last close (`closed_at`).
+# A task closed once more after a reopening counts from its last close (`closed_at`). The
+# last task of a ticket: a task passed on goes with it (`_PASSED_ON`), not by its own close.
 _DUE_TASKS = (
     select(Task)
-    .where(Task.status == "closed", Task.contact_erased_at.is_(None))
+    .where(
+        Task.status == "closed",
+        Task.contact_erased_at.is_(None),
+        Task.transferred_to_id.is_(None),
+    )
     .order_by(Task.closed_at)
     .with_for_update(of=Task, skip_locked=True)
+    .options(selectinload(Task.events))
+)
+# The tasks a ticket was passed on from before it came to each of `:last` (each task's
+# `transferred_from_id`, a primary key lookup a step): a chain is a handful of re-dispatches.
+_PASSED_ON = text("""
+WITH RECURSIVE chain(id) AS (
+    SELECT transferred_from_id FROM tasks
+    WHERE id = ANY(CAST(:last AS integer[])) AND transferred_from_id IS NOT NULL
+  UNION
+    SELECT t.transferred_from_id FROM chain c JOIN tasks t ON t.id = c.id
+    WHERE t.transferred_from_id IS NOT NULL
+)
+SELECT id FROM chain
+""")
+# Those not erased yet: erased with the ticket's last task once (its reopening and new close
+# erase it again, not them: they take no new steps), in id order (locks taken alike by runs).
+_TO_ERASE_WITH = (
+    select(Task)
+    .where(Task.contact_erased_at.is_(None))
+    .order_by(Task.id)
+    .with_for_update(of=Task)
     .options(selectinload(Task.events))
 )
 # A notice's text is the task's title as it was sent (`tasks._notify_task`). Nothing indexes
@@ -345,39 +375,50 @@ WHERE n.data->>'task_id' = struck.task_id AND n.body = struck.title
 
 def erase_complainants(session: Session, cutoff: datetime, now: datetime, batch: int) -> int:
     """Erase the complainant's contact of up to `batch` tasks closed before `cutoff`, oldest
-    closed first; how many. Sealed columns are opened and sealed again here, in Python: the
-    database cannot read them."""
-    tasks = session.scalars(_DUE_TASKS.where(Task.closed_at < cutoff).limit(batch)).all()
+    closed first, each with the tasks its ticket was passed on from (a run may so erase a few
+    more than `batch`: a ticket is erased whole); how many. Sealed columns are opened and
+    sealed again here, in Python: the database cannot read them."""
+    last = session.scalars(_DUE_TASKS.where(Task.closed_at < cutoff).limit(batch)).all()
+    passed_on = session.scalars(_PASSED_ON, {"last": [task.id for task in last]}).all()
+    earlier = (
+        session.scalars(_TO_ERASE_WITH.where(Task.id.in_(passed_on))).all() if passed_on else []
+    )
     notices: dict[str, list[str]] = {"task_ids": [], "titles": [], "struck": []}
-    for task in tasks:
-        contact = task.complainant
-        title = strike_contact(task.title, contact)[:TITLE_LENGTH]
-        if title != task.title:
-            notices["task_ids"].append(str(task.id))
-            notices["titles"].append(task.title)
-            notices["struck"].append(title)
-            task.title = title
-        description = strike_contact(task.description, contact)
-        if description != task.description:
-            task.description = description
-        for event in task.events:
-            note = strike_contact(event.note, contact)
-            if note != event.note:
-                event.note = note
-        task.complainant = None
-        task.contact_erased_at = now
-        task.updated_at = now
-        task.events.append(
-            TaskEvent(
-                action="erase_contact",
-                from_status=task.status,
-                to_status=task.status,
-                actor_id=None,
-                note=ERASED_NOTE,
-                at=now,
-            )
-        )
+    for task in (*last, *earlier):
+        _erase(task, now, notices)
     session.flush()
     if notices["task_ids"]:
         session.execute(_STRIKE_NOTICES, notices)
-    return len(tasks)
+    return len(last) + len(earlier)
+
+
+def _erase(task: Task, now: datetime, notices: dict[str, list[str]]) -> None:
+    """Erase `task`'s complainant wherever it repeats them; a changed title is added to
+    `notices` (the notices sent with the old one are struck alike)."""
+    contact = task.complainant
+    title = strike_contact(task.title, contact)[:TITLE_LENGTH]
+    if title != task.title:
+        notices["task_ids"].append(str(task.id))
+        notices["titles"].append(task.title)
+        notices["struck"].append(title)
+        task.title = title
+    description = strike_contact(task.description, contact)
+    if description != task.description:
+        task.description = description
+    for event in task.events:
+        note = strike_contact(event.note, contact)
+        if note != event.note:
+            event.note = note
+    task.complainant = None
+    task.contact_erased_at = now
+    task.updated_at = now
+    task.events.append(
+        TaskEvent(
+            action="erase_contact",
+            from_status=task.status,
+            to_status=task.status,
+            actor_id=None,
+            note=ERASED_NOTE,
+            at=now,
+        )
+    )

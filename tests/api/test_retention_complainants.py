@@ -338,3 +338,116 @@ def test_migration_0035_downgrades_and_upgrades_again(own_database_url):
         assert erased_column(conn) == 1
 
     down_and_up(own_database_url, "0034", before, after)
+
+
+# --- a ticket passed on to another community (改派) ----------------------------------------------
+def handed_on(session, world, at, *, household=1, status="transferred", **fields):
+    """A task of a ticket passed on at `at` (ended as transferred unless `status` says what it
+    kept: one resolved or closed keeps it); `link` names the task it went to."""
+    fields.setdefault("satisfaction", None)
+    return closed_task(
+        session, world, at, household=household, status=status, transferred_at=at, **fields
+    )
+
+
+def link(session, *tasks):
+    """Each task passed on to the next, as `tasks._transfer` links them."""
+    for earlier, later in zip(tasks, tasks[1:], strict=False):
+        earlier.transferred_to_id, later.transferred_from_id = later.id, earlier.id
+    session.flush()
+
+
+def test_a_task_passed_on_is_erased_once_the_last_task_of_its_ticket_was_closed_for_the_period(
+    session, world
+):
+    """Its copy of the complainant is the ticket's: kept while the ticket is worked on where it
+    went, erased as the task that closed it is, and wherever the task repeats it."""
+    first = handed_on(
+        session, world, NOW - 300 * DAY, title="王建国反映楼道灯不亮", description="回电13800001111"
+    )
+    last = closed_task(session, world, NOW - 181 * DAY, household=2)
+    link(session, first, last)
+    assert purge(session).complainants == 2
+    row = reload(session, first)
+    assert (row.complainant, row.contact_erased_at) == (None, NOW)
+    assert (row.title, row.description) == (f"{GONE}反映楼道灯不亮", f"回电{GONE}")
+    assert (row.events[-1].action, row.events[-1].to_status) == ("erase_contact", "transferred")
+    assert reload(session, last).complainant is None
+
+
+def test_a_task_passed_on_keeps_its_complainant_while_the_last_is_closed_within_the_period(
+    session, world
+):
+    first = handed_on(session, world, NOW - 300 * DAY)
+    last = closed_task(session, world, NOW - 179 * DAY, household=2)
+    link(session, first, last)
+    assert purge(session).complainants == 0
+    assert reload(session, first).complainant == CALLER
+
+
+def test_a_task_passed_on_keeps_its_complainant_while_its_ticket_is_open_however_old(
+    session, world
+):
+    first = handed_on(session, world, NOW - 400 * DAY)
+    last = closed_task(session, world, NOW - 390 * DAY, household=2, status="dispatched")
+    link(session, first, last)
+    assert purge(session).complainants == 0
+    assert reload(session, first).complainant == CALLER
+
+
+def test_a_closed_task_passed_on_counts_from_its_tickets_last_close_not_its_own(session, world):
+    """Closed, then sent again by the hotline to another community (a closed task keeps its
+    status): the ticket is live again there, and the contact with it."""
+    first = handed_on(session, world, NOW - 400 * DAY, status="closed", satisfaction="satisfied")
+    first.closed_at = NOW - 400 * DAY
+    last = closed_task(session, world, NOW - 300 * DAY, household=2, status="in_progress")
+    link(session, first, last)
+    assert purge(session).complainants == 0
+    assert reload(session, first).complainant == CALLER
+
+
+def test_every_task_of_a_ticket_passed_on_twice_is_erased_with_its_last(session, world):
+    tasks = [
+        handed_on(session, world, NOW - 300 * DAY, household=0),
+        handed_on(session, world, NOW - 250 * DAY, household=1, status="resolved"),
+        closed_task(session, world, NOW - 181 * DAY, household=2),
+    ]
+    link(session, *tasks)
+    assert purge(session).complainants == 3
+    session.expire_all()
+    assert [session.get(Task, t.id).complainant for t in tasks] == [None] * 3
+
+
+def test_a_tickets_earlier_tasks_are_erased_in_the_run_of_its_last_even_past_the_batch(
+    session, world
+):
+    """A run's batch counts the tickets' last tasks; a ticket is erased whole, never half."""
+    first = handed_on(session, world, NOW - 300 * DAY)
+    last = closed_task(session, world, NOW - 181 * DAY, household=2)
+    link(session, first, last)
+    assert purge(session, policy=replace(POLICY, batch=1)).complainants == 2
+    assert reload(session, first).complainant is None
+
+
+def test_a_tickets_last_task_reopened_after_the_erasure_erases_again_only_itself(
+    client, session, world
+):
+    """The reopening takes the mark off the last task (its new round's steps may hold a new
+    number); the tasks it was passed on from take no new steps and are not erased twice."""
+    first = handed_on(session, world, NOW - 300 * DAY)
+    last = closed_task(session, world, NOW - 181 * DAY, household=2)
+    link(session, first, last)
+    purge(session)
+    answer = client.post(
+        f"/api/v1/tasks/{last.id}/transitions",
+        json={"action": "reopen", "note": "居民再次来电"},
+        headers=world.auth("admin_a"),
+    )
+    assert answer.status_code == 200, answer.get_json()
+    later = NOW + 30 * DAY
+    row = reload(session, last)
+    row.status, row.closed_at = "closed", later
+    session.flush()
+    assert purge(session, now=later + 179 * DAY).complainants == 0
+    assert purge(session, now=later + 181 * DAY).complainants == 1
+    assert [e.action for e in reload(session, first).events].count("erase_contact") == 1

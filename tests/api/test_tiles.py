@@ -243,6 +243,22 @@ def test_tile_answers_304_to_its_own_etag(client, world):
     assert again.data == b""
 
 
+def test_a_revalidation_reads_its_if_none_match_once(client, world, monkeypatch):
+    """The ETags a client holds, one of several listed, are parsed once a request: the
+    statement (which audits no read of bytes the client holds) and the 304 use the same."""
+    from api.resources.tiles import routes
+
+    headers = world.auth("leader_a")
+    first = client.get(url("grids", *centre(A1)), headers=headers)
+    parsed = []
+    parse = routes.known_etags
+    monkeypatch.setattr(routes, "known_etags", lambda: parsed.append(parse()) or parsed[-1])
+    held = f'"another", {first.headers["ETag"]}'
+    again = client.get(url("grids", *centre(A1)), headers={**headers, "If-None-Match": held})
+    assert again.status_code == 304
+    assert parsed == [('"another"', first.headers["ETag"])]
+
+
 def test_tile_etag_changes_when_the_data_changes(client, world, session):
     first, again = fetch_twice(client, world, "grids", a_visit_in_a1(world, session))
     assert again.status_code == 200

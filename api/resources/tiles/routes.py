@@ -62,18 +62,20 @@ class Tile(MethodView):
         """
         week = args.get("week") or current_week()
         parse_week(week)
+        # Read once: the statement (no audit of bytes the client holds) and the answer.
+        known = known_etags()
         check = auth.deferred_check()
-        tile = _render(layer, z, x, y, week, check)
+        tile = _render(layer, z, x, y, week, known, check)
         if tile is None:  # the statement found the token dead or its user's scope changed
             auth.check_token_now()  # 401, or the scope as it is now
-            tile = _render(layer, z, x, y, week, None)
+            tile = _render(layer, z, x, y, week, known, None)
         elif check is not None:
             auth.confirm_check()
         db.session.commit()
-        return tile_response(*tile, known_etags())
+        return tile_response(*tile, known)
 
 
-def _render(layer, z, x, y, week, check) -> tuple[bytes, str] | None:
+def _render(layer, z, x, y, week, known, check) -> tuple[bytes, str] | None:
     req = tiles.TileRequest(
         layer,
         z,
@@ -82,7 +84,7 @@ def _render(layer, z, x, y, week, check) -> tuple[bytes, str] | None:
         week,
         clock.now(),
         precise_tracks=privacy.disclosure().tracks,
-        known_etags=known_etags(),
+        known_etags=known,
     )
     # A map popup shows what the tile holds: that is a read of these records, written to
     # the audit log by the tile's own statement (not when the client holds these bytes).
