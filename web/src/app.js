@@ -6,6 +6,7 @@ import {
 import {
   clearQueue, discard, dismissFlagged, enqueue, getMeta, listFlagged, listQueued, syncQueue, tokenUser,
 } from "./queue.js";
+import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
 import { keepFresh, storeTokens } from "./session.js";
 
@@ -504,11 +505,19 @@ $("signin").addEventListener("submit", async (e) => {
   const form = new FormData(e.target);
   try {
     await signIn(form.get("username"), form.get("password"));
-    start();
   } catch {
     $("signin-error").textContent = t.badLogin;
+    return;
   }
+  $("signin").hidden = true;
+  begin(form.get("password"));
 });
+// A password an admin set is replaced by the worker's own first: until then the server answers
+// nothing else (`password` is the one just typed, not asked again).
+async function begin(password = "") {
+  if (mustChangePassword()) await askForOwnPassword($("own-password"), lang, password);
+  start();
+}
 // Sign-out ends the session on the server, stops pushes to this browser and deletes the queue and
 // the cached households. Queued visits are the worker's work: they get one more sync first, and
 // any still unsynced (or another user's) are deleted only once the worker confirms.
@@ -563,5 +572,5 @@ showNet();
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register(`/app/sw.js?v=${config.version || "dev"}`, { scope: "/app", type: "module" }).catch(() => {});
 }
-if (getToken()) start();
+if (getToken()) begin();
 else $("signin").hidden = false;

@@ -2,6 +2,7 @@
 import {
   api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut, translate,
 } from "./common.js";
+import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { keepFresh, refreshAccess } from "./session.js";
 
 const TEXT = {
@@ -367,12 +368,19 @@ form.addEventListener("submit", async (e) => {
   const data = new FormData(form);
   try {
     await signIn(data.get("username"), data.get("password"));
-    form.hidden = true;
-    start();
   } catch {
     document.getElementById("signin-error").textContent = t.badLogin;
+    return;
   }
+  form.hidden = true;
+  begin(data.get("password"));
 });
+// A password an admin set is replaced by the leader's own first: until then the server answers
+// nothing else, tiles included (`password` is the one just typed, not asked again).
+async function begin(password = "") {
+  if (mustChangePassword()) await askForOwnPassword(document.getElementById("own-password"), lang, password);
+  start();
+}
 
-if (getToken()) start();
+if (getToken()) begin();
 else form.hidden = false;
