@@ -446,6 +446,61 @@ def user_create(username, password, role, community, district, grids, display_na
         click.echo(f"created {account.role} {account.username} (id {account.id})")
 
 
+def _account_id(session, username: str) -> int:
+    from sqlalchemy import select
+
+    from api.models import User
+
+    found = session.scalar(select(User.id).where(User.username == username))
+    if found is None:
+        raise click.ClickException(f"No account {username!r}.")
+    return found
+
+
+@user.command("switch-off")
+@click.option("--username", required=True)
+def user_switch_off(username) -> None:
+    """Switch an account off (any role, district viewers too): its tokens, sessions, calendar
+    link and push devices end; the tasks it held go to whom dispatch picks today."""
+    from api.services import accounts
+
+    with _session() as session:
+        outcome = accounts.change_account(
+            session,
+            accounts.Actor(None),
+            _account_id(session, username),
+            {"active": False},
+            database_now(session),
+        )
+        handed = ", ".join(
+            f"task {task} to {'nobody (waits unassigned)' if to is None else f'user {to}'}"
+            for task, to in outcome.handed_on
+        )
+        click.echo(f"switched off {username}" + (f"; handed on: {handed}" if handed else ""))
+        if outcome.shifts_ahead:
+            days = ", ".join(day.isoformat() for day in outcome.shifts_ahead)
+            click.echo(f"rostered still on {days}: re-roster those days")
+
+
+@user.command("reset-password")
+@click.option("--username", required=True)
+@click.option("--password", required=True, help="a temporary password, 8 characters or more")
+def user_reset_password(username, password) -> None:
+    """Set a temporary password (any role): every sign-in, the calendar link and the push
+    devices of the account end; its owner sets their own at the next sign-in."""
+    from api.services import accounts
+
+    with _session() as session:
+        accounts.reset_password(
+            session,
+            accounts.Actor(None),
+            _account_id(session, username),
+            password,
+            database_now(session),
+        )
+        click.echo(f"password of {username} reset; they set their own at the next sign-in")
+
+
 # --- import -------------------------------------------------------------------------------------
 @main.group("import")
 def import_() -> None:

@@ -33,11 +33,20 @@ GRID_ROLES = ("worker", "grid_leader")
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts, from where: for the audit log."""
+    """Who acts, from where: for the audit log. No scope: an operator at the command line
+    (`gridwork user switch-off`, `gridwork user reset-password`), for any account."""
 
-    scope: Scope
+    scope: Scope | None
     ip: str | None = None
     path: str | None = None
+
+    @property
+    def user_id(self) -> int | None:
+        return self.scope.user_id if self.scope is not None else None
+
+    def require_account_admin(self, community_code: str | None) -> None:
+        if self.scope is not None:
+            self.scope.require_account_admin(community_code)
 
 
 @dataclass
@@ -93,9 +102,14 @@ def list_users(
     return list(rows), total or 0
 
 
-def get_user(session: Session, scope: Scope, user_id: int, *, for_update: bool = False) -> User:
-    """An account `scope` may look up; 404 for any other (ids do not tell what exists)."""
-    stmt = select(User).where(User.id == user_id, scope.users())
+def get_user(
+    session: Session, scope: Scope | None, user_id: int, *, for_update: bool = False
+) -> User:
+    """An account `scope` may look up (None: any); 404 for any other (ids do not tell what
+    exists)."""
+    stmt = select(User).where(User.id == user_id)
+    if scope is not None:
+        stmt = stmt.where(scope.users())
     if for_update:
         stmt = stmt.with_for_update()
     user = session.scalar(stmt)
@@ -145,9 +159,8 @@ def change_account(
     """A community admin changes an account of their community: its name, phone, the grids
     it holds (`grid_codes` replaces them; leading a grid is the grid's `leader_id`), or
     whether it is active. Switching off one's own account is refused: another admin does."""
-    scope = actor.scope
-    user = get_user(session, scope, user_id, for_update=True)
-    scope.require_account_admin(user.community_code)
+    user = get_user(session, actor.scope, user_id, for_update=True)
+    actor.require_account_admin(user.community_code)
     if "display_name" in changes:
         check_name("display_name", changes["display_name"])
         user.display_name = changes["display_name"]
@@ -160,11 +173,11 @@ def change_account(
         if changes["active"]:
             user.active = True
         else:
-            if user.id == scope.user_id:
+            if user.id == actor.user_id:
                 raise errors.Conflict(
                     "You cannot switch off your own account; another admin of the community can."
                 )
-            outcome = _switch_off(session, user, scope.user_id, now)
+            outcome = _switch_off(session, user, actor.user_id, now)
     session.flush()
     if changes:
         _record(session, actor, "update", user, sorted(changes), now)
@@ -179,10 +192,9 @@ def reset_password(
     its owner signs in with the new password and must then set their own (until then their
     tokens open only the /auth endpoints). One's own goes through
     `POST /auth/password`, which asks for the current one."""
-    scope = actor.scope
-    user = get_user(session, scope, user_id, for_update=True)
-    scope.require_account_admin(user.community_code)
-    if user.id == scope.user_id:
+    user = get_user(session, actor.scope, user_id, for_update=True)
+    actor.require_account_admin(user.community_code)
+    if user.id == actor.user_id:
         raise errors.Conflict(
             "Change your own password with POST /api/v1/auth/password (it asks for the "
             "current one)."
@@ -287,7 +299,7 @@ def _record(
 ) -> None:
     audit.record(
         session,
-        user_id=actor.scope.user_id,
+        user_id=actor.user_id,
         action=action,
         resource="user",
         resource_ids=[user.id],

@@ -468,3 +468,62 @@ def test_an_account_the_office_opened_sets_its_own_password_at_the_first_sign_in
     signed_in = sign_in(client, "worker_new")
     assert signed_in.json["password_change_required"] is True
     assert client.get("/api/v1/tasks", headers=bearer_of(signed_in)).status_code == 403
+
+
+# --- the command line: any account, district viewers' too ---------------------------------------
+@pytest.fixture()
+def gridwork(app):
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    def run(*args: str):
+        with app.app_context():
+            return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+def test_an_operator_switches_off_a_district_viewer_no_admin_can_reach(
+    client, session, world, gridwork
+):
+    viewer = world.users["viewer_110101"]
+    headers = world.auth("viewer_110101")
+    result = gridwork("user", "switch-off", "--username", "viewer_110101")
+    assert result.exit_code == 0, result.output
+    session.refresh(viewer)
+    assert viewer.active is False
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
+    entry = session.scalar(select(AuditEntry).where(AuditEntry.resource == "user"))
+    assert entry.resource_ids == [viewer.id]
+    assert (entry.user_id, entry.action, entry.fields) == (None, "update", ["active"])
+
+
+def test_an_operator_switching_off_a_worker_is_told_where_their_tasks_went(
+    session, world, gridwork
+):
+    task = task_held_by(session, world.users["worker_a1"])
+    result = gridwork("user", "switch-off", "--username", "worker_a1")
+    assert result.exit_code == 0, result.output
+    assert f"task {task.id} to user {world.users['leader_a'].id}" in result.output
+
+
+def test_an_operator_resets_a_password_its_owner_then_replaces(client, world, gridwork):
+    result = gridwork(
+        "user", "reset-password", "--username", "viewer_110101", "--password", NEW_PASSWORD
+    )
+    assert result.exit_code == 0, result.output
+    signed_in = sign_in(client, "viewer_110101", NEW_PASSWORD)
+    assert signed_in.json["password_change_required"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("switch-off", "--username", "nobody"), "No account 'nobody'"),
+        (("reset-password", "--username", "worker_a1", "--password", "short"), "8 characters"),
+    ],
+)
+def test_the_command_line_refuses_clearly(world, gridwork, args, says):
+    result = gridwork("user", *args)
+    assert result.exit_code != 0 and says in result.output
