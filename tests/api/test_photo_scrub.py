@@ -370,6 +370,25 @@ def test_a_damaged_old_photo_is_named_and_the_rest_scrubbed(
     assert f"could not be read, left as stored: photo {damaged.id}" in result.output
 
 
+def test_an_old_photo_whose_sealed_file_is_damaged_is_named_and_kept(
+    session, world, photo_dir, visit_id, gridwork
+):
+    """Sealed by `security encrypt` before the scrub ran, then changed on disk."""
+    from api import crypto
+
+    damaged = store_as_before(session, world, photo_dir, visit_id, phone_photo())
+    storage = SealedStorage(photo_dir, load_name_key(session))
+    sealed = crypto.seal_bytes(storage.plain.get(damaged.sha256))
+    storage.sealed.write(storage.name(damaged.sha256), sealed[:-1])
+    storage.plain.delete(damaged.sha256)
+
+    result = gridwork()
+
+    assert result.exit_code == 1
+    assert f"could not be read, left as stored: photo {damaged.id}" in result.output
+    assert storage.sealed.get(storage.name(damaged.sha256)) == sealed[:-1]
+
+
 def test_the_scrub_is_audited_as_a_console_update(session, world, photo_dir, visit_id, gridwork):
     photo = store_as_before(session, world, photo_dir, visit_id, phone_photo())
     gridwork()
