@@ -693,7 +693,13 @@ def security_encrypt(batch: int, photo_batch: int) -> None:
         storage = _photo_storage(app)
         with _session() as session:
             photo_rows = session.scalar(text("SELECT count(*) FROM visit_photos"))
-        photos = seal_photos(db.begin, storage, batch=photo_batch)
+        try:
+            photos = seal_photos(db.begin, storage, batch=photo_batch)
+        except OSError as exc:  # a full disk: each file is whole, old or new
+            raise click.ClickException(
+                f"the photo storage failed ({exc}); no photo is lost and no old key was "
+                "marked unneeded: run the command again"
+            ) from exc
         if photo_rows and not photos.files:
             # A wrong GRIDWORK_PHOTO_DIR would look like a rotation with nothing to re-seal.
             raise click.ClickException(

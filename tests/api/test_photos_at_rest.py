@@ -313,6 +313,24 @@ def test_security_encrypt_killed_midway_loses_no_photo_and_finishes_when_run_aga
         assert served(client, world, photo["url"]).data == image
 
 
+def test_security_encrypt_stopped_by_a_full_disk_says_so_and_forgets_no_key(
+    app, client, world, session, storage, visit_id, rotation, monkeypatch
+):
+    uploaded = upload(client, world, visit_id, PNG)
+    rotation.on()
+
+    def disk_full(self, key, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(storage.sealed), "write", disk_full)
+    result = encrypt(app)
+    assert result.exit_code == 1
+    assert "No space left on device" in result.output and "Traceback" not in result.output
+    assert key_state(session, TEST_KID) == (True, False)
+    monkeypatch.undo()
+    assert served(client, world, uploaded["url"]).data == PNG
+
+
 def test_a_rotation_reseals_the_photo_files_under_the_new_key(
     app, client, world, session, storage, visit_id, rotation
 ):
