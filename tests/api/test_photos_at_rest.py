@@ -424,3 +424,41 @@ def test_check_key_refuses_photo_files_sealed_by_a_key_not_configured(
     result = check_key(app)
     assert result.exit_code == 1
     assert f"photo files are sealed by key id(s) {foreign}" in result.output
+
+
+def test_a_file_retention_deletes_while_the_sealing_waits_is_not_written_back(
+    own_database_url, tmp_path
+):
+    """Retention deleted a photo and is deleting its bytes, its photo lock held: the sealing
+    waits for it, then finds the file gone (without the lock it read the plaintext first and
+    wrote the sealed copy back after the deletion: a deleted photo kept on disk)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from api.services.photos import PHOTO_LOCK_CLASS
+    from tests.races import wait_for_lock_waits
+
+    engine = create_engine(own_database_url)
+    begin = sessionmaker(engine).begin
+    try:
+        with begin() as session:
+            storage = SealedStorage(tmp_path, load_name_key(session))
+        key = hashlib.sha256(PNG).hexdigest()
+        storage.plain.write(key, PNG)
+        with Session(engine) as retention, ThreadPoolExecutor(1) as pool:
+            retention.execute(
+                text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))"),
+                {"lock": PHOTO_LOCK_CLASS, "key": key},
+            )
+            sealing = pool.submit(photo_sealing.seal_photos, begin, storage)
+            wait_for_lock_waits(engine, 1)
+            storage.delete(key)  # no kept photo has these bytes
+            retention.commit()
+            result = sealing.result(timeout=60)
+        assert result.sealed == 0
+        assert list(storage.iter_keys()) == []
+        assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    finally:
+        engine.dispose()
