@@ -711,17 +711,33 @@ def security_new_key() -> None:
 @click.option(
     "--batch", type=click.IntRange(1), default=1000, show_default=True, help="Rows per UPDATE"
 )
-def security_encrypt(batch: int) -> None:
-    """Encrypt sensitive values stored in plaintext or under an old key (after a rotation).
+@click.option(
+    "--photo-batch",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Photo files per transaction",
+)
+def security_encrypt(batch: int, photo_batch: int) -> None:
+    """Encrypt sensitive values and photo files stored in plaintext or under an old key (after
+    a rotation).
 
     Rotate: set GRIDWORK_DATA_KEY to a new key (`gridwork security new-key`) and list the old
     one in GRIDWORK_OLD_DATA_KEYS, run this, then drop GRIDWORK_OLD_DATA_KEYS. The old key is
     retired first: a process not yet restarted with the new key can no longer store values
-    sealed by it (its requests get 503s until it is restarted).
+    sealed by it (its requests get 503s until it is restarted). Photo files are sealed a batch
+    at a time, each written whole before the file it replaces goes: safe to interrupt and to
+    run again. A key some photo file is still sealed by (damaged, or sealed by a key not
+    configured) stays needed, and the command exits 1 naming the files.
     """
-    from api.services.encryption import forget_other_keys, retire_other_keys, seal_all
+    from sqlalchemy import text
 
-    with _app().app_context():
+    from api.extensions import db
+    from api.services.encryption import forget_other_keys, retire_other_keys, seal_all
+    from api.services.photo_sealing import seal_photos
+
+    app = _app()
+    with app.app_context():
         # Committed before the scan, so nothing sealed by an old key can commit behind it.
         with _session() as session:
             retired = retire_other_keys(session.connection())
@@ -729,23 +745,90 @@ def security_encrypt(batch: int) -> None:
             click.echo(f"retired key id(s) {', '.join(retired)}: no process may seal with them")
         with _session() as session:
             counts = seal_all(session.connection(), batch=batch)
-            # Every value is under the current key now: the old keys are no longer needed here.
-            forgotten = forget_other_keys(session.connection())
+        storage = _photo_storage(app)
+        with _session() as session:
+            photo_rows = session.scalar(text("SELECT count(*) FROM visit_photos"))
+        try:
+            photos = seal_photos(db.begin, storage, batch=photo_batch)
+        except OSError as exc:  # a full disk: each file is whole, old or new
+            raise click.ClickException(
+                f"the photo storage failed ({exc}); no photo is lost and no old key was "
+                "marked unneeded: run the command again"
+            ) from exc
+        if photo_rows and not photos.files:
+            # A wrong GRIDWORK_PHOTO_DIR would look like a rotation with nothing to re-seal.
+            raise click.ClickException(
+                f"{_count(photo_rows, 'photo')} in the database but no photo file under "
+                f"{storage.root.resolve()}: set GRIDWORK_PHOTO_DIR to where the photos are; "
+                "the old keys stay needed until then"
+            )
+        with _session() as session:
+            # Every value, and every photo file it could open, is under the current key now:
+            # the old keys are no longer needed here, but for those a photo file still needs.
+            forgotten = forget_other_keys(session.connection(), photos.still_used)
     for column, count in counts.items():
         if count:
             click.echo(f"  {column}: {count}")
-    click.echo(f"encrypted {sum(counts.values())} value(s) under the current key")
+    if photos.sealed or photos.resealed:
+        click.echo(
+            f"  photo files: {photos.sealed} sealed from plaintext, {photos.resealed} re-sealed "
+            "from an old key"
+        )
+    click.echo(
+        f"encrypted {sum(counts.values())} value(s) and "
+        f"{photos.sealed + photos.resealed} photo file(s) under the current key"
+    )
     if forgotten:
         click.echo(
             f"no data needs key id(s) {', '.join(forgotten)} any more: remove them from "
             "GRIDWORK_OLD_DATA_KEYS"
         )
+    problems = [
+        f"{n} photo file(s) sealed by key id {kid}, which is not configured"
+        for kid, n in sorted(photos.unopened.items())
+    ]
+    if photos.damaged:
+        problems.append(
+            f"{len(photos.damaged)} photo file(s) damaged, left as they are (images' SHA-256: "
+            f"{', '.join(photos.damaged)})"
+        )
+    if problems:
+        for problem in problems:
+            click.secho(problem, fg="red", err=True)
+        click.secho(
+            f"key id(s) {', '.join(sorted(photos.still_used)) or '(none)'} stay needed by "
+            "those files",
+            fg="red",
+            err=True,
+        )
+        raise SystemExit(1)
+
+
+def _photo_storage(app):
+    """The app's photo storage (PHOTO_STORAGE, PHOTO_DIR and the photo name key)."""
+    from api.extensions import db
+    from api.services import photos
+
+    with db.begin() as session:
+        try:
+            return photos.build_storage(app.config, photos.load_name_key(session))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except errors.GridworkError as exc:
+            raise click.ClickException(exc.detail) from exc
 
 
 @security.command("check-key")
-def security_check_key() -> None:
-    """Report which data keys have sealed data in this database and whether GRIDWORK_DATA_KEY
-    and GRIDWORK_OLD_DATA_KEYS hold them all; exits 1 when they do not.
+@click.option(
+    "--photos/--no-photos",
+    default=True,
+    show_default=True,
+    help="Also read each photo file's header (the key id sealing it) under GRIDWORK_PHOTO_DIR",
+)
+def security_check_key(photos: bool) -> None:
+    """Report which data keys have sealed data in this database (and its photo files) and
+    whether GRIDWORK_DATA_KEY and GRIDWORK_OLD_DATA_KEYS hold them all; exits 1 when they do
+    not.
 
     Prints key ids (the first 8 hex digits of each key's SHA-256), never keys.
     """
@@ -785,7 +868,8 @@ def security_check_key() -> None:
                 f"  {record.kid}  retired {record.retired_at.date().isoformat()}, no data needs "
                 "it; it may never seal here again"
             )
-    unneeded = [kid for kid in old if kid not in {r.kid for r in in_use}]
+    photo_kids = _photo_key_ids(app) if photos else None
+    unneeded = [kid for kid in old if kid not in {r.kid for r in in_use} | set(photo_kids or ())]
     if unneeded:
         click.echo(f"no data needs old key id(s) {', '.join(unneeded)}: they can be removed")
     bad = unusable(records)
@@ -793,7 +877,37 @@ def security_check_key() -> None:
         raise click.ClickException(str(crypto.DataKeyMismatch(bad)))
     if retired_key(records, current):
         raise click.ClickException(str(crypto.DataKeyRetired(current)))
+    unsealable = sorted(
+        kid
+        for kid in photo_kids or ()
+        if kid not in ("plaintext", "", current, *old)  # "": a damaged header, no key's
+    )
+    if unsealable:
+        raise click.ClickException(
+            f"photo files are sealed by key id(s) {', '.join(unsealable)}, "
+            "which neither GRIDWORK_DATA_KEY nor GRIDWORK_OLD_DATA_KEYS holds"
+        )
     click.echo("ok: the configured keys open every key's data")
+
+
+def _photo_key_ids(app):
+    """How many photo files each key id seals (`photo_sealing.key_ids`), printed; None when
+    there is no photo directory."""
+    from api.services.photo_sealing import key_ids
+    from api.services.photos import SealedStorage
+
+    root = Path(app.config["PHOTO_DIR"])
+    if not root.is_dir():
+        click.echo(f"photo files: no photo directory {root.resolve()} (GRIDWORK_PHOTO_DIR)")
+        return None
+    # Headers only: the names need not be undone, so no name key (nor database) is read.
+    found = key_ids(SealedStorage(root, bytes(32)))
+    said = {"plaintext": "in plaintext (`gridwork security encrypt` seals them)", "": "unreadable"}
+    listed = ", ".join(
+        f"{n} {said.get(kid, f'sealed by {kid}')}" for kid, n in sorted(found.items())
+    )
+    click.echo(f"photo files: {listed or 'none'}")
+    return found
 
 
 @security.command("purge-audit")
@@ -843,14 +957,11 @@ def photos_scrub(dry_run: bool) -> None:
     again: a second run changes nothing and reads no photo.
     """
     from api.extensions import db
-    from api.services import photo_scrub, photos
+    from api.services import photo_scrub
 
     app = _app()
     with app.app_context():
-        try:
-            storage = photos.build_storage(app.config)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
+        storage = _photo_storage(app)
         total = photo_scrub.count_photos(db.begin)
         to_read = photo_scrub.count_photos(db.begin, unmarked_only=True)
         root = getattr(storage, "root", None)
@@ -1162,11 +1273,11 @@ def _retention(log) -> None:
 
     from api.extensions import db
     from api.services import retention
-    from api.services.photos import build_storage
+    from api.services.photos import build_storage, load_name_key
 
     policy = retention.Policy.from_config(current_app.config)
-    storage = build_storage(current_app.config)
     with db.begin() as session:
+        storage = build_storage(current_app.config, load_name_key(session))
         done = retention.purge(session, storage, policy, database_now(session))
     if done:
         log.info(

@@ -1,4 +1,4 @@
-"""Encryption at rest for sensitive columns: AES-256-GCM behind SQLAlchemy types, with key rotation.
+"""Encryption at rest for sensitive columns and photo files: AES-256-GCM, with key rotation.
 
 Stored form: ``v1:<kid>:<base64url(nonce | ciphertext | tag)>`` where ``kid`` names the key (the
 first 8 hex digits of its SHA-256). Values written before key ids existed (``v1:<base64>``) are
@@ -226,6 +226,71 @@ def _open(stored: str) -> tuple[str, str]:
         "cannot decrypt a sensitive column: GRIDWORK_DATA_KEY is not the key it was written "
         "with (during a rotation, list the previous key in GRIDWORK_OLD_DATA_KEYS)"
     )
+
+
+# --- bytes (photo files) -------------------------------------------------------------------------
+# Stored form of sealed bytes: BYTES_MAGIC | kid (8 ASCII hex digits) | nonce (12) | ciphertext |
+# tag (16). The magic and the key id are the associated data: a file names the key that opens
+# it (rotation re-seals by it) and that name cannot be changed without the tag failing. The
+# magic starts with no image's magic (JPEG FF D8, PNG 89 50, WebP RIFF), so a file written
+# before photos were sealed is told apart by its first bytes.
+BYTES_MAGIC = b"GWS1"
+BYTES_HEADER = len(BYTES_MAGIC) + 8  # what `sealed_bytes_key_id` needs to read
+BYTES_OVERHEAD = BYTES_HEADER + 12 + 16
+
+
+class SealedBytesDamaged(ValueError):
+    """Sealed bytes that the key they name does not open: changed or cut on disk, not a key
+    problem (a missing key is a DataKeyError, as for columns)."""
+
+
+def is_sealed_bytes(data: bytes) -> bool:
+    return data.startswith(BYTES_MAGIC)
+
+
+def sealed_bytes_key_id(data: bytes) -> str | None:
+    """The id of the key named in sealed bytes (their first BYTES_HEADER bytes suffice); None
+    when `data` is not sealed bytes."""
+    if not is_sealed_bytes(data) or len(data) < BYTES_HEADER:
+        return None
+    kid = data[len(BYTES_MAGIC) : BYTES_HEADER]
+    try:
+        return kid.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def seal_bytes(data: bytes) -> bytes:
+    """`data` sealed by the current key (counted like `encrypt`: the key guard checks, before
+    the transaction that sealed commits, that a rotation has not retired the key)."""
+    ring = _ring
+    ring.sealed += 1
+    header = BYTES_MAGIC + ring.current_id.encode("ascii")
+    nonce = os.urandom(12)
+    return header + nonce + ring.current.encrypt(nonce, data, header)
+
+
+def open_bytes(stored: bytes) -> bytes:
+    """The bytes `seal_bytes` sealed. DataKeyError when the key they name is not held;
+    SealedBytesDamaged when it is held and does not open them (or they are not sealed bytes)."""
+    global _failed_opens
+    kid = sealed_bytes_key_id(stored)
+    if kid is None or len(stored) < BYTES_OVERHEAD:
+        raise SealedBytesDamaged("not sealed bytes (no header, or cut short)")
+    aead = _ring.aeads.get(kid)
+    if aead is None:
+        _failed_opens += 1
+        raise DataKeyError(
+            f"cannot open a sealed file: it names data key id {kid}, which neither "
+            "GRIDWORK_DATA_KEY nor GRIDWORK_OLD_DATA_KEYS holds"
+        )
+    header, nonce = stored[:BYTES_HEADER], stored[BYTES_HEADER : BYTES_HEADER + 12]
+    try:
+        return aead.decrypt(nonce, stored[BYTES_HEADER + 12 :], header)
+    except InvalidTag:
+        raise SealedBytesDamaged(
+            f"the sealed bytes do not open with data key id {kid} (changed or cut short)"
+        ) from None
 
 
 class EncryptedString(TypeDecorator):

@@ -92,6 +92,14 @@ class ServiceUnavailable(GridworkError):
     status, title, slug = 503, "Service unavailable", "service-unavailable"
 
 
+class StoredDataDamaged(GridworkError):
+    """Stored bytes that fail their integrity check (a sealed photo file changed or cut short
+    on disk): the service's fault, not the request's; logged as an error where it is raised,
+    the client is told which resource and nothing of the bytes."""
+
+    status, title, slug = 500, "Stored data damaged", "stored-data-damaged"
+
+
 def problem(
     status: int,
     title: str,

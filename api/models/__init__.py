@@ -7,7 +7,7 @@ from api.models.auth import AuthSession
 from api.models.grids import Grid, GridVersion
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES, Household
 from api.models.idempotency import IdempotencyKey
-from api.models.keys import DataKey
+from api.models.keys import DataKey, PhotoStorageKey
 from api.models.notifications import NOTIFICATION_KINDS, PERSONAL_KINDS, Notification
 from api.models.push import Delivery, Device, NotificationSettings, RevokedToken
 from api.models.reports import (
@@ -26,6 +26,7 @@ from api.models.visits import HouseholdLastVisit, Visit, VisitPhoto
 __all__ = [
     "IdempotencyKey",
     "DataKey",
+    "PhotoStorageKey",
     "AuditEntry",
     "AuthSession",
     "Base",

@@ -1,10 +1,10 @@
-"""The data keys that have sealed residents' data here (their ids and canaries, never keys)."""
+"""The data keys that have sealed data here (ids and canaries), and the photo files' name key."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, Text, func
+from sqlalchemy import CheckConstraint, DateTime, LargeBinary, SmallInteger, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import Base
@@ -32,3 +32,22 @@ class DataKey(Base):
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set once the rotation re-sealed every value under the new key: no data needs this one.
     emptied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PhotoStorageKey(Base):
+    """The one key that names sealed photo files (migration 0036; `api.services.photos`).
+
+    A file's name is the image's SHA-256 enciphered with it, so the disk alone does not say
+    which image a file holds. Made once, never rotated: it is no data key (the files' contents
+    are sealed by those), and a reader of this table reads the hashes in `visit_photos` anyway.
+    """
+
+    __tablename__ = "photo_storage_key"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="ck_photo_storage_key_one"),
+        CheckConstraint("length(name_key) = 32", name="ck_photo_storage_key_length"),
+    )
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    name_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -10,6 +10,7 @@ inside Alembic and in the CLI, whatever the models of the day look like.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -314,6 +315,18 @@ def require_copy_key(dbapi_connection, kid: str) -> None:
         raise crypto.DataKeyRetired(kid)
 
 
+def key_is_retired(connection: Connection, kid: str) -> bool:
+    """Whether the key `kid` is recorded as retired by a rotation (False before migration 0024
+    and for a key never recorded)."""
+    if "retired_at" not in _columns(connection, "data_keys"):
+        return False
+    return bool(
+        connection.scalar(
+            text("SELECT retired_at IS NOT NULL FROM data_keys WHERE kid = :kid"), {"kid": kid}
+        )
+    )
+
+
 def retire_other_keys(connection: Connection) -> list[str]:
     """The first step of a rotation, committed on its own before `seal_all`: record the current
     key and retire the others, so that no process still on one of them can commit a value
@@ -330,20 +343,23 @@ def retire_other_keys(connection: Connection) -> list[str]:
     )
 
 
-def forget_other_keys(connection: Connection) -> list[str]:
-    """After `seal_all` completed (every value under the current key): mark the retired keys
-    emptied, no value needs them any more; their ids. They stay recorded as retired, so a
-    process started on one by mistake is refused rather than sealing with it again. A key
-    recorded since the retirement (a process with yet another key sealed meanwhile) is left
-    as it is: its values may have missed the scan."""
+def forget_other_keys(connection: Connection, still_used: Iterable[str] = ()) -> list[str]:
+    """After `seal_all` completed (every value under the current key) and the photo files
+    were re-sealed (`photo_sealing.seal_photos`): mark the retired keys emptied, no value
+    needs them any more; their ids. `still_used`: the ids of keys some photo file is still
+    sealed by (the re-sealing could not open it, or found no photo directory): those stay
+    needed. They stay recorded as retired, so a process started on one by mistake is refused
+    rather than sealing with it again. A key recorded since the retirement (a process with yet
+    another key sealed meanwhile) is left as it is: its values may have missed the scan."""
     record_key(connection)
     return list(
         connection.scalars(
             text(
                 "UPDATE data_keys SET emptied_at = now() WHERE kid <> :kid "
-                "AND retired_at IS NOT NULL AND emptied_at IS NULL RETURNING kid"
+                "AND retired_at IS NOT NULL AND emptied_at IS NULL "
+                "AND kid <> ALL(CAST(:kept AS text[])) RETURNING kid"
             ),
-            {"kid": crypto.current_key_id()},
+            {"kid": crypto.current_key_id(), "kept": sorted(set(still_used))},
         )
     )
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.models import VisitPhoto
 from api.services import audit
-from api.services.photos import PhotoStorage, sniff_image_type, strip_metadata
+from api.services.photos import PhotoDamaged, PhotoStorage, sniff_image_type, strip_metadata
 
 PAGE = 500  # photo rows read per query
 LISTED_BATCH = 10_000  # stored keys sent to the database per statement
@@ -147,6 +147,9 @@ def _scrub_photo(begin, storage, photo_id: int, key: str, content_type: str, res
     except KeyError:
         result.missing.append(photo_id)
         return False
+    except PhotoDamaged:  # its sealed file fails its check: nothing to strip
+        result.unreadable.append(photo_id)
+        return False
     try:
         clean = strip_metadata(data, content_type)  # the upload's own stripping
     except errors.UnsupportedMediaType:
@@ -243,8 +246,8 @@ def _unreferenced(begin: Begin, keys: Iterable[str]) -> list[str]:
 def _remove_if_not_clean(storage: PhotoStorage, key: str, result: ScrubResult) -> None:
     try:
         data = storage.get(key)
-    except KeyError:
-        return
+    except (KeyError, PhotoDamaged):
+        return  # gone, or cannot be judged: kept
     content_type = sniff_image_type(data)
     if content_type is None:
         return  # not a photo of ours

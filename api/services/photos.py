@@ -1,15 +1,16 @@
-"""Visit photos: type sniffing, content hashing, and the storage interface (local disk for now)."""
+"""Visit photos: type sniffing, content hashing, and their storage (sealed files on local disk)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -18,8 +19,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 
-from api import errors
-from api.models import Visit, VisitPhoto
+from api import crypto, errors
+from api.models import PhotoStorageKey, Visit, VisitPhoto
+from api.services.encryption import key_is_retired
+
+log = logging.getLogger("gridwork.photos")
 
 # Magic bytes of the accepted image types. The client's Content-Type is not trusted.
 _JPEG = b"\xff\xd8\xff"
@@ -327,8 +331,9 @@ def _jpeg_coefficient_bytes(image, scans: int) -> int:
 class PhotoStorage(Protocol):
     """Where photo bytes live, addressed by their SHA-256 hex digest (content-addressed)."""
 
-    def put(self, key: str, data: bytes) -> None:
-        """Store `data` under `key`; storing the same key again is a no-op."""
+    def put(self, key: str, data: bytes, *, stale: Callable[[str], bool] | None = None) -> None:
+        """Store `data` under `key`; storing the same key again is a no-op (`stale`: see
+        `SealedStorage.put`)."""
 
     def get(self, key: str) -> bytes:
         """The bytes under `key`; KeyError when absent."""
@@ -341,10 +346,12 @@ class PhotoStorage(Protocol):
 
 
 class LocalStorage:
-    """Photos as files under a directory, sharded by the first hex digits of their hash.
+    """Files under a directory, sharded by the first hex digits of their 64-hex-digit name.
 
     Writes go to a temporary file that is fsynced and renamed into place, so a crash never
-    leaves a half-written photo under its final name.
+    leaves a half-written file under its final name, and a file replaced is read whole, old
+    or new. On its own it stores bytes as they are given: the app stores photos through
+    `SealedStorage`, which keeps its files here.
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
@@ -353,10 +360,16 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / key[2:4] / key
 
-    def put(self, key: str, data: bytes) -> None:
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def put(self, key: str, data: bytes, *, stale: Callable[[str], bool] | None = None) -> None:
+        if not self.exists(key):
+            self.write(key, data)
+
+    def write(self, key: str, data: bytes) -> None:
+        """Store `data` under `key`, replacing what is there (atomically)."""
         path = self._path(key)
-        if path.exists():
-            return
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
         try:
@@ -368,10 +381,25 @@ class LocalStorage:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        # The rename itself made durable: `security encrypt` removes a plaintext file once its
+        # sealed copy is written, and a crash must not keep the removal and lose the copy.
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def head(self, key: str, size: int) -> bytes:
+        """The first `size` bytes under `key`; KeyError when absent."""
+        try:
+            with self._path(key).open("rb") as file:
+                return file.read(size)
         except FileNotFoundError:
             raise KeyError(key) from None
 
@@ -386,11 +414,138 @@ class LocalStorage:
                 yield key
 
 
-def build_storage(config: dict) -> PhotoStorage:
-    """The storage the settings name (PHOTO_STORAGE); only "local" exists so far."""
+class PhotoDamaged(Exception):
+    """A stored photo file that fails its check: it does not open with the key it names, or
+    opens to bytes whose SHA-256 is not the one it is stored under (changed on disk, or
+    another photo's file put in its place)."""
+
+
+# Sealed files live under PHOTO_DIR/sealed/, plaintext ones from before under PHOTO_DIR/ab/cd/:
+# which kind a file is shows in its path, without reading it (`sealed` never matches `??`).
+SEALED_DIR = "sealed"
+
+
+class SealedStorage:
+    """Photos sealed at rest by the data key, under names the disk alone cannot tie to images.
+
+    Contents: `crypto.seal_bytes` (AES-256-GCM, the current data key, its key id in the file's
+    header so a rotation re-seals it: `api/services/photo_sealing.py`). Each read checks that
+    the bytes opened hash to the SHA-256 asked for.
+
+    Names: the image's SHA-256 (the storage key the rest of the app speaks, the column
+    `visit_photos.sha256`, the ETag) enciphered with the photo name key (table
+    `photo_storage_key`, migration 0036): one AES-256 block operation on each half of the
+    digest (ECB). Chosen over plain SHA-256, which lets anyone with the disk and a copy of an
+    image (a photo a worker shared) confirm it is stored; and over an HMAC of it because a
+    cipher can be undone by whoever holds the key, so `iter_keys` lists the images' hashes
+    without opening a file (`photos scrub` looks for files no row points at). ECB leaks equal
+    blocks of its input, which for two halves of SHA-256 digests never happen. Deterministic,
+    so the same image is still stored once (dedup) and a retry finds its file. Not hidden: a
+    file's size (the image's plus 40 bytes), as AES-GCM does for the columns.
+
+    Files written before photos were sealed (plaintext, named by the SHA-256) are still read
+    until `gridwork security encrypt` seals them (`plain`).
+    """
+
+    def __init__(self, root: str | os.PathLike, name_key: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        self.root = Path(root)
+        self.plain = LocalStorage(self.root)
+        self.sealed = LocalStorage(self.root / SEALED_DIR)
+        self._names = Cipher(algorithms.AES(name_key), modes.ECB())
+
+    def name(self, key: str) -> str:
+        """The name of the sealed file of the image whose SHA-256 is `key`."""
+        encryptor = self._names.encryptor()
+        return (encryptor.update(bytes.fromhex(key)) + encryptor.finalize()).hex()
+
+    def key_of(self, name: str) -> str:
+        """The SHA-256 of the image in the sealed file `name` (`name` undone)."""
+        decryptor = self._names.decryptor()
+        return (decryptor.update(bytes.fromhex(name)) + decryptor.finalize()).hex()
+
+    def sealed_key_id(self, key: str) -> str | None:
+        """The data key id named by the sealed file of `key`; None when there is none."""
+        try:
+            head = self.sealed.head(self.name(key), crypto.BYTES_HEADER)
+        except KeyError:
+            return None
+        return crypto.sealed_bytes_key_id(head) or ""
+
+    def put(self, key: str, data: bytes, *, stale: Callable[[str], bool] | None = None) -> None:
+        """Seal `data` (whose SHA-256 is `key`) under the current data key, unless a sound file
+        is there already: one sealed by the current key that opens to `key`, or one sealed by
+        another key that `stale` (the key retired by a rotation?) does not call stale. A
+        damaged file is replaced; so is a file of a retired key, which a rotation may have
+        passed already: an upload to a process not yet restarted after it, refused at its
+        commit, leaves one (the re-sealing would not see it, and the key will be dropped)."""
+        name = self.name(key)
+        kid = self.sealed_key_id(key)
+        if kid == crypto.current_key_id():
+            try:
+                self.open_sealed(key, self.sealed.get(name))
+                return
+            except (PhotoDamaged, KeyError):
+                pass  # replaced below
+        elif kid is not None and kid != "" and not (stale and stale(kid)):
+            return  # another process's key (a rotation under way): the re-sealing takes it
+        self.sealed.write(name, crypto.seal_bytes(data))
+
+    def get(self, key: str) -> bytes:
+        """The image whose SHA-256 is `key`: its sealed file opened, else its plaintext file
+        from before sealing. KeyError when neither is stored; PhotoDamaged when the file fails
+        its check; crypto.DataKeyError when the key it names is not configured."""
+        try:
+            return self.open_sealed(key, self.sealed.get(self.name(key)))
+        except KeyError:
+            pass
+        data = self.plain.get(key)
+        if hashlib.sha256(data).hexdigest() != key:
+            raise PhotoDamaged(f"the plaintext file {key} does not hash to its name")
+        return data
+
+    def open_sealed(self, key: str, stored: bytes) -> bytes:
+        """The image in the sealed file `stored` of `key`, checked (see `get`)."""
+        try:
+            data = crypto.open_bytes(stored)
+        except crypto.SealedBytesDamaged as exc:
+            raise PhotoDamaged(f"the sealed file of {key}: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != key:
+            raise PhotoDamaged(f"the sealed file of {key} opens to another image's bytes")
+        return data
+
+    def delete(self, key: str) -> None:
+        self.sealed.delete(self.name(key))
+        self.plain.delete(key)
+
+    def iter_keys(self) -> Iterator[str]:
+        """Every image stored: the plaintext files' hashes, then the sealed files' (each once:
+        a file sealed by `security encrypt` before its plaintext was removed)."""
+        yield from self.plain.iter_keys()
+        for name in self.sealed.iter_keys():
+            key = self.key_of(name)
+            if not self.plain.exists(key):
+                yield key
+
+
+def load_name_key(session: Session) -> bytes:
+    """The photo name key (migration 0036); ServiceUnavailable before that migration."""
+    key = session.scalar(select(PhotoStorageKey.name_key).where(PhotoStorageKey.id == 1))
+    if key is None:
+        raise errors.ServiceUnavailable(
+            "Photos cannot be stored or read until the database is upgraded "
+            "(`gridwork db upgrade`: migration 0036 makes the photo name key)."
+        )
+    return bytes(key)
+
+
+def build_storage(config: dict, name_key: bytes) -> SealedStorage:
+    """The storage the settings name (PHOTO_STORAGE); only "local" exists so far. `name_key`:
+    `load_name_key`."""
     kind = config.get("PHOTO_STORAGE", "local")
     if kind == "local":
-        return LocalStorage(config["PHOTO_DIR"])
+        return SealedStorage(config["PHOTO_DIR"], name_key)
     raise ValueError(f"unknown PHOTO_STORAGE {kind!r}; expected 'local'")
 
 
@@ -440,7 +595,7 @@ def attach_photo(
         text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))"),
         {"lock": PHOTO_LOCK_CLASS, "key": digest},
     )
-    storage.put(digest, data)
+    storage.put(digest, data, stale=lambda kid: key_is_retired(session.connection(), kid))
     inserted = session.scalar(
         insert(VisitPhoto)
         .values(
@@ -470,11 +625,19 @@ def get_photo(session: Session, visit_id: uuid.UUID, photo_id: int) -> VisitPhot
 
 
 def read_photo(session: Session, storage: PhotoStorage, photo: VisitPhoto) -> bytes:
-    """The photo's bytes. `gridwork photos scrub` may switch the row to new bytes and remove
+    """The photo's bytes (opened: `SealedStorage.get`); StoredDataDamaged, logged, when its
+    file fails its check. `gridwork photos scrub` may switch the row to new bytes and remove
     the old ones between the row's read and the bytes': the row is read again then."""
     for attempt in range(2):
         try:
             return storage.get(photo.sha256)
+        except PhotoDamaged as exc:
+            log.error("photo %s of visit %s: %s", photo.id, photo.visit_id, exc)
+            raise errors.StoredDataDamaged(
+                f"The stored file of photo {photo.id} is damaged; it cannot be served. The "
+                "service's operators are told (the file needs restoring from a backup, or the "
+                "photo uploading again)."
+            ) from exc
         except KeyError:
             before = photo.sha256
             if attempt:

@@ -275,6 +275,7 @@ def test_a_tick_refuses_a_now_that_is_not_an_iso_instant(gridwork, command):
     [
         (("security", "encrypt", "--batch", "0"), "--batch"),  # sealed nothing, said it was done
         (("security", "encrypt", "--batch", "-5"), "--batch"),  # a traceback
+        (("security", "encrypt", "--photo-batch", "0"), "--photo-batch"),
         (("purge-audit", "--older-than-days", "1000000"), "--older-than-days"),  # a traceback
         (("report", "weekly", "--week", "2026-W47", "--out", "/nonexistent/r.json"), "--out"),
     ],

@@ -408,7 +408,7 @@ def city_url(url) -> Iterator[str]:
         names = conn.scalars(
             text(
                 "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"
+                "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys', 'photo_storage_key')"
             )
         ).all()
         conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
@@ -489,6 +489,14 @@ def test_seed_city_on_a_retired_key_is_refused_and_loads_nothing(city_url):
     assert loaded(city_url) == (1, 1)  # the household sealed before, nothing replaced
 
 
+def photo_name_key(url: str) -> bytes | None:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        key = conn.scalar(text("SELECT name_key FROM photo_storage_key"))
+    engine.dispose()
+    return key
+
+
 def test_seed_city_replace_keeps_the_key_records(city_url, monkeypatch):
     """--replace emptied every table, data_keys too: the load then waited for ever on its own
     uncommitted truncation to record its key, and a retired key's record (which refuses a
@@ -496,11 +504,14 @@ def test_seed_city_replace_keeps_the_key_records(city_url, monkeypatch):
     monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=10s")  # a wait on a lock fails, not hangs
     seal_a_household(city_url, KEY_A)
     assert cli(city_url, KEY_B, "security", "encrypt", old=KEY_A).exit_code == 0
+    name_key = photo_name_key(city_url)
+    assert name_key is not None
 
     result = cli(city_url, KEY_B, *TINY_CITY, "--replace")
     assert result.exit_code == 0, result.output
     assert loaded(city_url) == (2, 20)
     assert recorded(city_url) == [kid(KEY_B)]
+    assert photo_name_key(city_url) == name_key  # the photo files on disk are named by it
     with pytest.raises(crypto.DataKeyError, match="retired"):
         start(city_url, KEY_A, old=KEY_B)
 

@@ -420,7 +420,7 @@ def targets(app, session, world, tmp_path) -> Targets:
     )
     photo, _ = photos.attach_photo(
         session,
-        photos.build_storage(app.config),
+        photos.build_storage(app.config, photos.load_name_key(session)),
         visit,
         PNG,
         uploader_id=worker.id,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from api.cli import main
 from api.models import AuditEntry, VisitPhoto
-from api.services.photos import LocalStorage, strip_metadata
+from api.services.photos import LocalStorage, SealedStorage, load_name_key, strip_metadata
 from tests.factories import A1, image_bytes, visit_item
 from tests.fakes.file_opens import FileOpens
 
@@ -77,7 +77,12 @@ def store_as_before(session, world, photo_dir, visit_id, data: bytes) -> VisitPh
 
 
 def stored_files(photo_dir) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in photo_dir.rglob("*") if p.is_file()}
+    """Each image stored, opened (sealed or from before sealing), by the key it is stored under."""
+    from api.extensions import db
+
+    with db.new_session() as session:
+        storage = SealedStorage(photo_dir, load_name_key(session))
+    return {key: storage.get(key) for key in storage.iter_keys()}
 
 
 @pytest.fixture()
@@ -255,7 +260,7 @@ def test_a_failed_write_leaves_the_old_photo_readable(
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(LocalStorage, "put", disk_full)
+        patch.setattr(LocalStorage, "write", disk_full)  # where every file is written
         result = gridwork()
 
     assert result.exit_code == 1
@@ -363,6 +368,25 @@ def test_a_damaged_old_photo_is_named_and_the_rest_scrubbed(
     assert result.exit_code == 1
     assert "1 photo scrubbed" in result.output
     assert f"could not be read, left as stored: photo {damaged.id}" in result.output
+
+
+def test_an_old_photo_whose_sealed_file_is_damaged_is_named_and_kept(
+    session, world, photo_dir, visit_id, gridwork
+):
+    """Sealed by `security encrypt` before the scrub ran, then changed on disk."""
+    from api import crypto
+
+    damaged = store_as_before(session, world, photo_dir, visit_id, phone_photo())
+    storage = SealedStorage(photo_dir, load_name_key(session))
+    sealed = crypto.seal_bytes(storage.plain.get(damaged.sha256))
+    storage.sealed.write(storage.name(damaged.sha256), sealed[:-1])
+    storage.plain.delete(damaged.sha256)
+
+    result = gridwork()
+
+    assert result.exit_code == 1
+    assert f"could not be read, left as stored: photo {damaged.id}" in result.output
+    assert storage.sealed.get(storage.name(damaged.sha256)) == sealed[:-1]
 
 
 def test_the_scrub_is_audited_as_a_console_update(session, world, photo_dir, visit_id, gridwork):

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, func, select, text
 from api.models import Delivery, Notification, TaskEvent, Visit, VisitPhoto
 from api.services import report_verify, retention
 from api.services.notifications import notify
-from api.services.photos import build_storage
+from api.services.photos import build_storage, load_name_key
 from tests.factories import A1, A, image_bytes, make_device, make_task_at, make_visit
 
 NOW = datetime(2026, 12, 4, 4, 0, tzinfo=UTC)
@@ -44,9 +44,9 @@ EVIDENCE = {
 
 
 @pytest.fixture()
-def storage(app, tmp_path):
+def storage(app, session, tmp_path):
     app.config["PHOTO_DIR"] = str(tmp_path)
-    return build_storage(app.config)
+    return build_storage(app.config, load_name_key(session))
 
 
 def visit_at(session, world, visited_at, household=0, **fields):
@@ -332,11 +332,11 @@ def test_bytes_uploaded_again_while_a_run_deletes_them_are_kept(own_database_url
     from tests.races import wait_for_lock_waits
 
     app = build_app(own_database_url, PHOTO_DIR=str(tmp_path))
-    storage = build_storage(app.config)
     engine = create_engine(own_database_url)
     data = image_bytes("PNG", 8)
     try:
         with Session(engine) as session, app.app_context():
+            storage = build_storage(app.config, load_name_key(session))
             world = build_world(session, app)
             worker = world.users["worker_a1"].id
             old_visit = visit_at(session, world, NOW - 200 * DAY)

@@ -29,10 +29,11 @@ blp = Blueprint(
 
 
 def photo_storage() -> photos.PhotoStorage:
-    """The app's photo storage, built once from the settings."""
+    """The app's photo storage, built once from the settings and the photo name key."""
     ext = current_app.extensions
     if "gridwork_photo_storage" not in ext:
-        ext["gridwork_photo_storage"] = photos.build_storage(current_app.config)
+        name_key = photos.load_name_key(db.session)
+        ext["gridwork_photo_storage"] = photos.build_storage(current_app.config, name_key)
     return ext["gridwork_photo_storage"]
 
 
