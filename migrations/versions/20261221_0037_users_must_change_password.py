@@ -6,17 +6,17 @@
 
 Adding a column with a constant default rewrites nothing (PostgreSQL 11+).
 
-Revision ID: 0038
-Revises: 0035
-Create Date: 2026-12-20 09:00:00+00:00
+Revision ID: 0037
+Revises: 0036
+Create Date: 2026-12-21 09:00:00+00:00
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0038"
-down_revision: str | None = "0035"
+revision: str = "0037"
+down_revision: str | None = "0036"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
