@@ -1,0 +1,285 @@
+"""The community office's accounts page (/accounts) in headless Chromium, on the demo district."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+
+COMMUNITY = DEMO_GRID[:12]
+NEW_PASSWORD = "a-new-password-1"
+
+
+def open_accounts(page, username: str = "admin01") -> None:
+    page.goto("/accounts")
+    sign_in(page, username, DEMO_PASSWORD)
+
+
+def ready(page) -> None:
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def shown_usernames(page) -> list[str]:
+    return page.locator("#accounts tbody tr[data-username]").evaluate_all(
+        "rows => rows.map(r => r.dataset.username)"
+    )
+
+
+def wait_cell(page, username: str, cell: str, text: str) -> None:
+    """Wait until the account's row (redrawn when the list reloads) shows `text` in `cell`."""
+    page.wait_for_function(
+        "([username, cell, text]) => document.querySelector("
+        "`#accounts tr[data-username='${username}'] td.${cell}`)?.textContent === text",
+        arg=[username, cell, text],
+    )
+
+
+def row(page, username: str):
+    return page.locator(f"#accounts tbody tr[data-username='{username}']")
+
+
+@pytest.fixture()
+def made(e2e_engine):
+    """Accounts and tasks a test makes; afterwards its accounts hold no grid and are switched
+    off (dispatch never picks them for later tests) and its tasks are gone."""
+    from api.models import Notification, Task, User, user_grids
+
+    things: dict[str, list] = {"users": [], "tasks": []}
+    yield things
+    with Session(e2e_engine) as session:
+        ids = session.scalars(select(User.id).where(User.username.in_(things["users"]))).all()
+        session.execute(delete(user_grids).where(user_grids.c.user_id.in_(ids)))
+        session.execute(update(User).where(User.id.in_(ids)).values(active=False))
+        tasks = [str(task) for task in things["tasks"]]
+        session.execute(delete(Notification).where(Notification.data["task_id"].astext.in_(tasks)))
+        session.execute(delete(Task).where(Task.id.in_(things["tasks"])))
+        session.commit()
+
+
+def api_as_admin(page, method: str, path: str, body: dict | None = None):
+    """Call the API with the page's token (the admin signed in on the page)."""
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    return page.request.fetch(
+        path, method=method, data=body, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def open_worker_by_api(page, made, display_name: str) -> str:
+    username = f"e2e_{uuid.uuid4().hex[:8]}"
+    r = api_as_admin(
+        page,
+        "POST",
+        "/api/v1/users",
+        {
+            "username": username,
+            "password": DEMO_PASSWORD,
+            "role": "worker",
+            "display_name": display_name,
+            "grid_codes": [DEMO_GRID],
+        },
+    )
+    assert r.status == 201, r.text()
+    made["users"].append(username)
+    return username
+
+
+def test_an_admin_lists_the_communitys_accounts_and_filters_them(page, e2e_engine):
+    from api.models import User
+
+    open_accounts(page)
+    ready(page)
+    with e2e_engine.connect() as conn:
+        community = conn.scalars(
+            select(User.username).where(User.community_code == COMMUNITY).order_by(User.username)
+        ).all()
+    assert shown_usernames(page) == list(community)
+    worker01 = row(page, "worker01")
+    assert DEMO_GRID in worker01.locator("td.grids").inner_text()
+    assert worker01.locator("td.role").inner_text() == "网格员"
+    assert DEMO_GRID in row(page, "leader01").locator("td.led").inner_text()
+    page.select_option("#filter-role", "worker")
+    page.wait_for_function(
+        "() => { const roles = [...document.querySelectorAll('#accounts tbody td.role')];"
+        " return roles.length > 0 && roles.every(td => td.textContent === '网格员'); }"
+    )
+    assert "leader01" not in shown_usernames(page) and "worker01" in shown_usernames(page)
+    assert "共" in page.inner_text("#page-info")
+    assert page.get_attribute("#to-map", "href") == "/map"
+    screenshot(page, "accounts-list")
+
+
+def test_opening_an_account_shows_the_servers_errors_beside_their_fields(page, made):
+    open_accounts(page, "admin01")
+    ready(page)
+    page.click("#open-account")
+    form = page.locator("#account-form")
+    form.locator("input[name=username]").fill("worker01")  # taken
+    form.locator("input[name=password]").fill("short")
+    form.locator("input[name=display_name]").fill("新同事")
+    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").check()
+    form.locator("button[type=submit]").click()
+    password_error = form.locator(".field-error[data-field=password]")
+    password_error.wait_for(state="visible")
+    page.wait_for_function(
+        "() => document.querySelector('.field-error[data-field=password]').textContent !== ''"
+    )
+    assert "8" in password_error.inner_text()  # the schema's least length
+    form.locator("input[name=password]").fill(DEMO_PASSWORD)
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => document.querySelector('.field-error[data-field=username]').textContent !== ''"
+    )
+    assert "worker01" in form.locator(".field-error[data-field=username]").inner_text()
+    assert form.locator(".field-error[data-field=password]").inner_text() == ""
+    username = f"e2e_{uuid.uuid4().hex[:8]}"
+    made["users"].append(username)
+    form.locator("input[name=username]").fill(username)
+    form.locator("button[type=submit]").click()
+    opened = row(page, username)
+    opened.wait_for()
+    assert page.locator("#account-dialog").is_visible() is False
+    assert opened.locator("td.name").inner_text() == "新同事"
+    assert DEMO_GRID in opened.locator("td.grids").inner_text()
+    assert opened.locator("td.state").inner_text() == "在用"
+
+
+def test_an_admin_edits_an_accounts_name_phone_and_grids(page, made, e2e_engine):
+    from api.models import User
+
+    open_accounts(page)
+    ready(page)
+    username = open_worker_by_api(page, made, "改名前")
+    page.select_option("#filter-active", "true")  # reloads the list
+    row(page, username).wait_for()
+    row(page, username).locator("button[data-action=edit]").click()
+    form = page.locator("#account-form")
+    assert form.locator("input[name=username]").is_visible() is False  # only when opening
+    form.locator("input[name=display_name]").fill("改名后")
+    form.locator("input[name=phone]").fill("13900001111")
+    other = form.locator("input[name=grid_codes]").evaluate_all(
+        f"inputs => inputs.map(i => i.value).filter(v => v !== '{DEMO_GRID}')"
+    )[0]
+    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").uncheck()
+    form.locator(f"input[name=grid_codes][value='{other}']").check()
+    form.locator("button[type=submit]").click()
+    wait_cell(page, username, "name", "改名后")
+    assert other in row(page, username).locator("td.grids").inner_text()
+    assert DEMO_GRID not in row(page, username).locator("td.grids").inner_text()
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(User.phone).where(User.username == username)) == "13900001111"
+
+
+def test_switching_a_worker_off_shows_the_task_handed_on_and_to_whom(page, made, e2e_engine):
+    from api.models import Grid, Task, User
+
+    open_accounts(page)
+    ready(page)
+    username = open_worker_by_api(page, made, "要离职")
+    with Session(e2e_engine) as session:
+        worker = session.scalar(select(User.id).where(User.username == username))
+        grid = session.scalar(select(Grid.id).where(Grid.code == DEMO_GRID))
+        task = Task(
+            source="window",
+            type="help",
+            title="楼道堆物清理",
+            grid_id=grid,
+            status="dispatched",
+            assignee_id=worker,
+            due_at=datetime.now(UTC) + timedelta(days=1),
+        )
+        session.add(task)
+        session.commit()
+        task_id = task.id
+    made["tasks"].append(task_id)
+    page.reload()
+    ready(page)
+    row(page, username).locator("button[data-action=switch-off]").click()
+    confirm = page.locator("#confirm-dialog")
+    confirm.wait_for()
+    said = confirm.inner_text()
+    assert "无法再登录" in said and "日历" in said and "推送" in said and "任务" in said
+    screenshot(page, "accounts-switch-off-confirm")
+    page.click("#confirm-yes")
+    handed = page.locator(f"#outcome li[data-task='{task_id}']")
+    handed.wait_for()
+    with e2e_engine.connect() as conn:
+        assignee = conn.execute(
+            select(User.id, User.display_name, User.username)
+            .join(Task, Task.assignee_id == User.id)
+            .where(Task.id == task_id)
+        ).one()
+    assert assignee.id != worker
+    assert "楼道堆物清理" in handed.inner_text()
+    assert handed.locator(".assignee").inner_text() == (assignee.display_name or assignee.username)
+    assert "要离职" in page.inner_text("#outcome h3")
+    assert page.locator("#outcome .no-shifts").is_visible()
+    wait_cell(page, username, "state", "已停用")
+    screenshot(page, "accounts-switched-off")
+    # ...and on again: the row says so, and the worker signs in.
+    row(page, username).locator("button[data-action=switch-on]").click()
+    wait_cell(page, username, "state", "在用")
+    r = page.request.post(
+        "/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD}
+    )
+    assert r.status == 200
+
+
+def test_an_admin_resets_a_password_after_confirming(page, made):
+    open_accounts(page)
+    ready(page)
+    username = open_worker_by_api(page, made, "忘密码")
+    page.reload()
+    ready(page)
+    row(page, username).locator("button[data-action=reset-password]").click()
+    confirm = page.locator("#confirm-form")
+    confirm.locator("input[name=new_password]").fill("short")
+    page.click("#confirm-yes")
+    page.wait_for_function(
+        "() => document.querySelector('.field-error[data-field=new_password]').textContent !== ''"
+    )
+    confirm.locator("input[name=new_password]").fill(NEW_PASSWORD)
+    page.click("#confirm-yes")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('新密码')")
+    assert page.locator("#confirm-dialog").is_visible() is False
+    token = page.request.post
+    assert token("/api/v1/auth/token", data={"username": username, "password": NEW_PASSWORD}).ok
+    old = token("/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD})
+    assert old.status == 401
+
+
+def test_a_worker_is_told_the_accounts_page_is_not_for_them(page):
+    open_accounts(page, "worker01")
+    notice = page.locator("#notice")
+    notice.wait_for()
+    assert "社区办公室" in notice.inner_text()
+    assert page.locator("#accounts-section").is_visible() is False
+    assert page.locator("#open-account").is_visible() is False
+    screenshot(page, "accounts-not-for-workers")
+
+
+def test_a_grid_leader_reads_their_grids_accounts_without_changing_them(page):
+    open_accounts(page, "leader01")
+    ready(page)
+    assert "只读" in page.inner_text("#notice")
+    assert "worker01" in shown_usernames(page)
+    assert "admin01" not in shown_usernames(page)
+    assert page.locator("#accounts button[data-action]").count() == 0
+    assert page.locator("#open-account").is_visible() is False
+
+
+@pytest.mark.parametrize(("username", "shown"), [("admin01", True), ("leader01", False)])
+def test_the_maps_toolbar_links_to_the_accounts_page_for_community_admins(page, username, shown):
+    page.goto("/map")
+    sign_in(page, username, DEMO_PASSWORD)
+    page.locator("#toolbar").wait_for()
+    assert page.locator("#accounts-link").is_visible() is shown
+    if shown:
+        page.click("#accounts-link")
+        ready(page)
+        assert page.url.endswith("/accounts")
