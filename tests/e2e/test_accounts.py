@@ -48,11 +48,19 @@ def row(page, username: str):
 def made(e2e_engine):
     """Accounts and tasks a test makes; afterwards its accounts hold no grid and are switched
     off (dispatch never picks them for later tests) and its tasks are gone."""
-    from api.models import Notification, Task, User, user_grids
+    from api.models import Grid, GridVersion, Notification, Task, User, user_grids
 
-    things: dict[str, list] = {"users": [], "tasks": []}
+    things: dict[str, list] = {"users": [], "tasks": [], "grids": []}
     yield things
     with Session(e2e_engine) as session:
+        now = datetime.now(UTC)
+        grids = select(Grid.id).where(Grid.code.in_(things["grids"]))
+        session.execute(
+            update(GridVersion)
+            .where(GridVersion.grid_id.in_(grids), GridVersion.valid_to.is_(None))
+            .values(valid_to=now)
+        )
+        session.execute(update(Grid).where(Grid.id.in_(grids)).values(retired_at=now))
         ids = session.scalars(select(User.id).where(User.username.in_(things["users"]))).all()
         session.execute(delete(user_grids).where(user_grids.c.user_id.in_(ids)))
         session.execute(update(User).where(User.id.in_(ids)).values(active=False))
@@ -70,7 +78,7 @@ def api_as_admin(page, method: str, path: str, body: dict | None = None):
     )
 
 
-def open_worker_by_api(page, made, display_name: str) -> str:
+def open_worker_by_api(page, made, display_name: str, grid: str = DEMO_GRID) -> str:
     username = f"e2e_{uuid.uuid4().hex[:8]}"
     r = api_as_admin(
         page,
@@ -81,7 +89,7 @@ def open_worker_by_api(page, made, display_name: str) -> str:
             "password": DEMO_PASSWORD,
             "role": "worker",
             "display_name": display_name,
-            "grid_codes": [DEMO_GRID],
+            "grid_codes": [grid],
         },
     )
     assert r.status == 201, r.text()
@@ -176,27 +184,12 @@ def test_an_admin_edits_an_accounts_name_phone_and_grids(page, made, e2e_engine)
 
 
 def test_switching_a_worker_off_shows_the_task_handed_on_and_to_whom(page, made, e2e_engine):
-    from api.models import Grid, Task, User
+    from api.models import Task, User
 
     open_accounts(page)
     ready(page)
     username = open_worker_by_api(page, made, "要离职")
-    with Session(e2e_engine) as session:
-        worker = session.scalar(select(User.id).where(User.username == username))
-        grid = session.scalar(select(Grid.id).where(Grid.code == DEMO_GRID))
-        task = Task(
-            source="window",
-            type="help",
-            title="楼道堆物清理",
-            grid_id=grid,
-            status="dispatched",
-            assignee_id=worker,
-            due_at=datetime.now(UTC) + timedelta(days=1),
-        )
-        session.add(task)
-        session.commit()
-        task_id = task.id
-    made["tasks"].append(task_id)
+    task_id = hold_task(e2e_engine, made, username, DEMO_GRID, "楼道堆物清理")
     page.reload()
     ready(page)
     row(page, username).locator("button[data-action=switch-off]").click()
@@ -214,7 +207,7 @@ def test_switching_a_worker_off_shows_the_task_handed_on_and_to_whom(page, made,
             .join(Task, Task.assignee_id == User.id)
             .where(Task.id == task_id)
         ).one()
-    assert assignee.id != worker
+    assert assignee.username != username
     assert "楼道堆物清理" in handed.inner_text()
     assert handed.locator(".assignee").inner_text() == (assignee.display_name or assignee.username)
     assert "要离职" in page.inner_text("#outcome h3")
@@ -228,6 +221,57 @@ def test_switching_a_worker_off_shows_the_task_handed_on_and_to_whom(page, made,
         "/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD}
     )
     assert r.status == 200
+
+
+def hold_task(e2e_engine, made, username: str, grid_code: str, title: str) -> int:
+    """A task of grid `grid_code` held by `username`, dispatched to them."""
+    from api.models import Grid, Task, User
+
+    with Session(e2e_engine) as session:
+        task = Task(
+            source="window",
+            type="help",
+            title=title,
+            grid_id=session.scalar(select(Grid.id).where(Grid.code == grid_code)),
+            status="dispatched",
+            assignee_id=session.scalar(select(User.id).where(User.username == username)),
+            due_at=datetime.now(UTC) + timedelta(days=1),
+        )
+        session.add(task)
+        session.commit()
+        made["tasks"].append(task.id)
+        return task.id
+
+
+def test_a_task_nobody_can_take_is_shown_waiting_unassigned(page, made, e2e_engine):
+    """A new grid, no leader, its only worker switched off: dispatch finds nobody."""
+    open_accounts(page)
+    ready(page)
+    code = f"{COMMUNITY}9{uuid.uuid4().int % 100:02d}"
+    lon, lat = 116.10 + uuid.uuid4().int % 100 / 10_000, 39.60
+    ring = [[lon, lat], [lon + 0.001, lat], [lon + 0.001, lat + 0.001], [lon, lat + 0.001]]
+    r = api_as_admin(
+        page,
+        "POST",
+        "/api/v1/grids",
+        {
+            "type": "Feature",
+            "properties": {"code": code, "name": "无人网格"},
+            "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+        },
+    )
+    assert r.status == 201, r.text()
+    made["grids"].append(code)
+    username = open_worker_by_api(page, made, "唯一网格员", grid=code)
+    task_id = hold_task(e2e_engine, made, username, code, "无人可接")
+    page.reload()
+    ready(page)
+    row(page, username).locator("button[data-action=switch-off]").click()
+    page.click("#confirm-yes")
+    handed = page.locator(f"#outcome li[data-task='{task_id}']")
+    handed.wait_for()
+    assert handed.locator(".waiting").inner_text() == "待分派（无人接手）"
+    assert handed.locator(".assignee").count() == 0
 
 
 def test_an_admin_resets_a_password_after_confirming(page, made):
