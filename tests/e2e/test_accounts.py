@@ -122,6 +122,37 @@ def test_an_admin_lists_the_communitys_accounts_and_filters_them(page, e2e_engin
     screenshot(page, "accounts-list")
 
 
+def test_the_list_pages_through_the_accounts(page):
+    page.goto("/accounts?page_size=4")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    ready(page)
+    first = shown_usernames(page)
+    assert len(first) == 4 and page.is_disabled("#prev")
+    pages = int(page.inner_text("#page-info").split("/")[1].split()[0])
+    seen = list(first)
+    for n in range(2, pages + 1):
+        page.click("#next")
+        page.wait_for_function(
+            "(n) => document.querySelector('#page-info').textContent.startsWith(`第 ${n}/`)"
+            " && document.querySelector('#accounts tr[data-username]')",
+            arg=n,
+        )
+        seen += shown_usernames(page)
+    assert page.is_disabled("#next")
+    total = int(page.inner_text("#page-info").split("共")[1].split()[0])
+    assert len(seen) == len(set(seen)) == total  # every account once
+    assert {"admin01", "leader01", "worker01"} <= set(seen)
+
+
+def test_the_page_speaks_english_when_asked(page):
+    page.goto("/accounts?lang=en")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    ready(page)
+    assert page.inner_text("#toolbar strong") == "Accounts"
+    assert row(page, "worker01").locator("td.role").inner_text() == "Grid worker"
+    assert page.inner_text("#open-account") == "Open an account"
+
+
 def test_opening_an_account_shows_the_servers_errors_beside_their_fields(page, made):
     open_accounts(page, "admin01")
     ready(page)

@@ -7,7 +7,8 @@ import {
 } from "./common.js";
 import { keepFresh } from "./session.js";
 
-const PAGE_SIZE = 50;
+// Accounts a page: 50, or `?page_size=` (1 to 200) for a longer or shorter list.
+const PAGE_SIZE = Math.min(Math.max(Math.trunc(Number(new URLSearchParams(location.search).get("page_size"))) || 50, 1), 200);
 const GRID_ROLES = ["worker", "grid_leader"]; // api/services/accounts.py GRID_ROLES
 
 const TEXT = {
