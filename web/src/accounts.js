@@ -157,6 +157,11 @@ async function loadAccounts() {
   body.innerHTML = `<tr><td colspan="7" class="muted">${t.loading}</td></tr>`;
   try {
     const { items, pagination } = await apiPage(`/api/v1/users${String(query) ? `?${query}` : ""}`, { page: state.page, pageSize: PAGE_SIZE });
+    if (!items.length && state.page > 1) {
+      // The last page emptied (its last account switched off under "active only"): the one before.
+      state.page = Math.max(1, Math.min(state.page - 1, pagination?.total_pages || 1));
+      return loadAccounts();
+    }
     state.rows = new Map(items.map((user) => [user.id, user]));
     for (const user of items) state.names.set(user.id, label(user));
     body.innerHTML = items.map(rowHtml).join("") || `<tr><td colspan="7" class="muted">${t.noAccounts}</td></tr>`;
