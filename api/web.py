@@ -1,4 +1,5 @@
-"""The browser pages: the grid-leader map (/map) and the workers' PWA (/app), from web/dist."""
+"""The browser pages: the grid-leader map (/map), the workers' PWA (/app) and the community
+office's accounts page (/accounts), from web/dist."""
 
 from __future__ import annotations
 
@@ -67,6 +68,11 @@ def _page(name: str) -> Response:
 @bp.get("/map")
 def map_page():
     return _page("map.html")
+
+
+@bp.get("/accounts")
+def accounts_page():
+    return _page("accounts.html")
 
 
 @bp.get("/app")

@@ -28,6 +28,7 @@ cat <<INFO
     OpenAPI document        $BASE/api/v1/openapi.json
     Grid-leader map         $BASE/map
     Workers' app            $BASE/app
+    Accounts (office)       $BASE/accounts
 
   Demo accounts (password for all: $(.venv/bin/python -c 'from fixtures.demo import DEMO_PASSWORD; print(DEMO_PASSWORD)')):
 $(.venv/bin/python -m fixtures.demo --accounts)

@@ -1,5 +1,6 @@
-"""What the server serves for the browser pages: their Content-Security-Policy, and the workers'
-app offering only the task transitions the API lets an assignee make."""
+"""What the server serves for the browser pages (/map, /app, /accounts): their
+Content-Security-Policy, and the workers' app offering only the task transitions the API lets an
+assignee make."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ WEB_SRC = Path(__file__).resolve().parents[2] / "web" / "src"
 def dist(tmp_path):
     """A stand-in for web/dist: the pages need not be built to be served."""
     (tmp_path / "version.json").write_text('{"version": "test"}')
-    for name in ("map.html", "app.html", "sw.js"):
+    for name in ("map.html", "app.html", "accounts.html", "sw.js"):
         (tmp_path / name).write_text(f"<!-- {name} -->")
     return tmp_path
 
@@ -47,7 +48,7 @@ def directives(response) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("path", ["/map", "/app", "/app/", "/app/sw.js"])
+@pytest.mark.parametrize("path", ["/map", "/app", "/app/", "/app/sw.js", "/accounts"])
 def test_the_pages_carry_a_content_security_policy(database_url, connection, dist, path):
     response = get(pages_client(database_url, connection, dist), path)
     assert response.status_code == 200
@@ -63,6 +64,28 @@ def test_the_pages_carry_a_content_security_policy(database_url, connection, dis
     assert csp["worker-src"] == ["'self'", "blob:"]
     assert csp["img-src"] == ["'self'", "data:", "blob:"]
     assert csp["connect-src"] == ["'self'"]
+
+
+def test_the_accounts_page_is_served_with_the_maps_headers(database_url, connection, dist):
+    client = pages_client(database_url, connection, dist, BASEMAP_URL="https://t.example.cn/{z}")
+    accounts = client.get("/accounts")
+    body = accounts.get_data(as_text=True)
+    accounts.close()
+    map_page = get(client, "/map")
+    assert accounts.status_code == 200 and accounts.mimetype == "text/html"
+    assert body == "<!-- accounts.html -->"
+    for header in ("Content-Security-Policy", "Cache-Control"):
+        assert accounts.headers[header] == map_page.headers[header]
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in WEB_SRC.glob("*.html")))
+def test_a_page_runs_no_inline_script_or_style(page):
+    """The CSP refuses them: an inline script, handler or style attribute would silently not run."""
+    html = (WEB_SRC / page).read_text()
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == []
+    assert re.findall(r"\son[a-z]+\s*=", html) == []
+    assert re.findall(r"\sstyle\s*=", html) == []
+    assert "<style" not in html
 
 
 def test_the_pages_csp_allows_the_configured_basemap_host(database_url, connection, dist):

@@ -91,3 +91,12 @@ def test_the_map_asks_for_their_own_password_before_any_tile(context, page, relo
         "() => window.gridworkMap && window.gridworkMap.loaded() && "
         "window.gridworkMap.querySourceFeatures('grids', {sourceLayer: 'grids'}).length > 0"
     )
+
+
+def test_the_accounts_page_asks_for_ones_own_password_first(context, page):
+    username = opened_by_the_office(context)
+    page.goto("/accounts")
+    sign_in(page, username, OFFICE_PASSWORD)
+    set_own_password(page)
+    page.locator("#notice").wait_for(state="visible")  # a worker: the page is the office's
+

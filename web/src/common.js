@@ -1,4 +1,4 @@
-// Shared by the map and the app: signing in and out, API calls, ISO weeks, the language.
+// Shared by the map, the app and the accounts page: signing in and out, API calls, ISO weeks, the language.
 import { getToken, refreshAccess, storeTokens } from "./session.js";
 
 export { getToken };
@@ -64,6 +64,18 @@ async function call(path, options = {}) {
   const data = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, data);
   return { data, headers: response.headers };
+}
+
+/**
+ * One page of a paginated list: its items and the `X-Pagination` header read (flask-smorest's
+ * {total, total_pages, page, previous_page, next_page, ...}; null when the server sent none).
+ */
+export async function apiPage(path, { page = 1, pageSize = 50 } = {}) {
+  const sep = path.includes("?") ? "&" : "?";
+  const { data, headers } = await call(`${path}${sep}page_size=${pageSize}&page=${page}`);
+  let pagination = null;
+  try { pagination = JSON.parse(headers.get("X-Pagination") || "null"); } catch { /* no header */ }
+  return { items: data || [], pagination };
 }
 
 /**

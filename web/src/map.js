@@ -3,7 +3,7 @@ import {
   api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut, translate,
 } from "./common.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
-import { keepFresh, refreshAccess } from "./session.js";
+import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
@@ -13,7 +13,7 @@ const TEXT = {
     due: "待访", overdue: "逾期未访", mustVisit: "必访对象", tasks: "任务", taskOpen: "进行中",
     taskOverdue: "已超期", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
-    badLogin: "用户名或密码错误",
+    badLogin: "用户名或密码错误", accounts: "账号管理",
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
     here: (n) => `此处共 ${n} 项`, back: "← 返回列表", task: "任务", entrance: "楼门",
     entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
@@ -36,7 +36,7 @@ const TEXT = {
     visitedWeek: "Visited this week", due: "Due", overdue: "Overdue", mustVisit: "Must-visit",
     tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
-    never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password",
+    never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password", accounts: "Accounts",
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
     here: (n) => `${n} items here`, back: "← Back to the list", task: "Task", entrance: "Entrance",
     entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
@@ -301,6 +301,9 @@ function start() {
   const langLink = document.getElementById("lang");
   langLink.textContent = t.other;
   langLink.href = otherLangHref(lang);
+  // The accounts page is the community office's: its link is shown to community admins (the
+  // role the token was issued with; the page itself asks the server who is signed in).
+  document.getElementById("accounts-link").hidden = tokenClaims(getToken()).role !== "community_admin";
   const weekInput = document.getElementById("week");
   weekInput.value = week;
   const map = new maplibregl.Map({

@@ -1,0 +1,387 @@
+"""The community office's accounts page (/accounts) in headless Chromium, on the demo district."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+
+COMMUNITY = DEMO_GRID[:12]
+NEW_PASSWORD = "a-new-password-1"
+
+
+def open_accounts(page, username: str = "admin01") -> None:
+    page.goto("/accounts")
+    sign_in(page, username, DEMO_PASSWORD)
+
+
+def ready(page) -> None:
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def shown_usernames(page) -> list[str]:
+    return page.locator("#accounts tbody tr[data-username]").evaluate_all(
+        "rows => rows.map(r => r.dataset.username)"
+    )
+
+
+def wait_cell(page, username: str, cell: str, text: str) -> None:
+    """Wait until the account's row (redrawn when the list reloads) shows `text` in `cell`."""
+    page.wait_for_function(
+        "([username, cell, text]) => document.querySelector("
+        "`#accounts tr[data-username='${username}'] td.${cell}`)?.textContent === text",
+        arg=[username, cell, text],
+    )
+
+
+def row(page, username: str):
+    return page.locator(f"#accounts tbody tr[data-username='{username}']")
+
+
+@pytest.fixture()
+def made(e2e_engine):
+    """Accounts and tasks a test makes; afterwards its accounts hold no grid and are switched
+    off (dispatch never picks them for later tests) and its tasks are gone."""
+    from api.models import Grid, GridVersion, Notification, Roster, Task, User, user_grids
+
+    things: dict[str, list] = {"users": [], "tasks": [], "grids": [], "rosters": []}
+    yield things
+    with Session(e2e_engine) as session:
+        session.execute(delete(Roster).where(Roster.id.in_(things["rosters"])))  # and its shifts
+        now = datetime.now(UTC)
+        grids = select(Grid.id).where(Grid.code.in_(things["grids"]))
+        session.execute(
+            update(GridVersion)
+            .where(GridVersion.grid_id.in_(grids), GridVersion.valid_to.is_(None))
+            .values(valid_to=now)
+        )
+        session.execute(update(Grid).where(Grid.id.in_(grids)).values(retired_at=now))
+        ids = session.scalars(select(User.id).where(User.username.in_(things["users"]))).all()
+        session.execute(delete(user_grids).where(user_grids.c.user_id.in_(ids)))
+        session.execute(update(User).where(User.id.in_(ids)).values(active=False))
+        tasks = [str(task) for task in things["tasks"]]
+        session.execute(delete(Notification).where(Notification.data["task_id"].astext.in_(tasks)))
+        session.execute(delete(Task).where(Task.id.in_(things["tasks"])))
+        session.commit()
+
+
+def api_as_admin(page, method: str, path: str, body: dict | None = None):
+    """Call the API with the page's token (the admin signed in on the page)."""
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    return page.request.fetch(
+        path, method=method, data=body, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def open_worker_by_api(page, made, display_name: str, grid: str = DEMO_GRID) -> str:
+    username = f"e2e_{uuid.uuid4().hex[:8]}"
+    r = api_as_admin(
+        page,
+        "POST",
+        "/api/v1/users",
+        {
+            "username": username,
+            "password": DEMO_PASSWORD,
+            "role": "worker",
+            "display_name": display_name,
+            "grid_codes": [grid],
+        },
+    )
+    assert r.status == 201, r.text()
+    made["users"].append(username)
+    return username
+
+
+def test_an_admin_lists_the_communitys_accounts_and_filters_them(page, e2e_engine):
+    from api.models import User
+
+    open_accounts(page)
+    ready(page)
+    with e2e_engine.connect() as conn:
+        community = conn.scalars(
+            select(User.username).where(User.community_code == COMMUNITY).order_by(User.username)
+        ).all()
+    assert shown_usernames(page) == list(community)
+    worker01 = row(page, "worker01")
+    assert DEMO_GRID in worker01.locator("td.grids").inner_text()
+    assert worker01.locator("td.role").inner_text() == "网格员"
+    assert DEMO_GRID in row(page, "leader01").locator("td.led").inner_text()
+    page.select_option("#filter-role", "worker")
+    page.wait_for_function(
+        "() => { const roles = [...document.querySelectorAll('#accounts tbody td.role')];"
+        " return roles.length > 0 && roles.every(td => td.textContent === '网格员'); }"
+    )
+    assert "leader01" not in shown_usernames(page) and "worker01" in shown_usernames(page)
+    assert "共" in page.inner_text("#page-info")
+    assert page.get_attribute("#to-map", "href") == "/map"
+    screenshot(page, "accounts-list")
+
+
+def test_the_list_pages_through_the_accounts(page):
+    page.goto("/accounts?page_size=4")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    ready(page)
+    first = shown_usernames(page)
+    assert len(first) == 4 and page.is_disabled("#prev")
+    pages = int(page.inner_text("#page-info").split("/")[1].split()[0])
+    seen = list(first)
+    for n in range(2, pages + 1):
+        page.click("#next")
+        page.wait_for_function(
+            "(n) => document.querySelector('#page-info').textContent.startsWith(`第 ${n}/`)"
+            " && document.querySelector('#accounts tr[data-username]')",
+            arg=n,
+        )
+        seen += shown_usernames(page)
+    assert page.is_disabled("#next")
+    total = int(page.inner_text("#page-info").split("共")[1].split()[0])
+    assert len(seen) == len(set(seen)) == total  # every account once
+    assert {"admin01", "leader01", "worker01"} <= set(seen)
+
+
+def test_the_page_speaks_english_when_asked(page):
+    page.goto("/accounts?lang=en")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    ready(page)
+    assert page.inner_text("#toolbar strong") == "Accounts"
+    assert row(page, "worker01").locator("td.role").inner_text() == "Grid worker"
+    assert page.inner_text("#open-account") == "Open an account"
+
+
+def test_opening_an_account_shows_the_servers_errors_beside_their_fields(page, made):
+    open_accounts(page, "admin01")
+    ready(page)
+    page.click("#open-account")
+    form = page.locator("#account-form")
+    form.locator("input[name=username]").fill("worker01")  # taken
+    form.locator("input[name=password]").fill("short")
+    form.locator("input[name=display_name]").fill("新同事")
+    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").check()
+    form.locator("button[type=submit]").click()
+    password_error = form.locator(".field-error[data-field=password]")
+    password_error.wait_for(state="visible")
+    page.wait_for_function(
+        "() => document.querySelector('.field-error[data-field=password]').textContent !== ''"
+    )
+    assert "8" in password_error.inner_text()  # the schema's least length
+    form.locator("input[name=password]").fill(DEMO_PASSWORD)
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => document.querySelector('.field-error[data-field=username]').textContent !== ''"
+    )
+    assert "worker01" in form.locator(".field-error[data-field=username]").inner_text()
+    assert form.locator(".field-error[data-field=password]").inner_text() == ""
+    username = f"e2e_{uuid.uuid4().hex[:8]}"
+    made["users"].append(username)
+    form.locator("input[name=username]").fill(username)
+    form.locator("button[type=submit]").click()
+    opened = row(page, username)
+    opened.wait_for()
+    assert page.locator("#account-dialog").is_visible() is False
+    assert opened.locator("td.name").inner_text() == "新同事"
+    assert DEMO_GRID in opened.locator("td.grids").inner_text()
+    assert opened.locator("td.state").inner_text() == "在用"
+
+
+def test_an_admin_edits_an_accounts_name_phone_and_grids(page, made, e2e_engine):
+    from api.models import User
+
+    open_accounts(page)
+    ready(page)
+    username = open_worker_by_api(page, made, "改名前")
+    page.select_option("#filter-active", "true")  # reloads the list
+    row(page, username).wait_for()
+    row(page, username).locator("button[data-action=edit]").click()
+    form = page.locator("#account-form")
+    assert form.locator("input[name=username]").is_visible() is False  # only when opening
+    form.locator("input[name=display_name]").fill("改名后")
+    form.locator("input[name=phone]").fill("13900001111")
+    other = form.locator("input[name=grid_codes]").evaluate_all(
+        f"inputs => inputs.map(i => i.value).filter(v => v !== '{DEMO_GRID}')"
+    )[0]
+    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").uncheck()
+    form.locator(f"input[name=grid_codes][value='{other}']").check()
+    form.locator("button[type=submit]").click()
+    wait_cell(page, username, "name", "改名后")
+    assert other in row(page, username).locator("td.grids").inner_text()
+    assert DEMO_GRID not in row(page, username).locator("td.grids").inner_text()
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(User.phone).where(User.username == username)) == "13900001111"
+
+
+def test_switching_a_worker_off_shows_the_task_handed_on_and_to_whom(page, made, e2e_engine):
+    from api.models import Task, User
+
+    open_accounts(page)
+    ready(page)
+    username = open_worker_by_api(page, made, "要离职")
+    task_id = hold_task(e2e_engine, made, username, DEMO_GRID, "楼道堆物清理")
+    shift_day = rostered(e2e_engine, made, username)
+    page.reload()
+    ready(page)
+    row(page, username).locator("button[data-action=switch-off]").click()
+    confirm = page.locator("#confirm-dialog")
+    confirm.wait_for()
+    said = confirm.inner_text()
+    assert "无法再登录" in said and "日历" in said and "推送" in said and "任务" in said
+    screenshot(page, "accounts-switch-off-confirm")
+    page.click("#confirm-yes")
+    handed = page.locator(f"#outcome li[data-task='{task_id}']")
+    handed.wait_for()
+    with e2e_engine.connect() as conn:
+        assignee = conn.execute(
+            select(User.id, User.display_name, User.username)
+            .join(Task, Task.assignee_id == User.id)
+            .where(Task.id == task_id)
+        ).one()
+    assert assignee.username != username
+    assert "楼道堆物清理" in handed.inner_text()
+    assert handed.locator(".assignee").inner_text() == (assignee.display_name or assignee.username)
+    assert "要离职" in page.inner_text("#outcome h3")
+    assert page.locator("#outcome .shifts-ahead li").all_inner_texts() == [shift_day]
+    wait_cell(page, username, "state", "已停用")
+    screenshot(page, "accounts-switched-off")
+    # ...and on again: the row says so, and the worker signs in.
+    row(page, username).locator("button[data-action=switch-on]").click()
+    wait_cell(page, username, "state", "在用")
+    r = page.request.post(
+        "/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD}
+    )
+    assert r.status == 200
+
+
+def hold_task(e2e_engine, made, username: str, grid_code: str, title: str) -> int:
+    """A task of grid `grid_code` held by `username`, dispatched to them."""
+    from api.models import Grid, Task, User
+
+    with Session(e2e_engine) as session:
+        task = Task(
+            source="window",
+            type="help",
+            title=title,
+            grid_id=session.scalar(select(Grid.id).where(Grid.code == grid_code)),
+            status="dispatched",
+            assignee_id=session.scalar(select(User.id).where(User.username == username)),
+            due_at=datetime.now(UTC) + timedelta(days=1),
+        )
+        session.add(task)
+        session.commit()
+        made["tasks"].append(task.id)
+        return task.id
+
+
+def rostered(e2e_engine, made, username: str, weeks_ahead: int = 3) -> str:
+    """A B-post shift for `username` in DEMO_GRID on a day `weeks_ahead` weeks from now, in a
+    draft roster of its own (dispatch reads only published ones); the day, ISO."""
+    from api.models import Grid, Roster, Shift, User
+    from api.services.weeks import LOCAL, week_of
+
+    day = (datetime.now(UTC) + timedelta(weeks=weeks_ahead)).astimezone(LOCAL).date()
+    with Session(e2e_engine) as session:
+        roster = Roster(community_code=COMMUNITY, week=week_of(day))
+        session.add(roster)
+        session.flush()
+        session.add(
+            Shift(
+                roster_id=roster.id,
+                date=day,
+                post="B",
+                worker_id=session.scalar(select(User.id).where(User.username == username)),
+                grid_id=session.scalar(select(Grid.id).where(Grid.code == DEMO_GRID)),
+            )
+        )
+        session.commit()
+        made["rosters"].append(roster.id)
+    return day.isoformat()
+
+
+def test_a_task_nobody_can_take_is_shown_waiting_unassigned(page, made, e2e_engine):
+    """A new grid, no leader, its only worker switched off: dispatch finds nobody."""
+    open_accounts(page)
+    ready(page)
+    code = f"{COMMUNITY}9{uuid.uuid4().int % 100:02d}"
+    lon, lat = 116.10 + uuid.uuid4().int % 100 / 10_000, 39.60
+    ring = [[lon, lat], [lon + 0.001, lat], [lon + 0.001, lat + 0.001], [lon, lat + 0.001]]
+    r = api_as_admin(
+        page,
+        "POST",
+        "/api/v1/grids",
+        {
+            "type": "Feature",
+            "properties": {"code": code, "name": "无人网格"},
+            "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+        },
+    )
+    assert r.status == 201, r.text()
+    made["grids"].append(code)
+    username = open_worker_by_api(page, made, "唯一网格员", grid=code)
+    task_id = hold_task(e2e_engine, made, username, code, "无人可接")
+    page.reload()
+    ready(page)
+    row(page, username).locator("button[data-action=switch-off]").click()
+    page.click("#confirm-yes")
+    handed = page.locator(f"#outcome li[data-task='{task_id}']")
+    handed.wait_for()
+    assert handed.locator(".waiting").inner_text() == "待分派（无人接手）"
+    assert handed.locator(".assignee").count() == 0
+
+
+def test_an_admin_resets_a_password_after_confirming(page, made):
+    open_accounts(page)
+    ready(page)
+    username = open_worker_by_api(page, made, "忘密码")
+    page.reload()
+    ready(page)
+    row(page, username).locator("button[data-action=reset-password]").click()
+    confirm = page.locator("#confirm-form")
+    confirm.locator("input[name=new_password]").fill("short")
+    page.click("#confirm-yes")
+    page.wait_for_function(
+        "() => document.querySelector('.field-error[data-field=new_password]').textContent !== ''"
+    )
+    confirm.locator("input[name=new_password]").fill(NEW_PASSWORD)
+    page.click("#confirm-yes")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('新密码')")
+    assert page.locator("#confirm-dialog").is_visible() is False
+    token = page.request.post
+    assert token("/api/v1/auth/token", data={"username": username, "password": NEW_PASSWORD}).ok
+    old = token("/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD})
+    assert old.status == 401
+
+
+def test_a_worker_is_told_the_accounts_page_is_not_for_them(page):
+    open_accounts(page, "worker01")
+    notice = page.locator("#notice")
+    notice.wait_for()
+    assert "社区办公室" in notice.inner_text()
+    assert page.locator("#accounts-section").is_visible() is False
+    assert page.locator("#open-account").is_visible() is False
+    screenshot(page, "accounts-not-for-workers")
+
+
+def test_a_grid_leader_reads_their_grids_accounts_without_changing_them(page):
+    open_accounts(page, "leader01")
+    ready(page)
+    assert "只读" in page.inner_text("#notice")
+    assert "worker01" in shown_usernames(page)
+    assert "admin01" not in shown_usernames(page)
+    assert page.locator("#accounts button[data-action]").count() == 0
+    assert page.locator("#open-account").is_visible() is False
+
+
+@pytest.mark.parametrize(("username", "shown"), [("admin01", True), ("leader01", False)])
+def test_the_maps_toolbar_links_to_the_accounts_page_for_community_admins(page, username, shown):
+    page.goto("/map")
+    sign_in(page, username, DEMO_PASSWORD)
+    page.locator("#toolbar").wait_for()
+    assert page.locator("#accounts-link").is_visible() is shown
+    if shown:
+        page.click("#accounts-link")
+        ready(page)
+        assert page.url.endswith("/accounts")

@@ -1,0 +1,506 @@
+// The community office's accounts page: list, open, edit, switch off / on and reset accounts.
+//
+// A community admin manages their community's accounts (/api/v1/users); a grid leader reads
+// the accounts of their grids; anyone else is told the page is the community office's.
+import {
+  api, apiPage, apiPages, escapeHtml, getToken, otherLangHref, pickLang, signIn, signOut, translate,
+} from "./common.js";
+import { askForOwnPassword, mustChangePassword } from "./password.js";
+import { keepFresh } from "./session.js";
+
+// Accounts a page: 50, or `?page_size=` (1 to 200) for a longer or shorter list.
+const PAGE_SIZE = Math.min(Math.max(Math.trunc(Number(new URLSearchParams(location.search).get("page_size"))) || 50, 1), 200);
+const GRID_ROLES = ["worker", "grid_leader"]; // api/services/accounts.py GRID_ROLES
+
+const TEXT = {
+  zh: {
+    title: "账号管理", username: "用户名", password: "密码", signIn: "登录", signOut: "退出",
+    other: "English", toMap: "← 网格地图", badLogin: "用户名或密码错误",
+    role: "角色", allRoles: "全部角色", state: "状态", allStates: "全部", active: "在用", switchedOff: "已停用",
+    role_worker: "网格员", role_grid_leader: "网格长", role_community_admin: "社区管理员",
+    role_district_viewer: "街道/区级查看",
+    name: "姓名", phone: "电话", gridsHeld: "负责网格", gridsLed: "带领网格", actions: "操作",
+    openAccount: "开设账号", edit: "编辑", switchOff: "停用", switchOn: "重新启用", resetPassword: "重置密码",
+    save: "保存", cancel: "取消", prev: "上一页", next: "下一页", newPassword: "新密码", you: "（本人）",
+    pageInfo: (page, pages, total) => `第 ${page}/${pages} 页 · 共 ${total} 个账号`,
+    noAccounts: "没有符合条件的账号。", loading: "正在读取…",
+    notForYou: "账号由社区办公室（社区管理员）管理，此页面不对您开放。",
+    leaderReadOnly: "账号由社区办公室（社区管理员）管理；这里是您所带网格的账号，只读。",
+    openTitle: "开设账号", editTitle: (n) => `编辑账号：${n}`,
+    gridHintWorker: "网格员负责所选网格。", gridHintLeader: "网格长开设时带领所选网格（之后带领关系在网格上设置）。",
+    gridHintAdmin: "社区管理员不负责网格。", noGrids: "社区暂无网格。",
+    opened: (n) => `已开设账号 ${n}。`, saved: (n) => `已保存 ${n} 的修改。`,
+    offTitle: (n) => `停用 ${n} 的账号？`,
+    offText: [
+      "此人将无法再登录，所有设备上的登录立即结束；",
+      "其日历订阅链接失效，不再向其手机推送消息；",
+      "其手中未办结的任务立即转给今日派单选中的人（无人可派时待分派，并通知上级）；",
+      "排班中此后仍有的班次会列出，请重新排班。",
+    ],
+    offDone: (n) => `${n} 的账号已停用。`,
+    handedOn: "已转交的任务", noTasks: "此人手中没有未办结的任务。", task: "任务",
+    waiting: "待分派（无人接手）", shiftsAhead: "排班中仍有的班次（请重新排班）", noShifts: "此后没有排班。",
+    onDone: (n) => `${n} 的账号已重新启用：可用原密码登录，之前的登录不再恢复。`,
+    pwTitle: (n) => `重置 ${n} 的密码？`,
+    pwText: ["此人所有设备上的登录、日历订阅链接和手机推送全部结束；", "此人之后用您设置的新密码登录。"],
+    pwDone: (n) => `已为 ${n} 设置新密码，其原有登录已全部结束。`,
+    failed: "操作失败：",
+  },
+  en: {
+    title: "Accounts", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
+    other: "中文", toMap: "← Grid map", badLogin: "Wrong username or password",
+    role: "Role", allRoles: "All roles", state: "State", allStates: "All", active: "Active",
+    switchedOff: "Switched off",
+    role_worker: "Grid worker", role_grid_leader: "Grid leader", role_community_admin: "Community admin",
+    role_district_viewer: "District viewer",
+    name: "Name", phone: "Phone", gridsHeld: "Grids held", gridsLed: "Grids led", actions: "Actions",
+    openAccount: "Open an account", edit: "Edit", switchOff: "Switch off", switchOn: "Switch on again",
+    resetPassword: "Reset password", save: "Save", cancel: "Cancel", prev: "Previous", next: "Next",
+    newPassword: "New password", you: " (you)",
+    pageInfo: (page, pages, total) => `Page ${page} of ${pages} · ${total} accounts`,
+    noAccounts: "No accounts match.", loading: "Loading…",
+    notForYou: "Only the community office (community admins) manages accounts: this page is not for you.",
+    leaderReadOnly: "Only the community office (community admins) manages accounts; here are your grids' accounts, read only.",
+    openTitle: "Open an account", editTitle: (n) => `Edit account: ${n}`,
+    gridHintWorker: "A grid worker holds the grids ticked.",
+    gridHintLeader: "A grid leader opened with grids leads them (later, leading is set on the grid).",
+    gridHintAdmin: "A community admin holds no grids.", noGrids: "The community has no grids yet.",
+    opened: (n) => `Account ${n} opened.`, saved: (n) => `${n}: changes saved.`,
+    offTitle: (n) => `Switch off ${n}'s account?`,
+    offText: [
+      "They can no longer sign in; their sign-ins on every device end now.",
+      "Their calendar link stops working and nothing more is pushed to their phones.",
+      "The open tasks they hold are handed on now to whom dispatch picks today (or wait unassigned, their overseers told).",
+      "The shift days a roster still gives them are listed, to re-roster.",
+    ],
+    offDone: (n) => `${n}'s account is switched off.`,
+    handedOn: "Tasks handed on", noTasks: "They held no open tasks.", task: "Task",
+    waiting: "waiting unassigned", shiftsAhead: "Shift days still rostered (re-roster them)",
+    noShifts: "No shifts rostered ahead.",
+    onDone: (n) => `${n}'s account is on again: they sign in with their password; earlier sign-ins stay ended.`,
+    pwTitle: (n) => `Reset ${n}'s password?`,
+    pwText: [
+      "Their sign-ins on every device, their calendar link and phone pushes all end.",
+      "They then sign in with the new password you set.",
+    ],
+    pwDone: (n) => `A new password is set for ${n}; their sign-ins have ended.`,
+    failed: "It failed: ",
+  },
+};
+const lang = pickLang();
+const t = TEXT[lang];
+document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+document.title = `${t.title} · gridwork`;
+translate(document, t);
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const roleName = (role) => t[`role_${role}`] || role;
+const state = {
+  me: null,
+  admin: false,
+  grids: [], // the grids offered: [{code, name}]
+  gridNames: new Map(),
+  names: new Map(), // user id -> what to call them
+  page: 1,
+  rows: new Map(), // the accounts shown, by id
+};
+
+const label = (user) => user.display_name || user.username;
+
+function show(el, on = true) {
+  el.hidden = !on;
+}
+
+function say(text, isError = false) {
+  const el = $("#status");
+  el.textContent = text;
+  el.classList.toggle("error", isError);
+  show(el, Boolean(text));
+}
+
+function gridList(codes) {
+  return (codes || []).map((code) => {
+    const name = state.gridNames.get(code);
+    return `<span class="grid" title="${escapeHtml(code)}">${name ? `${escapeHtml(name)} ` : ""}<small>${escapeHtml(code)}</small></span>`;
+  }).join("") || `<span class="muted">—</span>`;
+}
+
+function rowHtml(user) {
+  const own = state.me && user.id === state.me.id;
+  let actions = "";
+  if (state.admin) {
+    actions = `<button type="button" data-action="edit">${t.edit}</button>`;
+    if (!own) {
+      actions += user.active
+        ? `<button type="button" data-action="switch-off" class="danger">${t.switchOff}</button>`
+        : `<button type="button" data-action="switch-on">${t.switchOn}</button>`;
+      actions += `<button type="button" data-action="reset-password">${t.resetPassword}</button>`;
+    }
+  }
+  return `<tr data-id="${escapeHtml(user.id)}" data-username="${escapeHtml(user.username)}" class="${user.active ? "" : "off"}">
+    <td class="username">${escapeHtml(user.username)}${own ? `<span class="muted">${t.you}</span>` : ""}</td>
+    <td class="name">${escapeHtml(user.display_name)}</td>
+    <td class="role">${escapeHtml(roleName(user.role))}</td>
+    <td class="grids">${gridList(user.grid_codes)}</td>
+    <td class="led">${gridList(user.led_grid_codes)}</td>
+    <td class="state">${user.active ? t.active : `<b>${t.switchedOff}</b>`}</td>
+    <td class="actions">${actions}</td></tr>`;
+}
+
+/** The page of accounts asked for, with the filters chosen (server-side), and the pager. */
+async function loadAccounts() {
+  const query = new URLSearchParams();
+  const role = $("#filter-role").value;
+  const active = $("#filter-active").value;
+  if (role) query.set("role", role);
+  if (active) query.set("active", active);
+  const body = $("#accounts tbody");
+  body.innerHTML = `<tr><td colspan="7" class="muted">${t.loading}</td></tr>`;
+  try {
+    const { items, pagination } = await apiPage(`/api/v1/users${String(query) ? `?${query}` : ""}`, { page: state.page, pageSize: PAGE_SIZE });
+    if (!items.length && state.page > 1) {
+      // The last page emptied (its last account switched off under "active only"): the one before.
+      state.page = Math.max(1, Math.min(state.page - 1, pagination?.total_pages || 1));
+      return loadAccounts();
+    }
+    state.rows = new Map(items.map((user) => [user.id, user]));
+    for (const user of items) state.names.set(user.id, label(user));
+    body.innerHTML = items.map(rowHtml).join("") || `<tr><td colspan="7" class="muted">${t.noAccounts}</td></tr>`;
+    const total = pagination?.total ?? items.length;
+    const pages = Math.max(1, pagination?.total_pages ?? 1);
+    $("#page-info").textContent = t.pageInfo(state.page, pages, total);
+    $("#prev").disabled = !pagination?.previous_page;
+    $("#next").disabled = !pagination?.next_page;
+  } catch (error) {
+    body.innerHTML = `<tr><td colspan="7" class="error">${escapeHtml(error.message)}</td></tr>`;
+  }
+}
+
+// --- errors next to the fields they name --------------------------------------------------------
+/** {field: "message"} from a problem's `errors` ({json: {field: [...]}} or {field: {code: why}}). */
+function fieldErrors(body, sent = {}) {
+  let errors = body?.errors;
+  if (!errors || typeof errors !== "object") return {};
+  if (errors.json && typeof errors.json === "object") errors = errors.json;
+  const text = (value, field) => {
+    if (value == null) return [];
+    if (typeof value === "string") return [value];
+    if (Array.isArray(value)) return value.flatMap((v) => text(v, field));
+    return Object.entries(value).map(([key, v]) => {
+      // A list field's item is named by its index: say which value it was.
+      const list = sent[field];
+      const which = Array.isArray(list) && /^\d+$/.test(key) && list[Number(key)] !== undefined ? list[Number(key)] : key;
+      return `${which}: ${text(v, field).join(" ")}`;
+    });
+  };
+  return Object.fromEntries(Object.entries(errors).map(([field, value]) => [field, text(value, field).join("; ")]));
+}
+
+function clearErrors(form) {
+  for (const el of form.querySelectorAll(".field-error, .form-error")) el.textContent = "";
+}
+
+/** Show an API error in `form`: each field's message beside it, what names no field below. */
+function showErrors(form, error, sent, fallbackField = null) {
+  const byField = fieldErrors(error.body, sent);
+  // The one 409 of opening an account is its username taken: said beside the username.
+  if (!Object.keys(byField).length && fallbackField && error.status === 409) byField[fallbackField] = error.message;
+  const left = [];
+  for (const [field, message] of Object.entries(byField)) {
+    const slot = form.querySelector(`.field-error[data-field="${CSS.escape(field)}"]`);
+    if (slot && !slot.closest("[hidden]")) slot.textContent = message;
+    else left.push(`${field}: ${message}`);
+  }
+  form.querySelector(".form-error").textContent = Object.keys(byField).length ? left.join(" ") : error.message;
+}
+
+// --- opening and editing an account -------------------------------------------------------------
+const accountDialog = $("#account-dialog");
+const accountForm = $("#account-form");
+let editing = null; // the account edited, or null when opening one
+
+function gridOptions(held) {
+  const offered = [...state.grids];
+  for (const code of held) if (!offered.some((g) => g.code === code)) offered.push({ code, name: "" });
+  $("#grid-options").innerHTML = offered.map((g) =>
+    `<label class="grid-option"><input type="checkbox" name="grid_codes" value="${escapeHtml(g.code)}"${held.includes(g.code) ? " checked" : ""}>
+      ${escapeHtml(g.name)} <small>${escapeHtml(g.code)}</small></label>`).join("") || `<p class="muted">${t.noGrids}</p>`;
+}
+
+function gridHint() {
+  const role = editing ? editing.role : accountForm.elements.role.value;
+  const holds = GRID_ROLES.includes(role);
+  show($("#grid-options"), holds);
+  $("#grid-hint").textContent = role === "worker" ? t.gridHintWorker : role === "grid_leader" ? t.gridHintLeader : t.gridHintAdmin;
+}
+
+function openForm(user = null) {
+  editing = user;
+  accountForm.reset();
+  clearErrors(accountForm);
+  $("#account-form-title").textContent = user ? t.editTitle(label(user)) : t.openTitle;
+  show($(".create-only", accountForm), !user);
+  accountForm.elements.display_name.value = user?.display_name || "";
+  accountForm.elements.phone.value = user?.phone || "";
+  gridOptions(user?.grid_codes || []);
+  gridHint();
+  accountDialog.showModal();
+  (user ? accountForm.elements.display_name : accountForm.elements.username).focus();
+}
+
+function checkedGrids() {
+  return [...accountForm.querySelectorAll("input[name=grid_codes]:checked")].map((i) => i.value);
+}
+
+function formBody() {
+  const f = accountForm.elements;
+  const name = f.display_name.value.trim();
+  const phone = f.phone.value.trim();
+  if (!editing) {
+    const body = { username: f.username.value.trim(), password: f.password.value, role: f.role.value };
+    if (name) body.display_name = name;
+    if (phone) body.phone = phone;
+    if (GRID_ROLES.includes(body.role)) body.grid_codes = checkedGrids();
+    return body;
+  }
+  // Only what changed: a PATCH of an unchanged field would still be an entry in the audit log.
+  const body = {};
+  if (name !== (editing.display_name || "")) body.display_name = name;
+  if (phone !== (editing.phone || "")) body.phone = phone || null;
+  if (GRID_ROLES.includes(editing.role)) {
+    const grids = checkedGrids();
+    const before = [...(editing.grid_codes || [])].sort().join();
+    if ([...grids].sort().join() !== before) body.grid_codes = grids;
+  }
+  return body;
+}
+
+accountForm.elements.role.addEventListener("change", gridHint);
+accountForm.querySelector("button.cancel").addEventListener("click", () => accountDialog.close());
+accountForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors(accountForm);
+  const body = formBody();
+  if (editing && !Object.keys(body).length) {
+    accountDialog.close();
+    return;
+  }
+  const submit = accountForm.querySelector("button[type=submit]");
+  submit.disabled = true;
+  try {
+    if (editing) {
+      const user = await api(`/api/v1/users/${editing.id}`, { method: "PATCH", body });
+      say(t.saved(label(user)));
+    } else {
+      const user = await api("/api/v1/users", { method: "POST", body });
+      say(t.opened(`${user.username}${user.display_name ? ` (${user.display_name})` : ""}`));
+    }
+    accountDialog.close();
+    $("#outcome").hidden = true;
+    await loadAccounts();
+  } catch (error) {
+    showErrors(accountForm, error, body, editing ? null : "username");
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+// --- switching off and on, resetting a password ------------------------------------------------
+const confirmDialog = $("#confirm-dialog");
+const confirmForm = $("#confirm-form");
+let confirmed = null; // what the confirm button does
+
+function ask(title, lines, button, action, withPassword = false) {
+  confirmForm.reset();
+  clearErrors(confirmForm);
+  $("#confirm-title").textContent = title;
+  $("#confirm-text").innerHTML = `<ul>${lines.map((line) => `<li>${escapeHtml(line)}</li>`).join("")}</ul>`;
+  $("#confirm-yes").textContent = button;
+  show($("#password-part"), withPassword);
+  confirmed = action;
+  confirmDialog.showModal();
+  if (withPassword) confirmForm.elements.new_password.focus();
+}
+
+confirmForm.querySelector("button.cancel").addEventListener("click", () => confirmDialog.close());
+confirmForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors(confirmForm);
+  const yes = $("#confirm-yes");
+  yes.disabled = true;
+  try {
+    await confirmed();
+    confirmDialog.close();
+  } catch (error) {
+    showErrors(confirmForm, error, {});
+  } finally {
+    yes.disabled = false;
+  }
+});
+
+/** What to call user `id`: from the lists read, else looked up (an account of the community). */
+async function nameOf(id) {
+  if (!state.names.has(id)) {
+    try {
+      state.names.set(id, label(await api(`/api/v1/users/${id}`)));
+    } catch {
+      state.names.set(id, `#${id}`);
+    }
+  }
+  return state.names.get(id);
+}
+
+async function taskTitle(id) {
+  try {
+    return (await api(`/api/v1/tasks/${id}`)).title || "";
+  } catch {
+    return "";
+  }
+}
+
+async function showSwitchOff(user, outcome) {
+  const handed = await Promise.all((outcome.tasks_handed_on || []).map(async (h) => ({
+    ...h,
+    title: await taskTitle(h.task_id),
+    to: h.assignee_id == null ? null : await nameOf(h.assignee_id),
+  })));
+  const tasks = handed.length
+    ? `<ul class="handed-on">${handed.map((h) => `<li data-task="${escapeHtml(h.task_id)}">${t.task} #${escapeHtml(h.task_id)}${h.title ? ` ${escapeHtml(h.title)}` : ""} → ${
+      h.to == null ? `<b class="waiting">${t.waiting}</b>` : `<span class="assignee" data-id="${escapeHtml(h.assignee_id)}">${escapeHtml(h.to)}</span>`}</li>`).join("")}</ul>`
+    : `<p class="no-tasks">${t.noTasks}</p>`;
+  const shifts = (outcome.shifts_ahead || []).length
+    ? `<ul class="shifts-ahead">${outcome.shifts_ahead.map((d) => `<li>${escapeHtml(d)}</li>`).join("")}</ul>`
+    : `<p class="no-shifts">${t.noShifts}</p>`;
+  const box = $("#outcome");
+  box.innerHTML = `<h3>${escapeHtml(t.offDone(label(user)))}</h3>
+    <h4>${t.handedOn}</h4>${tasks}<h4>${t.shiftsAhead}</h4>${shifts}`;
+  box.hidden = false;
+}
+
+function switchOff(user) {
+  ask(t.offTitle(label(user)), t.offText, t.switchOff, async () => {
+    const outcome = await api(`/api/v1/users/${user.id}`, { method: "PATCH", body: { active: false } });
+    say("");
+    await showSwitchOff(user, outcome);
+    await loadAccounts();
+  });
+}
+
+async function switchOn(user) {
+  try {
+    await api(`/api/v1/users/${user.id}`, { method: "PATCH", body: { active: true } });
+    $("#outcome").hidden = true;
+    say(t.onDone(label(user)));
+    await loadAccounts();
+  } catch (error) {
+    say(t.failed + error.message, true);
+  }
+}
+
+function resetPassword(user) {
+  ask(t.pwTitle(label(user)), t.pwText, t.resetPassword, async () => {
+    const body = { new_password: confirmForm.elements.new_password.value };
+    await api(`/api/v1/users/${user.id}/password`, { method: "POST", body });
+    $("#outcome").hidden = true;
+    say(t.pwDone(label(user)));
+  }, true);
+}
+
+$("#accounts tbody").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const user = state.rows.get(Number(button.closest("tr").dataset.id));
+  if (!user) return;
+  const action = button.dataset.action;
+  if (action === "edit") openForm(user);
+  else if (action === "switch-off") switchOff(user);
+  else if (action === "switch-on") switchOn(user);
+  else if (action === "reset-password") resetPassword(user);
+});
+
+// --- the page -----------------------------------------------------------------------------------
+async function loadGrids() {
+  const query = state.admin && state.me.community_code ? `?community=${encodeURIComponent(state.me.community_code)}` : "";
+  try {
+    const features = await apiPages(`/api/v1/grids${query}`, { pick: (body) => body?.features || [] });
+    state.grids = features.map((f) => ({ code: f.properties.code, name: f.properties.name }))
+      .sort((a, b) => a.code.localeCompare(b.code));
+    state.gridNames = new Map(state.grids.map((g) => [g.code, g.name]));
+  } catch { /* grid names are a help: codes are shown without them */ }
+}
+
+async function start() {
+  show($("#toolbar"));
+  show($("#main"));
+  const langLink = $("#lang");
+  langLink.textContent = t.other;
+  langLink.href = otherLangHref(lang);
+  keepFresh();
+  let me;
+  try {
+    me = await api("/api/v1/auth/me");
+  } catch (error) {
+    if (error.status === 401) return signOutHere();
+    return say(t.failed + error.message, true);
+  }
+  state.me = me;
+  state.admin = me.role === "community_admin";
+  $("#who").textContent = `${me.display_name || me.username} · ${roleName(me.role)}`;
+  if (!state.admin && me.role !== "grid_leader") {
+    $("#notice").textContent = t.notForYou;
+    show($("#notice"));
+    return;
+  }
+  if (!state.admin) {
+    $("#notice").textContent = t.leaderReadOnly;
+    show($("#notice"));
+    document.body.classList.add("read-only");
+  }
+  show($("#open-account"), state.admin);
+  show($("#accounts-section"));
+  await loadGrids();
+  await loadAccounts();
+  document.body.dataset.ready = "1";
+}
+
+for (const id of ["#filter-role", "#filter-active"]) {
+  $(id).addEventListener("change", () => {
+    state.page = 1;
+    loadAccounts();
+  });
+}
+$("#prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); loadAccounts(); });
+$("#next").addEventListener("click", () => { state.page += 1; loadAccounts(); });
+$("#open-account").addEventListener("click", () => openForm());
+
+// The token is shared with /map and /app (same origin): signing out here signs out there too.
+async function signOutHere() {
+  await signOut();
+  location.reload();
+}
+
+addEventListener("gridwork:session-ended", () => location.reload());
+$("#signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
+
+const signinForm = $("#signin");
+signinForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const data = new FormData(signinForm);
+  try {
+    await signIn(data.get("username"), data.get("password"));
+  } catch {
+    $("#signin-error").textContent = t.badLogin;
+    return;
+  }
+  signinForm.hidden = true;
+  begin(data.get("password"));
+});
+// A password an admin set is replaced by one's own first: until then the server answers
+// nothing else (`password` is the one just typed, not asked again).
+async function begin(password = "") {
+  if (mustChangePassword()) await askForOwnPassword($("#own-password"), lang, password);
+  start();
+}
+
+if (getToken()) begin();
+else signinForm.hidden = false;
