@@ -498,7 +498,7 @@ signinForm.addEventListener("submit", async (e) => {
 // A password an admin set is replaced by one's own first: until then the server answers
 // nothing else (`password` is the one just typed, not asked again).
 async function begin(password = "") {
-  if (mustChangePassword()) await askForOwnPassword($("#own-password"), lang, password);
+  if (mustChangePassword()) await askForOwnPassword(lang, password);
   start();
 }
 

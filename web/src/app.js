@@ -515,7 +515,7 @@ $("signin").addEventListener("submit", async (e) => {
 // A password an admin set is replaced by the worker's own first: until then the server answers
 // nothing else (`password` is the one just typed, not asked again).
 async function begin(password = "") {
-  if (mustChangePassword()) await askForOwnPassword($("own-password"), lang, password);
+  if (mustChangePassword()) await askForOwnPassword(lang, password, { className: "card", parent: document.querySelector("main") });
   start();
 }
 // Sign-out ends the session on the server, stops pushes to this browser and deletes the queue and

@@ -381,7 +381,7 @@ form.addEventListener("submit", async (e) => {
 // A password an admin set is replaced by the leader's own first: until then the server answers
 // nothing else, tiles included (`password` is the one just typed, not asked again).
 async function begin(password = "") {
-  if (mustChangePassword()) await askForOwnPassword(document.getElementById("own-password"), lang, password);
+  if (mustChangePassword()) await askForOwnPassword(lang, password);
   start();
 }
 

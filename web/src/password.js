@@ -26,21 +26,33 @@ export function mustChangePassword(token = getToken()) {
   return tokenClaims(token).pwc === true;
 }
 
+const FORM = `
+  <p data-t="ownPasswordWhy"></p>
+  <label><span data-t="currentPassword"></span><input name="current" type="password" autocomplete="current-password"></label>
+  <label><span data-t="newPassword"></span><input name="next" type="password" autocomplete="new-password" required></label>
+  <label><span data-t="repeatPassword"></span><input name="again" type="password" autocomplete="new-password" required></label>
+  <button type="submit" data-t="setPassword"></button>
+  <p class="error"></p>`;
+
 /**
- * Show `form` (inputs `current`, `next`, `again`, a `.error` paragraph, a submit button; texts by
- * `data-t`) until the server takes a new password; resolves once the new tokens are stored.
+ * Ask for a new password in a form (`#own-password`, of `className`, put first in `parent`)
+ * until the server takes it; resolves once the new tokens are stored and the form is gone.
  * `current`: the password just typed to sign in (its field is then not asked again).
  */
-export function askForOwnPassword(form, lang, current = "") {
+export function askForOwnPassword(lang, current = "", { className = "panel signin", parent = document.body } = {}) {
   const t = TEXT[lang] || TEXT.zh;
-  for (const el of form.querySelectorAll("[data-t]")) el.textContent = t[el.dataset.t] ?? el.textContent;
+  const form = document.createElement("form");
+  form.id = "own-password";
+  form.className = className;
+  form.innerHTML = FORM;
+  for (const el of form.querySelectorAll("[data-t]")) el.textContent = t[el.dataset.t];
   const error = form.querySelector(".error");
   const currentField = form.elements.current;
   currentField.value = current;
   currentField.closest("label").hidden = Boolean(current);
-  form.hidden = false;
+  parent.prepend(form);
   return new Promise((resolve) => {
-    const submit = async (e) => {
+    form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const { value: now } = currentField;
       const next = form.elements.next.value;
@@ -61,11 +73,8 @@ export function askForOwnPassword(form, lang, current = "") {
         error.textContent = wrong ? t.wrongCurrent : failure.message;
         return;
       }
-      form.removeEventListener("submit", submit);
-      form.reset();
-      form.hidden = true;
+      form.remove();
       resolve();
-    };
-    form.addEventListener("submit", submit);
+    });
   });
 }
