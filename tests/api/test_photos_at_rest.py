@@ -4,7 +4,6 @@ served opened, sealed and re-sealed by `gridwork security encrypt`."""
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 
 import pytest
@@ -22,6 +21,7 @@ from api.services.photos import (
     load_name_key,
     sniff_image_type,
 )
+from tests.api.test_photo_scrub import upload
 from tests.factories import A1, TEST_SETTINGS, image_bytes, visit_item
 
 JPEG = image_bytes("JPEG")
@@ -53,17 +53,6 @@ def new_visit(client, world, household: int = 0) -> str:
 @pytest.fixture()
 def visit_id(client, world):
     return new_visit(client, world)
-
-
-def upload(client, world, visit_id, data):
-    response = client.post(
-        f"/api/v1/visits/{visit_id}/photos",
-        data={"file": (io.BytesIO(data), "photo.jpg")},
-        headers=world.auth("worker_a1"),
-        content_type="multipart/form-data",
-    )
-    assert response.status_code == 201, response.json
-    return response.json
 
 
 def served(client, world, url):
