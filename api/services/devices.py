@@ -25,12 +25,16 @@ def register_device(
     token: str | None = None,
     subscription: dict | None = None,
     now: datetime,
+    token_version: int | None = None,
 ) -> Device:
     """Register or refresh a device, keyed by its token (a web subscription by its endpoint).
 
     Re-registering the same token refreshes it, reactivates it and moves it to this user (a
     phone that changed hands belongs to whoever signed in last). A user keeps at most
     MAX_ACTIVE_DEVICES active devices: beyond, the longest unseen is deactivated.
+
+    `token_version` is that of the caller's token (a request's; None from the console): the
+    account must still be active at that version once its row is locked, else 401.
     """
     if platform == "web":
         if not subscription or token:
@@ -49,7 +53,18 @@ def register_device(
     # One user's registrations queue on their row, so each counts the others' devices once
     # they are committed: two at once each counted without the other's and kept 11. (FOR NO
     # KEY UPDATE: the devices' foreign key checks take KEY SHARE, which it lets through.)
-    session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
+    holder = session.execute(
+        select(User.active, User.token_version)
+        .where(User.id == user_id)
+        .with_for_update(key_share=True)
+    ).one_or_none()
+    # Read under the lock: a password reset or a switch-off (`accounts`) holds the row while it
+    # ends the account's tokens and devices. A registration its token made, checked before and
+    # waiting here, registered a device after they ended: pushes went on to the phone lost.
+    if token_version is not None and (
+        holder is None or not holder.active or holder.token_version != token_version
+    ):
+        raise errors.Unauthorized("The token is no longer valid.")
     values = {
         "user_id": user_id,
         "platform": platform,

@@ -1,0 +1,91 @@
+"""Accounts under real concurrency: a reset or a switch-off racing what its account does.
+
+A reset or a switch-off ends the account's tokens, devices and calendar link. A request its
+token made before, still in flight, must not leave behind what the change just ended; and two
+admins changing each other's accounts at once must both be answered, not deadlock.
+
+The requests commit, so this module works in a database of its own (migrated to head, dropped
+at the end), each test in a community of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.models import Device
+from api.services import accounts
+from tests import races
+from tests.factories import build_app, make_roster_community
+
+NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+NEW_PASSWORD = "a-new-password-1"
+_codes = itertools.count(1)
+
+
+@pytest.fixture()
+def live(own_database_url):
+    """A committed community of three workers (the first a leader) over two grids."""
+    from api.extensions import db
+
+    app = build_app(own_database_url, FIXED_NOW=NOW)
+    with app.app_context(), db.begin() as session:
+        c = make_roster_community(session, app, 3, 2, code=f"110109008{next(_codes):03d}")
+        session.expunge_all()
+    yield app, c
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _while_held(app, change, request):
+    """Run `change` (a service call) in a transaction of its own, start `request` while it
+    holds its locks, let the change commit once the request waits, and return its answer."""
+    from api.extensions import db
+
+    with app.app_context(), Session(db.engine) as session:
+        change(session)
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(request)
+            races.wait_for_lock_waits(db.engine, 1)
+            session.commit()
+            return answer.result(timeout=60)
+
+
+def _active_devices(app, user_id: int) -> int:
+    from api.extensions import db
+
+    with app.app_context(), db.engine.connect() as conn:
+        return conn.scalar(
+            select(func.count()).where(Device.user_id == user_id, Device.active.is_(True))
+        )
+
+
+@pytest.mark.parametrize("change", ["reset", "switch-off"])
+def test_a_device_registered_by_a_token_the_change_ends_is_not_left_active(live, change):
+    app, c = live
+    worker = c.workers[1]
+    lost_phone = c.auth(worker)  # signed in before the change: the phone lost
+
+    def ending(session):
+        actor = accounts.Actor(None)
+        if change == "reset":
+            accounts.reset_password(session, actor, worker.id, NEW_PASSWORD, NOW)
+        else:
+            accounts.change_account(session, actor, worker.id, {"active": False}, NOW)
+
+    def register():
+        with app.test_client() as client:
+            return client.post(
+                "/api/v1/devices",
+                json={"platform": "android", "token": f"lost-phone-{change}"},
+                headers=lost_phone,
+            )
+
+    answer = _while_held(app, ending, register)
+    assert answer.status_code == 401, answer.get_json()
+    assert _active_devices(app, worker.id) == 0
