@@ -9,7 +9,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models import Device, NotificationSettings, RevokedToken, User
+from api.models import Device, NotificationSettings, RevokedToken
+from api.services import sessions
 
 # A worker has a phone or two and a browser; more active devices than this is a leak (an app
 # registering a fresh token without removing the old one) or abuse: every notification fans
@@ -53,18 +54,7 @@ def register_device(
     # One user's registrations queue on their row, so each counts the others' devices once
     # they are committed: two at once each counted without the other's and kept 11. (FOR NO
     # KEY UPDATE: the devices' foreign key checks take KEY SHARE, which it lets through.)
-    holder = session.execute(
-        select(User.active, User.token_version)
-        .where(User.id == user_id)
-        .with_for_update(key_share=True)
-    ).one_or_none()
-    # Read under the lock: a password reset or a switch-off (`accounts`) holds the row while it
-    # ends the account's tokens and devices. A registration its token made, checked before and
-    # waiting here, registered a device after they ended: pushes went on to the phone lost.
-    if token_version is not None and (
-        holder is None or not holder.active or holder.token_version != token_version
-    ):
-        raise errors.Unauthorized("The token is no longer valid.")
+    sessions.hold_account(session, user_id, token_version)
     values = {
         "user_id": user_id,
         "platform": platform,

@@ -89,3 +89,23 @@ def test_a_device_registered_by_a_token_the_change_ends_is_not_left_active(live,
     answer = _while_held(app, ending, register)
     assert answer.status_code == 401, answer.get_json()
     assert _active_devices(app, worker.id) == 0
+
+
+@pytest.mark.parametrize("method", ["get", "delete"])
+def test_a_calendar_link_asked_for_by_a_token_a_reset_ends_is_not_handed_out(live, method):
+    app, c = live
+    worker = c.workers[2]
+    lost_phone = c.auth(worker)
+    with app.test_client() as client:  # its calendar subscribed to before
+        assert client.get("/api/v1/me/calendar-url", headers=lost_phone).status_code == 200
+
+    def reset(session):
+        accounts.reset_password(session, accounts.Actor(None), worker.id, NEW_PASSWORD, NOW)
+
+    def ask():
+        with app.test_client() as client:
+            return client.open("/api/v1/me/calendar-url", method=method, headers=lost_phone)
+
+    answer = _while_held(app, reset, ask)
+    assert answer.status_code == 401, answer.get_json()
+    assert "url" not in answer.get_json()
