@@ -111,7 +111,11 @@ def get_user(
     if scope is not None:
         stmt = stmt.where(scope.users())
     if for_update:
-        stmt = stmt.with_for_update()
+        # FOR NO KEY UPDATE, not FOR UPDATE: a change writes rows naming its admin (the audit
+        # entry, task events) whose foreign key checks take KEY SHARE on the admin's row. Two
+        # admins changing each other's accounts at once each held the row the other's check
+        # waited for: a deadlock, one of them answered 503.
+        stmt = stmt.with_for_update(key_share=True)
     user = session.scalar(stmt)
     if user is None:
         raise errors.NotFound(f"User {user_id} not found.")

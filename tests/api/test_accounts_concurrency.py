@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.models import Device
 from api.services import accounts
 from tests import races
-from tests.factories import build_app, make_roster_community
+from tests.factories import build_app, make_roster_community, make_user
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 NEW_PASSWORD = "a-new-password-1"
@@ -109,3 +109,40 @@ def test_a_calendar_link_asked_for_by_a_token_a_reset_ends_is_not_handed_out(liv
     answer = _while_held(app, reset, ask)
     assert answer.status_code == 401, answer.get_json()
     assert "url" not in answer.get_json()
+
+
+@pytest.mark.parametrize("change", ["switch-off", "reset"])
+def test_two_admins_changing_each_others_accounts_at_once_are_both_answered(live, change):
+    """Each change locks the other admin's row, then writes its audit entry naming its own
+    admin: a foreign key check (KEY SHARE) on the row the other holds. Locked FOR UPDATE,
+    the two waited on each other: a deadlock, one of them refused."""
+    from api.extensions import db
+
+    app, c = live
+    with app.app_context(), db.begin() as session:
+        second = make_user(session, f"admin2_{c.code}", "community_admin", community=c.code)
+        session.expunge_all()
+
+    def request(actor, target):
+        def send():
+            with app.test_client() as client:
+                if change == "reset":
+                    body = {"new_password": NEW_PASSWORD}
+                    path = f"/api/v1/users/{target.id}/password"
+                    return client.post(path, json=body, headers=c.auth(actor))
+                return client.patch(
+                    f"/api/v1/users/{target.id}", json={"active": False}, headers=c.auth(actor)
+                )
+
+        return send
+
+    with app.app_context():
+        answers = races.race(
+            db.engine,
+            "LOCK TABLE audit_log IN SHARE MODE",  # both wait here, each other's row locked
+            {},
+            request(c.admin, second),
+            request(second, c.admin),
+        )
+    answered = 200 if change == "switch-off" else 204
+    assert [r.status_code for r in answers] == [answered, answered], [r.get_json() for r in answers]
