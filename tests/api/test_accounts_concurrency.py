@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.models import Device
+from api.models import Device, User
 from api.services import accounts
 from tests import races
 from tests.factories import build_app, make_roster_community, make_user
@@ -112,10 +112,14 @@ def test_a_calendar_link_asked_for_by_a_token_a_reset_ends_is_not_handed_out(liv
 
 
 @pytest.mark.parametrize("change", ["switch-off", "reset"])
-def test_two_admins_changing_each_others_accounts_at_once_are_both_answered(live, change):
-    """Each change locks the other admin's row, then writes its audit entry naming its own
-    admin: a foreign key check (KEY SHARE) on the row the other holds. Locked FOR UPDATE,
-    the two waited on each other: a deadlock, one of them refused."""
+def test_two_admins_changing_each_others_accounts_at_once_the_second_is_refused(live, change):
+    """As one after the other: the first ends the second admin's tokens, whose request is
+    then refused (401), not carried out by an admin switched off or reset meanwhile.
+
+    Each change locked the other admin's row, then wrote its audit entry naming its own
+    admin: a foreign key check (KEY SHARE) on the row the other held FOR UPDATE. The two
+    waited on each other: a deadlock, one of them answered 503. With the lock FOR NO KEY
+    UPDATE both went through: each admin switched the other off."""
     from api.extensions import db
 
     app, c = live
@@ -145,4 +149,12 @@ def test_two_admins_changing_each_others_accounts_at_once_are_both_answered(live
             request(second, c.admin),
         )
     answered = 200 if change == "switch-off" else 204
-    assert [r.status_code for r in answers] == [answered, answered], [r.get_json() for r in answers]
+    assert sorted(r.status_code for r in answers) == [answered, 401]
+    with app.app_context(), db.engine.connect() as conn:
+        changed = conn.scalar(
+            select(func.count()).where(
+                User.id.in_([c.admin.id, second.id]),
+                User.active.is_(False) if change == "switch-off" else User.must_change_password,
+            )
+        )
+    assert changed == 1
