@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.auth import hash_password, verify_password
 from api.models import ROLES, Community, District, Grid, User
-from api.services import audit, calendar
+from api.services import audit, calendar, sessions
 from api.services.names import INVISIBLE, SPACES, check_name
 
 MIN_PASSWORD_LENGTH = 8
@@ -146,6 +146,7 @@ def change_password(
     *,
     ip: str | None,
     limits: LoginLimits,
+    token_version: int | None = None,
 ) -> None:
     """Set a new password after checking the current one (throttled like signing in).
 
@@ -153,7 +154,13 @@ def change_password(
     does the calendar feed URL handed out before, a credential of the account like a token.
     A wrong current password is recorded as a failed sign-in, then refused with 403; the
     caller commits first so the failure counts.
+
+    The account is held first, and a token (`token_version`: the caller's) no longer its
+    own is refused (401): a change waiting on a password reset (`accounts`) overwrote the
+    password the admin set once the reset committed, and the token that made it, the reset
+    meant to end, was handed fresh ones; whoever held the phone lost kept the account.
     """
+    sessions.hold_account(session, user.id, token_version)
     audit.check_login_allowed(
         session,
         user.username,

@@ -158,3 +158,34 @@ def test_two_admins_changing_each_others_accounts_at_once_the_second_is_refused(
             )
         )
     assert changed == 1
+
+
+def test_a_password_change_by_a_token_a_reset_ends_does_not_undo_the_reset(live):
+    """The phone lost, and its password seen: the admin resets it. The finder, signed in,
+    changing the password while the reset runs, must not end up with the account."""
+    from tests.factories import PASSWORD
+
+    app, c = live
+    worker = c.workers[1]
+    finder = c.auth(worker)
+
+    def reset(session):
+        accounts.reset_password(session, accounts.Actor(None), worker.id, NEW_PASSWORD, NOW)
+
+    def change():
+        with app.test_client() as client:
+            return client.post(
+                "/api/v1/auth/password",
+                json={"current_password": PASSWORD, "new_password": "the-finders-own-1"},
+                headers=finder,
+            )
+
+    answer = _while_held(app, reset, change)
+    assert answer.status_code == 401, answer.get_json()
+    with app.test_client() as client:
+        finders = {"username": worker.username, "password": "the-finders-own-1"}
+        assert client.post("/api/v1/auth/token", json=finders).status_code == 401
+        owners = {"username": worker.username, "password": NEW_PASSWORD}
+        signed_in = client.post("/api/v1/auth/token", json=owners)
+        assert signed_in.status_code == 200
+        assert signed_in.get_json()["password_change_required"] is True
