@@ -227,7 +227,7 @@ def _hold(session: Session, actor: Actor, user_id: int) -> User:
     once both went through, each token checked before the other's change committed: as one
     after the other, the second is refused."""
     mine = actor.user_id
-    if mine is not None and mine < user_id:
+    if mine is not None and mine <= user_id:  # one's own account too
         sessions.hold_account(session, mine, actor.token_version)
     user = get_user(session, actor.scope, user_id, for_update=True)
     if mine is not None and mine > user_id:

@@ -189,3 +189,21 @@ def test_a_password_change_by_a_token_a_reset_ends_does_not_undo_the_reset(live)
         signed_in = client.post("/api/v1/auth/token", json=owners)
         assert signed_in.status_code == 200
         assert signed_in.get_json()["password_change_required"] is True
+
+
+def test_an_admin_switched_off_while_changing_their_own_account_is_refused(live):
+    app, c = live
+
+    def switch_off(session):
+        accounts.change_account(session, accounts.Actor(None), c.admin.id, {"active": False}, NOW)
+
+    def rename():
+        with app.test_client() as client:
+            return client.patch(
+                f"/api/v1/users/{c.admin.id}",
+                json={"phone": "13700002222"},
+                headers=c.auth(c.admin),
+            )
+
+    answer = _while_held(app, switch_off, rename)
+    assert answer.status_code == 401, answer.get_json()
