@@ -119,6 +119,9 @@ def get_user(
         # admins changing each other's accounts at once each held the row the other's check
         # waited for: a deadlock, one of them answered 503.
         stmt = stmt.with_for_update(key_share=True)
+        # Read as stored once locked: one's own account is loaded with the token, before a
+        # change another admin committed while this one waited on the row.
+        stmt = stmt.execution_options(populate_existing=True)
     user = session.scalar(stmt)
     if user is None:
         raise errors.NotFound(f"User {user_id} not found.")

@@ -207,3 +207,31 @@ def test_an_admin_switched_off_while_changing_their_own_account_is_refused(live)
 
     answer = _while_held(app, switch_off, rename)
     assert answer.status_code == 401, answer.get_json()
+
+
+def test_an_admins_change_of_their_own_account_answers_it_as_stored_after_a_change_waited_for(
+    live,
+):
+    """Another admin's change of the account (a phone) commits while this one waits on the
+    row: the answer shows the account as stored, not as read before the wait."""
+    app, c = live
+
+    def new_phone(session):
+        accounts.change_account(
+            session, accounts.Actor(None), c.admin.id, {"phone": "13700002222"}, NOW
+        )
+
+    def rename():
+        with app.test_client() as client:
+            return client.patch(
+                f"/api/v1/users/{c.admin.id}",
+                json={"display_name": "主任"},
+                headers=c.auth(c.admin),
+            )
+
+    answer = _while_held(app, new_phone, rename)
+    assert answer.status_code == 200, answer.get_json()
+    assert (answer.get_json()["display_name"], answer.get_json()["phone"]) == (
+        "主任",
+        "13700002222",
+    )
