@@ -39,6 +39,9 @@ class Actor:
     scope: Scope | None
     ip: str | None = None
     path: str | None = None
+    # The version of the token the admin acts with: their account must still be at it once
+    # held (`_hold`), not switched off or reset by another admin meanwhile.
+    token_version: int | None = None
 
     @property
     def user_id(self) -> int | None:
@@ -111,7 +114,14 @@ def get_user(
     if scope is not None:
         stmt = stmt.where(scope.users())
     if for_update:
-        stmt = stmt.with_for_update()
+        # FOR NO KEY UPDATE, not FOR UPDATE: a change writes rows naming its admin (the audit
+        # entry, task events) whose foreign key checks take KEY SHARE on the admin's row. Two
+        # admins changing each other's accounts at once each held the row the other's check
+        # waited for: a deadlock, one of them answered 503.
+        stmt = stmt.with_for_update(key_share=True)
+        # Read as stored once locked: one's own account is loaded with the token, before a
+        # change another admin committed while this one waited on the row.
+        stmt = stmt.execution_options(populate_existing=True)
     user = session.scalar(stmt)
     if user is None:
         raise errors.NotFound(f"User {user_id} not found.")
@@ -159,7 +169,7 @@ def change_account(
     """A community admin changes an account of their community: its name, phone, the grids
     it holds (`grid_codes` replaces them; leading a grid is the grid's `leader_id`), or
     whether it is active. Switching off one's own account is refused: another admin does."""
-    user = get_user(session, actor.scope, user_id, for_update=True)
+    user = _hold(session, actor, user_id)
     actor.require_account_admin(user.community_code)
     if "display_name" in changes:
         check_name("display_name", changes["display_name"])
@@ -192,7 +202,7 @@ def reset_password(
     its owner signs in with the new password and must then set their own (until then their
     tokens open only the /auth endpoints). One's own goes through
     `POST /auth/password`, which asks for the current one."""
-    user = get_user(session, actor.scope, user_id, for_update=True)
+    user = _hold(session, actor, user_id)
     actor.require_account_admin(user.community_code)
     if user.id == actor.user_id:
         raise errors.Conflict(
@@ -213,6 +223,21 @@ def reset_password(
 
 
 # --- the parts ----------------------------------------------------------------------------------
+def _hold(session: Session, actor: Actor, user_id: int) -> User:
+    """The account `actor` changes, locked, and the admin's own account held with it, the
+    lower id first (two admins changing each other's accounts lock in one order); 401 when,
+    once held, the admin's token is no longer theirs. Two admins switching each other off at
+    once both went through, each token checked before the other's change committed: as one
+    after the other, the second is refused."""
+    mine = actor.user_id
+    if mine is not None and mine <= user_id:  # one's own account too
+        sessions.hold_account(session, mine, actor.token_version)
+    user = get_user(session, actor.scope, user_id, for_update=True)
+    if mine is not None and mine > user_id:
+        sessions.hold_account(session, mine, actor.token_version)
+    return user
+
+
 def _given(data: dict) -> list[str]:
     return [k for k in ("display_name", "phone", "grid_codes") if data.get(k)]
 

@@ -9,7 +9,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models import Device, NotificationSettings, RevokedToken, User
+from api.models import Device, NotificationSettings, RevokedToken
+from api.services import sessions
 
 # A worker has a phone or two and a browser; more active devices than this is a leak (an app
 # registering a fresh token without removing the old one) or abuse: every notification fans
@@ -25,12 +26,16 @@ def register_device(
     token: str | None = None,
     subscription: dict | None = None,
     now: datetime,
+    token_version: int | None = None,
 ) -> Device:
     """Register or refresh a device, keyed by its token (a web subscription by its endpoint).
 
     Re-registering the same token refreshes it, reactivates it and moves it to this user (a
     phone that changed hands belongs to whoever signed in last). A user keeps at most
     MAX_ACTIVE_DEVICES active devices: beyond, the longest unseen is deactivated.
+
+    `token_version` is that of the caller's token (a request's; None from the console): the
+    account must still be active at that version once its row is locked, else 401.
     """
     if platform == "web":
         if not subscription or token:
@@ -49,7 +54,7 @@ def register_device(
     # One user's registrations queue on their row, so each counts the others' devices once
     # they are committed: two at once each counted without the other's and kept 11. (FOR NO
     # KEY UPDATE: the devices' foreign key checks take KEY SHARE, which it lets through.)
-    session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
+    sessions.hold_account(session, user_id, token_version)
     values = {
         "user_id": user_id,
         "platform": platform,

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.elements import BindParameter
 
+from api import errors
 from api.models import AuthSession, Grid, RevokedToken, User, user_grids
 from api.scope import Scope, ScopeGrids
 
@@ -101,6 +102,26 @@ def revoke_others(
     if keep:
         stmt = stmt.where(AuthSession.id != keep)
     return session.execute(stmt.values(revoked_at=now, revoked_reason=reason)).rowcount
+
+
+def hold_account(session: Session, user_id: int, token_version: int | None) -> None:
+    """Lock the account's row until the transaction ends (FOR NO KEY UPDATE: foreign keys to
+    it still pass) and refuse (401) a token whose account is, once locked, no longer active
+    at the token's version (`token_version`; None: no token, the console).
+
+    A password reset or a switch-off (`accounts`) holds the row while it ends the account's
+    tokens, devices and calendar link. A request of a token it ends, checked before and
+    waiting on that row, went on once it committed: it registered a device, or was handed
+    the calendar link of the new version, after they had ended."""
+    holder = session.execute(
+        select(User.active, User.token_version)
+        .where(User.id == user_id)
+        .with_for_update(key_share=True)
+    ).one_or_none()
+    if token_version is not None and (
+        holder is None or not holder.active or holder.token_version != token_version
+    ):
+        raise errors.Unauthorized("The token is no longer valid.")
 
 
 def token_state(

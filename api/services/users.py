@@ -13,11 +13,16 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.auth import hash_password, verify_password
 from api.models import ROLES, Community, District, Grid, User
-from api.services import audit, calendar
-from api.services.names import check_name
+from api.services import audit, calendar, sessions
+from api.services.names import INVISIBLE, SPACES, check_name
 
 MIN_PASSWORD_LENGTH = 8
 USERNAME_MAX = 64
+# A username is typed to sign in and shows an account in every list and audit entry: with a
+# space before or after it, a no-break or ideographic space, a zero-width (non-)joiner, it
+# reads as another account's ("worker_a1 " is worker_a1) and is a second one. An identifier
+# has no use for any space or invisible character; a display name keeps them.
+USERNAME_SPACES = "Must not contain spaces or invisible characters."
 
 
 def create_user(
@@ -36,6 +41,10 @@ def create_user(
     if role not in ROLES:
         raise errors.Unprocessable(f"Unknown role {role!r}; one of {', '.join(ROLES)}.")
     check_name("username", username, max_length=USERNAME_MAX)
+    if any(c.isspace() or c in SPACES or c in INVISIBLE for c in username):
+        raise errors.Unprocessable(
+            f"username: {USERNAME_SPACES}", errors={"username": [USERNAME_SPACES]}
+        )
     check_name("display_name", display_name, optional=True)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise errors.Unprocessable(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.")
@@ -137,6 +146,7 @@ def change_password(
     *,
     ip: str | None,
     limits: LoginLimits,
+    token_version: int | None = None,
 ) -> None:
     """Set a new password after checking the current one (throttled like signing in).
 
@@ -144,7 +154,13 @@ def change_password(
     does the calendar feed URL handed out before, a credential of the account like a token.
     A wrong current password is recorded as a failed sign-in, then refused with 403; the
     caller commits first so the failure counts.
+
+    The account is held first, and a token (`token_version`: the caller's) no longer its
+    own is refused (401): a change waiting on a password reset (`accounts`) overwrote the
+    password the admin set once the reset committed, and the token that made it, the reset
+    meant to end, was handed fresh ones; whoever held the phone lost kept the account.
     """
+    sessions.hold_account(session, user.id, token_version)
     audit.check_login_allowed(
         session,
         user.username,

@@ -115,6 +115,7 @@ MATRIX: dict[str, Line] = {
     "GET /static/<path:filename>": Line("/static/none.txt", {r: 404 for r in ROLES}),
     # The web pages: 200 once `web` is built, 503 naming the build step before; same for all.
     "GET /map": Line("/map", UNIFORM),
+    "GET /accounts": Line("/accounts", UNIFORM),
     "GET /app": Line("/app", UNIFORM),
     "GET /app/": Line("/app/", UNIFORM),
     "GET /app/sw.js": Line("/app/sw.js", UNIFORM),

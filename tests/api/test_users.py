@@ -150,6 +150,32 @@ def test_a_bad_account_form_is_refused_naming_the_field_and_opens_nothing(
     assert session.scalar(select(User.id).order_by(User.id.desc()).limit(1)) == before
 
 
+@pytest.mark.parametrize(
+    "username",
+    [
+        "worker_a1 ",  # reads as worker_a1 in every list, and in the audit log
+        " worker_a1",
+        "worker_a1\u00a0",  # a no-break space pasted from a web page
+        "worker_a1\u3000",  # the ideographic space of a Chinese input method
+        "worker\u200c_a1",  # a zero-width non-joiner: nothing shows
+        "worker\u200d_a1",
+        "worker a1",
+    ],
+)
+def test_a_username_with_a_space_or_an_invisible_character_is_refused(
+    client, session, world, username
+):
+    before = session.scalar(select(User.id).order_by(User.id.desc()).limit(1))
+    r = client.post(
+        "/api/v1/users",
+        json={"username": username, "password": PASSWORD, "role": "worker"},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 422, r.json
+    assert "username" in str(r.json.get("errors")), r.json
+    assert session.scalar(select(User.id).order_by(User.id.desc()).limit(1)) == before
+
+
 @pytest.mark.parametrize("caller", ["worker_a1", "leader_a", "viewer_110101"])
 def test_only_a_community_admin_opens_accounts(client, world, caller):
     r = client.post(

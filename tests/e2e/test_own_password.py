@@ -99,4 +99,3 @@ def test_the_accounts_page_asks_for_ones_own_password_first(context, page):
     sign_in(page, username, OFFICE_PASSWORD)
     set_own_password(page)
     page.locator("#notice").wait_for(state="visible")  # a worker: the page is the office's
-

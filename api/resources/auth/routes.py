@@ -148,6 +148,7 @@ class Password(MethodView):
                 data["new_password"],
                 ip=request.remote_addr,
                 limits=login_limits(),
+                token_version=get_jwt().get("ver"),
             )
         except errors.Forbidden:
             db.session.commit()  # a wrong current password counts as a failed sign-in

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from api.auth import current_user
+from api.auth import current_user, get_jwt
 from api.clock import now
 from api.extensions import Blueprint, db
 from api.resources.devices.schemas import DeviceCreateSchema, DeviceSchema, QuietHoursSchema
@@ -24,7 +24,9 @@ class Devices(MethodView):
     @blp.response(201, DeviceSchema)
     def post(self, data):
         """Register this device (or refresh it: the same token is the same device)"""
-        device = devices.register_device(db.session, current_user().id, now=now(), **data)
+        device = devices.register_device(
+            db.session, current_user().id, now=now(), token_version=get_jwt().get("ver"), **data
+        )
         db.session.commit()
         return device
 

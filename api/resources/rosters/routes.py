@@ -6,7 +6,7 @@ from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 
 from api import errors
-from api.auth import current_scope, current_user
+from api.auth import current_scope, current_user, get_jwt
 from api.clock import now as _now
 from api.extensions import Blueprint, db
 from api.resources.rosters.schemas import (
@@ -31,7 +31,7 @@ from api.resources.rosters.schemas import (
     SwapSchema,
     WeekViewSchema,
 )
-from api.services import calendar, rosters, tasks, users
+from api.services import calendar, rosters, sessions, tasks, users
 from api.services.weeks import LOCAL
 
 blp = Blueprint("rosters", __name__, url_prefix="/api/v1", description="A-post / B-post rosters.")
@@ -315,20 +315,29 @@ def _feed_urls(user) -> dict:
     return {"url": url, "webcal_url": "webcal://" + url.split("://", 1)[1]}
 
 
+def _feed_owner():
+    """The caller, their account held: a reset or a switch-off waited for ends this token
+    (401), not the link handed out."""
+    user = current_user()
+    sessions.hold_account(db.session, user.id, get_jwt().get("ver"))
+    return user
+
+
 @blp.route("/me/calendar-url")
 class MyCalendarUrl(MethodView):
     @blp.response(200, CalendarUrlSchema)
     def get(self):
         """Your shifts' calendar feed URL, for a phone calendar to subscribe to"""
-        urls = _feed_urls(current_user())
+        urls = _feed_urls(_feed_owner())
         db.session.commit()
         return urls
 
     @blp.response(200, CalendarUrlSchema)
     def delete(self):
         """Revoke your feed URL; the answer is the new one"""
-        calendar.revoke(db.session, current_user())
-        urls = _feed_urls(current_user())
+        user = _feed_owner()
+        calendar.revoke(db.session, user)
+        urls = _feed_urls(user)
         db.session.commit()
         return urls
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import request
 from flask.views import MethodView
 
-from api.auth import current_scope
+from api.auth import current_scope, get_jwt
 from api.clock import now
 from api.extensions import Blueprint, db
 from api.resources.users.schemas import (
@@ -22,7 +22,7 @@ blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Acco
 
 
 def _actor() -> accounts.Actor:
-    return accounts.Actor(current_scope(), request.remote_addr, request.path)
+    return accounts.Actor(current_scope(), request.remote_addr, request.path, get_jwt().get("ver"))
 
 
 @blp.route("")
