@@ -416,7 +416,13 @@ def user() -> None:
 
 @user.command("create")
 @click.option("--username", required=True)
-@click.option("--password", required=True)
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="asked for when not given (kept out of the shell history and the process list)",
+)
 @click.option(
     "--role",
     required=True,
@@ -484,7 +490,14 @@ def user_switch_off(username) -> None:
 
 @user.command("reset-password")
 @click.option("--username", required=True)
-@click.option("--password", required=True, help="a temporary password, 8 characters or more")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="a temporary password, 8 characters or more; asked for when not given (kept out of "
+    "the shell history and the process list)",
+)
 def user_reset_password(username, password) -> None:
     """Set a temporary password (any role): every sign-in, the calendar link and the push
     devices of the account end; its owner sets their own at the next sign-in."""

@@ -209,6 +209,13 @@ def reset_password(
             "Change your own password with POST /api/v1/auth/password (it asks for the "
             "current one)."
         )
+    if user.role == "community_admin" and actor.scope is not None:
+        # Whoever sets an account's password may sign in as it: one admin resetting another's
+        # would act in their name. An admin's password is reset by the district's operator.
+        raise errors.Forbidden(
+            "Another community admin's password is reset by the district "
+            "(gridwork user reset-password), not by a fellow admin."
+        )
     if len(new_password) < MIN_PASSWORD_LENGTH:
         raise errors.Unprocessable(
             f"The password needs at least {MIN_PASSWORD_LENGTH} characters.",

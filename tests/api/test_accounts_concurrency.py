@@ -111,7 +111,7 @@ def test_a_calendar_link_asked_for_by_a_token_a_reset_ends_is_not_handed_out(liv
     assert "url" not in answer.get_json()
 
 
-@pytest.mark.parametrize("change", ["switch-off", "reset"])
+@pytest.mark.parametrize("change", ["switch-off"])
 def test_two_admins_changing_each_others_accounts_at_once_the_second_is_refused(live, change):
     """As one after the other: the first ends the second admin's tokens, whose request is
     then refused (401), not carried out by an admin switched off or reset meanwhile.
@@ -119,7 +119,8 @@ def test_two_admins_changing_each_others_accounts_at_once_the_second_is_refused(
     Each change locked the other admin's row, then wrote its audit entry naming its own
     admin: a foreign key check (KEY SHARE) on the row the other held FOR UPDATE. The two
     waited on each other: a deadlock, one of them answered 503. With the lock FOR NO KEY
-    UPDATE both went through: each admin switched the other off."""
+    UPDATE both went through: each admin switched the other off. (A reset raced likewise;
+    an admin no longer resets a fellow admin's password.)"""
     from api.extensions import db
 
     app, c = live

@@ -403,6 +403,41 @@ def test_a_reset_password_replaces_the_old_one_and_ends_every_sign_in(client, se
     )
 
 
+def test_an_admin_cannot_reset_a_fellow_admins_password(client, session, world, gridwork):
+    """Whoever sets a password may sign in with it: one admin would act as the other. The
+    district's operator resets an admin's password."""
+    other = make_user(session, "admin_a_2", "community_admin", community=A)
+    r = client.post(
+        f"/api/v1/users/{other.id}/password",
+        json={"new_password": NEW_PASSWORD},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 403 and "district" in r.json["detail"]
+    assert sign_in(client, "admin_a_2").status_code == 200
+    result = gridwork(
+        "user", "reset-password", "--username", "admin_a_2", "--password", NEW_PASSWORD
+    )
+    assert result.exit_code == 0, result.output
+    assert sign_in(client, "admin_a_2", NEW_PASSWORD).status_code == 200
+
+
+def test_the_command_line_asks_for_a_password_not_given(client, world, app):
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    with app.app_context():
+        result = CliRunner().invoke(
+            main,
+            ["user", "reset-password", "--username", "worker_a1"],
+            input=f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n",
+            catch_exceptions=False,
+        )
+    assert result.exit_code == 0, result.output
+    assert NEW_PASSWORD not in result.output  # not echoed
+    assert sign_in(client, "worker_a1", NEW_PASSWORD).status_code == 200
+
+
 def test_ones_own_password_is_not_reset_but_changed(client, world):
     admin = world.users["admin_a"]
     r = client.post(

@@ -134,7 +134,10 @@ function rowHtml(user) {
       actions += user.active
         ? `<button type="button" data-action="switch-off" class="danger">${t.switchOff}</button>`
         : `<button type="button" data-action="switch-on">${t.switchOn}</button>`;
-      actions += `<button type="button" data-action="reset-password">${t.resetPassword}</button>`;
+      // A fellow admin's password is the district's to reset (the server refuses it).
+      if (user.role !== "community_admin") {
+        actions += `<button type="button" data-action="reset-password">${t.resetPassword}</button>`;
+      }
     }
   }
   return `<tr data-id="${escapeHtml(user.id)}" data-username="${escapeHtml(user.username)}" class="${user.active ? "" : "off"}">
