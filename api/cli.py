@@ -414,15 +414,21 @@ def user() -> None:
     """Accounts."""
 
 
+def _password_option(help_: str):
+    """`--password`, asked for (twice, unseen) when not given: kept out of the shell history
+    and the process list."""
+    return click.option(
+        "--password",
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        help=f"{help_}; asked for when not given",
+    )
+
+
 @user.command("create")
 @click.option("--username", required=True)
-@click.option(
-    "--password",
-    prompt=True,
-    hide_input=True,
-    confirmation_prompt=True,
-    help="asked for when not given (kept out of the shell history and the process list)",
-)
+@_password_option("8 characters or more")
 @click.option(
     "--role",
     required=True,
@@ -490,14 +496,7 @@ def user_switch_off(username) -> None:
 
 @user.command("reset-password")
 @click.option("--username", required=True)
-@click.option(
-    "--password",
-    prompt=True,
-    hide_input=True,
-    confirmation_prompt=True,
-    help="a temporary password, 8 characters or more; asked for when not given (kept out of "
-    "the shell history and the process list)",
-)
+@_password_option("a temporary password, 8 characters or more")
 def user_reset_password(username, password) -> None:
     """Set a temporary password (any role): every sign-in, the calendar link and the push
     devices of the account end; its owner sets their own at the next sign-in."""
