@@ -22,7 +22,7 @@ from api.models import Device, Grid, Shift, User, user_grids
 from api.scope import Scope
 from api.services import audit, calendar, devices, sessions, tasks
 from api.services.names import check_name
-from api.services.users import MIN_PASSWORD_LENGTH, create_user
+from api.services.users import create_user, require_long_enough
 from api.services.weeks import LOCAL
 
 # The roles a community admin opens accounts for; district viewers are the district's.
@@ -216,11 +216,7 @@ def reset_password(
             "Another community admin's password is reset by the district "
             "(gridwork user reset-password), not by a fellow admin."
         )
-    if len(new_password) < MIN_PASSWORD_LENGTH:
-        raise errors.Unprocessable(
-            f"The password needs at least {MIN_PASSWORD_LENGTH} characters.",
-            errors={"json": {"new_password": ["Too short."]}},
-        )
+    require_long_enough(new_password, "new_password")
     user.password_hash = hash_password(new_password)
     user.must_change_password = True  # the admin knows it: its owner sets their own next
     _end_sign_ins(session, user, "password reset by an admin", now)
