@@ -141,6 +141,11 @@ class Database:
 
     def init_app(self, app: Flask) -> None:
         self.guard, self._events = None, []
+        # One `db` serves one app at a time: the previous app's pool is closed, not left to the
+        # collector, which closes its connections with a ResourceWarning at a random later
+        # moment (CI met one at the set-up of an unrelated test).
+        if self.engine is not None:
+            self.engine.dispose()
         self.engine = make_engine(app.config["DATABASE_URL"], connect_args=_connect_args(app, {}))
         self._factory = self._sessionmaker(bind=self.engine)
         self._drop_autocommit_pool()
