@@ -166,11 +166,16 @@ def open_account(session: Session, actor: Actor, data: dict, now: datetime) -> U
 def change_account(
     session: Session, actor: Actor, user_id: int, changes: dict, now: datetime
 ) -> Outcome:
-    """A community admin changes an account of their community: its name, phone, the grids
-    it holds (`grid_codes` replaces them; leading a grid is the grid's `leader_id`), or
-    whether it is active. Switching off one's own account is refused: another admin does."""
+    """A community admin changes an account of their community: its name, phone, role, the
+    grids it holds (`grid_codes` replaces them; leading a grid is the grid's `leader_id`), or
+    whether it is active. One's own role and switching oneself off are refused: another admin
+    does. The audit entry names the fields whose values changed (none: no entry)."""
     user = _hold(session, actor, user_id)
     actor.require_account_admin(user.community_code)
+    before = _facts(user)
+    outcome = Outcome(user)
+    if "role" in changes and changes["role"] != user.role:
+        outcome = _change_role(session, actor, user, changes["role"], now)
     if "display_name" in changes:
         check_name("display_name", changes["display_name"])
         user.display_name = changes["display_name"]
@@ -178,7 +183,6 @@ def change_account(
         user.phone = changes["phone"]
     if "grid_codes" in changes:
         _hold_grids(session, user, changes["grid_codes"])
-    outcome = Outcome(user)
     if "active" in changes and changes["active"] != user.active:
         if changes["active"]:
             user.active = True
@@ -187,10 +191,14 @@ def change_account(
                 raise errors.Conflict(
                     "You cannot switch off your own account; another admin of the community can."
                 )
-            outcome = _switch_off(session, user, actor.user_id, now)
+            switched = _switch_off(session, user, actor.user_id, now)
+            switched.handed_on[:0] = outcome.handed_on  # a role change's first
+            outcome = switched
     session.flush()
-    if changes:
-        _record(session, actor, "update", user, sorted(changes), now)
+    after = _facts(user)
+    changed = sorted(name for name in after if after[name] != before[name])
+    if changed:
+        _record(session, actor, "update", user, changed, now)
     return outcome
 
 
@@ -241,6 +249,70 @@ def _hold(session: Session, actor: Actor, user_id: int) -> User:
     return user
 
 
+def _facts(user: User) -> dict:
+    """What a change may change, to tell which fields it did."""
+    held = sorted(g.code for g in user.grids if g.retired_at is None)
+    return {
+        "display_name": user.display_name,
+        "phone": user.phone,
+        "role": user.role,
+        "grid_codes": held,
+        "active": user.active,
+    }
+
+
+def _change_role(session: Session, actor: Actor, user: User, role: str, now: datetime) -> Outcome:
+    """Make `user` a worker, grid leader or community admin. Its tokens and sessions end (the
+    next sign-in carries the new role); a grid leader still leading grids is refused (their
+    new leader is named first: escalations go to a grid's leader); a community admin holds no
+    grids and does no field work, so the grids held are let go, the tasks held handed on and
+    the shifts still rostered listed for the office to re-roster."""
+    if user.id == actor.user_id:
+        raise errors.Conflict(
+            "You cannot change your own role; another admin of the community can."
+        )
+    if user.role not in MANAGED_ROLES:
+        raise errors.Unprocessable(
+            f"A {user.role}'s role is the district's to change.",
+            errors={"json": {"role": ["Not an account of the community's."]}},
+        )
+    led = sorted(
+        session.scalars(
+            select(Grid.code).where(Grid.leader_id == user.id, Grid.retired_at.is_(None))
+        )
+    )
+    if led and role != "grid_leader":
+        raise errors.Conflict(
+            f"{user.username} leads grid(s) {', '.join(led)}: name their new leader first "
+            "(PATCH /api/v1/grids/{id} with leader_id), then change the role."
+        )
+    user.role = role
+    user.token_version += 1
+    sessions.revoke_others(session, user.id, None, "role changed", now)
+    outcome = Outcome(user)
+    if role not in GRID_ROLES:
+        _replace_grids(session, user, [])
+        session.flush()
+        outcome.handed_on = tasks.hand_on_from_made_admin(
+            session, now, holder_id=user.id, actor_id=actor.user_id
+        )
+        outcome.shifts_ahead = _shifts_ahead(session, user, now)
+    return outcome
+
+
+def _shifts_ahead(session: Session, user: User, now: datetime) -> list[date]:
+    """Days from today that a roster (published or draft) still gives `user` a shift on."""
+    today = now.astimezone(LOCAL).date()
+    return list(
+        session.scalars(
+            select(Shift.date)
+            .where(Shift.worker_id == user.id, Shift.date >= today)
+            .distinct()
+            .order_by(Shift.date)
+        )
+    )
+
+
 def _given(data: dict) -> list[str]:
     return [k for k in ("display_name", "phone", "grid_codes") if data.get(k)]
 
@@ -253,7 +325,10 @@ def _hold_grids(session: Session, user: User, codes: Sequence[str]) -> None:
             f"A {user.role} holds no grids.",
             errors={"json": {"grid_codes": ["Only workers and grid leaders hold grids."]}},
         )
-    grids = _grids_in(session, user.community_code, codes)
+    _replace_grids(session, user, _grids_in(session, user.community_code, codes))
+
+
+def _replace_grids(session: Session, user: User, grids: Sequence[Grid]) -> None:
     in_service = select(Grid.id).where(Grid.retired_at.is_(None))
     session.execute(
         delete(user_grids).where(
@@ -310,15 +385,7 @@ def _switch_off(session: Session, user: User, actor_id: int, now: datetime) -> O
     outcome.handed_on = tasks.hand_on_from_switched_off(
         session, now, holder_id=user.id, actor_id=actor_id
     )
-    today = now.astimezone(LOCAL).date()
-    outcome.shifts_ahead = list(
-        session.scalars(
-            select(Shift.date)
-            .where(Shift.worker_id == user.id, Shift.date >= today)
-            .distinct()
-            .order_by(Shift.date)
-        )
-    )
+    outcome.shifts_ahead = _shifts_ahead(session, user, now)
     return outcome
 
 

@@ -192,7 +192,9 @@ def locate_many(session: Session, scope: Scope, points: Sequence[tuple[float, fl
 def _check_leader(session: Session, leader_id: int | None, community_code: str) -> None:
     if leader_id is None:
         return
-    leader = session.get(User, leader_id)
+    # FOR SHARE: an admin switching the account off or changing its role holds its row;
+    # this waits for that to commit and reads the account as it then is.
+    leader = session.get(User, leader_id, with_for_update={"read": True}, populate_existing=True)
     if leader is None or leader.community_code != community_code:
         raise errors.Unprocessable(
             f"Leader {leader_id} is not a user of community {community_code}.",

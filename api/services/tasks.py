@@ -834,6 +834,8 @@ def _hand_on_reopened(
 
 
 SWITCHED_OFF_NOTE = "原承办人账号已停用"
+# An account made a community admin leaves field work: what it held goes on as a switch-off's.
+MADE_ADMIN_NOTE = "原承办人已调任社区管理员"
 
 
 def hand_on_from_switched_off(
@@ -855,21 +857,59 @@ def hand_on_from_switched_off(
     switched_off = select(User.id).where(User.active.is_(False))
     if holder_id is not None:
         switched_off = switched_off.where(User.id == holder_id)
+    return _hand_on_held(
+        session,
+        now,
+        switched_off,
+        actor_id,
+        skip_locked=holder_id is None,
+        limit=limit,
+        why=SWITCHED_OFF_NOTE,
+        title="停用账号的任务待分派",
+    )
+
+
+def hand_on_from_made_admin(
+    session: Session, now: datetime, *, holder_id: int, actor_id: int | None
+) -> list[tuple[int, int | None]]:
+    """Hand on the open tasks of an account just made a community admin (no longer in the
+    field), as a switch-off does; the (task id, new assignee id or None) of each."""
+    return _hand_on_held(
+        session,
+        now,
+        select(User.id).where(User.id == holder_id),
+        actor_id,
+        skip_locked=False,
+        limit=None,
+        why=MADE_ADMIN_NOTE,
+        title="调任账号的任务待分派",
+    )
+
+
+def _hand_on_held(
+    session: Session,
+    now: datetime,
+    holders,
+    actor_id: int | None,
+    *,
+    skip_locked: bool,
+    limit: int | None,
+    why: str,
+    title: str,
+) -> list[tuple[int, int | None]]:
     held = session.scalars(
         select(Task)
-        .where(Task.status.in_(HELD_STATUSES), Task.assignee_id.in_(switched_off))
+        .where(Task.status.in_(HELD_STATUSES), Task.assignee_id.in_(holders))
         .order_by(Task.id)
         .limit(limit)
-        .with_for_update(skip_locked=holder_id is None)
+        .with_for_update(skip_locked=skip_locked)
     ).all()
     handed = []
     for task in held:
         grid = session.get(Grid, task.grid_id)
-        # The deadline's warning went to the one switched off: the next holder is warned anew.
+        # The deadline's warning went to the former holder: the next holder is warned anew.
         task.warned_at = None
-        assignee = hand_on(
-            session, task, grid, actor_id, now, why=SWITCHED_OFF_NOTE, title="停用账号的任务待分派"
-        )
+        assignee = hand_on(session, task, grid, actor_id, now, why=why, title=title)
         handed.append((task.id, assignee.id if assignee is not None else None))
     return handed
 

@@ -253,6 +253,131 @@ def test_a_grid_of_another_community_is_refused_and_the_grids_held_stay(client, 
     assert me.json["grid_codes"] == [A1]
 
 
+def test_a_patch_that_changes_nothing_writes_no_audit_entry(client, session, world):
+    worker = world.users["worker_a1"]
+    same = {"display_name": worker.display_name, "grid_codes": [A1], "active": True}
+    r = client.patch(f"/api/v1/users/{worker.id}", json=same, headers=world.auth("admin_a"))
+    assert r.status_code == 200, r.json
+    assert session.scalar(select(AuditEntry).where(AuditEntry.resource == "user")) is None
+    r = client.patch(
+        f"/api/v1/users/{worker.id}",
+        json={**same, "grid_codes": [A1, A2]},
+        headers=world.auth("admin_a"),
+    )
+    entry = session.scalar(select(AuditEntry).where(AuditEntry.resource == "user"))
+    assert entry.fields == ["grid_codes"]
+
+
+# --- changing a role ----------------------------------------------------------------------------
+def test_a_worker_made_grid_leader_signs_in_again_and_leads_the_grid_named(client, world):
+    worker, admin = world.users["worker_a2"], world.auth("admin_a")
+    old = world.auth("worker_a2")
+    r = client.patch(f"/api/v1/users/{worker.id}", json={"role": "grid_leader"}, headers=admin)
+    assert r.status_code == 200, r.json
+    assert (r.json["role"], r.json["grid_codes"]) == ("grid_leader", [A2])
+    # The old token carried the old role: it ends, and the next sign-in carries the new one.
+    assert client.get("/api/v1/auth/me", headers=old).status_code == 401
+    signed_in = sign_in(client, "worker_a2")
+    assert signed_in.status_code == 200, signed_in.json
+    headers = {"Authorization": f"Bearer {signed_in.json['access_token']}"}
+    assert client.get("/api/v1/auth/me", headers=headers).json["role"] == "grid_leader"
+    grid = world.grids[A2]
+    r = client.patch(f"/api/v1/grids/{grid.id}", json={"leader_id": worker.id}, headers=admin)
+    assert r.status_code == 200, r.json
+    # A leader looks up the workers of the grids they lead.
+    assert usernames(client.get("/api/v1/users", headers=headers)) == ["leader_a", "worker_a2"]
+
+
+def test_a_leader_still_leading_grids_keeps_the_role_until_they_have_another_leader(
+    client, session, world
+):
+    leader, admin = world.users["leader_a"], world.auth("admin_a")
+    r = client.patch(f"/api/v1/users/{leader.id}", json={"role": "worker"}, headers=admin)
+    assert r.status_code == 409, r.json
+    assert A1 in r.json["detail"] and A2 in r.json["detail"]
+    assert client.get("/api/v1/auth/me", headers=world.auth("leader_a")).json["role"] == (
+        "grid_leader"
+    )
+    for code in (A1, A2):
+        grid = world.grids[code]
+        moved = client.patch(
+            f"/api/v1/grids/{grid.id}",
+            json={"leader_id": world.users["worker_a1"].id},
+            headers=admin,
+        )
+        assert moved.status_code == 200, moved.json
+    r = client.patch(f"/api/v1/users/{leader.id}", json={"role": "worker"}, headers=admin)
+    assert r.status_code == 200, r.json
+    assert (r.json["role"], r.json["led_grid_codes"]) == ("worker", [])
+    entry = session.scalars(
+        select(AuditEntry).where(AuditEntry.resource == "user").order_by(AuditEntry.id.desc())
+    ).first()
+    assert (entry.resource_ids, entry.fields) == ([leader.id], ["role"])
+
+
+def test_made_a_community_admin_a_worker_lets_go_of_grids_tasks_and_shifts(client, session, world):
+    from api.models import Roster, Shift
+    from api.services.weeks import LOCAL, week_of
+
+    worker, leader = world.users["worker_a1"], world.users["leader_a"]
+    task = task_held_by(session, worker)
+    tomorrow = (clock_now() + timedelta(days=1)).astimezone(LOCAL).date()
+    roster = Roster(community_code=A, week=week_of(tomorrow))
+    session.add(roster)
+    session.flush()
+    session.add(
+        Shift(
+            roster_id=roster.id,
+            date=tomorrow,
+            post="B",
+            worker_id=worker.id,
+            grid_id=world.grids[A1].id,
+        )
+    )
+    session.flush()
+    r = client.patch(
+        f"/api/v1/users/{worker.id}",
+        json={"role": "community_admin"},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 200, r.json
+    assert (r.json["role"], r.json["grid_codes"]) == ("community_admin", [])
+    assert r.json["tasks_handed_on"] == [{"task_id": task.id, "assignee_id": leader.id}]
+    assert r.json["shifts_ahead"] == [tomorrow.isoformat()]
+    session.refresh(task)
+    assert (task.assignee_id, task.status) == (leader.id, "dispatched")
+    signed_in = sign_in(client, "worker_a1").json
+    headers = {"Authorization": f"Bearer {signed_in['access_token']}"}
+    # Now the community's admin: every account of it.
+    assert "worker_a2" in usernames(client.get("/api/v1/users", headers=headers))
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "field"),
+    [
+        ({"role": "district_viewer"}, 422, "role"),
+        ({"role": "community_admin", "grid_codes": [A1]}, 422, "grid_codes"),
+    ],
+)
+def test_a_bad_role_change_is_refused_and_changes_nothing(client, world, change, status, field):
+    worker = world.users["worker_a1"]
+    r = client.patch(f"/api/v1/users/{worker.id}", json=change, headers=world.auth("admin_a"))
+    assert r.status_code == status and field in str(r.json["errors"]), r.json
+    me = client.get("/api/v1/auth/me", headers=world.auth("worker_a1"))
+    assert (me.status_code, me.json["role"], me.json["grid_codes"]) == (200, "worker", [A1])
+
+
+def test_an_admin_cannot_change_their_own_role(client, world):
+    admin = world.users["admin_a"]
+    r = client.patch(
+        f"/api/v1/users/{admin.id}", json={"role": "worker"}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 409, r.json
+    assert client.get("/api/v1/auth/me", headers=world.auth("admin_a")).json["role"] == (
+        "community_admin"
+    )
+
+
 # --- switching an account off -------------------------------------------------------------------
 def test_switching_off_ends_every_sign_in_push_device_and_calendar_link(client, session, world):
     worker = world.users["worker_a1"]

@@ -78,7 +78,11 @@ class UserById(MethodView):
         `active: false` switches it off at once: its tokens, sessions, calendar link and push
         devices end, the tasks it held go to whom dispatch picks today (or wait unassigned,
         their overseers told), listed in `tasks_handed_on`; `shifts_ahead` lists the days a
-        roster still gives it. Your own account is switched off by another admin.
+        roster still gives it. A new `role` ends its sign-ins (the next carries the role);
+        a grid leader who still leads grids keeps the role until those grids have another
+        leader (409); made a community admin, it lets go of its grids and its tasks and
+        shifts are handed on and listed as for a switch-off. Your own account is switched
+        off, and your role changed, by another admin.
         """
         outcome = accounts.change_account(db.session, _actor(), user_id, changes, now())
         db.session.commit()

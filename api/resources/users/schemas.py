@@ -73,11 +73,17 @@ class HandedOnSchema(Schema):
 class AccountChangeSchema(UserAccountSchema):
     tasks_handed_on = ma.fields.Method(
         "_handed_on",
-        metadata={"description": "Switched off: the tasks it held, and who holds them now"},
+        metadata={
+            "description": "Switched off or made an admin: the tasks it held, and who holds "
+            "them now"
+        },
     )
     shifts_ahead = ma.fields.List(
         ma.fields.Date(),
-        metadata={"description": "Switched off: days a roster still gives it a shift (re-roster)"},
+        metadata={
+            "description": "Switched off or made an admin: days a roster still gives it a "
+            "shift (re-roster)"
+        },
     )
 
     def _handed_on(self, outcome) -> list[dict]:
@@ -106,6 +112,14 @@ class UserCreateSchema(Schema):
 class UserPatchSchema(Schema):
     display_name = name_field()
     phone = _PHONE
+    role = ma.fields.String(
+        validate=ma.validate.OneOf(MANAGED_ROLES),
+        metadata={
+            "description": "A new role ends the account's sign-ins (the next one carries it); "
+            "a grid leader still leading grids is refused (409: name their new leader first); "
+            "made a community admin, it lets go of its grids and its tasks are handed on"
+        },
+    )
     grid_codes = _GRID_CODES
     active = Boolean(
         metadata={
