@@ -149,7 +149,7 @@ def _one_signing_key() -> None:
     import os
     import secrets
 
-    from api.settings import load_config
+    from api.settings import key_list, load_config
 
     production = load_config()["GRIDWORK_ENV"] != "development"
     key = os.environ.get("GRIDWORK_SECRET_KEY")
@@ -159,6 +159,15 @@ def _one_signing_key() -> None:
             f"GRIDWORK_SECRET_KEY is {len(key)} characters: a signing key needs at least "
             f"{MIN_SECRET_CHARS} (`gridwork security new-key` makes one)."
         )
+    for name in ("GRIDWORK_SECRET_KEY_FALLBACKS", "GRIDWORK_JWT_SECRET_FALLBACKS"):
+        # A fallback verifies as the key does: a guessable one would let a forged token in.
+        olds = key_list(os.environ.get(name)) if production else []
+        for n, old in enumerate(olds, 1):
+            if len(old) < MIN_SECRET_CHARS:
+                raise click.ClickException(
+                    f"{name}: key {n} of {len(olds)} is {len(old)} characters: a signing "
+                    f"key needs at least {MIN_SECRET_CHARS}, an old one too."
+                )
     if key:
         return
     if production:

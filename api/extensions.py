@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from copy import deepcopy
+from types import SimpleNamespace
 from typing import Any
 
 import flask_smorest
@@ -16,6 +17,7 @@ from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
 from flask_jwt_extended.config import config as jwt_config
 from flask_jwt_extended.default_callbacks import default_decode_key_callback
 from flask_smorest.utils import prepare_response
+from jwt import InvalidSignatureError
 from werkzeug.routing import IntegerConverter
 
 from api import errors
@@ -293,17 +295,22 @@ Page = flask_smorest.Page
 
 
 class VerifiedTokens(JWTManager):
-    """A JWTManager that verifies a token's signature once, not on every request.
+    """A JWTManager that verifies a token's signature once, not on every request, and accepts
+    a token signed with a previous key while that key is listed in JWT_SECRET_KEY_FALLBACKS.
 
     flask-jwt-extended decodes a token three times a request (its claims unverified, its header,
     then both verified): ~0.2 ms, a tenth of a small map tile's request. A map session sends
-    one token with dozens of tiles. The verified claims are kept per token text and key; a
-    token found here is checked for expiry (as PyJWT would: `exp` with the leeway), and the
-    rest of the verification runs as before: revocation, the session, the user and its token
-    version are asked of the database on every request (`api.auth`), as is expiry by the app's
-    clock. Only the plain path is kept (no CSRF value, expired tokens not allowed, the key
-    from the configuration). It overrides a method of flask-jwt-extended 4 (pinned below 5);
-    tests/api/test_request_overhead.py fails if it is no longer called."""
+    one token with dozens of tiles. The verified claims are kept per token text and keys (the
+    current one and the fallbacks: a token verified under a fallback is verified again once
+    the fallback is gone); a token found here is checked for expiry (as PyJWT would: `exp` with
+    the leeway), and the rest of the verification runs as before: revocation, the session, the
+    user and its token version are asked of the database on every request (`api.auth`), as is
+    expiry by the app's clock. Only the plain path is kept (no CSRF value, expired tokens not
+    allowed, the key from the configuration). It overrides a method of flask-jwt-extended 4
+    (pinned below 5); tests/api/test_request_overhead.py fails if it is no longer called.
+
+    New tokens are signed with JWT_SECRET_KEY only (flask-jwt-extended's encoding is left as
+    it is). An app with a decode key loader of its own chooses its key itself: no fallbacks."""
 
     SIZE = 4096
 
@@ -313,15 +320,15 @@ class VerifiedTokens(JWTManager):
         self._lock = threading.Lock()
 
     def _decode_jwt_from_config(self, encoded_token, csrf_value=None, allow_expired=False):
-        if (
-            csrf_value is not None
-            or allow_expired
-            or self._decode_key_callback is not default_decode_key_callback
-        ):
+        if self._decode_key_callback is not default_decode_key_callback:
             return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
+        fallbacks = tuple(current_app.config.get("JWT_SECRET_KEY_FALLBACKS") or ())
+        if csrf_value is not None or allow_expired:
+            return _decode_any_key(encoded_token, fallbacks, csrf_value, allow_expired)
         key = (
             encoded_token,
             jwt_config.decode_key,
+            fallbacks,
             tuple(jwt_config.decode_algorithms),
             jwt_config.decode_audience
             if isinstance(jwt_config.decode_audience, str | None)
@@ -333,12 +340,36 @@ class VerifiedTokens(JWTManager):
             exp = claims.get("exp")
             if exp is None or exp > time.time() - jwt_config.leeway:
                 return dict(claims)
-        claims = super()._decode_jwt_from_config(encoded_token)  # raises when refused
+        claims = _decode_any_key(encoded_token, fallbacks)  # raises when refused
         with self._lock:
             if len(self._verified) >= self.SIZE:
                 self._verified.pop(next(iter(self._verified)))
             self._verified[key] = dict(claims)
         return claims
+
+
+def _decode_any_key(
+    encoded_token: str, fallbacks: tuple[str, ...], csrf_value=None, allow_expired=False
+) -> dict:
+    """The token decoded under the current key or, while its signature is what is refused,
+    under each fallback in turn. Any other refusal ends the search (a malformed token, or one
+    whose signature was good and which has expired); the last key's refusal is the answer."""
+    *first, last = (jwt_config.decode_key, *fallbacks)
+    for secret in first:
+        try:
+            return _decode_under(secret, encoded_token, csrf_value, allow_expired)
+        except InvalidSignatureError:
+            continue  # signed with another key, perhaps the next
+    return _decode_under(last, encoded_token, csrf_value, allow_expired)
+
+
+def _decode_under(secret: str, encoded_token: str, csrf_value, allow_expired: bool) -> dict:
+    """flask-jwt-extended 4's own decode with `secret` as the key: its checks, and the header
+    and claims it hangs on an expired token's error for the expired-token callback. The method
+    reads nothing of its manager but the decode key callback (its loader picks one key, PyJWT
+    takes one): here a stand-in manager whose callback answers `secret`."""
+    manager = SimpleNamespace(_decode_key_callback=lambda _header, _claims: secret)
+    return JWTManager._decode_jwt_from_config(manager, encoded_token, csrf_value, allow_expired)
 
 
 db = Database()

@@ -169,20 +169,30 @@ def _audit_replay(resource: str, body: str | bytes | None) -> None:
 # household's address, point and phone, and a dump holds all but the phone in clear, so an
 # unkeyed hash gave the phone back to a search over a prefix's ~10^9 numbers. Hashes kept
 # before (64 hex digits, unkeyed) are compared as they were until their 24 hours are over.
+# A new hash is keyed with SECRET_KEY; a kept one also matches under SECRET_KEY_FALLBACKS,
+# so a retry across a key rotation gets its first answer, not a 422.
 _KEYED = "k1:"
 
 
 def _request_hash() -> str:
     """What makes two requests the same one, keyed: see `_KEYED`."""
-    digest = _request_digest()
-    secret = current_app.config["SECRET_KEY"].encode()
-    keyed = hmac.new(secret, digest.digest(), hashlib.sha256).digest()
+    return _keyed(_request_digest().digest(), current_app.config["SECRET_KEY"])
+
+
+def _keyed(digest: bytes, secret: str) -> str:
+    keyed = hmac.new(secret.encode(), digest, hashlib.sha256).digest()
     return _KEYED + base64.urlsafe_b64encode(keyed).decode().rstrip("=")
 
 
 def _same_request(stored: str, digest: str) -> bool:
     if stored.startswith(_KEYED):
-        return hmac.compare_digest(stored, digest)
+        if hmac.compare_digest(stored, digest):
+            return True
+        fallbacks = current_app.config.get("SECRET_KEY_FALLBACKS") or ()
+        if not fallbacks:
+            return False
+        plain = _request_digest().digest()  # read again (a register's file) only here
+        return any(hmac.compare_digest(stored, _keyed(plain, old)) for old in fallbacks)
     return hmac.compare_digest(stored, _request_digest().hexdigest())  # kept unkeyed, before
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +14,9 @@ DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/gridwork"
 _ENV: dict[str, tuple[str, Any]] = {
     "DATABASE_URL": ("DATABASE_URL", str),
     "GRIDWORK_SECRET_KEY": ("SECRET_KEY", str),
+    "GRIDWORK_SECRET_KEY_FALLBACKS": ("SECRET_KEY_FALLBACKS", str),
     "GRIDWORK_JWT_SECRET": ("JWT_SECRET_KEY", str),
+    "GRIDWORK_JWT_SECRET_FALLBACKS": ("JWT_SECRET_KEY_FALLBACKS", str),
     "GRIDWORK_ACCESS_TOKEN_MINUTES": ("ACCESS_TOKEN_MINUTES", int),
     "GRIDWORK_REFRESH_TOKEN_DAYS": ("REFRESH_TOKEN_DAYS", int),
     "GRIDWORK_MAX_UPLOAD_MB": ("MAX_UPLOAD_MB", int),
@@ -73,6 +75,16 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def key_list(keys: str | Iterable[str] | None) -> list[str]:
+    """Keys given comma-separated (an environment variable) or as a list: trimmed, empty
+    entries dropped."""
+    if keys is None:
+        return []
+    if isinstance(keys, str):
+        keys = keys.split(",")
+    return [key.strip() for key in keys if key.strip()]
+
+
 def _check_database_url(url: str) -> str:
     if not url.startswith("postgresql+psycopg://"):
         scheme = url.partition("://")[0] if "://" in url else url[:20]  # never a password
@@ -88,7 +100,13 @@ class Config:
 
     DATABASE_URL = DEFAULT_DATABASE_URL
     SECRET_KEY: str | None = None
+    # Previous signing keys, most recent first (Flask's SECRET_KEY_FALLBACKS): what was signed
+    # with them (tokens, calendar feed URLs, kept idempotency keys) still verifies; nothing new
+    # is signed with them. A key rotation (docs/security.md) lists the old key here for a while.
+    SECRET_KEY_FALLBACKS: list[str] = []
+    # The tokens' signing key, SECRET_KEY unless set; its fallbacks are SECRET_KEY's then.
     JWT_SECRET_KEY: str | None = None
+    JWT_SECRET_KEY_FALLBACKS: list[str] = []
     ACCESS_TOKEN_MINUTES = 60
     REFRESH_TOKEN_DAYS = 30
     MAX_UPLOAD_MB = 20
@@ -203,7 +221,17 @@ def load_config(test_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     # Without configured secrets every process start invalidates tokens: fine for a demo,
     # never silently shared between deployments.
     cfg["SECRET_KEY"] = cfg["SECRET_KEY"] or secrets.token_hex(32)
-    cfg["JWT_SECRET_KEY"] = cfg["JWT_SECRET_KEY"] or cfg["SECRET_KEY"]
+    cfg["SECRET_KEY_FALLBACKS"] = key_list(cfg["SECRET_KEY_FALLBACKS"])
+    cfg["JWT_SECRET_KEY_FALLBACKS"] = key_list(cfg["JWT_SECRET_KEY_FALLBACKS"])
+    if not cfg["JWT_SECRET_KEY"]:
+        if cfg["JWT_SECRET_KEY_FALLBACKS"]:
+            raise ConfigError(
+                "GRIDWORK_JWT_SECRET_FALLBACKS is set without GRIDWORK_JWT_SECRET: tokens are "
+                "signed with GRIDWORK_SECRET_KEY, whose old keys go in "
+                "GRIDWORK_SECRET_KEY_FALLBACKS."
+            )
+        cfg["JWT_SECRET_KEY"] = cfg["SECRET_KEY"]
+        cfg["JWT_SECRET_KEY_FALLBACKS"] = list(cfg["SECRET_KEY_FALLBACKS"])
     cfg["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=cfg["ACCESS_TOKEN_MINUTES"])
     cfg["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=cfg["REFRESH_TOKEN_DAYS"])
     cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_UPLOAD_MB"] * 1024 * 1024

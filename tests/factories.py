@@ -88,6 +88,27 @@ def build_app(database_url: str, **overrides) -> Flask:
     return create_app({**TEST_SETTINGS, "DATABASE_URL": database_url, **overrides})
 
 
+# The signing key a rotation moves to from TEST_SETTINGS' (whose key then becomes a fallback).
+ROTATED_SECRET_KEY = "rotated-test-secret-key-with-enough-length-for-hs256"
+
+
+def restart_with_rotated_key(database_url: str, connection, *, keep_old: bool, **overrides):
+    """The API started again on the test's connection with ROTATED_SECRET_KEY, the test key
+    kept as its fallback (GRIDWORK_SECRET_KEY_FALLBACKS) or dropped: what users hold (tokens,
+    feed URLs, kept idempotency keys) was signed by the app that ran before."""
+    from api.extensions import db
+
+    fallbacks = [TEST_SETTINGS["SECRET_KEY"]] if keep_old else []
+    app = build_app(
+        database_url,
+        SECRET_KEY=ROTATED_SECRET_KEY,
+        SECRET_KEY_FALLBACKS=fallbacks,
+        **overrides,
+    )
+    db.bind(connection)
+    return app
+
+
 @dataclass
 class World:
     app: Flask

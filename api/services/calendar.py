@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -29,8 +30,10 @@ VTIMEZONE = (
 )
 
 
-def _serializer(secret: str) -> URLSafeSerializer:
-    return URLSafeSerializer(secret, salt=SALT)
+def _serializer(secret: str, fallbacks: Sequence[str] = ()) -> URLSafeSerializer:
+    """Signs with `secret`; verifies with it or any of `fallbacks` (previous keys, most recent
+    first: itsdangerous takes its keys oldest first and signs with the last)."""
+    return URLSafeSerializer([*reversed(fallbacks), secret], salt=SALT)
 
 
 def _feed(session: Session, user_id: int) -> CalendarFeed:
@@ -55,11 +58,18 @@ def revoke(session: Session, user: User) -> None:
     session.flush()
 
 
-def verify(session: Session, worker_id: int, token: str | None, secret: str) -> User:
-    """The worker the token opens the feed of; 403 for a bad, foreign or revoked token."""
+def verify(
+    session: Session,
+    worker_id: int,
+    token: str | None,
+    secret: str,
+    fallbacks: Sequence[str] = (),
+) -> User:
+    """The worker the token opens the feed of; 403 for a bad, foreign or revoked token. A
+    token signed with one of `fallbacks` (a rotated key's predecessors) still opens it."""
     refused = errors.Forbidden("This calendar link is not valid (revoked or mistyped).")
     try:
-        payload = _serializer(secret).loads(token or "")
+        payload = _serializer(secret, fallbacks).loads(token or "")
     except BadSignature as exc:
         raise refused from exc
     if not isinstance(payload, dict) or payload.get("u") != worker_id:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from flask_jwt_extended import create_access_token
 from sqlalchemy import select
 
+from api.auth import claims_for
 from api.models import AuthSession, LoginAttempt, RevokedToken
 from api.services import audit, sessions
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, build_app, restart_with_rotated_key
 
 
 def sign_in(client, username="worker_a1", password=PASSWORD):
@@ -235,3 +237,76 @@ def test_purge_removes_sign_in_attempts_past_six_months_and_keeps_the_rest(sessi
     assert audit.purge_login_attempts(session, now) == 2
     kept = session.scalars(select(LoginAttempt.at).order_by(LoginAttempt.at.desc())).all()
     assert [(now - at).days for at in kept] == [10, 182]
+
+
+# --- a rotated signing key (GRIDWORK_SECRET_KEY_FALLBACKS) -----------------------------------
+def test_a_token_signed_with_the_old_key_works_while_it_is_a_fallback(
+    client, world, database_url, connection
+):
+    tokens = sign_in(client)
+    app = restart_with_rotated_key(database_url, connection, keep_old=True)
+    assert me(app.test_client(), tokens["access_token"]).status_code == 200
+
+
+def test_a_token_signed_with_the_old_key_is_401_without_the_fallback(
+    client, world, database_url, connection
+):
+    tokens = sign_in(client)
+    app = restart_with_rotated_key(database_url, connection, keep_old=False)
+    response = me(app.test_client(), tokens["access_token"])
+    assert response.status_code == 401
+    assert "Signature verification failed" in response.json["detail"]
+
+
+def test_a_refresh_token_signed_with_the_old_key_refreshes_to_tokens_of_the_new_key(
+    client, world, database_url, connection
+):
+    """The refresh token is the longest-lived thing signed (REFRESH_TOKEN_DAYS): what it is
+    exchanged for is signed with the new key only, and outlives the fallback."""
+    tokens = sign_in(client)
+    rotated = restart_with_rotated_key(database_url, connection, keep_old=True)
+    fresh = refresh(rotated.test_client(), tokens["refresh_token"])
+    assert fresh.status_code == 200
+    app = restart_with_rotated_key(database_url, connection, keep_old=False)
+    assert me(app.test_client(), fresh.json["access_token"]).status_code == 200
+    assert refresh(app.test_client(), fresh.json["refresh_token"]).status_code == 200
+
+
+def test_a_revoked_token_signed_with_the_old_key_stays_revoked(
+    client, world, database_url, connection
+):
+    tokens = sign_in(client)
+    client.post("/api/v1/auth/logout", json={}, headers=bearer(tokens["access_token"]))
+    app = restart_with_rotated_key(database_url, connection, keep_old=True)
+    assert me(app.test_client(), tokens["access_token"]).status_code == 401
+    assert refresh(app.test_client(), tokens["refresh_token"]).status_code == 401
+
+
+def test_an_expired_token_signed_with_the_old_key_is_told_expired(
+    app, world, database_url, connection
+):
+    user = world.users["worker_a1"]
+    with app.app_context():
+        token = create_access_token(
+            user, additional_claims=claims_for(user), expires_delta=timedelta(seconds=-1)
+        )
+    rotated = restart_with_rotated_key(database_url, connection, keep_old=True)
+    response = me(rotated.test_client(), token)
+    assert response.status_code == 401
+    assert response.json["type"].endswith("/token-expired")
+
+
+def test_a_separate_jwt_secret_falls_back_to_its_own_old_keys(
+    client, world, database_url, connection
+):
+    """GRIDWORK_JWT_SECRET_FALLBACKS, read only beside a GRIDWORK_JWT_SECRET of its own."""
+    from api.extensions import db
+
+    old, new = "old-jwt-secret-" + "o" * 32, "new-jwt-secret-" + "n" * 32
+    signing = build_app(database_url, JWT_SECRET_KEY=old)
+    db.bind(connection)
+    tokens = sign_in(signing.test_client())
+    for fallbacks, status in (([old], 200), ([], 401)):
+        app = build_app(database_url, JWT_SECRET_KEY=new, JWT_SECRET_KEY_FALLBACKS=fallbacks)
+        db.bind(connection)
+        assert me(app.test_client(), tokens["access_token"]).status_code == status

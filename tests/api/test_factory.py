@@ -3,7 +3,7 @@
 import pytest
 
 from api import create_app, crypto
-from api.settings import load_config, normalise_database_url
+from api.settings import ConfigError, load_config, normalise_database_url
 
 
 def test_test_config_overrides_defaults(app):
@@ -36,6 +36,55 @@ def test_a_development_deployment_may_run_on_the_development_key(database_url, m
 def test_database_url_from_environment_gets_the_psycopg_driver(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://u@db:5432/x")
     assert load_config()["DATABASE_URL"] == "postgresql+psycopg://u@db:5432/x"
+
+
+# --- signing keys and their fallbacks (a rotation) ---------------------------------------------
+@pytest.fixture()
+def signing_env(monkeypatch):
+    """An environment without signing keys but those a test sets."""
+    for name in (
+        "GRIDWORK_SECRET_KEY",
+        "GRIDWORK_SECRET_KEY_FALLBACKS",
+        "GRIDWORK_JWT_SECRET",
+        "GRIDWORK_JWT_SECRET_FALLBACKS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_secret_key_fallbacks_are_a_comma_separated_list_trimmed(signing_env):
+    signing_env.setenv("GRIDWORK_SECRET_KEY_FALLBACKS", " old-key-2 ,, old-key-1 ,")
+    assert load_config()["SECRET_KEY_FALLBACKS"] == ["old-key-2", "old-key-1"]
+
+
+def test_without_fallbacks_only_the_current_key_verifies(signing_env):
+    config = load_config()
+    assert config["SECRET_KEY_FALLBACKS"] == []
+    assert config["JWT_SECRET_KEY_FALLBACKS"] == []
+
+
+def test_tokens_signed_with_the_secret_key_fall_back_to_its_fallbacks(signing_env):
+    signing_env.setenv("GRIDWORK_SECRET_KEY", "current-key")
+    signing_env.setenv("GRIDWORK_SECRET_KEY_FALLBACKS", "old-key")
+    config = load_config()
+    assert config["JWT_SECRET_KEY"] == "current-key"
+    assert config["JWT_SECRET_KEY_FALLBACKS"] == ["old-key"]
+
+
+def test_a_separate_jwt_secret_has_fallbacks_of_its_own(signing_env):
+    signing_env.setenv("GRIDWORK_SECRET_KEY_FALLBACKS", "old-key")
+    signing_env.setenv("GRIDWORK_JWT_SECRET", "current-jwt-key")
+    signing_env.setenv("GRIDWORK_JWT_SECRET_FALLBACKS", "old-jwt-key")
+    config = load_config()
+    assert config["SECRET_KEY_FALLBACKS"] == ["old-key"]
+    assert config["JWT_SECRET_KEY_FALLBACKS"] == ["old-jwt-key"]
+
+
+def test_jwt_fallbacks_without_a_jwt_secret_are_refused(signing_env):
+    """Tokens are then signed with GRIDWORK_SECRET_KEY: the old keys listed would be ignored."""
+    signing_env.setenv("GRIDWORK_JWT_SECRET_FALLBACKS", "old-jwt-key")
+    with pytest.raises(ConfigError, match="GRIDWORK_SECRET_KEY_FALLBACKS"):
+        load_config()
 
 
 def test_normalise_keeps_an_explicit_driver():

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from api.models import Household, IdempotencyKey, Task
 from tests.api.test_households import csv_file
-from tests.factories import A1, centre
+from tests.factories import A1, bearer, centre, restart_with_rotated_key
 
 KEY = {"Idempotency-Key": "phone-7c0e-0001"}
 
@@ -251,3 +251,53 @@ def test_a_key_kept_before_the_hash_was_keyed_still_replays(client, world, sessi
         "/api/v1/households", data=raw, headers=headers, content_type="application/json"
     )
     assert again.status_code == 201 and again.json == first.json
+
+
+# --- a rotated GRIDWORK_SECRET_KEY ------------------------------------------------------------
+def household_after_restart(app, world, user="admin_a"):
+    """The same create sent to a restarted app, signed in there (a phone's outbox retrying)."""
+    with app.app_context():
+        headers = bearer(world.users[user])
+    lon, lat = centre(A1)
+    body = {"building": "9", "room": "101", "lon": lon, "lat": lat}
+    return app.test_client().post("/api/v1/households", json=body, headers={**headers, **KEY})
+
+
+def test_a_retry_after_a_key_rotation_gets_the_first_answer_while_the_old_key_is_a_fallback(
+    client, world, session, database_url, connection
+):
+    """The kept request hash is keyed with GRIDWORK_SECRET_KEY: after a rotation the retry's
+    hash differs, and the phone's outbox took the 422 as a permanent failure."""
+    first = household(client, world)
+    before = count(session, Household)
+    app = restart_with_rotated_key(database_url, connection, keep_old=True)
+    again = household_after_restart(app, world)
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == first.json
+    assert count(session, Household) == before
+
+
+def test_a_retry_after_a_key_rotation_without_the_old_key_is_422(
+    client, world, session, database_url, connection
+):
+    household(client, world)
+    before = count(session, Household)
+    app = restart_with_rotated_key(database_url, connection, keep_old=False)
+    again = household_after_restart(app, world)
+    assert again.status_code == 422
+    assert "another request" in again.json["detail"]
+    assert count(session, Household) == before
+
+
+def test_a_key_kept_after_a_rotation_is_hashed_with_the_new_key(
+    world, session, database_url, connection
+):
+    """Only the check falls back: once the old key is dropped, what was kept since replays."""
+    rotated = restart_with_rotated_key(database_url, connection, keep_old=True)
+    first = household_after_restart(rotated, world)
+    assert first.status_code == 201
+    app = restart_with_rotated_key(database_url, connection, keep_old=False)
+    again = household_after_restart(app, world)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == first.json

@@ -16,7 +16,7 @@ from flask_jwt_extended import create_access_token
 from jwt.api_jws import PyJWS
 
 from api.auth import claims_for
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, TEST_SETTINGS
 
 
 def verifications(monkeypatch) -> list[str]:
@@ -55,6 +55,35 @@ def test_a_token_verified_under_one_key_is_refused_once_the_key_changes(app, cli
     headers = world.auth("worker_a1")
     assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
     app.config["JWT_SECRET_KEY"] = "a-new-signing-key-" + "x" * 32
+    response = client.get("/api/v1/auth/me", headers=headers)
+    assert response.status_code == 401
+    assert "Signature verification failed" in response.json["detail"]
+
+
+def test_a_token_signed_with_a_fallback_key_is_verified_on_its_first_request_only(
+    app, client, world, monkeypatch
+):
+    headers = world.auth("worker_a1")
+    app.config["JWT_SECRET_KEY"] = "a-new-signing-key-" + "x" * 32
+    app.config["JWT_SECRET_KEY_FALLBACKS"] = [TEST_SETTINGS["SECRET_KEY"]]
+    seen = verifications(monkeypatch)
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
+    first = len(seen)
+    for _ in range(2):
+        assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
+    assert len(seen) == first
+
+
+def test_a_token_verified_under_a_fallback_key_is_refused_once_the_fallback_is_dropped(
+    app, client, world
+):
+    """The kept verification is keyed by the fallbacks too: one kept while the old key was
+    listed does not outlive the listing."""
+    headers = world.auth("worker_a1")
+    app.config["JWT_SECRET_KEY"] = "a-new-signing-key-" + "x" * 32
+    app.config["JWT_SECRET_KEY_FALLBACKS"] = [TEST_SETTINGS["SECRET_KEY"]]
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
+    app.config["JWT_SECRET_KEY_FALLBACKS"] = []
     response = client.get("/api/v1/auth/me", headers=headers)
     assert response.status_code == 401
     assert "Signature verification failed" in response.json["detail"]

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from api.services.calendar import escape, fold
-from tests.factories import PASSWORD, make_roster_community
+from tests.factories import PASSWORD, bearer, make_roster_community, restart_with_rotated_key
 
 WEEK = "2026-W48"
 # The app's clock (FIXED_NOW) in that week: the feed lists the last four weeks and what is ahead.
@@ -180,6 +180,37 @@ def test_a_revoked_feed_url_stops_working(client, community):
     parts = urlsplit(fresh["url"])
     assert client.get(f"{parts.path}?{parts.query}").status_code == 200
     assert fresh["webcal_url"].startswith("webcal://")
+
+
+# --- a rotated GRIDWORK_SECRET_KEY: a phone calendar subscribed once keeps its URL ----------
+def test_a_feed_url_signed_with_the_old_key_works_while_it_is_a_fallback(
+    client, community, database_url, connection
+):
+    c = community
+    old = feed_path(client, c, c.workers[1])
+    app = restart_with_rotated_key(database_url, connection, keep_old=True, FIXED_NOW=IN_WEEK)
+    assert app.test_client().get(old).status_code == 200
+
+
+def test_a_feed_url_signed_with_the_old_key_stops_working_once_the_fallback_is_dropped(
+    client, community, database_url, connection
+):
+    c = community
+    old = feed_path(client, c, c.workers[1])
+    app = restart_with_rotated_key(database_url, connection, keep_old=False, FIXED_NOW=IN_WEEK)
+    assert app.test_client().get(old).status_code == 403
+
+
+def test_a_feed_url_handed_out_after_a_rotation_is_signed_with_the_new_key(
+    community, database_url, connection
+):
+    c = community
+    rotated = restart_with_rotated_key(database_url, connection, keep_old=True, FIXED_NOW=IN_WEEK)
+    with rotated.app_context():  # signed in on the restarted app
+        headers = bearer(c.workers[1])
+    path = feed_path(rotated.test_client(), c, c.workers[1], headers)
+    app = restart_with_rotated_key(database_url, connection, keep_old=False, FIXED_NOW=IN_WEEK)
+    assert app.test_client().get(path).status_code == 200
 
 
 def change_password(client, c, worker, current=PASSWORD):

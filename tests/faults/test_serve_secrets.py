@@ -97,6 +97,22 @@ def test_a_production_server_without_a_strong_signing_key_does_not_start(seeded:
     assert "Booting worker" not in done.stderr
 
 
+@pytest.mark.parametrize("name", ["GRIDWORK_SECRET_KEY_FALLBACKS", "GRIDWORK_JWT_SECRET_FALLBACKS"])
+def test_a_production_server_with_a_weak_old_key_does_not_start(seeded: Seeded, name):
+    """A fallback verifies as the key does: a token forged with a guessable old key would be
+    accepted. The message names the setting and the entry, never a key."""
+    env = process_env(seeded.url, GRIDWORK_ENV="production")
+    env[name] = "old-key-long-enough-" + "o" * 32 + ", old-short-key"
+    if name == "GRIDWORK_JWT_SECRET_FALLBACKS":
+        env["GRIDWORK_JWT_SECRET"] = "jwt-key-long-enough-" + "j" * 32
+    done = subprocess.run(
+        [*SERVE, "--port", "1"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=20
+    )
+    assert done.returncode != 0
+    assert f"{name}" in done.stderr and "old-short-key" not in done.stderr
+    assert "Booting worker" not in done.stderr
+
+
 def _wait_healthy(server: ApiServer, timeout: float = 60) -> None:
     import urllib.request
 

@@ -348,8 +348,14 @@ class WorkerFeed(MethodView):
     @feed_blp.response(200, content_type="text/calendar")
     def get(self, args, worker_id):
         """A worker's published shifts as iCalendar (RFC 5545); the token replaces sign-in"""
-        secret = current_app.config["SECRET_KEY"]
-        worker = calendar.verify(db.session, worker_id, args["token"], secret)
+        config = current_app.config
+        worker = calendar.verify(
+            db.session,
+            worker_id,
+            args["token"],
+            config["SECRET_KEY"],
+            config["SECRET_KEY_FALLBACKS"],
+        )
         shifts = calendar.worker_shifts(db.session, worker, _now().astimezone(LOCAL).date())
         body = calendar.render(db.session, worker, shifts, request.host.split(":")[0])
         return Response(body, mimetype="text/calendar", headers={"Cache-Control": "private"})
