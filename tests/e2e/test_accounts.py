@@ -247,13 +247,158 @@ def test_switching_a_worker_off_shows_the_task_handed_on_and_to_whom(page, made,
     assert page.locator("#outcome .shifts-ahead li").all_inner_texts() == [shift_day]
     wait_cell(page, username, "state", "已停用")
     screenshot(page, "accounts-switched-off")
-    # ...and on again: the row says so, and the worker signs in.
+    # ...and on again (once confirmed): the row says so, and the worker signs in.
     row(page, username).locator("button[data-action=switch-on]").click()
+    page.click("#confirm-yes")
     wait_cell(page, username, "state", "在用")
     r = page.request.post(
         "/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD}
     )
     assert r.status == 200
+
+
+def test_switching_an_account_on_again_asks_first(page, made, e2e_engine):
+    from api.models import User
+
+    open_accounts(page)
+    ready(page)
+    username = open_worker_by_api(page, made, "回来了")
+    page.reload()
+    ready(page)
+    user_id = row(page, username).get_attribute("data-id")
+    assert api_as_admin(page, "PATCH", f"/api/v1/users/{user_id}", {"active": False}).ok
+    page.reload()
+    ready(page)
+    row(page, username).locator("button[data-action=switch-on]").click()
+    confirm = page.locator("#confirm-dialog")
+    confirm.wait_for()
+    assert "登录" in confirm.inner_text()
+    assert "danger" not in (page.get_attribute("#confirm-yes", "class") or "")  # lighter
+    confirm.locator("button.cancel").click()
+    assert confirm.is_visible() is False
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(User.active).where(User.username == username)) is False
+    assert row(page, username).locator("td.state").inner_text() == "已停用"
+    row(page, username).locator("button[data-action=switch-on]").click()
+    page.click("#confirm-yes")
+    wait_cell(page, username, "state", "在用")
+    assert "重新启用" in page.inner_text("#status")
+
+
+def test_an_admin_makes_a_worker_an_admin_after_confirming_and_sees_what_was_handed_on(
+    page, made, e2e_engine
+):
+    open_accounts(page)
+    ready(page)
+    username = open_worker_by_api(page, made, "调任者")
+    task_id = hold_task(e2e_engine, made, username, DEMO_GRID, "调任前的任务")
+    shift_day = rostered(e2e_engine, made, username)
+    signed_in = page.request.post(
+        "/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD}
+    )
+    their_token = signed_in.json()["access_token"]
+    page.reload()
+    ready(page)
+    user_id = row(page, username).get_attribute("data-id")
+    row(page, username).locator("button[data-action=edit]").click()
+    form = page.locator("#account-form")
+    form.locator("select[name=role]").select_option("community_admin")
+    assert form.locator("#grid-options").is_visible() is False  # an admin holds no grids
+    form.locator("button[type=submit]").click()
+    confirm = page.locator("#confirm-dialog")
+    confirm.wait_for()
+    said = confirm.inner_text()
+    assert "网格员" in said and "社区管理员" in said
+    assert "登录" in said and "任务" in said and "排班" in said
+    screenshot(page, "accounts-role-confirm")
+    page.click("#confirm-yes")
+    handed = page.locator(f"#outcome li[data-task='{task_id}']")
+    handed.wait_for()
+    assert "调任前的任务" in handed.inner_text()
+    assert "社区管理员" in page.inner_text("#outcome h3")
+    assert page.locator("#outcome .shifts-ahead li").all_inner_texts() == [shift_day]
+    wait_cell(page, username, "role", "社区管理员")
+    assert page.locator("#account-dialog").is_visible() is False
+    assert page.locator("#confirm-dialog").is_visible() is False
+    screenshot(page, "accounts-role-changed")
+    account = api_as_admin(page, "GET", f"/api/v1/users/{user_id}").json()
+    assert (account["role"], account["grid_codes"]) == ("community_admin", [])
+    # Their sign-in ended: the token they held is refused.
+    me = page.request.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {their_token}"})
+    assert me.status == 401
+
+
+def test_a_leader_still_leading_grids_is_refused_a_new_role_with_the_servers_reason(
+    page, e2e_engine
+):
+    from api.models import User
+
+    open_accounts(page)
+    ready(page)
+    row(page, "leader01").locator("button[data-action=edit]").click()
+    form = page.locator("#account-form")
+    form.locator("select[name=role]").select_option("worker")
+    assert DEMO_GRID in form.locator("#role-hint").inner_text()  # said before saving
+    form.locator("button[type=submit]").click()
+    page.locator("#confirm-dialog").wait_for()
+    page.click("#confirm-yes")
+    error = page.locator("#confirm-form .form-error")
+    page.wait_for_function(
+        "() => document.querySelector('#confirm-form .form-error').textContent.trim() !== ''"
+    )
+    said = error.inner_text()
+    # The page's words, then the server's detail naming the grid led.
+    assert "网格长" in said and "name their new leader first" in said
+    assert error.locator(".detail").inner_text().count(DEMO_GRID) == 1
+    assert page.locator("#confirm-dialog").is_visible()
+    screenshot(page, "accounts-role-refused")
+    page.locator("#confirm-form button.cancel").click()
+    assert page.locator("#account-dialog").is_visible()  # the edit is kept, to cancel or change
+    form.locator("button.cancel").click()
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(User.role).where(User.username == "leader01")) == "grid_leader"
+    assert row(page, "leader01").locator("td.role").inner_text() == "网格长"
+
+
+def test_an_admin_is_not_offered_their_own_role(page):
+    open_accounts(page)
+    ready(page)
+    row(page, "admin01").locator("button[data-action=edit]").click()
+    form = page.locator("#account-form")
+    form.locator("input[name=display_name]").wait_for()
+    assert form.locator("select[name=role]").is_visible() is False
+    form.locator("button.cancel").click()
+    row(page, "worker01").locator("button[data-action=edit]").click()
+    assert form.locator("select[name=role]").is_visible()
+    assert form.locator("select[name=role]").input_value() == "worker"
+
+
+def test_the_grid_filter_lists_the_accounts_holding_the_grid(page, e2e_engine):
+    from api.models import Grid, User, user_grids
+
+    open_accounts(page)
+    ready(page)
+    assert "admin01" in shown_usernames(page)
+    with page.expect_request(lambda r: "/api/v1/users?" in r.url and f"grid={DEMO_GRID}" in r.url):
+        page.select_option("#filter-grid", DEMO_GRID)
+    page.wait_for_function(
+        "(code) => { const rows = [...document.querySelectorAll('#accounts tr[data-username]')];"
+        " return rows.length > 0"
+        " && rows.every(r => r.querySelector('td.grids').textContent.includes(code)); }",
+        arg=DEMO_GRID,
+    )
+    with e2e_engine.connect() as conn:
+        holders = conn.scalars(
+            select(User.username)
+            .join(user_grids, user_grids.c.user_id == User.id)
+            .join(Grid, Grid.id == user_grids.c.grid_id)
+            .where(Grid.code == DEMO_GRID)
+            .order_by(User.username)
+        ).all()
+    assert shown_usernames(page) == list(holders)
+    assert "worker01" in holders and "admin01" not in holders
+    page.select_option("#filter-grid", "")
+    row(page, "admin01").wait_for()
 
 
 def hold_task(e2e_engine, made, username: str, grid_code: str, title: str) -> int:

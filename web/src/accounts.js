@@ -1,4 +1,4 @@
-// The community office's accounts page: list, open, edit, switch off / on and reset accounts.
+// The community office's accounts page: list, open, edit (a role too), switch off / on and reset accounts.
 //
 // A community admin manages their community's accounts (/api/v1/users); a grid leader reads
 // the accounts of their grids; anyone else is told the page is the community office's.
@@ -11,12 +11,14 @@ import { keepFresh } from "./session.js";
 // Accounts a page: 50, or `?page_size=` (1 to 200) for a longer or shorter list.
 const PAGE_SIZE = Math.min(Math.max(Math.trunc(Number(new URLSearchParams(location.search).get("page_size"))) || 50, 1), 200);
 const GRID_ROLES = ["worker", "grid_leader"]; // api/services/accounts.py GRID_ROLES
+const MANAGED_ROLES = ["worker", "grid_leader", "community_admin"]; // api/services/accounts.py MANAGED_ROLES
 
 const TEXT = {
   zh: {
     title: "账号管理", username: "用户名", password: "密码", signIn: "登录", signOut: "退出",
     other: "English", toMap: "← 网格地图", badLogin: "用户名或密码错误",
     role: "角色", allRoles: "全部角色", state: "状态", allStates: "全部", active: "在用", switchedOff: "已停用",
+    grid: "网格", allGrids: "全部网格",
     role_worker: "网格员", role_grid_leader: "网格长", role_community_admin: "社区管理员",
     role_district_viewer: "街道/区级查看",
     name: "姓名", phone: "电话", gridsHeld: "负责网格", gridsLed: "带领网格", actions: "操作",
@@ -40,7 +42,20 @@ const TEXT = {
     offDone: (n) => `${n} 的账号已停用。`,
     handedOn: "已转交的任务", noTasks: "此人手中没有未办结的任务。", task: "任务",
     waiting: "待分派（无人接手）", shiftsAhead: "排班中仍有的班次（请重新排班）", noShifts: "此后没有排班。",
+    onTitle: (n) => `重新启用 ${n} 的账号？`,
+    onText: ["此人可以再用原密码登录；停用时结束的登录不会恢复。"],
     onDone: (n) => `${n} 的账号已重新启用：可用原密码登录，之前的登录不再恢复。`,
+    roleTitle: (n, from, to) => `将 ${n} 的角色由“${from}”改为“${to}”？`,
+    roleText: ["此人所有设备上的登录立即结束，重新登录后以新角色使用。"],
+    roleTextAdmin: [
+      "社区管理员不负责网格：此人不再负责原有网格；",
+      "其手中未办结的任务立即转给今日派单选中的人（无人可派时待分派，并通知上级）；",
+      "排班中此后仍有的班次会列出，请重新排班。",
+    ],
+    changeRole: "修改角色",
+    roleDone: (n, role) => `${n} 的角色已改为“${role}”，其原有登录已全部结束。`,
+    stillLeads: (n, grids) => `${n} 仍是网格 ${grids} 的网格长：须先为这些网格指定新的网格长，才能修改其角色。`,
+    roleNotChanged: "角色未修改。", serverSaid: "服务器答复：",
     pwTitle: (n) => `重置 ${n} 的密码？`,
     pwText: ["此人所有设备上的登录、日历订阅链接和手机推送全部结束；", "此人之后用您设置的新密码登录。"],
     pwDone: (n) => `已为 ${n} 设置新密码，其原有登录已全部结束。`,
@@ -50,7 +65,7 @@ const TEXT = {
     title: "Accounts", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
     other: "中文", toMap: "← Grid map", badLogin: "Wrong username or password",
     role: "Role", allRoles: "All roles", state: "State", allStates: "All", active: "Active",
-    switchedOff: "Switched off",
+    switchedOff: "Switched off", grid: "Grid", allGrids: "All grids",
     role_worker: "Grid worker", role_grid_leader: "Grid leader", role_community_admin: "Community admin",
     role_district_viewer: "District viewer",
     name: "Name", phone: "Phone", gridsHeld: "Grids held", gridsLed: "Grids led", actions: "Actions",
@@ -77,7 +92,20 @@ const TEXT = {
     handedOn: "Tasks handed on", noTasks: "They held no open tasks.", task: "Task",
     waiting: "waiting unassigned", shiftsAhead: "Shift days still rostered (re-roster them)",
     noShifts: "No shifts rostered ahead.",
+    onTitle: (n) => `Switch ${n}'s account on again?`,
+    onText: ["They can sign in again with their password; the sign-ins ended when it was switched off stay ended."],
     onDone: (n) => `${n}'s account is on again: they sign in with their password; earlier sign-ins stay ended.`,
+    roleTitle: (n, from, to) => `Change ${n}'s role from ${from} to ${to}?`,
+    roleText: ["Their sign-ins on every device end now; they sign in again and carry the new role."],
+    roleTextAdmin: [
+      "A community admin holds no grids: they let go of the grids they hold.",
+      "The open tasks they hold are handed on now to whom dispatch picks today (or wait unassigned, their overseers told).",
+      "The shift days a roster still gives them are listed, to re-roster.",
+    ],
+    changeRole: "Change the role",
+    roleDone: (n, role) => `${n} is now a ${role}; their sign-ins have ended.`,
+    stillLeads: (n, grids) => `${n} still leads grid(s) ${grids}: name the grids' new leader first, then change the role.`,
+    roleNotChanged: "The role was not changed.", serverSaid: "The server said: ",
     pwTitle: (n) => `Reset ${n}'s password?`,
     pwText: [
       "Their sign-ins on every device, their calendar link and phone pushes all end.",
@@ -118,6 +146,14 @@ function say(text, isError = false) {
   show(el, Boolean(text));
 }
 
+/** Grids named in a sentence: "name (code)", or the code alone when its name is unknown. */
+function gridsInText(codes) {
+  return codes.map((code) => {
+    const name = state.gridNames.get(code);
+    return name ? `${name} (${code})` : code;
+  }).join(lang === "zh" ? "、" : ", ");
+}
+
 function gridList(codes) {
   return (codes || []).map((code) => {
     const name = state.gridNames.get(code);
@@ -154,8 +190,10 @@ function rowHtml(user) {
 async function loadAccounts() {
   const query = new URLSearchParams();
   const role = $("#filter-role").value;
+  const grid = $("#filter-grid").value;
   const active = $("#filter-active").value;
   if (role) query.set("role", role);
+  if (grid) query.set("grid", grid);
   if (active) query.set("active", active);
   const body = $("#accounts tbody");
   body.innerHTML = `<tr><td colspan="7" class="muted">${t.loading}</td></tr>`;
@@ -230,11 +268,28 @@ function gridOptions(held) {
       ${escapeHtml(g.name)} <small>${escapeHtml(g.code)}</small></label>`).join("") || `<p class="muted">${t.noGrids}</p>`;
 }
 
+/** Whether the form offers a role: when opening an account, and when editing another's of the
+ * community's roles (one's own role is another admin's to change; the server refuses it). */
+function roleOffered(user) {
+  return !user || (user.id !== state.me?.id && MANAGED_ROLES.includes(user.role));
+}
+
+/** The role the form gives the account: the one chosen, or its own when none is offered. */
+function chosenRole() {
+  return roleOffered(editing) ? accountForm.elements.role.value : editing.role;
+}
+
 function gridHint() {
-  const role = editing ? editing.role : accountForm.elements.role.value;
+  const role = chosenRole();
   const holds = GRID_ROLES.includes(role);
   show($("#grid-options"), holds);
   $("#grid-hint").textContent = role === "worker" ? t.gridHintWorker : role === "grid_leader" ? t.gridHintLeader : t.gridHintAdmin;
+  // A leader still leading grids keeps the role until the grids have another leader: said
+  // before saving (the server refuses it, and its answer is shown then too).
+  const led = editing?.led_grid_codes || [];
+  const refused = Boolean(editing) && role !== editing.role && role !== "grid_leader" && led.length > 0;
+  $("#role-hint").textContent = refused ? t.stillLeads(label(editing), gridsInText(led)) : "";
+  show($("#role-hint"), refused);
 }
 
 function openForm(user = null) {
@@ -243,6 +298,8 @@ function openForm(user = null) {
   clearErrors(accountForm);
   $("#account-form-title").textContent = user ? t.editTitle(label(user)) : t.openTitle;
   show($(".create-only", accountForm), !user);
+  show($("#role-part"), roleOffered(user));
+  if (user && roleOffered(user)) accountForm.elements.role.value = user.role;
   accountForm.elements.display_name.value = user?.display_name || "";
   accountForm.elements.phone.value = user?.phone || "";
   gridOptions(user?.grid_codes || []);
@@ -268,9 +325,13 @@ function formBody() {
   }
   // Only what changed: a PATCH of an unchanged field would still be an entry in the audit log.
   const body = {};
+  const role = chosenRole();
+  if (role !== editing.role) body.role = role;
   if (name !== (editing.display_name || "")) body.display_name = name;
   if (phone !== (editing.phone || "")) body.phone = phone || null;
-  if (GRID_ROLES.includes(editing.role)) {
+  // The server changes the role first, then the grids: an account made a worker or leader may
+  // be given grids at once; one made an admin lets go of its grids (none is sent).
+  if (GRID_ROLES.includes(role)) {
     const grids = checkedGrids();
     const before = [...(editing.grid_codes || [])].sort().join();
     if ([...grids].sort().join() !== before) body.grid_codes = grids;
@@ -286,6 +347,10 @@ accountForm.addEventListener("submit", async (event) => {
   const body = formBody();
   if (editing && !Object.keys(body).length) {
     accountDialog.close();
+    return;
+  }
+  if (editing && body.role) {
+    changeRole(editing, body);
     return;
   }
   const submit = accountForm.querySelector("button[type=submit]");
@@ -312,17 +377,27 @@ accountForm.addEventListener("submit", async (event) => {
 const confirmDialog = $("#confirm-dialog");
 const confirmForm = $("#confirm-form");
 let confirmed = null; // what the confirm button does
+let conflictSaid = null; // what a 409 of it means, said above the server's detail (or null)
 
-function ask(title, lines, button, action, withPassword = false) {
+/**
+ * Ask before `action`: `password` asks for a new password too; `danger: false` for what is
+ * not destructive (a lighter button); `conflict(error)` explains a 409 of `action` in the
+ * page's words, shown above the server's own `detail`.
+ */
+function ask(title, lines, button, action, { password = false, danger = true, conflict = null } = {}) {
   confirmForm.reset();
   clearErrors(confirmForm);
   $("#confirm-title").textContent = title;
   $("#confirm-text").innerHTML = `<ul>${lines.map((line) => `<li>${escapeHtml(line)}</li>`).join("")}</ul>`;
-  $("#confirm-yes").textContent = button;
-  show($("#password-part"), withPassword);
+  const yes = $("#confirm-yes");
+  yes.textContent = button;
+  yes.classList.toggle("danger", danger);
+  yes.classList.toggle("primary", !danger);
+  show($("#password-part"), password);
   confirmed = action;
+  conflictSaid = conflict;
   confirmDialog.showModal();
-  if (withPassword) confirmForm.elements.new_password.focus();
+  if (password) confirmForm.elements.new_password.focus();
 }
 
 confirmForm.querySelector("button.cancel").addEventListener("click", () => confirmDialog.close());
@@ -336,6 +411,11 @@ confirmForm.addEventListener("submit", async (event) => {
     confirmDialog.close();
   } catch (error) {
     showErrors(confirmForm, error, {});
+    if (error.status === 409 && conflictSaid) {
+      // The page's sentence, then the server's detail as it wrote it (it names what is in the way).
+      confirmForm.querySelector(".form-error").innerHTML = `<span class="why">${escapeHtml(conflictSaid(error))}</span>
+        <span class="detail">${escapeHtml(t.serverSaid)}${escapeHtml(error.message)}</span>`;
+    }
   } finally {
     yes.disabled = false;
   }
@@ -361,7 +441,9 @@ async function taskTitle(id) {
   }
 }
 
-async function showSwitchOff(user, outcome) {
+/** The outcome of switching an account off or making it an admin: `heading`, the tasks it
+ * held and who holds them now, the shift days still rostered for it. */
+async function showHandedOn(heading, outcome) {
   const handed = await Promise.all((outcome.tasks_handed_on || []).map(async (h) => ({
     ...h,
     title: await taskTitle(h.task_id),
@@ -375,8 +457,14 @@ async function showSwitchOff(user, outcome) {
     ? `<ul class="shifts-ahead">${outcome.shifts_ahead.map((d) => `<li>${escapeHtml(d)}</li>`).join("")}</ul>`
     : `<p class="no-shifts">${t.noShifts}</p>`;
   const box = $("#outcome");
-  box.innerHTML = `<h3>${escapeHtml(t.offDone(label(user)))}</h3>
+  box.innerHTML = `<h3>${escapeHtml(heading)}</h3>
     <h4>${t.handedOn}</h4>${tasks}<h4>${t.shiftsAhead}</h4>${shifts}`;
+  box.hidden = false;
+}
+
+function showHeading(heading) {
+  const box = $("#outcome");
+  box.innerHTML = `<h3>${escapeHtml(heading)}</h3>`;
   box.hidden = false;
 }
 
@@ -384,20 +472,50 @@ function switchOff(user) {
   ask(t.offTitle(label(user)), t.offText, t.switchOff, async () => {
     const outcome = await api(`/api/v1/users/${user.id}`, { method: "PATCH", body: { active: false } });
     say("");
-    await showSwitchOff(user, outcome);
+    await showHandedOn(t.offDone(label(user)), outcome);
     await loadAccounts();
   });
 }
 
-async function switchOn(user) {
-  try {
+// Switching on lets the person sign in again: asked as switching off is, in lighter words.
+function switchOn(user) {
+  ask(t.onTitle(label(user)), t.onText, t.switchOn, async () => {
     await api(`/api/v1/users/${user.id}`, { method: "PATCH", body: { active: true } });
     $("#outcome").hidden = true;
     say(t.onDone(label(user)));
     await loadAccounts();
-  } catch (error) {
-    say(t.failed + error.message, true);
-  }
+  }, { danger: false });
+}
+
+/**
+ * Save the edit form's `body` changing `user`'s role, once confirmed: it ends the account's
+ * sign-ins, and made an admin the account hands on its tasks (shown as a switch-off's are).
+ * A 409 (a leader still leading grids) is said in the confirmation, the edit form kept open
+ * below it; field errors go back beside the form's fields.
+ */
+function changeRole(user, body) {
+  const to = body.role;
+  const lines = to === "community_admin" ? [...t.roleText, ...t.roleTextAdmin] : t.roleText;
+  const led = user.led_grid_codes || [];
+  ask(t.roleTitle(label(user), roleName(user.role), roleName(to)), lines, t.changeRole, async () => {
+    let outcome;
+    try {
+      outcome = await api(`/api/v1/users/${user.id}`, { method: "PATCH", body });
+    } catch (error) {
+      if (error.status !== 422) throw error;
+      confirmDialog.close();
+      showErrors(accountForm, error, body);
+      return;
+    }
+    accountDialog.close();
+    say("");
+    const heading = t.roleDone(label(outcome), roleName(outcome.role));
+    if (to === "community_admin") await showHandedOn(heading, outcome);
+    else showHeading(heading);
+    await loadAccounts();
+  }, {
+    conflict: () => (to !== "grid_leader" && led.length ? t.stillLeads(label(user), gridsInText(led)) : t.roleNotChanged),
+  });
 }
 
 function resetPassword(user) {
@@ -406,7 +524,7 @@ function resetPassword(user) {
     await api(`/api/v1/users/${user.id}/password`, { method: "POST", body });
     $("#outcome").hidden = true;
     say(t.pwDone(label(user)));
-  }, true);
+  }, { password: true });
 }
 
 $("#accounts tbody").addEventListener("click", (event) => {
@@ -430,6 +548,9 @@ async function loadGrids() {
       .sort((a, b) => a.code.localeCompare(b.code));
     state.gridNames = new Map(state.grids.map((g) => [g.code, g.name]));
   } catch { /* grid names are a help: codes are shown without them */ }
+  // The grid filter offers the grids read (none read: all accounts, unfiltered).
+  $("#filter-grid").insertAdjacentHTML("beforeend", state.grids.map((g) =>
+    `<option value="${escapeHtml(g.code)}">${escapeHtml(g.name ? `${g.name} ${g.code}` : g.code)}</option>`).join(""));
 }
 
 async function start() {
@@ -466,7 +587,7 @@ async function start() {
   document.body.dataset.ready = "1";
 }
 
-for (const id of ["#filter-role", "#filter-active"]) {
+for (const id of ["#filter-role", "#filter-grid", "#filter-active"]) {
   $(id).addEventListener("change", () => {
     state.page = 1;
     loadAccounts();
