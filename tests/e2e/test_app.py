@@ -628,6 +628,39 @@ def test_a_batch_the_server_refuses_whole_says_why_in_chinese(context, page, e2e
     assert page.inner_text("#queue-count") == "1"  # kept
 
 
+def test_a_note_holding_half_an_emoji_does_not_block_the_queue(worker_page, e2e_engine):
+    """A note holding a lone UTF-16 surrogate (half an emoji, left by a keyboard or a cut paste):
+    JSON.stringify writes it as `\\ud83d`, which the server refuses for the whole body (400).
+    The queue kept every visit and sent the same batch at every sync: one such note held back
+    every visit recorded after it, until sign-out deleted them. The half is sent as U+FFFD."""
+    from api.models import Visit
+
+    page = worker_page
+    household = visited_household(e2e_engine)
+    broken = queue_visit(page, household)
+    page.evaluate(
+        """async (id) => {
+          const queue = await import('/web/queue.js');
+          const record = (await queue.listQueued()).find((r) => r.id === id);
+          await queue.enqueue({...record.visit, notes: '楼道灯坏了 ' + '\\ud83d'}, record.user);
+        }""",
+        broken,
+    )
+    other = queue_visit(page, household)
+    page.click("#sync")
+    page.wait_for_selector("#visit-status:has-text('已同步'), #visit-status.error")
+    assert page.inner_text("#visit-status").startswith("已同步 (2)")
+    assert queued_visits(page) == []
+    with e2e_engine.connect() as conn:
+        notes = {
+            str(v.id): v.notes
+            for v in conn.execute(
+                select(Visit).where(Visit.id.in_([uuid.UUID(broken), uuid.UUID(other)]))
+            )
+        }
+    assert notes == {broken: "楼道灯坏了 \ufffd", other: ""}
+
+
 def test_sign_out_counts_refused_visits_and_a_refused_visit_can_be_discarded(
     worker_page, e2e_engine
 ):
