@@ -84,6 +84,24 @@ def test_app_syncs_the_offline_visit_when_online(context, worker_page, live_serv
     screenshot(worker_page, "app-synced")
 
 
+def test_a_double_tap_on_record_queues_one_visit(context, worker_page):
+    """The "locate and record" button waits seconds for a fix; a second tap meanwhile recorded
+    the visit twice, under two ids: both were stored, and a household due twice a week (living
+    alone) counted as visited twice after one call at its door."""
+    page = worker_page
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.evaluate(
+        """() => { const form = document.querySelector('#visit-form');
+                   form.requestSubmit(); form.requestSubmit(); }"""
+    )
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent !== '0'")
+    page.wait_for_function(
+        "() => document.querySelector('#visit-status').textContent === '已保存，联网后自动同步'"
+    )
+    assert len(queued_visits(page)) == 1
+
+
 def test_app_is_an_installable_pwa(context, worker_page):
     manifest = worker_page.evaluate(
         "async () => (await fetch(document.querySelector('link[rel=manifest]').href)).json()"
