@@ -63,6 +63,7 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 const wellFormed = (key, value) => (typeof value === "string" ? value.replace(LONE_SURROGATE, "\ufffd") : value);
 
 let syncing = null;
+let again = null;
 
 /**
  * Send the signed-in user's pending visits through POST /api/v1/visits/batch (another user's stay
@@ -74,8 +75,19 @@ let syncing = null;
  * listing this sync's weak ones.
  */
 export function syncQueue() {
-  if (!syncing) syncing = doSync().finally(() => { syncing = null; });
-  return syncing;
+  if (!syncing) {
+    syncing = doSync().finally(() => { syncing = null; });
+    return syncing;
+  }
+  // A sync on its way sends the queue as it was when it began. A sync asked for meanwhile (the
+  // visit just recorded asks for one) was handed that one, and the new visit waited for the
+  // next reason to sync: with the page closed and no Background Sync, until the app was opened
+  // again. It gets one more pass once the current one ends (one, however many ask meanwhile).
+  again ??= syncing.catch(() => {}).then(() => {
+    again = null;
+    return syncQueue();
+  });
+  return again;
 }
 
 async function doSync() {
