@@ -84,6 +84,24 @@ def test_app_syncs_the_offline_visit_when_online(context, worker_page, live_serv
     screenshot(worker_page, "app-synced")
 
 
+def test_a_double_tap_on_record_queues_one_visit(context, worker_page):
+    """The "locate and record" button waits seconds for a fix; a second tap meanwhile recorded
+    the visit twice, under two ids: both were stored, and a household due twice a week (living
+    alone) counted as visited twice after one call at its door."""
+    page = worker_page
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.evaluate(
+        """() => { const form = document.querySelector('#visit-form');
+                   form.requestSubmit(); form.requestSubmit(); }"""
+    )
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent !== '0'")
+    page.wait_for_function(
+        "() => document.querySelector('#visit-status').textContent === '已保存，联网后自动同步'"
+    )
+    assert len(queued_visits(page)) == 1
+
+
 def test_app_is_an_installable_pwa(context, worker_page):
     manifest = worker_page.evaluate(
         "async () => (await fetch(document.querySelector('link[rel=manifest]').href)).json()"
@@ -325,6 +343,40 @@ def test_an_expired_access_token_is_refreshed_and_the_queue_syncs(
     assert claims(stored["token"])["sid"] == claims(expired)["sid"]
     assert status_of(live_server, stored["token"]) == 200
     assert page.is_visible("#home") and not page.is_visible("#signin")
+
+
+def test_a_visit_queued_while_a_sync_is_on_its_way_is_sent_after_it(context, page, e2e_engine):
+    """A sync sends the queue as it was when it began; a sync asked for meanwhile (the visit just
+    recorded asks for one) was handed that same sync, and the new visit waited for the next
+    reason to sync: with the page closed and no Background Sync (most browsers in China lack
+    it), until the app was opened again."""
+    from api.models import Visit
+
+    held = []
+    # The first batch is held on its way; any later one goes through.
+    context.route(
+        "**/api/v1/visits/batch",
+        lambda route: route.continue_() if held else held.append(route),
+    )
+    open_app(context, page)
+    household = visited_household(e2e_engine)
+    first = queue_visit(page, household)
+    with page.expect_request("**/api/v1/visits/batch"):
+        page.evaluate(
+            "async () => { window.firstSync = (await import('/web/queue.js')).syncQueue(); }"
+        )
+    second = queue_visit(page, household)
+    page.evaluate(
+        "async () => { window.secondSync = (await import('/web/queue.js')).syncQueue(); }"
+    )
+    held[0].continue_()
+    page.evaluate("() => window.secondSync")
+    assert queued_visits(page) == []
+    with e2e_engine.connect() as conn:
+        stored = conn.scalars(
+            select(Visit.id).where(Visit.id.in_([uuid.UUID(first), uuid.UUID(second)]))
+        ).all()
+    assert sorted(map(str, stored)) == sorted([first, second])
 
 
 def test_a_session_ended_elsewhere_asks_to_sign_in_again_and_keeps_the_queue(
@@ -626,6 +678,39 @@ def test_a_batch_the_server_refuses_whole_says_why_in_chinese(context, page, e2e
     )
     assert "Only grid workers" in page.inner_text("#visit-status .server-reason")
     assert page.inner_text("#queue-count") == "1"  # kept
+
+
+def test_a_note_holding_half_an_emoji_does_not_block_the_queue(worker_page, e2e_engine):
+    """A note holding a lone UTF-16 surrogate (half an emoji, left by a keyboard or a cut paste):
+    JSON.stringify writes it as `\\ud83d`, which the server refuses for the whole body (400).
+    The queue kept every visit and sent the same batch at every sync: one such note held back
+    every visit recorded after it, until sign-out deleted them. The half is sent as U+FFFD."""
+    from api.models import Visit
+
+    page = worker_page
+    household = visited_household(e2e_engine)
+    broken = queue_visit(page, household)
+    page.evaluate(
+        """async (id) => {
+          const queue = await import('/web/queue.js');
+          const record = (await queue.listQueued()).find((r) => r.id === id);
+          await queue.enqueue({...record.visit, notes: '楼道灯坏了 ' + '\\ud83d'}, record.user);
+        }""",
+        broken,
+    )
+    other = queue_visit(page, household)
+    page.click("#sync")
+    page.wait_for_selector("#visit-status:has-text('已同步'), #visit-status.error")
+    assert page.inner_text("#visit-status").startswith("已同步 (2)")
+    assert queued_visits(page) == []
+    with e2e_engine.connect() as conn:
+        notes = {
+            str(v.id): v.notes
+            for v in conn.execute(
+                select(Visit).where(Visit.id.in_([uuid.UUID(broken), uuid.UUID(other)]))
+            )
+        }
+    assert notes == {broken: "楼道灯坏了 \ufffd", other: ""}
 
 
 def test_sign_out_counts_refused_visits_and_a_refused_visit_can_be_discarded(

@@ -399,9 +399,30 @@ const FIELD_IDS = { notes: "notes", follow_up_note: "follow-up-note" };
 for (const id of Object.values(FIELD_IDS)) $(id).addEventListener("input", () => $(id).classList.remove("invalid"));
 $("follow-up").addEventListener("change", () => $("follow-up-note").classList.remove("invalid"));
 
+// "Locate and record" waits seconds for a fix: a second tap meanwhile recorded the visit again,
+// under another id (stored twice, and a household due twice a week counted as visited twice).
+// One recording at a time, the button off meanwhile; the sync after it runs outside the guard
+// (it may wait on the service worker).
+let recording = false;
 $("visit-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const form = new FormData(e.target);
+  if (recording) return;
+  recording = true;
+  $("record").disabled = true;
+  let queued = false;
+  try {
+    queued = await saveVisit(e.target);
+  } finally {
+    recording = false;
+    $("record").disabled = false;
+  }
+  if (queued) await afterQueued();
+});
+
+/** Check the form and queue its visit (a new one, located now, or the refused one being
+ * edited); whether one was queued. */
+async function saveVisit(target) {
+  const form = new FormData(target);
   const fields = {
     household_id: Number(form.get("household_id")),
     outcome: form.get("outcome"),
@@ -415,15 +436,14 @@ $("visit-form").addEventListener("submit", async (e) => {
     field.classList.add("invalid");
     field.focus();
     showStatus(problem[1], true);
-    return;
+    return false;
   }
   if (editing) {
     const record = editing;
     await enqueue({ ...record.visit, ...fields }, record.user);
     endEditing();
     showStatus(t.edited);
-    await afterQueued();
-    return;
+    return true;
   }
   showStatus(t.locating);
   let position;
@@ -431,7 +451,7 @@ $("visit-form").addEventListener("submit", async (e) => {
     position = await locate();
   } catch (error) {
     showStatus(t.geoFailed + error.message, true);
-    return;
+    return false;
   }
   const visit = {
     id: crypto.randomUUID(),
@@ -448,12 +468,12 @@ $("visit-form").addEventListener("submit", async (e) => {
   };
   await enqueue(visit, tokenUser(getToken()));
   showStatus(t.savedOffline);
-  e.target.reset();
+  target.reset();
   // On to the next household still to visit (reset would go back to the first).
   const next = nextHousehold(visit.household_id);
   if (next !== undefined) $("household").value = String(next);
-  await afterQueued();
-});
+  return true;
+}
 
 async function afterQueued() {
   await showQueue();

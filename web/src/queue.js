@@ -55,7 +55,15 @@ export async function clearQueue() {
   await run(META, "readwrite", (store) => store.clear());
 }
 
+// Half a UTF-16 pair (an emoji cut by a keyboard or a paste) is written by JSON.stringify as a
+// `\ud83d` escape, and the server refuses the whole body for it (a 400, as for any JSON it
+// cannot store): kept in the queue, one such note held back every visit at every sync. Each
+// half is sent as U+FFFD, as a UTF-8 encoder writes it; the rest of the text is as typed.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const wellFormed = (key, value) => (typeof value === "string" ? value.replace(LONE_SURROGATE, "\ufffd") : value);
+
 let syncing = null;
+let again = null;
 
 /**
  * Send the signed-in user's pending visits through POST /api/v1/visits/batch (another user's stay
@@ -67,8 +75,19 @@ let syncing = null;
  * listing this sync's weak ones.
  */
 export function syncQueue() {
-  if (!syncing) syncing = doSync().finally(() => { syncing = null; });
-  return syncing;
+  if (!syncing) {
+    syncing = doSync().finally(() => { syncing = null; });
+    return syncing;
+  }
+  // A sync on its way sends the queue as it was when it began. A sync asked for meanwhile (the
+  // visit just recorded asks for one) was handed that one, and the new visit waited for the
+  // next reason to sync: with the page closed and no Background Sync, until the app was opened
+  // again. It gets one more pass once the current one ends (one, however many ask meanwhile).
+  again ??= syncing.catch(() => {}).then(() => {
+    again = null;
+    return syncQueue();
+  });
+  return again;
 }
 
 async function doSync() {
@@ -79,7 +98,7 @@ async function doSync() {
   const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, left: 0, flagged: [] };
   for (let i = 0; i < pending.length; i += BATCH_LIMIT) {
     const chunk = pending.slice(i, i + BATCH_LIMIT);
-    const body = JSON.stringify({ visits: chunk.map((r) => r.visit) });
+    const body = JSON.stringify({ visits: chunk.map((r) => r.visit) }, wellFormed);
     const send = () => fetch("/api/v1/visits/batch", {
       method: "POST",
       headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
