@@ -638,8 +638,12 @@ def test_a_visit_refused_for_a_household_outside_ones_grids_says_why_in_chinese(
     household = other_grids_household(e2e_engine)
     visit_id = queue_refused_visit(page, household, follow_up=False)
     reason = page.locator(f"#queue li.rejected[data-id='{visit_id}'] .reason")
+    # Kept on the phone, and how to send it again once the grid or a relief shift is sorted:
+    # a worker told only "not found" discarded a real visit.
     assert reason.locator(".why").inner_text() == (
         "找不到这户，或这户不在您负责的网格内（可能已删除或已划入其他网格）。"
+        "走访记录仍保存在本机：请网格长核实（如为您分配网格或排班替岗），"
+        "之后点“修改”后直接保存即可重新发送；请勿轻易放弃。"
     )
     # The server's own words stay beneath, small, for whoever helps the worker.
     assert reason.locator(".server-reason").inner_text() == (
