@@ -410,6 +410,32 @@ def test_a_task_reopened_with_nobody_to_take_it_waits_and_the_admins_are_told(
     assert (again.status_code, again.json["status"]) == (200, "dispatched")
 
 
+def test_a_task_reopened_after_its_assignee_became_an_admin_goes_to_whom_dispatch_picks(
+    client, world, session
+):
+    """An account made a community admin leaves field work: the tasks it held are handed on
+    then, but one it had resolved went back to it when reopened (an admin, told to work it,
+    whom no reassign may name and dispatch never picks)."""
+    task = _closed_task(client, world, session)
+    former = world.users["worker_a1"]
+    r = client.patch(
+        f"/api/v1/users/{former.id}",
+        json={"role": "community_admin"},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 200, r.json
+    r = act(client, world, "leader_a", task.id, "reopen", note="居民反映问题未解决")
+    assert r.status_code == 200, r.json
+    # Nobody else works A1 on this Tuesday without a roster: dispatch falls back to its leader,
+    # who reopened it (and so is not told).
+    assert (r.json["status"], r.json["assignee_id"]) == ("dispatched", world.users["leader_a"].id)
+    assert [e["action"] for e in r.json["events"]][-2:] == ["reopen", "dispatch"]
+    told = session.scalars(
+        select(Notification.user_id).where(Notification.title == "任务已重新打开")
+    ).all()
+    assert former.id not in told
+
+
 def test_a_task_reopened_goes_back_to_its_assignee_who_can_work(client, world, session):
     task = _closed_task(client, world, session)
     r = act(client, world, "leader_a", task.id, "reopen")
