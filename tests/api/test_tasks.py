@@ -291,6 +291,29 @@ def test_a_worker_cannot_reassign(client, world, session):
     assert r.status_code == 403
 
 
+def test_a_leader_who_holds_a_grid_another_leads_does_not_act_as_its_leader(client, world, session):
+    """Grid A2 is given a leader of its own (its `leader_id`); leader_a still holds it (a member
+    of its team) and sees its tasks, but reassigned, closed and reopened them as its leader did,
+    while the escalations went to its leader (`overseers` reads `leader_id`)."""
+    world.users["leader_a2"] = make_user(session, "leader_a2", "grid_leader", grids=[A2])
+    task = make_task(session, A2, now=T0)
+    assert task.assignee_id == world.users["worker_a2"].id
+    body = {"assignee_id": world.users["worker_a1"].id}
+    r = client.post(f"/api/v1/tasks/{task.id}/assign", json=body, headers=world.auth("leader_a"))
+    assert r.status_code == 403, r.json
+    assert act(client, world, "leader_a", task.id, "escalate").status_code == 403
+    assert act(client, world, "worker_a2", task.id, "accept").status_code == 200
+    assert act(client, world, "worker_a2", task.id, "resolve").status_code == 200
+    assert act(client, world, "leader_a", task.id, "close").status_code == 403
+    assert act(client, world, "leader_a2", task.id, "close").status_code == 200
+    assert act(client, world, "leader_a", task.id, "reopen").status_code == 403
+    # Still leader of A1: their own grid's tasks are theirs to lead.
+    own = make_task(session, A1, now=T0)
+    body = {"assignee_id": world.users["worker_a2"].id}
+    r = client.post(f"/api/v1/tasks/{own.id}/assign", json=body, headers=world.auth("leader_a"))
+    assert r.status_code == 200, r.json
+
+
 def test_reassigning_to_someone_of_another_community_is_unprocessable(client, world, session):
     task = make_task(session, now=T0)
     r = client.post(
