@@ -590,7 +590,8 @@ def reassign(
         # deadline has passed, its escalation stays made.
         task.escalated_at = None
     _assign(session, task, assignee, scope.user_id, now, note=note, kind="task_reassigned")
-    if previous not in (None, assignee.id):
+    # Nobody is told of a step they took: a leader giving away a task they held knows.
+    if previous not in (None, assignee.id, scope.user_id):
         _notify_task(
             session, task, [previous], "task_updated", "任务已转派他人", urgent=False, now=now
         )
