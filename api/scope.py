@@ -132,10 +132,14 @@ class Scope:
         return task_id is not None and task_id in self.visible_tasks(session, [task_id])
 
     def leads_grid(self, grid: Grid) -> bool:
-        """The grid's leader, or the admin of its community: who reassigns, closes, reopens."""
+        """The grid's leader, or the admin of its community: who reassigns, closes, reopens.
+
+        The leader it names (`leader_id`), the one told of its escalations (`tasks.overseers`):
+        a grid leader who merely holds the grid (a member of its team, or its leader before
+        another was named) sees its tasks but does not lead them."""
         if self.role == "community_admin":
             return grid.community_code == self.community_code
-        return self.role == "grid_leader" and grid.id in self.grid_ids
+        return self.role == "grid_leader" and grid.leader_id == self.user_id
 
     def require_task_mover(self, grid: Grid) -> None:
         """A task dispatched to the wrong grid is moved on by whoever answers for the grid it is

@@ -9,7 +9,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from api.models import Community, Grid, Leave, Roster, Shift, User, user_grids
-from api.services.rosters import resting, roster_rules, roster_settings
+from api.services.rosters import SHIFT_ROLES, resting, roster_rules, roster_settings
 from api.services.weeks import week_of
 
 
@@ -96,7 +96,9 @@ def choose_assignee(session: Session, grid: Grid, day: date) -> tuple[User | Non
         )
         for shift in shifts:
             reliever = session.get(User, shift.worker_id)
-            if reliever is not None and reliever.active and not on_leave(session, reliever.id, day):
+            # A shift outlives a role change: one made a community admin since is out of the field.
+            works = reliever is not None and reliever.active and reliever.role in SHIFT_ROLES
+            if works and not on_leave(session, reliever.id, day):
                 reason = "reliever" if shift.relief_for_id in holders else "B-post on duty"
                 return reliever, reason
     if grid.leader_id is not None:

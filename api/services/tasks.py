@@ -42,6 +42,8 @@ ENDED_STATUSES = (*DONE_STATUSES, TRANSFERRED)
 # wrong dispatch) nor `new` / `escalated` (with the leader to place).
 HELD_STATUSES = ("dispatched", "accepted", "in_progress", "reopened")
 URGENT = ("danger", "utility")
+# Who works tasks: the roles a task is dispatched, reassigned or given back to.
+FIELD_ROLES = ("worker", "grid_leader")
 
 # Beijing 12345 practice; a community overrides any of these in Community.settings["tasks"].
 DEFAULT_DEADLINE_HOURS = {"danger": 2, "utility": 24, "general": 7 * 24, "complex": 15 * 24}
@@ -561,7 +563,7 @@ def reassign(
     if (
         assignee is None
         or not assignee.active
-        or assignee.role not in ("worker", "grid_leader")
+        or assignee.role not in FIELD_ROLES
         or assignee.community_code != grid.community_code
     ):
         message = f"User {assignee_id} is no worker or leader of community {grid.community_code}."
@@ -588,7 +590,8 @@ def reassign(
         # deadline has passed, its escalation stays made.
         task.escalated_at = None
     _assign(session, task, assignee, scope.user_id, now, note=note, kind="task_reassigned")
-    if previous not in (None, assignee.id):
+    # Nobody is told of a step they took: a leader giving away a task they held knows.
+    if previous not in (None, assignee.id, scope.user_id):
         _notify_task(
             session, task, [previous], "task_updated", "任务已转派他人", urgent=False, now=now
         )
@@ -814,11 +817,15 @@ def _hand_on_reopened(
     session: Session, task: Task, grid: Grid, actor_id: int | None, now: datetime
 ) -> None:
     """A reopened task goes back to its last assignee, told of it; when they can no longer
-    work it (switched off, on leave today), to whom dispatch picks today, as a new task would;
-    with nobody to pick, it waits unassigned and whoever may assign it is told."""
+    work it (switched off, made a community admin since, on leave today), to whom dispatch
+    picks today, as a new task would; with nobody to pick, it waits unassigned and whoever may
+    assign it is told."""
     day = now.astimezone(LOCAL).date()
     holder = session.get(User, task.assignee_id) if task.assignee_id is not None else None
-    if holder is not None and holder.active and not dispatch.on_leave(session, holder.id, day):
+    # An account made an admin left field work: its open tasks were handed on then, and one it
+    # had resolved is not given back to it (as no reassign may name it).
+    works = holder is not None and holder.active and holder.role in FIELD_ROLES
+    if works and not dispatch.on_leave(session, holder.id, day):
         if holder.id != actor_id:
             _notify_task(session, task, [holder.id], "task_updated", "任务已重新打开", now=now)
         return

@@ -196,3 +196,14 @@ def test_a_leader_taking_a_task_themselves_is_not_notified(session, world):
     reassign(session, scope(session, world, "leader_a"), task, leader.id, "我来", T0)
     assert kinds(session, leader) == []
     assert kinds(session, world.users["worker_a1"]) == ["task_dispatched", "task_updated"]
+
+
+def test_a_leader_handing_on_a_task_they_hold_is_not_told_it_went_to_someone_else(session, world):
+    """Nobody is told of a step they took: a leader giving away the task dispatch fell back to
+    them was told "任务已转派他人" of their own reassign (a move already spared them)."""
+    task = make_task(session, A1, now=SATURDAY)  # nobody on duty: the leader holds it
+    leader = world.users["leader_a"]
+    assert task.assignee_id == leader.id
+    reassign(session, scope(session, world, "leader_a"), task, world.users["worker_a2"].id, "", T0)
+    assert kinds(session, leader) == ["task_dispatched"]  # the dispatch only
+    assert kinds(session, world.users["worker_a2"]) == ["task_reassigned"]

@@ -291,6 +291,29 @@ def test_a_worker_cannot_reassign(client, world, session):
     assert r.status_code == 403
 
 
+def test_a_leader_who_holds_a_grid_another_leads_does_not_act_as_its_leader(client, world, session):
+    """Grid A2 is given a leader of its own (its `leader_id`); leader_a still holds it (a member
+    of its team) and sees its tasks, but reassigned, closed and reopened them as its leader did,
+    while the escalations went to its leader (`overseers` reads `leader_id`)."""
+    world.users["leader_a2"] = make_user(session, "leader_a2", "grid_leader", grids=[A2])
+    task = make_task(session, A2, now=T0)
+    assert task.assignee_id == world.users["worker_a2"].id
+    body = {"assignee_id": world.users["worker_a1"].id}
+    r = client.post(f"/api/v1/tasks/{task.id}/assign", json=body, headers=world.auth("leader_a"))
+    assert r.status_code == 403, r.json
+    assert act(client, world, "leader_a", task.id, "escalate").status_code == 403
+    assert act(client, world, "worker_a2", task.id, "accept").status_code == 200
+    assert act(client, world, "worker_a2", task.id, "resolve").status_code == 200
+    assert act(client, world, "leader_a", task.id, "close").status_code == 403
+    assert act(client, world, "leader_a2", task.id, "close").status_code == 200
+    assert act(client, world, "leader_a", task.id, "reopen").status_code == 403
+    # Still leader of A1: their own grid's tasks are theirs to lead.
+    own = make_task(session, A1, now=T0)
+    body = {"assignee_id": world.users["worker_a2"].id}
+    r = client.post(f"/api/v1/tasks/{own.id}/assign", json=body, headers=world.auth("leader_a"))
+    assert r.status_code == 200, r.json
+
+
 def test_reassigning_to_someone_of_another_community_is_unprocessable(client, world, session):
     task = make_task(session, now=T0)
     r = client.post(
@@ -408,6 +431,32 @@ def test_a_task_reopened_with_nobody_to_take_it_waits_and_the_admins_are_told(
         headers=world.auth("admin_a"),
     )
     assert (again.status_code, again.json["status"]) == (200, "dispatched")
+
+
+def test_a_task_reopened_after_its_assignee_became_an_admin_goes_to_whom_dispatch_picks(
+    client, world, session
+):
+    """An account made a community admin leaves field work: the tasks it held are handed on
+    then, but one it had resolved went back to it when reopened (an admin, told to work it,
+    whom no reassign may name and dispatch never picks)."""
+    task = _closed_task(client, world, session)
+    former = world.users["worker_a1"]
+    r = client.patch(
+        f"/api/v1/users/{former.id}",
+        json={"role": "community_admin"},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 200, r.json
+    r = act(client, world, "leader_a", task.id, "reopen", note="居民反映问题未解决")
+    assert r.status_code == 200, r.json
+    # Nobody else works A1 on this Tuesday without a roster: dispatch falls back to its leader,
+    # who reopened it (and so is not told).
+    assert (r.json["status"], r.json["assignee_id"]) == ("dispatched", world.users["leader_a"].id)
+    assert [e["action"] for e in r.json["events"]][-2:] == ["reopen", "dispatch"]
+    told = session.scalars(
+        select(Notification.user_id).where(Notification.title == "任务已重新打开")
+    ).all()
+    assert former.id not in told
 
 
 def test_a_task_reopened_goes_back_to_its_assignee_who_can_work(client, world, session):

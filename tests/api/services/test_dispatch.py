@@ -101,6 +101,20 @@ def test_without_a_reliever_the_b_post_worker_in_the_grid_gets_it(session, world
     assert (assignee, reason) == (world.users["worker_a2"], "B-post on duty")
 
 
+def test_a_b_post_held_by_an_account_made_a_community_admin_gets_no_task(session, world):
+    """An account made a community admin keeps its rostered shifts (listed for the office to
+    re-roster, `shifts_ahead`): its B-post in the grid drew the grid's new tasks to the admin,
+    out of field work, whom no reassign may name."""
+    published = roster(session)
+    leave(session, world.users["worker_a1"])
+    moved_up = world.users["worker_a2"]
+    shift(session, published, moved_up, grid=world.grids[A1])
+    moved_up.role, moved_up.grids = "community_admin", []
+    session.flush()
+    assignee, reason = choose_assignee(session, world.grids[A1], TUESDAY)
+    assert (assignee, reason) == (world.users["leader_a"], "grid leader (no worker on duty)")
+
+
 def test_the_reliever_of_a_grid_its_leader_holds_gets_its_task(session, world):
     """A grid held by its leader is relieved in the leader's name (the solver names the grid's
     first holder): the reliever out in the grid gets its task, not the leader away from it."""
