@@ -841,6 +841,11 @@ def _hand_on_reopened(
 
 
 SWITCHED_OFF_NOTE = "原承办人账号已停用"
+# What a holder who left (switched off, made an admin) still held goes on: the tasks they held
+# and those escalated past their deadline, which only their holder resolves (the leader, told
+# of the escalation, would otherwise have to notice the holder had gone). A `returned` task is
+# the leader's to place already.
+HANDED_ON_STATUSES = (*HELD_STATUSES, "escalated")
 # An account made a community admin leaves field work: what it held goes on as a switch-off's.
 MADE_ADMIN_NOTE = "原承办人已调任社区管理员"
 
@@ -906,7 +911,7 @@ def _hand_on_held(
 ) -> list[tuple[int, int | None]]:
     held = session.scalars(
         select(Task)
-        .where(Task.status.in_(HELD_STATUSES), Task.assignee_id.in_(holders))
+        .where(Task.status.in_(HANDED_ON_STATUSES), Task.assignee_id.in_(holders))
         .order_by(Task.id)
         .limit(limit)
         .with_for_update(skip_locked=skip_locked)

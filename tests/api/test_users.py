@@ -417,6 +417,20 @@ def test_switching_off_hands_the_tasks_held_to_whom_dispatch_picks(client, sessi
     assert leader.id in told
 
 
+def test_switching_off_hands_on_a_task_escalated_past_its_deadline_too(client, session, world):
+    """Only its holder resolves an escalated task: left with one switched off, nobody could."""
+    worker, leader = world.users["worker_a1"], world.users["leader_a"]
+    task = task_held_by(session, worker)
+    task.status, task.escalated_at = "escalated", clock_now()
+    session.flush()
+    r = client.patch(
+        f"/api/v1/users/{worker.id}", json={"active": False}, headers=world.auth("admin_a")
+    )
+    assert r.json["tasks_handed_on"] == [{"task_id": task.id, "assignee_id": leader.id}]
+    session.refresh(task)
+    assert (task.assignee_id, task.status) == (leader.id, "dispatched")
+
+
 def test_a_switched_off_leaders_tasks_wait_unassigned_with_the_other_admins_told(
     client, session, world
 ):
