@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
@@ -12,6 +13,16 @@ from sqlalchemy.orm import Session
 from api.models import Grid, Task
 
 RESOLVED_STATUSES = ("resolved", "callback", "closed")
+
+
+def percent(part: int, whole: int) -> float | None:
+    """part / whole in per cent with one decimal, half up, as the database's `gw_pct` rounds
+    the report's figures (a float's `round` goes half to even: 1 of 16 gave 6.2, not 6.3);
+    None when there is nothing to divide by."""
+    if not whole:
+        return None
+    exact = Decimal(100 * part) / Decimal(whole)
+    return float(exact.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,7 @@ class Rates:
 
     @staticmethod
     def _rate(part: int, whole: int) -> float | None:
-        return round(100.0 * part / whole, 1) if whole else None
+        return percent(part, whole)
 
     @property
     def response_rate(self) -> float | None:

@@ -14,6 +14,7 @@ from api.models import REPORT_FORMATS, Community, Report, ReportFile, User
 from api.scope import Scope
 from api.services import report_render, reports
 from api.services.notifications import notify
+from api.services.rates import percent
 from api.services.weeks import parse_week
 
 log = logging.getLogger("gridwork.reports")
@@ -218,7 +219,8 @@ def announce(session: Session, report: Report, community: Community, now: dateti
         )
         .order_by(User.id)
     ).all()
-    coverage = f"{100 * report.visited / report.households:.1f}%" if report.households else "-"
+    rate = percent(report.visited, report.households)
+    coverage = "-" if rate is None else f"{rate:.1f}%"
     notify(
         session,
         recipients,

@@ -166,8 +166,13 @@ tk AS (
                                 <= COALESCE(t.first_contact_due_at, t.first_contact_at))
            AS responded,
          count(*) FILTER (WHERE t.status = ANY(CAST(:resolved AS text[]))) AS resolved,
-         count(*) FILTER (WHERE NOT t.status = ANY(CAST(:resolved AS text[]))
-                            AND t.due_at < :cutoff) AS overdue,
+         -- Still open at the cutoff: resolved after it (late, once the week had ended) was
+         -- overdue then, so a past week reads the same after; a resolved task with no time
+         -- recorded counts as resolved in time.
+         count(*) FILTER (WHERE t.due_at < :cutoff
+                            AND NOT (t.status = ANY(CAST(:resolved AS text[]))
+                                     AND COALESCE(t.resolved_at, t.closed_at, :cutoff)
+                                         <= :cutoff)) AS overdue,
          count(t.satisfaction) AS rated,
          count(*) FILTER (WHERE t.satisfaction IN ('satisfied', 'basically_satisfied'))
            AS satisfied

@@ -314,6 +314,26 @@ def test_the_week_under_way_counts_overdue_only_the_deadlines_passed_so_far(sess
     assert overdue(at(30)) == (1, 1)
 
 
+def test_a_past_weeks_overdue_task_stays_overdue_once_resolved_late(session, history):
+    """R2's task, due on Friday of W47, was still open when the week ended: the Monday report
+    counted it overdue. Resolved on Tuesday of W48, it vanished from W47's overdue count read
+    afterwards (the status read was today's), so the stored report and the live one differed
+    and a late resolution wiped out the lateness."""
+    from api.models import Task
+
+    selection = reports.select_scope(session, None, "2026-W47", community=RC)
+
+    def r2_tasks(now):
+        report = reports.coverage_report(session, selection, "2026-W47", now=now)
+        return grid_of(report, R2)["tasks"]
+
+    assert r2_tasks(at(23))["overdue"] == 1
+    task = session.query(Task).filter_by(grid_id=history.grids[R2].id).one()
+    task.status, task.resolved_at = "resolved", at(24)
+    session.flush()
+    assert (r2_tasks(at(30))["overdue"], r2_tasks(at(30))["resolved"]) == (1, 1)
+
+
 def test_week_47_totals_and_communities(client, history):
     report = client.get(
         COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")

@@ -538,6 +538,29 @@ def test_stored_reports_are_listed_in_scope_and_downloaded(client, session, hist
     assert r.status_code == 422
 
 
+def test_a_stored_reports_coverage_is_rounded_as_its_files_round_it(client, session, history):
+    """1 household of 16 is 6.25 %: the report's files (PostgreSQL's `gw_pct`) say 6.3, the
+    list of stored reports said 6.2 (Python's float `round`, half to even), and so did the
+    push announcing it."""
+    session.add(Report(week="2026-W40", level="community", code=RC, households=16, visited=1))
+    session.commit()
+    assert float(session.scalar(text("SELECT gw_pct(1, 16)"))) == 6.3
+    listed = client.get(
+        "/api/v1/reports", query_string={"week": "2026-W40"}, headers=history.auth("admin")
+    ).json
+    assert [r["coverage"] for r in listed] == [6.3]
+    from api.services.rates import percent
+
+    assert [percent(p, w) for p, w in ((1, 16), (3, 16), (5, 16), (1, 3), (2, 3))] == [
+        6.3,
+        18.8,
+        31.3,
+        33.3,
+        66.7,
+    ]
+    assert (percent(0, 0), percent(0, 7), percent(7, 7)) == (None, 0.0, 100.0)
+
+
 def test_the_pdfs_map_keeps_the_grids_shape_and_its_charts_name_grids_across_communities():
     """Found by a review: a square grid (on the ground) was drawn 1.3x as wide as high at
     Beijing's latitude; a street's grids were all labelled 001, 002... in the bar chart; a week

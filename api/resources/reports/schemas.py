@@ -7,6 +7,7 @@ from flask import url_for
 
 from api.extensions import Integer, Schema
 from api.resources.schemas import ISO_WEEK, code_field
+from api.services.rates import percent
 
 WEEK = ma.fields.String(
     validate=ISO_WEEK,
@@ -58,4 +59,4 @@ class ReportSchema(Schema):
     files = ma.fields.List(ma.fields.Nested(ReportFileSchema))
 
     def _coverage(self, obj) -> float | None:
-        return round(100.0 * obj.visited / obj.households, 1) if obj.households else None
+        return percent(obj.visited, obj.households)
