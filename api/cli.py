@@ -934,14 +934,14 @@ def _photo_key_ids(app):
 @security.command("purge-audit")
 @click.option("--older-than-days", type=click.IntRange(0, 36500), default=400, show_default=True)
 def security_purge_audit(older_than_days: int) -> None:
-    """Delete audit entries older than N days (never fewer than 183: six months)."""
+    """Delete audit entries older than N days (never fewer than 184: six months)."""
     _purge_audit(older_than_days)
 
 
 @main.command("purge-audit")
 @click.option("--older-than-days", type=click.IntRange(0, 36500), default=400, show_default=True)
 def purge_audit(older_than_days: int) -> None:
-    """Delete audit entries older than N days; refuses N < 183 (kept at least six months)."""
+    """Delete audit entries older than N days; refuses N < 184 (kept at least six months)."""
     _purge_audit(older_than_days)
 
 

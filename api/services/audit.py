@@ -19,8 +19,10 @@ from api.scope import Scope
 # A household record's personal fields, as audit entries name them (a caller who is not shown
 # contacts is disclosed all but the phone).
 HOUSEHOLD_FIELDS = ("address", "location", "members", "tags", "phone")
-# The personal-information law asks for logs kept at least six months.
-MIN_RETENTION = timedelta(days=183)
+# The personal-information law asks for logs kept at least six months: the longest six
+# calendar months are 184 days (1 July to 1 January, 1 August to 1 February). At 183 an entry
+# of 1 July went on 31 December.
+MIN_RETENTION = timedelta(days=184)
 PATH_CHARS = 300  # audit_log.path
 # The general list's two views: entries by the caller's users (who read), or entries about the
 # records in the caller's scope, whoever read them (whose data was read).

@@ -441,7 +441,7 @@ def import_households(
                     session, scope, placed, written, matched, refusals, problems, updatable
                 )
             else:
-                fresh, edits, same = _fresh(session, placed, written, problems), [], 0
+                fresh, edits, same = _fresh(session, scope, placed, written, problems), [], 0
             for _, _, grid_code in fresh:
                 by_grid[grid_code] = by_grid.get(grid_code, 0) + 1
             if not problems:
@@ -537,10 +537,14 @@ def _place_rows(
 
 
 def _fresh(
-    session: Session, placed: Sequence[Placed], written: _Written, problems: list[RowError]
+    session: Session,
+    scope: Scope | None,
+    placed: Sequence[Placed],
+    written: _Written,
+    problems: list[RowError],
 ) -> list[Placed]:
     """The create mode: the rows to create; a repeat of a household is a problem."""
-    repeated = _repeats(session, placed, written)
+    repeated = _repeats(session, scope, placed, written)
     fresh = []
     for item in placed:
         repeat = repeated.get(item[0])
@@ -587,24 +591,34 @@ def _same_point_repeats(placed: Sequence[Placed]) -> dict[int, int]:
     return repeats
 
 
-def _repeats(session: Session, placed: Sequence[Placed], written: _Written) -> dict[int, str]:
+def _repeats(
+    session: Session, scope: Scope | None, placed: Sequence[Placed], written: _Written
+) -> dict[int, str]:
     """Why each row of a chunk that repeats a household is refused, by row: the same address
     at the same point as an earlier row of the chunk, of a chunk written before (the
     database finds those), or as a household already registered (a file imported twice).
     Rooms of one building share a point; the same room at another point is another household.
     Once a problem stops the writing, a repeat of a row in an unwritten chunk goes unnoticed
-    (memory stays one chunk's); the file is refused anyway, and the next try names it."""
+    (memory stays one chunk's); the file is refused anyway, and the next try names it.
+    A registered household is named only to a caller who may read it (`refuse_repeat`): one
+    across a grid border within SAME_POINT_DEG may be another community's."""
     problems = {
         row: f"repeats row {first}: {_SAME}" for row, first in _same_point_repeats(placed).items()
     }
+    seen: dict[int, bool] = {}  # grid id: whether the caller reads its households
     for row, stored in _match_rows(session, _MATCH_AT_POINT, placed, same=SAME_POINT_DEG).items():
         if row in problems:
             continue
         earlier = written.row_of(stored.id)
+        if earlier is not None:
+            problems[row] = f"repeats row {earlier}: {_SAME}"
+            continue
+        if scope is not None and stored.grid_id not in seen:
+            seen[stored.grid_id] = scope.sees_grid(session.get(Grid, stored.grid_id))
         problems[row] = (
-            f"repeats row {earlier}: {_SAME}"
-            if earlier is not None
-            else f"{_SAME} is already registered as household {stored.id}"
+            f"{_SAME} is already registered as household {stored.id}"
+            if scope is None or seen[stored.grid_id]
+            else f"{_SAME} is already registered, in a grid outside yours"
         )
     return problems
 

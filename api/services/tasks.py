@@ -615,9 +615,10 @@ def move_task(
     runs on (the resident's wait did not start again). The grid's leader or the community admin
     moves it, with a reason, and with the place it belongs: `location` (in the new grid; its
     household, the wrong address, is let go) or `household_id` (the right household, of the new
-    grid), or neither when its place already lies in the new grid (a task left at its old place
-    would stand in the old grid on the map). A move to another community is not this: a 12345
-    ticket goes there by the hotline's re-dispatch (改派, `create_task`)."""
+    grid, one the caller may read), or neither when its place already lies in the new grid (a
+    task left at its old place would stand in the old grid on the map). A move to another
+    community is not this: a 12345 ticket goes there by the hotline's re-dispatch (改派,
+    `create_task`)."""
     grid = session.get(Grid, task.grid_id)
     scope.require_task_mover(grid)
     if task.status not in REASSIGNABLE:
@@ -647,7 +648,13 @@ def move_task(
     household = None
     if household_id is not None:
         household = session.get(Household, household_id)
-        if household is None or household.grid_id != target.id:
+        # One the caller may not read (a leader moving to a grid not theirs) is answered as an
+        # id of no household there: its grid and point are the register's, not theirs to probe.
+        if (
+            household is None
+            or household.grid_id != target.id
+            or not _sees_household(session, scope, household)
+        ):
             message = f"Household {household_id} is not one of grid {grid_code}."
             raise errors.Unprocessable(message, errors={"json": {"household_id": [message]}})
     point = None

@@ -395,6 +395,36 @@ def test_a_registered_address_at_the_same_point_in_an_import_is_refused(client, 
     assert f"household {home.id}" in response.json["errors"][0]["detail"]
 
 
+def test_an_import_row_repeating_a_household_outside_ones_scope_does_not_name_it(
+    client, session, world
+):
+    """A point within a centimetre of another community's household across the grids' border
+    (the repeat check's tolerance) is the same flat: the row is refused, as a form of it is,
+    but the refusal named that household's id to a caller who may not read it (a way to find
+    another community's homes by probing). It says only that the flat is registered, in a
+    grid outside the caller's, as the form's 409 does."""
+    from tests.factories import make_household
+
+    lat = centre(B1)[1]
+    theirs = make_household(session, 116.41000004, lat, building="9", unit="", floor="", room="")
+    assert theirs.grid_id == world.grids[B1].id
+    before = household_count(session)
+    data = csv_file([["9", "", "", "", 116.40999997, lat, *[""] * 5]])
+    response = upload(client, world, data, "register.csv", user="admin_a")
+    assert response.status_code == 422
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "building/unit/floor/room")
+    assert "outside your" in error["detail"]
+    assert str(theirs.id) not in response.get_data(as_text=True)
+    assert household_count(session) == before
+    form = client.post(
+        "/api/v1/households",
+        json={"building": "9", "lon": 116.40999997, "lat": lat},
+        headers=world.auth("admin_a"),
+    )
+    assert form.status_code == 409 and "household_id" not in form.json
+
+
 def test_the_same_address_at_another_point_or_another_room_at_the_point_is_imported(client, world):
     """Rooms of one building share a point; the same room number in another building's point
     is another household."""

@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 
 from api import crypto
 from api.cli import main
-from api.models import AuditEntry
+from api.models import AuditEntry, LoginAttempt
 from api.services import audit
 from api.services.encryption import seal_all
 from tests.api.test_matrix import targets  # noqa: F401  (fixture)
@@ -668,19 +668,43 @@ def _aged_entry(session, user, days: int) -> AuditEntry:
     )
 
 
-def test_purge_audit_refuses_to_delete_entries_younger_than_183_days(app, session, world):
+def test_purge_audit_refuses_to_delete_entries_younger_than_184_days(app, session, world):
     _aged_entry(session, world.users["worker_a1"], 10)
     with app.app_context():
-        result = CliRunner().invoke(main, ["purge-audit", "--older-than-days", "182"])
-    assert result.exit_code != 0 and "183" in result.output
+        result = CliRunner().invoke(main, ["purge-audit", "--older-than-days", "183"])
+    assert result.exit_code != 0 and "184" in result.output
     assert session.scalar(select(AuditEntry.id)) is not None
+
+
+def test_an_audit_entry_is_kept_until_six_calendar_months_have_passed(session, world):
+    """Six months run up to 184 days (1 July to 1 January, 1 August to 1 February): with a
+    floor of 183 days an entry written on 1 July was purged on 31 December, and a sign-in
+    attempt of 1 July deleted by the push worker's tick, before the six months were up."""
+    written = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+    now = datetime(2026, 12, 31, 21, 0, tzinfo=UTC)  # 183.5 days on: six months are not up
+    entry = audit.record(
+        session,
+        user_id=world.users["worker_a1"].id,
+        action="read",
+        resource="household",
+        resource_ids=[1],
+        fields=["phone"],
+        at=written,
+    ).id
+    with pytest.raises(Exception, match="184"):
+        audit.purge(session, timedelta(days=183), now=now)
+    assert audit.purge(session, audit.MIN_RETENTION, now=now) == 0
+    assert session.get(AuditEntry, entry) is not None
+    session.add(LoginAttempt(username="x", success=False, at=written))
+    session.flush()
+    assert audit.purge_login_attempts(session, now) == 0
 
 
 def test_purge_audit_deletes_only_entries_past_the_retention(app, session, world):
     old = _aged_entry(session, world.users["worker_a1"], 400).id
     recent = _aged_entry(session, world.users["worker_a1"], 100).id
     with app.app_context():
-        result = CliRunner().invoke(main, ["purge-audit", "--older-than-days", "183"])
+        result = CliRunner().invoke(main, ["purge-audit", "--older-than-days", "184"])
     assert result.exit_code == 0 and "removed 1" in result.output
     session.expire_all()
     assert session.get(AuditEntry, old) is None and session.get(AuditEntry, recent) is not None

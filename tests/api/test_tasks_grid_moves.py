@@ -153,6 +153,27 @@ def test_a_household_of_another_grid_is_unprocessable(client, world, session):
     assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
 
 
+def test_a_leader_not_of_the_new_grid_cannot_place_the_task_at_its_households(
+    client, world, session
+):
+    """A leader moves a task to a grid of the community that is not theirs; naming one of
+    that grid's households by id placed the task at it, and the answer gave that household's
+    point, while an id of another grid was refused: which grid each household id is in, and
+    where it stands, for a grid whose register the leader may not read. A household the caller
+    does not see is refused as an id of no household of the grid; a place is still taken."""
+    from tests.factories import make_user
+
+    world.users["leader_a1"] = make_user(session, "leader_a1", "grid_leader", grids=[A1])
+    task = make_task(session, now=T0)
+    hidden = world.households[A2][1]
+    r = move(client, world, "leader_a1", task.id, location=None, household_id=hidden.id)
+    assert r.status_code == 422, r.json
+    assert r.json["detail"] == f"Household {hidden.id} is not one of grid {A2}."
+    assert "lon" not in str(r.json)
+    assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
+    assert move(client, world, "leader_a1", task.id).status_code == 200
+
+
 def test_a_move_without_a_place_in_the_new_grid_is_unprocessable(client, world, session):
     """A task left at its old place would stand in the old grid on the map, at the wrong
     address: it moves with the place it belongs."""

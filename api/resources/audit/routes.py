@@ -29,7 +29,7 @@ class AuditLog(MethodView):
         `household` lists every entry about a household of theirs, its visits and its tasks;
         `view=records` every entry about their records, whoever the reader. Filter by actor,
         action, resource, record and period; paginated (`X-Pagination`). Entries are kept at
-        least 183 days.
+        least 184 days (six months).
         """
         rows, pagination_parameters.item_count = audit.list_entries(
             db.session,
