@@ -79,7 +79,10 @@ def api_as_admin(page, method: str, path: str, body: dict | None = None):
     )
 
 
-def open_worker_by_api(page, made, display_name: str, grid: str = DEMO_GRID) -> str:
+def open_account_by_api(
+    page, made, display_name: str, role: str = "worker", grids: tuple[str, ...] = (DEMO_GRID,)
+) -> str:
+    """An account opened through the API (a grid leader opened with grids leads them)."""
     username = f"e2e_{uuid.uuid4().hex[:8]}"
     r = api_as_admin(
         page,
@@ -88,14 +91,65 @@ def open_worker_by_api(page, made, display_name: str, grid: str = DEMO_GRID) -> 
         {
             "username": username,
             "password": DEMO_PASSWORD,
-            "role": "worker",
+            "role": role,
             "display_name": display_name,
-            "grid_codes": [grid],
+            "grid_codes": list(grids),
         },
     )
     assert r.status == 201, r.text()
     made["users"].append(username)
     return username
+
+
+def open_worker_by_api(page, made, display_name: str, grid: str = DEMO_GRID) -> str:
+    return open_account_by_api(page, made, display_name, "worker", (grid,))
+
+
+def new_grid(page, made, e2e_engine, name: str) -> tuple[str, int]:
+    """A new grid of the community, away from the others, made through the API (retired after
+    the test); its code and id. Its code is one no grid of the community ever had."""
+    from api.models import Grid
+
+    with e2e_engine.connect() as conn:
+        taken = set(conn.scalars(select(Grid.code).where(Grid.community_code == COMMUNITY)))
+    n = next(n for n in range(999, 100, -1) if f"{COMMUNITY}{n}" not in taken)
+    code = f"{COMMUNITY}{n}"
+    lon, lat = 116.10 + (999 - n) * 0.002, 39.60  # each code its own square
+    ring = [[lon, lat], [lon + 0.001, lat], [lon + 0.001, lat + 0.001], [lon, lat + 0.001]]
+    r = api_as_admin(
+        page,
+        "POST",
+        "/api/v1/grids",
+        {
+            "type": "Feature",
+            "properties": {"code": code, "name": name},
+            "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+        },
+    )
+    assert r.status == 201, r.text()
+    made["grids"].append(code)
+    return code, r.json()["id"]
+
+
+def leader_of(page, grid_id: int) -> int | None:
+    r = api_as_admin(page, "GET", f"/api/v1/grids/{grid_id}")
+    assert r.ok, r.text()
+    return r.json()["properties"]["leader_id"]
+
+
+def account(page, username: str) -> dict:
+    user_id = row(page, username).get_attribute("data-id")
+    return api_as_admin(page, "GET", f"/api/v1/users/{user_id}").json()
+
+
+def wait_led(page, username: str, code: str, led: bool = True) -> None:
+    """Wait until the account's row (redrawn when the list reloads) shows `code` led, or not."""
+    page.wait_for_function(
+        "([username, code, led]) => { const td = document.querySelector("
+        "`#accounts tr[data-username='${username}'] td.led`);"
+        " return Boolean(td) && td.textContent.includes(code) === led; }",
+        arg=[username, code, led],
+    )
 
 
 def test_an_admin_lists_the_communitys_accounts_and_filters_them(page, e2e_engine):
@@ -347,8 +401,9 @@ def test_a_leader_still_leading_grids_is_refused_a_new_role_with_the_servers_rea
         "() => document.querySelector('#confirm-form .form-error').textContent.trim() !== ''"
     )
     said = error.inner_text()
-    # The page's words, then the server's detail naming the grid led.
+    # The page's words (where to name the new leader), then the server's detail naming the grid.
     assert "网格长" in said and "name their new leader first" in said
+    assert "带领网格" in error.locator(".why").inner_text()
     assert error.locator(".detail").inner_text().count(DEMO_GRID) == 1
     assert page.locator("#confirm-dialog").is_visible()
     screenshot(page, "accounts-role-refused")
@@ -358,6 +413,120 @@ def test_a_leader_still_leading_grids_is_refused_a_new_role_with_the_servers_rea
     with e2e_engine.connect() as conn:
         assert conn.scalar(select(User.role).where(User.username == "leader01")) == "grid_leader"
     assert row(page, "leader01").locator("td.role").inner_text() == "网格长"
+
+
+def test_an_admin_hands_a_grid_to_another_leader_then_makes_the_old_one_a_worker(
+    page, made, e2e_engine
+):
+    open_accounts(page)
+    ready(page)
+    code, grid_id = new_grid(page, made, e2e_engine, "交接网格")
+    old = open_account_by_api(page, made, "老网格长", "grid_leader", (code,))
+    new = open_account_by_api(page, made, "新网格长", "grid_leader", ())
+    page.reload()
+    ready(page)
+    row(page, new).locator("button[data-action=edit]").click()
+    form = page.locator("#account-form")
+    line = form.locator(f"#led-options label[data-code='{code}']")
+    assert form.locator("#led-choice").is_visible()
+    assert "老网格长" in line.inner_text()  # checking it takes it from them
+    assert line.locator("input").is_checked() is False
+    line.locator("input").check()
+    assert form.locator("#led-warning").is_visible() is False  # no grid is left leaderless
+    screenshot(page, "accounts-grids-led")
+    form.locator("button[type=submit]").click()
+    wait_led(page, new, code)
+    wait_led(page, old, code, led=False)
+    assert page.locator("#account-dialog").is_visible() is False
+    assert leader_of(page, grid_id) == int(row(page, new).get_attribute("data-id"))
+    assert account(page, old)["led_grid_codes"] == []
+    # Leading nothing now, the old leader is made a worker through the page.
+    row(page, old).locator("button[data-action=edit]").click()
+    form.locator("select[name=role]").select_option("worker")
+    assert form.locator("#role-hint").is_visible() is False
+    assert form.locator("#led-choice").is_visible() is False
+    form.locator("button[type=submit]").click()
+    page.click("#confirm-yes")
+    wait_cell(page, old, "role", "网格员")
+    assert account(page, old)["role"] == "worker"
+
+
+def test_unticking_a_grid_led_leaves_it_without_a_leader_after_a_warning(page, made, e2e_engine):
+    open_accounts(page)
+    ready(page)
+    code, grid_id = new_grid(page, made, e2e_engine, "放手网格")
+    leader = open_account_by_api(page, made, "放手者", "grid_leader", (code,))
+    page.reload()
+    ready(page)
+    row(page, leader).locator("button[data-action=edit]").click()
+    form = page.locator("#account-form")
+    tick = form.locator(f"#led-options input[value='{code}']")
+    assert tick.is_checked()
+    assert form.locator("#led-warning").is_visible() is False
+    tick.uncheck()
+    warning = form.locator("#led-warning")
+    assert warning.is_visible()
+    assert code in warning.inner_text() and "没有网格长" in warning.inner_text()
+    screenshot(page, "accounts-grid-left-leaderless")
+    form.locator("button[type=submit]").click()
+    wait_led(page, leader, code, led=False)
+    assert leader_of(page, grid_id) is None
+    assert account(page, leader)["role"] == "grid_leader"  # only the grid changed
+
+
+def test_a_worker_made_a_grid_leader_leads_the_grid_ticked_the_role_changed_first(
+    page, made, e2e_engine
+):
+    open_accounts(page)
+    ready(page)
+    code, grid_id = new_grid(page, made, e2e_engine, "升任网格")
+    worker = open_account_by_api(page, made, "升任者", "worker", (code,))
+    page.reload()
+    ready(page)
+    patches = []
+    page.on("request", lambda r: r.method == "PATCH" and patches.append(r.url.split("/api/v1/")[1]))
+    row(page, worker).locator("button[data-action=edit]").click()
+    form = page.locator("#account-form")
+    form.locator("input[name=display_name]").wait_for()
+    assert form.locator("#led-choice").is_visible() is False  # a worker leads nothing here
+    form.locator("select[name=role]").select_option("grid_leader")
+    assert form.locator("#led-choice").is_visible()
+    form.locator(f"#led-options input[value='{code}']").check()
+    form.locator("button[type=submit]").click()
+    page.click("#confirm-yes")
+    wait_cell(page, worker, "role", "网格长")
+    wait_led(page, worker, code)
+    user = account(page, worker)
+    assert (user["role"], user["led_grid_codes"]) == ("grid_leader", [code])
+    assert leader_of(page, grid_id) == user["id"]
+    assert patches == [f"users/{user['id']}", f"grids/{grid_id}"]
+
+
+def test_a_grid_refused_its_new_leader_is_named_with_the_servers_reason(page, made, e2e_engine):
+    open_accounts(page)
+    ready(page)
+    code, grid_id = new_grid(page, made, e2e_engine, "将撤网格")
+    leader = open_account_by_api(page, made, "接任者", "grid_leader", ())
+    page.reload()
+    ready(page)
+    row(page, leader).locator("button[data-action=edit]").click()
+    form = page.locator("#account-form")
+    form.locator("input[name=phone]").fill("13900002222")
+    form.locator(f"#led-options input[value='{code}']").check()
+    # Meanwhile the grid is retired (by another admin, say).
+    assert api_as_admin(page, "DELETE", f"/api/v1/grids/{grid_id}").status == 204
+    form.locator("button[type=submit]").click()
+    failed = form.locator(f"#led-errors li[data-code='{code}']")
+    failed.wait_for()
+    assert f"Grid {grid_id} not found" in failed.inner_text()
+    assert "未能修改" in form.locator("#led-errors").inner_text()
+    screenshot(page, "accounts-grid-led-refused")
+    # The form stays, redrawn as the server holds it: the phone saved, the grid gone.
+    assert page.locator("#account-dialog").is_visible()
+    assert form.locator("input[name=phone]").input_value() == "13900002222"
+    assert form.locator(f"#led-options input[value='{code}']").count() == 0
+    assert account(page, leader)["led_grid_codes"] == []
+    form.locator("button.cancel").click()
 
 
 def test_an_admin_is_not_offered_their_own_role(page):
@@ -450,21 +619,7 @@ def test_a_task_nobody_can_take_is_shown_waiting_unassigned(page, made, e2e_engi
     """A new grid, no leader, its only worker switched off: dispatch finds nobody."""
     open_accounts(page)
     ready(page)
-    code = f"{COMMUNITY}9{uuid.uuid4().int % 100:02d}"
-    lon, lat = 116.10 + uuid.uuid4().int % 100 / 10_000, 39.60
-    ring = [[lon, lat], [lon + 0.001, lat], [lon + 0.001, lat + 0.001], [lon, lat + 0.001]]
-    r = api_as_admin(
-        page,
-        "POST",
-        "/api/v1/grids",
-        {
-            "type": "Feature",
-            "properties": {"code": code, "name": "无人网格"},
-            "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
-        },
-    )
-    assert r.status == 201, r.text()
-    made["grids"].append(code)
+    code, _ = new_grid(page, made, e2e_engine, "无人网格")
     username = open_worker_by_api(page, made, "唯一网格员", grid=code)
     task_id = hold_task(e2e_engine, made, username, code, "无人可接")
     page.reload()

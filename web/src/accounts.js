@@ -29,7 +29,12 @@ const TEXT = {
     notForYou: "账号由社区办公室（社区管理员）管理，此页面不对您开放。",
     leaderReadOnly: "账号由社区办公室（社区管理员）管理；这里是您所带网格的账号，只读。",
     openTitle: "开设账号", editTitle: (n) => `编辑账号：${n}`,
-    gridHintWorker: "网格员负责所选网格。", gridHintLeader: "网格长开设时带领所选网格（之后带领关系在网格上设置）。",
+    gridHintWorker: "网格员负责所选网格。", gridHintLeader: "网格长开设时带领所选网格（之后在其“编辑”的“带领网格”中设置）。",
+    gridHintLeaderEdit: "网格长负责所选网格；其带领的网格在下方“带领网格”中勾选。",
+    ledHint: "此人带领所勾选的网格。勾选他人带领的网格，即由此人接任该网格的网格长。",
+    ledBy: (n) => `现由${n}带领`, noLeader: "暂无网格长",
+    ledWarning: (grids) => `取消勾选后，网格 ${grids} 将没有网格长，直到另行指定。`,
+    ledFailed: "以下网格的网格长未能修改（其余修改已保存）：", gridGone: "该网格已不在服务中。",
     gridHintAdmin: "社区管理员不负责网格。", noGrids: "社区暂无网格。",
     opened: (n) => `已开设账号 ${n}。`, saved: (n) => `已保存 ${n} 的修改。`,
     offTitle: (n) => `停用 ${n} 的账号？`,
@@ -54,7 +59,7 @@ const TEXT = {
     ],
     changeRole: "修改角色",
     roleDone: (n, role) => `${n} 的角色已改为“${role}”，其原有登录已全部结束。`,
-    stillLeads: (n, grids) => `${n} 仍是网格 ${grids} 的网格长：须先为这些网格指定新的网格长，才能修改其角色。`,
+    stillLeads: (n, grids) => `${n} 仍是网格 ${grids} 的网格长：须先为这些网格指定新的网格长——在接任网格长的账号“编辑”中，于“带领网格”勾选这些网格（或保留其角色，在其“带领网格”中取消勾选，网格暂无网格长），然后才能修改其角色。`,
     roleNotChanged: "角色未修改。", serverSaid: "服务器答复：",
     pwTitle: (n) => `重置 ${n} 的密码？`,
     pwText: ["此人所有设备上的登录、日历订阅链接和手机推送全部结束；", "此人之后用您设置的新密码登录。"],
@@ -78,7 +83,13 @@ const TEXT = {
     leaderReadOnly: "Only the community office (community admins) manages accounts; here are your grids' accounts, read only.",
     openTitle: "Open an account", editTitle: (n) => `Edit account: ${n}`,
     gridHintWorker: "A grid worker holds the grids ticked.",
-    gridHintLeader: "A grid leader opened with grids leads them (later, leading is set on the grid).",
+    gridHintLeader: "A grid leader opened with grids leads them (later, under \"Grids led\" in their Edit form).",
+    gridHintLeaderEdit: "A grid leader holds the grids ticked; the grids they lead are ticked under \"Grids led\" below.",
+    ledHint: "They lead the grids ticked. Ticking a grid another leads makes them its leader instead.",
+    ledBy: (n) => `led by ${n}`, noLeader: "no leader",
+    ledWarning: (grids) => `Unticked, grid(s) ${grids} will be left without a leader until another is named.`,
+    ledFailed: "These grids' leader was not changed (the other changes are saved):",
+    gridGone: "The grid is no longer in service.",
     gridHintAdmin: "A community admin holds no grids.", noGrids: "The community has no grids yet.",
     opened: (n) => `Account ${n} opened.`, saved: (n) => `${n}: changes saved.`,
     offTitle: (n) => `Switch off ${n}'s account?`,
@@ -104,7 +115,7 @@ const TEXT = {
     ],
     changeRole: "Change the role",
     roleDone: (n, role) => `${n} is now a ${role}; their sign-ins have ended.`,
-    stillLeads: (n, grids) => `${n} still leads grid(s) ${grids}: name the grids' new leader first, then change the role.`,
+    stillLeads: (n, grids) => `${n} still leads grid(s) ${grids}: name the grids' new leader first (in the new leader's Edit form, tick them under "Grids led"; or, keeping ${n}'s role, untick them under their "Grids led" to leave them without a leader), then change the role.`,
     roleNotChanged: "The role was not changed.", serverSaid: "The server said: ",
     pwTitle: (n) => `Reset ${n}'s password?`,
     pwText: [
@@ -126,7 +137,7 @@ const roleName = (role) => t[`role_${role}`] || role;
 const state = {
   me: null,
   admin: false,
-  grids: [], // the grids offered: [{code, name}]
+  grids: [], // the community's grids in service: [{id, code, name, leader_id}]
   gridNames: new Map(),
   names: new Map(), // user id -> what to call them
   page: 1,
@@ -239,6 +250,10 @@ function fieldErrors(body, sent = {}) {
 
 function clearErrors(form) {
   for (const el of form.querySelectorAll(".field-error, .form-error")) el.textContent = "";
+  for (const el of form.querySelectorAll(".led-errors")) {
+    el.innerHTML = "";
+    show(el, false);
+  }
 }
 
 /** Show an API error in `form`: each field's message beside it, what names no field below. */
@@ -283,13 +298,112 @@ function gridHint() {
   const role = chosenRole();
   const holds = GRID_ROLES.includes(role);
   show($("#grid-options"), holds);
-  $("#grid-hint").textContent = role === "worker" ? t.gridHintWorker : role === "grid_leader" ? t.gridHintLeader : t.gridHintAdmin;
+  const leaderHint = editing ? t.gridHintLeaderEdit : t.gridHintLeader;
+  $("#grid-hint").textContent = role === "worker" ? t.gridHintWorker : role === "grid_leader" ? leaderHint : t.gridHintAdmin;
+  // "Grids led" is offered to an account kept or made a grid leader only: the server refuses a
+  // leader another role while it leads, so leading and a role away from it never go together.
+  show($("#led-choice"), Boolean(editing) && role === "grid_leader");
+  ledWarning();
   // A leader still leading grids keeps the role until the grids have another leader: said
   // before saving (the server refuses it, and its answer is shown then too).
   const led = editing?.led_grid_codes || [];
   const refused = Boolean(editing) && role !== editing.role && role !== "grid_leader" && led.length > 0;
   $("#role-hint").textContent = refused ? t.stillLeads(label(editing), gridsInText(led)) : "";
   show($("#role-hint"), refused);
+}
+
+// --- the grids an account leads ("grids led"): each a PATCH of the grid's leader_id ------------
+/** The "grids led" list of `user`: the community's grids, ticked for those it leads, each
+ * naming its leader when another account leads it (ticking it takes it from them). */
+function ledOptions(user) {
+  const led = user?.led_grid_codes || [];
+  const offered = [...state.grids];
+  for (const code of led) if (!offered.some((g) => g.code === code)) offered.push({ code, name: "", leader_id: user.id });
+  const note = (g) => {
+    if (g.leader_id == null) return `<span class="leader none">${t.noLeader}</span>`;
+    if (g.leader_id === user?.id) return "";
+    const id = escapeHtml(g.leader_id);
+    return `<span class="leader other" data-leader="${id}">${escapeHtml(t.ledBy(state.names.get(g.leader_id) || `#${g.leader_id}`))}</span>`;
+  };
+  $("#led-options").innerHTML = offered.map((g) =>
+    `<label class="grid-option led-option" data-code="${escapeHtml(g.code)}"><input type="checkbox" name="led_codes" value="${escapeHtml(g.code)}"${led.includes(g.code) ? " checked" : ""}>
+      ${escapeHtml(g.name)} <small>${escapeHtml(g.code)}</small> ${note(g)}</label>`).join("") || `<p class="muted">${t.noGrids}</p>`;
+  // Leaders not among the accounts listed are looked up, and named once known.
+  const unknown = new Set(offered.map((g) => g.leader_id).filter((id) => id != null && id !== user?.id && !state.names.has(id)));
+  for (const id of unknown) {
+    nameOf(id).then((name) => {
+      for (const el of document.querySelectorAll(`#led-options .leader[data-leader="${CSS.escape(String(id))}"]`)) el.textContent = t.ledBy(name);
+    });
+  }
+}
+
+function tickedLed() {
+  return [...accountForm.querySelectorAll("input[name=led_codes]:checked")].map((i) => i.value);
+}
+
+/** The leader changes the form asks for: [{code, leader_id}], the account named leader of the
+ * grids newly ticked and null for those unticked. None unless the account is (made) a leader. */
+function ledChanges() {
+  if (!editing || chosenRole() !== "grid_leader") return [];
+  const led = editing.led_grid_codes || [];
+  const ticked = tickedLed();
+  return [
+    ...ticked.filter((code) => !led.includes(code)).map((code) => ({ code, leader_id: editing.id })),
+    ...led.filter((code) => !ticked.includes(code)).map((code) => ({ code, leader_id: null })),
+  ];
+}
+
+/** Said before saving: the grids unticked are left without a leader. */
+function ledWarning() {
+  const left = ledChanges().filter((c) => c.leader_id === null).map((c) => c.code);
+  $("#led-warning").textContent = left.length ? t.ledWarning(gridsInText(left)) : "";
+  show($("#led-warning"), left.length > 0);
+}
+
+/** A problem's words: its `detail`, then what its `errors` add. */
+function problemText(error) {
+  const more = Object.entries(fieldErrors(error.body))
+    .filter(([, message]) => !error.message.includes(message))
+    .map(([field, message]) => `${field}: ${message}`);
+  return [error.message, ...more].join(" — ");
+}
+
+/** PATCH each grid's leader as `changes` ask, one after the other; the ones refused, with why. */
+async function saveLed(changes) {
+  const failed = [];
+  for (const change of changes) {
+    const grid = state.grids.find((g) => g.code === change.code);
+    try {
+      if (!grid) throw new Error(t.gridGone);
+      await api(`/api/v1/grids/${grid.id}`, { method: "PATCH", body: { leader_id: change.leader_id } });
+    } catch (error) {
+      failed.push({ ...change, why: error.status ? problemText(error) : error.message });
+    }
+  }
+  return failed;
+}
+
+/**
+ * After `user` was saved and its `led` changes sent: the grids and the list read again, so
+ * "grids led" shows what the server holds. All went through: the form closes. Some grid
+ * refused: the form stays, redrawn from the account as it now is, each refusal named.
+ */
+async function afterSave(user, led, failed) {
+  if (led.length) await fetchGrids();
+  await loadAccounts();
+  if (!failed.length) {
+    accountDialog.close();
+    return;
+  }
+  let fresh = state.rows.get(user.id) || user;
+  try {
+    fresh = await api(`/api/v1/users/${user.id}`);
+  } catch { /* the account as the PATCH answered */ }
+  openForm(fresh);
+  const list = $("#led-errors");
+  list.innerHTML = `<li class="head">${escapeHtml(t.ledFailed)}</li>${failed.map((f) =>
+    `<li data-code="${escapeHtml(f.code)}">${escapeHtml(gridsInText([f.code]))}: ${escapeHtml(f.why)}</li>`).join("")}`;
+  show(list);
 }
 
 function openForm(user = null) {
@@ -303,8 +417,9 @@ function openForm(user = null) {
   accountForm.elements.display_name.value = user?.display_name || "";
   accountForm.elements.phone.value = user?.phone || "";
   gridOptions(user?.grid_codes || []);
+  if (user) ledOptions(user);
   gridHint();
-  accountDialog.showModal();
+  if (!accountDialog.open) accountDialog.showModal();
   (user ? accountForm.elements.display_name : accountForm.elements.username).focus();
 }
 
@@ -340,32 +455,38 @@ function formBody() {
 }
 
 accountForm.elements.role.addEventListener("change", gridHint);
+$("#led-options").addEventListener("change", ledWarning);
 accountForm.querySelector("button.cancel").addEventListener("click", () => accountDialog.close());
 accountForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   clearErrors(accountForm);
   const body = formBody();
-  if (editing && !Object.keys(body).length) {
+  const led = ledChanges();
+  if (editing && !Object.keys(body).length && !led.length) {
     accountDialog.close();
     return;
   }
   if (editing && body.role) {
-    changeRole(editing, body);
+    changeRole(editing, body, led);
     return;
   }
   const submit = accountForm.querySelector("button[type=submit]");
   submit.disabled = true;
   try {
     if (editing) {
-      const user = await api(`/api/v1/users/${editing.id}`, { method: "PATCH", body });
+      // The account first (a refusal of it changes no grid), then the grids it leads.
+      const user = Object.keys(body).length ? await api(`/api/v1/users/${editing.id}`, { method: "PATCH", body }) : editing;
+      const failed = await saveLed(led);
       say(t.saved(label(user)));
+      $("#outcome").hidden = true;
+      await afterSave(user, led, failed);
     } else {
       const user = await api("/api/v1/users", { method: "POST", body });
       say(t.opened(`${user.username}${user.display_name ? ` (${user.display_name})` : ""}`));
+      accountDialog.close();
+      $("#outcome").hidden = true;
+      await loadAccounts();
     }
-    accountDialog.close();
-    $("#outcome").hidden = true;
-    await loadAccounts();
   } catch (error) {
     showErrors(accountForm, error, body, editing ? null : "username");
   } finally {
@@ -491,12 +612,14 @@ function switchOn(user) {
  * Save the edit form's `body` changing `user`'s role, once confirmed: it ends the account's
  * sign-ins, and made an admin the account hands on its tasks (shown as a switch-off's are).
  * A 409 (a leader still leading grids) is said in the confirmation, the edit form kept open
- * below it; field errors go back beside the form's fields.
+ * below it; field errors go back beside the form's fields. Made a grid leader, the account is
+ * then named the leader of the grids ticked under "grids led" (`led`): the role first, so a
+ * role refused changes no grid.
  */
-function changeRole(user, body) {
+function changeRole(user, body, led = []) {
   const to = body.role;
   const lines = to === "community_admin" ? [...t.roleText, ...t.roleTextAdmin] : t.roleText;
-  const led = user.led_grid_codes || [];
+  const leads = user.led_grid_codes || [];
   ask(t.roleTitle(label(user), roleName(user.role), roleName(to)), lines, t.changeRole, async () => {
     let outcome;
     try {
@@ -507,14 +630,14 @@ function changeRole(user, body) {
       showErrors(accountForm, error, body);
       return;
     }
-    accountDialog.close();
+    const failed = await saveLed(led);
     say("");
     const heading = t.roleDone(label(outcome), roleName(outcome.role));
     if (to === "community_admin") await showHandedOn(heading, outcome);
     else showHeading(heading);
-    await loadAccounts();
+    await afterSave(outcome, led, failed);
   }, {
-    conflict: () => (to !== "grid_leader" && led.length ? t.stillLeads(label(user), gridsInText(led)) : t.roleNotChanged),
+    conflict: () => (to !== "grid_leader" && leads.length ? t.stillLeads(label(user), gridsInText(leads)) : t.roleNotChanged),
   });
 }
 
@@ -540,14 +663,20 @@ $("#accounts tbody").addEventListener("click", (event) => {
 });
 
 // --- the page -----------------------------------------------------------------------------------
-async function loadGrids() {
+/** The community's grids in service, with their leaders (read again after leaders change). */
+async function fetchGrids() {
   const query = state.admin && state.me.community_code ? `?community=${encodeURIComponent(state.me.community_code)}` : "";
   try {
     const features = await apiPages(`/api/v1/grids${query}`, { pick: (body) => body?.features || [] });
-    state.grids = features.map((f) => ({ code: f.properties.code, name: f.properties.name }))
-      .sort((a, b) => a.code.localeCompare(b.code));
+    state.grids = features.map((f) => ({
+      id: f.id, code: f.properties.code, name: f.properties.name, leader_id: f.properties.leader_id ?? null,
+    })).sort((a, b) => a.code.localeCompare(b.code));
     state.gridNames = new Map(state.grids.map((g) => [g.code, g.name]));
   } catch { /* grid names are a help: codes are shown without them */ }
+}
+
+async function loadGrids() {
+  await fetchGrids();
   // The grid filter offers the grids read (none read: all accounts, unfiltered).
   $("#filter-grid").insertAdjacentHTML("beforeend", state.grids.map((g) =>
     `<option value="${escapeHtml(g.code)}">${escapeHtml(g.name ? `${g.name} ${g.code}` : g.code)}</option>`).join(""));
