@@ -200,10 +200,13 @@ def _check_leader(session: Session, leader_id: int | None, community_code: str) 
             f"Leader {leader_id} is not a user of community {community_code}.",
             errors={"leader_id": ["Unknown user in this community."]},
         )
-    if leader.role not in ("grid_leader", "worker"):
+    if leader.role != "grid_leader":
+        # A worker named leader was told of the grid's escalations but could not act on them
+        # (leading is the grid leader's role, `Scope.leads_grid`): the role comes first.
         raise errors.Unprocessable(
-            f"User {leader.username} is a {leader.role}; a grid leader must be a grid worker.",
-            errors={"leader_id": ["Not a grid worker."]},
+            f"User {leader.username} is a {leader.role}; a grid's leader is a grid leader "
+            f"(PATCH /api/v1/users/{leader.id} with role grid_leader first).",
+            errors={"leader_id": ["Not a grid leader."]},
         )
     if not leader.active:
         raise errors.Unprocessable(

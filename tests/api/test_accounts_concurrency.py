@@ -240,19 +240,24 @@ def test_an_admins_change_of_their_own_account_answers_it_as_stored_after_a_chan
 
 @pytest.mark.parametrize("change", [{"role": "community_admin"}, {"active": False}])
 def test_a_grid_leader_named_while_the_account_is_changed_waits_and_is_refused(live, change):
-    """The grid's form read the account as an active worker while the office made it an admin
+    """The grid's form read the account as an active leader while the office made it an admin
     (or switched it off): the grid was led by an account that could not lead it. Naming a
     leader now waits for the account's change and reads it as it then is."""
+    from api.extensions import db
+
     app, c = live
-    worker, grid = c.workers[1], c.grids[1]
+    with app.app_context(), db.begin() as session:  # a leader of no grid yet
+        leader = make_user(session, f"leader2_{c.code}", "grid_leader", community=c.code)
+        session.expunge_all()
+    grid = c.grids[1]
 
     def changing(session):
-        accounts.change_account(session, accounts.Actor(None), worker.id, change, NOW)
+        accounts.change_account(session, accounts.Actor(None), leader.id, change, NOW)
 
     def name_leader():
         with app.test_client() as client:
             return client.patch(
-                f"/api/v1/grids/{grid.id}", json={"leader_id": worker.id}, headers=c.auth(c.admin)
+                f"/api/v1/grids/{grid.id}", json={"leader_id": leader.id}, headers=c.auth(c.admin)
             )
 
     answer = _while_held(app, changing, name_leader)

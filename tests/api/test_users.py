@@ -298,12 +298,11 @@ def test_a_leader_still_leading_grids_keeps_the_role_until_they_have_another_lea
     assert client.get("/api/v1/auth/me", headers=world.auth("leader_a")).json["role"] == (
         "grid_leader"
     )
+    successor = make_user(session, "leader_a_2", "grid_leader", community=A)
     for code in (A1, A2):
         grid = world.grids[code]
         moved = client.patch(
-            f"/api/v1/grids/{grid.id}",
-            json={"leader_id": world.users["worker_a1"].id},
-            headers=admin,
+            f"/api/v1/grids/{grid.id}", json={"leader_id": successor.id}, headers=admin
         )
         assert moved.status_code == 200, moved.json
     r = client.patch(f"/api/v1/users/{leader.id}", json={"role": "worker"}, headers=admin)
@@ -506,6 +505,17 @@ def test_switched_on_again_the_worker_signs_in_but_old_tokens_stay_dead(client, 
     assert r.status_code == 200 and r.json["active"] is True
     assert sign_in(client, "worker_a1").status_code == 200
     assert client.get("/api/v1/auth/me", headers=old).status_code == 401
+
+
+def test_only_a_grid_leader_is_named_a_grids_leader(client, world):
+    """A worker named leader was told of the grid's escalations and could not act on them."""
+    admin = world.auth("admin_a")
+    worker, grid = world.users["worker_a2"], world.grids[A2]
+    r = client.patch(f"/api/v1/grids/{grid.id}", json={"leader_id": worker.id}, headers=admin)
+    assert r.status_code == 422 and "grid leader" in r.json["errors"]["leader_id"][0]
+    client.patch(f"/api/v1/users/{worker.id}", json={"role": "grid_leader"}, headers=admin)
+    r = client.patch(f"/api/v1/grids/{grid.id}", json={"leader_id": worker.id}, headers=admin)
+    assert r.status_code == 200 and r.json["properties"]["leader_id"] == worker.id
 
 
 def test_a_switched_off_account_cannot_be_named_a_grids_leader(client, world):
