@@ -172,11 +172,15 @@ def to_firebase(message: Message, now: float) -> messaging.Message:
     body = PERSONAL_BODY if message.personal else message.body
     notification = messaging.Notification(title=message.title, body=body)
     data = message.payload_data()
+    # Android shows a notification message itself while the app is in the background: the
+    # app never sees a duplicate to drop it, so the tag has the second replace the first.
+    replaces = message.display_key()
     if message.platform == "android":
         android = messaging.AndroidConfig(
             priority="high" if message.urgent else "normal",
             ttl=message.ttl_seconds,
             collapse_key=message.collapse_key,
+            notification=messaging.AndroidNotification(tag=replaces),
         )
         return messaging.Message(
             fid=message.target, data=data, notification=notification, android=android
@@ -187,8 +191,7 @@ def to_firebase(message: Message, now: float) -> messaging.Message:
         # 0 means "deliver now or never", as a TTL of 0 does.
         "apns-expiration": str(int(now) + message.ttl_seconds if message.ttl_seconds else 0),
     }
-    if message.collapse_key:
-        headers["apns-collapse-id"] = message.collapse_key
+    headers["apns-collapse-id"] = replaces
     aps = messaging.Aps(
         sound="default" if message.urgent else None,
         custom_data={"interruption-level": "time-sensitive" if message.urgent else "active"},

@@ -62,6 +62,14 @@ class Message:
         if not isinstance(self.ttl_seconds, int) or self.ttl_seconds < 0:
             raise ValueError("ttl_seconds must be a non-negative int")
 
+    def display_key(self) -> str:
+        """What the device shows the notification under, replacing what it showed under the
+        same key (Android's tag, APNs' collapse id, the Web Push payload's tag): the collapse
+        key (a task's later news replaces its earlier), else the message id. Either way a
+        message sent again (at least once: a worker killed after the provider took its batch)
+        replaces itself instead of showing twice."""
+        return self.collapse_key or self.message_id
+
     def payload_data(self) -> dict[str, str]:
         """The data payload as sent: `data` plus the message_id."""
         return {**self.data, MESSAGE_ID_KEY: self.message_id}

@@ -253,9 +253,15 @@ def _failure(message_id: str, exc: WebPushException) -> DeliveryResult:
 
 
 def payload(message: Message) -> str:
-    """The JSON the service worker receives: title, body and the data with message_id."""
+    """The JSON the service worker receives: title, body, the tag it shows the notification
+    under (`Message.display_key`) and the data with message_id."""
     return json.dumps(
-        {"title": message.title, "body": message.body, "data": message.payload_data()},
+        {
+            "title": message.title,
+            "body": message.body,
+            "tag": message.display_key(),
+            "data": message.payload_data(),
+        },
         ensure_ascii=False,
         separators=(",", ":"),
     )

@@ -262,11 +262,11 @@ def _facts(user: User) -> dict:
 
 
 def _change_role(session: Session, actor: Actor, user: User, role: str, now: datetime) -> Outcome:
-    """Make `user` a worker, grid leader or community admin. Its tokens and sessions end (the
-    next sign-in carries the new role); a grid leader still leading grids is refused (their
-    new leader is named first: escalations go to a grid's leader); a community admin holds no
-    grids and does no field work, so the grids held are let go, the tasks held handed on and
-    the shifts still rostered listed for the office to re-roster."""
+    """Make `user` a worker, grid leader or community admin. Its tokens, sessions and push
+    devices end (the next sign-in carries the new role); a grid leader still leading grids is
+    refused (their new leader is named first: escalations go to a grid's leader); a community
+    admin holds no grids and does no field work, so the grids held are let go, the tasks held
+    handed on and the shifts still rostered listed for the office to re-roster."""
     if user.id == actor.user_id:
         raise errors.Conflict(
             "You cannot change your own role; another admin of the community can."
@@ -289,6 +289,9 @@ def _change_role(session: Session, actor: Actor, user: User, role: str, now: dat
     user.role = role
     user.token_version += 1
     sessions.revoke_others(session, user.id, None, "role changed", now)
+    # Signed out on every phone, so no more pushes there either: they kept coming to a phone
+    # signed out, the tasks handed on included, until the next sign-in registered it again.
+    _end_devices(session, user, "role changed", now)
     outcome = Outcome(user)
     if role not in GRID_ROLES:
         _replace_grids(session, user, [])
@@ -371,6 +374,12 @@ def _end_sign_ins(session: Session, user: User, reason: str, now: datetime) -> N
     user.token_version += 1
     sessions.revoke_others(session, user.id, None, reason, now)
     calendar.revoke(session, user)
+    _end_devices(session, user, reason, now)
+
+
+def _end_devices(session: Session, user: User, reason: str, now: datetime) -> None:
+    """Nothing more is pushed to the account's devices (the worker's queued pushes to them are
+    dropped as "device inactive"); the next sign-in registers its phone again."""
     for device in session.scalars(
         select(Device).where(Device.user_id == user.id, Device.active).with_for_update()
     ):

@@ -351,6 +351,22 @@ def test_made_a_community_admin_a_worker_lets_go_of_grids_tasks_and_shifts(clien
     assert "worker_a2" in usernames(client.get("/api/v1/users", headers=headers))
 
 
+def test_a_role_change_ends_the_push_devices_with_the_sign_ins(client, session, world):
+    """Signed out on every phone by the change, the account gets no more pushes there (the
+    worker drops the pushes queued for an inactive device): they kept coming to the signed-out
+    phone, the tasks the change handed on included. The next sign-in registers it again."""
+    worker = world.users["worker_a1"]
+    make_device(session, worker, "fcm-worker-a1", now=clock_now())
+    r = client.patch(
+        f"/api/v1/users/{worker.id}",
+        json={"role": "community_admin"},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 200, r.json
+    device = session.scalar(select(Device).where(Device.user_id == worker.id))
+    assert (device.active, device.deactivation_reason) == (False, "role changed")
+
+
 @pytest.mark.parametrize(
     ("change", "status", "field"),
     [

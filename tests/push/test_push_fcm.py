@@ -118,6 +118,27 @@ def test_collapse_key_reaches_android_and_apns(channel: FcmChannel, fake: FakeFc
     assert by_target["i"]["apns"]["headers"]["apns-collapse-id"] == "task-7"
 
 
+def test_a_message_sent_again_replaces_itself_on_the_phone_instead_of_showing_twice(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    """At least once: a worker killed after FCM took its batch sends it again, same message
+    id. A notification message is shown by Android itself while the app is in the background
+    (the app never sees it to drop the duplicate): its tag makes the second replace the first,
+    as apns-collapse-id does on iOS, for a message without a collapse key too."""
+    channel.send(
+        [
+            android("a", "n7", collapse_key="task:7"),
+            android("b", "n8"),
+            ios("i", "n8"),
+        ]
+    )
+
+    by_target = {m["fid"]: m for m in fake.messages}
+    assert by_target["a"]["android"]["notification"]["tag"] == "task:7"
+    assert by_target["b"]["android"]["notification"]["tag"] == "n8"
+    assert by_target["i"]["apns"]["headers"]["apns-collapse-id"] == "n8"
+
+
 def test_ttl_reaches_android_and_apns_expiry(fake: FakeFcm, account: str) -> None:
     channel = FcmChannel(account, url=fake.url, clock=lambda: 1_700_000_000.0)
     try:

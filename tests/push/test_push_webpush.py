@@ -320,8 +320,26 @@ def test_payload_decrypts_to_title_body_and_data_with_message_id(
     assert browser.decrypt(service.received[0].body) == {
         "title": "新任务",
         "body": "3号楼楼道灯不亮",
+        "tag": "task-7-v2",
         "data": {"task_id": "7", "message_id": "task-7-v2"},
     }
+
+
+def test_a_message_sent_again_replaces_itself_in_the_browser_instead_of_showing_twice(
+    channel: WebPushChannel, service: FakePushService, browser: Browser
+) -> None:
+    """At least once: a message sent again (its worker killed mid-round) carries the same tag,
+    which the service worker (web/src/sw.js) shows it under, so the browser replaces the first
+    instead of showing both; with a collapse key, the key is the tag (a task's later news
+    replaces its earlier, as on iOS). The service worker read a tag the payload never had."""
+    subscription = browser.subscription(f"{service.origin}/push/ok")
+
+    channel.send([web(subscription, "n7"), web(subscription, "n8", collapse_key="task:8")])
+
+    tags = [browser.decrypt(r.body)["tag"] for r in service.received]
+    assert tags == ["n7", "task:8"]
+    worker = (Path(__file__).resolve().parents[2] / "web" / "src" / "sw.js").read_text()
+    assert "tag: data.tag" in worker
 
 
 def test_ttl_header_is_the_message_ttl(

@@ -57,7 +57,8 @@ self.addEventListener("push", (event) => {
   try { data = event.data ? event.data.json() : {}; } catch { data = { body: event.data && event.data.text() }; }
   const title = data.title || "gridwork";
   event.waitUntil(self.registration.showNotification(title, {
-    body: data.body || "", tag: data.collapse_key || data.tag || undefined, data,
+    // The tag (collapse key, else message id): a push sent again replaces itself, not shown twice.
+    body: data.body || "", tag: data.tag || undefined, data,
     icon: "/web/icons/icon-192.png",
   }));
 });
