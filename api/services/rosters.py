@@ -1024,11 +1024,17 @@ def update_shift(
 
 def _swap_conflict(session: Session, a: Shift, b: Shift) -> str | None:
     """Why exchanging the workers of `a` and `b` would break a rule, or None."""
+    community = a.roster.community_code
     for mover, target in ((a.worker_id, b), (b.worker_id, a)):
         if mover == target.worker_id:
             continue
-        if not session.get(User, mover).active:  # a deactivated worker takes no shift
+        user = session.get(User, mover)
+        if not user.active:  # a deactivated worker takes no shift
             return f"worker {mover} is deactivated"
+        # An account made a community admin keeps its rostered shifts until the office hands
+        # them on: an exchange would give it another, a post nobody staffs (as for an edit).
+        if user.role not in SHIFT_ROLES or user.community_code != community:
+            return f"user {mover} is not a worker of community {community}"
         clash = _busy(session, mover, target.date, [a.id, b.id])
         if clash is not None:
             return (

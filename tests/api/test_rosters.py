@@ -1485,6 +1485,47 @@ def test_approving_a_swap_whose_worker_was_deactivated_is_409_and_changes_nothin
     assert session.get(ShiftSwap, swap["id"]).status == "requested"
 
 
+def make_admin(client, c, user) -> None:
+    """The office makes the worker a community admin (PATCH /users/{id} role): the account
+    keeps the shifts rosters still give it, listed for the office to re-roster."""
+    changed = client.patch(
+        f"/api/v1/users/{user.id}", json={"role": "community_admin"}, headers=c.auth(c.admin)
+    )
+    assert changed.status_code == 200, changed.get_json()
+
+
+def test_a_swap_with_the_shift_of_a_worker_made_an_admin_is_409_and_opens_nothing(
+    client, session, community
+):
+    """An exchange hands each worker the other's shift: the admin, out of field work, would
+    take the worker's post, and the post would stand unstaffed (dispatch passes an admin by)."""
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    make_admin(client, c, by_id(c, b["worker_id"]))
+    response = request_swap(client, c, a, b)
+    assert response.status_code == 409
+    assert "not a worker" in response.get_json()["detail"]
+    assert swaps_and_notices(session) == (0, 0)
+
+
+def test_approving_a_swap_whose_worker_was_made_an_admin_is_409_and_changes_nothing(
+    client, session, community
+):
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    swap = request_swap(client, c, a, b).get_json()
+    make_admin(client, c, by_id(c, b["worker_id"]))
+    response = client.post(f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(c.admin))
+    assert response.status_code == 409
+    session.expire_all()
+    held = dict(
+        session.execute(
+            select(Shift.id, Shift.worker_id).where(Shift.id.in_((a["id"], b["id"])))
+        ).all()
+    )
+    assert held == {a["id"]: a["worker_id"], b["id"]: b["worker_id"]}
+
+
 # --- a swap cancelled by an edit ---------------------------------------------------------------
 
 
