@@ -457,14 +457,23 @@ def roster_input(
         held[user_id].append(code)
 
     unavailable: set[tuple[int, date]] = set()
+    # The leave that may cover the week, approved or still requested, is locked for share
+    # until the draft is stored, as an edit's leave check locks it: a decision on it (FOR
+    # UPDATE) made while the week is solved waits for the new draft and lists its shifts to
+    # hand on, rather than the old draft's that this deletes.
     for leave in session.scalars(
-        select(Leave).where(
+        select(Leave)
+        .where(
             Leave.worker_id.in_(held),
-            Leave.status == "approved",
+            Leave.status.in_(("requested", "approved")),
             Leave.start_date <= dates[-1],
             Leave.end_date >= dates[0],
         )
+        .with_for_update(read=True, of=Leave)
+        .execution_options(populate_existing=True)
     ):
+        if leave.status != "approved":
+            continue
         unavailable.update(
             (leave.worker_id, d) for d in dates if leave.start_date <= d <= leave.end_date
         )
