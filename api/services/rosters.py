@@ -130,10 +130,15 @@ def put_settings(session: Session, scope: Scope, community: Community, data: dic
         if new[key]["start"] >= new[key]["end"]:
             problems[key] = ["start must be before end."]
     known = {u.id for u in community_workers(session, community.code)}
+    # Rest days stored for someone since switched off or made an admin come back as they were
+    # read (GET, then PUT): kept, not refused, or no setting could be changed as read. Only a
+    # new or changed entry must name a worker of the community.
+    stored_rest = roster_settings(community)["rest_days"]
     rest = {}
     for worker_id, days in (new["rest_days"] or {}).items():
         worker = users.user_id(str(worker_id))
-        if worker is None or worker not in known:
+        kept = worker is not None and stored_rest.get(str(worker)) == sorted(set(days))
+        if worker is None or (worker not in known and not kept):
             problems.setdefault("rest_days", []).append(
                 f"{worker_id} is not a worker of community {community.code}."
             )

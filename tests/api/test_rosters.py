@@ -147,6 +147,29 @@ def test_roster_settings_reject_a_rest_day_for_a_stranger(client, community, wor
     assert put.status_code == 422
 
 
+def test_settings_read_back_are_taken_again_after_a_worker_with_rest_days_left_the_roster(
+    client, session, community
+):
+    """A worker given rest days, then switched off: the office reads the settings, changes the
+    hall's hours and sends them back. The stored rest days of someone no longer rostered were a
+    422 ("not a worker of community"), so no setting could be changed as read; they are kept
+    as they were (only a new or changed entry must name a worker of the community)."""
+    c = community
+    url = f"/api/v1/communities/{c.code}/roster-settings"
+    gone = c.workers[3]
+    rest = {str(gone.id): [3]}
+    assert client.put(url, json={"rest_days": rest}, headers=c.auth(c.admin)).status_code == 200
+    gone.active = False
+    session.flush()
+    settings = client.get(url, headers=c.auth(c.admin)).get_json()
+    settings["a_hours"] = {"start": "08:00", "end": "20:00"}
+    put = client.put(url, json=settings, headers=c.auth(c.admin))
+    assert put.status_code == 200, put.get_json()
+    assert put.get_json()["rest_days"] == rest
+    changed = {**settings, "rest_days": {str(gone.id): [4]}}
+    assert client.put(url, json=changed, headers=c.auth(c.admin)).status_code == 422
+
+
 @pytest.mark.parametrize("key", ["²", "١٢", "1" * 5000])
 def test_roster_settings_reject_a_rest_day_key_that_is_not_an_ascii_id(client, community, key):
     c = community
