@@ -130,10 +130,15 @@ def put_settings(session: Session, scope: Scope, community: Community, data: dic
         if new[key]["start"] >= new[key]["end"]:
             problems[key] = ["start must be before end."]
     known = {u.id for u in community_workers(session, community.code)}
+    # Rest days stored for someone since switched off or made an admin come back as they were
+    # read (GET, then PUT): kept, not refused, or no setting could be changed as read. Only a
+    # new or changed entry must name a worker of the community.
+    stored_rest = roster_settings(community)["rest_days"]
     rest = {}
     for worker_id, days in (new["rest_days"] or {}).items():
         worker = users.user_id(str(worker_id))
-        if worker is None or worker not in known:
+        kept = worker is not None and stored_rest.get(str(worker)) == sorted(set(days))
+        if worker is None or (worker not in known and not kept):
             problems.setdefault("rest_days", []).append(
                 f"{worker_id} is not a worker of community {community.code}."
             )
@@ -457,14 +462,23 @@ def roster_input(
         held[user_id].append(code)
 
     unavailable: set[tuple[int, date]] = set()
+    # The leave that may cover the week, approved or still requested, is locked for share
+    # until the draft is stored, as an edit's leave check locks it: a decision on it (FOR
+    # UPDATE) made while the week is solved waits for the new draft and lists its shifts to
+    # hand on, rather than the old draft's that this deletes.
     for leave in session.scalars(
-        select(Leave).where(
+        select(Leave)
+        .where(
             Leave.worker_id.in_(held),
-            Leave.status == "approved",
+            Leave.status.in_(("requested", "approved")),
             Leave.start_date <= dates[-1],
             Leave.end_date >= dates[0],
         )
+        .with_for_update(read=True, of=Leave)
+        .execution_options(populate_existing=True)
     ):
+        if leave.status != "approved":
+            continue
         unavailable.update(
             (leave.worker_id, d) for d in dates if leave.start_date <= d <= leave.end_date
         )
@@ -1024,11 +1038,17 @@ def update_shift(
 
 def _swap_conflict(session: Session, a: Shift, b: Shift) -> str | None:
     """Why exchanging the workers of `a` and `b` would break a rule, or None."""
+    community = a.roster.community_code
     for mover, target in ((a.worker_id, b), (b.worker_id, a)):
         if mover == target.worker_id:
             continue
-        if not session.get(User, mover).active:  # a deactivated worker takes no shift
+        user = session.get(User, mover)
+        if not user.active:  # a deactivated worker takes no shift
             return f"worker {mover} is deactivated"
+        # An account made a community admin keeps its rostered shifts until the office hands
+        # them on: an exchange would give it another, a post nobody staffs (as for an edit).
+        if user.role not in SHIFT_ROLES or user.community_code != community:
+            return f"user {mover} is not a worker of community {community}"
         clash = _busy(session, mover, target.date, [a.id, b.id])
         if clash is not None:
             return (

@@ -147,6 +147,29 @@ def test_roster_settings_reject_a_rest_day_for_a_stranger(client, community, wor
     assert put.status_code == 422
 
 
+def test_settings_read_back_are_taken_again_after_a_worker_with_rest_days_left_the_roster(
+    client, session, community
+):
+    """A worker given rest days, then switched off: the office reads the settings, changes the
+    hall's hours and sends them back. The stored rest days of someone no longer rostered were a
+    422 ("not a worker of community"), so no setting could be changed as read; they are kept
+    as they were (only a new or changed entry must name a worker of the community)."""
+    c = community
+    url = f"/api/v1/communities/{c.code}/roster-settings"
+    gone = c.workers[3]
+    rest = {str(gone.id): [3]}
+    assert client.put(url, json={"rest_days": rest}, headers=c.auth(c.admin)).status_code == 200
+    gone.active = False
+    session.flush()
+    settings = client.get(url, headers=c.auth(c.admin)).get_json()
+    settings["a_hours"] = {"start": "08:00", "end": "20:00"}
+    put = client.put(url, json=settings, headers=c.auth(c.admin))
+    assert put.status_code == 200, put.get_json()
+    assert put.get_json()["rest_days"] == rest
+    changed = {**settings, "rest_days": {str(gone.id): [4]}}
+    assert client.put(url, json=changed, headers=c.auth(c.admin)).status_code == 422
+
+
 @pytest.mark.parametrize("key", ["²", "١٢", "1" * 5000])
 def test_roster_settings_reject_a_rest_day_key_that_is_not_an_ascii_id(client, community, key):
     c = community
@@ -1483,6 +1506,47 @@ def test_approving_a_swap_whose_worker_was_deactivated_is_409_and_changes_nothin
     )
     assert held == {a["id"]: a["worker_id"], b["id"]: b["worker_id"]}
     assert session.get(ShiftSwap, swap["id"]).status == "requested"
+
+
+def make_admin(client, c, user) -> None:
+    """The office makes the worker a community admin (PATCH /users/{id} role): the account
+    keeps the shifts rosters still give it, listed for the office to re-roster."""
+    changed = client.patch(
+        f"/api/v1/users/{user.id}", json={"role": "community_admin"}, headers=c.auth(c.admin)
+    )
+    assert changed.status_code == 200, changed.get_json()
+
+
+def test_a_swap_with_the_shift_of_a_worker_made_an_admin_is_409_and_opens_nothing(
+    client, session, community
+):
+    """An exchange hands each worker the other's shift: the admin, out of field work, would
+    take the worker's post, and the post would stand unstaffed (dispatch passes an admin by)."""
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    make_admin(client, c, by_id(c, b["worker_id"]))
+    response = request_swap(client, c, a, b)
+    assert response.status_code == 409
+    assert "not a worker" in response.get_json()["detail"]
+    assert swaps_and_notices(session) == (0, 0)
+
+
+def test_approving_a_swap_whose_worker_was_made_an_admin_is_409_and_changes_nothing(
+    client, session, community
+):
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    swap = request_swap(client, c, a, b).get_json()
+    make_admin(client, c, by_id(c, b["worker_id"]))
+    response = client.post(f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(c.admin))
+    assert response.status_code == 409
+    session.expire_all()
+    held = dict(
+        session.execute(
+            select(Shift.id, Shift.worker_id).where(Shift.id.in_((a["id"], b["id"])))
+        ).all()
+    )
+    assert held == {a["id"]: a["worker_id"], b["id"]: b["worker_id"]}
 
 
 # --- a swap cancelled by an edit ---------------------------------------------------------------

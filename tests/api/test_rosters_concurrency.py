@@ -349,3 +349,64 @@ def test_a_shift_handed_to_a_worker_whose_leave_is_being_approved_is_listed_to_r
     assert (edit.status_code, decision.status_code) == (200, 200)
     listed = [s["id"] for s in decision.get_json()["shifts_to_reassign"]]
     assert shift["id"] in listed
+
+
+def test_leave_approved_while_the_week_is_being_generated_lists_the_new_drafts_shifts(
+    live, monkeypatch
+):
+    """A leader regenerates the week while another approves a worker's Monday leave. The
+    generation read the leave still requested and is solving; the approval then waits for it
+    and lists the new draft's Monday shift to hand on. Before, the approval listed the old
+    draft's shifts (which the generation deleted) and the new draft rostered the worker on
+    approved leave, nobody told."""
+    import time
+
+    from api.extensions import db
+    from api.models import Roster, Shift
+
+    c = live.c
+    draft_roster(live)
+    worker = c.workers[2]
+    leave = live.post(
+        "/api/v1/leaves", worker, {"start_date": str(MON), "end_date": str(MON), "reason": "病"}
+    ).get_json()
+    paused, go = threading.Event(), threading.Event()
+    real_solve = roster_service.solve_week
+
+    def solve_week(inp):
+        result = real_solve(inp)
+        paused.set()  # the generation has read the leave and solved: hold its commit
+        assert go.wait(30)
+        return result
+
+    monkeypatch.setattr(roster_service, "solve_week", solve_week)
+    with ThreadPoolExecutor(2) as pool:
+        generated = pool.submit(
+            live.post, f"/api/v1/communities/{c.code}/rosters", c.leader, {"week": WEEK}
+        )
+        assert paused.wait(30)
+        decided = pool.submit(
+            live.post, f"/api/v1/leaves/{leave['id']}/decision", c.admin, {"decision": "approve"}
+        )
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'"
+        )
+        deadline = time.monotonic() + 20
+        while not decided.done() and not live.scalar(waiting) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.set()
+        generation, decision = generated.result(30), decided.result(30)
+    assert (generation.status_code, decision.status_code) == (201, 200)
+    with live.app.app_context(), db.engine.connect() as conn:
+        on_leave = set(
+            conn.scalars(
+                select(Shift.id)
+                .join(Roster, Roster.id == Shift.roster_id)
+                .where(
+                    Roster.community_code == c.code, Shift.worker_id == worker.id, Shift.date == MON
+                )
+            )
+        )
+    listed = {s["id"] for s in decision.get_json()["shifts_to_reassign"]}
+    assert on_leave <= listed
