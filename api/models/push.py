@@ -51,6 +51,10 @@ class Device(Base):
     )
     deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deactivation_reason: Mapped[str | None] = mapped_column(String(200))
+    # The sign-in that registered it: revoking that session deactivates it (migration 0038).
+    session_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("auth_sessions.id", ondelete="SET NULL")
+    )
 
 
 class Delivery(Base):
@@ -88,6 +92,9 @@ class Delivery(Base):
     notification = relationship("Notification")
     device = relationship("Device")
 
+
+# A revoked session's devices are found by it.
+Index("ix_devices_session_id", Device.session_id, postgresql_where=Device.active)
 
 # The worker's claim scans pending rows by due time only.
 Index(

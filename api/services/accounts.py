@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from api import errors
 from api.auth import hash_password
-from api.models import Device, Grid, Shift, User, user_grids
+from api.models import Grid, Shift, User, user_grids
 from api.scope import Scope
-from api.services import audit, calendar, devices, sessions, tasks
+from api.services import audit, calendar, sessions, tasks
 from api.services.names import check_name
 from api.services.users import create_user, require_long_enough
 from api.services.weeks import LOCAL
@@ -288,10 +288,9 @@ def _change_role(session: Session, actor: Actor, user: User, role: str, now: dat
         )
     user.role = role
     user.token_version += 1
+    # Signed out on every phone, so no more pushes there either (`revoke_others`): they kept
+    # coming to a phone signed out, the tasks handed on included, until the next sign-in.
     sessions.revoke_others(session, user.id, None, "role changed", now)
-    # Signed out on every phone, so no more pushes there either: they kept coming to a phone
-    # signed out, the tasks handed on included, until the next sign-in registered it again.
-    _end_devices(session, user, "role changed", now)
     outcome = Outcome(user)
     if role not in GRID_ROLES:
         _replace_grids(session, user, [])
@@ -374,16 +373,6 @@ def _end_sign_ins(session: Session, user: User, reason: str, now: datetime) -> N
     user.token_version += 1
     sessions.revoke_others(session, user.id, None, reason, now)
     calendar.revoke(session, user)
-    _end_devices(session, user, reason, now)
-
-
-def _end_devices(session: Session, user: User, reason: str, now: datetime) -> None:
-    """Nothing more is pushed to the account's devices (the worker's queued pushes to them are
-    dropped as "device inactive"); the next sign-in registers its phone again."""
-    for device in session.scalars(
-        select(Device).where(Device.user_id == user.id, Device.active).with_for_update()
-    ):
-        devices.deactivate(device, reason, now)
 
 
 def _switch_off(session: Session, user: User, actor_id: int, now: datetime) -> Outcome:

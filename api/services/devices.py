@@ -27,6 +27,7 @@ def register_device(
     subscription: dict | None = None,
     now: datetime,
     token_version: int | None = None,
+    session_id: str | None = None,
 ) -> Device:
     """Register or refresh a device, keyed by its token (a web subscription by its endpoint).
 
@@ -36,6 +37,7 @@ def register_device(
 
     `token_version` is that of the caller's token (a request's; None from the console): the
     account must still be active at that version once its row is locked, else 401.
+    `session_id` is its sign-in session: ending it ends the device (`sessions.revoke`).
     """
     if platform == "web":
         if not subscription or token:
@@ -64,6 +66,7 @@ def register_device(
         "last_seen_at": now,
         "deactivated_at": None,
         "deactivation_reason": None,
+        "session_id": session_id,
     }
     stmt = insert(Device).values(created_at=now, **values)
     stmt = stmt.on_conflict_do_update(index_elements=[Device.token], set_=values).returning(

@@ -29,7 +29,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.elements import BindParameter
 
 from api import errors
-from api.models import AuthSession, Grid, RevokedToken, User, user_grids
+from api.models import AuthSession, Device, Grid, RevokedToken, User, user_grids
 from api.scope import Scope, ScopeGrids
 
 # Ended sessions stay this long (a user's recent sign-ins and why they ended), then go.
@@ -77,6 +77,7 @@ def use_refresh(
     if row.refresh_jti != jti:
         row.revoked_at, row.revoked_reason = now, "refresh-token-reuse"
         session.flush()
+        _end_devices(session, Device.session_id == sid, "refresh-token-reuse", now)
         return False
     row.refresh_jti, row.refreshed_at, row.expires_at = new_jti, now, expires_at
     session.flush()
@@ -84,24 +85,66 @@ def use_refresh(
 
 
 def revoke(session: Session, sid: str | None, reason: str, now: datetime) -> None:
+    """End session `sid` and stop pushes to the devices it registered."""
     if sid:
         session.execute(
             update(AuthSession)
             .where(AuthSession.id == sid, AuthSession.revoked_at.is_(None))
             .values(revoked_at=now, revoked_reason=reason)
         )
+        _end_devices(session, Device.session_id == sid, reason, now)
 
 
 def revoke_others(
-    session: Session, user_id: int, keep: str | None, reason: str, now: datetime
+    session: Session,
+    user_id: int,
+    keep: str | None,
+    reason: str,
+    now: datetime,
+    *,
+    keep_devices_of: str | None = None,
 ) -> int:
-    """Revoke every live session of the user but `keep`; how many were revoked."""
+    """Revoke every live session of the user but `keep`, and stop pushes to the devices they
+    registered (with `keep` None: every device but those of session `keep_devices_of`, the
+    caller's, which follows it to its next session: `move_devices`); how many were revoked.
+
+    A phone lost: its owner changes the password, every other session ends, and the lost
+    phone went on receiving every task's notice (Web Push carries the title)."""
     stmt = update(AuthSession).where(
         AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
     )
     if keep:
         stmt = stmt.where(AuthSession.id != keep)
-    return session.execute(stmt.values(revoked_at=now, revoked_reason=reason)).rowcount
+    ended = session.scalars(
+        stmt.values(revoked_at=now, revoked_reason=reason).returning(AuthSession.id)
+    ).all()
+    if keep:
+        devices = Device.session_id.in_(ended)
+    elif keep_devices_of:  # every session but the caller's devices, and devices of none
+        devices = Device.session_id.is_distinct_from(keep_devices_of)
+    else:  # every session: devices registered before sessions were recorded on them too
+        devices = true()
+    _end_devices(session, and_(Device.user_id == user_id, devices), reason, now)
+    return len(ended)
+
+
+def move_devices(session: Session, user_id: int, old_sid: str | None, new_sid: str) -> None:
+    """The caller's devices follow their sign-in to its new session (a password change)."""
+    if old_sid:
+        session.execute(
+            update(Device)
+            .where(Device.user_id == user_id, Device.session_id == old_sid, Device.active)
+            .values(session_id=new_sid)
+        )
+
+
+def _end_devices(session: Session, where: ColumnElement[bool], reason: str, now: datetime) -> None:
+    session.execute(
+        update(Device)
+        .where(where, Device.active)
+        .values(active=False, deactivated_at=now, deactivation_reason=reason[:200])
+        .execution_options(synchronize_session=False)
+    )
 
 
 def hold_account(session: Session, user_id: int, token_version: int | None) -> None:

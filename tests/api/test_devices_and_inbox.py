@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from api.models import Delivery, Device
 from api.services.notifications import notify
-from tests.factories import make_device
+from tests.factories import PASSWORD, make_device
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)
 SUBSCRIPTION = {
@@ -132,6 +132,60 @@ def test_logout_revokes_the_token_and_removes_the_device_only(client, world, ses
     assert client.get("/api/v1/auth/me", headers=tablet).status_code == 200
     active = session.scalars(select(Device.id).where(Device.active)).all()
     assert active == [other["id"]]
+
+
+# --- a device ends with the sign-in that registered it ----------------------------------------
+def signed_in_phone(client, token: str) -> tuple[dict, dict]:
+    """Sign worker_a1 in on a phone of its own (a session) and register its FCM `token`."""
+    tokens = client.post(
+        "/api/v1/auth/token", json={"username": "worker_a1", "password": PASSWORD}
+    ).json
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    r = client.post(
+        "/api/v1/devices", json={"platform": "android", "token": token}, headers=headers
+    )
+    assert r.status_code == 201, r.json
+    return tokens, headers
+
+
+def active_tokens(session) -> list[str]:
+    return session.scalars(select(Device.token).where(Device.active).order_by(Device.token)).all()
+
+
+def test_a_password_changed_stops_pushes_to_the_phones_it_signed_out(client, session, world):
+    """A phone lost: its owner changes the password on another; the lost phone was signed out
+    but went on receiving every task's notice (Web Push carries the title)."""
+    signed_in_phone(client, "fcm-lost")
+    _, headers = signed_in_phone(client, "fcm-in-hand")
+    r = client.post(
+        "/api/v1/auth/password",
+        json={"current_password": PASSWORD, "new_password": "another-password-9"},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.json
+    assert active_tokens(session) == ["fcm-in-hand"]
+    # The phone in hand goes on with its new session, its device with it: signing that out
+    # ends the device too.
+    fresh = {"Authorization": f"Bearer {r.json['access_token']}"}
+    assert client.post("/api/v1/auth/logout", json={}, headers=fresh).status_code == 204
+    assert active_tokens(session) == []
+
+
+def test_signing_out_stops_pushes_to_the_device_that_session_registered(client, session, world):
+    """The app signs out without naming its device (it lost the id): the device goes anyway;
+    the same user's other phone keeps its pushes."""
+    _, headers = signed_in_phone(client, "fcm-1")
+    signed_in_phone(client, "fcm-2")
+    assert client.post("/api/v1/auth/logout", json={}, headers=headers).status_code == 204
+    assert active_tokens(session) == ["fcm-2"]
+
+
+def test_a_replayed_refresh_token_stops_pushes_to_its_sessions_device(client, session, world):
+    tokens, _ = signed_in_phone(client, "fcm-1")
+    refresh = {"Authorization": f"Bearer {tokens['refresh_token']}"}
+    assert client.post("/api/v1/auth/refresh", headers=refresh).status_code == 200
+    assert client.post("/api/v1/auth/refresh", headers=refresh).status_code == 401  # a copy
+    assert active_tokens(session) == []
 
 
 def test_every_notification_queues_one_delivery_per_active_device(session, world):

@@ -66,6 +66,7 @@ def issue_tokens(user, *, sid: str | None = None) -> dict:
         "expires_in": _lifetime(),
         "password_change_required": user.must_change_password,
         "user": user,
+        "_sid": sid,
         "_refresh_jti": refresh_jti,
         "_refresh_expires": refresh_expires,
     }
@@ -153,9 +154,14 @@ class Password(MethodView):
         except errors.Forbidden:
             db.session.commit()  # a wrong current password counts as a failed sign-in
             raise
-        # Every session ends (this one too); the caller goes on with a fresh one.
-        sessions.revoke_others(db.session, user.id, None, "password-changed", now())
+        # Every session ends (this one too), and with them their devices' pushes (a phone
+        # lost); the caller goes on with a fresh session, their device with it.
+        caller = get_jwt().get("sid")
+        sessions.revoke_others(
+            db.session, user.id, None, "password-changed", now(), keep_devices_of=caller
+        )
         tokens = issue_tokens(user)
+        sessions.move_devices(db.session, user.id, caller, tokens["_sid"])
         db.session.commit()
         return tokens
 

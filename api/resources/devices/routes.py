@@ -24,8 +24,14 @@ class Devices(MethodView):
     @blp.response(201, DeviceSchema)
     def post(self, data):
         """Register this device (or refresh it: the same token is the same device)"""
+        claims = get_jwt()
         device = devices.register_device(
-            db.session, current_user().id, now=now(), token_version=get_jwt().get("ver"), **data
+            db.session,
+            current_user().id,
+            now=now(),
+            token_version=claims.get("ver"),
+            session_id=claims.get("sid"),
+            **data,
         )
         db.session.commit()
         return device
