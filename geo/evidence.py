@@ -252,9 +252,14 @@ def _verdict(
 
     if not math.isnan(to_home):
         details["distance_to_household_m"] = _metres(to_home)
-        if to_home > rules.household_far_m:
+        # The fix is a circle, not a point: the phone puts the worker within its accuracy of
+        # it. Judged by the circle's nearest edge, as movement is (`_movement`): at the door of
+        # a tower block a fix 550 m off with 300 m of accuracy is no proof of 500 m away. The
+        # distance reported stays the one measured.
+        nearest = to_home - _usable_accuracy(inp.accuracy_m)
+        if nearest > rules.household_far_m:
             reasons.append("very_far_from_household")
-        elif to_home > rules.household_near_m:
+        elif nearest > rules.household_near_m:
             reasons.append("far_from_household")
 
     impossible = False

@@ -109,6 +109,31 @@ def test_very_far_from_household_is_suspect():
     assert (result.grade, result.reasons) == ("suspect", ["very_far_from_household"])
 
 
+def test_a_fix_within_its_accuracy_of_the_far_limit_is_not_very_far_from_the_household():
+    """At the door of a tower block the phone is 300 m unsure of a fix 550 m away: the worker
+    may be 250 m from the door, far but not very far (suspect is for more than 500 m)."""
+    result = grade_visit(visit(point=north_of(HOME, 550), accuracy_m=300.0, grid_boundary=None))
+    assert (result.grade, result.reasons) == ("doubtful", ["poor_accuracy", "far_from_household"])
+
+
+def test_a_fix_within_its_accuracy_of_the_household_is_not_far():
+    result = grade_visit(visit(point=north_of(HOME, 140), accuracy_m=60.0))
+    assert (result.grade, result.reasons) == ("ok", [])
+
+
+def test_the_distance_to_the_household_is_reported_as_measured_whatever_the_accuracy():
+    result = grade_visit(visit(point=north_of(HOME, 550), accuracy_m=300.0, grid_boundary=None))
+    assert result.details["distance_to_household_m"] == pytest.approx(550, abs=0.5)
+
+
+def test_a_fix_farther_than_its_accuracy_beyond_the_far_limit_is_still_very_far():
+    result = grade_visit(visit(point=north_of(HOME, 900), accuracy_m=300.0, grid_boundary=None))
+    assert (result.grade, result.reasons) == (
+        "suspect",
+        ["poor_accuracy", "very_far_from_household"],
+    )
+
+
 def test_distance_to_household_is_reported_rounded_to_decimetres():
     point = north_of(HOME, 200)
     expected = round(haversine_m(point.x, point.y, HOME.x, HOME.y), 1)
@@ -180,8 +205,10 @@ def test_grade_is_worst_of_all_reasons():
 
 
 def test_rules_can_be_tightened():
+    # 30 m from the door with 15 m of accuracy: at least 15 m away.
     strict = EvidenceRules(household_near_m=5)
-    assert grade_visit(visit(), strict).reasons == ["far_from_household"]
+    assert grade_visit(visit(point=north_of(HOME, 30)), strict).reasons == ["far_from_household"]
+    assert grade_visit(visit(point=north_of(HOME, 30))).reasons == []
 
 
 def test_naive_visit_time_is_rejected():
