@@ -89,6 +89,21 @@ def test_point_outside_grid_beyond_tolerance_is_doubtful():
     assert (result.grade, result.reasons) == ("doubtful", ["outside_grid"])
 
 
+def test_a_fix_within_its_accuracy_of_the_grid_tolerance_is_not_outside_the_grid():
+    """At a door on the grid's edge the phone is 80 m unsure of a fix 120 m outside: the
+    worker may be 40 m outside, within the 50 m tolerance."""
+    outside = north_of(Point(116.405, 39.91), 120)
+    result = grade_visit(visit(point=outside, household_point=None, accuracy_m=80.0))
+    assert (result.grade, result.reasons) == ("ok", [])
+    assert result.details["distance_to_grid_m"] == pytest.approx(120, abs=0.5)
+
+
+def test_a_fix_farther_outside_than_its_accuracy_allows_is_outside_the_grid():
+    outside = north_of(Point(116.405, 39.91), 140)
+    result = grade_visit(visit(point=outside, household_point=None, accuracy_m=80.0))
+    assert (result.grade, result.reasons) == ("doubtful", ["outside_grid"])
+
+
 def test_distance_to_grid_is_reported_in_metres():
     outside = north_of(Point(116.405, 39.91), 80)
     result = grade_visit(visit(point=outside, household_point=None))
