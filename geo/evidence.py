@@ -245,16 +245,22 @@ def _verdict(
     if accuracy:
         reasons.append(accuracy)
 
+    # The fix is a circle, not a point: the phone puts the worker within its accuracy of it.
+    # Distances are judged by the circle's nearest edge, as movement is (`_movement`): at the
+    # door of a tower block a fix 550 m off with 300 m of accuracy is no proof of 500 m away.
+    # The distances reported stay the ones measured.
+    slack = _usable_accuracy(inp.accuracy_m)
     if not math.isnan(to_grid):
         details["distance_to_grid_m"] = _metres(to_grid)
-        if to_grid > rules.grid_tolerance_m:
+        if to_grid - slack > rules.grid_tolerance_m:
             reasons.append("outside_grid")
 
     if not math.isnan(to_home):
         details["distance_to_household_m"] = _metres(to_home)
-        if to_home > rules.household_far_m:
+        nearest = to_home - slack
+        if nearest > rules.household_far_m:
             reasons.append("very_far_from_household")
-        elif to_home > rules.household_near_m:
+        elif nearest > rules.household_near_m:
             reasons.append("far_from_household")
 
     impossible = False

@@ -110,7 +110,16 @@ def _ring(raw: object, where: str) -> list[tuple[float, float]]:
                 f"position {k} of {where} is not an array of 2 numbers [lon, lat]"
             )
         # An altitude, if given, is allowed by GeoJSON and dropped: grids are flat.
-        positions.append(check_lon_lat(pos[0], pos[1], f"position {k} of {where}"))
+        x, y = check_lon_lat(pos[0], pos[1], f"position {k} of {where}")
+        # A point may be abroad (a worker's phone); a grid may not: a vertex outside China is
+        # a typing slip (11.64 for 116.4), a file in another system, or a ring across the
+        # antimeridian or around a pole, and made a "grid" thousands of kilometres wide.
+        if not _in_china(x, y):
+            raise GeometryProblem(
+                f"position {k} of {where} at ({_fmt(x)}, {_fmt(y)}) is outside China: "
+                "a grid boundary is lon/lat (WGS-84) in China"
+            )
+        positions.append((x, y))
     if len(positions) < 4:
         raise GeometryProblem(f"{where} has {len(positions)} positions; a ring needs at least 4")
     if positions[0] != positions[-1]:
@@ -150,7 +159,8 @@ def parse_boundary(geojson_geometry: dict) -> MultiPolygon:
     """Validate a GeoJSON Polygon or MultiPolygon in lon/lat and return it as a MultiPolygon.
 
     Holes are allowed. Raises GeometryProblem with a ``reason`` naming the problem and where it
-    is: malformed JSON shapes, short or unclosed rings, bad or swapped coordinates, invalid
+    is: malformed JSON shapes, short or unclosed rings, bad, swapped or out-of-China
+    coordinates, invalid
     polygons (self-intersections, holes outside their shell, ...) and overlapping parts.
     Rings come back oriented as RFC 7946 asks (exterior counter-clockwise, holes clockwise).
     """

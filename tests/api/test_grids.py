@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from api.models import Community, District, Grid, GridVersion, Street
 from api.services.geometry import point_lonlat
-from tests.factories import A1, A2, B1, BOXES, A, B, box, centre, grid_feature
+from tests.factories import A1, A2, B1, BOXES, A, B, box, centre, grid_feature, make_household
 
 
 def admin(world):
@@ -301,6 +301,34 @@ def test_redraw_that_would_orphan_households_is_422_and_changes_nothing(client, 
     assert "outside every grid" in response.json["detail"]
     session.expire_all()
     assert session.get(type(grid), grid.id).version == 1
+
+
+def test_a_redraw_that_orphans_a_household_on_a_slanted_border_is_422(client, session, world):
+    """A household exactly on a grid's slanted edge, left outside by the redraw: the union of
+    the old and new boundaries, made to find the households a redraw touches, nodes that edge
+    where the new boundary crosses it and missed the household, which stayed in a grid that
+    no longer held it, outside every grid."""
+    slanted = {
+        "type": "Polygon",
+        "coordinates": [
+            [[116.400, 39.930], [116.410, 39.930], [116.410, 39.940], [116.407, 39.940],
+             [116.400, 39.930]]
+        ],
+    }  # fmt: skip
+    created = client.post(
+        "/api/v1/grids", json=grid_feature(A + "003", slanted), headers=admin(world)
+    )
+    assert created.status_code == 201
+    on_edge = make_household(session, 116.401666, 39.93238)
+    assert on_edge.grid_id == created.json["id"]
+    response = client.patch(
+        f"/api/v1/grids/{created.json['id']}",
+        json={"geometry": box(116.4019, 39.930, 116.410, 39.940)},
+        headers=admin(world),
+    )
+    assert response.status_code == 422
+    assert "outside every grid" in response.json["detail"]
+    assert response.json["errors"]["household_ids"] == [on_edge.id]
 
 
 def test_delete_refuses_a_grid_with_households(client, world):

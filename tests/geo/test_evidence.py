@@ -89,6 +89,21 @@ def test_point_outside_grid_beyond_tolerance_is_doubtful():
     assert (result.grade, result.reasons) == ("doubtful", ["outside_grid"])
 
 
+def test_a_fix_within_its_accuracy_of_the_grid_tolerance_is_not_outside_the_grid():
+    """At a door on the grid's edge the phone is 80 m unsure of a fix 120 m outside: the
+    worker may be 40 m outside, within the 50 m tolerance."""
+    outside = north_of(Point(116.405, 39.91), 120)
+    result = grade_visit(visit(point=outside, household_point=None, accuracy_m=80.0))
+    assert (result.grade, result.reasons) == ("ok", [])
+    assert result.details["distance_to_grid_m"] == pytest.approx(120, abs=0.5)
+
+
+def test_a_fix_farther_outside_than_its_accuracy_allows_is_outside_the_grid():
+    outside = north_of(Point(116.405, 39.91), 140)
+    result = grade_visit(visit(point=outside, household_point=None, accuracy_m=80.0))
+    assert (result.grade, result.reasons) == ("doubtful", ["outside_grid"])
+
+
 def test_distance_to_grid_is_reported_in_metres():
     outside = north_of(Point(116.405, 39.91), 80)
     result = grade_visit(visit(point=outside, household_point=None))
@@ -107,6 +122,31 @@ def test_far_from_household_is_doubtful():
 def test_very_far_from_household_is_suspect():
     result = grade_visit(visit(point=north_of(HOME, 600), grid_boundary=None))
     assert (result.grade, result.reasons) == ("suspect", ["very_far_from_household"])
+
+
+def test_a_fix_within_its_accuracy_of_the_far_limit_is_not_very_far_from_the_household():
+    """At the door of a tower block the phone is 300 m unsure of a fix 550 m away: the worker
+    may be 250 m from the door, far but not very far (suspect is for more than 500 m)."""
+    result = grade_visit(visit(point=north_of(HOME, 550), accuracy_m=300.0, grid_boundary=None))
+    assert (result.grade, result.reasons) == ("doubtful", ["poor_accuracy", "far_from_household"])
+
+
+def test_a_fix_within_its_accuracy_of_the_household_is_not_far():
+    result = grade_visit(visit(point=north_of(HOME, 140), accuracy_m=60.0))
+    assert (result.grade, result.reasons) == ("ok", [])
+
+
+def test_the_distance_to_the_household_is_reported_as_measured_whatever_the_accuracy():
+    result = grade_visit(visit(point=north_of(HOME, 550), accuracy_m=300.0, grid_boundary=None))
+    assert result.details["distance_to_household_m"] == pytest.approx(550, abs=0.5)
+
+
+def test_a_fix_farther_than_its_accuracy_beyond_the_far_limit_is_still_very_far():
+    result = grade_visit(visit(point=north_of(HOME, 900), accuracy_m=300.0, grid_boundary=None))
+    assert (result.grade, result.reasons) == (
+        "suspect",
+        ["poor_accuracy", "very_far_from_household"],
+    )
 
 
 def test_distance_to_household_is_reported_rounded_to_decimetres():
@@ -180,8 +220,10 @@ def test_grade_is_worst_of_all_reasons():
 
 
 def test_rules_can_be_tightened():
+    # 30 m from the door with 15 m of accuracy: at least 15 m away.
     strict = EvidenceRules(household_near_m=5)
-    assert grade_visit(visit(), strict).reasons == ["far_from_household"]
+    assert grade_visit(visit(point=north_of(HOME, 30)), strict).reasons == ["far_from_household"]
+    assert grade_visit(visit(point=north_of(HOME, 30))).reasons == []
 
 
 def test_naive_visit_time_is_rejected():

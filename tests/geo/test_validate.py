@@ -175,6 +175,25 @@ def test_latitude_out_of_range_is_rejected():
     )
 
 
+def test_a_stray_vertex_outside_china_is_rejected_naming_it():
+    # 116.41 typed as 11.641: a valid position in Africa, and a "grid" across half of Asia.
+    ring = [*SQUARE[:2], [11.641, 39.91], *SQUARE[3:]]
+    assert reason_for(polygon(ring)) == (
+        "position 2 of ring 0 at (11.641, 39.91) is outside China: "
+        "a grid boundary is lon/lat (WGS-84) in China"
+    )
+
+
+def test_a_polygon_across_the_antimeridian_is_rejected():
+    ring = [[179.0, 40.0], [-179.0, 40.0], [-179.0, 41.0], [179.0, 41.0], [179.0, 40.0]]
+    assert "outside China" in reason_for(polygon(ring))
+
+
+def test_a_polygon_around_the_pole_is_rejected():
+    ring = [[0.0, 89.0], [120.0, 89.0], [-120.0, 89.0], [0.0, 89.0]]
+    assert "outside China" in reason_for(polygon(ring))
+
+
 def test_swapped_coordinates_are_named_as_swapped():
     swapped = [[lat, lon] for lon, lat in SQUARE]
     assert reason_for(polygon(swapped)) == (
