@@ -84,15 +84,18 @@ def use_refresh(
     return True
 
 
-def revoke(session: Session, sid: str | None, reason: str, now: datetime) -> None:
-    """End session `sid` and stop pushes to the devices it registered."""
+def revoke(
+    session: Session, sid: str | None, reason: str, now: datetime, *, device_reason: str = ""
+) -> None:
+    """End session `sid` and stop pushes to the devices it registered (`device_reason`, or
+    `reason`, recorded on them)."""
     if sid:
         session.execute(
             update(AuthSession)
             .where(AuthSession.id == sid, AuthSession.revoked_at.is_(None))
             .values(revoked_at=now, revoked_reason=reason)
         )
-        _end_devices(session, Device.session_id == sid, reason, now)
+        _end_devices(session, Device.session_id == sid, device_reason or reason, now)
 
 
 def revoke_others(

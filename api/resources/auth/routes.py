@@ -188,7 +188,7 @@ class Logout(MethodView):
         """
         claims = get_jwt()
         # The session ends: its refresh token dies with this access token.
-        sessions.revoke(db.session, claims.get("sid"), "logout", now())
+        sessions.revoke(db.session, claims.get("sid"), "logout", now(), device_reason="signed out")
         devices.logout(
             db.session,
             current_user().id,
