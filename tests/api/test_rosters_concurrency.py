@@ -298,7 +298,6 @@ def test_a_shift_handed_to_a_worker_whose_leave_is_being_approved_is_listed_to_r
     leave. The edit has found no approved leave and is about to commit; the approval then
     waits for it and lists the shift to hand on. Before, the approval read the shifts without
     it: the worker was rostered on approved leave and nobody was told."""
-    import time
 
     from api.extensions import db
     from api.models import Shift
@@ -337,13 +336,7 @@ def test_a_shift_handed_to_a_worker_whose_leave_is_being_approved_is_listed_to_r
         decided = pool.submit(
             live.post, f"/api/v1/leaves/{leave['id']}/decision", c.admin, {"decision": "approve"}
         )
-        waiting = text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock'"
-        )
-        deadline = time.monotonic() + 20
-        while not decided.done() and not live.scalar(waiting) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _until_it_waits(live, decided)
         go.set()
         edit, decision = edited.result(30), decided.result(30)
     assert (edit.status_code, decision.status_code) == (200, 200)
@@ -359,7 +352,6 @@ def test_leave_approved_while_the_week_is_being_generated_lists_the_new_drafts_s
     and lists the new draft's Monday shift to hand on. Before, the approval listed the old
     draft's shifts (which the generation deleted) and the new draft rostered the worker on
     approved leave, nobody told."""
-    import time
 
     from api.extensions import db
     from api.models import Roster, Shift
@@ -388,13 +380,7 @@ def test_leave_approved_while_the_week_is_being_generated_lists_the_new_drafts_s
         decided = pool.submit(
             live.post, f"/api/v1/leaves/{leave['id']}/decision", c.admin, {"decision": "approve"}
         )
-        waiting = text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock'"
-        )
-        deadline = time.monotonic() + 20
-        while not decided.done() and not live.scalar(waiting) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _until_it_waits(live, decided)
         go.set()
         generation, decision = generated.result(30), decided.result(30)
     assert (generation.status_code, decision.status_code) == (201, 200)
@@ -410,3 +396,16 @@ def test_leave_approved_while_the_week_is_being_generated_lists_the_new_drafts_s
         )
     listed = {s["id"] for s in decision.get_json()["shifts_to_reassign"]}
     assert on_leave <= listed
+
+
+def _until_it_waits(live, request) -> None:
+    """Until `request` (a future) waits on a lock in the database, or is done (20 s at most)."""
+    import time
+
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 20
+    while not request.done() and not live.scalar(waiting) and time.monotonic() < deadline:
+        time.sleep(0.01)
