@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import Text, cast, func, literal, select, text, update
+from sqlalchemy import Text, cast, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from api import errors
@@ -152,11 +152,27 @@ def ack(session: Session, user_id: int, notification_id: int, now: datetime) -> 
     return row
 
 
-def ack_all(session: Session, user_id: int, now: datetime) -> int:
-    """Mark every unread notification of the user read; returns how many."""
-    result = session.execute(
-        update(Notification)
-        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-        .values(read_at=now)
+def ack_all(session: Session, user_id: int, now: datetime, *, cursor: int | None = None) -> int:
+    """Mark the user's unread notifications read; returns how many.
+
+    With `cursor` (an inbox answer's, `_cursor_now`), only those that answer surely held: of
+    transactions below it, and those older than the cursor column (`xid` NULL, before 0021),
+    committed before any cursor was answered. One committed after that answer, or still
+    uncommitted while it was read, stays unread: tapping "mark all read" acknowledged a notice
+    that had arrived a second before and was never shown (on a phone without push the unread
+    badge is the only notice). The rows `inbox(cursor=...)` answers again stay unread too (some
+    that answer did show): never read unseen, at worst left unread until acknowledged again.
+    Without `cursor`, every unread notification (as before the bound, for clients that do not
+    send it)."""
+    stmt = update(Notification).where(
+        Notification.user_id == user_id, Notification.read_at.is_(None)
     )
+    if cursor is not None:
+        stmt = stmt.where(
+            or_(
+                Notification.xid.is_(None),
+                Notification.xid < cast(literal(str(cursor)), XID8),
+            )
+        )
+    result = session.execute(stmt.values(read_at=now))
     return result.rowcount or 0

@@ -118,3 +118,124 @@ def test_a_bad_cursor_is_a_422_problem(live, query):
     r = _get(app, user_id, query)
     assert r.status_code == 422
     assert r.content_type == "application/problem+json"
+
+
+# --- acknowledging all up to a cursor ------------------------------------------------------
+def _post_ack_all(app, user_id: int, **kwargs):
+    from api.extensions import db
+    from api.models import User
+
+    with app.app_context():
+        with db.new_session() as session:
+            headers = bearer(session.get(User, user_id))
+        with app.test_client() as client:
+            return client.post("/api/v1/notifications/ack-all", headers=headers, **kwargs)
+
+
+def _unread_titles(app, user_id: int) -> list[str]:
+    return sorted(n["title"] for n in _get(app, user_id, "?unread=true").json)
+
+
+def _notify_committed(app, user_id: int, title: str) -> int:
+    from api.extensions import db
+
+    with app.app_context(), db.begin() as session:
+        [note] = notify(session, [user_id], "task_dispatched", title)
+        return note.id
+
+
+def _before_cursor(app, notification_id: int, cursor: str) -> bool:
+    """Whether the notification's transaction is below the cursor (had finished when it was
+    taken). Always so for one committed before the poll while no older transaction of the
+    cluster ran; another test run's open transaction can hold the cursor back."""
+    from sqlalchemy import text
+
+    from api.extensions import db
+
+    with app.app_context(), db.new_session() as session:
+        return session.scalar(
+            text("SELECT xid < CAST(:cursor AS xid8) FROM notifications WHERE id = :id"),
+            {"cursor": cursor, "id": notification_id},
+        )
+
+
+def test_ack_all_with_the_cursor_leaves_a_notification_committed_after_it_unread(live):
+    app, user_id = live
+    seen = _notify_committed(app, user_id, "seen")
+    polled = _get(app, user_id)
+    assert [n["title"] for n in polled.json] == ["seen"]
+    cursor = polled.headers["X-Inbox-Cursor"]
+    _notify_committed(app, user_id, "arrived after the poll")
+
+    r = _post_ack_all(app, user_id, json={"cursor": cursor})
+
+    assert r.status_code == 200
+    assert "arrived after the poll" in _unread_titles(app, user_id)
+    # What the poll showed is read, unless an older transaction elsewhere held the cursor back
+    # (then it stays unread too: never one the client did not see).
+    covered = _before_cursor(app, seen, cursor)
+    assert r.json == {"acknowledged": int(covered)}
+    expected = ["arrived after the poll"] + ([] if covered else ["seen"])
+    assert _unread_titles(app, user_id) == sorted(expected)
+
+
+def test_ack_all_with_the_cursor_leaves_a_notification_committing_during_the_poll_unread(live):
+    # Its transaction began before the poll and committed after it: stamped earlier than the
+    # poll, never shown by it.
+    from api.extensions import db
+
+    app, user_id = live
+    with app.app_context():
+        slow = db.new_session()
+        try:
+            slow.begin()
+            notify(slow, [user_id], "task_dispatched", "slow")
+            polled = _get(app, user_id)
+            assert polled.json == []
+            slow.commit()
+        finally:
+            slow.close()
+
+    r = _post_ack_all(app, user_id, json={"cursor": polled.headers["X-Inbox-Cursor"]})
+
+    assert r.json == {"acknowledged": 0}
+    assert _unread_titles(app, user_id) == ["slow"]
+
+
+@pytest.mark.parametrize("body", [None, {}], ids=["no-body", "empty-object"])
+def test_ack_all_without_a_cursor_still_marks_everything_read(live, body):
+    app, user_id = live
+    _notify_committed(app, user_id, "seen")
+    _get(app, user_id)
+    _notify_committed(app, user_id, "arrived after the poll")
+
+    r = _post_ack_all(app, user_id, **({} if body is None else {"json": body}))
+
+    assert r.json == {"acknowledged": 2}
+    assert _unread_titles(app, user_id) == []
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["abc", "-1", "9" * 25, "1\n", "\uff11", "", 12, None],
+    ids=[
+        "not-a-number",
+        "negative",
+        "too-big",
+        "final-newline",
+        "fullwidth",
+        "empty",
+        "number",
+        "null",
+    ],
+)
+def test_ack_all_with_a_bad_cursor_is_a_422_problem_and_marks_nothing(live, cursor):
+    app, user_id = live
+    _notify_committed(app, user_id, "unread")
+
+    r = _post_ack_all(app, user_id, json={"cursor": cursor})
+
+    assert r.status_code == 422
+    assert r.content_type == "application/problem+json"
+    assert list(r.json["errors"]["json"]) == ["cursor"]
+    assert _unread_titles(app, user_id) == ["unread"]

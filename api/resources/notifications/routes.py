@@ -9,6 +9,7 @@ from api.auth import current_user
 from api.clock import now
 from api.extensions import Blueprint, db
 from api.resources.notifications.schemas import (
+    AckAllArgsSchema,
     AckAllSchema,
     NotificationQueryArgsSchema,
     NotificationSchema,
@@ -78,9 +79,17 @@ class Ack(MethodView):
 
 @blp.route("/ack-all")
 class AckAll(MethodView):
+    @blp.arguments(AckAllArgsSchema, required=False)
     @blp.response(200, AckAllSchema)
-    def post(self):
-        """Acknowledge all your unread notifications"""
-        count = notifications.ack_all(db.session, current_user().id, now())
+    def post(self, args):
+        """Acknowledge all your unread notifications, or those you have seen
+
+        Send `cursor` = the `X-Inbox-Cursor` of the inbox answer you last read: a notification
+        committed after it (one you never saw) stays unread. Only those that answer surely
+        showed are marked; a few it did show may stay unread (while another change ran, the
+        cursor stays behind): poll again and acknowledge again. Without a body, or without
+        `cursor`, every unread notification is marked read, as before.
+        """
+        count = notifications.ack_all(db.session, current_user().id, now(), **args)
         db.session.commit()
         return {"acknowledged": count}

@@ -20,6 +20,10 @@ class NotificationSchema(Schema):
     read_at = ma.fields.DateTime(allow_none=True)
 
 
+# The text of an `X-Inbox-Cursor` header, as the inbox answers it.
+_CURSOR_TEXT = FullMatch(r"^[0-9]{1,19}$", error="A cursor is an X-Inbox-Cursor value.")
+
+
 class NotificationQueryArgsSchema(Schema):
     since = ma.fields.AwareDateTime(
         metadata={
@@ -29,7 +33,7 @@ class NotificationQueryArgsSchema(Schema):
         }
     )
     cursor = ma.fields.String(
-        validate=FullMatch(r"^[0-9]{1,19}$", error="A cursor is an X-Inbox-Cursor value."),
+        validate=_CURSOR_TEXT,
         metadata={
             "description": "The `X-Inbox-Cursor` of an earlier answer: every notification "
             "that answer could not show (committed since), and possibly some it did: skip ids "
@@ -52,6 +56,24 @@ class NotificationQueryArgsSchema(Schema):
 
 class UnreadCountSchema(Schema):
     unread = Integer()
+
+
+class AckAllArgsSchema(Schema):
+    cursor = ma.fields.String(
+        validate=_CURSOR_TEXT,
+        metadata={
+            "description": "The `X-Inbox-Cursor` of the inbox answer you last read, as its "
+            "text: only the notifications that answer surely showed are marked read, not one "
+            "committed since (nor one whose change was still running then). Without it, "
+            "every unread notification is marked read"
+        },
+    )
+
+    @ma.post_load
+    def _cursor_number(self, data, **kwargs):
+        if "cursor" in data:
+            data["cursor"] = int(data["cursor"])
+        return data
 
 
 class AckAllSchema(Schema):
