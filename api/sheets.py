@@ -30,7 +30,9 @@ def csv_unquoted(value: str) -> str:
 def xlsx_row(sheet: Any, values: list[Any]) -> list[Any]:
     """Cells for `sheet.append`, of a write-only sheet or not: a text is a text cell whatever
     it starts with (openpyxl makes "=…" a formula), its control characters dropped (openpyxl
-    refuses them: a name stored before input refused them must not fail the whole file)."""
+    refuses them: a name stored before input refused them must not fail the whole file), and
+    formatted as text ("@"), so what Excel's user types over it stays text (a phone 010…, a
+    room 0502 keep their 0; in a "General" cell Excel makes them numbers)."""
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
@@ -39,6 +41,7 @@ def xlsx_row(sheet: Any, values: list[Any]) -> list[Any]:
         if isinstance(value, str):
             cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("", value))
             cell.data_type = "s"
+            cell.number_format = "@"
             row.append(cell)
         else:
             row.append(value)

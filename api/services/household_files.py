@@ -235,6 +235,13 @@ UTF16 = (
 # Excel shows a phone stored as a number in scientific notation (1.38E+10) once the column is
 # too narrow or "General", and a CSV saved from it keeps only what it shows.
 SHORTENED_NUMBER = re.compile(r"\d+(?:\.\d*)?[eE][+-]?\d+")
+# A landline with its area code (010, 02x, 0xxx) is 10-12 digits, 0 first. Excel reads a CSV's
+# phone column as numbers and saves 01065123456 as 1065123456 (a phone typed as a number in a
+# workbook alike): 9-11 digits, 1-9 first, that are not a mobile (11 digits, 1 first) nor a
+# 400/800 number (10 digits) are such a landline. Short and local numbers (95588, 65123456) and
+# a number written with a space, dash or +86 are as typed.
+LOST_ZERO = re.compile(r"(?!1\d{10}\Z|[48]00\d{7}\Z)[1-9]\d{8,10}")
+DIGITS = re.compile(r"[0-9]+")
 # A Chinese register lists tags with 、 or ，as readily as with ; or ,.
 TAG_SEPARATORS = str.maketrans({"；": ";", ",": ";", "，": ";", "、": ";"})
 
@@ -718,6 +725,30 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
         errors.append(_not_one_line(row, "phone"))
     out["phone"] = phone or None
     return out if len(errors) == before else None
+
+
+def lost_zero(phone: str | None) -> bool:
+    """A phone that looks like a landline whose leading 0 a spreadsheet dropped (LOST_ZERO)."""
+    return bool(phone) and LOST_ZERO.fullmatch(phone) is not None
+
+
+def lost_zero_problem(row: int, phone: str) -> RowError:
+    """A row's phone that `lost_zero`: refused, for which 0 was lost is not the import's guess."""
+    return RowError(
+        row,
+        "phone",
+        f"phone {phone!r} looks like a landline whose leading 0 a spreadsheet dropped: format "
+        f"the column as text and write it with its area code, e.g. '0{phone}' (or import the "
+        "XLSX, which keeps it); a number that has no 0, write with its spaces or +86",
+    )
+
+
+def same_phone(cell: str | None, stored: str | None) -> bool:
+    """Whether a row's phone is the stored one: as written, or all digits and the stored phone
+    without its leading 0s (the register's own landline, a spreadsheet having dropped them)."""
+    if (cell or None) == (stored or None):
+        return True
+    return bool(cell and stored and DIGITS.fullmatch(cell) and stored.lstrip("0") == cell)
 
 
 class HouseholdReader:

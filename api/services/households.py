@@ -24,7 +24,15 @@ from api.models import Grid, Household
 from api.scope import Scope
 from api.services import audit
 from api.services.geometry import db_point
-from api.services.household_files import MAX_ERRORS, FileProblem, HouseholdReader, RowError
+from api.services.household_files import (
+    MAX_ERRORS,
+    FileProblem,
+    HouseholdReader,
+    RowError,
+    lost_zero,
+    lost_zero_problem,
+    same_phone,
+)
 from api.services.names import KEY_TABLE, SPACES, address_key
 from api.services.tiles import household_visit_states
 from api.services.weeks import parse_week
@@ -398,6 +406,11 @@ def import_households(
     unchanged; a row matching none is created. Each chunk's edits are one UPDATE, so the
     household triggers (history, report counts, must-visit recount) run once per chunk, and
     one audit entry says `audit_as` updated those households.
+
+    A phone a spreadsheet shortened by its leading 0 (01065123456 saved as 1065123456,
+    `household_files.LOST_ZERO`) is the stored phone where it is that phone without its 0s
+    (`same_phone`: unchanged, the stored one kept); anywhere else, a row creating a household
+    or changing its phone to it, the row is refused naming the phone.
     """
     if mode not in IMPORT_MODES:
         raise ValueError(f"mode must be one of {IMPORT_MODES}, not {mode!r}")
@@ -442,8 +455,10 @@ def import_households(
                 )
             else:
                 fresh, edits, same = _fresh(session, scope, placed, written, problems), [], 0
-            for _, _, grid_code in fresh:
+            for row, values, grid_code in fresh:
                 by_grid[grid_code] = by_grid.get(grid_code, 0) + 1
+                if lost_zero(values["phone"]):
+                    problems.append(lost_zero_problem(row, values["phone"]))
             if not problems:
                 ids = _copy_households(session, [values for _, values, _ in fresh])
                 written.add(ids, [row for row, _, _ in fresh])
@@ -893,7 +908,8 @@ def _edit(values: dict[str, Any], stored: Any, updatable: Sequence[str]) -> dict
     """What the row changes of the stored household ({} for nothing): the row's values made
     the household's where they differ (care tags as a set: listed in another order, the
     stored order stays, and no history row is written for it; a point within SAME_POINT_DEG
-    of the stored one, in the same grid, is the stored one)."""
+    of the stored one, in the same grid, is the stored one; so is the stored phone without
+    the leading 0s a spreadsheet dropped, `same_phone`)."""
     changed = {}
     for column in updatable:
         new, old = values[column], getattr(stored, column)
@@ -901,7 +917,7 @@ def _edit(values: dict[str, Any], stored: Any, updatable: Sequence[str]) -> dict
             same = set(new) == set(old)
         elif column == "phone":
             old = _stored_phone(old)
-            same = (new or None) == (old or None)
+            same = same_phone(new, old)
         else:
             same = new == old
         if not same:
@@ -933,7 +949,8 @@ def _sort_update(
     Refused, by row: a row of the address of an earlier row at the same point, or of an earlier
     new row within the radius, or of a household created by an earlier row (`repeats row`); a
     row matching the household an earlier row matched (both rows named); a row matching a
-    household of a grid the caller may not edit (the row named, the household not disclosed).
+    household of a grid the caller may not edit (the row named, the household not disclosed);
+    a row changing the phone to a landline without its leading 0 (`lost_zero`).
     Two registered households of one address within the radius of each other are told apart
     by their points: rows at their points (within SAME_POINT_DEG) match each its own."""
     # The same address at the same point twice in the chunk, as the create mode finds it.
@@ -982,10 +999,13 @@ def _sort_update(
             )
             continue
         matched.add(stored.id, row)
-        if _edit(values, stored, updatable):
-            candidates[stored.id] = (row, values)
-        else:
+        changed = _edit(values, stored, updatable)
+        if not changed:
             same += 1
+        elif "phone" in changed and lost_zero(values["phone"]):
+            problems.append(lost_zero_problem(row, values["phone"]))
+        else:
+            candidates[stored.id] = (row, values)
     if problems or not candidates:  # nothing will be written: nothing to lock
         return fresh, [], same
     # The households to edit, locked and read again (as a PATCH locks the one it edits): an
@@ -1001,9 +1021,14 @@ def _sort_update(
         if scope is not None and _refusal(session, scope, stored.grid_id, refusals) is not None:
             problems.append(RowError(row, ADDRESS, _NOT_YOURS))
             continue
-        if _edit(values, stored, updatable):
+        changed = _edit(values, stored, updatable)
+        if "phone" in changed and lost_zero(values["phone"]):  # the phone edited meanwhile
+            problems.append(lost_zero_problem(row, values["phone"]))
+        elif changed:
             if "tags" in updatable and set(values["tags"]) == set(stored.tags):
                 values["tags"] = list(stored.tags)
+            if "phone" in updatable and "phone" not in changed:
+                values["phone"] = _stored_phone(stored.phone)  # 01065123456, not 1065123456
             edits.append((stored.id, values))
         else:
             same += 1

@@ -127,6 +127,31 @@ def test_a_cell_that_starts_like_a_formula_is_text_in_either_format(client, sess
     assert '\'=HYPERLINK(""x"")' in text and ",'-1," in text
 
 
+def test_a_landline_excel_saved_without_its_zero_comes_back_unchanged(client, session, world):
+    """The CSV writes 01065123456; Excel opens the column as numbers and saves 1065123456 (no
+    standard CSV cell keeps it text without a formula). Imported again it is the stored phone."""
+    home = make_household(session, *centre(A1, dy=0.0013), building="21", phone="01065123456")
+    text = export(client, world, format="csv").data.decode("utf-8-sig")
+    assert ",01065123456\r\n" in text
+    excel_saved = text.replace(",01065123456\r\n", ",1065123456\r\n")
+    again = reimport(client, world, excel_saved.encode("utf-8-sig"))
+    assert again.status_code == 201, again.json
+    assert (again.json["created"], again.json["updated"]) == (0, 0)
+    session.expire_all()
+    assert session.get(Household, home.id).phone == "01065123456"
+
+
+def test_the_workbooks_text_cells_are_formatted_as_text(client, session, world):
+    """A phone typed over the exported one in Excel stays text (its 0 kept), as in a cell
+    formatted 文本 / "@"; numbers (the point, members) stay numbers."""
+    make_household(session, *centre(A1, dy=0.0013), building="22", phone="01065123456")
+    sheet = load_workbook(io.BytesIO(export(client, world).data)).worksheets[0]
+    [row] = [row for row in sheet.iter_rows() if row[0].value == "22"]
+    assert (row[10].value, row[10].number_format) == ("01065123456", "@")
+    assert row[3].number_format == "@"  # the room: 0502 typed stays 0502
+    assert (row[4].data_type, row[4].number_format) == ("n", "General")
+
+
 # --- whose register ----------------------------------------------------------------------------
 
 

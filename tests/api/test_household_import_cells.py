@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from sqlalchemy import select
 
 from api.models import Household
@@ -42,6 +43,45 @@ def test_a_phone_excel_saved_in_scientific_notation_is_named_not_stored(client, 
     assert (error["row"], error["column"]) == (2, "phone")
     assert "1.38E+10" in error["detail"] and "text" in error["detail"]
     assert household_count(session) == before
+
+
+@pytest.mark.parametrize(
+    ("phone", "with_zero"),
+    [("1065123456", "01065123456"), ("2087654321", "02087654321"), ("57187654321", "057187654321")],
+)
+def test_a_landline_a_spreadsheet_saved_without_its_leading_zero_is_named_not_stored(
+    client, session, world, phone, with_zero
+):
+    """Excel reads 01065123456 as the number 1065123456, and a CSV saved from it keeps that: it
+    was stored as the phone, a number no one can dial."""
+    lon, lat = centre(A1)
+    before = household_count(session)
+    data = csv_bytes([["7号楼", "1", "3", "E302", lon, lat, phone]])
+    response = upload(client, world, data, "登记表.csv")
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "phone")
+    assert f"'{with_zero}'" in error["detail"] and "text" in error["detail"]
+    assert household_count(session) == before
+
+
+def test_phones_that_are_no_landline_without_its_zero_are_stored_as_written(client, session, world):
+    """Mobiles (11 digits, 1 first), service and local numbers, 400 numbers and any number
+    written with a space, a dash or +86 are not a landline a spreadsheet shortened."""
+    phones = [
+        "13812345678",
+        "95588",
+        "12345",
+        "65123456",
+        "4008123123",
+        "010-65123456",
+        "0571 87654321",
+        "+86 10 6512 3456",
+        "01065123456",
+    ]
+    flats(client, world, "6号楼", [(phone, "") for phone in phones])
+    stored_phones = [p for (p,) in stored(session, Household.building == "6号楼", Household.phone)]
+    assert stored_phones == phones
 
 
 def test_digits_typed_full_width_are_read_as_digits(client, session, world):

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from api.models import AuditEntry, Household, HouseholdHistory
-from tests.api.test_households import csv_file, household_count
+from tests.api.test_households import csv_file, household_count, xlsx_file
 from tests.factories import A1, A2, B1, centre, make_household
 
 # Points a few tens of metres either side of a border: A1 | A2 at lon 116.405, A2 | B1 at 116.410.
@@ -550,3 +550,78 @@ def test_a_household_stored_spelled_otherwise_before_is_found_by_its_address(
     assert (
         stored(session, full_width).building == "７号楼"
     )  # its spelling is not the import's to change
+
+
+# --- phones a spreadsheet read as numbers -------------------------------------------------------
+# A landline is written 01065123456 in the exported CSV; Excel opens the column as numbers and
+# saves 1065123456, as it does with a phone typed as a number in a workbook. An update re-import
+# of that file changed every landline to the number without its area code's 0.
+def landline(session, building: str, phone: str = "01065123456") -> Household:
+    home = make_household(session, *centre(A1, dy=0.0018), building=building, phone=phone)
+    session.flush()
+    return home
+
+
+def test_a_landline_a_spreadsheet_saved_without_its_leading_zero_is_unchanged(
+    client, session, world
+):
+    home = landline(session, "51")
+    response = reimport(client, world, csv_file([row_of(client, world, home, phone="1065123456")]))
+    assert response.status_code == 201, response.json
+    assert (response.json["updated"], response.json["unchanged"]) == (0, 1)
+    assert stored(session, home).phone == "01065123456"
+    assert updates_audited(session) == []
+
+
+def test_a_landline_typed_as_a_number_in_a_workbook_is_unchanged(client, session, world):
+    """A 4-digit area code (0571) without its 0: 11 digits, not a mobile's 1 first."""
+    home = landline(session, "52", phone="057187654321")
+    row = row_of(client, world, home, phone=57187654321)
+    response = reimport(client, world, xlsx_file([row]))
+    assert response.status_code == 201, response.json
+    assert (response.json["updated"], response.json["unchanged"]) == (0, 1)
+    assert stored(session, home).phone == "057187654321"
+
+
+def test_a_row_changing_other_columns_keeps_the_landline_a_spreadsheet_shortened(
+    client, session, world
+):
+    home = landline(session, "53")
+    row = row_of(client, world, home, phone="1065123456", members=4)
+    response = reimport(client, world, csv_file([row]))
+    assert response.status_code == 201, response.json
+    assert response.json["updated"] == 1
+    household = stored(session, home)
+    assert (household.members, household.phone) == (4, "01065123456")
+
+
+def test_another_landline_without_its_leading_zero_is_refused(client, session, world):
+    """Not the stored phone: the 0 a spreadsheet dropped is not ours to guess."""
+    home = landline(session, "54")
+    response = reimport(client, world, csv_file([row_of(client, world, home, phone="1087654321")]))
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "phone")
+    assert "'01087654321'" in error["detail"] and "text" in error["detail"]
+    assert stored(session, home).phone == "01065123456"
+
+
+def test_a_new_row_of_a_landline_without_its_leading_zero_is_refused(client, session, world):
+    new = ["55", "1", "1", "101", *centre(A2), "", "", "", "", "2087654321"]
+    before = household_count(session)
+    response = reimport(client, world, csv_file([new]))
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "phone")
+    assert "'02087654321'" in error["detail"]
+    assert household_count(session) == before
+
+
+@pytest.mark.parametrize("phone", ["13812345678", "95588", "65123456", "010-87654321"])
+def test_a_phone_that_is_no_landline_without_its_zero_is_a_change(client, session, world, phone):
+    """A mobile, a service number, a local number, a number written with its dashes: taken."""
+    home = landline(session, "56")
+    response = reimport(client, world, csv_file([row_of(client, world, home, phone=phone)]))
+    assert response.status_code == 201, response.json
+    assert response.json["updated"] == 1
+    assert stored(session, home).phone == phone

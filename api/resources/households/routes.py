@@ -99,6 +99,10 @@ class HouseholdImport(MethodView):
         follow, the edit is audited); a row equal to its household is counted `unchanged`; a
         row matching none is created. Refused, naming the rows: two rows matching one
         household, a row matching a household you may not edit.
+
+        A phone Excel saved as a number lost a landline's leading 0 (01065123456 became
+        1065123456): in update mode, the household's stored phone without its 0 is that phone,
+        unchanged; elsewhere such a phone (9-11 digits, not a mobile) refuses its row.
         """
         upload = files["file"]
         data = upload.read()
