@@ -42,6 +42,13 @@ _RETRY_CODES = {
     exceptions.UNAVAILABLE,  # 503, and connections that failed
     exceptions.INTERNAL,  # 500
     exceptions.DEADLINE_EXCEEDED,  # timeouts
+    # Our side's configuration, not the message: credentials FCM refuses (401), the project's
+    # API disabled or its service account without the role (403; a sender mismatch is the
+    # token's, caught before), the APNs key or certificate refused (THIRD_PARTY_AUTH_ERROR,
+    # 401). Failed for good, every push of the outage was lost (a whole batch of 500 at once);
+    # retried with backoff within the message's life, they go once the operator mends it.
+    exceptions.UNAUTHENTICATED,
+    exceptions.PERMISSION_DENIED,
 }
 
 # firebase-admin retries 500/503 inside the call (4 times, sleeping for Retry-After if sent).

@@ -234,10 +234,28 @@ def test_fcm_unavailable_answer_returns_at_once_without_hidden_retries(
     assert fake.send_requests == 1
 
 
-def test_apns_auth_error_fails(channel: FcmChannel) -> None:
+def test_an_apns_auth_error_is_retried_not_lost(channel: FcmChannel) -> None:
+    """The APNs key refused is the operator's to mend: every iOS push meanwhile waits for it
+    (retried with backoff within its life) instead of failing for good."""
     [result] = channel.send([ios("third-party-auth-1")])
 
-    assert result.outcome == "failed"
+    assert result.outcome == "retry"
+
+
+def test_a_project_fcm_refuses_us_is_retried_not_lost(fake: FakeFcm, tmp_path: Path) -> None:
+    """A service account of another project (403 PERMISSION_DENIED, no sender mismatch): a
+    configuration fault of ours, not the device's; the whole batch waits, no device is
+    deactivated."""
+    from tests.fakes.fcm import fake_service_account
+
+    wrong = fake_service_account(tmp_path / "other.json", fake.token_uri, "another-project")
+    channel = FcmChannel(str(wrong), url=fake.url)
+    try:
+        results = channel.send([android("token-1"), android("token-2", message_id="m-2")])
+    finally:
+        channel.close()
+
+    assert [r.outcome for r in results] == ["retry", "retry"]
 
 
 def test_scripted_failure_clears_and_the_retry_delivers(channel: FcmChannel, fake: FakeFcm) -> None:
