@@ -43,6 +43,9 @@ DEFAULT_SETTINGS: dict = {
     "a_min": 3,
     "a_max": 4,
     "min_b_days_per_grid": 3,
+    # Labour Law art. 38: every worker rests at least one full day each ISO week. A hall open
+    # seven days a week (`working_days` 1–7) otherwise had everyone rostered every day.
+    "min_rest_days_per_week": 1,
     "rest_days": {},
     "a_hours": {"start": "08:30", "end": "17:30"},
     "b_hours": {"start": "08:30", "end": "17:30"},
@@ -85,6 +88,7 @@ def roster_rules(settings: dict) -> RosterRules:
         a_min=settings["a_min"],
         a_max=settings["a_max"],
         min_b_days_per_grid=settings["min_b_days_per_grid"],
+        min_rest_days_per_week=settings["min_rest_days_per_week"],
         time_limit_s=float(settings["time_limit_s"]),
         days_off=frozenset(settings["holidays"]),
         days_on=frozenset(settings["extra_working_days"]),
@@ -515,6 +519,22 @@ def roster_input(
         )
         for group in pairs
     }
+    # The shifts kept before `first_day` were worked: they count against the weekly rest.
+    worked_before: dict[int, int] = {}
+    if first_day is not None:
+        worked_before = dict(
+            session.execute(
+                select(Shift.worker_id, func.count(func.distinct(Shift.date)))
+                .join(Roster, Roster.id == Shift.roster_id)
+                .where(
+                    Roster.community_code == community.code,
+                    Roster.week == week,
+                    Shift.date < first_day,
+                    Shift.worker_id.in_(held),
+                )
+                .group_by(Shift.worker_id)
+            ).all()
+        )
     rules = roster_rules(settings)
     # A week shortened by holidays asks of each grid no more B-post days than it has.
     worked = sum(rules.works(d) for d in dates)
@@ -529,6 +549,7 @@ def roster_input(
         history_a_days=dict(history),
         recent_pairs=frozenset(recent),
         first_day=first_day,
+        days_worked_before=worked_before,
     )
 
 

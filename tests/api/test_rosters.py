@@ -755,9 +755,10 @@ def test_a_change_after_publishing_is_logged_and_notified(client, session, commu
 
 def test_the_worker_rostered_in_a_grid_nobody_holds_records_its_visits(client, session, app):
     """A grid whose worker left is held by nobody: the solver gives it B-posts with no
-    `relief_for` (there is nobody to name), and the worker sent there must be let in."""
+    `relief_for` (there is nobody to name), and the worker sent there must be let in. Three
+    workers: the vacant grid is visited every day while each rests a day a week."""
     every_day = {"working_days": [1, 2, 3, 4, 5, 6, 7], "a_min": 0, "a_max": 1}
-    c = make_roster_community(session, app, 2, 2, roster={**every_day, "min_b_days_per_grid": 7})
+    c = make_roster_community(session, app, 3, 2, roster={**every_day, "min_b_days_per_grid": 7})
     vacant = c.grids[1]
     session.execute(delete(user_grids).where(user_grids.c.grid_id == vacant.id))
     lon0, lat0, lon1, lat1 = to_shape(vacant.boundary).bounds
