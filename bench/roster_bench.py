@@ -76,11 +76,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=40)
     parser.add_argument("--grids", type=int, default=14)
     parser.add_argument("--seed", type=int, default=48)
+    parser.add_argument(
+        "--working-days",
+        default="12345",
+        help="ISO weekdays worked, as digits: 1234567 for a hall open every day",
+    )
     args = parser.parse_args()
 
     workers, grids = community(args.workers, args.grids)
     ids = [w.id for w in workers]
-    rules = RosterRules()
+    rules = RosterRules(working_days=tuple(sorted({int(d) for d in args.working_days})))
     rng = random.Random(args.seed)
     weeks = [f"2026-W{n:02d}" for n in range(45, 45 + args.weeks)]
     solved: list[Counter] = []
@@ -89,6 +94,7 @@ def main() -> None:
     elapsed, reported, greedy_times = [], [], []
     print(
         f"roster bench: {args.workers} workers, {args.grids} grids, {args.weeks} weeks,"
+        f" working days {args.working_days},"
         f" A {rules.a_min}-{rules.a_max}/day, B >= {rules.min_b_days_per_grid} days/grid,"
         f" limit {rules.time_limit_s:g} s"
     )
@@ -119,6 +125,7 @@ def main() -> None:
             f" spread4w={spread(solved, ids)}"
             f" relief={result.stats['relief_shifts']} idle={result.stats['idle_worker_days']}"
             f" pair_repeats={result.stats['pair_repeats']}"
+            f" max_days={max(Counter(s.worker_id for s in result.shifts).values())}"
             f" | greedy {g_took * 1000:6.2f} ms spread4w={spread(greedy_weeks, ids)}"
             f" grids_short={g_short}"
         )

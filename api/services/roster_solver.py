@@ -66,12 +66,16 @@ class Worker:
 
 @dataclass(frozen=True)
 class RosterRules:
-    """A community's roster settings: ISO weekdays worked, window staffing, grid visit minimum."""
+    """A community's roster settings: ISO weekdays worked, window staffing, grid visit minimum,
+    the weekly rest."""
 
     working_days: tuple[int, ...] = (1, 2, 3, 4, 5)
     a_min: int = 3
     a_max: int = 4
     min_b_days_per_grid: int = 3
+    # Labour Law art. 38: at least one full day off each week. Days off count whatever their
+    # cause: days the community does not work, leave, personal rest days.
+    min_rest_days_per_week: int = 1
     time_limit_s: float = 5.0
     # China's adjusted working days (调休): public holidays off although their weekday is
     # worked, and the weekend days worked in exchange although their weekday is not.
@@ -93,7 +97,8 @@ class RosterInput:
     `recent_pairs` the pairs (and trios) of recent weeks, to be avoided this week.
     `first_day`: the days before it are not rostered (a week generated midweek: they have been
     worked and are kept as they were); each grid is then asked the days left's share of the
-    week's B-post minimum, rounded down.
+    week's B-post minimum, rounded down. `days_worked_before` counts, per worker, the shifts
+    kept on those days: they weigh against the weekly rest as the days rostered now do.
     """
 
     week: str
@@ -104,6 +109,7 @@ class RosterInput:
     history_a_days: Mapping[int, int] = field(default_factory=dict)
     recent_pairs: frozenset[frozenset[int]] = frozenset()
     first_day: date | None = None
+    days_worked_before: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -195,6 +201,8 @@ class _Week:
             raise ValueError(f"need 0 <= a_min <= a_max, got {rules.a_min}..{rules.a_max}")
         if rules.min_b_days_per_grid < 0:
             raise ValueError("min_b_days_per_grid must not be negative")
+        if not 0 <= rules.min_rest_days_per_week <= 6:
+            raise ValueError("min_rest_days_per_week must be 0..6")
         if not rules.time_limit_s > 0:
             raise ValueError("time_limit_s must be positive")
         ids = [w.id for w in inp.workers]
@@ -238,6 +246,12 @@ class _Week:
             for d in self.days
         }
         self.history = {w: int(inp.history_a_days.get(w, 0)) for w in self.workers}
+        # The weekly rest: the most days each worker may still work this week (the days kept
+        # before `first_day` already worked); binding only for those with more days available.
+        self.rest = rules.min_rest_days_per_week
+        self.worked_before = {w: int(inp.days_worked_before.get(w, 0)) for w in self.workers}
+        self.cap = {w: max(0, 7 - self.rest - self.worked_before[w]) for w in self.workers}
+        self.rest_bound = [w for w in self.workers if self.cap[w] < len(self.avail[w])]
         holders_exist = any(self.own[w] for w in self.workers)
         # Fairness is weighed among the workers who choose between window and grid; a worker
         # without a grid fills the window first (the idle rule), so they stay out of the spread.
@@ -302,6 +316,15 @@ def _precheck(week: _Week) -> None:
             _window_line(week, short[0]),
             [_window_line(week, d) + _away_note(week, d) for d in short],
         )
+    hands = sum(min(week.cap[w], len(week.avail[w])) for w in week.workers)
+    if hands < a_min * len(days):  # every day staffed, so only the weekly rest can cut it
+        raise Infeasible(
+            f"Weekly rest: {_plural(len(week.workers), 'worker')} resting at least"
+            f" {_plural(week.rest, 'day')} a week each have {_plural(hands, 'worker-day')}"
+            f" for {_span(days)}, the window needs {a_min * len(days)}"
+            f" ({a_min} a day on {_plural(len(days), 'day')})",
+            _rest_lines(week),
+        )
     if not n_grids or m == 0:
         return
 
@@ -349,6 +372,17 @@ def _precheck(week: _Week) -> None:
                 for d in days
             ],
         )
+
+
+def _rest_lines(week: _Week) -> list[str]:
+    """The workers the weekly rest holds back: the most days each may work this week."""
+    lines = []
+    for w in week.rest_bound:
+        line = f"{week.who(w)}: at most {_plural(week.cap[w], 'day')} this week"
+        if week.worked_before[w]:
+            line += f" ({_plural(week.worked_before[w], 'day')} worked before today)"
+        lines.append(line)
+    return lines
 
 
 def _window_line(week: _Week, d: date) -> str:
@@ -526,6 +560,14 @@ def _build(
             m.add_at_most_one(posts[w, d])  # nobody holds two posts at once
 
     lits: dict[tuple[str, object], cp_model.IntVar] = {}
+    if week.rest_bound:
+        # One switch for the whole rule: the diagnosis names the rule, not a worker.
+        if switches:
+            lits["rest", None] = m.new_bool_var("weekly_rest")
+        for w in week.rest_bound:
+            held = m.add(sum(sum(posts[w, d]) for d in week.avail[w]) <= week.cap[w])
+            if switches:
+                held.only_enforce_if(lits["rest", None])
     for d in week.days:
         window = sum(a[w, d] for w in week.avail_on[d])
         m.add(window <= week.a_max)
@@ -654,7 +696,11 @@ def _result(
         "relief_shifts": sum(
             s.grid_code is not None and s.worker_id not in week.holders[s.grid_code] for s in shifts
         ),
-        "idle_worker_days": sum((w, d) not in on_duty for w in week.workers for d in week.avail[w]),
+        # Beyond the days the weekly rest keeps a worker off.
+        "idle_worker_days": sum(
+            min(week.cap[w], len(week.avail[w])) - sum((w, d) in on_duty for d in week.avail[w])
+            for w in week.workers
+        ),
         "pair_repeats": repeats,
         "pairs_both_at_window": sum(
             (u, d) in at_window and (v, d) in at_window
@@ -706,6 +752,8 @@ def _explain(
 ) -> Infeasible:
     days = sorted(d for kind, d in core if kind == "window")
     grids = sorted(g for kind, g in core if kind == "grid")
+    if ("rest", None) in core:
+        return _explain_rest(week, days, grids)
     details = [
         f"{_day_label(d)}: {_plural(len(week.avail_on[d]), 'worker')} available,"
         f" {week.a_min} required at the window, {len(week.avail_on[d]) - week.a_min} free"
@@ -749,6 +797,29 @@ def _explain(
     got = "fewer" if best is None else f"at most {_plural(best, 'B-post day')}"
     binding = f"Grid {blame} gets {got}, minimum is {week.min_b} ({' and '.join(reasons)})"
     return Infeasible(binding, details)
+
+
+def _explain_rest(week: _Week, days: list[date], grids: list[str]) -> Infeasible:
+    """The weekly rest is part of the conflict: the rule is named, with what it leaves short."""
+    short = []
+    if days:
+        short.append(f"the window ({week.a_min} a day) on {_span(days)}")
+    if grids:
+        short.append(
+            f"the B-posts of grid{'s' if len(grids) > 1 else ''} {_names(grids)}"
+            f" ({week.min_b} days{' each' if len(grids) > 1 else ''})"
+        )
+    binding = (
+        f"Weekly rest: at least {_plural(week.rest, 'rest day')} a week for each worker leaves"
+        f" too few working days for {' and '.join(short) or 'the week'}"
+    )
+    details = [_window_line(week, d) + _away_note(week, d) for d in days]
+    for g in grids:
+        holders = [week.who(h) for h in week.holders[g]]
+        details.append(
+            f"Grid {g}: minimum {week.min_b} B-post days, held by {_names(holders or ['nobody'])}"
+        )
+    return Infeasible(binding, details + _rest_lines(week))
 
 
 def _max_days(

@@ -43,6 +43,9 @@ DEFAULT_SETTINGS: dict = {
     "a_min": 3,
     "a_max": 4,
     "min_b_days_per_grid": 3,
+    # Labour Law art. 38: every worker rests at least one full day each ISO week. A hall open
+    # seven days a week (`working_days` 1–7) otherwise had everyone rostered every day.
+    "min_rest_days_per_week": 1,
     "rest_days": {},
     "a_hours": {"start": "08:30", "end": "17:30"},
     "b_hours": {"start": "08:30", "end": "17:30"},
@@ -85,6 +88,7 @@ def roster_rules(settings: dict) -> RosterRules:
         a_min=settings["a_min"],
         a_max=settings["a_max"],
         min_b_days_per_grid=settings["min_b_days_per_grid"],
+        min_rest_days_per_week=settings["min_rest_days_per_week"],
         time_limit_s=float(settings["time_limit_s"]),
         days_off=frozenset(settings["holidays"]),
         days_on=frozenset(settings["extra_working_days"]),
@@ -515,6 +519,22 @@ def roster_input(
         )
         for group in pairs
     }
+    # The shifts kept before `first_day` were worked: they count against the weekly rest.
+    worked_before: dict[int, int] = {}
+    if first_day is not None:
+        worked_before = dict(
+            session.execute(
+                select(Shift.worker_id, func.count(func.distinct(Shift.date)))
+                .join(Roster, Roster.id == Shift.roster_id)
+                .where(
+                    Roster.community_code == community.code,
+                    Roster.week == week,
+                    Shift.date < first_day,
+                    Shift.worker_id.in_(held),
+                )
+                .group_by(Shift.worker_id)
+            ).all()
+        )
     rules = roster_rules(settings)
     # A week shortened by holidays asks of each grid no more B-post days than it has.
     worked = sum(rules.works(d) for d in dates)
@@ -529,6 +549,7 @@ def roster_input(
         history_a_days=dict(history),
         recent_pairs=frozenset(recent),
         first_day=first_day,
+        days_worked_before=worked_before,
     )
 
 
@@ -605,16 +626,99 @@ def generate(
     return roster, kept_days
 
 
-def publish(session: Session, scope: Scope, roster_id: int) -> Roster:
+def unstaffed_shifts(session: Session, roster: Roster, today: date) -> list[dict]:
+    """The roster's shifts from `today` on whose worker will not take them: switched off, no
+    longer a worker of the community (made a community admin), or on approved leave that
+    day. Days before today are a record of who worked them and are not looked at (they are
+    not edited either).
+
+    The leave that may cover those days (requested or approved) is locked for share until the
+    caller commits, as an edit's leave check locks it: a decision on it meanwhile waits, then
+    lists the published shifts to hand on."""
+    shifts = list(
+        session.scalars(
+            select(Shift)
+            .where(Shift.roster_id == roster.id, Shift.date >= today)
+            .options(joinedload(Shift.worker), joinedload(Shift.grid))
+            .order_by(Shift.date, Shift.post, Shift.worker_id)
+        )
+    )
+    if not shifts:
+        return []
+    on_leave: set[tuple[int, date]] = set()
+    for leave in session.scalars(
+        select(Leave)
+        .where(
+            Leave.worker_id.in_({s.worker_id for s in shifts}),
+            Leave.status.in_(("requested", "approved")),
+            Leave.start_date <= shifts[-1].date,
+            Leave.end_date >= today,
+        )
+        .with_for_update(read=True, of=Leave)
+        .execution_options(populate_existing=True)
+    ):
+        if leave.status == "approved":
+            on_leave.update(
+                (leave.worker_id, s.date)
+                for s in shifts
+                if leave.start_date <= s.date <= leave.end_date
+            )
+    found = []
+    for shift in shifts:
+        worker = shift.worker
+        if not worker.active:
+            reason, why = "deactivated", f"worker {worker.id} is deactivated"
+        elif worker.role not in SHIFT_ROLES or worker.community_code != roster.community_code:
+            reason = "not_a_worker"
+            why = f"user {worker.id} is not a worker of community {roster.community_code}"
+        elif (worker.id, shift.date) in on_leave:
+            reason, why = "on_leave", f"worker {worker.id} is on approved leave on {shift.date}"
+        else:
+            continue
+        found.append(
+            {
+                "shift_id": shift.id,
+                "date": shift.date.isoformat(),
+                "post": shift.post,
+                "grid_code": shift.grid.code if shift.grid is not None else None,
+                "worker_id": worker.id,
+                "worker_name": worker.display_name,
+                "reason": reason,
+                "why": why,
+            }
+        )
+    return found
+
+
+def publish(
+    session: Session, scope: Scope, roster_id: int, *, now: datetime | None = None
+) -> Roster:
     """Publish a draft and notify every worker on it, in this transaction.
 
     The roster's row is locked, so a second publish waits and is a 409 (one notice per worker),
     and a regeneration of the same week waits for the publish, then refuses.
+
+    A draft naming, from today on, a worker who will not come (switched off, made a community
+    admin, on approved leave that day: `unstaffed_shifts`) is a 409 listing those shifts,
+    nothing written: the workers would be told of a roster that leaves posts empty. The
+    leader hands them on (PATCH /shifts/{id}) or regenerates the week, then publishes.
     """
     roster = get_roster(session, scope, roster_id, lock=True)
     scope.require_roster_editor(roster.community_code)
     if roster.status == "published":
         raise errors.Conflict(f"Roster {roster.id} is already published.")
+    unstaffed = unstaffed_shifts(session, roster, local_today(now))
+    if unstaffed:
+        first = unstaffed[0]
+        more = len(unstaffed) - 1
+        raise errors.Conflict(
+            f"Roster {roster.id} names workers who will not take {_plural_shifts(len(unstaffed))}"
+            f" (the {first['post']}-post on {first['date']}: {first['why']}"
+            f"{f'; and {more} more, see `shifts`' if more else ''}). Hand them on with PATCH"
+            " /shifts/{id}, or regenerate the week, then publish.",
+            roster_id=roster.id,
+            shifts=unstaffed,
+        )
     roster.status = "published"
     roster.published_at = clock.now()
     # Swaps are refused on drafts; one left from before was agreed on shifts still being edited.
@@ -637,6 +741,10 @@ def publish(session: Session, scope: Scope, roster_id: int) -> Roster:
     )
     session.flush()
     return roster
+
+
+def _plural_shifts(n: int) -> str:
+    return "1 shift" if n == 1 else f"{n} shifts"
 
 
 # ---------------------------------------------------------------------------------------------

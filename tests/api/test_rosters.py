@@ -755,9 +755,10 @@ def test_a_change_after_publishing_is_logged_and_notified(client, session, commu
 
 def test_the_worker_rostered_in_a_grid_nobody_holds_records_its_visits(client, session, app):
     """A grid whose worker left is held by nobody: the solver gives it B-posts with no
-    `relief_for` (there is nobody to name), and the worker sent there must be let in."""
+    `relief_for` (there is nobody to name), and the worker sent there must be let in. Three
+    workers: the vacant grid is visited every day while each rests a day a week."""
     every_day = {"working_days": [1, 2, 3, 4, 5, 6, 7], "a_min": 0, "a_max": 1}
-    c = make_roster_community(session, app, 2, 2, roster={**every_day, "min_b_days_per_grid": 7})
+    c = make_roster_community(session, app, 3, 2, roster={**every_day, "min_b_days_per_grid": 7})
     vacant = c.grids[1]
     session.execute(delete(user_grids).where(user_grids.c.grid_id == vacant.id))
     lon0, lat0, lon1, lat1 = to_shape(vacant.boundary).bounds
@@ -2033,3 +2034,126 @@ def test_rejecting_an_expired_swap_is_409_and_changes_nothing(client, app, sessi
     assert (
         session.scalar(select(func.count()).where(Notification.kind == "shift_swap_rejected")) == 0
     )
+
+
+# --- publishing checks the draft's workers again -------------------------------------------------
+
+
+def refused_publish(client, session, c, roster_id) -> dict:
+    """Publishing is a 409 problem and writes nothing: the roster stays a draft, nobody told."""
+    response = publish(client, c, roster_id)
+    assert response.status_code == 409, response.get_json()
+    assert response.headers["Content-Type"] == "application/problem+json"
+    session.expire_all()
+    assert session.get(Roster, roster_id).status == "draft"
+    notices = select(func.count()).where(Notification.kind == "roster_published")
+    assert session.scalar(notices) == 0
+    return response.get_json()
+
+
+def listed(body: dict) -> dict[int, tuple]:
+    return {
+        s["shift_id"]: (s["date"], s["post"], s["worker_id"], s["reason"]) for s in body["shifts"]
+    }
+
+
+def test_publishing_a_draft_naming_a_deactivated_worker_is_409_listing_their_shifts(
+    client, session, community
+):
+    """Switched off after the draft was made: published as it was, the roster expected them at
+    posts they will not take, and nobody was told the posts were empty."""
+    c = community
+    view = generate(client, c).get_json()
+    gone = c.workers[3]
+    deactivate(session, gone)
+    body = refused_publish(client, session, c, view["id"])
+    theirs = [s for s in all_shifts(view) if s["worker_id"] == gone.id]
+    assert listed(body) == {s["id"]: (s["date"], s["post"], gone.id, "deactivated") for s in theirs}
+    first = body["shifts"][0]
+    assert first["grid_code"] == theirs[0]["grid_code"] or theirs[0]["post"] == "A"
+    assert "deactivated" in first["why"]
+    assert body["roster_id"] == view["id"]
+
+
+def test_publishing_a_draft_naming_a_worker_made_an_admin_is_409(client, session, community):
+    c = community
+    view = generate(client, c).get_json()
+    moved = c.workers[4]
+    make_admin(client, c, moved)
+    body = refused_publish(client, session, c, view["id"])
+    assert {s["worker_id"] for s in body["shifts"]} == {moved.id}
+    assert {s["reason"] for s in body["shifts"]} == {"not_a_worker"}
+    assert len(body["shifts"]) == sum(s["worker_id"] == moved.id for s in all_shifts(view))
+
+
+def test_publishing_a_draft_naming_a_worker_on_approved_leave_that_day_is_409(
+    client, session, community
+):
+    c = community
+    view = generate(client, c).get_json()
+    worker = c.workers[5]
+    leave = request_leave(client, c, worker, WED, WED).get_json()
+    assert decide_leave(client, c, leave, "approve")["status"] == "approved"
+    body = refused_publish(client, session, c, view["id"])
+    (shift,) = [
+        s for s in all_shifts(view) if s["worker_id"] == worker.id and s["date"] == str(WED)
+    ]
+    assert listed(body) == {shift["id"]: (str(WED), shift["post"], worker.id, "on_leave")}
+    assert str(WED) in body["detail"]
+
+
+def test_requested_leave_does_not_block_publishing(client, community):
+    c = community
+    view = generate(client, c).get_json()
+    request_leave(client, c, c.workers[5], WED, WED)
+    assert publish(client, c, view["id"]).status_code == 200
+
+
+def test_a_draft_regenerated_after_the_change_publishes(client, session, community):
+    c = community
+    view = generate(client, c).get_json()
+    deactivate(session, c.workers[3])
+    leave = request_leave(client, c, c.workers[5], WED, WED).get_json()
+    decide_leave(client, c, leave, "approve")
+    assert publish(client, c, view["id"]).status_code == 409
+    again = generate(client, c).get_json()
+    assert publish(client, c, again["id"]).status_code == 200
+
+
+def test_a_shift_handed_on_in_the_draft_no_longer_blocks_publishing(client, session, app):
+    """Two workers without a grid beside a window of one: one of them is free each day."""
+    c = make_roster_community(session, app, 8, 6, roster={"a_min": 1, "a_max": 1})
+    floaters = [w.id for w in c.workers[6:]]
+    session.execute(delete(user_grids).where(user_grids.c.user_id.in_(floaters)))
+    session.flush()
+    view = generate(client, c).get_json()
+    on_wed = {s["worker_id"] for s in all_shifts(view) if s["date"] == str(WED)}
+    free = next(w for w in c.workers if w.id not in on_wed)
+    worker = next(w for w in c.workers[1:] if w.id in on_wed and w.id not in floaters)
+    leave = request_leave(client, c, worker, WED, WED).get_json()
+    decide_leave(client, c, leave, "approve")
+    (shift,) = [
+        s for s in all_shifts(view) if s["worker_id"] == worker.id and s["date"] == str(WED)
+    ]
+    refused_publish(client, session, c, view["id"])
+    handed = client.patch(
+        f"/api/v1/shifts/{shift['id']}", json={"worker_id": free.id}, headers=c.auth(c.leader)
+    )
+    assert handed.status_code == 200, handed.get_json()
+    assert publish(client, c, view["id"]).status_code == 200
+
+
+def test_a_deactivated_workers_shifts_on_days_gone_do_not_block_publishing(
+    client, app, session, community
+):
+    """Monday and Tuesday are kept as they were worked (a record, not edited): only the days
+    from today on must be staffed by workers who will come."""
+    c = community
+    generate(client, c)
+    gone = c.workers[3]
+    deactivate(session, gone)
+    set_today(app, WED)
+    view = generate(client, c).get_json()
+    kept = [s for s in all_shifts(view) if s["worker_id"] == gone.id]
+    assert kept and {s["date"] for s in kept} <= {str(MON), str(TUE)}
+    assert publish(client, c, view["id"]).status_code == 200

@@ -109,8 +109,14 @@ class CommunityRosterWeek(MethodView):
 class RosterPublish(MethodView):
     @blp.response(200, RosterSchema)
     def post(self, roster_id):
-        """Publish a draft roster; every worker on it is notified"""
-        roster = rosters.publish(db.session, current_scope(), roster_id)
+        """Publish a draft roster; every worker on it is notified
+
+        A draft naming, from today on, a worker since switched off, made a community admin, or
+        on approved leave that day answers 409 with `shifts` (each: `shift_id`, `date`, `post`,
+        `grid_code`, `worker_id`, `worker_name`, `reason`, `why`), nothing written: hand them
+        on (PATCH /shifts/{id}) or regenerate the week, then publish.
+        """
+        roster = rosters.publish(db.session, current_scope(), roster_id, now=_now())
         db.session.commit()
         return roster
 

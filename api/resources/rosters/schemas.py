@@ -46,6 +46,13 @@ class RosterSettingsSchema(Schema):
         validate=ma.validate.Range(0, 7),
         metadata={"description": "Minimum B-post (door-to-door) days per grid per week"},
     )
+    min_rest_days_per_week = Integer(
+        validate=ma.validate.Range(0, 6),
+        metadata={
+            "description": "Full days off each worker has every ISO week, at least (default 1,"
+            " Labour Law art. 38); leave and days the community does not work count"
+        },
+    )
     rest_days = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.List(_WEEKDAY),

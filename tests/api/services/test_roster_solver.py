@@ -538,3 +538,94 @@ def test_a_week_rostered_on_its_last_working_day_asks_no_grid_a_b_post():
     result = solve_week(RosterInput(WEEK, workers, grids, rules, first_day=FRI))
     assert {s.date for s in result.shifts} == {FRI}
     assert sum(s.post == "B" for s in result.shifts) == 5
+
+
+# --- the weekly rest (Labour Law art. 38: at least one full day off a week) ---------------------
+EVERY_DAY = (1, 2, 3, 4, 5, 6, 7)  # a hall open seven days a week
+
+
+def days_worked(result: RosterResult) -> Counter:
+    return Counter(s.worker_id for s in result.shifts)
+
+
+@ALL_SIZES
+def test_a_seven_day_week_gives_every_worker_a_rest_day(size):
+    n, n_grids, rules = SIZES[size]
+    workers, grids = community(n, n_grids)
+    rules = dataclasses.replace(rules, working_days=EVERY_DAY)
+    result = solve_week(RosterInput(WEEK, workers, grids, rules))
+    assert max(days_worked(result).values()) == 6
+    assert result.stats["idle_worker_days"] == 0  # the rest the rule asks is not idleness
+    assert result.stats["elapsed_s"] < rules.time_limit_s
+
+
+def test_the_weekly_rest_is_a_setting():
+    workers, grids = community(8, 6)
+    rules = RosterRules(working_days=EVERY_DAY, min_rest_days_per_week=2)
+    assert max(days_worked(solve_week(RosterInput(WEEK, workers, grids, rules))).values()) == 5
+    rules = RosterRules(working_days=EVERY_DAY, min_rest_days_per_week=0)
+    assert set(days_worked(solve_week(RosterInput(WEEK, workers, grids, rules))).values()) == {7}
+
+
+def test_a_day_of_leave_is_the_weeks_rest():
+    workers, grids = community(8, 6)
+    rules = RosterRules(working_days=EVERY_DAY)
+    result = solve_week(RosterInput(WEEK, workers, grids, rules, frozenset({(3, WED)})))
+    assert {s.date for s in result.shifts if s.worker_id == 3} == set(week_dates(WEEK)) - {WED}
+
+
+def test_adjusted_working_weekend_days_still_leave_a_rest_day():
+    """调休: a Monday-to-Friday community works Saturday and Sunday in exchange for holidays of
+    another week; nobody works all seven."""
+    workers, grids = community(8, 6)
+    rules = RosterRules(days_on=frozenset({SAT, SUN}))
+    result = solve_week(RosterInput(WEEK, workers, grids, rules))
+    assert {s.date for s in result.shifts} == set(week_dates(WEEK))
+    assert max(days_worked(result).values()) == 6
+
+
+def test_days_worked_before_a_midweek_roster_count_toward_the_weekly_rest():
+    """Rostered from Saturday with Monday to Friday worked: one of the two days left each."""
+    workers, grids = community(8, 6)
+    rules = RosterRules(working_days=EVERY_DAY)
+    worked = {w.id: 5 for w in workers}
+    inp = RosterInput(WEEK, workers, grids, rules, first_day=SAT, days_worked_before=worked)
+    result = solve_week(inp)
+    assert max(days_worked(result).values()) == 1
+    assert {s.date for s in result.shifts} == {SAT, SUN}
+
+
+def test_too_few_workers_to_staff_the_window_and_rest_names_the_weekly_rest():
+    workers, grids = community(3, 1)
+    rules = RosterRules(working_days=EVERY_DAY, a_min=3, a_max=3, min_b_days_per_grid=0)
+    with pytest.raises(Infeasible) as caught:
+        solve_week(RosterInput(WEEK, workers, grids, rules))
+    assert caught.value.binding == (
+        "Weekly rest: 3 workers resting at least 1 day a week each have 18 worker-days"
+        " for Mon–Sun, the window needs 21 (3 a day on 7 days)"
+    )
+    assert "Worker 1 (#1): at most 6 days this week" in caught.value.details
+
+
+def test_a_weekly_rest_that_leaves_a_grid_short_is_named_by_the_diagnosis():
+    """The pre-checks pass (18 of 24 worker-days at the window, a hand free every day); four
+    workers resting a day each cannot also give the grid four B-post days."""
+    workers, grids = community(4, 1)
+    rules = RosterRules(working_days=EVERY_DAY, a_min=3, a_max=4, min_b_days_per_grid=4)
+    with pytest.raises(Infeasible) as caught:
+        solve_week(RosterInput(WEEK, workers, grids, rules))
+    binding = caught.value.binding
+    assert binding.startswith("Weekly rest: at least 1 rest day a week for each worker leaves")
+    assert grid(1) in binding
+    assert "Worker 4 (#4): at most 6 days this week" in caught.value.details
+    # Without the rule the week is rostered: the rule is what binds.
+    solve_week(
+        RosterInput(WEEK, workers, grids, dataclasses.replace(rules, min_rest_days_per_week=0))
+    )
+
+
+@pytest.mark.parametrize("rest", [-1, 7])
+def test_a_weekly_rest_outside_zero_to_six_days_is_a_value_error(rest):
+    workers, grids = community(8, 6)
+    with pytest.raises(ValueError):
+        solve_week(RosterInput(WEEK, workers, grids, RosterRules(min_rest_days_per_week=rest)))
