@@ -179,6 +179,24 @@ def test_the_app_words_every_refusal_code_of_the_visit_batch():
     assert set(reasons_zh()["codes"]) == {str(code) for code in Refusal} == set(REFUSALS)
 
 
+def test_the_app_sends_again_only_refusals_a_change_on_the_server_can_lift():
+    """web/src/queue.js `RETRIED_REFUSALS`: parked visits the app sends again without a tap.
+    A code the service dropped fails here; a refusal of the visit's own content (a bad field or
+    point, an id taken, a database rule) must wait for the worker's edit, not be resent forever."""
+    from api.services.visits import Refusal
+
+    source = (WEB_SRC / "queue.js").read_text()
+    retried = json.loads(re.search(r"export const RETRIED_REFUSALS = (\[.*?\]);", source).group(1))
+    assert set(retried) == {
+        Refusal.HOUSEHOLD_NOT_FOUND,
+        Refusal.NOT_YOUR_GRID,
+        Refusal.NOT_STORED,
+    }
+    # Each says it is sent again by itself (and may be sent now).
+    for code in retried:
+        assert "自动重新发送" in reasons_zh()["codes"][code]
+
+
 def _field_paths(schema, prefix: str = "") -> set[str]:
     import marshmallow as ma
 

@@ -642,13 +642,155 @@ def test_a_visit_refused_for_a_household_outside_ones_grids_says_why_in_chinese(
     # a worker told only "not found" discarded a real visit.
     assert reason.locator(".why").inner_text() == (
         "找不到这户，或这户不在您负责的网格内（可能已删除或已划入其他网格）。"
-        "走访记录仍保存在本机：请网格长核实（如为您分配网格或排班替岗），"
-        "之后点“修改”后直接保存即可重新发送；请勿轻易放弃。"
+        "走访记录仍保存在本机，应用每隔几小时会自动重新发送：请网格长核实（如为您分配网格或排班替岗）；"
+        "核实后也可点“修改”再保存，立即重新发送。请勿轻易放弃。"
     )
     # The server's own words stay beneath, small, for whoever helps the worker.
     assert reason.locator(".server-reason").inner_text() == (
         f"Household {household} not found in your grids."
     )
+
+
+# A refusal that depends on the server's state (queue.js `RETRIED_REFUSALS`) is tried again by
+# the first sync at least `RETRY_AFTER_MS` after it; the tests move the refusal's time back
+# instead of waiting hours.
+def refused_ago(page, visit_id: str, ms_before_due: int = 0) -> None:
+    """Date the stored refusal of `visit_id` so that it is due `ms_before_due` ms from now."""
+    page.evaluate(
+        """async ([id, early]) => {
+          const { run, STORE } = await import('/web/idb.js');
+          const { RETRY_AFTER_MS, listQueued } = await import('/web/queue.js');
+          const record = (await listQueued()).find((r) => r.id === id);
+          const refusedAt = Date.now() - RETRY_AFTER_MS + early;
+          await run(STORE, 'readwrite', (store) => store.put({ ...record, refusedAt }));
+        }""",
+        [visit_id, ms_before_due],
+    )
+
+
+def sync_in_page(page) -> dict:
+    """Sync as the app does (on load, online, after a visit), without a tap; its summary."""
+    return page.evaluate("async () => (await import('/web/queue.js')).syncQueue()")
+
+
+def batch_ids(page) -> list[str]:
+    """Start recording the ids of every visit the page sends in a batch."""
+    sent: list[str] = []
+
+    def record(request):
+        if request.url.endswith("/api/v1/visits/batch") and request.method == "POST":
+            sent.extend(v.get("id") for v in request.post_data_json["visits"])
+
+    page.on("request", record)
+    return sent
+
+
+@pytest.fixture()
+def household_moved(e2e_engine):
+    """Move a household into another grid as a leader would (moved back at the end)."""
+    from api.models import Household
+
+    moved: list[tuple[int, int]] = []
+
+    def move(household: int, grid_code: str) -> None:
+        from api.models import Grid
+
+        with e2e_engine.begin() as conn:
+            grid = conn.scalar(select(Grid.id).where(Grid.code == grid_code))
+            old = conn.scalar(select(Household.grid_id).where(Household.id == household))
+            conn.execute(
+                Household.__table__.update().where(Household.id == household).values(grid_id=grid)
+            )
+        moved.append((household, old))
+
+    yield move
+    with e2e_engine.begin() as conn:
+        for household, grid in reversed(moved):
+            conn.execute(
+                Household.__table__.update().where(Household.id == household).values(grid_id=grid)
+            )
+
+
+def test_a_visit_refused_as_outside_ones_grids_is_sent_again_once_the_household_is_moved_in(
+    worker_page, e2e_engine, household_moved
+):
+    """A worker seeing a parked visit discarded a real visit, or never came back to it: once
+    the leader has put the household in the worker's grid, a later sync stores it, no tap."""
+    from api.models import Visit
+
+    page = worker_page
+    household = other_grids_household(e2e_engine)
+    visit_id = queue_refused_visit(page, household, follow_up=False)
+    household_moved(household, DEMO_GRID)
+    sent = batch_ids(page)
+
+    # Not yet due: parked as it was, with its reason, and not sent.
+    refused_ago(page, visit_id, ms_before_due=60_000)
+    assert sync_in_page(page)["sent"] == 0
+    assert visit_id not in sent
+    (record,) = queued_visits(page)
+    assert record["state"] == "rejected" and record["refusal"]["code"] == "household-not-found"
+
+    # Due: the app, opened again, syncs on load and the visit is stored.
+    refused_ago(page, visit_id)
+    page.reload()
+    page.wait_for_function("() => document.body.dataset.ready === '1'")
+    page.wait_for_function("() => !document.querySelector('#queue li.rejected')")
+    assert queued_visits(page) == []
+    assert sent == [visit_id]
+    with e2e_engine.connect() as conn:
+        stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
+    assert stored.household_id == household
+
+
+def test_a_visit_still_refused_when_sent_again_stays_parked_with_its_reason(
+    worker_page, e2e_engine
+):
+    page = worker_page
+    visit_id = queue_refused_visit(page, other_grids_household(e2e_engine), follow_up=False)
+    (before,) = queued_visits(page)
+    refused_ago(page, visit_id)
+    summary = sync_in_page(page)
+    assert (summary["sent"], summary["retried"], summary["rejected"]) == (1, 1, 0)
+    (after,) = queued_visits(page)
+    assert after["state"] == "rejected" and after["refusal"]["code"] == "household-not-found"
+    assert after["refusedAt"] > before["refusedAt"]  # timed again: not sent at every sync
+    assert sync_in_page(page)["sent"] == 0
+    page.click("#sync")
+    item = page.locator(f"#queue li.rejected[data-id='{visit_id}']")
+    assert "自动重新发送" in item.locator(".reason .why").inner_text()
+    assert item.locator(".resent-later").count() == 0  # the Chinese sentence says it
+    assert item.locator("button.edit").count() == 1 and item.locator("button.discard").count() == 1
+
+
+def test_in_english_a_visit_to_be_sent_again_says_so_beside_the_servers_words(
+    worker_page, e2e_engine
+):
+    page = worker_page
+    page.goto("/app?lang=en")
+    page.wait_for_selector("body[data-ready='1']")
+    resent = queue_refused_visit(page, other_grids_household(e2e_engine), follow_up=False)
+    malformed = queue_refused_visit(page, visited_household(e2e_engine))
+    assert page.inner_text(f"#queue li.rejected[data-id='{resent}'] .resent-later") == (
+        "Kept on this device and sent again automatically every few hours; "
+        "edit and save to send it now."
+    )
+    assert page.locator(f"#queue li.rejected[data-id='{malformed}'] .resent-later").count() == 0
+
+
+def test_a_visit_refused_for_its_own_fields_is_not_sent_again(worker_page, e2e_engine):
+    """A malformed visit would be refused again as it is: it waits for the worker's edit."""
+    page = worker_page
+    visit_id = queue_refused_visit(page, visited_household(e2e_engine))  # follow-up, no note
+    sent = batch_ids(page)
+    refused_ago(page, visit_id, ms_before_due=-86_400_000)  # refused a day past the interval
+    assert sync_in_page(page)["sent"] == 0
+    page.reload()
+    page.wait_for_function("() => document.body.dataset.ready === '1'")
+    sync_in_page(page)  # after the sync on load
+    assert visit_id not in sent
+    (record,) = queued_visits(page)
+    assert record["state"] == "rejected" and record["refusal"]["code"] == "invalid"
 
 
 def test_a_visit_timed_outside_the_served_weeks_says_why_in_chinese(worker_page, e2e_engine):

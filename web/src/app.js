@@ -4,7 +4,7 @@ import {
   signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
-  clearQueue, discard, dismissFlagged, enqueue, getMeta, listFlagged, listQueued, syncQueue, tokenUser,
+  RETRIED_REFUSALS, clearQueue, discard, dismissFlagged, enqueue, getMeta, listFlagged, listQueued, syncQueue, tokenUser,
 } from "./queue.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
@@ -57,6 +57,8 @@ const TEXT = {
     due: "due", overdueMark: "overdue", locating: "Locating…", savedOffline: "Saved; it syncs when online",
     synced: "Synced", badLogin: "Wrong username or password",
     sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.", geoFailed: "No location: ", rejected: "rejected",
+    // The Chinese sentences of these refusals say it themselves (web/src/reasons.js).
+    resentLater: "Kept on this device and sent again automatically every few hours; edit and save to send it now.",
     pushOn: "Push enabled", pushUnavailable: "Push not configured or not supported", mustVisit: "must-visit",
     planOverdue: "overdue",
     unsynced: (n, refused) => `${n} visit${n === 1 ? " is" : "s are"} not synced yet${refused ? ` (${refused} refused by the server, to be corrected)` : ""} and would be deleted from this device. Sign out anyway?`,
@@ -248,13 +250,15 @@ async function showQueue() {
   const pending = queued.filter((r) => r.state === "pending");
   $("queue-count").textContent = String(pending.length);
   // A visit the server refused stays here until the worker corrects it (it then syncs again)
-  // or discards it: named by its household and time, with the server's reason.
+  // or discards it, or a later sync sends it again and it is stored (a refusal that depends on
+  // the server: queue.js `RETRIED_REFUSALS`): named by its household and time, with the reason.
   $("queue").innerHTML = queued.filter((r) => r.state === "rejected").map((r) => {
     const v = r.visit;
     const when = v.visited_at ? localTime(new Date(v.visited_at)) : "";
     return `<li class="rejected" data-id="${escapeHtml(r.id)}"><b>${escapeHtml(labelOf(v.household_id))}</b>
       · ${escapeHtml(t.outcomes[v.outcome] || v.outcome)} · ${escapeHtml(when)}
-      <div class="error reason">${t.refusedBy}: ${explained(refusalOf(r))}</div>
+      <div class="error reason">${t.refusedBy}: ${explained(refusalOf(r))}${t.resentLater && RETRIED_REFUSALS.includes(r.refusal?.code)
+        ? `<small class="resent-later">${escapeHtml(t.resentLater)}</small>` : ""}</div>
       <button type="button" class="edit">${t.edit}</button><button type="button" class="discard">${t.discard}</button></li>`;
   }).join("");
 }
@@ -349,7 +353,9 @@ async function sync() {
     const summary = await syncQueue();
     const weak = flaggedSummary(summary.flagged);
     if (summary.rejected) showStatus([t.refusedCount(summary.rejected), weak].filter(Boolean).join(" "), true);
-    else if (summary.sent) showStatus(`${t.synced} (${summary.created + summary.duplicate})${weak ? (lang === "zh" ? "。" : ". ") + weak : ""}`, weak ? "warn" : false);
+    // A sync that only tried parked visits again, all still refused, stored nothing: said by
+    // the list, which keeps them with their reason.
+    else if (summary.created + summary.duplicate) showStatus(`${t.synced} (${summary.created + summary.duplicate})${weak ? (lang === "zh" ? "。" : ". ") + weak : ""}`, weak ? "warn" : false);
   } catch (error) {
     // Offline or the server is away: the queue keeps everything, nothing to say. A batch the
     // server refused whole (a problem) is said, as a refused visit is.

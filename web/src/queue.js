@@ -62,17 +62,40 @@ export async function clearQueue() {
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 const wellFormed = (key, value) => (typeof value === "string" ? value.replace(LONE_SURROGATE, "\ufffd") : value);
 
+// Refusals that depend on the server's state, not on the visit: the household was moved or the
+// worker not yet given its grid or a relief shift (the leader sorts that out later), or the
+// server could not store it this time. Such a visit stays parked ("rejected", its reason shown,
+// to edit or discard) and is sent again by the first sync at least RETRY_AFTER_MS after its last
+// refusal, without a tap: parked for good, a real visit was discarded or forgotten. Every other
+// code is the visit's own fault (a bad field or point, an id taken, a database rule, a point
+// outside every grid) and would be refused again as it is: those wait for the worker's edit.
+// tests/api/test_web.py holds these to the server's codes.
+export const RETRIED_REFUSALS = ["household-not-found", "not-your-grid", "not-stored"];
+// Six hours: a leader sorts a grid or a relief shift out in office hours, so a visit refused in
+// the morning is tried again in the afternoon and the next morning; more often would only resend
+// what is still refused (the worker who knows it is sorted can resend at once: edit, save).
+export const RETRY_AFTER_MS = 6 * 3600 * 1000;
+
+/** Whether a parked visit is due to be sent again at `now` (a clock set back counts as due). */
+export function retryDue(record, now = Date.now()) {
+  if (record.state !== "rejected" || !RETRIED_REFUSALS.includes(record.refusal?.code)) return false;
+  const at = record.refusedAt ?? 0; // parked before refusals were timed: due now
+  return now - at >= RETRY_AFTER_MS || at > now;
+}
+
 let syncing = null;
 let again = null;
 
 /**
- * Send the signed-in user's pending visits through POST /api/v1/visits/batch (another user's stay
- * where they are). Created and duplicate visits leave the queue; rejected ones stay, marked with
- * the reason; a network failure leaves all as they were, and so does a batch refused whole (the
- * error thrown then carries the answer's `status` and `problem`). Stored visits the server
+ * Send the signed-in user's pending visits, and their parked ones due to be tried again
+ * (`retryDue`), through POST /api/v1/visits/batch (another user's stay where they are). Created
+ * and duplicate visits leave the queue; rejected ones stay, marked with the reason and the time
+ * of the refusal; a network failure leaves all as they were, and so does a batch refused whole
+ * (the error thrown then carries the answer's `status` and `problem`). Stored visits the server
  * graded as weak evidence are kept in the flagged list (`listFlagged`). Returns {sent, created,
- * duplicate, rejected, left, flagged}, `left` counting the user's pending visits and `flagged`
- * listing this sync's weak ones.
+ * duplicate, rejected, retried, left, flagged}: `rejected` counts the visits newly refused,
+ * `retried` those tried again and still refused, `left` the user's pending visits and `flagged`
+ * lists this sync's weak ones.
  */
 export function syncQueue() {
   if (!syncing) {
@@ -94,8 +117,10 @@ async function doSync() {
   let token = await getMeta("token");
   const user = tokenUser(token);
   const mine = async () => (await listQueued()).filter((r) => r.state === "pending" && user && r.user === user);
-  const pending = await mine();
-  const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, left: 0, flagged: [] };
+  const now = Date.now();
+  // The pending visits, and the parked ones due to be tried again (they stay parked meanwhile).
+  const pending = (await listQueued()).filter((r) => user && r.user === user && (r.state === "pending" || retryDue(r, now)));
+  const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, retried: 0, left: 0, flagged: [] };
   for (let i = 0; i < pending.length; i += BATCH_LIMIT) {
     const chunk = pending.slice(i, i + BATCH_LIMIT);
     const body = JSON.stringify({ visits: chunk.map((r) => r.visit) }, wellFormed);
@@ -135,8 +160,20 @@ async function doSync() {
           // The refusal as the server gave it (its code, field errors and particulars), for
           // the page to say in the worker's language; `reason` is its English.
           const { id, status, visit, ...refusal } = result;
-          if (record) store.put({ ...record, state: "rejected", reason: result.reason || result.detail || "", refusal });
-          summary.rejected += 1;
+          if (!record) continue;
+          const parked = { ...record, state: "rejected", reason: result.reason || result.detail || "", refusal, refusedAt: Date.now() };
+          if (record.state === "rejected") {
+            // Tried again and still refused: parked as it was, its reason as the server gives it
+            // now, unless the worker edited or discarded it while it was on its way.
+            summary.retried += 1;
+            const current = store.get(record.id);
+            current.onsuccess = () => {
+              if (current.result?.state === "rejected" && current.result.queuedAt === record.queuedAt) store.put(parked);
+            };
+          } else {
+            store.put(parked);
+            summary.rejected += 1;
+          }
         }
       }
       if (flagged.length) {
