@@ -16,6 +16,8 @@ import click
 from api import errors
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# geo.datum.DATUMS, spelled out: importing geo.datum loads numpy, for every command.
+DATUMS = ("wgs84", "gcj02", "bd09")
 
 
 def _app(*, check_data_keys: bool = True, serving: bool = False):
@@ -530,7 +532,15 @@ def import_() -> None:
 
 @import_.command("grids")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_grids(file: Path) -> None:
+@click.option(
+    "--datum",
+    type=click.Choice(DATUMS),
+    default="wgs84",
+    show_default=True,
+    help="The datum the file was drawn in: gcj02 (Amap/Tencent) or bd09 (Baidu) are "
+    "converted to WGS-84, in which grids are stored.",
+)
+def import_grids(file: Path, datum: str) -> None:
     """Import grids from a GeoJSON FeatureCollection (all or nothing)."""
     from api.limits import JsonLimitError, strict_loads
     from api.services import grids
@@ -541,7 +551,9 @@ def import_grids(file: Path) -> None:
     except JsonLimitError as exc:
         raise click.ClickException(f"{file} is not GeoJSON: {exc.detail}") from exc
     with _session() as session:
-        summary = grids.import_grids(session, None, collection, progress=_progress("grids"))
+        summary = grids.import_grids(
+            session, None, collection, progress=_progress("grids"), datum=datum
+        )
     click.echo(
         f"{len(summary.created)} created, {len(summary.redrawn)} redrawn, "
         f"{len(summary.unchanged)} unchanged, {summary.households_moved} households re-placed"

@@ -9,6 +9,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from geo.datum import DATUMS, to_wgs84_many
 from geo.measure import area_m2
 
 __all__ = [
@@ -100,9 +101,10 @@ def parse_point(lon: float, lat: float) -> Point:
     return Point(check_lon_lat(lon, lat))
 
 
-def _ring(raw: object, where: str) -> list[tuple[float, float]]:
+def _ring(raw: object, where: str, datum: str = "wgs84") -> list[tuple[float, float]]:
     if not isinstance(raw, _ARRAY):
         raise GeometryProblem(f"{where} is not an array of positions")
+    given = datum == "wgs84"
     positions = []
     for k, pos in enumerate(raw):
         if not isinstance(pos, _ARRAY) or len(pos) not in (2, 3):
@@ -111,20 +113,38 @@ def _ring(raw: object, where: str) -> list[tuple[float, float]]:
             )
         # An altitude, if given, is allowed by GeoJSON and dropped: grids are flat.
         x, y = check_lon_lat(pos[0], pos[1], f"position {k} of {where}")
-        # A point may be abroad (a worker's phone); a grid may not: a vertex outside China is
-        # a typing slip (11.64 for 116.4), a file in another system, or a ring across the
-        # antimeridian or around a pole, and made a "grid" thousands of kilometres wide.
-        if not _in_china(x, y):
-            raise GeometryProblem(
-                f"position {k} of {where} at ({_fmt(x)}, {_fmt(y)}) is outside China: "
-                "a grid boundary is lon/lat (WGS-84) in China"
-            )
+        if given and not _in_china(x, y):
+            raise _outside_china(x, y, k, where)
         positions.append((x, y))
+    if not given and positions:
+        # Drawn on a map in another datum: the whole ring converted at once, and every check
+        # below (and every check, overlap and lookup after) is of where the ring really is.
+        lon, lat = to_wgs84_many(
+            [p[0] for p in positions], [p[1] for p in positions], [datum] * len(positions)
+        )
+        wgs84 = list(zip(lon.tolist(), lat.tolist(), strict=True))
+        for k, ((x, y), (gx, gy)) in enumerate(zip(wgs84, positions, strict=True)):
+            if not _in_china(x, y):
+                raise _outside_china(gx, gy, k, where)  # named as given, found where it is
+        closed = positions[0] == positions[-1]
+        positions = wgs84
+        if closed:  # the same position converts alike; said outright all the same
+            positions[-1] = positions[0]
     if len(positions) < 4:
         raise GeometryProblem(f"{where} has {len(positions)} positions; a ring needs at least 4")
     if positions[0] != positions[-1]:
         raise GeometryProblem(f"{where} is not closed: its first and last positions differ")
     return positions
+
+
+def _outside_china(x: float, y: float, k: int, where: str) -> GeometryProblem:
+    # A point may be abroad (a worker's phone); a grid may not: a vertex outside China is
+    # a typing slip (11.64 for 116.4), a file in another system, or a ring across the
+    # antimeridian or around a pole, and made a "grid" thousands of kilometres wide.
+    return GeometryProblem(
+        f"position {k} of {where} at ({_fmt(x)}, {_fmt(y)}) is outside China: "
+        "a grid boundary is lon/lat (WGS-84) in China"
+    )
 
 
 _VALIDITY = re.compile(r"^(?P<what>[^\[]+?)\s*\[(?P<x>\S+) (?P<y>\S+)(?: \S+)?\]$")
@@ -142,12 +162,14 @@ def _invalidity(geom: BaseGeometry) -> str | None:
     return f"{what} at ({_fmt(float(m['x']))}, {_fmt(float(m['y']))})"
 
 
-def _polygon(raw: object, where: str, ring_name: Callable[[int], str]) -> Polygon:
+def _polygon(
+    raw: object, where: str, ring_name: Callable[[int], str], datum: str = "wgs84"
+) -> Polygon:
     if not isinstance(raw, _ARRAY):
         raise GeometryProblem(f"{where} is not an array of rings")
     if not raw:
         raise GeometryProblem(f"{where} has no rings")
-    rings = [_ring(r, ring_name(i)) for i, r in enumerate(raw)]
+    rings = [_ring(r, ring_name(i), datum) for i, r in enumerate(raw)]
     poly = Polygon(rings[0], rings[1:])
     problem = _invalidity(poly)
     if problem is not None:
@@ -155,8 +177,14 @@ def _polygon(raw: object, where: str, ring_name: Callable[[int], str]) -> Polygo
     return poly
 
 
-def parse_boundary(geojson_geometry: dict) -> MultiPolygon:
+def parse_boundary(geojson_geometry: dict, datum: str = "wgs84") -> MultiPolygon:
     """Validate a GeoJSON Polygon or MultiPolygon in lon/lat and return it as a MultiPolygon.
+
+    ``datum`` is the one it was drawn in: "wgs84" (GeoJSON's own), or "gcj02" (Amap, Tencent)
+    or "bd09" (Baidu), whose every vertex, once it is a pair of numbers in range, is converted
+    to WGS-84 (`geo.datum.to_wgs84_many`) before every other check: the result is always
+    WGS-84, and a problem found after the conversion is placed in WGS-84. An unknown datum is
+    a ValueError (the caller's slip: the API refuses one before it gets here).
 
     Holes are allowed. Raises GeometryProblem with a ``reason`` naming the problem and where it
     is: malformed JSON shapes, short or unclosed rings, bad, swapped or out-of-China
@@ -164,6 +192,8 @@ def parse_boundary(geojson_geometry: dict) -> MultiPolygon:
     polygons (self-intersections, holes outside their shell, ...) and overlapping parts.
     Rings come back oriented as RFC 7946 asks (exterior counter-clockwise, holes clockwise).
     """
+    if not isinstance(datum, str) or datum not in DATUMS:
+        raise ValueError(f"unknown datum {datum!r}; expected one of {', '.join(DATUMS)}")
     if not isinstance(geojson_geometry, dict):
         raise GeometryProblem("geometry must be a GeoJSON object")
     kind = geojson_geometry.get("type")
@@ -182,11 +212,13 @@ def parse_boundary(geojson_geometry: dict) -> MultiPolygon:
         )
 
     if kind == "Polygon":
-        parts = [_polygon(coords, "polygon", lambda i: f"ring {i}")]
+        parts = [_polygon(coords, "polygon", lambda i: f"ring {i}", datum)]
     else:
         parts = []
         for j, raw in enumerate(coords):
-            parts.append(_polygon(raw, f"polygon {j}", lambda i, j=j: f"ring {i} of polygon {j}"))
+            parts.append(
+                _polygon(raw, f"polygon {j}", lambda i, j=j: f"ring {i} of polygon {j}", datum)
+            )
         _check_parts_disjoint(parts)
 
     result = MultiPolygon(parts)

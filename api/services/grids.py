@@ -71,8 +71,10 @@ def _tolerance() -> float:
     return DEFAULT_OVERLAP_TOLERANCE_M2
 
 
-def parse_feature(feature: Any, label: str) -> GridDraft:
-    """Check one GeoJSON Feature; every problem is named with `label` (e.g. "feature 3")."""
+def parse_feature(feature: Any, label: str, datum: str = "wgs84") -> GridDraft:
+    """Check one GeoJSON Feature; every problem is named with `label` (e.g. "feature 3").
+
+    Its geometry was drawn in `datum` (`geo.validate.parse_boundary`); the draft's is WGS-84."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
         raise errors.Unprocessable(f"{label}: not a GeoJSON Feature.")
     props = feature.get("properties") or {}
@@ -99,7 +101,7 @@ def parse_feature(feature: Any, label: str) -> GridDraft:
             problems[key] = [problem]
     boundary = None
     try:
-        boundary = parse_boundary(feature.get("geometry"))
+        boundary = parse_boundary(feature.get("geometry"), datum)
     except GeometryProblem as exc:
         problems["geometry"] = [exc.reason]
     if problems:
@@ -426,8 +428,11 @@ def _existing_with_code(session: Session, code: str) -> Grid | None:
     return session.scalar(select(Grid).where(Grid.code == code))
 
 
-def create_grid(session: Session, scope: Scope | None, feature: dict) -> Grid:
-    draft = parse_feature(feature, "feature")
+def create_grid(
+    session: Session, scope: Scope | None, feature: dict, *, datum: str = "wgs84"
+) -> Grid:
+    """Create a grid from a GeoJSON Feature drawn in `datum`, stored in WGS-84."""
+    draft = parse_feature(feature, "feature", datum)
     if scope is not None:
         scope.require_grid_admin(draft.code.community_code)
     _lock_map(session)
@@ -442,6 +447,7 @@ def create_grid(session: Session, scope: Scope | None, feature: dict) -> Grid:
 
 
 def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict) -> Grid:
+    """Apply `changes`; a `geometry` is drawn in `changes["datum"]` (default WGS-84)."""
     if scope is not None:
         scope.require_grid_admin(grid.community_code)
     if "name" in changes:
@@ -454,7 +460,7 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
         grid.leader_id = changes["leader_id"]
     if "geometry" in changes:
         try:
-            boundary = parse_boundary(changes["geometry"])
+            boundary = parse_boundary(changes["geometry"], changes.get("datum", "wgs84"))
         except GeometryProblem as exc:
             raise errors.Unprocessable(
                 f"grid {grid.code}: geometry: {exc.reason}", errors={"geometry": [exc.reason]}
@@ -502,8 +508,11 @@ def import_grids(
     collection: Any,
     *,
     progress: Callable[[Iterable], Iterable] | None = None,
+    datum: str = "wgs84",
 ) -> ImportSummary:
-    """Import a FeatureCollection all or nothing: new codes are created, known ones redrawn."""
+    """Import a FeatureCollection all or nothing: new codes are created, known ones redrawn.
+
+    Every feature was drawn in `datum`; they are checked and stored in WGS-84."""
     if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection":
         raise errors.Unprocessable("Expected a GeoJSON FeatureCollection.")
     features = collection.get("features")
@@ -521,7 +530,7 @@ def import_grids(
     for index, feature in enumerate(features):
         label = f"feature {index}"
         try:
-            draft = parse_feature(feature, label)
+            draft = parse_feature(feature, label, datum)
         except errors.Unprocessable as exc:
             props = feature.get("properties") if isinstance(feature, dict) else None
             code = props.get("code") if isinstance(props, dict) else None

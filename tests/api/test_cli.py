@@ -6,14 +6,20 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from geoalchemy2.shape import to_shape
+from shapely.geometry import shape
 from sqlalchemy import func, select
 
+from api import cli
 from api.cli import alembic_config, main
 from api.models import Grid, Household, User
 from fixtures.demo import demo_district
+from geo import datum
+from geo.datum import wgs84_to_gcj02
 from tests.factories import (
     A1,
     TEST_SETTINGS,
+    A,
     box,
     centre,
     grid_feature,
@@ -112,6 +118,35 @@ def test_import_grids_from_geojson_file(gridwork, session, tmp_path, world):
     result = gridwork("import", "grids", str(path))
     assert result.exit_code == 0, result.output
     assert "1 created" in result.output
+
+
+def test_import_grids_drawn_in_gcj02_stores_them_in_wgs84(gridwork, session, tmp_path, world):
+    wgs84 = box(116.400, 39.925, 116.405, 39.930)
+    drawn = {
+        "type": "Polygon",
+        "coordinates": [[list(wgs84_to_gcj02(x, y)) for x, y in wgs84["coordinates"][0]]],
+    }
+    path = tmp_path / "grids.geojson"
+    collection = {"type": "FeatureCollection", "features": [grid_feature(A + "003", drawn)]}
+    path.write_text(json.dumps(collection))
+    result = gridwork("import", "grids", "--datum", "gcj02", str(path))
+    assert result.exit_code == 0, result.output
+    boundary = to_shape(session.scalar(select(Grid.boundary).where(Grid.code == A + "003")))
+    assert boundary.hausdorff_distance(shape(wgs84)) < 1e-7
+
+
+def test_import_grids_refuses_an_unknown_datum(gridwork, session, tmp_path, world):
+    path = tmp_path / "grids.geojson"
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    result = gridwork("import", "grids", "--datum", "wgs-84", str(path))
+    assert result.exit_code == 2
+    assert "--datum" in result.output
+    assert session.scalar(select(func.count(Grid.id)).where(Grid.code == A + "003")) == 0
+
+
+def test_the_cli_offers_the_datums_geo_converts():
+    assert cli.DATUMS == datum.DATUMS
 
 
 def test_import_grids_reports_bad_features_and_fails(gridwork, tmp_path, world):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from shapely.geometry import shape
+from geoalchemy2.shape import to_shape
+from shapely.geometry import MultiPolygon, Polygon, shape
 from sqlalchemy import func, select
 
 from api.models import Community, District, Grid, GridVersion, Street
 from api.services.geometry import point_lonlat
+from geo.datum import to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 from tests.factories import A1, A2, B1, BOXES, A, B, box, centre, grid_feature, make_household
 
 
@@ -680,3 +682,133 @@ def test_a_grid_name_may_hold_the_joiners_a_script_or_an_emoji_needs(client, wor
         r = client.patch(f"/api/v1/grids/{grid.id}", json={"name": name}, headers=admin(world))
         assert r.status_code == 200, r.json
         assert r.json["properties"]["name"] == name
+
+
+# Datums: a grid drawn on an Amap/Tencent (GCJ-02) or Baidu (BD-09) map, ~300-600 m off WGS-84.
+
+NORTH = (116.400, 39.930, 116.405, 39.935)  # north of A1, clear of every grid of the world
+
+
+def drawn_in(datum: str, lon0: float, lat0: float, lon1: float, lat1: float) -> dict:
+    """The WGS-84 box as a map in `datum` draws it: each vertex converted."""
+    convert = {"gcj02": wgs84_to_gcj02, "bd09": wgs84_to_bd09}[datum]
+    ring = box(lon0, lat0, lon1, lat1)["coordinates"][0]
+    return {"type": "Polygon", "coordinates": [[list(convert(x, y)) for x, y in ring]]}
+
+
+def in_wgs84(geometry: dict, datum: str):
+    """geo's own conversion of every vertex of `geometry` to WGS-84, as a shape."""
+    ring = geometry["coordinates"][0]
+    return Polygon([to_wgs84(x, y, datum) for x, y in ring])
+
+
+def stored(session, code: str):
+    return to_shape(session.scalar(select(Grid.boundary).where(Grid.code == code)))
+
+
+@pytest.mark.parametrize("datum", ["gcj02", "bd09"])
+def test_a_grid_drawn_in_another_datum_is_stored_at_its_wgs84_position(
+    client, session, world, datum
+):
+    drawn = drawn_in(datum, *NORTH)
+    feature = {**grid_feature(A + "003", drawn), "datum": datum}
+    r = client.post("/api/v1/grids", json=feature, headers=admin(world))
+    assert r.status_code == 201, r.json
+    expected = in_wgs84(drawn, datum)
+    assert shape(r.json["geometry"]).equals_exact(MultiPolygon([expected]), tolerance=1e-9)
+    assert stored(session, A + "003").equals_exact(MultiPolygon([expected]), tolerance=1e-9)
+    # Hundreds of metres from where it was drawn, on the box it was drawn from.
+    assert not stored(session, A + "003").intersects(shape(drawn))
+    assert stored(session, A + "003").hausdorff_distance(shape(box(*NORTH))) < 1e-7
+
+
+def test_a_household_at_the_true_point_is_placed_in_the_grid_drawn_in_gcj02(client, session, world):
+    feature = {**grid_feature(A + "003", drawn_in("gcj02", *NORTH)), "datum": "gcj02"}
+    grid_id = client.post("/api/v1/grids", json=feature, headers=admin(world)).json["id"]
+    lon, lat = (NORTH[0] + NORTH[2]) / 2, (NORTH[1] + NORTH[3]) / 2
+    home = client.post(
+        "/api/v1/households",
+        json={"building": "1", "unit": "1", "floor": "1", "room": "101", "lon": lon, "lat": lat},
+        headers=admin(world),
+    )
+    assert home.status_code == 201, home.json
+    assert home.json["grid_code"] == A + "003"
+    located = client.get(f"/api/v1/grids/locate?lon={lon}&lat={lat}", headers=admin(world))
+    assert located.json["id"] == grid_id
+
+
+def test_a_grid_without_a_datum_is_taken_as_wgs84_as_before(client, session, world):
+    drawn = drawn_in("gcj02", *NORTH)
+    r = client.post("/api/v1/grids", json=grid_feature(A + "003", drawn), headers=admin(world))
+    assert r.status_code == 201, r.json
+    assert stored(session, A + "003").equals(shape(drawn))
+    lon, lat = (NORTH[0] + NORTH[2]) / 2, (NORTH[1] + NORTH[3]) / 2
+    assert (
+        client.get(f"/api/v1/grids/locate?lon={lon}&lat={lat}", headers=admin(world)).status_code
+        == 404
+    )
+
+
+def test_an_import_drawn_in_gcj02_is_stored_in_wgs84(client, session, world):
+    drawn = drawn_in("gcj02", *NORTH)
+    r = client.post(
+        "/api/v1/grids/import",
+        json={
+            "type": "FeatureCollection",
+            "datum": "gcj02",
+            "features": [grid_feature(A + "003", drawn)],
+        },
+        headers=admin(world),
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["created"] == [A + "003"]
+    expected = MultiPolygon([in_wgs84(drawn, "gcj02")])
+    assert stored(session, A + "003").equals_exact(expected, tolerance=1e-9)
+
+
+def test_a_redraw_in_gcj02_keeps_the_households_at_their_true_points(client, session, world):
+    """A1 redrawn on an Amap map where it lies: as WGS-84 it would leave its households out."""
+    grid = world.grids[A1]
+    drawn = drawn_in("gcj02", *BOXES[A1])
+    as_wgs84 = client.patch(
+        f"/api/v1/grids/{grid.id}", json={"geometry": drawn}, headers=admin(world)
+    )
+    assert as_wgs84.status_code == 422  # the old behaviour: orphans every household of A1
+    r = client.patch(
+        f"/api/v1/grids/{grid.id}", json={"geometry": drawn, "datum": "gcj02"}, headers=admin(world)
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["properties"]["households"] == len(world.households[A1])
+    expected = MultiPolygon([in_wgs84(drawn, "gcj02")])
+    assert shape(r.json["geometry"]).equals_exact(expected, tolerance=1e-9)
+
+
+@pytest.mark.parametrize("datum", ["wgs-84", "WGS84", "gcj", "", None, 84])
+@pytest.mark.parametrize("how", ["create", "import", "patch"])
+def test_an_unknown_datum_is_422_naming_the_field_and_writes_nothing(
+    client, session, world, datum, how
+):
+    drawn = drawn_in("gcj02", *NORTH)
+    grid = world.grids[A1]
+    if how == "create":
+        r = client.post(
+            "/api/v1/grids",
+            json={**grid_feature(A + "003", drawn), "datum": datum},
+            headers=admin(world),
+        )
+    elif how == "import":
+        collection = {"type": "FeatureCollection", "features": [grid_feature(A + "003", drawn)]}
+        r = client.post(
+            "/api/v1/grids/import", json={**collection, "datum": datum}, headers=admin(world)
+        )
+    else:
+        r = client.patch(
+            f"/api/v1/grids/{grid.id}",
+            json={"geometry": box(116.399, 39.920, 116.405, 39.925), "datum": datum},
+            headers=admin(world),
+        )
+    assert r.status_code == 422
+    assert "datum" in r.json["errors"]["json"]
+    assert session.scalar(select(func.count(Grid.id)).where(Grid.code == A + "003")) == 0
+    session.refresh(grid)
+    assert grid.version == 1

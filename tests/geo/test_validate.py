@@ -7,6 +7,7 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 
+from geo.datum import to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 from geo.measure import area_m2
 from geo.validate import (
     GeometryProblem,
@@ -328,3 +329,47 @@ def test_a_pair_plainly_in_china_is_one_the_full_check_accepts():
     assert not plainly_in_china(39.9, 116.4)  # swapped: left to the full check
     assert not plainly_in_china(116, 39.9)  # an integer: left to the full check
     assert not plainly_in_china(math.nan, 39.9)
+
+
+# Datums: a boundary drawn on an Amap/Tencent (GCJ-02) or Baidu (BD-09) map.
+
+
+def _in(datum, ring):
+    """`ring` (WGS-84) as a map in `datum` draws it."""
+    convert = {"gcj02": wgs84_to_gcj02, "bd09": wgs84_to_bd09}[datum]
+    return [list(convert(lon, lat)) for lon, lat in ring]
+
+
+@pytest.mark.parametrize("datum", ["gcj02", "bd09"])
+def test_a_boundary_in_another_datum_comes_back_in_wgs84_vertex_by_vertex(datum):
+    drawn = _in(datum, SQUARE)
+    result = parse_boundary(polygon(drawn), datum=datum)
+    expected = [to_wgs84(lon, lat, datum) for lon, lat in drawn]
+    got = [v for xy in result.geoms[0].exterior.coords for v in xy]
+    assert got == pytest.approx([v for xy in expected for v in xy], abs=1e-9)  # ~0.1 mm
+    assert result.equals_exact(MultiPolygon([Polygon(SQUARE)]), tolerance=1e-7)
+
+
+def test_a_boundary_in_wgs84_is_taken_as_it_comes():
+    drawn = _in("gcj02", SQUARE)
+    assert parse_boundary(polygon(drawn), datum="wgs84").equals(parse_boundary(polygon(drawn)))
+    assert list(parse_boundary(polygon(drawn)).geoms[0].exterior.coords) == [
+        tuple(p) for p in drawn
+    ]
+
+
+def test_holes_and_parts_are_converted_too():
+    drawn = multipolygon([_in("gcj02", SQUARE), _in("gcj02", HOLE)], [_in("gcj02", EAST)])
+    expected = MultiPolygon([Polygon(SQUARE, [HOLE]), Polygon(EAST)])
+    assert parse_boundary(drawn, datum="gcj02").equals_exact(expected, tolerance=1e-7)
+
+
+def test_an_unknown_datum_is_refused():
+    with pytest.raises(ValueError, match="unknown datum 'wgs-84'"):
+        parse_boundary(polygon(SQUARE), datum="wgs-84")
+
+
+def test_a_bad_vertex_in_another_datum_is_named_as_given():
+    ring = [*SQUARE[:2], ["x", 39.91], *SQUARE[3:]]
+    with pytest.raises(GeometryProblem, match="position 2 of ring 0"):
+        parse_boundary(polygon(ring), datum="gcj02")

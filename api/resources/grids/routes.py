@@ -86,8 +86,11 @@ class Grids(MethodView):
         """Create a grid from a GeoJSON Feature
 
         The community, street and district its code implies are created when missing.
+        A geometry drawn on an Amap/Tencent or Baidu map says so in `datum` (gcj02, bd09):
+        it is converted to WGS-84, in which the grid is stored and answered.
         """
-        grid = grids.create_grid(db.session, current_scope(), data)
+        datum = data.pop("datum")
+        grid = grids.create_grid(db.session, current_scope(), data, datum=datum)
         db.session.commit()
         return feature(grid)
 
@@ -100,9 +103,10 @@ class GridImport(MethodView):
         """Import a FeatureCollection of grids, all or nothing
 
         New codes are created, known codes redrawn (a new boundary version) when changed.
-        Every bad feature is named in `errors`.
+        Every bad feature is named in `errors`. Features drawn on an Amap/Tencent or Baidu map
+        say so in `datum` (gcj02, bd09): converted to WGS-84, in which the grids are stored.
         """
-        summary = grids.import_grids(db.session, current_scope(), data)
+        summary = grids.import_grids(db.session, current_scope(), data, datum=data["datum"])
         db.session.commit()
         return summary
 
@@ -150,7 +154,9 @@ class GridById(MethodView):
         """Rename, re-target, change the leader, or redraw a grid
 
         A new `geometry` starts a new boundary version; the old one is kept with its period,
-        and the grid of every household it touches is recomputed.
+        and the grid of every household it touches is recomputed. A geometry drawn on an
+        Amap/Tencent or Baidu map says so in `datum` (gcj02, bd09): it is converted to WGS-84,
+        in which the grid is stored and answered.
         """
         grid = grids.get_grid(db.session, current_scope(), grid_id)
         grids.update_grid(db.session, current_scope(), grid, changes)

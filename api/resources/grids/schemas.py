@@ -8,6 +8,21 @@ from api.db import PG_INT_MAX
 from api.extensions import Float, Integer, Schema
 from api.resources.schemas import BBox, GeometrySchema, code_field, name_field
 from api.services.grids import TARGET_MAX
+from geo.datum import DATUMS
+
+# Offices draw grids on Amap/Tencent (GCJ-02) or Baidu (BD-09) maps, hundreds of metres off
+# WGS-84: said, every vertex is converted before anything else, and stored in WGS-84.
+DATUM_DESCRIPTION = (
+    "The datum the geometry was drawn in: wgs84 (GeoJSON's own, the default), gcj02 "
+    "(Amap/Tencent maps) or bd09 (Baidu maps). Every vertex is converted to WGS-84 before "
+    "it is checked; the grid is stored and answered in WGS-84."
+)
+
+
+def datum_field(**kwargs) -> ma.fields.String:
+    return ma.fields.String(
+        validate=ma.validate.OneOf(DATUMS), metadata={"description": DATUM_DESCRIPTION}, **kwargs
+    )
 
 
 class GridPropertiesSchema(Schema):
@@ -56,8 +71,11 @@ class GridCreateSchema(Schema):
         unknown = ma.EXCLUDE
 
     type = ma.fields.String(required=True, validate=ma.validate.Equal("Feature"))
-    geometry = ma.fields.Dict(required=True, metadata={"description": "Polygon or MultiPolygon"})
+    geometry = ma.fields.Dict(
+        required=True, metadata={"description": "Polygon or MultiPolygon, in `datum`"}
+    )
     properties = ma.fields.Nested(GridInputPropertiesSchema, required=True)
+    datum = datum_field(load_default="wgs84")
 
 
 class GridImportSchema(Schema):
@@ -68,6 +86,7 @@ class GridImportSchema(Schema):
 
     type = ma.fields.String(required=True, validate=ma.validate.Equal("FeatureCollection"))
     features = ma.fields.List(ma.fields.Raw(), required=True, validate=ma.validate.Length(min=1))
+    datum = datum_field(load_default="wgs84")
 
 
 class GridImportResultSchema(Schema):
@@ -81,7 +100,10 @@ class GridPatchSchema(Schema):
     name = name_field()
     target_households = Integer(validate=ma.validate.Range(min=1, max=TARGET_MAX))
     leader_id = Integer(allow_none=True, validate=ma.validate.Range(min=1, max=PG_INT_MAX))
-    geometry = ma.fields.Dict(metadata={"description": "A new boundary: a new version begins"})
+    geometry = ma.fields.Dict(
+        metadata={"description": "A new boundary, in `datum`: a new version begins"}
+    )
+    datum = datum_field()
 
 
 class GridQueryArgsSchema(Schema):
