@@ -686,42 +686,42 @@ def batch_ids(page) -> list[str]:
 
 
 @pytest.fixture()
-def household_moved(e2e_engine):
-    """Move a household into another grid as a leader would (moved back at the end)."""
-    from api.models import Household
+def grid_given(e2e_engine):
+    """Give worker01 another grid as the office would (taken back at the end). The visit then
+    stored counts for that grid, not the demo grid whose coverage tests/e2e/test_map.py reads
+    (moving the household into the demo grid instead added a visited household there)."""
+    from api.models import User, user_grids
 
-    moved: list[tuple[int, int]] = []
+    given: list[tuple[int, int]] = []
 
-    def move(household: int, grid_code: str) -> None:
-        from api.models import Grid
-
+    def give(grid_id: int) -> None:
         with e2e_engine.begin() as conn:
-            grid = conn.scalar(select(Grid.id).where(Grid.code == grid_code))
-            old = conn.scalar(select(Household.grid_id).where(Household.id == household))
-            conn.execute(
-                Household.__table__.update().where(Household.id == household).values(grid_id=grid)
-            )
-        moved.append((household, old))
+            worker = conn.scalar(select(User.id).where(User.username == "worker01"))
+            conn.execute(user_grids.insert().values(user_id=worker, grid_id=grid_id))
+        given.append((worker, grid_id))
 
-    yield move
+    yield give
     with e2e_engine.begin() as conn:
-        for household, grid in reversed(moved):
+        for worker, grid_id in given:
             conn.execute(
-                Household.__table__.update().where(Household.id == household).values(grid_id=grid)
+                user_grids.delete().where(
+                    user_grids.c.user_id == worker, user_grids.c.grid_id == grid_id
+                )
             )
 
 
-def test_a_visit_refused_as_outside_ones_grids_is_sent_again_once_the_household_is_moved_in(
-    worker_page, e2e_engine, household_moved
+def test_a_visit_refused_as_outside_ones_grids_is_sent_again_once_the_grid_is_given(
+    worker_page, e2e_engine, grid_given
 ):
     """A worker seeing a parked visit discarded a real visit, or never came back to it: once
-    the leader has put the household in the worker's grid, a later sync stores it, no tap."""
-    from api.models import Visit
+    the office has given the worker the household's grid, a later sync stores it, no tap."""
+    from api.models import Household, Visit
 
     page = worker_page
     household = other_grids_household(e2e_engine)
     visit_id = queue_refused_visit(page, household, follow_up=False)
-    household_moved(household, DEMO_GRID)
+    with e2e_engine.connect() as conn:
+        grid_given(conn.scalar(select(Household.grid_id).where(Household.id == household)))
     sent = batch_ids(page)
 
     # Not yet due: parked as it was, with its reason, and not sent.
