@@ -626,6 +626,17 @@ def generate(
     return roster, kept_days
 
 
+def off_duty(user: User, community_code: str) -> tuple[str, str] | None:
+    """Why `user` takes no shift on `community_code`'s roster, as (reason, words): switched
+    off ("deactivated"), or no longer a worker or leader of the community ("not_a_worker",
+    e.g. made a community admin); None when they may. An edit, a swap and publishing ask."""
+    if not user.active:
+        return "deactivated", f"worker {user.id} is deactivated"
+    if user.role not in SHIFT_ROLES or user.community_code != community_code:
+        return "not_a_worker", f"user {user.id} is not a worker of community {community_code}"
+    return None
+
+
 def unstaffed_shifts(session: Session, roster: Roster, today: date) -> list[dict]:
     """The roster's shifts from `today` on whose worker will not take them: switched off, no
     longer a worker of the community (made a community admin), or on approved leave that
@@ -666,11 +677,9 @@ def unstaffed_shifts(session: Session, roster: Roster, today: date) -> list[dict
     found = []
     for shift in shifts:
         worker = shift.worker
-        if not worker.active:
-            reason, why = "deactivated", f"worker {worker.id} is deactivated"
-        elif worker.role not in SHIFT_ROLES or worker.community_code != roster.community_code:
-            reason = "not_a_worker"
-            why = f"user {worker.id} is not a worker of community {roster.community_code}"
+        refusal = off_duty(worker, roster.community_code)
+        if refusal is not None:
+            reason, why = refusal
         elif (worker.id, shift.date) in on_leave:
             reason, why = "on_leave", f"worker {worker.id} is on approved leave on {shift.date}"
         else:
@@ -1081,12 +1090,7 @@ def update_shift(
             errors={"json": {"date": [f"not in {roster.week}"]}},
         )
     worker = session.get(User, worker_id)
-    if (
-        worker is None
-        or worker.community_code != roster.community_code
-        or worker.role not in SHIFT_ROLES
-        or not worker.active
-    ):
+    if worker is None or off_duty(worker, roster.community_code) is not None:
         raise errors.Unprocessable(
             f"User {worker_id} is not a worker of community {roster.community_code}.",
             errors={"json": {"worker_id": ["not a worker of this community"]}},
@@ -1150,13 +1154,11 @@ def _swap_conflict(session: Session, a: Shift, b: Shift) -> str | None:
     for mover, target in ((a.worker_id, b), (b.worker_id, a)):
         if mover == target.worker_id:
             continue
-        user = session.get(User, mover)
-        if not user.active:  # a deactivated worker takes no shift
-            return f"worker {mover} is deactivated"
-        # An account made a community admin keeps its rostered shifts until the office hands
-        # them on: an exchange would give it another, a post nobody staffs (as for an edit).
-        if user.role not in SHIFT_ROLES or user.community_code != community:
-            return f"user {mover} is not a worker of community {community}"
+        # An account switched off, or made a community admin (it keeps its rostered shifts
+        # until the office hands them on), takes no other: a post nobody staffs (as an edit).
+        refusal = off_duty(session.get(User, mover), community)
+        if refusal is not None:
+            return refusal[1]
         clash = _busy(session, mover, target.date, [a.id, b.id])
         if clash is not None:
             return (
