@@ -1052,13 +1052,7 @@ def test_accepting_a_swap_on_a_draft_roster_is_409_and_changes_nothing(client, s
     assert response.status_code == 409
     assert response.headers["Content-Type"] == "application/problem+json"
     assert "draft" in response.get_json()["detail"]
-    session.expire_all()
-    held = dict(
-        session.execute(
-            select(Shift.id, Shift.worker_id).where(Shift.id.in_((a["id"], b["id"])))
-        ).all()
-    )
-    assert held == {a["id"]: a["worker_id"], b["id"]: b["worker_id"]}
+    assert_shifts_unswapped(session, a, b)
     assert session.get(ShiftSwap, swap.id).status == "requested"
 
 
@@ -1499,13 +1493,7 @@ def test_approving_a_swap_whose_worker_was_deactivated_is_409_and_changes_nothin
     response = client.post(f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(c.admin))
     assert response.status_code == 409
     assert "deactivated" in response.get_json()["detail"]
-    session.expire_all()
-    held = dict(
-        session.execute(
-            select(Shift.id, Shift.worker_id).where(Shift.id.in_((a["id"], b["id"])))
-        ).all()
-    )
-    assert held == {a["id"]: a["worker_id"], b["id"]: b["worker_id"]}
+    assert_shifts_unswapped(session, a, b)
     assert session.get(ShiftSwap, swap["id"]).status == "requested"
 
 
@@ -1541,13 +1529,7 @@ def test_approving_a_swap_whose_worker_was_made_an_admin_is_409_and_changes_noth
     make_admin(client, c, by_id(c, b["worker_id"]))
     response = client.post(f"/api/v1/swaps/{swap['id']}/accept", headers=c.auth(c.admin))
     assert response.status_code == 409
-    session.expire_all()
-    held = dict(
-        session.execute(
-            select(Shift.id, Shift.worker_id).where(Shift.id.in_((a["id"], b["id"])))
-        ).all()
-    )
-    assert held == {a["id"]: a["worker_id"], b["id"]: b["worker_id"]}
+    assert_shifts_unswapped(session, a, b)
 
 
 # --- a swap cancelled by an edit ---------------------------------------------------------------
@@ -2157,3 +2139,14 @@ def test_a_deactivated_workers_shifts_on_days_gone_do_not_block_publishing(
     kept = [s for s in all_shifts(view) if s["worker_id"] == gone.id]
     assert kept and {s["date"] for s in kept} <= {str(MON), str(TUE)}
     assert publish(client, c, view["id"]).status_code == 200
+
+
+def assert_shifts_unswapped(session, a: dict, b: dict) -> None:
+    """Shifts `a` and `b` (as answered) are held, as stored, by the workers they had."""
+    session.expire_all()
+    held = dict(
+        session.execute(
+            select(Shift.id, Shift.worker_id).where(Shift.id.in_((a["id"], b["id"])))
+        ).all()
+    )
+    assert held == {a["id"]: a["worker_id"], b["id"]: b["worker_id"]}
