@@ -12,6 +12,7 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
+from apispec import BasePlugin
 from flask import current_app, request
 from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
 from flask_jwt_extended.config import config as jwt_config
@@ -101,8 +102,44 @@ class ProblemSchema(ma.Schema):
     errors = ma.fields.Raw(metadata={"description": "Field errors, by location and field"})
 
 
+def _error_ref(status: int) -> str:
+    """The name of the component response of an error `status` (`Api._register_responses`)."""
+    return http.HTTPStatus(status).name
+
+
+def _add_error_responses(operation: dict, statuses) -> None:
+    """Document `statuses` on `operation` (those it documents already are kept), keeping its
+    responses in order: successes, errors by status, then `default`."""
+    responses = {str(code): doc for code, doc in operation.get("responses", {}).items()}
+    for status in statuses:
+        responses.setdefault(str(status), _error_ref(status))
+    default = responses.pop("default", None)
+    operation["responses"] = dict(sorted(responses.items()))
+    if default is not None:
+        operation["responses"]["default"] = default
+
+
+class ErrorResponsesPlugin(BasePlugin):
+    """Documents the errors every operation of a kind can answer, as problem details: a path
+    with parameters names a record or a community that may not exist (404); every operation
+    answers 503 while the database is unreachable. Those of an operation alone (409, 429, ...)
+    stay under `default` unless its view documents them (`alt_response`); those of a view
+    requiring a token are documented by `Blueprint._document_errors`."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for operation in (operations or {}).values():
+            statuses = [503]
+            if path and "{" in path:
+                statuses.append(404)
+            _add_error_responses(operation, statuses)
+
+
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
+
+    def _init_spec(self, *args, extra_plugins=None, **kwargs):
+        plugins = [*(extra_plugins or ()), ErrorResponsesPlugin()]
+        super()._init_spec(*args, extra_plugins=plugins, **kwargs)
 
     def init_app(self, app, *args, **kwargs):
         app.url_map.converters["id"] = IdConverter
@@ -186,10 +223,22 @@ class Blueprint(flask_smorest.Blueprint):
 
     def __init__(self, *args, public: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self._public = public
         if not public:
             self.before_request(_require_token)
         self.before_request(_refuse_unknown_query)
         self._prepare_doc_cbks.append(_prepare_header_doc)
+        self._prepare_doc_cbks.append(self._document_errors)
+
+    def _document_errors(self, doc: dict, doc_info: dict, **kwargs) -> dict:
+        """Document the errors of the blueprint's kind of view: a view requiring a token
+        answers 401 without a valid one and 403 to a role it does not serve (or to a token
+        whose password an admin set); a view taking a body answers 413 to one beyond a limit."""
+        statuses = [] if self._public else [401, 403]
+        if "requestBody" in doc:
+            statuses.append(413)
+        _add_error_responses(doc, statuses)
+        return doc
 
     def arguments(self, schema, location="json", **kwargs):
         decorator = super().arguments(schema, location=location, **kwargs)

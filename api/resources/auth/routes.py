@@ -77,6 +77,8 @@ class Token(MethodView):
     @blp.doc(security=[])
     @blp.arguments(TokenRequestSchema)
     @blp.response(200, TokenSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     def post(self, credentials):
         """Sign in with username and password
 
@@ -102,6 +104,7 @@ class Token(MethodView):
 class Refresh(MethodView):
     @jwt_required(refresh=True)
     @blp.response(200, TokenSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
     def post(self):
         """Exchange a refresh token (as the bearer token) for new access and refresh tokens
 
@@ -134,6 +137,9 @@ class Password(MethodView):
     @jwt_required()
     @blp.arguments(PasswordChangeSchema)
     @blp.response(200, TokenSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(403, response="FORBIDDEN")
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     def post(self, data):
         """Change your password; every other session is signed out
 
@@ -170,6 +176,7 @@ class Password(MethodView):
 class Me(MethodView):
     @jwt_required()
     @blp.response(200, UserSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
     def get(self):
         """The signed-in user, with role and assigned grids"""
         return current_user()
@@ -180,6 +187,7 @@ class Logout(MethodView):
     @jwt_required()
     @blp.arguments(LogoutSchema)
     @blp.response(204)
+    @blp.alt_response(401, response="UNAUTHORIZED")
     def post(self, data):
         """Sign out this device: revoke this session and stop pushes to the device given
 

@@ -115,6 +115,7 @@ class GridImport(MethodView):
 class Locate(MethodView):
     @blp.arguments(LocateQueryArgsSchema, location="query")
     @blp.response(200, GridSchema)
+    @blp.alt_response(404, response="NOT_FOUND", description="No grid holds the point")
     def get(self, args):
         """The grid containing a WGS-84 point, or 404"""
         grid = grids.locate(db.session, args["lon"], args["lat"])
@@ -164,6 +165,7 @@ class GridById(MethodView):
         return feature(grid)
 
     @blp.response(204)
+    @blp.alt_response(409, response="CONFLICT", description="The grid still holds households")
     def delete(self, grid_id):
         """Retire a grid that holds no households; its history stays for past reports"""
         grid = grids.get_grid(db.session, current_scope(), grid_id)

@@ -125,6 +125,7 @@ class HouseholdImport(MethodView):
 @blp.route("/export")
 class HouseholdExport(MethodView):
     @blp.arguments(HouseholdExportArgsSchema, location="query")
+    @blp.alt_response(404, response="NOT_FOUND", description="No such grid in your scope")
     @blp.doc(
         responses={
             "200": {

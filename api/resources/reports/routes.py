@@ -45,6 +45,7 @@ def _download(body: bytes, fmt: str, name: str, inline: bool = False) -> Respons
 class Coverage(MethodView):
     @blp.arguments(CoverageQueryArgsSchema, location="query")
     @blp.doc(responses=_FILE_RESPONSES)
+    @blp.alt_response(404, response="NOT_FOUND", description="No such community or area")
     def get(self, args):
         """The weekly coverage report of a community, street or district
 

@@ -350,8 +350,10 @@ class MyCalendarUrl(MethodView):
 
 @feed_blp.route("/workers/<id:worker_id>/shifts.ics")
 class WorkerFeed(MethodView):
+    @feed_blp.doc(security=[])  # a calendar app sends no token: the URL's token is its key
     @feed_blp.arguments(FeedArgsSchema, location="query")
     @feed_blp.response(200, content_type="text/calendar")
+    @feed_blp.alt_response(403, response="FORBIDDEN")
     def get(self, args, worker_id):
         """A worker's published shifts as iCalendar (RFC 5545); the token replaces sign-in"""
         config = current_app.config

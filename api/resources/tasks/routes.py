@@ -70,6 +70,7 @@ class Tasks(MethodView):
 class Rates(MethodView):
     @blp.arguments(RatesQueryArgsSchema, location="query")
     @blp.response(200, RatesSchema)
+    @blp.alt_response(404, response="NOT_FOUND", description="No such grid or community")
     def get(self, args):
         """The three rates (response, resolution, satisfaction) of a grid or a community
 
