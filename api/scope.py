@@ -7,12 +7,24 @@ from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Integer, and_, false, or_, select
+from sqlalchemy import ColumnElement, Date, DateTime, Integer, and_, cast, false, func, or_, select
+from sqlalchemy.dialects.postgresql import array as sql_array
 from sqlalchemy.orm import Session
 
 from api import errors
 from api.db import is_any_of
-from api.models import Grid, Household, Roster, Shift, Task, User, Visit, user_grids
+from api.models import (
+    Grid,
+    GridHolding,
+    Household,
+    Roster,
+    Shift,
+    Task,
+    User,
+    Visit,
+    user_grids,
+)
+from api.services.weeks import LOCAL
 
 
 class ScopeGrids(NamedTuple):
@@ -348,17 +360,41 @@ class Scope:
             relief[day].add(grid_id)
         return relief
 
+    def held_grids(self, session: Session, dates: Iterable[date]) -> dict[date, set[int]]:
+        """Grids this user held at some time of each date (a day in Asia/Shanghai), those
+        given up since included (`grid_holdings`): a visit recorded offline on Monday in the
+        grid its worker then held may reach the server after the office gave them another."""
+        dates = sorted(set(dates))
+        held: dict[date, set[int]] = {d: set() for d in dates}
+        if not dates:
+            return held
+        day = func.unnest(sql_array(dates, type_=Date)).table_valued("day").render_derived()
+        starts = cast(day.c.day, DateTime).op("AT TIME ZONE")(LOCAL.key)
+        ends = cast(day.c.day + 1, DateTime).op("AT TIME ZONE")(LOCAL.key)
+        rows = session.execute(
+            select(day.c.day, GridHolding.grid_id).join(
+                GridHolding,
+                and_(
+                    GridHolding.user_id == self.user_id,
+                    GridHolding.started_at < ends,
+                    or_(GridHolding.ended_at.is_(None), GridHolding.ended_at >= starts),
+                ),
+            )
+        )
+        for on, grid_id in rows:
+            held[on].add(grid_id)
+        return held
+
     def visit_grid_refusal(
-        self, grid_id: int, grid_code: str, relief_today: set[int]
+        self, grid_id: int, grid_code: str, open_that_day: set[int]
     ) -> str | None:
-        """Why this user may not record a visit in the grid today, or None when they may."""
-        if grid_id in self.grid_ids:
-            return None
-        if grid_id in relief_today:
+        """Why this user may not record a visit in the grid, or None when they may: one of
+        their grids, or `open_that_day` to them on the visit's date (held then, or relieved)."""
+        if grid_id in self.grid_ids or grid_id in open_that_day:
             return None
         return (
-            f"Grid {grid_code} is not one of your grids and you are not its named reliever "
-            "on the visit's date."
+            f"Grid {grid_code} is not one of your grids and was not on the visit's date, nor "
+            "are you its named reliever then."
         )
 
     def require_plan_reader(self, session: Session, worker: User) -> None:

@@ -20,7 +20,7 @@ from api.models.reports import (
 )
 from api.models.rosters import CalendarFeed, Leave, Roster, Shift, ShiftChange, ShiftSwap
 from api.models.tasks import Task, TaskEvent
-from api.models.users import ROLES, User, user_grids
+from api.models.users import ROLES, GridHolding, User, user_grids
 from api.models.visits import HouseholdLastVisit, Visit, VisitPhoto
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "Report",
     "ReportFailure",
     "ReportFile",
+    "GridHolding",
     "User",
     "user_grids",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -71,3 +72,17 @@ class User(Base):
         order_by="Grid.code",
         viewonly=True,
     )
+
+
+class GridHolding(Base):
+    """A period an account held a grid (`user_grids`), kept by the database: a trigger opens
+    one when a grid is given and closes it when taken away (migration 0039). Grids held when
+    the table was made are held since 2000-01-01, the first week visits are served in."""
+
+    __tablename__ = "grid_holdings"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

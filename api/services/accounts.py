@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, selectinload
 
 from api import errors
@@ -331,15 +332,22 @@ def _hold_grids(session: Session, user: User, codes: Sequence[str]) -> None:
 
 
 def _replace_grids(session: Session, user: User, grids: Sequence[Grid]) -> None:
+    """Only the grids that change are taken away or given: a grid kept is held on, one period
+    of its holding (`grid_holdings`), not ended and begun again."""
+    kept = [grid.id for grid in grids]
     in_service = select(Grid.id).where(Grid.retired_at.is_(None))
     session.execute(
         delete(user_grids).where(
-            user_grids.c.user_id == user.id, user_grids.c.grid_id.in_(in_service)
+            user_grids.c.user_id == user.id,
+            user_grids.c.grid_id.in_(in_service),
+            user_grids.c.grid_id.not_in(kept),
         )
     )
     if grids:
         session.execute(
-            insert(user_grids), [{"user_id": user.id, "grid_id": grid.id} for grid in grids]
+            pg_insert(user_grids)
+            .values([{"user_id": user.id, "grid_id": grid_id} for grid_id in kept])
+            .on_conflict_do_nothing()
         )
     session.expire(user, ["grids"])
 

@@ -198,15 +198,21 @@ def ingest_and_render(
             day = item.data["visited_at"].astimezone(LOCAL).date()
             pending.append(_Accepted(index=i, id=vid, data=item.data, day=day))
 
-    relief = scope.relief_grids(session, {a.day for a in pending})
+    days = {a.day for a in pending}
+    # The grids open to the worker on each visit's date beyond those they hold now: a relief
+    # shift's, and those they held that day and were given up since (a visit made offline
+    # before the office handed the worker another grid).
+    held = scope.held_grids(session, days)
+    relief = scope.relief_grids(session, days)
+    opened = {day: relief[day] | held[day] for day in days}
     # Every grid the batch may touch, whole, in one query: the visited ones (for the scope
     # check) and the caller's territory (for the evidence). Whole grids, not just codes and
     # boundaries: the answer's `grid_code` then finds them in the session.
-    accepted, grids = _place_and_check(session, scope, pending, results, relief)
+    accepted, grids = _place_and_check(session, scope, pending, results, opened, held)
     # Rows go in id order, so two batches racing on overlapping ids lock them in the same
     # order and cannot deadlock.
     accepted.sort(key=lambda a: a.id.int)  # UUIDs order by their integer, as PostgreSQL's do
-    rows = _build_rows(session, scope, accepted, now, relief, grids)
+    rows = _build_rows(session, scope, accepted, now, opened, grids)
     worker = session.get(User, scope.user_id)  # read now: nothing reads while the rows store
     settle = _Settle(scope, results, ids, twins, first_of)
     rendered: list[tuple[dict, list[dict], R]] = []
@@ -329,9 +335,12 @@ def _place_and_check(
     scope: Scope,
     pending: list[_Accepted],
     results: list,
-    relief: dict[date, set[int]],
+    opened: dict[date, set[int]],
+    held: dict[date, set[int]],
 ) -> tuple[list[_Accepted], dict[int, Grid]]:
-    """Find each item's household (or the premises' grid) and check the worker may visit it.
+    """Find each item's household (or the premises' grid) and check the worker may visit it:
+    one of their grids, or one `opened` to them on the visit's date (a relief shift's, or one
+    they `held` that day).
 
     Also gives the grids read for it: those visited and the caller's territory."""
     if not pending:
@@ -390,7 +399,7 @@ def _place_and_check(
 
     grid_ids = {h.grid_id for h in households.values()}
     grid_ids.update(p.grid_id for p in placements.values() if p.grid_id is not None)
-    grid_ids.update(scope.grid_ids, *relief.values())
+    grid_ids.update(scope.grid_ids, *opened.values())
     grids = {g.id: g for g in session.scalars(select(Grid).where(Grid.id.in_(grid_ids)))}
     accepted = []
     for a in pending:
@@ -417,8 +426,7 @@ def _place_and_check(
                 results[a.index] = _not_found(a)
                 continue
             a.grid_id = a.household.grid_id
-        today = relief[a.day]
-        refusal = scope.visit_grid_refusal(a.grid_id, grids[a.grid_id].code, today)
+        refusal = scope.visit_grid_refusal(a.grid_id, grids[a.grid_id].code, opened[a.day])
         if refusal:
             # A household outside the worker's grids is answered as a missing one, word for
             # word: naming its grid confirmed that the id exists, and where. Premises keep the
@@ -431,7 +439,7 @@ def _place_and_check(
                 )
             )
             continue
-        a.relief = a.grid_id not in scope.grid_ids
+        a.relief = a.grid_id not in scope.grid_ids and a.grid_id not in held[a.day]
         accepted.append(a)
     return accepted, grids
 
@@ -441,7 +449,7 @@ def _build_rows(
     scope: Scope,
     accepted: list[_Accepted],
     now: datetime,
-    relief: dict[date, set[int]],
+    opened: dict[date, set[int]],
     grids: dict[int, Grid],
 ) -> Iterator[dict]:
     """The rows of the accepted visits not already stored, in their order, each graded as it
@@ -455,7 +463,7 @@ def _build_rows(
     """
     if not accepted:
         return iter(())
-    needed = set(scope.grid_ids).union(*relief.values())
+    needed = set(scope.grid_ids).union(*opened.values())
     boundaries = {g: to_shape(grids[g].boundary) for g in needed if g in grids}
     territory: dict[Any, Any] = {}
 
@@ -470,7 +478,7 @@ def _build_rows(
         day = a.day
         if day not in territory:
             shapes = [
-                boundaries[g] for g in sorted(scope.grid_ids | relief[day]) if g in boundaries
+                boundaries[g] for g in sorted(scope.grid_ids | opened[day]) if g in boundaries
             ]
             territory[day] = union_all(shapes) if shapes else None
             if territory[day] is not None:

@@ -1,0 +1,108 @@
+"""A worker handed another grid still sends the visits made in the old one.
+
+Phones record offline and sync in batches: a visit made on Monday in the grid a worker then
+held may reach the server on Wednesday, after the office gave them another grid. Who may record
+a visit is judged by the grids the worker held on the visit's date (`grid_holdings`, kept by
+the database whenever an account's grids change), not only by those they hold at the sync."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, text
+
+from api.models import GridHolding, Visit
+from tests.factories import A1, A2, centre, visit_item
+
+BATCH = "/api/v1/visits/batch"
+
+
+def _home(world, code=A1, i=0):
+    return world.households[code][i]
+
+
+def _give_grids(client, world, username, codes):
+    user = world.users[username]
+    response = client.patch(
+        f"/api/v1/users/{user.id}", json={"grid_codes": codes}, headers=world.auth("admin_a")
+    )
+    assert response.status_code == 200, response.json
+
+
+def _held_since(session, world, username, code, since):
+    """The worker has held the grid since `since` (the world was made a moment ago)."""
+    session.execute(
+        text(
+            "UPDATE grid_holdings SET started_at = :since"
+            " WHERE user_id = :user AND grid_id = :grid AND ended_at IS NULL"
+        ),
+        {"since": since, "user": world.users[username].id, "grid": world.grids[code].id},
+    )
+
+
+def _sync_one(client, world, item, user="worker_a1") -> dict:
+    response = client.post(BATCH, json={"visits": [item]}, headers=world.auth(user))
+    assert response.status_code == 200, response.json
+    return response.json["results"][0]
+
+
+def test_a_visit_made_in_the_old_grid_before_the_handover_is_stored(client, world, session):
+    now = datetime.now(UTC)
+    _held_since(session, world, "worker_a1", A1, now - timedelta(days=3))
+    _give_grids(client, world, "worker_a1", [A2])
+
+    result = _sync_one(client, world, visit_item(_home(world), at=now - timedelta(days=1)))
+
+    assert result["status"] == "created", result
+    assert result["visit"]["grid_code"] == A1
+    assert result["visit"]["relief"] is False  # their own grid on the day, not a relief
+
+
+def test_a_visit_dated_before_the_worker_held_the_old_grid_is_refused(client, world, session):
+    now = datetime.now(UTC)
+    _held_since(session, world, "worker_a1", A1, now - timedelta(days=2))
+    _give_grids(client, world, "worker_a1", [A2])
+
+    result = _sync_one(client, world, visit_item(_home(world), at=now - timedelta(days=4)))
+
+    assert (result["status"], result["code"]) == ("rejected", "household-not-found")
+    assert session.scalar(select(Visit.id).where(Visit.id == result["id"])) is None
+
+
+def test_a_visit_dated_after_the_handover_day_is_refused(client, world, session):
+    now = datetime.now(UTC)
+    _held_since(session, world, "worker_a1", A1, now - timedelta(days=5))
+    _give_grids(client, world, "worker_a1", [A2])
+    session.execute(
+        text("UPDATE grid_holdings SET ended_at = :ended WHERE ended_at IS NOT NULL"),
+        {"ended": now - timedelta(days=3)},
+    )
+
+    result = _sync_one(client, world, visit_item(_home(world), at=now - timedelta(days=1)))
+
+    assert (result["status"], result["code"]) == ("rejected", "household-not-found")
+
+
+def test_premises_in_a_grid_given_up_today_are_recorded_there(client, world, session):
+    _give_grids(client, world, "worker_a2", [A1])
+    lon, lat = centre(A2)
+    item = visit_item(None, lon=lon, lat=lat, premises={"building": "9"})
+
+    result = _sync_one(client, world, item, user="worker_a2")
+
+    assert result["status"] == "created", result
+    assert result["visit"]["grid_code"] == A2
+
+
+def test_every_change_of_an_accounts_grids_is_kept_as_a_holding(client, world, session):
+    worker = world.users["worker_a1"]
+    _give_grids(client, world, "worker_a1", [A2])
+    _give_grids(client, world, "worker_a1", [A1, A2])
+
+    rows = session.execute(
+        select(GridHolding.grid_id, GridHolding.ended_at.is_(None))
+        .where(GridHolding.user_id == worker.id)
+        .order_by(GridHolding.started_at, GridHolding.id)
+    ).all()
+    a1, a2 = world.grids[A1].id, world.grids[A2].id
+    assert rows == [(a1, False), (a2, True), (a1, True)]
