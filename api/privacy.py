@@ -28,13 +28,21 @@ class Disclosure:
     contact: bool  # residents' phones, complainants' names and phones
     notes: bool  # visit notes, observations (health, care), follow-up notes
     tracks: bool  # workers' exact visit positions (their location tracks)
+    measures: bool  # a visit's evidence numbers (distances, speeds, accuracy), not only times
+    place: bool  # what a visit recorded of the place: a premises' address and name, photos
 
 
-FULL = Disclosure(contact=True, notes=True, tracks=True)
+FULL = Disclosure(contact=True, notes=True, tracks=True, measures=True, place=True)
 # District viewers supervise coverage and complaint handling: they need counts, places to the
 # block and the substance of complaints, not who said what or where a worker stood.
-SUPERVISOR = Disclosure(contact=False, notes=False, tracks=False)
-NOTHING = Disclosure(contact=False, notes=False, tracks=False)
+SUPERVISOR = Disclosure(contact=False, notes=False, tracks=False, measures=False, place=True)
+NOTHING = Disclosure(contact=False, notes=False, tracks=False, measures=False, place=False)
+# A worker's own visit in a grid they do not hold (moved off it, or relieved there a day):
+# their record -- when, the grid, the household's id, the outcome, the grade and the numbers
+# that explain it (about their work, not the residents) -- with their position to the block as
+# a supervisor has it. The residents' data they recorded (notes, observations, the premises,
+# photos, the door to the metre) is for whoever holds the grid now (`Scope.holds_visit_grid`).
+OWN_RECORD = Disclosure(contact=False, notes=False, tracks=False, measures=True, place=False)
 
 POLICY: dict[str, Disclosure] = {
     "worker": FULL,
@@ -51,6 +59,15 @@ UNTRACKED_DETAILS = visit_models.UNTRACKED_DETAILS
 
 def disclosure() -> Disclosure:
     return POLICY.get(current_scope().role, NOTHING)
+
+
+def visit_disclosure(grid_id: int, base: Disclosure | None = None) -> Disclosure:
+    """What the caller sees of a visit of grid `grid_id`: their role's disclosure (`base`,
+    looked up when not given) in a grid they hold, OWN_RECORD elsewhere (their own visits)."""
+    scope = current_scope()
+    if scope.holds_visit_grid(grid_id):
+        return base or POLICY.get(scope.role, NOTHING)
+    return OWN_RECORD
 
 
 # --- masking, for the schemas --------------------------------------------------------------
@@ -88,10 +105,12 @@ def fields_for(resource: str, records: Iterable[Any] = ()) -> tuple[str, ...]:
     if resource == "household":
         return tuple(f for f in audit.HOUSEHOLD_FIELDS if d.contact or f != "phone")
     if resource == "visit":
+        # Visits given as records (not bare ids) disclosed what each showed (visit_disclosure).
+        shown = [visit_disclosure(r.grid_id, d) for r in records if hasattr(r, "grid_id")] or [d]
         return (
             ("location", "worker", "outcome")
-            + (("notes", "observations", "follow_up_note") if d.notes else ())
-            + (("raw_location",) if d.tracks else ())
+            + (("notes", "observations", "follow_up_note") if any(s.notes for s in shown) else ())
+            + (("raw_location",) if any(s.tracks for s in shown) else ())
         )
     if resource == "visit_photo":
         return ("photo",)

@@ -332,6 +332,17 @@ class Scope:
             return or_(Visit.grid_id.in_(self.grid_ids), own) if self.grid_ids else own
         return Visit.grid_id.in_(select(Grid.id).where(self.grids()))
 
+    def holds_visit_grid(self, grid_id: int) -> bool:
+        """Whether a visit of the grid is read as those who serve it read it (api.privacy).
+
+        `visits()` also lets a worker or leader read their own visits in grids they do not
+        hold (one they left, one they relieved for a day); those are their record only: what
+        they did, not what they learnt of the residents, which is for whoever holds the grid
+        now (`privacy.OWN_RECORD`). Other roles read only visits of their reach."""
+        if self.role in ("worker", "grid_leader"):
+            return grid_id in self.grid_ids
+        return True
+
     def require_visit_recorder(self) -> None:
         """Visits are recorded by the people who walk the grids: workers and grid leaders."""
         if self.role not in ("worker", "grid_leader"):

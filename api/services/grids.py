@@ -28,6 +28,10 @@ DEFAULT_OVERLAP_TOLERANCE_M2 = 1.0
 # names (the grid's, and those of the community, street and district it names) follow
 # services.names (NAME_MAX, no control characters).
 TARGET_MAX = 100_000
+# A datum tells what map a new boundary was drawn on; sent without one it means nothing.
+DATUM_WITHOUT_GEOMETRY = (
+    "`datum` describes the map a `geometry` was drawn on; send it with the geometry, or not at all."
+)
 # One import is a district at most (a city of 30,000 grids is imported district by district).
 MAX_IMPORT_FEATURES = 10_000
 
@@ -450,6 +454,12 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
     """Apply `changes`; a `geometry` is drawn in `changes["datum"]` (default WGS-84)."""
     if scope is not None:
         scope.require_grid_admin(grid.community_code)
+    if "datum" in changes and "geometry" not in changes:
+        # Checked before anything changes: a datum alone was most likely meant for a geometry
+        # the client failed to send, and silently renaming without it would hide that.
+        raise errors.Unprocessable(
+            DATUM_WITHOUT_GEOMETRY, errors={"datum": [DATUM_WITHOUT_GEOMETRY]}
+        )
     if "name" in changes:
         check_name("name", changes["name"])
         grid.name = changes["name"]

@@ -239,8 +239,17 @@ SHORTENED_NUMBER = re.compile(r"\d+(?:\.\d*)?[eE][+-]?\d+")
 # phone column as numbers and saves 01065123456 as 1065123456 (a phone typed as a number in a
 # workbook alike): 9-11 digits, 1-9 first, that are not a mobile (11 digits, 1 first) nor a
 # 400/800 number (10 digits) are such a landline. Short and local numbers (95588, 65123456) and
-# a number written with a space, dash or +86 are as typed.
-LOST_ZERO = re.compile(r"(?!1\d{10}\Z|[48]00\d{7}\Z)[1-9]\d{8,10}")
+# a number written with a space, dash, + or 00 are as typed.
+# Only digits that some landline could be are taken for one: the area code is 10 or 2x
+# (followed by a 7-8 digit local number) or three digits 3-9 first (followed by 6-8), and a
+# local number never begins with 0 or 1 (the trunk and the service/mobile prefixes). So an
+# international number written without its + is stored as typed where no landline could be
+# (France's 33612345678: 336 then 1…; South Africa's 27821234567: 9 digits after 27), and
+# refused, saying how to write it, where one could (Hong Kong's 85291234567 is also Zunyi's
+# 0852 9123 4567 without its 0: which it is, the digits do not tell).
+LOST_ZERO = re.compile(
+    r"(?!1\d{10}\Z|[48]00\d{7}\Z)(?:(?:10|2\d)[2-9]\d{6,7}|[3-9]\d\d[2-9]\d{5,7})"
+)
 DIGITS = re.compile(r"[0-9]+")
 # A Chinese register lists tags with 、 or ，as readily as with ; or ,.
 TAG_SEPARATORS = str.maketrans({"；": ";", ",": ";", "，": ";", "、": ";"})
@@ -739,7 +748,8 @@ def lost_zero_problem(row: int, phone: str) -> RowError:
         "phone",
         f"phone {phone!r} looks like a landline whose leading 0 a spreadsheet dropped: format "
         f"the column as text and write it with its area code, e.g. '0{phone}' (or import the "
-        "XLSX, which keeps it); a number that has no 0, write with its spaces or +86",
+        "XLSX, which keeps it); a number from abroad, write with + and its country code, e.g. "
+        f"'+{phone}'; any other, with its spaces or +86",
     )
 
 

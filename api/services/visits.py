@@ -725,6 +725,16 @@ def get_visit(session: Session, scope: Scope, visit_id: uuid.UUID) -> Visit:
     return visit
 
 
+def get_visit_for_photos(session: Session, scope: Scope, visit_id: uuid.UUID) -> Visit:
+    """A visit whose photos the caller may see: those of the grids they read in full. A
+    worker's own visit in a grid they do not hold is their record only (`privacy.OWN_RECORD`):
+    its photos (the resident's home) answer 404, as a photo not found."""
+    visit = get_visit(session, scope, visit_id)
+    if not scope.holds_visit_grid(visit.grid_id):
+        raise errors.NotFound(f"No photo of visit {visit_id} is yours to read.")
+    return visit
+
+
 def local_visited_at(visit: Visit) -> datetime:
     """The visit's time in the UTC offset it was recorded with."""
     return visit.visited_at.astimezone(timezone(timedelta(minutes=visit.utc_offset_minutes)))

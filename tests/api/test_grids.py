@@ -812,3 +812,31 @@ def test_an_unknown_datum_is_422_naming_the_field_and_writes_nothing(
     assert session.scalar(select(func.count(Grid.id)).where(Grid.code == A + "003")) == 0
     session.refresh(grid)
     assert grid.version == 1
+
+
+@pytest.mark.parametrize("datum", ["gcj02", "bd09", "wgs84"])
+def test_a_patch_with_a_datum_but_no_geometry_is_422_and_changes_nothing(
+    client, session, world, datum
+):
+    """The datum says what map a new boundary was drawn on: alone it describes nothing."""
+    grid = world.grids[A1]
+    name = grid.name
+    r = client.patch(
+        f"/api/v1/grids/{grid.id}", json={"name": "Renamed", "datum": datum}, headers=admin(world)
+    )
+    assert r.status_code == 422
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+    assert "geometry" in r.json["errors"]["json"]["datum"][0]
+    session.refresh(grid)
+    assert (grid.name, grid.version) == (name, 1)
+
+
+def test_the_grid_service_refuses_a_datum_without_a_geometry(session, world):
+    from api import errors
+    from api.services.grids import update_grid
+
+    grid = world.grids[A1]
+    with pytest.raises(errors.Unprocessable) as caught:
+        update_grid(session, None, grid, {"name": "Renamed", "datum": "gcj02"})
+    assert "datum" in caught.value.errors
+    assert grid.name != "Renamed"

@@ -84,6 +84,35 @@ def test_phones_that_are_no_landline_without_its_zero_are_stored_as_written(clie
     assert stored_phones == phones
 
 
+def test_international_phones_that_cannot_be_a_landline_without_its_zero_are_stored_as_written(
+    client, session, world
+):
+    """Written with 00, or all digits where no Chinese landline could be: a local number never
+    begins with 0 or 1 (France's 33 6…, Japan's 81 3 1…), and after 010 or 02x it has at most
+    8 digits (South Africa's 27 82…, 11 digits). They were refused as a landline that had lost
+    its 0, and the clerk told to write '033612345678', a number no one can dial."""
+    phones = ["0085291234567", "00442071234567", "33612345678", "81312345678", "27821234567"]
+    flats(client, world, "5号楼", [(phone, "") for phone in phones])
+    stored_phones = [p for (p,) in stored(session, Household.building == "5号楼", Household.phone)]
+    assert stored_phones == phones
+
+
+def test_an_international_phone_that_may_be_a_landline_is_refused_saying_how_to_write_it(
+    client, session, world
+):
+    """85291234567 is a Hong Kong mobile, or Zunyi's 0852 9123 4567 with its 0 lost: not the
+    import's guess. The refusal says how to write each: with its 0, or with + and its country
+    code."""
+    lon, lat = centre(A1)
+    data = csv_bytes([["7号楼", "1", "3", "E305", lon, lat, "85291234567"]])
+    response = upload(client, world, data, "登记表.csv")
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "phone")
+    assert "'085291234567'" in error["detail"]
+    assert "'+85291234567'" in error["detail"] and "country code" in error["detail"]
+
+
 def test_digits_typed_full_width_are_read_as_digits(client, session, world):
     """An input method left in full-width mode types ７号楼, ５０２ and １３８…: they were stored
     as typed, another building and room than 7号楼 502 (the repeat of a registered household

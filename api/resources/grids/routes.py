@@ -157,7 +157,7 @@ class GridById(MethodView):
         A new `geometry` starts a new boundary version; the old one is kept with its period,
         and the grid of every household it touches is recomputed. A geometry drawn on an
         Amap/Tencent or Baidu map says so in `datum` (gcj02, bd09): it is converted to WGS-84,
-        in which the grid is stored and answered.
+        in which the grid is stored and answered. A `datum` without a `geometry` is 422.
         """
         grid = grids.get_grid(db.session, current_scope(), grid_id)
         grids.update_grid(db.session, current_scope(), grid, changes)

@@ -7,7 +7,7 @@ import marshmallow as ma
 from api.db import PG_INT_MAX
 from api.extensions import Float, Integer, Schema
 from api.resources.schemas import BBox, GeometrySchema, code_field, name_field
-from api.services.grids import TARGET_MAX
+from api.services.grids import DATUM_WITHOUT_GEOMETRY, TARGET_MAX
 from geo.datum import DATUMS
 
 # Offices draw grids on Amap/Tencent (GCJ-02) or Baidu (BD-09) maps, hundreds of metres off
@@ -103,7 +103,12 @@ class GridPatchSchema(Schema):
     geometry = ma.fields.Dict(
         metadata={"description": "A new boundary, in `datum`: a new version begins"}
     )
-    datum = datum_field()
+    datum = datum_field()  # only with a geometry: alone it describes nothing
+
+    @ma.validates_schema
+    def _datum_needs_a_geometry(self, data, **kwargs):
+        if "datum" in data and "geometry" not in data:
+            raise ma.ValidationError(DATUM_WITHOUT_GEOMETRY, "datum")
 
 
 class GridQueryArgsSchema(Schema):

@@ -134,8 +134,11 @@ class VisitPhotos(MethodView):
 class VisitPhotoById(MethodView):
     @blp.doc(responses={"200": {"description": "The image bytes"}})
     def get(self, visit_id, photo_id):
-        """A photo of a visit you can read"""
-        visit = visits.get_visit(db.session, current_scope(), visit_id)
+        """A photo of a visit you can read
+
+        Not of your own visit in a grid you no longer hold (or relieved): 404.
+        """
+        visit = visits.get_visit_for_photos(db.session, current_scope(), visit_id)
         photo = photos.get_photo(db.session, visit.id, photo_id)
         data = photos.read_photo(db.session, photo_storage(), photo)
         privacy.record_disclosure("visit_photo", [photo.id, visit.id])

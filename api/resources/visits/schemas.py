@@ -398,14 +398,19 @@ class VisitBatchSchema(Schema):
         return items
 
 
+def _shown(visit) -> privacy.Disclosure:
+    """What the caller sees of this visit (`privacy.visit_disclosure`)."""
+    return privacy.visit_disclosure(visit.grid_id)
+
+
 def _location(visit) -> dict:
-    return _location_as(visit, privacy.disclosure())
+    return _location_as(visit, _shown(visit))
 
 
 def _location_as(visit, disclosure: privacy.Disclosure) -> dict:
     lon, lat = point_lonlat(visit.location)
     if not disclosure.tracks:  # a worker's track, to about 100 m
-        lon, lat = privacy.track_point(lon, lat)
+        lon, lat = round(lon, privacy.TRACK_DECIMALS), round(lat, privacy.TRACK_DECIMALS)
         return {"lon": lon, "lat": lat, "accuracy_m": None, "datum": visit.datum,
                 "raw_lon": None, "raw_lat": None, "provider": None, "mock": visit.mock}  # fmt: skip
     return {
@@ -421,12 +426,12 @@ def _location_as(visit, disclosure: privacy.Disclosure) -> dict:
 
 
 def _evidence(visit) -> dict:
-    return _evidence_as(visit, privacy.disclosure())
+    return _evidence_as(visit, _shown(visit))
 
 
 def _evidence_as(visit, disclosure: privacy.Disclosure) -> dict:
     details = dict(visit.evidence or {})
-    if not disclosure.tracks:
+    if not disclosure.measures:
         details = {k: v for k, v in details.items() if k.startswith(privacy.UNTRACKED_DETAILS)}
     return {"grade": visit.grade, "reasons": list(visit.reasons), "details": details}
 
@@ -473,12 +478,39 @@ class PhotoUploadResultSchema(PhotoSchema):
     duplicate = Boolean(metadata={"description": "The same image was already attached"})
 
 
+WITHHELD = (
+    "null (withheld) for district viewers, and for a worker's own visit in a grid they do not hold"
+)
+
+
+def _premises_as(visit, disclosure: privacy.Disclosure) -> dict | None:
+    if visit.premises is None or not disclosure.place:
+        return None
+    return dict(visit.premises)
+
+
+class _VisitPhotosField(ma.fields.List):
+    """A visit's photos, none for a caller the visit's place is withheld from."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if not _shown(obj).place:
+            return []
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
 class VisitSchema(Schema):
     id = ma.fields.UUID()
     worker_id = Integer()
     worker_name = ma.fields.Function(lambda v: v.worker.display_name)
     household_id = Integer(allow_none=True)
-    premises = ma.fields.Dict(allow_none=True)
+    premises = ma.fields.Function(
+        lambda v: _premises_as(v, _shown(v)),
+        allow_none=True,
+        metadata={
+            "type": "object",
+            "description": "null to a worker for their own visit in a grid they do not hold",
+        },
+    )
     grid_id = Integer()
     grid_code = ma.fields.Function(lambda v: v.grid.code)
     visited_at = ma.fields.Function(
@@ -490,22 +522,29 @@ class VisitSchema(Schema):
     location = ma.fields.Function(_location, metadata={"$ref": "VisitLocation"})
     outcome = ma.fields.String()
     notes = ma.fields.Function(
-        lambda v: privacy.note(v.notes),
+        lambda v: v.notes if _shown(v).notes else None,
         allow_none=True,
-        metadata={"type": "string", "description": "null for district viewers (withheld)"},
+        metadata={"type": "string", "description": WITHHELD},
     )
     observations = ma.fields.Function(
-        lambda v: privacy.note(v.observations),
+        lambda v: v.observations if _shown(v).notes else None,
         allow_none=True,
-        metadata={"type": "object", "description": "null for district viewers (withheld)"},
+        metadata={"type": "object", "description": WITHHELD},
     )
     follow_up = Boolean()
     follow_up_note = ma.fields.Function(
-        lambda v: privacy.note(v.follow_up_note), allow_none=True, metadata={"type": "string"}
+        lambda v: v.follow_up_note if _shown(v).notes else None,
+        allow_none=True,
+        metadata={"type": "string", "description": WITHHELD},
     )
     relief = Boolean(metadata={"description": "Recorded as the grid's named reliever"})
     evidence = ma.fields.Function(_evidence, metadata={"$ref": "Evidence"})
-    photos = ma.fields.List(ma.fields.Nested(PhotoSchema))
+    photos = _VisitPhotosField(
+        ma.fields.Nested(PhotoSchema),
+        metadata={
+            "description": "empty to a worker for their own visit in a grid they do not hold"
+        },
+    )
     received_at = ma.fields.DateTime()
 
 
@@ -516,14 +555,15 @@ def _iso(moment) -> str | None:
 def visit_answer(visit, disclosure: privacy.Disclosure | None = None) -> dict[str, Any]:
     """What `VisitSchema` dumps for a visit, built directly (a batch answers up to 500).
 
-    `disclosure` is the caller's (looked up when not given: a batch looks it up once)."""
-    shown = disclosure or privacy.disclosure()
+    `disclosure` is the caller's (looked up when not given: a batch looks it up once); what
+    they see of this visit follows from it (`privacy.visit_disclosure`)."""
+    shown = privacy.visit_disclosure(visit.grid_id, disclosure)
     return {
         "id": str(visit.id),
         "worker_id": visit.worker_id,
         "worker_name": visit.worker.display_name,
         "household_id": visit.household_id,
-        "premises": None if visit.premises is None else dict(visit.premises),
+        "premises": _premises_as(visit, shown),
         "grid_id": visit.grid_id,
         "grid_code": visit.grid.code,
         "visited_at": local_visited_at(visit).isoformat(),
@@ -547,7 +587,7 @@ def visit_answer(visit, disclosure: privacy.Disclosure | None = None) -> dict[st
                 "created_at": _iso(p.created_at),
                 "url": f"/api/v1/visits/{p.visit_id}/photos/{p.id}",
             }
-            for p in visit.photos
+            for p in (visit.photos if shown.place else ())
         ],
         "received_at": _iso(visit.received_at),
     }
