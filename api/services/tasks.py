@@ -159,6 +159,8 @@ def list_tasks(
     stmt = select(Task).where(scope.tasks())
     if assignee == "me":
         stmt = stmt.where(Task.assignee_id == scope.user_id)
+    elif assignee == "none":  # waiting for someone to assign it (dispatch found nobody)
+        stmt = stmt.where(Task.assignee_id.is_(None))
     elif assignee is not None:
         wanted = user_id(assignee)
         stmt = stmt.where(Task.assignee_id == wanted if wanted is not None else false())
@@ -482,19 +484,26 @@ def overseers(
 ) -> list[int]:
     """Who answers for a grid's task above the one holding or acting on it: the grid's leader,
     while active, not on approved leave (the Asia/Shanghai day of `now`) and not among
-    `besides`; else the community's active admins.
+    `besides`; else the community's active admins; else, with nobody in the community to
+    answer, the grid's leader even on leave (they may still assign it from afar) and the
+    active viewers of the community's district (over the community: they see its tasks and
+    can see that an admin is named).
 
     A leader escalating or returning the task they hold (dispatch falls back to them when no
     worker is on duty), a grid without a leader, a leader switched off or away: the admins
-    hear of it.
+    hear of it. A community without an active admin told nobody: its unassigned tasks waited
+    unseen until their deadline.
     """
     skip = {u for u in besides if u is not None}
+    leader = None
     if grid.leader_id is not None and grid.leader_id not in skip:
         leader = session.get(User, grid.leader_id)
+        if leader is not None and not leader.active:
+            leader = None
         day = now.astimezone(LOCAL).date()
-        if leader is not None and leader.active and not dispatch.on_leave(session, leader.id, day):
+        if leader is not None and not dispatch.on_leave(session, leader.id, day):
             return [leader.id]
-    return list(
+    admins = list(
         session.scalars(
             select(User.id)
             .where(
@@ -506,6 +515,21 @@ def overseers(
             .order_by(User.id)
         )
     )
+    if admins:
+        return admins
+    district = list(
+        session.scalars(
+            select(User.id)
+            .where(
+                User.role == "district_viewer",
+                User.district_code == grid.community_code[:6],
+                User.active,
+                User.id.not_in(skip),
+            )
+            .order_by(User.id)
+        )
+    )
+    return ([leader.id] if leader is not None else []) + district
 
 
 def _notify_task(

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from api.models import Grid, Notification
 from api.scope import Scope
 from api.services.tasks import reassign, tick, transition
-from tests.factories import A1, B1, make_task
+from tests.factories import A1, B1, C1, make_task
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
 SATURDAY = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)  # nobody on duty without a roster
@@ -45,6 +45,48 @@ def test_a_task_of_a_grid_whose_leader_is_switched_off_is_told_to_the_admin(sess
     task = make_task(session, A1, now=SATURDAY)
     assert task.status == "new"
     assert kinds(session, world.users["admin_a"]) == ["task_unassigned"]
+
+
+def test_a_task_nobody_can_take_where_the_community_has_no_admin_is_told_to_the_district(
+    client, session, world
+):
+    """C1 has no worker and no leader, and community C no admin: the task waited unseen until
+    its deadline, nobody told. The district's viewers, over the community, hear of it, and
+    find it where the unassigned tasks are listed."""
+    task = make_task(session, C1, now=SATURDAY)
+    assert (task.status, task.assignee_id) == ("new", None)
+    assert kinds(session, world.users["viewer_110102"]) == ["task_unassigned"]
+    assert kinds(session, world.users["viewer_110101"]) == []
+    session.flush()
+    for query in ("status=new", "assignee=none"):
+        listed = client.get(f"/api/v1/tasks?{query}", headers=world.auth("viewer_110102"))
+        assert [t["id"] for t in listed.json] == [task.id]
+
+
+def test_a_task_nobody_can_take_while_the_leader_is_away_and_no_admin_tells_the_leader(
+    session, world
+):
+    """Community A's admin switched off, its leader on leave: the leader, who may still assign
+    it from afar, is told, and the district over the community too."""
+    from api.models import Leave
+
+    world.users["admin_a"].active = False
+    leader = world.users["leader_a"]
+    session.add(Leave(worker_id=leader.id, start_date=SATURDAY.date(), end_date=SATURDAY.date(),
+                      status="approved"))  # fmt: skip
+    session.flush()
+    task = make_task(session, A1, now=SATURDAY)
+    assert (task.status, task.assignee_id) == ("new", None)
+    assert kinds(session, leader) == ["task_unassigned"]
+    assert kinds(session, world.users["viewer_110101"]) == ["task_unassigned"]
+
+
+def test_an_unassigned_task_in_a_community_with_an_admin_is_not_told_to_the_district(
+    session, world
+):
+    make_task(session, B1, now=SATURDAY)
+    assert kinds(session, world.users["admin_b"]) == ["task_unassigned"]
+    assert kinds(session, world.users["viewer_110101"]) == []
 
 
 def test_a_deadline_passed_in_a_grid_without_a_leader_is_told_to_the_admin(session, world):
