@@ -260,7 +260,8 @@ def create_task(
         else None
     )
     resolve_in, contact_in = deadlines(task_settings(session, grid), type_, data["urgency"])
-    due_at = _given_deadline(data.get("due_at"), now) or now + resolve_in
+    ticket_due_at = _given_deadline(data.get("due_at"), now)
+    due_at = ticket_due_at or now + resolve_in
     task = Task(
         source=source,
         type=type_,
@@ -278,6 +279,7 @@ def create_task(
         created_at=now,
         updated_at=now,
         due_at=due_at,
+        ticket_due_at=ticket_due_at,
         first_contact_due_at=min(now + contact_in, due_at),
         transferred_from_id=previous.id if previous is not None else None,
     )
@@ -802,13 +804,10 @@ def transition(
     if action == "escalate":
         task.escalated_at = task.escalated_at or now
     if action == "reopen":
-        # A new round: the resident's verdict was on a resolution that did not hold, and the
-        # deadline runs again from now (warned and escalated once more if it runs out).
+        # A new round: the resident's verdict was on a resolution that did not hold.
         task.resolved_at = task.closed_at = None
         task.satisfaction = None
-        resolve_in, _ = deadlines(task_settings(session, grid), task.type, task.urgency)
-        task.due_at = now + resolve_in
-        task.warned_at = task.escalated_at = None
+        _reopened_deadline(session, task, grid, now)
         # Its complainant's contact, if retention erased it, stays erased; the new round's
         # steps may hold more (a number typed from a new call): the next close counts again.
         task.contact_erased_at = None
@@ -830,6 +829,28 @@ def transition(
     elif action == "reopen":
         _hand_on_reopened(session, task, grid, scope.user_id, now)
     return task
+
+
+def _reopened_deadline(session: Session, task: Task, grid: Grid, now: datetime) -> None:
+    """The deadline of a reopened task's new round.
+
+    A task whose deadline its urgency set runs again from now (warned at 80 % of the new round
+    and escalated at its end, once more). A 12345 ticket that came with its own deadline
+    (`ticket_due_at`) keeps it: the hotline's deadline is the one the city measures, and a
+    reopening in the community does not move it. Still ahead, it is warned at 80 % of what is
+    left from the reopening and escalated when it comes (an escalation made before is answered
+    by the reopening, as by a reassign). Already passed, the task is overdue from the moment it
+    is reopened, honestly: it counts overdue in the rates and reports, it is not warned, and the
+    tick escalates it at once to the grid's overseers unless the deadline's escalation was made
+    already (in the round before: it is not made twice)."""
+    if task.ticket_due_at is None:
+        resolve_in, _ = deadlines(task_settings(session, grid), task.type, task.urgency)
+        task.due_at = now + resolve_in
+        task.warned_at = task.escalated_at = None
+        return
+    task.due_at = task.ticket_due_at
+    if task.due_at > now:
+        task.warned_at = task.escalated_at = None
 
 
 def held_by(session: Session, worker_id: int) -> list[Task]:
