@@ -1019,8 +1019,9 @@ _ROUND_STARTED = (
 
 
 def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
-    """Warn assignees at the warning fraction of the time, escalate at the deadline; hand on
-    the tasks switched-off accounts still hold.
+    """Warn whoever answers for a task at the warning fraction of the time (its assignee; the
+    overseers of one on leave, `_warned`), escalate at the deadline; hand on the tasks
+    switched-off accounts still hold.
 
     Idempotent: each task is warned once (warned_at) and escalated once (escalated_at).
     Rows are locked with SKIP LOCKED so two workers never act on the same task.
@@ -1066,13 +1067,40 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
         .with_for_update(skip_locked=True)
     ).all()
     for task in candidates:
-        task.warned_at = now
-        _notify_task(
-            session, task, [task.assignee_id], "task_deadline_warning", "任务即将超期", now=now
-        )
-        result.warned += 1
+        told, title = _warned(session, task, now)
+        if task.assignee_id is None:
+            continue  # handed on to nobody: it waits unassigned, its overseers told
+        task.warned_at = now  # once, even with nobody to warn (not looked at every tick)
+        if told:
+            _notify_task(session, task, told, "task_deadline_warning", title, now=now)
+            result.warned += 1
     session.flush()
     return result
+
+
+def _warned(session: Session, task: Task, now: datetime) -> tuple[list[int], str]:
+    """Who is warned of a held task's deadline, and the warning's title: whoever answers for
+    the task now.
+
+    Its assignee, while they work it. One switched off (or made an admin) whom the tick's sweep
+    has not reached yet (its limit, a row locked then) no longer holds it: the task is handed
+    on as the sweep would, and its new holder is warned (nobody, when it waits unassigned: its
+    overseers are told of that). One on approved leave today keeps the task (their leader was
+    given it to hand on when the leave was approved, `tasks_to_reassign`, and may have chosen
+    to wait for them), but is not warned on leave: the grid's overseers are (the leader, else
+    the admins, `overseers`), who reassign it or not. Their warning is the task's one
+    (`warned_at`): the assignee back from leave is not warned again."""
+    holder = session.get(User, task.assignee_id)
+    grid = session.get(Grid, task.grid_id)
+    if holder is None or not holder.active or holder.role not in FIELD_ROLES:
+        left = holder is None or not holder.active
+        why = SWITCHED_OFF_NOTE if left else MADE_ADMIN_NOTE
+        gone = "停用账号的任务待分派" if left else "调任账号的任务待分派"
+        assignee = hand_on(session, task, grid, None, now, why=why, title=gone)
+        return ([assignee.id] if assignee is not None else []), "任务即将超期"
+    if dispatch.on_leave(session, holder.id, now.astimezone(LOCAL).date()):
+        return overseers(session, grid, now=now, besides=(holder.id,)), "任务即将超期（承办人休假）"
+    return [holder.id], "任务即将超期"
 
 
 # --- visits ----------------------------------------------------------------------------------

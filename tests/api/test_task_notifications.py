@@ -249,3 +249,44 @@ def test_a_leader_handing_on_a_task_they_hold_is_not_told_it_went_to_someone_els
     reassign(session, scope(session, world, "leader_a"), task, world.users["worker_a2"].id, "", T0)
     assert kinds(session, leader) == ["task_dispatched"]  # the dispatch only
     assert kinds(session, world.users["worker_a2"]) == ["task_reassigned"]
+
+
+def test_the_deadline_warning_of_a_task_whose_assignee_went_on_leave_goes_to_the_leader(
+    session, world
+):
+    """Dispatched to worker A1, who went on approved leave before its 80 % point: the warning
+    went to a phone on leave. The leader, who hands on an away worker's tasks (the leave's
+    `tasks_to_reassign`), is warned; the task stays with its assignee until they do."""
+    from api.models import Leave
+
+    task = make_task(session, A1, now=T0, urgency="complex")  # 15 days: warned on day 12
+    worker, warn_at = world.users["worker_a1"], T0 + timedelta(days=12)
+    session.add(Leave(worker_id=worker.id, start_date=warn_at.date(), end_date=warn_at.date(),
+                      status="approved"))  # fmt: skip
+    session.flush()
+    assert tick(session, warn_at).warned == 1
+    assert kinds(session, worker) == ["task_dispatched"]
+    assert kinds(session, world.users["leader_a"]) == ["task_deadline_warning"]
+    assert task.assignee_id == worker.id
+    assert tick(session, warn_at + timedelta(hours=1)).warned == 0
+
+
+def test_the_deadline_warning_of_a_task_held_by_an_account_switched_off_goes_to_its_new_holder(
+    session, world
+):
+    """A switch-off the tick's sweep has not reached yet (its limit: here one task a tick): the
+    warning went to the account switched off. The task is handed on as the sweep would, and
+    whoever takes it is warned."""
+    worker, leader = world.users["worker_a1"], world.users["leader_a"]
+    week = make_task(session, A1, now=T0)  # swept first (lowest id)
+    hours = make_task(session, A1, now=T0, urgency="danger")  # warned at 96 min
+    assert week.assignee_id == hours.assignee_id == worker.id
+    worker.active = False
+    session.flush()
+    assert tick(session, T0 + timedelta(minutes=96), limit=1).warned == 1
+    assert hours.assignee_id == leader.id
+    assert kinds(session, worker) == ["task_dispatched", "task_dispatched"]
+    warned = session.scalars(
+        select(Notification.user_id).where(Notification.kind == "task_deadline_warning")
+    ).all()
+    assert warned == [leader.id]
