@@ -90,6 +90,9 @@ class Task(Base):
     first_contact_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     first_contact_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The deadline a 12345 ticket came with (its 办理时限, `POST /tasks`' `due_at`), which the
+    # city measures: kept by a reopening. NULL: the urgency set the deadline (migration 0040).
+    ticket_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     warned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

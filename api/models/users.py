@@ -11,10 +11,12 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -80,6 +82,19 @@ class GridHolding(Base):
     the table was made are held since 2000-01-01, the first week visits are served in."""
 
     __tablename__ = "grid_holdings"
+    __table_args__ = (
+        CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="period"),
+        # A worker's holdings over a batch's days.
+        Index("ix_grid_holdings_user_id", "user_id", "started_at"),
+        # One open period per account and grid (the trigger's ON CONFLICT).
+        Index(
+            "uq_grid_holdings_open",
+            "user_id",
+            "grid_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -159,6 +159,8 @@ def list_tasks(
     stmt = select(Task).where(scope.tasks())
     if assignee == "me":
         stmt = stmt.where(Task.assignee_id == scope.user_id)
+    elif assignee == "none":  # waiting for someone to assign it (dispatch found nobody)
+        stmt = stmt.where(Task.assignee_id.is_(None))
     elif assignee is not None:
         wanted = user_id(assignee)
         stmt = stmt.where(Task.assignee_id == wanted if wanted is not None else false())
@@ -258,7 +260,8 @@ def create_task(
         else None
     )
     resolve_in, contact_in = deadlines(task_settings(session, grid), type_, data["urgency"])
-    due_at = _given_deadline(data.get("due_at"), now) or now + resolve_in
+    ticket_due_at = _given_deadline(data.get("due_at"), now)
+    due_at = ticket_due_at or now + resolve_in
     task = Task(
         source=source,
         type=type_,
@@ -276,6 +279,7 @@ def create_task(
         created_at=now,
         updated_at=now,
         due_at=due_at,
+        ticket_due_at=ticket_due_at,
         first_contact_due_at=min(now + contact_in, due_at),
         transferred_from_id=previous.id if previous is not None else None,
     )
@@ -482,19 +486,26 @@ def overseers(
 ) -> list[int]:
     """Who answers for a grid's task above the one holding or acting on it: the grid's leader,
     while active, not on approved leave (the Asia/Shanghai day of `now`) and not among
-    `besides`; else the community's active admins.
+    `besides`; else the community's active admins; else, with nobody in the community to
+    answer, the grid's leader even on leave (they may still assign it from afar) and the
+    active viewers of the community's district (over the community: they see its tasks and
+    can see that an admin is named).
 
     A leader escalating or returning the task they hold (dispatch falls back to them when no
     worker is on duty), a grid without a leader, a leader switched off or away: the admins
-    hear of it.
+    hear of it. A community without an active admin told nobody: its unassigned tasks waited
+    unseen until their deadline.
     """
     skip = {u for u in besides if u is not None}
+    leader = None
     if grid.leader_id is not None and grid.leader_id not in skip:
         leader = session.get(User, grid.leader_id)
+        if leader is not None and not leader.active:
+            leader = None
         day = now.astimezone(LOCAL).date()
-        if leader is not None and leader.active and not dispatch.on_leave(session, leader.id, day):
+        if leader is not None and not dispatch.on_leave(session, leader.id, day):
             return [leader.id]
-    return list(
+    admins = list(
         session.scalars(
             select(User.id)
             .where(
@@ -506,6 +517,21 @@ def overseers(
             .order_by(User.id)
         )
     )
+    if admins:
+        return admins
+    district = list(
+        session.scalars(
+            select(User.id)
+            .where(
+                User.role == "district_viewer",
+                User.district_code == grid.community_code[:6],
+                User.active,
+                User.id.not_in(skip),
+            )
+            .order_by(User.id)
+        )
+    )
+    return ([leader.id] if leader is not None else []) + district
 
 
 def _notify_task(
@@ -778,13 +804,10 @@ def transition(
     if action == "escalate":
         task.escalated_at = task.escalated_at or now
     if action == "reopen":
-        # A new round: the resident's verdict was on a resolution that did not hold, and the
-        # deadline runs again from now (warned and escalated once more if it runs out).
+        # A new round: the resident's verdict was on a resolution that did not hold.
         task.resolved_at = task.closed_at = None
         task.satisfaction = None
-        resolve_in, _ = deadlines(task_settings(session, grid), task.type, task.urgency)
-        task.due_at = now + resolve_in
-        task.warned_at = task.escalated_at = None
+        _reopened_deadline(session, task, grid, now)
         # Its complainant's contact, if retention erased it, stays erased; the new round's
         # steps may hold more (a number typed from a new call): the next close counts again.
         task.contact_erased_at = None
@@ -806,6 +829,28 @@ def transition(
     elif action == "reopen":
         _hand_on_reopened(session, task, grid, scope.user_id, now)
     return task
+
+
+def _reopened_deadline(session: Session, task: Task, grid: Grid, now: datetime) -> None:
+    """The deadline of a reopened task's new round.
+
+    A task whose deadline its urgency set runs again from now (warned at 80 % of the new round
+    and escalated at its end, once more). A 12345 ticket that came with its own deadline
+    (`ticket_due_at`) keeps it: the hotline's deadline is the one the city measures, and a
+    reopening in the community does not move it. Still ahead, it is warned at 80 % of what is
+    left from the reopening and escalated when it comes (an escalation made before is answered
+    by the reopening, as by a reassign). Already passed, the task is overdue from the moment it
+    is reopened, honestly: it counts overdue in the rates and reports, it is not warned, and the
+    tick escalates it at once to the grid's overseers unless the deadline's escalation was made
+    already (in the round before: it is not made twice)."""
+    if task.ticket_due_at is None:
+        resolve_in, _ = deadlines(task_settings(session, grid), task.type, task.urgency)
+        task.due_at = now + resolve_in
+        task.warned_at = task.escalated_at = None
+        return
+    task.due_at = task.ticket_due_at
+    if task.due_at > now:
+        task.warned_at = task.escalated_at = None
 
 
 def held_by(session: Session, worker_id: int) -> list[Task]:
@@ -974,8 +1019,9 @@ _ROUND_STARTED = (
 
 
 def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
-    """Warn assignees at the warning fraction of the time, escalate at the deadline; hand on
-    the tasks switched-off accounts still hold.
+    """Warn whoever answers for a task at the warning fraction of the time (its assignee; the
+    overseers of one on leave, `_warned`), escalate at the deadline; hand on the tasks
+    switched-off accounts still hold.
 
     Idempotent: each task is warned once (warned_at) and escalated once (escalated_at).
     Rows are locked with SKIP LOCKED so two workers never act on the same task.
@@ -1021,13 +1067,40 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
         .with_for_update(skip_locked=True)
     ).all()
     for task in candidates:
-        task.warned_at = now
-        _notify_task(
-            session, task, [task.assignee_id], "task_deadline_warning", "任务即将超期", now=now
-        )
-        result.warned += 1
+        told, title = _warned(session, task, now)
+        if task.assignee_id is None:
+            continue  # handed on to nobody: it waits unassigned, its overseers told
+        task.warned_at = now  # once, even with nobody to warn (not looked at every tick)
+        if told:
+            _notify_task(session, task, told, "task_deadline_warning", title, now=now)
+            result.warned += 1
     session.flush()
     return result
+
+
+def _warned(session: Session, task: Task, now: datetime) -> tuple[list[int], str]:
+    """Who is warned of a held task's deadline, and the warning's title: whoever answers for
+    the task now.
+
+    Its assignee, while they work it. One switched off (or made an admin) whom the tick's sweep
+    has not reached yet (its limit, a row locked then) no longer holds it: the task is handed
+    on as the sweep would, and its new holder is warned (nobody, when it waits unassigned: its
+    overseers are told of that). One on approved leave today keeps the task (their leader was
+    given it to hand on when the leave was approved, `tasks_to_reassign`, and may have chosen
+    to wait for them), but is not warned on leave: the grid's overseers are (the leader, else
+    the admins, `overseers`), who reassign it or not. Their warning is the task's one
+    (`warned_at`): the assignee back from leave is not warned again."""
+    holder = session.get(User, task.assignee_id)
+    grid = session.get(Grid, task.grid_id)
+    if holder is None or not holder.active or holder.role not in FIELD_ROLES:
+        left = holder is None or not holder.active
+        why = SWITCHED_OFF_NOTE if left else MADE_ADMIN_NOTE
+        gone = "停用账号的任务待分派" if left else "调任账号的任务待分派"
+        assignee = hand_on(session, task, grid, None, now, why=why, title=gone)
+        return ([assignee.id] if assignee is not None else []), "任务即将超期"
+    if dispatch.on_leave(session, holder.id, now.astimezone(LOCAL).date()):
+        return overseers(session, grid, now=now, besides=(holder.id,)), "任务即将超期（承办人休假）"
+    return [holder.id], "任务即将超期"
 
 
 # --- visits ----------------------------------------------------------------------------------

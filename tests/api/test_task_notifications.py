@@ -8,7 +8,7 @@ from sqlalchemy import select
 from api.models import Grid, Notification
 from api.scope import Scope
 from api.services.tasks import reassign, tick, transition
-from tests.factories import A1, B1, make_task
+from tests.factories import A1, B1, C1, make_task
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
 SATURDAY = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)  # nobody on duty without a roster
@@ -45,6 +45,48 @@ def test_a_task_of_a_grid_whose_leader_is_switched_off_is_told_to_the_admin(sess
     task = make_task(session, A1, now=SATURDAY)
     assert task.status == "new"
     assert kinds(session, world.users["admin_a"]) == ["task_unassigned"]
+
+
+def test_a_task_nobody_can_take_where_the_community_has_no_admin_is_told_to_the_district(
+    client, session, world
+):
+    """C1 has no worker and no leader, and community C no admin: the task waited unseen until
+    its deadline, nobody told. The district's viewers, over the community, hear of it, and
+    find it where the unassigned tasks are listed."""
+    task = make_task(session, C1, now=SATURDAY)
+    assert (task.status, task.assignee_id) == ("new", None)
+    assert kinds(session, world.users["viewer_110102"]) == ["task_unassigned"]
+    assert kinds(session, world.users["viewer_110101"]) == []
+    session.flush()
+    for query in ("status=new", "assignee=none"):
+        listed = client.get(f"/api/v1/tasks?{query}", headers=world.auth("viewer_110102"))
+        assert [t["id"] for t in listed.json] == [task.id]
+
+
+def test_a_task_nobody_can_take_while_the_leader_is_away_and_no_admin_tells_the_leader(
+    session, world
+):
+    """Community A's admin switched off, its leader on leave: the leader, who may still assign
+    it from afar, is told, and the district over the community too."""
+    from api.models import Leave
+
+    world.users["admin_a"].active = False
+    leader = world.users["leader_a"]
+    session.add(Leave(worker_id=leader.id, start_date=SATURDAY.date(), end_date=SATURDAY.date(),
+                      status="approved"))  # fmt: skip
+    session.flush()
+    task = make_task(session, A1, now=SATURDAY)
+    assert (task.status, task.assignee_id) == ("new", None)
+    assert kinds(session, leader) == ["task_unassigned"]
+    assert kinds(session, world.users["viewer_110101"]) == ["task_unassigned"]
+
+
+def test_an_unassigned_task_in_a_community_with_an_admin_is_not_told_to_the_district(
+    session, world
+):
+    make_task(session, B1, now=SATURDAY)
+    assert kinds(session, world.users["admin_b"]) == ["task_unassigned"]
+    assert kinds(session, world.users["viewer_110101"]) == []
 
 
 def test_a_deadline_passed_in_a_grid_without_a_leader_is_told_to_the_admin(session, world):
@@ -207,3 +249,44 @@ def test_a_leader_handing_on_a_task_they_hold_is_not_told_it_went_to_someone_els
     reassign(session, scope(session, world, "leader_a"), task, world.users["worker_a2"].id, "", T0)
     assert kinds(session, leader) == ["task_dispatched"]  # the dispatch only
     assert kinds(session, world.users["worker_a2"]) == ["task_reassigned"]
+
+
+def test_the_deadline_warning_of_a_task_whose_assignee_went_on_leave_goes_to_the_leader(
+    session, world
+):
+    """Dispatched to worker A1, who went on approved leave before its 80 % point: the warning
+    went to a phone on leave. The leader, who hands on an away worker's tasks (the leave's
+    `tasks_to_reassign`), is warned; the task stays with its assignee until they do."""
+    from api.models import Leave
+
+    task = make_task(session, A1, now=T0, urgency="complex")  # 15 days: warned on day 12
+    worker, warn_at = world.users["worker_a1"], T0 + timedelta(days=12)
+    session.add(Leave(worker_id=worker.id, start_date=warn_at.date(), end_date=warn_at.date(),
+                      status="approved"))  # fmt: skip
+    session.flush()
+    assert tick(session, warn_at).warned == 1
+    assert kinds(session, worker) == ["task_dispatched"]
+    assert kinds(session, world.users["leader_a"]) == ["task_deadline_warning"]
+    assert task.assignee_id == worker.id
+    assert tick(session, warn_at + timedelta(hours=1)).warned == 0
+
+
+def test_the_deadline_warning_of_a_task_held_by_an_account_switched_off_goes_to_its_new_holder(
+    session, world
+):
+    """A switch-off the tick's sweep has not reached yet (its limit: here one task a tick): the
+    warning went to the account switched off. The task is handed on as the sweep would, and
+    whoever takes it is warned."""
+    worker, leader = world.users["worker_a1"], world.users["leader_a"]
+    week = make_task(session, A1, now=T0)  # swept first (lowest id)
+    hours = make_task(session, A1, now=T0, urgency="danger")  # warned at 96 min
+    assert week.assignee_id == hours.assignee_id == worker.id
+    worker.active = False
+    session.flush()
+    assert tick(session, T0 + timedelta(minutes=96), limit=1).warned == 1
+    assert hours.assignee_id == leader.id
+    assert kinds(session, worker) == ["task_dispatched", "task_dispatched"]
+    warned = session.scalars(
+        select(Notification.user_id).where(Notification.kind == "task_deadline_warning")
+    ).all()
+    assert warned == [leader.id]

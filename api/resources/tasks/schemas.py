@@ -241,8 +241,8 @@ class TaskDetailSchema(TaskSchema):
 
 class TaskQueryArgsSchema(Schema):
     assignee = ma.fields.String(
-        validate=FullMatch(f"^(me|{USER_ID_PATTERN})$", error="me or a user id"),
-        metadata={"description": "me, or a user id"},
+        validate=FullMatch(f"^(me|none|{USER_ID_PATTERN})$", error="me, none or a user id"),
+        metadata={"description": "me, none (unassigned: waiting to be assigned), or a user id"},
     )
     status = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(TASK_STATUSES)),

@@ -159,3 +159,96 @@ def test_a_reopened_tasks_old_satisfaction_leaves_the_rates(client, session, wor
         headers=world.auth("admin_a"),
     ).json
     assert (rates["opened"], rates["satisfaction_rate"]) == (1, None)
+
+
+def _hotline_ticket(session, due_at):
+    return make_task(session, now=T0, source="hotline", type="complaint", urgency="general",
+                     external_id=f"T{due_at:%d%H%M}", due_at=due_at)  # fmt: skip
+
+
+def test_a_reopened_hotline_ticket_keeps_the_deadline_it_came_with(session, world):
+    """The 12345 ticket came with 3 days (its 办理时限, the deadline the city measures): a reopen
+    restarted the clock from its urgency (7 days from the reopening), past the hotline's."""
+    ticket_due = T0 + timedelta(days=3)
+    task = _hotline_ticket(session, ticket_due)
+    _reopened_after_a_satisfied_callback(session, world, task, T0 + timedelta(hours=5))
+    assert (task.status, task.due_at) == ("reopened", ticket_due)
+    assert not is_overdue(task, T0 + timedelta(days=2))
+    # Warned at 80 % of what is left from the reopening, escalated at the ticket's deadline.
+    reopened_at = T0 + timedelta(hours=5, minutes=1)
+    warn_at = reopened_at + (ticket_due - reopened_at) * 0.8
+    assert tick(session, warn_at - timedelta(minutes=1)).warned == 0
+    assert tick(session, warn_at).warned == 1
+    assert tick(session, ticket_due).escalated == 1
+
+
+def test_a_hotline_ticket_reopened_past_its_deadline_is_overdue_and_escalated_once(session, world):
+    """Reopened after the ticket's deadline: the task is overdue at once (honestly: the
+    hotline's deadline passed with the resident's problem not solved), not given a new week."""
+    ticket_due = T0 + timedelta(days=1)
+    task = _hotline_ticket(session, ticket_due)
+    _reopened_after_a_satisfied_callback(session, world, task, T0 + timedelta(days=2))
+    reopened_at = T0 + timedelta(days=2, minutes=1)
+    assert task.due_at == ticket_due
+    assert is_overdue(task, reopened_at)
+    assert tick(session, reopened_at + timedelta(minutes=1)).escalated == 1
+    assert tick(session, reopened_at + timedelta(minutes=2)).escalated == 0
+    assert "task_deadline_warning" not in kinds(session, world.users["worker_a1"])
+
+
+def test_a_reopened_hotline_ticket_without_its_own_deadline_runs_from_its_urgency(session, world):
+    task = make_task(session, now=T0, source="hotline", type="complaint", urgency="danger",
+                     external_id="T-urgency")  # fmt: skip
+    _reopened_after_a_satisfied_callback(session, world, task, T0 + timedelta(hours=5))
+    assert task.due_at == T0 + timedelta(hours=5, minutes=1) + timedelta(hours=2)
+
+
+def test_migration_0040_keeps_the_deadline_tickets_came_with_and_none_computed(own_database_url):
+    """Backfill: a hotline task never reopened whose deadline is not its opening plus its
+    urgency's hours came with it; one reopened already lost it (left NULL), as did none other."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from api.cli import alembic_config
+    from api.extensions import db
+    from tests.factories import box, build_app, make_grid
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid_id = make_grid(session, "110109009009001", box(116.5, 39.7, 116.51, 39.71)).id
+    with app.app_context():
+        db.engine.dispose()
+    engine = create_engine(own_database_url)
+    config = alembic_config(own_database_url)
+    insert = text(
+        "INSERT INTO tasks (source, type, title, external_id, grid_id, status, urgency,"
+        " created_at, due_at) VALUES (:s, 'complaint', 'x', :t, :g, 'dispatched', 'general',"
+        " :c, :d) RETURNING id"
+    )
+    week, given = T0 + timedelta(days=7), T0 + timedelta(days=3)
+    try:
+        command.downgrade(config, "0039")
+        with engine.begin() as conn:
+            made = [
+                conn.scalar(insert, {"s": s, "t": t, "g": grid_id, "c": T0, "d": d})
+                for s, t, d in [
+                    ("hotline", "given", given),
+                    ("hotline", "computed", week),
+                    ("hotline", "reopened", given),
+                    ("window", None, given),
+                ]
+            ]
+            conn.execute(
+                text(
+                    "INSERT INTO task_events (task_id, action, from_status, to_status, at)"
+                    " VALUES (:i, 'reopen', 'closed', 'reopened', :at)"
+                ),
+                {"i": made[2], "at": T0},
+            )
+        command.upgrade(config, "head")
+        with engine.begin() as conn:
+            kept = conn.scalars(text("SELECT ticket_due_at FROM tasks ORDER BY id")).all()
+            conn.execute(text("DELETE FROM tasks"))
+        assert kept == [given, None, None, None]
+    finally:
+        engine.dispose()
