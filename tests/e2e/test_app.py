@@ -142,6 +142,23 @@ def test_app_is_an_installable_pwa(context, worker_page):
     assert scope.endswith("/app")
 
 
+def test_the_app_opens_from_its_offline_copy_while_the_server_cannot_serve_it(
+    worker_page, live_app
+):
+    """A deploy rebuilds web/dist (the server answers 503 meanwhile), and a proxy answers 502
+    or 503 while the server restarts: the service worker handed that answer to the worker, who
+    met an error page instead of the app kept on the phone to record visits offline."""
+    page = worker_page
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    live_app.config["WEB_DIST"] = "/nonexistent/web/dist"
+    try:
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+    finally:
+        live_app.config["WEB_DIST"] = None
+    assert page.locator("#home").is_visible()
+
+
 # --- sign-out -----------------------------------------------------------------------------------
 # The browser's push service is faked: headless Chromium cannot reach a real one.
 FAKE_PUSH = """(() => {
