@@ -106,6 +106,9 @@ def config_js():
 def asset(filename: str):
     response = send_from_directory(dist(), filename, max_age=0)
     response.headers["Cache-Control"] = "no-cache"
+    # The pages are in dist too (/web/map.html is the map page, the token in its scripts'
+    # reach): whatever is opened from here runs under the pages' policy, not none.
+    response.headers["Content-Security-Policy"] = page_csp()
     if filename.endswith(".webmanifest"):
         response.mimetype = "application/manifest+json"
     return response

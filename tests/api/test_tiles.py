@@ -259,6 +259,21 @@ def test_a_revalidation_reads_its_if_none_match_once(client, world, monkeypatch)
     assert parsed == [('"another"', first.headers["ETag"])]
 
 
+def test_a_tile_revalidated_with_its_etag_made_weak_is_304_and_not_audited_again(
+    client, world, session
+):
+    """A proxy that compresses the tile (nginx with gzip) hands it on with its ETag made weak,
+    W/"...": If-None-Match compares weakly (RFC 9110), yet the tile compared the text exactly,
+    so every revalidation downloaded the tile again and wrote another audit entry of it."""
+    headers = world.auth("leader_a")
+    first = client.get(url("households", *centre(A1)), headers=headers)
+    weak = "W/" + first.headers["ETag"]
+    again = client.get(url("households", *centre(A1)), headers={**headers, "If-None-Match": weak})
+    assert again.status_code == 304
+    assert again.headers["ETag"] == first.headers["ETag"]
+    assert len(audit_entries(session)) == 1
+
+
 def test_tile_etag_changes_when_the_data_changes(client, world, session):
     first, again = fetch_twice(client, world, "grids", a_visit_in_a1(world, session))
     assert again.status_code == 200

@@ -66,6 +66,19 @@ def test_the_pages_carry_a_content_security_policy(database_url, connection, dis
     assert csp["connect-src"] == ["'self'"]
 
 
+@pytest.mark.parametrize("name", ["map.html", "app.html", "accounts.html"])
+def test_a_page_fetched_as_a_web_asset_carries_the_pages_policy(
+    database_url, connection, dist, name
+):
+    """/web/map.html is the map page too, with the token in reach of its scripts: served as a
+    plain asset it had no Content-Security-Policy, so a link there ran the page without it."""
+    client = pages_client(database_url, connection, dist)
+    assert (
+        get(client, f"/web/{name}").headers.get("Content-Security-Policy")
+        == get(client, "/map").headers["Content-Security-Policy"]
+    )
+
+
 def test_the_accounts_page_is_served_with_the_maps_headers(database_url, connection, dist):
     client = pages_client(database_url, connection, dist, BASEMAP_URL="https://t.example.cn/{z}")
     accounts = client.get("/accounts")

@@ -102,6 +102,36 @@ def test_a_double_tap_on_record_queues_one_visit(context, worker_page):
     assert len(queued_visits(page)) == 1
 
 
+# The browser aborts a write it has no room for (QuotaExceededError at commit): an abort, no error
+# event. Faked here on the queue's store: a real phone's storage cannot be filled in a test.
+FULL_STORAGE = """() => {
+  const put = IDBObjectStore.prototype.put;
+  IDBObjectStore.prototype.put = function (...args) {
+    const request = put.apply(this, args);
+    const tx = this.transaction;
+    if (this.name === "visits") request.addEventListener("success", () => tx.abort());
+    return request;
+  };
+}"""
+
+
+def test_a_visit_the_device_has_no_room_for_says_so_and_keeps_the_form(context, worker_page):
+    """With the phone's storage full, the queue's write was aborted and the app waited for it
+    forever: "locating..." stayed on the screen, the record button stayed off until the app
+    was closed, and the worker walked on believing the visit saved."""
+    page = worker_page
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.evaluate(FULL_STORAGE)
+    page.fill("textarea[name=notes]", "楼道灯坏了")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#visit-status.error') !== null")
+    assert page.locator("#visit-status").inner_text().startswith("未能保存到本机")
+    assert page.locator("#record").is_enabled()
+    assert page.locator("textarea[name=notes]").input_value() == "楼道灯坏了"
+    assert queued_visits(page) == []
+
+
 def test_app_is_an_installable_pwa(context, worker_page):
     manifest = worker_page.evaluate(
         "async () => (await fetch(document.querySelector('link[rel=manifest]').href)).json()"
@@ -110,6 +140,23 @@ def test_app_is_an_installable_pwa(context, worker_page):
     assert {icon["sizes"] for icon in manifest["icons"]} == {"192x192", "512x512"}
     scope = worker_page.evaluate("async () => (await navigator.serviceWorker.ready).scope")
     assert scope.endswith("/app")
+
+
+def test_the_app_opens_from_its_offline_copy_while_the_server_cannot_serve_it(
+    worker_page, live_app
+):
+    """A deploy rebuilds web/dist (the server answers 503 meanwhile), and a proxy answers 502
+    or 503 while the server restarts: the service worker handed that answer to the worker, who
+    met an error page instead of the app kept on the phone to record visits offline."""
+    page = worker_page
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    live_app.config["WEB_DIST"] = "/nonexistent/web/dist"
+    try:
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+    finally:
+        live_app.config["WEB_DIST"] = None
+    assert page.locator("#home").is_visible()
 
 
 # --- sign-out -----------------------------------------------------------------------------------

@@ -385,3 +385,31 @@ def test_the_week_chosen_is_kept_in_the_url_across_a_reload(page):
         page.reload()
     assert f"week={last_week}" in tile.value.url
     assert page.input_value("#week") == last_week
+
+
+# --- tiles the server refuses ---------------------------------------------------------------------
+def test_the_map_says_when_the_server_refuses_its_tiles(page):
+    """A refused tile (the server busy, a 503) was dropped without a word: the leader looked at
+    an empty district, as if no grid were theirs."""
+    problem = '{"title": "Service Unavailable", "status": 503, "detail": "维护中"}'
+    page.route(
+        "**/api/v1/tiles/**",
+        lambda route: route.fulfill(
+            status=503, body=problem, content_type="application/problem+json"
+        ),
+    )
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_selector("#map-status:not([hidden])")
+    assert page.inner_text("#map-status") == "地图图层读取失败：维护中"
+
+
+def test_a_link_with_a_week_the_server_refuses_says_why(page):
+    """A shared or hand-edited link with a week that is none (2026-W99): the week box shows
+    nothing (the browser drops the value), every tile was refused (422) and the map stayed
+    empty without saying why."""
+    page.goto("/map?week=2026-W99")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_selector("#map-status:not([hidden])")
+    said = "地图图层读取失败：'2026-W99' is not an ISO week like 2026-W47."
+    assert page.inner_text("#map-status") == said

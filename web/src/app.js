@@ -24,7 +24,7 @@ const TEXT = {
     returnReason: "退回原因（必填）：", returnReasonRequired: "退回必须填写原因，未退回。", noPlan: "本周计划暂不可用", due: "期限", overdueMark: "已超期",
     locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误",
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
-    geoFailed: "无法定位：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
+    geoFailed: "无法定位：", notSaved: "未能保存到本机，这条走访记录没有保存（手机存储空间可能已满，请清理后重试）：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
     mustVisit: "必访", planOverdue: "逾期",
     unsynced: (n, refused) => `本机还有 ${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}，退出后将被删除。仍要退出吗？`,
     needFollowUpNote: "勾选“需要跟进”时必须填写跟进事项。", tooLong: (what, max) => `${what}最多 ${max} 字。`,
@@ -56,6 +56,7 @@ const TEXT = {
     returnReason: "Why return it (required):", returnReasonRequired: "A return needs a reason: not returned.", noPlan: "Plan unavailable",
     due: "due", overdueMark: "overdue", locating: "Locating…", savedOffline: "Saved; it syncs when online",
     synced: "Synced", badLogin: "Wrong username or password",
+    notSaved: "Not saved on this device, the visit is not kept (its storage may be full: free some space and try again): ",
     sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.", geoFailed: "No location: ", rejected: "rejected",
     // The Chinese sentences of these refusals say it themselves (web/src/reasons.js).
     resentLater: "Kept on this device and sent again automatically every few hours; edit and save to send it now.",
@@ -446,7 +447,7 @@ async function saveVisit(target) {
   }
   if (editing) {
     const record = editing;
-    await enqueue({ ...record.visit, ...fields }, record.user);
+    if (!(await queued({ ...record.visit, ...fields }, record.user))) return false;
     endEditing();
     showStatus(t.edited);
     return true;
@@ -472,13 +473,25 @@ async function saveVisit(target) {
     follow_up: fields.follow_up,
     follow_up_note: fields.follow_up_note,
   };
-  await enqueue(visit, tokenUser(getToken()));
+  if (!(await queued(visit, tokenUser(getToken())))) return false;
   showStatus(t.savedOffline);
   target.reset();
   // On to the next household still to visit (reset would go back to the first).
   const next = nextHousehold(visit.household_id);
   if (next !== undefined) $("household").value = String(next);
   return true;
+}
+
+/** Put the visit in the device's queue; false (said under the form, which keeps the worker's
+ * entries) when the device refused to store it: its storage full, say. */
+async function queued(visit, user) {
+  try {
+    await enqueue(visit, user);
+    return true;
+  } catch (error) {
+    showStatus(t.notSaved + (error?.message || error?.name || String(error)), true);
+    return false;
+  }
 }
 
 async function afterQueued() {

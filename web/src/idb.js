@@ -26,7 +26,15 @@ export async function run(storeName, mode, work) {
     const names = Array.isArray(storeName) ? storeName : [storeName];
     const result = work(...names.map((name) => tx.objectStore(name)));
     tx.oncomplete = () => { db.close(); resolve(result && "result" in result ? result.result : result); };
-    tx.onerror = () => { db.close(); reject(tx.error); };
+    // A write the device has no room for is aborted at commit (QuotaExceededError): an abort
+    // event and no error event. Unheard, the caller waited for ever (the visit form stuck on
+    // "locating", a sync that never ended and held back every later one).
+    const failed = () => {
+      db.close();
+      reject(tx.error || new DOMException("The transaction was aborted.", "AbortError"));
+    };
+    tx.onerror = failed;
+    tx.onabort = failed;
   });
 }
 

@@ -15,6 +15,7 @@ const TEXT = {
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
     badLogin: "用户名或密码错误", accounts: "账号管理",
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
+    tilesFailed: "地图图层读取失败：",
     here: (n) => `此处共 ${n} 项`, back: "← 返回列表", task: "任务", entrance: "楼门",
     entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
     mustVisitDue: "有必访对象本周未访", zoomIn: "放大地图",
@@ -38,6 +39,7 @@ const TEXT = {
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
     never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password", accounts: "Accounts",
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
+    tilesFailed: "The map's layers could not be read: ",
     here: (n) => `${n} items here`, back: "← Back to the list", task: "Task", entrance: "Entrance",
     entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
     mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in",
@@ -279,6 +281,16 @@ function showMapStatus(text) {
   el.hidden = !text;
 }
 
+/** Why the server refused a tile (MapLibre's AJAXError: its status and the problem's body). */
+async function tileProblem(error) {
+  let detail = "";
+  try {
+    const body = JSON.parse(await error.body.text());
+    detail = body.detail || body.title || "";
+  } catch { /* no problem body */ }
+  return detail || `HTTP ${error.status}`;
+}
+
 /** Zoom to the user's grids: every page of them (100 a page is within any server's limit). */
 async function fitToGrids(map) {
   const features = await apiPages("/api/v1/grids", { pick: (body) => body?.features || [] });
@@ -321,15 +333,31 @@ function start() {
   keepFresh();
   // A tile refused with 401 (the token expired while the computer slept): refresh, then fetch
   // the layers' tiles again. When the session itself is over, the page asks to sign in.
+  // Any other refusal (a bad week in the link: 422; the server busy: 503) is said on the map,
+  // until a tile is drawn again: dropped silently, it left the leader an empty district.
   let refreshing = false;
+  let tilesFailed = "";
   map.on("error", async (e) => {
-    if (e.error?.status !== 401 || refreshing) return;
+    const status = e.error?.status;
+    if (status && status !== 401 && LAYERS.includes(e.sourceId)) {
+      tilesFailed = t.tilesFailed + (await tileProblem(e.error));
+      showMapStatus(tilesFailed);
+      return;
+    }
+    if (status !== 401 || refreshing) return;
     refreshing = true;
     try {
       await refreshAccess(getToken());
       for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
     } catch { /* offline: the next pan tries again; an ended session reloads the page */ }
     refreshing = false;
+  });
+  map.on("sourcedata", (e) => {
+    const el = document.getElementById("map-status");
+    if (tilesFailed && e.tile && LAYERS.includes(e.sourceId) && el.textContent === tilesFailed) {
+      tilesFailed = "";
+      showMapStatus("");
+    }
   });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }));

@@ -19,8 +19,11 @@ self.addEventListener("activate", (event) => {
   );
 });
 
-// The shell comes from the network when it can (fresh after a deploy), else from the cache.
-// API calls are never cached: the app keeps its own data in IndexedDB.
+// The shell comes from the network when it can (fresh after a deploy), else from the cache:
+// when the network fails, and when the server answers but cannot serve it (a 503 while a deploy
+// rebuilds web/dist, a proxy's 502 while the server restarts: the worker got that error page
+// instead of the app kept here). API calls are never cached: the app keeps its own data in
+// IndexedDB.
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
@@ -35,6 +38,7 @@ self.addEventListener("fetch", (event) => {
         }
         return response;
       })
+      .then(async (response) => (response.status < 500 ? response : (await caches.match(key)) || response))
       .catch(() => caches.match(key)),
   );
 });

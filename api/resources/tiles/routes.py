@@ -28,9 +28,11 @@ CACHE_CONTROL = "private, max-age=60"
 
 
 def known_etags() -> tuple[str, ...]:
-    """The ETags the client holds (If-None-Match)."""
-    tokens = request.headers.get("If-None-Match", "").split(",")
-    return tuple(t.strip() for t in tokens if t.strip())
+    """The ETags the client holds (If-None-Match), compared weakly as RFC 9110 says: a proxy
+    that compresses the tile (nginx's gzip) hands it on with its ETag made weak, W/"...", and
+    the client sends that back."""
+    tokens = (t.strip() for t in request.headers.get("If-None-Match", "").split(","))
+    return tuple(t.removeprefix("W/") for t in tokens if t)
 
 
 def tile_response(data: bytes, etag: str, known: tuple[str, ...]) -> Response:
