@@ -312,6 +312,40 @@ def _map(report: dict[str, Any], shapes: dict[str, Any], font: str):
     return d
 
 
+TABLE_FONT_SIZE = 6
+CELL_PADDING = 12  # points: a table cell's left and right padding (reportlab's 6 each)
+
+
+def _fitted_table(rows: list[list[str]], name_column: int, width: float, style, font: str):
+    """A table as wide as its cells, but never wider than `width`: a name (a grid's or a
+    worker's, up to 100 characters) too long for what the other columns leave is wrapped in
+    its column. Left to size itself, a table of such a name was drawn wider than the page,
+    centred, its first and last columns cut off."""
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.platypus import Paragraph, Table
+
+    natural = [
+        max(stringWidth(row[i], font, TABLE_FONT_SIZE) for row in rows) + CELL_PADDING
+        for i in range(len(rows[0]))
+    ]
+    if sum(natural) <= width:
+        return Table(rows, colWidths=natural, repeatRows=1, style=style)
+    others = sum(natural) - natural[name_column]
+    natural[name_column] = max(width - others, 4 * TABLE_FONT_SIZE + CELL_PADDING)
+    # A Paragraph parses markup (the name is escaped) and, as CJK, breaks between any two
+    # characters: a Chinese name has no spaces to break at.
+    cell = ParagraphStyle(
+        "cell", fontName=font, fontSize=TABLE_FONT_SIZE, leading=TABLE_FONT_SIZE * 1.25
+    )
+    cell.wordWrap = "CJK"
+    wrapped = [
+        [Paragraph(escape(v), cell) if i == name_column and n else v for i, v in enumerate(row)]
+        for n, row in enumerate(rows)
+    ]
+    return Table(wrapped, colWidths=natural, repeatRows=1, style=style)
+
+
 def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
     """A4: headline figures, coverage by grid, the 8-week trend, the map, then the tables."""
     from reportlab.lib import colors
@@ -323,7 +357,6 @@ def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
         Paragraph,
         SimpleDocTemplate,
         Spacer,
-        Table,
         TableStyle,
     )
 
@@ -362,7 +395,7 @@ def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
     ]
     style = TableStyle(
         [
-            ("FONT", (0, 0), (-1, -1), font, 6),
+            ("FONT", (0, 0), (-1, -1), font, TABLE_FONT_SIZE),
             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")),
             ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
         ]
@@ -370,18 +403,23 @@ def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
     columns = [0, 1, 2, 5, 6, 7, 12, 13, 14, 15, 16, 17]
     headers = [GRID_COLUMNS[i][0] for i in columns]
     rows = [[("" if row[i] is None else str(row[i])) for i in columns] for row in grid_rows(report)]
-    story += [Paragraph("各网格", body), Table([headers, *rows], repeatRows=1, style=style)]
+    story += [
+        Paragraph("各网格", body),
+        _fitted_table([headers, *rows], 1, doc.width, style, font),
+    ]
     if report["workers"]:
         story += [
             Spacer(1, 4 * mm),
             Paragraph("网格员", body),
-            Table(
+            _fitted_table(
                 [
                     [h for h, _ in WORKER_COLUMNS],
                     *[[str(w[k]) for _, k in WORKER_COLUMNS] for w in report["workers"]],
                 ],
-                repeatRows=1,
-                style=style,
+                0,
+                doc.width,
+                style,
+                font,
             ),
         ]
     doc.build(story)

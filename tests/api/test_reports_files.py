@@ -244,6 +244,36 @@ def test_monday_reports_wait_for_missing_pdf_fonts_and_are_stored_once_installed
     assert sorted(r.code for r in again.created) == sorted([RC, RC2])
 
 
+def _drawn_x(pdf: bytes) -> list[tuple[str, float, float]]:
+    """(text, where it starts on the page, the page's width) of each piece of text drawn."""
+    drawn = []
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        width = float(page.mediabox.width)
+
+        def seen(text_, cm, tm, _font, _size, width=width):
+            if text_.strip():
+                drawn.append((text_.strip(), cm[0] * tm[4] + cm[4], width))
+
+        page.extract_text(visitor_text=seen)
+    return drawn
+
+
+def test_pdf_tables_fit_the_page_with_the_longest_names_wrapped(client, session, history):
+    """Found by a review: a grid named with its 100 characters (as long as a name may be)
+    made the grid table 1.5 pages wide, drawn centred off both edges: the name's start and the
+    columns from 两周以上未走访 on were cut off the page; a worker's long name alike."""
+    grid, worker = "幸福里小区东区" * 14 + "一号", "欧阳" * 50
+    _name_badly(session, grid=grid, worker=worker)
+    r = _get(client, history, format="pdf")
+    assert r.status_code == 200, r.data[:300]
+    drawn = _drawn_x(r.data)
+    off = [(t[:12], round(x)) for t, x, width in drawn if not 0 <= x < width - 30]
+    assert off == []
+    text_ = "".join(t for t, _, _ in drawn)
+    assert grid in text_ and worker in text_
+    assert {"超期", "覆盖户数"} <= {t for t, _, _ in drawn}
+
+
 def test_a_name_that_looks_like_a_formula_stays_text(client, session, history):
     """Opening the report must not run what someone typed as a grid name (CSV injection)."""
     name = '=HYPERLINK("http://example.com/x","点我")'
