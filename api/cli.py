@@ -547,7 +547,10 @@ def import_grids(file: Path, datum: str) -> None:
 
     try:
         # Strict: no NaN/Infinity, bounded nesting; the file may be larger than a request body.
-        collection = strict_loads(file.read_bytes(), max_values=None)
+        # A file saved as "UTF-8 with BOM" (Windows Notepad, some GIS tools): RFC 7946 lets
+        # a reader ignore the mark, as the household import does.
+        raw = file.read_bytes().removeprefix(b"\xef\xbb\xbf")
+        collection = strict_loads(raw, max_values=None)
     except JsonLimitError as exc:
         raise click.ClickException(f"{file} is not GeoJSON: {exc.detail}") from exc
     with _session() as session:
