@@ -1216,7 +1216,8 @@ def report_tick(now, retry_now: bool) -> None:
     """Store and announce the reports due (Monday 08:00 Asia/Shanghai, last week); idempotent.
 
     A community whose report failed is retried after a delay (1 min, doubling, at most 1 h),
-    as the push worker does; --retry-now retries it at once.
+    as the push worker does; --retry-now retries it at once. Exits 1 when a community's report
+    failed in this run (the others are stored all the same, the failure recorded).
     """
     from datetime import timedelta
 
@@ -1246,6 +1247,8 @@ def report_tick(now, retry_now: bool) -> None:
                 fg="yellow",
                 err=True,
             )
+    if result.failed:  # after the commit: what was stored, and the failures' records, stay
+        raise SystemExit(1)
 
 
 def _retry_at(result, code: str) -> str:

@@ -510,6 +510,22 @@ def test_the_report_tick_command_retries_a_deferred_community_only_with_retry_no
     assert "2026-W47: 1 stored, 1 already stored" in forced.output
 
 
+def test_the_report_tick_command_exits_1_when_a_community_failed_and_keeps_the_record(
+    app, session, history, broken
+):
+    """Found by a review: a tick whose report failed printed it in red and exited 0, so
+    cron and a deploy script took the Monday run for a success."""
+    failed = gridwork(app, "report", "tick", "--now", MONDAY_0830.isoformat())
+    assert failed.exit_code == 1
+    assert f"1 failed (see the log), retried later: {RC} (attempt 2 at " in failed.output
+    assert "2026-W47: 1 stored, 0 already stored" in failed.output
+    assert _failure(session).attempts == 1  # recorded all the same, and the other stored
+    assert session.scalars(select(Report.code).where(Report.week == "2026-W47")).all() == [RC2]
+    at = (MONDAY_0830 + timedelta(seconds=30)).isoformat()
+    waiting = gridwork(app, "report", "tick", "--now", at)
+    assert waiting.exit_code == 0  # nothing failed in this run: RC waits for its delay
+
+
 def test_leaders_and_admins_are_announced_by_push(session, history):
     from tests.factories import make_device
 
