@@ -287,3 +287,13 @@ def test_an_unknown_community_or_a_grid_outside_it_writes_nothing(
     assert "not found" in result.output or "No directory no-such-directory" in result.output
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert session.scalar(select(func.count(AuditEntry.id))) == before
+
+
+def test_a_file_the_command_cannot_write_is_one_line_and_audits_nothing(app, session, world):
+    """Found by a review: a place the operator may not write to (a read-only mount, another
+    account's directory, a full disk) ended the command with an OSError's traceback."""
+    before = session.scalar(select(func.count(AuditEntry.id)))
+    result = run(app, "export", "households", "--community", A, "-o", "/proc/register.csv")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "cannot write /proc/register.csv" in result.output
+    assert session.scalar(select(func.count(AuditEntry.id))) == before

@@ -327,6 +327,19 @@ def test_the_cli_writes_the_format_its_files_suffix_names(app, history, tmp_path
         assert starts in out.read_bytes()[:200], name
 
 
+def test_the_cli_names_a_report_file_it_cannot_write_in_one_line(app, history):
+    """Found by a review: a place the operator may not write to (a read-only mount, another
+    account's directory, a full disk) ended `report weekly` with an OSError's traceback."""
+    with app.app_context():
+        result = CliRunner().invoke(
+            main,
+            ["report", "weekly", *("--week", "2026-W47", "--community", RC)]
+            + ["--out", "/proc/r.pdf"],
+        )
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "cannot write /proc/r.pdf" in result.output
+
+
 def test_the_monday_run_refuses_to_act_as_of_a_time_to_come(app, history):
     """A report stored as of next Monday would be of a week not over yet, and the real run
     would then take it for already stored."""
