@@ -230,13 +230,19 @@ def _shade(coverage: float | None):
     return colors.Color(1 - c * 0.8, 0.25 + 0.6 * c, 0.25, alpha=1)
 
 
+BAR_CHART_GRIDS = 60  # bars that stay legible across the page
+
+
 def _bar_chart(report: dict[str, Any], font: str):
     from reportlab.graphics.charts.barcharts import VerticalBarChart
     from reportlab.graphics.shapes import Drawing, String
 
-    grids = report["grids"][:60]
+    grids = report["grids"][:BAR_CHART_GRIDS]
     d = Drawing(480, 190, initialFontName=font)
-    d.add(String(0, 178, "各网格覆盖率 (%)", fontName=font, fontSize=10))
+    title = "各网格覆盖率 (%)"
+    if len(report["grids"]) > len(grids):  # a street's or district's: say what is left out
+        title += f"：前 {len(grids)} 个网格，共 {len(report['grids'])} 个（全部见表格）"
+    d.add(String(0, 178, title, fontName=font, fontSize=10))
     chart = VerticalBarChart()
     chart.x, chart.y, chart.width, chart.height = 30, 30, 440, 140
     chart.data = [[g["coverage"] or 0 for g in grids] or [0]]

@@ -658,3 +658,24 @@ def test_the_pdfs_map_keeps_the_grids_shape_and_its_charts_name_grids_across_com
         if isinstance(s, HorizontalLineChart)
     ]
     assert line.data == [[None, 60.0]]
+
+
+def test_the_pdfs_bar_chart_says_when_it_shows_only_some_of_the_grids():
+    """Found by a review: a street's or district's report of more than 60 grids drew the first
+    60 bars under the title 各网格覆盖率, the others left out without a word."""
+    from reportlab.graphics.shapes import String
+
+    from api.services import report_render
+
+    font = report_render._font()
+
+    def title(count: int) -> str:
+        grids = [
+            {"code": f"110105001{c:03}{g:03}", "coverage": 50.0}
+            for c, g in [(1 + n // 20, 1 + n % 20) for n in range(count)]
+        ]
+        chart = report_render._bar_chart({"grids": grids}, font)
+        return next(s.text for s in chart.contents if isinstance(s, String))
+
+    assert title(60) == "各网格覆盖率 (%)"
+    assert title(75) == "各网格覆盖率 (%)：前 60 个网格，共 75 个（全部见表格）"
