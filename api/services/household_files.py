@@ -1,5 +1,5 @@
-"""Household register files (CSV or XLSX, English or Chinese headers): read into checked rows,
-and written (`write_register`) as the import reads them back."""
+"""Household register files (CSV, tab-separated text or XLSX; English or Chinese headers): read
+into checked rows, and written (`write_register`) as the import reads them back."""
 
 from __future__ import annotations
 
@@ -279,18 +279,30 @@ def _csv_encoding(stream: BinaryIO) -> str:
     return "utf-8-sig" if utf8 else "gb18030"
 
 
+def _delimiter(head: bytes) -> str:
+    """A tab for text saved by Excel or WPS as 文本文件(制表符分隔) (tab-separated, in GBK): its
+    first line with a tab or a comma has tabs and no comma. Else a comma: a CSV's."""
+    for line in head.splitlines():
+        if b"," in line:
+            return ","
+        if b"\t" in line:
+            return "\t"
+    return ","
+
+
 def _cells_csv(stream: BinaryIO) -> Iterator[list[Any]]:
     encoding = _csv_encoding(stream)
     stream.seek(0)
     # The header decides the columns; one line of a million fields is refused before parsing.
     head = stream.read(SNIFF)
+    delimiter = _delimiter(head)
     first_line = head[: head.find(b"\n")] if b"\n" in head else head
-    if first_line.count(b",") >= MAX_COLUMNS:
+    if first_line.count(delimiter.encode()) >= MAX_COLUMNS:
         raise FileProblem(f"The header has more than {MAX_COLUMNS} columns.")
     stream.seek(0)
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     try:
-        for row in csv.reader(text):
+        for row in csv.reader(text, delimiter=delimiter):
             # A cell our export quoted as text ("'-1", the floor -1) reads as it was written.
             yield [csv_unquoted(v) if v.startswith("'") else v for v in row]
     finally:
