@@ -46,6 +46,7 @@ GRID_COLUMNS: list[tuple[str, Any]] = [
     ("证据存疑", lambda r: r["visits_by_grade"]["doubtful"]),
     ("证据可疑", lambda r: r["visits_by_grade"]["suspect"]),
     ("顶岗走访", lambda r: r["relief_visits"]),
+    ("未登记走访", lambda r: r["unregistered_visits"]),
     ("两周以上未走访", lambda r: r["not_visited_2w"]),
     ("必访应访", lambda r: sum(t["due"] for t in r["must_visit"])),
     ("必访已访", lambda r: sum(t["done"] for t in r["must_visit"])),
@@ -55,6 +56,21 @@ GRID_COLUMNS: list[tuple[str, Any]] = [
     ("响应率%", lambda r: r["tasks"]["response_rate"]),
     ("解决率%", lambda r: r["tasks"]["resolution_rate"]),
     ("满意率%", lambda r: r["tasks"]["satisfaction_rate"]),
+]
+# The grid table's columns the PDF's page has room for.
+PDF_GRID_COLUMNS = [
+    "网格编码",
+    "网格名称",
+    "户数",
+    "本周走访户数",
+    "覆盖率%",
+    "走访次数",
+    "两周以上未走访",
+    "必访应访",
+    "必访已访",
+    "新增工单",
+    "已办结",
+    "超期",
 ]
 WORKER_COLUMNS = [
     ("网格员", "name"),
@@ -406,8 +422,8 @@ def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
             ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
         ]
     )
-    columns = [0, 1, 2, 5, 6, 7, 12, 13, 14, 15, 16, 17]
-    headers = [GRID_COLUMNS[i][0] for i in columns]
+    headers = PDF_GRID_COLUMNS
+    columns = [[h for h, _ in GRID_COLUMNS].index(h) for h in headers]
     rows = [[("" if row[i] is None else str(row[i])) for i in columns] for row in grid_rows(report)]
     story += [
         Paragraph("各网格", body),
