@@ -1173,9 +1173,11 @@ def report_weekly(week, community, street, district, fmt, out: Path) -> None:
     with _file_put_in_place(out) as write:
         write(body)
     t = data["totals"]
+    # No household to cover (a week before the grids were drawn): no rate, as the PDF says.
+    coverage = "coverage -" if t["coverage"] is None else f"{t['coverage']}%"
     click.echo(
         f"{out}: {week} {selection.level} {selection.code}, {t['grids']} grids, "
-        f"{t['visited']}/{t['households']} households visited ({t['coverage']}%)"
+        f"{t['visited']}/{t['households']} households visited ({coverage})"
     )
 
 

@@ -357,6 +357,17 @@ def test_the_cli_names_a_report_file_it_cannot_write_in_one_line(app, history):
     assert "cannot write /proc/r.pdf" in result.output
 
 
+def test_the_cli_says_a_week_with_nothing_to_cover_has_no_coverage(app, history, tmp_path):
+    """Found by a review: a week before the community's grids existed printed "(None%)"."""
+    out = tmp_path / "r.csv"
+    result = gridwork(
+        app, "report", "weekly", "--week", "2026-W01", "--community", RC, "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert "0 grids, 0/0 households visited (coverage -)" in result.output
+    assert "None" not in result.output
+
+
 def test_the_monday_run_refuses_to_act_as_of_a_time_to_come(app, history):
     """A report stored as of next Monday would be of a week not over yet, and the real run
     would then take it for already stored."""
