@@ -547,7 +547,10 @@ def import_grids(file: Path, datum: str) -> None:
 
     try:
         # Strict: no NaN/Infinity, bounded nesting; the file may be larger than a request body.
-        collection = strict_loads(file.read_bytes(), max_values=None)
+        # A file saved as "UTF-8 with BOM" (Windows Notepad, some GIS tools): RFC 7946 lets
+        # a reader ignore the mark, as the household import does.
+        raw = file.read_bytes().removeprefix(b"\xef\xbb\xbf")
+        collection = strict_loads(raw, max_values=None)
     except JsonLimitError as exc:
         raise click.ClickException(f"{file} is not GeoJSON: {exc.detail}") from exc
     with _session() as session:
@@ -649,25 +652,48 @@ def export_households(community: str, grid: str | None, fmt: str | None, out: Pa
         raise click.ClickException(f"No directory {out.parent} to write {out.name} in.")
     fmt = fmt or ("csv" if out.suffix.lower() == ".csv" else "xlsx")
     operator = audit.Reader.of(None, None, f"gridwork export households --community {community}")
+    # Every phone of the community in clear: the owner's alone, whatever the umask. Written
+    # before the audit entry commits (a file that cannot be written rolls it back), the file
+    # appears only once it is committed.
+    with _file_put_in_place(out, 0o600) as write, _session() as session:
+        if not session.scalar(select(exists().where(Grid.community_code == community))):
+            raise errors.NotFound(f"Community {community} not found (it has no grid).")
+        rows = households.export_households(session, Scope.of_community(community), grid=grid)
+        ids = [row.id for row in rows]
+        audit.record_read(session, operator, "export", "household", ids, audit.HOUSEHOLD_FIELDS)
+        write(household_files.write_register(rows, fmt))
+    click.echo(f"{len(rows)} households written to {out}")
+
+
+@contextmanager
+def _file_put_in_place(out: Path, mode: int = 0o666):
+    """`write(data)` for `out`: written beside it, and put in its place whole once the block
+    (and what encloses this: a transaction, committed) has ended without an error. A failure
+    leaves no half-written file, and the file there before, if any, as it was; a file there is
+    replaced, not reused with its mode. A file that cannot be written (a read-only mount,
+    another account's directory, a full disk) is one line, not an OSError's traceback."""
     partial = out.with_name(f".{out.name}.partial")
-    try:
-        with _session() as session:
-            if not session.scalar(select(exists().where(Grid.community_code == community))):
-                raise errors.NotFound(f"Community {community} not found (it has no grid).")
-            rows = households.export_households(session, Scope.of_community(community), grid=grid)
-            ids = [row.id for row in rows]
-            audit.record_read(session, operator, "export", "household", ids, audit.HOUSEHOLD_FIELDS)
-            data = household_files.write_register(rows, fmt)
-            # Every phone of the community in clear: the owner's alone, whatever the umask
-            # (and a file already there under the name is replaced, not reused with its mode).
+
+    def cannot(exc: OSError) -> click.ClickException:
+        return click.ClickException(f"cannot write {out}: {exc.strerror or exc}")
+
+    def write(data: bytes) -> None:
+        try:
             partial.unlink(missing_ok=True)
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
-        partial.replace(out)
+        except OSError as exc:
+            raise cannot(exc) from exc
+
+    try:
+        yield write
+        try:
+            partial.replace(out)
+        except OSError as exc:
+            raise cannot(exc) from exc
     finally:
         partial.unlink(missing_ok=True)
-    click.echo(f"{len(rows)} households written to {out}")
 
 
 @main.group("households")
@@ -1144,11 +1170,14 @@ def report_weekly(week, community, street, district, fmt, out: Path) -> None:
         data = reports.coverage_report(session, selection, week)
         shapes = reports.grid_shapes(session, selection.grid_ids, week) if fmt == "pdf" else None
         body = report_render.render(data, fmt, shapes)
-    out.write_bytes(body)
+    with _file_put_in_place(out) as write:
+        write(body)
     t = data["totals"]
+    # No household to cover (a week before the grids were drawn): no rate, as the PDF says.
+    coverage = "coverage -" if t["coverage"] is None else f"{t['coverage']}%"
     click.echo(
         f"{out}: {week} {selection.level} {selection.code}, {t['grids']} grids, "
-        f"{t['visited']}/{t['households']} households visited ({t['coverage']}%)"
+        f"{t['visited']}/{t['households']} households visited ({coverage})"
     )
 
 
@@ -1213,7 +1242,8 @@ def report_tick(now, retry_now: bool) -> None:
     """Store and announce the reports due (Monday 08:00 Asia/Shanghai, last week); idempotent.
 
     A community whose report failed is retried after a delay (1 min, doubling, at most 1 h),
-    as the push worker does; --retry-now retries it at once.
+    as the push worker does; --retry-now retries it at once. Exits 1 when a community's report
+    failed in this run (the others are stored all the same, the failure recorded).
     """
     from datetime import timedelta
 
@@ -1243,6 +1273,8 @@ def report_tick(now, retry_now: bool) -> None:
                 fg="yellow",
                 err=True,
             )
+    if result.failed:  # after the commit: what was stored, and the failures' records, stay
+        raise SystemExit(1)
 
 
 def _retry_at(result, code: str) -> str:

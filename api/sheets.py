@@ -14,15 +14,17 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def csv_text(value: Any) -> Any:
     """A text that starts like a formula, quoted (a leading ') so spreadsheet programs show it
-    as text; `csv_unquoted` reads it back as it was."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    as text; `csv_unquoted` reads it back as it was. So is a text of quotes and then such a
+    start ("'=1" is written "''=1"): read back, it loses only the quote added."""
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_START):
         return "'" + value
     return value
 
 
 def csv_unquoted(value: str) -> str:
-    """A cell `csv_text` quoted, as it was ("'-1" is the floor -1); any other cell as it is."""
-    if value.startswith("'") and value[1:].startswith(FORMULA_START):
+    """A cell `csv_text` quoted, as it was ("'-1" is the floor -1, "''=1" is "'=1"); any other
+    cell as it is."""
+    if value.startswith("'") and value.lstrip("'").startswith(FORMULA_START):
         return value[1:]
     return value
 

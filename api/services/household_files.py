@@ -1,5 +1,5 @@
-"""Household register files (CSV or XLSX, English or Chinese headers): read into checked rows,
-and written (`write_register`) as the import reads them back."""
+"""Household register files (CSV, tab-separated text or XLSX; English or Chinese headers): read
+into checked rows, and written (`write_register`) as the import reads them back."""
 
 from __future__ import annotations
 
@@ -87,6 +87,14 @@ TAG_WORDS = {
 # What a clerk writes in a cell that has nothing to hold (no phone, no care tag): read as empty.
 NONE_WORDS = frozenset(("无", "暂无", "没有", "/", "-", "—", "--"))
 XLSX_MAGIC = b"PK\x03\x04"
+# An OLE2 compound file: an Excel 97-2003 workbook (.xls), a WPS one (.et), or an .xlsx that
+# Excel encrypted with a password to open. None of them is read: say how to save the file.
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+OLE2 = (
+    "The file is an Excel 97-2003 workbook (.xls), a WPS workbook (.et) or a workbook with a "
+    "password to open it; none of them can be read. Open it in Excel or WPS, remove any "
+    'password, and save it as "Excel Workbook (*.xlsx)" or as CSV, then import that.'
+)
 MAX_ERRORS = 100
 MAX_COLUMNS = 200  # a register has 11 columns; a row of a million is an attack, not data
 # An XLSX is a zip: its parts are checked before openpyxl inflates any of them.
@@ -280,18 +288,30 @@ def _csv_encoding(stream: BinaryIO) -> str:
     return "utf-8-sig" if utf8 else "gb18030"
 
 
+def _delimiter(head: bytes) -> str:
+    """A tab for text saved by Excel or WPS as 文本文件(制表符分隔) (tab-separated, in GBK): its
+    first line with a tab or a comma has tabs and no comma. Else a comma: a CSV's."""
+    for line in head.splitlines():
+        if b"," in line:
+            return ","
+        if b"\t" in line:
+            return "\t"
+    return ","
+
+
 def _cells_csv(stream: BinaryIO) -> Iterator[list[Any]]:
     encoding = _csv_encoding(stream)
     stream.seek(0)
     # The header decides the columns; one line of a million fields is refused before parsing.
     head = stream.read(SNIFF)
+    delimiter = _delimiter(head)
     first_line = head[: head.find(b"\n")] if b"\n" in head else head
-    if first_line.count(b",") >= MAX_COLUMNS:
+    if first_line.count(delimiter.encode()) >= MAX_COLUMNS:
         raise FileProblem(f"The header has more than {MAX_COLUMNS} columns.")
     stream.seek(0)
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     try:
-        for row in csv.reader(text):
+        for row in csv.reader(text, delimiter=delimiter):
             # A cell our export quoted as text ("'-1", the floor -1) reads as it was written.
             yield [csv_unquoted(v) if v.startswith("'") else v for v in row]
     finally:
@@ -610,6 +630,8 @@ def _blank(stream: BinaryIO) -> bool:
 def detect_format(data: bytes, filename: str | None = None, content_type: str | None = None) -> str:
     if data.startswith(XLSX_MAGIC):
         return "xlsx"
+    if data.startswith(OLE2_MAGIC):
+        raise FileProblem(OLE2)
     name = (filename or "").lower()
     if name.endswith((".xlsx", ".xlsm")) or "spreadsheetml" in (content_type or ""):
         raise FileProblem("The file is named or labelled XLSX but is not a workbook.")
@@ -791,7 +813,7 @@ class HouseholdReader:
         stream.seek(0, io.SEEK_END)
         self.size = stream.tell()
         stream.seek(0)
-        head = stream.read(len(XLSX_MAGIC))
+        head = stream.read(len(OLE2_MAGIC))
         if not head.startswith(XLSX_MAGIC) and _blank(stream):
             raise FileProblem("The file is empty.")
         fmt = detect_format(head, filename, content_type)

@@ -46,6 +46,7 @@ GRID_COLUMNS: list[tuple[str, Any]] = [
     ("证据存疑", lambda r: r["visits_by_grade"]["doubtful"]),
     ("证据可疑", lambda r: r["visits_by_grade"]["suspect"]),
     ("顶岗走访", lambda r: r["relief_visits"]),
+    ("未登记走访", lambda r: r["unregistered_visits"]),
     ("两周以上未走访", lambda r: r["not_visited_2w"]),
     ("必访应访", lambda r: sum(t["due"] for t in r["must_visit"])),
     ("必访已访", lambda r: sum(t["done"] for t in r["must_visit"])),
@@ -55,6 +56,21 @@ GRID_COLUMNS: list[tuple[str, Any]] = [
     ("响应率%", lambda r: r["tasks"]["response_rate"]),
     ("解决率%", lambda r: r["tasks"]["resolution_rate"]),
     ("满意率%", lambda r: r["tasks"]["satisfaction_rate"]),
+]
+# The grid table's columns the PDF's page has room for.
+PDF_GRID_COLUMNS = [
+    "网格编码",
+    "网格名称",
+    "户数",
+    "本周走访户数",
+    "覆盖率%",
+    "走访次数",
+    "两周以上未走访",
+    "必访应访",
+    "必访已访",
+    "新增工单",
+    "已办结",
+    "超期",
 ]
 WORKER_COLUMNS = [
     ("网格员", "name"),
@@ -230,13 +246,19 @@ def _shade(coverage: float | None):
     return colors.Color(1 - c * 0.8, 0.25 + 0.6 * c, 0.25, alpha=1)
 
 
+BAR_CHART_GRIDS = 60  # bars that stay legible across the page
+
+
 def _bar_chart(report: dict[str, Any], font: str):
     from reportlab.graphics.charts.barcharts import VerticalBarChart
     from reportlab.graphics.shapes import Drawing, String
 
-    grids = report["grids"][:60]
+    grids = report["grids"][:BAR_CHART_GRIDS]
     d = Drawing(480, 190, initialFontName=font)
-    d.add(String(0, 178, "各网格覆盖率 (%)", fontName=font, fontSize=10))
+    title = "各网格覆盖率 (%)"
+    if len(report["grids"]) > len(grids):  # a street's or district's: say what is left out
+        title += f"：前 {len(grids)} 个网格，共 {len(report['grids'])} 个（全部见表格）"
+    d.add(String(0, 178, title, fontName=font, fontSize=10))
     chart = VerticalBarChart()
     chart.x, chart.y, chart.width, chart.height = 30, 30, 440, 140
     chart.data = [[g["coverage"] or 0 for g in grids] or [0]]
@@ -312,6 +334,40 @@ def _map(report: dict[str, Any], shapes: dict[str, Any], font: str):
     return d
 
 
+TABLE_FONT_SIZE = 6
+CELL_PADDING = 12  # points: a table cell's left and right padding (reportlab's 6 each)
+
+
+def _fitted_table(rows: list[list[str]], name_column: int, width: float, style, font: str):
+    """A table as wide as its cells, but never wider than `width`: a name (a grid's or a
+    worker's, up to 100 characters) too long for what the other columns leave is wrapped in
+    its column. Left to size itself, a table of such a name was drawn wider than the page,
+    centred, its first and last columns cut off."""
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.platypus import Paragraph, Table
+
+    natural = [
+        max(stringWidth(row[i], font, TABLE_FONT_SIZE) for row in rows) + CELL_PADDING
+        for i in range(len(rows[0]))
+    ]
+    if sum(natural) <= width:
+        return Table(rows, colWidths=natural, repeatRows=1, style=style)
+    others = sum(natural) - natural[name_column]
+    natural[name_column] = max(width - others, 4 * TABLE_FONT_SIZE + CELL_PADDING)
+    # A Paragraph parses markup (the name is escaped) and, as CJK, breaks between any two
+    # characters: a Chinese name has no spaces to break at.
+    cell = ParagraphStyle(
+        "cell", fontName=font, fontSize=TABLE_FONT_SIZE, leading=TABLE_FONT_SIZE * 1.25
+    )
+    cell.wordWrap = "CJK"
+    wrapped = [
+        [Paragraph(escape(v), cell) if i == name_column and n else v for i, v in enumerate(row)]
+        for n, row in enumerate(rows)
+    ]
+    return Table(wrapped, colWidths=natural, repeatRows=1, style=style)
+
+
 def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
     """A4: headline figures, coverage by grid, the 8-week trend, the map, then the tables."""
     from reportlab.lib import colors
@@ -323,7 +379,6 @@ def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
         Paragraph,
         SimpleDocTemplate,
         Spacer,
-        Table,
         TableStyle,
     )
 
@@ -362,26 +417,31 @@ def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
     ]
     style = TableStyle(
         [
-            ("FONT", (0, 0), (-1, -1), font, 6),
+            ("FONT", (0, 0), (-1, -1), font, TABLE_FONT_SIZE),
             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")),
             ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
         ]
     )
-    columns = [0, 1, 2, 5, 6, 7, 12, 13, 14, 15, 16, 17]
-    headers = [GRID_COLUMNS[i][0] for i in columns]
+    headers = PDF_GRID_COLUMNS
+    columns = [[h for h, _ in GRID_COLUMNS].index(h) for h in headers]
     rows = [[("" if row[i] is None else str(row[i])) for i in columns] for row in grid_rows(report)]
-    story += [Paragraph("各网格", body), Table([headers, *rows], repeatRows=1, style=style)]
+    story += [
+        Paragraph("各网格", body),
+        _fitted_table([headers, *rows], 1, doc.width, style, font),
+    ]
     if report["workers"]:
         story += [
             Spacer(1, 4 * mm),
             Paragraph("网格员", body),
-            Table(
+            _fitted_table(
                 [
                     [h for h, _ in WORKER_COLUMNS],
                     *[[str(w[k]) for _, k in WORKER_COLUMNS] for w in report["workers"]],
                 ],
-                repeatRows=1,
-                style=style,
+                0,
+                doc.width,
+                style,
+                font,
             ),
         ]
     doc.build(story)

@@ -120,6 +120,23 @@ def test_import_grids_from_geojson_file(gridwork, session, tmp_path, world):
     assert "1 created" in result.output
 
 
+def test_import_grids_reads_a_geojson_file_saved_with_a_byte_order_mark(
+    gridwork, session, tmp_path, world
+):
+    """Found by a review: a GeoJSON file saved by Windows Notepad (or a GIS tool writing
+    "UTF-8 with BOM") was refused as "not GeoJSON: Unexpected UTF-8 BOM"; RFC 7946 lets a
+    reader ignore the mark, and the household import already does."""
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
+    feature["properties"]["name"] = "幸福网格"
+    path = tmp_path / "grids.geojson"
+    collection = {"type": "FeatureCollection", "features": [feature]}
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(collection, ensure_ascii=False).encode())
+    result = gridwork("import", "grids", str(path))
+    assert result.exit_code == 0, result.output
+    assert "1 created" in result.output
+    assert session.scalar(select(Grid.name).where(Grid.code == A + "003")) == "幸福网格"
+
+
 def test_import_grids_drawn_in_gcj02_stores_them_in_wgs84(gridwork, session, tmp_path, world):
     wgs84 = box(116.400, 39.925, 116.405, 39.930)
     drawn = {

@@ -114,6 +114,20 @@ def test_an_edited_row_edits_its_household_and_no_other(client, session, world):
     assert sorted(map(tuple, session.scalars(others))) == [()] * 4 + [("elderly_80",)]
 
 
+def test_a_csv_exported_address_starting_with_a_quote_and_a_formula_comes_back_as_it_was(
+    client, session, world
+):
+    """Found by a review: a building stored as '=1 (a quote, then what starts a formula) was
+    written as it is, and the import, which takes a leading quote for the export's formula
+    guard, read it back as =1: no longer the registered household, so an update import
+    registered it again."""
+    make_household(session, *centre(A1, dy=0.0011), building="'=1", floor="'-2")
+    response = export(client, world, format="csv")
+    again = reimport(client, world, response.data)
+    assert again.status_code == 201, again.json
+    assert (again.json["created"], again.json["updated"]) == (0, 0)
+
+
 def test_a_cell_that_starts_like_a_formula_is_text_in_either_format(client, session, world):
     make_household(session, *centre(A1, dy=0.0009), building='=HYPERLINK("x")', floor="-1")
     sheet = load_workbook(io.BytesIO(export(client, world).data)).worksheets[0]
@@ -286,4 +300,14 @@ def test_an_unknown_community_or_a_grid_outside_it_writes_nothing(
     assert result.exit_code != 0
     assert "not found" in result.output or "No directory no-such-directory" in result.output
     assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert session.scalar(select(func.count(AuditEntry.id))) == before
+
+
+def test_a_file_the_command_cannot_write_is_one_line_and_audits_nothing(app, session, world):
+    """Found by a review: a place the operator may not write to (a read-only mount, another
+    account's directory, a full disk) ended the command with an OSError's traceback."""
+    before = session.scalar(select(func.count(AuditEntry.id)))
+    result = run(app, "export", "households", "--community", A, "-o", "/proc/register.csv")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "cannot write /proc/register.csv" in result.output
     assert session.scalar(select(func.count(AuditEntry.id))) == before

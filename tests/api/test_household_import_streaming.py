@@ -75,6 +75,31 @@ def test_a_gb18030_file_is_read_in_its_encoding():
     assert rows[0][1]["building"] == "七号楼"
 
 
+def test_a_tab_separated_register_as_excel_saves_text_is_read():
+    """Found by a review: a register saved by Excel as 文本文件(制表符分隔) (GBK, tabs, a title
+    line above the header) was refused as "Missing column(s): building, lon, lat", though
+    every column was there."""
+    data = (
+        "幸福社区住户登记表\t\t\t\n"
+        "楼栋\t单元\t房号\t经度\t纬度\t电话\n"
+        "七号楼\t1\t502\t116.4\t39.9\t010-6512 3456\n"
+        "八号楼,东\t2\t101\t116.4\t39.9\t\n"
+    ).encode("gbk")
+    reader = HouseholdReader(io.BytesIO(data), "登记表.txt")
+    rows = [values for _, values in reader]
+    assert reader.errors == []
+    assert [(r["building"], r["unit"], r["room"], r["phone"]) for r in rows] == [
+        ("七号楼", "1", "502", "010-6512 3456"),
+        ("八号楼,东", "2", "101", None),
+    ]
+
+
+def test_a_comma_separated_register_with_a_tab_in_a_cell_is_read_by_its_commas():
+    data = "登记表\t2026年,,\n楼栋,经度,纬度\n七号楼,116.4,39.9\t\n".encode()
+    [(_, row)] = list(HouseholdReader(io.BytesIO(data)))
+    assert (row["building"], row["lat"]) == ("七号楼", 39.9)
+
+
 def test_utf8_that_turns_invalid_late_in_the_file_is_read_as_gb18030():
     head = "building,lon,lat\n" + "a,116.4,39.9\n" * 20000
     data = head.encode() + "七号楼,116.4,39.9\n".encode("gb18030")

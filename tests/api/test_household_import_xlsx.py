@@ -346,3 +346,22 @@ def test_the_demo_districts_chinese_register_is_read_without_a_problem(tmp_path)
         rows = list(reader)
     assert reader.errors == []
     assert any("special_care" in values["tags"] for _, values in rows)
+
+
+# An OLE2 compound file: what Excel 97-2003 (.xls) and WPS (.et) save, and what Excel wraps a
+# password-protected .xlsx in.
+OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)
+
+
+@pytest.mark.parametrize("name", ["登记表.xls", "登记表.xlsx", "登记表.csv"])
+def test_an_excel_97_2003_or_password_protected_workbook_is_422_saying_how_to_save_it(
+    client, session, world, name
+):
+    """Found by a review: an .xls register (Excel 97-2003, still common in offices) was
+    refused as "The file is binary, not CSV text.", which says nothing of what to do."""
+    before = household_count(session)
+    response = upload(client, world, OLE2, name)
+    assert response.status_code == 422
+    assert "Excel 97-2003" in response.json["detail"]
+    assert "password" in response.json["detail"]
+    assert household_count(session) == before

@@ -59,6 +59,23 @@ def test_csv_has_chinese_headers_a_row_per_grid_and_totals(client, history):
     assert table["合计"]["两周以上未走访"] == "1"
 
 
+def test_every_visit_figure_of_the_json_is_a_column_of_the_csv_and_the_xlsx(client, history):
+    """Found by a review: `unregistered_visits` (visits to premises not yet registered) was
+    in the JSON report only: the CSV and XLSX a community office opens left it out."""
+    document = json.loads(_get(client, history).data)
+    csv_rows = list(
+        csv.reader(io.StringIO(_get(client, history, format="csv").data.decode("utf-8-sig")))
+    )
+    sheet = load_workbook(io.BytesIO(_get(client, history, format="xlsx").data))["网格"]
+    xlsx_rows = [[c.value for c in row] for row in sheet.iter_rows()]
+    for rows, as_read in ((csv_rows, str), (xlsx_rows, lambda v: v)):
+        table = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+        for grid in document["grids"]:
+            assert table[grid["code"]]["未登记走访"] == as_read(grid["unregistered_visits"])
+    csv_totals = dict(zip(csv_rows[0], csv_rows[-1], strict=True))
+    assert csv_totals["未登记走访"] == str(document["totals"]["unregistered_visits"])
+
+
 def test_the_accept_header_chooses_the_format(client, history):
     xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     r = _get(client, history, headers={"Accept": xlsx})
@@ -244,6 +261,36 @@ def test_monday_reports_wait_for_missing_pdf_fonts_and_are_stored_once_installed
     assert sorted(r.code for r in again.created) == sorted([RC, RC2])
 
 
+def _drawn_x(pdf: bytes) -> list[tuple[str, float, float]]:
+    """(text, where it starts on the page, the page's width) of each piece of text drawn."""
+    drawn = []
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        width = float(page.mediabox.width)
+
+        def seen(text_, cm, tm, _font, _size, width=width):
+            if text_.strip():
+                drawn.append((text_.strip(), cm[0] * tm[4] + cm[4], width))
+
+        page.extract_text(visitor_text=seen)
+    return drawn
+
+
+def test_pdf_tables_fit_the_page_with_the_longest_names_wrapped(client, session, history):
+    """Found by a review: a grid named with its 100 characters (as long as a name may be)
+    made the grid table 1.5 pages wide, drawn centred off both edges: the name's start and the
+    columns from 两周以上未走访 on were cut off the page; a worker's long name alike."""
+    grid, worker = "幸福里小区东区" * 14 + "一号", "欧阳" * 50
+    _name_badly(session, grid=grid, worker=worker)
+    r = _get(client, history, format="pdf")
+    assert r.status_code == 200, r.data[:300]
+    drawn = _drawn_x(r.data)
+    off = [(t[:12], round(x)) for t, x, width in drawn if not 0 <= x < width - 30]
+    assert off == []
+    text_ = "".join(t for t, _, _ in drawn)
+    assert grid in text_ and worker in text_
+    assert {"超期", "覆盖户数"} <= {t for t, _, _ in drawn}
+
+
 def test_a_name_that_looks_like_a_formula_stays_text(client, session, history):
     """Opening the report must not run what someone typed as a grid name (CSV injection)."""
     name = '=HYPERLINK("http://example.com/x","点我")'
@@ -295,6 +342,30 @@ def test_the_cli_writes_the_format_its_files_suffix_names(app, history, tmp_path
         result = gridwork(app, *args)
         assert result.exit_code == 0, result.output
         assert starts in out.read_bytes()[:200], name
+
+
+def test_the_cli_names_a_report_file_it_cannot_write_in_one_line(app, history):
+    """Found by a review: a place the operator may not write to (a read-only mount, another
+    account's directory, a full disk) ended `report weekly` with an OSError's traceback."""
+    with app.app_context():
+        result = CliRunner().invoke(
+            main,
+            ["report", "weekly", *("--week", "2026-W47", "--community", RC)]
+            + ["--out", "/proc/r.pdf"],
+        )
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "cannot write /proc/r.pdf" in result.output
+
+
+def test_the_cli_says_a_week_with_nothing_to_cover_has_no_coverage(app, history, tmp_path):
+    """Found by a review: a week before the community's grids existed printed "(None%)"."""
+    out = tmp_path / "r.csv"
+    result = gridwork(
+        app, "report", "weekly", "--week", "2026-W01", "--community", RC, "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert "0 grids, 0/0 households visited (coverage -)" in result.output
+    assert "None" not in result.output
 
 
 def test_the_monday_run_refuses_to_act_as_of_a_time_to_come(app, history):
@@ -480,6 +551,22 @@ def test_the_report_tick_command_retries_a_deferred_community_only_with_retry_no
     assert "2026-W47: 1 stored, 1 already stored" in forced.output
 
 
+def test_the_report_tick_command_exits_1_when_a_community_failed_and_keeps_the_record(
+    app, session, history, broken
+):
+    """Found by a review: a tick whose report failed printed it in red and exited 0, so
+    cron and a deploy script took the Monday run for a success."""
+    failed = gridwork(app, "report", "tick", "--now", MONDAY_0830.isoformat())
+    assert failed.exit_code == 1
+    assert f"1 failed (see the log), retried later: {RC} (attempt 2 at " in failed.output
+    assert "2026-W47: 1 stored, 0 already stored" in failed.output
+    assert _failure(session).attempts == 1  # recorded all the same, and the other stored
+    assert session.scalars(select(Report.code).where(Report.week == "2026-W47")).all() == [RC2]
+    at = (MONDAY_0830 + timedelta(seconds=30)).isoformat()
+    waiting = gridwork(app, "report", "tick", "--now", at)
+    assert waiting.exit_code == 0  # nothing failed in this run: RC waits for its delay
+
+
 def test_leaders_and_admins_are_announced_by_push(session, history):
     from tests.factories import make_device
 
@@ -599,3 +686,24 @@ def test_the_pdfs_map_keeps_the_grids_shape_and_its_charts_name_grids_across_com
         if isinstance(s, HorizontalLineChart)
     ]
     assert line.data == [[None, 60.0]]
+
+
+def test_the_pdfs_bar_chart_says_when_it_shows_only_some_of_the_grids():
+    """Found by a review: a street's or district's report of more than 60 grids drew the first
+    60 bars under the title 各网格覆盖率, the others left out without a word."""
+    from reportlab.graphics.shapes import String
+
+    from api.services import report_render
+
+    font = report_render._font()
+
+    def title(count: int) -> str:
+        grids = [
+            {"code": f"110105001{c:03}{g:03}", "coverage": 50.0}
+            for c, g in [(1 + n // 20, 1 + n % 20) for n in range(count)]
+        ]
+        chart = report_render._bar_chart({"grids": grids}, font)
+        return next(s.text for s in chart.contents if isinstance(s, String))
+
+    assert title(60) == "各网格覆盖率 (%)"
+    assert title(75) == "各网格覆盖率 (%)：前 60 个网格，共 75 个（全部见表格）"
