@@ -150,6 +150,19 @@ def _end_devices(session: Session, where: ColumnElement[bool], reason: str, now:
     )
 
 
+def device_signed_in(device: str, now: str) -> str:
+    """SQL text: the sign-in that registered device `device` (an alias of `devices`) is live
+    at `now` (an SQL expression): neither revoked nor expired. A device registered before
+    sessions were recorded on devices (migration 0038) names none and stays as it was.
+
+    Revoking a session deactivates its devices (`revoke`), but a session also ends when its
+    refresh token's days run out, with no request to act on: the phone's holder must sign in
+    again to read anything, yet its lock screen went on showing every task's notice."""
+    return f"""NOT EXISTS (
+        SELECT 1 FROM auth_sessions s WHERE s.id = {device}.session_id
+          AND (s.revoked_at IS NOT NULL OR s.expires_at <= {now}))"""
+
+
 def hold_account(session: Session, user_id: int, token_version: int | None) -> None:
     """Lock the account's row until the transaction ends (FOR NO KEY UPDATE: foreign keys to
     it still pass) and refuse (401) a token whose account is, once locked, no longer active
@@ -334,9 +347,15 @@ def purge_ended(
     """
     tokens = session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now)).rowcount
     cutoff = now - keep
-    ended = session.execute(
-        delete(AuthSession).where(
-            or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff)
-        )
-    ).rowcount
+    gone = or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff)
+    # Their devices' link is set null as the sessions go, which reads as a device registered
+    # before sessions were recorded, one that gets pushes: a phone whose sign-in expired
+    # (revoked ones were ended with it) is ended first.
+    _end_devices(
+        session,
+        Device.session_id.in_(select(AuthSession.id).where(gone)),
+        "signed out: its sign-in expired",
+        now,
+    )
+    ended = session.execute(delete(AuthSession).where(gone)).rowcount
     return tokens, ended
