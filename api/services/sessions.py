@@ -98,35 +98,28 @@ def revoke(
         _end_devices(session, Device.session_id == sid, device_reason or reason, now)
 
 
-def revoke_others(
+def revoke_all(
     session: Session,
     user_id: int,
-    keep: str | None,
     reason: str,
     now: datetime,
     *,
     keep_devices_of: str | None = None,
 ) -> int:
-    """Revoke every live session of the user but `keep`, and stop pushes to the devices they
-    registered (with `keep` None: every device but those of session `keep_devices_of`, the
-    caller's, which follows it to its next session: `move_devices`); how many were revoked.
+    """Revoke every live session of the user and stop pushes to their devices, but those of
+    session `keep_devices_of` (the caller's, which follows it to its next session:
+    `move_devices`); how many sessions were revoked.
 
     A phone lost: its owner changes the password, every other session ends, and the lost
     phone went on receiving every task's notice (Web Push carries the title)."""
-    stmt = update(AuthSession).where(
-        AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
-    )
-    if keep:
-        stmt = stmt.where(AuthSession.id != keep)
     ended = session.scalars(
-        stmt.values(revoked_at=now, revoked_reason=reason).returning(AuthSession.id)
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+        .returning(AuthSession.id)
     ).all()
-    if keep:
-        devices = Device.session_id.in_(ended)
-    elif keep_devices_of:  # every session but the caller's devices, and devices of none
-        devices = Device.session_id.is_distinct_from(keep_devices_of)
-    else:  # every session: devices registered before sessions were recorded on them too
-        devices = true()
+    # Devices of no session (registered before sessions were recorded on them) go too.
+    devices = Device.session_id.is_distinct_from(keep_devices_of) if keep_devices_of else true()
     _end_devices(session, and_(Device.user_id == user_id, devices), reason, now)
     return len(ended)
 
