@@ -289,9 +289,9 @@ def _change_role(session: Session, actor: Actor, user: User, role: str, now: dat
         )
     user.role = role
     user.token_version += 1
-    # Signed out on every phone, so no more pushes there either (`revoke_others`): they kept
+    # Signed out on every phone, so no more pushes there either (`revoke_all`): they kept
     # coming to a phone signed out, the tasks handed on included, until the next sign-in.
-    sessions.revoke_others(session, user.id, None, "role changed", now)
+    sessions.revoke_all(session, user.id, "role changed", now)
     outcome = Outcome(user)
     if role not in GRID_ROLES:
         _replace_grids(session, user, [])
@@ -379,7 +379,7 @@ def _end_sign_ins(session: Session, user: User, reason: str, now: datetime) -> N
     """Every token issued so far stops (the token version), every session ends (no refresh),
     the calendar link handed out stops, and nothing more is pushed to its devices."""
     user.token_version += 1
-    sessions.revoke_others(session, user.id, None, reason, now)
+    sessions.revoke_all(session, user.id, reason, now)
     calendar.revoke(session, user)
 
 

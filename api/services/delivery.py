@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import database_unavailable
 from api.models.notifications import PERSONAL_KINDS
+from api.services.sessions import device_signed_in
 from push import DELIVERED, INVALID_TARGET, RETRY, Channel, DeliveryResult, Message, backoff
 from push.message import DEFAULT_TTL_SECONDS
 
@@ -76,11 +77,15 @@ def _db_text(value: str | None, limit: int) -> str | None:
 
 _EXPIRED = "expired: not delivered within its time to live"
 # Whether a claimed row's device may still be sent to (SQL over `d` deliveries, `n` notifications,
-# `v` devices): a phone signed in by someone else since (its token's row changed hands) is no
-# longer this notification's user's; and a user switched off since (they left) gets nothing more.
-_SENDABLE = """
+# `v` devices, at the time `:now`): a phone signed in by someone else since (its token's row
+# changed hands) is no longer this notification's user's; a user switched off since (they left)
+# gets nothing more; nor does a phone whose sign-in expired since (held by quiet hours, retried
+# through an outage).
+_SIGNED_IN = device_signed_in("v", ":now")
+_SENDABLE = f"""
     v.active AND v.user_id = n.user_id
     AND (SELECT u.active FROM users u WHERE u.id = n.user_id)
+    AND {_SIGNED_IN}
 """
 # A round renews its lease while it sends, for at most this long: a send stuck past it (a
 # socket without a timeout) lets the lease pass, and another worker takes the rows over.
@@ -476,7 +481,13 @@ class PushWorker:
                     + _SENDABLE
                     + " AS device_active"
                 ),
-                {"until": until, "sending": real_now, "ids": ids, "claim": claim_id},
+                {
+                    "until": until,
+                    "sending": real_now,
+                    "now": real_now,
+                    "ids": ids,
+                    "claim": claim_id,
+                },
             ).all()
         return {row.id: bool(row.device_active) for row in rows}
 

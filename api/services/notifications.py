@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from api import errors
 from api.models.notifications import NOTIFICATION_KINDS, XID8, Notification
+from api.services.sessions import device_signed_in
 
 
 def notify(
@@ -56,7 +57,8 @@ def notify(
 def enqueue_deliveries(
     session: Session, notification_ids: list[int], now: datetime | None = None
 ) -> None:
-    """One pending delivery per (notification, active device of its user)."""
+    """One pending delivery per (notification, active device of its user whose sign-in is
+    live: `sessions.device_signed_in`)."""
     if not notification_ids:
         return
     session.execute(
@@ -65,8 +67,8 @@ def enqueue_deliveries(
             INSERT INTO deliveries (notification_id, device_id, next_attempt_at)
             SELECT n.id, d.id, COALESCE(CAST(:now AS timestamptz), now())
             FROM notifications n JOIN devices d ON d.user_id = n.user_id AND d.active
-            WHERE n.id = ANY(:ids)
-            """
+            WHERE n.id = ANY(:ids) AND """
+            + device_signed_in("d", "COALESCE(CAST(:now AS timestamptz), now())")
         ),
         {"ids": notification_ids, "now": now},
     )

@@ -98,35 +98,28 @@ def revoke(
         _end_devices(session, Device.session_id == sid, device_reason or reason, now)
 
 
-def revoke_others(
+def revoke_all(
     session: Session,
     user_id: int,
-    keep: str | None,
     reason: str,
     now: datetime,
     *,
     keep_devices_of: str | None = None,
 ) -> int:
-    """Revoke every live session of the user but `keep`, and stop pushes to the devices they
-    registered (with `keep` None: every device but those of session `keep_devices_of`, the
-    caller's, which follows it to its next session: `move_devices`); how many were revoked.
+    """Revoke every live session of the user and stop pushes to their devices, but those of
+    session `keep_devices_of` (the caller's, which follows it to its next session:
+    `move_devices`); how many sessions were revoked.
 
     A phone lost: its owner changes the password, every other session ends, and the lost
     phone went on receiving every task's notice (Web Push carries the title)."""
-    stmt = update(AuthSession).where(
-        AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
-    )
-    if keep:
-        stmt = stmt.where(AuthSession.id != keep)
     ended = session.scalars(
-        stmt.values(revoked_at=now, revoked_reason=reason).returning(AuthSession.id)
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+        .returning(AuthSession.id)
     ).all()
-    if keep:
-        devices = Device.session_id.in_(ended)
-    elif keep_devices_of:  # every session but the caller's devices, and devices of none
-        devices = Device.session_id.is_distinct_from(keep_devices_of)
-    else:  # every session: devices registered before sessions were recorded on them too
-        devices = true()
+    # Devices of no session (registered before sessions were recorded on them) go too.
+    devices = Device.session_id.is_distinct_from(keep_devices_of) if keep_devices_of else true()
     _end_devices(session, and_(Device.user_id == user_id, devices), reason, now)
     return len(ended)
 
@@ -148,6 +141,19 @@ def _end_devices(session: Session, where: ColumnElement[bool], reason: str, now:
         .values(active=False, deactivated_at=now, deactivation_reason=reason[:200])
         .execution_options(synchronize_session=False)
     )
+
+
+def device_signed_in(device: str, now: str) -> str:
+    """SQL text: the sign-in that registered device `device` (an alias of `devices`) is live
+    at `now` (an SQL expression): neither revoked nor expired. A device registered before
+    sessions were recorded on devices (migration 0038) names none and stays as it was.
+
+    Revoking a session deactivates its devices (`revoke`), but a session also ends when its
+    refresh token's days run out, with no request to act on: the phone's holder must sign in
+    again to read anything, yet its lock screen went on showing every task's notice."""
+    return f"""NOT EXISTS (
+        SELECT 1 FROM auth_sessions s WHERE s.id = {device}.session_id
+          AND (s.revoked_at IS NOT NULL OR s.expires_at <= {now}))"""
 
 
 def hold_account(session: Session, user_id: int, token_version: int | None) -> None:
@@ -334,9 +340,15 @@ def purge_ended(
     """
     tokens = session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now)).rowcount
     cutoff = now - keep
-    ended = session.execute(
-        delete(AuthSession).where(
-            or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff)
-        )
-    ).rowcount
+    gone = or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff)
+    # Their devices' link is set null as the sessions go, which reads as a device registered
+    # before sessions were recorded, one that gets pushes: a phone whose sign-in expired
+    # (revoked ones were ended with it) is ended first.
+    _end_devices(
+        session,
+        Device.session_id.in_(select(AuthSession.id).where(gone)),
+        "signed out: its sign-in expired",
+        now,
+    )
+    ended = session.execute(delete(AuthSession).where(gone)).rowcount
     return tokens, ended

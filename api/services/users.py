@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from api import errors
@@ -57,8 +57,13 @@ def create_user(
         )
     check_name("display_name", display_name, optional=True)
     require_long_enough(password, "password")
-    if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise errors.Conflict(f"User {username!r} already exists.")
+    taken = username_taken(session, username)
+    if taken is not None:
+        raise errors.Conflict(
+            f"User {username!r} already exists."
+            if taken == username
+            else f"User {username!r} reads as the existing {taken!r}; choose another username."
+        )
     if role == "district_viewer":
         district = district or (community[:6] if community else None)
         if district is None or session.get(District, district) is None:
@@ -102,6 +107,28 @@ def create_user(
             grid.leader_id = user.id
         session.flush()
     return user
+
+
+# One spelling of a username, in SQL: its compatibility form (full-width letters as ASCII) in
+# small letters. Worker_A1, WORKER_A1 and ｗorker_a1 read as worker_a1 in a list, an audit entry
+# or a roster, and a phone that capitalises the first letter typed another account's name.
+_FOLDED = "lower(normalize({}, NFKC))"
+# Openings of accounts that read the same queue on this lock (keyspace 7), so two at once
+# are not both let through.
+_USERNAME_LOCK = text(f"SELECT pg_advisory_xact_lock(7, hashtext({_FOLDED.format(':name')}))")
+
+
+def username_taken(session: Session, username: str) -> str | None:
+    """The existing username `username` reads as (itself, or it but for case and full-width
+    forms), or None; the caller's transaction holds the lock on that spelling until it ends."""
+    session.execute(_USERNAME_LOCK, {"name": username})
+    return session.scalar(
+        select(User.username)
+        .where(text(f"{_FOLDED.format('users.username')} = {_FOLDED.format(':name')}"))
+        .params(name=username)
+        .order_by((User.username != username), User.id)
+        .limit(1)
+    )
 
 
 # A user id as text: ASCII digits only ("²".isdigit() is True, yet int("²") fails) and short

@@ -7,6 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from api.models import Delivery, Device
+from api.services import sessions
+from api.services.devices import register_device
 from api.services.notifications import notify
 from tests.factories import PASSWORD, make_device
 
@@ -185,6 +187,32 @@ def test_a_replayed_refresh_token_stops_pushes_to_its_sessions_device(client, se
     refresh = {"Authorization": f"Bearer {tokens['refresh_token']}"}
     assert client.post("/api/v1/auth/refresh", headers=refresh).status_code == 200
     assert client.post("/api/v1/auth/refresh", headers=refresh).status_code == 401  # a copy
+    assert active_tokens(session) == []
+
+
+def test_a_phone_whose_sign_in_expired_gets_no_more_pushes(client, session, world):
+    """A phone left in a drawer (or lost, its owner never told us): its sign-in ran out after
+    the refresh token's days, whoever holds it must sign in to read anything, yet every
+    task's notice went on showing on its lock screen. A phone signed in since keeps its."""
+    signed_in_phone(client, "fcm-expired")
+    user_id = world.users["worker_a1"].id
+    later = sessions.open_session(
+        session, user_id, refresh_jti="r", expires_at=T0 + timedelta(days=50), ip=None, now=T0
+    )
+    register_device(session, user_id, "android", token="fcm-live", now=T0, session_id=later.id)
+    [note] = notify(session, [user_id], "task_dispatched", "新任务", now=T0 + timedelta(days=31))
+    rows = session.scalars(select(Delivery).where(Delivery.notification_id == note.id)).all()
+    assert [d.device.token for d in rows] == ["fcm-live"]
+
+
+def test_purging_an_expired_sign_in_does_not_bring_its_phone_back(client, session, world):
+    """Ended sessions are deleted a month on, and a device's link to its session is then set
+    null, as for a device registered before sessions were recorded (which gets pushes)."""
+    signed_in_phone(client, "fcm-expired")
+    later = T0 + timedelta(days=61)
+    sessions.purge_ended(session, later)
+    [note] = notify(session, [world.users["worker_a1"].id], "task_dispatched", "新任务", now=later)
+    assert session.scalars(select(Delivery).where(Delivery.notification_id == note.id)).all() == []
     assert active_tokens(session) == []
 
 

@@ -175,6 +175,25 @@ def test_a_push_queued_for_a_user_since_deactivated_is_not_sent(session, world, 
     assert states(session) == {"fcm-1": "failed"}
 
 
+def test_a_push_queued_before_its_phones_sign_in_expired_is_not_sent(session, world, worker, fake):
+    """Held until morning by quiet hours, or retried through an outage, a push reached a
+    phone whose sign-in had run out meanwhile (nobody signed in holds it any more)."""
+    from api.services import devices, sessions
+
+    user = world.users["worker_a1"]
+    sign_in = sessions.open_session(
+        session, user.id, refresh_jti="r1", expires_at=T0 + timedelta(minutes=1), ip=None, now=T0
+    )
+    devices.register_device(
+        session, user.id, "android", token="fcm-1", now=T0, session_id=sign_in.id
+    )
+    notify(session, [user.id], "task_updated", "张阿姨: 楼道灯坏了", now=T0)
+    stats = worker.run_once(T0 + timedelta(minutes=2))
+    assert (stats.sent, stats.failed) == (0, 1)
+    assert fake.messages == []
+    assert states(session) == {"fcm-1": "failed"}
+
+
 def test_unregistered_deactivates_the_device(session, world, worker):
     make_device(session, world.users["worker_a1"], "unregistered-1", now=T0)
     notify(session, [world.users["worker_a1"].id], "task_updated", "t", now=T0)

@@ -176,6 +176,30 @@ def test_a_username_with_a_space_or_an_invisible_character_is_refused(
     assert session.scalar(select(User.id).order_by(User.id.desc()).limit(1)) == before
 
 
+@pytest.mark.parametrize(
+    "username",
+    [
+        "Worker_A1",  # another account that reads as worker_a1 in a list and in the audit log
+        "WORKER_A1",
+        "\uff57orker_a1",  # a full-width w, what a Chinese input method in full-width mode types
+        "worker\uff3fa1",  # a full-width low line
+    ],
+)
+def test_a_username_that_reads_as_one_taken_is_refused_as_taken(client, session, world, username):
+    """A second account spelt as another but for case or full-width letters was opened: two
+    people's accounts, shifts and audit entries then read as one, and a phone that capitalises
+    the first letter types the other account's name."""
+    before = session.scalar(select(User.id).order_by(User.id.desc()).limit(1))
+    r = client.post(
+        "/api/v1/users",
+        json={"username": username, "password": PASSWORD, "role": "worker"},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 409, r.json
+    assert "worker_a1" in r.json["detail"]
+    assert session.scalar(select(User.id).order_by(User.id.desc()).limit(1)) == before
+
+
 @pytest.mark.parametrize("caller", ["worker_a1", "leader_a", "viewer_110101"])
 def test_only_a_community_admin_opens_accounts(client, world, caller):
     r = client.post(

@@ -162,17 +162,27 @@ def test_the_app_opens_from_its_offline_copy_while_the_server_cannot_serve_it(
 # --- sign-out -----------------------------------------------------------------------------------
 # The browser's push service is faked: headless Chromium cannot reach a real one.
 FAKE_PUSH = """(() => {
+  // The subscription outlives a reload, as a real one does (kept here for the origin).
+  const kept = () => {
+    try { return localStorage.getItem("e2e.endpoint"); } catch { return null; }
+  };
   const subscription = {
-    endpoint: "https://push.example.test/e2e/" + crypto.randomUUID(),
+    endpoint: kept() || "https://push.example.test/e2e/" + crypto.randomUUID(),
     toJSON() {
       const keys = { p256dh: "BNcRdreALRFXTkOOUHK1E", auth: "tBHItJI5svbpez7K" };
       return { endpoint: this.endpoint, keys };
     },
-    async unsubscribe() { sessionStorage.setItem("e2e.unsubscribed", this.endpoint); return true; },
+    async unsubscribe() {
+      sessionStorage.setItem("e2e.unsubscribed", this.endpoint);
+      localStorage.removeItem("e2e.endpoint");
+      current = null;
+      return true;
+    },
   };
-  let current = null;
+  let current = kept() ? subscription : null;
   PushManager.prototype.subscribe = async function () {
     current = subscription;
+    localStorage.setItem("e2e.endpoint", subscription.endpoint);
     return subscription;
   };
   PushManager.prototype.getSubscription = async function () { return current; };
@@ -453,6 +463,35 @@ def test_a_session_ended_elsewhere_asks_to_sign_in_again_and_keeps_the_queue(
     assert page.inner_text("#queue-count") == "0"
     with e2e_engine.connect() as conn:
         assert conn.scalar(select(Visit.id).where(Visit.id == uuid.UUID(queued["id"])))
+
+
+def test_signed_in_again_the_browser_gets_its_pushes_again(
+    context, page, fake_push, live_app, e2e_engine
+):
+    """Pushes go only to a device whose sign-in is live: once the sign-in that registered this
+    browser's subscription ended (ran out, or ended elsewhere), the worker signed in again and
+    heard nothing more until they found "Enable push" and pressed it again."""
+    from api.models import Device
+    from api.services import sessions
+
+    open_app(context, page)
+    page.click("#push")
+    page.wait_for_function("() => document.querySelector('#push-status').textContent !== ''")
+    device_id = int(page.evaluate(STORED)["device"])
+    sid = claims(expire_access_token(live_app, page))["sid"]
+    with Session(e2e_engine) as session:
+        sessions.revoke(session, sid, "e2e", datetime.now(UTC))
+        session.commit()
+    page.reload()
+    page.wait_for_selector("#signin:not([hidden])")
+
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_function("() => document.querySelector('#push-status').textContent !== ''")
+    new_sid = claims(page.evaluate("() => localStorage.getItem('gridwork.token')"))["sid"]
+    with e2e_engine.connect() as conn:
+        device = conn.execute(select(Device).where(Device.id == device_id)).one()
+    assert device.active and device.session_id == new_sid != sid
 
 
 def test_a_phone_clock_hours_ahead_does_not_refresh_the_token_in_a_loop(context, page):

@@ -523,6 +523,19 @@ $("push").addEventListener("click", async () => {
   }
 });
 
+// Pushes go only to a device whose sign-in is live: a subscription this browser still holds when
+// its worker signs in again (the last sign-in ran out, or was ended elsewhere) is registered
+// with the new one, or the phone would stay silent until "Enable push" was pressed again.
+async function rebindPush() {
+  if (globalThis.Notification?.permission !== "granted") return;
+  const registration = await navigator.serviceWorker?.getRegistration().catch(() => null);
+  const subscription = await registration?.pushManager?.getSubscription().catch(() => null);
+  if (!subscription) return;
+  const device = await api("/api/v1/devices", { method: "POST", body: { platform: "web", subscription: subscription.toJSON() } });
+  localStorage.setItem(DEVICE_KEY, String(device.id));
+  $("push-status").textContent = t.pushOn;
+}
+
 async function start() {
   $("signin").hidden = true;
   $("signin-error").textContent = "";
@@ -534,6 +547,7 @@ async function start() {
     await storeTokens(stored, await getMeta("refresh"));
   }
   keepFresh();
+  if (navigator.onLine) rebindPush().catch(() => {});
   await Promise.all([loadPost(), loadTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged()]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";

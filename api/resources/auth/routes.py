@@ -163,9 +163,7 @@ class Password(MethodView):
         # Every session ends (this one too), and with them their devices' pushes (a phone
         # lost); the caller goes on with a fresh session, their device with it.
         caller = get_jwt().get("sid")
-        sessions.revoke_others(
-            db.session, user.id, None, "password-changed", now(), keep_devices_of=caller
-        )
+        sessions.revoke_all(db.session, user.id, "password-changed", now(), keep_devices_of=caller)
         tokens = issue_tokens(user)
         sessions.move_devices(db.session, user.id, caller, tokens["_sid"])
         db.session.commit()
