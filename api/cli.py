@@ -495,14 +495,42 @@ def user_switch_off(username) -> None:
             {"active": False},
             database_now(session),
         )
-        handed = ", ".join(
-            f"task {task} to {'nobody (waits unassigned)' if to is None else f'user {to}'}"
-            for task, to in outcome.handed_on
+        _echo_handed_on(f"switched off {username}", outcome)
+
+
+def _echo_handed_on(done: str, outcome) -> None:
+    """Say what an account change did, the tasks it handed on and the shifts left to
+    re-roster."""
+    handed = ", ".join(
+        f"task {task} to {'nobody (waits unassigned)' if to is None else f'user {to}'}"
+        for task, to in outcome.handed_on
+    )
+    click.echo(done + (f"; handed on: {handed}" if handed else ""))
+    if outcome.shifts_ahead:
+        days = ", ".join(day.isoformat() for day in outcome.shifts_ahead)
+        click.echo(f"rostered still on {days}: re-roster those days")
+
+
+@user.command("set-role")
+@click.option("--username", required=True)
+@click.option(
+    "--role", required=True, type=click.Choice(("worker", "grid_leader", "community_admin"))
+)
+def user_set_role(username, role) -> None:
+    """Change the role of a community's account (a community admin's too, which no fellow
+    admin may change): its sign-ins and push devices end; made an admin, the grids it held are
+    let go and its tasks handed on."""
+    from api.services import accounts
+
+    with _session() as session:
+        outcome = accounts.change_account(
+            session,
+            accounts.Actor(None),
+            _account_id(session, username),
+            {"role": role},
+            database_now(session),
         )
-        click.echo(f"switched off {username}" + (f"; handed on: {handed}" if handed else ""))
-        if outcome.shifts_ahead:
-            days = ", ".join(day.isoformat() for day in outcome.shifts_ahead)
-            click.echo(f"rostered still on {days}: re-roster those days")
+        _echo_handed_on(f"{username} is now a {role}", outcome)
 
 
 @user.command("reset-password")

@@ -277,6 +277,14 @@ def _change_role(session: Session, actor: Actor, user: User, role: str, now: dat
             f"A {user.role}'s role is the district's to change.",
             errors={"json": {"role": ["Not an account of the community's."]}},
         )
+    if user.role == "community_admin" and actor.scope is not None:
+        # Made a worker, the account's password was then the admin's to reset, and made an
+        # admin again it was theirs to sign in as: a fellow admin's account taken over in
+        # three calls. As their password, another admin's role is the district's.
+        raise errors.Forbidden(
+            "Another community admin's role is changed by the district "
+            "(gridwork user set-role), not by a fellow admin."
+        )
     led = sorted(
         session.scalars(
             select(Grid.code).where(Grid.leader_id == user.id, Grid.retired_at.is_(None))

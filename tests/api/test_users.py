@@ -610,6 +610,48 @@ def test_an_admin_cannot_reset_a_fellow_admins_password(client, session, world, 
     assert sign_in(client, "admin_a_2", NEW_PASSWORD).status_code == 200
 
 
+def test_an_admin_cannot_take_a_fellow_admins_account_by_way_of_a_role_change(
+    client, session, world, gridwork
+):
+    """Made a worker, a fellow admin's password was then the other admin's to reset, and made
+    an admin again the account was theirs to sign in as: another admin's role is the
+    district's to change, as their password is the district's to reset."""
+    other = make_user(session, "admin_a_2", "community_admin", community=A)
+    r = client.patch(
+        f"/api/v1/users/{other.id}", json={"role": "worker"}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 403 and "district" in r.json["detail"], r.json
+    token = sign_in(client, "admin_a_2").json["access_token"]
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json["role"] == "community_admin"
+    reset = client.post(
+        f"/api/v1/users/{other.id}/password",
+        json={"new_password": NEW_PASSWORD},
+        headers=world.auth("admin_a"),
+    )
+    assert reset.status_code == 403
+
+
+def test_the_districts_operator_changes_an_admins_role(client, session, world, gridwork):
+    make_user(session, "admin_a_2", "community_admin", community=A)
+    result = gridwork("user", "set-role", "--username", "admin_a_2", "--role", "grid_leader")
+    assert result.exit_code == 0, result.output
+    assert "admin_a_2 is now a grid_leader" in result.output
+    token = sign_in(client, "admin_a_2").json["access_token"]
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json["role"] == "grid_leader"
+
+
+def test_an_admin_still_makes_a_worker_an_admin(client, world):
+    worker = world.users["worker_a2"]
+    r = client.patch(
+        f"/api/v1/users/{worker.id}",
+        json={"role": "community_admin"},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 200 and r.json["role"] == "community_admin", r.json
+
+
 def test_the_command_line_asks_for_a_password_not_given(client, world, app):
     from click.testing import CliRunner
 
