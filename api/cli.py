@@ -155,12 +155,15 @@ def _one_signing_key() -> None:
 
     production = load_config()["GRIDWORK_ENV"] != "development"
     key = os.environ.get("GRIDWORK_SECRET_KEY")
-    if key and production and len(key) < MIN_SECRET_CHARS:
-        # HS256 with a key shorter than its 32-byte hash is guessable offline from one token.
-        raise click.ClickException(
-            f"GRIDWORK_SECRET_KEY is {len(key)} characters: a signing key needs at least "
-            f"{MIN_SECRET_CHARS} (`gridwork security new-key` makes one)."
-        )
+    # GRIDWORK_JWT_SECRET, when set, signs the tokens in its place: as guessable a key as any.
+    for name in ("GRIDWORK_SECRET_KEY", "GRIDWORK_JWT_SECRET"):
+        value = os.environ.get(name)
+        if value and production and len(value) < MIN_SECRET_CHARS:
+            # HS256 with a key shorter than its 32-byte hash is guessable offline from one token.
+            raise click.ClickException(
+                f"{name} is {len(value)} characters: a signing key needs at least "
+                f"{MIN_SECRET_CHARS} (`gridwork security new-key` makes one)."
+            )
     for name in ("GRIDWORK_SECRET_KEY_FALLBACKS", "GRIDWORK_JWT_SECRET_FALLBACKS"):
         # A fallback verifies as the key does: a guessable one would let a forged token in.
         olds = key_list(os.environ.get(name)) if production else []

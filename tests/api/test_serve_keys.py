@@ -1,0 +1,48 @@
+"""`gridwork serve` in production refuses a guessable signing key, whichever setting holds it
+(the processes themselves: tests/faults/test_serve_secrets.py)."""
+
+import click
+import pytest
+
+from api.cli import _one_signing_key
+
+STRONG = "s" * 40
+
+
+@pytest.fixture()
+def production(monkeypatch):
+    for name in (
+        "GRIDWORK_SECRET_KEY",
+        "GRIDWORK_SECRET_KEY_FALLBACKS",
+        "GRIDWORK_JWT_SECRET",
+        "GRIDWORK_JWT_SECRET_FALLBACKS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GRIDWORK_ENV", "production")
+    monkeypatch.setenv("GRIDWORK_SECRET_KEY", STRONG)
+    return monkeypatch
+
+
+def test_a_strong_secret_key_starts(production):
+    _one_signing_key()
+
+
+@pytest.mark.parametrize("jwt_secret", ["secret", "j" * 31])
+def test_a_weak_jwt_secret_does_not_start(production, jwt_secret):
+    """GRIDWORK_JWT_SECRET signs the tokens when set: `secret` started beside a strong
+    GRIDWORK_SECRET_KEY, and anyone could forge an admin's token. The message never says it."""
+    production.setenv("GRIDWORK_JWT_SECRET", jwt_secret)
+    with pytest.raises(click.ClickException, match="GRIDWORK_JWT_SECRET") as refused:
+        _one_signing_key()
+    assert jwt_secret not in refused.value.message
+
+
+def test_a_strong_jwt_secret_starts(production):
+    production.setenv("GRIDWORK_JWT_SECRET", "j" * 32)
+    _one_signing_key()
+
+
+def test_a_development_run_may_use_a_short_jwt_secret(production):
+    production.setenv("GRIDWORK_ENV", "development")
+    production.setenv("GRIDWORK_JWT_SECRET", "dev")
+    _one_signing_key()
