@@ -1358,11 +1358,14 @@ class PeriodicJobs:
         self.log = log
         self.due = [0.0] * len(jobs)
 
-    def run_due(self, now: float, *, once: bool = False) -> None:
+    def run_due(
+        self, now: float, *, once: bool = False, stopping: Callable[[], bool] = lambda: False
+    ) -> None:
+        """The jobs due at `now`; none started once `stopping()` (the worker was signalled)."""
         from api.crypto import DataKeyRefused
 
         for k, (every, job, what) in enumerate(self.jobs):
-            if now < self.due[k]:
+            if now < self.due[k] or stopping():
                 continue
             self.due[k] = now + every
             try:
@@ -1383,9 +1386,9 @@ def push_worker(once: bool) -> None:
     ticks too, purges ended sign-in sessions, keeps the audit log's index and applies the
     retention periods (GRIDWORK_RETAIN_*).
 
-    SIGTERM or Ctrl-C stops it after the round in flight (its sends answered and marked): a
-    deploy does not leave a batch to be sent again when its lease passes. A second one stops
-    it at once."""
+    SIGTERM or Ctrl-C stops it after the round or the periodic job in flight (its sends
+    answered and marked), starting nothing after it: a deploy does not leave a batch to be
+    sent again when its lease passes. A second one stops it at once."""
     import logging
     import signal
     import threading
@@ -1441,7 +1444,9 @@ def push_worker(once: bool) -> None:
                 # Neither a failed job nor a failed round ends the worker (the database
                 # restarting, a bug in one tick): it logs, waits and goes on, as the API does.
                 # `--once` lets the error out, so a script sees it.
-                periodic.run_due(time.monotonic(), once=once)
+                periodic.run_due(time.monotonic(), once=once, stopping=stop.is_set)
+                if stop.is_set():  # asked to stop during the jobs: no new round after it
+                    break
                 try:
                     stats = worker.run_once()  # on the database's clock
                 except DataKeyRefused:
