@@ -130,7 +130,17 @@ def configure(
             _warned = True
         _ring = _Ring(_DEV_KEY, old)
         return
-    _ring = _Ring(_decode_key(key, "GRIDWORK_DATA_KEY"), old)
+    current = _decode_key(key, "GRIDWORK_DATA_KEY")
+    if current == _DEV_KEY and not development_key_allowed:
+        # docs/security.md prints it (as the old key that moves a demo's data onto a real one):
+        # given as the data key, it quieted the refusal above and sealed residents' data with it.
+        raise DataKeyError(
+            "GRIDWORK_DATA_KEY is the development key, which is in the source. Make a key "
+            "(`gridwork security new-key`) for GRIDWORK_DATA_KEY; data sealed by the "
+            "development key is read with it in GRIDWORK_OLD_DATA_KEYS and moved onto the new "
+            "key by `gridwork security encrypt`."
+        )
+    _ring = _Ring(current, old)
 
 
 def current_key_id() -> str:
