@@ -111,8 +111,8 @@ def main() -> None:
 # --- serve --------------------------------------------------------------------------------------
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
 def serve(host: str, port: int, workers: int) -> None:
     """Run the API under gunicorn."""
     from gunicorn.app.base import BaseApplication

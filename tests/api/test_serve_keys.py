@@ -46,3 +46,20 @@ def test_a_development_run_may_use_a_short_jwt_secret(production):
     production.setenv("GRIDWORK_ENV", "development")
     production.setenv("GRIDWORK_JWT_SECRET", "dev")
     _one_signing_key()
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_serve_refuses_a_server_without_workers(production, monkeypatch, workers):
+    """`--workers 0` started gunicorn's master listening on the port with no worker: every
+    connection hung unanswered, the process up and quiet."""
+    from click.testing import CliRunner
+    from gunicorn.app.base import BaseApplication
+
+    from api.cli import main
+
+    started = []
+    monkeypatch.setattr(BaseApplication, "run", lambda self: started.append(self))
+    result = CliRunner().invoke(main, ["serve", "--port", "1", "--workers", workers])
+    assert result.exit_code == 2, result.output
+    assert "--workers" in result.output
+    assert started == []
