@@ -75,6 +75,13 @@ def _environment(value: str) -> str:
     return env
 
 
+def _photo_storage(value: str) -> str:
+    kind = value.strip().lower()
+    if kind != "local":  # the only one so far (api/services/photos.build_storage)
+        raise ValueError(f"must be local, not {value!r}")
+    return kind
+
+
 _POSITIVE = _whole(1)
 _COUNT = _whole(0)
 
@@ -126,7 +133,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_RETAIN_COMPLAINANTS_DAYS": ("RETAIN_COMPLAINANTS_DAYS", _POSITIVE),
     "GRIDWORK_RETENTION_BATCH": ("RETENTION_BATCH", _POSITIVE),
     "GRIDWORK_RETENTION_SECONDS": ("RETENTION_SECONDS", _POSITIVE),
-    "GRIDWORK_PHOTO_STORAGE": ("PHOTO_STORAGE", str),
+    "GRIDWORK_PHOTO_STORAGE": ("PHOTO_STORAGE", _photo_storage),
     "GRIDWORK_PHOTO_DIR": ("PHOTO_DIR", str),
     "GRIDWORK_PHOTO_MAX_MB": ("PHOTO_MAX_MB", _decimal(0, above=True)),
 }

@@ -74,3 +74,15 @@ def test_an_unknown_environment_is_refused_naming_it(monkeypatch):
     monkeypatch.setenv("GRIDWORK_ENV", "dev")
     with pytest.raises(ConfigError, match="GRIDWORK_ENV"):
         load_config()
+
+
+@pytest.mark.parametrize("value", ["s3", "Local ", "locale"])
+def test_an_unknown_photo_storage_is_refused_at_the_start(monkeypatch, value):
+    """Read only when a photo was stored or deleted: `locale` started, then every photo
+    upload answered 500 and the retention job failed every two minutes in the worker's log."""
+    monkeypatch.setenv("GRIDWORK_PHOTO_STORAGE", value)
+    if value.strip().lower() == "local":
+        assert load_config()["PHOTO_STORAGE"] == "local"
+        return
+    with pytest.raises(ConfigError, match="GRIDWORK_PHOTO_STORAGE"):
+        load_config()
