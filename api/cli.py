@@ -207,11 +207,24 @@ def alembic_config(database_url: str | None = None):
 
 
 def ensure_database(url: str) -> bool:
-    """Create the database named in `url` when the server has no such database yet."""
+    """Create the database named in `url` when the server has no such database yet.
+
+    The database itself is tried first: only when it does not exist is the server's `postgres`
+    database reached for, to create it (a pgbouncer serving gridwork's database alone, or a
+    pg_hba letting the account into its own database only, refused the upgrade otherwise)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
 
     target = make_url(url)
+    own = create_engine(target)
+    try:
+        with own.connect():
+            return False
+    except OperationalError:  # no such database, or no server: the `postgres` database says
+        pass
+    finally:
+        own.dispose()
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:

@@ -1,5 +1,6 @@
-"""`gridwork serve` in production refuses a guessable signing key, whichever setting holds it
-(the processes themselves: tests/faults/test_serve_secrets.py)."""
+"""What an operator deploying gridwork meets at the console: `gridwork serve` refuses a guessable
+signing key and a server without workers (the processes themselves:
+tests/faults/test_serve_secrets.py); `gridwork db upgrade` needs only its own database."""
 
 import click
 import pytest
@@ -63,3 +64,27 @@ def test_serve_refuses_a_server_without_workers(production, monkeypatch, workers
     assert result.exit_code == 2, result.output
     assert "--workers" in result.output
     assert started == []
+
+
+def test_db_upgrade_of_an_existing_database_does_not_reach_for_the_postgres_database(
+    database_url, monkeypatch
+):
+    """`gridwork db upgrade` connected to the server's `postgres` database first, to see
+    whether its own existed: behind a pgbouncer that serves only gridwork's database, or a
+    server whose pg_hba lets the account into its database alone, the upgrade of a database
+    that was there all along failed with "cannot reach the database"."""
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+
+    from api import cli
+
+    reached = []
+    real = sqlalchemy.create_engine
+
+    def create_engine(url, *args, **kwargs):
+        reached.append(make_url(url).database)
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(sqlalchemy, "create_engine", create_engine)
+    assert cli.ensure_database(database_url) is False
+    assert reached and "postgres" not in reached
