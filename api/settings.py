@@ -82,6 +82,22 @@ def _photo_storage(value: str) -> str:
     return kind
 
 
+# An origin as a browser sends it in `Origin`: scheme://host[:port], nothing after.
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/\s:\[\]]+)(:[0-9]+)?")
+
+
+def _origins(value: str) -> str:
+    origins = [o.strip() for o in value.split(",") if o.strip()]
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            # `https://app.example.org/`, a bare host or `*` matched no browser's request.
+            raise ValueError(
+                f"must list origins as a browser sends them (https://host or "
+                f"https://host:port, comma-separated), not {origin!r}"
+            )
+    return ",".join(origins)
+
+
 _POSITIVE = _whole(1)
 _COUNT = _whole(0)
 
@@ -104,7 +120,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_ENV": ("GRIDWORK_ENV", _environment),
     "GRIDWORK_DATA_KEY": ("DATA_KEY", str),
     "GRIDWORK_OLD_DATA_KEYS": ("OLD_DATA_KEYS", str),
-    "GRIDWORK_CORS_ORIGINS": ("CORS_ORIGINS", str),
+    "GRIDWORK_CORS_ORIGINS": ("CORS_ORIGINS", _origins),
     "GRIDWORK_TRUSTED_PROXIES": ("TRUSTED_PROXIES", _COUNT),
     "GRIDWORK_LOGIN_MAX_FAILURES": ("LOGIN_MAX_FAILURES", _POSITIVE),
     "GRIDWORK_LOGIN_MAX_FAILURES_PER_IP": ("LOGIN_MAX_FAILURES_PER_IP", _POSITIVE),

@@ -86,3 +86,24 @@ def test_an_unknown_photo_storage_is_refused_at_the_start(monkeypatch, value):
         return
     with pytest.raises(ConfigError, match="GRIDWORK_PHOTO_STORAGE"):
         load_config()
+
+
+@pytest.mark.parametrize(
+    "value", ["https://app.example.org/", "app.example.org", "*", "https://a.example, https://b/x"]
+)
+def test_a_cors_origin_a_browser_never_sends_is_refused(monkeypatch, value):
+    """A browser's Origin is scheme://host[:port]: a trailing slash, a bare host or `*`
+    matched no request, and the office's web app on another host failed every call with a
+    CORS error while the server said nothing."""
+    monkeypatch.setenv("GRIDWORK_CORS_ORIGINS", value)
+    with pytest.raises(ConfigError, match="GRIDWORK_CORS_ORIGINS"):
+        load_config()
+
+
+def test_cors_origins_are_read_as_a_browser_sends_them(monkeypatch):
+    monkeypatch.setenv(
+        "GRIDWORK_CORS_ORIGINS", " https://app.example.org, http://127.0.0.1:5173,http://[::1]:80 "
+    )
+    assert load_config()["CORS_ORIGINS"] == (
+        "https://app.example.org,http://127.0.0.1:5173,http://[::1]:80"
+    )
