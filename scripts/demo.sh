@@ -18,6 +18,7 @@ set -a; source "$SECRETS"; set +a
 export GRIDWORK_ENV="${GRIDWORK_ENV:-development}"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
+require_free_port "$HOST" "$PORT"
 .venv/bin/gridwork db upgrade
 .venv/bin/gridwork seed demo
 BASE="http://$HOST:$PORT"

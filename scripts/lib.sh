@@ -131,6 +131,16 @@ setup_all() {
   ensure_web
 }
 
+# Stop at once when something already listens on host:port (a demo still running): before,
+# a second run printed the first one's URLs and started a second push worker before gunicorn
+# gave up on the port.
+require_free_port() { # host port
+  if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then
+    say "something already listens on $1:$2 (is the demo running?): stop it, or choose another port, e.g. PORT=8081"
+    exit 1
+  fi
+}
+
 # The API and the push worker side by side (scripts/demo.sh) until either ends or this script
 # is asked to stop (Ctrl-C, SIGTERM, SIGHUP). Each runs in a process group of its own, so a
 # Ctrl-C reaches only this script, which then stops both once with SIGTERM: the API finishes

@@ -133,3 +133,31 @@ def test_an_api_that_cannot_start_stops_the_worker_and_fails_the_script(script):
     assert process.wait(timeout=10) == 3
     assert script.notes_of("worker")[1:] == ["SIGTERM"]
     assert not script.alive("worker")
+
+
+def _lib(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "-c", f"source scripts/lib.sh; {command}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_a_second_demo_on_a_taken_port_stops_before_it_starts_anything():
+    """A second `scripts/demo.sh` while the first runs printed the banner and the demo URLs
+    (the first one's), started a second push worker, and only then met gunicorn's five
+    "Connection in use" retries. It now says so at once, naming the port and PORT=."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _lib(f"require_free_port 127.0.0.1 {port}; echo went-on")
+    assert done.returncode != 0
+    assert "went-on" not in done.stdout
+    assert str(port) in done.stderr and "PORT=" in done.stderr
+    free = _lib(f"require_free_port 127.0.0.1 {port}; echo went-on")
+    assert free.returncode == 0 and "went-on" in free.stdout
