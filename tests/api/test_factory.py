@@ -203,3 +203,17 @@ def test_the_development_key_given_as_the_data_key_is_refused_outside_developmen
         )
     finally:
         crypto.configure(None)
+
+
+def test_health_on_a_database_a_newer_release_migrated_says_so(client, session):
+    """During a rolling deploy the new release's `db upgrade` runs first: the old processes'
+    /healthz told their operator to run `gridwork db upgrade`, which with the old code fails
+    (an unknown revision). It names the newer schema and what to do instead."""
+    from sqlalchemy import text
+
+    session.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    detail = response.json["detail"]
+    assert "9999_from_the_future" in detail and "newer" in detail
+    assert "db upgrade" not in detail
