@@ -120,6 +120,7 @@ def serve(host: str, port: int, workers: int) -> None:
     from api import heap
 
     _one_signing_key()
+    _usable_data_key()
 
     class Server(BaseApplication):
         def load_config(self):
@@ -141,6 +142,24 @@ MIN_SECRET_CHARS = 32
 # gunicorn's default writes the request line, query string and referrer included: a calendar
 # feed's token (its URL is its key) and whatever a search asked for. The path only, no referrer.
 ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
+
+
+def _usable_data_key() -> None:
+    """The data key, checked once before gunicorn binds the port: each worker loading the app
+    refused a missing or broken one in a traceback of its own, then "Worker failed to boot".
+    (Whether the database's data was sealed by it, each worker checks as it starts.)"""
+    from api import crypto
+    from api.settings import load_config
+
+    config = load_config()
+    try:
+        crypto.check_keys(
+            config["DATA_KEY"],
+            config.get("OLD_DATA_KEYS"),
+            development_key_allowed=config["GRIDWORK_ENV"] == "development",
+        )
+    except crypto.DataKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _one_signing_key() -> None:

@@ -88,3 +88,27 @@ def test_db_upgrade_of_an_existing_database_does_not_reach_for_the_postgres_data
     monkeypatch.setattr(sqlalchemy, "create_engine", create_engine)
     assert cli.ensure_database(database_url) is False
     assert reached and "postgres" not in reached
+
+
+@pytest.mark.parametrize("data_key", [None, "not-base64-of-32-bytes"])
+def test_serve_without_a_usable_data_key_stops_before_gunicorn_starts(
+    production, monkeypatch, data_key
+):
+    """Each gunicorn worker found the data key missing or broken as it loaded the app, after
+    the master had bound the port: a traceback per worker, then "Worker failed to boot". It is
+    now one line, before anything listens."""
+    from click.testing import CliRunner
+    from gunicorn.app.base import BaseApplication
+
+    from api.cli import main
+
+    if data_key is None:
+        monkeypatch.delenv("GRIDWORK_DATA_KEY", raising=False)
+    else:
+        monkeypatch.setenv("GRIDWORK_DATA_KEY", data_key)
+    started = []
+    monkeypatch.setattr(BaseApplication, "run", lambda self: started.append(self))
+    result = CliRunner().invoke(main, ["serve", "--port", "1"])
+    assert started == []
+    assert result.exit_code == 1 and "GRIDWORK_DATA_KEY" in result.output
+    assert "Traceback" not in result.output
