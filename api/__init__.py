@@ -56,6 +56,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         except ProgrammingError:  # no alembic_version: never migrated
             at = None
         needed = schema_head()
+        if at is not None and at != needed and at not in schema_revisions():
+            # A newer release migrated it (a rolling deploy): upgrading is not this code's to do.
+            return errors.problem(
+                503,
+                "Service unavailable",
+                f"The database's schema is at {at}, newer than this release knows (it needs "
+                f"{needed}): a newer release migrated it; run that release here.",
+                slug="schema",
+            )
         if at != needed:
             return errors.problem(
                 503,
@@ -76,6 +85,17 @@ def _docs_assets(app: Flask) -> None:
     @app.get("/api/v1/docs/assets/<path:filename>")
     def swagger_assets(filename: str):
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+
+
+@functools.lru_cache(maxsize=1)
+def schema_revisions() -> frozenset[str]:
+    """Every migration of this release (read once from migrations/)."""
+    from alembic.script import ScriptDirectory
+
+    from api.cli import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("postgresql+psycopg://unused"))
+    return frozenset(rev.revision for rev in script.walk_revisions())
 
 
 @functools.lru_cache(maxsize=1)

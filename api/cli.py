@@ -111,8 +111,8 @@ def main() -> None:
 # --- serve --------------------------------------------------------------------------------------
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
 def serve(host: str, port: int, workers: int) -> None:
     """Run the API under gunicorn."""
     from gunicorn.app.base import BaseApplication
@@ -120,6 +120,7 @@ def serve(host: str, port: int, workers: int) -> None:
     from api import heap
 
     _one_signing_key()
+    _usable_data_key()
 
     class Server(BaseApplication):
         def load_config(self):
@@ -143,6 +144,24 @@ MIN_SECRET_CHARS = 32
 ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
 
 
+def _usable_data_key() -> None:
+    """The data key, checked once before gunicorn binds the port: each worker loading the app
+    refused a missing or broken one in a traceback of its own, then "Worker failed to boot".
+    (Whether the database's data was sealed by it, each worker checks as it starts.)"""
+    from api import crypto
+    from api.settings import load_config
+
+    config = load_config()
+    try:
+        crypto.check_keys(
+            config["DATA_KEY"],
+            config.get("OLD_DATA_KEYS"),
+            development_key_allowed=config["GRIDWORK_ENV"] == "development",
+        )
+    except crypto.DataKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _one_signing_key() -> None:
     """Every worker signs tokens with one key. gunicorn loads the app in each worker, and an
     app without GRIDWORK_SECRET_KEY makes a random key of its own: a token one worker signed
@@ -155,12 +174,15 @@ def _one_signing_key() -> None:
 
     production = load_config()["GRIDWORK_ENV"] != "development"
     key = os.environ.get("GRIDWORK_SECRET_KEY")
-    if key and production and len(key) < MIN_SECRET_CHARS:
-        # HS256 with a key shorter than its 32-byte hash is guessable offline from one token.
-        raise click.ClickException(
-            f"GRIDWORK_SECRET_KEY is {len(key)} characters: a signing key needs at least "
-            f"{MIN_SECRET_CHARS} (`gridwork security new-key` makes one)."
-        )
+    # GRIDWORK_JWT_SECRET, when set, signs the tokens in its place: as guessable a key as any.
+    for name in ("GRIDWORK_SECRET_KEY", "GRIDWORK_JWT_SECRET"):
+        value = os.environ.get(name)
+        if value and production and len(value) < MIN_SECRET_CHARS:
+            # HS256 with a key shorter than its 32-byte hash is guessable offline from one token.
+            raise click.ClickException(
+                f"{name} is {len(value)} characters: a signing key needs at least "
+                f"{MIN_SECRET_CHARS} (`gridwork security new-key` makes one)."
+            )
     for name in ("GRIDWORK_SECRET_KEY_FALLBACKS", "GRIDWORK_JWT_SECRET_FALLBACKS"):
         # A fallback verifies as the key does: a guessable one would let a forged token in.
         olds = key_list(os.environ.get(name)) if production else []
@@ -204,11 +226,24 @@ def alembic_config(database_url: str | None = None):
 
 
 def ensure_database(url: str) -> bool:
-    """Create the database named in `url` when the server has no such database yet."""
+    """Create the database named in `url` when the server has no such database yet.
+
+    The database itself is tried first: only when it does not exist is the server's `postgres`
+    database reached for, to create it (a pgbouncer serving gridwork's database alone, or a
+    pg_hba letting the account into its own database only, refused the upgrade otherwise)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
 
     target = make_url(url)
+    own = create_engine(target)
+    try:
+        with own.connect():
+            return False
+    except OperationalError:  # no such database, or no server: the `postgres` database says
+        pass
+    finally:
+        own.dispose()
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -1415,11 +1450,14 @@ class PeriodicJobs:
         self.log = log
         self.due = [0.0] * len(jobs)
 
-    def run_due(self, now: float, *, once: bool = False) -> None:
+    def run_due(
+        self, now: float, *, once: bool = False, stopping: Callable[[], bool] = lambda: False
+    ) -> None:
+        """The jobs due at `now`; none started once `stopping()` (the worker was signalled)."""
         from api.crypto import DataKeyRefused
 
         for k, (every, job, what) in enumerate(self.jobs):
-            if now < self.due[k]:
+            if now < self.due[k] or stopping():
                 continue
             self.due[k] = now + every
             try:
@@ -1440,9 +1478,9 @@ def push_worker(once: bool) -> None:
     ticks too, purges ended sign-in sessions, keeps the audit log's index and applies the
     retention periods (GRIDWORK_RETAIN_*).
 
-    SIGTERM or Ctrl-C stops it after the round in flight (its sends answered and marked): a
-    deploy does not leave a batch to be sent again when its lease passes. A second one stops
-    it at once."""
+    SIGTERM or Ctrl-C stops it after the round or the periodic job in flight (its sends
+    answered and marked), starting nothing after it: a deploy does not leave a batch to be
+    sent again when its lease passes. A second one stops it at once."""
     import logging
     import signal
     import threading
@@ -1498,7 +1536,9 @@ def push_worker(once: bool) -> None:
                 # Neither a failed job nor a failed round ends the worker (the database
                 # restarting, a bug in one tick): it logs, waits and goes on, as the API does.
                 # `--once` lets the error out, so a script sees it.
-                periodic.run_due(time.monotonic(), once=once)
+                periodic.run_due(time.monotonic(), once=once, stopping=stop.is_set)
+                if stop.is_set():  # asked to stop during the jobs: no new round after it
+                    break
                 try:
                     stats = worker.run_once()  # on the database's clock
                 except DataKeyRefused:

@@ -113,6 +113,21 @@ def configure(
     (comma-separated). No key falls back to the development key where that is allowed, and
     is a DataKeyError where it is not (the app outside development and tests)."""
     global _ring, _warned
+    current, old = check_keys(key, old_keys, development_key_allowed=development_key_allowed)
+    if current is None:
+        if not _warned:
+            log.warning("GRIDWORK_DATA_KEY is not set: sensitive columns use the development key")
+            _warned = True
+        _ring = _Ring(_DEV_KEY, old)
+        return
+    _ring = _Ring(current, old)
+
+
+def check_keys(
+    key: str | None, old_keys: str | None = None, *, development_key_allowed: bool = True
+) -> tuple[bytes | None, list[bytes]]:
+    """The keys `configure` would set, decoded (None: no key, the development key where it is
+    allowed), or the DataKeyError it would raise; nothing is set."""
     if not key and not development_key_allowed:
         raise DataKeyError(
             "GRIDWORK_DATA_KEY is not set: residents' phones and notes would be sealed with the "
@@ -125,12 +140,18 @@ def configure(
         if k.strip()
     ]
     if not key:
-        if not _warned:
-            log.warning("GRIDWORK_DATA_KEY is not set: sensitive columns use the development key")
-            _warned = True
-        _ring = _Ring(_DEV_KEY, old)
-        return
-    _ring = _Ring(_decode_key(key, "GRIDWORK_DATA_KEY"), old)
+        return None, old
+    current = _decode_key(key, "GRIDWORK_DATA_KEY")
+    if current == _DEV_KEY and not development_key_allowed:
+        # docs/security.md prints it (as the old key that moves a demo's data onto a real one):
+        # given as the data key, it quieted the refusal above and sealed residents' data with it.
+        raise DataKeyError(
+            "GRIDWORK_DATA_KEY is the development key, which is in the source. Make a key "
+            "(`gridwork security new-key`) for GRIDWORK_DATA_KEY; data sealed by the "
+            "development key is read with it in GRIDWORK_OLD_DATA_KEYS and moved onto the new "
+            "key by `gridwork security encrypt`."
+        )
+    return current, old
 
 
 def current_key_id() -> str:

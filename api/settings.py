@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -10,29 +13,118 @@ from typing import Any
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/gridwork"
 
-# Environment variable -> (config key, parser). Only names listed here are read.
+
+class ConfigError(ValueError):
+    """A setting that cannot work, named: the console says it in one line."""
+
+
+# A number as an operator writes it: ASCII digits, an optional sign, fraction and exponent
+# (int() and float() also read "１", "1_0", "nan" and "inf").
+_WHOLE_TEXT = re.compile(r"[+-]?[0-9]+")
+_DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _whole(minimum: int):
+    """A whole number of at least `minimum`: a count, a lifetime, a limit."""
+
+    def parse(value: str) -> int:
+        text = value.strip()
+        if not _WHOLE_TEXT.fullmatch(text):
+            raise ValueError(f"must be a whole number, not {value!r}")
+        number = int(text)
+        if number < minimum:
+            raise ValueError(f"must be at least {minimum}, not {number}")
+        return number
+
+    parse.__name__ = "whole"
+    return parse
+
+
+def _decimal(minimum: float, *, above: bool = False):
+    """A finite number of at least `minimum` (above it, with `above`): seconds, sizes, areas."""
+
+    def parse(value: str) -> float:
+        text = value.strip()
+        if not _DECIMAL_TEXT.fullmatch(text) or not math.isfinite(number := float(text)):
+            raise ValueError(f"must be a number, not {value!r}")
+        if number < minimum or (above and number == minimum):
+            raise ValueError(
+                f"must be {'above' if above else 'at least'} {minimum:g}, not {value!r}"
+            )
+        return number
+
+    parse.__name__ = "decimal"
+    return parse
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if not isinstance(logging.getLevelName(level), int):
+        raise ValueError(f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {value!r}")
+    return level
+
+
+ENVIRONMENTS = ("production", "development")
+
+
+def _environment(value: str) -> str:
+    env = value.strip().lower()
+    if env not in ENVIRONMENTS:
+        # `dev` ran as production, unnoticed until the data key was refused (or worse, was set).
+        raise ValueError(f"must be production or development, not {value!r}")
+    return env
+
+
+def _photo_storage(value: str) -> str:
+    kind = value.strip().lower()
+    if kind != "local":  # the only one so far (api/services/photos.build_storage)
+        raise ValueError(f"must be local, not {value!r}")
+    return kind
+
+
+# An origin as a browser sends it in `Origin`: scheme://host[:port], nothing after.
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/\s:\[\]]+)(:[0-9]+)?")
+
+
+def _origins(value: str) -> str:
+    origins = [o.strip() for o in value.split(",") if o.strip()]
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            # `https://app.example.org/`, a bare host or `*` matched no browser's request.
+            raise ValueError(
+                f"must list origins as a browser sends them (https://host or "
+                f"https://host:port, comma-separated), not {origin!r}"
+            )
+    return ",".join(origins)
+
+
+_POSITIVE = _whole(1)
+_COUNT = _whole(0)
+
+# Environment variable -> (config key, parser). Only names listed here are read; a value the
+# parser refuses stops the start with a ConfigError naming the variable.
 _ENV: dict[str, tuple[str, Any]] = {
     "DATABASE_URL": ("DATABASE_URL", str),
     "GRIDWORK_SECRET_KEY": ("SECRET_KEY", str),
     "GRIDWORK_SECRET_KEY_FALLBACKS": ("SECRET_KEY_FALLBACKS", str),
     "GRIDWORK_JWT_SECRET": ("JWT_SECRET_KEY", str),
     "GRIDWORK_JWT_SECRET_FALLBACKS": ("JWT_SECRET_KEY_FALLBACKS", str),
-    "GRIDWORK_ACCESS_TOKEN_MINUTES": ("ACCESS_TOKEN_MINUTES", int),
-    "GRIDWORK_REFRESH_TOKEN_DAYS": ("REFRESH_TOKEN_DAYS", int),
-    "GRIDWORK_MAX_UPLOAD_MB": ("MAX_UPLOAD_MB", int),
-    "GRIDWORK_STATEMENT_TIMEOUT_S": ("STATEMENT_TIMEOUT_S", float),
-    "GRIDWORK_OVERLAP_TOLERANCE_M2": ("GRID_OVERLAP_TOLERANCE_M2", float),
-    "GRIDWORK_LOG_LEVEL": ("LOG_LEVEL", str),
+    "GRIDWORK_ACCESS_TOKEN_MINUTES": ("ACCESS_TOKEN_MINUTES", _POSITIVE),
+    "GRIDWORK_REFRESH_TOKEN_DAYS": ("REFRESH_TOKEN_DAYS", _POSITIVE),
+    "GRIDWORK_MAX_UPLOAD_MB": ("MAX_UPLOAD_MB", _POSITIVE),
+    "GRIDWORK_STATEMENT_TIMEOUT_S": ("STATEMENT_TIMEOUT_S", _decimal(0)),
+    "GRIDWORK_OVERLAP_TOLERANCE_M2": ("GRID_OVERLAP_TOLERANCE_M2", _decimal(0)),
+    "GRIDWORK_LOG_LEVEL": ("LOG_LEVEL", _log_level),
     "GRIDWORK_BASEMAP_URL": ("BASEMAP_URL", str),
     "GRIDWORK_WEB_DIST": ("WEB_DIST", str),
-    "GRIDWORK_ENV": ("GRIDWORK_ENV", str),
+    "GRIDWORK_ENV": ("GRIDWORK_ENV", _environment),
     "GRIDWORK_DATA_KEY": ("DATA_KEY", str),
     "GRIDWORK_OLD_DATA_KEYS": ("OLD_DATA_KEYS", str),
-    "GRIDWORK_CORS_ORIGINS": ("CORS_ORIGINS", str),
-    "GRIDWORK_TRUSTED_PROXIES": ("TRUSTED_PROXIES", int),
-    "GRIDWORK_LOGIN_MAX_FAILURES": ("LOGIN_MAX_FAILURES", int),
-    "GRIDWORK_LOGIN_MAX_FAILURES_PER_IP": ("LOGIN_MAX_FAILURES_PER_IP", int),
-    "GRIDWORK_LOGIN_WINDOW_MINUTES": ("LOGIN_WINDOW_MINUTES", int),
+    "GRIDWORK_CORS_ORIGINS": ("CORS_ORIGINS", _origins),
+    "GRIDWORK_TRUSTED_PROXIES": ("TRUSTED_PROXIES", _COUNT),
+    "GRIDWORK_LOGIN_MAX_FAILURES": ("LOGIN_MAX_FAILURES", _POSITIVE),
+    "GRIDWORK_LOGIN_MAX_FAILURES_PER_IP": ("LOGIN_MAX_FAILURES_PER_IP", _POSITIVE),
+    "GRIDWORK_LOGIN_WINDOW_MINUTES": ("LOGIN_WINDOW_MINUTES", _POSITIVE),
     # Push (read by push.build_channels under these same names) and the push worker.
     "GRIDWORK_PUSH_BACKEND": ("GRIDWORK_PUSH_BACKEND", str),
     "GRIDWORK_FCM_CREDENTIALS": ("GRIDWORK_FCM_CREDENTIALS", str),
@@ -42,29 +134,25 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_VAPID_PUBLIC_KEY": ("GRIDWORK_VAPID_PUBLIC_KEY", str),
     "GRIDWORK_VAPID_SUBJECT": ("GRIDWORK_VAPID_SUBJECT", str),
     "GRIDWORK_PUSH_ALLOW_PRIVATE_ENDPOINTS": ("GRIDWORK_PUSH_ALLOW_PRIVATE_ENDPOINTS", str),
-    "GRIDWORK_PUSH_BATCH_SIZE": ("PUSH_BATCH_SIZE", int),
-    "GRIDWORK_PUSH_LEASE_SECONDS": ("PUSH_LEASE_SECONDS", int),
-    "GRIDWORK_PUSH_MAX_ATTEMPTS": ("PUSH_MAX_ATTEMPTS", int),
-    "GRIDWORK_PUSH_MAX_LOST_ROUNDS": ("PUSH_MAX_LOST_ROUNDS", int),
-    "GRIDWORK_PUSH_POLL_SECONDS": ("PUSH_POLL_SECONDS", float),
-    "GRIDWORK_TASK_TICK_SECONDS": ("TASK_TICK_SECONDS", int),
-    "GRIDWORK_AUDIT_MERGE_SECONDS": ("AUDIT_MERGE_SECONDS", int),
-    "GRIDWORK_RETAIN_VISIT_TRACKS_DAYS": ("RETAIN_VISIT_TRACKS_DAYS", int),
-    "GRIDWORK_RETAIN_PHOTOS_DAYS": ("RETAIN_PHOTOS_DAYS", int),
-    "GRIDWORK_RETAIN_READ_NOTIFICATIONS_DAYS": ("RETAIN_READ_NOTIFICATIONS_DAYS", int),
-    "GRIDWORK_RETAIN_NOTIFICATIONS_DAYS": ("RETAIN_NOTIFICATIONS_DAYS", int),
-    "GRIDWORK_RETAIN_DELIVERIES_DAYS": ("RETAIN_DELIVERIES_DAYS", int),
-    "GRIDWORK_RETAIN_COMPLAINANTS_DAYS": ("RETAIN_COMPLAINANTS_DAYS", int),
-    "GRIDWORK_RETENTION_BATCH": ("RETENTION_BATCH", int),
-    "GRIDWORK_RETENTION_SECONDS": ("RETENTION_SECONDS", int),
-    "GRIDWORK_PHOTO_STORAGE": ("PHOTO_STORAGE", str),
+    "GRIDWORK_PUSH_BATCH_SIZE": ("PUSH_BATCH_SIZE", _POSITIVE),
+    "GRIDWORK_PUSH_LEASE_SECONDS": ("PUSH_LEASE_SECONDS", _POSITIVE),
+    "GRIDWORK_PUSH_MAX_ATTEMPTS": ("PUSH_MAX_ATTEMPTS", _POSITIVE),
+    "GRIDWORK_PUSH_MAX_LOST_ROUNDS": ("PUSH_MAX_LOST_ROUNDS", _POSITIVE),
+    "GRIDWORK_PUSH_POLL_SECONDS": ("PUSH_POLL_SECONDS", _decimal(0)),
+    "GRIDWORK_TASK_TICK_SECONDS": ("TASK_TICK_SECONDS", _POSITIVE),
+    "GRIDWORK_AUDIT_MERGE_SECONDS": ("AUDIT_MERGE_SECONDS", _POSITIVE),
+    "GRIDWORK_RETAIN_VISIT_TRACKS_DAYS": ("RETAIN_VISIT_TRACKS_DAYS", _POSITIVE),
+    "GRIDWORK_RETAIN_PHOTOS_DAYS": ("RETAIN_PHOTOS_DAYS", _POSITIVE),
+    "GRIDWORK_RETAIN_READ_NOTIFICATIONS_DAYS": ("RETAIN_READ_NOTIFICATIONS_DAYS", _POSITIVE),
+    "GRIDWORK_RETAIN_NOTIFICATIONS_DAYS": ("RETAIN_NOTIFICATIONS_DAYS", _POSITIVE),
+    "GRIDWORK_RETAIN_DELIVERIES_DAYS": ("RETAIN_DELIVERIES_DAYS", _POSITIVE),
+    "GRIDWORK_RETAIN_COMPLAINANTS_DAYS": ("RETAIN_COMPLAINANTS_DAYS", _POSITIVE),
+    "GRIDWORK_RETENTION_BATCH": ("RETENTION_BATCH", _POSITIVE),
+    "GRIDWORK_RETENTION_SECONDS": ("RETENTION_SECONDS", _POSITIVE),
+    "GRIDWORK_PHOTO_STORAGE": ("PHOTO_STORAGE", _photo_storage),
     "GRIDWORK_PHOTO_DIR": ("PHOTO_DIR", str),
-    "GRIDWORK_PHOTO_MAX_MB": ("PHOTO_MAX_MB", float),
+    "GRIDWORK_PHOTO_MAX_MB": ("PHOTO_MAX_MB", _decimal(0, above=True)),
 }
-
-
-class ConfigError(ValueError):
-    """A setting that cannot work, named: the console says it in one line."""
 
 
 def normalise_database_url(url: str) -> str:
@@ -214,7 +302,10 @@ def load_config(test_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     cfg = {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
     for env_name, (key, parse) in _ENV.items():
         if env_name in os.environ and os.environ[env_name] != "":
-            cfg[key] = parse(os.environ[env_name])
+            try:
+                cfg[key] = parse(os.environ[env_name])
+            except ValueError as exc:
+                raise ConfigError(f"{env_name} {exc}") from None
     if test_config:
         cfg.update(test_config)
     cfg["DATABASE_URL"] = _check_database_url(normalise_database_url(cfg["DATABASE_URL"]))

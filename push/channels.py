@@ -36,7 +36,9 @@ def target_fingerprint(message: Message) -> str:
 
 
 class LogChannel:
-    """Development channel: logs each message and reports it delivered."""
+    """Development channel: logs each message and reports it delivered. A `personal` body (a
+    task's title, which may name a resident) is not written: the log is no place for it, and
+    the inbox keeps the text."""
 
     def __init__(self, log: logging.Logger | None = None, level: int = logging.INFO) -> None:
         self._log = log or logger
@@ -53,7 +55,7 @@ class LogChannel:
                 target_fingerprint(message),
                 " (urgent)" if message.urgent else "",
                 message.title,
-                message.body,
+                f"(personal, {len(message.body)} characters)" if message.personal else message.body,
                 message.payload_data(),
             )
             results.append(

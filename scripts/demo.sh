@@ -18,6 +18,7 @@ set -a; source "$SECRETS"; set +a
 export GRIDWORK_ENV="${GRIDWORK_ENV:-development}"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
+require_free_port "$HOST" "$PORT"
 .venv/bin/gridwork db upgrade
 .venv/bin/gridwork seed demo
 BASE="http://$HOST:$PORT"
@@ -39,8 +40,5 @@ $(.venv/bin/python -m fixtures.demo --accounts)
 INFO
 # Notifications are delivered by a separate worker; without FCM credentials it logs them.
 export GRIDWORK_PUSH_BACKEND="${GRIDWORK_PUSH_BACKEND:-log}"
-.venv/bin/gridwork push-worker > "$ROOT/.data/push-worker.log" 2>&1 &
-WORKER=$!
-trap 'kill "$WORKER" 2>/dev/null || true' EXIT INT TERM
-echo "  push worker running (pid $WORKER, log .data/push-worker.log)"
-.venv/bin/gridwork serve --host "$HOST" --port "$PORT"
+# Ctrl-C (or SIGTERM, SIGHUP) stops both, the API after its requests, the worker after its round.
+run_api_and_worker "$ROOT/.data/push-worker.log" --host "$HOST" --port "$PORT"

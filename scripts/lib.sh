@@ -130,3 +130,50 @@ setup_all() {
   ensure_database_url
   ensure_web
 }
+
+# Stop at once when something already listens on host:port (a demo still running): before,
+# a second run printed the first one's URLs and started a second push worker before gunicorn
+# gave up on the port.
+require_free_port() { # host port
+  if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then
+    say "something already listens on $1:$2 (is the demo running?): stop it, or choose another port, e.g. PORT=8081"
+    exit 1
+  fi
+}
+
+# The API and the push worker side by side (scripts/demo.sh) until either ends or this script
+# is asked to stop (Ctrl-C, SIGTERM, SIGHUP). Each runs in a process group of its own, so a
+# Ctrl-C reaches only this script, which then stops both once with SIGTERM: the API finishes
+# the requests it holds, the worker the round in flight (a second signal would stop it at
+# once, mid-send). One that ends stops the other; both are waited for. Returns the API's
+# status. Arguments: the worker's log file, then `gridwork serve`'s options.
+run_api_and_worker() {
+  local log="$1"
+  shift
+  local gridwork="${GRIDWORK_BIN:-.venv/bin/gridwork}"
+  set -m
+  "$gridwork" push-worker >"$log" 2>&1 &
+  _GW_WORKER=$!
+  "$gridwork" serve "$@" &
+  _GW_API=$!
+  set +m
+  trap '_gw_stop' INT TERM HUP
+  trap '_gw_stop' EXIT
+  say "push worker running (pid $_GW_WORKER, log $log); API pid $_GW_API"
+  while kill -0 "$_GW_API" 2>/dev/null && kill -0 "$_GW_WORKER" 2>/dev/null; do
+    wait -n 2>/dev/null || true # one of them ended, or a signal came
+  done
+  _gw_stop
+  local status=0
+  wait "$_GW_API" 2>/dev/null || status=$?
+  wait "$_GW_WORKER" 2>/dev/null || true
+  trap - INT TERM HUP EXIT
+  return "$status"
+}
+
+_GW_STOPPED=0
+_gw_stop() {
+  [ "$_GW_STOPPED" -eq 1 ] && return 0
+  _GW_STOPPED=1
+  kill -TERM "$_GW_API" "$_GW_WORKER" 2>/dev/null || true
+}

@@ -176,3 +176,44 @@ def test_unknown_route_is_a_problem(client):
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
     assert response.json["status"] == 404
+
+
+def test_the_development_key_given_as_the_data_key_is_refused_outside_development(
+    database_url, monkeypatch
+):
+    """The development key is in the source, and docs/security.md prints it (to move a demo's
+    data onto a real key, as the old key). Given as GRIDWORK_DATA_KEY, the one setting that
+    quiets the start's refusal, a production process ran on it without a word."""
+    import base64
+
+    development = base64.urlsafe_b64encode(crypto._DEV_KEY).decode().rstrip("=")
+    monkeypatch.delenv("GRIDWORK_ENV", raising=False)
+    try:
+        with pytest.raises(crypto.DataKeyError, match="GRIDWORK_OLD_DATA_KEYS") as refused:
+            create_app({"DATABASE_URL": database_url, "DATA_KEY": development})
+        assert development not in str(refused.value)
+        # As the old key of a rotation it is what the docs say to do.
+        create_app(
+            {
+                "DATABASE_URL": database_url,
+                "DATA_KEY": crypto.new_key(),
+                "OLD_DATA_KEYS": development,
+                "DATA_KEY_CHECK": False,
+            }
+        )
+    finally:
+        crypto.configure(None)
+
+
+def test_health_on_a_database_a_newer_release_migrated_says_so(client, session):
+    """During a rolling deploy the new release's `db upgrade` runs first: the old processes'
+    /healthz told their operator to run `gridwork db upgrade`, which with the old code fails
+    (an unknown revision). It names the newer schema and what to do instead."""
+    from sqlalchemy import text
+
+    session.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    detail = response.json["detail"]
+    assert "9999_from_the_future" in detail and "newer" in detail
+    assert "db upgrade" not in detail

@@ -850,3 +850,36 @@ def test_a_refused_data_key_stops_the_worker_whatever_the_job():
 
     with pytest.raises(DataKeyRefused):
         PeriodicJobs([(60, refused, "tick")], logging.getLogger("t")).run_due(0.0)
+
+
+def test_sigterm_during_the_periodic_jobs_starts_no_new_round(app, monkeypatch):
+    """A deploy's SIGTERM arriving while the worker ran its tick (a Monday's reports take a
+    while) was followed by a whole new round: up to a batch claimed and sent after the signal,
+    which a supervisor's SIGKILL could cut between send and mark (the batch sent again after
+    its lease). The worker stops after the round in flight, and starts none after the signal."""
+    import os
+    import signal
+
+    from click.testing import CliRunner
+
+    from api.cli import main
+    from api.services import tasks as task_service
+    from api.services.delivery import RoundStats
+
+    app.config.update(GRIDWORK_PUSH_BACKEND="log", PUSH_POLL_SECONDS=0, TASK_TICK_SECONDS=0)
+    rounds = []
+
+    def run_once(self, now=None):
+        rounds.append(now)
+        return RoundStats()
+
+    def tick(session, now):
+        os.kill(os.getpid(), signal.SIGTERM)  # the deploy, mid-tick
+        return task_service.TickResult()
+
+    monkeypatch.setattr(PushWorker, "run_once", run_once)
+    monkeypatch.setattr(task_service, "tick", tick)
+    with app.app_context():
+        result = CliRunner().invoke(main, ["push-worker"], catch_exceptions=False)
+    assert "push worker stopped" in result.output
+    assert rounds == []

@@ -50,6 +50,26 @@ def test_log_channel_logs_the_message_but_not_the_token(caplog: pytest.LogCaptur
     assert "token-1" not in caplog.text
 
 
+def test_log_channel_keeps_a_personal_body_out_of_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """A task's push carries its title, typed from a hotline call, which may name a resident
+    (`personal`): FCM gets a placeholder, and the log channel (the demo's, or a deployment's
+    before it has FCM) wrote it into the push worker's log as it was."""
+    personal = Message(
+        "task-9-v1",
+        "token-1",
+        "android",
+        "新任务",
+        "王秀英 13812345678 独居老人摔倒",
+        personal=True,
+    )
+    with caplog.at_level(logging.INFO, logger="push.channels"):
+        [result] = LogChannel().send([personal])
+
+    assert result.outcome == "delivered"
+    assert "task-9-v1" in caplog.text
+    assert "王秀英" not in caplog.text and "13812345678" not in caplog.text
+
+
 def test_null_channel_fails_every_message_with_its_reason() -> None:
     results = NullChannel("fcm disabled").send([message(message_id="a"), message(message_id="b")])
 
