@@ -3,6 +3,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_all
 say "ruff"
-.venv/bin/ruff check api geo push fixtures tests migrations
+.venv/bin/ruff check .
+.venv/bin/ruff format --check api geo push fixtures tests migrations bench
 say "pytest"
 exec .venv/bin/pytest -p no:cacheprovider "$@"

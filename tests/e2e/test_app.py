@@ -776,7 +776,7 @@ def grid_given(e2e_engine):
     """Give worker01 another grid as the office would (taken back at the end). The visit then
     stored counts for that grid, not the demo grid whose coverage tests/e2e/test_map.py reads
     (moving the household into the demo grid instead added a visited household there)."""
-    from api.models import User, user_grids
+    from api.models import GridHolding, User, user_grids
 
     given: list[tuple[int, int]] = []
 
@@ -787,11 +787,18 @@ def grid_given(e2e_engine):
         given.append((worker, grid_id))
 
     yield give
+    # Taken back as if never given: a grid held today would open it to the other tests' visits
+    # of today (a visit is judged by the grids held on its date, `grid_holdings`).
     with e2e_engine.begin() as conn:
         for worker, grid_id in given:
             conn.execute(
                 user_grids.delete().where(
                     user_grids.c.user_id == worker, user_grids.c.grid_id == grid_id
+                )
+            )
+            conn.execute(
+                GridHolding.__table__.delete().where(
+                    GridHolding.user_id == worker, GridHolding.grid_id == grid_id
                 )
             )
 
