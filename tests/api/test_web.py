@@ -343,3 +343,16 @@ def test_the_apps_evidence_figures_name_numbers_the_server_gives():
     }
     assert named - {"figures"} <= _every_detail_of_the_grading() | DERIVED_FIGURES
     assert "distance_to_household_m" in _every_detail_of_the_grading()  # the probe measures
+
+
+def test_a_username_field_is_typed_as_written_not_capitalised():
+    """A phone capitalised the first letter of `worker01` (iOS does unless told not to): the
+    sign-in failed, or, before usernames differing only in case were refused, named another."""
+    fields = [
+        (page.name, tag)
+        for page in sorted(WEB_SRC.glob("*.html"))
+        for tag in re.findall(r"<input[^>]*name=\"username\"[^>]*>", page.read_text())
+    ]
+    assert len(fields) == 4
+    for name, tag in fields:
+        assert 'autocapitalize="none"' in tag and 'autocorrect="off"' in tag, (name, tag)
