@@ -115,10 +115,27 @@ class HouseholdHistory(Base):
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The grid the household was in before this row, when the row opened by a move (NULL for
+    # a registration or a change of tags or kind): the report finds households moved in by it.
+    from_grid_id: Mapped[int | None] = mapped_column(Integer)
 
 
 Index("ix_household_history_household", HouseholdHistory.household_id, HouseholdHistory.valid_from)
 Index("ix_household_history_grid", HouseholdHistory.grid_id, HouseholdHistory.valid_from)
+# The report finds the households whose grid changed: rows closed (left, retagged) and rows
+# opened by a move, by grid (migration 0041).
+Index(
+    "ix_household_history_grid_closed",
+    HouseholdHistory.grid_id,
+    HouseholdHistory.valid_to,
+    postgresql_where=HouseholdHistory.valid_to.is_not(None),
+)
+Index(
+    "ix_household_history_grid_moved_in",
+    HouseholdHistory.grid_id,
+    HouseholdHistory.valid_from,
+    postgresql_where=HouseholdHistory.from_grid_id.is_not(None),
+)
 
 
 class ReportHouseholdDelta(Base):

@@ -8,6 +8,8 @@ O(grids × weeks) rows and PostgreSQL builds the JSON document:
   trigger on `households`, so a moved household counts where it was that week);
 - visits, distinct households visited, visited this or last week, grades: `report_grid_weeks`;
 - must-visit compliance: `report_household_deltas` (due) and `report_grid_week_tags` (done);
+- visited and done corrected for the few households whose grid or tags changed since the week
+  before began, so each counts in the grid it ends the week in (with `households` and `due`);
 - per worker: `report_worker_weeks` and the week's published shifts (A / B posts);
 - tasks and the three rates: tasks opened in the week (index on `tasks.created_at`).
 """
@@ -116,6 +118,84 @@ def select_scope(
 # document, so the API adds only authentication, scope and the selection to the SQL's own time.
 REPORT_SQL = """
 WITH sel AS (SELECT unnest(CAST(:grid_ids AS integer[])) AS grid_id),
+-- The aggregates count a visited household in the grid its visit was recorded in (its grid
+-- when the visit was synced), a household in the grid it ends the week in, a must-visit done
+-- under the tags it had at the visit. They differ only for a household whose history changed
+-- after the week before began: a row of a selected grid closed since (it left, or its tags or
+-- kind changed) or opened since by a move into it (from_grid_id; a registration is no move).
+-- Any other household visited in these two weeks has had one open row, its grid and tags,
+-- from before the visit to now. Those few are counted again here, one by one, each by index
+-- probes of its own rows (no join between them: their number is not known when planning).
+changed AS MATERIALIZED (
+  SELECT x.household_id FROM sel JOIN household_history x ON x.grid_id = sel.grid_id
+  WHERE x.valid_to >= :since
+  UNION
+  SELECT x.household_id FROM sel JOIN household_history x ON x.grid_id = sel.grid_id
+  WHERE x.from_grid_id IS NOT NULL AND x.valid_from >= :since),
+-- Each one's grid and tags at the end of the week and its grid at the end of the week before;
+-- the grids its visits that found someone were recorded in, each week
+-- (ix_visits_household_visited); the care tags it was counted done under this week, wherever.
+ch AS MATERIALIZED (
+  SELECT c.household_id, ew.grid_id AS end_grid, ew.tags AS end_tags, ep.grid_id AS prev_grid,
+         vis.met_w, vis.met_p, cnt.counted_grids, cnt.counted_tags
+  FROM changed c
+  LEFT JOIN LATERAL (
+    SELECT x.grid_id, x.tags FROM household_history x
+    WHERE x.household_id = c.household_id AND x.valid_from < :end
+      AND (x.valid_to IS NULL OR x.valid_to >= :end)
+    ORDER BY x.valid_from DESC LIMIT 1) ew ON true
+  LEFT JOIN LATERAL (
+    SELECT x.grid_id FROM household_history x
+    WHERE x.household_id = c.household_id AND x.valid_from < :start
+      AND (x.valid_to IS NULL OR x.valid_to >= :start)
+    ORDER BY x.valid_from DESC LIMIT 1) ep ON true
+  CROSS JOIN LATERAL (
+    SELECT COALESCE(array_agg(DISTINCT v.grid_id) FILTER (WHERE v.week = :week), '{}')
+             AS met_w,
+           COALESCE(array_agg(DISTINCT v.grid_id) FILTER (WHERE v.week = :prev_week), '{}')
+             AS met_p
+    FROM visits v
+    WHERE v.household_id = c.household_id AND v.visited_at >= :since
+      AND v.visited_at < :end AND v.outcome <> 'nobody_home') vis
+  CROSS JOIN LATERAL (
+    -- (grid, tag) pairs, as two arrays of the same length.
+    SELECT COALESCE(array_agg(o.grid_id), '{}') AS counted_grids,
+           COALESCE(array_agg(t.tag), '{}') AS counted_tags
+    FROM report_household_weeks o CROSS JOIN LATERAL unnest(o.counted) t(tag)
+    WHERE o.grid_id = ANY(vis.met_w) AND o.week = :week
+      AND o.household_id = c.household_id) cnt
+  WHERE vis.met_w <> '{}' OR vis.met_p <> '{}'),
+-- Per grid and week (this one and the one before): minus where they were counted, plus where
+-- they end the week.
+fix AS (
+  SELECT grid_id, week, sum(visited) AS visited, sum(visited_2w) AS visited_2w FROM (
+    SELECT g AS grid_id, CAST(:week AS text) AS week, -1 AS visited, 0 AS visited_2w
+    FROM ch CROSS JOIN LATERAL unnest(ch.met_w) g
+    UNION ALL
+    SELECT g, CAST(:prev_week AS text), -1, 0 FROM ch CROSS JOIN LATERAL unnest(ch.met_p) g
+    UNION ALL
+    SELECT g, CAST(:week AS text), 0, -1
+    FROM ch CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(ch.met_w || ch.met_p) u) x(g)
+    UNION ALL
+    SELECT end_grid, CAST(:week AS text), CASE WHEN met_w <> '{}' THEN 1 ELSE 0 END, 1
+    FROM ch WHERE end_grid IS NOT NULL
+    UNION ALL
+    SELECT prev_grid, CAST(:prev_week AS text), 1, 0
+    FROM ch WHERE prev_grid IS NOT NULL AND met_p <> '{}') f
+  WHERE grid_id IN (SELECT grid_id FROM sel)
+  GROUP BY 1, 2),
+-- Must-visit: minus under the tags counted in each grid, plus in the grid it ends the week in
+-- under those of them it is due for there.
+done_fix AS (
+  SELECT grid_id, tag, sum(n) AS n FROM (
+    SELECT c.grid_id, c.tag, -1 AS n
+    FROM ch CROSS JOIN LATERAL unnest(ch.counted_grids, ch.counted_tags) c(grid_id, tag)
+    UNION ALL
+    SELECT ch.end_grid, t.tag, 1
+    FROM ch CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(ch.counted_tags) u) t(tag)
+    WHERE t.tag = ANY(ch.end_tags)) d
+  WHERE grid_id IN (SELECT grid_id FROM sel)
+  GROUP BY 1, 2),
 hh AS (
   SELECT d.grid_id,
          COALESCE(sum(d.delta) FILTER (WHERE d.kind = 'residence'), 0) AS residence,
@@ -127,26 +207,33 @@ gw AS (
   SELECT g.id, g.code, g.name, g.community_code,
          COALESCE(hh.residence, 0) AS residence, COALESCE(hh.business, 0) AS business,
          COALESCE(hh.residence, 0) + COALESCE(hh.business, 0) AS households,
-         COALESCE(w.visits, 0) AS visits, COALESCE(w.visited, 0) AS visited,
-         COALESCE(w.visited_2w, 0) AS visited_2w,
+         COALESCE(w.visits, 0) AS visits,
+         COALESCE(w.visited, 0) + COALESCE(fx.visited, 0) AS visited,
+         COALESCE(w.visited_2w, 0) + COALESCE(fx.visited_2w, 0) AS visited_2w,
          COALESCE(w.grade_ok, 0) AS ok, COALESCE(w.grade_doubtful, 0) AS doubtful,
          COALESCE(w.grade_suspect, 0) AS suspect, COALESCE(w.relief_visits, 0) AS relief,
          COALESCE(w.unregistered_visits, 0) AS unregistered,
          GREATEST(COALESCE(hh.residence, 0) + COALESCE(hh.business, 0)
-                  - COALESCE(w.visited_2w, 0), 0) AS not_visited_2w
+                  - COALESCE(w.visited_2w, 0) - COALESCE(fx.visited_2w, 0), 0)
+           AS not_visited_2w
   FROM sel
   JOIN grids g ON g.id = sel.grid_id
   LEFT JOIN hh ON hh.grid_id = sel.grid_id
-  LEFT JOIN report_grid_weeks w ON w.grid_id = sel.grid_id AND w.week = :week),
+  LEFT JOIN report_grid_weeks w ON w.grid_id = sel.grid_id AND w.week = :week
+  LEFT JOIN fix fx ON fx.grid_id = sel.grid_id AND fx.week = :week),
 due AS (
   SELECT d.grid_id, d.tag, sum(d.delta) AS n
   FROM report_household_deltas d JOIN sel USING (grid_id)
   WHERE d.tag <> '' AND d.week <= :week
   GROUP BY d.grid_id, d.tag),
 done AS (
-  SELECT t.grid_id, t.tag, t.done AS n
-  FROM report_grid_week_tags t JOIN sel USING (grid_id)
-  WHERE t.week = :week),
+  SELECT grid_id, tag, sum(n) AS n FROM (
+    SELECT t.grid_id, t.tag, t.done AS n
+    FROM report_grid_week_tags t JOIN sel USING (grid_id)
+    WHERE t.week = :week
+    UNION ALL
+    SELECT grid_id, tag, n FROM done_fix) d
+  GROUP BY 1, 2),
 tg AS (
   SELECT COALESCE(due.grid_id, done.grid_id) AS grid_id, COALESCE(due.tag, done.tag) AS tag,
          COALESCE(due.n, 0) AS due, COALESCE(done.n, 0) AS done
@@ -217,10 +304,13 @@ trend_hh AS (
   JOIN sel ON sel.grid_id = d.grid_id
   GROUP BY w.week),
 trend_vis AS (
-  SELECT gw.week, sum(gw.visited) AS visited
-  FROM report_grid_weeks gw JOIN sel USING (grid_id)
-  WHERE gw.week = ANY(CAST(:weeks AS text[]))
-  GROUP BY gw.week),
+  SELECT week, sum(visited) AS visited FROM (
+    SELECT gw.week, gw.visited
+    FROM report_grid_weeks gw JOIN sel USING (grid_id)
+    WHERE gw.week = ANY(CAST(:weeks AS text[]))
+    UNION ALL
+    SELECT week, visited FROM fix) v
+  GROUP BY week),
 tag_totals AS (
   SELECT tag, sum(due) AS due, sum(done) AS done FROM tg GROUP BY tag
   HAVING sum(due) > 0 OR sum(done) > 0)
@@ -313,10 +403,15 @@ def report_params(
     start, end = week_bounds(week)
     days = week_dates(week)
     now = now or clock.now()
+    weeks = [shift_week(week, -i) for i in range(TREND_WEEKS - 1, -1, -1)]
     return {
         "grid_ids": selection.grid_ids,
         "week": week,
-        "weeks": [shift_week(week, -i) for i in range(TREND_WEEKS - 1, -1, -1)],
+        "weeks": weeks,
+        "prev_week": weeks[-2],
+        # Households whose history changed since the week before began are counted one by one
+        # (the week's figures, its "two weeks", and the trend's last two weeks).
+        "since": week_bounds(weeks[-2])[0],
         "start": start,
         "end": end,
         "start_text": start.isoformat(),

@@ -884,3 +884,122 @@ def test_an_accept_header_nothing_is_offered_for_is_a_406(client, history):
 
 def test_a_report_needs_a_token(client, history):
     assert client.get(COVERAGE, query_string={"week": "2026-W47"}).status_code == 401
+
+
+# --- a week a household moved or a grid was redrawn: each grid counts its own households -----
+# A grid's `visited` counts the households that end the week in it (its `households`) and were
+# found at home that week, wherever the visit was recorded; a care tag's `done` counts only the
+# households due under it there (the tag and the grid as the week ends).
+
+
+def _w48(session) -> dict:
+    return _report(session, "2026-W48", community=RC)
+
+
+def _assert_no_grid_reads_above_its_households(report: dict) -> None:
+    for g in [*report["grids"], report["totals"]]:
+        assert g["visited"] <= g["households"], g
+        assert all(m["done"] <= m["due"] for m in g["must_visit"]), g
+
+
+def test_a_household_that_moves_after_its_visit_counts_in_the_grid_it_ends_the_week_in(
+    session, history
+):
+    """W48: R2's h4, h5 and h6 are all found at home on Monday; on Tuesday h5 moves to R1. R2
+    ends the week with h4 and h6, both visited (100 %, not 3 of 2); R1 with h1, h2, h3, h7 and
+    h5, of which only h5 was visited (in R2)."""
+    w2 = history.users["w2"]
+    for name in ("h4", "h5", "h6"):
+        make_visit(session, w2, history.h[name], at(23))
+    effective(session, at(24))
+    household_service.update_household(
+        session, None, history.h["h5"], {"lon": 116.603, "lat": 39.902}
+    )
+    effective(session, None)
+    report = _w48(session)
+    r1, r2 = grid_of(report, R1), grid_of(report, R2)
+    assert (r2["households"], r2["visited"], r2["coverage"]) == (2, 2, 100.0)
+    assert (r1["households"], r1["visited"], r1["coverage"]) == (5, 1, 20.0)
+    assert (r2["visits"], r1["visits"]) == (3, 0)  # visits stay where they were made
+    assert (report["totals"]["households"], report["totals"]["visited"]) == (7, 3)
+    assert report["trend"][-1]["visited"] == 3
+    # Seen this week, so not among those unseen for two weeks wherever it ends.
+    assert r1["not_visited_2w"] == 1  # h3 (last seen in W45); h5 was seen this week, in R2
+    assert r2["not_visited_2w"] == 0
+    _assert_no_grid_reads_above_its_households(report)
+
+
+def test_a_grid_redrawn_mid_week_counts_each_visited_household_in_its_new_grid(session, history):
+    """W48: R1's h1, h2, h3 and h7 are found at home on Monday; on Wednesday the border moves
+    west of h3, which passes to R2. R1 ends the week with h1, h2 and h7, all visited (100 %,
+    not 4 of 3); R2 with h3, h4, h5 and h6, of which h3 was visited (in R1)."""
+    w1 = history.users["w1"]
+    for name in ("h1", "h2", "h3", "h7"):
+        make_visit(session, w1, history.h[name], at(23))
+    redraw(session, 116.605, at(25))
+    session.refresh(history.h["h3"])
+    assert history.h["h3"].grid_id == history.grids[R2].id
+    report = _w48(session)
+    r1, r2 = grid_of(report, R1), grid_of(report, R2)
+    assert (r1["households"], r1["visited"], r1["coverage"]) == (3, 3, 100.0)
+    assert (r2["households"], r2["visited"], r2["coverage"]) == (4, 1, 25.0)
+    assert (report["totals"]["households"], report["totals"]["visited"]) == (7, 4)
+    assert report["trend"][-1]["visited"] == 4
+    _assert_no_grid_reads_above_its_households(report)
+
+
+def test_a_must_visit_household_that_moves_after_it_is_done_counts_done_where_it_is_due(
+    session, history
+):
+    """W48: R2's h6 (living alone, twice a week) is visited Monday and Tuesday, then moves to
+    R1 on Wednesday. R2 has no one living alone left (nothing due, nothing done); in R1 h2 and
+    h6 are due and h6 is done (its visits were made in R2)."""
+    w2 = history.users["w2"]
+    make_visit(session, w2, history.h["h6"], at(23))
+    make_visit(session, w2, history.h["h6"], at(24))
+    effective(session, at(25))
+    household_service.update_household(
+        session, None, history.h["h6"], {"lon": 116.603, "lat": 39.902}
+    )
+    effective(session, None)
+    report = _w48(session)
+    assert grid_of(report, R2)["must_visit"] == []
+    assert grid_of(report, R1)["must_visit"] == [
+        {"tag": "elderly_80", "due": 1, "done": 0, "rate": 0.0},
+        {"tag": "living_alone", "due": 2, "done": 1, "rate": 50.0},
+    ]
+    assert report["totals"]["must_visit"][-1] == {
+        "tag": "living_alone",
+        "due": 2,
+        "done": 1,
+        "rate": 50.0,
+    }
+    _assert_no_grid_reads_above_its_households(report)
+
+
+def test_a_tag_removed_after_the_household_was_done_is_not_done_where_nobody_is_due(
+    session, history
+):
+    """W48: h1 (elderly, R1) is found at home on Monday, done; on Tuesday its tag is removed.
+    Nobody in R1 is elderly at the end of the week: nothing due, nothing done (not 1 of 0)."""
+    make_visit(session, history.users["w1"], history.h["h1"], at(23))
+    effective(session, at(24))
+    household_service.update_household(session, None, history.h["h1"], {"tags": []})
+    effective(session, None)
+    assert _counted(session, history.h["h1"], "2026-W48") == ["elderly_80"]
+    report = _w48(session)
+    assert [m["tag"] for m in grid_of(report, R1)["must_visit"]] == ["living_alone"]
+    assert grid_of(report, R1)["visited"] == 1
+    _assert_no_grid_reads_above_its_households(report)
+
+
+def test_a_tag_added_after_the_visit_is_due_but_not_done_that_week(session, history):
+    """W48: h4 (R2, no tag) is found at home on Monday and tagged elderly on Tuesday: due at
+    the end of the week, not done (its visit carried no care tag)."""
+    make_visit(session, history.users["w2"], history.h["h4"], at(23))
+    effective(session, at(24))
+    household_service.update_household(session, None, history.h["h4"], {"tags": ["elderly_80"]})
+    effective(session, None)
+    r2 = grid_of(_w48(session), R2)
+    assert r2["must_visit"][0] == {"tag": "elderly_80", "due": 1, "done": 0, "rate": 0.0}
+    assert r2["visited"] == 1
