@@ -73,6 +73,27 @@ def test_a_hotline_ticket_keeps_the_deadline_the_hotline_gave_it(client, world):
     assert r.json["due_at"] == due.isoformat()
 
 
+def test_a_task_shows_the_deadline_its_ticket_came_with_in_its_detail_and_the_list(client, world):
+    """The app and the office see that the hotline set the deadline, and which: `ticket_due_at`
+    (null where the urgency set it), read-only, beside `due_at`."""
+    due = T0 + timedelta(days=3)
+    given = hotline(due_at=due.isoformat())
+    created = client.post("/api/v1/tasks", json=given, headers=world.auth("admin_a")).json
+    own = hotline(external_id="12345-0002")
+    client.post("/api/v1/tasks", json=own, headers=world.auth("admin_a"))
+    assert created["ticket_due_at"] == due.isoformat()
+    detail = client.get(f"/api/v1/tasks/{created['id']}", headers=world.auth("worker_a1")).json
+    assert (detail["ticket_due_at"], detail["due_at"]) == (due.isoformat(), due.isoformat())
+    listed = client.get("/api/v1/tasks", headers=world.auth("worker_a1")).json
+    assert {t["external_id"]: t["ticket_due_at"] for t in listed} == {
+        "12345-0001": due.isoformat(),
+        "12345-0002": None,
+    }
+    spec = client.get("/api/v1/openapi.json").json["components"]["schemas"]
+    field = spec["Task"]["properties"]["ticket_due_at"]
+    assert field["readOnly"] is True and "12345" in field["description"]
+
+
 def test_a_hotline_deadline_sooner_than_first_contact_brings_first_contact_forward(
     client, world, session
 ):

@@ -207,6 +207,15 @@ class TaskSchema(Schema):
     first_contact_due_at = ma.fields.DateTime(allow_none=True)
     first_contact_at = ma.fields.DateTime(allow_none=True)
     due_at = ma.fields.DateTime()
+    ticket_due_at = ma.fields.DateTime(
+        allow_none=True,
+        dump_only=True,
+        metadata={
+            "description": "The deadline (办理时限) the 12345 hotline set for this ticket, "
+            "given as `due_at` when it was opened; a reopening keeps it. null: the urgency set "
+            "`due_at`"
+        },
+    )
     warned_at = ma.fields.DateTime(allow_none=True)
     escalated_at = ma.fields.DateTime(allow_none=True)
     resolved_at = ma.fields.DateTime(allow_none=True)
