@@ -255,7 +255,15 @@ def create_task(
     if scope is not None:
         scope.require_task_creator(session, grid, source=source, day=now.astimezone(LOCAL).date())
     previous = (
-        _ticket_holder(session, scope, source, external_id, grid, data.get("redispatch", False))
+        _ticket_holder(
+            session,
+            scope,
+            source,
+            external_id,
+            grid,
+            data.get("redispatch", False),
+            due_at=data.get("due_at"),
+        )
         if external_id
         else None
     )
@@ -301,7 +309,7 @@ def create_task(
         # sends the ticket again, and it is then a re-dispatch.
         holder = _current_task(session, source, external_id)
         if holder is not None and _same_community(session, holder, grid):
-            raise _repeat(session, scope, external_id, holder) from exc
+            raise _repeat(session, scope, external_id, holder, data.get("due_at")) from exc
         raise errors.Conflict(
             f"Ticket {external_id} was received elsewhere at the same moment; send it again."
         ) from exc
@@ -363,10 +371,25 @@ def _same_community(session: Session, task: Task, grid: Grid) -> bool:
     return holder_grid is not None and holder_grid.community_code == grid.community_code
 
 
-def _repeat(session: Session, scope: Scope | None, external_id: str, task: Task) -> errors.Conflict:
-    """A ticket this community holds already: a 409 naming its task only to one who sees it."""
+def _repeat(
+    session: Session,
+    scope: Scope | None,
+    external_id: str,
+    task: Task,
+    due_at: datetime | None = None,
+) -> errors.Conflict:
+    """A ticket this community holds already: a 409 naming its task only to one who sees it,
+    and, when it came again with another deadline (the hotline's 延期 or correction), how that
+    deadline is taken in (`change_ticket_deadline`): a repeat never moves a deadline."""
     if scope is None or scope.sees_task(session, task.id):
-        return errors.Conflict(f"Ticket {external_id} is already task {task.id}.", task_id=task.id)
+        detail = f"Ticket {external_id} is already task {task.id}."
+        if due_at is not None and due_at != task.ticket_due_at:
+            detail += (
+                " It came with another deadline: if the hotline changed it (延期, or a "
+                f"correction), the grid's leader or the community admin sends it to "
+                f"PUT /api/v1/tasks/{task.id}/deadline."
+            )
+        return errors.Conflict(detail, task_id=task.id)
     return errors.Conflict(f"Ticket {external_id} is already a task of this community.")
 
 
@@ -377,6 +400,8 @@ def _ticket_holder(
     external_id: str,
     grid: Grid,
     redispatch: bool,
+    *,
+    due_at: datetime | None = None,
 ) -> Task | None:
     """The task a ticket received again comes from, locked; None for a ticket new here.
 
@@ -401,7 +426,7 @@ def _ticket_holder(
         if holder is None or holder.transferred_at is not None:
             continue  # transferred while we waited: follow the chain
         if source != "hotline" or _same_community(session, holder, grid):
-            raise _repeat(session, scope, external_id, holder)
+            raise _repeat(session, scope, external_id, holder, due_at)
         if not redispatch:
             raise errors.Conflict(
                 f"Ticket {external_id} is held by another community. If the 12345 hotline "
@@ -851,6 +876,83 @@ def _reopened_deadline(session: Session, task: Task, grid: Grid, now: datetime) 
     task.due_at = task.ticket_due_at
     if task.due_at > now:
         task.warned_at = task.escalated_at = None
+
+
+DEADLINE_CHANGED = "任务办理时限已变更"
+
+
+def change_ticket_deadline(
+    session: Session, scope: Scope, task: Task, due_at: datetime, note: str, now: datetime
+) -> Task:
+    """The 12345 hotline changed an open ticket's deadline (办理时限): extended it (延期) or
+    corrected it. `due_at` becomes the task's deadline and its ticket's (`ticket_due_at`, which a
+    reopening keeps), checked as at creation (after now, within MAX_GIVEN_DEADLINE).
+
+    The grid's leader or the community admin enters it, as they reassign and reopen: the
+    deadline measures those who work the ticket. Only a hotline ticket (another task's urgency
+    sets its deadline), only while open: a resolved one's timeliness is settled (a reopening
+    comes first), a transferred one is another community's. The same deadline sent again
+    changes nothing and tells nobody.
+
+    The new deadline is warned and escalated as one not yet reached, as a reopening treats the
+    ticket's deadline still ahead: `warned_at` and `escalated_at` cleared (an escalation made
+    before, at the old deadline or by hand, is answered by the hotline's decision; the status
+    stays). A first-contact deadline not yet met that falls after it is brought forward to it,
+    as at creation. A `deadline` step records the old and new deadlines (Beijing time) and the
+    note; the assignee is told (`task_updated`): urgently by the task's urgency when the
+    deadline comes sooner, not urgently when it is extended."""
+    grid = session.get(Grid, task.grid_id)
+    if not scope.leads_grid(grid):
+        raise errors.Forbidden(
+            "Only the grid's leader or the community admin changes a 12345 ticket's deadline."
+        )
+    if task.source != "hotline":
+        raise errors.Conflict(
+            "Only a 12345 ticket's deadline is the hotline's to change; this task's urgency "
+            "sets its deadline.",
+            source=task.source,
+        )
+    if task.status not in OPEN_STATUSES:
+        why = (
+            "its ticket went on to another community"
+            if task.status == TRANSFERRED
+            else "its deadline is settled; reopen it first if the hotline sent it back"
+        )
+        raise errors.Conflict(
+            f"A task that is {task.status} keeps its deadline ({why}).",
+            state=task.status,
+            allowed=task_actions(task),
+        )
+    if due_at == task.ticket_due_at:
+        return task  # sent again: taken in already
+    _given_deadline(due_at, now)  # a 422 for a deadline the hotline could not have given
+    before = task.due_at
+    task.due_at = task.ticket_due_at = due_at
+    contact_due = task.first_contact_due_at
+    if task.first_contact_at is None and contact_due is not None and contact_due > due_at:
+        task.first_contact_due_at = due_at
+    task.warned_at = task.escalated_at = None
+    _stamp(task, now)
+    moved = f"12345 办理时限 {_local(before)} → {_local(due_at)}"
+    _event(
+        task,
+        "deadline",
+        task.status,
+        task.status,
+        scope.user_id,
+        now,
+        note=f"{moved}: {note.strip()}" if note.strip() else moved,
+    )
+    session.flush()
+    if task.assignee_id not in (None, scope.user_id) and due_at != before:
+        urgent = None if due_at < before else False
+        told = [task.assignee_id]
+        _notify_task(session, task, told, "task_updated", DEADLINE_CHANGED, urgent=urgent, now=now)
+    return task
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(LOCAL).strftime("%Y-%m-%d %H:%M")
 
 
 def held_by(session: Session, worker_id: int) -> list[Task]:

@@ -104,6 +104,11 @@ def _photo(t: Targets) -> dict:
     return {"data": {"file": (io.BytesIO(PNG), "door.png", "image/png")}}
 
 
+def _deadline(t: Targets) -> dict:
+    # The hotline's new deadline for the ticket: ahead of the (real) clock the matrix runs on.
+    return {"json": {"due_at": (datetime.now(UTC) + timedelta(days=10)).isoformat()}}
+
+
 def _grid_import(t: Targets) -> dict:
     feature = grid_feature(A + "008", box(116.400, 39.930, 116.402, 39.932))
     return {"json": {"type": "FeatureCollection", "features": [feature]}}
@@ -334,6 +339,11 @@ MATRIX: dict[str, Line] = {
         "/api/v1/tasks/{task_id}/assign",
         outcomes(403, leader_a=OK, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),
         {"assignee_id": "{leader_id}", "note": "over to the leader"},
+    ),
+    "PUT /api/v1/tasks/<id:task_id>/deadline": Line(  # a 12345 ticket's: leader or admin
+        "/api/v1/tasks/{task_id}/deadline",
+        outcomes(403, leader_a=OK, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),
+        _deadline,
     ),
     "POST /api/v1/tasks/<id:task_id>/move": Line(  # the grid's leader or the admin, to A2
         "/api/v1/tasks/{task_id}/move",

@@ -11,6 +11,7 @@ from api.extensions import Blueprint, db
 from api.privacy import audited
 from api.resources.tasks.schemas import (
     AssignSchema,
+    DeadlineSchema,
     MoveSchema,
     RatesQueryArgsSchema,
     RatesSchema,
@@ -123,6 +124,27 @@ class Assign(MethodView):
         """
         task = tasks.get_task(db.session, current_scope(), task_id, for_update=True)
         tasks.reassign(db.session, current_scope(), task, data["assignee_id"], data["note"], _now())
+        db.session.commit()
+        return task
+
+
+@blp.route("/<id:task_id>/deadline")
+class Deadline(MethodView):
+    @blp.arguments(DeadlineSchema)
+    @blp.response(200, TaskDetailSchema)
+    @audited("task", "update")
+    def put(self, data, task_id):
+        """Change a 12345 ticket's deadline (grid leader or community admin)
+
+        The hotline extended the ticket's time limit (延期) or corrected it: `due_at` becomes
+        the task's deadline and its `ticket_due_at` (after now, within 90 days). Only an open
+        hotline task (else a 409); the same deadline again changes nothing. A `deadline` step
+        records the change; the deadline is warned and escalated anew, and the assignee is told.
+        """
+        task = tasks.get_task(db.session, current_scope(), task_id, for_update=True)
+        tasks.change_ticket_deadline(
+            db.session, current_scope(), task, data["due_at"], data["note"], _now()
+        )
         db.session.commit()
         return task
 

@@ -212,8 +212,8 @@ class TaskSchema(Schema):
         dump_only=True,
         metadata={
             "description": "The deadline (办理时限) the 12345 hotline set for this ticket, "
-            "given as `due_at` when it was opened; a reopening keeps it. null: the urgency set "
-            "`due_at`"
+            "given as `due_at` when it was opened or changed since (`PUT .../deadline`); a "
+            "reopening keeps it. null: the urgency set `due_at`"
         },
     )
     warned_at = ma.fields.DateTime(allow_none=True)
@@ -278,6 +278,22 @@ class TransitionSchema(Schema):
     satisfaction = ma.fields.String(
         validate=ma.validate.OneOf(SATISFACTION),
         metadata={"description": "With callback: " + ", ".join(SATISFACTION)},
+    )
+
+
+class DeadlineSchema(Schema):
+    due_at = ma.fields.AwareDateTime(
+        required=True,
+        error_messages={"invalid_awareness": "Give the time with its UTC offset (+08:00)."},
+        metadata={
+            "description": "The ticket's new time limit (办理时限) as the 12345 hotline set it "
+            "(延期, or a correction): after now and within 90 days, as at creation"
+        },
+    )
+    note = ma.fields.String(
+        load_default="",
+        validate=ma.validate.Length(max=10000),
+        metadata={"description": "Why, e.g. the hotline's approval of an extension"},
     )
 
 
