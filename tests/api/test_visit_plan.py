@@ -9,7 +9,7 @@ import pytest
 
 from api.models import Community
 from api.services.ledger import household_ledger
-from api.services.weeks import week_bounds, week_of
+from api.services.weeks import LOCAL, week_bounds, week_of
 from geo.routing import route_length_m
 from tests.factories import A1, A, make_household, visit_item
 
@@ -207,3 +207,46 @@ def test_the_plan_reads_grids_and_communities_in_two_statements(client, world, c
     # Not the token check's (it reads the worker's grids too, api/services/sessions.py).
     plan_reads = [s for s in statements if s.startswith("SELECT") and "revoked_tokens" not in s]
     assert len([s for s in plan_reads if reads.search(s)]) == 2
+
+
+# --- relief days -----------------------------------------------------------------------------
+
+
+def relieving_a2_on(session, world, app, relief_day: int, now_local: timedelta) -> str:
+    """worker_a1 relieves worker_a2 in A2 on day `relief_day` (0 = Monday) of this week; the
+    clock reads `now_local` after this week's Monday 00:00 Asia/Shanghai. The week."""
+    from sqlalchemy import text
+
+    from tests.factories import A2, make_relief_shift
+
+    week = week_of(datetime.now(UTC))
+    start, _ = week_bounds(week)
+    session.execute(
+        text("UPDATE households SET created_at = :t"), {"t": start - timedelta(days=30)}
+    )
+    monday = start.astimezone(LOCAL).date()
+    make_relief_shift(
+        session,
+        world.users["worker_a1"],
+        world.grids[A2],
+        monday + timedelta(days=relief_day),
+        world.users["worker_a2"],
+    )
+    app.config["FIXED_NOW"] = start + now_local
+    return week
+
+
+def test_a_relief_day_gone_by_leaves_its_grid_out_of_the_plan(client, world, session, app):
+    """Relieved on Wednesday, read just after midnight on Thursday (Wednesday 16:30 UTC): the
+    grid's households are its holder's again, and the reliever could record no visit there."""
+    week = relieving_a2_on(session, world, app, 2, timedelta(days=3, minutes=30))
+    body = plan(client, world, week=week)
+    assert {s["grid_code"] for s in body["households"]} == {A1}
+
+
+def test_a_relief_day_still_to_come_puts_its_grid_in_the_plan(client, world, session, app):
+    from tests.factories import A2
+
+    week = relieving_a2_on(session, world, app, 3, timedelta(days=3, minutes=30))
+    body = plan(client, world, week=week)
+    assert {s["grid_code"] for s in body["households"]} == {A1, A2}
