@@ -174,12 +174,17 @@ def list_entries(
     The other filters narrow any of these.
     """
     visible = _visible_actors(scope)
+    # Entries shown for being about the caller's records, whoever read them, name only the
+    # records in the caller's scope (`_named_in_scope`); entries by the caller's users, whole.
+    about_records = True
     if household_id is not None:
         visible = _about_household(session, scope, household_id)
     elif _own_record(session, scope, resource, record_id, record_uuid):
         visible = true()
     elif view == "records":
         visible = _about_records_in(scope, since, until)
+    else:
+        about_records = False
     # An outer join: entries written at the console have no user (none of them is by the
     # caller's users, so the readers view never lists them).
     stmt = (
@@ -204,7 +209,41 @@ def list_entries(
         .offset((page - 1) * page_size)
         .limit(page_size)
     ).all()
+    if about_records:
+        _named_in_scope(session, scope, [entry for entry, _ in rows])
     return [(entry, username) for entry, username in rows], total
+
+
+def _named_in_scope(session: Session, scope: Scope, entries: list[AuditEntry]) -> None:
+    """Leave in the entries' record lists only the households, visits and tasks in the
+    caller's scope: one entry may name another community's records too (a district viewer's
+    list of the district's households), whose ids the caller is answered 404 for everywhere
+    else. The entries are taken out of the session first: what is trimmed is the answer, never
+    the log."""
+    wanted: dict[str, set] = {"household": set(), "visit": set(), "task": set()}
+    for entry in entries:
+        if entry.resource in ("household", "task"):
+            wanted[entry.resource].update(entry.resource_ids or ())
+        elif entry.resource in _VISIT_RESOURCES:
+            wanted["visit"].update(entry.resource_uuids or ())
+    seen: dict[str, set] = {}
+    for name, model, condition in (
+        ("household", Household, scope.households()),
+        ("visit", Visit, scope.visits()),
+        ("task", Task, scope.tasks()),
+    ):
+        ids = wanted[name]
+        seen[name] = (
+            set(session.scalars(select(model.id).where(model.id.in_(ids), condition)))
+            if ids
+            else set()
+        )
+    for entry in entries:
+        session.expunge(entry)
+        if entry.resource in ("household", "task"):
+            entry.resource_ids = [i for i in entry.resource_ids if i in seen[entry.resource]]
+        elif entry.resource in _VISIT_RESOURCES:
+            entry.resource_uuids = [u for u in entry.resource_uuids if u in seen["visit"]]
 
 
 def _period(since: datetime | None, until: datetime | None) -> list:

@@ -495,6 +495,43 @@ def test_the_audit_log_lists_every_access_to_the_communitys_records_whoever_read
     assert [e["resource_ids"] for e in other] == [[theirs.id]]
 
 
+@pytest.mark.parametrize(
+    "query", ["view=records", "household={ours}", "resource=household&record={ours}"]
+)
+def test_an_entry_about_several_communities_names_only_the_callers_records(
+    client, session, world, query
+):
+    """A district viewer lists the district's households: one entry names A's and B's. Shown
+    to A's admin because it is about A's records, it names A's only: B's household ids are
+    another community's, which A's admin is answered 404 for everywhere else."""
+    ours, theirs = world.households[A1], world.households[B1]
+    visit = make_visit(session, world.users["worker_a1"], ours[0], datetime.now(UTC))
+    other = make_visit(session, world.users["worker_b1"], theirs[0], datetime.now(UTC))
+    session.commit()
+    assert client.get("/api/v1/households", headers=world.auth("viewer_110101")).json
+    audit.record(
+        session,
+        user_id=world.users["viewer_110101"].id,
+        action="read",
+        resource="visit",
+        resource_ids=[visit.id, other.id],
+        fields=["notes"],
+    )
+    session.commit()
+    body = client.get(
+        f"/api/v1/audit?{query.format(ours=ours[0].id)}", headers=world.auth("admin_a")
+    ).json
+    named = {e["resource"]: (e["resource_ids"], e["resource_uuids"]) for e in body}
+    community_a = world.households[A1] + world.households[A2]
+    assert named["household"] == (sorted(h.id for h in community_a), [])
+    if "record=" not in query:
+        assert named["visit"] == ([], [str(visit.id)])
+    # The district's viewer, whose reach is both communities, reads the entry whole.
+    whole = client.get("/api/v1/audit?view=records", headers=world.auth("viewer_110101")).json
+    households = next(e for e in whole if e["resource"] == "household")["resource_ids"]
+    assert set(households) >= {h.id for h in ours + theirs}
+
+
 def test_the_records_view_lists_the_consoles_entries_about_the_communitys_records(
     client, session, world, visit
 ):
