@@ -155,6 +155,7 @@ def list_entries(
     until: datetime | None = None,
     household_id: int | None = None,
     view: str = "readers",
+    before: int | None = None,
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[tuple[AuditEntry, str | None]], int]:
@@ -171,7 +172,9 @@ def list_entries(
       `resource`), the caller sees every entry about it, whoever the reader: "who read this
       resident's record?" must count the district's viewers and relievers from other
       communities too, whose reads the reader-based view leaves out.
-    The other filters narrow any of these.
+    The other filters narrow any of these. `before`: only the entries after that one in the
+    listing's order (at, id descending), so paging on from the last entry read is not shifted
+    by entries written meanwhile.
     """
     visible = _visible_actors(scope)
     # Entries shown for being about the caller's records, whoever read them, name only the
@@ -203,6 +206,13 @@ def list_entries(
     if record_uuid is not None:
         stmt = stmt.where(AuditEntry.resource_uuids.contains([record_uuid]))
     stmt = stmt.where(*_period(since, until))
+    if before is not None:
+        at = session.scalar(select(AuditEntry.at).where(AuditEntry.id == before))
+        if at is None:
+            raise errors.Unprocessable(f"Audit entry {before} is not in the log.", field="before")
+        stmt = stmt.where(
+            or_(AuditEntry.at < at, and_(AuditEntry.at == at, AuditEntry.id < before))
+        )
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.execute(
         stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())

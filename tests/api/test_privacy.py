@@ -471,6 +471,28 @@ def test_the_audit_log_is_paginated(client, world):
     assert json.loads(response.headers["X-Pagination"])["total"] == 3
 
 
+def test_paging_on_from_the_last_entry_read_neither_repeats_nor_skips_as_entries_arrive(
+    client, world
+):
+    """Newest first, entries written while the office pages through the log push every page
+    down: page 2 began with the last entry page 1 showed. `before` (the last entry's id) lists
+    what comes after it, whatever arrived since."""
+    for _ in range(3):
+        client.get(f"/api/v1/households?grid={A1}", headers=world.auth("worker_a1"))
+    admin = world.auth("admin_a")
+    first = client.get("/api/v1/audit?page_size=2", headers=admin).json
+    client.get(f"/api/v1/households?grid={A1}", headers=world.auth("worker_a1"))  # arrives
+    by_number = client.get("/api/v1/audit?page_size=2&page=2", headers=admin).json
+    assert by_number[0]["id"] == first[-1]["id"]  # what a page number gives: a repeat
+    response = client.get(f"/api/v1/audit?page_size=2&before={first[-1]['id']}", headers=admin)
+    assert response.status_code == 200, response.json
+    rest = response.json
+    everything = client.get("/api/v1/audit?page_size=10", headers=admin).json
+    assert [e["id"] for e in first + rest] == [e["id"] for e in everything[1:]]
+    gone = client.get("/api/v1/audit?before=999999999", headers=admin)
+    assert (gone.status_code, gone.json.get("field")) == (422, "before")
+
+
 def test_a_bad_audit_filter_is_422(client, world):
     response = client.get("/api/v1/audit?record_uuid=nope", headers=world.auth("admin_a"))
     assert response.status_code == 422
