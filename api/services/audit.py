@@ -155,6 +155,7 @@ def list_entries(
     until: datetime | None = None,
     household_id: int | None = None,
     view: str = "readers",
+    before: int | None = None,
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[tuple[AuditEntry, str | None]], int]:
@@ -171,15 +172,22 @@ def list_entries(
       `resource`), the caller sees every entry about it, whoever the reader: "who read this
       resident's record?" must count the district's viewers and relievers from other
       communities too, whose reads the reader-based view leaves out.
-    The other filters narrow any of these.
+    The other filters narrow any of these. `before`: only the entries after that one in the
+    listing's order (at, id descending), so paging on from the last entry read is not shifted
+    by entries written meanwhile.
     """
     visible = _visible_actors(scope)
+    # Entries shown for being about the caller's records, whoever read them, name only the
+    # records in the caller's scope (`_named_in_scope`); entries by the caller's users, whole.
+    about_records = True
     if household_id is not None:
         visible = _about_household(session, scope, household_id)
     elif _own_record(session, scope, resource, record_id, record_uuid):
         visible = true()
     elif view == "records":
         visible = _about_records_in(scope, since, until)
+    else:
+        about_records = False
     # An outer join: entries written at the console have no user (none of them is by the
     # caller's users, so the readers view never lists them).
     stmt = (
@@ -198,13 +206,54 @@ def list_entries(
     if record_uuid is not None:
         stmt = stmt.where(AuditEntry.resource_uuids.contains([record_uuid]))
     stmt = stmt.where(*_period(since, until))
+    if before is not None:
+        at = session.scalar(select(AuditEntry.at).where(AuditEntry.id == before))
+        if at is None:
+            raise errors.Unprocessable(f"Audit entry {before} is not in the log.", field="before")
+        stmt = stmt.where(
+            or_(AuditEntry.at < at, and_(AuditEntry.at == at, AuditEntry.id < before))
+        )
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.execute(
         stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
         .offset((page - 1) * page_size)
         .limit(page_size)
     ).all()
+    if about_records:
+        _named_in_scope(session, scope, [entry for entry, _ in rows])
     return [(entry, username) for entry, username in rows], total
+
+
+def _named_in_scope(session: Session, scope: Scope, entries: list[AuditEntry]) -> None:
+    """Leave in the entries' record lists only the households, visits and tasks in the
+    caller's scope: one entry may name another community's records too (a district viewer's
+    list of the district's households), whose ids the caller is answered 404 for everywhere
+    else. The entries are taken out of the session first: what is trimmed is the answer, never
+    the log."""
+    wanted: dict[str, set] = {"household": set(), "visit": set(), "task": set()}
+    for entry in entries:
+        if entry.resource in ("household", "task"):
+            wanted[entry.resource].update(entry.resource_ids or ())
+        elif entry.resource in _VISIT_RESOURCES:
+            wanted["visit"].update(entry.resource_uuids or ())
+    seen: dict[str, set] = {}
+    for name, model, condition in (
+        ("household", Household, scope.households()),
+        ("visit", Visit, scope.visits()),
+        ("task", Task, scope.tasks()),
+    ):
+        ids = wanted[name]
+        seen[name] = (
+            set(session.scalars(select(model.id).where(model.id.in_(ids), condition)))
+            if ids
+            else set()
+        )
+    for entry in entries:
+        session.expunge(entry)
+        if entry.resource in ("household", "task"):
+            entry.resource_ids = [i for i in entry.resource_ids if i in seen[entry.resource]]
+        elif entry.resource in _VISIT_RESOURCES:
+            entry.resource_uuids = [u for u in entry.resource_uuids if u in seen["visit"]]
 
 
 def _period(since: datetime | None, until: datetime | None) -> list:

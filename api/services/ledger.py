@@ -190,15 +190,31 @@ class LedgerRow:
     overdue: bool
 
 
+# Each household as it stood at `as_of`: its grid, kind and tags from its `household_history`
+# row then (a past week's plan lists a household in the grid it was in, under the tags it
+# had, as the week's report counts it), else as it is now. The candidates are the households
+# in the grids now and those whose row then was in them, each found by index.
 _LEDGER_SQL = text(
     """
-    SELECT h.id, h.grid_id, g.code AS grid_code, g.community_code,
-           h.building, h.unit, h.floor, h.room, h.kind,
-           ST_X(h.location) AS lon, ST_Y(h.location) AS lat, h.tags, h.created_at,
+    SELECT h.id, g.id AS grid_id, g.code AS grid_code, g.community_code,
+           h.building, h.unit, h.floor, h.room, COALESCE(hh.kind, h.kind) AS kind,
+           ST_X(h.location) AS lon, ST_Y(h.location) AS lat, COALESCE(hh.tags, h.tags) AS tags,
+           h.created_at,
            last.visited_at AS last_visited_at, attempt.visited_at AS last_attempt_at,
            week.n AS visits_this_week
-    FROM households h
-    JOIN grids g ON g.id = h.grid_id
+    FROM (
+        SELECT h.id FROM households h WHERE h.grid_id = ANY(CAST(:grid_ids AS integer[]))
+        UNION
+        SELECT x.household_id FROM household_history x
+        WHERE x.grid_id = ANY(CAST(:grid_ids AS integer[])) AND x.valid_from <= :as_of
+          AND x.valid_to > :as_of) candidates
+    JOIN households h ON h.id = candidates.id
+    LEFT JOIN LATERAL (
+        SELECT x.grid_id, x.kind, x.tags FROM household_history x
+        WHERE x.household_id = h.id AND x.valid_from <= :as_of
+          AND (x.valid_to IS NULL OR x.valid_to > :as_of)
+        ORDER BY x.valid_from DESC LIMIT 1) hh ON true
+    JOIN grids g ON g.id = COALESCE(hh.grid_id, h.grid_id)
     LEFT JOIN LATERAL (
         SELECT v.visited_at FROM visits v
         WHERE v.household_id = h.id AND v.visited_at <= :as_of AND v.outcome <> :not_a_visit
@@ -211,7 +227,7 @@ _LEDGER_SQL = text(
         SELECT count(*) AS n FROM visits v
         WHERE v.household_id = h.id AND v.visited_at >= :week_start
           AND v.visited_at <= :as_of AND v.outcome <> :not_a_visit) week ON true
-    WHERE h.grid_id = ANY(CAST(:grid_ids AS integer[]))
+    WHERE g.id = ANY(CAST(:grid_ids AS integer[]))
       AND h.created_at <= :as_of  -- as it stood then: not households registered since
     ORDER BY h.id
     """
@@ -222,7 +238,8 @@ def household_ledger(
     session: Session, *, grid_ids: Iterable[int], as_of: datetime
 ) -> list[LedgerRow]:
     """The ledger of every household of the grids, as it stood at `as_of` (aware datetime):
-    households registered after `as_of` are not in it.
+    households registered after `as_of` are not in it, and each is in the grid, of the kind
+    and with the care tags it had then (`household_history`).
 
     - `visits_per_week`: the community's cadence in force in `as_of`'s week, for the
       household's tags.

@@ -797,7 +797,8 @@ def week_plan(
     """The households a worker still has to visit in the week, as a walking route.
 
     Must-visit households (any care tag) come first, overdue ones first within each class; each
-    class is routed nearest-neighbour + 2-opt from where the previous one ended.
+    class is routed nearest-neighbour + 2-opt from where the previous one ended. The grids are
+    the worker's own and those they relieve on a day of the week from `as_of`'s on.
     """
     worker = session.get(User, worker_id if worker_id is not None else scope.user_id)
     if worker is None:
@@ -808,8 +809,11 @@ def week_plan(
     as_of = min(max(now, start), end - timedelta(microseconds=1))
     # One's own plan: one's own scope (its grids came with the token check).
     worker_scope = scope if worker.id == scope.user_id else Scope.for_user(session, worker)
+    # The relief days still to come (from as_of's day, Asia/Shanghai): a grid relieved on a
+    # day gone by is its holder's again, and the reliever may record no visit in it.
+    today = as_of.astimezone(LOCAL).date()
     days = [start.astimezone(LOCAL).date() + timedelta(days=i) for i in range(7)]
-    relief = worker_scope.relief_grids(session, days)
+    relief = worker_scope.relief_grids(session, [d for d in days if d >= today])
     grid_ids = set(worker_scope.grid_ids).union(*relief.values())
     if worker.id != scope.user_id:
         # Someone else's plan shows only the grids the reader sees: a leader who shares one

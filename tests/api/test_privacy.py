@@ -471,6 +471,28 @@ def test_the_audit_log_is_paginated(client, world):
     assert json.loads(response.headers["X-Pagination"])["total"] == 3
 
 
+def test_paging_on_from_the_last_entry_read_neither_repeats_nor_skips_as_entries_arrive(
+    client, world
+):
+    """Newest first, entries written while the office pages through the log push every page
+    down: page 2 began with the last entry page 1 showed. `before` (the last entry's id) lists
+    what comes after it, whatever arrived since."""
+    for _ in range(3):
+        client.get(f"/api/v1/households?grid={A1}", headers=world.auth("worker_a1"))
+    admin = world.auth("admin_a")
+    first = client.get("/api/v1/audit?page_size=2", headers=admin).json
+    client.get(f"/api/v1/households?grid={A1}", headers=world.auth("worker_a1"))  # arrives
+    by_number = client.get("/api/v1/audit?page_size=2&page=2", headers=admin).json
+    assert by_number[0]["id"] == first[-1]["id"]  # what a page number gives: a repeat
+    response = client.get(f"/api/v1/audit?page_size=2&before={first[-1]['id']}", headers=admin)
+    assert response.status_code == 200, response.json
+    rest = response.json
+    everything = client.get("/api/v1/audit?page_size=10", headers=admin).json
+    assert [e["id"] for e in first + rest] == [e["id"] for e in everything[1:]]
+    gone = client.get("/api/v1/audit?before=999999999", headers=admin)
+    assert (gone.status_code, gone.json.get("field")) == (422, "before")
+
+
 def test_a_bad_audit_filter_is_422(client, world):
     response = client.get("/api/v1/audit?record_uuid=nope", headers=world.auth("admin_a"))
     assert response.status_code == 422
@@ -493,6 +515,43 @@ def test_the_audit_log_lists_every_access_to_the_communitys_records_whoever_read
     assert "viewer_110101" not in {e["username"] for e in readers}  # the default is unchanged
     other = client.get("/api/v1/audit?view=records", headers=world.auth("admin_b")).json
     assert [e["resource_ids"] for e in other] == [[theirs.id]]
+
+
+@pytest.mark.parametrize(
+    "query", ["view=records", "household={ours}", "resource=household&record={ours}"]
+)
+def test_an_entry_about_several_communities_names_only_the_callers_records(
+    client, session, world, query
+):
+    """A district viewer lists the district's households: one entry names A's and B's. Shown
+    to A's admin because it is about A's records, it names A's only: B's household ids are
+    another community's, which A's admin is answered 404 for everywhere else."""
+    ours, theirs = world.households[A1], world.households[B1]
+    visit = make_visit(session, world.users["worker_a1"], ours[0], datetime.now(UTC))
+    other = make_visit(session, world.users["worker_b1"], theirs[0], datetime.now(UTC))
+    session.commit()
+    assert client.get("/api/v1/households", headers=world.auth("viewer_110101")).json
+    audit.record(
+        session,
+        user_id=world.users["viewer_110101"].id,
+        action="read",
+        resource="visit",
+        resource_ids=[visit.id, other.id],
+        fields=["notes"],
+    )
+    session.commit()
+    body = client.get(
+        f"/api/v1/audit?{query.format(ours=ours[0].id)}", headers=world.auth("admin_a")
+    ).json
+    named = {e["resource"]: (e["resource_ids"], e["resource_uuids"]) for e in body}
+    community_a = world.households[A1] + world.households[A2]
+    assert named["household"] == (sorted(h.id for h in community_a), [])
+    if "record=" not in query:
+        assert named["visit"] == ([], [str(visit.id)])
+    # The district's viewer, whose reach is both communities, reads the entry whole.
+    whole = client.get("/api/v1/audit?view=records", headers=world.auth("viewer_110101")).json
+    households = next(e for e in whole if e["resource"] == "household")["resource_ids"]
+    assert set(households) >= {h.id for h in ours + theirs}
 
 
 def test_the_records_view_lists_the_consoles_entries_about_the_communitys_records(

@@ -9,7 +9,7 @@ import pytest
 
 from api.models import Community
 from api.services.ledger import household_ledger
-from api.services.weeks import week_bounds, week_of
+from api.services.weeks import LOCAL, week_bounds, week_of
 from geo.routing import route_length_m
 from tests.factories import A1, A, make_household, visit_item
 
@@ -207,3 +207,95 @@ def test_the_plan_reads_grids_and_communities_in_two_statements(client, world, c
     # Not the token check's (it reads the worker's grids too, api/services/sessions.py).
     plan_reads = [s for s in statements if s.startswith("SELECT") and "revoked_tokens" not in s]
     assert len([s for s in plan_reads if reads.search(s)]) == 2
+
+
+# --- relief days -----------------------------------------------------------------------------
+
+
+def relieving_a2_on(session, world, app, relief_day: int, now_local: timedelta) -> str:
+    """worker_a1 relieves worker_a2 in A2 on day `relief_day` (0 = Monday) of this week; the
+    clock reads `now_local` after this week's Monday 00:00 Asia/Shanghai. The week."""
+    from sqlalchemy import text
+
+    from tests.factories import A2, make_relief_shift
+
+    week = week_of(datetime.now(UTC))
+    start, _ = week_bounds(week)
+    session.execute(
+        text("UPDATE households SET created_at = :t"), {"t": start - timedelta(days=30)}
+    )
+    monday = start.astimezone(LOCAL).date()
+    make_relief_shift(
+        session,
+        world.users["worker_a1"],
+        world.grids[A2],
+        monday + timedelta(days=relief_day),
+        world.users["worker_a2"],
+    )
+    app.config["FIXED_NOW"] = start + now_local
+    return week
+
+
+def test_a_relief_day_gone_by_leaves_its_grid_out_of_the_plan(client, world, session, app):
+    """Relieved on Wednesday, read just after midnight on Thursday (Wednesday 16:30 UTC): the
+    grid's households are its holder's again, and the reliever could record no visit there."""
+    week = relieving_a2_on(session, world, app, 2, timedelta(days=3, minutes=30))
+    body = plan(client, world, week=week)
+    assert {s["grid_code"] for s in body["households"]} == {A1}
+
+
+def test_a_relief_day_still_to_come_puts_its_grid_in_the_plan(client, world, session, app):
+    from tests.factories import A2
+
+    week = relieving_a2_on(session, world, app, 3, timedelta(days=3, minutes=30))
+    body = plan(client, world, week=week)
+    assert {s["grid_code"] for s in body["households"]} == {A1, A2}
+
+
+# --- a past week's households as they were then ----------------------------------------------
+
+
+def a_month_old(session, grid_code=A1, **fields):
+    """A household in the grid, registered a month ago (its grids drawn before)."""
+    from sqlalchemy import text
+
+    from tests.factories import centre
+
+    created = datetime.now(UTC) - timedelta(days=30)
+    session.execute(text("UPDATE grid_versions SET valid_from = :t"), {"t": created})
+    household = make_household(session, *centre(grid_code, dy=0.001), created_at=created, **fields)
+    session.flush()
+    return household
+
+
+def test_last_weeks_plan_reads_the_tags_a_household_had_then(client, world, session):
+    """Living alone last week (twice a week), visited once; the tag removed this week. Last
+    week's plan still lists it, a must-visit 1 of 2, as the week's report counts it due."""
+    from tests.factories import make_visit
+
+    household = a_month_old(session, tags=["living_alone"])
+    last = week_of(datetime.now(UTC) - timedelta(days=7))
+    make_visit(
+        session, world.users["worker_a1"], household, week_bounds(last)[0] + timedelta(hours=10)
+    )
+    household.tags = []
+    session.flush()
+    stops = plan(client, world, week=last)["households"]
+    stop = next(s for s in stops if s["household_id"] == household.id)
+    assert (stop["tags"], stop["must_visit"]) == (["living_alone"], True)
+    assert (stop["visits_this_week"], stop["visits_per_week"]) == (1, 2)
+
+
+def test_last_weeks_plan_reads_the_grid_a_household_was_in_then(client, world, session):
+    """In A2 last week, moved to A1 this week: last week it was worker_a2's to visit."""
+    from tests.factories import A2
+
+    household = a_month_old(session, A2)
+    household.grid_id = world.grids[A1].id  # now, after last week ended
+    session.flush()
+    last = week_of(datetime.now(UTC) - timedelta(days=7))
+    a1 = plan(client, world, week=last)["households"]
+    a2 = plan(client, world, user="worker_a2", week=last)["households"]
+    assert household.id not in {s["household_id"] for s in a1}
+    assert next(s for s in a2 if s["household_id"] == household.id)["grid_code"] == A2
+    assert household.id in {s["household_id"] for s in plan(client, world)["households"]}

@@ -43,6 +43,7 @@ class AuditLog(MethodView):
             until=args.get("until"),
             household_id=args.get("household"),
             view=args.get("view") or "readers",
+            before=args.get("before"),
             page=pagination_parameters.page,
             page_size=pagination_parameters.page_size,
         )

@@ -51,6 +51,14 @@ class AuditQueryArgsSchema(Schema):
             "its tasks, whoever read them; 404 for a household you cannot read"
         },
     )
+    before = Integer(
+        validate=ma.validate.Range(min=1, max=2**63 - 1),
+        metadata={
+            "description": "The entries after this one (the id of the last entry read), newest "
+            "first: paging on with it neither repeats nor skips entries written meanwhile, as "
+            "page numbers do; 422 for an entry that is not in the log"
+        },
+    )
     view = ma.fields.String(
         validate=ma.validate.OneOf(VIEWS),
         metadata={
