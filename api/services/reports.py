@@ -126,6 +126,8 @@ WITH sel AS (SELECT unnest(CAST(:grid_ids AS integer[])) AS grid_id),
 -- Any other household visited in these two weeks has had one open row, its grid and tags,
 -- from before the visit to now. Those few are counted again here, one by one, each by index
 -- probes of its own rows (no join between them: their number is not known when planning).
+-- The map's grids layer counts `households` and `visited` per grid the same way
+-- (api/services/tiles.py, _grid_coverage): change both together.
 changed AS MATERIALIZED (
   SELECT x.household_id FROM sel JOIN household_history x ON x.grid_id = sel.grid_id
   WHERE x.valid_to >= :since

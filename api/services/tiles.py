@@ -30,6 +30,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, INET, UUID
@@ -39,11 +40,20 @@ from sqlalchemy.sql import ColumnElement, Select, Subquery
 
 from api import errors
 from api.db import connection_settings, is_any_of, set_local
-from api.models import AuditEntry, Grid, Household, HouseholdLastVisit, Task, Visit
+from api.models import (
+    AuditEntry,
+    Grid,
+    Household,
+    HouseholdHistory,
+    HouseholdLastVisit,
+    Task,
+    Visit,
+)
+from api.models.reports import ReportGridWeek, ReportHouseholdDelta
 from api.scope import Scope
 from api.services.audit import Reader
 from api.services.sessions import TokenCheck, still_valid
-from api.services.weeks import week_bounds
+from api.services.weeks import shift_week, week_bounds
 
 LAYERS = ("grids", "households", "visits", "tasks")
 # Households are drawn from HOUSEHOLDS_MIN_ZOOM (below it the grids layer carries the counts:
@@ -129,6 +139,8 @@ _START = bindparam("tile_week_start", type_=DateTime(timezone=True), required=Fa
 _END = bindparam("tile_week_end", type_=DateTime(timezone=True), required=False)
 # Ages and overdue flags are read at the end of the week, or now for the current week.
 _REF = bindparam("tile_reference_time", type_=DateTime(timezone=True), required=False)
+# The start of the week before (the grids layer's coverage, as the report's `since`).
+_SINCE = bindparam("tile_since", type_=DateTime(timezone=True), required=False)
 _AUDIT_USER = bindparam("audit_user_id", type_=BigInteger, required=False)
 _AUDIT_IP = bindparam("audit_ip", type_=INET, required=False)
 _AUDIT_PATH = bindparam("audit_path", type_=String, required=False)
@@ -152,6 +164,8 @@ def tile_params(req: TileRequest, reader: Reader | None = None) -> dict:
         "tile_y": req.y,
         **_week_params(req.week, req.now),
     }
+    if req.layer == "grids":
+        params["tile_since"] = week_bounds(shift_week(req.week, -1))[0]
     if reader is not None:
         params.update(
             audit_user_id=reader.user_id,
@@ -187,46 +201,131 @@ def _mvt_geom(geom, env3857):
     )
 
 
+def _grid_coverage(grid_id) -> tuple[ColumnElement[int], ColumnElement[int]]:
+    """The grid's `households` and `visited` for the week as the weekly report counts them
+    (REPORT_SQL's `hh`, `gw`, `changed`, `ch` and `fix`; docs/report.md): the households in
+    the grid as the week ends; those of them found at home in the week (a visit whose outcome
+    is not `nobody_home`), each once, wherever the visit was recorded. Read from the report's
+    trigger-kept aggregates, so the map and the report give the same figures and no grid reads
+    above 100 % after a household moved or a grid was redrawn mid-week.
+
+    - households: the running sum of `report_household_deltas` up to the week (a primary-key
+      range of the grid);
+    - visited: `report_grid_weeks.visited` (a primary-key probe: each household counted in the
+      grid its visit was recorded in), corrected as the report corrects it for the households
+      whose history in this grid changed since the week before began (a row of the grid closed
+      since, or opened by a move into it: the partial indexes of migration 0041; an ordinary
+      week has none): each is taken out where its visit was recorded and counted in the grid it
+      ends the week in."""
+    deltas = ReportHouseholdDelta
+    households = (
+        select(func.coalesce(func.sum(deltas.delta), 0))
+        .where(deltas.grid_id == grid_id, deltas.tag == "", deltas.week <= _WEEK)
+        .scalar_subquery()
+    )
+    kept = (
+        select(ReportGridWeek.visited)
+        .where(ReportGridWeek.grid_id == grid_id, ReportGridWeek.week == _WEEK)
+        .scalar_subquery()
+    )
+    history = HouseholdHistory
+    changed = union(
+        select(history.household_id)
+        .where(history.grid_id == grid_id, history.valid_to >= _SINCE)
+        .correlate_except(history),
+        select(history.household_id)
+        .where(
+            history.grid_id == grid_id,
+            history.from_grid_id.is_not(None),
+            history.valid_from >= _SINCE,
+        )
+        .correlate_except(history),
+    ).subquery("changed")
+
+    def met(*where):
+        # ix_visits_household_visited; `week` pins the visit to the week as the report does.
+        return (
+            select(literal(1))
+            .where(
+                Visit.household_id == changed.c.household_id,
+                Visit.visited_at >= _START,
+                Visit.visited_at < _END,
+                Visit.week == _WEEK,
+                Visit.outcome != "nobody_home",
+                *where,
+            )
+            .correlate_except(Visit)
+            .exists()
+        )
+
+    ends_here = (
+        select(history.grid_id)
+        .where(
+            history.household_id == changed.c.household_id,
+            history.valid_from < _END,
+            or_(history.valid_to.is_(None), history.valid_to >= _END),
+        )
+        .order_by(history.valid_from.desc())
+        .limit(1)
+        .scalar_subquery()
+        == grid_id
+    )
+    fix = (
+        select(
+            func.coalesce(
+                func.sum(
+                    case((and_(ends_here, met()), 1), else_=0)
+                    - case((met(Visit.grid_id == grid_id), 1), else_=0)
+                ),
+                0,
+            )
+        )
+        .select_from(changed)
+        .scalar_subquery()
+    )
+    return households, func.coalesce(kept, 0) + fix
+
+
 def grids_features(scope: Scope, shape: TileShape) -> Select:
     env3857, env4326 = _envelopes()
-    # LATERAL, not scalar subqueries: each count runs once per grid (a scalar subquery used
-    # twice, in the figure and in the ratio, is planned and run twice). Both counts are
-    # index-only scans (ix_households_grid_id, ix_visits_grid_week_household).
-    households = (
-        select(func.count().label("n"))
-        .where(Household.grid_id == Grid.id)
-        .correlate(Grid)
-        .lateral("hc")
-    )
-    visited = (
-        select(func.count(func.distinct(Visit.household_id)).label("n"))
-        .where(Visit.grid_id == Grid.id, Visit.week == _WEEK)
-        .correlate(Grid)
-        .lateral("vc")
-    )
-    coverage = case(
-        (households.c.n > 0, func.round(cast(visited.c.n, Numeric) / households.c.n, 3)),
-        else_=literal(0),
-    )
-    return (
+    households, visited = _grid_coverage(Grid.id)
+    # Each count once per grid: computed in a fenced subquery (OFFSET 0), then read twice, by
+    # the figure and by the ratio (a scalar subquery written twice is planned and run twice).
+    # Scalar subqueries, not LATERAL joins: the same work, and planned in half the time (a
+    # small tile's statement is mostly planning).
+    counted = (
         select(
             Grid.id.label("id"),
             Grid.code.label("code"),
             Grid.name.label("name"),
-            households.c.n.label("households"),
-            visited.c.n.label("visited"),
-            cast(coverage, Float).label("coverage"),
-            _WEEK.label("week"),
-            _mvt_geom(Grid.boundary, env3857),
+            cast(households, Integer).label("households"),
+            cast(visited, Integer).label("visited"),
+            Grid.boundary.label("boundary"),
         )
-        .select_from(Grid)
-        .join(households, true())
-        .join(visited, true())
         .where(
             Grid.retired_at.is_(None),
             Grid.boundary.op("&&")(env4326),  # GiST: ix_grids_boundary_active
             scope.grids(),
         )
+        .offset(0)
+        .subquery("g")
+    )
+    coverage = case(
+        (
+            counted.c.households > 0,
+            func.round(cast(counted.c.visited, Numeric) / counted.c.households, 3),
+        ),
+        else_=literal(0),
+    )
+    return select(
+        counted.c.id,
+        counted.c.code,
+        counted.c.name,
+        counted.c.households,
+        counted.c.visited,
+        cast(coverage, Float).label("coverage"),
+        _WEEK.label("week"),
+        _mvt_geom(counted.c.boundary, env3857),
     )
 
 
