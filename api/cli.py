@@ -131,6 +131,12 @@ def serve(host: str, port: int, workers: int) -> None:
             self.cfg.set("timeout", 120)
             # Each worker, once it has loaded the app: the collector settled (api/heap.py).
             self.cfg.set("post_worker_init", heap.post_worker_init)
+            # gunicorn 25.1+ opens a control socket at one path per user
+            # ($XDG_RUNTIME_DIR/gunicorn.ctl, else ~/.gunicorn/gunicorn.ctl), replacing what is
+            # there: a second server on the machine took the first's, and the first to stop
+            # removed it. Nothing of gridwork uses it (older gunicorn has no such setting).
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return _app(serving=True)
