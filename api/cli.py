@@ -121,6 +121,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
     _one_signing_key()
     _usable_data_key()
+    _say_where_the_photos_are()
 
     class Server(BaseApplication):
         def load_config(self):
@@ -142,6 +143,14 @@ def serve(host: str, port: int, workers: int) -> None:
             return _app(serving=True)
 
     Server().run()
+
+
+def _say_where_the_photos_are() -> None:
+    """The photo directory, absolute (a relative GRIDWORK_PHOTO_DIR is taken from the
+    project root): the API and the push worker, which deletes photos, must name the same."""
+    from api.settings import load_config
+
+    click.echo(f"visit photos: {load_config()['PHOTO_DIR']}", err=True)
 
 
 MIN_SECRET_CHARS = 32
@@ -1093,8 +1102,8 @@ def photos_scrub(dry_run: bool) -> None:
         root = getattr(storage, "root", None)
         if total and root is not None and not root.is_dir():
             raise click.ClickException(
-                f"no photo directory {root.resolve()} (GRIDWORK_PHOTO_DIR={root}, relative to "
-                "the working directory): set GRIDWORK_PHOTO_DIR to where the photos are"
+                f"no photo directory {root.resolve()} (GRIDWORK_PHOTO_DIR): set "
+                "GRIDWORK_PHOTO_DIR to where the photos are"
             )
         try:
             with click.progressbar(length=to_read, label="photos", file=sys.stderr) as bar:
@@ -1509,6 +1518,8 @@ def push_worker(once: bool) -> None:
             retention.Policy.from_config(cfg)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
+        # Retention deletes photos here: the API's directory, whatever this one started in.
+        log.info("visit photos: %s", cfg["PHOTO_DIR"])
         worker = PushWorker(
             db.begin,
             router,
