@@ -121,6 +121,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
     _one_signing_key()
     _usable_data_key()
+    _say_where_the_photos_are()
 
     class Server(BaseApplication):
         def load_config(self):
@@ -131,11 +132,25 @@ def serve(host: str, port: int, workers: int) -> None:
             self.cfg.set("timeout", 120)
             # Each worker, once it has loaded the app: the collector settled (api/heap.py).
             self.cfg.set("post_worker_init", heap.post_worker_init)
+            # gunicorn 25.1+ opens a control socket at one path per user
+            # ($XDG_RUNTIME_DIR/gunicorn.ctl, else ~/.gunicorn/gunicorn.ctl), replacing what is
+            # there: a second server on the machine took the first's, and the first to stop
+            # removed it. Nothing of gridwork uses it (older gunicorn has no such setting).
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return _app(serving=True)
 
     Server().run()
+
+
+def _say_where_the_photos_are() -> None:
+    """The photo directory, absolute (a relative GRIDWORK_PHOTO_DIR is taken from the
+    project root): the API and the push worker, which deletes photos, must name the same."""
+    from api.settings import load_config
+
+    click.echo(f"visit photos: {load_config()['PHOTO_DIR']}", err=True)
 
 
 MIN_SECRET_CHARS = 32
@@ -312,7 +327,7 @@ def demo(activity: bool) -> None:
         return
     codes = [f["properties"]["code"] for f in district["grids"]["features"]]
     with _session() as session:
-        if not DemoActivity(current_app, session).already_done(codes):
+        if not DemoActivity(current_app, session).started(codes):
             # The district has existed for a month, so last week's Monday report has it
             # (committed before the activity's requests write visits through the triggers).
             from datetime import UTC, datetime, timedelta
@@ -321,15 +336,13 @@ def demo(activity: bool) -> None:
 
             backdate_register(session, codes, datetime.now(UTC) - timedelta(days=28))
     with _session() as session:
-        demo_activity = DemoActivity(current_app, session)
-        if demo_activity.already_done(codes):
-            click.echo("demo activity: already recorded")
-            return
+        # Each part is checked and completed on its own (api/demo.py): a rerun after a crash
+        # part-way completes the activity, a rerun after it changes nothing.
         names = [u["username"] for u in district["users"]]
         users = session.scalars(select(User).where(User.username.in_(names))).all()
         workers = [u for u in users if u.role == "worker"]
         admins = sorted((u for u in users if u.role == "community_admin"), key=lambda u: u.id)
-        click.echo(demo_activity.run(workers, admins))
+        click.echo(DemoActivity(current_app, session).run(workers, admins))
 
 
 @seed.command("city")
@@ -1089,8 +1102,8 @@ def photos_scrub(dry_run: bool) -> None:
         root = getattr(storage, "root", None)
         if total and root is not None and not root.is_dir():
             raise click.ClickException(
-                f"no photo directory {root.resolve()} (GRIDWORK_PHOTO_DIR={root}, relative to "
-                "the working directory): set GRIDWORK_PHOTO_DIR to where the photos are"
+                f"no photo directory {root.resolve()} (GRIDWORK_PHOTO_DIR): set "
+                "GRIDWORK_PHOTO_DIR to where the photos are"
             )
         try:
             with click.progressbar(length=to_read, label="photos", file=sys.stderr) as bar:
@@ -1505,6 +1518,8 @@ def push_worker(once: bool) -> None:
             retention.Policy.from_config(cfg)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
+        # Retention deletes photos here: the API's directory, whatever this one started in.
+        log.info("visit photos: %s", cfg["PHOTO_DIR"])
         worker = PushWorker(
             db.begin,
             router,

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.auth import claims_for
-from api.models import Grid, Household, User, Visit
+from api.models import Grid, Household, Roster, Task, User, Visit
 from api.services.geometry import point_lonlat
-from api.services.weeks import LOCAL, current_week, shift_week, week_bounds, week_dates
+from api.services.weeks import LOCAL, current_week, shift_week, week_bounds, week_dates, week_of
 from geo.datum import wgs84_to_gcj02
 
 BATCH = 500
@@ -35,19 +35,32 @@ class DemoActivity:
 
     Everything goes through the API with the demo accounts' own tokens, so evidence, scope,
     dispatch and notifications are what production would compute. Deterministic per seed.
+
+    Each request commits on its own, so a run cut short (a crash, Ctrl-C) leaves some parts
+    made and others not. Every part is therefore checked and completed on its own: each
+    worker's visits of each week (drawn from a generator of the part's own, so their ids are
+    the same on every run and a resent batch comes back as duplicates), each hotline ticket
+    (by its number), each community's roster (made, then published). The activity's week is
+    the one its first run chose. A rerun completes what a crash left undone; after a
+    complete run it changes nothing.
     """
 
     def __init__(self, app: Flask, session: Session, seed: int = 2157) -> None:
         self.app = app
         self.session = session
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.client = app.test_client()
+
+    def _rng(self, *part: str) -> random.Random:
+        """The part's own generator: what it draws does not depend on the parts before it."""
+        return random.Random("/".join([str(self.seed), *part]))
 
     def _auth(self, user: User) -> dict[str, str]:
         token = create_access_token(user, additional_claims=claims_for(user))
         return {"Authorization": f"Bearer {token}"}
 
-    def already_done(self, grid_codes: list[str]) -> bool:
+    def started(self, grid_codes: list[str]) -> bool:
+        """Whether the district has visits already (the activity's first requests made some)."""
         return bool(
             self.session.scalar(
                 select(func.count(Visit.id))
@@ -56,20 +69,39 @@ class DemoActivity:
             )
         )
 
+    def week(self, workers: list[User], now: datetime) -> str:
+        """The activity's "this week": the week of its first run. Its first visits are last
+        week's, so a rerun days later (after a crash) finds that week from the earliest visit
+        of the demo's workers and completes that fortnight instead of starting another."""
+        first = None
+        if workers:
+            first = self.session.scalar(
+                select(func.min(Visit.visited_at)).where(
+                    Visit.worker_id.in_([w.id for w in workers])
+                )
+            )
+        today = current_week(now)
+        if first is None:
+            return today
+        return min(shift_week(week_of(first), 1), today)
+
     def run(self, workers: list[User], admins: list[User], now: datetime | None = None) -> str:
         now = now or datetime.now(UTC)
-        this_week = current_week(now)
+        this_week = self.week(workers, now)
         visits = 0
         for worker in workers:
             visits += self._visit_week(worker, shift_week(this_week, -1), now, share=0.93)
             visits += self._visit_week(worker, this_week, now, share=0.45)
         tasks = sum(self._hotline(admin, i) for i, admin in enumerate(admins))
-        rosters = [self._roster(admin, this_week) for admin in admins]
-        return f"demo activity: {visits} visits, {tasks} hotline tasks, rosters: " + "; ".join(
-            rosters
+        rosters = [r for admin in admins if (r := self._roster(admin, this_week)) is not None]
+        if not (visits or tasks or rosters):
+            return "demo activity: already recorded"
+        return f"demo activity: {visits} visits, {tasks} hotline tasks, rosters: " + (
+            "; ".join(rosters) or "already made"
         )
 
     def _visit_week(self, worker: User, week: str, now: datetime, share: float) -> int:
+        rng = self._rng("visits", worker.username, week)
         households = self.session.scalars(
             select(Household)
             .where(Household.grid_id.in_([g.id for g in worker.grids]))
@@ -84,43 +116,52 @@ class DemoActivity:
         slots = [s for s in slots if s < now]
         if not slots:
             return 0
-        chosen = [h for h in households if self.rng.random() < share]
+        chosen = [h for h in households if rng.random() < share]
         chosen.sort(key=lambda h: h.id)
         items = []
         for n, household in enumerate(chosen):
             at = slots[min(len(slots) - 1, n * len(slots) // max(len(chosen), 1))]
-            items.append(self._item(household, at))
+            items.append(self._item(rng, household, at))
+        batches = [items[start : start + BATCH] for start in range(0, len(items), BATCH)]
+        # Batches are sent in order and each commits whole: the last one stored, all are.
+        if not batches or self._stored([item["id"] for item in batches[-1]]):
+            return 0
         headers = self._auth(worker)
         stored = 0
-        for start in range(0, len(items), BATCH):
+        for batch in batches:
             response = self.client.post(
-                "/api/v1/visits/batch",
-                json={"visits": items[start : start + BATCH]},
-                headers=headers,
+                "/api/v1/visits/batch", json={"visits": batch}, headers=headers
             )
             results = response.get_json()["results"]
             stored += sum(1 for r in results if r["status"] == "created")
         return stored
 
-    def _item(self, household: Household, at: datetime) -> dict:
+    def _stored(self, ids: list[str]) -> bool:
+        return bool(
+            self.session.scalar(
+                select(func.count(Visit.id)).where(Visit.id.in_([uuid.UUID(i) for i in ids]))
+            )
+        )
+
+    def _item(self, rng: random.Random, household: Household, at: datetime) -> dict:
         lon, lat = point_lonlat(household.location)
-        lon += self.rng.uniform(-0.0001, 0.0001)
-        lat += self.rng.uniform(-0.0001, 0.0001)
+        lon += rng.uniform(-0.0001, 0.0001)
+        lat += rng.uniform(-0.0001, 0.0001)
         datum = "wgs84"
-        if self.rng.random() < 0.3:  # phones on a map SDK report GCJ-02
+        if rng.random() < 0.3:  # phones on a map SDK report GCJ-02
             lon, lat = wgs84_to_gcj02(lon, lat)
             datum = "gcj02"
-        outcome = "met" if self.rng.random() < 0.85 else "nobody_home"
+        outcome = "met" if rng.random() < 0.85 else "nobody_home"
         if household.occupancy == "vacant":
             outcome = "vacant"
         item = {
-            "id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "household_id": household.id,
             "visited_at": at.isoformat(),
             "location": {
                 "lon": lon,
                 "lat": lat,
-                "accuracy_m": round(self.rng.uniform(5, 40), 1),
+                "accuracy_m": round(rng.uniform(5, 40), 1),
                 "datum": datum,
                 "provider": "gps",
                 "mock": False,
@@ -128,7 +169,7 @@ class DemoActivity:
             "outcome": outcome,
             "notes": "",
         }
-        if outcome == "met" and household.tags and self.rng.random() < 0.1:
+        if outcome == "met" and household.tags and rng.random() < 0.1:
             item["follow_up"] = True
             item["follow_up_note"] = "需要协助申请居家养老服务"
         return item
@@ -145,6 +186,11 @@ class DemoActivity:
                 .order_by(Household.id)
             ).all()
             household_id = homes[(7 * n) % len(homes)]
+            external_id = f"12345-{admin.community_code}-{n}"
+            if self.session.scalar(
+                select(Task.id).where(Task.source == "hotline", Task.external_id == external_id)
+            ):
+                continue  # received on an earlier run
             response = self.client.post(
                 "/api/v1/tasks",
                 headers=self._auth(admin),
@@ -154,7 +200,7 @@ class DemoActivity:
                     "urgency": urgency,
                     "title": title,
                     "description": title,
-                    "external_id": f"12345-{admin.community_code}-{n}",
+                    "external_id": external_id,
                     "household_id": household_id,
                     "complainant": {"name": "居民", "phone": "13800000000"},
                 },
@@ -172,14 +218,29 @@ class DemoActivity:
         finally:
             self.app.config["FIXED_NOW"] = before
 
-    def _roster(self, admin: User, week: str) -> str:
+    def _roster(self, admin: User, week: str) -> str | None:
         """The week's roster, generated and published the evening before the week starts, as
         an office does: generated today, a week under way would start today (its days gone
-        are not rostered after the fact)."""
+        are not rostered after the fact). None when it was made and published already."""
+        held = self.session.execute(
+            select(Roster.id, Roster.status).where(
+                Roster.community_code == admin.community_code, Roster.week == week
+            )
+        ).first()
+        if held is not None and held.status == "published":
+            return None
         with self._clock_at(week_bounds(week)[0] - timedelta(hours=6)):
-            return self._generate_roster(admin, week)
+            if held is None:
+                made = self._generate_roster(admin, week)
+                if isinstance(made, str):
+                    return made
+                roster_id = made
+            else:  # generated on a run that stopped before publishing it
+                roster_id = held.id
+            return self._publish_roster(admin, roster_id)
 
-    def _generate_roster(self, admin: User, week: str) -> str:
+    def _generate_roster(self, admin: User, week: str) -> int | str:
+        """The new roster's id, or why none was made."""
         headers = self._auth(admin)
         response = self.client.post(
             f"/api/v1/communities/{admin.community_code}/rosters",
@@ -203,6 +264,11 @@ class DemoActivity:
             body = response.get_json()
         if response.status_code != 201:
             return f"{admin.community_code} not generated ({body.get('detail')})"
-        published = self.client.post(f"/api/v1/rosters/{body['id']}/publish", headers=headers)
+        return body["id"]
+
+    def _publish_roster(self, admin: User, roster_id: int) -> str:
+        published = self.client.post(
+            f"/api/v1/rosters/{roster_id}/publish", headers=self._auth(admin)
+        )
         state = "published" if published.status_code == 200 else "draft"
         return f"{admin.community_code} {state}"

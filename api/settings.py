@@ -9,9 +9,12 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/gridwork"
+# The checkout (api/, pyproject.toml): what a relative GRIDWORK_PHOTO_DIR is taken from.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ConfigError(ValueError):
@@ -326,4 +329,34 @@ def load_config(test_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     cfg["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=cfg["ACCESS_TOKEN_MINUTES"])
     cfg["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=cfg["REFRESH_TOKEN_DAYS"])
     cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_UPLOAD_MB"] * 1024 * 1024
+    cfg["PHOTO_DIR"] = photo_dir(cfg["PHOTO_DIR"])
     return cfg
+
+
+def photo_dir(value: str) -> str:
+    """PHOTO_DIR as an absolute path, the same for every process of a deployment.
+
+    A relative one (the default `var/photos`) was taken from each process's working
+    directory: an API and a push worker (whose retention deletes photos) started from two
+    directories used two photo directories. It is taken from the project root, where
+    scripts/demo.sh and the README's commands run. Photos already kept under the working
+    directory's `value` (a deployment started elsewhere) stop the start, naming both paths,
+    rather than being left behind unseen; nothing is moved."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    if not (PROJECT_ROOT / "pyproject.toml").is_file():
+        raise ConfigError(
+            f"GRIDWORK_PHOTO_DIR={value} is relative and gridwork is not run from its "
+            "checkout: set it to an absolute path (where the photos are, or are to be)."
+        )
+    resolved = PROJECT_ROOT / path
+    here = (Path.cwd() / path).resolve()
+    if here != resolved.resolve() and here.is_dir():
+        raise ConfigError(
+            f"GRIDWORK_PHOTO_DIR={value} is relative: it means {resolved} (from the project "
+            f"root), but {here} exists (from the working directory, where photos were kept "
+            f"before): set GRIDWORK_PHOTO_DIR to the absolute path of the one that holds the "
+            f"photos, e.g. GRIDWORK_PHOTO_DIR={here}."
+        )
+    return str(resolved)

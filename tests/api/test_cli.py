@@ -285,7 +285,7 @@ def test_demo_activity_records_visits_and_hotline_tasks_through_the_api(app, ses
     activity = DemoActivity(app, session, seed=1)
     with app.app_context():
         summary = activity.run([world.users["worker_a1"]], [world.users["admin_a"]], wednesday)
-    assert activity.already_done([A1])
+    assert activity.started([A1])
     visits = session.scalar(select(func.count(Visit.id)))
     assert f"demo activity: {visits} visits" in summary
     assert visits >= 3

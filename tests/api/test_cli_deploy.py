@@ -112,3 +112,22 @@ def test_serve_without_a_usable_data_key_stops_before_gunicorn_starts(
     assert started == []
     assert result.exit_code == 1 and "GRIDWORK_DATA_KEY" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_opens_no_gunicorn_control_socket(production, monkeypatch):
+    """gunicorn (25.1 and later) opens a control socket at one path per user by default,
+    $XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl, removing whatever is there:
+    a second server on the machine (another district, a demo beside the tests) took the
+    first one's socket, and the first to stop removed the other's."""
+    from click.testing import CliRunner
+    from gunicorn.app.base import BaseApplication
+
+    from api.cli import main
+
+    production.setenv("GRIDWORK_ENV", "development")
+    started = []
+    monkeypatch.setattr(BaseApplication, "run", lambda self: started.append(self))
+    result = CliRunner().invoke(main, ["serve", "--port", "1"])
+    assert result.exit_code == 0, result.output
+    [server] = started
+    assert server.cfg.control_socket_disable is True
