@@ -362,6 +362,10 @@ class PushWorker:
                     "expired": _EXPIRED,
                 },
             )
+            # Urgent first (escalations, danger-to-life tasks: `deliveries.urgent`, copied
+            # from the notification), then by due time: an urgent push queued behind a
+            # fan-out of thousands waited for all of it. `ix_deliveries_pending_due` is in
+            # this order, so the batch is read off it without sorting the backlog.
             rows = session.execute(
                 text(
                     """
@@ -369,7 +373,7 @@ class PushWorker:
                         SELECT id FROM deliveries
                         WHERE state = 'pending' AND next_attempt_at <= :now
                           AND (claimed_until IS NULL OR claimed_until <= :now)
-                        ORDER BY next_attempt_at, id
+                        ORDER BY urgent DESC, next_attempt_at, id
                         LIMIT :n
                         FOR UPDATE SKIP LOCKED
                     )

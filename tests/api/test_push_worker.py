@@ -298,6 +298,27 @@ def test_a_push_held_for_one_user_never_reaches_the_next_user_of_the_phone(
     assert [m["notification"]["title"] for m in fake.messages] == ["给 worker_a2"]
 
 
+def test_an_urgent_push_is_claimed_before_a_backlog_queued_ahead_of_it(
+    session, world, app, router, fake
+):
+    """An escalation or a danger-to-life task queued behind a fan-out (10,000 pushes of a
+    district notice) waited for the whole backlog, claimed by due time only: some 20 s at FCM's
+    pace. A due urgent push is claimed first; the backlog keeps its order behind it."""
+    worker = PushWorker(db.begin, router, batch_size=2, lease_seconds=60)
+    user = world.users["worker_a1"]
+    make_device(session, user, "fcm-1", now=T0)
+    backlog = [
+        notify(session, [user.id], "roster_changed", f"通知 {k}", now=T0 + timedelta(seconds=k))
+        for k in range(3)
+    ]
+    [escalation] = notify(
+        session, [user.id], "task_escalated", "升级", urgent=True, now=T0 + timedelta(seconds=5)
+    )
+    worker.run_once(T0 + timedelta(seconds=6))
+    sent = {m["data"]["message_id"] for m in fake.messages}  # one batch: sent in parallel
+    assert sent == {f"n{escalation.id}", f"n{backlog[0][0].id}"}
+
+
 def test_urgent_pushes_ignore_quiet_hours(session, world, worker, fake):
     user = world.users["worker_a1"]
     session.add(NotificationSettings(user_id=user.id, quiet_start=time(22), quiet_end=time(7)))
