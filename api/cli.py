@@ -1493,7 +1493,9 @@ def push_worker(once: bool) -> None:
 
     SIGTERM or Ctrl-C stops it after the round or the periodic job in flight (its sends
     answered and marked), starting nothing after it: a deploy does not leave a batch to be
-    sent again when its lease passes. A second one stops it at once."""
+    sent again when its lease passes. A second one stops it at once: the round's results known
+    so far are marked, and its claimed deliveries not yet given to a channel handed back (due at
+    once, for the next worker); those in flight wait for their lease (`PushWorker._stopped`)."""
     import logging
     import signal
     import threading

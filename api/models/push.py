@@ -77,6 +77,9 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # Its notification's `urgent`, copied when queued (migration 0042): the claim takes due
+    # urgent rows first, through `ix_deliveries_pending_due`, without a join.
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     # A claim is a lease: a worker that dies mid-batch leaves rows claimed until this passes.
     claim_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -96,10 +99,13 @@ class Delivery(Base):
 # A revoked session's devices are found by it.
 Index("ix_devices_session_id", Device.session_id, postgresql_where=Device.active)
 
-# The worker's claim scans pending rows by due time only.
+# The worker's claim reads pending rows in its order (urgent first, then by due time) and stops
+# at its batch: no sort of the whole backlog.
 Index(
     "ix_deliveries_pending_due",
+    Delivery.urgent.desc(),
     Delivery.next_attempt_at,
+    Delivery.id,
     postgresql_where=Delivery.state == "pending",
 )
 

@@ -8,7 +8,7 @@ import time as clock
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -66,6 +66,17 @@ class RoundStats:
     failed: int = 0
     deferred: int = 0
     lost_claims: int = 0
+
+
+@dataclass
+class _Round:
+    """What a round in flight has done so far: what `_stopped` needs if it is cut short."""
+
+    claim_id: uuid.UUID
+    claimed: list[Claimed] = field(default_factory=list)
+    outcome: dict[int, DeliveryResult | datetime | str] = field(default_factory=dict)
+    handed: set[int] = field(default_factory=set)  # given to a channel: may have gone
+    marking: bool = False
 
 
 def _db_text(value: str | None, limit: int) -> str | None:
@@ -174,35 +185,84 @@ class PushWorker:
         # real time that has passed since (tests pass a clock they move).
         self.monotonic = monotonic
         self._claimed_at: dict[uuid.UUID, float] = {}
-        # Claims a round lost to a database outage before it sent anything: handed back (free
-        # again at once, the attempt not counted) as soon as the database answers. Only a
-        # shortcut: a worker that dies first leaves them to their lease, and since they carry
-        # no `sending_at`, the next claim counts nothing for them either.
-        self._unsent: set[uuid.UUID] = set()
+        # Claims a round lost before it sent all of them (a database outage before sending;
+        # the worker stopped at once mid-round, `_stopped`), each with the rows it had handed
+        # to a channel (kept: they may have gone): the rest are handed back (free again at
+        # once, the attempt not counted) as soon as the database answers. Only a shortcut: a
+        # worker that dies first leaves them to their lease, and since they carry no
+        # `sending_at`, the next claim counts nothing for them either.
+        self._unsent: dict[uuid.UUID, frozenset[int]] = {}
 
     def run_once(self, now: datetime | None = None) -> RoundStats:
         """One round at `now`: by default the database's clock. Leases are compared across
         workers, so they are read against the one clock every worker shares: a host whose own
         clock ran ahead saw the others' leases as passed and took their rows over mid-send
         (and marked pushes dead early); one behind held its rows past their lease."""
-        if now is None:
-            now = self.database_now()
+        round_ = _Round(uuid.uuid4())
+        try:
+            if now is None:
+                now = self.database_now()
+            return self._run(round_, now)
+        except KeyboardInterrupt:  # stopped at once (a second signal to the worker)
+            self._stopped(round_, now)
+            raise
+
+    def _run(self, round_: _Round, now: datetime) -> RoundStats:
         self.hand_back()
-        claim_id, claimed = self.claim(now)
+        claim_id, claimed = self.claim(now, round_.claim_id)
+        round_.claimed = claimed
         stats = RoundStats(claimed=len(claimed))
         if not claimed:
             return stats
         try:
             try:
-                results = self.send(claimed, now, stats, claim_id=claim_id)
+                results = self.send(
+                    claimed,
+                    now,
+                    stats,
+                    claim_id=claim_id,
+                    outcome=round_.outcome,
+                    handed=round_.handed,
+                )
             except DBAPIError as exc:
                 if database_unavailable(exc):
                     self._lost_before_sending(claim_id, len(claimed), exc)
                 raise
+            round_.marking = True
             self.mark(claim_id, claimed, results, now, stats)
         finally:  # a round that raised keeps no claim time (the rows' leases run out)
             self._claimed_at.pop(claim_id, None)
         return stats
+
+    def _stopped(self, round_: _Round, now: datetime | None) -> None:
+        """The round was cut short (the worker told to stop at once: a second Ctrl-C or
+        SIGTERM), wherever it was: claiming, sending or marking. Left as they were, its rows
+        waited out the whole lease before another worker took them (an escalation among them),
+        and the answered sends among them went again. So, unless the marks were under way
+        (they may have committed; if not, the lease and `sending_at` say what to do), the
+        results known are marked; and the rows never handed to a channel are handed back, due
+        at once and their attempt not counted. A row handed to a channel with no answer yet
+        may have gone: it keeps its claim and its `sending_at`, and goes again only when the
+        lease passes (at least once). Whatever fails here is left to the leases."""
+        handed = frozenset(round_.handed)
+        try:
+            if round_.outcome and not round_.marking and now is not None:
+                known = [row for row in round_.claimed if row.id in round_.outcome]
+                self.mark(round_.claim_id, known, round_.outcome, now)
+            self._unsent[round_.claim_id] = handed
+            self.hand_back()
+        except Exception:  # noqa: BLE001 - stopping: the leases are the fallback
+            logger.exception("push: stopped mid-round; its claimed deliveries wait for their lease")
+            return
+        finally:
+            self._claimed_at.pop(round_.claim_id, None)
+        unanswered = len(handed - round_.outcome.keys())
+        logger.warning(
+            "push: stopped mid-round; %d claimed deliveries not yet sent handed back, %d sent "
+            "without an answer left to their lease",
+            len(round_.claimed) - len(handed | round_.outcome.keys()),
+            unanswered,
+        )
 
     def _lost_before_sending(self, claim_id: uuid.UUID, count: int, exc: DBAPIError) -> None:
         """The database went away after the claim, as the round took its rows again before
@@ -210,7 +270,7 @@ class PushWorker:
         Left to its lease, the claim would hold the push back for a whole lease (then be taken
         over, uncounted: the rows carry no `sending_at`). It is handed back instead, now or, the
         database still down, at the start of the next round."""
-        self._unsent.add(claim_id)
+        self._unsent[claim_id] = frozenset()
         logger.error(
             "push: database unavailable (%s) before sending; nothing sent, %d claimed "
             "deliveries handed back when it answers",
@@ -224,32 +284,37 @@ class PushWorker:
                 raise
 
     def hand_back(self) -> None:
-        """Free the rows of claims lost before sending (`_lost_before_sending`): pending and
-        due again at once, their attempt not counted, unless another worker took them over
-        after the lease (their claim id says so). Their `sending_at` is cleared too: the
-        re-hold's write may have reached the database though its answer did not, and nothing
-        was sent."""
+        """Free the rows of claims lost before they were sent (`_lost_before_sending`,
+        `_stopped`), but those handed to a channel: pending and due again at once, their
+        attempt not counted, unless another worker took them over after the lease (their claim
+        id says so) or they were marked. Their `sending_at` is cleared too: the re-hold's write
+        may have reached the database though its answer did not, and they were not sent."""
         if not self._unsent:
             return
-        claims = list(self._unsent)
+        claims = dict(self._unsent)
         with self.session_scope() as session:
-            session.execute(
-                text(
-                    "UPDATE deliveries SET claimed_until = NULL, attempts = attempts - 1, "
-                    "sending_at = NULL WHERE claim_id = ANY(:claims) AND state = 'pending' "
-                    "AND claimed_until IS NOT NULL"
-                ),
-                {"claims": claims},
-            )
-        self._unsent.difference_update(claims)
+            for claim_id, handed in claims.items():
+                session.execute(
+                    text(
+                        "UPDATE deliveries SET claimed_until = NULL, attempts = attempts - 1, "
+                        "sending_at = NULL WHERE claim_id = CAST(:claim AS uuid) "
+                        "AND state = 'pending' AND claimed_until IS NOT NULL "
+                        "AND NOT (id = ANY(:handed))"
+                    ),
+                    {"claim": claim_id, "handed": sorted(handed)},
+                )
+        for claim_id in claims:
+            self._unsent.pop(claim_id, None)
 
     def database_now(self) -> datetime:
         """The database's clock (the real time, not its transaction's start)."""
         with self.session_scope() as session:
             return session.scalar(text("SELECT clock_timestamp()"))
 
-    def claim(self, now: datetime) -> tuple[uuid.UUID, list[Claimed]]:
-        claim_id = uuid.uuid4()
+    def claim(
+        self, now: datetime, claim_id: uuid.UUID | None = None
+    ) -> tuple[uuid.UUID, list[Claimed]]:
+        claim_id = claim_id or uuid.uuid4()
         started = self.monotonic()  # the lease's clock: the claim's real start
         with self.session_scope() as session:
             # Dead before claiming: a message past its day to live (stale: it is in the inbox),
@@ -297,6 +362,10 @@ class PushWorker:
                     "expired": _EXPIRED,
                 },
             )
+            # Urgent first (escalations, danger-to-life tasks: `deliveries.urgent`, copied
+            # from the notification), then by due time: an urgent push queued behind a
+            # fan-out of thousands waited for all of it. `ix_deliveries_pending_due` is in
+            # this order, so the batch is read off it without sorting the backlog.
             rows = session.execute(
                 text(
                     """
@@ -304,7 +373,7 @@ class PushWorker:
                         SELECT id FROM deliveries
                         WHERE state = 'pending' AND next_attempt_at <= :now
                           AND (claimed_until IS NULL OR claimed_until <= :now)
-                        ORDER BY next_attempt_at, id
+                        ORDER BY urgent DESC, next_attempt_at, id
                         LIMIT :n
                         FOR UPDATE SKIP LOCKED
                     )
@@ -353,6 +422,8 @@ class PushWorker:
         stats: RoundStats | None = None,
         *,
         claim_id: uuid.UUID | None = None,
+        outcome: dict[int, DeliveryResult | datetime | str] | None = None,
+        handed: set[int] | None = None,
     ) -> dict[int, DeliveryResult | datetime | str]:
         """Send what may go now. Per delivery: its result, a datetime to defer to (quiet
         hours), or a string: the reason it is dropped without sending.
@@ -365,8 +436,12 @@ class PushWorker:
         (`_send_held`). A database outage raised from here came before anything was sent.
 
         Either way the rows are recorded as sending (`sending_at`) before any of them is looked
-        at or sent: a round that dies from here on counts as lost (`claim`)."""
-        outcome: dict[int, DeliveryResult | datetime | str] = {}
+        at or sent: a round that dies from here on counts as lost (`claim`).
+
+        `outcome` and `handed`, when given, are filled as the round goes (each result; the rows
+        given to a channel), for a round cut short (`_stopped`)."""
+        outcome = {} if outcome is None else outcome
+        handed = set() if handed is None else handed
         ready: list[tuple[int, Message]] = []
         ids = [r.id for r in claimed]
         if claim_id is None:
@@ -389,7 +464,7 @@ class PushWorker:
                 outcome[row.id] = f"bad message: {exc}"[:300]
                 continue
         if ready:
-            self._send_held(ready, outcome, claim_id, now)
+            self._send_held(ready, outcome, claim_id, now, handed)
         return outcome
 
     def _send_held(
@@ -398,6 +473,7 @@ class PushWorker:
         outcome: dict[int, DeliveryResult | datetime | str],
         claim_id: uuid.UUID | None,
         now: datetime,
+        handed: set[int],
     ) -> None:
         """Send `ready` (rows just taken again by `_hold`), recording each result in `outcome`.
 
@@ -441,6 +517,7 @@ class PushWorker:
             if not part:
                 continue
             messages = [message for _, message in part]
+            handed.update(delivery_id for delivery_id, _ in part)
             try:
                 with self._renewing(claim_id, sorted(remaining), now):
                     results = self.channel.send(messages)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -93,10 +93,25 @@ def register_device(
     return session.get(Device, device_id)
 
 
-def list_devices(session: Session, user_id: int) -> list[Device]:
+def list_devices(session: Session, user_id: int, now: datetime) -> list[Row]:
+    """The user's devices not removed (nor deactivated), each with whether its sign-in is live
+    at `now` (`signed_in`, `sessions.device_signed_in`) and whether pushes go to it (`active`:
+    the same, for a listed device). A phone whose sign-in ran out was listed active, though
+    the push worker sent it nothing (its holder must sign in again); it stays listed (it can
+    be removed), inactive, until its ended session is purged and it is deactivated."""
+    signed_in = sessions.device_session_live(now)
     return list(
-        session.scalars(
-            select(Device).where(Device.user_id == user_id, Device.active).order_by(Device.id)
+        session.execute(
+            select(
+                Device.id,
+                Device.platform,
+                signed_in.label("active"),
+                signed_in.label("signed_in"),
+                Device.created_at,
+                Device.last_seen_at,
+            )
+            .where(Device.user_id == user_id, Device.active)
+            .order_by(Device.id)
         )
     )
 

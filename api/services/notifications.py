@@ -58,14 +58,14 @@ def enqueue_deliveries(
     session: Session, notification_ids: list[int], now: datetime | None = None
 ) -> None:
     """One pending delivery per (notification, active device of its user whose sign-in is
-    live: `sessions.device_signed_in`)."""
+    live: `sessions.device_signed_in`), urgent as its notification (claimed first)."""
     if not notification_ids:
         return
     session.execute(
         text(
             """
-            INSERT INTO deliveries (notification_id, device_id, next_attempt_at)
-            SELECT n.id, d.id, COALESCE(CAST(:now AS timestamptz), now())
+            INSERT INTO deliveries (notification_id, device_id, next_attempt_at, urgent)
+            SELECT n.id, d.id, COALESCE(CAST(:now AS timestamptz), now()), n.urgent
             FROM notifications n JOIN devices d ON d.user_id = n.user_id AND d.active
             WHERE n.id = ANY(:ids) AND """
             + device_signed_in("d", "COALESCE(CAST(:now AS timestamptz), now())")

@@ -156,6 +156,14 @@ def device_signed_in(device: str, now: str) -> str:
           AND (s.revoked_at IS NOT NULL OR s.expires_at <= {now}))"""
 
 
+def device_session_live(now: datetime) -> ColumnElement[bool]:
+    """`device_signed_in` for `Device` in an ORM statement, at `now`: the same test."""
+    return ~exists().where(
+        AuthSession.id == Device.session_id,
+        or_(AuthSession.revoked_at.is_not(None), AuthSession.expires_at <= now),
+    )
+
+
 def hold_account(session: Session, user_id: int, token_version: int | None) -> None:
     """Lock the account's row until the transaction ends (FOR NO KEY UPDATE: foreign keys to
     it still pass) and refuse (401) a token whose account is, once locked, no longer active

@@ -205,6 +205,28 @@ def test_a_phone_whose_sign_in_expired_gets_no_more_pushes(client, session, worl
     assert [d.device.token for d in rows] == ["fcm-live"]
 
 
+def test_a_phone_whose_sign_in_expired_is_listed_as_getting_no_pushes(client, session, world):
+    """GET /devices listed a phone whose sign-in had run out as active, though nothing was
+    pushed to it any more: its owner saw no reason to sign in on it again. It is listed
+    neither active nor signed in (still listed: it can be removed); a phone whose sign-in is
+    live is both."""
+    user_id = world.users["worker_a1"].id
+    for token, expires_at in (("fcm-expired", T0), ("fcm-live", T0 + timedelta(days=20))):
+        sign_in = sessions.open_session(
+            session,
+            user_id,
+            refresh_jti=token,
+            expires_at=expires_at,
+            ip=None,
+            now=T0 - timedelta(days=10),
+        )
+        register_device(
+            session, user_id, "android", token=token, now=sign_in.created_at, session_id=sign_in.id
+        )
+    listed = client.get("/api/v1/devices", headers=world.auth("worker_a1")).json
+    assert [(d["active"], d["signed_in"]) for d in listed] == [(False, False), (True, True)]
+
+
 def test_purging_an_expired_sign_in_does_not_bring_its_phone_back(client, session, world):
     """Ended sessions are deleted a month on, and a device's link to its session is then set
     null, as for a device registered before sessions were recorded (which gets pushes)."""

@@ -298,6 +298,27 @@ def test_a_push_held_for_one_user_never_reaches_the_next_user_of_the_phone(
     assert [m["notification"]["title"] for m in fake.messages] == ["给 worker_a2"]
 
 
+def test_an_urgent_push_is_claimed_before_a_backlog_queued_ahead_of_it(
+    session, world, app, router, fake
+):
+    """An escalation or a danger-to-life task queued behind a fan-out (10,000 pushes of a
+    district notice) waited for the whole backlog, claimed by due time only: some 20 s at FCM's
+    pace. A due urgent push is claimed first; the backlog keeps its order behind it."""
+    worker = PushWorker(db.begin, router, batch_size=2, lease_seconds=60)
+    user = world.users["worker_a1"]
+    make_device(session, user, "fcm-1", now=T0)
+    backlog = [
+        notify(session, [user.id], "roster_changed", f"通知 {k}", now=T0 + timedelta(seconds=k))
+        for k in range(3)
+    ]
+    [escalation] = notify(
+        session, [user.id], "task_escalated", "升级", urgent=True, now=T0 + timedelta(seconds=5)
+    )
+    worker.run_once(T0 + timedelta(seconds=6))
+    sent = {m["data"]["message_id"] for m in fake.messages}  # one batch: sent in parallel
+    assert sent == {f"n{escalation.id}", f"n{backlog[0][0].id}"}
+
+
 def test_urgent_pushes_ignore_quiet_hours(session, world, worker, fake):
     user = world.users["worker_a1"]
     session.add(NotificationSettings(user_id=user.id, quiet_start=time(22), quiet_end=time(7)))
@@ -883,3 +904,106 @@ def test_sigterm_during_the_periodic_jobs_starts_no_new_round(app, monkeypatch):
         result = CliRunner().invoke(main, ["push-worker"], catch_exceptions=False)
     assert "push worker stopped" in result.output
     assert rounds == []
+
+
+def test_a_worker_stopped_at_once_before_sending_hands_its_whole_claim_back(
+    session, world, worker, fake, monkeypatch
+):
+    """Stopped at once (a second signal) after it took its rows to send them, before any went
+    to FCM: the claim was left to its lease, recorded as sending (a lost round counted). It is
+    handed back whole, nothing counted, and the next round sends it."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    make_device(session, world.users["worker_a2"], "fcm-2", now=T0)
+    notify(
+        session,
+        [world.users["worker_a1"].id, world.users["worker_a2"].id],
+        "task_updated",
+        "t",
+        now=T0,
+    )
+    hold = PushWorker._hold
+
+    def interrupted(self, *args):
+        hold(self, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PushWorker, "_hold", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        worker.run_once(T0)
+    session.expire_all()
+    rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    assert [(d.state, d.claimed_until, d.sending_at, d.attempts) for d in rows] == [
+        ("pending", None, None, 0)
+    ] * 2
+    monkeypatch.setattr(PushWorker, "_hold", hold)
+    assert worker.run_once(T0).sent == 2
+    assert len(fake.messages) == 2
+
+
+def test_a_second_signal_mid_batch_hands_back_the_pushes_not_yet_sent(
+    app, session, world, monkeypatch
+):
+    """Ctrl-C twice (or SIGTERM, then SIGINT) stops the worker at once, mid-batch. The rows it
+    had claimed but not yet handed to a channel waited out the whole lease (two minutes: an
+    escalation among them) before another worker took them, and the ones already answered were
+    sent again. As it stops, the answered ones are marked, and the rows not yet sent are handed
+    back: due again at once, their attempt not counted. The one in flight keeps its claim and
+    its record of sending: it may have gone, and goes again only when the lease passes."""
+    import os
+    import signal
+
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    import push
+    from api.cli import PeriodicJobs, main
+    from api.services import devices
+
+    class Interrupted:
+        """A Web Push channel (one message a call) that is signalled twice during its second
+        send."""
+
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send(self, messages):
+            from push import DELIVERED, DeliveryResult
+
+            self.sent += [m.target["endpoint"] for m in messages]
+            if len(self.sent) == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGINT)  # raises KeyboardInterrupt here
+            return [DeliveryResult(m.message_id, DELIVERED, provider_id="p") for m in messages]
+
+        def close(self) -> None:
+            pass
+
+    now = session.scalar(text("SELECT clock_timestamp()")) - timedelta(seconds=1)
+    user = world.users["worker_a1"]
+    endpoints = [f"https://push.example.net/send/{k}" for k in range(4)]
+    for endpoint in endpoints:
+        devices.register_device(
+            session, user.id, "web", subscription=subscription(endpoint), now=now
+        )
+    notify(session, [user.id], "task_escalated", "升级", now=now)
+    channel = Interrupted()
+    monkeypatch.setattr(push, "build_channels", lambda settings: {"web": channel})
+    monkeypatch.setattr(PeriodicJobs, "run_due", lambda self, now, **kw: None)
+    with app.app_context():
+        result = CliRunner().invoke(main, ["push-worker"], catch_exceptions=False)
+    assert "push worker stopped" in result.output
+    assert channel.sent == endpoints[:2]
+    session.expire_all()
+    rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    answered, in_flight, *not_sent = rows
+    assert answered.state == "sent"
+    assert in_flight.claimed_until is not None and in_flight.sending_at is not None
+    assert [(d.state, d.claimed_until, d.sending_at, d.attempts) for d in not_sent] == [
+        ("pending", None, None, 0)
+    ] * 2
+    # The next worker sends them at once, and the one in flight only after its lease.
+    after = Interrupted()
+    after.sent += ["(past the first calls)"] * 2
+    stats = PushWorker(db.begin, after).run_once()
+    assert (stats.claimed, stats.sent) == (2, 2)
+    assert after.sent[2:] == endpoints[2:]

@@ -17,8 +17,11 @@ blp = Blueprint("devices", __name__, url_prefix="/api/v1/devices", description="
 class Devices(MethodView):
     @blp.response(200, DeviceSchema(many=True))
     def get(self):
-        """Your active devices"""
-        return devices.list_devices(db.session, current_user().id)
+        """Your devices
+
+        Those not removed; one whose sign-in expired or ended is listed `active` false and
+        `signed_in` false: nothing is pushed to it until the app signs in again on it."""
+        return devices.list_devices(db.session, current_user().id, now())
 
     @blp.arguments(DeviceCreateSchema)
     @blp.response(201, DeviceSchema)

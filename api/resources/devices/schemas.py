@@ -80,7 +80,19 @@ class DeviceCreateSchema(Schema):
 class DeviceSchema(Schema):
     id = Integer()
     platform = ma.fields.String()
-    active = Boolean()
+    active = Boolean(
+        metadata={
+            "description": "Pushes go to this device: registered, not removed, and its "
+            "sign-in live (see signed_in)"
+        }
+    )
+    signed_in = Boolean(
+        metadata={
+            "description": "The sign-in that registered it is live. False: it expired or "
+            "was ended; nothing is pushed to the device until the app signs in again on it "
+            "and registers it"
+        }
+    )
     created_at = ma.fields.DateTime()
     last_seen_at = ma.fields.DateTime()
 
