@@ -533,6 +533,12 @@ def _account_id(session, username: str) -> int:
 def user_switch_off(username) -> None:
     """Switch an account off (any role, district viewers too): its tokens, sessions, calendar
     link and push devices end; the tasks it held go to whom dispatch picks today."""
+    _change_as_operator(username, {"active": False}, f"switched off {username}")
+
+
+def _change_as_operator(username: str, changes: dict, done: str) -> None:
+    """Change an account as the district's operator (any account, audited with no user), then
+    say what was done, the tasks it handed on and the shifts left to re-roster."""
     from api.services import accounts
 
     with _session() as session:
@@ -540,15 +546,9 @@ def user_switch_off(username) -> None:
             session,
             accounts.Actor(None),
             _account_id(session, username),
-            {"active": False},
+            changes,
             database_now(session),
         )
-        _echo_handed_on(f"switched off {username}", outcome)
-
-
-def _echo_handed_on(done: str, outcome) -> None:
-    """Say what an account change did, the tasks it handed on and the shifts left to
-    re-roster."""
     handed = ", ".join(
         f"task {task} to {'nobody (waits unassigned)' if to is None else f'user {to}'}"
         for task, to in outcome.handed_on
@@ -568,17 +568,7 @@ def user_set_role(username, role) -> None:
     """Change the role of a community's account (a community admin's too, which no fellow
     admin may change): its sign-ins and push devices end; made an admin, the grids it held are
     let go and its tasks handed on."""
-    from api.services import accounts
-
-    with _session() as session:
-        outcome = accounts.change_account(
-            session,
-            accounts.Actor(None),
-            _account_id(session, username),
-            {"role": role},
-            database_now(session),
-        )
-        _echo_handed_on(f"{username} is now a {role}", outcome)
+    _change_as_operator(username, {"role": role}, f"{username} is now a {role}")
 
 
 @user.command("reset-password")

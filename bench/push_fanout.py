@@ -24,10 +24,10 @@ from bench._result import emit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.cli import alembic_config  # noqa: E402
-from api.models import District, User  # noqa: E402
 from api.services.delivery import PushWorker  # noqa: E402
 from api.services.notifications import notify  # noqa: E402
 from api.settings import normalise_database_url  # noqa: E402
+from bench._push_users import make_recipients  # noqa: E402
 from push import Message, Router  # noqa: E402
 from push.fcm import FcmChannel  # noqa: E402
 from tests.fakes.fcm import FakeFcm  # noqa: E402
@@ -88,24 +88,7 @@ def main() -> None:
 
         # 2. End to end: notifications committed with their deliveries, then the worker.
         with scope() as session:
-            session.add(District(code="110199", name="bench"))
-            users = [
-                User(
-                    username=f"bench{i}",
-                    display_name=f"bench {i}",
-                    role="district_viewer",
-                    district_code="110199",
-                    password_hash="x",
-                )
-                for i in range(args.users)
-            ]
-            session.add_all(users)
-            session.flush()
-            session.execute(
-                text("INSERT INTO devices (user_id, platform, token) VALUES (:u, 'android', :t)"),
-                [{"u": u.id, "t": f"bench-token-{u.id}"} for u in users],
-            )
-            user_ids = [u.id for u in users]
+            user_ids = make_recipients(session, args.users)
         per_user = args.notifications // args.users
         started = time.perf_counter()
         with scope() as session:
