@@ -19,32 +19,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.cli import alembic_config  # noqa: E402
 from api.services.delivery import PushWorker  # noqa: E402
 from api.services.notifications import notify  # noqa: E402
-from api.settings import normalise_database_url  # noqa: E402
-from bench._push_users import make_recipients  # noqa: E402
+from bench._push_users import fresh_database, make_recipients  # noqa: E402
 from bench._result import emit, pct  # noqa: E402
 from push import LogChannel  # noqa: E402
-
-
-def fresh_database(base_url: str, name: str) -> str:
-    from alembic import command
-
-    url = make_url(normalise_database_url(base_url)).set(database=name)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    rendered = url.render_as_string(hide_password=False)
-    command.upgrade(alembic_config(rendered), "head")
-    return rendered
 
 
 def main() -> None:

@@ -16,35 +16,18 @@ import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from bench._result import emit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.cli import alembic_config  # noqa: E402
 from api.services.delivery import PushWorker  # noqa: E402
 from api.services.notifications import notify  # noqa: E402
-from api.settings import normalise_database_url  # noqa: E402
-from bench._push_users import make_recipients  # noqa: E402
+from bench._push_users import fresh_database, make_recipients  # noqa: E402
 from push import Message, Router  # noqa: E402
 from push.fcm import FcmChannel  # noqa: E402
 from tests.fakes.fcm import FakeFcm  # noqa: E402
-
-
-def fresh_database(base_url: str) -> str:
-    from alembic import command
-
-    url = make_url(normalise_database_url(base_url)).set(database="gw_push_bench")
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text('DROP DATABASE IF EXISTS "gw_push_bench" WITH (FORCE)'))
-        conn.execute(text('CREATE DATABASE "gw_push_bench"'))
-    admin.dispose()
-    rendered = url.render_as_string(hide_password=False)
-    command.upgrade(alembic_config(rendered), "head")
-    return rendered
 
 
 def main() -> None:
@@ -53,7 +36,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000)
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
-    url = fresh_database(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1/gridwork"))
+    url = fresh_database(
+        os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1/gridwork"), "gw_push_bench"
+    )
     engine = create_engine(url)
     factory = sessionmaker(engine, expire_on_commit=False)
 
