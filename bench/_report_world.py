@@ -96,10 +96,7 @@ def tagged_district(places: list[str]) -> list[str]:
         SELECT code, NULL, '{"default": 1, "tags": {"living_alone": 2}}' FROM communities
         """,
         "SELECT gw_report_rebuild()",
-        """
-        INSERT INTO household_last_visits (household_id, last_visited_at)
-        SELECT household_id, max(visited_at) FROM visits GROUP BY household_id
-        """,
+        "SELECT gw_last_visit_rebuild()",
         "ANALYZE",
     ]
 

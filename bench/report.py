@@ -200,11 +200,7 @@ FINISH = [
     ("aggregates (gw_report_rebuild)", "SELECT gw_report_rebuild()"),
     (
         "last visits",
-        """
-        INSERT INTO household_last_visits (household_id, last_visited_at)
-        SELECT household_id, max(visited_at) FROM visits
-        WHERE household_id IS NOT NULL GROUP BY household_id
-        """,
+        "SELECT gw_last_visit_rebuild()",
     ),
     ("enable triggers", "ALTER TABLE visits ENABLE TRIGGER USER"),
     ("analyze", "ANALYZE"),

@@ -144,9 +144,12 @@ Index(
 
 
 class HouseholdLastVisit(Base):
-    """Each household's latest visit, kept by statement triggers on visits (migration 0011).
+    """Each household's latest visit, kept by statement triggers on visits (migrations 0011,
+    0043): `last_visited_at` the latest that found someone (outcome other than `nobody_home`,
+    as the weekly report counts a visit; null: attempts only), `last_attempt_at` the latest of
+    any outcome. A row for every household with any visit.
 
-    The map's household status reads it with one primary-key join instead of probing the
+    The map's household status reads it with one primary-key probe instead of probing the
     visits index once per household; past weeks fall back to the probe (api/services/tiles).
     """
 
@@ -155,4 +158,5 @@ class HouseholdLastVisit(Base):
     household_id: Mapped[int] = mapped_column(
         ForeignKey("households.id", ondelete="CASCADE"), primary_key=True
     )
-    last_visited_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_visited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

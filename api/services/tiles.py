@@ -52,6 +52,7 @@ from api.models import (
 from api.models.reports import ReportGridWeek, ReportHouseholdDelta
 from api.scope import Scope
 from api.services.audit import Reader
+from api.services.ledger import NOT_A_VISIT
 from api.services.sessions import TokenCheck, still_valid
 from api.services.weeks import shift_week, week_bounds
 
@@ -331,20 +332,23 @@ def grids_features(scope: Scope, shape: TileShape) -> Select:
 
 def _households_with_last_visit(*where) -> Subquery:
     """The households `where` selects, each with its last visit before the week's end
-    (`last_visited_at`, null: none): what the households layer's statuses are read from."""
-    # The last visit before the week's end. household_last_visits (kept by triggers on visits)
-    # holds each household's latest visit: when that falls before the week's end it is the
-    # answer (always, for the current week): one primary-key probe. Otherwise (a past week)
-    # one backward index-only probe of ix_visits_household_visited finds it; the CASE runs
-    # that probe only for those rows. "Visited this week" is that visit falling inside the
-    # week (the week column is the ISO week of visited_at in Asia/Shanghai, as week_bounds is).
-    # Correlated subqueries, not joins: a join lets the planner hash all 900 k state rows for
-    # a tile of a few thousand; OFFSET 0 fences keep each probe to one run per household.
+    (`last_visited_at`: the latest that found someone, outcome other than `nobody_home`, as the
+    weekly report counts a visit; null: none) and its last attempt of any outcome before then
+    (`last_attempt_at`): what the households layer's statuses are read from."""
+    # household_last_visits (kept by triggers on visits) holds each household's latest visit
+    # and latest attempt: one primary-key probe (a LATERAL fenced by OFFSET 0, so the planner
+    # cannot turn it into a hash join over all 900 k rows for a tile of a few thousand). When
+    # the row's value falls before the week's end it is the answer (always, for the current
+    # week). Otherwise (a past week) one backward probe of ix_visits_household_visited finds
+    # it; the CASE runs that probe only for those rows. "Visited this week" is that visit
+    # falling inside the week (the week column is the ISO week of visited_at in Asia/Shanghai,
+    # as week_bounds is). OFFSET 0 fences keep each probe to one run per household.
+    last = HouseholdLastVisit
     known = (
-        select(HouseholdLastVisit.last_visited_at)
-        .where(HouseholdLastVisit.household_id == Household.id)
-        .correlate(Household)
-        .scalar_subquery()
+        select(last.last_visited_at.label("visited"), last.last_attempt_at.label("attempted"))
+        .where(last.household_id == Household.id)
+        .offset(0)
+        .lateral("known")
     )
     must = Household.tags.op("&&")(cast(list(MUST_VISIT_TAGS), ARRAY(Text)))
     boxed = (
@@ -356,24 +360,33 @@ def _households_with_last_visit(*where) -> Subquery:
             Household.room.label("room"),
             Household.kind.label("kind"),
             must.label("must_visit"),
-            known.label("known"),
+            known.c.visited.label("known_visited"),
+            known.c.attempted.label("known_attempted"),
             Household.location.label("location"),
         )
+        .select_from(Household)
+        .outerjoin(known, true())
         .where(*where)
         .offset(0)
         .subquery("h0")
     )
-    probe = (
-        select(func.max(Visit.visited_at))
-        .where(Visit.household_id == boxed.c.id, Visit.visited_at < _END)
-        .scalar_subquery()
-    )
-    last_at = case(
-        (or_(boxed.c.known.is_(None), boxed.c.known < _END), boxed.c.known),
-        else_=probe,
-    )
+
+    def before_the_end(known_at, *outcome):
+        probe = (
+            select(func.max(Visit.visited_at))
+            .where(Visit.household_id == boxed.c.id, Visit.visited_at < _END, *outcome)
+            .scalar_subquery()
+        )
+        return case((or_(known_at.is_(None), known_at < _END), known_at), else_=probe)
+
+    visited_at = before_the_end(boxed.c.known_visited, Visit.outcome != NOT_A_VISIT)
+    attempted_at = before_the_end(boxed.c.known_attempted)
     return (
-        select(*[c for c in boxed.c if c.name != "known"], last_at.label("last_visited_at"))
+        select(
+            *[c for c in boxed.c if not c.name.startswith("known_")],
+            visited_at.label("last_visited_at"),
+            attempted_at.label("last_attempt_at"),
+        )
         .offset(0)
         .subquery("h")
     )
@@ -387,11 +400,13 @@ class VisitState:
     days_since_visit: ColumnElement[int]  # null: never visited
     status: ColumnElement[str]  # visited / due / overdue
     last_visited: ColumnElement[str]  # Asia/Shanghai, YYYY-MM-DD HH24:MI
+    last_attempt: ColumnElement[str]  # any outcome, nobody_home included; Asia/Shanghai
 
 
 def _visit_state(inner: Subquery) -> VisitState:
     """Visited in the week; else overdue when never visited or last visited 7 days or more
-    before the reference time; else due."""
+    before the reference time; else due. A visit is one that found someone, as the weekly
+    report counts it: an attempt (`nobody_home`) is only the `last_attempt`."""
     visited_this_week = func.coalesce(inner.c.last_visited_at >= _START, false())
     days = cast(
         # date_part gives double precision; EXTRACT gives numeric since PostgreSQL 14, and
@@ -404,18 +419,20 @@ def _visit_state(inner: Subquery) -> VisitState:
         (or_(inner.c.last_visited_at.is_(None), days >= 7), literal("overdue")),
         else_=literal("due"),
     )
-    last_visited = func.to_char(
-        func.timezone("Asia/Shanghai", inner.c.last_visited_at), "YYYY-MM-DD HH24:MI"
+    last_visited, last_attempt = (
+        func.to_char(func.timezone("Asia/Shanghai", at), "YYYY-MM-DD HH24:MI")
+        for at in (inner.c.last_visited_at, inner.c.last_attempt_at)
     )
-    return VisitState(visited_this_week, days, status, last_visited)
+    return VisitState(visited_this_week, days, status, last_visited, last_attempt)
 
 
 def household_visit_states(
     session: Session, household_ids: Sequence[int], week: str, now: datetime
 ) -> dict[int, dict[str, Any]]:
     """Each household's visit state in the week, as the households layer draws its dot (the
-    same statement's columns): `status`, `days_since_visit`, `last_visited`. Ages are read at
-    the end of the week, or now for the current week. The caller has scoped the ids."""
+    same statement's columns): `status`, `days_since_visit`, `last_visited`, `last_attempt`.
+    Ages are read at the end of the week, or now for the current week. The caller has scoped
+    the ids."""
     if not household_ids:
         return {}
     inner = _households_with_last_visit(
@@ -428,6 +445,7 @@ def household_visit_states(
             state.status.label("status"),
             state.days_since_visit.label("days_since_visit"),
             state.last_visited.label("last_visited"),
+            state.last_attempt.label("last_attempt"),
         ),
         _week_params(week, now),
     )
@@ -437,6 +455,7 @@ def household_visit_states(
             "status": row.status,
             "days_since_visit": row.days_since_visit,
             "last_visited": row.last_visited,
+            "last_attempt": row.last_attempt,
         }
         for row in rows
     }
@@ -464,6 +483,7 @@ def households_features(scope: Scope, shape: TileShape) -> Select:
             visited_this_week.label("visited_this_week"),
             days.label("days_since_visit"),
             last_visited.label("last_visited"),
+            state.last_attempt.label("last_attempt"),
             status.label("status"),
             literal(1).label("households"),
             _mvt_geom(inner.c.location, env3857),
@@ -601,7 +621,7 @@ AUDITED = {
 }
 # The personal fields a tile's features carry.
 TILE_FIELDS = {
-    "household": ("address", "location", "must_visit", "last_visited"),
+    "household": ("address", "location", "must_visit", "last_visited", "last_attempt"),
     "visit": ("location", "worker", "outcome", "visited_at"),
     "task": ("title", "location", "status"),
 }

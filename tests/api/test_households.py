@@ -830,6 +830,7 @@ def test_with_a_week_each_household_carries_its_visit_state(client, session, wor
         "status": "overdue",
         "days_since_visit": None,
         "last_visited": None,
+        "last_attempt": None,
     }
     plain = client.get(at(lon, lat), headers=world.auth("worker_a1")).json
     assert all("visit_status" not in h for h in plain)
@@ -853,6 +854,8 @@ def test_a_households_visit_state_is_the_one_the_map_draws(session, world):
     make_visit(session, worker, flats[1], thursday - timedelta(days=4))  # last week: due
     make_visit(session, worker, flats[2], thursday - timedelta(days=9))  # overdue
     make_visit(session, worker, flats[2], thursday + timedelta(days=9))  # later: not counted
+    # An attempt that found nobody is not a visit (the report's rule): still overdue.
+    make_visit(session, worker, flats[3], thursday - timedelta(hours=2), outcome="nobody_home")
     scope = Scope.for_user(session, worker)
     rows, _ = households.list_households(
         session, scope, near=households.Near(lon, lat), week="2026-W40", now=thursday
@@ -866,6 +869,7 @@ def test_a_households_visit_state_is_the_one_the_map_draws(session, world):
         if f["properties"]["id"] in listed
     }
     assert [listed[f.id]["status"] for f in flats] == ["visited", "due", "overdue", "overdue"]
+    assert listed[flats[3].id]["last_attempt"] is not None
     for household_id, state in listed.items():
-        for key in ("status", "days_since_visit", "last_visited"):
+        for key in ("status", "days_since_visit", "last_visited", "last_attempt"):
             assert state[key] == drawn[household_id].get(key), (household_id, key)

@@ -336,6 +336,54 @@ def test_households_tile_for_a_past_week_ignores_later_visits(world, session):
     assert by_id[household.id]["last_visited"].startswith("2026-09-30")
 
 
+def test_a_nobody_home_attempt_this_week_is_not_a_visit(client, world, session):
+    # As the weekly report counts (docs/report.md): an attempt that found nobody is not a
+    # visit. The dot stays as the last visit that found someone left it; the attempt is told.
+    worker = world.users["worker_a1"]
+    seen_before, only_tried = world.households[A1][:2]
+    make_visit(session, worker, seen_before, NOW - timedelta(days=9))
+    make_visit(session, worker, seen_before, NOW, outcome="nobody_home")
+    make_visit(session, worker, only_tried, NOW, outcome="nobody_home")
+    response = client.get(url("households", *centre(A1), z=16), headers=world.auth("worker_a1"))
+    by_id = {p["id"]: p for p in props(response, "households")}
+    today = (NOW + timedelta(hours=8)).strftime("%Y-%m-%d")
+    for household in (seen_before, only_tried):
+        assert by_id[household.id]["visited_this_week"] is False
+        assert by_id[household.id]["status"] == "overdue"
+        assert by_id[household.id]["last_attempt"].startswith(today)
+    assert by_id[seen_before.id]["days_since_visit"] == 9
+    assert not by_id[seen_before.id]["last_visited"].startswith(today)
+    assert by_id[only_tried.id].get("days_since_visit") is None
+    assert by_id[only_tried.id].get("last_visited") is None
+
+
+def test_a_stair_entrance_with_only_attempts_this_week_is_not_visited(client, world, session):
+    worker = world.users["worker_a1"]
+    for household in world.households[A1]:
+        make_visit(session, worker, household, NOW, outcome="nobody_home")
+    response = client.get(url("households", *centre(A1)), headers=world.auth("worker_a1"))
+    assert {p["visited_this_week"] for p in props(response, "households")} == {False}
+    assert {p["status"] for p in props(response, "households")} == {"overdue"}
+
+
+def test_households_tile_for_a_past_week_does_not_count_its_attempts(world, session):
+    # W41 had only an attempt; W42 found someone: read as of W41 the household is not visited
+    # (the probe of a past week), its last visit the one of W40.
+    w41_friday = datetime(2026, 10, 9, 4, 0, tzinfo=UTC)
+    household = world.households[A1][1]
+    worker = world.users["worker_a1"]
+    make_visit(session, worker, household, w41_friday - timedelta(days=9))  # W40, Wednesday
+    make_visit(session, worker, household, w41_friday, outcome="nobody_home")  # W41
+    make_visit(session, worker, household, w41_friday + timedelta(days=5))  # W42
+    scope = Scope.for_user(session, worker)
+    req = tiles.TileRequest("households", *tile_of(*centre(A1), 16), "2026-W41", NOW)
+    decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req)[0])
+    by_id = {f["properties"]["id"]: f["properties"] for f in decoded["households"]["features"]}
+    assert by_id[household.id]["visited_this_week"] is False
+    assert by_id[household.id]["last_visited"].startswith("2026-09-30")
+    assert by_id[household.id]["last_attempt"].startswith("2026-10-09")
+
+
 def test_tasks_tile_draws_a_task_stored_without_a_point_at_its_household(client, world, session):
     task = make_task_at(session, world.households[A1][0], NOW + timedelta(days=1))
     task.location = None

@@ -287,6 +287,44 @@ def test_a_click_lists_every_household_and_task_at_the_point(page, e2e_engine, a
     assert task
 
 
+def test_a_households_popup_tells_an_attempt_that_found_nobody_apart(page, e2e_engine):
+    """A nobody_home attempt is not a visit (the report's rule): the popup names it apart."""
+    import uuid
+
+    from geoalchemy2.shape import to_shape
+
+    from api.models import Household, User, Visit
+    from api.services.weeks import week_of
+
+    lon, lat, households = shared_point(e2e_engine)
+    tried = households[-1]
+    now = datetime.now(UTC) - timedelta(seconds=30)
+    with Session(e2e_engine) as session:
+        household = session.get(Household, tried)
+        worker = session.scalar(select(User.id).where(User.username == "worker01"))
+        point = to_shape(household.location)
+        attempt = Visit(
+            id=uuid.uuid4(), worker_id=worker, household_id=tried, grid_id=household.grid_id,
+            visited_at=now, utc_offset_minutes=480, week=week_of(now),
+            location=household.location, datum="wgs84", raw_lon=point.x, raw_lat=point.y,
+            outcome="nobody_home", grade="ok",
+        )  # fmt: skip
+        session.add(attempt)
+        session.commit()
+        attempt_id = attempt.id
+    try:
+        open_map(page)
+        click_at(page, lon, lat, 16.5)
+        page.locator(f".hit-list button.hit:has-text('#{tried} ')").click()
+        line = page.locator(".household-popup .last-attempt")
+        line.wait_for()
+        assert line.inner_text().startswith("上次上门未遇: ")
+    finally:
+        with Session(e2e_engine) as session:
+            session.execute(Visit.__table__.delete().where(Visit.id == attempt_id))
+            session.commit()
+
+
 def test_at_the_entrance_level_the_popup_counts_the_households(page, e2e_engine):
     lon, lat, households = shared_point(e2e_engine)
     open_map(page)

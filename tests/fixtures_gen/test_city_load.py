@@ -203,8 +203,11 @@ def test_each_household_last_visit_is_kept(q):
         """
         SELECT count(*) FROM households h
         LEFT JOIN household_last_visits s ON s.household_id = h.id
-        WHERE s.last_visited_at IS DISTINCT FROM
+        WHERE s.last_attempt_at IS DISTINCT FROM
               (SELECT max(visited_at) FROM visits v WHERE v.household_id = h.id)
+           OR s.last_visited_at IS DISTINCT FROM
+              (SELECT max(visited_at) FROM visits v
+               WHERE v.household_id = h.id AND v.outcome <> 'nobody_home')
         """,
     )
     assert wrong == 0

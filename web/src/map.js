@@ -13,6 +13,7 @@ const TEXT = {
     due: "待访", overdue: "逾期未访", mustVisit: "必访对象", tasks: "任务", taskOpen: "进行中",
     taskOverdue: "已超期", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
+    lastAttempt: "上次上门未遇",
     badLogin: "用户名或密码错误", accounts: "账号管理",
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
     tilesFailed: "地图图层读取失败：",
@@ -38,6 +39,7 @@ const TEXT = {
     tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
     never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password", accounts: "Accounts",
+    lastAttempt: "Last attempt, nobody home",
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
     tilesFailed: "The map's layers could not be read: ",
     here: (n) => `${n} items here`, back: "← Back to the list", task: "Task", entrance: "Entrance",
@@ -192,10 +194,17 @@ async function entranceDetail(f, box, back) {
   }
 }
 
+// A `nobody_home` attempt is not a visit (the dot and the days count only visits that found
+// someone, as the weekly report does): an attempt since the last visit is told apart. The
+// latest attempt differs from the latest visit only when it found nobody.
+const attemptLine = (p) => (p.last_attempt && p.last_attempt !== p.last_visited
+  ? `<div class="last-attempt">${t.lastAttempt}: ${escapeHtml(p.last_attempt)}</div>` : "");
+
 async function householdDetail(p, box, back) {
   const head = `${back}<h4>#${escapeHtml(p.id)} ${escapeHtml(place(p))}</h4>
     <div>${t.status}: ${escapeHtml(statusText(p.status))}</div>
-    <div>${t.daysSince}: ${escapeHtml(p.days_since_visit ?? t.never)}</div>`;
+    <div>${t.daysSince}: ${escapeHtml(p.days_since_visit ?? t.never)}</div>
+    ${attemptLine(p)}`;
   box.innerHTML = `<div class="popup household-popup">${head}</div>`;
   try {
     const history = await api(`/api/v1/households/${p.id}/visits?page_size=10`);
@@ -261,7 +270,10 @@ function clickPopup(map, e) {
       // One flat of the entrance: its own popup, as a dot drawn at full zoom opens it.
       const h = button.closest("ul.entrance-households").households[Number(button.dataset.i)];
       const state = h.visit_status || {};
-      householdDetail({ ...h, status: state.status, days_since_visit: state.days_since_visit }, box, backToEntrance);
+      householdDetail({
+        ...h, status: state.status, days_since_visit: state.days_since_visit,
+        last_visited: state.last_visited, last_attempt: state.last_attempt,
+      }, box, backToEntrance);
     } else if (button.classList.contains("back-entrance")) open(entrance);
     else if (button.classList.contains("back")) list();
     else if (button.classList.contains("zoom-in")) {

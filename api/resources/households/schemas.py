@@ -43,7 +43,8 @@ class HouseholdVisitStatusSchema(Schema):
     status = ma.fields.String(
         metadata={
             "description": "visited (in the week), overdue (never visited, or last visited 7 "
-            "days or more before the end of the week, or now for the current week), else due"
+            "days or more before the end of the week, or now for the current week), else due; "
+            "a visit is one that found someone: a nobody_home attempt is not"
         }
     )
     days_since_visit = Integer(
@@ -52,7 +53,17 @@ class HouseholdVisitStatusSchema(Schema):
     )
     last_visited = ma.fields.String(
         allow_none=True,
-        metadata={"description": "The last visit before the week's end, Asia/Shanghai"},
+        metadata={
+            "description": "The last visit before the week's end that found someone (outcome "
+            "other than nobody_home, as the weekly report counts a visit), Asia/Shanghai"
+        },
+    )
+    last_attempt = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The last visit of any outcome before the week's end, nobody_home "
+            "attempts included, Asia/Shanghai (null: none)"
+        },
     )
 
 
