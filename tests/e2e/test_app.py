@@ -515,21 +515,32 @@ def add_tasks(e2e_engine):
 
     made: list[int] = []
 
-    def add(username: str, count: int, status: str, due_in: timedelta, title: str) -> list[int]:
-        """`count` tasks titled "<title> 000".., due `due_in` from now, a minute apart."""
+    def add(
+        username: str,
+        count: int,
+        status: str,
+        due_in: timedelta,
+        title: str,
+        source: str = "window",
+    ) -> list[int]:
+        """`count` tasks titled "<title> 000".., due `due_in` from now, a minute apart; a
+        `hotline` one's deadline is its ticket's (`ticket_due_at`, as the 12345 hotline sets)."""
         with Session(e2e_engine) as session:
             worker = session.scalar(select(User).where(User.username == username))
             grid = worker.grids[0].id
             now = datetime.now(UTC)
             tasks = [
                 Task(
-                    source="window",
+                    source=source,
                     type="help",
                     title=f"{title} {n:03d}",
                     grid_id=grid,
                     status=status,
                     assignee_id=worker.id,
                     due_at=now + due_in + timedelta(minutes=n),
+                    ticket_due_at=now + due_in + timedelta(minutes=n)
+                    if source == "hotline"
+                    else None,
                     closed_at=now if status == "closed" else None,
                     resolved_at=now if status == "closed" else None,
                 )
@@ -579,6 +590,36 @@ def test_my_tasks_offline_show_the_saved_list_and_say_so(context, page, add_task
     assert ("离线也要看到 000", "已接单") in shown_tasks(page)
     assert page.inner_text("#tasks .saved-copy").startswith("离线：显示")
     assert page.locator("#tasks button[data-action]").count() == 0  # nothing to send offline
+
+
+def test_my_tasks_say_which_deadline_the_12345_hotline_set(context, page, add_tasks):
+    """A 12345 ticket's deadline is the hotline's (办理时限, which the city measures and only the
+    hotline changes: PUT /tasks/{id}/deadline), another task's its urgency's: the list showed
+    both alike, and a worker could not tell the deadline they may not negotiate."""
+    (hotline,) = add_tasks("worker01", 1, "accepted", timedelta(days=1), "12345工单", "hotline")
+    (window,) = add_tasks("worker01", 1, "accepted", timedelta(days=1), "窗口事项")
+    open_app(context, page)
+    mark = page.locator(f"li.task[data-id='{hotline}'] .ticket-deadline")
+    assert mark.inner_text() == "12345 时限"
+    assert page.locator(f"li.task[data-id='{window}'] .ticket-deadline").count() == 0
+    # Kept in the copy the app shows offline.
+    kept = page.evaluate("() => JSON.parse(localStorage.getItem('gridwork.tasks')).tasks")
+    assert {
+        t["id"]: bool(t.get("ticket_due_at")) for t in kept if t["id"] in (hotline, window)
+    } == {
+        hotline: True,
+        window: False,
+    }
+
+    page.goto("/app?lang=en")
+    page.wait_for_selector("body[data-ready='1']")
+    assert (
+        page.inner_text(f"li.task[data-id='{hotline}'] .ticket-deadline")
+        == "12345 hotline deadline"
+    )
+    assert page.locator(f"li.task[data-id='{window}'] .ticket-deadline").count() == 0
+    page.locator(f"li.task[data-id='{hotline}']").scroll_into_view_if_needed()
+    screenshot(page, "app-hotline-deadline")
 
 
 def test_cancelling_a_return_sends_nothing(worker_page, add_tasks, e2e_engine):

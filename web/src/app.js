@@ -22,6 +22,7 @@ const TEXT = {
     tasksSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的任务列表，联网后才能办理`
       : `任务列表暂不可用：显示 ${at} 保存的副本`),
     returnReason: "退回原因（必填）：", returnReasonRequired: "退回必须填写原因，未退回。", noPlan: "本周计划暂不可用", due: "期限", overdueMark: "已超期",
+    ticketDeadline: "12345 时限",
     locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误",
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
     geoFailed: "无法定位：", notSaved: "未能保存到本机，这条走访记录没有保存（手机存储空间可能已满，请清理后重试）：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
@@ -54,7 +55,7 @@ const TEXT = {
     tasksSaved: (at, offline) => (offline ? `Offline: the task list saved at ${at}; actions need a connection`
       : `Tasks unavailable: the copy saved at ${at}`),
     returnReason: "Why return it (required):", returnReasonRequired: "A return needs a reason: not returned.", noPlan: "Plan unavailable",
-    due: "due", overdueMark: "overdue", locating: "Locating…", savedOffline: "Saved; it syncs when online",
+    due: "due", overdueMark: "overdue", ticketDeadline: "12345 hotline deadline", locating: "Locating…", savedOffline: "Saved; it syncs when online",
     synced: "Synced", badLogin: "Wrong username or password",
     notSaved: "Not saved on this device, the visit is not kept (its storage may be full: free some space and try again): ",
     sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.", geoFailed: "No location: ", rejected: "rejected",
@@ -122,9 +123,12 @@ function taskItem(task, offline) {
     .map((a) => `<button data-task="${task.id}" data-action="${a}">${t.actions[a]}</button>`).join("");
   const due = task.due_at ? localTime(new Date(task.due_at)) : "";
   const late = task.overdue || (task.due_at && new Date(task.due_at) < new Date());
+  // A 12345 ticket's deadline is the hotline's (its 办理时限, which the city measures and only the
+  // hotline moves: PUT /tasks/{id}/deadline), not one its urgency set: said beside it.
+  const ticket = task.ticket_due_at ? ` <span class="ticket-deadline">${escapeHtml(t.ticketDeadline)}</span>` : "";
   return `<li class="task" data-id="${task.id}"><b>${escapeHtml(task.title)}</b>
     <span class="state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
-    <div class="${late ? "overdue" : "muted"}">${t.due} ${escapeHtml(due)}${late ? ` · ${t.overdueMark}` : ""}</div>
+    <div class="${late ? "overdue" : "muted"}">${t.due} ${escapeHtml(due)}${ticket}${late ? ` · ${t.overdueMark}` : ""}</div>
     <div class="actions">${actions}</div></li>`;
 }
 
@@ -136,7 +140,7 @@ async function loadTasks() {
   try {
     tasks = await apiPages(`/api/v1/tasks?assignee=me&${query}`);
     // Kept for offline use: only what the list shows, and only for this worker.
-    const kept = tasks.map(({ id, title, status, due_at, overdue }) => ({ id, title, status, due_at, overdue }));
+    const kept = tasks.map(({ id, title, status, due_at, ticket_due_at, overdue }) => ({ id, title, status, due_at, ticket_due_at, overdue }));
     localStorage.setItem(TASKS_KEY, JSON.stringify({ user, at: Date.now(), tasks: kept }));
   } catch {
     const saved = JSON.parse(localStorage.getItem(TASKS_KEY) || "null");
