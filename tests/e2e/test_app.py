@@ -877,6 +877,101 @@ def test_a_visit_refused_as_outside_ones_grids_is_sent_again_once_the_grid_is_gi
     assert stored.household_id == household
 
 
+def test_an_edit_made_while_the_automatic_resend_is_on_its_way_is_kept_and_said(
+    worker_page, e2e_engine, grid_given
+):
+    """A parked visit is sent again by a sync six hours after its refusal. The worker edited it
+    while that resend was on its way; the server stored the version sent and the queue, told
+    `created`, deleted the visit with the edit: lost without a word. A stored visit cannot be
+    changed (no visit PATCH): the edit stays on the phone, said to be unsaved, until discarded."""
+    from api.models import Household, Visit
+
+    page = worker_page
+    household = other_grids_household(e2e_engine)
+    visit_id = queue_refused_visit(page, household, follow_up=False, notes="第一次")
+    with e2e_engine.connect() as conn:
+        grid_given(conn.scalar(select(Household.grid_id).where(Household.id == household)))
+    refused_ago(page, visit_id)
+    held = []
+    # The automatic resend is held on its way; any later batch goes through.
+    page.route(
+        "**/api/v1/visits/batch",
+        lambda route: route.continue_() if held else held.append(route),
+    )
+    with page.expect_request("**/api/v1/visits/batch"):
+        page.evaluate(
+            "async () => { window.resend = (await import('/web/queue.js')).syncQueue(); }"
+        )
+
+    page.locator(f"#queue li.rejected[data-id='{visit_id}'] button.edit").click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    page.fill("textarea[name=notes]", "住户要求社区回电")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#cancel-edit').hidden")
+    sent = batch_ids(page)
+    held[0].continue_()
+    page.evaluate("() => window.resend")
+
+    item = page.locator(f"#queue li.overtaken[data-id='{visit_id}']")
+    item.wait_for()
+    with e2e_engine.connect() as conn:
+        stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
+    assert stored.notes == "第一次"  # the version sent was stored: the edit was not
+    (record,) = queued_visits(page)
+    assert record["state"] == "overtaken" and record["visit"]["notes"] == "住户要求社区回电"
+    assert record["stored"]["notes"] == "第一次"
+    assert "您的修改没有保存" in item.locator(".overtaken-why").inner_text()
+    assert "住户要求社区回电" in item.locator(".your-edit").inner_text()
+    assert "第一次" in item.locator(".stored-version").inner_text()
+    assert page.inner_text("#queue-count") == "0"
+    assert page.inner_text("#visit-status").startswith("1 条走访记录的修改没有保存")
+    item.scroll_into_view_if_needed()
+    screenshot(page, "app-edit-overtaken")
+
+    # Never sent again (the server would answer duplicate and the queue drop it), kept after a
+    # reload, until the worker discards it.
+    assert sync_in_page(page)["sent"] == 0
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert visit_id not in sent
+    asked: list[str] = []
+    page.once("dialog", dialog_answers(asked)(True))
+    page.click(f"#queue li.overtaken[data-id='{visit_id}'] button.discard")
+    page.wait_for_function("() => !document.querySelector('#queue li.overtaken')")
+    assert asked[0].startswith("放弃对这条走访记录")
+    assert queued_visits(page) == []
+
+
+def test_an_edit_saved_after_the_automatic_resend_stored_the_visit_is_kept_and_said(
+    worker_page, e2e_engine, grid_given
+):
+    """The edit begun before the resend and saved after it: sent, the server answered
+    `duplicate` and the queue dropped it, the status saying "synced"."""
+    from api.models import Household, Visit
+
+    page = worker_page
+    household = other_grids_household(e2e_engine)
+    visit_id = queue_refused_visit(page, household, follow_up=False, notes="第一次")
+    with e2e_engine.connect() as conn:
+        grid_given(conn.scalar(select(Household.grid_id).where(Household.id == household)))
+    page.locator(f"#queue li.rejected[data-id='{visit_id}'] button.edit").click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    refused_ago(page, visit_id)
+    assert sync_in_page(page)["created"] == 1  # the form still open
+
+    sent = batch_ids(page)
+    page.fill("textarea[name=notes]", "住户要求社区回电")
+    page.click("#record")
+    item = page.locator(f"#queue li.overtaken[data-id='{visit_id}']")
+    item.wait_for()
+    assert "住户要求社区回电" in item.locator(".your-edit").inner_text()
+    assert page.inner_text("#visit-status").startswith("1 条走访记录的修改没有保存")
+    assert sync_in_page(page)["sent"] == 0 and visit_id not in sent
+    with e2e_engine.connect() as conn:
+        stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
+    assert stored.notes == "第一次"
+
+
 def test_a_visit_still_refused_when_sent_again_stays_parked_with_its_reason(
     worker_page, e2e_engine
 ):
