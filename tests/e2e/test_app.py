@@ -515,21 +515,32 @@ def add_tasks(e2e_engine):
 
     made: list[int] = []
 
-    def add(username: str, count: int, status: str, due_in: timedelta, title: str) -> list[int]:
-        """`count` tasks titled "<title> 000".., due `due_in` from now, a minute apart."""
+    def add(
+        username: str,
+        count: int,
+        status: str,
+        due_in: timedelta,
+        title: str,
+        source: str = "window",
+    ) -> list[int]:
+        """`count` tasks titled "<title> 000".., due `due_in` from now, a minute apart; a
+        `hotline` one's deadline is its ticket's (`ticket_due_at`, as the 12345 hotline sets)."""
         with Session(e2e_engine) as session:
             worker = session.scalar(select(User).where(User.username == username))
             grid = worker.grids[0].id
             now = datetime.now(UTC)
             tasks = [
                 Task(
-                    source="window",
+                    source=source,
                     type="help",
                     title=f"{title} {n:03d}",
                     grid_id=grid,
                     status=status,
                     assignee_id=worker.id,
                     due_at=now + due_in + timedelta(minutes=n),
+                    ticket_due_at=now + due_in + timedelta(minutes=n)
+                    if source == "hotline"
+                    else None,
                     closed_at=now if status == "closed" else None,
                     resolved_at=now if status == "closed" else None,
                 )
@@ -579,6 +590,36 @@ def test_my_tasks_offline_show_the_saved_list_and_say_so(context, page, add_task
     assert ("离线也要看到 000", "已接单") in shown_tasks(page)
     assert page.inner_text("#tasks .saved-copy").startswith("离线：显示")
     assert page.locator("#tasks button[data-action]").count() == 0  # nothing to send offline
+
+
+def test_my_tasks_say_which_deadline_the_12345_hotline_set(context, page, add_tasks):
+    """A 12345 ticket's deadline is the hotline's (办理时限, which the city measures and only the
+    hotline changes: PUT /tasks/{id}/deadline), another task's its urgency's: the list showed
+    both alike, and a worker could not tell the deadline they may not negotiate."""
+    (hotline,) = add_tasks("worker01", 1, "accepted", timedelta(days=1), "12345工单", "hotline")
+    (window,) = add_tasks("worker01", 1, "accepted", timedelta(days=1), "窗口事项")
+    open_app(context, page)
+    mark = page.locator(f"li.task[data-id='{hotline}'] .ticket-deadline")
+    assert mark.inner_text() == "12345 时限"
+    assert page.locator(f"li.task[data-id='{window}'] .ticket-deadline").count() == 0
+    # Kept in the copy the app shows offline.
+    kept = page.evaluate("() => JSON.parse(localStorage.getItem('gridwork.tasks')).tasks")
+    assert {
+        t["id"]: bool(t.get("ticket_due_at")) for t in kept if t["id"] in (hotline, window)
+    } == {
+        hotline: True,
+        window: False,
+    }
+
+    page.goto("/app?lang=en")
+    page.wait_for_selector("body[data-ready='1']")
+    assert (
+        page.inner_text(f"li.task[data-id='{hotline}'] .ticket-deadline")
+        == "12345 hotline deadline"
+    )
+    assert page.locator(f"li.task[data-id='{window}'] .ticket-deadline").count() == 0
+    page.locator(f"li.task[data-id='{hotline}']").scroll_into_view_if_needed()
+    screenshot(page, "app-hotline-deadline")
 
 
 def test_cancelling_a_return_sends_nothing(worker_page, add_tasks, e2e_engine):
@@ -834,6 +875,101 @@ def test_a_visit_refused_as_outside_ones_grids_is_sent_again_once_the_grid_is_gi
     with e2e_engine.connect() as conn:
         stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
     assert stored.household_id == household
+
+
+def test_an_edit_made_while_the_automatic_resend_is_on_its_way_is_kept_and_said(
+    worker_page, e2e_engine, grid_given
+):
+    """A parked visit is sent again by a sync six hours after its refusal. The worker edited it
+    while that resend was on its way; the server stored the version sent and the queue, told
+    `created`, deleted the visit with the edit: lost without a word. A stored visit cannot be
+    changed (no visit PATCH): the edit stays on the phone, said to be unsaved, until discarded."""
+    from api.models import Household, Visit
+
+    page = worker_page
+    household = other_grids_household(e2e_engine)
+    visit_id = queue_refused_visit(page, household, follow_up=False, notes="第一次")
+    with e2e_engine.connect() as conn:
+        grid_given(conn.scalar(select(Household.grid_id).where(Household.id == household)))
+    refused_ago(page, visit_id)
+    held = []
+    # The automatic resend is held on its way; any later batch goes through.
+    page.route(
+        "**/api/v1/visits/batch",
+        lambda route: route.continue_() if held else held.append(route),
+    )
+    with page.expect_request("**/api/v1/visits/batch"):
+        page.evaluate(
+            "async () => { window.resend = (await import('/web/queue.js')).syncQueue(); }"
+        )
+
+    page.locator(f"#queue li.rejected[data-id='{visit_id}'] button.edit").click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    page.fill("textarea[name=notes]", "住户要求社区回电")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#cancel-edit').hidden")
+    sent = batch_ids(page)
+    held[0].continue_()
+    page.evaluate("() => window.resend")
+
+    item = page.locator(f"#queue li.overtaken[data-id='{visit_id}']")
+    item.wait_for()
+    with e2e_engine.connect() as conn:
+        stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
+    assert stored.notes == "第一次"  # the version sent was stored: the edit was not
+    (record,) = queued_visits(page)
+    assert record["state"] == "overtaken" and record["visit"]["notes"] == "住户要求社区回电"
+    assert record["stored"]["notes"] == "第一次"
+    assert "您的修改没有保存" in item.locator(".overtaken-why").inner_text()
+    assert "住户要求社区回电" in item.locator(".your-edit").inner_text()
+    assert "第一次" in item.locator(".stored-version").inner_text()
+    assert page.inner_text("#queue-count") == "0"
+    assert page.inner_text("#visit-status").startswith("1 条走访记录的修改没有保存")
+    item.scroll_into_view_if_needed()
+    screenshot(page, "app-edit-overtaken")
+
+    # Never sent again (the server would answer duplicate and the queue drop it), kept after a
+    # reload, until the worker discards it.
+    assert sync_in_page(page)["sent"] == 0
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert visit_id not in sent
+    asked: list[str] = []
+    page.once("dialog", dialog_answers(asked)(True))
+    page.click(f"#queue li.overtaken[data-id='{visit_id}'] button.discard")
+    page.wait_for_function("() => !document.querySelector('#queue li.overtaken')")
+    assert asked[0].startswith("放弃对这条走访记录")
+    assert queued_visits(page) == []
+
+
+def test_an_edit_saved_after_the_automatic_resend_stored_the_visit_is_kept_and_said(
+    worker_page, e2e_engine, grid_given
+):
+    """The edit begun before the resend and saved after it: sent, the server answered
+    `duplicate` and the queue dropped it, the status saying "synced"."""
+    from api.models import Household, Visit
+
+    page = worker_page
+    household = other_grids_household(e2e_engine)
+    visit_id = queue_refused_visit(page, household, follow_up=False, notes="第一次")
+    with e2e_engine.connect() as conn:
+        grid_given(conn.scalar(select(Household.grid_id).where(Household.id == household)))
+    page.locator(f"#queue li.rejected[data-id='{visit_id}'] button.edit").click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    refused_ago(page, visit_id)
+    assert sync_in_page(page)["created"] == 1  # the form still open
+
+    sent = batch_ids(page)
+    page.fill("textarea[name=notes]", "住户要求社区回电")
+    page.click("#record")
+    item = page.locator(f"#queue li.overtaken[data-id='{visit_id}']")
+    item.wait_for()
+    assert "住户要求社区回电" in item.locator(".your-edit").inner_text()
+    assert page.inner_text("#visit-status").startswith("1 条走访记录的修改没有保存")
+    assert sync_in_page(page)["sent"] == 0 and visit_id not in sent
+    with e2e_engine.connect() as conn:
+        stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
+    assert stored.notes == "第一次"
 
 
 def test_a_visit_still_refused_when_sent_again_stays_parked_with_its_reason(

@@ -4,7 +4,8 @@ import {
   signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
-  RETRIED_REFUSALS, clearQueue, discard, dismissFlagged, enqueue, getMeta, listFlagged, listQueued, syncQueue, tokenUser,
+  RETRIED_REFUSALS, clearQueue, discard, dismissFlagged, enqueue, getMeta, listFlagged, listQueued, requeueEdited, syncQueue,
+  tokenUser,
 } from "./queue.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
@@ -22,11 +23,16 @@ const TEXT = {
     tasksSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的任务列表，联网后才能办理`
       : `任务列表暂不可用：显示 ${at} 保存的副本`),
     returnReason: "退回原因（必填）：", returnReasonRequired: "退回必须填写原因，未退回。", noPlan: "本周计划暂不可用", due: "期限", overdueMark: "已超期",
+    ticketDeadline: "12345 时限",
     locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误",
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
     geoFailed: "无法定位：", notSaved: "未能保存到本机，这条走访记录没有保存（手机存储空间可能已满，请清理后重试）：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
     mustVisit: "必访", planOverdue: "逾期",
-    unsynced: (n, refused) => `本机还有 ${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}，退出后将被删除。仍要退出吗？`,
+    unsynced: (n, refused, lost) => `本机还有 ${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}${lost ? `（其中 ${lost} 条是服务器未能保存的修改）` : ""}，退出后将被删除。仍要退出吗？`,
+    overtakenCount: (n) => `${n} 条走访记录的修改没有保存：服务器已保存修改前的版本，详见下方。`,
+    overtaken: "这条走访记录在自动重新发送时，服务器已保存了修改前的版本，您的修改没有保存。走访记录保存后无法再修改：如修改的内容重要，请记下并告知网格长。",
+    yourEdit: "您的修改", storedVersion: "已保存的版本", discardEdit: "放弃修改",
+    discardEditConfirm: (label) => `放弃对这条走访记录（${label}）的修改？服务器保存的版本不受影响。`,
     needFollowUpNote: "勾选“需要跟进”时必须填写跟进事项。", tooLong: (what, max) => `${what}最多 ${max} 字。`,
     noNul: (what) => `${what}含有不能保存的空字符。`,
     refusedBy: "服务器拒绝", syncFailed: "同步失败：", refusedCount: (n) => `${n} 条走访记录被服务器拒绝：请在下方修改或放弃。`, edit: "修改", discard: "放弃", cancelEdit: "取消修改", saveEdit: "保存修改",
@@ -54,7 +60,7 @@ const TEXT = {
     tasksSaved: (at, offline) => (offline ? `Offline: the task list saved at ${at}; actions need a connection`
       : `Tasks unavailable: the copy saved at ${at}`),
     returnReason: "Why return it (required):", returnReasonRequired: "A return needs a reason: not returned.", noPlan: "Plan unavailable",
-    due: "due", overdueMark: "overdue", locating: "Locating…", savedOffline: "Saved; it syncs when online",
+    due: "due", overdueMark: "overdue", ticketDeadline: "12345 hotline deadline", locating: "Locating…", savedOffline: "Saved; it syncs when online",
     synced: "Synced", badLogin: "Wrong username or password",
     notSaved: "Not saved on this device, the visit is not kept (its storage may be full: free some space and try again): ",
     sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.", geoFailed: "No location: ", rejected: "rejected",
@@ -62,7 +68,11 @@ const TEXT = {
     resentLater: "Kept on this device and sent again automatically every few hours; edit and save to send it now.",
     pushOn: "Push enabled", pushUnavailable: "Push not configured or not supported", mustVisit: "must-visit",
     planOverdue: "overdue",
-    unsynced: (n, refused) => `${n} visit${n === 1 ? " is" : "s are"} not synced yet${refused ? ` (${refused} refused by the server, to be corrected)` : ""} and would be deleted from this device. Sign out anyway?`,
+    unsynced: (n, refused, lost) => `${n} visit${n === 1 ? " is" : "s are"} not synced yet${refused ? ` (${refused} refused by the server, to be corrected)` : ""}${lost ? ` (${lost} an edit the server did not store)` : ""} and would be deleted from this device. Sign out anyway?`,
+    overtakenCount: (n) => `${n} edit${n === 1 ? " was" : "s were"} not saved: the server stored the earlier version; see below.`,
+    overtaken: "The server stored the earlier version of this visit when it was sent again automatically: your edit was not saved. A stored visit cannot be changed: if the edit matters, note it down and tell your grid leader.",
+    yourEdit: "Your edit", storedVersion: "Stored", discardEdit: "Discard the edit",
+    discardEditConfirm: (label) => `Discard your edit of this visit (${label})? The version the server stored stays as it is.`,
     needFollowUpNote: "A follow-up needs its description.", tooLong: (what, max) => `${what}: at most ${max} characters.`,
     noNul: (what) => `${what} holds a NUL character that cannot be saved.`,
     refusedBy: "Refused by the server", syncFailed: "Sync failed: ", refusedCount: (n) => `${n} visit${n === 1 ? " was" : "s were"} refused by the server: edit or discard below.`, edit: "Edit", discard: "Discard", cancelEdit: "Cancel editing",
@@ -122,9 +132,12 @@ function taskItem(task, offline) {
     .map((a) => `<button data-task="${task.id}" data-action="${a}">${t.actions[a]}</button>`).join("");
   const due = task.due_at ? localTime(new Date(task.due_at)) : "";
   const late = task.overdue || (task.due_at && new Date(task.due_at) < new Date());
+  // A 12345 ticket's deadline is the hotline's (its 办理时限, which the city measures and only the
+  // hotline moves: PUT /tasks/{id}/deadline), not one its urgency set: said beside it.
+  const ticket = task.ticket_due_at ? ` <span class="ticket-deadline">${escapeHtml(t.ticketDeadline)}</span>` : "";
   return `<li class="task" data-id="${task.id}"><b>${escapeHtml(task.title)}</b>
     <span class="state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
-    <div class="${late ? "overdue" : "muted"}">${t.due} ${escapeHtml(due)}${late ? ` · ${t.overdueMark}` : ""}</div>
+    <div class="${late ? "overdue" : "muted"}">${t.due} ${escapeHtml(due)}${ticket}${late ? ` · ${t.overdueMark}` : ""}</div>
     <div class="actions">${actions}</div></li>`;
 }
 
@@ -136,7 +149,7 @@ async function loadTasks() {
   try {
     tasks = await apiPages(`/api/v1/tasks?assignee=me&${query}`);
     // Kept for offline use: only what the list shows, and only for this worker.
-    const kept = tasks.map(({ id, title, status, due_at, overdue }) => ({ id, title, status, due_at, overdue }));
+    const kept = tasks.map(({ id, title, status, due_at, ticket_due_at, overdue }) => ({ id, title, status, due_at, ticket_due_at, overdue }));
     localStorage.setItem(TASKS_KEY, JSON.stringify({ user, at: Date.now(), tasks: kept }));
   } catch {
     const saved = JSON.parse(localStorage.getItem(TASKS_KEY) || "null");
@@ -253,7 +266,8 @@ async function showQueue() {
   // A visit the server refused stays here until the worker corrects it (it then syncs again)
   // or discards it, or a later sync sends it again and it is stored (a refusal that depends on
   // the server: queue.js `RETRIED_REFUSALS`): named by its household and time, with the reason.
-  $("queue").innerHTML = queued.filter((r) => r.state === "rejected").map((r) => {
+  $("queue").innerHTML = queued.filter((r) => r.state === "overtaken").map(overtakenItem).join("")
+    + queued.filter((r) => r.state === "rejected").map((r) => {
     const v = r.visit;
     const when = v.visited_at ? localTime(new Date(v.visited_at)) : "";
     return `<li class="rejected" data-id="${escapeHtml(r.id)}"><b>${escapeHtml(labelOf(v.household_id))}</b>
@@ -262,6 +276,26 @@ async function showQueue() {
         ? `<small class="resent-later">${escapeHtml(t.resentLater)}</small>` : ""}</div>
       <button type="button" class="edit">${t.edit}</button><button type="button" class="discard">${t.discard}</button></li>`;
   }).join("");
+}
+
+// An edit the server never got: a parked visit sent again automatically was stored as it was
+// while the worker edited it (queue.js `leave`, `requeueEdited`). A stored visit cannot be
+// changed (the API has no visit PATCH): the app says so, shows the edit beside the stored
+// version for the worker to note down, and keeps it until they discard it.
+function visitFields(v) {
+  const parts = [t.outcomes[v.outcome] || v.outcome, v.notes && `${t.notes}: ${v.notes}`,
+    v.follow_up && `${t.followUp}${v.follow_up_note ? `: ${v.follow_up_note}` : ""}`];
+  if (v.household_id !== undefined) parts.unshift(labelOf(v.household_id));
+  return parts.filter(Boolean).join(" · ");
+}
+function overtakenItem(r) {
+  const v = r.visit;
+  const when = v.visited_at ? localTime(new Date(v.visited_at)) : "";
+  return `<li class="overtaken" data-id="${escapeHtml(r.id)}"><b>${escapeHtml(labelOf(v.household_id))}</b> · ${escapeHtml(when)}
+    <div class="error overtaken-why">${escapeHtml(t.overtaken)}</div>
+    <div class="your-edit">${escapeHtml(t.yourEdit)}: ${escapeHtml(visitFields(v))}</div>
+    <small class="stored-version">${escapeHtml(t.storedVersion)}: ${escapeHtml(visitFields(r.stored || {}))}</small>
+    <button type="button" class="discard">${t.discardEdit}</button></li>`;
 }
 
 // Visits the server stored but graded as weak evidence (too far from the door, outside the
@@ -314,13 +348,14 @@ function endEditing() {
   $("visit-form").reset();
 }
 $("queue").addEventListener("click", async (e) => {
-  const item = e.target.closest("li.rejected");
+  const item = e.target.closest("li.rejected, li.overtaken");
   if (!item) return;
   const record = (await listQueued()).find((r) => r.id === item.dataset.id);
   if (!record) return;
   const label = labelOf(record.visit.household_id);
   if (e.target.closest("button.discard")) {
-    if (!confirm(t.discardConfirm(label))) return;
+    const question = record.state === "overtaken" ? t.discardEditConfirm(label) : t.discardConfirm(label);
+    if (!confirm(question)) return;
     await discard(record.id);
     if (editing?.id === record.id) endEditing();
     showStatus("");
@@ -350,10 +385,19 @@ $("cancel-edit").addEventListener("click", () => {
 });
 
 async function sync() {
+  const started = Date.now();
   try {
     const summary = await syncQueue();
     const weak = flaggedSummary(summary.flagged);
-    if (summary.rejected) showStatus([t.refusedCount(summary.rejected), weak].filter(Boolean).join(" "), true);
+    // A sync asked for while another was on its way answers for its own pass: the edits the
+    // earlier pass overtook (the worker's own save asked for this one) are counted here too.
+    const user = tokenUser(getToken());
+    const overtaken = Math.max(summary.overtaken, (await listQueued())
+      .filter((r) => r.state === "overtaken" && r.user === user && r.overtakenAt >= started).length);
+    if (summary.rejected || overtaken) {
+      showStatus([overtaken && t.overtakenCount(overtaken), summary.rejected && t.refusedCount(summary.rejected), weak]
+        .filter(Boolean).join(" "), true);
+    }
     // A sync that only tried parked visits again, all still refused, stored nothing: said by
     // the list, which keeps them with their reason.
     else if (summary.created + summary.duplicate) showStatus(`${t.synced} (${summary.created + summary.duplicate})${weak ? (lang === "zh" ? "。" : ". ") + weak : ""}`, weak ? "warn" : false);
@@ -447,9 +491,17 @@ async function saveVisit(target) {
   }
   if (editing) {
     const record = editing;
-    if (!(await queued({ ...record.visit, ...fields }, record.user))) return false;
+    let state;
+    try {
+      // Stored meanwhile (a sync sent the earlier version), the edit is kept, not sent.
+      state = await requeueEdited(record, { ...record.visit, ...fields });
+    } catch (error) {
+      showStatus(t.notSaved + (error?.message || error?.name || String(error)), true);
+      return false;
+    }
     endEditing();
-    showStatus(t.edited);
+    if (state === "overtaken") showStatus(t.overtakenCount(1), true);
+    else showStatus(t.edited);
     return true;
   }
   showStatus(t.locating);
@@ -590,7 +642,8 @@ async function endSignIn() {
   // and visits the server refused, which wait here to be corrected.
   const queued = await listQueued();
   const refused = queued.filter((r) => r.state === "rejected").length;
-  if (queued.length && !confirm(t.unsynced(queued.length, refused))) {
+  const lost = queued.filter((r) => r.state === "overtaken").length;
+  if (queued.length && !confirm(t.unsynced(queued.length, refused, lost))) {
     await showQueue();
     return;
   }

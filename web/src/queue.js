@@ -7,11 +7,46 @@ export { getMeta, setMeta, tokenUser };
 export const BATCH_LIMIT = 500;
 
 /**
- * Queue one visit recorded by `user` (the record is {id, visit, user, state: "pending"|"rejected",
- * reason, refusal}). A visit syncs only under its own worker's token: the server files it under the caller.
+ * Queue one visit recorded by `user` (the record is {id, visit, user, state: "pending"|"rejected"|
+ * "overtaken", reason, refusal}). A visit syncs only under its own worker's token: the server
+ * files it under the caller.
  */
 export function enqueue(visit, user) {
   return run(STORE, "readwrite", (store) => store.put({ id: visit.id, visit, user, state: "pending", queuedAt: Date.now() }));
+}
+
+// The fields a worker edits in a refused visit (its place and time stay as recorded).
+export const EDITED_FIELDS = ["household_id", "outcome", "notes", "follow_up", "follow_up_note"];
+const sameFields = (a, b) => EDITED_FIELDS.every((k) => (a?.[k] ?? null) === (b?.[k] ?? null));
+/** The edit the server never got: `visit` as the worker edited it, `stored` the fields of the
+ * version the server stored before the edit reached it. Never sent (the server would answer
+ * `duplicate`: a stored visit cannot be changed, there is no visit PATCH); listed for the worker
+ * to read and note down, until they discard it. */
+const overtaken = (record, visit, stored) => ({
+  ...record, visit, state: "overtaken", stored: Object.fromEntries(EDITED_FIELDS.map((k) => [k, stored?.[k] ?? null])),
+  overtakenAt: Date.now(),
+});
+
+/**
+ * Queue a refused visit again as the worker edited it (`record` as it was when the edit began).
+ * When it left the queue meanwhile, a sync having stored the earlier version (an automatic
+ * resend, `RETRIED_REFUSALS`), the edit is kept as "overtaken" instead of sent: sent, the server
+ * would answer `duplicate` and the queue drop it, the edit lost without a word. Answers
+ * "pending" or "overtaken".
+ */
+export async function requeueEdited(record, visit) {
+  let state = "pending";
+  await run(STORE, "readwrite", (store) => {
+    const current = store.get(record.id);
+    current.onsuccess = () => {
+      if (current.result) store.put({ id: visit.id, visit, user: record.user, state, queuedAt: Date.now() });
+      else {
+        state = "overtaken";
+        store.put(overtaken({ ...record, queuedAt: Date.now() }, visit, record.visit));
+      }
+    };
+  });
+  return state;
 }
 /** Drop one queued visit (the worker discarded a visit the server refused). */
 export function discard(id) {
@@ -92,10 +127,11 @@ let again = null;
  * and duplicate visits leave the queue; rejected ones stay, marked with the reason and the time
  * of the refusal; a network failure leaves all as they were, and so does a batch refused whole
  * (the error thrown then carries the answer's `status` and `problem`). Stored visits the server
- * graded as weak evidence are kept in the flagged list (`listFlagged`). Returns {sent, created,
- * duplicate, rejected, retried, left, flagged}: `rejected` counts the visits newly refused,
- * `retried` those tried again and still refused, `left` the user's pending visits and `flagged`
- * lists this sync's weak ones.
+ * graded as weak evidence are kept in the flagged list (`listFlagged`). A visit stored as sent
+ * while the worker's edit of it waited in the queue stays there "overtaken" (`leave`). Returns
+ * {sent, created, duplicate, rejected, retried, overtaken, left, flagged}: `rejected` counts the
+ * visits newly refused, `retried` those tried again and still refused, `overtaken` the edits the
+ * server did not get, `left` the user's pending visits and `flagged` lists this sync's weak ones.
  */
 export function syncQueue() {
   if (!syncing) {
@@ -120,7 +156,7 @@ async function doSync() {
   const now = Date.now();
   // The pending visits, and the parked ones due to be tried again (they stay parked meanwhile).
   const pending = (await listQueued()).filter((r) => user && r.user === user && (r.state === "pending" || retryDue(r, now)));
-  const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, retried: 0, left: 0, flagged: [] };
+  const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, retried: 0, overtaken: 0, left: 0, flagged: [] };
   for (let i = 0; i < pending.length; i += BATCH_LIMIT) {
     const chunk = pending.slice(i, i + BATCH_LIMIT);
     const body = JSON.stringify({ visits: chunk.map((r) => r.visit) }, wellFormed);
@@ -148,7 +184,7 @@ async function doSync() {
     await run([STORE, META], "readwrite", (store, meta) => {
       for (const result of results) {
         if (result.status === "created" || result.status === "duplicate") {
-          store.delete(result.id);
+          leave(store, result.id, chunk.find((r) => r.id === result.id), result.visit, summary);
           summary[result.status] += 1;
           // A duplicate too: the answer to the first send may have been lost on the way.
           if (isWeak(result.visit)) {
@@ -185,4 +221,27 @@ async function doSync() {
   }
   summary.left = (await mine()).length;
   return summary;
+}
+
+/**
+ * A visit the server stored takes its record out of the queue, unless the worker edited it
+ * while it was on its way (a parked visit sent again automatically, edited meanwhile: its
+ * record changed since it was sent). Taken out then, the edit was lost without a word; it stays,
+ * "overtaken", with what the server stored (`stored`: the answer's visit, else what was sent).
+ */
+function leave(store, id, sent, storedVisit, summary) {
+  if (!sent) {
+    store.delete(id);
+    return;
+  }
+  const current = store.get(sent.id);
+  current.onsuccess = () => {
+    const now = current.result;
+    if (now && now.queuedAt !== sent.queuedAt && now.state === "pending" && !sameFields(now.visit, sent.visit)) {
+      store.put(overtaken(now, now.visit, storedVisit || sent.visit));
+      summary.overtaken += 1;
+    } else if (now) {
+      store.delete(sent.id);
+    }
+  };
 }
