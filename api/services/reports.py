@@ -10,6 +10,8 @@ O(grids × weeks) rows and PostgreSQL builds the JSON document:
 - must-visit compliance: `report_household_deltas` (due) and `report_grid_week_tags` (done);
 - visited and done corrected for the few households whose grid or tags changed since the week
   before began, so each counts in the grid it ends the week in (with `households` and `due`);
+- the trend's six earlier weeks corrected the same way for the selection as a whole: only the
+  households that moved across its edge since, or moved inside it and were found in both grids;
 - per worker: `report_worker_weeks` and the week's published shifts (A / B posts);
 - tasks and the three rates: tasks opened in the week (index on `tasks.created_at`).
 """
@@ -305,13 +307,75 @@ trend_hh AS (
   JOIN report_household_deltas d ON d.tag = '' AND d.week <= w.week
   JOIN sel ON sel.grid_id = d.grid_id
   GROUP BY w.week),
+-- The trend's six earlier weeks are counted for the selection as a whole: a household counts
+-- in a week's point if it was found at home that week and ends the week in a selected grid,
+-- once. The aggregates differ from that only for a household that moved since the trend began
+-- (a row opened by a move, from_grid_id): one that crossed the selection's edge (moved into a
+-- selected grid from outside, or out of one), counted again from its visits as `ch` counts
+-- W and W-1 (few for a district: the moves across its border); and one that moved between
+-- two selected grids, which the aggregates count once in each selected grid it was found in
+-- that week: 1 minus that many, for the week of its move (primary-key probes of
+-- report_household_weeks in its two grids, no visits read).
+early AS (
+  SELECT * FROM unnest(CAST(:early_weeks AS text[]), CAST(:early_ends AS timestamptz[]))
+    AS e(week, week_end)),
+crossed AS MATERIALIZED (
+  -- One scan of the moves since (the partial index of 0041), each kept if exactly one of its
+  -- two grids is selected: hashed, whatever the selection's size.
+  SELECT DISTINCT x.household_id FROM household_history x
+  WHERE x.from_grid_id IS NOT NULL AND x.valid_from >= :trend_since
+    AND (x.grid_id IN (SELECT grid_id FROM sel))
+        <> (x.from_grid_id IN (SELECT grid_id FROM sel))),
+cross_ch AS MATERIALIZED (
+  SELECT vis.week, vis.met, ew.grid_id AS end_grid
+  FROM crossed c
+  CROSS JOIN LATERAL (
+    SELECT v.week, array_agg(DISTINCT v.grid_id) AS met
+    FROM visits v
+    WHERE v.household_id = c.household_id AND v.visited_at >= :trend_since
+      AND v.visited_at < :since AND v.outcome <> 'nobody_home'
+    GROUP BY v.week) vis
+  JOIN early e ON e.week = vis.week
+  LEFT JOIN LATERAL (
+    SELECT x.grid_id FROM household_history x
+    WHERE x.household_id = c.household_id AND x.valid_from < e.week_end
+      AND (x.valid_to IS NULL OR x.valid_to >= e.week_end)
+    ORDER BY x.valid_from DESC LIMIT 1) ew ON true),
+-- Minus once in each selected grid it was counted in, plus once if it ends the week in one.
+cross_fix AS (
+  SELECT week, sum(n) AS visited FROM (
+    SELECT week, g AS grid_id, -1 AS n FROM cross_ch CROSS JOIN LATERAL unnest(met) g
+    UNION ALL
+    SELECT week, end_grid, 1 FROM cross_ch WHERE end_grid IS NOT NULL) d
+  WHERE grid_id IN (SELECT grid_id FROM sel)
+  GROUP BY week),
+within_fix AS (
+  SELECT week, sum(CASE WHEN n > 0 THEN 1 - n ELSE 0 END) AS visited FROM (
+    SELECT m.household_id, m.week,
+           count(*) FILTER (WHERE EXISTS (
+             SELECT 1 FROM report_household_weeks o
+             WHERE o.grid_id = m.g AND o.week = m.week AND o.household_id = m.household_id
+               AND o.met > 0)) AS n
+    FROM (
+      SELECT DISTINCT x.household_id, gw_week_of(x.valid_from) AS week, g.g
+      FROM sel JOIN household_history x ON x.grid_id = sel.grid_id
+      CROSS JOIN LATERAL (VALUES (x.from_grid_id), (x.grid_id)) g(g)
+      WHERE x.from_grid_id IS NOT NULL AND x.valid_from >= :trend_since
+        AND x.valid_from < :since AND x.from_grid_id IN (SELECT grid_id FROM sel)
+        AND x.household_id NOT IN (SELECT household_id FROM crossed)) m
+    GROUP BY 1, 2) n
+  GROUP BY week),
 trend_vis AS (
   SELECT week, sum(visited) AS visited FROM (
     SELECT gw.week, gw.visited
     FROM report_grid_weeks gw JOIN sel USING (grid_id)
     WHERE gw.week = ANY(CAST(:weeks AS text[]))
     UNION ALL
-    SELECT week, visited FROM fix) v
+    SELECT week, visited FROM fix
+    UNION ALL
+    SELECT week, visited FROM cross_fix
+    UNION ALL
+    SELECT week, visited FROM within_fix) v
   GROUP BY week),
 tag_totals AS (
   SELECT tag, sum(due) AS due, sum(done) AS done FROM tg GROUP BY tag
@@ -414,6 +478,11 @@ def report_params(
         # Households whose history changed since the week before began are counted one by one
         # (the week's figures, its "two weeks", and the trend's last two weeks).
         "since": week_bounds(weeks[-2])[0],
+        # The trend's six weeks before those: the households that moved since the first began
+        # and crossed the selection's edge, or moved inside it (see `crossed`, `within_fix`).
+        "early_weeks": weeks[:-2],
+        "early_ends": [week_bounds(w)[1] for w in weeks[:-2]],
+        "trend_since": week_bounds(weeks[0])[0],
         "start": start,
         "end": end,
         "start_text": start.isoformat(),

@@ -897,10 +897,11 @@ def change_ticket_deadline(
     The new deadline is warned and escalated as one not yet reached, as a reopening treats the
     ticket's deadline still ahead: `warned_at` and `escalated_at` cleared (an escalation made
     before, at the old deadline or by hand, is answered by the hotline's decision; the status
-    stays). A first-contact deadline not yet met that falls after it is brought forward to it,
-    as at creation. A `deadline` step records the old and new deadlines (Beijing time) and the
-    note; the assignee is told (`task_updated`): urgently by the task's urgency when the
-    deadline comes sooner, not urgently when it is extended."""
+    stays), warned at 80 % of what is left from the change (the `deadline` step starts the
+    warning's round, `_ROUND_STARTED`). A first-contact deadline not yet met that falls after
+    it is brought forward to it, as at creation. A `deadline` step records the old and new
+    deadlines (Beijing time) and the note; the assignee is told (`task_updated`): urgently by
+    the task's urgency when the deadline comes sooner, not urgently when it is extended."""
     grid = session.get(Grid, task.grid_id)
     if not scope.leads_grid(grid):
         raise errors.Forbidden(
@@ -1113,10 +1114,12 @@ class TickResult:
     handed_on: int = 0
 
 
-# When the task's current round began: its last reopening, else its creation.
+# When the task's current round began: its last reopening or change of deadline (the 12345
+# hotline's extension or correction: what is left of the time runs from then, as at a
+# reopening), else its creation.
 _ROUND_STARTED = (
     "COALESCE((SELECT max(e.at) FROM task_events e"
-    " WHERE e.task_id = tasks.id AND e.action = 'reopen'), tasks.created_at)"
+    " WHERE e.task_id = tasks.id AND e.action IN ('reopen', 'deadline')), tasks.created_at)"
 )
 
 

@@ -929,6 +929,43 @@ def test_a_household_that_moves_after_its_visit_counts_in_the_grid_it_ends_the_w
     _assert_no_grid_reads_above_its_households(report)
 
 
+def test_a_trend_week_counts_a_household_that_left_the_selection_after_its_visit_as_its_report(
+    session, history
+):
+    """R1's h3 is found at home on Tuesday of W45 and moves to RC2's S1 on Wednesday: W45's own
+    report of RC no longer counts it (5 of the 6 it had), and W48's trend, three weeks on,
+    reads the same for W45 (not the 6 of the visits where they were recorded)."""
+    effective(session, at(4))
+    household_service.update_household(
+        session, None, history.h["h3"], {"lon": 116.626, "lat": 39.903}
+    )
+    effective(session, None)
+    assert history.h["h3"].grid_id == history.grids[S1].id
+    own = _report(session, "2026-W45", community=RC)["totals"]
+    assert (own["households"], own["visited"]) == (6, 5)
+    trend = {w["week"]: w for w in _w48(session)["trend"]}
+    assert (trend["2026-W45"]["households"], trend["2026-W45"]["visited"]) == (6, 5)
+    assert _report(session, "2026-W45", community=RC2)["totals"]["visited"] == 1
+    other = {w["week"]: w for w in _report(session, "2026-W48", community=RC2)["trend"]}
+    assert other["2026-W45"]["visited"] == 1  # where it ended the week
+
+
+def test_a_trend_week_counts_once_a_household_found_in_two_grids_of_the_selection(session, history):
+    """R1's h3 is found at home on Tuesday of W45, moves to R2 on Wednesday and is found there
+    again on Thursday: each grid's aggregate counts it, the community counts it once, in its
+    own W45 report and in W48's trend."""
+    effective(session, at(4))
+    household_service.update_household(
+        session, None, history.h["h3"], {"lon": 116.613, "lat": 39.903}
+    )
+    effective(session, None)
+    make_visit(session, history.users["w2"], history.h["h3"], at(5))
+    own = _report(session, "2026-W45", community=RC)["totals"]
+    assert own["visited"] == 6
+    trend = {w["week"]: w for w in _w48(session)["trend"]}
+    assert trend["2026-W45"]["visited"] == 6
+
+
 def test_a_grid_redrawn_mid_week_counts_each_visited_household_in_its_new_grid(session, history):
     """W48: R1's h1, h2, h3 and h7 are found at home on Monday; on Wednesday the border moves
     west of h3, which passes to R2. R1 ends the week with h1, h2 and h7, all visited (100 %,

@@ -200,3 +200,17 @@ def test_a_ticket_sent_again_with_another_deadline_is_a_409_that_says_how_to_cha
     assert f"PUT /api/v1/tasks/{task['id']}/deadline" in r.json["detail"]
     same = client.post("/api/v1/tasks", json=ticket(), headers=world.auth("admin_a"))
     assert same.status_code == 409 and "deadline" not in same.json["detail"]
+
+
+def test_an_extended_deadline_is_warned_at_80_percent_of_what_was_left_at_the_change(
+    client, world, session
+):
+    """The warning's round starts at the change, as at a reopening: 80 % of the 10 days left
+    after an extension made two days in is day 10, not 80 % of the whole 12 days (day 9.6)."""
+    task = open_ticket(client, world)  # due in 3 days, warned at 2.4 days
+    changed = T0 + timedelta(days=2)
+    client.application.config["FIXED_NOW"] = changed
+    r = change(client, world, task["id"], T0 + timedelta(days=12), note="延期获批")
+    assert r.status_code == 200, r.json
+    assert tick(session, T0 + timedelta(days=10) - timedelta(minutes=1)).warned == 0
+    assert tick(session, T0 + timedelta(days=10)).warned == 1
