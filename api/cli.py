@@ -154,9 +154,25 @@ def _say_where_the_photos_are() -> None:
 
 
 MIN_SECRET_CHARS = 32
+# A key made by `gridwork security new-key` (43 URL-safe base64 characters) holds ~30 of them.
+MIN_KEY_DISTINCT = 8
 # gunicorn's default writes the request line, query string and referrer included: a calendar
 # feed's token (its URL is its key) and whatever a search asked for. The path only, no referrer.
 ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
+
+
+def _weak_key(key: str) -> str | None:
+    """Why a signing key is guessable, or None: HS256 with a key shorter than its 32-byte hash
+    is guessed offline from one token, and so is a long one of a few characters (32 spaces,
+    one letter forty times), whose length said nothing of it. The key itself is never said."""
+    if len(key) < MIN_SECRET_CHARS:
+        return f"is {len(key)} characters: a signing key needs at least {MIN_SECRET_CHARS}"
+    if len(set(key.strip())) < MIN_KEY_DISTINCT:
+        return (
+            f"holds fewer than {MIN_KEY_DISTINCT} different characters: a signing key needs "
+            f"{MIN_SECRET_CHARS} characters or more of many different ones"
+        )
+    return None
 
 
 def _usable_data_key() -> None:
@@ -192,20 +208,15 @@ def _one_signing_key() -> None:
     # GRIDWORK_JWT_SECRET, when set, signs the tokens in its place: as guessable a key as any.
     for name in ("GRIDWORK_SECRET_KEY", "GRIDWORK_JWT_SECRET"):
         value = os.environ.get(name)
-        if value and production and len(value) < MIN_SECRET_CHARS:
-            # HS256 with a key shorter than its 32-byte hash is guessable offline from one token.
-            raise click.ClickException(
-                f"{name} is {len(value)} characters: a signing key needs at least "
-                f"{MIN_SECRET_CHARS} (`gridwork security new-key` makes one)."
-            )
+        if value and production and (weak := _weak_key(value)):
+            raise click.ClickException(f"{name} {weak} (`gridwork security new-key` makes one).")
     for name in ("GRIDWORK_SECRET_KEY_FALLBACKS", "GRIDWORK_JWT_SECRET_FALLBACKS"):
         # A fallback verifies as the key does: a guessable one would let a forged token in.
         olds = key_list(os.environ.get(name)) if production else []
         for n, old in enumerate(olds, 1):
-            if len(old) < MIN_SECRET_CHARS:
+            if weak := _weak_key(old):
                 raise click.ClickException(
-                    f"{name}: key {n} of {len(olds)} is {len(old)} characters: a signing "
-                    f"key needs at least {MIN_SECRET_CHARS}, an old one too."
+                    f"{name}: key {n} of {len(olds)} {weak}, an old one too."
                 )
     if key:
         return

@@ -7,7 +7,7 @@ import pytest
 
 from api.cli import _one_signing_key
 
-STRONG = "s" * 40
+STRONG = "7f3a9c1e5b2d8f4a6c0e9b7d3f1a5c8e"  # as `gridwork security new-key` makes one
 
 
 @pytest.fixture()
@@ -39,8 +39,25 @@ def test_a_weak_jwt_secret_does_not_start(production, jwt_secret):
 
 
 def test_a_strong_jwt_secret_starts(production):
-    production.setenv("GRIDWORK_JWT_SECRET", "j" * 32)
+    production.setenv("GRIDWORK_JWT_SECRET", "jwt-" + STRONG)
     _one_signing_key()
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("GRIDWORK_SECRET_KEY", " " * 32),
+        ("GRIDWORK_SECRET_KEY", "j" * 40),
+        ("GRIDWORK_JWT_SECRET", "ab" * 20),
+        ("GRIDWORK_SECRET_KEY_FALLBACKS", "0" * 64),
+    ],
+)
+def test_a_long_key_of_few_characters_does_not_start(production, name, key):
+    """Its length said nothing of it: 32 spaces, or one letter 40 times, is guessed at once."""
+    production.setenv(name, key)
+    with pytest.raises(click.ClickException, match=name) as refused:
+        _one_signing_key()
+    assert "different characters" in refused.value.message
 
 
 def test_a_development_run_may_use_a_short_jwt_secret(production):
