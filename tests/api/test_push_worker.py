@@ -136,6 +136,19 @@ def client_inbox(session, user_id):
     return [(n.title, n.body) for n in rows]
 
 
+def _two_phones_told(session, world) -> None:
+    """Two workers' phones (fcm-1, fcm-2), one notification to each, queued at T0."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    make_device(session, world.users["worker_a2"], "fcm-2", now=T0)
+    notify(
+        session,
+        [world.users["worker_a1"].id, world.users["worker_a2"].id],
+        "task_updated",
+        "t",
+        now=T0,
+    )
+
+
 def _claimed(kind: str):
     from api.services.delivery import Claimed
 
@@ -239,15 +252,7 @@ def test_retries_end_dead_after_the_last_attempt(session, world, worker, fake):
 
 
 def test_a_worker_killed_between_send_and_mark_loses_nothing(session, world, worker, fake):
-    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
-    make_device(session, world.users["worker_a2"], "fcm-2", now=T0)
-    notify(
-        session,
-        [world.users["worker_a1"].id, world.users["worker_a2"].id],
-        "task_updated",
-        "t",
-        now=T0,
-    )
+    _two_phones_told(session, world)
     # The first worker claims and sends, then dies before marking.
     claim_id, claimed = worker.claim(T0)
     worker.send(claimed, T0)
@@ -912,15 +917,7 @@ def test_a_worker_stopped_at_once_before_sending_hands_its_whole_claim_back(
     """Stopped at once (a second signal) after it took its rows to send them, before any went
     to FCM: the claim was left to its lease, recorded as sending (a lost round counted). It is
     handed back whole, nothing counted, and the next round sends it."""
-    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
-    make_device(session, world.users["worker_a2"], "fcm-2", now=T0)
-    notify(
-        session,
-        [world.users["worker_a1"].id, world.users["worker_a2"].id],
-        "task_updated",
-        "t",
-        now=T0,
-    )
+    _two_phones_told(session, world)
     hold = PushWorker._hold
 
     def interrupted(self, *args):
