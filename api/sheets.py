@@ -6,10 +6,15 @@ open as those characters.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # A cell a spreadsheet program would run as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+# XLSX text encodes a character as _xHHHH_ (ECMA-376 Part 1, 22.9.2.19 ST_Xstring), and a text
+# that reads as one is written with its "_" as _x005F_. openpyxl does neither, either way.
+_XLSX_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 
 
 def csv_text(value: Any) -> Any:
@@ -34,17 +39,31 @@ def xlsx_row(sheet: Any, values: list[Any]) -> list[Any]:
     it starts with (openpyxl makes "=…" a formula), its control characters dropped (openpyxl
     refuses them: a name stored before input refused them must not fail the whole file), and
     formatted as text ("@"), so what Excel's user types over it stays text (a phone 010…, a
-    room 0502 keep their 0; in a "General" cell Excel makes them numbers)."""
+    room 0502 keep their 0; in a "General" cell Excel makes them numbers). A text that reads
+    as an XLSX escape ("_x0041_") is escaped, or Excel would show "A"."""
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     row = []
     for value in values:
         if isinstance(value, str):
-            cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("", value))
+            cell = WriteOnlyCell(sheet, xlsx_escaped(ILLEGAL_CHARACTERS_RE.sub("", value)))
             cell.data_type = "s"
             cell.number_format = "@"
             row.append(cell)
         else:
             row.append(value)
     return row
+
+
+def xlsx_escaped(text: str) -> str:
+    """`text` as XLSX stores it: "_x0041_" is "_x005F_x0041_", as Excel saves it."""
+    return _XLSX_ESCAPE.sub(r"_x005F_x\1_", text) if "_x" in text else text
+
+
+def xlsx_unescaped(value: Any) -> Any:
+    """A text cell as Excel shows it ("_x0041_" is "A", "_x005F_x0041_" is "_x0041_"): what
+    openpyxl reads is the stored text, escapes and all."""
+    if isinstance(value, str) and "_x" in value:
+        return _XLSX_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
+    return value

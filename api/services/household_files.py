@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.services.names import address_part, half_width, has_control_characters
-from api.sheets import csv_text, csv_unquoted, xlsx_row
+from api.sheets import csv_text, csv_unquoted, xlsx_row, xlsx_unescaped
 
 COLUMNS = (
     "building",
@@ -599,7 +599,8 @@ def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
         sheet.reset_dimensions()
         # openpyxl 3.1 keeps a read-only sheet's zip and part path on these two attributes.
         layout = _sheet_layout(workbook._archive, sheet._worksheet_path)
-        yield from _laid_out(sheet.iter_rows(values_only=True), layout, header)
+        rows = ([xlsx_unescaped(v) for v in row] for row in sheet.iter_rows(values_only=True))
+        yield from _laid_out(rows, layout, header)
     except (
         ParseError,
         ExpatError,

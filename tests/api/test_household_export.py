@@ -166,6 +166,22 @@ def test_the_workbooks_text_cells_are_formatted_as_text(client, session, world):
     assert (row[4].data_type, row[4].number_format) == ("n", "General")
 
 
+def test_a_text_that_reads_as_an_xlsx_escape_is_written_escaped_and_comes_back_as_it_was(
+    client, session, world
+):
+    """XLSX text encodes characters as _xHHHH_ (ECMA-376 ST_Xstring): a building typed
+    "_x0041_" was written as it is, which Excel shows as "A". It is written "_x005F_x0041_"
+    (how Excel itself saves that text), and the import reads any _xHHHH_ back, so the register
+    round-trips and a workbook Excel saved reads as Excel shows it."""
+    make_household(session, *centre(A1, dy=0.0015), building="_x0041_号楼", floor="a_x000D_b")
+    response = export(client, world)
+    cells = [row[:3] for row in rows_of(response) if str(row[0]).endswith("号楼")]
+    assert cells == [["_x005F_x0041_号楼", "1", "a_x005F_x000D_b"]]
+    again = reimport(client, world, response.data)
+    assert again.status_code == 201, again.json
+    assert (again.json["created"], again.json["updated"]) == (0, 0)
+
+
 # --- whose register ----------------------------------------------------------------------------
 
 
