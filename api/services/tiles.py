@@ -22,6 +22,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    exists,
     false,
     func,
     insert,
@@ -35,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, INET, UUID
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement, Select, Subquery
 
 from api import errors
@@ -43,6 +44,7 @@ from api.db import connection_settings, is_any_of, set_local
 from api.models import (
     AuditEntry,
     Grid,
+    GridVersion,
     Household,
     HouseholdHistory,
     HouseholdLastVisit,
@@ -54,7 +56,7 @@ from api.scope import Scope
 from api.services.audit import Reader
 from api.services.ledger import NOT_A_VISIT
 from api.services.sessions import TokenCheck, still_valid
-from api.services.weeks import shift_week, week_bounds
+from api.services.weeks import current_week, shift_week, week_bounds
 
 LAYERS = ("grids", "households", "visits", "tasks")
 # Households are drawn from HOUSEHOLDS_MIN_ZOOM (below it the grids layer carries the counts:
@@ -121,6 +123,9 @@ class TileShape:
     layer: str
     full: bool  # households: one feature per household (else one per stair entrance)
     precise_tracks: bool
+    # grids: a week other than the current one, drawn from the grids' versions (as the report
+    # reads it) rather than today's grids.
+    versions: bool = False
 
 
 def shape_of(req: TileRequest) -> TileShape:
@@ -128,6 +133,7 @@ def shape_of(req: TileRequest) -> TileShape:
         req.layer,
         req.layer == "households" and req.z >= HOUSEHOLDS_FULL_ZOOM,
         req.layer not in TRACK_LAYERS or req.precise_tracks,
+        req.layer == "grids" and req.week != current_week(req.now),
     )
 
 
@@ -294,23 +300,40 @@ def grids_features(scope: Scope, shape: TileShape) -> Select:
     # the figure and by the ratio (a scalar subquery written twice is planned and run twice).
     # Scalar subqueries, not LATERAL joins: the same work, and planned in half the time (a
     # small tile's statement is mostly planning).
-    counted = (
-        select(
-            Grid.id.label("id"),
-            Grid.code.label("code"),
-            Grid.name.label("name"),
-            cast(households, Integer).label("households"),
-            cast(visited, Integer).label("visited"),
-            Grid.boundary.label("boundary"),
+    columns = [
+        Grid.id.label("id"),
+        Grid.code.label("code"),
+        Grid.name.label("name"),
+        cast(households, Integer).label("households"),
+        cast(visited, Integer).label("visited"),
+    ]
+    if shape.versions:
+        # Another week: the grids the report lists for it (a version of theirs overlaps the
+        # week, retired since or not), each drawn as it stood when the week ended (its last
+        # version begun before the end), as the report's map draws it (reports.grid_shapes).
+        version, later = aliased(GridVersion), aliased(GridVersion)
+        drawn = (
+            select(*columns, version.boundary.label("boundary"))
+            .join(version, version.grid_id == Grid.id)
+            .where(
+                version.boundary.op("&&")(env4326),  # GiST: ix_grid_versions_boundary
+                version.valid_from < _END,
+                or_(version.valid_to.is_(None), version.valid_to > _START),
+                ~exists().where(
+                    later.grid_id == version.grid_id,
+                    later.valid_from > version.valid_from,
+                    later.valid_from < _END,
+                ),
+                scope.grids(),
+            )
         )
-        .where(
+    else:
+        drawn = select(*columns, Grid.boundary.label("boundary")).where(
             Grid.retired_at.is_(None),
             Grid.boundary.op("&&")(env4326),  # GiST: ix_grids_boundary_active
             scope.grids(),
         )
-        .offset(0)
-        .subquery("g")
-    )
+    counted = drawn.offset(0).subquery("g")
     coverage = case(
         (
             counted.c.households > 0,

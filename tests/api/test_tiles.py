@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import mapbox_vector_tile
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from api.models import AuditEntry
 from api.scope import Scope
-from api.services import tiles
+from api.services import reports, tiles
 from api.services.weeks import current_week, shift_week
-from tests.factories import A1, A2, B1, centre, make_task_at, make_visit
+from tests.factories import A1, A2, B1, A, box, centre, make_grid, make_task_at, make_visit
 
 ZOOM = 15
 
@@ -72,6 +72,7 @@ def test_grids_tile_shows_only_the_callers_grids(client, world):
 
 
 def test_grids_tile_reads_the_week_asked_for(client, world, session):
+    session.execute(text("UPDATE grid_versions SET valid_from = valid_from - interval '21 days'"))
     make_visit(session, world.users["worker_a1"], world.households[A1][0], NOW - timedelta(days=7))
     last_week = shift_week(current_week(), -1)
     headers = world.auth("leader_a")
@@ -82,6 +83,55 @@ def test_grids_tile_reads_the_week_asked_for(client, world, session):
     assert {p["code"]: p["visited"] for p in this}[A1] == 0
     assert {p["code"]: p["visited"] for p in past}[A1] == 1
     assert {p["week"] for p in past} == {last_week}
+
+
+def _west_edge(feature: dict) -> int:
+    """The westmost tile coordinate of a grid feature's outline."""
+    geometry = feature["geometry"]
+    rings = geometry["coordinates"]
+    if geometry["type"] == "MultiPolygon":
+        rings = [ring for polygon in rings for ring in polygon]
+    return min(x for ring in rings for x, _ in ring)
+
+
+def test_a_past_weeks_grids_are_drawn_as_they_stood_that_week(client, world, session):
+    """The report reads a past week on the grids as they were (versions); the map drew today's:
+    a grid redrawn this week showed its new outline on last week's map, and a grid retired this
+    week, still in last week's report, was missing from last week's map."""
+    session.execute(text("UPDATE grid_versions SET valid_from = valid_from - interval '21 days'"))
+    admin = world.auth("admin_a")
+    old_edge_grid = make_grid(session, A + "003", box(116.400, 39.9255, 116.405, 39.9295))
+    session.execute(
+        text(
+            "UPDATE grid_versions SET valid_from = valid_from - interval '21 days' "
+            "WHERE grid_id = :id"
+        ),
+        {"id": old_edge_grid.id},
+    )
+    redrawn = client.patch(
+        f"/api/v1/grids/{world.grids[A1].id}",
+        json={"geometry": box(116.399, 39.920, 116.405, 39.925)},
+        headers=admin,
+    )
+    assert redrawn.status_code == 200, redrawn.json
+    assert client.delete(f"/api/v1/grids/{old_edge_grid.id}", headers=admin).status_code == 204
+    last_week = shift_week(current_week(), -1)
+
+    def drawn(**query) -> dict[str, dict]:
+        response = client.get(url("grids", *centre(A1), z=14, **query), headers=admin)
+        return {f["properties"]["code"]: f for f in features(response, "grids")}
+
+    this, past = drawn(), drawn(week=last_week)
+    assert A + "003" not in this
+    assert A + "003" in past  # as last week's report lists it
+    assert {A1, A2} <= past.keys()
+    # A1 reached 0.001 degrees (~190 units at z14) further west this week only.
+    assert _west_edge(past[A1]) - _west_edge(this[A1]) > 150
+    assert _west_edge(past[A2]) == _west_edge(this[A2])
+    reported = reports.select_scope(session, None, last_week, community=A)
+    assert sorted(
+        g["code"] for g in reports.coverage_report(session, reported, last_week)["grids"]
+    ) == sorted(past)
 
 
 def test_households_tile_colours_by_visit_recency(client, world, session):
