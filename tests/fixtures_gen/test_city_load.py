@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
 from api.auth import hash_password
 from api.crypto import decrypt, encrypt
@@ -159,6 +160,31 @@ def test_derived_rows_are_filled(q):
         "AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.visit_id = v.id)",
     )
     assert orphans == 0
+
+
+def test_the_register_and_the_grids_are_there_from_the_first_week_of_visits(city_url, q):
+    """The grids, households and workers' grids were stamped with the load's time: a city with
+    weeks of visits whose past weeks the report (and the map) read as having no grid at all."""
+    from api.services import reports
+
+    monday = datetime(2026, 11, 8, 16, 0, tzinfo=UTC)  # W46, the first week of visits
+    for table, column in (
+        ("grid_versions", "valid_from"),
+        ("grids", "created_at"),
+        ("households", "created_at"),
+        ("household_history", "valid_from"),
+        ("grid_holdings", "started_at"),
+    ):
+        assert one(q, f"SELECT max({column}) FROM {table}") <= monday, table
+    engine = create_engine(city_url[0])
+    with Session(engine) as session:
+        district = one(q, "SELECT min(code) FROM districts")
+        selection = reports.select_scope(session, None, "2026-W46", district=district)
+        report = reports.coverage_report(session, selection, "2026-W46", now=NOW)
+    engine.dispose()
+    assert len(report["grids"]) == GRIDS
+    assert sum(g["households"] for g in report["grids"]) == HOUSEHOLDS
+    assert sum(g["visited"] for g in report["grids"]) > 0
 
 
 def test_tasks_have_an_event_trail_ending_in_their_status(q):
