@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, Date, DateTime, Integer, and_, cast, false, func, or_, select
@@ -395,6 +395,18 @@ class Scope:
         for on, grid_id in rows:
             held[on].add(grid_id)
         return held
+
+    def grids_held_at(self, session: Session, moment: datetime) -> set[int]:
+        """The grids this user held at `moment` (`grid_holdings`)."""
+        return set(
+            session.scalars(
+                select(GridHolding.grid_id).where(
+                    GridHolding.user_id == self.user_id,
+                    GridHolding.started_at <= moment,
+                    or_(GridHolding.ended_at.is_(None), GridHolding.ended_at > moment),
+                )
+            )
+        )
 
     def visit_grid_refusal(
         self, grid_id: int, grid_code: str, open_that_day: set[int]

@@ -798,7 +798,8 @@ def week_plan(
 
     Must-visit households (any care tag) come first, overdue ones first within each class; each
     class is routed nearest-neighbour + 2-opt from where the previous one ended. The grids are
-    the worker's own and those they relieve on a day of the week from `as_of`'s on.
+    the worker's own (for a week gone by, those they held as it ended) and those they relieve on
+    a day of the week from `as_of`'s on, each only if the reader may see it.
     """
     worker = session.get(User, worker_id if worker_id is not None else scope.user_id)
     if worker is None:
@@ -814,10 +815,14 @@ def week_plan(
     today = as_of.astimezone(LOCAL).date()
     days = [start.astimezone(LOCAL).date() + timedelta(days=i) for i in range(7)]
     relief = worker_scope.relief_grids(session, [d for d in days if d >= today])
-    grid_ids = set(worker_scope.grid_ids).union(*relief.values())
-    if worker.id != scope.user_id:
-        # Someone else's plan shows only the grids the reader sees: a leader who shares one
-        # grid with a worker does not read the households of the worker's other grids.
+    # A week gone by is planned on the grids the worker held as it ended, not today's.
+    past = as_of < now
+    own = worker_scope.grids_held_at(session, as_of) if past else set(worker_scope.grid_ids)
+    grid_ids = own.union(*relief.values())
+    if worker.id != scope.user_id or past:
+        # Only the grids the reader sees: a leader who shares one grid with a worker does not
+        # read the households of the worker's other grids, nor a worker those of a grid they
+        # held last week and no longer do.
         grid_ids = set(session.scalars(select(Grid.id).where(Grid.id.in_(grid_ids), scope.grids())))
     ledger = [r for r in household_ledger(session, grid_ids=grid_ids, as_of=as_of) if r.due]
     by_id = {r.household_id: r for r in ledger}

@@ -101,9 +101,17 @@ def test_a_leader_reads_only_their_own_grids_of_a_workers_plan(client, world, se
 
 
 def registered(session, households, at: datetime) -> None:
+    """The households registered at `at`, and the world's workers holding their grids since."""
     for household in households:
         household.created_at = at
+    holding_since(session, at)
     session.flush()
+
+
+def holding_since(session, at: datetime) -> None:
+    from sqlalchemy import text
+
+    session.execute(text("UPDATE grid_holdings SET started_at = least(started_at, :t)"), {"t": at})
 
 
 def test_a_past_week_is_planned_as_it_stood_at_its_end(client, world, session):
@@ -263,6 +271,7 @@ def a_month_old(session, grid_code=A1, **fields):
 
     created = datetime.now(UTC) - timedelta(days=30)
     session.execute(text("UPDATE grid_versions SET valid_from = :t"), {"t": created})
+    holding_since(session, created)
     household = make_household(session, *centre(grid_code, dy=0.001), created_at=created, **fields)
     session.flush()
     return household
@@ -299,3 +308,47 @@ def test_last_weeks_plan_reads_the_grid_a_household_was_in_then(client, world, s
     assert household.id not in {s["household_id"] for s in a1}
     assert next(s for s in a2 if s["household_id"] == household.id)["grid_code"] == A2
     assert household.id in {s["household_id"] for s in plan(client, world)["households"]}
+
+
+# --- a past week's grids as the worker held them then ----------------------------------------
+
+
+def held_for_a_month(session) -> None:
+    """The world's workers have held their grids, and its households been registered, for a
+    month (the world was made a moment ago)."""
+    from sqlalchemy import text
+
+    month_ago = datetime.now(UTC) - timedelta(days=30)
+    holding_since(session, month_ago)
+    session.execute(text("UPDATE grid_versions SET valid_from = :t"), {"t": month_ago})
+    session.execute(text("UPDATE household_history SET valid_from = :t"), {"t": month_ago})
+    session.execute(text("UPDATE households SET created_at = :t"), {"t": month_ago})
+
+
+def give_grids(client, world, username, codes) -> None:
+    user = world.users[username]
+    response = client.patch(
+        f"/api/v1/users/{user.id}", json={"grid_codes": codes}, headers=world.auth("admin_a")
+    )
+    assert response.status_code == 200, response.json
+
+
+def test_last_weeks_plan_is_of_the_grids_the_worker_held_as_it_ended(client, world, session):
+    """worker_a1 held A1 last week and was given A2 instead this week. Last week's plan was
+    today's grids': A2's households, which were never theirs to visit that week, as left
+    undone. Their leader reads what A1 had left; the worker, who may no longer read A1's
+    households, reads none; this week's plan is A2's."""
+    from tests.factories import A2
+
+    held_for_a_month(session)
+    give_grids(client, world, "worker_a1", [A2])
+    last = week_of(datetime.now(UTC) - timedelta(days=7))
+
+    led = plan(client, world, user="leader_a", week=last, worker=world.users["worker_a1"].id)
+    own = plan(client, world, week=last)
+    current = plan(client, world)
+
+    assert {s["grid_code"] for s in led["households"]} == {A1}
+    assert led["total"] == len(world.households[A1])
+    assert own["households"] == []
+    assert {s["grid_code"] for s in current["households"]} == {A2}
