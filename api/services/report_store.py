@@ -293,8 +293,9 @@ def backdate_register(session: Session, grid_codes: list[str], since: datetime) 
     """Date the grids and households first registered after `since` back to `since`.
 
     For a register loaded in one go that describes how things already were (the demo district,
-    an import of an existing register): their first boundary versions and registrations start at
-    `since`, so past weeks' reports include them. Rebuilds the aggregates (whole database).
+    an import of an existing register): their first boundary versions, registrations and the
+    accounts' first holdings of them start at `since`, so past weeks' reports and plans include
+    them. Rebuilds the aggregates (whole database).
     """
     params = {"codes": list(grid_codes), "since": since}
     grid_ids = "(SELECT id FROM grids WHERE code = ANY(CAST(:codes AS text[])))"
@@ -319,6 +320,17 @@ def backdate_register(session: Session, grid_codes: list[str], since: datetime) 
         text(
             f"UPDATE households SET created_at = :since WHERE grid_id IN {grid_ids} "
             "AND created_at > :since"
+        ),
+        params,
+    )
+    # The accounts given those grids with the register held them since too (a past week's plan
+    # is read on the grids held as it ended): the first holding of each, still open.
+    session.execute(
+        text(
+            f"UPDATE grid_holdings gh SET started_at = :since WHERE gh.grid_id IN {grid_ids} "
+            "AND gh.ended_at IS NULL AND gh.started_at > :since AND NOT EXISTS ("
+            "SELECT 1 FROM grid_holdings e WHERE e.user_id = gh.user_id "
+            "AND e.grid_id = gh.grid_id AND e.started_at < gh.started_at)"
         ),
         params,
     )

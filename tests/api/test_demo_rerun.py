@@ -237,3 +237,33 @@ def test_seed_demo_run_again_after_a_crash_completes_the_demo(
     assert "demo activity: already recorded" in output
     assert requests == 0
     assert _state(session) == expected
+
+
+def test_the_demos_workers_have_held_their_grids_since_the_district_was_registered(
+    app, session, connection, monkeypatch, small_district
+):
+    """The demo's register is dated a month back (last week's report has it), but its workers
+    held their grids only from the seeding on: last week's plan, read on the grids a worker
+    held as it ended, was empty."""
+    from datetime import UTC, datetime, timedelta
+
+    from api.models import GridHolding, User
+    from api.scope import Scope
+    from api.services.visits import week_plan
+    from api.services.weeks import week_of
+
+    session.scalar(select(func.count(Visit.id)))  # its transaction begun outside the savepoint
+    mark = connection.begin_nested()
+    try:
+        _seed_demo(app, monkeypatch)
+        worker = session.scalar(select(User).where(User.role == "worker").order_by(User.id))
+        started = session.scalars(
+            select(GridHolding.started_at).where(GridHolding.user_id == worker.id)
+        ).all()
+        last_week = week_of(datetime.now(UTC) - timedelta(days=7))
+        plan = week_plan(session, Scope.for_user(session, worker), week=last_week)
+    finally:
+        mark.rollback()
+        session.expire_all()
+    assert started and max(started) < datetime.now(UTC) - timedelta(days=27)
+    assert plan["total"] > 0
