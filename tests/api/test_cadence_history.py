@@ -42,6 +42,7 @@ def alone(world, session):
     """A household living alone in A1, registered a month ago (the grids drawn before)."""
     created = datetime.now(UTC) - timedelta(days=30)
     session.execute(text("UPDATE grid_versions SET valid_from = :t"), {"t": created})
+    session.execute(text("UPDATE grid_holdings SET started_at = :t"), {"t": created})
     household = make_household(
         session, *centre(A1, dy=0.001), tags=["living_alone"], created_at=created
     )
@@ -254,6 +255,9 @@ def test_the_ledger_of_a_past_week_reads_that_weeks_cadence(client, world, sessi
 def test_last_weeks_plan_does_not_list_a_household_that_got_that_weeks_visits(
     client, world, session, alone
 ):
+    neighbour = make_household(
+        session, *centre(A1, dy=0.0012), tags=["living_alone"], created_at=alone.created_at
+    )
     visit(world, session, alone, day(last_week(), 0))
     visit(world, session, alone, day(last_week(), 1))
     raise_cadence(client, world)
@@ -261,7 +265,9 @@ def test_last_weeks_plan_does_not_list_a_household_that_got_that_weeks_visits(
         "/api/v1/visits/plan", query_string={"week": last_week()}, headers=world.auth("worker_a1")
     )
     assert response.status_code == 200, response.json
-    assert alone.id not in {s["household_id"] for s in response.json["households"]}
+    listed = {s["household_id"] for s in response.json["households"]}
+    assert alone.id not in listed
+    assert neighbour.id in listed  # never visited: due
 
 
 # --- the history rows ------------------------------------------------------------------------
