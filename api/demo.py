@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.auth import claims_for
-from api.models import Grid, Household, Roster, Task, User, Visit
+from api.models import Community, Grid, Household, Roster, Task, User, Visit
 from api.services.geometry import point_lonlat
+from api.services.ledger import community_cadence
 from api.services.weeks import LOCAL, current_week, shift_week, week_bounds, week_dates, week_of
 from geo.datum import wgs84_to_gcj02
 
@@ -119,9 +120,20 @@ class DemoActivity:
         chosen = [h for h in households if rng.random() < share]
         chosen.sort(key=lambda h: h.id)
         items = []
+        positions = []
         for n, household in enumerate(chosen):
-            at = slots[min(len(slots) - 1, n * len(slots) // max(len(chosen), 1))]
-            items.append(self._item(rng, household, at))
+            positions.append(min(len(slots) - 1, n * len(slots) // max(len(chosen), 1)))
+            items.append(self._item(rng, household, slots[positions[-1]]))
+        # Households the cadence asks more of (living alone: twice a week) are mostly seen that
+        # often, spread over the week's slots; drawn after the first visits, whose ids stay.
+        cadence = community_cadence(self.session.get(Community, worker.community_code))
+        for household, position in zip(chosen, positions, strict=True):
+            per_week = cadence.per_week(household.tags or [])
+            for again in range(1, min(per_week, len(slots))):
+                if rng.random() >= 0.85:
+                    break
+                at = slots[(position + again * len(slots) // per_week) % len(slots)]
+                items.append(self._item(rng, household, at))
         batches = [items[start : start + BATCH] for start in range(0, len(items), BATCH)]
         # Batches are sent in order and each commits whole: the last one stored, all are.
         if not batches or self._stored([item["id"] for item in batches[-1]]):

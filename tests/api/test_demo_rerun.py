@@ -249,8 +249,7 @@ def test_the_demos_workers_have_held_their_grids_since_the_district_was_register
 
     from api.models import GridHolding, User
     from api.scope import Scope
-    from api.services.visits import week_plan
-    from api.services.weeks import week_of
+    from api.services.weeks import week_bounds, week_of
 
     session.scalar(select(func.count(Visit.id)))  # its transaction begun outside the savepoint
     mark = connection.begin_nested()
@@ -260,10 +259,48 @@ def test_the_demos_workers_have_held_their_grids_since_the_district_was_register
         started = session.scalars(
             select(GridHolding.started_at).where(GridHolding.user_id == worker.id)
         ).all()
+        scope = Scope.for_user(session, worker)
         last_week = week_of(datetime.now(UTC) - timedelta(days=7))
-        plan = week_plan(session, Scope.for_user(session, worker), week=last_week)
+        held = scope.grids_held_at(session, week_bounds(last_week)[1] - timedelta(seconds=1))
     finally:
         mark.rollback()
         session.expire_all()
     assert started and max(started) < datetime.now(UTC) - timedelta(days=27)
-    assert plan["total"] > 0
+    assert held == set(scope.grid_ids) != set()
+
+
+def test_the_demo_visits_households_living_alone_as_often_as_their_cadence_asks(
+    app, session, community
+):
+    """Living alone is visited twice a week (the default cadence): the demo visited every
+    household once, so its report read 0 % done for 独居 in every week."""
+    from api.models import Household
+    from api.services.weeks import shift_week, week_of
+
+    alone = []
+    for grid in community.grids:
+        lon, lat = point_lonlat(to_shape(grid.boundary).centroid)
+        for i in range(4):
+            alone.append(
+                make_household(session, lon, lat + 0.0002 * (i + 1), room=f"{i + 1}02",
+                               tags=["living_alone"])
+            )  # fmt: skip
+    _run(app, session, community)
+    last_week = shift_week(week_of(WEDNESDAY), -1)
+    counts = dict(
+        session.execute(
+            select(Visit.household_id, func.count())
+            .join(Household, Household.id == Visit.household_id)
+            .where(Visit.week == last_week, Household.id.in_([h.id for h in alone]))
+            .group_by(Visit.household_id)
+        ).all()
+    )
+    others = session.execute(
+        select(func.count())
+        .select_from(Visit)
+        .where(Visit.week == last_week, Visit.household_id.not_in([h.id for h in alone]))
+        .group_by(Visit.household_id)
+    ).scalars()
+    assert counts and max(counts.values()) == 2
+    assert sum(1 for n in counts.values() if n == 2) >= len(counts) / 2
+    assert set(others) == {1}  # once a week for the rest
