@@ -610,6 +610,30 @@ def test_the_report_tick_command_stores_once(app, history):
     assert "2026-W47: 0 stored, 2 already stored" in gridwork(app, *args).output
 
 
+def test_the_push_workers_tick_stores_the_reports_when_the_task_deadline_tick_fails(
+    app, session, history, monkeypatch, caplog
+):
+    """The reports rode the task deadline tick's job: a task tick that failed (one task it
+    cannot handle, every minute) ended the job before the reports, so no Monday report was
+    stored for as long as it failed (nor swaps expired, nor sessions purged)."""
+    import logging
+
+    from api import cli
+    from api.services import tasks as task_service
+
+    def broken_tick(session, now, **kw):
+        raise RuntimeError("a task the tick cannot handle")
+
+    monkeypatch.setattr(task_service, "tick", broken_tick)
+    monkeypatch.setattr(cli, "database_now", lambda session: MONDAY_0830)
+    session.commit()
+    with app.app_context(), pytest.raises(RuntimeError, match="cannot handle"):
+        cli._worker_tick(logging.getLogger("test"))
+    session.expire_all()
+    stored = session.scalars(select(Report.code).where(Report.week == "2026-W47")).all()
+    assert sorted(stored) == [RC, RC2]
+
+
 # --- listing and download -------------------------------------------------------------------
 def test_stored_reports_are_listed_in_scope_and_downloaded(client, session, history):
     report_store.generate_due_reports(session, MONDAY_0830)
