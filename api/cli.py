@@ -1368,10 +1368,37 @@ def database_now(session):
 
 
 def _worker_tick(log) -> None:
-    """The push worker's periodic work: task deadlines, the Monday reports, swap expiry, purges."""
-    from api import idempotency
+    """The push worker's periodic work: task deadlines, the Monday reports, swap expiry, purges.
+
+    Each step in a transaction of its own, and each runs whatever the one before did: a step
+    that fails (the task tick meeting a task it cannot handle, every minute) does not keep the
+    Monday reports from being stored, nor the swaps from expiring. The first failure is raised
+    once the others have run (the periodic job logs it, `--once` lets it out); any later one
+    is logged here."""
+    from api.crypto import DataKeyRefused
+
+    failed: Exception | None = None
+    for what, step in (
+        ("task deadline tick", _tick_tasks),
+        ("report tick", _tick_reports),
+        ("swap expiry", _tick_swaps),
+        ("purges", _tick_purges),
+    ):
+        try:
+            step(log)
+        except DataKeyRefused:
+            raise
+        except Exception as exc:
+            if failed is None:
+                failed = exc
+            else:
+                log.exception("%s failed; next try at the next tick", what)
+    if failed is not None:
+        raise failed
+
+
+def _tick_tasks(log) -> None:
     from api.extensions import db
-    from api.services import audit, rosters, sessions
     from api.services import tasks as task_service
 
     # On the database's clock, as the push rounds: a host whose clock ran ahead escalated
@@ -1385,16 +1412,34 @@ def _worker_tick(log) -> None:
             ticked.escalated,
             ticked.handed_on,
         )
+
+
+def _tick_reports(log) -> None:
+    from api.extensions import db
+
     # The Monday reports ride the same tick (idempotent; cheap when done).
     with db.begin() as session:
         reported = _report_tick(session, database_now(session))
     if reported.created:
         log.info("reports %s: %s stored", reported.week, len(reported.created))
+
+
+def _tick_swaps(log) -> None:
+    from api.extensions import db
+    from api.services import rosters
+
     # Open swaps whose day has passed expire (reads already report them expired).
     with db.begin() as session:
         expired = rosters.expire_swaps(session, database_now(session))
     if expired:
         log.info("swaps: %s expired", len(expired))
+
+
+def _tick_purges(log) -> None:
+    from api import idempotency
+    from api.extensions import db
+    from api.services import audit, sessions
+
     with db.begin() as session:
         purged = sessions.purge_ended(session, database_now(session))
         attempts = audit.purge_login_attempts(session, database_now(session))

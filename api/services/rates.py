@@ -89,10 +89,17 @@ def three_rates(
     or of all).
 
     Returns {grid_id: Rates} when `group_by_grid`, else {None: Rates} for the whole selection.
-    A task is overdue when it is not resolved and its deadline has passed by `now` (or `end`).
+    A task is overdue when its deadline passed before the cutoff and it was not resolved by
+    then (`resolved_at`): the cutoff is the period's end, or `now` while the period is under
+    way, so a past period reads the same whenever it is read, as the weekly report's 超期.
     """
-    cutoff = now or end
+    cutoff = min(now, end) if now is not None else end
     resolved = Task.status.in_(RESOLVED_STATUSES)
+    # Resolved in time: resolved at the cutoff or before (one with no time recorded counts as
+    # in time, as in the report); resolved after it was still open, and late, then.
+    resolved_by_cutoff = and_(
+        resolved, func.coalesce(Task.resolved_at, Task.closed_at, cutoff) <= cutoff
+    )
     columns = [
         func.count(Task.id),
         func.count(Task.id).filter(
@@ -103,7 +110,7 @@ def three_rates(
             )
         ),
         func.count(Task.id).filter(resolved),
-        func.count(Task.id).filter(and_(~resolved, Task.due_at < cutoff)),
+        func.count(Task.id).filter(and_(Task.due_at < cutoff, ~resolved_by_cutoff)),
         func.count(Task.satisfaction),
         func.sum(case((Task.satisfaction.in_(("satisfied", "basically_satisfied")), 1), else_=0)),
     ]

@@ -84,9 +84,24 @@ def generate_due_reports(session: Session, now: datetime, *, retry_now: bool = F
             {"week": week},
         )
     }
+    # Reports already stored are skipped before any claim: the claim's INSERT draws an id from
+    # the reports' sequence even when it meets the conflict, and this runs every tick all week.
+    stored = set(
+        session.scalars(select(Report.code).where(Report.week == week, Report.level == "community"))
+    )
     created, skipped, failed, deferred, retry_at = [], 0, [], [], {}
     for code, name in [(c.code, c.name) for c in _communities_due(session, week)]:
         before = waiting.get(code)
+        if code in stored:
+            if before is not None:  # stored by another worker after this one's failure
+                session.execute(
+                    text(
+                        "DELETE FROM report_failures WHERE week = :week AND community_code = :code"
+                    ),
+                    {"week": week, "code": code},
+                )
+            skipped += 1
+            continue
         if before is not None and before[1] > now and not retry_now:
             deferred.append(code)
             retry_at[code] = (before[0] + 1, before[1])

@@ -418,6 +418,21 @@ def test_the_monday_run_is_idempotent(session, history):
     assert notes == 3  # leader + admin of RC, admin of RC2; once each
 
 
+def test_a_tick_that_finds_the_reports_stored_draws_no_report_ids(session, history):
+    """The push worker ticks every minute all week: each tick tried to claim every
+    community's report again, and `INSERT ... ON CONFLICT DO NOTHING` draws the id before it
+    meets the conflict. The integer sequence ran down by one a community a minute (a district
+    of 1,000 communities: 1.44 M ids a day, exhausted in about four years; then every claim
+    fails and no report is stored)."""
+    seq = "SELECT last_value FROM reports_id_seq"
+    report_store.generate_due_reports(session, MONDAY_0830)
+    drawn = session.scalar(text(seq))
+    for minute in range(1, 4):
+        again = report_store.generate_due_reports(session, MONDAY_0830 + timedelta(minutes=minute))
+        assert (again.created, again.skipped, again.failed) == ([], 2, [])
+    assert session.scalar(text(seq)) == drawn
+
+
 def test_one_communitys_failing_report_leaves_the_others_stored_and_is_retried(
     session, history, monkeypatch, caplog
 ):
@@ -593,6 +608,30 @@ def test_the_report_tick_command_stores_once(app, history):
     args = ["report", "tick", "--now", MONDAY_0830.isoformat()]
     assert "2026-W47: 2 stored, 0 already stored" in gridwork(app, *args).output
     assert "2026-W47: 0 stored, 2 already stored" in gridwork(app, *args).output
+
+
+def test_the_push_workers_tick_stores_the_reports_when_the_task_deadline_tick_fails(
+    app, session, history, monkeypatch, caplog
+):
+    """The reports rode the task deadline tick's job: a task tick that failed (one task it
+    cannot handle, every minute) ended the job before the reports, so no Monday report was
+    stored for as long as it failed (nor swaps expired, nor sessions purged)."""
+    import logging
+
+    from api import cli
+    from api.services import tasks as task_service
+
+    def broken_tick(session, now, **kw):
+        raise RuntimeError("a task the tick cannot handle")
+
+    monkeypatch.setattr(task_service, "tick", broken_tick)
+    monkeypatch.setattr(cli, "database_now", lambda session: MONDAY_0830)
+    session.commit()
+    with app.app_context(), pytest.raises(RuntimeError, match="cannot handle"):
+        cli._worker_tick(logging.getLogger("test"))
+    session.expire_all()
+    stored = session.scalars(select(Report.code).where(Report.week == "2026-W47")).all()
+    assert sorted(stored) == [RC, RC2]
 
 
 # --- listing and download -------------------------------------------------------------------

@@ -68,3 +68,34 @@ def test_no_tasks_gives_no_rate_rather_than_zero(session, world):
 def test_tasks_outside_the_period_are_not_counted(session, world):
     task(session, world.grids[A1], created_at=T0 - timedelta(days=1))
     assert three_rates(session, T0, T0 + timedelta(days=7), community_code=A)[None].opened == 0
+
+
+def test_a_past_periods_overdue_is_judged_at_its_end_as_the_weekly_report_judges_it(session, world):
+    """Read two weeks later, the rates of a week counted as overdue the tasks open *now* past
+    their deadline *now*: a task resolved late, after the week, was not overdue in it, and one
+    whose deadline fell after the week was, so the week's figure changed each day and
+    disagreed with its weekly report's 超期 (deadline passed by the week's end, by when the
+    task was resolved)."""
+    end = T0 + timedelta(days=7)
+    task(  # late: due in the week, resolved only after it ended
+        session,
+        world.grids[A1],
+        due_at=T0 + timedelta(days=1),
+        status="resolved",
+        resolved_at=T0 + timedelta(days=9),
+    )
+    task(session, world.grids[A2], due_at=T0 + timedelta(days=8))  # due after the week
+    later = T0 + timedelta(days=14)
+    by_grid = three_rates(session, T0, end, community_code=A, group_by_grid=True, now=later)
+    assert {k: v.overdue for k, v in by_grid.items()} == {
+        world.grids[A1].id: 1,
+        world.grids[A2].id: 0,
+    }
+    # While the period is under way, a deadline is judged by the time it is read.
+    during = three_rates(
+        session, T0, end, community_code=A, group_by_grid=True, now=T0 + timedelta(days=2)
+    )
+    assert {k: v.overdue for k, v in during.items()} == {
+        world.grids[A1].id: 1,
+        world.grids[A2].id: 0,
+    }
