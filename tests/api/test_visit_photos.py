@@ -231,6 +231,35 @@ def test_a_jpeg_of_many_pixels_is_checked_in_bounded_memory(tmp_path, progressiv
     assert int(measured.stdout) < 64 * 1024  # KiB
 
 
+def jpeg_with_a_scan_repeated(copies: int) -> bytes:
+    """A small progressive JPEG whose last scan (an AC refinement: a few bytes, every block
+    visited) is repeated: libjpeg decodes every copy, warning of a bogus progression only."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (256, 256), 128).save(out, "JPEG", progressive=True)
+    data = out.getvalue()
+    last, end = data.rindex(b"\xff\xda"), data.rindex(b"\xff\xd9")
+    return data[:end] + data[last:end] * copies + b"\xff\xd9"
+
+
+def test_a_jpeg_of_more_scans_than_any_camera_writes_is_refused_before_it_is_decoded(
+    client, world, session, photo_dir, visit_id
+):
+    """Each scan costs a pass over every block of the image: 1,000 copies of a 31-byte scan
+    of a 16 MP JPEG (94 KB) took 12 s of CPU to check, a 10 MB upload over an hour."""
+    before = photo_count(session)
+    uploaded = upload(client, world, visit_id, jpeg_with_a_scan_repeated(1_000))
+    assert uploaded.status_code == 415
+    assert "scans" in uploaded.json["detail"]
+    assert photo_count(session) == before
+
+
+def test_a_progressive_jpeg_of_an_encoders_scans_is_accepted(client, world, visit_id, photo_dir):
+    uploaded = upload(client, world, visit_id, jpeg_with_a_scan_repeated(0))
+    assert uploaded.status_code == 201
+
+
 def png_with_exif_after_idat(orientation: int = 6) -> bytes:
     """A PNG whose eXIf chunk follows its image data, as PNG's third edition allows (libpng and
     Pillow read it there; some phones' editors write it there)."""
