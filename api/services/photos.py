@@ -267,6 +267,9 @@ def _png_chunks(data: bytes):
 
 def _strip_png(data: bytes) -> bytes:
     chunks = list(_png_chunks(data))
+    if not any(kind == b"IDAT" for kind, _, _ in chunks):
+        # Nothing to draw (Pillow's check of such a file raised an IndexError: a 500).
+        raise _Damaged("no image data")
     # The orientation is read wherever eXIf is: before the image data (PNG 1.5's extensions)
     # or after it (the third edition allows it; libpng and Pillow read it there).
     orientation = next(

@@ -231,6 +231,20 @@ def test_a_jpeg_of_many_pixels_is_checked_in_bounded_memory(tmp_path, progressiv
     assert int(measured.stdout) < 64 * 1024  # KiB
 
 
+def test_a_png_without_image_data_is_415_and_stores_nothing(
+    client, world, session, photo_dir, visit_id
+):
+    """A PNG whose IDAT chunk is missing (or whose type is damaged, so the stripping drops it)
+    made Pillow's check raise an IndexError: a 500."""
+    start = PNG.index(b"IDAT") - 4
+    end = start + 12 + int.from_bytes(PNG[start : start + 4], "big")
+    before = photo_count(session)
+    uploaded = upload(client, world, visit_id, PNG[:start] + PNG[end:])
+    assert uploaded.status_code == 415
+    assert uploaded.json["accepted"] == ["image/jpeg", "image/png", "image/webp"]
+    assert photo_count(session) == before
+
+
 def jpeg_with_a_scan_repeated(copies: int) -> bytes:
     """A small progressive JPEG whose last scan (an AC refinement: a few bytes, every block
     visited) is repeated: libjpeg decodes every copy, warning of a bogus progression only."""
