@@ -103,6 +103,23 @@ def test_a_file_that_is_not_an_image_is_415(client, world, session, photo_dir, v
     assert photo_count(session) == 0
 
 
+def test_a_photo_sent_as_a_text_field_is_a_422_naming_file(
+    client, world, session, photo_dir, visit_id
+):
+    """A form whose `file` part carries no filename is a text field to werkzeug: it reached
+    the upload as a string (no `.stream`), a 500."""
+    response = client.post(
+        f"/api/v1/visits/{visit_id}/photos",
+        data={"file": "not a file"},
+        headers=world.auth("worker_a1"),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+    assert response.content_type == "application/problem+json"
+    assert list(response.json["errors"]["multipart"]) == ["file"]
+    assert photo_count(session) == 0
+
+
 def test_a_photo_damaged_on_the_way_is_422(client, world, session, photo_dir, visit_id):
     response = upload(client, world, visit_id, JPEG, sha256="0" * 64)
     assert response.status_code == 422
