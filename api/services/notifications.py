@@ -103,6 +103,12 @@ def inbox(
     an earlier poll answered, `_cursor_now`) keeps those written by transactions that had not
     finished by then: every notification that poll could not see, and possibly a few it did
     (the client skips ids it holds). Answers (the page, the total, the next poll's cursor).
+
+    A page after the first answers a cursor no later than the transaction of any notification
+    ordered before it: one that arrived while the client paged goes on top, onto a page it had
+    read, and a cursor taken after its commit (the later page's own) lost it for good, and
+    `ack_all` with that cursor marked it read unseen. The next poll repeats those pages' rows
+    of transactions at or above it (skipped by id).
     """
     stmt = select(Notification).where(Notification.user_id == user_id)
     if since is not None:
@@ -113,15 +119,28 @@ def inbox(
         stmt = stmt.where(Notification.read_at.is_(None))
     elif unread is False:
         stmt = stmt.where(Notification.read_at.is_not(None))
-    total, cursor_now = session.execute(
-        select(func.count(), _cursor_now()).select_from(stmt.subquery())
+    listed = stmt.subquery()
+    order = (Notification.created_at.desc(), Notification.id.desc())
+    if page == 1:  # the poll's own statements, as before (no row comes before this page)
+        total, cursor_now = session.execute(
+            select(func.count(), _cursor_now()).select_from(listed)
+        ).one()
+        rows = list(session.scalars(stmt.order_by(*order).limit(page_size)))
+        return rows, total, int(cursor_now)
+    total, cursor_now, lowest = session.execute(
+        select(func.count(), _cursor_now(), cast(func.min(listed.c.xid), Text)).select_from(listed)
     ).one()
-    rows = session.scalars(
-        stmt.order_by(Notification.created_at.desc(), Notification.id.desc())
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
-    return list(rows), total, int(cursor_now)
+    # Each row with the lowest transaction of the rows before it, as this read orders them: the
+    # first row's is that of every row on the pages before (read by this snapshot: a row
+    # that arrived since the count is above `cursor_now` already).
+    before = cast(func.min(Notification.xid).over(order_by=order, rows=(None, -1)), Text)
+    found = session.execute(
+        stmt.add_columns(before).order_by(*order).offset((page - 1) * page_size).limit(page_size)
+    ).all()
+    # Past the last page, every row comes before it (read by the count).
+    preceding = found[0][1] if found else lowest
+    cursor = int(cursor_now) if preceding is None else min(int(cursor_now), int(preceding))
+    return [row for row, _ in found], total, cursor
 
 
 def unread_count(session: Session, user_id: int) -> int:

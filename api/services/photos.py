@@ -43,6 +43,12 @@ MAX_PIXELS = 50_000_000
 # sight). Such a JPEG is decoded only while that buffer stays under this; a larger one has had
 # its structure checked, segment by segment up to its end marker, by strip_metadata.
 MAX_COEFFICIENT_BYTES = 32 * 1024 * 1024
+# Each scan is a pass of libjpeg over every block of the image, and a scan can be a few bytes
+# (an AC refinement of nothing but end-of-band runs), repeated at will (libjpeg only warns of a
+# bogus progression): 1,000 copies of a 31-byte scan of a 16 MP JPEG took 12 s of CPU to check,
+# a 10 MB upload over an hour. Encoders write one scan per component at most for a baseline
+# JPEG (4) and about ten for a progressive one (libjpeg's script; mozjpeg's a few more).
+MAX_JPEG_SCANS = 100
 
 
 def sniff_image_type(data: bytes) -> str | None:
@@ -84,6 +90,12 @@ def verify_image(
                 if kind == "JPEG":
                     if jpeg_scans is None:
                         jpeg_scans = _jpeg_scans(data)
+                    if jpeg_scans > MAX_JPEG_SCANS:
+                        raise errors.UnsupportedMediaType(
+                            f"The photo is a JPEG of {jpeg_scans:,} scans; no camera writes "
+                            f"more than {MAX_JPEG_SCANS}.",
+                            accepted=list(ACCEPTED_TYPES),
+                        )
                     if _jpeg_coefficient_bytes(image, jpeg_scans) <= MAX_COEFFICIENT_BYTES:
                         image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
                         image.load()
@@ -255,6 +267,9 @@ def _png_chunks(data: bytes):
 
 def _strip_png(data: bytes) -> bytes:
     chunks = list(_png_chunks(data))
+    if not any(kind == b"IDAT" for kind, _, _ in chunks):
+        # Nothing to draw (Pillow's check of such a file raised an IndexError: a 500).
+        raise _Damaged("no image data")
     # The orientation is read wherever eXIf is: before the image data (PNG 1.5's extensions)
     # or after it (the third edition allows it; libpng and Pillow read it there).
     orientation = next(

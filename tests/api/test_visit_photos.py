@@ -103,6 +103,23 @@ def test_a_file_that_is_not_an_image_is_415(client, world, session, photo_dir, v
     assert photo_count(session) == 0
 
 
+def test_a_photo_sent_as_a_text_field_is_a_422_naming_file(
+    client, world, session, photo_dir, visit_id
+):
+    """A form whose `file` part carries no filename is a text field to werkzeug: it reached
+    the upload as a string (no `.stream`), a 500."""
+    response = client.post(
+        f"/api/v1/visits/{visit_id}/photos",
+        data={"file": "not a file"},
+        headers=world.auth("worker_a1"),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+    assert response.content_type == "application/problem+json"
+    assert list(response.json["errors"]["multipart"]) == ["file"]
+    assert photo_count(session) == 0
+
+
 def test_a_photo_damaged_on_the_way_is_422(client, world, session, photo_dir, visit_id):
     response = upload(client, world, visit_id, JPEG, sha256="0" * 64)
     assert response.status_code == 422
@@ -229,6 +246,49 @@ def test_a_jpeg_of_many_pixels_is_checked_in_bounded_memory(tmp_path, progressiv
     )
     assert measured.stderr == ""  # accepted
     assert int(measured.stdout) < 64 * 1024  # KiB
+
+
+def test_a_png_without_image_data_is_415_and_stores_nothing(
+    client, world, session, photo_dir, visit_id
+):
+    """A PNG whose IDAT chunk is missing (or whose type is damaged, so the stripping drops it)
+    made Pillow's check raise an IndexError: a 500."""
+    start = PNG.index(b"IDAT") - 4
+    end = start + 12 + int.from_bytes(PNG[start : start + 4], "big")
+    before = photo_count(session)
+    uploaded = upload(client, world, visit_id, PNG[:start] + PNG[end:])
+    assert uploaded.status_code == 415
+    assert uploaded.json["accepted"] == ["image/jpeg", "image/png", "image/webp"]
+    assert photo_count(session) == before
+
+
+def jpeg_with_a_scan_repeated(copies: int) -> bytes:
+    """A small progressive JPEG whose last scan (an AC refinement: a few bytes, every block
+    visited) is repeated: libjpeg decodes every copy, warning of a bogus progression only."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (256, 256), 128).save(out, "JPEG", progressive=True)
+    data = out.getvalue()
+    last, end = data.rindex(b"\xff\xda"), data.rindex(b"\xff\xd9")
+    return data[:end] + data[last:end] * copies + b"\xff\xd9"
+
+
+def test_a_jpeg_of_more_scans_than_any_camera_writes_is_refused_before_it_is_decoded(
+    client, world, session, photo_dir, visit_id
+):
+    """Each scan costs a pass over every block of the image: 1,000 copies of a 31-byte scan
+    of a 16 MP JPEG (94 KB) took 12 s of CPU to check, a 10 MB upload over an hour."""
+    before = photo_count(session)
+    uploaded = upload(client, world, visit_id, jpeg_with_a_scan_repeated(1_000))
+    assert uploaded.status_code == 415
+    assert "scans" in uploaded.json["detail"]
+    assert photo_count(session) == before
+
+
+def test_a_progressive_jpeg_of_an_encoders_scans_is_accepted(client, world, visit_id, photo_dir):
+    uploaded = upload(client, world, visit_id, jpeg_with_a_scan_repeated(0))
+    assert uploaded.status_code == 201
 
 
 def png_with_exif_after_idat(orientation: int = 6) -> bytes:

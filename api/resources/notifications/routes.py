@@ -38,8 +38,11 @@ class Inbox(MethodView):
 
         Poll with `cursor` = the `X-Inbox-Cursor` header of your previous answer: you get every
         notification committed since, however long its change took (it is stamped when the
-        change began), and possibly a few you already hold: skip ids you have. `since` keeps
-        those created after an instant and can miss a notification committed late.
+        change began), and possibly a few you already hold: skip ids you have. Paging through
+        an answer, keep the cursor of the last page you read: it lets through what arrived
+        while you paged (on top, onto a page you had read), repeating some rows of the pages
+        before. `since` keeps those created after an instant and can miss a notification
+        committed late.
         """
         rows, total, cursor = notifications.inbox(
             db.session,

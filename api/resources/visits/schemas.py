@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 import marshmallow as ma
 import msgspec
+from werkzeug.datastructures import FileStorage
 
 from api import privacy
 from api.db import PG_INT_MAX
@@ -685,10 +686,20 @@ class PlanSchema(Schema):
     households = ma.fields.List(ma.fields.Nested(PlanStopSchema))
 
 
+class _UploadedFile(ma.fields.Raw):
+    """A file part of the form. A part without a filename is a text field to werkzeug, and
+    reached the upload as a string (a 500): it is refused, naming the field."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, FileStorage):
+            raise ma.ValidationError("Must be a file (a form part with a filename).")
+        return value
+
+
 class PhotoUploadSchema(Schema):
     """A photo's multipart body: the file, and the checksum the phone computed."""
 
-    file = ma.fields.Raw(
+    file = _UploadedFile(
         required=True,
         metadata={"type": "string", "format": "binary", "description": "JPEG, PNG or WebP"},
     )
