@@ -315,17 +315,27 @@ _MOBILE = r"(?:\+?86[-\s]?)?1[3-9]\d(?:[-\s]?\d{4}){2}"
 _LANDLINE = r"0\d{2,3}[-\s]?\d{7,8}"
 _ID_CARD = r"[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
 _CONTACT_NUMBERS = re.compile(rf"(?<![\d+])(?:{_ID_CARD}|{_MOBILE}|{_LANDLINE})(?!\d)")
+# An input method in full-width mode types １３９－１２３４ for 139-1234: numbers are looked for
+# in the text with those characters folded to ASCII, one character for one (the places found
+# are the same in the text as it is, which is struck there; the rest keeps its width).
+_HALF_WIDTH = str.maketrans(
+    {chr(0xFF10 + n): str(n) for n in range(10)}
+    | {"＋": "+", "－": "-", "Ｘ": "X", "ｘ": "x", "\u3000": " "}
+)
 TITLE_LENGTH = Task.__table__.c.title.type.length
 
 
 def strike_contact(value: str, contact: dict | None) -> str:
     """`value` without the complainant's contact as recorded (each value of two characters
     or more: a surname alone would blank that character everywhere) nor any phone or
-    identity card number."""
+    identity card number, in ASCII or full-width digits."""
     words = {str(v).strip() for v in (contact or {}).values() if v is not None}
     for word in sorted((w for w in words if len(w) >= 2), key=len, reverse=True):
         value = value.replace(word, ERASED)
-    return _CONTACT_NUMBERS.sub(ERASED, value)
+    folded = value.translate(_HALF_WIDTH)
+    for match in reversed(list(_CONTACT_NUMBERS.finditer(folded))):
+        value = value[: match.start()] + ERASED + value[match.end() :]
+    return value
 
 
 # A task closed once more after a reopening counts from its last close (`closed_at`). The

@@ -165,6 +165,18 @@ def test_any_phone_or_identity_card_number_typed_from_the_call_is_struck_too(ses
     )
 
 
+def test_a_number_typed_in_full_width_digits_is_struck_too(session, world):
+    """A Chinese input method in full-width mode types １３９ for 139: the same number, which
+    stayed readable in the description for as long as the task is kept."""
+    description = (
+        "邻居电话１３９－１２３４－５６７８，"
+        "房东身份证１１０１０１１９９００３０７１２３Ｘ，3号楼502室"
+    )
+    task = closed_task(session, world, NOW - 181 * DAY, description=description)
+    purge(session)
+    assert reload(session, task).description == f"邻居电话{GONE}，房东身份证{GONE}，3号楼502室"
+
+
 def test_a_one_character_name_is_not_struck_everywhere_it_occurs(session, world):
     """A surname alone ("王") would blank every 王 of the text: only the phone goes."""
     task = closed_task(
