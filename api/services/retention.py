@@ -327,15 +327,41 @@ TITLE_LENGTH = Task.__table__.c.title.type.length
 
 def strike_contact(value: str, contact: dict | None) -> str:
     """`value` without the complainant's contact as recorded (each value of two characters
-    or more: a surname alone would blank that character everywhere) nor any phone or
-    identity card number, in ASCII or full-width digits."""
+    or more: a surname alone would blank that character everywhere), nor their phone however
+    it was typed, nor any phone or identity card number, in ASCII or full-width digits."""
     words = {str(v).strip() for v in (contact or {}).values() if v is not None}
     for word in sorted((w for w in words if len(w) >= 2), key=len, reverse=True):
         value = value.replace(word, ERASED)
+    numbers = _CONTACT_NUMBERS
+    own = sorted({spelt for word in words for spelt in _spellings(word)}, key=len, reverse=True)
+    if own:
+        numbers = re.compile(rf"(?<!\d)(?:{'|'.join(own)})(?!\d)|{_CONTACT_NUMBERS.pattern}")
     folded = value.translate(_HALF_WIDTH)
-    for match in reversed(list(_CONTACT_NUMBERS.finditer(folded))):
+    for match in reversed(list(numbers.finditer(folded))):
         value = value[: match.start()] + ERASED + value[match.end() :]
     return value
+
+
+# A Chinese area code: 010 and 02x are three digits, the others four (0571, 0755).
+_AREA_CODE = re.compile(r"0(?:[12]\d|[3-9]\d{2})")
+
+
+def _spellings(word: str) -> set[str]:
+    """Patterns of a recorded phone (7 digits or more) as a caller says it and an operator
+    types it: its digits in any grouping (spaces, hyphens), without the country code, and a
+    landline without its area code (the caller gives the local number). None for a name."""
+    digits = re.sub(r"\D", "", word.translate(_HALF_WIDTH))
+    if len(digits) < 7 or len(digits) * 2 < len(re.sub(r"\s", "", word)):
+        return set()  # a name, an address: struck as recorded only
+    forms = {digits}
+    for country in ("0086", "86"):
+        if digits.startswith(country) and len(digits) - len(country) >= 10:
+            forms.add(digits[len(country) :])
+    for form in list(forms):
+        area = _AREA_CODE.match(form)
+        if area and 7 <= len(form) - area.end() <= 8:
+            forms.add(form[area.end() :])
+    return {r"[-\s]?".join(form) for form in forms}
 
 
 # A task closed once more after a reopening counts from its last close (`closed_at`). The
