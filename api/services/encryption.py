@@ -76,21 +76,28 @@ def _key_names(col: SealedColumn) -> str:
     return ", ".join(name for name, _ in col.key)
 
 
-def _update(connection: Connection, col: SealedColumn, rows: list, values: list[str]) -> None:
+def _update(connection: Connection, col: SealedColumn, rows: list, values: list[str]) -> int:
     """One UPDATE per batch (unnest of arrays: the key's, the values'): ~10x a statement per
-    row. `rows` are the selected rows, their key's columns first."""
-    value = "v.val" if col.kind == "text" else "v.val::jsonb"
+    row. `rows` are the selected rows, their key's columns first, their value last.
+
+    A row whose value is no longer the one read is left as it now is: the batch is read, then
+    opened and sealed in Python, and a value changed meanwhile by a process on the current key
+    (a phone edited, a complainant erased by retention) would be overwritten with the old one.
+    The rows written."""
+    value, old = ("v.val", "v.old") if col.kind == "text" else ("v.val::jsonb", "v.old::jsonb")
     arrays = ", ".join(f"CAST(:k{i} AS {type_}[])" for i, (_, type_) in enumerate(col.key))
     names = ", ".join(f"k{i}" for i in range(len(col.key)))
     match = " AND ".join(f"t.{name} = v.k{i}" for i, (name, _) in enumerate(col.key))
     params: dict = {f"k{i}": [row[i] for row in rows] for i in range(len(col.key))}
-    connection.execute(
+    olds = [row[-1] if col.kind == "text" else json.dumps(row[-1]) for row in rows]
+    return connection.execute(
         text(
             f"UPDATE {col.table} AS t SET {col.column} = {value} "
-            f"FROM unnest({arrays}, CAST(:vals AS text[])) AS v({names}, val) WHERE {match}"
+            f"FROM unnest({arrays}, CAST(:vals AS text[]), CAST(:olds AS text[])) "
+            f"AS v({names}, val, old) WHERE {match} AND t.{col.column} = {old}"
         ),
-        {**params, "vals": values},
-    )
+        {**params, "vals": values, "olds": olds},
+    ).rowcount
 
 
 def _exists(connection: Connection, table: str) -> bool:
@@ -126,8 +133,8 @@ def seal_all(connection: Connection, batch: int = 1000) -> dict[str, int]:
             ).all()
             if not rows:
                 break
-            _update(connection, col, rows, [_seal(col, _open(col, row[-1])) for row in rows])
-            done += len(rows)
+            sealed = [_seal(col, _open(col, row[-1])) for row in rows]
+            done += _update(connection, col, rows, sealed)
             last = tuple(rows[-1][:width])
         counts[f"{col.table}.{col.column}"] = done
     return counts
@@ -150,7 +157,7 @@ def open_all(connection: Connection, columns=SEALED_COLUMNS, batch: int = 1000) 
             ).all()
             if not rows:
                 break
-            _update(
+            done += _update(
                 connection,
                 col,
                 rows,
@@ -161,7 +168,6 @@ def open_all(connection: Connection, columns=SEALED_COLUMNS, batch: int = 1000) 
                     for row in rows
                 ],
             )
-            done += len(rows)
     return done
 
 

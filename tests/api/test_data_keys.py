@@ -141,6 +141,43 @@ def test_after_security_encrypt_the_old_key_is_no_longer_needed(url):
     db.engine.dispose()
 
 
+def test_a_value_changed_while_the_rotation_re_seals_keeps_its_change(url, monkeypatch):
+    """`security encrypt` reads a batch of old values, seals them again, then writes them back:
+    a phone a resident changed meanwhile (on a process already on the new key, committed
+    between the two) was overwritten with the old number, or a complainant erased by retention
+    brought back. A value changed since it was read is left as it now is."""
+    from api.services import encryption
+
+    household_id = seal_a_household(url, KEY_A)
+    crypto.configure(KEY_B, KEY_A)
+    engine = create_engine(url)
+    opened = encryption._open
+
+    def open_then_change_meanwhile(col, stored):
+        if col.table == "households" and col.column == "phone":
+            with engine.begin() as other:  # an API process on the new key, editing the phone
+                other.execute(
+                    text("UPDATE households SET phone = :phone WHERE id = :id"),
+                    {"phone": crypto.encrypt("13900009999"), "id": household_id},
+                )
+        return opened(col, stored)
+
+    try:
+        with engine.begin() as conn:
+            encryption.retire_other_keys(conn)
+        monkeypatch.setattr(encryption, "_open", open_then_change_meanwhile)
+        with engine.begin() as conn:
+            encryption.seal_all(conn)
+        with engine.connect() as conn:
+            stored = conn.scalar(
+                text("SELECT phone FROM households WHERE id = :id"), {"id": household_id}
+            )
+        assert crypto.decrypt(stored) == "13900009999"
+    finally:
+        engine.dispose()
+        crypto.configure(KEY_A)
+
+
 def rotate_elsewhere(url: str) -> None:
     """`gridwork security encrypt` run by another process (new key KEY_B, old KEY_A listed),
     step by step; this process's crypto is left on KEY_A, as an old process still running."""
