@@ -10,13 +10,17 @@ inside Alembic and in the CLI, whatever the models of the day look like.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
 
 from api import crypto
+
+Begin = Callable[[], AbstractContextManager[Session]]
 
 
 @dataclass(frozen=True)
@@ -104,38 +108,67 @@ def _exists(connection: Connection, table: str) -> bool:
     return connection.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table})
 
 
+def _seal_batch(
+    connection: Connection, col: SealedColumn, batch: int, last: tuple | None
+) -> tuple[int, tuple | None]:
+    """Re-seal the next `batch` values of `col` not under the current key, after the row key
+    `last` (None: from the first); (values written, the last row key read), or (0, None) when
+    none is left."""
+    current = f"{crypto.PREFIX}{crypto.current_key_id()}:%"
+    names, width = _key_names(col), len(col.key)
+    marks = ", ".join(f":l{i}" for i in range(width))
+    after = f"AND ({names}) > ({marks})" if last is not None else ""
+    rows = connection.execute(
+        text(
+            f"SELECT {names}, {col.column} FROM {col.table} "
+            f"WHERE {_pending(col)} {after} ORDER BY {names} LIMIT :n"
+        ),
+        {"current": current, "n": batch, **{f"l{i}": v for i, v in enumerate(last or ())}},
+    ).all()
+    if not rows:
+        return 0, None
+    sealed = [_seal(col, _open(col, row[-1])) for row in rows]
+    return _update(connection, col, rows, sealed), tuple(rows[-1][:width])
+
+
 def seal_all(connection: Connection, batch: int = 1000) -> dict[str, int]:
-    """Encrypt plaintext and re-encrypt values of older keys; counts per table.column.
+    """Encrypt plaintext and re-encrypt values of older keys, in the caller's transaction;
+    counts per table.column.
 
     Tables not created yet are skipped (migration 0013 runs this before idempotency_keys
     exists)."""
     counts: dict[str, int] = {}
-    current = f"{crypto.PREFIX}{crypto.current_key_id()}:%"
     for col in SEALED_COLUMNS:
         if not _exists(connection, col.table):
             continue
-        done = 0
-        last: tuple | None = None
-        names, width = _key_names(col), len(col.key)
-        marks = ", ".join(f":l{i}" for i in range(width))
+        done, last = 0, None
         while True:
-            after = f"AND ({names}) > ({marks})" if last is not None else ""
-            rows = connection.execute(
-                text(
-                    f"SELECT {names}, {col.column} FROM {col.table} "
-                    f"WHERE {_pending(col)} {after} ORDER BY {names} LIMIT :n"
-                ),
-                {
-                    "current": current,
-                    "n": batch,
-                    **{f"l{i}": v for i, v in enumerate(last or ())},
-                },
-            ).all()
-            if not rows:
+            written, last = _seal_batch(connection, col, batch, last)
+            if last is None:
                 break
-            sealed = [_seal(col, _open(col, row[-1])) for row in rows]
-            done += _update(connection, col, rows, sealed)
-            last = tuple(rows[-1][:width])
+            done += written
+        counts[f"{col.table}.{col.column}"] = done
+    return counts
+
+
+def seal_all_batched(begin: Begin, batch: int = 1000) -> dict[str, int]:
+    """`seal_all` with each batch in a transaction of its own (`begin()`, committed on
+    success): `gridwork security encrypt` on a live database. A row re-sealed is locked only
+    until its batch commits, not until the last table is done (minutes at city scale), so
+    the API's writes to it go on meanwhile; a run cut short leaves values under the old key,
+    still retired, still needed, and running again finishes it."""
+    counts: dict[str, int] = {}
+    for col in SEALED_COLUMNS:
+        with begin() as session:
+            if not _exists(session.connection(), col.table):
+                continue
+        done, last = 0, None
+        while True:
+            with begin() as session:
+                written, last = _seal_batch(session.connection(), col, batch, last)
+            if last is None:
+                break
+            done += written
         counts[f"{col.table}.{col.column}"] = done
     return counts
 
