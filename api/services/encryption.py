@@ -80,25 +80,31 @@ def _key_names(col: SealedColumn) -> str:
     return ", ".join(name for name, _ in col.key)
 
 
+def _read(col: SealedColumn) -> str:
+    """SQL: the column's value, then its text as stored (what `_update` compares)."""
+    return f"{col.column}, {col.column}::text"
+
+
 def _update(connection: Connection, col: SealedColumn, rows: list, values: list[str]) -> int:
     """One UPDATE per batch (unnest of arrays: the key's, the values'): ~10x a statement per
-    row. `rows` are the selected rows, their key's columns first, their value last.
+    row. `rows` are the selected rows: their key's columns first, then their value, then its
+    text as stored (`_read`).
 
     A row whose value is no longer the one read is left as it now is: the batch is read, then
     opened and sealed in Python, and a value changed meanwhile by a process on the current key
     (a phone edited, a complainant erased by retention) would be overwritten with the old one.
     The rows written."""
-    value, old = ("v.val", "v.old") if col.kind == "text" else ("v.val::jsonb", "v.old::jsonb")
+    value = "v.val" if col.kind == "text" else "v.val::jsonb"
     arrays = ", ".join(f"CAST(:k{i} AS {type_}[])" for i, (_, type_) in enumerate(col.key))
     names = ", ".join(f"k{i}" for i in range(len(col.key)))
     match = " AND ".join(f"t.{name} = v.k{i}" for i, (name, _) in enumerate(col.key))
     params: dict = {f"k{i}": [row[i] for row in rows] for i in range(len(col.key))}
-    olds = [row[-1] if col.kind == "text" else json.dumps(row[-1]) for row in rows]
+    olds = [row[-1] for row in rows]
     return connection.execute(
         text(
             f"UPDATE {col.table} AS t SET {col.column} = {value} "
             f"FROM unnest({arrays}, CAST(:vals AS text[]), CAST(:olds AS text[])) "
-            f"AS v({names}, val, old) WHERE {match} AND t.{col.column} = {old}"
+            f"AS v({names}, val, old) WHERE {match} AND t.{col.column}::text = v.old"
         ),
         {**params, "vals": values, "olds": olds},
     ).rowcount
@@ -120,14 +126,14 @@ def _seal_batch(
     after = f"AND ({names}) > ({marks})" if last is not None else ""
     rows = connection.execute(
         text(
-            f"SELECT {names}, {col.column} FROM {col.table} "
+            f"SELECT {names}, {_read(col)} FROM {col.table} "
             f"WHERE {_pending(col)} {after} ORDER BY {names} LIMIT :n"
         ),
         {"current": current, "n": batch, **{f"l{i}": v for i, v in enumerate(last or ())}},
     ).all()
     if not rows:
         return 0, None
-    sealed = [_seal(col, _open(col, row[-1])) for row in rows]
+    sealed = [_seal(col, _open(col, row[-2])) for row in rows]
     return _update(connection, col, rows, sealed), tuple(rows[-1][:width])
 
 
@@ -185,7 +191,10 @@ def open_all(connection: Connection, columns=SEALED_COLUMNS, batch: int = 1000) 
         )
         while True:
             rows = connection.execute(
-                text(f"SELECT {_key_names(col)}, {c} FROM {col.table} WHERE {where} LIMIT :n"),
+                text(
+                    f"SELECT {_key_names(col)}, {_read(col)} FROM {col.table} "
+                    f"WHERE {where} LIMIT :n"
+                ),
                 {"n": batch},
             ).all()
             if not rows:
@@ -195,9 +204,9 @@ def open_all(connection: Connection, columns=SEALED_COLUMNS, batch: int = 1000) 
                 col,
                 rows,
                 [
-                    _open(col, row[-1])
+                    _open(col, row[-2])
                     if col.kind == "text"
-                    else json.dumps(_open(col, row[-1]), ensure_ascii=False)
+                    else json.dumps(_open(col, row[-2]), ensure_ascii=False)
                     for row in rows
                 ],
             )
