@@ -845,7 +845,11 @@ def security_new_key() -> None:
 
 @security.command("encrypt")
 @click.option(
-    "--batch", type=click.IntRange(1), default=1000, show_default=True, help="Rows per UPDATE"
+    "--batch",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Rows per UPDATE (and transaction)",
 )
 @click.option(
     "--photo-batch",
@@ -861,15 +865,17 @@ def security_encrypt(batch: int, photo_batch: int) -> None:
     Rotate: set GRIDWORK_DATA_KEY to a new key (`gridwork security new-key`) and list the old
     one in GRIDWORK_OLD_DATA_KEYS, run this, then drop GRIDWORK_OLD_DATA_KEYS. The old key is
     retired first: a process not yet restarted with the new key can no longer store values
-    sealed by it (its requests get 503s until it is restarted). Photo files are sealed a batch
-    at a time, each written whole before the file it replaces goes: safe to interrupt and to
-    run again. A key some photo file is still sealed by (damaged, or sealed by a key not
-    configured) stays needed, and the command exits 1 naming the files.
+    sealed by it (its requests get 503s until it is restarted). Values are re-sealed a batch a
+    transaction (--batch: rows per transaction), photo files a batch at a time, each written
+    whole before the file it replaces goes: safe to interrupt and to run again. A key some
+    photo file is still sealed by (damaged, or sealed by a key not configured) stays needed,
+    and the command exits 1 naming the files.
     """
     from sqlalchemy import text
 
+    from api.crypto import DataKeyError
     from api.extensions import db
-    from api.services.encryption import forget_other_keys, retire_other_keys, seal_all
+    from api.services.encryption import forget_other_keys, retire_other_keys, seal_all_batched
     from api.services.photo_sealing import seal_photos
 
     app = _app()
@@ -879,8 +885,12 @@ def security_encrypt(batch: int, photo_batch: int) -> None:
             retired = retire_other_keys(session.connection())
         if retired:
             click.echo(f"retired key id(s) {', '.join(retired)}: no process may seal with them")
-        with _session() as session:
-            counts = seal_all(session.connection(), batch=batch)
+        # A transaction a batch: a row re-sealed is not held locked until the last table is
+        # done (the API's writes to it would wait minutes); cut short, a run is run again.
+        try:
+            counts = seal_all_batched(db.begin, batch=batch)
+        except DataKeyError as exc:  # a value no configured key opens; a key retired meanwhile
+            raise click.ClickException(str(exc)) from exc
         storage = _photo_storage(app)
         with _session() as session:
             photo_rows = session.scalar(text("SELECT count(*) FROM visit_photos"))

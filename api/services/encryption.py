@@ -10,13 +10,17 @@ inside Alembic and in the CLI, whatever the models of the day look like.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
 
 from api import crypto
+
+Begin = Callable[[], AbstractContextManager[Session]]
 
 
 @dataclass(frozen=True)
@@ -76,59 +80,101 @@ def _key_names(col: SealedColumn) -> str:
     return ", ".join(name for name, _ in col.key)
 
 
-def _update(connection: Connection, col: SealedColumn, rows: list, values: list[str]) -> None:
+def _read(col: SealedColumn) -> str:
+    """SQL: the column's value, then its text as stored (what `_update` compares)."""
+    return f"{col.column}, {col.column}::text"
+
+
+def _update(connection: Connection, col: SealedColumn, rows: list, values: list[str]) -> int:
     """One UPDATE per batch (unnest of arrays: the key's, the values'): ~10x a statement per
-    row. `rows` are the selected rows, their key's columns first."""
+    row. `rows` are the selected rows: their key's columns first, then their value, then its
+    text as stored (`_read`).
+
+    A row whose value is no longer the one read is left as it now is: the batch is read, then
+    opened and sealed in Python, and a value changed meanwhile by a process on the current key
+    (a phone edited, a complainant erased by retention) would be overwritten with the old one.
+    The rows written."""
     value = "v.val" if col.kind == "text" else "v.val::jsonb"
     arrays = ", ".join(f"CAST(:k{i} AS {type_}[])" for i, (_, type_) in enumerate(col.key))
     names = ", ".join(f"k{i}" for i in range(len(col.key)))
     match = " AND ".join(f"t.{name} = v.k{i}" for i, (name, _) in enumerate(col.key))
     params: dict = {f"k{i}": [row[i] for row in rows] for i in range(len(col.key))}
-    connection.execute(
+    olds = [row[-1] for row in rows]
+    return connection.execute(
         text(
             f"UPDATE {col.table} AS t SET {col.column} = {value} "
-            f"FROM unnest({arrays}, CAST(:vals AS text[])) AS v({names}, val) WHERE {match}"
+            f"FROM unnest({arrays}, CAST(:vals AS text[]), CAST(:olds AS text[])) "
+            f"AS v({names}, val, old) WHERE {match} AND t.{col.column}::text = v.old"
         ),
-        {**params, "vals": values},
-    )
+        {**params, "vals": values, "olds": olds},
+    ).rowcount
 
 
 def _exists(connection: Connection, table: str) -> bool:
     return connection.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table})
 
 
+def _seal_batch(
+    connection: Connection, col: SealedColumn, batch: int, last: tuple | None
+) -> tuple[int, tuple | None]:
+    """Re-seal the next `batch` values of `col` not under the current key, after the row key
+    `last` (None: from the first); (values written, the last row key read), or (0, None) when
+    none is left."""
+    current = f"{crypto.PREFIX}{crypto.current_key_id()}:%"
+    names, width = _key_names(col), len(col.key)
+    marks = ", ".join(f":l{i}" for i in range(width))
+    after = f"AND ({names}) > ({marks})" if last is not None else ""
+    rows = connection.execute(
+        text(
+            f"SELECT {names}, {_read(col)} FROM {col.table} "
+            f"WHERE {_pending(col)} {after} ORDER BY {names} LIMIT :n"
+        ),
+        {"current": current, "n": batch, **{f"l{i}": v for i, v in enumerate(last or ())}},
+    ).all()
+    if not rows:
+        return 0, None
+    sealed = [_seal(col, _open(col, row[-2])) for row in rows]
+    return _update(connection, col, rows, sealed), tuple(rows[-1][:width])
+
+
 def seal_all(connection: Connection, batch: int = 1000) -> dict[str, int]:
-    """Encrypt plaintext and re-encrypt values of older keys; counts per table.column.
+    """Encrypt plaintext and re-encrypt values of older keys, in the caller's transaction;
+    counts per table.column.
 
     Tables not created yet are skipped (migration 0013 runs this before idempotency_keys
     exists)."""
     counts: dict[str, int] = {}
-    current = f"{crypto.PREFIX}{crypto.current_key_id()}:%"
     for col in SEALED_COLUMNS:
         if not _exists(connection, col.table):
             continue
-        done = 0
-        last: tuple | None = None
-        names, width = _key_names(col), len(col.key)
-        marks = ", ".join(f":l{i}" for i in range(width))
+        done, last = 0, None
         while True:
-            after = f"AND ({names}) > ({marks})" if last is not None else ""
-            rows = connection.execute(
-                text(
-                    f"SELECT {names}, {col.column} FROM {col.table} "
-                    f"WHERE {_pending(col)} {after} ORDER BY {names} LIMIT :n"
-                ),
-                {
-                    "current": current,
-                    "n": batch,
-                    **{f"l{i}": v for i, v in enumerate(last or ())},
-                },
-            ).all()
-            if not rows:
+            written, last = _seal_batch(connection, col, batch, last)
+            if last is None:
                 break
-            _update(connection, col, rows, [_seal(col, _open(col, row[-1])) for row in rows])
-            done += len(rows)
-            last = tuple(rows[-1][:width])
+            done += written
+        counts[f"{col.table}.{col.column}"] = done
+    return counts
+
+
+def seal_all_batched(begin: Begin, batch: int = 1000) -> dict[str, int]:
+    """`seal_all` with each batch in a transaction of its own (`begin()`, committed on
+    success): `gridwork security encrypt` on a live database. A row re-sealed is locked only
+    until its batch commits, not until the last table is done (minutes at city scale), so
+    the API's writes to it go on meanwhile; a run cut short leaves values under the old key,
+    still retired, still needed, and running again finishes it."""
+    counts: dict[str, int] = {}
+    for col in SEALED_COLUMNS:
+        with begin() as session:
+            if not _exists(session.connection(), col.table):
+                continue
+        done, last = 0, None
+        while True:
+            with begin() as session:
+                written, last = _seal_batch(session.connection(), col, batch, last)
+            if last is None:
+                break
+            done += written
         counts[f"{col.table}.{col.column}"] = done
     return counts
 
@@ -145,23 +191,25 @@ def open_all(connection: Connection, columns=SEALED_COLUMNS, batch: int = 1000) 
         )
         while True:
             rows = connection.execute(
-                text(f"SELECT {_key_names(col)}, {c} FROM {col.table} WHERE {where} LIMIT :n"),
+                text(
+                    f"SELECT {_key_names(col)}, {_read(col)} FROM {col.table} "
+                    f"WHERE {where} LIMIT :n"
+                ),
                 {"n": batch},
             ).all()
             if not rows:
                 break
-            _update(
+            done += _update(
                 connection,
                 col,
                 rows,
                 [
-                    _open(col, row[-1])
+                    _open(col, row[-2])
                     if col.kind == "text"
-                    else json.dumps(_open(col, row[-1]), ensure_ascii=False)
+                    else json.dumps(_open(col, row[-2]), ensure_ascii=False)
                     for row in rows
                 ],
             )
-            done += len(rows)
     return done
 
 

@@ -315,17 +315,53 @@ _MOBILE = r"(?:\+?86[-\s]?)?1[3-9]\d(?:[-\s]?\d{4}){2}"
 _LANDLINE = r"0\d{2,3}[-\s]?\d{7,8}"
 _ID_CARD = r"[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
 _CONTACT_NUMBERS = re.compile(rf"(?<![\d+])(?:{_ID_CARD}|{_MOBILE}|{_LANDLINE})(?!\d)")
+# An input method in full-width mode types １３９－１２３４ for 139-1234: numbers are looked for
+# in the text with those characters folded to ASCII, one character for one (the places found
+# are the same in the text as it is, which is struck there; the rest keeps its width).
+_HALF_WIDTH = str.maketrans(
+    {chr(0xFF10 + n): str(n) for n in range(10)}
+    | {"＋": "+", "－": "-", "Ｘ": "X", "ｘ": "x", "\u3000": " "}
+)
 TITLE_LENGTH = Task.__table__.c.title.type.length
 
 
 def strike_contact(value: str, contact: dict | None) -> str:
     """`value` without the complainant's contact as recorded (each value of two characters
-    or more: a surname alone would blank that character everywhere) nor any phone or
-    identity card number."""
+    or more: a surname alone would blank that character everywhere), nor their phone however
+    it was typed, nor any phone or identity card number, in ASCII or full-width digits."""
     words = {str(v).strip() for v in (contact or {}).values() if v is not None}
     for word in sorted((w for w in words if len(w) >= 2), key=len, reverse=True):
         value = value.replace(word, ERASED)
-    return _CONTACT_NUMBERS.sub(ERASED, value)
+    numbers = _CONTACT_NUMBERS
+    own = sorted({spelt for word in words for spelt in _spellings(word)}, key=len, reverse=True)
+    if own:
+        numbers = re.compile(rf"(?<!\d)(?:{'|'.join(own)})(?!\d)|{_CONTACT_NUMBERS.pattern}")
+    folded = value.translate(_HALF_WIDTH)
+    for match in reversed(list(numbers.finditer(folded))):
+        value = value[: match.start()] + ERASED + value[match.end() :]
+    return value
+
+
+# A Chinese area code: 010 and 02x are three digits, the others four (0571, 0755).
+_AREA_CODE = re.compile(r"0(?:[12]\d|[3-9]\d{2})")
+
+
+def _spellings(word: str) -> set[str]:
+    """Patterns of a recorded phone (7 digits or more) as a caller says it and an operator
+    types it: its digits in any grouping (spaces, hyphens), without the country code, and a
+    landline without its area code (the caller gives the local number). None for a name."""
+    digits = re.sub(r"\D", "", word.translate(_HALF_WIDTH))
+    if len(digits) < 7 or len(digits) * 2 < len(re.sub(r"\s", "", word)):
+        return set()  # a name, an address: struck as recorded only
+    forms = {digits}
+    for country in ("0086", "86"):
+        if digits.startswith(country) and len(digits) - len(country) >= 10:
+            forms.add(digits[len(country) :])
+    for form in list(forms):
+        area = _AREA_CODE.match(form)
+        if area and 7 <= len(form) - area.end() <= 8:
+            forms.add(form[area.end() :])
+    return {r"[-\s]?".join(form) for form in forms}
 
 
 # A task closed once more after a reopening counts from its last close (`closed_at`). The

@@ -141,6 +141,88 @@ def test_after_security_encrypt_the_old_key_is_no_longer_needed(url):
     db.engine.dispose()
 
 
+def test_a_value_changed_while_the_rotation_re_seals_keeps_its_change(url, monkeypatch):
+    """`security encrypt` reads a batch of old values, seals them again, then writes them back:
+    a phone a resident changed meanwhile (on a process already on the new key, committed
+    between the two) was overwritten with the old number, or a complainant erased by retention
+    brought back. A value changed since it was read is left as it now is."""
+    from api.services import encryption
+
+    household_id = seal_a_household(url, KEY_A)
+    crypto.configure(KEY_B, KEY_A)
+    engine = create_engine(url)
+    opened = encryption._open
+
+    def open_then_change_meanwhile(col, stored):
+        if col.table == "households" and col.column == "phone":
+            with engine.begin() as other:  # an API process on the new key, editing the phone
+                other.execute(
+                    text("UPDATE households SET phone = :phone WHERE id = :id"),
+                    {"phone": crypto.encrypt("13900009999"), "id": household_id},
+                )
+        return opened(col, stored)
+
+    try:
+        with engine.begin() as conn:
+            encryption.retire_other_keys(conn)
+        monkeypatch.setattr(encryption, "_open", open_then_change_meanwhile)
+        with engine.begin() as conn:
+            encryption.seal_all(conn)
+        with engine.connect() as conn:
+            stored = conn.scalar(
+                text("SELECT phone FROM households WHERE id = :id"), {"id": household_id}
+            )
+        assert crypto.decrypt(stored) == "13900009999"
+    finally:
+        engine.dispose()
+        crypto.configure(KEY_A)
+
+
+def test_a_row_re_sealed_by_a_rotation_can_be_edited_while_the_rotation_goes_on(url, monkeypatch):
+    """`security encrypt` re-sealed every column in one transaction: each row it re-sealed
+    stayed locked until the last table was done (minutes at city scale, 10 M visits' notes),
+    so a household's edit, a task's transition or retention's coarsening of a follow-up task
+    waited all that while, and the API's statement timeout failed them. A batch re-sealed is
+    committed at once; a rotation cut short is finished by running it again."""
+    from sqlalchemy.exc import DBAPIError
+
+    from api.services import encryption
+
+    household_id = seal_a_household(url, KEY_A)
+    app = start(url, KEY_A)
+    with app.app_context(), db.begin() as session:  # re-sealed after the households
+        make_user(session, "dk_later", "worker", grids=[GRID], phone="13900000000")
+    db.engine.dispose()
+    engine = create_engine(url)
+    edits: list[str] = []
+    opened = encryption._open
+
+    def edit_the_household_meanwhile(col, stored):
+        if col.table == "users" and not edits:
+            with engine.connect() as other:  # an API process on the new key
+                other.execute(text("SET lock_timeout = '2s'"))
+                try:
+                    other.execute(
+                        text("UPDATE households SET members = 4 WHERE id = :id"),
+                        {"id": household_id},
+                    )
+                    other.commit()
+                    edits.append("saved")
+                except DBAPIError:
+                    other.rollback()
+                    edits.append("waited for the rotation")
+        return opened(col, stored)
+
+    monkeypatch.setattr(encryption, "_open", edit_the_household_meanwhile)
+    try:
+        rotated = cli(url, KEY_B, "security", "encrypt", old=KEY_A)
+    finally:
+        engine.dispose()
+    assert rotated.exit_code == 0, rotated.output
+    assert edits == ["saved"]
+    assert "households.phone: 1" in rotated.output and "users.phone: 1" in rotated.output
+
+
 def rotate_elsewhere(url: str) -> None:
     """`gridwork security encrypt` run by another process (new key KEY_B, old KEY_A listed),
     step by step; this process's crypto is left on KEY_A, as an old process still running."""

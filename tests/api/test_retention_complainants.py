@@ -165,6 +165,34 @@ def test_any_phone_or_identity_card_number_typed_from_the_call_is_struck_too(ses
     )
 
 
+def test_a_number_typed_in_full_width_digits_is_struck_too(session, world):
+    """A Chinese input method in full-width mode types １３９ for 139: the same number, which
+    stayed readable in the description for as long as the task is kept."""
+    description = (
+        "邻居电话１３９－１２３４－５６７８，"
+        "房东身份证１１０１０１１９９００３０７１２３Ｘ，3号楼502室"
+    )
+    task = closed_task(session, world, NOW - 181 * DAY, description=description)
+    purge(session)
+    assert reload(session, task).description == f"邻居电话{GONE}，房东身份证{GONE}，3号楼502室"
+
+
+def test_the_complainants_phone_is_struck_however_it_was_typed_in_the_text(session, world):
+    """The hotline records 010-65123456; the caller said 6512 3456, and the operator typed it
+    so: the same phone, without its area code (or with +86 before a mobile), in any grouping."""
+    task = closed_task(
+        session,
+        world,
+        NOW - 181 * DAY,
+        complainant={"name": "王建国", "phone": "010-65123456"},
+        description="来电人留电话6512 3456，白天打6512-3456或65123456",
+    )
+    callback = step(session, task, "callback", NOW - 182 * DAY, note="已回访 0106512 3456，满意")
+    purge(session)
+    assert reload(session, task).description == f"来电人留电话{GONE}，白天打{GONE}或{GONE}"
+    assert session.get(TaskEvent, callback.id).note == f"已回访 {GONE}，满意"
+
+
 def test_a_one_character_name_is_not_struck_everywhere_it_occurs(session, world):
     """A surname alone ("王") would blank every 王 of the text: only the phone goes."""
     task = closed_task(
