@@ -94,6 +94,23 @@ def task_actions(task: Task) -> list[str]:
     return actions
 
 
+def may_take(scope: Scope, task: Task, grid: Grid, action: str) -> bool:
+    """Whether the caller may take `action` on the task, its status aside: the assignee's
+    actions are the assignee's (the leader may escalate on their behalf too); the others, and
+    assigning and moving, are the grid's leader's and the community admin's."""
+    rule = next(iter(TRANSITIONS.get(action, {}).values()), None)
+    if rule is not None and rule.by == ASSIGNEE:
+        return task.assignee_id == scope.user_id or (
+            action == "escalate" and scope.leads_grid(grid)
+        )
+    return scope.leads_grid(grid)
+
+
+def caller_actions(scope: Scope, task: Task) -> list[str]:
+    """Of the actions legal on the task (`task_actions`), those the caller may take."""
+    return [a for a in task_actions(task) if may_take(scope, task, task.grid, a)]
+
+
 # --- deadlines -------------------------------------------------------------------------------
 def task_settings(session: Session, grid: Grid) -> dict[str, Any]:
     community = session.get(Community, grid.community_code)
@@ -129,8 +146,11 @@ def overdue_clause(now: datetime):
 
 
 # --- reading ---------------------------------------------------------------------------------
-# A task's answer names its grid by code: joined to the read, without the grid's polygon.
-_GRID_CODE = joinedload(Task.grid).load_only(Grid.id, Grid.code)
+# A task's answer names its grid by code, and says what the caller may do (`caller_actions`:
+# who leads the grid): joined to the read, without the grid's polygon.
+_GRID_CODE = joinedload(Task.grid).load_only(
+    Grid.id, Grid.code, Grid.community_code, Grid.leader_id
+)
 
 
 def get_task(session: Session, scope: Scope, task_id: int, *, for_update: bool = False) -> Task:
@@ -602,7 +622,7 @@ def reassign(
 ) -> Task:
     """A grid leader (or the community admin) gives the task to someone else."""
     grid = session.get(Grid, task.grid_id)
-    if not scope.leads_grid(grid):
+    if not may_take(scope, task, grid, "assign"):
         raise errors.Forbidden("Only the grid's leader or the community admin reassigns tasks.")
     if task.status not in REASSIGNABLE:
         raise errors.Conflict(
@@ -794,12 +814,9 @@ def transition(
             allowed=task_actions(task),
         )
     grid = session.get(Grid, task.grid_id)
-    if rule.by == ASSIGNEE:
-        # The leader may escalate on the assignee's behalf too.
-        may = task.assignee_id == scope.user_id or (action == "escalate" and scope.leads_grid(grid))
-        if not may:
+    if not may_take(scope, task, grid, action):
+        if rule.by == ASSIGNEE:
             raise errors.Forbidden(f"Only the task's assignee may {action} it.")
-    elif not scope.leads_grid(grid):
         raise errors.Forbidden(f"Only the grid's leader or the community admin may {action} it.")
     if action == "return" and not note.strip():
         message = "Say why the task is returned (wrong dispatch)."

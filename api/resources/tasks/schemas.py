@@ -14,7 +14,7 @@ from api.extensions import Boolean, Float, Integer, Schema, db
 from api.models.tasks import HOTLINE_TYPES, SATISFACTION, TASK_SOURCES, TASK_STATUSES, URGENCIES
 from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
-from api.services.tasks import ACTIONS, is_overdue, task_actions
+from api.services.tasks import ACTIONS, caller_actions, is_overdue, task_actions
 from api.services.users import USER_ID_PATTERN
 from api.services.weeks import LOCAL
 
@@ -234,6 +234,14 @@ class TaskSchema(Schema):
     allowed_actions = ma.fields.Function(
         task_actions,
         metadata={"description": "Actions legal from the current status"},
+    )
+    your_actions = ma.fields.Function(
+        lambda t: caller_actions(current_scope(), t),
+        metadata={
+            "description": "Of `allowed_actions`, those you may take: the assignee's (accept, "
+            "start, resolve, return, escalate) if it is yours; the grid leader's and community "
+            "admin's (callback, close, reopen, assign, move; escalate too) if you lead its grid"
+        },
     )
 
     @ma.pre_dump(pass_collection=True)
