@@ -35,6 +35,12 @@ _KEY = re.compile(r"[0-9a-f]{64}")  # a storage key: the SHA-256 of the bytes, i
 # photo points at queue on a transaction lock per hash (class 5; 1-4 are the sign-in,
 # data-key and grid-map locks).
 PHOTO_LOCK_CLASS = 5
+# The photos of one visit are counted under a transaction lock per visit (class 8; 6 and 7 are
+# the address and username locks): two uploads at once cannot both take the last place.
+VISIT_PHOTOS_LOCK_CLASS = 8
+# Far beyond what a door-to-door visit documents; without a bound one account (or a stolen
+# phone) could fill the photo disk with distinct images on one visit.
+MAX_PHOTOS_PER_VISIT = 20
 # Beyond any phone photo that fits the size limit; a small file claiming more is a bomb.
 MAX_PIXELS = 50_000_000
 # A JPEG of several scans (progressive, or one scan per component) cannot be decoded a band at a
@@ -601,6 +607,7 @@ def attach_photo(
     # What is stored, hashed and served is the image without its metadata (the location).
     data = clean_image(data, content_type)
     digest = hashlib.sha256(data).hexdigest()
+    _check_room(session, visit, digest)
     # The bytes go to storage before the row: a row never points at missing bytes, and a file
     # left by a failed transaction is simply reused (same hash) by the retry. Retention deletes
     # bytes no photo points at under the same lock (api/services/retention.py): held until this
@@ -628,6 +635,26 @@ def attach_photo(
         select(VisitPhoto).where(VisitPhoto.visit_id == visit.id, VisitPhoto.sha256 == digest)
     )
     return photo, inserted is None
+
+
+def _check_room(session: Session, visit: Visit, digest: str) -> None:
+    """409 when the visit holds MAX_PHOTOS_PER_VISIT photos and this is not one of them (a
+    photo it holds, sent again, is the duplicate it was). Counted under the visit's lock,
+    held until the transaction ends."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))"),
+        {"lock": VISIT_PHOTOS_LOCK_CLASS, "key": str(visit.id)},
+    )
+    held = session.execute(
+        select(func.count(), func.count().filter(VisitPhoto.sha256 == digest)).where(
+            VisitPhoto.visit_id == visit.id
+        )
+    ).one()
+    if held[0] >= MAX_PHOTOS_PER_VISIT and not held[1]:
+        raise errors.Conflict(
+            f"Visit {visit.id} holds {held[0]} photos, the most a visit may hold "
+            f"({MAX_PHOTOS_PER_VISIT}); nothing was stored."
+        )
 
 
 def get_photo(session: Session, visit_id: uuid.UUID, photo_id: int) -> VisitPhoto:

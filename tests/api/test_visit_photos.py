@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.models import VisitPhoto
-from api.services.photos import LocalStorage, sniff_image_type
+from api.services.photos import MAX_PHOTOS_PER_VISIT, LocalStorage, sniff_image_type
 from tests.factories import A1, image_bytes, visit_item
 
 JPEG = image_bytes("JPEG")
@@ -118,6 +118,29 @@ def test_a_photo_sent_as_a_text_field_is_a_422_naming_file(
     assert response.content_type == "application/problem+json"
     assert list(response.json["errors"]["multipart"]) == ["file"]
     assert photo_count(session) == 0
+
+
+def test_a_visit_holds_a_bounded_number_of_photos_and_a_resend_is_still_a_duplicate(
+    client, world, session, photo_dir, visit_id
+):
+    """Found by a review: any number of distinct images could be attached to one visit, so one
+    account (or a stolen phone) could fill the photo disk. A visit holds MAX_PHOTOS_PER_VISIT:
+    one more is a 409 that stores nothing; a photo it holds, sent again (an answer lost on the
+    way), is still answered as the duplicate it is."""
+    images = [image_bytes("PNG", size=8 + i) for i in range(MAX_PHOTOS_PER_VISIT + 1)]
+    for image in images[:-1]:
+        assert upload(client, world, visit_id, image).status_code == 201
+    files_before = sorted(p for p in photo_dir.rglob("*") if p.is_file())
+
+    refused = upload(client, world, visit_id, images[-1])
+    again = upload(client, world, visit_id, images[0])
+
+    assert refused.status_code == 409, refused.json
+    assert str(MAX_PHOTOS_PER_VISIT) in refused.json["detail"]
+    assert refused.mimetype == "application/problem+json"
+    assert (again.status_code, again.json["duplicate"]) == (201, True)
+    assert photo_count(session) == MAX_PHOTOS_PER_VISIT
+    assert sorted(p for p in photo_dir.rglob("*") if p.is_file()) == files_before
 
 
 def test_a_photo_damaged_on_the_way_is_422(client, world, session, photo_dir, visit_id):

@@ -112,8 +112,15 @@ class VisitById(MethodView):
 class VisitPhotos(MethodView):
     @blp.arguments(PhotoUploadSchema, location="multipart")
     @blp.response(201, PhotoUploadResultSchema)
+    @blp.alt_response(
+        409, response="CONFLICT", description="The visit holds the most photos a visit may hold"
+    )
     def post(self, form, visit_id):
-        """Attach a photo to your visit (JPEG, PNG or WebP; the same image is stored once)"""
+        """Attach a photo to your visit (JPEG, PNG or WebP; the same image is stored once)
+
+        A visit holds at most 20 photos: one more is a 409 (a photo it holds, sent again, is
+        answered as the duplicate it is).
+        """
         visit = visits.get_own_visit(db.session, current_scope(), visit_id)
         limit = int(current_app.config["PHOTO_MAX_MB"] * 1024 * 1024)
         photo, duplicate = photos.attach_photo(
