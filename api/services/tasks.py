@@ -153,6 +153,7 @@ def list_tasks(
     grid: str | None = None,
     overdue: bool | None = None,
     source: str | None = None,
+    external_id: str | None = None,
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[Task], int]:
@@ -170,6 +171,8 @@ def list_tasks(
         stmt = stmt.where(Task.grid_id.in_(select(Grid.id).where(Grid.code == grid)))
     if source:
         stmt = stmt.where(Task.source == source)
+    if external_id is not None:  # the 12345 bridge finding its ticket's task
+        stmt = stmt.where(Task.external_id == external_id)
     if overdue is True:
         stmt = stmt.where(overdue_clause(now))
     elif overdue is False:

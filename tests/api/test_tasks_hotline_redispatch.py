@@ -143,6 +143,27 @@ def test_each_community_sees_the_link_only_to_the_task_it_can_see(client, world,
     assert get(client, world, viewer, second["id"]).json["transferred_from_id"] == first["id"]
 
 
+def test_each_community_finds_by_the_ticket_number_only_its_own_task_of_it(client, world):
+    """The bridge of each community asks for the ticket's task by its number: community A finds
+    the task it passed on (`transferred`), B the one it holds; the viewer over both, both."""
+    first = open_ticket(client, world, "admin_a", A1).json
+    second = open_ticket(client, world, "admin_b", B1, redispatch=True).json
+
+    def found(user: str) -> list[tuple[int, str]]:
+        r = client.get(
+            "/api/v1/tasks", query_string={"external_id": TICKET}, headers=world.auth(user)
+        )
+        assert r.status_code == 200, r.json
+        return [(t["id"], t["status"]) for t in r.json]
+
+    assert found("admin_a") == [(first["id"], "transferred")]
+    assert found("admin_b") == [(second["id"], "dispatched")]
+    assert sorted(found("viewer_110101")) == [
+        (first["id"], "transferred"),
+        (second["id"], "dispatched"),
+    ]
+
+
 def listed(client, world, user: str) -> dict[int, dict]:
     r = client.get("/api/v1/tasks?source=hotline&page_size=100", headers=world.auth(user))
     assert r.status_code == 200, r.json
