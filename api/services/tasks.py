@@ -456,7 +456,7 @@ def _transfer(session: Session, previous: Task, task: Task, now: datetime) -> No
         grid = session.get(Grid, previous.grid_id)
         told = [
             previous.assignee_id,
-            *overseers(session, grid, now=now, besides=(previous.assignee_id,)),
+            *overseers(session, grid, now=now, besides=(previous.assignee_id,), district=False),
         ]
         _notify_task(
             session,
@@ -510,14 +510,25 @@ def _event(
 
 
 def overseers(
-    session: Session, grid: Grid, *, now: datetime, besides: Iterable[int | None] = ()
+    session: Session,
+    grid: Grid,
+    *,
+    now: datetime,
+    besides: Iterable[int | None] = (),
+    district: bool = True,
 ) -> list[int]:
     """Who answers for a grid's task above the one holding or acting on it: the grid's leader,
     while active, not on approved leave (the Asia/Shanghai day of `now`) and not among
     `besides`; else the community's active admins; else, with nobody in the community to
-    answer, the grid's leader even on leave (they may still assign it from afar) and the
-    active viewers of the community's district (over the community: they see its tasks and
-    can see that an admin is named).
+    answer, the grid's leader even on leave (they may still assign it from afar) and, with
+    `district`, the active viewers of the community's district (over the community: they see
+    its tasks and can see that an admin is named).
+
+    `district=False` for a notice only the community can act on and that reports nothing
+    upwards (a resolve, whose return call and close are the community's; a ticket passed on,
+    which tells those who worked it to stop): a district viewer can do nothing with it, and
+    told of every one while a community has no admin, learns to pass over the notices that
+    need them (a task nobody can take, an escalation).
 
     A leader escalating or returning the task they hold (dispatch falls back to them when no
     worker is on duty), a grid without a leader, a leader switched off or away: the admins
@@ -547,7 +558,9 @@ def overseers(
     )
     if admins:
         return admins
-    district = list(
+    if not district:
+        return [leader.id] if leader is not None else []
+    viewers = list(
         session.scalars(
             select(User.id)
             .where(
@@ -559,7 +572,7 @@ def overseers(
             .order_by(User.id)
         )
     )
-    return ([leader.id] if leader is not None else []) + district
+    return ([leader.id] if leader is not None else []) + viewers
 
 
 def _notify_task(
@@ -852,7 +865,7 @@ def transition(
         _notify_task(session, task, above, kind, title, urgent=urgent, now=now)
     elif action == "resolve":
         # The leader makes the return call (回访) and closes the task: told it is their turn.
-        above = overseers(session, grid, now=now, besides=(scope.user_id,))
+        above = overseers(session, grid, now=now, besides=(scope.user_id,), district=False)
         _notify_task(session, task, above, "task_resolved", "任务已办结，待回访", now=now)
     elif action == "reopen":
         _hand_on_reopened(session, task, grid, scope.user_id, now)

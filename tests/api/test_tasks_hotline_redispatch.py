@@ -265,6 +265,26 @@ def test_the_assignee_and_overseers_of_the_first_task_are_told_it_went_elsewhere
     assert "transferred_to_id" not in note.data  # nothing of the other community's task
 
 
+def test_a_ticket_passed_on_where_its_community_has_nobody_at_work_is_not_told_to_the_district(
+    client, world, session
+):
+    """The notice tells those who were working the ticket to stop: its assignee, and the leader
+    away (admin A switched off). The district's viewers were working nothing, and the hotline's
+    re-dispatch waits on nobody: they see both tasks, and are not told."""
+    from api.models import Leave
+
+    open_ticket(client, world, "admin_a", A1)
+    world.users["admin_a"].active = False
+    session.add(Leave(worker_id=world.users["leader_a"].id, start_date=T0.date(),
+                      end_date=T0.date(), status="approved"))  # fmt: skip
+    session.flush()
+    r = open_ticket(client, world, "admin_b", B1, redispatch=True)
+    assert r.status_code == 201, r.json
+    assert kinds(session, world, "worker_a1") == ["task_dispatched", "task_transferred"]
+    assert kinds(session, world, "leader_a") == ["task_transferred"]
+    assert kinds(session, world, "viewer_110101") == []
+
+
 def test_a_task_already_resolved_keeps_its_status_and_records_the_link(client, world, session):
     first = open_ticket(client, world, "admin_a", A1).json
     for action in ("accept", "resolve"):
