@@ -1053,17 +1053,31 @@ def hand_on_from_switched_off(
 
 
 def hand_on_from_made_admin(
-    session: Session, now: datetime, *, holder_id: int, actor_id: int | None
+    session: Session,
+    now: datetime,
+    *,
+    holder_id: int | None = None,
+    actor_id: int | None = None,
+    limit: int | None = None,
 ) -> list[tuple[int, int | None]]:
-    """Hand on the open tasks of an account just made a community admin (no longer in the
-    field), as a switch-off does; the (task id, new assignee id or None) of each."""
+    """Hand on the open tasks of an account made a community admin (no longer in the field;
+    only `holder_id`'s, if given), as a switch-off does; the (task id, new assignee id or None)
+    of each.
+
+    The role change hands on what its holder held; the tick sweeps up after it, as after a
+    switch-off: a task dispatched or reassigned to a worker in the instant they were made an
+    admin (read as a worker, written after the change looked) is not left with them. Rows
+    others hold locked are left to the next tick unless a holder is named."""
+    out_of_the_field = select(User.id).where(User.active, User.role.not_in(FIELD_ROLES))
+    if holder_id is not None:
+        out_of_the_field = select(User.id).where(User.id == holder_id)
     return _hand_on_held(
         session,
         now,
-        select(User.id).where(User.id == holder_id),
+        out_of_the_field,
         actor_id,
-        skip_locked=False,
-        limit=None,
+        skip_locked=holder_id is None,
+        limit=limit,
         why=MADE_ADMIN_NOTE,
         title="调任账号的任务待分派",
     )
@@ -1142,13 +1156,14 @@ _ROUND_STARTED = (
 def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
     """Warn whoever answers for a task at the warning fraction of the time (its assignee; the
     overseers of one on leave, `_warned`), escalate at the deadline; hand on the tasks
-    switched-off accounts still hold.
+    switched-off accounts, and accounts made community admins, still hold.
 
     Idempotent: each task is warned once (warned_at) and escalated once (escalated_at).
     Rows are locked with SKIP LOCKED so two workers never act on the same task.
     """
     result = TickResult()
     result.handed_on = len(hand_on_from_switched_off(session, now, limit=limit))
+    result.handed_on += len(hand_on_from_made_admin(session, now, limit=limit))
     open_ = Task.status.in_(OPEN_STATUSES)
     # The deadline's escalation is owed until one is made at or after the deadline: a worker's
     # own escalation before it (asking for help) does not answer it.
