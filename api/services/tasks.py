@@ -161,7 +161,8 @@ def list_tasks(
     if assignee == "me":
         stmt = stmt.where(Task.assignee_id == scope.user_id)
     elif assignee == "none":  # waiting for someone to assign it (dispatch found nobody)
-        stmt = stmt.where(Task.assignee_id.is_(None))
+        # Open: one passed on unassigned by a re-dispatch is another community's, for good.
+        stmt = stmt.where(Task.assignee_id.is_(None), Task.status.in_(OPEN_STATUSES))
     elif assignee is not None:
         wanted = user_id(assignee)
         stmt = stmt.where(Task.assignee_id == wanted if wanted is not None else false())

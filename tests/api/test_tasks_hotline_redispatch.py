@@ -285,6 +285,25 @@ def test_a_ticket_passed_on_where_its_community_has_nobody_at_work_is_not_told_t
     assert kinds(session, world, "viewer_110101") == []
 
 
+def test_a_ticket_passed_on_while_it_waited_unassigned_leaves_the_tasks_waiting_to_be_assigned(
+    client, world, session
+):
+    """Nobody in A1 to take the ticket: it waited unassigned, then the hotline re-dispatched it
+    to community B. `assignee=none` (the office's queue of tasks to assign) still listed it,
+    for good: a transferred task is another community's and cannot be assigned (409)."""
+    world.users["worker_a1"].active = False
+    world.users["leader_a"].active = False
+    session.flush()
+    first = open_ticket(client, world, "admin_a", A1).json
+    assert (first["status"], first["assignee_id"]) == ("new", None)
+    assert open_ticket(client, world, "admin_b", B1, redispatch=True).status_code == 201
+    r = client.get("/api/v1/tasks?assignee=none", headers=world.auth("admin_a"))
+    assert r.status_code == 200, r.json
+    assert r.json == []
+    r = client.get("/api/v1/tasks?status=transferred", headers=world.auth("admin_a"))
+    assert [(t["id"], t["assignee_id"]) for t in r.json] == [(first["id"], None)]
+
+
 def test_a_task_already_resolved_keeps_its_status_and_records_the_link(client, world, session):
     first = open_ticket(client, world, "admin_a", A1).json
     for action in ("accept", "resolve"):

@@ -266,7 +266,9 @@ class TaskDetailSchema(TaskSchema):
 class TaskQueryArgsSchema(Schema):
     assignee = ma.fields.String(
         validate=FullMatch(f"^(me|none|{USER_ID_PATTERN})$", error="me, none or a user id"),
-        metadata={"description": "me, none (unassigned: waiting to be assigned), or a user id"},
+        metadata={
+            "description": "me, none (unassigned and open: waiting to be assigned), or a user id"
+        },
     )
     status = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(TASK_STATUSES)),
