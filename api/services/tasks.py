@@ -974,12 +974,13 @@ def _local(moment: datetime) -> str:
 
 
 def held_by(session: Session, worker_id: int) -> list[Task]:
-    """The open tasks a worker holds (dispatched to them, accepted, under way, reopened),
-    soonest deadline first: what is left with them when they go on leave."""
+    """The open tasks a worker holds (dispatched to them, accepted, under way, reopened, and
+    escalated: an escalation leaves the work with them, who alone resolve it), soonest deadline
+    first: what is left with them when they go on leave, as a switch-off hands on."""
     return list(
         session.scalars(
             select(Task)
-            .where(Task.assignee_id == worker_id, Task.status.in_(HELD_STATUSES))
+            .where(Task.assignee_id == worker_id, Task.status.in_(HANDED_ON_STATUSES))
             .order_by(Task.due_at, Task.id)
         )
     )
