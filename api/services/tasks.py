@@ -256,6 +256,7 @@ def create_task(
     else:
         message = "Give household_id or location {lon, lat}."
         raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
+    _hold_in_service(session, grid)
     if scope is not None:
         scope.require_task_creator(session, grid, source=source, day=now.astimezone(LOCAL).date())
     previous = (
@@ -338,6 +339,20 @@ def create_task(
         _notify_task(session, task, above, "task_unassigned", "新任务待分派", now=now)
     session.flush()
     return task
+
+
+def _hold_in_service(session: Session, grid: Grid) -> None:
+    """Hold the task's grid (FOR SHARE) until the task is written, and make sure it is still in
+    service: a grid retired since it was found (`grids.retire_grid` counts its open tasks
+    under its lock) is a 409, sent again the task finds the grid that is there now. Unheld, a
+    task written after the retirement's count stayed open in the retired grid."""
+    retired = session.execute(
+        select(Grid.retired_at).where(Grid.id == grid.id).with_for_update(read=True)
+    ).scalar_one()
+    if retired is not None:
+        raise errors.Conflict(
+            f"Grid {grid.code} was retired as the task was opened; send it again."
+        )
 
 
 MAX_GIVEN_DEADLINE = timedelta(days=90)  # the longest time limit a ticket comes with
