@@ -342,16 +342,17 @@ def create_task(
 
 
 def _hold_in_service(session: Session, grid: Grid) -> None:
-    """Hold the task's grid (FOR SHARE) until the task is written, and make sure it is still in
-    service: a grid retired since it was found (`grids.retire_grid` counts its open tasks
-    under its lock) is a 409, sent again the task finds the grid that is there now. Unheld, a
-    task written after the retirement's count stayed open in the retired grid."""
+    """Hold the grid a task is opened in or moved to (FOR SHARE) until the task is written, and
+    make sure it is still in service: a grid retired since it was found (`grids.retire_grid`
+    counts its open tasks under its lock) is a 409; sent again, a new task finds the grid that
+    is there now, a move is refused. Unheld, a task written after the retirement's count
+    stayed open in the retired grid."""
     retired = session.execute(
         select(Grid.retired_at).where(Grid.id == grid.id).with_for_update(read=True)
     ).scalar_one()
     if retired is not None:
         raise errors.Conflict(
-            f"Grid {grid.code} was retired as the task was opened; send it again."
+            f"Grid {grid.code} was retired while this request was under way; send it again."
         )
 
 
@@ -750,6 +751,7 @@ def move_task(
         message = "The task stands in {}: give its location or its household in grid {}."
         _require_in(session, target, lon, lat, message)
 
+    _hold_in_service(session, target)
     before, previous = task.status, task.assignee_id
     task.grid_id, task.grid = target.id, target
     if household is not None:
