@@ -126,6 +126,12 @@ Index(
     postgresql_where=Task.location.is_(None),
 )
 Index("ix_tasks_created_at", Task.created_at)
+# GET /tasks?external_id=: the 12345 bridge finding a ticket's task(s) by its number (0044).
+Index(
+    "ix_tasks_external_id",
+    Task.external_id,
+    postgresql_where=Task.external_id.is_not(None),
+)
 # Retention walks the closed tasks whose complainant is not erased yet, oldest closed first
 # (migration 0035).
 Index(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from api import clock, errors
 from api.db import PG_INT_MAX
-from api.models import Grid, GridVersion, Household, User
+from api.models import Grid, GridVersion, Household, Task, User
 from api.scope import Scope
 from api.services import admin
 from api.services.geometry import db_geom, db_point
@@ -501,6 +501,19 @@ def retire_grid(session: Session, scope: Scope | None, grid: Grid) -> None:
         raise errors.Conflict(
             f"Grid {grid.code} still holds {count} household(s); redraw its neighbours to take "
             "them in, or move them, before deleting it."
+        )
+    # Its open tasks would stay in a grid no longer on the map, dispatched (a reopening, a
+    # holder switched off) to those who held it then: they are moved to the grid that takes
+    # their place first. Ended ones stay, counted where they were worked.
+    from api.services.tasks import OPEN_STATUSES
+
+    open_tasks = session.scalar(
+        select(func.count(Task.id)).where(Task.grid_id == grid.id, Task.status.in_(OPEN_STATUSES))
+    )
+    if open_tasks:
+        raise errors.Conflict(
+            f"Grid {grid.code} still holds {open_tasks} open task(s); move them to the grid "
+            "that takes their place (POST /api/v1/tasks/{id}/move) before deleting it."
         )
     now = clock.now()
     current = session.scalar(

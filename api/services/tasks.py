@@ -173,6 +173,7 @@ def list_tasks(
     grid: str | None = None,
     overdue: bool | None = None,
     source: str | None = None,
+    external_id: str | None = None,
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[Task], int]:
@@ -180,7 +181,8 @@ def list_tasks(
     if assignee == "me":
         stmt = stmt.where(Task.assignee_id == scope.user_id)
     elif assignee == "none":  # waiting for someone to assign it (dispatch found nobody)
-        stmt = stmt.where(Task.assignee_id.is_(None))
+        # Open: one passed on unassigned by a re-dispatch is another community's, for good.
+        stmt = stmt.where(Task.assignee_id.is_(None), Task.status.in_(OPEN_STATUSES))
     elif assignee is not None:
         wanted = user_id(assignee)
         stmt = stmt.where(Task.assignee_id == wanted if wanted is not None else false())
@@ -190,6 +192,8 @@ def list_tasks(
         stmt = stmt.where(Task.grid_id.in_(select(Grid.id).where(Grid.code == grid)))
     if source:
         stmt = stmt.where(Task.source == source)
+    if external_id is not None:  # the 12345 bridge finding its ticket's task
+        stmt = stmt.where(Task.external_id == external_id)
     if overdue is True:
         stmt = stmt.where(overdue_clause(now))
     elif overdue is False:
@@ -272,6 +276,7 @@ def create_task(
     else:
         message = "Give household_id or location {lon, lat}."
         raise errors.Unprocessable(message, errors={"json": {"location": [message]}})
+    _hold_in_service(session, grid)
     if scope is not None:
         scope.require_task_creator(session, grid, source=source, day=now.astimezone(LOCAL).date())
     previous = (
@@ -354,6 +359,21 @@ def create_task(
         _notify_task(session, task, above, "task_unassigned", "新任务待分派", now=now)
     session.flush()
     return task
+
+
+def _hold_in_service(session: Session, grid: Grid) -> None:
+    """Hold the grid a task is opened in or moved to (FOR SHARE) until the task is written, and
+    make sure it is still in service: a grid retired since it was found (`grids.retire_grid`
+    counts its open tasks under its lock) is a 409; sent again, a new task finds the grid that
+    is there now, a move is refused. Unheld, a task written after the retirement's count
+    stayed open in the retired grid."""
+    retired = session.execute(
+        select(Grid.retired_at).where(Grid.id == grid.id).with_for_update(read=True)
+    ).scalar_one()
+    if retired is not None:
+        raise errors.Conflict(
+            f"Grid {grid.code} was retired while this request was under way; send it again."
+        )
 
 
 MAX_GIVEN_DEADLINE = timedelta(days=90)  # the longest time limit a ticket comes with
@@ -473,7 +493,7 @@ def _transfer(session: Session, previous: Task, task: Task, now: datetime) -> No
         grid = session.get(Grid, previous.grid_id)
         told = [
             previous.assignee_id,
-            *overseers(session, grid, now=now, besides=(previous.assignee_id,)),
+            *overseers(session, grid, now=now, besides=(previous.assignee_id,), district=False),
         ]
         _notify_task(
             session,
@@ -527,14 +547,25 @@ def _event(
 
 
 def overseers(
-    session: Session, grid: Grid, *, now: datetime, besides: Iterable[int | None] = ()
+    session: Session,
+    grid: Grid,
+    *,
+    now: datetime,
+    besides: Iterable[int | None] = (),
+    district: bool = True,
 ) -> list[int]:
     """Who answers for a grid's task above the one holding or acting on it: the grid's leader,
     while active, not on approved leave (the Asia/Shanghai day of `now`) and not among
     `besides`; else the community's active admins; else, with nobody in the community to
-    answer, the grid's leader even on leave (they may still assign it from afar) and the
-    active viewers of the community's district (over the community: they see its tasks and
-    can see that an admin is named).
+    answer, the grid's leader even on leave (they may still assign it from afar) and, with
+    `district`, the active viewers of the community's district (over the community: they see
+    its tasks and can see that an admin is named).
+
+    `district=False` for a notice only the community can act on and that reports nothing
+    upwards (a resolve, whose return call and close are the community's; a ticket passed on,
+    which tells those who worked it to stop): a district viewer can do nothing with it, and
+    told of every one while a community has no admin, learns to pass over the notices that
+    need them (a task nobody can take, an escalation).
 
     A leader escalating or returning the task they hold (dispatch falls back to them when no
     worker is on duty), a grid without a leader, a leader switched off or away: the admins
@@ -564,7 +595,9 @@ def overseers(
     )
     if admins:
         return admins
-    district = list(
+    if not district:
+        return [leader.id] if leader is not None else []
+    viewers = list(
         session.scalars(
             select(User.id)
             .where(
@@ -576,7 +609,7 @@ def overseers(
             .order_by(User.id)
         )
     )
-    return ([leader.id] if leader is not None else []) + district
+    return ([leader.id] if leader is not None else []) + viewers
 
 
 def _notify_task(
@@ -738,6 +771,7 @@ def move_task(
         message = "The task stands in {}: give its location or its household in grid {}."
         _require_in(session, target, lon, lat, message)
 
+    _hold_in_service(session, target)
     before, previous = task.status, task.assignee_id
     task.grid_id, task.grid = target.id, target
     if household is not None:
@@ -866,7 +900,7 @@ def transition(
         _notify_task(session, task, above, kind, title, urgent=urgent, now=now)
     elif action == "resolve":
         # The leader makes the return call (回访) and closes the task: told it is their turn.
-        above = overseers(session, grid, now=now, besides=(scope.user_id,))
+        above = overseers(session, grid, now=now, besides=(scope.user_id,), district=False)
         _notify_task(session, task, above, "task_resolved", "任务已办结，待回访", now=now)
     elif action == "reopen":
         _hand_on_reopened(session, task, grid, scope.user_id, now)
@@ -974,12 +1008,13 @@ def _local(moment: datetime) -> str:
 
 
 def held_by(session: Session, worker_id: int) -> list[Task]:
-    """The open tasks a worker holds (dispatched to them, accepted, under way, reopened),
-    soonest deadline first: what is left with them when they go on leave."""
+    """The open tasks a worker holds (dispatched to them, accepted, under way, reopened, and
+    escalated: an escalation leaves the work with them, who alone resolve it), soonest deadline
+    first: what is left with them when they go on leave, as a switch-off hands on."""
     return list(
         session.scalars(
             select(Task)
-            .where(Task.assignee_id == worker_id, Task.status.in_(HELD_STATUSES))
+            .where(Task.assignee_id == worker_id, Task.status.in_(HANDED_ON_STATUSES))
             .order_by(Task.due_at, Task.id)
         )
     )
@@ -1054,17 +1089,31 @@ def hand_on_from_switched_off(
 
 
 def hand_on_from_made_admin(
-    session: Session, now: datetime, *, holder_id: int, actor_id: int | None
+    session: Session,
+    now: datetime,
+    *,
+    holder_id: int | None = None,
+    actor_id: int | None = None,
+    limit: int | None = None,
 ) -> list[tuple[int, int | None]]:
-    """Hand on the open tasks of an account just made a community admin (no longer in the
-    field), as a switch-off does; the (task id, new assignee id or None) of each."""
+    """Hand on the open tasks of an account made a community admin (no longer in the field;
+    only `holder_id`'s, if given), as a switch-off does; the (task id, new assignee id or None)
+    of each.
+
+    The role change hands on what its holder held; the tick sweeps up after it, as after a
+    switch-off: a task dispatched or reassigned to a worker in the instant they were made an
+    admin (read as a worker, written after the change looked) is not left with them. Rows
+    others hold locked are left to the next tick unless a holder is named."""
+    out_of_the_field = select(User.id).where(User.active, User.role.not_in(FIELD_ROLES))
+    if holder_id is not None:
+        out_of_the_field = select(User.id).where(User.id == holder_id)
     return _hand_on_held(
         session,
         now,
-        select(User.id).where(User.id == holder_id),
+        out_of_the_field,
         actor_id,
-        skip_locked=False,
-        limit=None,
+        skip_locked=holder_id is None,
+        limit=limit,
         why=MADE_ADMIN_NOTE,
         title="调任账号的任务待分派",
     )
@@ -1143,13 +1192,14 @@ _ROUND_STARTED = (
 def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
     """Warn whoever answers for a task at the warning fraction of the time (its assignee; the
     overseers of one on leave, `_warned`), escalate at the deadline; hand on the tasks
-    switched-off accounts still hold.
+    switched-off accounts, and accounts made community admins, still hold.
 
     Idempotent: each task is warned once (warned_at) and escalated once (escalated_at).
     Rows are locked with SKIP LOCKED so two workers never act on the same task.
     """
     result = TickResult()
     result.handed_on = len(hand_on_from_switched_off(session, now, limit=limit))
+    result.handed_on += len(hand_on_from_made_admin(session, now, limit=limit))
     open_ = Task.status.in_(OPEN_STATUSES)
     # The deadline's escalation is owed until one is made at or after the deadline: a worker's
     # own escalation before it (asking for help) does not answer it.

@@ -614,6 +614,21 @@ def test_approving_leave_lists_the_open_tasks_the_worker_holds(client, session, 
     ]
 
 
+def test_approving_leave_lists_the_escalated_tasks_the_worker_still_holds(
+    client, session, community
+):
+    """An escalation tells the leader but leaves the work with the assignee, who alone resolves
+    it: a worker going away with a ticket escalated past its deadline kept it through the
+    leave, and the approval's list left it out (as a switch-off hands it on with the rest)."""
+    c = community
+    worker = c.workers[3]
+    held = _task_held_by(session, c, worker, status="escalated")
+    decided = decide_leave(client, c, request_leave(client, c, worker).get_json(), "approve")
+    assert [(t["id"], t["status"]) for t in decided["tasks_to_reassign"]] == [
+        (held.id, "escalated")
+    ]
+
+
 def test_rejecting_leave_lists_no_task_to_reassign(client, session, community):
     c = community
     worker = c.workers[3]

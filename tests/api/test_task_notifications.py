@@ -148,6 +148,45 @@ def test_a_leader_resolving_the_task_they_hold_tells_the_admin(session, world):
     assert kinds(session, world.users["admin_a"]) == ["task_resolved"]
 
 
+def _nobody_above_the_worker_in_community_a(session, world, day) -> None:
+    """Community A's admin switched off and its grid leader on leave on `day`."""
+    from api.models import Leave
+
+    world.users["admin_a"].active = False
+    session.add(Leave(worker_id=world.users["leader_a"].id, start_date=day, end_date=day,
+                      status="approved"))  # fmt: skip
+    session.flush()
+
+
+def test_a_resolve_where_the_community_has_nobody_at_work_is_not_told_to_the_district(
+    session, world
+):
+    """The return call (回访) and the close are the community's: a district viewer can do
+    neither. The leader away is told (they may call back from afar, as they may assign); the
+    district's viewers, told of every resolve while the community has no admin, were not told
+    of anything they could do."""
+    _nobody_above_the_worker_in_community_a(session, world, T0.date())
+    task = make_task(session, A1, now=T0)
+    worker = scope(session, world, "worker_a1")
+    transition(session, worker, task, "accept", now=T0)
+    transition(session, worker, task, "resolve", note="已修好", now=T0 + timedelta(hours=1))
+    assert kinds(session, world.users["leader_a"]) == ["task_resolved"]
+    assert kinds(session, world.users["viewer_110101"]) == []
+
+
+def test_an_escalation_where_the_community_has_nobody_at_work_is_still_told_to_the_district(
+    session, world
+):
+    """An escalation is a report upwards, and an overdue ticket is what the district answers
+    for: with nobody in the community to answer it, the district hears of it (and can see that
+    an admin is named), as of a task nobody can take."""
+    _nobody_above_the_worker_in_community_a(session, world, T0.date())
+    task = make_task(session, A1, now=T0)
+    transition(session, scope(session, world, "worker_a1"), task, "escalate", now=T0)
+    assert kinds(session, world.users["leader_a"]) == ["task_escalated"]
+    assert kinds(session, world.users["viewer_110101"]) == ["task_escalated"]
+
+
 def test_the_new_assignee_of_a_task_already_warned_is_warned_too(session, world):
     task = make_task(session, A1, now=T0, urgency="danger")  # 2 h, warned at 96 min
     assert tick(session, T0 + timedelta(minutes=96)).warned == 1

@@ -514,6 +514,65 @@ def test_the_list_filters_by_assignee_status_grid_and_overdue(client, world, ses
     assert ids("", "worker_b1") == []
 
 
+def test_the_list_finds_the_task_of_a_hotline_ticket_by_its_number(client, world):
+    """The 12345 bridge holds a ticket number, not the task's id: `external_id` finds the task
+    that number opened (the number exactly as the hotline sent it), among those the caller sees."""
+    posted = {}
+    for number in ("12345-0001", "12345-00010", "12345-000"):
+        r = client.post(
+            "/api/v1/tasks", json=hotline(external_id=number), headers=world.auth("admin_a")
+        )
+        assert r.status_code == 201, r.json
+        posted[number] = r.json["id"]
+
+    def ids(number, user="admin_a"):  # noqa: E306
+        r = client.get(
+            "/api/v1/tasks", query_string={"external_id": number}, headers=world.auth(user)
+        )
+        assert r.status_code == 200, r.json
+        return [t["id"] for t in r.json]
+
+    assert ids("12345-0001") == [posted["12345-0001"]]
+    assert ids("12345-000") == [posted["12345-000"]]
+    assert ids("12345-0001", "worker_a1") == [posted["12345-0001"]]
+    assert ids("12345-0001", "viewer_110101") == [posted["12345-0001"]]
+    assert ids("12345-0002") == []
+    assert ids("12345-000%") == []  # no pattern: the number as it is
+    assert ids(" 12345-0001") == []
+    for outside in ("worker_b1", "admin_b", "worker_a2", "viewer_110102"):
+        assert ids("12345-0001", outside) == [], outside
+
+
+@pytest.mark.parametrize("value", ["", "1" * 65, "12345\x00", "12345-0001\n"])
+def test_a_ticket_number_no_ticket_can_have_is_a_422_naming_external_id(client, world, value):
+    r = client.get(
+        "/api/v1/tasks", query_string={"external_id": value}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 422, r.json
+    assert r.content_type == "application/problem+json"
+    assert "external_id" in r.json["errors"]["query"]
+
+
+@pytest.mark.parametrize("value", ["12345\x00", "12345-0001\n"])
+def test_a_ticket_number_with_a_control_character_is_refused_naming_external_id(
+    client, world, session, value
+):
+    """Stored, a newline would hide the ticket from its lookup by number; a NUL was the
+    database's refusal, a 422 naming no field."""
+    r = client.post("/api/v1/tasks", json=hotline(external_id=value), headers=world.auth("admin_a"))
+    assert r.status_code == 422, r.json
+    assert "external_id" in r.json["errors"]["json"]
+    assert session.scalar(select(func.count(Task.id))) == 0
+
+
+def test_the_ticket_number_filter_is_in_the_openapi_document(client):
+    spec = client.get("/api/v1/openapi.json").json
+    parameters = {p["name"]: p for p in spec["paths"]["/api/v1/tasks"]["get"]["parameters"]}
+    assert parameters["external_id"]["in"] == "query"
+    assert parameters["external_id"]["schema"]["maxLength"] == 64
+    assert "12345" in parameters["external_id"]["description"]
+
+
 def test_rates_of_a_grid_for_a_week(client, world, session):
     task = make_task(session, now=T0)
     session.execute(

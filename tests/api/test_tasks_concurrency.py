@@ -11,6 +11,7 @@ import uuid
 
 from sqlalchemy import text
 
+from api.clock import now as clock_now
 from api.models import Task
 from tests import races
 from tests.factories import bearer, box, build_app, make_grid, make_user
@@ -118,3 +119,110 @@ def test_a_redispatch_sent_twice_at_once_makes_one_task_and_a_conflict_naming_it
         ("transferred", None),
         ("new", opened.json["id"]),
     ]
+
+
+def test_a_task_opened_while_its_grid_is_retired_is_not_left_in_the_retired_grid(
+    own_database_url,
+):
+    """The retirement counted the grid's open tasks, the task was written after the count: an
+    open task in a retired grid, off the map, dispatched there to its holders of that day."""
+    from api.extensions import db
+
+    community = "110109009004"
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid = make_grid(session, community + "001", box(116.62, 39.72, 116.63, 39.73))
+        admin = make_user(
+            session, f"tk_{uuid.uuid4().hex[:8]}", "community_admin", community=community
+        )
+        headers, grid_id = bearer(admin), grid.id
+    body = {
+        "source": "window", "type": "help", "title": "楼道灯不亮",
+        "location": {"lon": 116.625, "lat": 39.725},
+    }  # fmt: skip
+
+    def send(method: str, path: str, json: dict | None):
+        def request():
+            with app.test_client() as client:
+                return client.open(path, method=method, json=json, headers=headers)
+
+        return request
+
+    try:
+        with app.app_context():
+            answers = races.race(
+                db.engine,
+                "LOCK TABLE tasks, grid_versions IN EXCLUSIVE MODE",
+                {},
+                send("DELETE", f"/api/v1/grids/{grid_id}", None),
+                send("POST", "/api/v1/tasks", body),
+            )
+            with db.engine.connect() as conn:
+                in_retired = conn.scalar(
+                    text(
+                        "SELECT count(*) FROM tasks t JOIN grids g ON g.id = t.grid_id "
+                        "WHERE g.retired_at IS NOT NULL"
+                    )
+                )
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    # Either the retirement went first (the task is then refused: send it again, and it finds
+    # no grid there), or the task did (the retirement then finds it open).
+    assert [r.status_code for r in answers] in ([204, 409], [409, 201])
+    assert in_retired == 0
+
+
+def test_a_task_moved_while_its_new_grid_is_retired_is_not_left_in_the_retired_grid(
+    own_database_url,
+):
+    """The move found the grid it goes to in service, the retirement counted that grid's open
+    tasks before the move was written: the task moved into a retired grid."""
+    from api.extensions import db
+    from api.services import tasks as task_service
+
+    community = "110109009005"
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        make_grid(session, community + "001", box(116.64, 39.72, 116.65, 39.73))
+        target = make_grid(session, community + "002", box(116.65, 39.72, 116.66, 39.73))
+        admin = make_user(
+            session, f"tk_{uuid.uuid4().hex[:8]}", "community_admin", community=community
+        )
+        data = {"source": "window", "type": "help", "title": "楼道灯不亮", "urgency": "general",
+                "location": {"lon": 116.645, "lat": 39.725}}  # fmt: skip
+        task = task_service.create_task(session, None, data, actor_id=None, now=clock_now())
+        headers, target_id, task_id = bearer(admin), target.id, task.id
+    move = {"grid_code": community + "002", "reason": "地址报错",
+            "location": {"lon": 116.655, "lat": 39.725}}  # fmt: skip
+
+    def send(method: str, path: str, json: dict | None):
+        def request():
+            with app.test_client() as client:
+                return client.open(path, method=method, json=json, headers=headers)
+
+        return request
+
+    try:
+        with app.app_context():
+            answers = races.race(
+                db.engine,
+                "LOCK TABLE task_events, grid_versions IN EXCLUSIVE MODE",
+                {},
+                send("DELETE", f"/api/v1/grids/{target_id}", None),
+                send("POST", f"/api/v1/tasks/{task_id}/move", move),
+            )
+            with db.engine.connect() as conn:
+                in_retired = conn.scalar(
+                    text(
+                        "SELECT count(*) FROM tasks t JOIN grids g ON g.id = t.grid_id "
+                        "WHERE g.retired_at IS NOT NULL"
+                    )
+                )
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    # Either the retirement went first (the move is refused), or the move did (the retirement
+    # then finds the task open in the grid).
+    assert [r.status_code for r in answers] in ([204, 409], [409, 200])
+    assert in_retired == 0

@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from api.models import Leave, Notification, Task, User
+from api.models import Grid, Leave, Notification, Task, User
 from api.services.geometry import point_lonlat
 from api.services.weeks import LOCAL
-from tests.factories import A1, A2, B1, centre, make_task
+from tests.factories import A1, A2, B1, A, box, centre, grid_feature, make_task
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
 TODAY = T0.astimezone(LOCAL).date()
@@ -235,6 +235,41 @@ def test_a_retired_grid_takes_no_task(client, world, session):
     r = move(client, world, "admin_a", task.id)
     assert r.status_code == 422, r.json
     assert "retired" in r.json["errors"]["json"]["grid_code"][0]
+
+
+def _grid_with_one_task(app, client, world, session, status: str) -> tuple[dict, Task]:
+    """A new grid of community A, without households, and a task opened in it; the clock
+    then a minute on (a grid's version does not end in the instant it began)."""
+    grid = client.post(
+        "/api/v1/grids",
+        json=grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930)),
+        headers=world.auth("admin_a"),
+    ).json
+    task = make_task(session, A1, now=T0, location={"lon": 116.4025, "lat": 39.9275})
+    assert task.grid_id == grid["id"]
+    task.status = status
+    session.flush()
+    app.config["FIXED_NOW"] = T0 + timedelta(minutes=1)
+    return grid, task
+
+
+def test_a_grid_holding_an_open_task_is_not_retired(app, client, world, session):
+    """Retiring a grid asked only that it hold no household: its open tasks stayed in a retired
+    grid, where dispatch (a reopening, a holder switched off) gave them to whoever had held
+    that grid, and no grid on the map held them. They are moved first (409, nothing changed)."""
+    grid, task = _grid_with_one_task(app, client, world, session, "new")
+    r = client.delete(f"/api/v1/grids/{grid['id']}", headers=world.auth("admin_a"))
+    assert r.status_code == 409, r.data
+    assert "move" in r.json["detail"]
+    session.expire_all()
+    assert session.get(Grid, grid["id"]).retired_at is None
+
+
+@pytest.mark.parametrize("status", ["closed", "transferred"])
+def test_a_grid_whose_tasks_are_all_ended_is_retired(app, client, world, session, status):
+    grid, _ = _grid_with_one_task(app, client, world, session, status)
+    r = client.delete(f"/api/v1/grids/{grid['id']}", headers=world.auth("admin_a"))
+    assert r.status_code == 204
 
 
 @pytest.mark.parametrize("status", ["resolved", "callback", "closed", "transferred"])

@@ -143,6 +143,27 @@ def test_each_community_sees_the_link_only_to_the_task_it_can_see(client, world,
     assert get(client, world, viewer, second["id"]).json["transferred_from_id"] == first["id"]
 
 
+def test_each_community_finds_by_the_ticket_number_only_its_own_task_of_it(client, world):
+    """The bridge of each community asks for the ticket's task by its number: community A finds
+    the task it passed on (`transferred`), B the one it holds; the viewer over both, both."""
+    first = open_ticket(client, world, "admin_a", A1).json
+    second = open_ticket(client, world, "admin_b", B1, redispatch=True).json
+
+    def found(user: str) -> list[tuple[int, str]]:
+        r = client.get(
+            "/api/v1/tasks", query_string={"external_id": TICKET}, headers=world.auth(user)
+        )
+        assert r.status_code == 200, r.json
+        return [(t["id"], t["status"]) for t in r.json]
+
+    assert found("admin_a") == [(first["id"], "transferred")]
+    assert found("admin_b") == [(second["id"], "dispatched")]
+    assert sorted(found("viewer_110101")) == [
+        (first["id"], "transferred"),
+        (second["id"], "dispatched"),
+    ]
+
+
 def listed(client, world, user: str) -> dict[int, dict]:
     r = client.get("/api/v1/tasks?source=hotline&page_size=100", headers=world.auth(user))
     assert r.status_code == 200, r.json
@@ -242,6 +263,45 @@ def test_the_assignee_and_overseers_of_the_first_task_are_told_it_went_elsewhere
     assert note.data["task_id"] == str(first["id"])
     assert note.data["status"] == "transferred"
     assert "transferred_to_id" not in note.data  # nothing of the other community's task
+
+
+def test_a_ticket_passed_on_where_its_community_has_nobody_at_work_is_not_told_to_the_district(
+    client, world, session
+):
+    """The notice tells those who were working the ticket to stop: its assignee, and the leader
+    away (admin A switched off). The district's viewers were working nothing, and the hotline's
+    re-dispatch waits on nobody: they see both tasks, and are not told."""
+    from api.models import Leave
+
+    open_ticket(client, world, "admin_a", A1)
+    world.users["admin_a"].active = False
+    session.add(Leave(worker_id=world.users["leader_a"].id, start_date=T0.date(),
+                      end_date=T0.date(), status="approved"))  # fmt: skip
+    session.flush()
+    r = open_ticket(client, world, "admin_b", B1, redispatch=True)
+    assert r.status_code == 201, r.json
+    assert kinds(session, world, "worker_a1") == ["task_dispatched", "task_transferred"]
+    assert kinds(session, world, "leader_a") == ["task_transferred"]
+    assert kinds(session, world, "viewer_110101") == []
+
+
+def test_a_ticket_passed_on_while_it_waited_unassigned_leaves_the_tasks_waiting_to_be_assigned(
+    client, world, session
+):
+    """Nobody in A1 to take the ticket: it waited unassigned, then the hotline re-dispatched it
+    to community B. `assignee=none` (the office's queue of tasks to assign) still listed it,
+    for good: a transferred task is another community's and cannot be assigned (409)."""
+    world.users["worker_a1"].active = False
+    world.users["leader_a"].active = False
+    session.flush()
+    first = open_ticket(client, world, "admin_a", A1).json
+    assert (first["status"], first["assignee_id"]) == ("new", None)
+    assert open_ticket(client, world, "admin_b", B1, redispatch=True).status_code == 201
+    r = client.get("/api/v1/tasks?assignee=none", headers=world.auth("admin_a"))
+    assert r.status_code == 200, r.json
+    assert r.json == []
+    r = client.get("/api/v1/tasks?status=transferred", headers=world.auth("admin_a"))
+    assert [(t["id"], t["assignee_id"]) for t in r.json] == [(first["id"], None)]
 
 
 def test_a_task_already_resolved_keeps_its_status_and_records_the_link(client, world, session):

@@ -507,6 +507,24 @@ def test_a_task_left_with_a_switched_off_account_is_handed_on_at_the_next_tick(s
     assert task_service.tick(session, clock_now()).handed_on == 0
 
 
+def test_a_task_left_with_an_account_made_an_admin_is_handed_on_at_the_next_tick(session, world):
+    """A task dispatched to a worker in the instant the office made them a community admin
+    (dispatch read them as a worker; the role change's hand-on looked before the task was
+    there): the tick swept up only accounts switched off, and the task stayed with an admin,
+    out of field work, until its deadline's warning (day 5.6 of a week's task)."""
+    from api.services import tasks as task_service
+
+    worker, leader = world.users["worker_a1"], world.users["leader_a"]
+    task = task_held_by(session, worker)
+    worker.role = "community_admin"  # committed after the change looked at what they held
+    session.flush()
+    result = task_service.tick(session, clock_now())
+    assert result.handed_on == 1
+    session.refresh(task)
+    assert (task.assignee_id, task.status) == (leader.id, "dispatched")
+    assert task_service.tick(session, clock_now()).handed_on == 0
+
+
 def test_switching_off_lists_the_shifts_a_roster_still_gives(client, session, world):
     from api.models import Roster, Shift
     from api.services.weeks import LOCAL, week_of

@@ -165,9 +165,12 @@ class GridById(MethodView):
         return feature(grid)
 
     @blp.response(204)
-    @blp.alt_response(409, response="CONFLICT", description="The grid still holds households")
+    @blp.alt_response(
+        409, response="CONFLICT", description="The grid still holds households or open tasks"
+    )
     def delete(self, grid_id):
-        """Retire a grid that holds no households; its history stays for past reports"""
+        """Retire a grid that holds no households and no open task; its history stays for past
+        reports"""
         grid = grids.get_grid(db.session, current_scope(), grid_id)
         grids.retire_grid(db.session, current_scope(), grid)
         db.session.commit()

@@ -196,8 +196,9 @@ class LeaveDecisionResultSchema(LeaveSchema):
         ma.fields.Nested(HeldTaskSchema),
         metadata={
             "description": "The open tasks the worker holds (dispatched, accepted, under way, "
-            "reopened), soonest deadline first: to hand on with POST /tasks/{id}/assign before "
-            "their deadlines pass with the worker away. Empty when rejected."
+            "reopened, escalated), soonest deadline first: to hand on with "
+            "POST /tasks/{id}/assign before their deadlines pass with the worker away. Empty "
+            "when rejected."
         },
     )
 

@@ -35,8 +35,9 @@ class Tasks(MethodView):
     def get(self, args, pagination_parameters):
         """List the tasks you can see
 
-        Filter by assignee (`me`, `none`: waiting to be assigned), status, grid, source and
-        overdue; soonest deadline first.
+        Filter by assignee (`me`, `none`: waiting to be assigned), status, grid, source,
+        overdue and ticket number (`external_id`: the 12345 hotline's, exactly); soonest
+        deadline first.
         """
         rows, total = tasks.list_tasks(
             db.session,

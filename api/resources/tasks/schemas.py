@@ -14,6 +14,7 @@ from api.extensions import Boolean, Float, Integer, Schema, db
 from api.models.tasks import HOTLINE_TYPES, SATISFACTION, TASK_SOURCES, TASK_STATUSES, URGENCIES
 from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
+from api.services.names import CONTROL_CHARACTERS, has_control_characters
 from api.services.tasks import ACTIONS, caller_actions, is_overdue, task_actions
 from api.services.users import USER_ID_PATTERN
 from api.services.weeks import LOCAL
@@ -87,6 +88,21 @@ class LocationSchema(Schema):
     lat = Float(required=True, allow_nan=False, metadata={"description": "WGS-84"})
 
 
+def _one_line(value: str) -> None:
+    if has_control_characters(value):
+        raise ma.ValidationError(CONTROL_CHARACTERS)
+
+
+def ticket_number(**kwargs) -> ma.fields.String:
+    """A ticket number (`external_id`) as stored and as looked up: 1-64 characters of one line.
+    One with a control character would be refused by the database (NUL, naming no field) or
+    stored where no lookup finds it (a newline)."""
+    return ma.fields.String(
+        validate=[ma.validate.Length(min=1, max=64), _one_line],
+        **kwargs,
+    )
+
+
 class TaskCreateSchema(Schema):
     source = ma.fields.String(
         required=True,
@@ -106,8 +122,7 @@ class TaskCreateSchema(Schema):
         validate=ma.validate.OneOf(URGENCIES),
         metadata={"description": "Sets the deadline: " + ", ".join(URGENCIES)},
     )
-    external_id = ma.fields.String(
-        validate=ma.validate.Length(min=1, max=64),
+    external_id = ticket_number(
         metadata={"description": "The hotline ticket number (required for hotline)"},
     )
     redispatch = Boolean(
@@ -259,7 +274,9 @@ class TaskDetailSchema(TaskSchema):
 class TaskQueryArgsSchema(Schema):
     assignee = ma.fields.String(
         validate=FullMatch(f"^(me|none|{USER_ID_PATTERN})$", error="me, none or a user id"),
-        metadata={"description": "me, none (unassigned: waiting to be assigned), or a user id"},
+        metadata={
+            "description": "me, none (unassigned and open: waiting to be assigned), or a user id"
+        },
     )
     status = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(TASK_STATUSES)),
@@ -268,6 +285,13 @@ class TaskQueryArgsSchema(Schema):
     grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
     overdue = Boolean(metadata={"description": "Only overdue (true) or not (false)"})
     source = ma.fields.String(validate=ma.validate.OneOf(TASK_SOURCES))
+    external_id = ticket_number(
+        metadata={
+            "description": "Only the task(s) of this 12345 ticket number (or other source's "
+            "reference), exactly as it was sent when the task was opened (`external_id`): the "
+            "task holding it, and one it was re-dispatched (改派) from, each if yours to see"
+        },
+    )
 
 
 class TransitionSchema(Schema):
