@@ -15,7 +15,13 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.models import VisitPhoto
 from api.services import audit
-from api.services.photos import PhotoDamaged, PhotoStorage, sniff_image_type, strip_metadata
+from api.services.photos import (
+    PHOTO_LOCK_CLASS,
+    PhotoDamaged,
+    PhotoStorage,
+    sniff_image_type,
+    strip_metadata,
+)
 
 PAGE = 500  # photo rows read per query
 LISTED_BATCH = 10_000  # stored keys sent to the database per statement
@@ -162,10 +168,17 @@ def _scrub_photo(begin, storage, photo_id: int, key: str, content_type: str, res
         result.scrubbed += 1
         return False
     new_key = hashlib.sha256(clean).hexdigest()
-    storage.put(new_key, clean)  # a no-op when that image is stored already
     for attempt in range(_RETRIES):
         try:
             with begin() as session:
+                # Stored under the lock retention deletes unused bytes by (as an upload stores
+                # its own), held until the photo points at them: stored before, they could go
+                # (a twin photo of the same image purged) before the switch committed.
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))"),
+                    {"lock": PHOTO_LOCK_CLASS, "key": new_key},
+                )
+                storage.put(new_key, clean)  # a no-op when that image is stored already
                 outcome = _switch(session, photo_id, key, new_key, len(clean))
             break
         except IntegrityError:

@@ -459,3 +459,41 @@ def test_a_photo_read_while_it_is_scrubbed_is_served(
     assert served.status_code == 200
     assert served.data == strip_metadata(original, "image/jpeg")
     assert served.headers["ETag"] == f'"{hashlib.sha256(served.data).hexdigest()}"'
+
+
+def test_the_stripped_bytes_are_stored_under_the_lock_retention_deletes_by(
+    session, world, photo_dir, visit_id, gridwork, database_url, monkeypatch
+):
+    """Found by a review: the scrub stored the stripped image, then pointed the photo at it in
+    a transaction of its own. Retention, deleting the bytes no photo points at (a twin photo
+    of the same image past its 180 days), could delete them in between: the photo then pointed
+    at a missing file. They are stored under the photo lock of their hash (as an upload stores
+    its bytes), held until the photo points at them."""
+    import psycopg
+
+    from api.services.photos import PHOTO_LOCK_CLASS
+
+    original = phone_photo()
+    store_as_before(session, world, photo_dir, visit_id, original)
+    clean_key = hashlib.sha256(strip_metadata(original, "image/jpeg")).hexdigest()
+    held_at_put: list[bool] = []
+    put = SealedStorage.put
+
+    def watched(self, key, data, *args, **kwargs):
+        if key == clean_key:
+            with psycopg.connect(database_url.replace("+psycopg", "")) as other:
+                held_at_put.append(
+                    other.execute(
+                        "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND "
+                        "granted AND classid = %s AND objid::bigint = "
+                        "(hashtext(%s)::bigint + 4294967296) %% 4294967296",
+                        (PHOTO_LOCK_CLASS, key),
+                    ).fetchone()[0]
+                )
+        return put(self, key, data, *args, **kwargs)
+
+    monkeypatch.setattr(SealedStorage, "put", watched)
+
+    assert gridwork().exit_code == 0
+
+    assert held_at_put == [True]
