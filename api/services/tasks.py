@@ -864,6 +864,11 @@ def transition(
     point = None
     if location is not None:
         point = db_geom(Point(*_point(location)))
+    retired_grid = None
+    if action == "reopen":
+        grid, retired_grid = _reopening_grid(session, task, grid, scope.user_id, now), grid
+        if grid is retired_grid:
+            retired_grid = None
     before = task.status
     task.status = rule.to
     _stamp(task, now)
@@ -902,9 +907,46 @@ def transition(
         # The leader makes the return call (回访) and closes the task: told it is their turn.
         above = overseers(session, grid, now=now, besides=(scope.user_id,), district=False)
         _notify_task(session, task, above, "task_resolved", "任务已办结，待回访", now=now)
+    elif action == "reopen" and retired_grid is not None:
+        # Dispatched in its new grid, as a moved task is: its last holder held the old one.
+        why = f"原网格 {retired_grid.code} 已撤销"
+        hand_on(session, task, grid, scope.user_id, now, why=why, title="重新打开的任务待分派")
     elif action == "reopen":
         _hand_on_reopened(session, task, grid, scope.user_id, now)
     return task
+
+
+def _reopening_grid(
+    session: Session, task: Task, grid: Grid, actor_id: int | None, now: datetime
+) -> Grid:
+    """The grid a task is reopened in: its own, held until the task is written (a retirement
+    counts the open tasks under its lock); when it was retired since the task ended (its
+    households moved to a grid drawn anew), the grid of its community that covers its place
+    now (its household's grid, else where it stands), the move in its history. A 409 when no
+    grid of the community covers it: reopened in the retired grid, it was off the map and
+    dispatched to whoever had held that grid."""
+    retired = session.execute(
+        select(Grid.retired_at).where(Grid.id == grid.id).with_for_update(read=True)
+    ).scalar_one()
+    if retired is None:
+        return grid
+    household = session.get(Household, task.household_id) if task.household_id else None
+    if household is not None:
+        target = session.get(Grid, household.grid_id)
+    else:
+        target = locate(session, *_task_point(session, task))
+    if target is None or target.community_code != grid.community_code:
+        raise errors.Conflict(
+            f"Grid {grid.code} was retired after the task ended, and no grid of its community "
+            "covers the task's place now: draw the grid that takes it in, then reopen it."
+        )
+    _hold_in_service(session, target)
+    task.grid_id, task.grid = target.id, target
+    _event(
+        task, "move", task.status, task.status, actor_id, now,
+        note=f"{grid.code} → {target.code}: 原网格已撤销",
+    )  # fmt: skip
+    return target
 
 
 def _reopened_deadline(session: Session, task: Task, grid: Grid, now: datetime) -> None:

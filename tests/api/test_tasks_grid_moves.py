@@ -320,3 +320,56 @@ def test_a_resent_move_gets_its_first_answer_and_tells_nobody_twice(client, worl
     assert again.headers.get("Idempotent-Replayed") == "true"
     worker_a2 = session.get(User, world.users["worker_a2"].id)
     assert len(told(session, worker_a2)) == 1
+
+
+# --- reopening a task whose grid was retired since it closed ---------------------------------
+
+
+def _closed_task_in_a_retired_grid(app, client, world, session) -> tuple[dict, Task]:
+    grid, task = _grid_with_one_task(app, client, world, session, "closed")
+    r = client.delete(f"/api/v1/grids/{grid['id']}", headers=world.auth("admin_a"))
+    assert r.status_code == 204, r.data
+    return grid, task
+
+
+def reopen(client, world, task_id, user="admin_a"):
+    return client.post(
+        f"/api/v1/tasks/{task_id}/transitions",
+        json={"action": "reopen", "note": "市民来电：问题复发"},
+        headers=world.auth(user),
+    )
+
+
+def test_a_task_reopened_after_its_grid_was_retired_goes_to_the_grid_that_takes_its_place(
+    app, client, world, session
+):
+    """A closed task stays in the grid it was worked in, which may be retired since (its
+    households moved to a grid drawn anew). Reopened there (a 12345 ticket sent back), it was
+    open again in a retired grid: off the map, dispatched to whoever had held it. It is
+    reopened in the grid of its community that covers its place now, the move in its history."""
+    grid, task = _closed_task_in_a_retired_grid(app, client, world, session)
+    new = client.post(
+        "/api/v1/grids",
+        json=grid_feature(A + "004", box(116.400, 39.925, 116.405, 39.930)),
+        headers=world.auth("admin_a"),
+    ).json
+
+    r = reopen(client, world, task.id)
+
+    assert r.status_code == 200, r.json
+    assert (r.json["grid_code"], r.json["grid_id"]) == (A + "004", new["id"])
+    assert r.json["status"] in ("new", "dispatched")
+    moved = [e for e in r.json["events"] if e["action"] == "move"]
+    assert len(moved) == 1 and f"{A}003 → {A}004" in moved[0]["note"]
+
+
+def test_a_task_whose_retired_grid_nothing_replaced_is_not_reopened(app, client, world, session):
+    grid, task = _closed_task_in_a_retired_grid(app, client, world, session)
+
+    r = reopen(client, world, task.id)
+
+    assert r.status_code == 409, r.json
+    assert "retired" in r.json["detail"]
+    session.expire_all()
+    row = session.get(Task, task.id)
+    assert (row.status, row.grid_id) == ("closed", grid["id"])
