@@ -4,7 +4,9 @@
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/gw_report_bench \\
         .venv/bin/python -m bench.report [--no-setup] [--repeat 15]
 
-Setup (skipped with --no-setup, e.g. on a database `gridwork seed city` loaded) builds, server-side
+Setup (skipped with --no-setup: the data an earlier run of this bench loaded, whose units 110100
+and 110101 and viewers bv_city and bv_district it reads; not a `gridwork seed city` database,
+which has neither) builds, server-side
 with INSERT ... SELECT generate_series, in the database DATABASE_URL names (it must be a database of
 its own: the setup TRUNCATEs the domain tables):
 
