@@ -68,8 +68,13 @@ class GridWorker(FastHttpUser):
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
                 return
-            results = response.json()["results"]
-            odd = [r for r in results if r["status"] != expect]
+            try:
+                results = response.json()["results"]
+                odd = [r for r in results if r["status"] != expect]
+            except (ValueError, KeyError, TypeError) as exc:
+                # Raised out of the task, locust would count this request nowhere.
+                response.failure(f"unreadable answer ({exc!r}): {response.text[:200]}")
+                return
             if odd:
                 reason = odd[0].get("reason") or odd[0].get("errors") or odd[0]["status"]
                 response.failure(f"{len(odd)} of {len(results)} not {expect}: {reason}")

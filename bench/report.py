@@ -4,7 +4,9 @@
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/gw_report_bench \\
         .venv/bin/python -m bench.report [--no-setup] [--repeat 15]
 
-Setup (skipped with --no-setup, e.g. on a database `gridwork seed city` loaded) builds, server-side
+Setup (skipped with --no-setup: the data an earlier run of this bench loaded, whose units 110100
+and 110101 and viewers bv_city and bv_district it reads; not a `gridwork seed city` database,
+which has neither) builds, server-side
 with INSERT ... SELECT generate_series, in the database DATABASE_URL names (it must be a database of
 its own: the setup TRUNCATEs the domain tables):
 
@@ -23,7 +25,10 @@ Measured, same run, same database, warm, median of --repeat (15: the same statem
 - API: GET /api/v1/reports/coverage?week=2026-W47&district=... through Flask's test client, as a
   district viewer (JWT, user load, scope, unit lookup, grid selection, the report statement);
 - SQL: the grid selection and the same report statement (its CTEs are the sections; PostgreSQL
-  builds the JSON) with the same parameters on a plain connection, the document fetched.
+  builds the JSON) with the same parameters on a plain connection, the document fetched; each
+  run a transaction of its own with the report planned for its parameters, as the API's is
+  (until 2026-12-05 all runs shared one open transaction and the statement was left to
+  PostgreSQL's plan cache, which on the city turns it generic, and slower, from its 10th run).
 Goals (issue #8): API <= 1.2 x SQL; the city report <= 1 s.
 """
 
@@ -264,19 +269,29 @@ ORDER BY g.code
 """
 
 
+# As api/services/reports.coverage_json plans the report: for its parameters on every run, in
+# this transaction only (else PostgreSQL switches the statement to a generic plan from its
+# 10th run on a connection: slower, measured on the city).
+CUSTOM_PLANS = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
+
+
 def sql_direct(conn, district: str) -> tuple[float, int]:
-    """The grid selection and the report statement, as the API runs them, on a plain connection."""
+    """The grid selection and the report statement, as the API runs them, on a plain connection:
+    a transaction of their own (as a request's), the report planned as the API plans it."""
     start = time.perf_counter()
     week_start, week_end = reports.week_bounds(WEEK)
-    ids = [
-        r[0]
-        for r in conn.execute(
-            text(SELECT_GRIDS), {"prefix": district + "%", "start": week_start, "end": week_end}
-        )
-    ]
-    selection = reports.Selection("district", district, "", ids)
-    document = conn.execute(text(reports.REPORT_SQL), reports.report_params(selection, WEEK))
-    document.scalar_one()
+    with conn.begin():
+        ids = [
+            r[0]
+            for r in conn.execute(
+                text(SELECT_GRIDS),
+                {"prefix": district + "%", "start": week_start, "end": week_end},
+            )
+        ]
+        selection = reports.Selection("district", district, "", ids)
+        conn.execute(text(CUSTOM_PLANS))
+        document = conn.execute(text(reports.REPORT_SQL), reports.report_params(selection, WEEK))
+        document.scalar_one()
     return time.perf_counter() - start, len(ids)
 
 
