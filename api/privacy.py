@@ -109,7 +109,12 @@ def fields_for(resource: str, records: Iterable[Any] = ()) -> tuple[str, ...]:
     this caller."""
     d = disclosure()
     if resource == "household":
-        return tuple(f for f in audit.HOUSEHOLD_FIELDS if d.contact or f != "phone")
+        fields = tuple(f for f in audit.HOUSEHOLD_FIELDS if d.contact or f != "phone")
+        # A list asked with `week` carries each one's last visit and last attempt
+        # (`visit_status`), which the households layer's entry names too (tiles.TILE_FIELDS).
+        if any(hasattr(r, "visit_status") for r in records):
+            fields += ("last_visited", "last_attempt")
+        return fields
     if resource == "visit":
         # Visits given as records (not bare ids) disclosed what each showed (visit_disclosure).
         shown = [
