@@ -61,6 +61,12 @@ def disclosure() -> Disclosure:
     return POLICY.get(current_scope().role, NOTHING)
 
 
+def visit_grid_id(visit: Any) -> int:
+    """The grid a visit is read as of: its own, or in a household's history the household's
+    grid now (`visits.household_visits` sets `read_in_grid_id`)."""
+    return getattr(visit, "read_in_grid_id", None) or visit.grid_id
+
+
 def visit_disclosure(grid_id: int, base: Disclosure | None = None) -> Disclosure:
     """What the caller sees of a visit of grid `grid_id`: their role's disclosure (`base`,
     looked up when not given) in a grid they hold, OWN_RECORD elsewhere (their own visits)."""
@@ -103,10 +109,17 @@ def fields_for(resource: str, records: Iterable[Any] = ()) -> tuple[str, ...]:
     this caller."""
     d = disclosure()
     if resource == "household":
-        return tuple(f for f in audit.HOUSEHOLD_FIELDS if d.contact or f != "phone")
+        fields = tuple(f for f in audit.HOUSEHOLD_FIELDS if d.contact or f != "phone")
+        # A list asked with `week` carries each one's last visit and last attempt
+        # (`visit_status`), which the households layer's entry names too (tiles.TILE_FIELDS).
+        if any(hasattr(r, "visit_status") for r in records):
+            fields += ("last_visited", "last_attempt")
+        return fields
     if resource == "visit":
         # Visits given as records (not bare ids) disclosed what each showed (visit_disclosure).
-        shown = [visit_disclosure(r.grid_id, d) for r in records if hasattr(r, "grid_id")] or [d]
+        shown = [
+            visit_disclosure(visit_grid_id(r), d) for r in records if hasattr(r, "grid_id")
+        ] or [d]
         return (
             ("location", "worker", "outcome")
             + (("notes", "observations", "follow_up_note") if any(s.notes for s in shown) else ())

@@ -17,7 +17,7 @@ from geoalchemy2 import Geometry
 from geoalchemy2.shape import to_shape
 from shapely import union_all
 from shapely.geometry import Point
-from sqlalchemy import Integer, TypeDecorator, func, select, text
+from sqlalchemy import Integer, TypeDecorator, func, or_, select, text
 from sqlalchemy import union_all as sql_union_all
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.exc import DataError, IntegrityError
@@ -715,22 +715,34 @@ _GRID_CODE = joinedload(Visit.grid).load_only(Grid.id, Grid.code)
 
 
 def get_visit(session: Session, scope: Scope, visit_id: uuid.UUID) -> Visit:
-    visit = session.scalar(
-        select(Visit)
-        .where(Visit.id == visit_id, scope.visits())
-        .options(_GRID_CODE, selectinload(Visit.photos))
+    """A visit the caller may read (`Scope.visits()`), or one of the history of a household
+    they see now (`household_visits`): recorded under the household's earlier grid, it is read
+    as a visit of its grid now (`read_in_grid_id`)."""
+    household_grid = (
+        select(Household.grid_id)
+        .where(Household.id == Visit.household_id, scope.households())
+        .scalar_subquery()
     )
-    if visit is None:
+    row = session.execute(
+        select(Visit, household_grid)
+        .where(Visit.id == visit_id, or_(scope.visits(), household_grid.is_not(None)))
+        .options(_GRID_CODE, selectinload(Visit.photos))
+    ).first()
+    if row is None:
         raise errors.NotFound(f"Visit {visit_id} not found.")
+    visit, household_grid_id = row
+    if household_grid_id is not None and not scope.holds_visit_grid(visit.grid_id):
+        visit.read_in_grid_id = household_grid_id
     return visit
 
 
 def get_visit_for_photos(session: Session, scope: Scope, visit_id: uuid.UUID) -> Visit:
-    """A visit whose photos the caller may see: those of the grids they read in full. A
-    worker's own visit in a grid they do not hold is their record only (`privacy.OWN_RECORD`):
-    its photos (the resident's home) answer 404, as a photo not found."""
+    """A visit whose photos the caller may see: those of the grids they read in full, and
+    those of the history of a household they see now. A worker's own visit in a grid they do
+    not hold is their record only (`privacy.OWN_RECORD`): its photos (the resident's home)
+    answer 404, as a photo not found."""
     visit = get_visit(session, scope, visit_id)
-    if not scope.holds_visit_grid(visit.grid_id):
+    if not scope.holds_visit_grid(getattr(visit, "read_in_grid_id", None) or visit.grid_id):
         raise errors.NotFound(f"No photo of visit {visit_id} is yours to read.")
     return visit
 
@@ -754,14 +766,23 @@ def _page(session: Session, stmt, page: int, page_size: int) -> tuple[list[Visit
 def household_visits(
     session: Session, scope: Scope, household_id: int, *, page: int = 1, page_size: int = 50
 ) -> tuple[list[Visit], int]:
-    """A household's visits, newest first (the household must be in the caller's scope)."""
-    seen = session.scalar(
-        select(Household.id).where(Household.id == household_id, scope.households())
+    """A household's visits, newest first (the household must be in the caller's scope).
+
+    All of them: those recorded under an earlier grid of the household (one corrected into
+    another grid, or a grid redrawn under it) are its history too, which the map's last visit
+    and the plan count already; they were missing from the history of whoever serves it now.
+    Each is read as a visit of the household's grid now (`read_in_grid_id`, which
+    `privacy.visit_grid_id` reads): the caller, who sees the household, serves it."""
+    grid_id = session.scalar(
+        select(Household.grid_id).where(Household.id == household_id, scope.households())
     )
-    if seen is None:
+    if grid_id is None:
         raise errors.NotFound(f"Household {household_id} not found.")
-    stmt = select(Visit).where(Visit.household_id == household_id, scope.visits())
-    return _page(session, stmt, page, page_size)
+    stmt = select(Visit).where(Visit.household_id == household_id)
+    rows, total = _page(session, stmt, page, page_size)
+    for visit in rows:
+        visit.read_in_grid_id = grid_id
+    return rows, total
 
 
 def list_visits(

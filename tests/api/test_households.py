@@ -836,6 +836,26 @@ def test_with_a_week_each_household_carries_its_visit_state(client, session, wor
     assert all("visit_status" not in h for h in plain)
 
 
+def test_a_list_with_a_week_audits_the_visit_times_it_discloses(client, session, world):
+    """Each household's last visit and last attempt (`visit_status`) are what the households
+    layer's audit entry names too (when a lone elderly resident was last found at home): the
+    list that carries them names them; one without `week` does not."""
+    from api.models import AuditEntry
+    from api.services.weeks import current_week
+    from tests.factories import make_visit
+
+    flats, lon, lat = entrance(session)
+    make_visit(session, world.users["worker_a1"], flats[0], datetime.now(UTC))
+    client.get(at(lon, lat), headers=world.auth("worker_a1"))
+    client.get(at(lon, lat, week=current_week()), headers=world.auth("worker_a1"))
+    plain, with_week = session.scalars(
+        select(AuditEntry).where(AuditEntry.resource == "household").order_by(AuditEntry.id)
+    ).all()
+    assert "last_visited" not in plain.fields
+    assert {"last_visited", "last_attempt"} <= set(with_week.fields)
+    assert sorted(with_week.resource_ids) == sorted(f.id for f in flats)
+
+
 def test_a_households_visit_state_is_the_one_the_map_draws(session, world):
     """The same statement's columns as the households layer: visited in the week, due (seen
     within seven days, not this week), overdue (never, or longer ago); a past week ignores

@@ -1007,6 +1007,74 @@ def test_household_history_outside_scope_is_404(client, world):
     assert client.get(url, headers=world.auth("worker_a2")).status_code == 404
 
 
+def test_a_households_history_keeps_its_visits_from_before_it_moved_grid(client, session, world):
+    """A household placed in the wrong grid and corrected (or a grid redrawn under it) keeps
+    its visits, recorded under its earlier grid: whoever serves it now reads its history in
+    full, as the map's last-visit date and the plan already count those visits."""
+    from api.models import AuditEntry
+
+    household = home(world)
+    item = visit_item(household, notes="独居老人，腿脚不便")
+    assert one(client, world, item)["status"] == "created"
+    lon, lat = centre(A2, dy=0.001)
+    moved = client.patch(
+        f"/api/v1/households/{household.id}",
+        json={"lon": lon, "lat": lat},
+        headers=world.auth("admin_a"),
+    )
+    assert moved.status_code == 200 and moved.json["grid_code"] == A2
+    url = f"/api/v1/households/{household.id}/visits"
+    response = client.get(url, headers=world.auth("worker_a2"))
+    assert [v["id"] for v in response.json] == [item["id"]]
+    assert response.json[0]["notes"] == "独居老人，腿脚不便"
+    assert '"total": 1' in response.headers["X-Pagination"]
+    entry = session.scalars(
+        select(AuditEntry).where(
+            AuditEntry.resource == "visit",
+            AuditEntry.user_id == world.users["worker_a2"].id,
+        )
+    ).one()
+    assert "notes" in entry.fields
+    assert client.get(url, headers=world.auth("worker_a1")).status_code == 404
+    by_id = client.get(f"/api/v1/visits/{item['id']}", headers=world.auth("worker_a2"))
+    assert by_id.json["notes"] == "独居老人，腿脚不便"
+    other = client.get(f"/api/v1/visits/{item['id']}", headers=world.auth("worker_b1"))
+    assert other.status_code == 404
+
+
+def test_the_photos_of_a_visit_from_before_its_household_moved_grid_are_its_holders(
+    client, session, world, app, tmp_path
+):
+    import io
+
+    from tests.factories import image_bytes
+
+    app.config["PHOTO_DIR"] = str(tmp_path / "photos")
+    household = home(world)
+    item = visit_item(household)
+    one(client, world, item)
+    photo = client.post(
+        f"/api/v1/visits/{item['id']}/photos",
+        data={"file": (io.BytesIO(image_bytes("PNG")), "photo.png")},
+        headers=world.auth("worker_a1"),
+        content_type="multipart/form-data",
+    )
+    assert photo.status_code == 201, photo.json
+    lon, lat = centre(A2, dy=0.001)
+    client.patch(
+        f"/api/v1/households/{household.id}",
+        json={"lon": lon, "lat": lat},
+        headers=world.auth("admin_a"),
+    )
+    history = client.get(
+        f"/api/v1/households/{household.id}/visits", headers=world.auth("worker_a2")
+    ).json
+    (shown,) = history[0]["photos"]
+    url = f"/api/v1/visits/{item['id']}/photos/{shown['id']}"
+    assert client.get(url, headers=world.auth("worker_a2")).status_code == 200
+    assert client.get(url, headers=world.auth("worker_b1")).status_code == 404
+
+
 def test_visits_by_grid_and_week_are_paginated(client, world):
     this_week = datetime.now(UTC)
     last_week = this_week - timedelta(days=7)

@@ -401,7 +401,7 @@ class VisitBatchSchema(Schema):
 
 def _shown(visit) -> privacy.Disclosure:
     """What the caller sees of this visit (`privacy.visit_disclosure`)."""
-    return privacy.visit_disclosure(visit.grid_id)
+    return privacy.visit_disclosure(privacy.visit_grid_id(visit))
 
 
 def _location(visit) -> dict:
@@ -558,7 +558,7 @@ def visit_answer(visit, disclosure: privacy.Disclosure | None = None) -> dict[st
 
     `disclosure` is the caller's (looked up when not given: a batch looks it up once); what
     they see of this visit follows from it (`privacy.visit_disclosure`)."""
-    shown = privacy.visit_disclosure(visit.grid_id, disclosure)
+    shown = privacy.visit_disclosure(privacy.visit_grid_id(visit), disclosure)
     return {
         "id": str(visit.id),
         "worker_id": visit.worker_id,
