@@ -172,10 +172,15 @@ def record_disclosure(
 
 
 def audited(
-    resource: str, action: str = "read", records: Callable[[Any], Iterable[Any]] | None = None
+    resource: str,
+    action: str = "read",
+    records: Callable[[Any], Iterable[Any]] | None = None,
+    fields: Iterable[str] = (),
 ):
     """Decorate a view (under its flask-smorest decorators) whose result discloses `resource`
-    records: a model, a list of them, or what `records(result)` picks out."""
+    records: a model, a list of them, or what `records(result)` picks out; `fields`, when the
+    answer shows other fields of them than a read of the records does (`fields_for`)."""
+    fields = tuple(fields)
 
     def decorate(view):
         @wraps(view)
@@ -185,7 +190,7 @@ def audited(
                 rows = list(records(result))
             else:
                 rows = result if isinstance(result, list) else [result]
-            record_disclosure(resource, rows, action)
+            record_disclosure(resource, rows, action, fields)
             return result
 
         return wrapper

@@ -352,3 +352,21 @@ def test_last_weeks_plan_is_of_the_grids_the_worker_held_as_it_ended(client, wor
     assert led["total"] == len(world.households[A1])
     assert own["households"] == []
     assert {s["grid_code"] for s in current["households"]} == {A2}
+
+
+def test_the_plans_audit_entry_names_what_the_plan_shows(client, world, session):
+    """A plan shows each household's address, place, care tags and when it was last found at
+    home (`last_visited_at`, `next_due_at`); its audit entry named the register's fields
+    instead: members and the phone, which it does not show, and not the last visit, which it
+    does (the households layer's entry names it)."""
+    from sqlalchemy import select
+
+    from api.models import AuditEntry
+
+    body = plan(client, world)
+    assert body["households"]
+    entry = session.scalars(
+        select(AuditEntry).where(AuditEntry.resource == "household").order_by(AuditEntry.id.desc())
+    ).first()
+    assert sorted(entry.fields) == ["address", "last_visited", "location", "tags"]
+    assert sorted(entry.resource_ids) == sorted(s["household_id"] for s in body["households"])

@@ -84,7 +84,12 @@ class Visits(MethodView):
 class VisitPlan(MethodView):
     @blp.arguments(PlanQueryArgsSchema, location="query")
     @blp.response(200, PlanSchema)
-    @audited("household", records=lambda plan: [s["household_id"] for s in plan["households"]])
+    @audited(
+        "household",
+        records=lambda plan: [s["household_id"] for s in plan["households"]],
+        # What a stop shows: no members, no phone; when each was last found at home.
+        fields=("address", "location", "tags", "last_visited"),
+    )
     def get(self, args):
         """A worker's plan for the week: households still due, as a walking route
 
