@@ -400,18 +400,23 @@ def end_leave(
     return leave
 
 
-def shifts_during_leave(session: Session, leave: Leave) -> list[Shift]:
-    """The worker's shifts, in any roster, on the days of an approved leave: a roster made
-    before the leave still names them. Approving is never refused (the leave is the worker's);
-    these are the shifts the approver must hand on (PATCH /shifts/{id})."""
+def shifts_during_leave(
+    session: Session, leave: Leave, *, now: datetime | None = None
+) -> list[Shift]:
+    """The worker's shifts, in any roster, on the days of an approved leave from today on
+    (Asia/Shanghai, `now`: the clock): a roster made before the leave still names them.
+    Approving is never refused (the leave is the worker's); these are the shifts the approver
+    must hand on (PATCH /shifts/{id}). The days before today are a record of the days gone,
+    which no edit changes: a leave decided late does not list them."""
     if leave.status != "approved":
         return []
+    first = max(leave.start_date, local_today(now))
     return list(
         session.scalars(
             select(Shift)
             .where(
                 Shift.worker_id == leave.worker_id,
-                Shift.date.between(leave.start_date, leave.end_date),
+                Shift.date.between(first, leave.end_date),
             )
             .options(selectinload(Shift.roster), selectinload(Shift.grid))
             .order_by(Shift.date, Shift.id)

@@ -576,6 +576,26 @@ def test_approving_leave_after_the_roster_lists_the_shifts_left_to_reassign(clie
     assert all(s["status"] == "published" and s["worker_id"] == worker.id for s in listed)
 
 
+def test_leave_decided_late_lists_only_the_shifts_from_today_to_reassign(client, app, community):
+    """Leave asked from Monday and approved on Wednesday (Asia/Shanghai): Monday's and
+    Tuesday's shifts are a record of the days gone and cannot be handed on (PATCH answers 409),
+    so the approval lists only the shifts from today on. Before, it listed the past ones too,
+    and the leader was told to hand on shifts the API refuses to change."""
+    c = community
+    worker = c.workers[3]
+    published = published_week(client, c)
+    leave = request_leave(client, c, worker, MON, FRI).get_json()
+    set_today(app, WED)
+    decided = decide_leave(client, c, leave, "approve")
+    listed = decided["shifts_to_reassign"]
+    ahead = {
+        s["id"]
+        for s in all_shifts(published)
+        if s["worker_id"] == worker.id and s["date"] in (str(WED), str(THU), str(FRI))
+    }
+    assert ahead and {s["id"] for s in listed} == ahead
+
+
 def decide_leave(client, c, leave, decision):
     """The leader's decision on `leave`: the answer's JSON."""
     return client.post(

@@ -271,7 +271,7 @@ class LeaveDecision(MethodView):
         """Approve or reject a leave request (the worker's grid leader or community admin)"""
         session = db.session
         leave = rosters.decide_leave(session, current_scope(), leave_id, data["decision"])
-        shifts = rosters.shifts_during_leave(session, leave)
+        shifts = rosters.shifts_during_leave(session, leave, now=_now())
         settings = rosters.settings_for(session, {s.roster.community_code for s in shifts})
         answer = {
             "leave": leave,
