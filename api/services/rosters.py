@@ -947,6 +947,20 @@ def _on_leave(session: Session, worker_id: int, day: date) -> bool:
     return "approved" in statuses.all()
 
 
+def _hold_worker(session: Session, worker_id: int) -> User | None:
+    """The user about to be handed a shift, read as stored and locked for share until the
+    caller commits. A switch-off or a role change (which lock the account for update) made
+    meanwhile waits for the edit or swap, then lists the shift in `shifts_ahead`; one made
+    before is seen here (refused). Before, a switch-off racing an accepted swap listed the
+    days held before it, and the account kept a shift nobody was told to hand on."""
+    return session.scalar(
+        select(User)
+        .where(User.id == worker_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
+
+
 def _busy(session: Session, worker_id: int, day: date, exclude: Iterable[int]) -> Shift | None:
     return session.scalar(
         select(Shift).where(
@@ -1094,7 +1108,7 @@ def update_shift(
             f"{day} is outside the roster's week {roster.week}.",
             errors={"json": {"date": [f"not in {roster.week}"]}},
         )
-    worker = session.get(User, worker_id)
+    worker = _hold_worker(session, worker_id)
     if worker is None or off_duty(worker, roster.community_code) is not None:
         raise errors.Unprocessable(
             f"User {worker_id} is not a worker of community {roster.community_code}.",
@@ -1161,7 +1175,7 @@ def _swap_conflict(session: Session, a: Shift, b: Shift) -> str | None:
             continue
         # An account switched off, or made a community admin (it keeps its rostered shifts
         # until the office hands them on), takes no other: a post nobody staffs (as an edit).
-        refusal = off_duty(session.get(User, mover), community)
+        refusal = off_duty(_hold_worker(session, mover), community)
         if refusal is not None:
             return refusal[1]
         clash = _busy(session, mover, target.date, [a.id, b.id])

@@ -409,3 +409,53 @@ def _until_it_waits(live, request) -> None:
     deadline = time.monotonic() + 20
     while not request.done() and not live.scalar(waiting) and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def test_a_swap_approved_while_its_worker_is_switched_off_is_listed_in_shifts_ahead(
+    live, monkeypatch
+):
+    """A leader approves a swap that gives Monday to a worker while an admin switches that
+    worker off. The approval has found the worker active and is about to commit; the
+    switch-off then waits for it and lists Monday in `shifts_ahead`. Before, the switch-off
+    went through at once and listed the days the worker held before the swap: Monday ended
+    with a switched-off account, and nobody was told to hand it on."""
+    from api.extensions import db
+    from api.models import Shift, User
+
+    c = live.c
+    view = published_roster(live)
+    moving, leaving = c.workers[2], c.workers[3]
+    tue = week_dates(WEEK)[1]
+    with live.app.app_context(), db.engine.begin() as conn:  # each is free on one of the days
+        conn.execute(delete(Shift).where(Shift.worker_id == leaving.id, Shift.date == MON))
+        conn.execute(delete(Shift).where(Shift.worker_id == moving.id, Shift.date == tue))
+    shifts = [s for d in view["days"] for p in "AB" for s in d[p]]
+    mine = next(s for s in shifts if s["worker_id"] == moving.id and s["date"] == str(MON))
+    theirs = next(s for s in shifts if s["worker_id"] == leaving.id and s["date"] == str(tue))
+    swap = live.post(f"/api/v1/shifts/{mine['id']}/swap", moving, {"with_shift_id": theirs["id"]})
+    assert swap.status_code == 201, swap.get_json()
+    paused, go = threading.Event(), threading.Event()
+    real_notify = roster_service.notify
+
+    def notify(session, workers, kind, *args, **kwargs):
+        real_notify(session, workers, kind, *args, **kwargs)
+        if kind == "roster_changed":  # the exchange passed its checks: hold its commit
+            paused.set()
+            assert go.wait(30)
+
+    monkeypatch.setattr(roster_service, "notify", notify)
+    with ThreadPoolExecutor(2) as pool:
+        approved = pool.submit(live.post, f"/api/v1/swaps/{swap.get_json()['id']}/accept", c.leader)
+        assert paused.wait(30)
+        switched = pool.submit(
+            lambda: live.app.test_client().patch(
+                f"/api/v1/users/{leaving.id}", json={"active": False}, headers=c.auth(c.admin)
+            )
+        )
+        _until_it_waits(live, switched)
+        go.set()
+        approval, switch_off = approved.result(30), switched.result(30)
+    assert (approval.status_code, switch_off.status_code) == (200, 200), switch_off.get_json()
+    assert live.scalar(select(User.active).where(User.id == leaving.id)) is False
+    assert live.scalar(select(Shift.worker_id).where(Shift.id == mine["id"])) == leaving.id
+    assert str(MON) in switch_off.get_json()["shifts_ahead"]
