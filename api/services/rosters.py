@@ -969,6 +969,36 @@ def _busy(session: Session, worker_id: int, day: date, exclude: Iterable[int]) -
     )
 
 
+def _short_of_rest(
+    session: Session, worker_id: int, target: Shift, given: list[int], day: date | None = None
+) -> str | None:
+    """Why handing `worker_id` the shift `target` (on `day`, default its date) leaves them
+    short of the weekly rest (`min_rest_days_per_week`, Labour Law art. 38), or None. The
+    solver keeps the rest, but an edit onto a worker's free day, or a swap of a day of one week
+    for a day of the next, rostered them all seven days. `given`: the shifts the change takes
+    from them. Only a change that adds a working day to their week is refused: one that keeps
+    the count (a swap within the week) leaves the week as the office rostered it."""
+    day = day or target.date
+    community = session.get(Community, target.roster.community_code)
+    rest = roster_settings(community)["min_rest_days_per_week"]
+    held = set(
+        session.execute(
+            select(Shift.id, Shift.date).where(
+                Shift.roster_id == target.roster_id, Shift.worker_id == worker_id
+            )
+        ).all()
+    )
+    before = {d for _, d in held}
+    after = {d for shift_id, d in held if shift_id not in given} | {day}
+    if len(after) <= max(7 - rest, len(before)):
+        return None
+    monday = day - timedelta(days=day.weekday())
+    return (
+        f"worker {worker_id} would work {len(after)} days in the week of {monday}: each worker"
+        f" rests at least {rest} day{'s' if rest != 1 else ''} a week (min_rest_days_per_week)"
+    )
+
+
 def _require_not_past(shift: Shift, today: date, day: date | None = None) -> None:
     """A past day's shift is a record of who worked it: it is neither edited, nor moved onto
     a past day, nor swapped. Today's shifts still change (a worker falls ill at 8:00)."""
@@ -1147,6 +1177,9 @@ def update_shift(
         )
     if _on_leave(session, worker_id, day):
         raise errors.Conflict(f"{worker.display_name} is on approved leave on {day}.")
+    short = _short_of_rest(session, worker_id, shift, [shift.id], day)
+    if short is not None:
+        raise errors.Conflict(f"{short[0].upper()}{short[1:]}.", shift_id=shift.id)
     shift.post, shift.date, shift.worker_id, shift.grid_id = post, day, worker_id, grid_id
     shift.relief_for_id = _relief_for(session, shift)
     try:
@@ -1186,6 +1219,9 @@ def _swap_conflict(session: Session, a: Shift, b: Shift) -> str | None:
             )
         if _on_leave(session, mover, target.date):
             return f"worker {mover} is on approved leave on {target.date}"
+        short = _short_of_rest(session, mover, target, [a.id, b.id])
+        if short is not None:
+            return short
     return None
 
 
