@@ -1296,14 +1296,26 @@ def request_swap(
     )
     session.add(swap)
     session.flush()
-    _tell_about_swap(
-        session,
-        swap,
-        [w for w in (other.worker_id, shift.worker_id) if w != scope.user_id],
-        "shift_swap_requested",
-        "换班申请",
-        f"是否同意以您{other.date}的班次与{shift.date}的班次对换？",
-    )
+    # The other worker is asked; the requester, when a leader asked on their behalf, is told
+    # what was asked for them (their own day named as theirs: they do not decide it).
+    if other.worker_id != scope.user_id:
+        _tell_about_swap(
+            session,
+            swap,
+            [other.worker_id],
+            "shift_swap_requested",
+            "换班申请",
+            f"是否同意以您{other.date}的班次与{shift.date}的班次对换？",
+        )
+    if shift.worker_id != scope.user_id:
+        _tell_about_swap(
+            session,
+            swap,
+            [shift.worker_id],
+            "shift_swap_requested",
+            "已代您申请换班",
+            f"已代您申请以您{shift.date}的班次与{other.date}的班次对换，待对方同意。",
+        )
     return swap
 
 

@@ -896,6 +896,38 @@ def test_a_swap_request_notifies_the_other_worker(client, session, community):
     assert notified == [b["worker_id"]]
 
 
+def test_a_swap_a_leader_asks_for_tells_its_requester_their_own_day(client, session, community):
+    """A leader asks on a worker's behalf to exchange their Monday for a colleague's Tuesday.
+    The colleague is asked to agree; the worker is told what was asked for them, their own
+    day named as theirs. Before, the worker got the colleague's question word for word
+    ("agree to exchange your Tuesday shift for Monday's?"): the wrong day named as theirs,
+    and a question they cannot answer (nobody decides their own swap)."""
+    c = community
+    view = published_week(client, c)
+    mine = next(
+        s for s in all_shifts(view) if s["date"] == str(MON) and s["worker_id"] != c.leader.id
+    )
+    theirs = next(
+        s
+        for s in all_shifts(view)
+        if s["date"] == str(TUE) and s["worker_id"] not in (c.leader.id, mine["worker_id"])
+    )
+    for worker_id, day in ((mine["worker_id"], TUE), (theirs["worker_id"], MON)):  # free then
+        session.execute(delete(Shift).where(Shift.worker_id == worker_id, Shift.date == day))
+    assert request_swap(client, c, mine, theirs, who=c.leader).status_code == 201
+    notices = {
+        n.user_id: n.body
+        for n in session.scalars(
+            select(Notification).where(Notification.kind == "shift_swap_requested")
+        )
+    }
+    assert set(notices) == {mine["worker_id"], theirs["worker_id"]}
+    assert f"您{TUE}的班次" in notices[theirs["worker_id"]]
+    assert f"您{MON}的班次" in notices[mine["worker_id"]]
+    assert f"您{TUE}" not in notices[mine["worker_id"]]
+    assert "是否同意" not in notices[mine["worker_id"]]
+
+
 def test_the_other_worker_accepts_and_the_shifts_change_hands(client, session, community):
     c = community
     a, b = same_day_pair(published_week(client, c))
