@@ -310,7 +310,7 @@ def cancel_leave(
     # roster now expects them), or the approver of leave the worker withdrew (the days are
     # rostered again).
     told = _counts_on(scope, leave, approver)
-    if told is not None:
+    if told == leave.worker_id:
         _tell_about_leave(
             session,
             leave,
@@ -318,7 +318,19 @@ def cancel_leave(
             "请假已取消",
             f"{_leave_days(leave)}的请假已取消，这些天须照常到岗。",
         )
+    elif told is not None:  # the approver: whose leave it was, in the notice
+        _tell_about_leave(
+            session,
+            leave,
+            told,
+            "请假已撤回",
+            f"{_worker_name(session, leave)}撤回了{_leave_days(leave)}的请假，这些天照常到岗。",
+        )
     return leave
+
+
+def _worker_name(session: Session, leave: Leave) -> str:
+    return session.get(User, leave.worker_id).display_name
 
 
 def _leave_to_change(session: Session, scope: Scope, leave_id: int) -> Leave:
@@ -388,13 +400,19 @@ def end_leave(
     session.flush()
     told = _counts_on(scope, leave, leave.decided_by_id)
     if told is not None:
+        # The worker is due back; the approver is told whose leave ends.
+        whose, due = (
+            ("", "须照常到岗")
+            if told == leave.worker_id
+            else (_worker_name(session, leave) + "的", "照常到岗")
+        )
         _tell_about_leave(
             session,
             leave,
             told,
             "请假提前结束",
-            f"请假改为{last_day}结束（{_leave_days(leave)}），"
-            f"{last_day + timedelta(days=1)}起须照常到岗。",
+            f"{whose}请假改为{last_day}结束（{_leave_days(leave)}），"
+            f"{last_day + timedelta(days=1)}起{due}。",
             kind="leave_shortened",
         )
     return leave

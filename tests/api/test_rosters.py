@@ -1274,6 +1274,32 @@ def test_approved_leave_withdrawn_by_the_worker_is_told_to_whoever_approved_it(
     assert [n.user_id for n in notices] == [c.leader.id]
 
 
+def test_the_approver_told_of_a_withdrawn_or_shortened_leave_reads_whose_it_is(
+    client, app, session, community
+):
+    """The approver's notice of a leave the worker withdrew or ended early names the worker.
+    Before, it was the worker's own wording ("the leave of these days is cancelled, you report
+    for duty as usual"), no name: a leader, who takes leave too, read it as their own."""
+    c = community
+    worker = c.workers[3]
+    withdrawn = request_leave(client, c, worker, WED, THU).get_json()
+    decide(client, c, withdrawn)
+    shortened = request_leave(client, c, worker, FRI, SUN).get_json()
+    decide(client, c, shortened)
+    assert cancel(client, c, withdrawn["id"], worker).status_code == 200
+    assert end(client, c, shortened["id"], FRI, worker).status_code == 200
+    bodies = session.scalars(
+        select(Notification.body)
+        .where(Notification.user_id == c.leader.id)
+        .where(Notification.kind.in_(("leave_cancelled", "leave_shortened")))
+        .order_by(Notification.id)
+    ).all()
+    assert len(bodies) == 2
+    for body in bodies:
+        assert worker.display_name in body
+        assert "须照常到岗" not in body  # the leader is not the one due back
+
+
 def test_a_requested_leave_withdrawn_by_the_worker_tells_nobody(client, session, community):
     c = community
     leave = request_leave(client, c, c.workers[3]).get_json()
