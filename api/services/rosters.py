@@ -1209,7 +1209,8 @@ def update_shift(
         # The workers agreed to the shift as it was, and a stale swap would block the shift's
         # new holder from offering it.
         _notify_swaps_cancelled(session, scope, _cancel_open_swaps(session, scope, [shift.id]))
-    _track_and_notify(session, scope, roster, [(shift, before)], "edit")
+        # An edit that changes nothing (a form saved as it was) is no change to log or tell.
+        _track_and_notify(session, scope, roster, [(shift, before)], "edit")
     session.refresh(shift)
     return shift
 

@@ -1671,6 +1671,27 @@ def test_an_edit_that_changes_nothing_cancels_no_swap_and_sends_no_notice(
     )
 
 
+def test_an_edit_that_changes_nothing_is_not_logged_nor_told_as_a_change(
+    client, session, community
+):
+    """A form saved as it was (PATCH with the shift's own values) changed nothing. Before, the
+    change log of the published roster got an entry whose before and after were the same,
+    and the worker was told their shift had changed."""
+    c = community
+    view = published_week(client, c)
+    _, b = workers_pair(view, c)
+    edited = client.patch(
+        f"/api/v1/shifts/{b['id']}",
+        json={"post": b["post"], "grid_code": b["grid_code"], "worker_id": b["worker_id"]},
+        headers=c.auth(c.leader),
+    )
+    assert edited.status_code == 200
+    changes = client.get(f"/api/v1/rosters/{view['id']}/changes", headers=c.auth(c.leader))
+    assert changes.get_json() == []
+    told = session.scalar(select(func.count()).where(Notification.kind == "roster_changed"))
+    assert told == 0
+
+
 # --- one rest-day rule -------------------------------------------------------------------------
 
 
