@@ -226,11 +226,15 @@ def get_leave(session: Session, scope: Scope, leave_id: int, *, lock: bool = Fal
     return leave
 
 
-def decide_leave(session: Session, scope: Scope, leave_id: int, decision: str) -> Leave:
+def decide_leave(
+    session: Session, scope: Scope, leave_id: int, decision: str, *, now: datetime | None = None
+) -> Leave:
     """A leader or admin of the worker's community approves or rejects a requested leave.
 
     The leave's row is locked: of two leaders deciding at once, the second waits and is told
-    the first one's decision (409), rather than overwriting it.
+    the first one's decision (409), rather than overwriting it. Approving cancels the open
+    swaps that would hand the worker a shift on a day of the leave from today on
+    (`now`: the clock): they can no longer be accepted.
     """
     leave = get_leave(session, scope, leave_id, lock=True)
     worker = session.get(User, leave.worker_id)
@@ -250,7 +254,54 @@ def decide_leave(session: Session, scope: Scope, leave_id: int, decision: str) -
         f"请假{_DECIDED[leave.status]}",
         f"您{_leave_days(leave)}的请假{_DECIDED[leave.status]}。",
     )
+    if leave.status == "approved":
+        _notify_swaps_cancelled(
+            session,
+            scope,
+            _cancel_swaps_onto_leave(session, scope, leave, local_today(now)),
+            why=f"{_worker_name(session, leave)}{_leave_days(leave)}的请假已获批准，无法接班",
+        )
     return leave
+
+
+def _cancel_swaps_onto_leave(
+    session: Session, scope: Scope, leave: Leave, today: date
+) -> list[ShiftSwap]:
+    """Cancel the open swaps that would hand the worker of approved `leave` a shift on one of
+    its days from `today` on (accepting them is refused: the worker is away); return them.
+    Before, such a swap stayed open until its day passed, nobody told, and the other worker's
+    shift could be offered to nobody else. A swap in which the worker gives a leave day away
+    stays open: accepting it covers the day.
+
+    SKIP LOCKED: an accept holds its swap (after its shifts) and waits for this leave, then
+    sees it approved (409); waiting here for that swap would close the circle."""
+    worker = leave.worker_id
+    taken = case(
+        (ShiftSwap.requester_id == worker, ShiftSwap.with_shift_id), else_=ShiftSwap.shift_id
+    )
+    ids = list(
+        session.scalars(
+            select(ShiftSwap.id)
+            .join(Shift, Shift.id == taken)
+            .where(
+                ShiftSwap.status == "requested",
+                or_(ShiftSwap.requester_id == worker, ShiftSwap.other_worker_id == worker),
+                Shift.date.between(max(leave.start_date, today), leave.end_date),
+            )
+            .with_for_update(of=ShiftSwap, skip_locked=True)
+        )
+    )
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            update(ShiftSwap)
+            .where(ShiftSwap.id.in_(ids), ShiftSwap.status == "requested")
+            .values(status="cancelled", decided_by_id=scope.user_id, decided_at=clock.now())
+            .returning(ShiftSwap)
+            .execution_options(synchronize_session="fetch")
+        )
+    )
 
 
 # Notices are read on the workers' phones, in Chinese as the app is.

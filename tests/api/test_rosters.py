@@ -1162,6 +1162,43 @@ def test_a_shift_handed_on_after_leave_can_be_swapped_by_its_new_holder(client, 
     assert request_swap(client, c, b, a, who=stand_in).status_code == 201
 
 
+def test_approving_leave_cancels_the_open_swap_that_would_hand_the_worker_a_leave_day(
+    client, session, community
+):
+    """A colleague asked the worker to take their Monday window post; the worker's Monday
+    leave is then approved. The swap can no longer be accepted (the worker is away): it is
+    cancelled and both are told. Before, it stayed open until Monday passed, nobody told, and
+    the colleague could offer their shift to nobody else ("a swap on it is still open")."""
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    away = by_id(c, b["worker_id"])
+    swap = request_swap(client, c, a, b).get_json()
+    leave = request_leave(client, c, away, MON, MON).get_json()
+    assert decide(client, c, leave).status_code == 200
+    session.expire_all()
+    row = session.get(ShiftSwap, swap["id"])
+    assert (row.status, row.decided_by_id) == ("cancelled", c.leader.id)
+    told = session.scalars(
+        select(Notification.user_id)
+        .where(Notification.kind == "shift_swap_cancelled")
+        .order_by(Notification.user_id)
+    ).all()
+    assert told == sorted((a["worker_id"], away.id))
+    others = [w for w in c.workers[1:] if w.id not in (a["worker_id"], away.id)]
+    other = next(
+        s
+        for s in all_shifts(published_week_view(client, c))
+        if s["date"] == str(MON) and s["worker_id"] in {w.id for w in others}
+    )
+    assert request_swap(client, c, a, other).status_code == 201
+
+
+def published_week_view(client, c, week=WEEK) -> dict:
+    return client.get(
+        f"/api/v1/communities/{c.code}/rosters/{week}", headers=c.auth(c.leader)
+    ).get_json()
+
+
 def test_publishing_cancels_a_swap_asked_on_the_draft(client, session, community):
     """A swap row left on a draft (from before swaps were refused there) was agreed on shifts
     still being edited: publishing cancels it rather than making it acceptable."""
