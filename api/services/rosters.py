@@ -1095,6 +1095,10 @@ def _track_and_notify(
                 shift_id=shift.id,
                 action=action,
                 changed_by_id=scope.user_id,
+                # When it was made, not when its transaction began (the column's default, now()):
+                # an edit that began first but waited for the shift while another went through
+                # was logged before it, and the log no longer ended on the shift as it stands.
+                changed_at=func.clock_timestamp(),
                 before=before,
                 after=after,
             )

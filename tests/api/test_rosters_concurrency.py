@@ -503,3 +503,42 @@ def test_a_swap_accepted_while_the_takers_leave_is_approved_is_refused_without_d
         decision, accept = decided.result(30), accepted.result(30)
     assert (decision.status_code, accept.status_code) == (200, 409), accept.get_json()
     assert live.scalar(select(Shift.worker_id).where(Shift.id == b["id"])) == away.id
+
+
+def test_two_edits_of_one_shift_are_logged_in_the_order_they_were_made(live, monkeypatch):
+    """A leader's edit began first but waited for the shift while another leader's edit of it
+    went through. The change log listed them by the start of their transactions: the edit
+    made last read first, and its last entry was not the shift as it stands."""
+    c = live.c
+    view = published_roster(live)
+    shift = next(s for d in view["days"] for s in d["B"])
+    other_grid = next(g.code for g in c.grids if g.code != shift["grid_code"])
+    paused, go = threading.Event(), threading.Event()
+    real_get_shift = roster_service.get_shift
+    held = []
+
+    def get_shift(session, scope, shift_id, *, lock=False):
+        if lock and not held:  # the first edit has begun: hold it before it takes the shift
+            held.append(True)
+            paused.set()
+            assert go.wait(30)
+        return real_get_shift(session, scope, shift_id, lock=lock)
+
+    monkeypatch.setattr(roster_service, "get_shift", get_shift)
+    path = f"/api/v1/shifts/{shift['id']}"
+    with ThreadPoolExecutor(1) as pool:
+        began = pool.submit(live.patch, path, c.leader, {"post": "A"})
+        assert paused.wait(30)
+        made_first = live.patch(path, c.admin, {"grid_code": other_grid})
+        go.set()
+        made_last = began.result(30)
+    assert (made_first.status_code, made_last.status_code) == (200, 200)
+    with live.app.test_client() as client:
+        log = client.get(
+            f"/api/v1/rosters/{view['id']}/changes", headers=c.auth(c.leader)
+        ).get_json()
+    assert [(e["after"]["post"], e["after"]["grid_code"]) for e in log] == [
+        ("B", other_grid),
+        ("A", None),
+    ]
+    assert log[1]["before"] == log[0]["after"]
