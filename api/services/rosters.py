@@ -226,11 +226,15 @@ def get_leave(session: Session, scope: Scope, leave_id: int, *, lock: bool = Fal
     return leave
 
 
-def decide_leave(session: Session, scope: Scope, leave_id: int, decision: str) -> Leave:
+def decide_leave(
+    session: Session, scope: Scope, leave_id: int, decision: str, *, now: datetime | None = None
+) -> Leave:
     """A leader or admin of the worker's community approves or rejects a requested leave.
 
     The leave's row is locked: of two leaders deciding at once, the second waits and is told
-    the first one's decision (409), rather than overwriting it.
+    the first one's decision (409), rather than overwriting it. Approving cancels the open
+    swaps that would hand the worker a shift on a day of the leave from today on
+    (`now`: the clock): they can no longer be accepted.
     """
     leave = get_leave(session, scope, leave_id, lock=True)
     worker = session.get(User, leave.worker_id)
@@ -250,7 +254,54 @@ def decide_leave(session: Session, scope: Scope, leave_id: int, decision: str) -
         f"请假{_DECIDED[leave.status]}",
         f"您{_leave_days(leave)}的请假{_DECIDED[leave.status]}。",
     )
+    if leave.status == "approved":
+        _notify_swaps_cancelled(
+            session,
+            scope,
+            _cancel_swaps_onto_leave(session, scope, leave, local_today(now)),
+            why=f"{_worker_name(session, leave)}{_leave_days(leave)}的请假已获批准，无法接班",
+        )
     return leave
+
+
+def _cancel_swaps_onto_leave(
+    session: Session, scope: Scope, leave: Leave, today: date
+) -> list[ShiftSwap]:
+    """Cancel the open swaps that would hand the worker of approved `leave` a shift on one of
+    its days from `today` on (accepting them is refused: the worker is away); return them.
+    Before, such a swap stayed open until its day passed, nobody told, and the other worker's
+    shift could be offered to nobody else. A swap in which the worker gives a leave day away
+    stays open: accepting it covers the day.
+
+    SKIP LOCKED: an accept holds its swap (after its shifts) and waits for this leave, then
+    sees it approved (409); waiting here for that swap would close the circle."""
+    worker = leave.worker_id
+    taken = case(
+        (ShiftSwap.requester_id == worker, ShiftSwap.with_shift_id), else_=ShiftSwap.shift_id
+    )
+    ids = list(
+        session.scalars(
+            select(ShiftSwap.id)
+            .join(Shift, Shift.id == taken)
+            .where(
+                ShiftSwap.status == "requested",
+                or_(ShiftSwap.requester_id == worker, ShiftSwap.other_worker_id == worker),
+                Shift.date.between(max(leave.start_date, today), leave.end_date),
+            )
+            .with_for_update(of=ShiftSwap, skip_locked=True)
+        )
+    )
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            update(ShiftSwap)
+            .where(ShiftSwap.id.in_(ids), ShiftSwap.status == "requested")
+            .values(status="cancelled", decided_by_id=scope.user_id, decided_at=clock.now())
+            .returning(ShiftSwap)
+            .execution_options(synchronize_session="fetch")
+        )
+    )
 
 
 # Notices are read on the workers' phones, in Chinese as the app is.
@@ -310,7 +361,7 @@ def cancel_leave(
     # roster now expects them), or the approver of leave the worker withdrew (the days are
     # rostered again).
     told = _counts_on(scope, leave, approver)
-    if told is not None:
+    if told == leave.worker_id:
         _tell_about_leave(
             session,
             leave,
@@ -318,7 +369,19 @@ def cancel_leave(
             "请假已取消",
             f"{_leave_days(leave)}的请假已取消，这些天须照常到岗。",
         )
+    elif told is not None:  # the approver: whose leave it was, in the notice
+        _tell_about_leave(
+            session,
+            leave,
+            told,
+            "请假已撤回",
+            f"{_worker_name(session, leave)}撤回了{_leave_days(leave)}的请假，这些天照常到岗。",
+        )
     return leave
+
+
+def _worker_name(session: Session, leave: Leave) -> str:
+    return session.get(User, leave.worker_id).display_name
 
 
 def _leave_to_change(session: Session, scope: Scope, leave_id: int) -> Leave:
@@ -388,30 +451,41 @@ def end_leave(
     session.flush()
     told = _counts_on(scope, leave, leave.decided_by_id)
     if told is not None:
+        # The worker is due back; the approver is told whose leave ends.
+        whose, due = (
+            ("", "须照常到岗")
+            if told == leave.worker_id
+            else (_worker_name(session, leave) + "的", "照常到岗")
+        )
         _tell_about_leave(
             session,
             leave,
             told,
             "请假提前结束",
-            f"请假改为{last_day}结束（{_leave_days(leave)}），"
-            f"{last_day + timedelta(days=1)}起须照常到岗。",
+            f"{whose}请假改为{last_day}结束（{_leave_days(leave)}），"
+            f"{last_day + timedelta(days=1)}起{due}。",
             kind="leave_shortened",
         )
     return leave
 
 
-def shifts_during_leave(session: Session, leave: Leave) -> list[Shift]:
-    """The worker's shifts, in any roster, on the days of an approved leave: a roster made
-    before the leave still names them. Approving is never refused (the leave is the worker's);
-    these are the shifts the approver must hand on (PATCH /shifts/{id})."""
+def shifts_during_leave(
+    session: Session, leave: Leave, *, now: datetime | None = None
+) -> list[Shift]:
+    """The worker's shifts, in any roster, on the days of an approved leave from today on
+    (Asia/Shanghai, `now`: the clock): a roster made before the leave still names them.
+    Approving is never refused (the leave is the worker's); these are the shifts the approver
+    must hand on (PATCH /shifts/{id}). The days before today are a record of the days gone,
+    which no edit changes: a leave decided late does not list them."""
     if leave.status != "approved":
         return []
+    first = max(leave.start_date, local_today(now))
     return list(
         session.scalars(
             select(Shift)
             .where(
                 Shift.worker_id == leave.worker_id,
-                Shift.date.between(leave.start_date, leave.end_date),
+                Shift.date.between(first, leave.end_date),
             )
             .options(selectinload(Shift.roster), selectinload(Shift.grid))
             .order_by(Shift.date, Shift.id)
@@ -942,11 +1016,55 @@ def _on_leave(session: Session, worker_id: int, day: date) -> bool:
     return "approved" in statuses.all()
 
 
+def _hold_worker(session: Session, worker_id: int) -> User | None:
+    """The user about to be handed a shift, read as stored and locked for share until the
+    caller commits. A switch-off or a role change (which lock the account for update) made
+    meanwhile waits for the edit or swap, then lists the shift in `shifts_ahead`; one made
+    before is seen here (refused). Before, a switch-off racing an accepted swap listed the
+    days held before it, and the account kept a shift nobody was told to hand on."""
+    return session.scalar(
+        select(User)
+        .where(User.id == worker_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
+
+
 def _busy(session: Session, worker_id: int, day: date, exclude: Iterable[int]) -> Shift | None:
     return session.scalar(
         select(Shift).where(
             Shift.worker_id == worker_id, Shift.date == day, Shift.id.not_in(list(exclude))
         )
+    )
+
+
+def _short_of_rest(
+    session: Session, worker_id: int, target: Shift, given: list[int], day: date | None = None
+) -> str | None:
+    """Why handing `worker_id` the shift `target` (on `day`, default its date) leaves them
+    short of the weekly rest (`min_rest_days_per_week`, Labour Law art. 38), or None. The
+    solver keeps the rest, but an edit onto a worker's free day, or a swap of a day of one week
+    for a day of the next, rostered them all seven days. `given`: the shifts the change takes
+    from them. Only a change that adds a working day to their week is refused: one that keeps
+    the count (a swap within the week) leaves the week as the office rostered it."""
+    day = day or target.date
+    community = session.get(Community, target.roster.community_code)
+    rest = roster_settings(community)["min_rest_days_per_week"]
+    held = set(
+        session.execute(
+            select(Shift.id, Shift.date).where(
+                Shift.roster_id == target.roster_id, Shift.worker_id == worker_id
+            )
+        ).all()
+    )
+    before = {d for _, d in held}
+    after = {d for shift_id, d in held if shift_id not in given} | {day}
+    if len(after) <= max(7 - rest, len(before)):
+        return None
+    monday = day - timedelta(days=day.weekday())
+    return (
+        f"worker {worker_id} would work {len(after)} days in the week of {monday}: each worker"
+        f" rests at least {rest} day{'s' if rest != 1 else ''} a week (min_rest_days_per_week)"
     )
 
 
@@ -977,6 +1095,10 @@ def _track_and_notify(
                 shift_id=shift.id,
                 action=action,
                 changed_by_id=scope.user_id,
+                # When it was made, not when its transaction began (the column's default, now()):
+                # an edit that began first but waited for the shift while another went through
+                # was logged before it, and the log no longer ended on the shift as it stands.
+                changed_at=func.clock_timestamp(),
                 before=before,
                 after=after,
             )
@@ -1089,7 +1211,7 @@ def update_shift(
             f"{day} is outside the roster's week {roster.week}.",
             errors={"json": {"date": [f"not in {roster.week}"]}},
         )
-    worker = session.get(User, worker_id)
+    worker = _hold_worker(session, worker_id)
     if worker is None or off_duty(worker, roster.community_code) is not None:
         raise errors.Unprocessable(
             f"User {worker_id} is not a worker of community {roster.community_code}.",
@@ -1128,6 +1250,9 @@ def update_shift(
         )
     if _on_leave(session, worker_id, day):
         raise errors.Conflict(f"{worker.display_name} is on approved leave on {day}.")
+    short = _short_of_rest(session, worker_id, shift, [shift.id], day)
+    if short is not None:
+        raise errors.Conflict(f"{short[0].upper()}{short[1:]}.", shift_id=shift.id)
     shift.post, shift.date, shift.worker_id, shift.grid_id = post, day, worker_id, grid_id
     shift.relief_for_id = _relief_for(session, shift)
     try:
@@ -1139,7 +1264,8 @@ def update_shift(
         # The workers agreed to the shift as it was, and a stale swap would block the shift's
         # new holder from offering it.
         _notify_swaps_cancelled(session, scope, _cancel_open_swaps(session, scope, [shift.id]))
-    _track_and_notify(session, scope, roster, [(shift, before)], "edit")
+        # An edit that changes nothing (a form saved as it was) is no change to log or tell.
+        _track_and_notify(session, scope, roster, [(shift, before)], "edit")
     session.refresh(shift)
     return shift
 
@@ -1156,7 +1282,7 @@ def _swap_conflict(session: Session, a: Shift, b: Shift) -> str | None:
             continue
         # An account switched off, or made a community admin (it keeps its rostered shifts
         # until the office hands them on), takes no other: a post nobody staffs (as an edit).
-        refusal = off_duty(session.get(User, mover), community)
+        refusal = off_duty(_hold_worker(session, mover), community)
         if refusal is not None:
             return refusal[1]
         clash = _busy(session, mover, target.date, [a.id, b.id])
@@ -1167,6 +1293,9 @@ def _swap_conflict(session: Session, a: Shift, b: Shift) -> str | None:
             )
         if _on_leave(session, mover, target.date):
             return f"worker {mover} is on approved leave on {target.date}"
+        short = _short_of_rest(session, mover, target, [a.id, b.id])
+        if short is not None:
+            return short
     return None
 
 
@@ -1241,14 +1370,26 @@ def request_swap(
     )
     session.add(swap)
     session.flush()
-    _tell_about_swap(
-        session,
-        swap,
-        [w for w in (other.worker_id, shift.worker_id) if w != scope.user_id],
-        "shift_swap_requested",
-        "换班申请",
-        f"是否同意以您{other.date}的班次与{shift.date}的班次对换？",
-    )
+    # The other worker is asked; the requester, when a leader asked on their behalf, is told
+    # what was asked for them (their own day named as theirs: they do not decide it).
+    if other.worker_id != scope.user_id:
+        _tell_about_swap(
+            session,
+            swap,
+            [other.worker_id],
+            "shift_swap_requested",
+            "换班申请",
+            f"是否同意以您{other.date}的班次与{shift.date}的班次对换？",
+        )
+    if shift.worker_id != scope.user_id:
+        _tell_about_swap(
+            session,
+            swap,
+            [shift.worker_id],
+            "shift_swap_requested",
+            "已代您申请换班",
+            f"已代您申请以您{shift.date}的班次与{other.date}的班次对换，待对方同意。",
+        )
     return swap
 
 

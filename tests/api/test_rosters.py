@@ -576,6 +576,26 @@ def test_approving_leave_after_the_roster_lists_the_shifts_left_to_reassign(clie
     assert all(s["status"] == "published" and s["worker_id"] == worker.id for s in listed)
 
 
+def test_leave_decided_late_lists_only_the_shifts_from_today_to_reassign(client, app, community):
+    """Leave asked from Monday and approved on Wednesday (Asia/Shanghai): Monday's and
+    Tuesday's shifts are a record of the days gone and cannot be handed on (PATCH answers 409),
+    so the approval lists only the shifts from today on. Before, it listed the past ones too,
+    and the leader was told to hand on shifts the API refuses to change."""
+    c = community
+    worker = c.workers[3]
+    published = published_week(client, c)
+    leave = request_leave(client, c, worker, MON, FRI).get_json()
+    set_today(app, WED)
+    decided = decide_leave(client, c, leave, "approve")
+    listed = decided["shifts_to_reassign"]
+    ahead = {
+        s["id"]
+        for s in all_shifts(published)
+        if s["worker_id"] == worker.id and s["date"] in (str(WED), str(THU), str(FRI))
+    }
+    assert ahead and {s["id"] for s in listed} == ahead
+
+
 def decide_leave(client, c, leave, decision):
     """The leader's decision on `leave`: the answer's JSON."""
     return client.post(
@@ -891,6 +911,38 @@ def test_a_swap_request_notifies_the_other_worker(client, session, community):
     assert notified == [b["worker_id"]]
 
 
+def test_a_swap_a_leader_asks_for_tells_its_requester_their_own_day(client, session, community):
+    """A leader asks on a worker's behalf to exchange their Monday for a colleague's Tuesday.
+    The colleague is asked to agree; the worker is told what was asked for them, their own
+    day named as theirs. Before, the worker got the colleague's question word for word
+    ("agree to exchange your Tuesday shift for Monday's?"): the wrong day named as theirs,
+    and a question they cannot answer (nobody decides their own swap)."""
+    c = community
+    view = published_week(client, c)
+    mine = next(
+        s for s in all_shifts(view) if s["date"] == str(MON) and s["worker_id"] != c.leader.id
+    )
+    theirs = next(
+        s
+        for s in all_shifts(view)
+        if s["date"] == str(TUE) and s["worker_id"] not in (c.leader.id, mine["worker_id"])
+    )
+    for worker_id, day in ((mine["worker_id"], TUE), (theirs["worker_id"], MON)):  # free then
+        session.execute(delete(Shift).where(Shift.worker_id == worker_id, Shift.date == day))
+    assert request_swap(client, c, mine, theirs, who=c.leader).status_code == 201
+    notices = {
+        n.user_id: n.body
+        for n in session.scalars(
+            select(Notification).where(Notification.kind == "shift_swap_requested")
+        )
+    }
+    assert set(notices) == {mine["worker_id"], theirs["worker_id"]}
+    assert f"您{TUE}的班次" in notices[theirs["worker_id"]]
+    assert f"您{MON}的班次" in notices[mine["worker_id"]]
+    assert f"您{TUE}" not in notices[mine["worker_id"]]
+    assert "是否同意" not in notices[mine["worker_id"]]
+
+
 def test_the_other_worker_accepts_and_the_shifts_change_hands(client, session, community):
     c = community
     a, b = same_day_pair(published_week(client, c))
@@ -1125,6 +1177,43 @@ def test_a_shift_handed_on_after_leave_can_be_swapped_by_its_new_holder(client, 
     assert request_swap(client, c, b, a, who=stand_in).status_code == 201
 
 
+def test_approving_leave_cancels_the_open_swap_that_would_hand_the_worker_a_leave_day(
+    client, session, community
+):
+    """A colleague asked the worker to take their Monday window post; the worker's Monday
+    leave is then approved. The swap can no longer be accepted (the worker is away): it is
+    cancelled and both are told. Before, it stayed open until Monday passed, nobody told, and
+    the colleague could offer their shift to nobody else ("a swap on it is still open")."""
+    c = community
+    a, b = workers_pair(published_week(client, c), c)
+    away = by_id(c, b["worker_id"])
+    swap = request_swap(client, c, a, b).get_json()
+    leave = request_leave(client, c, away, MON, MON).get_json()
+    assert decide(client, c, leave).status_code == 200
+    session.expire_all()
+    row = session.get(ShiftSwap, swap["id"])
+    assert (row.status, row.decided_by_id) == ("cancelled", c.leader.id)
+    told = session.scalars(
+        select(Notification.user_id)
+        .where(Notification.kind == "shift_swap_cancelled")
+        .order_by(Notification.user_id)
+    ).all()
+    assert told == sorted((a["worker_id"], away.id))
+    others = [w for w in c.workers[1:] if w.id not in (a["worker_id"], away.id)]
+    other = next(
+        s
+        for s in all_shifts(published_week_view(client, c))
+        if s["date"] == str(MON) and s["worker_id"] in {w.id for w in others}
+    )
+    assert request_swap(client, c, a, other).status_code == 201
+
+
+def published_week_view(client, c, week=WEEK) -> dict:
+    return client.get(
+        f"/api/v1/communities/{c.code}/rosters/{week}", headers=c.auth(c.leader)
+    ).get_json()
+
+
 def test_publishing_cancels_a_swap_asked_on_the_draft(client, session, community):
     """A swap row left on a draft (from before swaps were refused there) was agreed on shifts
     still being edited: publishing cancels it rather than making it acceptable."""
@@ -1235,6 +1324,32 @@ def test_approved_leave_withdrawn_by_the_worker_is_told_to_whoever_approved_it(
     assert cancel(client, c, leave["id"], worker).status_code == 200
     notices = session.scalars(select(Notification).where(Notification.kind == "leave_cancelled"))
     assert [n.user_id for n in notices] == [c.leader.id]
+
+
+def test_the_approver_told_of_a_withdrawn_or_shortened_leave_reads_whose_it_is(
+    client, app, session, community
+):
+    """The approver's notice of a leave the worker withdrew or ended early names the worker.
+    Before, it was the worker's own wording ("the leave of these days is cancelled, you report
+    for duty as usual"), no name: a leader, who takes leave too, read it as their own."""
+    c = community
+    worker = c.workers[3]
+    withdrawn = request_leave(client, c, worker, WED, THU).get_json()
+    decide(client, c, withdrawn)
+    shortened = request_leave(client, c, worker, FRI, SUN).get_json()
+    decide(client, c, shortened)
+    assert cancel(client, c, withdrawn["id"], worker).status_code == 200
+    assert end(client, c, shortened["id"], FRI, worker).status_code == 200
+    bodies = session.scalars(
+        select(Notification.body)
+        .where(Notification.user_id == c.leader.id)
+        .where(Notification.kind.in_(("leave_cancelled", "leave_shortened")))
+        .order_by(Notification.id)
+    ).all()
+    assert len(bodies) == 2
+    for body in bodies:
+        assert worker.display_name in body
+        assert "须照常到岗" not in body  # the leader is not the one due back
 
 
 def test_a_requested_leave_withdrawn_by_the_worker_tells_nobody(client, session, community):
@@ -1606,6 +1721,27 @@ def test_an_edit_that_changes_nothing_cancels_no_swap_and_sends_no_notice(
     assert (
         session.scalar(select(func.count()).where(Notification.kind == "shift_swap_cancelled")) == 0
     )
+
+
+def test_an_edit_that_changes_nothing_is_not_logged_nor_told_as_a_change(
+    client, session, community
+):
+    """A form saved as it was (PATCH with the shift's own values) changed nothing. Before, the
+    change log of the published roster got an entry whose before and after were the same,
+    and the worker was told their shift had changed."""
+    c = community
+    view = published_week(client, c)
+    _, b = workers_pair(view, c)
+    edited = client.patch(
+        f"/api/v1/shifts/{b['id']}",
+        json={"post": b["post"], "grid_code": b["grid_code"], "worker_id": b["worker_id"]},
+        headers=c.auth(c.leader),
+    )
+    assert edited.status_code == 200
+    changes = client.get(f"/api/v1/rosters/{view['id']}/changes", headers=c.auth(c.leader))
+    assert changes.get_json() == []
+    told = session.scalar(select(func.count()).where(Notification.kind == "roster_changed"))
+    assert told == 0
 
 
 # --- one rest-day rule -------------------------------------------------------------------------

@@ -409,3 +409,136 @@ def _until_it_waits(live, request) -> None:
     deadline = time.monotonic() + 20
     while not request.done() and not live.scalar(waiting) and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def test_a_swap_approved_while_its_worker_is_switched_off_is_listed_in_shifts_ahead(
+    live, monkeypatch
+):
+    """A leader approves a swap that gives Monday to a worker while an admin switches that
+    worker off. The approval has found the worker active and is about to commit; the
+    switch-off then waits for it and lists Monday in `shifts_ahead`. Before, the switch-off
+    went through at once and listed the days the worker held before the swap: Monday ended
+    with a switched-off account, and nobody was told to hand it on."""
+    from api.extensions import db
+    from api.models import Shift, User
+
+    c = live.c
+    view = published_roster(live)
+    moving, leaving = c.workers[2], c.workers[3]
+    tue = week_dates(WEEK)[1]
+    with live.app.app_context(), db.engine.begin() as conn:  # each is free on one of the days
+        conn.execute(delete(Shift).where(Shift.worker_id == leaving.id, Shift.date == MON))
+        conn.execute(delete(Shift).where(Shift.worker_id == moving.id, Shift.date == tue))
+    shifts = [s for d in view["days"] for p in "AB" for s in d[p]]
+    mine = next(s for s in shifts if s["worker_id"] == moving.id and s["date"] == str(MON))
+    theirs = next(s for s in shifts if s["worker_id"] == leaving.id and s["date"] == str(tue))
+    swap = live.post(f"/api/v1/shifts/{mine['id']}/swap", moving, {"with_shift_id": theirs["id"]})
+    assert swap.status_code == 201, swap.get_json()
+    paused, go = threading.Event(), threading.Event()
+    real_notify = roster_service.notify
+
+    def notify(session, workers, kind, *args, **kwargs):
+        real_notify(session, workers, kind, *args, **kwargs)
+        if kind == "roster_changed":  # the exchange passed its checks: hold its commit
+            paused.set()
+            assert go.wait(30)
+
+    monkeypatch.setattr(roster_service, "notify", notify)
+    with ThreadPoolExecutor(2) as pool:
+        approved = pool.submit(live.post, f"/api/v1/swaps/{swap.get_json()['id']}/accept", c.leader)
+        assert paused.wait(30)
+        switched = pool.submit(
+            lambda: live.app.test_client().patch(
+                f"/api/v1/users/{leaving.id}", json={"active": False}, headers=c.auth(c.admin)
+            )
+        )
+        _until_it_waits(live, switched)
+        go.set()
+        approval, switch_off = approved.result(30), switched.result(30)
+    assert (approval.status_code, switch_off.status_code) == (200, 200), switch_off.get_json()
+    assert live.scalar(select(User.active).where(User.id == leaving.id)) is False
+    assert live.scalar(select(Shift.worker_id).where(Shift.id == mine["id"])) == leaving.id
+    assert str(MON) in switch_off.get_json()["shifts_ahead"]
+
+
+def test_a_swap_accepted_while_the_takers_leave_is_approved_is_refused_without_deadlock(
+    live, monkeypatch
+):
+    """The approval holds the worker's leave and is about to cancel the swaps onto it; the
+    worker accepts one at that moment, holds it and waits for the leave. The approval skips
+    the swap it would wait for (a deadlock, one of them answered 503) and commits; the accept
+    then sees the leave approved and refuses."""
+    from api.models import Shift
+
+    c = live.c
+    view = published_roster(live)
+    monday = [s for d in view["days"] if d["date"] == str(MON) for p in "AB" for s in d[p]]
+    a = next(s for s in monday if s["worker_id"] != c.leader.id)
+    b = next(s for s in monday if s["worker_id"] not in (c.leader.id, a["worker_id"]))
+    requester = next(w for w in c.workers if w.id == a["worker_id"])
+    away = next(w for w in c.workers if w.id == b["worker_id"])
+    swap = live.post(f"/api/v1/shifts/{a['id']}/swap", requester, {"with_shift_id": b["id"]})
+    assert swap.status_code == 201, swap.get_json()
+    leave = live.post(
+        "/api/v1/leaves", away, {"start_date": str(MON), "end_date": str(MON), "reason": "病"}
+    ).get_json()
+    paused, go = threading.Event(), threading.Event()
+    real_notify = roster_service.notify
+
+    def notify(session, workers, kind, *args, **kwargs):
+        real_notify(session, workers, kind, *args, **kwargs)
+        if kind == "leave_decided":  # the approval holds the leave: hold it there
+            paused.set()
+            assert go.wait(30)
+
+    monkeypatch.setattr(roster_service, "notify", notify)
+    with ThreadPoolExecutor(2) as pool:
+        decided = pool.submit(
+            live.post, f"/api/v1/leaves/{leave['id']}/decision", c.admin, {"decision": "approve"}
+        )
+        assert paused.wait(30)
+        accepted = pool.submit(live.post, f"/api/v1/swaps/{swap.get_json()['id']}/accept", away)
+        _until_it_waits(live, accepted)
+        go.set()
+        decision, accept = decided.result(30), accepted.result(30)
+    assert (decision.status_code, accept.status_code) == (200, 409), accept.get_json()
+    assert live.scalar(select(Shift.worker_id).where(Shift.id == b["id"])) == away.id
+
+
+def test_two_edits_of_one_shift_are_logged_in_the_order_they_were_made(live, monkeypatch):
+    """A leader's edit began first but waited for the shift while another leader's edit of it
+    went through. The change log listed them by the start of their transactions: the edit
+    made last read first, and its last entry was not the shift as it stands."""
+    c = live.c
+    view = published_roster(live)
+    shift = next(s for d in view["days"] for s in d["B"])
+    other_grid = next(g.code for g in c.grids if g.code != shift["grid_code"])
+    paused, go = threading.Event(), threading.Event()
+    real_get_shift = roster_service.get_shift
+    held = []
+
+    def get_shift(session, scope, shift_id, *, lock=False):
+        if lock and not held:  # the first edit has begun: hold it before it takes the shift
+            held.append(True)
+            paused.set()
+            assert go.wait(30)
+        return real_get_shift(session, scope, shift_id, lock=lock)
+
+    monkeypatch.setattr(roster_service, "get_shift", get_shift)
+    path = f"/api/v1/shifts/{shift['id']}"
+    with ThreadPoolExecutor(1) as pool:
+        began = pool.submit(live.patch, path, c.leader, {"post": "A"})
+        assert paused.wait(30)
+        made_first = live.patch(path, c.admin, {"grid_code": other_grid})
+        go.set()
+        made_last = began.result(30)
+    assert (made_first.status_code, made_last.status_code) == (200, 200)
+    with live.app.test_client() as client:
+        log = client.get(
+            f"/api/v1/rosters/{view['id']}/changes", headers=c.auth(c.leader)
+        ).get_json()
+    assert [(e["after"]["post"], e["after"]["grid_code"]) for e in log] == [
+        ("B", other_grid),
+        ("A", None),
+    ]
+    assert log[1]["before"] == log[0]["after"]

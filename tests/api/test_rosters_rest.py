@@ -107,3 +107,57 @@ def test_a_week_too_short_of_hands_for_the_weekly_rest_is_422_naming_the_rule(cl
     assert "Worker 01" in " ".join(body["details"])
     assert body["week"] == WEEK
     assert session.scalar(select(Roster).where(Roster.community_code == c.code)) is None
+
+
+def _seven_day_weeks(client, session, app):
+    """A seven-day hall, two weeks published: each worker works six days of each week."""
+    from tests.api.test_rosters import NEXT_WEEK, published_week
+
+    c = make_roster_community(session, app, 8, 6, roster={"working_days": EVERY_DAY})
+    return c, published_week(client, c), published_week(client, c, NEXT_WEEK)
+
+
+def _rest_day(view: dict, worker_id: int) -> str:
+    held = {s["date"] for s in all_shifts(view) if s["worker_id"] == worker_id}
+    return next(d["date"] for d in view["days"] if d["date"] not in held)
+
+
+def test_an_edit_giving_a_worker_their_rest_day_is_409_and_changes_nothing(client, session, app):
+    """The solver keeps every worker's weekly rest, but an edit handing a worker a shift on
+    their one free day of the week rostered them all seven days (Labour Law art. 38)."""
+    from api.models import Shift
+
+    c, _, week = _seven_day_weeks(client, session, app)
+    worker = c.workers[3]
+    free = _rest_day(week, worker.id)
+    shift = next(s for s in all_shifts(week) if s["date"] == free and s["worker_id"] != worker.id)
+    edited = client.patch(
+        f"/api/v1/shifts/{shift['id']}", json={"worker_id": worker.id}, headers=c.auth(c.leader)
+    )
+    assert edited.status_code == 409, edited.get_json()
+    assert "rest" in edited.get_json()["detail"]
+    assert session.get(Shift, shift["id"]).worker_id == shift["worker_id"]
+
+
+def test_a_swap_across_two_weeks_that_takes_a_workers_rest_day_is_409(client, session, app):
+    """A swap of a day of one week for a day of the next moves a working day between weeks:
+    onto the worker's rest day, it left them seven days without rest."""
+    from api.models import Shift
+
+    c, first, second = _seven_day_weeks(client, session, app)
+    pairs = (
+        (a, b)
+        for a in all_shifts(first)
+        for b in all_shifts(second)
+        if a["worker_id"] != b["worker_id"]
+        and _rest_day(second, a["worker_id"]) == b["date"]
+        and _rest_day(first, b["worker_id"]) == a["date"]
+    )
+    a, b = next(pairs)
+    requester = next(w for w in c.workers if w.id == a["worker_id"])
+    asked = client.post(
+        f"/api/v1/shifts/{a['id']}/swap", json={"with_shift_id": b["id"]}, headers=c.auth(requester)
+    )
+    assert asked.status_code == 409, asked.get_json()
+    assert "rest" in asked.get_json()["detail"]
+    assert session.get(Shift, a["id"]).worker_id == requester.id

@@ -270,8 +270,10 @@ class LeaveDecision(MethodView):
     def post(self, data, leave_id):
         """Approve or reject a leave request (the worker's grid leader or community admin)"""
         session = db.session
-        leave = rosters.decide_leave(session, current_scope(), leave_id, data["decision"])
-        shifts = rosters.shifts_during_leave(session, leave)
+        leave = rosters.decide_leave(
+            session, current_scope(), leave_id, data["decision"], now=_now()
+        )
+        shifts = rosters.shifts_during_leave(session, leave, now=_now())
         settings = rosters.settings_for(session, {s.roster.community_code for s in shifts})
         answer = {
             "leave": leave,

@@ -187,8 +187,9 @@ class LeaveDecisionResultSchema(LeaveSchema):
         metadata={
             "type": "array",
             "items": {"$ref": "#/components/schemas/Shift"},
-            "description": "The worker's shifts on the approved days, in rosters made before "
-            "the leave: uncovered until handed on with PATCH /shifts/{id}. Empty when rejected.",
+            "description": "The worker's shifts on the approved days from today on "
+            "(Asia/Shanghai), in rosters made before the leave: uncovered until handed on "
+            "with PATCH /shifts/{id}. Empty when rejected.",
         },
     )
 
