@@ -57,6 +57,9 @@ class User(Base):
     community_code: Mapped[str | None] = mapped_column(ForeignKey("communities.code"), index=True)
     district_code: Mapped[str | None] = mapped_column(ForeignKey("districts.code"))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    # When it was switched off (null while active): the admin sends its unsent visits made
+    # before then (`visits.hand_over_batch`).
+    switched_off_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A password an admin set (a reset): its owner sets their own at the next sign-in; until
     # then their tokens carry `pwc` and open only the /auth endpoints.
     must_change_password: Mapped[bool] = mapped_column(

@@ -186,7 +186,7 @@ def change_account(
         _hold_grids(session, user, changes["grid_codes"])
     if "active" in changes and changes["active"] != user.active:
         if changes["active"]:
-            user.active = True
+            user.active, user.switched_off_at = True, None
         else:
             if user.id == actor.user_id:
                 raise errors.Conflict(
@@ -392,7 +392,7 @@ def _end_sign_ins(session: Session, user: User, reason: str, now: datetime) -> N
 
 
 def _switch_off(session: Session, user: User, actor_id: int, now: datetime) -> Outcome:
-    user.active = False
+    user.active, user.switched_off_at = False, now
     _end_sign_ins(session, user, "account switched off", now)
     session.flush()
     outcome = Outcome(user)

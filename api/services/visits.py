@@ -28,6 +28,8 @@ from api.copy_rows import copy_rows
 from api.db import is_any_of
 from api.models import Grid, Household, User, Visit
 from api.scope import Scope
+from api.services import audit
+from api.services.audit import Reader
 from api.services.geometry import lonlat_columns, points_of
 from api.services.households import _outside, place
 from api.services.ledger import LedgerRow, household_ledger
@@ -59,6 +61,7 @@ class Refusal(StrEnum):
     REPEATS_REJECTED_ITEM = "repeats-rejected-item"
     NOT_STORED = "not-stored"
     DATABASE_RULE = "database-rule"
+    AFTER_SWITCH_OFF = "after-switch-off"
 
 
 # What each code means (the OpenAPI description of `code`).
@@ -77,6 +80,8 @@ REFUSALS: dict[Refusal, str] = {
     Refusal.REPEATS_REJECTED_ITEM: "repeats an earlier item of the batch that was rejected",
     Refusal.NOT_STORED: "the visit could not be stored; send it again",
     Refusal.DATABASE_RULE: "the visit breaks a rule of the database",
+    Refusal.AFTER_SWITCH_OFF: "handed over (`POST /visits/handover`): made after the worker's "
+    "account was switched off (`switched_off_at`)",
 }
 
 
@@ -230,6 +235,71 @@ def ingest_and_render(
         final, answer = settle(session, created), None
     on_visits_stored(session, [created[k] for k in sorted(created, key=str)])
     return final, answer
+
+
+def hand_over_batch(
+    session: Session,
+    scope: Scope,
+    worker_id: int,
+    items: Sequence[BatchItem],
+    actor: Reader,
+    *,
+    now: datetime | None = None,
+) -> list[dict]:
+    """A switched-off worker's visits, left unsent on the phone they handed in, sent by their
+    community's admin: stored as the worker's, each judged as the worker's own batch would be
+    (their grids on the visit's date), those made before the switch-off only (the others
+    `after-switch-off`); one result per item, in order. The admin's handing over is in the
+    audit log (a `create` of the visits, field `worker`).
+
+    A switched-off account signs in no more, and the app keeps a visit until its own worker
+    sends it: a worker who left with visits unsent lost them, and the week's coverage too."""
+    if scope.role != "community_admin":
+        raise errors.Forbidden("Only the community's admin sends a switched-off worker's visits.")
+    worker = session.get(User, worker_id)
+    if (
+        worker is None
+        or worker.community_code != scope.community_code
+        or worker.role not in ("worker", "grid_leader")
+    ):
+        raise errors.NotFound(f"Worker {worker_id} not found.")
+    if worker.active:
+        raise errors.Conflict(
+            f"{worker.username}'s account is not switched off: they send their own visits "
+            "(signed in on the phone as themselves)."
+        )
+    until = worker.switched_off_at
+    results: list[dict | None] = [None] * len(items)
+    kept: list[int] = []
+    for i, item in enumerate(items):
+        if item.data is not None and until is not None and item.data["visited_at"] >= until:
+            results[i] = _rejected(
+                item.raw_id,
+                Refusal.AFTER_SWITCH_OFF,
+                f"Made after {worker.username}'s account was switched off "
+                f"({until.astimezone(LOCAL):%Y-%m-%d %H:%M}); not theirs to be credited with.",
+            )
+        else:
+            kept.append(i)
+    if kept:
+        stored = ingest_batch(
+            session, Scope.for_user(session, worker), [items[i] for i in kept], now=now
+        )
+        for i, result in zip(kept, stored, strict=True):
+            results[i] = result
+    created = [r["id"] for r in results if r is not None and r["status"] == "created"]
+    if created:
+        audit.record(
+            session,
+            user_id=actor.user_id,
+            action="create",
+            resource="visit",
+            resource_ids=[uuid.UUID(str(i)) for i in created],
+            fields=["worker"],
+            ip=actor.ip,
+            path=actor.path,
+        )
+    return [r for r in results if r is not None]
 
 
 @dataclass

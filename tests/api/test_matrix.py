@@ -230,6 +230,12 @@ MATRIX: dict[str, Line] = {
         outcomes(OK, admin_a=403, admin_b=403, viewer_110101=403, viewer_110102=403),
         lambda t: {"json": {"visits": [visit_item(t.household)]}},
     ),
+    # worker_a1 is active: the admin of their community is told they send their own (409).
+    "POST /api/v1/visits/handover": Line(
+        "/api/v1/visits/handover?worker={worker_id}",
+        outcomes(403, admin_a=409, admin_b=404),
+        lambda t: {"json": {"visits": [visit_item(t.household)]}},
+    ),
     "GET /api/v1/visits": Line("/api/v1/visits", SIGNED_IN),
     "GET /api/v1/visits/plan": Line("/api/v1/visits/plan", SIGNED_IN),
     "GET /api/v1/visits/<uuid:visit_id>": Line("/api/v1/visits/{visit_id}", SCOPED_READ),

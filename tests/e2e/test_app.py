@@ -1171,3 +1171,47 @@ def test_a_visit_synced_far_from_its_household_is_reported_as_flagged_in_chinese
     assert f"约 {metres} 米" in item.inner_text()
     item.locator("button.dismiss").click()
     page.wait_for_function(f"() => !document.querySelector(\"#flagged li[data-id='{visit_id}']\")")
+
+
+def test_the_admin_sends_a_switched_off_workers_unsent_visits_from_their_phone(
+    context, page, e2e_engine
+):
+    """worker01 records a visit the server never gets, then leaves: their account is switched
+    off, so they can no longer sign in to send it. The community admin, signed in on the
+    phone, is offered to send it for them, and it is stored as worker01's."""
+    from sqlalchemy import text
+
+    from api.models import User, Visit
+
+    open_app(context, page, "worker01")
+    context.route("**/api/v1/visits/batch", lambda route: route.abort())  # the server is away
+    page.select_option("#outcome", "met")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
+    (queued,) = page.evaluate("async () => (await import('/web/queue.js')).listQueued()")
+    page.goto("/map")
+    page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    context.unroute("**/api/v1/visits/batch")
+    switched_off = (
+        "UPDATE users SET active = false, switched_off_at = now() WHERE username = 'worker01'"
+    )
+    back_on = "UPDATE users SET active = true, switched_off_at = NULL WHERE username = 'worker01'"
+    with e2e_engine.begin() as conn:
+        conn.execute(text(switched_off))
+    try:
+        open_app(context, page, "admin01")
+        page.wait_for_selector("#handover:not([hidden]) button[data-worker]")
+        page.click("#handover button[data-worker]")
+        page.wait_for_function(
+            "() => document.querySelector('#handover-result').textContent !== ''"
+        )
+        assert page.evaluate("async () => (await import('/web/queue.js')).listQueued()") == []
+        with e2e_engine.connect() as conn:
+            worker01 = conn.scalar(select(User.id).where(User.username == "worker01"))
+            stored = conn.scalar(select(Visit.worker_id).where(Visit.id == uuid.UUID(queued["id"])))
+        assert stored == worker01
+        page.wait_for_selector("#handover", state="hidden")
+    finally:
+        with e2e_engine.begin() as conn:
+            conn.execute(text(back_on))

@@ -4,12 +4,12 @@ import {
   signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
-  RETRIED_REFUSALS, clearQueue, discard, dismissFlagged, enqueue, getMeta, listFlagged, listQueued, requeueEdited, syncQueue,
-  tokenUser,
+  RETRIED_REFUSALS, clearQueue, discard, dismissFlagged, enqueue, getMeta, handOver, listFlagged, listQueued, requeueEdited,
+  syncQueue, tokenUser,
 } from "./queue.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
-import { keepFresh, storeTokens } from "./session.js";
+import { keepFresh, storeTokens, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
@@ -28,6 +28,10 @@ const TEXT = {
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
     geoFailed: "无法定位：", notSaved: "未能保存到本机，这条走访记录没有保存（手机存储空间可能已满，请清理后重试）：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
     mustVisit: "必访", planOverdue: "逾期",
+    handoverNote: (n, user) => `本机有 ${n} 条由账号 #${user} 记录、尚未发送的走访。如该工作人员已离岗、账号已停用，社区管理员可代为发送，记在其名下。`,
+    handoverSend: "代为发送", handoverActive: "该账号仍在使用：请由本人登录后发送。",
+    handoverDone: (stored, refused) => `已保存 ${stored} 条${refused ? `，${refused} 条被拒绝` : ""}。`,
+    handoverFailed: "发送失败，请稍后再试。",
     unsynced: (n, refused, lost) => `本机还有 ${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}${lost ? `（其中 ${lost} 条是服务器未能保存的修改）` : ""}，退出后将被删除。仍要退出吗？`,
     overtakenCount: (n) => `${n} 条走访记录的修改没有保存：服务器已保存修改前的版本，详见下方。`,
     overtaken: "这条走访记录在自动重新发送时，服务器已保存了修改前的版本，您的修改没有保存。走访记录保存后无法再修改：如修改的内容重要，请记下并告知网格长。",
@@ -68,6 +72,10 @@ const TEXT = {
     resentLater: "Kept on this device and sent again automatically every few hours; edit and save to send it now.",
     pushOn: "Push enabled", pushUnavailable: "Push not configured or not supported", mustVisit: "must-visit",
     planOverdue: "overdue",
+    handoverNote: (n, user) => `${n} visit${n === 1 ? "" : "s"} recorded on this phone by account #${user} ${n === 1 ? "was" : "were"} never sent. If that worker left and their account is switched off, the community admin sends them as theirs.`,
+    handoverSend: "Send them for this worker", handoverActive: "That account is still active: its worker sends them, signed in.",
+    handoverDone: (stored, refused) => `${stored} stored${refused ? `, ${refused} refused` : ""}.`,
+    handoverFailed: "Sending failed; try again later.",
     unsynced: (n, refused, lost) => `${n} visit${n === 1 ? " is" : "s are"} not synced yet${refused ? ` (${refused} refused by the server, to be corrected)` : ""}${lost ? ` (${lost} an edit the server did not store)` : ""} and would be deleted from this device. Sign out anyway?`,
     overtakenCount: (n) => `${n} edit${n === 1 ? " was" : "s were"} not saved: the server stored the earlier version; see below.`,
     overtaken: "The server stored the earlier version of this visit when it was sent again automatically: your edit was not saved. A stored visit cannot be changed: if the edit matters, note it down and tell your grid leader.",
@@ -276,7 +284,37 @@ async function showQueue() {
         ? `<small class="resent-later">${escapeHtml(t.resentLater)}</small>` : ""}</div>
       <button type="button" class="edit">${t.edit}</button><button type="button" class="discard">${t.discard}</button></li>`;
   }).join("");
+  await showHandover();
 }
+
+// Visits another user left on this phone, never sent: a worker who left, their account switched
+// off, can no longer sign in to send them. The community admin, signed in on the phone, sends
+// them as theirs (queue.js `handOver`, POST /api/v1/visits/handover); anyone else sees nothing.
+async function showHandover() {
+  const token = getToken();
+  const me = tokenUser(token);
+  const counts = new Map();
+  if (tokenClaims(token).role === "community_admin") {
+    for (const r of await listQueued()) {
+      if (r.user && r.user !== me && (r.state === "pending" || r.state === "rejected")) counts.set(r.user, (counts.get(r.user) || 0) + 1);
+    }
+  }
+  $("handover").hidden = counts.size === 0;
+  $("handover-list").innerHTML = [...counts].map(([user, n]) => `<p>${escapeHtml(t.handoverNote(n, user))}
+    <button type="button" data-worker="${escapeHtml(user)}">${escapeHtml(t.handoverSend)}</button></p>`).join("");
+}
+$("handover-list").addEventListener("click", async (e) => {
+  const worker = e.target.dataset?.worker;
+  if (!worker) return;
+  e.target.disabled = true;
+  try {
+    const sent = await handOver(worker);
+    $("handover-result").textContent = t.handoverDone(sent.stored, sent.rejected);
+  } catch (err) {
+    $("handover-result").textContent = err.status === 409 ? t.handoverActive : (err.problem?.detail || t.handoverFailed);
+  }
+  await showQueue();
+});
 
 // An edit the server never got: a parked visit sent again automatically was stored as it was
 // while the worker edited it (queue.js `leave`, `requeueEdited`). A stored visit cannot be

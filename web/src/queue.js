@@ -245,3 +245,52 @@ function leave(store, id, sent, storedVisit, summary) {
     }
   };
 }
+
+/**
+ * Hand over another user's visits left on this phone (a worker switched off: they can no longer
+ * sign in to send them) through POST /api/v1/visits/handover?worker=ID, as the signed-in
+ * community admin. Stored ones (created, duplicate) leave the queue; refused ones stay, marked
+ * with the reason, as a sync leaves them; a batch refused whole (a problem: the account is still
+ * active, the caller is no admin) throws with its `status` and `problem`, the queue unchanged.
+ * Returns {sent, stored, rejected}.
+ */
+export async function handOver(worker) {
+  let token = await getMeta("token");
+  const records = (await listQueued()).filter((r) => r.user === worker && (r.state === "pending" || r.state === "rejected"));
+  const summary = { sent: 0, stored: 0, rejected: 0 };
+  for (let i = 0; i < records.length; i += BATCH_LIMIT) {
+    const chunk = records.slice(i, i + BATCH_LIMIT);
+    const body = JSON.stringify({ visits: chunk.map((r) => r.visit) }, wellFormed);
+    const send = () => fetch(`/api/v1/visits/handover?worker=${encodeURIComponent(worker)}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+      body,
+    });
+    let response = await send();
+    if (response.status === 401) {
+      token = await refreshAccess(token);
+      response = await send();
+    }
+    if (!response.ok) {
+      const problem = await response.json().catch(() => null);
+      throw Object.assign(new Error(`handover answered ${response.status}`), { status: response.status, problem });
+    }
+    const { results = [] } = await response.json();
+    summary.sent += chunk.length;
+    await run([STORE], "readwrite", (store) => {
+      for (const result of results) {
+        const record = chunk.find((r) => r.id === result.id);
+        if (!record) continue;
+        if (result.status === "created" || result.status === "duplicate") {
+          store.delete(record.id);
+          summary.stored += 1;
+        } else if (result.status === "rejected") {
+          const { id, status, visit, ...refusal } = result;
+          store.put({ ...record, state: "rejected", reason: result.reason || "", refusal, refusedAt: Date.now() });
+          summary.rejected += 1;
+        }
+      }
+    });
+  }
+  return summary;
+}

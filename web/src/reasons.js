@@ -28,7 +28,8 @@ export const REASONS_ZH = {
     "id-taken": "这条记录的编号已被另一条走访使用：请放弃它，重新记录一次。",
     "repeats-rejected-item": "与同一批中另一条被拒绝的记录重复。",
     "not-stored": "服务器这次没能保存这条记录。记录仍保存在本机，应用几小时后会自动重新发送；也可点“修改”后直接保存，立即重新发送。",
-    "database-rule": "这条记录不符合数据规则，服务器无法保存：请修改或放弃。"
+    "database-rule": "这条记录不符合数据规则，服务器无法保存：请修改或放弃。",
+    "after-switch-off": "这条走访的时间在该工作人员账号停用之后，不能记在其名下。"
   },
   "details": {
     "nearest_grid": "最近的网格是 {nearest_grid}，相距约 {distance_m} 米。"

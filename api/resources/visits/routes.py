@@ -11,6 +11,7 @@ from api.extensions import Blueprint, db
 from api.privacy import audited
 from api.resources.visits.schemas import (
     CadenceSchema,
+    HandoverQueryArgsSchema,
     PhotoUploadResultSchema,
     PhotoUploadSchema,
     PlanQueryArgsSchema,
@@ -53,6 +54,33 @@ class VisitBatch(MethodView):
         )
         db.session.commit()
         return answer if answer is not None else {"results": results}
+
+
+@blp.route("/visits/handover")
+class VisitHandover(MethodView):
+    @blp.arguments(HandoverQueryArgsSchema, location="query")
+    @blp.arguments(VisitBatchSchema)
+    @blp.response(200, VisitBatchResultSchema)
+    @blp.alt_response(404, response="NOT_FOUND", description="No such worker in your community")
+    @blp.alt_response(
+        409, response="CONFLICT", description="The worker's account is not switched off"
+    )
+    def post(self, args, items):
+        """Send a switched-off worker's unsent visits for them (community admin)
+
+        The visits a worker recorded offline and never sent stay on their phone; switched off
+        (they left), they can no longer sign in to send them. Their community's admin, signed
+        in on that phone, sends them here as theirs: each is judged as the worker's own batch
+        would be (their grids on the visit's date) and answered as `/visits/batch` answers;
+        one made after the switch-off is `rejected` with code `after-switch-off`. An active
+        worker's visits are theirs to send (409). Audited as the admin's `create` of the
+        visits (field `worker`).
+        """
+        results = visits.hand_over_batch(
+            db.session, current_scope(), args["worker"], items, privacy.reader()
+        )
+        db.session.commit()
+        return {"results": results}
 
 
 def _render_batch_answer(results: list[dict]) -> Response:

@@ -351,6 +351,14 @@ class _BatchItem(ma.fields.Nested):
         return value
 
 
+class HandoverQueryArgsSchema(Schema):
+    worker = Integer(
+        required=True,
+        validate=ma.validate.Range(min=1, max=PG_INT_MAX),
+        metadata={"description": "The switched-off worker whose visits these are (user id)"},
+    )
+
+
 class VisitBatchSchema(Schema):
     """The batch; each item is loaded on its own (`_items`). A plain batch is loaded straight
     from its bytes (`load_plain_body`, used by the app's parser) to the same items."""

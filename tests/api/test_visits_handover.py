@@ -1,0 +1,131 @@
+"""A switched-off worker's visits, left unsent on the phone they handed in, sent by their
+community's admin (`POST /api/v1/visits/handover?worker=ID`).
+
+The app keeps visits recorded offline until their worker syncs; a worker switched off (left the
+job) can no longer sign in, so their last days' visits stayed on the phone for good and the
+week's coverage missed them. The admin, signed in on that phone, sends them as the worker's:
+each judged as the worker's own batch would be (their grids on the visit's date), and only
+those made before the account was switched off.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from api.models import AuditEntry, User, Visit
+from tests.factories import A1, visit_item
+
+HANDOVER = "/api/v1/visits/handover"
+
+
+def switch_off(client, world, username="worker_a1"):
+    user = world.users[username]
+    response = client.patch(
+        f"/api/v1/users/{user.id}", json={"active": False}, headers=world.auth("admin_a")
+    )
+    assert response.status_code == 200, response.json
+
+
+def hand_over(client, world, items, worker="worker_a1", user="admin_a"):
+    return client.post(
+        HANDOVER,
+        query_string={"worker": world.users[worker].id},
+        json={"visits": items},
+        headers=world.auth(user),
+    )
+
+
+def test_the_admin_sends_a_switched_off_workers_visits_as_theirs(client, world, session):
+    item = visit_item(world.households[A1][0], at=datetime.now(UTC) - timedelta(hours=2))
+    switch_off(client, world)
+
+    response = hand_over(client, world, [item])
+
+    assert response.status_code == 200, response.json
+    [result] = response.json["results"]
+    assert result["status"] == "created", result
+    visit = session.get(Visit, result["visit"]["id"])
+    assert (visit.worker_id, visit.grid.code) == (world.users["worker_a1"].id, A1)
+
+
+def test_sent_again_they_are_duplicates(client, world, session):
+    item = visit_item(world.households[A1][0], at=datetime.now(UTC) - timedelta(hours=2))
+    switch_off(client, world)
+    assert hand_over(client, world, [item]).json["results"][0]["status"] == "created"
+
+    again = hand_over(client, world, [item]).json["results"][0]
+
+    assert again["status"] == "duplicate"
+    assert session.scalar(select(Visit.id).where(Visit.household_id == item["household_id"]))
+
+
+def test_a_visit_dated_after_the_switch_off_is_rejected_and_the_others_stored(
+    client, world, session
+):
+    before = visit_item(world.households[A1][0], at=datetime.now(UTC) - timedelta(hours=2))
+    switch_off(client, world)
+    after = visit_item(world.households[A1][1], at=datetime.now(UTC) + timedelta(minutes=1))
+
+    results = hand_over(client, world, [after, before]).json["results"]
+
+    assert [r["status"] for r in results] == ["rejected", "created"]
+    assert results[0]["code"] == "after-switch-off"
+    assert session.scalar(select(Visit.id).where(Visit.id == after["id"])) is None
+
+
+def test_an_active_workers_visits_are_theirs_to_send(client, world, session):
+    item = visit_item(world.households[A1][0])
+
+    response = hand_over(client, world, [item])
+
+    assert response.status_code == 409, response.json
+    assert "not switched off" in response.json["detail"]
+    assert session.scalar(select(Visit.id).where(Visit.id == item["id"])) is None
+
+
+@pytest.mark.parametrize("user", ["leader_a", "worker_a2", "viewer_110101"])
+def test_only_the_community_admin_hands_over(client, world, session, user):
+    item = visit_item(world.households[A1][0], at=datetime.now(UTC) - timedelta(hours=2))
+    switch_off(client, world)
+
+    response = hand_over(client, world, [item], user=user)
+
+    assert response.status_code == 403, response.json
+    assert session.scalar(select(Visit.id).where(Visit.id == item["id"])) is None
+
+
+def test_another_communitys_worker_is_not_found(client, world, session):
+    item = visit_item(world.households[A1][0], at=datetime.now(UTC) - timedelta(hours=2))
+    switch_off(client, world)
+
+    response = hand_over(client, world, [item], user="admin_b")
+
+    assert response.status_code == 404, response.json
+
+
+def test_the_hand_over_is_in_the_audit_log_under_the_admin(client, world, session):
+    item = visit_item(world.households[A1][0], at=datetime.now(UTC) - timedelta(hours=2))
+    switch_off(client, world)
+
+    hand_over(client, world, [item])
+
+    entry = session.scalars(
+        select(AuditEntry).where(AuditEntry.resource == "visit", AuditEntry.action == "create")
+    ).one()
+    assert entry.user_id == world.users["admin_a"].id
+    assert [str(u) for u in entry.resource_uuids] == [item["id"]]
+    assert entry.fields == ["worker"]
+
+
+def test_a_switch_off_stamps_when_and_switching_on_clears_it(client, world, session):
+    worker = world.users["worker_a1"]
+    switch_off(client, world)
+    session.expire_all()
+    stamped = session.get(User, worker.id).switched_off_at
+    assert stamped is not None and abs(stamped - datetime.now(UTC)) < timedelta(minutes=5)
+    client.patch(f"/api/v1/users/{worker.id}", json={"active": True}, headers=world.auth("admin_a"))
+    session.expire_all()
+    assert session.get(User, worker.id).switched_off_at is None
