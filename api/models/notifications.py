@@ -27,6 +27,7 @@ NOTIFICATION_KINDS = (
     "shift_swap_cancelled",
     "shift_swap_rejected",
     "shift_swap_expired",
+    "leave_requested",
     "leave_decided",
     "leave_cancelled",
     "leave_shortened",

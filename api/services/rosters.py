@@ -213,7 +213,48 @@ def request_leave(session: Session, scope: Scope, data: dict) -> Leave:
     )
     session.add(leave)
     session.flush()
+    # Those who decide it are told (it waited, unseen, until a leader happened to look): by
+    # name and days; not the reason, which may be the worker's health (read in the app).
+    for user_id in _leave_deciders(session, leave):
+        _tell_about_leave(
+            session,
+            leave,
+            user_id,
+            "请假申请待审批",
+            f"{_worker_name(session, leave)}申请{_leave_days(leave)}的请假，待您审批。",
+            kind="leave_requested",
+        )
     return leave
+
+
+def _leave_deciders(session: Session, leave: Leave) -> list[int]:
+    """Who is told of a leave request, and of its withdrawal: the leaders of the worker's
+    grids (`grids.leader_id`) and the community's admins, active, the worker aside. Any
+    leader of the community may decide it (`require_roster_editor`); these answer for the
+    worker."""
+    worker = session.get(User, leave.worker_id)
+    leaders = (
+        select(Grid.leader_id)
+        .join(user_grids, user_grids.c.grid_id == Grid.id)
+        .where(user_grids.c.user_id == worker.id, Grid.leader_id.is_not(None))
+    )
+    return list(
+        session.scalars(
+            select(User.id)
+            .where(
+                User.active,
+                User.id != worker.id,
+                or_(
+                    User.id.in_(leaders),
+                    and_(
+                        User.role == "community_admin",
+                        User.community_code == worker.community_code,
+                    ),
+                ),
+            )
+            .order_by(User.id)
+        )
+    )
 
 
 def get_leave(session: Session, scope: Scope, leave_id: int, *, lock: bool = False) -> Leave:
@@ -353,6 +394,12 @@ def cancel_leave(
             " already taken are kept on record, so it is not cancelled."
         )
     approver = leave.decided_by_id if leave.status == "approved" else None
+    # A request withdrawn by its worker: those told of it are told it is gone.
+    deciders = (
+        _leave_deciders(session, leave)
+        if leave.status == "requested" and scope.user_id == leave.worker_id
+        else []
+    )
     leave.status = "cancelled"
     leave.cancelled_by_id = scope.user_id
     leave.cancelled_at = now or clock.now()
@@ -376,6 +423,14 @@ def cancel_leave(
             told,
             "请假已撤回",
             f"{_worker_name(session, leave)}撤回了{_leave_days(leave)}的请假，这些天照常到岗。",
+        )
+    for user_id in deciders:
+        _tell_about_leave(
+            session,
+            leave,
+            user_id,
+            "请假申请已撤回",
+            f"{_worker_name(session, leave)}撤回了{_leave_days(leave)}的请假申请，无需审批。",
         )
     return leave
 

@@ -1352,11 +1352,49 @@ def test_the_approver_told_of_a_withdrawn_or_shortened_leave_reads_whose_it_is(
         assert "须照常到岗" not in body  # the leader is not the one due back
 
 
-def test_a_requested_leave_withdrawn_by_the_worker_tells_nobody(client, session, community):
+def told_of(session, kind: str) -> dict[int, Notification]:
+    rows = session.scalars(select(Notification).where(Notification.kind == kind))
+    return {n.user_id: n for n in rows}
+
+
+def test_a_leave_request_is_told_to_those_who_decide_it(client, session, community):
+    """Nobody was told of a request: it waited until a leader happened to look. The leader of
+    the worker's grid and the community's admin are told, by name and days (not the reason,
+    which may be the worker's health: it is read in the app)."""
     c = community
-    leave = request_leave(client, c, c.workers[3]).get_json()
-    assert cancel(client, c, leave["id"], c.workers[3]).status_code == 200
-    assert session.scalar(select(func.count()).where(Notification.kind == "leave_cancelled")) == 0
+    worker = c.workers[6]  # holds grid 0, which the leader leads
+    leave = request_leave(client, c, worker).get_json()
+    told = told_of(session, "leave_requested")
+    assert set(told) == {c.leader.id, c.admin.id}
+    for notice in told.values():
+        assert worker.display_name in notice.body and "家事" not in notice.body
+        assert notice.collapse_key == f"leave:{leave['id']}"
+        assert notice.data["leave_id"] == str(leave["id"])
+
+
+def test_a_request_from_a_grid_no_leader_leads_is_told_to_the_admin(client, session, community):
+    c = community
+    request_leave(client, c, c.workers[3])  # grid 3: no leader named
+    assert set(told_of(session, "leave_requested")) == {c.admin.id}
+
+
+def test_a_leaders_own_request_is_told_to_the_admin_not_to_themself(client, session, community):
+    c = community
+    request_leave(client, c, c.leader)
+    assert set(told_of(session, "leave_requested")) == {c.admin.id}
+
+
+def test_a_requested_leave_withdrawn_by_the_worker_is_told_to_those_told_of_it(
+    client, session, community
+):
+    """Told of the request, the deciders are told it is withdrawn (the same collapse key: the
+    phone replaces the request's notice), so nobody decides a request that is gone."""
+    c = community
+    leave = request_leave(client, c, c.workers[6]).get_json()
+    assert cancel(client, c, leave["id"], c.workers[6]).status_code == 200
+    told = told_of(session, "leave_cancelled")
+    assert set(told) == {c.leader.id, c.admin.id}
+    assert all(n.collapse_key == f"leave:{leave['id']}" for n in told.values())
 
 
 def test_a_leader_cancels_their_own_leave(client, community):
