@@ -15,6 +15,8 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # XLSX text encodes a character as _xHHHH_ (ECMA-376 Part 1, 22.9.2.19 ST_Xstring), and a text
 # that reads as one is written with its "_" as _x005F_. openpyxl does neither, either way.
 _XLSX_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+# A run of escapes: each is a UTF-16 code unit, and a character beyond the basic plane is two.
+_XLSX_ESCAPES = re.compile(r"(?:_x[0-9A-Fa-f]{4}_)+")
 
 
 def csv_text(value: Any) -> Any:
@@ -65,5 +67,23 @@ def xlsx_unescaped(value: Any) -> Any:
     """A text cell as Excel shows it ("_x0041_" is "A", "_x005F_x0041_" is "_x0041_"): what
     openpyxl reads is the stored text, escapes and all."""
     if isinstance(value, str) and "_x" in value:
-        return _XLSX_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
+        return _XLSX_ESCAPES.sub(_code_units, value)
     return value
+
+
+def _code_units(run: re.Match) -> str:
+    """A run of escapes as the characters its UTF-16 code units spell: a high and a low
+    surrogate together are one character; a surrogate without its other half is no character
+    (no text column stores it) and stays the escape it was."""
+    escapes = _XLSX_ESCAPE.findall(run.group(0))
+    units = [int(unit, 16) for unit in escapes]
+    out, n = [], 0
+    while n < len(units):
+        unit = units[n]
+        if 0xD800 <= unit < 0xDC00 and n + 1 < len(units) and 0xDC00 <= units[n + 1] < 0xE000:
+            out.append(chr(0x10000 + ((unit - 0xD800) << 10) + (units[n + 1] - 0xDC00)))
+            n += 2
+            continue
+        out.append(f"_x{escapes[n]}_" if 0xD800 <= unit < 0xE000 else chr(unit))
+        n += 1
+    return "".join(out)

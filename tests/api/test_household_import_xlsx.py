@@ -365,3 +365,31 @@ def test_an_excel_97_2003_or_password_protected_workbook_is_422_saying_how_to_sa
     assert "Excel 97-2003" in response.json["detail"]
     assert "password" in response.json["detail"]
     assert household_count(session) == before
+
+
+# --- XLSX escapes (_xHHHH_) ------------------------------------------------------------------
+
+
+def test_an_escaped_character_beyond_the_basic_plane_reads_as_that_character(
+    client, session, world
+):
+    """_xHHHH_ escapes a UTF-16 code unit (ECMA-376 ST_Xstring): a character beyond the basic
+    plane is escaped as its two surrogates, which read together as the character. Read one by
+    one they were two lone surrogates, which no text column can store (a 500)."""
+    lon, lat = centre(A1)
+    book = workbook([["_xD842__xDFB7_号楼", "1", "3", "301", lon, lat]])
+    response = upload(client, world, saved(book))
+    assert response.status_code == 201, response.json
+    stored = session.scalar(select(Household.building).order_by(Household.id.desc()).limit(1))
+    assert stored == "\U00020bb7号楼"
+
+
+def test_a_lone_escaped_surrogate_is_kept_as_the_text_it_is(client, session, world):
+    """A surrogate escaped without its other half is no character: it is kept as the text it
+    is, as an escape of no character (read as a lone surrogate, no text column could store it:
+    a 500)."""
+    lon, lat = centre(A1)
+    response = upload(client, world, saved(workbook([["_xD842_号楼", "1", "3", "301", lon, lat]])))
+    assert response.status_code == 201, response.json
+    stored = session.scalar(select(Household.building).order_by(Household.id.desc()).limit(1))
+    assert stored == "_xD842_号楼"
