@@ -171,15 +171,9 @@ def _scrub_photo(begin, storage, photo_id: int, key: str, content_type: str, res
     for attempt in range(_RETRIES):
         try:
             with begin() as session:
-                # Stored under the lock retention deletes unused bytes by (as an upload stores
-                # its own), held until the photo points at them: stored before, they could go
-                # (a twin photo of the same image purged) before the switch committed.
-                session.execute(
-                    text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))"),
-                    {"lock": PHOTO_LOCK_CLASS, "key": new_key},
+                outcome = _switch(
+                    session, photo_id, key, new_key, len(clean), lambda: storage.put(new_key, clean)
                 )
-                storage.put(new_key, clean)  # a no-op when that image is stored already
-                outcome = _switch(session, photo_id, key, new_key, len(clean))
             break
         except IntegrityError:
             # An upload of this very image to the same visit committed between our look and
@@ -198,10 +192,18 @@ def _scrub_photo(begin, storage, photo_id: int, key: str, content_type: str, res
     return False
 
 
-def _switch(session: Session, photo_id: int, key: str, new_key: str, size: int):
-    """Point the photo at `new_key`: "switched", or (removed id, kept id) when its visit holds
-    that image already (one attachment, the first: the one a second upload is told of), or
-    None when the row changed meanwhile."""
+def _switch(
+    session: Session, photo_id: int, key: str, new_key: str, size: int, store: Callable[[], None]
+):
+    """Point the photo at `new_key`, its bytes stored by `store`: "switched", or (removed id,
+    kept id) when its visit holds that image already (one attachment, the first: the one a
+    second upload is told of), or None when the row changed meanwhile.
+
+    The bytes are stored under the lock retention deletes unused bytes by (as an upload
+    stores its own), held until the photo points at them: stored before, they could go (a
+    twin photo of the same image purged) before the switch committed. The rows are locked
+    first, the bytes' lock then: retention deletes rows, then takes the bytes' locks, and the
+    other order deadlocked with it."""
     row = session.scalar(
         select(VisitPhoto)
         .where(VisitPhoto.id == photo_id, VisitPhoto.sha256 == key)
@@ -214,6 +216,11 @@ def _switch(session: Session, photo_id: int, key: str, new_key: str, size: int):
         .where(VisitPhoto.visit_id == row.visit_id, VisitPhoto.sha256 == new_key)
         .with_for_update()
     )
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))"),
+        {"lock": PHOTO_LOCK_CLASS, "key": new_key},
+    )
+    store()  # a no-op when that image is stored already
     outcome, kept = "switched", row
     if twin is not None:
         gone, kept = (row, twin) if twin.id < row.id else (twin, row)
