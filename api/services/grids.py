@@ -157,11 +157,17 @@ def list_grids(
     return list(rows), total or 0
 
 
-def locate(session: Session, lon: float, lat: float) -> Grid | None:
-    """The active grid containing the point; on a shared border, the lowest code wins."""
+def locate(
+    session: Session, lon: float, lat: float, *, community_code: str | None = None
+) -> Grid | None:
+    """The active grid containing the point (of `community_code` only, when given); on a
+    shared border, the lowest code wins."""
+    where = [Grid.retired_at.is_(None), func.ST_Intersects(Grid.boundary, db_point(lon, lat))]
+    if community_code is not None:
+        where.append(Grid.community_code == community_code)
     return session.scalar(
         select(Grid)
-        .where(Grid.retired_at.is_(None), func.ST_Intersects(Grid.boundary, db_point(lon, lat)))
+        .where(*where)
         .order_by(Grid.code)
         .limit(1)
         .options(joinedload(Grid.community))  # the Feature names it: no second round trip

@@ -934,7 +934,8 @@ def _reopening_grid(
     if household is not None:
         target = session.get(Grid, household.grid_id)
     else:
-        target = locate(session, *_task_point(session, task))
+        lon, lat = _task_point(session, task)
+        target = locate(session, lon, lat, community_code=grid.community_code)
     if target is None or target.community_code != grid.community_code:
         raise errors.Conflict(
             f"Grid {grid.code} was retired after the task ended, and no grid of its community "

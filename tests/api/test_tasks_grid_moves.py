@@ -8,7 +8,7 @@ from sqlalchemy import select
 from api.models import Grid, Leave, Notification, Task, User
 from api.services.geometry import point_lonlat
 from api.services.weeks import LOCAL
-from tests.factories import A1, A2, B1, A, box, centre, grid_feature, make_task
+from tests.factories import A1, A2, B1, A, B, box, centre, grid_feature, make_task
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
 TODAY = T0.astimezone(LOCAL).date()
@@ -373,3 +373,23 @@ def test_a_task_whose_retired_grid_nothing_replaced_is_not_reopened(app, client,
     session.expire_all()
     row = session.get(Task, task.id)
     assert (row.status, row.grid_id) == ("closed", grid["id"])
+
+
+def test_the_grid_a_reopened_task_goes_to_is_looked_up_in_its_community_only(
+    app, client, world, session
+):
+    """A plain lookup takes the lowest code at a point on a shared border, which may be
+    another community's grid (a 409 to a reopening, its own community's grid ignored): the
+    reopening looks among its community's grids only (`locate(..., community_code=)`)."""
+    from api.services import grids as grid_service
+
+    grid, task = _closed_task_in_a_retired_grid(app, client, world, session)
+    new = client.post(
+        "/api/v1/grids",
+        json=grid_feature(A + "004", box(116.400, 39.925, 116.405, 39.930)),
+        headers=world.auth("admin_a"),
+    ).json
+    assert grid_service.locate(session, 116.4025, 39.9275, community_code=B) is None
+    assert grid_service.locate(session, 116.4025, 39.9275, community_code=A).id == new["id"]
+    r = reopen(client, world, task.id)
+    assert (r.status_code, r.json["grid_code"]) == (200, A + "004")
