@@ -542,6 +542,25 @@ def test_an_admin_is_not_offered_their_own_role(page):
     assert form.locator("select[name=role]").input_value() == "worker"
 
 
+def test_an_admin_is_not_offered_a_fellow_admins_role(page, made):
+    """A fellow admin's role is the district's to change (403): the form offered it, and the
+    admin learned so only after confirming. Their name stays theirs to correct."""
+    open_accounts(page)
+    ready(page)
+    username = open_account_by_api(page, made, "另一位管理员", "community_admin", ())
+    page.reload()
+    ready(page)
+    row(page, username).locator("button[data-action=edit]").click()
+    form = page.locator("#account-form")
+    form.locator("input[name=display_name]").wait_for()
+    assert form.locator("select[name=role]").is_visible() is False
+    form.locator("input[name=display_name]").fill("管理员改名")
+    form.locator("button[type=submit]").click()
+    wait_cell(page, username, "name", "管理员改名")
+    assert page.locator("#account-dialog").is_visible() is False
+    assert account(page, username)["role"] == "community_admin"
+
+
 def test_the_grid_filter_lists_the_accounts_holding_the_grid(page, e2e_engine):
     from api.models import Grid, User, user_grids
 

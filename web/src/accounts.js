@@ -284,9 +284,10 @@ function gridOptions(held) {
 }
 
 /** Whether the form offers a role: when opening an account, and when editing another's of the
- * community's roles (one's own role is another admin's to change; the server refuses it). */
+ * community's roles (one's own role is another admin's to change, a fellow admin's the
+ * district's: the server refuses both). */
 function roleOffered(user) {
-  return !user || (user.id !== state.me?.id && MANAGED_ROLES.includes(user.role));
+  return !user || (user.id !== state.me?.id && MANAGED_ROLES.includes(user.role) && user.role !== "community_admin");
 }
 
 /** The role the form gives the account: the one chosen, or its own when none is offered. */
