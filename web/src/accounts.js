@@ -742,8 +742,10 @@ signinForm.addEventListener("submit", async (e) => {
   const data = new FormData(signinForm);
   try {
     await signIn(data.get("username"), data.get("password"));
-  } catch {
-    $("#signin-error").textContent = t.badLogin;
+  } catch (error) {
+    // Only a 401 is a wrong password: a throttle (429) refuses the right one too, and said
+    // "wrong password" the admin kept retyping it; an outage is no fault of theirs either.
+    $("#signin-error").textContent = error.status === 401 ? t.badLogin : t.failed + error.message;
     return;
   }
   signinForm.hidden = true;
