@@ -502,6 +502,37 @@ def test_a_worker_made_a_grid_leader_leads_the_grid_ticked_the_role_changed_firs
     assert patches == [f"users/{user['id']}", f"grids/{grid_id}"]
 
 
+def test_a_leader_opened_on_the_page_is_named_leader_of_their_grids_in_other_forms(
+    page, made, e2e_engine
+):
+    """A grid leader opened with grids leads them: the page kept the grids' leaders as read
+    at its start, so another leader's form still offered the grid as having "no leader", and
+    ticking it there took it from the leader just opened, unwarned."""
+    open_accounts(page)
+    ready(page)
+    code, grid_id = new_grid(page, made, e2e_engine, "新开网格")
+    other = open_account_by_api(page, made, "另一网格长", "grid_leader", ())
+    page.reload()
+    ready(page)
+    page.click("#open-account")
+    form = page.locator("#account-form")
+    username = f"e2e_{uuid.uuid4().hex[:8]}"
+    made["users"].append(username)
+    form.locator("input[name=username]").fill(username)
+    form.locator("input[name=password]").fill(DEMO_PASSWORD)
+    form.locator("select[name=role]").select_option("grid_leader")
+    form.locator("input[name=display_name]").fill("新开网格长")
+    form.locator(f"input[name=grid_codes][value='{code}']").check()
+    form.locator("button[type=submit]").click()
+    wait_led(page, username, code)
+    assert leader_of(page, grid_id) == int(row(page, username).get_attribute("data-id"))
+    row(page, other).locator("button[data-action=edit]").click()
+    line = form.locator(f"#led-options label[data-code='{code}']")
+    assert "新开网格长" in line.inner_text()
+    assert line.locator(".leader.none").count() == 0
+    form.locator("button.cancel").click()
+
+
 def test_a_grid_refused_its_new_leader_is_named_with_the_servers_reason(page, made, e2e_engine):
     open_accounts(page)
     ready(page)

@@ -486,6 +486,9 @@ accountForm.addEventListener("submit", async (event) => {
       say(t.opened(`${user.username}${user.display_name ? ` (${user.display_name})` : ""}`));
       accountDialog.close();
       $("#outcome").hidden = true;
+      // A grid leader opened with grids leads them: the grids' leaders are read again, or
+      // another leader's form offers them as leaderless (ticked there, taken unwarned).
+      if ((user.led_grid_codes || []).length) await fetchGrids();
       await loadAccounts();
     }
   } catch (error) {
