@@ -560,6 +560,47 @@ def test_a_grid_refused_its_new_leader_is_named_with_the_servers_reason(page, ma
     form.locator("button.cancel").click()
 
 
+# Notes in `window.__read` each URL whose JSON body the page has read, once the page's code
+# awaiting it has run on (a task after: its awaits are microtasks).
+NOTE_BODIES_READ = """
+  window.__read = [];
+  const fetchFirst = window.fetch;
+  window.fetch = async (...args) => {
+    const response = await fetchFirst(...args);
+    const json = response.json.bind(response);
+    response.json = async () => {
+      const body = await json();
+      setTimeout(() => window.__read.push(String(args[0])));
+      return body;
+    };
+    return response;
+  };
+"""
+
+
+def test_a_list_answered_late_does_not_replace_the_one_asked_for_since(page):
+    """The filters changed twice, and the first answer came last: the list showed the workers
+    under "grid leaders" (or page 2's accounts as page 3), and its buttons acted on them."""
+    page.add_init_script(NOTE_BODIES_READ)
+    open_accounts(page)
+    ready(page)
+    held = []
+    page.route("**/api/v1/users?role=worker*", lambda route: held.append(route))
+    with page.expect_request(lambda r: "role=worker" in r.url):
+        page.select_option("#filter-role", "worker")
+    page.select_option("#filter-role", "grid_leader")
+    leaders = (
+        "() => { const roles = [...document.querySelectorAll('#accounts tbody td.role')];"
+        " return roles.length > 0 && roles.every(td => td.textContent === '网格长'); }"
+    )
+    page.wait_for_function(leaders)
+    assert len(held) == 1
+    held[0].continue_()  # the workers, answered late
+    page.wait_for_function("() => window.__read.some(url => url.includes('role=worker'))")
+    assert page.evaluate(leaders)
+    assert "leader01" in shown_usernames(page) and "worker01" not in shown_usernames(page)
+
+
 def test_an_admin_is_not_offered_their_own_role(page):
     open_accounts(page)
     ready(page)

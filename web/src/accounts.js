@@ -142,6 +142,7 @@ const state = {
   names: new Map(), // user id -> what to call them
   page: 1,
   rows: new Map(), // the accounts shown, by id
+  listAsked: 0, // lists asked for so far: only the last one asked is shown
 };
 
 const label = (user) => user.display_name || user.username;
@@ -208,8 +209,12 @@ async function loadAccounts() {
   if (active) query.set("active", active);
   const body = $("#accounts tbody");
   body.innerHTML = `<tr><td colspan="7" class="muted">${t.loading}</td></tr>`;
+  // Filters changed or pages turned again before the answer: an earlier list answered late
+  // is dropped, not shown under the filters and page asked for since.
+  const asked = ++state.listAsked;
   try {
     const { items, pagination } = await apiPage(`/api/v1/users${String(query) ? `?${query}` : ""}`, { page: state.page, pageSize: PAGE_SIZE });
+    if (asked !== state.listAsked) return;
     if (!items.length && state.page > 1) {
       // The last page emptied (its last account switched off under "active only"): the one before.
       state.page = Math.max(1, Math.min(state.page - 1, pagination?.total_pages || 1));
@@ -224,6 +229,7 @@ async function loadAccounts() {
     $("#prev").disabled = !pagination?.previous_page;
     $("#next").disabled = !pagination?.next_page;
   } catch (error) {
+    if (asked !== state.listAsked) return;
     body.innerHTML = `<tr><td colspan="7" class="error">${escapeHtml(error.message)}</td></tr>`;
   }
 }
