@@ -502,6 +502,37 @@ def test_a_worker_made_a_grid_leader_leads_the_grid_ticked_the_role_changed_firs
     assert patches == [f"users/{user['id']}", f"grids/{grid_id}"]
 
 
+def test_a_leader_opened_on_the_page_is_named_leader_of_their_grids_in_other_forms(
+    page, made, e2e_engine
+):
+    """A grid leader opened with grids leads them: the page kept the grids' leaders as read
+    at its start, so another leader's form still offered the grid as having "no leader", and
+    ticking it there took it from the leader just opened, unwarned."""
+    open_accounts(page)
+    ready(page)
+    code, grid_id = new_grid(page, made, e2e_engine, "新开网格")
+    other = open_account_by_api(page, made, "另一网格长", "grid_leader", ())
+    page.reload()
+    ready(page)
+    page.click("#open-account")
+    form = page.locator("#account-form")
+    username = f"e2e_{uuid.uuid4().hex[:8]}"
+    made["users"].append(username)
+    form.locator("input[name=username]").fill(username)
+    form.locator("input[name=password]").fill(DEMO_PASSWORD)
+    form.locator("select[name=role]").select_option("grid_leader")
+    form.locator("input[name=display_name]").fill("新开网格长")
+    form.locator(f"input[name=grid_codes][value='{code}']").check()
+    form.locator("button[type=submit]").click()
+    wait_led(page, username, code)
+    assert leader_of(page, grid_id) == int(row(page, username).get_attribute("data-id"))
+    row(page, other).locator("button[data-action=edit]").click()
+    line = form.locator(f"#led-options label[data-code='{code}']")
+    assert "新开网格长" in line.inner_text()
+    assert line.locator(".leader.none").count() == 0
+    form.locator("button.cancel").click()
+
+
 def test_a_grid_refused_its_new_leader_is_named_with_the_servers_reason(page, made, e2e_engine):
     open_accounts(page)
     ready(page)
@@ -529,6 +560,47 @@ def test_a_grid_refused_its_new_leader_is_named_with_the_servers_reason(page, ma
     form.locator("button.cancel").click()
 
 
+# Notes in `window.__read` each URL whose JSON body the page has read, once the page's code
+# awaiting it has run on (a task after: its awaits are microtasks).
+NOTE_BODIES_READ = """
+  window.__read = [];
+  const fetchFirst = window.fetch;
+  window.fetch = async (...args) => {
+    const response = await fetchFirst(...args);
+    const json = response.json.bind(response);
+    response.json = async () => {
+      const body = await json();
+      setTimeout(() => window.__read.push(String(args[0])));
+      return body;
+    };
+    return response;
+  };
+"""
+
+
+def test_a_list_answered_late_does_not_replace_the_one_asked_for_since(page):
+    """The filters changed twice, and the first answer came last: the list showed the workers
+    under "grid leaders" (or page 2's accounts as page 3), and its buttons acted on them."""
+    page.add_init_script(NOTE_BODIES_READ)
+    open_accounts(page)
+    ready(page)
+    held = []
+    page.route("**/api/v1/users?role=worker*", lambda route: held.append(route))
+    with page.expect_request(lambda r: "role=worker" in r.url):
+        page.select_option("#filter-role", "worker")
+    page.select_option("#filter-role", "grid_leader")
+    leaders = (
+        "() => { const roles = [...document.querySelectorAll('#accounts tbody td.role')];"
+        " return roles.length > 0 && roles.every(td => td.textContent === '网格长'); }"
+    )
+    page.wait_for_function(leaders)
+    assert len(held) == 1
+    held[0].continue_()  # the workers, answered late
+    page.wait_for_function("() => window.__read.some(url => url.includes('role=worker'))")
+    assert page.evaluate(leaders)
+    assert "leader01" in shown_usernames(page) and "worker01" not in shown_usernames(page)
+
+
 def test_an_admin_is_not_offered_their_own_role(page):
     open_accounts(page)
     ready(page)
@@ -540,6 +612,25 @@ def test_an_admin_is_not_offered_their_own_role(page):
     row(page, "worker01").locator("button[data-action=edit]").click()
     assert form.locator("select[name=role]").is_visible()
     assert form.locator("select[name=role]").input_value() == "worker"
+
+
+def test_an_admin_is_not_offered_a_fellow_admins_role(page, made):
+    """A fellow admin's role is the district's to change (403): the form offered it, and the
+    admin learned so only after confirming. Their name stays theirs to correct."""
+    open_accounts(page)
+    ready(page)
+    username = open_account_by_api(page, made, "另一位管理员", "community_admin", ())
+    page.reload()
+    ready(page)
+    row(page, username).locator("button[data-action=edit]").click()
+    form = page.locator("#account-form")
+    form.locator("input[name=display_name]").wait_for()
+    assert form.locator("select[name=role]").is_visible() is False
+    form.locator("input[name=display_name]").fill("管理员改名")
+    form.locator("button[type=submit]").click()
+    wait_cell(page, username, "name", "管理员改名")
+    assert page.locator("#account-dialog").is_visible() is False
+    assert account(page, username)["role"] == "community_admin"
 
 
 def test_the_grid_filter_lists_the_accounts_holding_the_grid(page, e2e_engine):
@@ -653,6 +744,25 @@ def test_an_admin_resets_a_password_after_confirming(page, made):
     assert token("/api/v1/auth/token", data={"username": username, "password": NEW_PASSWORD}).ok
     old = token("/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD})
     assert old.status == 401
+
+
+def test_a_throttled_sign_in_says_to_wait_not_that_the_password_is_wrong(page, live_app):
+    """Once sign-ins are throttled (429) even the right password is refused: told "wrong
+    username or password", the admin kept retyping it, and every try met the throttle."""
+    username = f"nobody_{uuid.uuid4().hex[:8]}"
+    limit = live_app.config["LOGIN_MAX_FAILURES"]
+    live_app.config["LOGIN_MAX_FAILURES"] = 1
+    try:
+        open_accounts(page, username)
+        page.wait_for_function("() => document.querySelector('#signin-error').textContent !== ''")
+        assert page.inner_text("#signin-error") == "用户名或密码错误"  # a 401: as it was
+        page.evaluate("() => { document.querySelector('#signin-error').textContent = ''; }")
+        page.click("button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#signin-error').textContent !== ''")
+    finally:
+        live_app.config["LOGIN_MAX_FAILURES"] = limit
+    said = page.inner_text("#signin-error")
+    assert "Too many failed sign-ins" in said and "用户名或密码错误" not in said
 
 
 def test_a_worker_is_told_the_accounts_page_is_not_for_them(page):

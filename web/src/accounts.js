@@ -142,6 +142,7 @@ const state = {
   names: new Map(), // user id -> what to call them
   page: 1,
   rows: new Map(), // the accounts shown, by id
+  listAsked: 0, // lists asked for so far: only the last one asked is shown
 };
 
 const label = (user) => user.display_name || user.username;
@@ -208,8 +209,12 @@ async function loadAccounts() {
   if (active) query.set("active", active);
   const body = $("#accounts tbody");
   body.innerHTML = `<tr><td colspan="7" class="muted">${t.loading}</td></tr>`;
+  // Filters changed or pages turned again before the answer: an earlier list answered late
+  // is dropped, not shown under the filters and page asked for since.
+  const asked = ++state.listAsked;
   try {
     const { items, pagination } = await apiPage(`/api/v1/users${String(query) ? `?${query}` : ""}`, { page: state.page, pageSize: PAGE_SIZE });
+    if (asked !== state.listAsked) return;
     if (!items.length && state.page > 1) {
       // The last page emptied (its last account switched off under "active only"): the one before.
       state.page = Math.max(1, Math.min(state.page - 1, pagination?.total_pages || 1));
@@ -224,6 +229,7 @@ async function loadAccounts() {
     $("#prev").disabled = !pagination?.previous_page;
     $("#next").disabled = !pagination?.next_page;
   } catch (error) {
+    if (asked !== state.listAsked) return;
     body.innerHTML = `<tr><td colspan="7" class="error">${escapeHtml(error.message)}</td></tr>`;
   }
 }
@@ -284,9 +290,10 @@ function gridOptions(held) {
 }
 
 /** Whether the form offers a role: when opening an account, and when editing another's of the
- * community's roles (one's own role is another admin's to change; the server refuses it). */
+ * community's roles (one's own role is another admin's to change, a fellow admin's the
+ * district's: the server refuses both). */
 function roleOffered(user) {
-  return !user || (user.id !== state.me?.id && MANAGED_ROLES.includes(user.role));
+  return !user || (user.id !== state.me?.id && MANAGED_ROLES.includes(user.role) && user.role !== "community_admin");
 }
 
 /** The role the form gives the account: the one chosen, or its own when none is offered. */
@@ -485,6 +492,9 @@ accountForm.addEventListener("submit", async (event) => {
       say(t.opened(`${user.username}${user.display_name ? ` (${user.display_name})` : ""}`));
       accountDialog.close();
       $("#outcome").hidden = true;
+      // A grid leader opened with grids leads them: the grids' leaders are read again, or
+      // another leader's form offers them as leaderless (ticked there, taken unwarned).
+      if ((user.led_grid_codes || []).length) await fetchGrids();
       await loadAccounts();
     }
   } catch (error) {
@@ -741,8 +751,10 @@ signinForm.addEventListener("submit", async (e) => {
   const data = new FormData(signinForm);
   try {
     await signIn(data.get("username"), data.get("password"));
-  } catch {
-    $("#signin-error").textContent = t.badLogin;
+  } catch (error) {
+    // Only a 401 is a wrong password: a throttle (429) refuses the right one too, and said
+    // "wrong password" the admin kept retyping it; an outage is no fault of theirs either.
+    $("#signin-error").textContent = error.status === 401 ? t.badLogin : t.failed + error.message;
     return;
   }
   signinForm.hidden = true;

@@ -15,7 +15,8 @@ export async function signIn(username, password) {
     body: JSON.stringify({ username, password }),
   });
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.detail || response.statusText);
+  // With its status: a 401 is a wrong username or password, a 429 a throttle to wait out.
+  if (!response.ok) throw new ApiError(response.status, body);
   await storeTokens(body.access_token, body.refresh_token);
   return body;
 }
