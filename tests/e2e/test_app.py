@@ -1215,3 +1215,25 @@ def test_the_admin_sends_a_switched_off_workers_unsent_visits_from_their_phone(
     finally:
         with e2e_engine.begin() as conn:
             conn.execute(text(back_on))
+
+
+@pytest.mark.parametrize("path", ["/app", "/map"])
+def test_a_throttled_sign_in_says_so_not_that_the_password_is_wrong(page, live_app, path):
+    """Once sign-ins are throttled (429) even the right password is refused: told "wrong
+    username or password" (as the accounts page said too), a worker kept retyping it into
+    the throttle."""
+    username = f"nobody_{uuid.uuid4().hex[:8]}"
+    limit = live_app.config["LOGIN_MAX_FAILURES"]
+    live_app.config["LOGIN_MAX_FAILURES"] = 1
+    try:
+        page.goto(path)
+        sign_in(page, username, "wrong-password-1")
+        page.wait_for_function("() => document.querySelector('#signin-error').textContent !== ''")
+        assert page.inner_text("#signin-error") == "用户名或密码错误"  # a 401: as it was
+        page.evaluate("() => { document.querySelector('#signin-error').textContent = ''; }")
+        page.click("button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#signin-error').textContent !== ''")
+    finally:
+        live_app.config["LOGIN_MAX_FAILURES"] = limit
+    said = page.inner_text("#signin-error")
+    assert "Too many failed sign-ins" in said and "用户名或密码错误" not in said

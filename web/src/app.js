@@ -24,7 +24,7 @@ const TEXT = {
       : `任务列表暂不可用：显示 ${at} 保存的副本`),
     returnReason: "退回原因（必填）：", returnReasonRequired: "退回必须填写原因，未退回。", noPlan: "本周计划暂不可用", due: "期限", overdueMark: "已超期",
     ticketDeadline: "12345 时限",
-    locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误",
+    locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
     geoFailed: "无法定位：", notSaved: "未能保存到本机，这条走访记录没有保存（手机存储空间可能已满，请清理后重试）：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
     mustVisit: "必访", planOverdue: "逾期",
@@ -65,7 +65,7 @@ const TEXT = {
       : `Tasks unavailable: the copy saved at ${at}`),
     returnReason: "Why return it (required):", returnReasonRequired: "A return needs a reason: not returned.", noPlan: "Plan unavailable",
     due: "due", overdueMark: "overdue", ticketDeadline: "12345 hotline deadline", locating: "Locating…", savedOffline: "Saved; it syncs when online",
-    synced: "Synced", badLogin: "Wrong username or password",
+    synced: "Synced", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
     notSaved: "Not saved on this device, the visit is not kept (its storage may be full: free some space and try again): ",
     sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.", geoFailed: "No location: ", rejected: "rejected",
     // The Chinese sentences of these refusals say it themselves (web/src/reasons.js).
@@ -648,8 +648,10 @@ $("signin").addEventListener("submit", async (e) => {
   const form = new FormData(e.target);
   try {
     await signIn(form.get("username"), form.get("password"));
-  } catch {
-    $("signin-error").textContent = t.badLogin;
+  } catch (error) {
+    // Only a 401 is a wrong password: a throttle (429) refuses the right one too, and an
+    // outage is no fault of theirs either (`signIn` throws the status with the server's words).
+    $("signin-error").textContent = error.status === 401 ? t.badLogin : t.signinFailed + error.message;
     return;
   }
   $("signin").hidden = true;

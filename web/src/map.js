@@ -14,7 +14,7 @@ const TEXT = {
     taskOverdue: "已超期", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
     lastAttempt: "上次上门未遇",
-    badLogin: "用户名或密码错误", accounts: "账号管理",
+    badLogin: "用户名或密码错误", signinFailed: "登录失败：", accounts: "账号管理",
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
     tilesFailed: "地图图层读取失败：",
     here: (n) => `此处共 ${n} 项`, back: "← 返回列表", task: "任务", entrance: "楼门",
@@ -38,7 +38,7 @@ const TEXT = {
     visitedWeek: "Visited this week", due: "Due", overdue: "Overdue", mustVisit: "Must-visit",
     tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
-    never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password", accounts: "Accounts",
+    never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ", accounts: "Accounts",
     lastAttempt: "Last attempt, nobody home",
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
     tilesFailed: "The map's layers could not be read: ",
@@ -411,8 +411,10 @@ form.addEventListener("submit", async (e) => {
   const data = new FormData(form);
   try {
     await signIn(data.get("username"), data.get("password"));
-  } catch {
-    document.getElementById("signin-error").textContent = t.badLogin;
+  } catch (error) {
+    // Only a 401 is a wrong password: a throttle (429) refuses the right one too, and an
+    // outage is no fault of theirs either (`signIn` throws the status with the server's words).
+    document.getElementById("signin-error").textContent = error.status === 401 ? t.badLogin : t.signinFailed + error.message;
     return;
   }
   form.hidden = true;
