@@ -1181,10 +1181,21 @@ def test_the_admin_sends_a_switched_off_workers_unsent_visits_from_their_phone(
     phone, is offered to send it for them, and it is stored as worker01's."""
     from sqlalchemy import text
 
-    from api.models import User, Visit
+    from api.models import Grid, Household, User, Visit
 
+    # One of the households the e2e district visited this week already (conftest's
+    # `_visit_some`): the map tests read that grid's coverage, which this visit leaves as it is.
+    with e2e_engine.connect() as conn:
+        visited = conn.scalar(
+            select(Household.id)
+            .join(Grid, Grid.id == Household.grid_id)
+            .where(Grid.code == DEMO_GRID)
+            .order_by(Household.id)
+            .limit(1)
+        )
     open_app(context, page, "worker01")
     context.route("**/api/v1/visits/batch", lambda route: route.abort())  # the server is away
+    page.select_option("#household", str(visited))
     page.select_option("#outcome", "met")
     page.click("#record")
     page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
