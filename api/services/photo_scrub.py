@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.models import VisitPhoto
 from api.services import audit
+from api.services.encryption import key_is_retired
 from api.services.photos import (
     PHOTO_LOCK_CLASS,
     PhotoDamaged,
@@ -171,8 +173,17 @@ def _scrub_photo(begin, storage, photo_id: int, key: str, content_type: str, res
     for attempt in range(_RETRIES):
         try:
             with begin() as session:
+                # A file of the stripped image sealed by a key a rotation retired (a process
+                # on the old key left it) is sealed again, as an upload does: kept, it would
+                # go with the old key.
+                stale = partial(key_is_retired, session.connection())
                 outcome = _switch(
-                    session, photo_id, key, new_key, len(clean), lambda: storage.put(new_key, clean)
+                    session,
+                    photo_id,
+                    key,
+                    new_key,
+                    len(clean),
+                    partial(storage.put, new_key, clean, stale=stale),
                 )
             break
         except IntegrityError:

@@ -451,3 +451,27 @@ def test_a_file_retention_deletes_while_the_sealing_waits_is_not_written_back(
         assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     finally:
         engine.dispose()
+
+
+def test_the_scrub_replaces_a_stripped_file_sealed_by_a_retired_key(
+    app, world, session, storage, photo_dir, visit_id, rotation
+):
+    """As an upload does (above): the scrub points a photo at the stripped image, whose file a
+    process on the old key left; kept, it would be lost with the old key the rotation retired."""
+    from api.extensions import db
+    from api.services.photo_scrub import scrub_photos
+    from api.services.photos import strip_metadata
+    from tests.api.test_photo_scrub import phone_photo, store_as_before
+
+    original = phone_photo()
+    clean = strip_metadata(original, "image/jpeg")
+    digest = hashlib.sha256(clean).hexdigest()
+    storage.sealed.write(storage.name(digest), crypto.seal_bytes(clean))  # the old process
+    record_key(session.connection(), TEST_KID)
+    rotation.on()
+    retire_other_keys(session.connection())
+    store_as_before(session, world, photo_dir, visit_id, original)
+
+    scrub_photos(db.begin, storage)
+
+    assert storage.sealed_key_id(digest) == rotation.kid
