@@ -40,6 +40,13 @@ def _track(element) -> dict | None:
 _LINKS_SEEN = "gridwork.task_links_seen"
 
 
+# A list of actions, as the OpenAPI document types it (a Function field is untyped there).
+_ACTION_LIST = {
+    "type": "array",
+    "items": {"type": "string", "enum": [*ACTIONS, "assign", "move"]},
+}
+
+
 def _decide_links(task_ids: Iterable[int | None]) -> dict[int, bool]:
     """Whether the caller may see each of these linked tasks: one query for them all, kept
     for the request (`_seen` reads it)."""
@@ -248,14 +255,15 @@ class TaskSchema(Schema):
     )
     allowed_actions = ma.fields.Function(
         task_actions,
-        metadata={"description": "Actions legal from the current status"},
+        metadata={**_ACTION_LIST, "description": "Actions legal from the current status"},
     )
     your_actions = ma.fields.Function(
         lambda t: caller_actions(current_scope(), t),
         metadata={
+            **_ACTION_LIST,
             "description": "Of `allowed_actions`, those you may take: the assignee's (accept, "
             "start, resolve, return, escalate) if it is yours; the grid leader's and community "
-            "admin's (callback, close, reopen, assign, move; escalate too) if you lead its grid"
+            "admin's (callback, close, reopen, assign, move; escalate too) if you lead its grid",
         },
     )
 
