@@ -37,3 +37,10 @@ BLUEPRINTS = (
 def register_blueprints(api: Api) -> None:
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
+    # Shapes answers build by plain functions refer to (`$ref`), registered for the document.
+    from api.resources.users.schemas import HandedOnSchema
+    from api.resources.visits.schemas import EvidenceSchema, VisitLocationSchema
+
+    api.spec.components.schema("VisitLocation", schema=VisitLocationSchema)
+    api.spec.components.schema("Evidence", schema=EvidenceSchema)
+    api.spec.components.schema("HandedOn", schema=HandedOnSchema)

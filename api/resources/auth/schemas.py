@@ -23,7 +23,10 @@ class UserSchema(Schema):
     )
     community_code = ma.fields.String(allow_none=True)
     district_code = ma.fields.String(allow_none=True)
-    grid_codes = ma.fields.Method("_grid_codes", metadata={"description": "Assigned grids"})
+    grid_codes = ma.fields.Method(
+        "_grid_codes",
+        metadata={"type": "array", "items": {"type": "string"}, "description": "Assigned grids"},
+    )
     password_change_required = Boolean(
         attribute="must_change_password",
         metadata={"description": "An admin set the password: set your own first"},

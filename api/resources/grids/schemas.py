@@ -40,14 +40,16 @@ class GridPropertiesSchema(Schema):
 class GridSchema(Schema):
     """A grid as a GeoJSON Feature."""
 
-    type = ma.fields.Constant("Feature")
+    type = ma.fields.Constant("Feature", metadata={"type": "string", "enum": ["Feature"]})
     id = Integer()
     geometry = ma.fields.Nested(GeometrySchema)
     properties = ma.fields.Nested(GridPropertiesSchema)
 
 
 class GridCollectionSchema(Schema):
-    type = ma.fields.Constant("FeatureCollection")
+    type = ma.fields.Constant(
+        "FeatureCollection", metadata={"type": "string", "enum": ["FeatureCollection"]}
+    )
     features = ma.fields.List(ma.fields.Nested(GridSchema))
 
 

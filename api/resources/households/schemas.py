@@ -70,13 +70,17 @@ class HouseholdVisitStatusSchema(Schema):
 class HouseholdSchema(Schema):
     id = Integer()
     grid_id = Integer()
-    grid_code = ma.fields.Function(lambda h: h.grid.code)
+    grid_code = ma.fields.Function(lambda h: h.grid.code, metadata={"type": "string"})
     building = ma.fields.String()
     unit = ma.fields.String()
     floor = ma.fields.String()
     room = ma.fields.String()
-    lon = ma.fields.Function(lambda h: point_lonlat(h.location)[0])
-    lat = ma.fields.Function(lambda h: point_lonlat(h.location)[1])
+    lon = ma.fields.Function(
+        lambda h: point_lonlat(h.location)[0], metadata={"type": "number", "description": "WGS-84"}
+    )
+    lat = ma.fields.Function(
+        lambda h: point_lonlat(h.location)[1], metadata={"type": "number", "description": "WGS-84"}
+    )
     kind = ma.fields.String(metadata={"description": " or ".join(HOUSEHOLD_KINDS)})
     occupancy = ma.fields.String(metadata={"description": ", ".join(OCCUPANCIES)})
     members = Integer()

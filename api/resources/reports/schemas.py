@@ -40,7 +40,7 @@ class ReportFileSchema(Schema):
     format = ma.fields.String()
     content_type = ma.fields.String()
     size_bytes = Integer()
-    url = ma.fields.Method("_url")
+    url = ma.fields.Method("_url", metadata={"type": "string"})
 
     def _url(self, obj) -> str:
         return url_for("reports.ReportFileByFormat", report_id=obj.report_id, fmt=obj.format)
@@ -54,7 +54,7 @@ class ReportSchema(Schema):
     name = ma.fields.String()
     households = Integer()
     visited = Integer()
-    coverage = ma.fields.Method("_coverage")
+    coverage = ma.fields.Method("_coverage", metadata={"type": "number", "nullable": True})
     created_at = ma.fields.DateTime()
     files = ma.fields.List(ma.fields.Nested(ReportFileSchema))
 

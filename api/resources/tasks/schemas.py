@@ -40,6 +40,12 @@ def _track(element) -> dict | None:
 _LINKS_SEEN = "gridwork.task_links_seen"
 
 
+# A point as answers give it (WGS-84), or null.
+_POINT = {
+    "type": "object",
+    "nullable": True,
+    "properties": {"lon": {"type": "number"}, "lat": {"type": "number"}},
+}
 # A list of actions, as the OpenAPI document types it (a Function field is untyped there).
 _ACTION_LIST = {
     "type": "array",
@@ -183,7 +189,10 @@ class TaskEventSchema(Schema):
     note = ma.fields.String()
     location = ma.fields.Function(
         lambda e: _track(e.location),
-        metadata={"description": "Where the worker stood; to ~100 m for district viewers"},
+        metadata={
+            **_POINT,
+            "description": "Where the worker stood; to ~100 m for district viewers",
+        },
     )
     photos = ma.fields.List(ma.fields.String())
     at = ma.fields.DateTime()
@@ -213,12 +222,13 @@ class TaskSchema(Schema):
     household_id = Integer(allow_none=True)
     visit_id = ma.fields.UUID(allow_none=True)
     grid_id = Integer()
-    grid_code = ma.fields.Function(lambda t: t.grid.code)
+    grid_code = ma.fields.Function(lambda t: t.grid.code, metadata={"type": "string"})
     location = ma.fields.Function(
         _task_location,
         metadata={
+            **_POINT,
             "description": "WGS-84; a premises visit's follow-up task stands where the worker "
-            "stood: to ~100 m for district viewers"
+            "stood: to ~100 m for district viewers",
         },
     )
     status = ma.fields.String(metadata={"description": ", ".join(TASK_STATUSES)})
@@ -245,7 +255,7 @@ class TaskSchema(Schema):
     satisfaction = ma.fields.String(allow_none=True)
     overdue = ma.fields.Function(
         lambda t: is_overdue(t, now()),
-        metadata={"description": "Not resolved and past its deadline"},
+        metadata={"type": "boolean", "description": "Not resolved and past its deadline"},
     )
     transferred_from_id = _link("transferred_from_id", "(改派) from")
     transferred_to_id = _link("transferred_to_id", "to")

@@ -32,22 +32,30 @@ _PASSWORD = ma.fields.String(
 )
 
 
+# A list of grid codes, as the OpenAPI document types it (a Method field is untyped there).
+_CODES = {"type": "array", "items": {"type": "string"}}
+
+
 class UserAccountSchema(Schema):
     id = Integer()
     username = ma.fields.String()
     display_name = ma.fields.String()
     phone = ma.fields.Function(
         lambda user: privacy.phone(user.phone),
-        metadata={"description": "In full, or masked for district viewers"},
+        metadata={
+            "type": "string",
+            "nullable": True,
+            "description": "In full, or masked for district viewers",
+        },
     )
     role = ma.fields.String(metadata={"description": ", ".join(ROLES)})
     community_code = ma.fields.String(allow_none=True)
     district_code = ma.fields.String(allow_none=True)
     grid_codes = ma.fields.Method(
-        "_grid_codes", metadata={"description": "The grids in service it holds"}
+        "_grid_codes", metadata={**_CODES, "description": "The grids in service it holds"}
     )
     led_grid_codes = ma.fields.Method(
-        "_led_grid_codes", metadata={"description": "The grids in service it leads"}
+        "_led_grid_codes", metadata={**_CODES, "description": "The grids in service it leads"}
     )
     active = Boolean(metadata={"description": "False: switched off, cannot sign in"})
     password_change_required = Boolean(
@@ -74,8 +82,10 @@ class AccountChangeSchema(UserAccountSchema):
     tasks_handed_on = ma.fields.Method(
         "_handed_on",
         metadata={
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/HandedOn"},
             "description": "Switched off or made an admin: the tasks it held, and who holds "
-            "them now"
+            "them now",
         },
     )
     shifts_ahead = ma.fields.List(

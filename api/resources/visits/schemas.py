@@ -480,7 +480,9 @@ class PhotoSchema(Schema):
     content_type = ma.fields.String()
     size_bytes = Integer()
     created_at = ma.fields.DateTime()
-    url = ma.fields.Function(lambda p: f"/api/v1/visits/{p.visit_id}/photos/{p.id}")
+    url = ma.fields.Function(
+        lambda p: f"/api/v1/visits/{p.visit_id}/photos/{p.id}", metadata={"type": "string"}
+    )
 
 
 class PhotoUploadResultSchema(PhotoSchema):
@@ -510,7 +512,7 @@ class _VisitPhotosField(ma.fields.List):
 class VisitSchema(Schema):
     id = ma.fields.UUID()
     worker_id = Integer()
-    worker_name = ma.fields.Function(lambda v: v.worker.display_name)
+    worker_name = ma.fields.Function(lambda v: v.worker.display_name, metadata={"type": "string"})
     household_id = Integer(allow_none=True)
     premises = ma.fields.Function(
         lambda v: _premises_as(v, _shown(v)),
@@ -521,14 +523,20 @@ class VisitSchema(Schema):
         },
     )
     grid_id = Integer()
-    grid_code = ma.fields.Function(lambda v: v.grid.code)
+    grid_code = ma.fields.Function(lambda v: v.grid.code, metadata={"type": "string"})
     visited_at = ma.fields.Function(
         lambda v: local_visited_at(v).isoformat(),
-        metadata={"description": "In the UTC offset it was recorded with"},
+        metadata={
+            "type": "string",
+            "format": "date-time",
+            "description": "In the UTC offset it was recorded with",
+        },
     )
     week = ma.fields.String(metadata={"description": "ISO week in Asia/Shanghai"})
     # Built by plain functions: a nested schema per visit costs more than the rest of a batch.
-    location = ma.fields.Function(_location, metadata={"$ref": "VisitLocation"})
+    location = ma.fields.Function(
+        _location, metadata={"allOf": [{"$ref": "#/components/schemas/VisitLocation"}]}
+    )
     outcome = ma.fields.String()
     notes = ma.fields.Function(
         lambda v: v.notes if _shown(v).notes else None,
@@ -547,7 +555,9 @@ class VisitSchema(Schema):
         metadata={"type": "string", "description": WITHHELD},
     )
     relief = Boolean(metadata={"description": "Recorded as the grid's named reliever"})
-    evidence = ma.fields.Function(_evidence, metadata={"$ref": "Evidence"})
+    evidence = ma.fields.Function(
+        _evidence, metadata={"allOf": [{"$ref": "#/components/schemas/Evidence"}]}
+    )
     photos = _VisitPhotosField(
         ma.fields.Nested(PhotoSchema),
         metadata={
