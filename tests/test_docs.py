@@ -5,6 +5,8 @@ import fnmatch
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SETTINGS = ROOT / "api" / "settings.py"
@@ -78,3 +80,49 @@ def test_every_setting_a_doc_names_is_read():
         if name not in read | _TEST_ONLY_SETTINGS
     }
     assert sorted(named) == []
+
+
+# `GET /tasks/{id}`, `GET\|POST /users`, `POST /swaps/{id}/accept\|reject`, with or without
+# /api/v1 and a query string; `<id>` is a path parameter too.
+_METHOD = r"(?:GET|POST|PUT|PATCH|DELETE)"
+_OPERATION = re.compile(rf"^({_METHOD}(?:\\?\|{_METHOD})*) (/[^\s?\[]*)")
+
+
+def _operations(span: str) -> set[tuple[str, str]]:
+    """The (method, path) pairs a backticked span such as `GET\\|POST /users?x=` names."""
+    found = _OPERATION.match(span)
+    if not found:
+        return set()
+    methods, path = found.groups()
+    path = re.sub(r"\{[^}]*\}|<[^>]*>", "{}", path.removeprefix("/api/v1"))
+    *head, last = path.split("/")
+    paths = ["/".join([*head, alternative]) for alternative in re.split(r"\\?\|", last)]
+    return {(method, p) for method in re.split(r"\\?\|", methods) for p in paths}
+
+
+@pytest.fixture(scope="module")
+def served_operations() -> set[tuple[str, str]]:
+    """Every operation of the OpenAPI document the app serves (no database is reached: the
+    data key check is what would connect at start-up)."""
+    from tests.factories import build_app
+
+    app = build_app("postgresql://postgres@127.0.0.1:5432/gridwork_docs", DATA_KEY_CHECK=False)
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    return {
+        (method.upper(), re.sub(r"\{[^}]*\}", "{}", path.removeprefix("/api/v1")))
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+
+
+def test_the_readme_api_table_lists_every_served_operation_and_no_other(served_operations):
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## API\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    listed = set()
+    for row in section.splitlines():
+        if row.startswith("| `"):
+            for span in re.findall(r"`([^`]+)`", row.split(" | ")[0]):
+                listed |= _operations(span)
+    assert sorted(served_operations - listed) == []
+    assert sorted(listed - served_operations) == []
