@@ -210,3 +210,20 @@ def test_every_migration_a_doc_cites_exists():
         if cite not in numbers
     ]
     assert missing == []
+
+
+def test_the_audit_retention_floor_the_docs_state_is_the_one_purge_audit_enforces():
+    from api.services.audit import MIN_RETENTION
+
+    # "kept at least N days (`gridwork purge-audit` …", "refuses anything under N days", "the
+    # floor is N days (`audit.MIN_RETENTION`; `purge-audit` …", "refuses any `N` below N".
+    floor = re.compile(r"(?:at least|under|below|floor is) (\d+)\b(?! MB)")
+    stated = [
+        f"{doc.relative_to(ROOT)}:{number}: {days}"
+        for doc in DOCS
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1)
+        if "purge-audit" in line
+        for days in floor.findall(line)
+        if int(days) != MIN_RETENTION.days
+    ]
+    assert stated == []
