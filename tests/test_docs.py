@@ -227,3 +227,19 @@ def test_the_audit_retention_floor_the_docs_state_is_the_one_purge_audit_enforce
         if int(days) != MIN_RETENTION.days
     ]
     assert stated == []
+
+
+def test_every_setting_default_a_doc_states_is_the_default():
+    """`GRIDWORK_PUSH_LEASE_SECONDS` (120), `GRIDWORK_REFRESH_TOKEN_DAYS`, 30 days: the number
+    right after a setting's name is its default in api/settings.Config."""
+    from api.settings import _ENV, Config
+
+    stated = re.compile(r"`(GRIDWORK_[A-Z0-9_]+)`(?: \(|, )(\d[\d,]*(?:\.\d+)?)\b")
+    wrong = []
+    for doc in DOCS:
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for name, shown in stated.findall(line):
+                default = getattr(Config, _ENV[name][0]) if name in _ENV else None
+                if default is None or float(shown.replace(",", "")) != float(default):
+                    wrong.append(f"{doc.relative_to(ROOT)}:{number}: {name} {shown} ({default})")
+    assert wrong == []
