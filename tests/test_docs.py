@@ -113,19 +113,28 @@ def _operations(span: str) -> set[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def served_operations() -> set[tuple[str, str]]:
-    """Every operation of the OpenAPI document the app serves (no database is reached: the
-    data key check is what would connect at start-up)."""
+def served_document() -> dict[tuple[str, str], set[str]]:
+    """Every operation of the OpenAPI document the app serves, with its query parameters (no
+    database is reached: the data key check is what would connect at start-up)."""
     from tests.factories import build_app
 
     app = build_app("postgresql://postgres@127.0.0.1:5432/gridwork_docs", DATA_KEY_CHECK=False)
     document = app.test_client().get("/api/v1/openapi.json").get_json()
     return {
-        (method.upper(), re.sub(r"\{[^}]*\}", "{}", path.removeprefix("/api/v1")))
+        (method.upper(), re.sub(r"\{[^}]*\}", "{}", path.removeprefix("/api/v1"))): {
+            parameter["name"]
+            for parameter in [*item.get("parameters", []), *operation.get("parameters", [])]
+            if parameter["in"] == "query"
+        }
         for path, item in document["paths"].items()
-        for method in item
+        for method, operation in item.items()
         if method in ("get", "post", "put", "patch", "delete")
     }
+
+
+@pytest.fixture(scope="module")
+def served_operations(served_document) -> set[tuple[str, str]]:
+    return set(served_document)
 
 
 def test_the_readme_api_table_lists_every_served_operation_and_no_other(served_operations):
@@ -243,3 +252,20 @@ def test_every_setting_default_a_doc_states_is_the_default():
                 if default is None or float(shown.replace(",", "")) != float(default):
                     wrong.append(f"{doc.relative_to(ROOT)}:{number}: {name} {shown} ({default})")
     assert wrong == []
+
+
+def test_every_query_parameter_a_doc_names_is_one_its_operation_reads(served_document):
+    """`GET /swaps?status=&worker=&week=`: each name is a query parameter of that operation
+    (of one of them, for `GET\\|POST /leaves?worker=…`, whose POST reads none)."""
+    unread = []
+    for doc in DOCS:
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for span in re.findall(r"`([^`]+)`", line):
+                query = re.match(rf"{_METHOD}(?:\\?\|{_METHOD})* /[^\s?\[]*\[?\?(\S*)", span)
+                if not query:
+                    continue
+                read = set().union(*(served_document.get(op, set()) for op in _operations(span)))
+                for name in re.findall(r"(?:^|[&|?])([a-z_]+)=", query.group(1)):
+                    if name not in read:
+                        unread.append(f"{doc.relative_to(ROOT)}:{number}: {span} ({name})")
+    assert unread == []
