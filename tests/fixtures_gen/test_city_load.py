@@ -137,6 +137,23 @@ def test_visits_fall_in_the_weeks_asked_and_before_now(q):
     assert mismatched == 0
 
 
+def test_visits_were_received_by_the_server_before_now(q):
+    """A visit is received (`received_at`, the server's clock at upload) after it was made and
+    no later than now: the loader added an upload delay of up to 36 h to the last visits and
+    wrote arrivals the server had not yet had, `delay_s` evidence included."""
+    ahead, out_of_order, disagreeing = q(
+        """
+        SELECT count(*) FILTER (WHERE received_at > :now),
+               count(*) FILTER (WHERE received_at < visited_at),
+               count(*) FILTER (WHERE (evidence->>'delay_s')::int
+                                      <> extract(epoch FROM received_at - visited_at)::int)
+        FROM visits
+        """,
+        now=NOW,
+    )[0]
+    assert (ahead, out_of_order, disagreeing) == (0, 0, 0)
+
+
 def test_visit_evidence_agrees_with_the_grade(q):
     rows = q(
         "SELECT grade, reasons, (evidence->>'distance_to_household_m')::float, "
