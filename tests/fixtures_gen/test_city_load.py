@@ -219,6 +219,24 @@ def test_tasks_have_an_event_trail_ending_in_their_status(q):
     assert bad == 0
 
 
+def test_tasks_come_after_the_register_they_are_about(q):
+    """A task is made about a household in a grid: never before the grid and the household were
+    registered. The loader spread tasks over `weeks` x 7 days back from now, which reaches up to
+    six days before the first week's Monday, where the register begins."""
+    early = one(
+        q,
+        """
+        SELECT count(*) FROM tasks t
+        JOIN households h ON h.id = t.household_id JOIN grids g ON g.id = t.grid_id
+        WHERE t.created_at < h.created_at OR t.created_at < g.created_at
+           OR EXISTS (SELECT 1 FROM task_events e WHERE e.task_id = t.id
+                      AND (e.at < t.created_at OR e.at > :now))
+        """,
+        now=NOW,
+    )
+    assert early == 0
+
+
 def test_sequences_continue_after_the_loaded_ids(q):
     assert one(q, "SELECT nextval('households_id_seq')") > HOUSEHOLDS
     assert one(q, "SELECT nextval('grids_id_seq')") > GRIDS
