@@ -237,6 +237,67 @@ def test_tasks_come_after_the_register_they_are_about(q):
     assert early == 0
 
 
+def test_the_deadline_tick_finds_nothing_owed_in_a_fresh_city(city_url):
+    """The tick runs every minute: by the load's time it had warned every held task at 80 % of
+    its time and escalated every open one at its deadline. The loader walked tasks past their
+    deadlines with neither, so the first tick after a load escalated and warned them all at
+    once (a flood of urgent notifications, and deadline escalations dated the load's day)."""
+    from api.services import tasks
+
+    engine = create_engine(city_url[0])
+    with Session(engine) as session:
+        result = tasks.tick(session, NOW)
+        session.rollback()
+    engine.dispose()
+    assert (result.escalated, result.warned) == (0, 0)
+
+
+def test_a_task_resolved_after_its_deadline_was_escalated_at_the_deadline(q):
+    """What the tick did is in the trail: a task still open when its deadline passed has the
+    tick's escalation (no actor) at its deadline, and its later steps are legal from there."""
+    late, unescalated = q(
+        """
+        SELECT count(*),
+               count(*) FILTER (WHERE NOT EXISTS (
+                   SELECT 1 FROM task_events e WHERE e.task_id = t.id AND e.action = 'escalate'
+                   AND e.actor_id IS NULL AND e.at = t.due_at))
+        FROM tasks t WHERE t.due_at <= coalesce(t.resolved_at, :now)
+        """,
+        now=NOW,
+    )[0]
+    assert late > 0
+    assert unescalated == 0
+
+
+def test_each_task_event_is_a_legal_step_from_the_one_before(q):
+    from api.services.tasks import REASSIGNABLE, TRANSITIONS
+
+    trails: dict[int, list] = {}
+    for task_id, action, before, to in q(
+        "SELECT task_id, action, from_status, to_status FROM task_events ORDER BY task_id, at, id"
+    ):
+        trails.setdefault(task_id, []).append((action, before, to))
+    illegal = []
+    for task_id, trail in trails.items():
+        status = None
+        for action, before, to in trail:
+            if action == "create":
+                ok = status is None and to == "new"
+            elif action == "dispatch":
+                ok = before == status == "new" and to == "dispatched"
+            elif action == "assign":
+                ok = before == status and status in REASSIGNABLE and to == "dispatched"
+            elif action == "escalate" and before == status == "escalated":
+                ok = to == "escalated"  # the deadline's escalation after the worker's own
+            else:
+                rule = TRANSITIONS.get(action, {}).get(status)
+                ok = before == status and rule is not None and rule.to == to
+            if not ok:
+                illegal.append((task_id, status, action, before, to))
+            status = to
+    assert illegal == []
+
+
 def test_sequences_continue_after_the_loaded_ids(q):
     assert one(q, "SELECT nextval('households_id_seq')") > HOUSEHOLDS
     assert one(q, "SELECT nextval('grids_id_seq')") > GRIDS
