@@ -166,6 +166,28 @@ def test_visit_evidence_agrees_with_the_grade(q):
         assert abs(recorded - actual) < max(2.0, 0.02 * actual)
 
 
+def test_visit_evidence_measures_the_grid_as_the_ingest_does(q):
+    """A fix taken away from the door can lie outside the grid: the ingest records how far
+    (`distance_to_grid_m`) and, beyond the tolerance and the fix's accuracy, `outside_grid`
+    (doubtful at least). The loader wrote 0 m and no reason for every visit."""
+    from geo.evidence import DEFAULT_RULES
+
+    rows = q(
+        "SELECT grade, reasons, (evidence->>'distance_to_grid_m')::float, accuracy_m, "
+        "ST_Distance(v.location::geography, g.boundary::geography) "
+        "FROM visits v JOIN grids g ON g.id = v.grid_id"
+    )
+    outside = 0
+    for grade, reasons, recorded, accuracy, actual in rows:
+        assert abs(recorded - actual) < max(2.0, 0.02 * actual)
+        far = actual - accuracy > DEFAULT_RULES.grid_tolerance_m
+        assert ("outside_grid" in reasons) == far
+        if far:
+            outside += 1
+            assert grade != "ok"
+    assert outside > 0
+
+
 def test_derived_rows_are_filled(q):
     # One open boundary version per grid; every grid has its community's leader.
     assert one(q, "SELECT count(*) FROM grid_versions WHERE valid_to IS NULL") == GRIDS
