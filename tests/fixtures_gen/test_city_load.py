@@ -188,6 +188,34 @@ def test_visit_evidence_measures_the_grid_as_the_ingest_does(q):
     assert outside > 0
 
 
+def test_a_workers_visits_follow_one_another_at_walking_pace(q):
+    """A worker goes from door to door: the ingest grades a visit `impossible_speed` when it is
+    farther from the worker's previous one than 42 m/s allows. The loader drew each visit's
+    time of day on its own, so a worker was at two ends of the grid in the same second."""
+    from geo.evidence import DEFAULT_RULES
+
+    too_fast, same_minute = q(
+        """
+        WITH v AS (
+            SELECT visited_at, location, accuracy_m,
+                   lag(visited_at) OVER w AS before_at, lag(location) OVER w AS before,
+                   lag(accuracy_m) OVER w AS before_accuracy
+            FROM visits WINDOW w AS (PARTITION BY worker_id ORDER BY visited_at, id)
+        ), m AS (
+            SELECT ST_Distance(location::geography, before::geography) AS d,
+                   extract(epoch FROM visited_at - before_at) AS s,
+                   accuracy_m + before_accuracy AS slack
+            FROM v WHERE before_at IS NOT NULL
+        )
+        SELECT count(*) FILTER (WHERE d > slack AND (s = 0 OR d / s > :max_speed)),
+               count(*) FILTER (WHERE s < 60)
+        FROM m
+        """,
+        max_speed=DEFAULT_RULES.max_speed_mps,
+    )[0]
+    assert (too_fast, same_minute) == (0, 0)
+
+
 def test_derived_rows_are_filled(q):
     # One open boundary version per grid; every grid has its community's leader.
     assert one(q, "SELECT count(*) FROM grid_versions WHERE valid_to IS NULL") == GRIDS
