@@ -319,6 +319,21 @@ def test_a_task_resolved_after_its_deadline_was_escalated_at_the_deadline(q):
     assert unescalated == 0
 
 
+def test_task_events_carry_the_notes_the_app_writes(q):
+    """A return says why (the app refuses one without a note); the tick's escalation at the
+    deadline says "deadline passed". The loader left every note empty."""
+    rows = q(
+        "SELECT e.action, e.actor_id IS NULL, e.note FROM task_events e "
+        "WHERE e.action IN ('return', 'escalate')"
+    )
+    assert {action for action, _, _ in rows} == {"return", "escalate"}
+    for action, by_tick, note in rows:
+        if action == "return":
+            assert decrypt(note).strip()
+        elif by_tick:
+            assert decrypt(note) == "deadline passed"
+
+
 def test_each_task_event_is_a_legal_step_from_the_one_before(q):
     from api.services.tasks import REASSIGNABLE, TRANSITIONS
 
