@@ -229,6 +229,18 @@ def test_derived_rows_are_filled(q):
     assert orphans == 0
 
 
+def test_a_follow_up_task_describes_what_its_visit_noted(q):
+    """task_from_visit puts the visit's follow-up note into the task's (sealed) description:
+    the worker who opens the task reads what to follow up. The loader left it empty."""
+    rows = q(
+        "SELECT t.description, v.follow_up_note FROM tasks t JOIN visits v ON v.id = t.visit_id"
+    )
+    assert rows
+    for description, note in rows:
+        assert description.startswith("v1:")
+        assert decrypt(description) == decrypt(note)
+
+
 def test_the_register_and_the_grids_are_there_from_the_first_week_of_visits(city_url, q):
     """The grids, households and workers' grids were stamped with the load's time: a city with
     weeks of visits whose past weeks the report (and the map) read as having no grid at all."""
