@@ -154,6 +154,18 @@ def test_visits_were_received_by_the_server_before_now(q):
     assert (ahead, out_of_order, disagreeing) == (0, 0, 0)
 
 
+def test_every_worker_rests_a_day_a_week(q):
+    """A worker rests at least a day a week (rosters keep min_rest_days_per_week = 1, Labour
+    Law art. 38): the loader put the second weekly visit of people living alone on Sunday, so
+    every worker was at the doors seven days a week."""
+    worked = q(
+        "SELECT worker_id, week, count(DISTINCT (visited_at AT TIME ZONE 'Asia/Shanghai')::date) "
+        "FROM visits GROUP BY 1, 2"
+    )
+    assert worked
+    assert max(days for _, _, days in worked) <= 6
+
+
 def test_visit_evidence_agrees_with_the_grade(q):
     rows = q(
         "SELECT grade, reasons, (evidence->>'distance_to_household_m')::float, "
