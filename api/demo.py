@@ -126,14 +126,24 @@ class DemoActivity:
             items.append(self._item(rng, household, slots[positions[-1]]))
         # Households the cadence asks more of (living alone: twice a week) are mostly seen that
         # often, spread over the week's slots; drawn after the first visits, whose ids stay.
+        # A slot holds one visit: the worker is at one door at a time (two visits of theirs at
+        # the same minute in different buildings are graded impossible_speed).
         cadence = community_cadence(self.session.get(Community, worker.community_code))
+        taken = set(positions)
         for household, position in zip(chosen, positions, strict=True):
             per_week = cadence.per_week(household.tags or [])
             for again in range(1, min(per_week, len(slots))):
                 if rng.random() >= 0.85:
                     break
-                at = slots[(position + again * len(slots) // per_week) % len(slots)]
-                items.append(self._item(rng, household, at))
+                slot = (position + again * len(slots) // per_week) % len(slots)
+                for _ in range(len(slots)):
+                    if slot not in taken:
+                        break
+                    slot = (slot + 1) % len(slots)
+                item = self._item(rng, household, slots[slot])  # drawn alike on every run
+                if slot not in taken:  # none left free: the week so far is full
+                    taken.add(slot)
+                    items.append(item)
         batches = [items[start : start + BATCH] for start in range(0, len(items), BATCH)]
         # Batches are sent in order and each commits whole: the last one stored, all are.
         if not batches or self._stored([item["id"] for item in batches[-1]]):

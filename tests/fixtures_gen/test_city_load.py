@@ -137,6 +137,35 @@ def test_visits_fall_in_the_weeks_asked_and_before_now(q):
     assert mismatched == 0
 
 
+def test_visits_were_received_by_the_server_before_now(q):
+    """A visit is received (`received_at`, the server's clock at upload) after it was made and
+    no later than now: the loader added an upload delay of up to 36 h to the last visits and
+    wrote arrivals the server had not yet had, `delay_s` evidence included."""
+    ahead, out_of_order, disagreeing = q(
+        """
+        SELECT count(*) FILTER (WHERE received_at > :now),
+               count(*) FILTER (WHERE received_at < visited_at),
+               count(*) FILTER (WHERE (evidence->>'delay_s')::int
+                                      <> extract(epoch FROM received_at - visited_at)::int)
+        FROM visits
+        """,
+        now=NOW,
+    )[0]
+    assert (ahead, out_of_order, disagreeing) == (0, 0, 0)
+
+
+def test_every_worker_rests_a_day_a_week(q):
+    """A worker rests at least a day a week (rosters keep min_rest_days_per_week = 1, Labour
+    Law art. 38): the loader put the second weekly visit of people living alone on Sunday, so
+    every worker was at the doors seven days a week."""
+    worked = q(
+        "SELECT worker_id, week, count(DISTINCT (visited_at AT TIME ZONE 'Asia/Shanghai')::date) "
+        "FROM visits GROUP BY 1, 2"
+    )
+    assert worked
+    assert max(days for _, _, days in worked) <= 6
+
+
 def test_visit_evidence_agrees_with_the_grade(q):
     rows = q(
         "SELECT grade, reasons, (evidence->>'distance_to_household_m')::float, "
@@ -147,6 +176,56 @@ def test_visit_evidence_agrees_with_the_grade(q):
     for grade, reasons, recorded, actual in rows:
         assert (grade == "ok") == (reasons == [])
         assert abs(recorded - actual) < max(2.0, 0.02 * actual)
+
+
+def test_visit_evidence_measures_the_grid_as_the_ingest_does(q):
+    """A fix taken away from the door can lie outside the grid: the ingest records how far
+    (`distance_to_grid_m`) and, beyond the tolerance and the fix's accuracy, `outside_grid`
+    (doubtful at least). The loader wrote 0 m and no reason for every visit."""
+    from geo.evidence import DEFAULT_RULES
+
+    rows = q(
+        "SELECT grade, reasons, (evidence->>'distance_to_grid_m')::float, accuracy_m, "
+        "ST_Distance(v.location::geography, g.boundary::geography) "
+        "FROM visits v JOIN grids g ON g.id = v.grid_id"
+    )
+    outside = 0
+    for grade, reasons, recorded, accuracy, actual in rows:
+        assert abs(recorded - actual) < max(2.0, 0.02 * actual)
+        far = actual - accuracy > DEFAULT_RULES.grid_tolerance_m
+        assert ("outside_grid" in reasons) == far
+        if far:
+            outside += 1
+            assert grade != "ok"
+    assert outside > 0
+
+
+def test_a_workers_visits_follow_one_another_at_walking_pace(q):
+    """A worker goes from door to door: the ingest grades a visit `impossible_speed` when it is
+    farther from the worker's previous one than 42 m/s allows. The loader drew each visit's
+    time of day on its own, so a worker was at two ends of the grid in the same second."""
+    from geo.evidence import DEFAULT_RULES
+
+    too_fast, same_minute = q(
+        """
+        WITH v AS (
+            SELECT visited_at, location, accuracy_m,
+                   lag(visited_at) OVER w AS before_at, lag(location) OVER w AS before,
+                   lag(accuracy_m) OVER w AS before_accuracy
+            FROM visits WINDOW w AS (PARTITION BY worker_id ORDER BY visited_at, id)
+        ), m AS (
+            SELECT ST_Distance(location::geography, before::geography) AS d,
+                   extract(epoch FROM visited_at - before_at) AS s,
+                   accuracy_m + before_accuracy AS slack
+            FROM v WHERE before_at IS NOT NULL
+        )
+        SELECT count(*) FILTER (WHERE d > slack AND (s = 0 OR d / s > :max_speed)),
+               count(*) FILTER (WHERE s < 60)
+        FROM m
+        """,
+        max_speed=DEFAULT_RULES.max_speed_mps,
+    )[0]
+    assert (too_fast, same_minute) == (0, 0)
 
 
 def test_derived_rows_are_filled(q):
@@ -160,6 +239,18 @@ def test_derived_rows_are_filled(q):
         "AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.visit_id = v.id)",
     )
     assert orphans == 0
+
+
+def test_a_follow_up_task_describes_what_its_visit_noted(q):
+    """task_from_visit puts the visit's follow-up note into the task's (sealed) description:
+    the worker who opens the task reads what to follow up. The loader left it empty."""
+    rows = q(
+        "SELECT t.description, v.follow_up_note FROM tasks t JOIN visits v ON v.id = t.visit_id"
+    )
+    assert rows
+    for description, note in rows:
+        assert description.startswith("v1:")
+        assert decrypt(description) == decrypt(note)
 
 
 def test_the_register_and_the_grids_are_there_from_the_first_week_of_visits(city_url, q):
@@ -200,6 +291,100 @@ def test_tasks_have_an_event_trail_ending_in_their_status(q):
         now=NOW,
     )
     assert bad == 0
+
+
+def test_tasks_come_after_the_register_they_are_about(q):
+    """A task is made about a household in a grid: never before the grid and the household were
+    registered. The loader spread tasks over `weeks` x 7 days back from now, which reaches up to
+    six days before the first week's Monday, where the register begins."""
+    early = one(
+        q,
+        """
+        SELECT count(*) FROM tasks t
+        JOIN households h ON h.id = t.household_id JOIN grids g ON g.id = t.grid_id
+        WHERE t.created_at < h.created_at OR t.created_at < g.created_at
+           OR EXISTS (SELECT 1 FROM task_events e WHERE e.task_id = t.id
+                      AND (e.at < t.created_at OR e.at > :now))
+        """,
+        now=NOW,
+    )
+    assert early == 0
+
+
+def test_the_deadline_tick_finds_nothing_owed_in_a_fresh_city(city_url):
+    """The tick runs every minute: by the load's time it had warned every held task at 80 % of
+    its time and escalated every open one at its deadline. The loader walked tasks past their
+    deadlines with neither, so the first tick after a load escalated and warned them all at
+    once (a flood of urgent notifications, and deadline escalations dated the load's day)."""
+    from api.services import tasks
+
+    engine = create_engine(city_url[0])
+    with Session(engine) as session:
+        result = tasks.tick(session, NOW)
+        session.rollback()
+    engine.dispose()
+    assert (result.escalated, result.warned) == (0, 0)
+
+
+def test_a_task_resolved_after_its_deadline_was_escalated_at_the_deadline(q):
+    """What the tick did is in the trail: a task still open when its deadline passed has the
+    tick's escalation (no actor) at its deadline, and its later steps are legal from there."""
+    late, unescalated = q(
+        """
+        SELECT count(*),
+               count(*) FILTER (WHERE NOT EXISTS (
+                   SELECT 1 FROM task_events e WHERE e.task_id = t.id AND e.action = 'escalate'
+                   AND e.actor_id IS NULL AND e.at = t.due_at))
+        FROM tasks t WHERE t.due_at <= coalesce(t.resolved_at, :now)
+        """,
+        now=NOW,
+    )[0]
+    assert late > 0
+    assert unescalated == 0
+
+
+def test_task_events_carry_the_notes_the_app_writes(q):
+    """A return says why (the app refuses one without a note); the tick's escalation at the
+    deadline says "deadline passed". The loader left every note empty."""
+    rows = q(
+        "SELECT e.action, e.actor_id IS NULL, e.note FROM task_events e "
+        "WHERE e.action IN ('return', 'escalate')"
+    )
+    assert {action for action, _, _ in rows} == {"return", "escalate"}
+    for action, by_tick, note in rows:
+        if action == "return":
+            assert decrypt(note).strip()
+        elif by_tick:
+            assert decrypt(note) == "deadline passed"
+
+
+def test_each_task_event_is_a_legal_step_from_the_one_before(q):
+    from api.services.tasks import REASSIGNABLE, TRANSITIONS
+
+    trails: dict[int, list] = {}
+    for task_id, action, before, to in q(
+        "SELECT task_id, action, from_status, to_status FROM task_events ORDER BY task_id, at, id"
+    ):
+        trails.setdefault(task_id, []).append((action, before, to))
+    illegal = []
+    for task_id, trail in trails.items():
+        status = None
+        for action, before, to in trail:
+            if action == "create":
+                ok = status is None and to == "new"
+            elif action == "dispatch":
+                ok = before == status == "new" and to == "dispatched"
+            elif action == "assign":
+                ok = before == status and status in REASSIGNABLE and to == "dispatched"
+            elif action == "escalate" and before == status == "escalated":
+                ok = to == "escalated"  # the deadline's escalation after the worker's own
+            else:
+                rule = TRANSITIONS.get(action, {}).get(status)
+                ok = before == status and rule is not None and rule.to == to
+            if not ok:
+                illegal.append((task_id, status, action, before, to))
+            status = to
+    assert illegal == []
 
 
 def test_sequences_continue_after_the_loaded_ids(q):
