@@ -160,12 +160,8 @@ run_api_and_worker() {
   trap '_gw_stop' INT TERM HUP
   trap '_gw_stop' EXIT
   say "push worker running (pid $_GW_WORKER, log $log); API pid $_GW_API"
-  # Polled, not `wait -n`: a signal handled while both children ended around the call left
-  # `wait -n` waiting (seen once in CI: the script outlived a SIGHUP by 10 s). A wait on the
-  # short sleep returns at once on a trapped signal, and the next check sees the ended child.
   while kill -0 "$_GW_API" 2>/dev/null && kill -0 "$_GW_WORKER" 2>/dev/null; do
-    sleep 0.2 &
-    wait $! 2>/dev/null || true
+    wait -n 2>/dev/null || true # one of them ended, or a signal came
   done
   _gw_stop
   local status=0

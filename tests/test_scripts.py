@@ -46,6 +46,12 @@ while True:
 """
 
 
+def _terminal_signals() -> None:
+    """In the child before it runs: SIGHUP and SIGINT as a terminal's job has them."""
+    for signum in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @pytest.fixture()
 def script(tmp_path):
     fake = tmp_path / "gridwork"
@@ -59,11 +65,15 @@ def script(tmp_path):
         command = f'source scripts/lib.sh; run_api_and_worker "{log}" {" ".join(serve_args)}'
         env = {**os.environ, "GRIDWORK_BIN": str(fake), "FAKE_NOTES": str(notes)}
         # A session of its own, as a terminal's foreground job: its group is what Ctrl-C hits.
+        # With the terminal's dispositions: a suite started under `nohup` (or in the background
+        # of a script) ignores SIGHUP (SIGINT), a shell cannot trap a signal ignored on entry,
+        # and the script, deaf to it, outlived the test (seen in CI runs started so).
         process = subprocess.Popen(
             ["bash", "-c", command],
             cwd=ROOT,
             env=env,
             start_new_session=True,
+            preexec_fn=_terminal_signals,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
