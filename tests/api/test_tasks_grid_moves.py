@@ -332,6 +332,15 @@ def _closed_task_in_a_retired_grid(app, client, world, session) -> tuple[dict, T
     return grid, task
 
 
+def a_grid_drawn_where_it_was(client, world) -> dict:
+    """A grid of community A drawn anew over the retired one's place."""
+    return client.post(
+        "/api/v1/grids",
+        json=grid_feature(A + "004", box(116.400, 39.925, 116.405, 39.930)),
+        headers=world.auth("admin_a"),
+    ).json
+
+
 def reopen(client, world, task_id, user="admin_a"):
     return client.post(
         f"/api/v1/tasks/{task_id}/transitions",
@@ -348,11 +357,7 @@ def test_a_task_reopened_after_its_grid_was_retired_goes_to_the_grid_that_takes_
     open again in a retired grid: off the map, dispatched to whoever had held it. It is
     reopened in the grid of its community that covers its place now, the move in its history."""
     grid, task = _closed_task_in_a_retired_grid(app, client, world, session)
-    new = client.post(
-        "/api/v1/grids",
-        json=grid_feature(A + "004", box(116.400, 39.925, 116.405, 39.930)),
-        headers=world.auth("admin_a"),
-    ).json
+    new = a_grid_drawn_where_it_was(client, world)
 
     r = reopen(client, world, task.id)
 
@@ -384,11 +389,7 @@ def test_the_grid_a_reopened_task_goes_to_is_looked_up_in_its_community_only(
     from api.services import grids as grid_service
 
     grid, task = _closed_task_in_a_retired_grid(app, client, world, session)
-    new = client.post(
-        "/api/v1/grids",
-        json=grid_feature(A + "004", box(116.400, 39.925, 116.405, 39.930)),
-        headers=world.auth("admin_a"),
-    ).json
+    new = a_grid_drawn_where_it_was(client, world)
     assert grid_service.locate(session, 116.4025, 39.9275, community_code=B) is None
     assert grid_service.locate(session, 116.4025, 39.9275, community_code=A).id == new["id"]
     r = reopen(client, world, task.id)

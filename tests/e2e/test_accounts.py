@@ -746,25 +746,6 @@ def test_an_admin_resets_a_password_after_confirming(page, made):
     assert old.status == 401
 
 
-def test_a_throttled_sign_in_says_to_wait_not_that_the_password_is_wrong(page, live_app):
-    """Once sign-ins are throttled (429) even the right password is refused: told "wrong
-    username or password", the admin kept retyping it, and every try met the throttle."""
-    username = f"nobody_{uuid.uuid4().hex[:8]}"
-    limit = live_app.config["LOGIN_MAX_FAILURES"]
-    live_app.config["LOGIN_MAX_FAILURES"] = 1
-    try:
-        open_accounts(page, username)
-        page.wait_for_function("() => document.querySelector('#signin-error').textContent !== ''")
-        assert page.inner_text("#signin-error") == "用户名或密码错误"  # a 401: as it was
-        page.evaluate("() => { document.querySelector('#signin-error').textContent = ''; }")
-        page.click("button[type=submit]")
-        page.wait_for_function("() => document.querySelector('#signin-error').textContent !== ''")
-    finally:
-        live_app.config["LOGIN_MAX_FAILURES"] = limit
-    said = page.inner_text("#signin-error")
-    assert "Too many failed sign-ins" in said and "用户名或密码错误" not in said
-
-
 def test_a_worker_is_told_the_accounts_page_is_not_for_them(page):
     open_accounts(page, "worker01")
     notice = page.locator("#notice")

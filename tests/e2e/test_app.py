@@ -1228,11 +1228,11 @@ def test_the_admin_sends_a_switched_off_workers_unsent_visits_from_their_phone(
             conn.execute(text(back_on))
 
 
-@pytest.mark.parametrize("path", ["/app", "/map"])
+@pytest.mark.parametrize("path", ["/app", "/map", "/accounts"])
 def test_a_throttled_sign_in_says_so_not_that_the_password_is_wrong(page, live_app, path):
     """Once sign-ins are throttled (429) even the right password is refused: told "wrong
-    username or password" (as the accounts page said too), a worker kept retyping it into
-    the throttle."""
+    username or password" on every page, a worker or an admin kept retyping it into the
+    throttle."""
     username = f"nobody_{uuid.uuid4().hex[:8]}"
     limit = live_app.config["LOGIN_MAX_FAILURES"]
     live_app.config["LOGIN_MAX_FAILURES"] = 1

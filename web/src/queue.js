@@ -159,25 +159,8 @@ async function doSync() {
   const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, retried: 0, overtaken: 0, left: 0, flagged: [] };
   for (let i = 0; i < pending.length; i += BATCH_LIMIT) {
     const chunk = pending.slice(i, i + BATCH_LIMIT);
-    const body = JSON.stringify({ visits: chunk.map((r) => r.visit) }, wellFormed);
-    const send = () => fetch("/api/v1/visits/batch", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
-      body,
-    });
-    let response = await send();
-    if (response.status === 401) {
-      // The access token expired during a long day offline: refresh it (under the same user)
-      // and send the batch once more. A batch is idempotent, so a resend is always safe.
-      token = await refreshAccess(token);
-      response = await send();
-    }
-    if (!response.ok) {
-      // Refused whole (a problem, RFC 9457): the page says why; the queue keeps everything.
-      const problem = await response.json().catch(() => null);
-      throw Object.assign(new Error(`batch answered ${response.status}`), { status: response.status, problem });
-    }
-    const { results = [] } = await response.json();
+    let results;
+    ({ results, token } = await sendBatch("/api/v1/visits/batch", chunk, token));
     summary.sent += chunk.length;
     const flagged = [];
     // The flagged ones are kept in the transaction that takes their visits out of the queue.
@@ -224,6 +207,32 @@ async function doSync() {
 }
 
 /**
+ * POST queued visits (`chunk`) to `url` as a batch; {results, token}. An access token that
+ * expired during a long day offline is refreshed (under the same user) and the batch sent once
+ * more: a batch is idempotent, so a resend is always safe. A batch refused whole (a problem,
+ * RFC 9457) throws with its `status` and `problem`: the page says why; the queue keeps all.
+ */
+async function sendBatch(url, chunk, token) {
+  const body = JSON.stringify({ visits: chunk.map((r) => r.visit) }, wellFormed);
+  const send = () => fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body,
+  });
+  let response = await send();
+  if (response.status === 401) {
+    token = await refreshAccess(token);
+    response = await send();
+  }
+  if (!response.ok) {
+    const problem = await response.json().catch(() => null);
+    throw Object.assign(new Error(`batch answered ${response.status}`), { status: response.status, problem });
+  }
+  const { results = [] } = await response.json();
+  return { results, token };
+}
+
+/**
  * A visit the server stored takes its record out of the queue, unless the worker edited it
  * while it was on its way (a parked visit sent again automatically, edited meanwhile: its
  * record changed since it was sent). Taken out then, the edit was lost without a word; it stays,
@@ -260,22 +269,8 @@ export async function handOver(worker) {
   const summary = { sent: 0, stored: 0, rejected: 0 };
   for (let i = 0; i < records.length; i += BATCH_LIMIT) {
     const chunk = records.slice(i, i + BATCH_LIMIT);
-    const body = JSON.stringify({ visits: chunk.map((r) => r.visit) }, wellFormed);
-    const send = () => fetch(`/api/v1/visits/handover?worker=${encodeURIComponent(worker)}`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
-      body,
-    });
-    let response = await send();
-    if (response.status === 401) {
-      token = await refreshAccess(token);
-      response = await send();
-    }
-    if (!response.ok) {
-      const problem = await response.json().catch(() => null);
-      throw Object.assign(new Error(`handover answered ${response.status}`), { status: response.status, problem });
-    }
-    const { results = [] } = await response.json();
+    let results;
+    ({ results, token } = await sendBatch(`/api/v1/visits/handover?worker=${encodeURIComponent(worker)}`, chunk, token));
     summary.sent += chunk.length;
     await run([STORE], "readwrite", (store) => {
       for (const result of results) {
