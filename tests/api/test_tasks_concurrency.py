@@ -121,6 +121,41 @@ def test_a_redispatch_sent_twice_at_once_makes_one_task_and_a_conflict_naming_it
     ]
 
 
+def _race_with_retirement(app, headers, table: str, grid_id: int, other: tuple):
+    """The grid's retirement (DELETE) and `other` (method, path, body) as `headers`' caller,
+    released at once by a lock on `table` and grid_versions; (their answers, how many tasks
+    then stand in a retired grid)."""
+    from api.extensions import db
+
+    def send(method: str, path: str, json: dict | None):
+        def request():
+            with app.test_client() as client:
+                return client.open(path, method=method, json=json, headers=headers)
+
+        return request
+
+    try:
+        with app.app_context():
+            answers = races.race(
+                db.engine,
+                f"LOCK TABLE {table}, grid_versions IN EXCLUSIVE MODE",
+                {},
+                send("DELETE", f"/api/v1/grids/{grid_id}", None),
+                send(*other),
+            )
+            with db.engine.connect() as conn:
+                in_retired = conn.scalar(
+                    text(
+                        "SELECT count(*) FROM tasks t JOIN grids g ON g.id = t.grid_id "
+                        "WHERE g.retired_at IS NOT NULL"
+                    )
+                )
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    return answers, in_retired
+
+
 def test_a_task_opened_while_its_grid_is_retired_is_not_left_in_the_retired_grid(
     own_database_url,
 ):
@@ -141,32 +176,9 @@ def test_a_task_opened_while_its_grid_is_retired_is_not_left_in_the_retired_grid
         "location": {"lon": 116.625, "lat": 39.725},
     }  # fmt: skip
 
-    def send(method: str, path: str, json: dict | None):
-        def request():
-            with app.test_client() as client:
-                return client.open(path, method=method, json=json, headers=headers)
-
-        return request
-
-    try:
-        with app.app_context():
-            answers = races.race(
-                db.engine,
-                "LOCK TABLE tasks, grid_versions IN EXCLUSIVE MODE",
-                {},
-                send("DELETE", f"/api/v1/grids/{grid_id}", None),
-                send("POST", "/api/v1/tasks", body),
-            )
-            with db.engine.connect() as conn:
-                in_retired = conn.scalar(
-                    text(
-                        "SELECT count(*) FROM tasks t JOIN grids g ON g.id = t.grid_id "
-                        "WHERE g.retired_at IS NOT NULL"
-                    )
-                )
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    answers, in_retired = _race_with_retirement(
+        app, headers, "tasks", grid_id, ("POST", "/api/v1/tasks", body)
+    )
     # Either the retirement went first (the task is then refused: send it again, and it finds
     # no grid there), or the task did (the retirement then finds it open).
     assert [r.status_code for r in answers] in ([204, 409], [409, 201])
@@ -196,32 +208,9 @@ def test_a_task_moved_while_its_new_grid_is_retired_is_not_left_in_the_retired_g
     move = {"grid_code": community + "002", "reason": "地址报错",
             "location": {"lon": 116.655, "lat": 39.725}}  # fmt: skip
 
-    def send(method: str, path: str, json: dict | None):
-        def request():
-            with app.test_client() as client:
-                return client.open(path, method=method, json=json, headers=headers)
-
-        return request
-
-    try:
-        with app.app_context():
-            answers = races.race(
-                db.engine,
-                "LOCK TABLE task_events, grid_versions IN EXCLUSIVE MODE",
-                {},
-                send("DELETE", f"/api/v1/grids/{target_id}", None),
-                send("POST", f"/api/v1/tasks/{task_id}/move", move),
-            )
-            with db.engine.connect() as conn:
-                in_retired = conn.scalar(
-                    text(
-                        "SELECT count(*) FROM tasks t JOIN grids g ON g.id = t.grid_id "
-                        "WHERE g.retired_at IS NOT NULL"
-                    )
-                )
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    answers, in_retired = _race_with_retirement(
+        app, headers, "task_events", target_id, ("POST", f"/api/v1/tasks/{task_id}/move", move)
+    )
     # Either the retirement went first (the move is refused), or the move did (the retirement
     # then finds the task open in the grid).
     assert [r.status_code for r in answers] in ([204, 409], [409, 200])
