@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from api import clock, errors
 from api.copy_rows import copy_rows
 from api.db import is_any_of
-from api.models import Grid, Household, User, Visit
+from api.models import Grid, GridHolding, Household, User, Visit
 from api.scope import Scope
 from api.services import audit
 from api.services.audit import Reader
@@ -75,7 +75,7 @@ REFUSALS: dict[Refusal, str] = {
     Refusal.OUTSIDE_EVERY_GRID: "the premises' point lies outside every grid (`nearest_grid`, "
     "`distance_m`)",
     Refusal.NOT_YOUR_GRID: "the premises lie in a grid not yours whose named reliever you are "
-    "not on the visit's date (`grid_code`)",
+    "not on the visit's date (`grid_code`); handed over by a grid leader, a grid they do not lead",
     Refusal.ID_TAKEN: "the id belongs to another worker's visit; make a new UUID",
     Refusal.REPEATS_REJECTED_ITEM: "repeats an earlier item of the batch that was rejected",
     Refusal.NOT_STORED: "the visit could not be stored; send it again",
@@ -149,14 +149,21 @@ def _rejected(item_id: Any, code: Refusal, reason: str, details: Any = None, **e
 
 
 def ingest_batch(
-    session: Session, scope: Scope, items: Sequence[BatchItem], *, now: datetime | None = None
+    session: Session,
+    scope: Scope,
+    items: Sequence[BatchItem],
+    *,
+    now: datetime | None = None,
+    confined_to: frozenset[int] | None = None,
 ) -> list[dict]:
     """Store a batch of visits; one result per item, in order (created, duplicate, rejected).
 
     Nothing an item carries can fail the batch: bad items are rejected with their reason,
     replays and concurrent twins come back as `duplicate` with the stored visit.
+    `confined_to`: the grids whose visits may be stored (a handover by a grid leader); a visit
+    of another grid is `not-your-grid`.
     """
-    return ingest_and_render(session, scope, items, None, now=now)[0]
+    return ingest_and_render(session, scope, items, None, now=now, confined_to=confined_to)[0]
 
 
 def ingest_and_render(
@@ -166,6 +173,7 @@ def ingest_and_render(
     render: Callable[[list[dict]], R] | None,
     *,
     now: datetime | None = None,
+    confined_to: frozenset[int] | None = None,
 ) -> tuple[list[dict], R | None]:
     """`ingest_batch`, and `render(results)` made while PostgreSQL finishes storing the rows.
 
@@ -213,7 +221,7 @@ def ingest_and_render(
     # Every grid the batch may touch, whole, in one query: the visited ones (for the scope
     # check) and the caller's territory (for the evidence). Whole grids, not just codes and
     # boundaries: the answer's `grid_code` then finds them in the session.
-    accepted, grids = _place_and_check(session, scope, pending, results, opened, held)
+    accepted, grids = _place_and_check(session, scope, pending, results, opened, held, confined_to)
     # Rows go in id order, so two batches racing on overlapping ids lock them in the same
     # order and cannot deadlock.
     accepted.sort(key=lambda a: a.id.int)  # UUIDs order by their integer, as PostgreSQL's do
@@ -237,6 +245,22 @@ def ingest_and_render(
     return final, answer
 
 
+def _grids_led_of_held(session: Session, scope: Scope, worker: User) -> frozenset[int] | None:
+    """The grids whose visits `scope` sends for `worker`: a grid leader those they lead, if the
+    worker ever held one of them (403 if not); the community admin every grid (None)."""
+    if scope.role == "community_admin":
+        return None
+    led = frozenset(session.scalars(select(Grid.id).where(Grid.leader_id == scope.user_id)))
+    held = select(GridHolding.id).where(
+        GridHolding.user_id == worker.id, GridHolding.grid_id.in_(led)
+    )
+    if not led or not session.scalar(held.limit(1)):
+        raise errors.Forbidden(
+            f"{worker.username} held no grid you lead: the community admin sends their visits."
+        )
+    return led
+
+
 def hand_over_batch(
     session: Session,
     scope: Scope,
@@ -247,15 +271,20 @@ def hand_over_batch(
     now: datetime | None = None,
 ) -> list[dict]:
     """A switched-off worker's visits, left unsent on the phone they handed in, sent by their
-    community's admin: stored as the worker's, each judged as the worker's own batch would be
-    (their grids on the visit's date), those made before the switch-off only (the others
-    `after-switch-off`); one result per item, in order. The admin's handing over is in the
-    audit log (a `create` of the visits, field `worker`).
+    community's admin or by the leader of a grid they held: stored as the worker's, each judged
+    as the worker's own batch would be (their grids on the visit's date), those made before the
+    switch-off only (the others `after-switch-off`); a leader sends those of the grids they
+    lead only (the others `not-your-grid`, left on the phone for the admin). One result per
+    item, in order. The handing over is in the audit log under the sender (a `create` of the
+    visits, field `worker`).
 
     A switched-off account signs in no more, and the app keeps a visit until its own worker
     sends it: a worker who left with visits unsent lost them, and the week's coverage too."""
-    if scope.role != "community_admin":
-        raise errors.Forbidden("Only the community's admin sends a switched-off worker's visits.")
+    if scope.role not in ("community_admin", "grid_leader"):
+        raise errors.Forbidden(
+            "Only the community admin, or the leader of a grid the worker held, sends a "
+            "switched-off worker's visits."
+        )
     worker = session.get(User, worker_id)
     if (
         worker is None
@@ -263,6 +292,7 @@ def hand_over_batch(
         or worker.role not in ("worker", "grid_leader")
     ):
         raise errors.NotFound(f"Worker {worker_id} not found.")
+    led = _grids_led_of_held(session, scope, worker)
     if worker.active:
         raise errors.Conflict(
             f"{worker.username}'s account is not switched off: they send their own visits "
@@ -283,7 +313,11 @@ def hand_over_batch(
             kept.append(i)
     if kept:
         stored = ingest_batch(
-            session, Scope.for_user(session, worker), [items[i] for i in kept], now=now
+            session,
+            Scope.for_user(session, worker),
+            [items[i] for i in kept],
+            now=now,
+            confined_to=led,
         )
         for i, result in zip(kept, stored, strict=True):
             results[i] = result
@@ -407,10 +441,11 @@ def _place_and_check(
     results: list,
     opened: dict[date, set[int]],
     held: dict[date, set[int]],
+    confined_to: frozenset[int] | None = None,
 ) -> tuple[list[_Accepted], dict[int, Grid]]:
     """Find each item's household (or the premises' grid) and check the worker may visit it:
     one of their grids, or one `opened` to them on the visit's date (a relief shift's, or one
-    they `held` that day).
+    they `held` that day); and, `confined_to` given, that it is one of those grids.
 
     Also gives the grids read for it: those visited and the caller's territory."""
     if not pending:
@@ -507,6 +542,15 @@ def _place_and_check(
                 else _rejected(
                     a.id, Refusal.NOT_YOUR_GRID, refusal, grid_code=grids[a.grid_id].code
                 )
+            )
+            continue
+        if confined_to is not None and a.grid_id not in confined_to:
+            code = grids[a.grid_id].code
+            results[a.index] = _rejected(
+                a.id,
+                Refusal.NOT_YOUR_GRID,
+                f"In grid {code}, which you do not lead: the community admin sends it.",
+                grid_code=code,
             )
             continue
         a.relief = a.grid_id not in scope.grid_ids and a.grid_id not in held[a.day]

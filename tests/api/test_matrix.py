@@ -230,10 +230,11 @@ MATRIX: dict[str, Line] = {
         outcomes(OK, admin_a=403, admin_b=403, viewer_110101=403, viewer_110102=403),
         lambda t: {"json": {"visits": [visit_item(t.household)]}},
     ),
-    # worker_a1 is active: the admin of their community is told they send their own (409).
+    # worker_a1 is active: the admin of their community and the leader of their grid are told
+    # they send their own (409).
     "POST /api/v1/visits/handover": Line(
         "/api/v1/visits/handover?worker={worker_id}",
-        outcomes(403, admin_a=409, admin_b=404),
+        outcomes(403, admin_a=409, leader_a=409, admin_b=404),
         lambda t: {"json": {"visits": [visit_item(t.household)]}},
     ),
     "GET /api/v1/visits": Line("/api/v1/visits", SIGNED_IN),

@@ -1,5 +1,5 @@
 """A switched-off worker's visits, left unsent on the phone they handed in, sent by their
-community's admin (`POST /api/v1/visits/handover?worker=ID`).
+community's admin or the leader of their grid (`POST /api/v1/visits/handover?worker=ID`).
 
 The app keeps visits recorded offline until their worker syncs; a worker switched off (left the
 job) can no longer sign in, so their last days' visits stayed on the phone for good and the
@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from api.models import AuditEntry, User, Visit
-from tests.factories import A1, visit_item
+from tests.factories import A1, A2, make_user, visit_item
 
 HANDOVER = "/api/v1/visits/handover"
 
@@ -86,8 +86,8 @@ def test_an_active_workers_visits_are_theirs_to_send(client, world, session):
     assert session.scalar(select(Visit.id).where(Visit.id == item["id"])) is None
 
 
-@pytest.mark.parametrize("user", ["leader_a", "worker_a2", "viewer_110101"])
-def test_only_the_community_admin_hands_over(client, world, session, user):
+@pytest.mark.parametrize("user", ["worker_a2", "viewer_110101"])
+def test_only_the_community_admin_or_a_grid_leader_hands_over(client, world, session, user):
     item = visit_item(world.households[A1][0], at=datetime.now(UTC) - timedelta(hours=2))
     switch_off(client, world)
 
@@ -95,6 +95,63 @@ def test_only_the_community_admin_hands_over(client, world, session, user):
 
     assert response.status_code == 403, response.json
     assert session.scalar(select(Visit.id).where(Visit.id == item["id"])) is None
+
+
+def test_the_leader_of_the_workers_grid_sends_them_as_theirs(client, world, session):
+    item = visit_item(world.households[A1][0], at=datetime.now(UTC) - timedelta(hours=2))
+    switch_off(client, world)
+
+    response = hand_over(client, world, [item], user="leader_a")
+
+    assert response.status_code == 200, response.json
+    [result] = response.json["results"]
+    assert result["status"] == "created", result
+    visit = session.get(Visit, result["visit"]["id"])
+    assert visit.worker_id == world.users["worker_a1"].id
+    entry = session.scalars(
+        select(AuditEntry).where(AuditEntry.resource == "visit", AuditEntry.action == "create")
+    ).one()
+    assert entry.user_id == world.users["leader_a"].id
+
+
+def test_a_leader_of_grids_the_worker_never_held_may_not(client, world, session):
+    world.users["leader_a2"] = make_user(session, "leader_a2", "grid_leader", grids=[A2])
+    session.flush()
+    item = visit_item(world.households[A1][0], at=datetime.now(UTC) - timedelta(hours=2))
+    switch_off(client, world)
+
+    response = hand_over(client, world, [item], user="leader_a2")
+
+    assert response.status_code == 403, response.json
+    assert "community admin" in response.json["detail"]
+    assert session.scalar(select(Visit.id).where(Visit.id == item["id"])) is None
+
+
+def test_a_leader_sends_only_the_visits_of_the_grids_they_lead(client, world, session):
+    """The worker also held A2, led by another: its visit is the admin's (or its leader's) to
+    send; refused, it stays parked on the phone (the app keeps refused visits)."""
+    worker = world.users["worker_a1"]
+    # leader_a keeps A1 only
+    world.users["leader_a2"] = make_user(session, "leader_a2", "grid_leader", grids=[A2])
+    session.flush()
+    answer = client.patch(
+        f"/api/v1/users/{worker.id}", json={"grid_codes": [A1, A2]}, headers=world.auth("admin_a")
+    )
+    assert answer.status_code == 200, answer.json
+    at = datetime.now(UTC) - timedelta(hours=2)
+    own = visit_item(world.households[A1][0], at=at)
+    other = visit_item(world.households[A2][0], at=at + timedelta(minutes=10))
+    switch_off(client, world)
+
+    results = hand_over(client, world, [own, other], user="leader_a").json["results"]
+
+    assert [r["status"] for r in results] == ["created", "rejected"]
+    assert results[1]["code"] == "not-your-grid"
+    assert "community admin" in results[1]["reason"]
+    assert session.scalar(select(Visit.id).where(Visit.id == other["id"])) is None
+    assert hand_over(client, world, [other], user="leader_a2").json["results"][0]["status"] == (
+        "created"
+    )
 
 
 def test_another_communitys_worker_is_not_found(client, world, session):

@@ -1173,12 +1173,14 @@ def test_a_visit_synced_far_from_its_household_is_reported_as_flagged_in_chinese
     page.wait_for_function(f"() => !document.querySelector(\"#flagged li[data-id='{visit_id}']\")")
 
 
+@pytest.mark.parametrize("sender", ["admin01", "leader01"])
 def test_the_admin_sends_a_switched_off_workers_unsent_visits_from_their_phone(
-    context, page, e2e_engine
+    context, page, e2e_engine, sender
 ):
     """worker01 records a visit the server never gets, then leaves: their account is switched
-    off, so they can no longer sign in to send it. The community admin, signed in on the
-    phone, is offered to send it for them, and it is stored as worker01's."""
+    off, so they can no longer sign in to send it. The community admin, or the leader of their
+    grid, signed in on the phone, is offered to send it for them, and it is stored as
+    worker01's."""
     from sqlalchemy import text
 
     from api.models import Grid, Household, User, Visit
@@ -1211,7 +1213,7 @@ def test_the_admin_sends_a_switched_off_workers_unsent_visits_from_their_phone(
     with e2e_engine.begin() as conn:
         conn.execute(text(switched_off))
     try:
-        open_app(context, page, "admin01")
+        open_app(context, page, sender)
         page.wait_for_selector("#handover:not([hidden]) button[data-worker]")
         page.click("#handover button[data-worker]")
         page.wait_for_function(

@@ -28,7 +28,7 @@ const TEXT = {
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
     geoFailed: "无法定位：", notSaved: "未能保存到本机，这条走访记录没有保存（手机存储空间可能已满，请清理后重试）：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
     mustVisit: "必访", planOverdue: "逾期",
-    handoverNote: (n, user) => `本机有 ${n} 条由账号 #${user} 记录、尚未发送的走访。如该工作人员已离岗、账号已停用，社区管理员可代为发送，记在其名下。`,
+    handoverNote: (n, user) => `本机有 ${n} 条由账号 #${user} 记录、尚未发送的走访。如该工作人员已离岗、账号已停用，社区管理员或其网格长可代为发送，记在其名下。`,
     handoverSend: "代为发送", handoverActive: "该账号仍在使用：请由本人登录后发送。",
     handoverDone: (stored, refused) => `已保存 ${stored} 条${refused ? `，${refused} 条被拒绝` : ""}。`,
     handoverFailed: "发送失败，请稍后再试。",
@@ -72,7 +72,7 @@ const TEXT = {
     resentLater: "Kept on this device and sent again automatically every few hours; edit and save to send it now.",
     pushOn: "Push enabled", pushUnavailable: "Push not configured or not supported", mustVisit: "must-visit",
     planOverdue: "overdue",
-    handoverNote: (n, user) => `${n} visit${n === 1 ? "" : "s"} recorded on this phone by account #${user} ${n === 1 ? "was" : "were"} never sent. If that worker left and their account is switched off, the community admin sends them as theirs.`,
+    handoverNote: (n, user) => `${n} visit${n === 1 ? "" : "s"} recorded on this phone by account #${user} ${n === 1 ? "was" : "were"} never sent. If that worker left and their account is switched off, the community admin or their grid leader sends them as theirs.`,
     handoverSend: "Send them for this worker", handoverActive: "That account is still active: its worker sends them, signed in.",
     handoverDone: (stored, refused) => `${stored} stored${refused ? `, ${refused} refused` : ""}.`,
     handoverFailed: "Sending failed; try again later.",
@@ -288,13 +288,14 @@ async function showQueue() {
 }
 
 // Visits another user left on this phone, never sent: a worker who left, their account switched
-// off, can no longer sign in to send them. The community admin, signed in on the phone, sends
-// them as theirs (queue.js `handOver`, POST /api/v1/visits/handover); anyone else sees nothing.
+// off, can no longer sign in to send them. The community admin or a grid leader, signed in on the
+// phone, sends them as theirs (queue.js `handOver`, POST /api/v1/visits/handover; a leader those
+// of the grids they lead, the others stay here for the admin); anyone else sees nothing.
 async function showHandover() {
   const token = getToken();
   const me = tokenUser(token);
   const counts = new Map();
-  if (tokenClaims(token).role === "community_admin") {
+  if (["community_admin", "grid_leader"].includes(tokenClaims(token).role)) {
     for (const r of await listQueued()) {
       if (r.user && r.user !== me && (r.state === "pending" || r.state === "rejected")) counts.set(r.user, (counts.get(r.user) || 0) + 1);
     }

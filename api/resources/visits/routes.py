@@ -66,14 +66,16 @@ class VisitHandover(MethodView):
         409, response="CONFLICT", description="The worker's account is not switched off"
     )
     def post(self, args, items):
-        """Send a switched-off worker's unsent visits for them (community admin)
+        """Send a switched-off worker's unsent visits for them (community admin, grid leader)
 
         The visits a worker recorded offline and never sent stay on their phone; switched off
-        (they left), they can no longer sign in to send them. Their community's admin, signed
-        in on that phone, sends them here as theirs: each is judged as the worker's own batch
-        would be (their grids on the visit's date) and answered as `/visits/batch` answers;
-        one made after the switch-off is `rejected` with code `after-switch-off`. An active
-        worker's visits are theirs to send (409). Audited as the admin's `create` of the
+        (they left), they can no longer sign in to send them. Their community's admin, or the
+        leader of a grid they held, signed in on that phone, sends them here as theirs: each is
+        judged as the worker's own batch would be (their grids on the visit's date) and
+        answered as `/visits/batch` answers; one made after the switch-off is `rejected` with
+        code `after-switch-off`. A leader sends the visits of the grids they lead; one of
+        another grid is `rejected` with code `not-your-grid` (the admin sends it). An active
+        worker's visits are theirs to send (409). Audited as the sender's `create` of the
         visits (field `worker`).
         """
         results = visits.hand_over_batch(
