@@ -192,6 +192,14 @@ def test_the_app_words_every_refusal_code_of_the_visit_batch():
     assert set(reasons_zh()["codes"]) == {str(code) for code in Refusal} == set(REFUSALS)
 
 
+def test_the_map_words_every_evidence_reason_in_short():
+    """The leaders' map names why a visit's location evidence is weak (`evidenceShort`): every
+    reason geo/evidence.py can give, and none it no longer gives."""
+    from geo.evidence import REASON_GRADES
+
+    assert set(reasons_zh()["evidenceShort"]) == set(REASON_GRADES)
+
+
 def test_the_app_sends_again_only_refusals_a_change_on_the_server_can_lift():
     """web/src/queue.js `RETRIED_REFUSALS`: parked visits the app sends again without a tap.
     A code the service dropped fails here; a refusal of the visit's own content (a bad field or

@@ -451,3 +451,77 @@ def test_a_link_with_a_week_the_server_refuses_says_why(page):
     page.wait_for_selector("#map-status:not([hidden])")
     said = "地图图层读取失败：'2026-W99' is not an ISO week like 2026-W47."
     assert page.inner_text("#map-status") == said
+
+
+@pytest.fixture
+def suspect_visit(e2e_engine):
+    """A visit this week recorded ~130 m from its household's door, graded suspect."""
+    import uuid
+
+    from geoalchemy2.shape import from_shape, to_shape
+    from shapely.geometry import Point
+
+    from api.models import Grid, Household, User, Visit
+    from api.services.weeks import week_of
+
+    now = datetime.now(UTC) - timedelta(seconds=30)
+    with Session(e2e_engine) as session:
+        household = session.scalars(
+            select(Household)
+            .join(Grid, Grid.id == Household.grid_id)
+            .where(Grid.code == DEMO_GRID)
+            .order_by(Household.id)
+        ).first()
+        worker = session.scalar(select(User).where(User.username == "worker01"))
+        home = to_shape(household.location)
+        stood = Point(home.x + 0.0015, home.y)
+        visit = Visit(
+            id=uuid.uuid4(), worker_id=worker.id, household_id=household.id,
+            grid_id=household.grid_id, visited_at=now, utc_offset_minutes=480,
+            week=week_of(now), location=from_shape(stood, srid=4326), datum="wgs84",
+            raw_lon=stood.x, raw_lat=stood.y, outcome="met", grade="suspect",
+            reasons=["very_far_from_household"], evidence={"distance_to_household_m": 128.0},
+        )  # fmt: skip
+        session.add(visit)
+        session.commit()
+        made = (str(visit.id), stood.x, stood.y, worker.display_name)
+    yield made
+    with Session(e2e_engine) as session:
+        session.execute(Visit.__table__.delete().where(Visit.id == uuid.UUID(made[0])))
+        session.commit()
+
+
+def test_the_leader_shows_where_visits_were_recorded_and_opens_a_suspect_one(page, suspect_visit):
+    """The visits layer is drawn when the leader asks for it (each of its tiles is an audited
+    read of the visits it holds): a ring where the worker stood, coloured by its location
+    evidence; its popup tells why it is suspect, who recorded it and how far from the door."""
+    visit_id, lon, lat, worker_name = suspect_visit
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/tiles/visits/" in r.url else None)
+    open_map(page)
+    click_at(page, lon, lat, 16.5)  # households drawn here; the visits layer is off
+    page.keyboard.press("Escape")
+    assert asked == []
+
+    page.check("#show-visits")
+    point = page.wait_for_function(
+        """(id) => { const m = window.gridworkMap;
+             if (!m.loaded() || !m.areTilesLoaded()) return null;
+             const f = m.queryRenderedFeatures({layers: ['visits']})
+               .find(f => f.properties.visit_id === id);
+             if (!f) return null;
+             const p = m.project(f.geometry.coordinates); return [p.x, p.y]; }""",
+        arg=visit_id,
+    ).json_value()
+    assert asked and page.locator("#legend .legend-visits").is_visible()
+    page.mouse.click(*point)
+    listed = page.locator(".hit-list button.hit:has-text('走访')")
+    popup = page.locator(".visit-popup")
+    popup.or_(listed).first.wait_for()
+    if listed.count():
+        listed.first.click()
+    popup.locator(".worker").wait_for()
+    assert popup.locator(".grade").inner_text() == "可疑: 离住户很远"
+    assert popup.locator(".worker").inner_text() == worker_name
+    assert popup.locator(".to-household").inner_text() == "128 米"
+    screenshot(page, "map-visit-popup")

@@ -3,6 +3,7 @@ import {
   api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut, translate,
 } from "./common.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
+import { evidenceShortZh } from "./reasons.js";
 import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
 const TEXT = {
@@ -30,6 +31,9 @@ const TEXT = {
     },
     outcomes: { met: "见到住户", nobody_home: "无人在家", refused: "拒绝", moved_out: "已搬离", vacant: "空置" },
     grades: { ok: "可信", doubtful: "存疑", suspect: "可疑" },
+    showVisits: "走访定位", legendVisits: "走访定位（放大后显示）", visit: "走访", grade: "定位可信度",
+    worker: "走访人", outcome: "结果", toHousehold: "离住户", metres: (m) => `${m} 米`, household: "住户",
+    reason: evidenceShortZh,
   },
   en: {
     title: "Grid map", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
@@ -55,6 +59,9 @@ const TEXT = {
     },
     outcomes: { met: "met", nobody_home: "nobody home", refused: "refused", moved_out: "moved out", vacant: "vacant" },
     grades: { ok: "ok", doubtful: "doubtful", suspect: "suspect" },
+    showVisits: "Visit positions", legendVisits: "Visit positions (zoomed in)", visit: "Visit",
+    grade: "Location evidence", worker: "Worker", outcome: "Outcome", toHousehold: "To the household",
+    metres: (m) => `${m} m`, household: "Household", reason: (code) => code.replaceAll("_", " "),
   },
 };
 const lang = pickLang();
@@ -64,6 +71,13 @@ document.title = `${t.title} · gridwork`;
 translate(document, t);
 
 const COLORS = { visited: "#2e7d32", due: "#f9a825", overdue: "#c62828", task: "#6a1b9a" };
+// A visit is drawn where the worker stood, as a ring coloured by its location evidence: a leader
+// sees which visits were recorded away from the door (a household is a filled dot).
+const GRADE_COLORS = { ok: "#1565c0", doubtful: "#ef6c00", suspect: "#d50000" };
+// The visits layer is drawn only when asked for (remembered on this browser): every visits tile
+// is a read of the visits it holds, in the audit log, and the rings crowd the households' dots.
+const VISITS_KEY = "gridwork.map.visits";
+let showVisits = localStorage.getItem(VISITS_KEY) === "1";
 const LAYERS = ["grids", "households", "visits", "tasks"];
 // The week is kept in the query string: a reload (or a shared link) shows the same week.
 let week = new URLSearchParams(location.search).get("week") || isoWeek();
@@ -102,6 +116,15 @@ function style() {
       },
     },
     {
+      id: "visits", type: "circle", source: "visits", "source-layer": "visits", minzoom: 15,
+      layout: { visibility: showVisits ? "visible" : "none" },
+      paint: {
+        "circle-radius": ["interpolate", ["linear"], ["zoom"], 15, 3, 17, 5],
+        "circle-color": "#fff", "circle-stroke-width": 2.5,
+        "circle-stroke-color": ["match", ["get", "grade"], "ok", GRADE_COLORS.ok, "doubtful", GRADE_COLORS.doubtful, GRADE_COLORS.suspect],
+      },
+    },
+    {
       id: "tasks", type: "circle", source: "tasks", "source-layer": "tasks",
       paint: {
         "circle-radius": 7, "circle-color": ["case", ["get", "overdue"], COLORS.overdue, COLORS.task],
@@ -127,8 +150,11 @@ function legend() {
     <div><i class="dot must-visit"></i>${t.mustVisit}</div>
     <h3>${t.tasks}</h3>
     <div>${swatch(COLORS.task, true)}${t.taskOpen}</div>
-    <div>${swatch(COLORS.overdue, true)}${t.taskOverdue}</div>`;
+    <div>${swatch(COLORS.overdue, true)}${t.taskOverdue}</div>
+    <div class="legend-visits"${showVisits ? "" : " hidden"}><h3>${t.legendVisits}</h3>
+    ${Object.entries(GRADE_COLORS).map(([grade, color]) => `<div><i class="dot ring" data-ring="${color}"></i>${t.grades[grade]}</div>`).join("")}</div>`;
   for (const i of el.querySelectorAll("i[data-color]")) i.style.background = i.dataset.color;
+  for (const i of el.querySelectorAll("i[data-ring]")) i.style.borderColor = i.dataset.ring;
   el.hidden = false;
 }
 
@@ -146,6 +172,29 @@ function taskPopup(p) {
     <tr><td>${t.status}</td><td class="status">${escapeHtml(t.statuses[p.status] || p.status)}</td></tr>
     <tr><td>${t.dueAt}</td><td>${escapeHtml(p.due_at)}${p.overdue ? ` <b>(${t.taskOverdue})</b>` : ""}</td></tr>
     <tr><td>${t.urgency}</td><td class="urgency">${escapeHtml(t.urgencies[p.urgency] || p.urgency)}</td></tr></table></div>`;
+}
+
+/**
+ * A visit's popup: when, the outcome and the location evidence the tile carries, then the
+ * worker and the distance to the household read from the visit itself (GET /api/v1/visits/{id},
+ * scoped and audited as every visit read).
+ */
+async function visitDetail(p, box, back) {
+  const reasons = (p.reasons || "").split(",").filter(Boolean).map((r) => escapeHtml(t.reason(r))).join("、");
+  const head = `${back}<h4>${t.visit} ${escapeHtml(p.visited_at)}</h4><table>
+    <tr><td>${t.outcome}</td><td class="outcome">${escapeHtml(t.outcomes[p.outcome] || p.outcome)}</td></tr>
+    <tr><td>${t.grade}</td><td class="grade">${escapeHtml(t.grades[p.grade] || p.grade)}${reasons ? `: <span class="reasons">${reasons}</span>` : ""}</td></tr>`;
+  box.innerHTML = `<div class="popup visit-popup">${head}</table></div>`;
+  try {
+    const v = await api(`/api/v1/visits/${encodeURIComponent(p.visit_id)}`);
+    const metres = v.evidence?.details?.distance_to_household_m;
+    const rows = `<tr><td>${t.worker}</td><td class="worker">${escapeHtml(v.worker_name)}</td></tr>
+      ${v.household_id ? `<tr><td>${t.household}</td><td>#${escapeHtml(v.household_id)}</td></tr>` : ""}
+      ${metres != null ? `<tr><td>${t.toHousehold}</td><td class="to-household">${escapeHtml(t.metres(metres))}</td></tr>` : ""}`;
+    box.innerHTML = `<div class="popup visit-popup">${head}${rows}</table></div>`;
+  } catch (error) {
+    box.innerHTML = `<div class="popup visit-popup">${head}</table><p class="error">${escapeHtml(error.message)}</p></div>`;
+  }
 }
 
 const statusText = (status) => ({ visited: t.visitedWeek, due: t.due, overdue: t.overdue }[status] || status);
@@ -222,6 +271,9 @@ async function householdDetail(p, box, back) {
 function hitLabel(f) {
   const p = f.properties;
   if (f.layer.id === "tasks") return `${t.task}: ${escapeHtml(p.title)} · ${escapeHtml(t.statuses[p.status] || p.status)}`;
+  if (f.layer.id === "visits") {
+    return `${t.visit}: ${escapeHtml(p.visited_at)} · ${escapeHtml(t.outcomes[p.outcome] || p.outcome)} · ${escapeHtml(t.grades[p.grade] || p.grade)}`;
+  }
   if (isEntrance(f)) {
     return `${t.entrance} ${escapeHtml([p.building, p.unit].filter(Boolean).join("-"))} · ${t.entranceCount(p.households)} · ${escapeHtml(statusText(p.status))}`;
   }
@@ -234,15 +286,19 @@ function hitLabel(f) {
  * a single one opens directly; a grid only when nothing else is there.
  */
 function clickPopup(map, e) {
-  const hits = map.queryRenderedFeatures(e.point, { layers: ["tasks", "households", "grids-fill"] });
+  const order = ["tasks", "households", "visits"];
+  const hits = map.queryRenderedFeatures(e.point, { layers: [...order, "grids-fill"].filter((id) => map.getLayer(id)) });
+  const key = (f) => f.properties.id ?? f.properties.visit_id;
   const seen = new Set();
   const unique = hits.filter((f) => {
-    const key = `${f.layer.id}:${f.properties.id}`;
-    return seen.has(key) ? false : seen.add(key);
+    const k = `${f.layer.id}:${key(f)}`;
+    return seen.has(k) ? false : seen.add(k);
   });
-  const order = ["tasks", "households"];
+  // Tasks, then households (by id), then visits (the latest first).
+  const within = (a, b) => (a.layer.id === "visits"
+    ? String(b.properties.visited_at).localeCompare(String(a.properties.visited_at)) : a.properties.id - b.properties.id);
   const things = unique.filter((f) => order.includes(f.layer.id))
-    .sort((a, b) => order.indexOf(a.layer.id) - order.indexOf(b.layer.id) || a.properties.id - b.properties.id);
+    .sort((a, b) => order.indexOf(a.layer.id) - order.indexOf(b.layer.id) || within(a, b));
   const grid = unique.find((f) => f.layer.id === "grids-fill");
   if (!things.length && !grid) return;
   const popup = new maplibregl.Popup({ maxWidth: "340px" }).setLngLat(e.lngLat);
@@ -256,6 +312,7 @@ function clickPopup(map, e) {
   const open = (f) => {
     entrance = null;
     if (f.layer.id === "tasks") box.innerHTML = backButton + taskPopup(f.properties);
+    else if (f.layer.id === "visits") visitDetail(f.properties, box, backButton);
     else if (isEntrance(f)) {
       entrance = f;
       entranceDetail(f, box, backButton);
@@ -383,8 +440,16 @@ function start() {
     langLink.href = otherLangHref(lang);
     for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
   });
+  const visitsBox = document.getElementById("show-visits");
+  visitsBox.checked = showVisits;
+  visitsBox.addEventListener("change", () => {
+    showVisits = visitsBox.checked;
+    localStorage.setItem(VISITS_KEY, showVisits ? "1" : "0");
+    map.setLayoutProperty("visits", "visibility", showVisits ? "visible" : "none");
+    document.querySelector("#legend .legend-visits").hidden = !showVisits;
+  });
   map.on("click", (e) => clickPopup(map, e));
-  for (const id of ["tasks", "households", "grids-fill"]) {
+  for (const id of ["tasks", "households", "visits", "grids-fill"]) {
     map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
     map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
   }

@@ -14,6 +14,7 @@
 //   geo/evidence.py gives them): the grade's word, a sentence per reason, and the figures put
 //   in the sentence's `{figures}` when the server gave every number they name (`details`, or
 //   one worked out from them: `evidenceFigures` below).
+// - `evidenceShort`: each evidence reason in a few words, for the leaders' map (a visit's popup).
 // tests/api/test_web.py holds the table to the server: every code, every problem type and every
 // evidence reason the API can answer has its sentence. What is not in the table is shown in the
 // server's words.
@@ -112,6 +113,18 @@ export const REASONS_ZH = {
     "future_time": "走访时间比服务器收到记录的时间还晚{figures}，手机时间可能不准：请校正手机时间。",
     "stale": "记录在走访很久之后才同步{figures}（或手机日期有误）：请及时联网同步，并检查手机日期。"
   },
+  "evidenceShort": {
+    "mock_location": "模拟定位",
+    "no_accuracy": "无定位精度",
+    "poor_accuracy": "定位精度较差",
+    "bad_accuracy": "定位精度很差",
+    "outside_grid": "定位在网格外",
+    "far_from_household": "离住户较远",
+    "very_far_from_household": "离住户很远",
+    "impossible_speed": "与前后走访的时间地点对不上",
+    "future_time": "走访时间晚于收到时间",
+    "stale": "同步过晚"
+  },
   "evidenceFigures": {
     "poor_accuracy": "（误差约 {accuracy_m} 米）",
     "bad_accuracy": "（误差约 {accuracy_m} 米）",
@@ -197,6 +210,11 @@ function evidenceFigures(details) {
     else values.days_late = Math.floor(delay / 86400);
   }
   return values;
+}
+
+/** An evidence reason in a few words (`far_from_household`: 离住户较远), or the code itself. */
+export function evidenceShortZh(reason) {
+  return REASONS_ZH.evidenceShort[reason] ?? reason;
 }
 
 /** A grade's word (`doubtful`: 存疑), or null for one not in the table. */
