@@ -1,9 +1,10 @@
-"""The README and docs/*.md name only files, tests and settings that exist."""
+"""The README and docs/*.md name only files, tests and settings that exist; roles as the code."""
 
 import ast
 import fnmatch
 import itertools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,255 @@ def test_every_query_parameter_a_doc_names_is_one_its_operation_reads(served_doc
                     if name not in read:
                         unread.append(f"{doc.relative_to(ROOT)}:{number}: {span} ({name})")
     assert unread == []
+
+
+# --- who may call what: the docs' roles columns against the matrix and the code --------------
+# `tests/api/test_matrix.py` holds, for every route, how each kind of caller is answered (and
+# checks it against the app); these tests hold the docs' "Who" columns to that matrix, without
+# a database. Its four callers inside grid A1 stand for the four roles.
+_CALLER_OF_ROLE = {
+    "worker": "worker_a1",
+    "grid_leader": "leader_a",
+    "community_admin": "admin_a",
+    "district_viewer": "viewer_110101",
+}
+_ROLE_WORDS = {
+    "worker": "worker",
+    "requester": "worker",  # of a swap: a worker or a leader asked for it; a worker here
+    "leader": "grid_leader",
+    "admin": "community_admin",
+    "viewer": "district_viewer",
+}
+# Phrases naming every role that sees the thing (scope decides which rows: a 404 outside it).
+_EVERYONE = ("anyone who sees the community", "any signed-in user", "see Scope")
+# `the shift's worker`, `the other worker`, `the swap's two workers`, `the requester`: a role
+# on a condition the matrix's one target may not meet. `the worker's community` names none.
+_ROLE = re.compile(r"\b(the\s+(?:[\w']+\s+){0,2})?(worker|requester|leader|admin|viewer)s?\b(?!')")
+
+
+@dataclass(frozen=True)
+class _Who:
+    """What a "Who" cell says of one operation: no sign-in needed, the roles let in
+    unconditionally, and the roles let in on a condition (their own shift, the other worker)."""
+
+    public: bool = False
+    roles: frozenset[str] = frozenset()
+    conditional: frozenset[str] = frozenset()
+
+
+def _read_who(text: str) -> _Who | None:
+    """One clause of a "Who" cell, or None when it says nothing this check can read."""
+    if "no sign-in" in text:
+        return _Who(public=True, roles=frozenset(_CALLER_OF_ROLE))  # the token is the key
+    if any(phrase in text for phrase in _EVERYONE):
+        return _Who(roles=frozenset(_CALLER_OF_ROLE))
+    roles, conditional = set(), set()
+    for the, word in _ROLE.findall(text):
+        (conditional if the else roles).add(_ROLE_WORDS[word])
+    if not roles | conditional:
+        return None
+    return _Who(roles=frozenset(roles), conditional=frozenset(conditional - roles))
+
+
+def _who_by_method(cell: str) -> dict[str, str]:
+    """`GET: see Scope; PATCH: leader, admin` → {"GET": …, "PATCH": …}; a cell without methods
+    → {"*": cell}. A `;` not followed by a method continues the clause before it."""
+    said: dict[str, str] = {}
+    method = "*"
+    for part in cell.split(";"):
+        found = re.match(rf"\s*({_METHOD}): (.*)", part)
+        if found:
+            method, part = found.groups()
+            said[method] = part
+        else:
+            said[method] = f"{said[method]};{part}" if method in said else part
+    return said
+
+
+def _matrix_lines() -> dict[tuple[str, str], object]:
+    from tests.api.test_matrix import MATRIX
+
+    lines = {}
+    for key, line in MATRIX.items():
+        method, rule = key.split(" ", 1)
+        lines[(method, re.sub(r"<[^>]*>", "{}", rule.removeprefix("/api/v1")))] = line
+    return lines
+
+
+def _let_in(expected) -> bool:
+    """Whether the matrix's answer lets the caller in: served, or refused only by the state of
+    the thing (409, 422), not by who asks (401, 403, 404)."""
+    return expected not in (401, 403, 404)
+
+
+def _table(doc: Path, header: str) -> list[list[str]]:
+    """The cells of each row of the table whose header row starts with `header` (indented or
+    not; `\\|` inside a cell is no border)."""
+    rows, inside = [], False
+    for line in doc.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if re.sub(r"\s+", " ", line).startswith(header):
+            inside = True
+            continue
+        if inside and line.startswith("|"):
+            if not line.startswith("| ---") and not line.startswith("|---"):
+                cells = re.split(r"(?<!\\)\|", line.strip("|"))
+                rows.append([cell.strip() for cell in cells])
+        elif inside:
+            break
+    assert rows, f"no table {header!r} in {doc.relative_to(ROOT)}"
+    return rows
+
+
+def test_the_roster_api_tables_who_column_names_the_roles_the_matrix_lets_in():
+    """docs/roster.md's API table: each operation's "Who" names every role the matrix test lets
+    in (a 2xx, or a 409 / 422 of the thing's state) and no role it refuses (401, 403, 404),
+    unless the cell names that role on a condition (`the shift's worker`, `the other worker`).
+    `as above` and `as for cancel` repeat another row's cell. Lists answered to everyone signed
+    in (each sees their rows) are not refusals: which rows, the matrix does not say."""
+    from tests.api.test_matrix import SIGNED_IN
+
+    lines = _matrix_lines()
+    wrong = []
+    cells: dict[str, dict[str, str]] = {}  # the cell of each row, by its last path segment
+    previous: dict[str, str] = {}
+    for first, who_cell, _what in _table(ROOT / "docs" / "roster.md", "| Method and path | Who |"):
+        operations = set().union(*(_operations(s) for s in re.findall(r"`([^`]+)`", first)))
+        said = _who_by_method(who_cell.replace("\\|", "|"))
+        reference = re.fullmatch(r"as (?:above|for (\w+))(?: \(.*\))?", said.get("*", ""))
+        if reference:
+            said = previous if reference.group(1) is None else cells[reference.group(1)]
+        previous = said
+        for method, path in sorted(operations):
+            cells[path.rsplit("/", 1)[-1]] = said
+            where = f"docs/roster.md: {method} {path}"
+            text = said.get(method, said.get("*"))
+            who = _read_who(text) if text else None
+            line = lines.get((method, path))
+            if who is None or line is None:
+                wrong.append(f"{where}: " + ("no line in MATRIX" if who else f"who? {text!r}"))
+                continue
+            if method == "GET" and line.expect is SIGNED_IN:
+                continue
+            if who.public != _let_in(line.expect["anonymous"]):
+                wrong.append(f"{where}: public is {not who.public} in the matrix")
+            let_in = {r for r, caller in _CALLER_OF_ROLE.items() if _let_in(line.expect[caller])}
+            for role in sorted(let_in - who.roles - who.conditional):
+                wrong.append(f"{where}: {role} is let in, the doc does not say so")
+            for role in sorted(who.roles - let_in):
+                wrong.append(f"{where}: {role} is refused, the doc says it may")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_coverage_reports_role_table_refuses_whom_the_matrix_refuses():
+    """docs/report.md: the roles that may ask for a coverage report (a 403 named in the cell:
+    refused) are those `GET /reports/coverage` lets in, in the matrix test."""
+    line = _matrix_lines()[("GET", "/reports/coverage")]
+    words = {"worker": "worker", "grid leader": "grid_leader"}
+    words |= {"community admin": "community_admin", "district viewer": "district_viewer"}
+    rows = _table(ROOT / "docs" / "report.md", "| role | may ask for | sees |")
+    said = {words[role]: "403" not in asks for role, asks, _sees in rows}
+    matrix = {role: _let_in(line.expect[caller]) for role, caller in _CALLER_OF_ROLE.items()}
+    assert said == matrix
+
+
+def test_the_security_matrix_table_names_each_caller_and_the_refusals_of_its_reads():
+    """docs/security.md's table of callers: one row per caller of the matrix test; the codes
+    each row's reads cell names are those the matrix answers that caller on reads of A1's
+    records (every GET but the static files and the shapes answered alike in the community:
+    own data, lists, community settings); the district viewer of A1 writes nothing but its own
+    account's things (devices, inbox, password), as its row says."""
+    from tests.api.test_matrix import COMMUNITY_READ, MATRIX, PUBLIC, ROLES, SIGNED_IN, UNIFORM
+
+    callers = {
+        "anonymous": "anonymous",
+        "worker of A1": "worker_a1",
+        "grid leader of A1, A2": "leader_a",
+        "community admin of A": "admin_a",
+        "district viewer of 110101": "viewer_110101",
+        "worker of A2 (same community)": "worker_a2",
+        "community admin of B": "admin_b",
+        "district viewer of 110102": "viewer_110102",
+    }
+    rows = _table(ROOT / "docs" / "security.md", "| Caller | Reads of A1's records |")
+    assert sorted(callers[row[0]] for row in rows) == sorted(ROLES)
+    alike = [PUBLIC, SIGNED_IN, COMMUNITY_READ, UNIFORM]
+    reads = [
+        line
+        for key, line in MATRIX.items()
+        if key.startswith("GET /api/") and not any(line.expect is shape for shape in alike)
+    ]
+    for caller, read_cell, _writes, _sees in rows:
+        role = callers[caller]
+        refused = {line.expect[role] for line in reads} - {"ok"}
+        named = {int(code) for code in re.findall(r"\b4\d\d\b", read_cell)}
+        assert (caller, named) == (caller, refused)
+    viewer_writes = [
+        key
+        for key, line in MATRIX.items()
+        if not key.startswith("GET ")
+        and line.expect is not SIGNED_IN
+        and line.expect is not PUBLIC
+        and line.expect["viewer_110101"] == "ok"
+    ]
+    viewer_row = next(row for row in rows if callers[row[0]] == "viewer_110101")
+    assert "read-only" in viewer_row[2]
+    assert viewer_writes == []
+
+
+def test_the_task_lifecycle_tables_by_column_names_who_the_code_lets_act():
+    """docs/tasks-and-push.md's lifecycle: each action's "by" is whom `tasks.may_take` lets take
+    it (`move`: `Scope.require_task_mover`; the deadline: the matrix test), and its "from" the
+    statuses the code takes it from. "leader" is the grid's leader or the community admin, as
+    the doc defines it; a grid leader merely holding the grid, another worker of it and a
+    district viewer are in no "by"."""
+    from api import errors
+    from api.models import Grid, Task
+    from api.scope import Scope
+    from api.services import tasks
+
+    community = "110101001001"
+    grid = Grid(id=1, code=community + "001", community_code=community, leader_id=2)
+    task = Task(id=1, grid_id=1, assignee_id=1, created_by_id=9)
+    held = frozenset({1})
+    callers = {
+        "assignee": Scope(1, "worker", community, community[:6], held),
+        "leader": Scope(2, "grid_leader", community, community[:6], held),
+        "admin": Scope(3, "community_admin", community, community[:6], frozenset()),
+        "holder": Scope(4, "grid_leader", community, community[:6], held),
+        "worker": Scope(5, "worker", community, community[:6], held),
+        "viewer": Scope(6, "district_viewer", None, community[:6], frozenset()),
+    }
+
+    def movers() -> set[str]:
+        let = set()
+        for name, scope in callers.items():
+            try:
+                scope.require_task_mover(grid)
+            except errors.Forbidden:
+                continue
+            let.add(name)
+        return let
+
+    deadline = _matrix_lines()[("PUT", "/tasks/{}/deadline")]
+    matrix = {"assignee": "worker_a1", "leader": "leader_a", "admin": "admin_a"}
+    by_code = {
+        action: {name for name, s in callers.items() if tasks.may_take(s, task, grid, action)}
+        for action in [*tasks.TRANSITIONS, "assign"]
+    }
+    by_code["move"] = movers()
+    by_code["deadline"] = {n for n, c in matrix.items() if _let_in(deadline.expect[c])}
+    from_code = {action: set(rules) for action, rules in tasks.TRANSITIONS.items()}
+    from_code |= {"assign": set(tasks.REASSIGNABLE), "move": set(tasks.REASSIGNABLE)}
+    from_code["deadline"] = set(tasks.OPEN_STATUSES)
+    words = {"assignee": {"assignee"}, "leader": {"leader", "admin"}, "admin": {"admin"}}
+    doc = ROOT / "docs" / "tasks-and-push.md"
+    by_doc, from_doc = {}, {}
+    for action, from_, _to, by in _table(doc, "| action | from | to | by |"):
+        action = re.match(r"[*(]*(\w+)", action).group(1)
+        if by == "the system":
+            continue
+        by_doc[action] = set().union(*(words[w] for w in re.findall(r"[a-z]+", by) if w in words))
+        from_doc[action] = set(re.findall(r"\w+", re.sub(r"\([^)]*\)", "", from_)))
+    assert by_doc == by_code
+    assert from_doc == from_code

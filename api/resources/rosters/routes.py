@@ -251,7 +251,7 @@ class Leaves(MethodView):
     @blp.arguments(LeaveQueryArgsSchema, location="query")
     @blp.response(200, LeaveSchema(many=True))
     def get(self, args):
-        """Leave you may see: your own, or your community's (leaders, admins)"""
+        """Leave you may see: your own, your community's (leaders, admins), district's (viewers)"""
         return rosters.list_leaves(db.session, current_scope(), _worker_arg(args))
 
     @blp.arguments(LeaveCreateSchema)
@@ -268,7 +268,7 @@ class LeaveDecision(MethodView):
     @blp.arguments(LeaveDecisionSchema)
     @blp.response(200, LeaveDecisionResultSchema)
     def post(self, data, leave_id):
-        """Approve or reject a leave request (the worker's grid leader or community admin)"""
+        """Approve or reject a leave request (a grid leader or admin of the worker's community)"""
         session = db.session
         leave = rosters.decide_leave(
             session, current_scope(), leave_id, data["decision"], now=_now()

@@ -118,7 +118,7 @@ class Assign(MethodView):
     @idempotency.idempotent(blp, audited="task")
     @audited("task", "update")
     def post(self, data, task_id):
-        """Reassign a task (grid leader or community admin); the new assignee is notified
+        """Reassign a task (the grid's leader or the community admin); the new assignee is told
 
         Send an `Idempotency-Key` to retry safely: the same key gets the first answer, and the
         assignee is not notified again.
@@ -135,7 +135,7 @@ class Deadline(MethodView):
     @blp.response(200, TaskDetailSchema)
     @audited("task", "update")
     def put(self, data, task_id):
-        """Change a 12345 ticket's deadline (grid leader or community admin)
+        """Change a 12345 ticket's deadline (the grid's leader or the community admin)
 
         The hotline extended the ticket's time limit (延期) or corrected it: `due_at` becomes
         the task's deadline and its `ticket_due_at` (after now, within 90 days). Only an open
@@ -157,7 +157,7 @@ class Move(MethodView):
     @idempotency.idempotent(blp, audited="task")
     @audited("task", "update")
     def post(self, data, task_id):
-        """Move an open task to another grid of its community (grid leader or community admin)
+        """Move an open task to another grid of its community (the grid's leader or the admin)
 
         For a task opened for the wrong grid: it is dispatched in the new grid as a new task
         would be, its deadline kept; the old assignee and the new one are told, and the move is
