@@ -119,8 +119,10 @@ function style() {
       id: "visits", type: "circle", source: "visits", "source-layer": "visits", minzoom: 15,
       layout: { visibility: showVisits ? "visible" : "none" },
       paint: {
-        "circle-radius": ["interpolate", ["linear"], ["zoom"], 15, 3, 17, 5],
-        "circle-color": "#fff", "circle-stroke-width": 2.5,
+        // A ring around the household's dot (bigger than it, no fill): a visit at the door
+        // leaves the household's status in sight.
+        "circle-radius": ["interpolate", ["linear"], ["zoom"], 15, 5, 17, 9],
+        "circle-opacity": 0, "circle-stroke-width": 2.5,
         "circle-stroke-color": ["match", ["get", "grade"], "ok", GRADE_COLORS.ok, "doubtful", GRADE_COLORS.doubtful, GRADE_COLORS.suspect],
       },
     },
