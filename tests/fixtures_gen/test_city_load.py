@@ -27,13 +27,13 @@ def city_url(database_url):
     drop_database(url)
 
 
-def _load(url, **kw):
+def _load(url, tasks=TASKS, **kw):
     return load_city(
         url,
         grids=GRIDS,
         households=HOUSEHOLDS,
         weeks=WEEKS,
-        tasks=TASKS,
+        tasks=tasks,
         seed=3,
         password_hash=hash_password("demo-pass-1234"),
         encrypt=encrypt,
@@ -251,6 +251,29 @@ def test_a_follow_up_task_describes_what_its_visit_noted(q):
     for description, note in rows:
         assert description.startswith("v1:")
         assert decrypt(description) == decrypt(note)
+
+
+def test_fewer_tasks_than_follow_ups_leaves_no_flagged_visit_without_its_task(database_url, q):
+    """The API makes a flagged visit's task in its transaction: a city asked for fewer tasks
+    than it has follow-up visits loads the others as visits that asked for none."""
+    flagged = one(q, "SELECT count(*) FROM visits WHERE follow_up")
+    assert flagged > 1  # the same seed's visits: more follow-ups than the one task below
+    url = create_database(sibling_url(database_url, "_city_few_tasks"))
+    try:
+        _load(url, tasks=1)
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            orphans, kept = conn.execute(
+                text(
+                    """SELECT count(*) FILTER (WHERE t.id IS NULL), count(*)
+                       FROM visits v LEFT JOIN tasks t ON t.visit_id = v.id
+                       WHERE v.follow_up"""
+                )
+            ).one()
+        engine.dispose()
+        assert (orphans, kept) == (0, 1)
+    finally:
+        drop_database(url)
 
 
 def test_the_register_and_the_grids_are_there_from_the_first_week_of_visits(city_url, q):
