@@ -119,6 +119,9 @@ class DemoActivity:
             return 0
         chosen = [h for h in households if rng.random() < share]
         chosen.sort(key=lambda h: h.id)
+        # One door a slot: early in the week (a Monday morning) the slots gone are fewer than
+        # the households drawn, and the worker cannot have been at two doors in one minute.
+        del chosen[len(slots) :]
         items = []
         positions = []
         for n, household in enumerate(chosen):
