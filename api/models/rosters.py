@@ -126,6 +126,8 @@ class Leave(Base):
     shortened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     approved_end_date: Mapped[date | None] = mapped_column(Date)
 
+    worker = relationship("User", foreign_keys=[worker_id])
+
 
 class ShiftChange(Base):
     """One change to a published roster's shift: who made it, when, and the shift before / after."""

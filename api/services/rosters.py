@@ -549,7 +549,7 @@ def shifts_during_leave(
 
 
 def list_leaves(session: Session, scope: Scope, args: dict) -> list[Leave]:
-    query = select(Leave).where(scope.leaves())
+    query = select(Leave).where(scope.leaves()).options(selectinload(Leave.worker))
     if args.get("worker") is not None:
         query = query.where(Leave.worker_id == args["worker"])
     if args.get("status"):

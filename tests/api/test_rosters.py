@@ -536,6 +536,24 @@ def test_a_worker_lists_only_their_own_leave(client, community):
     assert len(everyone) == 2
 
 
+def test_a_leave_names_its_worker_to_whoever_reads_or_decides_it(client, community):
+    """A leader deciding requests in the app reads whose each is: the list, the request's and
+    the decision's answers name the worker (`worker_name`), as a shift does; a leader may decide
+    leave of workers outside the grids they lead, whose accounts they cannot look up."""
+    c = community
+    worker = c.workers[3]
+    asked = request_leave(client, c, worker).get_json()
+    listed = client.get("/api/v1/leaves?status=requested", headers=c.auth(c.leader)).get_json()
+    decided = client.post(
+        f"/api/v1/leaves/{asked['id']}/decision",
+        json={"decision": "approve"},
+        headers=c.auth(c.leader),
+    ).get_json()
+    assert asked["worker_name"] == worker.display_name
+    assert [(x["id"], x["worker_name"]) for x in listed] == [(asked["id"], worker.display_name)]
+    assert decided["worker_name"] == worker.display_name
+
+
 def test_approved_leave_keeps_the_worker_off_and_names_a_reliever(client, session, app):
     c = make_roster_community(session, app, 10, 8)  # grid 006 has one worker
     away = c.workers[5]

@@ -364,3 +364,42 @@ def test_a_username_field_is_typed_as_written_not_capitalised():
     assert len(fields) == 4
     for name, tag in fields:
         assert 'autocapitalize="none"' in tag and 'autocorrect="off"' in tag, (name, tag)
+
+
+# --- leave in the app ----------------------------------------------------------------------------
+def test_the_app_offers_leave_requests_and_decisions_to_the_roles_the_api_lets():
+    """The form to request leave is offered to whom `request_leave` takes it from, the requests
+    to decide to whom `decide_leave` lets decide (`Scope.edits_roster`); anyone else would be
+    refused 403 after filling it in."""
+    from api.models.users import ROLES
+    from api.scope import Scope
+    from api.services.rosters import SHIFT_ROLES
+
+    def edits_roster(role: str) -> bool:
+        scope = Scope(1, role, "110101001001", "110101", frozenset())
+        return scope.edits_roster("110101001001")
+
+    assert js_constant("LEAVE_REQUESTERS") == list(SHIFT_ROLES)
+    assert js_constant("LEAVE_DECIDERS") == [role for role in ROLES if edits_roster(role)]
+
+
+def test_the_leave_form_sends_exactly_the_fields_the_api_takes():
+    from api.resources.rosters.schemas import LeaveCreateSchema
+
+    html = (WEB_SRC / "app.html").read_text()
+    form = re.search(r'<form id="leave-form">(.*?)</form>', html, re.S).group(1)
+    assert set(re.findall(r'name="(\w+)"', form)) == set(LeaveCreateSchema().fields)
+    reason = next(
+        v.max for v in LeaveCreateSchema().fields["reason"].validators if hasattr(v, "max")
+    )
+    assert re.search(r'<textarea name="reason"[^>]*maxlength="(\d+)"', form).group(1) == str(reason)
+
+
+def test_the_app_words_every_status_of_a_leave_in_both_languages():
+    from api.models.rosters import LEAVE_STATUSES
+
+    source = (WEB_SRC / "app.js").read_text()
+    tables = re.findall(r"leaveStatuses: \{(.*?)\}", source)
+    assert len(tables) == 2  # zh, en
+    for table in tables:
+        assert re.findall(r"(\w+):", table) == list(LEAVE_STATUSES)

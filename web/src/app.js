@@ -1,4 +1,4 @@
-// The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline.
+// The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
   DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
   signIn, signOut, todayLocal, translate,
@@ -46,6 +46,42 @@ const TEXT = {
     storedWeak: (grade) => `已保存，但定位${grade}：`, dismiss: "知道了", weakReasons: "服务器判定",
     actions: { accept: "接单", start: "开始处理", resolve: "办结", return: "退回" },
     outcomes: { met: "见到住户", nobody_home: "无人在家", refused: "拒绝", moved_out: "已搬离", vacant: "空置" },
+    leave: "请假", leaveMine: "我的请假", leaveToDecide: "待我审批的请假", leaveStart: "第一天", leaveEnd: "最后一天",
+    leaveReason: "事由", leaveRequest: "提交请假申请", leaveNone: "暂无请假记录", leavePendingNone: "暂无待审批的请假",
+    leaveOffline: "离线：请假需要联网。联网后才能查看、申请和审批请假（请假申请不会保存在本机待发）。",
+    leaveUnavailable: "请假记录暂不可用，请稍后再试。",
+    leaveDays: (start, end, n) => (start === end ? `${start}（1 天）` : `${start} 至 ${end}（${n} 天）`),
+    leaveStatuses: { requested: "待审批", approved: "已批准", rejected: "未批准", cancelled: "已取消" },
+    leaveAsked: (at) => `申请于 ${at}`, leaveDecidedAt: (at) => `审批于 ${at}`, leaveCancelledAt: (at) => `取消于 ${at}`,
+    leaveShortened: (end) => `已提前结束（原批准至 ${end}）`, leaveOlder: (n) => `另有 ${n} 条较早的记录未显示。`,
+    leaveWithdraw: "撤回申请", leaveCancel: "取消请假", leaveApprove: "批准", leaveReject: "不批准",
+    leaveWithdrawConfirm: (days) => `撤回 ${days} 的请假申请？`,
+    leaveCancelConfirm: (days) => `取消 ${days} 的请假？取消后这些天须照常到岗。`,
+    leaveRejectConfirm: (name, days) => `不批准${name} ${days} 的请假？`,
+    leaveSent: "请假申请已提交，等待网格长或社区管理员审批。", leaveWithdrawn: "请假申请已撤回。", leaveCancelled: "请假已取消。",
+    leaveApproved: (name, shifts, tasks) => `已批准${name}的请假。${shifts || tasks ? `假期内还有${[shifts && `${shifts} 个班次`, tasks && `${tasks} 项未办结的任务`].filter(Boolean).join("、")}需要改派（在排班和任务中处理）。` : ""}`,
+    leaveRejected: (name) => `已不批准${name}的请假。`,
+    leaveNetwork: "未能连接服务器，没有提交（请假不会保存在本机待发）：请联网后再试。",
+    leaveFailed: "没有成功，请稍后再试。", leaveCheck: (fields) => `请检查${fields.join("、")}。`,
+    leaveFields: { start_date: "第一天", end_date: "最后一天", reason: "事由" },
+    // A refusal (its HTTP status) of each leave call, as api/services/rosters.py words it in English.
+    leaveRefused: {
+      request: {
+        403: "这个账号不能请假：只有网格员和网格长可以申请。",
+        409: "这段时间与您已有的请假（待审批或已批准）重叠，没有提交：可先撤回原来的申请，或换个日期。",
+        422: "请假申请不符合要求，没有提交。",
+      },
+      decide: {
+        403: "您不能审批这条请假：自己的请假由其他网格长或社区管理员审批。",
+        404: "找不到这条请假申请，或它不在您的社区。",
+        409: "这条请假申请已经处理过了（已有人审批，或申请人已撤回）。",
+      },
+      cancel: {
+        403: "您不能取消这条请假。",
+        404: "找不到这条请假。",
+        409: "这条请假已不能取消：已未获批准或已取消，或已批准且已经开始（已休的天数要留作记录）。",
+      },
+    },
     statuses: {
       new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
       callback: "回访中", closed: "已关闭", returned: "已退回", escalated: "已升级", reopened: "已重启",
@@ -90,6 +126,26 @@ const TEXT = {
     storedWeak: (grade) => `Stored, but its location evidence is ${grade}: `, dismiss: "Got it", weakReasons: "Server's reasons",
     actions: { accept: "Accept", start: "Start", resolve: "Resolve", return: "Return" },
     outcomes: { met: "met", nobody_home: "nobody home", refused: "refused", moved_out: "moved out", vacant: "vacant" },
+    leave: "Leave", leaveMine: "My leave", leaveToDecide: "Leave to decide", leaveStart: "First day", leaveEnd: "Last day",
+    leaveReason: "Reason", leaveRequest: "Request leave", leaveNone: "No leave", leavePendingNone: "No leave request waits for you",
+    leaveOffline: "Offline: leave needs a connection. Requests and decisions are made online (a request is not kept on this device to send later).",
+    leaveUnavailable: "Leave unavailable; try again later.",
+    leaveDays: (start, end, n) => (start === end ? `${start} (1 day)` : `${start} to ${end} (${n} days)`),
+    leaveStatuses: { requested: "waiting for a decision", approved: "approved", rejected: "rejected", cancelled: "cancelled" },
+    leaveAsked: (at) => `asked ${at}`, leaveDecidedAt: (at) => `decided ${at}`, leaveCancelledAt: (at) => `cancelled ${at}`,
+    leaveShortened: (end) => `ended early (approved until ${end})`, leaveOlder: (n) => `${n} older not shown.`,
+    leaveWithdraw: "Withdraw", leaveCancel: "Cancel leave", leaveApprove: "Approve", leaveReject: "Reject",
+    leaveWithdrawConfirm: (days) => `Withdraw the request for ${days}?`,
+    leaveCancelConfirm: (days) => `Cancel the leave of ${days}? Those days are worked again.`,
+    leaveRejectConfirm: (name, days) => `Reject ${name}'s leave of ${days}?`,
+    leaveSent: "Leave requested; a grid leader or the community admin decides it.", leaveWithdrawn: "Request withdrawn.",
+    leaveCancelled: "Leave cancelled.",
+    leaveApproved: (name, shifts, tasks) => `${name}'s leave approved.${shifts || tasks ? ` To hand on: ${[shifts && `${shifts} shift${shifts === 1 ? "" : "s"}`, tasks && `${tasks} open task${tasks === 1 ? "" : "s"}`].filter(Boolean).join(", ")} (in the roster and the tasks).` : ""}`,
+    leaveRejected: (name) => `${name}'s leave rejected.`,
+    leaveNetwork: "The server could not be reached: nothing was sent (leave is not kept on this device to send later).",
+    leaveFailed: "Not done; try again later.", leaveCheck: (fields) => ` Check: ${fields.join(", ")}.`,
+    leaveFields: { start_date: "first day", end_date: "last day", reason: "reason" },
+    leaveRefused: {},
     statuses: {
       new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress", resolved: "resolved",
       callback: "callback", closed: "closed", returned: "returned", escalated: "escalated", reopened: "reopened",
@@ -627,6 +683,191 @@ async function rebindPush() {
   $("push-status").textContent = t.pushOn;
 }
 
+// --- leave ------------------------------------------------------------------------------------
+// Who requests leave for themself (api/services/rosters.py SHIFT_ROLES) and who decides their
+// community's requests, their own aside (the roles api/scope.py `edits_roster` lets decide):
+// tests/api/test_web.py holds both to the API. Leave is asked and decided online only: a request
+// is not queued (a worker must know at once whether it went, and a decision is the leader's).
+const LEAVE_REQUESTERS = ["worker", "grid_leader"];
+const LEAVE_DECIDERS = ["grid_leader", "community_admin"];
+const LEAVE_SHOWN = 20; // my leave, newest first: the rest is history
+const leaveDayCount = (l) => Math.round((Date.parse(l.end_date) - Date.parse(l.start_date)) / 86400000) + 1;
+const leaveDays = (l) => t.leaveDays(l.start_date, l.end_date, leaveDayCount(l));
+const colon = lang === "zh" ? "：" : ": ";
+
+/** Why a leave call failed, {why, server}: in Chinese the app's sentence for the call and
+ * status (with the fields a 422 names) and the server's `detail` small beneath; in English,
+ * or for a refusal the table does not know, the server's words. */
+function leaveProblem(error, action) {
+  if (!error?.status) return { why: t.leaveNetwork, server: "" };
+  const body = error.body || {};
+  const server = body.detail || body.title || `HTTP ${error.status}`;
+  const fields = Object.keys(body.errors?.json || {}).map((f) => t.leaveFields[f]).filter(Boolean);
+  const check = error.status === 422 && fields.length ? t.leaveCheck(fields) : "";
+  const sentence = t.leaveRefused[action]?.[error.status];
+  if (sentence) return { why: sentence + check, server };
+  return lang === "zh" ? { why: t.leaveFailed + check, server } : { why: server + check, server: "" };
+}
+
+function sayLeave(id, said, error = false) {
+  $(id).innerHTML = said ? explained(typeof said === "string" ? { why: said, server: "" } : said) : "";
+  $(id).classList.toggle("error", error);
+}
+
+function leaveWhen(l) {
+  const at = (iso) => localTime(new Date(iso));
+  return [
+    t.leaveAsked(at(l.created_at)),
+    l.decided_at && t.leaveDecidedAt(at(l.decided_at)),
+    l.cancelled_at && t.leaveCancelledAt(at(l.cancelled_at)),
+    l.approved_end_date && t.leaveShortened(l.approved_end_date),
+  ].filter(Boolean).join(" · ");
+}
+
+/** My leave: a request is withdrawn, approved leave cancelled until its first day has passed
+ * (api/services/rosters.py `cancel_leave`; leave under way is ended early by the leader). */
+function myLeaveItem(l) {
+  const cancellable = l.status === "requested" || (l.status === "approved" && l.start_date >= todayLocal());
+  const label = l.status === "requested" ? t.leaveWithdraw : t.leaveCancel;
+  return `<li class="leave" data-id="${l.id}" data-status="${escapeHtml(l.status)}"><b>${escapeHtml(leaveDays(l))}</b>
+    <span class="leave-state ${escapeHtml(l.status)}">${escapeHtml(t.leaveStatuses[l.status] || l.status)}</span>
+    ${l.reason ? `<div class="leave-reason">${escapeHtml(t.leaveReason)}${colon}${escapeHtml(l.reason)}</div>` : ""}
+    <div class="muted">${escapeHtml(leaveWhen(l))}</div>
+    ${cancellable ? `<div class="actions"><button type="button" class="cancel" data-leave="${l.id}">${escapeHtml(label)}</button></div>` : ""}</li>`;
+}
+
+function pendingLeaveItem(l) {
+  return `<li class="leave" data-id="${l.id}"><b>${escapeHtml(l.worker_name || `#${l.worker_id}`)}</b>
+    ${escapeHtml(leaveDays(l))}
+    ${l.reason ? `<div class="leave-reason">${escapeHtml(t.leaveReason)}${colon}${escapeHtml(l.reason)}</div>` : ""}
+    <div class="muted">${escapeHtml(leaveWhen(l))}</div>
+    <div class="actions"><button type="button" data-leave="${l.id}" data-decision="approve">${escapeHtml(t.leaveApprove)}</button><button
+      type="button" class="reject" data-leave="${l.id}" data-decision="reject">${escapeHtml(t.leaveReject)}</button></div></li>`;
+}
+
+let myLeave = [];
+let pendingLeave = [];
+
+async function showMyLeave() {
+  try {
+    myLeave = (await api("/api/v1/leaves?worker=me"))
+      .sort((a, b) => b.start_date.localeCompare(a.start_date) || b.id - a.id);
+  } catch {
+    $("leave-list").innerHTML = `<li class="muted">${escapeHtml(navigator.onLine ? t.leaveUnavailable : t.leaveOffline)}</li>`;
+    return;
+  }
+  const older = myLeave.length - LEAVE_SHOWN;
+  $("leave-list").innerHTML = myLeave.length
+    ? myLeave.slice(0, LEAVE_SHOWN).map(myLeaveItem).join("") + (older > 0 ? `<li class="muted">${escapeHtml(t.leaveOlder(older))}</li>` : "")
+    : `<li class="muted">${escapeHtml(t.leaveNone)}</li>`;
+}
+
+/** The requests the caller may decide: the API lists their community's (api/scope.py
+ * `leaves`), their own among them, which someone else decides. */
+async function showPendingLeave() {
+  const me = Number(tokenUser(getToken()));
+  try {
+    pendingLeave = (await api("/api/v1/leaves?status=requested")).filter((l) => l.worker_id !== me);
+  } catch {
+    $("leave-pending").innerHTML = `<li class="muted">${escapeHtml(navigator.onLine ? t.leaveUnavailable : t.leaveOffline)}</li>`;
+    return;
+  }
+  $("leave-pending").innerHTML = pendingLeave.length ? pendingLeave.map(pendingLeaveItem).join("")
+    : `<li class="muted">${escapeHtml(t.leavePendingNone)}</li>`;
+}
+
+async function loadLeave() {
+  const role = tokenClaims(getToken()).role;
+  const requests = LEAVE_REQUESTERS.includes(role);
+  const decides = LEAVE_DECIDERS.includes(role);
+  $("leave").hidden = !requests && !decides; // a district viewer reads leave elsewhere
+  $("leave-mine").hidden = !requests;
+  $("leave-decide").hidden = !decides;
+  $("leave-offline").hidden = navigator.onLine;
+  $("leave-online").hidden = !navigator.onLine;
+  if (!navigator.onLine) return;
+  await Promise.all([requests && showMyLeave(), decides && showPendingLeave()]);
+}
+
+// One request at a time: a second tap while the first is on its way would ask for the same days
+// again (refused as overlapping, and said so, confusingly).
+let requestingLeave = false;
+$("leave-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  if (requestingLeave) return;
+  if (!navigator.onLine) {
+    sayLeave("leave-status", t.leaveOffline, true);
+    return;
+  }
+  const form = new FormData(e.target);
+  const body = { start_date: form.get("start_date"), end_date: form.get("end_date"), reason: form.get("reason") || "" };
+  requestingLeave = true;
+  $("leave-submit").disabled = true;
+  sayLeave("leave-status", "");
+  let said;
+  let refused = false;
+  try {
+    await api("/api/v1/leaves", { method: "POST", body });
+    e.target.reset();
+    said = t.leaveSent;
+  } catch (error) {
+    [said, refused] = [leaveProblem(error, "request"), true]; // the form keeps what was typed
+  } finally {
+    requestingLeave = false;
+    $("leave-submit").disabled = false;
+  }
+  // Said once the list shows what the server now holds.
+  await showMyLeave();
+  sayLeave("leave-status", said, refused);
+});
+
+$("leave-list").addEventListener("click", async (e) => {
+  const button = e.target.closest("button[data-leave]");
+  if (!button) return;
+  const leave = myLeave.find((l) => String(l.id) === button.dataset.leave);
+  if (!leave) return;
+  const withdraw = leave.status === "requested";
+  if (!confirm((withdraw ? t.leaveWithdrawConfirm : t.leaveCancelConfirm)(leaveDays(leave)))) return;
+  button.disabled = true;
+  sayLeave("leave-status", "");
+  let said;
+  let refused = false;
+  try {
+    await api(`/api/v1/leaves/${leave.id}/cancel`, { method: "POST" });
+    said = withdraw ? t.leaveWithdrawn : t.leaveCancelled;
+  } catch (error) {
+    [said, refused] = [leaveProblem(error, "cancel"), true];
+  }
+  await showMyLeave();
+  sayLeave("leave-status", said, refused);
+});
+
+$("leave-pending").addEventListener("click", async (e) => {
+  const button = e.target.closest("button[data-decision]");
+  if (!button) return;
+  const leave = pendingLeave.find((l) => String(l.id) === button.dataset.leave);
+  if (!leave) return;
+  const { decision } = button.dataset;
+  const name = leave.worker_name || `#${leave.worker_id}`;
+  if (decision === "reject" && !confirm(t.leaveRejectConfirm(name, leaveDays(leave)))) return;
+  for (const b of button.parentElement.querySelectorAll("button")) b.disabled = true;
+  sayLeave("leave-decide-status", "");
+  let said;
+  let refused = false;
+  try {
+    // The API takes the decision alone: the worker is told it (push, `leave_decided`). Approved,
+    // the answer lists the worker's shifts and open tasks on those days, to hand on.
+    const decided = await api(`/api/v1/leaves/${leave.id}/decision`, { method: "POST", body: { decision } });
+    said = decided.status === "approved"
+      ? t.leaveApproved(name, decided.shifts_to_reassign?.length || 0, decided.tasks_to_reassign?.length || 0)
+      : t.leaveRejected(name);
+  } catch (error) {
+    [said, refused] = [leaveProblem(error, "decide"), true]; // decided meanwhile: the list shows it gone
+  }
+  await showPendingLeave();
+  sayLeave("leave-decide-status", said, refused);
+});
+
 async function start() {
   $("signin").hidden = true;
   $("signin-error").textContent = "";
@@ -639,7 +880,7 @@ async function start() {
   }
   keepFresh();
   if (navigator.onLine) rebindPush().catch(() => {});
-  await Promise.all([loadPost(), loadTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged()]);
+  await Promise.all([loadPost(), loadTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave()]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
 }
@@ -710,8 +951,12 @@ $("signout").addEventListener("click", (e) => {
   signOutHere();
 });
 
-window.addEventListener("online", () => { showNet(); sync(); if (getToken()) loadTasks(); });
-window.addEventListener("offline", showNet);
+window.addEventListener("online", () => { showNet(); sync(); if (getToken()) { loadTasks(); loadLeave(); } });
+window.addEventListener("offline", () => { showNet(); if (getToken()) loadLeave(); });
+// Back to the app (a push said a request waits, or was decided): the leave shown is read again.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && getToken() && !$("home").hidden) loadLeave();
+});
 navigator.serviceWorker?.addEventListener("message", (e) => {
   if (e.data === "queue-changed") { showQueue(); showFlagged(); }
 });

@@ -103,6 +103,10 @@ class _Note(ma.fields.String):
 class LeaveSchema(Schema):
     id = Integer()
     worker_id = Integer()
+    worker_name = ma.fields.String(
+        attribute="worker.display_name",
+        metadata={"description": "The worker's name (a leader decides leave beyond their grids)"},
+    )
     start_date = ma.fields.Date()
     end_date = ma.fields.Date()
     reason = _Note(allow_none=True, metadata={"description": "Null for district viewers"})

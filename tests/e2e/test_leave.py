@@ -1,0 +1,260 @@
+"""Leave in the workers' app, in headless Chromium: a worker asks, a leader decides, the worker
+sees the decision; a refusal is said with the server's words; leave needs the network."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, select
+
+from api.services.weeks import LOCAL
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import _csp_violation, screenshot, sign_in
+
+
+def open_app(context, username: str, path: str = "/app"):
+    """A page of `context` signed in to the app as `username`, failing the test on any script
+    error or CSP violation (as the `page` fixture does)."""
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: _csp_violation(message) and errors.append(message.text))
+    page.errors = errors
+    page.goto(path)
+    sign_in(page, username, DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    return page
+
+
+@pytest.fixture()
+def worker(context):
+    page = open_app(context, "worker01")
+    yield page
+    assert page.errors == []
+
+
+@pytest.fixture()
+def leader(browser, live_server):
+    """leader01, on a phone of their own (another browser context)."""
+    context = browser.new_context(base_url=live_server, viewport={"width": 1100, "height": 800})
+    context.set_default_timeout(20_000)
+    page = open_app(context, "leader01")
+    yield page
+    assert page.errors == []
+    context.close()
+
+
+@pytest.fixture(autouse=True)
+def no_leave_left(e2e_engine):
+    """Each test starts and ends with no leave of the accounts these tests sign in as, nor its
+    notices (the demo district seeds none; the other e2e tests roster it)."""
+    from api.models import Leave, Notification, User
+
+    def clear():
+        with e2e_engine.begin() as conn:
+            ours = select(User.id).where(User.username.in_(("worker01", "leader01")))
+            leaves = select(Leave.id).where(Leave.worker_id.in_(ours))
+            conn.execute(
+                delete(Notification).where(
+                    Notification.kind.like("leave_%"),
+                    Notification.data["leave_id"].as_integer().in_(leaves),
+                )
+            )
+            conn.execute(delete(Leave).where(Leave.worker_id.in_(ours)))
+
+    clear()
+    yield
+    clear()
+
+
+def shot(page, name: str) -> None:
+    """A screenshot of the leave card (below the tasks)."""
+    page.locator("#leave").scroll_into_view_if_needed()
+    screenshot(page, name)
+
+
+def days_ahead(n: int) -> str:
+    return str(datetime.now(UTC).astimezone(LOCAL).date() + timedelta(days=n))
+
+
+def request_leave(page, first: str, last: str, reason: str = "") -> str:
+    """Fill and send the leave form; the status line said after it."""
+    page.fill("#leave-start", first)
+    page.fill("#leave-end", last)
+    page.fill("#leave-reason", reason)
+    page.evaluate("() => { document.querySelector('#leave-status').textContent = ''; }")
+    page.click("#leave-submit")
+    page.wait_for_function("() => document.querySelector('#leave-status').textContent !== ''")
+    return page.inner_text("#leave-status")
+
+
+def my_leave(page) -> list[tuple[str, str]]:
+    return [
+        (li.locator("b").inner_text(), li.locator(".leave-state").inner_text())
+        for li in page.locator("#leave-list li.leave").all()
+    ]
+
+
+def leave_rows(e2e_engine) -> list[tuple[date, date, str, str]]:
+    from api.models import Leave
+
+    with e2e_engine.connect() as conn:
+        return [
+            tuple(row)
+            for row in conn.execute(
+                select(Leave.start_date, Leave.end_date, Leave.status, Leave.reason).order_by(
+                    Leave.id
+                )
+            )
+        ]
+
+
+def answer_dialogs(page, asked: list[str], answers: list[bool]) -> None:
+    """Answer the page's confirm dialogs with `answers` in turn, noting what each asked."""
+
+    def handle(dialog):
+        asked.append(dialog.message)
+        dialog.accept() if answers.pop(0) else dialog.dismiss()
+
+    page.on("dialog", handle)
+
+
+def test_a_worker_asks_for_leave_a_leader_approves_it_and_the_worker_sees_it_approved(
+    worker, leader, e2e_engine
+):
+    first, last = days_ahead(10), days_ahead(12)
+    said = request_leave(worker, first, last, "家中有事")
+    assert said == "请假申请已提交，等待网格长或社区管理员审批。"
+    assert my_leave(worker) == [(f"{first} 至 {last}（3 天）", "待审批")]
+    assert worker.inner_text("#leave-list li.leave .leave-reason") == "事由：家中有事"
+    assert worker.inner_text("#leave-list li.leave button") == "撤回申请"
+    assert leave_rows(e2e_engine) == [
+        (date.fromisoformat(first), date.fromisoformat(last), "requested", "家中有事")
+    ]
+    shot(worker, "app-leave-requested")
+
+    # The leader sees it waiting, named by its worker, and approves it.
+    leader.reload()
+    leader.wait_for_selector("body[data-ready='1']")
+    assert leader.is_visible("#leave-decide")
+    (item,) = leader.locator("#leave-pending li.leave").all()
+    from api.models import User
+
+    with e2e_engine.connect() as conn:
+        name = conn.scalar(select(User.display_name).where(User.username == "worker01"))
+    assert item.locator("b").inner_text() == name
+    assert f"{first} 至 {last}（3 天）" in item.inner_text()
+    assert "事由：家中有事" in item.inner_text()
+    shot(leader, "app-leave-to-decide")
+    item.locator("button[data-decision='approve']").click()
+    leader.wait_for_function(
+        "() => document.querySelector('#leave-decide-status').textContent !== ''"
+    )
+    assert leader.inner_text("#leave-decide-status").startswith(f"已批准{name}的请假。")
+    assert leader.inner_text("#leave-pending") == "暂无待审批的请假"
+    assert leave_rows(e2e_engine)[0][2] == "approved"
+
+    # Back in the app, the worker reads the decision; approved leave not begun can be cancelled.
+    worker.reload()
+    worker.wait_for_selector("body[data-ready='1']")
+    assert my_leave(worker) == [(f"{first} 至 {last}（3 天）", "已批准")]
+    assert "审批于" in worker.inner_text("#leave-list li.leave .muted")
+    assert worker.inner_text("#leave-list li.leave button") == "取消请假"
+    shot(worker, "app-leave-approved")
+
+
+def test_a_refused_request_shows_the_servers_words_and_keeps_the_form(worker, e2e_engine):
+    """Days overlapping the worker's own request: the server's 409, said in Chinese with its
+    `detail` beneath; nothing stored, the form as typed."""
+    request_leave(worker, days_ahead(20), days_ahead(22))
+    said = request_leave(worker, days_ahead(21), days_ahead(25), "又一次")
+    assert said.startswith("这段时间与您已有的请假（待审批或已批准）重叠，没有提交")
+    server = worker.inner_text("#leave-status .server-reason")
+    assert "already covers part of this period" in server
+    assert worker.locator("#leave-status").get_attribute("class") == "status error"
+    assert worker.input_value("#leave-start") == days_ahead(21)
+    assert worker.input_value("#leave-reason") == "又一次"
+    assert len(leave_rows(e2e_engine)) == 1
+    shot(worker, "app-leave-refused")
+
+
+def test_a_request_the_server_finds_invalid_names_the_field(worker, e2e_engine):
+    said = request_leave(worker, days_ahead(30), days_ahead(28))
+    assert said.startswith("请假申请不符合要求，没有提交。请检查最后一天。")
+    assert "end_date is before start_date" in worker.inner_text("#leave-status .server-reason")
+    assert leave_rows(e2e_engine) == []
+
+
+def test_a_worker_withdraws_a_request_once_they_confirm(worker, e2e_engine):
+    day = days_ahead(40)
+    request_leave(worker, day, day)
+    asked: list[str] = []
+    answer_dialogs(worker, asked, [False, True])
+    worker.click("#leave-list button.cancel")
+    assert asked == [f"撤回 {day}（1 天） 的请假申请？"]
+    assert leave_rows(e2e_engine)[0][2] == "requested"  # declined: nothing sent
+    worker.click("#leave-list button.cancel")
+    worker.wait_for_function(
+        "() => document.querySelector('#leave-status').textContent === '请假申请已撤回。'"
+    )
+    assert leave_rows(e2e_engine)[0][2] == "cancelled"
+    assert my_leave(worker) == [(f"{day}（1 天）", "已取消")]
+    assert worker.locator("#leave-list button").count() == 0
+
+
+def test_a_leader_rejects_after_confirming_and_never_decides_their_own(worker, leader, e2e_engine):
+    request_leave(worker, days_ahead(50), days_ahead(51))
+    request_leave(leader, days_ahead(50), days_ahead(50))  # their own: someone else decides
+    leader.reload()
+    leader.wait_for_selector("body[data-ready='1']")
+    assert leader.locator("#leave-pending li.leave").count() == 1  # worker01's only
+    assert my_leave(leader) == [(f"{days_ahead(50)}（1 天）", "待审批")]
+    asked: list[str] = []
+    answer_dialogs(leader, asked, [True])
+    leader.click("#leave-pending button[data-decision='reject']")
+    leader.wait_for_function(
+        "() => document.querySelector('#leave-decide-status').textContent !== ''"
+    )
+    assert len(asked) == 1 and asked[0].startswith("不批准")
+    assert [row[2] for row in leave_rows(e2e_engine)] == ["rejected", "requested"]
+    worker.reload()
+    worker.wait_for_selector("body[data-ready='1']")
+    assert my_leave(worker)[0][1] == "未批准"
+    assert worker.locator("#leave-list button").count() == 0  # nothing left to withdraw
+
+
+def test_offline_the_leave_card_says_it_needs_the_network(context, worker, e2e_engine):
+    context.set_offline(True)
+    worker.wait_for_function("() => !navigator.onLine")
+    worker.wait_for_selector("#leave-offline:not([hidden])")
+    assert worker.inner_text("#leave-offline").startswith("离线：请假需要联网")
+    assert not worker.is_visible("#leave-form")
+    context.set_offline(False)
+    worker.wait_for_selector("#leave-form", state="visible")
+
+
+def test_a_community_admin_decides_but_asks_no_leave(context, worker, browser, live_server):
+    request_leave(worker, days_ahead(60), days_ahead(60))
+    admin_context = browser.new_context(base_url=live_server)
+    try:
+        admin = open_app(admin_context, "admin01")
+        assert admin.is_visible("#leave-decide")
+        assert not admin.is_visible("#leave-mine")
+        assert admin.locator("#leave-pending li.leave").count() == 1
+        assert admin.errors == []
+    finally:
+        admin_context.close()
+
+
+def test_in_english_a_refusal_is_said_in_the_servers_words(context, e2e_engine):
+    page = open_app(context, "worker01", "/app?lang=en")
+    assert page.inner_text("#leave h2") == "Leave"
+    request_leave(page, days_ahead(70), days_ahead(71))
+    assert my_leave(page) == [
+        (f"{days_ahead(70)} to {days_ahead(71)} (2 days)", "waiting for a decision")
+    ]
+    said = request_leave(page, days_ahead(71), days_ahead(72))
+    assert said.startswith("Leave ") and said.endswith("already covers part of this period.")
+    assert page.locator("#leave-status .server-reason").count() == 0
+    assert page.errors == []
