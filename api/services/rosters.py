@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -1093,6 +1093,29 @@ def _busy(session: Session, worker_id: int, day: date, exclude: Iterable[int]) -
     )
 
 
+# Advisory lock class of a worker's week (1-8 are the sign-in, data-key, map, photo, address,
+# username and visit-photo locks): a change that may add a working day to a worker's week
+# holds it from before the weekly-rest check until it commits. Two changes at once handing one
+# worker a day each of the same week were each checked alone (six days each), and together
+# rostered the worker all seven; now the second waits, then counts the first's shift. Taken
+# after the shifts and swap a change locks, before the accounts and leave it locks for share;
+# several at once (a swap's two workers) in ascending order of the lock, each once.
+_WEEK_LOCK = 9
+_LOCK_WEEKS = text(
+    """
+    WITH locks AS MATERIALIZED (
+        SELECT DISTINCT hashtext(k) AS n FROM unnest(CAST(:keys AS text[])) k ORDER BY n)
+    SELECT count(pg_advisory_xact_lock(:lock, n)) FROM locks
+    """
+)
+
+
+def _lock_weeks(session: Session, taken: Iterable[tuple[int, str]]) -> None:
+    """Hold, until the transaction ends, the week lock of each (worker id, ISO week)."""
+    keys = sorted({f"{worker_id}:{week}" for worker_id, week in taken})
+    session.execute(_LOCK_WEEKS, {"lock": _WEEK_LOCK, "keys": keys})
+
+
 def _short_of_rest(
     session: Session, worker_id: int, target: Shift, given: list[int], day: date | None = None
 ) -> str | None:
@@ -1266,6 +1289,7 @@ def update_shift(
             f"{day} is outside the roster's week {roster.week}.",
             errors={"json": {"date": [f"not in {roster.week}"]}},
         )
+    _lock_weeks(session, [(worker_id, roster.week)])
     worker = _hold_worker(session, worker_id)
     if worker is None or off_duty(worker, roster.community_code) is not None:
         raise errors.Unprocessable(
@@ -1603,6 +1627,7 @@ def accept_swap(
         _require_not_past(shift, today)
     if a.worker_id != swap.requester_id or b.worker_id != swap.other_worker_id:
         raise errors.Conflict("The shifts changed hands since the swap was requested.")
+    _lock_weeks(session, [(b.worker_id, a.roster.week), (a.worker_id, b.roster.week)])
     reason = _swap_conflict(session, a, b)
     if reason:
         raise errors.Conflict(f"The swap conflicts: {reason}.")
