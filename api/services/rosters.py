@@ -170,8 +170,11 @@ def put_settings(session: Session, scope: Scope, community: Community, data: dic
 # Leave
 
 
-def request_leave(session: Session, scope: Scope, data: dict) -> Leave:
-    """A worker asks for leave for themself; overlapping open leave is a conflict."""
+def request_leave(
+    session: Session, scope: Scope, data: dict, *, now: datetime | None = None
+) -> Leave:
+    """A worker asks for leave for themself, from today on (Asia/Shanghai, `now`: the clock);
+    overlapping open leave is a conflict."""
     if scope.role not in SHIFT_ROLES:
         raise errors.Forbidden("Only workers and grid leaders request leave.")
     start, end = data["start_date"], data["end_date"]
@@ -190,6 +193,15 @@ def request_leave(session: Session, scope: Scope, data: dict) -> Leave:
         raise errors.Unprocessable(
             f"A leave request covers {MAX_LEAVE_DAYS} days at most; ask again for the rest.",
             errors={"json": {"end_date": [f"more than {MAX_LEAVE_DAYS} days after start_date"]}},
+        )
+    # Leave is asked ahead. A request starting on a day gone was stored and sent to the
+    # leaders to approve: days already worked, or missed, and rostered with the worker in them
+    # (a record no edit changes). Days are judged in Asia/Shanghai, as rosters are.
+    today = local_today(now)
+    if start < today:
+        raise errors.Unprocessable(
+            f"start_date {start} is before today ({today}): leave is requested from today on.",
+            errors={"json": {"start_date": [f"before today ({today})"]}},
         )
     # One worker's requests queue on their user row, so two at once cannot both pass the
     # overlap check (FOR NO KEY UPDATE: rows that merely reference the user still insert).
