@@ -326,8 +326,10 @@ def _cancel_swaps_onto_leave(
     shift could be offered to nobody else. A swap in which the worker gives a leave day away
     stays open: accepting it covers the day.
 
-    SKIP LOCKED: an accept holds its swap (after its shifts) and waits for this leave, then
-    sees it approved (409); waiting here for that swap would close the circle."""
+    An accept takes this leave (for share) before its swap, so it waits for the approval and
+    finds its swap cancelled. SKIP LOCKED stays for the rest: a swap held by a reject or the
+    expiry tick is being closed anyway, and an accept holding its swap that then waits for
+    leave requested after it began would close a circle with this approval."""
     worker = leave.worker_id
     taken = case(
         (ShiftSwap.requester_id == worker, ShiftSwap.with_shift_id), else_=ShiftSwap.shift_id
@@ -1110,8 +1112,9 @@ def _busy(session: Session, worker_id: int, day: date, exclude: Iterable[int]) -
 # holds it from before the weekly-rest check until it commits. Two changes at once handing one
 # worker a day each of the same week were each checked alone (six days each), and together
 # rostered the worker all seven; now the second waits, then counts the first's shift. Taken
-# after the shifts and swap a change locks, before the accounts and leave it locks for share;
-# several at once (a swap's two workers) in ascending order of the lock, each once.
+# after the shifts and swap a change locks, before the accounts it locks for share (only edits
+# and accepts take it: no decision, cancel or switch-off holding a row waits for it); several
+# at once (a swap's two workers) in ascending order of the lock, each once.
 _WEEK_LOCK = 9
 _LOCK_WEEKS = text(
     """
@@ -1621,10 +1624,17 @@ def accept_swap(
         .order_by(Shift.id)
         .with_for_update()
     )
-    session.refresh(swap, with_for_update=True)
     a, b = session.get(Shift, swap.shift_id), session.get(Shift, swap.with_shift_id)
     session.refresh(a)
     session.refresh(b)
+    # The leave that may cover the day each worker takes is locked for share before the swap
+    # (the checks below read it again, held). An approval of that leave holds it, then cancels
+    # the swaps onto it: this waits for the approval and then finds the swap cancelled (409),
+    # rather than holding the swap while it waited, which the approval had to skip, and the
+    # swap stayed open onto approved leave with nobody told.
+    for mover, day in ((b.worker_id, a.date), (a.worker_id, b.date)):
+        _on_leave(session, mover, day)
+    session.refresh(swap, with_for_update=True)
     roster = a.roster
     is_editor = scope.edits_roster(roster.community_code)
     if scope.user_id != swap.other_worker_id and not is_editor:
