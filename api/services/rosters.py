@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -170,8 +170,11 @@ def put_settings(session: Session, scope: Scope, community: Community, data: dic
 # Leave
 
 
-def request_leave(session: Session, scope: Scope, data: dict) -> Leave:
-    """A worker asks for leave for themself; overlapping open leave is a conflict."""
+def request_leave(
+    session: Session, scope: Scope, data: dict, *, now: datetime | None = None
+) -> Leave:
+    """A worker asks for leave for themself, from today on (Asia/Shanghai, `now`: the clock);
+    overlapping open leave is a conflict."""
     if scope.role not in SHIFT_ROLES:
         raise errors.Forbidden("Only workers and grid leaders request leave.")
     start, end = data["start_date"], data["end_date"]
@@ -190,6 +193,15 @@ def request_leave(session: Session, scope: Scope, data: dict) -> Leave:
         raise errors.Unprocessable(
             f"A leave request covers {MAX_LEAVE_DAYS} days at most; ask again for the rest.",
             errors={"json": {"end_date": [f"more than {MAX_LEAVE_DAYS} days after start_date"]}},
+        )
+    # Leave is asked ahead. A request starting on a day gone was stored and sent to the
+    # leaders to approve: days already worked, or missed, and rostered with the worker in them
+    # (a record no edit changes). Days are judged in Asia/Shanghai, as rosters are.
+    today = local_today(now)
+    if start < today:
+        raise errors.Unprocessable(
+            f"start_date {start} is before today ({today}): leave is requested from today on.",
+            errors={"json": {"start_date": [f"before today ({today})"]}},
         )
     # One worker's requests queue on their user row, so two at once cannot both pass the
     # overlap check (FOR NO KEY UPDATE: rows that merely reference the user still insert).
@@ -314,8 +326,10 @@ def _cancel_swaps_onto_leave(
     shift could be offered to nobody else. A swap in which the worker gives a leave day away
     stays open: accepting it covers the day.
 
-    SKIP LOCKED: an accept holds its swap (after its shifts) and waits for this leave, then
-    sees it approved (409); waiting here for that swap would close the circle."""
+    An accept takes this leave (for share) before its swap, so it waits for the approval and
+    finds its swap cancelled. SKIP LOCKED stays for the rest: a swap held by a reject or the
+    expiry tick is being closed anyway, and an accept holding its swap that then waits for
+    leave requested after it began would close a circle with this approval."""
     worker = leave.worker_id
     taken = case(
         (ShiftSwap.requester_id == worker, ShiftSwap.with_shift_id), else_=ShiftSwap.shift_id
@@ -1093,6 +1107,30 @@ def _busy(session: Session, worker_id: int, day: date, exclude: Iterable[int]) -
     )
 
 
+# Advisory lock class of a worker's week (1-8 are the sign-in, data-key, map, photo, address,
+# username and visit-photo locks): a change that may add a working day to a worker's week
+# holds it from before the weekly-rest check until it commits. Two changes at once handing one
+# worker a day each of the same week were each checked alone (six days each), and together
+# rostered the worker all seven; now the second waits, then counts the first's shift. Taken
+# after the shifts and swap a change locks, before the accounts it locks for share (only edits
+# and accepts take it: no decision, cancel or switch-off holding a row waits for it); several
+# at once (a swap's two workers) in ascending order of the lock, each once.
+_WEEK_LOCK = 9
+_LOCK_WEEKS = text(
+    """
+    WITH locks AS MATERIALIZED (
+        SELECT DISTINCT hashtext(k) AS n FROM unnest(CAST(:keys AS text[])) k ORDER BY n)
+    SELECT count(pg_advisory_xact_lock(:lock, n)) FROM locks
+    """
+)
+
+
+def _lock_weeks(session: Session, taken: Iterable[tuple[int, str]]) -> None:
+    """Hold, until the transaction ends, the week lock of each (worker id, ISO week)."""
+    keys = sorted({f"{worker_id}:{week}" for worker_id, week in taken})
+    session.execute(_LOCK_WEEKS, {"lock": _WEEK_LOCK, "keys": keys})
+
+
 def _short_of_rest(
     session: Session, worker_id: int, target: Shift, given: list[int], day: date | None = None
 ) -> str | None:
@@ -1266,6 +1304,7 @@ def update_shift(
             f"{day} is outside the roster's week {roster.week}.",
             errors={"json": {"date": [f"not in {roster.week}"]}},
         )
+    _lock_weeks(session, [(worker_id, roster.week)])
     worker = _hold_worker(session, worker_id)
     if worker is None or off_duty(worker, roster.community_code) is not None:
         raise errors.Unprocessable(
@@ -1585,10 +1624,17 @@ def accept_swap(
         .order_by(Shift.id)
         .with_for_update()
     )
-    session.refresh(swap, with_for_update=True)
     a, b = session.get(Shift, swap.shift_id), session.get(Shift, swap.with_shift_id)
     session.refresh(a)
     session.refresh(b)
+    # The leave that may cover the day each worker takes is locked for share before the swap
+    # (the checks below read it again, held). An approval of that leave holds it, then cancels
+    # the swaps onto it: this waits for the approval and then finds the swap cancelled (409),
+    # rather than holding the swap while it waited, which the approval had to skip, and the
+    # swap stayed open onto approved leave with nobody told.
+    for mover, day in ((b.worker_id, a.date), (a.worker_id, b.date)):
+        _on_leave(session, mover, day)
+    session.refresh(swap, with_for_update=True)
     roster = a.roster
     is_editor = scope.edits_roster(roster.community_code)
     if scope.user_id != swap.other_worker_id and not is_editor:
@@ -1603,6 +1649,7 @@ def accept_swap(
         _require_not_past(shift, today)
     if a.worker_id != swap.requester_id or b.worker_id != swap.other_worker_id:
         raise errors.Conflict("The shifts changed hands since the swap was requested.")
+    _lock_weeks(session, [(b.worker_id, a.roster.week), (a.worker_id, b.roster.week)])
     reason = _swap_conflict(session, a, b)
     if reason:
         raise errors.Conflict(f"The swap conflicts: {reason}.")

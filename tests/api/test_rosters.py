@@ -497,6 +497,36 @@ def test_leave_outside_the_calendar_or_over_a_year_is_refused(
     assert session.scalar(select(func.count(Leave.id))) == 0
 
 
+def test_leave_starting_before_today_is_422_naming_start_date_and_stores_nothing(
+    client, app, session, community
+):
+    """Leave is asked ahead: a request whose first day has passed (Asia/Shanghai, the app's
+    clock) was stored and sent to the leaders to approve, days already worked or missed."""
+    from api.models import Notification
+
+    set_today(app, WED)
+    response = request_leave(client, community, community.workers[3], TUE, THU)
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert "start_date" in response.get_json()["errors"]["json"]
+    assert session.scalar(select(func.count(Leave.id))) == 0
+    told = select(func.count(Notification.id)).where(Notification.kind == "leave_requested")
+    assert session.scalar(told) == 0
+
+
+def test_leave_starting_today_is_taken(client, app, community):
+    set_today(app, WED)
+    response = request_leave(client, community, community.workers[3], WED, THU)
+    assert response.status_code == 201, response.get_json()
+
+
+def test_leave_days_are_judged_by_the_date_in_asia_shanghai(client, app, community):
+    """At 01:00 on Wednesday in Beijing it is still Tuesday in UTC: Tuesday has passed."""
+    app.config["FIXED_NOW"] = datetime.combine(WED, time(1), LOCAL).astimezone(UTC)
+    assert request_leave(client, community, community.workers[3], TUE, THU).status_code == 422
+    assert request_leave(client, community, community.workers[3], WED, THU).status_code == 201
+
+
 def test_a_year_of_leave_is_taken(client, community):
     start = date(2026, 11, 23)
     response = request_leave(client, community, community.workers[3], start, date(2027, 11, 23))

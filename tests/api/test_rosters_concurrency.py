@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from flask import Flask
@@ -465,9 +465,9 @@ def test_a_swap_accepted_while_the_takers_leave_is_approved_is_refused_without_d
     live, monkeypatch
 ):
     """The approval holds the worker's leave and is about to cancel the swaps onto it; the
-    worker accepts one at that moment, holds it and waits for the leave. The approval skips
-    the swap it would wait for (a deadlock, one of them answered 503) and commits; the accept
-    then sees the leave approved and refuses."""
+    worker accepts one at that moment and waits for the leave (before it takes the swap, or
+    the two would wait for each other, one of them answered 503). The approval commits; the
+    accept then refuses, and the shift stays with the worker on leave."""
     from api.models import Shift
 
     c = live.c
@@ -503,6 +503,59 @@ def test_a_swap_accepted_while_the_takers_leave_is_approved_is_refused_without_d
         decision, accept = decided.result(30), accepted.result(30)
     assert (decision.status_code, accept.status_code) == (200, 409), accept.get_json()
     assert live.scalar(select(Shift.worker_id).where(Shift.id == b["id"])) == away.id
+
+
+def test_a_swap_onto_leave_accepted_while_the_leave_is_approved_ends_cancelled_and_told(
+    live, monkeypatch
+):
+    """The approval holds the worker's leave; the worker accepts a swap that would hand them a
+    day of it. The approval skipped the swap the accept held (waiting for it closed a circle),
+    the accept was refused, and the swap stayed open onto approved leave, nobody told: its
+    other worker could offer the shift to nobody else until the day passed. Now the accept
+    waits for the leave before it takes the swap, and the approval cancels the swap and tells
+    its workers, as it does for any swap onto the leave."""
+    c = live.c
+    view = published_roster(live)
+    monday = [s for d in view["days"] if d["date"] == str(MON) for p in "AB" for s in d[p]]
+    a = next(s for s in monday if s["worker_id"] != c.leader.id)
+    b = next(s for s in monday if s["worker_id"] not in (c.leader.id, a["worker_id"]))
+    requester = next(w for w in c.workers if w.id == a["worker_id"])
+    away = next(w for w in c.workers if w.id == b["worker_id"])
+    swap = live.post(f"/api/v1/shifts/{a['id']}/swap", requester, {"with_shift_id": b["id"]})
+    assert swap.status_code == 201, swap.get_json()
+    swap_id = swap.get_json()["id"]
+    leave = live.post(
+        "/api/v1/leaves", away, {"start_date": str(MON), "end_date": str(MON), "reason": "病"}
+    ).get_json()
+    paused, go = threading.Event(), threading.Event()
+    real_notify = roster_service.notify
+
+    def notify(session, workers, kind, *args, **kwargs):
+        real_notify(session, workers, kind, *args, **kwargs)
+        if kind == "leave_decided":  # the approval holds the leave: hold it there
+            paused.set()
+            assert go.wait(30)
+
+    monkeypatch.setattr(roster_service, "notify", notify)
+    with ThreadPoolExecutor(2) as pool:
+        decided = pool.submit(
+            live.post, f"/api/v1/leaves/{leave['id']}/decision", c.admin, {"decision": "approve"}
+        )
+        assert paused.wait(30)
+        accepted = pool.submit(live.post, f"/api/v1/swaps/{swap_id}/accept", away)
+        _until_it_waits(live, accepted)
+        go.set()
+        decision, accept = decided.result(30), accepted.result(30)
+    assert (decision.status_code, accept.status_code) == (200, 409), accept.get_json()
+    assert live.scalar(select(ShiftSwap.status).where(ShiftSwap.id == swap_id)) == "cancelled"
+    told = live.scalar(
+        select(func.count()).where(
+            Notification.kind == "shift_swap_cancelled",
+            Notification.collapse_key == f"swap:{swap_id}",
+            Notification.user_id == requester.id,
+        )
+    )
+    assert told == 1
 
 
 def test_two_edits_of_one_shift_are_logged_in_the_order_they_were_made(live, monkeypatch):
@@ -542,3 +595,150 @@ def test_two_edits_of_one_shift_are_logged_in_the_order_they_were_made(live, mon
         ("A", None),
     ]
     assert log[1]["before"] == log[0]["after"]
+
+
+# --- the weekly rest under concurrency ----------------------------------------------------------
+
+EVERY_DAY = [1, 2, 3, 4, 5, 6, 7]
+NEXT_WEEK = "2026-W49"
+
+
+def _seven_day_week(live: Live, week: str = WEEK) -> dict:
+    """A hall open every day, `week` published: each worker works at most six days of it."""
+    c = live.c
+    with live.app.test_client() as client:
+        put = client.put(
+            f"/api/v1/communities/{c.code}/roster-settings",
+            json={"working_days": EVERY_DAY, "a_min": 1, "a_max": 1},
+            headers=c.auth(c.admin),
+        )
+    assert put.status_code == 200, put.get_json()
+    view = live.post(f"/api/v1/communities/{c.code}/rosters", c.leader, {"week": week}).get_json()
+    assert live.post(f"/api/v1/rosters/{view['id']}/publish", c.leader).status_code == 200
+    return view
+
+
+def _shifts(view: dict) -> list[dict]:
+    return [s for d in view["days"] for p in "AB" for s in d[p]]
+
+
+def _leave_five_days(live: Live, view: dict, worker_id: int) -> list[str]:
+    """Take the worker's shifts of the week down to five days (two free, one short of the
+    limit of six); return their free days."""
+    from api.extensions import db
+    from api.models import Shift
+
+    held = sorted(s["date"] for s in _shifts(view) if s["worker_id"] == worker_id)
+    with live.app.app_context(), db.engine.begin() as conn:
+        for day in held[5:]:
+            conn.execute(
+                delete(Shift).where(
+                    Shift.worker_id == worker_id, Shift.date == date.fromisoformat(day)
+                )
+            )
+    return [d["date"] for d in view["days"] if d["date"] not in held[:5]]
+
+
+def _days_worked(live: Live, worker_id: int, week: str) -> int:
+    from api.models import Shift
+
+    dates = week_dates(week)
+    return live.scalar(
+        select(func.count(func.distinct(Shift.date))).where(
+            Shift.worker_id == worker_id, Shift.date.between(dates[0], dates[-1])
+        )
+    )
+
+
+def _hold_first_change(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """Hold the first published change (edit or swap) once it has passed its checks and
+    written, until `go`; `paused` is set when it is held."""
+    paused, go = threading.Event(), threading.Event()
+    real_notify = roster_service.notify
+
+    def notify(session, workers, kind, *args, **kwargs):
+        real_notify(session, workers, kind, *args, **kwargs)
+        if kind == "roster_changed" and not paused.is_set():
+            paused.set()
+            assert go.wait(30)
+
+    monkeypatch.setattr(roster_service, "notify", notify)
+    return paused, go
+
+
+def test_two_edits_at_once_giving_a_worker_both_free_days_leave_them_their_rest(live, monkeypatch):
+    """A worker holds five days of a seven-day week: two leaders each hand them one of the
+    two free days. Each edit alone keeps the weekly rest (six days); both together left them
+    seven days without rest, each checked before the other had committed. The second waits
+    for the first, then sees its shift: a 409."""
+    c = live.c
+    view = _seven_day_week(live)
+    worker = c.workers[3]
+    free = _leave_five_days(live, view, worker.id)
+    first, second = (
+        next(s for s in _shifts(view) if s["date"] == day and s["worker_id"] != worker.id)
+        for day in free[:2]
+    )
+    paused, go = _hold_first_change(monkeypatch)
+    with ThreadPoolExecutor(2) as pool:
+        one = pool.submit(
+            live.patch, f"/api/v1/shifts/{first['id']}", c.leader, {"worker_id": worker.id}
+        )
+        assert paused.wait(30)
+        two = pool.submit(
+            live.patch, f"/api/v1/shifts/{second['id']}", c.admin, {"worker_id": worker.id}
+        )
+        _until_it_waits(live, two)
+        go.set()
+        answers = (one.result(30), two.result(30))
+    assert [r.status_code for r in answers] == [200, 409], answers[1].get_json()
+    assert "rest" in answers[1].get_json()["detail"]
+    assert _days_worked(live, worker.id, WEEK) == 6
+
+
+def test_an_edit_and_a_swap_at_once_giving_a_worker_both_free_days_leave_them_their_rest(
+    live, monkeypatch
+):
+    """A swap of a day of one week for a free day of the worker's next week is accepted while
+    a leader hands the worker the other free day of that week. Each alone keeps six days;
+    together they left seven. The edit waits for the accept, then is refused (409)."""
+    from api.extensions import db
+    from api.models import Shift
+
+    c = live.c
+    first_week = _seven_day_week(live)
+    next_week = _seven_day_week(live, NEXT_WEEK)
+    worker = c.workers[3]
+    free = _leave_five_days(live, next_week, worker.id)
+    taken = next(s for s in _shifts(next_week) if s["date"] == free[0])
+    third = next(w for w in c.workers if w.id == taken["worker_id"])
+    # The worker gives in exchange a day of the first week both work; the third worker's
+    # shift that day is taken away, so they are free for it and stay within six days.
+    theirs = {s["date"] for s in _shifts(first_week) if s["worker_id"] == third.id}
+    given = next(
+        s for s in _shifts(first_week) if s["worker_id"] == worker.id and s["date"] in theirs
+    )
+    with live.app.app_context(), db.engine.begin() as conn:
+        conn.execute(
+            delete(Shift).where(
+                Shift.worker_id == third.id, Shift.date == date.fromisoformat(given["date"])
+            )
+        )
+    swap = live.post(f"/api/v1/shifts/{given['id']}/swap", worker, {"with_shift_id": taken["id"]})
+    assert swap.status_code == 201, swap.get_json()
+    handed = next(
+        s for s in _shifts(next_week) if s["date"] == free[1] and s["worker_id"] != worker.id
+    )
+    paused, go = _hold_first_change(monkeypatch)
+    with ThreadPoolExecutor(2) as pool:
+        accepted = pool.submit(live.post, f"/api/v1/swaps/{swap.get_json()['id']}/accept", third)
+        assert paused.wait(30)
+        edited = pool.submit(
+            live.patch, f"/api/v1/shifts/{handed['id']}", c.leader, {"worker_id": worker.id}
+        )
+        _until_it_waits(live, edited)
+        go.set()
+        answers = (accepted.result(30), edited.result(30))
+    assert [r.status_code for r in answers] == [200, 409], answers[1].get_json()
+    assert "rest" in answers[1].get_json()["detail"]
+    assert _days_worked(live, worker.id, NEXT_WEEK) == 6

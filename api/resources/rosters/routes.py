@@ -258,7 +258,7 @@ class Leaves(MethodView):
     @blp.response(201, LeaveSchema)
     def post(self, data):
         """Request leave for yourself"""
-        leave = rosters.request_leave(db.session, current_scope(), data)
+        leave = rosters.request_leave(db.session, current_scope(), data, now=_now())
         db.session.commit()
         return leave
 
