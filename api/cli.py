@@ -1328,9 +1328,11 @@ def _report_tick(session, now, *, retry_now: bool = False):
 def report_tick(now, retry_now: bool) -> None:
     """Store and announce the reports due (Monday 08:00 Asia/Shanghai, last week); idempotent.
 
-    A community whose report failed is retried after a delay (1 min, doubling, at most 1 h),
-    as the push worker does; --retry-now retries it at once. Exits 1 when a community's report
-    failed in this run (the others are stored all the same, the failure recorded).
+    Weeks missed (no run on their Monday: the push worker was down) are stored too, from the
+    seven weeks before the one due, none before the first report ever stored; --now reaches
+    further back. A community whose report failed is retried after a delay (1 min, doubling,
+    at most 1 h), as the push worker does; --retry-now retries it at once. Exits 1 when a
+    report failed in this run (the others are stored all the same, the failure recorded).
     """
     from datetime import timedelta
 
@@ -1344,24 +1346,32 @@ def report_tick(now, retry_now: bool) -> None:
                 param_hint="--now",
             )
         result = _report_tick(session, now or current, retry_now=retry_now)
+        for missed in result.earlier:
+            click.echo(f"{missed.week}: {len(missed.created)} stored (missed on its Monday)")
+            _echo_retries(missed)
         click.echo(f"{result.week}: {len(result.created)} stored, {result.skipped} already stored")
-        if result.failed:
-            click.secho(
-                f"{len(result.failed)} failed (see the log), retried later: "
-                + ", ".join(_retry_at(result, code) for code in result.failed),
-                fg="red",
-                err=True,
-            )
-        if result.deferred:
-            click.secho(
-                f"{len(result.deferred)} waiting to retry: "
-                + ", ".join(_retry_at(result, code) for code in result.deferred)
-                + "; --retry-now to retry them now",
-                fg="yellow",
-                err=True,
-            )
-    if result.failed:  # after the commit: what was stored, and the failures' records, stay
+        _echo_retries(result)
+    if result.any_failed:  # after the commit: what was stored, and the failures' records, stay
         raise SystemExit(1)
+
+
+def _echo_retries(result) -> None:
+    """The week's failed and waiting communities, each with its next attempt."""
+    if result.failed:
+        click.secho(
+            f"{len(result.failed)} failed (see the log), retried later: "
+            + ", ".join(_retry_at(result, code) for code in result.failed),
+            fg="red",
+            err=True,
+        )
+    if result.deferred:
+        click.secho(
+            f"{len(result.deferred)} waiting to retry: "
+            + ", ".join(_retry_at(result, code) for code in result.deferred)
+            + "; --retry-now to retry them now",
+            fg="yellow",
+            err=True,
+        )
 
 
 def _retry_at(result, code: str) -> str:
@@ -1430,8 +1440,9 @@ def _tick_reports(log) -> None:
     # The Monday reports ride the same tick (idempotent; cheap when done).
     with db.begin() as session:
         reported = _report_tick(session, database_now(session))
-    if reported.created:
-        log.info("reports %s: %s stored", reported.week, len(reported.created))
+    for result in [*reported.earlier, reported]:
+        if result.created:
+            log.info("reports %s: %s stored", result.week, len(result.created))
 
 
 def _tick_swaps(log) -> None:

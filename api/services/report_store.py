@@ -15,7 +15,7 @@ from api.scope import Scope
 from api.services import report_render, reports
 from api.services.notifications import notify
 from api.services.rates import percent
-from api.services.weeks import parse_week
+from api.services.weeks import parse_week, shift_week
 
 log = logging.getLogger("gridwork.reports")
 
@@ -27,8 +27,19 @@ RETRY_FIRST = timedelta(minutes=1)
 RETRY_MAX = timedelta(hours=1)
 
 
+# The week due and the weeks before it that a run stores when their report is missing: a push
+# worker down across a Monday (or two...) leaves a week unstored, which the next run makes up.
+# Eight weeks, as many as the report's trend shows: enough for an outage noticed late, and the
+# first tick after a longer one renders at most eight reports a community (in one transaction);
+# `report tick --now <an older Monday>` reaches further back, eight weeks from that Monday.
+CATCH_UP_WEEKS = 8
+
+
 @dataclass(frozen=True)
 class Generated:
+    """What a run did for one week: the week due (and, in `earlier`, each missed week before it
+    that it stored, failed or deferred a report of, oldest first)."""
+
     week: str
     created: list[Report]
     skipped: int
@@ -37,6 +48,16 @@ class Generated:
     # failed or deferred one, (the number of its next attempt, when it is due).
     deferred: list[str] = field(default_factory=list)
     retry_at: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    earlier: list[Generated] = field(default_factory=list)
+
+    @property
+    def all_created(self) -> list[Report]:
+        """The reports stored by the run, missed weeks' first."""
+        return [r for g in self.earlier for r in g.created] + self.created
+
+    @property
+    def any_failed(self) -> bool:
+        return bool(self.failed) or any(g.failed for g in self.earlier)
 
 
 def _communities_due(session: Session, week: str) -> list[Community]:
@@ -57,31 +78,84 @@ def _communities_due(session: Session, week: str) -> list[Community]:
     )
 
 
+def _missed_weeks(session: Session, week: str) -> list[str]:
+    """The weeks before `week` a run looks for missing reports in, oldest first: up to
+    CATCH_UP_WEEKS - 1 of them, none before the first week any report was stored.
+
+    Before that week no Monday run had stored anything (a new platform, or one whose register
+    was loaded dated back, `backdate_register`): those weeks were never missed, and making up
+    their reports would announce weeks of nothing to every community's leaders at once.
+    """
+    first = session.scalar(select(func.min(Report.week)).where(Report.level == "community"))
+    if first is None:
+        return []
+    weeks = [shift_week(week, -i) for i in range(CATCH_UP_WEEKS - 1, 0, -1)]
+    return [w for w in weeks if w >= first]  # "YYYY-Www" sorts as the weeks do
+
+
+def _missing(session: Session, weeks: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """For each of `weeks`, (code, name) of the communities due then whose report is not stored.
+
+    One statement; once every report is stored it costs an index probe a community and week
+    (`uq_reports_week_level_code`), and claims nothing."""
+    if not weeks:
+        return {}
+    bounds = [reports.week_bounds(w) for w in weeks]
+    rows = session.execute(
+        text(
+            "SELECT w.week, c.code, c.name FROM unnest(CAST(:weeks AS text[]), "
+            "CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[])) AS w(week, s, e) "
+            "CROSS JOIN communities c "
+            "WHERE NOT EXISTS (SELECT 1 FROM reports r WHERE r.week = w.week "
+            "AND r.level = 'community' AND r.code = c.code) "
+            "AND EXISTS (SELECT 1 FROM grids g JOIN grid_versions v ON v.grid_id = g.id "
+            "WHERE g.community_code = c.code AND v.valid_from < w.e "
+            "AND (v.valid_to IS NULL OR v.valid_to > w.s)) "
+            "ORDER BY w.week, c.code"
+        ),
+        {"weeks": weeks, "starts": [s for s, _ in bounds], "ends": [e for _, e in bounds]},
+    )
+    missing: dict[str, list[tuple[str, str]]] = {}
+    for week, code, name in rows:
+        missing.setdefault(week, []).append((code, name))
+    return missing
+
+
 def generate_due_reports(session: Session, now: datetime, *, retry_now: bool = False) -> Generated:
-    """Store (and announce) every community's report for the week due at `now`.
+    """Store (and announce) every community's report for the week due at `now`, and those of
+    the weeks before it that a run missed.
 
-    Due from Monday 08:00 Asia/Shanghai for the week before. Idempotent: a report is claimed by
-    inserting its (week, level, code) row with ON CONFLICT DO NOTHING, so a second run, or a
-    second worker racing this one, skips it (the loser waits on the unique index until the
-    winner commits, then sees the row). Only the claimant renders, stores and notifies, all in
-    the caller's transaction.
+    Due from Monday 08:00 Asia/Shanghai for the week before. A week whose Monday passed with no
+    run (the push worker down across it) is made up by the next run: each of the
+    CATCH_UP_WEEKS - 1 weeks before the week due, from the first week any report was stored,
+    whose report of a community due then is not stored, is stored too, oldest first. Its
+    figures are its week's own (the report reads the week as it closed: `cutoff` is the week's
+    end for any run after it); it is stamped and announced at `now`, when it is made.
 
-    Each community is claimed, rendered and announced in its own savepoint: one that fails is
-    rolled back, claim included, and the other communities' reports are stored all the same.
-    The failure is logged once (with its traceback) and recorded in `report_failures` with
-    when the next attempt is due (RETRY_FIRST after the first failure, doubling, at most
-    RETRY_MAX); runs before then skip that community (`deferred`) unless `retry_now`. A stored
-    (or already stored) report deletes its record.
+    Idempotent: a report is claimed by inserting its (week, level, code) row with ON CONFLICT
+    DO NOTHING, so a second run, or a second worker racing this one, skips it (the loser waits
+    on the unique index until the winner commits, then sees the row). Only the claimant
+    renders, stores and notifies, all in the caller's transaction.
+
+    Each (week, community) is claimed, rendered and announced in its own savepoint: one that
+    fails is rolled back, claim included, and the other reports are stored all the same. The
+    failure is logged once (with its traceback) and recorded in `report_failures` with when the
+    next attempt is due (RETRY_FIRST after the first failure, doubling, at most RETRY_MAX); runs
+    before then skip that report (`deferred`) unless `retry_now`. A stored (or already stored)
+    report deletes its record.
     """
     week = reports.previous_week_due(now)
+    earlier = _missed_weeks(session, week)
     waiting = {
-        code: (attempts, next_at)
-        for code, attempts, next_at in session.execute(
+        (w, code): (attempts, next_at, stored)
+        for w, code, attempts, next_at, stored in session.execute(
             text(
-                "SELECT community_code, attempts, next_attempt_at FROM report_failures "
-                "WHERE week = :week"
+                "SELECT f.week, f.community_code, f.attempts, f.next_attempt_at, EXISTS ("
+                "SELECT 1 FROM reports r WHERE r.week = f.week AND r.level = 'community' "
+                "AND r.code = f.community_code) FROM report_failures f "
+                "WHERE f.week = ANY(CAST(:weeks AS text[]))"
             ),
-            {"week": week},
+            {"weeks": [*earlier, week]},
         )
     }
     # Reports already stored are skipped before any claim: the claim's INSERT draws an id from
@@ -89,17 +163,47 @@ def generate_due_reports(session: Session, now: datetime, *, retry_now: bool = F
     stored = set(
         session.scalars(select(Report.code).where(Report.week == week, Report.level == "community"))
     )
+    due = [(c.code, c.name, c.code in stored) for c in _communities_due(session, week)]
+    missing = _missing(session, earlier)
+    # A missed week's failure whose report was stored since (by another worker): not in
+    # `missing`, its record goes here.
+    for (w, code), (_, _, done) in waiting.items():
+        if done and w != week:
+            _clear_failure(session, w, code)
+    caught_up = []
+    for w in earlier:
+        if w in missing:
+            todo = [(code, name, False) for code, name in missing[w]]
+            result = _store_week(session, w, todo, waiting, now, retry_now)
+            if result.created or result.failed or result.deferred:
+                caught_up.append(result)
+    result = _store_week(session, week, due, waiting, now, retry_now)
+    return Generated(
+        week,
+        result.created,
+        result.skipped,
+        result.failed,
+        result.deferred,
+        result.retry_at,
+        caught_up,
+    )
+
+
+def _store_week(
+    session: Session,
+    week: str,
+    communities: list[tuple[str, str, bool]],
+    waiting: dict[tuple[str, str], tuple[int, datetime, bool]],
+    now: datetime,
+    retry_now: bool,
+) -> Generated:
+    """Store the week's report of each (code, name, already stored) community not stored yet."""
     created, skipped, failed, deferred, retry_at = [], 0, [], [], {}
-    for code, name in [(c.code, c.name) for c in _communities_due(session, week)]:
-        before = waiting.get(code)
-        if code in stored:
+    for code, name, done in communities:
+        before = waiting.get((week, code))
+        if done:
             if before is not None:  # stored by another worker after this one's failure
-                session.execute(
-                    text(
-                        "DELETE FROM report_failures WHERE week = :week AND community_code = :code"
-                    ),
-                    {"week": week, "code": code},
-                )
+                _clear_failure(session, week, code)
             skipped += 1
             continue
         if before is not None and before[1] > now and not retry_now:
@@ -122,10 +226,7 @@ def generate_due_reports(session: Session, now: datetime, *, retry_now: bool = F
             retry_at[code] = (attempts + 1, next_at)
             continue
         if before is not None:
-            session.execute(
-                text("DELETE FROM report_failures WHERE week = :week AND community_code = :code"),
-                {"week": week, "code": code},
-            )
+            _clear_failure(session, week, code)
         if report is None:
             skipped += 1
         else:
@@ -140,6 +241,13 @@ def generate_due_reports(session: Session, now: datetime, *, retry_now: bool = F
             len(deferred),
         )
     return Generated(week, created, skipped, failed, deferred, retry_at)
+
+
+def _clear_failure(session: Session, week: str, code: str) -> None:
+    session.execute(
+        text("DELETE FROM report_failures WHERE week = :week AND community_code = :code"),
+        {"week": week, "code": code},
+    )
 
 
 def _error_class(exc: BaseException) -> str:

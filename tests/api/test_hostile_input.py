@@ -514,6 +514,27 @@ def _truncated_jpeg() -> bytes:
     return out.getvalue()[:300]
 
 
+def _webp(*chunks: tuple[bytes, bytes]) -> bytes:
+    body = b"WEBP" + b"".join(
+        kind + len(payload).to_bytes(4, "little") + payload + b"\x00" * (len(payload) & 1)
+        for kind, payload in chunks
+    )
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def _webp_garbage() -> bytes:
+    """A lossless frame header (64x64) followed by bytes that are no Huffman codes."""
+    bits = (64 - 1) | (64 - 1) << 14
+    garbage = bytes((i * 37 + 11) & 0xFF for i in range(4000))
+    return _webp((b"VP8L", b"\x2f" + bits.to_bytes(4, "little") + garbage))
+
+
+def _webp_canvas(width: int, height: int) -> bytes:
+    """A lossless frame header claiming width x height, its data a few bytes: a bomb."""
+    bits = (width - 1) | (height - 1) << 14
+    return _webp((b"VP8L", b"\x2f" + bits.to_bytes(4, "little") + b"\x00" * 32))
+
+
 PHOTO_CASES = {
     "50 MB photo": (lambda: Endless(b"\xff\xd8\xff" + b"\x00" * 997, 50 * MB), (413,)),
     "a .png that is a zip": (lambda: _zip({"photo.png": b"\x89PNG"}), (415,)),
@@ -522,6 +543,9 @@ PHOTO_CASES = {
     "a PNG with a broken chunk": (lambda: _png()[:-20] + b"\x00" * 20, (415,)),
     "a PNG claiming 60000x60000 pixels": (lambda: _png(60_000, 60_000, zlib.compress(b"")), (413,)),
     "a GIF": (lambda: b"GIF89a" + b"\x00" * 100, (415,)),
+    "a WebP of garbage image data": (lambda: _webp_garbage(), (415,)),
+    "a WebP claiming 16383x16383 pixels": (lambda: _webp_canvas(16383, 16383), (413,)),
+    "a WebP claiming 7000x7000 pixels": (lambda: _webp_canvas(7000, 7000), (413,)),
 }
 
 

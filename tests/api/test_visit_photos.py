@@ -375,3 +375,153 @@ def test_an_uploaded_jpeg_is_walked_once(monkeypatch):
     assert photos.clean_image(data, "image/jpeg") == stripped
     assert len(searched) == data.count(b"\xff\xda") > 1  # once per scan (a progressive JPEG)
     assert all(end <= start for (_, end), (start, _) in itertools.pairwise(sorted(searched)))
+
+
+# --- WebP: the image data is checked, not the header alone -----------------------------------
+def _riff(*chunks: tuple[bytes, bytes]) -> bytes:
+    body = b"WEBP" + b"".join(
+        kind + len(payload).to_bytes(4, "little") + payload + b"\x00" * (len(payload) & 1)
+        for kind, payload in chunks
+    )
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def _noisy_webp(lossless: bool) -> tuple[bytes, bytes]:
+    """(the image chunk's kind, its payload) of a real 64x64 WebP with something to decode."""
+    import random
+
+    from PIL import Image
+
+    pixels = random.Random(7).randbytes(64 * 64 * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (64, 64), pixels).save(out, "WEBP", lossless=lossless)
+    data = out.getvalue()
+    kind, size = data[12:16], int.from_bytes(data[16:20], "little")
+    assert kind == (b"VP8L" if lossless else b"VP8 ")
+    return kind, data[20 : 20 + size]
+
+
+def _webp_damaged(how: str) -> bytes:
+    kind, payload = _noisy_webp(lossless=how.startswith("lossless"))
+    header = 5 if kind == b"VP8L" else 10  # the frame header: its size is read from it
+    if how.endswith("garbage data"):
+        garbage = bytes((i * 37 + 11) & 0xFF for i in range(len(payload) - header))
+        return _riff((kind, payload[:header] + garbage))
+    if how.endswith("zeroed data"):
+        return _riff((kind, payload[:header] + b"\x00" * (len(payload) - header)))
+    if how.endswith("cut short, its sizes written to match"):
+        return _riff((kind, payload[: len(payload) // 3]))
+    if how.endswith("header only"):
+        return _riff((kind, payload[:header]))
+    raise AssertionError(how)
+
+
+# A lossy (VP8) frame carries no check value: bytes of the right length after its header decode
+# to noise, in libwebp as in every browser, so only a frame cut short is found. A lossless one
+# (VP8L) starts with its Huffman codes, which garbage or zeros break.
+WEBP_DAMAGES = [
+    "lossy cut short, its sizes written to match",
+    "lossy header only",
+    *(
+        f"lossless {how}"
+        for how in ("garbage data", "zeroed data", "cut short, its sizes written to match")
+    ),
+    "lossless header only",
+]
+
+
+@pytest.mark.parametrize("how", WEBP_DAMAGES)
+def test_a_webp_whose_image_data_is_not_an_image_is_415_and_stores_nothing(
+    client, world, session, photo_dir, visit_id, how
+):
+    """A WebP was taken on its RIFF header and chunk sizes alone (Pillow's verify() of a WebP
+    checks nothing): garbage, zeros or a cut frame with its sizes rewritten were stored, and
+    served to every browser that opens the visit."""
+    before = photo_count(session)
+    uploaded = upload(client, world, visit_id, _webp_damaged(how))
+    assert uploaded.status_code == 415, uploaded.json
+    assert uploaded.json["accepted"] == ["image/jpeg", "image/png", "image/webp"]
+    assert "not a readable WEBP image" in uploaded.json["detail"]
+    assert photo_count(session) == before
+    assert not [p for p in photo_dir.rglob("*") if p.is_file()]
+
+
+def test_a_webp_whose_canvas_and_frame_sizes_differ_is_415():
+    """A VP8X header declaring another size than the frame it holds."""
+    from api import errors
+    from api.services.photos import clean_image
+
+    kind, payload = _noisy_webp(lossless=False)
+    canvas = (128 - 1).to_bytes(3, "little") * 2  # 128x128, the frame is 64x64
+    with pytest.raises(errors.UnsupportedMediaType):
+        clean_image(_riff((b"VP8X", b"\x00" * 4 + canvas), (kind, payload)), "image/webp")
+
+
+def test_a_webp_with_alpha_and_an_orientation_is_still_accepted(client, world, photo_dir, visit_id):
+    from PIL import Image
+
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGBA", (32, 16), (10, 20, 30, 128)).save(out, "WEBP", exif=exif.tobytes())
+    uploaded = upload(client, world, visit_id, out.getvalue())
+    assert uploaded.status_code == 201, uploaded.json
+
+
+def test_an_animated_webp_is_415(client, world, session, photo_dir, visit_id):
+    """A visit photo is one picture: each frame of an animation would have to be decoded to
+    check it (a small file can hold thousands)."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", (16, 16), (i * 40, 0, 0)) for i in range(3)]
+    out = io.BytesIO()
+    frames[0].save(out, "WEBP", save_all=True, append_images=frames[1:])
+    before = photo_count(session)
+    uploaded = upload(client, world, visit_id, out.getvalue())
+    assert uploaded.status_code == 415
+    assert "animation" in uploaded.json["detail"]
+    assert photo_count(session) == before
+
+
+_MEASURE_WEBP = """
+import resource, sys
+from api import errors
+from api.services.photos import clean_image
+from PIL import Image, WebPImagePlugin  # loaded before measuring
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    clean_image(data, "image/webp")
+except errors.PayloadTooLarge:
+    print("413", file=sys.stderr)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def test_a_webp_of_more_pixels_than_it_may_be_decoded_at_is_413_in_bounded_memory(tmp_path):
+    """A WebP is decoded whole to be checked (no scaled decoding, as a JPEG's): a 2 KB
+    lossless WebP of 49 MP, under the 50 MP every photo is held to, took 770 MB to decode."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from api.services.photos import MAX_WEBP_PIXELS
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    path = tmp_path / "bomb.webp"
+    make = (
+        "import sys; from PIL import Image; Image.new('RGB', (7000, 7000), (200, 40, 40))"
+        ".save(sys.argv[1], 'WEBP', lossless=True)"
+    )
+    subprocess.run([sys.executable, "-c", make, str(path)], check=True)  # apart: its own peak
+    assert path.stat().st_size < 10_000 and MAX_WEBP_PIXELS < 7000 * 7000
+    measured = subprocess.run(
+        [sys.executable, "-c", _MEASURE_WEBP, str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert measured.stderr == "413\n"
+    assert int(measured.stdout) < 32 * 1024  # KiB
