@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 
 # RFC 8030 §5.4: a Topic is at most 32 characters of the URL-safe base64 alphabet.
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# getaddrinfo's answers that the name has no address (NXDOMAIN, no A/AAAA record): the DNS
+# answered. Any other failure (EAI_AGAIN: try again; EAI_FAIL; a socket error) is the resolver's.
+_NO_SUCH_HOST = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
 
 
 class WebPushChannel:
@@ -155,16 +160,21 @@ def checked_address(host: str, *, allow_private: bool = False) -> str:
     address the host resolves to is found public.
 
     Raises RefusedEndpoint. An address that is not public: invalid_target, like any
-    subscription that can never be sent to (the device is deactivated). A host that does not
-    resolve: failed, this message only; the device is kept, since a resolver's bad minute must
-    not switch off every browser. With `allow_private`, any address goes (the first public one
+    subscription that can never be sent to (the device is deactivated). A host the DNS says
+    does not exist (or is no name at all): failed, this message only; the device is kept,
+    since a resolver's bad minute must not switch off every browser. A resolver that cannot
+    answer now (try again, or broken: ours, not the endpoint's fault): retry, or every push of
+    its bad minute was lost. With `allow_private`, any address goes (the first public one
     still first).
     """
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
         error = short_error(f"endpoint host does not resolve: {exc}")
-        raise RefusedEndpoint(FAILED, error) from exc
+        no_such_host = isinstance(exc, UnicodeError) or (
+            isinstance(exc, socket.gaierror) and exc.errno in _NO_SUCH_HOST
+        )
+        raise RefusedEndpoint(FAILED if no_such_host else RETRY, error) from exc
     addresses = [info[4][0] for info in infos]
     public = [address for address in addresses if is_public_address(address)]
     if not addresses or (len(public) < len(addresses) and not allow_private):

@@ -556,6 +556,37 @@ def test_endpoint_whose_host_does_not_resolve_fails_that_message_only(
 
 
 @pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (socket.EAI_AGAIN, "Temporary failure in name resolution"),
+        (socket.EAI_FAIL, "Non-recoverable failure in name resolution"),
+    ],
+    ids=["try-again", "resolver-broken"],
+)
+def test_a_resolver_that_fails_for_a_while_costs_the_message_a_retry_not_the_message(
+    strict: WebPushChannel,
+    browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
+    no_requests: None,
+    code: int,
+    text: str,
+) -> None:
+    """The server's resolver down for a minute (restarting, its upstream unreachable) says
+    "try again", not "no such host": every Web Push message of that minute was failed for
+    good, never sent, though the push service's name resolved again a minute later."""
+
+    def getaddrinfo(*args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        raise socket.gaierror(code, text)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    [result] = strict.send([web(browser.subscription("https://push.example/sub/1"))])
+
+    assert result.outcome == "retry"  # the device is kept, the message goes when it resolves
+    assert "does not resolve" in (result.error or "")
+
+
+@pytest.mark.parametrize(
     ("address", "public"),
     [
         ("142.250.72.10", True),
