@@ -43,8 +43,8 @@ _RETRY_CODES = {
     exceptions.INTERNAL,  # 500
     exceptions.DEADLINE_EXCEEDED,  # timeouts
     # Our side's configuration, not the message: credentials FCM refuses (401), the project's
-    # API disabled or its service account without the role (403; a sender mismatch is the
-    # token's, caught before), the APNs key or certificate refused (THIRD_PARTY_AUTH_ERROR,
+    # API disabled or its service account without the role (403; a sender mismatch is
+    # caught before: failed), the APNs key or certificate refused (THIRD_PARTY_AUTH_ERROR,
     # 401). Failed for good, every push of the outage was lost (a whole batch of 500 at once);
     # retried with backoff within the message's life, they go once the operator mends it.
     exceptions.UNAUTHENTICATED,
@@ -227,8 +227,15 @@ def classify(exc: exceptions.FirebaseError) -> tuple[Outcome, str]:
     """The outcome for an FCM error, and the error code to report it by."""
     fcm_code, violations = _error_details(exc)
     label = fcm_code or exc.code
-    if isinstance(exc, (messaging.UnregisteredError, messaging.SenderIdMismatchError)):
+    if isinstance(exc, messaging.UnregisteredError):
         return INVALID_TARGET, label
+    if isinstance(exc, messaging.SenderIdMismatchError):
+        # The token and our account are of two Firebase projects. FCM says so for every token
+        # when the server holds another project's account (the staging JSON; another
+        # project's GOOGLE_APPLICATION_CREDENTIALS), and deactivating each switched off every
+        # phone in one round, for good once mended. Firebase retires tokens on UNREGISTERED
+        # and INVALID_ARGUMENT only: failed for this message, the device kept ("fcm disabled").
+        return FAILED, label
     if exc.code == exceptions.INVALID_ARGUMENT:
         # FCM says INVALID_ARGUMENT for a malformed token and for a bad payload alike. Only
         # the token's fault should deactivate a device: a payload fault names its field. And
