@@ -152,14 +152,34 @@ class FcmChannel:
             return
         for start in range(0, len(pending), BATCH_LIMIT):
             chunk = pending[start : start + BATCH_LIMIT]
-            try:
-                batch = messaging.send_each([m for _, m in chunk], app=self._app)
-            except exceptions.FirebaseError as exc:
-                logger.error("FCM: batch of %d failed: %s", len(chunk), exc)
-                retry_all(chunk, short_error(exc))
-                continue
-            for (index, _), response in zip(chunk, batch.responses, strict=True):
-                results[index] = to_result(messages[index].message_id, response)
+            for attempt in (1, 2):
+                try:
+                    batch = messaging.send_each([m for _, m in chunk], app=self._app)
+                except exceptions.FirebaseError as exc:
+                    logger.error("FCM: batch of %d failed: %s", len(chunk), exc)
+                    retry_all(chunk, short_error(exc))
+                    break
+                refused = []
+                for item, response in zip(chunk, batch.responses, strict=True):
+                    results[item[0]] = to_result(messages[item[0]].message_id, response)
+                    if _token_refused(response):
+                        refused.append(item)
+                # Our access token refused (revoked before it ran out): one new token for the
+                # batch, and what it refused goes again with it, once (google-auth's session
+                # did that per message, and for any 401: `_no_refresh_on_401`).
+                if not refused or attempt == 2 or not self._renew_token():
+                    break
+                chunk = refused
+
+    def _renew_token(self) -> bool:
+        """Drop the access token FCM refused and fetch another; False if none comes."""
+        self._credential.token = None
+        try:
+            self._ensure_token()
+        except google.auth.exceptions.GoogleAuthError as exc:
+            logger.error("FCM: cannot renew the access token FCM refused: %s", exc)
+            return False
+        return True
 
     def _ensure_token(self) -> None:
         # Refresh once here: left to send_each, each of its up to 500 threads would find the
@@ -205,6 +225,17 @@ def to_firebase(message: Message, now: float) -> messaging.Message:
     )
     apns = messaging.APNSConfig(headers=headers, payload=messaging.APNSPayload(aps=aps))
     return messaging.Message(fid=message.target, data=data, notification=notification, apns=apns)
+
+
+def _token_refused(response: messaging.SendResponse) -> bool:
+    """FCM refused our access token itself (401 UNAUTHENTICATED); not APNs refusing our key
+    (THIRD_PARTY_AUTH_ERROR, a 401 too, which no new token mends)."""
+    exc = response.exception
+    return (
+        isinstance(exc, exceptions.UnauthenticatedError)
+        and not isinstance(exc, messaging.ThirdPartyAuthError)
+        and _error_details(exc)[0] is None
+    )
 
 
 def to_result(message_id: str, response: messaging.SendResponse) -> DeliveryResult:
@@ -295,6 +326,23 @@ def _point_at(service: Any, base_url: str) -> None:
     # send_each runs up to 500 requests at once: pool as firebase-admin does for its host.
     adapter = HTTPAdapter(pool_connections=100, pool_maxsize=100, max_retries=_TRANSPORT_RETRY)
     session.mount(base + "/", adapter)
+    _no_refresh_on_401(session)
+
+
+def _no_refresh_on_401(session: Any) -> None:
+    """Make google-auth's AuthorizedSession (firebase-admin's) hand a 401 back at once.
+
+    It takes every 401 for a stale access token: it fetches a new one and posts the request
+    again, up to twice, in each of send_each's threads. FCM's 401 is as often APNs refusing
+    our key (THIRD_PARTY_AUTH_ERROR), which no token mends: each iOS push cost three sends
+    and two token requests. FcmChannel renews a refused token itself, once per batch.
+    """
+    if not hasattr(session, "_refresh_status_codes"):
+        raise RuntimeError(
+            "google-auth's AuthorizedSession no longer keeps _refresh_status_codes; update "
+            "push.fcm._no_refresh_on_401"
+        )
+    session._refresh_status_codes = ()
 
 
 def _skip_access_boundary_lookup(credential: Any) -> None:

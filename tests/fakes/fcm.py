@@ -217,6 +217,11 @@ class FakeFcm:
         with self._lock:
             self._failures.setdefault(target, []).extend([kind] * times)
 
+    def revoke_access_tokens(self) -> None:
+        """Refuse every access token issued so far (401 UNAUTHENTICATED): Google revoked them."""
+        with self._lock:
+            self._tokens.clear()
+
     def clear_failures(self) -> None:
         """Answer every later send normally again (an outage ends)."""
         with self._lock:

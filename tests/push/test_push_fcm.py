@@ -251,6 +251,37 @@ def test_an_apns_auth_error_is_retried_not_lost(channel: FcmChannel) -> None:
     assert result.outcome == "retry"
 
 
+def test_an_apns_auth_error_comes_back_at_once_without_hidden_retries_or_new_tokens(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    """THIRD_PARTY_AUTH_ERROR is an HTTP 401. google-auth's session took every 401 for a stale
+    access token of ours: each message fetched a new token and was posted again, twice. An
+    APNs key expired (a yearly chore) made each iOS push of a round cost three sends and two
+    token requests, 500 at once: the project's FCM quota spent threefold, and the OAuth
+    endpoint asked a thousand times a round, for an answer no token changes."""
+    messages = [ios(f"third-party-auth-{i}", f"m-{i}") for i in range(20)]
+
+    results = channel.send(messages)
+
+    assert {r.outcome for r in results} == {"retry"}
+    assert (fake.send_requests, fake.token_requests) == (20, 1)
+
+
+def test_an_access_token_fcm_refuses_is_renewed_once_for_the_whole_batch(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    """Our access token refused (401 UNAUTHENTICATED, revoked before it ran out): one new
+    token, and the batch goes again with it, in the same call."""
+    channel.send([android("token-0", "m-0")])
+    fake.revoke_access_tokens()
+
+    results = channel.send([android(f"token-{i}", f"m-{i}") for i in range(1, 21)])
+
+    assert {r.outcome for r in results} == {"delivered"}
+    assert fake.token_requests == 2
+    assert fake.send_requests == 1 + 20 + 20  # the first message; the batch refused; again
+
+
 def test_a_project_fcm_refuses_us_is_retried_not_lost(fake: FakeFcm, tmp_path: Path) -> None:
     """A service account of another project (403 PERMISSION_DENIED, no sender mismatch): a
     configuration fault of ours, not the device's; the whole batch waits, no device is
@@ -394,9 +425,12 @@ def test_canary_firebase_admin_keeps_the_fcm_url_where_point_at_looks(
         assert service._fcm_url == messaging._MessagingService.FCM_URL.format(PROJECT_ID)
         assert isinstance(service._client.session, requests.Session)
 
+        assert service._client.session._refresh_status_codes == (401,)
+
         _point_at(service, fake.url)
 
         assert service._fcm_url == f"{fake.url}/v1/projects/{PROJECT_ID}/messages:send"
+        assert service._client.session._refresh_status_codes == ()  # a 401 comes back at once
     finally:
         firebase_admin.delete_app(app)
 
