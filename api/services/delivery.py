@@ -101,7 +101,7 @@ _SENDABLE = f"""
 # A round renews its lease while it sends, for at most this long: a send stuck past it (a
 # socket without a timeout) lets the lease pass, and another worker takes the rows over.
 MAX_RENEWED = timedelta(minutes=15)
-# Channels that send one message at a time (Web Push: one request each, 10 s timeout): their
+# Channels that send one message at a time (Web Push: one request each, 20 s at most): their
 # messages go to the channel one per call, and between them the round checks, once a third of
 # a lease has passed, that it still holds the rows it is about to send. FCM's send_each sends
 # a batch at once, in parallel: it goes whole, in one call.

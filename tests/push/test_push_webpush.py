@@ -20,6 +20,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -424,6 +425,76 @@ def test_unreachable_push_service_is_retried(channel: WebPushChannel, browser: B
     [result] = channel.send([web(browser.subscription(f"{origin}/push/ok"))])
 
     assert result.outcome == "retry"
+
+
+class TricklingPushService:
+    """A push service (or any host a user registered as one) that answers a byte at a time,
+    each within the client's read timeout, for as long as `lasts` seconds, on 127.0.0.1."""
+
+    def __init__(self, every: float, lasts: float) -> None:
+        self.every, self.lasts = every, lasts
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def __enter__(self) -> TricklingPushService:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.listener.close()
+        self.thread.join(timeout=self.lasts + 5)
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(65536)
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            while len(body) < length:
+                body += connection.recv(65536)
+            try:
+                connection.sendall(b"HTTP/1.1")  # the status is yet to come
+                started = time.monotonic()
+                while time.monotonic() - started < self.lasts:
+                    time.sleep(self.every)  # the fake's pace, not the test's: it waits on none
+                    connection.sendall(b" ")
+                connection.sendall(b"201 Created\r\nContent-Length: 0\r\n\r\n")
+            except OSError:  # the channel hung up: what it should do
+                pass
+
+
+def test_a_push_service_trickling_its_answer_is_given_up_on_after_a_deadline(
+    vapid: Vapid02, browser: Browser
+) -> None:
+    """The timeout bounds each read, not the answer: a host answering a byte every few seconds
+    (a broken relay; any https host a user registers) held the send as long as it liked, and
+    with it the push worker, which sends one message at a time: nobody's push, an escalation's
+    neither, went out meanwhile. A send now ends after a deadline (twice the timeout, by
+    default), retried later like any send without an answer."""
+    channel = WebPushChannel(
+        vapid.private_pem().decode(), SUBJECT, timeout=1.0, allow_private_endpoints=True
+    )
+    try:
+        with TricklingPushService(every=0.2, lasts=12.0) as slow:
+            started = time.monotonic()
+            [result] = channel.send([web(browser.subscription(f"{slow.origin}/push/slow"))])
+            took = time.monotonic() - started
+    finally:
+        channel.close()
+
+    assert took < 6.0
+    assert result.outcome == "retry"
+    assert "did not answer within" in (result.error or "")
 
 
 def test_subscription_without_keys_is_an_invalid_target(
