@@ -43,8 +43,8 @@ _RETRY_CODES = {
     exceptions.INTERNAL,  # 500
     exceptions.DEADLINE_EXCEEDED,  # timeouts
     # Our side's configuration, not the message: credentials FCM refuses (401), the project's
-    # API disabled or its service account without the role (403; a sender mismatch is the
-    # token's, caught before), the APNs key or certificate refused (THIRD_PARTY_AUTH_ERROR,
+    # API disabled or its service account without the role (403; a sender mismatch is
+    # caught before: failed), the APNs key or certificate refused (THIRD_PARTY_AUTH_ERROR,
     # 401). Failed for good, every push of the outage was lost (a whole batch of 500 at once);
     # retried with backoff within the message's life, they go once the operator mends it.
     exceptions.UNAUTHENTICATED,
@@ -152,14 +152,34 @@ class FcmChannel:
             return
         for start in range(0, len(pending), BATCH_LIMIT):
             chunk = pending[start : start + BATCH_LIMIT]
-            try:
-                batch = messaging.send_each([m for _, m in chunk], app=self._app)
-            except exceptions.FirebaseError as exc:
-                logger.error("FCM: batch of %d failed: %s", len(chunk), exc)
-                retry_all(chunk, short_error(exc))
-                continue
-            for (index, _), response in zip(chunk, batch.responses, strict=True):
-                results[index] = to_result(messages[index].message_id, response)
+            for attempt in (1, 2):
+                try:
+                    batch = messaging.send_each([m for _, m in chunk], app=self._app)
+                except exceptions.FirebaseError as exc:
+                    logger.error("FCM: batch of %d failed: %s", len(chunk), exc)
+                    retry_all(chunk, short_error(exc))
+                    break
+                refused = []
+                for item, response in zip(chunk, batch.responses, strict=True):
+                    results[item[0]] = to_result(messages[item[0]].message_id, response)
+                    if _token_refused(response):
+                        refused.append(item)
+                # Our access token refused (revoked before it ran out): one new token for the
+                # batch, and what it refused goes again with it, once (google-auth's session
+                # did that per message, and for any 401: `_no_refresh_on_401`).
+                if not refused or attempt == 2 or not self._renew_token():
+                    break
+                chunk = refused
+
+    def _renew_token(self) -> bool:
+        """Drop the access token FCM refused and fetch another; False if none comes."""
+        self._credential.token = None
+        try:
+            self._ensure_token()
+        except google.auth.exceptions.GoogleAuthError as exc:
+            logger.error("FCM: cannot renew the access token FCM refused: %s", exc)
+            return False
+        return True
 
     def _ensure_token(self) -> None:
         # Refresh once here: left to send_each, each of its up to 500 threads would find the
@@ -207,6 +227,17 @@ def to_firebase(message: Message, now: float) -> messaging.Message:
     return messaging.Message(fid=message.target, data=data, notification=notification, apns=apns)
 
 
+def _token_refused(response: messaging.SendResponse) -> bool:
+    """FCM refused our access token itself (401 UNAUTHENTICATED); not APNs refusing our key
+    (THIRD_PARTY_AUTH_ERROR, a 401 too, which no new token mends)."""
+    exc = response.exception
+    return (
+        isinstance(exc, exceptions.UnauthenticatedError)
+        and not isinstance(exc, messaging.ThirdPartyAuthError)
+        and _error_details(exc)[0] is None
+    )
+
+
 def to_result(message_id: str, response: messaging.SendResponse) -> DeliveryResult:
     """Map one of send_each's responses onto a DeliveryResult."""
     if response.success:
@@ -227,8 +258,15 @@ def classify(exc: exceptions.FirebaseError) -> tuple[Outcome, str]:
     """The outcome for an FCM error, and the error code to report it by."""
     fcm_code, violations = _error_details(exc)
     label = fcm_code or exc.code
-    if isinstance(exc, (messaging.UnregisteredError, messaging.SenderIdMismatchError)):
+    if isinstance(exc, messaging.UnregisteredError):
         return INVALID_TARGET, label
+    if isinstance(exc, messaging.SenderIdMismatchError):
+        # The token and our account are of two Firebase projects. FCM says so for every token
+        # when the server holds another project's account (the staging JSON; another
+        # project's GOOGLE_APPLICATION_CREDENTIALS), and deactivating each switched off every
+        # phone in one round, for good once mended. Firebase retires tokens on UNREGISTERED
+        # and INVALID_ARGUMENT only: failed for this message, the device kept ("fcm disabled").
+        return FAILED, label
     if exc.code == exceptions.INVALID_ARGUMENT:
         # FCM says INVALID_ARGUMENT for a malformed token and for a bad payload alike. Only
         # the token's fault should deactivate a device: a payload fault names its field. And
@@ -288,6 +326,23 @@ def _point_at(service: Any, base_url: str) -> None:
     # send_each runs up to 500 requests at once: pool as firebase-admin does for its host.
     adapter = HTTPAdapter(pool_connections=100, pool_maxsize=100, max_retries=_TRANSPORT_RETRY)
     session.mount(base + "/", adapter)
+    _no_refresh_on_401(session)
+
+
+def _no_refresh_on_401(session: Any) -> None:
+    """Make google-auth's AuthorizedSession (firebase-admin's) hand a 401 back at once.
+
+    It takes every 401 for a stale access token: it fetches a new one and posts the request
+    again, up to twice, in each of send_each's threads. FCM's 401 is as often APNs refusing
+    our key (THIRD_PARTY_AUTH_ERROR), which no token mends: each iOS push cost three sends
+    and two token requests. FcmChannel renews a refused token itself, once per batch.
+    """
+    if not hasattr(session, "_refresh_status_codes"):
+        raise RuntimeError(
+            "google-auth's AuthorizedSession no longer keeps _refresh_status_codes; update "
+            "push.fcm._no_refresh_on_401"
+        )
+    session._refresh_status_codes = ()
 
 
 def _skip_access_boundary_lookup(credential: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -10,6 +11,8 @@ import logging
 import os
 import re
 import socket
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +22,8 @@ from py_vapid import Vapid02, VapidException
 from pywebpush import WebPushException, webpush
 from requests.adapters import HTTPAdapter
 from requests.utils import select_proxy
-from urllib3 import HTTPConnectionPool
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from push.message import (
     DELIVERED,
@@ -36,6 +40,11 @@ logger = logging.getLogger(__name__)
 
 # RFC 8030 §5.4: a Topic is at most 32 characters of the URL-safe base64 alphabet.
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# getaddrinfo's answers that the name has no address (NXDOMAIN, no A/AAAA record): the DNS
+# answered. Any other failure (EAI_AGAIN: try again; EAI_FAIL; a socket error) is the resolver's.
+_NO_SUCH_HOST = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
 
 
 class WebPushChannel:
@@ -51,6 +60,9 @@ class WebPushChannel:
     database, and it connects to the address it checked (`PinnedAddressAdapter`), so a second
     DNS answer cannot send it elsewhere. `allow_private_endpoints` lifts the check, for a push
     service on loopback (tests); the connection still goes to the one address resolved.
+
+    `timeout` bounds each connect and each read; `deadline` (twice `timeout` by default) the
+    whole send: a send still unanswered then is cut (`PinnedAddressAdapter.abort`) and retried.
     """
 
     def __init__(
@@ -60,6 +72,7 @@ class WebPushChannel:
         timeout: float = 10.0,
         *,
         allow_private_endpoints: bool = False,
+        deadline: float | None = None,
     ) -> None:
         if not vapid_subject.startswith(("mailto:", "https:")):
             raise ValueError("vapid_subject must be a mailto: or https: URL")
@@ -70,13 +83,17 @@ class WebPushChannel:
             raise ValueError(f"vapid_subject is not one py_vapid accepts: {exc}") from None
         self._subject = vapid_subject
         self._timeout = timeout
+        # `timeout` bounds each connect and each read, not the answer: a host sending a byte
+        # within every timeout held a send (and the push worker, which sends one at a time:
+        # everybody's pushes) as long as it liked. A send ends after `deadline` in all.
+        self._deadline = 2 * timeout if deadline is None else deadline
         self._session = requests.Session()
         # A push service answers; it does not redirect. Following a redirect would POST to
         # whatever address it names, past the endpoint check.
         self._session.max_redirects = 0
-        adapter = PinnedAddressAdapter(allow_private=allow_private_endpoints)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
+        self._adapter = PinnedAddressAdapter(allow_private=allow_private_endpoints)
+        self._session.mount("https://", self._adapter)
+        self._session.mount("http://", self._adapter)
 
     def send(self, messages: Sequence[Message]) -> list[DeliveryResult]:
         return [self._send_one(message) for message in messages]
@@ -94,6 +111,26 @@ class WebPushChannel:
             return DeliveryResult(mid, INVALID_TARGET, error="not a web push subscription")
         if refused := _refuse_host(mid, message.target):
             return refused
+        expired = threading.Event()
+
+        def give_up() -> None:
+            expired.set()
+            self._adapter.abort()
+
+        timer = threading.Timer(self._deadline, give_up)
+        timer.daemon = True
+        timer.start()
+        try:
+            result = self._post(message)
+        finally:
+            timer.cancel()
+        if expired.is_set() and result.outcome != DELIVERED:
+            error = f"the push service did not answer within {self._deadline:g} s"
+            return DeliveryResult(mid, RETRY, error=error)
+        return result
+
+    def _post(self, message: Message) -> DeliveryResult:
+        mid = message.message_id
         headers = {"Urgency": "high" if message.urgent else "normal"}
         if message.collapse_key:
             headers["Topic"] = topic_for(message.collapse_key)
@@ -155,16 +192,21 @@ def checked_address(host: str, *, allow_private: bool = False) -> str:
     address the host resolves to is found public.
 
     Raises RefusedEndpoint. An address that is not public: invalid_target, like any
-    subscription that can never be sent to (the device is deactivated). A host that does not
-    resolve: failed, this message only; the device is kept, since a resolver's bad minute must
-    not switch off every browser. With `allow_private`, any address goes (the first public one
+    subscription that can never be sent to (the device is deactivated). A host the DNS says
+    does not exist (or is no name at all): failed, this message only; the device is kept,
+    since a resolver's bad minute must not switch off every browser. A resolver that cannot
+    answer now (try again, or broken: ours, not the endpoint's fault): retry, or every push of
+    its bad minute was lost. With `allow_private`, any address goes (the first public one
     still first).
     """
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
         error = short_error(f"endpoint host does not resolve: {exc}")
-        raise RefusedEndpoint(FAILED, error) from exc
+        no_such_host = isinstance(exc, UnicodeError) or (
+            isinstance(exc, socket.gaierror) and exc.errno in _NO_SUCH_HOST
+        )
+        raise RefusedEndpoint(FAILED if no_such_host else RETRY, error) from exc
     addresses = [info[4][0] for info in infos]
     public = [address for address in addresses if is_public_address(address)]
     if not addresses or (len(public) < len(addresses) and not allow_private):
@@ -185,8 +227,25 @@ class PinnedAddressAdapter(HTTPAdapter):
     """
 
     def __init__(self, *, allow_private: bool = False) -> None:
+        # Every connection this transport opened (weakly: a closed one goes with its pool):
+        # `abort` ends them. Made before HTTPAdapter's init, which builds the pool manager.
+        self._connections: weakref.WeakSet[HTTPConnection] = weakref.WeakSet()
         super().__init__()
         self._allow_private = allow_private
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _recording_pools(self._connections)
+
+    def abort(self) -> None:
+        """Shut every connection of this transport down (from any thread): a request reading an
+        answer that trickles in ends at once, failed. Through a proxy (its own pools) nothing
+        is cut: the per-read timeout alone bounds it there."""
+        for connection in list(self._connections):
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def get_connection_with_tls_context(
         self,
@@ -215,6 +274,28 @@ class PinnedAddressAdapter(HTTPAdapter):
 
     def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
         request.headers["Host"] = _host_header(request.url or "")
+
+
+def _recording_pools(connections: weakref.WeakSet) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pool classes whose connections add themselves to `connections` as they connect."""
+
+    class Http(HTTPConnection):
+        def connect(self) -> None:
+            connections.add(self)
+            super().connect()
+
+    class Https(HTTPSConnection):
+        def connect(self) -> None:
+            connections.add(self)
+            super().connect()
+
+    class HttpPool(HTTPConnectionPool):
+        ConnectionCls = Http
+
+    class HttpsPool(HTTPSConnectionPool):
+        ConnectionCls = Https
+
+    return {"http": HttpPool, "https": HttpsPool}
 
 
 def _host_header(url: str) -> str:

@@ -101,7 +101,7 @@ _SENDABLE = f"""
 # A round renews its lease while it sends, for at most this long: a send stuck past it (a
 # socket without a timeout) lets the lease pass, and another worker takes the rows over.
 MAX_RENEWED = timedelta(minutes=15)
-# Channels that send one message at a time (Web Push: one request each, 10 s timeout): their
+# Channels that send one message at a time (Web Push: one request each, 20 s at most): their
 # messages go to the channel one per call, and between them the round checks, once a third of
 # a lease has passed, that it still holds the rows it is about to send. FCM's send_each sends
 # a batch at once, in parallel: it goes whole, in one call.
@@ -658,6 +658,11 @@ class PushWorker:
         stats: RoundStats | None = None,
     ) -> None:
         stats = stats or RoundStats()
+        # A retry waits from when it was answered, not from the round's start: a Web Push
+        # round sends one message at a time, and a 429's Retry-After (or a 503's backoff) that
+        # came minutes in was counted from a time already past, so the push went again in the
+        # next round. The real time since the claim, read now, is no earlier than any answer.
+        answered = now + self._held_for(claim_id)
         self._claimed_at.pop(claim_id, None)
         by_id = {row.id: row for row in claimed}
         sent, failed, deferred, retry, dead, deactivate = [], [], [], [], [], []
@@ -675,7 +680,7 @@ class PushWorker:
                 sent.append({"i": delivery_id, "p": _db_text(result.provider_id, 200)})
             elif result.outcome == RETRY:
                 error = _db_text(result.error, 300)
-                at = now + timedelta(seconds=backoff(row.attempts, result.retry_after))
+                at = answered + timedelta(seconds=backoff(row.attempts, result.retry_after))
                 if row.attempts >= self.max_attempts:
                     dead.append({"i": delivery_id, "e": error or "retries exhausted"})
                 elif at >= self._expires(row):  # its next try would come after it is stale

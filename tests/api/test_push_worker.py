@@ -21,7 +21,7 @@ from push.fcm import PERSONAL_BODY
 from push.webpush import WebPushChannel
 from tests.factories import make_device, make_task
 from tests.fakes.fcm import FakeFcm
-from tests.fakes.webpush import subscription
+from tests.fakes.webpush import FakeWebPush, subscription
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -383,6 +383,74 @@ def test_a_retry_after_within_the_messages_life_is_honoured(session, world, work
     assert worker.run_once(retry_at).sent == 1
 
 
+def test_a_retry_after_counts_from_the_answer_not_from_the_start_of_the_round(
+    session, world, web_router, push_service
+):
+    """Web Push sends a round's messages one at a time: an answer may come minutes after the
+    round began. A push service's 429 "Retry-After: 30" that came five minutes in was counted
+    from the round's start, already past: the push went again in the very next round, at a
+    service that had asked for 30 seconds of quiet (and the backoff of a 503 late in a round
+    came to nothing the same way)."""
+    ticks = [0.0]  # the worker's clock of the real time since its claim
+    worker = PushWorker(db.begin, web_router, lease_seconds=60, monotonic=lambda: ticks[0])
+
+    def answered(path: str) -> None:
+        if path == "/push/slow":  # this push service takes five minutes to answer
+            ticks[0] += 300
+
+    push_service.on_request = answered
+    push_service.answer("busy", 429, {"Retry-After": "30"})
+    _web_device(session, world.users["worker_a1"], push_service.endpoint("slow"))
+    _web_device(session, world.users["worker_a2"], push_service.endpoint("busy"))
+    notify(
+        session,
+        [world.users["worker_a1"].id, world.users["worker_a2"].id],
+        "task_updated",
+        "t",
+        now=T0,
+    )
+    stats = worker.run_once(T0)
+    assert (stats.sent, stats.retried) == (1, 1)
+    answered_at = T0 + timedelta(seconds=300)
+    busy = push_service.endpoint("busy")
+    retry_at = session.scalar(
+        select(Delivery.next_attempt_at).join(Device).where(Device.token == busy)
+    )
+    assert retry_at >= answered_at + timedelta(seconds=30)
+    assert worker.run_once(answered_at + timedelta(seconds=1)).claimed == 0
+    assert push_service.received.count("/push/busy") == 1
+
+
+def test_a_service_account_of_another_firebase_project_switches_off_no_phone(
+    session, world, router, fake, tmp_path
+):
+    """FCM answers SENDER_ID_MISMATCH for every token when the server sends with the account of
+    another Firebase project than the app's: GRIDWORK_FCM_CREDENTIALS pointing at the staging
+    project's JSON, or unset on a host whose GOOGLE_APPLICATION_CREDENTIALS is another
+    project's. Each answer deactivated its device: one round of the mistake switched off every
+    phone, and once the setting was mended nothing reached them until each worker opened the
+    app again. The push fails (the inbox keeps it); the phones stay."""
+    from tests.fakes.fcm import fake_service_account
+
+    fake.other_projects.add("gridwork-staging")
+    staging = fake_service_account(tmp_path / "staging.json", fake.token_uri, "gridwork-staging")
+    wrong = Router(
+        build_channels({"GRIDWORK_FCM_CREDENTIALS": str(staging), "GRIDWORK_FCM_URL": fake.url})
+    )
+    try:
+        _two_phones_told(session, world)
+        stats = PushWorker(db.begin, wrong, lease_seconds=60).run_once(T0)
+    finally:
+        wrong.close()
+    assert (stats.sent, stats.failed) == (0, 2) and fake.messages == []
+    assert all(device.active for device in session.scalars(select(Device)))
+    mended = PushWorker(db.begin, router, lease_seconds=60)
+    users = [world.users["worker_a1"].id, world.users["worker_a2"].id]
+    notify(session, users, "task_updated", "t", now=T0 + timedelta(hours=1))
+    assert mended.run_once(T0 + timedelta(hours=1)).sent == 2
+    assert sorted(m["fid"] for m in fake.messages) == ["fcm-1", "fcm-2"]
+
+
 # --- answers a push service chooses: a Web Push endpoint is any https host a user registers ----
 class _HostilePushHandler(BaseHTTPRequestHandler):
     answers = {
@@ -421,7 +489,7 @@ def hostile_push() -> Iterator[str]:
 
 
 @pytest.fixture
-def web_worker(app, fake, tmp_path) -> Iterator[PushWorker]:
+def web_router(app, fake, tmp_path) -> Iterator[Router]:
     """FCM (the fake) for phones, real Web Push for browsers, allowed onto loopback."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -439,8 +507,19 @@ def web_worker(app, fake, tmp_path) -> Iterator[PushWorker]:
         vapid.decode(), "mailto:ops@gridwork.example", allow_private_endpoints=True
     )
     router = Router(channels)
-    yield PushWorker(db.begin, router, batch_size=100, lease_seconds=60, max_attempts=3)
+    yield router
     router.close()
+
+
+@pytest.fixture
+def web_worker(web_router) -> PushWorker:
+    return PushWorker(db.begin, web_router, batch_size=100, lease_seconds=60, max_attempts=3)
+
+
+@pytest.fixture
+def push_service() -> Iterator[FakeWebPush]:
+    with FakeWebPush() as service:
+        yield service
 
 
 def _web_device(session, user, endpoint):

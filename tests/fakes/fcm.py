@@ -136,10 +136,21 @@ class FakeFcm:
     Use as a context manager or call start()/stop(). Accepted messages are in `.messages` (the
     `message` objects as sent, in arrival order); requests are counted in `.send_requests` and
     `.token_requests`. Failures are scripted by target prefix (see PREFIXES) or with fail_next().
+
+    Every registration token belongs to `project_id`, the app's Firebase project. A send under
+    another project is refused as FCM refuses it: 403 SENDER_ID_MISMATCH for each token when
+    that project is one of `other_projects` (a Firebase project with FCM on: the staging one),
+    403 PERMISSION_DENIED for the whole request otherwise.
     """
 
-    def __init__(self, project_id: str = PROJECT_ID, retry_after: str | None = "30") -> None:
+    def __init__(
+        self,
+        project_id: str = PROJECT_ID,
+        retry_after: str | None = "30",
+        other_projects: tuple[str, ...] = (),
+    ) -> None:
         self.project_id = project_id
+        self.other_projects = set(other_projects)
         self.retry_after = retry_after  # Retry-After sent with 429/503; None sends none
         self._lock = threading.Lock()
         self._messages: list[dict[str, Any]] = []
@@ -205,6 +216,11 @@ class FakeFcm:
             raise ValueError(f"unknown error kind {kind!r}; choose from {sorted(ERRORS)}")
         with self._lock:
             self._failures.setdefault(target, []).extend([kind] * times)
+
+    def revoke_access_tokens(self) -> None:
+        """Refuse every access token issued so far (401 UNAUTHENTICATED): Google revoked them."""
+        with self._lock:
+            self._tokens.clear()
 
     def clear_failures(self) -> None:
         """Answer every later send normally again (an outage ends)."""
@@ -277,13 +293,15 @@ class FakeFcm:
             authorized = headers.get("Authorization", "") in {f"Bearer {t}" for t in self._tokens}
         if not authorized:
             return 401, {}, _rpc_error(401, "UNAUTHENTICATED", "Request had invalid credentials.")
-        if project != self.project_id:
+        if project != self.project_id and project not in self.other_projects:
             return 403, {}, _rpc_error(403, "PERMISSION_DENIED", "Permission denied.")
         try:
             message = json.loads(body)["message"]
             [target] = [message[k] for k in ("token", "fid", "topic", "condition") if k in message]
         except (ValueError, KeyError, TypeError):
             return 400, {}, _rpc_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        if project != self.project_id:  # the token is this project's, the sender another's
+            return 403, {}, fcm_error_body(ERRORS["mismatch"])
         kind = self._scripted_failure(str(target))
         if kind is not None:
             error = ERRORS[kind]

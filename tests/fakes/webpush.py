@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -12,12 +13,17 @@ class FakeWebPush:
 
     `.received` lists the paths of the requests, in arrival order. `hold_first()` makes the next
     request wait, unanswered, until `release()`: a push service (or a relay) answering slowly
-    while the worker's round goes on.
+    while the worker's round goes on. `answer(name, status, headers)` scripts what the pushes
+    to one subscription get instead (a 429 with its Retry-After, a 410). `on_request`, when
+    set, is called with each request's path before it is answered (a test's clock moved by
+    the time the push service took).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._received: list[str] = []
+        self._answers: dict[str, tuple[int, dict[str, str]]] = {}
+        self.on_request: Callable[[str], None] | None = None
         self._hold_next = False
         self._released = threading.Event()
         self._released.set()
@@ -59,13 +65,22 @@ class FakeWebPush:
     def release(self) -> None:
         self._released.set()
 
-    def _arrived(self, path: str) -> None:
+    def answer(self, name: str, status: int, headers: dict[str, str] | None = None) -> None:
+        """Answer every push to `endpoint(name)` with `status` and `headers`, not 201."""
+        with self._lock:
+            self._answers[f"/push/{name}"] = (status, dict(headers or {}))
+
+    def _arrived(self, path: str) -> tuple[int, dict[str, str]]:
         with self._lock:
             self._received.append(path)
             held, self._hold_next = self._hold_next, False
+            answer = self._answers.get(path, (201, {"Location": f"{path}/msg"}))
         if held:
             self.holding.set()
             self._released.wait(timeout=60)
+        if self.on_request is not None:
+            self.on_request(path)
+        return answer
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -74,9 +89,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.fake._arrived(self.path)  # type: ignore[attr-defined]
-        self.send_response(201)
-        self.send_header("Location", f"{self.path}/msg")
+        status, headers = self.server.fake._arrived(self.path)  # type: ignore[attr-defined]
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", "0")
         self.end_headers()
 

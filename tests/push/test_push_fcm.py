@@ -151,13 +151,22 @@ def test_ttl_reaches_android_and_apns_expiry(fake: FakeFcm, account: str) -> Non
     assert by_target["i"]["apns"]["headers"]["apns-expiration"] == "1700000600"
 
 
-@pytest.mark.parametrize(
-    "target", ["unregistered-1", "invalid-1", "mismatch-1"], ids=["404", "400", "403"]
-)
+@pytest.mark.parametrize("target", ["unregistered-1", "invalid-1"], ids=["404", "400"])
 def test_dead_token_is_an_invalid_target(channel: FcmChannel, target: str) -> None:
     [result] = channel.send([android(target)])
 
     assert result.outcome == "invalid_target"
+
+
+def test_a_sender_mismatch_fails_the_message_and_keeps_the_token(channel: FcmChannel) -> None:
+    """SENDER_ID_MISMATCH says the token and the sending account are of two Firebase projects:
+    FCM answers it for every token when the server holds the wrong project's account. It is
+    no proof the token is dead (Firebase counts only UNREGISTERED and INVALID_ARGUMENT so), so
+    the device is kept, as for "fcm disabled"."""
+    [result] = channel.send([android("mismatch-1")])
+
+    assert result.outcome == "failed"
+    assert result.error is not None and result.error.startswith("SENDER_ID_MISMATCH")
 
 
 def test_unregistered_token_reports_the_fcm_error_code(channel: FcmChannel) -> None:
@@ -240,6 +249,37 @@ def test_an_apns_auth_error_is_retried_not_lost(channel: FcmChannel) -> None:
     [result] = channel.send([ios("third-party-auth-1")])
 
     assert result.outcome == "retry"
+
+
+def test_an_apns_auth_error_comes_back_at_once_without_hidden_retries_or_new_tokens(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    """THIRD_PARTY_AUTH_ERROR is an HTTP 401. google-auth's session took every 401 for a stale
+    access token of ours: each message fetched a new token and was posted again, twice. An
+    APNs key expired (a yearly chore) made each iOS push of a round cost three sends and two
+    token requests, 500 at once: the project's FCM quota spent threefold, and the OAuth
+    endpoint asked a thousand times a round, for an answer no token changes."""
+    messages = [ios(f"third-party-auth-{i}", f"m-{i}") for i in range(20)]
+
+    results = channel.send(messages)
+
+    assert {r.outcome for r in results} == {"retry"}
+    assert (fake.send_requests, fake.token_requests) == (20, 1)
+
+
+def test_an_access_token_fcm_refuses_is_renewed_once_for_the_whole_batch(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    """Our access token refused (401 UNAUTHENTICATED, revoked before it ran out): one new
+    token, and the batch goes again with it, in the same call."""
+    channel.send([android("token-0", "m-0")])
+    fake.revoke_access_tokens()
+
+    results = channel.send([android(f"token-{i}", f"m-{i}") for i in range(1, 21)])
+
+    assert {r.outcome for r in results} == {"delivered"}
+    assert fake.token_requests == 2
+    assert fake.send_requests == 1 + 20 + 20  # the first message; the batch refused; again
 
 
 def test_a_project_fcm_refuses_us_is_retried_not_lost(fake: FakeFcm, tmp_path: Path) -> None:
@@ -385,9 +425,12 @@ def test_canary_firebase_admin_keeps_the_fcm_url_where_point_at_looks(
         assert service._fcm_url == messaging._MessagingService.FCM_URL.format(PROJECT_ID)
         assert isinstance(service._client.session, requests.Session)
 
+        assert service._client.session._refresh_status_codes == (401,)
+
         _point_at(service, fake.url)
 
         assert service._fcm_url == f"{fake.url}/v1/projects/{PROJECT_ID}/messages:send"
+        assert service._client.session._refresh_status_codes == ()  # a 401 comes back at once
     finally:
         firebase_admin.delete_app(app)
 

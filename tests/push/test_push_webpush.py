@@ -20,6 +20,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -426,6 +427,76 @@ def test_unreachable_push_service_is_retried(channel: WebPushChannel, browser: B
     assert result.outcome == "retry"
 
 
+class TricklingPushService:
+    """A push service (or any host a user registered as one) that answers a byte at a time,
+    each within the client's read timeout, for as long as `lasts` seconds, on 127.0.0.1."""
+
+    def __init__(self, every: float, lasts: float) -> None:
+        self.every, self.lasts = every, lasts
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def __enter__(self) -> TricklingPushService:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.listener.close()
+        self.thread.join(timeout=self.lasts + 5)
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(65536)
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            while len(body) < length:
+                body += connection.recv(65536)
+            try:
+                connection.sendall(b"HTTP/1.1")  # the status is yet to come
+                started = time.monotonic()
+                while time.monotonic() - started < self.lasts:
+                    time.sleep(self.every)  # the fake's pace, not the test's: it waits on none
+                    connection.sendall(b" ")
+                connection.sendall(b"201 Created\r\nContent-Length: 0\r\n\r\n")
+            except OSError:  # the channel hung up: what it should do
+                pass
+
+
+def test_a_push_service_trickling_its_answer_is_given_up_on_after_a_deadline(
+    vapid: Vapid02, browser: Browser
+) -> None:
+    """The timeout bounds each read, not the answer: a host answering a byte every few seconds
+    (a broken relay; any https host a user registers) held the send as long as it liked, and
+    with it the push worker, which sends one message at a time: nobody's push, an escalation's
+    neither, went out meanwhile. A send now ends after a deadline (twice the timeout, by
+    default), retried later like any send without an answer."""
+    channel = WebPushChannel(
+        vapid.private_pem().decode(), SUBJECT, timeout=1.0, allow_private_endpoints=True
+    )
+    try:
+        with TricklingPushService(every=0.2, lasts=12.0) as slow:
+            started = time.monotonic()
+            [result] = channel.send([web(browser.subscription(f"{slow.origin}/push/slow"))])
+            took = time.monotonic() - started
+    finally:
+        channel.close()
+
+    assert took < 6.0
+    assert result.outcome == "retry"
+    assert "did not answer within" in (result.error or "")
+
+
 def test_subscription_without_keys_is_an_invalid_target(
     channel: WebPushChannel, service: FakePushService
 ) -> None:
@@ -552,6 +623,37 @@ def test_endpoint_whose_host_does_not_resolve_fails_that_message_only(
     [result] = strict.send([web(browser.subscription("https://push.example/sub/1"))])
 
     assert result.outcome == "failed"  # permanent for this message; the device is kept
+    assert "does not resolve" in (result.error or "")
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (socket.EAI_AGAIN, "Temporary failure in name resolution"),
+        (socket.EAI_FAIL, "Non-recoverable failure in name resolution"),
+    ],
+    ids=["try-again", "resolver-broken"],
+)
+def test_a_resolver_that_fails_for_a_while_costs_the_message_a_retry_not_the_message(
+    strict: WebPushChannel,
+    browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
+    no_requests: None,
+    code: int,
+    text: str,
+) -> None:
+    """The server's resolver down for a minute (restarting, its upstream unreachable) says
+    "try again", not "no such host": every Web Push message of that minute was failed for
+    good, never sent, though the push service's name resolved again a minute later."""
+
+    def getaddrinfo(*args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        raise socket.gaierror(code, text)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    [result] = strict.send([web(browser.subscription("https://push.example/sub/1"))])
+
+    assert result.outcome == "retry"  # the device is kept, the message goes when it resolves
     assert "does not resolve" in (result.error or "")
 
 
