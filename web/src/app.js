@@ -31,6 +31,7 @@ const TEXT = {
     handoverNote: (n, user) => `本机有 ${n} 条由账号 #${user} 记录、尚未发送的走访。如该工作人员已离岗、账号已停用，社区管理员或其网格长可代为发送，记在其名下。`,
     handoverSend: "代为发送", handoverActive: "该账号仍在使用：请由本人登录后发送。",
     handoverDone: (stored, refused) => `已保存 ${stored} 条${refused ? `，${refused} 条被拒绝` : ""}。`,
+    handoverLeft: "被拒绝的记录仍留在本机（如不在您带领的网格），可由社区管理员登录后代为发送。",
     handoverFailed: "发送失败，请稍后再试。",
     unsynced: (n, refused, lost) => `本机还有 ${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}${lost ? `（其中 ${lost} 条是服务器未能保存的修改）` : ""}，退出后将被删除。仍要退出吗？`,
     overtakenCount: (n) => `${n} 条走访记录的修改没有保存：服务器已保存修改前的版本，详见下方。`,
@@ -111,6 +112,7 @@ const TEXT = {
     handoverNote: (n, user) => `${n} visit${n === 1 ? "" : "s"} recorded on this phone by account #${user} ${n === 1 ? "was" : "were"} never sent. If that worker left and their account is switched off, the community admin or their grid leader sends them as theirs.`,
     handoverSend: "Send them for this worker", handoverActive: "That account is still active: its worker sends them, signed in.",
     handoverDone: (stored, refused) => `${stored} stored${refused ? `, ${refused} refused` : ""}.`,
+    handoverLeft: "The refused ones stay on this phone (one of a grid you do not lead, say): the community admin, signed in, sends them.",
     handoverFailed: "Sending failed; try again later.",
     unsynced: (n, refused, lost) => `${n} visit${n === 1 ? " is" : "s are"} not synced yet${refused ? ` (${refused} refused by the server, to be corrected)` : ""}${lost ? ` (${lost} an edit the server did not store)` : ""} and would be deleted from this device. Sign out anyway?`,
     overtakenCount: (n) => `${n} edit${n === 1 ? " was" : "s were"} not saved: the server stored the earlier version; see below.`,
@@ -366,7 +368,9 @@ $("handover-list").addEventListener("click", async (e) => {
   e.target.disabled = true;
   try {
     const sent = await handOver(worker);
-    $("handover-result").textContent = t.handoverDone(sent.stored, sent.rejected);
+    // A leader sends the visits of the grids they lead: the others stay for the admin.
+    const left = sent.rejected && tokenClaims(getToken()).role === "grid_leader" ? ` ${t.handoverLeft}` : "";
+    $("handover-result").textContent = t.handoverDone(sent.stored, sent.rejected) + left;
   } catch (err) {
     $("handover-result").textContent = err.status === 409 ? t.handoverActive : (err.problem?.detail || t.handoverFailed);
   }
