@@ -258,3 +258,36 @@ def test_in_english_a_refusal_is_said_in_the_servers_words(context, e2e_engine):
     assert said.startswith("Leave ") and said.endswith("already covers part of this period.")
     assert page.locator("#leave-status .server-reason").count() == 0
     assert page.errors == []
+
+
+def test_a_worker_back_early_ends_leave_under_way_from_today(context, e2e_engine):
+    """Leave approved and begun (its first days a record, so not cancelled): the worker back at
+    work ends it early, its last day yesterday, once they confirm."""
+    from api.models import Leave, User
+
+    with e2e_engine.begin() as conn:
+        worker_id = conn.scalar(select(User.id).where(User.username == "worker01"))
+        leader_id = conn.scalar(select(User.id).where(User.username == "leader01"))
+        conn.execute(
+            Leave.__table__.insert().values(
+                worker_id=worker_id, start_date=days_ahead(-2), end_date=days_ahead(3),
+                reason="病假", status="approved", decided_by_id=leader_id,
+                decided_at=datetime.now(UTC) - timedelta(days=3),
+            )
+        )  # fmt: skip
+    page = open_app(context, "worker01")
+    asked: list[str] = []
+    answer_dialogs(page, asked, [True])
+    page.locator("#leave-list button.end").click()
+    said = "已提前销假：今天起照常到岗。"
+    page.wait_for_function(
+        f"() => document.querySelector('#leave-status').textContent === '{said}'"
+    )
+    days = f"{days_ahead(-2)} 至 {days_ahead(3)}（6 天）"
+    assert asked == [f"提前结束 {days} 的请假？今天起照常到岗，昨天及以前的假期保留。"]
+    assert leave_rows(e2e_engine) == [
+        (date.fromisoformat(days_ahead(-2)), date.fromisoformat(days_ahead(-1)), "approved", "病假")
+    ]
+    assert my_leave(page) == [(f"{days_ahead(-2)} 至 {days_ahead(-1)}（2 天）", "已批准")]
+    assert page.locator("#leave-list button").count() == 0  # over: nothing left to do
+    assert page.errors == []

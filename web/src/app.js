@@ -56,6 +56,8 @@ const TEXT = {
     leaveAsked: (at) => `申请于 ${at}`, leaveDecidedAt: (at) => `审批于 ${at}`, leaveCancelledAt: (at) => `取消于 ${at}`,
     leaveShortened: (end) => `已提前结束（原批准至 ${end}）`, leaveOlder: (n) => `另有 ${n} 条较早的记录未显示。`,
     leaveWithdraw: "撤回申请", leaveCancel: "取消请假", leaveApprove: "批准", leaveReject: "不批准",
+    leaveBack: "已返岗，提前销假", leaveBackConfirm: (days) => `提前结束 ${days} 的请假？今天起照常到岗，昨天及以前的假期保留。`,
+    leaveBackDone: "已提前销假：今天起照常到岗。",
     leaveWithdrawConfirm: (days) => `撤回 ${days} 的请假申请？`,
     leaveCancelConfirm: (days) => `取消 ${days} 的请假？取消后这些天须照常到岗。`,
     leaveRejectConfirm: (name, days) => `不批准${name} ${days} 的请假？`,
@@ -76,6 +78,12 @@ const TEXT = {
         403: "您不能审批这条请假：自己的请假由其他网格长或社区管理员审批。",
         404: "找不到这条请假申请，或它不在您的社区。",
         409: "这条请假申请已经处理过了（已有人审批，或申请人已撤回）。",
+      },
+      end: {
+        403: "您不能提前结束这条请假。",
+        404: "找不到这条请假。",
+        409: "这条请假已不能提前结束：未获批准、已取消或已经休完。",
+        422: "这条请假不能从今天起结束（可能今天才开始：请改用“取消请假”）。",
       },
       cancel: {
         403: "您不能取消这条请假。",
@@ -137,6 +145,8 @@ const TEXT = {
     leaveAsked: (at) => `asked ${at}`, leaveDecidedAt: (at) => `decided ${at}`, leaveCancelledAt: (at) => `cancelled ${at}`,
     leaveShortened: (end) => `ended early (approved until ${end})`, leaveOlder: (n) => `${n} older not shown.`,
     leaveWithdraw: "Withdraw", leaveCancel: "Cancel leave", leaveApprove: "Approve", leaveReject: "Reject",
+    leaveBack: "Back at work: end it early", leaveBackConfirm: (days) => `End the leave of ${days} early? You work from today; the days before stay leave.`,
+    leaveBackDone: "Leave ended early: you work from today.",
     leaveWithdrawConfirm: (days) => `Withdraw the request for ${days}?`,
     leaveCancelConfirm: (days) => `Cancel the leave of ${days}? Those days are worked again.`,
     leaveRejectConfirm: (name, days) => `Reject ${name}'s leave of ${days}?`,
@@ -729,15 +739,18 @@ function leaveWhen(l) {
 }
 
 /** My leave: a request is withdrawn, approved leave cancelled until its first day has passed
- * (api/services/rosters.py `cancel_leave`; leave under way is ended early by the leader). */
+ * (api/services/rosters.py `cancel_leave`), and leave under way ended early by a worker back
+ * at work: its last day yesterday (`end_leave`; the days taken stay a record). */
 function myLeaveItem(l) {
-  const cancellable = l.status === "requested" || (l.status === "approved" && l.start_date >= todayLocal());
-  const label = l.status === "requested" ? t.leaveWithdraw : t.leaveCancel;
+  const today = todayLocal();
+  const cancellable = l.status === "requested" || (l.status === "approved" && l.start_date >= today);
+  const underWay = l.status === "approved" && l.start_date < today && today <= l.end_date;
+  const label = l.status === "requested" ? t.leaveWithdraw : underWay ? t.leaveBack : t.leaveCancel;
   return `<li class="leave" data-id="${l.id}" data-status="${escapeHtml(l.status)}"><b>${escapeHtml(leaveDays(l))}</b>
     <span class="leave-state ${escapeHtml(l.status)}">${escapeHtml(t.leaveStatuses[l.status] || l.status)}</span>
     ${l.reason ? `<div class="leave-reason">${escapeHtml(t.leaveReason)}${colon}${escapeHtml(l.reason)}</div>` : ""}
     <div class="muted">${escapeHtml(leaveWhen(l))}</div>
-    ${cancellable ? `<div class="actions"><button type="button" class="cancel" data-leave="${l.id}">${escapeHtml(label)}</button></div>` : ""}</li>`;
+    ${cancellable || underWay ? `<div class="actions"><button type="button" class="${underWay ? "end" : "cancel"}" data-leave="${l.id}">${escapeHtml(label)}</button></div>` : ""}</li>`;
 }
 
 function pendingLeaveItem(l) {
@@ -831,16 +844,24 @@ $("leave-list").addEventListener("click", async (e) => {
   const leave = myLeave.find((l) => String(l.id) === button.dataset.leave);
   if (!leave) return;
   const withdraw = leave.status === "requested";
-  if (!confirm((withdraw ? t.leaveWithdrawConfirm : t.leaveCancelConfirm)(leaveDays(leave)))) return;
+  const back = button.classList.contains("end");
+  const ask = back ? t.leaveBackConfirm : withdraw ? t.leaveWithdrawConfirm : t.leaveCancelConfirm;
+  if (!confirm(ask(leaveDays(leave)))) return;
   button.disabled = true;
   sayLeave("leave-status", "");
   let said;
   let refused = false;
   try {
-    await api(`/api/v1/leaves/${leave.id}/cancel`, { method: "POST" });
-    said = withdraw ? t.leaveWithdrawn : t.leaveCancelled;
+    if (back) {
+      const yesterday = todayLocal(new Date(Date.now() - 86400000));
+      await api(`/api/v1/leaves/${leave.id}/end`, { method: "POST", body: { last_day: yesterday } });
+      said = t.leaveBackDone;
+    } else {
+      await api(`/api/v1/leaves/${leave.id}/cancel`, { method: "POST" });
+      said = withdraw ? t.leaveWithdrawn : t.leaveCancelled;
+    }
   } catch (error) {
-    [said, refused] = [leaveProblem(error, "cancel"), true];
+    [said, refused] = [leaveProblem(error, back ? "end" : "cancel"), true];
   }
   await showMyLeave();
   sayLeave("leave-status", said, refused);
