@@ -111,6 +111,8 @@ class Leave(Base):
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date] = mapped_column(Date)
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The decider's words on the decision, '' when none (migration 0046).
+    decision_note: Mapped[str] = mapped_column(Text, default="", server_default="")
     status: Mapped[str] = mapped_column(String(10), default="requested", server_default="requested")
     # The decision (approve / reject) only: a cancel or an early end has columns of its own.
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -280,9 +280,16 @@ def get_leave(session: Session, scope: Scope, leave_id: int, *, lock: bool = Fal
 
 
 def decide_leave(
-    session: Session, scope: Scope, leave_id: int, decision: str, *, now: datetime | None = None
+    session: Session,
+    scope: Scope,
+    leave_id: int,
+    decision: str,
+    *,
+    note: str = "",
+    now: datetime | None = None,
 ) -> Leave:
-    """A leader or admin of the worker's community approves or rejects a requested leave.
+    """A leader or admin of the worker's community approves or rejects a requested leave, with
+    `note`, their words to the worker (kept on the leave; the notice says there is one).
 
     The leave's row is locked: of two leaders deciding at once, the second waits and is told
     the first one's decision (409), rather than overwriting it. Approving cancels the open
@@ -299,13 +306,16 @@ def decide_leave(
     leave.status = "approved" if decision == "approve" else "rejected"
     leave.decided_by_id = scope.user_id
     leave.decided_at = clock.now()
+    leave.decision_note = note
     session.flush()
+    # Not the note itself: a phone's push service carries the notice.
+    noted = "（附审批意见，请在应用的请假中查看）" if note.strip() else ""
     _tell_about_leave(
         session,
         leave,
         leave.worker_id,
         f"请假{_DECIDED[leave.status]}",
-        f"您{_leave_days(leave)}的请假{_DECIDED[leave.status]}。",
+        f"您{_leave_days(leave)}的请假{_DECIDED[leave.status]}{noted}。",
     )
     if leave.status == "approved":
         _notify_swaps_cancelled(

@@ -705,6 +705,45 @@ def test_rejecting_leave_lists_no_task_to_reassign(client, session, community):
     assert decided["tasks_to_reassign"] == []
 
 
+def test_a_rejection_tells_the_worker_why_in_the_deciders_words(client, session, community):
+    """A worker refused leave wants to know why: the decision's `note` is kept on the leave and
+    shown to whoever reads its reason; the notice (which a phone's push service carries) says a
+    note is there, not what it says."""
+    c = community
+    worker = c.workers[3]
+    leave = request_leave(client, c, worker).get_json()
+    decided = client.post(
+        f"/api/v1/leaves/{leave['id']}/decision",
+        json={"decision": "reject", "note": "周三社区有防汛检查，请改期"},
+        headers=c.auth(c.leader),
+    )
+    assert decided.status_code == 200, decided.get_json()
+    assert decided.get_json()["decision_note"] == "周三社区有防汛检查，请改期"
+    [mine] = client.get("/api/v1/leaves?worker=me", headers=c.auth(worker)).get_json()
+    assert mine["decision_note"] == "周三社区有防汛检查，请改期"
+    [seen] = client.get("/api/v1/leaves", headers=c.auth(c.viewer)).get_json()
+    assert seen["decision_note"] is None  # a district viewer reads no notes
+    body = session.scalar(
+        select(Notification.body).where(
+            Notification.user_id == worker.id, Notification.kind == "leave_decided"
+        )
+    )
+    assert "审批意见" in body and "防汛" not in body
+
+
+def test_a_decision_note_over_500_characters_is_422_and_decides_nothing(client, community):
+    c = community
+    leave = request_leave(client, c, c.workers[3]).get_json()
+    refused = client.post(
+        f"/api/v1/leaves/{leave['id']}/decision",
+        json={"decision": "reject", "note": "改" * 501},
+        headers=c.auth(c.leader),
+    )
+    assert refused.status_code == 422 and "note" in refused.get_json()["errors"]["json"]
+    [still] = client.get("/api/v1/leaves?worker=me", headers=c.auth(c.workers[3])).get_json()
+    assert (still["status"], still["decision_note"]) == ("requested", "")
+
+
 def test_rejecting_leave_lists_nothing_to_reassign(client, community):
     c = community
     published_week(client, c)

@@ -110,12 +110,19 @@ def leave_rows(e2e_engine) -> list[tuple[date, date, str, str]]:
         ]
 
 
-def answer_dialogs(page, asked: list[str], answers: list[bool]) -> None:
-    """Answer the page's confirm dialogs with `answers` in turn, noting what each asked."""
+def answer_dialogs(page, asked: list[str], answers: list[bool | str]) -> None:
+    """Answer the page's confirm and prompt dialogs with `answers` in turn (a prompt's text, or
+    whether to accept), noting what each asked."""
 
     def handle(dialog):
         asked.append(dialog.message)
-        dialog.accept() if answers.pop(0) else dialog.dismiss()
+        answer = answers.pop(0)
+        if answer is False:
+            dialog.dismiss()
+        elif isinstance(answer, str):
+            dialog.accept(answer)
+        else:
+            dialog.accept()
 
     page.on("dialog", handle)
 
@@ -203,7 +210,7 @@ def test_a_worker_withdraws_a_request_once_they_confirm(worker, e2e_engine):
     assert worker.locator("#leave-list button").count() == 0
 
 
-def test_a_leader_rejects_after_confirming_and_never_decides_their_own(worker, leader, e2e_engine):
+def test_a_leader_rejects_saying_why_and_never_decides_their_own(worker, leader, e2e_engine):
     request_leave(worker, days_ahead(50), days_ahead(51))
     request_leave(leader, days_ahead(50), days_ahead(50))  # their own: someone else decides
     leader.reload()
@@ -211,7 +218,7 @@ def test_a_leader_rejects_after_confirming_and_never_decides_their_own(worker, l
     assert leader.locator("#leave-pending li.leave").count() == 1  # worker01's only
     assert my_leave(leader) == [(f"{days_ahead(50)}（1 天）", "待审批")]
     asked: list[str] = []
-    answer_dialogs(leader, asked, [True])
+    answer_dialogs(leader, asked, ["周三有防汛检查，请改期"])
     leader.click("#leave-pending button[data-decision='reject']")
     leader.wait_for_function(
         "() => document.querySelector('#leave-decide-status').textContent !== ''"
@@ -221,6 +228,7 @@ def test_a_leader_rejects_after_confirming_and_never_decides_their_own(worker, l
     worker.reload()
     worker.wait_for_selector("body[data-ready='1']")
     assert my_leave(worker)[0][1] == "未批准"
+    assert worker.inner_text("#leave-list .leave-note") == "审批意见：周三有防汛检查，请改期"
     assert worker.locator("#leave-list button").count() == 0  # nothing left to withdraw
 
 

@@ -60,7 +60,8 @@ const TEXT = {
     leaveBackDone: "已提前销假：今天起照常到岗。",
     leaveWithdrawConfirm: (days) => `撤回 ${days} 的请假申请？`,
     leaveCancelConfirm: (days) => `取消 ${days} 的请假？取消后这些天须照常到岗。`,
-    leaveRejectConfirm: (name, days) => `不批准${name} ${days} 的请假？`,
+    leaveRejectConfirm: (name, days) => `不批准${name} ${days} 的请假？可写明理由（选填），申请人会看到。`,
+    leaveNote: "审批意见",
     leaveSent: "请假申请已提交，等待网格长或社区管理员审批。", leaveWithdrawn: "请假申请已撤回。", leaveCancelled: "请假已取消。",
     leaveApproved: (name, shifts, tasks) => `已批准${name}的请假。${shifts || tasks ? `假期内还有${[shifts && `${shifts} 个班次`, tasks && `${tasks} 项未办结的任务`].filter(Boolean).join("、")}需要改派（在排班和任务中处理）。` : ""}`,
     leaveRejected: (name) => `已不批准${name}的请假。`,
@@ -149,7 +150,8 @@ const TEXT = {
     leaveBackDone: "Leave ended early: you work from today.",
     leaveWithdrawConfirm: (days) => `Withdraw the request for ${days}?`,
     leaveCancelConfirm: (days) => `Cancel the leave of ${days}? Those days are worked again.`,
-    leaveRejectConfirm: (name, days) => `Reject ${name}'s leave of ${days}?`,
+    leaveRejectConfirm: (name, days) => `Reject ${name}'s leave of ${days}? You may say why (optional); they will read it.`,
+    leaveNote: "Decision note",
     leaveSent: "Leave requested; a grid leader or the community admin decides it.", leaveWithdrawn: "Request withdrawn.",
     leaveCancelled: "Leave cancelled.",
     leaveApproved: (name, shifts, tasks) => `${name}'s leave approved.${shifts || tasks ? ` To hand on: ${[shifts && `${shifts} shift${shifts === 1 ? "" : "s"}`, tasks && `${tasks} open task${tasks === 1 ? "" : "s"}`].filter(Boolean).join(", ")} (in the roster and the tasks).` : ""}`,
@@ -749,6 +751,7 @@ function myLeaveItem(l) {
   return `<li class="leave" data-id="${l.id}" data-status="${escapeHtml(l.status)}"><b>${escapeHtml(leaveDays(l))}</b>
     <span class="leave-state ${escapeHtml(l.status)}">${escapeHtml(t.leaveStatuses[l.status] || l.status)}</span>
     ${l.reason ? `<div class="leave-reason">${escapeHtml(t.leaveReason)}${colon}${escapeHtml(l.reason)}</div>` : ""}
+    ${l.decision_note ? `<div class="leave-note">${escapeHtml(t.leaveNote)}${colon}${escapeHtml(l.decision_note)}</div>` : ""}
     <div class="muted">${escapeHtml(leaveWhen(l))}</div>
     ${cancellable || underWay ? `<div class="actions"><button type="button" class="${underWay ? "end" : "cancel"}" data-leave="${l.id}">${escapeHtml(label)}</button></div>` : ""}</li>`;
 }
@@ -874,15 +877,18 @@ $("leave-pending").addEventListener("click", async (e) => {
   if (!leave) return;
   const { decision } = button.dataset;
   const name = leave.worker_name || `#${leave.worker_id}`;
-  if (decision === "reject" && !confirm(t.leaveRejectConfirm(name, leaveDays(leave)))) return;
+  // A rejection asks why (optional): the worker reads it on their leave (`decision_note`).
+  const note = decision === "reject" ? prompt(t.leaveRejectConfirm(name, leaveDays(leave)), "") : "";
+  if (note === null) return;
   for (const b of button.parentElement.querySelectorAll("button")) b.disabled = true;
   sayLeave("leave-decide-status", "");
   let said;
   let refused = false;
   try {
-    // The API takes the decision alone: the worker is told it (push, `leave_decided`). Approved,
-    // the answer lists the worker's shifts and open tasks on those days, to hand on.
-    const decided = await api(`/api/v1/leaves/${leave.id}/decision`, { method: "POST", body: { decision } });
+    // The worker is told the decision (push, `leave_decided`; the note only said to be there).
+    // Approved, the answer lists the worker's shifts and open tasks on those days, to hand on.
+    const body = { decision, note: note.trim().slice(0, 500) };
+    const decided = await api(`/api/v1/leaves/${leave.id}/decision`, { method: "POST", body });
     said = decided.status === "approved"
       ? t.leaveApproved(name, decided.shifts_to_reassign?.length || 0, decided.tasks_to_reassign?.length || 0)
       : t.leaveRejected(name);

@@ -271,7 +271,7 @@ class LeaveDecision(MethodView):
         """Approve or reject a leave request (a grid leader or admin of the worker's community)"""
         session = db.session
         leave = rosters.decide_leave(
-            session, current_scope(), leave_id, data["decision"], now=_now()
+            session, current_scope(), leave_id, data["decision"], note=data["note"], now=_now()
         )
         shifts = rosters.shifts_during_leave(session, leave, now=_now())
         settings = rosters.settings_for(session, {s.roster.community_code for s in shifts})

@@ -84,6 +84,11 @@ class LeaveCreateSchema(Schema):
 
 class LeaveDecisionSchema(Schema):
     decision = ma.fields.String(required=True, validate=ma.validate.OneOf(("approve", "reject")))
+    note = ma.fields.String(
+        load_default="",
+        validate=ma.validate.Length(max=500),
+        metadata={"description": "Why (a rejection's reason, say): shown to the worker"},
+    )
 
 
 class LeaveQueryArgsSchema(Schema):
@@ -110,6 +115,10 @@ class LeaveSchema(Schema):
     start_date = ma.fields.Date()
     end_date = ma.fields.Date()
     reason = _Note(allow_none=True, metadata={"description": "Null for district viewers"})
+    decision_note = _Note(
+        allow_none=True,
+        metadata={"description": "The decider's words ('' when none); null for district viewers"},
+    )
     status = ma.fields.String(metadata={"description": ", ".join(LEAVE_STATUSES)})
     decided_by_id = Integer(
         allow_none=True, metadata={"description": "Who approved or rejected it"}
