@@ -269,8 +269,9 @@ def test_in_english_a_refusal_is_said_in_the_servers_words(context, e2e_engine):
 
 
 def test_a_worker_back_early_ends_leave_under_way_from_today(context, e2e_engine):
-    """Leave approved and begun (its first days a record, so not cancelled): the worker back at
-    work ends it early, its last day yesterday, once they confirm."""
+    """Leave approved and begun (its first days a record, so not cancelled): today's post says
+    the worker is on leave; back at work, they end it early, its last day yesterday, once they
+    confirm, and today's post is the roster's again."""
     from api.models import Leave, User
 
     with e2e_engine.begin() as conn:
@@ -284,6 +285,8 @@ def test_a_worker_back_early_ends_leave_under_way_from_today(context, e2e_engine
             )
         )  # fmt: skip
     page = open_app(context, "worker01")
+    page.wait_for_function("() => document.querySelector('#post .on-leave') !== null")
+    assert page.inner_text("#post .on-leave") == f"今天请假（已批准，至 {days_ahead(3)}）"
     asked: list[str] = []
     answer_dialogs(page, asked, [True])
     page.locator("#leave-list button.end").click()
@@ -298,4 +301,5 @@ def test_a_worker_back_early_ends_leave_under_way_from_today(context, e2e_engine
     ]
     assert my_leave(page) == [(f"{days_ahead(-2)} 至 {days_ahead(-1)}（2 天）", "已批准")]
     assert page.locator("#leave-list button").count() == 0  # over: nothing left to do
+    page.wait_for_function("() => document.querySelector('#post .on-leave') === null")
     assert page.errors == []

@@ -19,6 +19,7 @@ const TEXT = {
     syncNow: "立即同步", tasks: "我的任务", plan: "本周走访计划", notifications: "消息推送",
     enablePush: "开启推送", online: "在线", offline: "离线", postA: "A岗 · 社区服务大厅窗口",
     postB: "B岗 · 入户走访", noShift: "今日无排班", rosterUnavailable: "排班暂不可用",
+    onLeaveToday: (end) => `今天请假（已批准，至 ${end}）`, rosteredAway: "原排班（由网格长或社区改派）：",
     noTasks: "暂无任务", tasksUnavailable: "任务列表暂不可用", tasksOfflineNone: "离线：任务列表暂不可用（本机没有保存的副本）",
     tasksSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的任务列表，联网后才能办理`
       : `任务列表暂不可用：显示 ${at} 保存的副本`),
@@ -105,6 +106,7 @@ const TEXT = {
     queued: "Waiting to sync", syncNow: "Sync now", tasks: "My tasks", plan: "My plan this week",
     notifications: "Notifications", enablePush: "Enable push", online: "online", offline: "offline",
     postA: "A-post · the hall window", postB: "B-post · door to door", noShift: "No shift today",
+    onLeaveToday: (end) => `On leave today (approved, until ${end})`, rosteredAway: "Rostered before (handed on by the leader or the office): ",
     rosterUnavailable: "Roster unavailable", noTasks: "No tasks", tasksUnavailable: "Tasks unavailable",
     tasksOfflineNone: "Offline: tasks unavailable (no copy saved on this device)",
     tasksSaved: (at, offline) => (offline ? `Offline: the task list saved at ${at}; actions need a connection`
@@ -188,12 +190,30 @@ function showNet() {
   $("net").classList.toggle("offline", !navigator.onLine);
 }
 
+/** Approved leave of mine covering today, or null (none, or not readable now). */
+async function leaveToday() {
+  if (!LEAVE_REQUESTERS.includes(tokenClaims(getToken()).role)) return null;
+  const today = todayLocal();
+  try {
+    const approved = await api("/api/v1/leaves?worker=me&status=approved");
+    return approved.find((l) => l.start_date <= today && today <= l.end_date) || null;
+  } catch {
+    return null;
+  }
+}
+
+// Today's post; on approved leave, that first: the roster keeps the shift until the leader hands
+// it on, and the app said "A-post today" to a worker at home.
 async function loadPost() {
   try {
-    const shifts = items(await api(`/api/v1/shifts?date=${todayLocal()}&worker=me`));
-    $("post").innerHTML = shifts.length
-      ? shifts.map((s) => `<div class="shift post-${s.post}">${s.post === "A" ? t.postA : `${t.postB} ${escapeHtml(s.grid_code || "")}`}</div>`).join("")
-      : `<span class="muted">${t.noShift}</span>`;
+    const [shifts, away] = await Promise.all([api(`/api/v1/shifts?date=${todayLocal()}&worker=me`).then(items), leaveToday()]);
+    const posts = shifts.map((s) => `<div class="shift post-${s.post}">${s.post === "A" ? t.postA : `${t.postB} ${escapeHtml(s.grid_code || "")}`}</div>`).join("");
+    if (away) {
+      $("post").innerHTML = `<div class="shift on-leave">${escapeHtml(t.onLeaveToday(away.end_date))}</div>`
+        + (posts ? `<div class="muted">${escapeHtml(t.rosteredAway)}</div>${posts}` : "");
+    } else {
+      $("post").innerHTML = posts || `<span class="muted">${t.noShift}</span>`;
+    }
   } catch {
     $("post").innerHTML = `<span class="muted">${t.rosterUnavailable}</span>`;
   }
@@ -866,6 +886,7 @@ $("leave-list").addEventListener("click", async (e) => {
   } catch (error) {
     [said, refused] = [leaveProblem(error, back ? "end" : "cancel"), true];
   }
+  loadPost(); // back today, or the leave cancelled: today's post is the roster's again
   await showMyLeave();
   sayLeave("leave-status", said, refused);
 });
