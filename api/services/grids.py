@@ -468,12 +468,9 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
         )
     if "name" in changes:
         check_name("name", changes["name"])
-        grid.name = changes["name"]
-    if "target_households" in changes:
-        grid.target_households = changes["target_households"]
     if "leader_id" in changes:
         _check_leader(session, changes["leader_id"], grid.community_code)
-        grid.leader_id = changes["leader_id"]
+    boundary = None
     if "geometry" in changes:
         try:
             boundary = parse_boundary(changes["geometry"], changes.get("datum", "wgs84"))
@@ -481,9 +478,15 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
             raise errors.Unprocessable(
                 f"grid {grid.code}: geometry: {exc.reason}", errors={"geometry": [exc.reason]}
             ) from exc
-        _lock_map(session)
-        # As the change committed before this one left it (read before the lock was held).
-        session.refresh(grid, ["boundary", "version"])
+        _lock_map(session)  # before the grid's row, as a retirement and an import take them
+    _hold_in_service(session, grid)
+    if "name" in changes:
+        grid.name = changes["name"]
+    if "target_households" in changes:
+        grid.target_households = changes["target_households"]
+    if "leader_id" in changes:
+        grid.leader_id = changes["leader_id"]
+    if boundary is not None:
         old = grid.boundary
         if _redraw(session, grid, boundary, scope.user_id if scope else None, clock.now()):
             session.flush()
@@ -491,6 +494,19 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
             _reassign_households(session, scope, [old, grid.boundary])
     session.flush()
     return grid
+
+
+def _hold_in_service(session: Session, grid: Grid) -> None:
+    """Hold `grid`'s row until the transaction ends and read it again, as the change committed
+    before this one left it; 404 when that change retired it. The view read the grid before a
+    retirement of it committed, and a redraw then opened a new boundary version on the retired
+    grid: off the map, yet in every later week's report and map."""
+    retired_at = session.scalar(
+        select(Grid.retired_at).where(Grid.id == grid.id).with_for_update(key_share=True)
+    )
+    if retired_at is not None:
+        raise errors.NotFound(f"Grid {grid.id} not found.")
+    session.refresh(grid)
 
 
 def retire_grid(session: Session, scope: Scope | None, grid: Grid) -> None:
