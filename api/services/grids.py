@@ -201,29 +201,36 @@ def locate_many(session: Session, scope: Scope, points: Sequence[tuple[float, fl
 
 
 def _check_leader(session: Session, leader_id: int | None, community_code: str) -> None:
-    if leader_id is None:
-        return
+    if leader_id is not None and (problem := _leader_problem(session, leader_id, community_code)):
+        raise problem
+
+
+def _leader_problem(
+    session: Session, leader_id: int, community_code: str
+) -> errors.Unprocessable | None:
+    """Why user `leader_id` may not lead a grid of `community_code`, or None if they may."""
     # FOR SHARE: an admin switching the account off or changing its role holds its row;
     # this waits for that to commit and reads the account as it then is.
     leader = session.get(User, leader_id, with_for_update={"read": True}, populate_existing=True)
     if leader is None or leader.community_code != community_code:
-        raise errors.Unprocessable(
+        return errors.Unprocessable(
             f"Leader {leader_id} is not a user of community {community_code}.",
             errors={"leader_id": ["Unknown user in this community."]},
         )
     if leader.role != "grid_leader":
         # A worker named leader was told of the grid's escalations but could not act on them
         # (leading is the grid leader's role, `Scope.leads_grid`): the role comes first.
-        raise errors.Unprocessable(
+        return errors.Unprocessable(
             f"User {leader.username} is a {leader.role}; a grid's leader is a grid leader "
             f"(PATCH /api/v1/users/{leader.id} with role grid_leader first).",
             errors={"leader_id": ["Not a grid leader."]},
         )
     if not leader.active:
-        raise errors.Unprocessable(
+        return errors.Unprocessable(
             f"User {leader.username} is switched off; name an active worker.",
             errors={"leader_id": ["Switched off."]},
         )
+    return None
 
 
 # An overlap is a border sliver, allowed, when it is at most the tolerance (m²) and at most
@@ -547,6 +554,20 @@ def retire_grid(session: Session, scope: Scope | None, grid: Grid) -> None:
     session.flush()
 
 
+def _lead_on_return(session: Session, grid: Grid, leader_id: int | None) -> None:
+    """A retired grid imported again is led as a new grid is: by the feature's `leader_id`
+    (checked), or else by its old leader only if they may still lead it. Its old leader may
+    since have been made a worker or an admin, or switched off (nothing stops that while no
+    grid in service is theirs), and came back as the leader of a grid in service."""
+    if leader_id is not None:
+        _check_leader(session, leader_id, grid.community_code)
+        grid.leader_id = leader_id
+    elif grid.leader_id is not None and _leader_problem(
+        session, grid.leader_id, grid.community_code
+    ):
+        grid.leader_id = None
+
+
 def import_grids(
     session: Session,
     scope: Scope | None,
@@ -624,6 +645,8 @@ def import_grids(
         grid.target_households = draft.target_households
         old = grid.boundary
         returns = grid.retired_at is not None
+        if returns:
+            _lead_on_return(session, grid, draft.leader_id)
         grid.retired_at = None
         if _redraw(session, grid, draft.boundary, actor_id, now, reopen=returns):
             summary.redrawn.append(grid.code)

@@ -377,6 +377,54 @@ def test_a_retired_grid_imported_again_begins_a_new_version_and_is_reported_agai
     assert client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 200
 
 
+def test_a_retired_grid_imported_again_does_not_bring_back_a_leader_who_may_no_longer_lead_it(
+    client, session, world
+):
+    """Its leader was made a worker while it was retired (allowed: a retired grid is led by
+    nobody in service); imported again, the grid came back led by that worker, who hears its
+    escalations and cannot act on them."""
+    from tests.factories import make_user
+
+    leader = make_user(session, "leader_a_3", "grid_leader", community=A)
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930), leader_id=leader.id)
+    created = client.post("/api/v1/grids", json=feature, headers=admin(world)).json
+    assert created["properties"]["leader_id"] == leader.id
+    assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
+    made_worker = client.patch(
+        f"/api/v1/users/{leader.id}", json={"role": "worker"}, headers=admin(world)
+    )
+    assert made_worker.status_code == 200, made_worker.json
+    del feature["properties"]["leader_id"]
+    r = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert r.status_code == 200, r.json
+    back = client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).json
+    assert back["properties"]["leader_id"] is None
+
+
+def test_a_retired_grid_imported_again_is_led_by_the_leader_its_feature_names(
+    client, session, world
+):
+    from tests.factories import make_user
+
+    successor = make_user(session, "leader_a_4", "grid_leader", community=A)
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
+    created = client.post("/api/v1/grids", json=feature, headers=admin(world)).json
+    assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
+    feature["properties"]["leader_id"] = successor.id
+    r = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert r.status_code == 200, r.json
+    back = client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).json
+    assert back["properties"]["leader_id"] == successor.id
+
+
 def test_import_is_all_or_nothing_and_names_each_bad_feature(client, session, world):
     good = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
     bad_code = grid_feature("12345", box(116.405, 39.925, 116.410, 39.930))
