@@ -20,6 +20,7 @@ from api.scope import Scope
 from api.services import admin
 from api.services.geometry import db_geom, db_point
 from api.services.names import check_name, name_problem
+from api.services.weeks import LOCAL
 from geo.codes import CodeError, GridCode
 from geo.validate import GeometryProblem, parse_boundary
 
@@ -453,7 +454,17 @@ def create_grid(
     if scope is not None:
         scope.require_grid_admin(draft.code.community_code)
     _lock_map(session)
-    if _existing_with_code(session, draft.code.code) is not None:
+    existing = _existing_with_code(session, draft.code.code)
+    if existing is not None and existing.retired_at is not None:
+        # No list, read or lookup finds a retired grid: "already exists" sent the office
+        # looking for a grid they could not see. Its code stays its own (past reports name it).
+        raise errors.Conflict(
+            f"Grid {draft.code.code} was retired on "
+            f"{existing.retired_at.astimezone(LOCAL).date().isoformat()}; its code stays its "
+            "own. Import it (POST /api/v1/grids/import) to bring it back with its history, or "
+            "give the new grid another sequence number."
+        )
+    if existing is not None:
         raise errors.Conflict(f"Grid {draft.code.code} already exists.")
     now = clock.now()
     grid = _new_grid(session, draft, scope.user_id if scope else None, now)

@@ -134,6 +134,19 @@ def test_duplicate_code_is_409(client, world):
     assert response.status_code == 409
 
 
+def test_drawing_a_grid_with_a_retired_grids_code_is_409_saying_it_was_retired_and_how_back(
+    client, world
+):
+    """It said "already exists" of a grid no list, read or lookup finds (a 404 by its id)."""
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
+    created = client.post("/api/v1/grids", json=feature, headers=admin(world)).json
+    assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
+    response = client.post("/api/v1/grids", json=feature, headers=admin(world))
+    assert response.status_code == 409
+    assert "retired" in response.json["detail"]
+    assert "/api/v1/grids/import" in response.json["detail"]
+
+
 def test_a_bad_request_writes_nothing(client, session, world):
     before = session.scalar(select(GridVersion.id).order_by(GridVersion.id.desc()).limit(1))
     client.post(
