@@ -48,6 +48,9 @@ class GridDraft:
     target_households: int = 300
     leader_id: int | None = None
     names: dict[str, str] = field(default_factory=dict)
+    # The feature says who leads the grid (`leader_id`, null for nobody); without it, a known
+    # grid keeps its leader.
+    leader_given: bool = False
 
 
 @dataclass
@@ -118,7 +121,9 @@ def parse_feature(feature: Any, label: str, datum: str = "wgs84") -> GridDraft:
         for k in ("community_name", "street_name", "district_name")
         if props.get(k)
     }
-    return GridDraft(label, code, name, boundary, target, leader_id, names)
+    return GridDraft(
+        label, code, name, boundary, target, leader_id, names, leader_given="leader_id" in props
+    )
 
 
 def _whole(value: Any, low: int, high: int) -> bool:
@@ -565,14 +570,25 @@ def retire_grid(session: Session, scope: Scope | None, grid: Grid) -> None:
     session.flush()
 
 
-def _lead_on_return(session: Session, grid: Grid, leader_id: int | None) -> None:
+def _import_leader(session: Session, grid: Grid, draft: GridDraft) -> None:
+    """A known grid is led by whom its feature names (checked as a PATCH's `leader_id` is):
+    dropped without a word, a file whose leaders were changed was imported "unchanged"."""
+    try:
+        _check_leader(session, draft.leader_id, grid.community_code)
+    except errors.Unprocessable as exc:
+        raise errors.Unprocessable(
+            f"{draft.label} ({draft.code.code}): {exc.detail}", errors=exc.errors
+        ) from exc
+    grid.leader_id = draft.leader_id
+
+
+def _lead_on_return(session: Session, grid: Grid, draft: GridDraft) -> None:
     """A retired grid imported again is led as a new grid is: by the feature's `leader_id`
     (checked), or else by its old leader only if they may still lead it. Its old leader may
     since have been made a worker or an admin, or switched off (nothing stops that while no
     grid in service is theirs), and came back as the leader of a grid in service."""
-    if leader_id is not None:
-        _check_leader(session, leader_id, grid.community_code)
-        grid.leader_id = leader_id
+    if draft.leader_given:
+        _import_leader(session, grid, draft)
     elif grid.leader_id is not None and _leader_problem(
         session, grid.leader_id, grid.community_code
     ):
@@ -657,7 +673,9 @@ def import_grids(
         old = grid.boundary
         returns = grid.retired_at is not None
         if returns:
-            _lead_on_return(session, grid, draft.leader_id)
+            _lead_on_return(session, grid, draft)
+        elif draft.leader_given and draft.leader_id != grid.leader_id:
+            _import_leader(session, grid, draft)
         grid.retired_at = None
         if _redraw(session, grid, draft.boundary, actor_id, now, reopen=returns):
             summary.redrawn.append(grid.code)

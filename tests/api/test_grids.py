@@ -495,6 +495,53 @@ def test_an_import_counts_the_households_that_changed_grid_only(client, session,
     assert session.get(Household, moved.id).grid_id == world.grids[A1].id
 
 
+def test_an_import_naming_another_leader_for_a_known_grid_makes_them_its_leader(
+    client, session, world
+):
+    """The leader_id of a known code was dropped without a word (its name and target were
+    taken): a file exported from GET /grids, its leaders changed, imported back, was
+    "unchanged" and every grid kept its old leader."""
+    from tests.factories import make_user
+
+    successor = make_user(session, "leader_a_5", "grid_leader", community=A)
+    feature = grid_feature(A1, box(*BOXES[A1]), leader_id=successor.id)
+    r = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert r.status_code == 200, r.json
+    back = client.get(f"/api/v1/grids/{world.grids[A1].id}", headers=admin(world)).json
+    assert back["properties"]["leader_id"] == successor.id
+
+
+def test_an_import_without_a_leader_id_keeps_a_known_grids_leader(client, world):
+    feature = grid_feature(A1, box(*BOXES[A1]))
+    r = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert r.status_code == 200, r.json
+    back = client.get(f"/api/v1/grids/{world.grids[A1].id}", headers=admin(world)).json
+    assert back["properties"]["leader_id"] == world.users["leader_a"].id
+
+
+def test_an_import_naming_a_worker_leader_of_a_known_grid_is_422_naming_the_feature(
+    client, session, world
+):
+    feature = grid_feature(A1, box(*BOXES[A1]), leader_id=world.users["worker_a1"].id)
+    r = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert r.status_code == 422, r.json
+    assert "feature 0" in r.json["detail"] and "leader_id" in r.json["errors"]
+    session.expire_all()
+    assert session.get(Grid, world.grids[A1].id).leader_id == world.users["leader_a"].id
+
+
 def test_locate_finds_the_containing_grid(client, world):
     lon, lat = centre(A2)
     body = client.get(f"/api/v1/grids/locate?lon={lon}&lat={lat}", headers=admin(world)).json

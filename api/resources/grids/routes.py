@@ -102,7 +102,9 @@ class GridImport(MethodView):
     def post(self, data):
         """Import a FeatureCollection of grids, all or nothing
 
-        New codes are created, known codes redrawn (a new boundary version) when changed.
+        New codes are created, known codes redrawn (a new boundary version) when changed; a
+        feature's `leader_id` (checked) leads its grid, and without one a known grid keeps its
+        leader.
         Every bad feature is named in `errors`. Features drawn on an Amap/Tencent or Baidu map
         say so in `datum` (gcj02, bd09): converted to WGS-84, in which the grids are stored.
         """
