@@ -58,6 +58,7 @@ class ImportSummary:
     created: list[str] = field(default_factory=list)
     redrawn: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
     households_moved: int = 0
 
 
@@ -537,16 +538,18 @@ def retire_grid(session: Session, scope: Scope | None, grid: Grid) -> None:
     if scope is not None:
         scope.require_grid_admin(grid.community_code)
     _lock_map(session)
-    # Held until the transaction ends, before counting: a household being placed in the grid
-    # holds it FOR SHARE (services.households), so it is either counted here or, written after
-    # the retirement, placed again in a grid that is not retired.
+    _hold_to_retire(session, grid)
+    _refuse_households_left(session, grid)
+    _close(session, grid, clock.now())
+    session.flush()
+
+
+def _hold_to_retire(session: Session, grid: Grid) -> None:
+    """Hold `grid`'s row until the transaction ends; 409 while it holds an open task."""
+    # Held before counting: a household being placed in the grid holds it FOR SHARE
+    # (services.households), so it is either counted here or, written after the retirement,
+    # placed again in a grid that is not retired.
     session.execute(select(Grid.id).where(Grid.id == grid.id).with_for_update(key_share=True))
-    count = session.scalar(select(func.count()).where(Household.grid_id == grid.id))
-    if count:
-        raise errors.Conflict(
-            f"Grid {grid.code} still holds {count} household(s); redraw its neighbours to take "
-            "them in, or move them, before deleting it."
-        )
     # Its open tasks would stay in a grid no longer on the map, dispatched (a reopening, a
     # holder switched off) to those who held it then: they are moved to the grid that takes
     # their place first. Ended ones stay, counted where they were worked.
@@ -560,14 +563,26 @@ def retire_grid(session: Session, scope: Scope | None, grid: Grid) -> None:
             f"Grid {grid.code} still holds {open_tasks} open task(s); move them to the grid "
             "that takes their place (POST /api/v1/tasks/{id}/move) before deleting it."
         )
-    now = clock.now()
+
+
+def _refuse_households_left(session: Session, grid: Grid) -> None:
+    count = session.scalar(select(func.count()).where(Household.grid_id == grid.id))
+    if count:
+        raise errors.Conflict(
+            f"Grid {grid.code} still holds {count} household(s); import the grids that take "
+            "them in with this grid's code in the import's `retire` (POST "
+            "/api/v1/grids/import), or redraw its neighbours to take them in, before deleting it."
+        )
+
+
+def _close(session: Session, grid: Grid, now: datetime) -> None:
+    """End `grid`'s current boundary version and retire it, at `now`."""
     current = session.scalar(
         select(GridVersion).where(GridVersion.grid_id == grid.id, GridVersion.valid_to.is_(None))
     )
     if current is not None:
         current.valid_to = now
     grid.retired_at = now
-    session.flush()
 
 
 def _import_leader(session: Session, grid: Grid, draft: GridDraft) -> None:
@@ -653,12 +668,28 @@ def import_grids(
             f"First: {problems[0]['detail']}",
             errors=problems,
         )
+    retiring = _codes_to_retire(collection.get("retire"), seen_codes, scope)
     _lock_map(session)
     summary = ImportSummary()
     now = clock.now()
     actor_id = scope.user_id if scope else None
     touched: dict[int, str] = {}
     areas = []
+    # Retired first, so the features are checked against the map without them and their
+    # households go to the grids that now cover them (a merge: one grid retired, its neighbour
+    # drawn over both). A grid holding households could not be retired, and no neighbour
+    # could be redrawn over it while it stood (an overlap).
+    gone = []
+    for code in retiring:
+        grid = get_grid_by_code(session, code)
+        if grid is None:
+            message = f"retire: {code} is not a grid in service."
+            raise errors.Unprocessable(message, errors={"retire": [message]})
+        _hold_to_retire(session, grid)
+        areas.append(grid.boundary)
+        _close(session, grid, now)
+        gone.append(grid)
+        summary.retired.append(code)
     iterator = progress(drafts) if progress else drafts
     for draft in iterator:
         grid = _existing_with_code(session, draft.code.code)
@@ -687,5 +718,34 @@ def import_grids(
     _check_overlaps(session, touched)
     if areas:
         summary.households_moved = _reassign_households(session, scope, areas)
+    for grid in gone:  # a household not on its grid's boundary was not re-placed
+        _refuse_households_left(session, grid)
     session.flush()
     return summary
+
+
+def _codes_to_retire(raw: Any, drawn: dict[str, str], scope: Scope | None) -> list[str]:
+    """The import's `retire`: codes of grids in service to retire, none of them drawn by it."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        message = "retire: must be a list of 15-digit grid codes."
+        raise errors.Unprocessable(message, errors={"retire": [message]})
+    codes: list[str] = []
+    problems = []
+    for item in raw:
+        try:
+            code = GridCode.parse(item)
+        except CodeError as exc:
+            problems.append(f"retire: {exc}")
+            continue
+        if code.code in drawn:
+            problems.append(f"retire: {code.code} is drawn by {drawn[code.code]}; not both.")
+            continue
+        if scope is not None:
+            scope.require_grid_admin(code.community_code)
+        if code.code not in codes:
+            codes.append(code.code)
+    if problems:
+        raise errors.Unprocessable(problems[0], errors={"retire": problems})
+    return codes

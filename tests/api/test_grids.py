@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from geoalchemy2.shape import to_shape
 from shapely.geometry import MultiPolygon, Polygon, shape
@@ -540,6 +542,75 @@ def test_an_import_naming_a_worker_leader_of_a_known_grid_is_422_naming_the_feat
     assert "feature 0" in r.json["detail"] and "leader_id" in r.json["errors"]
     session.expire_all()
     assert session.get(Grid, world.grids[A1].id).leader_id == world.users["leader_a"].id
+
+
+def test_two_grids_holding_households_are_merged_in_one_import(client, session, world):
+    """A grid holding households could not be retired (409: "redraw its neighbours to take them
+    in"), and no neighbour could be redrawn to take them in while it stood (an overlap, 422):
+    merging two grids took a contortion (shrink one to an empty corner, retire it, fill the
+    corner). An import now retires the codes it lists in `retire` as it redraws the rest."""
+    from api.models import Household
+
+    merged = {
+        "type": "FeatureCollection",
+        "features": [grid_feature(A1, box(116.400, 39.920, 116.410, 39.925))],
+        "retire": [A2],
+    }
+    r = client.post("/api/v1/grids/import", json=merged, headers=admin(world))
+    assert r.status_code == 200, r.json
+    assert (r.json["redrawn"], r.json["retired"]) == ([A1], [A2])
+    assert r.json["households_moved"] == len(world.households[A2])
+    session.expire_all()
+    a2 = session.get(Grid, world.grids[A2].id)
+    assert a2.retired_at is not None
+    assert all(v.valid_to is not None for v in a2.versions)
+    homes = [session.get(Household, h.id).grid_id for h in world.households[A2]]
+    assert homes == [world.grids[A1].id] * len(homes)
+
+
+def test_an_import_retiring_a_grid_whose_households_no_grid_takes_is_422_and_changes_nothing(
+    client, session, world
+):
+    r = client.post(
+        "/api/v1/grids/import",
+        json={
+            "type": "FeatureCollection",
+            "features": [grid_feature(A1, box(*BOXES[A1]))],
+            "retire": [A2],
+        },
+        headers=admin(world),
+    )
+    assert r.status_code == 422, r.json
+    assert "outside every grid" in r.json["detail"]
+    session.expire_all()
+    assert session.get(Grid, world.grids[A2].id).retired_at is None
+
+
+def test_an_import_retiring_a_grid_holding_an_open_task_is_409(app, client, session, world):
+    from tests.factories import make_task
+
+    make_task(session, A2, now=datetime.now(UTC))
+    merged = {
+        "type": "FeatureCollection",
+        "features": [grid_feature(A1, box(116.400, 39.920, 116.410, 39.925))],
+        "retire": [A2],
+    }
+    r = client.post("/api/v1/grids/import", json=merged, headers=admin(world))
+    assert r.status_code == 409, r.json
+    assert "open task" in r.json["detail"]
+
+
+def test_an_import_retiring_a_code_it_also_draws_is_422(client, world):
+    r = client.post(
+        "/api/v1/grids/import",
+        json={
+            "type": "FeatureCollection",
+            "features": [grid_feature(A1, box(*BOXES[A1]))],
+            "retire": [A1],
+        },
+        headers=admin(world),
+    )
+    assert r.status_code == 422, r.json
 
 
 def test_locate_finds_the_containing_grid(client, world):
