@@ -568,6 +568,25 @@ def test_two_grids_holding_households_are_merged_in_one_import(client, session, 
     assert homes == [world.grids[A1].id] * len(homes)
 
 
+def test_a_grid_holding_households_is_renumbered_in_one_import(client, session, world):
+    """The new code drawn over the old one's boundary, the old code retired: its households
+    follow (a retired code stays its own, for past reports)."""
+    from api.models import Household
+
+    renumbered = {
+        "type": "FeatureCollection",
+        "features": [grid_feature(A + "009", box(*BOXES[A2]))],
+        "retire": [A2],
+    }
+    r = client.post("/api/v1/grids/import", json=renumbered, headers=admin(world))
+    assert r.status_code == 200, r.json
+    assert (r.json["created"], r.json["retired"]) == ([A + "009"], [A2])
+    session.expire_all()
+    new = session.scalar(select(Grid).where(Grid.code == A + "009"))
+    homes = {session.get(Household, h.id).grid_id for h in world.households[A2]}
+    assert homes == {new.id}
+
+
 def test_an_import_retiring_a_grid_whose_households_no_grid_takes_is_422_and_changes_nothing(
     client, session, world
 ):
