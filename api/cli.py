@@ -636,7 +636,8 @@ def import_grids(file: Path, datum: str) -> None:
         )
     click.echo(
         f"{len(summary.created)} created, {len(summary.redrawn)} redrawn, "
-        f"{len(summary.unchanged)} unchanged, {summary.households_moved} households re-placed"
+        f"{len(summary.unchanged)} unchanged, {len(summary.retired)} retired, "
+        f"{summary.households_moved} households re-placed"
     )
 
 

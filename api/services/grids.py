@@ -20,6 +20,7 @@ from api.scope import Scope
 from api.services import admin
 from api.services.geometry import db_geom, db_point
 from api.services.names import check_name, name_problem
+from api.services.weeks import LOCAL
 from geo.codes import CodeError, GridCode
 from geo.validate import GeometryProblem, parse_boundary
 
@@ -47,6 +48,9 @@ class GridDraft:
     target_households: int = 300
     leader_id: int | None = None
     names: dict[str, str] = field(default_factory=dict)
+    # The feature says who leads the grid (`leader_id`, null for nobody); without it, a known
+    # grid keeps its leader.
+    leader_given: bool = False
 
 
 @dataclass
@@ -54,6 +58,7 @@ class ImportSummary:
     created: list[str] = field(default_factory=list)
     redrawn: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
     households_moved: int = 0
 
 
@@ -117,7 +122,9 @@ def parse_feature(feature: Any, label: str, datum: str = "wgs84") -> GridDraft:
         for k in ("community_name", "street_name", "district_name")
         if props.get(k)
     }
-    return GridDraft(label, code, name, boundary, target, leader_id, names)
+    return GridDraft(
+        label, code, name, boundary, target, leader_id, names, leader_given="leader_id" in props
+    )
 
 
 def _whole(value: Any, low: int, high: int) -> bool:
@@ -201,29 +208,36 @@ def locate_many(session: Session, scope: Scope, points: Sequence[tuple[float, fl
 
 
 def _check_leader(session: Session, leader_id: int | None, community_code: str) -> None:
-    if leader_id is None:
-        return
+    if leader_id is not None and (problem := _leader_problem(session, leader_id, community_code)):
+        raise problem
+
+
+def _leader_problem(
+    session: Session, leader_id: int, community_code: str
+) -> errors.Unprocessable | None:
+    """Why user `leader_id` may not lead a grid of `community_code`, or None if they may."""
     # FOR SHARE: an admin switching the account off or changing its role holds its row;
     # this waits for that to commit and reads the account as it then is.
     leader = session.get(User, leader_id, with_for_update={"read": True}, populate_existing=True)
     if leader is None or leader.community_code != community_code:
-        raise errors.Unprocessable(
+        return errors.Unprocessable(
             f"Leader {leader_id} is not a user of community {community_code}.",
             errors={"leader_id": ["Unknown user in this community."]},
         )
     if leader.role != "grid_leader":
         # A worker named leader was told of the grid's escalations but could not act on them
         # (leading is the grid leader's role, `Scope.leads_grid`): the role comes first.
-        raise errors.Unprocessable(
+        return errors.Unprocessable(
             f"User {leader.username} is a {leader.role}; a grid's leader is a grid leader "
             f"(PATCH /api/v1/users/{leader.id} with role grid_leader first).",
             errors={"leader_id": ["Not a grid leader."]},
         )
     if not leader.active:
-        raise errors.Unprocessable(
+        return errors.Unprocessable(
             f"User {leader.username} is switched off; name an active worker.",
             errors={"leader_id": ["Switched off."]},
         )
+    return None
 
 
 # An overlap is a border sliver, allowed, when it is at most the tolerance (m²) and at most
@@ -446,7 +460,17 @@ def create_grid(
     if scope is not None:
         scope.require_grid_admin(draft.code.community_code)
     _lock_map(session)
-    if _existing_with_code(session, draft.code.code) is not None:
+    existing = _existing_with_code(session, draft.code.code)
+    if existing is not None and existing.retired_at is not None:
+        # No list, read or lookup finds a retired grid: "already exists" sent the office
+        # looking for a grid they could not see. Its code stays its own (past reports name it).
+        raise errors.Conflict(
+            f"Grid {draft.code.code} was retired on "
+            f"{existing.retired_at.astimezone(LOCAL).date().isoformat()}; its code stays its "
+            "own. Import it (POST /api/v1/grids/import) to bring it back with its history, or "
+            "give the new grid another sequence number."
+        )
+    if existing is not None:
         raise errors.Conflict(f"Grid {draft.code.code} already exists.")
     now = clock.now()
     grid = _new_grid(session, draft, scope.user_id if scope else None, now)
@@ -468,12 +492,9 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
         )
     if "name" in changes:
         check_name("name", changes["name"])
-        grid.name = changes["name"]
-    if "target_households" in changes:
-        grid.target_households = changes["target_households"]
     if "leader_id" in changes:
         _check_leader(session, changes["leader_id"], grid.community_code)
-        grid.leader_id = changes["leader_id"]
+    boundary = None
     if "geometry" in changes:
         try:
             boundary = parse_boundary(changes["geometry"], changes.get("datum", "wgs84"))
@@ -481,9 +502,15 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
             raise errors.Unprocessable(
                 f"grid {grid.code}: geometry: {exc.reason}", errors={"geometry": [exc.reason]}
             ) from exc
-        _lock_map(session)
-        # As the change committed before this one left it (read before the lock was held).
-        session.refresh(grid, ["boundary", "version"])
+        _lock_map(session)  # before the grid's row, as a retirement and an import take them
+    _hold_in_service(session, grid)
+    if "name" in changes:
+        grid.name = changes["name"]
+    if "target_households" in changes:
+        grid.target_households = changes["target_households"]
+    if "leader_id" in changes:
+        grid.leader_id = changes["leader_id"]
+    if boundary is not None:
         old = grid.boundary
         if _redraw(session, grid, boundary, scope.user_id if scope else None, clock.now()):
             session.flush()
@@ -493,21 +520,36 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
     return grid
 
 
+def _hold_in_service(session: Session, grid: Grid) -> None:
+    """Hold `grid`'s row until the transaction ends and read it again, as the change committed
+    before this one left it; 404 when that change retired it. The view read the grid before a
+    retirement of it committed, and a redraw then opened a new boundary version on the retired
+    grid: off the map, yet in every later week's report and map."""
+    retired_at = session.scalar(
+        select(Grid.retired_at).where(Grid.id == grid.id).with_for_update(key_share=True)
+    )
+    if retired_at is not None:
+        raise errors.NotFound(f"Grid {grid.id} not found.")
+    session.refresh(grid)
+
+
 def retire_grid(session: Session, scope: Scope | None, grid: Grid) -> None:
     """Retire a grid: its versions stay for past reports; it must hold no households."""
     if scope is not None:
         scope.require_grid_admin(grid.community_code)
     _lock_map(session)
-    # Held until the transaction ends, before counting: a household being placed in the grid
-    # holds it FOR SHARE (services.households), so it is either counted here or, written after
-    # the retirement, placed again in a grid that is not retired.
+    _hold_to_retire(session, grid)
+    _refuse_households_left(session, grid)
+    _close(session, grid, clock.now())
+    session.flush()
+
+
+def _hold_to_retire(session: Session, grid: Grid) -> None:
+    """Hold `grid`'s row until the transaction ends; 409 while it holds an open task."""
+    # Held before counting: a household being placed in the grid holds it FOR SHARE
+    # (services.households), so it is either counted here or, written after the retirement,
+    # placed again in a grid that is not retired.
     session.execute(select(Grid.id).where(Grid.id == grid.id).with_for_update(key_share=True))
-    count = session.scalar(select(func.count()).where(Household.grid_id == grid.id))
-    if count:
-        raise errors.Conflict(
-            f"Grid {grid.code} still holds {count} household(s); redraw its neighbours to take "
-            "them in, or move them, before deleting it."
-        )
     # Its open tasks would stay in a grid no longer on the map, dispatched (a reopening, a
     # holder switched off) to those who held it then: they are moved to the grid that takes
     # their place first. Ended ones stay, counted where they were worked.
@@ -521,14 +563,51 @@ def retire_grid(session: Session, scope: Scope | None, grid: Grid) -> None:
             f"Grid {grid.code} still holds {open_tasks} open task(s); move them to the grid "
             "that takes their place (POST /api/v1/tasks/{id}/move) before deleting it."
         )
-    now = clock.now()
+
+
+def _refuse_households_left(session: Session, grid: Grid) -> None:
+    count = session.scalar(select(func.count()).where(Household.grid_id == grid.id))
+    if count:
+        raise errors.Conflict(
+            f"Grid {grid.code} still holds {count} household(s); import the grids that take "
+            "them in with this grid's code in the import's `retire` (POST "
+            "/api/v1/grids/import), or redraw its neighbours to take them in, before deleting it."
+        )
+
+
+def _close(session: Session, grid: Grid, now: datetime) -> None:
+    """End `grid`'s current boundary version and retire it, at `now`."""
     current = session.scalar(
         select(GridVersion).where(GridVersion.grid_id == grid.id, GridVersion.valid_to.is_(None))
     )
     if current is not None:
         current.valid_to = now
     grid.retired_at = now
-    session.flush()
+
+
+def _import_leader(session: Session, grid: Grid, draft: GridDraft) -> None:
+    """A known grid is led by whom its feature names (checked as a PATCH's `leader_id` is):
+    dropped without a word, a file whose leaders were changed was imported "unchanged"."""
+    try:
+        _check_leader(session, draft.leader_id, grid.community_code)
+    except errors.Unprocessable as exc:
+        raise errors.Unprocessable(
+            f"{draft.label} ({draft.code.code}): {exc.detail}", errors=exc.errors
+        ) from exc
+    grid.leader_id = draft.leader_id
+
+
+def _lead_on_return(session: Session, grid: Grid, draft: GridDraft) -> None:
+    """A retired grid imported again is led as a new grid is: by the feature's `leader_id`
+    (checked), or else by its old leader only if they may still lead it. Its old leader may
+    since have been made a worker or an admin, or switched off (nothing stops that while no
+    grid in service is theirs), and came back as the leader of a grid in service."""
+    if draft.leader_given:
+        _import_leader(session, grid, draft)
+    elif grid.leader_id is not None and _leader_problem(
+        session, grid.leader_id, grid.community_code
+    ):
+        grid.leader_id = None
 
 
 def import_grids(
@@ -589,12 +668,28 @@ def import_grids(
             f"First: {problems[0]['detail']}",
             errors=problems,
         )
+    retiring = _codes_to_retire(collection.get("retire"), seen_codes, scope)
     _lock_map(session)
     summary = ImportSummary()
     now = clock.now()
     actor_id = scope.user_id if scope else None
     touched: dict[int, str] = {}
     areas = []
+    # Retired first, so the features are checked against the map without them and their
+    # households go to the grids that now cover them (a merge: one grid retired, its neighbour
+    # drawn over both). A grid holding households could not be retired, and no neighbour
+    # could be redrawn over it while it stood (an overlap).
+    gone = []
+    for code in retiring:
+        grid = get_grid_by_code(session, code)
+        if grid is None:
+            message = f"retire: {code} is not a grid in service."
+            raise errors.Unprocessable(message, errors={"retire": [message]})
+        _hold_to_retire(session, grid)
+        areas.append(grid.boundary)
+        _close(session, grid, now)
+        gone.append(grid)
+        summary.retired.append(code)
     iterator = progress(drafts) if progress else drafts
     for draft in iterator:
         grid = _existing_with_code(session, draft.code.code)
@@ -608,6 +703,10 @@ def import_grids(
         grid.target_households = draft.target_households
         old = grid.boundary
         returns = grid.retired_at is not None
+        if returns:
+            _lead_on_return(session, grid, draft)
+        elif draft.leader_given and draft.leader_id != grid.leader_id:
+            _import_leader(session, grid, draft)
         grid.retired_at = None
         if _redraw(session, grid, draft.boundary, actor_id, now, reopen=returns):
             summary.redrawn.append(grid.code)
@@ -619,5 +718,34 @@ def import_grids(
     _check_overlaps(session, touched)
     if areas:
         summary.households_moved = _reassign_households(session, scope, areas)
+    for grid in gone:  # a household not on its grid's boundary was not re-placed
+        _refuse_households_left(session, grid)
     session.flush()
     return summary
+
+
+def _codes_to_retire(raw: Any, drawn: dict[str, str], scope: Scope | None) -> list[str]:
+    """The import's `retire`: codes of grids in service to retire, none of them drawn by it."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        message = "retire: must be a list of 15-digit grid codes."
+        raise errors.Unprocessable(message, errors={"retire": [message]})
+    codes: list[str] = []
+    problems = []
+    for item in raw:
+        try:
+            code = GridCode.parse(item)
+        except CodeError as exc:
+            problems.append(f"retire: {exc}")
+            continue
+        if code.code in drawn:
+            problems.append(f"retire: {code.code} is drawn by {drawn[code.code]}; not both.")
+            continue
+        if scope is not None:
+            scope.require_grid_admin(code.community_code)
+        if code.code not in codes:
+            codes.append(code.code)
+    if problems:
+        raise errors.Unprocessable(problems[0], errors={"retire": problems})
+    return codes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from geoalchemy2.shape import to_shape
 from shapely.geometry import MultiPolygon, Polygon, shape
@@ -132,6 +134,19 @@ def test_duplicate_code_is_409(client, world):
         headers=admin(world),
     )
     assert response.status_code == 409
+
+
+def test_drawing_a_grid_with_a_retired_grids_code_is_409_saying_it_was_retired_and_how_back(
+    client, world
+):
+    """It said "already exists" of a grid no list, read or lookup finds (a 404 by its id)."""
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
+    created = client.post("/api/v1/grids", json=feature, headers=admin(world)).json
+    assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
+    response = client.post("/api/v1/grids", json=feature, headers=admin(world))
+    assert response.status_code == 409
+    assert "retired" in response.json["detail"]
+    assert "/api/v1/grids/import" in response.json["detail"]
 
 
 def test_a_bad_request_writes_nothing(client, session, world):
@@ -377,6 +392,54 @@ def test_a_retired_grid_imported_again_begins_a_new_version_and_is_reported_agai
     assert client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 200
 
 
+def test_a_retired_grid_imported_again_does_not_bring_back_a_leader_who_may_no_longer_lead_it(
+    client, session, world
+):
+    """Its leader was made a worker while it was retired (allowed: a retired grid is led by
+    nobody in service); imported again, the grid came back led by that worker, who hears its
+    escalations and cannot act on them."""
+    from tests.factories import make_user
+
+    leader = make_user(session, "leader_a_3", "grid_leader", community=A)
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930), leader_id=leader.id)
+    created = client.post("/api/v1/grids", json=feature, headers=admin(world)).json
+    assert created["properties"]["leader_id"] == leader.id
+    assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
+    made_worker = client.patch(
+        f"/api/v1/users/{leader.id}", json={"role": "worker"}, headers=admin(world)
+    )
+    assert made_worker.status_code == 200, made_worker.json
+    del feature["properties"]["leader_id"]
+    r = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert r.status_code == 200, r.json
+    back = client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).json
+    assert back["properties"]["leader_id"] is None
+
+
+def test_a_retired_grid_imported_again_is_led_by_the_leader_its_feature_names(
+    client, session, world
+):
+    from tests.factories import make_user
+
+    successor = make_user(session, "leader_a_4", "grid_leader", community=A)
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
+    created = client.post("/api/v1/grids", json=feature, headers=admin(world)).json
+    assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
+    feature["properties"]["leader_id"] = successor.id
+    r = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert r.status_code == 200, r.json
+    back = client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).json
+    assert back["properties"]["leader_id"] == successor.id
+
+
 def test_import_is_all_or_nothing_and_names_each_bad_feature(client, session, world):
     good = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
     bad_code = grid_feature("12345", box(116.405, 39.925, 116.410, 39.930))
@@ -432,6 +495,141 @@ def test_an_import_counts_the_households_that_changed_grid_only(client, session,
     moved = world.households[A2][0]
     session.expire_all()
     assert session.get(Household, moved.id).grid_id == world.grids[A1].id
+
+
+def test_an_import_naming_another_leader_for_a_known_grid_makes_them_its_leader(
+    client, session, world
+):
+    """The leader_id of a known code was dropped without a word (its name and target were
+    taken): a file exported from GET /grids, its leaders changed, imported back, was
+    "unchanged" and every grid kept its old leader."""
+    from tests.factories import make_user
+
+    successor = make_user(session, "leader_a_5", "grid_leader", community=A)
+    feature = grid_feature(A1, box(*BOXES[A1]), leader_id=successor.id)
+    r = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert r.status_code == 200, r.json
+    back = client.get(f"/api/v1/grids/{world.grids[A1].id}", headers=admin(world)).json
+    assert back["properties"]["leader_id"] == successor.id
+
+
+def test_an_import_without_a_leader_id_keeps_a_known_grids_leader(client, world):
+    feature = grid_feature(A1, box(*BOXES[A1]))
+    r = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert r.status_code == 200, r.json
+    back = client.get(f"/api/v1/grids/{world.grids[A1].id}", headers=admin(world)).json
+    assert back["properties"]["leader_id"] == world.users["leader_a"].id
+
+
+def test_an_import_naming_a_worker_leader_of_a_known_grid_is_422_naming_the_feature(
+    client, session, world
+):
+    feature = grid_feature(A1, box(*BOXES[A1]), leader_id=world.users["worker_a1"].id)
+    r = client.post(
+        "/api/v1/grids/import",
+        json={"type": "FeatureCollection", "features": [feature]},
+        headers=admin(world),
+    )
+    assert r.status_code == 422, r.json
+    assert "feature 0" in r.json["detail"] and "leader_id" in r.json["errors"]
+    session.expire_all()
+    assert session.get(Grid, world.grids[A1].id).leader_id == world.users["leader_a"].id
+
+
+def test_two_grids_holding_households_are_merged_in_one_import(client, session, world):
+    """A grid holding households could not be retired (409: "redraw its neighbours to take them
+    in"), and no neighbour could be redrawn to take them in while it stood (an overlap, 422):
+    merging two grids took a contortion (shrink one to an empty corner, retire it, fill the
+    corner). An import now retires the codes it lists in `retire` as it redraws the rest."""
+    from api.models import Household
+
+    merged = {
+        "type": "FeatureCollection",
+        "features": [grid_feature(A1, box(116.400, 39.920, 116.410, 39.925))],
+        "retire": [A2],
+    }
+    r = client.post("/api/v1/grids/import", json=merged, headers=admin(world))
+    assert r.status_code == 200, r.json
+    assert (r.json["redrawn"], r.json["retired"]) == ([A1], [A2])
+    assert r.json["households_moved"] == len(world.households[A2])
+    session.expire_all()
+    a2 = session.get(Grid, world.grids[A2].id)
+    assert a2.retired_at is not None
+    assert all(v.valid_to is not None for v in a2.versions)
+    homes = [session.get(Household, h.id).grid_id for h in world.households[A2]]
+    assert homes == [world.grids[A1].id] * len(homes)
+
+
+def test_a_grid_holding_households_is_renumbered_in_one_import(client, session, world):
+    """The new code drawn over the old one's boundary, the old code retired: its households
+    follow (a retired code stays its own, for past reports)."""
+    from api.models import Household
+
+    renumbered = {
+        "type": "FeatureCollection",
+        "features": [grid_feature(A + "009", box(*BOXES[A2]))],
+        "retire": [A2],
+    }
+    r = client.post("/api/v1/grids/import", json=renumbered, headers=admin(world))
+    assert r.status_code == 200, r.json
+    assert (r.json["created"], r.json["retired"]) == ([A + "009"], [A2])
+    session.expire_all()
+    new = session.scalar(select(Grid).where(Grid.code == A + "009"))
+    homes = {session.get(Household, h.id).grid_id for h in world.households[A2]}
+    assert homes == {new.id}
+
+
+def test_an_import_retiring_a_grid_whose_households_no_grid_takes_is_422_and_changes_nothing(
+    client, session, world
+):
+    r = client.post(
+        "/api/v1/grids/import",
+        json={
+            "type": "FeatureCollection",
+            "features": [grid_feature(A1, box(*BOXES[A1]))],
+            "retire": [A2],
+        },
+        headers=admin(world),
+    )
+    assert r.status_code == 422, r.json
+    assert "outside every grid" in r.json["detail"]
+    session.expire_all()
+    assert session.get(Grid, world.grids[A2].id).retired_at is None
+
+
+def test_an_import_retiring_a_grid_holding_an_open_task_is_409(app, client, session, world):
+    from tests.factories import make_task
+
+    make_task(session, A2, now=datetime.now(UTC))
+    merged = {
+        "type": "FeatureCollection",
+        "features": [grid_feature(A1, box(116.400, 39.920, 116.410, 39.925))],
+        "retire": [A2],
+    }
+    r = client.post("/api/v1/grids/import", json=merged, headers=admin(world))
+    assert r.status_code == 409, r.json
+    assert "open task" in r.json["detail"]
+
+
+def test_an_import_retiring_a_code_it_also_draws_is_422(client, world):
+    r = client.post(
+        "/api/v1/grids/import",
+        json={
+            "type": "FeatureCollection",
+            "features": [grid_feature(A1, box(*BOXES[A1]))],
+            "retire": [A1],
+        },
+        headers=admin(world),
+    )
+    assert r.status_code == 422, r.json
 
 
 def test_locate_finds_the_containing_grid(client, world):

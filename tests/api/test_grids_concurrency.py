@@ -7,6 +7,7 @@ flight before either decides, then lets go.
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import text
 
@@ -157,3 +158,52 @@ def test_a_grid_retired_while_a_household_is_registered_in_it_does_not_keep_the_
     # household did (the retirement then finds it).
     assert [r.status_code for r in answers] in ([204, 422], [409, 201])
     assert in_retired == 0
+
+
+def test_a_grid_retired_while_a_redraw_of_it_waits_is_not_redrawn_back_onto_the_map(
+    own_database_url,
+):
+    """The redraw read the grid before the retirement committed, waited for the map, then
+    opened a new boundary version on the retired grid: a grid off the map (no longer listed,
+    located or counted) with an open version, which every later week's report and map found
+    again."""
+    from sqlalchemy.orm import Session
+
+    from api.extensions import db
+    from api.models import Grid
+    from api.services import grids as grid_service
+
+    community = "110109009005"
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid = make_grid(session, community + "001", box(116.70, 39.80, 116.71, 39.81))
+        headers, grid_id = bearer(_admin(session, community)), grid.id
+    redraw = {"geometry": box(116.70, 39.80, 116.705, 39.81)}
+    try:
+        with app.app_context():
+            with (
+                db.engine.connect() as holder,
+                Session(bind=holder) as office,
+                ThreadPoolExecutor(1) as pool,
+            ):
+                # Another office retires the grid: the map is theirs until they commit.
+                grid_service.retire_grid(office, None, office.get(Grid, grid_id))
+                patch = pool.submit(
+                    _send(app, "PATCH", f"/api/v1/grids/{grid_id}", headers, redraw)
+                )
+                races.wait_for_lock_waits(db.engine, 1)
+                office.commit()
+                patched = patch.result(timeout=60)
+            with db.engine.connect() as conn:
+                open_versions = conn.scalar(
+                    text(
+                        "SELECT count(*) FROM grid_versions WHERE grid_id = :id "
+                        "AND valid_to IS NULL"
+                    ),
+                    {"id": grid_id},
+                )
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    assert open_versions == 0
+    assert patched.status_code == 404

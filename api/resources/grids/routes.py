@@ -102,9 +102,13 @@ class GridImport(MethodView):
     def post(self, data):
         """Import a FeatureCollection of grids, all or nothing
 
-        New codes are created, known codes redrawn (a new boundary version) when changed.
-        Every bad feature is named in `errors`. Features drawn on an Amap/Tencent or Baidu map
-        say so in `datum` (gcj02, bd09): converted to WGS-84, in which the grids are stored.
+        New codes are created, known codes redrawn (a new boundary version) when changed; a
+        feature's `leader_id` (checked) leads its grid, and without one a known grid keeps its
+        leader. The codes in `retire` are retired in the same change (a merge: one grid
+        retired, its neighbour drawn over both): their households go to the grids that then
+        cover them, or nothing is imported. Every bad feature is named in `errors`. Features
+        drawn on an Amap/Tencent or Baidu map say so in `datum` (gcj02, bd09): converted to
+        WGS-84, in which the grids are stored.
         """
         summary = grids.import_grids(db.session, current_scope(), data, datum=data["datum"])
         db.session.commit()

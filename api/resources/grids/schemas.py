@@ -89,12 +89,21 @@ class GridImportSchema(Schema):
     type = ma.fields.String(required=True, validate=ma.validate.Equal("FeatureCollection"))
     features = ma.fields.List(ma.fields.Raw(), required=True, validate=ma.validate.Length(min=1))
     datum = datum_field(load_default="wgs84")
+    retire = ma.fields.List(
+        code_field(15),
+        metadata={
+            "description": "Codes of grids in service to retire in the same change (a merge: "
+            "one grid retired, its neighbour drawn over both); their households go to the grids "
+            "that then cover them, or the import is refused"
+        },
+    )
 
 
 class GridImportResultSchema(Schema):
     created = ma.fields.List(ma.fields.String())
     redrawn = ma.fields.List(ma.fields.String())
     unchanged = ma.fields.List(ma.fields.String())
+    retired = ma.fields.List(ma.fields.String())
     households_moved = Integer()
 
 
