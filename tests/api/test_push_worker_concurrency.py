@@ -434,7 +434,7 @@ def web_channel():
 def test_a_web_push_batch_that_outlives_its_lease_sends_no_row_taken_over_since(
     app, database, engines, web_channel, push_service
 ):
-    """Web Push sends one message at a time. A round whose first send hung past the renewal
+    """Web Push sends one message per call. A round whose first send hung past the renewal
     limit let its lease go (rightly: the send may never end), a worker beside it took the
     batch over and sent it; when the hung send returned, the first round went on to send
     every other message of the batch again: its ownership was checked once, before the
@@ -443,7 +443,14 @@ def test_a_web_push_batch_that_outlives_its_lease_sends_no_row_taken_over_since(
     names = ["web-1", "web-2", "web-3"]
     subscriptions = {n: subscription(push_service.endpoint(n)) for n in names}
     a_user_with(app, names, created=t, platform="web", subscriptions=subscriptions)
-    slow = worker_on(engines(), web_channel, lease_seconds=1, max_renewed=timedelta(seconds=1))
+    # One slot, so the other messages wait behind the hung one, as a full pool makes them.
+    slow = worker_on(
+        engines(),
+        web_channel,
+        lease_seconds=1,
+        max_renewed=timedelta(seconds=1),
+        web_concurrency=1,
+    )
     beside = worker_on(engines(), web_channel, lease_seconds=1)
     push_service.hold_first()
     with ThreadPoolExecutor(1) as pool:
