@@ -798,6 +798,13 @@ class PushWorker:
         # one dead after the lease passed (its round looked lost). A result other than "sent"
         # leaves that as it is; a message that went is recorded "sent", dead or not, since it
         # was sent: the send was already in flight.
+        # Each statement locks its rows in id order, deliveries before devices: results come
+        # back in any order (Web Push answers side by side), and two rounds marking at once
+        # deactivated the same two devices in opposite orders: each held one and waited on the
+        # other, and PostgreSQL aborted one round (its rows sent again after the lease).
+        for rows in (sent, failed, dead, retry, deferred):
+            rows.sort(key=lambda row: row["i"])
+        deactivate = sorted({row["d"]: row for row in deactivate}.values(), key=lambda r: r["d"])
         guard = "WHERE id = :i AND claim_id = CAST(:claim AS uuid) AND state = 'pending'"
         sent_guard = (
             "WHERE id = :i AND claim_id = CAST(:claim AS uuid) AND state IN ('pending', 'dead')"
