@@ -1597,6 +1597,8 @@ def push_worker(once: bool) -> None:
             lease_seconds=cfg["PUSH_LEASE_SECONDS"],
             max_attempts=cfg["PUSH_MAX_ATTEMPTS"],
             max_lost_rounds=cfg["PUSH_MAX_LOST_ROUNDS"],
+            web_concurrency=cfg["PUSH_WEB_CONCURRENCY"],
+            send_budget_seconds=cfg["PUSH_SEND_BUDGET_SECONDS"],
         )
         periodic = PeriodicJobs(
             [

@@ -142,6 +142,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_PUSH_MAX_ATTEMPTS": ("PUSH_MAX_ATTEMPTS", _POSITIVE),
     "GRIDWORK_PUSH_MAX_LOST_ROUNDS": ("PUSH_MAX_LOST_ROUNDS", _POSITIVE),
     "GRIDWORK_PUSH_POLL_SECONDS": ("PUSH_POLL_SECONDS", _decimal(0)),
+    "GRIDWORK_PUSH_WEB_CONCURRENCY": ("PUSH_WEB_CONCURRENCY", _POSITIVE),
+    "GRIDWORK_PUSH_SEND_BUDGET_SECONDS": ("PUSH_SEND_BUDGET_SECONDS", _POSITIVE),
     "GRIDWORK_TASK_TICK_SECONDS": ("TASK_TICK_SECONDS", _POSITIVE),
     "GRIDWORK_AUDIT_MERGE_SECONDS": ("AUDIT_MERGE_SECONDS", _POSITIVE),
     "GRIDWORK_RETAIN_VISIT_TRACKS_DAYS": ("RETAIN_VISIT_TRACKS_DAYS", _POSITIVE),
@@ -253,6 +255,12 @@ class Config:
     PUSH_MAX_ATTEMPTS = 200
     PUSH_MAX_LOST_ROUNDS = 3
     PUSH_POLL_SECONDS = 1.0  # idle wait between rounds
+    # Web Push sends one request per message (20 s at most): a round has this many in flight at
+    # once, so an endpoint that hangs (any user may register up to 10, on any host) holds one
+    # slot, not every push behind it; and it hands out no new one after the budget (the rest
+    # are handed back, due at once), so a round full of such hosts still ends and claims again.
+    PUSH_WEB_CONCURRENCY = 16
+    PUSH_SEND_BUDGET_SECONDS = 30
     TASK_TICK_SECONDS = 60  # how often the push worker runs the task deadline tick
     # How often it merges the audit index's pending list (migration 0032): a few MB each time
     # even if map tiles wrote ~20 MB of entries a minute (a guess at a busy city's peak).

@@ -18,6 +18,8 @@ class Channel(Protocol):
 
     send() returns one result per message, in the same order. It never raises for a failure
     of one message; when the provider cannot be reached at all, every message gets "retry".
+    The push worker calls send() for Web Push from several threads at once (one message a
+    call): a channel that may carry web messages is safe to call so.
     """
 
     def send(self, messages: Sequence[Message]) -> list[DeliveryResult]: ...

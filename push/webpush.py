@@ -63,6 +63,10 @@ class WebPushChannel:
 
     `timeout` bounds each connect and each read; `deadline` (twice `timeout` by default) the
     whole send: a send still unanswered then is cut (`PinnedAddressAdapter.abort`) and retried.
+
+    `send` may be called from several threads at once (the push worker sends a round's
+    messages side by side): each thread has a transport of its own, so a send cut at its
+    deadline cuts no other thread's connection.
     """
 
     def __init__(
@@ -84,22 +88,44 @@ class WebPushChannel:
         self._subject = vapid_subject
         self._timeout = timeout
         # `timeout` bounds each connect and each read, not the answer: a host sending a byte
-        # within every timeout held a send (and the push worker, which sends one at a time:
-        # everybody's pushes) as long as it liked. A send ends after `deadline` in all.
+        # within every timeout held a send (and the push worker, which sent one at a time until
+        # 2026-12-05: everybody's pushes) as long as it liked. A send ends after `deadline` in all.
         self._deadline = 2 * timeout if deadline is None else deadline
-        self._session = requests.Session()
-        # A push service answers; it does not redirect. Following a redirect would POST to
-        # whatever address it names, past the endpoint check.
-        self._session.max_redirects = 0
-        self._adapter = PinnedAddressAdapter(allow_private=allow_private_endpoints)
-        self._session.mount("https://", self._adapter)
-        self._session.mount("http://", self._adapter)
+        self._allow_private = allow_private_endpoints
+        # A session and transport per thread: `abort` shuts every connection of a transport
+        # down, and with one shared, a send cut at its deadline cut the sends of the other
+        # threads in flight too (retried: sent twice, perhaps).
+        self._local = threading.local()
+        self._sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
+        self._sessions_lock = threading.Lock()
 
     def send(self, messages: Sequence[Message]) -> list[DeliveryResult]:
         return [self._send_one(message) for message in messages]
 
     def close(self) -> None:
-        self._session.close()
+        with self._sessions_lock:
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.close()
+
+    def _transport(self) -> tuple[requests.Session, PinnedAddressAdapter]:
+        """This thread's session and its transport (made at its first send)."""
+        made = getattr(self._local, "transport", None)
+        if made is None:
+            session = requests.Session()
+            # A push service answers; it does not redirect. Following a redirect would POST to
+            # whatever address it names, past the endpoint check.
+            session.max_redirects = 0
+            adapter = PinnedAddressAdapter(allow_private=self._allow_private)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            made = self._local.transport = (session, adapter)
+            with self._sessions_lock:
+                self._sessions.add(session)
+            # A thread that ends (the worker's slots live for one round) takes its connections
+            # with it rather than leaving them open until the channel closes.
+            weakref.finalize(threading.current_thread(), session.close)
+        return made
 
     def _send_one(self, message: Message) -> DeliveryResult:
         mid = message.message_id
@@ -112,16 +138,17 @@ class WebPushChannel:
         if refused := _refuse_host(mid, message.target):
             return refused
         expired = threading.Event()
+        session, adapter = self._transport()
 
         def give_up() -> None:
             expired.set()
-            self._adapter.abort()
+            adapter.abort()
 
         timer = threading.Timer(self._deadline, give_up)
         timer.daemon = True
         timer.start()
         try:
-            result = self._post(message)
+            result = self._post(message, session)
         finally:
             timer.cancel()
         if expired.is_set() and result.outcome != DELIVERED:
@@ -129,7 +156,7 @@ class WebPushChannel:
             return DeliveryResult(mid, RETRY, error=error)
         return result
 
-    def _post(self, message: Message) -> DeliveryResult:
+    def _post(self, message: Message, session: requests.Session) -> DeliveryResult:
         mid = message.message_id
         headers = {"Urgency": "high" if message.urgent else "normal"}
         if message.collapse_key:
@@ -143,7 +170,7 @@ class WebPushChannel:
                 ttl=message.ttl_seconds,
                 headers=headers,
                 timeout=self._timeout,
-                requests_session=self._session,
+                requests_session=session,
             )
         except RefusedEndpoint as exc:
             return DeliveryResult(mid, exc.outcome, error=exc.error)

@@ -6,6 +6,7 @@ import logging
 import threading
 import time as clock
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -102,10 +103,14 @@ _SENDABLE = f"""
 # socket without a timeout) lets the lease pass, and another worker takes the rows over.
 MAX_RENEWED = timedelta(minutes=15)
 # Channels that send one message at a time (Web Push: one request each, 20 s at most): their
-# messages go to the channel one per call, and between them the round checks, once a third of
-# a lease has passed, that it still holds the rows it is about to send. FCM's send_each sends
-# a batch at once, in parallel: it goes whole, in one call.
+# messages go to the channel one per call, `web_concurrency` calls side by side, and between
+# them the round checks, once a third of a lease has passed, that it still holds the rows it is
+# about to send. FCM's send_each sends a batch at once, in parallel: it goes whole, in one call.
 ONE_AT_A_TIME = frozenset({"web"})
+# How many Web Push sends a round has in flight at once (GRIDWORK_PUSH_WEB_CONCURRENCY), and
+# for how long it hands out new ones (GRIDWORK_PUSH_SEND_BUDGET_SECONDS).
+WEB_CONCURRENCY = 16
+SEND_BUDGET_SECONDS = 30.0
 
 
 def message_id(notification_id: int) -> str:
@@ -171,8 +176,12 @@ class PushWorker:
         max_lost_rounds: int = 3,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         max_renewed: timedelta = MAX_RENEWED,
+        web_concurrency: int = WEB_CONCURRENCY,
+        send_budget_seconds: float = SEND_BUDGET_SECONDS,
         monotonic: Callable[[], float] = clock.monotonic,
     ) -> None:
+        if web_concurrency < 1 or send_budget_seconds <= 0:
+            raise ValueError("web_concurrency must be at least 1, send_budget_seconds above 0")
         self.session_scope = session_scope
         self.channel = channel
         self.batch_size = batch_size
@@ -181,6 +190,11 @@ class PushWorker:
         self.max_lost_rounds = max_lost_rounds
         self.ttl = timedelta(seconds=ttl_seconds)
         self.max_renewed = max_renewed
+        # Web Push sends one request per message, up to 20 s each: the round has this many in
+        # flight at once, so a host that hangs (any user may register one) costs its own slot,
+        # not everybody's pushes; and it hands out none after the budget (`_send_one_by_one`).
+        self.web_concurrency = web_concurrency
+        self.send_budget_seconds = send_budget_seconds
         # How long a claim has been held, for renewing its lease from the round's `now`: the
         # real time that has passed since (tests pass a clock they move).
         self.monotonic = monotonic
@@ -477,57 +491,141 @@ class PushWorker:
     ) -> None:
         """Send `ready` (rows just taken again by `_hold`), recording each result in `outcome`.
 
-        A batch can outlast its lease (Web Push: one message at a time), and the lease's
-        renewal stops after `max_renewed` (a send that hangs) or fails (a database blip):
-        another worker may then take the rest of the batch over and send it. So messages of
-        the channels in ONE_AT_A_TIME go one per call, and before each, once a third of a lease
-        has passed since the last check, the rows not yet sent are taken again (`_hold`: it
-        renews their lease): a row no longer the claim's is not sent. A database outage there
-        stops the batch: the rows not sent are handed back (a deferral to `now`, not counted
-        as an attempt)."""
-        parts = [[item for item in ready if item[1].platform not in ONE_AT_A_TIME]]
-        parts += [[item] for item in ready if item[1].platform in ONE_AT_A_TIME]
-        remaining = {delivery_id for delivery_id, _ in ready}
-        checked = clock.monotonic()
-        for part in parts:
-            if claim_id is not None and (
-                clock.monotonic() - checked >= self.lease.total_seconds() / 3
-            ):
-                try:
-                    held = self._hold(claim_id, sorted(remaining), now)
-                except DBAPIError as exc:
-                    if not database_unavailable(exc):
-                        raise
-                    logger.error(
-                        "push: database unavailable (%s) mid-batch; %d deliveries not sent, "
-                        "handed back",
-                        exc.__class__.__name__,
-                        len(remaining),
-                    )
-                    outcome.update(dict.fromkeys(remaining, now))
-                    return
-                checked = clock.monotonic()
-                for delivery_id in list(remaining):
-                    if delivery_id not in held:  # another worker's now, or marked dead
-                        remaining.discard(delivery_id)
-                    elif not held[delivery_id]:
-                        outcome[delivery_id] = "device inactive"
-                        remaining.discard(delivery_id)
-            part = [item for item in part if item[0] in remaining]
-            if not part:
-                continue
-            messages = [message for _, message in part]
-            handed.update(delivery_id for delivery_id, _ in part)
+        FCM's messages go in one call (`send_each` sends them in parallel). The messages of the
+        channels in ONE_AT_A_TIME (Web Push) go one per call, `web_concurrency` at once
+        (`_send_one_by_one`). While they go, the lease of the round's rows still its own (the
+        answered ones too: they wait for the mark) is renewed (`_renewing`)."""
+        batch = [item for item in ready if item[1].platform not in ONE_AT_A_TIME]
+        # Urgent first (escalations): the claim put them first, the round keeps them first.
+        one_by_one = sorted(
+            (item for item in ready if item[1].platform in ONE_AT_A_TIME),
+            key=lambda item: not item[1].urgent,
+        )
+        live = {delivery_id for delivery_id, _ in ready}  # the rows still the claim's
+        with self._renewing(claim_id, lambda: sorted(live.copy()), now):
+            if batch:
+                handed.update(delivery_id for delivery_id, _ in batch)
+                for (delivery_id, _), result in zip(
+                    batch, self._send_part([m for _, m in batch]), strict=True
+                ):
+                    outcome[delivery_id] = result
+            if one_by_one:
+                self._send_one_by_one(one_by_one, outcome, claim_id, now, handed, live)
+
+    def _send_part(self, messages: list[Message]) -> list[DeliveryResult]:
+        try:
+            return self.channel.send(messages)
+        except Exception as exc:  # the contract says never; one bug must not lose the round
+            logger.exception("push: the channel raised for %d messages", len(messages))
+            error = f"channel raised: {exc!r}"[:300]
+            return [DeliveryResult(m.message_id, RETRY, error=error) for m in messages]
+
+    def _send_one_by_one(
+        self,
+        items: list[tuple[int, Message]],
+        outcome: dict[int, DeliveryResult | datetime | str],
+        claim_id: uuid.UUID | None,
+        now: datetime,
+        handed: set[int],
+        live: set[int],
+    ) -> None:
+        """Send `items` one message per call, `web_concurrency` calls in flight at once: this
+        thread is one slot, the others are threads of their own that end with the batch.
+
+        They went one after another before: a host that hangs until the send's deadline (20 s;
+        any user may register up to 10 such endpoints) held up every push behind it, an
+        escalation's too. Now it holds one slot. Whichever slot takes the next message first:
+          - once `send_budget_seconds` have passed since the batch began, hands out no more:
+            the messages not yet sent are handed back (a deferral to `now`, not counted as an
+            attempt), so the round ends (a budget's worth, plus a deadline) and the next claims
+            again, urgent first;
+          - once a third of a lease has passed since the last check, takes the rows not yet
+            sent again (`_hold`: it renews their lease): a row no longer the claim's (another
+            worker took it over after the lease passed while a send hung past the renewal
+            limit, or renewals failed) is not sent. A database outage there stops the batch:
+            the rows not sent are handed back.
+        A slot's result is recorded unless the round was stopped at once meanwhile (`_stopped`
+        then sees a fixed record: a message in flight has no result, and waits for its lease).
+        """
+        queue = deque(items)
+        lock = threading.Lock()
+        stopped = threading.Event()
+        errors: list[BaseException] = []
+        started = self.monotonic()
+        checked = [clock.monotonic()]
+
+        def hand_back(reason: str, level: int = logging.WARNING) -> None:  # under `lock`
+            unsent = [delivery_id for delivery_id, _ in queue]
+            queue.clear()
+            outcome.update(dict.fromkeys(unsent, now))
+            logger.log(
+                level, "push: %s; %d Web Push deliveries not sent, handed back", reason, len(unsent)
+            )
+
+        def take() -> tuple[int, Message] | None:
+            with lock:
+                while queue and not stopped.is_set():
+                    if self.monotonic() - started >= self.send_budget_seconds:
+                        hand_back(
+                            f"the round's send budget ({self.send_budget_seconds:g} s) is spent"
+                        )
+                        return None
+                    if claim_id is not None and (
+                        clock.monotonic() - checked[0] >= self.lease.total_seconds() / 3
+                    ):
+                        try:
+                            held = self._hold(claim_id, sorted(i for i, _ in queue), now)
+                        except DBAPIError as exc:
+                            if not database_unavailable(exc):
+                                raise
+                            name = exc.__class__.__name__
+                            hand_back(f"database unavailable ({name}) mid-batch", logging.ERROR)
+                            return None
+                        checked[0] = clock.monotonic()
+                        for item in list(queue):
+                            if item[0] not in held:  # another worker's now, or marked dead
+                                queue.remove(item)
+                                live.discard(item[0])
+                            elif not held[item[0]]:
+                                queue.remove(item)
+                                outcome[item[0]] = "device inactive"
+                        continue
+                    item = queue.popleft()
+                    handed.add(item[0])
+                    return item
+                return None
+
+        def slot() -> None:
+            while (item := take()) is not None:
+                [result] = self._send_part([item[1]])
+                with lock:
+                    if not stopped.is_set():
+                        outcome[item[0]] = result
+
+        def slot_thread() -> None:
             try:
-                with self._renewing(claim_id, sorted(remaining), now):
-                    results = self.channel.send(messages)
-            except Exception as exc:  # the contract says never; one bug must not lose the round
-                logger.exception("push: the channel raised for %d messages", len(messages))
-                error = f"channel raised: {exc!r}"[:300]
-                results = [DeliveryResult(m.message_id, RETRY, error=error) for m in messages]
-            for (delivery_id, _), result in zip(part, results, strict=True):
-                outcome[delivery_id] = result
-                remaining.discard(delivery_id)
+                slot()
+            except BaseException as exc:  # noqa: BLE001 - raised again in the round's thread
+                with lock:
+                    errors.append(exc)
+                    stopped.set()
+
+        threads = [
+            threading.Thread(target=slot_thread, name=f"push-web-{n}", daemon=True)
+            for n in range(1, min(self.web_concurrency, len(items)))
+        ]
+        try:
+            for thread in threads:
+                thread.start()
+            slot()
+            for thread in threads:
+                thread.join()
+        except BaseException:  # stopped at once (KeyboardInterrupt), or this slot failed
+            with lock:
+                stopped.set()
+            raise
+        if errors:
+            raise errors[0]
 
     def _hold(self, claim_id: uuid.UUID, ids: list[int], now: datetime) -> dict[int, bool]:
         """Of `ids`, the rows still pending under `claim_id`, each with whether its device may
@@ -583,14 +681,16 @@ class PushWorker:
 
     @contextmanager
     def _renewing(
-        self, claim_id: uuid.UUID | None, ids: list[int], now: datetime
+        self, claim_id: uuid.UUID | None, ids: Callable[[], list[int]], now: datetime
     ) -> Iterator[None]:
-        """Keep the round's lease while it sends. Web Push sends one message at a time (10 s
-        timeout each), a relay may answer slowly: a round could outlast its lease, and a worker
+        """Keep the round's lease while it sends. Web Push sends one message per call (20 s
+        at most each), a relay may answer slowly: a round could outlast its lease, and a worker
         beside it would claim the rows still being sent and send them again. Every third of a
-        lease, from a thread on its own session, the claim's rows still held get a new lease
-        (the round's `now` plus the real time since the claim). Without a claim id (a caller sending
-        rows it did not claim through `run_once`) there is no lease to keep."""
+        lease, from a thread on its own session, the claim's rows still held (`ids()`: those
+        answered too, which wait for the mark) get a new lease (the round's `now` plus the real
+        time since the claim), for at most `max_renewed` from the first send. Without a claim
+        id (a caller sending rows it did not claim through `run_once`) there is no lease to
+        keep."""
         if claim_id is None:
             yield
             return
@@ -613,7 +713,7 @@ class PushWorker:
                             ),
                             {
                                 "until": now + self._held_for(claim_id) + self.lease,
-                                "ids": ids,
+                                "ids": ids(),
                                 "claim": claim_id,
                             },
                         )
@@ -659,9 +759,10 @@ class PushWorker:
     ) -> None:
         stats = stats or RoundStats()
         # A retry waits from when it was answered, not from the round's start: a Web Push
-        # round sends one message at a time, and a 429's Retry-After (or a 503's backoff) that
-        # came minutes in was counted from a time already past, so the push went again in the
-        # next round. The real time since the claim, read now, is no earlier than any answer.
+        # round sends one message per call (a few side by side), and a 429's Retry-After (or a
+        # 503's backoff) that came minutes in was counted from a time already past, so the push
+        # went again in the next round. The real time since the claim, read now, is no earlier
+        # than any answer.
         answered = now + self._held_for(claim_id)
         self._claimed_at.pop(claim_id, None)
         by_id = {row.id: row for row in claimed}
@@ -697,6 +798,13 @@ class PushWorker:
         # one dead after the lease passed (its round looked lost). A result other than "sent"
         # leaves that as it is; a message that went is recorded "sent", dead or not, since it
         # was sent: the send was already in flight.
+        # Each statement locks its rows in id order, deliveries before devices: results come
+        # back in any order (Web Push answers side by side), and two rounds marking at once
+        # deactivated the same two devices in opposite orders: each held one and waited on the
+        # other, and PostgreSQL aborted one round (its rows sent again after the lease).
+        for rows in (sent, failed, dead, retry, deferred):
+            rows.sort(key=lambda row: row["i"])
+        deactivate = sorted({row["d"]: row for row in deactivate}.values(), key=lambda r: r["d"])
         guard = "WHERE id = :i AND claim_id = CAST(:claim AS uuid) AND state = 'pending'"
         sent_guard = (
             "WHERE id = :i AND claim_id = CAST(:claim AS uuid) AND state IN ('pending', 'dead')"

@@ -553,6 +553,82 @@ def test_what_a_push_service_answers_never_costs_the_round_its_marks(
     assert len(fake.messages) == 1  # fcm-1's message went once
 
 
+def _round_in_the_background(worker, now):
+    """`worker.run_once(now)` in a thread of its own: (the executor, the round's future)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1)
+    return pool, pool.submit(worker.run_once, now)
+
+
+def test_a_web_push_endpoint_that_hangs_delays_no_other_push_of_the_round(
+    session, world, web_router, push_service
+):
+    """Any user may register up to 10 Web Push endpoints on any https host, one that never
+    answers included: each send there cost its whole deadline (20 s), and the worker sent Web
+    Push one message at a time, so everybody's pushes queued behind it, an escalation's too,
+    round after round (a retry comes back ~100 times a day). A round now sends its Web Push
+    messages side by side (`GRIDWORK_PUSH_WEB_CONCURRENCY`): a host that hangs holds its own
+    slot only, and the other pushes go while it hangs."""
+    _web_device(session, world.users["worker_a2"], push_service.endpoint("hangs"))
+    for name in ("a1-phone", "a1-laptop", "a1-tablet"):
+        _web_device(session, world.users["worker_a1"], push_service.endpoint(name))
+    notify(session, [world.users["worker_a2"].id], "task_updated", "t", now=T0)
+    notify(session, [world.users["worker_a1"].id], "task_escalated", "升级", now=T0)
+    push_service.hang("hangs")
+    worker = PushWorker(db.begin, web_router, batch_size=100, lease_seconds=60)
+    pool, round_ = _round_in_the_background(worker, T0)
+    with pool:
+        assert push_service.holding.wait(20)
+        went_while_it_hung = push_service.wait_for(4, timeout=10)  # its deadline is 20 s
+        push_service.release()
+        stats = round_.result(timeout=60)
+    assert went_while_it_hung
+    assert sorted(push_service.received) == sorted(
+        f"/push/{name}" for name in ("hangs", "a1-phone", "a1-laptop", "a1-tablet")
+    )
+    assert stats.sent == 4 and set(states(session).values()) == {"sent"}
+
+
+def test_a_round_hands_out_no_web_push_after_its_time_budget_and_hands_the_rest_back(
+    session, world, web_router, push_service
+):
+    """However many slots, enough hosts that hang fill them all: a round then hands out no new
+    Web Push send once `GRIDWORK_PUSH_SEND_BUDGET_SECONDS` have passed since it began sending.
+    The rest are handed back, due at once and their attempt not counted, so the round ends
+    and the next one claims again, an escalation queued meanwhile first."""
+    _web_device(session, world.users["worker_a2"], push_service.endpoint("hangs"))
+    for name in ("a1-phone", "a1-laptop"):
+        _web_device(session, world.users["worker_a1"], push_service.endpoint(name))
+    notify(session, [world.users["worker_a2"].id], "task_updated", "t", now=T0)
+    notify(session, [world.users["worker_a1"].id], "task_updated", "t", now=T0)
+    clock = [0.0]
+    worker = PushWorker(
+        db.begin,
+        web_router,
+        lease_seconds=60,
+        web_concurrency=1,
+        send_budget_seconds=30,
+        monotonic=lambda: clock[0],
+    )
+    push_service.hang("hangs")
+    pool, round_ = _round_in_the_background(worker, T0)
+    with pool:
+        assert push_service.holding.wait(20)
+        clock[0] += 31  # the host took the round past its budget
+        push_service.release()
+        stats = round_.result(timeout=60)
+    assert push_service.received == ["/push/hangs"]
+    assert (stats.sent, stats.deferred) == (1, 2)
+    session.expire_all()
+    rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    assert [(d.state, d.next_attempt_at, d.attempts, d.claimed_until) for d in rows[1:]] == [
+        ("pending", T0, 0, None)
+    ] * 2
+    assert worker.run_once(T0).sent == 2
+    assert len(push_service.received) == 3
+
+
 def test_the_worker_loop_outlives_a_database_outage(app, monkeypatch):
     """The database restarting under `gridwork push-worker` ended the process: pushes and the
     deadline tick (escalations of danger-to-life tasks) stopped until someone restarted it."""
@@ -1065,6 +1141,9 @@ def test_a_second_signal_mid_batch_hands_back_the_pushes_not_yet_sent(
     channel = Interrupted()
     monkeypatch.setattr(push, "build_channels", lambda settings: {"web": channel})
     monkeypatch.setattr(PeriodicJobs, "run_due", lambda self, now, **kw: None)
+    # One slot: the messages go one after another, so which were handed to the channel when
+    # the signal came is certain.
+    monkeypatch.setitem(app.config, "PUSH_WEB_CONCURRENCY", 1)
     with app.app_context():
         result = CliRunner().invoke(main, ["push-worker"], catch_exceptions=False)
     assert "push worker stopped" in result.output

@@ -21,13 +21,14 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
-from api.services.delivery import PushWorker
+from api.services.delivery import PushWorker, message_id
 from api.services.notifications import notify
-from push import Router, build_channels
+from push import INVALID_TARGET, DeliveryResult, Router, build_channels
 from push.webpush import WebPushChannel
 from tests.factories import box, build_app, make_device, make_grid, make_user
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.webpush import FakeWebPush, subscription
+from tests.races import wait_for_lock_waits
 
 DAY = timedelta(days=1)
 GRID = "110109009002001"
@@ -181,6 +182,58 @@ def test_a_sweep_beside_a_late_mark_neither_deadlocks_nor_sends_twice(
     assert states["fcm-late-1"][0] == "dead" and "expired" in states["fcm-late-1"][1]
     assert Counter(m.get("token") or m["fid"] for m in fake.messages) == {"fcm-late-2": 1}
     assert beside.run_once(t + timedelta(seconds=200)).claimed == 0
+
+
+def test_two_rounds_switching_off_the_same_devices_at_once_do_not_deadlock(
+    app, database, engines, router
+):
+    """Two rounds, each with a push to the same two phones that FCM has unregistered, mark at
+    once. Each deactivated the devices in the order its results came back: one locked phone A
+    and waited on B, the other held B and waited on A, and PostgreSQL aborted one (its round
+    lost: its rows sent again after the lease, and counted as a lost round). The marks lock
+    devices (and deliveries) in id order now: the second waits for the first, and both go."""
+    from api.extensions import db
+
+    t = database_now(database)
+    user_id = a_user_with(app, ["fcm-gone-a", "fcm-gone-b"], created=t)
+    with db.begin() as session:
+        notify(session, [user_id], "task_updated", "t", now=t)
+    first_engine, second_engine = engines(), engines()
+    first = worker_on(first_engine, router, lease_seconds=60, batch_size=2)
+    second = worker_on(second_engine, router, lease_seconds=60, batch_size=2)
+    (first_claim, first_rows), (second_claim, second_rows) = first.claim(t), second.claim(t)
+    a, b = sorted({row.device_id for row in first_rows})
+    assert {row.device_id for row in second_rows} == {a, b}
+
+    def gone(rows, order):
+        by_device = {row.device_id: row for row in rows}
+        return {
+            by_device[d].id: DeliveryResult(
+                message_id(by_device[d].notification_id), INVALID_TARGET, error="UNREGISTERED"
+            )
+            for d in order
+        }
+
+    holder_engine = engines()
+    with holder_engine.connect() as holder, ThreadPoolExecutor(2) as pool:
+        holder.execute(text("SELECT 1 FROM devices WHERE id = :a FOR UPDATE"), {"a": a})
+        marks = [pool.submit(first.mark, first_claim, first_rows, gone(first_rows, [a, b]), t)]
+        wait_for_lock_waits(holder_engine, 1)  # the first waits on phone A
+        marks.append(
+            pool.submit(second.mark, second_claim, second_rows, gone(second_rows, [b, a]), t)
+        )
+        wait_for_lock_waits(holder_engine, 2)  # the second on phone A too (or, before, on B)
+        holder.commit()
+        for mark in marks:
+            mark.result(timeout=30)
+    assert {state for state, _ in outbox(database).values()} == {"failed"}
+    assert (
+        database.scalar(
+            text("SELECT count(*) FROM devices WHERE id IN (:a, :b) AND NOT active"),
+            {"a": a, "b": b},
+        )
+        == 2
+    )
 
 
 def test_workers_sweeping_and_sending_at_once_send_each_push_once(
@@ -434,7 +487,7 @@ def web_channel():
 def test_a_web_push_batch_that_outlives_its_lease_sends_no_row_taken_over_since(
     app, database, engines, web_channel, push_service
 ):
-    """Web Push sends one message at a time. A round whose first send hung past the renewal
+    """Web Push sends one message per call. A round whose first send hung past the renewal
     limit let its lease go (rightly: the send may never end), a worker beside it took the
     batch over and sent it; when the hung send returned, the first round went on to send
     every other message of the batch again: its ownership was checked once, before the
@@ -443,7 +496,14 @@ def test_a_web_push_batch_that_outlives_its_lease_sends_no_row_taken_over_since(
     names = ["web-1", "web-2", "web-3"]
     subscriptions = {n: subscription(push_service.endpoint(n)) for n in names}
     a_user_with(app, names, created=t, platform="web", subscriptions=subscriptions)
-    slow = worker_on(engines(), web_channel, lease_seconds=1, max_renewed=timedelta(seconds=1))
+    # One slot, so the other messages wait behind the hung one, as a full pool makes them.
+    slow = worker_on(
+        engines(),
+        web_channel,
+        lease_seconds=1,
+        max_renewed=timedelta(seconds=1),
+        web_concurrency=1,
+    )
     beside = worker_on(engines(), web_channel, lease_seconds=1)
     push_service.hold_first()
     with ThreadPoolExecutor(1) as pool:

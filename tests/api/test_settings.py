@@ -26,6 +26,8 @@ from api.settings import ConfigError, load_config
         ("GRIDWORK_PHOTO_MAX_MB", "0"),
         ("GRIDWORK_OVERLAP_TOLERANCE_M2", "-1"),
         ("GRIDWORK_PUSH_POLL_SECONDS", "ten"),
+        ("GRIDWORK_PUSH_WEB_CONCURRENCY", "0"),  # no Web Push would ever be sent
+        ("GRIDWORK_PUSH_SEND_BUDGET_SECONDS", "0"),
     ],
 )
 def test_a_number_setting_out_of_its_range_is_refused_naming_it(monkeypatch, name, value):

@@ -14,7 +14,10 @@ class FakeWebPush:
     `.received` lists the paths of the requests, in arrival order. `hold_first()` makes the next
     request wait, unanswered, until `release()`: a push service (or a relay) answering slowly
     while the worker's round goes on. `answer(name, status, headers)` scripts what the pushes
-    to one subscription get instead (a 429 with its Retry-After, a 410). `on_request`, when
+    to one subscription get instead (a 429 with its Retry-After, a 410). `hang(name)` holds
+    every push to `endpoint(name)` until `release()`: a host that never answers in time (a
+    user may register any https host as a push endpoint). `wait_for(n)` waits until `n` requests
+    have arrived. `on_request`, when
     set, is called with each request's path before it is answered (a test's clock moved by
     the time the push service took).
     """
@@ -23,6 +26,8 @@ class FakeWebPush:
         self._lock = threading.Lock()
         self._received: list[str] = []
         self._answers: dict[str, tuple[int, dict[str, str]]] = {}
+        self._hanging: set[str] = set()
+        self._arrivals = threading.Condition(self._lock)
         self.on_request: Callable[[str], None] | None = None
         self._hold_next = False
         self._released = threading.Event()
@@ -62,8 +67,19 @@ class FakeWebPush:
             self._hold_next = True
             self._released.clear()
 
+    def hang(self, name: str) -> None:
+        """Hold every push to `endpoint(name)`, unanswered, until `release()`."""
+        with self._lock:
+            self._hanging.add(f"/push/{name}")
+            self._released.clear()
+
     def release(self) -> None:
         self._released.set()
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Whether `count` requests have arrived within `timeout` seconds (held ones count)."""
+        with self._arrivals:
+            return self._arrivals.wait_for(lambda: len(self._received) >= count, timeout)
 
     def answer(self, name: str, status: int, headers: dict[str, str] | None = None) -> None:
         """Answer every push to `endpoint(name)` with `status` and `headers`, not 201."""
@@ -73,7 +89,8 @@ class FakeWebPush:
     def _arrived(self, path: str) -> tuple[int, dict[str, str]]:
         with self._lock:
             self._received.append(path)
-            held, self._hold_next = self._hold_next, False
+            self._arrivals.notify_all()
+            held, self._hold_next = self._hold_next or path in self._hanging, False
             answer = self._answers.get(path, (201, {"Location": f"{path}/msg"}))
         if held:
             self.holding.set()

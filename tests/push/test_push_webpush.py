@@ -22,6 +22,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -429,10 +430,12 @@ def test_unreachable_push_service_is_retried(channel: WebPushChannel, browser: B
 
 class TricklingPushService:
     """A push service (or any host a user registered as one) that answers a byte at a time,
-    each within the client's read timeout, for as long as `lasts` seconds, on 127.0.0.1."""
+    each within the client's read timeout, for as long as `lasts` seconds, on 127.0.0.1.
+    `.trickled` is set once it has been answering for `mark_after` seconds."""
 
-    def __init__(self, every: float, lasts: float) -> None:
-        self.every, self.lasts = every, lasts
+    def __init__(self, every: float, lasts: float, mark_after: float | None = None) -> None:
+        self.every, self.lasts, self.mark_after = every, lasts, mark_after
+        self.trickled = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -468,6 +471,11 @@ class TricklingPushService:
                 while time.monotonic() - started < self.lasts:
                     time.sleep(self.every)  # the fake's pace, not the test's: it waits on none
                     connection.sendall(b" ")
+                    if (
+                        self.mark_after is not None
+                        and time.monotonic() - started >= self.mark_after
+                    ):
+                        self.trickled.set()
                 connection.sendall(b"201 Created\r\nContent-Length: 0\r\n\r\n")
             except OSError:  # the channel hung up: what it should do
                 pass
@@ -495,6 +503,38 @@ def test_a_push_service_trickling_its_answer_is_given_up_on_after_a_deadline(
     assert took < 6.0
     assert result.outcome == "retry"
     assert "did not answer within" in (result.error or "")
+
+
+def test_a_send_cut_at_its_deadline_cuts_no_other_send_in_flight_beside_it(
+    vapid: Vapid02, browser: Browser
+) -> None:
+    """The push worker sends a round's Web Push messages side by side through one channel. A
+    send cut at its deadline shut down every connection of the channel's one transport: the
+    answer of a slow but honest push service, in flight beside it, was cut too (retried, and
+    so sent twice). Each thread sends through a transport of its own: only the late send is
+    cut."""
+    channel = WebPushChannel(
+        vapid.private_pem().decode(),
+        SUBJECT,
+        timeout=1.0,
+        deadline=4.0,
+        allow_private_endpoints=True,
+    )
+    try:
+        with (
+            TricklingPushService(every=0.2, lasts=12.0, mark_after=2.0) as hangs,
+            TricklingPushService(every=0.2, lasts=3.0) as slow,
+            ThreadPoolExecutor(2) as pool,
+        ):
+            late = pool.submit(channel.send, [web(browser.subscription(f"{hangs.origin}/p/x"))])
+            assert hangs.trickled.wait(10)  # half its deadline gone: the other starts now
+            honest = pool.submit(channel.send, [web(browser.subscription(f"{slow.origin}/p/y"))])
+            [cut], [answered] = late.result(timeout=20), honest.result(timeout=20)
+    finally:
+        channel.close()
+
+    assert cut.outcome == "retry" and "did not answer within" in (cut.error or "")
+    assert answered.outcome == "delivered"
 
 
 def test_subscription_without_keys_is_an_invalid_target(
