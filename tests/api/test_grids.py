@@ -544,6 +544,16 @@ def test_an_import_naming_a_worker_leader_of_a_known_grid_is_422_naming_the_feat
     assert session.get(Grid, world.grids[A1].id).leader_id == world.users["leader_a"].id
 
 
+def import_retiring(client, world, features, retire):
+    """POST /grids/import of `features` (code, polygon pairs) retiring the codes `retire`."""
+    body = {
+        "type": "FeatureCollection",
+        "features": [grid_feature(code, polygon) for code, polygon in features],
+        "retire": retire,
+    }
+    return client.post("/api/v1/grids/import", json=body, headers=admin(world))
+
+
 def test_two_grids_holding_households_are_merged_in_one_import(client, session, world):
     """A grid holding households could not be retired (409: "redraw its neighbours to take them
     in"), and no neighbour could be redrawn to take them in while it stood (an overlap, 422):
@@ -551,12 +561,7 @@ def test_two_grids_holding_households_are_merged_in_one_import(client, session, 
     corner). An import now retires the codes it lists in `retire` as it redraws the rest."""
     from api.models import Household
 
-    merged = {
-        "type": "FeatureCollection",
-        "features": [grid_feature(A1, box(116.400, 39.920, 116.410, 39.925))],
-        "retire": [A2],
-    }
-    r = client.post("/api/v1/grids/import", json=merged, headers=admin(world))
+    r = import_retiring(client, world, [(A1, box(116.400, 39.920, 116.410, 39.925))], [A2])
     assert r.status_code == 200, r.json
     assert (r.json["redrawn"], r.json["retired"]) == ([A1], [A2])
     assert r.json["households_moved"] == len(world.households[A2])
@@ -573,12 +578,7 @@ def test_a_grid_holding_households_is_renumbered_in_one_import(client, session, 
     follow (a retired code stays its own, for past reports)."""
     from api.models import Household
 
-    renumbered = {
-        "type": "FeatureCollection",
-        "features": [grid_feature(A + "009", box(*BOXES[A2]))],
-        "retire": [A2],
-    }
-    r = client.post("/api/v1/grids/import", json=renumbered, headers=admin(world))
+    r = import_retiring(client, world, [(A + "009", box(*BOXES[A2]))], [A2])
     assert r.status_code == 200, r.json
     assert (r.json["created"], r.json["retired"]) == ([A + "009"], [A2])
     session.expire_all()
@@ -590,15 +590,7 @@ def test_a_grid_holding_households_is_renumbered_in_one_import(client, session, 
 def test_an_import_retiring_a_grid_whose_households_no_grid_takes_is_422_and_changes_nothing(
     client, session, world
 ):
-    r = client.post(
-        "/api/v1/grids/import",
-        json={
-            "type": "FeatureCollection",
-            "features": [grid_feature(A1, box(*BOXES[A1]))],
-            "retire": [A2],
-        },
-        headers=admin(world),
-    )
+    r = import_retiring(client, world, [(A1, box(*BOXES[A1]))], [A2])
     assert r.status_code == 422, r.json
     assert "outside every grid" in r.json["detail"]
     session.expire_all()
@@ -609,26 +601,13 @@ def test_an_import_retiring_a_grid_holding_an_open_task_is_409(app, client, sess
     from tests.factories import make_task
 
     make_task(session, A2, now=datetime.now(UTC))
-    merged = {
-        "type": "FeatureCollection",
-        "features": [grid_feature(A1, box(116.400, 39.920, 116.410, 39.925))],
-        "retire": [A2],
-    }
-    r = client.post("/api/v1/grids/import", json=merged, headers=admin(world))
+    r = import_retiring(client, world, [(A1, box(116.400, 39.920, 116.410, 39.925))], [A2])
     assert r.status_code == 409, r.json
     assert "open task" in r.json["detail"]
 
 
 def test_an_import_retiring_a_code_it_also_draws_is_422(client, world):
-    r = client.post(
-        "/api/v1/grids/import",
-        json={
-            "type": "FeatureCollection",
-            "features": [grid_feature(A1, box(*BOXES[A1]))],
-            "retire": [A1],
-        },
-        headers=admin(world),
-    )
+    r = import_retiring(client, world, [(A1, box(*BOXES[A1]))], [A1])
     assert r.status_code == 422, r.json
 
 
