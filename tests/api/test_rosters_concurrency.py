@@ -611,9 +611,10 @@ def _days_worked(live: Live, worker_id: int, week: str) -> int:
     )
 
 
-def _hold_first_change(monkeypatch) -> tuple[threading.Event, threading.Event]:
-    """Hold the first published change (edit or swap) once it has passed its checks and
-    written, until `go`; `paused` is set when it is held."""
+def _second_while_first_is_held(live, monkeypatch, first, second) -> tuple:
+    """Run `first` (a published change: an edit or a swap) and hold it once it has passed its
+    checks and written; run `second` meanwhile, until it waits; let the first commit. Their
+    answers, in that order."""
     paused, go = threading.Event(), threading.Event()
     real_notify = roster_service.notify
 
@@ -624,7 +625,13 @@ def _hold_first_change(monkeypatch) -> tuple[threading.Event, threading.Event]:
             assert go.wait(30)
 
     monkeypatch.setattr(roster_service, "notify", notify)
-    return paused, go
+    with ThreadPoolExecutor(2) as pool:
+        one = pool.submit(first)
+        assert paused.wait(30)
+        two = pool.submit(second)
+        _until_it_waits(live, two)
+        go.set()
+        return one.result(30), two.result(30)
 
 
 def test_two_edits_at_once_giving_a_worker_both_free_days_leave_them_their_rest(live, monkeypatch):
@@ -640,18 +647,12 @@ def test_two_edits_at_once_giving_a_worker_both_free_days_leave_them_their_rest(
         next(s for s in _shifts(view) if s["date"] == day and s["worker_id"] != worker.id)
         for day in free[:2]
     )
-    paused, go = _hold_first_change(monkeypatch)
-    with ThreadPoolExecutor(2) as pool:
-        one = pool.submit(
-            live.patch, f"/api/v1/shifts/{first['id']}", c.leader, {"worker_id": worker.id}
-        )
-        assert paused.wait(30)
-        two = pool.submit(
-            live.patch, f"/api/v1/shifts/{second['id']}", c.admin, {"worker_id": worker.id}
-        )
-        _until_it_waits(live, two)
-        go.set()
-        answers = (one.result(30), two.result(30))
+    answers = _second_while_first_is_held(
+        live,
+        monkeypatch,
+        lambda: live.patch(f"/api/v1/shifts/{first['id']}", c.leader, {"worker_id": worker.id}),
+        lambda: live.patch(f"/api/v1/shifts/{second['id']}", c.admin, {"worker_id": worker.id}),
+    )
     assert [r.status_code for r in answers] == [200, 409], answers[1].get_json()
     assert "rest" in answers[1].get_json()["detail"]
     assert _days_worked(live, worker.id, WEEK) == 6
@@ -690,16 +691,12 @@ def test_an_edit_and_a_swap_at_once_giving_a_worker_both_free_days_leave_them_th
     handed = next(
         s for s in _shifts(next_week) if s["date"] == free[1] and s["worker_id"] != worker.id
     )
-    paused, go = _hold_first_change(monkeypatch)
-    with ThreadPoolExecutor(2) as pool:
-        accepted = pool.submit(live.post, f"/api/v1/swaps/{swap.get_json()['id']}/accept", third)
-        assert paused.wait(30)
-        edited = pool.submit(
-            live.patch, f"/api/v1/shifts/{handed['id']}", c.leader, {"worker_id": worker.id}
-        )
-        _until_it_waits(live, edited)
-        go.set()
-        answers = (accepted.result(30), edited.result(30))
+    answers = _second_while_first_is_held(
+        live,
+        monkeypatch,
+        lambda: live.post(f"/api/v1/swaps/{swap.get_json()['id']}/accept", third),
+        lambda: live.patch(f"/api/v1/shifts/{handed['id']}", c.leader, {"worker_id": worker.id}),
+    )
     assert [r.status_code for r in answers] == [200, 409], answers[1].get_json()
     assert "rest" in answers[1].get_json()["detail"]
     assert _days_worked(live, worker.id, NEXT_WEEK) == 6
