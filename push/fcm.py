@@ -43,8 +43,8 @@ _RETRY_CODES = {
     exceptions.INTERNAL,  # 500
     exceptions.DEADLINE_EXCEEDED,  # timeouts
     # Our side's configuration, not the message: credentials FCM refuses (401), the project's
-    # API disabled or its service account without the role (403; a sender mismatch is
-    # caught before: failed), the APNs key or certificate refused (THIRD_PARTY_AUTH_ERROR,
+    # API disabled or its service account without the role (403; a sender mismatch, caught
+    # before, is retried too), the APNs key or certificate refused (THIRD_PARTY_AUTH_ERROR,
     # 401). Failed for good, every push of the outage was lost (a whole batch of 500 at once);
     # retried with backoff within the message's life, they go once the operator mends it.
     exceptions.UNAUTHENTICATED,
@@ -265,8 +265,10 @@ def classify(exc: exceptions.FirebaseError) -> tuple[Outcome, str]:
         # when the server holds another project's account (the staging JSON; another
         # project's GOOGLE_APPLICATION_CREDENTIALS), and deactivating each switched off every
         # phone in one round, for good once mended. Firebase retires tokens on UNREGISTERED
-        # and INVALID_ARGUMENT only: failed for this message, the device kept ("fcm disabled").
-        return FAILED, label
+        # and INVALID_ARGUMENT only: the device is kept. And it is our configuration, as the
+        # 403 PERMISSION_DENIED of the same mistake with a project without FCM: retried within
+        # the message's life, not failed (every push of the mistake was lost).
+        return RETRY, label
     if exc.code == exceptions.INVALID_ARGUMENT:
         # FCM says INVALID_ARGUMENT for a malformed token and for a bad payload alike. Only
         # the token's fault should deactivate a device: a payload fault names its field. And

@@ -33,6 +33,8 @@ RETRY_MAX = timedelta(hours=1)
 # first tick after a longer one renders at most eight reports a community (in one transaction);
 # `report tick --now <an older Monday>` reaches further back, eight weeks from that Monday.
 CATCH_UP_WEEKS = 8
+# A week's report falls due this long after the week ends (Monday 08:00 Asia/Shanghai).
+REPORT_DUE_AFTER = timedelta(hours=8)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ def _missed_weeks(session: Session, week: str) -> list[str]:
 def _missing(session: Session, weeks: list[str]) -> dict[str, list[tuple[str, str]]]:
     """For each of `weeks`, (code, name) of the communities due then whose report is not stored.
 
+    Due then: a grid of the community existed during the week, and was in the database when
+    the week's report fell due (Monday 08:00 after it). A community loaded later with its
+    register dated back (`backdate_register`: its grids' versions start in the past, not their
+    rows) had no report missed: its leaders would be announced weeks of nothing at once.
+
     One statement; once every report is stored it costs an index probe a community and week
     (`uq_reports_week_level_code`), and claims nothing."""
     if not weeks:
@@ -110,10 +117,15 @@ def _missing(session: Session, weeks: list[str]) -> dict[str, list[tuple[str, st
             "AND r.level = 'community' AND r.code = c.code) "
             "AND EXISTS (SELECT 1 FROM grids g JOIN grid_versions v ON v.grid_id = g.id "
             "WHERE g.community_code = c.code AND v.valid_from < w.e "
-            "AND (v.valid_to IS NULL OR v.valid_to > w.s)) "
+            "AND (v.valid_to IS NULL OR v.valid_to > w.s) AND g.created_at < w.e + :due) "
             "ORDER BY w.week, c.code"
         ),
-        {"weeks": weeks, "starts": [s for s, _ in bounds], "ends": [e for _, e in bounds]},
+        {
+            "weeks": weeks,
+            "starts": [s for s, _ in bounds],
+            "ends": [e for _, e in bounds],
+            "due": REPORT_DUE_AFTER,
+        },
     )
     missing: dict[str, list[tuple[str, str]]] = {}
     for week, code, name in rows:

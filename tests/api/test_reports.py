@@ -135,6 +135,7 @@ def history(session, app) -> History:
     }
     # The grids were drawn long before the weeks reported on.
     session.execute(text("UPDATE grid_versions SET valid_from = :t"), {"t": created})
+    session.execute(text("UPDATE grids SET created_at = :t"), {"t": created})
     session.add(District(code="110101", name="东城区"))
     u = {
         "w1": make_user(session, "rp_w1", "worker", grids=[R1], display_name="甲"),

@@ -9,11 +9,13 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import undefer
 
 from api.models import Delivery, Notification, Report, ReportFile
+from api.services import grids as grid_service
 from api.services import report_store, reports
 from api.services.weeks import shift_week
 from tests.api import test_reports as base
 from tests.api.test_reports import RC, RC2
 from tests.api.test_reports_files import MONDAY_0830, gridwork
+from tests.factories import box, grid_feature
 
 history = base.history  # W45, W46, W47 lived through; the grids exist since 2026-10-01 (W40)
 
@@ -190,3 +192,36 @@ def test_the_push_workers_tick_stores_a_missed_week(app, session, history, monke
         cli._tick_reports(logging.getLogger("test"))
     session.expire_all()
     assert [w for w, _ in _stored(session)].count("2026-W46") == 2
+
+
+def test_a_community_registered_after_a_monday_is_not_caught_up_for_that_week(session, history):
+    """A week is missed only if the community was in the register when its report fell due. A
+    community loaded between W46's Monday and W47's, its register dated back
+    (`backdate_register`), gets W47's report, not W46's and the weeks before: its leaders
+    would be announced weeks of nothing at once, which no run had missed."""
+    _worker_down_over_the_w46_monday(session)
+    code = "110106001003"
+    grid = grid_service.create_grid(
+        session,
+        None,
+        grid_feature(
+            code + "001",
+            box(116.630, 39.900, 116.640, 39.910),
+            name="新网格",
+            community_name="新社区",
+        ),
+    )
+    session.flush()
+    loaded = datetime(2026, 11, 18, 2, 0, tzinfo=UTC)  # after W46's Monday, before W47's
+    session.execute(
+        text("UPDATE grids SET created_at = :t WHERE id = :g"), {"t": loaded, "g": grid.id}
+    )
+    report_store.backdate_register(session, [code + "001"], datetime(2026, 10, 1, tzinfo=UTC))
+    result = report_store.generate_due_reports(session, MONDAY_0830)
+    assert [(r.week, r.code) for r in result.all_created] == [
+        ("2026-W46", RC),
+        ("2026-W46", RC2),
+        ("2026-W47", RC),
+        ("2026-W47", RC2),
+        ("2026-W47", code),
+    ]
