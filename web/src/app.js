@@ -21,6 +21,10 @@ const TEXT = {
     postB: "B岗 · 入户走访", noShift: "今日无排班", rosterUnavailable: "排班暂不可用",
     onLeaveToday: (end) => `今天请假（已批准，至 ${end}）`, rosteredAway: "原排班（由网格长或社区改派）：",
     noTasks: "暂无任务", tasksUnavailable: "任务列表暂不可用", tasksOfflineNone: "离线：任务列表暂不可用（本机没有保存的副本）",
+    gridTasks: "网格任务（督办、改派）", gridTasksNone: "网格内暂无他人的未办结任务",
+    gridTasksOffline: "离线：网格任务需要联网。", gridTasksMore: (n) => `另有 ${n} 项未显示。`,
+    assignee: "承办人", unassigned: "未派", reassign: "改派", chooseAssignee: "改派给…",
+    reassigned: (title, name) => `已将“${title}”改派给${name}。`,
     tasksSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的任务列表，联网后才能办理`
       : `任务列表暂不可用：显示 ${at} 保存的副本`),
     returnReason: "退回原因（必填）：", returnReasonRequired: "退回必须填写原因，未退回。", noPlan: "本周计划暂不可用", due: "期限", overdueMark: "已超期",
@@ -108,6 +112,10 @@ const TEXT = {
     postA: "A-post · the hall window", postB: "B-post · door to door", noShift: "No shift today",
     onLeaveToday: (end) => `On leave today (approved, until ${end})`, rosteredAway: "Rostered before (handed on by the leader or the office): ",
     rosterUnavailable: "Roster unavailable", noTasks: "No tasks", tasksUnavailable: "Tasks unavailable",
+    gridTasks: "Tasks of my grids (oversee, reassign)", gridTasksNone: "No open task of anyone else in your grids",
+    gridTasksOffline: "Offline: the grids' tasks need a connection.", gridTasksMore: (n) => `${n} more not shown.`,
+    assignee: "Assignee", unassigned: "unassigned", reassign: "Reassign", chooseAssignee: "Reassign to…",
+    reassigned: (title, name) => `“${title}” reassigned to ${name}.`,
     tasksOfflineNone: "Offline: tasks unavailable (no copy saved on this device)",
     tasksSaved: (at, offline) => (offline ? `Offline: the task list saved at ${at}; actions need a connection`
       : `Tasks unavailable: the copy saved at ${at}`),
@@ -263,6 +271,82 @@ async function loadTasks() {
   $("tasks").innerHTML = note + (tasks.length ? tasks.map((task) => taskItem(task, offline)).join("")
     : `<li class="muted">${t.noTasks}</li>`);
 }
+
+// --- the grids' tasks, for those who oversee them ------------------------------------------
+// A task escalated at its deadline stays with its assignee, and its grid's leader is told: the
+// leader (or the community admin) reassigns it (POST /tasks/{id}/assign), which the app did not
+// offer, so the escalation's notice led nowhere. Listed: the open tasks of the caller's grids
+// (the API's scope) held by others or nobody, escalated and overdue first; "reassign" where
+// the task's `your_actions` holds "assign", to an active worker or leader the caller may look up.
+const TASK_OVERSEERS = ["grid_leader", "community_admin"];
+const GRID_TASKS_SHOWN = 50;
+let gridTasks = [];
+let assignees = [];
+
+const urgentFirst = (a, b) => (b.status === "escalated") - (a.status === "escalated")
+  || Boolean(b.overdue) - Boolean(a.overdue) || String(a.due_at || "~").localeCompare(String(b.due_at || "~")) || a.id - b.id;
+
+function gridTaskItem(task) {
+  const holder = assignees.find((u) => u.id === task.assignee_id);
+  const due = task.due_at ? localTime(new Date(task.due_at)) : "";
+  // Those holding the task's grid first (its own workers), the caller last.
+  const me = Number(tokenUser(getToken()));
+  const rank = (u) => (u.id === me ? 2 : (u.grid_codes || []).includes(task.grid_code) ? 0 : 1);
+  const candidates = assignees.filter((u) => u.id !== task.assignee_id).sort((a, b) => rank(a) - rank(b) || a.id - b.id);
+  const reassign = (task.your_actions || []).includes("assign") && candidates.length
+    ? `<div class="actions"><select data-task="${task.id}" aria-label="${escapeHtml(t.chooseAssignee)}"><option value="">${escapeHtml(t.chooseAssignee)}</option>
+      ${candidates.map((u) => `<option value="${u.id}">${escapeHtml(u.display_name || u.username)}</option>`).join("")}</select>
+      <button type="button" data-reassign="${task.id}">${escapeHtml(t.reassign)}</button></div>` : "";
+  return `<li class="grid-task${task.overdue ? " late" : ""}" data-id="${task.id}"><b>${escapeHtml(task.title)}</b>
+    <span class="task-state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
+    <div class="muted">${escapeHtml(task.grid_code || "")} · ${escapeHtml(t.assignee)}${colon}<span class="assignee">${escapeHtml(holder ? holder.display_name || holder.username : task.assignee_id ? `#${task.assignee_id}` : t.unassigned)}</span>${due ? ` · ${escapeHtml(t.due)} ${escapeHtml(due)}` : ""}</div>${reassign}</li>`;
+}
+
+async function loadGridTasks() {
+  const oversees = TASK_OVERSEERS.includes(tokenClaims(getToken()).role);
+  $("grid-tasks").hidden = !oversees;
+  if (!oversees) return;
+  if (!navigator.onLine) {
+    $("grid-task-list").innerHTML = `<li class="muted">${escapeHtml(t.gridTasksOffline)}</li>`;
+    return;
+  }
+  const me = Number(tokenUser(getToken()));
+  const query = OPEN_TASK_STATUSES.map((s) => `status=${s}`).join("&");
+  try {
+    const [tasks, users] = await Promise.all([apiPages(`/api/v1/tasks?${query}`), apiPages("/api/v1/users?active=true")]);
+    gridTasks = tasks.filter((task) => task.assignee_id !== me).sort(urgentFirst);
+    assignees = users.filter((u) => ["worker", "grid_leader"].includes(u.role));
+  } catch {
+    $("grid-task-list").innerHTML = `<li class="muted">${escapeHtml(t.tasksUnavailable)}</li>`;
+    return;
+  }
+  const more = gridTasks.length - GRID_TASKS_SHOWN;
+  $("grid-task-list").innerHTML = gridTasks.length
+    ? gridTasks.slice(0, GRID_TASKS_SHOWN).map(gridTaskItem).join("") + (more > 0 ? `<li class="muted">${escapeHtml(t.gridTasksMore(more))}</li>` : "")
+    : `<li class="muted">${escapeHtml(t.gridTasksNone)}</li>`;
+}
+
+$("grid-task-list").addEventListener("click", async (e) => {
+  const button = e.target.closest("button[data-reassign]");
+  if (!button) return;
+  const task = gridTasks.find((x) => String(x.id) === button.dataset.reassign);
+  const select = button.parentElement.querySelector("select");
+  const to = assignees.find((u) => String(u.id) === select.value);
+  if (!task || !to) return;
+  button.disabled = true;
+  let said;
+  let refused = false;
+  try {
+    await api(`/api/v1/tasks/${task.id}/assign`, { method: "POST", body: { assignee_id: to.id, note: "" } });
+    said = t.reassigned(task.title, to.display_name || to.username);
+  } catch (error) {
+    // On leave today, say, or the task closed meanwhile: the server's words.
+    [said, refused] = [error.body?.detail || error.message || t.tasksUnavailable, true];
+  }
+  await Promise.all([loadGridTasks(), loadTasks()]); // taken on themself, it is in "my tasks"
+  $("grid-task-status").textContent = said;
+  $("grid-task-status").classList.toggle("error", refused);
+});
 
 $("tasks").addEventListener("click", async (e) => {
   const button = e.target.closest("button[data-action]");
@@ -932,7 +1016,7 @@ async function start() {
   }
   keepFresh();
   if (navigator.onLine) rebindPush().catch(() => {});
-  await Promise.all([loadPost(), loadTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave()]);
+  await Promise.all([loadPost(), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave()]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
 }
@@ -1003,11 +1087,11 @@ $("signout").addEventListener("click", (e) => {
   signOutHere();
 });
 
-window.addEventListener("online", () => { showNet(); sync(); if (getToken()) { loadTasks(); loadLeave(); } });
-window.addEventListener("offline", () => { showNet(); if (getToken()) loadLeave(); });
-// Back to the app (a push said a request waits, or was decided): the leave shown is read again.
+window.addEventListener("online", () => { showNet(); sync(); if (getToken()) { loadTasks(); loadGridTasks(); loadLeave(); } });
+window.addEventListener("offline", () => { showNet(); if (getToken()) { loadGridTasks(); loadLeave(); } });
+// Back to the app (a push said a request waits or was decided, a task escalated): read again.
 document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible" && getToken() && !$("home").hidden) loadLeave();
+  if (document.visibilityState === "visible" && getToken() && !$("home").hidden) { loadGridTasks(); loadLeave(); }
 });
 navigator.serviceWorker?.addEventListener("message", (e) => {
   if (e.data === "queue-changed") { showQueue(); showFlagged(); }

@@ -1,0 +1,81 @@
+"""The grids' tasks in the workers' app, for a grid leader: a task escalated at its deadline
+stays with its assignee and its leader is told; the leader reassigns it from the app."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+
+
+def open_app(page, username: str):
+    page.goto("/app")
+    sign_in(page, username, DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    return page
+
+
+@pytest.fixture
+def escalated_task(e2e_engine):
+    """An overdue task of the demo grid, escalated, still held by worker01."""
+    from api.models import Grid, Notification, Task, TaskEvent, User
+
+    now = datetime.now(UTC)
+    with Session(e2e_engine) as session:
+        grid = session.scalar(select(Grid.id).where(Grid.code == DEMO_GRID))
+        worker = session.scalar(select(User.id).where(User.username == "worker01"))
+        task = Task(
+            source="hotline", type="complaint", title="楼道灯不亮（已超期）", grid_id=grid,
+            status="escalated", assignee_id=worker, urgency="general",
+            created_at=now - timedelta(days=8), due_at=now - timedelta(hours=5),
+            escalated_at=now - timedelta(hours=5),
+        )  # fmt: skip
+        session.add(task)
+        session.commit()
+        made = task.id
+    yield made
+    with Session(e2e_engine) as session:
+        session.execute(TaskEvent.__table__.delete().where(TaskEvent.task_id == made))
+        session.execute(
+            Notification.__table__.delete().where(Notification.data["task_id"].as_integer() == made)
+        )
+        session.execute(Task.__table__.delete().where(Task.id == made))
+        session.commit()
+
+
+def test_a_leader_reassigns_an_escalated_task_from_the_app(page, e2e_engine, escalated_task):
+    from api.models import Task, User
+
+    open_app(page, "leader01")
+    item = page.locator(f"#grid-task-list li[data-id='{escalated_task}']")
+    item.wait_for()
+    assert page.locator("#grid-task-list li.grid-task").first.get_attribute("data-id") == str(
+        escalated_task
+    )  # escalated first
+    with Session(e2e_engine) as session:
+        worker01 = session.scalar(select(User).where(User.username == "worker01"))
+        assert item.locator(".assignee").inner_text() == worker01.display_name
+    choice = item.locator("select option").nth(1)
+    to = int(choice.get_attribute("value"))
+    item.locator("select").select_option(str(to))
+    item.locator("button[data-reassign]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#grid-task-status').textContent.startsWith('已将')"
+    )
+    with Session(e2e_engine) as session:
+        assert session.get(Task, escalated_task).assignee_id == to
+        name = session.get(User, to).display_name
+    assert page.inner_text("#grid-task-status") == f"已将“楼道灯不亮（已超期）”改派给{name}。"
+    # Offered the grid's own workers first: still listed, under its new assignee.
+    assert item.locator(".assignee").inner_text() == name
+    screenshot(page, "app-grid-tasks")
+
+
+def test_a_worker_is_offered_no_grid_tasks(page, escalated_task):
+    open_app(page, "worker01")
+    assert page.locator("#grid-tasks").is_hidden()
