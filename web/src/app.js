@@ -19,6 +19,7 @@ const TEXT = {
     syncNow: "立即同步", tasks: "我的任务", plan: "本周走访计划", notifications: "消息推送",
     enablePush: "开启推送", online: "在线", offline: "离线", postA: "A岗 · 社区服务大厅窗口",
     postB: "B岗 · 入户走访", noShift: "今日无排班", rosterUnavailable: "排班暂不可用",
+    myWeek: "本周排班", weekNone: "本周暂无已发布的排班", weekdays: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
     onLeaveToday: (end) => `今天请假（已批准，至 ${end}）`, rosteredAway: "原排班（由网格长或社区改派）：",
     noTasks: "暂无任务", tasksUnavailable: "任务列表暂不可用", tasksOfflineNone: "离线：任务列表暂不可用（本机没有保存的副本）",
     gridTasks: "网格任务（督办、改派）", gridTasksNone: "网格内暂无他人的未办结任务",
@@ -110,6 +111,7 @@ const TEXT = {
     queued: "Waiting to sync", syncNow: "Sync now", tasks: "My tasks", plan: "My plan this week",
     notifications: "Notifications", enablePush: "Enable push", online: "online", offline: "offline",
     postA: "A-post · the hall window", postB: "B-post · door to door", noShift: "No shift today",
+    myWeek: "My week", weekNone: "No published shift this week", weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     onLeaveToday: (end) => `On leave today (approved, until ${end})`, rosteredAway: "Rostered before (handed on by the leader or the office): ",
     rosterUnavailable: "Roster unavailable", noTasks: "No tasks", tasksUnavailable: "Tasks unavailable",
     gridTasks: "Tasks of my grids (oversee, reassign)", gridTasksNone: "No open task of anyone else in your grids",
@@ -208,6 +210,24 @@ async function leaveToday() {
   } catch {
     return null;
   }
+}
+
+/** My shifts of this week (published rosters: a worker sees no draft), by day, today marked. */
+async function loadWeek() {
+  let shifts;
+  try {
+    shifts = await apiPages(`/api/v1/shifts?week=${isoWeek()}&worker=me`);
+  } catch {
+    $("week-shifts").innerHTML = `<li class="muted">${t.rosterUnavailable}</li>`;
+    return;
+  }
+  const today = todayLocal();
+  shifts.sort((a, b) => a.date.localeCompare(b.date) || a.post.localeCompare(b.post));
+  $("week-shifts").innerHTML = shifts.map((s) => {
+    const weekday = t.weekdays[(new Date(`${s.date}T00:00:00Z`).getUTCDay() + 6) % 7];
+    const post = s.post === "A" ? t.postA : `${t.postB} ${s.grid_code || ""}`;
+    return `<li class="week-shift${s.date === today ? " today" : ""}" data-date="${escapeHtml(s.date)}">${escapeHtml(`${weekday} ${s.date.slice(5)}`)} · ${escapeHtml(post)}</li>`;
+  }).join("") || `<li class="muted">${t.weekNone}</li>`;
 }
 
 // Today's post; on approved leave, that first: the roster keeps the shift until the leader hands
@@ -1016,7 +1036,7 @@ async function start() {
   }
   keepFresh();
   if (navigator.onLine) rebindPush().catch(() => {});
-  await Promise.all([loadPost(), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave()]);
+  await Promise.all([loadPost(), loadWeek(), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave()]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
 }
