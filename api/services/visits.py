@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from api import clock, errors
 from api.copy_rows import copy_rows
 from api.db import is_any_of
-from api.models import Grid, GridHolding, Household, User, Visit
+from api.models import Grid, GridHolding, Household, HouseholdHistory, User, Visit
 from api.scope import Scope
 from api.services import audit
 from api.services.audit import Reader
@@ -501,8 +501,9 @@ def _place_and_check(
         else:
             del where[a.index]
     placements = dict(zip(where, place(session, list(where.values())), strict=True))
+    earlier = _grids_at_the_visit(session, scope, pending, households, opened)
 
-    grid_ids = {h.grid_id for h in households.values()}
+    grid_ids = {h.grid_id for h in households.values()} | set(earlier.values())
     grid_ids.update(p.grid_id for p in placements.values() if p.grid_id is not None)
     grid_ids.update(scope.grid_ids, *opened.values())
     grids = {g.id: g for g in session.scalars(select(Grid).where(Grid.id.in_(grid_ids)))}
@@ -530,7 +531,8 @@ def _place_and_check(
             if a.household is None:
                 results[a.index] = _not_found(a)
                 continue
-            a.grid_id = a.household.grid_id
+            # The grid it was in at the visit, if it has moved since into one not the worker's.
+            a.grid_id = earlier.get(a.index, a.household.grid_id)
         refusal = scope.visit_grid_refusal(a.grid_id, grids[a.grid_id].code, opened[a.day])
         if refusal:
             # A household outside the worker's grids is answered as a missing one, word for
@@ -556,6 +558,57 @@ def _place_and_check(
         a.relief = a.grid_id not in scope.grid_ids and a.grid_id not in held[a.day]
         accepted.append(a)
     return accepted, grids
+
+
+def _grids_at_the_visit(
+    session: Session,
+    scope: Scope,
+    pending: list[_Accepted],
+    households: dict[int, Any],
+    opened: dict[date, set[int]],
+) -> dict[int, int]:
+    """For the items whose household is now in a grid not open to the worker on the visit's
+    date, the grid it was in at the visit if that one was (`household_history`): {item index:
+    grid id}. A household moved to the next grid (a correction, a redraw) after a visit made
+    offline: the visit was refused as of a household not the worker's, sent again and refused
+    for good. One query, for those items only (none in the usual batch)."""
+    strays = [
+        a
+        for a in pending
+        if (h := households.get(a.data.get("household_id"))) is not None
+        and h.grid_id not in scope.grid_ids
+        and h.grid_id not in opened[a.day]
+    ]
+    if not strays:
+        return {}
+    periods = session.execute(
+        select(
+            HouseholdHistory.household_id,
+            HouseholdHistory.grid_id,
+            HouseholdHistory.valid_from,
+            HouseholdHistory.valid_to,
+        ).where(
+            is_any_of(
+                HouseholdHistory.household_id,
+                "stray_households",
+                {a.data["household_id"] for a in strays},
+                Integer,
+            ),
+            HouseholdHistory.valid_to.is_not(None),
+        )
+    ).all()
+    found = {}
+    for a in strays:
+        at = a.data["visited_at"]
+        for p in periods:
+            if (
+                p.household_id == a.data["household_id"]
+                and p.valid_from <= at < p.valid_to
+                and (p.grid_id in scope.grid_ids or p.grid_id in opened[a.day])
+            ):
+                found[a.index] = p.grid_id
+                break
+    return found
 
 
 def _build_rows(

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from geoalchemy2.shape import to_shape
 from shapely.geometry import Point
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from api.copy_rows import text_array
 from api.models import Visit
@@ -1040,6 +1040,54 @@ def test_a_households_history_keeps_its_visits_from_before_it_moved_grid(client,
     assert by_id.json["notes"] == "独居老人，腿脚不便"
     other = client.get(f"/api/v1/visits/{item['id']}", headers=world.auth("worker_b1"))
     assert other.status_code == 404
+
+
+def test_a_visit_made_offline_before_its_household_moved_grid_is_stored_in_the_grid_it_was_in(
+    client, session, world
+):
+    """The worker visits a household of their grid offline; before the phone syncs, the office
+    moves it to the next grid (a correction, or a redraw). The visit was refused as of a
+    household not theirs, sent again every few hours and refused each time: a visit made where
+    the worker served, lost. It is stored in the grid the household was in at the visit."""
+    from api.models import HouseholdHistory
+
+    household = home(world)
+    registered = datetime.now(UTC) - timedelta(days=30)
+    session.execute(
+        update(HouseholdHistory)
+        .where(HouseholdHistory.household_id == household.id)
+        .values(valid_from=registered)
+    )
+    item = visit_item(household, at=datetime.now(UTC) - timedelta(hours=3))
+    lon, lat = centre(A2, dy=0.001)
+    moved = client.patch(
+        f"/api/v1/households/{household.id}",
+        json={"lon": lon, "lat": lat},
+        headers=world.auth("admin_a"),
+    )
+    assert moved.status_code == 200 and moved.json["grid_code"] == A2
+
+    result = one(client, world, item)
+
+    assert result["status"] == "created", result
+    assert session.get(Visit, uuid.UUID(item["id"])).grid_id == world.grids[A1].id
+
+
+def test_a_visit_made_after_its_household_moved_to_another_grid_is_refused(
+    client, session, world
+):
+    household = home(world)
+    lon, lat = centre(A2, dy=0.001)
+    client.patch(
+        f"/api/v1/households/{household.id}",
+        json={"lon": lon, "lat": lat},
+        headers=world.auth("admin_a"),
+    )
+    item = visit_item(household, at=datetime.now(UTC))
+
+    result = one(client, world, item)
+
+    assert (result["status"], result["code"]) == ("rejected", "household-not-found")
 
 
 def test_the_photos_of_a_visit_from_before_its_household_moved_grid_are_its_holders(
