@@ -525,3 +525,22 @@ def test_the_leader_shows_where_visits_were_recorded_and_opens_a_suspect_one(pag
     assert popup.locator(".worker").inner_text() == worker_name
     assert popup.locator(".to-household").inner_text() == "128 米"
     screenshot(page, "map-visit-popup")
+
+
+def boxes_overlap(a: dict, b: dict) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+@pytest.mark.parametrize("viewport", [(1280, 800), (768, 1024)], ids=["desktop", "tablet"])
+def test_the_legend_leaves_the_scale_in_sight(page, viewport):
+    """The legend sat over the scale bar (both at the bottom left): "100 m" was hidden."""
+    page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
+    open_map(page)
+    legend = page.locator("#legend").bounding_box()
+    scale = page.locator(".maplibregl-ctrl-scale").bounding_box()
+    assert not boxes_overlap(legend, scale)
