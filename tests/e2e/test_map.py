@@ -544,3 +544,17 @@ def test_the_legend_leaves_the_scale_in_sight(page, viewport):
     legend = page.locator("#legend").bounding_box()
     scale = page.locator(".maplibregl-ctrl-scale").bounding_box()
     assert not boxes_overlap(legend, scale)
+
+
+def test_on_a_tablet_the_toolbar_leaves_the_zoom_buttons_free(page):
+    """An admin's toolbar (the accounts link too) with a refusal said in it ran under the zoom
+    buttons at the top right of a tablet: "+" could not be tapped."""
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.goto("/map?lang=en&week=2026-W99")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("#map-status:not([hidden])")
+    page.wait_for_selector("#accounts-link:not([hidden])")
+    toolbar = page.locator("#toolbar").bounding_box()
+    zoom = page.locator(".maplibregl-ctrl-top-right").bounding_box()
+    assert not boxes_overlap(toolbar, zoom)
+    page.locator(".maplibregl-ctrl-zoom-in").click(trial=True)
