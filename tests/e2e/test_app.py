@@ -1250,3 +1250,33 @@ def test_a_throttled_sign_in_says_so_not_that_the_password_is_wrong(page, live_a
         live_app.config["LOGIN_MAX_FAILURES"] = limit
     said = page.inner_text("#signin-error")
     assert "Too many failed sign-ins" in said and "用户名或密码错误" not in said
+
+
+# --- on a phone ----------------------------------------------------------------------------------
+PHONE = {"width": 390, "height": 844}
+TAP = 40  # px: the least height of a control a thumb hits without its neighbour
+
+TOO_SMALL = """(least) => [...document.querySelectorAll(
+    'header a, main button, main select, main input:not([type=checkbox]), main textarea,'
+    + ' main label.inline')]
+  .filter((el) => el.getClientRects().length && !el.closest('[hidden]'))
+  .map((el) => ({el, box: el.getBoundingClientRect()}))
+  .filter(({box}) => box.height < least)
+  .map(({el, box}) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${el.className}`
+                      + ` "${el.textContent.trim().slice(0, 12)}" ${Math.round(box.height)}px`)"""
+
+
+def test_on_a_phone_every_control_is_tall_enough_to_tap(context, page, e2e_engine, add_tasks):
+    """On a phone the header's links ("English", "退出") were 19 px tall, the buttons of a task,
+    of a refused visit and of leave 23 px and the follow-up tick box 13 px: a thumb hit the
+    neighbour (退出 sits beside English; 放弃 beside 修改)."""
+    add_tasks("worker01", 1, "dispatched", timedelta(days=1), "手机上点得到")
+    page.set_viewport_size(PHONE)
+    open_app(context, page)
+    queue_refused_visit(page, visited_household(e2e_engine))
+    page.wait_for_selector("#tasks button[data-action]")
+    assert page.evaluate(TOO_SMALL, TAP) == []
+    box = page.locator("#follow-up").bounding_box()
+    assert box["width"] >= 20 and box["height"] >= 20
+    discard = page.locator("#queue li.rejected button.discard").first
+    discard.click(trial=True)  # reachable, nothing on top of it
