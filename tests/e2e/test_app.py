@@ -1280,3 +1280,19 @@ def test_on_a_phone_every_control_is_tall_enough_to_tap(context, page, e2e_engin
     assert box["width"] >= 20 and box["height"] >= 20
     discard = page.locator("#queue li.rejected button.discard").first
     discard.click(trial=True)  # reachable, nothing on top of it
+
+
+def test_on_a_phone_a_refused_visit_opened_to_edit_is_not_hidden_under_the_header(
+    context, page, e2e_engine
+):
+    """The "修改" button scrolls the form into view: its top (the household picker) went under the
+    sticky header, and the worker did not see which household the visit was for."""
+    page.set_viewport_size(PHONE)
+    open_app(context, page)
+    queue_refused_visit(page, visited_household(e2e_engine))
+    page.locator("#queue li.rejected button.edit").first.click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    page.wait_for_function("() => scrollY > 0")
+    header = page.locator("header").bounding_box()
+    picker = page.locator("#household").bounding_box()
+    assert picker["y"] >= header["y"] + header["height"]
