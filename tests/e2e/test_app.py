@@ -1296,3 +1296,26 @@ def test_on_a_phone_a_refused_visit_opened_to_edit_is_not_hidden_under_the_heade
     header = page.locator("header").bounding_box()
     picker = page.locator("#household").bounding_box()
     assert picker["y"] >= header["y"] + header["height"]
+
+
+def test_on_a_phone_the_plans_numbers_stay_inside_its_card(context, page):
+    """The plan numbers its households (300 and more in a grid): from 100 on the numbers stood
+    out of the card's left edge, cut off at the screen's."""
+    page.set_viewport_size(PHONE)
+    open_app(context, page)
+    count = page.locator("#plan li").count()
+    assert count >= 100
+    overflow = page.evaluate(
+        """() => {
+          const list = document.querySelector('#plan');
+          const last = list.lastElementChild;
+          const probe = document.createElement('span');
+          probe.textContent = `${list.children.length}. `;
+          last.prepend(probe);
+          const width = probe.getBoundingClientRect().width;
+          probe.remove();
+          const card = list.closest('.card').getBoundingClientRect();
+          return card.left - (last.getBoundingClientRect().left - width);
+        }"""
+    )
+    assert overflow <= 0
