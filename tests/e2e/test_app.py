@@ -1319,3 +1319,14 @@ def test_on_a_phone_the_plans_numbers_stay_inside_its_card(context, page):
         }"""
     )
     assert overflow <= 0
+
+
+def test_sync_now_offline_says_the_visits_wait_for_the_network(context, worker_page):
+    """Offline, "立即同步" did nothing at all: the worker tapped it again and again."""
+    page = worker_page
+    record_offline(context, page)
+    page.evaluate("() => { document.querySelector('#visit-status').textContent = ''; }")
+    page.click("#sync")
+    page.wait_for_function("() => document.querySelector('#visit-status').textContent !== ''")
+    assert page.inner_text("#visit-status") == "离线：1 条走访记录保存在本机，联网后自动同步。"
+    assert page.inner_text("#queue-count") == "1"
