@@ -803,3 +803,22 @@ def test_short_words_of_the_list_are_not_broken_a_character_a_line(page, made, w
         }"""
     )
     assert one_line == []
+
+
+def test_on_the_chinese_page_a_fields_refusal_is_said_in_chinese(page):
+    """The schema's refusals stood in English beside the Chinese labels ("Length must be
+    between 8 and 200.")."""
+    open_accounts(page, "admin01")
+    ready(page)
+    page.click("#open-account")
+    form = page.locator("#account-form")
+    form.locator("input[name=password]").fill("short")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => document.querySelector('.field-error[data-field=password]').textContent !== ''"
+    )
+    said = {
+        field: form.locator(f".field-error[data-field={field}]").inner_text()
+        for field in ("password", "username")
+    }
+    assert said == {"password": "须为 8 至 200 个字符。", "username": "须为 1 至 64 个字符。"}
