@@ -558,3 +558,36 @@ def test_on_a_tablet_the_toolbar_leaves_the_zoom_buttons_free(page):
     zoom = page.locator(".maplibregl-ctrl-top-right").bounding_box()
     assert not boxes_overlap(toolbar, zoom)
     page.locator(".maplibregl-ctrl-zoom-in").click(trial=True)
+
+
+def test_a_popup_opened_near_the_top_is_not_hidden_under_the_toolbar(page):
+    """A popup opens above the point clicked: near the top of the map its heading and its
+    close button went under the toolbar, which stood over every popup."""
+    open_map(page)
+    toolbar = page.locator("#toolbar").bounding_box()
+    x = toolbar["x"] + toolbar["width"] / 2
+
+    def open_grid_popup(y: float) -> dict:
+        assert page.evaluate(
+            "([x, y]) => window.gridworkMap.queryRenderedFeatures([x, y], {layers: ['grids-fill']})"
+            ".length > 0",
+            [x, y],
+        )
+        page.mouse.click(x, y)
+        popup = page.locator(".maplibregl-popup")
+        popup.wait_for()
+        return popup.bounding_box()
+
+    # Measured where it fits, then opened where its top meets the toolbar (still above the point).
+    height = open_grid_popup(400)["height"]
+    page.locator(".maplibregl-popup-close-button").click()
+    box = open_grid_popup(toolbar["y"] + height + 4)
+    assert box["y"] < toolbar["y"] + toolbar["height"]  # the toolbar's rows and the popup's meet
+    covered = page.evaluate(
+        """() => ['.maplibregl-popup-close-button', '.grid-popup h4'].filter((selector) => {
+          const box = document.querySelector(selector).getBoundingClientRect();
+          const top = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+          return !top?.closest('.maplibregl-popup');
+        })"""
+    )
+    assert covered == []
