@@ -591,3 +591,46 @@ def test_a_popup_opened_near_the_top_is_not_hidden_under_the_toolbar(page):
         })"""
     )
     assert covered == []
+
+
+@pytest.fixture()
+def tablet(browser, live_server):
+    """A touch tablet (768x1024, a coarse pointer: a finger)."""
+    context = browser.new_context(
+        base_url=live_server, viewport={"width": 768, "height": 1024}, has_touch=True
+    )
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()
+
+
+def test_on_a_touch_tablet_the_maps_controls_are_big_enough_to_tap(tablet):
+    """On a tablet the toolbar's week box was 21 px tall, its links 16 px, its tick box 13 px,
+    the zoom buttons and a popup's close button 29 px and less: a finger hit the neighbour."""
+    page = tablet
+    open_map(page)
+    page.mouse.click(384, 600)  # a grid: its popup
+    page.locator(".grid-popup").wait_for()
+    small = page.evaluate(
+        """() => [...document.querySelectorAll(
+            '#toolbar input:not([type=checkbox]), #toolbar a, #toolbar label,'
+            + ' .maplibregl-ctrl button, .maplibregl-popup button')]
+          .filter((el) => el.getClientRects().length && !el.closest('[hidden]'))
+          .map((el) => [el, el.getBoundingClientRect()])
+          .filter(([, box]) => box.height < 40)
+          .map(([el, box]) => `${el.tagName} ${el.className} "${el.textContent.trim()}"`
+                              + ` ${Math.round(box.width)}x${Math.round(box.height)}`)"""
+    )
+    assert small == []
+    box = page.locator("#show-visits").bounding_box()
+    assert box["width"] >= 20 and box["height"] >= 20
+    # The bigger close button leaves the popup's heading in sight.
+    close = page.locator(".maplibregl-popup-close-button").bounding_box()
+    heading = page.evaluate(
+        """() => { const range = document.createRange();
+                   range.selectNodeContents(document.querySelector('.grid-popup h4'));
+                   const r = range.getBoundingClientRect();
+                   return {x: r.x, y: r.y, width: r.width, height: r.height}; }"""
+    )
+    assert not boxes_overlap(close, heading)
+    screenshot(page, "map-touch-tablet")
