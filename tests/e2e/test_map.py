@@ -634,3 +634,16 @@ def test_on_a_touch_tablet_the_maps_controls_are_big_enough_to_tap(tablet):
     )
     assert not boxes_overlap(close, heading)
     screenshot(page, "map-touch-tablet")
+
+
+@pytest.mark.parametrize("path", ["/map", "/accounts"])
+def test_the_sign_in_form_offers_the_other_language(page, path):
+    """The map's and the accounts page's language link is in the toolbar, shown once signed
+    in: an English-speaking leader met a Chinese sign-in form with no way to switch."""
+    page.goto(path)
+    link = page.locator("#signin:not([hidden]) #signin-lang")
+    assert link.inner_text() == "English"
+    link.click()
+    page.wait_for_url("**lang=en**")
+    assert page.locator("#signin button[type=submit]").inner_text() == "Sign in"
+    assert page.locator("#signin-lang").inner_text() == "中文"

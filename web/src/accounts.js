@@ -715,6 +715,10 @@ async function loadGrids() {
     `<option value="${escapeHtml(g.code)}">${escapeHtml(g.name ? `${g.name} ${g.code}` : g.code)}</option>`).join(""));
 }
 
+// The language is chosen before signing in too (the toolbar's link shows once signed in).
+$("#signin-lang").textContent = t.other;
+$("#signin-lang").href = otherLangHref(lang);
+
 async function start() {
   show($("#toolbar"));
   show($("#main"));
