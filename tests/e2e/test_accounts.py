@@ -776,3 +776,49 @@ def test_the_maps_toolbar_links_to_the_accounts_page_for_community_admins(page, 
         page.click("#accounts-link")
         ready(page)
         assert page.url.endswith("/accounts")
+
+
+@pytest.mark.parametrize("width", [1280, 768], ids=["desktop", "tablet"])
+def test_short_words_of_the_list_are_not_broken_a_character_a_line(page, made, width):
+    """The table squeezed its narrow columns, the more so beside a long name, until "状态",
+    "在用" and "网格员" stood one character a line."""
+    page.set_viewport_size({"width": width, "height": 900})
+    open_accounts(page)
+    ready(page)
+    open_worker_by_api(page, made, "欧阳长长长长长长长长名字很长很长的网格员同志")
+    page.reload()
+    ready(page)
+    one_line = page.evaluate(
+        """() => {
+          const line = (el) => parseFloat(getComputedStyle(el).lineHeight) || 20;
+          const cells = [...document.querySelectorAll(
+            '#accounts th, #accounts td.role, #accounts td.state')];
+          const textHeight = (el) => {
+            const range = document.createRange();
+            range.selectNodeContents(el);
+            return range.getBoundingClientRect().height;
+          };
+          return cells.filter((el) => textHeight(el) > 1.5 * line(el))
+            .map((el) => el.textContent.trim());
+        }"""
+    )
+    assert one_line == []
+
+
+def test_on_the_chinese_page_a_fields_refusal_is_said_in_chinese(page):
+    """The schema's refusals stood in English beside the Chinese labels ("Length must be
+    between 8 and 200.")."""
+    open_accounts(page, "admin01")
+    ready(page)
+    page.click("#open-account")
+    form = page.locator("#account-form")
+    form.locator("input[name=password]").fill("short")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => document.querySelector('.field-error[data-field=password]').textContent !== ''"
+    )
+    said = {
+        field: form.locator(f".field-error[data-field={field}]").inner_text()
+        for field in ("password", "username")
+    }
+    assert said == {"password": "须为 8 至 200 个字符。", "username": "须为 1 至 64 个字符。"}

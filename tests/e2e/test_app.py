@@ -1250,3 +1250,83 @@ def test_a_throttled_sign_in_says_so_not_that_the_password_is_wrong(page, live_a
         live_app.config["LOGIN_MAX_FAILURES"] = limit
     said = page.inner_text("#signin-error")
     assert "Too many failed sign-ins" in said and "用户名或密码错误" not in said
+
+
+# --- on a phone ----------------------------------------------------------------------------------
+PHONE = {"width": 390, "height": 844}
+TAP = 40  # px: the least height of a control a thumb hits without its neighbour
+
+TOO_SMALL = """(least) => [...document.querySelectorAll(
+    'header a, main button, main select, main input:not([type=checkbox]), main textarea,'
+    + ' main label.inline')]
+  .filter((el) => el.getClientRects().length && !el.closest('[hidden]'))
+  .map((el) => ({el, box: el.getBoundingClientRect()}))
+  .filter(({box}) => box.height < least)
+  .map(({el, box}) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${el.className}`
+                      + ` "${el.textContent.trim().slice(0, 12)}" ${Math.round(box.height)}px`)"""
+
+
+def test_on_a_phone_every_control_is_tall_enough_to_tap(context, page, e2e_engine, add_tasks):
+    """On a phone the header's links ("English", "退出") were 19 px tall, the buttons of a task,
+    of a refused visit and of leave 23 px and the follow-up tick box 13 px: a thumb hit the
+    neighbour (退出 sits beside English; 放弃 beside 修改)."""
+    add_tasks("worker01", 1, "dispatched", timedelta(days=1), "手机上点得到")
+    page.set_viewport_size(PHONE)
+    open_app(context, page)
+    queue_refused_visit(page, visited_household(e2e_engine))
+    page.wait_for_selector("#tasks button[data-action]")
+    assert page.evaluate(TOO_SMALL, TAP) == []
+    box = page.locator("#follow-up").bounding_box()
+    assert box["width"] >= 20 and box["height"] >= 20
+    discard = page.locator("#queue li.rejected button.discard").first
+    discard.click(trial=True)  # reachable, nothing on top of it
+
+
+def test_on_a_phone_a_refused_visit_opened_to_edit_is_not_hidden_under_the_header(
+    context, page, e2e_engine
+):
+    """The "修改" button scrolls the form into view: its top (the household picker) went under the
+    sticky header, and the worker did not see which household the visit was for."""
+    page.set_viewport_size(PHONE)
+    open_app(context, page)
+    queue_refused_visit(page, visited_household(e2e_engine))
+    page.locator("#queue li.rejected button.edit").first.click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    page.wait_for_function("() => scrollY > 0")
+    header = page.locator("header").bounding_box()
+    picker = page.locator("#household").bounding_box()
+    assert picker["y"] >= header["y"] + header["height"]
+
+
+def test_on_a_phone_the_plans_numbers_stay_inside_its_card(context, page):
+    """The plan numbers its households (300 and more in a grid): from 100 on the numbers stood
+    out of the card's left edge, cut off at the screen's."""
+    page.set_viewport_size(PHONE)
+    open_app(context, page)
+    count = page.locator("#plan li").count()
+    assert count >= 100
+    overflow = page.evaluate(
+        """() => {
+          const list = document.querySelector('#plan');
+          const last = list.lastElementChild;
+          const probe = document.createElement('span');
+          probe.textContent = `${list.children.length}. `;
+          last.prepend(probe);
+          const width = probe.getBoundingClientRect().width;
+          probe.remove();
+          const card = list.closest('.card').getBoundingClientRect();
+          return card.left - (last.getBoundingClientRect().left - width);
+        }"""
+    )
+    assert overflow <= 0
+
+
+def test_sync_now_offline_says_the_visits_wait_for_the_network(context, worker_page):
+    """Offline, "立即同步" did nothing at all: the worker tapped it again and again."""
+    page = worker_page
+    record_offline(context, page)
+    page.evaluate("() => { document.querySelector('#visit-status').textContent = ''; }")
+    page.click("#sync")
+    page.wait_for_function("() => document.querySelector('#visit-status').textContent !== ''")
+    assert page.inner_text("#visit-status") == "离线：1 条走访记录保存在本机，联网后自动同步。"
+    assert page.inner_text("#queue-count") == "1"

@@ -525,3 +525,125 @@ def test_the_leader_shows_where_visits_were_recorded_and_opens_a_suspect_one(pag
     assert popup.locator(".worker").inner_text() == worker_name
     assert popup.locator(".to-household").inner_text() == "128 米"
     screenshot(page, "map-visit-popup")
+
+
+def boxes_overlap(a: dict, b: dict) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+@pytest.mark.parametrize("viewport", [(1280, 800), (768, 1024)], ids=["desktop", "tablet"])
+def test_the_legend_leaves_the_scale_in_sight(page, viewport):
+    """The legend sat over the scale bar (both at the bottom left): "100 m" was hidden."""
+    page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
+    open_map(page)
+    legend = page.locator("#legend").bounding_box()
+    scale = page.locator(".maplibregl-ctrl-scale").bounding_box()
+    assert not boxes_overlap(legend, scale)
+
+
+def test_on_a_tablet_the_toolbar_leaves_the_zoom_buttons_free(page):
+    """An admin's toolbar (the accounts link too) with a refusal said in it ran under the zoom
+    buttons at the top right of a tablet: "+" could not be tapped."""
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.goto("/map?lang=en&week=2026-W99")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("#map-status:not([hidden])")
+    page.wait_for_selector("#accounts-link:not([hidden])")
+    toolbar = page.locator("#toolbar").bounding_box()
+    zoom = page.locator(".maplibregl-ctrl-top-right").bounding_box()
+    assert not boxes_overlap(toolbar, zoom)
+    page.locator(".maplibregl-ctrl-zoom-in").click(trial=True)
+
+
+def test_a_popup_opened_near_the_top_is_not_hidden_under_the_toolbar(page):
+    """A popup opens above the point clicked: near the top of the map its heading and its
+    close button went under the toolbar, which stood over every popup."""
+    open_map(page)
+    toolbar = page.locator("#toolbar").bounding_box()
+    x = toolbar["x"] + toolbar["width"] / 2
+
+    def open_grid_popup(y: float) -> dict:
+        assert page.evaluate(
+            "([x, y]) => window.gridworkMap.queryRenderedFeatures([x, y], {layers: ['grids-fill']})"
+            ".length > 0",
+            [x, y],
+        )
+        page.mouse.click(x, y)
+        popup = page.locator(".maplibregl-popup")
+        popup.wait_for()
+        return popup.bounding_box()
+
+    # Measured where it fits, then opened where its top meets the toolbar (still above the point).
+    height = open_grid_popup(400)["height"]
+    page.locator(".maplibregl-popup-close-button").click()
+    box = open_grid_popup(toolbar["y"] + height + 4)
+    assert box["y"] < toolbar["y"] + toolbar["height"]  # the toolbar's rows and the popup's meet
+    covered = page.evaluate(
+        """() => ['.maplibregl-popup-close-button', '.grid-popup h4'].filter((selector) => {
+          const box = document.querySelector(selector).getBoundingClientRect();
+          const top = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+          return !top?.closest('.maplibregl-popup');
+        })"""
+    )
+    assert covered == []
+
+
+@pytest.fixture()
+def tablet(browser, live_server):
+    """A touch tablet (768x1024, a coarse pointer: a finger)."""
+    context = browser.new_context(
+        base_url=live_server, viewport={"width": 768, "height": 1024}, has_touch=True
+    )
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()
+
+
+def test_on_a_touch_tablet_the_maps_controls_are_big_enough_to_tap(tablet):
+    """On a tablet the toolbar's week box was 21 px tall, its links 16 px, its tick box 13 px,
+    the zoom buttons and a popup's close button 29 px and less: a finger hit the neighbour."""
+    page = tablet
+    open_map(page)
+    page.mouse.click(384, 600)  # a grid: its popup
+    page.locator(".grid-popup").wait_for()
+    small = page.evaluate(
+        """() => [...document.querySelectorAll(
+            '#toolbar input:not([type=checkbox]), #toolbar a, #toolbar label,'
+            + ' .maplibregl-ctrl button, .maplibregl-popup button')]
+          .filter((el) => el.getClientRects().length && !el.closest('[hidden]'))
+          .map((el) => [el, el.getBoundingClientRect()])
+          .filter(([, box]) => box.height < 40)
+          .map(([el, box]) => `${el.tagName} ${el.className} "${el.textContent.trim()}"`
+                              + ` ${Math.round(box.width)}x${Math.round(box.height)}`)"""
+    )
+    assert small == []
+    box = page.locator("#show-visits").bounding_box()
+    assert box["width"] >= 20 and box["height"] >= 20
+    # The bigger close button leaves the popup's heading in sight.
+    close = page.locator(".maplibregl-popup-close-button").bounding_box()
+    heading = page.evaluate(
+        """() => { const range = document.createRange();
+                   range.selectNodeContents(document.querySelector('.grid-popup h4'));
+                   const r = range.getBoundingClientRect();
+                   return {x: r.x, y: r.y, width: r.width, height: r.height}; }"""
+    )
+    assert not boxes_overlap(close, heading)
+    screenshot(page, "map-touch-tablet")
+
+
+@pytest.mark.parametrize("path", ["/map", "/accounts"])
+def test_the_sign_in_form_offers_the_other_language(page, path):
+    """The map's and the accounts page's language link is in the toolbar, shown once signed
+    in: an English-speaking leader met a Chinese sign-in form with no way to switch."""
+    page.goto(path)
+    link = page.locator("#signin:not([hidden]) #signin-lang")
+    assert link.inner_text() == "English"
+    link.click()
+    page.wait_for_url("**lang=en**")
+    assert page.locator("#signin button[type=submit]").inner_text() == "Sign in"
+    assert page.locator("#signin-lang").inner_text() == "中文"

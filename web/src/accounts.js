@@ -235,6 +235,29 @@ async function loadAccounts() {
 }
 
 // --- errors next to the fields they name --------------------------------------------------------
+// The schema's refusals of a field (marshmallow's and ours, api/resources/users/schemas.py) in
+// the page's language: on the Chinese page they stood in English beside Chinese labels. A
+// message not in the list is shown as the server wrote it.
+const FIELD_MESSAGES_ZH = [
+  [/^Length must be between (\d+) and (\d+)\.$/, (min, max) => `须为 ${min} 至 ${max} 个字符。`],
+  [/^Shorter than minimum length (\d+)\.$/, (min) => `至少 ${min} 个字符。`],
+  [/^Longer than maximum length (\d+)\.$/, (max) => `最多 ${max} 个字符。`],
+  [/^Missing data for required field\.$/, () => "必填。"],
+  [/^Field may not be null\.$/, () => "不能为空。"],
+  [/^Not a valid (string|list|integer|boolean)\.$/, () => "格式不正确。"],
+  [/^Must be one of: (.*)\.$/, (choices) => `须为以下之一：${choices}。`],
+  [/^Must not contain control characters or bidirectional overrides\.$/, () => "含有不能保存的控制字符。"],
+  [/^Unknown field\.$/, () => "未知字段。"],
+];
+function fieldMessage(message) {
+  if (lang !== "zh") return message;
+  for (const [pattern, say] of FIELD_MESSAGES_ZH) {
+    const match = pattern.exec(message);
+    if (match) return say(...match.slice(1));
+  }
+  return message;
+}
+
 /** {field: "message"} from a problem's `errors` ({json: {field: [...]}} or {field: {code: why}}). */
 function fieldErrors(body, sent = {}) {
   let errors = body?.errors;
@@ -242,7 +265,7 @@ function fieldErrors(body, sent = {}) {
   if (errors.json && typeof errors.json === "object") errors = errors.json;
   const text = (value, field) => {
     if (value == null) return [];
-    if (typeof value === "string") return [value];
+    if (typeof value === "string") return [fieldMessage(value)];
     if (Array.isArray(value)) return value.flatMap((v) => text(v, field));
     return Object.entries(value).map(([key, v]) => {
       // A list field's item is named by its index: say which value it was.
@@ -691,6 +714,10 @@ async function loadGrids() {
   $("#filter-grid").insertAdjacentHTML("beforeend", state.grids.map((g) =>
     `<option value="${escapeHtml(g.code)}">${escapeHtml(g.name ? `${g.name} ${g.code}` : g.code)}</option>`).join(""));
 }
+
+// The language is chosen before signing in too (the toolbar's link shows once signed in).
+$("#signin-lang").textContent = t.other;
+$("#signin-lang").href = otherLangHref(lang);
 
 async function start() {
   show($("#toolbar"));

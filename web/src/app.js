@@ -17,6 +17,7 @@ const TEXT = {
     today: "今日岗位", record: "记录走访", household: "住户", outcome: "结果", notes: "备注",
     followUp: "需要跟进", followUpNote: "跟进事项", recordButton: "定位并记录", queued: "待同步",
     syncNow: "立即同步", tasks: "我的任务", plan: "本周走访计划", notifications: "消息推送",
+    syncOffline: (n) => (n ? `离线：${n} 条走访记录保存在本机，联网后自动同步。` : "离线：联网后才能同步。"),
     enablePush: "开启推送", online: "在线", offline: "离线", postA: "A岗 · 社区服务大厅窗口",
     postB: "B岗 · 入户走访", noShift: "今日无排班", rosterUnavailable: "排班暂不可用",
     myWeek: "本周排班", weekNone: "本周暂无已发布的排班", weekdays: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
@@ -109,6 +110,8 @@ const TEXT = {
     other: "中文", today: "Today's post", record: "Record a visit", household: "Household", outcome: "Outcome",
     notes: "Notes", followUp: "Needs follow-up", followUpNote: "Follow-up", recordButton: "Locate and record",
     queued: "Waiting to sync", syncNow: "Sync now", tasks: "My tasks", plan: "My plan this week",
+    syncOffline: (n) => (n ? `Offline: ${n} visit${n === 1 ? " is" : "s are"} kept on this device and sync${n === 1 ? "s" : ""} once online.`
+      : "Offline: syncing needs a connection."),
     notifications: "Notifications", enablePush: "Enable push", online: "online", offline: "offline",
     postA: "A-post · the hall window", postB: "B-post · door to door", noShift: "No shift today",
     myWeek: "My week", weekNone: "No published shift this week", weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
@@ -787,7 +790,11 @@ async function afterQueued() {
   if (registration?.sync) registration.sync.register("visits").catch(() => {});
   if (navigator.onLine) sync();
 }
-$("sync").addEventListener("click", sync);
+// Offline a sync can do nothing: said, or the worker taps "立即同步" again and again.
+$("sync").addEventListener("click", () => {
+  if (navigator.onLine) sync();
+  else showStatus(t.syncOffline(Number($("queue-count").textContent)), "warn");
+});
 
 function urlBase64ToUint8Array(text) {
   const padded = (text + "=".repeat((4 - (text.length % 4)) % 4)).replace(/-/g, "+").replace(/_/g, "/");

@@ -472,6 +472,11 @@ async function signOutHere() {
 addEventListener("gridwork:session-ended", () => location.reload());
 document.getElementById("signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
 
+// The language is chosen before signing in too (the toolbar's link shows once signed in).
+const signinLang = document.getElementById("signin-lang");
+signinLang.textContent = t.other;
+signinLang.href = otherLangHref(lang);
+
 const form = document.getElementById("signin");
 form.addEventListener("submit", async (e) => {
   e.preventDefault();
