@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, any_, delete, exists, func, or_, select, text, true, union
+from sqlalchemy import and_, any_, cast, delete, exists, func, or_, select, text, true, union
+from sqlalchemy.dialects.postgresql import CIDR
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
@@ -373,6 +375,27 @@ def purge_login_attempts(session: Session, now: datetime) -> int:
     return session.execute(delete(LoginAttempt).where(LoginAttempt.at < cutoff)).rowcount
 
 
+# An IPv6 client is handed a whole /64 (a home line, a cloud server): 2^64 addresses of its
+# own, one as good as another to send from. The sign-in throttle counts the /64 as one
+# address: counted per address, a password spray took the next one every few guesses.
+IPV6_CLIENT_PREFIX = 64
+
+
+def throttled_network(ip: str) -> str | None:
+    """The network the sign-in throttle counts `ip` in, when not the address alone: an IPv6
+    address's /64 (an IPv4 address, IPv4-mapped ones and ::1 too, is counted alone)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if address.version != 6:
+        return None
+    network = ipaddress.ip_network(f"{address}/{IPV6_CLIENT_PREFIX}", strict=False)
+    # ::/64 is no subscriber's: it holds the loopback ::1 and every IPv4 client as a
+    # dual-stack server sees it (::ffff:a.b.c.d), each counted alone.
+    return None if network.network_address == ipaddress.IPv6Address("::") else str(network)
+
+
 def check_login_allowed(
     session: Session,
     username: str,
@@ -383,7 +406,8 @@ def check_login_allowed(
     max_per_ip: int,
     now: datetime | None = None,
 ) -> None:
-    """429 when recent failures for this username or this address pass their limits.
+    """429 when recent failures for this username or this address (an IPv6 one's /64:
+    `throttled_network`) pass their limits.
 
     Attempts on one username, and from one address, queue on transaction-scoped advisory
     locks (keyspaces 1 and 2, always in that order) held until the caller commits the
@@ -393,17 +417,22 @@ def check_login_allowed(
     session.execute(
         text("SELECT pg_advisory_xact_lock(1, hashtext(:username))"), {"username": username}
     )
+    network = throttled_network(ip) if ip else None
     if ip:
-        session.execute(text("SELECT pg_advisory_xact_lock(2, hashtext(:ip))"), {"ip": ip})
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(2, hashtext(:ip))"), {"ip": network or ip}
+        )
     since = (now or clock.now()) - window
     failed = ~LoginAttempt.success & (LoginAttempt.at >= since)
     by_user = session.scalar(
         select(func.count(LoginAttempt.id)).where(failed, LoginAttempt.username == username)
     )
+    # `<<=` (within the network) reads the (ip, at) index as a range, as `=` does.
+    same_address = (
+        LoginAttempt.ip.op("<<=")(cast(network, CIDR)) if network else LoginAttempt.ip == ip
+    )
     by_ip = (
-        session.scalar(select(func.count(LoginAttempt.id)).where(failed, LoginAttempt.ip == ip))
-        if ip
-        else 0
+        session.scalar(select(func.count(LoginAttempt.id)).where(failed, same_address)) if ip else 0
     )
     if by_user >= max_per_user or by_ip >= max_per_ip:
         raise errors.TooManyRequests(

@@ -267,3 +267,66 @@ def test_the_address_a_request_comes_from_is_the_proxys_unless_it_is_trusted(
     else:
         assert other.status_code == 429  # one address: the proxy's
         assert ips == []
+
+
+def test_the_address_throttle_counts_an_ipv6_clients_whole_slash_64_as_one_address(
+    database_url, connection, world
+):
+    """An IPv6 subscriber (a home line, a cloud server) is handed a /64: 2^64 addresses of
+    their own. Counted per full address, a password spray moved to the next address every
+    few guesses and was never throttled; the /64 is counted as one address, as an IPv4
+    client's single address is."""
+    from api.extensions import db
+    from tests.factories import build_app
+
+    app = build_app(database_url, LOGIN_MAX_FAILURES_PER_IP=3)
+    db.bind(connection)
+    client = app.test_client()
+
+    def sign_in_from(address: str, username: str, password: str):
+        return client.post(
+            "/api/v1/auth/token",
+            json={"username": username, "password": password},
+            environ_base={"REMOTE_ADDR": address},
+        )
+
+    for n in range(3):
+        assert sign_in_from(f"2001:db8:7:1::{n + 1}", f"nobody{n}", "guess").status_code == 401
+    sprayed = sign_in_from("2001:db8:7:1:ffff::9", "worker_a1", PASSWORD)
+    assert sprayed.status_code == 429
+    # The neighbouring /64 is another subscriber's, and IPv4 clients are counted as before.
+    assert sign_in_from("2001:db8:7:2::1", "worker_a1", PASSWORD).status_code == 200
+    assert sign_in_from("203.0.113.5", "worker_a1", PASSWORD).status_code == 200
+
+
+def test_ipv4_clients_seen_as_ipv4_mapped_ipv6_are_still_counted_one_by_one(
+    database_url, connection, world
+):
+    """A dual-stack server sees IPv4 clients as ::ffff:a.b.c.d: their /64 (::/64) holds every
+    IPv4 client, and must not be one address for the throttle."""
+    from api.extensions import db
+    from tests.factories import build_app
+
+    app = build_app(database_url, LOGIN_MAX_FAILURES_PER_IP=3)
+    db.bind(connection)
+    client = app.test_client()
+
+    def sign_in_from(address: str, username: str, password: str):
+        return client.post(
+            "/api/v1/auth/token",
+            json={"username": username, "password": password},
+            environ_base={"REMOTE_ADDR": address},
+        )
+
+    for n in range(3):
+        sign_in_from("::ffff:198.51.100.1", f"nobody{n}", "guess")
+    assert sign_in_from("::ffff:198.51.100.1", "worker_a1", PASSWORD).status_code == 429
+    assert sign_in_from("::ffff:198.51.100.2", "worker_a1", PASSWORD).status_code == 200
+
+
+def test_the_loopback_is_counted_apart_from_ipv4_clients_a_dual_stack_server_sees():
+    from api.services.audit import throttled_network
+
+    assert throttled_network("::1") is None
+    assert throttled_network("::ffff:198.51.100.1") is None
+    assert throttled_network("2001:db8:7:1:abcd::9") == "2001:db8:7:1::/64"
