@@ -19,6 +19,14 @@ def admin(world):
     return world.auth("admin_a")
 
 
+def import_grids(client, world, features, retire=None):
+    """POST /grids/import of `features` as the community admin, retiring the codes `retire`."""
+    body = {"type": "FeatureCollection", "features": features}
+    if retire is not None:
+        body["retire"] = retire
+    return client.post("/api/v1/grids/import", json=body, headers=admin(world))
+
+
 def test_create_grid_returns_a_feature_at_version_1(client, world):
     geometry = box(116.400, 39.925, 116.405, 39.930)
     response = client.post(
@@ -276,11 +284,7 @@ def test_an_imported_grids_properties_are_checked_as_a_single_grids_are(
     feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
     feature["properties"].update(props)
     before = session.scalar(select(func.count(Grid.id)))
-    r = client.post(
-        "/api/v1/grids/import",
-        json={"type": "FeatureCollection", "features": [feature]},
-        headers=admin(world),
-    )
+    r = import_grids(client, world, [feature])
     assert r.status_code == 422
     assert field in r.json["errors"][0]["errors"]
     assert session.scalar(select(func.count(Grid.id))) == before
@@ -373,11 +377,7 @@ def test_a_retired_grid_imported_again_begins_a_new_version_and_is_reported_agai
     feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
     created = client.post("/api/v1/grids", json=feature, headers=admin(world)).json
     assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
-    r = client.post(
-        "/api/v1/grids/import",
-        json={"type": "FeatureCollection", "features": [feature]},
-        headers=admin(world),
-    )
+    r = import_grids(client, world, [feature])
     assert r.status_code == 200 and r.json["redrawn"] == [A + "003"]
     versions = session.scalars(
         select(GridVersion)
@@ -410,11 +410,7 @@ def test_a_retired_grid_imported_again_does_not_bring_back_a_leader_who_may_no_l
     )
     assert made_worker.status_code == 200, made_worker.json
     del feature["properties"]["leader_id"]
-    r = client.post(
-        "/api/v1/grids/import",
-        json={"type": "FeatureCollection", "features": [feature]},
-        headers=admin(world),
-    )
+    r = import_grids(client, world, [feature])
     assert r.status_code == 200, r.json
     back = client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).json
     assert back["properties"]["leader_id"] is None
@@ -430,11 +426,7 @@ def test_a_retired_grid_imported_again_is_led_by_the_leader_its_feature_names(
     created = client.post("/api/v1/grids", json=feature, headers=admin(world)).json
     assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
     feature["properties"]["leader_id"] = successor.id
-    r = client.post(
-        "/api/v1/grids/import",
-        json={"type": "FeatureCollection", "features": [feature]},
-        headers=admin(world),
-    )
+    r = import_grids(client, world, [feature])
     assert r.status_code == 200, r.json
     back = client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).json
     assert back["properties"]["leader_id"] == successor.id
@@ -507,11 +499,7 @@ def test_an_import_naming_another_leader_for_a_known_grid_makes_them_its_leader(
 
     successor = make_user(session, "leader_a_5", "grid_leader", community=A)
     feature = grid_feature(A1, box(*BOXES[A1]), leader_id=successor.id)
-    r = client.post(
-        "/api/v1/grids/import",
-        json={"type": "FeatureCollection", "features": [feature]},
-        headers=admin(world),
-    )
+    r = import_grids(client, world, [feature])
     assert r.status_code == 200, r.json
     back = client.get(f"/api/v1/grids/{world.grids[A1].id}", headers=admin(world)).json
     assert back["properties"]["leader_id"] == successor.id
@@ -519,11 +507,7 @@ def test_an_import_naming_another_leader_for_a_known_grid_makes_them_its_leader(
 
 def test_an_import_without_a_leader_id_keeps_a_known_grids_leader(client, world):
     feature = grid_feature(A1, box(*BOXES[A1]))
-    r = client.post(
-        "/api/v1/grids/import",
-        json={"type": "FeatureCollection", "features": [feature]},
-        headers=admin(world),
-    )
+    r = import_grids(client, world, [feature])
     assert r.status_code == 200, r.json
     back = client.get(f"/api/v1/grids/{world.grids[A1].id}", headers=admin(world)).json
     assert back["properties"]["leader_id"] == world.users["leader_a"].id
@@ -533,25 +517,11 @@ def test_an_import_naming_a_worker_leader_of_a_known_grid_is_422_naming_the_feat
     client, session, world
 ):
     feature = grid_feature(A1, box(*BOXES[A1]), leader_id=world.users["worker_a1"].id)
-    r = client.post(
-        "/api/v1/grids/import",
-        json={"type": "FeatureCollection", "features": [feature]},
-        headers=admin(world),
-    )
+    r = import_grids(client, world, [feature])
     assert r.status_code == 422, r.json
     assert "feature 0" in r.json["detail"] and "leader_id" in r.json["errors"]
     session.expire_all()
     assert session.get(Grid, world.grids[A1].id).leader_id == world.users["leader_a"].id
-
-
-def import_retiring(client, world, features, retire):
-    """POST /grids/import of `features` (code, polygon pairs) retiring the codes `retire`."""
-    body = {
-        "type": "FeatureCollection",
-        "features": [grid_feature(code, polygon) for code, polygon in features],
-        "retire": retire,
-    }
-    return client.post("/api/v1/grids/import", json=body, headers=admin(world))
 
 
 def test_two_grids_holding_households_are_merged_in_one_import(client, session, world):
@@ -561,7 +531,8 @@ def test_two_grids_holding_households_are_merged_in_one_import(client, session, 
     corner). An import now retires the codes it lists in `retire` as it redraws the rest."""
     from api.models import Household
 
-    r = import_retiring(client, world, [(A1, box(116.400, 39.920, 116.410, 39.925))], [A2])
+    both = grid_feature(A1, box(116.400, 39.920, 116.410, 39.925))
+    r = import_grids(client, world, [both], retire=[A2])
     assert r.status_code == 200, r.json
     assert (r.json["redrawn"], r.json["retired"]) == ([A1], [A2])
     assert r.json["households_moved"] == len(world.households[A2])
@@ -578,7 +549,7 @@ def test_a_grid_holding_households_is_renumbered_in_one_import(client, session, 
     follow (a retired code stays its own, for past reports)."""
     from api.models import Household
 
-    r = import_retiring(client, world, [(A + "009", box(*BOXES[A2]))], [A2])
+    r = import_grids(client, world, [grid_feature(A + "009", box(*BOXES[A2]))], retire=[A2])
     assert r.status_code == 200, r.json
     assert (r.json["created"], r.json["retired"]) == ([A + "009"], [A2])
     session.expire_all()
@@ -590,7 +561,7 @@ def test_a_grid_holding_households_is_renumbered_in_one_import(client, session, 
 def test_an_import_retiring_a_grid_whose_households_no_grid_takes_is_422_and_changes_nothing(
     client, session, world
 ):
-    r = import_retiring(client, world, [(A1, box(*BOXES[A1]))], [A2])
+    r = import_grids(client, world, [grid_feature(A1, box(*BOXES[A1]))], retire=[A2])
     assert r.status_code == 422, r.json
     assert "outside every grid" in r.json["detail"]
     session.expire_all()
@@ -601,13 +572,14 @@ def test_an_import_retiring_a_grid_holding_an_open_task_is_409(app, client, sess
     from tests.factories import make_task
 
     make_task(session, A2, now=datetime.now(UTC))
-    r = import_retiring(client, world, [(A1, box(116.400, 39.920, 116.410, 39.925))], [A2])
+    both = grid_feature(A1, box(116.400, 39.920, 116.410, 39.925))
+    r = import_grids(client, world, [both], retire=[A2])
     assert r.status_code == 409, r.json
     assert "open task" in r.json["detail"]
 
 
 def test_an_import_retiring_a_code_it_also_draws_is_422(client, world):
-    r = import_retiring(client, world, [(A1, box(*BOXES[A1]))], [A1])
+    r = import_grids(client, world, [grid_feature(A1, box(*BOXES[A1]))], retire=[A1])
     assert r.status_code == 422, r.json
 
 

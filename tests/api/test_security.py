@@ -269,13 +269,9 @@ def test_the_address_a_request_comes_from_is_the_proxys_unless_it_is_trusted(
         assert ips == []
 
 
-def test_the_address_throttle_counts_an_ipv6_clients_whole_slash_64_as_one_address(
-    database_url, connection, world
-):
-    """An IPv6 subscriber (a home line, a cloud server) is handed a /64: 2^64 addresses of
-    their own. Counted per full address, a password spray moved to the next address every
-    few guesses and was never throttled; the /64 is counted as one address, as an IPv4
-    client's single address is."""
+def signing_in_from_addresses(database_url, connection):
+    """Sign-ins from a client address of one's choosing, throttled after 3 failures an
+    address: sign_in_from(address, username, password)."""
     from api.extensions import db
     from tests.factories import build_app
 
@@ -289,6 +285,18 @@ def test_the_address_throttle_counts_an_ipv6_clients_whole_slash_64_as_one_addre
             json={"username": username, "password": password},
             environ_base={"REMOTE_ADDR": address},
         )
+
+    return sign_in_from
+
+
+def test_the_address_throttle_counts_an_ipv6_clients_whole_slash_64_as_one_address(
+    database_url, connection, world
+):
+    """An IPv6 subscriber (a home line, a cloud server) is handed a /64: 2^64 addresses of
+    their own. Counted per full address, a password spray moved to the next address every
+    few guesses and was never throttled; the /64 is counted as one address, as an IPv4
+    client's single address is."""
+    sign_in_from = signing_in_from_addresses(database_url, connection)
 
     for n in range(3):
         assert sign_in_from(f"2001:db8:7:1::{n + 1}", f"nobody{n}", "guess").status_code == 401
@@ -304,19 +312,7 @@ def test_ipv4_clients_seen_as_ipv4_mapped_ipv6_are_still_counted_one_by_one(
 ):
     """A dual-stack server sees IPv4 clients as ::ffff:a.b.c.d: their /64 (::/64) holds every
     IPv4 client, and must not be one address for the throttle."""
-    from api.extensions import db
-    from tests.factories import build_app
-
-    app = build_app(database_url, LOGIN_MAX_FAILURES_PER_IP=3)
-    db.bind(connection)
-    client = app.test_client()
-
-    def sign_in_from(address: str, username: str, password: str):
-        return client.post(
-            "/api/v1/auth/token",
-            json={"username": username, "password": password},
-            environ_base={"REMOTE_ADDR": address},
-        )
+    sign_in_from = signing_in_from_addresses(database_url, connection)
 
     for n in range(3):
         sign_in_from("::ffff:198.51.100.1", f"nobody{n}", "guess")

@@ -1007,6 +1007,17 @@ def test_household_history_outside_scope_is_404(client, world):
     assert client.get(url, headers=world.auth("worker_a2")).status_code == 404
 
 
+def move_into_a2(client, world, household) -> None:
+    """The office moves the household into grid A2 (a correction of its place)."""
+    lon, lat = centre(A2, dy=0.001)
+    moved = client.patch(
+        f"/api/v1/households/{household.id}",
+        json={"lon": lon, "lat": lat},
+        headers=world.auth("admin_a"),
+    )
+    assert moved.status_code == 200 and moved.json["grid_code"] == A2
+
+
 def test_a_households_history_keeps_its_visits_from_before_it_moved_grid(client, session, world):
     """A household placed in the wrong grid and corrected (or a grid redrawn under it) keeps
     its visits, recorded under its earlier grid: whoever serves it now reads its history in
@@ -1016,13 +1027,7 @@ def test_a_households_history_keeps_its_visits_from_before_it_moved_grid(client,
     household = home(world)
     item = visit_item(household, notes="独居老人，腿脚不便")
     assert one(client, world, item)["status"] == "created"
-    lon, lat = centre(A2, dy=0.001)
-    moved = client.patch(
-        f"/api/v1/households/{household.id}",
-        json={"lon": lon, "lat": lat},
-        headers=world.auth("admin_a"),
-    )
-    assert moved.status_code == 200 and moved.json["grid_code"] == A2
+    move_into_a2(client, world, household)
     url = f"/api/v1/households/{household.id}/visits"
     response = client.get(url, headers=world.auth("worker_a2"))
     assert [v["id"] for v in response.json] == [item["id"]]
@@ -1059,13 +1064,7 @@ def test_a_visit_made_offline_before_its_household_moved_grid_is_stored_in_the_g
         .values(valid_from=registered)
     )
     item = visit_item(household, at=datetime.now(UTC) - timedelta(hours=3))
-    lon, lat = centre(A2, dy=0.001)
-    moved = client.patch(
-        f"/api/v1/households/{household.id}",
-        json={"lon": lon, "lat": lat},
-        headers=world.auth("admin_a"),
-    )
-    assert moved.status_code == 200 and moved.json["grid_code"] == A2
+    move_into_a2(client, world, household)
 
     result = one(client, world, item)
 
@@ -1073,16 +1072,9 @@ def test_a_visit_made_offline_before_its_household_moved_grid_is_stored_in_the_g
     assert session.get(Visit, uuid.UUID(item["id"])).grid_id == world.grids[A1].id
 
 
-def test_a_visit_made_after_its_household_moved_to_another_grid_is_refused(
-    client, session, world
-):
+def test_a_visit_made_after_its_household_moved_to_another_grid_is_refused(client, session, world):
     household = home(world)
-    lon, lat = centre(A2, dy=0.001)
-    client.patch(
-        f"/api/v1/households/{household.id}",
-        json={"lon": lon, "lat": lat},
-        headers=world.auth("admin_a"),
-    )
+    move_into_a2(client, world, household)
     item = visit_item(household, at=datetime.now(UTC))
 
     result = one(client, world, item)
@@ -1108,12 +1100,7 @@ def test_the_photos_of_a_visit_from_before_its_household_moved_grid_are_its_hold
         content_type="multipart/form-data",
     )
     assert photo.status_code == 201, photo.json
-    lon, lat = centre(A2, dy=0.001)
-    client.patch(
-        f"/api/v1/households/{household.id}",
-        json={"lon": lon, "lat": lat},
-        headers=world.auth("admin_a"),
-    )
+    move_into_a2(client, world, household)
     history = client.get(
         f"/api/v1/households/{household.id}/visits", headers=world.auth("worker_a2")
     ).json
