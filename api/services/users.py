@@ -26,12 +26,13 @@ USERNAME_SPACES = "Must not contain spaces or invisible characters."
 
 
 def require_long_enough(password: str, field: str) -> None:
-    """A 422 naming `field` for a password shorter than MIN_PASSWORD_LENGTH (the schemas say
-    so first for the API; the command line comes here)."""
-    if len(password) < MIN_PASSWORD_LENGTH:
+    """A 422 naming `field` for a password of fewer than MIN_PASSWORD_LENGTH characters, spaces
+    (any Unicode whitespace) not counted: eight spaces passed the rule (the schemas say the
+    length first for the API; the command line comes here)."""
+    if len(password) - sum(c.isspace() for c in password) < MIN_PASSWORD_LENGTH:
         raise errors.Unprocessable(
-            f"The password needs at least {MIN_PASSWORD_LENGTH} characters.",
-            errors={"json": {field: ["Too short."]}},
+            f"The password needs at least {MIN_PASSWORD_LENGTH} characters, spaces not counted.",
+            errors={"json": {field: ["Too short (spaces do not count)."]}},
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from flask_jwt_extended import create_access_token
 from sqlalchemy import select
 
@@ -185,6 +186,16 @@ def test_a_short_new_password_is_422(client, world):
     response = change(client, tokens["access_token"], new="short")
     assert response.status_code == 422
     assert "new_password" in response.json["errors"]["json"]
+
+
+@pytest.mark.parametrize("new", [" " * 12, "a b c d e f g ", "\u3000" * 10 + "ab"])
+def test_spaces_do_not_count_towards_a_passwords_length(client, world, new):
+    """Eight spaces passed the eight-character rule: a password nobody needs to guess."""
+    tokens = sign_in(client)
+    response = change(client, tokens["access_token"], new=new)
+    assert response.status_code == 422, response.json
+    assert "new_password" in response.json["errors"]["json"]
+    assert me(client, tokens["access_token"]).status_code == 200  # still signed in: unchanged
 
 
 def test_the_same_password_again_is_422(client, world):
