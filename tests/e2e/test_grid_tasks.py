@@ -52,6 +52,7 @@ def test_a_leader_reassigns_an_escalated_task_from_the_app(page, e2e_engine, esc
     from api.models import Task, User
 
     open_app(page, "leader01")
+    assert page.inner_text("#title") == "网格长"  # the role signed in, not "网格员"
     item = page.locator(f"#grid-task-list li[data-id='{escalated_task}']")
     item.wait_for()
     assert page.locator("#grid-task-list li.grid-task").first.get_attribute("data-id") == str(
@@ -79,3 +80,4 @@ def test_a_leader_reassigns_an_escalated_task_from_the_app(page, e2e_engine, esc
 def test_a_worker_is_offered_no_grid_tasks(page, escalated_task):
     open_app(page, "worker01")
     assert page.locator("#grid-tasks").is_hidden()
+    assert page.inner_text("#title") == "网格员"

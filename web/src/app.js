@@ -13,7 +13,7 @@ import { keepFresh, storeTokens, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
-    title: "网格员", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
+    title: "网格员", roleTitles: { grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "区级查看" }, username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
     today: "今日岗位", record: "记录走访", household: "住户", outcome: "结果", notes: "备注",
     followUp: "需要跟进", followUpNote: "跟进事项", recordButton: "定位并记录", queued: "待同步",
     syncNow: "立即同步", tasks: "我的任务", plan: "本周走访计划", notifications: "消息推送",
@@ -106,7 +106,7 @@ const TEXT = {
     },
   },
   en: {
-    title: "Grid worker", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
+    title: "Grid worker", roleTitles: { grid_leader: "Grid leader", community_admin: "Community admin", district_viewer: "District viewer" }, username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
     other: "中文", today: "Today's post", record: "Record a visit", household: "Household", outcome: "Outcome",
     notes: "Notes", followUp: "Needs follow-up", followUpNote: "Follow-up", recordButton: "Locate and record",
     queued: "Waiting to sync", syncNow: "Sync now", tasks: "My tasks", plan: "My plan this week",
@@ -1032,6 +1032,8 @@ $("leave-pending").addEventListener("click", async (e) => {
 });
 
 async function start() {
+  // The header names the role signed in: a leader or an admin read "网格员".
+  $("title").textContent = t.roleTitles[tokenClaims(getToken()).role] || t.title;
   $("signin").hidden = true;
   $("signin-error").textContent = "";
   $("home").hidden = false;
