@@ -215,39 +215,37 @@ async function leaveToday() {
   }
 }
 
-/** My shifts of this week (published rosters: a worker sees no draft), by day, today marked. */
-async function loadWeek() {
+const postLabel = (s) => (s.post === "A" ? t.postA : `${t.postB} ${s.grid_code || ""}`);
+
+/**
+ * Today's post and my week, from one read of my shifts this week (published rosters: a worker
+ * sees no draft). On approved leave today, that first: the roster keeps the shift until the
+ * leader hands it on, and the app said "A-post today" to a worker at home.
+ */
+async function loadShifts() {
+  const today = todayLocal();
   let shifts;
+  let away;
   try {
-    shifts = await apiPages(`/api/v1/shifts?week=${isoWeek()}&worker=me`);
+    [shifts, away] = await Promise.all([apiPages(`/api/v1/shifts?week=${isoWeek()}&worker=me`), leaveToday()]);
   } catch {
+    $("post").innerHTML = `<span class="muted">${t.rosterUnavailable}</span>`;
     $("week-shifts").innerHTML = `<li class="muted">${t.rosterUnavailable}</li>`;
     return;
   }
-  const today = todayLocal();
   shifts.sort((a, b) => a.date.localeCompare(b.date) || a.post.localeCompare(b.post));
+  const posts = shifts.filter((s) => s.date === today)
+    .map((s) => `<div class="shift post-${s.post}">${escapeHtml(postLabel(s))}</div>`).join("");
+  if (away) {
+    $("post").innerHTML = `<div class="shift on-leave">${escapeHtml(t.onLeaveToday(away.end_date))}</div>`
+      + (posts ? `<div class="muted">${escapeHtml(t.rosteredAway)}</div>${posts}` : "");
+  } else {
+    $("post").innerHTML = posts || `<span class="muted">${t.noShift}</span>`;
+  }
   $("week-shifts").innerHTML = shifts.map((s) => {
     const weekday = t.weekdays[(new Date(`${s.date}T00:00:00Z`).getUTCDay() + 6) % 7];
-    const post = s.post === "A" ? t.postA : `${t.postB} ${s.grid_code || ""}`;
-    return `<li class="week-shift${s.date === today ? " today" : ""}" data-date="${escapeHtml(s.date)}">${escapeHtml(`${weekday} ${s.date.slice(5)}`)} · ${escapeHtml(post)}</li>`;
+    return `<li class="week-shift${s.date === today ? " today" : ""}" data-date="${escapeHtml(s.date)}">${escapeHtml(`${weekday} ${s.date.slice(5)}`)} · ${escapeHtml(postLabel(s))}</li>`;
   }).join("") || `<li class="muted">${t.weekNone}</li>`;
-}
-
-// Today's post; on approved leave, that first: the roster keeps the shift until the leader hands
-// it on, and the app said "A-post today" to a worker at home.
-async function loadPost() {
-  try {
-    const [shifts, away] = await Promise.all([api(`/api/v1/shifts?date=${todayLocal()}&worker=me`).then(items), leaveToday()]);
-    const posts = shifts.map((s) => `<div class="shift post-${s.post}">${s.post === "A" ? t.postA : `${t.postB} ${escapeHtml(s.grid_code || "")}`}</div>`).join("");
-    if (away) {
-      $("post").innerHTML = `<div class="shift on-leave">${escapeHtml(t.onLeaveToday(away.end_date))}</div>`
-        + (posts ? `<div class="muted">${escapeHtml(t.rosteredAway)}</div>${posts}` : "");
-    } else {
-      $("post").innerHTML = posts || `<span class="muted">${t.noShift}</span>`;
-    }
-  } catch {
-    $("post").innerHTML = `<span class="muted">${t.rosterUnavailable}</span>`;
-  }
 }
 
 // The statuses of a task still open (api/services/tasks.py OPEN_STATUSES; tests/api/test_web.py
@@ -997,7 +995,7 @@ $("leave-list").addEventListener("click", async (e) => {
   } catch (error) {
     [said, refused] = [leaveProblem(error, back ? "end" : "cancel"), true];
   }
-  loadPost(); // back today, or the leave cancelled: today's post is the roster's again
+  loadShifts(); // back today, or the leave cancelled: today's post is the roster's again
   await showMyLeave();
   sayLeave("leave-status", said, refused);
 });
@@ -1045,7 +1043,7 @@ async function start() {
   }
   keepFresh();
   if (navigator.onLine) rebindPush().catch(() => {});
-  await Promise.all([loadPost(), loadWeek(), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave()]);
+  await Promise.all([loadShifts(), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave()]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
 }
