@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from api import clock, errors
 from api.copy_rows import copy_rows
 from api.db import is_any_of
-from api.models import Grid, GridHolding, Household, HouseholdHistory, User, Visit
+from api.models import Grid, GridHolding, GridVersion, Household, HouseholdHistory, User, Visit
 from api.scope import Scope
 from api.services import audit
 from api.services.audit import Reader
@@ -632,6 +632,8 @@ def _build_rows(
         return iter(())
     needed = set(scope.grid_ids).union(*opened.values())
     boundaries = {g: to_shape(grids[g].boundary) for g in needed if g in grids}
+    earliest = min(a.data["visited_at"] for a in accepted)
+    outlines = _outlines_since(session, needed & boundaries.keys(), earliest)
     territory: dict[Any, Any] = {}
 
     neighbours, stored = _neighbours(session, scope.user_id, accepted)
@@ -642,15 +644,20 @@ def _build_rows(
     for a, (previous, following) in fresh:
         d = a.data
         loc = d["location"]
-        day = a.day
-        if day not in territory:
-            shapes = [
-                boundaries[g] for g in sorted(scope.grid_ids | opened[day]) if g in boundaries
-            ]
-            territory[day] = union_all(shapes) if shapes else None
-            if territory[day] is not None:
+        # The territory of the visit's day, each grid as outlined at the visit: a visit synced
+        # after a redraw is graded against the border the worker walked (usually one key a
+        # day: no grid of the batch redrawn since its first visit).
+        drawn = tuple(
+            (g, _outline_at(outlines.get(g, ()), d["visited_at"]))
+            for g in sorted(scope.grid_ids | opened[a.day])
+            if g in boundaries
+        )
+        if drawn not in territory:
+            shapes = [boundaries[g] if n is None else outlines[g][n][2] for g, n in drawn]
+            territory[drawn] = union_all(shapes) if shapes else None
+            if territory[drawn] is not None:
                 # Tested against every visit of the day: prepared once (an index on its edges).
-                shapely.prepare(territory[day])
+                shapely.prepare(territory[drawn])
         inputs.append(
             EvidenceInput(
                 point=a.point,
@@ -658,7 +665,7 @@ def _build_rows(
                 mock=loc.get("mock", False),
                 visited_at=d["visited_at"],
                 received_at=now,
-                grid_boundary=territory[day],
+                grid_boundary=territory[drawn],
                 household_point=a.home,
                 previous=previous,
                 next=following,
@@ -669,6 +676,41 @@ def _build_rows(
         _row(a, evidence, scope.user_id, now)
         for (a, _), evidence in zip(fresh, grades, strict=True)
     )
+
+
+def _outlines_since(
+    session: Session, grid_ids: set[int], since: datetime
+) -> dict[int, list[tuple[datetime, datetime, Any]]]:
+    """The earlier outlines of `grid_ids` still in force at or after `since`: {grid id:
+    [(valid_from, valid_to, shape)] in time order}. Empty unless a grid was redrawn since
+    the batch's first visit (one short index read)."""
+    if not grid_ids:
+        return {}
+    rows = session.execute(
+        select(
+            GridVersion.grid_id, GridVersion.valid_from, GridVersion.valid_to, GridVersion.boundary
+        )
+        .where(
+            is_any_of(GridVersion.grid_id, "redrawn_grids", grid_ids, Integer),
+            GridVersion.valid_to > since,
+        )
+        .order_by(GridVersion.grid_id, GridVersion.valid_from)
+    ).all()
+    out: dict[int, list[tuple[datetime, datetime, Any]]] = {}
+    for row in rows:
+        out.setdefault(row.grid_id, []).append(
+            (row.valid_from, row.valid_to, to_shape(row.boundary))
+        )
+    return out
+
+
+def _outline_at(outlines: Sequence[tuple[datetime, datetime, Any]], at: datetime) -> int | None:
+    """The index of the earlier outline in force at `at` (the first, for a visit before the
+    grid was drawn), or None for the current one."""
+    for n, (_, valid_to, _) in enumerate(outlines):
+        if at < valid_to:
+            return n
+    return None
 
 
 def _row(a: _Accepted, evidence: Evidence, worker_id: int, now: datetime) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from api.copy_rows import text_array
 from api.models import Visit
 from api.services import visits as visit_service
 from api.services.weeks import LOCAL, week_of
-from tests.factories import A1, A2, centre, make_relief_shift, visit_item
+from tests.factories import A1, A2, BOXES, box, centre, grid_feature, make_relief_shift, visit_item
 
 BATCH = "/api/v1/visits/batch"
 
@@ -1080,6 +1080,69 @@ def test_a_visit_made_after_its_household_moved_to_another_grid_is_refused(clien
     result = one(client, world, item)
 
     assert (result["status"], result["code"]) == ("rejected", "household-not-found")
+
+
+def redraw_border(client, world, lon: float) -> None:
+    """The office redraws the border between A1 and A2 at `lon` (A1 west of it)."""
+    west, south, east, north = BOXES[A1][0], BOXES[A1][1], BOXES[A2][2], BOXES[A1][3]
+    layer = {
+        "type": "FeatureCollection",
+        "features": [
+            grid_feature(A1, box(west, south, lon, north)),
+            grid_feature(A2, box(lon, south, east, north)),
+        ],
+    }
+    r = client.post("/api/v1/grids/import", json=layer, headers=world.auth("admin_a"))
+    assert r.status_code == 200 and sorted(r.json["redrawn"]) == [A1, A2], r.json
+
+
+def since(session, days: int, household) -> None:
+    """The grids and the household as registered `days` ago (the world is made just now)."""
+    from api.models import GridVersion, HouseholdHistory
+
+    then = datetime.now(UTC) - timedelta(days=days)
+    session.execute(update(GridVersion).values(valid_from=then))
+    session.execute(
+        update(HouseholdHistory)
+        .where(HouseholdHistory.household_id == household.id)
+        .values(valid_from=then)
+    )
+
+
+def test_a_visit_made_before_a_redraw_is_graded_against_the_outline_of_its_time(
+    client, session, world
+):
+    """The worker visits a door of A1 offline; before the phone syncs, the office moves the
+    border 85 m west of that door (the household goes to A2). The visit stands where A1 was
+    at the time: graded against today's outline it read `outside_grid`, a suspect visit for
+    an honest worker."""
+    household = home(world)
+    since(session, 30, household)
+    item = visit_item(household, at=datetime.now(UTC) - timedelta(hours=3))
+    redraw_border(client, world, 116.4015)
+
+    result = one(client, world, item)
+
+    assert result["status"] == "created", result
+    evidence = result["visit"]["evidence"]
+    assert (evidence["grade"], evidence["reasons"]) == ("ok", [])
+    assert evidence["details"]["distance_to_grid_m"] == 0
+
+
+def test_a_visit_made_after_a_redraw_is_graded_against_the_new_outline(client, session, world):
+    """The same door visited by A1's worker once the border has moved: outside their grid."""
+    household = home(world, A1, 0)
+    since(session, 30, household)
+    redraw_border(client, world, 116.4015)
+    lon, lat = centre(A1)  # where the door was, now 85 m into A2
+    item = visit_item(
+        None, lon=lon, lat=lat, premises={"building": "9", "lon": 116.4010, "lat": lat}
+    )
+
+    evidence = one(client, world, item)["visit"]["evidence"]
+
+    assert "outside_grid" in evidence["reasons"]
+    assert evidence["details"]["distance_to_grid_m"] == pytest.approx(85, abs=3)
 
 
 def test_the_photos_of_a_visit_from_before_its_household_moved_grid_are_its_holders(
