@@ -502,6 +502,7 @@ def _place_and_check(
             del where[a.index]
     placements = dict(zip(where, place(session, list(where.values())), strict=True))
     earlier = _grids_at_the_visit(session, scope, pending, households, opened)
+    earlier.update(_premises_at_the_visit(session, scope, pending, placements, where, opened))
 
     grid_ids = {h.grid_id for h in households.values()} | set(earlier.values())
     grid_ids.update(p.grid_id for p in placements.values() if p.grid_id is not None)
@@ -513,7 +514,7 @@ def _place_and_check(
             continue
         if a.index in placements:
             placement = placements[a.index]
-            if placement.grid_id is None:
+            if placement.grid_id is None and a.index not in earlier:
                 results[a.index] = _rejected(
                     a.id,
                     Refusal.OUTSIDE_EVERY_GRID,
@@ -524,7 +525,8 @@ def _place_and_check(
                     else round(placement.nearest_m, 1),
                 )
                 continue
-            a.grid_id = placement.grid_id
+            # The grid that held the point at the visit, if the border has moved since.
+            a.grid_id = earlier.get(a.index, placement.grid_id)
         else:
             a.household = households.get(a.data["household_id"])
             a.home = homes.get(a.data["household_id"])
@@ -608,6 +610,56 @@ def _grids_at_the_visit(
             ):
                 found[a.index] = p.grid_id
                 break
+    return found
+
+
+def _premises_at_the_visit(
+    session: Session,
+    scope: Scope,
+    pending: list[_Accepted],
+    placements: dict[int, Any],
+    where: dict[int, tuple[float, float]],
+    opened: dict[date, set[int]],
+) -> dict[int, int]:
+    """For premises that today's map places in no grid open to the worker on the visit's
+    date, the grid that held their point at the visit if one of those did (`grid_versions`):
+    {item index: grid id}. The border moved after a visit made offline: the visit was refused
+    as of a grid not the worker's, sent again and refused for good. One query, for those
+    items only (none in the usual batch)."""
+    visits = {a.index: a for a in pending}
+    strays = [
+        i
+        for i, p in placements.items()
+        if p.grid_id not in scope.grid_ids and p.grid_id not in opened[visits[i].day]
+    ]
+    if not strays:
+        return {}
+    rows = session.execute(
+        text(
+            """
+            SELECT p.i, v.grid_id
+            FROM unnest(CAST(:items AS int[]), CAST(:lons AS float8[]),
+                        CAST(:lats AS float8[]), CAST(:ats AS timestamptz[]))
+                 AS p(i, lon, lat, at)
+            JOIN grid_versions v
+              ON v.grid_id = ANY(CAST(:grids AS int[]))
+             AND v.valid_from <= p.at AND v.valid_to > p.at
+             AND ST_Intersects(v.boundary, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
+            ORDER BY p.i, v.grid_id
+            """
+        ),
+        {
+            "items": strays,
+            "lons": [where[i][0] for i in strays],
+            "lats": [where[i][1] for i in strays],
+            "ats": [visits[i].data["visited_at"] for i in strays],
+            "grids": sorted(set(scope.grid_ids).union(*opened.values())),
+        },
+    ).all()
+    found: dict[int, int] = {}
+    for i, grid_id in rows:
+        if i not in found and (grid_id in scope.grid_ids or grid_id in opened[visits[i].day]):
+            found[i] = grid_id
     return found
 
 

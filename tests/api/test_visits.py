@@ -1129,6 +1129,46 @@ def test_a_visit_made_before_a_redraw_is_graded_against_the_outline_of_its_time(
     assert evidence["details"]["distance_to_grid_m"] == 0
 
 
+def test_premises_visited_before_a_redraw_are_stored_in_the_grid_they_were_in(
+    client, session, world
+):
+    """Unregistered premises visited offline in A1; the border then moves west of them, into
+    what is A2 today. They were refused as premises of a grid not the worker's, sent again and
+    refused for good: a visit made where the worker served, lost. They are placed as the map
+    stood at the visit (the premises, once registered, go where the map stands then)."""
+    since(session, 30, home(world))
+    lon, lat = centre(A1)
+    item = visit_item(
+        None,
+        lon=lon,
+        lat=lat,
+        premises={"building": "9"},
+        at=datetime.now(UTC) - timedelta(hours=3),
+    )
+    redraw_border(client, world, 116.4015)
+
+    result = one(client, world, item)
+
+    assert result["status"] == "created", result
+    assert result["visit"]["grid_code"] == A1
+    assert result["visit"]["evidence"]["grade"] == "ok"
+
+
+def test_premises_visited_after_a_redraw_in_the_next_grid_are_refused(client, session, world):
+    since(session, 30, home(world))
+    redraw_border(client, world, 116.4015)
+    lon, lat = centre(A1)
+    item = visit_item(None, lon=lon, lat=lat, premises={"building": "9"})
+
+    result = one(client, world, item)
+
+    assert (result["status"], result["code"], result["grid_code"]) == (
+        "rejected",
+        "not-your-grid",
+        A2,
+    )
+
+
 def test_a_visit_made_after_a_redraw_is_graded_against_the_new_outline(client, session, world):
     """The same door visited by A1's worker once the border has moved: outside their grid."""
     household = home(world, A1, 0)
