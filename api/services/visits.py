@@ -685,7 +685,9 @@ def _build_rows(
     needed = set(scope.grid_ids).union(*opened.values())
     boundaries = {g: to_shape(grids[g].boundary) for g in needed if g in grids}
     earliest = min(a.data["visited_at"] for a in accepted)
-    outlines = _outlines_since(session, needed & boundaries.keys(), earliest)
+    # A grid never redrawn (version 1) has one outline: no read for it.
+    redrawn = {g for g in boundaries if grids[g].version > 1}
+    outlines = _outlines_since(session, redrawn, earliest)
     territory: dict[Any, Any] = {}
 
     neighbours, stored = _neighbours(session, scope.user_id, accepted)
@@ -735,7 +737,7 @@ def _outlines_since(
 ) -> dict[int, list[tuple[datetime, datetime, Any]]]:
     """The earlier outlines of `grid_ids` still in force at or after `since`: {grid id:
     [(valid_from, valid_to, shape)] in time order}. Empty unless a grid was redrawn since
-    the batch's first visit (one short index read)."""
+    the batch's first visit (one short index read, for grids redrawn at some time)."""
     if not grid_ids:
         return {}
     rows = session.execute(
