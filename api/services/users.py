@@ -183,14 +183,16 @@ def change_password(
     *,
     ip: str | None,
     limits: LoginLimits,
+    sid: str | None = None,
     token_version: int | None = None,
 ) -> None:
-    """Set a new password after checking the current one (throttled like signing in).
+    """Set a new password after checking the current one (throttled per sign-in session `sid`,
+    apart from signing in: `audit.check_password_change_allowed`).
 
     Bumps the token version: every token issued before, on every device, stops working; so
     does the calendar feed URL handed out before, a credential of the account like a token.
-    A wrong current password is recorded as a failed sign-in, then refused with 403; the
-    caller commits first so the failure counts.
+    A wrong current password is recorded (a failed password change of session `sid`), then
+    refused with 403; the caller commits first so the failure counts.
 
     The account is held first, and a token (`token_version`: the caller's) no longer its
     own is refused (401): a change waiting on a password reset (`accounts`) overwrote the
@@ -198,16 +200,11 @@ def change_password(
     meant to end, was handed fresh ones; whoever held the phone lost kept the account.
     """
     sessions.hold_account(session, user.id, token_version)
-    audit.check_login_allowed(
-        session,
-        user.username,
-        ip,
-        window=limits.window,
-        max_per_user=limits.max_per_user,
-        max_per_ip=limits.max_per_ip,
+    audit.check_password_change_allowed(
+        session, user.id, sid, window=limits.window, max_failures=limits.max_per_user
     )
     if not verify_password(user.password_hash, current):
-        audit.record_login(session, user.username, ip, False, user.id)
+        audit.record_wrong_current_password(session, user, sid, ip)
         raise errors.Forbidden(
             "The current password is wrong.",
             errors={"json": {"current_password": ["Wrong password."]}},

@@ -210,6 +210,60 @@ def test_guessing_the_current_password_is_throttled(client, world):
     assert change(client, tokens["access_token"]).status_code == 429
 
 
+def test_a_throttled_password_change_answers_429_problem_with_retry_after(client, world):
+    tokens = sign_in(client)
+    for _ in range(5):
+        change(client, tokens["access_token"], current="guess-guess")
+    response = change(client, tokens["access_token"])
+    assert response.status_code == 429
+    assert response.mimetype == "application/problem+json"
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_failed_sign_ins_by_anyone_do_not_block_the_owners_password_change(client, world):
+    """Knowing a username was enough to keep its owner from changing their password: failed
+    sign-ins and wrong current passwords shared one count."""
+    tokens = sign_in(client)
+    for _ in range(5):
+        client.post("/api/v1/auth/token", json={"username": "worker_a1", "password": "nope"})
+    assert change(client, tokens["access_token"]).status_code == 200
+
+
+def test_guessing_the_current_password_does_not_lock_signing_in(client, world):
+    tokens = sign_in(client)
+    for _ in range(5):
+        assert change(client, tokens["access_token"], current="guess-guess").status_code == 403
+    sign_in(client)
+
+
+def test_the_password_change_throttle_counts_per_session(client, world):
+    """A thief holding one stolen sign-in guesses at the current password: the owner's own
+    sign-in may still change it (and so end the thief's)."""
+    stolen, owners = sign_in(client), sign_in(client)
+    for _ in range(5):
+        change(client, stolen["access_token"], current="guess-guess")
+    assert change(client, stolen["access_token"]).status_code == 429
+    assert change(client, owners["access_token"]).status_code == 200
+    assert me(client, stolen["access_token"]).status_code == 401
+
+
+def test_refreshing_does_not_reset_the_password_change_throttle(client, world):
+    tokens = sign_in(client)
+    for _ in range(5):
+        change(client, tokens["access_token"], current="guess-guess")
+    renewed = refresh(client, tokens["refresh_token"]).json
+    assert change(client, renewed["access_token"]).status_code == 429
+
+
+def test_wrong_current_passwords_are_recorded_as_password_change_attempts(client, session, world):
+    tokens = sign_in(client)
+    change(client, tokens["access_token"], current="guess-guess")
+    attempt = session.scalars(select(LoginAttempt).order_by(LoginAttempt.id.desc())).first()
+    assert (attempt.kind, attempt.success) == ("password-change", False)
+    assert attempt.user_id == world.users["worker_a1"].id
+    assert attempt.session_id == session.scalar(select(AuthSession.id))  # the one sign-in
+
+
 # --- throttled sign-in ----------------------------------------------------------------------
 def test_too_many_failed_sign_ins_answer_429_problem_with_retry_after(client, world):
     for _ in range(5):

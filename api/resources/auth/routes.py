@@ -143,10 +143,12 @@ class Password(MethodView):
     def post(self, data):
         """Change your password; every other session is signed out
 
-        Needs the current password (wrong guesses count toward the sign-in throttle). All
+        Needs the current password. Wrong guesses are counted per sign-in session, apart from
+        failed sign-ins (neither blocks the other): past the limit, 429 with `Retry-After`. All
         tokens issued before are revoked; the answer carries new tokens for this session.
         """
         user = current_user()
+        caller = get_jwt().get("sid")
         try:
             users.change_password(
                 db.session,
@@ -155,14 +157,14 @@ class Password(MethodView):
                 data["new_password"],
                 ip=request.remote_addr,
                 limits=login_limits(),
+                sid=caller,
                 token_version=get_jwt().get("ver"),
             )
         except errors.Forbidden:
-            db.session.commit()  # a wrong current password counts as a failed sign-in
+            db.session.commit()  # a wrong current password counts, though the request fails
             raise
         # Every session ends (this one too), and with them their devices' pushes (a phone
         # lost); the caller goes on with a fresh session, their device with it.
-        caller = get_jwt().get("sid")
         sessions.revoke_all(db.session, user.id, "password-changed", now(), keep_devices_of=caller)
         tokens = issue_tokens(user)
         sessions.move_devices(db.session, user.id, caller, tokens["_sid"])
