@@ -20,6 +20,7 @@ from api.extensions import Blueprint, db
 from api.resources.auth.schemas import (
     LogoutSchema,
     PasswordChangeSchema,
+    SignedOutSchema,
     TokenRequestSchema,
     TokenSchema,
     UserSchema,
@@ -206,3 +207,23 @@ class Logout(MethodView):
             **data,
         )
         db.session.commit()
+
+
+@blp.route("/logout-all")
+class LogoutAll(MethodView):
+    @jwt_required()
+    @blp.response(200, SignedOutSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    def post(self):
+        """Sign out everywhere: revoke every session of yours and stop pushes to every device
+
+        Every access and refresh token of yours stops working, this one too (sign in again);
+        no device of yours is sent notifications until it is registered again. The password
+        stays as it is (a leaked one: `POST /auth/password`, which ends the other sessions too).
+        The answer says how many sessions and devices were ended.
+        """
+        signed_out = sessions.sign_out_everywhere(
+            db.session, current_user().id, get_jwt().get("ver"), now()
+        )
+        db.session.commit()
+        return signed_out
