@@ -25,11 +25,18 @@ USERNAME_MAX = 64
 USERNAME_SPACES = "Must not contain spaces or invisible characters."
 
 
+def password_length(password: str) -> int:
+    """A password's length as the rule counts it: characters (code points), spaces (any Unicode
+    whitespace) not counted. The web forms count the same (`passwordLength` in
+    web/src/password.js)."""
+    return len(password) - sum(c.isspace() for c in password)
+
+
 def require_long_enough(password: str, field: str) -> None:
     """A 422 naming `field` for a password of fewer than MIN_PASSWORD_LENGTH characters, spaces
     (any Unicode whitespace) not counted: eight spaces passed the rule (the schemas say the
     length first for the API; the command line comes here)."""
-    if len(password) - sum(c.isspace() for c in password) < MIN_PASSWORD_LENGTH:
+    if password_length(password) < MIN_PASSWORD_LENGTH:
         raise errors.Unprocessable(
             f"The password needs at least {MIN_PASSWORD_LENGTH} characters, spaces not counted.",
             errors={"json": {field: ["Too short (spaces do not count)."]}},
