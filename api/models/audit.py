@@ -38,8 +38,15 @@ Index("ix_audit_log_user_at", AuditEntry.user_id, AuditEntry.at)
 Index("ix_audit_log_resource_ids", AuditEntry.resource_ids, postgresql_using="gin")
 
 
+# What a login attempt was: a sign-in (POST /auth/token), or a guess at the current password
+# in a password change (POST /auth/password), each throttled by a count of its own.
+SIGN_IN = "sign-in"
+PASSWORD_CHANGE = "password-change"
+
+
 class LoginAttempt(Base):
-    """Sign-in attempts, counted to slow down password guessing across every API process."""
+    """Sign-in attempts and wrong current passwords in a password change, counted to slow down
+    password guessing across every API process."""
 
     __tablename__ = "login_attempts"
 
@@ -49,7 +56,16 @@ class LoginAttempt(Base):
     ip: Mapped[str | None] = mapped_column(INET)
     success: Mapped[bool] = mapped_column(Boolean)
     user_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20), default=SIGN_IN, server_default=SIGN_IN)
+    # A password change's: the sign-in session it was made in (None: a token of no session).
+    session_id: Mapped[str | None] = mapped_column(String(36))
 
 
 Index("ix_login_attempts_username_at", LoginAttempt.username, LoginAttempt.at)
 Index("ix_login_attempts_ip_at", LoginAttempt.ip, LoginAttempt.at)
+Index(
+    "ix_login_attempts_password_change",
+    LoginAttempt.user_id,
+    LoginAttempt.at,
+    postgresql_where=LoginAttempt.kind == PASSWORD_CHANGE,
+)

@@ -13,9 +13,11 @@ from sqlalchemy import and_, any_, cast, delete, exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import CIDR
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from api import clock, errors
 from api.models import AuditEntry, Household, LoginAttempt, Task, User, Visit
+from api.models.audit import PASSWORD_CHANGE, SIGN_IN
 from api.scope import Scope
 
 # A household record's personal fields, as audit entries name them (a caller who is not shown
@@ -423,7 +425,8 @@ def check_login_allowed(
             text("SELECT pg_advisory_xact_lock(2, hashtext(:ip))"), {"ip": network or ip}
         )
     since = (now or clock.now()) - window
-    failed = ~LoginAttempt.success & (LoginAttempt.at >= since)
+    # A password change's wrong guesses are counted apart (`check_password_change_allowed`).
+    failed = ~LoginAttempt.success & (LoginAttempt.at >= since) & (LoginAttempt.kind == SIGN_IN)
     by_user = session.scalar(
         select(func.count(LoginAttempt.id)).where(failed, LoginAttempt.username == username)
     )
@@ -445,4 +448,62 @@ def record_login(
     session: Session, username: str, ip: str | None, success: bool, user_id: int | None
 ) -> None:
     session.add(LoginAttempt(username=username, ip=ip, success=success, user_id=user_id))
+    session.flush()
+
+
+def _password_change_guesses(user_id: int, sid: str | None) -> ColumnElement[bool]:
+    same_session = LoginAttempt.session_id == sid if sid else LoginAttempt.session_id.is_(None)
+    return (
+        (LoginAttempt.kind == PASSWORD_CHANGE)
+        & (LoginAttempt.user_id == user_id)
+        & same_session
+        & ~LoginAttempt.success
+    )
+
+
+def check_password_change_allowed(
+    session: Session,
+    user_id: int,
+    sid: str | None,
+    *,
+    window: timedelta,
+    max_failures: int,
+    now: datetime | None = None,
+) -> None:
+    """429 when recent wrong current passwords in sign-in session `sid` of the account (None:
+    its tokens of no session) pass `max_failures`.
+
+    Counted apart from sign-ins, and per session: with one count, anyone who knew a username
+    kept its owner from changing the password by failing sign-ins, and a thief guessing with a
+    stolen sign-in kept the owner from the change that ends it; the owner's own mistyped
+    current password locked them out of signing in. A session is had only by signing in, so
+    its guesses are no more than a username's. The caller holds the account's row
+    (`sessions.hold_account`): guesses sent in parallel are counted one after another."""
+    since = (now or clock.now()) - window
+    failed = session.scalar(
+        select(func.count(LoginAttempt.id)).where(
+            _password_change_guesses(user_id, sid), LoginAttempt.at >= since
+        )
+    )
+    if failed >= max_failures:
+        raise errors.TooManyRequests(
+            "Too many wrong current passwords; wait a few minutes and try again.",
+            headers={"Retry-After": str(int(window.total_seconds()))},
+        )
+
+
+def record_wrong_current_password(
+    session: Session, user: User, sid: str | None, ip: str | None
+) -> None:
+    """A failed password change, kept in the security log with the sign-ins."""
+    session.add(
+        LoginAttempt(
+            username=user.username,
+            ip=ip,
+            success=False,
+            user_id=user.id,
+            kind=PASSWORD_CHANGE,
+            session_id=sid,
+        )
+    )
     session.flush()

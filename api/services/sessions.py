@@ -124,6 +124,41 @@ def revoke_all(
     return len(ended)
 
 
+@dataclass(frozen=True)
+class SignedOut:
+    """What signing out everywhere ended: sign-in sessions, and devices no longer pushed to."""
+
+    sessions_revoked: int
+    devices_signed_out: int
+
+
+def sign_out_everywhere(
+    session: Session, user_id: int, token_version: int | None, now: datetime
+) -> SignedOut:
+    """End every sign-in of the account (a phone lost, the password still its owner's own):
+    every session is revoked (no refresh), every token issued so far stops (the token version:
+    tokens of no session too), and nothing more is pushed to any of its devices.
+
+    The account is held first (`hold_account`), and a caller's token no longer the account's
+    is refused (401): a password change waiting on it would otherwise go on once this committed,
+    and hand the token this meant to end fresh ones."""
+    hold_account(session, user_id, token_version)
+    session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(token_version=User.token_version + 1)
+        .execution_options(synchronize_session="fetch")
+    )
+    ended = session.scalars(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason="signed-out-everywhere")
+        .returning(AuthSession.id)
+    ).all()
+    devices = _end_devices(session, Device.user_id == user_id, "signed out everywhere", now)
+    return SignedOut(len(ended), devices)
+
+
 def move_devices(session: Session, user_id: int, old_sid: str | None, new_sid: str) -> None:
     """The caller's devices follow their sign-in to its new session (a password change)."""
     if old_sid:
@@ -134,13 +169,14 @@ def move_devices(session: Session, user_id: int, old_sid: str | None, new_sid: s
         )
 
 
-def _end_devices(session: Session, where: ColumnElement[bool], reason: str, now: datetime) -> None:
-    session.execute(
+def _end_devices(session: Session, where: ColumnElement[bool], reason: str, now: datetime) -> int:
+    """Deactivate the active devices `where` picks; how many."""
+    return session.execute(
         update(Device)
         .where(where, Device.active)
         .values(active=False, deactivated_at=now, deactivation_reason=reason[:200])
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount
 
 
 def device_signed_in(device: str, now: str) -> str:

@@ -25,11 +25,18 @@ USERNAME_MAX = 64
 USERNAME_SPACES = "Must not contain spaces or invisible characters."
 
 
+def password_length(password: str) -> int:
+    """A password's length as the rule counts it: characters (code points), spaces (any Unicode
+    whitespace) not counted. The web forms count the same (`passwordLength` in
+    web/src/password.js)."""
+    return len(password) - sum(c.isspace() for c in password)
+
+
 def require_long_enough(password: str, field: str) -> None:
     """A 422 naming `field` for a password of fewer than MIN_PASSWORD_LENGTH characters, spaces
     (any Unicode whitespace) not counted: eight spaces passed the rule (the schemas say the
     length first for the API; the command line comes here)."""
-    if len(password) - sum(c.isspace() for c in password) < MIN_PASSWORD_LENGTH:
+    if password_length(password) < MIN_PASSWORD_LENGTH:
         raise errors.Unprocessable(
             f"The password needs at least {MIN_PASSWORD_LENGTH} characters, spaces not counted.",
             errors={"json": {field: ["Too short (spaces do not count)."]}},
@@ -183,14 +190,16 @@ def change_password(
     *,
     ip: str | None,
     limits: LoginLimits,
+    sid: str | None = None,
     token_version: int | None = None,
 ) -> None:
-    """Set a new password after checking the current one (throttled like signing in).
+    """Set a new password after checking the current one (throttled per sign-in session `sid`,
+    apart from signing in: `audit.check_password_change_allowed`).
 
     Bumps the token version: every token issued before, on every device, stops working; so
     does the calendar feed URL handed out before, a credential of the account like a token.
-    A wrong current password is recorded as a failed sign-in, then refused with 403; the
-    caller commits first so the failure counts.
+    A wrong current password is recorded (a failed password change of session `sid`), then
+    refused with 403; the caller commits first so the failure counts.
 
     The account is held first, and a token (`token_version`: the caller's) no longer its
     own is refused (401): a change waiting on a password reset (`accounts`) overwrote the
@@ -198,16 +207,11 @@ def change_password(
     meant to end, was handed fresh ones; whoever held the phone lost kept the account.
     """
     sessions.hold_account(session, user.id, token_version)
-    audit.check_login_allowed(
-        session,
-        user.username,
-        ip,
-        window=limits.window,
-        max_per_user=limits.max_per_user,
-        max_per_ip=limits.max_per_ip,
+    audit.check_password_change_allowed(
+        session, user.id, sid, window=limits.window, max_failures=limits.max_per_user
     )
     if not verify_password(user.password_hash, current):
-        audit.record_login(session, user.username, ip, False, user.id)
+        audit.record_wrong_current_password(session, user, sid, ip)
         raise errors.Forbidden(
             "The current password is wrong.",
             errors={"json": {"current_password": ["Wrong password."]}},

@@ -71,6 +71,59 @@ def test_logout_leaves_the_users_other_sessions_signed_in(client, world):
     assert refresh(client, laptop["refresh_token"]).status_code == 200
 
 
+# --- sign out everywhere --------------------------------------------------------------------
+def logout_all(client, token):
+    return client.post("/api/v1/auth/logout-all", headers=bearer(token))
+
+
+def test_logout_all_signs_out_every_session_of_the_caller(client, world):
+    """A phone lost and the password still one's own: every sign-in ends, this one too."""
+    here, phone, laptop = sign_in(client), sign_in(client), sign_in(client)
+    response = logout_all(client, here["access_token"])
+    assert response.status_code == 200, response.json
+    for tokens in (here, phone, laptop):
+        assert me(client, tokens["access_token"]).status_code == 401
+        assert refresh(client, tokens["refresh_token"]).status_code == 401
+
+
+def test_logout_all_answers_how_many_sign_ins_and_devices_it_ended(client, world):
+    here, _ = sign_in(client), sign_in(client)
+    response = logout_all(client, here["access_token"])
+    assert response.json == {"sessions_revoked": 2, "devices_signed_out": 0}
+
+
+def test_logout_all_ends_tokens_of_no_session_too(client, world):
+    """A token minted without a session (a tool's) is governed by the token version only."""
+    headers = world.auth("worker_a1")
+    assert client.post("/api/v1/auth/logout-all", headers=headers).status_code == 200
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
+
+
+def test_logout_all_leaves_other_users_signed_in(client, world):
+    mine, theirs = sign_in(client), sign_in(client, "worker_a2")
+    logout_all(client, mine["access_token"])
+    assert me(client, theirs["access_token"]).status_code == 200
+    assert refresh(client, theirs["refresh_token"]).status_code == 200
+
+
+def test_after_logout_all_the_password_signs_in_again(client, world):
+    logout_all(client, sign_in(client)["access_token"])
+    tokens = sign_in(client)
+    assert me(client, tokens["access_token"]).status_code == 200
+
+
+def test_logout_all_records_why_the_sessions_ended(client, session, world):
+    logout_all(client, sign_in(client)["access_token"])
+    ended = session.scalars(select(AuthSession.revoked_reason)).all()
+    assert ended == ["signed-out-everywhere"]
+
+
+def test_a_refresh_token_cannot_sign_out_everywhere(client, world):
+    tokens = sign_in(client)
+    assert logout_all(client, tokens["refresh_token"]).status_code == 401
+    assert me(client, tokens["access_token"]).status_code == 200
+
+
 # --- refresh rotation -----------------------------------------------------------------------
 def test_refresh_returns_a_new_refresh_token(client, world):
     tokens = sign_in(client)
@@ -208,6 +261,60 @@ def test_guessing_the_current_password_is_throttled(client, world):
     for _ in range(5):
         change(client, tokens["access_token"], current="guess-guess")
     assert change(client, tokens["access_token"]).status_code == 429
+
+
+def test_a_throttled_password_change_answers_429_problem_with_retry_after(client, world):
+    tokens = sign_in(client)
+    for _ in range(5):
+        change(client, tokens["access_token"], current="guess-guess")
+    response = change(client, tokens["access_token"])
+    assert response.status_code == 429
+    assert response.mimetype == "application/problem+json"
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_failed_sign_ins_by_anyone_do_not_block_the_owners_password_change(client, world):
+    """Knowing a username was enough to keep its owner from changing their password: failed
+    sign-ins and wrong current passwords shared one count."""
+    tokens = sign_in(client)
+    for _ in range(5):
+        client.post("/api/v1/auth/token", json={"username": "worker_a1", "password": "nope"})
+    assert change(client, tokens["access_token"]).status_code == 200
+
+
+def test_guessing_the_current_password_does_not_lock_signing_in(client, world):
+    tokens = sign_in(client)
+    for _ in range(5):
+        assert change(client, tokens["access_token"], current="guess-guess").status_code == 403
+    sign_in(client)
+
+
+def test_the_password_change_throttle_counts_per_session(client, world):
+    """A thief holding one stolen sign-in guesses at the current password: the owner's own
+    sign-in may still change it (and so end the thief's)."""
+    stolen, owners = sign_in(client), sign_in(client)
+    for _ in range(5):
+        change(client, stolen["access_token"], current="guess-guess")
+    assert change(client, stolen["access_token"]).status_code == 429
+    assert change(client, owners["access_token"]).status_code == 200
+    assert me(client, stolen["access_token"]).status_code == 401
+
+
+def test_refreshing_does_not_reset_the_password_change_throttle(client, world):
+    tokens = sign_in(client)
+    for _ in range(5):
+        change(client, tokens["access_token"], current="guess-guess")
+    renewed = refresh(client, tokens["refresh_token"]).json
+    assert change(client, renewed["access_token"]).status_code == 429
+
+
+def test_wrong_current_passwords_are_recorded_as_password_change_attempts(client, session, world):
+    tokens = sign_in(client)
+    change(client, tokens["access_token"], current="guess-guess")
+    attempt = session.scalars(select(LoginAttempt).order_by(LoginAttempt.id.desc())).first()
+    assert (attempt.kind, attempt.success) == ("password-change", False)
+    assert attempt.user_id == world.users["worker_a1"].id
+    assert attempt.session_id == session.scalar(select(AuthSession.id))  # the one sign-in
 
 
 # --- throttled sign-in ----------------------------------------------------------------------

@@ -58,6 +58,42 @@ def test_user_create_makes_a_worker_of_a_grid(gridwork, session, world):
     assert user.community_code == A1[:12]
 
 
+def test_an_account_the_command_line_opens_sets_its_own_password_at_the_first_sign_in(
+    gridwork, client, session, world
+):
+    """The operator chose the password, as an admin does opening one through the API (or
+    resetting one): its owner replaces it before anything else."""
+    result = gridwork(
+        "user", "create", "--username", "w9", "--password", "long-enough-pw",
+        "--role", "worker", "--grid", A1,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "they set their own password at the first sign-in" in result.output
+    assert session.scalar(select(User.must_change_password).where(User.username == "w9"))
+    signed_in = client.post(
+        "/api/v1/auth/token", json={"username": "w9", "password": "long-enough-pw"}
+    ).json
+    assert signed_in["password_change_required"] is True
+    headers = {"Authorization": f"Bearer {signed_in['access_token']}"}
+    refused = client.get("/api/v1/grids", headers=headers)
+    assert refused.status_code == 403
+    assert refused.json["type"].endswith("/password-change-required")
+
+
+@pytest.mark.usefixtures("development")
+def test_the_demo_accounts_sign_in_with_the_published_password_and_nothing_to_change(
+    gridwork, client
+):
+    from fixtures.people import DEMO_PASSWORD
+
+    assert gridwork("seed", "demo", "--no-activity").exit_code == 0
+    signed_in = client.post(
+        "/api/v1/auth/token", json={"username": "worker01", "password": DEMO_PASSWORD}
+    )
+    assert signed_in.status_code == 200, signed_in.json
+    assert signed_in.json["password_change_required"] is False
+
+
 def test_user_create_refuses_an_unknown_community(gridwork, world):
     result = gridwork(
         "user",

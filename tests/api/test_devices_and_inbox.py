@@ -182,6 +182,21 @@ def test_signing_out_stops_pushes_to_the_device_that_session_registered(client, 
     assert active_tokens(session) == ["fcm-2"]
 
 
+def test_signing_out_everywhere_stops_pushes_to_every_device_of_the_caller(client, session, world):
+    """Phones of every sign-in go, and a phone registered with a token of no session; another
+    user's phone keeps its pushes."""
+    _, headers = signed_in_phone(client, "fcm-1")
+    signed_in_phone(client, "fcm-2")
+    register(client, world, platform="android", token="fcm-no-session")
+    register(client, world, user="worker_a2", platform="android", token="fcm-theirs")
+    r = client.post("/api/v1/auth/logout-all", headers=headers)
+    assert r.status_code == 200, r.json
+    assert r.json == {"sessions_revoked": 2, "devices_signed_out": 3}
+    assert active_tokens(session) == ["fcm-theirs"]
+    reasons = session.scalars(select(Device.deactivation_reason).where(~Device.active)).all()
+    assert set(reasons) == {"signed out everywhere"}
+
+
 def test_a_replayed_refresh_token_stops_pushes_to_its_sessions_device(client, session, world):
     tokens, _ = signed_in_phone(client, "fcm-1")
     refresh = {"Authorization": f"Bearer {tokens['refresh_token']}"}

@@ -137,6 +137,7 @@ MATRIX: dict[str, Line] = {
     "POST /api/v1/auth/refresh": Line("/api/v1/auth/refresh", outcomes(401)),
     "GET /api/v1/auth/me": Line("/api/v1/auth/me", SIGNED_IN),
     "POST /api/v1/auth/logout": Line("/api/v1/auth/logout", SIGNED_IN, {}),
+    "POST /api/v1/auth/logout-all": Line("/api/v1/auth/logout-all", SIGNED_IN),
     # --- accounts: each caller finds the accounts of their reach; the community's admin
     # manages them (POST opens one in the caller's own community, so admin_b opens one in B)
     "GET /api/v1/users": Line("/api/v1/users", SIGNED_IN),

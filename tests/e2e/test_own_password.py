@@ -3,10 +3,12 @@ in the workers' app and on the map alike: the server answers nothing else until 
 
 from __future__ import annotations
 
+import sys
 import uuid
 
 import pytest
 
+from api.services.users import password_length
 from fixtures.people import DEMO_PASSWORD
 from tests.e2e.conftest import DEMO_GRID, claims, screenshot, sign_in
 
@@ -99,3 +101,54 @@ def test_the_accounts_page_asks_for_ones_own_password_first(context, page):
     sign_in(page, username, OFFICE_PASSWORD)
     set_own_password(page)
     page.locator("#notice").wait_for(state="visible")  # a worker: the page is the office's
+
+
+# What the server counts (api/services/users.py): characters (code points), spaces not counted.
+FOUR_EMOJI = "\U0001f600\U0001f680\U0001f331\U0001f30f"  # 8 UTF-16 units, 4 characters
+
+
+@pytest.mark.parametrize(
+    "short",
+    [FOUR_EMOJI, "a b c d e f g ", "\u3000" * 6 + "ab"],
+    ids=["four emoji", "seven letters spaced", "ideographic spaces"],
+)
+def test_the_form_counts_a_new_password_as_the_server_does(context, page, short):
+    """Four emoji are eight UTF-16 units: the form let them through and the server refused
+    them (four characters). Spaces, which the server does not count, counted too."""
+    username = opened_by_the_office(context)
+    sent: list[str] = []
+    page.on("request", lambda r: "/auth/password" in r.url and sent.append(r.url))
+    page.goto("/accounts")
+    sign_in(page, username, OFFICE_PASSWORD)
+    form = page.locator("#own-password")
+    form.wait_for(state="visible")
+    form.locator("input[name=next]").fill(short)
+    form.locator("input[name=again]").fill(short)
+    form.locator("button[type=submit]").click()
+    assert form.locator(".error").inner_text() == "新密码至少8个字符（空格不计）"
+    assert sent == []  # refused by the form, nothing sent
+    # Eight emoji are eight characters: the form and the server both take them.
+    form.locator("input[name=next]").fill(FOUR_EMOJI * 2)
+    form.locator("input[name=again]").fill(FOUR_EMOJI * 2)
+    form.locator("button[type=submit]").click()
+    form.wait_for(state="hidden")
+    signed_in = context.request.post(
+        "/api/v1/auth/token", data={"username": username, "password": FOUR_EMOJI * 2}
+    )
+    assert signed_in.ok and signed_in.json()["password_change_required"] is False
+
+
+def test_the_forms_password_length_is_the_servers_for_every_space_and_astral_character(
+    context, page
+):
+    """Every character Python counts as a space (the server's rule), and no other, is left out
+    of the form's count; a character beyond the BMP counts once."""
+    spaces = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    samples = [spaces, "\ufeff\u200b\u180e", FOUR_EMOJI, "密码" + spaces[:5] + "abc", "a\U0010ffff"]
+    page.goto("/accounts")
+    counted = page.evaluate(
+        "async (samples) => { const { passwordLength } = await import('/web/password.js');"
+        " return samples.map(passwordLength); }",
+        samples,
+    )
+    assert counted == [password_length(s) for s in samples]

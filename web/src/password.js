@@ -9,17 +9,31 @@ const TEXT = {
     ownPasswordWhy: "您的密码是管理员设置的。请先设置只有您自己知道的新密码。",
     currentPassword: "当前密码", newPassword: "新密码（至少8位）", repeatPassword: "再次输入新密码",
     setPassword: "设置新密码", mismatch: "两次输入的新密码不一致", sameAsCurrent: "新密码不能与当前密码相同",
-    tooShort: "新密码至少8位", wrongCurrent: "当前密码不正确",
+    tooShort: "新密码至少8个字符（空格不计）", wrongCurrent: "当前密码不正确",
   },
   en: {
     ownPasswordWhy: "An admin set your password. Set a new one only you know first.",
     currentPassword: "Current password", newPassword: "New password (8 characters or more)",
     repeatPassword: "New password again", setPassword: "Set my password",
     mismatch: "The two new passwords differ", sameAsCurrent: "The new password must differ from the current one",
-    tooShort: "The new password needs 8 characters or more", wrongCurrent: "The current password is wrong",
+    tooShort: "The new password needs 8 characters or more, spaces not counted", wrongCurrent: "The current password is wrong",
   },
 };
 const MIN_LENGTH = 8;
+// What the server counts as a space (Python's str.isspace): JavaScript's \s misses 1C-1F and 85,
+// and takes FEFF, which the server counts as a character.
+const SPACE = /[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/u;
+
+/**
+ * A password's length as the server's rule counts it (api/services/users.py `password_length`):
+ * characters (code points, not UTF-16 units: an emoji is one), spaces not counted. Counted in
+ * UTF-16 units, four emoji passed the form and the server refused them.
+ */
+export function passwordLength(password) {
+  let length = 0;
+  for (const character of password) if (!SPACE.test(character)) length += 1;
+  return length;
+}
 
 /** The signed-in user must set their own password before anything else. */
 export function mustChangePassword(token = getToken()) {
@@ -57,7 +71,7 @@ export function askForOwnPassword(lang, current = "", { className = "panel signi
       const { value: now } = currentField;
       const next = form.elements.next.value;
       error.textContent = "";
-      if (next.length < MIN_LENGTH) error.textContent = t.tooShort;
+      if (passwordLength(next) < MIN_LENGTH) error.textContent = t.tooShort;
       else if (next !== form.elements.again.value) error.textContent = t.mismatch;
       else if (next === now) error.textContent = t.sameAsCurrent;
       if (error.textContent) return;

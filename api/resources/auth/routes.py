@@ -20,6 +20,7 @@ from api.extensions import Blueprint, db
 from api.resources.auth.schemas import (
     LogoutSchema,
     PasswordChangeSchema,
+    SignedOutSchema,
     TokenRequestSchema,
     TokenSchema,
     UserSchema,
@@ -143,10 +144,12 @@ class Password(MethodView):
     def post(self, data):
         """Change your password; every other session is signed out
 
-        Needs the current password (wrong guesses count toward the sign-in throttle). All
+        Needs the current password. Wrong guesses are counted per sign-in session, apart from
+        failed sign-ins (neither blocks the other): past the limit, 429 with `Retry-After`. All
         tokens issued before are revoked; the answer carries new tokens for this session.
         """
         user = current_user()
+        caller = get_jwt().get("sid")
         try:
             users.change_password(
                 db.session,
@@ -155,14 +158,14 @@ class Password(MethodView):
                 data["new_password"],
                 ip=request.remote_addr,
                 limits=login_limits(),
+                sid=caller,
                 token_version=get_jwt().get("ver"),
             )
         except errors.Forbidden:
-            db.session.commit()  # a wrong current password counts as a failed sign-in
+            db.session.commit()  # a wrong current password counts, though the request fails
             raise
         # Every session ends (this one too), and with them their devices' pushes (a phone
         # lost); the caller goes on with a fresh session, their device with it.
-        caller = get_jwt().get("sid")
         sessions.revoke_all(db.session, user.id, "password-changed", now(), keep_devices_of=caller)
         tokens = issue_tokens(user)
         sessions.move_devices(db.session, user.id, caller, tokens["_sid"])
@@ -204,3 +207,23 @@ class Logout(MethodView):
             **data,
         )
         db.session.commit()
+
+
+@blp.route("/logout-all")
+class LogoutAll(MethodView):
+    @jwt_required()
+    @blp.response(200, SignedOutSchema)
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    def post(self):
+        """Sign out everywhere: revoke every session of yours and stop pushes to every device
+
+        Every access and refresh token of yours stops working, this one too (sign in again);
+        no device of yours is sent notifications until it is registered again. The password
+        stays as it is (a leaked one: `POST /auth/password`, which ends the other sessions too).
+        The answer says how many sessions and devices were ended.
+        """
+        signed_out = sessions.sign_out_everywhere(
+            db.session, current_user().id, get_jwt().get("ver"), now()
+        )
+        db.session.commit()
+        return signed_out

@@ -65,6 +65,15 @@ class LogoutSchema(Schema):
     )
 
 
+class SignedOutSchema(Schema):
+    sessions_revoked = Integer(
+        metadata={"description": "Sign-ins ended (this one too): their tokens no longer work"}
+    )
+    devices_signed_out = Integer(
+        metadata={"description": "Devices (phones, browsers) no longer sent notifications"}
+    )
+
+
 class PasswordChangeSchema(Schema):
     current_password = ma.fields.String(
         required=True, load_only=True, validate=ma.validate.Length(min=1, max=200)
