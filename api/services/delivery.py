@@ -767,8 +767,18 @@ class PushWorker:
         self._claimed_at.pop(claim_id, None)
         by_id = {row.id: row for row in claimed}
         sent, failed, deferred, retry, dead, deactivate = [], [], [], [], [], []
+        # Each device's send history (`devices.last_success_at`, ...): a push that went, and a
+        # retry its side may be to blame for (`DeliveryResult.transient`). What was sent is a
+        # fact about the device whoever's claim the row is by now: it counts either way.
+        history: dict[int, dict] = {}
         for delivery_id, result in outcome.items():
             row = by_id[delivery_id]
+            if isinstance(result, DeliveryResult) and (
+                result.outcome == DELIVERED or (result.outcome == RETRY and result.transient)
+            ):
+                seen = history.setdefault(row.device_id, {"d": row.device_id, "ok": False, "n": 0})
+                seen["ok"] = seen["ok"] or result.outcome == DELIVERED
+                seen["n"] += result.outcome == RETRY
             if isinstance(result, datetime):
                 # Quiet hours: not an attempt; wait until they end (unless it is stale by then).
                 if result >= self._expires(row):
@@ -841,6 +851,20 @@ class PushWorker:
                 "UPDATE deliveries SET next_attempt_at = :at, attempts = attempts - 1, "
                 f"claimed_until = NULL {guard}",
                 deferred,
+            )
+            # A push that went in the round resets the device's failing history, whatever else
+            # of the round failed (its sends answer in any order: it is reachable). Counted in
+            # SQL, so two rounds writing the same device add up.
+            run(
+                "UPDATE devices SET "
+                "last_success_at = CASE WHEN :ok THEN GREATEST(last_success_at, :now) "
+                "ELSE last_success_at END, "
+                "failing_since = CASE WHEN :ok THEN NULL "
+                "ELSE COALESCE(failing_since, :now) END, "
+                "consecutive_failures = CASE WHEN :ok THEN 0 "
+                "ELSE consecutive_failures + :n END "
+                "WHERE id = :d",
+                sorted(history.values(), key=lambda r: r["d"]),
             )
             run(
                 "UPDATE devices SET active = false, deactivated_at = :now, "
