@@ -25,6 +25,9 @@ from api.db import Base
 
 DEVICE_PLATFORMS = ("android", "ios", "web")
 DELIVERY_STATES = ("pending", "sent", "failed", "dead")
+# How the push worker's retirement begins a device's deactivation_reason: a device whose sends
+# failed for days with none going (`PushWorker`). Listed to its owner as retired.
+RETIRED_REASON = "unreachable"
 
 
 class Device(Base):
@@ -63,6 +66,11 @@ class Device(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    @property
+    def retired(self) -> bool:
+        """Deactivated by the push worker as unreachable (not removed, nor signed out)."""
+        return not self.active and (self.deactivation_reason or "").startswith(RETIRED_REASON)
 
 
 class Delivery(Base):

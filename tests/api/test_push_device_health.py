@@ -206,3 +206,123 @@ def test_every_failed_send_of_a_round_counts_and_failing_since_is_kept(
     worker.run_once(T0)
     device = _device(session, "fcm-1")
     assert (device.failing_since, device.consecutive_failures) == (T0, 3)
+
+
+# --- retirement ------------------------------------------------------------------------------
+@pytest.fixture
+def retiring(router) -> PushWorker:
+    """Retires a device failing for 7 days with at least 3 failed sends in a row."""
+    return PushWorker(
+        db.begin,
+        router,
+        batch_size=100,
+        lease_seconds=60,
+        retire_failing_after=timedelta(days=7),
+        retire_min_failures=3,
+    )
+
+
+def _days(session, world, worker, days, users=("worker_a1", "worker_a2")) -> None:
+    """On each of `days` (from T0) one push to each of `users`, and one round."""
+    for day in days:
+        now = T0 + timedelta(days=day)
+        notify(session, [world.users[u].id for u in users], "task_updated", "t", now=now)
+        worker.run_once(now)
+
+
+def _dead_and_live_phones(session, world) -> None:
+    """worker_a1's phone whose every push gets a 503, worker_a2's that gets each."""
+    make_device(session, world.users["worker_a1"], "unavailable-1", now=T0)
+    make_device(session, world.users["worker_a2"], "fcm-live", now=T0)
+
+
+def test_a_phone_failing_for_the_period_and_the_attempts_is_retired(session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3, 7])
+    device = _device(session, "unavailable-1")
+    assert not device.active
+    assert device.deactivated_at == T0 + timedelta(days=7)
+    assert device.deactivation_reason.startswith("unreachable")
+    assert _device(session, "fcm-live").active
+
+
+def test_a_phone_failing_for_the_period_with_too_few_attempts_is_kept(session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 8])
+    device = _device(session, "unavailable-1")
+    assert device.active and device.consecutive_failures == 2
+
+
+def test_a_phone_failing_often_for_less_than_the_period_is_kept(session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 1, 2, 3, 4, 5, 6])
+    device = _device(session, "unavailable-1")
+    assert device.active and device.consecutive_failures == 7
+
+
+def test_a_success_resets_the_period(session, world, retiring, fake):
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    make_device(session, world.users["worker_a2"], "fcm-live", now=T0)
+    fake.fail_next("fcm-1", times=2, kind="unavailable")
+    _days(session, world, retiring, [0, 2, 4])  # failed, failed, went
+    fake.fail_next("fcm-1", times=3, kind="unavailable")
+    _days(session, world, retiring, [5, 9, 11])
+    device = _device(session, "fcm-1")
+    assert device.active
+    assert device.last_success_at == T0 + timedelta(days=4)
+    assert (device.failing_since, device.consecutive_failures) == (T0 + timedelta(days=5), 3)
+
+
+def test_no_device_is_retired_while_pushes_reach_no_device_of_its_platform(
+    session, world, retiring
+):
+    """Every phone failing alike is an outage (FCM's, the network's, a relay's), not a dead
+    phone: switching them all off would leave everybody without push once it ends."""
+    make_device(session, world.users["worker_a1"], "unavailable-1", now=T0)
+    make_device(session, world.users["worker_a2"], "unavailable-2", now=T0)
+    _days(session, world, retiring, [0, 3, 7, 8])
+    assert _device(session, "unavailable-1").active
+    assert _device(session, "unavailable-2").active
+
+
+def test_a_retired_phone_is_listed_to_its_owner_with_its_send_history(
+    client, session, world, retiring
+):
+    """Retired, it gets nothing: its owner must see so, or be left without push unawares."""
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3, 7])
+    [listed] = client.get("/api/v1/devices", headers=world.auth("worker_a1")).json
+    assert listed["active"] is False and listed["retired"] is True
+    assert listed["failing_since"] == T0.isoformat()
+    assert listed["consecutive_failures"] == 3
+    assert listed["last_success_at"] is None
+
+
+def test_a_live_phone_is_listed_with_its_last_success(client, session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0])
+    [listed] = client.get("/api/v1/devices", headers=world.auth("worker_a2")).json
+    assert (listed["active"], listed["retired"]) == (True, False)
+    assert listed["last_success_at"] == T0.isoformat()
+    assert (listed["failing_since"], listed["consecutive_failures"]) == (None, 0)
+
+
+def test_a_retired_phone_registered_again_gets_pushes_with_a_fresh_history(
+    client, session, world, retiring
+):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3, 7])
+    body = {"platform": "android", "token": "unavailable-1"}
+    r = client.post("/api/v1/devices", json=body, headers=world.auth("worker_a1"))
+    assert r.status_code == 201
+    assert (r.json["active"], r.json["retired"]) == (True, False)
+    assert (r.json["failing_since"], r.json["consecutive_failures"]) == (None, 0)
+
+
+def test_a_retired_phone_can_be_removed_from_the_list(client, session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3, 7])
+    device = _device(session, "unavailable-1")
+    headers = world.auth("worker_a1")
+    assert client.delete(f"/api/v1/devices/{device.id}", headers=headers).status_code == 204
+    assert client.get("/api/v1/devices", headers=headers).json == []
