@@ -864,6 +864,19 @@ class PushWorker:
                 f"claimed_until = NULL {guard}",
                 deferred,
             )
+            # Every device the mark writes (its send history, its deactivation) is locked first,
+            # in one pass in id order: written statement by statement, each in id order, one
+            # round held phone A (its history) waiting on B (its deactivation) while another
+            # held B (history) waiting on A, and PostgreSQL aborted one round. The statements
+            # below then touch rows already held.
+            touched = sorted({*history, *(row["d"] for row in deactivate)})
+            if touched:
+                session.execute(
+                    text(
+                        "SELECT id FROM devices WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE"
+                    ),
+                    {"ids": touched},
+                )
             # A push that went in the round resets the device's failing history, whatever else
             # of the round failed (its sends answer in any order: it is reachable). Counted in
             # SQL, so two rounds writing the same device add up.

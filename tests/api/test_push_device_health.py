@@ -326,3 +326,50 @@ def test_a_retired_phone_can_be_removed_from_the_list(client, session, world, re
     headers = world.auth("worker_a1")
     assert client.delete(f"/api/v1/devices/{device.id}", headers=headers).status_code == 204
     assert client.get("/api/v1/devices", headers=headers).json == []
+
+
+# --- whose history ---------------------------------------------------------------------------
+def test_a_users_device_history_is_listed_to_no_other_user(client, session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3, 7])
+    listed = client.get("/api/v1/devices", headers=world.auth("worker_a2")).json
+    assert [d["id"] for d in listed] == [_device(session, "fcm-live").id]
+    retired = _device(session, "unavailable-1")
+    r = client.delete(f"/api/v1/devices/{retired.id}", headers=world.auth("worker_a2"))
+    assert r.status_code == 404
+    assert _device(session, "unavailable-1").retired
+
+
+def test_a_phone_signed_in_by_another_user_shows_them_none_of_its_last_owners_pushes(
+    client, session, world, worker, fake
+):
+    """The same token registered by someone else (a phone that changed hands) is theirs from
+    then on: when its last owner's pushes went, or failed, is not theirs to read."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    make_device(session, world.users["worker_a1"], "fcm-2", now=T0)
+    fake.fail_next("fcm-2", kind="unavailable")
+    _told(session, world)
+    worker.run_once(T0)
+    for token in ("fcm-1", "fcm-2"):
+        body = {"platform": "android", "token": token}
+        r = client.post("/api/v1/devices", json=body, headers=world.auth("worker_a2"))
+        assert r.status_code == 201
+    listed = client.get("/api/v1/devices", headers=world.auth("worker_a2")).json
+    histories = [
+        (d["last_success_at"], d["failing_since"], d["consecutive_failures"]) for d in listed
+    ]
+    assert histories == [(None, None, 0), (None, None, 0)]
+
+
+def test_a_phone_refreshing_its_registration_keeps_its_failing_history(
+    session, world, worker, fake
+):
+    """The app registers again at each sign-in: a push service that never answers must not
+    have its history wiped by it, or the device is never retired."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    fake.fail_next("fcm-1", kind="unavailable")
+    _told(session, world)
+    worker.run_once(T0)
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0 + timedelta(hours=1))
+    device = _device(session, "fcm-1")
+    assert (device.failing_since, device.consecutive_failures) == (T0, 1)
