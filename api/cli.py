@@ -1577,6 +1577,7 @@ def push_worker(once: bool) -> None:
     import signal
     import threading
     import time
+    from datetime import timedelta
 
     from api.crypto import DataKeyRefused
     from api.errors import database_unavailable
@@ -1608,6 +1609,8 @@ def push_worker(once: bool) -> None:
             max_lost_rounds=cfg["PUSH_MAX_LOST_ROUNDS"],
             web_concurrency=cfg["PUSH_WEB_CONCURRENCY"],
             send_budget_seconds=cfg["PUSH_SEND_BUDGET_SECONDS"],
+            retire_failing_after=timedelta(days=cfg["PUSH_RETIRE_FAILING_DAYS"]),
+            retire_min_failures=cfg["PUSH_RETIRE_MIN_FAILURES"],
         )
         periodic = PeriodicJobs(
             [

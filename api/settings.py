@@ -144,6 +144,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_PUSH_POLL_SECONDS": ("PUSH_POLL_SECONDS", _decimal(0)),
     "GRIDWORK_PUSH_WEB_CONCURRENCY": ("PUSH_WEB_CONCURRENCY", _POSITIVE),
     "GRIDWORK_PUSH_SEND_BUDGET_SECONDS": ("PUSH_SEND_BUDGET_SECONDS", _POSITIVE),
+    "GRIDWORK_PUSH_RETIRE_FAILING_DAYS": ("PUSH_RETIRE_FAILING_DAYS", _POSITIVE),
+    "GRIDWORK_PUSH_RETIRE_MIN_FAILURES": ("PUSH_RETIRE_MIN_FAILURES", _POSITIVE),
     "GRIDWORK_TASK_TICK_SECONDS": ("TASK_TICK_SECONDS", _POSITIVE),
     "GRIDWORK_AUDIT_MERGE_SECONDS": ("AUDIT_MERGE_SECONDS", _POSITIVE),
     "GRIDWORK_RETAIN_VISIT_TRACKS_DAYS": ("RETAIN_VISIT_TRACKS_DAYS", _POSITIVE),
@@ -261,6 +263,11 @@ class Config:
     # are handed back, due at once), so a round full of such hosts still ends and claims again.
     PUSH_WEB_CONCURRENCY = 16
     PUSH_SEND_BUDGET_SECONDS = 30
+    # A device whose sends have failed (timeouts, connections refused, 5xx) with none going
+    # for this many days, at least this many times in a row, is retired (deactivated, listed
+    # to its owner as retired), while pushes still reach other devices of its platform.
+    PUSH_RETIRE_FAILING_DAYS = 7
+    PUSH_RETIRE_MIN_FAILURES = 10
     TASK_TICK_SECONDS = 60  # how often the push worker runs the task deadline tick
     # How often it merges the audit index's pending list (migration 0032): a few MB each time
     # even if map tiles wrote ~20 MB of entries a minute (a guess at a busy city's peak).

@@ -51,6 +51,15 @@ _RETRY_CODES = {
     exceptions.PERMISSION_DENIED,
 }
 
+# Of the retried codes, those that may be the device's side (FCM's or APNs' server failing for
+# this token, no answer in time): the others are our quota or our configuration.
+_TRANSIENT_CODES = {
+    exceptions.UNAVAILABLE,
+    exceptions.INTERNAL,
+    exceptions.DEADLINE_EXCEEDED,
+    exceptions.UNKNOWN,  # retried only without an answer, or a gateway's 5xx / 408
+}
+
 # firebase-admin retries 500/503 inside the call (4 times, sleeping for Retry-After if sent).
 # Retrying is the caller's job, with backoff() and across restarts, so here a request is only
 # repeated when the connection failed: what the provider answered comes back at once.
@@ -250,7 +259,11 @@ def to_result(message_id: str, response: messaging.SendResponse) -> DeliveryResu
     if outcome == RETRY and exc.http_response is not None:
         retry_after = parse_retry_after(exc.http_response.headers.get("Retry-After"))
     return DeliveryResult(
-        message_id, outcome, retry_after=retry_after, error=short_error(f"{label}: {exc}")
+        message_id,
+        outcome,
+        retry_after=retry_after,
+        error=short_error(f"{label}: {exc}"),
+        transient=outcome == RETRY and exc.code in _TRANSIENT_CODES,
     )
 
 

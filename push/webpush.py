@@ -153,7 +153,7 @@ class WebPushChannel:
             timer.cancel()
         if expired.is_set() and result.outcome != DELIVERED:
             error = f"the push service did not answer within {self._deadline:g} s"
-            return DeliveryResult(mid, RETRY, error=error)
+            return DeliveryResult(mid, RETRY, error=error, transient=True)
         return result
 
     def _post(self, message: Message, session: requests.Session) -> DeliveryResult:
@@ -179,7 +179,8 @@ class WebPushChannel:
         except requests.TooManyRedirects:
             return DeliveryResult(mid, FAILED, error="the push service redirected: not followed")
         except requests.RequestException as exc:
-            return DeliveryResult(mid, RETRY, error=short_error(f"network: {exc}"))
+            # No connection to the push service, or no answer in time: the endpoint's host.
+            return DeliveryResult(mid, RETRY, error=short_error(f"network: {exc}"), transient=True)
         except (ValueError, TypeError) as exc:
             # Keys that do not decode or are not points on P-256.
             return DeliveryResult(
@@ -354,8 +355,13 @@ def _failure(message_id: str, exc: WebPushException) -> DeliveryResult:
     if status in (404, 410):
         return DeliveryResult(message_id, INVALID_TARGET, error=error)
     if status == 429 or status >= 500:
+        # A 429 is our sending rate; a 5xx the push service failing for this endpoint.
         return DeliveryResult(
-            message_id, RETRY, retry_after=parse_retry_after(exc.retry_after), error=error
+            message_id,
+            RETRY,
+            retry_after=parse_retry_after(exc.retry_after),
+            error=error,
+            transient=status >= 500,
         )
     return DeliveryResult(message_id, FAILED, error=error)  # 400, 401/403 (our VAPID), 413
 

@@ -25,6 +25,9 @@ from api.db import Base
 
 DEVICE_PLATFORMS = ("android", "ios", "web")
 DELIVERY_STATES = ("pending", "sent", "failed", "dead")
+# How the push worker's retirement begins a device's deactivation_reason: a device whose sends
+# failed for days with none going (`PushWorker`). Listed to its owner as retired.
+RETIRED_REASON = "unreachable"
 
 
 class Device(Base):
@@ -55,6 +58,19 @@ class Device(Base):
     session_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("auth_sessions.id", ondelete="SET NULL")
     )
+    # Its send history, written by the push worker's mark (migration 0047): when a push last
+    # went, since when its sends have failed without one going (null while healthy), and how
+    # many failed in a row. Only failures the device's side may be to blame for count (a
+    # timeout, a connection refused, a 5xx: `DeliveryResult.transient`), not our quota or our
+    # configuration, which every device gets alike.
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    @property
+    def retired(self) -> bool:
+        """Deactivated by the push worker as unreachable (not removed, nor signed out)."""
+        return not self.active and (self.deactivation_reason or "").startswith(RETIRED_REASON)
 
 
 class Delivery(Base):
@@ -98,6 +114,9 @@ class Delivery(Base):
 
 # A revoked session's devices are found by it.
 Index("ix_devices_session_id", Device.session_id, postgresql_where=Device.active)
+
+# A platform's latest success, for the retirement's check that pushes still go elsewhere.
+Index("ix_devices_platform_last_success", Device.platform, Device.last_success_at)
 
 # The worker's claim reads pending rows in its order (urgent first, then by due time) and stops
 # at its batch: no sort of the whole backlog.

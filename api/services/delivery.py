@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import database_unavailable
 from api.models.notifications import PERSONAL_KINDS
+from api.models.push import RETIRED_REASON
 from api.services.sessions import device_signed_in
 from push import DELIVERED, INVALID_TARGET, RETRY, Channel, DeliveryResult, Message, backoff
 from push.message import DEFAULT_TTL_SECONDS
@@ -111,6 +112,10 @@ ONE_AT_A_TIME = frozenset({"web"})
 # for how long it hands out new ones (GRIDWORK_PUSH_SEND_BUDGET_SECONDS).
 WEB_CONCURRENCY = 16
 SEND_BUDGET_SECONDS = 30.0
+# A device is retired once its sends have failed with none going for this long, this many in a
+# row (GRIDWORK_PUSH_RETIRE_FAILING_DAYS, GRIDWORK_PUSH_RETIRE_MIN_FAILURES).
+RETIRE_FAILING_AFTER = timedelta(days=7)
+RETIRE_MIN_FAILURES = 10
 
 
 def message_id(notification_id: int) -> str:
@@ -178,6 +183,8 @@ class PushWorker:
         max_renewed: timedelta = MAX_RENEWED,
         web_concurrency: int = WEB_CONCURRENCY,
         send_budget_seconds: float = SEND_BUDGET_SECONDS,
+        retire_failing_after: timedelta = RETIRE_FAILING_AFTER,
+        retire_min_failures: int = RETIRE_MIN_FAILURES,
         monotonic: Callable[[], float] = clock.monotonic,
     ) -> None:
         if web_concurrency < 1 or send_budget_seconds <= 0:
@@ -195,6 +202,11 @@ class PushWorker:
         # not everybody's pushes; and it hands out none after the budget (`_send_one_by_one`).
         self.web_concurrency = web_concurrency
         self.send_budget_seconds = send_budget_seconds
+        # A device whose sends have failed (its side: timeouts, refusals, 5xx) with none going
+        # for `retire_failing_after`, at least `retire_min_failures` in a row, is deactivated
+        # as an unregistered one is (`mark`), while pushes reach other devices of its platform.
+        self.retire_failing_after = retire_failing_after
+        self.retire_min_failures = retire_min_failures
         # How long a claim has been held, for renewing its lease from the round's `now`: the
         # real time that has passed since (tests pass a clock they move).
         self.monotonic = monotonic
@@ -767,8 +779,18 @@ class PushWorker:
         self._claimed_at.pop(claim_id, None)
         by_id = {row.id: row for row in claimed}
         sent, failed, deferred, retry, dead, deactivate = [], [], [], [], [], []
+        # Each device's send history (`devices.last_success_at`, ...): a push that went, and a
+        # retry its side may be to blame for (`DeliveryResult.transient`). What was sent is a
+        # fact about the device whoever's claim the row is by now: it counts either way.
+        history: dict[int, dict] = {}
         for delivery_id, result in outcome.items():
             row = by_id[delivery_id]
+            if isinstance(result, DeliveryResult) and (
+                result.outcome == DELIVERED or (result.outcome == RETRY and result.transient)
+            ):
+                seen = history.setdefault(row.device_id, {"d": row.device_id, "ok": False, "n": 0})
+                seen["ok"] = seen["ok"] or result.outcome == DELIVERED
+                seen["n"] += result.outcome == RETRY
             if isinstance(result, datetime):
                 # Quiet hours: not an attempt; wait until they end (unless it is stale by then).
                 if result >= self._expires(row):
@@ -842,6 +864,39 @@ class PushWorker:
                 f"claimed_until = NULL {guard}",
                 deferred,
             )
+            # Every device the mark writes (its send history, its deactivation) is locked first,
+            # in one pass in id order: written statement by statement, each in id order, one
+            # round held phone A (its history) waiting on B (its deactivation) while another
+            # held B (history) waiting on A, and PostgreSQL aborted one round. The statements
+            # below then touch rows already held.
+            touched = sorted({*history, *(row["d"] for row in deactivate)})
+            if touched:
+                session.execute(
+                    text(
+                        "SELECT id FROM devices WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE"
+                    ),
+                    {"ids": touched},
+                )
+            # A push that went in the round resets the device's failing history, whatever else
+            # of the round failed (its sends answer in any order: it is reachable). Counted in
+            # SQL, so two rounds writing the same device add up.
+            run(
+                "UPDATE devices SET "
+                "last_success_at = CASE WHEN :ok THEN GREATEST(last_success_at, :now) "
+                "ELSE last_success_at END, "
+                "failing_since = CASE WHEN :ok THEN NULL "
+                "ELSE COALESCE(failing_since, :now) END, "
+                "consecutive_failures = CASE WHEN :ok THEN 0 "
+                "ELSE consecutive_failures + :n END "
+                "WHERE id = :d",
+                sorted(history.values(), key=lambda r: r["d"]),
+            )
+            # Retired the way an unregistered device is: the same statement, each device once
+            # (an invalid target's reason first), in id order.
+            retired = self._retiring(session, history, now)
+            deactivate = sorted(
+                {row["d"]: row for row in [*retired, *deactivate]}.values(), key=lambda r: r["d"]
+            )
             run(
                 "UPDATE devices SET active = false, deactivated_at = :now, "
                 "deactivation_reason = :e WHERE id = :d AND active",
@@ -858,4 +913,46 @@ class PushWorker:
         if lost:
             logger.info("push: %d claimed deliveries were no longer this round's to mark", lost)
         if deactivate:
-            logger.info("push: %d devices deactivated (invalid target)", len(deactivate))
+            logger.info(
+                "push: %d devices deactivated (invalid target, or retired as unreachable)",
+                len(deactivate),
+            )
+
+    def _retiring(self, session: Session, history: dict[int, dict], now: datetime) -> list[dict]:
+        """Of the devices whose sends failed in this round (their history just written), those
+        to retire: failing with no push going for `retire_failing_after`, at least
+        `retire_min_failures` sends in a row, while a push has reached some other device of
+        its platform since it began failing. Every device failing alike is an outage (the
+        provider's, our network's, a relay's) and retiring them would leave everybody
+        without push once it ends. Each as a row for `mark`'s deactivation."""
+        failing = sorted(d for d, seen in history.items() if not seen["ok"] and seen["n"])
+        if not failing:
+            return []
+        rows = session.execute(
+            text(
+                """
+                SELECT v.id, v.failing_since, v.consecutive_failures FROM devices v
+                WHERE v.id = ANY(:ids) AND v.active AND v.failing_since <= :cutoff
+                  AND v.consecutive_failures >= :min
+                  AND EXISTS (SELECT 1 FROM devices w WHERE w.platform = v.platform
+                              AND w.last_success_at > v.failing_since)
+                ORDER BY v.id
+                """
+            ),
+            {
+                "ids": failing,
+                "cutoff": now - self.retire_failing_after,
+                "min": self.retire_min_failures,
+            },
+        ).all()
+        return [
+            {
+                "d": row.id,
+                "e": _db_text(
+                    f"{RETIRED_REASON}: no push went since {row.failing_since:%Y-%m-%d %H:%M} "
+                    f"UTC, {row.consecutive_failures} sends failed in a row",
+                    200,
+                ),
+            }
+            for row in rows
+        ]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, and_, case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from api import errors
 from api.models import Device, NotificationSettings, RevokedToken
+from api.models.push import RETIRED_REASON
 from api.services import sessions
 
 # A worker has a phone or two and a browser; more active devices than this is a leak (an app
@@ -69,9 +70,19 @@ def register_device(
         "session_id": session_id,
     }
     stmt = insert(Device).values(created_at=now, **values)
-    stmt = stmt.on_conflict_do_update(index_elements=[Device.token], set_=values).returning(
-        Device.id
-    )
+    # The send history goes on while the device stays its user's and active (an app refreshing
+    # its registration at each start must not hide a push service that never answers); a
+    # device reactivated (retired, removed, signed out) starts afresh, and one passing to
+    # another user (a phone that changed hands) does not show them its last owner's pushes.
+    kept = and_(Device.active, Device.user_id == user_id)
+    history = {
+        "last_success_at": case((kept, Device.last_success_at), else_=None),
+        "failing_since": case((kept, Device.failing_since), else_=None),
+        "consecutive_failures": case((kept, Device.consecutive_failures), else_=0),
+    }
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Device.token], set_={**values, **history}
+    ).returning(Device.id)
     device_id = session.scalar(stmt)
     # The device just registered stays; of the user's others, the longest unseen give way.
     others = (
@@ -93,34 +104,49 @@ def register_device(
     return session.get(Device, device_id)
 
 
+def _listed(user_id: int):
+    """The user's devices they see: those not deactivated, and those the push worker retired
+    as unreachable (nothing goes to them; listed so that their owner knows, and registers
+    the device again or removes it)."""
+    retired = and_(~Device.active, Device.deactivation_reason.startswith(RETIRED_REASON))
+    return and_(Device.user_id == user_id, or_(Device.active, retired)), retired
+
+
 def list_devices(session: Session, user_id: int, now: datetime) -> list[Row]:
     """The user's devices not removed (nor deactivated), each with whether its sign-in is live
     at `now` (`signed_in`, `sessions.device_signed_in`) and whether pushes go to it (`active`:
-    the same, for a listed device). A phone whose sign-in ran out was listed active, though
-    the push worker sent it nothing (its holder must sign in again); it stays listed (it can
-    be removed), inactive, until its ended session is purged and it is deactivated."""
+    the same, for a listed device not retired). A phone whose sign-in ran out was listed
+    active, though the push worker sent it nothing (its holder must sign in again); it stays
+    listed (it can be removed), inactive, until its ended session is purged and it is
+    deactivated. A device the worker retired as unreachable is listed too, `retired`, with
+    its send history (when a push last went, since when its sends fail, how many in a row):
+    it was dropped from the list before, its owner left without push unawares."""
     signed_in = sessions.device_session_live(now)
+    listed, retired = _listed(user_id)
     return list(
         session.execute(
             select(
                 Device.id,
                 Device.platform,
-                signed_in.label("active"),
+                and_(Device.active, signed_in).label("active"),
                 signed_in.label("signed_in"),
+                retired.label("retired"),
                 Device.created_at,
                 Device.last_seen_at,
+                Device.last_success_at,
+                Device.failing_since,
+                Device.consecutive_failures,
             )
-            .where(Device.user_id == user_id, Device.active)
+            .where(listed)
             .order_by(Device.id)
         )
     )
 
 
 def remove_device(session: Session, user_id: int, device_id: int, now: datetime) -> None:
-    """Deactivate one of the user's devices: nothing more is pushed to it."""
-    device = session.scalar(
-        select(Device).where(Device.id == device_id, Device.user_id == user_id, Device.active)
-    )
+    """Deactivate one of the user's devices: nothing more is pushed to it. A retired one
+    (listed) is removed from the list."""
+    device = session.scalar(select(Device).where(Device.id == device_id, _listed(user_id)[0]))
     if device is None:
         raise errors.NotFound(f"Device {device_id} not found.")
     deactivate(device, "removed by the user", now)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import sessionmaker
 
 from api.services.delivery import PushWorker, message_id
 from api.services.notifications import notify
-from push import INVALID_TARGET, DeliveryResult, Router, build_channels
+from push import DELIVERED, INVALID_TARGET, RETRY, DeliveryResult, Router, build_channels
 from push.webpush import WebPushChannel
 from tests.factories import box, build_app, make_device, make_grid, make_user
 from tests.fakes.fcm import FakeFcm
@@ -234,6 +234,91 @@ def test_two_rounds_switching_off_the_same_devices_at_once_do_not_deadlock(
         )
         == 2
     )
+
+
+def _two_phones_claimed_by_two_rounds(app, database, engines, router):
+    """A user's two phones A and B (ids in that order), two notifications to them: a round
+    each, each holding a push to A and one to B. (first, its claim), (second, its claim), A, B."""
+    from api.extensions import db
+
+    t = database_now(database)
+    user_id = a_user_with(app, ["fcm-a", "fcm-b"], created=t)
+    with db.begin() as session:
+        notify(session, [user_id], "task_updated", "t", now=t)
+    first = worker_on(engines(), router, lease_seconds=60, batch_size=2)
+    second = worker_on(engines(), router, lease_seconds=60, batch_size=2)
+    first_claim, second_claim = first.claim(t), second.claim(t)
+    a, b = sorted({row.device_id for row in first_claim[1]})
+    assert {row.device_id for row in second_claim[1]} == {a, b}
+    return t, (first, first_claim), (second, second_claim), a, b
+
+
+def _answers(rows, outcomes):
+    """Results for `rows`: the push to device d answered `outcomes[d]` (an outcome, transient)."""
+    return {
+        row.id: DeliveryResult(
+            message_id(row.notification_id),
+            outcomes[row.device_id][0],
+            error="x",
+            transient=outcomes[row.device_id][1],
+        )
+        for row in rows
+    }
+
+
+def test_two_rounds_writing_one_devices_history_and_switching_off_another_do_not_deadlock(
+    app, database, engines, router
+):
+    """One round's push to phone A went and phone B is unregistered; the other's went to B and
+    A is unregistered. Each wrote its send history and then deactivated, each statement in id
+    order: the first held A (history) and waited on B (deactivation), the second held B and
+    waited on A. The mark locks every device it writes first, in one pass in id order."""
+    t, (first, (c1, rows1)), (second, (c2, rows2)), a, b = _two_phones_claimed_by_two_rounds(
+        app, database, engines, router
+    )
+    went, gone = (DELIVERED, False), (INVALID_TARGET, False)
+    holder_engine = engines()
+    with holder_engine.connect() as holder, ThreadPoolExecutor(2) as pool:
+        holder.execute(text("SELECT 1 FROM devices WHERE id = :a FOR UPDATE"), {"a": a})
+        marks = [pool.submit(first.mark, c1, rows1, _answers(rows1, {a: went, b: gone}), t)]
+        wait_for_lock_waits(holder_engine, 1)  # the first waits on phone A
+        marks.append(pool.submit(second.mark, c2, rows2, _answers(rows2, {a: gone, b: went}), t))
+        wait_for_lock_waits(holder_engine, 2)  # the second on A too (or, before, on A after B)
+        holder.commit()
+        for mark in marks:
+            mark.result(timeout=30)
+    assert {state for state, _ in outbox(database).values()} == {"sent", "failed"}
+    inactive = database.scalar(
+        text("SELECT count(*) FROM devices WHERE id IN (:a, :b) AND NOT active"), {"a": a, "b": b}
+    )
+    assert inactive == 2
+
+
+def test_two_rounds_failing_on_the_same_phones_at_once_count_every_failure(
+    app, database, engines, router
+):
+    """Both rounds' pushes to both phones got a 503, and they mark at once: each failure is
+    counted (the count is added in SQL under the row's lock, not read and written back)."""
+    t, (first, (c1, rows1)), (second, (c2, rows2)), a, b = _two_phones_claimed_by_two_rounds(
+        app, database, engines, router
+    )
+    down = {a: (RETRY, True), b: (RETRY, True)}
+    holder_engine = engines()
+    with holder_engine.connect() as holder, ThreadPoolExecutor(2) as pool:
+        holder.execute(text("SELECT 1 FROM devices WHERE id = :a FOR UPDATE"), {"a": a})
+        marks = [
+            pool.submit(first.mark, c1, rows1, _answers(rows1, down), t),
+            pool.submit(second.mark, c2, rows2, _answers(rows2, down), t),
+        ]
+        wait_for_lock_waits(holder_engine, 2)
+        holder.commit()
+        for mark in marks:
+            mark.result(timeout=30)
+    rows = database.execute(
+        text("SELECT consecutive_failures, failing_since FROM devices WHERE id IN (:a, :b)"),
+        {"a": a, "b": b},
+    ).all()
+    assert [tuple(row) for row in rows] == [(2, t), (2, t)]
 
 
 def test_workers_sweeping_and_sending_at_once_send_each_push_once(

@@ -109,3 +109,10 @@ def test_cors_origins_are_read_as_a_browser_sends_them(monkeypatch):
     assert load_config()["CORS_ORIGINS"] == (
         "https://app.example.org,http://127.0.0.1:5173,http://[::1]:80"
     )
+
+
+def test_the_push_retirement_settings_reach_the_config(monkeypatch):
+    monkeypatch.setenv("GRIDWORK_PUSH_RETIRE_FAILING_DAYS", "3")
+    monkeypatch.setenv("GRIDWORK_PUSH_RETIRE_MIN_FAILURES", "12")
+    config = load_config()
+    assert (config["PUSH_RETIRE_FAILING_DAYS"], config["PUSH_RETIRE_MIN_FAILURES"]) == (3, 12)

@@ -317,6 +317,30 @@ def test_results_keep_the_order_of_the_messages(channel: FcmChannel) -> None:
     assert [r.outcome for r in results] == ["delivered", "invalid_target", "retry", "delivered"]
 
 
+@pytest.mark.parametrize(
+    ("kind", "transient"),
+    [
+        ("unavailable", True),
+        ("internal", True),
+        ("bad_gateway", True),
+        ("gateway_timeout", True),
+        ("quota", False),
+        ("mismatch", False),
+        ("third_party_auth", False),
+    ],
+)
+def test_a_retry_is_transient_for_the_device_only_when_fcms_side_failed(
+    channel: FcmChannel, fake: FakeFcm, kind: str, transient: bool
+) -> None:
+    """A 5xx or no answer may be the token's side (counted in the device's send history); our
+    quota, project or APNs key is ours, every phone's alike."""
+    fake.fail_next("token-1", kind=kind)
+
+    [result] = channel.send([android("token-1")])
+
+    assert (result.outcome, result.transient) == ("retry", transient)
+
+
 def test_more_than_500_messages_go_in_chunks_of_500(
     channel: FcmChannel, fake: FakeFcm, monkeypatch: pytest.MonkeyPatch
 ) -> None:

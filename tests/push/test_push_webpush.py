@@ -399,6 +399,7 @@ def test_rate_limited_push_is_retried_after_retry_after(
     [result] = channel.send([web(browser.subscription(f"{service.origin}/push/busy"))])
 
     assert (result.outcome, result.retry_after) == ("retry", 12.0)
+    assert not result.transient  # our sending rate: not the subscription's failure
 
 
 def test_push_service_error_is_retried(
@@ -406,7 +407,7 @@ def test_push_service_error_is_retried(
 ) -> None:
     [result] = channel.send([web(browser.subscription(f"{service.origin}/push/down"))])
 
-    assert result.outcome == "retry"
+    assert (result.outcome, result.transient) == ("retry", True)
 
 
 @pytest.mark.parametrize("path", ["/push/bad", "/push/forbidden"], ids=["400", "403"])
@@ -425,7 +426,7 @@ def test_unreachable_push_service_is_retried(channel: WebPushChannel, browser: B
 
     [result] = channel.send([web(browser.subscription(f"{origin}/push/ok"))])
 
-    assert result.outcome == "retry"
+    assert (result.outcome, result.transient) == ("retry", True)
 
 
 class TricklingPushService:

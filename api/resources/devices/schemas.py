@@ -93,8 +93,28 @@ class DeviceSchema(Schema):
             "and registers it"
         }
     )
+    retired = Boolean(
+        metadata={
+            "description": "The push worker gave up on this device: its sends failed (no "
+            "answer, refused, server errors) with none going for GRIDWORK_PUSH_RETIRE_FAILING_"
+            "DAYS days. Nothing is pushed to it until the app registers it again (or remove it)"
+        }
+    )
     created_at = ma.fields.DateTime()
     last_seen_at = ma.fields.DateTime()
+    last_success_at = ma.fields.DateTime(
+        allow_none=True, metadata={"description": "When a push last reached it; null: never"}
+    )
+    failing_since = ma.fields.DateTime(
+        allow_none=True,
+        metadata={
+            "description": "Its first failed send since the last that went; null while "
+            "pushes reach it"
+        },
+    )
+    consecutive_failures = Integer(
+        metadata={"description": "Sends failed in a row since the last that went"}
+    )
 
 
 class LocalTime(ma.fields.Time):

@@ -1,0 +1,375 @@
+"""A device's send history (last success, failing since, failures in a row) kept by the push
+worker, and the retirement of a device that has answered nothing for days."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from api.extensions import db
+from api.models import Device
+from api.services.delivery import PushWorker
+from api.services.devices import register_device
+from api.services.notifications import notify
+from push import Router, build_channels
+from push.webpush import WebPushChannel
+from tests.factories import make_device
+from tests.fakes.fcm import FakeFcm
+from tests.fakes.webpush import FakeWebPush, subscription
+
+T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host not in LOOPBACK:
+            raise socket.gaierror(socket.EAI_NONAME, f"tests reach loopback only, not {host}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeFcm]:
+    with FakeFcm() as server:
+        yield server
+
+
+@pytest.fixture
+def push_service() -> Iterator[FakeWebPush]:
+    with FakeWebPush() as service:
+        yield service
+
+
+@pytest.fixture
+def router(app, fake, tmp_path) -> Iterator[Router]:
+    """The fake FCM for phones, real Web Push (a short deadline) for browsers, on loopback."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    vapid = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    account = fake.service_account(tmp_path / "sa.json")
+    channels = build_channels(
+        {"GRIDWORK_FCM_CREDENTIALS": str(account), "GRIDWORK_FCM_URL": fake.url}
+    )
+    channels["web"] = WebPushChannel(
+        vapid.decode(), "mailto:ops@gridwork.example", timeout=0.3, allow_private_endpoints=True
+    )
+    router = Router(channels)
+    yield router
+    router.close()
+
+
+@pytest.fixture
+def worker(router) -> PushWorker:
+    return PushWorker(db.begin, router, batch_size=100, lease_seconds=60)
+
+
+def _device(session, token: str) -> Device:
+    session.expire_all()
+    return session.scalar(select(Device).where(Device.token == token))
+
+
+def _told(session, world, user="worker_a1", now=T0) -> None:
+    notify(session, [world.users[user].id], "task_updated", "t", now=now)
+
+
+def _web_device(session, user, endpoint) -> Device:
+    return register_device(session, user.id, "web", subscription=subscription(endpoint), now=T0)
+
+
+def test_a_push_delivered_records_the_devices_last_success(session, world, worker):
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    _told(session, world)
+    assert worker.run_once(T0).sent == 1
+    device = _device(session, "fcm-1")
+    assert device.last_success_at == T0
+    assert (device.failing_since, device.consecutive_failures) == (None, 0)
+
+
+def test_a_new_device_has_no_send_history(session, world):
+    device = make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    assert (device.last_success_at, device.failing_since, device.consecutive_failures) == (
+        None,
+        None,
+        0,
+    )
+
+
+@pytest.mark.parametrize("kind", ["unavailable", "internal", "gateway_timeout"])
+def test_fcm_server_errors_count_as_the_devices_failures_from_the_first(
+    session, world, worker, fake, kind
+):
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    fake.fail_next("fcm-1", times=2, kind=kind)
+    _told(session, world)
+    worker.run_once(T0)
+    later = T0 + timedelta(minutes=20)
+    worker.run_once(later)
+    device = _device(session, "fcm-1")
+    assert (device.failing_since, device.consecutive_failures) == (T0, 2)
+    assert device.last_success_at is None and device.active
+
+
+def test_a_success_after_failures_resets_the_failing_history(session, world, worker, fake):
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    fake.fail_next("fcm-1", times=2, kind="unavailable")
+    _told(session, world)
+    now = T0
+    for _ in range(3):
+        worker.run_once(now)
+        now += timedelta(minutes=20)
+    device = _device(session, "fcm-1")
+    assert device.last_success_at == T0 + timedelta(minutes=40)
+    assert (device.failing_since, device.consecutive_failures) == (None, 0)
+
+
+@pytest.mark.parametrize("kind", ["quota", "mismatch", "third_party_auth"])
+def test_our_own_quota_or_configuration_is_not_the_devices_failure(
+    session, world, worker, fake, kind
+):
+    """A 429 (our sending rate), a service account of another project, an APNs key refused:
+    every phone gets them alike, and none of them says the phone is gone."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    fake.fail_next("fcm-1", kind=kind)
+    _told(session, world)
+    assert worker.run_once(T0).retried == 1
+    device = _device(session, "fcm-1")
+    assert (device.failing_since, device.consecutive_failures) == (None, 0)
+
+
+def test_a_web_push_service_answering_503_counts_as_the_devices_failure(
+    session, world, worker, push_service
+):
+    _web_device(session, world.users["worker_a1"], push_service.endpoint("down"))
+    push_service.answer("down", 503)
+    _told(session, world)
+    assert worker.run_once(T0).retried == 1
+    device = _device(session, push_service.endpoint("down"))
+    assert (device.failing_since, device.consecutive_failures) == (T0, 1)
+
+
+def test_a_web_push_service_that_never_answers_counts_as_the_devices_failure(
+    session, world, worker, push_service
+):
+    _web_device(session, world.users["worker_a1"], push_service.endpoint("hangs"))
+    push_service.hang("hangs")
+    _told(session, world)
+    assert worker.run_once(T0).retried == 1
+    device = _device(session, push_service.endpoint("hangs"))
+    assert (device.failing_since, device.consecutive_failures) == (T0, 1)
+
+
+def test_a_web_push_endpoint_refusing_connections_counts_as_the_devices_failure(
+    session, world, worker
+):
+    with socket.socket() as closed:  # a port bound and never listened on: refused
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}/push/gone"
+        _web_device(session, world.users["worker_a1"], endpoint)
+        _told(session, world)
+        assert worker.run_once(T0).retried == 1
+    device = _device(session, endpoint)
+    assert (device.failing_since, device.consecutive_failures) == (T0, 1)
+
+
+def test_a_web_push_429_is_not_the_devices_failure(session, world, worker, push_service):
+    _web_device(session, world.users["worker_a1"], push_service.endpoint("busy"))
+    push_service.answer("busy", 429, {"Retry-After": "60"})
+    _told(session, world)
+    assert worker.run_once(T0).retried == 1
+    device = _device(session, push_service.endpoint("busy"))
+    assert (device.failing_since, device.consecutive_failures) == (None, 0)
+
+
+def test_every_failed_send_of_a_round_counts_and_failing_since_is_kept(
+    session, world, worker, fake
+):
+    """Three pushes to one phone in one round, all 503: three failures, one start."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    fake.fail_next("fcm-1", times=4, kind="unavailable")
+    for _ in range(3):
+        _told(session, world)
+    worker.run_once(T0)
+    device = _device(session, "fcm-1")
+    assert (device.failing_since, device.consecutive_failures) == (T0, 3)
+
+
+# --- retirement ------------------------------------------------------------------------------
+@pytest.fixture
+def retiring(router) -> PushWorker:
+    """Retires a device failing for 7 days with at least 3 failed sends in a row."""
+    return PushWorker(
+        db.begin,
+        router,
+        batch_size=100,
+        lease_seconds=60,
+        retire_failing_after=timedelta(days=7),
+        retire_min_failures=3,
+    )
+
+
+def _days(session, world, worker, days, users=("worker_a1", "worker_a2")) -> None:
+    """On each of `days` (from T0) one push to each of `users`, and one round."""
+    for day in days:
+        now = T0 + timedelta(days=day)
+        notify(session, [world.users[u].id for u in users], "task_updated", "t", now=now)
+        worker.run_once(now)
+
+
+def _dead_and_live_phones(session, world) -> None:
+    """worker_a1's phone whose every push gets a 503, worker_a2's that gets each."""
+    make_device(session, world.users["worker_a1"], "unavailable-1", now=T0)
+    make_device(session, world.users["worker_a2"], "fcm-live", now=T0)
+
+
+def test_a_phone_failing_for_the_period_and_the_attempts_is_retired(session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3, 7])
+    device = _device(session, "unavailable-1")
+    assert not device.active
+    assert device.deactivated_at == T0 + timedelta(days=7)
+    assert device.deactivation_reason.startswith("unreachable")
+    assert _device(session, "fcm-live").active
+
+
+def test_a_phone_failing_for_the_period_with_too_few_attempts_is_kept(session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 8])
+    device = _device(session, "unavailable-1")
+    assert device.active and device.consecutive_failures == 2
+
+
+def test_a_phone_failing_often_for_less_than_the_period_is_kept(session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 1, 2, 3, 4, 5, 6])
+    device = _device(session, "unavailable-1")
+    assert device.active and device.consecutive_failures == 7
+
+
+def test_a_success_resets_the_period(session, world, retiring, fake):
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    make_device(session, world.users["worker_a2"], "fcm-live", now=T0)
+    fake.fail_next("fcm-1", times=2, kind="unavailable")
+    _days(session, world, retiring, [0, 2, 4])  # failed, failed, went
+    fake.fail_next("fcm-1", times=3, kind="unavailable")
+    _days(session, world, retiring, [5, 9, 11])
+    device = _device(session, "fcm-1")
+    assert device.active
+    assert device.last_success_at == T0 + timedelta(days=4)
+    assert (device.failing_since, device.consecutive_failures) == (T0 + timedelta(days=5), 3)
+
+
+def test_no_device_is_retired_while_pushes_reach_no_device_of_its_platform(
+    session, world, retiring
+):
+    """Every phone failing alike is an outage (FCM's, the network's, a relay's), not a dead
+    phone: switching them all off would leave everybody without push once it ends."""
+    make_device(session, world.users["worker_a1"], "unavailable-1", now=T0)
+    make_device(session, world.users["worker_a2"], "unavailable-2", now=T0)
+    _days(session, world, retiring, [0, 3, 7, 8])
+    assert _device(session, "unavailable-1").active
+    assert _device(session, "unavailable-2").active
+
+
+def test_a_retired_phone_is_listed_to_its_owner_with_its_send_history(
+    client, session, world, retiring
+):
+    """Retired, it gets nothing: its owner must see so, or be left without push unawares."""
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3, 7])
+    [listed] = client.get("/api/v1/devices", headers=world.auth("worker_a1")).json
+    assert listed["active"] is False and listed["retired"] is True
+    assert listed["failing_since"] == T0.isoformat()
+    assert listed["consecutive_failures"] == 3
+    assert listed["last_success_at"] is None
+
+
+def test_a_live_phone_is_listed_with_its_last_success(client, session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0])
+    [listed] = client.get("/api/v1/devices", headers=world.auth("worker_a2")).json
+    assert (listed["active"], listed["retired"]) == (True, False)
+    assert listed["last_success_at"] == T0.isoformat()
+    assert (listed["failing_since"], listed["consecutive_failures"]) == (None, 0)
+
+
+def test_a_retired_phone_registered_again_gets_pushes_with_a_fresh_history(
+    client, session, world, retiring
+):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3, 7])
+    body = {"platform": "android", "token": "unavailable-1"}
+    r = client.post("/api/v1/devices", json=body, headers=world.auth("worker_a1"))
+    assert r.status_code == 201
+    assert (r.json["active"], r.json["retired"]) == (True, False)
+    assert (r.json["failing_since"], r.json["consecutive_failures"]) == (None, 0)
+
+
+def test_a_retired_phone_can_be_removed_from_the_list(client, session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3, 7])
+    device = _device(session, "unavailable-1")
+    headers = world.auth("worker_a1")
+    assert client.delete(f"/api/v1/devices/{device.id}", headers=headers).status_code == 204
+    assert client.get("/api/v1/devices", headers=headers).json == []
+
+
+# --- whose history ---------------------------------------------------------------------------
+def test_a_users_device_history_is_listed_to_no_other_user(client, session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3, 7])
+    listed = client.get("/api/v1/devices", headers=world.auth("worker_a2")).json
+    assert [d["id"] for d in listed] == [_device(session, "fcm-live").id]
+    retired = _device(session, "unavailable-1")
+    r = client.delete(f"/api/v1/devices/{retired.id}", headers=world.auth("worker_a2"))
+    assert r.status_code == 404
+    assert _device(session, "unavailable-1").retired
+
+
+def test_a_phone_signed_in_by_another_user_shows_them_none_of_its_last_owners_pushes(
+    client, session, world, worker, fake
+):
+    """The same token registered by someone else (a phone that changed hands) is theirs from
+    then on: when its last owner's pushes went, or failed, is not theirs to read."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    make_device(session, world.users["worker_a1"], "fcm-2", now=T0)
+    fake.fail_next("fcm-2", kind="unavailable")
+    _told(session, world)
+    worker.run_once(T0)
+    for token in ("fcm-1", "fcm-2"):
+        body = {"platform": "android", "token": token}
+        r = client.post("/api/v1/devices", json=body, headers=world.auth("worker_a2"))
+        assert r.status_code == 201
+    listed = client.get("/api/v1/devices", headers=world.auth("worker_a2")).json
+    histories = [
+        (d["last_success_at"], d["failing_since"], d["consecutive_failures"]) for d in listed
+    ]
+    assert histories == [(None, None, 0), (None, None, 0)]
+
+
+def test_a_phone_refreshing_its_registration_keeps_its_failing_history(
+    session, world, worker, fake
+):
+    """The app registers again at each sign-in: a push service that never answers must not
+    have its history wiped by it, or the device is never retired."""
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    fake.fail_next("fcm-1", kind="unavailable")
+    _told(session, world)
+    worker.run_once(T0)
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0 + timedelta(hours=1))
+    device = _device(session, "fcm-1")
+    assert (device.failing_since, device.consecutive_failures) == (T0, 1)
