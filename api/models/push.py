@@ -58,7 +58,7 @@ class Device(Base):
     session_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("auth_sessions.id", ondelete="SET NULL")
     )
-    # Its send history, written by the push worker's mark (migration 0047): when a push last
+    # Its send history, written by the push worker's mark (migration 0048): when a push last
     # went, since when its sends have failed without one going (null while healthy), and how
     # many failed in a row. Only failures the device's side may be to blame for count (a
     # timeout, a connection refused, a 5xx: `DeliveryResult.transient`), not our quota or our

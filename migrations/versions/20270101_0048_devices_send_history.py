@@ -9,9 +9,9 @@ blame for (a timeout, a connection refused, a 5xx), not our quota or configurati
 `ix_devices_platform_last_success` finds a platform's latest success for the retirement's
 check that pushes still go to other devices.
 
-Revision ID: 0047
-Revises: 0046
-Create Date: 2026-12-31 09:00:00+00:00
+Revision ID: 0048
+Revises: 0047
+Create Date: 2027-01-01 09:00:00+00:00
 """
 
 from collections.abc import Sequence
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0047"
-down_revision: str | None = "0046"
+revision: str = "0048"
+down_revision: str | None = "0047"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
