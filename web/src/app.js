@@ -69,6 +69,11 @@ const TEXT = {
     leaveCancelConfirm: (days) => `取消 ${days} 的请假？取消后这些天须照常到岗。`,
     leaveRejectConfirm: (name, days) => `不批准${name} ${days} 的请假？可写明理由（选填），申请人会看到。`,
     leaveNote: "审批意见",
+    leaveCurrent: "休假中和即将开始的请假", leaveCurrentNone: "暂无休假中或即将开始的请假",
+    leaveUnderWay: "休假中", leaveToCome: "未开始", leaveEndEarly: "提前结束",
+    leaveEndConfirm: (name, days) => `提前结束${name} ${days} 的请假？今天起照常到岗，昨天及以前的假期保留。`,
+    leaveCancelOtherConfirm: (name, days) => `取消${name} ${days} 的请假？取消后这些天须照常到岗。`,
+    leaveEnded: (name) => `已提前结束${name}的请假：今天起照常到岗。`, leaveCancelledOther: (name) => `已取消${name}的请假。`,
     leaveSent: "请假申请已提交，等待网格长或社区管理员审批。", leaveWithdrawn: "请假申请已撤回。", leaveCancelled: "请假已取消。",
     leaveApproved: (name, shifts, tasks) => `已批准${name}的请假。${shifts || tasks ? `假期内还有${[shifts && `${shifts} 个班次`, tasks && `${tasks} 项未办结的任务`].filter(Boolean).join("、")}需要改派（在排班和任务中处理）。` : ""}`,
     leaveRejected: (name) => `已不批准${name}的请假。`,
@@ -167,6 +172,11 @@ const TEXT = {
     leaveCancelConfirm: (days) => `Cancel the leave of ${days}? Those days are worked again.`,
     leaveRejectConfirm: (name, days) => `Reject ${name}'s leave of ${days}? You may say why (optional); they will read it.`,
     leaveNote: "Decision note",
+    leaveCurrent: "Leave under way or to come", leaveCurrentNone: "No leave under way or to come",
+    leaveUnderWay: "under way", leaveToCome: "to come", leaveEndEarly: "End early",
+    leaveEndConfirm: (name, days) => `End ${name}'s leave of ${days} early? They work from today; the days before stay leave.`,
+    leaveCancelOtherConfirm: (name, days) => `Cancel ${name}'s leave of ${days}? Those days are worked again.`,
+    leaveEnded: (name) => `${name}'s leave ended early: they work from today.`, leaveCancelledOther: (name) => `${name}'s leave cancelled.`,
     leaveSent: "Leave requested; a grid leader or the community admin decides it.", leaveWithdrawn: "Request withdrawn.",
     leaveCancelled: "Leave cancelled.",
     leaveApproved: (name, shifts, tasks) => `${name}'s leave approved.${shifts || tasks ? ` To hand on: ${[shifts && `${shifts} shift${shifts === 1 ? "" : "s"}`, tasks && `${tasks} open task${tasks === 1 ? "" : "s"}`].filter(Boolean).join(", ")} (in the roster and the tasks).` : ""}`,
@@ -894,8 +904,22 @@ function pendingLeaveItem(l) {
       type="button" class="reject" data-leave="${l.id}" data-decision="reject">${escapeHtml(t.leaveReject)}</button></div></li>`;
 }
 
+/** A worker's approved leave, for a leader or admin of their community: leave under way is
+ * ended early, its last day yesterday (`end_leave`: the days taken stay a record), leave not
+ * begun cancelled (`cancel_leave`), as the worker does their own. */
+function currentLeaveItem(l) {
+  const underWay = l.start_date < todayLocal();
+  return `<li class="leave" data-id="${l.id}" data-status="approved"><b>${escapeHtml(l.worker_name || `#${l.worker_id}`)}</b>
+    <span class="leave-days">${escapeHtml(leaveDays(l))}</span>
+    <span class="leave-state ${underWay ? "under-way" : "to-come"}">${escapeHtml(underWay ? t.leaveUnderWay : t.leaveToCome)}</span>
+    ${l.reason ? `<div class="leave-reason">${escapeHtml(t.leaveReason)}${colon}${escapeHtml(l.reason)}</div>` : ""}
+    <div class="muted">${escapeHtml(leaveWhen(l))}</div>
+    <div class="actions"><button type="button" class="${underWay ? "end" : "cancel"}" data-leave="${l.id}">${escapeHtml(underWay ? t.leaveEndEarly : t.leaveCancel)}</button></div></li>`;
+}
+
 let myLeave = [];
 let pendingLeave = [];
+let currentLeave = [];
 
 async function showMyLeave() {
   try {
@@ -925,6 +949,23 @@ async function showPendingLeave() {
     : `<li class="muted">${escapeHtml(t.leavePendingNone)}</li>`;
 }
 
+/** The community's approved leave under way or to come (today or later its last day), the
+ * caller's own aside (it is in "my leave"), soonest first. */
+async function showCurrentLeave() {
+  const me = Number(tokenUser(getToken()));
+  const today = todayLocal();
+  try {
+    currentLeave = (await api("/api/v1/leaves?status=approved"))
+      .filter((l) => l.worker_id !== me && l.end_date >= today)
+      .sort((a, b) => a.start_date.localeCompare(b.start_date) || a.id - b.id);
+  } catch {
+    $("leave-current").innerHTML = `<li class="muted">${escapeHtml(navigator.onLine ? t.leaveUnavailable : t.leaveOffline)}</li>`;
+    return;
+  }
+  $("leave-current").innerHTML = currentLeave.length ? currentLeave.map(currentLeaveItem).join("")
+    : `<li class="muted">${escapeHtml(t.leaveCurrentNone)}</li>`;
+}
+
 async function loadLeave() {
   const role = tokenClaims(getToken()).role;
   const requests = LEAVE_REQUESTERS.includes(role);
@@ -935,7 +976,7 @@ async function loadLeave() {
   $("leave-offline").hidden = navigator.onLine;
   $("leave-online").hidden = !navigator.onLine;
   if (!navigator.onLine) return;
-  await Promise.all([requests && showMyLeave(), decides && showPendingLeave()]);
+  await Promise.all([requests && showMyLeave(), decides && showPendingLeave(), decides && showCurrentLeave()]);
 }
 
 // One request at a time: a second tap while the first is on its way would ask for the same days
@@ -1027,6 +1068,34 @@ $("leave-pending").addEventListener("click", async (e) => {
   }
   await showPendingLeave();
   sayLeave("leave-decide-status", said, refused);
+});
+
+$("leave-current").addEventListener("click", async (e) => {
+  const button = e.target.closest("button[data-leave]");
+  if (!button) return;
+  const leave = currentLeave.find((l) => String(l.id) === button.dataset.leave);
+  if (!leave) return;
+  const end = button.classList.contains("end");
+  const name = leave.worker_name || `#${leave.worker_id}`;
+  if (!confirm((end ? t.leaveEndConfirm : t.leaveCancelOtherConfirm)(name, leaveDays(leave)))) return;
+  button.disabled = true;
+  sayLeave("leave-current-status", "");
+  let said;
+  let refused = false;
+  try {
+    if (end) {
+      const yesterday = todayLocal(new Date(Date.now() - 86400000));
+      await api(`/api/v1/leaves/${leave.id}/end`, { method: "POST", body: { last_day: yesterday } });
+      said = t.leaveEnded(name);
+    } else {
+      await api(`/api/v1/leaves/${leave.id}/cancel`, { method: "POST" });
+      said = t.leaveCancelledOther(name);
+    }
+  } catch (error) {
+    [said, refused] = [leaveProblem(error, end ? "end" : "cancel"), true]; // the list shows what is now
+  }
+  await showCurrentLeave();
+  sayLeave("leave-current-status", said, refused);
 });
 
 async function start() {
