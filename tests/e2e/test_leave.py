@@ -425,3 +425,31 @@ def test_an_admin_ends_a_workers_leave_under_way_early(context, browser, live_se
         assert admin.errors == []
     finally:
         admin_context.close()
+
+
+def test_at_start_the_app_reads_the_workers_leave_once(context, e2e_engine):
+    """Today's post (on leave today?) and the leave card each read the worker's leave: two
+    requests at every start where one answers both."""
+    approved_leave(e2e_engine, "worker01", -1, 1)
+    page = context.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/v1/leaves" in r.url else None)
+    page.goto("/app")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert [url.split("/api/v1", 1)[1] for url in asked] == ["/leaves?worker=me"]
+    # The one read says both: on leave today, and the leave in the card.
+    assert page.inner_text("#post .on-leave") == f"今天请假（已批准，至 {days_ahead(1)}）"
+    assert my_leave(page) == [(f"{days_ahead(-1)} 至 {days_ahead(1)}（3 天）", "已批准")]
+
+
+def test_at_start_a_leader_reads_each_list_of_leave_once(leader):
+    asked: list[str] = []
+    leader.on("request", lambda r: asked.append(r.url) if "/api/v1/leaves" in r.url else None)
+    leader.reload()
+    leader.wait_for_selector("body[data-ready='1']")
+    assert sorted(url.split("/api/v1", 1)[1] for url in asked) == [
+        "/leaves?status=approved",
+        "/leaves?status=requested",
+        "/leaves?worker=me",
+    ]

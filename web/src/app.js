@@ -213,13 +213,19 @@ function showNet() {
   $("net").classList.toggle("offline", !navigator.onLine);
 }
 
+/** My leave, all of it (`GET /leaves?worker=me`), or null for a role that takes none: one read
+ * feeds both today's post (on leave today?) and the leave card's list. They each read it at
+ * start, two requests where one answers both. */
+function readMyLeave() {
+  if (!LEAVE_REQUESTERS.includes(tokenClaims(getToken()).role)) return Promise.resolve(null);
+  return api("/api/v1/leaves?worker=me");
+}
+
 /** Approved leave of mine covering today, or null (none, or not readable now). */
-async function leaveToday() {
-  if (!LEAVE_REQUESTERS.includes(tokenClaims(getToken()).role)) return null;
+async function leaveToday(mine) {
   const today = todayLocal();
   try {
-    const approved = await api("/api/v1/leaves?worker=me&status=approved");
-    return approved.find((l) => l.start_date <= today && today <= l.end_date) || null;
+    return (await mine)?.find((l) => l.status === "approved" && l.start_date <= today && today <= l.end_date) || null;
   } catch {
     return null;
   }
@@ -232,12 +238,12 @@ const postLabel = (s) => (s.post === "A" ? t.postA : `${t.postB} ${s.grid_code |
  * sees no draft). On approved leave today, that first: the roster keeps the shift until the
  * leader hands it on, and the app said "A-post today" to a worker at home.
  */
-async function loadShifts() {
+async function loadShifts(mine = readMyLeave()) {
   const today = todayLocal();
   let shifts;
   let away;
   try {
-    [shifts, away] = await Promise.all([apiPages(`/api/v1/shifts?week=${isoWeek()}&worker=me`), leaveToday()]);
+    [shifts, away] = await Promise.all([apiPages(`/api/v1/shifts?week=${isoWeek()}&worker=me`), leaveToday(mine)]);
   } catch {
     $("post").innerHTML = `<span class="muted">${t.rosterUnavailable}</span>`;
     $("week-shifts").innerHTML = `<li class="muted">${t.rosterUnavailable}</li>`;
@@ -921,9 +927,9 @@ let myLeave = [];
 let pendingLeave = [];
 let currentLeave = [];
 
-async function showMyLeave() {
+async function showMyLeave(mine = readMyLeave()) {
   try {
-    myLeave = (await api("/api/v1/leaves?worker=me"))
+    myLeave = [...await mine]
       .sort((a, b) => b.start_date.localeCompare(a.start_date) || b.id - a.id);
   } catch {
     $("leave-list").innerHTML = `<li class="muted">${escapeHtml(navigator.onLine ? t.leaveUnavailable : t.leaveOffline)}</li>`;
@@ -966,7 +972,7 @@ async function showCurrentLeave() {
     : `<li class="muted">${escapeHtml(t.leaveCurrentNone)}</li>`;
 }
 
-async function loadLeave() {
+async function loadLeave(mine = null) {
   const role = tokenClaims(getToken()).role;
   const requests = LEAVE_REQUESTERS.includes(role);
   const decides = LEAVE_DECIDERS.includes(role);
@@ -976,7 +982,7 @@ async function loadLeave() {
   $("leave-offline").hidden = navigator.onLine;
   $("leave-online").hidden = !navigator.onLine;
   if (!navigator.onLine) return;
-  await Promise.all([requests && showMyLeave(), decides && showPendingLeave(), decides && showCurrentLeave()]);
+  await Promise.all([requests && showMyLeave(mine || readMyLeave()), decides && showPendingLeave(), decides && showCurrentLeave()]);
 }
 
 // One request at a time: a second tap while the first is on its way would ask for the same days
@@ -1036,8 +1042,9 @@ $("leave-list").addEventListener("click", async (e) => {
   } catch (error) {
     [said, refused] = [leaveProblem(error, back ? "end" : "cancel"), true];
   }
-  loadShifts(); // back today, or the leave cancelled: today's post is the roster's again
-  await showMyLeave();
+  const mine = readMyLeave(); // one read for both
+  loadShifts(mine); // back today, or the leave cancelled: today's post is the roster's again
+  await showMyLeave(mine);
   sayLeave("leave-status", said, refused);
 });
 
@@ -1112,7 +1119,10 @@ async function start() {
   }
   keepFresh();
   if (navigator.onLine) rebindPush().catch(() => {});
-  await Promise.all([loadShifts(), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave()]);
+  // My leave is read once: today's post and the leave card both show it.
+  const mine = readMyLeave();
+  mine.catch(() => {}); // offline: each says so its own way
+  await Promise.all([loadShifts(mine), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave(mine)]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
 }
