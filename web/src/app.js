@@ -35,6 +35,10 @@ const TEXT = {
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
     geoFailed: "无法定位：", notSaved: "未能保存到本机，这条走访记录没有保存（手机存储空间可能已满，请清理后重试）：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
     mustVisit: "必访", planOverdue: "逾期",
+    planSummary: (n, groups, must, overdue) => `还需走访 ${n} 户，共 ${groups} 栋${must ? ` · 必访 ${must} 户` : ""}${overdue ? ` · 逾期 ${overdue} 户` : ""}`,
+    planBuilding: (b) => (b ? (/^\d+$/.test(b) ? `${b}号楼` : b) : "楼栋未注明"), planCount: (n) => `${n} 户`,
+    planUnit: (u) => (u ? (/^\d+$/.test(u) ? `${u}单元` : u) : "单元未注明"),
+    planDone: (n) => `本机已记录 ${n} 户`, planAllDone: "本周计划内的住户都已走访。",
     handoverNote: (n, user) => `本机有 ${n} 条由账号 #${user} 记录、尚未发送的走访。如该工作人员已离岗、账号已停用，社区管理员或其网格长可代为发送，记在其名下。`,
     handoverSend: "代为发送", handoverActive: "该账号仍在使用：请由本人登录后发送。",
     handoverDone: (stored, refused) => `已保存 ${stored} 条${refused ? `，${refused} 条被拒绝` : ""}。`,
@@ -138,6 +142,10 @@ const TEXT = {
     resentLater: "Kept on this device and sent again automatically every few hours; edit and save to send it now.",
     pushOn: "Push enabled", pushUnavailable: "Push not configured or not supported", mustVisit: "must-visit",
     planOverdue: "overdue",
+    planSummary: (n, groups, must, overdue) => `${n} household${n === 1 ? "" : "s"} still due in ${groups} building${groups === 1 ? "" : "s"}${must ? ` · ${must} must-visit` : ""}${overdue ? ` · ${overdue} overdue` : ""}`,
+    planBuilding: (b) => (b ? (/^\d+$/.test(b) ? `Building ${b}` : b) : "Building not given"), planCount: (n) => `${n}`,
+    planUnit: (u) => (u ? (/^\d+$/.test(u) ? `Unit ${u}` : u) : "Unit not given"),
+    planDone: (n) => `Recorded on this device: ${n}`, planAllDone: "Every household of this week's plan is visited.",
     handoverNote: (n, user) => `${n} visit${n === 1 ? "" : "s"} recorded on this phone by account #${user} ${n === 1 ? "was" : "were"} never sent. If that worker left and their account is switched off, the community admin or their grid leader sends them as theirs.`,
     handoverSend: "Send them for this worker", handoverActive: "That account is still active: its worker sends them, signed in.",
     handoverDone: (stored, refused) => `${stored} stored${refused ? `, ${refused} refused` : ""}.`,
@@ -411,14 +419,114 @@ function householdLabel(h) {
   return [h.building, h.unit, h.room].filter(Boolean).join("-") || `#${h.household_id ?? h.id}`;
 }
 
+// --- the week's plan --------------------------------------------------------------------------
+// The plan (GET /visits/plan) lists every household still due this week, 300 and more, as a
+// walking route. One a line it ran on for metres on a phone. It is now grouped by building (with
+// its grid, for a relief grid's) and within by unit (a stairwell), in the order the route
+// reaches them, so the worker finishes a stairwell, then a building, before walking on; a
+// unit's households are its rooms, floor by floor, as buttons side by side. The building and
+// unit of the next doors are open, the others collapsed with their counts until tapped; a
+// household recorded on this device moves to a list of its own, collapsed, below. Tapping a
+// household picks it in the visit form, whose picker follows the same order.
+let planStops = [];
+const planOpen = new Set(); // the groups the worker opened
+const planKey = (h) => `${h.grid_code || ""}|${h.building || ""}`;
+
+function groupBy(stops, key) {
+  const groups = new Map();
+  for (const h of stops) {
+    const k = key(h);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(h);
+  }
+  return groups;
+}
+
+const numeric = (x) => { const n = parseInt(x, 10); return Number.isNaN(n) ? Infinity : n; };
+const ascending = (x, y) => (x === y ? 0 : x < y ? -1 : 1);
+const byFloor = (a, b) => ascending(numeric(a.floor), numeric(b.floor)) || ascending(numeric(a.room), numeric(b.room))
+  || String(a.room || "").localeCompare(String(b.room || ""));
+
+/** The plan's stops in the order shown: buildings as the route first reaches each, within a
+ * building its units likewise, within a unit floor by floor. */
+function planOrder(stops) {
+  return [...groupBy(stops, planKey).values()]
+    .flatMap((inBuilding) => [...groupBy(inBuilding, (h) => h.unit || "").values()].flatMap((inUnit) => [...inUnit].sort(byFloor)));
+}
+
+function planStop(h, full = false) {
+  const id = h.household_id ?? h.id;
+  const marks = [h.must_visit && t.mustVisit, h.overdue && t.planOverdue].filter(Boolean);
+  const label = full ? householdLabel(h) : h.room || householdLabel(h);
+  return `<li><button type="button" class="plan-stop${h.must_visit ? " must" : ""}${h.overdue ? " late" : ""}" data-household="${escapeHtml(id)}"
+    title="${escapeHtml([householdLabel(h), ...marks].join(" · "))}">${escapeHtml(label)}${marks.length ? `<small>${escapeHtml(marks.join(" "))}</small>` : ""}</button></li>`;
+}
+
+const count = (list, flag) => list.filter((h) => h[flag]).length;
+function groupHeading(title, stops) {
+  const must = count(stops, "must_visit");
+  const overdue = count(stops, "overdue");
+  return `${title} <span class="count">${escapeHtml(t.planCount(stops.length))}</span>${must ? ` <b class="must">${t.mustVisit} ${must}</b>` : ""}${overdue ? ` <span class="overdue">${t.planOverdue} ${overdue}</span>` : ""}`;
+}
+
+function renderPlan() {
+  const done = new Set(cachedHouseholds().filter((h) => !h.due).map((h) => h.id));
+  const isDone = (h) => done.has(h.household_id ?? h.id);
+  const todo = planStops.filter((h) => !isDone(h));
+  const buildings = groupBy(todo, planKey);
+  const grids = new Set(todo.map((h) => h.grid_code));
+  $("plan-summary").textContent = todo.length
+    ? t.planSummary(todo.length, buildings.size, count(todo, "must_visit"), count(todo, "overdue"))
+    : planStops.length ? t.planAllDone : "";
+  let next = true; // the next doors' building and unit open
+  $("plan").innerHTML = [...buildings].map(([key, stops]) => {
+    const grid = grids.size > 1 && stops[0].grid_code ? ` <small class="muted">${escapeHtml(stops[0].grid_code)}</small>` : "";
+    const units = groupBy(stops, (h) => h.unit || "");
+    const open = next || planOpen.has(key);
+    const body = units.size === 1 ? `<ol class="plan-stops">${stops.map((h) => planStop(h)).join("")}</ol>`
+      : [...units].map(([unit, inUnit]) => {
+        const unitKey = `${key}|${unit}`;
+        const unitOpen = next || planOpen.has(unitKey);
+        next = false;
+        return `<details class="plan-unit" data-key="${escapeHtml(unitKey)}"${unitOpen ? " open" : ""}><summary>${groupHeading(escapeHtml(t.planUnit(unit)), inUnit)}</summary>
+          <ol class="plan-stops">${inUnit.map((h) => planStop(h)).join("")}</ol></details>`;
+      }).join("");
+    next = false;
+    return `<li class="plan-group" data-key="${escapeHtml(key)}" data-count="${stops.length}"><details class="plan-building" data-key="${escapeHtml(key)}"${open ? " open" : ""}>
+      <summary>${groupHeading(`<b>${escapeHtml(t.planBuilding(stops[0].building))}</b>${grid}`, stops)}</summary>${body}</details></li>`;
+  }).join("") || (planStops.length ? "" : `<li class="muted">—</li>`);
+  const recorded = planStops.filter(isDone);
+  $("plan-done").hidden = recorded.length === 0;
+  $("plan-done-title").textContent = t.planDone(recorded.length);
+  $("plan-done-list").innerHTML = recorded.map((h) => planStop(h, true)).join("");
+}
+
+// Which groups the worker opened stays so when the plan is drawn again (after a visit).
+$("plan").addEventListener("toggle", (e) => {
+  const key = e.target.dataset?.key;
+  if (key === undefined) return;
+  if (e.target.open) planOpen.add(key);
+  else planOpen.delete(key);
+}, true);
+
+for (const list of ["plan", "plan-done-list"]) {
+  $(list).addEventListener("click", (e) => {
+    const stop = e.target.closest("button.plan-stop");
+    if (!stop || editing) return;
+    $("household").value = stop.dataset.household;
+    $("visit-form").scrollIntoView({ block: "start" });
+  });
+}
+
 async function loadPlanAndHouseholds() {
   let plan = [];
   try {
-    plan = items(await api(`/api/v1/visits/plan?week=${isoWeek()}`));
-    $("plan").innerHTML = plan.length ? plan.map((h) =>
-      `<li>${escapeHtml(householdLabel(h))}${h.must_visit ? ` <b>${t.mustVisit}</b>` : ""}${h.overdue ? ` <span class="overdue">${t.planOverdue}</span>` : ""}</li>`).join("")
-      : `<li class="muted">—</li>`;
+    // The route's order, its buildings kept together (the groups the plan shows).
+    plan = planOrder(items(await api(`/api/v1/visits/plan?week=${isoWeek()}`)));
+    planStops = plan;
   } catch {
+    planStops = [];
+    $("plan-summary").textContent = "";
     $("plan").innerHTML = `<li class="muted">${t.noPlan}</li>`;
   }
   // The visit form offers the plan's households first, then every household of my grids. The
@@ -438,6 +546,7 @@ async function loadPlanAndHouseholds() {
   $("household").innerHTML = cached.map((h) => `<option value="${h.id}">${escapeHtml(h.label)}</option>`).join("");
   const first = cached.find((h) => h.due);
   if (first) $("household").value = String(first.id);
+  if (planStops.length) renderPlan();
 }
 
 const cachedHouseholds = () => JSON.parse(localStorage.getItem(HOUSEHOLDS_KEY) || "[]");
@@ -783,6 +892,7 @@ async function saveVisit(target) {
   // On to the next household still to visit (reset would go back to the first).
   const next = nextHousehold(visit.household_id);
   if (next !== undefined) $("household").value = String(next);
+  if (planStops.length) renderPlan(); // recorded here: among the done
   return true;
 }
 
