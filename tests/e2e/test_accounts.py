@@ -822,3 +822,68 @@ def test_on_the_chinese_page_a_fields_refusal_is_said_in_chinese(page):
         for field in ("password", "username")
     }
     assert said == {"password": "须为 8 至 200 个字符。", "username": "须为 1 至 64 个字符。"}
+
+
+# --- on a phone ----------------------------------------------------------------------------------
+PHONE = {"width": 390, "height": 844}
+TAP = 40  # px, as the app's controls (tests/e2e/test_app.py)
+
+TOO_SMALL = """([scope, least]) => [...document.querySelectorAll(
+    `${scope} button, ${scope} select, ${scope} input:not([type=checkbox]), ${scope} a,`
+    + ` ${scope} label.grid-option`)]
+  .filter((el) => el.getClientRects().length && !el.closest('[hidden]'))
+  .map((el) => ({el, box: el.getBoundingClientRect()}))
+  .filter(({box}) => box.height < least)
+  .map(({el, box}) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${el.className}`
+                      + ` "${el.textContent.trim().slice(0, 12)}" ${Math.round(box.height)}px`)"""
+
+WIDER_THAN_SCREEN = """() => [...document.querySelectorAll('body *')]
+  .filter((el) => el.getClientRects().length && !el.closest('[hidden]'))
+  .filter((el) => { const b = el.getBoundingClientRect(); return b.right > innerWidth + 0.5
+                    || b.left < -0.5; })
+  .map((el) => `${el.tagName.toLowerCase()}.${el.className} ${Math.round(
+    el.getBoundingClientRect().right)}`)"""
+
+
+def test_on_a_phone_the_accounts_are_cards_without_overflow_and_big_enough_to_tap(page, made):
+    """On a phone (390x844) the seven-column table ran off the screen's right edge (the actions
+    out of reach but by scrolling sideways), and its buttons, selects and links were 20-26 px
+    tall. Each account is now a card of labelled lines, the filters stacked, and every control
+    at least 40 px tall, the account form's too."""
+    page.set_viewport_size(PHONE)
+    open_accounts(page)
+    ready(page)
+    open_worker_by_api(page, made, "欧阳长长长长长长长长名字很长很长的网格员同志")
+    page.reload()
+    ready(page)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.evaluate(WIDER_THAN_SCREEN) == []
+    assert page.evaluate(TOO_SMALL, ["body", TAP]) == []
+    # A card: its lines stacked, each named (the table's heading is out of sight).
+    first = row(page, "worker01")
+    name, role = first.locator("td.name").bounding_box(), first.locator("td.role").bounding_box()
+    assert role["y"] >= name["y"] + name["height"] - 1
+    named = first.locator("td.role").evaluate("(td) => getComputedStyle(td, '::before').content")
+    assert named == '"角色"'
+    # Every line of a cell beside its name, a leader's second grid too.
+    under_the_name = page.evaluate(
+        """() => [...document.querySelectorAll('#accounts td[data-label] > *')]
+          .filter((el) => el.getBoundingClientRect().left
+                          < el.closest('td').getBoundingClientRect().left + 40)
+          .map((el) => el.textContent)"""
+    )
+    assert under_the_name == []
+    screenshot(page, "accounts-phone")
+
+    first.locator("button[data-action=edit]").click()
+    dialog = page.locator("#account-dialog")
+    dialog.wait_for()
+    box = dialog.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    assert page.evaluate(TOO_SMALL, ["#account-dialog", TAP]) == []
+    ticks = page.locator("#account-dialog input[type=checkbox]").evaluate_all(
+        "cs => cs.filter((c) => c.getClientRects().length)"
+        ".map((c) => Math.min(c.getBoundingClientRect().width, c.getBoundingClientRect().height))"
+    )
+    assert ticks and min(ticks) >= 20
+    screenshot(page, "accounts-phone-edit")

@@ -1298,27 +1298,102 @@ def test_on_a_phone_a_refused_visit_opened_to_edit_is_not_hidden_under_the_heade
     assert picker["y"] >= header["y"] + header["height"]
 
 
-def test_on_a_phone_the_plans_numbers_stay_inside_its_card(context, page):
-    """The plan numbers its households (300 and more in a grid): from 100 on the numbers stood
-    out of the card's left edge, cut off at the screen's."""
+def plan_from_api(page) -> list[dict]:
+    """The week's plan as the API answers it to the page's worker, in walking order."""
+    return page.evaluate(
+        """async () => (await (await fetch('/api/v1/visits/plan', {headers: {Authorization:
+             `Bearer ${localStorage.getItem('gridwork.token')}`}})).json()).households"""
+    )
+
+
+def plan_groups(page) -> list[dict]:
+    return page.locator("#plan li.plan-group").evaluate_all(
+        """groups => groups.map((g) => ({
+          key: g.dataset.key, count: Number(g.dataset.count),
+          open: g.querySelector('details').open, heading: g.querySelector('summary').innerText,
+          units: [...g.querySelectorAll('.plan-unit')].map((u) => u.open),
+          stops: [...g.querySelectorAll('.plan-stop')].map((s) => Number(s.dataset.household)),
+        }))"""
+    )
+
+
+def test_on_a_phone_the_plan_is_grouped_by_building_the_next_doors_open(context, page):
+    """The plan listed every household due, 300 and more, one a line: the page ran on for
+    metres on a phone, the card's numbers from 100 on cut off at the screen's edge. It is now
+    grouped by building in walking order, each with its count, the group of the next doors
+    open and the others collapsed until tapped."""
     page.set_viewport_size(PHONE)
     open_app(context, page)
-    count = page.locator("#plan li").count()
-    assert count >= 100
-    overflow = page.evaluate(
-        """() => {
-          const list = document.querySelector('#plan');
-          const last = list.lastElementChild;
-          const probe = document.createElement('span');
-          probe.textContent = `${list.children.length}. `;
-          last.prepend(probe);
-          const width = probe.getBoundingClientRect().width;
-          probe.remove();
-          const card = list.closest('.card').getBoundingClientRect();
-          return card.left - (last.getBoundingClientRect().left - width);
-        }"""
+    plan = plan_from_api(page)
+    assert len(plan) >= 100
+    groups = plan_groups(page)
+    assert len(groups) > 1
+    # Every household due, each in one group: its building's, the groups in walking order.
+    keys = [f"{h['grid_code']}|{h['building']}" for h in plan]
+    assert [g["key"] for g in groups] == list(dict.fromkeys(keys))
+    assert sorted(s for g in groups for s in g["stops"]) == sorted(h["household_id"] for h in plan)
+    assert [g["count"] for g in groups] == [len(g["stops"]) for g in groups]
+    first = groups[0]
+    assert (
+        first["heading"].startswith(f"{plan[0]['building']}号楼")
+        and f"{first['count']} 户" in (first["heading"])
     )
-    assert overflow <= 0
+    # The next door's building and unit open first, the unit's rooms floor by floor.
+    next_door = plan[0]
+    unit = [h for h in plan if f"{h['grid_code']}|{h['building']}" == first["key"]]
+    unit = [h["household_id"] for h in unit if h["unit"] == next_door["unit"]]
+    opened = page.locator("#plan li.plan-group").first.locator(
+        ".plan-unit[open] .plan-stop, .plan-building > .plan-stops .plan-stop"
+    )
+    shown = [int(s) for s in opened.evaluate_all("ss => ss.map((s) => s.dataset.household)")]
+    assert sorted(shown) == sorted(unit) and next_door["household_id"] in shown
+    floors = {h["household_id"]: int(h["floor"]) for h in plan}
+    assert [floors[s] for s in shown] == sorted(floors[s] for s in shown)
+    assert [g["open"] for g in groups] == [True] + [False] * (len(groups) - 1)
+    assert [u for g in groups for u in g["units"]].count(True) <= 1
+    summary = page.inner_text("#plan-summary")
+    assert summary.startswith(f"还需走访 {len(plan)} 户，共 {len(groups)} 栋")
+    # Short enough to scroll past, nothing wider than the screen, every control tall enough.
+    card = page.locator("#plan").locator("xpath=ancestor::section").bounding_box()
+    assert card["height"] < 1.5 * PHONE["height"]
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.evaluate(TOO_SMALL, TAP) == []
+    assert (
+        page.evaluate(
+            """(least) => [...document.querySelectorAll('#plan summary')]
+             .filter((el) => el.getBoundingClientRect().height < least).length""",
+            TAP,
+        )
+        == 0
+    )
+    # A collapsed group opens on a tap; a household tapped is the one the visit form records.
+    second = page.locator("#plan li.plan-group").nth(1)
+    second.locator("summary").first.click()
+    assert second.locator("details").first.evaluate("(d) => d.open")
+    if second.locator(".plan-unit").count():
+        second.locator(".plan-unit summary").first.click()
+    stop = second.locator(".plan-stop").nth(1)
+    stop.click()
+    assert page.locator("#household").input_value() == stop.get_attribute("data-household")
+    screenshot(page, "app-plan-phone")
+
+
+def test_a_household_recorded_leaves_the_plans_groups_for_its_done_list(context, worker_page):
+    page = worker_page
+    before = plan_groups(page)
+    first = before[0]["stops"][0]
+    assert page.locator("#household").input_value() == str(first)
+    assert page.is_hidden("#plan-done")
+    record_offline(context, page, first)
+    after = plan_groups(page)
+    assert first not in [s for g in after for s in g["stops"]]
+    assert after[0]["count"] == before[0]["count"] - 1 or len(after) == len(before) - 1
+    assert page.inner_text("#plan-done summary") == "本机已记录 1 户"
+    done = page.locator("#plan-done .plan-stop").evaluate_all(
+        "stops => stops.map((s) => Number(s.dataset.household))"
+    )
+    assert done == [first]
+    assert page.locator("#household").input_value() == str(after[0]["stops"][0])
 
 
 def test_sync_now_offline_says_the_visits_wait_for_the_network(context, worker_page):

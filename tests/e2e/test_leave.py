@@ -303,3 +303,153 @@ def test_a_worker_back_early_ends_leave_under_way_from_today(context, e2e_engine
     assert page.locator("#leave-list button").count() == 0  # over: nothing left to do
     page.wait_for_function("() => document.querySelector('#post .on-leave') === null")
     assert page.errors == []
+
+
+def approved_leave(e2e_engine, username: str, first: int, last: int, reason: str = "") -> int:
+    """Approved leave of `username` from `first` to `last` days from today (leader01 decided)."""
+    from api.models import Leave, User
+
+    with e2e_engine.begin() as conn:
+        worker_id = conn.scalar(select(User.id).where(User.username == username))
+        leader_id = conn.scalar(select(User.id).where(User.username == "leader01"))
+        return conn.scalar(
+            Leave.__table__.insert()
+            .values(
+                worker_id=worker_id, start_date=days_ahead(first), end_date=days_ahead(last),
+                reason=reason, status="approved", decided_by_id=leader_id,
+                decided_at=datetime.now(UTC) - timedelta(days=5),
+            )
+            .returning(Leave.id)
+        )  # fmt: skip
+
+
+def current_leave(page) -> list[tuple[str, str, str]]:
+    """The leader's list of leave under way or upcoming: name, days, state."""
+    return [
+        (
+            li.locator("b").inner_text(),
+            li.locator(".leave-days").inner_text(),
+            li.locator(".leave-state").inner_text(),
+        )
+        for li in page.locator("#leave-current li.leave").all()
+    ]
+
+
+def test_a_leader_ends_a_workers_leave_under_way_early_and_cancels_leave_not_begun(
+    leader, e2e_engine
+):
+    """The leader could end a worker's leave early only through the API: the leave card listed
+    the requests to decide, nothing of the leave under way. It now lists the community's
+    approved leave under way or to come: leave under way is ended early (its last day
+    yesterday) and leave not begun cancelled, each once the leader confirms."""
+    from api.models import User
+
+    with e2e_engine.connect() as conn:
+        name = conn.scalar(select(User.display_name).where(User.username == "worker01"))
+    approved_leave(e2e_engine, "worker01", -2, 3, "病假")
+    approved_leave(e2e_engine, "worker01", 10, 12)
+    approved_leave(e2e_engine, "leader01", 20, 20)  # the leader's own: in "my leave"
+    leader.reload()
+    leader.wait_for_selector("body[data-ready='1']")
+    under_way = f"{days_ahead(-2)} 至 {days_ahead(3)}（6 天）"
+    to_come = f"{days_ahead(10)} 至 {days_ahead(12)}（3 天）"
+    assert current_leave(leader) == [(name, under_way, "休假中"), (name, to_come, "未开始")]
+    buttons = leader.locator("#leave-current li.leave button")
+    assert buttons.all_inner_texts() == ["提前结束", "取消请假"]
+    shot(leader, "app-leave-under-way-leader")
+
+    asked: list[str] = []
+    answer_dialogs(leader, asked, [False, True, True])
+    leader.click("#leave-current button.end")
+    assert asked == [f"提前结束{name} {under_way} 的请假？今天起照常到岗，昨天及以前的假期保留。"]
+    assert leave_rows(e2e_engine)[0][1] == date.fromisoformat(days_ahead(3))  # declined
+    leader.click("#leave-current button.end")
+    leader.wait_for_function(
+        "() => document.querySelector('#leave-current-status').textContent !== ''"
+    )
+    assert leader.inner_text("#leave-current-status") == f"已提前结束{name}的请假：今天起照常到岗。"
+    assert leave_rows(e2e_engine)[0] == (
+        date.fromisoformat(days_ahead(-2)), date.fromisoformat(days_ahead(-1)), "approved", "病假"
+    )  # fmt: skip
+    assert current_leave(leader) == [(name, to_come, "未开始")]  # over: no longer listed
+
+    leader.evaluate("() => { document.querySelector('#leave-current-status').textContent = ''; }")
+    leader.click("#leave-current button.cancel")
+    leader.wait_for_function(
+        "() => document.querySelector('#leave-current-status').textContent !== ''"
+    )
+    assert asked[2] == f"取消{name} {to_come} 的请假？取消后这些天须照常到岗。"
+    assert leader.inner_text("#leave-current-status") == f"已取消{name}的请假。"
+    assert leave_rows(e2e_engine)[1][2] == "cancelled"
+    assert leader.inner_text("#leave-current") == "暂无休假中或即将开始的请假"
+
+
+def test_a_leaders_end_refused_is_said_in_chinese_with_the_servers_words(leader, e2e_engine):
+    """The worker came back and ended the leave themself while the leader's list stood open:
+    the leader's end is refused (409), said in Chinese with the server's words beneath."""
+    from api.models import Leave
+
+    leave = approved_leave(e2e_engine, "worker01", -3, 2)
+    leader.reload()
+    leader.wait_for_selector("body[data-ready='1']")
+    with e2e_engine.begin() as conn:
+        conn.execute(
+            Leave.__table__.update()
+            .where(Leave.id == leave)
+            .values(end_date=days_ahead(-1), approved_end_date=days_ahead(2))
+        )
+    answer_dialogs(leader, [], [True])
+    leader.click("#leave-current button.end")
+    leader.wait_for_function(
+        "() => document.querySelector('#leave-current-status').textContent !== ''"
+    )
+    said = leader.inner_text("#leave-current-status .why")
+    assert said == "这条请假已不能提前结束：未获批准、已取消或已经休完。"
+    assert "is over" in leader.inner_text("#leave-current-status .server-reason")
+    assert leader.locator("#leave-current-status").get_attribute("class") == "status error"
+    assert current_leave(leader) == []  # the list shows what the server now holds
+
+
+def test_an_admin_ends_a_workers_leave_under_way_early(context, browser, live_server, e2e_engine):
+    approved_leave(e2e_engine, "worker01", -1, 4)
+    admin_context = browser.new_context(base_url=live_server)
+    try:
+        admin = open_app(admin_context, "admin01")
+        assert admin.locator("#leave-current li.leave").count() == 1
+        answer_dialogs(admin, [], [True])
+        admin.click("#leave-current button.end")
+        admin.wait_for_function(
+            "() => document.querySelector('#leave-current-status').textContent !== ''"
+        )
+        assert leave_rows(e2e_engine)[0][1] == date.fromisoformat(days_ahead(-1))
+        assert admin.errors == []
+    finally:
+        admin_context.close()
+
+
+def test_at_start_the_app_reads_the_workers_leave_once(context, e2e_engine):
+    """Today's post (on leave today?) and the leave card each read the worker's leave: two
+    requests at every start where one answers both."""
+    approved_leave(e2e_engine, "worker01", -1, 1)
+    page = context.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/v1/leaves" in r.url else None)
+    page.goto("/app")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert [url.split("/api/v1", 1)[1] for url in asked] == ["/leaves?worker=me"]
+    # The one read says both: on leave today, and the leave in the card.
+    assert page.inner_text("#post .on-leave") == f"今天请假（已批准，至 {days_ahead(1)}）"
+    assert my_leave(page) == [(f"{days_ahead(-1)} 至 {days_ahead(1)}（3 天）", "已批准")]
+
+
+def test_at_start_a_leader_reads_each_list_of_leave_once(leader):
+    asked: list[str] = []
+    leader.on("request", lambda r: asked.append(r.url) if "/api/v1/leaves" in r.url else None)
+    leader.reload()
+    leader.wait_for_selector("body[data-ready='1']")
+    assert sorted(url.split("/api/v1", 1)[1] for url in asked) == [
+        "/leaves?status=approved",
+        "/leaves?status=requested",
+        "/leaves?worker=me",
+    ]

@@ -190,11 +190,11 @@ function rowHtml(user) {
   }
   return `<tr data-id="${escapeHtml(user.id)}" data-username="${escapeHtml(user.username)}" class="${user.active ? "" : "off"}">
     <td class="username">${escapeHtml(user.username)}${own ? `<span class="muted">${t.you}</span>` : ""}</td>
-    <td class="name">${escapeHtml(user.display_name)}</td>
-    <td class="role">${escapeHtml(roleName(user.role))}</td>
-    <td class="grids">${gridList(user.grid_codes)}</td>
-    <td class="led">${gridList(user.led_grid_codes)}</td>
-    <td class="state">${user.active ? t.active : `<b>${t.switchedOff}</b>`}</td>
+    <td class="name" data-label="${escapeHtml(t.name)}">${escapeHtml(user.display_name)}</td>
+    <td class="role" data-label="${escapeHtml(t.role)}">${escapeHtml(roleName(user.role))}</td>
+    <td class="grids" data-label="${escapeHtml(t.gridsHeld)}">${gridList(user.grid_codes)}</td>
+    <td class="led" data-label="${escapeHtml(t.gridsLed)}">${gridList(user.led_grid_codes)}</td>
+    <td class="state" data-label="${escapeHtml(t.state)}">${user.active ? t.active : `<b>${t.switchedOff}</b>`}</td>
     <td class="actions">${actions}</td></tr>`;
 }
 

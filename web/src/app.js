@@ -35,6 +35,10 @@ const TEXT = {
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
     geoFailed: "无法定位：", notSaved: "未能保存到本机，这条走访记录没有保存（手机存储空间可能已满，请清理后重试）：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
     mustVisit: "必访", planOverdue: "逾期",
+    planSummary: (n, groups, must, overdue) => `还需走访 ${n} 户，共 ${groups} 栋${must ? ` · 必访 ${must} 户` : ""}${overdue ? ` · 逾期 ${overdue} 户` : ""}`,
+    planBuilding: (b) => (b ? (/^\d+$/.test(b) ? `${b}号楼` : b) : "楼栋未注明"), planCount: (n) => `${n} 户`,
+    planUnit: (u) => (u ? (/^\d+$/.test(u) ? `${u}单元` : u) : "单元未注明"),
+    planDone: (n) => `本机已记录 ${n} 户`, planAllDone: "本周计划内的住户都已走访。",
     handoverNote: (n, user) => `本机有 ${n} 条由账号 #${user} 记录、尚未发送的走访。如该工作人员已离岗、账号已停用，社区管理员或其网格长可代为发送，记在其名下。`,
     handoverSend: "代为发送", handoverActive: "该账号仍在使用：请由本人登录后发送。",
     handoverDone: (stored, refused) => `已保存 ${stored} 条${refused ? `，${refused} 条被拒绝` : ""}。`,
@@ -69,6 +73,11 @@ const TEXT = {
     leaveCancelConfirm: (days) => `取消 ${days} 的请假？取消后这些天须照常到岗。`,
     leaveRejectConfirm: (name, days) => `不批准${name} ${days} 的请假？可写明理由（选填），申请人会看到。`,
     leaveNote: "审批意见",
+    leaveCurrent: "休假中和即将开始的请假", leaveCurrentNone: "暂无休假中或即将开始的请假",
+    leaveUnderWay: "休假中", leaveToCome: "未开始", leaveEndEarly: "提前结束",
+    leaveEndConfirm: (name, days) => `提前结束${name} ${days} 的请假？今天起照常到岗，昨天及以前的假期保留。`,
+    leaveCancelOtherConfirm: (name, days) => `取消${name} ${days} 的请假？取消后这些天须照常到岗。`,
+    leaveEnded: (name) => `已提前结束${name}的请假：今天起照常到岗。`, leaveCancelledOther: (name) => `已取消${name}的请假。`,
     leaveSent: "请假申请已提交，等待网格长或社区管理员审批。", leaveWithdrawn: "请假申请已撤回。", leaveCancelled: "请假已取消。",
     leaveApproved: (name, shifts, tasks) => `已批准${name}的请假。${shifts || tasks ? `假期内还有${[shifts && `${shifts} 个班次`, tasks && `${tasks} 项未办结的任务`].filter(Boolean).join("、")}需要改派（在排班和任务中处理）。` : ""}`,
     leaveRejected: (name) => `已不批准${name}的请假。`,
@@ -133,6 +142,10 @@ const TEXT = {
     resentLater: "Kept on this device and sent again automatically every few hours; edit and save to send it now.",
     pushOn: "Push enabled", pushUnavailable: "Push not configured or not supported", mustVisit: "must-visit",
     planOverdue: "overdue",
+    planSummary: (n, groups, must, overdue) => `${n} household${n === 1 ? "" : "s"} still due in ${groups} building${groups === 1 ? "" : "s"}${must ? ` · ${must} must-visit` : ""}${overdue ? ` · ${overdue} overdue` : ""}`,
+    planBuilding: (b) => (b ? (/^\d+$/.test(b) ? `Building ${b}` : b) : "Building not given"), planCount: (n) => `${n}`,
+    planUnit: (u) => (u ? (/^\d+$/.test(u) ? `Unit ${u}` : u) : "Unit not given"),
+    planDone: (n) => `Recorded on this device: ${n}`, planAllDone: "Every household of this week's plan is visited.",
     handoverNote: (n, user) => `${n} visit${n === 1 ? "" : "s"} recorded on this phone by account #${user} ${n === 1 ? "was" : "were"} never sent. If that worker left and their account is switched off, the community admin or their grid leader sends them as theirs.`,
     handoverSend: "Send them for this worker", handoverActive: "That account is still active: its worker sends them, signed in.",
     handoverDone: (stored, refused) => `${stored} stored${refused ? `, ${refused} refused` : ""}.`,
@@ -167,6 +180,11 @@ const TEXT = {
     leaveCancelConfirm: (days) => `Cancel the leave of ${days}? Those days are worked again.`,
     leaveRejectConfirm: (name, days) => `Reject ${name}'s leave of ${days}? You may say why (optional); they will read it.`,
     leaveNote: "Decision note",
+    leaveCurrent: "Leave under way or to come", leaveCurrentNone: "No leave under way or to come",
+    leaveUnderWay: "under way", leaveToCome: "to come", leaveEndEarly: "End early",
+    leaveEndConfirm: (name, days) => `End ${name}'s leave of ${days} early? They work from today; the days before stay leave.`,
+    leaveCancelOtherConfirm: (name, days) => `Cancel ${name}'s leave of ${days}? Those days are worked again.`,
+    leaveEnded: (name) => `${name}'s leave ended early: they work from today.`, leaveCancelledOther: (name) => `${name}'s leave cancelled.`,
     leaveSent: "Leave requested; a grid leader or the community admin decides it.", leaveWithdrawn: "Request withdrawn.",
     leaveCancelled: "Leave cancelled.",
     leaveApproved: (name, shifts, tasks) => `${name}'s leave approved.${shifts || tasks ? ` To hand on: ${[shifts && `${shifts} shift${shifts === 1 ? "" : "s"}`, tasks && `${tasks} open task${tasks === 1 ? "" : "s"}`].filter(Boolean).join(", ")} (in the roster and the tasks).` : ""}`,
@@ -203,13 +221,19 @@ function showNet() {
   $("net").classList.toggle("offline", !navigator.onLine);
 }
 
+/** My leave, all of it (`GET /leaves?worker=me`), or null for a role that takes none: one read
+ * feeds both today's post (on leave today?) and the leave card's list. They each read it at
+ * start, two requests where one answers both. */
+function readMyLeave() {
+  if (!LEAVE_REQUESTERS.includes(tokenClaims(getToken()).role)) return Promise.resolve(null);
+  return api("/api/v1/leaves?worker=me");
+}
+
 /** Approved leave of mine covering today, or null (none, or not readable now). */
-async function leaveToday() {
-  if (!LEAVE_REQUESTERS.includes(tokenClaims(getToken()).role)) return null;
+async function leaveToday(mine) {
   const today = todayLocal();
   try {
-    const approved = await api("/api/v1/leaves?worker=me&status=approved");
-    return approved.find((l) => l.start_date <= today && today <= l.end_date) || null;
+    return (await mine)?.find((l) => l.status === "approved" && l.start_date <= today && today <= l.end_date) || null;
   } catch {
     return null;
   }
@@ -222,12 +246,12 @@ const postLabel = (s) => (s.post === "A" ? t.postA : `${t.postB} ${s.grid_code |
  * sees no draft). On approved leave today, that first: the roster keeps the shift until the
  * leader hands it on, and the app said "A-post today" to a worker at home.
  */
-async function loadShifts() {
+async function loadShifts(mine = readMyLeave()) {
   const today = todayLocal();
   let shifts;
   let away;
   try {
-    [shifts, away] = await Promise.all([apiPages(`/api/v1/shifts?week=${isoWeek()}&worker=me`), leaveToday()]);
+    [shifts, away] = await Promise.all([apiPages(`/api/v1/shifts?week=${isoWeek()}&worker=me`), leaveToday(mine)]);
   } catch {
     $("post").innerHTML = `<span class="muted">${t.rosterUnavailable}</span>`;
     $("week-shifts").innerHTML = `<li class="muted">${t.rosterUnavailable}</li>`;
@@ -395,14 +419,114 @@ function householdLabel(h) {
   return [h.building, h.unit, h.room].filter(Boolean).join("-") || `#${h.household_id ?? h.id}`;
 }
 
+// --- the week's plan --------------------------------------------------------------------------
+// The plan (GET /visits/plan) lists every household still due this week, 300 and more, as a
+// walking route. One a line it ran on for metres on a phone. It is now grouped by building (with
+// its grid, for a relief grid's) and within by unit (a stairwell), in the order the route
+// reaches them, so the worker finishes a stairwell, then a building, before walking on; a
+// unit's households are its rooms, floor by floor, as buttons side by side. The building and
+// unit of the next doors are open, the others collapsed with their counts until tapped; a
+// household recorded on this device moves to a list of its own, collapsed, below. Tapping a
+// household picks it in the visit form, whose picker follows the same order.
+let planStops = [];
+const planOpen = new Set(); // the groups the worker opened
+const planKey = (h) => `${h.grid_code || ""}|${h.building || ""}`;
+
+function groupBy(stops, key) {
+  const groups = new Map();
+  for (const h of stops) {
+    const k = key(h);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(h);
+  }
+  return groups;
+}
+
+const numeric = (x) => { const n = parseInt(x, 10); return Number.isNaN(n) ? Infinity : n; };
+const ascending = (x, y) => (x === y ? 0 : x < y ? -1 : 1);
+const byFloor = (a, b) => ascending(numeric(a.floor), numeric(b.floor)) || ascending(numeric(a.room), numeric(b.room))
+  || String(a.room || "").localeCompare(String(b.room || ""));
+
+/** The plan's stops in the order shown: buildings as the route first reaches each, within a
+ * building its units likewise, within a unit floor by floor. */
+function planOrder(stops) {
+  return [...groupBy(stops, planKey).values()]
+    .flatMap((inBuilding) => [...groupBy(inBuilding, (h) => h.unit || "").values()].flatMap((inUnit) => [...inUnit].sort(byFloor)));
+}
+
+function planStop(h, full = false) {
+  const id = h.household_id ?? h.id;
+  const marks = [h.must_visit && t.mustVisit, h.overdue && t.planOverdue].filter(Boolean);
+  const label = full ? householdLabel(h) : h.room || householdLabel(h);
+  return `<li><button type="button" class="plan-stop${h.must_visit ? " must" : ""}${h.overdue ? " late" : ""}" data-household="${escapeHtml(id)}"
+    title="${escapeHtml([householdLabel(h), ...marks].join(" · "))}">${escapeHtml(label)}${marks.length ? `<small>${escapeHtml(marks.join(" "))}</small>` : ""}</button></li>`;
+}
+
+const count = (list, flag) => list.filter((h) => h[flag]).length;
+function groupHeading(title, stops) {
+  const must = count(stops, "must_visit");
+  const overdue = count(stops, "overdue");
+  return `${title} <span class="count">${escapeHtml(t.planCount(stops.length))}</span>${must ? ` <b class="must">${t.mustVisit} ${must}</b>` : ""}${overdue ? ` <span class="overdue">${t.planOverdue} ${overdue}</span>` : ""}`;
+}
+
+function renderPlan() {
+  const done = new Set(cachedHouseholds().filter((h) => !h.due).map((h) => h.id));
+  const isDone = (h) => done.has(h.household_id ?? h.id);
+  const todo = planStops.filter((h) => !isDone(h));
+  const buildings = groupBy(todo, planKey);
+  const grids = new Set(todo.map((h) => h.grid_code));
+  $("plan-summary").textContent = todo.length
+    ? t.planSummary(todo.length, buildings.size, count(todo, "must_visit"), count(todo, "overdue"))
+    : planStops.length ? t.planAllDone : "";
+  let next = true; // the next doors' building and unit open
+  $("plan").innerHTML = [...buildings].map(([key, stops]) => {
+    const grid = grids.size > 1 && stops[0].grid_code ? ` <small class="muted">${escapeHtml(stops[0].grid_code)}</small>` : "";
+    const units = groupBy(stops, (h) => h.unit || "");
+    const open = next || planOpen.has(key);
+    const body = units.size === 1 ? `<ol class="plan-stops">${stops.map((h) => planStop(h)).join("")}</ol>`
+      : [...units].map(([unit, inUnit]) => {
+        const unitKey = `${key}|${unit}`;
+        const unitOpen = next || planOpen.has(unitKey);
+        next = false;
+        return `<details class="plan-unit" data-key="${escapeHtml(unitKey)}"${unitOpen ? " open" : ""}><summary>${groupHeading(escapeHtml(t.planUnit(unit)), inUnit)}</summary>
+          <ol class="plan-stops">${inUnit.map((h) => planStop(h)).join("")}</ol></details>`;
+      }).join("");
+    next = false;
+    return `<li class="plan-group" data-key="${escapeHtml(key)}" data-count="${stops.length}"><details class="plan-building" data-key="${escapeHtml(key)}"${open ? " open" : ""}>
+      <summary>${groupHeading(`<b>${escapeHtml(t.planBuilding(stops[0].building))}</b>${grid}`, stops)}</summary>${body}</details></li>`;
+  }).join("") || (planStops.length ? "" : `<li class="muted">—</li>`);
+  const recorded = planStops.filter(isDone);
+  $("plan-done").hidden = recorded.length === 0;
+  $("plan-done-title").textContent = t.planDone(recorded.length);
+  $("plan-done-list").innerHTML = recorded.map((h) => planStop(h, true)).join("");
+}
+
+// Which groups the worker opened stays so when the plan is drawn again (after a visit).
+$("plan").addEventListener("toggle", (e) => {
+  const key = e.target.dataset?.key;
+  if (key === undefined) return;
+  if (e.target.open) planOpen.add(key);
+  else planOpen.delete(key);
+}, true);
+
+for (const list of ["plan", "plan-done-list"]) {
+  $(list).addEventListener("click", (e) => {
+    const stop = e.target.closest("button.plan-stop");
+    if (!stop || editing) return;
+    $("household").value = stop.dataset.household;
+    $("visit-form").scrollIntoView({ block: "start" });
+  });
+}
+
 async function loadPlanAndHouseholds() {
   let plan = [];
   try {
-    plan = items(await api(`/api/v1/visits/plan?week=${isoWeek()}`));
-    $("plan").innerHTML = plan.length ? plan.map((h) =>
-      `<li>${escapeHtml(householdLabel(h))}${h.must_visit ? ` <b>${t.mustVisit}</b>` : ""}${h.overdue ? ` <span class="overdue">${t.planOverdue}</span>` : ""}</li>`).join("")
-      : `<li class="muted">—</li>`;
+    // The route's order, its buildings kept together (the groups the plan shows).
+    plan = planOrder(items(await api(`/api/v1/visits/plan?week=${isoWeek()}`)));
+    planStops = plan;
   } catch {
+    planStops = [];
+    $("plan-summary").textContent = "";
     $("plan").innerHTML = `<li class="muted">${t.noPlan}</li>`;
   }
   // The visit form offers the plan's households first, then every household of my grids. The
@@ -422,6 +546,7 @@ async function loadPlanAndHouseholds() {
   $("household").innerHTML = cached.map((h) => `<option value="${h.id}">${escapeHtml(h.label)}</option>`).join("");
   const first = cached.find((h) => h.due);
   if (first) $("household").value = String(first.id);
+  if (planStops.length) renderPlan();
 }
 
 const cachedHouseholds = () => JSON.parse(localStorage.getItem(HOUSEHOLDS_KEY) || "[]");
@@ -767,6 +892,7 @@ async function saveVisit(target) {
   // On to the next household still to visit (reset would go back to the first).
   const next = nextHousehold(visit.household_id);
   if (next !== undefined) $("household").value = String(next);
+  if (planStops.length) renderPlan(); // recorded here: among the done
   return true;
 }
 
@@ -894,12 +1020,26 @@ function pendingLeaveItem(l) {
       type="button" class="reject" data-leave="${l.id}" data-decision="reject">${escapeHtml(t.leaveReject)}</button></div></li>`;
 }
 
+/** A worker's approved leave, for a leader or admin of their community: leave under way is
+ * ended early, its last day yesterday (`end_leave`: the days taken stay a record), leave not
+ * begun cancelled (`cancel_leave`), as the worker does their own. */
+function currentLeaveItem(l) {
+  const underWay = l.start_date < todayLocal();
+  return `<li class="leave" data-id="${l.id}" data-status="approved"><b>${escapeHtml(l.worker_name || `#${l.worker_id}`)}</b>
+    <span class="leave-days">${escapeHtml(leaveDays(l))}</span>
+    <span class="leave-state ${underWay ? "under-way" : "to-come"}">${escapeHtml(underWay ? t.leaveUnderWay : t.leaveToCome)}</span>
+    ${l.reason ? `<div class="leave-reason">${escapeHtml(t.leaveReason)}${colon}${escapeHtml(l.reason)}</div>` : ""}
+    <div class="muted">${escapeHtml(leaveWhen(l))}</div>
+    <div class="actions"><button type="button" class="${underWay ? "end" : "cancel"}" data-leave="${l.id}">${escapeHtml(underWay ? t.leaveEndEarly : t.leaveCancel)}</button></div></li>`;
+}
+
 let myLeave = [];
 let pendingLeave = [];
+let currentLeave = [];
 
-async function showMyLeave() {
+async function showMyLeave(mine = readMyLeave()) {
   try {
-    myLeave = (await api("/api/v1/leaves?worker=me"))
+    myLeave = [...await mine]
       .sort((a, b) => b.start_date.localeCompare(a.start_date) || b.id - a.id);
   } catch {
     $("leave-list").innerHTML = `<li class="muted">${escapeHtml(navigator.onLine ? t.leaveUnavailable : t.leaveOffline)}</li>`;
@@ -925,7 +1065,24 @@ async function showPendingLeave() {
     : `<li class="muted">${escapeHtml(t.leavePendingNone)}</li>`;
 }
 
-async function loadLeave() {
+/** The community's approved leave under way or to come (today or later its last day), the
+ * caller's own aside (it is in "my leave"), soonest first. */
+async function showCurrentLeave() {
+  const me = Number(tokenUser(getToken()));
+  const today = todayLocal();
+  try {
+    currentLeave = (await api("/api/v1/leaves?status=approved"))
+      .filter((l) => l.worker_id !== me && l.end_date >= today)
+      .sort((a, b) => a.start_date.localeCompare(b.start_date) || a.id - b.id);
+  } catch {
+    $("leave-current").innerHTML = `<li class="muted">${escapeHtml(navigator.onLine ? t.leaveUnavailable : t.leaveOffline)}</li>`;
+    return;
+  }
+  $("leave-current").innerHTML = currentLeave.length ? currentLeave.map(currentLeaveItem).join("")
+    : `<li class="muted">${escapeHtml(t.leaveCurrentNone)}</li>`;
+}
+
+async function loadLeave(mine = null) {
   const role = tokenClaims(getToken()).role;
   const requests = LEAVE_REQUESTERS.includes(role);
   const decides = LEAVE_DECIDERS.includes(role);
@@ -935,7 +1092,7 @@ async function loadLeave() {
   $("leave-offline").hidden = navigator.onLine;
   $("leave-online").hidden = !navigator.onLine;
   if (!navigator.onLine) return;
-  await Promise.all([requests && showMyLeave(), decides && showPendingLeave()]);
+  await Promise.all([requests && showMyLeave(mine || readMyLeave()), decides && showPendingLeave(), decides && showCurrentLeave()]);
 }
 
 // One request at a time: a second tap while the first is on its way would ask for the same days
@@ -995,8 +1152,9 @@ $("leave-list").addEventListener("click", async (e) => {
   } catch (error) {
     [said, refused] = [leaveProblem(error, back ? "end" : "cancel"), true];
   }
-  loadShifts(); // back today, or the leave cancelled: today's post is the roster's again
-  await showMyLeave();
+  const mine = readMyLeave(); // one read for both
+  loadShifts(mine); // back today, or the leave cancelled: today's post is the roster's again
+  await showMyLeave(mine);
   sayLeave("leave-status", said, refused);
 });
 
@@ -1029,6 +1187,34 @@ $("leave-pending").addEventListener("click", async (e) => {
   sayLeave("leave-decide-status", said, refused);
 });
 
+$("leave-current").addEventListener("click", async (e) => {
+  const button = e.target.closest("button[data-leave]");
+  if (!button) return;
+  const leave = currentLeave.find((l) => String(l.id) === button.dataset.leave);
+  if (!leave) return;
+  const end = button.classList.contains("end");
+  const name = leave.worker_name || `#${leave.worker_id}`;
+  if (!confirm((end ? t.leaveEndConfirm : t.leaveCancelOtherConfirm)(name, leaveDays(leave)))) return;
+  button.disabled = true;
+  sayLeave("leave-current-status", "");
+  let said;
+  let refused = false;
+  try {
+    if (end) {
+      const yesterday = todayLocal(new Date(Date.now() - 86400000));
+      await api(`/api/v1/leaves/${leave.id}/end`, { method: "POST", body: { last_day: yesterday } });
+      said = t.leaveEnded(name);
+    } else {
+      await api(`/api/v1/leaves/${leave.id}/cancel`, { method: "POST" });
+      said = t.leaveCancelledOther(name);
+    }
+  } catch (error) {
+    [said, refused] = [leaveProblem(error, end ? "end" : "cancel"), true]; // the list shows what is now
+  }
+  await showCurrentLeave();
+  sayLeave("leave-current-status", said, refused);
+});
+
 async function start() {
   // The header names the role signed in: a leader or an admin read "网格员".
   $("title").textContent = t.roleTitles[tokenClaims(getToken()).role] || t.title;
@@ -1043,7 +1229,10 @@ async function start() {
   }
   keepFresh();
   if (navigator.onLine) rebindPush().catch(() => {});
-  await Promise.all([loadShifts(), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave()]);
+  // My leave is read once: today's post and the leave card both show it.
+  const mine = readMyLeave();
+  mine.catch(() => {}); // offline: each says so its own way
+  await Promise.all([loadShifts(mine), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave(mine)]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
 }
