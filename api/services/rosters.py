@@ -581,6 +581,8 @@ def list_leaves(session: Session, scope: Scope, args: dict) -> list[Leave]:
     if args.get("week"):
         dates = weeks.week_dates(args["week"])
         query = query.where(Leave.start_date <= dates[-1], Leave.end_date >= dates[0])
+    if args.get("ends_from"):
+        query = query.where(Leave.end_date >= args["ends_from"])
     return list(session.scalars(query.order_by(Leave.start_date, Leave.id)))
 
 

@@ -566,6 +566,26 @@ def test_a_worker_lists_only_their_own_leave(client, community):
     assert len(everyone) == 2
 
 
+def test_leave_ending_on_or_after_a_day_is_listed_without_the_years_before(client, community):
+    """The app's list of leave under way or to come asks for leave whose last day is today or
+    later (`ends_from`): without it, every approved leave of the community since it began."""
+    c = community
+    over = request_leave(client, c, c.workers[3], MON, TUE).get_json()
+    ends_today = request_leave(client, c, c.workers[4], TUE, WED).get_json()
+    to_come = request_leave(client, c, c.workers[5], THU, FRI).get_json()
+    listed = client.get(f"/api/v1/leaves?ends_from={WED}", headers=c.auth(c.leader))
+    assert listed.status_code == 200, listed.get_json()
+    assert [x["id"] for x in listed.get_json()] == [ends_today["id"], to_come["id"]]
+    assert over["id"] not in {x["id"] for x in listed.get_json()}
+
+
+def test_leave_ends_from_that_is_not_a_date_is_422(client, community):
+    r = client.get("/api/v1/leaves?ends_from=tomorrow", headers=community.auth(community.leader))
+    assert r.status_code == 422
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+    assert "ends_from" in str(r.get_json())
+
+
 def test_a_leave_names_its_worker_to_whoever_reads_or_decides_it(client, community):
     """A leader deciding requests in the app reads whose each is: the list, the request's and
     the decision's answers name the worker (`worker_name`), as a shift does; a leader may decide

@@ -1071,8 +1071,8 @@ async function showCurrentLeave() {
   const me = Number(tokenUser(getToken()));
   const today = todayLocal();
   try {
-    currentLeave = (await api("/api/v1/leaves?status=approved"))
-      .filter((l) => l.worker_id !== me && l.end_date >= today)
+    currentLeave = (await api(`/api/v1/leaves?status=approved&ends_from=${today}`))
+      .filter((l) => l.worker_id !== me)
       .sort((a, b) => a.start_date.localeCompare(b.start_date) || a.id - b.id);
   } catch {
     $("leave-current").innerHTML = `<li class="muted">${escapeHtml(navigator.onLine ? t.leaveUnavailable : t.leaveOffline)}</li>`;

@@ -95,6 +95,12 @@ class LeaveQueryArgsSchema(Schema):
     worker = ma.fields.String(metadata={"description": "`me` or a user id"})
     status = ma.fields.String(validate=ma.validate.OneOf(LEAVE_STATUSES))
     week = _WEEK
+    ends_from = ma.fields.Date(
+        metadata={
+            "description": "Only leave whose last day is this day or later (leave under way or "
+            "to come: today's date)"
+        }
+    )
 
 
 class _Note(ma.fields.String):
