@@ -1,7 +1,7 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
   DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
-  signIn, signOut, todayLocal, translate,
+  forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
   RETRIED_REFUSALS, clearQueue, discard, dismissFlagged, enqueue, getMeta, handOver, listFlagged, listQueued, requeueEdited,
@@ -62,6 +62,10 @@ const TEXT = {
     leaveReason: "事由", leaveRequest: "提交请假申请", leaveNone: "暂无请假记录", leavePendingNone: "暂无待审批的请假",
     leaveOffline: "离线：请假需要联网。联网后才能查看、申请和审批请假（请假申请不会保存在本机待发）。",
     leaveUnavailable: "请假记录暂不可用，请稍后再试。",
+    account: "账号安全", changePassword: "修改密码", signOutAll: "退出所有设备",
+    signOutAllConfirm: "将退出您在所有设备（包括本机）上的登录，并停止向这些设备推送消息。本机未同步的走访记录会保留，重新登录后同步。继续吗？",
+    signedOutEverywhere: (n) => `已退出所有设备（${n} 处登录），请重新登录。`,
+    passwordChanged: "密码已修改，您在其他设备上的登录已退出。", accountOffline: "离线：需要联网。", accountFailed: "操作失败：",
     leaveDays: (start, end, n) => (start === end ? `${start}（1 天）` : `${start} 至 ${end}（${n} 天）`),
     leaveStatuses: { requested: "待审批", approved: "已批准", rejected: "未批准", cancelled: "已取消" },
     leaveAsked: (at) => `申请于 ${at}`, leaveDecidedAt: (at) => `审批于 ${at}`, leaveCancelledAt: (at) => `取消于 ${at}`,
@@ -169,6 +173,10 @@ const TEXT = {
     leaveReason: "Reason", leaveRequest: "Request leave", leaveNone: "No leave", leavePendingNone: "No leave request waits for you",
     leaveOffline: "Offline: leave needs a connection. Requests and decisions are made online (a request is not kept on this device to send later).",
     leaveUnavailable: "Leave unavailable; try again later.",
+    account: "Account", changePassword: "Change password", signOutAll: "Sign out everywhere",
+    signOutAllConfirm: "This ends your sign-ins on every device, this one included, and stops notifications to them. Unsynced visits stay on this device and sync once you sign in again. Go on?",
+    signedOutEverywhere: (n) => `Signed out everywhere (${n} sign-ins): sign in again.`,
+    passwordChanged: "Password changed; your sign-ins on other devices have ended.", accountOffline: "Offline: this needs a connection.", accountFailed: "Failed: ",
     leaveDays: (start, end, n) => (start === end ? `${start} (1 day)` : `${start} to ${end} (${n} days)`),
     leaveStatuses: { requested: "waiting for a decision", approved: "approved", rejected: "rejected", cancelled: "cancelled" },
     leaveAsked: (at) => `asked ${at}`, leaveDecidedAt: (at) => `decided ${at}`, leaveCancelledAt: (at) => `cancelled ${at}`,
@@ -1301,6 +1309,37 @@ addEventListener("gridwork:session-ended", () => {
 $("signout").addEventListener("click", (e) => {
   e.preventDefault();
   signOutHere();
+});
+
+// The account card: a new password of the worker's choosing (the other sessions end with it), and
+// sign-out everywhere (a lost phone, a password seen): every session ends, this one too, and no
+// device is sent pushes. The queue stays, as when a session ends: it syncs once they sign in.
+$("change-password").addEventListener("click", async () => {
+  if ($("account-form").firstChild) return; // the form is open
+  $("account-status").textContent = "";
+  await askForOwnPassword(lang, "", { className: "", parent: $("account-form"), why: "ownPasswordChange" });
+  $("account-status").textContent = t.passwordChanged;
+});
+$("signout-all").addEventListener("click", async () => {
+  $("account-status").textContent = "";
+  if (!navigator.onLine) {
+    $("account-status").textContent = t.accountOffline;
+    return;
+  }
+  if (!confirm(t.signOutAllConfirm)) return;
+  await syncQueue().catch(() => {});
+  let answer;
+  try {
+    answer = await api("/api/v1/auth/logout-all", { method: "POST" });
+  } catch (failure) {
+    $("account-status").textContent = t.accountFailed + failure.message;
+    return;
+  }
+  await forgetSignIn();
+  $("home").hidden = true;
+  $("signout").hidden = true;
+  $("signin").hidden = false;
+  $("signin-error").textContent = t.signedOutEverywhere(answer.sessions_revoked);
 });
 
 window.addEventListener("online", () => { showNet(); sync(); if (getToken()) { loadTasks(); loadGridTasks(); loadLeave(); } });

@@ -32,6 +32,11 @@ export async function signOut(body = {}) {
       await api("/api/v1/auth/logout", { method: "POST", body });
     } catch { /* offline, or the token had already ended */ }
   }
+  await forgetSignIn();
+}
+
+/** Forget the tokens and the cached personal data on this device (the server's side done). */
+export async function forgetSignIn() {
   await storeTokens(null, null);
   localStorage.removeItem(HOUSEHOLDS_KEY);
   localStorage.removeItem(TASKS_KEY);

@@ -7,12 +7,14 @@ import { getToken, storeTokens, tokenClaims } from "./session.js";
 const TEXT = {
   zh: {
     ownPasswordWhy: "您的密码是管理员设置的。请先设置只有您自己知道的新密码。",
+    ownPasswordChange: "设置新密码。修改后，您在其他设备上的登录将退出。",
     currentPassword: "当前密码", newPassword: "新密码（至少8位）", repeatPassword: "再次输入新密码",
     setPassword: "设置新密码", mismatch: "两次输入的新密码不一致", sameAsCurrent: "新密码不能与当前密码相同",
     tooShort: "新密码至少8个字符（空格不计）", wrongCurrent: "当前密码不正确",
   },
   en: {
     ownPasswordWhy: "An admin set your password. Set a new one only you know first.",
+    ownPasswordChange: "Set a new password. Your sign-ins on other devices end with the change.",
     currentPassword: "Current password", newPassword: "New password (8 characters or more)",
     repeatPassword: "New password again", setPassword: "Set my password",
     mismatch: "The two new passwords differ", sameAsCurrent: "The new password must differ from the current one",
@@ -51,15 +53,19 @@ const FORM = `
 /**
  * Ask for a new password in a form (`#own-password`, of `className`, put first in `parent`)
  * until the server takes it; resolves once the new tokens are stored and the form is gone.
- * `current`: the password just typed to sign in (its field is then not asked again).
+ * `current`: the password just typed to sign in (its field is then not asked again). `why`: the
+ * text above the form, `ownPasswordWhy` (the office chose the password) or `ownPasswordChange`.
  */
-export function askForOwnPassword(lang, current = "", { className = "panel signin", parent = document.body } = {}) {
+export function askForOwnPassword(
+  lang, current = "", { className = "panel signin", parent = document.body, why = "ownPasswordWhy" } = {},
+) {
   const t = TEXT[lang] || TEXT.zh;
   const form = document.createElement("form");
   form.id = "own-password";
   form.className = className;
   form.innerHTML = FORM;
   for (const el of form.querySelectorAll("[data-t]")) el.textContent = t[el.dataset.t];
+  form.querySelector("p").textContent = t[why];
   const error = form.querySelector(".error");
   const currentField = form.elements.current;
   currentField.value = current;
