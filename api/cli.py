@@ -1085,9 +1085,19 @@ def _purge_audit(older_than_days: int) -> None:
 
     from api.services import audit
 
-    with _session() as session:
-        removed = audit.purge(session, timedelta(days=older_than_days))
-    click.echo(f"removed {removed} audit entries")
+    older_than = timedelta(days=older_than_days)
+    with _app().app_context():
+        with _session():  # refused before anything is deleted
+            cutoff = audit.purge_cutoff(older_than)
+        # A batch a transaction (each leaving its entry), the cutoff fixed at the start.
+        removed = 0
+        while True:
+            with _session() as session:
+                done = audit.purge(session, older_than, cutoff + older_than)
+            removed += done
+            if done < audit.PURGE_BATCH:
+                break
+    click.echo(f"removed {removed} audit entries (before {cutoff.isoformat(timespec='seconds')})")
 
 
 # --- photos -------------------------------------------------------------------------------------
