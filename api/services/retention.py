@@ -11,7 +11,8 @@ What goes, and when (the defaults; GRIDWORK_RETAIN_* set them, docs/security.md 
   only, and a rebuild (`gridwork report verify`) reads none of what is coarsened. A visit's
   follow-up task carries the worker's point too: it is coarsened with its visit.
 - a photo after 180 days: the row, and its bytes unless another photo (of a younger visit)
-  has the same bytes. Photos are not counted by any report.
+  has the same bytes. Photos are not counted by any report. A photo whose visit's follow-up
+  task is still open is kept until that task is closed (or passed on).
 - a notification 90 days after it was read, an unread one after 365 days, with its
   deliveries; never one with a delivery still pending.
 - a finished delivery (sent, failed, dead) after 30 days: the device it went to, the push
@@ -221,10 +222,14 @@ def coarsen_task_event_points(session: Session, cutoff: datetime, now: datetime,
     ).rowcount
 
 
+# A photo whose visit's follow-up task is still open (a repair taking more than the period)
+# is what the task is about: kept until the task is closed (or passed on), then due at once.
 _DELETE_PHOTOS = text(f"""
 WITH due AS (
-  SELECT id FROM visit_photos WHERE {_older("visit_photos")}
-  ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED
+  SELECT id FROM visit_photos p WHERE {_older("visit_photos")}
+    AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.visit_id = p.visit_id
+                    AND t.status NOT IN ('closed', 'transferred'))
+  ORDER BY id LIMIT :batch FOR UPDATE OF p SKIP LOCKED
 )
 DELETE FROM visit_photos p USING due WHERE p.id = due.id RETURNING p.sha256
 """)

@@ -308,6 +308,29 @@ def test_bytes_another_kept_photo_points_at_are_kept(session, world, storage):
     assert storage.get(old.sha256) == data
 
 
+def test_a_photo_is_kept_while_its_visits_follow_up_task_is_open(session, world, storage):
+    """A visit found a cracked wall and opened a follow-up task, still being handled after
+    six months (a complex repair): its photo is what the task is about, and stays until the
+    task is closed; then the next run deletes it, its period long past."""
+    visit = visit_at(session, world, NOW - 200 * DAY)
+    kept = photo(session, storage, visit, NOW - 181 * DAY, image_bytes("PNG", 8))
+    task = make_task_at(
+        session,
+        world.households[A1][0],
+        NOW - 150 * DAY,
+        source="visit",
+        type="report",
+        status="in_progress",
+        visit_id=visit.id,
+    )
+    assert purge(session, storage).photos == 0
+    assert remaining(session, VisitPhoto) == {kept.id}
+    assert storage.get(kept.sha256)
+    task.status = "closed"
+    session.flush()
+    assert (purge(session, storage).photos, remaining(session, VisitPhoto)) == (1, set())
+
+
 def test_a_deleted_photo_answers_404(client, session, world, storage):
     visit = visit_at(session, world, NOW - 200 * DAY)
     old = photo(session, storage, visit, NOW - 181 * DAY, image_bytes("PNG", 8))
