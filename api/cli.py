@@ -1496,7 +1496,10 @@ def _tick_purges(log) -> None:
 
 def _retention(log) -> None:
     """Retention (api/services/retention.py): a batch of each kind of record past its period
-    coarsened or deleted, every RETENTION_SECONDS, in a transaction of its own."""
+    coarsened or deleted, every RETENTION_SECONDS, in a transaction of its own; then the
+    deleted photos' bytes, in another."""
+    from dataclasses import replace
+
     from flask import current_app
 
     from api.extensions import db
@@ -1507,6 +1510,10 @@ def _retention(log) -> None:
     with db.begin() as session:
         storage = build_storage(current_app.config, load_name_key(session))
         done = retention.purge(session, storage, policy, database_now(session))
+    # The deleted photos' bytes, once their rows' deletion is committed (and any a crash left).
+    with db.begin() as session:
+        files = retention.delete_photo_files(session, storage, policy.batch)
+    done = replace(done, photo_files=files)
     if done:
         log.info(
             "retention: %s visit tracks coarsened (%s tasks' points), %s task steps' points "

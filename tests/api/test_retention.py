@@ -76,7 +76,11 @@ def lonlat(session, table: str, key) -> tuple[float, float]:
 
 
 def purge(session, storage=None, now=NOW, policy=POLICY):
-    return retention.purge(session, storage, policy, now)
+    """A run as the push worker makes it: the purge, then (committed) the photos' bytes."""
+    done = retention.purge(session, storage, policy, now)
+    if storage is None:
+        return done
+    return replace(done, photo_files=retention.delete_photo_files(session, storage, policy.batch))
 
 
 # --- visits: the track coarsened, the visit kept ----------------------------------------------
@@ -331,6 +335,38 @@ def test_a_photo_is_kept_while_its_visits_follow_up_task_is_open(session, world,
     assert (purge(session, storage).photos, remaining(session, VisitPhoto)) == (1, set())
 
 
+def test_a_run_rolled_back_leaves_the_photos_bytes(session, world, storage):
+    """The bytes go only once the rows' deletion is committed: a run that fails after the
+    photo step (a later step's error, the database restarting) leaves the photo, row and
+    bytes, as it was. They went before the commit, and the photo, listed with its visit,
+    answered nothing until a later run deleted its row."""
+    visit = visit_at(session, world, NOW - 200 * DAY)
+    old = photo(session, storage, visit, NOW - 181 * DAY, image_bytes("PNG", 8))
+    with pytest.raises(RuntimeError), session.begin_nested():
+        retention.purge(session, storage, POLICY, NOW)
+        raise RuntimeError("a later step failed")
+    assert remaining(session, VisitPhoto) == {old.id}
+    assert storage.get(old.sha256)
+    assert retention.delete_photo_files(session, storage, POLICY.batch) == 0
+    assert storage.get(old.sha256)
+
+
+def test_the_bytes_of_photos_deleted_go_after_the_commit_even_after_a_crash(
+    session, world, storage
+):
+    """The rows' deletion queues their bytes (in its transaction); the files go in the next
+    transaction. A crash between the two loses nothing: the queue is drained by the next run,
+    and draining it twice deletes nothing twice."""
+    visit = visit_at(session, world, NOW - 200 * DAY)
+    old = photo(session, storage, visit, NOW - 181 * DAY, image_bytes("PNG", 8))
+    assert retention.purge(session, storage, POLICY, NOW).photos == 1
+    assert storage.get(old.sha256)  # committed, not yet deleted: a crash here keeps the queue
+    assert retention.delete_photo_files(session, storage, POLICY.batch) == 1
+    with pytest.raises(KeyError):
+        storage.get(old.sha256)
+    assert retention.delete_photo_files(session, storage, POLICY.batch) == 0
+
+
 def test_a_deleted_photo_answers_404(client, session, world, storage):
     visit = visit_at(session, world, NOW - 200 * DAY)
     old = photo(session, storage, visit, NOW - 181 * DAY, image_bytes("PNG", 8))
@@ -343,9 +379,10 @@ def test_a_deleted_photo_answers_404(client, session, world, storage):
 
 
 def test_bytes_uploaded_again_while_a_run_deletes_them_are_kept(own_database_url, tmp_path):
-    """An upload of a picture whose old photo a run is deleting: the run waits on the
-    upload's lock per hash, sees its row once committed, and leaves the bytes (without the
-    lock it deleted them between the upload's store, a no-op as they existed, and its row)."""
+    """An upload of a picture whose old photo a run deleted: the run's deletion of the bytes
+    waits on the upload's lock per hash, sees its row once committed, and leaves the bytes
+    (without the lock it deleted them between the upload's store, a no-op as they existed,
+    and its row)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from sqlalchemy.orm import Session
@@ -370,6 +407,8 @@ def test_bytes_uploaded_again_while_a_run_deletes_them_are_kept(own_database_url
             old.created_at = NOW - 181 * DAY
             key = old.sha256
             session.commit()
+            assert retention.purge_photos(session, NOW - 180 * DAY, 10) == 1
+            session.commit()  # the row gone, its bytes queued
             with Session(engine) as upload:
                 attach_photo(
                     upload,
@@ -382,13 +421,13 @@ def test_bytes_uploaded_again_while_a_run_deletes_them_are_kept(own_database_url
 
                 def run():
                     with Session(engine) as purging, purging.begin():
-                        return retention.purge_photos(purging, storage, NOW - 180 * DAY, 10)
+                        return retention.delete_photo_files(purging, storage, 10)
 
                 with ThreadPoolExecutor(1) as pool:
                     deleted = pool.submit(run)
                     wait_for_lock_waits(engine, 1)
                     upload.commit()
-                    assert deleted.result(timeout=60) == (1, 0)
+                    assert deleted.result(timeout=60) == 0
             assert storage.get(key) == data
             assert session.scalars(select(VisitPhoto.visit_id)).all() == [new_visit.id]
     finally:
@@ -486,3 +525,18 @@ def test_migration_0033_downgrades_and_upgrades_again(own_database_url):
         assert marked(conn) == {"visits", "task_events"}
 
     down_and_up(own_database_url, "0032", before, after)
+
+
+def test_migration_0049_downgrades_and_upgrades_again(own_database_url):
+    from tests.api.test_audit_storage import down_and_up
+
+    def queue(conn):
+        return conn.scalar(text("SELECT to_regclass('photo_deletions')"))
+
+    def before(conn):
+        assert queue(conn) is None
+
+    def after(conn):
+        assert queue(conn) == "photo_deletions"
+
+    down_and_up(own_database_url, "0047", before, after)
