@@ -41,7 +41,7 @@ found again.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -108,29 +108,54 @@ class Purged:
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
 
+    def __add__(self, other: Purged) -> Purged:
+        return Purged(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+
+Step = Callable[[Session], Purged]
+
+
+def steps(storage: PhotoStorage | None, policy: Policy, now: datetime) -> list[tuple[str, Step]]:
+    """The steps of a run, each as (what it does, the step on a session). The push worker runs
+    each in a transaction of its own: a step that fails (one closed task whose sealed note
+    cannot be opened, met first every run) keeps none of the others from its work. Without
+    `storage` photos are left. The photos' bytes are not among them (`delete_photo_files`,
+    after the commit)."""
+    tracks, batch = now - policy.visit_tracks, policy.batch
+    found: list[tuple[str, Step]] = [
+        ("visit tracks", lambda s: Purged(*coarsen_visit_tracks(s, tracks, now, batch))),
+        (
+            "task steps' points",
+            lambda s: Purged(task_events=coarsen_task_event_points(s, tracks, now, batch)),
+        ),
+    ]
+    if storage is not None:
+        photos = now - policy.photos
+        found.append(("photos", lambda s: Purged(photos=purge_photos(s, photos, batch))))
+    read, unread = now - policy.read_notifications, now - policy.notifications
+    deliveries, closed = now - policy.deliveries, now - policy.complainants
+    found += [
+        (
+            "notifications",
+            lambda s: Purged(notifications=purge_notifications(s, read, unread, batch)),
+        ),
+        ("deliveries", lambda s: Purged(deliveries=purge_deliveries(s, deliveries, batch))),
+        ("complainants", lambda s: Purged(complainants=erase_complainants(s, closed, now, batch))),
+    ]
+    return found
+
 
 def purge(session: Session, storage: PhotoStorage | None, policy: Policy, now: datetime) -> Purged:
     """One run of every step, in the caller's transaction. Without `storage` photos are left.
 
     The photos deleted have their bytes queued, not deleted: once the caller committed,
     `delete_photo_files` in a transaction of its own deletes them (`photo_files` is its)."""
-    visits, tasks = coarsen_visit_tracks(session, now - policy.visit_tracks, now, policy.batch)
-    events = coarsen_task_event_points(session, now - policy.visit_tracks, now, policy.batch)
-    photos = purge_photos(session, now - policy.photos, policy.batch) if storage else 0
-    notifications = purge_notifications(
-        session, now - policy.read_notifications, now - policy.notifications, policy.batch
-    )
-    deliveries = purge_deliveries(session, now - policy.deliveries, policy.batch)
-    complainants = erase_complainants(session, now - policy.complainants, now, policy.batch)
-    return Purged(
-        visits,
-        tasks,
-        events,
-        photos,
-        notifications=notifications,
-        deliveries=deliveries,
-        complainants=complainants,
-    )
+    done = Purged()
+    for _, step in steps(storage, policy, now):
+        done += step(session)
+    return done
 
 
 def _coarse(column: str) -> str:

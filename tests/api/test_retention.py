@@ -503,6 +503,40 @@ def test_the_push_worker_runs_the_retention_purge(app, session, world, caplog):
     assert session.get(Visit, visit.id).coarsened_at is not None
 
 
+def test_a_step_failing_keeps_none_of_the_others_from_its_work(
+    app, session, world, tmp_path, monkeypatch, caplog
+):
+    """One closed task whose sealed note cannot be opened (damaged, or sealed by a key since
+    dropped) made the complainants' step fail every run: in the run's one transaction it took
+    every other step with it, and no track was coarsened nor photo deleted again. Each step
+    now has a transaction of its own: the others do their work, the failure goes out (logged
+    by the worker) and is tried again next run."""
+    from api.cli import _retention
+    from api.crypto import DataKeyError
+
+    def damaged(*args):
+        raise DataKeyError("cannot decrypt a sensitive column")
+
+    monkeypatch.setattr(retention, "erase_complainants", damaged)
+    app.config["PHOTO_DIR"] = str(tmp_path)
+    now = datetime.now(UTC)
+    visit = visit_at(session, world, now - 200 * DAY)
+    storage = build_storage(app.config, load_name_key(session))
+    key = photo(session, storage, visit, now - 181 * DAY, image_bytes("PNG", 8)).sha256
+    with (
+        app.app_context(),
+        caplog.at_level(logging.INFO, logger="gridwork.push"),
+        pytest.raises(DataKeyError),
+    ):
+        _retention(logging.getLogger("gridwork.push"))
+    session.expire_all()
+    assert session.get(Visit, visit.id).coarsened_at is not None
+    assert remaining(session, VisitPhoto) == set()
+    with pytest.raises(KeyError):
+        storage.get(key)
+    assert "retention: 1 visit tracks coarsened" in caplog.text
+
+
 # --- the migration ----------------------------------------------------------------------------
 def test_migration_0033_downgrades_and_upgrades_again(own_database_url):
     from tests.api.test_audit_storage import down_and_up
