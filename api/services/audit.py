@@ -371,7 +371,8 @@ def purge(
     cutoff = purge_cutoff(older_than, now)
     due = session.scalars(
         select(AuditEntry.id)
-        .where(AuditEntry.at < cutoff)
+        # Older than the floor on the database's clock too, which refuses younger (0049).
+        .where(AuditEntry.at < cutoff, AuditEntry.at < func.now() - MIN_RETENTION)
         .order_by(AuditEntry.at)
         .limit(batch or PURGE_BATCH)
         .with_for_update(skip_locked=True)

@@ -1,5 +1,5 @@
 """Retention runs: photo bytes deleted after the commit; visits coarsened without touching
-their households' last visit.
+their households' last visit; audit entries younger than six months kept by the database.
 
 1. `photo_deletions`: the bytes of deleted photos, deleted from storage after the commit.
    Retention deleted a photo's file before its transaction committed (under the hash's lock):
@@ -15,6 +15,12 @@ their households' last visit.
    again: retention's coarsening (which changes none of them) paid that for nothing, and two
    runs coarsening visits of one household at once (two push workers) failed, the second
    inserting the row the first had inserted meanwhile (duplicate key), or deadlocked.
+
+3. The database refuses to delete an audit entry younger than 184 days (six calendar months
+   at their longest: `audit.MIN_RETENTION`), on its own clock, whatever deletes it: a
+   script, a statement typed at psql, a purge on a host clock ahead. Only `purge-audit`
+   checked the floor. The trigger's condition is read per deleted row; a purge deletes only
+   older ones, for which it never fires.
 
 Revision ID: 0049
 Revises: 0047
@@ -71,6 +77,19 @@ END $$;
 """
 
 
+# 184 days as hours: an interval in days follows the session's time zone across a DST change.
+AUDIT_KEPT = """
+CREATE FUNCTION gw_audit_log_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'audit entry % is younger than 184 days: audit entries are kept at least six months',
+    OLD.id USING ERRCODE = 'integrity_constraint_violation';
+END $$;
+CREATE TRIGGER trg_audit_log_kept BEFORE DELETE ON audit_log
+  FOR EACH ROW WHEN (OLD.at >= now() - interval '4416 hours')
+  EXECUTE FUNCTION gw_audit_log_kept();
+"""
+
+
 def upgrade() -> None:
     op.execute(
         "CREATE TABLE photo_deletions ("
@@ -78,9 +97,12 @@ def upgrade() -> None:
         " queued_at timestamptz NOT NULL DEFAULT now())"
     )
     op.execute(AFTER_CHANGE)
+    op.execute(AUDIT_KEPT)
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER trg_audit_log_kept ON audit_log")
+    op.execute("DROP FUNCTION gw_audit_log_kept()")
     op.execute(OLD_AFTER_CHANGE)
     # Hashes still queued keep their files: `gridwork photos scrub` finds files no photo
     # points at (it removes those carrying metadata).

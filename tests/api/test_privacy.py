@@ -810,6 +810,20 @@ def test_a_purge_of_the_audit_log_is_itself_recorded_in_it(app, session, world):
     assert session.scalar(select(func.count()).where(AuditEntry.action == "purge")) == 1
 
 
+def test_the_database_refuses_to_delete_an_audit_entry_younger_than_six_months(session, world):
+    """Whatever deletes it (a script, a statement typed at psql, a purge on a clock ahead):
+    the floor holds in the database, on its own clock. Older entries go as before."""
+    from sqlalchemy.exc import DBAPIError
+
+    young = _aged_entry(session, world.users["worker_a1"], 183).id
+    old = _aged_entry(session, world.users["worker_a1"], 185).id
+    with pytest.raises(DBAPIError, match="184 days"), session.begin_nested():
+        session.execute(text("DELETE FROM audit_log WHERE id = :id"), {"id": young})
+    session.execute(text("DELETE FROM audit_log WHERE id = :id"), {"id": old})
+    session.expire_all()
+    assert session.get(AuditEntry, young) is not None and session.get(AuditEntry, old) is None
+
+
 def test_audit_record_keeps_uuid_and_integer_keys_apart(session, world):
     key = uuid.uuid4()
     entry = audit.record(
