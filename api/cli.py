@@ -1085,9 +1085,19 @@ def _purge_audit(older_than_days: int) -> None:
 
     from api.services import audit
 
-    with _session() as session:
-        removed = audit.purge(session, timedelta(days=older_than_days))
-    click.echo(f"removed {removed} audit entries")
+    older_than = timedelta(days=older_than_days)
+    with _app().app_context():
+        with _session():  # refused before anything is deleted
+            cutoff = audit.purge_cutoff(older_than)
+        # A batch a transaction (each leaving its entry), the cutoff fixed at the start.
+        removed = 0
+        while True:
+            with _session() as session:
+                done = audit.purge(session, older_than, cutoff + older_than)
+            removed += done
+            if done < audit.PURGE_BATCH:
+                break
+    click.echo(f"removed {removed} audit entries (before {cutoff.isoformat(timespec='seconds')})")
 
 
 # --- photos -------------------------------------------------------------------------------------
@@ -1486,9 +1496,12 @@ def _tick_purges(log) -> None:
 
 def _retention(log) -> None:
     """Retention (api/services/retention.py): a batch of each kind of record past its period
-    coarsened or deleted, every RETENTION_SECONDS, in a transaction of its own."""
+    coarsened or deleted, every RETENTION_SECONDS, each kind in a transaction of its own (one
+    failing keeps none of the others from its work: the first failure goes out once the others
+    have run, any later one is logged here); then the deleted photos' bytes, in another."""
     from flask import current_app
 
+    from api.crypto import DataKeyRefused
     from api.extensions import db
     from api.services import retention
     from api.services.photos import build_storage, load_name_key
@@ -1496,7 +1509,25 @@ def _retention(log) -> None:
     policy = retention.Policy.from_config(current_app.config)
     with db.begin() as session:
         storage = build_storage(current_app.config, load_name_key(session))
-        done = retention.purge(session, storage, policy, database_now(session))
+        now = database_now(session)
+
+    def photo_files(session):
+        return retention.Purged(
+            photo_files=retention.delete_photo_files(session, storage, policy.batch)
+        )
+
+    done, failed = retention.Purged(), None
+    for what, step in [*retention.steps(storage, policy, now), ("photo files", photo_files)]:
+        try:
+            with db.begin() as session:
+                done += step(session)
+        except DataKeyRefused:
+            raise
+        except Exception as exc:
+            if failed is None:
+                failed = exc
+            else:
+                log.exception("retention: %s failed; next try at the next run", what)
     if done:
         log.info(
             "retention: %s visit tracks coarsened (%s tasks' points), %s task steps' points "
@@ -1511,6 +1542,8 @@ def _retention(log) -> None:
             done.deliveries,
             done.complainants,
         )
+    if failed is not None:
+        raise failed
 
 
 def _merge_audit_index(log) -> bool:

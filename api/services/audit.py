@@ -339,15 +339,59 @@ def _own_record(
     return session.scalar(query) is not None
 
 
-def purge(session: Session, older_than: timedelta, now: datetime | None = None) -> int:
-    """Delete audit rows older than `older_than`, never younger than six months."""
+# A purge deletes at most this many entries a transaction: a year's entries (millions) in one
+# DELETE held them all locked to its commit and kept vacuum from the whole database meanwhile.
+PURGE_BATCH = 5_000
+PURGE_PATH = "gridwork purge-audit"  # the path of the entry a purge leaves
+
+
+def purge_cutoff(older_than: timedelta, now: datetime | None = None) -> datetime:
+    """The time before which a purge deletes entries; 422 when that is younger than six
+    months."""
     if older_than < MIN_RETENTION:
         raise errors.Unprocessable(
             f"Audit entries are kept at least {MIN_RETENTION.days} days; "
             f"refusing to purge those younger than that."
         )
-    cutoff = (now or clock.now()) - older_than
-    return session.execute(delete(AuditEntry).where(AuditEntry.at < cutoff)).rowcount
+    return (now or clock.now()) - older_than
+
+
+def purge(
+    session: Session,
+    older_than: timedelta,
+    now: datetime | None = None,
+    *,
+    batch: int | None = None,
+) -> int:
+    """Delete up to `batch` (PURGE_BATCH) of the oldest audit rows older than `older_than`,
+    never younger than six months; how many. Rows another purge holds are skipped.
+
+    The deletion leaves its own entry (no user: the console; how many went and up to when),
+    in the same transaction: no entry goes without a trace of it."""
+    cutoff = purge_cutoff(older_than, now)
+    due = session.scalars(
+        select(AuditEntry.id)
+        # Older than the floor on the database's clock too, which refuses younger (0049).
+        .where(AuditEntry.at < cutoff, AuditEntry.at < func.now() - MIN_RETENTION)
+        .order_by(AuditEntry.at)
+        .limit(batch or PURGE_BATCH)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not due:
+        return 0
+    session.execute(delete(AuditEntry).where(AuditEntry.id.in_(due)))
+    session.add(
+        AuditEntry(
+            user_id=None,
+            action="purge",
+            resource="audit_log",
+            resource_ids=[],
+            fields=[f"removed {len(due)}", f"before {cutoff.isoformat(timespec='seconds')}"],
+            path=PURGE_PATH,
+        )
+    )
+    session.flush()
+    return len(due)
 
 
 def merge_pending_index(session: Session) -> int | None:

@@ -9,11 +9,12 @@ does the columns:
    key, replacing it atomically.
 
 Each batch holds, in one transaction, the photo lock of each image it touches (class 5, the
-lock an upload and retention's deletion take: `photos.attach_photo`, `retention.purge_photos`),
-so a file retention deletes meanwhile is not written back, and an upload does not race the
-switch. A crash loses nothing: before a switch the old file is whole, after it the new one is;
-a plaintext file and its sealed copy both present (killed between the two) is sealed again
-from the plaintext, which is checked against its name first. A second run finds nothing to do.
+lock an upload and retention's deletion take: `photos.attach_photo`,
+`retention.delete_photo_files`), so a file retention deletes meanwhile is not written back, and
+an upload does not race the switch. A crash loses nothing: before a switch the old file is
+whole, after it the new one is; a plaintext file and its sealed copy both present (killed
+between the two) is sealed again from the plaintext, which is checked against its name first. A
+second run finds nothing to do.
 
 A file that cannot be re-sealed (damaged, or sealed by a key this process lacks) is reported
 and its key id kept in `still_used`: the rotation does not mark that key emptied

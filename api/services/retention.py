@@ -11,7 +11,9 @@ What goes, and when (the defaults; GRIDWORK_RETAIN_* set them, docs/security.md 
   only, and a rebuild (`gridwork report verify`) reads none of what is coarsened. A visit's
   follow-up task carries the worker's point too: it is coarsened with its visit.
 - a photo after 180 days: the row, and its bytes unless another photo (of a younger visit)
-  has the same bytes. Photos are not counted by any report.
+  has the same bytes, once the rows' deletion is committed (`delete_photo_files`). Photos
+  are not counted by any report. A photo whose visit's follow-up task is still open is kept
+  until that task is closed (or passed on).
 - a notification 90 days after it was read, an unread one after 365 days, with its
   deliveries; never one with a delivery still pending.
 - a finished delivery (sent, failed, dead) after 30 days: the device it went to, the push
@@ -39,7 +41,7 @@ found again.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -106,22 +108,54 @@ class Purged:
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
 
+    def __add__(self, other: Purged) -> Purged:
+        return Purged(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+
+Step = Callable[[Session], Purged]
+
+
+def steps(storage: PhotoStorage | None, policy: Policy, now: datetime) -> list[tuple[str, Step]]:
+    """The steps of a run, each as (what it does, the step on a session). The push worker runs
+    each in a transaction of its own: a step that fails (one closed task whose sealed note
+    cannot be opened, met first every run) keeps none of the others from its work. Without
+    `storage` photos are left. The photos' bytes are not among them (`delete_photo_files`,
+    after the commit)."""
+    tracks, batch = now - policy.visit_tracks, policy.batch
+    found: list[tuple[str, Step]] = [
+        ("visit tracks", lambda s: Purged(*coarsen_visit_tracks(s, tracks, now, batch))),
+        (
+            "task steps' points",
+            lambda s: Purged(task_events=coarsen_task_event_points(s, tracks, now, batch)),
+        ),
+    ]
+    if storage is not None:
+        photos = now - policy.photos
+        found.append(("photos", lambda s: Purged(photos=purge_photos(s, photos, batch))))
+    read, unread = now - policy.read_notifications, now - policy.notifications
+    deliveries, closed = now - policy.deliveries, now - policy.complainants
+    found += [
+        (
+            "notifications",
+            lambda s: Purged(notifications=purge_notifications(s, read, unread, batch)),
+        ),
+        ("deliveries", lambda s: Purged(deliveries=purge_deliveries(s, deliveries, batch))),
+        ("complainants", lambda s: Purged(complainants=erase_complainants(s, closed, now, batch))),
+    ]
+    return found
+
 
 def purge(session: Session, storage: PhotoStorage | None, policy: Policy, now: datetime) -> Purged:
-    """One run of every step, in the caller's transaction. Without `storage` photos are left."""
-    visits, tasks = coarsen_visit_tracks(session, now - policy.visit_tracks, now, policy.batch)
-    events = coarsen_task_event_points(session, now - policy.visit_tracks, now, policy.batch)
-    photos, files = (0, 0)
-    if storage is not None:
-        photos, files = purge_photos(session, storage, now - policy.photos, policy.batch)
-    notifications = purge_notifications(
-        session, now - policy.read_notifications, now - policy.notifications, policy.batch
-    )
-    deliveries = purge_deliveries(session, now - policy.deliveries, policy.batch)
-    complainants = erase_complainants(session, now - policy.complainants, now, policy.batch)
-    return Purged(
-        visits, tasks, events, photos, files, notifications, deliveries, complainants=complainants
-    )
+    """One run of every step, in the caller's transaction. Without `storage` photos are left.
+
+    The photos deleted have their bytes queued, not deleted: once the caller committed,
+    `delete_photo_files` in a transaction of its own deletes them (`photo_files` is its)."""
+    done = Purged()
+    for _, step in steps(storage, policy, now):
+        done += step(session)
+    return done
 
 
 def _coarse(column: str) -> str:
@@ -221,41 +255,65 @@ def coarsen_task_event_points(session: Session, cutoff: datetime, now: datetime,
     ).rowcount
 
 
+# A photo whose visit's follow-up task is still open (a repair taking more than the period)
+# is what the task is about: kept until the task is closed (or passed on), then due at once.
 _DELETE_PHOTOS = text(f"""
 WITH due AS (
-  SELECT id FROM visit_photos WHERE {_older("visit_photos")}
-  ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED
+  SELECT id FROM visit_photos p WHERE {_older("visit_photos")}
+    AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.visit_id = p.visit_id
+                    AND t.status NOT IN ('closed', 'transferred'))
+  ORDER BY id LIMIT :batch FOR UPDATE OF p SKIP LOCKED
+), deleted AS (
+  DELETE FROM visit_photos p USING due WHERE p.id = due.id RETURNING p.sha256
+), queued AS (
+  INSERT INTO photo_deletions (sha256)
+  SELECT DISTINCT sha256 FROM deleted ORDER BY sha256
+  ON CONFLICT (sha256) DO NOTHING
 )
-DELETE FROM visit_photos p USING due WHERE p.id = due.id RETURNING p.sha256
+SELECT count(*) FROM deleted
+""")
+# The bytes queued, a batch (hashes in order: locks taken alike by every run), each under its
+# lock (as an upload's store) and only if no photo points at it any more.
+_QUEUED = text("""
+SELECT sha256 FROM photo_deletions ORDER BY sha256 LIMIT :batch FOR UPDATE SKIP LOCKED
 """)
 _PHOTO_LOCK = text(
     f"SELECT pg_advisory_xact_lock({PHOTO_LOCK_CLASS}, hashtext(key))"
     " FROM unnest(CAST(:keys AS text[])) AS key ORDER BY key"
 )
 _STILL_USED = text("SELECT DISTINCT sha256 FROM visit_photos WHERE sha256 = ANY(:keys)")
+_DEQUEUE = text("DELETE FROM photo_deletions WHERE sha256 = ANY(:keys)")
 
 
-def purge_photos(
-    session: Session, storage: PhotoStorage, cutoff: datetime, batch: int
-) -> tuple[int, int]:
-    """Delete up to `batch` photos stored before `cutoff`, and the bytes no kept photo has;
-    (photos, files).
+def purge_photos(session: Session, cutoff: datetime, batch: int) -> int:
+    """Delete up to `batch` photos stored before `cutoff` (but those whose visit's follow-up
+    task is open) and queue their bytes for `delete_photo_files`; how many photos.
 
-    The bytes go before the caller commits, under a lock per hash that an upload of the same
-    bytes takes too (`photos.attach_photo`): an upload either committed its row first (seen
-    here: the bytes stay) or waits and stores them again. Should the commit fail after the
-    files went, the rows, past their period, point at nothing and go in the next run.
-    """
-    deleted = session.scalars(_DELETE_PHOTOS, {"cutoff": cutoff, "batch": batch}).all()
-    if not deleted:
-        return 0, 0
-    keys = sorted(set(deleted))
+    The files are not touched here: a transaction that then fails leaves rows and files
+    alike. Queued in the same transaction, their bytes go in the next (`delete_photo_files`),
+    or, after a crash between the two, in the next run's."""
+    return session.scalar(_DELETE_PHOTOS, {"cutoff": cutoff, "batch": batch}) or 0
+
+
+def delete_photo_files(session: Session, storage: PhotoStorage, batch: int) -> int:
+    """Delete the stored bytes of up to `batch` hashes queued by committed photo deletions,
+    those no photo points at any more; how many files. Run after `purge`'s commit, in a
+    transaction of its own.
+
+    Under a lock per hash that an upload of the same bytes takes too (`photos.attach_photo`):
+    an upload either committed its row first (seen here: the bytes stay) or waits and stores
+    them again. Should this transaction fail after the files went, the hashes stay queued
+    and the next run deletes nothing twice (a file already gone is nothing to delete)."""
+    keys = session.scalars(_QUEUED, {"batch": batch}).all()
+    if not keys:
+        return 0
     session.execute(_PHOTO_LOCK, {"keys": keys})
     used = set(session.scalars(_STILL_USED, {"keys": keys}))
     unused = [key for key in keys if key not in used]
     for key in unused:
         storage.delete(key)
-    return len(deleted), len(unused)
+    session.execute(_DEQUEUE, {"keys": keys})
+    return len(unused)
 
 
 # Read ones by when they were read (the index of migration 0033), unread ones by age (ids grow

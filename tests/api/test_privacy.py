@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from api import crypto
 from api.cli import main
@@ -767,6 +767,61 @@ def test_purge_audit_deletes_only_entries_past_the_retention(app, session, world
     assert result.exit_code == 0 and "removed 1" in result.output
     session.expire_all()
     assert session.get(AuditEntry, old) is None and session.get(AuditEntry, recent) is not None
+
+
+def test_purge_audit_deletes_a_bounded_batch_a_transaction_oldest_first(session, world):
+    """A purge of a year's entries (millions) is not one DELETE holding them all to its
+    commit: each transaction deletes at most a batch, the oldest first."""
+    worker = world.users["worker_a1"]
+    oldest, older, old = (_aged_entry(session, worker, days).id for days in (400, 300, 200))
+    assert audit.purge(session, audit.MIN_RETENTION, batch=2) == 2
+    session.expire_all()
+    assert session.get(AuditEntry, oldest) is None and session.get(AuditEntry, older) is None
+    assert session.get(AuditEntry, old) is not None
+    assert audit.purge(session, audit.MIN_RETENTION, batch=2) == 1
+    assert audit.purge(session, audit.MIN_RETENTION, batch=2) == 0
+
+
+def test_purge_audit_goes_on_batch_after_batch_until_none_is_left(app, session, world, monkeypatch):
+    monkeypatch.setattr(audit, "PURGE_BATCH", 2)
+    old = [_aged_entry(session, world.users["worker_a1"], 200 + n).id for n in range(5)]
+    recent = _aged_entry(session, world.users["worker_a1"], 100).id
+    with app.app_context():
+        result = CliRunner().invoke(main, ["purge-audit", "--older-than-days", "184"])
+    assert result.exit_code == 0 and "removed 5" in result.output
+    session.expire_all()
+    assert all(session.get(AuditEntry, key) is None for key in old)
+    assert session.get(AuditEntry, recent) is not None
+
+
+def test_a_purge_of_the_audit_log_is_itself_recorded_in_it(app, session, world):
+    """Whoever deletes entries leaves a trace that outlives them: how many went, and up to
+    when, written in the same transaction as the deletion (a deletion without its trace cannot
+    commit)."""
+    _aged_entry(session, world.users["worker_a1"], 400)
+    _aged_entry(session, world.users["worker_a1"], 300)
+    with app.app_context():
+        result = CliRunner().invoke(main, ["purge-audit", "--older-than-days", "200"])
+    assert result.exit_code == 0 and "removed 2" in result.output
+    entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "purge")).one()
+    assert (entry.user_id, entry.resource, entry.path) == (None, "audit_log", audit.PURGE_PATH)
+    assert entry.fields[0] == "removed 2" and entry.fields[1].startswith("before ")
+    assert audit.purge(session, timedelta(days=200)) == 0  # nothing more, and no new trace
+    assert session.scalar(select(func.count()).where(AuditEntry.action == "purge")) == 1
+
+
+def test_the_database_refuses_to_delete_an_audit_entry_younger_than_six_months(session, world):
+    """Whatever deletes it (a script, a statement typed at psql, a purge on a clock ahead):
+    the floor holds in the database, on its own clock. Older entries go as before."""
+    from sqlalchemy.exc import DBAPIError
+
+    young = _aged_entry(session, world.users["worker_a1"], 183).id
+    old = _aged_entry(session, world.users["worker_a1"], 185).id
+    with pytest.raises(DBAPIError, match="184 days"), session.begin_nested():
+        session.execute(text("DELETE FROM audit_log WHERE id = :id"), {"id": young})
+    session.execute(text("DELETE FROM audit_log WHERE id = :id"), {"id": old})
+    session.expire_all()
+    assert session.get(AuditEntry, young) is not None and session.get(AuditEntry, old) is None
 
 
 def test_audit_record_keeps_uuid_and_integer_keys_apart(session, world):

@@ -76,7 +76,11 @@ def lonlat(session, table: str, key) -> tuple[float, float]:
 
 
 def purge(session, storage=None, now=NOW, policy=POLICY):
-    return retention.purge(session, storage, policy, now)
+    """A run as the push worker makes it: the purge, then (committed) the photos' bytes."""
+    done = retention.purge(session, storage, policy, now)
+    if storage is None:
+        return done
+    return replace(done, photo_files=retention.delete_photo_files(session, storage, policy.batch))
 
 
 # --- visits: the track coarsened, the visit kept ----------------------------------------------
@@ -308,6 +312,61 @@ def test_bytes_another_kept_photo_points_at_are_kept(session, world, storage):
     assert storage.get(old.sha256) == data
 
 
+def test_a_photo_is_kept_while_its_visits_follow_up_task_is_open(session, world, storage):
+    """A visit found a cracked wall and opened a follow-up task, still being handled after
+    six months (a complex repair): its photo is what the task is about, and stays until the
+    task is closed; then the next run deletes it, its period long past."""
+    visit = visit_at(session, world, NOW - 200 * DAY)
+    kept = photo(session, storage, visit, NOW - 181 * DAY, image_bytes("PNG", 8))
+    task = make_task_at(
+        session,
+        world.households[A1][0],
+        NOW - 150 * DAY,
+        source="visit",
+        type="report",
+        status="in_progress",
+        visit_id=visit.id,
+    )
+    assert purge(session, storage).photos == 0
+    assert remaining(session, VisitPhoto) == {kept.id}
+    assert storage.get(kept.sha256)
+    task.status = "closed"
+    session.flush()
+    assert (purge(session, storage).photos, remaining(session, VisitPhoto)) == (1, set())
+
+
+def test_a_run_rolled_back_leaves_the_photos_bytes(session, world, storage):
+    """The bytes go only once the rows' deletion is committed: a run that fails after the
+    photo step (a later step's error, the database restarting) leaves the photo, row and
+    bytes, as it was. They went before the commit, and the photo, listed with its visit,
+    answered nothing until a later run deleted its row."""
+    visit = visit_at(session, world, NOW - 200 * DAY)
+    old = photo(session, storage, visit, NOW - 181 * DAY, image_bytes("PNG", 8))
+    with pytest.raises(RuntimeError), session.begin_nested():
+        retention.purge(session, storage, POLICY, NOW)
+        raise RuntimeError("a later step failed")
+    assert remaining(session, VisitPhoto) == {old.id}
+    assert storage.get(old.sha256)
+    assert retention.delete_photo_files(session, storage, POLICY.batch) == 0
+    assert storage.get(old.sha256)
+
+
+def test_the_bytes_of_photos_deleted_go_after_the_commit_even_after_a_crash(
+    session, world, storage
+):
+    """The rows' deletion queues their bytes (in its transaction); the files go in the next
+    transaction. A crash between the two loses nothing: the queue is drained by the next run,
+    and draining it twice deletes nothing twice."""
+    visit = visit_at(session, world, NOW - 200 * DAY)
+    old = photo(session, storage, visit, NOW - 181 * DAY, image_bytes("PNG", 8))
+    assert retention.purge(session, storage, POLICY, NOW).photos == 1
+    assert storage.get(old.sha256)  # committed, not yet deleted: a crash here keeps the queue
+    assert retention.delete_photo_files(session, storage, POLICY.batch) == 1
+    with pytest.raises(KeyError):
+        storage.get(old.sha256)
+    assert retention.delete_photo_files(session, storage, POLICY.batch) == 0
+
+
 def test_a_deleted_photo_answers_404(client, session, world, storage):
     visit = visit_at(session, world, NOW - 200 * DAY)
     old = photo(session, storage, visit, NOW - 181 * DAY, image_bytes("PNG", 8))
@@ -320,9 +379,10 @@ def test_a_deleted_photo_answers_404(client, session, world, storage):
 
 
 def test_bytes_uploaded_again_while_a_run_deletes_them_are_kept(own_database_url, tmp_path):
-    """An upload of a picture whose old photo a run is deleting: the run waits on the
-    upload's lock per hash, sees its row once committed, and leaves the bytes (without the
-    lock it deleted them between the upload's store, a no-op as they existed, and its row)."""
+    """An upload of a picture whose old photo a run deleted: the run's deletion of the bytes
+    waits on the upload's lock per hash, sees its row once committed, and leaves the bytes
+    (without the lock it deleted them between the upload's store, a no-op as they existed,
+    and its row)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from sqlalchemy.orm import Session
@@ -347,6 +407,8 @@ def test_bytes_uploaded_again_while_a_run_deletes_them_are_kept(own_database_url
             old.created_at = NOW - 181 * DAY
             key = old.sha256
             session.commit()
+            assert retention.purge_photos(session, NOW - 180 * DAY, 10) == 1
+            session.commit()  # the row gone, its bytes queued
             with Session(engine) as upload:
                 attach_photo(
                     upload,
@@ -359,13 +421,13 @@ def test_bytes_uploaded_again_while_a_run_deletes_them_are_kept(own_database_url
 
                 def run():
                     with Session(engine) as purging, purging.begin():
-                        return retention.purge_photos(purging, storage, NOW - 180 * DAY, 10)
+                        return retention.delete_photo_files(purging, storage, 10)
 
                 with ThreadPoolExecutor(1) as pool:
                     deleted = pool.submit(run)
                     wait_for_lock_waits(engine, 1)
                     upload.commit()
-                    assert deleted.result(timeout=60) == (1, 0)
+                    assert deleted.result(timeout=60) == 0
             assert storage.get(key) == data
             assert session.scalars(select(VisitPhoto.visit_id)).all() == [new_visit.id]
     finally:
@@ -441,6 +503,40 @@ def test_the_push_worker_runs_the_retention_purge(app, session, world, caplog):
     assert session.get(Visit, visit.id).coarsened_at is not None
 
 
+def test_a_step_failing_keeps_none_of_the_others_from_its_work(
+    app, session, world, tmp_path, monkeypatch, caplog
+):
+    """One closed task whose sealed note cannot be opened (damaged, or sealed by a key since
+    dropped) made the complainants' step fail every run: in the run's one transaction it took
+    every other step with it, and no track was coarsened nor photo deleted again. Each step
+    now has a transaction of its own: the others do their work, the failure goes out (logged
+    by the worker) and is tried again next run."""
+    from api.cli import _retention
+    from api.crypto import DataKeyError
+
+    def damaged(*args):
+        raise DataKeyError("cannot decrypt a sensitive column")
+
+    monkeypatch.setattr(retention, "erase_complainants", damaged)
+    app.config["PHOTO_DIR"] = str(tmp_path)
+    now = datetime.now(UTC)
+    visit = visit_at(session, world, now - 200 * DAY)
+    storage = build_storage(app.config, load_name_key(session))
+    key = photo(session, storage, visit, now - 181 * DAY, image_bytes("PNG", 8)).sha256
+    with (
+        app.app_context(),
+        caplog.at_level(logging.INFO, logger="gridwork.push"),
+        pytest.raises(DataKeyError),
+    ):
+        _retention(logging.getLogger("gridwork.push"))
+    session.expire_all()
+    assert session.get(Visit, visit.id).coarsened_at is not None
+    assert remaining(session, VisitPhoto) == set()
+    with pytest.raises(KeyError):
+        storage.get(key)
+    assert "retention: 1 visit tracks coarsened" in caplog.text
+
+
 # --- the migration ----------------------------------------------------------------------------
 def test_migration_0033_downgrades_and_upgrades_again(own_database_url):
     from tests.api.test_audit_storage import down_and_up
@@ -463,3 +559,18 @@ def test_migration_0033_downgrades_and_upgrades_again(own_database_url):
         assert marked(conn) == {"visits", "task_events"}
 
     down_and_up(own_database_url, "0032", before, after)
+
+
+def test_migration_0049_downgrades_and_upgrades_again(own_database_url):
+    from tests.api.test_audit_storage import down_and_up
+
+    def queue(conn):
+        return conn.scalar(text("SELECT to_regclass('photo_deletions')"))
+
+    def before(conn):
+        assert queue(conn) is None
+
+    def after(conn):
+        assert queue(conn) == "photo_deletions"
+
+    down_and_up(own_database_url, "0047", before, after)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 
 from api.models import HouseholdLastVisit, Visit
 from tests.factories import A1, make_visit
@@ -122,6 +122,27 @@ def test_correcting_an_outcome_to_nobody_home_takes_the_visit_back(session, worl
     latest = make_visit(session, worker, home, T0)
     session.execute(update(Visit).where(Visit.id == latest.id).values(outcome="nobody_home"))
     assert (last(session, home), attempt(session, home)) == (T0 - timedelta(days=7), T0)
+
+
+def test_correcting_a_visits_time_moves_the_last_visit(session, world):
+    home = world.households[A1][0]
+    visit = make_visit(session, world.users["worker_a1"], home, T0)
+    later = T0 + timedelta(hours=3)
+    session.execute(update(Visit).where(Visit.id == visit.id).values(visited_at=later))
+    assert (last(session, home), attempt(session, home)) == (later, later)
+
+
+def test_an_update_changing_no_household_time_or_outcome_leaves_the_row_alone(session, world):
+    """Retention's coarsening of a visit's point (and a note's edit) changes nothing the last
+    visit is made of: the household's row is neither deleted nor written again (two runs
+    doing so at once collided, `test_retention_races.py`)."""
+    home = world.households[A1][0]
+    visit = make_visit(session, world.users["worker_a1"], home, T0)
+    version = text("SELECT ctid::text FROM household_last_visits WHERE household_id = :h")
+    before = session.scalar(version, {"h": home.id})
+    session.execute(update(Visit).where(Visit.id == visit.id).values(notes="", accuracy_m=None))
+    assert session.scalar(version, {"h": home.id}) == before
+    assert last(session, home) == T0
 
 
 def test_migration_0043_backfills_the_last_visit_that_found_someone(own_database_url):
