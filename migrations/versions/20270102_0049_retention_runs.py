@@ -23,7 +23,7 @@ their households' last visit; audit entries younger than six months kept by the 
    older ones, for which it never fires.
 
 Revision ID: 0049
-Revises: 0047
+Revises: 0048
 Create Date: 2027-01-02 09:00:00+00:00
 """
 
@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0049"
-down_revision: str | None = "0047"
+down_revision: str | None = "0048"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -573,4 +573,4 @@ def test_migration_0049_downgrades_and_upgrades_again(own_database_url):
     def after(conn):
         assert queue(conn) == "photo_deletions"
 
-    down_and_up(own_database_url, "0047", before, after)
+    down_and_up(own_database_url, "0048", before, after)
