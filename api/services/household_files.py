@@ -259,6 +259,18 @@ LOST_ZERO = re.compile(
     r"(?!1\d{10}\Z|[48]00\d{7}\Z)(?:(?:10|2\d)[2-9]\d{6,7}|[3-9]\d\d[2-9]\d{5,7})"
 )
 DIGITS = re.compile(r"[0-9]+")
+# What Excel shows, and saves in a CSV, of an address typed in a "General" column that it read
+# as a date or a number: a room 1-2 or 1/2 is 2 January (1月2日 in Chinese Excel, 2-Jan in
+# English), 1-32 January 1932 (Jan-32), 1-2-3 2001/2/3, 2023-1 2023年1月; a room of 12 digits
+# 1.23457E+11. No register writes an address so, and stored it was another flat: an update
+# import of an exported CSV saved in Excel registered each such flat again beside itself.
+_MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+SPREADSHEET_MADE = re.compile(
+    r"\d{1,2}月\d{1,2}日|\d{4}年\d{1,2}月(?:\d{1,2}日)?"
+    rf"|\d{{1,2}}-{_MONTH}(?:-\d{{2,4}})?|{_MONTH}-\d{{2}}"
+    r"|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}/\d{1,2}/\d{4}"
+    r"|\d(?:\.\d+)?E[+-]\d+"
+)
 # A Chinese register lists tags with 、 or ，as readily as with ; or ,.
 TAG_SEPARATORS = str.maketrans({"；": ";", ",": ";", "，": ";", "、": ";"})
 
@@ -683,6 +695,17 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
                     column,
                     f"{column} is a date in the workbook ({value}); Excel turned what was "
                     "typed into a date: format the column as text and type it again",
+                )
+            )
+            value = None
+        elif SPREADSHEET_MADE.fullmatch(_text(value)):
+            errors.append(
+                RowError(
+                    row,
+                    column,
+                    f"{column} {_text(value)!r} is a date or number a spreadsheet made of what "
+                    "was typed (Excel shows a room 1-2 as 1月2日): format the column as text and "
+                    "type it again (or import the XLSX export, which keeps it)",
                 )
             )
             value = None

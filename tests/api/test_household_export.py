@@ -327,3 +327,19 @@ def test_a_file_the_command_cannot_write_is_one_line_and_audits_nothing(app, ses
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert "cannot write /proc/register.csv" in result.output
     assert session.scalar(select(func.count(AuditEntry.id))) == before
+
+
+def test_a_room_excel_saved_as_a_date_refuses_its_row_and_registers_nothing(client, session, world):
+    """Excel opens the exported CSV's room 1-2 as the date 2 January and saves it as 1月2日:
+    imported again with mode=update, the row matched no household and registered the flat a
+    second time, beside itself. Now the row is refused, naming the room."""
+    make_household(session, *centre(A1, dy=0.0013), building="23", room="1-2")
+    text = export(client, world, format="csv").data.decode("utf-8-sig")
+    assert ",1-2," in text
+    excel_saved = text.replace(",1-2,", ",1月2日,")
+    before = grid_rooms(session, A1, A2)
+    again = reimport(client, world, excel_saved.encode("gb18030"))
+    assert again.status_code == 422, again.json
+    [error] = again.json["errors"]
+    assert error["column"] == "room" and "1月2日" in error["detail"]
+    assert grid_rooms(session, A1, A2) == before
