@@ -762,9 +762,7 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
         elif tag not in tags:
             tags.append(tag)
     out["tags"] = tags
-    phone = _text(values.get("phone"))
-    if phone in NONE_WORDS:
-        phone = ""
+    phone = phone_text(values.get("phone"))
     if SHORTENED_NUMBER.fullmatch(phone):
         errors.append(
             RowError(
@@ -780,6 +778,15 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
         errors.append(_not_one_line(row, "phone"))
     out["phone"] = phone or None
     return out if len(errors) == before else None
+
+
+def phone_text(value: Any) -> str:
+    """A phone cell, or a form's phone, as the register stores it: trimmed, half-width, a whole
+    number a program wrote as a decimal without its .0, a word saying none (无, -) empty. The
+    form and the import store one spelling, so the exported register imported again finds the
+    phone it wrote."""
+    phone = _text(value)
+    return "" if phone in NONE_WORDS else phone
 
 
 def lost_zero(phone: str | None) -> bool:

@@ -343,3 +343,18 @@ def test_a_room_excel_saved_as_a_date_refuses_its_row_and_registers_nothing(clie
     [error] = again.json["errors"]
     assert error["column"] == "room" and "1月2日" in error["detail"]
     assert grid_rooms(session, A1, A2) == before
+
+
+def test_a_household_registered_by_a_form_comes_back_unchanged(client, session, world):
+    """A phone typed with a trailing space (a phone keyboard adds one after a suggestion) was
+    stored so and exported so; the import reads the cell trimmed, so the untouched register
+    imported again "updated" the household: its history, audit and visit figures said it
+    changed."""
+    lon, lat = centre(A1, dy=0.0017)
+    body = {"building": "24", "room": "1", "lon": lon, "lat": lat, "phone": "13800138000 "}
+    created = client.post("/api/v1/households", json=body, headers=world.auth("admin_a"))
+    assert created.status_code == 201, created.json
+    for fmt in ("csv", "xlsx"):
+        again = reimport(client, world, export(client, world, format=fmt).data)
+        assert again.status_code == 201, again.json
+        assert (again.json["created"], again.json["updated"]) == (0, 0)

@@ -325,3 +325,40 @@ def test_address_parts_that_only_resemble_a_date_are_stored_as_written(client, s
     assert response.status_code == 201, response.json
     where = Household.building == "7号楼"
     assert sorted(r for (r,) in stored(session, where, Household.room)) == sorted(rooms)
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("13800138000 ", "13800138000"),  # a phone keyboard's space after a suggestion
+        ("１３８００１３８０００", "13800138000"),
+        ("  010-65123456", "010-65123456"),
+        ("无", None),
+        ("-", None),
+        ("", None),
+    ],
+)
+def test_a_forms_phone_is_stored_as_an_import_stores_it(client, world, typed, stored):
+    """A phone typed in a form was stored as typed, spaces, full-width digits and 无 and all:
+    the register's export wrote it so, and imported again (mode=update) every such household
+    was "updated" to the phone the import reads from the same cell."""
+    lon, lat = centre(A1, dy=0.001)
+    body = {"building": "7号楼", "room": "E501", "lon": lon, "lat": lat, "phone": typed}
+    response = client.post("/api/v1/households", json=body, headers=world.auth("admin_a"))
+    assert response.status_code == 201, response.json
+    assert response.json["phone"] == stored
+    changed = client.patch(
+        f"/api/v1/households/{response.json['id']}",
+        json={"phone": typed},
+        headers=world.auth("admin_a"),
+    )
+    assert changed.status_code == 200, changed.json
+    assert changed.json["phone"] == stored
+
+
+def test_a_forms_phone_excel_shortened_is_refused_as_an_imports_is(client, world):
+    lon, lat = centre(A1, dy=0.001)
+    body = {"building": "7号楼", "room": "E502", "lon": lon, "lat": lat, "phone": "1.38E+10"}
+    response = client.post("/api/v1/households", json=body, headers=world.auth("admin_a"))
+    assert response.status_code == 422, response.json
+    assert "phone" in response.json["errors"]["json"]
