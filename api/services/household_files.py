@@ -591,6 +591,50 @@ def _laid_out(
         yield row
 
 
+def _names_the_required(rows: list[list[Any]]) -> bool:
+    """Whether a row, or a row and the one under it (a header of two rows), names every
+    column the import requires: a register's header, not a sheet of notes or of figures."""
+    named = [
+        {key(v) for v in row for key in (_header_key, _alias_key, _joined_key)} for row in rows
+    ]
+    return any(
+        set(REQUIRED) <= (names | (named[i + 1] if i + 1 < len(named) else set()))
+        for i, names in enumerate(named)
+    )
+
+
+def _register_sheet(workbook: Any) -> Any:
+    """The sheet the register is on: the visible sheet whose first rows hold its header (a
+    template's sheet of instructions, 填表说明, or a hidden one of drop-down lists may come
+    first). A register on several sheets (a sheet per building) is refused: reading one of them
+    imported part of the register without a word. No sheet with a header: the first, whose
+    header the reader then finds missing."""
+    if len(workbook.worksheets) == 1:
+        return workbook.worksheets[0]
+    registers = []
+    for sheet in workbook.worksheets:
+        if sheet.sheet_state != "visible":
+            continue
+        # openpyxl parses a sheet of fewer rows to its end, merged ranges and all: the scan
+        # bounds them first, as before the rows are read (`_sheet_layout`).
+        with workbook._archive.open(sheet._worksheet_path) as part:
+            _scan_merges(part)
+        sheet.reset_dimensions()
+        head = sheet.iter_rows(
+            max_row=HEADER_SEARCH_ROWS + 1, max_col=MAX_COLUMNS, values_only=True
+        )
+        if _names_the_required([[xlsx_unescaped(v) for v in row] for row in head]):
+            registers.append(sheet)
+    if len(registers) > 1:
+        names = ", ".join(sheet.title for sheet in registers)
+        raise FileProblem(
+            f"The workbook holds a register on {len(registers)} sheets ({names}); one sheet is "
+            "imported at a time. Put the households on one sheet, or save each sheet as a "
+            "workbook of its own and import each."
+        )
+    return registers[0] if registers else workbook.worksheets[0]
+
+
 def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
     import zipfile
     from xml.etree.ElementTree import ParseError
@@ -605,7 +649,7 @@ def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise FileProblem("The file is not a readable XLSX workbook.") from exc
     try:
-        sheet = workbook.worksheets[0]
+        sheet = _register_sheet(workbook)
         # A read-only sheet stops at the size its <dimension> declares, and some exporters
         # declare A1, or the size before rows were added: rows past it were dropped unread.
         sheet.reset_dimensions()
