@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.services.names import address_part, half_width, has_control_characters
-from api.sheets import csv_text, csv_unquoted, xlsx_row, xlsx_unescaped
+from api.sheets import csv_text, csv_unquoted, register_text, xlsx_row, xlsx_unescaped
 
 COLUMNS = (
     "building",
@@ -655,7 +655,11 @@ def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
         sheet.reset_dimensions()
         # openpyxl 3.1 keeps a read-only sheet's zip and part path on these two attributes.
         layout = _sheet_layout(workbook._archive, sheet._worksheet_path)
-        rows = ([xlsx_unescaped(v) for v in row] for row in sheet.iter_rows(values_only=True))
+        # A cell quoted as the CSV's are ('-1: a CSV saved by Excel as a workbook keeps the
+        # quote Excel showed) reads as it was written, as in a CSV.
+        rows = (
+            [_unquoted(xlsx_unescaped(v)) for v in row] for row in sheet.iter_rows(values_only=True)
+        )
         yield from _laid_out(rows, layout, header)
     except (
         ParseError,
@@ -674,6 +678,10 @@ def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
         raise FileProblem("The file is not a readable XLSX workbook (a damaged sheet).") from exc
     finally:
         workbook.close()
+
+
+def _unquoted(value: Any) -> Any:
+    return csv_unquoted(value) if isinstance(value, str) and value.startswith("'") else value
 
 
 def _blank(stream: BinaryIO) -> bool:
@@ -1114,7 +1122,7 @@ def write_register(households: Iterable[Any], fmt: str) -> bytes:
     sheet.freeze_panes = "A2"
     sheet.append(xlsx_row(sheet, header))
     for household in households:
-        sheet.append(xlsx_row(sheet, register_row(household)))
+        sheet.append(xlsx_row(sheet, [register_text(v) for v in register_row(household)]))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
