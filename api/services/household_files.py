@@ -322,10 +322,21 @@ def _cells_csv(stream: BinaryIO) -> Iterator[list[Any]]:
         raise FileProblem(f"The header has more than {MAX_COLUMNS} columns.")
     stream.seek(0)
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    done = 0  # records read: rows as the reader numbers them
     try:
         for row in csv.reader(text, delimiter=delimiter):
+            done += 1
             # A cell our export quoted as text ("'-1", the floor -1) reads as it was written.
             yield [csv_unquoted(v) if v.startswith("'") else v for v in row]
+    except csv.Error as exc:
+        if "field limit" not in str(exc):
+            raise FileProblem(f"The CSV file is malformed at row {done + 1}: {exc}") from exc
+        # A cell opening a quote that nothing closes takes in every line after it.
+        raise FileProblem(
+            f"Row {done + 1} of the CSV file has a cell longer than "
+            f'{csv.field_size_limit():,} characters: a cell that opens a quote (") and never '
+            "closes it takes in the lines after it. Close the quote, or remove it."
+        ) from exc
     finally:
         text.detach()  # the caller owns the file
 

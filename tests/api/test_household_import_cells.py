@@ -362,3 +362,20 @@ def test_a_forms_phone_excel_shortened_is_refused_as_an_imports_is(client, world
     response = client.post("/api/v1/households", json=body, headers=world.auth("admin_a"))
     assert response.status_code == 422, response.json
     assert "phone" in response.json["errors"]["json"]
+
+
+def test_a_quote_opened_and_never_closed_is_named_by_its_row(client, session, world):
+    """A cell that opens a quote (") and never closes it takes in every line after it; past
+    the CSV reader's limit the 422 said only "field larger than field limit (131072)", naming
+    no row, in a file of thousands."""
+    lon, lat = centre(A1)
+    rows = [["7号楼", "1", "3", f"Q{n}", lon, lat, ""] for n in range(1, 10_001)]
+    text = io.StringIO()
+    csv.writer(text).writerows([HEADER, *rows])
+    lines = text.getvalue().splitlines(keepends=True)
+    lines[3] = '"阳光花园' + lines[3]  # row 4: a quote the clerk typed, unclosed
+    before = household_count(session)
+    response = upload(client, world, "".join(lines).encode(), "登记表.csv")
+    assert response.status_code == 422, response.json
+    assert "row 4" in response.json["detail"].lower()
+    assert household_count(session) == before
