@@ -32,6 +32,7 @@ from api.services.household_files import (
     lost_zero,
     lost_zero_problem,
     same_phone,
+    spreadsheet_made,
 )
 from api.services.names import KEY_TABLE, SPACES, address_key
 from api.services.tiles import household_visit_states
@@ -459,6 +460,8 @@ def import_households(
                 by_grid[grid_code] = by_grid.get(grid_code, 0) + 1
                 if lost_zero(values["phone"]):
                     problems.append(lost_zero_problem(row, values["phone"]))
+                if (made := spreadsheet_made(row, values)) is not None:
+                    problems.append(made)
             if not problems:
                 ids = _copy_households(session, [values for _, values, _ in fresh])
                 written.add(ids, [row for row, _, _ in fresh])
