@@ -284,20 +284,50 @@ def _csv_encoding(stream: BinaryIO) -> str:
     stream.seek(0)
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8 = True
+    # Bytes of characters beyond ASCII read as UTF-8 so far (a BOM counts as many): past
+    # UTF8_SURE, a byte that is not UTF-8 is a fault in UTF-8 text, not a sign of GB18030.
+    multibyte = UTF8_SURE if stream.read(3) == codecs.BOM_UTF8 else 0
+    stream.seek(0)
+    read = lines = 0  # bytes and line breaks before the block
     while block := stream.read(SNIFF):
         if b"\x00" in block:
             raise FileProblem("The file is binary, not CSV text.")
         if utf8:
             try:
                 decoder.decode(block)
-            except UnicodeDecodeError:
+            except UnicodeDecodeError as exc:
                 utf8 = False
+                good = block[: max(exc.start, 0)]
+                if multibyte + len(good.translate(None, ASCII)) >= UTF8_SURE:
+                    _not_utf8(lines + good.count(b"\n") + 1)
+            else:
+                if multibyte < UTF8_SURE:
+                    multibyte += len(block.translate(None, ASCII))
+        read += len(block)
+        lines += block.count(b"\n")
     if utf8:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
+            if multibyte >= UTF8_SURE:
+                _not_utf8(lines + 1)
     return "utf-8-sig" if utf8 else "gb18030"
+
+
+# GBK's bytes for a few characters may read as UTF-8 for a moment (E4 B8 B0 is a character in
+# either); dozens never do.
+UTF8_SURE = 60
+ASCII = bytes(range(128))
+
+
+def _not_utf8(line: int) -> None:
+    raise FileProblem(
+        f"The CSV file is UTF-8 text, but line {line} holds bytes that are not UTF-8 (a "
+        "character cut in half by a program that cut the text at a byte limit, or text of "
+        "another encoding pasted in). Mend that line, or open the file and save it again as "
+        "CSV UTF-8."
+    )
 
 
 def _delimiter(head: bytes) -> str:
