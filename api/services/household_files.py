@@ -158,7 +158,11 @@ class ParsedFile:
 # number). Coordinates only by their own names and the plain English ones: a heading naming
 # another datum (高德经度, GCJ-02) must not be read as WGS-84 without a word.
 HEADER_ALIASES = {
-    **dict.fromkeys(("楼号", "楼栋号", "栋号", "楼宇", "楼栋名称"), "building"),
+    # 幢 is the building's word in Zhejiang and Jiangsu (3幢).
+    **dict.fromkeys(
+        ("楼号", "楼栋号", "栋号", "楼宇", "楼栋名称", "栋", "幢", "幢号", "楼幢", "楼幢号"),
+        "building",
+    ),
     **dict.fromkeys(("单元号",), "unit"),
     **dict.fromkeys(("层", "层号", "所在楼层"), "floor"),
     **dict.fromkeys(("房间号", "门牌号", "室号"), "room"),
