@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# A cell a spreadsheet program would run as a formula.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A cell a spreadsheet program would run as a formula: full-width ＝ ＋ － ＠ too, which Excel
+# with a Chinese or Japanese input method reads as = + - @ (OWASP lists them).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 # XLSX text encodes a character as _xHHHH_ (ECMA-376 Part 1, 22.9.2.19 ST_Xstring), and a text
 # that reads as one is written with its "_" as _x005F_. openpyxl does neither, either way.
