@@ -849,16 +849,9 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
             tags.append(tag)
     out["tags"] = tags
     phone = phone_text(values.get("phone"))
-    if SHORTENED_NUMBER.fullmatch(phone):
-        errors.append(
-            RowError(
-                row,
-                "phone",
-                f"phone {phone!r} is a number Excel shortened, its digits lost: format the "
-                "column as text and type the phone again (or import the XLSX, which keeps them)",
-            )
-        )
-    elif len(phone) > 32:
+    # A phone Excel shortened (1.38E+10) is refused where it would be stored (`phone_problem`):
+    # in an update, the stored phone it shortens is that phone.
+    if len(phone) > 32:
         errors.append(RowError(row, "phone", "phone is longer than 32 characters"))
     elif has_control_characters(phone):
         errors.append(_not_one_line(row, "phone"))
@@ -891,6 +884,21 @@ def spreadsheet_made(row: int, values: dict[str, Any]) -> RowError | None:
     return None
 
 
+def phone_problem(row: int, phone: str | None) -> RowError | None:
+    """Why a row's phone may not be stored as it reads: a number Excel shortened (1.38E+10), or
+    a landline that lost its leading 0 (`lost_zero`). Asked of the rows that register a
+    household or change its phone; a row whose phone is the stored one (`same_phone`) keeps
+    the stored phone."""
+    if phone and SHORTENED_NUMBER.fullmatch(phone):
+        return RowError(
+            row,
+            "phone",
+            f"phone {phone!r} is a number Excel shortened, its digits lost: format the column "
+            "as text and type the phone again (or import the XLSX, which keeps them)",
+        )
+    return lost_zero_problem(row, phone) if phone and lost_zero(phone) else None
+
+
 def lost_zero(phone: str | None) -> bool:
     """A phone that looks like a landline whose leading 0 a spreadsheet dropped (LOST_ZERO)."""
     return bool(phone) and LOST_ZERO.fullmatch(phone) is not None
@@ -910,10 +918,34 @@ def lost_zero_problem(row: int, phone: str) -> RowError:
 
 def same_phone(cell: str | None, stored: str | None) -> bool:
     """Whether a row's phone is the stored one: as written, or all digits and the stored phone
-    without its leading 0s (the register's own landline, a spreadsheet having dropped them)."""
+    without its leading 0s (the register's own landline, a spreadsheet having dropped them), or
+    the number Excel shows a stored phone of digits as in a narrow column (13812345678 as
+    1.38E+10: the register's own mobile, its digits lost in the file, not in the register)."""
     if (cell or None) == (stored or None):
         return True
-    return bool(cell and stored and DIGITS.fullmatch(cell) and stored.lstrip("0") == cell)
+    if not (cell and stored and DIGITS.fullmatch(stored)):
+        return False
+    if DIGITS.fullmatch(cell):
+        return stored.lstrip("0") == cell
+    return SHORTENED_NUMBER.fullmatch(cell) is not None and _shortens(cell, int(stored))
+
+
+def _shortens(cell: str, number: int) -> bool:
+    """Whether Excel shows `number` as `cell` (1.38E+10): rounded half up to the digits the
+    cell shows."""
+    from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+    mantissa = cell.upper().split("E")[0]
+    shown = sum(c.isdigit() for c in mantissa)
+    try:
+        value = Decimal(cell)
+    except InvalidOperation:
+        return False
+    if number <= 0 or shown == 0:
+        return False
+    drop = len(str(number)) - shown
+    rounded = Decimal(number).scaleb(-drop).quantize(Decimal(1), ROUND_HALF_UP).scaleb(drop)
+    return rounded == value
 
 
 class HouseholdReader:

@@ -412,3 +412,29 @@ def test_a_household_registered_with_a_room_excel_made_comes_back_unchanged(clie
         again = reimport(client, world, export(client, world, format=fmt).data)
         assert again.status_code == 201, again.json
         assert (again.json["created"], again.json["updated"]) == (0, 0)
+
+
+def test_mobiles_excel_saved_as_1_38e10_come_back_unchanged(client, session, world):
+    """Excel opens the CSV's phone column as numbers and, the column too narrow, shows and saves
+    a mobile as 1.38E+10: the export's CSV saved in Excel came back with every row refused.
+    Where the stored phone is what Excel shortened, the row's phone is the stored one, kept."""
+    home = make_household(session, *centre(A1, dy=0.0023), building="27", phone="13812345678")
+    text = export(client, world, format="csv").data.decode("utf-8-sig")
+    excel_saved = text.replace(",13812345678\r\n", ",1.38E+10\r\n")
+    assert excel_saved != text
+    again = reimport(client, world, excel_saved.encode("gb18030"))
+    assert again.status_code == 201, again.json
+    assert (again.json["created"], again.json["updated"]) == (0, 0)
+    session.expire_all()
+    assert session.get(Household, home.id).phone == "13812345678"
+
+
+def test_a_shortened_phone_that_is_not_the_stored_one_refuses_its_row(client, session, world):
+    """A phone changed in Excel is shortened too: which digits it had, nobody can tell."""
+    make_household(session, *centre(A1, dy=0.0025), building="28", phone="13812345678")
+    text = export(client, world, format="csv").data.decode("utf-8-sig")
+    excel_saved = text.replace(",13812345678\r\n", ",1.39E+10\r\n")
+    again = reimport(client, world, excel_saved.encode("utf-8-sig"))
+    assert again.status_code == 422, again.json
+    [error] = again.json["errors"]
+    assert error["column"] == "phone" and "1.39E+10" in error["detail"]
