@@ -127,7 +127,13 @@ class HouseholdPatchSchema(Schema):
     occupancy = ma.fields.String(validate=ma.validate.OneOf(OCCUPANCIES))
     members = Integer(validate=ma.validate.Range(min=0, max=100))
     tags = _TAGS
-    phone = Phone(allow_none=True)
+    phone = Phone(
+        allow_none=True,
+        metadata={
+            "maxLength": 32,
+            "description": "Trimmed, half-width; 无, - or an empty string for none (null)",
+        },
+    )
 
 
 class HouseholdCreateSchema(HouseholdPatchSchema):
