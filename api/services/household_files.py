@@ -269,10 +269,12 @@ DIGITS = re.compile(r"[0-9]+")
 # 1.23457E+11. No register writes an address so, and stored it was another flat: an update
 # import of an exported CSV saved in Excel registered each such flat again beside itself.
 _MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+# Only the forms Excel writes: "12/3/2001" (a building, unit and room written as one) is
+# refused by no rule here, nor "1001/2/3" (Excel dates no year before 1900).
 SPREADSHEET_MADE = re.compile(
-    r"\d{1,2}月\d{1,2}日|\d{4}年\d{1,2}月(?:\d{1,2}日)?"
+    r"\d{1,2}月\d{1,2}日|(?:19|20)\d\d年\d{1,2}月(?:\d{1,2}日)?"
     rf"|\d{{1,2}}-{_MONTH}(?:-\d{{2,4}})?|{_MONTH}-\d{{2}}"
-    r"|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}/\d{1,2}/\d{4}"
+    r"|(?:19|20)\d\d/\d{1,2}/\d{1,2}"
     r"|\d(?:\.\d+)?E[+-]\d+"
 )
 # A Chinese register lists tags with 、 or ，as readily as with ; or ,.
