@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# A cell a spreadsheet program would run as a formula.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A cell a spreadsheet program would run as a formula: full-width ＝ ＋ － ＠ too, which Excel
+# with a Chinese or Japanese input method reads as = + - @ (OWASP lists them).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 # XLSX text encodes a character as _xHHHH_ (ECMA-376 Part 1, 22.9.2.19 ST_Xstring), and a text
 # that reads as one is written with its "_" as _x005F_. openpyxl does neither, either way.
@@ -31,9 +32,20 @@ def csv_text(value: Any) -> Any:
 def csv_unquoted(value: str) -> str:
     """A cell `csv_text` quoted, as it was ("'-1" is the floor -1, "''=1" is "'=1"); any other
     cell as it is."""
-    if value.startswith("'") and value.lstrip("'").startswith(FORMULA_START):
-        return value[1:]
-    return value
+    return value[1:] if quoted(value) else value
+
+
+def quoted(value: str) -> bool:
+    """Whether `value` reads as a cell `csv_text` quoted: a ', then what starts a formula."""
+    return value.startswith("'") and value.lstrip("'").startswith(FORMULA_START)
+
+
+def register_text(value: Any) -> Any:
+    """A text for a workbook the import reads back: one that reads as quoted (`quoted`: "'=1",
+    "'-2") gets a quote more, which the import takes off. The import takes the quote off a
+    workbook's cells as off a CSV's, for Excel shows a CSV's quote, and a workbook saved from
+    it keeps it ('-1 for the floor -1)."""
+    return "'" + value if isinstance(value, str) and quoted(value) else value
 
 
 def xlsx_row(sheet: Any, values: list[Any]) -> list[Any]:

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.services.names import address_part, half_width, has_control_characters
-from api.sheets import csv_text, csv_unquoted, xlsx_row, xlsx_unescaped
+from api.sheets import csv_text, csv_unquoted, register_text, xlsx_row, xlsx_unescaped
 
 COLUMNS = (
     "building",
@@ -158,7 +158,11 @@ class ParsedFile:
 # number). Coordinates only by their own names and the plain English ones: a heading naming
 # another datum (高德经度, GCJ-02) must not be read as WGS-84 without a word.
 HEADER_ALIASES = {
-    **dict.fromkeys(("楼号", "楼栋号", "栋号", "楼宇", "楼栋名称"), "building"),
+    # 幢 is the building's word in Zhejiang and Jiangsu (3幢).
+    **dict.fromkeys(
+        ("楼号", "楼栋号", "栋号", "楼宇", "楼栋名称", "栋", "幢", "幢号", "楼幢", "楼幢号"),
+        "building",
+    ),
     **dict.fromkeys(("单元号",), "unit"),
     **dict.fromkeys(("层", "层号", "所在楼层"), "floor"),
     **dict.fromkeys(("房间号", "门牌号", "室号"), "room"),
@@ -259,6 +263,20 @@ LOST_ZERO = re.compile(
     r"(?!1\d{10}\Z|[48]00\d{7}\Z)(?:(?:10|2\d)[2-9]\d{6,7}|[3-9]\d\d[2-9]\d{5,7})"
 )
 DIGITS = re.compile(r"[0-9]+")
+# What Excel shows, and saves in a CSV, of an address typed in a "General" column that it read
+# as a date or a number: a room 1-2 or 1/2 is 2 January (1月2日 in Chinese Excel, 2-Jan in
+# English), 1-32 January 1932 (Jan-32), 1-2-3 2001/2/3, 2023-1 2023年1月; a room of 12 digits
+# 1.23457E+11. No register writes an address so, and stored it was another flat: an update
+# import of an exported CSV saved in Excel registered each such flat again beside itself.
+_MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+# Only the forms Excel writes: "12/3/2001" (a building, unit and room written as one) is
+# refused by no rule here, nor "1001/2/3" (Excel dates no year before 1900).
+SPREADSHEET_MADE = re.compile(
+    r"\d{1,2}月\d{1,2}日|(?:19|20)\d\d年\d{1,2}月(?:\d{1,2}日)?"
+    rf"|\d{{1,2}}-{_MONTH}(?:-\d{{2,4}})?|{_MONTH}-\d{{2}}"
+    r"|(?:19|20)\d\d/\d{1,2}/\d{1,2}"
+    r"|\d(?:\.\d+)?E[+-]\d+"
+)
 # A Chinese register lists tags with 、 or ，as readily as with ; or ,.
 TAG_SEPARATORS = str.maketrans({"；": ";", ",": ";", "，": ";", "、": ";"})
 
@@ -272,20 +290,50 @@ def _csv_encoding(stream: BinaryIO) -> str:
     stream.seek(0)
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8 = True
+    # Bytes of characters beyond ASCII read as UTF-8 so far (a BOM counts as many): past
+    # UTF8_SURE, a byte that is not UTF-8 is a fault in UTF-8 text, not a sign of GB18030.
+    multibyte = UTF8_SURE if stream.read(3) == codecs.BOM_UTF8 else 0
+    stream.seek(0)
+    read = lines = 0  # bytes and line breaks before the block
     while block := stream.read(SNIFF):
         if b"\x00" in block:
             raise FileProblem("The file is binary, not CSV text.")
         if utf8:
             try:
                 decoder.decode(block)
-            except UnicodeDecodeError:
+            except UnicodeDecodeError as exc:
                 utf8 = False
+                good = block[: max(exc.start, 0)]
+                if multibyte + len(good.translate(None, ASCII)) >= UTF8_SURE:
+                    _not_utf8(lines + good.count(b"\n") + 1)
+            else:
+                if multibyte < UTF8_SURE:
+                    multibyte += len(block.translate(None, ASCII))
+        read += len(block)
+        lines += block.count(b"\n")
     if utf8:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
+            if multibyte >= UTF8_SURE:
+                _not_utf8(lines + 1)
     return "utf-8-sig" if utf8 else "gb18030"
+
+
+# GBK's bytes for a few characters may read as UTF-8 for a moment (E4 B8 B0 is a character in
+# either); dozens never do.
+UTF8_SURE = 60
+ASCII = bytes(range(128))
+
+
+def _not_utf8(line: int) -> None:
+    raise FileProblem(
+        f"The CSV file is UTF-8 text, but line {line} holds bytes that are not UTF-8 (a "
+        "character cut in half by a program that cut the text at a byte limit, or text of "
+        "another encoding pasted in). Mend that line, or open the file and save it again as "
+        "CSV UTF-8."
+    )
 
 
 def _delimiter(head: bytes) -> str:
@@ -310,10 +358,21 @@ def _cells_csv(stream: BinaryIO) -> Iterator[list[Any]]:
         raise FileProblem(f"The header has more than {MAX_COLUMNS} columns.")
     stream.seek(0)
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    done = 0  # records read: rows as the reader numbers them
     try:
         for row in csv.reader(text, delimiter=delimiter):
+            done += 1
             # A cell our export quoted as text ("'-1", the floor -1) reads as it was written.
             yield [csv_unquoted(v) if v.startswith("'") else v for v in row]
+    except csv.Error as exc:
+        if "field limit" not in str(exc):
+            raise FileProblem(f"The CSV file is malformed at row {done + 1}: {exc}") from exc
+        # A cell opening a quote that nothing closes takes in every line after it.
+        raise FileProblem(
+            f"Row {done + 1} of the CSV file has a cell longer than "
+            f'{csv.field_size_limit():,} characters: a cell that opens a quote (") and never '
+            "closes it takes in the lines after it. Close the quote, or remove it."
+        ) from exc
     finally:
         text.detach()  # the caller owns the file
 
@@ -579,6 +638,50 @@ def _laid_out(
         yield row
 
 
+def _names_the_required(rows: list[list[Any]]) -> bool:
+    """Whether a row, or a row and the one under it (a header of two rows), names every
+    column the import requires: a register's header, not a sheet of notes or of figures."""
+    named = [
+        {key(v) for v in row for key in (_header_key, _alias_key, _joined_key)} for row in rows
+    ]
+    return any(
+        set(REQUIRED) <= (names | (named[i + 1] if i + 1 < len(named) else set()))
+        for i, names in enumerate(named)
+    )
+
+
+def _register_sheet(workbook: Any) -> Any:
+    """The sheet the register is on: the visible sheet whose first rows hold its header (a
+    template's sheet of instructions, 填表说明, or a hidden one of drop-down lists may come
+    first). A register on several sheets (a sheet per building) is refused: reading one of them
+    imported part of the register without a word. No sheet with a header: the first, whose
+    header the reader then finds missing."""
+    if len(workbook.worksheets) == 1:
+        return workbook.worksheets[0]
+    registers = []
+    for sheet in workbook.worksheets:
+        if sheet.sheet_state != "visible":
+            continue
+        # openpyxl parses a sheet of fewer rows to its end, merged ranges and all: the scan
+        # bounds them first, as before the rows are read (`_sheet_layout`).
+        with workbook._archive.open(sheet._worksheet_path) as part:
+            _scan_merges(part)
+        sheet.reset_dimensions()
+        head = sheet.iter_rows(
+            max_row=HEADER_SEARCH_ROWS + 1, max_col=MAX_COLUMNS, values_only=True
+        )
+        if _names_the_required([[xlsx_unescaped(v) for v in row] for row in head]):
+            registers.append(sheet)
+    if len(registers) > 1:
+        names = ", ".join(sheet.title for sheet in registers)
+        raise FileProblem(
+            f"The workbook holds a register on {len(registers)} sheets ({names}); one sheet is "
+            "imported at a time. Put the households on one sheet, or save each sheet as a "
+            "workbook of its own and import each."
+        )
+    return registers[0] if registers else workbook.worksheets[0]
+
+
 def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
     import zipfile
     from xml.etree.ElementTree import ParseError
@@ -593,13 +696,17 @@ def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise FileProblem("The file is not a readable XLSX workbook.") from exc
     try:
-        sheet = workbook.worksheets[0]
+        sheet = _register_sheet(workbook)
         # A read-only sheet stops at the size its <dimension> declares, and some exporters
         # declare A1, or the size before rows were added: rows past it were dropped unread.
         sheet.reset_dimensions()
         # openpyxl 3.1 keeps a read-only sheet's zip and part path on these two attributes.
         layout = _sheet_layout(workbook._archive, sheet._worksheet_path)
-        rows = ([xlsx_unescaped(v) for v in row] for row in sheet.iter_rows(values_only=True))
+        # A cell quoted as the CSV's are ('-1: a CSV saved by Excel as a workbook keeps the
+        # quote Excel showed) reads as it was written, as in a CSV.
+        rows = (
+            [_unquoted(xlsx_unescaped(v)) for v in row] for row in sheet.iter_rows(values_only=True)
+        )
         yield from _laid_out(rows, layout, header)
     except (
         ParseError,
@@ -618,6 +725,10 @@ def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
         raise FileProblem("The file is not a readable XLSX workbook (a damaged sheet).") from exc
     finally:
         workbook.close()
+
+
+def _unquoted(value: Any) -> Any:
+    return csv_unquoted(value) if isinstance(value, str) and value.startswith("'") else value
 
 
 def _blank(stream: BinaryIO) -> bool:
@@ -739,24 +850,55 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
         elif tag not in tags:
             tags.append(tag)
     out["tags"] = tags
-    phone = _text(values.get("phone"))
-    if phone in NONE_WORDS:
-        phone = ""
-    if SHORTENED_NUMBER.fullmatch(phone):
-        errors.append(
-            RowError(
-                row,
-                "phone",
-                f"phone {phone!r} is a number Excel shortened, its digits lost: format the "
-                "column as text and type the phone again (or import the XLSX, which keeps them)",
-            )
-        )
-    elif len(phone) > 32:
+    phone = phone_text(values.get("phone"))
+    # A phone Excel shortened (1.38E+10) is refused where it would be stored (`phone_problem`):
+    # in an update, the stored phone it shortens is that phone.
+    if len(phone) > 32:
         errors.append(RowError(row, "phone", "phone is longer than 32 characters"))
     elif has_control_characters(phone):
         errors.append(_not_one_line(row, "phone"))
     out["phone"] = phone or None
     return out if len(errors) == before else None
+
+
+def phone_text(value: Any) -> str:
+    """A phone cell, or a form's phone, as the register stores it: trimmed, half-width, a whole
+    number a program wrote as a decimal without its .0, a word saying none (无, -) empty. The
+    form and the import store one spelling, so the exported register imported again finds the
+    phone it wrote."""
+    phone = _text(value)
+    return "" if phone in NONE_WORDS else phone
+
+
+def spreadsheet_made(row: int, values: dict[str, Any]) -> RowError | None:
+    """A row's address part that reads as a date or number Excel made of what was typed
+    (`SPREADSHEET_MADE`): refused where the row would register a flat so named; a row of a
+    household registered so (before this check) finds it, and changes nothing."""
+    for column in ("building", "unit", "floor", "room"):
+        if SPREADSHEET_MADE.fullmatch(values[column]):
+            return RowError(
+                row,
+                column,
+                f"{column} {values[column]!r} is a date or number a spreadsheet made of what was "
+                "typed (Excel shows a room 1-2 as 1月2日): format the column as text and type it "
+                "again (or import the XLSX export, which keeps it)",
+            )
+    return None
+
+
+def phone_problem(row: int, phone: str | None) -> RowError | None:
+    """Why a row's phone may not be stored as it reads: a number Excel shortened (1.38E+10), or
+    a landline that lost its leading 0 (`lost_zero`). Asked of the rows that register a
+    household or change its phone; a row whose phone is the stored one (`same_phone`) keeps
+    the stored phone."""
+    if phone and SHORTENED_NUMBER.fullmatch(phone):
+        return RowError(
+            row,
+            "phone",
+            f"phone {phone!r} is a number Excel shortened, its digits lost: format the column "
+            "as text and type the phone again (or import the XLSX, which keeps them)",
+        )
+    return lost_zero_problem(row, phone) if phone and lost_zero(phone) else None
 
 
 def lost_zero(phone: str | None) -> bool:
@@ -778,10 +920,34 @@ def lost_zero_problem(row: int, phone: str) -> RowError:
 
 def same_phone(cell: str | None, stored: str | None) -> bool:
     """Whether a row's phone is the stored one: as written, or all digits and the stored phone
-    without its leading 0s (the register's own landline, a spreadsheet having dropped them)."""
+    without its leading 0s (the register's own landline, a spreadsheet having dropped them), or
+    the number Excel shows a stored phone of digits as in a narrow column (13812345678 as
+    1.38E+10: the register's own mobile, its digits lost in the file, not in the register)."""
     if (cell or None) == (stored or None):
         return True
-    return bool(cell and stored and DIGITS.fullmatch(cell) and stored.lstrip("0") == cell)
+    if not (cell and stored and DIGITS.fullmatch(stored)):
+        return False
+    if DIGITS.fullmatch(cell):
+        return stored.lstrip("0") == cell
+    return SHORTENED_NUMBER.fullmatch(cell) is not None and _shortens(cell, int(stored))
+
+
+def _shortens(cell: str, number: int) -> bool:
+    """Whether Excel shows `number` as `cell` (1.38E+10): rounded half up to the digits the
+    cell shows."""
+    from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+    mantissa = cell.upper().split("E")[0]
+    shown = sum(c.isdigit() for c in mantissa)
+    try:
+        value = Decimal(cell)
+    except InvalidOperation:
+        return False
+    if number <= 0 or shown == 0:
+        return False
+    drop = len(str(number)) - shown
+    rounded = Decimal(number).scaleb(-drop).quantize(Decimal(1), ROUND_HALF_UP).scaleb(drop)
+    return rounded == value
 
 
 class HouseholdReader:
@@ -1040,7 +1206,7 @@ def write_register(households: Iterable[Any], fmt: str) -> bytes:
     sheet.freeze_panes = "A2"
     sheet.append(xlsx_row(sheet, header))
     for household in households:
-        sheet.append(xlsx_row(sheet, register_row(household)))
+        sheet.append(xlsx_row(sheet, [register_text(v) for v in register_row(household)]))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

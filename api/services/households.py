@@ -29,9 +29,9 @@ from api.services.household_files import (
     FileProblem,
     HouseholdReader,
     RowError,
-    lost_zero,
-    lost_zero_problem,
+    phone_problem,
     same_phone,
+    spreadsheet_made,
 )
 from api.services.names import KEY_TABLE, SPACES, address_key
 from api.services.tiles import household_visit_states
@@ -408,9 +408,10 @@ def import_households(
     one audit entry says `audit_as` updated those households.
 
     A phone a spreadsheet shortened by its leading 0 (01065123456 saved as 1065123456,
-    `household_files.LOST_ZERO`) is the stored phone where it is that phone without its 0s
+    `household_files.LOST_ZERO`), or to the figures Excel shows in a narrow column
+    (13812345678 saved as 1.38E+10), is the stored phone where it is that phone so shortened
     (`same_phone`: unchanged, the stored one kept); anywhere else, a row creating a household
-    or changing its phone to it, the row is refused naming the phone.
+    or changing its phone to it, the row is refused naming the phone (`phone_problem`).
     """
     if mode not in IMPORT_MODES:
         raise ValueError(f"mode must be one of {IMPORT_MODES}, not {mode!r}")
@@ -457,8 +458,10 @@ def import_households(
                 fresh, edits, same = _fresh(session, scope, placed, written, problems), [], 0
             for row, values, grid_code in fresh:
                 by_grid[grid_code] = by_grid.get(grid_code, 0) + 1
-                if lost_zero(values["phone"]):
-                    problems.append(lost_zero_problem(row, values["phone"]))
+                if (refused := phone_problem(row, values["phone"])) is not None:
+                    problems.append(refused)
+                if (made := spreadsheet_made(row, values)) is not None:
+                    problems.append(made)
             if not problems:
                 ids = _copy_households(session, [values for _, values, _ in fresh])
                 written.add(ids, [row for row, _, _ in fresh])
@@ -950,7 +953,8 @@ def _sort_update(
     new row within the radius, or of a household created by an earlier row (`repeats row`); a
     row matching the household an earlier row matched (both rows named); a row matching a
     household of a grid the caller may not edit (the row named, the household not disclosed);
-    a row changing the phone to a landline without its leading 0 (`lost_zero`).
+    a row changing the phone to one a spreadsheet spoilt (`phone_problem`: 1.38E+10, a landline
+    without its leading 0).
     Two registered households of one address within the radius of each other are told apart
     by their points: rows at their points (within SAME_POINT_DEG) match each its own."""
     # The same address at the same point twice in the chunk, as the create mode finds it.
@@ -1002,8 +1006,8 @@ def _sort_update(
         changed = _edit(values, stored, updatable)
         if not changed:
             same += 1
-        elif "phone" in changed and lost_zero(values["phone"]):
-            problems.append(lost_zero_problem(row, values["phone"]))
+        elif "phone" in changed and (refused := phone_problem(row, values["phone"])):
+            problems.append(refused)
         else:
             candidates[stored.id] = (row, values)
     if problems or not candidates:  # nothing will be written: nothing to lock
@@ -1022,8 +1026,8 @@ def _sort_update(
             problems.append(RowError(row, ADDRESS, _NOT_YOURS))
             continue
         changed = _edit(values, stored, updatable)
-        if "phone" in changed and lost_zero(values["phone"]):  # the phone edited meanwhile
-            problems.append(lost_zero_problem(row, values["phone"]))
+        if "phone" in changed and (refused := phone_problem(row, values["phone"])):
+            problems.append(refused)  # the phone edited meanwhile
         elif changed:
             if "tags" in updatable and set(values["tags"]) == set(stored.tags):
                 values["tags"] = list(stored.tags)

@@ -349,13 +349,18 @@ def _csv_row_wide() -> bytes:
 def _register_xlsx(
     rewrite: Callable[[str, bytes], bytes] = lambda name, data: data,
     extra: dict[str, bytes] | None = None,
+    notes_first: bool = False,
 ) -> bytes:
     """A real one-household workbook (openpyxl's), each part passed through `rewrite`, with
-    `extra` parts added."""
+    `extra` parts added; with `notes_first`, behind a sheet of instructions."""
     from openpyxl import Workbook
 
     book = Workbook()
     lon, lat = centre(A1)
+    if notes_first:
+        book.active.append(["填表说明"])
+        book.create_sheet("住户")
+        book.active = 1
     book.active.append(["building", "room", "lon", "lat"])
     book.active.append(["1号楼", "101", lon, lat])
     made = io.BytesIO()
@@ -400,9 +405,10 @@ def _xlsx_huge_shared_strings() -> bytes:
     return _register_xlsx(declare, {"xl/sharedStrings.xml": table})
 
 
-def _xlsx_many_merges() -> bytes:
+def _xlsx_many_merges(notes_first: bool = False) -> bytes:
     """A one-household sheet declaring 200,000 merged ranges (6 MB of XML, ~15-fold: no zip
-    bomb), which the import would have to hold before the first row."""
+    bomb), which the import would have to hold before the first row (with `notes_first`, a
+    sheet of notes declaring them too in front, read to find the register's sheet)."""
     ranges = b"".join(b'<mergeCell ref="E%d:F%d"/>' % (n, n) for n in range(3, 200_003))
     tail = b'<mergeCells count="200000">' + ranges + b"</mergeCells>"
 
@@ -411,7 +417,7 @@ def _xlsx_many_merges() -> bytes:
             return data.replace(b"</sheetData>", b"</sheetData>" + tail)
         return data
 
-    return _register_xlsx(declare)
+    return _register_xlsx(declare, notes_first=notes_first)
 
 
 FILE_CASES = {
@@ -435,6 +441,11 @@ FILE_CASES = {
     "an XLSX whose sheet is cut in half": (_xlsx_cut_sheet, "register.xlsx", (422,)),
     "an XLSX with 600,000 shared strings": (_xlsx_huge_shared_strings, "register.xlsx", (422,)),
     "an XLSX declaring 200,000 merged ranges": (_xlsx_many_merges, "register.xlsx", (422,)),
+    "an XLSX whose sheet of notes in front declares 200,000 merged ranges": (
+        lambda: _xlsx_many_merges(notes_first=True),
+        "register.xlsx",
+        (422,),
+    ),
     "300,000 rows out of range": (
         lambda: b"building,lon,lat\n" + b"1,200,0\n" * 300_000,
         "register.csv",

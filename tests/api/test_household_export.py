@@ -327,3 +327,114 @@ def test_a_file_the_command_cannot_write_is_one_line_and_audits_nothing(app, ses
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert "cannot write /proc/register.csv" in result.output
     assert session.scalar(select(func.count(AuditEntry.id))) == before
+
+
+def test_a_room_excel_saved_as_a_date_refuses_its_row_and_registers_nothing(client, session, world):
+    """Excel opens the exported CSV's room 1-2 as the date 2 January and saves it as 1月2日:
+    imported again with mode=update, the row matched no household and registered the flat a
+    second time, beside itself. Now the row is refused, naming the room."""
+    make_household(session, *centre(A1, dy=0.0013), building="23", room="1-2")
+    text = export(client, world, format="csv").data.decode("utf-8-sig")
+    assert ",1-2," in text
+    excel_saved = text.replace(",1-2,", ",1月2日,")
+    before = grid_rooms(session, A1, A2)
+    again = reimport(client, world, excel_saved.encode("gb18030"))
+    assert again.status_code == 422, again.json
+    [error] = again.json["errors"]
+    assert error["column"] == "room" and "1月2日" in error["detail"]
+    assert grid_rooms(session, A1, A2) == before
+
+
+def test_a_household_registered_by_a_form_comes_back_unchanged(client, session, world):
+    """A phone typed with a trailing space (a phone keyboard adds one after a suggestion) was
+    stored so and exported so; the import reads the cell trimmed, so the untouched register
+    imported again "updated" the household: its history, audit and visit figures said it
+    changed."""
+    lon, lat = centre(A1, dy=0.0017)
+    body = {"building": "24", "room": "1", "lon": lon, "lat": lat, "phone": "13800138000 "}
+    created = client.post("/api/v1/households", json=body, headers=world.auth("admin_a"))
+    assert created.status_code == 201, created.json
+    for fmt in ("csv", "xlsx"):
+        again = reimport(client, world, export(client, world, format=fmt).data)
+        assert again.status_code == 201, again.json
+        assert (again.json["created"], again.json["updated"]) == (0, 0)
+
+
+def excel_opened(text: str) -> bytes:
+    """The workbook Excel saves of a CSV it opened (File › Save As › Excel Workbook): a cell
+    that reads as a number is a number, any other text as it was shown, a leading ' and all
+    (Excel takes a ' for a text prefix only when typed)."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for row in csv.reader(io.StringIO(text)):
+        cells = []
+        for cell in row:
+            try:
+                cells.append(float(cell) if cell.strip() else None)
+            except ValueError:
+                cells.append(cell)
+        book.active.append(cells)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_a_csv_saved_by_excel_as_a_workbook_comes_back_unchanged(client, session, world):
+    """The CSV writes the floor -1 as '-1 and a phone +86 … as '+86 … (or Excel would run them
+    as formulas); Excel shows that quote, and a workbook saved from it keeps it. The import took
+    the quote off a CSV's cells only: the workbook's '-1 was another floor, and an update
+    import registered the shop again beside itself."""
+    lon, lat = centre(A1, dy=0.0019)
+    make_household(session, lon, lat, building="25", floor="-1", phone="+86 139 0000 2222")
+    text = export(client, world, format="csv").data.decode("utf-8-sig")
+    assert ",'-1," in text and ",'+86 139 0000 2222\r\n" in text
+    again = reimport(client, world, excel_opened(text))
+    assert again.status_code == 201, again.json
+    assert (again.json["created"], again.json["updated"]) == (0, 0)
+
+
+def test_a_workbook_exported_address_starting_with_a_quote_and_a_formula_comes_back_as_it_was(
+    client, session, world
+):
+    make_household(session, *centre(A1, dy=0.0011), building="'=1", floor="'-2")
+    again = reimport(client, world, export(client, world, format="xlsx").data)
+    assert again.status_code == 201, again.json
+    assert (again.json["created"], again.json["updated"]) == (0, 0)
+
+
+def test_a_household_registered_with_a_room_excel_made_comes_back_unchanged(client, session, world):
+    """A room stored as 1月2日 before such cells were refused (or by a form): its own register
+    row finds it, and imported again changes nothing; only a row that would register a flat
+    of such an address is refused."""
+    make_household(session, *centre(A1, dy=0.0021), building="26", room="1月2日")
+    for fmt in ("csv", "xlsx"):
+        again = reimport(client, world, export(client, world, format=fmt).data)
+        assert again.status_code == 201, again.json
+        assert (again.json["created"], again.json["updated"]) == (0, 0)
+
+
+def test_mobiles_excel_saved_as_1_38e10_come_back_unchanged(client, session, world):
+    """Excel opens the CSV's phone column as numbers and, the column too narrow, shows and saves
+    a mobile as 1.38E+10: the export's CSV saved in Excel came back with every row refused.
+    Where the stored phone is what Excel shortened, the row's phone is the stored one, kept."""
+    home = make_household(session, *centre(A1, dy=0.0023), building="27", phone="13812345678")
+    text = export(client, world, format="csv").data.decode("utf-8-sig")
+    excel_saved = text.replace(",13812345678\r\n", ",1.38E+10\r\n")
+    assert excel_saved != text
+    again = reimport(client, world, excel_saved.encode("gb18030"))
+    assert again.status_code == 201, again.json
+    assert (again.json["created"], again.json["updated"]) == (0, 0)
+    session.expire_all()
+    assert session.get(Household, home.id).phone == "13812345678"
+
+
+def test_a_shortened_phone_that_is_not_the_stored_one_refuses_its_row(client, session, world):
+    """A phone changed in Excel is shortened too: which digits it had, nobody can tell."""
+    make_household(session, *centre(A1, dy=0.0025), building="28", phone="13812345678")
+    text = export(client, world, format="csv").data.decode("utf-8-sig")
+    excel_saved = text.replace(",13812345678\r\n", ",1.39E+10\r\n")
+    again = reimport(client, world, excel_saved.encode("utf-8-sig"))
+    assert again.status_code == 422, again.json
+    [error] = again.json["errors"]
+    assert error["column"] == "phone" and "1.39E+10" in error["detail"]

@@ -283,3 +283,100 @@ def test_a_forms_address_is_stored_as_written_but_for_invisible_characters(clien
     response = client.post("/api/v1/households", json=body, headers=world.auth("admin_a"))
     assert response.status_code == 201, response.json
     assert [response.json[k] for k in ("building", "unit", "room")] == ["b座", "1", "f505"]
+
+
+@pytest.mark.parametrize(
+    ("column", "cell"),
+    [
+        ("房号", "1月2日"),  # 1-2 (or 1/2) as Chinese Excel shows and saves the date
+        ("房号", "2-Jan"),  # as English Excel does
+        ("单元", "Jan-32"),  # 1-32: January 1932
+        ("楼层", "2001/2/3"),  # 1-2-3
+        ("楼栋", "2023年1月"),  # 2023-1
+        ("房号", "1.23457E+11"),  # a room of 12 digits, shown as a number
+    ],
+)
+def test_an_address_part_a_spreadsheet_turned_into_a_date_or_number_is_named_not_stored(
+    client, session, world, column, cell
+):
+    """Excel opens a CSV's room 1-2 as the date 2 January and saves what it shows (1月2日,
+    2-Jan); a 12-digit room as 1.23457E+11. It was stored as the room, and an update import
+    of an exported register, saved in Excel, registered every such flat again beside itself."""
+    lon, lat = centre(A1)
+    before = household_count(session)
+    row = {"楼栋": "7号楼", "单元": "1", "楼层": "3", "房号": "E303"} | {column: cell}
+    data = csv_bytes([[*row.values(), lon, lat, ""]], encoding="gb18030")
+    response = upload(client, world, data, "登记表.csv")
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    names = {"楼栋": "building", "单元": "unit", "楼层": "floor", "房号": "room"}
+    assert (error["row"], error["column"]) == (2, names[column])
+    assert cell in error["detail"] and "text" in error["detail"]
+    assert household_count(session) == before
+
+
+def test_address_parts_that_only_resemble_a_date_are_stored_as_written(client, session, world):
+    """What Excel leaves as typed (1-2-301, 3/F, 12E3, B1-2, 1001/2/3) is no date it made; nor
+    is 12/3/2001 (building 12, unit 3, room 2001) as a program writes it: only the date as
+    Chinese Excel shows it (2001/12/3) is refused."""
+    lon, lat = centre(A1)
+    rooms = ["1-2-301", "3/F", "12E3", "B1-2", "1单元2室", "5月楼", "12/3/2001", "1001/2/3"]
+    data = csv_bytes([["7号楼", "1", "3", room, lon, lat, ""] for room in rooms])
+    response = upload(client, world, data, "登记表.csv")
+    assert response.status_code == 201, response.json
+    where = Household.building == "7号楼"
+    assert sorted(r for (r,) in stored(session, where, Household.room)) == sorted(rooms)
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("13800138000 ", "13800138000"),  # a phone keyboard's space after a suggestion
+        ("１３８００１３８０００", "13800138000"),
+        ("  010-65123456", "010-65123456"),
+        ("无", None),
+        ("-", None),
+        ("", None),
+    ],
+)
+def test_a_forms_phone_is_stored_as_an_import_stores_it(client, world, typed, stored):
+    """A phone typed in a form was stored as typed, spaces, full-width digits and 无 and all:
+    the register's export wrote it so, and imported again (mode=update) every such household
+    was "updated" to the phone the import reads from the same cell."""
+    lon, lat = centre(A1, dy=0.001)
+    body = {"building": "7号楼", "room": "E501", "lon": lon, "lat": lat, "phone": typed}
+    response = client.post("/api/v1/households", json=body, headers=world.auth("admin_a"))
+    assert response.status_code == 201, response.json
+    assert response.json["phone"] == stored
+    changed = client.patch(
+        f"/api/v1/households/{response.json['id']}",
+        json={"phone": typed},
+        headers=world.auth("admin_a"),
+    )
+    assert changed.status_code == 200, changed.json
+    assert changed.json["phone"] == stored
+
+
+def test_a_forms_phone_excel_shortened_is_refused_as_an_imports_is(client, world):
+    lon, lat = centre(A1, dy=0.001)
+    body = {"building": "7号楼", "room": "E502", "lon": lon, "lat": lat, "phone": "1.38E+10"}
+    response = client.post("/api/v1/households", json=body, headers=world.auth("admin_a"))
+    assert response.status_code == 422, response.json
+    assert "phone" in response.json["errors"]["json"]
+
+
+def test_a_quote_opened_and_never_closed_is_named_by_its_row(client, session, world):
+    """A cell that opens a quote (") and never closes it takes in every line after it; past
+    the CSV reader's limit the 422 said only "field larger than field limit (131072)", naming
+    no row, in a file of thousands."""
+    lon, lat = centre(A1)
+    rows = [["7号楼", "1", "3", f"Q{n}", lon, lat, ""] for n in range(1, 10_001)]
+    text = io.StringIO()
+    csv.writer(text).writerows([HEADER, *rows])
+    lines = text.getvalue().splitlines(keepends=True)
+    lines[3] = '"阳光花园' + lines[3]  # row 4: a quote the clerk typed, unclosed
+    before = household_count(session)
+    response = upload(client, world, "".join(lines).encode(), "登记表.csv")
+    assert response.status_code == 422, response.json
+    assert "row 4" in response.json["detail"].lower()
+    assert household_count(session) == before

@@ -447,3 +447,16 @@ def test_a_file_of_numbered_empty_rows_holds_no_households(client, session, worl
     assert response.status_code == 422
     assert response.json["detail"] == "The file holds no household rows."
     assert household_count(session) == before
+
+
+def test_buildings_headed_幢_are_read(client, session, world):
+    """Registers of Zhejiang and Jiangsu number buildings by 幢 (幢号, 楼幢号): such a file was
+    refused as missing its building."""
+    lon, lat = centre(A1)
+    for building, room in (("幢号", "T911"), ("楼幢", "T912"), ("幢", "T913")):
+        rows = [[building, "房号", "经度", "纬度", "电话"], ["3幢", room, lon, lat, "13911114444"]]
+        response = upload_csv(client, world, csv_bytes(rows))
+        assert response.status_code == 201, response.json
+        assert response.json["ignored_columns"] == []
+        home = session.scalar(select(Household).where(Household.room == room))
+        assert (home.building, home.phone) == ("3幢", "13911114444")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 
 import pytest
@@ -12,7 +13,7 @@ from api import errors
 from api.cli import main
 from api.models import Household
 from api.services import households as household_service
-from api.services.household_files import HouseholdReader
+from api.services.household_files import FileProblem, HouseholdReader
 from tests.factories import A1, centre
 
 HEADER = "building,unit,floor,room,lon,lat,kind,occupancy,members,tags,phone\n"
@@ -122,3 +123,25 @@ def test_the_command_streams_a_file_from_disk(app, session, world, tmp_path):
     assert {(e.user_id, e.path) for e in entries} == {
         (None, "gridwork import households register.csv")
     }
+
+
+@pytest.mark.parametrize("bom", [b"", codecs.BOM_UTF8], ids=["no BOM", "BOM"])
+def test_utf8_text_with_a_character_cut_in_half_is_refused_naming_its_line(bom):
+    """A UTF-8 register with one bad byte (a system that cut a field at a byte limit, halving
+    a character) was read whole as GB18030: with English headings every Chinese address was
+    stored as mojibake (东区七号 as 涓滃尯涓冨彿), with Chinese ones the file was "missing"
+    its columns. UTF-8 text, a BOM or many characters read as such before the bad byte, is not
+    taken for GB18030: the 422 names the line."""
+    good = "东区七号,116.4,39.9\n".encode()
+    data = bom + b"building,lon,lat\n" + good * 50 + "八号楼".encode()[:-1] + b",116.4,39.9\n"
+    with pytest.raises(FileProblem) as caught:
+        list(HouseholdReader(io.BytesIO(data)))
+    assert "UTF-8" in str(caught.value) and "line 52" in str(caught.value)
+
+
+def test_a_gbk_register_whose_first_bytes_read_as_utf8_is_read_as_gb18030():
+    """GBK's bytes for some characters are a valid UTF-8 character for a moment (涓 is E4 B8,
+    and B0 after it completes one): a few such characters are no sign of UTF-8."""
+    data = ("楼栋,经度,纬度\n" + "七号楼,116.4,39.9\n" * 3).encode("gbk")
+    rows = list(HouseholdReader(io.BytesIO(data)))
+    assert [values["building"] for _, values in rows] == ["七号楼"] * 3

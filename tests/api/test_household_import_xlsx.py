@@ -393,3 +393,57 @@ def test_a_lone_escaped_surrogate_is_kept_as_the_text_it_is(client, session, wor
     assert response.status_code == 201, response.json
     stored = session.scalar(select(Household.building).order_by(Household.id.desc()).limit(1))
     assert stored == "_xD842_号楼"
+
+
+# --- which sheet -------------------------------------------------------------------------------
+
+
+def sheets(*named: tuple[str, list[list], str]) -> bytes:
+    """A workbook of these sheets (title, rows, state), in this order."""
+    book = Workbook()
+    book.remove(book.active)
+    for title, rows, state in named:
+        sheet = book.create_sheet(title)
+        sheet.sheet_state = state
+        for row in rows:
+            sheet.append(row)
+    if all(state != "visible" for _, _, state in named[:1]):
+        book.active = next(i for i, (_, _, s) in enumerate(named) if s == "visible")
+    made = io.BytesIO()
+    book.save(made)
+    return made.getvalue()
+
+
+NOTES = [["填表说明"], ["1. 楼栋必填"], ["2. 经度、纬度为WGS-84坐标"]]
+
+
+def test_the_register_is_read_from_its_sheet_behind_a_sheet_of_notes(client, session, world):
+    """A street office's template opens with a sheet of instructions (填表说明), or hides one of
+    the drop-down lists (字典) in front: the first sheet was read, and the file refused as
+    missing its columns."""
+    before = household_count(session)
+    data = sheets(
+        ("字典", [["楼栋", "经度", "纬度"], ["类型", "住宅", "商铺"]], "hidden"),
+        ("填表说明", NOTES, "visible"),
+        ("住户信息", [HEADER, *households(["S101"]), *households(["S102"])], "visible"),
+    )
+    response = upload(client, world, data)
+    assert response.status_code == 201, response.json
+    assert response.json["created"] == 2
+    assert household_count(session) == before + 2
+
+
+def test_registers_on_several_sheets_are_refused_naming_them_and_nothing_is_imported(
+    client, session, world
+):
+    """A register kept a sheet per building (1号楼, 2号楼 …) imported the first sheet's
+    households and said nothing of the others': a 201, and the rest of the register missing."""
+    before = household_count(session)
+    data = sheets(
+        ("1号楼", [HEADER, *households(["S201"], building="1号楼")], "visible"),
+        ("2号楼", [HEADER, *households(["S202"], building="2号楼")], "visible"),
+    )
+    response = upload(client, world, data)
+    assert response.status_code == 422, response.json
+    assert "1号楼" in response.json["detail"] and "2号楼" in response.json["detail"]
+    assert household_count(session) == before

@@ -746,3 +746,18 @@ def test_the_pdfs_bar_chart_says_when_it_shows_only_some_of_the_grids():
 
     assert title(60) == "各网格覆盖率 (%)"
     assert title(75) == "各网格覆盖率 (%)：前 60 个网格，共 75 个（全部见表格）"
+
+
+@pytest.mark.parametrize("start", ["＝", "＋", "－", "＠"])
+def test_a_name_starting_like_a_formula_in_full_width_is_quoted_in_the_csv(
+    client, session, history, start
+):
+    """Excel with a Chinese (or Japanese) input method reads ＝ (U+FF1D) as =: a grid named
+    ＝HYPERLINK(…) was written as it is, a formula once the CSV opened (OWASP lists the
+    full-width forms beside = + - @)."""
+    name = start + 'HYPERLINK("http://example.com/x","点我")'
+    _name_badly(session, grid=name)
+    rows = list(
+        csv.reader(io.StringIO(_get(client, history, format="csv").data.decode("utf-8-sig")))
+    )
+    assert "'" + name in [row[1] for row in rows]

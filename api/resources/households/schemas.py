@@ -9,6 +9,7 @@ from api.db import PG_INT_MAX
 from api.extensions import Float, Integer, Schema
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.resources.schemas import ISO_WEEK, AddressPart, code_field
+from api.services import household_files
 from api.services.geometry import point_lonlat
 from api.services.households import AT_POINT_M, IMPORT_MODES, MAX_NEAR_M
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
@@ -30,6 +31,23 @@ _TAGS = CareTags(
     ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
     metadata={"description": "Care tags: " + ", ".join(CARE_TAGS) + " (each kept once)"},
 )
+
+
+class Phone(ma.fields.String):
+    """A resident's phone as a form sends it, stored as an import row's is
+    (`household_files.phone_text`: trimmed, half-width, 无 or - for none); a number Excel
+    shortened (1.38E+10, pasted from a sheet) is refused, its digits lost."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        phone = household_files.phone_text(super()._deserialize(value, attr, data, **kwargs))
+        if household_files.SHORTENED_NUMBER.fullmatch(phone):
+            raise ma.ValidationError(
+                "A number Excel shortened, its digits lost: type the phone in full."
+            )
+        if len(phone) > 32:
+            raise ma.ValidationError("Longer than 32 characters.")
+        _one_line(phone)
+        return phone or None
 
 
 def _phone(household) -> str | None:
@@ -109,7 +127,13 @@ class HouseholdPatchSchema(Schema):
     occupancy = ma.fields.String(validate=ma.validate.OneOf(OCCUPANCIES))
     members = Integer(validate=ma.validate.Range(min=0, max=100))
     tags = _TAGS
-    phone = ma.fields.String(allow_none=True, validate=[ma.validate.Length(max=32), _one_line])
+    phone = Phone(
+        allow_none=True,
+        metadata={
+            "maxLength": 32,
+            "description": "Trimmed, half-width; 无, - or an empty string for none (null)",
+        },
+    )
 
 
 class HouseholdCreateSchema(HouseholdPatchSchema):
