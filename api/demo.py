@@ -39,11 +39,13 @@ class DemoActivity:
 
     Each request commits on its own, so a run cut short (a crash, Ctrl-C) leaves some parts
     made and others not. Every part is therefore checked and completed on its own: each
-    worker's visits of each week (drawn from a generator of the part's own, so their ids are
-    the same on every run and a resent batch comes back as duplicates), each hotline ticket
-    (by its number), each community's roster (made, then published). The activity's week is
-    the one its first run chose. A rerun completes what a crash left undone; after a
-    complete run it changes nothing.
+    worker's visits of each week (each household's drawn from a generator of its own, so their
+    ids are the same on every run and a resent batch comes back as duplicates), each hotline
+    ticket (by its number), each community's roster (made, then published). The activity's
+    week is the one its first run chose, and its households those registered by then. A rerun
+    completes what a crash left undone; after a complete run it changes nothing, whatever was
+    done with the demo since (households registered, visits synced dated weeks back); a
+    household tagged since with a cadence asking more may get that week's further visit.
     """
 
     def __init__(self, app: Flask, session: Session, seed: int = 2157) -> None:
@@ -70,29 +72,44 @@ class DemoActivity:
             )
         )
 
+    def first_batch(self, workers: list[User]) -> tuple[datetime, datetime] | None:
+        """When the activity's first batch of visits was received, and its earliest visit;
+        None before any. The first batch is the first worker's visits of last week.
+
+        Not the demo workers' earliest visit: one they sync later dated weeks back (a phone
+        whose clock was wrong, a visit kept offline) is received after the activity's."""
+        if not workers:
+            return None
+        mine = Visit.worker_id.in_([w.id for w in workers])
+        received = self.session.scalar(select(func.min(Visit.received_at)).where(mine))
+        if received is None:
+            return None
+        first = self.session.scalar(
+            select(func.min(Visit.visited_at)).where(mine, Visit.received_at == received)
+        )
+        return received, first
+
     def week(self, workers: list[User], now: datetime) -> str:
         """The activity's "this week": the week of its first run. Its first visits are last
-        week's, so a rerun days later (after a crash) finds that week from the earliest visit
-        of the demo's workers and completes that fortnight instead of starting another."""
-        first = None
-        if workers:
-            first = self.session.scalar(
-                select(func.min(Visit.visited_at)).where(
-                    Visit.worker_id.in_([w.id for w in workers])
-                )
-            )
+        week's, so a rerun days later (after a crash) finds that week from the first batch it
+        sent and completes that fortnight instead of starting another."""
         today = current_week(now)
+        first = self.first_batch(workers)
         if first is None:
             return today
-        return min(shift_week(week_of(first), 1), today)
+        return min(shift_week(week_of(first[1]), 1), today)
 
     def run(self, workers: list[User], admins: list[User], now: datetime | None = None) -> str:
         now = now or datetime.now(UTC)
         this_week = self.week(workers, now)
+        # The households of the first run: one registered since (an import trying the demo)
+        # is not the activity's to visit on a rerun.
+        first = self.first_batch(workers)
+        registered_by = first[0] if first is not None else None
         visits = 0
         for worker in workers:
-            visits += self._visit_week(worker, shift_week(this_week, -1), now, share=0.93)
-            visits += self._visit_week(worker, this_week, now, share=0.45)
+            for week, share in ((shift_week(this_week, -1), 0.93), (this_week, 0.45)):
+                visits += self._visit_week(worker, week, now, share, registered_by)
         tasks = sum(self._hotline(admin, i) for i, admin in enumerate(admins))
         rosters = [r for admin in admins if (r := self._roster(admin, this_week)) is not None]
         if not (visits or tasks or rosters):
@@ -101,13 +118,28 @@ class DemoActivity:
             "; ".join(rosters) or "already made"
         )
 
-    def _visit_week(self, worker: User, week: str, now: datetime, share: float) -> int:
-        rng = self._rng("visits", worker.username, week)
-        households = self.session.scalars(
-            select(Household)
-            .where(Household.grid_id.in_([g.id for g in worker.grids]))
-            .order_by(Household.id)
-        ).all()
+    def _visit_week(
+        self,
+        worker: User,
+        week: str,
+        now: datetime,
+        share: float,
+        registered_by: datetime | None = None,
+    ) -> int:
+        # Each household draws from a generator of its own: with one for the worker's week, a
+        # household registered or tagged since the first run moved every draw after it, and a
+        # rerun took the week's visits, under new ids, for missing and sent them all again.
+        # Keyed by its address and point, which a register seeded again (another database)
+        # gives it alike, not by its id.
+        def rng(household: Household) -> random.Random:
+            lon, lat = point_lonlat(household.location)
+            place = (household.building, household.unit, household.floor, household.room)
+            return self._rng("visits", worker.username, week, *place, f"{lon:.7f},{lat:.7f}")
+
+        query = select(Household).where(Household.grid_id.in_([g.id for g in worker.grids]))
+        if registered_by is not None:
+            query = query.where(Household.created_at <= registered_by)
+        households = self.session.scalars(query.order_by(Household.id)).all()
         # Working hours Monday to Friday, only the part of the week that has already passed.
         slots = [
             datetime.combine(day, time(9), LOCAL) + timedelta(minutes=m)
@@ -117,7 +149,8 @@ class DemoActivity:
         slots = [s for s in slots if s < now]
         if not slots:
             return 0
-        chosen = [h for h in households if rng.random() < share]
+        draws = {h.id: rng(h) for h in households}
+        chosen = [h for h in households if draws[h.id].random() < share]
         chosen.sort(key=lambda h: h.id)
         # One door a slot: early in the week (a Monday morning) the slots gone are fewer than
         # the households drawn, and the worker cannot have been at two doors in one minute.
@@ -126,7 +159,7 @@ class DemoActivity:
         positions = []
         for n, household in enumerate(chosen):
             positions.append(min(len(slots) - 1, n * len(slots) // max(len(chosen), 1)))
-            items.append(self._item(rng, household, slots[positions[-1]]))
+            items.append(self._item(draws[household.id], household, slots[positions[-1]]))
         # Households the cadence asks more of (living alone: twice a week) are mostly seen that
         # often, spread over the week's slots; drawn after the first visits, whose ids stay.
         # A slot holds one visit: the worker is at one door at a time (two visits of theirs at
@@ -136,14 +169,14 @@ class DemoActivity:
         for household, position in zip(chosen, positions, strict=True):
             per_week = cadence.per_week(household.tags or [])
             for again in range(1, min(per_week, len(slots))):
-                if rng.random() >= 0.85:
+                if draws[household.id].random() >= 0.85:
                     break
                 slot = (position + again * len(slots) // per_week) % len(slots)
                 for _ in range(len(slots)):
                     if slot not in taken:
                         break
                     slot = (slot + 1) % len(slots)
-                item = self._item(rng, household, slots[slot])  # drawn alike on every run
+                item = self._item(draws[household.id], household, slots[slot])  # alike each run
                 if slot not in taken:  # none left free: the week so far is full
                     taken.add(slot)
                     items.append(item)

@@ -233,6 +233,12 @@ class Scope:
                 "A district viewer cannot export the register; the reports give the figures."
             )
 
+    def require_register_importer(self) -> None:
+        """A register file imports households: a district viewer, who registers none, is
+        refused before the file is read (each of its rows was refused in a 422)."""
+        if self.role == "district_viewer":
+            raise errors.Forbidden("A district viewer has read-only access.")
+
     # --- rosters (A-post / B-post shifts, leave) --------------------------------------------
     def rosters(self) -> ColumnElement[bool]:
         """A condition on `Roster`: workers and district viewers read published rosters of their

@@ -203,6 +203,12 @@ def set_quiet_hours(
             "Give both quiet_start and quiet_end, or neither.",
             errors={"json": {"quiet_end": ["Set with quiet_start."]}},
         )
+    if start is not None and start == end:
+        # The window start <= clock < end is empty: no quiet hours at all, answered 200.
+        raise errors.Unprocessable(
+            "Quiet hours end when they start: give an end other than the start.",
+            errors={"json": {"quiet_end": ["Equal to quiet_start."]}},
+        )
     row = session.get(NotificationSettings, user_id)
     if row is None:
         row = NotificationSettings(user_id=user_id)

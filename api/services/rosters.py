@@ -894,12 +894,14 @@ def publish(
         why="排班已发布，换班须针对已发布的班次重新申请",
     )
     workers = sorted({s.worker_id for s in roster.shifts})
+    # The week's days, not 本周 ("this week"): a roster is published for the week ahead.
+    days = weeks.week_dates(roster.week)
     notify(
         session,
         workers,
         "roster_published",
         f"{roster.week} 排班已发布",
-        "本周班次已排好，请查看排班。",
+        f"{days[0].isoformat()}至{days[-1].isoformat()}的班次已排好，请查看排班。",
         data={"roster_id": roster.id, "week": roster.week},
         collapse_key=f"roster:{roster.id}",
     )

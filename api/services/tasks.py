@@ -77,6 +77,8 @@ TRANSITIONS: dict[str, dict[str, Rule]] = {
 }
 ACTIONS = tuple(TRANSITIONS)
 REASSIGNABLE = ("new", "dispatched", "accepted", "in_progress", "returned", "escalated", "reopened")
+# Taken up by its assignee: not given to them again (`reassign`).
+AT_WORK = ("accepted", "in_progress")
 
 
 def allowed_actions(status: str) -> list[str]:
@@ -672,6 +674,15 @@ def reassign(
     ):
         message = f"User {assignee_id} is no worker or leader of community {grid.community_code}."
         raise errors.Unprocessable(message, errors={"json": {"assignee_id": [message]}})
+    if assignee.id == task.assignee_id and task.status in AT_WORK:
+        # Given again to who has taken it up, it went back to `dispatched`: they accepted and
+        # started it once more, told "任务已转派给您" of a task they held.
+        raise errors.Conflict(
+            f"{assignee.display_name} already holds this task and has taken it up "
+            f"({task.status}); give it to someone else, or leave it with them.",
+            state=task.status,
+            allowed=task_actions(task),
+        )
     # As dispatch passes over them: a task given to someone away waits unseen for its deadline.
     leave = dispatch.leave_on(session, assignee.id, now.astimezone(LOCAL).date())
     if leave is not None:

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from api import cli
 from api import demo as demo_module
 from api.demo import DemoActivity
-from api.models import Roster, Task, Visit
+from api.models import Household, Roster, Task, Visit
 from api.services.geometry import point_lonlat
-from tests.factories import make_household, make_roster_community
+from tests.factories import bearer, make_household, make_roster_community
 
 WEDNESDAY = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)  # 2026-W48
 # One request per batch of visits, so a crash can fall between two batches of one part.
@@ -84,7 +84,7 @@ def _uninterrupted(app, session, connection, community) -> dict:
         session.expire_all()
 
 
-CRASH_POINTS = range(1, 13)
+CRASH_POINTS = range(1, 14)
 
 
 def test_the_crash_tests_cut_a_complete_run_short_after_each_of_its_requests(
@@ -130,6 +130,48 @@ def test_a_rerun_a_week_after_a_crash_completes_the_first_runs_fortnight(
     _run(app, session, community, now=WEDNESDAY + timedelta(days=7))
     assert _state(session)["rosters"] == expected["rosters"] == [("2026-W48", "published")]
     assert _state(session)["visits"] == expected["visits"]
+
+
+def test_a_rerun_after_a_visit_recorded_weeks_back_changes_nothing(app, session, community):
+    """Found playing the demo: a worker of the demo synced a visit dated weeks back (a phone
+    whose clock was wrong, a visit kept offline), then `seed demo` ran again (scripts/demo.sh
+    is safe to run twice). The activity took its week from the demo workers' earliest visit:
+    it made another fortnight of visits, hotline steps and published rosters weeks back."""
+    from tests.factories import visit_item
+
+    _run(app, session, community)
+    worker = community.workers[1]
+    household = session.scalars(
+        select(Household).where(Household.grid_id.in_([g.id for g in worker.grids]))
+    ).first()
+    stale = visit_item(household, at=WEDNESDAY - timedelta(days=24))
+    with app.app_context():
+        response = app.test_client().post(
+            "/api/v1/visits/batch", json={"visits": [stale]}, headers=bearer(worker)
+        )
+    assert response.get_json()["results"][0]["status"] == "created"
+    before = _state(session)
+    summary, requests = _run(app, session, community, now=WEDNESDAY + timedelta(hours=30))
+    assert (summary, requests) == ("demo activity: already recorded", 0)
+    assert _state(session) == before
+
+
+def test_a_rerun_after_households_were_registered_changes_nothing(app, session, community):
+    """Found playing the demo: households imported into a demo grid, then `seed demo` again.
+    A worker's visits were drawn from one generator over the grid's households in order, so
+    one more household changed every id drawn after it: the rerun took the week's visits for
+    missing and sent them all again, each household visited twice."""
+    _run(app, session, community)
+    for grid in community.grids:
+        lon, lat = point_lonlat(to_shape(grid.boundary).centroid)
+        added = make_household(session, lon - 0.0002, lat + 0.0002, room="901")
+        # Registered after the run, as an import is (here every row bears the test's start).
+        added.created_at = datetime.now(UTC)
+    session.flush()
+    before = _state(session)
+    summary, requests = _run(app, session, community, now=WEDNESDAY + timedelta(hours=30))
+    assert (summary, requests) == ("demo activity: already recorded", 0)
+    assert _state(session) == before
 
 
 _command_session = cli._session

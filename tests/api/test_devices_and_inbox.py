@@ -327,6 +327,22 @@ def test_quiet_hours_with_a_utc_offset_are_refused(client, world, times):
     assert client.get("/api/v1/devices/quiet-hours", headers=headers).json["quiet_start"] is None
 
 
+@pytest.mark.parametrize("times", [("22:00", "22:00"), ("22:00:00", "22:00")])
+def test_quiet_hours_that_start_as_they_end_are_refused(client, world, times):
+    """Found playing the demo: 22:00 to 22:00 was stored and answered 200, and meant no quiet
+    hours at all (the window is empty; someone who asked for a silent day got every push)."""
+    headers = world.auth("worker_a1")
+    body = {"quiet_start": "23:00", "quiet_end": "06:30"}
+    assert client.put("/api/v1/devices/quiet-hours", json=body, headers=headers).status_code == 200
+    body = {"quiet_start": times[0], "quiet_end": times[1]}
+    r = client.put("/api/v1/devices/quiet-hours", json=body, headers=headers)
+    assert r.status_code == 422, r.json
+    assert r.mimetype == "application/problem+json"
+    assert list(r.json["errors"]["json"]) == ["quiet_end"]
+    kept = client.get("/api/v1/devices/quiet-hours", headers=headers).json
+    assert (kept["quiet_start"], kept["quiet_end"]) == ("23:00:00", "06:30:00")
+
+
 @pytest.mark.parametrize(
     "zone",
     ["America", "Etc", "a" * 300, "../../etc/passwd", "zone.tab"],

@@ -326,6 +326,29 @@ def test_import_by_a_worker_outside_their_grid_is_refused_by_row(client, world):
     assert response.json["errors"][0]["row"] == 2
 
 
+@pytest.mark.parametrize("viewer", ["viewer_110101", "viewer_110102"])
+@pytest.mark.parametrize("mode", [None, "update"])
+def test_a_district_viewer_importing_a_register_is_refused_outright(
+    client, session, world, viewer, mode
+):
+    """A district viewer writes nothing, as POST /households and the export tell them (403).
+    The import read their file and answered 422, each row refused under column lon/lat with
+    "A district viewer has read-only access." (found playing the demo)."""
+    before = session.scalar(select(func.count()).select_from(Household))
+    data = csv_file([["7", "1", "3", "301", *centre(A1), "", "", "", "", ""]])
+    response = client.post(
+        "/api/v1/households/import" + (f"?mode={mode}" if mode else ""),
+        data={"file": (io.BytesIO(data), "register.csv")},
+        headers=world.auth(viewer),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 403, response.json
+    assert response.mimetype == "application/problem+json"
+    assert response.json["detail"] == "A district viewer has read-only access."
+    assert "errors" not in response.json
+    assert session.scalar(select(func.count()).select_from(Household)) == before
+
+
 def test_import_without_a_file_is_422(client, world):
     response = client.post(
         "/api/v1/households/import",

@@ -218,8 +218,9 @@ MATRIX: dict[str, Line] = {
     ),
     "POST /api/v1/households/import": Line(
         "/api/v1/households/import",
-        # All or nothing: each row outside the caller's reach is named in a 422.
-        outcomes(OK, viewer_110101=422, worker_a2=422, admin_b=422, viewer_110102=422),
+        # All or nothing: each row outside the caller's reach is named in a 422. A district
+        # viewer imports nothing: 403 before the file is read.
+        outcomes(OK, viewer_110101=403, worker_a2=422, admin_b=422, viewer_110102=403),
         _csv,
     ),
     "GET /api/v1/households/<id:household_id>/visits": Line(

@@ -859,12 +859,18 @@ def test_publishing_notifies_every_worker_on_the_roster(client, session, communi
 
 def test_roster_notices_speak_the_workers_language(client, session, community):
     """Read on the workers' phones beside the tasks' 新任务 and 任务即将超期: in Chinese (they
-    were in English: "Roster 2026-W51 published")."""
+    were in English: "Roster 2026-W51 published"). The body names the week's days: it said
+    本周班次已排好 ("this week's shifts") of a roster published, as rosters are, for the
+    week ahead (found playing the demo)."""
     view = published_week(client, community)
     note = session.scalars(
         select(Notification).where(Notification.kind == "roster_published")
     ).first()
-    assert (note.title, note.body) == (f"{view['week']} 排班已发布", "本周班次已排好，请查看排班。")
+    monday, sunday = week_dates(view["week"])[0], week_dates(view["week"])[-1]
+    assert (note.title, note.body) == (
+        f"{view['week']} 排班已发布",
+        f"{monday.isoformat()}至{sunday.isoformat()}的班次已排好，请查看排班。",
+    )
 
 
 def test_publishing_twice_is_409(client, community):

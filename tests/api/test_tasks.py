@@ -302,6 +302,37 @@ def test_the_leader_reassigns_and_the_new_assignee_is_notified(client, world, se
     assert (note.kind, note.collapse_key) == ("task_reassigned", f"task:{task.id}")
 
 
+@pytest.mark.parametrize("steps", [["accept"], ["accept", "start"]])
+def test_reassigning_a_task_to_the_worker_at_work_on_it_is_a_conflict(
+    client, world, session, steps
+):
+    """Found playing the demo: a leader gave a task to the worker who had already accepted
+    (or started) it. The task went back to `dispatched`, the worker had to accept and start it
+    again, and was told "任务已转派给您" of a task they held. Now a 409 that changes nothing."""
+    task = make_task(session, now=T0)
+    worker = world.users["worker_a1"]
+    assert task.assignee_id == worker.id
+    for action in steps:
+        assert act(client, world, "worker_a1", task.id, action).status_code == 200
+    session.expire_all()
+    status = session.get(Task, task.id).status
+    assert status == {"accept": "accepted", "start": "in_progress"}[steps[-1]]
+    told = select(func.count()).select_from(Notification).where(Notification.user_id == worker.id)
+    notices = session.scalar(told)
+    r = client.post(
+        f"/api/v1/tasks/{task.id}/assign",
+        json={"assignee_id": worker.id, "note": "加快"},
+        headers=world.auth("leader_a"),
+    )
+    assert r.status_code == 409, r.json
+    assert r.mimetype == "application/problem+json"
+    assert worker.display_name in r.json["detail"] and r.json["state"] == status
+    session.expire_all()
+    assert session.get(Task, task.id).status == status
+    assert [e.action for e in session.get(Task, task.id).events][-1] == steps[-1]
+    assert session.scalar(told) == notices
+
+
 def test_a_worker_cannot_reassign(client, world, session):
     task = make_task(session, now=T0)
     r = client.post(

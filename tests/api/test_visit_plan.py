@@ -86,6 +86,18 @@ def test_a_leader_reads_a_workers_plan_but_another_worker_cannot(client, world):
     assert response.status_code == 404
 
 
+@pytest.mark.parametrize("user", ["worker_a1", "leader_a"])
+def test_worker_me_is_the_callers_own_plan_as_on_the_other_lists(client, world, user):
+    """`GET /shifts`, `/leaves` and `/swaps` take `worker=me` and `/tasks` `assignee=me`; the
+    plan answered 422 "Not a valid integer" to it (found playing the demo)."""
+    own, me = plan(client, world, user=user), plan(client, world, user=user, worker="me")
+    assert (me["worker_id"], me["households"]) == (world.users[user].id, own["households"])
+    response = client.get(PLAN, query_string={"worker": "you"}, headers=world.auth(user))
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert "worker" in response.json["errors"]["query"]
+
+
 def test_a_leader_reads_only_their_own_grids_of_a_workers_plan(client, world, session):
     """The worker also walks A2, which this leader does not lead: its households stay out of
     the leader's copy of the plan (they would be a 404 to the leader one by one)."""

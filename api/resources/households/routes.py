@@ -104,6 +104,7 @@ class HouseholdImport(MethodView):
         1065123456): in update mode, the household's stored phone without its 0 is that phone,
         unchanged; elsewhere such a phone (9-11 digits, not a mobile) refuses its row.
         """
+        current_scope().require_register_importer()
         upload = files["file"]
         data = upload.read()
         if not data:

@@ -130,7 +130,7 @@ class VisitPlan(MethodView):
             db.session,
             current_scope(),
             week=args.get("week") or current_week(),
-            worker_id=args.get("worker"),
+            worker_id=None if args.get("worker", "me") == "me" else args["worker"],
         )
 
 

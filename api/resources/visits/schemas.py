@@ -669,11 +669,23 @@ class VisitQueryArgsSchema(Schema):
     week = ma.fields.String(validate=ISO_WEEK, metadata={"description": "ISO week, e.g. 2026-W47"})
 
 
+class _MeOrInteger(Integer):
+    """`me`, the caller, as `GET /shifts`, `/leaves` and `/swaps` take it; else an integer."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return "me" if value == "me" else super()._deserialize(value, attr, data, **kwargs)
+
+
 class PlanQueryArgsSchema(Schema):
     week = ma.fields.String(
         validate=ISO_WEEK, metadata={"description": "ISO week (default: the current week)"}
     )
-    worker = Integer(metadata={"description": "Another worker's plan (leaders, admins)"})
+    worker = _MeOrInteger(
+        metadata={
+            "type": "string",
+            "description": "`me` (the default), or another worker's user id (leaders, admins)",
+        }
+    )
 
 
 class PlanStopSchema(Schema):
