@@ -216,10 +216,14 @@ class Scope:
                 f"Community {community_code} is outside your community {self.community_code}."
             )
 
-    def require_household_writer(self, grid: Grid) -> None:
-        """Workers and leaders register households in their grids; admins in their community."""
+    def require_writer(self) -> None:
+        """A district viewer reads their district and changes nothing in it."""
         if self.role == "district_viewer":
             raise errors.Forbidden("A district viewer has read-only access.")
+
+    def require_household_writer(self, grid: Grid) -> None:
+        """Workers and leaders register households in their grids; admins in their community."""
+        self.require_writer()
         if not self.sees_grid(grid):
             raise errors.Forbidden(f"Grid {grid.code} is outside your grids.")
 
@@ -236,8 +240,7 @@ class Scope:
     def require_register_importer(self) -> None:
         """A register file imports households: a district viewer, who registers none, is
         refused before the file is read (each of its rows was refused in a 422)."""
-        if self.role == "district_viewer":
-            raise errors.Forbidden("A district viewer has read-only access.")
+        self.require_writer()
 
     # --- rosters (A-post / B-post shifts, leave) --------------------------------------------
     def rosters(self) -> ColumnElement[bool]:
@@ -297,8 +300,7 @@ class Scope:
         hall window (an A-post of a published roster on `day`, Asia/Shanghai) a worker or leader
         also opens window tasks for any grid of their community: the resident who walks in may
         live in any of them."""
-        if self.role == "district_viewer":
-            raise errors.Forbidden("A district viewer has read-only access.")
+        self.require_writer()
         if self.sees_grid(grid):
             return
         window = (

@@ -850,19 +850,24 @@ def transition(
 ) -> Task:
     rules = TRANSITIONS[action]
     rule = rules.get(task.status)
-    if rule is None or action not in task_actions(task):
-        why = " (its ticket went on to another community)" if rule is not None else ""
-        raise errors.Conflict(
-            f"Cannot {action} a task that is {task.status}{why}; allowed: "
-            f"{', '.join(task_actions(task)) or 'nothing'}.",
-            state=task.status,
-            allowed=task_actions(task),
-        )
+    # Whose step it is comes before whether the task's state takes it: a caller who may never
+    # take it is not told the steps that are others' (a district viewer read "allowed: accept,
+    # escalate, ..."), and a 409 lists the steps that are the caller's.
+    scope.require_writer()
     grid = session.get(Grid, task.grid_id)
     if not may_take(scope, task, grid, action):
-        if rule.by == ASSIGNEE:
+        if next(iter(rules.values())).by == ASSIGNEE:
             raise errors.Forbidden(f"Only the task's assignee may {action} it.")
         raise errors.Forbidden(f"Only the grid's leader or the community admin may {action} it.")
+    if rule is None or action not in task_actions(task):
+        why = " (its ticket went on to another community)" if rule is not None else ""
+        yours = [a for a in task_actions(task) if may_take(scope, task, grid, a)]
+        raise errors.Conflict(
+            f"Cannot {action} a task that is {task.status}{why}; you may: "
+            f"{', '.join(yours) or 'nothing'}.",
+            state=task.status,
+            allowed=yours,
+        )
     if action == "return" and not note.strip():
         message = "Say why the task is returned (wrong dispatch)."
         raise errors.Unprocessable(message, errors={"json": {"note": [message]}})

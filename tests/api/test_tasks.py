@@ -188,6 +188,28 @@ def test_a_district_viewer_cannot_open_tasks(client, world):
     assert r.status_code == 403
 
 
+@pytest.mark.parametrize("action", ["close", "accept", "callback"])
+def test_a_district_viewer_taking_a_step_is_refused_for_their_role_not_told_the_steps(
+    client, world, session, action
+):
+    """A step the task's state does not take was answered 409 before the caller's right was
+    checked: a district viewer, who takes none, read "allowed: accept, escalate, ...": the
+    steps of a task that are others' to take."""
+    task = make_task(session, now=T0)
+    r = act(client, world, "viewer_110101", task.id, action)
+    assert r.status_code == 403, r.json
+    assert "allowed" not in r.json and "read-only" in r.json["detail"]
+
+
+def test_a_step_the_tasks_state_does_not_take_is_409_for_whoever_may_take_it(
+    client, world, session
+):
+    task = make_task(session, now=T0)
+    r = act(client, world, "admin_a", task.id, "close")
+    assert r.status_code == 409
+    assert "accept" not in r.json["allowed"]  # the assignee's step: not the admin's to take
+
+
 def test_the_full_lifecycle_keeps_every_step(client, world, session):
     task = make_task(session, now=T0)
     steps = [
@@ -244,7 +266,10 @@ def test_each_action_is_legal_only_from_its_states(client, world, session, actio
         else:
             assert r.status_code == 409, (status, r.json)
             assert r.json["state"] == status
-            assert r.json["allowed"] == allowed_actions(status)
+            # The steps the caller may take now: the task's `your_actions`, of the state's.
+            yours = client.get(f"/api/v1/tasks/{task.id}", headers=world.auth(user)).json
+            assert r.json["allowed"] == yours["your_actions"]
+            assert set(r.json["allowed"]) <= set(allowed_actions(status))
 
 
 @pytest.mark.parametrize("digits", ["9" * 5000, "9" * 19])
