@@ -21,7 +21,7 @@ from api.models.reports import (
 from api.models.rosters import CalendarFeed, Leave, Roster, Shift, ShiftChange, ShiftSwap
 from api.models.tasks import Task, TaskEvent
 from api.models.users import ROLES, GridHolding, User, user_grids
-from api.models.visits import HouseholdLastVisit, Visit, VisitPhoto
+from api.models.visits import HouseholdLastVisit, PhotoDeletion, Visit, VisitPhoto
 
 __all__ = [
     "IdempotencyKey",
@@ -50,6 +50,7 @@ __all__ = [
     "HouseholdLastVisit",
     "Visit",
     "VisitPhoto",
+    "PhotoDeletion",
     "HOUSEHOLD_KINDS",
     "Household",
     "NOTIFICATION_KINDS",

@@ -160,3 +160,15 @@ class HouseholdLastVisit(Base):
     )
     last_visited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PhotoDeletion(Base):
+    """The bytes of deleted photos, to delete from storage once the rows' deletion committed
+    (migration 0049): retention queues each hash in the transaction that deletes its photos;
+    the next transaction deletes the file under the hash's lock, if no photo points at it any
+    more, and takes the hash off the queue (api/services/retention.py)."""
+
+    __tablename__ = "photo_deletions"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
