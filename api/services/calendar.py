@@ -146,23 +146,24 @@ def render(session: Session, worker: User, shifts: list[Shift], host: str) -> st
         f"PRODID:{PRODID}",
         "CALSCALE:GREGORIAN",
         "METHOD:PUBLISH",
-        f"X-WR-CALNAME:{escape(f'Shifts, {worker.display_name}')}",
+        f"X-WR-CALNAME:{escape(f'排班 · {worker.display_name}')}",
         "X-WR-TIMEZONE:Asia/Shanghai",
         "REFRESH-INTERVAL;VALUE=DURATION:PT1H",
         *VTIMEZONE,
     ]
     for shift in shifts:
         starts, ends = rosters.shift_hours(settings[shift.roster.community_code], shift)
+        # In the workers' language, as the app names their posts (web/src/app.js postA, postB).
         if shift.post == "A":
-            summary = "A-post: service hall window"
-            description = "Walk-in service at the community service hall."
-            location = "Community service hall"
+            summary = "A岗 · 社区服务大厅窗口"
+            description = "社区服务大厅窗口接待来访居民。"
+            location = "社区服务大厅"
         else:
-            summary = f"B-post: grid {shift.grid.code} {shift.grid.name}"
-            description = "Door-to-door visits in the grid."
+            summary = f"B岗 · 入户走访 · 网格 {shift.grid.code} {shift.grid.name}"
+            description = "网格内入户走访。"
             if shift.relief_for_id:
-                description += f"\nRelieving {relieved.get(shift.relief_for_id, '')}."
-            location = f"Grid {shift.grid.code}, {shift.grid.name}"
+                description += f"\n顶岗：代{relieved.get(shift.relief_for_id, '')}走访。"
+            location = f"网格 {shift.grid.code}, {shift.grid.name}"
         lines += [
             "BEGIN:VEVENT",
             f"UID:shift-{shift.roster.community_code}-{shift.date:%Y%m%d}-{worker.id}@{host}",

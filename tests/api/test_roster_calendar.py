@@ -143,6 +143,24 @@ def test_text_is_escaped_and_long_lines_are_folded(client, community):
     assert b_events[0]["LOCATION"].endswith("东区\\, 第一网格\\; 老城\\\\片")
 
 
+def test_the_feed_speaks_the_workers_language(client, community):
+    """Workers read their calendar in Chinese, as the app says their posts: the feed's events
+    read "A-post: service hall window" in their phone's calendar."""
+    c = community
+    publish_week(client, c)
+    lines = unfold(client.get(feed_path(client, c, c.workers[0])).get_data(as_text=True))
+    calendar_name = next(line for line in lines if line.startswith("X-WR-CALNAME:"))
+    assert calendar_name == f"X-WR-CALNAME:排班 · {c.workers[0].display_name}"
+    for event in events(lines):
+        if event["CATEGORIES"] == "A-post":
+            assert event["SUMMARY"] == "A岗 · 社区服务大厅窗口"
+            assert event["LOCATION"] == "社区服务大厅"
+        else:
+            assert event["SUMMARY"].startswith("B岗 · 入户走访 · 网格 ")
+            assert event["DESCRIPTION"].startswith("网格内入户走访。")
+            assert event["LOCATION"].startswith("网格 ")
+
+
 def test_fold_never_splits_a_character_and_escape_covers_the_specials():
     folded = fold("SUMMARY:" + "网格" * 60)
     parts = folded.split("\r\n ")
