@@ -1054,13 +1054,16 @@ def list_visits(
     *,
     grid: str | None = None,
     week: str | None = None,
+    worker_id: int | None = None,
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[Visit], int]:
-    """Visits the caller may read, by grid code and ISO week, newest first."""
+    """Visits the caller may read, by grid code, ISO week and worker, newest first."""
     stmt = select(Visit).where(scope.visits())
     if grid:
         stmt = stmt.where(Visit.grid_id.in_(select(Grid.id).where(Grid.code == grid)))
+    if worker_id is not None:
+        stmt = stmt.where(Visit.worker_id == worker_id)
     if week:
         parse_week(week)
         stmt = stmt.where(Visit.week == week)

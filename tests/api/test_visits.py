@@ -1230,6 +1230,28 @@ def test_visits_by_grid_and_week_are_paginated(client, world):
     assert '"total": 3' in response.headers["X-Pagination"]
 
 
+def test_a_leader_lists_one_workers_visits(client, world):
+    """A leader reviewing a worker's week read every visit of the grid and sorted them by hand
+    (`worker`: an id, or `me`)."""
+    sync(client, world, [visit_item(home(world, A1, i)) for i in range(2)])
+    sync(client, world, [visit_item(home(world, A2, 0))], user="worker_a2")
+    a1 = world.users["worker_a1"].id
+    theirs = client.get(f"/api/v1/visits?worker={a1}", headers=world.auth("leader_a"))
+    assert theirs.status_code == 200, theirs.json
+    assert [v["worker_id"] for v in theirs.json] == [a1, a1]
+    mine = client.get("/api/v1/visits?worker=me", headers=world.auth("worker_a2")).json
+    assert [v["worker_id"] for v in mine] == [world.users["worker_a2"].id]
+    # Within what the caller may read: another grid's worker's visits are not theirs.
+    other = client.get(f"/api/v1/visits?worker={a1}", headers=world.auth("worker_b1"))
+    assert other.json == []
+
+
+@pytest.mark.parametrize("worker", ["you", "1.5", "9" * 30])
+def test_a_visits_worker_that_is_not_me_or_an_id_is_422(client, world, worker):
+    r = client.get(f"/api/v1/visits?worker={worker}", headers=world.auth("leader_a"))
+    assert r.status_code == 422 and "worker" in str(r.json["errors"])
+
+
 def test_visit_lists_respect_scope(client, world):
     sync(client, world, [visit_item(home(world, A1))])
     response = client.get(f"/api/v1/visits?grid={A1}", headers=world.auth("worker_b1"))

@@ -6,7 +6,7 @@ from flask import Response, current_app, jsonify, request
 from flask.views import MethodView
 
 from api import privacy
-from api.auth import current_scope
+from api.auth import current_scope, current_user
 from api.extensions import Blueprint, db
 from api.privacy import audited
 from api.resources.visits.schemas import (
@@ -98,12 +98,13 @@ class Visits(MethodView):
     @blp.paginate()
     @audited("visit")
     def get(self, args, pagination_parameters):
-        """List the visits you can read, by grid and ISO week, newest first"""
+        """List the visits you can read, by grid, ISO week and worker, newest first"""
         rows, pagination_parameters.item_count = visits.list_visits(
             db.session,
             current_scope(),
             grid=args.get("grid"),
             week=args.get("week"),
+            worker_id=current_user().id if args.get("worker") == "me" else args.get("worker"),
             page=pagination_parameters.page,
             page_size=pagination_parameters.page_size,
         )

@@ -664,16 +664,28 @@ class VisitBatchResultSchema(Schema):
     results = _BatchResultsField(ma.fields.Nested(VisitResultSchema))
 
 
+class _MeOrInteger(Integer):
+    """`me`, the caller, as `GET /shifts`, `/leaves` and `/swaps` take it; else a user id (a
+    number no id can be is refused here, naming the parameter, not by the database)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value == "me":
+            return "me"
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if not 1 <= number < 2**63:
+            raise self.make_error("invalid", input=value)
+        return number
+
+
 class VisitQueryArgsSchema(Schema):
     grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
     week = ma.fields.String(validate=ISO_WEEK, metadata={"description": "ISO week, e.g. 2026-W47"})
-
-
-class _MeOrInteger(Integer):
-    """`me`, the caller, as `GET /shifts`, `/leaves` and `/swaps` take it; else an integer."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        return "me" if value == "me" else super()._deserialize(value, attr, data, **kwargs)
+    worker = _MeOrInteger(
+        metadata={
+            "type": "string",
+            "description": "Only this worker's visits: `me` or a user id (of those you may read)",
+        }
+    )
 
 
 class PlanQueryArgsSchema(Schema):
