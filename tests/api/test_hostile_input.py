@@ -224,6 +224,29 @@ def test_json_labelled_as_text_is_not_read_as_json(client, world, unchanged, end
     assert_problem(response, 415, 422)
 
 
+@pytest.mark.parametrize(
+    ("path", "user", "body"),
+    [
+        ("/api/v1/visits/batch", "worker_a1", {"visits": []}),
+        ("/api/v1/tasks", "admin_a", {"source": "leader", "title": "x"}),
+        ("/api/v1/auth/password", "worker_a1", {"current_password": "x", "new_password": "y"}),
+    ],
+)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_json_body_labelled_as_something_else_is_415_saying_so(
+    client, world, path, user, body, content_type
+):
+    """A JSON body sent as text/plain (fetch with a string body and no header) was read as no
+    body: "visits: missing", a puzzle for whoever wrote the client."""
+    response = post_raw(client, path, world.auth(user), json.dumps(body).encode(), content_type)
+    assert "application/json" in assert_problem(response, 415)["detail"]
+
+
+def test_a_json_endpoint_without_a_body_needs_no_content_type(client, world):
+    response = client.post("/api/v1/auth/logout-all", headers=world.auth("worker_a1"))
+    assert response.status_code == 200, response.json
+
+
 # --- GeoJSON geometry -----------------------------------------------------------------------------
 def _polygon_with(vertices: int, digits: int = 7) -> dict:
     """A closed ring of `vertices` positions around A1's centre (a valid polygon)."""
