@@ -184,6 +184,8 @@ def change_account(
         user.phone = changes["phone"]
     if "grid_codes" in changes:
         _hold_grids(session, user, changes["grid_codes"])
+        session.flush()
+        outcome.shifts_ahead = _b_posts_outside_held(session, user, now)
     if "active" in changes and changes["active"] != user.active:
         if changes["active"]:
             user.active, user.switched_off_at = True, None
@@ -318,6 +320,28 @@ def _shifts_ahead(session: Session, user: User, now: datetime) -> list[date]:
         session.scalars(
             select(Shift.date)
             .where(Shift.worker_id == user.id, Shift.date >= today)
+            .distinct()
+            .order_by(Shift.date)
+        )
+    )
+
+
+def _b_posts_outside_held(session: Session, user: User, now: datetime) -> list[date]:
+    """Days from today that a roster still gives `user` a B-post of their own (not a relief)
+    in a grid they hold no more: moved to another grid, they are sent to the old one until
+    the shift is handed on."""
+    today = now.astimezone(LOCAL).date()
+    held = select(user_grids.c.grid_id).where(user_grids.c.user_id == user.id)
+    return list(
+        session.scalars(
+            select(Shift.date)
+            .where(
+                Shift.worker_id == user.id,
+                Shift.date >= today,
+                Shift.post == "B",
+                Shift.relief_for_id.is_(None),
+                Shift.grid_id.not_in(held),
+            )
             .distinct()
             .order_by(Shift.date)
         )

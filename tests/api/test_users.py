@@ -338,6 +338,46 @@ def test_a_leader_still_leading_grids_keeps_the_role_until_they_have_another_lea
     assert (entry.resource_ids, entry.fields) == ([leader.id], ["role"])
 
 
+def test_moved_to_another_grid_a_worker_is_told_the_b_posts_still_in_the_old_one(
+    client, session, world
+):
+    """A worker moved from A1 to A2 kept tomorrow's B-post in A1 in the published roster, and
+    the answer said `shifts_ahead: []`: nobody learnt that the roster still sent them to a grid
+    that is no longer theirs (their A-post, and a relief in A2, stay theirs)."""
+    from api.models import Roster, Shift
+    from api.services.weeks import LOCAL, week_of
+
+    worker = world.users["worker_a1"]
+    tomorrow = (clock_now() + timedelta(days=1)).astimezone(LOCAL).date()
+    after = tomorrow + timedelta(days=1)
+    roster = Roster(community_code=A, week=week_of(tomorrow), status="published")
+    session.add(roster)
+    session.flush()
+    session.add_all(
+        [
+            Shift(roster_id=roster.id, date=tomorrow, post="B", worker_id=worker.id,
+                  grid_id=world.grids[A1].id),
+            Shift(roster_id=roster.id, date=after, post="A", worker_id=worker.id),
+        ]
+    )  # fmt: skip
+    session.flush()
+    r = client.patch(
+        f"/api/v1/users/{worker.id}", json={"grid_codes": [A2]}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["grid_codes"] == [A2]
+    assert r.json["shifts_ahead"] == [tomorrow.isoformat()]
+
+
+def test_a_worker_given_one_more_grid_has_no_shift_ahead_to_hand_on(client, session, world):
+    r = client.patch(
+        f"/api/v1/users/{world.users['worker_a1'].id}",
+        json={"grid_codes": [A1, A2]},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 200 and r.json["shifts_ahead"] == []
+
+
 def test_made_a_community_admin_a_worker_lets_go_of_grids_tasks_and_shifts(client, session, world):
     from api.models import Roster, Shift
     from api.services.weeks import LOCAL, week_of

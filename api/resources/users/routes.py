@@ -78,7 +78,8 @@ class UserById(MethodView):
         `active: false` switches it off at once: its tokens, sessions, calendar link and push
         devices end, the tasks it held go to whom dispatch picks today (or wait unassigned,
         their overseers told), listed in `tasks_handed_on`; `shifts_ahead` lists the days a
-        roster still gives it. A new `role` ends its sign-ins (the next carries the role);
+        roster still gives it (moved to other grids: its own B-posts still in the grids it
+        left). A new `role` ends its sign-ins (the next carries the role);
         a grid leader who still leads grids keeps the role until those grids have another
         leader (409); made a community admin, it lets go of its grids and its tasks and
         shifts are handed on and listed as for a switch-off. Your own account is switched

@@ -92,7 +92,8 @@ class AccountChangeSchema(UserAccountSchema):
         ma.fields.Date(),
         metadata={
             "description": "Switched off or made an admin: days a roster still gives it a "
-            "shift (re-roster)"
+            "shift; its grids changed: days a roster still gives it a B-post of its own in a "
+            "grid it no longer holds (re-roster)"
         },
     )
 
