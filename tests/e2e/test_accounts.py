@@ -269,6 +269,31 @@ def test_an_admin_edits_an_accounts_name_phone_and_grids(page, made, e2e_engine)
         assert conn.scalar(select(User.phone).where(User.username == username)) == "13900001111"
 
 
+def test_moving_a_worker_to_another_grid_shows_the_b_posts_left_in_the_old_one(
+    page, made, e2e_engine
+):
+    """Saved, the move said nothing of the roster still sending the worker to the grid they
+    left (the answer's `shifts_ahead`): the office learnt it when the grid went unvisited."""
+    open_accounts(page)
+    ready(page)
+    username = open_worker_by_api(page, made, "换网格")
+    shift_day = rostered(e2e_engine, made, username)
+    page.select_option("#filter-active", "true")  # reloads the list
+    row(page, username).locator("button[data-action=edit]").click()
+    form = page.locator("#account-form")
+    other = form.locator("input[name=grid_codes]").evaluate_all(
+        f"inputs => inputs.map(i => i.value).filter(v => v !== '{DEMO_GRID}')"
+    )[0]
+    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").uncheck()
+    form.locator(f"input[name=grid_codes][value='{other}']").check()
+    form.locator("button[type=submit]").click()
+    outcome = page.locator("#outcome")
+    outcome.wait_for()
+    assert "换网格" in outcome.locator("h3").inner_text()
+    assert outcome.locator(".shifts-ahead li").all_inner_texts() == [shift_day]
+    assert outcome.locator(".handed-on, .no-tasks").count() == 0  # nothing was handed on
+
+
 def test_switching_a_worker_off_shows_the_task_handed_on_and_to_whom(page, made, e2e_engine):
     from api.models import Task, User
 

@@ -47,6 +47,7 @@ const TEXT = {
     offDone: (n) => `${n} 的账号已停用。`,
     handedOn: "已转交的任务", noTasks: "此人手中没有未办结的任务。", task: "任务",
     waiting: "待分派（无人接手）", shiftsAhead: "排班中仍有的班次（请重新排班）", noShifts: "此后没有排班。",
+    movedTitle: (n) => `${n} 已调整网格`, oldGridShifts: "排班中仍派往原网格的B岗日期（请重新排班）",
     onTitle: (n) => `重新启用 ${n} 的账号？`,
     onText: ["此人可以再用原密码登录；停用时结束的登录不会恢复。"],
     onDone: (n) => `${n} 的账号已重新启用：可用原密码登录，之前的登录不再恢复。`,
@@ -103,6 +104,7 @@ const TEXT = {
     handedOn: "Tasks handed on", noTasks: "They held no open tasks.", task: "Task",
     waiting: "waiting unassigned", shiftsAhead: "Shift days still rostered (re-roster them)",
     noShifts: "No shifts rostered ahead.",
+    movedTitle: (n) => `${n}: grids changed`, oldGridShifts: "B-post days still rostered in a grid they left (re-roster them)",
     onTitle: (n) => `Switch ${n}'s account on again?`,
     onText: ["They can sign in again with their password; the sign-ins ended when it was switched off stay ended."],
     onDone: (n) => `${n}'s account is on again: they sign in with their password; earlier sign-ins stay ended.`,
@@ -509,6 +511,7 @@ accountForm.addEventListener("submit", async (event) => {
       const failed = await saveLed(led);
       say(t.saved(label(user)));
       $("#outcome").hidden = true;
+      if ((user.shifts_ahead || []).length) showOldGridShifts(user);
       await afterSave(user, led, failed);
     } else {
       const user = await api("/api/v1/users", { method: "POST", body });
@@ -607,12 +610,19 @@ async function showHandedOn(heading, outcome) {
     ? `<ul class="handed-on">${handed.map((h) => `<li data-task="${escapeHtml(h.task_id)}">${t.task} #${escapeHtml(h.task_id)}${h.title ? ` ${escapeHtml(h.title)}` : ""} → ${
       h.to == null ? `<b class="waiting">${t.waiting}</b>` : `<span class="assignee" data-id="${escapeHtml(h.assignee_id)}">${escapeHtml(h.to)}</span>`}</li>`).join("")}</ul>`
     : `<p class="no-tasks">${t.noTasks}</p>`;
-  const shifts = (outcome.shifts_ahead || []).length
-    ? `<ul class="shifts-ahead">${outcome.shifts_ahead.map((d) => `<li>${escapeHtml(d)}</li>`).join("")}</ul>`
-    : `<p class="no-shifts">${t.noShifts}</p>`;
+  const shifts = (outcome.shifts_ahead || []).length ? shiftList(outcome.shifts_ahead) : `<p class="no-shifts">${t.noShifts}</p>`;
   const box = $("#outcome");
   box.innerHTML = `<h3>${escapeHtml(heading)}</h3>
     <h4>${t.handedOn}</h4>${tasks}<h4>${t.shiftsAhead}</h4>${shifts}`;
+  box.hidden = false;
+}
+
+const shiftList = (days) => `<ul class="shifts-ahead">${days.map((d) => `<li>${escapeHtml(d)}</li>`).join("")}</ul>`;
+
+/** A worker moved to other grids whom a roster still sends to a grid they left: those days. */
+function showOldGridShifts(user) {
+  const box = $("#outcome");
+  box.innerHTML = `<h3>${escapeHtml(t.movedTitle(label(user)))}</h3><h4>${t.oldGridShifts}</h4>${shiftList(user.shifts_ahead)}`;
   box.hidden = false;
 }
 
