@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
@@ -970,6 +970,80 @@ def test_an_edit_saved_after_the_automatic_resend_stored_the_visit_is_kept_and_s
     with e2e_engine.connect() as conn:
         stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
     assert stored.notes == "第一次"
+
+
+def test_an_edit_of_a_visit_whose_resend_was_stored_but_its_answer_lost_is_kept_and_said(
+    worker_page, e2e_engine, grid_given
+):
+    """The automatic resend of a parked visit reached the server and was stored, but its answer
+    was lost (the lift, the phone killed): the visit still showed as refused. The worker edited
+    it; sent, the server answered `duplicate` with the version it had, and the queue dropped
+    the edit as if stored: the household or outcome the worker corrected was never saved, and
+    the status said "synced"."""
+    from api.models import Household, Visit
+
+    page = worker_page
+    household = other_grids_household(e2e_engine)
+    visit_id = queue_refused_visit(page, household, follow_up=False, notes="第一次")
+    with e2e_engine.connect() as conn:
+        grid_given(conn.scalar(select(Household.grid_id).where(Household.id == household)))
+    refused_ago(page, visit_id)
+
+    def stored_but_answer_lost(route):
+        route.fetch()  # the server gets the batch and stores it ...
+        route.abort("connectionreset")  # ... and the phone never hears the answer
+
+    page.route("**/api/v1/visits/batch", stored_but_answer_lost)
+    page.evaluate("async () => (await import('/web/queue.js')).syncQueue().catch((e) => String(e))")
+    page.unroute("**/api/v1/visits/batch")
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(Visit.notes).where(Visit.id == uuid.UUID(visit_id))) == "第一次"
+    (record,) = queued_visits(page)
+    assert record["state"] == "rejected"  # as far as the phone knows
+
+    page.locator(f"#queue li.rejected[data-id='{visit_id}'] button.edit").click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    page.select_option("#outcome", "nobody_home")
+    page.fill("textarea[name=notes]", "住户要求社区回电")
+    page.click("#record")
+    item = page.locator(f"#queue li.overtaken[data-id='{visit_id}']")
+    item.wait_for()
+    (record,) = queued_visits(page)
+    assert record["state"] == "overtaken" and record["visit"]["notes"] == "住户要求社区回电"
+    assert record["stored"]["notes"] == "第一次" and record["stored"]["outcome"] == "met"
+    assert "住户要求社区回电" in item.locator(".your-edit").inner_text()
+    page.wait_for_function(
+        "() => document.querySelector('#visit-status').textContent"
+        ".startsWith('1 条走访记录的修改没有保存')"
+    )
+    with e2e_engine.connect() as conn:
+        stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
+    assert (stored.notes, stored.outcome) == ("第一次", "met")
+
+
+def test_a_visit_whose_answer_was_lost_leaves_the_queue_at_the_next_sync_without_a_twin(
+    context, worker_page, e2e_engine
+):
+    """The phone killed mid-sync: the batch stored, its answer lost. The next sync sends it
+    again; the server answers `duplicate` and the visit leaves the queue, stored once."""
+    from api.models import Visit
+
+    page = worker_page
+    visit_id = queue_visit(page, visited_household(e2e_engine))
+
+    def stored_but_answer_lost(route):
+        route.fetch()
+        route.abort("connectionreset")
+
+    page.route("**/api/v1/visits/batch", stored_but_answer_lost)
+    page.evaluate("async () => (await import('/web/queue.js')).syncQueue().catch((e) => String(e))")
+    page.unroute("**/api/v1/visits/batch")
+    assert [r["id"] for r in queued_visits(page)] == [visit_id]
+    summary = sync_in_page(page)
+    assert (summary["duplicate"], summary["overtaken"], summary["left"]) == (1, 0, 0)
+    assert queued_visits(page) == []
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(func.count()).where(Visit.id == uuid.UUID(visit_id))) == 1
 
 
 def test_a_visit_still_refused_when_sent_again_stays_parked_with_its_reason(

@@ -167,7 +167,7 @@ async function doSync() {
     await run([STORE, META], "readwrite", (store, meta) => {
       for (const result of results) {
         if (result.status === "created" || result.status === "duplicate") {
-          leave(store, result.id, chunk.find((r) => r.id === result.id), result.visit, summary);
+          leave(store, result.id, chunk.find((r) => r.id === result.id), result.visit, summary, result.status === "duplicate");
           summary[result.status] += 1;
           // A duplicate too: the answer to the first send may have been lost on the way.
           if (isWeak(result.visit)) {
@@ -237,8 +237,11 @@ async function sendBatch(url, chunk, token) {
  * while it was on its way (a parked visit sent again automatically, edited meanwhile: its
  * record changed since it was sent). Taken out then, the edit was lost without a word; it stays,
  * "overtaken", with what the server stored (`stored`: the answer's visit, else what was sent).
+ * So too a `duplicate` whose stored version differs from the record: an earlier send was
+ * stored but its answer lost (the lift, the phone killed), the visit still showed as refused,
+ * and the worker's edit of it reached a server that keeps the first version.
  */
-function leave(store, id, sent, storedVisit, summary) {
+function leave(store, id, sent, storedVisit, summary, duplicate = false) {
   if (!sent) {
     store.delete(id);
     return;
@@ -246,13 +249,25 @@ function leave(store, id, sent, storedVisit, summary) {
   const current = store.get(sent.id);
   current.onsuccess = () => {
     const now = current.result;
-    if (now && now.queuedAt !== sent.queuedAt && now.state === "pending" && !sameFields(now.visit, sent.visit)) {
+    if (!now) return;
+    const editedOnItsWay = now.queuedAt !== sent.queuedAt && now.state === "pending" && !sameFields(now.visit, sent.visit);
+    const storedOtherwise = duplicate && now.state !== "overtaken" && storedVisit && !storedAsSent(storedVisit, now.visit);
+    if (editedOnItsWay || storedOtherwise) {
       store.put(overtaken(now, now.visit, storedVisit || sent.visit));
       summary.overtaken += 1;
-    } else if (now) {
+    } else {
       store.delete(sent.id);
     }
   };
+}
+
+/** Whether the server's stored `stored` holds the edited fields of `visit` as sent (text as
+ * `wellFormed` sends it; a field the answer withholds, null, is not compared). */
+function storedAsSent(stored, visit) {
+  return EDITED_FIELDS.every((k) => {
+    if (stored[k] == null || !(k in visit)) return true;
+    return stored[k] === wellFormed(k, visit[k] ?? null);
+  });
 }
 
 /**
