@@ -1129,6 +1129,79 @@ def test_a_batch_the_server_refuses_whole_says_why_in_chinese(context, page, e2e
     assert page.inner_text("#queue-count") == "1"  # kept
 
 
+def test_a_sync_the_server_refused_for_now_is_tried_again_after_its_retry_after(
+    context, page, e2e_engine
+):
+    """The server restarting (a 503 with Retry-After) when the worker's sync went: the app said
+    "sync later" and nothing tried again while it stayed open. Without Background Sync (most
+    browsers in China) the visit waited for the next visit recorded or the app opened again."""
+    answered: list[int] = []
+
+    def unavailable_once(route):
+        if answered:
+            answered.append(200)
+            route.continue_()
+            return
+        answered.append(503)
+        route.fulfill(
+            status=503,
+            headers={"Retry-After": "1"},
+            content_type="application/problem+json",
+            body='{"type": "https://gridwork.example/problems/service-unavailable",'
+            ' "title": "Service unavailable", "status": 503}',
+        )
+
+    open_app(context, page)
+    page.route("**/api/v1/visits/batch", unavailable_once)
+    visit_id = queue_visit(page, visited_household(e2e_engine))
+    page.click("#sync")
+    page.wait_for_selector("#visit-status.error .why")
+    assert page.inner_text("#visit-status .why").startswith("同步失败：服务器暂时不可用")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '0'")
+    assert answered == [503, 200]
+    assert queued_visits(page) == []
+    with e2e_engine.connect() as conn:
+        from api.models import Visit
+
+        assert conn.scalar(select(Visit.id).where(Visit.id == uuid.UUID(visit_id)))
+
+
+def test_a_sync_lost_on_a_network_the_phone_calls_online_is_tried_again_backing_off(
+    context, page, e2e_engine
+):
+    """In a lift or a basement the phone stays "online" but nothing gets through: the sync
+    after the visit failed, and no `online` event came when the signal did. Tried again after
+    30 s, then 60 s, 120 s ... (never in a loop), and the visit goes once the network does."""
+    sent: list[str] = []
+    network = {"up": False}
+
+    def flaky(route):
+        sent.append("try")
+        route.continue_() if network["up"] else route.abort("internetdisconnected")
+
+    page.clock.install()
+    open_app(context, page)
+    page.route("**/api/v1/visits/batch", flaky)
+    queue_visit(page, visited_household(e2e_engine))
+    page.click("#sync")
+    page.wait_for_timeout(300)
+    assert len(sent) == 1
+    page.clock.run_for(29_000)
+    page.wait_for_timeout(300)
+    assert len(sent) == 1  # not at once, not in a loop
+    page.clock.run_for(2_000)
+    page.wait_for_timeout(300)
+    assert len(sent) == 2  # 30 s after
+    page.clock.run_for(45_000)
+    page.wait_for_timeout(300)
+    assert len(sent) == 2  # the next one waits longer
+    network["up"] = True
+    page.clock.run_for(20_000)
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '0'")
+    assert len(sent) == 3
+    assert queued_visits(page) == []
+
+
 def test_a_note_holding_half_an_emoji_does_not_block_the_queue(worker_page, e2e_engine):
     """A note holding a lone UTF-16 surrogate (half an emoji, left by a keyboard or a cut paste):
     JSON.stringify writes it as `\\ud83d`, which the server refuses for the whole body (400).

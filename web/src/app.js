@@ -9,7 +9,7 @@ import {
 } from "./queue.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
-import { keepFresh, storeTokens, tokenClaims } from "./session.js";
+import { SessionEnded, keepFresh, storeTokens, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
@@ -753,10 +753,35 @@ $("cancel-edit").addEventListener("click", () => {
   showStatus("");
 });
 
+// A sync that failed for a reason that passes is tried again while the page is open: the
+// network lost though the phone says online (a lift, a basement: no `online` event comes when
+// the signal does), the server restarting or busy (5xx, 429, 408, 409). After the server's
+// Retry-After, else 30 s, doubling to at most 10 minutes; a sync that gets through starts the
+// count again. Background Sync retries in the service worker where the browser has it; most
+// browsers in China lack it, and the visit waited for the next visit recorded or the app
+// opened again. A refusal the worker must act on (403, a session ended) is not retried.
+const RETRY_SYNC_MS = 30_000;
+const RETRY_SYNC_MAX_MS = 10 * 60_000;
+let syncRetry = null;
+let syncRetries = 0;
+function retrySyncLater(error) {
+  const passing = !(error instanceof SessionEnded)
+    && (!error.status || error.status >= 500 || [408, 409, 429].includes(error.status));
+  if (!passing || !getToken()) return;
+  const asked = Number(error.retryAfter) * 1000;
+  const wait = asked > 0 ? asked : RETRY_SYNC_MS * 2 ** syncRetries;
+  syncRetries += 1;
+  clearTimeout(syncRetry);
+  syncRetry = setTimeout(sync, Math.min(wait, RETRY_SYNC_MAX_MS));
+}
+
 async function sync() {
   const started = Date.now();
+  clearTimeout(syncRetry);
+  syncRetry = null;
   try {
     const summary = await syncQueue();
+    syncRetries = 0;
     const weak = flaggedSummary(summary.flagged);
     // A sync asked for while another was on its way answers for its own pass: the edits the
     // earlier pass overtook (the worker's own save asked for this one) are counted here too.
@@ -774,6 +799,8 @@ async function sync() {
     // Offline or the server is away: the queue keeps everything, nothing to say. A batch the
     // server refused whole (a problem) is said, as a refused visit is.
     if (error.status) showStatus(problemOf(error), true);
+    // Offline, the `online` event syncs.
+    if (navigator.onLine) retrySyncLater(error);
   }
   await Promise.all([showQueue(), showFlagged()]);
 }

@@ -210,7 +210,8 @@ async function doSync() {
  * POST queued visits (`chunk`) to `url` as a batch; {results, token}. An access token that
  * expired during a long day offline is refreshed (under the same user) and the batch sent once
  * more: a batch is idempotent, so a resend is always safe. A batch refused whole (a problem,
- * RFC 9457) throws with its `status` and `problem`: the page says why; the queue keeps all.
+ * RFC 9457) throws with its `status`, `problem` and `retryAfter` (the header, if any): the page
+ * says why; the queue keeps all.
  */
 async function sendBatch(url, chunk, token) {
   const body = JSON.stringify({ visits: chunk.map((r) => r.visit) }, wellFormed);
@@ -226,7 +227,8 @@ async function sendBatch(url, chunk, token) {
   }
   if (!response.ok) {
     const problem = await response.json().catch(() => null);
-    throw Object.assign(new Error(`batch answered ${response.status}`), { status: response.status, problem });
+    const retryAfter = response.headers.get("Retry-After");
+    throw Object.assign(new Error(`batch answered ${response.status}`), { status: response.status, problem, retryAfter });
   }
   const { results = [] } = await response.json();
   return { results, token };
