@@ -1202,6 +1202,40 @@ def test_a_sync_lost_on_a_network_the_phone_calls_online_is_tried_again_backing_
     assert queued_visits(page) == []
 
 
+def test_a_queue_too_large_for_one_request_is_sent_in_smaller_batches(context, page, e2e_engine):
+    """A batch over the body size the server (or a proxy before it) takes is refused whole, 413.
+    The queue sent the same first batch at every sync, refused each time: nothing behind it ever
+    went. It now sends it in halves, down to what gets through."""
+    from api.models import Visit
+
+    sizes: list[int] = []
+
+    def at_most_two(route):
+        size = len(route.request.post_data_json["visits"])
+        sizes.append(size)
+        if size <= 2:
+            route.continue_()
+            return
+        route.fulfill(
+            status=413,
+            content_type="application/problem+json",
+            body='{"type": "https://gridwork.example/problems/payload-too-large",'
+            ' "title": "Payload too large", "status": 413}',
+        )
+
+    open_app(context, page)
+    page.route("**/api/v1/visits/batch", at_most_two)
+    household = visited_household(e2e_engine)
+    ids = [queue_visit(page, household) for _ in range(5)]
+    summary = sync_in_page(page)
+    assert (summary["sent"], summary["created"], summary["left"]) == (5, 5, 0)
+    assert sizes[0] == 5 and max(sizes[1:]) <= 3 and sum(s for s in sizes if s <= 2) == 5
+    assert queued_visits(page) == []
+    with e2e_engine.connect() as conn:
+        stored = conn.scalars(select(Visit.id).where(Visit.id.in_(map(uuid.UUID, ids)))).all()
+    assert len(stored) == 5
+
+
 def test_a_note_holding_half_an_emoji_does_not_block_the_queue(worker_page, e2e_engine):
     """A note holding a lone UTF-16 surrogate (half an emoji, left by a keyboard or a cut paste):
     JSON.stringify writes it as `\\ud83d`, which the server refuses for the whole body (400).

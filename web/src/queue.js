@@ -150,17 +150,14 @@ export function syncQueue() {
 }
 
 async function doSync() {
-  let token = await getMeta("token");
+  const token = await getMeta("token");
   const user = tokenUser(token);
   const mine = async () => (await listQueued()).filter((r) => r.state === "pending" && user && r.user === user);
   const now = Date.now();
   // The pending visits, and the parked ones due to be tried again (they stay parked meanwhile).
   const pending = (await listQueued()).filter((r) => user && r.user === user && (r.state === "pending" || retryDue(r, now)));
   const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, retried: 0, overtaken: 0, left: 0, flagged: [] };
-  for (let i = 0; i < pending.length; i += BATCH_LIMIT) {
-    const chunk = pending.slice(i, i + BATCH_LIMIT);
-    let results;
-    ({ results, token } = await sendBatch("/api/v1/visits/batch", chunk, token));
+  await sendInBatches("/api/v1/visits/batch", pending, token, async (chunk, results) => {
     summary.sent += chunk.length;
     const flagged = [];
     // The flagged ones are kept in the transaction that takes their visits out of the queue.
@@ -201,9 +198,34 @@ async function doSync() {
       }
     });
     summary.flagged.push(...flagged);
-  }
+  });
   summary.left = (await mine()).length;
   return summary;
+}
+
+/**
+ * POST queued visits (`records`) to `url` in batches of at most BATCH_LIMIT, each answer handed
+ * to `handle(chunk, results)` before the next batch goes. A batch too large for the server or a
+ * proxy before it (413: its body size, not its count) goes again in halves, down to one visit:
+ * sent whole at every sync, it was refused every time and nothing behind it ever went. Any
+ * other failure throws (`sendBatch`), the batches answered so far handled.
+ */
+async function sendInBatches(url, records, token, handle) {
+  const chunks = [];
+  for (let i = 0; i < records.length; i += BATCH_LIMIT) chunks.push(records.slice(i, i + BATCH_LIMIT));
+  while (chunks.length) {
+    const chunk = chunks.shift();
+    let results;
+    try {
+      ({ results, token } = await sendBatch(url, chunk, token));
+    } catch (error) {
+      if (error.status !== 413 || chunk.length < 2) throw error;
+      const half = Math.ceil(chunk.length / 2);
+      chunks.unshift(chunk.slice(0, half), chunk.slice(half));
+      continue;
+    }
+    await handle(chunk, results);
+  }
 }
 
 /**
@@ -281,13 +303,10 @@ function storedAsSent(stored, visit) {
  * Returns {sent, stored, rejected}.
  */
 export async function handOver(worker) {
-  let token = await getMeta("token");
+  const token = await getMeta("token");
   const records = (await listQueued()).filter((r) => r.user === worker && (r.state === "pending" || r.state === "rejected"));
   const summary = { sent: 0, stored: 0, rejected: 0 };
-  for (let i = 0; i < records.length; i += BATCH_LIMIT) {
-    const chunk = records.slice(i, i + BATCH_LIMIT);
-    let results;
-    ({ results, token } = await sendBatch(`/api/v1/visits/handover?worker=${encodeURIComponent(worker)}`, chunk, token));
+  await sendInBatches(`/api/v1/visits/handover?worker=${encodeURIComponent(worker)}`, records, token, async (chunk, results) => {
     summary.sent += chunk.length;
     await run([STORE], "readwrite", (store) => {
       for (const result of results) {
@@ -303,6 +322,6 @@ export async function handOver(worker) {
         }
       }
     });
-  }
+  });
   return summary;
 }
