@@ -159,6 +159,55 @@ def test_the_app_opens_from_its_offline_copy_while_the_server_cannot_serve_it(
     assert page.locator("#home").is_visible()
 
 
+def test_a_deploy_met_on_a_flaky_network_leaves_the_offline_copy_whole(context, live_app, tmp_path):
+    """The service worker copied every file it fetched into its offline copy. A new version
+    deployed, the app opened on a weak signal: some files came new from the network (copied
+    in), one failed and came from the copy. The copy then held two versions, a new app.js
+    asking the old queue.js for what it lacks: offline, in the basement, the app no longer
+    started and no visit could be recorded. The copy is the version installed, whole."""
+    import shutil
+
+    from api.web import DEFAULT_DIST
+
+    page = context.new_page()
+    open_app(context, page)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    # The next version: its app.js needs what only its queue.js gives.
+    v2 = tmp_path / "dist"
+    shutil.copytree(DEFAULT_DIST, v2)
+    (v2 / "version.json").write_text('{"version": "e2e-next"}')
+    (v2 / "queue.js").write_text((v2 / "queue.js").read_text() + "\nexport const NEXT = 2;\n")
+    app_js = (v2 / "app.js").read_text()
+    (v2 / "app.js").write_text('import { NEXT } from "./queue.js";\nvoid NEXT;\n' + app_js)
+
+    wsgi = live_app.wsgi_app
+
+    def queue_js_lost(environ, start_response):
+        if environ["PATH_INFO"] == "/web/queue.js":
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"lost on the way"]
+        return wsgi(environ, start_response)
+
+    live_app.config["WEB_DIST"] = str(v2)
+    live_app.wsgi_app = queue_js_lost
+    try:
+        page.reload()  # half new, half old: this start fails, whatever the copy does
+        page.wait_for_timeout(1500)
+    finally:
+        live_app.wsgi_app = wsgi
+        live_app.config["WEB_DIST"] = None
+
+    context.set_offline(True)  # in the basement, the app opened again
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator("#home").is_visible()
+    assert errors == []
+    context.set_offline(False)
+    page.close()
+
+
 # --- sign-out -----------------------------------------------------------------------------------
 # The browser's push service is faked: headless Chromium cannot reach a real one.
 FAKE_PUSH = """(() => {
