@@ -208,6 +208,42 @@ def test_a_deploy_met_on_a_flaky_network_leaves_the_offline_copy_whole(context, 
     page.close()
 
 
+# IndexedDB refused, as a private window or storage turned off may: every open fails.
+NO_INDEXEDDB = """IDBFactory.prototype.open = function () {
+  const request = {};
+  setTimeout(() => {
+    request.error = new DOMException("The user denied permission to access the database.",
+                                     "InvalidStateError");
+    request.onerror?.();
+  });
+  return request;
+};"""
+
+
+def test_a_browser_that_keeps_nothing_on_the_device_says_so_at_sign_in(context, live_server):
+    """IndexedDB refused (a private window, storage off): sign-in said "登录失败：" and the
+    browser's English, yet kept the token; opened again, the app showed an empty home (its
+    start failed on the store) and no word why, the picker empty, every visit unsaveable."""
+    page = context.new_page()
+    page.add_init_script(NO_INDEXEDDB)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/app")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    no_storage = "这个浏览器不允许应用在本机保存数据"
+    page.wait_for_function(
+        f"() => document.querySelector('#signin-error').textContent.startsWith('{no_storage}')"
+    )
+    assert "离线记录的走访无法保存" in page.inner_text("#signin-error")
+    assert page.is_hidden("#home")
+    assert page.evaluate("() => localStorage.getItem('gridwork.token')") is None
+    page.reload()
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.is_hidden("#home")
+    assert errors == []
+    page.close()
+
+
 # --- sign-out -----------------------------------------------------------------------------------
 # The browser's push service is faked: headless Chromium cannot reach a real one.
 FAKE_PUSH = """(() => {
