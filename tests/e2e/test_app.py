@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
@@ -157,6 +157,91 @@ def test_the_app_opens_from_its_offline_copy_while_the_server_cannot_serve_it(
     finally:
         live_app.config["WEB_DIST"] = None
     assert page.locator("#home").is_visible()
+
+
+def test_a_deploy_met_on_a_flaky_network_leaves_the_offline_copy_whole(context, live_app, tmp_path):
+    """The service worker copied every file it fetched into its offline copy. A new version
+    deployed, the app opened on a weak signal: some files came new from the network (copied
+    in), one failed and came from the copy. The copy then held two versions, a new app.js
+    asking the old queue.js for what it lacks: offline, in the basement, the app no longer
+    started and no visit could be recorded. The copy is the version installed, whole."""
+    import shutil
+
+    from api.web import DEFAULT_DIST
+
+    page = context.new_page()
+    open_app(context, page)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    # The next version: its app.js needs what only its queue.js gives.
+    v2 = tmp_path / "dist"
+    shutil.copytree(DEFAULT_DIST, v2)
+    (v2 / "version.json").write_text('{"version": "e2e-next"}')
+    (v2 / "queue.js").write_text((v2 / "queue.js").read_text() + "\nexport const NEXT = 2;\n")
+    app_js = (v2 / "app.js").read_text()
+    (v2 / "app.js").write_text('import { NEXT } from "./queue.js";\nvoid NEXT;\n' + app_js)
+
+    wsgi = live_app.wsgi_app
+
+    def queue_js_lost(environ, start_response):
+        if environ["PATH_INFO"] == "/web/queue.js":
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"lost on the way"]
+        return wsgi(environ, start_response)
+
+    live_app.config["WEB_DIST"] = str(v2)
+    live_app.wsgi_app = queue_js_lost
+    try:
+        page.reload()  # half new, half old: this start fails, whatever the copy does
+        page.wait_for_timeout(1500)
+    finally:
+        live_app.wsgi_app = wsgi
+        live_app.config["WEB_DIST"] = None
+
+    context.set_offline(True)  # in the basement, the app opened again
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator("#home").is_visible()
+    assert errors == []
+    context.set_offline(False)
+    page.close()
+
+
+# IndexedDB refused, as a private window or storage turned off may: every open fails.
+NO_INDEXEDDB = """IDBFactory.prototype.open = function () {
+  const request = {};
+  setTimeout(() => {
+    request.error = new DOMException("The user denied permission to access the database.",
+                                     "InvalidStateError");
+    request.onerror?.();
+  });
+  return request;
+};"""
+
+
+def test_a_browser_that_keeps_nothing_on_the_device_says_so_at_sign_in(context, live_server):
+    """IndexedDB refused (a private window, storage off): sign-in said "登录失败：" and the
+    browser's English, yet kept the token; opened again, the app showed an empty home (its
+    start failed on the store) and no word why, the picker empty, every visit unsaveable."""
+    page = context.new_page()
+    page.add_init_script(NO_INDEXEDDB)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/app")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    no_storage = "这个浏览器不允许应用在本机保存数据"
+    page.wait_for_function(
+        f"() => document.querySelector('#signin-error').textContent.startsWith('{no_storage}')"
+    )
+    assert "离线记录的走访无法保存" in page.inner_text("#signin-error")
+    assert page.is_hidden("#home")
+    assert page.evaluate("() => localStorage.getItem('gridwork.token')") is None
+    page.reload()
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.is_hidden("#home")
+    assert errors == []
+    page.close()
 
 
 # --- sign-out -----------------------------------------------------------------------------------
@@ -972,6 +1057,80 @@ def test_an_edit_saved_after_the_automatic_resend_stored_the_visit_is_kept_and_s
     assert stored.notes == "第一次"
 
 
+def test_an_edit_of_a_visit_whose_resend_was_stored_but_its_answer_lost_is_kept_and_said(
+    worker_page, e2e_engine, grid_given
+):
+    """The automatic resend of a parked visit reached the server and was stored, but its answer
+    was lost (the lift, the phone killed): the visit still showed as refused. The worker edited
+    it; sent, the server answered `duplicate` with the version it had, and the queue dropped
+    the edit as if stored: the household or outcome the worker corrected was never saved, and
+    the status said "synced"."""
+    from api.models import Household, Visit
+
+    page = worker_page
+    household = other_grids_household(e2e_engine)
+    visit_id = queue_refused_visit(page, household, follow_up=False, notes="第一次")
+    with e2e_engine.connect() as conn:
+        grid_given(conn.scalar(select(Household.grid_id).where(Household.id == household)))
+    refused_ago(page, visit_id)
+
+    def stored_but_answer_lost(route):
+        route.fetch()  # the server gets the batch and stores it ...
+        route.abort("connectionreset")  # ... and the phone never hears the answer
+
+    page.route("**/api/v1/visits/batch", stored_but_answer_lost)
+    page.evaluate("async () => (await import('/web/queue.js')).syncQueue().catch((e) => String(e))")
+    page.unroute("**/api/v1/visits/batch")
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(Visit.notes).where(Visit.id == uuid.UUID(visit_id))) == "第一次"
+    (record,) = queued_visits(page)
+    assert record["state"] == "rejected"  # as far as the phone knows
+
+    page.locator(f"#queue li.rejected[data-id='{visit_id}'] button.edit").click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    page.select_option("#outcome", "nobody_home")
+    page.fill("textarea[name=notes]", "住户要求社区回电")
+    page.click("#record")
+    item = page.locator(f"#queue li.overtaken[data-id='{visit_id}']")
+    item.wait_for()
+    (record,) = queued_visits(page)
+    assert record["state"] == "overtaken" and record["visit"]["notes"] == "住户要求社区回电"
+    assert record["stored"]["notes"] == "第一次" and record["stored"]["outcome"] == "met"
+    assert "住户要求社区回电" in item.locator(".your-edit").inner_text()
+    page.wait_for_function(
+        "() => document.querySelector('#visit-status').textContent"
+        ".startsWith('1 条走访记录的修改没有保存')"
+    )
+    with e2e_engine.connect() as conn:
+        stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
+    assert (stored.notes, stored.outcome) == ("第一次", "met")
+
+
+def test_a_visit_whose_answer_was_lost_leaves_the_queue_at_the_next_sync_without_a_twin(
+    context, worker_page, e2e_engine
+):
+    """The phone killed mid-sync: the batch stored, its answer lost. The next sync sends it
+    again; the server answers `duplicate` and the visit leaves the queue, stored once."""
+    from api.models import Visit
+
+    page = worker_page
+    visit_id = queue_visit(page, visited_household(e2e_engine))
+
+    def stored_but_answer_lost(route):
+        route.fetch()
+        route.abort("connectionreset")
+
+    page.route("**/api/v1/visits/batch", stored_but_answer_lost)
+    page.evaluate("async () => (await import('/web/queue.js')).syncQueue().catch((e) => String(e))")
+    page.unroute("**/api/v1/visits/batch")
+    assert [r["id"] for r in queued_visits(page)] == [visit_id]
+    summary = sync_in_page(page)
+    assert (summary["duplicate"], summary["overtaken"], summary["left"]) == (1, 0, 0)
+    assert queued_visits(page) == []
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(func.count()).where(Visit.id == uuid.UUID(visit_id))) == 1
+
+
 def test_a_visit_still_refused_when_sent_again_stays_parked_with_its_reason(
     worker_page, e2e_engine
 ):
@@ -1053,6 +1212,113 @@ def test_a_batch_the_server_refuses_whole_says_why_in_chinese(context, page, e2e
     )
     assert "Only grid workers" in page.inner_text("#visit-status .server-reason")
     assert page.inner_text("#queue-count") == "1"  # kept
+
+
+def test_a_sync_the_server_refused_for_now_is_tried_again_after_its_retry_after(
+    context, page, e2e_engine
+):
+    """The server restarting (a 503 with Retry-After) when the worker's sync went: the app said
+    "sync later" and nothing tried again while it stayed open. Without Background Sync (most
+    browsers in China) the visit waited for the next visit recorded or the app opened again."""
+    answered: list[int] = []
+
+    def unavailable_once(route):
+        if answered:
+            answered.append(200)
+            route.continue_()
+            return
+        answered.append(503)
+        route.fulfill(
+            status=503,
+            headers={"Retry-After": "1"},
+            content_type="application/problem+json",
+            body='{"type": "https://gridwork.example/problems/service-unavailable",'
+            ' "title": "Service unavailable", "status": 503}',
+        )
+
+    open_app(context, page)
+    page.route("**/api/v1/visits/batch", unavailable_once)
+    visit_id = queue_visit(page, visited_household(e2e_engine))
+    page.click("#sync")
+    page.wait_for_selector("#visit-status.error .why")
+    assert page.inner_text("#visit-status .why").startswith("同步失败：服务器暂时不可用")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '0'")
+    assert answered == [503, 200]
+    assert queued_visits(page) == []
+    with e2e_engine.connect() as conn:
+        from api.models import Visit
+
+        assert conn.scalar(select(Visit.id).where(Visit.id == uuid.UUID(visit_id)))
+
+
+def test_a_sync_lost_on_a_network_the_phone_calls_online_is_tried_again_backing_off(
+    context, page, e2e_engine
+):
+    """In a lift or a basement the phone stays "online" but nothing gets through: the sync
+    after the visit failed, and no `online` event came when the signal did. Tried again after
+    30 s, then 60 s, 120 s ... (never in a loop), and the visit goes once the network does."""
+    sent: list[str] = []
+    network = {"up": False}
+
+    def flaky(route):
+        sent.append("try")
+        route.continue_() if network["up"] else route.abort("internetdisconnected")
+
+    page.clock.install()
+    open_app(context, page)
+    page.route("**/api/v1/visits/batch", flaky)
+    queue_visit(page, visited_household(e2e_engine))
+    page.click("#sync")
+    page.wait_for_timeout(300)
+    assert len(sent) == 1
+    page.clock.run_for(29_000)
+    page.wait_for_timeout(300)
+    assert len(sent) == 1  # not at once, not in a loop
+    page.clock.run_for(2_000)
+    page.wait_for_timeout(300)
+    assert len(sent) == 2  # 30 s after
+    page.clock.run_for(45_000)
+    page.wait_for_timeout(300)
+    assert len(sent) == 2  # the next one waits longer
+    network["up"] = True
+    page.clock.run_for(20_000)
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '0'")
+    assert len(sent) == 3
+    assert queued_visits(page) == []
+
+
+def test_a_queue_too_large_for_one_request_is_sent_in_smaller_batches(context, page, e2e_engine):
+    """A batch over the body size the server (or a proxy before it) takes is refused whole, 413.
+    The queue sent the same first batch at every sync, refused each time: nothing behind it ever
+    went. It now sends it in halves, down to what gets through."""
+    from api.models import Visit
+
+    sizes: list[int] = []
+
+    def at_most_two(route):
+        size = len(route.request.post_data_json["visits"])
+        sizes.append(size)
+        if size <= 2:
+            route.continue_()
+            return
+        route.fulfill(
+            status=413,
+            content_type="application/problem+json",
+            body='{"type": "https://gridwork.example/problems/payload-too-large",'
+            ' "title": "Payload too large", "status": 413}',
+        )
+
+    open_app(context, page)
+    page.route("**/api/v1/visits/batch", at_most_two)
+    household = visited_household(e2e_engine)
+    ids = [queue_visit(page, household) for _ in range(5)]
+    summary = sync_in_page(page)
+    assert (summary["sent"], summary["created"], summary["left"]) == (5, 5, 0)
+    assert sizes[0] == 5 and max(sizes[1:]) <= 3 and sum(s for s in sizes if s <= 2) == 5
+    assert queued_visits(page) == []
+    with e2e_engine.connect() as conn:
+        stored = conn.scalars(select(Visit.id).where(Visit.id.in_(map(uuid.UUID, ids)))).all()
+    assert len(stored) == 5
 
 
 def test_a_note_holding_half_an_emoji_does_not_block_the_queue(worker_page, e2e_engine):

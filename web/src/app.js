@@ -9,7 +9,7 @@ import {
 } from "./queue.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
-import { keepFresh, storeTokens, tokenClaims } from "./session.js";
+import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
@@ -33,6 +33,7 @@ const TEXT = {
     ticketDeadline: "12345 时限",
     locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
+    noStorage: "这个浏览器不允许应用在本机保存数据（可能是无痕/隐私模式，或关闭了网站存储）：离线记录的走访无法保存。请用普通模式打开，或允许网站存储后再登录。",
     geoFailed: "无法定位：", notSaved: "未能保存到本机，这条走访记录没有保存（手机存储空间可能已满，请清理后重试）：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
     mustVisit: "必访", planOverdue: "逾期",
     planSummary: (n, groups, must, overdue) => `还需走访 ${n} 户，共 ${groups} 栋${must ? ` · 必访 ${must} 户` : ""}${overdue ? ` · 逾期 ${overdue} 户` : ""}`,
@@ -141,7 +142,8 @@ const TEXT = {
     due: "due", overdueMark: "overdue", ticketDeadline: "12345 hotline deadline", locating: "Locating…", savedOffline: "Saved; it syncs when online",
     synced: "Synced", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
     notSaved: "Not saved on this device, the visit is not kept (its storage may be full: free some space and try again): ",
-    sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.", geoFailed: "No location: ", rejected: "rejected",
+    sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.",
+    noStorage: "This browser does not let the app keep data on this device (a private window, or site storage turned off): visits recorded offline could not be kept. Open it in a normal window, or allow site storage, and sign in again.", geoFailed: "No location: ", rejected: "rejected",
     // The Chinese sentences of these refusals say it themselves (web/src/reasons.js).
     resentLater: "Kept on this device and sent again automatically every few hours; edit and save to send it now.",
     pushOn: "Push enabled", pushUnavailable: "Push not configured or not supported", mustVisit: "must-visit",
@@ -753,10 +755,35 @@ $("cancel-edit").addEventListener("click", () => {
   showStatus("");
 });
 
+// A sync that failed for a reason that passes is tried again while the page is open: the
+// network lost though the phone says online (a lift, a basement: no `online` event comes when
+// the signal does), the server restarting or busy (5xx, 429, 408, 409). After the server's
+// Retry-After, else 30 s, doubling to at most 10 minutes; a sync that gets through starts the
+// count again. Background Sync retries in the service worker where the browser has it; most
+// browsers in China lack it, and the visit waited for the next visit recorded or the app
+// opened again. A refusal the worker must act on (403, a session ended) is not retried.
+const RETRY_SYNC_MS = 30_000;
+const RETRY_SYNC_MAX_MS = 10 * 60_000;
+let syncRetry = null;
+let syncRetries = 0;
+function retrySyncLater(error) {
+  const passing = !(error instanceof SessionEnded)
+    && (!error.status || error.status >= 500 || [408, 409, 429].includes(error.status));
+  if (!passing || !getToken()) return;
+  const asked = Number(error.retryAfter) * 1000;
+  const wait = asked > 0 ? asked : RETRY_SYNC_MS * 2 ** syncRetries;
+  syncRetries += 1;
+  clearTimeout(syncRetry);
+  syncRetry = setTimeout(sync, Math.min(wait, RETRY_SYNC_MAX_MS));
+}
+
 async function sync() {
   const started = Date.now();
+  clearTimeout(syncRetry);
+  syncRetry = null;
   try {
     const summary = await syncQueue();
+    syncRetries = 0;
     const weak = flaggedSummary(summary.flagged);
     // A sync asked for while another was on its way answers for its own pass: the edits the
     // earlier pass overtook (the worker's own save asked for this one) are counted here too.
@@ -774,6 +801,8 @@ async function sync() {
     // Offline or the server is away: the queue keeps everything, nothing to say. A batch the
     // server refused whole (a problem) is said, as a refused visit is.
     if (error.status) showStatus(problemOf(error), true);
+    // Offline, the `online` event syncs.
+    if (navigator.onLine) retrySyncLater(error);
   }
   await Promise.all([showQueue(), showFlagged()]);
 }
@@ -1231,7 +1260,13 @@ async function start() {
   $("home").hidden = false;
   $("signout").hidden = false;
   // The service worker may have refreshed the tokens while the page was closed: take the newest.
-  const stored = await getMeta("token");
+  let stored;
+  try {
+    stored = await getMeta("token");
+  } catch {
+    await noStorage(); // IndexedDB refused since the sign-in
+    return;
+  }
   if (stored && stored !== getToken() && tokenUser(stored) === tokenUser(getToken())) {
     await storeTokens(stored, await getMeta("refresh"));
   }
@@ -1251,6 +1286,10 @@ $("signin").addEventListener("submit", async (e) => {
   try {
     await signIn(form.get("username"), form.get("password"));
   } catch (error) {
+    if (error instanceof StorageUnavailable) {
+      await noStorage();
+      return;
+    }
     // Only a 401 is a wrong password: a throttle (429) refuses the right one too, and an
     // outage is no fault of theirs either (`signIn` throws the status with the server's words).
     $("signin-error").textContent = error.status === 401 ? t.badLogin : t.signinFailed + error.message;
@@ -1259,6 +1298,16 @@ $("signin").addEventListener("submit", async (e) => {
   $("signin").hidden = true;
   begin(form.get("password"));
 });
+// IndexedDB refused (a private window, site storage off): no visit recorded offline could be
+// kept, nor the tokens the service worker syncs with. Signed in all the same, the token stayed
+// in localStorage and the app opened as an empty home that failed to start, without a word.
+async function noStorage() {
+  await signOut().catch(() => {});
+  $("home").hidden = true;
+  $("signout").hidden = true;
+  $("signin").hidden = false;
+  $("signin-error").textContent = t.noStorage;
+}
 // A password an admin set is replaced by the worker's own first: until then the server answers
 // nothing else (`password` is the one just typed, not asked again).
 async function begin(password = "") {

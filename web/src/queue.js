@@ -150,24 +150,21 @@ export function syncQueue() {
 }
 
 async function doSync() {
-  let token = await getMeta("token");
+  const token = await getMeta("token");
   const user = tokenUser(token);
   const mine = async () => (await listQueued()).filter((r) => r.state === "pending" && user && r.user === user);
   const now = Date.now();
   // The pending visits, and the parked ones due to be tried again (they stay parked meanwhile).
   const pending = (await listQueued()).filter((r) => user && r.user === user && (r.state === "pending" || retryDue(r, now)));
   const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, retried: 0, overtaken: 0, left: 0, flagged: [] };
-  for (let i = 0; i < pending.length; i += BATCH_LIMIT) {
-    const chunk = pending.slice(i, i + BATCH_LIMIT);
-    let results;
-    ({ results, token } = await sendBatch("/api/v1/visits/batch", chunk, token));
+  await sendInBatches("/api/v1/visits/batch", pending, token, async (chunk, results) => {
     summary.sent += chunk.length;
     const flagged = [];
     // The flagged ones are kept in the transaction that takes their visits out of the queue.
     await run([STORE, META], "readwrite", (store, meta) => {
       for (const result of results) {
         if (result.status === "created" || result.status === "duplicate") {
-          leave(store, result.id, chunk.find((r) => r.id === result.id), result.visit, summary);
+          leave(store, result.id, chunk.find((r) => r.id === result.id), result.visit, summary, result.status === "duplicate");
           summary[result.status] += 1;
           // A duplicate too: the answer to the first send may have been lost on the way.
           if (isWeak(result.visit)) {
@@ -201,16 +198,42 @@ async function doSync() {
       }
     });
     summary.flagged.push(...flagged);
-  }
+  });
   summary.left = (await mine()).length;
   return summary;
+}
+
+/**
+ * POST queued visits (`records`) to `url` in batches of at most BATCH_LIMIT, each answer handed
+ * to `handle(chunk, results)` before the next batch goes. A batch too large for the server or a
+ * proxy before it (413: its body size, not its count) goes again in halves, down to one visit:
+ * sent whole at every sync, it was refused every time and nothing behind it ever went. Any
+ * other failure throws (`sendBatch`), the batches answered so far handled.
+ */
+async function sendInBatches(url, records, token, handle) {
+  const chunks = [];
+  for (let i = 0; i < records.length; i += BATCH_LIMIT) chunks.push(records.slice(i, i + BATCH_LIMIT));
+  while (chunks.length) {
+    const chunk = chunks.shift();
+    let results;
+    try {
+      ({ results, token } = await sendBatch(url, chunk, token));
+    } catch (error) {
+      if (error.status !== 413 || chunk.length < 2) throw error;
+      const half = Math.ceil(chunk.length / 2);
+      chunks.unshift(chunk.slice(0, half), chunk.slice(half));
+      continue;
+    }
+    await handle(chunk, results);
+  }
 }
 
 /**
  * POST queued visits (`chunk`) to `url` as a batch; {results, token}. An access token that
  * expired during a long day offline is refreshed (under the same user) and the batch sent once
  * more: a batch is idempotent, so a resend is always safe. A batch refused whole (a problem,
- * RFC 9457) throws with its `status` and `problem`: the page says why; the queue keeps all.
+ * RFC 9457) throws with its `status`, `problem` and `retryAfter` (the header, if any): the page
+ * says why; the queue keeps all.
  */
 async function sendBatch(url, chunk, token) {
   const body = JSON.stringify({ visits: chunk.map((r) => r.visit) }, wellFormed);
@@ -226,7 +249,8 @@ async function sendBatch(url, chunk, token) {
   }
   if (!response.ok) {
     const problem = await response.json().catch(() => null);
-    throw Object.assign(new Error(`batch answered ${response.status}`), { status: response.status, problem });
+    const retryAfter = response.headers.get("Retry-After");
+    throw Object.assign(new Error(`batch answered ${response.status}`), { status: response.status, problem, retryAfter });
   }
   const { results = [] } = await response.json();
   return { results, token };
@@ -237,8 +261,11 @@ async function sendBatch(url, chunk, token) {
  * while it was on its way (a parked visit sent again automatically, edited meanwhile: its
  * record changed since it was sent). Taken out then, the edit was lost without a word; it stays,
  * "overtaken", with what the server stored (`stored`: the answer's visit, else what was sent).
+ * So too a `duplicate` whose stored version differs from the record: an earlier send was
+ * stored but its answer lost (the lift, the phone killed), the visit still showed as refused,
+ * and the worker's edit of it reached a server that keeps the first version.
  */
-function leave(store, id, sent, storedVisit, summary) {
+function leave(store, id, sent, storedVisit, summary, duplicate = false) {
   if (!sent) {
     store.delete(id);
     return;
@@ -246,13 +273,25 @@ function leave(store, id, sent, storedVisit, summary) {
   const current = store.get(sent.id);
   current.onsuccess = () => {
     const now = current.result;
-    if (now && now.queuedAt !== sent.queuedAt && now.state === "pending" && !sameFields(now.visit, sent.visit)) {
+    if (!now) return;
+    const editedOnItsWay = now.queuedAt !== sent.queuedAt && now.state === "pending" && !sameFields(now.visit, sent.visit);
+    const storedOtherwise = duplicate && now.state !== "overtaken" && storedVisit && !storedAsSent(storedVisit, now.visit);
+    if (editedOnItsWay || storedOtherwise) {
       store.put(overtaken(now, now.visit, storedVisit || sent.visit));
       summary.overtaken += 1;
-    } else if (now) {
+    } else {
       store.delete(sent.id);
     }
   };
+}
+
+/** Whether the server's stored `stored` holds the edited fields of `visit` as sent (text as
+ * `wellFormed` sends it; a field the answer withholds, null, is not compared). */
+function storedAsSent(stored, visit) {
+  return EDITED_FIELDS.every((k) => {
+    if (stored[k] == null || !(k in visit)) return true;
+    return stored[k] === wellFormed(k, visit[k] ?? null);
+  });
 }
 
 /**
@@ -264,13 +303,10 @@ function leave(store, id, sent, storedVisit, summary) {
  * Returns {sent, stored, rejected}.
  */
 export async function handOver(worker) {
-  let token = await getMeta("token");
+  const token = await getMeta("token");
   const records = (await listQueued()).filter((r) => r.user === worker && (r.state === "pending" || r.state === "rejected"));
   const summary = { sent: 0, stored: 0, rejected: 0 };
-  for (let i = 0; i < records.length; i += BATCH_LIMIT) {
-    const chunk = records.slice(i, i + BATCH_LIMIT);
-    let results;
-    ({ results, token } = await sendBatch(`/api/v1/visits/handover?worker=${encodeURIComponent(worker)}`, chunk, token));
+  await sendInBatches(`/api/v1/visits/handover?worker=${encodeURIComponent(worker)}`, records, token, async (chunk, results) => {
     summary.sent += chunk.length;
     await run([STORE], "readwrite", (store) => {
       for (const result of results) {
@@ -286,6 +322,6 @@ export async function handOver(worker) {
         }
       }
     });
-  }
+  });
   return summary;
 }

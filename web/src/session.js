@@ -43,14 +43,23 @@ export function getToken() {
   return hasWindow ? localStorage.getItem(TOKEN_KEY) : null;
 }
 
-/** Keep new tokens everywhere they are read (null, null: forget them). */
+/** The device keeps nothing in IndexedDB (a private window, storage turned off): no tokens for
+ * the service worker, no queue for visits recorded offline. */
+export class StorageUnavailable extends Error {}
+
+/** Keep new tokens everywhere they are read (null, null: forget them). Throws StorageUnavailable
+ * when IndexedDB refuses them (forgetting them, nothing is there to forget). */
 export async function storeTokens(access, refresh) {
   if (hasWindow) {
     if (access) localStorage.setItem(TOKEN_KEY, access);
     else localStorage.removeItem(TOKEN_KEY);
   }
-  await setMeta("token", access ?? null);
-  await setMeta("refresh", refresh ?? null);
+  try {
+    await setMeta("token", access ?? null);
+    await setMeta("refresh", refresh ?? null);
+  } catch (error) {
+    if (access || refresh) throw new StorageUnavailable(error?.message || String(error));
+  }
 }
 
 function locked(work) {

@@ -23,7 +23,11 @@ self.addEventListener("activate", (event) => {
 // when the network fails, and when the server answers but cannot serve it (a 503 while a deploy
 // rebuilds web/dist, a proxy's 502 while the server restarts: the worker got that error page
 // instead of the app kept here). API calls are never cached: the app keeps its own data in
-// IndexedDB.
+// IndexedDB. The copy is this version's, as installed, and nothing fetched later goes into it:
+// every file fetched was copied in, so a new version met on a weak signal (some files new from
+// the network, one failed and taken from the copy) left a copy of two versions, a new app.js
+// importing from an old queue.js what it lacks, and offline the app no longer started. A new
+// version's copy is made whole by its own service worker's install.
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
@@ -31,15 +35,8 @@ self.addEventListener("fetch", (event) => {
   if (!SHELL.includes(key)) return;
   event.respondWith(
     fetch(event.request)
-      .then((response) => {
-        if (response.ok) {
-          const copy = response.clone();
-          caches.open(CACHE).then((cache) => cache.put(key, copy));
-        }
-        return response;
-      })
-      .then(async (response) => (response.status < 500 ? response : (await caches.match(key)) || response))
-      .catch(() => caches.match(key)),
+      .then(async (response) => (response.status < 500 ? response : (await caches.match(key, { cacheName: CACHE })) || response))
+      .catch(() => caches.match(key, { cacheName: CACHE })),
   );
 });
 
