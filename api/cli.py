@@ -1415,24 +1415,35 @@ def _worker_tick(log) -> None:
     Monday reports from being stored, nor the swaps from expiring. The first failure is raised
     once the others have run (the periodic job logs it, `--once` lets it out); any later one
     is logged here."""
+    _each_whatever_the_others_did(
+        [
+            ("task deadline tick", lambda: _tick_tasks(log)),
+            ("report tick", lambda: _tick_reports(log)),
+            ("swap expiry", lambda: _tick_swaps(log)),
+            ("purges", lambda: _tick_purges(log)),
+        ],
+        log,
+        "%s failed; next try at the next tick",
+    )
+
+
+def _each_whatever_the_others_did(steps, log, later: str) -> None:
+    """Run each `(what, call)` of `steps`, whatever the ones before did; the first failure is
+    raised once all have run, any later one logged (`later` % what). A data key refused stops
+    at once: every step after it would meet it too."""
     from api.crypto import DataKeyRefused
 
     failed: Exception | None = None
-    for what, step in (
-        ("task deadline tick", _tick_tasks),
-        ("report tick", _tick_reports),
-        ("swap expiry", _tick_swaps),
-        ("purges", _tick_purges),
-    ):
+    for what, call in steps:
         try:
-            step(log)
+            call()
         except DataKeyRefused:
             raise
         except Exception as exc:
             if failed is None:
                 failed = exc
             else:
-                log.exception("%s failed; next try at the next tick", what)
+                log.exception(later, what)
     if failed is not None:
         raise failed
 
@@ -1501,7 +1512,6 @@ def _retention(log) -> None:
     have run, any later one is logged here); then the deleted photos' bytes, in another."""
     from flask import current_app
 
-    from api.crypto import DataKeyRefused
     from api.extensions import db
     from api.services import retention
     from api.services.photos import build_storage, load_name_key
@@ -1516,18 +1526,27 @@ def _retention(log) -> None:
             photo_files=retention.delete_photo_files(session, storage, policy.batch)
         )
 
-    done, failed = retention.Purged(), None
-    for what, step in [*retention.steps(storage, policy, now), ("photo files", photo_files)]:
-        try:
+    done = [retention.Purged()]
+
+    def in_its_transaction(step):
+        def call():
             with db.begin() as session:
-                done += step(session)
-        except DataKeyRefused:
-            raise
-        except Exception as exc:
-            if failed is None:
-                failed = exc
-            else:
-                log.exception("retention: %s failed; next try at the next run", what)
+                done[0] += step(session)
+
+        return call
+
+    steps = [*retention.steps(storage, policy, now), ("photo files", photo_files)]
+    try:
+        _each_whatever_the_others_did(
+            [(what, in_its_transaction(step)) for what, step in steps],
+            log,
+            "retention: %s failed; next try at the next run",
+        )
+    finally:
+        _log_retention(log, done[0])
+
+
+def _log_retention(log, done) -> None:
     if done:
         log.info(
             "retention: %s visit tracks coarsened (%s tasks' points), %s task steps' points "
@@ -1542,8 +1561,6 @@ def _retention(log) -> None:
             done.deliveries,
             done.complainants,
         )
-    if failed is not None:
-        raise failed
 
 
 def _merge_audit_index(log) -> bool:
