@@ -98,6 +98,14 @@ def revoke(
         _end_devices(session, Device.session_id == sid, device_reason or reason, now)
 
 
+@dataclass(frozen=True)
+class SignedOut:
+    """What signing out everywhere ended: sign-in sessions, and devices no longer pushed to."""
+
+    sessions_revoked: int
+    devices_signed_out: int
+
+
 def revoke_all(
     session: Session,
     user_id: int,
@@ -105,10 +113,11 @@ def revoke_all(
     now: datetime,
     *,
     keep_devices_of: str | None = None,
-) -> int:
+    device_reason: str | None = None,
+) -> SignedOut:
     """Revoke every live session of the user and stop pushes to their devices, but those of
     session `keep_devices_of` (the caller's, which follows it to its next session:
-    `move_devices`); how many sessions were revoked.
+    `move_devices`); how many sessions and devices were ended.
 
     A phone lost: its owner changes the password, every other session ends, and the lost
     phone went on receiving every task's notice (Web Push carries the title)."""
@@ -120,16 +129,10 @@ def revoke_all(
     ).all()
     # Devices of no session (registered before sessions were recorded on them) go too.
     devices = Device.session_id.is_distinct_from(keep_devices_of) if keep_devices_of else true()
-    _end_devices(session, and_(Device.user_id == user_id, devices), reason, now)
-    return len(ended)
-
-
-@dataclass(frozen=True)
-class SignedOut:
-    """What signing out everywhere ended: sign-in sessions, and devices no longer pushed to."""
-
-    sessions_revoked: int
-    devices_signed_out: int
+    ended_devices = _end_devices(
+        session, and_(Device.user_id == user_id, devices), device_reason or reason, now
+    )
+    return SignedOut(len(ended), ended_devices)
 
 
 def sign_out_everywhere(
@@ -149,14 +152,9 @@ def sign_out_everywhere(
         .values(token_version=User.token_version + 1)
         .execution_options(synchronize_session="fetch")
     )
-    ended = session.scalars(
-        update(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason="signed-out-everywhere")
-        .returning(AuthSession.id)
-    ).all()
-    devices = _end_devices(session, Device.user_id == user_id, "signed out everywhere", now)
-    return SignedOut(len(ended), devices)
+    return revoke_all(
+        session, user_id, "signed-out-everywhere", now, device_reason="signed out everywhere"
+    )
 
 
 def move_devices(session: Session, user_id: int, old_sid: str | None, new_sid: str) -> None:
