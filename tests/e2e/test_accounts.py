@@ -243,6 +243,17 @@ def test_opening_an_account_shows_the_servers_errors_beside_their_fields(page, m
     assert opened.locator("td.state").inner_text() == "在用"
 
 
+def tick_another_grid_for_the_demo_grid(form) -> str:
+    """In the account form, the demo grid unticked and another grid of the community ticked;
+    that grid's code."""
+    other = form.locator("input[name=grid_codes]").evaluate_all(
+        f"inputs => inputs.map(i => i.value).filter(v => v !== '{DEMO_GRID}')"
+    )[0]
+    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").uncheck()
+    form.locator(f"input[name=grid_codes][value='{other}']").check()
+    return other
+
+
 def test_an_admin_edits_an_accounts_name_phone_and_grids(page, made, e2e_engine):
     from api.models import User
 
@@ -256,11 +267,7 @@ def test_an_admin_edits_an_accounts_name_phone_and_grids(page, made, e2e_engine)
     assert form.locator("input[name=username]").is_visible() is False  # only when opening
     form.locator("input[name=display_name]").fill("改名后")
     form.locator("input[name=phone]").fill("13900001111")
-    other = form.locator("input[name=grid_codes]").evaluate_all(
-        f"inputs => inputs.map(i => i.value).filter(v => v !== '{DEMO_GRID}')"
-    )[0]
-    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").uncheck()
-    form.locator(f"input[name=grid_codes][value='{other}']").check()
+    other = tick_another_grid_for_the_demo_grid(form)
     form.locator("button[type=submit]").click()
     wait_cell(page, username, "name", "改名后")
     assert other in row(page, username).locator("td.grids").inner_text()
@@ -281,11 +288,7 @@ def test_moving_a_worker_to_another_grid_shows_the_b_posts_left_in_the_old_one(
     page.select_option("#filter-active", "true")  # reloads the list
     row(page, username).locator("button[data-action=edit]").click()
     form = page.locator("#account-form")
-    other = form.locator("input[name=grid_codes]").evaluate_all(
-        f"inputs => inputs.map(i => i.value).filter(v => v !== '{DEMO_GRID}')"
-    )[0]
-    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").uncheck()
-    form.locator(f"input[name=grid_codes][value='{other}']").check()
+    tick_another_grid_for_the_demo_grid(form)
     form.locator("button[type=submit]").click()
     outcome = page.locator("#outcome")
     outcome.wait_for()
