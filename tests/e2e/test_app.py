@@ -866,6 +866,18 @@ def test_a_visit_refused_for_a_household_outside_ones_grids_says_why_in_chinese(
 # A refusal that depends on the server's state (queue.js `RETRIED_REFUSALS`) is tried again by
 # the first sync at least `RETRY_AFTER_MS` after it; the tests move the refusal's time back
 # instead of waiting hours.
+def parked_then_grid_given(page, e2e_engine, grid_given, **fields) -> tuple[int, str]:
+    """A visit of another grid's household refused and parked on the phone, then that grid
+    given to the worker (sent again, it is stored): the household and the visit's id."""
+    from api.models import Household
+
+    household = other_grids_household(e2e_engine)
+    visit_id = queue_refused_visit(page, household, follow_up=False, **fields)
+    with e2e_engine.connect() as conn:
+        grid_given(conn.scalar(select(Household.grid_id).where(Household.id == household)))
+    return household, visit_id
+
+
 def refused_ago(page, visit_id: str, ms_before_due: int = 0) -> None:
     """Date the stored refusal of `visit_id` so that it is due `ms_before_due` ms from now."""
     page.evaluate(
@@ -934,13 +946,10 @@ def test_a_visit_refused_as_outside_ones_grids_is_sent_again_once_the_grid_is_gi
 ):
     """A worker seeing a parked visit discarded a real visit, or never came back to it: once
     the office has given the worker the household's grid, a later sync stores it, no tap."""
-    from api.models import Household, Visit
+    from api.models import Visit
 
     page = worker_page
-    household = other_grids_household(e2e_engine)
-    visit_id = queue_refused_visit(page, household, follow_up=False)
-    with e2e_engine.connect() as conn:
-        grid_given(conn.scalar(select(Household.grid_id).where(Household.id == household)))
+    household, visit_id = parked_then_grid_given(page, e2e_engine, grid_given)
     sent = batch_ids(page)
 
     # Not yet due: parked as it was, with its reason, and not sent.
@@ -969,13 +978,10 @@ def test_an_edit_made_while_the_automatic_resend_is_on_its_way_is_kept_and_said(
     while that resend was on its way; the server stored the version sent and the queue, told
     `created`, deleted the visit with the edit: lost without a word. A stored visit cannot be
     changed (no visit PATCH): the edit stays on the phone, said to be unsaved, until discarded."""
-    from api.models import Household, Visit
+    from api.models import Visit
 
     page = worker_page
-    household = other_grids_household(e2e_engine)
-    visit_id = queue_refused_visit(page, household, follow_up=False, notes="第一次")
-    with e2e_engine.connect() as conn:
-        grid_given(conn.scalar(select(Household.grid_id).where(Household.id == household)))
+    _, visit_id = parked_then_grid_given(page, e2e_engine, grid_given, notes="第一次")
     refused_ago(page, visit_id)
     held = []
     # The automatic resend is held on its way; any later batch goes through.
@@ -1032,13 +1038,10 @@ def test_an_edit_saved_after_the_automatic_resend_stored_the_visit_is_kept_and_s
 ):
     """The edit begun before the resend and saved after it: sent, the server answered
     `duplicate` and the queue dropped it, the status saying "synced"."""
-    from api.models import Household, Visit
+    from api.models import Visit
 
     page = worker_page
-    household = other_grids_household(e2e_engine)
-    visit_id = queue_refused_visit(page, household, follow_up=False, notes="第一次")
-    with e2e_engine.connect() as conn:
-        grid_given(conn.scalar(select(Household.grid_id).where(Household.id == household)))
+    _, visit_id = parked_then_grid_given(page, e2e_engine, grid_given, notes="第一次")
     page.locator(f"#queue li.rejected[data-id='{visit_id}'] button.edit").click()
     page.wait_for_selector("#cancel-edit:not([hidden])")
     refused_ago(page, visit_id)
@@ -1065,13 +1068,10 @@ def test_an_edit_of_a_visit_whose_resend_was_stored_but_its_answer_lost_is_kept_
     it; sent, the server answered `duplicate` with the version it had, and the queue dropped
     the edit as if stored: the household or outcome the worker corrected was never saved, and
     the status said "synced"."""
-    from api.models import Household, Visit
+    from api.models import Visit
 
     page = worker_page
-    household = other_grids_household(e2e_engine)
-    visit_id = queue_refused_visit(page, household, follow_up=False, notes="第一次")
-    with e2e_engine.connect() as conn:
-        grid_given(conn.scalar(select(Household.grid_id).where(Household.id == household)))
+    _, visit_id = parked_then_grid_given(page, e2e_engine, grid_given, notes="第一次")
     refused_ago(page, visit_id)
 
     def stored_but_answer_lost(route):
