@@ -16,6 +16,9 @@ from sqlalchemy.orm import Session
 
 from api.settings import DEFAULT_DATABASE_URL, normalise_database_url
 
+# The push tests' fixtures: the fake FCM on loopback (`fake`), a router to it, the loopback guard.
+pytest_plugins = ("tests.fakes.fixtures",)
+
 
 def _test_database_url() -> str:
     explicit = os.environ.get("GRIDWORK_TEST_DATABASE_URL")

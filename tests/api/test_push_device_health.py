@@ -15,59 +15,22 @@ from api.models import Device
 from api.services.delivery import PushWorker
 from api.services.devices import register_device
 from api.services.notifications import notify
-from push import Router, build_channels
-from push.webpush import WebPushChannel
+from push import Router
 from tests.factories import make_device
-from tests.fakes.fcm import FakeFcm
-from tests.fakes.webpush import FakeWebPush, subscription
+from tests.fakes.fixtures import fcm_channels, web_push_channel
+from tests.fakes.webpush import subscription
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if host not in LOOPBACK:
-            raise socket.gaierror(socket.EAI_NONAME, f"tests reach loopback only, not {host}")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeFcm]:
-    with FakeFcm() as server:
-        yield server
-
-
-@pytest.fixture
-def push_service() -> Iterator[FakeWebPush]:
-    with FakeWebPush() as service:
-        yield service
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 
 @pytest.fixture
 def router(app, fake, tmp_path) -> Iterator[Router]:
     """The fake FCM for phones, real Web Push (a short deadline) for browsers, on loopback."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    vapid = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    account = fake.service_account(tmp_path / "sa.json")
-    channels = build_channels(
-        {"GRIDWORK_FCM_CREDENTIALS": str(account), "GRIDWORK_FCM_URL": fake.url}
-    )
-    channels["web"] = WebPushChannel(
-        vapid.decode(), "mailto:ops@gridwork.example", timeout=0.3, allow_private_endpoints=True
-    )
+    channels = fcm_channels(fake, tmp_path)
+    channels["web"] = web_push_channel(timeout=0.3)
     router = Router(channels)
     yield router
     router.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
@@ -18,42 +17,14 @@ from api.services.delivery import PushWorker
 from api.services.notifications import notify
 from push import Router, build_channels
 from push.fcm import PERSONAL_BODY
-from push.webpush import WebPushChannel
 from tests.factories import make_device, make_task
-from tests.fakes.fcm import FakeFcm
-from tests.fakes.webpush import FakeWebPush, subscription
+from tests.fakes.fixtures import fcm_channels, web_push_channel
+from tests.fakes.webpush import subscription
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if host not in LOOPBACK:
-            raise socket.gaierror(socket.EAI_NONAME, f"tests reach loopback only, not {host}")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeFcm]:
-    with FakeFcm() as server:
-        yield server
-
-
-@pytest.fixture
-def router(fake, tmp_path) -> Iterator[Router]:
-    account = fake.service_account(tmp_path / "sa.json")
-    router = Router(
-        build_channels({"GRIDWORK_FCM_CREDENTIALS": str(account), "GRIDWORK_FCM_URL": fake.url})
-    )
-    yield router
-    router.close()
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 
 @pytest.fixture
@@ -490,21 +461,8 @@ def hostile_push() -> Iterator[str]:
 @pytest.fixture
 def web_router(app, fake, tmp_path) -> Iterator[Router]:
     """FCM (the fake) for phones, real Web Push for browsers, allowed onto loopback."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    vapid = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    account = fake.service_account(tmp_path / "sa.json")
-    channels = build_channels(
-        {"GRIDWORK_FCM_CREDENTIALS": str(account), "GRIDWORK_FCM_URL": fake.url}
-    )
-    channels["web"] = WebPushChannel(
-        vapid.decode(), "mailto:ops@gridwork.example", allow_private_endpoints=True
-    )
+    channels = fcm_channels(fake, tmp_path)
+    channels["web"] = web_push_channel()
     router = Router(channels)
     yield router
     router.close()
@@ -513,12 +471,6 @@ def web_router(app, fake, tmp_path) -> Iterator[Router]:
 @pytest.fixture
 def web_worker(web_router) -> PushWorker:
     return PushWorker(db.begin, web_router, batch_size=100, lease_seconds=60, max_attempts=3)
-
-
-@pytest.fixture
-def push_service() -> Iterator[FakeWebPush]:
-    with FakeWebPush() as service:
-        yield service
 
 
 def _web_device(session, user, endpoint):

@@ -23,12 +23,13 @@ from sqlalchemy.orm import sessionmaker
 
 from api.services.delivery import PushWorker, message_id
 from api.services.notifications import notify
-from push import DELIVERED, INVALID_TARGET, RETRY, DeliveryResult, Router, build_channels
-from push.webpush import WebPushChannel
+from push import DELIVERED, INVALID_TARGET, RETRY, DeliveryResult, Router
 from tests.factories import box, build_app, make_device, make_grid, make_user
-from tests.fakes.fcm import FakeFcm
-from tests.fakes.webpush import FakeWebPush, subscription
+from tests.fakes.fixtures import web_push_channel
+from tests.fakes.webpush import subscription
 from tests.races import wait_for_lock_waits
+
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 DAY = timedelta(days=1)
 GRID = "110109009002001"
@@ -67,22 +68,6 @@ def database(app, own_database_url):
         conn.execute(text("DELETE FROM deliveries"))
         yield conn
     engine.dispose()
-
-
-@pytest.fixture
-def fake():
-    with FakeFcm() as server:
-        yield server
-
-
-@pytest.fixture
-def router(fake, tmp_path):
-    account = fake.service_account(tmp_path / "sa.json")
-    router = Router(
-        build_channels({"GRIDWORK_FCM_CREDENTIALS": str(account), "GRIDWORK_FCM_URL": fake.url})
-    )
-    yield router
-    router.close()
 
 
 def worker_on(engine, channel, **kwargs) -> PushWorker:
@@ -543,28 +528,8 @@ def test_a_push_that_kills_every_round_sending_it_still_dies_after_max_lost_roun
 
 # --- 3. a long Web Push batch sends no row it no longer holds -----------------------------------
 @pytest.fixture
-def push_service():
-    with FakeWebPush() as service:
-        yield service
-
-
-@pytest.fixture
 def web_channel():
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    vapid = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    router = Router(
-        {
-            "web": WebPushChannel(
-                vapid.decode(), "mailto:ops@gridwork.example", allow_private_endpoints=True
-            )
-        }
-    )
+    router = Router({"web": web_push_channel()})
     yield router
     router.close()
 

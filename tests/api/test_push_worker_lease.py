@@ -20,29 +20,19 @@ from sqlalchemy import select
 from api.models import Delivery
 from api.services.delivery import PushWorker
 from api.services.notifications import notify
-from push import Router, build_channels
 from tests.factories import box, build_app, make_device, make_grid, make_user
-from tests.fakes.fcm import FakeFcm
+
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 LEASE_S = 1
 
 
-@pytest.fixture
-def fake():
-    with FakeFcm() as server:
-        yield server
-
-
 def test_a_round_slower_than_its_lease_is_not_sent_again_by_another_worker(
-    own_database_url, fake, tmp_path
+    own_database_url, fake, router
 ):
     from api.extensions import db
 
     app = build_app(own_database_url)
-    account = fake.service_account(tmp_path / "sa.json")
-    router = Router(
-        build_channels({"GRIDWORK_FCM_CREDENTIALS": str(account), "GRIDWORK_FCM_URL": fake.url})
-    )
     try:
         with app.app_context():
             with db.begin() as session:
@@ -67,7 +57,6 @@ def test_a_round_slower_than_its_lease_is_not_sent_again_by_another_worker(
             with db.new_session() as session:
                 state = session.scalar(select(Delivery.state))
     finally:
-        router.close()
         with app.app_context():
             db.engine.dispose()
     assert taken == []

@@ -25,12 +25,6 @@ SENT_BEFORE_KILL = 10  # two whole batches go through before FCM starts holding
 
 
 @pytest.fixture
-def fake():
-    with FakeFcm() as server:
-        yield server
-
-
-@pytest.fixture
 def queued(seeded):
     """NOTIFICATIONS notifications for one user with one Android device, committed."""
     from api.extensions import db

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,30 +14,7 @@ from push import Message
 from push.fcm import FCM_BASE_URL, FcmChannel, _point_at
 from tests.fakes.fcm import PROJECT_ID, FakeFcm
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Fail any name lookup beyond loopback, and the test that attempted it."""
-    attempted: list[str] = []
-    real_getaddrinfo = socket.getaddrinfo
-
-    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if host not in LOOPBACK:
-            attempted.append(host)
-            raise socket.gaierror(socket.EAI_NONAME, f"tests reach loopback only, not {host}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield attempted
-    assert attempted == [], f"tried to reach {attempted}"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeFcm]:
-    with FakeFcm() as server:
-        yield server
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 
 @pytest.fixture
