@@ -176,6 +176,8 @@ def list_entries(
       `resource`), the caller sees every entry about it, whoever the reader: "who read this
       resident's record?" must count the district's viewers and relievers from other
       communities too, whose reads the reader-based view leaves out.
+    - `action="purge"`: the purges of the log (`purge`), whoever the caller: what was deleted
+      and up to when, where every other view's answer begins.
     The other filters narrow any of these. `before`: only the entries after that one in the
     listing's order (at, id descending), so paging on from the last entry read is not shifted
     by entries written meanwhile.
@@ -184,7 +186,12 @@ def list_entries(
     # Entries shown for being about the caller's records, whoever read them, name only the
     # records in the caller's scope (`_named_in_scope`); entries by the caller's users, whole.
     about_records = True
-    if household_id is not None:
+    if action == "purge":
+        # The log's own purges (the console's, no user), for every reader of the log: where
+        # its answers begin. Found through the index on (user, at), the console's few entries.
+        visible = and_(AuditEntry.user_id.is_(None), AuditEntry.resource == "audit_log")
+        about_records = False
+    elif household_id is not None:
         visible = _about_household(session, scope, household_id)
     elif _own_record(session, scope, resource, record_id, record_uuid):
         visible = true()

@@ -810,6 +810,29 @@ def test_a_purge_of_the_audit_log_is_itself_recorded_in_it(app, session, world):
     assert session.scalar(select(func.count()).where(AuditEntry.action == "purge")) == 1
 
 
+def test_the_log_s_readers_find_its_purges_with_action_purge(app, client, session, world):
+    """A community admin or a district viewer asking "who read this resident's record?" must
+    know the answer starts where the last purge ended. The purge's entry (written at the
+    console, no user) was in no view of `GET /audit`: the readers view lists the caller's
+    users' entries, the records views entries about their records. `action=purge` lists the
+    purges, for every reader of the log; the other views stay as they were."""
+    _aged_entry(session, world.users["worker_a1"], 400)
+    audit.purge(session, timedelta(days=200))
+    session.commit()
+    for user in ("admin_a", "viewer_110101"):
+        body = client.get("/api/v1/audit?action=purge", headers=world.auth(user)).json
+        assert [(e["action"], e["resource"], e["user_id"]) for e in body] == [
+            ("purge", "audit_log", None)
+        ]
+        assert body[0]["fields"][0] == "removed 1" and body[0]["fields"][1].startswith("before ")
+    everything = client.get("/api/v1/audit", headers=world.auth("admin_a")).json
+    assert all(e["action"] != "purge" for e in everything)
+    mine = f"/api/v1/audit?action=purge&user={world.users['admin_a'].id}"
+    assert client.get(mine, headers=world.auth("admin_a")).json == []
+    refused = client.get("/api/v1/audit?action=purge", headers=world.auth("worker_a1"))
+    assert refused.status_code == 403
+
+
 def test_the_database_refuses_to_delete_an_audit_entry_younger_than_six_months(session, world):
     """Whatever deletes it (a script, a statement typed at psql, a purge on a clock ahead):
     the floor holds in the database, on its own clock. Older entries go as before."""

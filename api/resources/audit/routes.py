@@ -29,7 +29,8 @@ class AuditLog(MethodView):
         `household` lists every entry about a household of theirs, its visits and its tasks;
         `view=records` every entry about their records, whoever the reader. Filter by actor,
         action, resource, record and period; paginated (`X-Pagination`). Entries are kept at
-        least 184 days (six months).
+        least 184 days (six months); `action=purge` lists the purges of older ones (how many
+        went, and up to when: where every other answer begins).
         """
         rows, pagination_parameters.item_count = audit.list_entries(
             db.session,

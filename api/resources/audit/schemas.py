@@ -10,7 +10,8 @@ from api.db import PG_INT_MAX
 from api.extensions import Integer, Schema
 from api.services.audit import VIEWS
 
-ACTIONS = ("read", "create", "update", "export")
+# `purge`: a deletion of entries past their retention (`gridwork purge-audit`), by the console.
+ACTIONS = ("read", "create", "update", "export", "purge")
 # What reads are audited of: residents' records, and the reports' per-worker figures.
 AUDITED_RESOURCES = ("household", "visit", "visit_photo", "task", "coverage_report", "report")
 
