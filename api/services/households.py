@@ -10,6 +10,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, BinaryIO
 
 from geoalchemy2 import Geography
@@ -343,6 +344,11 @@ MATCH_RADIUS_M = 100.0
 # back 116.4025. For the duplicate check, the update's match at the point, and its "changed?"
 # (a row within it keeps the stored point). No phone places a home to a centimetre.
 SAME_POINT_DEG = 1e-7
+# Saved as CSV, Excel writes each number as its column shows it: a General column too narrow for
+# 116.40251234 writes 116.4025. A row's coordinate of at least this many decimals that is the
+# stored one so rounded (half away from zero, as Excel rounds) is the stored one: 4 decimals are
+# ~5 m, within what a phone places a home to; 3 (~50 m) can be the next building, and are a move.
+SHOWN_MIN_DECIMALS = 4
 # The register facts a row edits (as a PATCH may); building, unit, floor and room are the key
 # it is matched by, lon/lat (and so the grid) always given.
 UPDATABLE = ("kind", "occupancy", "members", "tags", "phone")
@@ -911,7 +917,8 @@ def _edit(values: dict[str, Any], stored: Any, updatable: Sequence[str]) -> dict
     """What the row changes of the stored household ({} for nothing): the row's values made
     the household's where they differ (care tags as a set: listed in another order, the
     stored order stays, and no history row is written for it; a point within SAME_POINT_DEG
-    of the stored one, in the same grid, is the stored one; so is the stored phone without
+    of the stored one, or the stored one rounded to a column's display (`_shown_as`), in the
+    same grid, is the stored one; so is the stored phone without
     the leading 0s a spreadsheet dropped, `same_phone`)."""
     changed = {}
     for column in updatable:
@@ -926,14 +933,30 @@ def _edit(values: dict[str, Any], stored: Any, updatable: Sequence[str]) -> dict
         if not same:
             changed[column] = new
     if (
-        abs(values["lon"] - stored.lon) <= SAME_POINT_DEG
-        and abs(values["lat"] - stored.lat) <= SAME_POINT_DEG
+        _shown_as(values["lon"], stored.lon)
+        and _shown_as(values["lat"], stored.lat)
         and values["grid_id"] == stored.grid_id
     ):
         values["lon"], values["lat"] = stored.lon, stored.lat  # the stored point, kept
     else:
         changed["location"] = (values["lon"], values["lat"], values["grid_id"])
     return changed
+
+
+def _shown_as(cell: float, stored: float) -> bool:
+    """Whether a row's coordinate is the stored one: within SAME_POINT_DEG, or the stored one
+    rounded to the cell's decimals when it has SHOWN_MIN_DECIMALS or more (a column's display
+    that a CSV saved)."""
+    if abs(cell - stored) <= SAME_POINT_DEG:
+        return True
+    shown = repr(float(cell))  # the shortest text of the double: the cell's digits
+    if "e" in shown:
+        return False
+    decimals = len(shown.partition(".")[2])
+    if decimals < SHOWN_MIN_DECIMALS:
+        return False
+    step = Decimal(1).scaleb(-decimals)
+    return Decimal(repr(float(stored))).quantize(step, ROUND_HALF_UP) == Decimal(shown)
 
 
 def _sort_update(

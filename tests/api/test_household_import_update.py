@@ -412,6 +412,51 @@ def test_a_point_two_centimetres_off_is_a_move(client, session, world):
     assert (response.json["updated"], response.json["unchanged"]) == (1, 0)
 
 
+# Saved as CSV, Excel writes each number as its column shows it: a General column too narrow
+# for 116.40251234 writes 116.4025. A coordinate of 4 decimals or more that is the stored one
+# rounded so is the stored one (4 decimals: ~5 m, within what a phone places a home to).
+
+
+def test_a_point_a_narrow_column_showed_with_fewer_decimals_is_the_stored_point(
+    client, session, world
+):
+    home = make_household(
+        session, *centre(A1, dx=0.000213456, dy=0.001312345), building="12", room="103"
+    )
+    body = client.get(f"/api/v1/households/{home.id}", headers=world.auth("admin_a")).json
+    for decimals in (6, 5, 4):
+        shown = row_of(
+            client,
+            world,
+            home,
+            lon=float(f"{body['lon']:.{decimals}f}"),
+            lat=float(f"{body['lat']:.{decimals}f}"),
+        )
+        response = reimport(client, world, csv_file([shown]))
+        assert response.status_code == 201, response.json
+        assert (response.json["updated"], response.json["unchanged"]) == (0, 1), decimals
+    moved = client.get(f"/api/v1/households/{home.id}", headers=world.auth("admin_a")).json
+    assert (moved["lon"], moved["lat"]) == (body["lon"], body["lat"])
+
+
+def test_a_point_of_few_decimals_that_is_not_the_stored_point_rounded_is_a_move(
+    client, session, world
+):
+    """Three decimals (~50 m) can be the next building: a move, as is a point of four
+    decimals other than the stored one rounded (a pin set again by hand)."""
+    home = make_household(
+        session, *centre(A1, dx=0.000213456, dy=0.001312345), building="12", room="104"
+    )
+    body = client.get(f"/api/v1/households/{home.id}", headers=world.auth("admin_a")).json
+    three = row_of(client, world, home, lon=round(body["lon"], 3), lat=round(body["lat"], 3))
+    assert (reimport(client, world, csv_file([three])).json["updated"]) == 1
+    home_again = client.get(f"/api/v1/households/{home.id}", headers=world.auth("admin_a")).json
+    other = row_of(
+        client, world, home, lon=round(home_again["lon"] + 0.0001, 4), lat=home_again["lat"]
+    )
+    assert (reimport(client, world, csv_file([other])).json["updated"]) == 1
+
+
 def test_a_registered_household_at_its_rounded_point_is_refused_as_a_repeat(client, session, world):
     """The create mode's duplicate check: the register saved in Excel and imported again
     without mode=update adds nobody."""
