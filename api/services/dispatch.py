@@ -1,5 +1,6 @@
-"""Who gets a grid's task today: its worker on duty, else a reliever or B-post, else its leader
-(if active and not on leave), else nobody (the community's admins are told, in tasks)."""
+"""Who gets a grid's task today: the grid's worker whose visit asked for it, else its worker on
+duty, else a reliever or B-post, else its leader (if active and not on leave), else nobody (the
+community's admins are told, in tasks)."""
 
 from __future__ import annotations
 
@@ -74,11 +75,24 @@ def grid_workers(session: Session, grid: Grid) -> list[User]:
     )
 
 
-def choose_assignee(session: Session, grid: Grid, day: date) -> tuple[User | None, str]:
-    """The user a new task of `grid` goes to on `day` (Asia/Shanghai), and why."""
+FINDER = "the worker who found it"
+
+
+def choose_assignee(
+    session: Session, grid: Grid, day: date, *, finder: int | None = None
+) -> tuple[User | None, str]:
+    """The user a new task of `grid` goes to on `day` (Asia/Shanghai), and why.
+
+    `finder`: the worker whose visit asked for the task. When they hold the grid and are not on
+    leave that day, it is theirs, rostered or not: they stood at the door, met the resident and
+    wrote the note (a Saturday's visit went to the leader, a grid of two workers' to the first
+    by id). A reliever from another grid leaves it to the grid's own."""
+    workers = grid_workers(session, grid)
+    for worker in workers:
+        if worker.id == finder and not on_leave(session, worker.id, day):
+            return worker, FINDER
     roster = published_roster(session, grid.community_code, day)
     settings = roster_settings(session.get(Community, grid.community_code))
-    workers = grid_workers(session, grid)
     for worker in workers:
         if on_duty(session, worker, day, roster, settings):
             return worker, "grid worker on duty"

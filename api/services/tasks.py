@@ -350,7 +350,12 @@ def create_task(
         # Its arrival by re-dispatch, as the other task records its leaving: a system step,
         # naming nobody (and no task) of the community it came from.
         _event(task, "transfer", None, "new", None, now, note="12345 改派自其他社区")
-    assignee, reason = dispatch.choose_assignee(session, grid, now.astimezone(LOCAL).date())
+    assignee, reason = dispatch.choose_assignee(
+        session,
+        grid,
+        now.astimezone(LOCAL).date(),
+        finder=actor_id if source == "visit" else None,
+    )
     if assignee is not None:
         _assign(session, task, assignee, actor_id, now, note=reason, kind="task_dispatched")
     else:

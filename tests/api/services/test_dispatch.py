@@ -187,3 +187,54 @@ def test_the_leaders_leave_is_read_on_the_beijing_day(session, world):
     leave(session, world.users["leader_a"], start=SATURDAY, end=SATURDAY)
     task = make_task(session, now=datetime(2026, 11, 20, 17, 0, tzinfo=UTC))
     assert task.assignee_id is None
+
+
+# --- a visit's follow-up: the worker who found it ----------------------------------------------
+SATURDAY_10AM = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+
+
+def follow_up_of(session, world, worker, grid_code=A1, now=T0):
+    """The follow-up task of a visit `worker` made to the grid's first household at `now`."""
+    import uuid
+
+    from api.models import Visit
+    from api.services.tasks import task_from_visit
+
+    household = world.households[grid_code][0]
+    visit = Visit(
+        id=uuid.uuid4(), worker_id=worker.id, household_id=household.id,
+        grid_id=household.grid_id, visited_at=now, utc_offset_minutes=480, week="2026-W47",
+        location=household.location, datum="wgs84", raw_lon=116.4, raw_lat=39.92,
+        outcome="met", follow_up=True, follow_up_note="楼道灯坏了", grade="ok",
+    )  # fmt: skip
+    session.add(visit)
+    session.flush()
+    return task_from_visit(session, visit, now=now)
+
+
+def test_a_follow_up_found_on_a_day_off_goes_to_the_worker_who_found_it(session, world):
+    """A worker out on Saturday (nobody rostered) records a follow-up in their own grid: it went
+    to the grid leader, who knew nothing of the door, while the worker who stood at it, met the
+    resident and wrote the note was told nothing."""
+    task = follow_up_of(session, world, world.users["worker_a1"], now=SATURDAY_10AM)
+    assert task.assignee_id == world.users["worker_a1"].id
+    assert task.events[-1].note == "the worker who found it"
+
+
+def test_of_two_workers_of_a_grid_the_one_who_found_it_gets_the_follow_up(session, world):
+    """On a working day both are on duty; the first by id got every follow-up of the grid."""
+    second = make_user(session, "worker_a1b", "worker", grids=[A1])
+    assert follow_up_of(session, world, second).assignee_id == second.id
+
+
+def test_a_finder_on_leave_on_the_day_of_the_sync_is_passed_over(session, world):
+    """A visit made before the leave, synced on its first day: dispatch as for any task."""
+    leave(session, world.users["worker_a1"], start=SATURDAY, end=SATURDAY)
+    task = follow_up_of(session, world, world.users["worker_a1"], now=SATURDAY_10AM)
+    assert task.assignee_id == world.users["leader_a"].id
+
+
+def test_a_finder_who_does_not_hold_the_grid_leaves_it_to_dispatch(session, world):
+    """A worker of the next grid relieving in this one: the grid's own worker follows it up."""
+    task = follow_up_of(session, world, world.users["worker_a2"])
+    assert task.assignee_id == world.users["worker_a1"].id
