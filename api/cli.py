@@ -425,6 +425,7 @@ def seed_demo(session, district: dict) -> str:
 
     from api.models import Grid, Household, User
     from api.services import grids, households, users
+    from api.services.household_files import COLUMNS
 
     result = grids.import_grids(session, None, district["grids"])
     codes = [f["properties"]["code"] for f in district["grids"]["features"]]
@@ -437,22 +438,9 @@ def seed_demo(session, district: dict) -> str:
     if not existing:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        columns = [
-            "building",
-            "unit",
-            "floor",
-            "room",
-            "lon",
-            "lat",
-            "kind",
-            "occupancy",
-            "members",
-            "tags",
-            "phone",
-        ]
-        writer.writerow(columns)
+        writer.writerow(COLUMNS)  # the register import's columns, named as it reads them
         for row in district["households"]:
-            writer.writerow([";".join(row[c]) if c == "tags" else row[c] for c in columns])
+            writer.writerow([";".join(row[c]) if c == "tags" else row[c] for c in COLUMNS])
         created_households = households.import_households(
             session, None, buffer.getvalue().encode()
         ).created
