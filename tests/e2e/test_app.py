@@ -521,6 +521,49 @@ def test_a_visit_queued_while_a_sync_is_on_its_way_is_sent_after_it(context, pag
     assert sorted(map(str, stored)) == sorted([first, second])
 
 
+def test_a_sync_answered_after_sign_out_puts_nothing_back_on_the_phone(context, page, e2e_engine):
+    """The service worker (Background Sync) and another tab of the app sync the queue on their
+    own. Signed out while such a sync was on its way, the queue was emptied; the answer came
+    after it and put back the visits it refused (the household, the notes), and its weakly
+    graded ones into the flagged list: on a phone signed out to hand it to someone else."""
+    import json
+
+    held = []
+    # The other tab's batch is held on its way; the page's own (the sync before sign-out) goes.
+    context.route(
+        "**/api/v1/visits/batch",
+        lambda route: route.continue_() if held else held.append(route),
+    )
+    open_app(context, page)
+    household = visited_household(e2e_engine)
+    refused, weak = queue_visit(page, household), queue_visit(page, household)
+    other = context.new_page()
+    other.goto("/web/version.json")  # any page of the app's origin: a realm of its own
+    with other.expect_request("**/api/v1/visits/batch"):
+        other.evaluate("async () => { window.sync = (await import('/web/queue.js')).syncQueue(); }")
+
+    with page.expect_navigation():  # the app reloads once signed out
+        page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.evaluate(STORED)["queued"] == 0
+    stored = {"household_id": household, "visited_at": "2026-12-05T02:00:00Z", "outcome": "met"}
+    results = [
+        {"id": refused, "status": "rejected", "code": "household-not-found", "reason": "gone"},
+        {"id": weak, "status": "created", "visit": {**stored, "evidence": {"grade": "far"}}},
+    ]
+    held[0].fulfill(
+        status=200, content_type="application/json", body=json.dumps({"results": results})
+    )
+    other.evaluate("() => window.sync")
+    left = other.evaluate(
+        """async () => {
+          const queue = await import('/web/queue.js');
+          return { queued: await queue.listQueued(), flagged: await queue.listFlagged() };
+        }"""
+    )
+    assert left == {"queued": [], "flagged": []}
+
+
 def test_a_session_ended_elsewhere_asks_to_sign_in_again_and_keeps_the_queue(
     context, worker_page, live_app, e2e_engine
 ):

@@ -178,23 +178,29 @@ async function doSync() {
           const { id, status, visit, ...refusal } = result;
           if (!record) continue;
           const parked = { ...record, state: "rejected", reason: result.reason || result.detail || "", refusal, refusedAt: Date.now() };
-          if (record.state === "rejected") {
-            // Tried again and still refused: parked as it was, its reason as the server gives it
-            // now, unless the worker edited or discarded it while it was on its way.
-            summary.retried += 1;
-            const current = store.get(record.id);
-            current.onsuccess = () => {
-              if (current.result?.state === "rejected" && current.result.queuedAt === record.queuedAt) store.put(parked);
-            };
-          } else {
-            store.put(parked);
-            summary.rejected += 1;
-          }
+          // Parked (or, tried again and still refused, parked as it was with the reason the
+          // server gives now) only while its record is as it was sent. Edited meanwhile, it goes
+          // again as edited (parked, the edit was lost); discarded, or gone with the queue at a
+          // sign-out while another realm's sync (the service worker's, another tab's) was on
+          // its way, nothing comes back (put back, the visit's household and notes stayed on a
+          // phone signed out to be handed on).
+          const current = store.get(record.id);
+          current.onsuccess = () => {
+            const now = current.result;
+            if (now && now.state === record.state && now.queuedAt === record.queuedAt) store.put(parked);
+          };
+          summary[record.state === "rejected" ? "retried" : "rejected"] += 1;
         }
       }
       if (flagged.length) {
-        const fresh = new Set(flagged.map((f) => f.id));
-        changeFlagged(meta, (list) => [...flagged, ...list.filter((f) => !fresh.has(f.id))].slice(0, FLAGGED_LIMIT));
+        // Kept only for the user still signed in here: signed out meanwhile, the device keeps
+        // nothing of theirs.
+        const signedIn = meta.get("token");
+        signedIn.onsuccess = () => {
+          if (tokenUser(signedIn.result) !== user) return;
+          const fresh = new Set(flagged.map((f) => f.id));
+          changeFlagged(meta, (list) => [...flagged, ...list.filter((f) => !fresh.has(f.id))].slice(0, FLAGGED_LIMIT));
+        };
       }
     });
     summary.flagged.push(...flagged);
