@@ -32,6 +32,9 @@ NOTIFICATION_KINDS = (
     "leave_cancelled",
     "leave_shortened",
     "report_ready",
+    # One of the user's devices was retired by the push worker as unreachable: nothing goes to
+    # it any more (`devices.tell_retired`).
+    "device_retired",
 )
 # Notices whose body is a task's title: free text typed from a 12345 call or at the window,
 # which may name a resident and their circumstances (push.Message.personal).

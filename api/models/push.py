@@ -66,11 +66,22 @@ class Device(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What its owner calls it ("华为 Mate 40", "Chrome · 安卓"), given by the app as it registers
+    # (migration 0050): the list and the notice of its retirement name it.
+    label: Mapped[str | None] = mapped_column(String(60))
 
     @property
     def retired(self) -> bool:
         """Deactivated by the push worker as unreachable (not removed, nor signed out)."""
         return not self.active and (self.deactivation_reason or "").startswith(RETIRED_REASON)
+
+    @property
+    def retired_at(self) -> datetime | None:
+        return self.deactivated_at if self.retired else None
+
+    @property
+    def retired_reason(self) -> str | None:
+        return self.deactivation_reason if self.retired else None
 
 
 class Delivery(Base):

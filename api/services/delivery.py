@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from api.errors import database_unavailable
 from api.models.notifications import PERSONAL_KINDS
 from api.models.push import RETIRED_REASON
+from api.services.devices import tell_retired
 from api.services.sessions import device_signed_in
 from push import DELIVERED, INVALID_TARGET, RETRY, Channel, DeliveryResult, Message, backoff
 from push.message import DEFAULT_TTL_SECONDS
@@ -902,6 +903,10 @@ class PushWorker:
                 "deactivation_reason = :e WHERE id = :d AND active",
                 deactivate,
             )
+            # Their owners told (an invalid target's is an app reinstalled or a token rotated:
+            # the app registers its new one itself), in the same transaction.
+            unregistered = {row["d"] for row in deactivate if row not in retired}
+            tell_retired(session, [r["d"] for r in retired if r["d"] not in unregistered], now)
         # Counted as changed: a row taken over before its mark is lost to this round whatever
         # its result here, as is one taken over before it was sent (it has no result).
         stats.sent += changed_sent

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, and_, case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models import Device, NotificationSettings, RevokedToken
+from api.models import Device, NotificationSettings, RevokedToken, User
 from api.models.push import RETIRED_REASON
 from api.services import sessions
+from api.services.notifications import notify
 
 # A worker has a phone or two and a browser; more active devices than this is a leak (an app
 # registering a fresh token without removing the old one) or abuse: every notification fans
@@ -29,6 +31,7 @@ def register_device(
     now: datetime,
     token_version: int | None = None,
     session_id: str | None = None,
+    label: str | None = None,
 ) -> Device:
     """Register or refresh a device, keyed by its token (a web subscription by its endpoint).
 
@@ -39,6 +42,8 @@ def register_device(
     `token_version` is that of the caller's token (a request's; None from the console): the
     account must still be active at that version once its row is locked, else 401.
     `session_id` is its sign-in session: ending it ends the device (`sessions.revoke`).
+    `label` is what its owner calls it: registering again without one keeps the one it has,
+    unless the device passes to another user.
     """
     if platform == "web":
         if not subscription or token:
@@ -69,7 +74,7 @@ def register_device(
         "deactivation_reason": None,
         "session_id": session_id,
     }
-    stmt = insert(Device).values(created_at=now, **values)
+    stmt = insert(Device).values(created_at=now, label=label, **values)
     # The send history goes on while the device stays its user's and active (an app refreshing
     # its registration at each start must not hide a push service that never answers); a
     # device reactivated (retired, removed, signed out) starts afresh, and one passing to
@@ -80,6 +85,11 @@ def register_device(
         "failing_since": case((kept, Device.failing_since), else_=None),
         "consecutive_failures": case((kept, Device.consecutive_failures), else_=0),
     }
+    # The label goes with the device while it stays its user's (removed and registered again
+    # on the same phone, it is still "华为 Mate 40"); a phone that changed hands loses it.
+    history["label"] = (
+        label if label is not None else case((Device.user_id == user_id, Device.label), else_=None)
+    )
     stmt = stmt.on_conflict_do_update(
         index_elements=[Device.token], set_={**values, **history}
     ).returning(Device.id)
@@ -128,6 +138,7 @@ def list_devices(session: Session, user_id: int, now: datetime) -> list[Row]:
             select(
                 Device.id,
                 Device.platform,
+                Device.label,
                 and_(Device.active, signed_in).label("active"),
                 signed_in.label("signed_in"),
                 retired.label("retired"),
@@ -136,6 +147,8 @@ def list_devices(session: Session, user_id: int, now: datetime) -> list[Row]:
                 Device.last_success_at,
                 Device.failing_since,
                 Device.consecutive_failures,
+                case((retired, Device.deactivated_at)).label("retired_at"),
+                case((retired, Device.deactivation_reason)).label("retired_reason"),
             )
             .where(listed)
             .order_by(Device.id)
@@ -183,6 +196,63 @@ def logout(
         for device in session.scalars(stmt):
             deactivate(device, "signed out", now)
     session.flush()
+
+
+# How a worker knows their devices: by kind, then by the label the app gave.
+PLATFORM_NAMES = {"android": "安卓手机", "ios": "苹果手机", "web": "浏览器"}
+RETIRED_TITLE = "有一台设备收不到推送了"
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def device_name(platform: str, label: str | None) -> str:
+    """ "安卓手机「华为 Mate 40」", or the kind alone without a label."""
+    kind = PLATFORM_NAMES.get(platform, platform)
+    return f"{kind}「{label}」" if label else kind
+
+
+def retired_notice(platform: str, label: str | None, last_success_at: datetime | None) -> str:
+    """The notice of a retired device, in the words its owner reads in the inbox: which
+    device, since when, and what to do."""
+    name = device_name(platform, label)
+    if last_success_at is None:
+        since = f"您的{name}从未收到过推送，已停止向它推送。"
+    else:
+        local = last_success_at.astimezone(BEIJING)
+        when = f"{local.month}月{local.day}日 {local:%H:%M}"
+        since = f"您的{name}上次收到推送是在{when}，此后一直收不到，已停止向它推送。"
+    return (
+        f"{since}新任务和时限提醒不会再到达这台设备。请在这台设备上打开网格员应用并重新登录"
+        "（浏览器请点“开启推送”），即可重新接收；不再使用的设备可在“账号安全 · 接收通知的设备”"
+        "中移除。"
+    )
+
+
+def tell_retired(session: Session, device_ids: list[int], now: datetime) -> None:
+    """Tell the owners of devices just retired as unreachable (`PushWorker.mark`, in its
+    transaction): an inbox notice each (the app reads the inbox as it opens) and its push to
+    their devices pushes still reach (the retired one is inactive already). A worker whose
+    phone stopped getting pushes believed tasks would reach them. Nobody is told of a device
+    whose account is switched off. Each device once per retirement: the worker retires only
+    an active device, under its row's lock."""
+    if not device_ids:
+        return
+    rows = session.execute(
+        select(Device.id, Device.user_id, Device.platform, Device.label, Device.last_success_at)
+        .join(User, User.id == Device.user_id)
+        .where(Device.id.in_(device_ids), User.active)
+        .order_by(Device.id)
+    ).all()
+    for row in rows:
+        notify(
+            session,
+            [row.user_id],
+            "device_retired",
+            RETIRED_TITLE,
+            retired_notice(row.platform, row.label, row.last_success_at),
+            data={"device_id": row.id},
+            collapse_key=f"device-retired-{row.id}",
+            now=now,
+        )
 
 
 def expiry(exp: int | None) -> datetime:

@@ -41,6 +41,47 @@ def test_registering_the_same_token_again_refreshes_the_device(client, world, se
     assert session.scalar(select(func.count(Device.id))) == 1
 
 
+def test_a_device_registers_with_a_label_its_owner_recognises(client, world):
+    """ "华为 Mate 40", "Chrome · 安卓": the list and the notice of a retired device name it."""
+    r = register(client, world, platform="android", token="fcm-1", label="  华为 Mate 40 ")
+    assert r.status_code == 201, r.json
+    assert r.json["label"] == "华为 Mate 40"
+    [listed] = client.get("/api/v1/devices", headers=world.auth("worker_a1")).json
+    assert listed["label"] == "华为 Mate 40"
+
+
+def test_registering_again_without_a_label_keeps_the_label(client, world):
+    register(client, world, platform="android", token="fcm-1", label="华为 Mate 40")
+    again = register(client, world, platform="android", token="fcm-1").json
+    assert again["label"] == "华为 Mate 40"
+
+
+def test_a_phone_passing_to_another_user_does_not_keep_its_last_owners_label(client, world):
+    register(client, world, platform="android", token="fcm-1", label="张三的手机")
+    theirs = register(client, world, "worker_a2", platform="android", token="fcm-1").json
+    assert theirs["label"] is None
+
+
+@pytest.mark.parametrize("label", ["x" * 61, "a\nb", "\x00", "   "])
+def test_a_label_too_long_blank_or_with_control_characters_is_refused(
+    client, world, session, label
+):
+    r = register(client, world, platform="android", token="fcm-1", label=label)
+    assert r.status_code == 422, r.json
+    assert "label" in r.json["errors"]["json"]
+    assert session.scalar(select(func.count(Device.id))) == 0
+
+
+def test_a_device_is_listed_without_retirement_while_pushes_go_to_it(client, world):
+    register(client, world, platform="android", token="fcm-1")
+    [listed] = client.get("/api/v1/devices", headers=world.auth("worker_a1")).json
+    assert (listed["retired"], listed["retired_at"], listed["retired_reason"]) == (
+        False,
+        None,
+        None,
+    )
+
+
 def test_a_user_may_have_many_devices(client, world):
     register(client, world, platform="android", token="fcm-1")
     register(client, world, platform="web", subscription=SUBSCRIPTION)

@@ -259,6 +259,8 @@ def test_a_retired_phone_is_listed_to_its_owner_with_its_send_history(
     assert listed["failing_since"] == T0.isoformat()
     assert listed["consecutive_failures"] == 3
     assert listed["last_success_at"] is None
+    assert listed["retired_at"] == (T0 + timedelta(days=7)).isoformat()
+    assert listed["retired_reason"].startswith("unreachable: no push went since 2026-11-17")
 
 
 def test_a_live_phone_is_listed_with_its_last_success(client, session, world, retiring):
@@ -336,3 +338,125 @@ def test_a_phone_refreshing_its_registration_keeps_its_failing_history(
     make_device(session, world.users["worker_a1"], "fcm-1", now=T0 + timedelta(hours=1))
     device = _device(session, "fcm-1")
     assert (device.failing_since, device.consecutive_failures) == (T0, 1)
+
+
+# --- its owner told ---------------------------------------------------------------------------
+def _notices(session, user) -> list:
+    from api.models import Notification
+
+    session.expire_all()
+    return list(
+        session.scalars(
+            select(Notification)
+            .where(Notification.user_id == user.id, Notification.kind == "device_retired")
+            .order_by(Notification.id)
+        )
+    )
+
+
+def test_a_retired_phones_owner_is_told_in_the_inbox_naming_the_phone(session, world, retiring):
+    """A worker whose phone gets nothing believed tasks would reach them: the inbox (read by
+    the app at every opening) says which device stopped and what to do."""
+    user = world.users["worker_a1"]
+    register_device(
+        session, user.id, "android", token="unavailable-1", label="华为 Mate 40", now=T0
+    )
+    make_device(session, world.users["worker_a2"], "fcm-live", now=T0)
+    _days(session, world, retiring, [0, 3, 7])
+    [notice] = _notices(session, user)
+    assert notice.title == "有一台设备收不到推送了"
+    assert "安卓手机" in notice.body and "华为 Mate 40" in notice.body
+    assert "从未收到过推送" in notice.body
+    assert "在这台设备上打开网格员应用" in notice.body and "重新登录" in notice.body
+    assert notice.data == {"device_id": str(_device(session, "unavailable-1").id)}
+    assert notice.read_at is None
+
+
+def test_the_notice_names_when_a_push_last_reached_the_retired_phone(
+    session, world, retiring, fake
+):
+    make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
+    make_device(session, world.users["worker_a2"], "fcm-live", now=T0)
+    _days(session, world, retiring, [0])  # went: 2026-11-17 10:00 in Beijing
+    fake.fail_next("fcm-1", times=3, kind="unavailable")
+    _days(session, world, retiring, [1, 4, 8])
+    assert not _device(session, "fcm-1").active
+    [notice] = _notices(session, world.users["worker_a1"])
+    assert "11月17日 10:00" in notice.body
+
+
+def test_the_notice_is_pushed_to_the_owners_phones_that_still_get_pushes(
+    session, world, retiring, fake
+):
+    """Told through a channel that works: the owner's iPad, reachable, hears of the phone."""
+    user = world.users["worker_a1"]
+    make_device(session, user, "unavailable-1", now=T0)
+    register_device(session, user.id, "ios", token="fcm-ipad", label="iPad", now=T0)
+    make_device(session, world.users["worker_a2"], "fcm-live", now=T0)
+    for day in (0, 3, 7):  # a push to the failing phone alone, and to worker_a2
+        now = T0 + timedelta(days=day)
+        notify(session, [world.users["worker_a2"].id], "task_updated", "t", now=now)
+        _tell_one_device(session, "unavailable-1", now)
+        retiring.run_once(now)
+    assert not _device(session, "unavailable-1").active
+    retiring.run_once(T0 + timedelta(days=7, minutes=1))
+    [pushed] = [m for m in fake.messages if m.get("token", m.get("fid")) == "fcm-ipad"]
+    assert pushed["notification"]["title"] == "有一台设备收不到推送了"
+    assert "安卓手机" in pushed["notification"]["body"]
+
+
+def _tell_one_device(session, token: str, now: datetime) -> None:
+    """A notice queued to one device only (the others of its user left out)."""
+    from api.models import Delivery, Notification
+
+    device = _device(session, token)
+    notice = Notification(
+        user_id=device.user_id, kind="task_updated", title="t", body="", data={}, created_at=now
+    )
+    session.add(notice)
+    session.flush()
+    session.add(Delivery(notification_id=notice.id, device_id=device.id, next_attempt_at=now))
+    session.flush()
+
+
+def test_a_retired_phones_owner_is_told_once(session, world, retiring):
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3, 7, 8, 9])
+    assert len(_notices(session, world.users["worker_a1"])) == 1
+
+
+def test_a_phone_retired_again_after_registering_again_is_told_again(session, world, retiring):
+    """Registered again, it was a live device: its second silence is news again."""
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3, 7])
+    make_device(session, world.users["worker_a1"], "unavailable-1", now=T0 + timedelta(days=8))
+    _days(session, world, retiring, [8, 12, 16])
+    assert not _device(session, "unavailable-1").active
+    assert len(_notices(session, world.users["worker_a1"])) == 2
+
+
+def test_the_owner_of_a_switched_off_account_is_not_told(session, world, retiring):
+    """A phone whose owner left (account switched off while its last round was sending) is
+    retired all the same; nobody is told."""
+    user = world.users["worker_a1"]
+    _dead_and_live_phones(session, world)
+    _days(session, world, retiring, [0, 3])
+    now = T0 + timedelta(days=7)
+    notify(session, [user.id, world.users["worker_a2"].id], "task_updated", "t", now=now)
+    claim_id, claimed = retiring.claim(now)
+    user.active = False
+    session.flush()
+    outcome = retiring.send(claimed, now)  # rows claimed before the switch-off
+    retiring.mark(claim_id, claimed, outcome, now)
+    assert not _device(session, "unavailable-1").active
+    assert _notices(session, user) == []
+
+
+def test_a_device_deactivated_as_unregistered_is_not_announced_as_retired(session, world, retiring):
+    """An FCM token unregistered is an app reinstalled or a token rotated: the app registers
+    its new token itself, and a notice would alarm its owner for nothing."""
+    make_device(session, world.users["worker_a1"], "unregistered-1", now=T0)
+    _told(session, world)
+    retiring.run_once(T0)
+    assert not _device(session, "unregistered-1").active
+    assert _notices(session, world.users["worker_a1"]) == []

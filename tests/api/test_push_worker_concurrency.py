@@ -575,3 +575,63 @@ def test_a_web_push_batch_that_outlives_its_lease_sends_no_row_taken_over_since(
         f"/push/{n}": 2 if f"/push/{n}" == hung else 1 for n in names
     }
     assert {state for state, _ in outbox(database).values()} == {"sent"}
+
+
+def test_two_rounds_retiring_the_same_phone_at_once_tell_its_owner_once(
+    app, database, engines, router
+):
+    """Two rounds, each with a failed push to a phone failing for days, mark at once: the
+    first retires it and tells its owner; the second, waiting on the phone's row, finds it
+    retired already and tells nobody again."""
+    from api.extensions import db
+
+    t = database_now(database)
+    user_id = a_user_with(app, ["unavailable-twice"], created=t)
+    a_user_with(app, ["fcm-reached"], created=t)  # pushes reach other phones: no outage
+    with db.begin() as session:
+        notify(session, [user_id], "task_updated", "t", now=t)
+    database.execute(
+        text(
+            "UPDATE devices SET failing_since = :since, consecutive_failures = 20 "
+            "WHERE token = 'unavailable-twice'"
+        ),
+        {"since": t - 8 * DAY},
+    )
+    database.execute(
+        text("UPDATE devices SET last_success_at = :t WHERE token = 'fcm-reached'"), {"t": t}
+    )
+    database.execute(
+        text(
+            "DELETE FROM deliveries WHERE device_id = "
+            "(SELECT id FROM devices WHERE token = 'fcm-reached')"
+        )
+    )
+    first = worker_on(engines(), router, lease_seconds=60, batch_size=1)
+    second = worker_on(engines(), router, lease_seconds=60, batch_size=1)
+    (first_claim, first_rows), (second_claim, second_rows) = first.claim(t), second.claim(t)
+    [phone] = {row.device_id for row in first_rows + second_rows}
+
+    def failed(rows):
+        return {
+            row.id: DeliveryResult(
+                message_id(row.notification_id), RETRY, error="503", transient=True
+            )
+            for row in rows
+        }
+
+    holder_engine = engines()
+    with holder_engine.connect() as holder, ThreadPoolExecutor(2) as pool:
+        holder.execute(text("SELECT 1 FROM devices WHERE id = :p FOR UPDATE"), {"p": phone})
+        marks = [pool.submit(first.mark, first_claim, first_rows, failed(first_rows), t)]
+        wait_for_lock_waits(holder_engine, 1)
+        marks.append(pool.submit(second.mark, second_claim, second_rows, failed(second_rows), t))
+        wait_for_lock_waits(holder_engine, 2)
+        holder.commit()
+        for mark in marks:
+            mark.result(timeout=30)
+    assert database.scalar(text("SELECT active FROM devices WHERE id = :p"), {"p": phone}) is False
+    told = database.scalar(
+        text("SELECT count(*) FROM notifications WHERE user_id = :u AND kind = 'device_retired'"),
+        {"u": user_id},
+    )
+    assert told == 1

@@ -64,6 +64,30 @@ const TEXT = {
     leaveOffline: "离线：请假需要联网。联网后才能查看、申请和审批请假（请假申请不会保存在本机待发）。",
     leaveUnavailable: "请假记录暂不可用，请稍后再试。",
     account: "账号安全", changePassword: "修改密码", signOutAll: "退出所有设备",
+    myDevices: "接收通知的设备", thisOne: "本机", remove: "移除",
+    kinds: { android: "安卓手机", ios: "苹果手机", web: "浏览器" },
+    deviceName: (kind, label) => (label ? `${kind}「${label}」` : kind),
+    deviceActive: (at) => (at ? `正在接收推送 · 上次收到 ${at}` : "正在接收推送 · 尚未收到过推送"),
+    deviceRetired: (since, n) => `已停止推送：${since ? `自 ${since} 起` : ""}连续 ${n} 次发送失败，收不到任务通知。请在这台设备上打开网格员应用并重新登录（浏览器请点“开启推送”）即可恢复；不再使用请移除。`,
+    deviceSignedOut: "收不到推送：这台设备的登录已过期或已退出。请在这台设备上重新登录即可恢复；不再使用请移除。",
+    deviceRegistered: (at) => `登记于 ${at}`,
+    devicesNone: "还没有设备登记接收推送：任务通知只能打开应用查看。",
+    devicesRetiredCount: (n) => `有 ${n} 台设备已停止接收推送，见下面的说明。`,
+    devicesOffline: "离线：设备列表需要联网。", devicesFailed: "设备列表暂不可用，请稍后再试。",
+    removeConfirm: (name) => `移除${name}？移除后不再向它推送任务通知（在那台设备上重新登录或开启推送可再次接收）。`,
+    removeThisConfirm: "移除本机？本机将不再收到任务推送（点“开启推送”可再次接收）。",
+    removed: (name) => `已移除${name}。`, removeFailed: "没有移除成功，请稍后再试。", removeGone: "这台设备已不在列表中（可能已在别处移除）。",
+    hereUnsupported: "本机：这个浏览器不支持推送通知，或服务器未配置推送。任务通知只能打开应用查看。",
+    hereDenied: "本机：浏览器已禁止本网站的通知，收不到任务推送。请在浏览器的网站设置中允许通知，再点“开启推送”。",
+    hereNotRegistered: "本机：尚未开启推送，收不到任务通知。", hereActive: "本机：正在接收推送。",
+    hereRetired: "本机：已停止推送（多次发送失败）。点下方按钮重新开启。",
+    hereSignedOut: "本机：这次登录已不能接收推送。点下方按钮重新开启。",
+    registerHere: "开启推送", registerAgain: "重新开启推送",
+    quietHours: "免打扰时段", quietStart: "开始", quietEnd: "结束", quietSave: "保存", quietClear: "不设免打扰",
+    quietNote: "免打扰时段内的普通通知等到时段结束再推送；紧急任务（升级、危及生命安全）照常推送。时间为北京时间。",
+    quietSaved: (start, end) => `已保存：每天 ${start} 至 ${end} 普通通知暂缓推送。`, quietNone: "未设免打扰时段。",
+    quietCleared: "已取消免打扰时段。", quietBoth: "请同时填写开始和结束时间（或点“不设免打扰”）。",
+    quietSame: "开始和结束不能是同一时间。", quietFailed: "没有保存成功，请稍后再试。",
     signOutAllConfirm: "将退出您在所有设备（包括本机）上的登录，并停止向这些设备推送消息。本机未同步的走访记录会保留，重新登录后同步。继续吗？",
     signedOutEverywhere: (n) => `已退出所有设备（${n} 处登录），请重新登录。`,
     passwordChanged: "密码已修改，您在其他设备上的登录已退出。", accountOffline: "离线：需要联网。", accountFailed: "操作失败：",
@@ -176,6 +200,30 @@ const TEXT = {
     leaveOffline: "Offline: leave needs a connection. Requests and decisions are made online (a request is not kept on this device to send later).",
     leaveUnavailable: "Leave unavailable; try again later.",
     account: "Account", changePassword: "Change password", signOutAll: "Sign out everywhere",
+    myDevices: "Devices that get notifications", thisOne: "this device", remove: "Remove",
+    kinds: { android: "Android phone", ios: "iPhone", web: "Browser" },
+    deviceName: (kind, label) => (label ? `${kind} “${label}”` : kind),
+    deviceActive: (at) => (at ? `Gets pushes · last received ${at}` : "Gets pushes · none received yet"),
+    deviceRetired: (since, n) => `Pushes stopped: ${n} sends failed in a row${since ? ` since ${since}` : ""}; task notifications do not reach it. Open the app on that device and sign in again (in a browser: "Enable push") to get them again; remove it if no longer used.`,
+    deviceSignedOut: "Gets no pushes: its sign-in expired or was ended. Sign in again on that device; remove it if no longer used.",
+    deviceRegistered: (at) => `registered ${at}`,
+    devicesNone: "No device is registered for pushes: task notifications are seen only in the app.",
+    devicesRetiredCount: (n) => `${n} device${n === 1 ? "" : "s"} no longer get${n === 1 ? "s" : ""} pushes: see below.`,
+    devicesOffline: "Offline: the device list needs a connection.", devicesFailed: "Device list unavailable; try again later.",
+    removeConfirm: (name) => `Remove ${name}? Task notifications stop going to it (signing in again on it brings them back).`,
+    removeThisConfirm: "Remove this device? It stops getting task notifications (\"Enable push\" brings them back).",
+    removed: (name) => `${name} removed.`, removeFailed: "Not removed; try again later.", removeGone: "That device is no longer listed (removed elsewhere?).",
+    hereUnsupported: "This device: this browser does not support push, or push is not configured. Task notifications are seen only in the app.",
+    hereDenied: "This device: the browser blocks this site's notifications; task pushes cannot reach it. Allow notifications in the site settings, then \"Enable push\".",
+    hereNotRegistered: "This device: push is not enabled; task notifications do not reach it.", hereActive: "This device: gets pushes.",
+    hereRetired: "This device: pushes stopped (sends kept failing). Enable them again below.",
+    hereSignedOut: "This device: this sign-in gets no pushes. Enable them again below.",
+    registerHere: "Enable push", registerAgain: "Enable push again",
+    quietHours: "Quiet hours", quietStart: "From", quietEnd: "Until", quietSave: "Save", quietClear: "No quiet hours",
+    quietNote: "During quiet hours ordinary notifications wait until they end; urgent ones (escalations, danger to life) go at once. Beijing time.",
+    quietSaved: (start, end) => `Saved: ordinary notifications wait from ${start} to ${end} every day.`, quietNone: "No quiet hours set.",
+    quietCleared: "Quiet hours removed.", quietBoth: "Give both times (or \"No quiet hours\").",
+    quietSame: "They cannot start and end at the same time.", quietFailed: "Not saved; try again later.",
     signOutAllConfirm: "This ends your sign-ins on every device, this one included, and stops notifications to them. Unsynced visits stay on this device and sync once you sign in again. Go on?",
     signedOutEverywhere: (n) => `Signed out everywhere (${n} sign-ins): sign in again.`,
     passwordChanged: "Password changed; your sign-ins on other devices have ended.", accountOffline: "Offline: this needs a connection.", accountFailed: "Failed: ",
@@ -962,7 +1010,26 @@ function urlBase64ToUint8Array(text) {
   return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
 }
 
-$("push").addEventListener("click", async () => {
+/** What this browser is called in the device list and in the notice that it gets nothing any
+ * more: its browser and system ("Chrome · 安卓"), read from its user agent. */
+function deviceLabel() {
+  const ua = navigator.userAgent || "";
+  const browser = /MicroMessenger/.test(ua) ? "微信" : /EdgA?\//.test(ua) ? "Edge" : /Firefox\/|FxiOS/.test(ua) ? "Firefox"
+    : /Chrome\/|CriOS/.test(ua) ? "Chrome" : /Safari\//.test(ua) ? "Safari" : "浏览器";
+  const system = /HarmonyOS/.test(ua) ? "鸿蒙" : /Android/.test(ua) ? "安卓" : /iPhone|iPad|iPod/.test(ua) ? "iOS"
+    : /Windows/.test(ua) ? "Windows" : /Mac OS/.test(ua) ? "Mac" : /Linux/.test(ua) ? "Linux" : "";
+  return (system ? `${browser} · ${system}` : browser).slice(0, 60);
+}
+
+/** Register this browser's subscription: the server's device id is kept as this device's. */
+async function registerSubscription(subscription) {
+  const body = { platform: "web", subscription: subscription.toJSON(), label: deviceLabel() };
+  const device = await api("/api/v1/devices", { method: "POST", body });
+  localStorage.setItem(DEVICE_KEY, String(device.id));
+  return device;
+}
+
+async function enablePush() {
   try {
     if (!config.vapidPublicKey || !("PushManager" in window)) throw new Error(t.pushUnavailable);
     if ((await Notification.requestPermission()) !== "granted") throw new Error(t.pushUnavailable);
@@ -970,13 +1037,15 @@ $("push").addEventListener("click", async () => {
     const subscription = await registration.pushManager.subscribe({
       userVisibleOnly: true, applicationServerKey: urlBase64ToUint8Array(config.vapidPublicKey),
     });
-    const device = await api("/api/v1/devices", { method: "POST", body: { platform: "web", subscription: subscription.toJSON() } });
-    localStorage.setItem(DEVICE_KEY, String(device.id));
+    await registerSubscription(subscription);
     $("push-status").textContent = t.pushOn;
   } catch (error) {
     $("push-status").textContent = error.message;
   }
-});
+  await loadDevices();
+}
+$("push").addEventListener("click", enablePush);
+$("device-register").addEventListener("click", enablePush);
 
 // Pushes go only to a device whose sign-in is live: a subscription this browser still holds when
 // its worker signs in again (the last sign-in ran out, or was ended elsewhere) is registered
@@ -986,10 +1055,157 @@ async function rebindPush() {
   const registration = await navigator.serviceWorker?.getRegistration().catch(() => null);
   const subscription = await registration?.pushManager?.getSubscription().catch(() => null);
   if (!subscription) return;
-  const device = await api("/api/v1/devices", { method: "POST", body: { platform: "web", subscription: subscription.toJSON() } });
-  localStorage.setItem(DEVICE_KEY, String(device.id));
+  await registerSubscription(subscription);
   $("push-status").textContent = t.pushOn;
 }
+
+// --- the devices that receive notifications (the account card) --------------------------------
+// The worker's devices (`GET /devices`): this browser marked 本机 (its device id, kept when it
+// registered), each with whether pushes reach it and when one last did; a device the push worker
+// retired as unreachable, or whose sign-in ended, said so with what to do. Before, a worker whose
+// phone got nothing believed tasks would reach them. One is removed after a confirmation.
+let listedDevices = [];
+const shortTime = (iso) => {
+  if (!iso) return "";
+  const local = new Date(Date.parse(iso) + 8 * 3600e3); // Beijing, UTC+8 without DST
+  const hm = `${String(local.getUTCHours()).padStart(2, "0")}:${String(local.getUTCMinutes()).padStart(2, "0")}`;
+  return lang === "zh" ? `${local.getUTCMonth() + 1}月${local.getUTCDate()}日 ${hm}` : `${local.getUTCMonth() + 1}/${local.getUTCDate()} ${hm}`;
+};
+const nameOf = (d) => t.deviceName(t.kinds[d.platform] || d.platform, d.label);
+const thisDeviceId = () => Number(localStorage.getItem(DEVICE_KEY)) || null;
+
+/** Why a device call failed, {why, server}: the app's sentence, the server's detail beneath. */
+function deviceProblem(error, sentence) {
+  if (!error?.status) return { why: t.accountOffline, server: "" };
+  const body = error.body || {};
+  return { why: sentence, server: body.detail || body.title || `HTTP ${error.status}` };
+}
+function sayDevices(id, said, error = false) {
+  $(id).innerHTML = said ? explained(typeof said === "string" ? { why: said, server: "" } : said) : "";
+  $(id).classList.toggle("error", error);
+}
+
+function deviceItem(d) {
+  const here = d.id === thisDeviceId();
+  const state = d.retired ? t.deviceRetired(shortTime(d.failing_since), d.consecutive_failures)
+    : !d.signed_in ? t.deviceSignedOut : t.deviceActive(shortTime(d.last_success_at));
+  const cls = d.retired ? "retired" : d.active ? "" : "off";
+  return `<li class="device ${cls}" data-id="${d.id}"><b>${escapeHtml(nameOf(d))}</b>${here
+    ? `<span class="this-one">${escapeHtml(t.thisOne)}</span>` : ""}
+    <span class="device-state">${escapeHtml(state)}</span>
+    <small class="muted">${escapeHtml(t.deviceRegistered(shortTime(d.created_at)))}</small>
+    <div class="actions"><button type="button" class="remove" data-device="${d.id}">${escapeHtml(t.remove)}</button></div></li>`;
+}
+
+/** This browser's own state: can it get pushes at all, has the worker refused notifications, is
+ * it registered, retired? With the button to register it where that helps. */
+function showThisDevice() {
+  const supported = Boolean(config.vapidPublicKey) && "PushManager" in window && "Notification" in window;
+  const mine = listedDevices.find((d) => d.id === thisDeviceId());
+  let said = t.hereNotRegistered, level = "warn", button = t.registerHere;
+  if (!supported) [said, button] = [t.hereUnsupported, null];
+  else if (Notification.permission === "denied") [said, level, button] = [t.hereDenied, "error", null];
+  else if (mine?.retired) [said, level, button] = [t.hereRetired, "error", t.registerAgain];
+  else if (mine && !mine.active) [said, button] = [t.hereSignedOut, t.registerAgain];
+  else if (mine) [said, level, button] = [t.hereActive, "", null];
+  $("this-device").textContent = said;
+  $("this-device").className = level;
+  $("device-register").hidden = !button;
+  if (button) $("device-register").textContent = button;
+}
+
+async function loadDevices() {
+  if (!navigator.onLine) {
+    listedDevices = [];
+    $("devices").innerHTML = "";
+    sayDevices("devices-status", t.devicesOffline);
+    showThisDevice();
+    return;
+  }
+  try {
+    listedDevices = (await api("/api/v1/devices")) || [];
+  } catch (error) {
+    sayDevices("devices-status", deviceProblem(error, t.devicesFailed), true);
+    return;
+  }
+  // This one first, then the rest as registered.
+  const here = thisDeviceId();
+  const shown = [...listedDevices].sort((a, b) => (b.id === here) - (a.id === here) || a.id - b.id);
+  $("devices").innerHTML = shown.map(deviceItem).join("");
+  const retired = listedDevices.filter((d) => d.retired).length;
+  sayDevices("devices-status", !listedDevices.length ? t.devicesNone : retired ? t.devicesRetiredCount(retired) : "", retired > 0);
+  showThisDevice();
+}
+
+$("devices").addEventListener("click", async (e) => {
+  const button = e.target.closest("button.remove");
+  if (!button) return;
+  const device = listedDevices.find((d) => d.id === Number(button.dataset.device));
+  if (!device) return;
+  const here = device.id === thisDeviceId();
+  if (!confirm(here ? t.removeThisConfirm : t.removeConfirm(nameOf(device)))) return;
+  button.disabled = true;
+  try {
+    await api(`/api/v1/devices/${device.id}`, { method: "DELETE" });
+  } catch (error) {
+    button.disabled = false;
+    const sentence = error?.status === 404 ? t.removeGone : t.removeFailed;
+    sayDevices("devices-status", deviceProblem(error, sentence), true);
+    if (error?.status === 404) await loadDevices().then(() => sayDevices("devices-status", deviceProblem(error, sentence), true));
+    return;
+  }
+  if (here) {
+    // Or the next opening of the app would register the subscription again (`rebindPush`).
+    const registration = await navigator.serviceWorker?.getRegistration().catch(() => null);
+    const subscription = await registration?.pushManager?.getSubscription().catch(() => null);
+    await subscription?.unsubscribe().catch(() => {});
+    localStorage.removeItem(DEVICE_KEY);
+    $("push-status").textContent = "";
+  }
+  await loadDevices();
+  sayDevices("devices-status", t.removed(nameOf(device)));
+});
+
+// Quiet hours (`/devices/quiet-hours`, Beijing time): ordinary pushes wait until they end.
+const hhmm = (value) => (value ? String(value).slice(0, 5) : "");
+async function loadQuietHours() {
+  if (!navigator.onLine) return;
+  try {
+    const quiet = await api("/api/v1/devices/quiet-hours");
+    $("quiet-start").value = hhmm(quiet.quiet_start);
+    $("quiet-end").value = hhmm(quiet.quiet_end);
+    sayDevices("quiet-status", quiet.quiet_start ? "" : t.quietNone);
+  } catch (error) {
+    sayDevices("quiet-status", deviceProblem(error, t.quietFailed), true);
+  }
+}
+async function saveQuietHours(start, end) {
+  if (!navigator.onLine) {
+    sayDevices("quiet-status", t.accountOffline, true);
+    return;
+  }
+  try {
+    await api("/api/v1/devices/quiet-hours", {
+      method: "PUT", body: { quiet_start: start, quiet_end: end, timezone: "Asia/Shanghai" },
+    });
+  } catch (error) {
+    sayDevices("quiet-status", deviceProblem(error, error?.status === 422 && start === end ? t.quietSame : t.quietFailed), true);
+    return;
+  }
+  $("quiet-start").value = start || "";
+  $("quiet-end").value = end || "";
+  sayDevices("quiet-status", start ? t.quietSaved(start, end) : t.quietCleared);
+}
+$("quiet-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const start = $("quiet-start").value, end = $("quiet-end").value;
+  if (!start || !end) {
+    sayDevices("quiet-status", t.quietBoth, true);
+    return;
+  }
+  saveQuietHours(start, end);
+});
+$("quiet-clear").addEventListener("click", () => saveQuietHours(null, null));
 
 // --- leave ------------------------------------------------------------------------------------
 // Who requests leave for themself (api/services/rosters.py SHIFT_ROLES) and who decides their
@@ -1271,7 +1487,10 @@ async function start() {
     await storeTokens(stored, await getMeta("refresh"));
   }
   keepFresh();
-  if (navigator.onLine) rebindPush().catch(() => {});
+  // The device list reads this browser's registration: after it is refreshed.
+  if (navigator.onLine) rebindPush().catch(() => {}).finally(() => loadDevices());
+  else loadDevices();
+  loadQuietHours();
   // My leave is read once: today's post and the leave card both show it.
   const mine = readMyLeave();
   mine.catch(() => {}); // offline: each says so its own way
@@ -1391,7 +1610,7 @@ $("signout-all").addEventListener("click", async () => {
   $("signin-error").textContent = t.signedOutEverywhere(answer.sessions_revoked);
 });
 
-window.addEventListener("online", () => { showNet(); sync(); if (getToken()) { loadTasks(); loadGridTasks(); loadLeave(); } });
+window.addEventListener("online", () => { showNet(); sync(); if (getToken()) { loadTasks(); loadGridTasks(); loadLeave(); loadDevices(); loadQuietHours(); } });
 window.addEventListener("offline", () => { showNet(); if (getToken()) { loadGridTasks(); loadLeave(); } });
 // Back to the app (a push said a request waits or was decided, a task escalated): read again.
 document.addEventListener("visibilitychange", () => {

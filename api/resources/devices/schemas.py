@@ -12,6 +12,7 @@ import marshmallow as ma
 
 from api.extensions import Boolean, Integer, Schema
 from api.models.push import DEVICE_PLATFORMS
+from api.services.names import CONTROL_CHARACTERS, has_control_characters
 
 # A device's key (FCM token, or a web subscription's endpoint) is unique in an index, whose rows
 # hold ~2700 bytes. FCM tokens run ~160-200 characters, push services' endpoints well under this.
@@ -62,6 +63,23 @@ def _is_address(host: str) -> bool:
         return False
 
 
+# What its owner calls a device (devices.label): a phone's model, a browser and its system.
+LABEL_MAX = 60
+
+
+class DeviceLabel(ma.fields.String):
+    """A device's label: trimmed; blank, longer than LABEL_MAX or with a control character (a
+    NUL the database refuses, a newline that breaks the list) refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text or len(text) > LABEL_MAX:
+            raise ma.ValidationError(f"Must be 1-{LABEL_MAX} characters, not blank.")
+        if has_control_characters(text):
+            raise ma.ValidationError(CONTROL_CHARACTERS)
+        return text
+
+
 class DeviceCreateSchema(Schema):
     platform = ma.fields.String(
         required=True,
@@ -75,11 +93,20 @@ class DeviceCreateSchema(Schema):
     subscription = ma.fields.Nested(
         SubscriptionSchema, metadata={"description": "Web Push subscription (platform web)"}
     )
+    label = DeviceLabel(
+        metadata={
+            "description": f"What its owner calls it (1-{LABEL_MAX} characters, e.g. "
+            '"华为 Mate 40", "Chrome · 安卓"); registering again without one keeps it'
+        }
+    )
 
 
 class DeviceSchema(Schema):
     id = Integer()
     platform = ma.fields.String()
+    label = ma.fields.String(
+        allow_none=True, metadata={"description": "What its owner calls it; null: not given"}
+    )
     active = Boolean(
         metadata={
             "description": "Pushes go to this device: registered, not removed, and its "
@@ -114,6 +141,17 @@ class DeviceSchema(Schema):
     )
     consecutive_failures = Integer(
         metadata={"description": "Sends failed in a row since the last that went"}
+    )
+    retired_at = ma.fields.DateTime(
+        allow_none=True,
+        metadata={"description": "When the push worker retired it; null unless retired"},
+    )
+    retired_reason = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Why (since when no push went, how many sends failed in a row); "
+            "null unless retired"
+        },
     )
 
 

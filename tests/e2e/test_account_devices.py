@@ -1,0 +1,230 @@
+"""The app's account card lists the devices that receive notifications ("接收通知的设备").
+
+The API listed them (`GET /devices`, with `active`, `retired` and the send history), but the app
+did not: a worker could not see which of their phones get pushes, remove an old one, nor see that
+this one gets nothing (the push worker retired it, the browser blocks notifications).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tests.e2e.conftest import screenshot
+from tests.e2e.test_account import own_account
+from tests.e2e.test_app import FAKE_PUSH
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def push_configured(context, live_app):
+    """Web Push configured on the server, this browser's subscription faked (headless Chromium
+    has no push service), notifications allowed."""
+    context.add_init_script(FAKE_PUSH)
+    context.grant_permissions(["notifications"])
+    live_app.config["GRIDWORK_VAPID_PUBLIC_KEY"] = "B" + "A" * 86
+    yield
+    live_app.config["GRIDWORK_VAPID_PUBLIC_KEY"] = None
+
+
+def _token(page) -> str:
+    return page.evaluate("() => localStorage.getItem('gridwork.token')")
+
+
+def another_phone(context, page, token: str = "fcm-e2e", label: str | None = "华为 Mate 40") -> int:
+    """An Android phone of the same worker, registered through the API with their token."""
+    body = {"platform": "android", "token": f"{token}-{_token(page)[-12:]}"}
+    if label:
+        body["label"] = label
+    answer = context.request.post(
+        "/api/v1/devices", data=body, headers={"Authorization": f"Bearer {_token(page)}"}
+    )
+    assert answer.status == 201, answer.text()
+    return answer.json()["id"]
+
+
+def this_browser_registered(page) -> int:
+    page.click("#push")
+    expect(page.locator("#push-status")).to_have_text("推送已开启")
+    return int(page.evaluate("() => localStorage.getItem('gridwork.device')"))
+
+
+def retire(e2e_engine, device_id: int, *, days: int = 8, failures: int = 12) -> None:
+    """What the push worker's mark writes when it retires a device as unreachable."""
+    from api.models import Device
+
+    now = datetime.now(UTC)
+    with Session(e2e_engine) as session:
+        session.execute(
+            update(Device)
+            .where(Device.id == device_id)
+            .values(
+                active=False,
+                deactivated_at=now,
+                deactivation_reason="unreachable: no push went since ..., 12 sends failed",
+                failing_since=now - timedelta(days=days),
+                consecutive_failures=failures,
+            )
+        )
+        session.commit()
+
+
+def test_the_card_lists_the_workers_devices_this_one_marked(context, page, push_configured):
+    own_account(context, page)
+    phone = another_phone(context, page)
+    here = this_browser_registered(page)
+    devices = page.locator("#devices li.device")
+    expect(devices).to_have_count(2)
+    mine = page.locator(f"#devices li[data-id='{here}']")
+    expect(mine.locator(".this-one")).to_have_text("本机")
+    expect(mine).to_contain_text("浏览器「Chrome · Linux」")
+    expect(mine).to_contain_text("正在接收推送")
+    other = page.locator(f"#devices li[data-id='{phone}']")
+    expect(other).to_contain_text("安卓手机「华为 Mate 40」")
+    expect(other).to_contain_text("尚未收到过推送")
+    assert other.locator(".this-one").count() == 0
+    expect(page.locator("#this-device")).to_have_text("本机：正在接收推送。")
+    assert page.locator("#device-register").is_hidden()
+
+
+def test_a_worker_removes_another_device_after_confirming(
+    context, page, push_configured, e2e_engine
+):
+    from api.models import Device
+
+    own_account(context, page)
+    phone = another_phone(context, page)
+    this_browser_registered(page)
+    other = page.locator(f"#devices li[data-id='{phone}']")
+    expect(other).to_be_visible()
+    sent: list[str] = []
+    page.on("request", lambda r: r.method == "DELETE" and sent.append(r.url))
+
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    other.locator("button.remove").click()
+    assert sent == [] and other.is_visible()  # declined: nothing removed
+
+    messages: list[str] = []
+
+    def accept(dialog) -> None:
+        messages.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    other.locator("button.remove").click()
+    expect(other).to_have_count(0)
+    assert "安卓手机「华为 Mate 40」" in messages[0]
+    expect(page.locator("#devices-status")).to_have_text("已移除安卓手机「华为 Mate 40」。")
+    expect(page.locator("#devices li.device")).to_have_count(1)
+    with e2e_engine.connect() as conn:
+        assert conn.scalar(select(Device.active).where(Device.id == phone)) is False
+
+
+def test_a_retired_phone_is_shown_as_getting_nothing_with_what_to_do(context, page, e2e_engine):
+    own_account(context, page)
+    phone = another_phone(context, page)
+    retire(e2e_engine, phone)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    item = page.locator(f"#devices li[data-id='{phone}']")
+    expect(item).to_have_class("device retired")
+    expect(item).to_contain_text("已停止推送")
+    expect(item).to_contain_text("连续 12 次发送失败")
+    expect(item).to_contain_text("在这台设备上打开网格员应用并重新登录")
+    counted = "有 1 台设备已停止接收推送，见下面的说明。"
+    expect(page.locator("#devices-status")).to_have_text(counted)
+
+
+def test_this_browser_retired_is_registered_again_as_the_app_opens(
+    context, page, push_configured, e2e_engine
+):
+    """The app registers this browser's subscription at every opening: retired (its push service
+    failing for days), it is back on the list as receiving, its history fresh."""
+    own_account(context, page)
+    here = this_browser_registered(page)
+    retire(e2e_engine, here)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    mine = page.locator(f"#devices li[data-id='{here}']")
+    expect(mine).to_contain_text("正在接收推送")
+    expect(page.locator("#this-device")).to_have_text("本机：正在接收推送。")
+
+
+def test_this_browser_not_registered_offers_to_register_it(context, page, push_configured):
+    own_account(context, page)
+    expect(page.locator("#this-device")).to_have_text("本机：尚未开启推送，收不到任务通知。")
+    expect(page.locator("#devices-status")).to_contain_text("还没有设备登记接收推送")
+    page.click("#device-register")
+    expect(page.locator("#this-device")).to_have_text("本机：正在接收推送。")
+    expect(page.locator("#devices li.device .this-one")).to_have_count(1)
+    assert page.locator("#device-register").is_hidden()
+
+
+def test_notifications_blocked_in_the_browser_are_said(context, page, live_app):
+    context.add_init_script(FAKE_PUSH)
+    context.add_init_script(
+        "Object.defineProperty(Notification, 'permission', { get: () => 'denied' });"
+    )
+    live_app.config["GRIDWORK_VAPID_PUBLIC_KEY"] = "B" + "A" * 86
+    try:
+        own_account(context, page)
+        expect(page.locator("#this-device")).to_contain_text("浏览器已禁止本网站的通知")
+        assert page.locator("#device-register").is_hidden()
+    finally:
+        live_app.config["GRIDWORK_VAPID_PUBLIC_KEY"] = None
+
+
+def test_quiet_hours_are_set_and_cleared_from_the_card(context, page):
+    own_account(context, page)
+    expect(page.locator("#quiet-status")).to_have_text("未设免打扰时段。")
+    page.fill("#quiet-start", "22:00")
+    page.fill("#quiet-end", "07:00")
+    page.click("#quiet-save")
+    expect(page.locator("#quiet-status")).to_have_text(
+        "已保存：每天 22:00 至 07:00 普通通知暂缓推送。"
+    )
+    headers = {"Authorization": f"Bearer {_token(page)}"}
+    stored = page.request.get("/api/v1/devices/quiet-hours", headers=headers).json()
+    assert (stored["quiet_start"], stored["quiet_end"]) == ("22:00:00", "07:00:00")
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#quiet-start")).to_have_value("22:00")
+
+    page.click("#quiet-clear")
+    expect(page.locator("#quiet-status")).to_have_text("已取消免打扰时段。")
+    stored = page.request.get("/api/v1/devices/quiet-hours", headers=headers).json()
+    assert stored["quiet_start"] is None
+
+
+def test_quiet_hours_refused_by_the_server_are_said_in_chinese_with_its_detail(context, page):
+    own_account(context, page)
+    page.fill("#quiet-start", "22:00")
+    page.fill("#quiet-end", "22:00")
+    page.click("#quiet-save")
+    status = page.locator("#quiet-status")
+    expect(status.locator(".why")).to_have_text("开始和结束不能是同一时间。")
+    expect(status.locator(".server-reason")).to_contain_text("Quiet hours end when they start")
+
+
+def test_the_device_card_fits_a_phone(context, page, push_configured, e2e_engine):
+    """Every control at least 40 px tall and within the phone's width."""
+    page.set_viewport_size(PHONE)
+    own_account(context, page)
+    retire(e2e_engine, another_phone(context, page))
+    page.click("#device-register")
+    expect(page.locator("#devices li.device")).to_have_count(2)
+    retire_button = page.locator("#devices button.remove").first
+    for control in [
+        retire_button,
+        *map(page.locator, ("#quiet-start", "#quiet-end", "#quiet-save", "#quiet-clear")),
+    ]:
+        control.scroll_into_view_if_needed()
+        box = control.bounding_box()
+        assert box["height"] >= 40 and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    page.locator("#account").scroll_into_view_if_needed()
+    screenshot(page, "app-account-devices")
