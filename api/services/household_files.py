@@ -19,6 +19,7 @@ from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.services.names import address_part, half_width, has_control_characters
 from api.sheets import csv_text, csv_unquoted, register_text, xlsx_row, xlsx_unescaped
 
+ADDRESS_COLUMNS = ("building", "unit", "floor", "room")
 COLUMNS = (
     "building",
     "unit",
@@ -347,8 +348,7 @@ def _delimiter(head: bytes) -> str:
     return ","
 
 
-def _cells_csv(stream: BinaryIO) -> Iterator[list[Any]]:
-    encoding = _csv_encoding(stream)
+def _cells_csv(stream: BinaryIO, encoding: str) -> Iterator[list[Any]]:
     stream.seek(0)
     # The header decides the columns; one line of a million fields is refused before parsing.
     head = stream.read(SNIFF)
@@ -777,6 +777,24 @@ def _not_one_line(row: int, column: str) -> RowError:
     return RowError(row, column, f"{column} holds a control character or a bidirectional override")
 
 
+def _lost_characters(values: dict[str, Any], row: int, errors: list[RowError]) -> None:
+    """Chinese Excel saves "CSV (逗号分隔)" in GBK, which lacks many rare characters (生僻字) and
+    holds a "?" for each: in a GBK file, a "?" in an address part is such a loss (a "?" typed
+    into an address is unheard of), and would register a building nobody can find."""
+    for column in ADDRESS_COLUMNS:
+        if "?" in _text(values.get(column)):
+            errors.append(
+                RowError(
+                    row,
+                    column,
+                    f"{column} holds '?' where the file lost a character: Excel saves 'CSV "
+                    "(逗号分隔)' in GBK, which cannot hold rare characters (生僻字) and writes "
+                    "'?' for them. Save the register as 'CSV UTF-8 (逗号分隔)' or as an Excel "
+                    "workbook (.xlsx), and import it again",
+                )
+            )
+
+
 def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     before = len(errors)
@@ -784,7 +802,7 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
         # A building of invisible characters only (a stray BOM, U+200B) is a blank one.
         if address_part(_text(values.get(column))) == "":
             errors.append(RowError(row, column, f"{column} is required"))
-    for column in ("building", "unit", "floor", "room"):
+    for column in ADDRESS_COLUMNS:
         value = values.get(column)
         if isinstance(value, date | time):
             # Excel reads a typed "1-2" or "3/4" as a date; its text would be a timestamp.
@@ -986,7 +1004,13 @@ class HouseholdReader:
         fmt = detect_format(head, filename, content_type)
         self.format = fmt
         self._end = HeaderEnd()
-        self._cells = _cells_xlsx(stream, self._end) if fmt == "xlsx" else _cells_csv(stream)
+        # A CSV's text encoding (UTF-8 or GB18030), None for a workbook.
+        self.encoding = None if fmt == "xlsx" else _csv_encoding(stream)
+        self._cells = (
+            _cells_xlsx(stream, self._end)
+            if self.encoding is None
+            else _cells_csv(stream, self.encoding)
+        )
         # The first row under the header, when it was read to see whether it is a second
         # header row and is not: it is the first row of households.
         self._first: list[Any] | None = None
@@ -1114,6 +1138,8 @@ class HouseholdReader:
                     if len(self.errors) >= MAX_ERRORS:
                         break
                     continue
+                if self.encoding == "gb18030":
+                    _lost_characters(values, number, self.errors)
                 checked = _check_row(values, number, self.errors)
                 if checked is not None:
                     yield number, checked

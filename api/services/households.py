@@ -26,6 +26,7 @@ from api.scope import Scope
 from api.services import audit
 from api.services.geometry import db_point
 from api.services.household_files import (
+    ADDRESS_COLUMNS,
     MAX_ERRORS,
     FileProblem,
     HouseholdReader,
@@ -689,7 +690,7 @@ def _metres(a: dict[str, Any], b: dict[str, Any]) -> float:
     return haversine_m(a["lon"], a["lat"], b["lon"], b["lat"])
 
 
-ADDRESS_PARTS = ("building", "unit", "floor", "room")
+ADDRESS_PARTS = ADDRESS_COLUMNS
 
 
 def _address(values: Any) -> tuple[str, ...]:

@@ -380,3 +380,33 @@ def test_a_quote_opened_and_never_closed_is_named_by_its_row(client, session, wo
     assert response.status_code == 422, response.json
     assert "row 4" in response.json["detail"].lower()
     assert household_count(session) == before
+
+
+def test_a_character_a_gbk_csv_could_not_hold_is_named_not_stored_as_a_question_mark(
+    client, session, world
+):
+    """Chinese Excel saves "CSV (逗号分隔)" in GBK, which lacks many rare characters (生僻字:
+    the 䶮 of 䶮园小区, the 堃 of names): it writes "?" for each, and the address was stored as
+    "?园小区1号楼", a building nobody can find, twice over once the clerk typed it again
+    correctly. In a GBK file a "?" in an address part is that loss; it is named, nothing stored."""
+    lon, lat = centre(A1)
+    before = household_count(session)
+    lost = "䶮园小区1号楼".encode("gbk", errors="replace").decode("gbk")
+    assert lost == "?园小区1号楼"
+    data = csv_bytes([[lost, "1", "3", "E304", lon, lat, ""]], encoding="gbk")
+    response = upload(client, world, data, "登记表.csv")
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "building")
+    assert "CSV UTF-8" in error["detail"] and "?" in error["detail"]
+    assert household_count(session) == before
+
+
+def test_a_question_mark_typed_into_a_utf8_register_is_stored_as_written(client, session, world):
+    """UTF-8 holds every character: a "?" there was typed, and is kept."""
+    lon, lat = centre(A1)
+    data = csv_bytes([["䶮园小区1号楼", "1", "3", "E305?", lon, lat, ""]])
+    response = upload(client, world, data, "登记表.csv")
+    assert response.status_code == 201, response.json
+    where = Household.building == "䶮园小区1号楼"
+    assert stored(session, where, Household.room) == [("E305?",)]
