@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from shapely.geometry import Point
@@ -176,10 +176,17 @@ def list_tasks(
     overdue: bool | None = None,
     source: str | None = None,
     external_id: str | None = None,
+    created_by: str | None = None,
+    created_on: date | None = None,
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[Task], int]:
     stmt = select(Task).where(scope.tasks())
+    if created_by == "me":  # the window worker's requests of the day, to answer who comes back
+        stmt = stmt.where(Task.created_by_id == scope.user_id)
+    if created_on is not None:  # a day in Beijing
+        start = datetime.combine(created_on, time(0), tzinfo=LOCAL)
+        stmt = stmt.where(Task.created_at >= start, Task.created_at < start + timedelta(days=1))
     if assignee == "me":
         stmt = stmt.where(Task.assignee_id == scope.user_id)
     elif assignee == "none":  # waiting for someone to assign it (dispatch found nobody)

@@ -303,6 +303,13 @@ class TaskQueryArgsSchema(Schema):
     grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
     overdue = Boolean(metadata={"description": "Only overdue (true) or not (false)"})
     source = ma.fields.String(validate=ma.validate.OneOf(TASK_SOURCES))
+    created_by = ma.fields.String(
+        validate=ma.validate.OneOf(["me"], error="me (the tasks you opened)"),
+        metadata={"description": "me: only the tasks you opened (the window's requests)"},
+    )
+    created_on = ma.fields.Date(
+        metadata={"description": "Only the tasks opened on this day (Asia/Shanghai), YYYY-MM-DD"}
+    )
     external_id = ticket_number(
         metadata={
             "description": "Only the task(s) of this 12345 ticket number (or other source's "
