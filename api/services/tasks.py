@@ -153,12 +153,14 @@ def overdue_clause(now: datetime):
 _GRID_CODE = joinedload(Task.grid).load_only(
     Grid.id, Grid.code, Grid.community_code, Grid.leader_id
 )
+# Each answer names its assignee (`assignee_name`): joined with the task, not read one by one.
+_ASSIGNEE_NAME = joinedload(Task.assignee).load_only(User.id, User.username, User.display_name)
 
 
 def get_task(session: Session, scope: Scope, task_id: int, *, for_update: bool = False) -> Task:
     stmt = select(Task).where(Task.id == task_id, scope.tasks())
     # Locked for a change: no grid joined. Read: the answer's grid code with it (_GRID_CODE).
-    stmt = stmt.with_for_update(of=Task) if for_update else stmt.options(_GRID_CODE)
+    stmt = stmt.with_for_update(of=Task) if for_update else stmt.options(_GRID_CODE, _ASSIGNEE_NAME)
     task = session.scalar(stmt.options(selectinload(Task.events)))
     if task is None:
         raise errors.NotFound(f"Task {task_id} not found.")
@@ -211,7 +213,7 @@ def list_tasks(
     # The grid's code is in each task's answer: joined here (_GRID_CODE) instead of a
     # statement per grid after the audit entry's commit (which loaded the polygons too).
     rows = session.scalars(
-        stmt.options(_GRID_CODE)
+        stmt.options(_GRID_CODE, _ASSIGNEE_NAME)
         .order_by(Task.due_at, Task.id)
         .offset((page - 1) * page_size)
         .limit(page_size)

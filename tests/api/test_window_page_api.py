@@ -109,3 +109,16 @@ def test_created_by_me_stays_within_what_the_caller_sees(client, world, session)
     r = client.get("/api/v1/tasks?created_by=me", headers=world.auth("worker_a2"))
     assert r.json == []
     assert session.query(Task).count() == 1
+
+
+def test_the_window_worker_is_told_who_holds_the_task_by_name(client, world, session):
+    """A worker looks up no other accounts: the task itself names its assignee, for the
+    resident who asks who will call them back."""
+    roster(session, world)
+    headers = world.auth("worker_a2")
+    created = client.post("/api/v1/tasks", json=window_task(), headers=headers).json
+    a1 = world.users["worker_a1"]
+    assert created["assignee_name"] == a1.display_name
+    listed = client.get("/api/v1/tasks?created_by=me", headers=headers).json
+    assert [t["assignee_name"] for t in listed] == [a1.display_name]
+    assert client.get(f"/api/v1/users/{a1.id}", headers=headers).status_code == 404

@@ -233,6 +233,15 @@ class TaskSchema(Schema):
     )
     status = ma.fields.String(metadata={"description": ", ".join(TASK_STATUSES)})
     assignee_id = Integer(allow_none=True)
+    assignee_name = ma.fields.Function(
+        lambda t: (t.assignee.display_name or t.assignee.username) if t.assignee else None,
+        allow_none=True,
+        metadata={
+            "type": "string",
+            "description": "Who holds the task, by name: the window worker tells the resident "
+            "who will call them (a worker cannot look up other accounts)",
+        },
+    )
     created_by_id = Integer(allow_none=True)
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
