@@ -305,3 +305,27 @@ def test_the_app_links_the_window_page_for_whoever_is_at_the_window(page, window
     link = page.locator("#post a#window-link")
     link.wait_for()
     assert link.inner_text() == "窗口受理" and link.get_attribute("href") == "/window"
+
+
+def test_the_community_admin_registers_for_every_grid_without_a_window_post(page, window_day):
+    open_window(page, "admin01")
+    assert page.inner_text("#post-notice") == "社区管理员可为本社区任何网格登记居民诉求。"
+    point = grid_pixel(page, OTHER_GRID)
+    assert point["code"] == OTHER_GRID
+    click_map(page, point["x"], point["y"])
+    assert page.inner_text(".field-error[data-field=location]") == ""
+
+
+def test_the_window_page_speaks_english_too(page, window_day):
+    page.goto("/window?lang=en")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.inner_text("#post-notice").startswith("You are at the window (A-post) today")
+    assert page.inner_text("#submit") == "Register and dispatch"
+    assert page.inner_text(".today h2") == "Today at the window"
+    # Every labelled element found its text: none shows its bare key.
+    bare = page.evaluate(
+        "() => [...document.querySelectorAll('[data-t]')]"
+        ".filter(el => el.textContent === el.dataset.t).map(el => el.dataset.t)"
+    )
+    assert bare == []

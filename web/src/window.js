@@ -5,7 +5,7 @@ import {
   todayLocal, translate,
 } from "./common.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
-import { keepFresh } from "./session.js";
+import { keepFresh, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
@@ -24,6 +24,7 @@ const TEXT = {
     none: "今天还没有登记的诉求。", unassigned: "待分派", listFailed: "无法读取今日受理：",
     needTitle: "请填写标题", needPlace: "请在地图上点选位置",
     atWindow: "您今天在窗口岗（A岗）：可为本社区任何网格登记居民诉求。",
+    admin: "社区管理员可为本社区任何网格登记居民诉求。",
     notAtWindow: "今天您不在窗口岗（A岗），只能为自己的网格登记任务。",
     outsideAll: "此处不在本社区任何网格内，请点选网格范围内的位置。",
     outsideYours: "此处不在您的网格内。今天您不在窗口岗（A岗），只能为自己的网格登记任务。",
@@ -56,6 +57,7 @@ const TEXT = {
     none: "No requests registered today.", unassigned: "to be assigned", listFailed: "Could not read today's requests: ",
     needTitle: "Give a title", needPlace: "Click a place on the map",
     atWindow: "You are at the window (A-post) today: register requests for any grid of the community.",
+    admin: "As the community's admin you register requests for any grid of the community.",
     notAtWindow: "You are not at the window (A-post) today: you register tasks for your own grids only.",
     outsideAll: "This place is in no grid of the community: click inside a grid.",
     outsideYours: "This place is not in your grids. You are not at the window (A-post) today: you register tasks for your own grids only.",
@@ -417,8 +419,11 @@ async function start() {
   atWindow = collection.at_window;
   grids = new Map(collection.features.map((f) => [f.properties.code, f]));
   const notice = $("post-notice");
-  notice.textContent = collection.features.length ? (atWindow ? t.atWindow : t.notAtWindow) : t.noGrids;
-  notice.classList.toggle("at-window", atWindow);
+  // The role the token was issued with: an admin opens tasks in every grid of the community.
+  const admin = tokenClaims(getToken()).role === "community_admin";
+  const post = atWindow ? t.atWindow : admin ? t.admin : t.notAtWindow;
+  notice.textContent = collection.features.length ? post : t.noGrids;
+  notice.classList.toggle("at-window", atWindow || admin);
   notice.hidden = false;
   drawMap(collection);
   document.body.dataset.ready = "1";
