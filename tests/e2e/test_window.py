@@ -329,3 +329,27 @@ def test_the_window_page_speaks_english_too(page, window_day):
         ".filter(el => el.textContent === el.dataset.t).map(el => el.dataset.t)"
     )
     assert bare == []
+
+
+def test_a_place_the_server_finds_in_no_grid_is_refused_in_chinese(page, e2e_engine, window_day):
+    """The grid was retired while the page was open: the server's 422, said in Chinese."""
+    from api.models import Grid
+
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "网格已撤销")
+    with Session(e2e_engine) as session:
+        session.get(Grid, window_day["other"].id).retired_at = datetime.now(UTC)
+        session.commit()
+    try:
+        page.click("#submit")
+        error = page.locator("#form-error")
+        error.wait_for()
+        assert error.locator(".why").inner_text() == "所选位置不在任何网格内，任务未登记。"
+        assert "outside every grid" in error.locator(".detail").inner_text()
+        assert tasks_titled(e2e_engine, "网格已撤销") == []
+    finally:
+        with Session(e2e_engine) as session:
+            session.get(Grid, window_day["other"].id).retired_at = None
+            session.commit()
