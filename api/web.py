@@ -1,5 +1,5 @@
-"""The browser pages: the grid-leader map (/map), the workers' PWA (/app) and the community
-office's accounts page (/accounts), from web/dist."""
+"""The browser pages: the grid-leader map (/map), the workers' PWA (/app), the community
+office's accounts page (/accounts) and the hall window's page (/window), from web/dist."""
 
 from __future__ import annotations
 
@@ -73,6 +73,11 @@ def map_page():
 @bp.get("/accounts")
 def accounts_page():
     return _page("accounts.html")
+
+
+@bp.get("/window")
+def window_page():
+    return _page("window.html")
 
 
 @bp.get("/app")

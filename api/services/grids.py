@@ -164,6 +164,22 @@ def list_grids(
     return list(rows), total or 0
 
 
+def window_grids(session: Session, scope: Scope, day) -> tuple[bool, list[Grid]]:
+    """The grids the caller may open a window task for on `day` (Asia/Shanghai), and whether
+    they hold the hall window (the A-post of a published roster) that day: then every active
+    grid of their community (a walk-in resident may live in any), else the grids they hold.
+    Those who open no tasks (district viewers) are refused, as `require_task_creator` does."""
+    scope.require_writer()
+    at_window = scope.at_window(session, day)
+    where = (
+        Grid.community_code == scope.community_code
+        if at_window or scope.role == "community_admin"
+        else scope.grids()
+    )
+    rows = session.scalars(select(Grid).where(Grid.retired_at.is_(None), where).order_by(Grid.code))
+    return at_window, list(rows)
+
+
 def locate(
     session: Session, lon: float, lat: float, *, community_code: str | None = None
 ) -> Grid | None:

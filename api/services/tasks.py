@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from shapely.geometry import Point
@@ -153,12 +153,14 @@ def overdue_clause(now: datetime):
 _GRID_CODE = joinedload(Task.grid).load_only(
     Grid.id, Grid.code, Grid.community_code, Grid.leader_id
 )
+# Each answer names its assignee (`assignee_name`): joined with the task, not read one by one.
+_ASSIGNEE_NAME = joinedload(Task.assignee).load_only(User.id, User.username, User.display_name)
 
 
 def get_task(session: Session, scope: Scope, task_id: int, *, for_update: bool = False) -> Task:
     stmt = select(Task).where(Task.id == task_id, scope.tasks())
     # Locked for a change: no grid joined. Read: the answer's grid code with it (_GRID_CODE).
-    stmt = stmt.with_for_update(of=Task) if for_update else stmt.options(_GRID_CODE)
+    stmt = stmt.with_for_update(of=Task) if for_update else stmt.options(_GRID_CODE, _ASSIGNEE_NAME)
     task = session.scalar(stmt.options(selectinload(Task.events)))
     if task is None:
         raise errors.NotFound(f"Task {task_id} not found.")
@@ -176,10 +178,17 @@ def list_tasks(
     overdue: bool | None = None,
     source: str | None = None,
     external_id: str | None = None,
+    created_by: str | None = None,
+    created_on: date | None = None,
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[Task], int]:
     stmt = select(Task).where(scope.tasks())
+    if created_by == "me":  # the window worker's requests of the day, to answer who comes back
+        stmt = stmt.where(Task.created_by_id == scope.user_id)
+    if created_on is not None:  # a day in Beijing
+        start = datetime.combine(created_on, time(0), tzinfo=LOCAL)
+        stmt = stmt.where(Task.created_at >= start, Task.created_at < start + timedelta(days=1))
     if assignee == "me":
         stmt = stmt.where(Task.assignee_id == scope.user_id)
     elif assignee == "none":  # waiting for someone to assign it (dispatch found nobody)
@@ -204,7 +213,7 @@ def list_tasks(
     # The grid's code is in each task's answer: joined here (_GRID_CODE) instead of a
     # statement per grid after the audit entry's commit (which loaded the polygons too).
     rows = session.scalars(
-        stmt.options(_GRID_CODE)
+        stmt.options(_GRID_CODE, _ASSIGNEE_NAME)
         .order_by(Task.due_at, Task.id)
         .offset((page - 1) * page_size)
         .limit(page_size)

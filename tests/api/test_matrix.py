@@ -121,6 +121,7 @@ MATRIX: dict[str, Line] = {
     # The web pages: 200 once `web` is built, 503 naming the build step before; same for all.
     "GET /map": Line("/map", UNIFORM),
     "GET /accounts": Line("/accounts", UNIFORM),
+    "GET /window": Line("/window", UNIFORM),
     "GET /app": Line("/app", UNIFORM),
     "GET /app/": Line("/app/", UNIFORM),
     "GET /app/sw.js": Line("/app/sw.js", UNIFORM),
@@ -193,6 +194,11 @@ MATRIX: dict[str, Line] = {
     "GET /api/v1/reports/<id:report_id>": Line("/api/v1/reports/{report_id}", REPORT_READ),
     "GET /api/v1/reports/<id:report_id>/files/<fmt>": Line(
         "/api/v1/reports/{report_id}/files/csv", REPORT_READ
+    ),
+    # The window page's grids: the caller's (every grid of the community at the window);
+    # district viewers open no tasks.
+    "GET /api/v1/grids/window": Line(
+        "/api/v1/grids/window", outcomes(OK, viewer_110101=403, viewer_110102=403)
     ),
     "GET /api/v1/grids/locate": Line("/api/v1/grids/locate?lon={lon}&lat={lat}", SCOPED_READ),
     "POST /api/v1/grids/locate": Line(  # outside the caller's grids: null, not 404

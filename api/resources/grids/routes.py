@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from api import errors
 from api.auth import current_scope
+from api.clock import now as _now
 from api.extensions import Blueprint, db
 from api.models import Grid, GridVersion, Household
 from api.resources.grids.schemas import (
@@ -20,9 +21,11 @@ from api.resources.grids.schemas import (
     LocateBatchResultSchema,
     LocateBatchSchema,
     LocateQueryArgsSchema,
+    WindowGridCollectionSchema,
 )
 from api.services import grids
 from api.services.geometry import geojson
+from api.services.weeks import LOCAL
 
 blp = Blueprint("grids", __name__, url_prefix="/api/v1/grids", description="Grids (网格).")
 
@@ -113,6 +116,38 @@ class GridImport(MethodView):
         summary = grids.import_grids(db.session, current_scope(), data, datum=data["datum"])
         db.session.commit()
         return summary
+
+
+@blp.route("/window")
+class WindowGrids(MethodView):
+    @blp.response(200, WindowGridCollectionSchema)
+    @blp.alt_response(403, response="FORBIDDEN", description="You open no tasks")
+    def get(self):
+        """The grids you may open a window task for today, as outlines (the window page)
+
+        At the hall window (the A-post of a published roster today, Asia/Shanghai) a worker
+        or leader opens window tasks for any grid of their community: every active grid of
+        it, `at_window` true. Otherwise the grids you hold (the community's, for its admin).
+        Outlines and names only: `yours` says which grids' households you may look up.
+        """
+        scope = current_scope()
+        at_window, rows = grids.window_grids(db.session, scope, _now().astimezone(LOCAL).date())
+        return {
+            "at_window": at_window,
+            "features": [
+                {
+                    "id": g.id,
+                    "geometry": geojson(g.boundary),
+                    "properties": {
+                        "code": g.code,
+                        "name": g.name,
+                        "community_code": g.community_code,
+                        "yours": scope.sees_grid(g),
+                    },
+                }
+                for g in rows
+            ],
+        }
 
 
 @blp.route("/locate")

@@ -53,6 +53,35 @@ class GridCollectionSchema(Schema):
     features = ma.fields.List(ma.fields.Nested(GridSchema))
 
 
+class WindowGridPropertiesSchema(Schema):
+    code = ma.fields.String(metadata={"description": "15-digit grid code (DB11/T 2157-2023)"})
+    name = ma.fields.String()
+    community_code = ma.fields.String()
+    yours = ma.fields.Boolean(
+        metadata={
+            "description": "One of your grids: its households are yours to look up (another "
+            "grid's request is placed by its location)"
+        }
+    )
+
+
+class WindowGridSchema(Schema):
+    type = ma.fields.Constant("Feature", metadata={"type": "string", "enum": ["Feature"]})
+    id = Integer()
+    geometry = ma.fields.Nested(GeometrySchema)
+    properties = ma.fields.Nested(WindowGridPropertiesSchema)
+
+
+class WindowGridCollectionSchema(Schema):
+    type = ma.fields.Constant(
+        "FeatureCollection", metadata={"type": "string", "enum": ["FeatureCollection"]}
+    )
+    at_window = ma.fields.Boolean(
+        metadata={"description": "You hold the hall window (A-post) today in a published roster"}
+    )
+    features = ma.fields.List(ma.fields.Nested(WindowGridSchema))
+
+
 class GridInputPropertiesSchema(Schema):
     class Meta:
         unknown = ma.INCLUDE

@@ -36,8 +36,9 @@ class Tasks(MethodView):
         """List the tasks you can see
 
         Filter by assignee (`me`, `none`: waiting to be assigned), status, grid, source,
-        overdue and ticket number (`external_id`: the 12345 hotline's, exactly); soonest
-        deadline first.
+        overdue and ticket number (`external_id`: the 12345 hotline's, exactly), and the tasks
+        you opened (`created_by=me`), on a day (`created_on`, Asia/Shanghai); soonest deadline
+        first.
         """
         rows, total = tasks.list_tasks(
             db.session,

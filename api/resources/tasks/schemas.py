@@ -233,6 +233,15 @@ class TaskSchema(Schema):
     )
     status = ma.fields.String(metadata={"description": ", ".join(TASK_STATUSES)})
     assignee_id = Integer(allow_none=True)
+    assignee_name = ma.fields.Function(
+        lambda t: (t.assignee.display_name or t.assignee.username) if t.assignee else None,
+        allow_none=True,
+        metadata={
+            "type": "string",
+            "description": "Who holds the task, by name: the window worker tells the resident "
+            "who will call them (a worker cannot look up other accounts)",
+        },
+    )
     created_by_id = Integer(allow_none=True)
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
@@ -303,6 +312,13 @@ class TaskQueryArgsSchema(Schema):
     grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
     overdue = Boolean(metadata={"description": "Only overdue (true) or not (false)"})
     source = ma.fields.String(validate=ma.validate.OneOf(TASK_SOURCES))
+    created_by = ma.fields.String(
+        validate=ma.validate.OneOf(["me"], error="me (the tasks you opened)"),
+        metadata={"description": "me: only the tasks you opened (the window's requests)"},
+    )
+    created_on = ma.fields.Date(
+        metadata={"description": "Only the tasks opened on this day (Asia/Shanghai), YYYY-MM-DD"}
+    )
     external_id = ticket_number(
         metadata={
             "description": "Only the task(s) of this 12345 ticket number (or other source's "

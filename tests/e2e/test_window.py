@@ -1,0 +1,355 @@
+"""The hall window's page (/window) in headless Chromium: the A-post worker registers a walk-in
+resident's request for any grid of the community by clicking its place on the map."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+
+COMMUNITY = DEMO_GRID[:12]
+OTHER_GRID = COMMUNITY + "002"  # worker02's grid; worker01 (at the window) holds DEMO_GRID
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def window_day(e2e_engine):
+    """Today's published roster of the demo community: worker01 at the window (A-post),
+    worker02 out in their grid (B-post); the roster, shifts and tasks made here go after."""
+    from api.models import Grid, Notification, Roster, Shift, Task, TaskEvent, User
+    from api.services.weeks import current_week
+
+    now = datetime.now(UTC)
+    today = now.astimezone(BEIJING).date()
+    with Session(e2e_engine, expire_on_commit=False) as session:
+        users = {u.username: u for u in session.scalars(select(User))}
+        other = session.scalar(select(Grid).where(Grid.code == OTHER_GRID))
+        week = current_week(now)
+        roster = session.scalar(
+            select(Roster).where(Roster.community_code == COMMUNITY, Roster.week == week)
+        )
+        made_roster = roster is None
+        if made_roster:
+            roster = Roster(community_code=COMMUNITY, week=week, status="published")
+            session.add(roster)
+            session.flush()
+        was = roster.status
+        roster.status = "published"
+        shifts = [
+            Shift(roster_id=roster.id, date=today, post="A", worker_id=users["worker01"].id),
+            Shift(
+                roster_id=roster.id,
+                date=today,
+                post="B",
+                worker_id=users["worker02"].id,
+                grid_id=other.id,
+            ),
+        ]
+        session.add_all(shifts)
+        before = session.scalar(select(func.max(Task.id))) or 0
+        session.commit()
+        ids, roster_id = [s.id for s in shifts], roster.id
+        info = {"worker02": users["worker02"], "other": other, "before": before}
+    yield info
+    with Session(e2e_engine) as session:
+        made = select(Task.id).where(Task.id > before)
+        session.execute(
+            delete(Notification).where(Notification.data["task_id"].as_integer().in_(made))
+        )
+        session.execute(delete(TaskEvent).where(TaskEvent.task_id.in_(made)))
+        session.execute(delete(Task).where(Task.id > before))
+        session.execute(delete(Shift).where(Shift.id.in_(ids)))
+        if made_roster:
+            session.execute(delete(Roster).where(Roster.id == roster_id))
+        else:
+            session.get(Roster, roster_id).status = was
+        session.commit()
+
+
+def open_window(page, username: str):
+    page.goto("/window")
+    sign_in(page, username, DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_function("() => window.gridworkWindowMap && window.gridworkWindowMap.loaded()")
+    return page
+
+
+def grid_pixel(page, code: str) -> dict:
+    """A pixel of the map well inside the grid `code`, with the grid drawn there."""
+    return page.evaluate(
+        """(code) => {
+          const map = window.gridworkWindowMap;
+          const f = map.querySourceFeatures('grids').find(f => f.properties.code === code);
+          const ring = f.geometry.type === 'Polygon' ? f.geometry.coordinates[0]
+                                                       : f.geometry.coordinates[0][0];
+          const lon = ring.reduce((s, c) => s + c[0], 0) / ring.length;
+          const lat = ring.reduce((s, c) => s + c[1], 0) / ring.length;
+          const p = map.project([lon, lat]);
+          const hit = map.queryRenderedFeatures(p, {layers: ['grids-fill']})[0];
+          return {x: p.x, y: p.y, code: hit && hit.properties.code};
+        }""",
+        code,
+    )
+
+
+def click_map(page, x: float, y: float) -> None:
+    page.locator("#map canvas").click(position={"x": x, "y": y})
+
+
+def fill_request(page, title: str) -> None:
+    page.check("input[name=type][value=complaint]")
+    page.fill("input[name=title]", title)
+    page.fill("textarea[name=description]", "3号楼门口的路灯坏了一周")
+    page.select_option("select[name=urgency]", "utility")
+    page.fill("input[name=name]", "王秀英")
+    page.fill("input[name=phone]", "13912345678")
+
+
+def tasks_titled(e2e_engine, title: str):
+    from api.models import Task
+
+    with Session(e2e_engine) as session:
+        return list(session.scalars(select(Task).where(Task.title == title)))
+
+
+def test_the_window_worker_registers_a_request_for_another_grid_of_the_community(
+    page, e2e_engine, window_day
+):
+    open_window(page, "worker01")
+    assert "您今天在窗口岗（A岗）" in page.inner_text("#post-notice")
+    # Every grid of the community is drawn, named, though worker01 holds only the first.
+    drawn = page.evaluate(
+        "() => [...new Set(window.gridworkWindowMap.querySourceFeatures('grids')"
+        ".map(f => f.properties.code))].sort()"
+    )
+    assert DEMO_GRID in drawn and OTHER_GRID in drawn
+    assert all(code.startswith(COMMUNITY) for code in drawn)
+    assert page.locator(".grid-label").count() == len(drawn)
+    point = grid_pixel(page, OTHER_GRID)
+    assert point["code"] == OTHER_GRID
+    click_map(page, point["x"], point["y"])
+    other = window_day["other"]
+    assert page.inner_text("#place").startswith(f"{other.name}（{OTHER_GRID}）")
+    assert page.is_hidden("#household-choice")  # another grid's households are not theirs
+    fill_request(page, "路灯不亮（窗口登记）")
+    page.click("#submit")
+    created = page.locator("#created")
+    created.wait_for()
+    [task] = tasks_titled(e2e_engine, "路灯不亮（窗口登记）")
+    assert (task.source, task.type, task.urgency, task.status) == (
+        "window",
+        "complaint",
+        "utility",
+        "dispatched",
+    )
+    assert task.grid_id == other.id
+    assert task.assignee_id == window_day["worker02"].id  # out in that grid today
+    assert task.complainant == {"name": "王秀英", "phone": "13912345678"}
+    # The task as dispatch made it: its number, grid, assignee and deadline in Beijing time.
+    assert created.get_attribute("data-id") == str(task.id)
+    assert f"#{task.id}" in created.inner_text()
+    assert created.locator(".grid").inner_text() == f"{other.name}（{OTHER_GRID}）"
+    assert created.locator(".assignee").inner_text() == window_day["worker02"].display_name
+    assert created.locator(".due").inner_text() == task.due_at.astimezone(BEIJING).strftime(
+        "%Y/%m/%d %H:%M"
+    )
+    # The form is cleared for the next resident.
+    assert page.input_value("input[name=title]") == ""
+    assert page.input_value("input[name=phone]") == ""
+    assert page.inner_text("#place") == "请在地图上点选居民诉求的位置"
+    # Listed under today's requests, to answer the resident who comes back.
+    row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
+    row.wait_for()
+    assert row.locator(".status").inner_text() == "已派单"
+    assert row.locator(".assignee").inner_text() == window_day["worker02"].display_name
+    screenshot(page, "window-created")
+
+
+def test_a_double_click_on_register_makes_one_task(page, e2e_engine, window_day):
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "双击只登记一次")
+    page.dblclick("#submit")
+    page.locator("#created").wait_for()
+    page.wait_for_timeout(500)
+    assert len(tasks_titled(e2e_engine, "双击只登记一次")) == 1
+
+
+def test_a_retry_after_a_lost_answer_makes_no_second_task(page, e2e_engine, window_day):
+    """The server made the task but its answer never arrived: sent again, the same
+    Idempotency-Key gets the first task back."""
+    keys: list[str | None] = []
+
+    def lose_the_first_answer(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        keys.append(route.request.headers.get("idempotency-key"))
+        if len(keys) == 1:
+            route.fetch()  # the server opens the task...
+            return route.abort("connectionreset")  # ...and its answer is lost
+        return route.continue_()
+
+    open_window(page, "worker01")
+    page.route("**/api/v1/tasks", lose_the_first_answer)
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "答复丢失后重试")
+    page.click("#submit")
+    page.wait_for_function(
+        "() => document.querySelector('#form-error').textContent.startsWith('网络未连接')"
+    )
+    assert page.is_hidden("#created")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    [task] = tasks_titled(e2e_engine, "答复丢失后重试")
+    assert page.locator("#created").get_attribute("data-id") == str(task.id)
+
+
+def test_a_worker_out_on_the_b_post_is_told_they_are_not_at_the_window(
+    page, e2e_engine, window_day
+):
+    open_window(page, "worker02")
+    assert page.inner_text("#post-notice") == "今天您不在窗口岗（A岗），只能为自己的网格登记任务。"
+    drawn = page.evaluate(
+        "() => [...new Set(window.gridworkWindowMap.querySourceFeatures('grids')"
+        ".map(f => f.properties.code))]"
+    )
+    assert drawn == [OTHER_GRID]  # their own grid only
+    # worker01's grid is not drawn for them: a click there is refused, saying why.
+    page.evaluate(
+        "(b) => window.gridworkWindowMap.fitBounds(b, {animate: false})",
+        [[116.390, 39.930], [116.4125, 39.940]],
+    )
+    page.wait_for_function("() => window.gridworkWindowMap.loaded()")
+    x, y = page.evaluate(
+        "() => { const p = window.gridworkWindowMap.project([116.392, 39.938]);"
+        " return [p.x, p.y]; }"
+    )
+    click_map(page, x, y)
+    assert "今天您不在窗口岗（A岗）" in page.inner_text(".field-error[data-field=location]")
+    fill_request(page, "B岗不能为别的网格登记")
+    page.click("#submit")
+    assert page.inner_text(".field-error[data-field=location]") == "请在地图上点选位置"
+    assert tasks_titled(e2e_engine, "B岗不能为别的网格登记") == []
+    # Their own grid they register for, with its households near the place offered.
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    assert page.inner_text(".field-error[data-field=location]") == ""
+
+
+def test_a_click_outside_every_grid_is_refused_in_chinese(page, e2e_engine, window_day):
+    open_window(page, "worker01")
+    click_map(page, 5, 5)  # the corner: beyond every grid the map was fitted to
+    assert (
+        page.inner_text(".field-error[data-field=location]")
+        == "此处不在本社区任何网格内，请点选网格范围内的位置。"
+    )
+    assert page.inner_text("#place") == "请在地图上点选居民诉求的位置"
+    fill_request(page, "网格外的地点")
+    page.click("#submit")
+    assert page.inner_text(".field-error[data-field=location]") == "请在地图上点选位置"
+    assert tasks_titled(e2e_engine, "网格外的地点") == []
+
+
+def test_the_server_s_refusal_is_said_in_chinese_with_its_detail(page, e2e_engine, window_day):
+    """The roster changed while the page was open: the worker is no longer at the window."""
+    from api.models import Shift, User
+
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "窗口岗已换人")
+    with Session(e2e_engine) as session:
+        worker01 = select(User.id).where(User.username == "worker01")
+        session.execute(delete(Shift).where(Shift.post == "A", Shift.worker_id.in_(worker01)))
+        session.commit()
+    page.click("#submit")
+    error = page.locator("#form-error")
+    error.wait_for()
+    why = error.locator(".why").inner_text()
+    assert why == "今天您不在窗口岗（A岗），只能为自己的网格登记任务。"
+    assert OTHER_GRID in error.locator(".detail").inner_text()  # the server's own words
+    assert tasks_titled(e2e_engine, "窗口岗已换人") == []
+
+
+def test_the_window_page_fits_a_tablet(browser, live_server, window_day):
+    context = browser.new_context(
+        base_url=live_server, viewport={"width": 768, "height": 1024}, has_touch=True
+    )
+    try:
+        page = context.new_page()
+        open_window(page, "worker01")
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 768
+        box = page.locator("#map").bounding_box()
+        assert box["width"] > 600 and box["height"] >= 300
+        submit = page.locator("#submit").bounding_box()
+        assert submit["height"] >= 40  # a finger, not a mouse
+        screenshot(page, "window-tablet")
+    finally:
+        context.close()
+
+
+def test_the_app_links_the_window_page_for_whoever_is_at_the_window(page, window_day):
+    page.goto("/app")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    link = page.locator("#post a#window-link")
+    link.wait_for()
+    assert link.inner_text() == "窗口受理" and link.get_attribute("href") == "/window"
+
+
+def test_the_community_admin_registers_for_every_grid_without_a_window_post(page, window_day):
+    open_window(page, "admin01")
+    assert page.inner_text("#post-notice") == "社区管理员可为本社区任何网格登记居民诉求。"
+    point = grid_pixel(page, OTHER_GRID)
+    assert point["code"] == OTHER_GRID
+    click_map(page, point["x"], point["y"])
+    assert page.inner_text(".field-error[data-field=location]") == ""
+
+
+def test_the_window_page_speaks_english_too(page, window_day):
+    page.goto("/window?lang=en")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.inner_text("#post-notice").startswith("You are at the window (A-post) today")
+    assert page.inner_text("#submit") == "Register and dispatch"
+    assert page.inner_text(".today h2") == "Today at the window"
+    # Every labelled element found its text: none shows its bare key.
+    bare = page.evaluate(
+        "() => [...document.querySelectorAll('[data-t]')]"
+        ".filter(el => el.textContent === el.dataset.t).map(el => el.dataset.t)"
+    )
+    assert bare == []
+
+
+def test_a_place_the_server_finds_in_no_grid_is_refused_in_chinese(page, e2e_engine, window_day):
+    """The grid was retired while the page was open: the server's 422, said in Chinese."""
+    from api.models import Grid
+
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "网格已撤销")
+    with Session(e2e_engine) as session:
+        session.get(Grid, window_day["other"].id).retired_at = datetime.now(UTC)
+        session.commit()
+    try:
+        page.click("#submit")
+        error = page.locator("#form-error")
+        error.wait_for()
+        assert error.locator(".why").inner_text() == "所选位置不在任何网格内，任务未登记。"
+        assert "outside every grid" in error.locator(".detail").inner_text()
+        assert tasks_titled(e2e_engine, "网格已撤销") == []
+    finally:
+        with Session(e2e_engine) as session:
+            session.get(Grid, window_day["other"].id).retired_at = None
+            session.commit()

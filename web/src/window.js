@@ -1,0 +1,464 @@
+// The hall window's page (/window): the A-post worker registers a walk-in resident's request as
+// a window task for any grid of the community, placed on a map, and sees the day's requests.
+import {
+  ApiError, api, apiPages, config, escapeHtml, getToken, otherLangHref, pickLang, signIn, signOut,
+  todayLocal, translate,
+} from "./common.js";
+import { askForOwnPassword, mustChangePassword } from "./password.js";
+import { keepFresh, tokenClaims } from "./session.js";
+
+const TEXT = {
+  zh: {
+    title: "窗口受理", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
+    toApp: "网格员应用", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
+    newRequest: "登记居民诉求", type: "诉求类型", type_consultation: "咨询", type_help: "求助",
+    type_complaint: "投诉", type_report: "举报", type_suggestion: "建议",
+    titleField: "标题", description: "详细情况", urgency: "紧急程度",
+    urgency_danger: "危及生命财产（2小时内反馈）", urgency_utility: "水电气热（24小时）",
+    urgency_general: "一般（7天）", urgency_complex: "疑难复杂（15天）",
+    residentName: "居民姓名", residentPhone: "联系电话", where: "地点：",
+    noPlace: "请在地图上点选居民诉求的位置", household: "住户（可选）", noHousehold: "不指定住户",
+    householdsNear: (n) => `附近 ${n} 户`, submit: "登记并派单", clear: "清空", sending: "正在提交…",
+    mapHint: "在地图上点击居民诉求的位置：所在网格随之确定，任务派给该网格当班的网格员。",
+    today: "今日窗口受理", number: "编号", grid: "网格", status: "状态", assignee: "承办人", due: "办结期限",
+    none: "今天还没有登记的诉求。", unassigned: "待分派", listFailed: "无法读取今日受理：",
+    needTitle: "请填写标题", needPlace: "请在地图上点选位置",
+    atWindow: "您今天在窗口岗（A岗）：可为本社区任何网格登记居民诉求。",
+    admin: "社区管理员可为本社区任何网格登记居民诉求。",
+    notAtWindow: "今天您不在窗口岗（A岗），只能为自己的网格登记任务。",
+    outsideAll: "此处不在本社区任何网格内，请点选网格范围内的位置。",
+    outsideYours: "此处不在您的网格内。今天您不在窗口岗（A岗），只能为自己的网格登记任务。",
+    outsideServer: "所选位置不在任何网格内，任务未登记。",
+    invalid: "填写有误，任务未登记：", offline: "网络未连接，任务未登记。恢复连接后再点“登记并派单”即可（不会重复登记）。",
+    pending: "上次提交仍在处理中，请稍候查看“今日窗口受理”，不要重复登记。",
+    failed: "任务未能登记：", gridsFailed: "无法读取网格：", noGrids: "没有可登记的网格。",
+    created: (id) => `已登记任务 #${id}`, createdGrid: "网格", createdAssignee: "承办人",
+    createdDue: "办结期限", createdContact: "首次联系期限", createdNobody: "暂无当班人员，已交网格长分派",
+    statuses: {
+      new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
+      callback: "回访中", closed: "已关闭", returned: "已退回", escalated: "已升级", reopened: "已重启",
+      transferred: "已改派",
+    },
+    roles: { worker: "网格员", grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "区级查看" },
+  },
+  en: {
+    title: "Window desk", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
+    other: "中文", toApp: "Workers' app", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
+    newRequest: "A resident's request", type: "Request type", type_consultation: "Consultation",
+    type_help: "Help", type_complaint: "Complaint", type_report: "Report", type_suggestion: "Suggestion",
+    titleField: "Title", description: "Details", urgency: "Urgency",
+    urgency_danger: "Danger to life or property (2 h)", urgency_utility: "Water, power, gas, heating (24 h)",
+    urgency_general: "General (7 days)", urgency_complex: "Complex (15 days)",
+    residentName: "Resident's name", residentPhone: "Phone", where: "Place: ",
+    noPlace: "Click the resident's place on the map", household: "Household (optional)", noHousehold: "No household",
+    householdsNear: (n) => `${n} nearby`, submit: "Register and dispatch", clear: "Clear", sending: "Sending…",
+    mapHint: "Click the place of the request on the map: its grid follows, and the task goes to that grid's worker on duty.",
+    today: "Today at the window", number: "No.", grid: "Grid", status: "Status", assignee: "Assignee", due: "Deadline",
+    none: "No requests registered today.", unassigned: "to be assigned", listFailed: "Could not read today's requests: ",
+    needTitle: "Give a title", needPlace: "Click a place on the map",
+    atWindow: "You are at the window (A-post) today: register requests for any grid of the community.",
+    admin: "As the community's admin you register requests for any grid of the community.",
+    notAtWindow: "You are not at the window (A-post) today: you register tasks for your own grids only.",
+    outsideAll: "This place is in no grid of the community: click inside a grid.",
+    outsideYours: "This place is not in your grids. You are not at the window (A-post) today: you register tasks for your own grids only.",
+    outsideServer: "The place lies in no grid: nothing was registered.",
+    invalid: "Something is wrong; nothing was registered: ",
+    offline: "Offline: nothing was registered. Once online, press Register again (it will not register twice).",
+    pending: "The last submission is still being handled: look at today's list shortly, do not register it again.",
+    failed: "The task was not registered: ", gridsFailed: "Could not read the grids: ", noGrids: "No grids to register for.",
+    created: (id) => `Task #${id} registered`, createdGrid: "Grid", createdAssignee: "Assignee",
+    createdDue: "Deadline", createdContact: "First contact by", createdNobody: "Nobody on duty: with the grid leader to assign",
+    statuses: {
+      new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress",
+      resolved: "resolved", callback: "callback", closed: "closed", returned: "returned",
+      escalated: "escalated", reopened: "reopened", transferred: "transferred",
+    },
+    roles: { worker: "worker", grid_leader: "grid leader", community_admin: "community admin", district_viewer: "district viewer" },
+  },
+};
+const lang = pickLang();
+const t = TEXT[lang];
+document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+document.title = `${t.title} · gridwork`;
+translate(document, t);
+
+const $ = (id) => document.getElementById(id);
+const form = $("task-form");
+const COLORS = { yours: "#0d6e6e", other: "#5c6bc0", selected: "#e65100" };
+const NEAR_M = 80; // households offered around the place clicked, in the worker's own grids
+
+let grids = new Map(); // code -> the grid's feature (GET /api/v1/grids/window)
+let atWindow = false;
+let map = null;
+let marker = null;
+let chosen = null; // {lon, lat, grid: feature}
+// The Idempotency-Key of the request being registered, with the body it was sent with: a
+// double click, or a retry after a lost answer, sends the same key and gets the first task
+// back; a changed form is another request, with a new key.
+let pending = null;
+let sending = false;
+
+function newKey() {
+  // crypto.randomUUID needs a secure context: the hall's PC may reach the server over plain http.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `window-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+const beijing = (iso) => (iso ? new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", {
+  timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
+}) : "");
+const gridLabel = (code) => {
+  const g = grids.get(code);
+  return g ? `${g.properties.name}（${code}）` : code || "";
+};
+
+// --- the map ---------------------------------------------------------------------------------
+function style(collection) {
+  const sources = { grids: { type: "geojson", data: collection, promoteId: "code" } };
+  const layers = [{ id: "background", type: "background", paint: { "background-color": "#eef1f4" } }];
+  // No external base map is reachable from most of China: the grids are drawn on a plain
+  // background unless the server names a base map (BASEMAP_URL), as on /map.
+  if (config.basemapUrl) {
+    sources.basemap = { type: "raster", tiles: [config.basemapUrl], tileSize: 256 };
+    layers.push({ id: "basemap", type: "raster", source: "basemap" });
+  }
+  layers.push(
+    {
+      id: "grids-fill", type: "fill", source: "grids",
+      paint: { "fill-color": ["case", ["get", "yours"], COLORS.yours, COLORS.other], "fill-opacity": 0.18 },
+    },
+    { id: "grids-line", type: "line", source: "grids", paint: { "line-color": "#37474f", "line-width": 1.5 } },
+    {
+      id: "grid-selected", type: "line", source: "grids", filter: ["==", ["get", "code"], ""],
+      paint: { "line-color": COLORS.selected, "line-width": 3.5 },
+    },
+  );
+  return { version: 8, sources, layers };
+}
+
+/** The polygons' outer rings of a feature. */
+function rings(feature) {
+  const g = feature.geometry;
+  return (g.type === "Polygon" ? [g.coordinates] : g.coordinates).map((poly) => poly[0]);
+}
+
+/** Where a grid's name is written: the centroid of its largest ring. (Text layers need glyph
+ * files from a server: the names are HTML markers instead.) */
+function labelPoint(feature) {
+  let best = null;
+  for (const ring of rings(feature)) {
+    let a = 0; let cx = 0; let cy = 0;
+    for (let i = 0; i < ring.length - 1; i++) {
+      const [x0, y0] = ring[i]; const [x1, y1] = ring[i + 1];
+      const f = x0 * y1 - x1 * y0;
+      a += f; cx += (x0 + x1) * f; cy += (y0 + y1) * f;
+    }
+    if (a && (!best || Math.abs(a) > best.area)) best = { area: Math.abs(a), point: [cx / (3 * a), cy / (3 * a)] };
+  }
+  return best ? best.point : rings(feature)[0][0];
+}
+
+function drawMap(collection) {
+  map = new maplibregl.Map({
+    container: "map", style: style(collection), center: [116.4, 39.93], zoom: 13, attributionControl: false,
+  });
+  window.gridworkWindowMap = map;
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
+  map.addControl(new maplibregl.ScaleControl({ unit: "metric" }));
+  for (const feature of collection.features) {
+    const el = document.createElement("div");
+    el.className = `grid-label${feature.properties.yours ? " yours" : ""}`;
+    el.textContent = feature.properties.name;
+    new maplibregl.Marker({ element: el }).setLngLat(labelPoint(feature)).addTo(map);
+  }
+  let bounds = null;
+  for (const feature of collection.features) {
+    for (const ring of rings(feature)) for (const [lon, lat] of ring) {
+      bounds = bounds ? bounds.extend([lon, lat]) : new maplibregl.LngLatBounds([lon, lat], [lon, lat]);
+    }
+  }
+  if (bounds) map.fitBounds(bounds, { padding: 30, animate: false });
+  map.on("click", (e) => place(e.lngLat));
+  map.on("mouseenter", "grids-fill", () => { map.getCanvas().style.cursor = "crosshair"; });
+  map.on("mouseleave", "grids-fill", () => { map.getCanvas().style.cursor = ""; });
+}
+
+/** The resident's place clicked: a marker, and the grid under it named; outside every grid
+ * drawn, refused (the server would refuse it too: 422 outside every grid, 403 another's grid). */
+function place(lngLat) {
+  const hit = map.queryRenderedFeatures(map.project(lngLat), { layers: ["grids-fill"] })[0];
+  const grid = hit && grids.get(hit.properties.code);
+  fieldError("location", "");
+  if (!grid) {
+    unplace();
+    fieldError("location", atWindow ? t.outsideAll : t.outsideYours);
+    return;
+  }
+  chosen = { lon: round(lngLat.lng), lat: round(lngLat.lat), grid };
+  if (!marker) marker = new maplibregl.Marker({ color: COLORS.selected });
+  marker.setLngLat(lngLat).addTo(map);
+  map.setFilter("grid-selected", ["==", ["get", "code"], grid.properties.code]);
+  $("place").textContent = `${gridLabel(grid.properties.code)} · ${chosen.lon}, ${chosen.lat}`;
+  $("place").dataset.grid = grid.properties.code;
+  offerHouseholds(grid);
+}
+
+const round = (x) => Math.round(x * 1e6) / 1e6;
+
+function unplace() {
+  chosen = null;
+  marker?.remove();
+  map?.setFilter("grid-selected", ["==", ["get", "code"], ""]);
+  $("place").textContent = t.noPlace;
+  delete $("place").dataset.grid;
+  offerHouseholds(null);
+}
+
+/** In the worker's own grids the households near the place are offered (another grid's are
+ * not theirs to look up: that request is placed by its location). */
+async function offerHouseholds(grid) {
+  const box = $("household-choice");
+  const select = box.querySelector("select");
+  select.length = 1;
+  box.hidden = true;
+  if (!grid || !grid.properties.yours) return;
+  const at = chosen;
+  const query = new URLSearchParams({ grid_id: grid.id, lon: at.lon, lat: at.lat, within_m: NEAR_M });
+  let households;
+  try {
+    households = await apiPages(`/api/v1/households?${query}`);
+  } catch {
+    return; // the place is enough
+  }
+  if (chosen !== at || !households.length) return;
+  const rooms = new Intl.Collator("zh", { numeric: true });
+  const name = (h) => [h.building, h.unit, h.room].filter(Boolean).join("-") || `#${h.id}`;
+  households.sort((a, b) => rooms.compare(name(a), name(b)));
+  for (const h of households) select.add(new Option(name(h), h.id));
+  select.options[0].textContent = `${t.noHousehold}（${t.householdsNear(households.length)}）`;
+  box.hidden = false;
+}
+
+// --- the form --------------------------------------------------------------------------------
+function fieldError(field, text) {
+  const el = form.querySelector(`.field-error[data-field="${field}"]`);
+  if (el) el.textContent = text;
+}
+
+function formError(why, detail = "") {
+  const box = $("form-error");
+  box.innerHTML = why ? `<span class="why">${escapeHtml(why)}</span>${detail ? `<span class="detail">${escapeHtml(detail)}</span>` : ""}` : "";
+  box.hidden = !why;
+}
+
+function clearErrors() {
+  for (const el of form.querySelectorAll(".field-error")) el.textContent = "";
+  formError("");
+}
+
+function body() {
+  const data = new FormData(form);
+  const out = {
+    source: "window",
+    type: data.get("type") || "help",
+    title: String(data.get("title") || "").trim(),
+    urgency: data.get("urgency") || "general",
+  };
+  const description = String(data.get("description") || "").trim();
+  if (description) out.description = description;
+  const complainant = {};
+  const name = String(data.get("name") || "").trim();
+  const phone = String(data.get("phone") || "").trim();
+  if (name) complainant.name = name;
+  if (phone) complainant.phone = phone;
+  if (name || phone) out.complainant = complainant;
+  const household = data.get("household_id");
+  if (household) out.household_id = Number(household);
+  else if (chosen) out.location = { lon: chosen.lon, lat: chosen.lat };
+  return out;
+}
+
+/** The server's field errors (`errors.json`), under their fields; whether any was shown. */
+function showFieldErrors(problem) {
+  const fields = problem?.errors?.json || {};
+  let shown = false;
+  for (const [field, messages] of Object.entries(fields)) {
+    const text = Array.isArray(messages) ? messages.join(" ") : typeof messages === "object" ? JSON.stringify(messages) : String(messages);
+    if (form.querySelector(`.field-error[data-field="${field}"]`)) {
+      fieldError(field, text);
+      shown = true;
+    }
+  }
+  return shown;
+}
+
+async function submit(e) {
+  e.preventDefault();
+  if (sending) return; // a double click: the first is on its way
+  clearErrors();
+  const request = body();
+  let missing = false;
+  if (!request.title) { fieldError("title", t.needTitle); missing = true; }
+  if (!request.location && !request.household_id) { fieldError("location", t.needPlace); missing = true; }
+  if (missing) return;
+  const text = JSON.stringify(request);
+  if (!pending || pending.text !== text) pending = { key: newKey(), text };
+  sending = true;
+  const button = $("submit");
+  button.disabled = true;
+  button.textContent = t.sending;
+  try {
+    const task = await api("/api/v1/tasks", {
+      method: "POST", body: text,
+      headers: { "Content-Type": "application/json", "Idempotency-Key": pending.key },
+    });
+    pending = null;
+    showCreated(task);
+    resetForm();
+    loadToday();
+  } catch (error) {
+    refused(error);
+  } finally {
+    sending = false;
+    button.disabled = false;
+    button.textContent = t.submit;
+  }
+}
+
+/** Why the task was not registered, in the worker's words, with the server's beneath. */
+function refused(error) {
+  if (!(error instanceof ApiError)) {
+    formError(t.offline, navigator.onLine ? error.message || String(error) : "");
+    return;
+  }
+  const detail = error.body?.detail || error.body?.title || error.message;
+  if (error.status === 401) return; // the session ended: the page asks to sign in again
+  if (error.status === 403) {
+    formError(t.notAtWindow, detail);
+  } else if (error.status === 422 && error.body?.errors?.json?.location && !error.body?.errors?.json?.title) {
+    formError(t.outsideServer, detail);
+    fieldError("location", atWindow ? t.outsideAll : t.outsideYours);
+  } else if (error.status === 422) {
+    showFieldErrors(error.body);
+    formError(t.invalid, detail);
+  } else if (error.status === 409) {
+    formError(t.pending, detail);
+  } else {
+    formError(t.failed, detail);
+  }
+}
+
+function showCreated(task) {
+  const box = $("created");
+  box.dataset.id = task.id;
+  const who = task.assignee_name || (task.assignee_id ? `#${task.assignee_id}` : t.createdNobody);
+  box.innerHTML = `<h3>${escapeHtml(t.created(task.id))}：${escapeHtml(task.title)}</h3>
+    <dl>
+      <dt>${t.createdGrid}</dt><dd class="grid">${escapeHtml(gridLabel(task.grid_code))}</dd>
+      <dt>${t.status}</dt><dd class="status">${escapeHtml(t.statuses[task.status] || task.status)}</dd>
+      <dt>${t.createdAssignee}</dt><dd class="assignee">${escapeHtml(who)}</dd>
+      <dt>${t.createdDue}</dt><dd class="due">${escapeHtml(beijing(task.due_at))}</dd>
+      ${task.first_contact_due_at ? `<dt>${t.createdContact}</dt><dd class="contact-due">${escapeHtml(beijing(task.first_contact_due_at))}</dd>` : ""}
+    </dl>`;
+  box.hidden = false;
+}
+
+function resetForm() {
+  form.reset();
+  clearErrors();
+  unplace();
+}
+
+// --- today's requests --------------------------------------------------------------------------
+async function loadToday() {
+  const status = $("today-status");
+  const tbody = document.querySelector("#today-tasks tbody");
+  let tasks;
+  try {
+    tasks = await apiPages(`/api/v1/tasks?created_by=me&created_on=${todayLocal()}`);
+  } catch (error) {
+    status.textContent = t.listFailed + (error.message || String(error));
+    return;
+  }
+  tasks.sort((a, b) => b.id - a.id);
+  status.textContent = tasks.length ? "" : t.none;
+  tbody.innerHTML = tasks.map((task) => `<tr data-id="${escapeHtml(task.id)}">
+    <td>#${escapeHtml(task.id)}</td><td class="title">${escapeHtml(task.title)}</td>
+    <td class="grid">${escapeHtml(gridLabel(task.grid_code))}</td>
+    <td class="status">${escapeHtml(t.statuses[task.status] || task.status)}</td>
+    <td class="assignee">${escapeHtml(task.assignee_name || (task.assignee_id ? `#${task.assignee_id}` : t.unassigned))}</td>
+    <td class="due">${escapeHtml(beijing(task.due_at))}</td></tr>`).join("");
+}
+
+// --- signing in --------------------------------------------------------------------------------
+async function start() {
+  $("toolbar").hidden = false;
+  $("main").hidden = false;
+  const langLink = $("lang");
+  langLink.textContent = t.other;
+  langLink.href = otherLangHref(lang);
+  keepFresh();
+  $("place").textContent = t.noPlace;
+  form.addEventListener("submit", submit);
+  $("clear").addEventListener("click", () => { resetForm(); pending = null; });
+  api("/api/v1/auth/me").then((me) => {
+    $("who").textContent = `${me.display_name || me.username} · ${t.roles[me.role] || me.role}`;
+  }).catch(() => {});
+  loadToday();
+  let collection;
+  try {
+    collection = await api("/api/v1/grids/window");
+  } catch (error) {
+    if (error.status === 401) return signOutHere();
+    const notice = $("post-notice");
+    notice.textContent = t.gridsFailed + (error.body?.detail || error.message);
+    notice.hidden = false;
+    $("submit").disabled = true;
+    return;
+  }
+  atWindow = collection.at_window;
+  grids = new Map(collection.features.map((f) => [f.properties.code, f]));
+  const notice = $("post-notice");
+  // The role the token was issued with: an admin opens tasks in every grid of the community.
+  const admin = tokenClaims(getToken()).role === "community_admin";
+  const post = atWindow ? t.atWindow : admin ? t.admin : t.notAtWindow;
+  notice.textContent = collection.features.length ? post : t.noGrids;
+  notice.classList.toggle("at-window", atWindow || admin);
+  notice.hidden = false;
+  drawMap(collection);
+  document.body.dataset.ready = "1";
+}
+
+async function signOutHere() {
+  await signOut();
+  location.reload();
+}
+
+addEventListener("gridwork:session-ended", () => location.reload());
+$("signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
+
+const signinLang = $("signin-lang");
+signinLang.textContent = t.other;
+signinLang.href = otherLangHref(lang);
+
+const signinForm = $("signin");
+signinForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const data = new FormData(signinForm);
+  try {
+    await signIn(data.get("username"), data.get("password"));
+  } catch (error) {
+    $("signin-error").textContent = error.status === 401 ? t.badLogin : t.signinFailed + error.message;
+    return;
+  }
+  signinForm.hidden = true;
+  begin(data.get("password"));
+});
+
+async function begin(password = "") {
+  if (mustChangePassword()) await askForOwnPassword(lang, password);
+  start();
+}
+
+if (getToken()) begin();
+else signinForm.hidden = false;
