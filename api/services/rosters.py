@@ -790,6 +790,7 @@ def generate(
     roster.pairs = [list(group) for group in result.pairs]
     roster.shortfalls = [shortfall_dict(s) for s in result.shortfalls]
     roster.shortfall_rule = result.binding
+    roster.shortfall_details = list(result.details)
     grid_ids = dict(
         session.execute(select(Grid.code, Grid.id).where(Grid.community_code == code)).all()
     )
@@ -1212,6 +1213,7 @@ def week_view(session: Session, roster: Roster, *, now: datetime | None = None) 
         "complete": not shortfalls,
         "shortfalls": shortfalls,
         "shortfall_rule": roster.shortfall_rule,
+        "shortfall_details": roster.shortfall_details,
         "days": [
             {"date": d, "weekday": _DAY_NAMES[d.weekday()], "A": posts["A"], "B": posts["B"]}
             for d, posts in by_day.items()

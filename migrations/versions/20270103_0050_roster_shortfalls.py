@@ -4,7 +4,8 @@ A week whose window or grid minimums cannot all be met was refused (422) and not
 stored: the office rostered it by hand. Generation now stores the best roster and, here,
 what it leaves unmet, so the roster's reads say it (`rosters.shortfalls`, each the rule, the
 day or grid, how many required and rostered, and why in words), with the rule the 422 named
-(`rosters.shortfall_rule`; null for a roster that meets every rule).
+(`rosters.shortfall_rule`; null for a roster that meets every rule) and its details
+(`rosters.shortfall_details`: each day, grid or worker concerned, as the 422 listed them).
 
 Revision ID: 0050
 Revises: 0049
@@ -34,8 +35,18 @@ def upgrade() -> None:
         ),
     )
     op.add_column("rosters", sa.Column("shortfall_rule", sa.Text(), nullable=True))
+    op.add_column(
+        "rosters",
+        sa.Column(
+            "shortfall_details",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default="[]",
+            nullable=False,
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("rosters", "shortfall_details")
     op.drop_column("rosters", "shortfall_rule")
     op.drop_column("rosters", "shortfalls")

@@ -111,6 +111,7 @@ def test_a_week_too_short_of_hands_for_the_weekly_rest_keeps_the_rest_and_names_
     window = [s for s in body["shortfalls"] if s["rule"] == "window"]
     assert sum(s["short"] for s in window) == 3
     assert all("weekly rest" in s["why"] for s in window)
+    assert "Worker 01" in " ".join(body["shortfall_details"])  # whom the rule holds back
 
 
 def _seven_day_weeks(client, session, app):

@@ -330,6 +330,13 @@ class WeekViewSchema(Schema):
             " 422's detail before short-staffed weeks were rostered); null when none did"
         },
     )
+    shortfall_details = ma.fields.List(
+        ma.fields.String(),
+        metadata={
+            "description": "The rule's details: each day, grid or worker concerned (the 422's"
+            " `details` before)"
+        },
+    )
     days = ma.fields.List(ma.fields.Nested(DaySchema))
 
 
