@@ -159,9 +159,10 @@ def test_a_publish_request_with_a_bad_body_is_422_and_publishes_nothing(
     assert session.get(Roster, view["id"]).status == "draft"
 
 
-def test_a_gap_filled_by_an_edit_is_no_longer_listed(client, session, app):
-    """Tuesday's window short by one: a worker handed the window by PATCH fills it (a worker
-    back from leave, an office hand), and the roster no longer lists it."""
+def test_a_gap_filled_since_generation_is_no_longer_listed(client, session, app):
+    """Tuesday's window short by one; a leave is cancelled and its worker given the window
+    (written directly here: the API hands shifts on, it adds none): the roster, recounted on
+    read, no longer lists the gap."""
     c = make_roster_community(session, app, 4, 1)
     leaves = [request_leave(client, c, w, TUE, TUE).get_json() for w in c.workers[1:3]]
     for leave in leaves:
