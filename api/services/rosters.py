@@ -742,7 +742,12 @@ def generate(
 
     The days before today (Asia/Shanghai) have been worked: they are not rostered. A first
     generation midweek starts today; a regeneration replaces the draft's shifts from today on
-    and keeps those of the days before untouched. A week already over is a 409."""
+    and keeps those of the days before untouched. A week already over is a 409.
+
+    A week too short of workers for its window and grid minimums is stored all the same, the
+    best possible, with what it leaves unmet (`roster.shortfalls`, `shortfall_rule`,
+    `shortfall_details`), and the community's other leaders and admins are told
+    (`roster_short`). A community without workers is a 422."""
     community = get_community(session, scope, code)
     scope.require_roster_editor(code)
     weeks.parse_week(week)
