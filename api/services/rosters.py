@@ -889,27 +889,61 @@ def _tell_roster_editors(
 
 
 def roster_shortfalls(session: Session, roster: Roster, today: date) -> list[dict]:
-    """What the roster leaves unmet, as it stands: the solver's shortfalls at generation
-    (`rosters.shortfalls`, of the days the last generation rostered: a midweek one from
-    today) still unmet, recounted from its shifts (an edit may have filled one: it is then
-    gone; `why` is the solver's words at generation), then each shift from `today` on whose
-    worker will not take it (on approved leave, switched off, no longer a worker:
-    `unstaffed_shifts`), uncovered until handed on."""
+    """What the roster leaves unmet, as it stands, recounted from its shifts on each read.
+
+    The window: each working day from `today` on with fewer than the settings' `a_min` at the
+    window (a gap the generation left, its `why` the solver's words; or one an edit opened
+    since, or a roster not made by the solver); a day before today only as the generation
+    left it (a record). A grid's B-post
+    days: the generation's gaps (`rosters.shortfalls`) still unmet (an edit may fill one; an
+    edit opening a new one is not found: a midweek generation asked a share of the week's
+    minimum, not stored). Then each shift from `today` on whose worker will not take it (on
+    approved leave, switched off, no longer a worker: `unstaffed_shifts`), uncovered until
+    handed on."""
     shifts = list(roster.shifts)
+    rules = roster_rules(settings_for(session, [roster.community_code])[roster.community_code])
+    stored = {(x["rule"], x["date"] or x["grid_code"]): x for x in roster.shortfalls or []}
+    at_window = Counter(s.date for s in shifts if s.post == "A")
     found = []
-    for stored in roster.shortfalls or []:
-        if stored["rule"] == "window":
-            rostered = sum(s.post == "A" and s.date.isoformat() == stored["date"] for s in shifts)
+    for day in weeks.week_dates(roster.week):
+        left = stored.get(("window", day.isoformat()))
+        if day < today:
+            if left is None:
+                continue
+            required = left["required"]
+        elif rules.works(day):
+            required = rules.a_min
         else:
-            rostered = len(
-                {
-                    s.date
-                    for s in shifts
-                    if s.post == "B" and s.grid is not None and s.grid.code == stored["grid_code"]
-                }
-            )
-        if rostered < stored["required"]:
-            found.append({**stored, "rostered": rostered, "short": stored["required"] - rostered})
+            continue
+        got = at_window[day]
+        if got >= required:
+            continue
+        found.append(
+            {
+                "rule": "window",
+                "date": day.isoformat(),
+                "post": "A",
+                "grid_code": None,
+                "required": required,
+                "rostered": got,
+                "short": required - got,
+                "why": left["why"]
+                if left is not None
+                else f"{_DAY_NAMES[day.weekday()]} {day}: {got} at the window, {required} required",
+            }
+        )
+    for left in roster.shortfalls or []:
+        if left["rule"] != "grid":
+            continue
+        got = len(
+            {
+                s.date
+                for s in shifts
+                if s.post == "B" and s.grid is not None and s.grid.code == left["grid_code"]
+            }
+        )
+        if got < left["required"]:
+            found.append({**left, "rostered": got, "short": left["required"] - got})
     for gap in unstaffed_shifts(session, roster, today, lock=False):
         day = date.fromisoformat(gap["date"])
         post = f"the {gap['post']}-post"

@@ -224,3 +224,35 @@ def test_approved_leave_nobody_can_relieve_leaves_the_published_shift_uncovered_
     ).all()
     assert {n.user_id for n in told} == {c.admin.id}
     assert "空缺" in told[0].body
+
+
+def test_an_edit_that_leaves_a_days_window_short_is_listed_and_publishing_asks_for_it(
+    client, session, app
+):
+    """A complete draft; the leader sends Tuesday's window workers out to their grids until
+    two are left: the roster now lists Tuesday's window as short (not only the generation's
+    gaps), and publishing it takes the acknowledgement."""
+    c = make_roster_community(session, app, 8, 6)
+    view = generate(client, c).get_json()
+    assert view["complete"] is True
+    tuesday = next(day for day in view["days"] if day["date"] == str(TUE))
+    for shift in tuesday["A"][2:]:
+        holder = next(w for w in c.workers if w.id == shift["worker_id"])
+        grid = holder.grids[0].code
+        patched = client.patch(
+            f"/api/v1/shifts/{shift['id']}",
+            json={"post": "B", "grid_code": grid},
+            headers=c.auth(c.leader),
+        )
+        assert patched.status_code == 200, patched.get_json()
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    (gap,) = read.get_json()["shortfalls"]
+    assert (gap["rule"], gap["date"], gap["required"], gap["rostered"]) == (
+        "window",
+        str(TUE),
+        3,
+        2,
+    )
+    assert gap["why"] == "Tuesday 2026-11-24: 2 at the window, 3 required"
+    assert publish(client, c, view["id"]).status_code == 409
+    assert publish_with(client, c, view["id"], {"accept_shortfalls": True}).status_code == 200
