@@ -81,6 +81,12 @@ def main() -> None:
         default="12345",
         help="ISO weekdays worked, as digits: 1234567 for a hall open every day",
     )
+    parser.add_argument(
+        "--short-staffed",
+        action="store_true",
+        help="roster a week whose minimums cannot all be met, its shortfalls said, as generation"
+        " through the API does (try --workers 5 --grids 4)",
+    )
     args = parser.parse_args()
 
     workers, grids = community(args.workers, args.grids)
@@ -104,7 +110,7 @@ def main() -> None:
         inp = RosterInput(week, workers, grids, rules, away, history, recent)
         started = time.perf_counter()
         try:
-            result: RosterResult | None = solve_week(inp)
+            result: RosterResult | None = solve_week(inp, short_staffed=args.short_staffed)
         except Infeasible as exc:
             result = None
             print(f"{week}: infeasible: {exc.binding}")
@@ -126,6 +132,7 @@ def main() -> None:
             f" relief={result.stats['relief_shifts']} idle={result.stats['idle_worker_days']}"
             f" pair_repeats={result.stats['pair_repeats']}"
             f" max_days={max(Counter(s.worker_id for s in result.shifts).values())}"
+            f" short={sum(s.short for s in result.shortfalls)}"
             f" | greedy {g_took * 1000:6.2f} ms spread4w={spread(greedy_weeks, ids)}"
             f" grids_short={g_short}"
         )

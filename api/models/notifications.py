@@ -23,6 +23,7 @@ NOTIFICATION_KINDS = (
     "task_updated",
     "roster_published",
     "roster_changed",
+    "roster_short",
     "shift_swap_requested",
     "shift_swap_cancelled",
     "shift_swap_rejected",

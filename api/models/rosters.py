@@ -46,6 +46,12 @@ class Roster(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The week's pairs (a trio when the count is odd), as lists of worker ids.
     pairs: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
+    # What a short-staffed week's generation could not meet (`rosters.shortfall_dict` each),
+    # and the rule as the solver names it, with its details (each day, grid or worker
+    # concerned); [], null and [] for a roster that meets every rule.
+    shortfalls: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
+    shortfall_rule: Mapped[str | None] = mapped_column(Text)
+    shortfall_details: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
 
     shifts: Mapped[list[Shift]] = relationship(
         back_populates="roster", cascade="all, delete-orphan", order_by="Shift.date"

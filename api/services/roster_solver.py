@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -19,6 +21,7 @@ __all__ = [
     "RosterResult",
     "RosterRules",
     "ShiftPlan",
+    "Shortfall",
     "Worker",
     "solve_week",
     "week_dates",
@@ -34,6 +37,7 @@ SEARCH_WORKERS = 1
 DETERMINISTIC_SHARE = 0.5  # of each wall-clock budget
 PAIRING_SHARE = 0.2  # of the week's time limit; the roster itself gets the rest
 DIAGNOSIS_SHARE = 0.25  # each of the few small solves that name the rule of an infeasible week
+SHORT_SHARE = 0.25  # of a short-staffed week's roster budget: the fewest missing; then the rest
 
 # Objective weights, from the rule that matters most to the least. An idle worker-day outweighs any
 # fairness gain; each A-day of spread beyond one outweighs every relief and pair preference; below
@@ -49,6 +53,10 @@ W_RELIEF_FLOATER = 14  # a worker without a grid of their own
 W_RELIEF_OTHER = 20  # anyone else, who leaves their own grid for the day
 W_PAIR_AT_WINDOW = 6  # both partners at the window on the same day: nobody covers the other
 W_REPEAT_PAIR = 1  # pairing: a pair (or trio edge) from recent weeks
+# A short-staffed week (`solve_week(short_staffed=True)`, once the rules are proved unmeetable)
+# ranks what it misses above every term here: the fewest missing first (a worker missing at the
+# window outweighs every B-post day a grid misses, `_short_weights`), then, that held, the terms
+# above (`_solve_short`). The weekly rest and leave stay hard.
 
 _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _DAY_SHORT = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -128,14 +136,42 @@ class ShiftPlan:
 
 
 @dataclass(frozen=True)
+class Shortfall:
+    """A staffing rule a short-staffed week could not meet: the window on `date` (`rule`
+    "window") or a grid's B-post days of the week (`rule` "grid", `grid_code`); `required`
+    and `rostered` count workers at the window, or the grid's B-post days; `why` in words."""
+
+    rule: Literal["window", "grid"]
+    required: int
+    rostered: int
+    why: str
+    date: date | None = None
+    grid_code: str | None = None
+
+    @property
+    def short(self) -> int:
+        return self.required - self.rostered
+
+
+@dataclass(frozen=True)
 class RosterResult:
-    """The week's shifts, pairs, A-post days per worker, solver status and figures."""
+    """The week's shifts, pairs, A-post days per worker, solver status and figures.
+
+    A short-staffed week (`solve_week(short_staffed=True)`) lists what it could not meet in
+    `shortfalls`, with `binding` and `details`, the rule as `Infeasible` names it."""
 
     shifts: tuple[ShiftPlan, ...]
     pairs: tuple[tuple[int, ...], ...]
     a_days: Mapping[int, int]
     status: str
     stats: dict
+    shortfalls: tuple[Shortfall, ...] = ()
+    binding: str | None = None
+    details: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not self.shortfalls
 
 
 class Infeasible(Exception):
@@ -163,17 +199,41 @@ def week_dates(iso_week: str) -> list[date]:
     return [monday + timedelta(days=i) for i in range(7)]
 
 
-def solve_week(inp: RosterInput) -> RosterResult:
-    """Roster one week: pairs first, then every day's posts; Infeasible names the binding rule."""
+def solve_week(inp: RosterInput, *, short_staffed: bool = False) -> RosterResult:
+    """Roster one week: pairs first, then every day's posts; Infeasible names the binding rule.
+
+    `short_staffed`: a week whose window or grid minimums cannot all be met is rostered all
+    the same, the best possible (the window staffed first, then the grids' B-post days), its
+    `shortfalls` said, instead of Infeasible. A week that can be met is solved exactly as
+    without it (the same model, the same roster): the lenient model is built only once the
+    strict one is proved infeasible. Leave, one post a day and the weekly rest stay hard."""
     started = time.perf_counter()
     week = _Week(inp)
-    _precheck(week)
-    pairs, repeats = _pairing(week)
-    built = _build(week, pairs, optimise=True, switches=False)
-    solver = _solver(inp.rules.time_limit_s * (1 - PAIRING_SHARE))
-    status = solver.solve(built.model)
-    if status == cp_model.INFEASIBLE:
-        raise _diagnose(week, pairs)
+    pairs: tuple[tuple[int, ...], ...] | None = None
+    try:
+        _precheck(week)
+        pairs, repeats = _pairing(week)
+        built = _build(week, pairs, optimise=True, switches=False)
+        solver = _solver(inp.rules.time_limit_s * (1 - PAIRING_SHARE))
+        status = solver.solve(built.model)
+        if status == cp_model.INFEASIBLE:
+            raise _diagnose(week, pairs)
+    except Infeasible as exc:
+        if not short_staffed:
+            raise
+        if pairs is None:
+            pairs, repeats = _pairing(week)
+        built, solver, status = _solve_short(week, pairs)
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            result = _result(week, built, solver, status, pairs, repeats)
+            result = dataclasses.replace(
+                result,
+                shortfalls=_shortfalls(week, result),
+                binding=exc.binding,
+                details=tuple(exc.details),
+            )
+            result.stats["elapsed_s"] = round(time.perf_counter() - started, 4)
+            return result
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise NoRosterFound(
             f"no roster found for {inp.week} within {inp.rules.time_limit_s:g} s "
@@ -525,6 +585,8 @@ class _Built:
     r: dict[tuple[int, date, str], cp_model.IntVar]  # relief of a grid whose holders are away
     cov: dict[tuple[str, date], cp_model.IntVar]
     switches: dict[tuple[str, object], cp_model.IntVar]  # ("window", day) / ("grid", code)
+    posts: dict[tuple[int, date], list[cp_model.IntVar]]
+    short: object = 0  # a soft model's weighted shortfall (`_short_weights`)
 
 
 def _build(
@@ -533,8 +595,11 @@ def _build(
     *,
     optimise: bool,
     switches: bool,
+    soft: bool = False,
 ) -> _Built:
-    """The CP-SAT model; with `switches` the window and grid minimums hang on assumptions."""
+    """The CP-SAT model; with `switches` the window and grid minimums hang on assumptions;
+    `soft`, they may fall short, each missing worker or B-post day at a cost above every
+    other term (`_short_weights`)."""
     m = cp_model.CpModel()
     a: dict[tuple[int, date], cp_model.IntVar] = {}
     b: dict[tuple[int, date, str], cp_model.IntVar] = {}
@@ -568,9 +633,16 @@ def _build(
             held = m.add(sum(sum(posts[w, d]) for d in week.avail[w]) <= week.cap[w])
             if switches:
                 held.only_enforce_if(lits["rest", None])
+    short: list = []  # (weight, missing) of a soft model
+    w_window, w_grid = _short_weights(week) if soft else (0, 0)
     for d in week.days:
         window = sum(a[w, d] for w in week.avail_on[d])
         m.add(window <= week.a_max)
+        if soft:
+            missing = m.new_int_var(0, week.a_min, f"window_short_{d:%m%d}")
+            m.add(window + missing >= week.a_min)
+            short.append(w_window * missing)
+            continue
         low = m.add(window >= week.a_min)
         if switches:
             lits["window", d] = m.new_bool_var(f"window_{d:%m%d}")
@@ -582,14 +654,50 @@ def _build(
             if visits[g, d]:
                 cov[g, d] = m.new_bool_var(f"cov_{g}_{d:%m%d}")
                 m.add_bool_or(visits[g, d]).only_enforce_if(cov[g, d])
-        low = m.add(sum(cov[g, d] for d in week.days if (g, d) in cov) >= week.min_b)
+        visited = sum(cov[g, d] for d in week.days if (g, d) in cov)
+        if soft:
+            missing = m.new_int_var(0, week.min_b, f"grid_short_{g}")
+            m.add(visited + missing >= week.min_b)
+            short.append(w_grid * missing)
+            continue
+        low = m.add(visited >= week.min_b)
         if switches:
             lits["grid", g] = m.new_bool_var(f"grid_{g}")
             low.only_enforce_if(lits["grid", g])
 
     if optimise:
         _objective(week, pairs, m, a, r, posts)
-    return _Built(m, a, b, r, cov, lits)
+    return _Built(m, a, b, r, cov, lits, posts, sum(short))
+
+
+def _solve_short(
+    week: _Week, pairs: tuple[tuple[int, ...], ...]
+) -> tuple[_Built, cp_model.CpSolver, cp_model.CpSolverStatus]:
+    """The best roster of a week whose minimums cannot all be met, lexicographically: first
+    the fewest missing (the window before the grids, `_short_weights`), then, that held, the
+    usual objective. Two solves: one objective weighing both at once needs weights so large
+    that the search slows tenfold."""
+    built = _build(week, pairs, optimise=False, switches=False, soft=True)
+    budget = week.rules.time_limit_s * (1 - PAIRING_SHARE)
+    built.model.minimize(built.short)
+    solver = _solver(budget * SHORT_SHARE)
+    status = solver.solve(built.model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):  # pragma: no cover - all zero fits
+        return built, solver, status
+    built.model.add(built.short <= int(solver.objective_value))
+    _objective(week, pairs, built.model, built.a, built.r, built.posts)
+    first = status
+    solver = _solver(budget * (1 - SHORT_SHARE))
+    status = solver.solve(built.model)
+    if status == cp_model.OPTIMAL and first != cp_model.OPTIMAL:  # pragma: no cover - small
+        status = cp_model.FEASIBLE  # the fewest missing was not proved
+    return built, solver, status
+
+
+def _short_weights(week: _Week) -> tuple[int, int]:
+    """The costs of a worker missing at the window and of a B-post day a grid misses: one
+    missing worker outweighs every grid's missing days, so the window is staffed first."""
+    return len(week.grids) * week.min_b + 1, 1
 
 
 def _objective(
@@ -718,6 +826,49 @@ def _result(
         status="optimal" if status == cp_model.OPTIMAL else "feasible",
         stats=stats,
     )
+
+
+def _shortfalls(week: _Week, result: RosterResult) -> tuple[Shortfall, ...]:
+    """What a short-staffed roster leaves unmet, day by day at the window, then grid by grid,
+    each in words: who is away, or what the weekly rest and the window take."""
+    found: list[Shortfall] = []
+    at_window = Counter(s.date for s in result.shifts if s.post == "A")
+    for d in week.days:
+        if at_window[d] >= week.a_min:
+            continue
+        why = _window_line(week, d)
+        if len(week.avail_on[d]) < week.a_min:
+            why += _away_note(week, d)
+        else:
+            why += (
+                f"; {at_window[d]} at the window: the weekly rest (at least"
+                f" {_plural(week.rest, 'rest day')} a week for each worker) leaves no more"
+                " to work that day"
+            )
+        found.append(Shortfall("window", week.a_min, at_window[d], why, date=d))
+    for g in week.grids:
+        got = len({s.date for s in result.shifts if s.grid_code == g})
+        if got >= week.min_b:
+            continue
+        holders = [week.who(h) for h in week.holders[g]]
+        why = (
+            f"Grid {g}: {_plural(got, 'B-post day')}, minimum is {week.min_b}"
+            f" (held by {_names(holders or ['nobody'])}"
+        )
+        if week.holders[g] and week.away_days(g):
+            why += f", away {_span(week.away_days(g))}"
+        for h in week.holders[g]:
+            shared = [o for o in week.own[h] if o != g]
+            if shared:
+                why += f"; {week.who(h)} also holds {_names(shared)} and visits one grid a day"
+        why += (
+            f"; the window ({week.a_min} a day) is staffed first and the grids share the"
+            " workers left"
+        )
+        if week.rest_bound:
+            why += f", each resting at least {_plural(week.rest, 'day')} a week"
+        found.append(Shortfall("grid", week.min_b, got, why + ")", grid_code=g))
+    return tuple(found)
 
 
 # ---------------------------------------------------------------------------------------------

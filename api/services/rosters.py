@@ -27,10 +27,10 @@ from api.scope import Scope
 from api.services import users, weeks
 from api.services.notifications import notify
 from api.services.roster_solver import (
-    Infeasible,
     NoRosterFound,
     RosterInput,
     RosterRules,
+    Shortfall,
     Worker,
     solve_week,
 )
@@ -324,7 +324,33 @@ def decide_leave(
             _cancel_swaps_onto_leave(session, scope, leave, local_today(now)),
             why=f"{_worker_name(session, leave)}{_leave_days(leave)}的请假已获批准，无法接班",
         )
+        _tell_of_uncovered_shifts(session, scope, leave, now)
     return leave
+
+
+def _tell_of_uncovered_shifts(
+    session: Session, scope: Scope, leave: Leave, now: datetime | None
+) -> None:
+    """Approved leave leaves the worker's published shifts from today on uncovered: they stay
+    in the roster, said in its `shortfalls` (`uncovered`) until handed on; the community's
+    other leaders and admins are told, a notice per roster (the approver reads them in
+    `shifts_to_reassign`). Approving is never refused: the leave is the worker's."""
+    by_roster: dict[int, list[Shift]] = {}
+    for shift in shifts_during_leave(session, leave, now=now):
+        if shift.roster.status == "published":
+            by_roster.setdefault(shift.roster_id, []).append(shift)
+    for shifts in by_roster.values():
+        roster = shifts[0].roster
+        days = "、".join(sorted({f"{s.date:%m-%d}{s.post}岗" for s in shifts}))
+        _tell_roster_editors(
+            session,
+            roster,
+            scope.user_id,
+            f"{roster.week} 排班出现空缺",
+            f"{_worker_name(session, leave)}{_leave_days(leave)}的请假已获批准，"
+            f"其已发布的{len(shifts)}个班次（{days}）空缺，暂无人接替，请改派。",
+            data={"roster_id": roster.id, "week": roster.week, "leave_id": leave.id},
+        )
 
 
 def _cancel_swaps_onto_leave(
@@ -716,7 +742,12 @@ def generate(
 
     The days before today (Asia/Shanghai) have been worked: they are not rostered. A first
     generation midweek starts today; a regeneration replaces the draft's shifts from today on
-    and keeps those of the days before untouched. A week already over is a 409."""
+    and keeps those of the days before untouched. A week already over is a 409.
+
+    A week too short of workers for its window and grid minimums is stored all the same, the
+    best possible, with what it leaves unmet (`roster.shortfalls`, `shortfall_rule`,
+    `shortfall_details`), and the community's other leaders and admins are told
+    (`roster_short`). A community without workers is a 422."""
     community = get_community(session, scope, code)
     scope.require_roster_editor(code)
     weeks.parse_week(week)
@@ -741,9 +772,9 @@ def generate(
     if not inp.workers:
         raise errors.Unprocessable(f"Community {code} has no workers to roster.")
     try:
-        result = solve_week(inp)
-    except Infeasible as exc:
-        raise errors.Unprocessable(exc.binding, details=exc.details, week=week) from exc
+        # A week whose window or grid minimums cannot all be met is rostered all the same,
+        # the best possible, its shortfalls said (before, a 422 and nothing stored).
+        result = solve_week(inp, short_staffed=True)
     except NoRosterFound as exc:
         raise errors.ServiceUnavailable(str(exc), headers={"Retry-After": "5"}) from exc
 
@@ -762,6 +793,9 @@ def generate(
     roster.created_by_id = scope.user_id
     roster.created_at = clock.now()
     roster.pairs = [list(group) for group in result.pairs]
+    roster.shortfalls = [shortfall_dict(s) for s in result.shortfalls]
+    roster.shortfall_rule = result.binding
+    roster.shortfall_details = list(result.details)
     grid_ids = dict(
         session.execute(select(Grid.code, Grid.id).where(Grid.community_code == code)).all()
     )
@@ -778,7 +812,162 @@ def generate(
     )
     session.flush()
     session.refresh(roster)
+    if result.shortfalls:
+        _tell_roster_editors(
+            session,
+            roster,
+            scope.user_id,
+            f"{week} 排班人手不足",
+            f"{_week_span(week)}的排班有{len(result.shortfalls)}处缺口"
+            f"（{'；'.join(_shortfall_zh(s) for s in roster.shortfalls)}），"
+            "人手不足以满足全部排班规则，请查看排班。",
+            data={"roster_id": roster.id, "week": week, "shortfalls": len(result.shortfalls)},
+            # A regeneration's notice replaces the last one's on the phone.
+            collapse_key=f"roster:{roster.id}:short",
+        )
     return roster, kept_days
+
+
+def shortfall_dict(short: Shortfall) -> dict:
+    """A solver's shortfall as stored with the roster (JSONB) and read in its JSON."""
+    return {
+        "rule": short.rule,
+        "date": short.date.isoformat() if short.date else None,
+        "post": "A" if short.rule == "window" else "B",
+        "grid_code": short.grid_code,
+        "required": short.required,
+        "rostered": short.rostered,
+        "short": short.short,
+        "why": short.why,
+    }
+
+
+def _shortfall_zh(short: dict) -> str:
+    """A shortfall in a line of the leaders' notice (Chinese, as roster notices are)."""
+    if short["rule"] == "window":
+        day = date.fromisoformat(short["date"])
+        return f"{_WEEKDAYS_ZH[day.weekday()]}（{day.isoformat()}）窗口缺{short['short']}人"
+    return f"网格{short['grid_code']}少{short['short']}天B岗走访"
+
+
+_WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+
+
+def _week_span(week: str) -> str:
+    days = weeks.week_dates(week)
+    return f"{days[0].isoformat()}至{days[-1].isoformat()}"
+
+
+def roster_editors(session: Session, community_code: str) -> list[int]:
+    """Who answers for a community's roster: its active grid leaders and admins."""
+    return list(
+        session.scalars(
+            select(User.id)
+            .where(
+                User.active,
+                User.community_code == community_code,
+                User.role.in_(("grid_leader", "community_admin")),
+            )
+            .order_by(User.id)
+        )
+    )
+
+
+def _tell_roster_editors(
+    session: Session,
+    roster: Roster,
+    actor_id: int | None,
+    title: str,
+    body: str,
+    data: dict,
+    collapse_key: str | None = None,
+) -> None:
+    """A roster's gaps told to the community's leaders and admins (`roster_short`), the one
+    whose action made them aside: they read them in the answer."""
+    told = [u for u in roster_editors(session, roster.community_code) if u != actor_id]
+    notify(session, told, "roster_short", title, body, data=data, collapse_key=collapse_key)
+
+
+def roster_shortfalls(session: Session, roster: Roster, today: date) -> list[dict]:
+    """What the roster leaves unmet, as it stands, recounted from its shifts on each read.
+
+    The window: each working day from `today` on with fewer than the settings' `a_min` at the
+    window (a gap the generation left, its `why` the solver's words; or one an edit opened
+    since, or a roster not made by the solver); a day before today only as the generation
+    left it (a record). A grid's B-post
+    days: the generation's gaps (`rosters.shortfalls`) still unmet (an edit may fill one; an
+    edit opening a new one is not found: a midweek generation asked a share of the week's
+    minimum, not stored). Then each shift from `today` on whose worker will not take it (on
+    approved leave, switched off, no longer a worker: `unstaffed_shifts`), uncovered until
+    handed on."""
+    shifts = list(roster.shifts)
+    rules = roster_rules(settings_for(session, [roster.community_code])[roster.community_code])
+    stored = {(x["rule"], x["date"] or x["grid_code"]): x for x in roster.shortfalls or []}
+    at_window = Counter(s.date for s in shifts if s.post == "A")
+    found = []
+    for day in weeks.week_dates(roster.week):
+        left = stored.get(("window", day.isoformat()))
+        if day < today:
+            if left is None:
+                continue
+            required = left["required"]
+        elif rules.works(day):
+            required = rules.a_min
+        else:
+            continue
+        got = at_window[day]
+        if got >= required:
+            continue
+        found.append(
+            {
+                "rule": "window",
+                "date": day.isoformat(),
+                "post": "A",
+                "grid_code": None,
+                "required": required,
+                "rostered": got,
+                "short": required - got,
+                "why": left["why"]
+                if left is not None
+                else f"{_DAY_NAMES[day.weekday()]} {day}: {got} at the window, {required} required",
+            }
+        )
+    for left in roster.shortfalls or []:
+        if left["rule"] != "grid":
+            continue
+        got = len(
+            {
+                s.date
+                for s in shifts
+                if s.post == "B" and s.grid is not None and s.grid.code == left["grid_code"]
+            }
+        )
+        if got < left["required"]:
+            found.append({**left, "rostered": got, "short": left["required"] - got})
+    for gap in unstaffed_shifts(session, roster, today, lock=False):
+        day = date.fromisoformat(gap["date"])
+        post = f"the {gap['post']}-post"
+        if gap["grid_code"]:
+            post += f" in grid {gap['grid_code']}"
+        found.append(
+            {
+                "rule": "uncovered",
+                "date": gap["date"],
+                "post": gap["post"],
+                "grid_code": gap["grid_code"],
+                "required": 1,
+                "rostered": 0,
+                "short": 1,
+                "why": f"{_DAY_NAMES[day.weekday()]} {gap['date']}: {post} of"
+                f" {gap['worker_name']} (#{gap['worker_id']}) is uncovered ({gap['why']});"
+                " nobody is rostered in their place until it is handed on (PATCH /shifts/{id})",
+                "shift_id": gap["shift_id"],
+                "worker_id": gap["worker_id"],
+                "worker_name": gap["worker_name"],
+                "reason": gap["reason"],
+            }
+        )
+    return found
 
 
 def off_duty(user: User, community_code: str) -> tuple[str, str] | None:
@@ -792,14 +981,17 @@ def off_duty(user: User, community_code: str) -> tuple[str, str] | None:
     return None
 
 
-def unstaffed_shifts(session: Session, roster: Roster, today: date) -> list[dict]:
+def unstaffed_shifts(
+    session: Session, roster: Roster, today: date, *, lock: bool = True
+) -> list[dict]:
     """The roster's shifts from `today` on whose worker will not take them: switched off, no
     longer a worker of the community (made a community admin), or on approved leave that
     day. Days before today are a record of who worked them and are not looked at (they are
     not edited either).
 
-    The leave that may cover those days (requested or approved) is locked for share until the
-    caller commits, as an edit's leave check locks it: a decision on it meanwhile waits, then
+    The leave that may cover those days (requested or approved) is locked for share (`lock`;
+    a read of the roster's gaps takes none) until the caller commits, as an edit's leave
+    check locks it: a decision on it meanwhile waits, then
     lists the published shifts to hand on."""
     shifts = list(
         session.scalars(
@@ -812,17 +1004,17 @@ def unstaffed_shifts(session: Session, roster: Roster, today: date) -> list[dict
     if not shifts:
         return []
     on_leave: set[tuple[int, date]] = set()
-    for leave in session.scalars(
-        select(Leave)
-        .where(
-            Leave.worker_id.in_({s.worker_id for s in shifts}),
-            Leave.status.in_(("requested", "approved")),
-            Leave.start_date <= shifts[-1].date,
-            Leave.end_date >= today,
+    leaves = select(Leave).where(
+        Leave.worker_id.in_({s.worker_id for s in shifts}),
+        Leave.status.in_(("requested", "approved")),
+        Leave.start_date <= shifts[-1].date,
+        Leave.end_date >= today,
+    )
+    if lock:
+        leaves = leaves.with_for_update(read=True, of=Leave).execution_options(
+            populate_existing=True
         )
-        .with_for_update(read=True, of=Leave)
-        .execution_options(populate_existing=True)
-    ):
+    for leave in session.scalars(leaves):
         if leave.status == "approved":
             on_leave.update(
                 (leave.worker_id, s.date)
@@ -855,7 +1047,12 @@ def unstaffed_shifts(session: Session, roster: Roster, today: date) -> list[dict
 
 
 def publish(
-    session: Session, scope: Scope, roster_id: int, *, now: datetime | None = None
+    session: Session,
+    scope: Scope,
+    roster_id: int,
+    *,
+    now: datetime | None = None,
+    accept_shortfalls: bool = False,
 ) -> Roster:
     """Publish a draft and notify every worker on it, in this transaction.
 
@@ -866,6 +1063,10 @@ def publish(
     admin, on approved leave that day: `unstaffed_shifts`) is a 409 listing those shifts,
     nothing written: the workers would be told of a roster that leaves posts empty. The
     leader hands them on (PATCH /shifts/{id}) or regenerates the week, then publishes.
+
+    A short-staffed draft (its `roster_shortfalls`: the window or a grid short) is published
+    only with `accept_shortfalls`: otherwise a 409 listing them, nothing written. The office
+    publishes it knowingly, the gaps said in the roster for everyone who reads it.
     """
     roster = get_roster(session, scope, roster_id, lock=True)
     scope.require_roster_editor(roster.community_code)
@@ -882,6 +1083,16 @@ def publish(
             " /shifts/{id}, or regenerate the week, then publish.",
             roster_id=roster.id,
             shifts=unstaffed,
+        )
+    shortfalls = roster_shortfalls(session, roster, local_today(now))
+    if shortfalls and not accept_shortfalls:
+        more = len(shortfalls) - 1
+        raise errors.Conflict(
+            f"Roster {roster.id} is short-staffed: {shortfalls[0]['why']}"
+            f"{f' (and {more} more, see `shortfalls`)' if more else ''}."
+            ' Publish it as it is with {"accept_shortfalls": true}, or edit its shifts first.',
+            roster_id=roster.id,
+            shortfalls=shortfalls,
         )
     roster.status = "published"
     roster.published_at = clock.now()
@@ -1011,8 +1222,9 @@ def shift_dict(shift: Shift, settings: dict) -> dict:
     }
 
 
-def week_view(session: Session, roster: Roster) -> dict:
-    """A roster grouped by day (A then B), with its pairs and A-post days per worker."""
+def week_view(session: Session, roster: Roster, *, now: datetime | None = None) -> dict:
+    """A roster grouped by day (A then B), with its pairs and A-post days per worker, and
+    what it leaves unmet (`roster_shortfalls` from today on, `now`: the clock)."""
     settings = settings_for(session, [roster.community_code])[roster.community_code]
     names = dict(
         session.execute(
@@ -1027,6 +1239,7 @@ def week_view(session: Session, roster: Roster) -> dict:
         by_day[shift.date][shift.post].append(shift_dict(shift, settings))
         if shift.post == "A":
             a_days[shift.worker_id] += 1
+    shortfalls = roster_shortfalls(session, roster, local_today(now))
     return {
         "id": roster.id,
         "community_code": roster.community_code,
@@ -1036,6 +1249,10 @@ def week_view(session: Session, roster: Roster) -> dict:
         "published_at": roster.published_at,
         "pairs": [[{"id": w, "name": names.get(w, "")} for w in group] for group in roster.pairs],
         "a_days": {str(w): n for w, n in sorted(a_days.items())},
+        "complete": not shortfalls,
+        "shortfalls": shortfalls,
+        "shortfall_rule": roster.shortfall_rule,
+        "shortfall_details": roster.shortfall_details,
         "days": [
             {"date": d, "weekday": _DAY_NAMES[d.weekday()], "A": posts["A"], "B": posts["B"]}
             for d, posts in by_day.items()

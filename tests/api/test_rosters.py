@@ -347,7 +347,9 @@ def test_a_published_roster_is_not_regenerated(client, community):
     assert response.status_code == 409
 
 
-def test_an_infeasible_week_names_the_binding_rule_and_writes_nothing(client, session, app):
+def test_a_week_that_cannot_be_met_is_stored_with_the_binding_rule_named(client, session, app):
+    """Before 2026-12-05 a 422 naming the rule, nothing stored; now the best roster, the rule
+    named (`shortfall_rule`) and each gap listed (`test_rosters_short.py`)."""
     c = make_roster_community(session, app, 4, 1)
     for worker in c.workers[:2]:
         leave = client.post(
@@ -361,11 +363,13 @@ def test_an_infeasible_week_names_the_binding_rule_and_writes_nothing(client, se
             headers=c.auth(c.admin),
         )
     response = generate(client, c)
-    assert response.status_code == 422
+    assert response.status_code == 201
     body = response.get_json()
-    assert body["detail"] == "Tuesday 2026-11-24: 2 workers available, 3 required at the window"
-    assert body["details"] and body["details"][0].startswith("Tuesday 2026-11-24")
-    assert session.scalar(select(Roster).where(Roster.community_code == c.code)) is None
+    assert body["shortfall_rule"] == (
+        "Tuesday 2026-11-24: 2 workers available, 3 required at the window"
+    )
+    assert body["shortfalls"][0]["why"].startswith("Tuesday 2026-11-24")
+    assert session.scalar(select(Roster).where(Roster.community_code == c.code)) is not None
 
 
 def test_rest_days_keep_a_worker_off_that_weekday(client, session, app):

@@ -365,8 +365,8 @@ def test_leave_approved_while_the_week_is_being_generated_lists_the_new_drafts_s
     paused, go = threading.Event(), threading.Event()
     real_solve = roster_service.solve_week
 
-    def solve_week(inp):
-        result = real_solve(inp)
+    def solve_week(inp, **options):
+        result = real_solve(inp, **options)
         paused.set()  # the generation has read the leave and solved: hold its commit
         assert go.wait(30)
         return result

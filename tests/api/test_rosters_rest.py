@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from sqlalchemy import select
 
-from api.models import Roster
-from tests.api.test_rosters import BEFORE_THE_WEEK, SAT, SUN, WEEK, all_shifts, generate, set_today
+from tests.api.test_rosters import BEFORE_THE_WEEK, SAT, SUN, all_shifts, generate, set_today
 from tests.factories import make_roster_community
 
 EVERY_DAY = [1, 2, 3, 4, 5, 6, 7]  # the hall open seven days a week, as some offices keep it
@@ -93,20 +91,27 @@ def test_a_regeneration_on_saturday_counts_the_days_kept_as_worked(client, app, 
     assert max(days_worked(response.get_json()).values()) == 6
 
 
-def test_a_week_too_short_of_hands_for_the_weekly_rest_is_422_naming_the_rule(client, session, app):
+def test_a_week_too_short_of_hands_for_the_weekly_rest_keeps_the_rest_and_names_the_rule(
+    client, session, app
+):
+    """Before 2026-12-05 a 422 naming the rule, nothing stored. Now the week is rostered: the
+    rest day is kept (it stays a hard rule), the window is short three worker-days, each day
+    said, and the rule named as the 422 named it."""
     c = make_roster_community(
         session, app, 3, 1, roster={"working_days": EVERY_DAY, "min_b_days_per_grid": 0}
     )
     response = generate(client, c)
-    assert response.status_code == 422
+    assert response.status_code == 201
     body = response.get_json()
-    assert body["detail"] == (
+    assert body["shortfall_rule"] == (
         "Weekly rest: 3 workers resting at least 1 day a week each have 18 worker-days"
         " for Mon–Sun, the window needs 21 (3 a day on 7 days)"
     )
-    assert "Worker 01" in " ".join(body["details"])
-    assert body["week"] == WEEK
-    assert session.scalar(select(Roster).where(Roster.community_code == c.code)) is None
+    assert max(Counter(s["worker_id"] for s in all_shifts(body)).values()) == 6
+    window = [s for s in body["shortfalls"] if s["rule"] == "window"]
+    assert sum(s["short"] for s in window) == 3
+    assert all("weekly rest" in s["why"] for s in window)
+    assert "Worker 01" in " ".join(body["shortfall_details"])  # whom the rule holds back
 
 
 def _seven_day_weeks(client, session, app):

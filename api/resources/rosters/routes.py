@@ -19,6 +19,7 @@ from api.resources.rosters.schemas import (
     LeaveEndSchema,
     LeaveQueryArgsSchema,
     LeaveSchema,
+    PublishSchema,
     RosterCreateSchema,
     RosterSchema,
     RosterSettingsSchema,
@@ -86,14 +87,17 @@ class CommunityRosters(MethodView):
         Replaces an earlier draft of the week; a published week answers 409. The days before
         today (Asia/Shanghai) are kept as they were (`kept_days`): a first generation midweek
         starts today, a regeneration keeps the draft's shifts of those days; a week already
-        over answers 409. When the rules cannot all be met, a 422 names the binding rule in
-        `detail`, with `details`.
+        over answers 409. A week whose window or grid minimums cannot all be met (too few
+        workers) is rostered all the same, the best possible: `complete` false, `shortfalls`
+        each day or grid short and why, `shortfall_rule` the rule that binds; the community's
+        other leaders and admins are told (`roster_short`). A community without workers is a
+        422.
         """
         roster, kept_days = rosters.generate(
             db.session, current_scope(), code, data["week"], now=_now()
         )
         db.session.commit()
-        return {**rosters.week_view(db.session, roster), "kept_days": kept_days}
+        return {**rosters.week_view(db.session, roster, now=_now()), "kept_days": kept_days}
 
 
 @blp.route("/communities/<string:code>/rosters/<string:week>")
@@ -102,21 +106,30 @@ class CommunityRosterWeek(MethodView):
     def get(self, code, week):
         """A community's roster of one week, shifts grouped by day, with its pairs"""
         roster = rosters.get_week(db.session, current_scope(), code, week)
-        return rosters.week_view(db.session, roster)
+        return rosters.week_view(db.session, roster, now=_now())
 
 
 @blp.route("/rosters/<id:roster_id>/publish")
 class RosterPublish(MethodView):
+    @blp.arguments(PublishSchema, required=False)
     @blp.response(200, RosterSchema)
-    def post(self, roster_id):
+    def post(self, data, roster_id):
         """Publish a draft roster; every worker on it is notified
 
         A draft naming, from today on, a worker since switched off, made a community admin, or
         on approved leave that day answers 409 with `shifts` (each: `shift_id`, `date`, `post`,
         `grid_code`, `worker_id`, `worker_name`, `reason`, `why`), nothing written: hand them
-        on (PATCH /shifts/{id}) or regenerate the week, then publish.
+        on (PATCH /shifts/{id}) or regenerate the week, then publish. A short-staffed draft
+        (`shortfalls`) answers 409 with `shortfalls` unless the body says
+        `{"accept_shortfalls": true}`: it is then published as it is, its gaps said.
         """
-        roster = rosters.publish(db.session, current_scope(), roster_id, now=_now())
+        roster = rosters.publish(
+            db.session,
+            current_scope(),
+            roster_id,
+            now=_now(),
+            accept_shortfalls=data.get("accept_shortfalls", False),
+        )
         db.session.commit()
         return roster
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api import privacy
-from api.extensions import Float, Integer, Schema
+from api.extensions import Boolean, Float, Integer, Schema
 from api.models.rosters import LEAVE_STATUSES, POSTS, SWAP_STATUSES
 from api.resources.schemas import FullMatch
 
@@ -170,6 +170,16 @@ class RosterCreateSchema(Schema):
     )
 
 
+class PublishSchema(Schema):
+    accept_shortfalls = Boolean(
+        load_default=False,
+        metadata={
+            "description": "Publish a short-staffed roster as it is (its `shortfalls` said);"
+            " without it such a roster is a 409"
+        },
+    )
+
+
 class ShiftSchema(Schema):
     id = Integer()
     roster_id = Integer()
@@ -264,6 +274,29 @@ class DaySchema(Schema):
     B = ma.fields.List(ma.fields.Nested(ShiftSchema), metadata={"description": "In the grids"})
 
 
+class ShortfallSchema(Schema):
+    rule = ma.fields.String(
+        metadata={
+            "description": "window: too few at the window that day; grid: a grid's B-post days"
+            " of the week short of its minimum; uncovered: a shift whose worker will not take"
+            " it (on approved leave, switched off, no longer a worker), nobody in their place"
+        }
+    )
+    date = ma.fields.String(allow_none=True, metadata={"description": "The day (not for grid)"})
+    post = ma.fields.String(metadata={"description": "A (the window) or B (the grids)"})
+    grid_code = ma.fields.String(allow_none=True)
+    required = Integer(metadata={"description": "At the window, or B-post days of the grid"})
+    rostered = Integer(metadata={"description": "As the roster stands"})
+    short = Integer(metadata={"description": "required - rostered"})
+    why = ma.fields.String(metadata={"description": "The rule in plain words"})
+    shift_id = Integer(metadata={"description": "uncovered only"})
+    worker_id = Integer(metadata={"description": "uncovered only: the away worker"})
+    worker_name = ma.fields.String(metadata={"description": "uncovered only"})
+    reason = ma.fields.String(
+        metadata={"description": "uncovered only: on_leave, deactivated or not_a_worker"}
+    )
+
+
 class WeekViewSchema(Schema):
     id = Integer()
     community_code = ma.fields.String()
@@ -279,6 +312,30 @@ class WeekViewSchema(Schema):
         keys=ma.fields.String(),
         values=Integer(),
         metadata={"description": "A-post days this week, by worker id"},
+    )
+    complete = Boolean(
+        metadata={"description": "False when the roster leaves a rule unmet (`shortfalls`)"}
+    )
+    shortfalls = ma.fields.List(
+        ma.fields.Nested(ShortfallSchema),
+        metadata={
+            "description": "What the roster leaves unmet from today on: a short-staffed week's"
+            " window and grid minimums, and shifts uncovered since (approved leave)"
+        },
+    )
+    shortfall_rule = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The rule that made the week short, as the solver names it (the"
+            " 422's detail before short-staffed weeks were rostered); null when none did"
+        },
+    )
+    shortfall_details = ma.fields.List(
+        ma.fields.String(),
+        metadata={
+            "description": "The rule's details: each day, grid or worker concerned (the 422's"
+            " `details` before)"
+        },
     )
     days = ma.fields.List(ma.fields.Nested(DaySchema))
 

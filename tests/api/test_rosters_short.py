@@ -1,0 +1,258 @@
+"""Short-staffed weeks through the API: the best roster, its gaps said, published knowingly."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from api.models import Notification, Roster, Shift
+from tests.api.test_rosters import (
+    BEFORE_THE_WEEK,
+    FRI,
+    MON,
+    THU,
+    TUE,
+    WED,
+    WEEK,
+    all_shifts,
+    decide_leave,
+    generate,
+    publish,
+    request_leave,
+)
+from tests.factories import make_roster_community
+
+
+@pytest.fixture(autouse=True)
+def clock_before_the_week(app):
+    app.config["FIXED_NOW"] = BEFORE_THE_WEEK
+
+
+@pytest.fixture()
+def short_office(session, app):
+    """Five workers, four grids, the window three a day and each grid three B-post days: two
+    hands a day after the window for the grids' twelve days, ten of them."""
+    return make_roster_community(session, app, 5, 4)
+
+
+def publish_with(client, c, roster_id, body):
+    return client.post(f"/api/v1/rosters/{roster_id}/publish", json=body, headers=c.auth(c.leader))
+
+
+def test_a_five_worker_office_gets_its_week_with_the_window_staffed_and_the_grids_short_listed(
+    client, short_office
+):
+    c = short_office
+    response = generate(client, c)
+    assert response.status_code == 201, response.get_json()
+    view = response.get_json()
+
+    at_window = Counter(s["date"] for s in all_shifts(view) if s["post"] == "A")
+    assert at_window == {str(d): 3 for d in (MON, TUE, WED, THU, FRI)}
+    assert view["complete"] is False
+    assert len(view["shortfall_details"]) == 5  # a line a day, as the 422 listed them
+    assert view["shortfall_rule"] == (
+        "Week 2026-W48: 10 B-post days can be staffed after the window, the 4 grids need 12"
+        " (3 each)"
+    )
+    short = view["shortfalls"]
+    assert {s["rule"] for s in short} == {"grid"} and sum(s["short"] for s in short) == 2
+    for s in short:
+        days = {x["date"] for x in all_shifts(view) if x["grid_code"] == s["grid_code"]}
+        assert (s["post"], s["required"], s["rostered"]) == ("B", 3, len(days))
+        assert s["why"].startswith(f"Grid {s['grid_code']}: {len(days)} B-post day")
+    # The week read back says the same.
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    assert read.get_json()["shortfalls"] == short and read.get_json()["complete"] is False
+
+
+def test_too_few_in_on_tuesday_is_rostered_with_the_window_short_by_one_and_why(
+    client, session, app
+):
+    """Before, this week was a 422 ("Tuesday 2026-11-24: 2 workers available, 3 required at
+    the window") and nothing was stored."""
+    c = make_roster_community(session, app, 4, 1)
+    for worker in c.workers[1:3]:
+        leave = request_leave(client, c, worker, TUE, TUE).get_json()
+        decide_leave(client, c, leave, "approve")
+    view = generate(client, c).get_json()
+    window = [s for s in view["shortfalls"] if s["rule"] == "window"]
+    assert [(s["date"], s["post"], s["required"], s["rostered"], s["short"]) for s in window] == [
+        (str(TUE), "A", 3, 2, 1)
+    ]
+    assert window[0]["why"].startswith(
+        "Tuesday 2026-11-24: 2 workers available, 3 required at the window (away:"
+    )
+    assert view["shortfall_rule"] == (
+        "Tuesday 2026-11-24: 2 workers available, 3 required at the window"
+    )
+    away = {c.workers[1].id, c.workers[2].id}
+    assert not [s for s in all_shifts(view) if s["date"] == str(TUE) and s["worker_id"] in away]
+
+
+def test_a_week_that_can_be_met_is_complete_and_tells_nobody(client, session, app):
+    c = make_roster_community(session, app, 8, 6)
+    view = generate(client, c).get_json()
+    assert (view["complete"], view["shortfalls"]) == (True, [])
+    assert (view["shortfall_rule"], view["shortfall_details"]) == (None, [])
+    assert not session.scalars(
+        select(Notification).where(Notification.kind == "roster_short")
+    ).all()
+
+
+def test_leaders_and_admins_are_told_of_a_short_roster_in_chinese(client, session, short_office):
+    c = short_office
+    view = generate(client, c).get_json()
+    told = session.scalars(select(Notification).where(Notification.kind == "roster_short")).all()
+    # The leader who generated it reads it in the answer; the admin is told.
+    assert {n.user_id for n in told} == {c.admin.id}
+    (notice,) = told
+    assert notice.title == "2026-W48 排班人手不足"
+    assert "2处缺口" in notice.body and "网格" in notice.body
+    assert notice.data == {"roster_id": str(view["id"]), "week": WEEK, "shortfalls": "2"}
+
+
+def test_publishing_a_short_roster_without_accepting_its_shortfalls_is_409_and_changes_nothing(
+    client, session, short_office
+):
+    c = short_office
+    view = generate(client, c).get_json()
+    refused = publish(client, c, view["id"])
+    assert refused.status_code == 409
+    body = refused.get_json()
+    assert body["shortfalls"] == view["shortfalls"] and "accept_shortfalls" in body["detail"]
+    assert session.get(Roster, view["id"]).status == "draft"
+    assert not session.scalars(
+        select(Notification).where(Notification.kind == "roster_published")
+    ).all()
+
+
+def test_a_short_roster_is_published_when_its_shortfalls_are_accepted(
+    client, session, short_office
+):
+    c = short_office
+    view = generate(client, c).get_json()
+    published = publish_with(client, c, view["id"], {"accept_shortfalls": True})
+    assert published.status_code == 200, published.get_json()
+    assert published.get_json()["status"] == "published"
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.workers[2]))
+    assert read.get_json()["complete"] is False  # the workers see the gaps too
+
+
+def test_a_complete_roster_is_published_without_accepting_anything(client, session, app):
+    c = make_roster_community(session, app, 8, 6)
+    view = generate(client, c).get_json()
+    assert publish(client, c, view["id"]).status_code == 200
+
+
+@pytest.mark.parametrize("body", [{"accept_shortfalls": "yes"}, {"accept": True}])
+def test_a_publish_request_with_a_bad_body_is_422_and_publishes_nothing(
+    client, session, short_office, body
+):
+    c = short_office
+    view = generate(client, c).get_json()
+    refused = publish_with(client, c, view["id"], body)
+    assert refused.status_code == 422
+    assert refused.headers["Content-Type"].startswith("application/problem+json")
+    assert session.get(Roster, view["id"]).status == "draft"
+
+
+def test_a_gap_filled_since_generation_is_no_longer_listed(client, session, app):
+    """Tuesday's window short by one; a leave is cancelled and its worker given the window
+    (written directly here: the API hands shifts on, it adds none): the roster, recounted on
+    read, no longer lists the gap."""
+    c = make_roster_community(session, app, 4, 1)
+    leaves = [request_leave(client, c, w, TUE, TUE).get_json() for w in c.workers[1:3]]
+    for leave in leaves:
+        decide_leave(client, c, leave, "approve")
+    view = generate(client, c).get_json()
+    assert [s["rule"] for s in view["shortfalls"]] == ["window"]
+    # One leave is cancelled: the worker comes in and is given the window.
+    cancelled = client.post(
+        f"/api/v1/leaves/{leaves[0]['id']}/cancel", headers=c.auth(c.workers[1])
+    )
+    assert cancelled.status_code == 200
+    back = c.workers[1]
+    session.execute(
+        Shift.__table__.insert().values(roster_id=view["id"], date=TUE, post="A", worker_id=back.id)
+    )
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    assert read.get_json()["shortfalls"] == [] and read.get_json()["complete"] is True
+
+
+def test_a_community_without_workers_is_still_422_and_writes_nothing(client, session, app):
+    c = make_roster_community(session, app, 1, 1)
+    c.workers[0].active = False
+    session.flush()
+    response = generate(client, c, who=c.admin)
+    assert response.status_code == 422
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert session.scalar(select(Roster).where(Roster.community_code == c.code)) is None
+
+
+def test_approved_leave_nobody_can_relieve_leaves_the_published_shift_uncovered_and_says_so(
+    client, session, short_office
+):
+    """Every worker of the office holds a post every day: approving Wednesday's leave of one
+    of them is not refused (leave is the worker's), their shift is listed to hand on, and the
+    roster now says the post is uncovered; the other leaders and admins are told."""
+    c = short_office
+    view = generate(client, c).get_json()
+    assert publish_with(client, c, view["id"], {"accept_shortfalls": True}).status_code == 200
+    worker = c.workers[2]
+    (theirs,) = [
+        s for s in all_shifts(view) if s["worker_id"] == worker.id and s["date"] == str(WED)
+    ]
+    leave = request_leave(client, c, worker, WED, WED).get_json()
+    decided = decide_leave(client, c, leave, "approve")
+    assert decided["status"] == "approved"
+    assert [s["id"] for s in decided["shifts_to_reassign"]] == [theirs["id"]]
+
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    uncovered = [s for s in read.get_json()["shortfalls"] if s["rule"] == "uncovered"]
+    assert [
+        (s["shift_id"], s["date"], s["post"], s["worker_id"], s["short"]) for s in uncovered
+    ] == [(theirs["id"], str(WED), theirs["post"], worker.id, 1)]
+    assert uncovered[0]["reason"] == "on_leave" and "on approved leave" in uncovered[0]["why"]
+    told = session.scalars(
+        select(Notification).where(
+            Notification.kind == "roster_short",
+            Notification.data["leave_id"].as_integer() == leave["id"],
+        )
+    ).all()
+    assert {n.user_id for n in told} == {c.admin.id}
+    assert "空缺" in told[0].body
+
+
+def test_an_edit_that_leaves_a_days_window_short_is_listed_and_publishing_asks_for_it(
+    client, session, app
+):
+    """A complete draft; the leader sends Tuesday's window workers out to their grids until
+    two are left: the roster now lists Tuesday's window as short (not only the generation's
+    gaps), and publishing it takes the acknowledgement."""
+    c = make_roster_community(session, app, 8, 6)
+    view = generate(client, c).get_json()
+    assert view["complete"] is True
+    tuesday = next(day for day in view["days"] if day["date"] == str(TUE))
+    for shift in tuesday["A"][2:]:
+        holder = next(w for w in c.workers if w.id == shift["worker_id"])
+        grid = holder.grids[0].code
+        patched = client.patch(
+            f"/api/v1/shifts/{shift['id']}",
+            json={"post": "B", "grid_code": grid},
+            headers=c.auth(c.leader),
+        )
+        assert patched.status_code == 200, patched.get_json()
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    (gap,) = read.get_json()["shortfalls"]
+    assert (gap["rule"], gap["date"], gap["required"], gap["rostered"]) == (
+        "window",
+        str(TUE),
+        3,
+        2,
+    )
+    assert gap["why"] == "Tuesday 2026-11-24: 2 at the window, 3 required"
+    assert publish(client, c, view["id"]).status_code == 409
+    assert publish_with(client, c, view["id"], {"accept_shortfalls": True}).status_code == 200
