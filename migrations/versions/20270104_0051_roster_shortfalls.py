@@ -7,9 +7,9 @@ day or grid, how many required and rostered, and why in words), with the rule th
 (`rosters.shortfall_rule`; null for a roster that meets every rule) and its details
 (`rosters.shortfall_details`: each day, grid or worker concerned, as the 422 listed them).
 
-Revision ID: 0050
-Revises: 0049
-Create Date: 2027-01-03 09:00:00+00:00
+Revision ID: 0051
+Revises: 0050
+Create Date: 2027-01-04 09:00:00+00:00
 """
 
 from collections.abc import Sequence
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0050"
-down_revision: str | None = "0049"
+revision: str = "0051"
+down_revision: str | None = "0050"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
