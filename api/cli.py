@@ -1551,7 +1551,8 @@ def _log_retention(log, done) -> None:
         log.info(
             "retention: %s visit tracks coarsened (%s tasks' points), %s task steps' points "
             "coarsened, %s photos deleted (%s files), %s notifications deleted, %s deliveries "
-            "deleted, %s closed tasks' complainants erased",
+            "deleted, %s closed tasks' complainants erased, %s removed households' phones and "
+            "care tags erased",
             done.visits,
             done.tasks,
             done.task_events,
@@ -1560,6 +1561,7 @@ def _log_retention(log, done) -> None:
             done.notifications,
             done.deliveries,
             done.complainants,
+            done.households,
         )
 
 
