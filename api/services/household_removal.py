@@ -30,13 +30,6 @@ from api.services.weeks import LOCAL
 STATUSES = ("active", "removed", "all")
 
 
-def in_register(as_of: datetime | None = None):
-    """A condition on `Household`: in the register (now, or at `as_of`)."""
-    if as_of is None:
-        return Household.removed_at.is_(None)
-    return (Household.removed_at.is_(None)) | (Household.removed_at > as_of)
-
-
 def require_remover(scope: Scope, grid: Grid) -> None:
     """The community admin of the grid, or the grid's leader: a worker (or a leader of another
     grid) may not take a household out of the register; a viewer changes nothing."""

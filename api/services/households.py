@@ -800,6 +800,10 @@ _MATCH_NEAR = text(
         ORDER BY m, h.id LIMIT 1) h
     """
 )
+# A removed household at the row's point, of its address: an update row of one that left.
+_REMOVED_AT_POINT = text(
+    _MATCH_AT_POINT.text.replace("AND h.removed_at IS NULL", "AND h.removed_at IS NOT NULL")
+)
 _LOCK = text(
     f"SELECT {_STORED} FROM households h WHERE h.id = ANY(CAST(:ids AS integer[])) "
     # NO KEY: visits of these households (their foreign key) are still recorded meanwhile.
@@ -1032,6 +1036,7 @@ def _sort_update(
             problems.append(refused)
         else:
             candidates[stored.id] = (row, values)
+    fresh = _refuse_removed(session, scope, fresh, problems)
     if problems or not candidates:  # nothing will be written: nothing to lock
         return fresh, [], same
     # The households to edit, locked and read again (as a PATCH locks the one it edits): an
@@ -1059,6 +1064,31 @@ def _sort_update(
         else:
             same += 1
     return fresh, edits, same
+
+
+def _refuse_removed(
+    session: Session, scope: Scope | None, fresh: list[Placed], problems: list[RowError]
+) -> list[Placed]:
+    """The update mode's new rows but those of a household out of the register (removed) at
+    their point, each a problem: a row of a register exported before the household left (an
+    old file imported again) would register the family that left as a new household. A new
+    family at that door is registered in create mode, or by a form. The household is named
+    to a caller who may read it."""
+    removed = _match_rows(session, _REMOVED_AT_POINT, fresh, same=SAME_POINT_DEG)
+    for row, stored in removed.items():
+        named = scope is None or session.scalar(
+            select(Household.id).where(Household.id == stored.id, scope.households())
+        )
+        who = f"household {stored.id}" if named else "a household of a grid outside yours"
+        problems.append(
+            RowError(
+                row,
+                ADDRESS,
+                f"{_SAME} is {who}, which left the register: leave the row out, undo its "
+                "removal, or register the new household in create mode",
+            )
+        )
+    return [item for item in fresh if item[0] not in removed]
 
 
 def _update_households(

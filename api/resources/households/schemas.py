@@ -92,7 +92,11 @@ class HouseholdRemovalStateSchema(Schema):
     reason = ma.fields.String(
         attribute="removal_reason", metadata={"description": ", ".join(REMOVAL_REASONS)}
     )
-    note = ma.fields.String(attribute="removal_note", allow_none=True)
+    note = ma.fields.Function(
+        lambda h: h.removal_note if privacy.disclosure().notes else None,
+        allow_none=True,
+        metadata={"type": "string", "description": "Withheld from district viewers (null)"},
+    )
     effective_date = ma.fields.Date(
         attribute="removal_date", metadata={"description": "The day it left (Asia/Shanghai)"}
     )
