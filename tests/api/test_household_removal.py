@@ -295,7 +295,7 @@ def test_a_removed_household_is_not_in_the_workers_plan(client, world, home):
 
 
 def test_last_weeks_plan_still_holds_a_household_removed_this_week(client, world, home):
-    remove(client, world, home)
+    assert remove(client, world, home).status_code == 201
     response = client.get(
         "/api/v1/visits/plan",
         query_string={"week": shift_week(WEEK, -1)},
@@ -344,7 +344,8 @@ def test_the_grids_household_count_leaves_out_a_removed_household(client, world,
 
 # --- visits: before the removal taken, after it refused --------------------------------------
 def test_a_visit_made_before_the_removal_and_synced_later_is_taken(client, world, home):
-    remove(client, world, home, effective_date=(TODAY - timedelta(days=2)).isoformat())
+    left = (TODAY - timedelta(days=2)).isoformat()
+    assert remove(client, world, home, effective_date=left).status_code == 201
     made = at_local(TODAY - timedelta(days=2), 18)  # the evening of the day it left
     [result] = sync(client, world, visit_item(home, at=made))
     assert result["status"] == "created", result
@@ -368,7 +369,7 @@ def test_a_visit_after_a_removal_made_today_is_refused(client, world, home):
 
 
 def test_a_worker_of_another_grid_is_told_the_removed_household_is_not_found(client, world, home):
-    remove(client, world, home)
+    assert remove(client, world, home).status_code == 201
     [result] = sync(client, world, visit_item(home, at=NOW), user="worker_a2")
     assert result["code"] == "household-not-found"
 
@@ -411,11 +412,11 @@ def test_the_kept_aggregates_equal_a_rebuild_after_a_removal_and_its_undo(
     gridwork,  # noqa: F811
 ):
     visited_twice_and_removed(client, world, home, session)
-    remove(client, world, home, effective_date=LAST_MONDAY.isoformat())
+    assert remove(client, world, home, effective_date=LAST_MONDAY.isoformat()).status_code == 201
     kept = _aggregates(session)
     session.execute(text("SELECT gw_report_rebuild()"))
     assert _aggregates(session) == kept
-    undo(client, world, home)
+    assert undo(client, world, home).status_code == 200
     kept = _aggregates(session)
     session.execute(text("SELECT gw_report_rebuild()"))
     assert _aggregates(session) == kept
