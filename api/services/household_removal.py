@@ -130,6 +130,11 @@ def restore_household(session: Session, scope: Scope | None, household: Househol
         require_remover(scope, household.grid)
     if household.removed_at is None:
         raise errors.Conflict(f"Household {household.id} is in the register; nothing to undo.")
+    if household.grid.retired_at is not None:
+        raise errors.Conflict(
+            f"Household {household.id}'s grid {household.grid.code} was retired since it left; "
+            "register it again, in the grid that holds its door now."
+        )
     if household.erased_at is not None:
         raise errors.Conflict(
             f"Household {household.id}'s phone and care tags were erased on "

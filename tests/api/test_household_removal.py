@@ -482,6 +482,21 @@ def test_undo_is_409_when_its_address_was_registered_again_meanwhile(client, wor
     assert read(client, world, home)["removal"] is not None
 
 
+def test_a_grid_whose_households_all_left_is_retired_and_none_comes_back_into_it(client, world):
+    from tests.factories import B1
+
+    grid = f"/api/v1/grids/{world.grids[B1].id}"
+    assert client.delete(grid, headers=world.auth("admin_b")).status_code == 409
+    for household in world.households[B1]:
+        assert (
+            remove(client, world, household, user="admin_b", reason="demolished").status_code == 201
+        )
+    assert client.delete(grid, headers=world.auth("admin_b")).status_code == 204
+    response = undo(client, world, world.households[B1][0], user="admin_b")
+    assert response.status_code == 409
+    assert "was retired" in response.json["detail"]
+
+
 # --- the register's next household at the address ---------------------------------------------
 def register_file(*rows: tuple) -> bytes:
     lines = ["building,unit,floor,room,lon,lat,phone"]
