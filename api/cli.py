@@ -826,7 +826,8 @@ def households_spellings(community: str | None, apply: bool) -> None:
         twice = len(found.registered_twice)
         click.secho(
             f"{twice} address{'' if twice == 1 else 'es'} registered more than once at one "
-            "point, spelled differently (left as they are: keep one household of each, by hand):",
+            "point, spelled differently (left as they are: keep one household of each, removing "
+            "the others with reason duplicate, POST /api/v1/households/{id}/removal):",
             fg="yellow",
         )
         for group in found.registered_twice:
