@@ -814,7 +814,8 @@ def households_spellings(community: str | None, apply: bool) -> None:
         twice = len(found.registered_twice)
         click.secho(
             f"{twice} address{'' if twice == 1 else 'es'} registered more than once at one "
-            "point, spelled differently (left as they are: keep one household of each, by hand):",
+            "point, spelled differently (left as they are: keep one household of each, removing "
+            "the others with reason duplicate, POST /api/v1/households/{id}/removal):",
             fg="yellow",
         )
         for group in found.registered_twice:
@@ -1539,7 +1540,8 @@ def _log_retention(log, done) -> None:
         log.info(
             "retention: %s visit tracks coarsened (%s tasks' points), %s task steps' points "
             "coarsened, %s photos deleted (%s files), %s notifications deleted, %s deliveries "
-            "deleted, %s closed tasks' complainants erased",
+            "deleted, %s closed tasks' complainants erased, %s removed households' phones and "
+            "care tags erased",
             done.visits,
             done.tasks,
             done.task_events,
@@ -1548,6 +1550,7 @@ def _log_retention(log, done) -> None:
             done.notifications,
             done.deliveries,
             done.complainants,
+            done.households,
         )
 
 

@@ -154,6 +154,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_RETAIN_NOTIFICATIONS_DAYS": ("RETAIN_NOTIFICATIONS_DAYS", _POSITIVE),
     "GRIDWORK_RETAIN_DELIVERIES_DAYS": ("RETAIN_DELIVERIES_DAYS", _POSITIVE),
     "GRIDWORK_RETAIN_COMPLAINANTS_DAYS": ("RETAIN_COMPLAINANTS_DAYS", _POSITIVE),
+    "GRIDWORK_RETAIN_REMOVED_HOUSEHOLDS_DAYS": ("RETAIN_REMOVED_HOUSEHOLDS_DAYS", _POSITIVE),
     "GRIDWORK_RETENTION_BATCH": ("RETENTION_BATCH", _POSITIVE),
     "GRIDWORK_RETENTION_SECONDS": ("RETENTION_SECONDS", _POSITIVE),
     "GRIDWORK_PHOTO_STORAGE": ("PHOTO_STORAGE", _photo_storage),
@@ -284,6 +285,9 @@ class Config:
     RETAIN_NOTIFICATIONS_DAYS = 365
     RETAIN_DELIVERIES_DAYS = 30
     RETAIN_COMPLAINANTS_DAYS = 180
+    # A household out of the register: its phone and care tags, from its removal (an undo of a
+    # mistaken removal, a family back after a season away, within half a year).
+    RETAIN_REMOVED_HOUSEHOLDS_DAYS = 180
     RETENTION_BATCH = 2000
     RETENTION_SECONDS = 120
     # Visit photos: the storage backend ("local": files under PHOTO_DIR) and the size limit.

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -25,6 +35,8 @@ CARE_TAGS = (
     "woman_in_difficulty",
     "special_care",
 )
+# Why a household left the register (POST /households/{id}/removal).
+REMOVAL_REASONS = ("moved_out", "demolished", "closed", "duplicate", "other")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -41,6 +53,13 @@ class Household(Base):
             "tags <@ ARRAY[" + ", ".join(repr(t) for t in CARE_TAGS) + "]::text[]",
             name="tags_valid",
         ),
+        CheckConstraint(_in("removal_reason", REMOVAL_REASONS), name="removal_reason_valid"),
+        CheckConstraint(
+            "(removed_at IS NULL) = (removal_reason IS NULL)"
+            " AND (removed_at IS NULL) = (removal_date IS NULL)",
+            name="removal_complete",
+        ),
+        CheckConstraint("erased_at IS NULL OR removed_at IS NOT NULL", name="erased_only_removed"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -62,8 +81,28 @@ class Household(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
 
+    # Out of the register (migration 0052): when it left (NULL: in it), the day it left as
+    # said (Asia/Shanghai), why, a note, who removed it; when retention erased its phone, care
+    # tags and note (GRIDWORK_RETAIN_REMOVED_HOUSEHOLDS_DAYS after `removed_at`).
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removal_date: Mapped[date | None] = mapped_column(Date)
+    removal_reason: Mapped[str | None] = mapped_column(String(20))
+    removal_note: Mapped[str | None] = mapped_column(Text)
+    removed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
     grid = relationship("Grid")
+
+    @property
+    def removed(self) -> bool:
+        return self.removed_at is not None
 
 
 Index("ix_households_location", Household.location, postgresql_using="gist")
 Index("ix_households_tags", Household.tags, postgresql_using="gin")
+# What retention looks for: the removed households whose facts are not erased yet (0052).
+Index(
+    "ix_households_removed_to_erase",
+    Household.removed_at,
+    postgresql_where=Household.removed_at.is_not(None) & Household.erased_at.is_(None),
+)

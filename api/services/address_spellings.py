@@ -61,7 +61,8 @@ _TWICE = text(
                ST_X(h.location) AS x, ST_Y(h.location) AS y,
                {", ".join(f"{address_key_sql(f'h.{part}')} AS k_{part}" for part in ADDRESS_PARTS)}
         FROM households h JOIN grids g ON g.id = h.grid_id
-        WHERE {_WHERE_COMMUNITY})
+        -- One of them removed as a duplicate (POST /households/{id}/removal): resolved.
+        WHERE {_WHERE_COMMUNITY} AND h.removed_at IS NULL)
     SELECT a.id AS a_id, b.id AS b_id
     FROM k a JOIN k b
       ON {" AND ".join(f"a.k_{part} = b.k_{part}" for part in ADDRESS_PARTS)}

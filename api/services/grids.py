@@ -582,7 +582,11 @@ def _hold_to_retire(session: Session, grid: Grid) -> None:
 
 
 def _refuse_households_left(session: Session, grid: Grid) -> None:
-    count = session.scalar(select(func.count()).where(Household.grid_id == grid.id))
+    # Those out of the register stay with the retired grid (their history, their visits): a
+    # demolished compound's grid is retired once its households have left.
+    count = session.scalar(
+        select(func.count()).where(Household.grid_id == grid.id, Household.removed_at.is_(None))
+    )
     if count:
         raise errors.Conflict(
             f"Grid {grid.code} still holds {count} household(s); import the grids that take "

@@ -194,13 +194,25 @@ def list_households(
     kind: str | None = None,
     near: Near | None = None,
     week: str | None = None,
+    status: str = "active",
     page: int = 1,
     page_size: int = 50,
     now: datetime | None = None,
 ) -> tuple[list[Household], int]:
     """The households the caller sees, filtered, by id. With `week`, each carries its visit
-    state in that week as the map's households layer draws it (`visit_status`)."""
+    state in that week as the map's households layer draws it (`visit_status`). `status`:
+    those in the register (`active`), those out of it (`removed`: not a worker's to list,
+    403), or both (`all`)."""
     stmt = select(Household).where(scope.households())
+    if status == "active":
+        stmt = stmt.where(Household.removed_at.is_(None))
+    else:
+        if scope.role == "worker":
+            raise errors.Forbidden(
+                "The households out of the register are listed to grid leaders and admins."
+            )
+        if status == "removed":
+            stmt = stmt.where(Household.removed_at.is_not(None))
     if grid:
         stmt = stmt.where(Household.grid_id.in_(select(Grid.id).where(Grid.code == grid)))
     if grid_id is not None:
@@ -232,7 +244,8 @@ def list_households(
 def export_households(session: Session, scope: Scope, *, grid: str | None = None) -> list[Any]:
     """The households of the caller's reach (of one grid of it), in address order, with their
     points as numbers and phones opened: the rows of a register file (`write_register`).
-    404 for a grid the caller does not see."""
+    Households out of the register are not in it (imported again, the file changes none of
+    them). 404 for a grid the caller does not see."""
     scope.require_register_export()
     stmt = (
         select(
@@ -250,7 +263,7 @@ def export_households(session: Session, scope: Scope, *, grid: str | None = None
             Household.phone,
         )
         .join(Grid, Grid.id == Household.grid_id)
-        .where(scope.households())
+        .where(scope.households(), Household.removed_at.is_(None))  # out of the register: out
         .order_by(
             Grid.code,
             Household.building,
@@ -307,6 +320,11 @@ def update_household(
 ) -> Household:
     if scope is not None:
         scope.require_household_writer(household.grid)
+    if household.removed_at is not None:
+        raise errors.Conflict(
+            f"Household {household.id} left the register on "
+            f"{household.removal_date.isoformat()}; undo its removal to edit it."
+        )
     lon, lat = household_lonlat(household)
     moved = "lon" in changes or "lat" in changes
     if moved:
@@ -743,7 +761,8 @@ def same_address_part_sql(column: str, key: str) -> str:
 
 
 _STORED = """h.id, h.grid_id, h.building, h.unit, h.floor, h.room, h.kind, h.occupancy,
-             h.members, h.tags, h.phone, ST_X(h.location) AS lon, ST_Y(h.location) AS lat"""
+             h.members, h.tags, h.phone, h.removed_at, ST_X(h.location) AS lon,
+             ST_Y(h.location) AS lat"""
 # The chunk's rows (p: their points and the keys of their address parts), and a household (h)
 # of a row's address (`same_address_part_sql`).
 _CHUNK_ROWS = """FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]),
@@ -765,6 +784,7 @@ _MATCH_AT_POINT = text(
     CROSS JOIN LATERAL (
         SELECT h.* FROM households h
         WHERE h.location && ST_Expand(ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326), :same)
+          AND h.removed_at IS NULL
           AND abs(ST_X(h.location) - p.lon) <= :same AND abs(ST_Y(h.location) - p.lat) <= :same
           AND {_SAME_ADDRESS}
         ORDER BY (ST_X(h.location) = p.lon AND ST_Y(h.location) = p.lat) DESC, h.id LIMIT 1) h
@@ -780,11 +800,16 @@ _MATCH_NEAR = text(
         FROM households h
         WHERE h.location && ST_Expand(ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326),
                                       :degrees / greatest(cos(radians(p.lat)), 0.01), :degrees)
+          AND h.removed_at IS NULL
           AND {_SAME_ADDRESS}
           AND ST_DWithin(h.location::geography,
                          ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)::geography, :metres)
         ORDER BY m, h.id LIMIT 1) h
     """
+)
+# A removed household at the row's point, of its address: an update row of one that left.
+_REMOVED_AT_POINT = text(
+    _MATCH_AT_POINT.text.replace("AND h.removed_at IS NULL", "AND h.removed_at IS NOT NULL")
 )
 _LOCK = text(
     f"SELECT {_STORED} FROM households h WHERE h.id = ANY(CAST(:ids AS integer[])) "
@@ -795,13 +820,14 @@ _LOCK = text(
 
 # A form's repeat: a household of the address (by `names.address_key`) at the point, within
 # SAME_POINT_DEG, the exact point first, as an import row's (`_MATCH_AT_POINT`); a household
-# being edited is not its own repeat.
+# being edited is not its own repeat, nor is one out of the register (removed: the flat's next
+# household is a new one, as an import's row of it is).
 _REGISTERED_AT = text(
     f"""
     SELECT h.id FROM households h
     WHERE h.location && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :same)
       AND abs(ST_X(h.location) - :lon) <= :same AND abs(ST_Y(h.location) - :lat) <= :same
-      AND h.id IS DISTINCT FROM CAST(:editing AS integer)
+      AND h.id IS DISTINCT FROM CAST(:editing AS integer) AND h.removed_at IS NULL
       AND {" AND ".join(same_address_part_sql(f"h.{part}", f":{part}") for part in ADDRESS_PARTS)}
     ORDER BY (ST_X(h.location) = :lon AND ST_Y(h.location) = :lat) DESC, h.id LIMIT 1
     """
@@ -1034,6 +1060,7 @@ def _sort_update(
             problems.append(refused)
         else:
             candidates[stored.id] = (row, values)
+    fresh = _refuse_removed(session, scope, fresh, problems)
     if problems or not candidates:  # nothing will be written: nothing to lock
         return fresh, [], same
     # The households to edit, locked and read again (as a PATCH locks the one it edits): an
@@ -1041,10 +1068,10 @@ def _sort_update(
     edits = []
     for stored in session.execute(_LOCK, {"ids": sorted(candidates)}):
         row, values = candidates[stored.id]
-        if _address(values) != _address(stored):
+        if _address(values) != _address(stored) or stored.removed_at is not None:
             raise errors.Conflict(
-                f"Household {stored.id} (row {row}) was edited while the file was imported; "
-                "import it again."
+                f"Household {stored.id} (row {row}) was edited or taken out of the register "
+                "while the file was imported; import it again."
             )
         if scope is not None and _refusal(session, scope, stored.grid_id, refusals) is not None:
             problems.append(RowError(row, ADDRESS, _NOT_YOURS))
@@ -1061,6 +1088,31 @@ def _sort_update(
         else:
             same += 1
     return fresh, edits, same
+
+
+def _refuse_removed(
+    session: Session, scope: Scope | None, fresh: list[Placed], problems: list[RowError]
+) -> list[Placed]:
+    """The update mode's new rows but those of a household out of the register (removed) at
+    their point, each a problem: a row of a register exported before the household left (an
+    old file imported again) would register the family that left as a new household. A new
+    family at that door is registered in create mode, or by a form. The household is named
+    to a caller who may read it."""
+    removed = _match_rows(session, _REMOVED_AT_POINT, fresh, same=SAME_POINT_DEG)
+    for row, stored in removed.items():
+        named = scope is None or session.scalar(
+            select(Household.id).where(Household.id == stored.id, scope.households())
+        )
+        who = f"household {stored.id}" if named else "a household of a grid outside yours"
+        problems.append(
+            RowError(
+                row,
+                ADDRESS,
+                f"{_SAME} is {who}, which left the register: leave the row out, undo its "
+                "removal, or register the new household in create mode",
+            )
+        )
+    return [item for item in fresh if item[0] not in removed]
 
 
 def _update_households(

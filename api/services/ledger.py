@@ -228,7 +228,8 @@ _LEDGER_SQL = text(
         WHERE v.household_id = h.id AND v.visited_at >= :week_start
           AND v.visited_at <= :as_of AND v.outcome <> :not_a_visit) week ON true
     WHERE g.id = ANY(CAST(:grid_ids AS integer[]))
-      AND h.created_at <= :as_of  -- as it stood then: not households registered since
+      AND h.created_at <= :as_of  -- as it stood then: not households registered since,
+      AND (h.removed_at IS NULL OR h.removed_at > :as_of)  -- nor those out of the register
     ORDER BY h.id
     """
 )

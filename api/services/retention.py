@@ -31,6 +31,11 @@ What goes, and when (the defaults; GRIDWORK_RETAIN_* set them, docs/security.md 
   of the complainant for the ticket: it goes with the last task of the ticket, 180 days after
   that one was closed (never while the ticket is open where it went), whatever the task
   passed on was when it went, closed or not.
+- a household out of the register (removed: moved out, demolished, closed, a duplicate) 180
+  days after it left: its phone, care tags and removal note erased (`erased_at` set). Its
+  address, point, kind and members stay, with its visits and the history rows the past weeks'
+  reports were counted from (`household_removal.erase_removed_households`): a removal undone
+  in those 180 days gives the household back whole; after them it cannot be undone.
 
 Each step deletes or coarsens at most `batch` rows a run (the push worker runs it every
 GRIDWORK_RETENTION_SECONDS), oldest first, so a run stays short; a backlog (the first runs
@@ -51,6 +56,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from api.models.tasks import Task, TaskEvent
 from api.models.visits import TRACK_DECIMALS, UNTRACKED_DETAILS
+from api.services.household_removal import erase_removed_households
 from api.services.photos import PHOTO_LOCK_CLASS, PhotoStorage
 
 # Tasks whose point a worker's phone measured (a visit's follow-up): a track. A hotline or
@@ -65,6 +71,7 @@ SETTINGS = {
     "RETAIN_NOTIFICATIONS_DAYS": "notifications",
     "RETAIN_DELIVERIES_DAYS": "deliveries",
     "RETAIN_COMPLAINANTS_DAYS": "complainants",
+    "RETAIN_REMOVED_HOUSEHOLDS_DAYS": "removed_households",
     "RETENTION_BATCH": "batch",
 }
 
@@ -79,6 +86,7 @@ class Policy:
     notifications: timedelta
     deliveries: timedelta
     complainants: timedelta  # after the task was closed
+    removed_households: timedelta  # after the household left the register
     batch: int
 
     @classmethod
@@ -104,6 +112,7 @@ class Purged:
     notifications: int = 0  # notifications deleted (their deliveries with them)
     deliveries: int = 0  # finished deliveries deleted, their notification kept
     complainants: int = 0  # closed tasks whose complainant's contact was erased
+    households: int = 0  # removed households whose phone and care tags were erased
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
@@ -136,6 +145,7 @@ def steps(storage: PhotoStorage | None, policy: Policy, now: datetime) -> list[t
         found.append(("photos", lambda s: Purged(photos=purge_photos(s, photos, batch))))
     read, unread = now - policy.read_notifications, now - policy.notifications
     deliveries, closed = now - policy.deliveries, now - policy.complainants
+    removed = now - policy.removed_households
     found += [
         (
             "notifications",
@@ -143,6 +153,10 @@ def steps(storage: PhotoStorage | None, policy: Policy, now: datetime) -> list[t
         ),
         ("deliveries", lambda s: Purged(deliveries=purge_deliveries(s, deliveries, batch))),
         ("complainants", lambda s: Purged(complainants=erase_complainants(s, closed, now, batch))),
+        (
+            "removed households",
+            lambda s: Purged(households=erase_removed_households(s, removed, now, batch)),
+        ),
     ]
     return found
 

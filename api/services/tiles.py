@@ -489,6 +489,7 @@ def households_features(scope: Scope, shape: TileShape) -> Select:
     inner = _households_with_last_visit(
         Household.location.op("&&")(env4326),  # GiST on location
         scope.households(),
+        Household.removed_at.is_(None),  # out of the register: off the map
     )
     state = _visit_state(inner)
     visited_this_week, days, status = state.visited_this_week, state.days_since_visit, state.status

@@ -62,6 +62,7 @@ class Refusal(StrEnum):
     NOT_STORED = "not-stored"
     DATABASE_RULE = "database-rule"
     AFTER_SWITCH_OFF = "after-switch-off"
+    HOUSEHOLD_REMOVED = "household-removed"
 
 
 # What each code means (the OpenAPI description of `code`).
@@ -82,6 +83,9 @@ REFUSALS: dict[Refusal, str] = {
     Refusal.DATABASE_RULE: "the visit breaks a rule of the database",
     Refusal.AFTER_SWITCH_OFF: "handed over (`POST /visits/handover`): made after the worker's "
     "account was switched off (`switched_off_at`)",
+    Refusal.HOUSEHOLD_REMOVED: "the household left the register before the visit's time "
+    "(`removed_on`, the day it left, Asia/Shanghai; `removal_reason`): a visit made before "
+    "that is taken, however late it is sent",
 }
 
 
@@ -452,9 +456,20 @@ def _place_and_check(
         return [], {}
     household_ids = {a.data["household_id"] for a in pending if a.data.get("household_id")}
     found = session.execute(
-        select(Household.id, Household.grid_id, *lonlat_columns(Household.location)).where(
-            is_any_of(Household.id, "household_ids", household_ids, Integer)
+        select(
+            Household.id,
+            Household.grid_id,
+            Household.removed_at,
+            Household.removal_date,
+            Household.removal_reason,
+            *lonlat_columns(Household.location),
         )
+        .where(is_any_of(Household.id, "household_ids", household_ids, Integer))
+        # FOR KEY SHARE, as the visits' foreign key takes it anyway: a removal (FOR UPDATE)
+        # waits for the batch, whose visits its check of the last visit then sees, or the
+        # batch waits for it and reads the household removed; a visit after the removal
+        # cannot slip in between.
+        .with_for_update(read=True, key_share=True)
     ).all()
     households = {h.id: h for h in found}
     homes = dict(zip(households, points_of(found), strict=True))
@@ -546,6 +561,19 @@ def _place_and_check(
                 else _rejected(
                     a.id, Refusal.NOT_YOUR_GRID, refusal, grid_code=grids[a.grid_id].code
                 )
+            )
+            continue
+        removed = a.household.removed_at if a.household is not None else None
+        if removed is not None and a.data["visited_at"] >= removed:
+            # After the scope's check: to a worker not of its grid it is a missing household.
+            results[a.index] = _rejected(
+                a.id,
+                Refusal.HOUSEHOLD_REMOVED,
+                f"Household {a.household.id} left the register on "
+                f"{a.household.removal_date.isoformat()} ({a.household.removal_reason}); "
+                "a visit after that is not taken.",
+                removed_on=a.household.removal_date.isoformat(),
+                removal_reason=a.household.removal_reason,
             )
             continue
         if confined_to is not None and a.grid_id not in confined_to:

@@ -88,6 +88,24 @@ def test_one_address_registered_twice_spelled_two_ways_is_named_and_not_merged(a
     assert address(session, other) == ("8号楼", "1", "1", "502")
 
 
+def test_an_address_registered_twice_is_resolved_by_removing_one_as_a_duplicate(
+    app, client, session, world
+):
+    lon, lat = centre(A1, dy=-0.0025)
+    kept = make_household(session, lon, lat, building="3 号楼", unit="1", room="502")
+    twice = make_household(session, lon, lat, building="3号楼", unit="1", room="9")
+    session.flush()
+    session.execute(update(Household).where(Household.id == twice.id).values(room="0502"))
+    assert "1 address registered more than once" in run(app).output
+    response = client.post(
+        f"/api/v1/households/{twice.id}/removal",
+        json={"reason": "duplicate", "note": f"same flat as {kept.id}"},
+        headers=world.auth("admin_a"),
+    )
+    assert response.status_code == 201, response.json
+    assert "registered more than once" not in run(app).output
+
+
 def test_a_community_limits_the_households_looked_at(app, session, world):
     in_a = make_household(session, *centre(A1, dy=-0.002), building="９号楼")
     in_b = make_household(session, *centre(B1, dy=-0.002), building="９号楼")

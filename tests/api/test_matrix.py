@@ -229,6 +229,19 @@ MATRIX: dict[str, Line] = {
         outcomes(OK, viewer_110101=403, worker_a2=422, admin_b=422, viewer_110102=403),
         _csv,
     ),
+    "POST /api/v1/households/<id:household_id>/removal": Line(
+        "/api/v1/households/{household_id}/removal",
+        outcomes(
+            OK, worker_a1=403, viewer_110101=403, worker_a2=404, admin_b=404, viewer_110102=404
+        ),
+        {"reason": "moved_out"},
+    ),
+    "DELETE /api/v1/households/<id:household_id>/removal": Line(  # authorised, refused: in it
+        "/api/v1/households/{household_id}/removal",
+        outcomes(
+            409, worker_a1=403, viewer_110101=403, worker_a2=404, admin_b=404, viewer_110102=404
+        ),
+    ),
     "GET /api/v1/households/<id:household_id>/visits": Line(
         "/api/v1/households/{household_id}/visits", SCOPED_READ
     ),

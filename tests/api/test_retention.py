@@ -28,6 +28,7 @@ POLICY = retention.Policy(
     notifications=timedelta(days=365),
     deliveries=timedelta(days=30),
     complainants=timedelta(days=180),
+    removed_households=timedelta(days=180),
     batch=2000,
 )
 # A worker's precise position, to the centimetre, in the middle of grid A1.
@@ -464,6 +465,7 @@ def test_the_policy_is_read_from_the_settings(app):
         RETAIN_NOTIFICATIONS_DAYS=100,
         RETAIN_DELIVERIES_DAYS=7,
         RETAIN_COMPLAINANTS_DAYS=90,
+        RETAIN_REMOVED_HOUSEHOLDS_DAYS=120,
         RETENTION_BATCH=50,
     )
     assert retention.Policy.from_config(app.config) == retention.Policy(
@@ -473,6 +475,7 @@ def test_the_policy_is_read_from_the_settings(app):
         notifications=timedelta(days=100),
         deliveries=timedelta(days=7),
         complainants=timedelta(days=90),
+        removed_households=timedelta(days=120),
         batch=50,
     )
 

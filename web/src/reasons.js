@@ -30,7 +30,8 @@ export const REASONS_ZH = {
     "repeats-rejected-item": "与同一批中另一条被拒绝的记录重复。",
     "not-stored": "服务器这次没能保存这条记录。记录仍保存在本机，应用几小时后会自动重新发送；也可点“修改”后直接保存，立即重新发送。",
     "database-rule": "这条记录不符合数据规则，服务器无法保存：请修改或放弃。",
-    "after-switch-off": "这条走访的时间在该工作人员账号停用之后，不能记在其名下。"
+    "after-switch-off": "这条走访的时间在该工作人员账号停用之后，不能记在其名下。",
+    "household-removed": "这户已于 {removed_on} 退出登记（已搬离、拆迁、停业或重复登记），此后的走访不再记录。记录仍保存在本机：如确属误操作，请网格长撤销退出后点“修改”再保存，重新发送；否则请放弃这条记录。"
   },
   "details": {
     "nearest_grid": "最近的网格是 {nearest_grid}，相距约 {distance_m} 米。"

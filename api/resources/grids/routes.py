@@ -36,7 +36,7 @@ def feature(grid: Grid) -> dict:
     households, valid_from = db.session.execute(
         select(
             select(func.count())
-            .where(Household.grid_id == grid.id)
+            .where(Household.grid_id == grid.id, Household.removed_at.is_(None))
             .scalar_subquery()
             .label("households"),
             select(GridVersion.valid_from)

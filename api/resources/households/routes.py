@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, request
 from flask.views import MethodView
 
-from api import errors, idempotency, privacy
+from api import clock, errors, idempotency, privacy
 from api.auth import current_scope
 from api.extensions import Blueprint, db
 from api.privacy import audited
@@ -17,9 +17,10 @@ from api.resources.households.schemas import (
     HouseholdImportResultSchema,
     HouseholdPatchSchema,
     HouseholdQueryArgsSchema,
+    HouseholdRemovalSchema,
     HouseholdSchema,
 )
-from api.services import household_files, households
+from api.services import household_files, household_removal, households
 from api.services.households import AT_POINT_M
 
 blp = Blueprint(
@@ -39,7 +40,8 @@ class Households(MethodView):
         Filter by grid (code or id), care tags (any of), kind and place: `lon` and `lat` give
         the households at that point (within `within_m`, 1 m by default), the flats of a stair
         entrance, which the map draws as one dot below zoom 16. With `week`, each household
-        carries its visit state in that ISO week as the map draws it. Paginated; every
+        carries its visit state in that ISO week as the map draws it. Households out of the
+        register (removed) are listed only with `status=removed` or `all`. Paginated; every
         household listed is an audited read.
         """
         near = None
@@ -54,6 +56,7 @@ class Households(MethodView):
             kind=args.get("kind"),
             near=near,
             week=args.get("week"),
+            status=args["status"],
             page=pagination_parameters.page,
             page_size=pagination_parameters.page_size,
         )
@@ -178,5 +181,63 @@ class HouseholdById(MethodView):
         """
         household = households.get_household(db.session, current_scope(), household_id, lock=True)
         households.update_household(db.session, current_scope(), household, changes)
+        db.session.commit()
+        return household
+
+
+@blp.route("/<id:household_id>/removal")
+class HouseholdRemoval(MethodView):
+    @blp.arguments(HouseholdRemovalSchema)
+    @blp.response(201, HouseholdSchema)
+    @blp.alt_response(409, response="CONFLICT", description="Out of the register already")
+    @idempotency.idempotent(blp, audited="household")
+    @audited("household", "update")
+    def post(self, data, household_id):
+        """Take a household out of the register (moved out, demolished, closed, a duplicate)
+
+        The grid's leader or the community admin (a worker: 403). From the end of its
+        `effective_date` (or now, when that is today) it is due nowhere: not in the plan, the
+        map, the list (but with `status`), the export, nor counted in the weekly report from
+        that week on; weeks before stay as they were. A visit dated before that time, synced
+        late, is still taken; one after it is refused (`household-removed`). Removed already:
+        409 (send an `Idempotency-Key` to retry safely: the same key gets the first answer).
+        Its phone, care tags and note are erased after GRIDWORK_RETAIN_REMOVED_HOUSEHOLDS_DAYS
+        (180). Audited as an update.
+        """
+        scope = current_scope()
+        household = households.get_household(db.session, scope, household_id, lock=True)
+        household_removal.remove_household(
+            db.session,
+            scope,
+            household,
+            reason=data["reason"],
+            note=data.get("note"),
+            effective_date=data.get("effective_date"),
+            now=clock.now(),
+            user_id=scope.user_id,
+        )
+        db.session.commit()
+        return household
+
+    @blp.response(200, HouseholdSchema)
+    @blp.alt_response(
+        409,
+        response="CONFLICT",
+        description="In the register; its facts erased by retention; or its address "
+        "registered again at its point",
+    )
+    @idempotency.idempotent(blp, audited="household")
+    @audited("household", "update")
+    def delete(self, household_id):
+        """Undo a mistaken removal: the household is back as if it had never left
+
+        Its history continues from the removal's time (the weeks since count it again, and
+        visits refused meanwhile may be sent again). 409 when it is in the register, when its
+        phone and care tags were erased by retention (register it again), or when its address
+        was registered again at its point meanwhile.
+        """
+        scope = current_scope()
+        household = households.get_household(db.session, scope, household_id, lock=True)
+        household_removal.restore_household(db.session, scope, household)
         db.session.commit()
         return household

@@ -7,10 +7,11 @@ import marshmallow as ma
 from api import privacy
 from api.db import PG_INT_MAX
 from api.extensions import Float, Integer, Schema
-from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
+from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES, REMOVAL_REASONS
 from api.resources.schemas import ISO_WEEK, AddressPart, code_field
 from api.services import household_files
 from api.services.geometry import point_lonlat
+from api.services.household_removal import STATUSES
 from api.services.households import AT_POINT_M, IMPORT_MODES, MAX_NEAR_M
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
 
@@ -85,6 +86,40 @@ class HouseholdVisitStatusSchema(Schema):
     )
 
 
+class HouseholdRemovalStateSchema(Schema):
+    """How a household left the register."""
+
+    reason = ma.fields.String(
+        attribute="removal_reason", metadata={"description": ", ".join(REMOVAL_REASONS)}
+    )
+    note = ma.fields.Function(
+        lambda h: h.removal_note if privacy.disclosure().notes else None,
+        allow_none=True,
+        metadata={"type": "string", "description": "Withheld from district viewers (null)"},
+    )
+    effective_date = ma.fields.Date(
+        attribute="removal_date", metadata={"description": "The day it left (Asia/Shanghai)"}
+    )
+    removed_at = ma.fields.DateTime(
+        metadata={
+            "description": "When it left the register: the end of the effective date, or the "
+            "removal's time when that is today; visits dated from then on are refused"
+        }
+    )
+    removed_by_id = Integer(allow_none=True)
+    erased_at = ma.fields.DateTime(
+        allow_none=True,
+        metadata={
+            "description": "When retention erased its phone, care tags and note (then the "
+            "removal can no longer be undone)"
+        },
+    )
+
+
+def _removal(household):
+    return household if household.removed_at is not None else None
+
+
 class HouseholdSchema(Schema):
     id = Integer()
     grid_id = Integer()
@@ -113,6 +148,35 @@ class HouseholdSchema(Schema):
     visit_status = ma.fields.Nested(
         HouseholdVisitStatusSchema,
         metadata={"description": "Only in a list asked with `week`: the visit state in it"},
+    )
+    removal = ma.fields.Function(
+        lambda h: HouseholdRemovalStateSchema().dump(_removal(h)) if _removal(h) else None,
+        allow_none=True,
+        metadata={
+            "type": "object",
+            "description": "null while in the register; out of it, how it left "
+            "(reason, note, effective_date, removed_at, removed_by_id, erased_at)",
+        },
+    )
+
+
+class HouseholdRemovalSchema(Schema):
+    """A household leaving the register."""
+
+    reason = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(REMOVAL_REASONS),
+        metadata={"description": "Why: " + ", ".join(REMOVAL_REASONS)},
+    )
+    note = ma.fields.String(
+        validate=[ma.validate.Length(max=200), _one_line],
+        metadata={"description": "What the office should know (at most 200 characters)"},
+    )
+    effective_date = ma.fields.Date(
+        metadata={
+            "description": "The day it left (Asia/Shanghai; default today): not in the future, "
+            "not before it was registered nor before its last visit"
+        }
     )
 
 
@@ -175,6 +239,14 @@ class HouseholdQueryArgsSchema(Schema):
         metadata={
             "description": "Each household's visit state in this ISO week (`visit_status`), "
             "as the map draws it"
+        },
+    )
+    status = ma.fields.String(
+        load_default="active",
+        validate=ma.validate.OneOf(STATUSES),
+        metadata={
+            "description": "active (the default): in the register; removed: out of it; all. "
+            "removed and all are for grid leaders, admins and viewers (a worker: 403)"
         },
     )
 
