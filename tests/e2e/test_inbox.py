@@ -351,6 +351,33 @@ def test_the_service_worker_tells_the_page_of_a_push(context, page, worker):
     page.wait_for_function("() => window.relayed.includes('inbox-changed')")
 
 
+def test_the_open_app_reads_the_inbox_again_every_three_minutes(context, page, worker, tell):
+    """A phone left open on the app, no push reaching it: a notice shows within the timer."""
+    page.clock.install()
+    reopened(page)
+    told = tell(worker, "task_deadline_warning", "任务即将超期")
+    page.clock.run_for(60_000)
+    expect(notice(page, told)).to_have_count(0)  # not yet: read every three minutes
+    page.clock.run_for(2 * 60_000 + 1_000)
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+    expect(notice(page, told)).to_be_visible()
+
+
+def test_a_session_ended_elsewhere_clears_the_inbox(context, page, worker, tell):
+    tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    answer = context.request.post(
+        "/api/v1/auth/logout-all", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.ok, answer.text()
+    back_to_the_app(page)
+    page.locator("#signin").wait_for(state="visible")
+    expect(page.locator("#inbox-link")).to_be_hidden()
+    expect(page.locator("#inbox-list li.notice")).to_have_count(0)
+
+
 def test_in_english_the_inbox_speaks_english(page, worker, tell):
     tell(worker, "leave_decided", "请假已批准")
     page.goto("/app?lang=en")
