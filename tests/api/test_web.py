@@ -178,6 +178,18 @@ def test_my_tasks_ask_for_the_open_statuses_of_the_api():
     assert js_constant("OPEN_TASK_STATUSES") == list(OPEN_STATUSES)
 
 
+def test_the_apps_inbox_labels_every_notice_kind_the_api_sends_in_both_languages():
+    """The inbox shows a short label per kind (web/src/app.js `noticeKinds`, Chinese and English):
+    a kind added to the API (`device_retired`, say) is labelled, or the test says which."""
+    from api.models.notifications import NOTIFICATION_KINDS
+
+    source = (WEB_SRC / "app.js").read_text()
+    tables = re.findall(r"noticeKinds: \{(.*?)\}", source, re.S)
+    assert len(tables) == 2  # zh and en
+    for table in tables:
+        assert set(re.findall(r"(\w+):", table)) == set(NOTIFICATION_KINDS)
+
+
 def test_the_app_checks_the_visit_lengths_the_api_takes():
     from api.resources.visits.schemas import VisitItemSchema
 

@@ -1,6 +1,6 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
+  DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, api, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
   forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
@@ -63,6 +63,23 @@ const TEXT = {
     leaveReason: "事由", leaveRequest: "提交请假申请", leaveNone: "暂无请假记录", leavePendingNone: "暂无待审批的请假",
     leaveOffline: "离线：请假需要联网。联网后才能查看、申请和审批请假（请假申请不会保存在本机待发）。",
     leaveUnavailable: "请假记录暂不可用，请稍后再试。",
+    inbox: "消息", inboxMore: "更多", inboxAckAll: "全部标为已读", inboxNone: "暂无消息",
+    inboxOffline: "离线：消息需要联网，下面是上次收到的消息。", inboxOfflineNone: "离线：消息需要联网。",
+    inboxNeedsNet: "离线：标为已读需要联网，联网后再试。", inboxFailed: "消息暂不可用，请稍后再试。",
+    inboxGone: "这条消息已不在服务器上。", inboxAckFailed: "没有标为已读，请稍后再试。",
+    inboxAckedAll: (n) => (n ? `已将 ${n} 条消息标为已读。` : "没有未读消息。"),
+    inboxTaskGone: "这项任务已不在您的任务列表中（可能已办结、已改派或已移至其他网格）。",
+    inboxLeaveGone: "这条请假已不在列表中（可能已取消）。", inboxDeviceGone: "这台设备已不在列表中（可能已移除）。",
+    // A short label per notice kind (api/models/notifications.py NOTIFICATION_KINDS): the title
+    // says the rest; a kind not listed shows its title alone.
+    noticeKinds: {
+      task_dispatched: "新任务", task_reassigned: "改派", task_deadline_warning: "即将超期", task_escalated: "升级",
+      task_unassigned: "待分派", task_resolved: "待回访", task_transferred: "转办", task_updated: "任务",
+      roster_published: "排班", roster_changed: "排班", shift_swap_requested: "换班", shift_swap_cancelled: "换班",
+      shift_swap_rejected: "换班", shift_swap_expired: "换班", leave_requested: "请假", leave_decided: "请假",
+      leave_cancelled: "请假", leave_shortened: "请假", report_ready: "周报", device_retired: "设备",
+    },
+    unreadMark: "未读",
     account: "账号安全", changePassword: "修改密码", signOutAll: "退出所有设备",
     myDevices: "接收通知的设备", thisOne: "本机", remove: "移除",
     kinds: { android: "安卓手机", ios: "苹果手机", web: "浏览器" },
@@ -199,6 +216,21 @@ const TEXT = {
     leaveReason: "Reason", leaveRequest: "Request leave", leaveNone: "No leave", leavePendingNone: "No leave request waits for you",
     leaveOffline: "Offline: leave needs a connection. Requests and decisions are made online (a request is not kept on this device to send later).",
     leaveUnavailable: "Leave unavailable; try again later.",
+    inbox: "Messages", inboxMore: "More", inboxAckAll: "Mark all read", inboxNone: "No messages",
+    inboxOffline: "Offline: messages need a connection; below, the last ones received.", inboxOfflineNone: "Offline: messages need a connection.",
+    inboxNeedsNet: "Offline: marking read needs a connection; try again online.", inboxFailed: "Messages unavailable; try again later.",
+    inboxGone: "This message is no longer on the server.", inboxAckFailed: "Not marked read; try again later.",
+    inboxAckedAll: (n) => (n ? `${n} message${n === 1 ? "" : "s"} marked read.` : "No unread message."),
+    inboxTaskGone: "That task is no longer in your lists (resolved, reassigned or moved to another grid?).",
+    inboxLeaveGone: "That leave is no longer listed (cancelled?).", inboxDeviceGone: "That device is no longer listed (removed?).",
+    noticeKinds: {
+      task_dispatched: "New task", task_reassigned: "Reassigned", task_deadline_warning: "Due soon", task_escalated: "Escalated",
+      task_unassigned: "To assign", task_resolved: "To call back", task_transferred: "Transferred", task_updated: "Task",
+      roster_published: "Roster", roster_changed: "Roster", shift_swap_requested: "Swap", shift_swap_cancelled: "Swap",
+      shift_swap_rejected: "Swap", shift_swap_expired: "Swap", leave_requested: "Leave", leave_decided: "Leave",
+      leave_cancelled: "Leave", leave_shortened: "Leave", report_ready: "Report", device_retired: "Device",
+    },
+    unreadMark: "unread",
     account: "Account", changePassword: "Change password", signOutAll: "Sign out everywhere",
     myDevices: "Devices that get notifications", thisOne: "this device", remove: "Remove",
     kinds: { android: "Android phone", ios: "iPhone", web: "Browser" },
@@ -1211,6 +1243,300 @@ $("quiet-form").addEventListener("submit", (e) => {
 });
 $("quiet-clear").addEventListener("click", () => saveQuietHours(null, null));
 
+// --- the inbox (消息) -------------------------------------------------------------------------
+// Every notice the server sends lands in the inbox (`GET /notifications`); push only mirrors it,
+// and in mainland China FCM reaches few phones. The app never read it: a worker whose phone got
+// no push never saw a leave decision, a swap request or a deadline warning. The header shows the
+// unread count (`/notifications/unread-count`); the card lists the notices newest first, a page
+// at a time ("更多", the API's paging). It is read again at start, when the page is shown again,
+// when the network comes back, when the service worker relays a push ("inbox-changed") and every
+// few minutes while open (`INBOX_POLL_MS`), with `cursor` = the `X-Inbox-Cursor` of the last
+// answer read: what arrived since (and a few repeats, merged by id; docs/tasks-and-push.md,
+// "Polling the inbox"). "全部标为已读" sends that cursor: a notice that arrived after it stays
+// unread. Tapping a notice marks it read and opens what it is about where the app has it.
+// The list is kept in memory only (task notices carry a task's title, which may name a
+// resident): offline it stays as last shown, and is said to be so.
+const INBOX_PAGE = 20;
+const INBOX_POLL_PAGE = 50;
+// Three minutes: a push relayed, the page shown again and the network back read it at once; the
+// timer is for a phone left open on the app without push (most in China), where a notice waits
+// at most this long. A deadline warning comes hours ahead, and two light reads a phone every
+// three minutes (an indexed count, and a page of what arrived since) cost the server little.
+const INBOX_POLL_MS = 3 * 60_000;
+let inbox = { user: null, items: [], cursor: null, nextPage: null, unread: 0, loaded: false };
+let inboxChain = Promise.resolve();
+let inboxRefreshQueued = false;
+
+function resetInbox() {
+  inbox = { user: tokenUser(getToken()), items: [], cursor: null, nextPage: null, unread: 0, loaded: false };
+  sayInbox("");
+  renderInbox();
+}
+
+/** One inbox step at a time (a poll, "更多", an acknowledgement): each reads and moves the
+ * cursor the one before left. A step never rejects: its failure is said on the card. */
+function inboxStep(work) {
+  const run = inboxChain.then(async () => {
+    try {
+      await work();
+    } catch (error) {
+      if (error?.status !== 401) sayInbox(inboxProblem(error, t.inboxFailed), true);
+    }
+  });
+  inboxChain = run;
+  return run;
+}
+
+/** Why an inbox call failed, {why, server}: offline said so, else the app's sentence with the
+ * server's detail beneath. */
+function inboxProblem(error, sentence) {
+  if (!error?.status) return { why: navigator.onLine ? sentence : t.inboxNeedsNet, server: "" };
+  const body = error.body || {};
+  return { why: sentence, server: body.detail || body.title || `HTTP ${error.status}` };
+}
+function sayInbox(said, error = false) {
+  $("inbox-status").innerHTML = said ? explained(typeof said === "string" ? { why: said, server: "" } : said) : "";
+  $("inbox-status").classList.toggle("error", error === true);
+  $("inbox-status").classList.toggle("warn", error === "warn");
+}
+
+const newestFirst = (a, b) => String(b.created_at).localeCompare(String(a.created_at)) || b.id - a.id;
+function mergeNotices(rows) {
+  const byId = new Map(inbox.items.map((n) => [n.id, n]));
+  for (const row of rows) byId.set(row.id, row);
+  inbox.items = [...byId.values()].sort(newestFirst);
+}
+
+function noticeItem(n) {
+  const kind = t.noticeKinds[n.kind];
+  const unread = !n.read_at;
+  return `<li class="notice${unread ? " unread" : ""}" data-id="${n.id}"><button type="button" class="notice-open"><span class="notice-head">${
+    kind ? `<span class="notice-kind">${escapeHtml(kind)}</span>` : ""}<b class="notice-title">${escapeHtml(n.title)}</b>${
+    unread ? `<span class="unread-mark">${escapeHtml(t.unreadMark)}</span>` : ""}<span class="notice-time">${escapeHtml(shortTime(n.created_at))}</span></span>${
+    n.body ? `<span class="notice-body">${escapeHtml(n.body)}</span>` : ""}</button></li>`;
+}
+
+function renderInbox() {
+  const none = navigator.onLine || inbox.loaded ? t.inboxNone : t.inboxOfflineNone;
+  $("inbox-list").innerHTML = inbox.items.map(noticeItem).join("") || `<li class="muted">${escapeHtml(none)}</li>`;
+  $("inbox-more").hidden = !inbox.nextPage;
+  $("inbox-ack-all").hidden = !(inbox.unread > 0 || inbox.items.some((n) => !n.read_at));
+  $("inbox-badge").hidden = !(inbox.unread > 0);
+  $("inbox-badge").textContent = inbox.unread > 99 ? "99+" : String(inbox.unread || "");
+  $("inbox-link").hidden = !getToken() || $("home").hidden;
+}
+
+/** The user the inbox is read for is still the one signed in (a sign-out, another sign-in
+ * meanwhile: the answer is dropped). */
+const sameUser = (user) => user === tokenUser(getToken()) && inbox.user === user;
+
+/** Every notice committed since `cursor`, all pages of that answer: {rows, cursor} (the cursor of
+ * the last page read, as the API asks). */
+async function inboxSince(cursor) {
+  const rows = [];
+  let page = 1;
+  let next = cursor;
+  for (let n = 0; n < 20 && page; n++) {
+    const answer = await apiPage(`/api/v1/notifications?cursor=${encodeURIComponent(cursor)}`, { page, pageSize: INBOX_POLL_PAGE });
+    rows.push(...answer.items);
+    next = answer.headers.get("X-Inbox-Cursor") || next;
+    page = answer.pagination?.next_page > page ? answer.pagination.next_page : null;
+  }
+  return { rows, cursor: next };
+}
+
+async function readInbox() {
+  const user = tokenUser(getToken());
+  if (!user || $("home").hidden) return;
+  if (inbox.user !== user) resetInbox();
+  if (!navigator.onLine) {
+    sayInbox(inbox.items.length ? t.inboxOffline : t.inboxOfflineNone, "warn");
+    renderInbox();
+    return;
+  }
+  if (inbox.cursor === null) {
+    const first = await apiPage("/api/v1/notifications", { page: 1, pageSize: INBOX_PAGE });
+    if (!sameUser(user)) return;
+    inbox.items = [...first.items].sort(newestFirst);
+    inbox.cursor = first.headers.get("X-Inbox-Cursor");
+    inbox.nextPage = first.pagination?.next_page || null;
+  } else {
+    const since = await inboxSince(inbox.cursor);
+    if (!sameUser(user)) return;
+    mergeNotices(since.rows);
+    inbox.cursor = since.cursor;
+  }
+  const { unread } = await api("/api/v1/notifications/unread-count");
+  if (!sameUser(user)) return;
+  inbox.unread = unread;
+  inbox.loaded = true;
+  sayInbox("");
+  renderInbox();
+}
+
+/** Read the inbox again (one read waiting behind the one on its way is enough). */
+function refreshInbox() {
+  if (inboxRefreshQueued) return inboxChain;
+  inboxRefreshQueued = true;
+  return inboxStep(() => {
+    inboxRefreshQueued = false;
+    return readInbox();
+  });
+}
+
+// "更多": the next page of the whole list (new notices since pushed it down: repeats, merged).
+$("inbox-more").addEventListener("click", () => inboxStep(async () => {
+  const user = tokenUser(getToken());
+  if (!inbox.nextPage || !sameUser(user)) return;
+  if (!navigator.onLine) {
+    sayInbox(t.inboxOffline, "warn");
+    return;
+  }
+  $("inbox-more").disabled = true;
+  try {
+    const answer = await apiPage("/api/v1/notifications", { page: inbox.nextPage, pageSize: INBOX_PAGE });
+    if (!sameUser(user)) return;
+    mergeNotices(answer.items);
+    // Paging on, the API's rule: keep the last page's cursor (it lets through what arrived meanwhile).
+    inbox.cursor = answer.headers.get("X-Inbox-Cursor") || inbox.cursor;
+    inbox.nextPage = answer.pagination?.next_page > inbox.nextPage ? answer.pagination.next_page : null;
+  } finally {
+    $("inbox-more").disabled = false;
+    renderInbox();
+  }
+}));
+
+// "全部标为已读" with the cursor of the last answer read: what it showed is marked, a notice that
+// arrived since stays unread. Read again from that cursor: the notices answered come with their
+// state (one that arrived meanwhile, unread); every other one held here was marked. A few the
+// list showed may come back unread (a transaction running elsewhere in the database held the
+// cursor back, as the API warns): those, and only those the worker had in front of them, are
+// acknowledged one by one.
+$("inbox-ack-all").addEventListener("click", () => inboxStep(async () => {
+  const user = tokenUser(getToken());
+  if (!sameUser(user) || inbox.cursor === null) return;
+  if (!navigator.onLine) {
+    sayInbox(t.inboxNeedsNet, "warn");
+    return;
+  }
+  const cursor = inbox.cursor;
+  const shownUnread = new Set(inbox.items.filter((n) => !n.read_at).map((n) => n.id));
+  $("inbox-ack-all").disabled = true;
+  let acknowledged;
+  try {
+    ({ acknowledged } = await api("/api/v1/notifications/ack-all", { method: "POST", body: { cursor } }));
+  } catch (error) {
+    if (error?.status !== 401) sayInbox(inboxProblem(error, t.inboxAckFailed), true);
+    return;
+  } finally {
+    $("inbox-ack-all").disabled = false;
+  }
+  const since = await inboxSince(cursor);
+  if (!sameUser(user)) return;
+  const held = since.rows.filter((n) => !n.read_at && shownUnread.has(n.id));
+  for (let i = 0; i < held.length; i += 5) {
+    const acked = await Promise.all(held.slice(i, i + 5).map((n) => api(`/api/v1/notifications/${n.id}/ack`, { method: "POST" })
+      .catch((error) => (error?.status === 404 ? null : Promise.reject(error)))));
+    for (const row of acked.filter(Boolean)) since.rows[since.rows.findIndex((n) => n.id === row.id)] = row;
+    acknowledged += acked.filter(Boolean).length;
+  }
+  const { unread } = await api("/api/v1/notifications/unread-count");
+  if (!sameUser(user)) return;
+  const answered = new Set(since.rows.map((n) => n.id));
+  const at = new Date().toISOString();
+  inbox.items = inbox.items.map((n) => (answered.has(n.id) || n.read_at ? n : { ...n, read_at: at }));
+  mergeNotices(since.rows);
+  inbox.cursor = since.cursor;
+  inbox.unread = unread;
+  renderInbox();
+  sayInbox(t.inboxAckedAll(acknowledged));
+}));
+
+$("inbox-list").addEventListener("click", (e) => {
+  const item = e.target.closest("li.notice");
+  if (item) inboxStep(() => openNotice(Number(item.dataset.id)));
+});
+
+/** Mark the notice read (online) and open what it is about. */
+async function openNotice(id) {
+  const user = tokenUser(getToken());
+  const notice = inbox.items.find((n) => n.id === id);
+  if (!notice || !sameUser(user)) return;
+  sayInbox("");
+  if (!notice.read_at) {
+    if (!navigator.onLine) {
+      sayInbox(t.inboxNeedsNet, "warn");
+    } else {
+      try {
+        const row = await api(`/api/v1/notifications/${id}/ack`, { method: "POST" });
+        if (!sameUser(user)) return;
+        mergeNotices([row]);
+        inbox.unread = Math.max(0, inbox.unread - 1);
+        renderInbox();
+      } catch (error) {
+        if (error?.status === 401) return;
+        if (error?.status === 404) { // gone from the server (and from this list)
+          inbox.items = inbox.items.filter((n) => n.id !== id);
+          renderInbox();
+          sayInbox(inboxProblem(error, t.inboxGone), true);
+          return;
+        }
+        sayInbox(inboxProblem(error, t.inboxAckFailed), true);
+      }
+    }
+  }
+  await openSubject(notice);
+}
+
+let focused = null;
+function focusOn(el) {
+  focused?.classList.remove("focus");
+  focused = el;
+  el.classList.add("focus");
+  el.scrollIntoView({ block: "center" });
+  setTimeout(() => { if (focused === el) { el.classList.remove("focus"); focused = null; } }, 8000);
+}
+
+/** The element `find` answers, after reading its list again (`reload`, online) when it is not there. */
+async function shown(find, reload) {
+  const el = find();
+  if (el || !navigator.onLine) return el;
+  await reload();
+  return find();
+}
+
+/** Open what a notice is about where the app shows it: a task's card (mine, else my grids'), a
+ * leave in the leave card, the week for a roster or a swap, a device in the account card. */
+async function openSubject(notice) {
+  const data = notice.data || {};
+  const kind = notice.kind || "";
+  const byId = (selector, id) => (id ? document.querySelector(`${selector}[data-id="${CSS.escape(String(id))}"]`) : null);
+  if (kind.startsWith("task_")) {
+    const find = () => byId("#tasks li.task", data.task_id) || byId("#grid-task-list li.grid-task", data.task_id);
+    const el = data.task_id ? await shown(find, () => Promise.all([loadTasks(), loadGridTasks()])) : null;
+    if (el) focusOn(el);
+    else if (data.task_id) sayInbox(t.inboxTaskGone, "warn");
+  } else if (kind.startsWith("leave_")) {
+    const el = await shown(() => byId("#leave li.leave", data.leave_id), () => loadLeave());
+    if (!el && data.leave_id && navigator.onLine) sayInbox(t.inboxLeaveGone, "warn");
+    if (!$("leave").hidden) focusOn(el || $("leave"));
+  } else if (kind.startsWith("roster_") || kind.startsWith("shift_swap_")) {
+    if (navigator.onLine) await loadShifts();
+    focusOn($("week-card"));
+  } else if (kind === "device_retired") {
+    const el = await shown(() => byId("#devices li.device", data.device_id), () => loadDevices());
+    if (!el && data.device_id && navigator.onLine) sayInbox(t.inboxDeviceGone, "warn");
+    focusOn(el || $("devices-card"));
+  }
+}
+
+$("inbox-link").addEventListener("click", (e) => {
+  e.preventDefault();
+  $("inbox").scrollIntoView({ block: "start" });
+  refreshInbox();
+});
+setInterval(() => { if (document.visibilityState === "visible") refreshInbox(); }, INBOX_POLL_MS);
+
 // --- leave ------------------------------------------------------------------------------------
 // Who requests leave for themself (api/services/rosters.py SHIFT_ROLES) and who decides their
 // community's requests, their own aside (the roles api/scope.py `edits_roster` lets decide):
@@ -1498,7 +1824,8 @@ async function start() {
   // My leave is read once: today's post and the leave card both show it.
   const mine = readMyLeave();
   mine.catch(() => {}); // offline: each says so its own way
-  await Promise.all([loadShifts(mine), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave(mine)]);
+  resetInbox(); // another worker's list never shows: read afresh for whoever signed in
+  await Promise.all([refreshInbox(), loadShifts(mine), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave(mine)]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
 }
@@ -1574,6 +1901,7 @@ async function endSignIn() {
 addEventListener("gridwork:session-ended", () => {
   if (signingOut) return;
   $("home").hidden = true;
+  resetInbox(); // the notices are the signed-out worker's
   $("signout").hidden = true;
   $("signin").hidden = false;
   $("signin-error").textContent = t.sessionEnded;
@@ -1609,19 +1937,22 @@ $("signout-all").addEventListener("click", async () => {
   }
   await forgetSignIn();
   $("home").hidden = true;
+  resetInbox();
   $("signout").hidden = true;
   $("signin").hidden = false;
   $("signin-error").textContent = t.signedOutEverywhere(answer.sessions_revoked);
 });
 
-window.addEventListener("online", () => { showNet(); sync(); if (getToken()) { loadTasks(); loadGridTasks(); loadLeave(); loadDevices(); loadQuietHours(); } });
-window.addEventListener("offline", () => { showNet(); if (getToken()) { loadGridTasks(); loadLeave(); } });
+window.addEventListener("online", () => { showNet(); sync(); if (getToken()) { loadTasks(); loadGridTasks(); loadLeave(); loadDevices(); loadQuietHours(); refreshInbox(); } });
+window.addEventListener("offline", () => { showNet(); if (getToken()) { loadGridTasks(); loadLeave(); refreshInbox(); } });
 // Back to the app (a push said a request waits or was decided, a task escalated): read again.
 document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible" && getToken() && !$("home").hidden) { loadGridTasks(); loadLeave(); }
+  if (document.visibilityState === "visible" && getToken() && !$("home").hidden) { loadGridTasks(); loadLeave(); refreshInbox(); }
 });
+// The service worker relays a push ("inbox-changed"): its notice is in the inbox.
 navigator.serviceWorker?.addEventListener("message", (e) => {
   if (e.data === "queue-changed") { showQueue(); showFlagged(); }
+  if (e.data === "inbox-changed") refreshInbox();
 });
 showNet();
 if ("serviceWorker" in navigator) {

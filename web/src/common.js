@@ -73,15 +73,16 @@ async function call(path, options = {}) {
 }
 
 /**
- * One page of a paginated list: its items and the `X-Pagination` header read (flask-smorest's
- * {total, total_pages, page, previous_page, next_page, ...}; null when the server sent none).
+ * One page of a paginated list: its items, the `X-Pagination` header read (flask-smorest's
+ * {total, total_pages, page, previous_page, next_page, ...}; null when the server sent none) and
+ * the answer's headers (the inbox's `X-Inbox-Cursor`).
  */
 export async function apiPage(path, { page = 1, pageSize = 50 } = {}) {
   const sep = path.includes("?") ? "&" : "?";
   const { data, headers } = await call(`${path}${sep}page_size=${pageSize}&page=${page}`);
   let pagination = null;
   try { pagination = JSON.parse(headers.get("X-Pagination") || "null"); } catch { /* no header */ }
-  return { items: data || [], pagination };
+  return { items: data || [], pagination, headers };
 }
 
 /**

@@ -49,22 +49,33 @@ self.addEventListener("message", (event) => {
   if (event.data === "sync") event.waitUntil(syncQueue().then(() => notifyClients(), () => notifyClients()));
 });
 
-async function notifyClients() {
-  for (const client of await self.clients.matchAll()) client.postMessage("queue-changed");
+async function notifyClients(message = "queue-changed") {
+  for (const client of await self.clients.matchAll()) client.postMessage(message);
 }
 
 self.addEventListener("push", (event) => {
   let data = {};
   try { data = event.data ? event.data.json() : {}; } catch { data = { body: event.data && event.data.text() }; }
   const title = data.title || "gridwork";
-  event.waitUntil(self.registration.showNotification(title, {
-    // The tag (collapse key, else message id): a push sent again replaces itself, not shown twice.
-    body: data.body || "", tag: data.tag || undefined, data,
-    icon: "/web/icons/icon-192.png",
-  }));
+  event.waitUntil(Promise.all([
+    self.registration.showNotification(title, {
+      // The tag (collapse key, else message id): a push sent again replaces itself, not shown twice.
+      body: data.body || "", tag: data.tag || undefined, data,
+      icon: "/web/icons/icon-192.png",
+    }),
+    // Every push is a notice in the inbox: the open app reads it again (its badge, its list).
+    notifyClients("inbox-changed"),
+  ]));
 });
 
+// Tapping the notification shows the app: the open one if there is (it reads its inbox again),
+// else a new one (which reads it as it starts).
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
-  event.waitUntil(self.clients.openWindow("/app"));
+  event.waitUntil((async () => {
+    const open = (await self.clients.matchAll({ type: "window" })).find((c) => new URL(c.url).pathname.startsWith("/app"));
+    if (!open) return self.clients.openWindow("/app");
+    open.postMessage("inbox-changed");
+    return open.focus();
+  })());
 });

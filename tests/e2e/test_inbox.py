@@ -1,0 +1,403 @@
+"""The inbox in the workers' app ("消息"): what the server told the worker, without push.
+
+Every notice lands in the inbox (`GET /notifications`), and push only mirrors it; in mainland
+China FCM reaches few phones. The app never read the inbox: a worker whose phone got no push
+never saw a leave decision, a swap request, nor that a task was about to be late.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from tests.e2e.conftest import screenshot
+from tests.e2e.test_account import own_account
+from tests.e2e.test_account_devices import another_phone
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def worker(context, page, e2e_engine):
+    """A fresh worker of the demo grid (nothing in their inbox), the app open; their id."""
+    from api.models import User
+
+    username = own_account(context, page)
+    with Session(e2e_engine) as session:
+        return session.scalar(select(User.id).where(User.username == username))
+
+
+@pytest.fixture
+def tell(e2e_engine):
+    """Notify a user through `notify()`, committed as the change that causes it would be."""
+    from api.models import Notification
+    from api.services.notifications import notify
+
+    made: list[int] = []
+
+    def told(user_id: int, kind: str, title: str, body: str = "", **data) -> int:
+        with Session(e2e_engine) as session:
+            (row,) = notify(session, [user_id], kind, title, body, data=data)
+            session.commit()
+            made.append(row.id)
+            return row.id
+
+    yield told
+    with Session(e2e_engine) as session:
+        session.execute(delete(Notification).where(Notification.id.in_(made)))
+        session.commit()
+
+
+@pytest.fixture
+def task_of(e2e_engine):
+    """A task dispatched to the user in their grid (removed after)."""
+    from api.models import Task, TaskEvent, User
+
+    made: list[int] = []
+
+    def task(user_id: int, title: str) -> int:
+        with Session(e2e_engine) as session:
+            user = session.get(User, user_id)
+            row = Task(
+                source="window",
+                type="help",
+                title=title,
+                grid_id=user.grids[0].id,
+                status="dispatched",
+                assignee_id=user_id,
+                due_at=datetime.now(UTC) + timedelta(hours=3),
+            )
+            session.add(row)
+            session.commit()
+            made.append(row.id)
+            return row.id
+
+    yield task
+    with Session(e2e_engine) as session:
+        session.execute(delete(TaskEvent).where(TaskEvent.task_id.in_(made)))
+        session.execute(delete(Task).where(Task.id.in_(made)))
+        session.commit()
+
+
+def read_at(e2e_engine, notification_id: int):
+    from api.models import Notification
+
+    with Session(e2e_engine) as session:
+        return session.scalar(
+            select(Notification.read_at).where(Notification.id == notification_id)
+        )
+
+
+def created_at(e2e_engine, notification_id: int) -> datetime:
+    from api.models import Notification
+
+    with Session(e2e_engine) as session:
+        return session.scalar(
+            select(Notification.created_at).where(Notification.id == notification_id)
+        )
+
+
+def beijing(at: datetime) -> str:
+    local = at.astimezone(UTC) + timedelta(hours=8)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def reopened(page) -> None:
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def back_to_the_app(page) -> None:
+    """What the browser fires when the worker returns to the app (a push read elsewhere)."""
+    page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+
+
+def notice(page, notification_id: int):
+    return page.locator(f"#inbox-list li.notice[data-id='{notification_id}']")
+
+
+def test_the_header_badge_counts_a_notice_that_arrives_while_the_app_is_open(page, worker, tell):
+    badge = page.locator("#inbox-badge")
+    expect(page.locator("#inbox-link")).to_be_visible()
+    expect(badge).to_be_hidden()  # nothing unread
+    expect(page.locator("#inbox-list")).to_contain_text("暂无消息")
+
+    tell(worker, "leave_decided", "请假已批准", "12月8日至12月9日")
+    back_to_the_app(page)
+    expect(badge).to_have_text("1")
+    expect(page.locator("#inbox-list li.notice.unread")).to_have_count(1)
+
+
+def test_the_inbox_lists_notices_newest_first_in_chinese_unread_marked(
+    page, worker, tell, e2e_engine
+):
+    older = tell(worker, "roster_published", "2026-W50 排班已发布", "12月7日至12月13日的班次已排好")
+    newer = tell(worker, "task_deadline_warning", "任务即将超期", "楼道堆放杂物", task_id=1)
+    reopened(page)
+    items = page.locator("#inbox-list li.notice")
+    expect(items).to_have_count(2)
+    assert [int(i) for i in items.evaluate_all("(li) => li.map((x) => x.dataset.id)")] == [
+        newer,
+        older,
+    ]
+    first = notice(page, newer)
+    expect(first).to_have_class("notice unread")
+    expect(first.locator(".notice-kind")).to_have_text("即将超期")
+    expect(first.locator(".notice-title")).to_have_text("任务即将超期")
+    expect(first.locator(".notice-body")).to_have_text("楼道堆放杂物")
+    expect(first.locator(".notice-time")).to_have_text(beijing(created_at(e2e_engine, newer)))
+    expect(notice(page, older).locator(".notice-kind")).to_have_text("排班")
+    expect(page.locator("#inbox-badge")).to_have_text("2")
+    expect(page.locator("#inbox h2")).to_have_text("消息")
+
+
+def test_tapping_a_task_notice_reads_it_and_opens_the_task(page, worker, tell, task_of, e2e_engine):
+    task = task_of(worker, "井盖松动")
+    told = tell(worker, "task_dispatched", "新任务", "井盖松动", task_id=task)
+    reopened(page)
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+    assert read_at(e2e_engine, told) is None
+
+    notice(page, told).click()
+    expect(notice(page, told)).to_have_class("notice")  # read
+    expect(page.locator("#inbox-badge")).to_be_hidden()
+    assert read_at(e2e_engine, told) is not None
+    card = page.locator(f"#tasks li.task[data-id='{task}']")
+    expect(card).to_have_class("task focus")
+    expect(card).to_be_in_viewport()
+
+
+def test_a_task_notice_arriving_with_its_task_opens_it_though_the_list_was_older(
+    page, worker, tell, task_of
+):
+    """The task list was read before the task existed: tapping its notice reads it again."""
+    task = task_of(worker, "路灯不亮")
+    told = tell(worker, "task_dispatched", "新任务", "路灯不亮", task_id=task)
+    back_to_the_app(page)
+    notice(page, told).click()
+    expect(page.locator(f"#tasks li.task[data-id='{task}']")).to_have_class("task focus")
+
+
+def test_tapping_a_leave_notice_opens_the_leave(context, page, worker, tell, e2e_engine):
+    from api.models import Leave
+    from api.services.weeks import LOCAL
+
+    start = datetime.now(UTC).astimezone(LOCAL).date() + timedelta(days=20)
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    answer = context.request.post(
+        "/api/v1/leaves",
+        data={"start_date": str(start), "end_date": str(start), "reason": "家中有事"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status == 201, answer.text()
+    leave = answer.json()["id"]
+    try:
+        told = tell(worker, "leave_decided", "请假已批准", str(start), leave_id=leave)
+        back_to_the_app(page)
+        notice(page, told).click()
+        item = page.locator(f"#leave li.leave[data-id='{leave}']")
+        expect(item).to_have_class("leave focus")
+        expect(item).to_be_in_viewport()
+    finally:
+        with Session(e2e_engine) as session:
+            session.execute(delete(Leave).where(Leave.id == leave))
+            session.commit()
+
+
+def test_tapping_a_retired_device_notice_opens_it_in_the_device_list(context, page, worker, tell):
+    phone = another_phone(context, page)
+    told = tell(worker, "device_retired", "有一台设备收不到推送了", "安卓手机", device_id=phone)
+    back_to_the_app(page)
+    expect(notice(page, told).locator(".notice-kind")).to_have_text("设备")
+    notice(page, told).click()
+    expect(page.locator(f"#devices li[data-id='{phone}']")).to_have_class("device focus")
+
+
+def test_tapping_a_roster_notice_opens_the_week(page, worker, tell):
+    told = tell(worker, "roster_published", "排班已发布", "", week="2026-W50")
+    back_to_the_app(page)
+    notice(page, told).click()
+    expect(page.locator("#week-card")).to_have_class("card focus")
+
+
+def test_mark_all_read_leaves_a_notice_that_arrived_after_the_poll_unread(
+    page, worker, tell, e2e_engine
+):
+    """The poll's cursor goes with "全部标为已读": a notice that arrived after it stays unread.
+    (One the list showed is marked even when a transaction running elsewhere in the database
+    held the cursor back: the app acknowledges those it showed one by one.)"""
+    seen = tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(notice(page, seen)).to_be_visible()
+    unseen = tell(worker, "shift_swap_requested", "换班申请", "周三 B岗")  # after the poll
+    page.click("#inbox-ack-all")
+    expect(notice(page, seen)).to_have_class("notice")
+    assert read_at(e2e_engine, seen) is not None
+    assert read_at(e2e_engine, unseen) is None
+    # Read again after marking: the one that arrived meanwhile is shown, unread.
+    expect(notice(page, unseen)).to_have_class("notice unread")
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+
+
+def test_mark_all_read_marks_what_it_showed_though_a_long_transaction_held_the_cursor_back(
+    page, worker, tell, e2e_engine
+):
+    """A transaction running elsewhere holds the cursor below the notices the list shows: the
+    server's ack-all leaves them unread ("poll and acknowledge again"), and the badge stayed."""
+    from sqlalchemy import text
+
+    with e2e_engine.connect() as long_running:
+        long_running.execute(text("SELECT pg_current_xact_id()"))  # holds an xid, open
+        seen = tell(worker, "leave_decided", "请假已批准")
+        reopened(page)
+        expect(notice(page, seen)).to_be_visible()
+        unseen = tell(worker, "shift_swap_requested", "换班申请")
+        page.click("#inbox-ack-all")
+        expect(notice(page, unseen)).to_have_class("notice unread")
+        expect(notice(page, seen)).to_have_class("notice")
+        assert read_at(e2e_engine, seen) is not None
+        assert read_at(e2e_engine, unseen) is None
+        expect(page.locator("#inbox-badge")).to_have_text("1")
+        long_running.rollback()
+
+
+def test_more_pages_on_through_older_notices(page, worker, tell):
+    ids = [tell(worker, "task_updated", f"任务有更新 {n:02d}") for n in range(23)]
+    reopened(page)
+    items = page.locator("#inbox-list li.notice")
+    expect(items).to_have_count(20)
+    more = page.locator("#inbox-more")
+    expect(more).to_have_text("更多")
+    more.click()
+    expect(items).to_have_count(23)
+    expect(more).to_be_hidden()
+    shown = [int(i) for i in items.evaluate_all("(li) => li.map((x) => x.dataset.id)")]
+    assert shown == ids[::-1]
+
+
+def test_offline_the_inbox_says_so_and_keeps_the_list(context, page, worker, tell):
+    told = tell(worker, "leave_requested", "新的请假申请")
+    reopened(page)
+    expect(notice(page, told)).to_be_visible()
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    back_to_the_app(page)
+    expect(page.locator("#inbox-status")).to_contain_text("离线")
+    expect(notice(page, told)).to_be_visible()
+    page.click("#inbox-ack-all")
+    expect(page.locator("#inbox-status")).to_contain_text("需要联网")
+    notice(page, told).click()
+    # Not read: nothing reached the server.
+    expect(notice(page, told)).to_have_class("notice unread")
+    context.set_offline(False)
+    page.wait_for_function("() => navigator.onLine")
+    expect(page.locator("#inbox-status")).to_have_text("")
+
+
+def test_a_notice_gone_from_the_server_is_said_in_chinese_with_its_detail(
+    page, worker, tell, e2e_engine
+):
+    from api.models import Notification
+
+    told = tell(worker, "report_ready", "2026-W49 走访覆盖率周报")
+    reopened(page)
+    with Session(e2e_engine) as session:
+        session.execute(delete(Notification).where(Notification.id == told))
+        session.commit()
+    notice(page, told).click()
+    status = page.locator("#inbox-status")
+    expect(status.locator(".why")).to_have_text("这条消息已不在服务器上。")
+    expect(status.locator(".server-reason")).to_contain_text(f"Notification {told} not found")
+
+
+def test_a_push_relayed_by_the_service_worker_reads_the_inbox_again(page, worker, tell):
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    tell(worker, "task_escalated", "任务已超期")
+    page.evaluate(
+        """() => navigator.serviceWorker.dispatchEvent(
+            new MessageEvent('message', { data: 'inbox-changed' }))"""
+    )
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+
+
+def test_the_service_worker_tells_the_page_of_a_push(context, page, worker):
+    """The worker's `push` handler relays it to the open pages ("inbox-changed")."""
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    page.evaluate(
+        """() => { window.relayed = [];
+          navigator.serviceWorker.addEventListener(
+            'message', (e) => window.relayed.push(e.data)); }"""
+    )
+    cdp = context.new_cdp_session(page)
+    registrations: list[str] = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(
+            r["registrationId"] for r in event["registrations"] if "/app" in r["scopeURL"]
+        ),
+    )
+    cdp.send("ServiceWorker.enable")
+    page.wait_for_timeout(300)
+    assert registrations
+    origin = page.evaluate("() => location.origin")
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {"origin": origin, "registrationId": registrations[0], "data": '{"title": "新任务"}'},
+    )
+    page.wait_for_function("() => window.relayed.includes('inbox-changed')")
+
+
+def test_the_open_app_reads_the_inbox_again_every_three_minutes(context, page, worker, tell):
+    """A phone left open on the app, no push reaching it: a notice shows within the timer."""
+    page.clock.install()
+    reopened(page)
+    told = tell(worker, "task_deadline_warning", "任务即将超期")
+    page.clock.run_for(60_000)
+    expect(notice(page, told)).to_have_count(0)  # not yet: read every three minutes
+    page.clock.run_for(2 * 60_000 + 1_000)
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+    expect(notice(page, told)).to_be_visible()
+
+
+def test_a_session_ended_elsewhere_clears_the_inbox(context, page, worker, tell):
+    tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    answer = context.request.post(
+        "/api/v1/auth/logout-all", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.ok, answer.text()
+    back_to_the_app(page)
+    page.locator("#signin").wait_for(state="visible")
+    expect(page.locator("#inbox-link")).to_be_hidden()
+    expect(page.locator("#inbox-list li.notice")).to_have_count(0)
+
+
+def test_in_english_the_inbox_speaks_english(page, worker, tell):
+    tell(worker, "leave_decided", "请假已批准")
+    page.goto("/app?lang=en")
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#inbox h2")).to_have_text("Messages")
+    expect(page.locator("#inbox-ack-all")).to_have_text("Mark all read")
+    expect(page.locator("#inbox-list li.notice .notice-kind")).to_have_text("Leave")
+
+
+def test_on_a_phone_the_inbox_fits_and_its_controls_are_tall_enough(page, worker, tell):
+    page.set_viewport_size(PHONE)
+    for n in range(22):
+        tell(worker, "task_updated", f"任务有更新 {n:02d}", "一段较长的说明文字" * 6)
+    reopened(page)
+    expect(page.locator("#inbox-badge")).to_have_text("22")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    for control in ("#inbox-link", "#inbox-ack-all", "#inbox-more", "#inbox-list li.notice"):
+        box = page.locator(control).first.bounding_box()
+        assert box["height"] >= 40, control
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], control
+    page.click("#inbox-link")
+    expect(page.locator("#inbox")).to_be_in_viewport()
+    screenshot(page, "app-inbox")
