@@ -75,7 +75,7 @@ const TEXT = {
     noticeKinds: {
       task_dispatched: "新任务", task_reassigned: "改派", task_deadline_warning: "即将超期", task_escalated: "升级",
       task_unassigned: "待分派", task_resolved: "待回访", task_transferred: "转办", task_updated: "任务",
-      roster_published: "排班", roster_changed: "排班", shift_swap_requested: "换班", shift_swap_cancelled: "换班",
+      roster_published: "排班", roster_changed: "排班", roster_short: "缺岗", shift_swap_requested: "换班", shift_swap_cancelled: "换班",
       shift_swap_rejected: "换班", shift_swap_expired: "换班", leave_requested: "请假", leave_decided: "请假",
       leave_cancelled: "请假", leave_shortened: "请假", report_ready: "周报", device_retired: "设备",
     },
@@ -226,7 +226,7 @@ const TEXT = {
     noticeKinds: {
       task_dispatched: "New task", task_reassigned: "Reassigned", task_deadline_warning: "Due soon", task_escalated: "Escalated",
       task_unassigned: "To assign", task_resolved: "To call back", task_transferred: "Transferred", task_updated: "Task",
-      roster_published: "Roster", roster_changed: "Roster", shift_swap_requested: "Swap", shift_swap_cancelled: "Swap",
+      roster_published: "Roster", roster_changed: "Roster", roster_short: "Short-staffed", shift_swap_requested: "Swap", shift_swap_cancelled: "Swap",
       shift_swap_rejected: "Swap", shift_swap_expired: "Swap", leave_requested: "Leave", leave_decided: "Leave",
       leave_cancelled: "Leave", leave_shortened: "Leave", report_ready: "Report", device_retired: "Device",
     },
