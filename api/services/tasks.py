@@ -230,6 +230,17 @@ def _point(location: dict) -> tuple[float, float]:
     return point.x, point.y
 
 
+def _require_in_register(household: Household, now: datetime) -> None:
+    """A task is not opened for, nor moved to, a household that has left the register (a door
+    where nobody of the register lives: a 422 saying when); the place can still be given."""
+    if household.removed_at is not None and household.removed_at <= now:
+        message = (
+            f"Household {household.id} left the register on {household.removal_date} "
+            f"({household.removal_reason}); give the place (location) instead."
+        )
+        raise errors.Unprocessable(message, errors={"json": {"household_id": [message]}})
+
+
 def create_task(
     session: Session,
     scope: Scope | None,
@@ -273,6 +284,9 @@ def create_task(
                 f"Household {data['household_id']} not found.",
                 errors={"json": {"household_id": ["Not found."]}},
             )
+        if source != "visit":
+            # A visit made before the removal (taken, however late it synced) is followed up.
+            _require_in_register(household, now)
         grid = session.get(Grid, household.grid_id)
         location = household.location
     elif point is not None and grid is not None:
@@ -786,6 +800,7 @@ def move_task(
         ):
             message = f"Household {household_id} is not one of grid {grid_code}."
             raise errors.Unprocessable(message, errors={"json": {"household_id": [message]}})
+        _require_in_register(household, now)
     point = None
     if location is not None:
         lon, lat = _point(location)

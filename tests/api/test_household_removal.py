@@ -368,6 +368,45 @@ def test_a_visit_after_a_removal_made_today_is_refused(client, world, home):
     assert result["code"] == "household-removed"
 
 
+def test_a_task_is_not_opened_for_a_household_that_left_the_register(client, world, home, session):
+    """A hotline ticket or a leader's task naming the household was opened, dispatched and
+    counted for a door where nobody lives any more: a 422 saying when it left, nothing opened.
+    The place can still be given (`location`)."""
+    from api.models import Task
+
+    remove(client, world, home, effective_date=(TODAY - timedelta(days=1)).isoformat())
+    body = {"source": "leader", "title": "楼道堆物", "household_id": home.id}
+    response = client.post("/api/v1/tasks", json=body, headers=world.auth("leader_a"))
+    assert response.status_code == 422, response.json
+    assert "left the register" in response.json["detail"]
+    assert response.json["errors"]["json"]["household_id"]
+    assert session.scalar(select(Task.id).where(Task.household_id == home.id)) is None
+    at_the_door = {
+        "source": "leader",
+        "title": "楼道堆物",
+        "location": dict(zip(("lon", "lat"), DOOR)),
+    }
+    assert (
+        client.post("/api/v1/tasks", json=at_the_door, headers=world.auth("leader_a")).status_code
+        == 201
+    )
+
+
+def test_a_follow_up_of_a_visit_made_before_the_removal_is_still_opened(
+    client, world, home, session
+):
+    """The visit is taken (made while the household was in the register): what it found is
+    followed up, at the household's place."""
+    from api.models import Task
+
+    remove(client, world, home, effective_date=(TODAY - timedelta(days=2)).isoformat())
+    made = at_local(TODAY - timedelta(days=2), 18)
+    item = visit_item(home, at=made, follow_up=True, follow_up_note="水管漏水")
+    [result] = sync(client, world, item)
+    assert result["status"] == "created", result
+    assert session.scalar(select(Task.source).where(Task.household_id == home.id)) == "visit"
+
+
 def test_a_worker_of_another_grid_is_told_the_removed_household_is_not_found(client, world, home):
     assert remove(client, world, home).status_code == 201
     [result] = sync(client, world, visit_item(home, at=NOW), user="worker_a2")

@@ -394,3 +394,15 @@ def test_the_grid_a_reopened_task_goes_to_is_looked_up_in_its_community_only(
     assert grid_service.locate(session, 116.4025, 39.9275, community_code=A).id == new["id"]
     r = reopen(client, world, task.id)
     assert (r.status_code, r.json["grid_code"]) == (200, A + "004")
+
+
+def test_a_task_is_not_moved_to_a_household_that_left_the_register(client, world, session):
+    """As it is not opened for one: the right address's household gone, the place is given."""
+    task = make_task(session, now=T0)
+    gone = world.households[A2][0]
+    gone.removed_at, gone.removal_date, gone.removal_reason = T0, TODAY, "demolished"
+    session.flush()
+    r = move(client, world, "leader_a", task.id, location=None, household_id=gone.id)
+    assert r.status_code == 422, r.json
+    assert "left the register" in r.json["errors"]["json"]["household_id"][0]
+    assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
