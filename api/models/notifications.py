@@ -36,10 +36,16 @@ NOTIFICATION_KINDS = (
     # One of the user's devices was retired by the push worker as unreachable: nothing goes to
     # it any more (`devices.tell_retired`).
     "device_retired",
+    # A visit found a household of the register gone (outcome moved_out): those who keep the
+    # register are asked to take it out (`household_removal.suggest_removals`).
+    "household_moved_out",
 )
 # Notices whose body is a task's title: free text typed from a 12345 call or at the window,
 # which may name a resident and their circumstances (push.Message.personal).
-PERSONAL_KINDS = frozenset(kind for kind in NOTIFICATION_KINDS if kind.startswith("task_"))
+# A household's address, with what a visit found there, too.
+PERSONAL_KINDS = frozenset(
+    kind for kind in NOTIFICATION_KINDS if kind.startswith("task_") or kind == "household_moved_out"
+)
 
 
 class XID8(UserDefinedType):

@@ -13,13 +13,15 @@ household removed is one nobody has to visit any more, the figure a worker is me
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models import Grid, Household
+from api.models import Grid, Household, Notification
 from api.models.reports import HouseholdHistory
 from api.models.visits import Visit
 from api.scope import Scope
@@ -28,6 +30,55 @@ from api.services.weeks import LOCAL
 
 # The listing's choices (`GET /households?status=`).
 STATUSES = ("active", "removed", "all")
+
+
+# A household a visit found gone is told of once in this time to each who may remove it: a
+# worker recording it again at each weekly round is no new notice.
+MOVED_OUT_NOTICE_EVERY = timedelta(days=7)
+
+
+def suggest_removals(session: Session, visits: Sequence[Any]) -> None:
+    """A visit finding its household gone (outcome `moved_out`) tells whoever may take it out
+    of the register: the grid's leader, else the community's admins (`tasks.overseers`). The
+    worker at the door may not (`require_remover`), and a household left in the register stays
+    due every week. Once a week a household and reader; none for one already out of it."""
+    from api.services.notifications import notify
+    from api.services.tasks import overseers
+
+    found = {v.household_id: v for v in visits if v.outcome == "moved_out" and v.household_id}
+    if not found:
+        return
+    gone = session.scalars(
+        select(Household)
+        .where(Household.id.in_(sorted(found)), Household.removed_at.is_(None))
+        .order_by(Household.id)
+    )
+    for household in gone:
+        visit = found[household.id]
+        now = visit.received_at or visit.visited_at
+        grid = session.get(Grid, household.grid_id)
+        key = f"household:{household.id}:moved_out"
+        readers = overseers(session, grid, now=now, district=False)
+        told = set(
+            session.scalars(
+                select(Notification.user_id).where(
+                    Notification.user_id.in_(readers),
+                    Notification.created_at > now - MOVED_OUT_NOTICE_EVERY,
+                    Notification.collapse_key == key,
+                )
+            )
+        )
+        address = " ".join(p for p in (household.building, household.unit, household.room) if p)
+        notify(
+            session,
+            [user for user in readers if user not in told],
+            "household_moved_out",
+            "住户可能已搬离",
+            f"{grid.name or grid.code} {address}：走访记录为“已搬离”。如属实，请将其移出登记册。",
+            data={"household_id": household.id, "visit_id": visit.id},
+            collapse_key=key,
+            now=now,
+        )
 
 
 def require_remover(scope: Scope, grid: Grid) -> None:

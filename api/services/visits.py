@@ -128,13 +128,16 @@ def on_visits_stored(session: Session, visits: Sequence[Visit | StoredVisit]) ->
 
     Runs after the visits are flushed and before the view commits, so anything it writes is
     committed (or lost) together with them; replays (duplicates) never reach it. A visit
-    flagged for follow-up becomes a task for its grid (source `visit`, one per visit).
+    flagged for follow-up becomes a task for its grid (source `visit`, one per visit); one
+    finding its household gone (`moved_out`) asks the register's keepers to take it out.
     """
+    from api.services.household_removal import suggest_removals
     from api.services.tasks import task_from_visit
 
     for visit in visits:
         if visit.follow_up:
             task_from_visit(session, visit)
+    suggest_removals(session, visits)
 
 
 def _result(item_id: Any, status: str, *, visit: Visit | None = None, **extra) -> dict:

@@ -384,7 +384,7 @@ def test_a_task_is_not_opened_for_a_household_that_left_the_register(client, wor
     at_the_door = {
         "source": "leader",
         "title": "楼道堆物",
-        "location": dict(zip(("lon", "lat"), DOOR)),
+        "location": {"lon": DOOR[0], "lat": DOOR[1]},
     }
     assert (
         client.post("/api/v1/tasks", json=at_the_door, headers=world.auth("leader_a")).status_code
@@ -405,6 +405,46 @@ def test_a_follow_up_of_a_visit_made_before_the_removal_is_still_opened(
     [result] = sync(client, world, item)
     assert result["status"] == "created", result
     assert session.scalar(select(Task.source).where(Task.household_id == home.id)) == "visit"
+
+
+def moved_out_notices(session, user) -> list:
+    from api.models import Notification
+
+    return session.scalars(
+        select(Notification).where(
+            Notification.user_id == user.id, Notification.kind == "household_moved_out"
+        )
+    ).all()
+
+
+def test_a_visit_finding_the_household_gone_tells_the_grids_leader_once_a_week(
+    client, world, home, session
+):
+    """The worker at the door learns the family left (outcome moved_out) but may not take the
+    household out of the register: the grid's leader, who may, heard nothing, and the
+    household stayed due every week. The leader is told, at most once a week a household (a
+    worker recording it again each week is not a notice each time)."""
+    made = at_local(TODAY, 10)
+    [result] = sync(client, world, visit_item(home, at=made, outcome="moved_out"))
+    assert result["status"] == "created", result
+    [notice] = moved_out_notices(session, world.users["leader_a"])
+    assert notice.data == {"household_id": str(home.id), "visit_id": result["id"]}
+    assert "909" in notice.body and "移出" in notice.body
+    assert moved_out_notices(session, world.users["worker_a1"]) == []
+    sync(client, world, visit_item(home, at=made + timedelta(hours=1), outcome="moved_out"))
+    assert len(moved_out_notices(session, world.users["leader_a"])) == 1
+
+
+def test_no_notice_for_a_household_already_out_of_the_register_or_found_home(
+    client, world, home, session
+):
+    sync(client, world, visit_item(home, at=at_local(TODAY, 9), outcome="met"))
+    assert moved_out_notices(session, world.users["leader_a"]) == []
+    remove(client, world, home, effective_date=TODAY.isoformat())
+    before = at_local(TODAY, 8)  # made before it left, synced late: taken, no notice
+    [late] = sync(client, world, visit_item(home, at=before, outcome="moved_out"))
+    assert late["status"] == "created", late
+    assert moved_out_notices(session, world.users["leader_a"]) == []
 
 
 def test_a_worker_of_another_grid_is_told_the_removed_household_is_not_found(client, world, home):
