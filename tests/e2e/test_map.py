@@ -453,6 +453,27 @@ def test_a_link_with_a_week_the_server_refuses_says_why(page):
     assert page.inner_text("#map-status") == said
 
 
+def test_the_map_says_when_it_cannot_reach_the_server_for_its_tiles(page):
+    """A tile that never got an answer (the network down, the server or its proxy unreachable:
+    MapLibre's error has status 0) was dropped without a word, as a refusal once was: the
+    leader watched an empty map. It is said, in Chinese, and goes once a tile is drawn again."""
+    reachable = {"yes": True}
+    page.route(
+        "**/api/v1/tiles/**",
+        lambda route: (
+            route.continue_() if reachable["yes"] else route.abort("internetdisconnected")
+        ),
+    )
+    open_map(page)
+    reachable["yes"] = False
+    page.evaluate("() => window.gridworkMap.jumpTo({zoom: window.gridworkMap.getZoom() - 2})")
+    page.wait_for_selector("#map-status:not([hidden])")
+    assert page.inner_text("#map-status") == "地图图层读取失败：无法连接服务器，请检查网络后再试"
+    reachable["yes"] = True
+    page.evaluate("() => window.gridworkMap.jumpTo({zoom: window.gridworkMap.getZoom() + 3})")
+    page.wait_for_selector("#map-status", state="hidden")
+
+
 @pytest.fixture
 def suspect_visit(e2e_engine):
     """A visit this week recorded ~130 m from its household's door, graded suspect."""

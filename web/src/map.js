@@ -17,7 +17,7 @@ const TEXT = {
     lastAttempt: "上次上门未遇",
     badLogin: "用户名或密码错误", signinFailed: "登录失败：", accounts: "账号管理",
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
-    tilesFailed: "地图图层读取失败：",
+    tilesFailed: "地图图层读取失败：", unreachable: "无法连接服务器，请检查网络后再试",
     here: (n) => `此处共 ${n} 项`, back: "← 返回列表", task: "任务", entrance: "楼门",
     entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
     mustVisitDue: "有必访对象本周未访", zoomIn: "放大地图",
@@ -46,6 +46,7 @@ const TEXT = {
     lastAttempt: "Last attempt, nobody home",
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
     tilesFailed: "The map's layers could not be read: ",
+    unreachable: "the server cannot be reached; check the network and try again",
     here: (n) => `${n} items here`, back: "← Back to the list", task: "Task", entrance: "Entrance",
     entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
     mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in",
@@ -352,8 +353,10 @@ function showMapStatus(text) {
   el.hidden = !text;
 }
 
-/** Why the server refused a tile (MapLibre's AJAXError: its status and the problem's body). */
+/** Why the server refused a tile (MapLibre's AJAXError: its status and the problem's body).
+ * Status 0: no answer came (the network down, the server or its proxy unreachable). */
 async function tileProblem(error) {
+  if (error.status === 0) return t.unreachable;
   let detail = "";
   try {
     const body = JSON.parse(await error.body.text());
@@ -404,13 +407,14 @@ function start() {
   keepFresh();
   // A tile refused with 401 (the token expired while the computer slept): refresh, then fetch
   // the layers' tiles again. When the session itself is over, the page asks to sign in.
-  // Any other refusal (a bad week in the link: 422; the server busy: 503) is said on the map,
-  // until a tile is drawn again: dropped silently, it left the leader an empty district.
+  // Any other refusal (a bad week in the link: 422; the server busy: 503), or no answer at all
+  // (status 0: offline, the server unreachable), is said on the map, until a tile is drawn
+  // again: dropped silently, it left the leader an empty district.
   let refreshing = false;
   let tilesFailed = "";
   map.on("error", async (e) => {
     const status = e.error?.status;
-    if (status && status !== 401 && LAYERS.includes(e.sourceId)) {
+    if (typeof status === "number" && status !== 401 && LAYERS.includes(e.sourceId)) {
       tilesFailed = t.tilesFailed + (await tileProblem(e.error));
       showMapStatus(tilesFailed);
       return;
