@@ -425,6 +425,98 @@ def test_the_week_chosen_is_kept_in_the_url_across_a_reload(page):
     assert page.input_value("#week") == last_week
 
 
+GRID_POINT = """(code) => {
+  const map = window.gridworkMap;
+  const f = map.querySourceFeatures('grids', {sourceLayer: 'grids'})
+    .find(f => f.properties.code === code);
+  const ring = f.geometry.type === 'Polygon' ? f.geometry.coordinates[0] : f.geometry.coordinates[0][0];
+  const lon = ring.reduce((s, c) => s + c[0], 0) / ring.length;
+  const lat = ring.reduce((s, c) => s + c[1], 0) / ring.length;
+  const p = map.project([lon, lat]);
+  return {x: p.x, y: p.y};
+}"""
+
+WEEK_DRAWN = """(week) => {
+  const map = window.gridworkMap;
+  return map.loaded() && map.areTilesLoaded() &&
+    map.querySourceFeatures('grids', {sourceLayer: 'grids'}).some(f => f.properties.week === week) &&
+    map.querySourceFeatures('grids', {sourceLayer: 'grids'}).every(f => f.properties.week === week);
+}"""
+
+
+@pytest.fixture()
+def visited_last_week(e2e_engine):
+    """Three households of the demo grid visited last week (found at home), one tried in vain."""
+    import uuid
+
+    from geoalchemy2.shape import to_shape
+
+    from api.models import Grid, Household, User, Visit
+    from api.services.weeks import week_of
+
+    when = datetime.now(UTC) - timedelta(days=7)
+    with Session(e2e_engine) as session:
+        grid = session.scalar(select(Grid).where(Grid.code == DEMO_GRID))
+        worker = session.scalar(select(User).where(User.username == "worker01"))
+        households = session.scalars(
+            select(Household).where(Household.grid_id == grid.id).order_by(Household.id.desc())
+        ).all()[:4]
+        ids = [uuid.uuid4() for _ in households]
+        for household, id_, outcome in zip(households, ids, ["met"] * 3 + ["nobody_home"]):
+            session.add(
+                Visit(
+                    id=id_,
+                    worker_id=worker.id,
+                    household_id=household.id,
+                    grid_id=grid.id,
+                    visited_at=when,
+                    utc_offset_minutes=480,
+                    week=week_of(when),
+                    location=household.location,
+                    datum="wgs84",
+                    outcome=outcome,
+                    grade="ok",
+                    raw_lon=to_shape(household.location).x,
+                    raw_lat=to_shape(household.location).y,
+                )
+            )
+        session.commit()
+    return week_of(when)
+
+
+def test_a_past_weeks_grid_popup_names_its_week_and_reads_that_weeks_report(
+    page, visited_last_week
+):
+    """The grid popup said "本周走访覆盖率" (this week's coverage) whatever week was shown, and a
+    popup open when the week was switched stayed, still showing the other week's figures under
+    the new week's map. A switch now closes it, and a past week's popup names its week, with the
+    figures that week's report gives the leader."""
+    last_week = visited_last_week
+    open_map(page)
+    point = page.evaluate(GRID_POINT, DEMO_GRID)
+    page.mouse.click(point["x"], point["y"])
+    popup = page.locator(".grid-popup")
+    popup.wait_for()
+    assert "本周走访覆盖率" in popup.inner_text()
+    page.fill("#week", last_week)
+    page.dispatch_event("#week", "change")
+    page.wait_for_function(WEEK_DRAWN, arg=last_week)
+    assert popup.count() == 0  # this week's figures are not left over last week's map
+    page.mouse.click(point["x"], point["y"])
+    popup.wait_for()
+    assert f"{last_week} 走访覆盖率" in popup.inner_text()
+    assert "本周" not in popup.inner_text()
+    report = page.evaluate(
+        """async (week) => (await (await fetch(`/api/v1/reports/coverage?week=${week}`, {
+             headers: {Authorization: `Bearer ${localStorage.getItem('gridwork.token')}`}})).json())""",
+        last_week,
+    )
+    row = next(g for g in report["grids"] if g["code"] == DEMO_GRID)
+    assert int(popup.locator(".households").inner_text()) == row["households"]
+    assert int(popup.locator(".visited").inner_text()) == row["visited"]
+    assert popup.locator(".coverage").inner_text() == f"{row['coverage']}%"
+
+
 # --- tiles the server refuses ---------------------------------------------------------------------
 def test_the_map_says_when_the_server_refuses_its_tiles(page):
     """A refused tile (the server busy, a 503) was dropped without a word: the leader looked at

@@ -9,8 +9,11 @@ import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
 const TEXT = {
   zh: {
     title: "网格地图", username: "用户名", password: "密码", signIn: "登录", signOut: "退出",
-    week: "周", other: "English", coverage: "本周走访覆盖率", households: "住户", visited: "已走访",
-    grid: "网格", legendGrids: "网格覆盖率", legendHouseholds: "住户走访", visitedWeek: "本周已访",
+    week: "周", other: "English",
+    // The week's words: "this week" only for the week under way (a past week is named).
+    coverage: (w) => (w === isoWeek() ? "本周走访覆盖率" : `${w} 走访覆盖率`), households: "住户", visited: "已走访",
+    grid: "网格", legendGrids: "网格覆盖率", legendHouseholds: "住户走访",
+    visitedWeek: (w) => (w === isoWeek() ? "本周已访" : "该周已访"),
     due: "待访", overdue: "逾期未访", mustVisit: "必访对象", tasks: "任务", taskOpen: "进行中",
     taskOverdue: "已超期", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
@@ -37,9 +40,10 @@ const TEXT = {
   },
   en: {
     title: "Grid map", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
-    week: "Week", other: "中文", coverage: "Coverage this week", households: "Households",
+    week: "Week", other: "中文",
+    coverage: (w) => (w === isoWeek() ? "Coverage this week" : `Coverage in ${w}`), households: "Households",
     visited: "Visited", grid: "Grid", legendGrids: "Grid coverage", legendHouseholds: "Household visits",
-    visitedWeek: "Visited this week", due: "Due", overdue: "Overdue", mustVisit: "Must-visit",
+    visitedWeek: (w) => (w === isoWeek() ? "Visited this week" : "Visited that week"), due: "Due", overdue: "Overdue", mustVisit: "Must-visit",
     tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
     never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ", accounts: "Accounts",
@@ -147,7 +151,7 @@ function legend() {
     <div>${swatch("#d73027")}0%</div><div>${swatch("#fee08b")}50%</div>
     <div>${swatch("#a6d96a")}80%</div><div>${swatch("#1a9850")}100%</div>
     <h3>${t.legendHouseholds}</h3>
-    <div>${swatch(COLORS.visited, true)}${t.visitedWeek}</div>
+    <div>${swatch(COLORS.visited, true)}${t.visitedWeek(week)}</div>
     <div>${swatch(COLORS.due, true)}${t.due}</div>
     <div>${swatch(COLORS.overdue, true)}${t.overdue}</div>
     <div><i class="dot must-visit"></i>${t.mustVisit}</div>
@@ -166,7 +170,7 @@ function gridPopup(p) {
     <table>
       <tr><td>${t.households}</td><td class="households">${p.households}</td></tr>
       <tr><td>${t.visited}</td><td class="visited">${p.visited}</td></tr>
-      <tr><td>${t.coverage}</td><td class="coverage">${Math.round(p.coverage * 1000) / 10}%</td></tr>
+      <tr><td>${t.coverage(p.week)}</td><td class="coverage">${Math.round(p.coverage * 1000) / 10}%</td></tr>
     </table></div>`;
 }
 
@@ -200,7 +204,7 @@ async function visitDetail(p, box, back) {
   }
 }
 
-const statusText = (status) => ({ visited: t.visitedWeek, due: t.due, overdue: t.overdue }[status] || status);
+const statusText = (status) => ({ visited: t.visitedWeek(week), due: t.due, overdue: t.overdue }[status] || status);
 const place = (p) => [p.building, p.unit, p.room].filter(Boolean).join("-");
 // Below z16 a household feature stands for a stair entrance: `households` of them at one point
 // (api/services/tiles.py households_features), with their worst status; its id is merely the
@@ -305,6 +309,7 @@ function clickPopup(map, e) {
   const grid = unique.find((f) => f.layer.id === "grids-fill");
   if (!things.length && !grid) return;
   const popup = new maplibregl.Popup({ maxWidth: "340px" }).setLngLat(e.lngLat);
+  openPopup = popup;
   const box = document.createElement("div");
   const backButton = things.length > 1 ? `<button type="button" class="back">${t.back}</button>` : "";
   const list = () => {
@@ -346,6 +351,9 @@ function clickPopup(map, e) {
   else list();
   popup.setDOMContent(box).addTo(map);
 }
+
+// The popup open now: its figures are the week's it was opened in (closed when the week changes).
+let openPopup = null;
 
 function showMapStatus(text) {
   const el = document.getElementById("map-status");
@@ -444,6 +452,10 @@ function start() {
     url.searchParams.set("week", week);
     history.replaceState(null, "", url);
     langLink.href = otherLangHref(lang);
+    // A popup left open would show the other week's figures over this week's map.
+    openPopup?.remove();
+    openPopup = null;
+    legend();
     for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
   });
   const visitsBox = document.getElementById("show-visits");
