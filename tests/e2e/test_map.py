@@ -429,7 +429,8 @@ GRID_POINT = """(code) => {
   const map = window.gridworkMap;
   const f = map.querySourceFeatures('grids', {sourceLayer: 'grids'})
     .find(f => f.properties.code === code);
-  const ring = f.geometry.type === 'Polygon' ? f.geometry.coordinates[0] : f.geometry.coordinates[0][0];
+  const ring = f.geometry.type === 'Polygon' ? f.geometry.coordinates[0]
+                                               : f.geometry.coordinates[0][0];
   const lon = ring.reduce((s, c) => s + c[0], 0) / ring.length;
   const lat = ring.reduce((s, c) => s + c[1], 0) / ring.length;
   const p = map.project([lon, lat]);
@@ -438,9 +439,9 @@ GRID_POINT = """(code) => {
 
 WEEK_DRAWN = """(week) => {
   const map = window.gridworkMap;
-  return map.loaded() && map.areTilesLoaded() &&
-    map.querySourceFeatures('grids', {sourceLayer: 'grids'}).some(f => f.properties.week === week) &&
-    map.querySourceFeatures('grids', {sourceLayer: 'grids'}).every(f => f.properties.week === week);
+  const weeks = map.querySourceFeatures('grids', {sourceLayer: 'grids'})
+    .map(f => f.properties.week);
+  return map.loaded() && map.areTilesLoaded() && weeks.length > 0 && weeks.every(w => w === week);
 }"""
 
 
@@ -461,11 +462,11 @@ def visited_last_week(e2e_engine):
         households = session.scalars(
             select(Household).where(Household.grid_id == grid.id).order_by(Household.id.desc())
         ).all()[:4]
-        ids = [uuid.uuid4() for _ in households]
-        for household, id_, outcome in zip(households, ids, ["met"] * 3 + ["nobody_home"]):
+        outcomes = ["met"] * 3 + ["nobody_home"]
+        for household, outcome in zip(households, outcomes, strict=True):
             session.add(
                 Visit(
-                    id=id_,
+                    id=uuid.uuid4(),
                     worker_id=worker.id,
                     household_id=household.id,
                     grid_id=grid.id,
@@ -507,8 +508,12 @@ def test_a_past_weeks_grid_popup_names_its_week_and_reads_that_weeks_report(
     assert f"{last_week} 走访覆盖率" in popup.inner_text()
     assert "本周" not in popup.inner_text()
     report = page.evaluate(
-        """async (week) => (await (await fetch(`/api/v1/reports/coverage?week=${week}`, {
-             headers: {Authorization: `Bearer ${localStorage.getItem('gridwork.token')}`}})).json())""",
+        """async (week) => {
+          const token = localStorage.getItem('gridwork.token');
+          const answer = await fetch(`/api/v1/reports/coverage?week=${week}`,
+                                     {headers: {Authorization: `Bearer ${token}`}});
+          return answer.json();
+        }""",
         last_week,
     )
     row = next(g for g in report["grids"] if g["code"] == DEMO_GRID)
