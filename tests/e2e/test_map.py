@@ -765,3 +765,59 @@ def test_the_sign_in_form_offers_the_other_language(page, path):
     page.wait_for_url("**lang=en**")
     assert page.locator("#signin button[type=submit]").inner_text() == "Sign in"
     assert page.locator("#signin-lang").inner_text() == "中文"
+
+
+@pytest.fixture()
+def phone(browser, live_server):
+    """A phone (375x667 CSS px, touch: a coarse pointer)."""
+    context = browser.new_context(
+        base_url=live_server,
+        viewport={"width": 375, "height": 667},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    )
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()
+
+
+DRAWN_GRIDS_BOX = """() => {
+  const map = window.gridworkMap;
+  let box = null;
+  for (const f of map.queryRenderedFeatures({layers: ['grids-fill']})) {
+    const rings = f.geometry.type === 'Polygon' ? [f.geometry.coordinates[0]]
+                                                : f.geometry.coordinates.map((p) => p[0]);
+    for (const ring of rings) for (const c of ring) {
+      const p = map.project(c);
+      box = box ? {x0: Math.min(box.x0, p.x), y0: Math.min(box.y0, p.y),
+                   x1: Math.max(box.x1, p.x), y1: Math.max(box.y1, p.y)}
+                : {x0: p.x, y0: p.y, x1: p.x, y1: p.y};
+    }
+  }
+  return box && {x: box.x0, y: box.y0, width: box.x1 - box.x0, height: box.y1 - box.y0};
+}"""
+
+
+def test_on_a_phone_the_legend_and_toolbar_leave_the_leaders_grids_in_sight(phone, e2e_engine):
+    """On a phone the legend (always open, 330 px of a 667 px screen) and the toolbar stood over
+    half of the leader's grids, which the map had zoomed to as if nothing covered them. The
+    legend is folded on a phone (a 40 px "图例" button opens it) and the grids are fitted in
+    the part of the map left free."""
+    page = phone
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_function(FITTED, arg=grids_extent(e2e_engine))
+    wait_for_grids(page)
+    grids = page.evaluate(DRAWN_GRIDS_BOX)
+    legend = page.locator("#legend").bounding_box()
+    toolbar = page.locator("#toolbar").bounding_box()
+    assert not boxes_overlap(grids, legend), (grids, legend)
+    assert not boxes_overlap(grids, toolbar), (grids, toolbar)
+    assert "0%" not in page.inner_text("#legend")  # folded
+    toggle = page.locator("#legend summary")
+    assert toggle.bounding_box()["height"] >= 40
+    toggle.tap()
+    assert "网格覆盖率" in page.inner_text("#legend")
+    assert page.locator("#legend").bounding_box()["height"] > 200
+    screenshot(page, "map-phone")

@@ -8,7 +8,7 @@ import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
-    title: "网格地图", username: "用户名", password: "密码", signIn: "登录", signOut: "退出",
+    title: "网格地图", legend: "图例", username: "用户名", password: "密码", signIn: "登录", signOut: "退出",
     week: "周", other: "English",
     // The week's words: "this week" only for the week under way (a past week is named).
     coverage: (w) => (w === isoWeek() ? "本周走访覆盖率" : `${w} 走访覆盖率`), households: "住户", visited: "已走访",
@@ -39,7 +39,7 @@ const TEXT = {
     reason: evidenceShortZh,
   },
   en: {
-    title: "Grid map", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
+    title: "Grid map", legend: "Legend", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
     week: "Week", other: "中文",
     coverage: (w) => (w === isoWeek() ? "Coverage this week" : `Coverage in ${w}`), households: "Households",
     visited: "Visited", grid: "Grid", legendGrids: "Grid coverage", legendHouseholds: "Household visits",
@@ -142,11 +142,16 @@ function style() {
   return { version: 8, sources, layers };
 }
 
+// A phone's screen (or a phone on its side): the legend stands folded, a "图例" button that
+// opens it. Open, it is 330 px tall: half of a phone's map, over the leader's grids.
+const SMALL_SCREEN = "(max-width: 640px), (max-height: 500px)";
+
 function legend() {
   const el = document.getElementById("legend");
+  const open = el.hidden ? !matchMedia(SMALL_SCREEN).matches : el.open; // kept when drawn again
   // Colours are set through the DOM: the page's CSP refuses inline style attributes.
   const swatch = (color, dot = false) => `<i class="${dot ? "dot" : ""}" data-color="${color}"></i>`;
-  el.innerHTML = `
+  el.innerHTML = `<summary>${t.legend}</summary>
     <h3>${t.legendGrids}</h3>
     <div>${swatch("#d73027")}0%</div><div>${swatch("#fee08b")}50%</div>
     <div>${swatch("#a6d96a")}80%</div><div>${swatch("#1a9850")}100%</div>
@@ -162,6 +167,7 @@ function legend() {
     ${Object.entries(GRADE_COLORS).map(([grade, color]) => `<div><i class="dot ring" data-ring="${color}"></i>${t.grades[grade]}</div>`).join("")}</div>`;
   for (const i of el.querySelectorAll("i[data-color]")) i.style.background = i.dataset.color;
   for (const i of el.querySelectorAll("i[data-ring]")) i.style.borderColor = i.dataset.ring;
+  el.open = open;
   el.hidden = false;
 }
 
@@ -387,7 +393,27 @@ async function fitToGrids(map) {
       bounds = bounds ? bounds.extend([lon, lat]) : new maplibregl.LngLatBounds([lon, lat], [lon, lat]);
     }
   }
-  if (bounds) map.fitBounds(bounds, { padding: 40, animate: false });
+  if (bounds) map.fitBounds(bounds, { padding: freePadding(map), animate: false });
+}
+
+/**
+ * The padding that keeps what is fitted clear of the panels over the map: the toolbar above,
+ * and the legend, left of what is fitted or below it (whichever leaves more of the map). On a
+ * phone the toolbar takes two rows and the legend's button sits above the scale: a padding of
+ * 40 px put the leader's grids under them.
+ */
+function freePadding(map) {
+  const base = 40;
+  const canvas = map.getContainer().getBoundingClientRect();
+  const toolbar = document.getElementById("toolbar").getBoundingClientRect();
+  const legendBox = document.getElementById("legend").getBoundingClientRect();
+  const top = Math.max(base, toolbar.bottom - canvas.top + 10);
+  const right = 50; // the zoom buttons
+  const below = { top, right, left: base, bottom: Math.max(base, canvas.bottom - legendBox.top + 10) };
+  const beside = { top, right, bottom: base, left: Math.max(base, legendBox.right - canvas.left + 10) };
+  const area = (p) => Math.max(0, canvas.width - p.left - p.right) * Math.max(0, canvas.height - p.top - p.bottom);
+  const padding = area(beside) >= area(below) ? beside : below;
+  return area(padding) > 0 ? padding : base;
 }
 
 function start() {
