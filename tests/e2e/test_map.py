@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import DEMO_GRID, expire_access_token, screenshot, sign_in
+from tests.e2e.conftest import DEMO_GRID, claims, expire_access_token, screenshot, sign_in
 
 RENDERED_GRIDS = """() => {
   const map = window.gridworkMap;
@@ -135,6 +135,33 @@ def test_the_map_refreshes_an_expired_token_and_draws_its_tiles_again(page, live
     assert wait_for_grids(page)
     assert page.evaluate("() => localStorage.getItem('gridwork.token')") != expired
     assert page.is_hidden("#signin")
+
+
+def test_a_map_whose_session_ended_asks_to_sign_in_again_and_says_why(page, live_app, e2e_engine):
+    """A leader's map left open while the session was ended (the account switched off, the
+    password changed or signed out everywhere on another device): its tiles were refused, the
+    refresh too, and the page reloaded to a bare sign-in form, with no word of why: it looked
+    like a fault of the map. It now says the sign-in has ended, in Chinese."""
+    from api.services import sessions
+
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
+    sid = claims(expire_access_token(live_app, page))["sid"]
+    with Session(e2e_engine) as session:
+        sessions.revoke(session, sid, "e2e", datetime.now(UTC))
+        session.commit()
+    page.dispatch_event("#week", "change")  # the tiles asked for again: 401, the refresh refused
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.inner_text("#signin-error") == "登录已失效，请重新登录。"
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
+    page.reload()  # said once: a later visit to the page does not say it again
+    wait_for_grids(page)
+    page.evaluate("() => localStorage.removeItem('gridwork.token')")
+    page.reload()
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.inner_text("#signin-error") == ""
 
 
 # --- zoomed to the user's grids ------------------------------------------------------------------

@@ -19,6 +19,7 @@ const TEXT = {
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
     lastAttempt: "上次上门未遇",
     badLogin: "用户名或密码错误", signinFailed: "登录失败：", accounts: "账号管理",
+    sessionEnded: "登录已失效，请重新登录。",
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
     tilesFailed: "地图图层读取失败：", unreachable: "无法连接服务器，请检查网络后再试",
     here: (n) => `此处共 ${n} 项`, back: "← 返回列表", task: "任务", entrance: "楼门",
@@ -46,7 +47,8 @@ const TEXT = {
     visitedWeek: (w) => (w === isoWeek() ? "Visited this week" : "Visited that week"), due: "Due", overdue: "Overdue", mustVisit: "Must-visit",
     tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
-    never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ", accounts: "Accounts",
+    never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password",
+    sessionEnded: "Your sign-in has ended: sign in again.", signinFailed: "Sign-in failed: ", accounts: "Accounts",
     lastAttempt: "Last attempt, nobody home",
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
     tilesFailed: "The map's layers could not be read: ",
@@ -511,7 +513,13 @@ async function signOutHere() {
   location.reload();
 }
 
-addEventListener("gridwork:session-ended", () => location.reload());
+// The session ended under the map (revoked, the account switched off, the password changed):
+// the page reloads to the sign-in form, which says why (once: the flag is for this tab).
+const ENDED_KEY = "gridwork.map.sessionEnded";
+addEventListener("gridwork:session-ended", () => {
+  sessionStorage.setItem(ENDED_KEY, "1");
+  location.reload();
+});
 document.getElementById("signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
 
 // The language is chosen before signing in too (the toolbar's link shows once signed in).
@@ -542,4 +550,8 @@ async function begin(password = "") {
 }
 
 if (getToken()) begin();
-else form.hidden = false;
+else {
+  if (sessionStorage.getItem(ENDED_KEY)) document.getElementById("signin-error").textContent = t.sessionEnded;
+  form.hidden = false;
+}
+sessionStorage.removeItem(ENDED_KEY);
