@@ -549,6 +549,29 @@ def test_a_past_weeks_grid_popup_names_its_week_and_reads_that_weeks_report(
     assert popup.locator(".coverage").inner_text() == f"{row['coverage']}%"
 
 
+def test_a_map_left_open_into_a_new_week_moves_on_to_it(page):
+    """A leader's map opened on Sunday evening and still open on Monday morning (a computer that
+    slept) kept showing the week before, which was no longer the week under way: coverage full,
+    every dot "visited", as if the new week's round were done. A map whose week was not chosen
+    (none in the link) now moves on to the new week; one chosen stays."""
+    from api.services.weeks import shift_week, week_bounds, week_of
+
+    this_week = week_of(datetime.now(UTC))
+    monday = week_bounds(shift_week(this_week, 1))[0]  # 00:00 Asia/Shanghai, as UTC
+    page.clock.install(time=monday - timedelta(minutes=2))
+    open_map(page)
+    assert page.input_value("#week") == this_week
+    next_week = shift_week(this_week, 1)
+    with page.expect_request(lambda r: "/api/v1/tiles/grids/" in r.url and next_week in r.url):
+        page.clock.run_for(3 * 60_000)
+    assert page.input_value("#week") == next_week
+    assert "week=" not in page.url  # still the week under way, whichever it is
+    page.fill("#week", this_week)  # chosen: it stays
+    page.dispatch_event("#week", "change")
+    page.clock.run_for(3 * 60_000)
+    assert page.input_value("#week") == this_week
+
+
 # --- tiles the server refuses ---------------------------------------------------------------------
 def test_the_map_says_when_the_server_refuses_its_tiles(page):
     """A refused tile (the server busy, a 503) was dropped without a word: the leader looked at

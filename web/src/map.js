@@ -473,19 +473,28 @@ function start() {
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }));
   legend();
-  weekInput.addEventListener("change", () => {
-    if (!weekInput.value) return;
-    week = weekInput.value;
-    const url = new URL(location.href);
-    url.searchParams.set("week", week);
-    history.replaceState(null, "", url);
-    langLink.href = otherLangHref(lang);
+  const showWeek = (value) => {
+    week = value;
+    weekInput.value = week;
     // A popup left open would show the other week's figures over this week's map.
     openPopup?.remove();
     openPopup = null;
     legend();
     for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
+  };
+  weekInput.addEventListener("change", () => {
+    if (!weekInput.value) return;
+    const url = new URL(location.href);
+    url.searchParams.set("week", weekInput.value);
+    history.replaceState(null, "", url);
+    langLink.href = otherLangHref(lang);
+    showWeek(weekInput.value);
   });
+  // A week not chosen (none in the link) is the week under way: a map left open past Sunday
+  // midnight (Asia/Shanghai) moves on to the new week, not showing the finished one as current.
+  setInterval(() => {
+    if (!new URLSearchParams(location.search).has("week") && isoWeek() !== week) showWeek(isoWeek());
+  }, 60_000);
   const visitsBox = document.getElementById("show-visits");
   visitsBox.checked = showVisits;
   visitsBox.addEventListener("change", () => {
