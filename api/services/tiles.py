@@ -28,6 +28,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    null,
     or_,
     select,
     true,
@@ -334,12 +335,14 @@ def grids_features(scope: Scope, shape: TileShape) -> Select:
             scope.grids(),
         )
     counted = drawn.offset(0).subquery("g")
+    # No households: no coverage (null, a property ST_AsMVT leaves out), as the report's null;
+    # until 2026-12-05 it was 0 and the map painted an empty grid red.
     coverage = case(
         (
             counted.c.households > 0,
             func.round(cast(counted.c.visited, Numeric) / counted.c.households, 3),
         ),
-        else_=literal(0),
+        else_=null(),
     )
     return select(
         counted.c.id,

@@ -8,7 +8,7 @@ import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
-    title: "网格地图", legend: "图例", username: "用户名", password: "密码", signIn: "登录", signOut: "退出",
+    title: "网格地图", legend: "图例", noHouseholds: "无住户", username: "用户名", password: "密码", signIn: "登录", signOut: "退出",
     week: "周", other: "English",
     // The week's words: "this week" only for the week under way (a past week is named).
     coverage: (w) => (w === isoWeek() ? "本周走访覆盖率" : `${w} 走访覆盖率`), households: "住户", visited: "已走访",
@@ -40,7 +40,7 @@ const TEXT = {
     reason: evidenceShortZh,
   },
   en: {
-    title: "Grid map", legend: "Legend", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
+    title: "Grid map", legend: "Legend", noHouseholds: "no households", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
     week: "Week", other: "中文",
     coverage: (w) => (w === isoWeek() ? "Coverage this week" : `Coverage in ${w}`), households: "Households",
     visited: "Visited", grid: "Grid", legendGrids: "Grid coverage", legendHouseholds: "Household visits",
@@ -77,6 +77,7 @@ document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
 document.title = `${t.title} · gridwork`;
 translate(document, t);
 
+const NO_HOUSEHOLDS = "#bdbdbd";
 const COLORS = { visited: "#2e7d32", due: "#f9a825", overdue: "#c62828", task: "#6a1b9a" };
 // A visit is drawn where the worker stood, as a ring coloured by its location evidence: a leader
 // sees which visits were recorded away from the door (a household is a filled dot).
@@ -107,8 +108,9 @@ function style() {
     {
       id: "grids-fill", type: "fill", source: "grids", "source-layer": "grids",
       paint: {
-        "fill-color": ["interpolate", ["linear"], ["get", "coverage"],
-          0, "#d73027", 0.5, "#fee08b", 0.8, "#a6d96a", 1, "#1a9850"],
+        // A grid without households has no coverage (as in the report): grey, not red.
+        "fill-color": ["case", ["has", "coverage"], ["interpolate", ["linear"], ["get", "coverage"],
+          0, "#d73027", 0.5, "#fee08b", 0.8, "#a6d96a", 1, "#1a9850"], NO_HOUSEHOLDS],
         "fill-opacity": 0.45,
       },
     },
@@ -157,6 +159,7 @@ function legend() {
     <h3>${t.legendGrids}</h3>
     <div>${swatch("#d73027")}0%</div><div>${swatch("#fee08b")}50%</div>
     <div>${swatch("#a6d96a")}80%</div><div>${swatch("#1a9850")}100%</div>
+    <div>${swatch(NO_HOUSEHOLDS)}${t.noHouseholds}</div>
     <h3>${t.legendHouseholds}</h3>
     <div>${swatch(COLORS.visited, true)}${t.visitedWeek(week)}</div>
     <div>${swatch(COLORS.due, true)}${t.due}</div>
@@ -178,7 +181,8 @@ function gridPopup(p) {
     <table>
       <tr><td>${t.households}</td><td class="households">${p.households}</td></tr>
       <tr><td>${t.visited}</td><td class="visited">${p.visited}</td></tr>
-      <tr><td>${t.coverage(p.week)}</td><td class="coverage">${Math.round(p.coverage * 1000) / 10}%</td></tr>
+      <tr><td>${t.coverage(p.week)}</td><td class="coverage">${p.coverage == null ? `— (${t.noHouseholds})`
+        : `${Math.round(p.coverage * 1000) / 10}%`}</td></tr>
     </table></div>`;
 }
 
