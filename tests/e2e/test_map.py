@@ -204,6 +204,7 @@ def test_the_map_zooms_to_the_users_grids(page, e2e_engine):
 
 
 def test_the_map_says_when_it_cannot_read_the_users_grids(page):
+    """Said in Chinese (until 2026-12-05 the server's words alone), the server's words after."""
     problem = '{"title": "Service Unavailable", "status": 503, "detail": "维护中"}'
     page.route(
         "**/api/v1/grids?*",
@@ -214,7 +215,10 @@ def test_the_map_says_when_it_cannot_read_the_users_grids(page):
     page.goto("/map")
     sign_in(page, "leader01", DEMO_PASSWORD)
     page.wait_for_selector("#map-status:not([hidden])")
-    assert page.inner_text("#map-status") == "无法读取您的网格范围，地图未缩放到网格：维护中"
+    said = (
+        "无法读取您的网格范围，地图未缩放到网格：服务器暂时不可用，请稍后再试。（服务器：维护中）"
+    )
+    assert page.inner_text("#map-status") == said
 
 
 # --- popups: every household and task under the click ---------------------------------------------
@@ -586,17 +590,22 @@ def test_the_map_says_when_the_server_refuses_its_tiles(page):
     page.goto("/map")
     sign_in(page, "leader01", DEMO_PASSWORD)
     page.wait_for_selector("#map-status:not([hidden])")
-    assert page.inner_text("#map-status") == "地图图层读取失败：维护中"
+    said = "地图图层读取失败：服务器暂时不可用，请稍后再试。（服务器：维护中）"
+    assert page.inner_text("#map-status") == said
 
 
 def test_a_link_with_a_week_the_server_refuses_says_why(page):
     """A shared or hand-edited link with a week that is none (2026-W99): the week box shows
     nothing (the browser drops the value), every tile was refused (422) and the map stayed
-    empty without saying why."""
+    empty without saying why. Then it was said in the server's English alone; now in Chinese,
+    with what to do, the server's words after it."""
     page.goto("/map?week=2026-W99")
     sign_in(page, "leader01", DEMO_PASSWORD)
     page.wait_for_selector("#map-status:not([hidden])")
-    said = "地图图层读取失败：'2026-W99' is not an ISO week like 2026-W47."
+    said = (
+        "地图图层读取失败：所选的周无效，请在“周”中重新选择。"
+        "（服务器：'2026-W99' is not an ISO week like 2026-W47.）"
+    )
     assert page.inner_text("#map-status") == said
 
 

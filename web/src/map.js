@@ -22,6 +22,12 @@ const TEXT = {
     sessionEnded: "登录已失效，请重新登录。",
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
     tilesFailed: "地图图层读取失败：", unreachable: "无法连接服务器，请检查网络后再试",
+    // A refusal said by its status; the server's words (English) follow in brackets.
+    refused: (status) => (status >= 500 ? "服务器暂时不可用，请稍后再试。"
+      : { 403: "这个账号无权查看地图。", 404: "服务器上找不到地图数据，页面可能需要更新。",
+        422: "所选的周无效，请在“周”中重新选择。", 429: "请求过于频繁，请稍后再试。" }[status]
+        || "服务器拒绝了这个请求。"),
+    serverSaid: (said, detail) => (detail ? `${said}（服务器：${detail}）` : said),
     here: (n) => `此处共 ${n} 项`, back: "← 返回列表", task: "任务", entrance: "楼门",
     entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
     mustVisitDue: "有必访对象本周未访", zoomIn: "放大地图",
@@ -53,6 +59,7 @@ const TEXT = {
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
     tilesFailed: "The map's layers could not be read: ",
     unreachable: "the server cannot be reached; check the network and try again",
+    refused: (status) => `HTTP ${status}`, serverSaid: (said, detail) => detail || said,
     here: (n) => `${n} items here`, back: "← Back to the list", task: "Task", entrance: "Entrance",
     entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
     mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in",
@@ -382,7 +389,14 @@ async function tileProblem(error) {
     const body = JSON.parse(await error.body.text());
     detail = body.detail || body.title || "";
   } catch { /* no problem body */ }
-  return detail || `HTTP ${error.status}`;
+  return t.serverSaid(t.refused(error.status), detail);
+}
+
+/** Why a call failed (common.js ApiError: its status and the problem's detail; no status: no
+ * answer), said as a tile's refusal is. */
+function callProblem(error) {
+  if (!error.status) return t.unreachable;
+  return t.serverSaid(t.refused(error.status === 422 ? 400 : error.status), error.body?.detail || "");
 }
 
 /** Zoom to the user's grids: every page of them (100 a page is within any server's limit). */
@@ -515,7 +529,7 @@ function start() {
   // A failure is said on the map: a leader looking at an empty district should know why.
   fitToGrids(map).catch((error) => {
     if (error.status === 401) signOutHere();
-    else showMapStatus(t.fitFailed + (error.message || String(error)));
+    else showMapStatus(t.fitFailed + callProblem(error));
   });
 }
 
