@@ -600,8 +600,12 @@ def tasks_features(scope: Scope, shape: TileShape) -> Select:
             overdue.label("overdue"),
             (point if drawn is None else drawn).label("point"),
         ).where(
-            # Open at the reference time (now, or the end of a past week).
+            # Open at the reference time (now, or the end of a past week): not yet done (resolved,
+            # called back: `tasks.DONE_STATUSES`, as the task list and the report count it; a
+            # reopening clears `resolved_at`), closed or passed on. Until 2026-12-05 a resolved
+            # task was drawn as open until someone closed it.
             Task.created_at < _REF,
+            or_(Task.resolved_at.is_(None), Task.resolved_at > _REF),
             or_(Task.closed_at.is_(None), Task.closed_at > _REF),
             or_(Task.transferred_at.is_(None), Task.transferred_at > _REF),
             scope.in_grids(Task.grid_id),

@@ -240,6 +240,37 @@ def test_tasks_tile_leaves_out_closed_tasks(client, world, session):
     assert response.status_code == 204
 
 
+@pytest.mark.parametrize("status", ["resolved", "callback"])
+def test_tasks_tile_leaves_out_tasks_done_but_not_yet_closed(client, world, session, status):
+    """A task resolved (办结), or being called back, is done, as the task list's open tasks and
+    the report count it: the map drew it as an open task ("进行中") until someone closed it, and
+    a grid whose tasks were all done still showed its pins."""
+    make_task_at(
+        session,
+        world.households[A1][0],
+        NOW - timedelta(hours=1),  # done after its deadline: not overdue now either
+        status=status,
+        resolved_at=NOW - timedelta(minutes=5),
+    )
+    response = client.get(url("tasks", *centre(A1)), headers=world.auth("leader_a"))
+    assert response.status_code == 204
+
+
+def test_a_past_weeks_tasks_tile_keeps_a_task_resolved_after_that_week(client, world, session):
+    """Last week's map draws the tasks open as it ended: one resolved this week was open then."""
+    last_week = shift_week(current_week(), -1)
+    task = make_task_at(
+        session,
+        world.households[A1][0],
+        NOW - timedelta(days=8),
+        status="resolved",
+        resolved_at=NOW,
+        created_at=NOW - timedelta(days=20),
+    )
+    response = client.get(url("tasks", *centre(A1), week=last_week), headers=world.auth("leader_a"))
+    assert [(p["id"], p["overdue"]) for p in props(response, "tasks")] == [(task.id, True)]
+
+
 def test_tasks_tile_leaves_out_tasks_whose_ticket_went_to_another_community(client, world, session):
     make_task_at(
         session,
