@@ -356,6 +356,28 @@ def test_a_households_popup_tells_an_attempt_that_found_nobody_apart(page, e2e_e
             session.commit()
 
 
+def test_a_households_popup_says_in_chinese_why_its_history_could_not_be_read(page, e2e_engine):
+    """The history a household's popup reads was refused (the household moved out of the
+    leader's grids since the tile was drawn: 404; the server busy: 503): the popup showed the
+    server's English ("Household 12 not found."). It is said in Chinese, the server's words
+    after it."""
+    lon, lat, households = shared_point(e2e_engine)
+    problem = '{"title": "Not Found", "status": 404, "detail": "Household not found."}'
+    page.route(
+        "**/api/v1/households/*/visits?*",
+        lambda route: route.fulfill(
+            status=404, body=problem, content_type="application/problem+json"
+        ),
+    )
+    open_map(page)
+    click_at(page, lon, lat, 16.5)
+    page.locator(f".hit-list button.hit:has-text('#{households[0]} ')").click()
+    error = page.locator(".household-popup .error")
+    error.wait_for()
+    said = "找不到这条记录，它可能已不在您的网格中。（服务器：Household not found.）"
+    assert error.inner_text() == said
+
+
 def test_at_the_entrance_level_the_popup_counts_the_households(page, e2e_engine):
     lon, lat, households = shared_point(e2e_engine)
     open_map(page)

@@ -28,6 +28,7 @@ const TEXT = {
         422: "所选的周无效，请在“周”中重新选择。", 429: "请求过于频繁，请稍后再试。" }[status]
         || "服务器拒绝了这个请求。"),
     serverSaid: (said, detail) => (detail ? `${said}（服务器：${detail}）` : said),
+    recordGone: "找不到这条记录，它可能已不在您的网格中。",
     here: (n) => `此处共 ${n} 项`, back: "← 返回列表", task: "任务", entrance: "楼门",
     entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
     mustVisitDue: "有必访对象本周未访", zoomIn: "放大地图",
@@ -60,6 +61,7 @@ const TEXT = {
     tilesFailed: "The map's layers could not be read: ",
     unreachable: "the server cannot be reached; check the network and try again",
     refused: (status) => `HTTP ${status}`, serverSaid: (said, detail) => detail || said,
+    recordGone: "Not found: it may no longer be in your grids.",
     here: (n) => `${n} items here`, back: "← Back to the list", task: "Task", entrance: "Entrance",
     entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
     mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in",
@@ -219,7 +221,7 @@ async function visitDetail(p, box, back) {
       ${metres != null ? `<tr><td>${t.toHousehold}</td><td class="to-household">${escapeHtml(t.metres(metres))}</td></tr>` : ""}`;
     box.innerHTML = `<div class="popup visit-popup">${head}${rows}</table></div>`;
   } catch (error) {
-    box.innerHTML = `<div class="popup visit-popup">${head}</table><p class="error">${escapeHtml(error.message)}</p></div>`;
+    box.innerHTML = `<div class="popup visit-popup">${head}</table><p class="error">${escapeHtml(callProblem(error, { record: true }))}</p></div>`;
   }
 }
 
@@ -265,7 +267,7 @@ async function entranceDetail(f, box, back) {
         <button type="button" class="history-link" data-i="${i}">${t.history}</button></li>`;
     }).join("") || `<li class="muted">${t.none}</li>`;
   } catch (error) {
-    list.innerHTML = `<li class="error">${escapeHtml(error.message)}</li>`;
+    list.innerHTML = `<li class="error">${escapeHtml(callProblem(error))}</li>`;
   }
 }
 
@@ -290,7 +292,7 @@ async function householdDetail(p, box, back) {
     box.innerHTML = `<div class="popup household-popup">${head}<strong>${t.history}</strong>
       <ul class="history">${items || `<li>${t.none}</li>`}</ul></div>`;
   } catch (error) {
-    box.innerHTML = `<div class="popup household-popup">${head}<p class="error">${escapeHtml(error.message)}</p></div>`;
+    box.innerHTML = `<div class="popup household-popup">${head}<p class="error">${escapeHtml(callProblem(error, { record: true }))}</p></div>`;
   }
 }
 
@@ -393,10 +395,12 @@ async function tileProblem(error) {
 }
 
 /** Why a call failed (common.js ApiError: its status and the problem's detail; no status: no
- * answer), said as a tile's refusal is. */
-function callProblem(error) {
+ * answer), said as a tile's refusal is. A record's read (`record`) answered 404: the record
+ * is no longer the user's to see (moved out of their grids since the tile was drawn). */
+function callProblem(error, { record = false } = {}) {
   if (!error.status) return t.unreachable;
-  return t.serverSaid(t.refused(error.status === 422 ? 400 : error.status), error.body?.detail || "");
+  const said = record && error.status === 404 ? t.recordGone : t.refused(error.status === 422 ? 400 : error.status);
+  return t.serverSaid(said, error.body?.detail || "");
 }
 
 /** Zoom to the user's grids: every page of them (100 a page is within any server's limit). */
