@@ -792,6 +792,26 @@ def test_a_popup_opened_near_the_top_is_not_hidden_under_the_toolbar(page):
     assert covered == []
 
 
+def test_the_legend_says_the_black_ring_is_a_must_visit_household_not_yet_visited(page):
+    """The black ring is drawn round a must-visit household not visited in the week shown
+    (`must_visit_due`), and the legend called it "必访对象" (a must-visit household): a leader
+    read a visited 80-year-old's dot, without its ring, as off the must-visit list."""
+    from api.services.weeks import week_of
+
+    open_map(page)
+    ring = page.evaluate(
+        "() => JSON.stringify(window.gridworkMap.getPaintProperty('households',"
+        " 'circle-stroke-width'))"
+    )
+    assert "must_visit_due" in ring
+    assert "必访对象（本周未访）" in page.inner_text("#legend")
+    page.fill("#week", week_of(datetime.now(UTC) - timedelta(days=7)))
+    page.dispatch_event("#week", "change")
+    page.wait_for_function(
+        "() => document.querySelector('#legend').innerText.includes('必访对象（该周未访）')"
+    )
+
+
 @pytest.fixture()
 def tablet(browser, live_server):
     """A touch tablet (768x1024, a coarse pointer: a finger)."""

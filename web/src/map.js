@@ -14,7 +14,9 @@ const TEXT = {
     coverage: (w) => (w === isoWeek() ? "本周走访覆盖率" : `${w} 走访覆盖率`), households: "住户", visited: "已走访",
     grid: "网格", legendGrids: "网格覆盖率", legendHouseholds: "住户走访",
     visitedWeek: (w) => (w === isoWeek() ? "本周已访" : "该周已访"),
-    due: "待访", overdue: "逾期未访", mustVisit: "必访对象", tasks: "任务", taskOpen: "进行中",
+    due: "待访", overdue: "逾期未访",
+    // The ring is `must_visit_due`: a must-visit household not visited in the week shown.
+    mustVisit: (w) => (w === isoWeek() ? "必访对象（本周未访）" : "必访对象（该周未访）"), tasks: "任务", taskOpen: "进行中",
     taskOverdue: "已超期", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
     lastAttempt: "上次上门未遇",
@@ -51,7 +53,8 @@ const TEXT = {
     week: "Week", other: "中文",
     coverage: (w) => (w === isoWeek() ? "Coverage this week" : `Coverage in ${w}`), households: "Households",
     visited: "Visited", grid: "Grid", legendGrids: "Grid coverage", legendHouseholds: "Household visits",
-    visitedWeek: (w) => (w === isoWeek() ? "Visited this week" : "Visited that week"), due: "Due", overdue: "Overdue", mustVisit: "Must-visit",
+    visitedWeek: (w) => (w === isoWeek() ? "Visited this week" : "Visited that week"), due: "Due", overdue: "Overdue",
+    mustVisit: (w) => (w === isoWeek() ? "Must-visit, not visited this week" : "Must-visit, not visited that week"),
     tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
     never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password",
@@ -173,7 +176,7 @@ function legend() {
     <div>${swatch(COLORS.visited, true)}${t.visitedWeek(week)}</div>
     <div>${swatch(COLORS.due, true)}${t.due}</div>
     <div>${swatch(COLORS.overdue, true)}${t.overdue}</div>
-    <div><i class="dot must-visit"></i>${t.mustVisit}</div>
+    <div><i class="dot must-visit"></i>${t.mustVisit(week)}</div>
     <h3>${t.tasks}</h3>
     <div>${swatch(COLORS.task, true)}${t.taskOpen}</div>
     <div>${swatch(COLORS.overdue, true)}${t.taskOverdue}</div>
