@@ -124,8 +124,8 @@ class TileShape:
     layer: str
     full: bool  # households: one feature per household (else one per stair entrance)
     precise_tracks: bool
-    # grids: a week other than the current one, drawn from the grids' versions (as the report
-    # reads it) rather than today's grids.
+    # A week other than the current one: grids drawn from the grids' versions (as the report
+    # reads it) rather than today's grids; households only those registered by its end.
     versions: bool = False
 
 
@@ -134,7 +134,7 @@ def shape_of(req: TileRequest) -> TileShape:
         req.layer,
         req.layer == "households" and req.z >= HOUSEHOLDS_FULL_ZOOM,
         req.layer not in TRACK_LAYERS or req.precise_tracks,
-        req.layer == "grids" and req.week != current_week(req.now),
+        req.layer in ("grids", "households") and req.week != current_week(req.now),
     )
 
 
@@ -489,10 +489,17 @@ def household_visit_states(
 
 def households_features(scope: Scope, shape: TileShape) -> Select:
     env3857, env4326 = _envelopes()
-    inner = _households_with_last_visit(
-        Household.location.op("&&")(env4326),  # GiST on location
-        scope.households(),
-    )
+    where = [Household.location.op("&&")(env4326), scope.households()]  # GiST on location
+    if shape.versions:
+        # Another week: the households registered by its end (a history row begun before it,
+        # ix_household_history_household), those its grids' figures count. Until 2026-12-05 a
+        # past week drew today's register: households registered since were red dots, "never
+        # visited", over grids whose figures counted none of them.
+        history = HouseholdHistory
+        where.append(
+            exists().where(history.household_id == Household.id, history.valid_from < _END)
+        )
+    inner = _households_with_last_visit(*where)
     state = _visit_state(inner)
     visited_this_week, days, status = state.visited_this_week, state.days_since_visit, state.status
     last_visited = state.last_visited

@@ -125,3 +125,26 @@ def test_a_grid_without_households_has_no_coverage_as_the_report_has_none(client
     assert reported[A + "003"]["coverage"] is None
     assert drawn[A + "003"]["households"] == 0
     assert "coverage" not in drawn[A + "003"]
+
+
+def test_a_past_weeks_households_are_those_registered_by_its_end(client, world, session):
+    """Last week's map drew today's register: households registered this week (the world's)
+    were red dots, "overdue, never visited", on last week's map, over a grid whose figures
+    (the report's) counted none of them. A past week now draws the households registered by
+    its end: those its figures count."""
+    last_week = shift_week(current_week(), -1)
+    session.execute(text("UPDATE grid_versions SET valid_from = valid_from - interval '21 days'"))
+    effective(session, datetime.now(UTC) - timedelta(days=14))
+    earlier = make_household(session, *centre(A1, dy=0.001), room="901")
+    effective(session, None)
+    session.flush()
+
+    def drawn(week: str) -> set[int]:
+        response = client.get(
+            url("households", *centre(A1), z=16, week=week), headers=world.auth("leader_a")
+        )
+        return {p["id"] for p in props(response, "households")}
+
+    assert drawn(current_week()) == {earlier.id, *(h.id for h in world.households[A1])}
+    assert drawn(last_week) == {earlier.id}
+    assert map_grids(client, world, last_week)[A1]["households"] == 1
