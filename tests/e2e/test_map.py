@@ -598,6 +598,25 @@ def test_a_map_left_open_into_a_new_week_moves_on_to_it(page):
     assert page.input_value("#week") == this_week
 
 
+def test_a_week_before_the_grids_were_drawn_says_so(page):
+    """A week chosen from before the district's grids were drawn (the system began a month
+    ago): the map showed nothing and said nothing, as if it had failed. It now says the week
+    has no grids; the week under way, which has them, takes the words away."""
+    from api.services.weeks import week_of
+
+    early = week_of(datetime.now(UTC) - timedelta(days=70))  # the e2e register: 28 days old
+    open_map(page)
+    page.fill("#week", early)
+    page.dispatch_event("#week", "change")
+    page.wait_for_selector("#map-status:not([hidden])")
+    assert (
+        page.inner_text("#map-status") == f"所选的周（{early}）没有网格：网格是在这之后才划定的。"
+    )
+    page.fill("#week", week_of(datetime.now(UTC)))
+    page.dispatch_event("#week", "change")
+    page.wait_for_selector("#map-status", state="hidden")
+
+
 # --- tiles the server refuses ---------------------------------------------------------------------
 def test_the_map_says_when_the_server_refuses_its_tiles(page):
     """A refused tile (the server busy, a 503) was dropped without a word: the leader looked at

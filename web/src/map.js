@@ -31,6 +31,7 @@ const TEXT = {
         || "服务器拒绝了这个请求。"),
     serverSaid: (said, detail) => (detail ? `${said}（服务器：${detail}）` : said),
     recordGone: "找不到这条记录，它可能已不在您的网格中。",
+    weekWithoutGrids: (w) => `所选的周（${w}）没有网格：网格是在这之后才划定的。`,
     here: (n) => `此处共 ${n} 项`, back: "← 返回列表", task: "任务", entrance: "楼门",
     entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
     mustVisitDue: "有必访对象本周未访", zoomIn: "放大地图",
@@ -65,6 +66,7 @@ const TEXT = {
     unreachable: "the server cannot be reached; check the network and try again",
     refused: (status) => `HTTP ${status}`, serverSaid: (said, detail) => detail || said,
     recordGone: "Not found: it may no longer be in your grids.",
+    weekWithoutGrids: (w) => `No grids in ${w}: they were drawn after it.`,
     here: (n) => `${n} items here`, back: "← Back to the list", task: "Task", entrance: "Entrance",
     entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
     mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in",
@@ -407,6 +409,10 @@ function callProblem(error, { record = false } = {}) {
 }
 
 /** Zoom to the user's grids: every page of them (100 a page is within any server's limit). */
+// The extent of the user's grids today (fitToGrids): a view over it drawing no grid shows a
+// week before they were drawn.
+let gridsExtent = null;
+
 async function fitToGrids(map) {
   const features = await apiPages("/api/v1/grids", { pick: (body) => body?.features || [] });
   if (!features.length) {
@@ -420,7 +426,31 @@ async function fitToGrids(map) {
       bounds = bounds ? bounds.extend([lon, lat]) : new maplibregl.LngLatBounds([lon, lat], [lon, lat]);
     }
   }
+  gridsExtent = bounds;
   if (bounds) map.fitBounds(bounds, { padding: freePadding(map), animate: false });
+}
+
+let saidNoGrids = ""; // the words of sayWeekWithoutGrids, while shown
+
+/**
+ * A week before the user's grids were drawn (a past week's grids are that week's): the map
+ * over their grids draws none. Said, unless something else is being said (a refusal); taken
+ * away once grids are drawn again. Until 2026-12-05 the map was empty without a word.
+ */
+function sayWeekWithoutGrids(map) {
+  const shown = document.getElementById("map-status").textContent;
+  const view = map.getBounds();
+  const over = gridsExtent && map.getZoom() >= 10
+    && view.getWest() <= gridsExtent.getEast() && gridsExtent.getWest() <= view.getEast()
+    && view.getSouth() <= gridsExtent.getNorth() && gridsExtent.getSouth() <= view.getNorth();
+  const none = over && map.isSourceLoaded("grids") && !map.querySourceFeatures("grids", { sourceLayer: "grids" }).length;
+  if (none && (!shown || shown === saidNoGrids)) {
+    saidNoGrids = t.weekWithoutGrids(week);
+    showMapStatus(saidNoGrids);
+  } else if (!none && saidNoGrids && shown === saidNoGrids) {
+    saidNoGrids = "";
+    showMapStatus("");
+  }
 }
 
 /**
@@ -495,6 +525,7 @@ function start() {
       showMapStatus("");
     }
   });
+  map.on("idle", () => sayWeekWithoutGrids(map));
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }));
   legend();
