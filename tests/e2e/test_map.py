@@ -951,3 +951,21 @@ def test_on_a_phone_the_legend_and_toolbar_leave_the_leaders_grids_in_sight(phon
     assert "网格覆盖率" in page.inner_text("#legend")
     assert page.locator("#legend").bounding_box()["height"] > 200
     screenshot(page, "map-phone")
+
+
+def test_on_a_phone_the_sign_in_form_is_big_enough_to_tap(phone):
+    """The map's sign-in form on a phone: its boxes and button 21 px tall, its language link
+    16 px (the app's are 40 px): a thumb hit the neighbour, and the phone zoomed the page on
+    typing into a box of 13 px text."""
+    page = phone
+    page.goto("/map")
+    page.wait_for_selector("#signin:not([hidden])")
+    sizes = page.evaluate(
+        """() => [...document.querySelectorAll('#signin input, #signin button, #signin a')]
+          .map((el) => [el.name || el.textContent, el.getBoundingClientRect().height,
+                        parseFloat(getComputedStyle(el).fontSize)])"""
+    )
+    assert [name for name, height, _ in sizes if height < 40] == []
+    assert [name for name, _, font in sizes if font < 16] == []
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
