@@ -617,6 +617,25 @@ def test_a_week_before_the_grids_were_drawn_says_so(page):
     page.wait_for_selector("#map-status", state="hidden")
 
 
+def test_a_map_left_open_asks_for_its_layers_again_every_few_minutes(page):
+    """A leader watching the map through the day saw the coverage, dots and tasks of the hour
+    it was opened until they moved the map: its tiles were read once. The layers are asked for
+    again every five minutes while the page is in sight (an unchanged tile costs a 304)."""
+    page.clock.install()
+    open_map(page)
+    page.evaluate(
+        """() => {
+          window.asked = [];
+          window.gridworkMap.on('sourcedataloading', (e) => window.asked.push(e.sourceId));
+        }"""
+    )
+    page.clock.run_for(4 * 60_000)
+    assert page.evaluate("() => window.asked") == []
+    page.clock.run_for(60_000 + 1000)
+    page.wait_for_function("() => ['grids', 'tasks'].every((s) => asked.includes(s))")
+    wait_for_grids(page)
+
+
 # --- tiles the server refuses ---------------------------------------------------------------------
 def test_the_map_says_when_the_server_refuses_its_tiles(page):
     """A refused tile (the server busy, a 503) was dropped without a word: the leader looked at

@@ -101,6 +101,7 @@ const GRADE_COLORS = { ok: "#1565c0", doubtful: "#ef6c00", suspect: "#d50000" };
 const VISITS_KEY = "gridwork.map.visits";
 let showVisits = localStorage.getItem(VISITS_KEY) === "1";
 const LAYERS = ["grids", "households", "visits", "tasks"];
+const REFRESH_MS = 5 * 60_000; // the layers asked for again while the map is watched
 // The week is kept in the query string: a reload (or a shared link) shows the same week.
 let week = new URLSearchParams(location.search).get("week") || isoWeek();
 
@@ -545,6 +546,19 @@ function start() {
     history.replaceState(null, "", url);
     langLink.href = otherLangHref(lang);
     showWeek(weekInput.value);
+  });
+  // The layers are asked for again every few minutes while the page is in sight (and when it
+  // comes back into sight after that long): read once, a map watched through the day showed
+  // the coverage, dots and tasks of the hour it was opened until it was moved. A tile the
+  // browser holds is revalidated by its ETag: unchanged, a 304 (no audit entry).
+  let refreshed = Date.now();
+  const refresh = () => {
+    refreshed = Date.now();
+    for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
+  };
+  setInterval(() => { if (document.visibilityState === "visible") refresh(); }, REFRESH_MS);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && Date.now() - refreshed >= REFRESH_MS) refresh();
   });
   // A week not chosen (none in the link) is the week under way: a map left open past Sunday
   // midnight (Asia/Shanghai) moves on to the new week, not showing the finished one as current.
