@@ -28,6 +28,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    null,
     or_,
     select,
     true,
@@ -123,8 +124,8 @@ class TileShape:
     layer: str
     full: bool  # households: one feature per household (else one per stair entrance)
     precise_tracks: bool
-    # grids: a week other than the current one, drawn from the grids' versions (as the report
-    # reads it) rather than today's grids.
+    # A week other than the current one: grids drawn from the grids' versions (as the report
+    # reads it) rather than today's grids; households only those registered by its end.
     versions: bool = False
 
 
@@ -133,7 +134,7 @@ def shape_of(req: TileRequest) -> TileShape:
         req.layer,
         req.layer == "households" and req.z >= HOUSEHOLDS_FULL_ZOOM,
         req.layer not in TRACK_LAYERS or req.precise_tracks,
-        req.layer == "grids" and req.week != current_week(req.now),
+        req.layer in ("grids", "households") and req.week != current_week(req.now),
     )
 
 
@@ -334,12 +335,14 @@ def grids_features(scope: Scope, shape: TileShape) -> Select:
             scope.grids(),
         )
     counted = drawn.offset(0).subquery("g")
+    # No households: no coverage (null, a property ST_AsMVT leaves out), as the report's null;
+    # until 2026-12-05 it was 0 and the map painted an empty grid red.
     coverage = case(
         (
             counted.c.households > 0,
             func.round(cast(counted.c.visited, Numeric) / counted.c.households, 3),
         ),
-        else_=literal(0),
+        else_=null(),
     )
     return select(
         counted.c.id,
@@ -486,11 +489,22 @@ def household_visit_states(
 
 def households_features(scope: Scope, shape: TileShape) -> Select:
     env3857, env4326 = _envelopes()
-    inner = _households_with_last_visit(
-        Household.location.op("&&")(env4326),  # GiST on location
-        scope.households(),
-        Household.removed_at.is_(None),  # out of the register: off the map
-    )
+    where = [Household.location.op("&&")(env4326), scope.households()]  # GiST on location
+    if shape.versions:
+        # Another week: the households registered by its end (a history row begun before it,
+        # ix_household_history_household), those its grids' figures count. Until 2026-12-05 a
+        # past week drew today's register: households registered since were red dots, "never
+        # visited", over grids whose figures counted none of them. One that left the register
+        # after the week was in it then (the report counts it there); one that left during it
+        # is counted nowhere that week.
+        history = HouseholdHistory
+        where.append(
+            exists().where(history.household_id == Household.id, history.valid_from < _END)
+        )
+        where.append(or_(Household.removed_at.is_(None), Household.removed_at >= _END))
+    else:
+        where.append(Household.removed_at.is_(None))  # out of the register: off the map
+    inner = _households_with_last_visit(*where)
     state = _visit_state(inner)
     visited_this_week, days, status = state.visited_this_week, state.days_since_visit, state.status
     last_visited = state.last_visited
@@ -598,8 +612,12 @@ def tasks_features(scope: Scope, shape: TileShape) -> Select:
             overdue.label("overdue"),
             (point if drawn is None else drawn).label("point"),
         ).where(
-            # Open at the reference time (now, or the end of a past week).
+            # Open at the reference time (now, or the end of a past week): not yet done (resolved,
+            # called back: `tasks.DONE_STATUSES`, as the task list and the report count it; a
+            # reopening clears `resolved_at`), closed or passed on. Until 2026-12-05 a resolved
+            # task was drawn as open until someone closed it.
             Task.created_at < _REF,
+            or_(Task.resolved_at.is_(None), Task.resolved_at > _REF),
             or_(Task.closed_at.is_(None), Task.closed_at > _REF),
             or_(Task.transferred_at.is_(None), Task.transferred_at > _REF),
             scope.in_grids(Task.grid_id),

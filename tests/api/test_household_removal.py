@@ -314,6 +314,22 @@ def test_a_removed_household_is_off_the_maps_households_layer(client, world, hom
     assert home.id not in drawn()
 
 
+def test_a_past_weeks_map_draws_a_household_that_left_after_it(client, world, home):
+    """It was in the register that week, and the week's figures count it there; a household
+    that left during a week is drawn in none of that week's tiles, as the report counts it."""
+
+    def drawn(week: str) -> set[int]:
+        tile = url("households", *DOOR, z=17, week=week)
+        return {
+            p["id"] for p in props(client.get(tile, headers=world.auth("leader_a")), "households")
+        }
+
+    assert remove(client, world, home, effective_date=LAST_MONDAY.isoformat()).status_code == 201
+    assert home.id in drawn(shift_week(WEEK, -2))
+    assert home.id not in drawn(shift_week(WEEK, -1))
+    assert home.id not in drawn(WEEK)
+
+
 def test_a_removed_household_is_not_in_the_export(client, world, home):
     def exported() -> str:
         response = client.get(

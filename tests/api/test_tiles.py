@@ -240,6 +240,37 @@ def test_tasks_tile_leaves_out_closed_tasks(client, world, session):
     assert response.status_code == 204
 
 
+@pytest.mark.parametrize("status", ["resolved", "callback"])
+def test_tasks_tile_leaves_out_tasks_done_but_not_yet_closed(client, world, session, status):
+    """A task resolved (办结), or being called back, is done, as the task list's open tasks and
+    the report count it: the map drew it as an open task ("进行中") until someone closed it, and
+    a grid whose tasks were all done still showed its pins."""
+    make_task_at(
+        session,
+        world.households[A1][0],
+        NOW - timedelta(hours=1),  # done after its deadline: not overdue now either
+        status=status,
+        resolved_at=NOW - timedelta(minutes=5),
+    )
+    response = client.get(url("tasks", *centre(A1)), headers=world.auth("leader_a"))
+    assert response.status_code == 204
+
+
+def test_a_past_weeks_tasks_tile_keeps_a_task_resolved_after_that_week(client, world, session):
+    """Last week's map draws the tasks open as it ended: one resolved this week was open then."""
+    last_week = shift_week(current_week(), -1)
+    task = make_task_at(
+        session,
+        world.households[A1][0],
+        NOW - timedelta(days=8),
+        status="resolved",
+        resolved_at=NOW,
+        created_at=NOW - timedelta(days=20),
+    )
+    response = client.get(url("tasks", *centre(A1), week=last_week), headers=world.auth("leader_a"))
+    assert [(p["id"], p["overdue"]) for p in props(response, "tasks")] == [(task.id, True)]
+
+
 def test_tasks_tile_leaves_out_tasks_whose_ticket_went_to_another_community(client, world, session):
     make_task_at(
         session,
@@ -371,8 +402,15 @@ def test_tile_needs_a_token(client, world):
     assert client.get(url("grids", *centre(A1))).status_code == 401
 
 
+def registered_in_september(session) -> None:
+    """The world's households registered before the past weeks the tests read (a past week's
+    map draws the households registered by its end)."""
+    session.execute(text("UPDATE household_history SET valid_from = '2026-09-01T00:00:00+08:00'"))
+
+
 def test_households_tile_for_a_past_week_ignores_later_visits(world, session):
     # The household was visited in W40 and again in W42: read as of W41 it is not visited.
+    registered_in_september(session)
     w41_friday = datetime(2026, 10, 9, 4, 0, tzinfo=UTC)
     household = world.households[A1][1]
     worker = world.users["worker_a1"]
@@ -419,6 +457,7 @@ def test_a_stair_entrance_with_only_attempts_this_week_is_not_visited(client, wo
 def test_households_tile_for_a_past_week_does_not_count_its_attempts(world, session):
     # W41 had only an attempt; W42 found someone: read as of W41 the household is not visited
     # (the probe of a past week), its last visit the one of W40.
+    registered_in_september(session)
     w41_friday = datetime(2026, 10, 9, 4, 0, tzinfo=UTC)
     household = world.households[A1][1]
     worker = world.users["worker_a1"]

@@ -13,7 +13,7 @@ from api.services import households as household_service
 from api.services import reports
 from api.services.weeks import current_week, shift_week
 from tests.api.test_tiles import props, url
-from tests.factories import A1, A2, A, centre, make_household, make_visit
+from tests.factories import A1, A2, A, box, centre, make_grid, make_household, make_visit
 
 
 def effective(session, moment: datetime | None) -> None:
@@ -42,8 +42,10 @@ def assert_map_agrees_with_report(client, world, session, week: str) -> dict[str
     for code in (A1, A2):
         m, r = drawn[code], reported[code]
         assert (m["households"], m["visited"]) == (r["households"], r["visited"]), code
-        expected = 0 if r["coverage"] is None else r["coverage"] / 100
-        assert m["coverage"] == pytest.approx(expected, abs=0.0005), code
+        if r["coverage"] is None:  # nothing to divide by: no figure, as in the report
+            assert "coverage" not in m, code
+            continue
+        assert m["coverage"] == pytest.approx(r["coverage"] / 100, abs=0.0005), code
         assert m["coverage"] <= 1, code
     return drawn
 
@@ -106,4 +108,43 @@ def test_a_past_week_counts_the_households_the_grid_had_as_it_ended(client, worl
     session.flush()
     drawn = assert_map_agrees_with_report(client, world, session, last_week)
     assert (drawn[A1]["households"], drawn[A1]["visited"], drawn[A1]["coverage"]) == (1, 1, 1)
-    assert (drawn[A2]["households"], drawn[A2]["coverage"]) == (0, 0)
+    assert drawn[A2]["households"] == 0 and "coverage" not in drawn[A2]
+
+
+def test_a_grid_without_households_has_no_coverage_as_the_report_has_none(client, world, session):
+    """A grid drawn this week, no household in it yet: the report's coverage is null (nothing
+    to divide by) and its row reads "—", while the map carried 0 and painted the grid red,
+    "0%", the colour of a grid nobody visits. The tile now carries no coverage for it."""
+    make_grid(session, A + "003", box(116.400, 39.925, 116.405, 39.930))
+    response = client.get(url("grids", 116.4025, 39.9275, z=14), headers=world.auth("admin_a"))
+    drawn = {p["code"]: p for p in props(response, "grids")}
+    selection = reports.select_scope(session, None, current_week(), community=A)
+    reported = {
+        g["code"]: g for g in reports.coverage_report(session, selection, current_week())["grids"]
+    }
+    assert reported[A + "003"]["coverage"] is None
+    assert drawn[A + "003"]["households"] == 0
+    assert "coverage" not in drawn[A + "003"]
+
+
+def test_a_past_weeks_households_are_those_registered_by_its_end(client, world, session):
+    """Last week's map drew today's register: households registered this week (the world's)
+    were red dots, "overdue, never visited", on last week's map, over a grid whose figures
+    (the report's) counted none of them. A past week now draws the households registered by
+    its end: those its figures count."""
+    last_week = shift_week(current_week(), -1)
+    session.execute(text("UPDATE grid_versions SET valid_from = valid_from - interval '21 days'"))
+    effective(session, datetime.now(UTC) - timedelta(days=14))
+    earlier = make_household(session, *centre(A1, dy=0.001), room="901")
+    effective(session, None)
+    session.flush()
+
+    def drawn(week: str) -> set[int]:
+        response = client.get(
+            url("households", *centre(A1), z=16, week=week), headers=world.auth("leader_a")
+        )
+        return {p["id"] for p in props(response, "households")}
+
+    assert drawn(current_week()) == {earlier.id, *(h.id for h in world.households[A1])}
+    assert drawn(last_week) == {earlier.id}
+    assert map_grids(client, world, last_week)[A1]["households"] == 1

@@ -37,12 +37,19 @@ DEMO_GRID = "110101001001001"
 @pytest.fixture(scope="session")
 def e2e_database_url(database_url):
     from api.cli import seed_demo
+    from api.services.report_store import backdate_register
     from fixtures.demo import demo_district
 
     url = create_database(sibling_url(database_url, "_e2e"))
     engine = create_engine(url)
+    district = demo_district()
     with Session(engine) as session:
-        seed_demo(session, demo_district())
+        seed_demo(session, district)
+        # As `gridwork seed demo` does: the district has existed for a month, so past weeks'
+        # maps and reports have its grids and households.
+        codes = [f["properties"]["code"] for f in district["grids"]["features"]]
+        backdate_register(session, codes, datetime.now(UTC) - timedelta(days=28))
+        session.commit()
         _visit_some(session)
         session.commit()
     engine.dispose()

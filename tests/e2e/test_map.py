@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import DEMO_GRID, expire_access_token, screenshot, sign_in
+from tests.e2e.conftest import DEMO_GRID, claims, expire_access_token, screenshot, sign_in
 
 RENDERED_GRIDS = """() => {
   const map = window.gridworkMap;
@@ -137,6 +137,33 @@ def test_the_map_refreshes_an_expired_token_and_draws_its_tiles_again(page, live
     assert page.is_hidden("#signin")
 
 
+def test_a_map_whose_session_ended_asks_to_sign_in_again_and_says_why(page, live_app, e2e_engine):
+    """A leader's map left open while the session was ended (the account switched off, the
+    password changed or signed out everywhere on another device): its tiles were refused, the
+    refresh too, and the page reloaded to a bare sign-in form, with no word of why: it looked
+    like a fault of the map. It now says the sign-in has ended, in Chinese."""
+    from api.services import sessions
+
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
+    sid = claims(expire_access_token(live_app, page))["sid"]
+    with Session(e2e_engine) as session:
+        sessions.revoke(session, sid, "e2e", datetime.now(UTC))
+        session.commit()
+    page.dispatch_event("#week", "change")  # the tiles asked for again: 401, the refresh refused
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.inner_text("#signin-error") == "登录已失效，请重新登录。"
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
+    page.reload()  # said once: a later visit to the page does not say it again
+    wait_for_grids(page)
+    page.evaluate("() => localStorage.removeItem('gridwork.token')")
+    page.reload()
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.inner_text("#signin-error") == ""
+
+
 # --- zoomed to the user's grids ------------------------------------------------------------------
 def grids_extent(e2e_engine, community: str = "110101001001") -> list[float]:
     from api.models import Grid
@@ -177,6 +204,7 @@ def test_the_map_zooms_to_the_users_grids(page, e2e_engine):
 
 
 def test_the_map_says_when_it_cannot_read_the_users_grids(page):
+    """Said in Chinese (until 2026-12-05 the server's words alone), the server's words after."""
     problem = '{"title": "Service Unavailable", "status": 503, "detail": "维护中"}'
     page.route(
         "**/api/v1/grids?*",
@@ -187,7 +215,10 @@ def test_the_map_says_when_it_cannot_read_the_users_grids(page):
     page.goto("/map")
     sign_in(page, "leader01", DEMO_PASSWORD)
     page.wait_for_selector("#map-status:not([hidden])")
-    assert page.inner_text("#map-status") == "无法读取您的网格范围，地图未缩放到网格：维护中"
+    said = (
+        "无法读取您的网格范围，地图未缩放到网格：服务器暂时不可用，请稍后再试。（服务器：维护中）"
+    )
+    assert page.inner_text("#map-status") == said
 
 
 # --- popups: every household and task under the click ---------------------------------------------
@@ -325,6 +356,28 @@ def test_a_households_popup_tells_an_attempt_that_found_nobody_apart(page, e2e_e
             session.commit()
 
 
+def test_a_households_popup_says_in_chinese_why_its_history_could_not_be_read(page, e2e_engine):
+    """The history a household's popup reads was refused (the household moved out of the
+    leader's grids since the tile was drawn: 404; the server busy: 503): the popup showed the
+    server's English ("Household 12 not found."). It is said in Chinese, the server's words
+    after it."""
+    lon, lat, households = shared_point(e2e_engine)
+    problem = '{"title": "Not Found", "status": 404, "detail": "Household not found."}'
+    page.route(
+        "**/api/v1/households/*/visits?*",
+        lambda route: route.fulfill(
+            status=404, body=problem, content_type="application/problem+json"
+        ),
+    )
+    open_map(page)
+    click_at(page, lon, lat, 16.5)
+    page.locator(f".hit-list button.hit:has-text('#{households[0]} ')").click()
+    error = page.locator(".household-popup .error")
+    error.wait_for()
+    said = "找不到这条记录，它可能已不在您的网格中。（服务器：Household not found.）"
+    assert error.inner_text() == said
+
+
 def test_at_the_entrance_level_the_popup_counts_the_households(page, e2e_engine):
     lon, lat, households = shared_point(e2e_engine)
     open_map(page)
@@ -425,6 +478,164 @@ def test_the_week_chosen_is_kept_in_the_url_across_a_reload(page):
     assert page.input_value("#week") == last_week
 
 
+GRID_POINT = """(code) => {
+  const map = window.gridworkMap;
+  const f = map.querySourceFeatures('grids', {sourceLayer: 'grids'})
+    .find(f => f.properties.code === code);
+  const ring = f.geometry.type === 'Polygon' ? f.geometry.coordinates[0]
+                                               : f.geometry.coordinates[0][0];
+  const lon = ring.reduce((s, c) => s + c[0], 0) / ring.length;
+  const lat = ring.reduce((s, c) => s + c[1], 0) / ring.length;
+  const p = map.project([lon, lat]);
+  return {x: p.x, y: p.y};
+}"""
+
+WEEK_DRAWN = """(week) => {
+  const map = window.gridworkMap;
+  const weeks = map.querySourceFeatures('grids', {sourceLayer: 'grids'})
+    .map(f => f.properties.week);
+  return map.loaded() && map.areTilesLoaded() && weeks.length > 0 && weeks.every(w => w === week);
+}"""
+
+
+@pytest.fixture()
+def visited_last_week(e2e_engine):
+    """Three households of the demo grid visited last week (found at home), one tried in vain."""
+    import uuid
+
+    from geoalchemy2.shape import to_shape
+
+    from api.models import Grid, Household, User, Visit
+    from api.services.weeks import week_of
+
+    when = datetime.now(UTC) - timedelta(days=7)
+    with Session(e2e_engine) as session:
+        grid = session.scalar(select(Grid).where(Grid.code == DEMO_GRID))
+        worker = session.scalar(select(User).where(User.username == "worker01"))
+        households = session.scalars(
+            select(Household).where(Household.grid_id == grid.id).order_by(Household.id.desc())
+        ).all()[:4]
+        outcomes = ["met"] * 3 + ["nobody_home"]
+        for household, outcome in zip(households, outcomes, strict=True):
+            session.add(
+                Visit(
+                    id=uuid.uuid4(),
+                    worker_id=worker.id,
+                    household_id=household.id,
+                    grid_id=grid.id,
+                    visited_at=when,
+                    utc_offset_minutes=480,
+                    week=week_of(when),
+                    location=household.location,
+                    datum="wgs84",
+                    outcome=outcome,
+                    grade="ok",
+                    raw_lon=to_shape(household.location).x,
+                    raw_lat=to_shape(household.location).y,
+                )
+            )
+        session.commit()
+    return week_of(when)
+
+
+def test_a_past_weeks_grid_popup_names_its_week_and_reads_that_weeks_report(
+    page, visited_last_week
+):
+    """The grid popup said "本周走访覆盖率" (this week's coverage) whatever week was shown, and a
+    popup open when the week was switched stayed, still showing the other week's figures under
+    the new week's map. A switch now closes it, and a past week's popup names its week, with the
+    figures that week's report gives the leader."""
+    last_week = visited_last_week
+    open_map(page)
+    point = page.evaluate(GRID_POINT, DEMO_GRID)
+    page.mouse.click(point["x"], point["y"])
+    popup = page.locator(".grid-popup")
+    popup.wait_for()
+    assert "本周走访覆盖率" in popup.inner_text()
+    page.fill("#week", last_week)
+    page.dispatch_event("#week", "change")
+    page.wait_for_function(WEEK_DRAWN, arg=last_week)
+    assert popup.count() == 0  # this week's figures are not left over last week's map
+    page.mouse.click(point["x"], point["y"])
+    popup.wait_for()
+    assert f"{last_week} 走访覆盖率" in popup.inner_text()
+    assert "本周" not in popup.inner_text()
+    report = page.evaluate(
+        """async (week) => {
+          const token = localStorage.getItem('gridwork.token');
+          const answer = await fetch(`/api/v1/reports/coverage?week=${week}`,
+                                     {headers: {Authorization: `Bearer ${token}`}});
+          return answer.json();
+        }""",
+        last_week,
+    )
+    row = next(g for g in report["grids"] if g["code"] == DEMO_GRID)
+    assert int(popup.locator(".households").inner_text()) == row["households"]
+    assert int(popup.locator(".visited").inner_text()) == row["visited"]
+    assert popup.locator(".coverage").inner_text() == f"{row['coverage']}%"
+
+
+def test_a_map_left_open_into_a_new_week_moves_on_to_it(page):
+    """A leader's map opened on Sunday evening and still open on Monday morning (a computer that
+    slept) kept showing the week before, which was no longer the week under way: coverage full,
+    every dot "visited", as if the new week's round were done. A map whose week was not chosen
+    (none in the link) now moves on to the new week; one chosen stays."""
+    from api.services.weeks import shift_week, week_bounds, week_of
+
+    this_week = week_of(datetime.now(UTC))
+    monday = week_bounds(shift_week(this_week, 1))[0]  # 00:00 Asia/Shanghai, as UTC
+    page.clock.install(time=monday - timedelta(minutes=2))
+    open_map(page)
+    assert page.input_value("#week") == this_week
+    next_week = shift_week(this_week, 1)
+    with page.expect_request(lambda r: "/api/v1/tiles/grids/" in r.url and next_week in r.url):
+        page.clock.run_for(3 * 60_000)
+    assert page.input_value("#week") == next_week
+    assert "week=" not in page.url  # still the week under way, whichever it is
+    page.fill("#week", this_week)  # chosen: it stays
+    page.dispatch_event("#week", "change")
+    page.clock.run_for(3 * 60_000)
+    assert page.input_value("#week") == this_week
+
+
+def test_a_week_before_the_grids_were_drawn_says_so(page):
+    """A week chosen from before the district's grids were drawn (the system began a month
+    ago): the map showed nothing and said nothing, as if it had failed. It now says the week
+    has no grids; the week under way, which has them, takes the words away."""
+    from api.services.weeks import week_of
+
+    early = week_of(datetime.now(UTC) - timedelta(days=70))  # the e2e register: 28 days old
+    open_map(page)
+    page.fill("#week", early)
+    page.dispatch_event("#week", "change")
+    page.wait_for_selector("#map-status:not([hidden])")
+    assert (
+        page.inner_text("#map-status") == f"所选的周（{early}）没有网格：网格是在这之后才划定的。"
+    )
+    page.fill("#week", week_of(datetime.now(UTC)))
+    page.dispatch_event("#week", "change")
+    page.wait_for_selector("#map-status", state="hidden")
+
+
+def test_a_map_left_open_asks_for_its_layers_again_every_few_minutes(page):
+    """A leader watching the map through the day saw the coverage, dots and tasks of the hour
+    it was opened until they moved the map: its tiles were read once. The layers are asked for
+    again every five minutes while the page is in sight (an unchanged tile costs a 304)."""
+    page.clock.install()
+    open_map(page)
+    page.evaluate(
+        """() => {
+          window.asked = [];
+          window.gridworkMap.on('sourcedataloading', (e) => window.asked.push(e.sourceId));
+        }"""
+    )
+    page.clock.run_for(4 * 60_000)
+    assert page.evaluate("() => window.asked") == []
+    page.clock.run_for(60_000 + 1000)
+    page.wait_for_function("() => ['grids', 'tasks'].every((s) => asked.includes(s))")
+    wait_for_grids(page)
+
+
 # --- tiles the server refuses ---------------------------------------------------------------------
 def test_the_map_says_when_the_server_refuses_its_tiles(page):
     """A refused tile (the server busy, a 503) was dropped without a word: the leader looked at
@@ -439,18 +650,44 @@ def test_the_map_says_when_the_server_refuses_its_tiles(page):
     page.goto("/map")
     sign_in(page, "leader01", DEMO_PASSWORD)
     page.wait_for_selector("#map-status:not([hidden])")
-    assert page.inner_text("#map-status") == "地图图层读取失败：维护中"
+    said = "地图图层读取失败：服务器暂时不可用，请稍后再试。（服务器：维护中）"
+    assert page.inner_text("#map-status") == said
 
 
 def test_a_link_with_a_week_the_server_refuses_says_why(page):
     """A shared or hand-edited link with a week that is none (2026-W99): the week box shows
     nothing (the browser drops the value), every tile was refused (422) and the map stayed
-    empty without saying why."""
+    empty without saying why. Then it was said in the server's English alone; now in Chinese,
+    with what to do, the server's words after it."""
     page.goto("/map?week=2026-W99")
     sign_in(page, "leader01", DEMO_PASSWORD)
     page.wait_for_selector("#map-status:not([hidden])")
-    said = "地图图层读取失败：'2026-W99' is not an ISO week like 2026-W47."
+    said = (
+        "地图图层读取失败：所选的周无效，请在“周”中重新选择。"
+        "（服务器：'2026-W99' is not an ISO week like 2026-W47.）"
+    )
     assert page.inner_text("#map-status") == said
+
+
+def test_the_map_says_when_it_cannot_reach_the_server_for_its_tiles(page):
+    """A tile that never got an answer (the network down, the server or its proxy unreachable:
+    MapLibre's error has status 0) was dropped without a word, as a refusal once was: the
+    leader watched an empty map. It is said, in Chinese, and goes once a tile is drawn again."""
+    reachable = {"yes": True}
+    page.route(
+        "**/api/v1/tiles/**",
+        lambda route: (
+            route.continue_() if reachable["yes"] else route.abort("internetdisconnected")
+        ),
+    )
+    open_map(page)
+    reachable["yes"] = False
+    page.evaluate("() => window.gridworkMap.jumpTo({zoom: window.gridworkMap.getZoom() - 2})")
+    page.wait_for_selector("#map-status:not([hidden])")
+    assert page.inner_text("#map-status") == "地图图层读取失败：无法连接服务器，请检查网络后再试"
+    reachable["yes"] = True
+    page.evaluate("() => window.gridworkMap.jumpTo({zoom: window.gridworkMap.getZoom() + 3})")
+    page.wait_for_selector("#map-status", state="hidden")
 
 
 @pytest.fixture
@@ -568,6 +805,16 @@ def test_a_popup_opened_near_the_top_is_not_hidden_under_the_toolbar(page):
     x = toolbar["x"] + toolbar["width"] / 2
 
     def open_grid_popup(y: float) -> dict:
+        # The demo grid's middle brought under the point (the map fits the grids clear of the
+        # toolbar: none need be under it).
+        page.evaluate(
+            """([x, y, point]) => {
+              const map = window.gridworkMap;
+              map.panBy([point.x - x, point.y - y], {animate: false});
+            }""",
+            [x, y, page.evaluate(GRID_POINT, DEMO_GRID)],
+        )
+        page.wait_for_function("() => window.gridworkMap.loaded()")
         assert page.evaluate(
             "([x, y]) => window.gridworkMap.queryRenderedFeatures([x, y], {layers: ['grids-fill']})"
             ".length > 0",
@@ -591,6 +838,26 @@ def test_a_popup_opened_near_the_top_is_not_hidden_under_the_toolbar(page):
         })"""
     )
     assert covered == []
+
+
+def test_the_legend_says_the_black_ring_is_a_must_visit_household_not_yet_visited(page):
+    """The black ring is drawn round a must-visit household not visited in the week shown
+    (`must_visit_due`), and the legend called it "必访对象" (a must-visit household): a leader
+    read a visited 80-year-old's dot, without its ring, as off the must-visit list."""
+    from api.services.weeks import week_of
+
+    open_map(page)
+    ring = page.evaluate(
+        "() => JSON.stringify(window.gridworkMap.getPaintProperty('households',"
+        " 'circle-stroke-width'))"
+    )
+    assert "must_visit_due" in ring
+    assert "必访对象（本周未访）" in page.inner_text("#legend")
+    page.fill("#week", week_of(datetime.now(UTC) - timedelta(days=7)))
+    page.dispatch_event("#week", "change")
+    page.wait_for_function(
+        "() => document.querySelector('#legend').innerText.includes('必访对象（该周未访）')"
+    )
 
 
 @pytest.fixture()
@@ -647,3 +914,77 @@ def test_the_sign_in_form_offers_the_other_language(page, path):
     page.wait_for_url("**lang=en**")
     assert page.locator("#signin button[type=submit]").inner_text() == "Sign in"
     assert page.locator("#signin-lang").inner_text() == "中文"
+
+
+@pytest.fixture()
+def phone(browser, live_server):
+    """A phone (375x667 CSS px, touch: a coarse pointer)."""
+    context = browser.new_context(
+        base_url=live_server,
+        viewport={"width": 375, "height": 667},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    )
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()
+
+
+DRAWN_GRIDS_BOX = """() => {
+  const map = window.gridworkMap;
+  let box = null;
+  for (const f of map.queryRenderedFeatures({layers: ['grids-fill']})) {
+    const rings = f.geometry.type === 'Polygon' ? [f.geometry.coordinates[0]]
+                                                : f.geometry.coordinates.map((p) => p[0]);
+    for (const ring of rings) for (const c of ring) {
+      const p = map.project(c);
+      box = box ? {x0: Math.min(box.x0, p.x), y0: Math.min(box.y0, p.y),
+                   x1: Math.max(box.x1, p.x), y1: Math.max(box.y1, p.y)}
+                : {x0: p.x, y0: p.y, x1: p.x, y1: p.y};
+    }
+  }
+  return box && {x: box.x0, y: box.y0, width: box.x1 - box.x0, height: box.y1 - box.y0};
+}"""
+
+
+def test_on_a_phone_the_legend_and_toolbar_leave_the_leaders_grids_in_sight(phone, e2e_engine):
+    """On a phone the legend (always open, 330 px of a 667 px screen) and the toolbar stood over
+    half of the leader's grids, which the map had zoomed to as if nothing covered them. The
+    legend is folded on a phone (a 40 px "图例" button opens it) and the grids are fitted in
+    the part of the map left free."""
+    page = phone
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_function(FITTED, arg=grids_extent(e2e_engine))
+    wait_for_grids(page)
+    grids = page.evaluate(DRAWN_GRIDS_BOX)
+    legend = page.locator("#legend").bounding_box()
+    toolbar = page.locator("#toolbar").bounding_box()
+    assert not boxes_overlap(grids, legend), (grids, legend)
+    assert not boxes_overlap(grids, toolbar), (grids, toolbar)
+    assert "0%" not in page.inner_text("#legend")  # folded
+    toggle = page.locator("#legend summary")
+    assert toggle.bounding_box()["height"] >= 40
+    toggle.tap()
+    assert "网格覆盖率" in page.inner_text("#legend")
+    assert page.locator("#legend").bounding_box()["height"] > 200
+    screenshot(page, "map-phone")
+
+
+def test_on_a_phone_the_sign_in_form_is_big_enough_to_tap(phone):
+    """The map's sign-in form on a phone: its boxes and button 21 px tall, its language link
+    16 px (the app's are 40 px): a thumb hit the neighbour, and the phone zoomed the page on
+    typing into a box of 13 px text."""
+    page = phone
+    page.goto("/map")
+    page.wait_for_selector("#signin:not([hidden])")
+    sizes = page.evaluate(
+        """() => [...document.querySelectorAll('#signin input, #signin button, #signin a')]
+          .map((el) => [el.name || el.textContent, el.getBoundingClientRect().height,
+                        parseFloat(getComputedStyle(el).fontSize)])"""
+    )
+    assert [name for name, height, _ in sizes if height < 40] == []
+    assert [name for name, _, font in sizes if font < 16] == []
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)

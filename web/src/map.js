@@ -8,16 +8,30 @@ import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
-    title: "网格地图", username: "用户名", password: "密码", signIn: "登录", signOut: "退出",
-    week: "周", other: "English", coverage: "本周走访覆盖率", households: "住户", visited: "已走访",
-    grid: "网格", legendGrids: "网格覆盖率", legendHouseholds: "住户走访", visitedWeek: "本周已访",
-    due: "待访", overdue: "逾期未访", mustVisit: "必访对象", tasks: "任务", taskOpen: "进行中",
+    title: "网格地图", legend: "图例", noHouseholds: "无住户", username: "用户名", password: "密码", signIn: "登录", signOut: "退出",
+    week: "周", other: "English",
+    // The week's words: "this week" only for the week under way (a past week is named).
+    coverage: (w) => (w === isoWeek() ? "本周走访覆盖率" : `${w} 走访覆盖率`), households: "住户", visited: "已走访",
+    grid: "网格", legendGrids: "网格覆盖率", legendHouseholds: "住户走访",
+    visitedWeek: (w) => (w === isoWeek() ? "本周已访" : "该周已访"),
+    due: "待访", overdue: "逾期未访",
+    // The ring is `must_visit_due`: a must-visit household not visited in the week shown.
+    mustVisit: (w) => (w === isoWeek() ? "必访对象（本周未访）" : "必访对象（该周未访）"), tasks: "任务", taskOpen: "进行中",
     taskOverdue: "已超期", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
     lastAttempt: "上次上门未遇",
     badLogin: "用户名或密码错误", signinFailed: "登录失败：", accounts: "账号管理",
+    sessionEnded: "登录已失效，请重新登录。",
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
-    tilesFailed: "地图图层读取失败：",
+    tilesFailed: "地图图层读取失败：", unreachable: "无法连接服务器，请检查网络后再试",
+    // A refusal said by its status; the server's words (English) follow in brackets.
+    refused: (status) => (status >= 500 ? "服务器暂时不可用，请稍后再试。"
+      : { 403: "这个账号无权查看地图。", 404: "服务器上找不到地图数据，页面可能需要更新。",
+        422: "所选的周无效，请在“周”中重新选择。", 429: "请求过于频繁，请稍后再试。" }[status]
+        || "服务器拒绝了这个请求。"),
+    serverSaid: (said, detail) => (detail ? `${said}（服务器：${detail}）` : said),
+    recordGone: "找不到这条记录，它可能已不在您的网格中。",
+    weekWithoutGrids: (w) => `所选的周（${w}）没有网格：网格是在这之后才划定的。`,
     here: (n) => `此处共 ${n} 项`, back: "← 返回列表", task: "任务", entrance: "楼门",
     entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
     mustVisitDue: "有必访对象本周未访", zoomIn: "放大地图",
@@ -36,16 +50,23 @@ const TEXT = {
     reason: evidenceShortZh,
   },
   en: {
-    title: "Grid map", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
-    week: "Week", other: "中文", coverage: "Coverage this week", households: "Households",
+    title: "Grid map", legend: "Legend", noHouseholds: "no households", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
+    week: "Week", other: "中文",
+    coverage: (w) => (w === isoWeek() ? "Coverage this week" : `Coverage in ${w}`), households: "Households",
     visited: "Visited", grid: "Grid", legendGrids: "Grid coverage", legendHouseholds: "Household visits",
-    visitedWeek: "Visited this week", due: "Due", overdue: "Overdue", mustVisit: "Must-visit",
+    visitedWeek: (w) => (w === isoWeek() ? "Visited this week" : "Visited that week"), due: "Due", overdue: "Overdue",
+    mustVisit: (w) => (w === isoWeek() ? "Must-visit, not visited this week" : "Must-visit, not visited that week"),
     tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
-    never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ", accounts: "Accounts",
+    never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password",
+    sessionEnded: "Your sign-in has ended: sign in again.", signinFailed: "Sign-in failed: ", accounts: "Accounts",
     lastAttempt: "Last attempt, nobody home",
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
     tilesFailed: "The map's layers could not be read: ",
+    unreachable: "the server cannot be reached; check the network and try again",
+    refused: (status) => `HTTP ${status}`, serverSaid: (said, detail) => detail || said,
+    recordGone: "Not found: it may no longer be in your grids.",
+    weekWithoutGrids: (w) => `No grids in ${w}: they were drawn after it.`,
     here: (n) => `${n} items here`, back: "← Back to the list", task: "Task", entrance: "Entrance",
     entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
     mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in",
@@ -70,6 +91,7 @@ document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
 document.title = `${t.title} · gridwork`;
 translate(document, t);
 
+const NO_HOUSEHOLDS = "#bdbdbd";
 const COLORS = { visited: "#2e7d32", due: "#f9a825", overdue: "#c62828", task: "#6a1b9a" };
 // A visit is drawn where the worker stood, as a ring coloured by its location evidence: a leader
 // sees which visits were recorded away from the door (a household is a filled dot).
@@ -79,6 +101,7 @@ const GRADE_COLORS = { ok: "#1565c0", doubtful: "#ef6c00", suspect: "#d50000" };
 const VISITS_KEY = "gridwork.map.visits";
 let showVisits = localStorage.getItem(VISITS_KEY) === "1";
 const LAYERS = ["grids", "households", "visits", "tasks"];
+const REFRESH_MS = 5 * 60_000; // the layers asked for again while the map is watched
 // The week is kept in the query string: a reload (or a shared link) shows the same week.
 let week = new URLSearchParams(location.search).get("week") || isoWeek();
 
@@ -100,8 +123,9 @@ function style() {
     {
       id: "grids-fill", type: "fill", source: "grids", "source-layer": "grids",
       paint: {
-        "fill-color": ["interpolate", ["linear"], ["get", "coverage"],
-          0, "#d73027", 0.5, "#fee08b", 0.8, "#a6d96a", 1, "#1a9850"],
+        // A grid without households has no coverage (as in the report): grey, not red.
+        "fill-color": ["case", ["has", "coverage"], ["interpolate", ["linear"], ["get", "coverage"],
+          0, "#d73027", 0.5, "#fee08b", 0.8, "#a6d96a", 1, "#1a9850"], NO_HOUSEHOLDS],
         "fill-opacity": 0.45,
       },
     },
@@ -137,19 +161,25 @@ function style() {
   return { version: 8, sources, layers };
 }
 
+// A phone's screen (or a phone on its side): the legend stands folded, a "图例" button that
+// opens it. Open, it is 330 px tall: half of a phone's map, over the leader's grids.
+const SMALL_SCREEN = "(max-width: 640px), (max-height: 500px)";
+
 function legend() {
   const el = document.getElementById("legend");
+  const open = el.hidden ? !matchMedia(SMALL_SCREEN).matches : el.open; // kept when drawn again
   // Colours are set through the DOM: the page's CSP refuses inline style attributes.
   const swatch = (color, dot = false) => `<i class="${dot ? "dot" : ""}" data-color="${color}"></i>`;
-  el.innerHTML = `
+  el.innerHTML = `<summary>${t.legend}</summary>
     <h3>${t.legendGrids}</h3>
     <div>${swatch("#d73027")}0%</div><div>${swatch("#fee08b")}50%</div>
     <div>${swatch("#a6d96a")}80%</div><div>${swatch("#1a9850")}100%</div>
+    <div>${swatch(NO_HOUSEHOLDS)}${t.noHouseholds}</div>
     <h3>${t.legendHouseholds}</h3>
-    <div>${swatch(COLORS.visited, true)}${t.visitedWeek}</div>
+    <div>${swatch(COLORS.visited, true)}${t.visitedWeek(week)}</div>
     <div>${swatch(COLORS.due, true)}${t.due}</div>
     <div>${swatch(COLORS.overdue, true)}${t.overdue}</div>
-    <div><i class="dot must-visit"></i>${t.mustVisit}</div>
+    <div><i class="dot must-visit"></i>${t.mustVisit(week)}</div>
     <h3>${t.tasks}</h3>
     <div>${swatch(COLORS.task, true)}${t.taskOpen}</div>
     <div>${swatch(COLORS.overdue, true)}${t.taskOverdue}</div>
@@ -157,6 +187,7 @@ function legend() {
     ${Object.entries(GRADE_COLORS).map(([grade, color]) => `<div><i class="dot ring" data-ring="${color}"></i>${t.grades[grade]}</div>`).join("")}</div>`;
   for (const i of el.querySelectorAll("i[data-color]")) i.style.background = i.dataset.color;
   for (const i of el.querySelectorAll("i[data-ring]")) i.style.borderColor = i.dataset.ring;
+  el.open = open;
   el.hidden = false;
 }
 
@@ -165,7 +196,8 @@ function gridPopup(p) {
     <table>
       <tr><td>${t.households}</td><td class="households">${p.households}</td></tr>
       <tr><td>${t.visited}</td><td class="visited">${p.visited}</td></tr>
-      <tr><td>${t.coverage}</td><td class="coverage">${Math.round(p.coverage * 1000) / 10}%</td></tr>
+      <tr><td>${t.coverage(p.week)}</td><td class="coverage">${p.coverage == null ? `— (${t.noHouseholds})`
+        : `${Math.round(p.coverage * 1000) / 10}%`}</td></tr>
     </table></div>`;
 }
 
@@ -195,11 +227,11 @@ async function visitDetail(p, box, back) {
       ${metres != null ? `<tr><td>${t.toHousehold}</td><td class="to-household">${escapeHtml(t.metres(metres))}</td></tr>` : ""}`;
     box.innerHTML = `<div class="popup visit-popup">${head}${rows}</table></div>`;
   } catch (error) {
-    box.innerHTML = `<div class="popup visit-popup">${head}</table><p class="error">${escapeHtml(error.message)}</p></div>`;
+    box.innerHTML = `<div class="popup visit-popup">${head}</table><p class="error">${escapeHtml(callProblem(error, { record: true }))}</p></div>`;
   }
 }
 
-const statusText = (status) => ({ visited: t.visitedWeek, due: t.due, overdue: t.overdue }[status] || status);
+const statusText = (status) => ({ visited: t.visitedWeek(week), due: t.due, overdue: t.overdue }[status] || status);
 const place = (p) => [p.building, p.unit, p.room].filter(Boolean).join("-");
 // Below z16 a household feature stands for a stair entrance: `households` of them at one point
 // (api/services/tiles.py households_features), with their worst status; its id is merely the
@@ -241,7 +273,7 @@ async function entranceDetail(f, box, back) {
         <button type="button" class="history-link" data-i="${i}">${t.history}</button></li>`;
     }).join("") || `<li class="muted">${t.none}</li>`;
   } catch (error) {
-    list.innerHTML = `<li class="error">${escapeHtml(error.message)}</li>`;
+    list.innerHTML = `<li class="error">${escapeHtml(callProblem(error))}</li>`;
   }
 }
 
@@ -266,7 +298,7 @@ async function householdDetail(p, box, back) {
     box.innerHTML = `<div class="popup household-popup">${head}<strong>${t.history}</strong>
       <ul class="history">${items || `<li>${t.none}</li>`}</ul></div>`;
   } catch (error) {
-    box.innerHTML = `<div class="popup household-popup">${head}<p class="error">${escapeHtml(error.message)}</p></div>`;
+    box.innerHTML = `<div class="popup household-popup">${head}<p class="error">${escapeHtml(callProblem(error, { record: true }))}</p></div>`;
   }
 }
 
@@ -304,6 +336,7 @@ function clickPopup(map, e) {
   const grid = unique.find((f) => f.layer.id === "grids-fill");
   if (!things.length && !grid) return;
   const popup = new maplibregl.Popup({ maxWidth: "340px" }).setLngLat(e.lngLat);
+  openPopup = popup;
   const box = document.createElement("div");
   const backButton = things.length > 1 ? `<button type="button" class="back">${t.back}</button>` : "";
   const list = () => {
@@ -346,23 +379,41 @@ function clickPopup(map, e) {
   popup.setDOMContent(box).addTo(map);
 }
 
+// The popup open now: its figures are the week's it was opened in (closed when the week changes).
+let openPopup = null;
+
 function showMapStatus(text) {
   const el = document.getElementById("map-status");
   el.textContent = text;
   el.hidden = !text;
 }
 
-/** Why the server refused a tile (MapLibre's AJAXError: its status and the problem's body). */
+/** Why the server refused a tile (MapLibre's AJAXError: its status and the problem's body).
+ * Status 0: no answer came (the network down, the server or its proxy unreachable). */
 async function tileProblem(error) {
+  if (error.status === 0) return t.unreachable;
   let detail = "";
   try {
     const body = JSON.parse(await error.body.text());
     detail = body.detail || body.title || "";
   } catch { /* no problem body */ }
-  return detail || `HTTP ${error.status}`;
+  return t.serverSaid(t.refused(error.status), detail);
+}
+
+/** Why a call failed (common.js ApiError: its status and the problem's detail; no status: no
+ * answer), said as a tile's refusal is. A record's read (`record`) answered 404: the record
+ * is no longer the user's to see (moved out of their grids since the tile was drawn). */
+function callProblem(error, { record = false } = {}) {
+  if (!error.status) return t.unreachable;
+  const said = record && error.status === 404 ? t.recordGone : t.refused(error.status === 422 ? 400 : error.status);
+  return t.serverSaid(said, error.body?.detail || "");
 }
 
 /** Zoom to the user's grids: every page of them (100 a page is within any server's limit). */
+// The extent of the user's grids today (fitToGrids): a view over it drawing no grid shows a
+// week before they were drawn.
+let gridsExtent = null;
+
 async function fitToGrids(map) {
   const features = await apiPages("/api/v1/grids", { pick: (body) => body?.features || [] });
   if (!features.length) {
@@ -376,7 +427,51 @@ async function fitToGrids(map) {
       bounds = bounds ? bounds.extend([lon, lat]) : new maplibregl.LngLatBounds([lon, lat], [lon, lat]);
     }
   }
-  if (bounds) map.fitBounds(bounds, { padding: 40, animate: false });
+  gridsExtent = bounds;
+  if (bounds) map.fitBounds(bounds, { padding: freePadding(map), animate: false });
+}
+
+let saidNoGrids = ""; // the words of sayWeekWithoutGrids, while shown
+
+/**
+ * A week before the user's grids were drawn (a past week's grids are that week's): the map
+ * over their grids draws none. Said, unless something else is being said (a refusal); taken
+ * away once grids are drawn again. Until 2026-12-05 the map was empty without a word.
+ */
+function sayWeekWithoutGrids(map) {
+  const shown = document.getElementById("map-status").textContent;
+  const view = map.getBounds();
+  const over = gridsExtent && map.getZoom() >= 10
+    && view.getWest() <= gridsExtent.getEast() && gridsExtent.getWest() <= view.getEast()
+    && view.getSouth() <= gridsExtent.getNorth() && gridsExtent.getSouth() <= view.getNorth();
+  const none = over && map.isSourceLoaded("grids") && !map.querySourceFeatures("grids", { sourceLayer: "grids" }).length;
+  if (none && (!shown || shown === saidNoGrids)) {
+    saidNoGrids = t.weekWithoutGrids(week);
+    showMapStatus(saidNoGrids);
+  } else if (!none && saidNoGrids && shown === saidNoGrids) {
+    saidNoGrids = "";
+    showMapStatus("");
+  }
+}
+
+/**
+ * The padding that keeps what is fitted clear of the panels over the map: the toolbar above,
+ * and the legend, left of what is fitted or below it (whichever leaves more of the map). On a
+ * phone the toolbar takes two rows and the legend's button sits above the scale: a padding of
+ * 40 px put the leader's grids under them.
+ */
+function freePadding(map) {
+  const base = 40;
+  const canvas = map.getContainer().getBoundingClientRect();
+  const toolbar = document.getElementById("toolbar").getBoundingClientRect();
+  const legendBox = document.getElementById("legend").getBoundingClientRect();
+  const top = Math.max(base, toolbar.bottom - canvas.top + 10);
+  const right = 50; // the zoom buttons
+  const below = { top, right, left: base, bottom: Math.max(base, canvas.bottom - legendBox.top + 10) };
+  const beside = { top, right, bottom: base, left: Math.max(base, legendBox.right - canvas.left + 10) };
+  const area = (p) => Math.max(0, canvas.width - p.left - p.right) * Math.max(0, canvas.height - p.top - p.bottom);
+  const padding = area(beside) >= area(below) ? beside : below;
+  return area(padding) > 0 ? padding : base;
 }
 
 function start() {
@@ -404,13 +499,14 @@ function start() {
   keepFresh();
   // A tile refused with 401 (the token expired while the computer slept): refresh, then fetch
   // the layers' tiles again. When the session itself is over, the page asks to sign in.
-  // Any other refusal (a bad week in the link: 422; the server busy: 503) is said on the map,
-  // until a tile is drawn again: dropped silently, it left the leader an empty district.
+  // Any other refusal (a bad week in the link: 422; the server busy: 503), or no answer at all
+  // (status 0: offline, the server unreachable), is said on the map, until a tile is drawn
+  // again: dropped silently, it left the leader an empty district.
   let refreshing = false;
   let tilesFailed = "";
   map.on("error", async (e) => {
     const status = e.error?.status;
-    if (status && status !== 401 && LAYERS.includes(e.sourceId)) {
+    if (typeof status === "number" && status !== 401 && LAYERS.includes(e.sourceId)) {
       tilesFailed = t.tilesFailed + (await tileProblem(e.error));
       showMapStatus(tilesFailed);
       return;
@@ -430,18 +526,45 @@ function start() {
       showMapStatus("");
     }
   });
+  map.on("idle", () => sayWeekWithoutGrids(map));
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }));
   legend();
+  const showWeek = (value) => {
+    week = value;
+    weekInput.value = week;
+    // A popup left open would show the other week's figures over this week's map.
+    openPopup?.remove();
+    openPopup = null;
+    legend();
+    for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
+  };
   weekInput.addEventListener("change", () => {
     if (!weekInput.value) return;
-    week = weekInput.value;
     const url = new URL(location.href);
-    url.searchParams.set("week", week);
+    url.searchParams.set("week", weekInput.value);
     history.replaceState(null, "", url);
     langLink.href = otherLangHref(lang);
-    for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
+    showWeek(weekInput.value);
   });
+  // The layers are asked for again every few minutes while the page is in sight (and when it
+  // comes back into sight after that long): read once, a map watched through the day showed
+  // the coverage, dots and tasks of the hour it was opened until it was moved. A tile the
+  // browser holds is revalidated by its ETag: unchanged, a 304 (no audit entry).
+  let refreshed = Date.now();
+  const refresh = () => {
+    refreshed = Date.now();
+    for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
+  };
+  setInterval(() => { if (document.visibilityState === "visible") refresh(); }, REFRESH_MS);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && Date.now() - refreshed >= REFRESH_MS) refresh();
+  });
+  // A week not chosen (none in the link) is the week under way: a map left open past Sunday
+  // midnight (Asia/Shanghai) moves on to the new week, not showing the finished one as current.
+  setInterval(() => {
+    if (!new URLSearchParams(location.search).has("week") && isoWeek() !== week) showWeek(isoWeek());
+  }, 60_000);
   const visitsBox = document.getElementById("show-visits");
   visitsBox.checked = showVisits;
   visitsBox.addEventListener("change", () => {
@@ -458,7 +581,7 @@ function start() {
   // A failure is said on the map: a leader looking at an empty district should know why.
   fitToGrids(map).catch((error) => {
     if (error.status === 401) signOutHere();
-    else showMapStatus(t.fitFailed + (error.message || String(error)));
+    else showMapStatus(t.fitFailed + callProblem(error));
   });
 }
 
@@ -469,7 +592,13 @@ async function signOutHere() {
   location.reload();
 }
 
-addEventListener("gridwork:session-ended", () => location.reload());
+// The session ended under the map (revoked, the account switched off, the password changed):
+// the page reloads to the sign-in form, which says why (once: the flag is for this tab).
+const ENDED_KEY = "gridwork.map.sessionEnded";
+addEventListener("gridwork:session-ended", () => {
+  sessionStorage.setItem(ENDED_KEY, "1");
+  location.reload();
+});
 document.getElementById("signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
 
 // The language is chosen before signing in too (the toolbar's link shows once signed in).
@@ -500,4 +629,8 @@ async function begin(password = "") {
 }
 
 if (getToken()) begin();
-else form.hidden = false;
+else {
+  if (sessionStorage.getItem(ENDED_KEY)) document.getElementById("signin-error").textContent = t.sessionEnded;
+  form.hidden = false;
+}
+sessionStorage.removeItem(ENDED_KEY);
