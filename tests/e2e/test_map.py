@@ -478,6 +478,33 @@ def test_the_week_chosen_is_kept_in_the_url_across_a_reload(page):
     assert page.input_value("#week") == last_week
 
 
+def test_the_week_steps_back_and_on_but_not_past_the_week_under_way(page):
+    """Found by the map's review: the picker took a week to come, which the map drew with every
+    grid red at 0 % (no visits yet), and on desktop Firefox and iOS Safari `<input type=week>`
+    is a bare text box, so a leader had to type "2026-W48" to look a week back. 上一周 / 下一周
+    step the week (kept in the link); 下一周 stops at the week under way, and a week to come
+    typed into the box is said and set back to it."""
+    from api.services.weeks import shift_week, week_of
+
+    this_week = week_of(datetime.now(UTC))
+    open_map(page)
+    assert page.get_attribute("#week", "max") == this_week
+    assert page.is_disabled("#week-next")
+    page.click("#week-prev")
+    assert page.input_value("#week") == shift_week(this_week, -1)
+    assert f"week={shift_week(this_week, -1)}" in page.url
+    assert not page.is_disabled("#week-next")
+    page.click("#week-next")
+    assert page.input_value("#week") == this_week and page.is_disabled("#week-next")
+    page.fill("#week", shift_week(this_week, 2))
+    page.dispatch_event("#week", "change")
+    assert page.input_value("#week") == this_week
+    assert page.inner_text("#map-status") == "未来的周还没有走访记录，已显示本周。"
+    for name in ("#week-prev", "#week-next"):
+        box = page.locator(name).bounding_box()
+        assert box["height"] >= 24 and box["width"] >= 24
+
+
 GRID_POINT = """(code) => {
   const map = window.gridworkMap;
   const f = map.querySourceFeatures('grids', {sourceLayer: 'grids'})

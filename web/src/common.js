@@ -129,6 +129,15 @@ export function isoWeek(date = new Date()) {
   return `${d.getUTCFullYear()}-W${String(week).padStart(2, "0")}`;
 }
 
+/** The ISO week `n` weeks after `week` ("2026-W49"; n < 0: before it). */
+export function shiftWeek(week, n) {
+  const [year, number] = week.split("-W").map(Number);
+  const jan4 = new Date(Date.UTC(year, 0, 4)); // in week 1, by the ISO rule
+  const monday = jan4.getTime() - ((jan4.getUTCDay() || 7) - 1) * 86400000;
+  // Thursday noon of the week wanted, read as a Beijing date by isoWeek (it adds 8 hours).
+  return isoWeek(new Date(monday + ((number - 1 + n) * 7 + 3) * 86400000 + 4 * 3600 * 1000));
+}
+
 /** Today's date in Asia/Shanghai as YYYY-MM-DD. */
 export function todayLocal(date = new Date()) {
   return new Date(date.getTime() + 8 * 3600 * 1000).toISOString().slice(0, 10);

@@ -1,6 +1,6 @@
 // The grid leader's map: vector tiles of grids, households, visits and tasks, with popups.
 import {
-  api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, signIn, signOut, translate,
+  api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signIn, signOut, translate,
 } from "./common.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceShortZh } from "./reasons.js";
@@ -9,7 +9,8 @@ import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
 const TEXT = {
   zh: {
     title: "网格地图", legend: "图例", noHouseholds: "无住户", username: "用户名", password: "密码", signIn: "登录", signOut: "退出",
-    week: "周", other: "English",
+    week: "周", other: "English", prevWeek: "上一周", nextWeek: "下一周",
+    futureWeek: "未来的周还没有走访记录，已显示本周。",
     // The week's words: "this week" only for the week under way (a past week is named).
     coverage: (w) => (w === isoWeek() ? "本周走访覆盖率" : `${w} 走访覆盖率`), households: "住户", visited: "已走访",
     grid: "网格", legendGrids: "网格覆盖率", legendHouseholds: "住户走访",
@@ -51,7 +52,8 @@ const TEXT = {
   },
   en: {
     title: "Grid map", legend: "Legend", noHouseholds: "no households", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
-    week: "Week", other: "中文",
+    week: "Week", other: "中文", prevWeek: "Previous week", nextWeek: "Next week",
+    futureWeek: "A week to come has no visits yet; this week is shown.",
     coverage: (w) => (w === isoWeek() ? "Coverage this week" : `Coverage in ${w}`), households: "Households",
     visited: "Visited", grid: "Grid", legendGrids: "Grid coverage", legendHouseholds: "Household visits",
     visitedWeek: (w) => (w === isoWeek() ? "Visited this week" : "Visited that week"), due: "Due", overdue: "Overdue",
@@ -484,6 +486,19 @@ function start() {
   document.getElementById("accounts-link").hidden = tokenClaims(getToken()).role !== "community_admin";
   const weekInput = document.getElementById("week");
   weekInput.value = week;
+  // The week steps back and on (a bare text box in desktop Firefox and iOS Safari), never past
+  // the week under way: a week to come has no visits, every grid drawn red at 0 %.
+  const prev = document.getElementById("week-prev");
+  const next = document.getElementById("week-next");
+  prev.title = t.prevWeek;
+  prev.setAttribute("aria-label", t.prevWeek);
+  next.title = t.nextWeek;
+  next.setAttribute("aria-label", t.nextWeek);
+  const stepButtons = () => {
+    weekInput.max = isoWeek();
+    next.disabled = week >= isoWeek();
+  };
+  stepButtons();
   const map = new maplibregl.Map({
     container: "map",
     style: style(),
@@ -533,20 +548,28 @@ function start() {
   const showWeek = (value) => {
     week = value;
     weekInput.value = week;
+    stepButtons();
     // A popup left open would show the other week's figures over this week's map.
     openPopup?.remove();
     openPopup = null;
     legend();
     for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
   };
-  weekInput.addEventListener("change", () => {
-    if (!weekInput.value) return;
+  const chooseWeek = (value) => {
+    const future = value > isoWeek();
+    const chosen = future ? isoWeek() : value;
     const url = new URL(location.href);
-    url.searchParams.set("week", weekInput.value);
+    url.searchParams.set("week", chosen);
     history.replaceState(null, "", url);
     langLink.href = otherLangHref(lang);
-    showWeek(weekInput.value);
+    showWeek(chosen);
+    if (future) showMapStatus(t.futureWeek);
+  };
+  weekInput.addEventListener("change", () => {
+    if (weekInput.value) chooseWeek(weekInput.value);
   });
+  prev.addEventListener("click", () => chooseWeek(shiftWeek(week, -1)));
+  next.addEventListener("click", () => chooseWeek(shiftWeek(week, 1)));
   // The layers are asked for again every few minutes while the page is in sight (and when it
   // comes back into sight after that long): read once, a map watched through the day showed
   // the coverage, dots and tasks of the hour it was opened until it was moved. A tile the
@@ -564,6 +587,7 @@ function start() {
   // midnight (Asia/Shanghai) moves on to the new week, not showing the finished one as current.
   setInterval(() => {
     if (!new URLSearchParams(location.search).has("week") && isoWeek() !== week) showWeek(isoWeek());
+    else stepButtons(); // a new week begun: the chosen one may step on to it
   }, 60_000);
   const visitsBox = document.getElementById("show-visits");
   visitsBox.checked = showVisits;
