@@ -3,9 +3,9 @@
 // A community admin manages their community's accounts (/api/v1/users); a grid leader reads
 // the accounts of their grids; anyone else is told the page is the community office's.
 import {
-  api, apiPage, apiPages, escapeHtml, getToken, otherLangHref, pickLang, signIn, signOut, translate,
+  api, apiPage, apiPages, escapeHtml, getToken, otherLangHref, pickLang, signOut, translate,
 } from "./common.js";
-import { askForOwnPassword, mustChangePassword } from "./password.js";
+import { wireSignIn } from "./password.js";
 import { keepFresh } from "./session.js";
 
 // Accounts a page: 50, or `?page_size=` (1 to 200) for a longer or shorter list.
@@ -783,26 +783,9 @@ addEventListener("gridwork:session-ended", () => location.reload());
 $("#signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
 
 const signinForm = $("#signin");
-signinForm.addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const data = new FormData(signinForm);
-  try {
-    await signIn(data.get("username"), data.get("password"));
-  } catch (error) {
-    // Only a 401 is a wrong password: a throttle (429) refuses the right one too, and said
-    // "wrong password" the admin kept retyping it; an outage is no fault of theirs either.
-    $("#signin-error").textContent = error.status === 401 ? t.badLogin : t.failed + error.message;
-    return;
-  }
-  signinForm.hidden = true;
-  begin(data.get("password"));
+const begin = wireSignIn({
+  form: signinForm, error: $("#signin-error"), lang, badLogin: t.badLogin, failed: t.failed, start,
 });
-// A password an admin set is replaced by one's own first: until then the server answers
-// nothing else (`password` is the one just typed, not asked again).
-async function begin(password = "") {
-  if (mustChangePassword()) await askForOwnPassword(lang, password);
-  start();
-}
 
 if (getToken()) begin();
 else signinForm.hidden = false;

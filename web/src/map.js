@@ -1,8 +1,8 @@
 // The grid leader's map: vector tiles of grids, households, visits and tasks, with popups.
 import {
-  api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signIn, signOut, translate,
+  api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signOut, translate,
 } from "./common.js";
-import { askForOwnPassword, mustChangePassword } from "./password.js";
+import { wireSignIn } from "./password.js";
 import { evidenceShortZh } from "./reasons.js";
 import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
@@ -631,26 +631,9 @@ signinLang.textContent = t.other;
 signinLang.href = otherLangHref(lang);
 
 const form = document.getElementById("signin");
-form.addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const data = new FormData(form);
-  try {
-    await signIn(data.get("username"), data.get("password"));
-  } catch (error) {
-    // Only a 401 is a wrong password: a throttle (429) refuses the right one too, and an
-    // outage is no fault of theirs either (`signIn` throws the status with the server's words).
-    document.getElementById("signin-error").textContent = error.status === 401 ? t.badLogin : t.signinFailed + error.message;
-    return;
-  }
-  form.hidden = true;
-  begin(data.get("password"));
+const begin = wireSignIn({
+  form, error: document.getElementById("signin-error"), lang, badLogin: t.badLogin, failed: t.signinFailed, start,
 });
-// A password an admin set is replaced by the leader's own first: until then the server answers
-// nothing else, tiles included (`password` is the one just typed, not asked again).
-async function begin(password = "") {
-  if (mustChangePassword()) await askForOwnPassword(lang, password);
-  start();
-}
 
 if (getToken()) begin();
 else {

@@ -1,10 +1,10 @@
 // The hall window's page (/window): the A-post worker registers a walk-in resident's request as
 // a window task for any grid of the community, placed on a map, and sees the day's requests.
 import {
-  ApiError, api, apiPages, config, escapeHtml, getToken, otherLangHref, pickLang, signIn, signOut,
+  ApiError, api, apiPages, config, escapeHtml, getToken, otherLangHref, pickLang, signOut,
   todayLocal, translate,
 } from "./common.js";
-import { askForOwnPassword, mustChangePassword } from "./password.js";
+import { wireSignIn } from "./password.js";
 import { keepFresh, tokenClaims } from "./session.js";
 
 const TEXT = {
@@ -442,23 +442,9 @@ signinLang.textContent = t.other;
 signinLang.href = otherLangHref(lang);
 
 const signinForm = $("signin");
-signinForm.addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const data = new FormData(signinForm);
-  try {
-    await signIn(data.get("username"), data.get("password"));
-  } catch (error) {
-    $("signin-error").textContent = error.status === 401 ? t.badLogin : t.signinFailed + error.message;
-    return;
-  }
-  signinForm.hidden = true;
-  begin(data.get("password"));
+const begin = wireSignIn({
+  form: signinForm, error: $("signin-error"), lang, badLogin: t.badLogin, failed: t.signinFailed, start,
 });
-
-async function begin(password = "") {
-  if (mustChangePassword()) await askForOwnPassword(lang, password);
-  start();
-}
 
 if (getToken()) begin();
 else signinForm.hidden = false;
