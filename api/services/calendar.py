@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from api import errors
-from api.models import CalendarFeed, Roster, Shift, User
+from api.models import CalendarFeed, Leave, Roster, Shift, User
 from api.services import rosters
 
 SALT = "gridwork.calendar-feed"
@@ -131,6 +131,31 @@ def worker_shifts(session: Session, worker: User, today) -> list[Shift]:
     )
 
 
+def _approved_leave_days(
+    session: Session, worker: User, shifts: list[Shift]
+) -> dict[date, datetime]:
+    """The days of the shifts the worker has approved leave on, each with when it was decided
+    (one statement for the feed's whole span)."""
+    if not shifts:
+        return {}
+    first, last = shifts[0].date, shifts[-1].date
+    leaves = session.scalars(
+        select(Leave).where(
+            Leave.worker_id == worker.id,
+            Leave.status == "approved",
+            Leave.start_date <= last,
+            Leave.end_date >= first,
+        )
+    )
+    days: dict[date, datetime] = {}
+    for leave in leaves:
+        decided = leave.decided_at or leave.created_at
+        for shift in shifts:
+            if leave.start_date <= shift.date <= leave.end_date:
+                days[shift.date] = max(days.get(shift.date, decided), decided)
+    return days
+
+
 def render(session: Session, worker: User, shifts: list[Shift], host: str) -> str:
     """The VCALENDAR text, CRLF line ends, folded; UIDs stable per worker and day."""
     settings = rosters.settings_for(session, {s.roster.community_code for s in shifts})
@@ -140,6 +165,9 @@ def render(session: Session, worker: User, shifts: list[Shift], host: str) -> st
             select(User).where(User.id.in_({s.relief_for_id for s in shifts if s.relief_for_id}))
         )
     }
+    # Leave approved after the roster was published leaves its shifts naming the worker (the
+    # leaders see them uncovered): the feed cancels them, stamped with the decision.
+    away = _approved_leave_days(session, worker, shifts)
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
@@ -164,18 +192,25 @@ def render(session: Session, worker: User, shifts: list[Shift], host: str) -> st
             if shift.relief_for_id:
                 description += f"\n顶岗：代{relieved.get(shift.relief_for_id, '')}走访。"
             location = f"网格 {shift.grid.code}, {shift.grid.name}"
+        changed, status, transparency = shift.updated_at, [], "TRANSP:OPAQUE"
+        if shift.date in away:
+            changed = max(changed, away[shift.date])
+            summary = f"（请假）{summary}"
+            description = f"您这天请假，此班不再由您上岗。\n{description}"
+            status, transparency = ["STATUS:CANCELLED"], "TRANSP:TRANSPARENT"
         lines += [
             "BEGIN:VEVENT",
             f"UID:shift-{shift.roster.community_code}-{shift.date:%Y%m%d}-{worker.id}@{host}",
-            f"DTSTAMP:{_utc(shift.updated_at)}",
-            f"LAST-MODIFIED:{_utc(shift.updated_at)}",
+            f"DTSTAMP:{_utc(changed)}",
+            f"LAST-MODIFIED:{_utc(changed)}",
             f"DTSTART;TZID=Asia/Shanghai:{_local(starts)}",
             f"DTEND;TZID=Asia/Shanghai:{_local(ends)}",
             f"SUMMARY:{escape(summary)}",
             f"DESCRIPTION:{escape(description)}",
             f"LOCATION:{escape(location)}",
             f"CATEGORIES:{shift.post}-post",
-            "TRANSP:OPAQUE",
+            *status,
+            transparency,
             "END:VEVENT",
         ]
     lines.append("END:VCALENDAR")

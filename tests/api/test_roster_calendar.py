@@ -264,3 +264,38 @@ def test_a_deactivated_workers_feed_url_stops_working(client, community, session
     c.workers[1].active = False
     session.flush()
     assert client.get(old).status_code == 403
+
+
+def test_a_shift_on_a_day_of_approved_leave_is_cancelled_in_the_feed(client, community, session):
+    """Leave approved after the roster was published leaves the shift naming the worker (it is
+    listed uncovered for the leaders): their calendar still showed them at the window or out in
+    the grid that day. The feed marks it cancelled (STATUS:CANCELLED, said in the summary),
+    stamped with the decision so a calendar reads it again; the other days as they were."""
+    from datetime import date, timedelta
+
+    from api.models import Leave
+
+    c = community
+    worker = c.workers[0]
+    publish_week(client, c)
+    before = events(unfold(client.get(feed_path(client, c, worker)).get_data(as_text=True)))
+    day = min(e["DTSTART;TZID=Asia/Shanghai"][:8] for e in before)
+    away = date(int(day[:4]), int(day[4:6]), int(day[6:]))
+    decided = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)  # after the roster
+    session.add(
+        Leave(
+            worker_id=worker.id, start_date=away, end_date=away, status="approved",
+            decided_at=decided, reason="病假",
+        )
+    )  # fmt: skip
+    session.flush()
+    after = events(unfold(client.get(feed_path(client, c, worker)).get_data(as_text=True)))
+    by_day = {e["DTSTART;TZID=Asia/Shanghai"][:8]: e for e in after}
+    cancelled = by_day[day]
+    assert cancelled["STATUS"] == "CANCELLED" and cancelled["SUMMARY"].startswith("（请假）")
+    assert cancelled["TRANSP"] == "TRANSPARENT"
+    assert cancelled["LAST-MODIFIED"] == decided.strftime("%Y%m%dT%H%M%SZ")
+    assert cancelled["UID"] == next(e["UID"] for e in before if e["UID"] == cancelled["UID"])
+    others = [e for d, e in by_day.items() if d != day]
+    assert others and all("STATUS" not in e for e in others)
+    assert [e for e in before if e["DTSTART;TZID=Asia/Shanghai"][:8] != day] == others
