@@ -21,7 +21,7 @@ const TEXT = {
     taskOverdue: "已超期", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
     lastAttempt: "上次上门未遇",
-    badLogin: "用户名或密码错误", signinFailed: "登录失败：", accounts: "账号管理",
+    badLogin: "用户名或密码错误", signinFailed: "登录失败：", accounts: "账号管理", reports: "周报",
     sessionEnded: "登录已失效，请重新登录。",
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
     tilesFailed: "地图图层读取失败：", unreachable: "无法连接服务器，请检查网络后再试",
@@ -61,7 +61,7 @@ const TEXT = {
     tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
     never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password",
-    sessionEnded: "Your sign-in has ended: sign in again.", signinFailed: "Sign-in failed: ", accounts: "Accounts",
+    sessionEnded: "Your sign-in has ended: sign in again.", signinFailed: "Sign-in failed: ", accounts: "Accounts", reports: "Weekly report",
     lastAttempt: "Last attempt, nobody home",
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
     tilesFailed: "The map's layers could not be read: ",
@@ -484,6 +484,7 @@ function start() {
   // The accounts page is the community office's: its link is shown to community admins (the
   // role the token was issued with; the page itself asks the server who is signed in).
   document.getElementById("accounts-link").hidden = tokenClaims(getToken()).role !== "community_admin";
+  document.getElementById("reports-link").hidden = tokenClaims(getToken()).role === "worker"; // as the API
   const weekInput = document.getElementById("week");
   weekInput.value = week;
   // The week steps back and on (a bare text box in desktop Firefox and iOS Safari), never past

@@ -1,0 +1,227 @@
+"""The weekly report's page (/reports) in headless Chromium: the community office reads last
+week's coverage report, steps through the weeks, downloads it as PDF, XLSX and CSV, and finds
+the stored Monday reports; a worker is told the reports are not theirs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+from tests.e2e.test_accounts import PHONE, TAP, TOO_SMALL, WIDER_THAN_SCREEN
+
+COMMUNITY = DEMO_GRID[:12]
+
+
+def this_week() -> str:
+    from api.services.weeks import current_week
+
+    return current_week(datetime.now(UTC))
+
+
+def weeks_ago(n: int) -> str:
+    from api.services.weeks import shift_week
+
+    return shift_week(this_week(), -n)
+
+
+def open_reports(page, username: str = "admin01") -> None:
+    page.goto("/reports")
+    sign_in(page, username, DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def shown_week(page, week: str) -> None:
+    page.wait_for_selector(f"#figures[data-week='{week}']")
+
+
+def api_report(page, week: str, **scope) -> dict:
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    query = "&".join(f"{k}={v}" for k, v in {"week": week, **scope}.items())
+    response = page.request.get(
+        f"/api/v1/reports/coverage?{query}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.ok, response.text()
+    return response.json()
+
+
+def pct(value) -> str:
+    return "—" if value is None else f"{value:.1f}%"
+
+
+def figure(page, name: str) -> str:
+    return page.inner_text(f"[data-figure={name}]").strip()
+
+
+def assert_figures_match(page, report: dict) -> None:
+    totals = report["totals"]
+    assert figure(page, "coverage") == pct(totals["coverage"])
+    assert figure(page, "visited") == f"{totals['visited']} / {totals['households']}"
+    assert figure(page, "not-visited") == str(totals["not_visited_2w"])
+    due = sum(m["due"] for m in totals["must_visit"])
+    done = sum(m["done"] for m in totals["must_visit"])
+    assert figure(page, "must-visit") == f"{done} / {due}"
+    for rate in ("response_rate", "resolution_rate", "satisfaction_rate"):
+        assert figure(page, rate.replace("_", "-")) == pct(totals["tasks"][rate])
+    # The grids, worst covered first (a grid with no households last).
+    codes = page.locator("#grids tbody tr").evaluate_all("rows => rows.map(r => r.dataset.code)")
+    worst_first = sorted(
+        report["grids"],
+        key=lambda g: (g["coverage"] is None, g["coverage"] or 0, g["code"]),
+    )
+    assert codes == [g["code"] for g in worst_first]
+
+
+def test_an_admin_reads_last_weeks_report_as_the_api_gives_it_and_steps_back(page):
+    open_reports(page)
+    last = weeks_ago(1)
+    shown_week(page, last)
+    report = api_report(page, last, community=COMMUNITY)
+    assert report["grids"], "the demo community has grids"
+    assert report["name"] in page.inner_text("#scope-name")
+    assert last in page.inner_text("#week-label")
+    assert_figures_match(page, report)
+
+    page.click("#week-prev")
+    shown_week(page, weeks_ago(2))
+    assert_figures_match(page, api_report(page, weeks_ago(2), community=COMMUNITY))
+
+    # Forward to the week under way (its figures so far), and no further.
+    page.click("#week-next")
+    shown_week(page, last)
+    assert page.locator("#week-next").is_enabled()
+    page.click("#week-next")
+    shown_week(page, this_week())
+    assert page.locator("#week-next").is_disabled()
+    current = api_report(page, this_week(), community=COMMUNITY)
+    assert current["totals"]["visited"] > 0  # the demo's visits of this week
+    assert_figures_match(page, current)
+    screenshot(page, "reports")
+
+
+def test_an_admin_downloads_the_report_as_pdf_xlsx_and_csv_named_in_chinese(page):
+    open_reports(page)
+    last = weeks_ago(1)
+    shown_week(page, last)
+    name = api_report(page, last, community=COMMUNITY)["name"]
+    for fmt, magic in (("pdf", b"%PDF"), ("xlsx", b"PK"), ("csv", "\ufeff网格编码".encode())):
+        with page.expect_download() as info:
+            page.click(f"#download-{fmt}")
+        download = info.value
+        assert download.suggested_filename == f"走访覆盖周报-{last}-{name}.{fmt}"
+        assert Path(download.path()).read_bytes().startswith(magic), fmt
+
+
+@pytest.fixture
+def stored_report(e2e_engine):
+    """A stored Monday report of the demo community, as the Monday run stores it."""
+    from api.models import Report, ReportFile
+    from api.services import report_store
+
+    week = weeks_ago(3)
+    now = datetime.now(UTC)
+    with Session(e2e_engine, expire_on_commit=False) as session:
+        report = session.scalar(
+            select(Report).where(
+                Report.week == week, Report.level == "community", Report.code == COMMUNITY
+            )
+        )
+        made = report is None
+        if made:
+            from api.models import Community
+
+            name = session.scalar(select(Community.name).where(Community.code == COMMUNITY))
+            report = Report(week=week, level="community", code=COMMUNITY, name=name, created_at=now)
+            session.add(report)
+            session.flush()
+            report_store.store_files(session, report, now)
+        session.commit()
+    yield report
+    if made:
+        with Session(e2e_engine) as session:
+            session.execute(delete(ReportFile).where(ReportFile.report_id == report.id))
+            session.execute(delete(Report).where(Report.id == report.id))
+            session.commit()
+
+
+def test_a_stored_monday_report_is_listed_and_its_files_download(page, stored_report):
+    open_reports(page)
+    row = page.locator(f"#stored tbody tr[data-id='{stored_report.id}']")
+    row.wait_for()
+    assert stored_report.week in row.inner_text()
+    assert stored_report.name in row.inner_text()
+    for fmt, magic in (("pdf", b"%PDF"), ("xlsx", b"PK")):
+        with page.expect_download() as info:
+            row.locator(f"button[data-format={fmt}]").click()
+        download = info.value
+        expected = f"走访覆盖周报-{stored_report.week}-{stored_report.name}.{fmt}"
+        assert download.suggested_filename == expected
+        assert Path(download.path()).read_bytes().startswith(magic), fmt
+
+
+def test_a_worker_is_told_in_chinese_that_the_reports_are_not_theirs(page):
+    page.goto("/reports")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    notice = page.locator("#notice")
+    notice.wait_for()
+    text = notice.inner_text()
+    assert "无权查看周报" in text
+    # The server's own words beneath.
+    assert "Coverage reports are for grid leaders, admins and viewers." in text
+    assert page.locator("#report").is_visible() is False
+    assert page.locator("#stored-section").is_visible() is False
+
+
+def test_a_district_viewer_reads_the_district_and_chooses_a_community(page):
+    open_reports(page, "viewer")
+    last = weeks_ago(1)
+    shown_week(page, last)
+    district = DEMO_GRID[:6]
+    assert_figures_match(page, api_report(page, last, district=district))
+    page.select_option("#scope", f"community:{COMMUNITY}")
+    page.wait_for_selector(f"#figures[data-scope='community:{COMMUNITY}']")
+    assert_figures_match(page, api_report(page, last, community=COMMUNITY))
+    page.select_option("#scope", f"street:{COMMUNITY[:9]}")
+    page.wait_for_selector(f"#figures[data-scope='street:{COMMUNITY[:9]}']")
+    assert_figures_match(page, api_report(page, last, street=COMMUNITY[:9]))
+
+
+def test_on_a_phone_the_report_fits_and_its_controls_are_big_enough_to_tap(page, stored_report):
+    page.set_viewport_size(PHONE)
+    open_reports(page)
+    shown_week(page, weeks_ago(1))
+    page.locator(f"#stored tbody tr[data-id='{stored_report.id}']").wait_for()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.evaluate(WIDER_THAN_SCREEN) == []
+    assert page.evaluate(TOO_SMALL, ["body", TAP]) == []
+    fonts = page.locator("select, input").evaluate_all(
+        "els => els.filter((e) => e.getClientRects().length)"
+        ".map((e) => getComputedStyle(e).fontSize)"
+    )
+    assert set(fonts) <= {"16px"}
+    screenshot(page, "reports-phone")
+
+
+@pytest.mark.parametrize("username", ["admin01", "leader01", "viewer"])
+def test_the_maps_toolbar_links_to_the_reports_page_for_who_may_read_them(page, username):
+    """Everyone the map serves may read reports (leaders their grids, viewers their district)."""
+    page.goto("/map")
+    sign_in(page, username, DEMO_PASSWORD)
+    page.locator("#toolbar").wait_for()
+    page.click("#reports-link")
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.url.endswith("/reports")
+
+
+def test_the_accounts_page_links_to_the_reports_page(page):
+    page.goto("/accounts")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    page.click("#reports-link")
+    page.wait_for_selector("body[data-ready='1'] #figures[data-week]")
+    assert page.url.endswith("/reports")

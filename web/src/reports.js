@@ -1,0 +1,355 @@
+// The weekly coverage report's page (/reports): the community office, the grid leaders and the
+// district's viewers read a week's report (GET /api/v1/reports/coverage), download it as PDF,
+// XLSX or CSV, and find the stored Monday reports (GET /api/v1/reports). The API decides who
+// reads what: a worker is refused (403) and told so; a viewer chooses district, street or
+// community, the others read their own community (a leader: their grids).
+import {
+  ApiError, api, apiPage, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
+  signOut, translate,
+} from "./common.js";
+import { wireSignIn } from "./password.js";
+import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
+
+const TEXT = {
+  zh: {
+    title: "走访覆盖周报", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
+    badLogin: "用户名或密码错误", signinFailed: "登录失败：", toMap: "网格地图", toAccounts: "账号管理",
+    prevWeek: "‹ 上一周", nextWeek: "下一周 ›", chooseWeek: "周次", scope: "范围", district: "全区", street: "街道", community: "社区",
+    weekLabel: (week, from, to) => `${week}（${from}–${to}）`, day: (m, d) => `${m}月${d}日`,
+    loading: "正在读取周报…", partial: "本周尚未结束：数字截至目前。",
+    coverage: "覆盖率", visited: "已走访 / 户数", visitedShort: "已走访", mustVisit: "五必访 已访 / 应访",
+    notVisited: "两周以上未走访", responseRate: "响应率", resolutionRate: "解决率", satisfactionRate: "满意率",
+    download: "下载：", downloading: "正在下载…", gridsWorstFirst: "各网格（覆盖率由低到高）",
+    grid: "网格", households: "户数", tasksOverdue: "超期工单", noGrids: "本周该范围内没有网格。",
+    yourGrids: "（我负责的网格）",
+    stored: "周一自动生成的周报", storedWhat: "每周一 8:00 为上一周生成，每个社区一份。",
+    week: "周次", made: "生成时间", files: "文件", noStored: "还没有自动生成的周报。",
+    prevPage: "‹ 上一页", nextPage: "下一页 ›", page: (p, n) => `第 ${p} / ${n} 页`,
+    forbidden: "您无权查看周报：周报供网格长、社区管理员和街道/区级查看人员阅读。",
+    notFound: "找不到该范围的周报（不存在或不在您的管辖范围内）。",
+    invalid: "周次或范围有误。", offline: "网络未连接，无法读取周报。恢复连接后请重试。",
+    failed: "无法读取周报。", storedFailed: "无法读取已生成的周报。", downloadFailed: "下载失败。",
+    serverSaid: "服务器答复：",
+    roles: { worker: "网格员", grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "街道/区级查看" },
+  },
+  en: {
+    title: "Weekly coverage report", username: "Username", password: "Password", signIn: "Sign in",
+    signOut: "Sign out", other: "中文", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
+    toMap: "Grid map", toAccounts: "Accounts",
+    prevWeek: "‹ Week before", nextWeek: "Week after ›", chooseWeek: "Week", scope: "Area", district: "District", street: "Street",
+    community: "Community",
+    weekLabel: (week, from, to) => `${week} (${from} – ${to})`, day: (m, d) => `${d}/${m}`,
+    loading: "Reading the report…", partial: "This week is under way: the figures so far.",
+    coverage: "Coverage", visited: "Visited / households", visitedShort: "Visited",
+    mustVisit: "Must-visit done / due", notVisited: "Not visited 2+ weeks", responseRate: "Response rate",
+    resolutionRate: "Resolution rate", satisfactionRate: "Satisfaction rate",
+    download: "Download: ", downloading: "Downloading…", gridsWorstFirst: "Grids (least covered first)",
+    grid: "Grid", households: "Households", tasksOverdue: "Overdue tasks", noGrids: "No grids in this area that week.",
+    yourGrids: " (your grids)",
+    stored: "Monday reports", storedWhat: "Made every Monday 08:00 for the week before, one per community.",
+    week: "Week", made: "Made", files: "Files", noStored: "No Monday reports yet.",
+    prevPage: "‹ Previous", nextPage: "Next ›", page: (p, n) => `Page ${p} of ${n}`,
+    forbidden: "Reports are not yours to read: they are for grid leaders, community admins and district viewers.",
+    notFound: "No report for that area (it does not exist or is outside your reach).",
+    invalid: "The week or the area is not right.", offline: "Offline: the report cannot be read. Try again once online.",
+    failed: "The report could not be read.", storedFailed: "The Monday reports could not be read.",
+    downloadFailed: "The download failed.", serverSaid: "The server said: ",
+    roles: { worker: "worker", grid_leader: "grid leader", community_admin: "community admin", district_viewer: "district viewer" },
+  },
+};
+const lang = pickLang();
+const t = TEXT[lang];
+document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+document.title = `${t.title} · gridwork`;
+translate(document, t);
+
+const $ = (id) => document.getElementById(id);
+const FORMATS = ["pdf", "xlsx", "csv"];
+const PAGE_SIZE = 10;
+
+const state = {
+  week: shiftWeek(isoWeek(), -1), // the week the Monday report covers
+  scope: "", // "level:code"; "" is the caller's own unit (a viewer's district, others' community)
+  report: null,
+  loads: 0,
+  storedPage: 1,
+};
+
+const pct = (value) => (value === null || value === undefined ? "—" : `${Number(value).toFixed(1)}%`);
+const beijing = (iso) => (iso ? new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", {
+  timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
+}) : "");
+
+/** The Monday (as a UTC date) of an ISO week "2026-W48". */
+function monday(week) {
+  const [year, number] = week.split("-W").map(Number);
+  const jan4 = new Date(Date.UTC(year, 0, 4));
+  return new Date(jan4.getTime() - ((jan4.getUTCDay() || 7) - 1) * 86400000 + (number - 1) * 7 * 86400000);
+}
+
+function weekLabel(week) {
+  const from = monday(week);
+  const to = new Date(from.getTime() + 6 * 86400000);
+  const day = (d) => t.day(d.getUTCMonth() + 1, d.getUTCDate());
+  return t.weekLabel(week, day(from), day(to));
+}
+
+/** A file name without the characters Windows refuses. */
+const safe = (text) => String(text || "").replace(/[\\/:*?"<>|\u0000-\u001f]/g, "_");
+const fileName = (week, name, fmt) => `走访覆盖周报-${week}-${safe(name)}.${fmt}`;
+
+// --- saying what went wrong --------------------------------------------------------------------
+function why(error, fallback) {
+  if (!(error instanceof ApiError)) return t.offline;
+  if (error.status === 403) return t.forbidden;
+  if (error.status === 404) return t.notFound;
+  if (error.status === 422) return t.invalid;
+  return fallback;
+}
+
+function tell(error, fallback) {
+  const notice = $("notice");
+  notice.querySelector(".why").textContent = why(error, fallback);
+  const detail = error instanceof ApiError ? error.body?.detail || error.message : error.message;
+  notice.querySelector(".detail").textContent = detail ? t.serverSaid + detail : "";
+  notice.querySelector(".detail").hidden = !detail || !(error instanceof ApiError);
+  notice.hidden = false;
+}
+
+function clearNotice() {
+  $("notice").hidden = true;
+}
+
+// --- the week's report -------------------------------------------------------------------------
+function scopeQuery() {
+  if (!state.scope) return "";
+  const [level, code] = state.scope.split(":");
+  return `&${level}=${encodeURIComponent(code)}`;
+}
+
+function showWeek() {
+  const current = isoWeek();
+  $("week").value = state.week;
+  $("week").max = current;
+  $("week-next").disabled = state.week >= current;
+}
+
+async function loadReport() {
+  const load = ++state.loads;
+  showWeek();
+  $("status").textContent = t.loading;
+  let report;
+  try {
+    report = await api(`/api/v1/reports/coverage?week=${encodeURIComponent(state.week)}${scopeQuery()}&format=json`);
+  } catch (error) {
+    if (load !== state.loads) return;
+    $("status").textContent = "";
+    if (error.status === 401) return;
+    $("report").hidden = true;
+    tell(error, t.failed);
+    return;
+  }
+  if (load !== state.loads) return; // a later week or area was asked for meanwhile
+  $("status").textContent = "";
+  clearNotice();
+  state.report = report;
+  if (!state.scope && report.level === "district") offerAreas(report);
+  showReport(report);
+}
+
+function showReport(report) {
+  const totals = report.totals || {};
+  const tasks = totals.tasks || {};
+  const must = totals.must_visit || [];
+  const set = (name, text) => { document.querySelector(`[data-figure=${name}]`).textContent = text; };
+  set("coverage", pct(totals.coverage));
+  set("visited", `${totals.visited ?? 0} / ${totals.households ?? 0}`);
+  set("must-visit", `${must.reduce((n, m) => n + m.done, 0)} / ${must.reduce((n, m) => n + m.due, 0)}`);
+  set("not-visited", String(totals.not_visited_2w ?? 0));
+  set("response-rate", pct(tasks.response_rate));
+  set("resolution-rate", pct(tasks.resolution_rate));
+  set("satisfaction-rate", pct(tasks.satisfaction_rate));
+  $("scope-name").textContent = report.name + (report.level === "grids" ? t.yourGrids : "");
+  $("week-label").textContent = weekLabel(report.week);
+  $("partial").hidden = report.week !== isoWeek();
+
+  // The worst covered first: the office reads where to send people; no households last.
+  const grids = [...(report.grids || [])].sort((a, b) => (a.coverage === null) - (b.coverage === null)
+    || (a.coverage ?? 0) - (b.coverage ?? 0) || a.code.localeCompare(b.code));
+  $("grids").querySelector("tbody").innerHTML = grids.map((g) => {
+    const gm = g.must_visit || [];
+    const cell = (key, text, cls = "") => `<td class="${cls}" data-label="${escapeHtml(t[key])}">${escapeHtml(text)}</td>`;
+    return `<tr data-code="${escapeHtml(g.code)}">
+      <td class="name"><span>${escapeHtml(g.name)}</span> <span class="muted code">${escapeHtml(g.code)}</span></td>
+      ${cell("households", g.households)}${cell("visitedShort", g.visited)}
+      ${cell("coverage", pct(g.coverage), g.coverage !== null && g.coverage < 50 ? "low" : "")}
+      ${cell("notVisited", g.not_visited_2w)}
+      ${cell("mustVisit", `${gm.reduce((n, m) => n + m.done, 0)} / ${gm.reduce((n, m) => n + m.due, 0)}`)}
+      ${cell("tasksOverdue", g.tasks?.overdue ?? 0)}</tr>`;
+  }).join("");
+  $("grids").hidden = !grids.length;
+  $("no-grids").hidden = Boolean(grids.length);
+  $("report").hidden = false;
+  const figures = $("figures");
+  figures.dataset.scope = state.scope || "own";
+  figures.dataset.week = report.week;
+}
+
+/** A district viewer's areas: the district, its streets and communities (from its report). */
+function offerAreas(report) {
+  const select = $("scope");
+  if (select.options.length) return;
+  const communities = (report.communities || []).map((c) => c.code);
+  const streets = [...new Set(communities.map((c) => c.slice(0, 9)))];
+  const option = (value, text) => `<option value="${escapeHtml(value)}">${escapeHtml(text)}</option>`;
+  select.innerHTML = [
+    option(`district:${report.code}`, `${t.district} ${report.name}`),
+    ...streets.map((s) => option(`street:${s}`, `${t.street} ${s}`)),
+    ...communities.map((c) => option(`community:${c}`, `${t.community} ${c}`)),
+  ].join("");
+  state.scope = `district:${report.code}`;
+  $("scope-choice").hidden = false;
+}
+
+// --- downloads ---------------------------------------------------------------------------------
+/** GET a file with the signed-in user's token (refreshed once on a 401) as a Blob. */
+async function fetchFile(path) {
+  const get = (token) => fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+  const token = getToken();
+  let response = await get(token);
+  if (response.status === 401 && token) {
+    const fresh = await refreshAccess(token).catch(() => null);
+    if (fresh) response = await get(fresh);
+  }
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  return response.blob();
+}
+
+function save(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+async function download(button, path, name, status) {
+  button.disabled = true;
+  status.textContent = t.downloading;
+  try {
+    save(await fetchFile(path), name);
+    status.textContent = "";
+  } catch (error) {
+    status.textContent = "";
+    tell(error, t.downloadFailed);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+for (const fmt of FORMATS) {
+  $(`download-${fmt}`).addEventListener("click", (e) => {
+    const report = state.report;
+    if (!report) return;
+    const path = `/api/v1/reports/coverage?week=${encodeURIComponent(report.week)}${scopeQuery()}&format=${fmt}`;
+    download(e.currentTarget, path, fileName(report.week, report.name, fmt), $("status"));
+  });
+}
+
+// --- the stored Monday reports -----------------------------------------------------------------
+async function loadStored() {
+  const status = $("stored-status");
+  status.textContent = t.loading;
+  let items;
+  let pagination;
+  try {
+    ({ items, pagination } = await apiPage("/api/v1/reports", { page: state.storedPage, pageSize: PAGE_SIZE }));
+  } catch (error) {
+    status.textContent = "";
+    if (error.status === 401) return;
+    if (error.status === 403) return; // said above, with the week's report
+    $("stored-section").hidden = false;
+    status.textContent = `${t.storedFailed} ${error.body?.detail || error.message}`;
+    return;
+  }
+  status.textContent = items.length ? "" : t.noStored;
+  $("stored").querySelector("tbody").innerHTML = items.map((r) => {
+    const files = FORMATS.filter((f) => (r.files || []).some((file) => file.format === f))
+      .map((f) => `<button type="button" data-format="${f}">${f.toUpperCase()}</button>`).join(" ");
+    return `<tr data-id="${escapeHtml(r.id)}" data-week="${escapeHtml(r.week)}" data-name="${escapeHtml(r.name)}">
+      <td class="week" data-label="${escapeHtml(t.week)}">${escapeHtml(r.week)}</td>
+      <td data-label="${escapeHtml(t.community)}">${escapeHtml(r.name)}</td>
+      <td data-label="${escapeHtml(t.coverage)}">${escapeHtml(pct(r.coverage))} <span class="muted">${escapeHtml(`${r.visited} / ${r.households}`)}</span></td>
+      <td data-label="${escapeHtml(t.made)}">${escapeHtml(beijing(r.created_at))}</td>
+      <td class="files" data-label="${escapeHtml(t.files)}">${files}</td></tr>`;
+  }).join("");
+  $("stored").hidden = !items.length;
+  const pages = pagination?.total_pages || 1;
+  $("stored-prev").hidden = state.storedPage <= 1;
+  $("stored-next").hidden = state.storedPage >= pages;
+  $("stored-page").textContent = pages > 1 ? t.page(state.storedPage, pages) : "";
+  $("stored-section").hidden = false;
+}
+
+$("stored").addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-format]");
+  if (!button) return;
+  const row = button.closest("tr");
+  const fmt = button.dataset.format;
+  download(button, `/api/v1/reports/${encodeURIComponent(row.dataset.id)}/files/${fmt}`,
+    fileName(row.dataset.week, row.dataset.name, fmt), $("stored-status"));
+});
+$("stored-prev").addEventListener("click", () => { state.storedPage -= 1; loadStored(); });
+$("stored-next").addEventListener("click", () => { state.storedPage += 1; loadStored(); });
+
+// --- choosing the week and the area ------------------------------------------------------------
+function goToWeek(week) {
+  if (!/^\d{4}-W\d{2}$/.test(week) || week > isoWeek()) return showWeek();
+  state.week = week;
+  loadReport();
+}
+$("week-prev").addEventListener("click", () => goToWeek(shiftWeek(state.week, -1)));
+$("week-next").addEventListener("click", () => goToWeek(shiftWeek(state.week, 1)));
+$("week").addEventListener("change", (e) => goToWeek(e.target.value));
+$("scope").addEventListener("change", (e) => { state.scope = e.target.value; loadReport(); });
+
+// --- signing in --------------------------------------------------------------------------------
+async function start() {
+  $("toolbar").hidden = false;
+  $("main").hidden = false;
+  const langLink = $("lang");
+  langLink.textContent = t.other;
+  langLink.href = otherLangHref(lang);
+  keepFresh();
+  const role = tokenClaims(getToken()).role;
+  $("to-accounts").hidden = !["community_admin", "grid_leader"].includes(role);
+  api("/api/v1/auth/me").then((me) => {
+    $("who").textContent = `${me.display_name || me.username} · ${t.roles[me.role] || me.role}`;
+  }).catch(() => {});
+  await Promise.all([loadReport(), loadStored()]);
+  document.body.dataset.ready = "1";
+}
+
+async function signOutHere() {
+  await signOut();
+  location.reload();
+}
+
+addEventListener("gridwork:session-ended", () => location.reload());
+$("signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
+
+const signinLang = $("signin-lang");
+signinLang.textContent = t.other;
+signinLang.href = otherLangHref(lang);
+
+const signinForm = $("signin");
+const begin = wireSignIn({
+  form: signinForm, error: $("signin-error"), lang, badLogin: t.badLogin, failed: t.signinFailed, start,
+});
+
+if (getToken()) begin();
+else signinForm.hidden = false;
