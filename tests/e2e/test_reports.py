@@ -4,6 +4,7 @@ the stored Monday reports; a worker is told the reports are not theirs."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -175,6 +176,38 @@ def test_a_worker_is_told_in_chinese_that_the_reports_are_not_theirs(page):
     assert "Coverage reports are for grid leaders, admins and viewers." in text
     assert page.locator("#report").is_visible() is False
     assert page.locator("#stored-section").is_visible() is False
+    assert page.locator("#week-prev").is_visible() is False
+
+
+def test_a_failure_is_said_in_chinese_with_the_servers_detail_and_a_retry_reads_the_week(page):
+    problem = {"title": "Service Unavailable", "status": 503, "detail": "数据库正在升级。"}
+
+    def refuse(route):
+        route.fulfill(status=503, content_type="application/problem+json", body=json.dumps(problem))
+
+    page.route("**/api/v1/reports/coverage?*", refuse)
+    open_reports(page)
+    notice = page.locator("#notice")
+    notice.wait_for()
+    assert "无法读取周报" in notice.inner_text()
+    assert "服务器答复：数据库正在升级。" in notice.inner_text()
+    assert page.locator("#report").is_visible() is False
+
+    page.unroute("**/api/v1/reports/coverage?*", refuse)
+    page.click("#week-prev")
+    shown_week(page, weeks_ago(2))
+    assert notice.is_visible() is False
+    assert_figures_match(page, api_report(page, weeks_ago(2), community=COMMUNITY))
+
+
+def test_the_page_speaks_english_too(page):
+    page.goto("/reports?lang=en")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    shown_week(page, weeks_ago(1))
+    assert page.inner_text("#week-prev") == "‹ Week before"
+    assert "Coverage" in page.inner_text("#figures")
+    assert "Monday reports" in page.inner_text("#stored-section")
 
 
 def test_a_district_viewer_reads_the_district_and_chooses_a_community(page):

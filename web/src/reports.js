@@ -146,6 +146,7 @@ async function loadReport() {
     $("status").textContent = "";
     if (error.status === 401) return;
     $("report").hidden = true;
+    $("chooser").hidden = error.status === 403; // no week or area is theirs to read
     tell(error, t.failed);
     return;
   }
