@@ -51,6 +51,10 @@ def api_report(page, week: str, **scope) -> dict:
     return response.json()
 
 
+def report_name(page, week: str, community: str) -> str:
+    return api_report(page, week, community=community)["name"]
+
+
 def pct(value) -> str:
     return "—" if value is None else f"{value:.1f}%"
 
@@ -216,6 +220,9 @@ def test_a_district_viewer_reads_the_district_and_chooses_a_community(page):
     shown_week(page, last)
     district = DEMO_GRID[:6]
     assert_figures_match(page, api_report(page, last, district=district))
+    option = page.locator(f"#scope option[value='community:{COMMUNITY}']")
+    page.wait_for_function("(o) => !/\\d{12}/.test(o.textContent)", arg=option.element_handle())
+    assert option.inner_text() == f"社区 {report_name(page, last, COMMUNITY)}"
     page.select_option("#scope", f"community:{COMMUNITY}")
     page.wait_for_selector(f"#figures[data-scope='community:{COMMUNITY}']")
     assert_figures_match(page, api_report(page, last, community=COMMUNITY))

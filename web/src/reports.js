@@ -4,7 +4,7 @@
 // reads what: a worker is refused (403) and told so; a viewer chooses district, street or
 // community, the others read their own community (a leader: their grids).
 import {
-  ApiError, api, apiPage, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
+  ApiError, api, apiPage, apiPages, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
   signOut, translate,
 } from "./common.js";
 import { wireSignIn } from "./password.js";
@@ -210,6 +210,20 @@ function offerAreas(report) {
   ].join("");
   state.scope = `district:${report.code}`;
   $("scope-choice").hidden = false;
+  nameCommunities(select);
+}
+
+/** The communities' names, from their grids (no API lists communities); codes until then. */
+async function nameCommunities(select) {
+  let grids;
+  try {
+    grids = await apiPages("/api/v1/grids", { pageSize: 1000, pick: (body) => body?.features || [] });
+  } catch { return; } // the codes stay
+  const names = new Map(grids.map((g) => [g.properties.community_code, g.properties.community_name]));
+  for (const option of select.options) {
+    const [level, code] = option.value.split(":");
+    if (level === "community" && names.get(code)) option.textContent = `${t.community} ${names.get(code)}`;
+  }
 }
 
 // --- downloads ---------------------------------------------------------------------------------
