@@ -1,5 +1,6 @@
 """The browser pages: the grid-leader map (/map), the workers' PWA (/app), the community
-office's accounts page (/accounts) and the hall window's page (/window), from web/dist."""
+office's accounts page (/accounts), the hall window's page (/window) and the AB-post roster
+page (/rosters), from web/dist."""
 
 from __future__ import annotations
 
@@ -78,6 +79,11 @@ def accounts_page():
 @bp.get("/window")
 def window_page():
     return _page("window.html")
+
+
+@bp.get("/rosters")
+def rosters_page():
+    return _page("rosters.html")
 
 
 @bp.get("/app")

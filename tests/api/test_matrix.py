@@ -122,6 +122,7 @@ MATRIX: dict[str, Line] = {
     "GET /map": Line("/map", UNIFORM),
     "GET /accounts": Line("/accounts", UNIFORM),
     "GET /window": Line("/window", UNIFORM),
+    "GET /rosters": Line("/rosters", UNIFORM),
     "GET /app": Line("/app", UNIFORM),
     "GET /app/": Line("/app/", UNIFORM),
     "GET /app/sw.js": Line("/app/sw.js", UNIFORM),

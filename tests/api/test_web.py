@@ -20,7 +20,7 @@ WEB_SRC = Path(__file__).resolve().parents[2] / "web" / "src"
 def dist(tmp_path):
     """A stand-in for web/dist: the pages need not be built to be served."""
     (tmp_path / "version.json").write_text('{"version": "test"}')
-    for name in ("map.html", "app.html", "accounts.html", "window.html", "sw.js"):
+    for name in ("map.html", "app.html", "accounts.html", "window.html", "rosters.html", "sw.js"):
         (tmp_path / name).write_text(f"<!-- {name} -->")
     return tmp_path
 
@@ -48,7 +48,9 @@ def directives(response) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("path", ["/map", "/app", "/app/", "/app/sw.js", "/accounts", "/window"])
+@pytest.mark.parametrize(
+    "path", ["/map", "/app", "/app/", "/app/sw.js", "/accounts", "/window", "/rosters"]
+)
 def test_the_pages_carry_a_content_security_policy(database_url, connection, dist, path):
     response = get(pages_client(database_url, connection, dist), path)
     assert response.status_code == 200
@@ -66,7 +68,9 @@ def test_the_pages_carry_a_content_security_policy(database_url, connection, dis
     assert csp["connect-src"] == ["'self'"]
 
 
-@pytest.mark.parametrize("name", ["map.html", "app.html", "accounts.html", "window.html"])
+@pytest.mark.parametrize(
+    "name", ["map.html", "app.html", "accounts.html", "window.html", "rosters.html"]
+)
 def test_a_page_fetched_as_a_web_asset_carries_the_pages_policy(
     database_url, connection, dist, name
 ):
@@ -101,6 +105,18 @@ def test_the_window_page_is_served_with_the_maps_headers(database_url, connectio
     assert body == "<!-- window.html -->"
     for header in ("Content-Security-Policy", "Cache-Control"):
         assert window.headers[header] == map_page.headers[header]
+
+
+def test_the_rosters_page_is_served_with_the_maps_headers(database_url, connection, dist):
+    client = pages_client(database_url, connection, dist, BASEMAP_URL="https://t.example.cn/{z}")
+    rosters = client.get("/rosters")
+    body = rosters.get_data(as_text=True)
+    rosters.close()
+    map_page = get(client, "/map")
+    assert rosters.status_code == 200 and rosters.mimetype == "text/html"
+    assert body == "<!-- rosters.html -->"
+    for header in ("Content-Security-Policy", "Cache-Control"):
+        assert rosters.headers[header] == map_page.headers[header]
 
 
 @pytest.mark.parametrize("page", sorted(p.name for p in WEB_SRC.glob("*.html")))
@@ -385,7 +401,7 @@ def test_a_username_field_is_typed_as_written_not_capitalised():
         for page in sorted(WEB_SRC.glob("*.html"))
         for tag in re.findall(r"<input[^>]*name=\"username\"[^>]*>", page.read_text())
     ]
-    assert len(fields) == 5  # the sign-ins of map, app, accounts, window; a new account
+    assert len(fields) == 6  # the sign-ins of map, app, accounts, window, rosters; a new account
     for name, tag in fields:
         assert 'autocapitalize="none"' in tag and 'autocorrect="off"' in tag, (name, tag)
 
