@@ -282,3 +282,29 @@ def test_the_page_fits_a_tablet(browser, live_server, e2e_engine, fresh_week):
     finally:
         context.close()
     assert errors == []
+
+
+def test_the_accounts_page_and_a_leaders_app_link_to_the_rosters(page, fresh_week):
+    people = fresh_week["people"]
+    page.goto("/accounts")
+    sign_in(page, admin_of(people), DEMO_PASSWORD)
+    link = page.locator("#to-rosters")
+    link.wait_for()
+    assert (link.inner_text(), link.get_attribute("href")) == ("排班", "/rosters")
+    page.click("#signout")
+    page.goto("/app")
+    sign_in(page, leader_of(people), DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    link = page.locator("#week-card #rosters-link")
+    link.wait_for()
+    assert link.get_attribute("href") == "/rosters"
+    link.click()
+    page.wait_for_selector("body[data-ready='1'] #roster:not([hidden])")
+
+
+def test_a_workers_app_has_no_roster_link(page, fresh_week):
+    page.goto("/app")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    page.locator("#week-shifts li").first.wait_for()
+    assert page.locator("#rosters-link").count() == 0
