@@ -308,3 +308,51 @@ def test_a_workers_app_has_no_roster_link(page, fresh_week):
     page.wait_for_selector("body[data-ready='1']")
     page.locator("#week-shifts li").first.wait_for()
     assert page.locator("#rosters-link").count() == 0
+
+
+def test_generating_a_week_gone_by_is_refused_in_chinese(page, fresh_week):
+    past = week_of(datetime.now(UTC) - timedelta(days=14))
+    page.goto(f"/rosters?week={past}")
+    sign_in(page, leader_of(fresh_week["people"]), DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.inner_text("#week-label").startswith(past)
+    page.click("#generate")
+    error = page.locator("#action-error")
+    error.wait_for()
+    assert error.locator(".why").inner_text() == "这一周已经过去，不能再排班。"
+    assert "is over" in error.locator(".detail").inner_text()
+    assert page.locator("#grid-table td.cell").count() == 0
+
+
+def test_regenerating_a_week_published_meanwhile_is_refused_and_the_week_read_again(
+    page, e2e_engine, fresh_week
+):
+    from api.models import Roster
+
+    open_rosters(page, leader_of(fresh_week["people"]))
+    generate(page)
+    with Session(e2e_engine) as session:  # published from another desk
+        roster = session.scalar(
+            select(Roster).where(
+                Roster.community_code == COMMUNITY, Roster.week == fresh_week["week"]
+            )
+        )
+        roster.status, roster.published_at = "published", datetime.now(UTC)
+        session.commit()
+    page.click("#generate")
+    error = page.locator("#action-error")
+    error.wait_for()
+    assert error.locator(".why").inner_text().startswith("本周排班已发布，不能重新生成")
+    assert "is published" in error.locator(".detail").inner_text()
+    page.wait_for_selector("#roster-status.published")
+    assert page.is_hidden("#generate") and page.is_hidden("#publish")
+
+
+def test_the_page_speaks_english_when_asked(page, fresh_week):
+    page.goto("/rosters?lang=en")
+    sign_in(page, leader_of(fresh_week["people"]), DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.inner_text("#toolbar strong") == "Rosters"
+    assert page.inner_text("#roster-status") == "Not rostered yet"
+    assert page.inner_text("#generate") == "Generate roster"
+    assert page.inner_text("#week-label").startswith(f"{fresh_week['week']} (")

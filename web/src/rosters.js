@@ -104,10 +104,10 @@ let editing = null; // the shift being handed on
 let busy = false;
 
 const dayName = (iso) => t.weekdays[(new Date(`${iso}T00:00:00Z`).getUTCDay() + 6) % 7];
-const dayLabel = (iso) => `${dayName(iso)}（${iso.slice(5)}）`;
+const dayLabel = (iso) => (lang === "zh" ? `${dayName(iso)}（${iso.slice(5)}）` : `${dayName(iso)} ${iso.slice(5)}`);
 const gridLabel = (gridCode) => {
   const name = gridNames.get(gridCode);
-  return name ? `${name}（${gridCode}）` : gridCode || "";
+  return name ? (lang === "zh" ? `${name}（${gridCode}）` : `${name} (${gridCode})`) : gridCode || "";
 };
 const postLabel = (post, gridCode) => (post === "A" ? t.windowPost : `${t.gridPost} ${gridLabel(gridCode)}`);
 const beijing = (iso) => new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", {
@@ -155,7 +155,7 @@ function shortfallItems(list) {
 // --- the week ---------------------------------------------------------------------------------------
 function render() {
   const days = weekDays(week);
-  $("week-label").textContent = `${week}（${days[0]} – ${days[6]}）`;
+  $("week-label").textContent = lang === "zh" ? `${week}（${days[0]} – ${days[6]}）` : `${week} (${days[0]} – ${days[6]})`;
   const status = $("roster-status");
   status.className = `status ${view ? view.status : "none"}`;
   status.textContent = !view ? t.none : view.status === "published"
