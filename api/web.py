@@ -1,6 +1,6 @@
 """The browser pages: the grid-leader map (/map), the workers' PWA (/app), the community
-office's accounts page (/accounts), the hall window's page (/window) and the weekly coverage
-report's page (/reports), from web/dist."""
+office's accounts page (/accounts), the hall window's page (/window), the weekly coverage
+report's page (/reports) and the AB-post roster page (/rosters), from web/dist."""
 
 from __future__ import annotations
 
@@ -84,6 +84,11 @@ def window_page():
 @bp.get("/reports")
 def reports_page():
     return _page("reports.html")
+
+
+@bp.get("/rosters")
+def rosters_page():
+    return _page("rosters.html")
 
 
 @bp.get("/app")

@@ -123,6 +123,7 @@ MATRIX: dict[str, Line] = {
     "GET /accounts": Line("/accounts", UNIFORM),
     "GET /window": Line("/window", UNIFORM),
     "GET /reports": Line("/reports", UNIFORM),
+    "GET /rosters": Line("/rosters", UNIFORM),
     "GET /app": Line("/app", UNIFORM),
     "GET /app/": Line("/app/", UNIFORM),
     "GET /app/sw.js": Line("/app/sw.js", UNIFORM),

@@ -20,7 +20,15 @@ WEB_SRC = Path(__file__).resolve().parents[2] / "web" / "src"
 def dist(tmp_path):
     """A stand-in for web/dist: the pages need not be built to be served."""
     (tmp_path / "version.json").write_text('{"version": "test"}')
-    for name in ("map.html", "app.html", "accounts.html", "window.html", "reports.html", "sw.js"):
+    for name in (
+        "map.html",
+        "app.html",
+        "accounts.html",
+        "window.html",
+        "reports.html",
+        "rosters.html",
+        "sw.js",
+    ):
         (tmp_path / name).write_text(f"<!-- {name} -->")
     return tmp_path
 
@@ -49,7 +57,7 @@ def directives(response) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/map", "/app", "/app/", "/app/sw.js", "/accounts", "/window", "/reports"]
+    "path", ["/map", "/app", "/app/", "/app/sw.js", "/accounts", "/window", "/reports", "/rosters"]
 )
 def test_the_pages_carry_a_content_security_policy(database_url, connection, dist, path):
     response = get(pages_client(database_url, connection, dist), path)
@@ -69,7 +77,7 @@ def test_the_pages_carry_a_content_security_policy(database_url, connection, dis
 
 
 @pytest.mark.parametrize(
-    "name", ["map.html", "app.html", "accounts.html", "window.html", "reports.html"]
+    "name", ["map.html", "app.html", "accounts.html", "window.html", "reports.html", "rosters.html"]
 )
 def test_a_page_fetched_as_a_web_asset_carries_the_pages_policy(
     database_url, connection, dist, name

@@ -18,7 +18,7 @@ const TEXT = {
     followUp: "需要跟进", followUpNote: "跟进事项", recordButton: "定位并记录", queued: "待同步",
     syncNow: "立即同步", tasks: "我的任务", plan: "本周走访计划", notifications: "消息推送",
     syncOffline: (n) => (n ? `离线：${n} 条走访记录保存在本机，联网后自动同步。` : "离线：联网后才能同步。"),
-    enablePush: "开启推送", online: "在线", offline: "离线", postA: "A岗 · 社区服务大厅窗口", windowDesk: "窗口受理",
+    enablePush: "开启推送", online: "在线", offline: "离线", postA: "A岗 · 社区服务大厅窗口", windowDesk: "窗口受理", rosterPage: "排班（全社区）",
     postB: "B岗 · 入户走访", noShift: "今日无排班", rosterUnavailable: "排班暂不可用",
     myWeek: "本周排班", weekNone: "本周暂无已发布的排班", weekdays: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
     onLeaveToday: (end) => `今天请假（已批准，至 ${end}）`, rosteredAway: "原排班（由网格长或社区改派）：",
@@ -168,7 +168,7 @@ const TEXT = {
     syncOffline: (n) => (n ? `Offline: ${n} visit${n === 1 ? " is" : "s are"} kept on this device and sync${n === 1 ? "s" : ""} once online.`
       : "Offline: syncing needs a connection."),
     notifications: "Notifications", enablePush: "Enable push", online: "online", offline: "offline",
-    postA: "A-post · the hall window", windowDesk: "Window desk", postB: "B-post · door to door", noShift: "No shift today",
+    postA: "A-post · the hall window", windowDesk: "Window desk", rosterPage: "Rosters (the community)", postB: "B-post · door to door", noShift: "No shift today",
     myWeek: "My week", weekNone: "No published shift this week", weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     onLeaveToday: (end) => `On leave today (approved, until ${end})`, rosteredAway: "Rostered before (handed on by the leader or the office): ",
     rosterUnavailable: "Roster unavailable", noTasks: "No tasks", tasksUnavailable: "Tasks unavailable",
@@ -364,6 +364,7 @@ async function loadShifts(mine = readMyLeave()) {
     const weekday = t.weekdays[(new Date(`${s.date}T00:00:00Z`).getUTCDay() + 6) % 7];
     return `<li class="week-shift${s.date === today ? " today" : ""}" data-date="${escapeHtml(s.date)}">${escapeHtml(`${weekday} ${s.date.slice(5)}`)} · ${escapeHtml(postLabel(s))}</li>`;
   }).join("") || `<li class="muted">${t.weekNone}</li>`;
+  if (["grid_leader", "community_admin"].includes(tokenClaims(getToken()).role) && !$("rosters-link")) $("week-shifts").insertAdjacentHTML("afterend", `<a id="rosters-link" class="window-link" href="/rosters">${escapeHtml(t.rosterPage)}</a>`);
 }
 
 // The statuses of a task still open (api/services/tasks.py OPEN_STATUSES; tests/api/test_web.py

@@ -1,0 +1,358 @@
+"""The roster page (/rosters) in headless Chromium: a grid leader or the community's admin
+generates next week's AB-post roster, reads it as a grid of names, publishes it (a short-staffed
+week only once its gaps are confirmed) and hands a shift to another worker."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from api.services.weeks import week_dates, week_of
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import DEMO_GRID, _csp_violation, screenshot, sign_in
+
+COMMUNITY = DEMO_GRID[:12]
+
+
+def next_week() -> str:
+    return week_of(datetime.now(UTC) + timedelta(days=7))
+
+
+@pytest.fixture
+def fresh_week(e2e_engine):
+    """Next week unrostered for the demo community, its roster settings the defaults; both put
+    back afterwards. Yields the community's shift holders by username."""
+    from api.models import Community, Roster, User
+
+    week = next_week()
+
+    def clear(session, settings=None):
+        session.execute(
+            delete(Roster).where(Roster.community_code == COMMUNITY, Roster.week == week)
+        )
+        if settings is not None:
+            session.get(Community, COMMUNITY).settings = settings
+
+    with Session(e2e_engine, expire_on_commit=False) as session:
+        community = session.get(Community, COMMUNITY)
+        kept = copy.deepcopy(community.settings or {})
+        community.settings = {k: v for k, v in kept.items() if k != "roster"}
+        clear(session)
+        session.commit()
+        people = {
+            u.username: u
+            for u in session.scalars(select(User).where(User.community_code == COMMUNITY))
+        }
+    yield {"week": week, "people": people}
+    with Session(e2e_engine) as session:
+        clear(session, kept)
+        session.commit()
+
+
+def open_rosters(page, username: str):
+    page.goto("/rosters")
+    sign_in(page, username, DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    return page
+
+
+def roster_row(e2e_engine, week: str):
+    from api.models import Roster
+
+    with Session(e2e_engine) as session:
+        return session.scalar(
+            select(Roster).where(Roster.community_code == COMMUNITY, Roster.week == week)
+        )
+
+
+def shifts_of(e2e_engine, roster_id: int):
+    from api.models import Shift
+
+    with Session(e2e_engine) as session:
+        return list(session.scalars(select(Shift).where(Shift.roster_id == roster_id)))
+
+
+def generate(page):
+    page.click("#generate")
+    page.wait_for_selector("#grid-table td.cell")
+
+
+def leader_of(people) -> str:
+    return next(name for name, u in people.items() if u.role == "grid_leader")
+
+
+def admin_of(people) -> str:
+    return next(name for name, u in people.items() if u.role == "community_admin")
+
+
+def test_a_leader_generates_next_week_and_sees_each_working_day_posts_filled_by_name(
+    page, e2e_engine, fresh_week
+):
+    people = fresh_week["people"]
+    open_rosters(page, leader_of(people))
+    week = fresh_week["week"]
+    assert page.inner_text("#week-label").startswith(week)  # next week by default
+    assert "尚未排班" in page.inner_text("#roster-status")
+    generate(page)
+    roster = roster_row(e2e_engine, week)
+    assert roster is not None and roster.status == "draft"
+    assert page.inner_text("#roster-status").startswith("草稿")
+    names = {u.id: u.display_name for u in people.values()}
+    days = [d.isoformat() for d in week_dates(week)[:5]]
+    # A column per working day (Monday to Friday by default), in order.
+    assert (
+        page.locator("#grid-table thead th[data-date]").evaluate_all(
+            "ths => ths.map(th => th.dataset.date)"
+        )
+        == days
+    )
+    shifts = shifts_of(e2e_engine, roster.id)
+    for day in days:
+        window = page.locator(f"tr.post-A td[data-date='{day}'] .who").all_inner_texts()
+        expected = sorted(
+            names[s.worker_id] for s in shifts if str(s.date) == day and s.post == "A"
+        )
+        assert window and sorted(w.replace("（顶岗）", "") for w in window) == expected
+        b_cells = page.locator(f"tr.post-B td[data-date='{day}'] .who").all_inner_texts()
+        assert b_cells, f"nobody in the grids on {day}"
+    # Every B-post shift is shown in its grid's row, by name.
+    grid_ids = {s.grid_id for s in shifts if s.post == "B"}
+    assert page.locator("tr.post-B").count() >= len(grid_ids)
+    for s in shifts:
+        if s.post == "B":
+            cell = page.locator(f"td[data-date='{s.date}'] .who[data-shift='{s.id}']")
+            assert cell.inner_text().replace("（顶岗）", "") == names[s.worker_id]
+    screenshot(page, "rosters-draft")
+
+    page.click("#publish")
+    page.wait_for_selector("#roster-status.published")
+    assert page.inner_text("#roster-status").startswith("已发布")
+    assert roster_row(e2e_engine, week).status == "published"
+    # A published week is not regenerated: the button is gone.
+    assert page.is_hidden("#generate")
+
+
+def test_a_short_staffed_week_shows_its_gaps_in_chinese_and_publishing_asks_first(
+    page, e2e_engine, fresh_week
+):
+    people = fresh_week["people"]
+    open_rosters(page, admin_of(people))
+    # The window asks more than the community has (as tests/api/test_rosters_short.py does).
+    settings = page.evaluate(
+        """async (code) => {
+          const token = localStorage.getItem('gridwork.token');
+          const headers = {Authorization: `Bearer ${token}`, 'Content-Type': 'application/json'};
+          const r = await fetch(`/api/v1/communities/${code}/roster-settings`, {
+            method: 'PUT', headers, body: JSON.stringify({a_min: 9, a_max: 9})});
+          return r.status;
+        }""",
+        COMMUNITY,
+    )
+    assert settings == 200
+    generate(page)
+    box = page.locator("#shortfalls")
+    box.wait_for()
+    assert "人手不足：以下要求未能满足" in box.inner_text()
+    first = box.locator("li").first.inner_text()
+    assert "窗口" in first and "缺" in first  # said in Chinese, the server's words beneath
+    week = fresh_week["week"]
+    assert box.locator("li").count() >= 5
+    page.click("#publish")
+    confirm = page.locator("#confirm-publish")
+    confirm.wait_for()
+    assert "人手不足" in confirm.inner_text() and confirm.locator("li").count() >= 5
+    assert roster_row(e2e_engine, week).status == "draft"  # nothing published yet
+    page.click("#confirm-cancel")
+    assert page.is_hidden("#confirm-publish")
+    assert roster_row(e2e_engine, week).status == "draft"
+    page.click("#publish")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#roster-status.published")
+    assert roster_row(e2e_engine, week).status == "published"
+    screenshot(page, "rosters-short")
+
+
+@pytest.fixture
+def spare_worker(e2e_engine, fresh_week):
+    """A worker of the demo grid taken on after the week was generated: free every day. Made
+    on call (`make()`), gone afterwards with the shifts they were handed."""
+    from api.models import Shift, User
+    from api.services.users import create_user
+
+    made = []
+
+    def make():
+        with Session(e2e_engine, expire_on_commit=False) as session:
+            user = create_user(
+                session,
+                username="rosterpage_spare",
+                password=DEMO_PASSWORD,
+                role="worker",
+                display_name="钱新来",
+                community=COMMUNITY,
+                grids=[DEMO_GRID],
+            )
+            session.commit()
+            made.append(user.id)
+            return user
+
+    yield make
+    with Session(e2e_engine) as session:
+        for user_id in made:
+            session.execute(delete(Shift).where(Shift.worker_id == user_id))
+            session.delete(session.get(User, user_id))
+        session.commit()
+
+
+def test_reassigning_a_shift_shows_the_new_name_and_changes_the_shift(
+    page, e2e_engine, fresh_week, spare_worker
+):
+    from api.models import Shift
+
+    people = fresh_week["people"]
+    open_rosters(page, leader_of(people))
+    generate(page)
+    spare = spare_worker()
+    page.reload()  # the community's workers are read as the page starts
+    page.wait_for_selector("body[data-ready='1'] #grid-table td.cell")
+    roster = roster_row(e2e_engine, fresh_week["week"])
+    shifts = shifts_of(e2e_engine, roster.id)
+    shift = min((s for s in shifts if s.post == "B"), key=lambda s: (s.date, s.id))
+    page.click(f".who[data-shift='{shift.id}']")
+    page.locator("#shift-editor").wait_for()
+    names = {u.id: u.display_name for u in people.values()}
+    assert f"当前：{names[shift.worker_id]}" in page.inner_text("#shift-title")
+    page.select_option("#shift-worker", str(spare.id))
+    page.click("#shift-save")
+    page.wait_for_function(
+        "([id, name]) => (document.querySelector(`.who[data-shift='${id}']`) || {}).textContent"
+        "?.replace('（顶岗）', '') === name",  # relieving another grid's worker, marked
+        arg=[shift.id, "钱新来"],
+    )
+    assert page.is_hidden("#shift-editor")
+    with Session(e2e_engine) as session:
+        assert session.get(Shift, shift.id).worker_id == spare.id
+
+    # Handing a shift to someone holding a post that day is refused, said in Chinese, with
+    # the server's words beneath; nothing changes.
+    other = next(s for s in shifts if s.date == shift.date and s.id != shift.id)
+    page.click(f".who[data-shift='{shift.id}']")
+    page.select_option("#shift-worker", str(other.worker_id))
+    page.click("#shift-save")
+    error = page.locator("#shift-error")
+    error.wait_for()
+    assert error.locator(".why").inner_text().startswith("未能调整")
+    assert "already holds" in error.locator(".detail").inner_text()
+    with Session(e2e_engine) as session:
+        assert session.get(Shift, shift.id).worker_id == spare.id
+    screenshot(page, "rosters-reassign-refused")
+
+
+def test_a_worker_is_told_in_chinese_they_may_not_roster(page, fresh_week):
+    open_rosters(page, "worker01")
+    assert "只有网格长和社区管理员可以排班" in page.inner_text("#notice")
+    assert page.is_hidden("#generate") and page.is_hidden("#publish")
+    assert page.locator("#grid-table td.cell").count() == 0
+
+
+def test_the_page_fits_a_tablet(browser, live_server, e2e_engine, fresh_week):
+    context = browser.new_context(
+        base_url=live_server, viewport={"width": 768, "height": 1024}, has_touch=True
+    )
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: _csp_violation(m) and errors.append(m.text))
+    try:
+        open_rosters(page, leader_of(fresh_week["people"]))
+        generate(page)
+        # Nothing wider than the screen: the page does not scroll sideways.
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 768
+        box = page.locator("#grid-table").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 768
+        button = page.locator("#publish").bounding_box()
+        assert button["height"] >= 40  # finger-sized
+        screenshot(page, "rosters-tablet")
+    finally:
+        context.close()
+    assert errors == []
+
+
+def test_the_accounts_page_and_a_leaders_app_link_to_the_rosters(page, fresh_week):
+    people = fresh_week["people"]
+    page.goto("/accounts")
+    sign_in(page, admin_of(people), DEMO_PASSWORD)
+    link = page.locator("#to-rosters")
+    link.wait_for()
+    assert (link.inner_text(), link.get_attribute("href")) == ("排班", "/rosters")
+    page.click("#signout")
+    page.goto("/app")
+    sign_in(page, leader_of(people), DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    link = page.locator("#week-card #rosters-link")
+    link.wait_for()
+    assert link.get_attribute("href") == "/rosters"
+    link.click()
+    page.wait_for_selector("body[data-ready='1'] #roster:not([hidden])")
+
+
+def test_a_workers_app_has_no_roster_link(page, fresh_week):
+    page.goto("/app")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    page.locator("#week-shifts li").first.wait_for()
+    assert page.locator("#rosters-link").count() == 0
+
+
+def test_generating_a_week_gone_by_is_refused_in_chinese(page, fresh_week):
+    past = week_of(datetime.now(UTC) - timedelta(days=14))
+    page.goto(f"/rosters?week={past}")
+    sign_in(page, leader_of(fresh_week["people"]), DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.inner_text("#week-label").startswith(past)
+    page.click("#generate")
+    error = page.locator("#action-error")
+    error.wait_for()
+    assert error.locator(".why").inner_text() == "这一周已经过去，不能再排班。"
+    assert "is over" in error.locator(".detail").inner_text()
+    assert page.locator("#grid-table td.cell").count() == 0
+
+
+def test_regenerating_a_week_published_meanwhile_is_refused_and_the_week_read_again(
+    page, e2e_engine, fresh_week
+):
+    from api.models import Roster
+
+    open_rosters(page, leader_of(fresh_week["people"]))
+    generate(page)
+    with Session(e2e_engine) as session:  # published from another desk
+        roster = session.scalar(
+            select(Roster).where(
+                Roster.community_code == COMMUNITY, Roster.week == fresh_week["week"]
+            )
+        )
+        roster.status, roster.published_at = "published", datetime.now(UTC)
+        session.commit()
+    page.click("#generate")
+    error = page.locator("#action-error")
+    error.wait_for()
+    assert error.locator(".why").inner_text().startswith("本周排班已发布，不能重新生成")
+    assert "is published" in error.locator(".detail").inner_text()
+    page.wait_for_selector("#roster-status.published")
+    assert page.is_hidden("#generate") and page.is_hidden("#publish")
+
+
+def test_the_page_speaks_english_when_asked(page, fresh_week):
+    page.goto("/rosters?lang=en")
+    sign_in(page, leader_of(fresh_week["people"]), DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.inner_text("#toolbar strong") == "Rosters"
+    assert page.inner_text("#roster-status") == "Not rostered yet"
+    assert page.inner_text("#generate") == "Generate roster"
+    assert page.inner_text("#week-label").startswith(f"{fresh_week['week']} (")

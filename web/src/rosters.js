@@ -1,0 +1,431 @@
+// The roster page (/rosters): a grid leader or the community's admin generates a week's AB-post
+// roster, reads it as days by posts (the window, each grid's door-to-door round), publishes it
+// (a short-staffed week once its gaps are confirmed) and hands a shift to another worker.
+import {
+  ApiError, api, apiPages, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signOut,
+  todayLocal, translate,
+} from "./common.js";
+import { wireSignIn } from "./password.js";
+import { keepFresh } from "./session.js";
+
+const TEXT = {
+  zh: {
+    title: "排班", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
+    toApp: "网格员应用", toAccounts: "账号管理", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
+    prevWeek: "‹ 上一周", nextWeek: "下一周 ›", publish: "发布", generate: "生成排班", regenerate: "重新生成",
+    none: "尚未排班", draft: "草稿", published: "已发布", publishedAt: (at) => `已发布 · ${at}`,
+    windowPost: "窗口（A岗）", gridPost: "入户（B岗）", relief: "（顶岗）",
+    weekdays: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
+    shortHeading: "人手不足：以下要求未能满足", ruleLabel: "规则：",
+    shortWindow: (s, day) => `${day}窗口需${s.required}人，只排了${s.rostered}人，缺${s.short}人`,
+    shortGrid: (s, grid) => `网格 ${grid}：本周入户走访需${s.required}天，只排了${s.rostered}天，缺${s.short}天`,
+    shortUncovered: (s, day, post, why) => `${day}${post}：${s.worker_name}${why}，无人顶岗`,
+    reasons: { on_leave: "请假", deactivated: "账号已停用", not_a_worker: "已不是本社区网格员" },
+    confirmTitle: "本周排班人手不足，仍要发布吗？",
+    confirmText: "发布后，以下缺口会随排班一并告知；也可以先调整班次或修改排班设置后重新生成。",
+    confirmOk: "仍然发布", cancel: "取消", save: "保存",
+    editHint: "点击姓名可将该班次改派给本社区的其他网格员。",
+    handTo: "改派给", current: "当前", busyThatDay: "（当天已有岗位）",
+    notAllowed: "只有网格长和社区管理员可以排班。您可以在网格员应用中查看自己的班次。",
+    loadFailed: "无法读取排班：", working: "正在处理…",
+    genPublished: "本周排班已发布，不能重新生成；请逐个改派班次。",
+    genOver: "这一周已经过去，不能再排班。",
+    genBusy: "本周排班正在生成，请稍后重试。",
+    genNoWorkers: "本社区没有可排班的网格员，无法生成排班。",
+    genTimeout: "排班计算超时，请稍后重试。",
+    genFailed: "排班未能生成：",
+    pubAlready: "该排班已经发布。",
+    pubUnstaffed: "排班中有人员无法到岗（请假、账号停用等），请先改派以下班次或重新生成，再发布：",
+    pubFailed: "排班未能发布：",
+    forbidden: "您没有权限修改本社区的排班。",
+    editConflict: "未能调整：与排班规则冲突（当天已有岗位、请假、每周休息不足或日期已过）。",
+    editInvalid: "未能调整：所选人员或网格不符合要求。",
+    editGone: "未能调整：该班次已不存在（排班可能已重新生成），请刷新页面。",
+    editFailed: "未能调整：",
+    offline: "网络未连接，请恢复连接后重试。",
+    roles: { worker: "网格员", grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "区级查看" },
+  },
+  en: {
+    title: "Rosters", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out", other: "中文",
+    toApp: "Workers' app", toAccounts: "Accounts", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
+    prevWeek: "‹ Previous week", nextWeek: "Next week ›", publish: "Publish", generate: "Generate roster",
+    regenerate: "Regenerate", none: "Not rostered yet", draft: "Draft", published: "Published",
+    publishedAt: (at) => `Published · ${at}`,
+    windowPost: "Window (A-post)", gridPost: "Door to door (B-post)", relief: " (relief)",
+    weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    shortHeading: "Short-staffed: these requirements are not met", ruleLabel: "Rule: ",
+    shortWindow: (s, day) => `${day}: ${s.required} needed at the window, ${s.rostered} rostered, ${s.short} short`,
+    shortGrid: (s, grid) => `Grid ${grid}: ${s.required} door-to-door days needed, ${s.rostered} rostered, ${s.short} short`,
+    shortUncovered: (s, day, post, why) => `${day} ${post}: ${s.worker_name} ${why}, nobody in their place`,
+    reasons: { on_leave: "is on leave", deactivated: "is switched off", not_a_worker: "is no longer a worker here" },
+    confirmTitle: "This week is short-staffed. Publish it all the same?",
+    confirmText: "Once published, these gaps are said with the roster; or hand shifts on, or change the settings and regenerate.",
+    confirmOk: "Publish anyway", cancel: "Cancel", save: "Save",
+    editHint: "Click a name to hand that shift to another worker of the community.",
+    handTo: "Hand to", current: "now", busyThatDay: " (holds a post that day)",
+    notAllowed: "Only grid leaders and the community's admins roster. Your own shifts are in the workers' app.",
+    loadFailed: "Could not read the roster: ", working: "Working…",
+    genPublished: "This week is published: it is not regenerated; hand its shifts on one by one.",
+    genOver: "This week is over: it is not rostered again.",
+    genBusy: "The week is being generated: retry shortly.",
+    genNoWorkers: "The community has no workers to roster.",
+    genTimeout: "The solver ran out of time: retry shortly.",
+    genFailed: "The roster was not generated: ",
+    pubAlready: "The roster is published already.",
+    pubUnstaffed: "The roster names workers who will not come (leave, switched off): hand these shifts on or regenerate, then publish:",
+    pubFailed: "The roster was not published: ",
+    forbidden: "You may not change this community's rosters.",
+    editConflict: "Not changed: it breaks a roster rule (a post that day, leave, rest days, or a past day).",
+    editInvalid: "Not changed: the worker or grid chosen does not fit.",
+    editGone: "Not changed: the shift is gone (the week was regenerated?): reload the page.",
+    editFailed: "Not changed: ",
+    offline: "Offline: retry once connected.",
+    roles: { worker: "worker", grid_leader: "grid leader", community_admin: "community admin", district_viewer: "district viewer" },
+  },
+};
+const lang = pickLang();
+const t = TEXT[lang];
+document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+document.title = `${t.title} · gridwork`;
+translate(document, t);
+
+const $ = (id) => document.getElementById(id);
+const EDITORS = ["grid_leader", "community_admin"];
+const WEEK_RE = /^[0-9]{4}-W[0-9]{2}$/;
+
+let me = null;
+let code = null;
+let week = null;
+let view = null; // the week as GET /communities/{code}/rosters/{week} answers; null: none yet
+let settings = null;
+let gridNames = new Map(); // code -> name
+let workers = []; // the community's active workers and leaders: who may hold a shift
+let editing = null; // the shift being handed on
+let busy = false;
+
+const dayName = (iso) => t.weekdays[(new Date(`${iso}T00:00:00Z`).getUTCDay() + 6) % 7];
+const dayLabel = (iso) => (lang === "zh" ? `${dayName(iso)}（${iso.slice(5)}）` : `${dayName(iso)} ${iso.slice(5)}`);
+const gridLabel = (gridCode) => {
+  const name = gridNames.get(gridCode);
+  return name ? (lang === "zh" ? `${name}（${gridCode}）` : `${name} (${gridCode})`) : gridCode || "";
+};
+const postLabel = (post, gridCode) => (post === "A" ? t.windowPost : `${t.gridPost} ${gridLabel(gridCode)}`);
+const beijing = (iso) => new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", {
+  timeZone: "Asia/Shanghai", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
+});
+
+function weekDays(w) {
+  const [year, number] = w.split("-W").map(Number);
+  const jan4 = Date.UTC(year, 0, 4);
+  const monday = jan4 - ((new Date(jan4).getUTCDay() || 7) - 1) * 86400000 + (number - 1) * 7 * 86400000;
+  return Array.from({ length: 7 }, (_, i) => new Date(monday + i * 86400000).toISOString().slice(0, 10));
+}
+
+/** The days shown: those the community works (its settings), and any day holding a shift. */
+function shownDays() {
+  const days = weekDays(week);
+  const held = new Set((view?.days || []).filter((d) => d.A.length || d.B.length).map((d) => d.date));
+  const holidays = new Set(settings?.holidays || []);
+  const extra = new Set(settings?.extra_working_days || []);
+  const working = new Set(settings?.working_days || [1, 2, 3, 4, 5]);
+  return days.filter((d, i) => held.has(d) || extra.has(d) || (working.has(i + 1) && !holidays.has(d)));
+}
+
+// --- what the server said, in the office's words -------------------------------------------------
+function problem(box, why, detail = "", items = []) {
+  const list = items.length ? `<ul>${items.map((i) => `<li>${escapeHtml(i)}</li>`).join("")}</ul>` : "";
+  box.innerHTML = why
+    ? `<span class="why">${escapeHtml(why)}</span>${list}${detail ? `<span class="detail">${escapeHtml(detail)}</span>` : ""}`
+    : "";
+  box.hidden = !why;
+}
+const detailOf = (error) => error.body?.detail || error.body?.title || error.message || String(error);
+
+function shortfallText(s) {
+  if (s.rule === "window") return t.shortWindow(s, dayLabel(s.date));
+  if (s.rule === "grid") return t.shortGrid(s, gridLabel(s.grid_code));
+  const why = t.reasons[s.reason] || s.reason || "";
+  return t.shortUncovered(s, s.date ? dayLabel(s.date) : "", postLabel(s.post, s.grid_code), why);
+}
+
+function shortfallItems(list) {
+  return list.map((s) => `<li>${escapeHtml(shortfallText(s))}<span class="why-en">${escapeHtml(s.why || "")}</span></li>`).join("");
+}
+
+// --- the week ---------------------------------------------------------------------------------------
+function render() {
+  const days = weekDays(week);
+  $("week-label").textContent = lang === "zh" ? `${week}（${days[0]} – ${days[6]}）` : `${week} (${days[0]} – ${days[6]})`;
+  const status = $("roster-status");
+  status.className = `status ${view ? view.status : "none"}`;
+  status.textContent = !view ? t.none : view.status === "published"
+    ? t.publishedAt(view.published_at ? beijing(view.published_at) : "") : t.draft;
+  const editor = EDITORS.includes(me.role);
+  const gen = $("generate");
+  gen.hidden = !editor || view?.status === "published";
+  gen.textContent = view ? t.regenerate : t.generate;
+  $("publish").hidden = !editor || view?.status !== "draft";
+  $("edit-hint").hidden = !editor || !view;
+  $("confirm-publish").hidden = true;
+
+  const box = $("shortfalls");
+  const short = view?.shortfalls || [];
+  box.hidden = !short.length;
+  box.querySelector(".rule").textContent = view?.shortfall_rule ? t.ruleLabel + view.shortfall_rule : "";
+  box.querySelector("ul").innerHTML = shortfallItems(short);
+
+  const thead = $("grid-table").tHead;
+  const tbody = $("grid-table").tBodies[0];
+  if (!view) {
+    thead.innerHTML = "";
+    tbody.innerHTML = "";
+    return;
+  }
+  const shown = shownDays();
+  const today = todayLocal();
+  const byDay = new Map(view.days.map((d) => [d.date, d]));
+  const col = (d) => (d === today ? " today-col" : "");
+  thead.innerHTML = `<tr><th class="post"></th>${shown.map((d) => `<th data-date="${d}" class="${col(d).trim()}">${escapeHtml(dayName(d))}<br><small>${d.slice(5)}</small></th>`).join("")}</tr>`;
+  const grids = new Set([...gridNames.keys()]);
+  for (const d of view.days) for (const s of d.B) if (s.grid_code) grids.add(s.grid_code);
+  for (const s of short) if (s.grid_code) grids.add(s.grid_code);
+  const who = (s) => {
+    const text = escapeHtml(s.worker_name) + (s.relief_for_id ? escapeHtml(t.relief) : "");
+    const cls = `who${s.relief_for_id ? " relief" : ""}${editing?.id === s.id ? " chosen" : ""}`;
+    return editor && s.date >= today
+      ? `<button type="button" class="${cls}" data-shift="${s.id}">${text}</button>`
+      : `<span class="${cls}" data-shift="${s.id}">${text}</span>`;
+  };
+  // An empty window is a gap; a grid not visited that day is the plan (its week's minimum).
+  const cell = (d, list, gap = false) => `<td class="cell${col(d)}${gap && !list.length ? " empty" : ""}" data-date="${d}">${list.map(who).join("")}</td>`;
+  const rows = [`<tr class="post-A"><th class="post post-A-head">${escapeHtml(t.windowPost)}</th>${shown.map((d) => cell(d, byDay.get(d)?.A || [], true)).join("")}</tr>`];
+  for (const g of [...grids].sort()) {
+    const name = gridNames.get(g);
+    rows.push(`<tr class="post-B" data-grid="${escapeHtml(g)}"><th class="post">${escapeHtml(t.gridPost)}<small>${escapeHtml(name || "")} ${escapeHtml(g)}</small></th>${shown.map((d) => cell(d, (byDay.get(d)?.B || []).filter((s) => s.grid_code === g))).join("")}</tr>`);
+  }
+  tbody.innerHTML = rows.join("");
+}
+
+async function load() {
+  problem($("action-error"), "");
+  closeEditor();
+  try {
+    view = await api(`/api/v1/communities/${code}/rosters/${week}`);
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 404) {
+      view = null;
+      render();
+      problem($("action-error"), t.loadFailed, detailOf(error));
+      return;
+    }
+    view = null;
+  }
+  render();
+}
+
+function goTo(w) {
+  week = w;
+  const url = new URL(location.href);
+  url.searchParams.set("week", w);
+  history.replaceState(null, "", url);
+  load();
+}
+
+// --- generate, publish ------------------------------------------------------------------------------
+async function act(button, work) {
+  if (busy) return;
+  busy = true;
+  const was = button.textContent;
+  button.disabled = true;
+  button.textContent = t.working;
+  try {
+    await work();
+  } finally {
+    busy = false;
+    button.disabled = false;
+    if (button.textContent === t.working) button.textContent = was;
+  }
+}
+
+async function generate() {
+  problem($("action-error"), "");
+  await act($("generate"), async () => {
+    try {
+      const generated = await api(`/api/v1/communities/${code}/rosters`, { method: "POST", body: { week } });
+      view = generated;
+      closeEditor();
+      render();
+    } catch (error) {
+      if (!(error instanceof ApiError)) return problem($("action-error"), t.offline, detailOf(error));
+      const b = error.body || {};
+      const why = error.status === 409 ? (b.roster_id ? t.genPublished : b.week ? t.genOver : t.genBusy)
+        : error.status === 422 ? t.genNoWorkers : error.status === 503 ? t.genTimeout
+          : error.status === 403 ? t.forbidden : t.genFailed;
+      problem($("action-error"), why, detailOf(error));
+      if (error.status === 409 && b.roster_id) await load().then(() => problem($("action-error"), why, detailOf(error)));
+    }
+  });
+}
+
+function askToPublish(shortfalls) {
+  const box = $("confirm-publish");
+  box.querySelector("ul").innerHTML = shortfallItems(shortfalls);
+  box.hidden = false;
+  box.scrollIntoView({ block: "nearest" });
+}
+
+async function publish(acceptShortfalls) {
+  problem($("action-error"), "");
+  $("confirm-publish").hidden = true;
+  await act($("publish"), async () => {
+    try {
+      await api(`/api/v1/rosters/${view.id}/publish`, {
+        method: "POST", body: acceptShortfalls ? { accept_shortfalls: true } : {},
+      });
+      await load();
+    } catch (error) {
+      if (!(error instanceof ApiError)) return problem($("action-error"), t.offline, detailOf(error));
+      const b = error.body || {};
+      if (error.status === 409 && b.shortfalls?.length) return askToPublish(b.shortfalls);
+      if (error.status === 409 && b.shifts?.length) {
+        const items = b.shifts.map((s) => `${dayLabel(s.date)}${postLabel(s.post, s.grid_code)}：${s.worker_name}（${t.reasons[s.reason] || s.reason}）`);
+        return problem($("action-error"), t.pubUnstaffed, detailOf(error), items);
+      }
+      const why = error.status === 409 ? t.pubAlready : error.status === 403 ? t.forbidden : t.pubFailed;
+      if (error.status === 409) await load();
+      problem($("action-error"), why, detailOf(error));
+    }
+  });
+}
+
+function onPublish() {
+  if (!view) return;
+  if (view.shortfalls?.length) askToPublish(view.shortfalls);
+  else publish(false);
+}
+
+// --- handing a shift on ---------------------------------------------------------------------------------
+function findShift(id) {
+  for (const d of view?.days || []) for (const s of [...d.A, ...d.B]) if (s.id === id) return s;
+  return null;
+}
+
+function openEditor(shift) {
+  editing = shift;
+  const busyThatDay = new Set(
+    (view.days.find((d) => d.date === shift.date)?.A || []).concat(view.days.find((d) => d.date === shift.date)?.B || [])
+      .filter((s) => s.id !== shift.id).map((s) => s.worker_id),
+  );
+  $("shift-title").textContent = `${dayLabel(shift.date)} · ${postLabel(shift.post, shift.grid_code)} · ${t.current}：${shift.worker_name}`;
+  const select = $("shift-worker");
+  select.length = 0;
+  for (const w of workers) {
+    const option = new Option(`${w.display_name || w.username}${busyThatDay.has(w.id) ? t.busyThatDay : ""}`, w.id);
+    option.selected = w.id === shift.worker_id;
+    select.add(option);
+  }
+  problem($("shift-error"), "");
+  $("shift-editor").hidden = false;
+  for (const el of document.querySelectorAll(".who.chosen")) el.classList.remove("chosen");
+  document.querySelector(`.who[data-shift="${shift.id}"]`)?.classList.add("chosen");
+  $("shift-editor").scrollIntoView({ block: "nearest" });
+}
+
+function closeEditor() {
+  editing = null;
+  $("shift-editor").hidden = true;
+  for (const el of document.querySelectorAll(".who.chosen")) el.classList.remove("chosen");
+}
+
+async function saveShift() {
+  if (!editing) return;
+  const workerId = Number($("shift-worker").value);
+  if (workerId === editing.worker_id) return closeEditor();
+  problem($("shift-error"), "");
+  await act($("shift-save"), async () => {
+    try {
+      await api(`/api/v1/shifts/${editing.id}`, { method: "PATCH", body: { worker_id: workerId } });
+      await load();
+    } catch (error) {
+      if (!(error instanceof ApiError)) return problem($("shift-error"), t.offline, detailOf(error));
+      const why = error.status === 409 ? t.editConflict : error.status === 422 ? t.editInvalid
+        : error.status === 404 ? t.editGone : error.status === 403 ? t.forbidden : t.editFailed;
+      problem($("shift-error"), why, detailOf(error));
+    }
+  });
+}
+
+// --- signing in -----------------------------------------------------------------------------------------
+async function start() {
+  $("toolbar").hidden = false;
+  $("main").hidden = false;
+  const langLink = $("lang");
+  langLink.textContent = t.other;
+  langLink.href = otherLangHref(lang);
+  keepFresh();
+  try {
+    me = await api("/api/v1/auth/me");
+  } catch (error) {
+    if (error.status === 401) return signOutHere();
+    const notice = $("notice");
+    notice.textContent = t.loadFailed + detailOf(error);
+    notice.hidden = false;
+    return;
+  }
+  $("who").textContent = `${me.display_name || me.username} · ${t.roles[me.role] || me.role}`;
+  if (!EDITORS.includes(me.role) || !me.community_code) {
+    $("notice").textContent = t.notAllowed;
+    $("notice").hidden = false;
+    document.body.dataset.ready = "1";
+    return;
+  }
+  code = me.community_code;
+  const asked = new URLSearchParams(location.search).get("week");
+  week = asked && WEEK_RE.test(asked) ? asked : shiftWeek(isoWeek(), 1);
+  const [loadedSettings, grids, users] = await Promise.all([
+    api(`/api/v1/communities/${code}/roster-settings`).catch(() => null),
+    apiPages(`/api/v1/grids?community=${code}`, { pick: (b) => b?.features || [] }).catch(() => []),
+    apiPages("/api/v1/users?active=true").catch(() => []),
+  ]);
+  settings = loadedSettings;
+  gridNames = new Map(grids.map((f) => [f.properties.code, f.properties.name]));
+  workers = users
+    .filter((u) => ["worker", "grid_leader"].includes(u.role) && (!u.community_code || u.community_code === code))
+    .sort((a, b) => (a.display_name || "").localeCompare(b.display_name || "", "zh"));
+  $("roster").hidden = false;
+  $("prev-week").addEventListener("click", () => goTo(shiftWeek(week, -1)));
+  $("next-week").addEventListener("click", () => goTo(shiftWeek(week, 1)));
+  $("generate").addEventListener("click", generate);
+  $("publish").addEventListener("click", onPublish);
+  $("confirm-ok").addEventListener("click", () => publish(true));
+  $("confirm-cancel").addEventListener("click", () => { $("confirm-publish").hidden = true; });
+  $("shift-save").addEventListener("click", saveShift);
+  $("shift-cancel").addEventListener("click", closeEditor);
+  $("grid-table").addEventListener("click", (e) => {
+    const button = e.target.closest("button.who");
+    const shift = button && findShift(Number(button.dataset.shift));
+    if (shift) openEditor(shift);
+  });
+  await load();
+  document.body.dataset.ready = "1";
+}
+
+async function signOutHere() {
+  await signOut();
+  location.reload();
+}
+
+addEventListener("gridwork:session-ended", () => location.reload());
+$("signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
+
+const signinLang = $("signin-lang");
+signinLang.textContent = t.other;
+signinLang.href = otherLangHref(lang);
+
+const signinForm = $("signin");
+const begin = wireSignIn({
+  form: signinForm, error: $("signin-error"), lang, badLogin: t.badLogin, failed: t.signinFailed, start,
+});
+
+if (getToken()) begin();
+else signinForm.hidden = false;
