@@ -409,7 +409,8 @@ def test_a_username_field_is_typed_as_written_not_capitalised():
         for page in sorted(WEB_SRC.glob("*.html"))
         for tag in re.findall(r"<input[^>]*name=\"username\"[^>]*>", page.read_text())
     ]
-    assert len(fields) == 6  # the sign-ins of map, app, accounts, window, reports; a new account
+    # The sign-ins of map, app, accounts, window, reports and rosters; a new account.
+    assert len(fields) == 7
     for name, tag in fields:
         assert 'autocapitalize="none"' in tag and 'autocorrect="off"' in tag, (name, tag)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from api.db import PG_INT_MAX
-from api.extensions import Float, Integer, Schema
+from api.extensions import Boolean, Float, Integer, Schema
 from api.resources.schemas import BBox, GeometrySchema, code_field, name_field
 from api.services.grids import DATUM_WITHOUT_GEOMETRY, TARGET_MAX
 from geo.datum import DATUMS
@@ -57,7 +57,7 @@ class WindowGridPropertiesSchema(Schema):
     code = ma.fields.String(metadata={"description": "15-digit grid code (DB11/T 2157-2023)"})
     name = ma.fields.String()
     community_code = ma.fields.String()
-    yours = ma.fields.Boolean(
+    yours = Boolean(
         metadata={
             "description": "One of your grids: its households are yours to look up (another "
             "grid's request is placed by its location)"
@@ -76,7 +76,7 @@ class WindowGridCollectionSchema(Schema):
     type = ma.fields.Constant(
         "FeatureCollection", metadata={"type": "string", "enum": ["FeatureCollection"]}
     )
-    at_window = ma.fields.Boolean(
+    at_window = Boolean(
         metadata={"description": "You hold the hall window (A-post) today in a published roster"}
     )
     features = ma.fields.List(ma.fields.Nested(WindowGridSchema))
