@@ -1,7 +1,7 @@
 // A password an admin chose (a reset, an account the office opened) is known to the admin: its
 // owner sets their own before anything else. Until then the server answers only /auth (other
 // calls: 403 password-change-required), and the tokens say so (the `pwc` claim).
-import { ApiError, api, signIn } from "./common.js";
+import { ApiError, api, otherLangHref, signIn, signOut } from "./common.js";
 import { getToken, storeTokens, tokenClaims } from "./session.js";
 
 const TEXT = {
@@ -125,4 +125,33 @@ export function wireSignIn({ form, error, lang, badLogin, failed, start }) {
     begin(data.get("password"));
   });
   return begin;
+}
+
+/** Sign out (the server's side too) and load the page again, at its sign-in form. */
+export async function signOutAndReload() {
+  await signOut();
+  location.reload();
+}
+
+/**
+ * The boot of an office page (/window, /reports, /rosters): 退出 signs out and reloads it, a
+ * session ended elsewhere reloads it to the sign-in form, the form's language link, and `start`
+ * once signed in (`wireSignIn`; at once when signed in already). Its elements: #signout,
+ * #signin, #signin-error, #signin-lang; `t` its words (`other`, `badLogin`, `signinFailed`).
+ */
+export function bootPage({ lang, t, start }) {
+  const $ = (id) => document.getElementById(id);
+  addEventListener("gridwork:session-ended", () => location.reload());
+  $("signout").addEventListener("click", (e) => {
+    e.preventDefault();
+    signOutAndReload();
+  });
+  $("signin-lang").textContent = t.other;
+  $("signin-lang").href = otherLangHref(lang);
+  const form = $("signin");
+  const begin = wireSignIn({
+    form, error: $("signin-error"), lang, badLogin: t.badLogin, failed: t.signinFailed, start,
+  });
+  if (getToken()) begin();
+  else form.hidden = false;
 }

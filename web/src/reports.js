@@ -5,9 +5,9 @@
 // community, the others read their own community (a leader: their grids).
 import {
   ApiError, api, apiPage, apiPages, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
-  signOut, translate,
+  translate,
 } from "./common.js";
-import { wireSignIn } from "./password.js";
+import { bootPage } from "./password.js";
 import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
 const TEXT = {
@@ -349,22 +349,4 @@ async function start() {
   document.body.dataset.ready = "1";
 }
 
-async function signOutHere() {
-  await signOut();
-  location.reload();
-}
-
-addEventListener("gridwork:session-ended", () => location.reload());
-$("signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
-
-const signinLang = $("signin-lang");
-signinLang.textContent = t.other;
-signinLang.href = otherLangHref(lang);
-
-const signinForm = $("signin");
-const begin = wireSignIn({
-  form: signinForm, error: $("signin-error"), lang, badLogin: t.badLogin, failed: t.signinFailed, start,
-});
-
-if (getToken()) begin();
-else signinForm.hidden = false;
+bootPage({ lang, t, start });

@@ -2,10 +2,10 @@
 // roster, reads it as days by posts (the window, each grid's door-to-door round), publishes it
 // (a short-staffed week once its gaps are confirmed) and hands a shift to another worker.
 import {
-  ApiError, api, apiPages, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signOut,
+  ApiError, api, apiPages, escapeHtml, isoWeek, otherLangHref, pickLang, shiftWeek,
   todayLocal, translate,
 } from "./common.js";
-import { wireSignIn } from "./password.js";
+import { bootPage, signOutAndReload } from "./password.js";
 import { keepFresh } from "./session.js";
 
 const TEXT = {
@@ -366,7 +366,7 @@ async function start() {
   try {
     me = await api("/api/v1/auth/me");
   } catch (error) {
-    if (error.status === 401) return signOutHere();
+    if (error.status === 401) return signOutAndReload();
     const notice = $("notice");
     notice.textContent = t.loadFailed + detailOf(error);
     notice.hidden = false;
@@ -410,22 +410,4 @@ async function start() {
   document.body.dataset.ready = "1";
 }
 
-async function signOutHere() {
-  await signOut();
-  location.reload();
-}
-
-addEventListener("gridwork:session-ended", () => location.reload());
-$("signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
-
-const signinLang = $("signin-lang");
-signinLang.textContent = t.other;
-signinLang.href = otherLangHref(lang);
-
-const signinForm = $("signin");
-const begin = wireSignIn({
-  form: signinForm, error: $("signin-error"), lang, badLogin: t.badLogin, failed: t.signinFailed, start,
-});
-
-if (getToken()) begin();
-else signinForm.hidden = false;
+bootPage({ lang, t, start });

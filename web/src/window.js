@@ -1,10 +1,10 @@
 // The hall window's page (/window): the A-post worker registers a walk-in resident's request as
 // a window task for any grid of the community, placed on a map, and sees the day's requests.
 import {
-  ApiError, api, apiPages, config, escapeHtml, getToken, otherLangHref, pickLang, signOut,
+  ApiError, api, apiPages, config, escapeHtml, getToken, otherLangHref, pickLang,
   todayLocal, translate,
 } from "./common.js";
-import { wireSignIn } from "./password.js";
+import { bootPage, signOutAndReload } from "./password.js";
 import { keepFresh, tokenClaims } from "./session.js";
 
 const TEXT = {
@@ -409,7 +409,7 @@ async function start() {
   try {
     collection = await api("/api/v1/grids/window");
   } catch (error) {
-    if (error.status === 401) return signOutHere();
+    if (error.status === 401) return signOutAndReload();
     const notice = $("post-notice");
     notice.textContent = t.gridsFailed + (error.body?.detail || error.message);
     notice.hidden = false;
@@ -429,22 +429,4 @@ async function start() {
   document.body.dataset.ready = "1";
 }
 
-async function signOutHere() {
-  await signOut();
-  location.reload();
-}
-
-addEventListener("gridwork:session-ended", () => location.reload());
-$("signout").addEventListener("click", (e) => { e.preventDefault(); signOutHere(); });
-
-const signinLang = $("signin-lang");
-signinLang.textContent = t.other;
-signinLang.href = otherLangHref(lang);
-
-const signinForm = $("signin");
-const begin = wireSignIn({
-  form: signinForm, error: $("signin-error"), lang, badLogin: t.badLogin, failed: t.signinFailed, start,
-});
-
-if (getToken()) begin();
-else signinForm.hidden = false;
+bootPage({ lang, t, start });

@@ -1,0 +1,46 @@
+"""The office pages (/window, /reports, /rosters) boot alike (`bootPage` in web/src/password.js):
+the sign-in form's language link, the page once signed in, 退出 ending the session on the server
+and showing the form again, a session ended elsewhere sending the page back to the form."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import sign_in
+from tests.e2e.test_app import status_of
+
+PAGES = ["/window", "/reports", "/rosters"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_an_office_page_signs_in_in_either_language_and_out_again(page, live_server, path):
+    page.goto(path)
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.inner_text("#signin-lang") == "English"
+    page.click("#signin-lang")
+    page.wait_for_selector("#signin:not([hidden])")
+    assert "lang=en" in page.url and page.inner_text("#signin-lang") == "中文"
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.is_hidden("#signin")
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    assert status_of(live_server, token) == 200
+    with page.expect_navigation():
+        page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.evaluate("() => localStorage.getItem('gridwork.token')") is None
+    assert status_of(live_server, token) == 401
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_an_office_page_whose_session_ended_elsewhere_shows_the_sign_in_form(page, path):
+    page.goto(path)
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    with page.expect_navigation():
+        page.evaluate(
+            """() => { localStorage.clear();
+                       dispatchEvent(new Event('gridwork:session-ended')); }"""
+        )
+    page.wait_for_selector("#signin:not([hidden])")
