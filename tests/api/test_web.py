@@ -91,40 +91,17 @@ def test_a_page_fetched_as_a_web_asset_carries_the_pages_policy(
     )
 
 
-def test_the_accounts_page_is_served_with_the_maps_headers(database_url, connection, dist):
+@pytest.mark.parametrize("path", ["/accounts", "/window", "/reports", "/rosters"])
+def test_an_office_page_is_served_with_the_maps_headers(database_url, connection, dist, path):
     client = pages_client(database_url, connection, dist, BASEMAP_URL="https://t.example.cn/{z}")
-    accounts = client.get("/accounts")
-    body = accounts.get_data(as_text=True)
-    accounts.close()
+    page = client.get(path)
+    body = page.get_data(as_text=True)
+    page.close()
     map_page = get(client, "/map")
-    assert accounts.status_code == 200 and accounts.mimetype == "text/html"
-    assert body == "<!-- accounts.html -->"
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert body == f"<!-- {path[1:]}.html -->"
     for header in ("Content-Security-Policy", "Cache-Control"):
-        assert accounts.headers[header] == map_page.headers[header]
-
-
-def test_the_window_page_is_served_with_the_maps_headers(database_url, connection, dist):
-    client = pages_client(database_url, connection, dist, BASEMAP_URL="https://t.example.cn/{z}")
-    window = client.get("/window")
-    body = window.get_data(as_text=True)
-    window.close()
-    map_page = get(client, "/map")
-    assert window.status_code == 200 and window.mimetype == "text/html"
-    assert body == "<!-- window.html -->"
-    for header in ("Content-Security-Policy", "Cache-Control"):
-        assert window.headers[header] == map_page.headers[header]
-
-
-def test_the_reports_page_is_served_with_the_maps_headers(database_url, connection, dist):
-    client = pages_client(database_url, connection, dist, BASEMAP_URL="https://t.example.cn/{z}")
-    reports = client.get("/reports")
-    body = reports.get_data(as_text=True)
-    reports.close()
-    map_page = get(client, "/map")
-    assert reports.status_code == 200 and reports.mimetype == "text/html"
-    assert body == "<!-- reports.html -->"
-    for header in ("Content-Security-Policy", "Cache-Control"):
-        assert reports.headers[header] == map_page.headers[header]
+        assert page.headers[header] == map_page.headers[header]
 
 
 @pytest.mark.parametrize("page", sorted(p.name for p in WEB_SRC.glob("*.html")))
