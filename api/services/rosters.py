@@ -269,14 +269,21 @@ def _leave_deciders(session: Session, leave: Leave) -> list[int]:
     )
 
 
+def _one_in_scope(session: Session, query, entity, lock: bool, missing: str):
+    """The one row of `query` (already filtered to the caller's scope), else 404 `missing`.
+    `lock`: `FOR UPDATE` of `entity`'s row, read again (populate_existing) so an edit that
+    waited for the lock sees what the one before it stored, not the session's older copy."""
+    if lock:
+        query = query.with_for_update(of=entity).execution_options(populate_existing=True)
+    row = session.scalar(query)
+    if row is None:
+        raise errors.NotFound(missing)
+    return row
+
+
 def get_leave(session: Session, scope: Scope, leave_id: int, *, lock: bool = False) -> Leave:
     query = select(Leave).where(Leave.id == leave_id, scope.leaves())
-    if lock:
-        query = query.with_for_update(of=Leave).execution_options(populate_existing=True)
-    leave = session.scalar(query)
-    if leave is None:
-        raise errors.NotFound(f"No leave {leave_id} in your scope.")
-    return leave
+    return _one_in_scope(session, query, Leave, lock, f"No leave {leave_id} in your scope.")
 
 
 def decide_leave(
@@ -1130,12 +1137,7 @@ def _plural_shifts(n: int) -> str:
 
 def get_roster(session: Session, scope: Scope, roster_id: int, *, lock: bool = False) -> Roster:
     query = select(Roster).where(Roster.id == roster_id, scope.rosters())
-    if lock:
-        query = query.with_for_update(of=Roster).execution_options(populate_existing=True)
-    roster = session.scalar(query)
-    if roster is None:
-        raise errors.NotFound(f"No roster {roster_id} in your scope.")
-    return roster
+    return _one_in_scope(session, query, Roster, lock, f"No roster {roster_id} in your scope.")
 
 
 def get_week(session: Session, scope: Scope, code: str, week: str) -> Roster:
@@ -1155,12 +1157,7 @@ def get_shift(session: Session, scope: Scope, shift_id: int, *, lock: bool = Fal
         .join(Roster, Roster.id == Shift.roster_id)
         .where(Shift.id == shift_id, scope.rosters())
     )
-    if lock:
-        query = query.with_for_update(of=Shift).execution_options(populate_existing=True)
-    shift = session.scalar(query)
-    if shift is None:
-        raise errors.NotFound(f"No shift {shift_id} in your scope.")
-    return shift
+    return _one_in_scope(session, query, Shift, lock, f"No shift {shift_id} in your scope.")
 
 
 def list_shifts(
@@ -1831,12 +1828,7 @@ def get_swap(session: Session, scope: Scope, swap_id: int, *, lock: bool = True)
     """The swap if the caller sees it (`Scope.swaps`: its two workers, the community's
     leaders and admins), else 404; locked `FOR UPDATE` unless `lock` is False."""
     query = select(ShiftSwap).where(ShiftSwap.id == swap_id, scope.swaps())
-    if lock:
-        query = query.with_for_update(of=ShiftSwap).execution_options(populate_existing=True)
-    swap = session.scalar(query)
-    if swap is None:
-        raise errors.NotFound(f"No swap {swap_id} in your scope.")
-    return swap
+    return _one_in_scope(session, query, ShiftSwap, lock, f"No swap {swap_id} in your scope.")
 
 
 def accept_swap(
