@@ -52,6 +52,11 @@ class Roster(Base):
     shortfalls: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
     shortfall_rule: Mapped[str | None] = mapped_column(Text)
     shortfall_details: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
+    # The B-post days the generation asked of each grid, counted from `grid_minimum_from` (a
+    # week generated midweek: the days left's share of the settings' minimum), so an edit
+    # that leaves a grid below it is found; null for a roster generated before 0053.
+    grid_minimum: Mapped[int | None] = mapped_column(Integer)
+    grid_minimum_from: Mapped[date | None] = mapped_column(Date)
 
     shifts: Mapped[list[Shift]] = relationship(
         back_populates="roster", cascade="all, delete-orphan", order_by="Shift.date"

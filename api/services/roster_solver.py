@@ -168,6 +168,9 @@ class RosterResult:
     shortfalls: tuple[Shortfall, ...] = ()
     binding: str | None = None
     details: tuple[str, ...] = ()
+    # The B-post days asked of each grid: the settings' minimum, or the days left's share of
+    # it for a week rostered from `first_day` on.
+    b_days_required: int = 0
 
     @property
     def complete(self) -> bool:
@@ -825,6 +828,7 @@ def _result(
         a_days=a_days,
         status="optimal" if status == cp_model.OPTIMAL else "feasible",
         stats=stats,
+        b_days_required=week.min_b,
     )
 
 

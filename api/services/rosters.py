@@ -803,6 +803,8 @@ def generate(
     roster.shortfalls = [shortfall_dict(s) for s in result.shortfalls]
     roster.shortfall_rule = result.binding
     roster.shortfall_details = list(result.details)
+    roster.grid_minimum = result.b_days_required
+    roster.grid_minimum_from = inp.first_day
     grid_ids = dict(
         session.execute(select(Grid.code, Grid.id).where(Grid.community_code == code)).all()
     )
@@ -939,18 +941,7 @@ def roster_shortfalls(session: Session, roster: Roster, today: date) -> list[dic
                 else f"{_DAY_NAMES[day.weekday()]} {day}: {got} at the window, {required} required",
             }
         )
-    for left in roster.shortfalls or []:
-        if left["rule"] != "grid":
-            continue
-        got = len(
-            {
-                s.date
-                for s in shifts
-                if s.post == "B" and s.grid is not None and s.grid.code == left["grid_code"]
-            }
-        )
-        if got < left["required"]:
-            found.append({**left, "rostered": got, "short": left["required"] - got})
+    found += _grids_short(session, roster, shifts)
     for gap in unstaffed_shifts(session, roster, today, lock=False):
         day = date.fromisoformat(gap["date"])
         post = f"the {gap['post']}-post"
@@ -972,6 +963,52 @@ def roster_shortfalls(session: Session, roster: Roster, today: date) -> list[dic
                 "worker_id": gap["worker_id"],
                 "worker_name": gap["worker_name"],
                 "reason": gap["reason"],
+            }
+        )
+    return found
+
+
+def _grids_short(session: Session, roster: Roster, shifts: list[Shift]) -> list[dict]:
+    """The grids with fewer B-post days than the generation asked (`roster.grid_minimum`, from
+    `grid_minimum_from` on): its gaps still unmet, and those an edit opened since (each of the
+    community's grids in service now). A roster from before 0053 knows only its gaps."""
+    since = roster.grid_minimum_from
+    days: dict[str, set[date]] = {}
+    for s in shifts:
+        if s.post == "B" and s.grid is not None and (since is None or s.date >= since):
+            days.setdefault(s.grid.code, set()).add(s.date)
+    stored = {x["grid_code"]: x for x in roster.shortfalls or [] if x["rule"] == "grid"}
+    codes = set(stored)
+    if roster.grid_minimum is not None:
+        codes.update(
+            session.scalars(
+                select(Grid.code).where(
+                    Grid.community_code == roster.community_code, Grid.retired_at.is_(None)
+                )
+            )
+        )
+    found = []
+    for code in sorted(codes):
+        left = stored.get(code)
+        required = left["required"] if left is not None else roster.grid_minimum
+        got = len(days.get(code, ()))
+        if got >= required:
+            continue
+        if left is not None:
+            found.append({**left, "rostered": got, "short": required - got})
+            continue
+        span = "this week" if since is None else f"from {since}"
+        found.append(
+            {
+                "rule": "grid",
+                "date": None,
+                "post": "B",
+                "grid_code": code,
+                "required": required,
+                "rostered": got,
+                "short": required - got,
+                "why": f"Grid {code}: {got} B-post day{'' if got == 1 else 's'} {span},"
+                f" {required} required",
             }
         )
     return found

@@ -256,3 +256,74 @@ def test_an_edit_that_leaves_a_days_window_short_is_listed_and_publishing_asks_f
     assert gap["why"] == "Tuesday 2026-11-24: 2 at the window, 3 required"
     assert publish(client, c, view["id"]).status_code == 409
     assert publish_with(client, c, view["id"], {"accept_shortfalls": True}).status_code == 200
+
+
+def _grid_days(view: dict) -> dict[str, list[dict]]:
+    """Each grid's B-post shifts of the roster `view`."""
+    days: dict[str, list[dict]] = {}
+    for s in all_shifts(view):
+        if s["post"] == "B":
+            days.setdefault(s["grid_code"], []).append(s)
+    return days
+
+
+def _send_elsewhere(client, c, view, grid, keep):
+    """The leader sends `grid`'s B-post shifts to another grid until `keep` days are left."""
+    mine = _grid_days(view)[grid]
+    other = next(g.code for g in c.grids if g.code != grid)
+    for shift in sorted(mine, key=lambda s: s["date"])[keep:]:
+        patched = client.patch(
+            f"/api/v1/shifts/{shift['id']}", json={"grid_code": other}, headers=c.auth(c.leader)
+        )
+        assert patched.status_code == 200, patched.get_json()
+
+
+def test_an_edit_that_leaves_a_grid_below_its_b_post_days_is_listed_and_publishing_asks_for_it(
+    client, session, app
+):
+    """A complete draft; the leader sends one grid's visits to another grid until it has two
+    B-post days where the settings ask three: the roster lists that grid as short (before,
+    only a gap the generation left was found), and publishing takes the acknowledgement."""
+    c = make_roster_community(session, app, 8, 6)
+    view = generate(client, c).get_json()
+    assert view["complete"] is True
+    grid = c.grids[0].code
+    _send_elsewhere(client, c, view, grid, keep=2)
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    (gap,) = read.get_json()["shortfalls"]
+    assert (gap["rule"], gap["grid_code"], gap["post"], gap["required"], gap["rostered"]) == (
+        "grid",
+        grid,
+        "B",
+        3,
+        2,
+    )
+    assert gap["short"] == 1 and gap["date"] is None
+    assert gap["why"] == f"Grid {grid}: 2 B-post days this week, 3 required"
+    assert publish(client, c, view["id"]).status_code == 409
+    assert publish_with(client, c, view["id"], {"accept_shortfalls": True}).status_code == 200
+
+
+def test_a_midweek_roster_asks_each_grid_the_days_lefts_share_after_an_edit_too(
+    client, session, app
+):
+    """Generated on Wednesday, each grid is asked 3 x 3 // 5 = 1 B-post day of Wednesday to
+    Friday: a grid sent nowhere from Wednesday on is listed short by one (its Monday and
+    Tuesday, worked without a roster, do not count against the days left)."""
+    from tests.api.test_rosters import set_today
+
+    c = make_roster_community(session, app, 8, 6)
+    set_today(app, WED)
+    view = generate(client, c).get_json()
+    assert view["complete"] is True
+    grid = c.grids[0].code
+    _send_elsewhere(client, c, view, grid, keep=0)
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    (gap,) = read.get_json()["shortfalls"]
+    assert (gap["rule"], gap["grid_code"], gap["required"], gap["rostered"]) == (
+        "grid",
+        grid,
+        1,
+        0,
+    )
+    assert gap["why"] == f"Grid {grid}: 0 B-post days from {WED}, 1 required"
