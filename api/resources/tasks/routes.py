@@ -1,4 +1,4 @@
-"""Tasks (工单): open, list, read, act on (transitions), reassign; the three rates."""
+"""Tasks (工单): open, list, read, act on (transitions), reassign; the three rates; what recurs."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ from api.resources.tasks.schemas import (
     MoveSchema,
     RatesQueryArgsSchema,
     RatesSchema,
+    RecurringQueryArgsSchema,
+    RecurringSchema,
     TaskCreateSchema,
     TaskDetailSchema,
     TaskQueryArgsSchema,
     TaskSchema,
     TransitionSchema,
 )
-from api.services import tasks
+from api.services import recurring, tasks
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (工单).")
 
@@ -81,6 +83,21 @@ class Rates(MethodView):
         Of the tasks opened in [start, end) or in an ISO week (Asia/Shanghai).
         """
         return tasks.rates(db.session, current_scope(), now=_now(), **args)
+
+
+@blp.route("/recurring")
+class Recurring(MethodView):
+    @blp.arguments(RecurringQueryArgsSchema, location="query")
+    @blp.response(200, RecurringSchema)
+    @blp.alt_response(404, response="NOT_FOUND", description="No such grid or community")
+    def get(self, args):
+        """What keeps coming back to a grid or community (未诉先办)
+
+        Of the tasks opened in the last `weeks` weeks (every source; re-dispatched tickets
+        not), beside the same span before: the places with three tasks or more within 50 m of
+        each other, and the words three titles or more say; the rising ones first.
+        """
+        return recurring.recurring(db.session, current_scope(), now=_now(), **args)
 
 
 @blp.route("/<id:task_id>")

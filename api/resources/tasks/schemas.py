@@ -444,3 +444,59 @@ class RatesSchema(Schema):
     response_rate = Float(allow_none=True, metadata={"description": "percent"})
     resolution_rate = Float(allow_none=True, metadata={"description": "percent"})
     satisfaction_rate = Float(allow_none=True, metadata={"description": "percent"})
+
+
+class RecurringQueryArgsSchema(Schema):
+    grid = code_field(15, metadata={"description": "One grid (15-digit code)"})
+    community = code_field(12, metadata={"description": "One community (12-digit code)"})
+    weeks = Integer(
+        load_default=4,
+        validate=ma.validate.Range(1, 26),
+        metadata={
+            "description": "The span read, in weeks to now (1-26, default 4), beside the "
+            "same span before it"
+        },
+    )
+
+    @ma.validates_schema
+    def _one_selection(self, data, **kwargs):
+        if bool(data.get("grid")) == bool(data.get("community")):
+            raise ma.ValidationError({"grid": ["Give grid or community (one of them)."]})
+
+
+class RecurringPlaceSchema(Schema):
+    grid_code = ma.fields.String(metadata={"description": "The grid most of its tasks are in"})
+    lon = Float(metadata={"description": "The tasks' centre (WGS-84)"})
+    lat = Float()
+    radius_m = Float(metadata={"description": "The centre to the farthest task, in metres"})
+    tasks = Integer(metadata={"description": "Tasks there in the span"})
+    previous = Integer(metadata={"description": "Tasks within reach of them the span before"})
+    sources = ma.fields.Dict(keys=ma.fields.String(), values=Integer())
+    task_ids = ma.fields.List(Integer(), metadata={"description": "Newest first"})
+    words = ma.fields.List(ma.fields.String(), metadata={"description": "What they share"})
+
+
+class RecurringWordSchema(Schema):
+    phrase = ma.fields.String()
+    tasks = Integer(metadata={"description": "Tasks whose title says it in the span"})
+    previous = Integer(metadata={"description": "The span before"})
+    task_ids = ma.fields.List(Integer(), metadata={"description": "Newest first"})
+
+
+class RecurringSchema(Schema):
+    grid = ma.fields.String(allow_none=True)
+    community = ma.fields.String(allow_none=True)
+    weeks = Integer()
+    start = ma.fields.DateTime()
+    end = ma.fields.DateTime()
+    previous_start = ma.fields.DateTime()
+    tasks = Integer(metadata={"description": "Tasks opened in the span (re-dispatched ones not)"})
+    previous_tasks = Integer()
+    places = ma.fields.List(
+        ma.fields.Nested(RecurringPlaceSchema),
+        metadata={"description": "Three tasks or more within 50 m of each other, rising first"},
+    )
+    words = ma.fields.List(
+        ma.fields.Nested(RecurringWordSchema),
+        metadata={"description": "What three titles or more say, rising first"},
+    )

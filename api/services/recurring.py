@@ -1,0 +1,232 @@
+"""未诉先办 ("act before the complaint"): the problems that keep coming back to one grid or
+community, found in its tasks (every source: the hotline, the window, visits, rounds).
+
+Two readings of the last `weeks` weeks, each beside the same span before it:
+- **places**: three tasks or more within `PLACE_M` of each other (`ST_ClusterDBSCAN`): one
+  stairwell's lights, one drain, one market's noise;
+- **words**: what the tasks' titles keep saying (`phrases`: Chinese runs of two characters or
+  more, Latin words and numbers), three tasks or more, the rising ones first.
+
+Titles only: a description may hold what a resident said of themselves (it is sealed at rest,
+`EncryptedString`, and withheld from some readers), a title names the problem."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from api import errors
+from api.models import Grid
+from api.scope import Scope
+
+MIN_TASKS = 3  # a pattern: three tasks or more
+PLACE_M = 50.0  # tasks this close to one another are at one place
+MAX_PLACES = 20
+MAX_WORDS = 20
+PLACE_WORDS = 3
+# What every call says: left out before the titles are read for words.
+FILLER = sorted(
+    {
+        "居民", "市民", "来电", "反映", "反应", "问题", "社区", "小区", "要求", "希望", "咨询",
+        "投诉", "建议", "求助", "举报", "处理", "解决", "情况", "相关", "帮助", "进行", "请求",
+        "表示", "存在", "需要", "能否", "是否", "关于", "一下", "如何", "怎么", "什么", "没有",
+        "现在", "目前", "已经", "经常", "一直", "严重", "诉求", "工单",
+    },
+    key=len,
+    reverse=True,
+)  # fmt: skip
+_FILLER = re.compile("|".join(map(re.escape, FILLER)))
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}")
+_LATIN = re.compile(r"[A-Za-z0-9]{2,}")
+
+
+def _tokens(title: str) -> tuple[set[str], set[str]]:
+    """A title's Chinese character pairs (bigrams) and its Latin words and numbers, lowered."""
+    title = _FILLER.sub(" ", title)
+    pairs = {run[i : i + 2] for run in _HAN.findall(title) for i in range(len(run) - 1)}
+    return pairs, {w.lower() for w in _LATIN.findall(title)}
+
+
+def phrases(titles: Mapping[int, str], *, at_least: int = MIN_TASKS) -> dict[str, set[int]]:
+    """The words `at_least` of the titles ({task id: title}) share: {phrase: task ids}.
+
+    Chinese is not written in words: its character pairs are counted, and the pairs that the
+    same tasks share and that stand side by side in a title are joined back into one phrase
+    (楼道 + 道灯 -> 楼道灯). Latin words and numbers count as they are (wifi, 5g)."""
+    pairs: dict[str, set[int]] = {}
+    words: dict[str, set[int]] = {}
+    for task_id, title in titles.items():
+        bigrams, latin = _tokens(title)
+        for pair in bigrams:
+            pairs.setdefault(pair, set()).add(task_id)
+        for word in latin:
+            words.setdefault(word, set()).add(task_id)
+    found = {w: ids for w, ids in words.items() if len(ids) >= at_least}
+    groups: dict[frozenset[int], set[str]] = {}
+    for pair, ids in pairs.items():
+        if len(ids) >= at_least:
+            groups.setdefault(frozenset(ids), set()).add(pair)
+    for ids, group in groups.items():
+        # The pairs' order in one title of them all: runs of pairs side by side, one phrase each.
+        title = _FILLER.sub(" ", titles[min(ids)])
+        start = None
+        for i in range(len(title)):
+            inside = title[i : i + 2] in group
+            if inside and start is None:
+                start = i
+            elif not inside and start is not None:
+                found.setdefault(title[start : i + 1], set()).update(ids)
+                start = None
+    return found
+
+
+_CLUSTERS = text(
+    """
+WITH t AS (
+  SELECT t.id, t.grid_id, t.source, t.title, t.created_at,
+         COALESCE(t.location, h.location) AS geom
+  FROM tasks t LEFT JOIN households h ON h.id = t.household_id
+  WHERE t.grid_id = ANY(:grids) AND t.created_at >= :start AND t.created_at < :end
+    AND t.status <> 'transferred'
+),
+c AS (
+  -- Web Mercator stretches a metre by 1 / cos(latitude): the reach is scaled to match, at
+  -- the tasks' mean latitude (one grid or community: a few kilometres at most).
+  SELECT t.*, ST_ClusterDBSCAN(ST_Transform(geom, 3857),
+                               eps := (SELECT :reach / cos(radians(avg(ST_Y(geom)))) FROM t),
+                               minpoints := :min_tasks) OVER () AS cid
+  FROM t WHERE geom IS NOT NULL
+),
+g AS (
+  SELECT cid, array_agg(id ORDER BY created_at DESC, id DESC) AS ids,
+         array_agg(source ORDER BY created_at DESC, id DESC) AS sources,
+         array_agg(title ORDER BY created_at DESC, id DESC) AS titles,
+         mode() WITHIN GROUP (ORDER BY grid_id) AS grid_id,
+         ST_Collect(geom) AS points, ST_Centroid(ST_Collect(geom)) AS centre
+  FROM c WHERE cid IS NOT NULL GROUP BY cid
+)
+SELECT ids, sources, titles, grid_id, ST_X(centre) AS lon, ST_Y(centre) AS lat,
+       (SELECT max(ST_Distance((d).geom::geography, centre::geography))
+        FROM ST_Dump(points) d) AS radius_m,
+       ST_AsBinary(points) AS points
+FROM g
+"""
+)
+
+
+def recurring(
+    session: Session,
+    scope: Scope,
+    *,
+    now: datetime,
+    weeks: int = 4,
+    grid: str | None = None,
+    community: str | None = None,
+) -> dict[str, Any]:
+    """What recurs in one grid or community the caller can see, over the `weeks` weeks to
+    `now`, beside the same span before it. 404 for a grid or community not theirs."""
+    where = Grid.code == grid if grid else Grid.community_code == community
+    grids = dict(session.execute(select(Grid.id, Grid.code).where(where, scope.grids())).all())
+    if not grids:
+        raise errors.NotFound(f"{'Grid' if grid else 'Community'} {grid or community} not found.")
+    span = timedelta(weeks=weeks)
+    start, before = now - span, now - 2 * span
+    titles = {
+        when: dict(
+            session.execute(
+                text(
+                    "SELECT id, title FROM tasks WHERE grid_id = ANY(:grids) AND created_at >="
+                    " :start AND created_at < :end AND status <> 'transferred'"
+                    " ORDER BY created_at DESC, id DESC"
+                ),
+                {"grids": list(grids), "start": a, "end": b},
+            ).all()
+        )
+        for when, (a, b) in (("now", (start, now)), ("before", (before, start)))
+    }
+    return {
+        "grid": grid,
+        "community": community,
+        "weeks": weeks,
+        "start": start,
+        "end": now,
+        "previous_start": before,
+        "tasks": len(titles["now"]),
+        "previous_tasks": len(titles["before"]),
+        "places": _places(session, grids, start, now, before),
+        "words": _words(titles["now"], titles["before"]),
+    }
+
+
+def _rising(item: dict) -> tuple:
+    return (-(item["tasks"] - item["previous"]), -item["tasks"])
+
+
+def _words(now: dict[int, str], before: dict[int, str]) -> list[dict]:
+    found = [
+        {
+            "phrase": phrase,
+            "tasks": len(ids),
+            "previous": sum(phrase in _FILLER.sub(" ", t).lower() for t in before.values()),
+            "task_ids": [task_id for task_id in now if task_id in ids],  # newest first
+        }
+        for phrase, ids in phrases(now).items()
+    ]
+    found.sort(key=lambda w: (*_rising(w), w["phrase"]))
+    return found[:MAX_WORDS]
+
+
+def _places(
+    session: Session, grids: dict[int, str], start: datetime, end: datetime, before: datetime
+) -> list[dict]:
+    rows = session.execute(
+        _CLUSTERS,
+        {
+            "grids": list(grids),
+            "start": start,
+            "end": end,
+            "reach": PLACE_M,
+            "min_tasks": MIN_TASKS,
+        },
+    ).all()
+    found = []
+    for row in rows:
+        # The same place the span before: tasks within reach of any of this place's.
+        previous = session.scalar(
+            text(
+                "SELECT count(*) FROM tasks t LEFT JOIN households h ON h.id = t.household_id"
+                " WHERE t.grid_id = ANY(:grids) AND t.created_at >= :start"
+                " AND t.created_at < :end AND t.status <> 'transferred'"
+                " AND ST_DWithin(COALESCE(t.location, h.location)::geography,"
+                " ST_GeomFromWKB(:points, 4326)::geography, :reach)"
+            ),
+            {
+                "grids": list(grids),
+                "start": before,
+                "end": start,
+                "points": row.points,
+                "reach": PLACE_M,
+            },
+        )
+        words = phrases(dict(zip(row.ids, row.titles, strict=True)))
+        found.append(
+            {
+                "grid_code": grids[row.grid_id],
+                "lon": row.lon,
+                "lat": row.lat,
+                "radius_m": round(row.radius_m, 1),
+                "tasks": len(row.ids),
+                "previous": previous,
+                "sources": dict(Counter(row.sources)),
+                "task_ids": list(row.ids),
+                "words": sorted(words, key=lambda w: (-len(words[w]), w))[:PLACE_WORDS],
+            }
+        )
+    found.sort(key=_rising)
+    return found[:MAX_PLACES]

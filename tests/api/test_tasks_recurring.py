@@ -1,0 +1,182 @@
+"""未诉先办 ("act before the complaint"): the problems that keep coming back, by place and by
+words, so a grid's people fix them before the next call to 12345."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from api.models import Task
+from api.services.recurring import phrases
+from tests.factories import A1, A2, A, B, centre, make_task
+
+NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # Friday 10:00 in Beijing
+# About 10 m and 20 m east of the centre of A1 (a degree of longitude is ~85 km at 39.9°N).
+NEAR = (0.00012, 0.00024)
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(app):
+    app.config["FIXED_NOW"] = NOW
+
+
+def recurring(client, world, who="leader_a", **args):
+    query = {"community": A, **args}
+    return client.get("/api/v1/tasks/recurring", query_string=query, headers=world.auth(who))
+
+
+@pytest.fixture()
+def stairwell(session, world):
+    """Three calls about one stairwell's lights in the last four weeks, one the four weeks
+    before; a lone drain elsewhere in A2; a stairwell call in community B."""
+    lon, lat = centre(A1)
+    made = {
+        "now": [
+            make_task(
+                session,
+                A1,
+                now=NOW - timedelta(days=days),
+                title=title,
+                source=source,
+                location={"lon": lon + dx, "lat": lat},
+                **({"external_id": f"2026111{days:02d}"} if source == "hotline" else {}),
+            )
+            for days, title, source, dx in (
+                (2, "3号楼楼道灯不亮", "hotline", 0.0),
+                (9, "楼道灯不亮，晚上看不见", "window", NEAR[0]),
+                (20, "楼道灯坏了", "hotline", NEAR[1]),
+            )
+        ],
+        "before": make_task(
+            session,
+            A1,
+            now=NOW - timedelta(days=35),
+            title="楼道灯不亮",
+            source="hotline",
+            external_id="20261016001",
+        ),
+        "drain": make_task(session, A2, now=NOW - timedelta(days=3), title="下水道堵了"),
+        "other": make_task(session, B + "001", now=NOW - timedelta(days=3), title="楼道灯不亮"),
+    }
+    session.flush()
+    return made
+
+
+def test_three_calls_about_one_stairwell_are_one_recurring_place_and_one_rising_phrase(
+    client, world, stairwell
+):
+    response = recurring(client, world)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["community"] == A and body["weeks"] == 4
+    assert body["tasks"] == 4 and body["previous_tasks"] == 1  # three and the drain; one before
+    (place,) = body["places"]
+    assert place["grid_code"] == A1
+    assert place["tasks"] == 3 and place["previous"] == 1
+    assert place["task_ids"] == [t.id for t in stairwell["now"]]  # newest first
+    assert place["sources"] == {"hotline": 2, "window": 1}
+    assert place["radius_m"] == pytest.approx(10.2, abs=1.5)  # the centre to the farthest call
+    lon, lat = centre(A1)
+    assert place["lon"] == pytest.approx(lon + sum(NEAR) / 3, abs=1e-6)
+    assert place["lat"] == pytest.approx(lat, abs=1e-6)
+    assert place["words"] == ["楼道灯"]
+    (word,) = body["words"]
+    assert word == {
+        "phrase": "楼道灯",
+        "tasks": 3,
+        "previous": 1,
+        "task_ids": [t.id for t in stairwell["now"]],
+    }
+
+
+def test_a_place_or_phrase_needs_three_tasks(client, session, world, stairwell):
+    """Two calls are not yet a pattern: with the oldest of the three moved before the period,
+    nothing recurs (and it counts for the four weeks before)."""
+    oldest = stairwell["now"][2]
+    session.execute(
+        Task.__table__.update()
+        .where(Task.id == oldest.id)
+        .values(created_at=NOW - timedelta(days=30))
+    )
+    body = recurring(client, world).get_json()
+    assert body["places"] == [] and body["words"] == []
+    assert body["tasks"] == 3 and body["previous_tasks"] == 2
+
+
+def test_the_period_is_set_in_weeks(client, world, stairwell):
+    body = recurring(client, world, weeks=1).get_json()
+    assert body["tasks"] == 2 and body["places"] == [] and body["words"] == []
+    assert body["start"] == (NOW - timedelta(days=7)).isoformat()
+    assert body["previous_start"] == (NOW - timedelta(days=14)).isoformat()
+    assert body["end"] == NOW.isoformat()
+
+
+def test_one_grid_alone(client, world, stairwell):
+    body = recurring(client, world, community=None, grid=A2).get_json()
+    assert body["grid"] == A2 and body["tasks"] == 1 and body["places"] == []
+
+
+def test_a_worker_sees_what_recurs_in_their_own_grid_only(client, world, stairwell):
+    """worker_a2 holds A2: the stairwell of A1 is not theirs to see."""
+    body = recurring(client, world, who="worker_a2").get_json()
+    assert body["tasks"] == 1 and body["places"] == [] and body["words"] == []
+    mine = recurring(client, world, who="worker_a1").get_json()
+    assert [p["tasks"] for p in mine["places"]] == [3]
+
+
+def test_a_community_out_of_scope_is_404_and_a_district_viewer_reads_any_of_theirs(
+    client, world, stairwell
+):
+    assert recurring(client, world, who="worker_b1").status_code == 404
+    assert recurring(client, world, who="admin_b").status_code == 404
+    body = recurring(client, world, who="viewer_110101").get_json()
+    assert [p["tasks"] for p in body["places"]] == [3]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"community": None},
+        {"grid": A1},  # and the community: one of them
+        {"weeks": 0},
+        {"weeks": 27},
+        {"weeks": "four"},
+        {"community": "11010100100"},
+    ],
+)
+def test_a_bad_query_is_a_422_problem(client, world, args):
+    response = recurring(client, world, **args)
+    assert response.status_code == 422
+    assert response.content_type == "application/problem+json"
+
+
+def test_transferred_tickets_are_not_counted(client, session, world, stairwell):
+    """A ticket the hotline re-dispatched elsewhere was not this grid's problem."""
+    session.execute(
+        Task.__table__.update()
+        .where(Task.id == stairwell["now"][0].id)
+        .values(status="transferred")
+    )
+    body = recurring(client, world).get_json()
+    assert body["places"] == [] and body["tasks"] == 3
+    assert session.scalar(select(func.count()).select_from(Task)) == 6
+
+
+# --- the words ----------------------------------------------------------------------------------
+
+
+def test_phrases_join_the_bigrams_the_same_tasks_share():
+    titles = {1: "3号楼楼道灯不亮", 2: "楼道灯不亮，晚上看不见", 3: "楼道灯坏了", 4: "楼道灯不亮"}
+    assert phrases(titles, at_least=3) == {"楼道灯": {1, 2, 3, 4}, "灯不亮": {1, 2, 4}}
+
+
+def test_phrases_leave_out_the_words_every_call_uses():
+    titles = {i: f"居民反映问题{x}" for i, x in enumerate(("噪音", "噪音扰民", "夜间噪音"))}
+    assert phrases(titles, at_least=3) == {"噪音": {0, 1, 2}}
+
+
+def test_latin_words_and_numbers_are_words_too():
+    titles = {1: "WiFi 信号差", 2: "wifi断了", 3: "WIFI 没有网"}
+    assert phrases(titles, at_least=3) == {"wifi": {1, 2, 3}}
