@@ -278,6 +278,13 @@ def _send_elsewhere(client, c, view, grid, keep):
         assert patched.status_code == 200, patched.get_json()
 
 
+def _the_gap(client, c) -> dict:
+    """The week's one shortfall, as the office reads it."""
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    (gap,) = read.get_json()["shortfalls"]
+    return gap
+
+
 def test_an_edit_that_leaves_a_grid_below_its_b_post_days_is_listed_and_publishing_asks_for_it(
     client, session, app
 ):
@@ -289,8 +296,7 @@ def test_an_edit_that_leaves_a_grid_below_its_b_post_days_is_listed_and_publishi
     assert view["complete"] is True
     grid = c.grids[0].code
     _send_elsewhere(client, c, view, grid, keep=2)
-    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
-    (gap,) = read.get_json()["shortfalls"]
+    gap = _the_gap(client, c)
     assert (gap["rule"], gap["grid_code"], gap["post"], gap["required"], gap["rostered"]) == (
         "grid",
         grid,
@@ -318,8 +324,7 @@ def test_a_midweek_roster_asks_each_grid_the_days_lefts_share_after_an_edit_too(
     assert view["complete"] is True
     grid = c.grids[0].code
     _send_elsewhere(client, c, view, grid, keep=0)
-    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
-    (gap,) = read.get_json()["shortfalls"]
+    gap = _the_gap(client, c)
     assert (gap["rule"], gap["grid_code"], gap["required"], gap["rostered"]) == (
         "grid",
         grid,

@@ -395,9 +395,19 @@ class MoveSchema(Schema):
     )
 
 
-class RatesQueryArgsSchema(Schema):
+class GridOrCommunityArgsSchema(Schema):
+    """One grid or one community, of the caller's (the rates, what recurs)."""
+
     grid = code_field(15, metadata={"description": "One grid (15-digit code)"})
     community = code_field(12, metadata={"description": "One community (12-digit code)"})
+
+    @ma.validates_schema
+    def _one_selection(self, data, **kwargs):
+        if bool(data.get("grid")) == bool(data.get("community")):
+            raise ma.ValidationError({"grid": ["Give grid or community (one of them)."]})
+
+
+class RatesQueryArgsSchema(GridOrCommunityArgsSchema):
     # The community speaks Beijing time: "2026-11-01T00:00:00" is the start of its November
     # (read as UTC, the month's first and last eight hours fell in the wrong month).
     start = ma.fields.AwareDateTime(
@@ -422,8 +432,6 @@ class RatesQueryArgsSchema(Schema):
 
     @ma.validates_schema
     def _one_period(self, data, **kwargs):
-        if bool(data.get("grid")) == bool(data.get("community")):
-            raise ma.ValidationError({"grid": ["Give grid or community (one of them)."]})
         if data.get("week") and (data.get("start") or data.get("end")):
             raise ma.ValidationError({"week": ["Give week, or start and end."]})
         if not data.get("week") and not (data.get("start") and data.get("end")):
@@ -446,9 +454,7 @@ class RatesSchema(Schema):
     satisfaction_rate = Float(allow_none=True, metadata={"description": "percent"})
 
 
-class RecurringQueryArgsSchema(Schema):
-    grid = code_field(15, metadata={"description": "One grid (15-digit code)"})
-    community = code_field(12, metadata={"description": "One community (12-digit code)"})
+class RecurringQueryArgsSchema(GridOrCommunityArgsSchema):
     weeks = Integer(
         load_default=4,
         validate=ma.validate.Range(1, 26),
@@ -457,11 +463,6 @@ class RecurringQueryArgsSchema(Schema):
             "same span before it"
         },
     )
-
-    @ma.validates_schema
-    def _one_selection(self, data, **kwargs):
-        if bool(data.get("grid")) == bool(data.get("community")):
-            raise ma.ValidationError({"grid": ["Give grid or community (one of them)."]})
 
 
 class RecurringPlaceSchema(Schema):
