@@ -114,7 +114,12 @@ g AS (
 SELECT ids, sources, titles, grid_id, ST_X(centre) AS lon, ST_Y(centre) AS lat,
        (SELECT max(ST_Distance((d).geom::geography, centre::geography))
         FROM ST_Dump(points) d) AS radius_m,
-       ST_AsBinary(points) AS points
+       -- The same place the span before: its tasks within reach of any of these.
+       (SELECT count(*) FROM tasks p LEFT JOIN households ph ON ph.id = p.household_id
+        WHERE p.grid_id = ANY(:grids) AND p.created_at >= :before AND p.created_at < :start
+          AND p.status <> 'transferred'
+          AND ST_DWithin(COALESCE(p.location, ph.location)::geography, points::geography,
+                         :reach)) AS previous
 FROM g
 """
 )
@@ -191,29 +196,13 @@ def _places(
             "grids": list(grids),
             "start": start,
             "end": end,
+            "before": before,
             "reach": PLACE_M,
             "min_tasks": MIN_TASKS,
         },
     ).all()
     found = []
     for row in rows:
-        # The same place the span before: tasks within reach of any of this place's.
-        previous = session.scalar(
-            text(
-                "SELECT count(*) FROM tasks t LEFT JOIN households h ON h.id = t.household_id"
-                " WHERE t.grid_id = ANY(:grids) AND t.created_at >= :start"
-                " AND t.created_at < :end AND t.status <> 'transferred'"
-                " AND ST_DWithin(COALESCE(t.location, h.location)::geography,"
-                " ST_GeomFromWKB(:points, 4326)::geography, :reach)"
-            ),
-            {
-                "grids": list(grids),
-                "start": before,
-                "end": start,
-                "points": row.points,
-                "reach": PLACE_M,
-            },
-        )
         words = phrases(dict(zip(row.ids, row.titles, strict=True)))
         found.append(
             {
@@ -222,7 +211,7 @@ def _places(
                 "lat": row.lat,
                 "radius_m": round(row.radius_m, 1),
                 "tasks": len(row.ids),
-                "previous": previous,
+                "previous": row.previous,
                 "sources": dict(Counter(row.sources)),
                 "task_ids": list(row.ids),
                 "words": sorted(words, key=lambda w: (-len(words[w]), w))[:PLACE_WORDS],
