@@ -81,7 +81,7 @@ def test_three_calls_about_one_stairwell_are_one_recurring_place_and_one_rising_
     lon, lat = centre(A1)
     assert place["lon"] == pytest.approx(lon + sum(NEAR) / 3, abs=1e-6)
     assert place["lat"] == pytest.approx(lat, abs=1e-6)
-    assert place["words"] == ["楼道灯"]
+    assert place["phrase"] == "楼道灯"
     (word,) = body["words"]
     assert word == {
         "phrase": "楼道灯",
@@ -180,3 +180,48 @@ def test_phrases_leave_out_the_words_every_call_uses():
 def test_latin_words_and_numbers_are_words_too():
     titles = {1: "WiFi 信号差", 2: "wifi断了", 3: "WIFI 没有网"}
     assert phrases(titles, at_least=3) == {"wifi": {1, 2, 3}}
+
+
+def test_a_busy_corner_whose_calls_all_differ_is_no_recurring_place(client, session, world):
+    lon, lat = centre(A1)
+    for n, title in enumerate(("噪音扰民", "下水道堵塞", "路灯不亮", "快递柜申请")):
+        make_task(
+            session,
+            A1,
+            now=NOW - timedelta(days=n + 1),
+            title=title,
+            location={"lon": lon + 0.00005 * n, "lat": lat},
+        )
+    body = recurring(client, world).get_json()
+    assert body["tasks"] == 4 and body["places"] == [] and body["words"] == []
+
+
+def test_one_phrase_said_in_two_places_is_two_places(client, session, world):
+    """漏水 three times at the west end of A1 and three times at the east end of A2."""
+    for code, dx in ((A1, -0.002), (A2, 0.002)):
+        lon, lat = centre(code)
+        for n, title in enumerate(("厨房漏水", "卫生间漏水", "楼上漏水")):
+            make_task(
+                session,
+                code,
+                now=NOW - timedelta(days=n + 1),
+                title=title,
+                location={"lon": lon + dx + 0.00003 * n, "lat": lat},
+            )
+    body = recurring(client, world).get_json()
+    assert sorted((p["phrase"], p["grid_code"], p["tasks"]) for p in body["places"]) == [
+        ("漏水", A1, 3),
+        ("漏水", A2, 3),
+    ]
+    assert [(w["phrase"], w["tasks"]) for w in body["words"]] == [("漏水", 6)]
+
+
+def test_visit_follow_ups_titled_by_the_system_say_no_words(client, session, world):
+    """Every follow-up of a visit is titled 入户走访跟进 (what was found is in its sealed note):
+    three of them are three tasks, not a recurring phrase."""
+    from api.services.tasks import VISIT_FOLLOW_UP_TITLE
+
+    for n in range(3):
+        make_task(session, A1, now=NOW - timedelta(days=n + 1), title=VISIT_FOLLOW_UP_TITLE)
+    body = recurring(client, world).get_json()
+    assert body["tasks"] == 3 and body["words"] == [] and body["places"] == []

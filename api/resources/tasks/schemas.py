@@ -466,15 +466,17 @@ class RecurringQueryArgsSchema(GridOrCommunityArgsSchema):
 
 
 class RecurringPlaceSchema(Schema):
+    phrase = ma.fields.String(metadata={"description": "What the tasks there say"})
     grid_code = ma.fields.String(metadata={"description": "The grid most of its tasks are in"})
     lon = Float(metadata={"description": "The tasks' centre (WGS-84)"})
     lat = Float()
     radius_m = Float(metadata={"description": "The centre to the farthest task, in metres"})
-    tasks = Integer(metadata={"description": "Tasks there in the span"})
-    previous = Integer(metadata={"description": "Tasks within reach of them the span before"})
+    tasks = Integer(metadata={"description": "Tasks there saying it in the span"})
+    previous = Integer(
+        metadata={"description": "Tasks saying it within reach of them the span before"}
+    )
     sources = ma.fields.Dict(keys=ma.fields.String(), values=Integer())
     task_ids = ma.fields.List(Integer(), metadata={"description": "Newest first"})
-    words = ma.fields.List(ma.fields.String(), metadata={"description": "What they share"})
 
 
 class RecurringWordSchema(Schema):
@@ -495,7 +497,10 @@ class RecurringSchema(Schema):
     previous_tasks = Integer()
     places = ma.fields.List(
         ma.fields.Nested(RecurringPlaceSchema),
-        metadata={"description": "Three tasks or more within 50 m of each other, rising first"},
+        metadata={
+            "description": "A phrase three tasks or more say within 50 m of each other, "
+            "rising first"
+        },
     )
     words = ma.fields.List(
         ma.fields.Nested(RecurringWordSchema),
