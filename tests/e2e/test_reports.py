@@ -265,3 +265,78 @@ def test_the_accounts_page_links_to_the_reports_page(page):
     page.click("#reports-link")
     page.wait_for_selector("body[data-ready='1'] #figures[data-week]")
     assert page.url.endswith("/reports")
+
+
+def trend_bars(page) -> list[dict]:
+    return page.locator("#trend-chart [data-week]").evaluate_all(
+        """gs => gs.map((g) => ({
+          week: g.dataset.week,
+          text: g.textContent.replace(/\\s+/g, " ").trim(),
+          height: Number(g.querySelector('rect.bar').getAttribute('height')),
+          selected: g.classList.contains('selected'),
+        }))"""
+    )
+
+
+def test_the_trend_draws_each_weeks_coverage_labelled_with_the_chosen_week_highlighted(page):
+    """The report's trend (the weeks ending with the chosen one): a bar per week in an SVG
+    chart, each labelled with its week and its coverage in text, the chosen week marked; the
+    same figures in a table beneath (for a screen reader, or to read exactly)."""
+    open_reports(page)
+    last = weeks_ago(1)
+    shown_week(page, last)
+    page.click("#week-next")
+    shown_week(page, this_week())
+    trend = api_report(page, this_week(), community=COMMUNITY)["trend"]
+    assert len(trend) >= 7 and trend[-1]["week"] == this_week()
+
+    chart = page.locator("#trend-chart")
+    assert chart.get_attribute("role") == "img"
+    label = chart.get_attribute("aria-label")
+    bars = trend_bars(page)
+    assert [b["week"] for b in bars] == [p["week"] for p in trend]
+    for bar, point in zip(bars, trend, strict=True):
+        assert point["week"].split("-")[1] in bar["text"]
+        assert pct(point["coverage"]) in bar["text"]
+        assert f"{point['week']} {pct(point['coverage'])}" in label
+    # Heights follow coverage: the higher a week's coverage, the taller its bar.
+    assert bars[-1]["height"] > 0  # this week's visits
+    coverage = [p["coverage"] or 0 for p in trend]
+    for a, b in [(a, b) for a in range(len(bars)) for b in range(len(bars))]:
+        assert (coverage[a] > coverage[b]) == (bars[a]["height"] > bars[b]["height"])
+    assert [b["week"] for b in bars if b["selected"]] == [this_week()]
+    screenshot(page, "reports-trend")
+
+    # The table is folded under the chart until asked for.
+    assert page.locator("#trend-table").is_visible() is False
+    page.click("#trend-section summary")
+    rows = page.locator("#trend-table tbody tr").evaluate_all(
+        "rows => rows.map((r) => [...r.cells].map((c) => c.textContent.trim()))"
+    )
+    assert rows == [
+        [p["week"], str(p["households"]), str(p["visited"]), pct(p["coverage"])] for p in trend
+    ]
+    current = page.locator("#trend-table tbody tr[aria-current='true']")
+    assert current.count() == 1 and this_week() in current.inner_text()
+
+    # A week back: the trend ends with that week, and it is the one marked.
+    page.click("#week-prev")
+    shown_week(page, last)
+    trend = api_report(page, last, community=COMMUNITY)["trend"]
+    bars = trend_bars(page)
+    assert [b["week"] for b in bars] == [p["week"] for p in trend]
+    assert [b["week"] for b in bars if b["selected"]] == [last]
+    assert "走访覆盖率趋势" in page.inner_text("#trend-section")
+
+
+def test_the_trend_speaks_english_too(page):
+    page.goto("/reports?lang=en")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    last = weeks_ago(1)
+    shown_week(page, last)
+    assert "Coverage trend" in page.inner_text("#trend-section")
+    assert page.locator("#trend-chart").get_attribute("aria-label").startswith("Coverage by week")
+    page.click("#trend-section summary")
+    assert page.inner_text("#trend-section summary") == "Show as a table"
+    assert "Week" in page.inner_text("#trend-table thead")

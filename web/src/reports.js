@@ -22,6 +22,8 @@ const TEXT = {
     download: "下载：", downloading: "正在下载…", gridsWorstFirst: "各网格（覆盖率由低到高）",
     grid: "网格", households: "户数", tasksOverdue: "超期工单", noGrids: "本周该范围内没有网格。",
     yourGrids: "（我负责的网格）",
+    trendTitle: (n) => `走访覆盖率趋势（近 ${n} 周）`, trendAsTable: "以表格查看",
+    trendLabel: (points, week) => `各周覆盖率：${points.join("，")}；所选周次 ${week}`,
     stored: "周一自动生成的周报", storedWhat: "每周一 8:00 为上一周生成，每个社区一份。",
     week: "周次", made: "生成时间", files: "文件", noStored: "还没有自动生成的周报。",
     prevPage: "‹ 上一页", nextPage: "下一页 ›", page: (p, n) => `第 ${p} / ${n} 页`,
@@ -46,6 +48,8 @@ const TEXT = {
     download: "Download: ", downloading: "Downloading…", gridsWorstFirst: "Grids (least covered first)",
     grid: "Grid", households: "Households", tasksOverdue: "Overdue tasks", noGrids: "No grids in this area that week.",
     yourGrids: " (your grids)",
+    trendTitle: (n) => `Coverage trend (last ${n} weeks)`, trendAsTable: "Show as a table",
+    trendLabel: (points, week) => `Coverage by week: ${points.join(", ")}; chosen week ${week}`,
     stored: "Monday reports", storedWhat: "Made every Monday 08:00 for the week before, one per community.",
     week: "Week", made: "Made", files: "Files", noStored: "No Monday reports yet.",
     prevPage: "‹ Previous", nextPage: "Next ›", page: (p, n) => `Page ${p} of ${n}`,
@@ -190,10 +194,46 @@ function showReport(report) {
   }).join("");
   $("grids").hidden = !grids.length;
   $("no-grids").hidden = Boolean(grids.length);
+  showTrend(report.trend || [], report.week);
   $("report").hidden = false;
   const figures = $("figures");
   figures.dataset.scope = state.scope || "own";
   figures.dataset.week = report.week;
+}
+
+// The trend's bars: a slot per week, the bar's height its coverage (0-100 %), the value above
+// it and the week beneath, in the SVG's own units (the CSS scales the whole to the page).
+const SLOT = 52;
+const BAR = 34;
+const TOP = 20; // room for the value above a full bar
+const PLOT = 120;
+const BOTTOM = 22; // the week's label
+
+/** The weeks' coverage as bars (no library) and as a table; the chosen week marked in both. */
+function showTrend(trend, week) {
+  $("trend-title").textContent = t.trendTitle(trend.length);
+  const chart = $("trend-chart");
+  chart.setAttribute("viewBox", `0 0 ${trend.length * SLOT} ${TOP + PLOT + BOTTOM}`);
+  chart.setAttribute("aria-label", t.trendLabel(trend.map((p) => `${p.week} ${pct(p.coverage)}`), week));
+  chart.innerHTML = trend.map((p, i) => {
+    const height = Math.round((Math.min(Math.max(p.coverage ?? 0, 0), 100) / 100) * PLOT * 10) / 10;
+    const x = i * SLOT + (SLOT - BAR) / 2;
+    const middle = i * SLOT + SLOT / 2;
+    const short = p.week.split("-")[1];
+    return `<g data-week="${escapeHtml(p.week)}" class="${p.week === week ? "selected" : ""}">
+      <title>${escapeHtml(`${weekLabel(p.week)}: ${pct(p.coverage)} (${p.visited} / ${p.households})`)}</title>
+      <rect class="track" x="${x}" y="${TOP}" width="${BAR}" height="${PLOT}"></rect>
+      <rect class="bar" x="${x}" y="${TOP + PLOT - height}" width="${BAR}" height="${height}"></rect>
+      <text class="value" x="${middle}" y="${TOP + PLOT - height - 5}">${escapeHtml(pct(p.coverage))}</text>
+      <text class="week" x="${middle}" y="${TOP + PLOT + 16}">${escapeHtml(short)}</text></g>`;
+  }).join("");
+  $("trend-table").querySelector("tbody").innerHTML = trend.map((p) => {
+    const cell = (key, text) => `<td data-label="${escapeHtml(t[key])}">${escapeHtml(text)}</td>`;
+    const chosen = p.week === week;
+    return `<tr data-week="${escapeHtml(p.week)}"${chosen ? ' class="selected" aria-current="true"' : ""}>
+      ${cell("week", p.week)}${cell("households", p.households)}${cell("visitedShort", p.visited)}${cell("coverage", pct(p.coverage))}</tr>`;
+  }).join("");
+  $("trend-section").hidden = !trend.length;
 }
 
 /** A district viewer's areas: the district, its streets and communities (from its report). */
