@@ -340,3 +340,88 @@ def test_the_trend_speaks_english_too(page):
     page.click("#trend-section summary")
     assert page.inner_text("#trend-section summary") == "Show as a table"
     assert "Week" in page.inner_text("#trend-table thead")
+
+
+WORKER_COLUMNS = ["name", "visits", "households", "a_days", "b_days"]
+
+
+def worker_rows(page) -> list[dict]:
+    return page.locator("#workers tbody tr").evaluate_all(
+        """rows => rows.map((r) => ({
+          id: Number(r.dataset.id),
+          cells: [...r.cells].map((c) => c.textContent.replace(/\\s+/g, " ").trim()),
+        }))"""
+    )
+
+
+def sorted_by(page) -> dict:
+    return page.locator("#workers thead th").evaluate_all(
+        "ths => Object.fromEntries(ths.map((th) =>"
+        " [th.dataset.sort, th.getAttribute('aria-sort')]))"
+    )
+
+
+def test_the_workers_figures_are_a_table_worst_first_sorted_by_any_column(page):
+    """The report's per-worker figures (visits, households found, A- and B-post days): a row
+    per worker, fewest households first; a click on a heading sorts by it, again the other way."""
+    open_reports(page)
+    shown_week(page, weeks_ago(1))
+    page.click("#week-next")
+    shown_week(page, this_week())
+    workers = api_report(page, this_week(), community=COMMUNITY)["workers"]
+    assert len(workers) > 1 and any(w["visits"] for w in workers)
+    by_id = {w["id"]: w for w in workers}
+
+    rows = worker_rows(page)
+    assert sorted(r["id"] for r in rows) == sorted(by_id)
+    for row in rows:
+        w = by_id[row["id"]]
+        assert w["name"] in row["cells"][0] and w["username"] in row["cells"][0]
+        assert row["cells"][1:] == [str(w[k]) for k in WORKER_COLUMNS[1:]]
+    # Worst first: fewest households found, then fewest visits.
+    keys = [(by_id[r["id"]]["households"], by_id[r["id"]]["visits"]) for r in rows]
+    assert keys == sorted(keys)
+    assert sorted_by(page) == {
+        "name": "none",
+        "visits": "none",
+        "households": "ascending",
+        "a_days": "none",
+        "b_days": "none",
+    }
+
+    page.click("#workers th[data-sort=visits] button")
+    visits = [by_id[r["id"]]["visits"] for r in worker_rows(page)]
+    assert visits == sorted(visits)
+    assert sorted_by(page)["visits"] == "ascending"
+    assert sorted_by(page)["households"] == "none"
+    page.click("#workers th[data-sort=visits] button")
+    visits = [by_id[r["id"]]["visits"] for r in worker_rows(page)]
+    assert visits == sorted(visits, reverse=True) and visits[0] > visits[-1]
+    assert sorted_by(page)["visits"] == "descending"
+
+    # By name, as the page's language orders names (pinyin for Chinese).
+    page.click("#workers th[data-sort=name] button")
+    names = [by_id[r["id"]]["name"] for r in worker_rows(page)]
+    assert names == page.evaluate(
+        "(names) => [...names].sort(new Intl.Collator('zh-CN').compare)", names
+    )
+    assert sorted_by(page)["name"] == "ascending"
+    assert "网格员" in page.inner_text("#workers-section h3")
+
+    # Another week keeps the order chosen.
+    page.click("#week-prev")
+    shown_week(page, weeks_ago(1))
+    assert sorted_by(page)["name"] == "ascending"
+    assert sorted(r["id"] for r in worker_rows(page)) == sorted(
+        w["id"] for w in api_report(page, weeks_ago(1), community=COMMUNITY)["workers"]
+    )
+
+
+def test_the_workers_table_speaks_english_too(page):
+    page.goto("/reports?lang=en")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    shown_week(page, weeks_ago(1))
+    heads = page.inner_text("#workers thead")
+    for word in ("Worker", "Visits", "Households visited", "A-post days", "B-post days"):
+        assert word in heads

@@ -23,6 +23,9 @@ const TEXT = {
     grid: "网格", households: "户数", tasksOverdue: "超期工单", noGrids: "本周该范围内没有网格。",
     yourGrids: "（我负责的网格）",
     trendTitle: (n) => `走访覆盖率趋势（近 ${n} 周）`, trendAsTable: "以表格查看",
+    workersTitle: "网格员走访情况", workersHow: "默认走访户数最少的在前；点击列标题可按该列排序，再点一次反向。",
+    noWorkers: "本周该范围内没有网格员。", worker: "网格员", visits: "走访次数", householdsVisited: "走访户数",
+    aDays: "A岗（窗口）天数", bDays: "B岗（入户）天数",
     trendLabel: (points, week) => `各周覆盖率：${points.join("，")}；所选周次 ${week}`,
     stored: "周一自动生成的周报", storedWhat: "每周一 8:00 为上一周生成，每个社区一份。",
     week: "周次", made: "生成时间", files: "文件", noStored: "还没有自动生成的周报。",
@@ -49,6 +52,9 @@ const TEXT = {
     grid: "Grid", households: "Households", tasksOverdue: "Overdue tasks", noGrids: "No grids in this area that week.",
     yourGrids: " (your grids)",
     trendTitle: (n) => `Coverage trend (last ${n} weeks)`, trendAsTable: "Show as a table",
+    workersTitle: "Workers", workersHow: "Fewest households visited first; click a column heading to sort by it, again to reverse.",
+    noWorkers: "No workers in this area that week.", worker: "Worker", visits: "Visits",
+    householdsVisited: "Households visited", aDays: "A-post days (hall)", bDays: "B-post days (doors)",
     trendLabel: (points, week) => `Coverage by week: ${points.join(", ")}; chosen week ${week}`,
     stored: "Monday reports", storedWhat: "Made every Monday 08:00 for the week before, one per community.",
     week: "Week", made: "Made", files: "Files", noStored: "No Monday reports yet.",
@@ -76,6 +82,8 @@ const state = {
   scope: "", // "level:code"; "" is the caller's own unit (a viewer's district, others' community)
   report: null,
   loads: 0,
+  // The workers' order: a column and a direction (1 ascending: fewest first, names A-Z).
+  workerSort: { key: "households", dir: 1 },
   storedPage: 1,
 };
 
@@ -195,6 +203,7 @@ function showReport(report) {
   $("grids").hidden = !grids.length;
   $("no-grids").hidden = Boolean(grids.length);
   showTrend(report.trend || [], report.week);
+  showWorkers();
   $("report").hidden = false;
   const figures = $("figures");
   figures.dataset.scope = state.scope || "own";
@@ -235,6 +244,42 @@ function showTrend(trend, week) {
   }).join("");
   $("trend-section").hidden = !trend.length;
 }
+
+const collator = new Intl.Collator(lang === "zh" ? "zh-CN" : "en");
+const workerName = (w) => w.name || w.username;
+
+/** The chosen column first, then the worst (fewest households found, fewest visits), by name. */
+function compareWorkers(a, b) {
+  const { key, dir } = state.workerSort;
+  const first = key === "name" ? collator.compare(workerName(a), workerName(b)) : a[key] - b[key];
+  return first * dir || a.households - b.households || a.visits - b.visits
+    || collator.compare(workerName(a), workerName(b)) || a.id - b.id;
+}
+
+/** The report's workers as a table in the order chosen (worst first until a heading is clicked). */
+function showWorkers() {
+  const workers = [...(state.report?.workers || [])].sort(compareWorkers);
+  $("workers").querySelector("tbody").innerHTML = workers.map((w) => {
+    const cell = (key, text) => `<td data-label="${escapeHtml(t[key])}">${escapeHtml(text)}</td>`;
+    return `<tr data-id="${escapeHtml(w.id)}">
+      <td class="name"><span>${escapeHtml(workerName(w))}</span> <span class="muted code">${escapeHtml(w.username)}</span></td>
+      ${cell("visits", w.visits)}${cell("householdsVisited", w.households)}${cell("aDays", w.a_days)}${cell("bDays", w.b_days)}</tr>`;
+  }).join("");
+  for (const th of $("workers").querySelectorAll("th[data-sort]")) {
+    const sorted = th.dataset.sort === state.workerSort.key;
+    th.setAttribute("aria-sort", sorted ? (state.workerSort.dir > 0 ? "ascending" : "descending") : "none");
+  }
+  $("workers").hidden = !workers.length;
+  $("no-workers").hidden = Boolean(workers.length);
+}
+
+$("workers").querySelector("thead").addEventListener("click", (e) => {
+  const th = e.target.closest("th[data-sort]");
+  if (!th) return;
+  const { key, dir } = state.workerSort;
+  state.workerSort = { key: th.dataset.sort, dir: th.dataset.sort === key ? -dir : 1 };
+  showWorkers();
+});
 
 /** A district viewer's areas: the district, its streets and communities (from its report). */
 function offerAreas(report) {
