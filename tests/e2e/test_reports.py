@@ -245,6 +245,17 @@ def test_on_a_phone_the_report_fits_and_its_controls_are_big_enough_to_tap(page,
     )
     assert set(fonts) <= {"16px"}
     screenshot(page, "reports-phone")
+    # The trend's four narrow columns stay a table (eight cards of four lines were a long scroll).
+    page.click("#trend-section summary")
+    assert page.locator("#trend-table thead").is_visible()
+    assert (
+        page.locator("#trend-table tbody tr").evaluate_all(
+            "rows => rows.map((r) => getComputedStyle(r).display)"
+        )
+        == ["table-row"] * page.locator("#trend-table tbody tr").count()
+    )
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.evaluate(WIDER_THAN_SCREEN) == []
 
 
 @pytest.mark.parametrize("username", ["admin01", "leader01", "viewer"])
