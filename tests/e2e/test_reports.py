@@ -436,3 +436,32 @@ def test_the_workers_table_speaks_english_too(page):
     heads = page.inner_text("#workers thead")
     for word in ("Worker", "Visits", "Households visited", "A-post days", "B-post days"):
         assert word in heads
+
+
+def test_a_district_viewers_streets_and_communities_are_named_from_the_report(page):
+    """The streets were offered by their 9-digit codes (no API named them); the report's
+    communities now carry their names and their street's, so both are named, with no other
+    read (the grids, which named the communities before, are refused here)."""
+    page.route("**/api/v1/grids*", lambda route: route.abort())
+    open_reports(page, "viewer")
+    last = weeks_ago(1)
+    shown_week(page, last)
+    communities = api_report(page, last, district=DEMO_GRID[:6])["communities"]
+    street = page.locator(f"#scope option[value='street:{COMMUNITY[:9]}']")
+    assert street.inner_text() == f"街道 {communities[0]['street_name']}"
+    options = page.locator("#scope option[value^='community:']").evaluate_all(
+        "os => os.map((o) => [o.value, o.textContent])"
+    )
+    assert options == [[f"community:{c['code']}", f"社区 {c['name']}"] for c in communities]
+    page.select_option("#scope", f"street:{COMMUNITY[:9]}")
+    page.wait_for_selector(f"#figures[data-scope='street:{COMMUNITY[:9]}']")
+    assert communities[0]["street_name"] in page.inner_text("#scope-name")
+
+
+def test_a_district_viewers_areas_are_named_in_english_too(page):
+    page.goto("/reports?lang=en")
+    sign_in(page, "viewer", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    shown_week(page, weeks_ago(1))
+    street = page.locator(f"#scope option[value='street:{COMMUNITY[:9]}']")
+    assert street.inner_text() == "Street 景山街道"

@@ -4,7 +4,7 @@
 // reads what: a worker is refused (403) and told so; a viewer chooses district, street or
 // community, the others read their own community (a leader: their grids).
 import {
-  ApiError, api, apiPage, apiPages, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
+  ApiError, api, apiPage, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
   translate,
 } from "./common.js";
 import { bootPage } from "./password.js";
@@ -281,34 +281,25 @@ $("workers").querySelector("thead").addEventListener("click", (e) => {
   showWorkers();
 });
 
-/** A district viewer's areas: the district, its streets and communities (from its report). */
+/** A district viewer's areas: the district, its streets and communities, named as its report
+ * names them (each community with the street it lies in); a code where a name is missing. */
 function offerAreas(report) {
   const select = $("scope");
   if (select.options.length) return;
-  const communities = (report.communities || []).map((c) => c.code);
-  const streets = [...new Set(communities.map((c) => c.slice(0, 9)))];
+  const communities = report.communities || [];
+  const streets = new Map();
+  for (const c of communities) {
+    const code = c.street_code || c.code.slice(0, 9);
+    if (!streets.has(code)) streets.set(code, c.street_name || code);
+  }
   const option = (value, text) => `<option value="${escapeHtml(value)}">${escapeHtml(text)}</option>`;
   select.innerHTML = [
     option(`district:${report.code}`, `${t.district} ${report.name}`),
-    ...streets.map((s) => option(`street:${s}`, `${t.street} ${s}`)),
-    ...communities.map((c) => option(`community:${c}`, `${t.community} ${c}`)),
+    ...[...streets].map(([code, name]) => option(`street:${code}`, `${t.street} ${name}`)),
+    ...communities.map((c) => option(`community:${c.code}`, `${t.community} ${c.name || c.code}`)),
   ].join("");
   state.scope = `district:${report.code}`;
   $("scope-choice").hidden = false;
-  nameCommunities(select);
-}
-
-/** The communities' names, from their grids (no API lists communities); codes until then. */
-async function nameCommunities(select) {
-  let grids;
-  try {
-    grids = await apiPages("/api/v1/grids", { pageSize: 1000, pick: (body) => body?.features || [] });
-  } catch { return; } // the codes stay
-  const names = new Map(grids.map((g) => [g.properties.community_code, g.properties.community_name]));
-  for (const option of select.options) {
-    const [level, code] = option.value.split(":");
-    if (level === "community" && names.get(code)) option.textContent = `${t.community} ${names.get(code)}`;
-  }
 }
 
 // --- downloads ---------------------------------------------------------------------------------
