@@ -407,13 +407,18 @@ SELECT json_build_object(
       ORDER BY code)
     FROM gt), '[]'::json),
   'communities', COALESCE((
+    -- Named, with the street each lies in: what a district's viewer chooses from.
     SELECT json_agg(c ORDER BY c.code) FROM (
-      SELECT community_code AS code, count(*) AS grids, sum(households) AS households,
-             sum(visited) AS visited, gw_pct(sum(visited), sum(households)) AS coverage,
-             sum(visits) AS visits, sum(not_visited_2w) AS not_visited_2w,
-             sum(opened) AS tasks_opened, sum(resolved) AS tasks_resolved,
-             sum(overdue) AS tasks_overdue
-      FROM gt GROUP BY community_code) c), '[]'::json),
+      SELECT gt.community_code AS code, cm.name, cm.street_code, st.name AS street_name,
+             count(*) AS grids, sum(gt.households) AS households,
+             sum(gt.visited) AS visited, gw_pct(sum(gt.visited), sum(gt.households)) AS coverage,
+             sum(gt.visits) AS visits, sum(gt.not_visited_2w) AS not_visited_2w,
+             sum(gt.opened) AS tasks_opened, sum(gt.resolved) AS tasks_resolved,
+             sum(gt.overdue) AS tasks_overdue
+      FROM gt
+      JOIN communities cm ON cm.code = gt.community_code
+      JOIN streets st ON st.code = cm.street_code
+      GROUP BY gt.community_code, cm.name, cm.street_code, st.name) c), '[]'::json),
   'workers', COALESCE((
     SELECT json_agg(json_build_object(
       'id', u.id, 'username', u.username, 'name', u.display_name,

@@ -350,6 +350,9 @@ def test_week_47_totals_and_communities(client, history):
     assert report["communities"] == [
         {
             "code": RC,
+            "name": "向阳社区",
+            "street_code": RC[:9],
+            "street_name": "东风街道",
             "grids": 2,
             "households": 7,
             "visited": 4,
@@ -849,6 +852,15 @@ def test_a_district_viewer_reads_the_district_its_streets_and_communities(client
     assert [g["code"] for g in _get(client, history, "viewer").json["grids"]] == [R1, R2, S1]
     assert _get(client, history, "other_viewer", district="110106").status_code == 404
     assert _get(client, history, "other_viewer", community=RC).status_code == 404
+
+
+def test_a_district_reports_communities_carry_their_names_and_their_streets(client, history):
+    """What a viewer chooses from is named: each community and the street it lies in."""
+    communities = _get(client, history, "viewer", district="110106").json["communities"]
+    assert [(c["code"], c["name"], c["street_code"], c["street_name"]) for c in communities] == [
+        (RC, "向阳社区", "110106001", "东风街道"),
+        (RC2, "朝霞社区", "110106001", "东风街道"),
+    ]
 
 
 def test_a_worker_gets_no_report(client, history):

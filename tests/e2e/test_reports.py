@@ -245,6 +245,17 @@ def test_on_a_phone_the_report_fits_and_its_controls_are_big_enough_to_tap(page,
     )
     assert set(fonts) <= {"16px"}
     screenshot(page, "reports-phone")
+    # The trend's four narrow columns stay a table (eight cards of four lines were a long scroll).
+    page.click("#trend-section summary")
+    assert page.locator("#trend-table thead").is_visible()
+    assert (
+        page.locator("#trend-table tbody tr").evaluate_all(
+            "rows => rows.map((r) => getComputedStyle(r).display)"
+        )
+        == ["table-row"] * page.locator("#trend-table tbody tr").count()
+    )
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.evaluate(WIDER_THAN_SCREEN) == []
 
 
 @pytest.mark.parametrize("username", ["admin01", "leader01", "viewer"])
@@ -265,3 +276,192 @@ def test_the_accounts_page_links_to_the_reports_page(page):
     page.click("#reports-link")
     page.wait_for_selector("body[data-ready='1'] #figures[data-week]")
     assert page.url.endswith("/reports")
+
+
+def trend_bars(page) -> list[dict]:
+    return page.locator("#trend-chart [data-week]").evaluate_all(
+        """gs => gs.map((g) => ({
+          week: g.dataset.week,
+          text: g.textContent.replace(/\\s+/g, " ").trim(),
+          height: Number(g.querySelector('rect.bar').getAttribute('height')),
+          selected: g.classList.contains('selected'),
+        }))"""
+    )
+
+
+def test_the_trend_draws_each_weeks_coverage_labelled_with_the_chosen_week_highlighted(page):
+    """The report's trend (the weeks ending with the chosen one): a bar per week in an SVG
+    chart, each labelled with its week and its coverage in text, the chosen week marked; the
+    same figures in a table beneath (for a screen reader, or to read exactly)."""
+    open_reports(page)
+    last = weeks_ago(1)
+    shown_week(page, last)
+    page.click("#week-next")
+    shown_week(page, this_week())
+    trend = api_report(page, this_week(), community=COMMUNITY)["trend"]
+    assert len(trend) >= 7 and trend[-1]["week"] == this_week()
+
+    chart = page.locator("#trend-chart")
+    assert chart.get_attribute("role") == "img"
+    label = chart.get_attribute("aria-label")
+    bars = trend_bars(page)
+    assert [b["week"] for b in bars] == [p["week"] for p in trend]
+    for bar, point in zip(bars, trend, strict=True):
+        assert point["week"].split("-")[1] in bar["text"]
+        assert pct(point["coverage"]) in bar["text"]
+        assert f"{point['week']} {pct(point['coverage'])}" in label
+    # Heights follow coverage: the higher a week's coverage, the taller its bar.
+    assert bars[-1]["height"] > 0  # this week's visits
+    coverage = [p["coverage"] or 0 for p in trend]
+    for a, b in [(a, b) for a in range(len(bars)) for b in range(len(bars))]:
+        assert (coverage[a] > coverage[b]) == (bars[a]["height"] > bars[b]["height"])
+    assert [b["week"] for b in bars if b["selected"]] == [this_week()]
+    screenshot(page, "reports-trend")
+
+    # The table is folded under the chart until asked for.
+    assert page.locator("#trend-table").is_visible() is False
+    page.click("#trend-section summary")
+    rows = page.locator("#trend-table tbody tr").evaluate_all(
+        "rows => rows.map((r) => [...r.cells].map((c) => c.textContent.trim()))"
+    )
+    assert rows == [
+        [p["week"], str(p["households"]), str(p["visited"]), pct(p["coverage"])] for p in trend
+    ]
+    current = page.locator("#trend-table tbody tr[aria-current='true']")
+    assert current.count() == 1 and this_week() in current.inner_text()
+
+    # A week back: the trend ends with that week, and it is the one marked.
+    page.click("#week-prev")
+    shown_week(page, last)
+    trend = api_report(page, last, community=COMMUNITY)["trend"]
+    bars = trend_bars(page)
+    assert [b["week"] for b in bars] == [p["week"] for p in trend]
+    assert [b["week"] for b in bars if b["selected"]] == [last]
+    assert "走访覆盖率趋势" in page.inner_text("#trend-section")
+
+
+def test_the_trend_speaks_english_too(page):
+    page.goto("/reports?lang=en")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    last = weeks_ago(1)
+    shown_week(page, last)
+    assert "Coverage trend" in page.inner_text("#trend-section")
+    assert page.locator("#trend-chart").get_attribute("aria-label").startswith("Coverage by week")
+    page.click("#trend-section summary")
+    assert page.inner_text("#trend-section summary") == "Show as a table"
+    assert "Week" in page.inner_text("#trend-table thead")
+
+
+WORKER_COLUMNS = ["name", "visits", "households", "a_days", "b_days"]
+
+
+def worker_rows(page) -> list[dict]:
+    return page.locator("#workers tbody tr").evaluate_all(
+        """rows => rows.map((r) => ({
+          id: Number(r.dataset.id),
+          cells: [...r.cells].map((c) => c.textContent.replace(/\\s+/g, " ").trim()),
+        }))"""
+    )
+
+
+def sorted_by(page) -> dict:
+    return page.locator("#workers thead th").evaluate_all(
+        "ths => Object.fromEntries(ths.map((th) =>"
+        " [th.dataset.sort, th.getAttribute('aria-sort')]))"
+    )
+
+
+def test_the_workers_figures_are_a_table_worst_first_sorted_by_any_column(page):
+    """The report's per-worker figures (visits, households found, A- and B-post days): a row
+    per worker, fewest households first; a click on a heading sorts by it, again the other way."""
+    open_reports(page)
+    shown_week(page, weeks_ago(1))
+    page.click("#week-next")
+    shown_week(page, this_week())
+    workers = api_report(page, this_week(), community=COMMUNITY)["workers"]
+    assert len(workers) > 1 and any(w["visits"] for w in workers)
+    by_id = {w["id"]: w for w in workers}
+
+    rows = worker_rows(page)
+    assert sorted(r["id"] for r in rows) == sorted(by_id)
+    for row in rows:
+        w = by_id[row["id"]]
+        assert w["name"] in row["cells"][0] and w["username"] in row["cells"][0]
+        assert row["cells"][1:] == [str(w[k]) for k in WORKER_COLUMNS[1:]]
+    # Worst first: fewest households found, then fewest visits.
+    keys = [(by_id[r["id"]]["households"], by_id[r["id"]]["visits"]) for r in rows]
+    assert keys == sorted(keys)
+    assert sorted_by(page) == {
+        "name": "none",
+        "visits": "none",
+        "households": "ascending",
+        "a_days": "none",
+        "b_days": "none",
+    }
+
+    page.click("#workers th[data-sort=visits] button")
+    visits = [by_id[r["id"]]["visits"] for r in worker_rows(page)]
+    assert visits == sorted(visits)
+    assert sorted_by(page)["visits"] == "ascending"
+    assert sorted_by(page)["households"] == "none"
+    page.click("#workers th[data-sort=visits] button")
+    visits = [by_id[r["id"]]["visits"] for r in worker_rows(page)]
+    assert visits == sorted(visits, reverse=True) and visits[0] > visits[-1]
+    assert sorted_by(page)["visits"] == "descending"
+
+    # By name, as the page's language orders names (pinyin for Chinese).
+    page.click("#workers th[data-sort=name] button")
+    names = [by_id[r["id"]]["name"] for r in worker_rows(page)]
+    assert names == page.evaluate(
+        "(names) => [...names].sort(new Intl.Collator('zh-CN').compare)", names
+    )
+    assert sorted_by(page)["name"] == "ascending"
+    assert "网格员" in page.inner_text("#workers-section h3")
+
+    # Another week keeps the order chosen.
+    page.click("#week-prev")
+    shown_week(page, weeks_ago(1))
+    assert sorted_by(page)["name"] == "ascending"
+    assert sorted(r["id"] for r in worker_rows(page)) == sorted(
+        w["id"] for w in api_report(page, weeks_ago(1), community=COMMUNITY)["workers"]
+    )
+
+
+def test_the_workers_table_speaks_english_too(page):
+    page.goto("/reports?lang=en")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    shown_week(page, weeks_ago(1))
+    heads = page.inner_text("#workers thead")
+    for word in ("Worker", "Visits", "Households visited", "A-post days", "B-post days"):
+        assert word in heads
+
+
+def test_a_district_viewers_streets_and_communities_are_named_from_the_report(page):
+    """The streets were offered by their 9-digit codes (no API named them); the report's
+    communities now carry their names and their street's, so both are named, with no other
+    read (the grids, which named the communities before, are refused here)."""
+    page.route("**/api/v1/grids*", lambda route: route.abort())
+    open_reports(page, "viewer")
+    last = weeks_ago(1)
+    shown_week(page, last)
+    communities = api_report(page, last, district=DEMO_GRID[:6])["communities"]
+    street = page.locator(f"#scope option[value='street:{COMMUNITY[:9]}']")
+    assert street.inner_text() == f"街道 {communities[0]['street_name']}"
+    options = page.locator("#scope option[value^='community:']").evaluate_all(
+        "os => os.map((o) => [o.value, o.textContent])"
+    )
+    assert options == [[f"community:{c['code']}", f"社区 {c['name']}"] for c in communities]
+    page.select_option("#scope", f"street:{COMMUNITY[:9]}")
+    page.wait_for_selector(f"#figures[data-scope='street:{COMMUNITY[:9]}']")
+    assert communities[0]["street_name"] in page.inner_text("#scope-name")
+
+
+def test_a_district_viewers_areas_are_named_in_english_too(page):
+    page.goto("/reports?lang=en")
+    sign_in(page, "viewer", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    shown_week(page, weeks_ago(1))
+    street = page.locator(f"#scope option[value='street:{COMMUNITY[:9]}']")
+    assert street.inner_text() == "Street 景山街道"

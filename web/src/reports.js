@@ -4,7 +4,7 @@
 // reads what: a worker is refused (403) and told so; a viewer chooses district, street or
 // community, the others read their own community (a leader: their grids).
 import {
-  ApiError, api, apiPage, apiPages, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
+  ApiError, api, apiPage, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
   translate,
 } from "./common.js";
 import { bootPage } from "./password.js";
@@ -22,6 +22,11 @@ const TEXT = {
     download: "下载：", downloading: "正在下载…", gridsWorstFirst: "各网格（覆盖率由低到高）",
     grid: "网格", households: "户数", tasksOverdue: "超期工单", noGrids: "本周该范围内没有网格。",
     yourGrids: "（我负责的网格）",
+    trendTitle: (n) => `走访覆盖率趋势（近 ${n} 周）`, trendAsTable: "以表格查看",
+    workersTitle: "网格员走访情况", workersHow: "默认走访户数最少的在前；点击列标题可按该列排序，再点一次反向。",
+    noWorkers: "本周该范围内没有网格员。", worker: "网格员", visits: "走访次数", householdsVisited: "走访户数",
+    aDays: "A岗（窗口）天数", bDays: "B岗（入户）天数",
+    trendLabel: (points, week) => `各周覆盖率：${points.join("，")}；所选周次 ${week}`,
     stored: "周一自动生成的周报", storedWhat: "每周一 8:00 为上一周生成，每个社区一份。",
     week: "周次", made: "生成时间", files: "文件", noStored: "还没有自动生成的周报。",
     prevPage: "‹ 上一页", nextPage: "下一页 ›", page: (p, n) => `第 ${p} / ${n} 页`,
@@ -46,6 +51,11 @@ const TEXT = {
     download: "Download: ", downloading: "Downloading…", gridsWorstFirst: "Grids (least covered first)",
     grid: "Grid", households: "Households", tasksOverdue: "Overdue tasks", noGrids: "No grids in this area that week.",
     yourGrids: " (your grids)",
+    trendTitle: (n) => `Coverage trend (last ${n} weeks)`, trendAsTable: "Show as a table",
+    workersTitle: "Workers", workersHow: "Fewest households visited first; click a column heading to sort by it, again to reverse.",
+    noWorkers: "No workers in this area that week.", worker: "Worker", visits: "Visits",
+    householdsVisited: "Households visited", aDays: "A-post days (hall)", bDays: "B-post days (doors)",
+    trendLabel: (points, week) => `Coverage by week: ${points.join(", ")}; chosen week ${week}`,
     stored: "Monday reports", storedWhat: "Made every Monday 08:00 for the week before, one per community.",
     week: "Week", made: "Made", files: "Files", noStored: "No Monday reports yet.",
     prevPage: "‹ Previous", nextPage: "Next ›", page: (p, n) => `Page ${p} of ${n}`,
@@ -72,6 +82,8 @@ const state = {
   scope: "", // "level:code"; "" is the caller's own unit (a viewer's district, others' community)
   report: null,
   loads: 0,
+  // The workers' order: a column and a direction (1 ascending: fewest first, names A-Z).
+  workerSort: { key: "households", dir: 1 },
   storedPage: 1,
 };
 
@@ -190,40 +202,104 @@ function showReport(report) {
   }).join("");
   $("grids").hidden = !grids.length;
   $("no-grids").hidden = Boolean(grids.length);
+  showTrend(report.trend || [], report.week);
+  showWorkers();
   $("report").hidden = false;
   const figures = $("figures");
   figures.dataset.scope = state.scope || "own";
   figures.dataset.week = report.week;
 }
 
-/** A district viewer's areas: the district, its streets and communities (from its report). */
+// The trend's bars: a slot per week, the bar's height its coverage (0-100 %), the value above
+// it and the week beneath, in the SVG's own units (the CSS scales the whole to the page).
+const SLOT = 52;
+const BAR = 34;
+const TOP = 20; // room for the value above a full bar
+const PLOT = 120;
+const BOTTOM = 22; // the week's label
+
+/** The weeks' coverage as bars (no library) and as a table; the chosen week marked in both. */
+function showTrend(trend, week) {
+  $("trend-title").textContent = t.trendTitle(trend.length);
+  const chart = $("trend-chart");
+  chart.setAttribute("viewBox", `0 0 ${trend.length * SLOT} ${TOP + PLOT + BOTTOM}`);
+  chart.setAttribute("aria-label", t.trendLabel(trend.map((p) => `${p.week} ${pct(p.coverage)}`), week));
+  chart.innerHTML = trend.map((p, i) => {
+    const height = Math.round((Math.min(Math.max(p.coverage ?? 0, 0), 100) / 100) * PLOT * 10) / 10;
+    const x = i * SLOT + (SLOT - BAR) / 2;
+    const middle = i * SLOT + SLOT / 2;
+    const short = p.week.split("-")[1];
+    return `<g data-week="${escapeHtml(p.week)}" class="${p.week === week ? "selected" : ""}">
+      <title>${escapeHtml(`${weekLabel(p.week)}: ${pct(p.coverage)} (${p.visited} / ${p.households})`)}</title>
+      <rect class="track" x="${x}" y="${TOP}" width="${BAR}" height="${PLOT}"></rect>
+      <rect class="bar" x="${x}" y="${TOP + PLOT - height}" width="${BAR}" height="${height}"></rect>
+      <text class="value" x="${middle}" y="${TOP + PLOT - height - 5}">${escapeHtml(pct(p.coverage))}</text>
+      <text class="week" x="${middle}" y="${TOP + PLOT + 16}">${escapeHtml(short)}</text></g>`;
+  }).join("");
+  $("trend-table").querySelector("tbody").innerHTML = trend.map((p) => {
+    const cell = (key, text) => `<td data-label="${escapeHtml(t[key])}">${escapeHtml(text)}</td>`;
+    const chosen = p.week === week;
+    return `<tr data-week="${escapeHtml(p.week)}"${chosen ? ' class="selected" aria-current="true"' : ""}>
+      ${cell("week", p.week)}${cell("households", p.households)}${cell("visitedShort", p.visited)}${cell("coverage", pct(p.coverage))}</tr>`;
+  }).join("");
+  $("trend-section").hidden = !trend.length;
+}
+
+const collator = new Intl.Collator(lang === "zh" ? "zh-CN" : "en");
+const workerName = (w) => w.name || w.username;
+
+/** The chosen column first, then the worst (fewest households found, fewest visits), by name. */
+function compareWorkers(a, b) {
+  const { key, dir } = state.workerSort;
+  const first = key === "name" ? collator.compare(workerName(a), workerName(b)) : a[key] - b[key];
+  return first * dir || a.households - b.households || a.visits - b.visits
+    || collator.compare(workerName(a), workerName(b)) || a.id - b.id;
+}
+
+/** The report's workers as a table in the order chosen (worst first until a heading is clicked). */
+function showWorkers() {
+  const workers = [...(state.report?.workers || [])].sort(compareWorkers);
+  $("workers").querySelector("tbody").innerHTML = workers.map((w) => {
+    const cell = (key, text) => `<td data-label="${escapeHtml(t[key])}">${escapeHtml(text)}</td>`;
+    return `<tr data-id="${escapeHtml(w.id)}">
+      <td class="name"><span>${escapeHtml(workerName(w))}</span> <span class="muted code">${escapeHtml(w.username)}</span></td>
+      ${cell("visits", w.visits)}${cell("householdsVisited", w.households)}${cell("aDays", w.a_days)}${cell("bDays", w.b_days)}</tr>`;
+  }).join("");
+  for (const th of $("workers").querySelectorAll("th[data-sort]")) {
+    const sorted = th.dataset.sort === state.workerSort.key;
+    th.setAttribute("aria-sort", sorted ? (state.workerSort.dir > 0 ? "ascending" : "descending") : "none");
+  }
+  $("workers").hidden = !workers.length;
+  $("no-workers").hidden = Boolean(workers.length);
+}
+
+$("workers").querySelector("thead").addEventListener("click", (e) => {
+  const th = e.target.closest("th[data-sort]");
+  if (!th) return;
+  const { key, dir } = state.workerSort;
+  state.workerSort = { key: th.dataset.sort, dir: th.dataset.sort === key ? -dir : 1 };
+  showWorkers();
+});
+
+/** A district viewer's areas: the district, its streets and communities, named as its report
+ * names them (each community with the street it lies in); a code where a name is missing. */
 function offerAreas(report) {
   const select = $("scope");
   if (select.options.length) return;
-  const communities = (report.communities || []).map((c) => c.code);
-  const streets = [...new Set(communities.map((c) => c.slice(0, 9)))];
+  const communities = report.communities || [];
+  const streets = new Map();
+  for (const c of communities) {
+    const code = c.street_code || c.code.slice(0, 9);
+    if (!streets.has(code)) streets.set(code, c.street_name || code);
+  }
   const option = (value, text) => `<option value="${escapeHtml(value)}">${escapeHtml(text)}</option>`;
   select.innerHTML = [
     option(`district:${report.code}`, `${t.district} ${report.name}`),
-    ...streets.map((s) => option(`street:${s}`, `${t.street} ${s}`)),
-    ...communities.map((c) => option(`community:${c}`, `${t.community} ${c}`)),
+    ...[...streets].map(([code, name]) => option(`street:${code}`, `${t.street} ${name}`)),
+    ...communities.map((c) => option(`community:${c.code}`, `${t.community} ${c.name || c.code}`)),
   ].join("");
   state.scope = `district:${report.code}`;
   $("scope-choice").hidden = false;
-  nameCommunities(select);
-}
-
-/** The communities' names, from their grids (no API lists communities); codes until then. */
-async function nameCommunities(select) {
-  let grids;
-  try {
-    grids = await apiPages("/api/v1/grids", { pageSize: 1000, pick: (body) => body?.features || [] });
-  } catch { return; } // the codes stay
-  const names = new Map(grids.map((g) => [g.properties.community_code, g.properties.community_name]));
-  for (const option of select.options) {
-    const [level, code] = option.value.split(":");
-    if (level === "community" && names.get(code)) option.textContent = `${t.community} ${names.get(code)}`;
-  }
 }
 
 // --- downloads ---------------------------------------------------------------------------------
