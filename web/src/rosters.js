@@ -6,6 +6,7 @@ import {
   todayLocal, translate,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
+import { initSettings } from "./roster_settings.js";
 import { keepFresh } from "./session.js";
 
 const TEXT = {
@@ -101,6 +102,7 @@ let settings = null;
 let gridNames = new Map(); // code -> name
 let workers = []; // the community's active workers and leaders: who may hold a shift
 let editing = null; // the shift being handed on
+let cards = null; // the settings and cadence cards (roster_settings.js)
 let busy = false;
 
 const dayName = (iso) => t.weekdays[(new Date(`${iso}T00:00:00Z`).getUTCDay() + 6) % 7];
@@ -221,6 +223,14 @@ async function load() {
     view = null;
   }
   render();
+  cards?.refresh();
+}
+
+/** Names of the community's shift holders: the accounts read, and those rostered this week. */
+function workerNames() {
+  const names = new Map(workers.map((w) => [w.id, w.display_name || w.username]));
+  for (const group of view?.pairs || []) for (const p of group) if (!names.has(p.id)) names.set(p.id, p.name);
+  return names;
 }
 
 function goTo(w) {
@@ -393,6 +403,11 @@ async function start() {
     .filter((u) => ["worker", "grid_leader"].includes(u.role) && (!u.community_code || u.community_code === code))
     .sort((a, b) => (a.display_name || "").localeCompare(b.display_name || "", "zh"));
   $("roster").hidden = false;
+  cards = initSettings({
+    lang, code, me, workerNames,
+    weekStatus: () => view?.status || null,
+    onSettings: (saved) => { settings = saved; render(); },
+  });
   $("prev-week").addEventListener("click", () => goTo(shiftWeek(week, -1)));
   $("next-week").addEventListener("click", () => goTo(shiftWeek(week, 1)));
   $("generate").addEventListener("click", generate);
@@ -407,6 +422,7 @@ async function start() {
     if (shift) openEditor(shift);
   });
   await load();
+  await cards.load(settings);
   document.body.dataset.ready = "1";
 }
 
