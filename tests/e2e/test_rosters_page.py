@@ -535,3 +535,88 @@ def test_an_admin_sets_the_visit_cadence_of_the_must_visit_groups_from_this_week
     }
     text = view.inner_text()
     assert "独居" in text and "每周 3 次" in text and "80岁以上老人" in text
+
+
+# --- the change log of a published week (GET /rosters/{id}/changes) ------------------------------
+
+
+@pytest.fixture
+def on_leave(e2e_engine):
+    """Approved leave for a worker on one day, as a leader approves it; gone afterwards."""
+    from api.models import Leave
+
+    made = []
+
+    def make(worker_id: int, day, decided_by_id: int):
+        with Session(e2e_engine) as session:
+            leave = Leave(
+                worker_id=worker_id,
+                start_date=day,
+                end_date=day,
+                reason="病假",
+                status="approved",
+                decided_by_id=decided_by_id,
+                decided_at=datetime.now(UTC) - timedelta(minutes=1),
+            )
+            session.add(leave)
+            session.commit()
+            made.append(leave.id)
+
+    yield make
+    with Session(e2e_engine) as session:
+        session.execute(delete(Leave).where(Leave.id.in_(made)))
+        session.commit()
+
+
+def test_a_published_weeks_change_log_says_who_handed_which_shift_to_whom_and_why(
+    page, e2e_engine, fresh_week, spare_worker, on_leave
+):
+    people = fresh_week["people"]
+    leader = people[leader_of(people)]
+    open_rosters(page, leader.username)
+    generate(page)
+    assert page.is_hidden("#changes")  # a draft's edits are not logged
+    page.click("#publish")
+    page.wait_for_selector("#roster-status.published")
+    log = page.locator("#changes")
+    log.wait_for()
+    assert page.inner_text("#changes summary") == "变更记录（0）"
+    spare = spare_worker()
+    roster = roster_row(e2e_engine, fresh_week["week"])
+    shifts = sorted(shifts_of(e2e_engine, roster.id), key=lambda s: (s.date, s.id))
+    away = next(s for s in shifts if s.worker_id != leader.id)
+    on_leave(away.worker_id, away.date, leader.id)
+    page.reload()  # the community's workers are read as the page starts
+    page.wait_for_selector("body[data-ready='1'] #grid-table td.cell")
+    names = {u.id: u.display_name for u in people.values()}
+
+    def hand_to_spare(shift):
+        page.click(f".who[data-shift='{shift.id}']")
+        page.select_option("#shift-worker", str(spare.id))
+        page.click("#shift-save")
+        page.wait_for_selector("#shift-editor", state="hidden")
+
+    hand_to_spare(away)
+    page.wait_for_function(
+        "() => document.querySelector('#changes summary').textContent === '变更记录（1）'"
+    )
+    page.click("#changes summary")  # collapsed until opened
+    first = log.locator("li").first
+    first.wait_for()
+    text = first.inner_text()
+    assert "请假" in text and f"{names[away.worker_id]} → 钱新来" in text
+    assert leader.display_name in text
+    other = next(s for s in shifts if s.date != away.date and s.worker_id != leader.id)
+    hand_to_spare(other)
+    page.wait_for_function("() => document.querySelectorAll('#changes li').length === 2")
+    second = log.locator("li").nth(1).inner_text()
+    assert "改派" in second and "请假" not in second
+    assert f"{names[other.worker_id]} → 钱新来" in second
+    screenshot(page, "rosters-change-log")
+
+    page.goto(f"/rosters?lang=en&week={fresh_week['week']}")
+    page.wait_for_selector("body[data-ready='1'] #changes:not([hidden])")
+    assert page.inner_text("#changes summary") == "Change log (2)"
+    page.click("#changes summary")
+    text = log.locator("li").first.inner_text()
+    assert "on leave" in text and f"by {leader.display_name}" in text
