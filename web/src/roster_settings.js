@@ -176,7 +176,7 @@ export function initSettings(page) {
       .map(([id, days]) => `${names.get(Number(id)) || `#${id}`}${lang === "zh" ? "：" : ": "}${dayList(days)}`);
     $("settings-view").innerHTML = [
       fact(t.workingDays, dayList(s.working_days)),
-      fact(t.window, t.people(`${s.a_min}–${s.a_max}`)),
+      fact(t.window, t.people(s.a_min === s.a_max ? s.a_min : `${s.a_min}–${s.a_max}`)),
       fact(t.bDays, t.days(s.min_b_days_per_grid)),
       fact(t.restMin, t.days(s.min_rest_days_per_week)),
       fact(t.aHours, `${s.a_hours.start}–${s.a_hours.end}`),

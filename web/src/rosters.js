@@ -242,6 +242,7 @@ function workerNames() {
 
 function goTo(w) {
   week = w;
+  $("settings-saved").hidden = true; // it spoke of the week left
   const url = new URL(location.href);
   url.searchParams.set("week", w);
   history.replaceState(null, "", url);
