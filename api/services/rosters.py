@@ -1294,14 +1294,62 @@ def week_view(session: Session, roster: Roster, *, now: datetime | None = None) 
     }
 
 
-def list_changes(session: Session, scope: Scope, roster_id: int) -> list[ShiftChange]:
+def list_changes(session: Session, scope: Scope, roster_id: int) -> list[dict]:
+    """The roster's change log, oldest first, each change with the names of who made it and
+    of the workers before and after (a leader may not look up the admin, nor the workers of
+    other grids), and the leave a shift was handed on for (`for_leave_id`)."""
     roster = get_roster(session, scope, roster_id)
-    return list(
+    rows = list(
         session.scalars(
             select(ShiftChange)
             .where(ShiftChange.roster_id == roster.id)
             .order_by(ShiftChange.changed_at, ShiftChange.id)
         )
+    )
+    people = {c.changed_by_id for c in rows} | {
+        side.get("worker_id") for c in rows for side in (c.before, c.after)
+    }
+    people.discard(None)
+    names = dict(
+        session.execute(select(User.id, User.display_name).where(User.id.in_(people))).all()
+    )
+    return [
+        {
+            "id": c.id,
+            "roster_id": c.roster_id,
+            "shift_id": c.shift_id,
+            "action": c.action,
+            "changed_by_id": c.changed_by_id,
+            "changed_by_name": names.get(c.changed_by_id),
+            "changed_at": c.changed_at,
+            "before": {**c.before, "worker_name": names.get(c.before.get("worker_id"))},
+            "after": {**c.after, "worker_name": names.get(c.after.get("worker_id"))},
+            "for_leave_id": _leave_handed_on_for(session, c),
+        }
+        for c in rows
+    ]
+
+
+def _leave_handed_on_for(session: Session, change: ShiftChange) -> int | None:
+    """The approved leave of the worker a shift was taken from, covering the shift's day when
+    the change was made: the shift was handed on because they were away. Leave approved then
+    counts though it was cancelled or ended early since (the hand-over stays as it was)."""
+    before, after = change.before, change.after
+    if change.action != "edit" or before.get("worker_id") == after.get("worker_id"):
+        return None
+    day = date.fromisoformat(before["date"])
+    return session.scalar(
+        select(Leave.id)
+        .where(
+            Leave.worker_id == before["worker_id"],
+            Leave.start_date <= day,
+            func.coalesce(Leave.approved_end_date, Leave.end_date) >= day,
+            Leave.status.in_(("approved", "cancelled")),
+            Leave.decided_at <= change.changed_at,
+            or_(Leave.cancelled_at.is_(None), Leave.cancelled_at > change.changed_at),
+        )
+        .order_by(Leave.decided_at.desc())
+        .limit(1)
     )
 
 

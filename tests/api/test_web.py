@@ -429,3 +429,14 @@ def test_the_app_words_every_status_of_a_leave_in_both_languages():
     assert len(tables) == 2  # zh, en
     for table in tables:
         assert re.findall(r"(\w+):", table) == list(LEAVE_STATUSES)
+
+
+def test_the_roster_pages_cadence_card_names_every_care_tag_in_both_languages():
+    """web/src/roster_settings.js CARE_TAGS: a field per tag the API takes, in its order."""
+    from api.models import CARE_TAGS
+
+    source = (WEB_SRC / "roster_settings.js").read_text()
+    table = re.search(r"export const CARE_TAGS = \{(.*?)\n\};", source, re.S).group(1)
+    rows = re.findall(r'^\s*(\w+): \["([^"]+)", "([^"]+)"\],$', table, re.M)
+    assert [tag for tag, _, _ in rows] == list(CARE_TAGS)
+    assert all(zh and en and zh != en for _, zh, en in rows)

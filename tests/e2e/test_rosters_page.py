@@ -1,6 +1,7 @@
 """The roster page (/rosters) in headless Chromium: a grid leader or the community's admin
 generates next week's AB-post roster, reads it as a grid of names, publishes it (a short-staffed
-week only once its gaps are confirmed) and hands a shift to another worker."""
+week only once its gaps are confirmed) and hands a shift to another worker; the community's roster
+settings and visit cadence are read there by both and changed by the admin."""
 
 from __future__ import annotations
 
@@ -362,3 +363,260 @@ def test_the_page_speaks_english_when_asked(page, fresh_week):
     assert page.inner_text("#roster-status") == "Not rostered yet"
     assert page.inner_text("#generate") == "Generate roster"
     assert page.inner_text("#week-label").startswith(f"{fresh_week['week']} (")
+    page.locator("#cadence-view").wait_for()
+    assert page.inner_text("#settings h2") == "Roster settings"
+    assert "Mon, Tue, Wed, Thu, Fri" in page.inner_text("#settings-view")
+    assert "3–4 people" in page.inner_text("#settings-view")
+    assert "Only the community's admin" in page.inner_text("#settings-who")
+    assert page.inner_text("#cadence h2").startswith("Visit cadence")
+    assert "Every household" in page.inner_text("#cadence-view")
+
+
+# --- the settings cards: roster settings (PUT /roster-settings), visit cadence (PUT /visit-cadence)
+# Shown to leaders and admins, changed by the community's admin only, the API's refusals said
+# beside the fields they name.
+
+
+def stored(e2e_engine, key: str):
+    from api.models import Community
+
+    with Session(e2e_engine) as session:
+        return (session.get(Community, COMMUNITY).settings or {}).get(key)
+
+
+def edit_settings(page):
+    page.click("#settings-edit")
+    page.locator("#settings-form").wait_for()
+
+
+def test_an_admin_changes_the_roster_settings_and_the_draft_stays_until_regenerated(
+    page, e2e_engine, fresh_week
+):
+    people = fresh_week["people"]
+    open_rosters(page, admin_of(people))
+    generate(page)  # a draft of next week, rostered Monday to Friday
+    view = page.locator("#settings-view")
+    view.wait_for()
+    assert "周一、周二、周三、周四、周五" in view.inner_text()
+    assert "3–4 人" in view.inner_text()
+    edit_settings(page)
+    assert page.input_value("#settings-form input[name=a_max]") == "4"
+    mon, tue, wed, *_ = [d.isoformat() for d in week_dates(fresh_week["week"])]
+    worker = next(u for u in people.values() if u.role == "worker" and u.active)
+    page.fill("#settings-form input[name=a_min]", "2")
+    page.fill("#settings-form input[name=a_max]", "3")
+    page.check("#settings-form input[name=working_days][value='6']")  # Saturdays too
+    page.fill("#settings-form textarea[name=holidays]", wed)
+    page.fill("#settings-form input[name='a_hours.start']", "09:00")
+    page.check(f"#rest-table input[data-worker='{worker.id}'][value='1']")
+    screenshot(page, "rosters-settings-editor")
+    page.click("#settings-save")
+    saved = page.locator("#settings-saved")
+    saved.wait_for()
+    assert "已保存" in saved.inner_text() and "重新生成" in saved.inner_text()
+    assert page.is_hidden("#settings-form")
+    roster = stored(e2e_engine, "roster")
+    assert (roster["a_min"], roster["a_max"]) == (2, 3)
+    assert roster["working_days"] == [1, 2, 3, 4, 5, 6]
+    assert roster["holidays"] == [wed]
+    assert roster["a_hours"] == {"start": "09:00", "end": "17:30"}
+    assert roster["rest_days"] == {str(worker.id): [1]}
+    assert "2–3 人" in view.inner_text() and wed in view.inner_text()
+    assert f"{worker.display_name}：周一" in view.inner_text()
+    # The draft was left as it was: regenerated, it follows the new settings.
+    days = page.locator("#grid-table thead th[data-date]")
+    assert wed in days.evaluate_all("ths => ths.map(th => th.dataset.date)")
+    page.click("#generate")
+    page.wait_for_function(
+        "wed => ![...document.querySelectorAll('#grid-table thead th[data-date]')]"
+        ".some(th => th.dataset.date === wed)",
+        arg=wed,
+    )
+    shown = days.evaluate_all("ths => ths.map(th => th.dataset.date)")
+    assert len(shown) == 5 and shown[-1] == week_dates(fresh_week["week"])[5].isoformat()
+    assert page.locator(f"td[data-date='{mon}'] .who").count() > 0
+
+
+def test_refused_roster_settings_are_said_beside_their_fields_and_nothing_is_written(
+    page, e2e_engine, fresh_week
+):
+    open_rosters(page, admin_of(fresh_week["people"]))
+    edit_settings(page)
+    page.fill("#settings-form textarea[name=holidays]", "2026-10-01\n2026-13-40")
+    page.click("#settings-save")
+    slot = page.locator(".field-error[data-field='holidays']")
+    slot.wait_for()
+    assert "2026-13-40" in slot.inner_text() and "日期" in slot.inner_text()
+    assert "未保存" in page.inner_text("#settings-error .why")
+    page.fill("#settings-form textarea[name=holidays]", "")
+    page.fill("#settings-form input[name=a_min]", "5")
+    page.fill("#settings-form input[name=a_max]", "3")
+    page.click("#settings-save")
+    page.wait_for_function(
+        "() => document.querySelector(\".field-error[data-field='a_min']\").textContent"
+        ".includes('大于')"
+    )
+    assert page.inner_text(".field-error[data-field='holidays']") == ""  # said afresh
+    assert "inconsistent" in page.inner_text("#settings-error .detail")  # the server's words
+    assert stored(e2e_engine, "roster") is None
+    assert page.is_visible("#settings-form")
+
+
+def test_a_leader_reads_the_settings_and_cadence_but_may_not_change_them(page, fresh_week):
+    open_rosters(page, leader_of(fresh_week["people"]))
+    page.locator("#settings-view").wait_for()
+    page.locator("#cadence-view").wait_for()
+    assert "周一、周二、周三、周四、周五" in page.inner_text("#settings-view")
+    assert "只有社区管理员" in page.inner_text("#settings-who")
+    assert page.is_hidden("#settings-edit") and page.is_hidden("#cadence-edit")
+    assert "每周 1 次" in page.inner_text("#cadence-view")
+
+
+@pytest.fixture
+def kept_cadence(e2e_engine):
+    """The demo community's visit cadence put back afterwards: its setting, its history rows,
+    and this week's must-visit figures recounted under it."""
+    from sqlalchemy import func, text
+
+    from api.models import Community, CommunityCadence
+
+    with Session(e2e_engine) as session:
+        before = copy.deepcopy(session.get(Community, COMMUNITY).settings or {})
+        last = session.scalar(select(func.max(CommunityCadence.id))) or 0
+    yield before.get("visit_cadence")
+    with Session(e2e_engine) as session:
+        session.execute(delete(CommunityCadence).where(CommunityCadence.id > last))
+        community = session.get(Community, COMMUNITY)
+        settings = dict(community.settings or {})
+        settings.pop("visit_cadence", None)
+        if "visit_cadence" in before:
+            settings["visit_cadence"] = before["visit_cadence"]
+        community.settings = settings
+        session.flush()
+        session.execute(
+            text("SELECT gw_report_recount_must_visits(:code, :week)"),
+            {"code": COMMUNITY, "week": week_of(datetime.now(UTC))},
+        )
+        session.commit()
+
+
+def test_an_admin_sets_the_visit_cadence_of_the_must_visit_groups_from_this_week(
+    page, e2e_engine, fresh_week, kept_cadence
+):
+    open_rosters(page, admin_of(fresh_week["people"]))
+    view = page.locator("#cadence-view")
+    view.wait_for()
+    assert "一般住户" in view.inner_text()
+    assert "自本周" in page.inner_text("#cadence-who")
+    page.click("#cadence-edit")
+    form = page.locator("#cadence-form")
+    form.wait_for()
+    assert page.get_attribute("#cadence-form input[name='tags.living_alone']", "placeholder")
+    # Eight a week is refused beside the field, said in Chinese; nothing is written.
+    page.fill("#cadence-form input[name=default]", "8")
+    page.click("#cadence-save")
+    slot = page.locator(".field-error[data-field='default']")
+    slot.wait_for()
+    assert "1 至 7" in slot.inner_text()
+    screenshot(page, "rosters-cadence-refused")
+    assert "未保存" in page.inner_text("#cadence-error .why")
+    assert stored(e2e_engine, "visit_cadence") == kept_cadence
+    page.fill("#cadence-form input[name=default]", "1")
+    page.fill("#cadence-form input[name='tags.living_alone']", "3")
+    page.fill("#cadence-form input[name='tags.elderly_80']", "2")
+    page.click("#cadence-save")
+    saved = page.locator("#cadence-saved")
+    saved.wait_for()
+    assert "自本周起生效" in saved.inner_text()
+    assert page.is_hidden("#cadence-form")
+    assert stored(e2e_engine, "visit_cadence") == {
+        "default": 1,
+        "tags": {"elderly_80": 2, "living_alone": 3},
+    }
+    text = view.inner_text()
+    assert "独居" in text and "每周 3 次" in text and "80岁以上老人" in text
+
+
+# --- the change log of a published week (GET /rosters/{id}/changes) ------------------------------
+
+
+@pytest.fixture
+def on_leave(e2e_engine):
+    """Approved leave for a worker on one day, as a leader approves it; gone afterwards."""
+    from api.models import Leave
+
+    made = []
+
+    def make(worker_id: int, day, decided_by_id: int):
+        with Session(e2e_engine) as session:
+            leave = Leave(
+                worker_id=worker_id,
+                start_date=day,
+                end_date=day,
+                reason="病假",
+                status="approved",
+                decided_by_id=decided_by_id,
+                decided_at=datetime.now(UTC) - timedelta(minutes=1),
+            )
+            session.add(leave)
+            session.commit()
+            made.append(leave.id)
+
+    yield make
+    with Session(e2e_engine) as session:
+        session.execute(delete(Leave).where(Leave.id.in_(made)))
+        session.commit()
+
+
+def test_a_published_weeks_change_log_says_who_handed_which_shift_to_whom_and_why(
+    page, e2e_engine, fresh_week, spare_worker, on_leave
+):
+    people = fresh_week["people"]
+    leader = people[leader_of(people)]
+    open_rosters(page, leader.username)
+    generate(page)
+    assert page.is_hidden("#changes")  # a draft's edits are not logged
+    page.click("#publish")
+    page.wait_for_selector("#roster-status.published")
+    log = page.locator("#changes")
+    log.wait_for()
+    assert page.inner_text("#changes summary") == "变更记录（0）"
+    spare = spare_worker()
+    roster = roster_row(e2e_engine, fresh_week["week"])
+    shifts = sorted(shifts_of(e2e_engine, roster.id), key=lambda s: (s.date, s.id))
+    away = next(s for s in shifts if s.worker_id != leader.id)
+    on_leave(away.worker_id, away.date, leader.id)
+    page.reload()  # the community's workers are read as the page starts
+    page.wait_for_selector("body[data-ready='1'] #grid-table td.cell")
+    names = {u.id: u.display_name for u in people.values()}
+
+    def hand_to_spare(shift):
+        page.click(f".who[data-shift='{shift.id}']")
+        page.select_option("#shift-worker", str(spare.id))
+        page.click("#shift-save")
+        page.wait_for_selector("#shift-editor", state="hidden")
+
+    hand_to_spare(away)
+    page.wait_for_function(
+        "() => document.querySelector('#changes summary').textContent === '变更记录（1）'"
+    )
+    page.click("#changes summary")  # collapsed until opened
+    first = log.locator("li").first
+    first.wait_for()
+    text = first.inner_text()
+    assert "请假" in text and f"{names[away.worker_id]} → 钱新来" in text
+    assert leader.display_name in text
+    other = next(s for s in shifts if s.date != away.date and s.worker_id != leader.id)
+    hand_to_spare(other)
+    page.wait_for_function("() => document.querySelectorAll('#changes li').length === 2")
+    second = log.locator("li").nth(1).inner_text()
+    assert "改派" in second and "请假" not in second
+    assert f"{names[other.worker_id]} → 钱新来" in second
+    screenshot(page, "rosters-change-log")
+
+    page.goto(f"/rosters?lang=en&week={fresh_week['week']}")
+    page.wait_for_selector("body[data-ready='1'] #changes:not([hidden])")
+    assert page.inner_text("#changes summary") == "Change log (2)"
+    page.click("#changes summary")
+    text = log.locator("li").first.inner_text()
+    assert "on leave" in text and f"by {leader.display_name}" in text

@@ -6,6 +6,7 @@ import {
   todayLocal, translate,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
+import { initSettings } from "./roster_settings.js";
 import { keepFresh } from "./session.js";
 
 const TEXT = {
@@ -44,6 +45,9 @@ const TEXT = {
     editFailed: "未能调整：",
     offline: "网络未连接，请恢复连接后重试。",
     roles: { worker: "网格员", grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "区级查看" },
+    changesTitle: (n) => `变更记录（${n}）`, changesNone: "发布后没有变更。", changesFailed: "无法读取变更记录：",
+    kinds: { handed: "改派", moved: "调整", swap: "换班", leave: "请假改派" },
+    onLeave: (name) => `（${name}当天请假）`, changedBy: (name, at) => `${name} · ${at}`, nobody: "（已删除的账号）",
   },
   en: {
     title: "Rosters", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out", other: "中文",
@@ -81,6 +85,9 @@ const TEXT = {
     editFailed: "Not changed: ",
     offline: "Offline: retry once connected.",
     roles: { worker: "worker", grid_leader: "grid leader", community_admin: "community admin", district_viewer: "district viewer" },
+    changesTitle: (n) => `Change log (${n})`, changesNone: "No change since publishing.", changesFailed: "Could not read the change log: ",
+    kinds: { handed: "handed on", moved: "changed", swap: "swap", leave: "handed on: leave" },
+    onLeave: (name) => ` (${name} on leave that day)`, changedBy: (name, at) => `by ${name} · ${at}`, nobody: "(a removed account)",
   },
 };
 const lang = pickLang();
@@ -101,6 +108,7 @@ let settings = null;
 let gridNames = new Map(); // code -> name
 let workers = []; // the community's active workers and leaders: who may hold a shift
 let editing = null; // the shift being handed on
+let cards = null; // the settings and cadence cards (roster_settings.js)
 let busy = false;
 
 const dayName = (iso) => t.weekdays[(new Date(`${iso}T00:00:00Z`).getUTCDay() + 6) % 7];
@@ -221,14 +229,73 @@ async function load() {
     view = null;
   }
   render();
+  cards?.refresh();
+  await loadChanges();
+}
+
+/** Names of the community's shift holders: the accounts read, and those rostered this week. */
+function workerNames() {
+  const names = new Map(workers.map((w) => [w.id, w.display_name || w.username]));
+  for (const group of view?.pairs || []) for (const p of group) if (!names.has(p.id)) names.set(p.id, p.name);
+  return names;
 }
 
 function goTo(w) {
   week = w;
+  $("settings-saved").hidden = true; // it spoke of the week left
   const url = new URL(location.href);
   url.searchParams.set("week", w);
   history.replaceState(null, "", url);
   load();
+}
+
+// --- the change log of a published week ------------------------------------------------------------
+/** One change in words: the shift before, what it became, and why (a swap, leave). */
+function changeText(c) {
+  const b = c.before || {};
+  const a = c.after || {};
+  const name = (side) => side.worker_name || `#${side.worker_id}`;
+  const after = [];
+  if (a.date !== b.date) after.push(dayLabel(a.date));
+  if (a.post !== b.post || a.grid_code !== b.grid_code) after.push(postLabel(a.post, a.grid_code));
+  if (a.worker_id !== b.worker_id || !after.length) after.push(name(a));
+  const what = `${dayLabel(b.date)} ${postLabel(b.post, b.grid_code)}${lang === "zh" ? "：" : ": "}${name(b)} → ${after.join(" ")}`;
+  return c.for_leave_id ? what + t.onLeave(name(b)) : what;
+}
+
+function changeKind(c) {
+  if (c.action === "swap") return "swap";
+  if (c.for_leave_id) return "leave";
+  return c.before?.worker_id !== c.after?.worker_id ? "handed" : "moved";
+}
+
+async function loadChanges() {
+  const box = $("changes");
+  if (view?.status !== "published") {
+    box.hidden = true;
+    return;
+  }
+  const rosterId = view.id;
+  let changes;
+  try {
+    changes = await api(`/api/v1/rosters/${rosterId}/changes`);
+  } catch (error) {
+    if (view?.id !== rosterId) return;
+    box.querySelector("summary").textContent = t.changesTitle("?");
+    problem($("changes-error"), t.changesFailed, detailOf(error));
+    box.hidden = false;
+    return;
+  }
+  if (view?.id !== rosterId) return; // another week was opened meanwhile
+  problem($("changes-error"), "");
+  box.querySelector("summary").textContent = t.changesTitle(changes.length);
+  $("changes-empty").hidden = changes.length > 0;
+  $("changes-list").innerHTML = changes.map((c) => {
+    const kind = changeKind(c);
+    const by = t.changedBy(c.changed_by_name || t.nobody, beijing(c.changed_at));
+    return `<li data-change="${c.id}"><span class="kind ${kind}">${escapeHtml(t.kinds[kind])}</span>${escapeHtml(changeText(c))} <span class="by">${escapeHtml(by)}</span></li>`;
+  }).join("");
+  box.hidden = false;
 }
 
 // --- generate, publish ------------------------------------------------------------------------------
@@ -393,6 +460,11 @@ async function start() {
     .filter((u) => ["worker", "grid_leader"].includes(u.role) && (!u.community_code || u.community_code === code))
     .sort((a, b) => (a.display_name || "").localeCompare(b.display_name || "", "zh"));
   $("roster").hidden = false;
+  cards = initSettings({
+    lang, code, me, workerNames,
+    weekStatus: () => view?.status || null,
+    onSettings: (saved) => { settings = saved; render(); },
+  });
   $("prev-week").addEventListener("click", () => goTo(shiftWeek(week, -1)));
   $("next-week").addEventListener("click", () => goTo(shiftWeek(week, 1)));
   $("generate").addEventListener("click", generate);
@@ -407,6 +479,7 @@ async function start() {
     if (shift) openEditor(shift);
   });
   await load();
+  await cards.load(settings);
   document.body.dataset.ready = "1";
 }
 

@@ -392,11 +392,29 @@ class ShiftChangeSchema(Schema):
     id = Integer()
     roster_id = Integer()
     shift_id = Integer(allow_none=True)
-    action = ma.fields.String(metadata={"description": "edit or swap"})
+    action = ma.fields.String(
+        metadata={"description": "edit (a leader or admin changed the shift) or swap"}
+    )
     changed_by_id = Integer(allow_none=True)
+    changed_by_name = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "Who changed it, by name (null once their account is gone)"},
+    )
     changed_at = ma.fields.DateTime()
-    before = ma.fields.Dict()
-    after = ma.fields.Dict()
+    before = ma.fields.Dict(
+        metadata={
+            "description": "The shift before: date, post, worker_id, worker_name, grid_code,"
+            " relief_for_id"
+        }
+    )
+    after = ma.fields.Dict(metadata={"description": "The shift after, as `before`"})
+    for_leave_id = Integer(
+        allow_none=True,
+        metadata={
+            "description": "A shift handed on from a worker on approved leave that day (when"
+            " it was changed): that leave; null otherwise"
+        },
+    )
 
 
 class CalendarUrlSchema(Schema):
