@@ -465,3 +465,126 @@ def test_a_district_viewers_areas_are_named_in_english_too(page):
     shown_week(page, weeks_ago(1))
     street = page.locator(f"#scope option[value='street:{COMMUNITY[:9]}']")
     assert street.inner_text() == "Street 景山街道"
+
+
+# --- what keeps coming back (未诉先办) ----------------------------------------------------------
+
+
+def api_recurring(page, **query) -> dict:
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    response = page.request.get(
+        "/api/v1/tasks/recurring",
+        params=query,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.ok, response.text()
+    return response.json()
+
+
+def recurring_loaded(page, key: str) -> None:
+    page.wait_for_selector(f"#recurring-section[data-loaded='{key}']")
+
+
+def test_what_keeps_coming_back_to_the_community_is_shown_as_the_api_reads_it(page):
+    open_reports(page)
+    recurring_loaded(page, f"{COMMUNITY}:4")
+    answer = api_recurring(page, community=COMMUNITY, weeks=4)
+    section = page.locator("#recurring-section")
+    assert "反复出现的问题（未诉先办）" in section.inner_text()
+    status = section.locator(".status").inner_text()
+    assert status == f"本期工单 {answer['tasks']} 件，前期 {answer['previous_tasks']} 件。"
+    assert section.locator("table.places tbody tr").count() == len(answer["places"])
+    assert section.locator("ul.words li").count() == len(answer["words"])
+    if not answer["places"] and not answer["words"]:
+        none = section.locator(".none").inner_text()
+        assert none == "近4周没有反复出现的问题（同一说法至少3件工单）。"
+
+
+CANNED = {
+    "grid": None,
+    "community": COMMUNITY,
+    "weeks": 4,
+    "start": "2026-11-07T02:00:00+00:00",
+    "end": "2026-12-05T02:00:00+00:00",
+    "previous_start": "2026-10-10T02:00:00+00:00",
+    "tasks": 17,
+    "previous_tasks": 9,
+    "places": [
+        {
+            "phrase": "楼道灯",
+            "grid_code": DEMO_GRID,
+            "lon": 116.39,
+            "lat": 39.92,
+            "radius_m": 12.4,
+            "tasks": 3,
+            "previous": 1,
+            "sources": {"window": 1, "hotline": 2},
+            "task_ids": [12, 11, 10],
+        }
+    ],
+    "words": [
+        {"phrase": "楼道灯", "tasks": 3, "previous": 1, "task_ids": [12, 11, 10]},
+        {"phrase": "wifi", "tasks": 4, "previous": 4, "task_ids": [9, 8, 7, 6]},
+    ],
+}
+
+
+def serve_canned(page) -> list[str]:
+    """The recurring reading answered with CANNED; the URLs asked, in order."""
+    asked: list[str] = []
+
+    def fulfil(route):
+        asked.append(route.request.url)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(CANNED))
+
+    page.route("**/api/v1/tasks/recurring*", fulfil)
+    return asked
+
+
+def test_a_recurring_place_and_its_phrases_are_drawn_with_the_grid_named_and_the_rise(page):
+    asked = serve_canned(page)
+    open_reports(page)
+    recurring_loaded(page, f"{COMMUNITY}:4")
+    grid_name = next(
+        g["name"] for g in api_report(page, weeks_ago(1))["grids"] if g["code"] == DEMO_GRID
+    )
+    row = page.locator("#recurring-section table.places tbody tr")
+    assert row.get_attribute("data-phrase") == "楼道灯"
+    cells = row.locator("td").all_inner_texts()
+    assert cells[:2] == ["楼道灯", grid_name]
+    assert cells[2:] == ["3 ↑2", "1", "约12米内", "12345热线 2 · 窗口 1", "#12 #11 #10"]
+    words = page.locator("#recurring-section ul.words li").all_inner_texts()
+    assert [" ".join(w.split()) for w in words] == ["楼道灯 3 ↑2 前期 1", "wifi 4 持平 前期 4"]
+    assert "community=" + COMMUNITY in asked[0] and "weeks=4" in asked[0]
+    # Another span reads again; another week of the report does not.
+    page.select_option("#recurring-section select", "8")
+    recurring_loaded(page, f"{COMMUNITY}:8")
+    assert "weeks=8" in asked[-1]
+    page.click("#week-prev")
+    shown_week(page, weeks_ago(2))
+    assert len(asked) == 2
+
+
+def test_what_keeps_coming_back_speaks_english_too(page):
+    serve_canned(page)
+    page.goto("/reports?lang=en")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    recurring_loaded(page, f"{COMMUNITY}:4")
+    section = page.locator("#recurring-section")
+    assert "Problems that keep coming back" in section.inner_text()
+    assert section.locator(".status").inner_text() == "17 tasks in this span, 9 in the span before."
+    cells = section.locator("table.places tbody td").all_inner_texts()
+    assert cells[2:6] == ["3 ↑2", "1", "12 m", "12345 hotline 2 · window 1"]
+
+
+def test_a_district_viewer_is_asked_for_a_community_then_reads_what_recurs_there(page):
+    open_reports(page, "viewer")
+    recurring_loaded(page, "none")
+    assert page.locator("#recurring-section .status").inner_text() == (
+        "请在上方选择一个社区，查看其中反复出现的问题。"
+    )
+    page.select_option("#scope", f"community:{COMMUNITY}")
+    recurring_loaded(page, f"{COMMUNITY}:4")
+    answer = api_recurring(page, community=COMMUNITY, weeks=4)
+    status = page.locator("#recurring-section .status").inner_text()
+    assert status == f"本期工单 {answer['tasks']} 件，前期 {answer['previous_tasks']} 件。"

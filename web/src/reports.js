@@ -8,6 +8,7 @@ import {
   translate,
 } from "./common.js";
 import { bootPage } from "./password.js";
+import { recurringSection } from "./recurring.js";
 import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
 const TEXT = {
@@ -74,6 +75,7 @@ document.title = `${t.title} · gridwork`;
 translate(document, t);
 
 const $ = (id) => document.getElementById(id);
+const recurring = recurringSection($("recurring-section"), lang);
 const FORMATS = ["pdf", "xlsx", "csv"];
 const PAGE_SIZE = 10;
 
@@ -204,6 +206,11 @@ function showReport(report) {
   $("no-grids").hidden = Boolean(grids.length);
   showTrend(report.trend || [], report.week);
   showWorkers();
+  // What keeps coming back is read of a community (a leader's: their grids in it).
+  recurring.show({
+    community: ["community", "grids"].includes(report.level) ? report.code : null,
+    gridNames: new Map((report.grids || []).map((g) => [g.code, g.name])),
+  });
   $("report").hidden = false;
   const figures = $("figures");
   figures.dataset.scope = state.scope || "own";

@@ -1,0 +1,121 @@
+// 未诉先办 ("act before the complaint") on the reports page: what keeps coming back to the
+// community the report is about (GET /api/v1/tasks/recurring), the phrases its tasks' titles
+// keep saying and the places where three tasks or more say one, each beside the weeks before.
+// A district or street has no such reading: the page asks for a community.
+import { api, escapeHtml } from "./common.js";
+
+const TEXT = {
+  zh: {
+    title: "反复出现的问题（未诉先办）",
+    how: "近期工单标题里反复出现的说法，以及同一说法在50米内出现3次以上的地点；与之前同样长的时间段相比，上升的排在前面。",
+    span: "时间范围", weeks: (n) => `近${n}周`, loading: "正在读取…",
+    pickCommunity: "请在上方选择一个社区，查看其中反复出现的问题。",
+    failed: "无法读取反复出现的问题。", offline: "网络未连接，无法读取。",
+    none: (n) => `近${n}周没有反复出现的问题（同一说法至少3件工单）。`,
+    totals: (now, before) => `本期工单 ${now} 件，前期 ${before} 件。`,
+    places: "地点", words: "说法", phrase: "说法", grid: "网格", tasks: "工单", previous: "前期",
+    where: "范围", sources: "来源", ids: "工单号",
+    radius: (m) => `约${Math.max(1, Math.round(m))}米内`, rise: (n) => (n > 0 ? `↑${n}` : n < 0 ? `↓${-n}` : "持平"),
+    source: { hotline: "12345热线", window: "窗口", visit: "走访", proactive: "巡查", leader: "网格长" },
+  },
+  en: {
+    title: "Problems that keep coming back",
+    how: "What the recent tasks' titles keep saying, and the places where three tasks or more within 50 m say one; beside the same span before, the rising first.",
+    span: "Span", weeks: (n) => `last ${n} weeks`, loading: "Reading…",
+    pickCommunity: "Choose a community above to see what keeps coming back to it.",
+    failed: "What keeps coming back could not be read.", offline: "Offline: it cannot be read.",
+    none: (n) => `Nothing came back in the last ${n} weeks (three tasks saying the same, at least).`,
+    totals: (now, before) => `${now} tasks in this span, ${before} in the span before.`,
+    places: "Places", words: "Phrases", phrase: "Phrase", grid: "Grid", tasks: "Tasks", previous: "Before",
+    where: "Within", sources: "Sources", ids: "Task numbers",
+    radius: (m) => `${Math.max(1, Math.round(m))} m`, rise: (n) => (n > 0 ? `↑${n}` : n < 0 ? `↓${-n}` : "same"),
+    source: { hotline: "12345 hotline", window: "window", visit: "visit", proactive: "rounds", leader: "leader" },
+  },
+};
+const SPANS = [2, 4, 8, 12];
+
+/**
+ * The section's state and drawing. `section` is the page's <section> (filled here), `lang` the
+ * page's language. `show({community, gridNames})` reads and draws a community (null: a district
+ * or street, which asks for one); the span chosen stays when the report's week or area changes.
+ */
+export function recurringSection(section, lang) {
+  const t = TEXT[lang];
+  let weeks = 4;
+  let asked = null;
+  let loads = 0;
+  section.innerHTML = `<h2>${escapeHtml(t.title)}</h2><p class="muted">${escapeHtml(t.how)}</p>
+    <label class="span">${escapeHtml(t.span)} <select>${SPANS.map((n) => `<option value="${n}"${n === weeks ? " selected" : ""}>${escapeHtml(t.weeks(n))}</option>`).join("")}</select></label>
+    <p class="status muted" role="status"></p><div class="body"></div>`;
+  const status = section.querySelector(".status");
+  const body = section.querySelector(".body");
+  section.querySelector("select").addEventListener("change", (e) => {
+    weeks = Number(e.target.value);
+    if (asked) load(asked);
+  });
+
+  const cell = (label, html, cls = "") => `<td class="${cls}" data-label="${escapeHtml(label)}">${html}</td>`;
+  const sources = (counts) => Object.entries(counts || {}).sort((a, b) => b[1] - a[1])
+    .map(([s, n]) => `${escapeHtml(t.source[s] || s)} ${n}`).join(" · ");
+  const ids = (list) => list.map((id) => `#${id}`).join(" ");
+
+  function draw(result, gridNames) {
+    const { places = [], words = [] } = result;
+    status.textContent = t.totals(result.tasks, result.previous_tasks);
+    if (!places.length && !words.length) {
+      body.innerHTML = `<p class="muted none">${escapeHtml(t.none(result.weeks))}</p>`;
+      return;
+    }
+    const placeRows = places.map((p) => `<tr data-phrase="${escapeHtml(p.phrase)}" data-grid="${escapeHtml(p.grid_code)}">
+      ${cell(t.phrase, `<strong>${escapeHtml(p.phrase)}</strong>`, "phrase")}
+      ${cell(t.grid, escapeHtml(gridNames.get(p.grid_code) || p.grid_code))}
+      ${cell(t.tasks, `${p.tasks} <span class="rise">${escapeHtml(t.rise(p.tasks - p.previous))}</span>`, "count")}
+      ${cell(t.previous, String(p.previous))}
+      ${cell(t.where, escapeHtml(t.radius(p.radius_m)))}
+      ${cell(t.sources, sources(p.sources))}
+      ${cell(t.ids, escapeHtml(ids(p.task_ids)), "ids")}</tr>`).join("");
+    const wordItems = words.map((w) => `<li data-phrase="${escapeHtml(w.phrase)}"><strong>${escapeHtml(w.phrase)}</strong>
+      <span class="count">${w.tasks}</span> <span class="rise">${escapeHtml(t.rise(w.tasks - w.previous))}</span>
+      <span class="muted">${escapeHtml(t.previous)} ${w.previous}</span></li>`).join("");
+    body.innerHTML = `${places.length ? `<h3>${escapeHtml(t.places)}</h3>
+      <table class="cards places"><thead><tr><th>${escapeHtml(t.phrase)}</th><th>${escapeHtml(t.grid)}</th>
+      <th>${escapeHtml(t.tasks)}</th><th>${escapeHtml(t.previous)}</th><th>${escapeHtml(t.where)}</th>
+      <th>${escapeHtml(t.sources)}</th><th>${escapeHtml(t.ids)}</th></tr></thead><tbody>${placeRows}</tbody></table>` : ""}
+      ${words.length ? `<h3>${escapeHtml(t.words)}</h3><ul class="words">${wordItems}</ul>` : ""}`;
+  }
+
+  async function load(what) {
+    const load = ++loads;
+    delete section.dataset.loaded;
+    status.textContent = t.loading;
+    body.innerHTML = "";
+    let result;
+    try {
+      result = await api(`/api/v1/tasks/recurring?community=${encodeURIComponent(what.community)}&weeks=${weeks}`);
+    } catch (error) {
+      if (load !== loads) return;
+      status.textContent = error.status ? `${t.failed} ${error.body?.detail || ""}` : t.offline;
+      return;
+    }
+    if (load !== loads) return; // another community or span was asked for meanwhile
+    draw(result, what.gridNames);
+    section.dataset.loaded = `${what.community}:${weeks}`;
+  }
+
+  return {
+    show({ community, gridNames = new Map() }) {
+      section.hidden = false;
+      if (!community) {
+        asked = null;
+        ++loads;
+        status.textContent = t.pickCommunity;
+        body.innerHTML = "";
+        section.dataset.loaded = "none";
+        return;
+      }
+      if (asked && asked.community === community) return; // the week changed, not the area
+      asked = { community, gridNames };
+      load(asked);
+    },
+  };
+}
