@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from api import clock, errors
 from api.models import CARE_TAGS, Community, CommunityCadence
 from api.scope import Scope
+from api.services.community_settings import lock_community
 from api.services.weeks import week_bounds, week_of
 
 # Visits per week: every household weekly; people living alone twice a week. A community
@@ -125,12 +126,7 @@ def set_community_cadence(
     at = at or clock.now()
     week = week_of(at)
     # One change at a time per community (and the settings as they are, not as read before).
-    community = session.scalars(
-        select(Community)
-        .where(Community.code == community.code)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
+    community = lock_community(session, community.code)
     recorded = session.scalar(
         select(CommunityCadence.id)
         .where(CommunityCadence.community_code == community.code)

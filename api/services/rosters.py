@@ -25,6 +25,7 @@ from api.models import (
 )
 from api.scope import Scope
 from api.services import users, weeks
+from api.services.community_settings import lock_community
 from api.services.notifications import notify
 from api.services.roster_solver import (
     NoRosterFound,
@@ -117,8 +118,11 @@ def community_workers(session: Session, code: str) -> list[User]:
 
 
 def put_settings(session: Session, scope: Scope, community: Community, data: dict) -> dict:
-    """Replace the roster settings (missing fields take their defaults), checked as a whole."""
+    """Replace the roster settings (missing fields take their defaults), checked as a whole.
+    The community's row is locked first: the other parts of its settings are kept as they
+    are now (a cadence changed since the request read it was written back as it had been)."""
     scope.require_roster_settings_admin(community.code)
+    community = lock_community(session, community.code)
     new = {**DEFAULT_SETTINGS, **data}
     problems: dict[str, list[str]] = {}
     if new["a_min"] > new["a_max"]:

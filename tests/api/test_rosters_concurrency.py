@@ -43,6 +43,10 @@ class Live:
         with self.app.test_client() as client:
             return client.post(path, json=json, headers=self.c.auth(user))
 
+    def put(self, path: str, user, json: dict):
+        with self.app.test_client() as client:
+            return client.put(path, json=json, headers=self.c.auth(user))
+
     def patch(self, path: str, user, json: dict):
         with self.app.test_client() as client:
             return client.patch(path, json=json, headers=self.c.auth(user))
@@ -700,3 +704,31 @@ def test_an_edit_and_a_swap_at_once_giving_a_worker_both_free_days_leave_them_th
     assert [r.status_code for r in answers] == [200, 409], answers[1].get_json()
     assert "rest" in answers[1].get_json()["detail"]
     assert _days_worked(live, worker.id, NEXT_WEEK) == 6
+
+
+def test_roster_settings_saved_while_another_setting_changes_keep_that_change(live):
+    """The community's settings hold the roster's, the visit cadence and the tasks' deadlines
+    side by side (one JSONB). A roster settings PUT read the row unlocked and wrote the whole
+    of it back: a cadence change committed in between was overwritten with what the PUT had
+    read. The holder here changes another setting and holds the row while the PUT runs."""
+    c = live.c
+    change = '{"visit_cadence": {"elderly_80": 2}}'
+    put = lambda: live.put(  # noqa: E731
+        f"/api/v1/communities/{c.code}/roster-settings", c.admin, {"a_min": 2, "a_max": 3}
+    )
+    (answer,) = race(
+        live,
+        "UPDATE communities SET settings = COALESCE(settings, '{}') || CAST(:change AS jsonb)"
+        " WHERE code = :code",
+        {"change": change, "code": c.code},
+        put,
+    )
+    assert answer.status_code == 200, answer.get_json()
+    settings = live.scalar(
+        select(text("settings"))
+        .select_from(text("communities"))
+        .where(text("code = :code"))
+        .params(code=c.code)
+    )
+    assert settings["visit_cadence"] == {"elderly_80": 2}
+    assert (settings["roster"]["a_min"], settings["roster"]["a_max"]) == (2, 3)
