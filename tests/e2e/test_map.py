@@ -1018,3 +1018,106 @@ def test_on_a_phone_the_sign_in_form_is_big_enough_to_tap(phone, path):
     if path == "/map":
         sign_in(page, "leader01", DEMO_PASSWORD)
         wait_for_grids(page)
+
+
+# --- loading and failing: said, with a retry ------------------------------------------------------
+def test_the_map_says_it_is_loading_while_its_tiles_are_on_the_way(page):
+    """While the layers' tiles were on their way nothing showed: a slow network looked like an
+    empty district. A discreet "正在读取…" shows in the toolbar until they have come."""
+    held: list = []
+    hold = {"yes": False}
+    page.route(
+        "**/api/v1/tiles/**",
+        lambda route: held.append(route) if hold["yes"] else route.continue_(),
+    )
+    open_map(page)
+    assert page.is_hidden("#map-loading")
+    hold["yes"] = True
+    page.click("#week-prev")  # the week before: every layer's tiles asked for again
+    page.wait_for_selector("#map-loading:not([hidden])")
+    assert page.inner_text("#map-loading") == "正在读取…"
+    hold["yes"] = False
+    while held:
+        held.pop().continue_()
+    page.wait_for_selector("#map-loading", state="hidden")
+
+
+def test_a_failed_load_is_said_with_a_retry_that_loads_it_again(page):
+    """A refused tile was said, but the leader could only pan the map to try again: a retry
+    button stands beside what is said, and loads the layers again."""
+    failing = {"yes": False}
+    problem = '{"title": "Service Unavailable", "status": 503}'
+    page.route(
+        "**/api/v1/tiles/**",
+        lambda route: (
+            route.fulfill(status=503, body=problem, content_type="application/problem+json")
+            if failing["yes"]
+            else route.continue_()
+        ),
+    )
+    open_map(page)
+    assert page.is_hidden("#map-retry")
+    failing["yes"] = True
+    page.click("#week-prev")
+    page.wait_for_selector("#map-retry:not([hidden])")
+    assert page.inner_text("#map-status").startswith("地图图层读取失败：服务器暂时不可用")
+    assert page.inner_text("#map-retry") == "重试"
+    failing["yes"] = False
+    with page.expect_response(lambda r: "/api/v1/tiles/grids/" in r.url and r.ok):
+        page.click("#map-retry")
+    page.wait_for_selector("#map-status", state="hidden")
+    assert page.is_hidden("#map-retry")
+    assert wait_for_grids(page)
+
+
+def test_a_tile_refused_with_401_while_offline_is_said_in_english_with_a_retry(page):
+    """A tile refused with 401 (the token expired) whose refresh got no answer (offline) was
+    dropped without a word. It is said (here in English) and the retry refreshes and loads."""
+    offline = {"yes": False}
+
+    def tiles(route):
+        if offline["yes"]:
+            route.fulfill(status=401, body='{"status": 401}', content_type="application/json")
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/tiles/**", tiles)
+    page.route(
+        "**/api/v1/auth/refresh",
+        lambda route: route.abort("internetdisconnected") if offline["yes"] else route.continue_(),
+    )
+    page.goto("/map?lang=en")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
+    offline["yes"] = True
+    page.click("#week-prev")
+    page.wait_for_selector("#map-retry:not([hidden])")
+    assert page.inner_text("#map-status") == (
+        "The map's layers could not be read: "
+        "the server cannot be reached; check the network and try again"
+    )
+    assert page.inner_text("#map-retry") == "Retry"
+    offline["yes"] = False
+    page.click("#map-retry")
+    page.wait_for_selector("#map-status", state="hidden")
+    assert wait_for_grids(page)
+
+
+def test_the_retry_reads_the_users_grids_again_when_that_failed(page, e2e_engine):
+    failing = {"yes": True}
+    problem = '{"title": "Service Unavailable", "status": 503}'
+    page.route(
+        "**/api/v1/grids?*",
+        lambda route: (
+            route.fulfill(status=503, body=problem, content_type="application/problem+json")
+            if failing["yes"]
+            else route.continue_()
+        ),
+    )
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_selector("#map-retry:not([hidden])")
+    failing["yes"] = False
+    page.click("#map-retry")
+    page.wait_for_function(FITTED, arg=grids_extent(e2e_engine))
+    page.wait_for_selector("#map-status", state="hidden")

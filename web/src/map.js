@@ -4,7 +4,7 @@ import {
 } from "./common.js";
 import { wireSignIn } from "./password.js";
 import { evidenceShortZh } from "./reasons.js";
-import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
+import { SessionEnded, keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
@@ -25,6 +25,7 @@ const TEXT = {
     sessionEnded: "登录已失效，请重新登录。",
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
     tilesFailed: "地图图层读取失败：", unreachable: "无法连接服务器，请检查网络后再试",
+    renewFailed: "服务器暂时无法续期登录，请稍后再试",
     // A refusal said by its status; the server's words (English) follow in brackets.
     refused: (status) => (status >= 500 ? "服务器暂时不可用，请稍后再试。"
       : { 403: "这个账号无权查看地图。", 404: "服务器上找不到地图数据，页面可能需要更新。",
@@ -37,7 +38,7 @@ const TEXT = {
     entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
     mustVisitDue: "有必访对象本周未访", zoomIn: "放大地图",
     entranceHint: "此点代表一个楼门的所有住户：点各户的“走访记录”查看，或放大地图逐户查看。",
-    loading: "正在读取…", backEntrance: "← 返回楼门",
+    loading: "正在读取…", retry: "重试", backEntrance: "← 返回楼门",
     urgencies: { danger: "危急", utility: "水电气热", general: "一般", complex: "疑难复杂" },
     statuses: {
       new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
@@ -66,6 +67,7 @@ const TEXT = {
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
     tilesFailed: "The map's layers could not be read: ",
     unreachable: "the server cannot be reached; check the network and try again",
+    renewFailed: "the server could not renew your sign-in; try again later",
     refused: (status) => `HTTP ${status}`, serverSaid: (said, detail) => detail || said,
     recordGone: "Not found: it may no longer be in your grids.",
     weekWithoutGrids: (w) => `No grids in ${w}: they were drawn after it.`,
@@ -73,7 +75,7 @@ const TEXT = {
     entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
     mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in",
     entranceHint: "This point stands for every household of a stair entrance: open each one's visit history below, or zoom in.",
-    loading: "Loading…", backEntrance: "← Back to the entrance",
+    loading: "Loading…", retry: "Retry", backEntrance: "← Back to the entrance",
     urgencies: { danger: "danger", utility: "utilities", general: "general", complex: "complex" },
     statuses: {
       new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress",
@@ -384,10 +386,39 @@ function clickPopup(map, e) {
 // The popup open now: its figures are the week's it was opened in (closed when the week changes).
 let openPopup = null;
 
-function showMapStatus(text) {
+/** Say `text` in the toolbar (nothing: take it away); `retry`, a failure's: the retry button
+ * beside it runs it. Until 2026-12-05 a failure could be tried again only by panning the map. */
+let retryAction = null;
+
+function showMapStatus(text, retry = null) {
   const el = document.getElementById("map-status");
   el.textContent = text;
   el.hidden = !text;
+  retryAction = text ? retry : null;
+  document.getElementById("map-retry").hidden = !retryAction;
+}
+
+// What the map waits for (its layers' tiles, the user's grids): "正在读取…" in the toolbar,
+// after a moment (an answer within it shows nothing, not a flicker at every pan), until all
+// has come. Until 2026-12-05 nothing showed: a slow network looked like an empty district.
+const LOADING_DELAY_MS = 300;
+const waitingFor = new Set();
+let loadingTimer = null;
+
+function setLoading(what, on) {
+  if (on) waitingFor.add(what);
+  else waitingFor.delete(what);
+  const el = document.getElementById("map-loading");
+  if (!waitingFor.size) {
+    clearTimeout(loadingTimer);
+    loadingTimer = null;
+    el.hidden = true;
+  } else if (el.hidden && !loadingTimer) {
+    loadingTimer = setTimeout(() => {
+      loadingTimer = null;
+      el.hidden = !waitingFor.size;
+    }, LOADING_DELAY_MS);
+  }
 }
 
 /** Why the server refused a tile (MapLibre's AJAXError: its status and the problem's body).
@@ -417,7 +448,13 @@ function callProblem(error, { record = false } = {}) {
 let gridsExtent = null;
 
 async function fitToGrids(map) {
-  const features = await apiPages("/api/v1/grids", { pick: (body) => body?.features || [] });
+  setLoading("grids", true);
+  let features;
+  try {
+    features = await apiPages("/api/v1/grids", { pick: (body) => body?.features || [] });
+  } finally {
+    setLoading("grids", false);
+  }
   if (!features.length) {
     showMapStatus(t.noGrids);
     return;
@@ -518,23 +555,45 @@ function start() {
   // Any other refusal (a bad week in the link: 422; the server busy: 503), or no answer at all
   // (status 0: offline, the server unreachable), is said on the map, until a tile is drawn
   // again: dropped silently, it left the leader an empty district.
+  // A failure said has a retry beside it: the layers' tiles asked for again (an errored tile
+  // too), and the user's grids read again if that is what failed.
   let refreshing = false;
   let tilesFailed = "";
+  let gridsFailed = false;
+  const reloadTiles = () => {
+    for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
+  };
+  const retry = () => {
+    tilesFailed = "";
+    showMapStatus("");
+    if (gridsFailed) fit();
+    reloadTiles();
+  };
   map.on("error", async (e) => {
     const status = e.error?.status;
     if (typeof status === "number" && status !== 401 && LAYERS.includes(e.sourceId)) {
       tilesFailed = t.tilesFailed + (await tileProblem(e.error));
-      showMapStatus(tilesFailed);
+      showMapStatus(tilesFailed, retry);
       return;
     }
     if (status !== 401 || refreshing) return;
     refreshing = true;
     try {
       await refreshAccess(getToken());
-      for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
-    } catch { /* offline: the next pan tries again; an ended session reloads the page */ }
+      reloadTiles();
+    } catch (error) {
+      // An ended session reloads the page to sign in. No answer (offline: fetch's TypeError)
+      // or a refusal of the refresh is said, with the retry: until 2026-12-05 it was dropped.
+      if (!(error instanceof SessionEnded)) {
+        tilesFailed = t.tilesFailed + (error instanceof TypeError ? t.unreachable : t.renewFailed);
+        showMapStatus(tilesFailed, retry);
+      }
+    }
     refreshing = false;
   });
+  // A tile new to the view, or a source's tiles asked for again (another week, a refresh):
+  // loading until the map is idle (every tile drawn or refused).
+  map.on("dataloading", (e) => { if (e.dataType === "source") setLoading("tiles", true); });
   map.on("sourcedata", (e) => {
     const el = document.getElementById("map-status");
     if (tilesFailed && e.tile && LAYERS.includes(e.sourceId) && el.textContent === tilesFailed) {
@@ -542,7 +601,10 @@ function start() {
       showMapStatus("");
     }
   });
-  map.on("idle", () => sayWeekWithoutGrids(map));
+  map.on("idle", () => {
+    setLoading("tiles", false);
+    sayWeekWithoutGrids(map);
+  });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }));
   legend();
@@ -604,10 +666,18 @@ function start() {
     map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
   }
   // A failure is said on the map: a leader looking at an empty district should know why.
-  fitToGrids(map).catch((error) => {
-    if (error.status === 401) signOutHere();
-    else showMapStatus(t.fitFailed + callProblem(error));
-  });
+  const fit = () => {
+    gridsFailed = false;
+    fitToGrids(map).catch((error) => {
+      if (error.status === 401) signOutHere();
+      else {
+        gridsFailed = true;
+        showMapStatus(t.fitFailed + callProblem(error), retry);
+      }
+    });
+  };
+  fit();
+  document.getElementById("map-retry").addEventListener("click", () => retryAction?.());
 }
 
 // The token is shared with /app (same origin): signing out here signs out there too. The app's
