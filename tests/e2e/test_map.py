@@ -1121,3 +1121,107 @@ def test_the_retry_reads_the_users_grids_again_when_that_failed(page, e2e_engine
     page.click("#map-retry")
     page.wait_for_function(FITTED, arg=grids_extent(e2e_engine))
     page.wait_for_selector("#map-status", state="hidden")
+
+
+# --- the keyboard ---------------------------------------------------------------------------------
+FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return 'body';
+  if (el.classList.contains('maplibregl-canvas')) return 'canvas';
+  if (el.closest('.maplibregl-popup')) return 'popup:' + el.className;
+  if (el.closest('.maplibregl-ctrl')) return 'control:' + el.className;
+  if (el.closest('#legend')) return 'legend';
+  return '#' + el.id;
+}"""
+
+FOCUS_RING = """() => {
+  const style = getComputedStyle(document.activeElement);
+  return style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2;
+}"""
+
+
+def tab_to(page, wanted: str, limit: int = 25) -> list[str]:
+    """Press Tab until `wanted` (as FOCUSED names it) has the focus: the names on the way."""
+    seen = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate(FOCUSED))
+        if seen[-1] == wanted:
+            return seen
+    raise AssertionError(f"{wanted} never took the focus: {seen}")
+
+
+def test_the_keyboard_reaches_the_toolbar_first_and_steps_the_week(page):
+    """The map came first in the page: a keyboard user tabbed through the map and its zoom
+    buttons before the week stepper and the layer toggle. The toolbar and the legend come
+    first, each control showing a clear focus ring; Enter steps the week, Space toggles the
+    visits layer."""
+    from api.services.weeks import shift_week, week_of
+
+    open_map(page)
+    page.reload()  # signed in: the focus starts at the top of the page
+    wait_for_grids(page)
+    order = tab_to(page, "control:maplibregl-ctrl-zoom-in")
+    assert order[0] == "#week-prev"
+    zoom_in = "control:maplibregl-ctrl-zoom-in"
+    pairs = [("#week-prev", "#show-visits"), ("#show-visits", "legend"), ("legend", "canvas")]
+    for earlier, later in [*pairs, ("canvas", zoom_in)]:
+        assert order.index(earlier) < order.index(later), order
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate(FOCUSED) == "canvas"
+    assert page.evaluate(FOCUS_RING)
+    assert page.locator(".keyboard-crosshair").is_visible()  # where Enter looks
+
+    page.reload()
+    wait_for_grids(page)
+    tab_to(page, "#week-prev")
+    assert page.evaluate(FOCUS_RING)
+    page.keyboard.press("Enter")
+    assert page.input_value("#week") == shift_week(week_of(datetime.now(UTC)), -1)
+    tab_to(page, "#show-visits")
+    page.keyboard.press("Space")
+    assert page.is_checked("#show-visits")
+    page.keyboard.press("Space")
+    assert not page.is_checked("#show-visits")
+
+
+def test_a_popup_opens_from_the_keyboard_and_escape_closes_it(page, e2e_engine):
+    """A popup opened only to a mouse click, and Escape did not close it. With the map
+    focused, Enter opens what is under its centre (the crosshair): the focus goes into the
+    popup, each button shows its focus, Enter on one opens it (the focus following), and
+    Escape or the close button closes the popup, the focus back on the map."""
+    lon, lat, households = shared_point(e2e_engine)
+    open_map(page)
+    page.evaluate(
+        "([lon, lat]) => window.gridworkMap.jumpTo({center: [lon, lat], zoom: 16.5})", [lon, lat]
+    )
+    page.wait_for_function(
+        """() => { const m = window.gridworkMap;
+                   return m.loaded() && m.areTilesLoaded() &&
+                     m.queryRenderedFeatures({layers: ['households']}).length > 0; }"""
+    )
+    tab_to(page, "canvas")
+    page.keyboard.press("Enter")
+    page.locator(".hit-list button.hit").first.wait_for()
+    assert page.locator(".hit-list button.hit").count() == len(households)
+    assert page.evaluate(FOCUSED) == "popup:hit"
+    assert page.evaluate(FOCUS_RING)
+    page.keyboard.press("Tab")  # the second household
+    page.keyboard.press("Enter")
+    page.locator(".household-popup .history").wait_for()
+    assert page.inner_text(".household-popup h4").startswith(f"#{households[1]} ")
+    assert page.evaluate(FOCUSED) == "popup:back"
+    page.keyboard.press("Enter")  # back to the list
+    page.locator(".hit-list button.hit").first.wait_for()
+    assert page.evaluate(FOCUSED) == "popup:hit"
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".maplibregl-popup", state="detached")
+    assert page.evaluate(FOCUSED) == "canvas"
+
+    page.keyboard.press("Enter")  # again, closed by its close button this time
+    page.locator(".hit-list button.hit").first.wait_for()
+    assert page.get_attribute(".maplibregl-popup-close-button", "aria-label") == "关闭"
+    page.focus(".maplibregl-popup-close-button")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".maplibregl-popup", state="detached")
+    assert page.evaluate(FOCUSED) == "canvas"

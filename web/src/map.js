@@ -38,7 +38,8 @@ const TEXT = {
     entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
     mustVisitDue: "有必访对象本周未访", zoomIn: "放大地图",
     entranceHint: "此点代表一个楼门的所有住户：点各户的“走访记录”查看，或放大地图逐户查看。",
-    loading: "正在读取…", retry: "重试", backEntrance: "← 返回楼门",
+    loading: "正在读取…", retry: "重试", close: "关闭", zoomInButton: "放大", zoomOutButton: "缩小",
+    mapLabel: "网格地图：方向键移动，+ / − 缩放，回车查看十字准星处的住户、任务或网格", backEntrance: "← 返回楼门",
     urgencies: { danger: "危急", utility: "水电气热", general: "一般", complex: "疑难复杂" },
     statuses: {
       new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
@@ -75,7 +76,8 @@ const TEXT = {
     entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
     mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in",
     entranceHint: "This point stands for every household of a stair entrance: open each one's visit history below, or zoom in.",
-    loading: "Loading…", retry: "Retry", backEntrance: "← Back to the entrance",
+    loading: "Loading…", retry: "Retry", close: "Close", zoomInButton: "Zoom in", zoomOutButton: "Zoom out",
+    mapLabel: "Grid map: arrow keys move it, + and − zoom, Enter opens what is under the crosshair", backEntrance: "← Back to the entrance",
     urgencies: { danger: "danger", utility: "utilities", general: "general", complex: "complex" },
     statuses: {
       new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress",
@@ -325,7 +327,10 @@ function hitLabel(f) {
  */
 function clickPopup(map, e) {
   const order = ["tasks", "households", "visits"];
-  const hits = map.queryRenderedFeatures(e.point, { layers: [...order, "grids-fill"].filter((id) => map.getLayer(id)) });
+  // From the keyboard (`e.near`): what lies within a few pixels of the crosshair, as a finger
+  // would find it; a click takes the pixel clicked.
+  const where = e.near ? [[e.point.x - e.near, e.point.y - e.near], [e.point.x + e.near, e.point.y + e.near]] : e.point;
+  const hits = map.queryRenderedFeatures(where, { layers: [...order, "grids-fill"].filter((id) => map.getLayer(id)) });
   const key = (f) => f.properties.id ?? f.properties.visit_id;
   const seen = new Set();
   const unique = hits.filter((f) => {
@@ -339,9 +344,11 @@ function clickPopup(map, e) {
     .sort((a, b) => order.indexOf(a.layer.id) - order.indexOf(b.layer.id) || within(a, b));
   const grid = unique.find((f) => f.layer.id === "grids-fill");
   if (!things.length && !grid) return;
+  openPopup?.remove();
   const popup = new maplibregl.Popup({ maxWidth: "340px" }).setLngLat(e.lngLat);
   openPopup = popup;
   const box = document.createElement("div");
+  keepFocusIn(popup, box, map);
   const backButton = things.length > 1 ? `<button type="button" class="back">${t.back}</button>` : "";
   const list = () => {
     box.innerHTML = `<div class="popup hit-list"><h4>${t.here(things.length)}</h4><ul>${things.map((f, i) =>
@@ -385,6 +392,29 @@ function clickPopup(map, e) {
 
 // The popup open now: its figures are the week's it was opened in (closed when the week changes).
 let openPopup = null;
+
+const FOCUSABLE = "button:not([disabled]), a[href], input, [tabindex]:not([tabindex='-1'])";
+
+/**
+ * The keyboard's place in a popup. Its content is drawn anew (the list, a household, back;
+ * a history read): the button pressed went with the old content and the focus fell to the
+ * page, a keyboard user left outside the popup. The focus goes to the first control of what
+ * is drawn (the close button when it has none), and back to the map when the popup closes
+ * with the focus in it (Escape, its close button). Until 2026-12-05 a popup was a mouse's.
+ */
+function keepFocusIn(popup, box, map) {
+  const lost = () => !document.activeElement || document.activeElement === document.body;
+  const refocus = () => {
+    if (!lost() || !box.isConnected) return;
+    const container = box.closest(".maplibregl-popup");
+    (box.querySelector(FOCUSABLE) || container?.querySelector(FOCUSABLE))?.focus();
+  };
+  new MutationObserver(refocus).observe(box, { childList: true, subtree: true });
+  popup.on("close", () => {
+    if (openPopup === popup) openPopup = null;
+    if (lost()) map.getCanvas().focus();
+  });
+}
 
 /** Say `text` in the toolbar (nothing: take it away); `retry`, a failure's: the retry button
  * beside it runs it. Until 2026-12-05 a failure could be tried again only by panning the map. */
@@ -540,6 +570,11 @@ function start() {
   const map = new maplibregl.Map({
     container: "map",
     style: style(),
+    // The map's own words (the canvas's label, the zoom and close buttons') in the page's language.
+    locale: {
+      "Map.Title": t.mapLabel, "NavigationControl.ZoomIn": t.zoomInButton,
+      "NavigationControl.ZoomOut": t.zoomOutButton, "Popup.Close": t.close,
+    },
     center: [116.4, 39.92],
     zoom: 13,
     attributionControl: false,
@@ -661,6 +696,23 @@ function start() {
     document.querySelector("#legend .legend-visits").hidden = !showVisits;
   });
   map.on("click", (e) => clickPopup(map, e));
+  // The keyboard: the arrow keys move the map (MapLibre's), a crosshair marks its centre while
+  // the map has the focus, and Enter opens the popup of what is under it. Escape closes a popup.
+  const crosshair = document.createElement("div");
+  crosshair.className = "keyboard-crosshair";
+  map.getCanvasContainer().append(crosshair);
+  map.getCanvas().addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    const { width, height } = map.getCanvas().getBoundingClientRect();
+    clickPopup(map, { point: { x: width / 2, y: height / 2 }, lngLat: map.getCenter(), near: 8 });
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || !openPopup) return;
+    const inside = document.activeElement?.closest?.(".maplibregl-popup");
+    openPopup.remove();
+    if (inside || document.activeElement === document.body) map.getCanvas().focus();
+  });
   for (const id of ["tasks", "households", "visits", "grids-fill"]) {
     map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
     map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
