@@ -1225,3 +1225,66 @@ def test_a_popup_opens_from_the_keyboard_and_escape_closes_it(page, e2e_engine):
     page.keyboard.press("Enter")
     page.wait_for_selector(".maplibregl-popup", state="detached")
     assert page.evaluate(FOCUSED) == "canvas"
+
+
+# --- a household's older visits -----------------------------------------------------------------
+@pytest.fixture()
+def long_history(e2e_engine):
+    """A household of a stair entrance visited 13 more times over the last two weeks: its
+    history runs past the popup's first ten. Yields (lon, lat, household id, visits in all)."""
+    import uuid
+
+    from geoalchemy2.shape import to_shape
+
+    from api.models import Household, User, Visit
+    from api.services.weeks import week_of
+
+    lon, lat, households = shared_point(e2e_engine)
+    chosen = households[1]
+    made = []
+    with Session(e2e_engine) as session:
+        household = session.get(Household, chosen)
+        worker = session.scalar(select(User.id).where(User.username == "worker01"))
+        point = to_shape(household.location)
+        for n in range(13):
+            when = datetime.now(UTC) - timedelta(hours=2 + 24 * n)
+            visit = Visit(
+                id=uuid.uuid4(), worker_id=worker, household_id=chosen,
+                grid_id=household.grid_id, visited_at=when, utc_offset_minutes=480,
+                week=week_of(when), location=household.location, datum="wgs84",
+                raw_lon=point.x, raw_lat=point.y, outcome="met", grade="ok",
+            )  # fmt: skip
+            session.add(visit)
+            made.append(visit.id)
+        session.commit()
+        total = session.scalar(
+            select(func.count()).select_from(Visit).where(Visit.household_id == chosen)
+        )
+    yield lon, lat, chosen, total
+    with Session(e2e_engine) as session:
+        session.execute(Visit.__table__.delete().where(Visit.id.in_(made)))
+        session.commit()
+
+
+def test_a_households_popup_loads_its_older_visits_on_asking(page, long_history):
+    """The popup showed a household's ten latest visits and no more: a leader could not see
+    what came before. "更早的走访记录" reads the next ten (the API's pages), until none is left."""
+    lon, lat, household, total = long_history
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if f"/households/{household}/" in r.url else 0)
+    open_map(page)
+    click_at(page, lon, lat, 16.5)
+    page.locator(f".hit-list button.hit:has-text('#{household} ')").click()
+    history = page.locator(".household-popup ul.history li")
+    history.first.wait_for()
+    assert history.count() == 10
+    older = page.locator(".household-popup button.older")
+    assert older.inner_text() == "更早的走访记录"
+    older.click()
+    page.wait_for_function(
+        "(n) => document.querySelectorAll('.household-popup ul.history li').length === n",
+        arg=total,
+    )
+    assert older.count() == 0  # none left to read
+    assert len(set(history.all_inner_texts())) == total  # each once: none read twice
+    assert any("page=2" in url for url in asked)

@@ -1,6 +1,6 @@
 // The grid leader's map: vector tiles of grids, households, visits and tasks, with popups.
 import {
-  api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signOut, translate,
+  api, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signOut, translate,
 } from "./common.js";
 import { wireSignIn } from "./password.js";
 import { evidenceShortZh } from "./reasons.js";
@@ -38,7 +38,7 @@ const TEXT = {
     entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
     mustVisitDue: "有必访对象本周未访", zoomIn: "放大地图",
     entranceHint: "此点代表一个楼门的所有住户：点各户的“走访记录”查看，或放大地图逐户查看。",
-    loading: "正在读取…", retry: "重试", close: "关闭", zoomInButton: "放大", zoomOutButton: "缩小",
+    loading: "正在读取…", retry: "重试", older: "更早的走访记录", close: "关闭", zoomInButton: "放大", zoomOutButton: "缩小",
     mapLabel: "网格地图：方向键移动，+ / − 缩放，回车查看十字准星处的住户、任务或网格", backEntrance: "← 返回楼门",
     urgencies: { danger: "危急", utility: "水电气热", general: "一般", complex: "疑难复杂" },
     statuses: {
@@ -76,7 +76,7 @@ const TEXT = {
     entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
     mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in",
     entranceHint: "This point stands for every household of a stair entrance: open each one's visit history below, or zoom in.",
-    loading: "Loading…", retry: "Retry", close: "Close", zoomInButton: "Zoom in", zoomOutButton: "Zoom out",
+    loading: "Loading…", retry: "Retry", older: "Older visits", close: "Close", zoomInButton: "Zoom in", zoomOutButton: "Zoom out",
     mapLabel: "Grid map: arrow keys move it, + and − zoom, Enter opens what is under the crosshair", backEntrance: "← Back to the entrance",
     urgencies: { danger: "danger", utility: "utilities", general: "general", complex: "complex" },
     statuses: {
@@ -289,23 +289,75 @@ async function entranceDetail(f, box, back) {
 const attemptLine = (p) => (p.last_attempt && p.last_attempt !== p.last_visited
   ? `<div class="last-attempt">${t.lastAttempt}: ${escapeHtml(p.last_attempt)}</div>` : "");
 
+// A household's visits are read a page at a time, newest first: the popup shows the first,
+// and "更早的走访记录" reads the next (GET .../visits?page=n; its X-Pagination says if one is
+// left). Until 2026-12-05 the popup showed the ten latest and no more.
+const HISTORY_PAGE = 10;
+
+const historyItem = (v) => `<li data-id="${escapeHtml(v.id)}">${escapeHtml(new Date(v.visited_at).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" }))}
+  · ${escapeHtml(t.outcomes[v.outcome] || v.outcome)} · ${escapeHtml(v.worker_name)}
+  · ${escapeHtml(t.grades[v.evidence.grade] || v.evidence.grade)}</li>`;
+
+/** The page after `page` read, or null (without the header, a short page is the last). */
+function pageAfter({ items, pagination }, page) {
+  if (pagination) return pagination.next_page && pagination.next_page > page ? pagination.next_page : null;
+  return items.length < HISTORY_PAGE ? null : page + 1;
+}
+
 async function householdDetail(p, box, back) {
   const head = `${back}<h4>#${escapeHtml(p.id)} ${escapeHtml(place(p))}</h4>
     <div>${t.status}: ${escapeHtml(statusText(p.status))}</div>
     <div>${t.daysSince}: ${escapeHtml(p.days_since_visit ?? t.never)}</div>
     ${attemptLine(p)}`;
-  box.innerHTML = `<div class="popup household-popup">${head}</div>`;
+  box.innerHTML = `<div class="popup household-popup">${head}<p class="muted">${t.loading}</p></div>`;
+  const path = `/api/v1/households/${encodeURIComponent(p.id)}/visits`;
+  let first;
   try {
-    const history = await api(`/api/v1/households/${p.id}/visits?page_size=10`);
-    const items = history.map((v) =>
-      `<li>${escapeHtml(new Date(v.visited_at).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" }))}
-        · ${escapeHtml(t.outcomes[v.outcome] || v.outcome)} · ${escapeHtml(v.worker_name)}
-        · ${escapeHtml(t.grades[v.evidence.grade] || v.evidence.grade)}</li>`).join("");
-    box.innerHTML = `<div class="popup household-popup">${head}<strong>${t.history}</strong>
-      <ul class="history">${items || `<li>${t.none}</li>`}</ul></div>`;
+    first = await apiPage(path, { page: 1, pageSize: HISTORY_PAGE });
   } catch (error) {
     box.innerHTML = `<div class="popup household-popup">${head}<p class="error">${escapeHtml(callProblem(error, { record: true }))}</p></div>`;
+    return;
   }
+  let next = pageAfter(first, 1);
+  box.innerHTML = `<div class="popup household-popup">${head}<strong>${t.history}</strong>
+    <ul class="history">${first.items.map(historyItem).join("") || `<li>${t.none}</li>`}</ul>
+    ${next ? `<button type="button" class="older">${t.older}</button>` : ""}</div>`;
+  const list = box.querySelector("ul.history");
+  const more = box.querySelector("button.older");
+  // A visit recorded meanwhile moves the pages on by one: one already shown is not shown twice.
+  const seen = new Set(first.items.map((v) => v.id));
+  more?.addEventListener("click", async () => {
+    if (more.getAttribute("aria-busy") === "true") return;
+    more.setAttribute("aria-busy", "true");
+    more.textContent = t.loading;
+    box.querySelector(".older-error")?.remove();
+    try {
+      const page = await apiPage(path, { page: next, pageSize: HISTORY_PAGE });
+      const fresh = page.items.filter((v) => !seen.has(v.id));
+      for (const v of fresh) seen.add(v.id);
+      const shown = list.children.length;
+      list.insertAdjacentHTML("beforeend", fresh.map(historyItem).join(""));
+      const firstNew = list.children[shown];
+      firstNew?.scrollIntoView({ block: "nearest" });
+      next = pageAfter(page, next);
+      more.removeAttribute("aria-busy");
+      more.textContent = t.older;
+      if (!next) {
+        // The keyboard's focus, on the button going, goes to the first visit read.
+        const focused = document.activeElement === more;
+        more.remove();
+        if (focused && firstNew) {
+          firstNew.tabIndex = -1;
+          firstNew.focus();
+        }
+      }
+    } catch (error) {
+      more.removeAttribute("aria-busy");
+      more.textContent = t.older; // pressed again, it tries again
+      more.insertAdjacentHTML("beforebegin",
+        `<p class="error older-error">${escapeHtml(callProblem(error, { record: true }))}</p>`);
+    }
+  });
 }
 
 function hitLabel(f) {
