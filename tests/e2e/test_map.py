@@ -1288,3 +1288,55 @@ def test_a_households_popup_loads_its_older_visits_on_asking(page, long_history)
     assert older.count() == 0  # none left to read
     assert len(set(history.all_inner_texts())) == total  # each once: none read twice
     assert any("page=2" in url for url in asked)
+
+
+# --- a task at a household ------------------------------------------------------------------------
+TASK_PIXELS = """([lon, lat, id]) => {
+  const map = window.gridworkMap;
+  const at = map.project([lon, lat]);
+  const pixels = [];
+  for (let dx = -24; dx <= 24; dx += 2) for (let dy = -24; dy <= 24; dy += 2) {
+    const hit = map.queryRenderedFeatures([at.x + dx, at.y + dy], {layers: ['tasks']});
+    if (hit.some((f) => f.properties.id === id)) pixels.push([at.x + dx, at.y + dy]);
+  }
+  const dot = map.queryRenderedFeatures(
+    [[at.x - 4, at.y - 4], [at.x + 4, at.y + 4]], {layers: ['households', 'tasks']});
+  return {at: [at.x, at.y], pixels, dot: dot.map((f) => f.layer.id)};
+}"""
+
+
+def test_a_task_at_a_household_leaves_its_dot_in_sight_and_either_lists_both(
+    page, e2e_engine, add_task
+):
+    """A task at a household was drawn over the household's dot (a bigger circle on the same
+    point): the dot, its colour and its must-visit ring were hidden. The task stands beside
+    the dot where households are drawn; a click on either lists both."""
+    lon, lat, households = shared_point(e2e_engine)
+    task = add_task(household_id=households[0], title="门口堆物")
+    open_map(page)
+    page.evaluate(
+        "([lon, lat]) => window.gridworkMap.jumpTo({center: [lon, lat], zoom: 16.5})", [lon, lat]
+    )
+    page.wait_for_function(
+        """(id) => { const m = window.gridworkMap;
+                   return m.loaded() && m.areTilesLoaded() && m.queryRenderedFeatures(
+                     {layers: ['tasks']}).some((f) => f.properties.id === id); }""",
+        arg=task,
+    )
+    drawn = page.evaluate(TASK_PIXELS, [lon, lat, task])
+    assert "households" in drawn["dot"] and "tasks" not in drawn["dot"]  # the dot in sight
+    assert drawn["pixels"], "the task is drawn nowhere near its household"
+    screenshot(page, "map-task-beside-household")
+    x = sum(p[0] for p in drawn["pixels"]) / len(drawn["pixels"])
+    y = sum(p[1] for p in drawn["pixels"]) / len(drawn["pixels"])
+    page.mouse.click(x, y)  # the task: it and the households at its place
+    listed = page.locator(".hit-list button.hit")
+    listed.first.wait_for()
+    labels = listed.all_inner_texts()
+    assert labels[0].startswith("任务: 门口堆物")
+    assert sorted(int(label.split()[0][1:]) for label in labels[1:]) == households
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".maplibregl-popup", state="detached")
+    page.mouse.click(*drawn["at"])  # the dot: the households and the task at them
+    listed.first.wait_for()
+    assert listed.all_inner_texts() == labels

@@ -18,7 +18,7 @@ const TEXT = {
     due: "待访", overdue: "逾期未访",
     // The ring is `must_visit_due`: a must-visit household not visited in the week shown.
     mustVisit: (w) => (w === isoWeek() ? "必访对象（本周未访）" : "必访对象（该周未访）"), tasks: "任务", taskOpen: "进行中",
-    taskOverdue: "已超期", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
+    taskOverdue: "已超期", taskBeside: "放大后标在所在位置的右上方", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
     lastAttempt: "上次上门未遇",
     badLogin: "用户名或密码错误", signinFailed: "登录失败：", accounts: "账号管理", reports: "周报",
@@ -60,7 +60,7 @@ const TEXT = {
     visited: "Visited", grid: "Grid", legendGrids: "Grid coverage", legendHouseholds: "Household visits",
     visitedWeek: (w) => (w === isoWeek() ? "Visited this week" : "Visited that week"), due: "Due", overdue: "Overdue",
     mustVisit: (w) => (w === isoWeek() ? "Must-visit, not visited this week" : "Must-visit, not visited that week"),
-    tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", status: "Status", dueAt: "Deadline",
+    tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", taskBeside: "Zoomed in, drawn up and right of its place", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
     never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password",
     sessionEnded: "Your sign-in has ended: sign in again.", signinFailed: "Sign-in failed: ", accounts: "Accounts", reports: "Weekly report",
@@ -107,6 +107,11 @@ const GRADE_COLORS = { ok: "#1565c0", doubtful: "#ef6c00", suspect: "#d50000" };
 const VISITS_KEY = "gridwork.map.visits";
 let showVisits = localStorage.getItem(VISITS_KEY) === "1";
 const LAYERS = ["grids", "households", "visits", "tasks"];
+// Where households are drawn (z15 on, the layer's minzoom), a task stands up and right of its
+// place, clear of the dot there (at most 6 px; the task 7 px and its 2 px rim): drawn on the
+// same point, a task at a household hid the household's dot, its colour and must-visit ring.
+const TASK_BESIDE = [12, -12];
+const TASK_BESIDE_FROM = 15;
 const REFRESH_MS = 5 * 60_000; // the layers asked for again while the map is watched
 // The week is kept in the query string: a reload (or a shared link) shows the same week.
 let week = new URLSearchParams(location.search).get("week") || isoWeek();
@@ -161,6 +166,7 @@ function style() {
       paint: {
         "circle-radius": 7, "circle-color": ["case", ["get", "overdue"], COLORS.overdue, COLORS.task],
         "circle-stroke-color": "#fff", "circle-stroke-width": 2,
+        "circle-translate": ["step", ["zoom"], ["literal", [0, 0]], TASK_BESIDE_FROM, ["literal", TASK_BESIDE]],
       },
     },
   );
@@ -189,6 +195,7 @@ function legend() {
     <h3>${t.tasks}</h3>
     <div>${swatch(COLORS.task, true)}${t.taskOpen}</div>
     <div>${swatch(COLORS.overdue, true)}${t.taskOverdue}</div>
+    <div class="legend-note">${t.taskBeside}</div>
     <div class="legend-visits"${showVisits ? "" : " hidden"}><h3>${t.legendVisits}</h3>
     ${Object.entries(GRADE_COLORS).map(([grade, color]) => `<div><i class="dot ring" data-ring="${color}"></i>${t.grades[grade]}</div>`).join("")}</div>`;
   for (const i of el.querySelectorAll("i[data-color]")) i.style.background = i.dataset.color;
@@ -383,6 +390,16 @@ function clickPopup(map, e) {
   // would find it; a click takes the pixel clicked.
   const where = e.near ? [[e.point.x - e.near, e.point.y - e.near], [e.point.x + e.near, e.point.y + e.near]] : e.point;
   const hits = map.queryRenderedFeatures(where, { layers: [...order, "grids-fill"].filter((id) => map.getLayer(id)) });
+  // A task stands beside its place (TASK_BESIDE): a click on a place finds the tasks drawn
+  // beside it, a click on a task the households at its place. Either lists both.
+  if (map.getZoom() >= TASK_BESIDE_FROM && map.getLayer("tasks")) {
+    const [dx, dy] = TASK_BESIDE;
+    const moved = Array.isArray(where) ? where.map(([x, y]) => [x + dx, y + dy]) : [where.x + dx, where.y + dy];
+    hits.push(...map.queryRenderedFeatures(moved, { layers: ["tasks"] }));
+    for (const task of hits.filter((f) => f.layer.id === "tasks")) {
+      hits.push(...map.queryRenderedFeatures(map.project(task.geometry.coordinates), { layers: ["households"] }));
+    }
+  }
   const key = (f) => f.properties.id ?? f.properties.visit_id;
   const seen = new Set();
   const unique = hits.filter((f) => {
