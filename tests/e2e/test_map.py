@@ -1018,3 +1018,325 @@ def test_on_a_phone_the_sign_in_form_is_big_enough_to_tap(phone, path):
     if path == "/map":
         sign_in(page, "leader01", DEMO_PASSWORD)
         wait_for_grids(page)
+
+
+# --- loading and failing: said, with a retry ------------------------------------------------------
+def test_the_map_says_it_is_loading_while_its_tiles_are_on_the_way(page):
+    """While the layers' tiles were on their way nothing showed: a slow network looked like an
+    empty district. A discreet "正在读取…" shows in the toolbar until they have come."""
+    held: list = []
+    hold = {"yes": False}
+    page.route(
+        "**/api/v1/tiles/**",
+        lambda route: held.append(route) if hold["yes"] else route.continue_(),
+    )
+    open_map(page)
+    assert page.is_hidden("#map-loading")
+    hold["yes"] = True
+    page.click("#week-prev")  # the week before: every layer's tiles asked for again
+    page.wait_for_selector("#map-loading:not([hidden])")
+    assert page.inner_text("#map-loading") == "正在读取…"
+    hold["yes"] = False
+    while held:
+        held.pop().continue_()
+    page.wait_for_selector("#map-loading", state="hidden")
+
+
+def test_a_failed_load_is_said_with_a_retry_that_loads_it_again(page):
+    """A refused tile was said, but the leader could only pan the map to try again: a retry
+    button stands beside what is said, and loads the layers again."""
+    failing = {"yes": False}
+    problem = '{"title": "Service Unavailable", "status": 503}'
+    page.route(
+        "**/api/v1/tiles/**",
+        lambda route: (
+            route.fulfill(status=503, body=problem, content_type="application/problem+json")
+            if failing["yes"]
+            else route.continue_()
+        ),
+    )
+    open_map(page)
+    assert page.is_hidden("#map-retry")
+    failing["yes"] = True
+    page.click("#week-prev")
+    page.wait_for_selector("#map-retry:not([hidden])")
+    assert page.inner_text("#map-status").startswith("地图图层读取失败：服务器暂时不可用")
+    assert page.inner_text("#map-retry") == "重试"
+    failing["yes"] = False
+    with page.expect_response(lambda r: "/api/v1/tiles/grids/" in r.url and r.ok):
+        page.click("#map-retry")
+    page.wait_for_selector("#map-status", state="hidden")
+    assert page.is_hidden("#map-retry")
+    assert wait_for_grids(page)
+
+
+def test_a_tile_refused_with_401_while_offline_is_said_in_english_with_a_retry(page):
+    """A tile refused with 401 (the token expired) whose refresh got no answer (offline) was
+    dropped without a word. It is said (here in English) and the retry refreshes and loads."""
+    offline = {"yes": False}
+
+    def tiles(route):
+        if offline["yes"]:
+            route.fulfill(status=401, body='{"status": 401}', content_type="application/json")
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/tiles/**", tiles)
+    page.route(
+        "**/api/v1/auth/refresh",
+        lambda route: route.abort("internetdisconnected") if offline["yes"] else route.continue_(),
+    )
+    page.goto("/map?lang=en")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
+    offline["yes"] = True
+    page.click("#week-prev")
+    page.wait_for_selector("#map-retry:not([hidden])")
+    assert page.inner_text("#map-status") == (
+        "The map's layers could not be read: "
+        "the server cannot be reached; check the network and try again"
+    )
+    assert page.inner_text("#map-retry") == "Retry"
+    offline["yes"] = False
+    page.click("#map-retry")
+    page.wait_for_selector("#map-status", state="hidden")
+    assert wait_for_grids(page)
+
+
+def test_the_retry_reads_the_users_grids_again_when_that_failed(page, e2e_engine):
+    failing = {"yes": True}
+    problem = '{"title": "Service Unavailable", "status": 503}'
+    page.route(
+        "**/api/v1/grids?*",
+        lambda route: (
+            route.fulfill(status=503, body=problem, content_type="application/problem+json")
+            if failing["yes"]
+            else route.continue_()
+        ),
+    )
+    page.goto("/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_selector("#map-retry:not([hidden])")
+    failing["yes"] = False
+    page.click("#map-retry")
+    page.wait_for_function(FITTED, arg=grids_extent(e2e_engine))
+    page.wait_for_selector("#map-status", state="hidden")
+
+
+# --- the keyboard ---------------------------------------------------------------------------------
+FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return 'body';
+  if (el.classList.contains('maplibregl-canvas')) return 'canvas';
+  if (el.closest('.maplibregl-popup')) return 'popup:' + el.className;
+  if (el.closest('.maplibregl-ctrl')) return 'control:' + el.className;
+  if (el.closest('#legend')) return 'legend';
+  return '#' + el.id;
+}"""
+
+FOCUS_RING = """() => {
+  const style = getComputedStyle(document.activeElement);
+  return style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2;
+}"""
+
+
+def tab_to(page, wanted: str, limit: int = 25) -> list[str]:
+    """Press Tab until `wanted` (as FOCUSED names it) has the focus: the names on the way."""
+    seen = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate(FOCUSED))
+        if seen[-1] == wanted:
+            return seen
+    raise AssertionError(f"{wanted} never took the focus: {seen}")
+
+
+def test_the_keyboard_reaches_the_toolbar_first_and_steps_the_week(page):
+    """The map came first in the page: a keyboard user tabbed through the map and its zoom
+    buttons before the week stepper and the layer toggle. The toolbar and the legend come
+    first, each control showing a clear focus ring; Enter steps the week, Space toggles the
+    visits layer."""
+    from api.services.weeks import shift_week, week_of
+
+    open_map(page)
+    page.reload()  # signed in: the focus starts at the top of the page
+    wait_for_grids(page)
+    order = tab_to(page, "control:maplibregl-ctrl-zoom-in")
+    assert order[0] == "#week-prev"
+    zoom_in = "control:maplibregl-ctrl-zoom-in"
+    pairs = [("#week-prev", "#show-visits"), ("#show-visits", "legend"), ("legend", "canvas")]
+    for earlier, later in [*pairs, ("canvas", zoom_in)]:
+        assert order.index(earlier) < order.index(later), order
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate(FOCUSED) == "canvas"
+    assert page.evaluate(FOCUS_RING)
+    assert page.locator(".keyboard-crosshair").is_visible()  # where Enter looks
+
+    page.reload()
+    wait_for_grids(page)
+    tab_to(page, "#week-prev")
+    assert page.evaluate(FOCUS_RING)
+    page.keyboard.press("Enter")
+    assert page.input_value("#week") == shift_week(week_of(datetime.now(UTC)), -1)
+    tab_to(page, "#show-visits")
+    page.keyboard.press("Space")
+    assert page.is_checked("#show-visits")
+    page.keyboard.press("Space")
+    assert not page.is_checked("#show-visits")
+
+
+def test_a_popup_opens_from_the_keyboard_and_escape_closes_it(page, e2e_engine):
+    """A popup opened only to a mouse click, and Escape did not close it. With the map
+    focused, Enter opens what is under its centre (the crosshair): the focus goes into the
+    popup, each button shows its focus, Enter on one opens it (the focus following), and
+    Escape or the close button closes the popup, the focus back on the map."""
+    lon, lat, households = shared_point(e2e_engine)
+    open_map(page)
+    page.evaluate(
+        "([lon, lat]) => window.gridworkMap.jumpTo({center: [lon, lat], zoom: 16.5})", [lon, lat]
+    )
+    page.wait_for_function(
+        """() => { const m = window.gridworkMap;
+                   return m.loaded() && m.areTilesLoaded() &&
+                     m.queryRenderedFeatures({layers: ['households']}).length > 0; }"""
+    )
+    tab_to(page, "canvas")
+    page.keyboard.press("Enter")
+    page.locator(".hit-list button.hit").first.wait_for()
+    assert page.locator(".hit-list button.hit").count() == len(households)
+    assert page.evaluate(FOCUSED) == "popup:hit"
+    assert page.evaluate(FOCUS_RING)
+    page.keyboard.press("Tab")  # the second household
+    page.keyboard.press("Enter")
+    page.locator(".household-popup .history").wait_for()
+    assert page.inner_text(".household-popup h4").startswith(f"#{households[1]} ")
+    assert page.evaluate(FOCUSED) == "popup:back"
+    page.keyboard.press("Enter")  # back to the list
+    page.locator(".hit-list button.hit").first.wait_for()
+    assert page.evaluate(FOCUSED) == "popup:hit"
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".maplibregl-popup", state="detached")
+    assert page.evaluate(FOCUSED) == "canvas"
+
+    page.keyboard.press("Enter")  # again, closed by its close button this time
+    page.locator(".hit-list button.hit").first.wait_for()
+    assert page.get_attribute(".maplibregl-popup-close-button", "aria-label") == "关闭"
+    page.focus(".maplibregl-popup-close-button")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".maplibregl-popup", state="detached")
+    assert page.evaluate(FOCUSED) == "canvas"
+
+
+# --- a household's older visits -----------------------------------------------------------------
+@pytest.fixture()
+def long_history(e2e_engine):
+    """A household of a stair entrance visited 13 more times over the last two weeks: its
+    history runs past the popup's first ten. Yields (lon, lat, household id, visits in all)."""
+    import uuid
+
+    from geoalchemy2.shape import to_shape
+
+    from api.models import Household, User, Visit
+    from api.services.weeks import week_of
+
+    lon, lat, households = shared_point(e2e_engine)
+    chosen = households[1]
+    made = []
+    with Session(e2e_engine) as session:
+        household = session.get(Household, chosen)
+        worker = session.scalar(select(User.id).where(User.username == "worker01"))
+        point = to_shape(household.location)
+        for n in range(13):
+            when = datetime.now(UTC) - timedelta(hours=2 + 24 * n)
+            visit = Visit(
+                id=uuid.uuid4(), worker_id=worker, household_id=chosen,
+                grid_id=household.grid_id, visited_at=when, utc_offset_minutes=480,
+                week=week_of(when), location=household.location, datum="wgs84",
+                raw_lon=point.x, raw_lat=point.y, outcome="met", grade="ok",
+            )  # fmt: skip
+            session.add(visit)
+            made.append(visit.id)
+        session.commit()
+        total = session.scalar(
+            select(func.count()).select_from(Visit).where(Visit.household_id == chosen)
+        )
+    yield lon, lat, chosen, total
+    with Session(e2e_engine) as session:
+        session.execute(Visit.__table__.delete().where(Visit.id.in_(made)))
+        session.commit()
+
+
+def test_a_households_popup_loads_its_older_visits_on_asking(page, long_history):
+    """The popup showed a household's ten latest visits and no more: a leader could not see
+    what came before. "更早的走访记录" reads the next ten (the API's pages), until none is left."""
+    lon, lat, household, total = long_history
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if f"/households/{household}/" in r.url else 0)
+    open_map(page)
+    click_at(page, lon, lat, 16.5)
+    page.locator(f".hit-list button.hit:has-text('#{household} ')").click()
+    history = page.locator(".household-popup ul.history li")
+    history.first.wait_for()
+    assert history.count() == 10
+    older = page.locator(".household-popup button.older")
+    assert older.inner_text() == "更早的走访记录"
+    older.click()
+    page.wait_for_function(
+        "(n) => document.querySelectorAll('.household-popup ul.history li').length === n",
+        arg=total,
+    )
+    assert older.count() == 0  # none left to read
+    assert len(set(history.all_inner_texts())) == total  # each once: none read twice
+    assert any("page=2" in url for url in asked)
+
+
+# --- a task at a household ------------------------------------------------------------------------
+TASK_PIXELS = """([lon, lat, id]) => {
+  const map = window.gridworkMap;
+  const at = map.project([lon, lat]);
+  const pixels = [];
+  for (let dx = -24; dx <= 24; dx += 2) for (let dy = -24; dy <= 24; dy += 2) {
+    const hit = map.queryRenderedFeatures([at.x + dx, at.y + dy], {layers: ['tasks']});
+    if (hit.some((f) => f.properties.id === id)) pixels.push([at.x + dx, at.y + dy]);
+  }
+  const dot = map.queryRenderedFeatures(
+    [[at.x - 4, at.y - 4], [at.x + 4, at.y + 4]], {layers: ['households', 'tasks']});
+  return {at: [at.x, at.y], pixels, dot: dot.map((f) => f.layer.id)};
+}"""
+
+
+def test_a_task_at_a_household_leaves_its_dot_in_sight_and_either_lists_both(
+    page, e2e_engine, add_task
+):
+    """A task at a household was drawn over the household's dot (a bigger circle on the same
+    point): the dot, its colour and its must-visit ring were hidden. The task stands beside
+    the dot where households are drawn; a click on either lists both."""
+    lon, lat, households = shared_point(e2e_engine)
+    task = add_task(household_id=households[0], title="门口堆物")
+    open_map(page)
+    page.evaluate(
+        "([lon, lat]) => window.gridworkMap.jumpTo({center: [lon, lat], zoom: 16.5})", [lon, lat]
+    )
+    page.wait_for_function(
+        """(id) => { const m = window.gridworkMap;
+                   return m.loaded() && m.areTilesLoaded() && m.queryRenderedFeatures(
+                     {layers: ['tasks']}).some((f) => f.properties.id === id); }""",
+        arg=task,
+    )
+    drawn = page.evaluate(TASK_PIXELS, [lon, lat, task])
+    assert "households" in drawn["dot"] and "tasks" not in drawn["dot"]  # the dot in sight
+    assert drawn["pixels"], "the task is drawn nowhere near its household"
+    screenshot(page, "map-task-beside-household")
+    x = sum(p[0] for p in drawn["pixels"]) / len(drawn["pixels"])
+    y = sum(p[1] for p in drawn["pixels"]) / len(drawn["pixels"])
+    page.mouse.click(x, y)  # the task: it and the households at its place
+    listed = page.locator(".hit-list button.hit")
+    listed.first.wait_for()
+    labels = listed.all_inner_texts()
+    assert labels[0].startswith("任务: 门口堆物")
+    assert sorted(int(label.split()[0][1:]) for label in labels[1:]) == households
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".maplibregl-popup", state="detached")
+    page.mouse.click(*drawn["at"])  # the dot: the households and the task at them
+    listed.first.wait_for()
+    assert listed.all_inner_texts() == labels

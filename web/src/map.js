@@ -1,10 +1,10 @@
 // The grid leader's map: vector tiles of grids, households, visits and tasks, with popups.
 import {
-  api, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signOut, translate,
+  api, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signOut, translate,
 } from "./common.js";
 import { wireSignIn } from "./password.js";
 import { evidenceShortZh } from "./reasons.js";
-import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
+import { SessionEnded, keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
@@ -18,13 +18,14 @@ const TEXT = {
     due: "待访", overdue: "逾期未访",
     // The ring is `must_visit_due`: a must-visit household not visited in the week shown.
     mustVisit: (w) => (w === isoWeek() ? "必访对象（本周未访）" : "必访对象（该周未访）"), tasks: "任务", taskOpen: "进行中",
-    taskOverdue: "已超期", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
+    taskOverdue: "已超期", taskBeside: "放大后标在所在位置的右上方", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
     lastAttempt: "上次上门未遇",
     badLogin: "用户名或密码错误", signinFailed: "登录失败：", accounts: "账号管理", reports: "周报",
     sessionEnded: "登录已失效，请重新登录。",
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
     tilesFailed: "地图图层读取失败：", unreachable: "无法连接服务器，请检查网络后再试",
+    renewFailed: "服务器暂时无法续期登录，请稍后再试",
     // A refusal said by its status; the server's words (English) follow in brackets.
     refused: (status) => (status >= 500 ? "服务器暂时不可用，请稍后再试。"
       : { 403: "这个账号无权查看地图。", 404: "服务器上找不到地图数据，页面可能需要更新。",
@@ -37,7 +38,8 @@ const TEXT = {
     entranceCount: (n) => `共 ${n} 户`, worstStatus: "最差状态", mostDays: "最久未走访(天)",
     mustVisitDue: "有必访对象本周未访", zoomIn: "放大地图",
     entranceHint: "此点代表一个楼门的所有住户：点各户的“走访记录”查看，或放大地图逐户查看。",
-    loading: "正在读取…", backEntrance: "← 返回楼门",
+    loading: "正在读取…", retry: "重试", older: "更早的走访记录", close: "关闭", zoomInButton: "放大", zoomOutButton: "缩小",
+    mapLabel: "网格地图：方向键移动，+ / − 缩放，回车查看十字准星处的住户、任务或网格", backEntrance: "← 返回楼门",
     urgencies: { danger: "危急", utility: "水电气热", general: "一般", complex: "疑难复杂" },
     statuses: {
       new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
@@ -58,7 +60,7 @@ const TEXT = {
     visited: "Visited", grid: "Grid", legendGrids: "Grid coverage", legendHouseholds: "Household visits",
     visitedWeek: (w) => (w === isoWeek() ? "Visited this week" : "Visited that week"), due: "Due", overdue: "Overdue",
     mustVisit: (w) => (w === isoWeek() ? "Must-visit, not visited this week" : "Must-visit, not visited that week"),
-    tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", status: "Status", dueAt: "Deadline",
+    tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", taskBeside: "Zoomed in, drawn up and right of its place", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
     never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password",
     sessionEnded: "Your sign-in has ended: sign in again.", signinFailed: "Sign-in failed: ", accounts: "Accounts", reports: "Weekly report",
@@ -66,6 +68,7 @@ const TEXT = {
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
     tilesFailed: "The map's layers could not be read: ",
     unreachable: "the server cannot be reached; check the network and try again",
+    renewFailed: "the server could not renew your sign-in; try again later",
     refused: (status) => `HTTP ${status}`, serverSaid: (said, detail) => detail || said,
     recordGone: "Not found: it may no longer be in your grids.",
     weekWithoutGrids: (w) => `No grids in ${w}: they were drawn after it.`,
@@ -73,7 +76,8 @@ const TEXT = {
     entranceCount: (n) => `${n} households`, worstStatus: "Worst status", mostDays: "Most days since a visit",
     mustVisitDue: "A must-visit household is not visited this week", zoomIn: "Zoom in",
     entranceHint: "This point stands for every household of a stair entrance: open each one's visit history below, or zoom in.",
-    loading: "Loading…", backEntrance: "← Back to the entrance",
+    loading: "Loading…", retry: "Retry", older: "Older visits", close: "Close", zoomInButton: "Zoom in", zoomOutButton: "Zoom out",
+    mapLabel: "Grid map: arrow keys move it, + and − zoom, Enter opens what is under the crosshair", backEntrance: "← Back to the entrance",
     urgencies: { danger: "danger", utility: "utilities", general: "general", complex: "complex" },
     statuses: {
       new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress",
@@ -103,6 +107,11 @@ const GRADE_COLORS = { ok: "#1565c0", doubtful: "#ef6c00", suspect: "#d50000" };
 const VISITS_KEY = "gridwork.map.visits";
 let showVisits = localStorage.getItem(VISITS_KEY) === "1";
 const LAYERS = ["grids", "households", "visits", "tasks"];
+// Where households are drawn (z15 on, the layer's minzoom), a task stands up and right of its
+// place, clear of the dot there (at most 6 px; the task 7 px and its 2 px rim): drawn on the
+// same point, a task at a household hid the household's dot, its colour and must-visit ring.
+const TASK_BESIDE = [12, -12];
+const TASK_BESIDE_FROM = 15;
 const REFRESH_MS = 5 * 60_000; // the layers asked for again while the map is watched
 // The week is kept in the query string: a reload (or a shared link) shows the same week.
 let week = new URLSearchParams(location.search).get("week") || isoWeek();
@@ -157,6 +166,7 @@ function style() {
       paint: {
         "circle-radius": 7, "circle-color": ["case", ["get", "overdue"], COLORS.overdue, COLORS.task],
         "circle-stroke-color": "#fff", "circle-stroke-width": 2,
+        "circle-translate": ["step", ["zoom"], ["literal", [0, 0]], TASK_BESIDE_FROM, ["literal", TASK_BESIDE]],
       },
     },
   );
@@ -185,6 +195,7 @@ function legend() {
     <h3>${t.tasks}</h3>
     <div>${swatch(COLORS.task, true)}${t.taskOpen}</div>
     <div>${swatch(COLORS.overdue, true)}${t.taskOverdue}</div>
+    <div class="legend-note">${t.taskBeside}</div>
     <div class="legend-visits"${showVisits ? "" : " hidden"}><h3>${t.legendVisits}</h3>
     ${Object.entries(GRADE_COLORS).map(([grade, color]) => `<div><i class="dot ring" data-ring="${color}"></i>${t.grades[grade]}</div>`).join("")}</div>`;
   for (const i of el.querySelectorAll("i[data-color]")) i.style.background = i.dataset.color;
@@ -285,23 +296,75 @@ async function entranceDetail(f, box, back) {
 const attemptLine = (p) => (p.last_attempt && p.last_attempt !== p.last_visited
   ? `<div class="last-attempt">${t.lastAttempt}: ${escapeHtml(p.last_attempt)}</div>` : "");
 
+// A household's visits are read a page at a time, newest first: the popup shows the first,
+// and "更早的走访记录" reads the next (GET .../visits?page=n; its X-Pagination says if one is
+// left). Until 2026-12-05 the popup showed the ten latest and no more.
+const HISTORY_PAGE = 10;
+
+const historyItem = (v) => `<li data-id="${escapeHtml(v.id)}">${escapeHtml(new Date(v.visited_at).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" }))}
+  · ${escapeHtml(t.outcomes[v.outcome] || v.outcome)} · ${escapeHtml(v.worker_name)}
+  · ${escapeHtml(t.grades[v.evidence.grade] || v.evidence.grade)}</li>`;
+
+/** The page after `page` read, or null (without the header, a short page is the last). */
+function pageAfter({ items, pagination }, page) {
+  if (pagination) return pagination.next_page && pagination.next_page > page ? pagination.next_page : null;
+  return items.length < HISTORY_PAGE ? null : page + 1;
+}
+
 async function householdDetail(p, box, back) {
   const head = `${back}<h4>#${escapeHtml(p.id)} ${escapeHtml(place(p))}</h4>
     <div>${t.status}: ${escapeHtml(statusText(p.status))}</div>
     <div>${t.daysSince}: ${escapeHtml(p.days_since_visit ?? t.never)}</div>
     ${attemptLine(p)}`;
-  box.innerHTML = `<div class="popup household-popup">${head}</div>`;
+  box.innerHTML = `<div class="popup household-popup">${head}<p class="muted">${t.loading}</p></div>`;
+  const path = `/api/v1/households/${encodeURIComponent(p.id)}/visits`;
+  let first;
   try {
-    const history = await api(`/api/v1/households/${p.id}/visits?page_size=10`);
-    const items = history.map((v) =>
-      `<li>${escapeHtml(new Date(v.visited_at).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" }))}
-        · ${escapeHtml(t.outcomes[v.outcome] || v.outcome)} · ${escapeHtml(v.worker_name)}
-        · ${escapeHtml(t.grades[v.evidence.grade] || v.evidence.grade)}</li>`).join("");
-    box.innerHTML = `<div class="popup household-popup">${head}<strong>${t.history}</strong>
-      <ul class="history">${items || `<li>${t.none}</li>`}</ul></div>`;
+    first = await apiPage(path, { page: 1, pageSize: HISTORY_PAGE });
   } catch (error) {
     box.innerHTML = `<div class="popup household-popup">${head}<p class="error">${escapeHtml(callProblem(error, { record: true }))}</p></div>`;
+    return;
   }
+  let next = pageAfter(first, 1);
+  box.innerHTML = `<div class="popup household-popup">${head}<strong>${t.history}</strong>
+    <ul class="history">${first.items.map(historyItem).join("") || `<li>${t.none}</li>`}</ul>
+    ${next ? `<button type="button" class="older">${t.older}</button>` : ""}</div>`;
+  const list = box.querySelector("ul.history");
+  const more = box.querySelector("button.older");
+  // A visit recorded meanwhile moves the pages on by one: one already shown is not shown twice.
+  const seen = new Set(first.items.map((v) => v.id));
+  more?.addEventListener("click", async () => {
+    if (more.getAttribute("aria-busy") === "true") return;
+    more.setAttribute("aria-busy", "true");
+    more.textContent = t.loading;
+    box.querySelector(".older-error")?.remove();
+    try {
+      const page = await apiPage(path, { page: next, pageSize: HISTORY_PAGE });
+      const fresh = page.items.filter((v) => !seen.has(v.id));
+      for (const v of fresh) seen.add(v.id);
+      const shown = list.children.length;
+      list.insertAdjacentHTML("beforeend", fresh.map(historyItem).join(""));
+      const firstNew = list.children[shown];
+      firstNew?.scrollIntoView({ block: "nearest" });
+      next = pageAfter(page, next);
+      more.removeAttribute("aria-busy");
+      more.textContent = t.older;
+      if (!next) {
+        // The keyboard's focus, on the button going, goes to the first visit read.
+        const focused = document.activeElement === more;
+        more.remove();
+        if (focused && firstNew) {
+          firstNew.tabIndex = -1;
+          firstNew.focus();
+        }
+      }
+    } catch (error) {
+      more.removeAttribute("aria-busy");
+      more.textContent = t.older; // pressed again, it tries again
+      more.insertAdjacentHTML("beforebegin",
+        `<p class="error older-error">${escapeHtml(callProblem(error, { record: true }))}</p>`);
+    }
+  });
 }
 
 function hitLabel(f) {
@@ -323,7 +386,20 @@ function hitLabel(f) {
  */
 function clickPopup(map, e) {
   const order = ["tasks", "households", "visits"];
-  const hits = map.queryRenderedFeatures(e.point, { layers: [...order, "grids-fill"].filter((id) => map.getLayer(id)) });
+  // From the keyboard (`e.near`): what lies within a few pixels of the crosshair, as a finger
+  // would find it; a click takes the pixel clicked.
+  const where = e.near ? [[e.point.x - e.near, e.point.y - e.near], [e.point.x + e.near, e.point.y + e.near]] : e.point;
+  const hits = map.queryRenderedFeatures(where, { layers: [...order, "grids-fill"].filter((id) => map.getLayer(id)) });
+  // A task stands beside its place (TASK_BESIDE): a click on a place finds the tasks drawn
+  // beside it, a click on a task the households at its place. Either lists both.
+  if (map.getZoom() >= TASK_BESIDE_FROM && map.getLayer("tasks")) {
+    const [dx, dy] = TASK_BESIDE;
+    const moved = Array.isArray(where) ? where.map(([x, y]) => [x + dx, y + dy]) : [where.x + dx, where.y + dy];
+    hits.push(...map.queryRenderedFeatures(moved, { layers: ["tasks"] }));
+    for (const task of hits.filter((f) => f.layer.id === "tasks")) {
+      hits.push(...map.queryRenderedFeatures(map.project(task.geometry.coordinates), { layers: ["households"] }));
+    }
+  }
   const key = (f) => f.properties.id ?? f.properties.visit_id;
   const seen = new Set();
   const unique = hits.filter((f) => {
@@ -337,9 +413,11 @@ function clickPopup(map, e) {
     .sort((a, b) => order.indexOf(a.layer.id) - order.indexOf(b.layer.id) || within(a, b));
   const grid = unique.find((f) => f.layer.id === "grids-fill");
   if (!things.length && !grid) return;
+  openPopup?.remove();
   const popup = new maplibregl.Popup({ maxWidth: "340px" }).setLngLat(e.lngLat);
   openPopup = popup;
   const box = document.createElement("div");
+  keepFocusIn(popup, box, map);
   const backButton = things.length > 1 ? `<button type="button" class="back">${t.back}</button>` : "";
   const list = () => {
     box.innerHTML = `<div class="popup hit-list"><h4>${t.here(things.length)}</h4><ul>${things.map((f, i) =>
@@ -384,10 +462,62 @@ function clickPopup(map, e) {
 // The popup open now: its figures are the week's it was opened in (closed when the week changes).
 let openPopup = null;
 
-function showMapStatus(text) {
+const FOCUSABLE = "button:not([disabled]), a[href], input, [tabindex]:not([tabindex='-1'])";
+
+/**
+ * The keyboard's place in a popup. Its content is drawn anew (the list, a household, back;
+ * a history read): the button pressed went with the old content and the focus fell to the
+ * page, a keyboard user left outside the popup. The focus goes to the first control of what
+ * is drawn (the close button when it has none), and back to the map when the popup closes
+ * with the focus in it (Escape, its close button). Until 2026-12-05 a popup was a mouse's.
+ */
+function keepFocusIn(popup, box, map) {
+  const lost = () => !document.activeElement || document.activeElement === document.body;
+  const refocus = () => {
+    if (!lost() || !box.isConnected) return;
+    const container = box.closest(".maplibregl-popup");
+    (box.querySelector(FOCUSABLE) || container?.querySelector(FOCUSABLE))?.focus();
+  };
+  new MutationObserver(refocus).observe(box, { childList: true, subtree: true });
+  popup.on("close", () => {
+    if (openPopup === popup) openPopup = null;
+    if (lost()) map.getCanvas().focus();
+  });
+}
+
+/** Say `text` in the toolbar (nothing: take it away); `retry`, a failure's: the retry button
+ * beside it runs it. Until 2026-12-05 a failure could be tried again only by panning the map. */
+let retryAction = null;
+
+function showMapStatus(text, retry = null) {
   const el = document.getElementById("map-status");
   el.textContent = text;
   el.hidden = !text;
+  retryAction = text ? retry : null;
+  document.getElementById("map-retry").hidden = !retryAction;
+}
+
+// What the map waits for (its layers' tiles, the user's grids): "正在读取…" in the toolbar,
+// after a moment (an answer within it shows nothing, not a flicker at every pan), until all
+// has come. Until 2026-12-05 nothing showed: a slow network looked like an empty district.
+const LOADING_DELAY_MS = 300;
+const waitingFor = new Set();
+let loadingTimer = null;
+
+function setLoading(what, on) {
+  if (on) waitingFor.add(what);
+  else waitingFor.delete(what);
+  const el = document.getElementById("map-loading");
+  if (!waitingFor.size) {
+    clearTimeout(loadingTimer);
+    loadingTimer = null;
+    el.hidden = true;
+  } else if (el.hidden && !loadingTimer) {
+    loadingTimer = setTimeout(() => {
+      loadingTimer = null;
+      el.hidden = !waitingFor.size;
+    }, LOADING_DELAY_MS);
+  }
 }
 
 /** Why the server refused a tile (MapLibre's AJAXError: its status and the problem's body).
@@ -417,7 +547,13 @@ function callProblem(error, { record = false } = {}) {
 let gridsExtent = null;
 
 async function fitToGrids(map) {
-  const features = await apiPages("/api/v1/grids", { pick: (body) => body?.features || [] });
+  setLoading("grids", true);
+  let features;
+  try {
+    features = await apiPages("/api/v1/grids", { pick: (body) => body?.features || [] });
+  } finally {
+    setLoading("grids", false);
+  }
   if (!features.length) {
     showMapStatus(t.noGrids);
     return;
@@ -503,6 +639,11 @@ function start() {
   const map = new maplibregl.Map({
     container: "map",
     style: style(),
+    // The map's own words (the canvas's label, the zoom and close buttons') in the page's language.
+    locale: {
+      "Map.Title": t.mapLabel, "NavigationControl.ZoomIn": t.zoomInButton,
+      "NavigationControl.ZoomOut": t.zoomOutButton, "Popup.Close": t.close,
+    },
     center: [116.4, 39.92],
     zoom: 13,
     attributionControl: false,
@@ -518,23 +659,45 @@ function start() {
   // Any other refusal (a bad week in the link: 422; the server busy: 503), or no answer at all
   // (status 0: offline, the server unreachable), is said on the map, until a tile is drawn
   // again: dropped silently, it left the leader an empty district.
+  // A failure said has a retry beside it: the layers' tiles asked for again (an errored tile
+  // too), and the user's grids read again if that is what failed.
   let refreshing = false;
   let tilesFailed = "";
+  let gridsFailed = false;
+  const reloadTiles = () => {
+    for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
+  };
+  const retry = () => {
+    tilesFailed = "";
+    showMapStatus("");
+    if (gridsFailed) fit();
+    reloadTiles();
+  };
   map.on("error", async (e) => {
     const status = e.error?.status;
     if (typeof status === "number" && status !== 401 && LAYERS.includes(e.sourceId)) {
       tilesFailed = t.tilesFailed + (await tileProblem(e.error));
-      showMapStatus(tilesFailed);
+      showMapStatus(tilesFailed, retry);
       return;
     }
     if (status !== 401 || refreshing) return;
     refreshing = true;
     try {
       await refreshAccess(getToken());
-      for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
-    } catch { /* offline: the next pan tries again; an ended session reloads the page */ }
+      reloadTiles();
+    } catch (error) {
+      // An ended session reloads the page to sign in. No answer (offline: fetch's TypeError)
+      // or a refusal of the refresh is said, with the retry: until 2026-12-05 it was dropped.
+      if (!(error instanceof SessionEnded)) {
+        tilesFailed = t.tilesFailed + (error instanceof TypeError ? t.unreachable : t.renewFailed);
+        showMapStatus(tilesFailed, retry);
+      }
+    }
     refreshing = false;
   });
+  // A tile new to the view, or a source's tiles asked for again (another week, a refresh):
+  // loading until the map is idle (every tile drawn or refused).
+  map.on("dataloading", (e) => { if (e.dataType === "source") setLoading("tiles", true); });
   map.on("sourcedata", (e) => {
     const el = document.getElementById("map-status");
     if (tilesFailed && e.tile && LAYERS.includes(e.sourceId) && el.textContent === tilesFailed) {
@@ -542,7 +705,10 @@ function start() {
       showMapStatus("");
     }
   });
-  map.on("idle", () => sayWeekWithoutGrids(map));
+  map.on("idle", () => {
+    setLoading("tiles", false);
+    sayWeekWithoutGrids(map);
+  });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }));
   legend();
@@ -599,15 +765,40 @@ function start() {
     document.querySelector("#legend .legend-visits").hidden = !showVisits;
   });
   map.on("click", (e) => clickPopup(map, e));
+  // The keyboard: the arrow keys move the map (MapLibre's), a crosshair marks its centre while
+  // the map has the focus, and Enter opens the popup of what is under it. Escape closes a popup.
+  const crosshair = document.createElement("div");
+  crosshair.className = "keyboard-crosshair";
+  map.getCanvasContainer().append(crosshair);
+  map.getCanvas().addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    const { width, height } = map.getCanvas().getBoundingClientRect();
+    clickPopup(map, { point: { x: width / 2, y: height / 2 }, lngLat: map.getCenter(), near: 8 });
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || !openPopup) return;
+    const inside = document.activeElement?.closest?.(".maplibregl-popup");
+    openPopup.remove();
+    if (inside || document.activeElement === document.body) map.getCanvas().focus();
+  });
   for (const id of ["tasks", "households", "visits", "grids-fill"]) {
     map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
     map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
   }
   // A failure is said on the map: a leader looking at an empty district should know why.
-  fitToGrids(map).catch((error) => {
-    if (error.status === 401) signOutHere();
-    else showMapStatus(t.fitFailed + callProblem(error));
-  });
+  const fit = () => {
+    gridsFailed = false;
+    fitToGrids(map).catch((error) => {
+      if (error.status === 401) signOutHere();
+      else {
+        gridsFailed = true;
+        showMapStatus(t.fitFailed + callProblem(error), retry);
+      }
+    });
+  };
+  fit();
+  document.getElementById("map-retry").addEventListener("click", () => retryAction?.());
 }
 
 // The token is shared with /app (same origin): signing out here signs out there too. The app's
