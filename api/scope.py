@@ -280,10 +280,13 @@ class Scope:
                 f"Only a grid leader or admin of community {community_code} may change its rosters."
             )
 
-    def require_roster_settings_admin(self, community_code: str) -> None:
+    def require_roster_settings_admin(
+        self, community_code: str, what: str = "roster settings"
+    ) -> None:
+        """The community's own admin, who alone changes its settings (`what`, for the 403)."""
         if self.role != "community_admin" or community_code != self.community_code:
             raise errors.Forbidden(
-                f"Only an admin of community {community_code} may change its roster settings."
+                f"Only an admin of community {community_code} may change its {what}."
             )
 
     def leaves(self) -> ColumnElement[bool]:

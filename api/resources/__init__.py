@@ -13,6 +13,7 @@ from api.resources.reports.routes import blp as reports_blp
 from api.resources.rosters.routes import blp as rosters_blp
 from api.resources.rosters.routes import feed_blp as calendar_blp
 from api.resources.tasks.routes import blp as tasks_blp
+from api.resources.tasks.routes import settings_blp as task_settings_blp
 from api.resources.tiles.routes import blp as tiles_blp
 from api.resources.users.routes import blp as users_blp
 from api.resources.visits.routes import blp as visits_blp
@@ -26,6 +27,7 @@ BLUEPRINTS = (
     rosters_blp,
     calendar_blp,
     tasks_blp,
+    task_settings_blp,
     devices_blp,
     notifications_blp,
     tiles_blp,

@@ -3,10 +3,14 @@ deadlines), each written by its own service."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api import errors
 from api.models import Community
+from api.scope import Scope
 
 
 def lock_community(session: Session, code: str) -> Community:
@@ -20,3 +24,63 @@ def lock_community(session: Session, code: str) -> Community:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
+
+
+# --- the tasks' deadlines ----------------------------------------------------------------------
+HOUR_KEYS = ("deadline_hours", "first_contact_hours")
+
+
+def task_settings(community: Community) -> dict[str, Any]:
+    """The community's task deadlines as a task is given them (`tasks.deadlines`): for each
+    urgency the hours to resolve and to first contact the resident, the defaults filled in;
+    `by_type` the overrides of a request type, as stored; `defaults` Beijing 12345 practice."""
+    from api.services.tasks import DEFAULT_DEADLINE_HOURS, DEFAULT_FIRST_CONTACT_HOURS
+
+    defaults = {
+        "deadline_hours": dict(DEFAULT_DEADLINE_HOURS),
+        "first_contact_hours": dict(DEFAULT_FIRST_CONTACT_HOURS),
+    }
+    stored = (community.settings or {}).get("tasks") or {}
+    return {
+        **{key: {**defaults[key], **(stored.get(key) or {})} for key in HOUR_KEYS},
+        "by_type": {
+            kind: {key: dict(hours) for key, hours in override.items() if key in HOUR_KEYS}
+            for kind, override in (stored.get("by_type") or {}).items()
+        },
+        "defaults": defaults,
+    }
+
+
+def put_task_settings(session: Session, scope: Scope, community: Community, data: dict) -> dict:
+    """Replace the community's task deadlines (the community admin; an urgency left out takes
+    the default). Each urgency's first contact must come no later than its resolution, for
+    every request type. Tasks opened from now on are given them; an open task keeps its own."""
+    scope.require_roster_settings_admin(community.code, "task deadlines")
+    stored = {
+        **{key: dict(data.get(key) or {}) for key in HOUR_KEYS},
+        "by_type": {
+            kind: {key: dict(override.get(key) or {}) for key in HOUR_KEYS if override.get(key)}
+            for kind, override in (data.get("by_type") or {}).items()
+        },
+    }
+    draft = Community(code=community.code, settings={"tasks": stored})
+    view = task_settings(draft)
+    problems: dict[str, Any] = {}
+    for kind, override in [(None, {}), *view["by_type"].items()]:
+        deadlines = {**view["deadline_hours"], **override.get("deadline_hours", {})}
+        contacts = {**view["first_contact_hours"], **override.get("first_contact_hours", {})}
+        for urgency, deadline in deadlines.items():
+            if contacts[urgency] > deadline:
+                where = "first_contact_hours" if kind is None else f"by_type.{kind}"
+                problems.setdefault(where, []).append(
+                    f"{urgency}: first contact in {contacts[urgency]:g} h comes after the"
+                    f" deadline ({deadline:g} h)."
+                )
+    if problems:
+        raise errors.Unprocessable(
+            "The task deadlines are inconsistent; see `errors`.", errors={"json": problems}
+        )
+    community = lock_community(session, community.code)
+    community.settings = {**(community.settings or {}), "tasks": stored}
+    session.flush()
+    return view

@@ -279,6 +279,14 @@ MATRIX: dict[str, Line] = {
         outcomes(403, admin_a=OK, admin_b=404, viewer_110102=404),
         {"default": 2, "tags": {"elderly_80": 3}},
     ),
+    "GET /api/v1/communities/<string:code>/task-settings": Line(
+        "/api/v1/communities/{community}/task-settings", COMMUNITY_READ
+    ),
+    "PUT /api/v1/communities/<string:code>/task-settings": Line(
+        "/api/v1/communities/{community}/task-settings",
+        outcomes(403, admin_a=OK, admin_b=404, viewer_110102=404),
+        {"deadline_hours": {"general": 72}},
+    ),
     # --- rosters
     "GET /api/v1/communities/<string:code>/roster-settings": Line(
         "/api/v1/communities/{community}/roster-settings", COMMUNITY_READ

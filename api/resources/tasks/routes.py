@@ -21,11 +21,19 @@ from api.resources.tasks.schemas import (
     TaskDetailSchema,
     TaskQueryArgsSchema,
     TaskSchema,
+    TaskSettingsSchema,
     TransitionSchema,
 )
-from api.services import recurring, tasks
+from api.services import community_settings, recurring, tasks
+from api.services.rosters import get_community
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (工单).")
+settings_blp = Blueprint(
+    "task_settings",
+    __name__,
+    url_prefix="/api/v1",
+    description="A community's task deadlines (工单时限).",
+)
 
 
 @blp.route("")
@@ -186,3 +194,29 @@ class Move(MethodView):
         tasks.move_task(db.session, current_scope(), task, now=_now(), **data)
         db.session.commit()
         return task
+
+
+@settings_blp.route("/communities/<string:code>/task-settings")
+class TaskSettings(MethodView):
+    @settings_blp.response(200, TaskSettingsSchema)
+    def get(self, code):
+        """A community's task deadlines: hours to resolve and to first contact, by urgency
+
+        The defaults filled in; `by_type` a request type's own where they differ. Everyone of
+        the community reads them (the window shows them), and the district's viewers.
+        """
+        return community_settings.task_settings(get_community(db.session, current_scope(), code))
+
+    @settings_blp.arguments(TaskSettingsSchema)
+    @settings_blp.response(200, TaskSettingsSchema)
+    def put(self, data, code):
+        """Replace a community's task deadlines (its admin); an urgency left out takes the default
+
+        Tasks opened from now on are given them; an open task keeps its deadline. A first
+        contact later than the deadline, for any urgency and type, is a 422.
+        """
+        scope = current_scope()
+        community = get_community(db.session, scope, code)
+        view = community_settings.put_task_settings(db.session, scope, community, data)
+        db.session.commit()
+        return view

@@ -506,3 +506,40 @@ class RecurringSchema(Schema):
         ma.fields.Nested(RecurringWordSchema),
         metadata={"description": "What three titles or more say, rising first"},
     )
+
+
+MAX_TASK_HOURS = 90 * 24  # a quarter: the longest any deadline is set
+
+
+def _hours_by_urgency(what: str) -> ma.fields.Dict:
+    return ma.fields.Dict(
+        keys=ma.fields.String(validate=ma.validate.OneOf(URGENCIES)),
+        values=Float(
+            validate=ma.validate.Range(min=0, min_inclusive=False, max=MAX_TASK_HOURS),
+            allow_nan=False,
+        ),
+        metadata={"description": f"Hours {what}, by urgency ({', '.join(URGENCIES)})"},
+    )
+
+
+class TaskTypeHoursSchema(Schema):
+    deadline_hours = _hours_by_urgency("to resolve a task of this type")
+    first_contact_hours = _hours_by_urgency("to first contact the resident, this type")
+
+
+class TaskHoursSchema(Schema):
+    deadline_hours = _hours_by_urgency("to resolve")
+    first_contact_hours = _hours_by_urgency("to first contact the resident")
+
+
+class TaskSettingsSchema(TaskHoursSchema):
+    by_type = ma.fields.Dict(
+        keys=ma.fields.String(validate=ma.validate.OneOf(HOTLINE_TYPES)),
+        values=ma.fields.Nested(TaskTypeHoursSchema),
+        metadata={"description": "A request type's own hours, where they differ"},
+    )
+    defaults = ma.fields.Nested(
+        TaskHoursSchema,
+        dump_only=True,
+        metadata={"description": "Beijing 12345 practice, what an urgency left out takes"},
+    )
