@@ -620,3 +620,93 @@ def test_a_published_weeks_change_log_says_who_handed_which_shift_to_whom_and_wh
     page.click("#changes summary")
     text = log.locator("li").first.inner_text()
     assert "on leave" in text and f"by {leader.display_name}" in text
+
+
+# --- the task deadlines card (工单时限) ----------------------------------------------------------
+
+
+@pytest.fixture
+def kept_deadlines(e2e_engine):
+    """The demo community's task deadlines the defaults; the settings put back afterwards."""
+    from api.models import Community
+
+    with Session(e2e_engine) as session:
+        community = session.get(Community, COMMUNITY)
+        kept = copy.deepcopy(community.settings or {})
+        community.settings = {k: v for k, v in kept.items() if k != "tasks"}
+        session.commit()
+    yield
+    with Session(e2e_engine) as session:
+        session.get(Community, COMMUNITY).settings = kept
+        session.commit()
+
+
+def deadline_cells(page) -> list[list[str]]:
+    return page.locator("#task-settings .deadlines tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.cells].map(c => c.textContent.trim()))"
+    )
+
+
+def test_an_admin_sets_the_task_deadlines_and_new_tasks_follow_them(
+    page, e2e_engine, fresh_week, kept_deadlines
+):
+    open_rosters(page, admin_of(fresh_week["people"]))
+    page.wait_for_selector("#task-settings[data-loaded='1']")
+    assert deadline_cells(page) == [
+        ["危及生命财产", "2小时", "0.5小时"],
+        ["水电气热", "24小时", "2小时"],
+        ["一般", "7天", "24小时"],
+        ["疑难复杂", "15天", "24小时"],
+    ]
+    assert "各类诉求同上表" in page.inner_text("#task-settings")
+    page.click("#task-settings button.edit")
+    page.fill("#task-settings input[name='deadline_hours.general']", "72")
+    page.fill("#task-settings input[name='by_type.complaint.deadline_hours.general']", "48")
+    page.click("#task-settings button[type=submit]")
+    saved = page.locator("#task-settings .saved")
+    saved.wait_for()
+    assert "已有工单不变" in saved.inner_text()
+    assert deadline_cells(page)[2] == ["一般", "3天", "24小时"]
+    assert page.inner_text("#task-settings ul.by-type") == "投诉：一般 2天"
+    tasks = stored(e2e_engine, "tasks")
+    assert tasks["deadline_hours"] == {
+        "danger": 2,
+        "utility": 24,
+        "general": 72,
+        "complex": 360,
+    }
+    assert tasks["by_type"] == {"complaint": {"deadline_hours": {"general": 48}}}
+
+
+def test_a_first_contact_after_the_deadline_is_said_beside_it_and_nothing_is_written(
+    page, e2e_engine, fresh_week, kept_deadlines
+):
+    open_rosters(page, admin_of(fresh_week["people"]))
+    page.wait_for_selector("#task-settings[data-loaded='1']")
+    page.click("#task-settings button.edit")
+    page.fill("#task-settings input[name='first_contact_hours.danger']", "3")
+    page.click("#task-settings button[type=submit]")
+    slot = page.locator("#task-settings .field-error[data-field='first_contact_hours']")
+    page.wait_for_function("(el) => el.textContent.includes('晚于')", arg=slot.element_handle())
+    assert slot.inner_text() == "危及生命财产：首次联系（3小时）晚于办结时限（2小时）"
+    assert "未保存" in page.inner_text("#task-settings .form-error .why")
+    assert stored(e2e_engine, "tasks") is None
+    assert page.is_visible("#task-settings form")
+
+
+def test_a_leader_reads_the_task_deadlines_but_may_not_change_them(
+    page, fresh_week, kept_deadlines
+):
+    open_rosters(page, leader_of(fresh_week["people"]))
+    page.wait_for_selector("#task-settings[data-loaded='1']")
+    assert deadline_cells(page)[0] == ["危及生命财产", "2小时", "0.5小时"]
+    assert page.is_hidden("#task-settings button.edit")
+    assert "只有社区管理员可以修改工单时限" in page.inner_text("#task-settings")
+
+
+def test_the_task_deadlines_speak_english_too(page, fresh_week, kept_deadlines):
+    page.goto("/rosters?lang=en")
+    sign_in(page, admin_of(fresh_week["people"]), DEMO_PASSWORD)
+    page.wait_for_selector("#task-settings[data-loaded='1']")
+    assert deadline_cells(page)[2] == ["General", "7 days", "24 h"]
+    assert "Task deadlines" in page.inner_text("#task-settings h2")

@@ -353,3 +353,61 @@ def test_a_place_the_server_finds_in_no_grid_is_refused_in_chinese(page, e2e_eng
         with Session(e2e_engine) as session:
             session.get(Grid, window_day["other"].id).retired_at = None
             session.commit()
+
+
+@pytest.fixture
+def community_deadlines(e2e_engine):
+    """The demo community's task deadlines: general requests 3 days, a complaint 2 days (set
+    as its admin would); the settings as they were afterwards."""
+    from api.models import Community
+
+    with Session(e2e_engine) as session:
+        community = session.get(Community, COMMUNITY)
+        was = community.settings
+        community.settings = {
+            **(was or {}),
+            "tasks": {
+                "deadline_hours": {"general": 72, "danger": 1.5},
+                "by_type": {"complaint": {"deadline_hours": {"general": 48}}},
+            },
+        }
+        session.commit()
+    yield
+    with Session(e2e_engine) as session:
+        session.get(Community, COMMUNITY).settings = was
+        session.commit()
+
+
+def urgency_labels(page) -> list[str]:
+    return page.locator("select[name=urgency] option").all_inner_texts()
+
+
+def test_each_urgency_says_the_deadline_the_community_gives_for_the_type_chosen(
+    page, e2e_engine, window_day, community_deadlines
+):
+    """The labels said Beijing's practice (一般（7天）) whatever the community had set; now its
+    own, and a request type's own where it has one."""
+    open_window(page, "worker01")
+    page.wait_for_selector(f"#task-form[data-deadlines='{COMMUNITY}']")
+    assert urgency_labels(page) == [
+        "危及生命财产（1.5小时内反馈）",
+        "水电气热（24小时）",
+        "一般（3天）",
+        "疑难复杂（15天）",
+    ]
+    page.check("input[name=type][value=complaint]")
+    assert urgency_labels(page)[2] == "一般（2天）"
+    page.check("input[name=type][value=help]")
+    assert urgency_labels(page)[2] == "一般（3天）"
+
+
+def test_the_deadlines_speak_english_too(page, window_day, community_deadlines):
+    page.goto("/window?lang=en")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector(f"#task-form[data-deadlines='{COMMUNITY}']")
+    assert urgency_labels(page) == [
+        "Danger to life or property (1.5 h)",
+        "Water, power, gas, heating (24 h)",
+        "General (3 days)",
+        "Complex (15 days)",
+    ]

@@ -166,3 +166,9 @@ export function translate(root, dict) {
 export function escapeHtml(text) {
   return String(text ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
+
+/** A deadline in words ("2小时", "24小时", "7天" by `t.hours` / `t.days`): whole days from two
+ * on, hours below two days or not whole days (1.5 h). */
+export function deadlineSpan(t, hours) {
+  return hours >= 48 && hours % 24 === 0 ? t.days(hours / 24) : t.hours(Number(Number(hours).toFixed(2)));
+}

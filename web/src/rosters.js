@@ -7,6 +7,7 @@ import {
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
 import { initSettings } from "./roster_settings.js";
+import { initTaskSettings } from "./task_settings.js";
 import { keepFresh } from "./session.js";
 
 const TEXT = {
@@ -478,8 +479,9 @@ async function start() {
     const shift = button && findShift(Number(button.dataset.shift));
     if (shift) openEditor(shift);
   });
+  const deadlines = initTaskSettings({ lang, code, me, section: $("task-settings") });
   await load();
-  await cards.load(settings);
+  await Promise.all([cards.load(settings), deadlines.load()]);
   document.body.dataset.ready = "1";
 }
 

@@ -1,7 +1,7 @@
 // The hall window's page (/window): the A-post worker registers a walk-in resident's request as
 // a window task for any grid of the community, placed on a map, and sees the day's requests.
 import {
-  ApiError, api, apiPages, config, escapeHtml, getToken, otherLangHref, pickLang,
+  ApiError, api, apiPages, config, deadlineSpan, escapeHtml, getToken, otherLangHref, pickLang,
   todayLocal, translate,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
@@ -14,8 +14,9 @@ const TEXT = {
     newRequest: "登记居民诉求", type: "诉求类型", type_consultation: "咨询", type_help: "求助",
     type_complaint: "投诉", type_report: "举报", type_suggestion: "建议",
     titleField: "标题", description: "详细情况", urgency: "紧急程度",
-    urgency_danger: "危及生命财产（2小时内反馈）", urgency_utility: "水电气热（24小时）",
-    urgency_general: "一般（7天）", urgency_complex: "疑难复杂（15天）",
+    urgency_danger: (span) => `危及生命财产（${span}内反馈）`, urgency_utility: (span) => `水电气热（${span}）`,
+    urgency_general: (span) => `一般（${span}）`, urgency_complex: (span) => `疑难复杂（${span}）`,
+    hours: (h) => `${h}小时`, days: (d) => `${d}天`,
     residentName: "居民姓名", residentPhone: "联系电话", where: "地点：",
     noPlace: "请在地图上点选居民诉求的位置", household: "住户（可选）", noHousehold: "不指定住户",
     householdsNear: (n) => `附近 ${n} 户`, submit: "登记并派单", clear: "清空", sending: "正在提交…",
@@ -47,8 +48,9 @@ const TEXT = {
     newRequest: "A resident's request", type: "Request type", type_consultation: "Consultation",
     type_help: "Help", type_complaint: "Complaint", type_report: "Report", type_suggestion: "Suggestion",
     titleField: "Title", description: "Details", urgency: "Urgency",
-    urgency_danger: "Danger to life or property (2 h)", urgency_utility: "Water, power, gas, heating (24 h)",
-    urgency_general: "General (7 days)", urgency_complex: "Complex (15 days)",
+    urgency_danger: (span) => `Danger to life or property (${span})`, urgency_utility: (span) => `Water, power, gas, heating (${span})`,
+    urgency_general: (span) => `General (${span})`, urgency_complex: (span) => `Complex (${span})`,
+    hours: (h) => `${h} h`, days: (d) => (d === 1 ? "1 day" : `${d} days`),
     residentName: "Resident's name", residentPhone: "Phone", where: "Place: ",
     noPlace: "Click the resident's place on the map", household: "Household (optional)", noHousehold: "No household",
     householdsNear: (n) => `${n} nearby`, submit: "Register and dispatch", clear: "Clear", sending: "Sending…",
@@ -367,6 +369,34 @@ function resetForm() {
   form.reset();
   clearErrors();
   unplace();
+  labelUrgencies();
+}
+
+// --- the deadlines each urgency gives (the community's, GET .../task-settings) -----------------
+// Beijing 12345 practice, what a community that set none gives; shown until its own are read.
+const DEFAULT_DEADLINE_HOURS = { danger: 2, utility: 24, general: 168, complex: 360 };
+let deadlines = null;
+
+/** Each urgency with the time the task will be given, for the request type chosen. */
+function labelUrgencies() {
+  const type = new FormData(form).get("type") || "help";
+  for (const option of form.elements.urgency.options) {
+    const u = option.value;
+    const hours = deadlines
+      ? deadlines.by_type?.[type]?.deadline_hours?.[u] ?? deadlines.deadline_hours[u]
+      : DEFAULT_DEADLINE_HOURS[u];
+    option.textContent = t[`urgency_${u}`](deadlineSpan(t, hours));
+  }
+}
+
+async function loadDeadlines(community) {
+  try {
+    deadlines = await api(`/api/v1/communities/${encodeURIComponent(community)}/task-settings`);
+  } catch {
+    return; // the defaults stay shown: the task is given the server's deadline all the same
+  }
+  labelUrgencies();
+  form.dataset.deadlines = community;
 }
 
 // --- today's requests --------------------------------------------------------------------------
@@ -400,6 +430,8 @@ async function start() {
   keepFresh();
   $("place").textContent = t.noPlace;
   form.addEventListener("submit", submit);
+  form.addEventListener("change", (e) => { if (e.target.name === "type") labelUrgencies(); });
+  labelUrgencies();
   $("clear").addEventListener("click", () => { resetForm(); pending = null; });
   api("/api/v1/auth/me").then((me) => {
     $("who").textContent = `${me.display_name || me.username} · ${t.roles[me.role] || me.role}`;
@@ -418,6 +450,8 @@ async function start() {
   }
   atWindow = collection.at_window;
   grids = new Map(collection.features.map((f) => [f.properties.code, f]));
+  const community = collection.features[0]?.properties.community_code;
+  if (community) loadDeadlines(community);
   const notice = $("post-notice");
   // The role the token was issued with: an admin opens tasks in every grid of the community.
   const admin = tokenClaims(getToken()).role === "community_admin";
