@@ -9,6 +9,7 @@ import {
 } from "./queue.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
+import { recurringSection } from "./recurring.js";
 import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
 
 const TEXT = {
@@ -613,6 +614,23 @@ for (const list of ["plan", "plan-done-list"]) {
   });
 }
 
+// 未诉先办: what keeps coming back to my grids, to look out for on the rounds (a worker's and
+// a leader's; read afresh for whoever signed in). Offline, the card says so.
+async function loadRecurring() {
+  const card = $("recurring-card");
+  if (!["worker", "grid_leader"].includes(tokenClaims(getToken()).role)) {
+    card.hidden = true;
+    return;
+  }
+  let me;
+  try {
+    me = await api("/api/v1/auth/me");
+  } catch {
+    return;
+  }
+  if (!me.community_code || !(me.grid_codes || []).length) return;
+  recurringSection(card, lang, { compact: true }).show({ community: me.community_code });
+}
 async function loadPlanAndHouseholds() {
   let plan = [];
   try {
@@ -1826,7 +1844,7 @@ async function start() {
   const mine = readMyLeave();
   mine.catch(() => {}); // offline: each says so its own way
   resetInbox(); // another worker's list never shows: read afresh for whoever signed in
-  await Promise.all([refreshInbox(), loadShifts(mine), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), showQueue(), showFlagged(), loadLeave(mine)]);
+  await Promise.all([refreshInbox(), loadShifts(mine), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), loadRecurring(), showQueue(), showFlagged(), loadLeave(mine)]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
 }

@@ -1,7 +1,8 @@
-// 未诉先办 ("act before the complaint") on the reports page: what keeps coming back to the
-// community the report is about (GET /api/v1/tasks/recurring), the phrases its tasks' titles
-// keep saying and the places where three tasks or more say one, each beside the weeks before.
-// A district or street has no such reading: the page asks for a community.
+// 未诉先办 ("act before the complaint"): what keeps coming back to a community (GET
+// /api/v1/tasks/recurring: a worker's or leader's own grids in it), the phrases its tasks'
+// titles keep saying and the places where three tasks or more say one, each beside the weeks
+// before. On the reports page a table (a district or street asks for a community first); in
+// the workers' app (`compact`) a card to take on the rounds.
 import { api, escapeHtml } from "./common.js";
 
 const TEXT = {
@@ -39,7 +40,7 @@ const SPANS = [2, 4, 8, 12];
  * page's language. `show({community, gridNames})` reads and draws a community (null: a district
  * or street, which asks for one); the span chosen stays when the report's week or area changes.
  */
-export function recurringSection(section, lang) {
+export function recurringSection(section, lang, { compact = false } = {}) {
   const t = TEXT[lang];
   let weeks = 4;
   let asked = null;
@@ -66,6 +67,7 @@ export function recurringSection(section, lang) {
       body.innerHTML = `<p class="muted none">${escapeHtml(t.none(result.weeks))}</p>`;
       return;
     }
+    if (compact) return drawCompact(places, words);
     const placeRows = places.map((p) => `<tr data-phrase="${escapeHtml(p.phrase)}" data-grid="${escapeHtml(p.grid_code)}">
       ${cell(t.phrase, `<strong>${escapeHtml(p.phrase)}</strong>`, "phrase")}
       ${cell(t.grid, escapeHtml(gridNames.get(p.grid_code) || p.grid_code))}
@@ -81,6 +83,17 @@ export function recurringSection(section, lang) {
       <table class="cards places"><thead><tr><th>${escapeHtml(t.phrase)}</th><th>${escapeHtml(t.grid)}</th>
       <th>${escapeHtml(t.tasks)}</th><th>${escapeHtml(t.previous)}</th><th>${escapeHtml(t.where)}</th>
       <th>${escapeHtml(t.sources)}</th><th>${escapeHtml(t.ids)}</th></tr></thead><tbody>${placeRows}</tbody></table>` : ""}
+      ${words.length ? `<h3>${escapeHtml(t.words)}</h3><ul class="words">${wordItems}</ul>` : ""}`;
+  }
+
+  /** A phone's card (the workers' app): each place a line, the phrases as chips. */
+  function drawCompact(places, words) {
+    const placeItems = places.map((p) => `<li data-phrase="${escapeHtml(p.phrase)}"><strong>${escapeHtml(p.phrase)}</strong>
+      <span class="count">${p.tasks}</span> <span class="rise">${escapeHtml(t.rise(p.tasks - p.previous))}</span>
+      <span class="muted">${escapeHtml([t.radius(p.radius_m), sources(p.sources), ids(p.task_ids)].join(" · "))}</span></li>`).join("");
+    const wordItems = words.map((w) => `<li data-phrase="${escapeHtml(w.phrase)}"><strong>${escapeHtml(w.phrase)}</strong>
+      <span class="count">${w.tasks}</span> <span class="rise">${escapeHtml(t.rise(w.tasks - w.previous))}</span></li>`).join("");
+    body.innerHTML = `${places.length ? `<h3>${escapeHtml(t.places)}</h3><ul class="places">${placeItems}</ul>` : ""}
       ${words.length ? `<h3>${escapeHtml(t.words)}</h3><ul class="words">${wordItems}</ul>` : ""}`;
   }
 
