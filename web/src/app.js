@@ -1248,8 +1248,9 @@ $("quiet-clear").addEventListener("click", () => saveQuietHours(null, null));
 // Every notice the server sends lands in the inbox (`GET /notifications`); push only mirrors it,
 // and in mainland China FCM reaches few phones. The app never read it: a worker whose phone got
 // no push never saw a leave decision, a swap request or a deadline warning. The header shows the
-// unread count (`/notifications/unread-count`); the card lists the notices newest first, a page
-// at a time ("更多", the API's paging). It is read again at start, when the page is shown again,
+// unread count (the total of `/notifications?unread=true`, whose notices also mark read here
+// those read on another device); the card lists the notices newest first, a page at a time
+// ("更多", the API's paging). It is read again at start, when the page is shown again,
 // when the network comes back, when the service worker relays a push ("inbox-changed") and every
 // few minutes while open (`INBOX_POLL_MS`), with `cursor` = the `X-Inbox-Cursor` of the last
 // answer read: what arrived since (and a few repeats, merged by id; docs/tasks-and-push.md,
@@ -1259,6 +1260,7 @@ $("quiet-clear").addEventListener("click", () => saveQuietHours(null, null));
 // resident): offline it stays as last shown, and is said to be so.
 const INBOX_PAGE = 20;
 const INBOX_POLL_PAGE = 50;
+const INBOX_UNREAD_PAGE = 100; // the unread notices read with each poll (their count is the badge)
 // Three minutes: a push relayed, the page shown again and the network back read it at once; the
 // timer is for a phone left open on the app without push (most in China), where a notice waits
 // at most this long. A deadline warning comes hours ahead, and two light reads a phone every
@@ -1367,12 +1369,28 @@ async function readInbox() {
     mergeNotices(since.rows);
     inbox.cursor = since.cursor;
   }
-  const { unread } = await api("/api/v1/notifications/unread-count");
-  if (!sameUser(user)) return;
-  inbox.unread = unread;
+  if (!(await readUnread(user))) return;
   inbox.loaded = true;
   sayInbox("");
   renderInbox();
+}
+
+/** The unread count, with the unread notices themselves (newest first, a page): a notice held
+ * here unread that the server no longer lists unread was read elsewhere (the worker's other
+ * phone, the office's browser) and is marked read here too. A poll answers only what arrived
+ * since its cursor: the notice stayed 未读 here for good, under a badge no longer counting it.
+ * Beyond the page, those older than its last are left as they are. False: another user now. */
+async function readUnread(user) {
+  const answer = await apiPage("/api/v1/notifications?unread=true", { page: 1, pageSize: INBOX_UNREAD_PAGE });
+  if (!sameUser(user)) return false;
+  const unread = answer.items;
+  inbox.unread = answer.pagination?.total ?? unread.length;
+  const still = new Set(unread.map((n) => n.id));
+  const oldest = unread.length < INBOX_UNREAD_PAGE || !unread.length ? null : unread[unread.length - 1];
+  const covered = (n) => !oldest || newestFirst(n, oldest) <= 0; // listed on that page, if unread
+  const at = new Date().toISOString();
+  inbox.items = inbox.items.map((n) => (n.read_at || still.has(n.id) || !covered(n) ? n : { ...n, read_at: at }));
+  return true;
 }
 
 /** Read the inbox again (one read waiting behind the one on its way is enough). */
@@ -1441,14 +1459,13 @@ $("inbox-ack-all").addEventListener("click", () => inboxStep(async () => {
     for (const row of acked.filter(Boolean)) since.rows[since.rows.findIndex((n) => n.id === row.id)] = row;
     acknowledged += acked.filter(Boolean).length;
   }
-  const { unread } = await api("/api/v1/notifications/unread-count");
   if (!sameUser(user)) return;
   const answered = new Set(since.rows.map((n) => n.id));
   const at = new Date().toISOString();
   inbox.items = inbox.items.map((n) => (answered.has(n.id) || n.read_at ? n : { ...n, read_at: at }));
   mergeNotices(since.rows);
   inbox.cursor = since.cursor;
-  inbox.unread = unread;
+  if (!(await readUnread(user))) return;
   renderInbox();
   sayInbox(t.inboxAckedAll(acknowledged));
 }));
@@ -1472,7 +1489,9 @@ async function openNotice(id) {
         const row = await api(`/api/v1/notifications/${id}/ack`, { method: "POST" });
         if (!sameUser(user)) return;
         mergeNotices([row]);
-        inbox.unread = Math.max(0, inbox.unread - 1);
+        // Read again, not one taken off: the notice may have been read elsewhere already (the
+        // badge then counted it no more) and others may have arrived since the last poll.
+        await readInbox().catch(() => { inbox.unread = Math.max(0, inbox.unread - 1); });
         renderInbox();
       } catch (error) {
         if (error?.status === 401) return;
