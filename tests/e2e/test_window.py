@@ -353,3 +353,26 @@ def test_a_place_the_server_finds_in_no_grid_is_refused_in_chinese(page, e2e_eng
         with Session(e2e_engine) as session:
             session.get(Grid, window_day["other"].id).retired_at = None
             session.commit()
+
+
+def test_a_refused_request_hides_the_last_one_registered(page, e2e_engine, window_day):
+    """The box of the request registered before stayed beside the refusal of the next one:
+    "已登记任务 #N" over a form that registered nothing, for the worker to read out."""
+    from api.models import Shift, User
+
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "第一位居民的诉求")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "第二位居民的诉求")
+    with Session(e2e_engine) as session:
+        worker01 = select(User.id).where(User.username == "worker01")
+        session.execute(delete(Shift).where(Shift.post == "A", Shift.worker_id.in_(worker01)))
+        session.commit()
+    page.click("#submit")
+    page.locator("#form-error").wait_for()
+    assert page.is_hidden("#created")
+    assert tasks_titled(e2e_engine, "第二位居民的诉求") == []

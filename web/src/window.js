@@ -296,6 +296,9 @@ async function submit(e) {
   e.preventDefault();
   if (sending) return; // a double click: the first is on its way
   clearErrors();
+  // The last request's box goes: beside this one's refusal it read as this one registered.
+  // (It stays listed under today's requests.)
+  $("created").hidden = true;
   const request = body();
   let missing = false;
   if (!request.title) { fieldError("title", t.needTitle); missing = true; }
