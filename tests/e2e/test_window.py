@@ -376,3 +376,27 @@ def test_a_refused_request_hides_the_last_one_registered(page, e2e_engine, windo
     page.locator("#form-error").wait_for()
     assert page.is_hidden("#created")
     assert tasks_titled(e2e_engine, "第二位居民的诉求") == []
+
+
+def test_today_s_requests_name_their_grids_though_listed_before_the_map_came(
+    page, e2e_engine, window_day
+):
+    """Today's list is read beside the grids: answered first, its rows named a grid by its
+    15-digit code alone, and kept it until the next request was registered."""
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "先列出后有地图")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "先列出后有地图")
+    held = []
+    page.route("**/api/v1/grids/window", lambda route: held.append(route))
+    page.reload()
+    row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
+    row.wait_for()
+    assert held  # the grids are still on their way
+    held[0].continue_()
+    page.wait_for_selector("body[data-ready='1']")
+    other = window_day["other"]
+    assert row.locator(".grid").inner_text() == f"{other.name}（{OTHER_GRID}）"

@@ -97,6 +97,7 @@ let chosen = null; // {lon, lat, grid: feature}
 // back; a changed form is another request, with a new key.
 let pending = null;
 let sending = false;
+let todayTasks = []; // the requests registered today (GET /tasks?created_by=me&created_on=today)
 
 function newKey() {
   // crypto.randomUUID needs a secure context: the hall's PC may reach the server over plain http.
@@ -375,7 +376,6 @@ function resetForm() {
 // --- today's requests --------------------------------------------------------------------------
 async function loadToday() {
   const status = $("today-status");
-  const tbody = document.querySelector("#today-tasks tbody");
   let tasks;
   try {
     tasks = await apiPages(`/api/v1/tasks?created_by=me&created_on=${todayLocal()}`);
@@ -383,9 +383,16 @@ async function loadToday() {
     status.textContent = t.listFailed + (error.message || String(error));
     return;
   }
-  tasks.sort((a, b) => b.id - a.id);
+  todayTasks = tasks.sort((a, b) => b.id - a.id);
   status.textContent = tasks.length ? "" : t.none;
-  tbody.innerHTML = tasks.map((task) => `<tr data-id="${escapeHtml(task.id)}">
+  renderToday();
+}
+
+/** Today's rows; drawn again once the grids come (read beside them, the list may come first,
+ * when a grid could be named only by its code). */
+function renderToday() {
+  const tbody = document.querySelector("#today-tasks tbody");
+  tbody.innerHTML = todayTasks.map((task) => `<tr data-id="${escapeHtml(task.id)}">
     <td>#${escapeHtml(task.id)}</td><td class="title">${escapeHtml(task.title)}</td>
     <td class="grid">${escapeHtml(gridLabel(task.grid_code))}</td>
     <td class="status">${escapeHtml(t.statuses[task.status] || task.status)}</td>
@@ -421,6 +428,7 @@ async function start() {
   }
   atWindow = collection.at_window;
   grids = new Map(collection.features.map((f) => [f.properties.code, f]));
+  renderToday(); // by their grids' names now
   const notice = $("post-notice");
   // The role the token was issued with: an admin opens tasks in every grid of the community.
   const admin = tokenClaims(getToken()).role === "community_admin";
