@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, sign_in
 from tests.e2e.test_account import own_account
 from tests.e2e.test_app import FAKE_PUSH
 
@@ -228,3 +228,35 @@ def test_the_device_card_fits_a_phone(context, page, push_configured, e2e_engine
         assert box["height"] >= 40 and box["x"] >= 0 and box["x"] + box["width"] <= 390
     page.locator("#account").scroll_into_view_if_needed()
     screenshot(page, "app-account-devices")
+
+
+def test_the_next_worker_signing_in_on_this_phone_never_sees_the_last_ones_devices(context, page):
+    """The sign-in ended elsewhere and another worker signs in on the page left open: the card
+    kept the last worker's phones, named, until the list was read again, and for good when
+    that read failed."""
+    from fixtures.people import DEMO_PASSWORD
+
+    own_account(context, page)
+    phone = another_phone(context, page)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator(f"#devices li[data-id='{phone}']")).to_be_visible()
+    answer = context.request.post(
+        "/api/v1/auth/logout-all", headers={"Authorization": f"Bearer {_token(page)}"}
+    )
+    assert answer.ok, answer.text()
+    page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+    page.locator("#signin").wait_for(state="visible")
+    page.route(
+        "**/api/v1/devices",
+        lambda route: (
+            route.fulfill(status=503, json={"title": "Service unavailable"})
+            if route.request.method == "GET"
+            else route.continue_()
+        ),
+    )
+    sign_in(page, "worker02", DEMO_PASSWORD)
+    page.wait_for_selector("#home:not([hidden])")
+    expect(page.locator("#devices-status")).to_contain_text("设备列表暂不可用")
+    expect(page.locator("#devices")).not_to_contain_text("华为 Mate 40")
+    expect(page.locator("#devices li.device")).to_have_count(0)

@@ -1174,6 +1174,19 @@ async function loadDevices() {
   showThisDevice();
 }
 
+/** The card as nobody's: at each start and when the sign-in ends, so that the next worker to
+ * sign in on this phone never sees the last one's devices or quiet hours (kept until the list
+ * was read again, and for good when that read failed). */
+function resetDevices() {
+  listedDevices = [];
+  $("devices").innerHTML = "";
+  sayDevices("devices-status", "");
+  $("quiet-start").value = "";
+  $("quiet-end").value = "";
+  sayDevices("quiet-status", "");
+  $("push-status").textContent = "";
+}
+
 $("devices").addEventListener("click", async (e) => {
   const button = e.target.closest("button.remove");
   if (!button) return;
@@ -1837,6 +1850,7 @@ async function start() {
     await storeTokens(stored, await getMeta("refresh"));
   }
   keepFresh();
+  resetDevices(); // another worker's devices never show: read afresh for whoever signed in
   // The device list reads this browser's registration: after it is refreshed.
   if (navigator.onLine) rebindPush().catch(() => {}).finally(() => loadDevices());
   else loadDevices();
@@ -1922,6 +1936,7 @@ addEventListener("gridwork:session-ended", () => {
   if (signingOut) return;
   $("home").hidden = true;
   resetInbox(); // the notices are the signed-out worker's
+  resetDevices(); // and so are the devices
   $("signout").hidden = true;
   $("signin").hidden = false;
   $("signin-error").textContent = t.sessionEnded;
@@ -1958,6 +1973,7 @@ $("signout-all").addEventListener("click", async () => {
   await forgetSignIn();
   $("home").hidden = true;
   resetInbox();
+  resetDevices();
   $("signout").hidden = true;
   $("signin").hidden = false;
   $("signin-error").textContent = t.signedOutEverywhere(answer.sessions_revoked);
