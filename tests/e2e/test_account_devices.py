@@ -260,3 +260,16 @@ def test_the_next_worker_signing_in_on_this_phone_never_sees_the_last_ones_devic
     expect(page.locator("#devices-status")).to_contain_text("设备列表暂不可用")
     expect(page.locator("#devices")).not_to_contain_text("华为 Mate 40")
     expect(page.locator("#devices li.device")).to_have_count(0)
+
+
+def test_a_list_that_could_not_be_read_online_is_not_said_to_be_offline(context, page):
+    """A network failure with the phone online (the server unreachable, a lift) was said as
+    "离线：需要联网": the worker checked a connection that was there."""
+    own_account(context, page)
+    page.route(
+        "**/api/v1/devices",
+        lambda route: route.abort() if route.request.method == "GET" else route.continue_(),
+    )
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#devices-status .why")).to_have_text("设备列表暂不可用，请稍后再试。")

@@ -1111,9 +1111,10 @@ const shortTime = (iso) => {
 const nameOf = (d) => t.deviceName(t.kinds[d.platform] || d.platform, d.label);
 const thisDeviceId = () => Number(localStorage.getItem(DEVICE_KEY)) || null;
 
-/** Why a device call failed, {why, server}: the app's sentence, the server's detail beneath. */
+/** Why a device call failed, {why, server}: the app's sentence, the server's detail beneath;
+ * offline only when the phone is (a server out of reach, online, is the sentence). */
 function deviceProblem(error, sentence) {
-  if (!error?.status) return { why: t.accountOffline, server: "" };
+  if (!error?.status) return { why: navigator.onLine ? sentence : t.accountOffline, server: "" };
   const body = error.body || {};
   return { why: sentence, server: body.detail || body.title || `HTTP ${error.status}` };
 }
