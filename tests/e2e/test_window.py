@@ -400,3 +400,44 @@ def test_today_s_requests_name_their_grids_though_listed_before_the_map_came(
     page.wait_for_selector("body[data-ready='1']")
     other = window_day["other"]
     assert row.locator(".grid").inner_text() == f"{other.name}（{OTHER_GRID}）"
+
+
+def test_a_request_still_being_handled_lists_what_was_registered(page, e2e_engine, window_day):
+    """The answer lost, the retry found the first still being handled (409): the page said to
+    look at today's requests, which it never read again: the task registered was not there."""
+    posts: list[str] = []
+
+    def first_lost_then_pending(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        posts.append(route.request.headers.get("idempotency-key"))
+        if len(posts) == 1:
+            route.fetch()  # the server opens the task...
+            return route.abort("connectionreset")  # ...and its answer is lost
+        return route.fulfill(
+            status=409,
+            content_type="application/problem+json",
+            json={
+                "type": "https://gridwork.example/problems/conflict",
+                "title": "Conflict",
+                "status": 409,
+                "detail": "A request with this Idempotency-Key was carried out but its answer "
+                "is not (yet) kept; look the record up instead of sending it again.",
+            },
+        )
+
+    open_window(page, "worker01")
+    page.route("**/api/v1/tasks", first_lost_then_pending)
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "答复未存好")
+    page.click("#submit")
+    page.wait_for_function(
+        "() => document.querySelector('#form-error').textContent.startsWith('网络未连接')"
+    )
+    page.click("#submit")
+    page.wait_for_function(
+        "() => document.querySelector('#form-error').textContent.startsWith('上次提交仍在处理中')"
+    )
+    [task] = tasks_titled(e2e_engine, "答复未存好")
+    page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()

@@ -333,6 +333,8 @@ async function submit(e) {
 function refused(error) {
   if (!(error instanceof ApiError)) {
     formError(t.offline, navigator.onLine ? error.message || String(error) : "");
+    // The answer may be what was lost, the request registered: today's list shows it.
+    if (navigator.onLine) loadToday();
     return;
   }
   const detail = error.body?.detail || error.body?.title || error.message;
@@ -347,6 +349,7 @@ function refused(error) {
     formError(t.invalid, detail);
   } else if (error.status === 409) {
     formError(t.pending, detail);
+    loadToday(); // the worker is told to look there: read it again
   } else {
     formError(t.failed, detail);
   }
