@@ -441,3 +441,28 @@ def test_a_request_still_being_handled_lists_what_was_registered(page, e2e_engin
     )
     [task] = tasks_titled(e2e_engine, "答复未存好")
     page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
+
+
+def test_in_english_the_registered_request_is_written_with_plain_punctuation(
+    page, e2e_engine, window_day
+):
+    """The English page wrote "Task #12 registered：..." and "Grid 2（110101001001002）", with
+    the Chinese colon and parentheses."""
+    page.goto("/window?lang=en")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_function("() => window.gridworkWindowMap && window.gridworkWindowMap.loaded()")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    other = window_day["other"]
+    assert page.inner_text("#place").startswith(f"{other.name} ({OTHER_GRID})")
+    fill_request(page, "Streetlight out")
+    page.click("#submit")
+    created = page.locator("#created")
+    created.wait_for()
+    [task] = tasks_titled(e2e_engine, "Streetlight out")
+    assert created.locator("h3").inner_text() == f"Task #{task.id} registered: Streetlight out"
+    assert created.locator(".grid").inner_text() == f"{other.name} ({OTHER_GRID})"
+    row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
+    row.wait_for()
+    assert row.locator(".grid").inner_text() == f"{other.name} ({OTHER_GRID})"

@@ -110,7 +110,7 @@ const beijing = (iso) => (iso ? new Date(iso).toLocaleString(lang === "zh" ? "zh
 }) : "");
 const gridLabel = (code) => {
   const g = grids.get(code);
-  return g ? `${g.properties.name}（${code}）` : code || "";
+  return g ? (lang === "zh" ? `${g.properties.name}（${code}）` : `${g.properties.name} (${code})`) : code || "";
 };
 
 // --- the map ---------------------------------------------------------------------------------
@@ -236,7 +236,8 @@ async function offerHouseholds(grid) {
   const name = (h) => [h.building, h.unit, h.room].filter(Boolean).join("-") || `#${h.id}`;
   households.sort((a, b) => rooms.compare(name(a), name(b)));
   for (const h of households) select.add(new Option(name(h), h.id));
-  select.options[0].textContent = `${t.noHousehold}（${t.householdsNear(households.length)}）`;
+  const near = t.householdsNear(households.length);
+  select.options[0].textContent = lang === "zh" ? `${t.noHousehold}（${near}）` : `${t.noHousehold} (${near})`;
   box.hidden = false;
 }
 
@@ -359,7 +360,7 @@ function showCreated(task) {
   const box = $("created");
   box.dataset.id = task.id;
   const who = task.assignee_name || (task.assignee_id ? `#${task.assignee_id}` : t.createdNobody);
-  box.innerHTML = `<h3>${escapeHtml(t.created(task.id))}：${escapeHtml(task.title)}</h3>
+  box.innerHTML = `<h3>${escapeHtml(t.created(task.id))}${lang === "zh" ? "：" : ": "}${escapeHtml(task.title)}</h3>
     <dl>
       <dt>${t.createdGrid}</dt><dd class="grid">${escapeHtml(gridLabel(task.grid_code))}</dd>
       <dt>${t.status}</dt><dd class="status">${escapeHtml(t.statuses[task.status] || task.status)}</dd>
