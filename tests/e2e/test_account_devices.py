@@ -273,3 +273,29 @@ def test_a_list_that_could_not_be_read_online_is_not_said_to_be_offline(context,
     page.reload()
     page.wait_for_selector("body[data-ready='1']")
     expect(page.locator("#devices-status .why")).to_have_text("设备列表暂不可用，请稍后再试。")
+
+
+def test_a_device_removed_goes_from_the_list_though_the_list_cannot_be_read_again(context, page):
+    """The removal went through, the list read after it did not: the device stayed listed, with
+    its Remove button, under "已移除..." (a second tap said it was gone)."""
+    own_account(context, page)
+    phone = another_phone(context, page)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    other = page.locator(f"#devices li[data-id='{phone}']")
+    expect(other).to_be_visible()
+    removed: list[str] = []
+
+    def devices(route):
+        if route.request.method == "DELETE":
+            removed.append(route.request.url)
+            return route.continue_()
+        if removed:  # the list read after the removal
+            return route.fulfill(status=503, json={"title": "Service unavailable"})
+        return route.continue_()
+
+    page.route("**/api/v1/devices**", devices)
+    page.once("dialog", lambda dialog: dialog.accept())
+    other.locator("button.remove").click()
+    expect(page.locator("#devices-status")).to_contain_text("已移除安卓手机「华为 Mate 40」")
+    expect(other).to_have_count(0)

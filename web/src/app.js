@@ -1213,6 +1213,10 @@ $("devices").addEventListener("click", async (e) => {
     localStorage.removeItem(DEVICE_KEY);
     $("push-status").textContent = "";
   }
+  // Gone from the list now: read again, the list may fail to come, and it stayed listed.
+  listedDevices = listedDevices.filter((d) => d.id !== device.id);
+  button.closest("li.device")?.remove();
+  showThisDevice();
   await loadDevices();
   sayDevices("devices-status", t.removed(nameOf(device)));
 });
