@@ -203,7 +203,7 @@ def test_a_retry_after_a_lost_answer_makes_no_second_task(page, e2e_engine, wind
     fill_request(page, "答复丢失后重试")
     page.click("#submit")
     page.wait_for_function(
-        "() => document.querySelector('#form-error').textContent.startsWith('网络未连接')"
+        "() => document.querySelector('#form-error').textContent.startsWith('连接中断')"
     )
     assert page.is_hidden("#created")
     page.click("#submit")
@@ -433,7 +433,7 @@ def test_a_request_still_being_handled_lists_what_was_registered(page, e2e_engin
     fill_request(page, "答复未存好")
     page.click("#submit")
     page.wait_for_function(
-        "() => document.querySelector('#form-error').textContent.startsWith('网络未连接')"
+        "() => document.querySelector('#form-error').textContent.startsWith('连接中断')"
     )
     page.click("#submit")
     page.wait_for_function(
@@ -466,3 +466,44 @@ def test_in_english_the_registered_request_is_written_with_plain_punctuation(
     row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
     row.wait_for()
     assert row.locator(".grid").inner_text() == f"{other.name} ({OTHER_GRID})"
+
+
+def test_a_lost_answer_is_not_said_as_nothing_registered(page, e2e_engine, window_day):
+    """Online, the answer lost: the page said 网络未连接，任务未登记 of a task the server had
+    registered (listed beneath it); offline, nothing was sent, and that is said."""
+
+    def lose_the_answer(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        route.fetch()
+        return route.abort("connectionreset")
+
+    open_window(page, "worker01")
+    page.route("**/api/v1/tasks", lose_the_answer)
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "答复丢失")
+    page.click("#submit")
+    why = page.locator("#form-error .why")
+    why.wait_for()
+    assert why.inner_text() == (
+        "连接中断，不能确定是否已登记：请查看“今日窗口受理”，"
+        "没有列出的再点“登记并派单”即可（不会重复登记）。"
+    )
+    [task] = tasks_titled(e2e_engine, "答复丢失")
+    page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
+
+
+def test_offline_nothing_registered_is_said(context, page, e2e_engine, window_day):
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "离线登记")
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.click("#submit")
+    why = page.locator("#form-error .why")
+    why.wait_for()
+    assert why.inner_text().startswith("网络未连接，任务未登记。")
+    context.set_offline(False)
+    assert tasks_titled(e2e_engine, "离线登记") == []

@@ -30,6 +30,7 @@ const TEXT = {
     outsideYours: "此处不在您的网格内。今天您不在窗口岗（A岗），只能为自己的网格登记任务。",
     outsideServer: "所选位置不在任何网格内，任务未登记。",
     invalid: "填写有误，任务未登记：", offline: "网络未连接，任务未登记。恢复连接后再点“登记并派单”即可（不会重复登记）。",
+    lost: "连接中断，不能确定是否已登记：请查看“今日窗口受理”，没有列出的再点“登记并派单”即可（不会重复登记）。",
     pending: "上次提交仍在处理中，请稍候查看“今日窗口受理”，不要重复登记。",
     failed: "任务未能登记：", gridsFailed: "无法读取网格：", noGrids: "没有可登记的网格。",
     created: (id) => `已登记任务 #${id}`, createdGrid: "网格", createdAssignee: "承办人",
@@ -64,6 +65,7 @@ const TEXT = {
     outsideServer: "The place lies in no grid: nothing was registered.",
     invalid: "Something is wrong; nothing was registered: ",
     offline: "Offline: nothing was registered. Once online, press Register again (it will not register twice).",
+    lost: "The connection broke: the request may or may not be registered. Look at today's list; if it is not there, press Register again (it will not register twice).",
     pending: "The last submission is still being handled: look at today's list shortly, do not register it again.",
     failed: "The task was not registered: ", gridsFailed: "Could not read the grids: ", noGrids: "No grids to register for.",
     created: (id) => `Task #${id} registered`, createdGrid: "Grid", createdAssignee: "Assignee",
@@ -333,9 +335,14 @@ async function submit(e) {
 /** Why the task was not registered, in the worker's words, with the server's beneath. */
 function refused(error) {
   if (!(error instanceof ApiError)) {
-    formError(t.offline, navigator.onLine ? error.message || String(error) : "");
-    // The answer may be what was lost, the request registered: today's list shows it.
-    if (navigator.onLine) loadToday();
+    if (!navigator.onLine) {
+      formError(t.offline); // nothing went
+      return;
+    }
+    // Online, the request went and its answer is what was lost: registered or not, today's
+    // list tells (read again).
+    formError(t.lost, error.message || String(error));
+    loadToday();
     return;
   }
   const detail = error.body?.detail || error.body?.title || error.message;
