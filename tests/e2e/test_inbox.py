@@ -333,6 +333,32 @@ def test_tapping_a_notice_already_read_on_another_phone_keeps_the_badge_counting
     expect(notice(page, arrived)).to_have_class("notice unread")
 
 
+def test_mark_all_read_done_is_said_though_the_list_could_not_be_read_after(
+    page, worker, tell, e2e_engine
+):
+    """The server marked them; reading them again after failed: the card said 消息暂不可用 and
+    kept them all 未读 under the badge, and the worker pressed again."""
+    seen = tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(notice(page, seen)).to_have_class("notice unread")
+    marked: list[str] = []
+
+    def after_marking(route):
+        if route.request.method == "POST" and route.request.url.endswith("/ack-all"):
+            marked.append(route.request.url)
+            return route.continue_()
+        if marked and route.request.method == "GET":
+            return route.fulfill(status=503, json={"title": "Service unavailable"})
+        return route.continue_()
+
+    page.route("**/api/v1/notifications**", after_marking)
+    page.click("#inbox-ack-all")
+    expect(page.locator("#inbox-status")).to_have_text("已将 1 条消息标为已读。")
+    expect(notice(page, seen)).to_have_class("notice")
+    expect(page.locator("#inbox-badge")).to_be_hidden()
+    assert read_at(e2e_engine, seen) is not None
+
+
 def test_more_pages_on_through_older_notices(page, worker, tell):
     ids = [tell(worker, "task_updated", f"任务有更新 {n:02d}") for n in range(23)]
     reopened(page)

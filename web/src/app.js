@@ -1397,7 +1397,9 @@ async function readInbox() {
  * here unread that the server no longer lists unread was read elsewhere (the worker's other
  * phone, the office's browser) and is marked read here too. A poll answers only what arrived
  * since its cursor: the notice stayed 未读 here for good, under a badge no longer counting it.
- * Beyond the page, those older than its last are left as they are. False: another user now. */
+ * One shown read here that the server lists unread (marked all read, a transaction running
+ * elsewhere held it behind the cursor) is shown unread again. Beyond the page, those older than
+ * its last are left as they are. False: another user now. */
 async function readUnread(user) {
   const answer = await apiPage("/api/v1/notifications?unread=true", { page: 1, pageSize: INBOX_UNREAD_PAGE });
   if (!sameUser(user)) return false;
@@ -1407,7 +1409,11 @@ async function readUnread(user) {
   const oldest = unread.length < INBOX_UNREAD_PAGE || !unread.length ? null : unread[unread.length - 1];
   const covered = (n) => !oldest || newestFirst(n, oldest) <= 0; // listed on that page, if unread
   const at = new Date().toISOString();
-  inbox.items = inbox.items.map((n) => (n.read_at || still.has(n.id) || !covered(n) ? n : { ...n, read_at: at }));
+  inbox.items = inbox.items.map((n) => {
+    if (!covered(n)) return n;
+    if (still.has(n.id)) return n.read_at ? { ...n, read_at: null } : n; // said read here too soon
+    return n.read_at ? n : { ...n, read_at: at };
+  });
   return true;
 }
 
@@ -1468,22 +1474,32 @@ $("inbox-ack-all").addEventListener("click", () => inboxStep(async () => {
   } finally {
     $("inbox-ack-all").disabled = false;
   }
-  const since = await inboxSince(cursor);
-  if (!sameUser(user)) return;
-  const held = since.rows.filter((n) => !n.read_at && shownUnread.has(n.id));
-  for (let i = 0; i < held.length; i += 5) {
-    const acked = await Promise.all(held.slice(i, i + 5).map((n) => api(`/api/v1/notifications/${n.id}/ack`, { method: "POST" })
-      .catch((error) => (error?.status === 404 ? null : Promise.reject(error)))));
-    for (const row of acked.filter(Boolean)) since.rows[since.rows.findIndex((n) => n.id === row.id)] = row;
-    acknowledged += acked.filter(Boolean).length;
+  // Marked on the server from here: a read after that fails does not make it a failure.
+  try {
+    const since = await inboxSince(cursor);
+    if (!sameUser(user)) return;
+    const held = since.rows.filter((n) => !n.read_at && shownUnread.has(n.id));
+    for (let i = 0; i < held.length; i += 5) {
+      const acked = await Promise.all(held.slice(i, i + 5).map((n) => api(`/api/v1/notifications/${n.id}/ack`, { method: "POST" })
+        .catch((error) => (error?.status === 404 ? null : Promise.reject(error)))));
+      for (const row of acked.filter(Boolean)) since.rows[since.rows.findIndex((n) => n.id === row.id)] = row;
+      acknowledged += acked.filter(Boolean).length;
+    }
+    if (!sameUser(user)) return;
+    const answered = new Set(since.rows.map((n) => n.id));
+    const at = new Date().toISOString();
+    inbox.items = inbox.items.map((n) => (answered.has(n.id) || n.read_at ? n : { ...n, read_at: at }));
+    mergeNotices(since.rows);
+    inbox.cursor = since.cursor;
+    if (!(await readUnread(user))) return;
+  } catch (error) {
+    if (error?.status === 401 || !sameUser(user)) return;
+    // Those shown are said read, as the server has them but for a few a transaction running
+    // elsewhere held behind the cursor: the next read (`readUnread`) shows those unread again.
+    const at = new Date().toISOString();
+    inbox.items = inbox.items.map((n) => (shownUnread.has(n.id) && !n.read_at ? { ...n, read_at: at } : n));
+    inbox.unread = Math.max(0, inbox.unread - acknowledged);
   }
-  if (!sameUser(user)) return;
-  const answered = new Set(since.rows.map((n) => n.id));
-  const at = new Date().toISOString();
-  inbox.items = inbox.items.map((n) => (answered.has(n.id) || n.read_at ? n : { ...n, read_at: at }));
-  mergeNotices(since.rows);
-  inbox.cursor = since.cursor;
-  if (!(await readUnread(user))) return;
   renderInbox();
   sayInbox(t.inboxAckedAll(acknowledged));
 }));
