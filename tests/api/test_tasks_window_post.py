@@ -141,3 +141,17 @@ def test_a_complainant_with_control_characters_or_beyond_200_characters_opens_no
     assert r.headers["Content-Type"] == "application/problem+json"
     assert "complainant" in r.json["errors"]["json"]
     assert session.scalar(select(func.count(Task.id))) == 0
+
+
+def test_details_with_a_nul_open_no_task(client, world, session):
+    """Free text (newlines welcome), but a NUL was stored (sealed) and handed back as sent."""
+    roster(session, world)
+    body = window_task(description="3号楼门口\x00的路灯坏了")
+    r = client.post("/api/v1/tasks", json=body, headers=world.auth("worker_a2"))
+    assert r.status_code == 422, r.json
+    assert "description" in r.json["errors"]["json"]
+    assert session.scalar(select(func.count(Task.id))) == 0
+    body = window_task(description="3号楼门口\n路灯坏了一周")
+    r = client.post("/api/v1/tasks", json=body, headers=world.auth("worker_a2"))
+    assert r.status_code == 201, r.json
+    assert r.json["description"] == "3号楼门口\n路灯坏了一周"

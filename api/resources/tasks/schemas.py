@@ -106,6 +106,12 @@ def _one_line(value: str) -> None:
         raise ma.ValidationError(CONTROL_CHARACTERS)
 
 
+def _no_nul(value: str) -> None:
+    # Free text (details: newlines and tabs welcome) refuses only NUL, as a visit's notes do.
+    if "\x00" in value:
+        raise ma.ValidationError("Must not contain NUL characters.")
+
+
 def _not_blank(value: str) -> None:
     if not value.strip():
         raise ma.ValidationError("Must not be blank.")
@@ -144,7 +150,8 @@ class TaskCreateSchema(Schema):
         validate=[ma.validate.Length(min=1, max=200), _not_blank, _one_line],
         metadata={"description": "1-200 characters of one line, not blank"},
     )
-    description = ma.fields.String(validate=ma.validate.Length(max=10000))
+    # A NUL was stored (sealed) and handed back as sent.
+    description = ma.fields.String(validate=[ma.validate.Length(max=10000), _no_nul])
     urgency = ma.fields.String(
         load_default="general",
         validate=ma.validate.OneOf(URGENCIES),
