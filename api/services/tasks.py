@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from shapely.geometry import Point
-from sqlalchemy import and_, false, func, or_, select, text
+from sqlalchemy import Date, DateTime, and_, cast, false, func, literal, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.attributes import flag_modified
@@ -186,9 +186,12 @@ def list_tasks(
     stmt = select(Task).where(scope.tasks())
     if created_by == "me":  # the window worker's requests of the day, to answer who comes back
         stmt = stmt.where(Task.created_by_id == scope.user_id)
-    if created_on is not None:  # a day in Beijing
-        start = datetime.combine(created_on, time(0), tzinfo=LOCAL)
-        stmt = stmt.where(Task.created_at >= start, Task.created_at < start + timedelta(days=1))
+    if created_on is not None:  # a day in Beijing, its bounds reckoned by PostgreSQL:
+        # the day after 9999-12-31 is beyond Python's dates (it was a 500).
+        day = literal(created_on, Date)
+        start = cast(day, DateTime).op("AT TIME ZONE")(LOCAL.key)
+        end = cast(day + 1, DateTime).op("AT TIME ZONE")(LOCAL.key)
+        stmt = stmt.where(Task.created_at >= start, Task.created_at < end)
     if assignee == "me":
         stmt = stmt.where(Task.assignee_id == scope.user_id)
     elif assignee == "none":  # waiting for someone to assign it (dispatch found nobody)

@@ -111,3 +111,47 @@ def test_the_window_worker_follows_up_the_tasks_they_opened_for_other_grids(clie
     # Not the other tasks of that grid.
     other = client.post("/api/v1/tasks", json=window_task(), headers=world.auth("admin_a"))
     assert client.get(f"/api/v1/tasks/{other.json['id']}", headers=headers).status_code == 404
+
+
+@pytest.mark.parametrize("title", ["   ", "\n\t", "路灯\n不亮", "路灯\u202e不亮"])
+def test_a_blank_title_or_one_with_control_characters_opens_no_task(client, world, session, title):
+    """A title of spaces was a task nobody could tell from another in a list; a newline or a
+    bidirectional override in it broke or disguised the lists and reports it is shown in."""
+    roster(session, world)
+    body = window_task(title=title)
+    r = client.post("/api/v1/tasks", json=body, headers=world.auth("worker_a2"))
+    assert r.status_code == 422, r.json
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert "title" in r.json["errors"]["json"]
+    assert session.scalar(select(func.count(Task.id))) == 0
+
+
+@pytest.mark.parametrize(
+    "complainant",
+    [{"name": "王秀英\u0000"}, {"phone": "1391234\n5678"}, {"phone": "1" * 201}, {"名\u0007": "x"}],
+)
+def test_a_complainant_with_control_characters_or_beyond_200_characters_opens_no_task(
+    client, world, session, complainant
+):
+    """The resident's name and phone were stored as sent, a NUL or 5,000 digits included."""
+    roster(session, world)
+    body = window_task(complainant=complainant)
+    r = client.post("/api/v1/tasks", json=body, headers=world.auth("worker_a2"))
+    assert r.status_code == 422, r.json
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert "complainant" in r.json["errors"]["json"]
+    assert session.scalar(select(func.count(Task.id))) == 0
+
+
+def test_details_with_a_nul_open_no_task(client, world, session):
+    """Free text (newlines welcome), but a NUL was stored (sealed) and handed back as sent."""
+    roster(session, world)
+    body = window_task(description="3号楼门口\x00的路灯坏了")
+    r = client.post("/api/v1/tasks", json=body, headers=world.auth("worker_a2"))
+    assert r.status_code == 422, r.json
+    assert "description" in r.json["errors"]["json"]
+    assert session.scalar(select(func.count(Task.id))) == 0
+    body = window_task(description="3号楼门口\n路灯坏了一周")
+    r = client.post("/api/v1/tasks", json=body, headers=world.auth("worker_a2"))
+    assert r.status_code == 201, r.json
+    assert r.json["description"] == "3号楼门口\n路灯坏了一周"

@@ -122,3 +122,15 @@ def test_the_window_worker_is_told_who_holds_the_task_by_name(client, world, ses
     listed = client.get("/api/v1/tasks?created_by=me", headers=headers).json
     assert [t["assignee_name"] for t in listed] == [a1.display_name]
     assert client.get(f"/api/v1/users/{a1.id}", headers=headers).status_code == 404
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_a_day_at_either_end_of_the_calendar_lists_nothing_rather_than_failing(
+    client, world, session, day
+):
+    """The day after 9999-12-31 is beyond Python's dates: it was a 500."""
+    make_task(session, A2, now=T0, actor_id=world.users["worker_a2"].id)
+    session.flush()
+    r = client.get(f"/api/v1/tasks?created_by=me&created_on={day}", headers=world.auth("worker_a2"))
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.json == []

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, sign_in
 from tests.e2e.test_account import own_account
 from tests.e2e.test_app import FAKE_PUSH
 
@@ -228,3 +228,74 @@ def test_the_device_card_fits_a_phone(context, page, push_configured, e2e_engine
         assert box["height"] >= 40 and box["x"] >= 0 and box["x"] + box["width"] <= 390
     page.locator("#account").scroll_into_view_if_needed()
     screenshot(page, "app-account-devices")
+
+
+def test_the_next_worker_signing_in_on_this_phone_never_sees_the_last_ones_devices(context, page):
+    """The sign-in ended elsewhere and another worker signs in on the page left open: the card
+    kept the last worker's phones, named, until the list was read again, and for good when
+    that read failed."""
+    from fixtures.people import DEMO_PASSWORD
+
+    own_account(context, page)
+    phone = another_phone(context, page)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator(f"#devices li[data-id='{phone}']")).to_be_visible()
+    answer = context.request.post(
+        "/api/v1/auth/logout-all", headers={"Authorization": f"Bearer {_token(page)}"}
+    )
+    assert answer.ok, answer.text()
+    page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+    page.locator("#signin").wait_for(state="visible")
+    page.route(
+        "**/api/v1/devices",
+        lambda route: (
+            route.fulfill(status=503, json={"title": "Service unavailable"})
+            if route.request.method == "GET"
+            else route.continue_()
+        ),
+    )
+    sign_in(page, "worker02", DEMO_PASSWORD)
+    page.wait_for_selector("#home:not([hidden])")
+    expect(page.locator("#devices-status")).to_contain_text("设备列表暂不可用")
+    expect(page.locator("#devices")).not_to_contain_text("华为 Mate 40")
+    expect(page.locator("#devices li.device")).to_have_count(0)
+
+
+def test_a_list_that_could_not_be_read_online_is_not_said_to_be_offline(context, page):
+    """A network failure with the phone online (the server unreachable, a lift) was said as
+    "离线：需要联网": the worker checked a connection that was there."""
+    own_account(context, page)
+    page.route(
+        "**/api/v1/devices",
+        lambda route: route.abort() if route.request.method == "GET" else route.continue_(),
+    )
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#devices-status .why")).to_have_text("设备列表暂不可用，请稍后再试。")
+
+
+def test_a_device_removed_goes_from_the_list_though_the_list_cannot_be_read_again(context, page):
+    """The removal went through, the list read after it did not: the device stayed listed, with
+    its Remove button, under "已移除..." (a second tap said it was gone)."""
+    own_account(context, page)
+    phone = another_phone(context, page)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    other = page.locator(f"#devices li[data-id='{phone}']")
+    expect(other).to_be_visible()
+    removed: list[str] = []
+
+    def devices(route):
+        if route.request.method == "DELETE":
+            removed.append(route.request.url)
+            return route.continue_()
+        if removed:  # the list read after the removal
+            return route.fulfill(status=503, json={"title": "Service unavailable"})
+        return route.continue_()
+
+    page.route("**/api/v1/devices**", devices)
+    page.once("dialog", lambda dialog: dialog.accept())
+    other.locator("button.remove").click()
+    expect(page.locator("#devices-status")).to_contain_text("已移除安卓手机「华为 Mate 40」")
+    expect(other).to_have_count(0)

@@ -265,6 +265,100 @@ def test_mark_all_read_marks_what_it_showed_though_a_long_transaction_held_the_c
         long_running.rollback()
 
 
+@pytest.fixture
+def quiet_database(page, e2e_engine):
+    """Each inbox answer's cursor as a database with nothing else running gives it: past every
+    transaction begun so far. (On the test machine other databases' transactions hold the real
+    one back, and a poll answers again the notices it had shown, read state and all.)"""
+    from sqlalchemy import text
+
+    def answer(route):
+        response = route.fetch()
+        headers = dict(response.headers)
+        if "x-inbox-cursor" in headers:
+            with e2e_engine.connect() as connection:
+                xmax = connection.scalar(text("SELECT pg_snapshot_xmax(pg_current_snapshot())"))
+            headers["x-inbox-cursor"] = str(xmax)
+        route.fulfill(response=response, headers=headers)
+
+    page.route("**/api/v1/notifications?*", answer)
+
+
+def read_elsewhere(context, page, notification_id: int) -> None:
+    """The worker reads the notice on their other phone (the same account, its token)."""
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    answer = context.request.post(
+        f"/api/v1/notifications/{notification_id}/ack",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.ok, answer.text()
+
+
+def test_a_notice_read_on_another_phone_shows_read_once_the_inbox_is_read_again(
+    context, page, worker, tell, quiet_database
+):
+    """A poll answers what arrived since its cursor: a notice read elsewhere stayed 未读 here
+    for good (and kept "全部标为已读" showing), under a badge that no longer counted it."""
+    elsewhere = tell(worker, "leave_decided", "请假已批准")
+    here = tell(worker, "shift_swap_requested", "换班申请")
+    reopened(page)
+    expect(page.locator("#inbox-badge")).to_have_text("2")
+    read_elsewhere(context, page, elsewhere)
+    back_to_the_app(page)
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+    expect(notice(page, elsewhere)).to_have_class("notice")
+    expect(notice(page, here)).to_have_class("notice unread")
+    read_elsewhere(context, page, here)
+    back_to_the_app(page)
+    expect(page.locator("#inbox-badge")).to_be_hidden()
+    expect(notice(page, here)).to_have_class("notice")
+    expect(page.locator("#inbox-ack-all")).to_be_hidden()
+
+
+def test_tapping_a_notice_already_read_on_another_phone_keeps_the_badge_counting_the_rest(
+    context, page, worker, tell, quiet_database
+):
+    """Its acknowledgement changes nothing on the server, yet the badge took one off: with a
+    notice arrived meanwhile, it said 1 of the 2 unread."""
+    elsewhere = tell(worker, "leave_decided", "请假已批准")
+    waiting = tell(worker, "shift_swap_requested", "换班申请")
+    reopened(page)
+    expect(page.locator("#inbox-badge")).to_have_text("2")
+    read_elsewhere(context, page, elsewhere)
+    arrived = tell(worker, "roster_published", "排班已发布")  # no poll since
+    notice(page, elsewhere).click()
+    expect(notice(page, elsewhere)).to_have_class("notice")
+    expect(page.locator("#inbox-badge")).to_have_text("2")  # waiting and arrived
+    expect(notice(page, waiting)).to_have_class("notice unread")
+    expect(notice(page, arrived)).to_have_class("notice unread")
+
+
+def test_mark_all_read_done_is_said_though_the_list_could_not_be_read_after(
+    page, worker, tell, e2e_engine
+):
+    """The server marked them; reading them again after failed: the card said 消息暂不可用 and
+    kept them all 未读 under the badge, and the worker pressed again."""
+    seen = tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(notice(page, seen)).to_have_class("notice unread")
+    marked: list[str] = []
+
+    def after_marking(route):
+        if route.request.method == "POST" and route.request.url.endswith("/ack-all"):
+            marked.append(route.request.url)
+            return route.continue_()
+        if marked and route.request.method == "GET":
+            return route.fulfill(status=503, json={"title": "Service unavailable"})
+        return route.continue_()
+
+    page.route("**/api/v1/notifications**", after_marking)
+    page.click("#inbox-ack-all")
+    expect(page.locator("#inbox-status")).to_have_text("已将 1 条消息标为已读。")
+    expect(notice(page, seen)).to_have_class("notice")
+    expect(page.locator("#inbox-badge")).to_be_hidden()
+    assert read_at(e2e_engine, seen) is not None
+
+
 def test_more_pages_on_through_older_notices(page, worker, tell):
     ids = [tell(worker, "task_updated", f"任务有更新 {n:02d}") for n in range(23)]
     reopened(page)

@@ -203,7 +203,7 @@ def test_a_retry_after_a_lost_answer_makes_no_second_task(page, e2e_engine, wind
     fill_request(page, "答复丢失后重试")
     page.click("#submit")
     page.wait_for_function(
-        "() => document.querySelector('#form-error').textContent.startsWith('网络未连接')"
+        "() => document.querySelector('#form-error').textContent.startsWith('连接中断')"
     )
     assert page.is_hidden("#created")
     page.click("#submit")
@@ -411,3 +411,157 @@ def test_the_deadlines_speak_english_too(page, window_day, community_deadlines):
         "General (3 days)",
         "Complex (15 days)",
     ]
+
+
+def test_a_refused_request_hides_the_last_one_registered(page, e2e_engine, window_day):
+    """The box of the request registered before stayed beside the refusal of the next one:
+    "已登记任务 #N" over a form that registered nothing, for the worker to read out."""
+    from api.models import Shift, User
+
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "第一位居民的诉求")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "第二位居民的诉求")
+    with Session(e2e_engine) as session:
+        worker01 = select(User.id).where(User.username == "worker01")
+        session.execute(delete(Shift).where(Shift.post == "A", Shift.worker_id.in_(worker01)))
+        session.commit()
+    page.click("#submit")
+    page.locator("#form-error").wait_for()
+    assert page.is_hidden("#created")
+    assert tasks_titled(e2e_engine, "第二位居民的诉求") == []
+
+
+def test_today_s_requests_name_their_grids_though_listed_before_the_map_came(
+    page, e2e_engine, window_day
+):
+    """Today's list is read beside the grids: answered first, its rows named a grid by its
+    15-digit code alone, and kept it until the next request was registered."""
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "先列出后有地图")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "先列出后有地图")
+    held = []
+    page.route("**/api/v1/grids/window", lambda route: held.append(route))
+    page.reload()
+    row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
+    row.wait_for()
+    assert held  # the grids are still on their way
+    held[0].continue_()
+    page.wait_for_selector("body[data-ready='1']")
+    other = window_day["other"]
+    assert row.locator(".grid").inner_text() == f"{other.name}（{OTHER_GRID}）"
+
+
+def test_a_request_still_being_handled_lists_what_was_registered(page, e2e_engine, window_day):
+    """The answer lost, the retry found the first still being handled (409): the page said to
+    look at today's requests, which it never read again: the task registered was not there."""
+    posts: list[str] = []
+
+    def first_lost_then_pending(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        posts.append(route.request.headers.get("idempotency-key"))
+        if len(posts) == 1:
+            route.fetch()  # the server opens the task...
+            return route.abort("connectionreset")  # ...and its answer is lost
+        return route.fulfill(
+            status=409,
+            content_type="application/problem+json",
+            json={
+                "type": "https://gridwork.example/problems/conflict",
+                "title": "Conflict",
+                "status": 409,
+                "detail": "A request with this Idempotency-Key was carried out but its answer "
+                "is not (yet) kept; look the record up instead of sending it again.",
+            },
+        )
+
+    open_window(page, "worker01")
+    page.route("**/api/v1/tasks", first_lost_then_pending)
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "答复未存好")
+    page.click("#submit")
+    page.wait_for_function(
+        "() => document.querySelector('#form-error').textContent.startsWith('连接中断')"
+    )
+    page.click("#submit")
+    page.wait_for_function(
+        "() => document.querySelector('#form-error').textContent.startsWith('上次提交仍在处理中')"
+    )
+    [task] = tasks_titled(e2e_engine, "答复未存好")
+    page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
+
+
+def test_in_english_the_registered_request_is_written_with_plain_punctuation(
+    page, e2e_engine, window_day
+):
+    """The English page wrote "Task #12 registered：..." and "Grid 2（110101001001002）", with
+    the Chinese colon and parentheses."""
+    page.goto("/window?lang=en")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_function("() => window.gridworkWindowMap && window.gridworkWindowMap.loaded()")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    other = window_day["other"]
+    assert page.inner_text("#place").startswith(f"{other.name} ({OTHER_GRID})")
+    fill_request(page, "Streetlight out")
+    page.click("#submit")
+    created = page.locator("#created")
+    created.wait_for()
+    [task] = tasks_titled(e2e_engine, "Streetlight out")
+    assert created.locator("h3").inner_text() == f"Task #{task.id} registered: Streetlight out"
+    assert created.locator(".grid").inner_text() == f"{other.name} ({OTHER_GRID})"
+    row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
+    row.wait_for()
+    assert row.locator(".grid").inner_text() == f"{other.name} ({OTHER_GRID})"
+
+
+def test_a_lost_answer_is_not_said_as_nothing_registered(page, e2e_engine, window_day):
+    """Online, the answer lost: the page said 网络未连接，任务未登记 of a task the server had
+    registered (listed beneath it); offline, nothing was sent, and that is said."""
+
+    def lose_the_answer(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        route.fetch()
+        return route.abort("connectionreset")
+
+    open_window(page, "worker01")
+    page.route("**/api/v1/tasks", lose_the_answer)
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "答复丢失")
+    page.click("#submit")
+    why = page.locator("#form-error .why")
+    why.wait_for()
+    assert why.inner_text() == (
+        "连接中断，不能确定是否已登记：请查看“今日窗口受理”，"
+        "没有列出的再点“登记并派单”即可（不会重复登记）。"
+    )
+    [task] = tasks_titled(e2e_engine, "答复丢失")
+    page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
+
+
+def test_offline_nothing_registered_is_said(context, page, e2e_engine, window_day):
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "离线登记")
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.click("#submit")
+    why = page.locator("#form-error .why")
+    why.wait_for()
+    assert why.inner_text().startswith("网络未连接，任务未登记。")
+    context.set_offline(False)
+    assert tasks_titled(e2e_engine, "离线登记") == []

@@ -1129,9 +1129,10 @@ const shortTime = (iso) => {
 const nameOf = (d) => t.deviceName(t.kinds[d.platform] || d.platform, d.label);
 const thisDeviceId = () => Number(localStorage.getItem(DEVICE_KEY)) || null;
 
-/** Why a device call failed, {why, server}: the app's sentence, the server's detail beneath. */
+/** Why a device call failed, {why, server}: the app's sentence, the server's detail beneath;
+ * offline only when the phone is (a server out of reach, online, is the sentence). */
 function deviceProblem(error, sentence) {
-  if (!error?.status) return { why: t.accountOffline, server: "" };
+  if (!error?.status) return { why: navigator.onLine ? sentence : t.accountOffline, server: "" };
   const body = error.body || {};
   return { why: sentence, server: body.detail || body.title || `HTTP ${error.status}` };
 }
@@ -1192,6 +1193,19 @@ async function loadDevices() {
   showThisDevice();
 }
 
+/** The card as nobody's: at each start and when the sign-in ends, so that the next worker to
+ * sign in on this phone never sees the last one's devices or quiet hours (kept until the list
+ * was read again, and for good when that read failed). */
+function resetDevices() {
+  listedDevices = [];
+  $("devices").innerHTML = "";
+  sayDevices("devices-status", "");
+  $("quiet-start").value = "";
+  $("quiet-end").value = "";
+  sayDevices("quiet-status", "");
+  $("push-status").textContent = "";
+}
+
 $("devices").addEventListener("click", async (e) => {
   const button = e.target.closest("button.remove");
   if (!button) return;
@@ -1217,6 +1231,10 @@ $("devices").addEventListener("click", async (e) => {
     localStorage.removeItem(DEVICE_KEY);
     $("push-status").textContent = "";
   }
+  // Gone from the list now: read again, the list may fail to come, and it stayed listed.
+  listedDevices = listedDevices.filter((d) => d.id !== device.id);
+  button.closest("li.device")?.remove();
+  showThisDevice();
   await loadDevices();
   sayDevices("devices-status", t.removed(nameOf(device)));
 });
@@ -1266,8 +1284,9 @@ $("quiet-clear").addEventListener("click", () => saveQuietHours(null, null));
 // Every notice the server sends lands in the inbox (`GET /notifications`); push only mirrors it,
 // and in mainland China FCM reaches few phones. The app never read it: a worker whose phone got
 // no push never saw a leave decision, a swap request or a deadline warning. The header shows the
-// unread count (`/notifications/unread-count`); the card lists the notices newest first, a page
-// at a time ("更多", the API's paging). It is read again at start, when the page is shown again,
+// unread count (the total of `/notifications?unread=true`, whose notices also mark read here
+// those read on another device); the card lists the notices newest first, a page at a time
+// ("更多", the API's paging). It is read again at start, when the page is shown again,
 // when the network comes back, when the service worker relays a push ("inbox-changed") and every
 // few minutes while open (`INBOX_POLL_MS`), with `cursor` = the `X-Inbox-Cursor` of the last
 // answer read: what arrived since (and a few repeats, merged by id; docs/tasks-and-push.md,
@@ -1277,6 +1296,7 @@ $("quiet-clear").addEventListener("click", () => saveQuietHours(null, null));
 // resident): offline it stays as last shown, and is said to be so.
 const INBOX_PAGE = 20;
 const INBOX_POLL_PAGE = 50;
+const INBOX_UNREAD_PAGE = 100; // the unread notices read with each poll (their count is the badge)
 // Three minutes: a push relayed, the page shown again and the network back read it at once; the
 // timer is for a phone left open on the app without push (most in China), where a notice waits
 // at most this long. A deadline warning comes hours ahead, and two light reads a phone every
@@ -1385,12 +1405,34 @@ async function readInbox() {
     mergeNotices(since.rows);
     inbox.cursor = since.cursor;
   }
-  const { unread } = await api("/api/v1/notifications/unread-count");
-  if (!sameUser(user)) return;
-  inbox.unread = unread;
+  if (!(await readUnread(user))) return;
   inbox.loaded = true;
   sayInbox("");
   renderInbox();
+}
+
+/** The unread count, with the unread notices themselves (newest first, a page): a notice held
+ * here unread that the server no longer lists unread was read elsewhere (the worker's other
+ * phone, the office's browser) and is marked read here too. A poll answers only what arrived
+ * since its cursor: the notice stayed 未读 here for good, under a badge no longer counting it.
+ * One shown read here that the server lists unread (marked all read, a transaction running
+ * elsewhere held it behind the cursor) is shown unread again. Beyond the page, those older than
+ * its last are left as they are. False: another user now. */
+async function readUnread(user) {
+  const answer = await apiPage("/api/v1/notifications?unread=true", { page: 1, pageSize: INBOX_UNREAD_PAGE });
+  if (!sameUser(user)) return false;
+  const unread = answer.items;
+  inbox.unread = answer.pagination?.total ?? unread.length;
+  const still = new Set(unread.map((n) => n.id));
+  const oldest = unread.length < INBOX_UNREAD_PAGE || !unread.length ? null : unread[unread.length - 1];
+  const covered = (n) => !oldest || newestFirst(n, oldest) <= 0; // listed on that page, if unread
+  const at = new Date().toISOString();
+  inbox.items = inbox.items.map((n) => {
+    if (!covered(n)) return n;
+    if (still.has(n.id)) return n.read_at ? { ...n, read_at: null } : n; // said read here too soon
+    return n.read_at ? n : { ...n, read_at: at };
+  });
+  return true;
 }
 
 /** Read the inbox again (one read waiting behind the one on its way is enough). */
@@ -1450,23 +1492,32 @@ $("inbox-ack-all").addEventListener("click", () => inboxStep(async () => {
   } finally {
     $("inbox-ack-all").disabled = false;
   }
-  const since = await inboxSince(cursor);
-  if (!sameUser(user)) return;
-  const held = since.rows.filter((n) => !n.read_at && shownUnread.has(n.id));
-  for (let i = 0; i < held.length; i += 5) {
-    const acked = await Promise.all(held.slice(i, i + 5).map((n) => api(`/api/v1/notifications/${n.id}/ack`, { method: "POST" })
-      .catch((error) => (error?.status === 404 ? null : Promise.reject(error)))));
-    for (const row of acked.filter(Boolean)) since.rows[since.rows.findIndex((n) => n.id === row.id)] = row;
-    acknowledged += acked.filter(Boolean).length;
+  // Marked on the server from here: a read after that fails does not make it a failure.
+  try {
+    const since = await inboxSince(cursor);
+    if (!sameUser(user)) return;
+    const held = since.rows.filter((n) => !n.read_at && shownUnread.has(n.id));
+    for (let i = 0; i < held.length; i += 5) {
+      const acked = await Promise.all(held.slice(i, i + 5).map((n) => api(`/api/v1/notifications/${n.id}/ack`, { method: "POST" })
+        .catch((error) => (error?.status === 404 ? null : Promise.reject(error)))));
+      for (const row of acked.filter(Boolean)) since.rows[since.rows.findIndex((n) => n.id === row.id)] = row;
+      acknowledged += acked.filter(Boolean).length;
+    }
+    if (!sameUser(user)) return;
+    const answered = new Set(since.rows.map((n) => n.id));
+    const at = new Date().toISOString();
+    inbox.items = inbox.items.map((n) => (answered.has(n.id) || n.read_at ? n : { ...n, read_at: at }));
+    mergeNotices(since.rows);
+    inbox.cursor = since.cursor;
+    if (!(await readUnread(user))) return;
+  } catch (error) {
+    if (error?.status === 401 || !sameUser(user)) return;
+    // Those shown are said read, as the server has them but for a few a transaction running
+    // elsewhere held behind the cursor: the next read (`readUnread`) shows those unread again.
+    const at = new Date().toISOString();
+    inbox.items = inbox.items.map((n) => (shownUnread.has(n.id) && !n.read_at ? { ...n, read_at: at } : n));
+    inbox.unread = Math.max(0, inbox.unread - acknowledged);
   }
-  const { unread } = await api("/api/v1/notifications/unread-count");
-  if (!sameUser(user)) return;
-  const answered = new Set(since.rows.map((n) => n.id));
-  const at = new Date().toISOString();
-  inbox.items = inbox.items.map((n) => (answered.has(n.id) || n.read_at ? n : { ...n, read_at: at }));
-  mergeNotices(since.rows);
-  inbox.cursor = since.cursor;
-  inbox.unread = unread;
   renderInbox();
   sayInbox(t.inboxAckedAll(acknowledged));
 }));
@@ -1490,7 +1541,9 @@ async function openNotice(id) {
         const row = await api(`/api/v1/notifications/${id}/ack`, { method: "POST" });
         if (!sameUser(user)) return;
         mergeNotices([row]);
-        inbox.unread = Math.max(0, inbox.unread - 1);
+        // Read again, not one taken off: the notice may have been read elsewhere already (the
+        // badge then counted it no more) and others may have arrived since the last poll.
+        await readInbox().catch(() => { inbox.unread = Math.max(0, inbox.unread - 1); });
         renderInbox();
       } catch (error) {
         if (error?.status === 401) return;
@@ -1836,6 +1889,7 @@ async function start() {
     await storeTokens(stored, await getMeta("refresh"));
   }
   keepFresh();
+  resetDevices(); // another worker's devices never show: read afresh for whoever signed in
   // The device list reads this browser's registration: after it is refreshed.
   if (navigator.onLine) rebindPush().catch(() => {}).finally(() => loadDevices());
   else loadDevices();
@@ -1921,6 +1975,7 @@ addEventListener("gridwork:session-ended", () => {
   if (signingOut) return;
   $("home").hidden = true;
   resetInbox(); // the notices are the signed-out worker's
+  resetDevices(); // and so are the devices
   $("signout").hidden = true;
   $("signin").hidden = false;
   $("signin-error").textContent = t.sessionEnded;
@@ -1957,6 +2012,7 @@ $("signout-all").addEventListener("click", async () => {
   await forgetSignIn();
   $("home").hidden = true;
   resetInbox();
+  resetDevices();
   $("signout").hidden = true;
   $("signin").hidden = false;
   $("signin-error").textContent = t.signedOutEverywhere(answer.sessions_revoked);

@@ -31,6 +31,7 @@ const TEXT = {
     outsideYours: "此处不在您的网格内。今天您不在窗口岗（A岗），只能为自己的网格登记任务。",
     outsideServer: "所选位置不在任何网格内，任务未登记。",
     invalid: "填写有误，任务未登记：", offline: "网络未连接，任务未登记。恢复连接后再点“登记并派单”即可（不会重复登记）。",
+    lost: "连接中断，不能确定是否已登记：请查看“今日窗口受理”，没有列出的再点“登记并派单”即可（不会重复登记）。",
     pending: "上次提交仍在处理中，请稍候查看“今日窗口受理”，不要重复登记。",
     failed: "任务未能登记：", gridsFailed: "无法读取网格：", noGrids: "没有可登记的网格。",
     created: (id) => `已登记任务 #${id}`, createdGrid: "网格", createdAssignee: "承办人",
@@ -66,6 +67,7 @@ const TEXT = {
     outsideServer: "The place lies in no grid: nothing was registered.",
     invalid: "Something is wrong; nothing was registered: ",
     offline: "Offline: nothing was registered. Once online, press Register again (it will not register twice).",
+    lost: "The connection broke: the request may or may not be registered. Look at today's list; if it is not there, press Register again (it will not register twice).",
     pending: "The last submission is still being handled: look at today's list shortly, do not register it again.",
     failed: "The task was not registered: ", gridsFailed: "Could not read the grids: ", noGrids: "No grids to register for.",
     created: (id) => `Task #${id} registered`, createdGrid: "Grid", createdAssignee: "Assignee",
@@ -99,6 +101,7 @@ let chosen = null; // {lon, lat, grid: feature}
 // back; a changed form is another request, with a new key.
 let pending = null;
 let sending = false;
+let todayTasks = []; // the requests registered today (GET /tasks?created_by=me&created_on=today)
 
 function newKey() {
   // crypto.randomUUID needs a secure context: the hall's PC may reach the server over plain http.
@@ -111,7 +114,7 @@ const beijing = (iso) => (iso ? new Date(iso).toLocaleString(lang === "zh" ? "zh
 }) : "");
 const gridLabel = (code) => {
   const g = grids.get(code);
-  return g ? `${g.properties.name}（${code}）` : code || "";
+  return g ? (lang === "zh" ? `${g.properties.name}（${code}）` : `${g.properties.name} (${code})`) : code || "";
 };
 
 // --- the map ---------------------------------------------------------------------------------
@@ -237,7 +240,8 @@ async function offerHouseholds(grid) {
   const name = (h) => [h.building, h.unit, h.room].filter(Boolean).join("-") || `#${h.id}`;
   households.sort((a, b) => rooms.compare(name(a), name(b)));
   for (const h of households) select.add(new Option(name(h), h.id));
-  select.options[0].textContent = `${t.noHousehold}（${t.householdsNear(households.length)}）`;
+  const near = t.householdsNear(households.length);
+  select.options[0].textContent = lang === "zh" ? `${t.noHousehold}（${near}）` : `${t.noHousehold} (${near})`;
   box.hidden = false;
 }
 
@@ -298,6 +302,9 @@ async function submit(e) {
   e.preventDefault();
   if (sending) return; // a double click: the first is on its way
   clearErrors();
+  // The last request's box goes: beside this one's refusal it read as this one registered.
+  // (It stays listed under today's requests.)
+  $("created").hidden = true;
   const request = body();
   let missing = false;
   if (!request.title) { fieldError("title", t.needTitle); missing = true; }
@@ -330,7 +337,14 @@ async function submit(e) {
 /** Why the task was not registered, in the worker's words, with the server's beneath. */
 function refused(error) {
   if (!(error instanceof ApiError)) {
-    formError(t.offline, navigator.onLine ? error.message || String(error) : "");
+    if (!navigator.onLine) {
+      formError(t.offline); // nothing went
+      return;
+    }
+    // Online, the request went and its answer is what was lost: registered or not, today's
+    // list tells (read again).
+    formError(t.lost, error.message || String(error));
+    loadToday();
     return;
   }
   const detail = error.body?.detail || error.body?.title || error.message;
@@ -345,6 +359,7 @@ function refused(error) {
     formError(t.invalid, detail);
   } else if (error.status === 409) {
     formError(t.pending, detail);
+    loadToday(); // the worker is told to look there: read it again
   } else {
     formError(t.failed, detail);
   }
@@ -354,7 +369,7 @@ function showCreated(task) {
   const box = $("created");
   box.dataset.id = task.id;
   const who = task.assignee_name || (task.assignee_id ? `#${task.assignee_id}` : t.createdNobody);
-  box.innerHTML = `<h3>${escapeHtml(t.created(task.id))}：${escapeHtml(task.title)}</h3>
+  box.innerHTML = `<h3>${escapeHtml(t.created(task.id))}${lang === "zh" ? "：" : ": "}${escapeHtml(task.title)}</h3>
     <dl>
       <dt>${t.createdGrid}</dt><dd class="grid">${escapeHtml(gridLabel(task.grid_code))}</dd>
       <dt>${t.status}</dt><dd class="status">${escapeHtml(t.statuses[task.status] || task.status)}</dd>
@@ -402,7 +417,6 @@ async function loadDeadlines(community) {
 // --- today's requests --------------------------------------------------------------------------
 async function loadToday() {
   const status = $("today-status");
-  const tbody = document.querySelector("#today-tasks tbody");
   let tasks;
   try {
     tasks = await apiPages(`/api/v1/tasks?created_by=me&created_on=${todayLocal()}`);
@@ -410,9 +424,16 @@ async function loadToday() {
     status.textContent = t.listFailed + (error.message || String(error));
     return;
   }
-  tasks.sort((a, b) => b.id - a.id);
+  todayTasks = tasks.sort((a, b) => b.id - a.id);
   status.textContent = tasks.length ? "" : t.none;
-  tbody.innerHTML = tasks.map((task) => `<tr data-id="${escapeHtml(task.id)}">
+  renderToday();
+}
+
+/** Today's rows; drawn again once the grids come (read beside them, the list may come first,
+ * when a grid could be named only by its code). */
+function renderToday() {
+  const tbody = document.querySelector("#today-tasks tbody");
+  tbody.innerHTML = todayTasks.map((task) => `<tr data-id="${escapeHtml(task.id)}">
     <td>#${escapeHtml(task.id)}</td><td class="title">${escapeHtml(task.title)}</td>
     <td class="grid">${escapeHtml(gridLabel(task.grid_code))}</td>
     <td class="status">${escapeHtml(t.statuses[task.status] || task.status)}</td>
@@ -452,6 +473,7 @@ async function start() {
   grids = new Map(collection.features.map((f) => [f.properties.code, f]));
   const community = collection.features[0]?.properties.community_code;
   if (community) loadDeadlines(community);
+  renderToday(); // by their grids' names now
   const notice = $("post-notice");
   // The role the token was issued with: an admin opens tasks in every grid of the community.
   const admin = tokenClaims(getToken()).role === "community_admin";

@@ -106,6 +106,21 @@ def _one_line(value: str) -> None:
         raise ma.ValidationError(CONTROL_CHARACTERS)
 
 
+def _no_nul(value: str) -> None:
+    # Free text (details: newlines and tabs welcome) refuses only NUL, as a visit's notes do.
+    if "\x00" in value:
+        raise ma.ValidationError("Must not contain NUL characters.")
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ma.ValidationError("Must not be blank.")
+
+
+# A complainant's entry (their name, their phone): one line, as a form's box holds it.
+COMPLAINANT_VALUE_MAX = 200
+
+
 def ticket_number(**kwargs) -> ma.fields.String:
     """A ticket number (`external_id`) as stored and as looked up: 1-64 characters of one line.
     One with a control character would be refused by the database (NUL, naming no field) or
@@ -128,8 +143,15 @@ class TaskCreateSchema(Schema):
             "description": "Request type (required for hotline): " + ", ".join(HOTLINE_TYPES)
         },
     )
-    title = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    description = ma.fields.String(validate=ma.validate.Length(max=10000))
+    # One line, not blank: a title of spaces told the task from no other in a list, and a
+    # newline or a bidirectional override broke or disguised the lists and reports showing it.
+    title = ma.fields.String(
+        required=True,
+        validate=[ma.validate.Length(min=1, max=200), _not_blank, _one_line],
+        metadata={"description": "1-200 characters of one line, not blank"},
+    )
+    # A NUL was stored (sealed) and handed back as sent.
+    description = ma.fields.String(validate=[ma.validate.Length(max=10000), _no_nul])
     urgency = ma.fields.String(
         load_default="general",
         validate=ma.validate.OneOf(URGENCIES),
@@ -147,10 +169,16 @@ class TaskCreateSchema(Schema):
             "ticket from anyone)"
         },
     )
+    # Stored as sent before: a NUL, a newline, 5,000 digits for a phone.
     complainant = ma.fields.Dict(
-        keys=ma.fields.String(),
-        values=ma.fields.String(),
-        metadata={"description": "The resident's contact, e.g. {name, phone}"},
+        keys=ma.fields.String(validate=[ma.validate.Length(min=1, max=50), _one_line]),
+        values=ma.fields.String(
+            validate=[ma.validate.Length(max=COMPLAINANT_VALUE_MAX), _one_line]
+        ),
+        metadata={
+            "description": "The resident's contact, e.g. {name, phone}: each entry one line "
+            f"of up to {COMPLAINANT_VALUE_MAX} characters"
+        },
     )
     household_id = Integer(metadata={"description": "The household concerned"})
     location = ma.fields.Nested(
