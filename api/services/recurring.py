@@ -48,9 +48,14 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}")
 _LATIN = re.compile(r"[A-Za-z0-9]{2,}")
 
 
+def _clean(title: str) -> str:
+    """A title as its words are read: what every call says left out."""
+    return _FILLER.sub(" ", title)
+
+
 def _tokens(title: str) -> tuple[set[str], set[str]]:
-    """A title's Chinese character pairs (bigrams) and its Latin words and numbers, lowered."""
-    title = _FILLER.sub(" ", title)
+    """A cleaned title's Chinese character pairs (bigrams) and its Latin words and numbers,
+    lowered."""
     pairs = {run[i : i + 2] for run in _HAN.findall(title) for i in range(len(run) - 1)}
     return pairs, {w.lower() for w in _LATIN.findall(title)}
 
@@ -60,32 +65,60 @@ def phrases(titles: Mapping[int, str], *, at_least: int = MIN_TASKS) -> dict[str
 
     Chinese is not written in words: its character pairs are counted, and the pairs that the
     same tasks share and that stand side by side in a title are joined back into one phrase
-    (楼道 + 道灯 -> 楼道灯). Latin words and numbers count as they are (wifi, 5g)."""
+    (楼道 + 道灯 -> 楼道灯), with the pairs beside them that the same titles say too: a pair
+    is not listed as a fragment of a longer phrase its titles all say (道灯 of 楼道灯). A
+    phrase's tasks are those whose titles say it whole. Latin words and numbers count as they
+    are (wifi, 5g)."""
     pairs: dict[str, set[int]] = {}
     words: dict[str, set[int]] = {}
-    for task_id, title in titles.items():
+    clean = {task_id: _clean(title) for task_id, title in titles.items()}
+    for task_id, title in clean.items():
         bigrams, latin = _tokens(title)
         for pair in bigrams:
             pairs.setdefault(pair, set()).add(task_id)
         for word in latin:
             words.setdefault(word, set()).add(task_id)
     found = {w: ids for w, ids in words.items() if len(ids) >= at_least}
+    common = {pair: ids for pair, ids in pairs.items() if len(ids) >= at_least}
     groups: dict[frozenset[int], set[str]] = {}
-    for pair, ids in pairs.items():
-        if len(ids) >= at_least:
-            groups.setdefault(frozenset(ids), set()).add(pair)
+    for pair, ids in common.items():
+        groups.setdefault(frozenset(ids), set()).add(pair)
     for ids, group in groups.items():
-        # The pairs' order in one title of them all: runs of pairs side by side, one phrase each.
-        title = _FILLER.sub(" ", titles[min(ids)])
-        start = None
-        for i in range(len(title)):
-            inside = title[i : i + 2] in group
-            if inside and start is None:
-                start = i
-            elif not inside and start is not None:
-                found.setdefault(title[start : i + 1], set()).update(ids)
-                start = None
+        # The pairs' order in one title of them all: runs of pairs side by side, one phrase
+        # each. A run takes in the pairs beside it that all these titles share too (said by
+        # more), so that 道灯 of three titles is said as their 楼道灯, not as a fragment.
+        title = clean[min(ids)]
+        start, own = None, False
+        for i in range(len(title) + 1):
+            pair = title[i : i + 2]
+            inside = pair in common and common[pair] >= ids
+            if inside:
+                start = i if start is None else start
+                own = own or pair in group
+            elif start is not None:
+                if own:
+                    _said(found, title[start : i + 1], ids, clean, group, at_least)
+                start, own = None, False
     return found
+
+
+def _said(
+    found: dict[str, set[int]],
+    phrase: str,
+    ids: frozenset[int],
+    clean: Mapping[int, str],
+    group: set[str],
+    at_least: int,
+) -> None:
+    """Adds `phrase` with those of `ids` whose titles say it whole; where too few do (their
+    pairs stand apart in some), the group's pairs in it instead."""
+    saying = {i for i in ids if phrase in clean[i]}
+    if len(saying) >= at_least:
+        found.setdefault(phrase, set()).update(saying)
+        return
+    for i in range(len(phrase) - 1):
+        if phrase[i : i + 2] in group:
+            found.setdefault(phrase[i : i + 2], set()).update(ids)
 
 
 # Each recurring phrase's tasks, by place: three of them or more within reach of each other.
@@ -182,7 +215,7 @@ def _words(said: dict[str, set[int]], now: dict[int, str], before: dict[int, str
         {
             "phrase": phrase,
             "tasks": len(ids),
-            "previous": sum(phrase in _FILLER.sub(" ", t).lower() for t in before.values()),
+            "previous": sum(phrase in _clean(t).lower() for t in before.values()),
             "task_ids": [task_id for task_id in now if task_id in ids],  # newest first
         }
         for phrase, ids in said.items()

@@ -169,7 +169,22 @@ def test_transferred_tickets_are_not_counted(client, session, world, stairwell):
 
 def test_phrases_join_the_bigrams_the_same_tasks_share():
     titles = {1: "3号楼楼道灯不亮", 2: "楼道灯不亮，晚上看不见", 3: "楼道灯坏了", 4: "楼道灯不亮"}
-    assert phrases(titles, at_least=3) == {"楼道灯": {1, 2, 3, 4}, "灯不亮": {1, 2, 4}}
+    # 灯不亮 is said, in each of its three titles, as 楼道灯不亮: the phrase is the whole run.
+    assert phrases(titles, at_least=3) == {"楼道灯": {1, 2, 3, 4}, "楼道灯不亮": {1, 2, 4}}
+
+
+def test_a_phrase_is_said_whole_not_as_a_fragment_of_a_longer_one():
+    """楼道 is said by five titles, 楼道灯 by three of them: the three say 楼道灯 (before, the
+    pair 道灯, which no title says alone, was listed as a phrase of its own)."""
+    titles = {1: "楼道灯不亮", 2: "楼道灯坏了", 3: "楼道灯闪", 4: "楼道堆物", 5: "楼道堆物"}
+    assert phrases(titles, at_least=3) == {"楼道": {1, 2, 3, 4, 5}, "楼道灯": {1, 2, 3}}
+
+
+def test_a_phrase_counts_only_the_titles_that_say_it():
+    """Each title holds 楼道 and 道灯, one of them not side by side: 楼道灯 is said by two, so
+    the pairs stand as they are."""
+    titles = {1: "楼道灯", 2: "道灯楼道", 3: "楼道灯"}
+    assert phrases(titles, at_least=3) == {"楼道": {1, 2, 3}, "道灯": {1, 2, 3}}
 
 
 def test_phrases_leave_out_the_words_every_call_uses():
