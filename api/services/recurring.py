@@ -14,6 +14,7 @@ Titles only: a description may hold what a resident said of themselves (it is se
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -49,8 +50,9 @@ _LATIN = re.compile(r"[A-Za-z0-9]{2,}")
 
 
 def _clean(title: str) -> str:
-    """A title as its words are read: what every call says left out."""
-    return _FILLER.sub(" ", title)
+    """A title as its words are read: full-width letters and digits as their plain forms
+    (ＷｉＦｉ, ５Ｇ: an input method in full-width mode), what every call says left out."""
+    return _FILLER.sub(" ", unicodedata.normalize("NFKC", title))
 
 
 def _tokens(title: str) -> tuple[set[str], set[str]]:
@@ -127,6 +129,10 @@ _PLACES = text(
 WITH m AS (
   SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:phrases AS text[])) AS m(task_id, phrase)
 ),
+b AS (
+  SELECT * FROM unnest(CAST(:before_ids AS integer[]), CAST(:before_phrases AS text[]))
+    AS b(task_id, phrase)
+),
 t AS (
   SELECT m.phrase, t.id, t.grid_id, t.source, t.created_at,
          COALESCE(t.location, h.location) AS geom
@@ -149,10 +155,11 @@ g AS (
 SELECT phrase, ids, sources, grid_id, ST_X(centre) AS lon, ST_Y(centre) AS lat,
        (SELECT max(ST_Distance((d).geom::geography, centre::geography))
         FROM ST_Dump(points) d) AS radius_m,
-       -- The span before: its tasks saying the same within reach of any of these.
-       (SELECT count(*) FROM tasks p LEFT JOIN households ph ON ph.id = p.household_id
-        WHERE p.grid_id = ANY(:grids) AND p.created_at >= :before AND p.created_at < :start
-          AND p.status <> 'transferred' AND strpos(lower(p.title), phrase) > 0
+       -- The span before: its tasks saying the same (found in their titles as the span's
+       -- are read, :before_ids) within reach of any of these.
+       (SELECT count(*) FROM b JOIN tasks p ON p.id = b.task_id
+        LEFT JOIN households ph ON ph.id = p.household_id
+        WHERE b.phrase = g.phrase
           AND ST_DWithin(COALESCE(p.location, ph.location)::geography, points::geography,
                          :reach)) AS previous
 FROM g
@@ -192,6 +199,12 @@ def recurring(
         # sealed in the description): no words of its own.
         titles[when] = {i: title for i, title in rows if title != VISIT_FOLLOW_UP_TITLE}
     said = phrases(titles["now"])
+    # The span before's titles that say each phrase, read as the span's are.
+    before_titles = {task_id: _clean(title).lower() for task_id, title in titles["before"].items()}
+    said_before = {
+        phrase: [task_id for task_id, title in before_titles.items() if phrase in title]
+        for phrase in said
+    }
     return {
         "grid": grid,
         "community": community,
@@ -201,8 +214,8 @@ def recurring(
         "previous_start": before,
         "tasks": counted["now"],
         "previous_tasks": counted["before"],
-        "places": _places(session, grids, said, start, before),
-        "words": _words(said, titles["now"], titles["before"]),
+        "places": _places(session, grids, said, said_before),
+        "words": _words(said, said_before, titles["now"]),
     }
 
 
@@ -210,12 +223,14 @@ def _rising(item: dict) -> tuple:
     return (-(item["tasks"] - item["previous"]), -item["tasks"])
 
 
-def _words(said: dict[str, set[int]], now: dict[int, str], before: dict[int, str]) -> list[dict]:
+def _words(
+    said: dict[str, set[int]], said_before: dict[str, list[int]], now: dict[int, str]
+) -> list[dict]:
     found = [
         {
             "phrase": phrase,
             "tasks": len(ids),
-            "previous": sum(phrase in _clean(t).lower() for t in before.values()),
+            "previous": len(said_before[phrase]),
             "task_ids": [task_id for task_id in now if task_id in ids],  # newest first
         }
         for phrase, ids in said.items()
@@ -228,8 +243,7 @@ def _places(
     session: Session,
     grids: dict[int, str],
     said: dict[str, set[int]],
-    start: datetime,
-    before: datetime,
+    said_before: dict[str, list[int]],
 ) -> list[dict]:
     pairs = [(task_id, phrase) for phrase, ids in said.items() for task_id in ids]
     if not pairs:
@@ -242,9 +256,8 @@ def _places(
         {
             "ids": [task_id for task_id, _ in pairs],
             "phrases": [phrase for _, phrase in pairs],
-            "grids": list(grids),
-            "start": start,
-            "before": before,
+            "before_ids": [i for ids in said_before.values() for i in ids],
+            "before_phrases": [p for p, ids in said_before.items() for _ in ids],
             "reach": PLACE_M,
             "min_tasks": MIN_TASKS,
         },

@@ -197,6 +197,36 @@ def test_latin_words_and_numbers_are_words_too():
     assert phrases(titles, at_least=3) == {"wifi": {1, 2, 3}}
 
 
+def test_full_width_letters_and_digits_read_as_their_plain_forms():
+    """A phone's input method in full-width mode writes ＷｉＦｉ and ５Ｇ: the same words."""
+    titles = {1: "ＷｉＦｉ信号差", 2: "wifi断了", 3: "WIFI 没有网", 4: "５Ｇ基站"}
+    assert phrases(titles, at_least=3) == {"wifi": {1, 2, 3}}
+
+
+def test_a_full_width_title_says_the_same_now_and_the_span_before(client, session, world):
+    """Three 5G calls at one mast now, one of them typed full-width; one the span before, typed
+    full-width too: one place and one word, each with one call before."""
+    lon, lat = centre(A1)
+    calls = ((1, "5G基站辐射"), (2, "５Ｇ基站辐射"), (3, "5g基站辐射"), (40, "５Ｇ基站辐射"))
+    for n, (days, title) in enumerate(calls):
+        make_task(
+            session,
+            A1,
+            now=NOW - timedelta(days=days),
+            title=title,
+            location={"lon": lon + 0.00003 * n, "lat": lat},
+        )
+    body = recurring(client, world).get_json()
+    assert {(w["phrase"], w["tasks"], w["previous"]) for w in body["words"]} == {
+        ("5g", 3, 1),
+        ("基站辐射", 3, 1),
+    }
+    assert {(p["phrase"], p["tasks"], p["previous"]) for p in body["places"]} == {
+        ("5g", 3, 1),
+        ("基站辐射", 3, 1),
+    }
+
+
 def test_a_busy_corner_whose_calls_all_differ_is_no_recurring_place(client, session, world):
     lon, lat = centre(A1)
     for n, title in enumerate(("噪音扰民", "下水道堵塞", "路灯不亮", "快递柜申请")):
