@@ -620,3 +620,75 @@ def test_a_published_weeks_change_log_says_who_handed_which_shift_to_whom_and_wh
     page.click("#changes summary")
     text = log.locator("li").first.inner_text()
     assert "on leave" in text and f"by {leader.display_name}" in text
+
+
+@pytest.fixture
+def week_after(e2e_engine, fresh_week):
+    """The week after next unrostered for the demo community too; put back afterwards."""
+    from api.models import Roster
+
+    week = week_of(datetime.now(UTC) + timedelta(days=14))
+
+    def clear():
+        with Session(e2e_engine) as session:
+            session.execute(
+                delete(Roster).where(Roster.community_code == COMMUNITY, Roster.week == week)
+            )
+            session.commit()
+
+    clear()
+    yield week
+    clear()
+
+
+def test_a_change_log_that_cannot_be_read_shows_no_other_weeks_changes(
+    page, e2e_engine, fresh_week, week_after
+):
+    """Two published weeks; next week's log lists a change; the week after's log cannot be
+    read: the page says so, and does not list next week's change beneath as the week after's
+    (it did: the list was left as it was)."""
+    people = fresh_week["people"]
+    open_rosters(page, leader_of(people))
+    for n in range(2):
+        if n:
+            page.click("#next-week")
+            page.wait_for_selector("#roster-status.none")
+        generate(page)
+        page.click("#publish")
+        page.wait_for_selector("#roster-status.published")
+    first = roster_row(e2e_engine, fresh_week["week"])
+    day = str(week_dates(fresh_week["week"])[0])
+    side = {"date": day, "post": "A", "grid_code": None, "worker_id": 1, "worker_name": "赵一"}
+    change = {
+        "id": 1,
+        "action": "reassign",
+        "for_leave_id": None,
+        "before": side,
+        "after": {**side, "worker_id": 2, "worker_name": "钱二"},
+        "changed_by_name": "孙三",
+        "changed_at": datetime.now(UTC).isoformat(),
+    }
+
+    def changes(route):
+        if f"/rosters/{first.id}/changes" in route.request.url:
+            route.fulfill(json=[change])
+        else:
+            route.fulfill(
+                status=500,
+                content_type="application/problem+json",
+                json={"title": "Internal Server Error", "status": 500, "detail": "boom"},
+            )
+
+    page.route("**/api/v1/rosters/*/changes", changes)
+    page.click("#prev-week")
+    page.wait_for_function(
+        "() => document.querySelector('#changes summary').textContent === '变更记录（1）'"
+    )
+    page.click("#changes summary")  # opened: it stays open for the next week
+    assert page.locator("#changes-list li").count() == 1
+    page.click("#next-week")
+    page.wait_for_selector("#changes-error:not([hidden])")
+    assert page.inner_text("#changes summary") == "变更记录（?）"
+    assert "boom" in page.inner_text("#changes-error")
+    assert page.locator("#changes-list li").count() == 0
+    assert page.is_hidden("#changes-empty")  # nor that there was no change
