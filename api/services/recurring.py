@@ -45,14 +45,21 @@ FILLER = sorted(
     reverse=True,
 )  # fmt: skip
 _FILLER = re.compile("|".join(map(re.escape, FILLER)))
+# Where, not what: a building, unit, floor or room by its number (3号楼, 2单元, 七层, 12号院);
+# 3号楼道 is building 3's stairwell (楼道), not building 3 and 道.
+_ADDRESS = re.compile(
+    r"[0-9〇零一二三四五六七八九十百]+\s*(?:号楼(?![道梯])|号院|单元|号|栋|幢|层|楼(?![道梯])|室|门)"
+)
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}")
 _LATIN = re.compile(r"[A-Za-z0-9]{2,}")
 
 
 def _clean(title: str) -> str:
     """A title as its words are read: full-width letters and digits as their plain forms
-    (ＷｉＦｉ, ５Ｇ: an input method in full-width mode), what every call says left out."""
-    return _FILLER.sub(" ", unicodedata.normalize("NFKC", title))
+    (ＷｉＦｉ, ５Ｇ: an input method in full-width mode), what every call says and the
+    building or unit it names left out (three calls from three buildings all say 号楼)."""
+    title = _ADDRESS.sub(" ", unicodedata.normalize("NFKC", title))
+    return _FILLER.sub(" ", title)
 
 
 def _tokens(title: str) -> tuple[set[str], set[str]]:

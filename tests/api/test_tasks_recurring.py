@@ -227,6 +227,34 @@ def test_a_full_width_title_says_the_same_now_and_the_span_before(client, sessio
     }
 
 
+def test_building_and_unit_numbers_are_an_address_not_a_phrase():
+    """Three different calls each naming its building (3号楼, 5号楼, 七号楼) share the pair 号楼,
+    which says where, not what: no phrase (before, 号楼 was listed, and a place)."""
+    titles = {
+        1: "3号楼噪音扰民",
+        2: "5号楼2单元下水道堵塞",
+        3: "七号楼3层路灯不亮",
+        4: "12号院门口漏水",
+    }
+    assert phrases(titles, at_least=3) == {}
+    stairwells = {1: "3号楼道灯不亮", 2: "5号楼楼道灯不亮", 3: "2楼楼道灯坏了"}
+    assert phrases(stairwells, at_least=3) == {"楼道灯": {1, 2, 3}}
+
+
+def test_a_busy_building_whose_calls_all_differ_is_no_recurring_place(client, session, world):
+    lon, lat = centre(A1)
+    for n, title in enumerate(("3号楼噪音扰民", "3号楼下水道堵塞", "3号楼1单元电梯故障")):
+        make_task(
+            session,
+            A1,
+            now=NOW - timedelta(days=n + 1),
+            title=title,
+            location={"lon": lon + 0.00005 * n, "lat": lat},
+        )
+    body = recurring(client, world).get_json()
+    assert body["tasks"] == 3 and body["places"] == [] and body["words"] == []
+
+
 def test_a_busy_corner_whose_calls_all_differ_is_no_recurring_place(client, session, world):
     lon, lat = centre(A1)
     for n, title in enumerate(("噪音扰民", "下水道堵塞", "路灯不亮", "快递柜申请")):
