@@ -805,6 +805,7 @@ def generate(
     roster.shortfall_details = list(result.details)
     roster.grid_minimum = result.b_days_required
     roster.grid_minimum_from = inp.first_day
+    roster.grid_minimum_grids = sorted(inp.grids)
     grid_ids = dict(
         session.execute(select(Grid.code, Grid.id).where(Grid.community_code == code)).all()
     )
@@ -970,7 +971,8 @@ def roster_shortfalls(session: Session, roster: Roster, today: date) -> list[dic
 
 def _grids_short(session: Session, roster: Roster, shifts: list[Shift]) -> list[dict]:
     """The grids with fewer B-post days than the generation asked (`roster.grid_minimum`, from
-    `grid_minimum_from` on): its gaps still unmet, and those an edit opened since (each of the
+    `grid_minimum_from` on): its gaps still unmet, and those an edit opened since (each grid it
+    asked, `grid_minimum_grids`, still in service; a roster from before 0054: each of the
     community's grids in service now). A roster from before 0053 knows only its gaps."""
     since = roster.grid_minimum_from
     days: dict[str, set[date]] = {}
@@ -980,13 +982,13 @@ def _grids_short(session: Session, roster: Roster, shifts: list[Shift]) -> list[
     stored = {x["grid_code"]: x for x in roster.shortfalls or [] if x["rule"] == "grid"}
     codes = set(stored)
     if roster.grid_minimum is not None:
-        codes.update(
-            session.scalars(
-                select(Grid.code).where(
-                    Grid.community_code == roster.community_code, Grid.retired_at.is_(None)
-                )
-            )
+        in_service = select(Grid.code).where(
+            Grid.community_code == roster.community_code, Grid.retired_at.is_(None)
         )
+        if roster.grid_minimum_grids is not None:
+            # A grid taken into service since was not asked anything of this week.
+            in_service = in_service.where(Grid.code.in_(roster.grid_minimum_grids))
+        codes.update(session.scalars(in_service))
     found = []
     for code in sorted(codes):
         left = stored.get(code)
