@@ -206,10 +206,16 @@ def recurring(
         # sealed in the description): no words of its own.
         titles[when] = {i: title for i, title in rows if title != VISIT_FOLLOW_UP_TITLE}
     said = phrases(titles["now"])
-    # The span before's titles that say each phrase, read as the span's are.
-    before_titles = {task_id: _clean(title).lower() for task_id, title in titles["before"].items()}
+    # The span before's titles that say each phrase, read as the span's are: a Chinese phrase
+    # anywhere in the title, a Latin word or number as a word (wifi6 does not say wifi).
+    earlier = {task_id: _clean(title) for task_id, title in titles["before"].items()}
+    latin = {task_id: _tokens(title)[1] for task_id, title in earlier.items()}
     said_before = {
-        phrase: [task_id for task_id, title in before_titles.items() if phrase in title]
+        phrase: [
+            task_id
+            for task_id, title in earlier.items()
+            if (phrase in latin[task_id] if _LATIN.fullmatch(phrase) else phrase in title)
+        ]
         for phrase in said
     }
     return {

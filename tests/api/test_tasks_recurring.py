@@ -227,6 +227,18 @@ def test_a_full_width_title_says_the_same_now_and_the_span_before(client, sessio
     }
 
 
+def test_a_latin_word_before_is_counted_as_the_span_counts_it(client, session, world):
+    """wifi is a word of its own: wifi6 is another, now as before (before, a title of the span
+    before saying wifi6 was counted as saying wifi, one of the span itself was not)."""
+    for days, title in ((1, "wifi断了"), (2, "WiFi 信号差"), (3, "wifi没网"), (4, "wifi6 信号差")):
+        make_task(session, A1, now=NOW - timedelta(days=days), title=title)
+    for days, title in ((30, "wifi6路由器坏了"), (31, "wifi断了")):
+        make_task(session, A1, now=NOW - timedelta(days=days), title=title)
+    body = recurring(client, world).get_json()
+    (word,) = [w for w in body["words"] if w["phrase"] == "wifi"]
+    assert (word["tasks"], word["previous"]) == (3, 1)
+
+
 def test_building_and_unit_numbers_are_an_address_not_a_phrase():
     """Three different calls each naming its building (3号楼, 5号楼, 七号楼) share the pair 号楼,
     which says where, not what: no phrase (before, 号楼 was listed, and a place)."""
