@@ -692,3 +692,42 @@ def test_a_change_log_that_cannot_be_read_shows_no_other_weeks_changes(
     assert "boom" in page.inner_text("#changes-error")
     assert page.locator("#changes-list li").count() == 0
     assert page.is_hidden("#changes-empty")  # nor that there was no change
+
+
+def test_a_week_that_cannot_be_read_shows_no_other_weeks_change_log(page, e2e_engine, fresh_week):
+    """Next week published, its log listing a change; the week after cannot be read: the page
+    says so and shows no change log (before, next week's stayed beneath the error)."""
+    people = fresh_week["people"]
+    open_rosters(page, leader_of(people))
+    generate(page)
+    page.click("#publish")
+    page.wait_for_selector("#roster-status.published")
+    day = str(week_dates(fresh_week["week"])[0])
+    side = {"date": day, "post": "A", "grid_code": None, "worker_id": 1, "worker_name": "赵一"}
+    change = {
+        "id": 1,
+        "action": "edit",
+        "for_leave_id": None,
+        "before": side,
+        "after": {**side, "worker_id": 2, "worker_name": "钱二"},
+        "changed_by_name": "孙三",
+        "changed_at": datetime.now(UTC).isoformat(),
+    }
+    page.route("**/api/v1/rosters/*/changes", lambda route: route.fulfill(json=[change]))
+    page.reload()
+    page.wait_for_function(
+        "() => document.querySelector('#changes summary').textContent === '变更记录（1）'"
+    )
+    after = week_of(datetime.now(UTC) + timedelta(days=14))
+    page.route(
+        f"**/api/v1/communities/{COMMUNITY}/rosters/{after}",
+        lambda route: route.fulfill(
+            status=500,
+            content_type="application/problem+json",
+            json={"title": "Internal Server Error", "status": 500, "detail": "boom"},
+        ),
+    )
+    page.click("#next-week")
+    page.wait_for_selector("#action-error:not([hidden])")
+    assert "boom" in page.inner_text("#action-error")
+    assert page.is_hidden("#changes")

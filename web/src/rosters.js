@@ -224,6 +224,7 @@ async function load() {
       view = null;
       render();
       problem($("action-error"), t.loadFailed, detailOf(error));
+      await loadChanges(); // none: the week left's log is not shown as this one's
       return;
     }
     view = null;
