@@ -1315,6 +1315,7 @@ def list_changes(session: Session, scope: Scope, roster_id: int) -> list[dict]:
     names = dict(
         session.execute(select(User.id, User.display_name).where(User.id.in_(people))).all()
     )
+    leaves = _leaves_of(session, rows)
     return [
         {
             "id": c.id,
@@ -1326,33 +1327,58 @@ def list_changes(session: Session, scope: Scope, roster_id: int) -> list[dict]:
             "changed_at": c.changed_at,
             "before": {**c.before, "worker_name": names.get(c.before.get("worker_id"))},
             "after": {**c.after, "worker_name": names.get(c.after.get("worker_id"))},
-            "for_leave_id": _leave_handed_on_for(session, c),
+            "for_leave_id": _leave_handed_on_for(c, leaves),
         }
         for c in rows
     ]
 
 
-def _leave_handed_on_for(session: Session, change: ShiftChange) -> int | None:
+def _handed_on(change: ShiftChange) -> bool:
+    """An edit that gave the shift to another worker (not a swap, not a move of post)."""
+    before, after = change.before, change.after
+    return change.action == "edit" and before.get("worker_id") != after.get("worker_id")
+
+
+def _leaves_of(session: Session, rows: list[ShiftChange]) -> list[Leave]:
+    """In one statement, the decided leave (approved, or cancelled since) of the workers the
+    log's hand-overs took shifts from, covering the days of those shifts."""
+    handed = [c for c in rows if _handed_on(c)]
+    if not handed:
+        return []
+    days = [date.fromisoformat(c.before["date"]) for c in handed]
+    return list(
+        session.scalars(
+            select(Leave)
+            .where(
+                Leave.worker_id.in_({c.before["worker_id"] for c in handed}),
+                Leave.start_date <= max(days),
+                func.coalesce(Leave.approved_end_date, Leave.end_date) >= min(days),
+                Leave.status.in_(("approved", "cancelled")),
+                Leave.decided_at.is_not(None),
+            )
+            .order_by(Leave.decided_at.desc(), Leave.id.desc())
+        )
+    )
+
+
+def _leave_handed_on_for(change: ShiftChange, leaves: list[Leave]) -> int | None:
     """The approved leave of the worker a shift was taken from, covering the shift's day when
     the change was made: the shift was handed on because they were away. Leave approved then
-    counts though it was cancelled or ended early since (the hand-over stays as it was)."""
-    before, after = change.before, change.after
-    if change.action != "edit" or before.get("worker_id") == after.get("worker_id"):
+    counts though it was cancelled or ended early since (the hand-over stays as it was).
+    `leaves`: the candidates (`_leaves_of`), the latest decided first."""
+    if not _handed_on(change):
         return None
-    day = date.fromisoformat(before["date"])
-    return session.scalar(
-        select(Leave.id)
-        .where(
-            Leave.worker_id == before["worker_id"],
-            Leave.start_date <= day,
-            func.coalesce(Leave.approved_end_date, Leave.end_date) >= day,
-            Leave.status.in_(("approved", "cancelled")),
-            Leave.decided_at <= change.changed_at,
-            or_(Leave.cancelled_at.is_(None), Leave.cancelled_at > change.changed_at),
-        )
-        .order_by(Leave.decided_at.desc())
-        .limit(1)
-    )
+    day = date.fromisoformat(change.before["date"])
+    at = change.changed_at
+    for leave in leaves:
+        if (
+            leave.worker_id == change.before["worker_id"]
+            and leave.start_date <= day <= (leave.approved_end_date or leave.end_date)
+            and leave.decided_at <= at
+            and (leave.cancelled_at is None or leave.cancelled_at > at)
+        ):
+            return leave.id
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
