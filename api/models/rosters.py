@@ -57,6 +57,10 @@ class Roster(Base):
     # that leaves a grid below it is found; null for a roster generated before 0053.
     grid_minimum: Mapped[int | None] = mapped_column(Integer)
     grid_minimum_from: Mapped[date | None] = mapped_column(Date)
+    # The codes of the grids that generation asked it of (0054): a grid taken into service
+    # since is not a gap of a week that never rostered it; null before 0054 (the grids in
+    # service when read).
+    grid_minimum_grids: Mapped[list | None] = mapped_column(JSONB)
 
     shifts: Mapped[list[Shift]] = relationship(
         back_populates="roster", cascade="all, delete-orphan", order_by="Shift.date"

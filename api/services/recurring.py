@@ -14,6 +14,7 @@ Titles only: a description may hold what a resident said of themselves (it is se
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -44,13 +45,26 @@ FILLER = sorted(
     reverse=True,
 )  # fmt: skip
 _FILLER = re.compile("|".join(map(re.escape, FILLER)))
+# Where, not what: a building, unit, floor or room by its number (3号楼, 2单元, 七层, 12号院);
+# 3号楼道 is building 3's stairwell (楼道), not building 3 and 道.
+_ADDRESS = re.compile(
+    r"[0-9〇零一二三四五六七八九十百]+\s*(?:号楼(?![道梯])|号院|单元|号|栋|幢|层|楼(?![道梯])|室|门)"
+)
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}")
 _LATIN = re.compile(r"[A-Za-z0-9]{2,}")
 
 
+def _clean(title: str) -> str:
+    """A title as its words are read: full-width letters and digits as their plain forms
+    (ＷｉＦｉ, ５Ｇ: an input method in full-width mode), what every call says and the
+    building or unit it names left out (three calls from three buildings all say 号楼)."""
+    title = _ADDRESS.sub(" ", unicodedata.normalize("NFKC", title))
+    return _FILLER.sub(" ", title)
+
+
 def _tokens(title: str) -> tuple[set[str], set[str]]:
-    """A title's Chinese character pairs (bigrams) and its Latin words and numbers, lowered."""
-    title = _FILLER.sub(" ", title)
+    """A cleaned title's Chinese character pairs (bigrams) and its Latin words and numbers,
+    lowered."""
     pairs = {run[i : i + 2] for run in _HAN.findall(title) for i in range(len(run) - 1)}
     return pairs, {w.lower() for w in _LATIN.findall(title)}
 
@@ -60,32 +74,60 @@ def phrases(titles: Mapping[int, str], *, at_least: int = MIN_TASKS) -> dict[str
 
     Chinese is not written in words: its character pairs are counted, and the pairs that the
     same tasks share and that stand side by side in a title are joined back into one phrase
-    (楼道 + 道灯 -> 楼道灯). Latin words and numbers count as they are (wifi, 5g)."""
+    (楼道 + 道灯 -> 楼道灯), with the pairs beside them that the same titles say too: a pair
+    is not listed as a fragment of a longer phrase its titles all say (道灯 of 楼道灯). A
+    phrase's tasks are those whose titles say it whole. Latin words and numbers count as they
+    are (wifi, 5g)."""
     pairs: dict[str, set[int]] = {}
     words: dict[str, set[int]] = {}
-    for task_id, title in titles.items():
+    clean = {task_id: _clean(title) for task_id, title in titles.items()}
+    for task_id, title in clean.items():
         bigrams, latin = _tokens(title)
         for pair in bigrams:
             pairs.setdefault(pair, set()).add(task_id)
         for word in latin:
             words.setdefault(word, set()).add(task_id)
     found = {w: ids for w, ids in words.items() if len(ids) >= at_least}
+    common = {pair: ids for pair, ids in pairs.items() if len(ids) >= at_least}
     groups: dict[frozenset[int], set[str]] = {}
-    for pair, ids in pairs.items():
-        if len(ids) >= at_least:
-            groups.setdefault(frozenset(ids), set()).add(pair)
+    for pair, ids in common.items():
+        groups.setdefault(frozenset(ids), set()).add(pair)
     for ids, group in groups.items():
-        # The pairs' order in one title of them all: runs of pairs side by side, one phrase each.
-        title = _FILLER.sub(" ", titles[min(ids)])
-        start = None
-        for i in range(len(title)):
-            inside = title[i : i + 2] in group
-            if inside and start is None:
-                start = i
-            elif not inside and start is not None:
-                found.setdefault(title[start : i + 1], set()).update(ids)
-                start = None
+        # The pairs' order in one title of them all: runs of pairs side by side, one phrase
+        # each. A run takes in the pairs beside it that all these titles share too (said by
+        # more), so that 道灯 of three titles is said as their 楼道灯, not as a fragment.
+        title = clean[min(ids)]
+        start, own = None, False
+        for i in range(len(title) + 1):
+            pair = title[i : i + 2]
+            inside = pair in common and common[pair] >= ids
+            if inside:
+                start = i if start is None else start
+                own = own or pair in group
+            elif start is not None:
+                if own:
+                    _said(found, title[start : i + 1], ids, clean, group, at_least)
+                start, own = None, False
     return found
+
+
+def _said(
+    found: dict[str, set[int]],
+    phrase: str,
+    ids: frozenset[int],
+    clean: Mapping[int, str],
+    group: set[str],
+    at_least: int,
+) -> None:
+    """Adds `phrase` with those of `ids` whose titles say it whole; where too few do (their
+    pairs stand apart in some), the group's pairs in it instead."""
+    saying = {i for i in ids if phrase in clean[i]}
+    if len(saying) >= at_least:
+        found.setdefault(phrase, set()).update(saying)
+        return
+    for i in range(len(phrase) - 1):
+        if phrase[i : i + 2] in group:
+            found.setdefault(phrase[i : i + 2], set()).update(ids)
 
 
 # Each recurring phrase's tasks, by place: three of them or more within reach of each other.
@@ -93,6 +135,10 @@ _PLACES = text(
     """
 WITH m AS (
   SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:phrases AS text[])) AS m(task_id, phrase)
+),
+b AS (
+  SELECT * FROM unnest(CAST(:before_ids AS integer[]), CAST(:before_phrases AS text[]))
+    AS b(task_id, phrase)
 ),
 t AS (
   SELECT m.phrase, t.id, t.grid_id, t.source, t.created_at,
@@ -116,10 +162,11 @@ g AS (
 SELECT phrase, ids, sources, grid_id, ST_X(centre) AS lon, ST_Y(centre) AS lat,
        (SELECT max(ST_Distance((d).geom::geography, centre::geography))
         FROM ST_Dump(points) d) AS radius_m,
-       -- The span before: its tasks saying the same within reach of any of these.
-       (SELECT count(*) FROM tasks p LEFT JOIN households ph ON ph.id = p.household_id
-        WHERE p.grid_id = ANY(:grids) AND p.created_at >= :before AND p.created_at < :start
-          AND p.status <> 'transferred' AND strpos(lower(p.title), phrase) > 0
+       -- The span before: its tasks saying the same (found in their titles as the span's
+       -- are read, :before_ids) within reach of any of these.
+       (SELECT count(*) FROM b JOIN tasks p ON p.id = b.task_id
+        LEFT JOIN households ph ON ph.id = p.household_id
+        WHERE b.phrase = g.phrase
           AND ST_DWithin(COALESCE(p.location, ph.location)::geography, points::geography,
                          :reach)) AS previous
 FROM g
@@ -159,6 +206,18 @@ def recurring(
         # sealed in the description): no words of its own.
         titles[when] = {i: title for i, title in rows if title != VISIT_FOLLOW_UP_TITLE}
     said = phrases(titles["now"])
+    # The span before's titles that say each phrase, read as the span's are: a Chinese phrase
+    # anywhere in the title, a Latin word or number as a word (wifi6 does not say wifi).
+    earlier = {task_id: _clean(title) for task_id, title in titles["before"].items()}
+    latin = {task_id: _tokens(title)[1] for task_id, title in earlier.items()}
+    said_before = {
+        phrase: [
+            task_id
+            for task_id, title in earlier.items()
+            if (phrase in latin[task_id] if _LATIN.fullmatch(phrase) else phrase in title)
+        ]
+        for phrase in said
+    }
     return {
         "grid": grid,
         "community": community,
@@ -168,8 +227,8 @@ def recurring(
         "previous_start": before,
         "tasks": counted["now"],
         "previous_tasks": counted["before"],
-        "places": _places(session, grids, said, start, before),
-        "words": _words(said, titles["now"], titles["before"]),
+        "places": _places(session, grids, said, said_before),
+        "words": _words(said, said_before, titles["now"]),
     }
 
 
@@ -177,12 +236,14 @@ def _rising(item: dict) -> tuple:
     return (-(item["tasks"] - item["previous"]), -item["tasks"])
 
 
-def _words(said: dict[str, set[int]], now: dict[int, str], before: dict[int, str]) -> list[dict]:
+def _words(
+    said: dict[str, set[int]], said_before: dict[str, list[int]], now: dict[int, str]
+) -> list[dict]:
     found = [
         {
             "phrase": phrase,
             "tasks": len(ids),
-            "previous": sum(phrase in _FILLER.sub(" ", t).lower() for t in before.values()),
+            "previous": len(said_before[phrase]),
             "task_ids": [task_id for task_id in now if task_id in ids],  # newest first
         }
         for phrase, ids in said.items()
@@ -195,8 +256,7 @@ def _places(
     session: Session,
     grids: dict[int, str],
     said: dict[str, set[int]],
-    start: datetime,
-    before: datetime,
+    said_before: dict[str, list[int]],
 ) -> list[dict]:
     pairs = [(task_id, phrase) for phrase, ids in said.items() for task_id in ids]
     if not pairs:
@@ -209,9 +269,8 @@ def _places(
         {
             "ids": [task_id for task_id, _ in pairs],
             "phrases": [phrase for _, phrase in pairs],
-            "grids": list(grids),
-            "start": start,
-            "before": before,
+            "before_ids": [i for ids in said_before.values() for i in ids],
+            "before_phrases": [p for p, ids in said_before.items() for _ in ids],
             "reach": PLACE_M,
             "min_tasks": MIN_TASKS,
         },

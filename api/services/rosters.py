@@ -809,6 +809,7 @@ def generate(
     roster.shortfall_details = list(result.details)
     roster.grid_minimum = result.b_days_required
     roster.grid_minimum_from = inp.first_day
+    roster.grid_minimum_grids = sorted(inp.grids)
     grid_ids = dict(
         session.execute(select(Grid.code, Grid.id).where(Grid.community_code == code)).all()
     )
@@ -974,7 +975,8 @@ def roster_shortfalls(session: Session, roster: Roster, today: date) -> list[dic
 
 def _grids_short(session: Session, roster: Roster, shifts: list[Shift]) -> list[dict]:
     """The grids with fewer B-post days than the generation asked (`roster.grid_minimum`, from
-    `grid_minimum_from` on): its gaps still unmet, and those an edit opened since (each of the
+    `grid_minimum_from` on): its gaps still unmet, and those an edit opened since (each grid it
+    asked, `grid_minimum_grids`, still in service; a roster from before 0054: each of the
     community's grids in service now). A roster from before 0053 knows only its gaps."""
     since = roster.grid_minimum_from
     days: dict[str, set[date]] = {}
@@ -984,13 +986,13 @@ def _grids_short(session: Session, roster: Roster, shifts: list[Shift]) -> list[
     stored = {x["grid_code"]: x for x in roster.shortfalls or [] if x["rule"] == "grid"}
     codes = set(stored)
     if roster.grid_minimum is not None:
-        codes.update(
-            session.scalars(
-                select(Grid.code).where(
-                    Grid.community_code == roster.community_code, Grid.retired_at.is_(None)
-                )
-            )
+        in_service = select(Grid.code).where(
+            Grid.community_code == roster.community_code, Grid.retired_at.is_(None)
         )
+        if roster.grid_minimum_grids is not None:
+            # A grid taken into service since was not asked anything of this week.
+            in_service = in_service.where(Grid.code.in_(roster.grid_minimum_grids))
+        codes.update(session.scalars(in_service))
     found = []
     for code in sorted(codes):
         left = stored.get(code)
@@ -1317,6 +1319,7 @@ def list_changes(session: Session, scope: Scope, roster_id: int) -> list[dict]:
     names = dict(
         session.execute(select(User.id, User.display_name).where(User.id.in_(people))).all()
     )
+    leaves = _leaves_of(session, rows)
     return [
         {
             "id": c.id,
@@ -1328,33 +1331,58 @@ def list_changes(session: Session, scope: Scope, roster_id: int) -> list[dict]:
             "changed_at": c.changed_at,
             "before": {**c.before, "worker_name": names.get(c.before.get("worker_id"))},
             "after": {**c.after, "worker_name": names.get(c.after.get("worker_id"))},
-            "for_leave_id": _leave_handed_on_for(session, c),
+            "for_leave_id": _leave_handed_on_for(c, leaves),
         }
         for c in rows
     ]
 
 
-def _leave_handed_on_for(session: Session, change: ShiftChange) -> int | None:
+def _handed_on(change: ShiftChange) -> bool:
+    """An edit that gave the shift to another worker (not a swap, not a move of post)."""
+    before, after = change.before, change.after
+    return change.action == "edit" and before.get("worker_id") != after.get("worker_id")
+
+
+def _leaves_of(session: Session, rows: list[ShiftChange]) -> list[Leave]:
+    """In one statement, the decided leave (approved, or cancelled since) of the workers the
+    log's hand-overs took shifts from, covering the days of those shifts."""
+    handed = [c for c in rows if _handed_on(c)]
+    if not handed:
+        return []
+    days = [date.fromisoformat(c.before["date"]) for c in handed]
+    return list(
+        session.scalars(
+            select(Leave)
+            .where(
+                Leave.worker_id.in_({c.before["worker_id"] for c in handed}),
+                Leave.start_date <= max(days),
+                func.coalesce(Leave.approved_end_date, Leave.end_date) >= min(days),
+                Leave.status.in_(("approved", "cancelled")),
+                Leave.decided_at.is_not(None),
+            )
+            .order_by(Leave.decided_at.desc(), Leave.id.desc())
+        )
+    )
+
+
+def _leave_handed_on_for(change: ShiftChange, leaves: list[Leave]) -> int | None:
     """The approved leave of the worker a shift was taken from, covering the shift's day when
     the change was made: the shift was handed on because they were away. Leave approved then
-    counts though it was cancelled or ended early since (the hand-over stays as it was)."""
-    before, after = change.before, change.after
-    if change.action != "edit" or before.get("worker_id") == after.get("worker_id"):
+    counts though it was cancelled or ended early since (the hand-over stays as it was).
+    `leaves`: the candidates (`_leaves_of`), the latest decided first."""
+    if not _handed_on(change):
         return None
-    day = date.fromisoformat(before["date"])
-    return session.scalar(
-        select(Leave.id)
-        .where(
-            Leave.worker_id == before["worker_id"],
-            Leave.start_date <= day,
-            func.coalesce(Leave.approved_end_date, Leave.end_date) >= day,
-            Leave.status.in_(("approved", "cancelled")),
-            Leave.decided_at <= change.changed_at,
-            or_(Leave.cancelled_at.is_(None), Leave.cancelled_at > change.changed_at),
-        )
-        .order_by(Leave.decided_at.desc())
-        .limit(1)
-    )
+    day = date.fromisoformat(change.before["date"])
+    at = change.changed_at
+    for leave in leaves:
+        if (
+            leave.worker_id == change.before["worker_id"]
+            and leave.start_date <= day <= (leave.approved_end_date or leave.end_date)
+            and leave.decided_at <= at
+            and (leave.cancelled_at is None or leave.cancelled_at > at)
+        ):
+            return leave.id
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

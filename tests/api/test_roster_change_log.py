@@ -98,3 +98,32 @@ def test_a_swap_is_logged_once_per_shift_with_both_names(client, session, app):
     first, second = by_id(c, a["worker_id"]).display_name, by_id(c, b["worker_id"]).display_name
     assert names == {(first, second), (second, first)}
     assert {x["changed_by_name"] for x in logged} == {second}
+
+
+def test_the_log_finds_the_leave_of_every_change_in_one_statement(client, session, app, connection):
+    """Three hand-overs: the leave each was handed on for is read in one statement, not one a
+    change (a week handed on shift by shift made the log one round trip a change)."""
+    from sqlalchemy import event
+
+    c = make_roster_community(session, app, 8, 6)
+    view = published_week(client, c)
+    new = spare(session, c)
+    one_a_day = {s["date"]: s for s in all_shifts(view)}  # the spare holds one post a day
+    mine = [one_a_day[day] for day in sorted(one_a_day)]
+    for shift in mine[:3]:
+        handed = client.patch(
+            f"/api/v1/shifts/{shift['id']}", json={"worker_id": new.id}, headers=c.auth(c.admin)
+        )
+        assert handed.status_code == 200, handed.get_json()
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        sent.append(statement)
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        logged = changes(client, c, view["id"])
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    assert len(logged) == 3 and {x["for_leave_id"] for x in logged} == {None}
+    assert len([s for s in sent if "FROM leaves" in s]) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from tests.api.test_rosters import (
     BEFORE_THE_WEEK,
     FRI,
     MON,
+    SUN,
     THU,
     TUE,
     WED,
@@ -179,6 +181,7 @@ def test_a_gap_filled_since_generation_is_no_longer_listed(client, session, app)
         Shift.__table__.insert().values(roster_id=view["id"], date=TUE, post="A", worker_id=back.id)
     )
     read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    assert read.status_code == 200, read.get_json()
     assert read.get_json()["shortfalls"] == [] and read.get_json()["complete"] is True
 
 
@@ -332,3 +335,55 @@ def test_a_midweek_roster_asks_each_grid_the_days_lefts_share_after_an_edit_too(
         0,
     )
     assert gap["why"] == f"Grid {grid}: 0 B-post days from {WED}, 1 required"
+
+
+def _a_grid_added(session, c) -> str:
+    """A seventh grid for the six-grid office `c`, east of the others, taken into service now."""
+    from tests.factories import box, make_grid
+
+    lon0 = 116.50 + 0.05 * (int(c.code[9:12]) - 1) + 0.002 * len(c.grids)
+    grid = make_grid(
+        session,
+        f"{c.code}{len(c.grids) + 1:03d}",
+        box(lon0, 39.95, lon0 + 0.002, 39.952),
+        community_name=f"社区{c.code[9:12]}",
+        district_name="朝阳区",
+    )
+    session.flush()
+    return grid.code
+
+
+def test_a_grid_taken_into_service_after_the_week_does_not_make_its_roster_short(
+    client, session, app
+):
+    """A complete week published and worked; the Monday after, the community splits off a
+    seventh grid: the week's roster still reads complete (before, the new grid, which the week's
+    generation asked nothing of, was listed as a gap of 0 B-post days, 3 required)."""
+    from tests.api.test_rosters import set_today
+
+    c = make_roster_community(session, app, 8, 6)
+    view = generate(client, c).get_json()
+    assert view["complete"] is True
+    assert publish(client, c, view["id"]).status_code == 200
+    set_today(app, SUN + timedelta(days=1))
+    _a_grid_added(session, c)
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    assert read.status_code == 200, read.get_json()
+    assert read.get_json()["shortfalls"] == [] and read.get_json()["complete"] is True
+
+
+def test_a_grid_added_after_generation_is_not_counted_against_the_draft_until_regenerated(
+    client, session, app
+):
+    """The draft asked each of six grids for three B-post days; a seventh is added: the draft
+    is not short for it (its generation did not roster it); regenerated, the week takes it in."""
+    c = make_roster_community(session, app, 8, 6)
+    view = generate(client, c).get_json()
+    assert view["complete"] is True
+    added = _a_grid_added(session, c)
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    assert read.get_json()["shortfalls"] == []
+    again = generate(client, c).get_json()
+    assert added in {s["grid_code"] for s in all_shifts(again) if s["post"] == "B"} | {
+        s["grid_code"] for s in again["shortfalls"]
+    }

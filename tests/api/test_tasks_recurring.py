@@ -169,7 +169,22 @@ def test_transferred_tickets_are_not_counted(client, session, world, stairwell):
 
 def test_phrases_join_the_bigrams_the_same_tasks_share():
     titles = {1: "3号楼楼道灯不亮", 2: "楼道灯不亮，晚上看不见", 3: "楼道灯坏了", 4: "楼道灯不亮"}
-    assert phrases(titles, at_least=3) == {"楼道灯": {1, 2, 3, 4}, "灯不亮": {1, 2, 4}}
+    # 灯不亮 is said, in each of its three titles, as 楼道灯不亮: the phrase is the whole run.
+    assert phrases(titles, at_least=3) == {"楼道灯": {1, 2, 3, 4}, "楼道灯不亮": {1, 2, 4}}
+
+
+def test_a_phrase_is_said_whole_not_as_a_fragment_of_a_longer_one():
+    """楼道 is said by five titles, 楼道灯 by three of them: the three say 楼道灯 (before, the
+    pair 道灯, which no title says alone, was listed as a phrase of its own)."""
+    titles = {1: "楼道灯不亮", 2: "楼道灯坏了", 3: "楼道灯闪", 4: "楼道堆物", 5: "楼道堆物"}
+    assert phrases(titles, at_least=3) == {"楼道": {1, 2, 3, 4, 5}, "楼道灯": {1, 2, 3}}
+
+
+def test_a_phrase_counts_only_the_titles_that_say_it():
+    """Each title holds 楼道 and 道灯, one of them not side by side: 楼道灯 is said by two, so
+    the pairs stand as they are."""
+    titles = {1: "楼道灯", 2: "道灯楼道", 3: "楼道灯"}
+    assert phrases(titles, at_least=3) == {"楼道": {1, 2, 3}, "道灯": {1, 2, 3}}
 
 
 def test_phrases_leave_out_the_words_every_call_uses():
@@ -180,6 +195,76 @@ def test_phrases_leave_out_the_words_every_call_uses():
 def test_latin_words_and_numbers_are_words_too():
     titles = {1: "WiFi 信号差", 2: "wifi断了", 3: "WIFI 没有网"}
     assert phrases(titles, at_least=3) == {"wifi": {1, 2, 3}}
+
+
+def test_full_width_letters_and_digits_read_as_their_plain_forms():
+    """A phone's input method in full-width mode writes ＷｉＦｉ and ５Ｇ: the same words."""
+    titles = {1: "ＷｉＦｉ信号差", 2: "wifi断了", 3: "WIFI 没有网", 4: "５Ｇ基站"}
+    assert phrases(titles, at_least=3) == {"wifi": {1, 2, 3}}
+
+
+def test_a_full_width_title_says_the_same_now_and_the_span_before(client, session, world):
+    """Three 5G calls at one mast now, one of them typed full-width; one the span before, typed
+    full-width too: one place and one word, each with one call before."""
+    lon, lat = centre(A1)
+    calls = ((1, "5G基站辐射"), (2, "５Ｇ基站辐射"), (3, "5g基站辐射"), (40, "５Ｇ基站辐射"))
+    for n, (days, title) in enumerate(calls):
+        make_task(
+            session,
+            A1,
+            now=NOW - timedelta(days=days),
+            title=title,
+            location={"lon": lon + 0.00003 * n, "lat": lat},
+        )
+    body = recurring(client, world).get_json()
+    assert {(w["phrase"], w["tasks"], w["previous"]) for w in body["words"]} == {
+        ("5g", 3, 1),
+        ("基站辐射", 3, 1),
+    }
+    assert {(p["phrase"], p["tasks"], p["previous"]) for p in body["places"]} == {
+        ("5g", 3, 1),
+        ("基站辐射", 3, 1),
+    }
+
+
+def test_a_latin_word_before_is_counted_as_the_span_counts_it(client, session, world):
+    """wifi is a word of its own: wifi6 is another, now as before (before, a title of the span
+    before saying wifi6 was counted as saying wifi, one of the span itself was not)."""
+    for days, title in ((1, "wifi断了"), (2, "WiFi 信号差"), (3, "wifi没网"), (4, "wifi6 信号差")):
+        make_task(session, A1, now=NOW - timedelta(days=days), title=title)
+    for days, title in ((30, "wifi6路由器坏了"), (31, "wifi断了")):
+        make_task(session, A1, now=NOW - timedelta(days=days), title=title)
+    body = recurring(client, world).get_json()
+    (word,) = [w for w in body["words"] if w["phrase"] == "wifi"]
+    assert (word["tasks"], word["previous"]) == (3, 1)
+
+
+def test_building_and_unit_numbers_are_an_address_not_a_phrase():
+    """Three different calls each naming its building (3号楼, 5号楼, 七号楼) share the pair 号楼,
+    which says where, not what: no phrase (before, 号楼 was listed, and a place)."""
+    titles = {
+        1: "3号楼噪音扰民",
+        2: "5号楼2单元下水道堵塞",
+        3: "七号楼3层路灯不亮",
+        4: "12号院门口漏水",
+    }
+    assert phrases(titles, at_least=3) == {}
+    stairwells = {1: "3号楼道灯不亮", 2: "5号楼楼道灯不亮", 3: "2楼楼道灯坏了"}
+    assert phrases(stairwells, at_least=3) == {"楼道灯": {1, 2, 3}}
+
+
+def test_a_busy_building_whose_calls_all_differ_is_no_recurring_place(client, session, world):
+    lon, lat = centre(A1)
+    for n, title in enumerate(("3号楼噪音扰民", "3号楼下水道堵塞", "3号楼1单元电梯故障")):
+        make_task(
+            session,
+            A1,
+            now=NOW - timedelta(days=n + 1),
+            title=title,
+            location={"lon": lon + 0.00005 * n, "lat": lat},
+        )
+    body = recurring(client, world).get_json()
+    assert body["tasks"] == 3 and body["places"] == [] and body["words"] == []
 
 
 def test_a_busy_corner_whose_calls_all_differ_is_no_recurring_place(client, session, world):

@@ -588,3 +588,38 @@ def test_a_district_viewer_is_asked_for_a_community_then_reads_what_recurs_there
     answer = api_recurring(page, community=COMMUNITY, weeks=4)
     status = page.locator("#recurring-section .status").inner_text()
     assert status == f"本期工单 {answer['tasks']} 件，前期 {answer['previous_tasks']} 件。"
+
+
+def test_what_recurs_is_read_again_with_the_next_week_after_a_failed_read(page):
+    """The first read fails (the server or the network): the section says so, and the report's
+    next week reads it again (before, it kept the failure until the span was changed or the
+    page reloaded: the same community was not asked twice)."""
+    asked: list[str] = []
+
+    def fulfil(route):
+        asked.append(route.request.url)
+        if len(asked) == 1:
+            route.fulfill(
+                status=503,
+                content_type="application/problem+json",
+                body=json.dumps({"title": "Service Unavailable", "status": 503, "detail": "busy"}),
+            )
+        else:
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(CANNED))
+
+    page.route("**/api/v1/tasks/recurring*", fulfil)
+    open_reports(page)
+    status = page.locator("#recurring-section .status")
+    page.wait_for_function(
+        "() => document.querySelector('#recurring-section .status').textContent.includes('busy')"
+    )
+    assert status.inner_text() == "无法读取反复出现的问题。 busy"
+    page.click("#week-prev")
+    shown_week(page, weeks_ago(2))
+    recurring_loaded(page, f"{COMMUNITY}:4")
+    assert len(asked) == 2
+    assert page.locator("#recurring-section table.places tbody tr").count() == 1
+    # Read once it is read: the week after asks nothing more.
+    page.click("#week-next")
+    shown_week(page, weeks_ago(1))
+    assert len(asked) == 2

@@ -710,3 +710,114 @@ def test_the_task_deadlines_speak_english_too(page, fresh_week, kept_deadlines):
     page.wait_for_selector("#task-settings[data-loaded='1']")
     assert deadline_cells(page)[2] == ["General", "7 days", "24 h"]
     assert "Task deadlines" in page.inner_text("#task-settings h2")
+
+
+@pytest.fixture
+def week_after(e2e_engine, fresh_week):
+    """The week after next unrostered for the demo community too; put back afterwards."""
+    from api.models import Roster
+
+    week = week_of(datetime.now(UTC) + timedelta(days=14))
+
+    def clear():
+        with Session(e2e_engine) as session:
+            session.execute(
+                delete(Roster).where(Roster.community_code == COMMUNITY, Roster.week == week)
+            )
+            session.commit()
+
+    clear()
+    yield week
+    clear()
+
+
+def test_a_change_log_that_cannot_be_read_shows_no_other_weeks_changes(
+    page, e2e_engine, fresh_week, week_after
+):
+    """Two published weeks; next week's log lists a change; the week after's log cannot be
+    read: the page says so, and does not list next week's change beneath as the week after's
+    (it did: the list was left as it was)."""
+    people = fresh_week["people"]
+    open_rosters(page, leader_of(people))
+    for n in range(2):
+        if n:
+            page.click("#next-week")
+            page.wait_for_selector("#roster-status.none")
+        generate(page)
+        page.click("#publish")
+        page.wait_for_selector("#roster-status.published")
+    first = roster_row(e2e_engine, fresh_week["week"])
+    day = str(week_dates(fresh_week["week"])[0])
+    side = {"date": day, "post": "A", "grid_code": None, "worker_id": 1, "worker_name": "赵一"}
+    change = {
+        "id": 1,
+        "action": "reassign",
+        "for_leave_id": None,
+        "before": side,
+        "after": {**side, "worker_id": 2, "worker_name": "钱二"},
+        "changed_by_name": "孙三",
+        "changed_at": datetime.now(UTC).isoformat(),
+    }
+
+    def changes(route):
+        if f"/rosters/{first.id}/changes" in route.request.url:
+            route.fulfill(json=[change])
+        else:
+            route.fulfill(
+                status=500,
+                content_type="application/problem+json",
+                json={"title": "Internal Server Error", "status": 500, "detail": "boom"},
+            )
+
+    page.route("**/api/v1/rosters/*/changes", changes)
+    page.click("#prev-week")
+    page.wait_for_function(
+        "() => document.querySelector('#changes summary').textContent === '变更记录（1）'"
+    )
+    page.click("#changes summary")  # opened: it stays open for the next week
+    assert page.locator("#changes-list li").count() == 1
+    page.click("#next-week")
+    page.wait_for_selector("#changes-error:not([hidden])")
+    assert page.inner_text("#changes summary") == "变更记录（?）"
+    assert "boom" in page.inner_text("#changes-error")
+    assert page.locator("#changes-list li").count() == 0
+    assert page.is_hidden("#changes-empty")  # nor that there was no change
+
+
+def test_a_week_that_cannot_be_read_shows_no_other_weeks_change_log(page, e2e_engine, fresh_week):
+    """Next week published, its log listing a change; the week after cannot be read: the page
+    says so and shows no change log (before, next week's stayed beneath the error)."""
+    people = fresh_week["people"]
+    open_rosters(page, leader_of(people))
+    generate(page)
+    page.click("#publish")
+    page.wait_for_selector("#roster-status.published")
+    day = str(week_dates(fresh_week["week"])[0])
+    side = {"date": day, "post": "A", "grid_code": None, "worker_id": 1, "worker_name": "赵一"}
+    change = {
+        "id": 1,
+        "action": "edit",
+        "for_leave_id": None,
+        "before": side,
+        "after": {**side, "worker_id": 2, "worker_name": "钱二"},
+        "changed_by_name": "孙三",
+        "changed_at": datetime.now(UTC).isoformat(),
+    }
+    page.route("**/api/v1/rosters/*/changes", lambda route: route.fulfill(json=[change]))
+    page.reload()
+    page.wait_for_function(
+        "() => document.querySelector('#changes summary').textContent === '变更记录（1）'"
+    )
+    after = week_of(datetime.now(UTC) + timedelta(days=14))
+    page.route(
+        f"**/api/v1/communities/{COMMUNITY}/rosters/{after}",
+        lambda route: route.fulfill(
+            status=500,
+            content_type="application/problem+json",
+            json={"title": "Internal Server Error", "status": 500, "detail": "boom"},
+        ),
+    )
+    page.click("#next-week")
+    page.wait_for_selector("#action-error:not([hidden])")
+    assert "boom" in page.inner_text("#action-error")
+    assert page.is_hidden("#changes")

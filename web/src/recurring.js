@@ -45,6 +45,7 @@ export function recurringSection(section, lang, { compact = false } = {}) {
   let weeks = 4;
   let asked = null;
   let loads = 0;
+  let failed = false; // the last read of `asked` failed: the next show() reads it again
   section.innerHTML = `<h2>${escapeHtml(t.title)}</h2><p class="muted">${escapeHtml(t.how)}</p>
     <label class="span">${escapeHtml(t.span)} <select>${SPANS.map((n) => `<option value="${n}"${n === weeks ? " selected" : ""}>${escapeHtml(t.weeks(n))}</option>`).join("")}</select></label>
     <p class="status muted" role="status"></p><div class="body"></div>`;
@@ -99,6 +100,7 @@ export function recurringSection(section, lang, { compact = false } = {}) {
 
   async function load(what) {
     const load = ++loads;
+    failed = false;
     delete section.dataset.loaded;
     status.textContent = t.loading;
     body.innerHTML = "";
@@ -107,6 +109,7 @@ export function recurringSection(section, lang, { compact = false } = {}) {
       result = await api(`/api/v1/tasks/recurring?community=${encodeURIComponent(what.community)}&weeks=${weeks}`);
     } catch (error) {
       if (load !== loads) return;
+      failed = true;
       status.textContent = error.status ? `${t.failed} ${error.body?.detail || ""}` : t.offline;
       return;
     }
@@ -126,7 +129,8 @@ export function recurringSection(section, lang, { compact = false } = {}) {
         section.dataset.loaded = "none";
         return;
       }
-      if (asked && asked.community === community) return; // the week changed, not the area
+      // The week changed, not the area: what recurs to now is read once (again if it failed).
+      if (asked && asked.community === community && !failed) return;
       asked = { community, gridNames };
       load(asked);
     },

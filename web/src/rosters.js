@@ -225,6 +225,7 @@ async function load() {
       view = null;
       render();
       problem($("action-error"), t.loadFailed, detailOf(error));
+      await loadChanges(); // none: the week left's log is not shown as this one's
       return;
     }
     view = null;
@@ -277,6 +278,8 @@ async function loadChanges() {
     return;
   }
   const rosterId = view.id;
+  // Another week's log is not shown as this one's while it is read, nor after it failed.
+  if (box.dataset.roster !== String(rosterId)) box.hidden = true;
   let changes;
   try {
     changes = await api(`/api/v1/rosters/${rosterId}/changes`);
@@ -284,6 +287,9 @@ async function loadChanges() {
     if (view?.id !== rosterId) return;
     box.querySelector("summary").textContent = t.changesTitle("?");
     problem($("changes-error"), t.changesFailed, detailOf(error));
+    $("changes-empty").hidden = true;
+    $("changes-list").innerHTML = "";
+    delete box.dataset.roster;
     box.hidden = false;
     return;
   }
@@ -296,6 +302,7 @@ async function loadChanges() {
     const by = t.changedBy(c.changed_by_name || t.nobody, beijing(c.changed_at));
     return `<li data-change="${c.id}"><span class="kind ${kind}">${escapeHtml(t.kinds[kind])}</span>${escapeHtml(changeText(c))} <span class="by">${escapeHtml(by)}</span></li>`;
   }).join("");
+  box.dataset.roster = String(rosterId);
   box.hidden = false;
 }
 
