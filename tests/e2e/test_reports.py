@@ -552,7 +552,8 @@ def test_a_recurring_place_and_its_phrases_are_drawn_with_the_grid_named_and_the
     assert row.get_attribute("data-phrase") == "楼道灯"
     cells = row.locator("td").all_inner_texts()
     assert cells[:2] == ["楼道灯", grid_name]
-    assert cells[2:] == ["3 ↑2", "1", "约12米内", "12345热线 2 · 窗口 1", "#12 #11 #10"]
+    assert cells[2:5] == ["3 ↑2", "1", "约12米内"]
+    assert cells[5:] == ["12345热线 2 · 窗口 1", "#12 #11 #10", "地图上查看"]
     words = page.locator("#recurring-section ul.words li").all_inner_texts()
     assert [" ".join(w.split()) for w in words] == ["楼道灯 3 ↑2 前期 1", "wifi 4 持平 前期 4"]
     assert "community=" + COMMUNITY in asked[0] and "weeks=4" in asked[0]
@@ -623,3 +624,27 @@ def test_what_recurs_is_read_again_with_the_next_week_after_a_failed_read(page):
     page.click("#week-next")
     shown_week(page, weeks_ago(1))
     assert len(asked) == 2
+
+
+def test_a_recurring_place_opens_on_the_map_where_it_is(page):
+    """The place was a grid and a radius: the office could not see where. Its link opens the
+    map there, at z17 where households are drawn, pinned."""
+    place = CANNED["places"][0]
+    serve_canned(page)
+    open_reports(page)
+    recurring_loaded(page, f"{COMMUNITY}:4")
+    link = page.locator("#recurring-section a.on-map")
+    assert link.get_attribute("href") == f"/map?at={place['lon']:.6f},{place['lat']:.6f}"
+    link.click()
+    page.wait_for_selector(".asked-place")
+    center = page.evaluate("() => window.gridworkMap.getCenter().toArray()")
+    assert center == pytest.approx([place["lon"], place["lat"]], abs=1e-6)
+    assert page.evaluate("() => window.gridworkMap.getZoom()") == 17
+
+
+@pytest.mark.parametrize("at", ["200,40", "116.4", "abc,def", "116.4,39.9;alert(1)"])
+def test_a_map_link_to_no_place_opens_the_map_over_the_grids(page, at):
+    page.goto(f"/map?at={at}")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_function("() => window.gridworkMap && window.gridworkMap.getZoom() !== 13")
+    assert page.locator(".asked-place").count() == 0

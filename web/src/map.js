@@ -546,6 +546,18 @@ function callProblem(error, { record = false } = {}) {
 // week before they were drawn.
 let gridsExtent = null;
 
+/**
+ * A place the link asks the map to open at (`?at=lon,lat`, WGS-84, as the reports page's "what
+ * keeps coming back" links a place): null when absent or not a place on Earth.
+ */
+function askedPlace() {
+  const at = new URLSearchParams(location.search).get("at");
+  const match = /^(-?\d{1,3}(?:\.\d+)?),(-?\d{1,2}(?:\.\d+)?)$/.exec(at || "");
+  if (!match) return null;
+  const [lon, lat] = [Number(match[1]), Number(match[2])];
+  return Math.abs(lon) <= 180 && Math.abs(lat) <= 85 ? { lon, lat } : null;
+}
+
 async function fitToGrids(map) {
   setLoading("grids", true);
   let features;
@@ -566,7 +578,13 @@ async function fitToGrids(map) {
     }
   }
   gridsExtent = bounds;
-  if (bounds) map.fitBounds(bounds, { padding: freePadding(map), animate: false });
+  const place = askedPlace();
+  if (place) {
+    // Where the households are drawn, with a pin on the place asked for.
+    map.jumpTo({ center: [place.lon, place.lat], zoom: 17 });
+    new maplibregl.Marker({ color: COLORS.task }).setLngLat([place.lon, place.lat]).addTo(map)
+      .getElement().classList.add("asked-place");
+  } else if (bounds) map.fitBounds(bounds, { padding: freePadding(map), animate: false });
 }
 
 let saidNoGrids = ""; // the words of sayWeekWithoutGrids, while shown

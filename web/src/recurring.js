@@ -15,7 +15,7 @@ const TEXT = {
     none: (n) => `近${n}周没有反复出现的问题（同一说法至少3件工单）。`,
     totals: (now, before) => `本期工单 ${now} 件，前期 ${before} 件。`,
     places: "地点", words: "说法", phrase: "说法", grid: "网格", tasks: "工单", previous: "前期",
-    where: "范围", sources: "来源", ids: "工单号",
+    where: "范围", sources: "来源", ids: "工单号", onMap: "地图上查看",
     radius: (m) => `约${Math.max(1, Math.round(m))}米内`, rise: (n) => (n > 0 ? `↑${n}` : n < 0 ? `↓${-n}` : "持平"),
     source: { hotline: "12345热线", window: "窗口", visit: "走访", proactive: "巡查", leader: "网格长" },
   },
@@ -28,7 +28,7 @@ const TEXT = {
     none: (n) => `Nothing came back in the last ${n} weeks (three tasks saying the same, at least).`,
     totals: (now, before) => `${now} tasks in this span, ${before} in the span before.`,
     places: "Places", words: "Phrases", phrase: "Phrase", grid: "Grid", tasks: "Tasks", previous: "Before",
-    where: "Within", sources: "Sources", ids: "Task numbers",
+    where: "Within", sources: "Sources", ids: "Task numbers", onMap: "On the map",
     radius: (m) => `${Math.max(1, Math.round(m))} m`, rise: (n) => (n > 0 ? `↑${n}` : n < 0 ? `↓${-n}` : "same"),
     source: { hotline: "12345 hotline", window: "window", visit: "visit", proactive: "rounds", leader: "leader" },
   },
@@ -76,14 +76,15 @@ export function recurringSection(section, lang, { compact = false } = {}) {
       ${cell(t.previous, String(p.previous))}
       ${cell(t.where, escapeHtml(t.radius(p.radius_m)))}
       ${cell(t.sources, sources(p.sources))}
-      ${cell(t.ids, escapeHtml(ids(p.task_ids)), "ids")}</tr>`).join("");
+      ${cell(t.ids, escapeHtml(ids(p.task_ids)), "ids")}
+      ${cell(t.onMap, `<a class="on-map" href="/map?at=${p.lon.toFixed(6)},${p.lat.toFixed(6)}">${escapeHtml(t.onMap)}</a>`)}</tr>`).join("");
     const wordItems = words.map((w) => `<li data-phrase="${escapeHtml(w.phrase)}"><strong>${escapeHtml(w.phrase)}</strong>
       <span class="count">${w.tasks}</span> <span class="rise">${escapeHtml(t.rise(w.tasks - w.previous))}</span>
       <span class="muted">${escapeHtml(t.previous)} ${w.previous}</span></li>`).join("");
     body.innerHTML = `${places.length ? `<h3>${escapeHtml(t.places)}</h3>
       <table class="cards places"><thead><tr><th>${escapeHtml(t.phrase)}</th><th>${escapeHtml(t.grid)}</th>
       <th>${escapeHtml(t.tasks)}</th><th>${escapeHtml(t.previous)}</th><th>${escapeHtml(t.where)}</th>
-      <th>${escapeHtml(t.sources)}</th><th>${escapeHtml(t.ids)}</th></tr></thead><tbody>${placeRows}</tbody></table>` : ""}
+      <th>${escapeHtml(t.sources)}</th><th>${escapeHtml(t.ids)}</th><th><span class="sr-only">${escapeHtml(t.onMap)}</span></th></tr></thead><tbody>${placeRows}</tbody></table>` : ""}
       ${words.length ? `<h3>${escapeHtml(t.words)}</h3><ul class="words">${wordItems}</ul>` : ""}`;
   }
 
