@@ -648,3 +648,13 @@ def test_a_map_link_to_no_place_opens_the_map_over_the_grids(page, at):
     sign_in(page, "admin01", DEMO_PASSWORD)
     page.wait_for_function("() => window.gridworkMap && window.gridworkMap.getZoom() !== 13")
     assert page.locator(".asked-place").count() == 0
+
+
+def test_a_rise_is_red_a_fall_green_and_the_same_grey(page):
+    serve_canned(page)
+    open_reports(page)
+    recurring_loaded(page, f"{COMMUNITY}:4")
+    colour = "(el) => getComputedStyle(el).color"
+    words = page.locator("#recurring-section ul.words li .rise")
+    assert words.nth(0).evaluate(colour) == "rgb(176, 0, 32)"  # 楼道灯 3, 1 before: ↑2
+    assert words.nth(1).evaluate(colour) == "rgb(107, 119, 128)"  # wifi 4, 4 before: 持平

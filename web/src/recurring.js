@@ -72,14 +72,14 @@ export function recurringSection(section, lang, { compact = false } = {}) {
     const placeRows = places.map((p) => `<tr data-phrase="${escapeHtml(p.phrase)}" data-grid="${escapeHtml(p.grid_code)}">
       ${cell(t.phrase, `<strong>${escapeHtml(p.phrase)}</strong>`, "phrase")}
       ${cell(t.grid, escapeHtml(gridNames.get(p.grid_code) || p.grid_code))}
-      ${cell(t.tasks, `${p.tasks} <span class="rise">${escapeHtml(t.rise(p.tasks - p.previous))}</span>`, "count")}
+      ${cell(t.tasks, `${p.tasks} <span class="rise${p.tasks < p.previous ? " down" : p.tasks === p.previous ? " same" : ""}">${escapeHtml(t.rise(p.tasks - p.previous))}</span>`, "count")}
       ${cell(t.previous, String(p.previous))}
       ${cell(t.where, escapeHtml(t.radius(p.radius_m)))}
       ${cell(t.sources, sources(p.sources))}
       ${cell(t.ids, escapeHtml(ids(p.task_ids)), "ids")}
       ${cell(t.onMap, `<a class="on-map" href="/map?at=${p.lon.toFixed(6)},${p.lat.toFixed(6)}">${escapeHtml(t.onMap)}</a>`)}</tr>`).join("");
     const wordItems = words.map((w) => `<li data-phrase="${escapeHtml(w.phrase)}"><strong>${escapeHtml(w.phrase)}</strong>
-      <span class="count">${w.tasks}</span> <span class="rise">${escapeHtml(t.rise(w.tasks - w.previous))}</span>
+      <span class="count">${w.tasks}</span> <span class="rise${w.tasks < w.previous ? " down" : w.tasks === w.previous ? " same" : ""}">${escapeHtml(t.rise(w.tasks - w.previous))}</span>
       <span class="muted">${escapeHtml(t.previous)} ${w.previous}</span></li>`).join("");
     body.innerHTML = `${places.length ? `<h3>${escapeHtml(t.places)}</h3>
       <table class="cards places"><thead><tr><th>${escapeHtml(t.phrase)}</th><th>${escapeHtml(t.grid)}</th>
@@ -91,10 +91,10 @@ export function recurringSection(section, lang, { compact = false } = {}) {
   /** A phone's card (the workers' app): each place a line, the phrases as chips. */
   function drawCompact(places, words) {
     const placeItems = places.map((p) => `<li data-phrase="${escapeHtml(p.phrase)}"><strong>${escapeHtml(p.phrase)}</strong>
-      <span class="count">${p.tasks}</span> <span class="rise">${escapeHtml(t.rise(p.tasks - p.previous))}</span>
+      <span class="count">${p.tasks}</span> <span class="rise${p.tasks < p.previous ? " down" : p.tasks === p.previous ? " same" : ""}">${escapeHtml(t.rise(p.tasks - p.previous))}</span>
       <span class="muted">${escapeHtml([t.radius(p.radius_m), sources(p.sources), ids(p.task_ids)].join(" · "))}</span></li>`).join("");
     const wordItems = words.map((w) => `<li data-phrase="${escapeHtml(w.phrase)}"><strong>${escapeHtml(w.phrase)}</strong>
-      <span class="count">${w.tasks}</span> <span class="rise">${escapeHtml(t.rise(w.tasks - w.previous))}</span></li>`).join("");
+      <span class="count">${w.tasks}</span> <span class="rise${w.tasks < w.previous ? " down" : w.tasks === w.previous ? " same" : ""}">${escapeHtml(t.rise(w.tasks - w.previous))}</span></li>`).join("");
     body.innerHTML = `${places.length ? `<h3>${escapeHtml(t.places)}</h3><ul class="places">${placeItems}</ul>` : ""}
       ${words.length ? `<h3>${escapeHtml(t.words)}</h3><ul class="words">${wordItems}</ul>` : ""}`;
   }
