@@ -138,7 +138,10 @@ def purge_expired(session, now: datetime) -> int:
 def _replay(stored: IdempotencyKey, digest: str) -> Response:
     if not _same_request(stored.request_hash, digest):
         raise errors.Unprocessable(
-            f"This {HEADER} was used with another request; make a new key for a new request."
+            f"This {HEADER} was used with another request; make a new key for a new request.",
+            # Machine-readable: a client that kept its key for an edit after a lost answer
+            # (the window page) learns the first request was carried out.
+            idempotency_key="reused",
         )
     if stored.status is None:
         raise errors.Conflict(

@@ -565,3 +565,42 @@ def test_offline_nothing_registered_is_said(context, page, e2e_engine, window_da
     assert why.inner_text().startswith("网络未连接，任务未登记。")
     context.set_offline(False)
     assert tasks_titled(e2e_engine, "离线登记") == []
+
+
+def test_an_edit_after_a_lost_answer_does_not_register_the_request_twice(
+    page, e2e_engine, window_day
+):
+    """The answer was lost, the task registered; the worker corrected a word and pressed again.
+    A new key registered the request a second time; the first key goes with the edit, and the
+    server's answer (the key was used with another request) is said: registered once."""
+    keys: list[str | None] = []
+
+    def lose_the_first_answer(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        keys.append(route.request.headers.get("idempotency-key"))
+        if len(keys) == 1:
+            route.fetch()  # the server opens the task...
+            return route.abort("connectionreset")  # ...and its answer is lost
+        return route.continue_()
+
+    open_window(page, "worker01")
+    page.route("**/api/v1/tasks", lose_the_first_answer)
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "答复丢失后修改")
+    page.click("#submit")
+    page.wait_for_function(
+        "() => document.querySelector('#form-error').textContent.startsWith('连接中断')"
+    )
+    page.fill("input[name=title]", "答复丢失后修改了一个字")
+    page.click("#submit")
+    page.wait_for_function(
+        "() => document.querySelector('#form-error').textContent.startsWith('上次提交已经登记')"
+    )
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    assert len(tasks_titled(e2e_engine, "答复丢失后修改")) == 1
+    assert tasks_titled(e2e_engine, "答复丢失后修改了一个字") == []
+    # The form is cleared for the next resident: pressed again, it would register the edit.
+    assert page.input_value("input[name=title]") == ""
+    assert page.inner_text("#place") == "请在地图上点选居民诉求的位置"

@@ -32,6 +32,7 @@ const TEXT = {
     outsideServer: "所选位置不在任何网格内，任务未登记。",
     invalid: "填写有误，任务未登记：", offline: "网络未连接，任务未登记。恢复连接后再点“登记并派单”即可（不会重复登记）。",
     lost: "连接中断，不能确定是否已登记：请查看“今日窗口受理”，没有列出的再点“登记并派单”即可（不会重复登记）。",
+    registeredBefore: "上次提交已经登记（见“今日窗口受理”），这次修改没有另行登记。如需更正，请联系承办人。",
     pending: "上次提交仍在处理中，请稍候查看“今日窗口受理”，不要重复登记。",
     failed: "任务未能登记：", gridsFailed: "无法读取网格：", noGrids: "没有可登记的网格。",
     created: (id) => `已登记任务 #${id}`, createdGrid: "网格", createdAssignee: "承办人",
@@ -68,6 +69,7 @@ const TEXT = {
     invalid: "Something is wrong; nothing was registered: ",
     offline: "Offline: nothing was registered. Once online, press Register again (it will not register twice).",
     lost: "The connection broke: the request may or may not be registered. Look at today's list; if it is not there, press Register again (it will not register twice).",
+    registeredBefore: "The last submission was registered (see today's list); this edit of it was not registered again. To correct it, tell the assignee.",
     pending: "The last submission is still being handled: look at today's list shortly, do not register it again.",
     failed: "The task was not registered: ", gridsFailed: "Could not read the grids: ", noGrids: "No grids to register for.",
     created: (id) => `Task #${id} registered`, createdGrid: "Grid", createdAssignee: "Assignee",
@@ -311,7 +313,10 @@ async function submit(e) {
   if (!request.location && !request.household_id) { fieldError("location", t.needPlace); missing = true; }
   if (missing) return;
   const text = JSON.stringify(request);
-  if (!pending || pending.text !== text) pending = { key: newKey(), text };
+  // After a lost answer the first request may be registered: an edit goes with its key, so the
+  // server registers one of them, never both (and says so: `idempotency_key` "reused").
+  if (!pending || (pending.text !== text && !pending.uncertain)) pending = { key: newKey(), text };
+  pending.text = text;
   sending = true;
   const button = $("submit");
   button.disabled = true;
@@ -343,6 +348,7 @@ function refused(error) {
     }
     // Online, the request went and its answer is what was lost: registered or not, today's
     // list tells (read again).
+    if (pending) pending.uncertain = true;
     formError(t.lost, error.message || String(error));
     loadToday();
     return;
@@ -351,6 +357,13 @@ function refused(error) {
   if (error.status === 401) return; // the session ended: the page asks to sign in again
   if (error.status === 403) {
     formError(t.notAtWindow, detail);
+  } else if (error.status === 422 && error.body?.idempotency_key === "reused") {
+    // The request whose answer was lost was registered; this edit of it was not. The form is
+    // cleared: pressed again, it would register the edit as a second request.
+    pending = null;
+    resetForm();
+    formError(t.registeredBefore, detail);
+    loadToday();
   } else if (error.status === 422 && error.body?.errors?.json?.location && !error.body?.errors?.json?.title) {
     formError(t.outsideServer, detail);
     fieldError("location", atWindow ? t.outsideAll : t.outsideYours);
