@@ -977,22 +977,27 @@ def _grids_short(session: Session, roster: Roster, shifts: list[Shift]) -> list[
     """The grids with fewer B-post days than the generation asked (`roster.grid_minimum`, from
     `grid_minimum_from` on): its gaps still unmet, and those an edit opened since (each grid it
     asked, `grid_minimum_grids`, still in service; a roster from before 0054: each of the
-    community's grids in service now). A roster from before 0053 knows only its gaps."""
+    community's grids in service now). A roster from before 0053 knows only its gaps. A grid
+    taken out of service since is left out."""
     since = roster.grid_minimum_from
     days: dict[str, set[date]] = {}
     for s in shifts:
         if s.post == "B" and s.grid is not None and (since is None or s.date >= since):
             days.setdefault(s.grid.code, set()).add(s.date)
     stored = {x["grid_code"]: x for x in roster.shortfalls or [] if x["rule"] == "grid"}
-    codes = set(stored)
-    if roster.grid_minimum is not None:
-        in_service = select(Grid.code).where(
-            Grid.community_code == roster.community_code, Grid.retired_at.is_(None)
+    # A grid taken out of service since (merged into its neighbour, say) is no gap to fill.
+    serving = set(
+        session.scalars(
+            select(Grid.code).where(
+                Grid.community_code == roster.community_code, Grid.retired_at.is_(None)
+            )
         )
-        if roster.grid_minimum_grids is not None:
-            # A grid taken into service since was not asked anything of this week.
-            in_service = in_service.where(Grid.code.in_(roster.grid_minimum_grids))
-        codes.update(session.scalars(in_service))
+    )
+    codes = set(stored) & serving
+    if roster.grid_minimum is not None:
+        # A grid taken into service since was not asked anything of this week.
+        asked = roster.grid_minimum_grids
+        codes.update(serving if asked is None else serving & set(asked))
     found = []
     for code in sorted(codes):
         left = stored.get(code)

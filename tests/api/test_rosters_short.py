@@ -387,3 +387,25 @@ def test_a_grid_added_after_generation_is_not_counted_against_the_draft_until_re
     assert added in {s["grid_code"] for s in all_shifts(again) if s["post"] == "B"} | {
         s["grid_code"] for s in again["shortfalls"]
     }
+
+
+def test_a_grid_retired_since_generation_is_no_longer_a_gap_to_acknowledge(
+    client, session, short_office
+):
+    """The five-worker office's draft leaves two grids short; one of them is taken out of
+    service (merged into its neighbour, say) before publishing: its gap is no longer listed
+    and publishing asks only for the other's."""
+    from datetime import UTC, datetime
+
+    from api.models import Grid
+
+    c = short_office
+    view = generate(client, c).get_json()
+    short = sorted(s["grid_code"] for s in view["shortfalls"] if s["rule"] == "grid")
+    assert len(short) == 2
+    gone = session.scalar(select(Grid).where(Grid.code == short[0]))
+    gone.retired_at = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+    session.flush()
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    left = [s["grid_code"] for s in read.get_json()["shortfalls"] if s["rule"] == "grid"]
+    assert left == [short[1]]
