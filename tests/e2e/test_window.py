@@ -604,3 +604,46 @@ def test_an_edit_after_a_lost_answer_does_not_register_the_request_twice(
     # The form is cleared for the next resident: pressed again, it would register the edit.
     assert page.input_value("input[name=title]") == ""
     assert page.inner_text("#place") == "请在地图上点选居民诉求的位置"
+
+
+def test_todays_list_holds_the_window_requests_not_the_tasks_opened_elsewhere(
+    page, e2e_engine, window_day
+):
+    """A task worker01 opened on their rounds today (proactive, in the app) is not a walk-in
+    request: 今日窗口受理 listed it among them."""
+    from api.models import Grid, User
+    from api.services import tasks as task_service
+
+    with Session(e2e_engine) as session:
+        me = session.scalar(select(User).where(User.username == "worker01"))
+        grid = session.scalar(select(Grid).where(Grid.code == DEMO_GRID))
+        lon, lat = session.execute(
+            select(
+                func.ST_X(func.ST_PointOnSurface(Grid.boundary)),
+                func.ST_Y(func.ST_PointOnSurface(Grid.boundary)),
+            ).where(Grid.id == grid.id)
+        ).one()
+        rounds = task_service.create_task(
+            session,
+            None,
+            {
+                "source": "proactive",
+                "type": "report",
+                "title": "巡查发现井盖松动",
+                "urgency": "general",
+                "location": {"lon": lon, "lat": lat},
+            },
+            actor_id=me.id,
+            now=datetime.now(UTC),
+        )
+        session.commit()
+        rounds_id = rounds.id
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "窗口来访登记")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "窗口来访登记")
+    page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
+    assert page.locator(f"#today-tasks tr[data-id='{rounds_id}']").count() == 0

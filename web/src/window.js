@@ -103,7 +103,7 @@ let chosen = null; // {lon, lat, grid: feature}
 // back; a changed form is another request, with a new key.
 let pending = null;
 let sending = false;
-let todayTasks = []; // the requests registered today (GET /tasks?created_by=me&created_on=today)
+let todayTasks = []; // the requests registered today (GET /tasks?created_by=me&source=window&created_on=today)
 
 function newKey() {
   // crypto.randomUUID needs a secure context: the hall's PC may reach the server over plain http.
@@ -432,7 +432,7 @@ async function loadToday() {
   const status = $("today-status");
   let tasks;
   try {
-    tasks = await apiPages(`/api/v1/tasks?created_by=me&created_on=${todayLocal()}`);
+    tasks = await apiPages(`/api/v1/tasks?created_by=me&source=window&created_on=${todayLocal()}`);
   } catch (error) {
     status.textContent = t.listFailed + (error.message || String(error));
     return;
