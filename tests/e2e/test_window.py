@@ -182,12 +182,12 @@ def test_a_double_click_on_register_makes_one_task(page, e2e_engine, window_day)
     assert len(tasks_titled(e2e_engine, "双击只登记一次")) == 1
 
 
-def test_a_retry_after_a_lost_answer_makes_no_second_task(page, e2e_engine, window_day):
-    """The server made the task but its answer never arrived: sent again, the same
-    Idempotency-Key gets the first task back."""
+def lose_the_first_answer(page) -> list[str | None]:
+    """The server opens the first task POSTed but its answer is lost (the connection reset);
+    later ones go through. The Idempotency-Keys sent, in order."""
     keys: list[str | None] = []
 
-    def lose_the_first_answer(route):
+    def route_it(route):
         if route.request.method != "POST":
             return route.continue_()
         keys.append(route.request.headers.get("idempotency-key"))
@@ -196,8 +196,15 @@ def test_a_retry_after_a_lost_answer_makes_no_second_task(page, e2e_engine, wind
             return route.abort("connectionreset")  # ...and its answer is lost
         return route.continue_()
 
+    page.route("**/api/v1/tasks", route_it)
+    return keys
+
+
+def test_a_retry_after_a_lost_answer_makes_no_second_task(page, e2e_engine, window_day):
+    """The server made the task but its answer never arrived: sent again, the same
+    Idempotency-Key gets the first task back."""
     open_window(page, "worker01")
-    page.route("**/api/v1/tasks", lose_the_first_answer)
+    keys = lose_the_first_answer(page)
     point = grid_pixel(page, OTHER_GRID)
     click_map(page, point["x"], point["y"])
     fill_request(page, "答复丢失后重试")
@@ -573,19 +580,8 @@ def test_an_edit_after_a_lost_answer_does_not_register_the_request_twice(
     """The answer was lost, the task registered; the worker corrected a word and pressed again.
     A new key registered the request a second time; the first key goes with the edit, and the
     server's answer (the key was used with another request) is said: registered once."""
-    keys: list[str | None] = []
-
-    def lose_the_first_answer(route):
-        if route.request.method != "POST":
-            return route.continue_()
-        keys.append(route.request.headers.get("idempotency-key"))
-        if len(keys) == 1:
-            route.fetch()  # the server opens the task...
-            return route.abort("connectionreset")  # ...and its answer is lost
-        return route.continue_()
-
     open_window(page, "worker01")
-    page.route("**/api/v1/tasks", lose_the_first_answer)
+    keys = lose_the_first_answer(page)
     point = grid_pixel(page, OTHER_GRID)
     click_map(page, point["x"], point["y"])
     fill_request(page, "答复丢失后修改")
