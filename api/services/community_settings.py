@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from api import errors
 from api.models import Community
+from api.models.tasks import HOTLINE_TYPES, URGENCIES
 from api.scope import Scope
 
 
@@ -33,20 +34,32 @@ HOUR_KEYS = ("deadline_hours", "first_contact_hours")
 def task_settings(community: Community) -> dict[str, Any]:
     """The community's task deadlines as a task is given them (`tasks.deadlines`): for each
     urgency the hours to resolve and to first contact the resident, the defaults filled in;
-    `by_type` the overrides of a request type, as stored; `defaults` Beijing 12345 practice."""
-    from api.services.tasks import DEFAULT_DEADLINE_HOURS, DEFAULT_FIRST_CONTACT_HOURS
+    `by_type` the overrides of a request type, as stored; `effective` each request type's
+    hours as its tasks are given them; `defaults` Beijing 12345 practice."""
+    return _task_view((community.settings or {}).get("tasks") or {})
+
+
+def _task_view(stored: dict[str, Any]) -> dict[str, Any]:
+    from api.services.tasks import DEFAULT_DEADLINE_HOURS, DEFAULT_FIRST_CONTACT_HOURS, deadlines
 
     defaults = {
         "deadline_hours": dict(DEFAULT_DEADLINE_HOURS),
         "first_contact_hours": dict(DEFAULT_FIRST_CONTACT_HOURS),
     }
-    stored = (community.settings or {}).get("tasks") or {}
+    effective: dict[str, dict[str, dict[str, float]]] = {}
+    for kind in HOTLINE_TYPES:
+        hours = effective[kind] = {key: {} for key in HOUR_KEYS}
+        for urgency in URGENCIES:
+            resolve_in, contact_in = deadlines(stored, kind, urgency)
+            hours["deadline_hours"][urgency] = resolve_in.total_seconds() / 3600
+            hours["first_contact_hours"][urgency] = contact_in.total_seconds() / 3600
     return {
         **{key: {**defaults[key], **(stored.get(key) or {})} for key in HOUR_KEYS},
         "by_type": {
             kind: {key: dict(hours) for key, hours in override.items() if key in HOUR_KEYS}
             for kind, override in (stored.get("by_type") or {}).items()
         },
+        "effective": effective,
         "defaults": defaults,
     }
 
@@ -63,19 +76,25 @@ def put_task_settings(session: Session, scope: Scope, community: Community, data
             for kind, override in (data.get("by_type") or {}).items()
         },
     }
-    draft = Community(code=community.code, settings={"tasks": stored})
-    view = task_settings(draft)
+    view = _task_view(stored)
     problems: dict[str, Any] = {}
-    for kind, override in [(None, {}), *view["by_type"].items()]:
-        deadlines = {**view["deadline_hours"], **override.get("deadline_hours", {})}
-        contacts = {**view["first_contact_hours"], **override.get("first_contact_hours", {})}
-        for urgency, deadline in deadlines.items():
-            if contacts[urgency] > deadline:
-                where = "first_contact_hours" if kind is None else f"by_type.{kind}"
-                problems.setdefault(where, []).append(
-                    f"{urgency}: first contact in {contacts[urgency]:g} h comes after the"
+    for kind, hours in view["effective"].items():
+        for urgency, deadline in hours["deadline_hours"].items():
+            contact = hours["first_contact_hours"][urgency]
+            if contact > deadline:
+                # Named where it was set: a type's own override, else the community's hours.
+                own = stored["by_type"].get(kind, {})
+                where = (
+                    f"by_type.{kind}"
+                    if any(urgency in own.get(key, {}) for key in HOUR_KEYS)
+                    else "first_contact_hours"
+                )
+                message = (
+                    f"{urgency}: first contact in {contact:g} h comes after the"
                     f" deadline ({deadline:g} h)."
                 )
+                if message not in problems.get(where, []):
+                    problems.setdefault(where, []).append(message)
     if problems:
         raise errors.Unprocessable(
             "The task deadlines are inconsistent; see `errors`.", errors={"json": problems}

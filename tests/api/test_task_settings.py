@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from api.models import Community
+from api.models.tasks import HOTLINE_TYPES, URGENCIES
 from tests.factories import A1, A, B, make_task
 
 NOW = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
@@ -34,7 +35,12 @@ def put(client, world, body, who="admin_a", code=A):
 def test_everyone_of_the_community_reads_its_deadlines_the_defaults_filled_in(client, world, who):
     response = client.get(url(), headers=world.auth(who))
     assert response.status_code == 200, response.get_json()
-    assert response.get_json() == {**DEFAULTS, "by_type": {}, "defaults": DEFAULTS}
+    assert response.get_json() == {
+        **DEFAULTS,
+        "by_type": {},
+        "defaults": DEFAULTS,
+        "effective": {kind: DEFAULTS for kind in HOTLINE_TYPES},
+    }
 
 
 @pytest.mark.parametrize("who", ["admin_b", "worker_b1", "viewer_110102"])
@@ -65,6 +71,30 @@ def test_the_admin_sets_them_and_new_tasks_are_given_them(client, session, world
     assert complaint.due_at - NOW == timedelta(hours=48)
     # A task opened before keeps the deadline it was given.
     assert before.due_at - NOW == timedelta(days=7)
+
+
+def test_each_request_types_hours_are_given_as_its_tasks_are_given_them(client, session, world):
+    body = {
+        "deadline_hours": {"general": 72},
+        "first_contact_hours": {"utility": 1},
+        "by_type": {"complaint": {"deadline_hours": {"general": 48}}},
+    }
+    effective = put(client, world, body).get_json()["effective"]
+    assert effective["complaint"]["deadline_hours"]["general"] == 48.0
+    assert effective["help"]["deadline_hours"]["general"] == 72.0
+    assert effective["complaint"]["first_contact_hours"]["utility"] == 1.0
+    assert effective["help"]["deadline_hours"]["danger"] == 2.0
+    assert client.get(url(), headers=world.auth("worker_a1")).get_json()["effective"] == effective
+
+    session.expire_all()
+    for kind in HOTLINE_TYPES:
+        for urgency in URGENCIES:
+            task = make_task(session, A1, now=NOW, urgency=urgency, type=kind)
+            hours = effective[kind]
+            assert task.due_at - NOW == timedelta(hours=hours["deadline_hours"][urgency])
+            assert task.first_contact_due_at - NOW == timedelta(
+                hours=hours["first_contact_hours"][urgency]
+            )
 
 
 def test_an_urgency_left_out_takes_the_default_again(client, session, world):

@@ -405,14 +405,13 @@ function resetForm() {
 const DEFAULT_DEADLINE_HOURS = { danger: 2, utility: 24, general: 168, complex: 360 };
 let deadlines = null;
 
-/** Each urgency with the time the task will be given, for the request type chosen. */
+/** Each urgency with the time the task will be given, for the request type chosen (the
+ * server's `effective` hours: the type's own, else the community's, else the default). */
 function labelUrgencies() {
   const type = new FormData(form).get("type") || "help";
   for (const option of form.elements.urgency.options) {
     const u = option.value;
-    const hours = deadlines
-      ? deadlines.by_type?.[type]?.deadline_hours?.[u] ?? deadlines.deadline_hours[u]
-      : DEFAULT_DEADLINE_HOURS[u];
+    const hours = deadlines?.effective?.[type]?.deadline_hours?.[u] ?? DEFAULT_DEADLINE_HOURS[u];
     option.textContent = t[`urgency_${u}`](deadlineSpan(t, hours));
   }
 }

@@ -566,6 +566,15 @@ class TaskSettingsSchema(TaskHoursSchema):
         values=ma.fields.Nested(TaskTypeHoursSchema),
         metadata={"description": "A request type's own hours, where they differ"},
     )
+    effective = ma.fields.Dict(
+        keys=ma.fields.String(validate=ma.validate.OneOf(HOTLINE_TYPES)),
+        values=ma.fields.Nested(TaskTypeHoursSchema),
+        dump_only=True,
+        metadata={
+            "description": "Every request type's hours as its tasks are given them: its own, "
+            "else the community's, else the default"
+        },
+    )
     defaults = ma.fields.Nested(
         TaskHoursSchema,
         dump_only=True,
