@@ -97,17 +97,24 @@ def phrases(titles: Mapping[int, str], *, at_least: int = MIN_TASKS) -> dict[str
         # each. A run takes in the pairs beside it that all these titles share too (said by
         # more), so that 道灯 of three titles is said as their 楼道灯, not as a fragment.
         title = clean[min(ids)]
-        start, own = None, False
-        for i in range(len(title) + 1):
+
+        def inside(i: int, ids: frozenset[int] = ids, title: str = title) -> bool:
             pair = title[i : i + 2]
-            inside = pair in common and common[pair] >= ids
-            if inside:
-                start = i if start is None else start
-                own = own or pair in group
-            elif start is not None:
-                if own:
-                    _said(found, title[start : i + 1], ids, clean, group, at_least)
-                start, own = None, False
+            return pair in common and common[pair] >= ids
+
+        runs = set()
+        for pair in group:  # each run holding one of the group's pairs, read from where it is
+            at = title.find(pair)
+            while at != -1:
+                start, stop = at, at + 1
+                while start > 0 and inside(start - 1):
+                    start -= 1
+                while inside(stop):
+                    stop += 1
+                runs.add((start, stop))
+                at = title.find(pair, at + 1)
+        for start, stop in sorted(runs):
+            _said(found, title[start : stop + 1], ids, clean, group, at_least)
     return found
 
 
@@ -129,6 +136,33 @@ def _said(
         if phrase[i : i + 2] in group:
             found.setdefault(phrase[i : i + 2], set()).update(ids)
 
+
+# The tasks of the span (`recent`) and of the span before, newest first, with each recent task's
+# group of the tasks within reach of one another (DBSCAN of one point: linked by steps of at most
+# the reach). A place's tasks, within reach of each other, lie in one group; the groups' reach is
+# widened a little, as it is scaled at the mean latitude of all the tasks, not of a phrase's.
+_TITLES = text(
+    """
+WITH t AS (
+  SELECT t.id, t.title, t.created_at, t.created_at >= :start AS recent,
+         CASE WHEN t.created_at >= :start THEN
+           COALESCE(t.location, (SELECT h.location FROM households h WHERE h.id = t.household_id))
+         END AS geom
+  FROM tasks t
+  WHERE t.grid_id = ANY(:grids) AND t.created_at >= :before AND t.created_at < :end
+    AND t.status <> 'transferred'
+)
+SELECT id, title, recent,
+       CASE WHEN geom IS NOT NULL THEN
+         ST_ClusterDBSCAN(ST_Transform(geom, 3857),
+                          eps := (SELECT :reach * :widen / cos(radians(avg(ST_Y(geom)))) FROM t),
+                          minpoints := 1) OVER (PARTITION BY geom IS NULL)
+       END AS component
+FROM t
+ORDER BY created_at DESC, id DESC
+"""
+)
+_REACH = {"reach": PLACE_M, "widen": 1.01}
 
 # Each recurring phrase's tasks, by place: three of them or more within reach of each other.
 _PLACES = text(
@@ -191,33 +225,27 @@ def recurring(
         raise errors.NotFound(f"{'Grid' if grid else 'Community'} {grid or community} not found.")
     span = timedelta(weeks=weeks)
     start, before = now - span, now - 2 * span
-    counted, titles = {}, {}
-    for when, (a, b) in (("now", (start, now)), ("before", (before, start))):
-        rows = session.execute(
-            text(
-                "SELECT id, title FROM tasks WHERE grid_id = ANY(:grids) AND created_at >="
-                " :start AND created_at < :end AND status <> 'transferred'"
-                " ORDER BY created_at DESC, id DESC"
-            ),
-            {"grids": list(grids), "start": a, "end": b},
-        ).all()
-        counted[when] = len(rows)
+    # Both statements' costs are estimated far past jit_above_cost (ST_Dump's thousand rows a
+    # place, guessed): PostgreSQL spent ~470 ms compiling the places' that runs in ~10 ms (a
+    # community's month), ~400 ms the titles'.
+    set_local(session, jit="off")
+    titles: dict[str, dict[int, str]] = {"now": {}, "before": {}}
+    counted = Counter()
+    near: dict[int, int] = {}
+    rows = session.execute(
+        _TITLES, {"grids": list(grids), "before": before, "start": start, "end": now, **_REACH}
+    )
+    for task_id, title, recent, component in rows:
+        when = "now" if recent else "before"
+        counted[when] += 1
         # A visit's follow-up is titled by the system, not by what was found (its note is
         # sealed in the description): no words of its own.
-        titles[when] = {i: title for i, title in rows if title != VISIT_FOLLOW_UP_TITLE}
+        if title != VISIT_FOLLOW_UP_TITLE:
+            titles[when][task_id] = title
+        if component is not None:
+            near[task_id] = component
     said = phrases(titles["now"])
-    # The span before's titles that say each phrase, read as the span's are: a Chinese phrase
-    # anywhere in the title, a Latin word or number as a word (wifi6 does not say wifi).
-    earlier = {task_id: _clean(title) for task_id, title in titles["before"].items()}
-    latin = {task_id: _tokens(title)[1] for task_id, title in earlier.items()}
-    said_before = {
-        phrase: [
-            task_id
-            for task_id, title in earlier.items()
-            if (phrase in latin[task_id] if _LATIN.fullmatch(phrase) else phrase in title)
-        ]
-        for phrase in said
-    }
+    said_before = _said_before(said, titles["before"])
     return {
         "grid": grid,
         "community": community,
@@ -227,9 +255,48 @@ def recurring(
         "previous_start": before,
         "tasks": counted["now"],
         "previous_tasks": counted["before"],
-        "places": _places(session, grids, said, said_before),
+        "places": _places(session, grids, _near_enough(said, near), said_before),
         "words": _words(said, said_before, titles["now"]),
     }
+
+
+def _said_before(said: Mapping[str, Any], titles: Mapping[int, str]) -> dict[str, list[int]]:
+    """{phrase: the span before's tasks saying it}, its titles read as the span's are: a
+    Chinese phrase anywhere in the title, a Latin word or number as a word (wifi6 does not say
+    wifi). A Chinese phrase is looked for only in the titles holding all its character pairs
+    (a title is read once, not once a phrase: thousands of phrases by thousands of titles
+    took seconds)."""
+    earlier = {task_id: _clean(title) for task_id, title in titles.items()}
+    by_pair: dict[str, set[int]] = {}
+    by_word: dict[str, list[int]] = {}
+    for task_id, title in earlier.items():
+        pairs, latin = _tokens(title)
+        for pair in pairs:
+            by_pair.setdefault(pair, set()).add(task_id)
+        for word in latin:
+            by_word.setdefault(word, []).append(task_id)
+    found = {}
+    for phrase in said:
+        if _LATIN.fullmatch(phrase):
+            found[phrase] = by_word.get(phrase, [])
+            continue
+        pairs = sorted(
+            (by_pair.get(phrase[i : i + 2], set()) for i in range(len(phrase) - 1)), key=len
+        )
+        found[phrase] = [i for i in set.intersection(*pairs) if phrase in earlier[i]]
+    return found
+
+
+def _near_enough(said: dict[str, set[int]], near: Mapping[int, int]) -> dict[str, set[int]]:
+    """Of the phrases, those `MIN_TASKS` of whose tasks stand in one group of the span's tasks
+    within reach of each other (`near`: {task id: its group}): only they can make a place.
+    Thousands of phrases whose tasks lie apart (long, varied titles) took seconds to cluster."""
+    found = {}
+    for phrase, ids in said.items():
+        groups = Counter(near[i] for i in ids if i in near)
+        if groups and max(groups.values()) >= MIN_TASKS:
+            found[phrase] = ids
+    return found
 
 
 def _rising(item: dict) -> tuple:
@@ -240,15 +307,13 @@ def _words(
     said: dict[str, set[int]], said_before: dict[str, list[int]], now: dict[int, str]
 ) -> list[dict]:
     found = [
-        {
-            "phrase": phrase,
-            "tasks": len(ids),
-            "previous": len(said_before[phrase]),
-            "task_ids": [task_id for task_id in now if task_id in ids],  # newest first
-        }
+        {"phrase": phrase, "tasks": len(ids), "previous": len(said_before[phrase])}
         for phrase, ids in said.items()
     ]
     found.sort(key=lambda w: (*_rising(w), w["phrase"]))
+    newest = {task_id: rank for rank, task_id in enumerate(now)}  # `now` is newest first
+    for word in found[:MAX_WORDS]:
+        word["task_ids"] = sorted(said[word["phrase"]], key=newest.__getitem__)
     return found[:MAX_WORDS]
 
 
@@ -261,9 +326,6 @@ def _places(
     pairs = [(task_id, phrase) for phrase, ids in said.items() for task_id in ids]
     if not pairs:
         return []
-    # Its cost is estimated far past jit_above_cost (ST_Dump's thousand rows a place, guessed):
-    # PostgreSQL spent ~470 ms compiling a statement that runs in ~10 ms (a community's month).
-    set_local(session, jit="off")
     rows = session.execute(
         _PLACES,
         {
@@ -289,5 +351,7 @@ def _places(
         }
         for row in rows
     ]
-    found.sort(key=lambda p: (*_rising(p), p["phrase"]))
+    # One phrase's places of as many tasks: the latest-numbered task's first (the statement's
+    # order varies).
+    found.sort(key=lambda p: (*_rising(p), p["phrase"], -p["task_ids"][0]))
     return found[:MAX_PLACES]
