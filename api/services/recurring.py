@@ -194,6 +194,7 @@ g AS (
   FROM c WHERE cid IS NOT NULL GROUP BY phrase, cid
 )
 SELECT phrase, ids, sources, grid_id, ST_X(centre) AS lon, ST_Y(centre) AS lat,
+       near.building, near.unit,
        (SELECT max(ST_Distance((d).geom::geography, centre::geography))
         FROM ST_Dump(points) d) AS radius_m,
        -- The span before: its tasks saying the same (found in their titles as the span's
@@ -204,6 +205,13 @@ SELECT phrase, ids, sources, grid_id, ST_X(centre) AS lon, ST_Y(centre) AS lat,
           AND ST_DWithin(COALESCE(p.location, ph.location)::geography, points::geography,
                          :reach)) AS previous
 FROM g
+-- Where it is, as the grid's people say it: its grid's registered entrance nearest the centre.
+LEFT JOIN LATERAL (
+  SELECT h.building, NULLIF(h.unit, '') AS unit FROM households h
+  WHERE h.grid_id = g.grid_id AND h.removed_at IS NULL
+    AND ST_DWithin(h.location::geography, g.centre::geography, :reach)
+  ORDER BY h.location <-> g.centre LIMIT 1
+) near ON true
 """
 )
 
@@ -344,6 +352,8 @@ def _places(
             "lon": row.lon,
             "lat": row.lat,
             "radius_m": round(row.radius_m, 1),
+            "building": row.building,
+            "unit": row.unit,
             "tasks": len(row.ids),
             "previous": row.previous,
             "sources": dict(Counter(row.sources)),

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from api.models import Task
+from api.services import household_removal
 from api.services.recurring import phrases
-from tests.factories import A1, A2, A, B, centre, make_task
+from tests.factories import A1, A2, A, B, centre, make_household, make_task
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # Friday 10:00 in Beijing
 # About 10 m and 20 m east of the centre of A1 (a degree of longitude is ~85 km at 39.9°N).
@@ -89,6 +90,36 @@ def test_three_calls_about_one_stairwell_are_one_recurring_place_and_one_rising_
         "previous": 1,
         "task_ids": [t.id for t in stairwell["now"]],
     }
+
+
+def test_a_place_names_the_building_and_entrance_nearest_it(client, session, world, stairwell):
+    """Where it is, as the grid's people say it: 3号楼2单元, the registered entrance nearest the
+    place's centre (one removed from the register does not count). The world's own entrance
+    1-1 stands ~10 m west of the centre."""
+    lon, lat = centre(A1)
+    here = lon + sum(NEAR) / 3
+    make_household(session, here + 0.00005, lat, building="3", unit="2")  # ~4 m
+    make_household(session, here + 0.0002, lat, building="4", unit="1")  # ~17 m
+    gone = make_household(session, here - 0.00003, lat, building="9", unit="9")  # ~2.5 m
+    household_removal.remove_household(
+        session, None, gone, reason="moved_out", now=datetime.now(UTC)
+    )
+    session.flush()
+    (place,) = recurring(client, world).get_json()["places"]
+    assert (place["building"], place["unit"]) == ("3", "2")
+
+
+def test_a_place_with_no_registered_entrance_within_reach_names_none(
+    client, session, world, stairwell
+):
+    for household in world.households[A1]:  # the nearest ~10 m, the others 30 m and 75 m away
+        household_removal.remove_household(
+            session, None, household, reason="demolished", now=datetime.now(UTC)
+        )
+    make_household(session, centre(A1)[0] + 0.002, centre(A1)[1], building="7")  # ~160 m
+    session.flush()
+    (place,) = recurring(client, world).get_json()["places"]
+    assert place["building"] is None and place["unit"] is None
 
 
 def test_a_place_or_phrase_needs_three_tasks(client, session, world, stairwell):

@@ -29,7 +29,10 @@ def test_each_place_is_a_line_to_take_on_the_rounds(context, page):
     open_app(context, page)
     card_loaded(page)
     (place,) = page.locator("#recurring-card ul.places li").all_inner_texts()
-    assert " ".join(place.split()) == "楼道灯 3 ↑2 约12米内 · 12345热线 2 · 窗口 1 · #12 #11 #10"
+    assert (
+        " ".join(place.split())
+        == "楼道灯 3 ↑2 3号楼2单元附近，约12米内 · 12345热线 2 · 窗口 1 · #12 #11 #10"
+    )
     words = page.locator("#recurring-card ul.words li").all_inner_texts()
     assert [" ".join(w.split()) for w in words] == ["楼道灯 3 ↑2", "wifi 4 持平"]
     assert CANNED["places"][0]["phrase"] == "楼道灯"

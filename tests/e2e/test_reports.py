@@ -516,6 +516,8 @@ CANNED = {
             "lon": 116.39,
             "lat": 39.92,
             "radius_m": 12.4,
+            "building": "3",
+            "unit": "2",
             "tasks": 3,
             "previous": 1,
             "sources": {"window": 1, "hotline": 2},
@@ -529,13 +531,13 @@ CANNED = {
 }
 
 
-def serve_canned(page) -> list[str]:
-    """The recurring reading answered with CANNED; the URLs asked, in order."""
+def serve_canned(page, answer=CANNED) -> list[str]:
+    """The recurring reading answered with `answer`; the URLs asked, in order."""
     asked: list[str] = []
 
     def fulfil(route):
         asked.append(route.request.url)
-        route.fulfill(status=200, content_type="application/json", body=json.dumps(CANNED))
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
 
     page.route("**/api/v1/tasks/recurring*", fulfil)
     return asked
@@ -552,7 +554,8 @@ def test_a_recurring_place_and_its_phrases_are_drawn_with_the_grid_named_and_the
     assert row.get_attribute("data-phrase") == "楼道灯"
     cells = row.locator("td").all_inner_texts()
     assert cells[:2] == ["楼道灯", grid_name]
-    assert cells[2:5] == ["3 ↑2", "1", "约12米内"]
+    # Where: the registered entrance nearest the place, and how far its tasks spread.
+    assert cells[2:5] == ["3 ↑2", "1", "3号楼2单元附近，约12米内"]
     assert cells[5:] == ["12345热线 2 · 窗口 1", "#12 #11 #10", "地图上查看"]
     words = page.locator("#recurring-section ul.words li").all_inner_texts()
     assert [" ".join(w.split()) for w in words] == ["楼道灯 3 ↑2 前期 1", "wifi 4 持平 前期 4"]
@@ -567,7 +570,9 @@ def test_a_recurring_place_and_its_phrases_are_drawn_with_the_grid_named_and_the
 
 
 def test_what_keeps_coming_back_speaks_english_too(page):
-    serve_canned(page)
+    """A place with no registered entrance within reach says how far its tasks spread only."""
+    place = {**CANNED["places"][0], "building": None, "unit": None}
+    serve_canned(page, {**CANNED, "places": [place]})
     page.goto("/reports?lang=en")
     sign_in(page, "admin01", DEMO_PASSWORD)
     recurring_loaded(page, f"{COMMUNITY}:4")
@@ -575,7 +580,7 @@ def test_what_keeps_coming_back_speaks_english_too(page):
     assert "Problems that keep coming back" in section.inner_text()
     assert section.locator(".status").inner_text() == "17 tasks in this span, 9 in the span before."
     cells = section.locator("table.places tbody td").all_inner_texts()
-    assert cells[2:6] == ["3 ↑2", "1", "12 m", "12345 hotline 2 · window 1"]
+    assert cells[2:6] == ["3 ↑2", "1", "within 12 m", "12345 hotline 2 · window 1"]
 
 
 def test_a_district_viewer_is_asked_for_a_community_then_reads_what_recurs_there(page):

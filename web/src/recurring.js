@@ -15,8 +15,10 @@ const TEXT = {
     none: (n) => `近${n}周没有反复出现的问题（同一说法至少3件工单）。`,
     totals: (now, before) => `本期工单 ${now} 件，前期 ${before} 件。`,
     places: "地点", words: "说法", phrase: "说法", grid: "网格", tasks: "工单", previous: "前期",
-    where: "范围", sources: "来源", ids: "工单号", onMap: "地图上查看",
-    radius: (m) => `约${Math.max(1, Math.round(m))}米内`, rise: (n) => (n > 0 ? `↑${n}` : n < 0 ? `↓${-n}` : "持平"),
+    where: "位置", sources: "来源", ids: "工单号", onMap: "地图上查看",
+    radius: (m) => `约${Math.max(1, Math.round(m))}米内`,
+    near: (b, u) => `${/^\d+$/.test(b) ? `${b}号楼` : b}${u ? (/^\d+$/.test(u) ? `${u}单元` : u) : ""}附近`,
+    rise: (n) => (n > 0 ? `↑${n}` : n < 0 ? `↓${-n}` : "持平"),
     source: { hotline: "12345热线", window: "窗口", visit: "走访", proactive: "巡查", leader: "网格长" },
   },
   en: {
@@ -28,8 +30,10 @@ const TEXT = {
     none: (n) => `Nothing came back in the last ${n} weeks (three tasks saying the same, at least).`,
     totals: (now, before) => `${now} tasks in this span, ${before} in the span before.`,
     places: "Places", words: "Phrases", phrase: "Phrase", grid: "Grid", tasks: "Tasks", previous: "Before",
-    where: "Within", sources: "Sources", ids: "Task numbers", onMap: "On the map",
-    radius: (m) => `${Math.max(1, Math.round(m))} m`, rise: (n) => (n > 0 ? `↑${n}` : n < 0 ? `↓${-n}` : "same"),
+    where: "Where", sources: "Sources", ids: "Task numbers", onMap: "On the map",
+    radius: (m) => `within ${Math.max(1, Math.round(m))} m`,
+    near: (b, u) => `near building ${b}${u ? `, entrance ${u}` : ""}`,
+    rise: (n) => (n > 0 ? `↑${n}` : n < 0 ? `↓${-n}` : "same"),
     source: { hotline: "12345 hotline", window: "window", visit: "visit", proactive: "rounds", leader: "leader" },
   },
 };
@@ -60,6 +64,9 @@ export function recurringSection(section, lang, { compact = false } = {}) {
   const sources = (counts) => Object.entries(counts || {}).sort((a, b) => b[1] - a[1])
     .map(([s, n]) => `${escapeHtml(t.source[s] || s)} ${n}`).join(" · ");
   const ids = (list) => list.map((id) => `#${id}`).join(" ");
+  // Where: the registered entrance nearest the place (3号楼2单元附近), and how far its tasks spread.
+  const where = (p) => [p.building ? t.near(p.building, p.unit) : null, t.radius(p.radius_m)]
+    .filter(Boolean).join(lang === "zh" ? "，" : ", ");
 
   function draw(result, gridNames) {
     const { places = [], words = [] } = result;
@@ -74,7 +81,7 @@ export function recurringSection(section, lang, { compact = false } = {}) {
       ${cell(t.grid, escapeHtml(gridNames.get(p.grid_code) || p.grid_code))}
       ${cell(t.tasks, `${p.tasks} <span class="rise${p.tasks < p.previous ? " down" : p.tasks === p.previous ? " same" : ""}">${escapeHtml(t.rise(p.tasks - p.previous))}</span>`, "count")}
       ${cell(t.previous, String(p.previous))}
-      ${cell(t.where, escapeHtml(t.radius(p.radius_m)))}
+      ${cell(t.where, escapeHtml(where(p)), "where")}
       ${cell(t.sources, sources(p.sources))}
       ${cell(t.ids, escapeHtml(ids(p.task_ids)), "ids")}
       ${cell(t.onMap, `<a class="on-map" href="/map?at=${p.lon.toFixed(6)},${p.lat.toFixed(6)}">${escapeHtml(t.onMap)}</a>`)}</tr>`).join("");
@@ -92,7 +99,7 @@ export function recurringSection(section, lang, { compact = false } = {}) {
   function drawCompact(places, words) {
     const placeItems = places.map((p) => `<li data-phrase="${escapeHtml(p.phrase)}"><strong>${escapeHtml(p.phrase)}</strong>
       <span class="count">${p.tasks}</span> <span class="rise${p.tasks < p.previous ? " down" : p.tasks === p.previous ? " same" : ""}">${escapeHtml(t.rise(p.tasks - p.previous))}</span>
-      <span class="muted">${escapeHtml([t.radius(p.radius_m), sources(p.sources), ids(p.task_ids)].join(" · "))}</span></li>`).join("");
+      <span class="muted">${escapeHtml([where(p), sources(p.sources), ids(p.task_ids)].join(" · "))}</span></li>`).join("");
     const wordItems = words.map((w) => `<li data-phrase="${escapeHtml(w.phrase)}"><strong>${escapeHtml(w.phrase)}</strong>
       <span class="count">${w.tasks}</span> <span class="rise${w.tasks < w.previous ? " down" : w.tasks === w.previous ? " same" : ""}">${escapeHtml(t.rise(w.tasks - w.previous))}</span></li>`).join("");
     body.innerHTML = `${places.length ? `<h3>${escapeHtml(t.places)}</h3><ul class="places">${placeItems}</ul>` : ""}

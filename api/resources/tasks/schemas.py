@@ -499,6 +499,14 @@ class RecurringPlaceSchema(Schema):
     lon = Float(metadata={"description": "The tasks' centre (WGS-84)"})
     lat = Float()
     radius_m = Float(metadata={"description": "The centre to the farthest task, in metres"})
+    building = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The building of its grid's registered entrance nearest the centre "
+            "(within 50 m; null if none)"
+        },
+    )
+    unit = ma.fields.String(allow_none=True, metadata={"description": "That entrance's unit"})
     tasks = Integer(metadata={"description": "Tasks there saying it in the span"})
     previous = Integer(
         metadata={"description": "Tasks saying it within reach of them the span before"}
