@@ -610,6 +610,8 @@ def tasks_features(scope: Scope, shape: TileShape) -> Select:
                 "due_at"
             ),
             overdue.label("overdue"),
+            # Drawn beside the household's dot where households are drawn (the map), not over it.
+            Task.household_id.is_not(None).label("at_household"),
             (point if drawn is None else drawn).label("point"),
         ).where(
             # Open at the reference time (now, or the end of a past week): not yet done (resolved,

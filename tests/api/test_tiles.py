@@ -13,7 +13,18 @@ from api.models import AuditEntry
 from api.scope import Scope
 from api.services import reports, tiles
 from api.services.weeks import current_week, shift_week
-from tests.factories import A1, A2, B1, A, box, centre, make_grid, make_task_at, make_visit
+from tests.factories import (
+    A1,
+    A2,
+    B1,
+    A,
+    box,
+    centre,
+    make_grid,
+    make_task,
+    make_task_at,
+    make_visit,
+)
 
 ZOOM = 15
 
@@ -226,6 +237,17 @@ def test_tasks_tile_flags_overdue_tasks(client, world, session):
     assert by_id[late.id]["overdue"] is True
     assert by_id[on_time.id]["overdue"] is False
     assert by_id[late.id]["status"] == "dispatched"
+
+
+def test_tasks_tile_says_which_tasks_stand_at_a_household(client, world, session):
+    """The map draws a task at a household beside the household's dot (else it hides it); a
+    task elsewhere (a pothole in the street) is drawn where it is."""
+    at_door = make_task_at(session, world.households[A1][0], NOW + timedelta(days=2))
+    street = make_task(session, A1, now=NOW, location={"lon": centre(A1)[0], "lat": centre(A1)[1]})
+    response = client.get(url("tasks", *centre(A1)), headers=world.auth("leader_a"))
+    by_id = {p["id"]: p for p in props(response, "tasks")}
+    assert by_id[at_door.id]["at_household"] is True
+    assert by_id[street.id]["at_household"] is False
 
 
 def test_tasks_tile_leaves_out_closed_tasks(client, world, session):

@@ -1340,3 +1340,30 @@ def test_a_task_at_a_household_leaves_its_dot_in_sight_and_either_lists_both(
     page.mouse.click(*drawn["at"])  # the dot: the households and the task at them
     listed.first.wait_for()
     assert listed.all_inner_texts() == labels
+
+
+def test_a_task_not_at_a_household_is_drawn_where_it_is(page, e2e_engine, add_task):
+    """Only a task at a household stands beside it: a pothole in the street, 35 m from the
+    door, was drawn 12 px up and right of where it is (~15 m at z16.5)."""
+    lon, lat, _ = shared_point(e2e_engine)
+    here = (lon + 0.0004, lat)
+    task = add_task(lonlat=here, title="路面坑洼")
+    open_map(page)
+    page.evaluate(
+        "([lon, lat]) => window.gridworkMap.jumpTo({center: [lon, lat], zoom: 16.5})", list(here)
+    )
+    page.wait_for_function(
+        """(id) => { const m = window.gridworkMap;
+                   return m.loaded() && m.areTilesLoaded() && m.queryRenderedFeatures(
+                     {layers: ['tasks-away']}).some((f) => f.properties.id === id); }""",
+        arg=task,
+    )
+    layers = "['tasks', 'tasks-away']"
+    drawn = page.evaluate(TASK_PIXELS.replace("['tasks']", layers), [*here, task])
+    x = sum(p[0] for p in drawn["pixels"]) / len(drawn["pixels"])
+    y = sum(p[1] for p in drawn["pixels"]) / len(drawn["pixels"])
+    at = drawn["at"]
+    assert abs(x - at[0]) <= 2 and abs(y - at[1]) <= 2  # centred on its point
+    page.mouse.click(*at)
+    page.locator(".maplibregl-popup").wait_for()
+    assert "路面坑洼" in page.locator(".maplibregl-popup").inner_text()

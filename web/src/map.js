@@ -18,7 +18,7 @@ const TEXT = {
     due: "待访", overdue: "逾期未访",
     // The ring is `must_visit_due`: a must-visit household not visited in the week shown.
     mustVisit: (w) => (w === isoWeek() ? "必访对象（本周未访）" : "必访对象（该周未访）"), tasks: "任务", taskOpen: "进行中",
-    taskOverdue: "已超期", taskBeside: "放大后标在所在位置的右上方", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
+    taskOverdue: "已超期", taskBeside: "放大后，住户处的任务标在该户的右上方", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
     lastAttempt: "上次上门未遇",
     badLogin: "用户名或密码错误", signinFailed: "登录失败：", accounts: "账号管理", reports: "周报",
@@ -60,7 +60,7 @@ const TEXT = {
     visited: "Visited", grid: "Grid", legendGrids: "Grid coverage", legendHouseholds: "Household visits",
     visitedWeek: (w) => (w === isoWeek() ? "Visited this week" : "Visited that week"), due: "Due", overdue: "Overdue",
     mustVisit: (w) => (w === isoWeek() ? "Must-visit, not visited this week" : "Must-visit, not visited that week"),
-    tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", taskBeside: "Zoomed in, drawn up and right of its place", status: "Status", dueAt: "Deadline",
+    tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", taskBeside: "Zoomed in, a task at a household is drawn up and right of it", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
     never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password",
     sessionEnded: "Your sign-in has ended: sign in again.", signinFailed: "Sign-in failed: ", accounts: "Accounts", reports: "Weekly report",
@@ -161,14 +161,19 @@ function style() {
         "circle-stroke-color": ["match", ["get", "grade"], "ok", GRADE_COLORS.ok, "doubtful", GRADE_COLORS.doubtful, GRADE_COLORS.suspect],
       },
     },
-    {
-      id: "tasks", type: "circle", source: "tasks", "source-layer": "tasks",
+    // A task at a household stands beside its dot ("tasks"); one elsewhere, a pothole in the
+    // street, where it is ("tasks-away"): circle-translate is one for a whole layer.
+    ...[["tasks", true], ["tasks-away", false]].map(([id, atHousehold]) => ({
+      id, type: "circle", source: "tasks", "source-layer": "tasks",
+      filter: ["==", ["to-boolean", ["get", "at_household"]], atHousehold],
       paint: {
         "circle-radius": 7, "circle-color": ["case", ["get", "overdue"], COLORS.overdue, COLORS.task],
         "circle-stroke-color": "#fff", "circle-stroke-width": 2,
-        "circle-translate": ["step", ["zoom"], ["literal", [0, 0]], TASK_BESIDE_FROM, ["literal", TASK_BESIDE]],
+        ...(atHousehold
+          ? { "circle-translate": ["step", ["zoom"], ["literal", [0, 0]], TASK_BESIDE_FROM, ["literal", TASK_BESIDE]] }
+          : {}),
       },
-    },
+    })),
   );
   return { version: 8, sources, layers };
 }
@@ -250,6 +255,8 @@ const place = (p) => [p.building, p.unit, p.room].filter(Boolean).join("-");
 // (api/services/tiles.py households_features), with their worst status; its id is merely the
 // lowest household id, so its history would be one flat's, not the entrance's.
 const isEntrance = (f) => f.layer.id === "households" && Number(f.properties.households) > 1;
+// What a feature drawn is: a task, a household, a visit or a grid, whichever layer draws it.
+const kind = (f) => (f.layer.id === "tasks-away" ? "tasks" : f.layer.id);
 
 function entrancePopup(p) {
   return `<div class="popup entrance-popup"><h4>${t.entrance} ${escapeHtml([p.building, p.unit].filter(Boolean).join("-"))}</h4>
@@ -369,7 +376,7 @@ async function householdDetail(p, box, back) {
 
 function hitLabel(f) {
   const p = f.properties;
-  if (f.layer.id === "tasks") return `${t.task}: ${escapeHtml(p.title)} · ${escapeHtml(t.statuses[p.status] || p.status)}`;
+  if (kind(f) === "tasks") return `${t.task}: ${escapeHtml(p.title)} · ${escapeHtml(t.statuses[p.status] || p.status)}`;
   if (f.layer.id === "visits") {
     return `${t.visit}: ${escapeHtml(p.visited_at)} · ${escapeHtml(t.outcomes[p.outcome] || p.outcome)} · ${escapeHtml(t.grades[p.grade] || p.grade)}`;
   }
@@ -386,31 +393,32 @@ function hitLabel(f) {
  */
 function clickPopup(map, e) {
   const order = ["tasks", "households", "visits"];
+  const drawing = [...order, "tasks-away", "grids-fill"].filter((id) => map.getLayer(id));
   // From the keyboard (`e.near`): what lies within a few pixels of the crosshair, as a finger
   // would find it; a click takes the pixel clicked.
   const where = e.near ? [[e.point.x - e.near, e.point.y - e.near], [e.point.x + e.near, e.point.y + e.near]] : e.point;
-  const hits = map.queryRenderedFeatures(where, { layers: [...order, "grids-fill"].filter((id) => map.getLayer(id)) });
+  const hits = map.queryRenderedFeatures(where, { layers: drawing });
   // A task stands beside its place (TASK_BESIDE): a click on a place finds the tasks drawn
   // beside it, a click on a task the households at its place. Either lists both.
   if (map.getZoom() >= TASK_BESIDE_FROM && map.getLayer("tasks")) {
     const [dx, dy] = TASK_BESIDE;
     const moved = Array.isArray(where) ? where.map(([x, y]) => [x + dx, y + dy]) : [where.x + dx, where.y + dy];
     hits.push(...map.queryRenderedFeatures(moved, { layers: ["tasks"] }));
-    for (const task of hits.filter((f) => f.layer.id === "tasks")) {
+    for (const task of hits.filter((f) => f.layer.id === "tasks")) { // drawn beside its place
       hits.push(...map.queryRenderedFeatures(map.project(task.geometry.coordinates), { layers: ["households"] }));
     }
   }
   const key = (f) => f.properties.id ?? f.properties.visit_id;
   const seen = new Set();
   const unique = hits.filter((f) => {
-    const k = `${f.layer.id}:${key(f)}`;
+    const k = `${kind(f)}:${key(f)}`;
     return seen.has(k) ? false : seen.add(k);
   });
   // Tasks, then households (by id), then visits (the latest first).
-  const within = (a, b) => (a.layer.id === "visits"
+  const within = (a, b) => (kind(a) === "visits"
     ? String(b.properties.visited_at).localeCompare(String(a.properties.visited_at)) : a.properties.id - b.properties.id);
-  const things = unique.filter((f) => order.includes(f.layer.id))
-    .sort((a, b) => order.indexOf(a.layer.id) - order.indexOf(b.layer.id) || within(a, b));
+  const things = unique.filter((f) => order.includes(kind(f)))
+    .sort((a, b) => order.indexOf(kind(a)) - order.indexOf(kind(b)) || within(a, b));
   const grid = unique.find((f) => f.layer.id === "grids-fill");
   if (!things.length && !grid) return;
   openPopup?.remove();
@@ -426,7 +434,7 @@ function clickPopup(map, e) {
   let entrance = null; // the entrance whose households are listed, to come back to
   const open = (f) => {
     entrance = null;
-    if (f.layer.id === "tasks") box.innerHTML = backButton + taskPopup(f.properties);
+    if (kind(f) === "tasks") box.innerHTML = backButton + taskPopup(f.properties);
     else if (f.layer.id === "visits") visitDetail(f.properties, box, backButton);
     else if (isEntrance(f)) {
       entrance = f;
@@ -800,7 +808,7 @@ function start() {
     openPopup.remove();
     if (inside || document.activeElement === document.body) map.getCanvas().focus();
   });
-  for (const id of ["tasks", "households", "visits", "grids-fill"]) {
+  for (const id of ["tasks", "tasks-away", "households", "visits", "grids-fill"]) {
     map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
     map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
   }
