@@ -47,7 +47,8 @@ _ODDLY_SPELLED = text(
     f"""
     SELECT h.id, g.code, h.building, h.unit, h.floor, h.room
     FROM households h JOIN grids g ON g.id = h.grid_id
-    WHERE {_WHERE_COMMUNITY}
+    -- A household removed from the register is kept as it was registered when it left.
+    WHERE {_WHERE_COMMUNITY} AND h.removed_at IS NULL
       AND ({" OR ".join(f"h.{part} ~ CAST(:odd AS text)" for part in ADDRESS_PARTS)})
     ORDER BY h.id
     """
@@ -75,9 +76,10 @@ _TWICE = text(
 
 
 def find_spellings(session: Session, community: str | None = None) -> Spellings:
-    """The households (of `community`, or all) whose stored address parts `address_part`
-    would spell otherwise (７号楼, 3 号楼: stored before the import made them half-width and
-    spaced one way), and the addresses registered twice at one point in two spellings.
+    """The households in the register (of `community`, or all; a removed one is kept as it
+    left) whose stored address parts `address_part` would spell otherwise (７号楼, 3 号楼:
+    stored before the import made them half-width and spaced one way), and the addresses
+    registered twice at one point in two spellings.
 
     Leading zeros and letter case are no other spelling: 0502 and f502 are stored as the
     office wrote them and matched as 502 and F502 (`names.address_key`); invisible characters

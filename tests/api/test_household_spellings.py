@@ -106,6 +106,24 @@ def test_an_address_registered_twice_is_resolved_by_removing_one_as_a_duplicate(
     assert "registered more than once" not in run(app).output
 
 
+def test_a_household_removed_from_the_register_is_left_as_it_was_when_it_left(
+    app, client, session, world
+):
+    """Out of the register, it is no work's address: it is kept as it was registered (the
+    import matches a returning household by its address key, however it is spelled)."""
+    full_width, spaced = legacy(session)
+    response = client.post(
+        f"/api/v1/households/{full_width.id}/removal",
+        json={"reason": "moved_out"},
+        headers=world.auth("admin_a"),
+    )
+    assert response.status_code == 201, response.json
+    result = run(app, "--apply")
+    assert "1 household respelled" in result.output, result.output
+    assert address(session, full_width) == ("７号楼", "１", "1", "７０１")
+    assert address(session, spaced) == ("3号楼", "2单元", "1", "702")
+
+
 def test_a_community_limits_the_households_looked_at(app, session, world):
     in_a = make_household(session, *centre(A1, dy=-0.002), building="９号楼")
     in_b = make_household(session, *centre(B1, dy=-0.002), building="９号楼")
