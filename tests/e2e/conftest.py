@@ -198,3 +198,21 @@ def expire_access_token(live_app, page) -> str:
         expired,
     )
     return expired
+
+
+def lose_the_first_answer(page, pattern: str) -> list[str | None]:
+    """The server carries out the first POST to `pattern` but its answer is lost (the
+    connection reset); later ones go through. The Idempotency-Keys sent, in order."""
+    keys: list[str | None] = []
+
+    def route_it(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        keys.append(route.request.headers.get("idempotency-key"))
+        if len(keys) == 1:
+            route.fetch()  # the server carries it out...
+            return route.abort("connectionreset")  # ...and its answer is lost
+        return route.continue_()
+
+    page.route(pattern, route_it)
+    return keys

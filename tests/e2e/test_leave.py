@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 
 from api.services.weeks import LOCAL
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import _csp_violation, screenshot, sign_in
+from tests.e2e.conftest import _csp_violation, lose_the_first_answer, screenshot, sign_in
 
 
 def open_app(context, username: str, path: str = "/app"):
@@ -231,6 +231,45 @@ def test_a_leader_rejects_saying_why_and_never_decides_their_own(worker, leader,
     assert my_leave(worker)[0][1] == "未批准"
     assert worker.inner_text("#leave-list .leave-note") == "审批意见：周三有防汛检查，请改期"
     assert worker.locator("#leave-list button").count() == 0  # nothing left to withdraw
+
+
+def test_a_request_sent_again_after_a_lost_answer_asks_for_the_leave_once(worker, e2e_engine):
+    """The leave was stored but its answer never came: pressed again, the request was a second
+    one, refused as overlapping the first (这段时间与您已有的请假重叠). It goes with the first's
+    Idempotency-Key and gets the first answer: sent, once."""
+    keys = lose_the_first_answer(worker, "**/api/v1/leaves")
+    first, last = days_ahead(70), days_ahead(71)
+    # Not said as nothing sent: it was (未能连接服务器，没有提交, before).
+    assert request_leave(worker, first, last, "看病").startswith("连接中断，不能确定服务器是否收到")
+    assert my_leave(worker) == [(f"{first} 至 {last}（2 天）", "待审批")]  # read again
+    said = request_leave(worker, first, last, "看病")
+    assert said == "请假申请已提交，等待网格长或社区管理员审批。"
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    assert len(leave_rows(e2e_engine)) == 1
+
+
+def test_a_new_request_after_an_answered_one_goes_with_a_new_key(worker, e2e_engine):
+    """Withdrawn, the same days asked for again are a new request: a new key, not the first
+    request's answer replayed."""
+    sent: list[str | None] = []
+    worker.on(
+        "request",
+        lambda r: (
+            r.method == "POST"
+            and r.url.endswith("/api/v1/leaves")
+            and sent.append(r.headers.get("idempotency-key"))
+        ),
+    )
+    day = days_ahead(80)
+    request_leave(worker, day, day)
+    answer_dialogs(worker, [], [True])
+    worker.click("#leave-list button.cancel")
+    worker.wait_for_function(
+        "() => document.querySelector('#leave-status').textContent === '请假申请已撤回。'"
+    )
+    assert request_leave(worker, day, day).startswith("请假申请已提交")
+    assert len(sent) == 2 and sent[0] and sent[0] != sent[1]
+    assert [row[2] for row in leave_rows(e2e_engine)] == ["cancelled", "requested"]
 
 
 def test_offline_the_leave_card_says_it_needs_the_network(context, worker, e2e_engine):

@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 
 from api.services.weeks import week_dates, week_of
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import DEMO_GRID, _csp_violation, screenshot, sign_in
+from tests.e2e.conftest import (
+    DEMO_GRID,
+    _csp_violation,
+    lose_the_first_answer,
+    screenshot,
+    sign_in,
+)
 
 COMMUNITY = DEMO_GRID[:12]
 
@@ -821,3 +827,45 @@ def test_a_week_that_cannot_be_read_shows_no_other_weeks_change_log(page, e2e_en
     page.wait_for_selector("#action-error:not([hidden])")
     assert "boom" in page.inner_text("#action-error")
     assert page.is_hidden("#changes")
+
+
+def test_generating_again_after_a_lost_answer_shows_the_draft_made_not_another(
+    page, e2e_engine, fresh_week
+):
+    """The week was generated but the answer never came: pressed again, the week was solved
+    anew (another draft than the one stored, those told of its gaps told twice). The first
+    press's Idempotency-Key goes again and the first draft is shown."""
+    open_rosters(page, leader_of(fresh_week["people"]))
+    keys = lose_the_first_answer(page, f"**/api/v1/communities/{COMMUNITY}/rosters")
+    page.click("#generate")
+    page.locator("#action-error").wait_for()
+    roster = roster_row(e2e_engine, fresh_week["week"])
+    made = {s.id for s in shifts_of(e2e_engine, roster.id)}
+    generate(page)
+    page.wait_for_function("() => !document.querySelector('#generate').disabled")
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    assert {s.id for s in shifts_of(e2e_engine, roster.id)} == made
+    shown = page.locator("#grid-table .who[data-shift]").evaluate_all(
+        "els => els.map(e => Number(e.dataset.shift))"
+    )
+    assert shown and set(shown) <= made
+    assert page.is_hidden("#action-error")
+
+
+def test_publishing_again_after_a_lost_answer_says_published_not_already_published(
+    page, e2e_engine, fresh_week
+):
+    """Published, the answer lost: pressed again, the page said 已发布过 (409) of its own
+    publication. With the first press's key it gets the first answer and shows the week
+    published."""
+    open_rosters(page, leader_of(fresh_week["people"]))
+    generate(page)
+    keys = lose_the_first_answer(page, "**/api/v1/rosters/*/publish")
+    page.click("#publish")
+    page.locator("#action-error").wait_for()
+    assert roster_row(e2e_engine, fresh_week["week"]).status == "published"
+    page.click("#publish")
+    page.wait_for_function("() => !document.querySelector('#publish').disabled")
+    page.wait_for_selector("#roster-status.published")
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    assert page.is_hidden("#action-error")

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+from tests.e2e.conftest import DEMO_GRID, lose_the_first_answer, screenshot, sign_in
 
 COMMUNITY = DEMO_GRID[:12]
 OTHER_GRID = COMMUNITY + "002"  # worker02's grid; worker01 (at the window) holds DEMO_GRID
@@ -182,29 +182,11 @@ def test_a_double_click_on_register_makes_one_task(page, e2e_engine, window_day)
     assert len(tasks_titled(e2e_engine, "双击只登记一次")) == 1
 
 
-def lose_the_first_answer(page) -> list[str | None]:
-    """The server opens the first task POSTed but its answer is lost (the connection reset);
-    later ones go through. The Idempotency-Keys sent, in order."""
-    keys: list[str | None] = []
-
-    def route_it(route):
-        if route.request.method != "POST":
-            return route.continue_()
-        keys.append(route.request.headers.get("idempotency-key"))
-        if len(keys) == 1:
-            route.fetch()  # the server opens the task...
-            return route.abort("connectionreset")  # ...and its answer is lost
-        return route.continue_()
-
-    page.route("**/api/v1/tasks", route_it)
-    return keys
-
-
 def test_a_retry_after_a_lost_answer_makes_no_second_task(page, e2e_engine, window_day):
     """The server made the task but its answer never arrived: sent again, the same
     Idempotency-Key gets the first task back."""
     open_window(page, "worker01")
-    keys = lose_the_first_answer(page)
+    keys = lose_the_first_answer(page, "**/api/v1/tasks")
     point = grid_pixel(page, OTHER_GRID)
     click_map(page, point["x"], point["y"])
     fill_request(page, "答复丢失后重试")
@@ -581,7 +563,7 @@ def test_an_edit_after_a_lost_answer_does_not_register_the_request_twice(
     A new key registered the request a second time; the first key goes with the edit, and the
     server's answer (the key was used with another request) is said: registered once."""
     open_window(page, "worker01")
-    keys = lose_the_first_answer(page)
+    keys = lose_the_first_answer(page, "**/api/v1/tasks")
     point = grid_pixel(page, OTHER_GRID)
     click_map(page, point["x"], point["y"])
     fill_request(page, "答复丢失后修改")

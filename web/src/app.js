@@ -1,6 +1,6 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, api, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
+  DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, api, apiOnce, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
   forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
@@ -128,7 +128,9 @@ const TEXT = {
     leaveSent: "请假申请已提交，等待网格长或社区管理员审批。", leaveWithdrawn: "请假申请已撤回。", leaveCancelled: "请假已取消。",
     leaveApproved: (name, shifts, tasks) => `已批准${name}的请假。${shifts || tasks ? `假期内还有${[shifts && `${shifts} 个班次`, tasks && `${tasks} 项未办结的任务`].filter(Boolean).join("、")}需要改派（在排班和任务中处理）。` : ""}`,
     leaveRejected: (name) => `已不批准${name}的请假。`,
-    leaveNetwork: "未能连接服务器，没有提交（请假不会保存在本机待发）：请联网后再试。",
+    // No answer: the request may have arrived (the answer lost) or not. Pressed again, it goes
+    // with the same Idempotency-Key (apiOnce): done once either way.
+    leaveNetwork: "连接中断，不能确定服务器是否收到（请假不保存在本机待发）：请看下面的列表，没有办成的再点一次即可，不会重复办理。",
     leaveFailed: "没有成功，请稍后再试。", leaveCheck: (fields) => `请检查${fields.join("、")}。`,
     leaveFields: { start_date: "第一天", end_date: "最后一天", reason: "事由" },
     // A refusal (its HTTP status) of each leave call, as api/services/rosters.py words it in English.
@@ -280,7 +282,7 @@ const TEXT = {
     leaveCancelled: "Leave cancelled.",
     leaveApproved: (name, shifts, tasks) => `${name}'s leave approved.${shifts || tasks ? ` To hand on: ${[shifts && `${shifts} shift${shifts === 1 ? "" : "s"}`, tasks && `${tasks} open task${tasks === 1 ? "" : "s"}`].filter(Boolean).join(", ")} (in the roster and the tasks).` : ""}`,
     leaveRejected: (name) => `${name}'s leave rejected.`,
-    leaveNetwork: "The server could not be reached: nothing was sent (leave is not kept on this device to send later).",
+    leaveNetwork: "The connection broke: the server may or may not have it (leave is not kept on this device to send later). See the list below; if it is not done, press again: it is not done twice.",
     leaveFailed: "Not done; try again later.", leaveCheck: (fields) => ` Check: ${fields.join(", ")}.`,
     leaveFields: { start_date: "first day", end_date: "last day", reason: "reason" },
     leaveRefused: {},
@@ -1768,7 +1770,8 @@ $("leave-form").addEventListener("submit", async (e) => {
   let said;
   let refused = false;
   try {
-    await api("/api/v1/leaves", { method: "POST", body });
+    // Pressed again after a lost answer: the leave first asked for, not a 409 "already covers".
+    await apiOnce("/api/v1/leaves", { method: "POST", body });
     e.target.reset();
     said = t.leaveSent;
   } catch (error) {
@@ -1798,10 +1801,10 @@ $("leave-list").addEventListener("click", async (e) => {
   try {
     if (back) {
       const yesterday = todayLocal(new Date(Date.now() - 86400000));
-      await api(`/api/v1/leaves/${leave.id}/end`, { method: "POST", body: { last_day: yesterday } });
+      await apiOnce(`/api/v1/leaves/${leave.id}/end`, { method: "POST", body: { last_day: yesterday } });
       said = t.leaveBackDone;
     } else {
-      await api(`/api/v1/leaves/${leave.id}/cancel`, { method: "POST" });
+      await apiOnce(`/api/v1/leaves/${leave.id}/cancel`, { method: "POST" });
       said = withdraw ? t.leaveWithdrawn : t.leaveCancelled;
     }
   } catch (error) {
@@ -1831,7 +1834,7 @@ $("leave-pending").addEventListener("click", async (e) => {
     // The worker is told the decision (push, `leave_decided`; the note only said to be there).
     // Approved, the answer lists the worker's shifts and open tasks on those days, to hand on.
     const body = { decision, note: note.trim().slice(0, 500) };
-    const decided = await api(`/api/v1/leaves/${leave.id}/decision`, { method: "POST", body });
+    const decided = await apiOnce(`/api/v1/leaves/${leave.id}/decision`, { method: "POST", body });
     said = decided.status === "approved"
       ? t.leaveApproved(name, decided.shifts_to_reassign?.length || 0, decided.tasks_to_reassign?.length || 0)
       : t.leaveRejected(name);
@@ -1857,10 +1860,10 @@ $("leave-current").addEventListener("click", async (e) => {
   try {
     if (end) {
       const yesterday = todayLocal(new Date(Date.now() - 86400000));
-      await api(`/api/v1/leaves/${leave.id}/end`, { method: "POST", body: { last_day: yesterday } });
+      await apiOnce(`/api/v1/leaves/${leave.id}/end`, { method: "POST", body: { last_day: yesterday } });
       said = t.leaveEnded(name);
     } else {
-      await api(`/api/v1/leaves/${leave.id}/cancel`, { method: "POST" });
+      await apiOnce(`/api/v1/leaves/${leave.id}/cancel`, { method: "POST" });
       said = t.leaveCancelledOther(name);
     }
   } catch (error) {

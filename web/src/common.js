@@ -60,6 +60,40 @@ export async function api(path, options = {}) {
   return (await call(path, options)).data;
 }
 
+/** A new `Idempotency-Key`: 128 random bits in hex after `prefix`. (crypto.randomUUID needs a
+ * secure context: the hall's PC may reach the server over plain http.) */
+export function newIdempotencyKey(prefix = "web") {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `${prefix}-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+// The key of each intended action sent and not yet answered: "METHOD path\nbody" -> key.
+const unanswered = new Map();
+
+/**
+ * `api` for a write that must be carried out once (a leave or its decision, a week generated or
+ * published): sent with an `Idempotency-Key` that is kept for the same action (method, path and
+ * body) until an answer comes. Sent again after a lost answer (the connection gone, a gateway's
+ * 5xx), the request goes with the same key and the server gives its first answer: no second
+ * leave, no 409 "already published" of what the first did. Once answered (done, or refused and
+ * so not done), the same action later is a new one, with a new key.
+ */
+export async function apiOnce(path, options = {}) {
+  const action = `${options.method || "POST"} ${path}\n${options.body === undefined ? "" : JSON.stringify(options.body)}`;
+  const key = unanswered.get(action) || newIdempotencyKey();
+  unanswered.set(action, key);
+  try {
+    const data = await api(path, { ...options, headers: { ...(options.headers || {}), "Idempotency-Key": key } });
+    unanswered.delete(action);
+    return data;
+  } catch (error) {
+    // A 4xx is an answer: refused whole, nothing kept on the server. No answer, or a 5xx (a
+    // gateway's may come after the server carried it out): the key waits for the retry.
+    if (error instanceof ApiError && error.status < 500) unanswered.delete(action);
+    throw error;
+  }
+}
+
 async function call(path, options = {}) {
   const token = getToken();
   let response = await send(path, options, token);

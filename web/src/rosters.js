@@ -2,7 +2,7 @@
 // roster, reads it as days by posts (the window, each grid's door-to-door round), publishes it
 // (a short-staffed week once its gaps are confirmed) and hands a shift to another worker.
 import {
-  ApiError, api, apiPages, escapeHtml, isoWeek, otherLangHref, pickLang, shiftWeek,
+  ApiError, api, apiOnce, apiPages, escapeHtml, isoWeek, otherLangHref, pickLang, shiftWeek,
   todayLocal, translate,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
@@ -326,7 +326,8 @@ async function generate() {
   problem($("action-error"), "");
   await act($("generate"), async () => {
     try {
-      const generated = await api(`/api/v1/communities/${code}/rosters`, { method: "POST", body: { week } });
+      // Pressed again after a lost answer: the draft first made, not the week solved again.
+      const generated = await apiOnce(`/api/v1/communities/${code}/rosters`, { method: "POST", body: { week } });
       view = generated;
       closeEditor();
       render();
@@ -354,7 +355,8 @@ async function publish(acceptShortfalls) {
   $("confirm-publish").hidden = true;
   await act($("publish"), async () => {
     try {
-      await api(`/api/v1/rosters/${view.id}/publish`, {
+      // Pressed again after a lost answer: published, not a 409 "already published".
+      await apiOnce(`/api/v1/rosters/${view.id}/publish`, {
         method: "POST", body: acceptShortfalls ? { accept_shortfalls: true } : {},
       });
       await load();

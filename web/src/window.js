@@ -1,8 +1,8 @@
 // The hall window's page (/window): the A-post worker registers a walk-in resident's request as
 // a window task for any grid of the community, placed on a map, and sees the day's requests.
 import {
-  ApiError, api, apiPages, config, deadlineSpan, escapeHtml, getToken, otherLangHref, pickLang,
-  todayLocal, translate,
+  ApiError, api, apiPages, config, deadlineSpan, escapeHtml, getToken, newIdempotencyKey,
+  otherLangHref, pickLang, todayLocal, translate,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
 import { keepFresh, tokenClaims } from "./session.js";
@@ -104,12 +104,6 @@ let chosen = null; // {lon, lat, grid: feature}
 let pending = null;
 let sending = false;
 let todayTasks = []; // the requests registered today (GET /tasks?created_by=me&source=window&created_on=today)
-
-function newKey() {
-  // crypto.randomUUID needs a secure context: the hall's PC may reach the server over plain http.
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return `window-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
-}
 
 const beijing = (iso) => (iso ? new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", {
   timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
@@ -315,7 +309,7 @@ async function submit(e) {
   const text = JSON.stringify(request);
   // After a lost answer the first request may be registered: an edit goes with its key, so the
   // server registers one of them, never both (and says so: `idempotency_key` "reused").
-  if (!pending || (pending.text !== text && !pending.uncertain)) pending = { key: newKey(), text };
+  if (!pending || (pending.text !== text && !pending.uncertain)) pending = { key: newIdempotencyKey("window"), text };
   pending.text = text;
   sending = true;
   const button = $("submit");

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 
-from api import errors
+from api import errors, idempotency
 from api.auth import current_scope, current_user, get_jwt
 from api.clock import now as _now
 from api.extensions import Blueprint, db
@@ -81,6 +81,7 @@ class RosterSettings(MethodView):
 class CommunityRosters(MethodView):
     @blp.arguments(RosterCreateSchema)
     @blp.response(201, GeneratedWeekSchema)
+    @idempotency.idempotent(blp)
     def post(self, data, code):
         """Generate a week's draft roster with the solver
 
@@ -91,7 +92,8 @@ class CommunityRosters(MethodView):
         workers) is rostered all the same, the best possible: `complete` false, `shortfalls`
         each day or grid short and why, `shortfall_rule` the rule that binds; the community's
         other leaders and admins are told (`roster_short`). A community without workers is a
-        422.
+        422. Send an `Idempotency-Key` to retry safely: the same key gets the draft first
+        answered, not the week solved again (and those told of its gaps told again).
         """
         roster, kept_days = rosters.generate(
             db.session, current_scope(), code, data["week"], now=_now()
@@ -113,6 +115,7 @@ class CommunityRosterWeek(MethodView):
 class RosterPublish(MethodView):
     @blp.arguments(PublishSchema, required=False)
     @blp.response(200, RosterSchema)
+    @idempotency.idempotent(blp)
     def post(self, data, roster_id):
         """Publish a draft roster; every worker on it is notified
 
@@ -121,7 +124,9 @@ class RosterPublish(MethodView):
         `grid_code`, `worker_id`, `worker_name`, `reason`, `why`), nothing written: hand them
         on (PATCH /shifts/{id}) or regenerate the week, then publish. A short-staffed draft
         (`shortfalls`) answers 409 with `shortfalls` unless the body says
-        `{"accept_shortfalls": true}`: it is then published as it is, its gaps said.
+        `{"accept_shortfalls": true}`: it is then published as it is, its gaps said. Send an
+        `Idempotency-Key` to retry safely: the same key gets the first answer, not a 409
+        (published already), and nobody is notified twice.
         """
         roster = rosters.publish(
             db.session,
@@ -187,11 +192,14 @@ class ShiftById(MethodView):
 class ShiftSwapRequest(MethodView):
     @blp.arguments(SwapCreateSchema)
     @blp.response(201, SwapSchema)
+    @idempotency.idempotent(blp)
     def post(self, data, shift_id):
         """Ask to swap this shift with another worker's; they accept or a leader approves
 
         Both shifts belong to published rosters of one community (409 for a draft's shift),
-        are of today or later, and go to active workers (409 otherwise).
+        are of today or later, and go to active workers (409 otherwise). Send an
+        `Idempotency-Key` to retry safely: the same key gets the first swap back, not a 409
+        (a swap is open on the shift).
         """
         swap = rosters.request_swap(
             db.session, current_scope(), shift_id, data["with_shift_id"], now=_now()
@@ -234,12 +242,14 @@ class SwapById(MethodView):
 @blp.route("/swaps/<id:swap_id>/accept")
 class SwapAccept(MethodView):
     @blp.response(200, SwapSchema)
+    @idempotency.idempotent(blp)
     def post(self, swap_id):
         """Accept (the other worker) or approve (a leader) a swap: the shifts change hands
 
         409 when the swap is no longer open (decided, or cancelled by an edit of its shifts),
         a shift changed hands, a shift's roster is a draft, a shift's day has passed, a worker
-        was deactivated, or the exchange breaks a rule.
+        was deactivated, or the exchange breaks a rule. Send an `Idempotency-Key` to retry
+        safely: the same key gets the first answer instead of that 409.
         """
         swap = rosters.accept_swap(db.session, current_scope(), swap_id, now=_now())
         db.session.commit()
@@ -249,10 +259,13 @@ class SwapAccept(MethodView):
 @blp.route("/swaps/<id:swap_id>/reject")
 class SwapReject(MethodView):
     @blp.response(200, SwapSchema)
+    @idempotency.idempotent(blp)
     def post(self, swap_id):
         """Reject a swap (the other worker or a leader), or withdraw it (the requester)
 
-        409 when the swap is no longer open, or has expired (a shift's day has passed).
+        409 when the swap is no longer open, or has expired (a shift's day has passed). Send an
+        `Idempotency-Key` to retry safely: the same key gets the first answer instead of that
+        409.
         """
         swap = rosters.reject_swap(db.session, current_scope(), swap_id, now=_now())
         db.session.commit()
@@ -269,8 +282,13 @@ class Leaves(MethodView):
 
     @blp.arguments(LeaveCreateSchema)
     @blp.response(201, LeaveSchema)
+    @idempotency.idempotent(blp)
     def post(self, data):
-        """Request leave for yourself"""
+        """Request leave for yourself
+
+        Leave overlapping your requested or approved leave is a 409. Send an `Idempotency-Key`
+        to retry safely: the same key gets the first leave back instead of that 409.
+        """
         leave = rosters.request_leave(db.session, current_scope(), data, now=_now())
         db.session.commit()
         return leave
@@ -280,8 +298,13 @@ class Leaves(MethodView):
 class LeaveDecision(MethodView):
     @blp.arguments(LeaveDecisionSchema)
     @blp.response(200, LeaveDecisionResultSchema)
+    @idempotency.idempotent(blp)
     def post(self, data, leave_id):
-        """Approve or reject a leave request (a grid leader or admin of the worker's community)"""
+        """Approve or reject a leave request (a grid leader or admin of the worker's community)
+
+        Leave decided already is a 409. Send an `Idempotency-Key` to retry safely: the same key
+        gets the first answer instead of that 409, and the worker is told once.
+        """
         session = db.session
         leave = rosters.decide_leave(
             session, current_scope(), leave_id, data["decision"], note=data["note"], now=_now()
@@ -300,11 +323,14 @@ class LeaveDecision(MethodView):
 @blp.route("/leaves/<id:leave_id>/cancel")
 class LeaveCancel(MethodView):
     @blp.response(200, LeaveSchema)
+    @idempotency.idempotent(blp)
     def post(self, leave_id):
         """Cancel leave: the worker their own (requested or approved), or a leader or admin
 
         409 when the leave is already rejected or cancelled, or is approved and began before
         today (Asia/Shanghai). Shifts handed on after the approval stay with their new holders.
+        Send an `Idempotency-Key` to retry safely: the same key gets the first answer instead
+        of that 409.
         """
         leave = rosters.cancel_leave(db.session, current_scope(), leave_id, now=_now())
         db.session.commit()
@@ -315,13 +341,16 @@ class LeaveCancel(MethodView):
 class LeaveEnd(MethodView):
     @blp.arguments(LeaveEndSchema)
     @blp.response(200, LeaveSchema)
+    @idempotency.idempotent(blp)
     def post(self, data, leave_id):
         """End approved leave early: `last_day` becomes its last day (a worker back early)
 
         Whoever may cancel the leave may end it. `last_day` lies from the leave's first day to
         the day before its current last day (422 otherwise) and is not before yesterday,
         Asia/Shanghai (409: the days away are on record); leave not approved, or over, is a
-        409. The days after are worked again; whoever counts on the leave is told.
+        409. The days after are worked again; whoever counts on the leave is told. Send an
+        `Idempotency-Key` to retry safely: the same key gets the first answer, not a 422 (the
+        day is its last day now).
         """
         leave = rosters.end_leave(
             db.session, current_scope(), leave_id, data["last_day"], now=_now()
