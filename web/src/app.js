@@ -11,6 +11,7 @@ import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
 import { recurringSection } from "./recurring.js";
 import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
+import { taskDetail } from "./task_detail.js";
 
 const TEXT = {
   zh: {
@@ -24,7 +25,7 @@ const TEXT = {
     myWeek: "本周排班", weekNone: "本周暂无已发布的排班", weekdays: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
     onLeaveToday: (end) => `今天请假（已批准，至 ${end}）`, rosteredAway: "原排班（由网格长或社区改派）：",
     noTasks: "暂无任务", tasksUnavailable: "任务列表暂不可用", tasksOfflineNone: "离线：任务列表暂不可用（本机没有保存的副本）",
-    gridTasks: "网格任务（督办、改派）", gridTasksNone: "网格内暂无他人的未办结任务",
+    gridTasks: "网格任务（督办、改派、回访）", gridTasksNone: "网格内暂无他人的未办结或待回访任务",
     gridTasksOffline: "离线：网格任务需要联网。", gridTasksMore: (n) => `另有 ${n} 项未显示。`,
     assignee: "承办人", unassigned: "未派", reassign: "改派", chooseAssignee: "改派给…",
     reassigned: (title, name) => `已将“${title}”改派给${name}。`,
@@ -175,7 +176,7 @@ const TEXT = {
     myWeek: "My week", weekNone: "No published shift this week", weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     onLeaveToday: (end) => `On leave today (approved, until ${end})`, rosteredAway: "Rostered before (handed on by the leader or the office): ",
     rosterUnavailable: "Roster unavailable", noTasks: "No tasks", tasksUnavailable: "Tasks unavailable",
-    gridTasks: "Tasks of my grids (oversee, reassign)", gridTasksNone: "No open task of anyone else in your grids",
+    gridTasks: "Tasks of my grids (oversee, reassign, call back)", gridTasksNone: "No task of anyone else in your grids open or awaiting the callback",
     gridTasksOffline: "Offline: the grids' tasks need a connection.", gridTasksMore: (n) => `${n} more not shown.`,
     assignee: "Assignee", unassigned: "unassigned", reassign: "Reassign", chooseAssignee: "Reassign to…",
     reassigned: (title, name) => `“${title}” reassigned to ${name}.`,
@@ -384,7 +385,7 @@ function taskItem(task, offline) {
   // A 12345 ticket's deadline is the hotline's (its 办理时限, which the city measures and only the
   // hotline moves: PUT /tasks/{id}/deadline), not one its urgency set: said beside it.
   const ticket = task.ticket_due_at ? ` <span class="ticket-deadline">${escapeHtml(t.ticketDeadline)}</span>` : "";
-  return `<li class="task" data-id="${task.id}"><b>${escapeHtml(task.title)}</b>
+  return `<li class="task" data-id="${task.id}"><button type="button" class="open-task" data-open="${task.id}"><b>${escapeHtml(task.title)}</b></button>
     <span class="state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
     <div class="${late ? "overdue" : "muted"}">${t.due} ${escapeHtml(due)}${ticket}${late ? ` · ${t.overdueMark}` : ""}</div>
     <div class="actions">${actions}</div></li>`;
@@ -426,7 +427,10 @@ const GRID_TASKS_SHOWN = 50;
 let gridTasks = [];
 let assignees = [];
 
-const urgentFirst = (a, b) => (b.status === "escalated") - (a.status === "escalated")
+// Resolved, the leader's return call (回访) and close are due: listed after the open ones.
+const AWAITING_CALLBACK = ["resolved", "callback"];
+const awaiting = (task) => AWAITING_CALLBACK.includes(task.status);
+const urgentFirst = (a, b) => awaiting(a) - awaiting(b) || (b.status === "escalated") - (a.status === "escalated")
   || Boolean(b.overdue) - Boolean(a.overdue) || String(a.due_at || "~").localeCompare(String(b.due_at || "~")) || a.id - b.id;
 
 function gridTaskItem(task) {
@@ -440,7 +444,7 @@ function gridTaskItem(task) {
     ? `<div class="actions"><select data-task="${task.id}" aria-label="${escapeHtml(t.chooseAssignee)}"><option value="">${escapeHtml(t.chooseAssignee)}</option>
       ${candidates.map((u) => `<option value="${u.id}">${escapeHtml(u.display_name || u.username)}</option>`).join("")}</select>
       <button type="button" data-reassign="${task.id}">${escapeHtml(t.reassign)}</button></div>` : "";
-  return `<li class="grid-task${task.overdue ? " late" : ""}" data-id="${task.id}"><b>${escapeHtml(task.title)}</b>
+  return `<li class="grid-task${task.overdue ? " late" : ""}" data-id="${task.id}"><button type="button" class="open-task" data-open="${task.id}"><b>${escapeHtml(task.title)}</b></button>
     <span class="task-state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
     <div class="muted">${escapeHtml(task.grid_code || "")} · ${escapeHtml(t.assignee)}${colon}<span class="assignee">${escapeHtml(holder ? holder.display_name || holder.username : task.assignee_id ? `#${task.assignee_id}` : t.unassigned)}</span>${due ? ` · ${escapeHtml(t.due)} ${escapeHtml(due)}` : ""}</div>${reassign}</li>`;
 }
@@ -454,7 +458,7 @@ async function loadGridTasks() {
     return;
   }
   const me = Number(tokenUser(getToken()));
-  const query = OPEN_TASK_STATUSES.map((s) => `status=${s}`).join("&");
+  const query = [...OPEN_TASK_STATUSES, ...AWAITING_CALLBACK].map((s) => `status=${s}`).join("&");
   try {
     const [tasks, users] = await Promise.all([apiPages(`/api/v1/tasks?${query}`), apiPages("/api/v1/users?active=true")]);
     gridTasks = tasks.filter((task) => task.assignee_id !== me).sort(urgentFirst);
@@ -480,7 +484,7 @@ $("grid-task-list").addEventListener("click", async (e) => {
   let said;
   let refused = false;
   try {
-    await api(`/api/v1/tasks/${task.id}/assign`, { method: "POST", body: { assignee_id: to.id, note: "" } });
+    await apiOnce(`/api/v1/tasks/${task.id}/assign`, { method: "POST", body: { assignee_id: to.id, note: "" } });
     said = t.reassigned(task.title, to.display_name || to.username);
   } catch (error) {
     // On leave today, say, or the task closed meanwhile: the server's words.
@@ -490,6 +494,18 @@ $("grid-task-list").addEventListener("click", async (e) => {
   $("grid-task-status").textContent = said;
   $("grid-task-status").classList.toggle("error", refused);
 });
+
+// A task's own page (web/src/task_detail.js): the resident's words and number, the door, the
+// history and the steps the caller may take, a tap on its title away in either list.
+const detail = taskDetail({
+  lang, dialog: $("task-detail"), statuses: t.statuses, localTime, changed: () => Promise.all([loadTasks(), loadGridTasks()]),
+});
+for (const list of ["tasks", "grid-task-list"]) {
+  $(list).addEventListener("click", (e) => {
+    const opener = e.target.closest("button[data-open]");
+    if (opener) detail.open(Number(opener.dataset.open));
+  });
+}
 
 $("tasks").addEventListener("click", async (e) => {
   const button = e.target.closest("button[data-action]");
@@ -506,7 +522,7 @@ $("tasks").addEventListener("click", async (e) => {
   }
   button.disabled = true;
   try {
-    await api(`/api/v1/tasks/${button.dataset.task}/transitions`, { method: "POST", body: { action: button.dataset.action, note } });
+    await apiOnce(`/api/v1/tasks/${button.dataset.task}/transitions`, { method: "POST", body: { action: button.dataset.action, note } });
   } catch (error) {
     alert(error.message);
   }

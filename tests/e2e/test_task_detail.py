@@ -1,0 +1,235 @@
+"""A task's own page in the workers' app (任务详情): the lists showed a title, a state and a
+deadline, so the worker never read what the resident asked, nor their number (first contact is
+due within hours), nor the door; and the leader told "任务已办结，待回访" could neither record
+the return call nor close the task. A tap on the title opens the task, its history and the steps
+the caller may take."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import DEMO_GRID, lose_the_first_answer, screenshot, sign_in
+
+
+def open_app(page, username: str, lang: str = "zh"):
+    page.goto(f"/app?lang={lang}")
+    sign_in(page, username, DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    return page
+
+
+@pytest.fixture()
+def make_task(e2e_engine):
+    """A 12345 complaint at the demo grid's first household, held by worker01."""
+    from api.models import Grid, Household, Notification, Task, TaskEvent, User
+
+    made: list[int] = []
+
+    def make(status: str = "dispatched", **fields) -> tuple[int, tuple[str, str, str]]:
+        now = datetime.now(UTC)
+        with Session(e2e_engine) as session:
+            grid = session.scalar(select(Grid.id).where(Grid.code == DEMO_GRID))
+            worker = session.scalar(select(User.id).where(User.username == "worker01"))
+            household = session.scalar(
+                select(Household)
+                .where(Household.grid_id == grid, Household.removed_at.is_(None))
+                .order_by(Household.id)
+                .limit(1)
+            )
+            task = Task(
+                source="hotline", type="complaint", urgency="general", grid_id=grid,
+                title="楼道灯不亮", description="三楼到五楼的楼道灯坏了一个月，老人晚上看不见。",
+                complainant={"name": "王秀英", "phone": "139 1234 5678"},
+                external_id=f"E2E{now:%H%M%S%f}", household_id=household.id,
+                location=household.location, status=status, assignee_id=worker,
+                created_at=now - timedelta(hours=2), due_at=now + timedelta(days=5),
+                first_contact_due_at=now + timedelta(hours=22),
+                resolved_at=now if status == "resolved" else None, **fields,
+            )  # fmt: skip
+            session.add(task)
+            session.flush()
+            session.add(
+                TaskEvent(
+                    task_id=task.id, action="dispatch", from_status="new",
+                    to_status="dispatched", note="12345 派单", at=now - timedelta(hours=2),
+                )
+            )  # fmt: skip
+            session.commit()
+            made.append(task.id)
+            address = (household.building, household.unit, household.room)
+            return task.id, address
+
+    yield make
+    with Session(e2e_engine) as session:
+        session.execute(TaskEvent.__table__.delete().where(TaskEvent.task_id.in_(made)))
+        for task_id in made:
+            session.execute(
+                Notification.__table__.delete().where(
+                    Notification.data["task_id"].as_integer() == task_id
+                )
+            )
+        session.execute(Task.__table__.delete().where(Task.id.in_(made)))
+        session.commit()
+
+
+def task_row(e2e_engine, task_id: int):
+    from api.models import Task
+
+    with Session(e2e_engine) as session:
+        task = session.get(Task, task_id)
+        return task.status, task.satisfaction, [(e.action, e.note) for e in task.events]
+
+
+def open_task(page, task_id: int, list_id: str = "tasks"):
+    page.click(f"#{list_id} li[data-id='{task_id}'] button.open-task")
+    page.wait_for_selector(f"#task-detail[data-task='{task_id}'] h2")
+    return page.locator("#task-detail")
+
+
+def test_a_worker_reads_what_the_resident_asked_and_calls_them_from_the_task(
+    page, e2e_engine, make_task
+):
+    task_id, (building, unit, room) = make_task()
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    text = detail.inner_text()
+    assert "楼道灯不亮" in text
+    assert "三楼到五楼的楼道灯坏了一个月" in text  # what the resident said
+    assert "王秀英" in text
+    assert detail.locator("a.phone").get_attribute("href") == "tel:13912345678"
+    assert detail.locator("tr.ticket td").inner_text().startswith("E2E")
+    assert (
+        "-".join(p for p in (building, unit, room) if p) in detail.locator("tr.where").inner_text()
+    )
+    assert detail.locator("tr.where a.on-map").get_attribute("href").startswith("/map?at=")
+    assert detail.locator("tr.contact-due").count() == 1  # not yet contacted: when it is due
+    assert detail.locator("ol.events li .event-note").all_inner_texts() == ["12345 派单"]
+    # Its steps: the assignee's from dispatched.
+    steps = detail.locator("form.task-steps button").all_inner_texts()
+    assert steps == ["接单", "退回", "上报"]
+    screenshot(page, "app-task-detail")
+
+
+def test_a_step_taken_from_the_task_is_recorded_with_its_note(page, e2e_engine, make_task):
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    detail.locator("textarea[name=note]").fill("已电话联系王阿姨，明天上门查看")
+    detail.locator("button[data-step=accept]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent === '已接单。'"
+    )
+    assert task_row(e2e_engine, task_id)[0] == "accepted"
+    assert ("accept", "已电话联系王阿姨，明天上门查看") in task_row(e2e_engine, task_id)[2]
+    # The page read again: its state, its history, and the next step.
+    assert detail.locator(".state").inner_text() == "已接单"
+    assert detail.locator("tr.contact-due").count() == 0  # contacted now
+    assert detail.locator("form.task-steps button").all_inner_texts() == [
+        "开始处理",
+        "办结",
+        "退回",
+        "上报",
+    ]
+    # The list behind it was read again too.
+    page.wait_for_function(
+        f"""() => document.querySelector("#tasks li[data-id='{task_id}'] .state")
+                  ?.textContent === '已接单'"""
+    )
+
+
+def test_a_return_from_the_task_needs_its_reason_and_sends_nothing_without(
+    page, e2e_engine, make_task
+):
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "/transitions" in r.url else None)
+    detail = open_task(page, task_id)
+    detail.locator("button[data-step=return]").click()
+    assert detail.locator(".task-status").inner_text() == "退回必须写明原因。"
+    assert sent == []
+    detail.locator("textarea[name=note]").fill("不在本网格，应派给二网格")
+    detail.locator("button[data-step=return]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent === '已退回。'"
+    )
+    assert task_row(e2e_engine, task_id)[0] == "returned"
+
+
+def test_a_step_whose_answer_was_lost_is_taken_once_when_pressed_again(page, e2e_engine, make_task):
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    keys = lose_the_first_answer(page, f"**/api/v1/tasks/{task_id}/transitions")
+    detail = open_task(page, task_id)
+    detail.locator("button[data-step=accept]").click()
+    status = detail.locator(".task-status")
+    said = "() => document.querySelector('#task-detail .task-status')?.textContent"
+    page.wait_for_function(f"{said}.includes('不会重复')")
+    assert "请联网后再按一次" in status.inner_text()
+    detail.locator("button[data-step=accept]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent === '已接单。'"
+    )
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    assert [a for a, _ in task_row(e2e_engine, task_id)[2]].count("accept") == 1
+
+
+def test_a_leader_records_the_return_call_and_closes_a_resolved_task(page, e2e_engine, make_task):
+    task_id, _ = make_task(status="resolved")
+    open_app(page, "leader01")
+    item = page.locator(f"#grid-task-list li[data-id='{task_id}']")
+    item.wait_for()
+    assert item.locator(".task-state").inner_text() == "已办结"  # awaiting the callback
+    detail = open_task(page, task_id, "grid-task-list")
+    assert detail.locator("form.task-steps button").all_inner_texts() == [
+        "记录回访",
+        "关闭任务",
+        "重启",
+    ]
+    detail.locator("button[data-step=callback]").click()
+    assert detail.locator(".task-status").inner_text() == "回访需选择居民的满意度。"
+    detail.locator("select[name=satisfaction]").select_option("satisfied")
+    detail.locator("textarea[name=note]").fill("回访王阿姨：灯已修好")
+    detail.locator("button[data-step=callback]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent === '已记录回访。'"
+    )
+    assert task_row(e2e_engine, task_id)[:2] == ("callback", "satisfied")
+    detail.locator("button[data-step=close]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent === '已关闭任务。'"
+    )
+    assert task_row(e2e_engine, task_id)[0] == "closed"
+    assert detail.locator("form.task-steps button").all_inner_texts() == ["重启"]
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !document.querySelector('#task-detail').open")
+    # Closed, it leaves the leader's list.
+    page.wait_for_selector(f"#grid-task-list li[data-id='{task_id}']", state="detached")
+
+
+def test_offline_a_task_says_it_needs_a_connection(context, page, make_task):
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.click(f"#tasks li[data-id='{task_id}'] button.open-task")
+    page.wait_for_function("() => document.querySelector('#task-detail').open")
+    assert "离线：任务详情需要联网，联网后再打开。" in page.inner_text("#task-detail")
+
+
+def test_a_task_speaks_english_too(page, make_task):
+    task_id, _ = make_task()
+    open_app(page, "worker01", "en")
+    detail = open_task(page, task_id)
+    assert detail.locator("form.task-steps button").all_inner_texts() == [
+        "Accept",
+        "Return",
+        "Escalate",
+    ]
+    text = detail.inner_text()
+    assert "12345 hotline · complaint" in text and "Contact" in text and "History" in text

@@ -1,0 +1,184 @@
+// A task's own page in the workers' app (任务详情): what a worker needs to act on it and what a
+// leader needs to close it. The lists showed a title, a state and a deadline only: the resident's
+// words and number (first contact is due within hours), the door, the ticket number and what
+// was done so far were nowhere in the app, and a leader told "任务已办结，待回访" could not
+// record the return call or close the task. GET /api/v1/tasks/{id} (audited; the description,
+// contact and points as the API gives the caller), the household's address from GET
+// /api/v1/households/{id}, and the steps the caller may take (`your_actions`) sent with their
+// note to POST /api/v1/tasks/{id}/transitions. Online only: nothing of it is kept on the phone.
+import { api, apiOnce, escapeHtml } from "./common.js";
+
+const TEXT = {
+  zh: {
+    close: "关闭", loading: "正在读取…", offline: "离线：任务详情需要联网，联网后再打开。",
+    failed: "无法读取这项任务：", gone: "这项任务已不在您的任务列表中（可能已办结、已改派或已移至其他网格）。",
+    urgency: "紧急程度", source: "来源", ticket: "12345工单号", due: "办结期限", ticketDue: "（12345 时限）",
+    overdue: "已超期", contactDue: "首次联系期限", contacted: "首次联系", where: "地点", grid: "网格",
+    onMap: "在地图上查看", what: "诉求内容", withheld: "（走访跟进事项：您的角色不可查看）", resident: "联系人",
+    noContact: "未留联系方式", history: "处理记录", note: "说明", noteHint: "办理情况、退回原因等",
+    satisfaction: "回访满意度", chooseSatisfaction: "请选择", needsReason: "退回必须写明原因。",
+    needsSatisfaction: "回访需选择居民的满意度。", lost: "没有收到服务器的答复：请联网后再按一次（不会重复办理）。", done: (a) => `已${a}。`, by: "处理人", system: "系统",
+    assignee: "承办人", unassigned: "未分派",
+    urgencies: { danger: "危及生命财产", utility: "水电气热", general: "一般", complex: "疑难复杂" },
+    sources: { hotline: "12345热线", window: "窗口", visit: "走访", proactive: "巡查", leader: "网格长" },
+    types: { consultation: "咨询", help: "求助", complaint: "投诉", report: "举报", suggestion: "建议" },
+    satisfactions: { satisfied: "满意", basically_satisfied: "基本满意", unsatisfied: "不满意" },
+    actions: {
+      accept: "接单", start: "开始处理", resolve: "办结", return: "退回", escalate: "上报",
+      callback: "记录回访", close: "关闭任务", reopen: "重启",
+    },
+    events: {
+      create: "登记", dispatch: "派单", assign: "分派", accept: "接单", start: "开始处理", resolve: "办结",
+      return: "退回", escalate: "上报", callback: "回访", close: "关闭", reopen: "重启", move: "移交网格",
+      deadline: "调整时限", warn: "临期提醒", transfer: "改派",
+    },
+  },
+  en: {
+    close: "Close", loading: "Reading…", offline: "Offline: a task's page needs a connection; open it again online.",
+    failed: "This task could not be read: ", gone: "That task is no longer in your lists (resolved, reassigned or moved to another grid?).",
+    urgency: "Urgency", source: "Source", ticket: "12345 ticket", due: "Deadline", ticketDue: " (12345 hotline deadline)",
+    overdue: "overdue", contactDue: "First contact by", contacted: "First contact", where: "Where", grid: "Grid",
+    onMap: "On the map", what: "Request", withheld: "(a visit's follow-up: not for your role)", resident: "Contact",
+    noContact: "No contact left", history: "History", note: "Note", noteHint: "What was done, why it is returned…",
+    satisfaction: "Resident's satisfaction", chooseSatisfaction: "Choose", needsReason: "Say why the task is returned.",
+    needsSatisfaction: "A callback records the resident's satisfaction.", lost: "No answer from the server: press again once online (it will not be done twice).", done: (a) => `${a}: done.`, by: "By", system: "system",
+    assignee: "Assignee", unassigned: "unassigned",
+    urgencies: { danger: "Danger to life or property", utility: "Water, power, gas, heating", general: "General", complex: "Complex" },
+    sources: { hotline: "12345 hotline", window: "window", visit: "visit", proactive: "rounds", leader: "leader" },
+    types: { consultation: "consultation", help: "help", complaint: "complaint", report: "report", suggestion: "suggestion" },
+    satisfactions: { satisfied: "satisfied", basically_satisfied: "basically satisfied", unsatisfied: "unsatisfied" },
+    actions: {
+      accept: "Accept", start: "Start", resolve: "Resolve", return: "Return", escalate: "Escalate",
+      callback: "Record the callback", close: "Close the task", reopen: "Reopen",
+    },
+    events: {
+      create: "opened", dispatch: "dispatched", assign: "assigned", accept: "accepted", start: "started", resolve: "resolved",
+      return: "returned", escalate: "escalated", callback: "called back", close: "closed", reopen: "reopened", move: "moved",
+      deadline: "deadline changed", warn: "deadline near", transfer: "re-dispatched",
+    },
+  },
+};
+// The steps taken here, in this order (`assign` and `move` are the grid list's and the office's).
+const STEPS = ["accept", "start", "resolve", "return", "escalate", "callback", "close", "reopen"];
+
+const address = (h) => [h.building, h.unit, h.floor && !h.room ? h.floor : "", h.room].filter(Boolean).join("-");
+
+/**
+ * The page, in `dialog` (a <dialog>: it holds the focus and Escape closes it). `statuses` are
+ * the app's names of a task's states, `localTime(date)` its Beijing time, and `changed()` is
+ * called after a step was taken (the lists are read again). Returns {open(id)}.
+ */
+export function taskDetail({ lang, dialog, statuses, localTime, changed }) {
+  const t = TEXT[lang];
+  const colon = lang === "zh" ? "：" : ": ";
+  let shown = null; // the id of the task shown; a later open() replaces an earlier read
+
+  dialog.addEventListener("click", (e) => {
+    if (e.target === dialog || e.target.closest("button.close")) dialog.close();
+  });
+  dialog.addEventListener("close", () => { shown = null; });
+
+  const say = (text, error = false) => {
+    const status = dialog.querySelector(".task-status");
+    if (!status) return;
+    status.textContent = text;
+    status.classList.toggle("error", error);
+  };
+
+  function frame(inner) {
+    dialog.innerHTML = `<div class="task-detail"><button type="button" class="close" aria-label="${escapeHtml(t.close)}">×</button>${inner}
+      <p class="task-status" role="status"></p></div>`;
+  }
+
+  const row = (label, html, cls = "") => `<tr class="${cls}"><th scope="row">${escapeHtml(label)}</th><td>${html}</td></tr>`;
+
+  function draw(task, household) {
+    const late = task.overdue;
+    const due = `${escapeHtml(localTime(new Date(task.due_at)))}${task.ticket_due_at ? escapeHtml(t.ticketDue) : ""}${late ? ` <b class="overdue">${escapeHtml(t.overdue)}</b>` : ""}`;
+    const contact = task.first_contact_at
+      ? row(t.contacted, escapeHtml(localTime(new Date(task.first_contact_at))))
+      : task.first_contact_due_at ? row(t.contactDue, escapeHtml(localTime(new Date(task.first_contact_due_at))), "contact-due") : "";
+    const { lon, lat } = task.location || {};
+    const place = [household ? escapeHtml(address(household)) : "", `${escapeHtml(t.grid)} ${escapeHtml(task.grid_code)}`]
+      .filter(Boolean).join(" · ");
+    const map = lon != null ? ` <a class="on-map" href="/map?at=${Number(lon).toFixed(6)},${Number(lat).toFixed(6)}">${escapeHtml(t.onMap)}</a>` : "";
+    const who = task.complainant || {};
+    const phone = who.phone ? `<a class="phone" href="tel:${escapeHtml(String(who.phone).replace(/[^\d+*#]/g, ""))}">${escapeHtml(who.phone)}</a>` : "";
+    const resident = who.name || who.phone ? [escapeHtml(who.name || ""), phone].filter(Boolean).join(" ") : `<span class="muted">${escapeHtml(t.noContact)}</span>`;
+    const what = task.description == null && task.source === "visit"
+      ? `<span class="muted">${escapeHtml(t.withheld)}</span>` : escapeHtml(task.description || "");
+    const events = (task.events || []).slice().reverse().map((e) => `<li data-action="${escapeHtml(e.action)}">
+      <span class="when">${escapeHtml(localTime(new Date(e.at)))}</span> <b>${escapeHtml(t.events[e.action] || e.action)}</b>
+      ${e.to_status ? `<span class="muted">→ ${escapeHtml(statuses[e.to_status] || e.to_status)}</span>` : ""}
+      ${e.note ? `<div class="event-note">${escapeHtml(e.note)}</div>` : ""}</li>`).join("");
+    const steps = STEPS.filter((a) => (task.your_actions || []).includes(a));
+    const form = steps.length ? `<form class="task-steps" novalidate>
+      <label>${escapeHtml(t.note)} <textarea name="note" rows="3" maxlength="10000" placeholder="${escapeHtml(t.noteHint)}"></textarea></label>
+      ${steps.includes("callback") ? `<label>${escapeHtml(t.satisfaction)} <select name="satisfaction"><option value="">${escapeHtml(t.chooseSatisfaction)}</option>
+        ${Object.entries(t.satisfactions).map(([v, label]) => `<option value="${v}">${escapeHtml(label)}</option>`).join("")}</select></label>` : ""}
+      <div class="actions">${steps.map((a) => `<button type="submit" value="${a}" data-step="${a}">${escapeHtml(t.actions[a])}</button>`).join("")}</div></form>` : "";
+    frame(`<h2 id="task-detail-title">${escapeHtml(task.title)}</h2>
+      <p><span class="state">${escapeHtml(statuses[task.status] || task.status)}</span></p>
+      <table class="plain facts"><tbody>
+        ${row(t.urgency, escapeHtml(t.urgencies[task.urgency] || task.urgency))}
+        ${row(t.source, escapeHtml([t.sources[task.source] || task.source, t.types[task.type] || task.type].filter(Boolean).join(" · ")))}
+        ${task.external_id ? row(t.ticket, escapeHtml(task.external_id), "ticket") : ""}
+        ${row(t.due, due, late ? "late" : "")}
+        ${contact}
+        ${row(t.assignee, escapeHtml(task.assignee_name || t.unassigned))}
+        ${row(t.where, place + map, "where")}
+        ${row(t.resident, resident, "resident")}
+      </tbody></table>
+      <h3>${escapeHtml(t.what)}</h3><p class="description">${what}</p>
+      ${form}
+      <h3>${escapeHtml(t.history)}</h3><ol class="events">${events}</ol>`);
+    dialog.dataset.task = String(task.id);
+    dialog.querySelector("form.task-steps")?.addEventListener("submit", (e) => {
+      e.preventDefault();
+      step(task, e.submitter?.value, e.target);
+    });
+  }
+
+  async function step(task, action, form) {
+    if (!action) return;
+    const note = form.elements.note.value.trim();
+    const satisfaction = form.elements.satisfaction?.value || "";
+    if (action === "return" && !note) return say(t.needsReason, true);
+    if (action === "callback" && !satisfaction) return say(t.needsSatisfaction, true);
+    const body = { action, note, ...(action === "callback" ? { satisfaction } : {}) };
+    for (const button of form.querySelectorAll("button")) button.disabled = true;
+    try {
+      // The same step sent again after a lost answer keeps its key: the server answers the first.
+      await apiOnce(`/api/v1/tasks/${task.id}/transitions`, { method: "POST", body });
+    } catch (error) {
+      for (const button of form.querySelectorAll("button")) button.disabled = false;
+      return say(error.status ? `${error.body?.detail || error.message}` : t.lost, true);
+    }
+    changed?.();
+    await open(task.id);
+    say(t.done(t.actions[action]));
+  }
+
+  async function open(id) {
+    shown = id;
+    if (!dialog.open) dialog.showModal();
+    if (!navigator.onLine) return frame(`<p class="muted">${escapeHtml(t.offline)}</p>`);
+    frame(`<p class="muted">${escapeHtml(t.loading)}</p>`);
+    let task;
+    let household = null;
+    try {
+      task = await api(`/api/v1/tasks/${encodeURIComponent(id)}`);
+      if (task.household_id) {
+        household = await api(`/api/v1/households/${task.household_id}`).catch(() => null);
+      }
+    } catch (error) {
+      if (shown !== id) return;
+      const why = error.status === 404 ? t.gone : error.status ? t.failed + (error.body?.detail || error.message) : t.offline;
+      return frame(`<p class="error">${escapeHtml(why)}</p>`);
+    }
+    if (shown !== id) return; // another task was opened meanwhile
+    draw(task, household);
+  }
+
+  return { open };
+}
