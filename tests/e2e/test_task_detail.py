@@ -232,4 +232,4 @@ def test_a_task_speaks_english_too(page, make_task):
         "Escalate",
     ]
     text = detail.inner_text()
-    assert "12345 hotline · complaint" in text and "Contact" in text and "History" in text
+    assert "12345 hotline · Complaint" in text and "Contact" in text and "History" in text

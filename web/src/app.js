@@ -1,6 +1,6 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, api, apiOnce, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
+  DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
   forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
@@ -158,11 +158,7 @@ const TEXT = {
         409: "这条请假已不能取消：已未获批准或已取消，或已批准且已经开始（已休的天数要留作记录）。",
       },
     },
-    statuses: {
-      new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
-      callback: "回访中", closed: "已关闭", returned: "已退回", escalated: "已升级", reopened: "已重启",
-      transferred: "已改派",
-    },
+    statuses: TASK_TEXT.zh.statuses,
   },
   en: {
     title: "Grid worker", roleTitles: { grid_leader: "Grid leader", community_admin: "Community admin", district_viewer: "District viewer" }, username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
@@ -287,11 +283,7 @@ const TEXT = {
     leaveFailed: "Not done; try again later.", leaveCheck: (fields) => ` Check: ${fields.join(", ")}.`,
     leaveFields: { start_date: "first day", end_date: "last day", reason: "reason" },
     leaveRefused: {},
-    statuses: {
-      new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress", resolved: "resolved",
-      callback: "callback", closed: "closed", returned: "returned", escalated: "escalated", reopened: "reopened",
-      transferred: "transferred",
-    },
+    statuses: TASK_TEXT.en.statuses,
   },
 };
 // The transitions a worker makes from each state (issue #5); leaders do the rest. Each must be an
@@ -498,7 +490,7 @@ $("grid-task-list").addEventListener("click", async (e) => {
 // A task's own page (web/src/task_detail.js): the resident's words and number, the door, the
 // history and the steps the caller may take, a tap on its title away in either list.
 const detail = taskDetail({
-  lang, dialog: $("task-detail"), statuses: t.statuses, localTime, changed: () => Promise.all([loadTasks(), loadGridTasks()]),
+  lang, dialog: $("task-detail"), localTime, changed: () => Promise.all([loadTasks(), loadGridTasks()]),
 });
 for (const list of ["tasks", "grid-task-list"]) {
   $(list).addEventListener("click", (e) => {

@@ -43,6 +43,31 @@ export async function forgetSignIn() {
   localStorage.removeItem(DEVICE_KEY);
 }
 
+// A task's words, shared by the pages that show tasks (the app, the window, the map, the
+// deadlines card, what recurs): its states, urgencies, request types and sources.
+export const TASK_TEXT = {
+  zh: {
+    statuses: {
+      new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
+      callback: "回访中", closed: "已关闭", returned: "已退回", escalated: "已升级", reopened: "已重启",
+      transferred: "已改派",
+    },
+    urgencies: { danger: "危及生命财产", utility: "水电气热", general: "一般", complex: "疑难复杂" },
+    types: { consultation: "咨询", help: "求助", complaint: "投诉", report: "举报", suggestion: "建议" },
+    sources: { hotline: "12345热线", window: "窗口", visit: "走访", proactive: "巡查", leader: "网格长" },
+  },
+  en: {
+    statuses: {
+      new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress",
+      resolved: "resolved", callback: "callback", closed: "closed", returned: "returned",
+      escalated: "escalated", reopened: "reopened", transferred: "transferred",
+    },
+    urgencies: { danger: "Danger to life or property", utility: "Water, power, gas, heating", general: "General", complex: "Complex" },
+    types: { consultation: "Consultation", help: "Help", complaint: "Complaint", report: "Report", suggestion: "Suggestion" },
+    sources: { hotline: "12345 hotline", window: "window", visit: "visit", proactive: "rounds", leader: "leader" },
+  },
+};
+
 export class ApiError extends Error {
   constructor(status, body) {
     super((body && body.detail) || `HTTP ${status}`);

@@ -1,6 +1,6 @@
 // The grid leader's map: vector tiles of grids, households, visits and tasks, with popups.
 import {
-  api, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signOut, translate,
+  TASK_TEXT, api, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signOut, translate,
 } from "./common.js";
 import { wireSignIn } from "./password.js";
 import { evidenceShortZh } from "./reasons.js";
@@ -41,11 +41,7 @@ const TEXT = {
     loading: "正在读取…", retry: "重试", older: "更早的走访记录", close: "关闭", zoomInButton: "放大", zoomOutButton: "缩小",
     mapLabel: "网格地图：方向键移动，+ / − 缩放，回车查看十字准星处的住户、任务或网格", backEntrance: "← 返回楼门",
     urgencies: { danger: "危急", utility: "水电气热", general: "一般", complex: "疑难复杂" },
-    statuses: {
-      new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
-      callback: "回访中", closed: "已关闭", returned: "已退回", escalated: "已升级", reopened: "已重启",
-      transferred: "已改派",
-    },
+    statuses: TASK_TEXT.zh.statuses,
     outcomes: { met: "见到住户", nobody_home: "无人在家", refused: "拒绝", moved_out: "已搬离", vacant: "空置" },
     grades: { ok: "可信", doubtful: "存疑", suspect: "可疑" },
     showVisits: "走访定位", legendVisits: "走访定位（放大后显示）", visit: "走访", grade: "定位可信度",
@@ -79,11 +75,7 @@ const TEXT = {
     loading: "Loading…", retry: "Retry", older: "Older visits", close: "Close", zoomInButton: "Zoom in", zoomOutButton: "Zoom out",
     mapLabel: "Grid map: arrow keys move it, + and − zoom, Enter opens what is under the crosshair", backEntrance: "← Back to the entrance",
     urgencies: { danger: "danger", utility: "utilities", general: "general", complex: "complex" },
-    statuses: {
-      new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress",
-      resolved: "resolved", callback: "callback", closed: "closed", returned: "returned",
-      escalated: "escalated", reopened: "reopened", transferred: "transferred",
-    },
+    statuses: TASK_TEXT.en.statuses,
     outcomes: { met: "met", nobody_home: "nobody home", refused: "refused", moved_out: "moved out", vacant: "vacant" },
     grades: { ok: "ok", doubtful: "doubtful", suspect: "suspect" },
     showVisits: "Visit positions", legendVisits: "Visit positions (zoomed in)", visit: "Visit",

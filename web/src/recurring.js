@@ -3,7 +3,7 @@
 // titles keep saying and the places where three tasks or more say one, each beside the weeks
 // before. On the reports page a table (a district or street asks for a community first); in
 // the workers' app (`compact`) a card to take on the rounds.
-import { api, escapeHtml } from "./common.js";
+import { TASK_TEXT, api, escapeHtml } from "./common.js";
 
 const TEXT = {
   zh: {
@@ -19,7 +19,7 @@ const TEXT = {
     radius: (m) => `约${Math.max(1, Math.round(m))}米内`,
     near: (b, u) => `${/^\d+$/.test(b) ? `${b}号楼` : b}${u ? (/^\d+$/.test(u) ? `${u}单元` : u) : ""}附近`,
     rise: (n) => (n > 0 ? `↑${n}` : n < 0 ? `↓${-n}` : "持平"),
-    source: { hotline: "12345热线", window: "窗口", visit: "走访", proactive: "巡查", leader: "网格长" },
+    source: TASK_TEXT.zh.sources,
   },
   en: {
     title: "Problems that keep coming back",
@@ -34,7 +34,7 @@ const TEXT = {
     radius: (m) => `within ${Math.max(1, Math.round(m))} m`,
     near: (b, u) => `near building ${b}${u ? `, entrance ${u}` : ""}`,
     rise: (n) => (n > 0 ? `↑${n}` : n < 0 ? `↓${-n}` : "same"),
-    source: { hotline: "12345 hotline", window: "window", visit: "visit", proactive: "rounds", leader: "leader" },
+    source: TASK_TEXT.en.sources,
   },
 };
 const SPANS = [2, 4, 8, 12];

@@ -6,7 +6,7 @@
 // contact and points as the API gives the caller), the household's address from GET
 // /api/v1/households/{id}, and the steps the caller may take (`your_actions`) sent with their
 // note to POST /api/v1/tasks/{id}/transitions. Online only: nothing of it is kept on the phone.
-import { api, apiOnce, escapeHtml } from "./common.js";
+import { TASK_TEXT, api, apiOnce, escapeHtml } from "./common.js";
 
 const TEXT = {
   zh: {
@@ -19,9 +19,6 @@ const TEXT = {
     satisfaction: "回访满意度", chooseSatisfaction: "请选择", needsReason: "退回必须写明原因。",
     needsSatisfaction: "回访需选择居民的满意度。", lost: "没有收到服务器的答复：请联网后再按一次（不会重复办理）。", done: (a) => `已${a}。`, by: "处理人", system: "系统",
     assignee: "承办人", unassigned: "未分派",
-    urgencies: { danger: "危及生命财产", utility: "水电气热", general: "一般", complex: "疑难复杂" },
-    sources: { hotline: "12345热线", window: "窗口", visit: "走访", proactive: "巡查", leader: "网格长" },
-    types: { consultation: "咨询", help: "求助", complaint: "投诉", report: "举报", suggestion: "建议" },
     satisfactions: { satisfied: "满意", basically_satisfied: "基本满意", unsatisfied: "不满意" },
     actions: {
       accept: "接单", start: "开始处理", resolve: "办结", return: "退回", escalate: "上报",
@@ -43,9 +40,6 @@ const TEXT = {
     satisfaction: "Resident's satisfaction", chooseSatisfaction: "Choose", needsReason: "Say why the task is returned.",
     needsSatisfaction: "A callback records the resident's satisfaction.", lost: "No answer from the server: press again once online (it will not be done twice).", done: (a) => `${a}: done.`, by: "By", system: "system",
     assignee: "Assignee", unassigned: "unassigned",
-    urgencies: { danger: "Danger to life or property", utility: "Water, power, gas, heating", general: "General", complex: "Complex" },
-    sources: { hotline: "12345 hotline", window: "window", visit: "visit", proactive: "rounds", leader: "leader" },
-    types: { consultation: "consultation", help: "help", complaint: "complaint", report: "report", suggestion: "suggestion" },
     satisfactions: { satisfied: "satisfied", basically_satisfied: "basically satisfied", unsatisfied: "unsatisfied" },
     actions: {
       accept: "Accept", start: "Start", resolve: "Resolve", return: "Return", escalate: "Escalate",
@@ -64,12 +58,13 @@ const STEPS = ["accept", "start", "resolve", "return", "escalate", "callback", "
 const address = (h) => [h.building, h.unit, h.floor && !h.room ? h.floor : "", h.room].filter(Boolean).join("-");
 
 /**
- * The page, in `dialog` (a <dialog>: it holds the focus and Escape closes it). `statuses` are
- * the app's names of a task's states, `localTime(date)` its Beijing time, and `changed()` is
+ * The page, in `dialog` (a <dialog>: it holds the focus and Escape closes it). `localTime(date)`
+ * is a time as the page shows it (Beijing time), and `changed()` is
  * called after a step was taken (the lists are read again). Returns {open(id)}.
  */
-export function taskDetail({ lang, dialog, statuses, localTime, changed }) {
+export function taskDetail({ lang, dialog, localTime, changed }) {
   const t = TEXT[lang];
+  const { statuses, urgencies, sources, types } = TASK_TEXT[lang];
   const colon = lang === "zh" ? "：" : ": ";
   let shown = null; // the id of the task shown; a later open() replaces an earlier read
 
@@ -120,8 +115,8 @@ export function taskDetail({ lang, dialog, statuses, localTime, changed }) {
     frame(`<h2 id="task-detail-title">${escapeHtml(task.title)}</h2>
       <p><span class="state">${escapeHtml(statuses[task.status] || task.status)}</span></p>
       <table class="plain facts"><tbody>
-        ${row(t.urgency, escapeHtml(t.urgencies[task.urgency] || task.urgency))}
-        ${row(t.source, escapeHtml([t.sources[task.source] || task.source, t.types[task.type] || task.type].filter(Boolean).join(" · ")))}
+        ${row(t.urgency, escapeHtml(urgencies[task.urgency] || task.urgency))}
+        ${row(t.source, escapeHtml([sources[task.source] || task.source, types[task.type] || task.type].filter(Boolean).join(" · ")))}
         ${task.external_id ? row(t.ticket, escapeHtml(task.external_id), "ticket") : ""}
         ${row(t.due, due, late ? "late" : "")}
         ${contact}

@@ -2,7 +2,7 @@
 // first contact the resident, by urgency, and a request type's own where they differ
 // (GET/PUT /api/v1/communities/{code}/task-settings). Leaders and admins read them; the
 // community's admin changes them. Tasks opened from then on are given them.
-import { ApiError, api, deadlineSpan as span, escapeHtml } from "./common.js";
+import { ApiError, TASK_TEXT, api, deadlineSpan as span, escapeHtml } from "./common.js";
 import { errorList, problem } from "./roster_settings.js";
 
 const URGENCIES = ["danger", "utility", "general", "complex"];
@@ -11,8 +11,7 @@ const TEXT = {
   zh: {
     title: "工单时限", edit: "修改", save: "保存", cancel: "取消",
     urgency: "紧急程度", resolve: "办结时限", contact: "首次联系时限",
-    urgencies: { danger: "危及生命财产", utility: "水电气热", general: "一般", complex: "疑难复杂" },
-    types: { consultation: "咨询", help: "求助", complaint: "投诉", report: "举报", suggestion: "建议" },
+    urgencies: TASK_TEXT.zh.urgencies, types: TASK_TEXT.zh.types,
     byType: "按诉求类型另定的办结时限（留空同上表）", noByType: "各类诉求同上表。",
     hours: (h) => `${h}小时`, days: (d) => `${d}天`,
     hoursHint: "单位：小时（0–2160）", readOnly: "只有社区管理员可以修改工单时限。",
@@ -25,8 +24,7 @@ const TEXT = {
   en: {
     title: "Task deadlines", edit: "Change", save: "Save", cancel: "Cancel",
     urgency: "Urgency", resolve: "To resolve", contact: "To first contact",
-    urgencies: { danger: "Danger to life or property", utility: "Water, power, gas, heating", general: "General", complex: "Complex" },
-    types: { consultation: "Consultation", help: "Help", complaint: "Complaint", report: "Report", suggestion: "Suggestion" },
+    urgencies: TASK_TEXT.en.urgencies, types: TASK_TEXT.en.types,
     byType: "A request type's own time to resolve (blank: as above)", noByType: "Every request type as above.",
     hours: (h) => `${h} h`, days: (d) => (d === 1 ? "1 day" : `${d} days`),
     hoursHint: "In hours (0–2160)", readOnly: "Only the community's admin changes the task deadlines.",

@@ -1,7 +1,7 @@
 // The hall window's page (/window): the A-post worker registers a walk-in resident's request as
 // a window task for any grid of the community, placed on a map, and sees the day's requests.
 import {
-  ApiError, api, apiPages, config, deadlineSpan, escapeHtml, getToken, newIdempotencyKey,
+  ApiError, TASK_TEXT, api, apiPages, config, deadlineSpan, escapeHtml, getToken, newIdempotencyKey,
   otherLangHref, pickLang, todayLocal, translate,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
@@ -37,11 +37,7 @@ const TEXT = {
     failed: "任务未能登记：", gridsFailed: "无法读取网格：", noGrids: "没有可登记的网格。",
     created: (id) => `已登记任务 #${id}`, createdGrid: "网格", createdAssignee: "承办人",
     createdDue: "办结期限", createdContact: "首次联系期限", createdNobody: "暂无当班人员，已交网格长分派",
-    statuses: {
-      new: "新建", dispatched: "已派单", accepted: "已接单", in_progress: "处理中", resolved: "已办结",
-      callback: "回访中", closed: "已关闭", returned: "已退回", escalated: "已升级", reopened: "已重启",
-      transferred: "已改派",
-    },
+    statuses: TASK_TEXT.zh.statuses,
     roles: { worker: "网格员", grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "区级查看" },
   },
   en: {
@@ -74,11 +70,7 @@ const TEXT = {
     failed: "The task was not registered: ", gridsFailed: "Could not read the grids: ", noGrids: "No grids to register for.",
     created: (id) => `Task #${id} registered`, createdGrid: "Grid", createdAssignee: "Assignee",
     createdDue: "Deadline", createdContact: "First contact by", createdNobody: "Nobody on duty: with the grid leader to assign",
-    statuses: {
-      new: "new", dispatched: "dispatched", accepted: "accepted", in_progress: "in progress",
-      resolved: "resolved", callback: "callback", closed: "closed", returned: "returned",
-      escalated: "escalated", reopened: "reopened", transferred: "transferred",
-    },
+    statuses: TASK_TEXT.en.statuses,
     roles: { worker: "worker", grid_leader: "grid leader", community_admin: "community admin", district_viewer: "district viewer" },
   },
 };
