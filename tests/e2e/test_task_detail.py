@@ -233,3 +233,23 @@ def test_a_task_speaks_english_too(page, make_task):
     ]
     text = detail.inner_text()
     assert "12345 hotline · Complaint" in text and "Contact" in text and "History" in text
+
+
+def test_the_office_opens_a_recurring_places_task_from_the_reports_page(page, make_task):
+    """What recurs named its tasks by number and nothing opened them: the office had no page
+    of a task. Each number opens the task's page; the community admin may close a resolved one."""
+    from tests.e2e.test_reports import CANNED, COMMUNITY, recurring_loaded, serve_canned
+
+    task_id, _ = make_task(status="resolved")
+    place = {**CANNED["places"][0], "task_ids": [task_id]}
+    serve_canned(page, {**CANNED, "places": [place]})
+    page.goto("/reports")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    recurring_loaded(page, f"{COMMUNITY}:4")
+    page.click(f"#recurring-section td.ids button[data-open='{task_id}']")
+    page.wait_for_selector(f"#task-detail[data-task='{task_id}'] h2")
+    detail = page.locator("#task-detail")
+    assert detail.locator("h2").inner_text() == "楼道灯不亮"
+    assert "三楼到五楼的楼道灯坏了一个月" in detail.inner_text()
+    assert "关闭任务" in detail.locator("form.task-steps").inner_text()
+    screenshot(page, "reports-task-detail")

@@ -639,7 +639,7 @@ async function loadRecurring() {
     return;
   }
   if (!me.community_code || !(me.grid_codes || []).length) return;
-  recurringSection(card, lang, { compact: true }).show({ community: me.community_code });
+  recurringSection(card, lang, { compact: true, openTask: (id) => detail.open(id) }).show({ community: me.community_code });
 }
 async function loadPlanAndHouseholds() {
   let plan = [];

@@ -43,8 +43,9 @@ const SPANS = [2, 4, 8, 12];
  * The section's state and drawing. `section` is the page's <section> (filled here), `lang` the
  * page's language. `show({community, gridNames})` reads and draws a community (null: a district
  * or street, which asks for one); the span chosen stays when the report's week or area changes.
+ * With `openTask(id)`, each task number opens that task's page (task_detail.js).
  */
-export function recurringSection(section, lang, { compact = false } = {}) {
+export function recurringSection(section, lang, { compact = false, openTask = null } = {}) {
   const t = TEXT[lang];
   let weeks = 4;
   let asked = null;
@@ -55,6 +56,10 @@ export function recurringSection(section, lang, { compact = false } = {}) {
     <p class="status muted" role="status"></p><div class="body"></div>`;
   const status = section.querySelector(".status");
   const body = section.querySelector(".body");
+  body.addEventListener("click", (e) => {
+    const opener = e.target.closest("button[data-open]");
+    if (opener && openTask) openTask(Number(opener.dataset.open));
+  });
   section.querySelector("select").addEventListener("change", (e) => {
     weeks = Number(e.target.value);
     if (asked) load(asked);
@@ -63,7 +68,8 @@ export function recurringSection(section, lang, { compact = false } = {}) {
   const cell = (label, html, cls = "") => `<td class="${cls}" data-label="${escapeHtml(label)}">${html}</td>`;
   const sources = (counts) => Object.entries(counts || {}).sort((a, b) => b[1] - a[1])
     .map(([s, n]) => `${escapeHtml(t.source[s] || s)} ${n}`).join(" · ");
-  const ids = (list) => list.map((id) => `#${id}`).join(" ");
+  const ids = (list) => list.map((id) => (openTask
+    ? `<button type="button" class="task-link" data-open="${Number(id)}">#${Number(id)}</button>` : `#${Number(id)}`)).join(" ");
   // Where: the registered entrance nearest the place (3号楼2单元附近), and how far its tasks spread.
   const where = (p) => [p.building ? t.near(p.building, p.unit) : null, t.radius(p.radius_m)]
     .filter(Boolean).join(lang === "zh" ? "，" : ", ");
@@ -83,7 +89,7 @@ export function recurringSection(section, lang, { compact = false } = {}) {
       ${cell(t.previous, String(p.previous))}
       ${cell(t.where, escapeHtml(where(p)), "where")}
       ${cell(t.sources, sources(p.sources))}
-      ${cell(t.ids, escapeHtml(ids(p.task_ids)), "ids")}
+      ${cell(t.ids, ids(p.task_ids), "ids")}
       ${cell(t.onMap, `<a class="on-map" href="/map?at=${p.lon.toFixed(6)},${p.lat.toFixed(6)}">${escapeHtml(t.onMap)}</a>`)}</tr>`).join("");
     const wordItems = words.map((w) => `<li data-phrase="${escapeHtml(w.phrase)}"><strong>${escapeHtml(w.phrase)}</strong>
       <span class="count">${w.tasks}</span> <span class="rise${w.tasks < w.previous ? " down" : w.tasks === w.previous ? " same" : ""}">${escapeHtml(t.rise(w.tasks - w.previous))}</span>
@@ -99,7 +105,7 @@ export function recurringSection(section, lang, { compact = false } = {}) {
   function drawCompact(places, words) {
     const placeItems = places.map((p) => `<li data-phrase="${escapeHtml(p.phrase)}"><strong>${escapeHtml(p.phrase)}</strong>
       <span class="count">${p.tasks}</span> <span class="rise${p.tasks < p.previous ? " down" : p.tasks === p.previous ? " same" : ""}">${escapeHtml(t.rise(p.tasks - p.previous))}</span>
-      <span class="muted">${escapeHtml([where(p), sources(p.sources), ids(p.task_ids)].join(" · "))}</span></li>`).join("");
+      <span class="muted">${[escapeHtml(where(p)), sources(p.sources), ids(p.task_ids)].join(" · ")}</span></li>`).join("");
     const wordItems = words.map((w) => `<li data-phrase="${escapeHtml(w.phrase)}"><strong>${escapeHtml(w.phrase)}</strong>
       <span class="count">${w.tasks}</span> <span class="rise${w.tasks < w.previous ? " down" : w.tasks === w.previous ? " same" : ""}">${escapeHtml(t.rise(w.tasks - w.previous))}</span></li>`).join("");
     body.innerHTML = `${places.length ? `<h3>${escapeHtml(t.places)}</h3><ul class="places">${placeItems}</ul>` : ""}

@@ -9,6 +9,7 @@ import {
 } from "./common.js";
 import { bootPage } from "./password.js";
 import { recurringSection } from "./recurring.js";
+import { taskDetail } from "./task_detail.js";
 import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
 const TEXT = {
@@ -75,7 +76,9 @@ document.title = `${t.title} · gridwork`;
 translate(document, t);
 
 const $ = (id) => document.getElementById(id);
-const recurring = recurringSection($("recurring-section"), lang);
+// A task number of what recurs opens the task's page (read-only for whoever may take no step).
+const detail = taskDetail({ lang, dialog: $("task-detail"), localTime: (date) => beijing(date.toISOString()) });
+const recurring = recurringSection($("recurring-section"), lang, { openTask: (id) => detail.open(id) });
 const FORMATS = ["pdf", "xlsx", "csv"];
 const PAGE_SIZE = 10;
 
