@@ -63,6 +63,8 @@ def register_device(
     # they are committed: two at once each counted without the other's and kept 11. (FOR NO
     # KEY UPDATE: the devices' foreign key checks take KEY SHARE, which it lets through.)
     sessions.hold_account(session, user_id, token_version)
+    # Whom it leaves, if it passes from another account that it was pushing to: told below.
+    leaving = _leaving_holder(session, key, user_id, now)
     values = {
         "user_id": user_id,
         "platform": platform,
@@ -110,8 +112,30 @@ def register_device(
             deactivation_reason=f"replaced: more than {MAX_ACTIVE_DEVICES} devices",
         )
     )
+    if leaving is not None:
+        tell_moved(session, leaving, now)
     session.expire_all()
     return session.get(Device, device_id)
+
+
+def _leaving_holder(session: Session, key: str, user_id: int, now: datetime) -> Row | None:
+    """The device of token `key` as another account holds it, locked, if it passes from it to
+    `user_id` while that account is active and the device is getting its pushes: active, its
+    sign-in live. A device its owner signed out of, removed, whose sign-in ran out, or which
+    was retired (they were told then) got nothing for them already: taking it over is the next
+    holder's ordinary sign-in, and tells nobody."""
+    return session.execute(
+        select(Device.id, Device.user_id, Device.platform, Device.label)
+        .join(User, User.id == Device.user_id)
+        .where(
+            Device.token == key,
+            Device.user_id != user_id,
+            Device.active,
+            User.active,
+            sessions.device_session_live(now),
+        )
+        .with_for_update(of=Device, key_share=True)
+    ).one_or_none()
 
 
 def _listed(user_id: int):
@@ -217,8 +241,7 @@ def retired_notice(platform: str, label: str | None, last_success_at: datetime |
     if last_success_at is None:
         since = f"您的{name}从未收到过推送，已停止向它推送。"
     else:
-        local = last_success_at.astimezone(BEIJING)
-        when = f"{local.month}月{local.day}日 {local:%H:%M}"
+        when = _beijing(last_success_at)
         since = f"您的{name}上次收到推送是在{when}，此后一直收不到，已停止向它推送。"
     return (
         f"{since}新任务和时限提醒不会再到达这台设备。请在这台设备上打开网格员应用并重新登录"
@@ -253,6 +276,43 @@ def tell_retired(session: Session, device_ids: list[int], now: datetime) -> None
             collapse_key=f"device-retired-{row.id}",
             now=now,
         )
+
+
+MOVED_TITLE = "有一台设备不再接收您的推送"
+
+
+def _beijing(at: datetime) -> str:
+    local = at.astimezone(BEIJING)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def moved_notice(platform: str, label: str | None, at: datetime) -> str:
+    """The notice of a device another account registered: which, when, and what to do. The
+    other account is not named: whose phone it is now is not its last owner's to read."""
+    name = device_name(platform, label)
+    return (
+        f"{_beijing(at)}，您的{name}在另一个账号下登记接收推送，此后您的新任务和时限提醒不会"
+        "再推送到这台设备。如果这台设备仍由您使用，请在它上面打开网格员应用并重新登录，即可"
+        "重新接收；如果您没有把它交给别人使用，请告知管理员。"
+    )
+
+
+def tell_moved(session: Session, leaving: Row, now: datetime) -> None:
+    """Tell the account a device just left (`register_device`, another account registering its
+    token) in its inbox, and by push on its devices pushes still reach (the one that left is
+    the new holder's already). It passes all the same (a phone that changed hands is whoever
+    signed in last's), but a phone registered by mistake, or its token leaked and registered
+    elsewhere, stopped getting its owner's task notices unawares. No device id: the device is
+    no longer theirs to look up."""
+    notify(
+        session,
+        [leaving.user_id],
+        "device_moved",
+        MOVED_TITLE,
+        moved_notice(leaving.platform, leaving.label, now),
+        collapse_key=f"device-moved-{leaving.id}",
+        now=now,
+    )
 
 
 def expiry(exp: int | None) -> datetime:

@@ -78,7 +78,7 @@ const TEXT = {
       task_unassigned: "待分派", task_resolved: "待回访", task_transferred: "转办", task_updated: "任务",
       roster_published: "排班", roster_changed: "排班", roster_short: "缺岗", shift_swap_requested: "换班", shift_swap_cancelled: "换班",
       shift_swap_rejected: "换班", shift_swap_expired: "换班", leave_requested: "请假", leave_decided: "请假",
-      leave_cancelled: "请假", leave_shortened: "请假", report_ready: "周报", device_retired: "设备", household_moved_out: "搬离",
+      leave_cancelled: "请假", leave_shortened: "请假", report_ready: "周报", device_retired: "设备", device_moved: "设备", household_moved_out: "搬离",
     },
     unreadMark: "未读",
     account: "账号安全", changePassword: "修改密码", signOutAll: "退出所有设备",
@@ -229,7 +229,7 @@ const TEXT = {
       task_unassigned: "To assign", task_resolved: "To call back", task_transferred: "Transferred", task_updated: "Task",
       roster_published: "Roster", roster_changed: "Roster", roster_short: "Short-staffed", shift_swap_requested: "Swap", shift_swap_cancelled: "Swap",
       shift_swap_rejected: "Swap", shift_swap_expired: "Swap", leave_requested: "Leave", leave_decided: "Leave",
-      leave_cancelled: "Leave", leave_shortened: "Leave", report_ready: "Report", device_retired: "Device", household_moved_out: "Moved out",
+      leave_cancelled: "Leave", leave_shortened: "Leave", report_ready: "Report", device_retired: "Device", device_moved: "Device", household_moved_out: "Moved out",
     },
     unreadMark: "unread",
     account: "Account", changePassword: "Change password", signOutAll: "Sign out everywhere",
@@ -1599,6 +1599,10 @@ async function openSubject(notice) {
     const el = await shown(() => byId("#devices li.device", data.device_id), () => loadDevices());
     if (!el && data.device_id && navigator.onLine) sayInbox(t.inboxDeviceGone, "warn");
     focusOn(el || $("devices-card"));
+  } else if (kind === "device_moved") {
+    // The device went to another account: it is not on this worker's list any more.
+    if (navigator.onLine) await loadDevices();
+    focusOn($("devices-card"));
   }
 }
 
