@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, and_, case, or_, select, update
+from sqlalchemy import Row, and_, case, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from api import errors
 from api.models import Device, NotificationSettings, RevokedToken, User
-from api.models.push import RETIRED_REASON
+from api.models.push import RETIRED_REASONS
 from api.services import sessions
 from api.services.notifications import notify
 
@@ -140,9 +140,12 @@ def _leaving_holder(session: Session, key: str, user_id: int, now: datetime) -> 
 
 def _listed(user_id: int):
     """The user's devices they see: those not deactivated, and those the push worker retired
-    as unreachable (nothing goes to them; listed so that their owner knows, and registers
-    the device again or removes it)."""
-    retired = and_(~Device.active, Device.deactivation_reason.startswith(RETIRED_REASON))
+    as unreachable or as unregistered (nothing goes to them; listed so that their owner
+    knows, and registers the device again or removes it)."""
+    retired = and_(
+        ~Device.active,
+        or_(*(Device.deactivation_reason.startswith(reason) for reason in RETIRED_REASONS)),
+    )
     return and_(Device.user_id == user_id, or_(Device.active, retired)), retired
 
 
@@ -234,6 +237,12 @@ def device_name(platform: str, label: str | None) -> str:
     return f"{kind}「{label}」" if label else kind
 
 
+def _beijing(at: datetime) -> str:
+    """ "11月17日 10:00": an instant as its owner reads it, in Beijing time."""
+    local = at.astimezone(BEIJING)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
 def retired_notice(platform: str, label: str | None, last_success_at: datetime | None) -> str:
     """The notice of a retired device, in the words its owner reads in the inbox: which
     device, since when, and what to do."""
@@ -278,12 +287,70 @@ def tell_retired(session: Session, device_ids: list[int], now: datetime) -> None
         )
 
 
+def unregistered_notice(platform: str, label: str | None, at: datetime) -> str:
+    """The notice of a device its push service answered is gone: which, when, what to do."""
+    name = device_name(platform, label)
+    return (
+        f"{_beijing(at)}，推送服务答复您的{name}的推送登记已失效（应用重装、清除了数据，或浏览器"
+        "取消了订阅），已停止向它推送。新任务和时限提醒不会再到达这台设备。请在这台设备上打开"
+        "网格员应用（浏览器请点“重新开启推送”），即可重新登记接收；不再使用的设备可在"
+        "“账号安全 · 接收通知的设备”中移除。"
+    )
+
+
+def tell_unregistered(session: Session, device_ids: list[int], now: datetime) -> None:
+    """Tell the owners of devices just deactivated because their push service answered that
+    they are gone (`PushWorker.mark`, in its transaction; only the devices its statement
+    switched off, so each once per deactivation): an inbox notice as `tell_retired`'s, and
+    its push to their devices pushes still reach. A worker whose only phone lost its
+    registration (the app reinstalled, its data cleared) got nothing, unawares.
+
+    Nobody is told of a device whose account is switched off; nor when its owner has since
+    registered one that stands in for it, active and signed in: of its platform, registered
+    after the dropped one was last, not named otherwise (the app reinstalled registers its
+    new token as it opens, often before a push finds the old one gone: it gets pushes, and a
+    notice would alarm for nothing); nor while the notice of that device's last deactivation
+    is unread (an app registering the token it cached at each start, dead or not, would have
+    its worker told at each opening)."""
+    if not device_ids:
+        return
+    rows = session.execute(
+        text(
+            """
+            SELECT d.id, d.user_id, d.platform, d.label FROM devices d
+            JOIN users u ON u.id = d.user_id AND u.active
+            WHERE d.id = ANY(:ids)
+              AND NOT EXISTS (
+                SELECT 1 FROM devices w
+                WHERE w.user_id = d.user_id AND w.id <> d.id AND w.active
+                  AND w.platform = d.platform AND w.created_at > d.last_seen_at
+                  AND (w.label IS NULL OR d.label IS NULL OR w.label = d.label)
+                  AND """
+            + sessions.device_signed_in("w", ":now")
+            + """)
+              AND NOT EXISTS (
+                SELECT 1 FROM notifications n
+                WHERE n.user_id = d.user_id AND n.read_at IS NULL
+                  AND n.collapse_key = 'device-retired-' || d.id)
+            ORDER BY d.id
+            """
+        ),
+        {"ids": sorted(device_ids), "now": now},
+    ).all()
+    for row in rows:
+        notify(
+            session,
+            [row.user_id],
+            "device_retired",
+            RETIRED_TITLE,
+            unregistered_notice(row.platform, row.label, now),
+            data={"device_id": row.id},
+            collapse_key=f"device-retired-{row.id}",
+            now=now,
+        )
+
+
 MOVED_TITLE = "有一台设备不再接收您的推送"
-
-
-def _beijing(at: datetime) -> str:
-    local = at.astimezone(BEIJING)
-    return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
 def moved_notice(platform: str, label: str | None, at: datetime) -> str:
