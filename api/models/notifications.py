@@ -36,6 +36,9 @@ NOTIFICATION_KINDS = (
     # One of the user's devices was retired by the push worker as unreachable: nothing goes to
     # it any more (`devices.tell_retired`).
     "device_retired",
+    # One of the user's devices, getting their pushes, was registered by another account and
+    # passed to it (`devices.tell_moved`).
+    "device_moved",
     # A visit found a household of the register gone (outcome moved_out): those who keep the
     # register are asked to take it out (`household_removal.suggest_removals`).
     "household_moved_out",

@@ -28,6 +28,10 @@ DELIVERY_STATES = ("pending", "sent", "failed", "dead")
 # How the push worker's retirement begins a device's deactivation_reason: a device whose sends
 # failed for days with none going (`PushWorker`). Listed to its owner as retired.
 RETIRED_REASON = "unreachable"
+# How the push worker begins the reason of a device its push service answered is gone (FCM's
+# UNREGISTERED or a bad token, a Web Push 404/410): listed to its owner as retired too.
+UNREGISTERED_REASON = "unregistered"
+RETIRED_REASONS = (RETIRED_REASON, UNREGISTERED_REASON)
 
 
 class Device(Base):
@@ -72,8 +76,9 @@ class Device(Base):
 
     @property
     def retired(self) -> bool:
-        """Deactivated by the push worker as unreachable (not removed, nor signed out)."""
-        return not self.active and (self.deactivation_reason or "").startswith(RETIRED_REASON)
+        """Deactivated by the push worker as unreachable, or as gone from its push service
+        (not removed, nor signed out)."""
+        return not self.active and (self.deactivation_reason or "").startswith(RETIRED_REASONS)
 
     @property
     def retired_at(self) -> datetime | None:

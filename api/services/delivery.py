@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from api.errors import database_unavailable
 from api.models.notifications import PERSONAL_KINDS
-from api.models.push import RETIRED_REASON
-from api.services.devices import tell_retired
+from api.models.push import RETIRED_REASON, UNREGISTERED_REASON
+from api.services.devices import tell_retired, tell_unregistered
 from api.services.sessions import device_signed_in
 from push import DELIVERED, INVALID_TARGET, RETRY, Channel, DeliveryResult, Message, backoff
 from push.message import DEFAULT_TTL_SECONDS
@@ -816,7 +816,8 @@ class PushWorker:
                     {"i": delivery_id, "e": _db_text(result.error or "", 300), "s": "failed"}
                 )
                 if result.outcome == INVALID_TARGET:
-                    deactivate.append({"d": row.device_id, "e": _db_text(result.error or "", 200)})
+                    reason = f"{UNREGISTERED_REASON}: {result.error or ''}"
+                    deactivate.append({"d": row.device_id, "e": _db_text(reason, 200)})
         # Only the claim's own rows, and only while pending: a worker beside it may have marked
         # one dead after the lease passed (its round looked lost). A result other than "sent"
         # leaves that as it is; a message that went is recorded "sent", dead or not, since it
@@ -898,15 +899,32 @@ class PushWorker:
             deactivate = sorted(
                 {row["d"]: row for row in [*retired, *deactivate]}.values(), key=lambda r: r["d"]
             )
-            run(
-                "UPDATE devices SET active = false, deactivated_at = :now, "
-                "deactivation_reason = :e WHERE id = :d AND active",
-                deactivate,
-            )
-            # Their owners told (an invalid target's is an app reinstalled or a token rotated:
-            # the app registers its new one itself), in the same transaction.
+            # The devices it switched off, each once (still active under the lock): a round
+            # beside this one that switched one off first tells its owner, this one nobody.
+            switched_off = set()
+            if deactivate:
+                switched_off = set(
+                    session.scalars(
+                        text(
+                            "UPDATE devices v SET active = false, deactivated_at = :now, "
+                            "deactivation_reason = r.e FROM unnest(CAST(:ids AS integer[]), "
+                            "CAST(:reasons AS text[])) AS r(d, e) "
+                            "WHERE v.id = r.d AND v.active RETURNING v.id"
+                        ),
+                        {
+                            "now": now,
+                            "ids": [row["d"] for row in deactivate],
+                            "reasons": [row["e"] for row in deactivate],
+                        },
+                    )
+                )
+            # Their owners told, in the same transaction: a device retired as unreachable, and
+            # one its push service answered is gone (unregistered, a bad token, a 404/410: the
+            # app reinstalled or its data cleared; `tell_unregistered` says when the app's new
+            # registration stands in for it).
             unregistered = {row["d"] for row in deactivate if row not in retired}
             tell_retired(session, [r["d"] for r in retired if r["d"] not in unregistered], now)
+            tell_unregistered(session, sorted(unregistered & switched_off), now)
         # Counted as changed: a row taken over before its mark is lost to this round whatever
         # its result here, as is one taken over before it was sent (it has no result).
         stats.sent += changed_sent

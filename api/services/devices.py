@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, and_, case, or_, select, update
+from sqlalchemy import Row, and_, case, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from api import errors
 from api.models import Device, NotificationSettings, RevokedToken, User
-from api.models.push import RETIRED_REASON
+from api.models.push import RETIRED_REASONS
 from api.services import sessions
 from api.services.notifications import notify
 
@@ -63,6 +63,8 @@ def register_device(
     # they are committed: two at once each counted without the other's and kept 11. (FOR NO
     # KEY UPDATE: the devices' foreign key checks take KEY SHARE, which it lets through.)
     sessions.hold_account(session, user_id, token_version)
+    # Whom it leaves, if it passes from another account that it was pushing to: told below.
+    leaving = _leaving_holder(session, key, user_id, now)
     values = {
         "user_id": user_id,
         "platform": platform,
@@ -110,15 +112,40 @@ def register_device(
             deactivation_reason=f"replaced: more than {MAX_ACTIVE_DEVICES} devices",
         )
     )
+    if leaving is not None:
+        tell_moved(session, leaving, now)
     session.expire_all()
     return session.get(Device, device_id)
 
 
+def _leaving_holder(session: Session, key: str, user_id: int, now: datetime) -> Row | None:
+    """The device of token `key` as another account holds it, locked, if it passes from it to
+    `user_id` while that account is active and the device is getting its pushes: active, its
+    sign-in live. A device its owner signed out of, removed, whose sign-in ran out, or which
+    was retired (they were told then) got nothing for them already: taking it over is the next
+    holder's ordinary sign-in, and tells nobody."""
+    return session.execute(
+        select(Device.id, Device.user_id, Device.platform, Device.label)
+        .join(User, User.id == Device.user_id)
+        .where(
+            Device.token == key,
+            Device.user_id != user_id,
+            Device.active,
+            User.active,
+            sessions.device_session_live(now),
+        )
+        .with_for_update(of=Device, key_share=True)
+    ).one_or_none()
+
+
 def _listed(user_id: int):
     """The user's devices they see: those not deactivated, and those the push worker retired
-    as unreachable (nothing goes to them; listed so that their owner knows, and registers
-    the device again or removes it)."""
-    retired = and_(~Device.active, Device.deactivation_reason.startswith(RETIRED_REASON))
+    as unreachable or as unregistered (nothing goes to them; listed so that their owner
+    knows, and registers the device again or removes it)."""
+    retired = and_(
+        ~Device.active,
+        or_(*(Device.deactivation_reason.startswith(reason) for reason in RETIRED_REASONS)),
+    )
     return and_(Device.user_id == user_id, or_(Device.active, retired)), retired
 
 
@@ -210,6 +237,12 @@ def device_name(platform: str, label: str | None) -> str:
     return f"{kind}「{label}」" if label else kind
 
 
+def _beijing(at: datetime) -> str:
+    """ "11月17日 10:00": an instant as its owner reads it, in Beijing time."""
+    local = at.astimezone(BEIJING)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
 def retired_notice(platform: str, label: str | None, last_success_at: datetime | None) -> str:
     """The notice of a retired device, in the words its owner reads in the inbox: which
     device, since when, and what to do."""
@@ -217,8 +250,7 @@ def retired_notice(platform: str, label: str | None, last_success_at: datetime |
     if last_success_at is None:
         since = f"您的{name}从未收到过推送，已停止向它推送。"
     else:
-        local = last_success_at.astimezone(BEIJING)
-        when = f"{local.month}月{local.day}日 {local:%H:%M}"
+        when = _beijing(last_success_at)
         since = f"您的{name}上次收到推送是在{when}，此后一直收不到，已停止向它推送。"
     return (
         f"{since}新任务和时限提醒不会再到达这台设备。请在这台设备上打开网格员应用并重新登录"
@@ -253,6 +285,101 @@ def tell_retired(session: Session, device_ids: list[int], now: datetime) -> None
             collapse_key=f"device-retired-{row.id}",
             now=now,
         )
+
+
+def unregistered_notice(platform: str, label: str | None, at: datetime) -> str:
+    """The notice of a device its push service answered is gone: which, when, what to do."""
+    name = device_name(platform, label)
+    return (
+        f"{_beijing(at)}，推送服务答复您的{name}的推送登记已失效（应用重装、清除了数据，或浏览器"
+        "取消了订阅），已停止向它推送。新任务和时限提醒不会再到达这台设备。请在这台设备上打开"
+        "网格员应用（浏览器请点“重新开启推送”），即可重新登记接收；不再使用的设备可在"
+        "“账号安全 · 接收通知的设备”中移除。"
+    )
+
+
+def tell_unregistered(session: Session, device_ids: list[int], now: datetime) -> None:
+    """Tell the owners of devices just deactivated because their push service answered that
+    they are gone (`PushWorker.mark`, in its transaction; only the devices its statement
+    switched off, so each once per deactivation): an inbox notice as `tell_retired`'s, and
+    its push to their devices pushes still reach. A worker whose only phone lost its
+    registration (the app reinstalled, its data cleared) got nothing, unawares.
+
+    Nobody is told of a device whose account is switched off; nor when its owner has since
+    registered one that stands in for it, active and signed in: of its platform, registered
+    after the dropped one was last, not named otherwise (the app reinstalled registers its
+    new token as it opens, often before a push finds the old one gone: it gets pushes, and a
+    notice would alarm for nothing); nor while the notice of that device's last deactivation
+    is unread (an app registering the token it cached at each start, dead or not, would have
+    its worker told at each opening)."""
+    if not device_ids:
+        return
+    rows = session.execute(
+        text(
+            """
+            SELECT d.id, d.user_id, d.platform, d.label FROM devices d
+            JOIN users u ON u.id = d.user_id AND u.active
+            WHERE d.id = ANY(:ids)
+              AND NOT EXISTS (
+                SELECT 1 FROM devices w
+                WHERE w.user_id = d.user_id AND w.id <> d.id AND w.active
+                  AND w.platform = d.platform AND w.created_at > d.last_seen_at
+                  AND (w.label IS NULL OR d.label IS NULL OR w.label = d.label)
+                  AND """
+            + sessions.device_signed_in("w", ":now")
+            + """)
+              AND NOT EXISTS (
+                SELECT 1 FROM notifications n
+                WHERE n.user_id = d.user_id AND n.read_at IS NULL
+                  AND n.collapse_key = 'device-retired-' || d.id)
+            ORDER BY d.id
+            """
+        ),
+        {"ids": sorted(device_ids), "now": now},
+    ).all()
+    for row in rows:
+        notify(
+            session,
+            [row.user_id],
+            "device_retired",
+            RETIRED_TITLE,
+            unregistered_notice(row.platform, row.label, now),
+            data={"device_id": row.id},
+            collapse_key=f"device-retired-{row.id}",
+            now=now,
+        )
+
+
+MOVED_TITLE = "有一台设备不再接收您的推送"
+
+
+def moved_notice(platform: str, label: str | None, at: datetime) -> str:
+    """The notice of a device another account registered: which, when, and what to do. The
+    other account is not named: whose phone it is now is not its last owner's to read."""
+    name = device_name(platform, label)
+    return (
+        f"{_beijing(at)}，您的{name}在另一个账号下登记接收推送，此后您的新任务和时限提醒不会"
+        "再推送到这台设备。如果这台设备仍由您使用，请在它上面打开网格员应用并重新登录，即可"
+        "重新接收；如果您没有把它交给别人使用，请告知管理员。"
+    )
+
+
+def tell_moved(session: Session, leaving: Row, now: datetime) -> None:
+    """Tell the account a device just left (`register_device`, another account registering its
+    token) in its inbox, and by push on its devices pushes still reach (the one that left is
+    the new holder's already). It passes all the same (a phone that changed hands is whoever
+    signed in last's), but a phone registered by mistake, or its token leaked and registered
+    elsewhere, stopped getting its owner's task notices unawares. No device id: the device is
+    no longer theirs to look up."""
+    notify(
+        session,
+        [leaving.user_id],
+        "device_moved",
+        MOVED_TITLE,
+        moved_notice(leaving.platform, leaving.label, now),
+        collapse_key=f"device-moved-{leaving.id}",
+        now=now,
+    )
 
 
 def expiry(exp: int | None) -> datetime:

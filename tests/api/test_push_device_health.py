@@ -452,11 +452,166 @@ def test_the_owner_of_a_switched_off_account_is_not_told(session, world, retirin
     assert _notices(session, user) == []
 
 
-def test_a_device_deactivated_as_unregistered_is_not_announced_as_retired(session, world, retiring):
-    """An FCM token unregistered is an app reinstalled or a token rotated: the app registers
-    its new token itself, and a notice would alarm its owner for nothing."""
+# --- dropped as unregistered: its owner told too -------------------------------------------
+LATER = T0 + timedelta(days=1, hours=6, minutes=5)  # Wednesday 16:05 in Beijing
+
+
+@pytest.mark.parametrize("token", ["unregistered-1", "invalid-1"])
+def test_a_phone_dropped_as_unregistered_has_its_owner_told_which_and_when(
+    session, world, worker, token
+):
+    """FCM answered UNREGISTERED (the app reinstalled, its data cleared) or INVALID_ARGUMENT for
+    the token: the phone was dropped, and a worker whose only phone it was got nothing,
+    unawares, until they opened the app on it again."""
+    user = world.users["worker_a1"]
+    register_device(session, user.id, "android", token=token, label="华为 Mate 40", now=T0)
+    _told(session, world, now=LATER)
+    worker.run_once(LATER)
+    device = _device(session, token)
+    assert not device.active
+    [notice] = _notices(session, user)
+    assert notice.title == "有一台设备收不到推送了"
+    assert "安卓手机「华为 Mate 40」" in notice.body
+    assert "11月18日 16:05" in notice.body
+    assert "推送登记已失效" in notice.body
+    assert "在这台设备上打开网格员应用" in notice.body
+    assert notice.data == {"device_id": str(device.id)}
+    assert notice.read_at is None
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_a_browser_whose_push_service_dropped_its_subscription_has_its_owner_told(
+    session, world, worker, push_service, status
+):
+    user = world.users["worker_a1"]
+    endpoint = push_service.endpoint("gone")
+    register_device(
+        session, user.id, "web", subscription=subscription(endpoint), label="Chrome · 安卓", now=T0
+    )
+    push_service.answer("gone", status)
+    _told(session, world, now=LATER)
+    worker.run_once(LATER)
+    assert not _device(session, endpoint).active
+    [notice] = _notices(session, user)
+    assert "浏览器「Chrome · 安卓」" in notice.body
+
+
+def test_a_phone_dropped_as_unregistered_is_told_once(session, world, worker):
+    """Three pushes to it in the round, each answered UNREGISTERED, and more queued after:
+    one notice."""
+    user = world.users["worker_a1"]
+    make_device(session, user, "unregistered-1", now=T0)
+    for _ in range(3):
+        _told(session, world)
+    worker.run_once(T0)
+    _told(session, world, now=T0 + timedelta(hours=1))
+    worker.run_once(T0 + timedelta(hours=1))
+    assert len(_notices(session, user)) == 1
+
+
+def test_a_phone_dropped_as_unregistered_is_listed_to_its_owner_as_getting_nothing(
+    client, session, world, worker
+):
+    """Listed as a retired one is, so that its owner (and the app on it) sees that it gets
+    nothing, and why: it was not listed at all."""
     make_device(session, world.users["worker_a1"], "unregistered-1", now=T0)
     _told(session, world)
-    retiring.run_once(T0)
+    worker.run_once(T0)
+    [listed] = client.get("/api/v1/devices", headers=world.auth("worker_a1")).json
+    assert (listed["active"], listed["retired"]) == (False, True)
+    assert listed["retired_at"] == T0.isoformat()
+    assert listed["retired_reason"].startswith("unregistered: UNREGISTERED")
+
+
+def test_no_notice_when_the_reinstalled_app_registered_its_new_token_first(session, world, worker):
+    """The app reinstalled registers its new token as it opens, before a push finds the old
+    one unregistered: the phone gets pushes, and a notice would alarm its owner for nothing."""
+    user = world.users["worker_a1"]
+    register_device(
+        session, user.id, "android", token="unregistered-old", label="华为 Mate 40", now=T0
+    )
+    _told(session, world)  # queued to the old token only
+    later = T0 + timedelta(minutes=5)
+    register_device(session, user.id, "android", token="fcm-new", label="华为 Mate 40", now=later)
+    worker.run_once(later)
+    assert not _device(session, "unregistered-old").active
+    assert _notices(session, user) == []
+
+
+def test_no_notice_when_the_app_registers_its_new_token_while_the_round_sends(
+    session, world, worker
+):
+    user = world.users["worker_a1"]
+    make_device(session, user, "unregistered-old", now=T0)
+    _told(session, world)
+    claim_id, claimed = worker.claim(T0)
+    make_device(session, user, "fcm-new", now=T0 + timedelta(seconds=1))
+    outcome = worker.send(claimed, T0, claim_id=claim_id)
+    worker.mark(claim_id, claimed, outcome, T0)
+    assert not _device(session, "unregistered-old").active
+    assert _notices(session, user) == []
+
+
+@pytest.mark.parametrize(
+    ("platform", "label"), [("web", "Chrome · Windows"), ("android", "小米 13")]
+)
+def test_a_newer_device_that_is_another_one_does_not_stand_in_for_the_phone_dropped(
+    session, world, worker, platform, label
+):
+    """The office PC's browser, or another phone, registered since: the phone dropped is
+    still silent, and its owner told."""
+    user = world.users["worker_a1"]
+    register_device(
+        session, user.id, "android", token="unregistered-1", label="华为 Mate 40", now=T0
+    )
+    _told(session, world)
+    later = T0 + timedelta(minutes=5)
+    if platform == "web":
+        register_device(
+            session,
+            user.id,
+            "web",
+            subscription=subscription("https://push.example.net/send/pc"),
+            label=label,
+            now=later,
+        )
+    else:
+        register_device(session, user.id, platform, token="fcm-xiaomi", label=label, now=later)
+    worker.run_once(later)
+    assert len(_notices(session, user)) == 1
+
+
+def test_a_dead_token_registered_again_is_not_told_again_while_its_notice_is_unread(
+    session, world, worker
+):
+    """An app that registers the token it cached at each start, dead or not, had its worker
+    told at each of its openings: once is enough until they have read it."""
+    user = world.users["worker_a1"]
+    for hour in range(3):
+        now = T0 + timedelta(hours=hour)
+        make_device(session, user, "unregistered-1", now=now)
+        _told(session, world, now=now)
+        worker.run_once(now)
+    [notice] = _notices(session, user)
+    notice.read_at = T0 + timedelta(hours=3)
+    session.flush()
+    now = T0 + timedelta(hours=4)
+    make_device(session, user, "unregistered-1", now=now)
+    _told(session, world, now=now)
+    worker.run_once(now)
+    assert len(_notices(session, user)) == 2
+
+
+def test_the_owner_of_a_switched_off_account_is_not_told_of_a_phone_unregistered(
+    session, world, worker
+):
+    user = world.users["worker_a1"]
+    make_device(session, user, "unregistered-1", now=T0)
+    _told(session, world)
+    claim_id, claimed = worker.claim(T0)
+    user.active = False
+    session.flush()
+    outcome = worker.send(claimed, T0)
+    worker.mark(claim_id, claimed, outcome, T0)
     assert not _device(session, "unregistered-1").active
-    assert _notices(session, world.users["worker_a1"]) == []
+    assert _notices(session, user) == []

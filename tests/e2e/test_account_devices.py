@@ -155,6 +155,97 @@ def test_this_browser_retired_is_registered_again_as_the_app_opens(
     expect(page.locator("#this-device")).to_have_text("本机：正在接收推送。")
 
 
+def drop_unregistered(e2e_engine, device_id: int) -> None:
+    """What the push worker's mark writes when the push service answers 410 Gone."""
+    from api.models import Device
+
+    with Session(e2e_engine) as session:
+        session.execute(
+            update(Device)
+            .where(Device.id == device_id)
+            .values(
+                active=False,
+                deactivated_at=datetime.now(UTC),
+                deactivation_reason="unregistered: 410: push subscription has unsubscribed",
+            )
+        )
+        session.commit()
+
+
+# A push service's new subscription after the browser lets its old one go: a new endpoint (the
+# shared fake hands the same one back within a page).
+FRESH_AFTER_UNSUBSCRIBE = """(() => {
+  const subscribe = PushManager.prototype.subscribe;
+  PushManager.prototype.subscribe = async function (...args) {
+    const made = await subscribe.apply(this, args);
+    if (sessionStorage.getItem("e2e.unsubscribed") === made.endpoint) {
+      made.endpoint = "https://push.example.test/e2e/" + crypto.randomUUID();
+      localStorage.setItem("e2e.endpoint", made.endpoint);
+    }
+    return made;
+  };
+})();"""
+
+
+def test_a_phone_dropped_by_its_push_service_is_shown_with_what_to_do(context, page, e2e_engine):
+    own_account(context, page)
+    phone = another_phone(context, page)
+    drop_unregistered(e2e_engine, phone)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    item = page.locator(f"#devices li[data-id='{phone}']")
+    expect(item).to_have_class("device retired")
+    expect(item).to_contain_text("推送登记已失效")
+    expect(item).to_contain_text("在这台设备上打开网格员应用")
+    assert "连续" not in item.inner_text()
+
+
+def test_this_browser_dropped_by_its_push_service_subscribes_afresh_as_the_app_opens(
+    context, page, push_configured, e2e_engine
+):
+    """Its subscription gone (a 410), registering it again at the opening (as the app did)
+    sent to nothing: the next push failed, the device was dropped again, its worker told again.
+    The app takes a new subscription, registers it, and the dead one goes from the list."""
+    context.add_init_script(FRESH_AFTER_UNSUBSCRIBE)
+    own_account(context, page)
+    here = this_browser_registered(page)
+    old_endpoint = page.evaluate("() => localStorage.getItem('e2e.endpoint')")
+    drop_unregistered(e2e_engine, here)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#this-device")).to_have_text("本机：正在接收推送。")
+    now_here = int(page.evaluate("() => localStorage.getItem('gridwork.device')"))
+    assert now_here != here
+    assert page.evaluate("() => localStorage.getItem('e2e.endpoint')") != old_endpoint
+    expect(page.locator(f"#devices li[data-id='{now_here}']")).to_contain_text("正在接收推送")
+    expect(page.locator(f"#devices li[data-id='{here}']")).to_have_count(0)
+
+
+def test_this_browser_dropped_by_its_push_service_is_enabled_again_afresh(
+    context, page, push_configured, e2e_engine
+):
+    """Shown as dropped (the list read before the opening registered it), "重新开启推送" takes a
+    new subscription, not the dead one again."""
+    context.add_init_script(FRESH_AFTER_UNSUBSCRIBE)
+    own_account(context, page)
+    here = this_browser_registered(page)
+    drop_unregistered(e2e_engine, here)
+    page.route(
+        "**/api/v1/devices",
+        lambda route: route.abort() if route.request.method == "POST" else route.continue_(),
+    )
+    page.reload()  # the opening's registration does not get through
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#this-device")).to_have_text(
+        "本机：推送登记已失效，已停止推送。点下方按钮重新开启。"
+    )
+    page.unroute("**/api/v1/devices")
+    page.click("#device-register")
+    expect(page.locator("#this-device")).to_have_text("本机：正在接收推送。")
+    assert int(page.evaluate("() => localStorage.getItem('gridwork.device')")) != here
+    expect(page.locator(f"#devices li[data-id='{here}']")).to_have_count(0)
+
+
 def test_this_browser_not_registered_offers_to_register_it(context, page, push_configured):
     own_account(context, page)
     expect(page.locator("#this-device")).to_have_text("本机：尚未开启推送，收不到任务通知。")

@@ -217,6 +217,16 @@ def test_tapping_a_retired_device_notice_opens_it_in_the_device_list(context, pa
     expect(page.locator(f"#devices li[data-id='{phone}']")).to_have_class("device focus")
 
 
+def test_tapping_a_moved_device_notice_opens_the_device_card(page, worker, tell):
+    """The device went to another account: not on the list any more, the card is opened (no
+    "已不在列表中" for a device the notice never named by id)."""
+    told = tell(worker, "device_moved", "有一台设备不再接收您的推送", "安卓手机")
+    back_to_the_app(page)
+    expect(notice(page, told).locator(".notice-kind")).to_have_text("设备")
+    notice(page, told).click()
+    expect(page.locator("#devices-card")).to_have_class("focus")
+
+
 def test_tapping_a_roster_notice_opens_the_week(page, worker, tell):
     told = tell(worker, "roster_published", "排班已发布", "", week="2026-W50")
     back_to_the_app(page)

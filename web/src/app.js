@@ -79,7 +79,7 @@ const TEXT = {
       task_unassigned: "待分派", task_resolved: "待回访", task_transferred: "转办", task_updated: "任务",
       roster_published: "排班", roster_changed: "排班", roster_short: "缺岗", shift_swap_requested: "换班", shift_swap_cancelled: "换班",
       shift_swap_rejected: "换班", shift_swap_expired: "换班", leave_requested: "请假", leave_decided: "请假",
-      leave_cancelled: "请假", leave_shortened: "请假", report_ready: "周报", device_retired: "设备", household_moved_out: "搬离",
+      leave_cancelled: "请假", leave_shortened: "请假", report_ready: "周报", device_retired: "设备", device_moved: "设备", household_moved_out: "搬离",
     },
     unreadMark: "未读",
     account: "账号安全", changePassword: "修改密码", signOutAll: "退出所有设备",
@@ -89,6 +89,7 @@ const TEXT = {
     deviceActive: (at) => (at ? `正在接收推送 · 上次收到 ${at}` : "正在接收推送 · 尚未收到过推送"),
     deviceRetired: (since, n) => `已停止推送：${since ? `自 ${since} 起` : ""}连续 ${n} 次发送失败，收不到任务通知。请在这台设备上打开网格员应用并重新登录（浏览器请点“开启推送”）即可恢复；不再使用请移除。`,
     deviceSignedOut: "收不到推送：这台设备的登录已过期或已退出。请在这台设备上重新登录即可恢复；不再使用请移除。",
+    deviceUnregistered: (at) => `已停止推送：${at ? `${at} ` : ""}推送服务答复这台设备的推送登记已失效（应用重装、清除了数据，或浏览器取消了订阅），收不到任务通知。请在这台设备上打开网格员应用（浏览器请点“重新开启推送”）即可恢复；不再使用请移除。`,
     deviceRegistered: (at) => `登记于 ${at}`,
     devicesNone: "还没有设备登记接收推送：任务通知只能打开应用查看。",
     devicesRetiredCount: (n) => `有 ${n} 台设备已停止接收推送，见下面的说明。`,
@@ -100,6 +101,7 @@ const TEXT = {
     hereDenied: "本机：浏览器已禁止本网站的通知，收不到任务推送。请在浏览器的网站设置中允许通知，再点“开启推送”。",
     hereNotRegistered: "本机：尚未开启推送，收不到任务通知。", hereActive: "本机：正在接收推送。",
     hereRetired: "本机：已停止推送（多次发送失败）。点下方按钮重新开启。",
+    hereUnregistered: "本机：推送登记已失效，已停止推送。点下方按钮重新开启。",
     hereSignedOut: "本机：这次登录已不能接收推送。点下方按钮重新开启。",
     registerHere: "开启推送", registerAgain: "重新开启推送",
     quietHours: "免打扰时段", quietStart: "开始", quietEnd: "结束", quietSave: "保存", quietClear: "不设免打扰",
@@ -228,7 +230,7 @@ const TEXT = {
       task_unassigned: "To assign", task_resolved: "To call back", task_transferred: "Transferred", task_updated: "Task",
       roster_published: "Roster", roster_changed: "Roster", roster_short: "Short-staffed", shift_swap_requested: "Swap", shift_swap_cancelled: "Swap",
       shift_swap_rejected: "Swap", shift_swap_expired: "Swap", leave_requested: "Leave", leave_decided: "Leave",
-      leave_cancelled: "Leave", leave_shortened: "Leave", report_ready: "Report", device_retired: "Device", household_moved_out: "Moved out",
+      leave_cancelled: "Leave", leave_shortened: "Leave", report_ready: "Report", device_retired: "Device", device_moved: "Device", household_moved_out: "Moved out",
     },
     unreadMark: "unread",
     account: "Account", changePassword: "Change password", signOutAll: "Sign out everywhere",
@@ -238,6 +240,7 @@ const TEXT = {
     deviceActive: (at) => (at ? `Gets pushes · last received ${at}` : "Gets pushes · none received yet"),
     deviceRetired: (since, n) => `Pushes stopped: ${n} sends failed in a row${since ? ` since ${since}` : ""}; task notifications do not reach it. Open the app on that device and sign in again (in a browser: "Enable push") to get them again; remove it if no longer used.`,
     deviceSignedOut: "Gets no pushes: its sign-in expired or was ended. Sign in again on that device; remove it if no longer used.",
+    deviceUnregistered: (at) => `Pushes stopped: ${at ? `at ${at} ` : ""}its push service answered that its registration is gone (the app reinstalled, its data cleared, or the browser's subscription dropped); task notifications do not reach it. Open the app on that device (in a browser: "Enable push again") to get them again; remove it if no longer used.`,
     deviceRegistered: (at) => `registered ${at}`,
     devicesNone: "No device is registered for pushes: task notifications are seen only in the app.",
     devicesRetiredCount: (n) => `${n} device${n === 1 ? "" : "s"} no longer get${n === 1 ? "s" : ""} pushes: see below.`,
@@ -249,6 +252,7 @@ const TEXT = {
     hereDenied: "This device: the browser blocks this site's notifications; task pushes cannot reach it. Allow notifications in the site settings, then \"Enable push\".",
     hereNotRegistered: "This device: push is not enabled; task notifications do not reach it.", hereActive: "This device: gets pushes.",
     hereRetired: "This device: pushes stopped (sends kept failing). Enable them again below.",
+    hereUnregistered: "This device: its push registration is gone; pushes stopped. Enable them again below.",
     hereSignedOut: "This device: this sign-in gets no pushes. Enable them again below.",
     registerHere: "Enable push", registerAgain: "Enable push again",
     quietHours: "Quiet hours", quietStart: "From", quietEnd: "Until", quietSave: "Save", quietClear: "No quiet hours",
@@ -1086,12 +1090,29 @@ function deviceLabel() {
   return (system ? `${browser} · ${system}` : browser).slice(0, 60);
 }
 
-/** Register this browser's subscription: the server's device id is kept as this device's. */
-async function registerSubscription(subscription) {
+/** Register this browser's subscription: the server's device id is kept as this device's. A
+ * device of this browser its push service dropped (`gone`, the id it had) is taken off the list
+ * once the new subscription is registered in its place. */
+async function registerSubscription(subscription, gone = null) {
   const body = { platform: "web", subscription: subscription.toJSON(), label: deviceLabel() };
   const device = await api("/api/v1/devices", { method: "POST", body });
   localStorage.setItem(DEVICE_KEY, String(device.id));
+  if (gone && gone !== device.id) await api(`/api/v1/devices/${gone}`, { method: "DELETE" }).catch(() => {});
   return device;
+}
+
+/** Dropped by the push worker because its push service answered that it is gone (a Web Push
+ * 404/410, FCM's UNREGISTERED: `retired_reason` "unregistered: ..."). Registering the same
+ * subscription again sends to nothing: the browser needs a new one. */
+const unregistered = (d) => Boolean(d?.retired && String(d.retired_reason || "").startsWith("unregistered"));
+
+/** A new subscription of this browser, the one it holds (if any) let go first: subscribing
+ * while it holds one answers that one again, endpoint and all. */
+async function subscribeAfresh(registration, held) {
+  await held?.unsubscribe().catch(() => {});
+  return registration.pushManager.subscribe({
+    userVisibleOnly: true, applicationServerKey: urlBase64ToUint8Array(config.vapidPublicKey),
+  });
 }
 
 async function enablePush() {
@@ -1099,10 +1120,14 @@ async function enablePush() {
     if (!config.vapidPublicKey || !("PushManager" in window)) throw new Error(t.pushUnavailable);
     if ((await Notification.requestPermission()) !== "granted") throw new Error(t.pushUnavailable);
     const registration = await navigator.serviceWorker.ready;
-    const subscription = await registration.pushManager.subscribe({
-      userVisibleOnly: true, applicationServerKey: urlBase64ToUint8Array(config.vapidPublicKey),
-    });
-    await registerSubscription(subscription);
+    // This browser's device dropped as unregistered: its subscription is dead, a new one is taken.
+    const gone = unregistered(listedDevices.find((d) => d.id === thisDeviceId())) ? thisDeviceId() : null;
+    const subscription = gone
+      ? await subscribeAfresh(registration, await registration.pushManager.getSubscription().catch(() => null))
+      : await registration.pushManager.subscribe({
+        userVisibleOnly: true, applicationServerKey: urlBase64ToUint8Array(config.vapidPublicKey),
+      });
+    await registerSubscription(subscription, gone);
     $("push-status").textContent = t.pushOn;
   } catch (error) {
     $("push-status").textContent = error.message;
@@ -1115,12 +1140,25 @@ $("device-register").addEventListener("click", enablePush);
 // Pushes go only to a device whose sign-in is live: a subscription this browser still holds when
 // its worker signs in again (the last sign-in ran out, or was ended elsewhere) is registered
 // with the new one, or the phone would stay silent until "Enable push" was pressed again.
+// A subscription its push service dropped (the server's list says this browser's device was
+// dropped as unregistered), or one the browser no longer holds though push was on here (this
+// browser's device id kept), is replaced by a new one as the app opens: registered again, the
+// dead endpoint was reactivated, failed at the next push and was dropped again, its worker told
+// at each opening and getting nothing.
 async function rebindPush() {
   if (globalThis.Notification?.permission !== "granted") return;
   const registration = await navigator.serviceWorker?.getRegistration().catch(() => null);
-  const subscription = await registration?.pushManager?.getSubscription().catch(() => null);
-  if (!subscription) return;
-  await registerSubscription(subscription);
+  if (!registration?.pushManager) return;
+  let subscription = await registration.pushManager.getSubscription().catch(() => null);
+  const here = thisDeviceId();
+  if (!subscription && !here) return; // push was never turned on in this browser
+  let gone = null;
+  if (here) {
+    const listed = (await api("/api/v1/devices").catch(() => null)) || [];
+    if (!subscription || unregistered(listed.find((d) => d.id === here))) gone = here;
+  }
+  if (gone) subscription = await subscribeAfresh(registration, subscription);
+  await registerSubscription(subscription, gone);
   $("push-status").textContent = t.pushOn;
 }
 
@@ -1153,7 +1191,8 @@ function sayDevices(id, said, error = false) {
 
 function deviceItem(d) {
   const here = d.id === thisDeviceId();
-  const state = d.retired ? t.deviceRetired(shortTime(d.failing_since), d.consecutive_failures)
+  const state = unregistered(d) ? t.deviceUnregistered(shortTime(d.retired_at))
+    : d.retired ? t.deviceRetired(shortTime(d.failing_since), d.consecutive_failures)
     : !d.signed_in ? t.deviceSignedOut : t.deviceActive(shortTime(d.last_success_at));
   const cls = d.retired ? "retired" : d.active ? "" : "off";
   return `<li class="device ${cls}" data-id="${d.id}"><b>${escapeHtml(nameOf(d))}</b>${here
@@ -1171,6 +1210,7 @@ function showThisDevice() {
   let said = t.hereNotRegistered, level = "warn", button = t.registerHere;
   if (!supported) [said, button] = [t.hereUnsupported, null];
   else if (Notification.permission === "denied") [said, level, button] = [t.hereDenied, "error", null];
+  else if (unregistered(mine)) [said, level, button] = [t.hereUnregistered, "error", t.registerAgain];
   else if (mine?.retired) [said, level, button] = [t.hereRetired, "error", t.registerAgain];
   else if (mine && !mine.active) [said, button] = [t.hereSignedOut, t.registerAgain];
   else if (mine) [said, level, button] = [t.hereActive, "", null];
@@ -1609,6 +1649,10 @@ async function openSubject(notice) {
     const el = await shown(() => byId("#devices li.device", data.device_id), () => loadDevices());
     if (!el && data.device_id && navigator.onLine) sayInbox(t.inboxDeviceGone, "warn");
     focusOn(el || $("devices-card"));
+  } else if (kind === "device_moved") {
+    // The device went to another account: it is not on this worker's list any more.
+    if (navigator.onLine) await loadDevices();
+    focusOn($("devices-card"));
   }
 }
 

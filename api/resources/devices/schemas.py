@@ -124,7 +124,9 @@ class DeviceSchema(Schema):
         metadata={
             "description": "The push worker gave up on this device: its sends failed (no "
             "answer, refused, server errors) with none going for GRIDWORK_PUSH_RETIRE_FAILING_"
-            "DAYS days. Nothing is pushed to it until the app registers it again (or remove it)"
+            "DAYS days, or its push service answered that it is gone (retired_reason "
+            "'unregistered: ...': the app reinstalled, its data cleared, a Web Push 404/410). "
+            "Nothing is pushed to it until the app registers it again (or remove it)"
         }
     )
     created_at = ma.fields.DateTime()
@@ -149,8 +151,9 @@ class DeviceSchema(Schema):
     retired_reason = ma.fields.String(
         allow_none=True,
         metadata={
-            "description": "Why (since when no push went, how many sends failed in a row); "
-            "null unless retired"
+            "description": "Why: 'unreachable: ...' (since when no push went, how many sends "
+            "failed in a row) or 'unregistered: ...' (what the push service answered); null "
+            "unless retired"
         },
     )
 
