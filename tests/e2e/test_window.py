@@ -169,6 +169,15 @@ def test_the_window_worker_registers_a_request_for_another_grid_of_the_community
     assert row.locator(".status").inner_text() == "已派单"
     assert row.locator(".assignee").inner_text() == window_day["worker02"].display_name
     screenshot(page, "window-created")
+    # Its number opens its page: who holds it and what was done so far, for the resident who
+    # comes back; the window worker takes no step of another's task.
+    row.locator("button[data-open]").click()
+    detail = page.locator(f"#task-detail[data-task='{task.id}']")
+    detail.locator("h2").wait_for()
+    assert detail.locator("h2").inner_text() == "路灯不亮（窗口登记）"
+    assert window_day["worker02"].display_name in detail.inner_text()
+    assert detail.locator("a.phone").get_attribute("href") == "tel:13912345678"
+    assert detail.locator("form.task-steps").count() == 0
 
 
 def test_a_double_click_on_register_makes_one_task(page, e2e_engine, window_day):

@@ -6,6 +6,7 @@ import {
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
 import { keepFresh, tokenClaims } from "./session.js";
+import { taskDetail } from "./task_detail.js";
 
 const TEXT = {
   zh: {
@@ -427,12 +428,20 @@ async function loadToday() {
   renderToday();
 }
 
+// A request's number opens its page (task_detail.js): who holds it, what was done so far, to
+// answer the resident who comes back.
+const detail = taskDetail({ lang, dialog: $("task-detail"), localTime: (date) => beijing(date.toISOString()) });
+document.querySelector("#today-tasks").addEventListener("click", (e) => {
+  const opener = e.target.closest("button[data-open]");
+  if (opener) detail.open(Number(opener.dataset.open));
+});
+
 /** Today's rows; drawn again once the grids come (read beside them, the list may come first,
  * when a grid could be named only by its code). */
 function renderToday() {
   const tbody = document.querySelector("#today-tasks tbody");
   tbody.innerHTML = todayTasks.map((task) => `<tr data-id="${escapeHtml(task.id)}">
-    <td>#${escapeHtml(task.id)}</td><td class="title">${escapeHtml(task.title)}</td>
+    <td><button type="button" class="task-link" data-open="${Number(task.id)}">#${Number(task.id)}</button></td><td class="title">${escapeHtml(task.title)}</td>
     <td class="grid">${escapeHtml(gridLabel(task.grid_code))}</td>
     <td class="status">${escapeHtml(t.statuses[task.status] || task.status)}</td>
     <td class="assignee">${escapeHtml(task.assignee_name || (task.assignee_id ? `#${task.assignee_id}` : t.unassigned))}</td>
