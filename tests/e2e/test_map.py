@@ -1367,3 +1367,8 @@ def test_a_task_not_at_a_household_is_drawn_where_it_is(page, e2e_engine, add_ta
     page.mouse.click(*at)
     page.locator(".maplibregl-popup").wait_for()
     assert "路面坑洼" in page.locator(".maplibregl-popup").inner_text()
+    # The popup opens the task's own page: its history and the leader's steps.
+    page.click(".maplibregl-popup button.open-task")
+    page.wait_for_selector(f"#task-detail[data-task='{task}'] h2")
+    assert page.inner_text("#task-detail h2") == "路面坑洼"
+    assert page.locator(".maplibregl-popup").count() == 0

@@ -4,6 +4,7 @@ import {
 } from "./common.js";
 import { wireSignIn } from "./password.js";
 import { evidenceShortZh } from "./reasons.js";
+import { taskDetail } from "./task_detail.js";
 import { SessionEnded, keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
 const TEXT = {
@@ -18,7 +19,7 @@ const TEXT = {
     due: "待访", overdue: "逾期未访",
     // The ring is `must_visit_due`: a must-visit household not visited in the week shown.
     mustVisit: (w) => (w === isoWeek() ? "必访对象（本周未访）" : "必访对象（该周未访）"), tasks: "任务", taskOpen: "进行中",
-    taskOverdue: "已超期", taskBeside: "放大后，住户处的任务标在该户的右上方", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
+    taskOverdue: "已超期", openTask: "打开任务", taskBeside: "放大后，住户处的任务标在该户的右上方", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
     lastAttempt: "上次上门未遇",
     badLogin: "用户名或密码错误", signinFailed: "登录失败：", accounts: "账号管理", reports: "周报",
@@ -56,7 +57,7 @@ const TEXT = {
     visited: "Visited", grid: "Grid", legendGrids: "Grid coverage", legendHouseholds: "Household visits",
     visitedWeek: (w) => (w === isoWeek() ? "Visited this week" : "Visited that week"), due: "Due", overdue: "Overdue",
     mustVisit: (w) => (w === isoWeek() ? "Must-visit, not visited this week" : "Must-visit, not visited that week"),
-    tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", taskBeside: "Zoomed in, a task at a household is drawn up and right of it", status: "Status", dueAt: "Deadline",
+    tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", openTask: "Open the task", taskBeside: "Zoomed in, a task at a household is drawn up and right of it", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
     never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password",
     sessionEnded: "Your sign-in has ended: sign in again.", signinFailed: "Sign-in failed: ", accounts: "Accounts", reports: "Weekly report",
@@ -215,7 +216,8 @@ function taskPopup(p) {
   return `<div class="popup task-popup"><h4>${escapeHtml(p.title)}</h4><table>
     <tr><td>${t.status}</td><td class="status">${escapeHtml(t.statuses[p.status] || p.status)}</td></tr>
     <tr><td>${t.dueAt}</td><td>${escapeHtml(p.due_at)}${p.overdue ? ` <b>(${t.taskOverdue})</b>` : ""}</td></tr>
-    <tr><td>${t.urgency}</td><td class="urgency">${escapeHtml(t.urgencies[p.urgency] || p.urgency)}</td></tr></table></div>`;
+    <tr><td>${t.urgency}</td><td class="urgency">${escapeHtml(t.urgencies[p.urgency] || p.urgency)}</td></tr></table>
+    <button type="button" class="open-task" data-open="${Number(p.id)}">${t.openTask}</button></div>`;
 }
 
 /**
@@ -446,6 +448,10 @@ function clickPopup(map, e) {
         ...h, status: state.status, days_since_visit: state.days_since_visit,
         last_visited: state.last_visited, last_attempt: state.last_attempt,
       }, box, backToEntrance);
+    } else if (button.dataset.open) {
+      // The task's own page (task_detail.js): its request, history and the caller's steps.
+      popup.remove();
+      taskPage?.open(Number(button.dataset.open));
     } else if (button.classList.contains("back-entrance")) open(entrance);
     else if (button.classList.contains("back")) list();
     else if (button.classList.contains("zoom-in")) {
@@ -461,6 +467,8 @@ function clickPopup(map, e) {
 
 // The popup open now: its figures are the week's it was opened in (closed when the week changes).
 let openPopup = null;
+// A task's own page, opened from its popup (made with the map: a step taken draws the tasks anew).
+let taskPage = null;
 
 const FOCUSABLE = "button:not([disabled]), a[href], input, [tabindex]:not([tabindex='-1'])";
 
@@ -671,6 +679,11 @@ function start() {
         : { url },
   });
   window.gridworkMap = map;
+  taskPage = taskDetail({
+    lang, dialog: document.getElementById("task-detail"),
+    localTime: (date) => date.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" }),
+    changed: () => map.getSource("tasks").setTiles([tileUrl("tasks")]),
+  });
   keepFresh();
   // A tile refused with 401 (the token expired while the computer slept): refresh, then fetch
   // the layers' tiles again. When the session itself is over, the page asks to sign in.
