@@ -11,6 +11,7 @@ import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
 import { recurringSection } from "./recurring.js";
 import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
+import { reportProblem } from "./report_problem.js";
 import { taskDetail } from "./task_detail.js";
 
 const TEXT = {
@@ -496,6 +497,16 @@ $("grid-task-list").addEventListener("click", async (e) => {
 const detail = taskDetail({
   lang, dialog: $("task-detail"), localTime, changed: () => Promise.all([loadTasks(), loadGridTasks()]),
 });
+// 上报问题: a problem found on the rounds opened as a task (web/src/report_problem.js), a
+// worker's and a leader's, placed where the phone stands or at one of their households.
+reportProblem({
+  lang, section: $("report-problem"), households: () => cachedHouseholds(), locate, localTime,
+  opened: () => Promise.all([loadTasks(), loadGridTasks()]),
+});
+const showReportProblem = () => {
+  $("report-problem").hidden = !["worker", "grid_leader"].includes(tokenClaims(getToken()).role);
+};
+
 for (const list of ["tasks", "grid-task-list"]) {
   $(list).addEventListener("click", (e) => {
     const opener = e.target.closest("button[data-open]");
@@ -1953,6 +1964,7 @@ async function start() {
   const mine = readMyLeave();
   mine.catch(() => {}); // offline: each says so its own way
   resetInbox(); // another worker's list never shows: read afresh for whoever signed in
+  showReportProblem();
   await Promise.all([refreshInbox(), loadShifts(mine), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), loadRecurring(), showQueue(), showFlagged(), loadLeave(mine)]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
