@@ -495,3 +495,133 @@ def test_on_a_phone_the_inbox_fits_and_its_controls_are_tall_enough(page, worker
     page.click("#inbox-link")
     expect(page.locator("#inbox")).to_be_in_viewport()
     screenshot(page, "app-inbox")
+
+
+# --- kept on the phone ------------------------------------------------------------------------
+# The app is offline-first: a worker in a basement who opened it (or reloaded it) saw
+# "离线：消息需要联网" and none of the notices already received. The notices last read are kept
+# in IndexedDB, tagged with their worker, and forgotten at sign-out and when someone else signs in.
+
+
+def kept_inbox(page):
+    """The inbox kept on this phone (IndexedDB), or None."""
+    return page.evaluate("async () => (await import('/web/queue.js')).getMeta('inbox')")
+
+
+def kept_ids(page) -> list[int]:
+    kept = kept_inbox(page)
+    return [n["id"] for n in kept["items"]] if kept else []
+
+
+def reopened_offline(context, page) -> None:
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def test_reopened_offline_the_inbox_shows_the_notices_last_received(context, page, worker, tell):
+    read = tell(worker, "roster_published", "排班已发布")
+    unread = tell(worker, "leave_decided", "请假已批准", "12月8日")
+    reopened(page)
+    notice(page, read).click()
+    expect(notice(page, read)).to_have_class("notice")
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+
+    reopened_offline(context, page)
+    expect(page.locator("#inbox-status")).to_have_text("离线：消息需要联网，下面是上次收到的消息。")
+    items = page.locator("#inbox-list li.notice")
+    assert [int(i) for i in items.evaluate_all("(li) => li.map((x) => x.dataset.id)")] == [
+        unread,
+        read,
+    ]
+    expect(notice(page, unread)).to_have_class("notice unread")
+    expect(notice(page, unread).locator(".notice-body")).to_have_text("12月8日")
+    expect(notice(page, read)).to_have_class("notice")
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+    context.set_offline(False)
+
+
+def kept_count(page, count: int) -> None:
+    """Wait (10 s at most) until the phone keeps `count` notices."""
+    assert page.evaluate(
+        """async (count) => {
+          const { getMeta } = await import('/web/queue.js');
+          for (let n = 0; n < 200; n++) {
+            if ((await getMeta('inbox'))?.items.length === count) return true;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          return false;
+        }""",
+        count,
+    )
+
+
+def test_the_phone_keeps_only_the_newest_hundred_notices(page, worker, tell):
+    ids = [tell(worker, "task_updated", f"任务有更新 {n:03d}") for n in range(125)]
+    reopened(page)
+    items = page.locator("#inbox-list li.notice")
+    for shown in (40, 60, 80, 100, 120, 125):
+        page.click("#inbox-more")
+        expect(items).to_have_count(shown)
+    kept_count(page, 100)
+    assert kept_ids(page) == ids[::-1][:100]
+
+
+def test_signing_out_forgets_the_notices_kept(page, worker, tell):
+    tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    assert kept_ids(page)
+    page.click("#signout")
+    page.locator("#signin").wait_for(state="visible")
+    assert kept_inbox(page) is None
+
+
+def test_signing_out_everywhere_forgets_the_notices_kept(page, worker, tell):
+    tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    assert kept_ids(page)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#signout-all")
+    page.locator("#signin").wait_for(state="visible")
+    assert kept_inbox(page) is None
+
+
+def test_a_session_ended_elsewhere_forgets_the_notices_kept(context, page, worker, tell):
+    tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    assert kept_ids(page)
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    answer = context.request.post(
+        "/api/v1/auth/logout-all", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.ok, answer.text()
+    back_to_the_app(page)
+    page.locator("#signin").wait_for(state="visible")
+    assert kept_inbox(page) is None
+
+
+def test_another_worker_signing_in_on_the_phone_never_sees_the_notices_kept(
+    context, page, worker, tell
+):
+    """The notices of the worker before are left on the phone (a sign-in on another page, the
+    tokens replaced): the next one's app neither shows them nor keeps them, offline either."""
+    from fixtures.people import DEMO_PASSWORD
+
+    told = tell(worker, "task_dispatched", "新任务", "3号楼2单元 王某家漏水")
+    reopened(page)
+    assert told in kept_ids(page)
+    # Another worker signs in on another page of this phone: the app's tokens are theirs.
+    page.evaluate(
+        """async ([username, password]) => {
+          const { signIn } = await import('/web/common.js');
+          await signIn(username, password);
+        }""",
+        ["worker02", DEMO_PASSWORD],
+    )
+    reopened(page)
+    expect(notice(page, told)).to_have_count(0)
+    assert told not in kept_ids(page)
+    reopened_offline(context, page)
+    expect(notice(page, told)).to_have_count(0)
+    context.set_offline(False)

@@ -1,11 +1,11 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, api, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
-  forgetSignIn, signIn, signOut, todayLocal, translate,
+  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_KEY, TASKS_KEY, api, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref,
+  pickLang, forgetInbox, forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
   RETRIED_REFUSALS, clearQueue, discard, dismissFlagged, enqueue, getMeta, handOver, listFlagged, listQueued, requeueEdited,
-  syncQueue, tokenUser,
+  setMeta, syncQueue, tokenUser,
 } from "./queue.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
@@ -1292,8 +1292,11 @@ $("quiet-clear").addEventListener("click", () => saveQuietHours(null, null));
 // answer read: what arrived since (and a few repeats, merged by id; docs/tasks-and-push.md,
 // "Polling the inbox"). "全部标为已读" sends that cursor: a notice that arrived after it stays
 // unread. Tapping a notice marks it read and opens what it is about where the app has it.
-// The list is kept in memory only (task notices carry a task's title, which may name a
-// resident): offline it stays as last shown, and is said to be so.
+// The app is offline-first: the newest notices read (`INBOX_KEPT`) and the unread count are kept
+// in IndexedDB (`INBOX_KEY`), tagged with their worker, and shown when the app opens offline, said
+// to be the last received. A task notice carries a task's title, which may name a resident: the
+// copy is forgotten at every sign-out (`forgetSignIn`), when the session ends, and at the start
+// of anyone else's app; a start online reads the first page afresh, as before.
 const INBOX_PAGE = 20;
 const INBOX_POLL_PAGE = 50;
 const INBOX_UNREAD_PAGE = 100; // the unread notices read with each poll (their count is the badge)
@@ -1302,6 +1305,7 @@ const INBOX_UNREAD_PAGE = 100; // the unread notices read with each poll (their 
 // at most this long. A deadline warning comes hours ahead, and two light reads a phone every
 // three minutes (an indexed count, and a page of what arrived since) cost the server little.
 const INBOX_POLL_MS = 3 * 60_000;
+const INBOX_KEPT = 5 * INBOX_PAGE; // the newest notices kept on the phone for offline
 let inbox = { user: null, items: [], cursor: null, nextPage: null, unread: 0, loaded: false };
 let inboxChain = Promise.resolve();
 let inboxRefreshQueued = false;
@@ -1316,11 +1320,13 @@ function resetInbox() {
  * cursor the one before left. A step never rejects: its failure is said on the card. */
 function inboxStep(work) {
   const run = inboxChain.then(async () => {
+    const user = tokenUser(getToken());
     try {
       await work();
     } catch (error) {
       if (error?.status !== 401) sayInbox(inboxProblem(error, t.inboxFailed), true);
     }
+    await keepInbox(user);
   });
   inboxChain = run;
   return run;
@@ -1337,6 +1343,39 @@ function sayInbox(said, error = false) {
   $("inbox-status").innerHTML = said ? explained(typeof said === "string" ? { why: said, server: "" } : said) : "";
   $("inbox-status").classList.toggle("error", error === true);
   $("inbox-status").classList.toggle("warn", error === "warn");
+}
+
+/** Keep what the list now shows of the server's (its newest `INBOX_KEPT` notices) for offline,
+ * while `user` is still the one signed in and the inbox was read for them. */
+async function keepInbox(user) {
+  if (!inbox.loaded || !sameUser(user)) return;
+  const kept = { user, at: Date.now(), unread: inbox.unread, items: inbox.items.slice(0, INBOX_KEPT) };
+  try {
+    await setMeta(INBOX_KEY, kept);
+  } catch {
+    await forgetInbox(); // no room: better no copy than an old one said to be the last
+  }
+}
+
+/** Show the notices kept for the worker signed in (a start offline shows them, said so); the
+ * copy of anyone else is forgotten. */
+async function restoreInbox() {
+  const user = tokenUser(getToken());
+  let kept;
+  try {
+    kept = await getMeta(INBOX_KEY);
+  } catch {
+    return; // storage refused: nothing kept
+  }
+  if (!kept) return;
+  if (!user || kept.user !== user) {
+    await forgetInbox();
+    return;
+  }
+  if (!sameUser(user) || inbox.loaded || inbox.items.length) return;
+  inbox.items = Array.isArray(kept.items) ? kept.items : [];
+  inbox.unread = Number(kept.unread) || 0;
+  renderInbox();
 }
 
 const newestFirst = (a, b) => String(b.created_at).localeCompare(String(a.created_at)) || b.id - a.id;
@@ -1898,6 +1937,7 @@ async function start() {
   const mine = readMyLeave();
   mine.catch(() => {}); // offline: each says so its own way
   resetInbox(); // another worker's list never shows: read afresh for whoever signed in
+  await restoreInbox(); // the notices kept for them, shown until read afresh (offline: as they were)
   await Promise.all([refreshInbox(), loadShifts(mine), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), loadRecurring(), showQueue(), showFlagged(), loadLeave(mine)]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
@@ -1975,6 +2015,7 @@ addEventListener("gridwork:session-ended", () => {
   if (signingOut) return;
   $("home").hidden = true;
   resetInbox(); // the notices are the signed-out worker's
+  forgetInbox(); // and so is their copy on the phone
   resetDevices(); // and so are the devices
   $("signout").hidden = true;
   $("signin").hidden = false;
