@@ -625,3 +625,95 @@ def test_another_worker_signing_in_on_the_phone_never_sees_the_notices_kept(
     reopened_offline(context, page)
     expect(notice(page, told)).to_have_count(0)
     context.set_offline(False)
+
+
+# --- back after a long absence ----------------------------------------------------------------
+@pytest.fixture
+def flood(e2e_engine):
+    """`count` notices for a user in one change (a week's deadline warnings of a busy grid);
+    removed after. Their ids, oldest first."""
+    from api.models import Notification
+    from api.services.notifications import notify
+
+    users: list[int] = []
+
+    def flooded(user_id: int, count: int) -> list[int]:
+        users.append(user_id)
+        with Session(e2e_engine) as session:
+            rows = [
+                notify(session, [user_id], "task_deadline_warning", f"任务即将超期 {n:04d}")[0]
+                for n in range(count)
+            ]
+            session.commit()
+            return [row.id for row in rows]
+
+    yield flooded
+    with Session(e2e_engine) as session:
+        session.execute(delete(Notification).where(Notification.user_id.in_(users)))
+        session.commit()
+
+
+def shown_ids(page) -> list[int]:
+    items = page.locator("#inbox-list li.notice")
+    return [int(i) for i in items.evaluate_all("(li) => li.map((x) => x.dataset.id)")]
+
+
+def test_back_after_a_long_absence_the_list_has_no_hole_and_stays_short(page, worker, tell, flood):
+    """The open app polls what arrived since its cursor, 20 pages of 50 at most: with more, it
+    merged the newest 1,000 above the notices it held, and the rest (older than those, newer
+    than the held ones) were nowhere, "更多" paging on from where the list began (and 1,000
+    notices were drawn in the card)."""
+    held = tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(notice(page, held)).to_be_visible()
+    arrived = flood(worker, 1010)
+    back_to_the_app(page)
+    expect(page.locator("#inbox-badge")).to_have_text("99+")
+    newest_first = [*arrived[::-1], held]
+    expect(notice(page, arrived[-1])).to_be_visible()
+    shown = shown_ids(page)
+    assert shown == newest_first[: len(shown)]  # the newest, without a hole
+    assert len(shown) <= 100
+    more = page.locator("#inbox-more")
+    more.click()
+    expect(page.locator("#inbox-list li.notice")).to_have_count(len(shown) + 20)
+    assert shown_ids(page) == newest_first[: len(shown) + 20]
+
+
+def test_mark_all_read_with_a_flood_arrived_meanwhile_leaves_the_list_without_a_hole(
+    page, worker, tell, flood, e2e_engine
+):
+    """After marking, the app reads again from its cursor: it merged the newest 1,000 of what
+    had arrived meanwhile above the notices it held, the rest a hole nothing read."""
+    held = tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(notice(page, held)).to_have_class("notice unread")
+    arrived = flood(worker, 1010)  # after the poll: they stay unread
+    page.click("#inbox-ack-all")
+    expect(page.locator("#inbox-status")).to_have_text("已将 1 条消息标为已读。")
+    assert read_at(e2e_engine, held) is not None
+    assert read_at(e2e_engine, arrived[0]) is None
+    expect(page.locator("#inbox-badge")).to_have_text("99+")
+    shown = shown_ids(page)
+    assert shown == [*arrived[::-1], held][: len(shown)]
+    assert len(shown) <= 100
+
+
+def test_mark_all_read_with_a_flood_meanwhile_marks_what_it_showed_behind_a_held_cursor(
+    page, worker, tell, flood, e2e_engine
+):
+    """A transaction running elsewhere holds the cursor behind the notice shown: the server's
+    ack-all leaves it unread, and the app finds it in what it reads again, past the flood."""
+    from sqlalchemy import text
+
+    with e2e_engine.connect() as long_running:
+        long_running.execute(text("SELECT pg_current_xact_id()"))  # holds an xid, open
+        held = tell(worker, "leave_decided", "请假已批准")
+        reopened(page)
+        expect(notice(page, held)).to_have_class("notice unread")
+        arrived = flood(worker, 1010)
+        page.click("#inbox-ack-all")
+        expect(page.locator("#inbox-status")).to_have_text("已将 1 条消息标为已读。")
+        assert read_at(e2e_engine, held) is not None
+        assert read_at(e2e_engine, arrived[0]) is None
+        long_running.rollback()

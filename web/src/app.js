@@ -1299,6 +1299,10 @@ $("quiet-clear").addEventListener("click", () => saveQuietHours(null, null));
 // of anyone else's app; a start online reads the first page afresh, as before.
 const INBOX_PAGE = 20;
 const INBOX_POLL_PAGE = 50;
+// A poll reads two pages at most (a few repeats among them, the API's): more arrived since than
+// that, the list is read afresh, its first page, the rest by "更多" (the app holds what the
+// worker reads, not every notice of a long absence).
+const INBOX_POLL_PAGES = 2;
 const INBOX_UNREAD_PAGE = 100; // the unread notices read with each poll (their count is the badge)
 // Three minutes: a push relayed, the page shown again and the network back read it at once; the
 // timer is for a phone left open on the app without push (most in China), where a notice waits
@@ -1408,19 +1412,47 @@ function renderInbox() {
  * meanwhile: the answer is dropped). */
 const sameUser = (user) => user === tokenUser(getToken()) && inbox.user === user;
 
-/** Every notice committed since `cursor`, all pages of that answer: {rows, cursor} (the cursor of
- * the last page read, as the API asks). */
+/** Every notice committed since `cursor`, the pages of that answer up to `INBOX_POLL_PAGES`:
+ * {rows, cursor, complete} (the cursor of the last page read, as the API asks; complete: no page
+ * was left). A worker back after a long absence may have more than a poll reads: those merged,
+ * the older ones left would be a hole in the list (newer than those held, older than those
+ * read) that neither a poll nor "更多" reads; the caller reads the list afresh instead. */
 async function inboxSince(cursor) {
   const rows = [];
   let page = 1;
   let next = cursor;
-  for (let n = 0; n < 20 && page; n++) {
+  for (let n = 0; n < INBOX_POLL_PAGES && page; n++) {
     const answer = await apiPage(`/api/v1/notifications?cursor=${encodeURIComponent(cursor)}`, { page, pageSize: INBOX_POLL_PAGE });
     rows.push(...answer.items);
     next = answer.headers.get("X-Inbox-Cursor") || next;
     page = answer.pagination?.next_page > page ? answer.pagination.next_page : null;
   }
-  return { rows, cursor: next };
+  return { rows, cursor: next, complete: !page };
+}
+
+/** The notices of `ids` (those the list showed unread) that the answer since `cursor` holds
+ * past the pages a poll reads, no other kept (20 pages at most): after "全部标为已读" with a
+ * flood arrived since, those a transaction running elsewhere held behind the cursor are there,
+ * older than the flood, and still unread. */
+async function shownBeyond(cursor, ids) {
+  const found = [];
+  let page = INBOX_POLL_PAGES + 1;
+  for (let n = 0; n < 20 && page; n++) {
+    const answer = await apiPage(`/api/v1/notifications?cursor=${encodeURIComponent(cursor)}`, { page, pageSize: INBOX_POLL_PAGE });
+    found.push(...answer.items.filter((row) => ids.has(row.id)));
+    page = answer.pagination?.next_page > page ? answer.pagination.next_page : null;
+  }
+  return found;
+}
+
+/** The list afresh: its first page, "更多" the next. False: another user now. */
+async function readFirstPage(user) {
+  const first = await apiPage("/api/v1/notifications", { page: 1, pageSize: INBOX_PAGE });
+  if (!sameUser(user)) return false;
+  inbox.items = [...first.items].sort(newestFirst);
+  inbox.cursor = first.headers.get("X-Inbox-Cursor");
+  inbox.nextPage = first.pagination?.next_page || null;
+  return true;
 }
 
 async function readInbox() {
@@ -1432,18 +1464,17 @@ async function readInbox() {
     renderInbox();
     return;
   }
-  if (inbox.cursor === null) {
-    const first = await apiPage("/api/v1/notifications", { page: 1, pageSize: INBOX_PAGE });
-    if (!sameUser(user)) return;
-    inbox.items = [...first.items].sort(newestFirst);
-    inbox.cursor = first.headers.get("X-Inbox-Cursor");
-    inbox.nextPage = first.pagination?.next_page || null;
-  } else {
+  if (inbox.cursor !== null) {
     const since = await inboxSince(inbox.cursor);
     if (!sameUser(user)) return;
-    mergeNotices(since.rows);
-    inbox.cursor = since.cursor;
+    if (since.complete) {
+      mergeNotices(since.rows);
+      inbox.cursor = since.cursor;
+    } else {
+      inbox.cursor = null; // more arrived than a poll reads: the list afresh, the rest by "更多"
+    }
   }
+  if (inbox.cursor === null && !(await readFirstPage(user))) return;
   if (!(await readUnread(user))) return;
   inbox.loaded = true;
   sayInbox("");
@@ -1535,19 +1566,25 @@ $("inbox-ack-all").addEventListener("click", () => inboxStep(async () => {
   try {
     const since = await inboxSince(cursor);
     if (!sameUser(user)) return;
-    const held = since.rows.filter((n) => !n.read_at && shownUnread.has(n.id));
+    const beyond = since.complete || !shownUnread.size ? [] : await shownBeyond(cursor, shownUnread);
+    const held = [...since.rows, ...beyond].filter((n) => !n.read_at && shownUnread.has(n.id));
     for (let i = 0; i < held.length; i += 5) {
       const acked = await Promise.all(held.slice(i, i + 5).map((n) => api(`/api/v1/notifications/${n.id}/ack`, { method: "POST" })
         .catch((error) => (error?.status === 404 ? null : Promise.reject(error)))));
-      for (const row of acked.filter(Boolean)) since.rows[since.rows.findIndex((n) => n.id === row.id)] = row;
+      for (const row of acked.filter(Boolean)) {
+        const at = since.rows.findIndex((n) => n.id === row.id);
+        if (at >= 0) since.rows[at] = row;
+      }
       acknowledged += acked.filter(Boolean).length;
     }
     if (!sameUser(user)) return;
     const answered = new Set(since.rows.map((n) => n.id));
     const at = new Date().toISOString();
     inbox.items = inbox.items.map((n) => (answered.has(n.id) || n.read_at ? n : { ...n, read_at: at }));
-    mergeNotices(since.rows);
-    inbox.cursor = since.cursor;
+    if (since.complete) {
+      mergeNotices(since.rows);
+      inbox.cursor = since.cursor;
+    } else if (!(await readFirstPage(user))) return; // more arrived than a poll reads
     if (!(await readUnread(user))) return;
   } catch (error) {
     if (error?.status === 401 || !sameUser(user)) return;
