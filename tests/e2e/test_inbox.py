@@ -717,3 +717,16 @@ def test_mark_all_read_with_a_flood_meanwhile_marks_what_it_showed_behind_a_held
         assert read_at(e2e_engine, held) is not None
         assert read_at(e2e_engine, arrived[0]) is None
         long_running.rollback()
+
+
+def test_reopened_offline_mark_all_read_says_it_needs_the_network(context, page, worker, tell):
+    """The notices kept are shown with "全部标为已读": pressed offline it did nothing at all
+    (the app had no cursor yet, and looked no further)."""
+    told = tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(notice(page, told)).to_be_visible()
+    reopened_offline(context, page)
+    page.click("#inbox-ack-all")
+    expect(page.locator("#inbox-status")).to_have_text("离线：标为已读需要联网，联网后再试。")
+    expect(notice(page, told)).to_have_class("notice unread")
+    context.set_offline(False)

@@ -1545,9 +1545,15 @@ $("inbox-more").addEventListener("click", () => inboxStep(async () => {
 // acknowledged one by one.
 $("inbox-ack-all").addEventListener("click", () => inboxStep(async () => {
   const user = tokenUser(getToken());
-  if (!sameUser(user) || inbox.cursor === null) return;
+  if (!sameUser(user)) return;
   if (!navigator.onLine) {
     sayInbox(t.inboxNeedsNet, "warn");
+    return;
+  }
+  // No answer read yet (the notices shown are those kept on the phone, the read since failed):
+  // nothing is known to have been shown, so nothing is marked.
+  if (inbox.cursor === null) {
+    sayInbox(t.inboxAckFailed, true);
     return;
   }
   const cursor = inbox.cursor;
