@@ -730,3 +730,21 @@ def test_reopened_offline_mark_all_read_says_it_needs_the_network(context, page,
     expect(page.locator("#inbox-status")).to_have_text("离线：标为已读需要联网，联网后再试。")
     expect(notice(page, told)).to_have_class("notice unread")
     context.set_offline(False)
+
+
+def test_offline_a_task_notice_not_in_the_saved_task_list_is_not_said_to_be_gone(
+    context, page, worker, tell, task_of
+):
+    """The task list saved on the phone predates the task: offline, tapping its notice said the
+    task had left the worker's lists (resolved, reassigned or moved?), which nothing knew."""
+    task = task_of(worker, "井盖松动")
+    told = tell(worker, "task_dispatched", "新任务", "井盖松动", task_id=task)
+    back_to_the_app(page)  # the inbox is read again, not the task list
+    expect(notice(page, told)).to_be_visible()
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    notice(page, told).click()
+    expect(page.locator("#inbox-status")).to_have_text(
+        "离线：本机保存的任务列表里没有这项任务，联网后再看。"
+    )
+    context.set_offline(False)

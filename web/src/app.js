@@ -70,6 +70,7 @@ const TEXT = {
     inboxGone: "这条消息已不在服务器上。", inboxAckFailed: "没有标为已读，请稍后再试。",
     inboxAckedAll: (n) => (n ? `已将 ${n} 条消息标为已读。` : "没有未读消息。"),
     inboxTaskGone: "这项任务已不在您的任务列表中（可能已办结、已改派或已移至其他网格）。",
+    inboxTaskNotKept: "离线：本机保存的任务列表里没有这项任务，联网后再看。",
     inboxLeaveGone: "这条请假已不在列表中（可能已取消）。", inboxDeviceGone: "这台设备已不在列表中（可能已移除）。",
     // A short label per notice kind (api/models/notifications.py NOTIFICATION_KINDS): the title
     // says the rest; a kind not listed shows its title alone.
@@ -223,6 +224,7 @@ const TEXT = {
     inboxGone: "This message is no longer on the server.", inboxAckFailed: "Not marked read; try again later.",
     inboxAckedAll: (n) => (n ? `${n} message${n === 1 ? "" : "s"} marked read.` : "No unread message."),
     inboxTaskGone: "That task is no longer in your lists (resolved, reassigned or moved to another grid?).",
+    inboxTaskNotKept: "Offline: the task list saved on this device does not have that task; look again online.",
     inboxLeaveGone: "That leave is no longer listed (cancelled?).", inboxDeviceGone: "That device is no longer listed (removed?).",
     noticeKinds: {
       task_dispatched: "New task", task_reassigned: "Reassigned", task_deadline_warning: "Due soon", task_escalated: "Escalated",
@@ -1669,7 +1671,8 @@ async function openSubject(notice) {
     const find = () => byId("#tasks li.task", data.task_id) || byId("#grid-task-list li.grid-task", data.task_id);
     const el = data.task_id ? await shown(find, () => Promise.all([loadTasks(), loadGridTasks()])) : null;
     if (el) focusOn(el);
-    else if (data.task_id) sayInbox(t.inboxTaskGone, "warn");
+    // Offline, the lists are copies saved earlier (the task may be newer): nothing says it left.
+    else if (data.task_id) sayInbox(navigator.onLine ? t.inboxTaskGone : t.inboxTaskNotKept, "warn");
   } else if (kind.startsWith("leave_")) {
     const el = await shown(() => byId("#leave li.leave", data.leave_id), () => loadLeave());
     if (!el && data.leave_id && navigator.onLine) sayInbox(t.inboxLeaveGone, "warn");
