@@ -748,3 +748,20 @@ def test_offline_a_task_notice_not_in_the_saved_task_list_is_not_said_to_be_gone
         "离线：本机保存的任务列表里没有这项任务，联网后再看。"
     )
     context.set_offline(False)
+
+
+def test_a_notice_gone_from_the_server_is_no_longer_counted_unread(page, worker, tell, e2e_engine):
+    """The list took it off, the badge went on counting it (1, with nothing unread)."""
+    from api.models import Notification
+
+    told = tell(worker, "report_ready", "2026-W49 走访覆盖率周报")
+    reopened(page)
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+    with Session(e2e_engine) as session:
+        session.execute(delete(Notification).where(Notification.id == told))
+        session.commit()
+    notice(page, told).click()
+    expect(page.locator("#inbox-status .why")).to_have_text("这条消息已不在服务器上。")
+    expect(notice(page, told)).to_have_count(0)
+    expect(page.locator("#inbox-badge")).to_be_hidden()
+    expect(page.locator("#inbox-ack-all")).to_be_hidden()

@@ -1633,6 +1633,10 @@ async function openNotice(id) {
         if (error?.status === 401) return;
         if (error?.status === 404) { // gone from the server (and from this list)
           inbox.items = inbox.items.filter((n) => n.id !== id);
+          // Nor counted unread any more: the count read again (it went on counting it).
+          const counted = await readUnread(user).catch(() => null);
+          if (counted === false) return; // another user now
+          if (counted === null) inbox.unread = Math.max(0, inbox.unread - 1);
           renderInbox();
           sayInbox(inboxProblem(error, t.inboxGone), true);
           return;
