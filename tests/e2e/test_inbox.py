@@ -765,3 +765,20 @@ def test_a_notice_gone_from_the_server_is_no_longer_counted_unread(page, worker,
     expect(notice(page, told)).to_have_count(0)
     expect(page.locator("#inbox-badge")).to_be_hidden()
     expect(page.locator("#inbox-ack-all")).to_be_hidden()
+
+
+def test_the_server_unreachable_at_start_the_notices_kept_are_said_to_be_the_last_received(
+    page, worker, tell
+):
+    """Online, the inbox could not be read (a 503 while the server restarts): the card showed
+    the notices kept on the phone under 消息暂不可用, as if they were the server's now."""
+    told = tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(notice(page, told)).to_be_visible()
+    page.route(
+        "**/api/v1/notifications?*",
+        lambda route: route.fulfill(status=503, json={"title": "Service unavailable"}),
+    )
+    reopened(page)
+    expect(page.locator("#inbox-status .why")).to_have_text("消息暂不可用，下面是上次收到的消息。")
+    expect(notice(page, told)).to_be_visible()

@@ -67,6 +67,7 @@ const TEXT = {
     inbox: "消息", inboxMore: "更多", inboxAckAll: "全部标为已读", inboxNone: "暂无消息",
     inboxOffline: "离线：消息需要联网，下面是上次收到的消息。", inboxOfflineNone: "离线：消息需要联网。",
     inboxNeedsNet: "离线：标为已读需要联网，联网后再试。", inboxFailed: "消息暂不可用，请稍后再试。",
+    inboxFailedKept: "消息暂不可用，下面是上次收到的消息。",
     inboxGone: "这条消息已不在服务器上。", inboxAckFailed: "没有标为已读，请稍后再试。",
     inboxAckedAll: (n) => (n ? `已将 ${n} 条消息标为已读。` : "没有未读消息。"),
     inboxTaskGone: "这项任务已不在您的任务列表中（可能已办结、已改派或已移至其他网格）。",
@@ -221,6 +222,7 @@ const TEXT = {
     inbox: "Messages", inboxMore: "More", inboxAckAll: "Mark all read", inboxNone: "No messages",
     inboxOffline: "Offline: messages need a connection; below, the last ones received.", inboxOfflineNone: "Offline: messages need a connection.",
     inboxNeedsNet: "Offline: marking read needs a connection; try again online.", inboxFailed: "Messages unavailable; try again later.",
+    inboxFailedKept: "Messages unavailable; below, the last ones received.",
     inboxGone: "This message is no longer on the server.", inboxAckFailed: "Not marked read; try again later.",
     inboxAckedAll: (n) => (n ? `${n} message${n === 1 ? "" : "s"} marked read.` : "No unread message."),
     inboxTaskGone: "That task is no longer in your lists (resolved, reassigned or moved to another grid?).",
@@ -1312,12 +1314,13 @@ const INBOX_UNREAD_PAGE = 100; // the unread notices read with each poll (their 
 // three minutes (an indexed count, and a page of what arrived since) cost the server little.
 const INBOX_POLL_MS = 3 * 60_000;
 const INBOX_KEPT = 5 * INBOX_PAGE; // the newest notices kept on the phone for offline
-let inbox = { user: null, items: [], cursor: null, nextPage: null, unread: 0, loaded: false };
+// `kept`: the notices shown are those kept on the phone, none read from the server since.
+let inbox = { user: null, items: [], cursor: null, nextPage: null, unread: 0, loaded: false, kept: false };
 let inboxChain = Promise.resolve();
 let inboxRefreshQueued = false;
 
 function resetInbox() {
-  inbox = { user: tokenUser(getToken()), items: [], cursor: null, nextPage: null, unread: 0, loaded: false };
+  inbox = { user: tokenUser(getToken()), items: [], cursor: null, nextPage: null, unread: 0, loaded: false, kept: false };
   sayInbox("");
   renderInbox();
 }
@@ -1330,7 +1333,9 @@ function inboxStep(work) {
     try {
       await work();
     } catch (error) {
-      if (error?.status !== 401) sayInbox(inboxProblem(error, t.inboxFailed), true);
+      // The notices shown are those kept on the phone (none read since): said so.
+      const failed = inbox.kept && inbox.items.length ? t.inboxFailedKept : t.inboxFailed;
+      if (error?.status !== 401) sayInbox(inboxProblem(error, failed), true);
     }
     await keepInbox(user);
   });
@@ -1381,6 +1386,7 @@ async function restoreInbox() {
   if (!sameUser(user) || inbox.loaded || inbox.items.length) return;
   inbox.items = Array.isArray(kept.items) ? kept.items : [];
   inbox.unread = Number(kept.unread) || 0;
+  inbox.kept = true; // until the list is read afresh
   renderInbox();
 }
 
@@ -1452,6 +1458,7 @@ async function readFirstPage(user) {
   const first = await apiPage("/api/v1/notifications", { page: 1, pageSize: INBOX_PAGE });
   if (!sameUser(user)) return false;
   inbox.items = [...first.items].sort(newestFirst);
+  inbox.kept = false;
   inbox.cursor = first.headers.get("X-Inbox-Cursor");
   inbox.nextPage = first.pagination?.next_page || null;
   return true;
