@@ -334,7 +334,7 @@ def test_tapping_a_notice_already_read_on_another_phone_keeps_the_badge_counting
 
 
 def test_mark_all_read_done_is_said_though_the_list_could_not_be_read_after(
-    page, worker, tell, e2e_engine
+    page, worker, tell, e2e_engine, quiet_database
 ):
     """The server marked them; reading them again after failed: the card said 消息暂不可用 and
     kept them all 未读 under the badge, and the worker pressed again."""
@@ -782,3 +782,35 @@ def test_the_server_unreachable_at_start_the_notices_kept_are_said_to_be_the_las
     reopened(page)
     expect(page.locator("#inbox-status .why")).to_have_text("消息暂不可用，下面是上次收到的消息。")
     expect(notice(page, told)).to_be_visible()
+
+
+def test_mark_all_read_marking_nothing_and_the_list_unreadable_after_says_not_marked(
+    page, worker, tell, e2e_engine
+):
+    """A transaction running elsewhere held the cursor behind the notice shown: the server
+    marked none, and the read after (to acknowledge it one by one) failed. The card said
+    没有未读消息。 and showed it read, the server holding it unread."""
+    from sqlalchemy import text
+
+    with e2e_engine.connect() as long_running:
+        long_running.execute(text("SELECT pg_current_xact_id()"))  # holds an xid, open
+        seen = tell(worker, "leave_decided", "请假已批准")
+        reopened(page)
+        expect(notice(page, seen)).to_have_class("notice unread")
+        marked: list[str] = []
+
+        def after_marking(route):
+            if route.request.method == "POST" and route.request.url.endswith("/ack-all"):
+                marked.append(route.request.url)
+                return route.continue_()
+            if marked and route.request.method == "GET":
+                return route.fulfill(status=503, json={"title": "Service unavailable"})
+            return route.continue_()
+
+        page.route("**/api/v1/notifications**", after_marking)
+        page.click("#inbox-ack-all")
+        expect(page.locator("#inbox-status .why")).to_have_text("没有标为已读，请稍后再试。")
+        expect(notice(page, seen)).to_have_class("notice unread")
+        expect(page.locator("#inbox-badge")).to_have_text("1")
+        assert read_at(e2e_engine, seen) is None
+        long_running.rollback()

@@ -1603,6 +1603,13 @@ $("inbox-ack-all").addEventListener("click", () => inboxStep(async () => {
     if (!(await readUnread(user))) return;
   } catch (error) {
     if (error?.status === 401 || !sameUser(user)) return;
+    // The server marked none of those shown unread (a transaction running elsewhere held the
+    // cursor behind them all), and they could not be acknowledged one by one: not marked, said
+    // so (it said 没有未读消息。 and showed them read, the server holding them unread).
+    if (!acknowledged && shownUnread.size) {
+      sayInbox(inboxProblem(error, t.inboxAckFailed), true);
+      return;
+    }
     // Those shown are said read, as the server has them but for a few a transaction running
     // elsewhere held behind the cursor: the next read (`readUnread`) shows those unread again.
     const at = new Date().toISOString();
