@@ -344,7 +344,7 @@ def test_tapping_a_notice_already_read_on_another_phone_keeps_the_badge_counting
 
 
 def test_mark_all_read_done_is_said_though_the_list_could_not_be_read_after(
-    page, worker, tell, e2e_engine
+    page, worker, tell, e2e_engine, quiet_database
 ):
     """The server marked them; reading them again after failed: the card said 消息暂不可用 and
     kept them all 未读 under the badge, and the worker pressed again."""
@@ -505,3 +505,322 @@ def test_on_a_phone_the_inbox_fits_and_its_controls_are_tall_enough(page, worker
     page.click("#inbox-link")
     expect(page.locator("#inbox")).to_be_in_viewport()
     screenshot(page, "app-inbox")
+
+
+# --- kept on the phone ------------------------------------------------------------------------
+# The app is offline-first: a worker in a basement who opened it (or reloaded it) saw
+# "离线：消息需要联网" and none of the notices already received. The notices last read are kept
+# in IndexedDB, tagged with their worker, and forgotten at sign-out and when someone else signs in.
+
+
+def kept_inbox(page):
+    """The inbox kept on this phone (IndexedDB), or None."""
+    return page.evaluate("async () => (await import('/web/queue.js')).getMeta('inbox')")
+
+
+def kept_ids(page) -> list[int]:
+    kept = kept_inbox(page)
+    return [n["id"] for n in kept["items"]] if kept else []
+
+
+def reopened_offline(context, page) -> None:
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def test_reopened_offline_the_inbox_shows_the_notices_last_received(context, page, worker, tell):
+    read = tell(worker, "roster_published", "排班已发布")
+    unread = tell(worker, "leave_decided", "请假已批准", "12月8日")
+    reopened(page)
+    notice(page, read).click()
+    expect(notice(page, read)).to_have_class("notice")
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+
+    reopened_offline(context, page)
+    expect(page.locator("#inbox-status")).to_have_text("离线：消息需要联网，下面是上次收到的消息。")
+    items = page.locator("#inbox-list li.notice")
+    assert [int(i) for i in items.evaluate_all("(li) => li.map((x) => x.dataset.id)")] == [
+        unread,
+        read,
+    ]
+    expect(notice(page, unread)).to_have_class("notice unread")
+    expect(notice(page, unread).locator(".notice-body")).to_have_text("12月8日")
+    expect(notice(page, read)).to_have_class("notice")
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+    context.set_offline(False)
+
+
+def kept_count(page, count: int) -> None:
+    """Wait (10 s at most) until the phone keeps `count` notices."""
+    assert page.evaluate(
+        """async (count) => {
+          const { getMeta } = await import('/web/queue.js');
+          for (let n = 0; n < 200; n++) {
+            if ((await getMeta('inbox'))?.items.length === count) return true;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          return false;
+        }""",
+        count,
+    )
+
+
+def test_the_phone_keeps_only_the_newest_hundred_notices(page, worker, tell):
+    ids = [tell(worker, "task_updated", f"任务有更新 {n:03d}") for n in range(125)]
+    reopened(page)
+    items = page.locator("#inbox-list li.notice")
+    for shown in (40, 60, 80, 100, 120, 125):
+        page.click("#inbox-more")
+        expect(items).to_have_count(shown)
+    kept_count(page, 100)
+    assert kept_ids(page) == ids[::-1][:100]
+
+
+def test_signing_out_forgets_the_notices_kept(page, worker, tell):
+    tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    assert kept_ids(page)
+    page.click("#signout")
+    page.locator("#signin").wait_for(state="visible")
+    assert kept_inbox(page) is None
+
+
+def test_signing_out_everywhere_forgets_the_notices_kept(page, worker, tell):
+    tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    assert kept_ids(page)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#signout-all")
+    page.locator("#signin").wait_for(state="visible")
+    assert kept_inbox(page) is None
+
+
+def test_a_session_ended_elsewhere_forgets_the_notices_kept(context, page, worker, tell):
+    tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    assert kept_ids(page)
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    answer = context.request.post(
+        "/api/v1/auth/logout-all", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.ok, answer.text()
+    back_to_the_app(page)
+    page.locator("#signin").wait_for(state="visible")
+    assert kept_inbox(page) is None
+
+
+def test_another_worker_signing_in_on_the_phone_never_sees_the_notices_kept(
+    context, page, worker, tell
+):
+    """The notices of the worker before are left on the phone (a sign-in on another page, the
+    tokens replaced): the next one's app neither shows them nor keeps them, offline either."""
+    from fixtures.people import DEMO_PASSWORD
+
+    told = tell(worker, "task_dispatched", "新任务", "3号楼2单元 王某家漏水")
+    reopened(page)
+    assert told in kept_ids(page)
+    # Another worker signs in on another page of this phone: the app's tokens are theirs.
+    page.evaluate(
+        """async ([username, password]) => {
+          const { signIn } = await import('/web/common.js');
+          await signIn(username, password);
+        }""",
+        ["worker02", DEMO_PASSWORD],
+    )
+    reopened(page)
+    expect(notice(page, told)).to_have_count(0)
+    assert told not in kept_ids(page)
+    reopened_offline(context, page)
+    expect(notice(page, told)).to_have_count(0)
+    context.set_offline(False)
+
+
+# --- back after a long absence ----------------------------------------------------------------
+@pytest.fixture
+def flood(e2e_engine):
+    """`count` notices for a user in one change (a week's deadline warnings of a busy grid);
+    removed after. Their ids, oldest first."""
+    from api.models import Notification
+    from api.services.notifications import notify
+
+    users: list[int] = []
+
+    def flooded(user_id: int, count: int) -> list[int]:
+        users.append(user_id)
+        with Session(e2e_engine) as session:
+            rows = [
+                notify(session, [user_id], "task_deadline_warning", f"任务即将超期 {n:04d}")[0]
+                for n in range(count)
+            ]
+            session.commit()
+            return [row.id for row in rows]
+
+    yield flooded
+    with Session(e2e_engine) as session:
+        session.execute(delete(Notification).where(Notification.user_id.in_(users)))
+        session.commit()
+
+
+def shown_ids(page) -> list[int]:
+    items = page.locator("#inbox-list li.notice")
+    return [int(i) for i in items.evaluate_all("(li) => li.map((x) => x.dataset.id)")]
+
+
+def test_back_after_a_long_absence_the_list_has_no_hole_and_stays_short(page, worker, tell, flood):
+    """The open app polls what arrived since its cursor, 20 pages of 50 at most: with more, it
+    merged the newest 1,000 above the notices it held, and the rest (older than those, newer
+    than the held ones) were nowhere, "更多" paging on from where the list began (and 1,000
+    notices were drawn in the card)."""
+    held = tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(notice(page, held)).to_be_visible()
+    arrived = flood(worker, 1010)
+    back_to_the_app(page)
+    expect(page.locator("#inbox-badge")).to_have_text("99+")
+    newest_first = [*arrived[::-1], held]
+    expect(notice(page, arrived[-1])).to_be_visible()
+    shown = shown_ids(page)
+    assert shown == newest_first[: len(shown)]  # the newest, without a hole
+    assert len(shown) <= 100
+    more = page.locator("#inbox-more")
+    more.click()
+    expect(page.locator("#inbox-list li.notice")).to_have_count(len(shown) + 20)
+    assert shown_ids(page) == newest_first[: len(shown) + 20]
+
+
+def test_mark_all_read_with_a_flood_arrived_meanwhile_leaves_the_list_without_a_hole(
+    page, worker, tell, flood, e2e_engine
+):
+    """After marking, the app reads again from its cursor: it merged the newest 1,000 of what
+    had arrived meanwhile above the notices it held, the rest a hole nothing read."""
+    held = tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(notice(page, held)).to_have_class("notice unread")
+    arrived = flood(worker, 1010)  # after the poll: they stay unread
+    page.click("#inbox-ack-all")
+    expect(page.locator("#inbox-status")).to_have_text("已将 1 条消息标为已读。")
+    assert read_at(e2e_engine, held) is not None
+    assert read_at(e2e_engine, arrived[0]) is None
+    expect(page.locator("#inbox-badge")).to_have_text("99+")
+    shown = shown_ids(page)
+    assert shown == [*arrived[::-1], held][: len(shown)]
+    assert len(shown) <= 100
+
+
+def test_mark_all_read_with_a_flood_meanwhile_marks_what_it_showed_behind_a_held_cursor(
+    page, worker, tell, flood, e2e_engine
+):
+    """A transaction running elsewhere holds the cursor behind the notice shown: the server's
+    ack-all leaves it unread, and the app finds it in what it reads again, past the flood."""
+    from sqlalchemy import text
+
+    with e2e_engine.connect() as long_running:
+        long_running.execute(text("SELECT pg_current_xact_id()"))  # holds an xid, open
+        held = tell(worker, "leave_decided", "请假已批准")
+        reopened(page)
+        expect(notice(page, held)).to_have_class("notice unread")
+        arrived = flood(worker, 1010)
+        page.click("#inbox-ack-all")
+        expect(page.locator("#inbox-status")).to_have_text("已将 1 条消息标为已读。")
+        assert read_at(e2e_engine, held) is not None
+        assert read_at(e2e_engine, arrived[0]) is None
+        long_running.rollback()
+
+
+def test_reopened_offline_mark_all_read_says_it_needs_the_network(context, page, worker, tell):
+    """The notices kept are shown with "全部标为已读": pressed offline it did nothing at all
+    (the app had no cursor yet, and looked no further)."""
+    told = tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(notice(page, told)).to_be_visible()
+    reopened_offline(context, page)
+    page.click("#inbox-ack-all")
+    expect(page.locator("#inbox-status")).to_have_text("离线：标为已读需要联网，联网后再试。")
+    expect(notice(page, told)).to_have_class("notice unread")
+    context.set_offline(False)
+
+
+def test_offline_a_task_notice_not_in_the_saved_task_list_is_not_said_to_be_gone(
+    context, page, worker, tell, task_of
+):
+    """The task list saved on the phone predates the task: offline, tapping its notice said the
+    task had left the worker's lists (resolved, reassigned or moved?), which nothing knew."""
+    task = task_of(worker, "井盖松动")
+    told = tell(worker, "task_dispatched", "新任务", "井盖松动", task_id=task)
+    back_to_the_app(page)  # the inbox is read again, not the task list
+    expect(notice(page, told)).to_be_visible()
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    notice(page, told).click()
+    expect(page.locator("#inbox-status")).to_have_text(
+        "离线：本机保存的任务列表里没有这项任务，联网后再看。"
+    )
+    context.set_offline(False)
+
+
+def test_a_notice_gone_from_the_server_is_no_longer_counted_unread(page, worker, tell, e2e_engine):
+    """The list took it off, the badge went on counting it (1, with nothing unread)."""
+    from api.models import Notification
+
+    told = tell(worker, "report_ready", "2026-W49 走访覆盖率周报")
+    reopened(page)
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+    with Session(e2e_engine) as session:
+        session.execute(delete(Notification).where(Notification.id == told))
+        session.commit()
+    notice(page, told).click()
+    expect(page.locator("#inbox-status .why")).to_have_text("这条消息已不在服务器上。")
+    expect(notice(page, told)).to_have_count(0)
+    expect(page.locator("#inbox-badge")).to_be_hidden()
+    expect(page.locator("#inbox-ack-all")).to_be_hidden()
+
+
+def test_the_server_unreachable_at_start_the_notices_kept_are_said_to_be_the_last_received(
+    page, worker, tell
+):
+    """Online, the inbox could not be read (a 503 while the server restarts): the card showed
+    the notices kept on the phone under 消息暂不可用, as if they were the server's now."""
+    told = tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(notice(page, told)).to_be_visible()
+    page.route(
+        "**/api/v1/notifications?*",
+        lambda route: route.fulfill(status=503, json={"title": "Service unavailable"}),
+    )
+    reopened(page)
+    expect(page.locator("#inbox-status .why")).to_have_text("消息暂不可用，下面是上次收到的消息。")
+    expect(notice(page, told)).to_be_visible()
+
+
+def test_mark_all_read_marking_nothing_and_the_list_unreadable_after_says_not_marked(
+    page, worker, tell, e2e_engine
+):
+    """A transaction running elsewhere held the cursor behind the notice shown: the server
+    marked none, and the read after (to acknowledge it one by one) failed. The card said
+    没有未读消息。 and showed it read, the server holding it unread."""
+    from sqlalchemy import text
+
+    with e2e_engine.connect() as long_running:
+        long_running.execute(text("SELECT pg_current_xact_id()"))  # holds an xid, open
+        seen = tell(worker, "leave_decided", "请假已批准")
+        reopened(page)
+        expect(notice(page, seen)).to_have_class("notice unread")
+        marked: list[str] = []
+
+        def after_marking(route):
+            if route.request.method == "POST" and route.request.url.endswith("/ack-all"):
+                marked.append(route.request.url)
+                return route.continue_()
+            if marked and route.request.method == "GET":
+                return route.fulfill(status=503, json={"title": "Service unavailable"})
+            return route.continue_()
+
+        page.route("**/api/v1/notifications**", after_marking)
+        page.click("#inbox-ack-all")
+        expect(page.locator("#inbox-status .why")).to_have_text("没有标为已读，请稍后再试。")
+        expect(notice(page, seen)).to_have_class("notice unread")
+        expect(page.locator("#inbox-badge")).to_have_text("1")
+        assert read_at(e2e_engine, seen) is None
+        long_running.rollback()

@@ -1,11 +1,11 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang,
-  forgetSignIn, signIn, signOut, todayLocal, translate,
+  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, config, escapeHtml, getToken, isoWeek,
+  otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
   RETRIED_REFUSALS, clearQueue, discard, dismissFlagged, enqueue, getMeta, handOver, listFlagged, listQueued, requeueEdited,
-  syncQueue, tokenUser,
+  setMeta, syncQueue, tokenUser,
 } from "./queue.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
@@ -69,9 +69,11 @@ const TEXT = {
     inbox: "消息", inboxMore: "更多", inboxAckAll: "全部标为已读", inboxNone: "暂无消息",
     inboxOffline: "离线：消息需要联网，下面是上次收到的消息。", inboxOfflineNone: "离线：消息需要联网。",
     inboxNeedsNet: "离线：标为已读需要联网，联网后再试。", inboxFailed: "消息暂不可用，请稍后再试。",
+    inboxFailedKept: "消息暂不可用，下面是上次收到的消息。",
     inboxGone: "这条消息已不在服务器上。", inboxAckFailed: "没有标为已读，请稍后再试。",
     inboxAckedAll: (n) => (n ? `已将 ${n} 条消息标为已读。` : "没有未读消息。"),
     inboxTaskGone: "这项任务已不在您的任务列表中（可能已办结、已改派或已移至其他网格）。",
+    inboxTaskNotKept: "离线：本机保存的任务列表里没有这项任务，联网后再看。",
     inboxLeaveGone: "这条请假已不在列表中（可能已取消）。", inboxDeviceGone: "这台设备已不在列表中（可能已移除）。",
     // A short label per notice kind (api/models/notifications.py NOTIFICATION_KINDS): the title
     // says the rest; a kind not listed shows its title alone.
@@ -222,9 +224,11 @@ const TEXT = {
     inbox: "Messages", inboxMore: "More", inboxAckAll: "Mark all read", inboxNone: "No messages",
     inboxOffline: "Offline: messages need a connection; below, the last ones received.", inboxOfflineNone: "Offline: messages need a connection.",
     inboxNeedsNet: "Offline: marking read needs a connection; try again online.", inboxFailed: "Messages unavailable; try again later.",
+    inboxFailedKept: "Messages unavailable; below, the last ones received.",
     inboxGone: "This message is no longer on the server.", inboxAckFailed: "Not marked read; try again later.",
     inboxAckedAll: (n) => (n ? `${n} message${n === 1 ? "" : "s"} marked read.` : "No unread message."),
     inboxTaskGone: "That task is no longer in your lists (resolved, reassigned or moved to another grid?).",
+    inboxTaskNotKept: "Offline: the task list saved on this device does not have that task; look again online.",
     inboxLeaveGone: "That leave is no longer listed (cancelled?).", inboxDeviceGone: "That device is no longer listed (removed?).",
     noticeKinds: {
       task_dispatched: "New task", task_reassigned: "Reassigned", task_deadline_warning: "Due soon", task_escalated: "Escalated",
@@ -1353,22 +1357,31 @@ $("quiet-clear").addEventListener("click", () => saveQuietHours(null, null));
 // answer read: what arrived since (and a few repeats, merged by id; docs/tasks-and-push.md,
 // "Polling the inbox"). "全部标为已读" sends that cursor: a notice that arrived after it stays
 // unread. Tapping a notice marks it read and opens what it is about where the app has it.
-// The list is kept in memory only (task notices carry a task's title, which may name a
-// resident): offline it stays as last shown, and is said to be so.
+// The app is offline-first: the newest notices read (`INBOX_KEPT`) and the unread count are kept
+// in IndexedDB (`INBOX_KEY`), tagged with their worker, and shown when the app opens offline, said
+// to be the last received. A task notice carries a task's title, which may name a resident: the
+// copy is forgotten at every sign-out (`forgetSignIn`), when the session ends, and at the start
+// of anyone else's app; a start online reads the first page afresh, as before.
 const INBOX_PAGE = 20;
 const INBOX_POLL_PAGE = 50;
+// A poll reads two pages at most (a few repeats among them, the API's): more arrived since than
+// that, the list is read afresh, its first page, the rest by "更多" (the app holds what the
+// worker reads, not every notice of a long absence).
+const INBOX_POLL_PAGES = 2;
 const INBOX_UNREAD_PAGE = 100; // the unread notices read with each poll (their count is the badge)
 // Three minutes: a push relayed, the page shown again and the network back read it at once; the
 // timer is for a phone left open on the app without push (most in China), where a notice waits
 // at most this long. A deadline warning comes hours ahead, and two light reads a phone every
 // three minutes (an indexed count, and a page of what arrived since) cost the server little.
 const INBOX_POLL_MS = 3 * 60_000;
-let inbox = { user: null, items: [], cursor: null, nextPage: null, unread: 0, loaded: false };
+const INBOX_KEPT = 5 * INBOX_PAGE; // the newest notices kept on the phone for offline
+// `kept`: the notices shown are those kept on the phone, none read from the server since.
+let inbox = { user: null, items: [], cursor: null, nextPage: null, unread: 0, loaded: false, kept: false };
 let inboxChain = Promise.resolve();
 let inboxRefreshQueued = false;
 
 function resetInbox() {
-  inbox = { user: tokenUser(getToken()), items: [], cursor: null, nextPage: null, unread: 0, loaded: false };
+  inbox = { user: tokenUser(getToken()), items: [], cursor: null, nextPage: null, unread: 0, loaded: false, kept: false };
   sayInbox("");
   renderInbox();
 }
@@ -1377,11 +1390,15 @@ function resetInbox() {
  * cursor the one before left. A step never rejects: its failure is said on the card. */
 function inboxStep(work) {
   const run = inboxChain.then(async () => {
+    const user = tokenUser(getToken());
     try {
       await work();
     } catch (error) {
-      if (error?.status !== 401) sayInbox(inboxProblem(error, t.inboxFailed), true);
+      // The notices shown are those kept on the phone (none read since): said so.
+      const failed = inbox.kept && inbox.items.length ? t.inboxFailedKept : t.inboxFailed;
+      if (error?.status !== 401) sayInbox(inboxProblem(error, failed), true);
     }
+    await keepInbox(user);
   });
   inboxChain = run;
   return run;
@@ -1398,6 +1415,40 @@ function sayInbox(said, error = false) {
   $("inbox-status").innerHTML = said ? explained(typeof said === "string" ? { why: said, server: "" } : said) : "";
   $("inbox-status").classList.toggle("error", error === true);
   $("inbox-status").classList.toggle("warn", error === "warn");
+}
+
+/** Keep what the list now shows of the server's (its newest `INBOX_KEPT` notices) for offline,
+ * while `user` is still the one signed in and the inbox was read for them. */
+async function keepInbox(user) {
+  if (!inbox.loaded || !sameUser(user)) return;
+  const kept = { user, at: Date.now(), unread: inbox.unread, items: inbox.items.slice(0, INBOX_KEPT) };
+  try {
+    await setMeta(INBOX_KEY, kept);
+  } catch {
+    await forgetInbox(); // no room: better no copy than an old one said to be the last
+  }
+}
+
+/** Show the notices kept for the worker signed in (a start offline shows them, said so); the
+ * copy of anyone else is forgotten. */
+async function restoreInbox() {
+  const user = tokenUser(getToken());
+  let kept;
+  try {
+    kept = await getMeta(INBOX_KEY);
+  } catch {
+    return; // storage refused: nothing kept
+  }
+  if (!kept) return;
+  if (!user || kept.user !== user) {
+    await forgetInbox();
+    return;
+  }
+  if (!sameUser(user) || inbox.loaded || inbox.items.length) return;
+  inbox.items = Array.isArray(kept.items) ? kept.items : [];
+  inbox.unread = Number(kept.unread) || 0;
+  inbox.kept = true; // until the list is read afresh
+  renderInbox();
 }
 
 const newestFirst = (a, b) => String(b.created_at).localeCompare(String(a.created_at)) || b.id - a.id;
@@ -1430,19 +1481,48 @@ function renderInbox() {
  * meanwhile: the answer is dropped). */
 const sameUser = (user) => user === tokenUser(getToken()) && inbox.user === user;
 
-/** Every notice committed since `cursor`, all pages of that answer: {rows, cursor} (the cursor of
- * the last page read, as the API asks). */
+/** Every notice committed since `cursor`, the pages of that answer up to `INBOX_POLL_PAGES`:
+ * {rows, cursor, complete} (the cursor of the last page read, as the API asks; complete: no page
+ * was left). A worker back after a long absence may have more than a poll reads: those merged,
+ * the older ones left would be a hole in the list (newer than those held, older than those
+ * read) that neither a poll nor "更多" reads; the caller reads the list afresh instead. */
 async function inboxSince(cursor) {
   const rows = [];
   let page = 1;
   let next = cursor;
-  for (let n = 0; n < 20 && page; n++) {
+  for (let n = 0; n < INBOX_POLL_PAGES && page; n++) {
     const answer = await apiPage(`/api/v1/notifications?cursor=${encodeURIComponent(cursor)}`, { page, pageSize: INBOX_POLL_PAGE });
     rows.push(...answer.items);
     next = answer.headers.get("X-Inbox-Cursor") || next;
     page = answer.pagination?.next_page > page ? answer.pagination.next_page : null;
   }
-  return { rows, cursor: next };
+  return { rows, cursor: next, complete: !page };
+}
+
+/** The notices of `ids` (those the list showed unread) that the answer since `cursor` holds
+ * past the pages a poll reads, no other kept (20 pages at most): after "全部标为已读" with a
+ * flood arrived since, those a transaction running elsewhere held behind the cursor are there,
+ * older than the flood, and still unread. */
+async function shownBeyond(cursor, ids) {
+  const found = [];
+  let page = INBOX_POLL_PAGES + 1;
+  for (let n = 0; n < 20 && page; n++) {
+    const answer = await apiPage(`/api/v1/notifications?cursor=${encodeURIComponent(cursor)}`, { page, pageSize: INBOX_POLL_PAGE });
+    found.push(...answer.items.filter((row) => ids.has(row.id)));
+    page = answer.pagination?.next_page > page ? answer.pagination.next_page : null;
+  }
+  return found;
+}
+
+/** The list afresh: its first page, "更多" the next. False: another user now. */
+async function readFirstPage(user) {
+  const first = await apiPage("/api/v1/notifications", { page: 1, pageSize: INBOX_PAGE });
+  if (!sameUser(user)) return false;
+  inbox.items = [...first.items].sort(newestFirst);
+  inbox.kept = false;
+  inbox.cursor = first.headers.get("X-Inbox-Cursor");
+  inbox.nextPage = first.pagination?.next_page || null;
+  return true;
 }
 
 async function readInbox() {
@@ -1454,18 +1534,17 @@ async function readInbox() {
     renderInbox();
     return;
   }
-  if (inbox.cursor === null) {
-    const first = await apiPage("/api/v1/notifications", { page: 1, pageSize: INBOX_PAGE });
-    if (!sameUser(user)) return;
-    inbox.items = [...first.items].sort(newestFirst);
-    inbox.cursor = first.headers.get("X-Inbox-Cursor");
-    inbox.nextPage = first.pagination?.next_page || null;
-  } else {
+  if (inbox.cursor !== null) {
     const since = await inboxSince(inbox.cursor);
     if (!sameUser(user)) return;
-    mergeNotices(since.rows);
-    inbox.cursor = since.cursor;
+    if (since.complete) {
+      mergeNotices(since.rows);
+      inbox.cursor = since.cursor;
+    } else {
+      inbox.cursor = null; // more arrived than a poll reads: the list afresh, the rest by "更多"
+    }
   }
+  if (inbox.cursor === null && !(await readFirstPage(user))) return;
   if (!(await readUnread(user))) return;
   inbox.loaded = true;
   sayInbox("");
@@ -1536,9 +1615,15 @@ $("inbox-more").addEventListener("click", () => inboxStep(async () => {
 // acknowledged one by one.
 $("inbox-ack-all").addEventListener("click", () => inboxStep(async () => {
   const user = tokenUser(getToken());
-  if (!sameUser(user) || inbox.cursor === null) return;
+  if (!sameUser(user)) return;
   if (!navigator.onLine) {
     sayInbox(t.inboxNeedsNet, "warn");
+    return;
+  }
+  // No answer read yet (the notices shown are those kept on the phone, the read since failed):
+  // nothing is known to have been shown, so nothing is marked.
+  if (inbox.cursor === null) {
+    sayInbox(t.inboxAckFailed, true);
     return;
   }
   const cursor = inbox.cursor;
@@ -1557,22 +1642,35 @@ $("inbox-ack-all").addEventListener("click", () => inboxStep(async () => {
   try {
     const since = await inboxSince(cursor);
     if (!sameUser(user)) return;
-    const held = since.rows.filter((n) => !n.read_at && shownUnread.has(n.id));
+    const beyond = since.complete || !shownUnread.size ? [] : await shownBeyond(cursor, shownUnread);
+    const held = [...since.rows, ...beyond].filter((n) => !n.read_at && shownUnread.has(n.id));
     for (let i = 0; i < held.length; i += 5) {
       const acked = await Promise.all(held.slice(i, i + 5).map((n) => api(`/api/v1/notifications/${n.id}/ack`, { method: "POST" })
         .catch((error) => (error?.status === 404 ? null : Promise.reject(error)))));
-      for (const row of acked.filter(Boolean)) since.rows[since.rows.findIndex((n) => n.id === row.id)] = row;
+      for (const row of acked.filter(Boolean)) {
+        const at = since.rows.findIndex((n) => n.id === row.id);
+        if (at >= 0) since.rows[at] = row;
+      }
       acknowledged += acked.filter(Boolean).length;
     }
     if (!sameUser(user)) return;
     const answered = new Set(since.rows.map((n) => n.id));
     const at = new Date().toISOString();
     inbox.items = inbox.items.map((n) => (answered.has(n.id) || n.read_at ? n : { ...n, read_at: at }));
-    mergeNotices(since.rows);
-    inbox.cursor = since.cursor;
+    if (since.complete) {
+      mergeNotices(since.rows);
+      inbox.cursor = since.cursor;
+    } else if (!(await readFirstPage(user))) return; // more arrived than a poll reads
     if (!(await readUnread(user))) return;
   } catch (error) {
     if (error?.status === 401 || !sameUser(user)) return;
+    // The server marked none of those shown unread (a transaction running elsewhere held the
+    // cursor behind them all), and they could not be acknowledged one by one: not marked, said
+    // so (it said 没有未读消息。 and showed them read, the server holding them unread).
+    if (!acknowledged && shownUnread.size) {
+      sayInbox(inboxProblem(error, t.inboxAckFailed), true);
+      return;
+    }
     // Those shown are said read, as the server has them but for a few a transaction running
     // elsewhere held behind the cursor: the next read (`readUnread`) shows those unread again.
     const at = new Date().toISOString();
@@ -1610,6 +1708,10 @@ async function openNotice(id) {
         if (error?.status === 401) return;
         if (error?.status === 404) { // gone from the server (and from this list)
           inbox.items = inbox.items.filter((n) => n.id !== id);
+          // Nor counted unread any more: the count read again (it went on counting it).
+          const counted = await readUnread(user).catch(() => null);
+          if (counted === false) return; // another user now
+          if (counted === null) inbox.unread = Math.max(0, inbox.unread - 1);
           renderInbox();
           sayInbox(inboxProblem(error, t.inboxGone), true);
           return;
@@ -1648,7 +1750,8 @@ async function openSubject(notice) {
     const find = () => byId("#tasks li.task", data.task_id) || byId("#grid-task-list li.grid-task", data.task_id);
     const el = data.task_id ? await shown(find, () => Promise.all([loadTasks(), loadGridTasks()])) : null;
     if (el) focusOn(el);
-    else if (data.task_id) sayInbox(t.inboxTaskGone, "warn");
+    // Offline, the lists are copies saved earlier (the task may be newer): nothing says it left.
+    else if (data.task_id) sayInbox(navigator.onLine ? t.inboxTaskGone : t.inboxTaskNotKept, "warn");
   } else if (kind.startsWith("leave_")) {
     const el = await shown(() => byId("#leave li.leave", data.leave_id), () => loadLeave());
     if (!el && data.leave_id && navigator.onLine) sayInbox(t.inboxLeaveGone, "warn");
@@ -1965,6 +2068,7 @@ async function start() {
   mine.catch(() => {}); // offline: each says so its own way
   resetInbox(); // another worker's list never shows: read afresh for whoever signed in
   showReportProblem();
+  await restoreInbox(); // the notices kept for them, shown until read afresh (offline: as they were)
   await Promise.all([refreshInbox(), loadShifts(mine), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), loadRecurring(), showQueue(), showFlagged(), loadLeave(mine)]);
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
@@ -2042,6 +2146,7 @@ addEventListener("gridwork:session-ended", () => {
   if (signingOut) return;
   $("home").hidden = true;
   resetInbox(); // the notices are the signed-out worker's
+  forgetInbox(); // and so is their copy on the phone
   resetDevices(); // and so are the devices
   $("signout").hidden = true;
   $("signin").hidden = false;

@@ -1,4 +1,5 @@
 // Shared by the map, the app and the accounts page: signing in and out, API calls, ISO weeks, the language.
+import { META, run } from "./idb.js";
 import { getToken, refreshAccess, storeTokens } from "./session.js";
 
 export { getToken };
@@ -7,6 +8,7 @@ const LANG_KEY = "gridwork.lang";
 export const HOUSEHOLDS_KEY = "gridwork.households"; // the app's cached household list
 export const DEVICE_KEY = "gridwork.device"; // the app's web push device id
 export const TASKS_KEY = "gridwork.tasks"; // the app's last fetched task list, for offline use
+export const INBOX_KEY = "inbox"; // the app's last read notices, for offline use (IndexedDB, META)
 
 export async function signIn(username, password) {
   const response = await fetch("/api/v1/auth/token", {
@@ -41,6 +43,12 @@ export async function forgetSignIn() {
   localStorage.removeItem(HOUSEHOLDS_KEY);
   localStorage.removeItem(TASKS_KEY);
   localStorage.removeItem(DEVICE_KEY);
+  await forgetInbox();
+}
+
+/** Forget the notices the app kept for offline use (best effort: storage may be refused). */
+export function forgetInbox() {
+  return run(META, "readwrite", (store) => store.delete(INBOX_KEY)).catch(() => {});
 }
 
 // A task's words, shared by the pages that show tasks (the app, the window, the map, the
