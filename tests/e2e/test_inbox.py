@@ -169,6 +169,8 @@ def test_tapping_a_task_notice_reads_it_and_opens_the_task(page, worker, tell, t
     card = page.locator(f"#tasks li.task[data-id='{task}']")
     expect(card).to_have_class("task focus")
     expect(card).to_be_in_viewport()
+    # And its own page opens over the list: what the notice is about, to act on it.
+    expect(page.locator(f"#task-detail[data-task='{task}'] h2")).to_have_text("井盖松动")
 
 
 def test_a_task_notice_arriving_with_its_task_opens_it_though_the_list_was_older(

@@ -72,7 +72,6 @@ const TEXT = {
     inboxFailedKept: "消息暂不可用，下面是上次收到的消息。",
     inboxGone: "这条消息已不在服务器上。", inboxAckFailed: "没有标为已读，请稍后再试。",
     inboxAckedAll: (n) => (n ? `已将 ${n} 条消息标为已读。` : "没有未读消息。"),
-    inboxTaskGone: "这项任务已不在您的任务列表中（可能已办结、已改派或已移至其他网格）。",
     inboxTaskNotKept: "离线：本机保存的任务列表里没有这项任务，联网后再看。",
     inboxLeaveGone: "这条请假已不在列表中（可能已取消）。", inboxDeviceGone: "这台设备已不在列表中（可能已移除）。",
     // A short label per notice kind (api/models/notifications.py NOTIFICATION_KINDS): the title
@@ -227,7 +226,6 @@ const TEXT = {
     inboxFailedKept: "Messages unavailable; below, the last ones received.",
     inboxGone: "This message is no longer on the server.", inboxAckFailed: "Not marked read; try again later.",
     inboxAckedAll: (n) => (n ? `${n} message${n === 1 ? "" : "s"} marked read.` : "No unread message."),
-    inboxTaskGone: "That task is no longer in your lists (resolved, reassigned or moved to another grid?).",
     inboxTaskNotKept: "Offline: the task list saved on this device does not have that task; look again online.",
     inboxLeaveGone: "That leave is no longer listed (cancelled?).", inboxDeviceGone: "That device is no longer listed (removed?).",
     noticeKinds: {
@@ -1740,7 +1738,8 @@ async function shown(find, reload) {
   return find();
 }
 
-/** Open what a notice is about where the app shows it: a task's card (mine, else my grids'), a
+/** Open what a notice is about where the app shows it: a task's card (mine, else my grids') and,
+ * online, its page, a
  * leave in the leave card, the week for a roster or a swap, a device in the account card. */
 async function openSubject(notice) {
   const data = notice.data || {};
@@ -1750,8 +1749,11 @@ async function openSubject(notice) {
     const find = () => byId("#tasks li.task", data.task_id) || byId("#grid-task-list li.grid-task", data.task_id);
     const el = data.task_id ? await shown(find, () => Promise.all([loadTasks(), loadGridTasks()])) : null;
     if (el) focusOn(el);
+    // Online, the task's own page opens over it: what the notice is about, even a task no
+    // longer in the lists (resolved, say; the page says so of one the caller cannot read).
+    if (data.task_id && navigator.onLine) detail.open(Number(data.task_id));
     // Offline, the lists are copies saved earlier (the task may be newer): nothing says it left.
-    else if (data.task_id) sayInbox(navigator.onLine ? t.inboxTaskGone : t.inboxTaskNotKept, "warn");
+    else if (data.task_id && !el) sayInbox(t.inboxTaskNotKept, "warn");
   } else if (kind.startsWith("leave_")) {
     const el = await shown(() => byId("#leave li.leave", data.leave_id), () => loadLeave());
     if (!el && data.leave_id && navigator.onLine) sayInbox(t.inboxLeaveGone, "warn");
