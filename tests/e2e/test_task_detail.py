@@ -46,7 +46,8 @@ def make_task(e2e_engine):
                 title="楼道灯不亮", description="三楼到五楼的楼道灯坏了一个月，老人晚上看不见。",
                 complainant={"name": "王秀英", "phone": "139 1234 5678"},
                 external_id=f"E2E{now:%H%M%S%f}", household_id=household.id,
-                location=household.location, status=status, assignee_id=worker,
+                location=household.location, status=status,
+                assignee_id=fields.pop("assignee_id", worker),
                 created_at=now - timedelta(hours=2), due_at=now + timedelta(days=5),
                 first_contact_due_at=now + timedelta(hours=22),
                 resolved_at=now if status == "resolved" else None, **fields,
@@ -253,3 +254,18 @@ def test_the_office_opens_a_recurring_places_task_from_the_reports_page(page, ma
     assert "三楼到五楼的楼道灯坏了一个月" in detail.inner_text()
     assert "关闭任务" in detail.locator("form.task-steps").inner_text()
     screenshot(page, "reports-task-detail")
+
+
+def test_a_leader_finds_a_task_they_resolved_themself_to_call_back(page, e2e_engine, make_task):
+    """A task held by the leader, resolved: it leaves "my tasks" (open ones only), and the
+    grid's list left out the caller's own tasks, so it was in no list and the leader could
+    neither record the callback nor close it. Awaiting the callback, it is in the grid's list."""
+    from api.models import User
+
+    with Session(e2e_engine) as session:
+        leader = session.scalar(select(User.id).where(User.username == "leader01"))
+    task_id, _ = make_task(status="resolved", assignee_id=leader)
+    open_app(page, "leader01")
+    page.locator(f"#grid-task-list li[data-id='{task_id}']").wait_for()
+    detail = open_task(page, task_id, "grid-task-list")
+    assert "记录回访" in detail.locator("form.task-steps").inner_text()

@@ -457,7 +457,9 @@ async function loadGridTasks() {
   const query = [...OPEN_TASK_STATUSES, ...AWAITING_CALLBACK].map((s) => `status=${s}`).join("&");
   try {
     const [tasks, users] = await Promise.all([apiPages(`/api/v1/tasks?${query}`), apiPages("/api/v1/users?active=true")]);
-    gridTasks = tasks.filter((task) => task.assignee_id !== me).sort(urgentFirst);
+    // The caller's own open tasks are in "my tasks"; their own resolved ones (a leader holds
+    // tasks too) are in no other list, and their callback and close are the leader's.
+    gridTasks = tasks.filter((task) => task.assignee_id !== me || awaiting(task)).sort(urgentFirst);
     assignees = users.filter((u) => ["worker", "grid_leader"].includes(u.role));
   } catch {
     $("grid-task-list").innerHTML = `<li class="muted">${escapeHtml(t.tasksUnavailable)}</li>`;
