@@ -269,3 +269,29 @@ def test_a_leader_finds_a_task_they_resolved_themself_to_call_back(page, e2e_eng
     page.locator(f"#grid-task-list li[data-id='{task_id}']").wait_for()
     detail = open_task(page, task_id, "grid-task-list")
     assert "记录回访" in detail.locator("form.task-steps").inner_text()
+
+
+def test_a_step_on_a_task_changed_meanwhile_reads_the_task_again(page, e2e_engine, make_task):
+    """Accepted meanwhile (on another phone of theirs, say): the step is refused (409) and the
+    page shows the task as it is now, with the steps it has now, beside the server's words;
+    the steps of before stayed, each refused in turn."""
+    from api.models import Task
+
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    with Session(e2e_engine) as session:
+        session.get(Task, task_id).status = "accepted"
+        session.commit()
+    detail.locator("button[data-step=accept]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .state')?.textContent === '已接单'"
+    )
+    assert detail.locator("form.task-steps button").all_inner_texts() == [
+        "开始处理",
+        "办结",
+        "退回",
+        "上报",
+    ]
+    status = detail.locator(".task-status")
+    assert status.inner_text() and "error" in status.get_attribute("class")

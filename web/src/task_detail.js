@@ -147,7 +147,13 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
       await apiOnce(`/api/v1/tasks/${task.id}/transitions`, { method: "POST", body });
     } catch (error) {
       for (const button of form.querySelectorAll("button")) button.disabled = false;
-      return say(error.status ? `${error.body?.detail || error.message}` : t.lost, true);
+      if (![403, 404, 409].includes(error.status)) return say(error.status ? `${error.body?.detail || error.message}` : t.lost, true);
+      // The task changed meanwhile (another step, a reassign, a move): its steps shown are
+      // stale, each would be refused in turn. It is read again, and so are the lists.
+      changed?.();
+      await open(task.id);
+      if (shown === task.id) say(`${error.body?.detail || error.message}`, true);
+      return;
     }
     changed?.();
     await open(task.id);
