@@ -295,3 +295,29 @@ def test_a_step_on_a_task_changed_meanwhile_reads_the_task_again(page, e2e_engin
     ]
     status = detail.locator(".task-status")
     assert status.inner_text() and "error" in status.get_attribute("class")
+
+
+def test_a_task_closed_while_its_step_is_on_its_way_stays_closed(page, e2e_engine, make_task):
+    """The worker pressed 接单 and closed the page before the answer came: the answer read the
+    task again and opened the page anew over whatever they had turned to."""
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    held = []
+    page.route(
+        f"**/api/v1/tasks/{task_id}/transitions",
+        lambda route: held.append(route) if route.request.method == "POST" else route.continue_(),
+    )
+    detail = open_task(page, task_id)
+    with page.expect_request(lambda r: r.method == "POST" and "/transitions" in r.url):
+        detail.locator("button[data-step=accept]").click()
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !document.querySelector('#task-detail').open")
+    (route,) = held
+    route.continue_()
+    # The lists are read again once the answer is in (the page, had it opened, before them).
+    page.wait_for_function(
+        f"""() => document.querySelector("#tasks li[data-id='{task_id}'] .state")
+                  ?.textContent === '已接单'"""
+    )
+    assert not page.evaluate("document.querySelector('#task-detail').open")
+    assert task_row(e2e_engine, task_id)[0] == "accepted"

@@ -142,22 +142,25 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
     if (action === "callback" && !satisfaction) return say(t.needsSatisfaction, true);
     const body = { action, note, ...(action === "callback" ? { satisfaction } : {}) };
     for (const button of form.querySelectorAll("button")) button.disabled = true;
+    const here = () => shown === task.id; // not closed, nor another task opened, meanwhile
     try {
       // The same step sent again after a lost answer keeps its key: the server answers the first.
       await apiOnce(`/api/v1/tasks/${task.id}/transitions`, { method: "POST", body });
     } catch (error) {
       for (const button of form.querySelectorAll("button")) button.disabled = false;
+      if (!here()) return;
       if (![403, 404, 409].includes(error.status)) return say(error.status ? `${error.body?.detail || error.message}` : t.lost, true);
       // The task changed meanwhile (another step, a reassign, a move): its steps shown are
       // stale, each would be refused in turn. It is read again, and so are the lists.
       changed?.();
       await open(task.id);
-      if (shown === task.id) say(`${error.body?.detail || error.message}`, true);
+      if (here()) say(`${error.body?.detail || error.message}`, true);
       return;
     }
     changed?.();
+    if (!here()) return;
     await open(task.id);
-    say(t.done(t.actions[action]));
+    if (here()) say(t.done(t.actions[action]));
   }
 
   async function open(id) {
