@@ -44,7 +44,7 @@ def make_task(e2e_engine):
             task = Task(
                 source="hotline", type="complaint", urgency="general", grid_id=grid,
                 title="楼道灯不亮", description="三楼到五楼的楼道灯坏了一个月，老人晚上看不见。",
-                complainant={"name": "王秀英", "phone": "139 1234 5678"},
+                complainant=fields.pop("complainant", {"name": "王秀英", "phone": "139 1234 5678"}),
                 external_id=f"E2E{now:%H%M%S%f}", household_id=household.id,
                 location=household.location, status=status,
                 assignee_id=fields.pop("assignee_id", worker),
@@ -321,3 +321,27 @@ def test_a_task_closed_while_its_step_is_on_its_way_stays_closed(page, e2e_engin
     )
     assert not page.evaluate("document.querySelector('#task-detail').open")
     assert task_row(e2e_engine, task_id)[0] == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("phone", "dials"),
+    [
+        ("１３９ １２３４ ５６７８", "tel:13912345678"),  # an input method in full-width mode
+        ("010-6512 3456 转 8001", "tel:01065123456"),  # the extension is said, not dialled
+        ("13912345678 / 13800001111", "tel:13912345678"),  # two numbers: the first
+        ("+86 139 1234 5678", "tel:+8613912345678"),
+        ("无", None),  # no number: no link to nowhere
+    ],
+)
+def test_the_residents_number_dials_what_it_says(page, make_task, phone, dials):
+    """The tel: link kept every digit and dropped the rest: full-width digits dialled nothing,
+    an extension's digits or a second number ran on into one long wrong number."""
+    task_id, _ = make_task(complainant={"name": "王秀英", "phone": phone})
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    assert phone in detail.locator("tr.resident td").inner_text()  # said as written
+    link = detail.locator("tr.resident a.phone")
+    if dials is None:
+        assert link.count() == 0
+    else:
+        assert link.get_attribute("href") == dials

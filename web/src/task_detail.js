@@ -55,6 +55,14 @@ const TEXT = {
 // The steps taken here, in this order (`assign` and `move` are the grid list's and the office's).
 const STEPS = ["accept", "start", "resolve", "return", "escalate", "callback", "close", "reopen"];
 
+/** What a tel: link dials of a phone as it was written: its first number (a second one, or an
+ * extension after 转, is said beside it, not run on into one long wrong number), full-width
+ * digits as plain ones; "" where it holds no number. */
+function dialled(phone) {
+  const number = String(phone ?? "").normalize("NFKC").match(/\+?\d[\d\s\-().]*\d/);
+  return number ? number[0].replace(/[^\d+]/g, "") : "";
+}
+
 const address = (h) => [h.building, h.unit, h.floor && !h.room ? h.floor : "", h.room].filter(Boolean).join("-");
 
 /**
@@ -98,7 +106,8 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
       .filter(Boolean).join(" · ");
     const map = lon != null ? ` <a class="on-map" href="/map?at=${Number(lon).toFixed(6)},${Number(lat).toFixed(6)}">${escapeHtml(t.onMap)}</a>` : "";
     const who = task.complainant || {};
-    const phone = who.phone ? `<a class="phone" href="tel:${escapeHtml(String(who.phone).replace(/[^\d+*#]/g, ""))}">${escapeHtml(who.phone)}</a>` : "";
+    const dial = dialled(who.phone);
+    const phone = who.phone ? (dial ? `<a class="phone" href="tel:${escapeHtml(dial)}">${escapeHtml(who.phone)}</a>` : escapeHtml(who.phone)) : "";
     const resident = who.name || who.phone ? [escapeHtml(who.name || ""), phone].filter(Boolean).join(" ") : `<span class="muted">${escapeHtml(t.noContact)}</span>`;
     const what = task.description == null && task.source === "visit"
       ? `<span class="muted">${escapeHtml(t.withheld)}</span>` : escapeHtml(task.description || "");
