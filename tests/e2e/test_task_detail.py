@@ -23,6 +23,9 @@ def open_app(page, username: str, lang: str = "zh"):
     return page
 
 
+ASKED = "三楼到五楼的楼道灯坏了一个月，老人晚上看不见。"
+
+
 @pytest.fixture()
 def make_task(e2e_engine):
     """A 12345 complaint at the demo grid's first household, held by worker01."""
@@ -43,7 +46,8 @@ def make_task(e2e_engine):
             )
             task = Task(
                 source="hotline", type="complaint", urgency="general", grid_id=grid,
-                title="楼道灯不亮", description="三楼到五楼的楼道灯坏了一个月，老人晚上看不见。",
+                title="楼道灯不亮",
+                description=fields.pop("description", ASKED),
                 complainant=fields.pop("complainant", {"name": "王秀英", "phone": "139 1234 5678"}),
                 external_id=f"E2E{now:%H%M%S%f}", household_id=household.id,
                 location=household.location, status=status,
@@ -345,3 +349,31 @@ def test_the_residents_number_dials_what_it_says(page, make_task, phone, dials):
         assert link.count() == 0
     else:
         assert link.get_attribute("href") == dials
+
+
+def test_on_a_phone_every_control_of_a_task_is_tall_enough_and_nothing_runs_off(
+    page, e2e_engine, make_task
+):
+    """The task's page is a dialog outside <main>, which the app's check of its controls does
+    not reach: on a 390-px phone each of its controls is 40 px tall or more, and a long word (a
+    link pasted into the request) wraps instead of widening the page past the screen."""
+    from tests.e2e.test_app import PHONE, TAP
+
+    long = "https://example.org/" + "x" * 120
+    task_id, _ = make_task(status="resolved", description=f"见 {long}")
+    page.set_viewport_size(PHONE)
+    open_app(page, "leader01")
+    open_task(page, task_id, "grid-task-list")
+    small = page.evaluate(
+        """(least) => [...document.querySelectorAll(
+             '#task-detail a, #task-detail button, #task-detail select, #task-detail textarea')]
+           .filter((el) => el.getClientRects().length)
+           .map((el) => ({el, box: el.getBoundingClientRect()}))
+           .filter(({box}) => box.height < least)
+           .map(({el, box}) => `${el.tagName} ${el.className} ${Math.round(box.height)}px`)""",
+        TAP,
+    )
+    assert small == []
+    dialog = page.locator("#task-detail")
+    assert dialog.evaluate("(d) => d.scrollWidth <= d.clientWidth")
+    screenshot(page, "app-task-detail-phone")
