@@ -335,6 +335,7 @@ def test_a_task_closed_while_its_step_is_on_its_way_stays_closed(page, e2e_engin
         ("13912345678 / 13800001111", "tel:13912345678"),  # two numbers: the first
         ("+86 139 1234 5678", "tel:+8613912345678"),
         ("无", None),  # no number: no link to nowhere
+        ("139****5678", None),  # masked (as a district viewer reads it): not a number to dial
     ],
 )
 def test_the_residents_number_dials_what_it_says(page, make_task, phone, dials):

@@ -57,9 +57,12 @@ const STEPS = ["accept", "start", "resolve", "return", "escalate", "callback", "
 
 /** What a tel: link dials of a phone as it was written: its first number (a second one, or an
  * extension after 转, is said beside it, not run on into one long wrong number), full-width
- * digits as plain ones; "" where it holds no number. */
+ * digits as plain ones; "" where it holds no number, or is masked (138****5678: the API
+ * masks it for district viewers, and its digits around the stars are no number to call). */
 function dialled(phone) {
-  const number = String(phone ?? "").normalize("NFKC").match(/\+?\d[\d\s\-().]*\d/);
+  const written = String(phone ?? "").normalize("NFKC");
+  if (written.includes("*")) return "";
+  const number = written.match(/\+?\d[\d\s\-().]*\d/);
   return number ? number[0].replace(/[^\d+]/g, "") : "";
 }
 
