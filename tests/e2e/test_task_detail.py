@@ -378,3 +378,28 @@ def test_on_a_phone_every_control_of_a_task_is_tall_enough_and_nothing_runs_off(
     dialog = page.locator("#task-detail")
     assert dialog.evaluate("(d) => d.scrollWidth <= d.clientWidth")
     screenshot(page, "app-task-detail-phone")
+
+
+def test_from_the_keyboard_the_page_closed_gives_the_focus_back_to_its_task(
+    page, e2e_engine, make_task
+):
+    """Opened with Enter on a task's title, a step taken, Escape: the lists, read again after
+    the step, had drawn the title anew and the focus fell to the page's top, the worker's
+    place in the list lost. It comes back to the task's title."""
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    opener = f"#tasks li[data-id='{task_id}'] button.open-task"
+    page.focus(opener)
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#task-detail[data-task='{task_id}'] h2")
+    page.locator("#task-detail button[data-step=accept]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent === '已接单。'"
+    )
+    page.wait_for_function(
+        f"""() => document.querySelector("#tasks li[data-id='{task_id}'] .state")
+                  ?.textContent === '已接单'"""
+    )
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !document.querySelector('#task-detail').open")
+    assert page.evaluate(f"""() => document.activeElement === document.querySelector("{opener}")""")

@@ -78,11 +78,21 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
   const { statuses, urgencies, sources, types } = TASK_TEXT[lang];
   const colon = lang === "zh" ? "：" : ": ";
   let shown = null; // the id of the task shown; a later open() replaces an earlier read
+  let back = null; // what had the focus as the page opened (a task's title in a list)
 
   dialog.addEventListener("click", (e) => {
     if (e.target === dialog || e.target.closest("button.close")) dialog.close();
   });
-  dialog.addEventListener("close", () => { shown = null; });
+  dialog.addEventListener("close", () => {
+    shown = null;
+    // The focus back where it was: a list read again after a step has drawn the title anew,
+    // and the focus fell to the page's top, the keyboard's place in the list lost.
+    const opener = back;
+    back = null;
+    const again = opener?.isConnected ? opener
+      : opener?.dataset?.open ? document.querySelector(`button[data-open="${CSS.escape(opener.dataset.open)}"]`) : null;
+    again?.focus();
+  });
 
   const say = (text, error = false) => {
     const status = dialog.querySelector(".task-status");
@@ -177,7 +187,10 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
 
   async function open(id) {
     shown = id;
-    if (!dialog.open) dialog.showModal();
+    if (!dialog.open) {
+      back = document.activeElement;
+      dialog.showModal();
+    }
     if (!navigator.onLine) return frame(`<p class="muted">${escapeHtml(t.offline)}</p>`);
     frame(`<p class="muted">${escapeHtml(t.loading)}</p>`);
     let task;
