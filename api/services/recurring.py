@@ -155,7 +155,10 @@ WITH t AS (
 SELECT id, title, recent,
        CASE WHEN geom IS NOT NULL THEN
          ST_ClusterDBSCAN(ST_Transform(geom, 3857),
-                          eps := (SELECT :reach * :widen / cos(radians(avg(ST_Y(geom)))) FROM t),
+                          -- No task of the span has a point (none in it, only the span
+                          -- before's): no latitude to scale at, nothing to cluster either.
+                          eps := COALESCE((SELECT :reach * :widen / cos(radians(avg(ST_Y(geom))))
+                                           FROM t), :reach),
                           minpoints := 1) OVER (PARTITION BY geom IS NULL)
        END AS component
 FROM t

@@ -144,6 +144,20 @@ def test_entrances_standing_at_one_point_name_the_first_registered(client, sessi
         assert (place["building"], place["unit"]) == ("8", "2")
 
 
+def test_a_grid_quiet_these_weeks_but_not_before_reads_as_quiet(client, session, world):
+    """No task in the span, three in the span before: nothing recurs now, and the span before
+    is counted (the reach of the span's places, scaled at their mean latitude, had no
+    latitude to scale at: a 500)."""
+    for n in range(3):
+        make_task(session, A1, now=NOW - timedelta(days=35 + n))
+    session.flush()
+    response = recurring(client, world)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["tasks"], body["previous_tasks"]) == (0, 3)
+    assert body["places"] == [] and body["words"] == []
+
+
 def test_a_place_with_no_registered_entrance_within_reach_names_none(
     client, session, world, stairwell
 ):
