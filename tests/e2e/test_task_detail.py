@@ -287,6 +287,7 @@ def test_a_step_on_a_task_changed_meanwhile_reads_the_task_again(page, e2e_engin
     with Session(e2e_engine) as session:
         session.get(Task, task_id).status = "accepted"
         session.commit()
+    detail.locator("textarea[name=note]").fill("已电话联系王阿姨")
     detail.locator("button[data-step=accept]").click()
     page.wait_for_function(
         "() => document.querySelector('#task-detail .state')?.textContent === '已接单'"
@@ -299,6 +300,8 @@ def test_a_step_on_a_task_changed_meanwhile_reads_the_task_again(page, e2e_engin
     ]
     status = detail.locator(".task-status")
     assert status.inner_text() and "error" in status.get_attribute("class")
+    # What the worker wrote is kept for the step they take now.
+    assert detail.locator("textarea[name=note]").input_value() == "已电话联系王阿姨"
 
 
 def test_a_task_closed_while_its_step_is_on_its_way_stays_closed(page, e2e_engine, make_task):

@@ -175,8 +175,12 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
       // The task changed meanwhile (another step, a reassign, a move): its steps shown are
       // stale, each would be refused in turn. It is read again, and so are the lists.
       changed?.();
+      const written = form.elements.note.value; // kept for the step taken now
       await open(task.id);
-      if (here()) say(`${error.body?.detail || error.message}`, true);
+      if (!here()) return;
+      const note = dialog.querySelector("form.task-steps textarea[name=note]");
+      if (note) note.value = written;
+      say(`${error.body?.detail || error.message}`, true);
       return;
     }
     changed?.();
