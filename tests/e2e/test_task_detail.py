@@ -406,3 +406,17 @@ def test_from_the_keyboard_the_page_closed_gives_the_focus_back_to_its_task(
     page.keyboard.press("Escape")
     page.wait_for_function("() => !document.querySelector('#task-detail').open")
     assert page.evaluate(f"""() => document.activeElement === document.querySelector("{opener}")""")
+
+
+def test_a_resolved_task_awaiting_its_callback_is_listed_past_many_open_ones(
+    page, e2e_engine, make_task
+):
+    """The grid's list shows 50 tasks, the open ones first: with 50 open tasks or more (a
+    community admin's grids), every task awaiting its callback fell under "more not shown",
+    out of reach. Each kind shows its own first 50."""
+    for _ in range(51):
+        make_task()
+    task_id, _ = make_task(status="resolved")
+    open_app(page, "leader01")
+    page.locator(f"#grid-task-list li[data-id='{task_id}']").wait_for()
+    assert "另有 1 项未显示。" in page.inner_text("#grid-task-list")

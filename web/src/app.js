@@ -465,9 +465,12 @@ async function loadGridTasks() {
     $("grid-task-list").innerHTML = `<li class="muted">${escapeHtml(t.tasksUnavailable)}</li>`;
     return;
   }
-  const more = gridTasks.length - GRID_TASKS_SHOWN;
+  // The open ones and those awaiting the callback each show their first: past many open
+  // tasks (a community admin's grids), every callback fell under "more not shown".
+  const shown = (list) => list.slice(0, GRID_TASKS_SHOWN).map(gridTaskItem).join("")
+    + (list.length > GRID_TASKS_SHOWN ? `<li class="muted">${escapeHtml(t.gridTasksMore(list.length - GRID_TASKS_SHOWN))}</li>` : "");
   $("grid-task-list").innerHTML = gridTasks.length
-    ? gridTasks.slice(0, GRID_TASKS_SHOWN).map(gridTaskItem).join("") + (more > 0 ? `<li class="muted">${escapeHtml(t.gridTasksMore(more))}</li>` : "")
+    ? shown(gridTasks.filter((task) => !awaiting(task))) + shown(gridTasks.filter(awaiting))
     : `<li class="muted">${escapeHtml(t.gridTasksNone)}</li>`;
 }
 
