@@ -155,7 +155,10 @@ WITH t AS (
 SELECT id, title, recent,
        CASE WHEN geom IS NOT NULL THEN
          ST_ClusterDBSCAN(ST_Transform(geom, 3857),
-                          eps := (SELECT :reach * :widen / cos(radians(avg(ST_Y(geom)))) FROM t),
+                          -- No task of the span has a point (none in it, only the span
+                          -- before's): no latitude to scale at, nothing to cluster either.
+                          eps := COALESCE((SELECT :reach * :widen / cos(radians(avg(ST_Y(geom))))
+                                           FROM t), :reach),
                           minpoints := 1) OVER (PARTITION BY geom IS NULL)
        END AS component
 FROM t
@@ -205,12 +208,14 @@ SELECT phrase, ids, sources, grid_id, ST_X(centre) AS lon, ST_Y(centre) AS lat,
           AND ST_DWithin(COALESCE(p.location, ph.location)::geography, points::geography,
                          :reach)) AS previous
 FROM g
--- Where it is, as the grid's people say it: its grid's registered entrance nearest the centre.
+-- Where it is, as the grid's people say it: its grid's registered entrance nearest the centre,
+-- in metres (in degrees, one of longitude being shorter, an entrance east would seem farther
+-- than one as far north), the first registered of several at one point.
 LEFT JOIN LATERAL (
   SELECT h.building, NULLIF(h.unit, '') AS unit FROM households h
   WHERE h.grid_id = g.grid_id AND h.removed_at IS NULL
     AND ST_DWithin(h.location::geography, g.centre::geography, :reach)
-  ORDER BY h.location <-> g.centre LIMIT 1
+  ORDER BY ST_Distance(h.location::geography, g.centre::geography), h.id LIMIT 1
 ) near ON true
 """
 )

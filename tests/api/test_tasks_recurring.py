@@ -109,6 +109,55 @@ def test_a_place_names_the_building_and_entrance_nearest_it(client, session, wor
     assert (place["building"], place["unit"]) == ("3", "2")
 
 
+def test_the_nearest_entrance_is_nearest_in_metres_not_in_degrees(client, session, world):
+    """A degree of longitude is ~85 km here, of latitude ~111 km: an entrance 20 m east is
+    nearer than one 24 m north, though fewer degrees lie north."""
+    for household in world.households[A1]:
+        household_removal.remove_household(
+            session, None, household, reason="demolished", now=datetime.now(UTC)
+        )
+    lon, lat = centre(A1)
+    for n in range(3):
+        make_task(session, A1, now=NOW - timedelta(days=n + 1), location={"lon": lon, "lat": lat})
+    make_household(session, lon + 20 / 85_300, lat, building="5", unit="1")  # 20 m east
+    make_household(session, lon, lat + 24 / 111_000, building="6", unit="1")  # 24 m north
+    session.flush()
+    (place,) = recurring(client, world).get_json()["places"]
+    assert (place["building"], place["unit"]) == ("5", "1")
+
+
+def test_entrances_standing_at_one_point_name_the_first_registered(client, session, world):
+    """A register geocoded to a compound's centre puts several entrances at one point: the
+    place names the same one every time, the first registered."""
+    for household in world.households[A1]:
+        household_removal.remove_household(
+            session, None, household, reason="demolished", now=datetime.now(UTC)
+        )
+    lon, lat = centre(A1)
+    for n in range(3):
+        make_task(session, A1, now=NOW - timedelta(days=n + 1), location={"lon": lon, "lat": lat})
+    for building, unit in (("8", "2"), ("12", "1"), ("8", "1"), ("9", "3")):
+        make_household(session, lon + 0.0001, lat, building=building, unit=unit)
+    session.flush()
+    for _ in range(3):
+        (place,) = recurring(client, world).get_json()["places"]
+        assert (place["building"], place["unit"]) == ("8", "2")
+
+
+def test_a_grid_quiet_these_weeks_but_not_before_reads_as_quiet(client, session, world):
+    """No task in the span, three in the span before: nothing recurs now, and the span before
+    is counted (the reach of the span's places, scaled at their mean latitude, had no
+    latitude to scale at: a 500)."""
+    for n in range(3):
+        make_task(session, A1, now=NOW - timedelta(days=35 + n))
+    session.flush()
+    response = recurring(client, world)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["tasks"], body["previous_tasks"]) == (0, 3)
+    assert body["places"] == [] and body["words"] == []
+
+
 def test_a_place_with_no_registered_entrance_within_reach_names_none(
     client, session, world, stairwell
 ):

@@ -23,6 +23,9 @@ def open_app(page, username: str, lang: str = "zh"):
     return page
 
 
+ASKED = "三楼到五楼的楼道灯坏了一个月，老人晚上看不见。"
+
+
 @pytest.fixture()
 def make_task(e2e_engine):
     """A 12345 complaint at the demo grid's first household, held by worker01."""
@@ -43,10 +46,12 @@ def make_task(e2e_engine):
             )
             task = Task(
                 source="hotline", type="complaint", urgency="general", grid_id=grid,
-                title="楼道灯不亮", description="三楼到五楼的楼道灯坏了一个月，老人晚上看不见。",
-                complainant={"name": "王秀英", "phone": "139 1234 5678"},
+                title="楼道灯不亮",
+                description=fields.pop("description", ASKED),
+                complainant=fields.pop("complainant", {"name": "王秀英", "phone": "139 1234 5678"}),
                 external_id=f"E2E{now:%H%M%S%f}", household_id=household.id,
-                location=household.location, status=status, assignee_id=worker,
+                location=household.location, status=status,
+                assignee_id=fields.pop("assignee_id", worker),
                 created_at=now - timedelta(hours=2), due_at=now + timedelta(days=5),
                 first_contact_due_at=now + timedelta(hours=22),
                 resolved_at=now if status == "resolved" else None, **fields,
@@ -253,3 +258,165 @@ def test_the_office_opens_a_recurring_places_task_from_the_reports_page(page, ma
     assert "三楼到五楼的楼道灯坏了一个月" in detail.inner_text()
     assert "关闭任务" in detail.locator("form.task-steps").inner_text()
     screenshot(page, "reports-task-detail")
+
+
+def test_a_leader_finds_a_task_they_resolved_themself_to_call_back(page, e2e_engine, make_task):
+    """A task held by the leader, resolved: it leaves "my tasks" (open ones only), and the
+    grid's list left out the caller's own tasks, so it was in no list and the leader could
+    neither record the callback nor close it. Awaiting the callback, it is in the grid's list."""
+    from api.models import User
+
+    with Session(e2e_engine) as session:
+        leader = session.scalar(select(User.id).where(User.username == "leader01"))
+    task_id, _ = make_task(status="resolved", assignee_id=leader)
+    open_app(page, "leader01")
+    page.locator(f"#grid-task-list li[data-id='{task_id}']").wait_for()
+    detail = open_task(page, task_id, "grid-task-list")
+    assert "记录回访" in detail.locator("form.task-steps").inner_text()
+
+
+def test_a_step_on_a_task_changed_meanwhile_reads_the_task_again(page, e2e_engine, make_task):
+    """Accepted meanwhile (on another phone of theirs, say): the step is refused (409) and the
+    page shows the task as it is now, with the steps it has now, beside the server's words;
+    the steps of before stayed, each refused in turn."""
+    from api.models import Task
+
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    with Session(e2e_engine) as session:
+        session.get(Task, task_id).status = "accepted"
+        session.commit()
+    detail.locator("textarea[name=note]").fill("已电话联系王阿姨")
+    detail.locator("button[data-step=accept]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .state')?.textContent === '已接单'"
+    )
+    assert detail.locator("form.task-steps button").all_inner_texts() == [
+        "开始处理",
+        "办结",
+        "退回",
+        "上报",
+    ]
+    status = detail.locator(".task-status")
+    assert status.inner_text() and "error" in status.get_attribute("class")
+    # What the worker wrote is kept for the step they take now.
+    assert detail.locator("textarea[name=note]").input_value() == "已电话联系王阿姨"
+
+
+def test_a_task_closed_while_its_step_is_on_its_way_stays_closed(page, e2e_engine, make_task):
+    """The worker pressed 接单 and closed the page before the answer came: the answer read the
+    task again and opened the page anew over whatever they had turned to."""
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    held = []
+    page.route(
+        f"**/api/v1/tasks/{task_id}/transitions",
+        lambda route: held.append(route) if route.request.method == "POST" else route.continue_(),
+    )
+    detail = open_task(page, task_id)
+    with page.expect_request(lambda r: r.method == "POST" and "/transitions" in r.url):
+        detail.locator("button[data-step=accept]").click()
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !document.querySelector('#task-detail').open")
+    (route,) = held
+    route.continue_()
+    # The lists are read again once the answer is in (the page, had it opened, before them).
+    page.wait_for_function(
+        f"""() => document.querySelector("#tasks li[data-id='{task_id}'] .state")
+                  ?.textContent === '已接单'"""
+    )
+    assert not page.evaluate("document.querySelector('#task-detail').open")
+    assert task_row(e2e_engine, task_id)[0] == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("phone", "dials"),
+    [
+        ("１３９ １２３４ ５６７８", "tel:13912345678"),  # an input method in full-width mode
+        ("010-6512 3456 转 8001", "tel:01065123456"),  # the extension is said, not dialled
+        ("13912345678 / 13800001111", "tel:13912345678"),  # two numbers: the first
+        ("+86 139 1234 5678", "tel:+8613912345678"),
+        ("无", None),  # no number: no link to nowhere
+        ("139****5678", None),  # masked (as a district viewer reads it): not a number to dial
+    ],
+)
+def test_the_residents_number_dials_what_it_says(page, make_task, phone, dials):
+    """The tel: link kept every digit and dropped the rest: full-width digits dialled nothing,
+    an extension's digits or a second number ran on into one long wrong number."""
+    task_id, _ = make_task(complainant={"name": "王秀英", "phone": phone})
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    assert phone in detail.locator("tr.resident td").inner_text()  # said as written
+    link = detail.locator("tr.resident a.phone")
+    if dials is None:
+        assert link.count() == 0
+    else:
+        assert link.get_attribute("href") == dials
+
+
+def test_on_a_phone_every_control_of_a_task_is_tall_enough_and_nothing_runs_off(
+    page, e2e_engine, make_task
+):
+    """The task's page is a dialog outside <main>, which the app's check of its controls does
+    not reach: on a 390-px phone each of its controls is 40 px tall or more, and a long word (a
+    link pasted into the request) wraps instead of widening the page past the screen."""
+    from tests.e2e.test_app import PHONE, TAP
+
+    long = "https://example.org/" + "x" * 120
+    task_id, _ = make_task(status="resolved", description=f"见 {long}")
+    page.set_viewport_size(PHONE)
+    open_app(page, "leader01")
+    open_task(page, task_id, "grid-task-list")
+    small = page.evaluate(
+        """(least) => [...document.querySelectorAll(
+             '#task-detail a, #task-detail button, #task-detail select, #task-detail textarea')]
+           .filter((el) => el.getClientRects().length)
+           .map((el) => ({el, box: el.getBoundingClientRect()}))
+           .filter(({box}) => box.height < least)
+           .map(({el, box}) => `${el.tagName} ${el.className} ${Math.round(box.height)}px`)""",
+        TAP,
+    )
+    assert small == []
+    dialog = page.locator("#task-detail")
+    assert dialog.evaluate("(d) => d.scrollWidth <= d.clientWidth")
+    screenshot(page, "app-task-detail-phone")
+
+
+def test_from_the_keyboard_the_page_closed_gives_the_focus_back_to_its_task(
+    page, e2e_engine, make_task
+):
+    """Opened with Enter on a task's title, a step taken, Escape: the lists, read again after
+    the step, had drawn the title anew and the focus fell to the page's top, the worker's
+    place in the list lost. It comes back to the task's title."""
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    opener = f"#tasks li[data-id='{task_id}'] button.open-task"
+    page.focus(opener)
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#task-detail[data-task='{task_id}'] h2")
+    page.locator("#task-detail button[data-step=accept]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent === '已接单。'"
+    )
+    page.wait_for_function(
+        f"""() => document.querySelector("#tasks li[data-id='{task_id}'] .state")
+                  ?.textContent === '已接单'"""
+    )
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !document.querySelector('#task-detail').open")
+    assert page.evaluate(f"""() => document.activeElement === document.querySelector("{opener}")""")
+
+
+def test_a_resolved_task_awaiting_its_callback_is_listed_past_many_open_ones(
+    page, e2e_engine, make_task
+):
+    """The grid's list shows 50 tasks, the open ones first: with 50 open tasks or more (a
+    community admin's grids), every task awaiting its callback fell under "more not shown",
+    out of reach. Each kind shows its own first 50."""
+    for _ in range(51):
+        make_task()
+    task_id, _ = make_task(status="resolved")
+    open_app(page, "leader01")
+    page.locator(f"#grid-task-list li[data-id='{task_id}']").wait_for()
+    assert "另有 1 项未显示。" in page.inner_text("#grid-task-list")

@@ -634,3 +634,28 @@ def test_todays_list_holds_the_window_requests_not_the_tasks_opened_elsewhere(
     [task] = tasks_titled(e2e_engine, "窗口来访登记")
     page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
     assert page.locator(f"#today-tasks tr[data-id='{rounds_id}']").count() == 0
+
+
+def test_a_step_taken_on_a_request_s_page_shows_in_today_s_list(page, e2e_engine, window_day):
+    """The community admin at the window leads every grid: from a request's page they may
+    escalate it on its assignee's behalf. Today's list kept the state of before (已派单) until
+    the page was opened again: it is read again after the step."""
+    open_window(page, "admin01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "路灯不亮（窗口上报）")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "路灯不亮（窗口上报）")
+    row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
+    row.wait_for()
+    row.locator("button[data-open]").click()
+    detail = page.locator(f"#task-detail[data-task='{task.id}']")
+    detail.locator("button[data-step=escalate]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent === '已上报。'"
+    )
+    page.wait_for_function(
+        f"""() => document.querySelector("#today-tasks tr[data-id='{task.id}'] .status")
+                  ?.textContent === '已升级'"""
+    )

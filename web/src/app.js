@@ -460,15 +460,20 @@ async function loadGridTasks() {
   const query = [...OPEN_TASK_STATUSES, ...AWAITING_CALLBACK].map((s) => `status=${s}`).join("&");
   try {
     const [tasks, users] = await Promise.all([apiPages(`/api/v1/tasks?${query}`), apiPages("/api/v1/users?active=true")]);
-    gridTasks = tasks.filter((task) => task.assignee_id !== me).sort(urgentFirst);
+    // The caller's own open tasks are in "my tasks"; their own resolved ones (a leader holds
+    // tasks too) are in no other list, and their callback and close are the leader's.
+    gridTasks = tasks.filter((task) => task.assignee_id !== me || awaiting(task)).sort(urgentFirst);
     assignees = users.filter((u) => ["worker", "grid_leader"].includes(u.role));
   } catch {
     $("grid-task-list").innerHTML = `<li class="muted">${escapeHtml(t.tasksUnavailable)}</li>`;
     return;
   }
-  const more = gridTasks.length - GRID_TASKS_SHOWN;
+  // The open ones and those awaiting the callback each show their first: past many open
+  // tasks (a community admin's grids), every callback fell under "more not shown".
+  const shown = (list) => list.slice(0, GRID_TASKS_SHOWN).map(gridTaskItem).join("")
+    + (list.length > GRID_TASKS_SHOWN ? `<li class="muted">${escapeHtml(t.gridTasksMore(list.length - GRID_TASKS_SHOWN))}</li>` : "");
   $("grid-task-list").innerHTML = gridTasks.length
-    ? gridTasks.slice(0, GRID_TASKS_SHOWN).map(gridTaskItem).join("") + (more > 0 ? `<li class="muted">${escapeHtml(t.gridTasksMore(more))}</li>` : "")
+    ? shown(gridTasks.filter((task) => !awaiting(task))) + shown(gridTasks.filter(awaiting))
     : `<li class="muted">${escapeHtml(t.gridTasksNone)}</li>`;
 }
 

@@ -55,6 +55,17 @@ const TEXT = {
 // The steps taken here, in this order (`assign` and `move` are the grid list's and the office's).
 const STEPS = ["accept", "start", "resolve", "return", "escalate", "callback", "close", "reopen"];
 
+/** What a tel: link dials of a phone as it was written: its first number (a second one, or an
+ * extension after 转, is said beside it, not run on into one long wrong number), full-width
+ * digits as plain ones; "" where it holds no number, or is masked (138****5678: the API
+ * masks it for district viewers, and its digits around the stars are no number to call). */
+function dialled(phone) {
+  const written = String(phone ?? "").normalize("NFKC");
+  if (written.includes("*")) return "";
+  const number = written.match(/\+?\d[\d\s\-().]*\d/);
+  return number ? number[0].replace(/[^\d+]/g, "") : "";
+}
+
 const address = (h) => [h.building, h.unit, h.floor && !h.room ? h.floor : "", h.room].filter(Boolean).join("-");
 
 /**
@@ -67,11 +78,21 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
   const { statuses, urgencies, sources, types } = TASK_TEXT[lang];
   const colon = lang === "zh" ? "：" : ": ";
   let shown = null; // the id of the task shown; a later open() replaces an earlier read
+  let back = null; // what had the focus as the page opened (a task's title in a list)
 
   dialog.addEventListener("click", (e) => {
     if (e.target === dialog || e.target.closest("button.close")) dialog.close();
   });
-  dialog.addEventListener("close", () => { shown = null; });
+  dialog.addEventListener("close", () => {
+    shown = null;
+    // The focus back where it was: a list read again after a step has drawn the title anew,
+    // and the focus fell to the page's top, the keyboard's place in the list lost.
+    const opener = back;
+    back = null;
+    const again = opener?.isConnected ? opener
+      : opener?.dataset?.open ? document.querySelector(`button[data-open="${CSS.escape(opener.dataset.open)}"]`) : null;
+    again?.focus();
+  });
 
   const say = (text, error = false) => {
     const status = dialog.querySelector(".task-status");
@@ -98,7 +119,8 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
       .filter(Boolean).join(" · ");
     const map = lon != null ? ` <a class="on-map" href="/map?at=${Number(lon).toFixed(6)},${Number(lat).toFixed(6)}">${escapeHtml(t.onMap)}</a>` : "";
     const who = task.complainant || {};
-    const phone = who.phone ? `<a class="phone" href="tel:${escapeHtml(String(who.phone).replace(/[^\d+*#]/g, ""))}">${escapeHtml(who.phone)}</a>` : "";
+    const dial = dialled(who.phone);
+    const phone = who.phone ? (dial ? `<a class="phone" href="tel:${escapeHtml(dial)}">${escapeHtml(who.phone)}</a>` : escapeHtml(who.phone)) : "";
     const resident = who.name || who.phone ? [escapeHtml(who.name || ""), phone].filter(Boolean).join(" ") : `<span class="muted">${escapeHtml(t.noContact)}</span>`;
     const what = task.description == null && task.source === "visit"
       ? `<span class="muted">${escapeHtml(t.withheld)}</span>` : escapeHtml(task.description || "");
@@ -142,21 +164,37 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
     if (action === "callback" && !satisfaction) return say(t.needsSatisfaction, true);
     const body = { action, note, ...(action === "callback" ? { satisfaction } : {}) };
     for (const button of form.querySelectorAll("button")) button.disabled = true;
+    const here = () => shown === task.id; // not closed, nor another task opened, meanwhile
     try {
       // The same step sent again after a lost answer keeps its key: the server answers the first.
       await apiOnce(`/api/v1/tasks/${task.id}/transitions`, { method: "POST", body });
     } catch (error) {
       for (const button of form.querySelectorAll("button")) button.disabled = false;
-      return say(error.status ? `${error.body?.detail || error.message}` : t.lost, true);
+      if (!here()) return;
+      if (![403, 404, 409].includes(error.status)) return say(error.status ? `${error.body?.detail || error.message}` : t.lost, true);
+      // The task changed meanwhile (another step, a reassign, a move): its steps shown are
+      // stale, each would be refused in turn. It is read again, and so are the lists.
+      changed?.();
+      const written = form.elements.note.value; // kept for the step taken now
+      await open(task.id);
+      if (!here()) return;
+      const note = dialog.querySelector("form.task-steps textarea[name=note]");
+      if (note) note.value = written;
+      say(`${error.body?.detail || error.message}`, true);
+      return;
     }
     changed?.();
+    if (!here()) return;
     await open(task.id);
-    say(t.done(t.actions[action]));
+    if (here()) say(t.done(t.actions[action]));
   }
 
   async function open(id) {
     shown = id;
-    if (!dialog.open) dialog.showModal();
+    if (!dialog.open) {
+      back = document.activeElement;
+      dialog.showModal();
+    }
     if (!navigator.onLine) return frame(`<p class="muted">${escapeHtml(t.offline)}</p>`);
     frame(`<p class="muted">${escapeHtml(t.loading)}</p>`);
     let task;

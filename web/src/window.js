@@ -430,7 +430,10 @@ async function loadToday() {
 
 // A request's number opens its page (task_detail.js): who holds it, what was done so far, to
 // answer the resident who comes back.
-const detail = taskDetail({ lang, dialog: $("task-detail"), localTime: (date) => beijing(date.toISOString()) });
+// A step taken there (the community admin leads every grid) shows in today's list.
+const detail = taskDetail({
+  lang, dialog: $("task-detail"), localTime: (date) => beijing(date.toISOString()), changed: () => loadToday(),
+});
 document.querySelector("#today-tasks").addEventListener("click", (e) => {
   const opener = e.target.closest("button[data-open]");
   if (opener) detail.open(Number(opener.dataset.open));
