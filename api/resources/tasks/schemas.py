@@ -11,7 +11,14 @@ from api import privacy
 from api.auth import current_scope
 from api.clock import now
 from api.extensions import Boolean, Float, Integer, Schema, db
-from api.models.tasks import HOTLINE_TYPES, SATISFACTION, TASK_SOURCES, TASK_STATUSES, URGENCIES
+from api.models.tasks import (
+    HOTLINE_TYPES,
+    SATISFACTION,
+    TASK_SOURCES,
+    TASK_STATUSES,
+    URGENCIES,
+    TaskPhoto,
+)
 from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
@@ -208,6 +215,28 @@ class TaskCreateSchema(Schema):
             raise ma.ValidationError({"location": ["Give household_id or location."]})
 
 
+class TaskPhotoSchema(Schema):
+    id = Integer()
+    task_id = Integer()
+    event_id = Integer(
+        allow_none=True, metadata={"description": "The step it was sent with; null: none yet"}
+    )
+    sha256 = ma.fields.String()
+    content_type = ma.fields.String()
+    size_bytes = Integer()
+    created_at = ma.fields.DateTime()
+    url = ma.fields.Function(
+        lambda p: f"/api/v1/tasks/{p.task_id}/photos/{p.id}",
+        metadata={"type": "string", "description": "GET it with your token: the image bytes"},
+    )
+
+
+class TaskPhotoUploadResultSchema(TaskPhotoSchema):
+    duplicate = Boolean(
+        metadata={"description": "The same image was already a photo of the task (this one)"}
+    )
+
+
 class TaskEventSchema(Schema):
     id = Integer()
     action = ma.fields.String()
@@ -222,7 +251,18 @@ class TaskEventSchema(Schema):
             "description": "Where the worker stood; to ~100 m for district viewers",
         },
     )
-    photos = ma.fields.List(ma.fields.String())
+    photos = ma.fields.List(
+        ma.fields.Nested(TaskPhotoSchema),
+        metadata={"description": "The photos sent with the step, each read at its `url`"},
+    )
+    photo_refs = ma.fields.List(
+        ma.fields.String(),
+        metadata={
+            "description": "Free strings a step took as `photos` before photos were uploaded "
+            '("URLs or storage keys" nothing checked or served), kept as they were sent; '
+            "empty for every step since"
+        },
+    )
     at = ma.fields.DateTime()
 
 
@@ -365,9 +405,12 @@ class TransitionSchema(Schema):
     note = ma.fields.String(load_default="", validate=ma.validate.Length(max=10000))
     location = ma.fields.Nested(LocationSchema)
     photos = ma.fields.List(
-        ma.fields.String(validate=ma.validate.Length(min=1, max=500)),
-        validate=ma.validate.Length(max=20),
-        metadata={"description": "Photo URLs or storage keys"},
+        Integer(),
+        validate=ma.validate.Length(max=TaskPhoto.MAX_PER_OWNER),
+        metadata={
+            "description": "Ids of photos of this task you uploaded (`POST "
+            "/tasks/{id}/photos`) and sent with no other step: the step's photos"
+        },
     )
     satisfaction = ma.fields.String(
         validate=ma.validate.OneOf(SATISFACTION),
