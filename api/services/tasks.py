@@ -900,7 +900,7 @@ def transition(
     *,
     note: str = "",
     location: dict | None = None,
-    photos: list[int] | None = None,
+    photos: list[int | str] | None = None,
     satisfaction: str | None = None,
     now: datetime,
 ) -> Task:
@@ -933,7 +933,9 @@ def transition(
     if action != "callback" and satisfaction is not None:
         message = "Satisfaction is recorded by the callback only."
         raise errors.Unprocessable(message, errors={"json": {"satisfaction": [message]}})
-    taken = _step_photos(session, scope, task, photos or [])
+    # Ids name photos of the task uploaded first; strings are references kept as sent.
+    taken = _step_photos(session, scope, task, [p for p in photos or [] if isinstance(p, int)])
+    refs = [p for p in photos or [] if isinstance(p, str)]
     point = None
     if location is not None:
         point = db_geom(Point(*_point(location)))
@@ -966,6 +968,7 @@ def transition(
         # steps may hold more (a number typed from a new call): the next close counts again.
         task.contact_erased_at = None
     event = _event(task, action, before, rule.to, scope.user_id, now, note=note, location=point)
+    event.photo_refs = refs
     session.flush()
     for photo in taken:
         photo.event_id = event.id

@@ -202,16 +202,15 @@ def test_a_step_names_its_photos_and_the_task_lists_them_with_the_step(client, w
     response = act(client, world, "worker_a1", task.id, "resolve", photos=[before, after])
     assert response.status_code == 200, response.json
     resolve = response.json["events"][-1]
-    assert [p["id"] for p in resolve["photos"]] == [before, after]
-    assert {p["event_id"] for p in resolve["photos"]} == {resolve["id"]}
+    assert [p["id"] for p in resolve["attachments"]] == [before, after]
+    assert {p["event_id"] for p in resolve["attachments"]} == {resolve["id"]}
     detail = client.get(f"/api/v1/tasks/{task.id}", headers=world.auth("leader_a")).json
     steps = {e["action"]: e for e in detail["events"]}
-    assert [p["url"] for p in steps["resolve"]["photos"]] == [
-        f"/api/v1/tasks/{task.id}/photos/{before}",
-        f"/api/v1/tasks/{task.id}/photos/{after}",
-    ]
-    assert steps["accept"]["photos"] == []
-    fetched = client.get(steps["resolve"]["photos"][0]["url"], headers=world.auth("leader_a"))
+    urls = [f"/api/v1/tasks/{task.id}/photos/{before}", f"/api/v1/tasks/{task.id}/photos/{after}"]
+    assert [p["url"] for p in steps["resolve"]["attachments"]] == urls
+    assert steps["resolve"]["photos"] == urls
+    assert steps["accept"]["photos"] == [] and steps["accept"]["attachments"] == []
+    fetched = client.get(steps["resolve"]["attachments"][0]["url"], headers=world.auth("leader_a"))
     assert fetched.data == JPEG
 
 
@@ -258,10 +257,10 @@ def test_a_step_naming_anything_but_the_callers_unsent_photos_of_the_task_is_422
     assert dict(session.execute(select(TaskPhoto.id, TaskPhoto.event_id)).all()) == attached
 
 
-@pytest.mark.parametrize("value", [["photos/1.jpg"], "photos/1.jpg", [None]])
-def test_a_step_naming_photos_by_anything_but_their_ids_is_422(client, world, session, task, value):
-    """The free strings a step took before ("URLs or storage keys") are refused, naming the
-    field, and nothing is done."""
+@pytest.mark.parametrize("value", ["photos/1.jpg", [None], [True], [""], ["x" * 501], [1.5]])
+def test_a_step_naming_photos_by_anything_but_ids_or_references_is_422(
+    client, world, session, task, value
+):
     response = act(client, world, "worker_a1", task.id, "accept", photos=value)
     assert response.status_code == 422
     assert "photos" in response.json["errors"]["json"]
@@ -269,14 +268,18 @@ def test_a_step_naming_photos_by_anything_but_their_ids_is_422(client, world, se
     assert session.get(Task, task.id).status == "dispatched"
 
 
-def test_the_free_strings_a_step_took_before_are_kept_apart_as_they_were_sent(
+def test_a_step_keeps_the_references_it_is_given_beside_the_photos_uploaded(
     client, world, session, task
 ):
-    """Migration 0055 renamed the column: the old strings are not photos this service holds
-    (nothing to serve), shown as `photo_refs`, never as photos."""
-    event = task.events[-1]
-    event.photo_refs = ["photos/1.jpg"]
-    session.flush()
-    detail = client.get(f"/api/v1/tasks/{task.id}", headers=world.auth("worker_a1")).json
-    last = next(e for e in detail["events"] if e["id"] == event.id)
-    assert (last["photos"], last["photo_refs"]) == ([], ["photos/1.jpg"])
+    """As a step always took them (issue #5: "optionally a location and photos"): strings are
+    references kept as they were sent (a client's URL or storage key, nothing served here);
+    ids name photos of the task uploaded first. `photos` lists both as strings (an uploaded
+    one by its URL), `attachments` the uploaded ones in full."""
+    photo = upload(client, world, task.id, JPEG).json
+    response = act(
+        client, world, "worker_a1", task.id, "accept", photos=["photos/1.jpg", photo["id"]]
+    )
+    assert response.status_code == 200, response.json
+    last = response.json["events"][-1]
+    assert last["photos"] == ["photos/1.jpg", f"/api/v1/tasks/{task.id}/photos/{photo['id']}"]
+    assert [a["id"] for a in last["attachments"]] == [photo["id"]]

@@ -215,7 +215,7 @@ def test_the_full_lifecycle_keeps_every_step(client, world, session):
     steps = [
         ("worker_a1", "accept", {"note": "已电话联系居民"}),
         ("worker_a1", "start", {"location": {"lon": 116.4025, "lat": 39.9225}}),
-        ("worker_a1", "resolve", {"note": "已更换灯泡"}),
+        ("worker_a1", "resolve", {"note": "已更换灯泡", "photos": ["photos/1.jpg"]}),
         ("leader_a", "callback", {"satisfaction": "satisfied"}),
         ("admin_a", "close", {}),
     ]
@@ -230,7 +230,7 @@ def test_the_full_lifecycle_keeps_every_step(client, world, session):
         "new", "dispatched", "accepted", "in_progress", "resolved", "callback", "closed",
     ]  # fmt: skip
     assert events[3]["location"] == {"lon": 116.4025, "lat": 39.9225}
-    assert events[4]["note"] == "已更换灯泡"  # its photos: tests/api/test_task_photos.py
+    assert events[4]["photos"] == ["photos/1.jpg"]
     assert events[2]["actor_id"] == world.users["worker_a1"].id
 
 

@@ -25,7 +25,7 @@ const TEXT = {
     assignee: "承办人", unassigned: "未分派",
     photos: "照片", addPhoto: "拍照或选择照片", chosen: (n) => `已选 ${n} 张照片，随本步骤提交`, clearPhotos: "清除照片",
     uploading: (i, n) => `正在上传照片 ${i}/${n}…`, uploadFailed: "照片上传失败，步骤未提交：", photo: "照片",
-    photoFailed: "照片无法显示", oldPhotos: "旧的照片记录（未上传的地址）：",
+    photoFailed: "照片无法显示", oldPhotos: "照片引用（未上传到本系统）：",
     satisfactions: { satisfied: "满意", basically_satisfied: "基本满意", unsatisfied: "不满意" },
     actions: {
       accept: "接单", start: "开始处理", resolve: "办结", return: "退回", escalate: "上报",
@@ -49,7 +49,7 @@ const TEXT = {
     assignee: "Assignee", unassigned: "unassigned",
     photos: "Photos", addPhoto: "Take or choose a photo", chosen: (n) => `${n} photo(s) chosen, sent with the step`, clearPhotos: "Clear the photos",
     uploading: (i, n) => `Uploading photo ${i} of ${n}…`, uploadFailed: "A photo could not be uploaded; the step was not sent: ", photo: "Photo",
-    photoFailed: "The photo cannot be shown", oldPhotos: "Old photo references (never uploaded): ",
+    photoFailed: "The photo cannot be shown", oldPhotos: "Photo references (not uploaded here): ",
     satisfactions: { satisfied: "satisfied", basically_satisfied: "basically satisfied", unsatisfied: "unsatisfied" },
     actions: {
       accept: "Accept", start: "Start", resolve: "Resolve", return: "Return", escalate: "Escalate",
@@ -65,6 +65,12 @@ const TEXT = {
 // The steps taken here, in this order (`assign` and `move` are the grid list's and the office's).
 const STEPS = ["accept", "start", "resolve", "return", "escalate", "callback", "close", "reopen"];
 
+// A step's references sent as strings (a client's URLs or storage keys: nothing served here),
+// its `photos` less the URLs of the photos uploaded for it (`attachments`).
+const refs = (e) => {
+  const uploaded = new Set((e.attachments || []).map((p) => p.url));
+  return (e.photos || []).filter((p) => !uploaded.has(p));
+};
 const address = (h) => [h.building, h.unit, h.floor && !h.room ? h.floor : "", h.room].filter(Boolean).join("-");
 
 /**
@@ -121,8 +127,8 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
       <span class="when">${escapeHtml(localTime(new Date(e.at)))}</span> <b>${escapeHtml(t.events[e.action] || e.action)}</b>
       ${e.to_status ? `<span class="muted">→ ${escapeHtml(statuses[e.to_status] || e.to_status)}</span>` : ""}
       ${e.note ? `<div class="event-note">${escapeHtml(e.note)}</div>` : ""}
-      ${(e.photos || []).length ? `<div class="event-photos">${e.photos.map((p) => `<a class="thumb" data-src="${escapeHtml(p.url)}" target="_blank" rel="noopener"><img alt="${escapeHtml(t.photo)}"></a>`).join("")}</div>` : ""}
-      ${(e.photo_refs || []).length ? `<div class="event-note muted photo-refs">${escapeHtml(t.oldPhotos + e.photo_refs.join(", "))}</div>` : ""}</li>`).join("");
+      ${(e.attachments || []).length ? `<div class="event-photos">${e.attachments.map((p) => `<a class="thumb" data-src="${escapeHtml(p.url)}" target="_blank" rel="noopener"><img alt="${escapeHtml(t.photo)}"></a>`).join("")}</div>` : ""}
+      ${refs(e).length ? `<div class="event-note muted photo-refs">${escapeHtml(t.oldPhotos + refs(e).join(", "))}</div>` : ""}</li>`).join("");
     const steps = STEPS.filter((a) => (task.your_actions || []).includes(a));
     const form = steps.length ? `<form class="task-steps" novalidate>
       <label>${escapeHtml(t.note)} <textarea name="note" rows="3" maxlength="10000" placeholder="${escapeHtml(t.noteHint)}"></textarea></label>

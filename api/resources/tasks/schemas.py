@@ -215,6 +215,27 @@ class TaskCreateSchema(Schema):
             raise ma.ValidationError({"location": ["Give household_id or location."]})
 
 
+def _photo_url(photo) -> str:
+    return f"/api/v1/tasks/{photo.task_id}/photos/{photo.id}"
+
+
+class PhotoItem(ma.fields.Field):
+    """One of a step's photos: the id of a photo of the task uploaded first (an integer), or a
+    reference kept as sent (1-500 characters: a client's URL or storage key)."""
+
+    default_error_messages = {
+        "invalid": "A photo is the id of a photo of the task you uploaded, or a reference of "
+        "1-500 characters."
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and 1 <= len(value) <= 500 and not has_control_characters(value):
+            return value
+        raise self.make_error("invalid")
+
+
 class TaskPhotoSchema(Schema):
     id = Integer()
     task_id = Integer()
@@ -226,7 +247,7 @@ class TaskPhotoSchema(Schema):
     size_bytes = Integer()
     created_at = ma.fields.DateTime()
     url = ma.fields.Function(
-        lambda p: f"/api/v1/tasks/{p.task_id}/photos/{p.id}",
+        _photo_url,
         metadata={"type": "string", "description": "GET it with your token: the image bytes"},
     )
 
@@ -251,16 +272,21 @@ class TaskEventSchema(Schema):
             "description": "Where the worker stood; to ~100 m for district viewers",
         },
     )
-    photos = ma.fields.List(
-        ma.fields.Nested(TaskPhotoSchema),
-        metadata={"description": "The photos sent with the step, each read at its `url`"},
-    )
-    photo_refs = ma.fields.List(
-        ma.fields.String(),
+    photos = ma.fields.Function(
+        lambda e: [*e.photo_refs, *(_photo_url(p) for p in e.photos)],
         metadata={
-            "description": "Free strings a step took as `photos` before photos were uploaded "
-            '("URLs or storage keys" nothing checked or served), kept as they were sent; '
-            "empty for every step since"
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The step's photos as strings: the references it was given, as "
+            "sent (a client's URL or storage key, nothing served here), then the URL of each "
+            "photo uploaded for it (`attachments`)",
+        },
+    )
+    attachments = ma.fields.List(
+        ma.fields.Nested(TaskPhotoSchema),
+        attribute="photos",
+        metadata={
+            "description": "The photos uploaded and sent with the step, each read at its `url`"
         },
     )
     at = ma.fields.DateTime()
@@ -405,11 +431,13 @@ class TransitionSchema(Schema):
     note = ma.fields.String(load_default="", validate=ma.validate.Length(max=10000))
     location = ma.fields.Nested(LocationSchema)
     photos = ma.fields.List(
-        Integer(),
+        PhotoItem(),
         validate=ma.validate.Length(max=TaskPhoto.MAX_PER_OWNER),
         metadata={
-            "description": "Ids of photos of this task you uploaded (`POST "
-            "/tasks/{id}/photos`) and sent with no other step: the step's photos"
+            "description": "The step's photos: ids (integers) of photos of this task you "
+            "uploaded (`POST /tasks/{id}/photos`) and sent with no other step, and references "
+            "(strings of 1-500 characters: your own URLs or storage keys) kept as sent",
+            "items": {"oneOf": [{"type": "integer"}, {"type": "string", "maxLength": 500}]},
         },
     )
     satisfaction = ma.fields.String(
