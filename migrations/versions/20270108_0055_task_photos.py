@@ -1,4 +1,4 @@
-"""Task photos: uploaded to a task, named by the step they document; old free strings kept aside.
+"""Task photos: uploaded to a task, named by the step they document; free strings kept aside.
 
 A step (`POST /tasks/{id}/transitions`) took `photos`, a list of free strings said to be "photo
 URLs or storage keys", that nothing checked and nothing served. Photos of a task are now
@@ -6,9 +6,9 @@ uploaded to it (`POST /tasks/{id}/photos`: checked, stripped, sealed and dedupli
 visit's, their bytes shared with visit photos of the same image), stored in `task_photos`,
 and a step names them by id (`task_photos.event_id`).
 
-The strings steps took before are not photos this service ever held: no bytes to convert them
-to, and nothing says what they point at. They are kept as they were sent, read-only, in
-`task_events.photo_refs` (the column renamed), and shown as such; no step writes them again.
+The strings steps took are not photos this service holds: no bytes to convert them to, and
+nothing says what they point at. They are references (a client's URL or storage key), kept as
+sent in `task_events.photo_refs` (the column renamed); a step still takes them beside the ids.
 
 Revision ID: 0055
 Revises: 0054
