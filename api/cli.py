@@ -892,7 +892,12 @@ def security_encrypt(batch: int, photo_batch: int) -> None:
             raise click.ClickException(str(exc)) from exc
         storage = _photo_storage(app)
         with _session() as session:
-            photo_rows = session.scalar(text("SELECT count(*) FROM visit_photos"))
+            photo_rows = session.scalar(
+                text(
+                    "SELECT (SELECT count(*) FROM visit_photos)"
+                    " + (SELECT count(*) FROM task_photos)"
+                )
+            )
         try:
             photos = seal_photos(db.begin, storage, batch=photo_batch)
         except OSError as exc:  # a full disk: each file is whole, old or new
@@ -1539,13 +1544,15 @@ def _log_retention(log, done) -> None:
     if done:
         log.info(
             "retention: %s visit tracks coarsened (%s tasks' points), %s task steps' points "
-            "coarsened, %s photos deleted (%s files), %s notifications deleted, %s deliveries "
+            "coarsened, %s visit photos and %s task photos deleted (%s files), %s notifications "
+            "deleted, %s deliveries "
             "deleted, %s closed tasks' complainants erased, %s removed households' phones and "
             "care tags erased",
             done.visits,
             done.tasks,
             done.task_events,
             done.photos,
+            done.task_photos,
             done.photo_files,
             done.notifications,
             done.deliveries,

@@ -125,7 +125,7 @@ def fields_for(resource: str, records: Iterable[Any] = ()) -> tuple[str, ...]:
             + (("notes", "observations", "follow_up_note") if any(s.notes for s in shown) else ())
             + (("raw_location",) if any(s.tracks for s in shown) else ())
         )
-    if resource == "visit_photo":
+    if resource in ("visit_photo", "task_photo"):
         return ("photo",)
     if resource == "task":
         # A visit's follow-up task's description is the visit's follow-up note (withheld

@@ -19,7 +19,7 @@ from api.models.reports import (
     ReportFile,
 )
 from api.models.rosters import CalendarFeed, Leave, Roster, Shift, ShiftChange, ShiftSwap
-from api.models.tasks import Task, TaskEvent
+from api.models.tasks import Task, TaskEvent, TaskPhoto
 from api.models.users import ROLES, GridHolding, User, user_grids
 from api.models.visits import HouseholdLastVisit, PhotoDeletion, Visit, VisitPhoto
 
@@ -47,6 +47,7 @@ __all__ = [
     "Shift",
     "Task",
     "TaskEvent",
+    "TaskPhoto",
     "HouseholdLastVisit",
     "Visit",
     "VisitPhoto",

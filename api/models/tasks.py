@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.crypto import EncryptedJSON, EncryptedString
 from api.db import Base
+from api.models.photos import PhotoColumns
 
 TASK_SOURCES = ("hotline", "window", "visit", "proactive", "leader")
 HOTLINE_TYPES = ("consultation", "help", "complaint", "report", "suggestion")
@@ -165,13 +166,17 @@ class TaskEvent(Base):
     location: Mapped[WKBElement | None] = mapped_column(
         Geometry("POINT", srid=4326, spatial_index=False)
     )
-    photos: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
+    # Before photos were uploaded (migration 0055) a step took free strings said to be "photo
+    # URLs or storage keys", which nothing checked or served: kept as they were sent, read-only.
+    photo_refs: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # When retention coarsened `location` (the worker's position) to ~100 m
     # (api/services/retention.py); NULL: precise, or no position.
     coarsened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     task: Mapped[Task] = relationship(back_populates="events")
+    # The photos sent with the step (uploaded to the task first: POST /tasks/{id}/photos).
+    photos: Mapped[list[TaskPhoto]] = relationship(order_by="TaskPhoto.id", viewonly=True)
 
 
 # Retention walks the events whose point is still precise, oldest first (migration 0033).
@@ -180,3 +185,26 @@ Index(
     TaskEvent.at,
     postgresql_where=(TaskEvent.location.is_not(None)) & (TaskEvent.coarsened_at.is_(None)),
 )
+
+
+class TaskPhoto(PhotoColumns, Base):
+    """A photo of a task (the problem, the repair), uploaded by who may take a step on it and
+    then named by the step it documents (`event_id`); the bytes live in photo storage under
+    their SHA-256, as a visit photo's do (the same image is stored once for both)."""
+
+    __tablename__ = "task_photos"
+    __table_args__ = (
+        # The same picture sent twice to one task is one photo.
+        UniqueConstraint("task_id", "sha256", name="uq_task_photos_task_sha256"),
+        CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256_format"),
+        CheckConstraint("size_bytes > 0", name="size_positive"),
+    )
+    OWNER = "task_id"  # see VisitPhoto
+    UNIQUE = "uq_task_photos_task_sha256"
+    MAX_PER_OWNER = 20  # as a visit: a repair's before and after, not a disk to fill
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    # The step it was sent with; NULL: uploaded, not sent with a step (yet).
+    event_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("task_events.id", ondelete="CASCADE"), index=True
+    )

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.crypto import EncryptedJSON, EncryptedString
 from api.db import Base
+from api.models.photos import PhotoColumns
 
 OUTCOMES = ("met", "nobody_home", "refused", "moved_out", "vacant")
 DATUMS = ("wgs84", "gcj02", "bd09")
@@ -111,7 +112,7 @@ Index(
 )
 
 
-class VisitPhoto(Base):
+class VisitPhoto(PhotoColumns, Base):
     """A photo attached to a visit; the bytes live in photo storage under their SHA-256."""
 
     __tablename__ = "visit_photos"
@@ -121,20 +122,15 @@ class VisitPhoto(Base):
         CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256_format"),
         CheckConstraint("size_bytes > 0", name="size_positive"),
     )
+    # What `photos.attach_photo` needs to know of it: the column naming what it is of, the
+    # constraint that keeps one attachment per image, and the most one holds.
+    OWNER = "visit_id"
+    UNIQUE = "uq_visit_photos_visit_sha256"
+    MAX_PER_OWNER = 20
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     visit_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("visits.id", ondelete="CASCADE")
     )
-    sha256: Mapped[str] = mapped_column(String(64))
-    content_type: Mapped[str] = mapped_column(String(20))
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    # When the stored bytes were known to carry no metadata (stored by an upload, which strips,
-    # or found clean or stripped by `gridwork photos scrub`); NULL: not checked yet (photos
-    # stored before migration 0025). The scrub reads only the photos not marked.
-    stripped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # The scrub walks the photos not marked clean, by id (after a first run: none).

@@ -33,6 +33,8 @@ PATH_CHARS = 300  # audit_log.path
 VIEWS = ("readers", "records")
 # Resources whose entries name residents' records, and where the record ids are.
 _VISIT_RESOURCES = ("visit", "visit_photo")  # a photo's entry names its visit's UUID
+# A task photo's entry names its task (the photo's id is in the entry's path).
+_TASK_RESOURCES = ("task", "task_photo")
 # The GIN index of entries by record id (households, tasks), searched by `record_id`.
 RECORD_INDEX = "ix_audit_log_resource_ids"
 
@@ -243,8 +245,10 @@ def _named_in_scope(session: Session, scope: Scope, entries: list[AuditEntry]) -
     the log."""
     wanted: dict[str, set] = {"household": set(), "visit": set(), "task": set()}
     for entry in entries:
-        if entry.resource in ("household", "task"):
-            wanted[entry.resource].update(entry.resource_ids or ())
+        if entry.resource == "household":
+            wanted["household"].update(entry.resource_ids or ())
+        elif entry.resource in _TASK_RESOURCES:
+            wanted["task"].update(entry.resource_ids or ())
         elif entry.resource in _VISIT_RESOURCES:
             wanted["visit"].update(entry.resource_uuids or ())
     seen: dict[str, set] = {}
@@ -261,8 +265,10 @@ def _named_in_scope(session: Session, scope: Scope, entries: list[AuditEntry]) -
         )
     for entry in entries:
         session.expunge(entry)
-        if entry.resource in ("household", "task"):
-            entry.resource_ids = [i for i in entry.resource_ids if i in seen[entry.resource]]
+        if entry.resource == "household":
+            entry.resource_ids = [i for i in entry.resource_ids if i in seen["household"]]
+        elif entry.resource in _TASK_RESOURCES:
+            entry.resource_ids = [i for i in entry.resource_ids if i in seen["task"]]
         elif entry.resource in _VISIT_RESOURCES:
             entry.resource_uuids = [u for u in entry.resource_uuids if u in seen["visit"]]
 
@@ -288,7 +294,7 @@ def _about_records_in(scope: Scope, since: datetime | None, until: datetime | No
     for resources, ids_column, records in (
         (("household",), AuditEntry.resource_ids, select(Household.id).where(scope.households())),
         (_VISIT_RESOURCES, AuditEntry.resource_uuids, select(Visit.id).where(scope.visits())),
-        (("task",), AuditEntry.resource_ids, select(Task.id).where(scope.tasks())),
+        (_TASK_RESOURCES, AuditEntry.resource_ids, select(Task.id).where(scope.tasks())),
     ):
         named = func.unnest(ids_column).table_valued("id").render_derived().lateral()
         parts.append(
@@ -319,7 +325,7 @@ def _about_household(session: Session, scope: Scope, household_id: int):
             ),
         ),
         and_(
-            AuditEntry.resource == "task",
+            AuditEntry.resource.in_(_TASK_RESOURCES),
             exists().where(
                 Task.household_id == household_id, Task.id == any_(AuditEntry.resource_ids)
             ),

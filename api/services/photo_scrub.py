@@ -1,4 +1,6 @@
-"""Stripping the metadata from visit photos stored before uploads were stripped (`photos scrub`)."""
+"""Stripping the metadata from visit photos stored before uploads were stripped (`photos scrub`).
+
+Task photos came after: each was stored stripped, marked so, and is never read here."""
 
 from __future__ import annotations
 
@@ -254,8 +256,9 @@ def _switch(
 
 
 def _unreferenced(begin: Begin, keys: Iterable[str]) -> list[str]:
-    """The stored keys no photo row points at: one scan of the rows (an anti-join), whatever
-    the number of files (sha256 alone has no index: only (visit_id, sha256) does)."""
+    """The stored keys no photo row (of a visit or a task) points at: one scan of the rows (an
+    anti-join), whatever the number of files (sha256 alone has no index: only (visit_id,
+    sha256) and (task_id, sha256) do)."""
     keys = iter(keys)
     with begin() as session:
         session.execute(text("CREATE TEMPORARY TABLE scrub_listed (key text) ON COMMIT DROP"))
@@ -267,7 +270,8 @@ def _unreferenced(begin: Begin, keys: Iterable[str]) -> list[str]:
         found = session.scalars(
             text(
                 "SELECT key FROM scrub_listed l WHERE NOT EXISTS "
-                "(SELECT 1 FROM visit_photos p WHERE p.sha256 = l.key) ORDER BY key"
+                "(SELECT 1 FROM visit_photos p WHERE p.sha256 = l.key) AND NOT EXISTS "
+                "(SELECT 1 FROM task_photos p WHERE p.sha256 = l.key) ORDER BY key"
             )
         ).all()
         session.execute(text("DROP TABLE scrub_listed"))  # a savepoint (tests) never commits

@@ -1,4 +1,4 @@
-"""Visit photos: type sniffing, content hashing, and their storage (sealed files on local disk)."""
+"""Photos of visits and tasks: type sniffing, content hashing, their storage (sealed on disk)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import tempfile
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 
 from api import crypto, errors
-from api.models import PhotoStorageKey, Visit, VisitPhoto
+from api.models import PhotoStorageKey, Task, TaskPhoto, Visit, VisitPhoto
 from api.services.encryption import key_is_retired
 
 log = logging.getLogger("gridwork.photos")
@@ -35,12 +34,18 @@ _KEY = re.compile(r"[0-9a-f]{64}")  # a storage key: the SHA-256 of the bytes, i
 # photo points at queue on a transaction lock per hash (class 5; 1-4 are the sign-in,
 # data-key and grid-map locks).
 PHOTO_LOCK_CLASS = 5
-# The photos of one visit are counted under a transaction lock per visit (class 8; 6 and 7 are
-# the address and username locks): two uploads at once cannot both take the last place.
+# The photos of one visit (or task) are counted under a transaction lock per visit (task)
+# (class 8; 6 and 7 are the address and username locks): two uploads at once cannot both take
+# the last place.
 VISIT_PHOTOS_LOCK_CLASS = 8
-# Far beyond what a door-to-door visit documents; without a bound one account (or a stolen
-# phone) could fill the photo disk with distinct images on one visit.
-MAX_PHOTOS_PER_VISIT = 20
+# Far beyond what a door-to-door visit (a task's steps) documents; without a bound one account
+# (or a stolen phone) could fill the photo disk with distinct images on one visit (task).
+MAX_PHOTOS_PER_VISIT = VisitPhoto.MAX_PER_OWNER
+MAX_PHOTOS_PER_TASK = TaskPhoto.MAX_PER_OWNER
+# What a photo is of -> the rows of its photos.
+Owner = Visit | Task
+Photo = VisitPhoto | TaskPhoto
+_PHOTOS_OF: dict[type, type] = {Visit: VisitPhoto, Task: TaskPhoto}
 # Beyond any phone photo that fits the size limit; a small file claiming more is a bomb.
 MAX_PIXELS = 50_000_000
 # A JPEG of several scans (progressive, or one scan per component) cannot be decoded a band at a
@@ -614,14 +619,16 @@ def build_storage(config: dict, name_key: bytes) -> SealedStorage:
 def attach_photo(
     session: Session,
     storage: PhotoStorage,
-    visit: Visit,
+    owner: Owner,
     data: bytes,
     *,
     uploader_id: int,
     max_bytes: int,
     claimed_sha256: str | None = None,
-) -> tuple[VisitPhoto, bool]:
-    """Check, store and attach a photo; (the photo, True if it was already attached)."""
+) -> tuple[Photo, bool]:
+    """Check, store and attach a photo to a visit or a task; (the photo, True if it was
+    already attached)."""
+    model = _PHOTOS_OF[type(owner)]
     if not data:
         raise errors.Unprocessable("The photo is empty.", errors={"file": ["Empty file."]})
     if len(data) > max_bytes:
@@ -648,7 +655,7 @@ def attach_photo(
     # What is stored, hashed and served is the image without its metadata (the location).
     data = clean_image(data, content_type)
     digest = hashlib.sha256(data).hexdigest()
-    _check_room(session, visit, digest)
+    _check_room(session, owner, model, digest)
     # The bytes go to storage before the row: a row never points at missing bytes, and a file
     # left by a failed transaction is simply reused (same hash) by the retry. Retention deletes
     # bytes no photo points at under the same lock (api/services/retention.py): held until this
@@ -659,55 +666,63 @@ def attach_photo(
         {"lock": PHOTO_LOCK_CLASS, "key": digest},
     )
     storage.put(digest, data, stale=lambda kid: key_is_retired(session.connection(), kid))
+    owned_by = getattr(model, model.OWNER) == owner.id
     inserted = session.scalar(
-        insert(VisitPhoto)
+        insert(model)
         .values(
-            visit_id=visit.id,
+            **{model.OWNER: owner.id},
             sha256=digest,
             content_type=content_type,
             size_bytes=len(data),
             uploaded_by_id=uploader_id,
             stripped_at=func.now(),  # stored stripped: `photos scrub` need not read it
         )
-        .on_conflict_do_nothing(constraint="uq_visit_photos_visit_sha256")
-        .returning(VisitPhoto.id)
+        .on_conflict_do_nothing(constraint=model.UNIQUE)
+        .returning(model.id)
     )
-    photo = session.scalar(
-        select(VisitPhoto).where(VisitPhoto.visit_id == visit.id, VisitPhoto.sha256 == digest)
-    )
+    photo = session.scalar(select(model).where(owned_by, model.sha256 == digest))
     return photo, inserted is None
 
 
-def _check_room(session: Session, visit: Visit, digest: str) -> None:
-    """409 when the visit holds MAX_PHOTOS_PER_VISIT photos and this is not one of them (a
-    photo it holds, sent again, is the duplicate it was). Counted under the visit's lock,
-    held until the transaction ends."""
+def _kind(owner: Owner) -> str:
+    return "visit" if isinstance(owner, Visit) else "task"
+
+
+def _check_room(session: Session, owner: Owner, model: type, digest: str) -> None:
+    """409 when the visit (task) holds its most photos and this is not one of them (a photo it
+    holds, sent again, is the duplicate it was). Counted under the owner's lock, held until
+    the transaction ends."""
+    # A visit's key is its UUID (as it always was); a task's its id, told apart by a prefix.
+    key = str(owner.id) if isinstance(owner, Visit) else f"task {owner.id}"
     session.execute(
         text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))"),
-        {"lock": VISIT_PHOTOS_LOCK_CLASS, "key": str(visit.id)},
+        {"lock": VISIT_PHOTOS_LOCK_CLASS, "key": key},
     )
     held = session.execute(
-        select(func.count(), func.count().filter(VisitPhoto.sha256 == digest)).where(
-            VisitPhoto.visit_id == visit.id
+        select(func.count(), func.count().filter(model.sha256 == digest)).where(
+            getattr(model, model.OWNER) == owner.id
         )
     ).one()
-    if held[0] >= MAX_PHOTOS_PER_VISIT and not held[1]:
+    if held[0] >= model.MAX_PER_OWNER and not held[1]:
+        kind = _kind(owner)
         raise errors.Conflict(
-            f"Visit {visit.id} holds {held[0]} photos, the most a visit may hold "
-            f"({MAX_PHOTOS_PER_VISIT}); nothing was stored."
+            f"{kind.capitalize()} {owner.id} holds {held[0]} photos, the most a {kind} may hold "
+            f"({model.MAX_PER_OWNER}); nothing was stored."
         )
 
 
-def get_photo(session: Session, visit_id: uuid.UUID, photo_id: int) -> VisitPhoto:
+def get_photo(session: Session, owner: Owner, photo_id: int) -> Photo:
+    """The photo `photo_id` of the visit (task) `owner`; 404 when it has none of that id."""
+    model = _PHOTOS_OF[type(owner)]
     photo = session.scalar(
-        select(VisitPhoto).where(VisitPhoto.id == photo_id, VisitPhoto.visit_id == visit_id)
+        select(model).where(model.id == photo_id, getattr(model, model.OWNER) == owner.id)
     )
     if photo is None:
-        raise errors.NotFound(f"Photo {photo_id} of visit {visit_id} not found.")
+        raise errors.NotFound(f"Photo {photo_id} of {_kind(owner)} {owner.id} not found.")
     return photo
 
 
-def read_photo(session: Session, storage: PhotoStorage, photo: VisitPhoto) -> bytes:
+def read_photo(session: Session, storage: PhotoStorage, photo: Photo) -> bytes:
     """The photo's bytes (opened: `SealedStorage.get`); StoredDataDamaged, logged, when its
     file fails its check. `gridwork photos scrub` may switch the row to new bytes and remove
     the old ones between the row's read and the bytes': the row is read again then."""
@@ -715,7 +730,7 @@ def read_photo(session: Session, storage: PhotoStorage, photo: VisitPhoto) -> by
         try:
             return storage.get(photo.sha256)
         except PhotoDamaged as exc:
-            log.error("photo %s of visit %s: %s", photo.id, photo.visit_id, exc)
+            log.error("photo %s of %s %s: %s", photo.id, *_of(photo), exc)
             raise errors.StoredDataDamaged(
                 f"The stored file of photo {photo.id} is damaged; it cannot be served. The "
                 "service's operators are told (the file needs restoring from a backup, or the "
@@ -732,3 +747,8 @@ def read_photo(session: Session, storage: PhotoStorage, photo: VisitPhoto) -> by
             if photo.sha256 == before:
                 break
     raise errors.NotFound(f"The bytes of photo {photo.id} are missing.")
+
+
+def _of(photo: Photo) -> tuple[str, object]:
+    """("visit", its id) or ("task", its id): what the photo is of."""
+    return photo.OWNER.removesuffix("_id"), getattr(photo, photo.OWNER)

@@ -13,7 +13,10 @@ What goes, and when (the defaults; GRIDWORK_RETAIN_* set them, docs/security.md 
 - a photo after 180 days: the row, and its bytes unless another photo (of a younger visit)
   has the same bytes, once the rows' deletion is committed (`delete_photo_files`). Photos
   are not counted by any report. A photo whose visit's follow-up task is still open is kept
-  until that task is closed (or passed on).
+  until that task is closed (or passed on). A task's photos (the problem, the repair) alike:
+  180 days after they were taken, never while the task is not closed (or passed on), then due
+  at once. With the defaults they are so gone before its complainant's contact (180 days after
+  the close): the photos are not the contact, and need no erasing of their own.
 - a notification 90 days after it was read, an unread one after 365 days, with its
   deliveries; never one with a delivery still pending.
 - a finished delivery (sent, failed, dead) after 30 days: the device it went to, the push
@@ -107,7 +110,8 @@ class Purged:
     visits: int = 0  # visits whose track was coarsened
     tasks: int = 0  # visits' follow-up tasks whose point was coarsened with them
     task_events: int = 0  # tasks' steps whose point (where the worker stood) was coarsened
-    photos: int = 0  # photo rows deleted
+    photos: int = 0  # visit photo rows deleted
+    task_photos: int = 0  # task photo rows deleted
     photo_files: int = 0  # stored photo files deleted (no kept photo has their bytes)
     notifications: int = 0  # notifications deleted (their deliveries with them)
     deliveries: int = 0  # finished deliveries deleted, their notification kept
@@ -143,6 +147,9 @@ def steps(storage: PhotoStorage | None, policy: Policy, now: datetime) -> list[t
     if storage is not None:
         photos = now - policy.photos
         found.append(("photos", lambda s: Purged(photos=purge_photos(s, photos, batch))))
+        found.append(
+            ("task photos", lambda s: Purged(task_photos=purge_task_photos(s, photos, batch)))
+        )
     read, unread = now - policy.read_notifications, now - policy.notifications
     deliveries, closed = now - policy.deliveries, now - policy.complainants
     removed = now - policy.removed_households
@@ -295,7 +302,11 @@ _PHOTO_LOCK = text(
     f"SELECT pg_advisory_xact_lock({PHOTO_LOCK_CLASS}, hashtext(key))"
     " FROM unnest(CAST(:keys AS text[])) AS key ORDER BY key"
 )
-_STILL_USED = text("SELECT DISTINCT sha256 FROM visit_photos WHERE sha256 = ANY(:keys)")
+# A visit photo and a task photo of the same image share its bytes.
+_STILL_USED = text("""
+SELECT sha256 FROM visit_photos WHERE sha256 = ANY(:keys)
+UNION SELECT sha256 FROM task_photos WHERE sha256 = ANY(:keys)
+""")
 _DEQUEUE = text("DELETE FROM photo_deletions WHERE sha256 = ANY(:keys)")
 
 
@@ -307,6 +318,30 @@ def purge_photos(session: Session, cutoff: datetime, batch: int) -> int:
     alike. Queued in the same transaction, their bytes go in the next (`delete_photo_files`),
     or, after a crash between the two, in the next run's."""
     return session.scalar(_DELETE_PHOTOS, {"cutoff": cutoff, "batch": batch}) or 0
+
+
+# A task's photos, as its visit's follow-up task keeps a visit's: kept while the task is open.
+_DELETE_TASK_PHOTOS = text(f"""
+WITH due AS (
+  SELECT id FROM task_photos p WHERE {_older("task_photos")}
+    AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = p.task_id
+                AND t.status IN ('closed', 'transferred'))
+  ORDER BY id LIMIT :batch FOR UPDATE OF p SKIP LOCKED
+), deleted AS (
+  DELETE FROM task_photos p USING due WHERE p.id = due.id RETURNING p.sha256
+), queued AS (
+  INSERT INTO photo_deletions (sha256)
+  SELECT DISTINCT sha256 FROM deleted ORDER BY sha256
+  ON CONFLICT (sha256) DO NOTHING
+)
+SELECT count(*) FROM deleted
+""")
+
+
+def purge_task_photos(session: Session, cutoff: datetime, batch: int) -> int:
+    """Delete up to `batch` task photos taken before `cutoff` of tasks closed (or passed on)
+    and queue their bytes for `delete_photo_files`, as `purge_photos` does; how many."""
+    return session.scalar(_DELETE_TASK_PHOTOS, {"cutoff": cutoff, "batch": batch}) or 0
 
 
 def delete_photo_files(session: Session, storage: PhotoStorage, batch: int) -> int:

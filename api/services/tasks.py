@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.attributes import flag_modified
 
 from api import errors
-from api.models import Community, Grid, Household, Task, TaskEvent, User, Visit
+from api.models import Community, Grid, Household, Task, TaskEvent, TaskPhoto, User, Visit
 from api.models.tasks import HOTLINE_TYPES
 from api.scope import Scope
 from api.services import dispatch
@@ -161,9 +161,35 @@ def get_task(session: Session, scope: Scope, task_id: int, *, for_update: bool =
     stmt = select(Task).where(Task.id == task_id, scope.tasks())
     # Locked for a change: no grid joined. Read: the answer's grid code with it (_GRID_CODE).
     stmt = stmt.with_for_update(of=Task) if for_update else stmt.options(_GRID_CODE, _ASSIGNEE_NAME)
-    task = session.scalar(stmt.options(selectinload(Task.events)))
+    task = session.scalar(stmt.options(selectinload(Task.events).selectinload(TaskEvent.photos)))
     if task is None:
         raise errors.NotFound(f"Task {task_id} not found.")
+    return task
+
+
+def get_task_for_photos(
+    session: Session, scope: Scope, task_id: int, *, upload: bool = False
+) -> Task:
+    """The task whose photos are read (as `get_task` reads it: 404 out of scope), or, with
+    `upload`, taken: by whoever may take one of its steps now (its assignee, its grid's leader,
+    the community admin; a photo is of a step). Not a district viewer, nor another worker
+    (403); a task with no step left to the caller (resolved, to its assignee; passed on) 409."""
+    task = session.scalar(select(Task).where(Task.id == task_id, scope.tasks()).options(_GRID_CODE))
+    if task is None:
+        raise errors.NotFound(f"Task {task_id} not found.")
+    if not upload:
+        return task
+    scope.require_writer()
+    if task.assignee_id != scope.user_id and not scope.leads_grid(task.grid):
+        raise errors.Forbidden(
+            "Only the task's assignee, its grid's leader or the community admin take its photos."
+        )
+    if not any(action in TRANSITIONS for action in caller_actions(scope, task)):
+        raise errors.Conflict(
+            f"Task {task.id} is {task.status}: you have no step to take on it, so no photo to "
+            "take of one.",
+            state=task.status,
+        )
     return task
 
 
@@ -563,7 +589,6 @@ def _event(
     *,
     note: str = "",
     location=None,
-    photos: list | None = None,
 ) -> TaskEvent:
     event = TaskEvent(
         action=action,
@@ -572,7 +597,6 @@ def _event(
         actor_id=actor_id,
         note=note or "",
         location=location,
-        photos=list(photos or []),
         at=now,
     )
     task.events.append(event)
@@ -876,7 +900,7 @@ def transition(
     *,
     note: str = "",
     location: dict | None = None,
-    photos: list[str] | None = None,
+    photos: list[int | str] | None = None,
     satisfaction: str | None = None,
     now: datetime,
 ) -> Task:
@@ -909,6 +933,9 @@ def transition(
     if action != "callback" and satisfaction is not None:
         message = "Satisfaction is recorded by the callback only."
         raise errors.Unprocessable(message, errors={"json": {"satisfaction": [message]}})
+    # Ids name photos of the task uploaded first; strings are references kept as sent.
+    taken = _step_photos(session, scope, task, [p for p in photos or [] if isinstance(p, int)])
+    refs = [p for p in photos or [] if isinstance(p, str)]
     point = None
     if location is not None:
         point = db_geom(Point(*_point(location)))
@@ -940,10 +967,14 @@ def transition(
         # Its complainant's contact, if retention erased it, stays erased; the new round's
         # steps may hold more (a number typed from a new call): the next close counts again.
         task.contact_erased_at = None
-    _event(
-        task, action, before, rule.to, scope.user_id, now, note=note, location=point, photos=photos
-    )
+    event = _event(task, action, before, rule.to, scope.user_id, now, note=note, location=point)
+    event.photo_refs = refs
     session.flush()
+    for photo in taken:
+        photo.event_id = event.id
+    if taken:
+        session.flush()
+        session.expire(event, ["photos"])  # read again with them
     if action in ("return", "escalate"):
         kind = "task_escalated" if action == "escalate" else "task_updated"
         title = "任务已上报" if action == "escalate" else "任务被退回"
@@ -962,6 +993,44 @@ def transition(
     elif action == "reopen":
         _hand_on_reopened(session, task, grid, scope.user_id, now)
     return task
+
+
+def _step_photos(session: Session, scope: Scope, task: Task, ids: list[int]) -> list[TaskPhoto]:
+    """The photos a step names, locked: each a photo of this task the caller uploaded and no
+    step was sent with yet. Any other is a 422 naming `photos`, before anything changed."""
+    if not ids:
+        return []
+    found = {
+        photo.id: photo
+        for photo in session.scalars(
+            select(TaskPhoto)
+            .where(TaskPhoto.id.in_(ids), TaskPhoto.task_id == task.id)
+            .order_by(TaskPhoto.id)
+            .with_for_update()
+        )
+    }
+    problems, seen = [], set()
+    for photo_id in ids:
+        photo = found.get(photo_id)
+        if photo_id in seen:
+            problems.append(f"Photo {photo_id} is named twice.")
+        elif photo is None:
+            problems.append(
+                f"Photo {photo_id} is not a photo of task {task.id}: upload it first "
+                f"(POST /api/v1/tasks/{task.id}/photos) and send the id it is given."
+            )
+        elif photo.uploaded_by_id != scope.user_id:
+            problems.append(f"Photo {photo_id} was uploaded by someone else: send your own.")
+        elif photo.event_id is not None:
+            problems.append(f"Photo {photo_id} was sent with another step already.")
+        seen.add(photo_id)
+    if problems:
+        raise errors.Unprocessable(
+            "A step's photos are photos of the task you uploaded and sent with no other step; "
+            "nothing was done.",
+            errors={"json": {"photos": problems}},
+        )
+    return [found[photo_id] for photo_id in ids]
 
 
 def _reopening_grid(

@@ -379,6 +379,23 @@ MATRIX: dict[str, Line] = {
         outcomes(403, worker_a1=OK, worker_a2=404, admin_b=404, viewer_110102=404),
         {"action": "accept"},
     ),
+    # A photo of a step: by who may take one (the assignee; the leader and the admin escalate).
+    "POST /api/v1/tasks/<id:task_id>/photos": Line(
+        "/api/v1/tasks/{task_id}/photos",
+        outcomes(
+            403,
+            worker_a1=OK,
+            leader_a=OK,
+            admin_a=OK,
+            worker_a2=404,
+            admin_b=404,
+            viewer_110102=404,
+        ),
+        _photo,
+    ),
+    "GET /api/v1/tasks/<id:task_id>/photos/<id:photo_id>": Line(
+        "/api/v1/tasks/{task_id}/photos/{task_photo_id}", SCOPED_READ
+    ),
     "POST /api/v1/tasks/<id:task_id>/assign": Line(
         "/api/v1/tasks/{task_id}/assign",
         outcomes(403, leader_a=OK, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),
@@ -500,6 +517,15 @@ def targets(app, session, world, tmp_path) -> Targets:
         now=now,
     )
     task.assignee_id, task.status = worker.id, "dispatched"
+    session.flush()
+    task_photo, _ = photos.attach_photo(
+        session,
+        photos.build_storage(app.config, photos.load_name_key(session)),
+        task,
+        image_bytes("PNG", 9),
+        uploader_id=worker.id,
+        max_bytes=10**6,
+    )
     # The roster is next week's: its shifts lie ahead whatever today is (past days' shifts are
     # not changed, so this week's Wednesday would answer 409 from Thursday on).
     next_week = current_week(now + timedelta(days=7))
@@ -556,6 +582,7 @@ def targets(app, session, world, tmp_path) -> Targets:
         "visit_id": visit.id,
         "photo_id": photo.id,
         "task_id": task.id,
+        "task_photo_id": task_photo.id,
         "roster_id": roster.id,
         "draft_roster_id": draft.id,
         "shift_id": shift.id,

@@ -877,6 +877,7 @@ AUDITED_READS = [
     ("GET", "/api/v1/visits/{visit_id}/photos/{photo_id}", "visit_photo", "photo_id"),
     ("GET", "/api/v1/tasks", "task", "task_id"),
     ("GET", "/api/v1/tasks/{task_id}", "task", "task_id"),
+    ("GET", "/api/v1/tasks/{task_id}/photos/{task_photo_id}", "task_photo", "task_id"),
     ("POST", "/api/v1/tasks/{task_id}/assign", "task", "task_id"),
     ("GET", "/api/v1/tiles/households/{z}/{x}/{y}.mvt?week={week}", "household", "household_id"),
     ("GET", "/api/v1/tiles/visits/{z}/{x}/{y}.mvt?week={week}", "visit", "visit_id"),

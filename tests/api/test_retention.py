@@ -13,7 +13,7 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
 from sqlalchemy import create_engine, func, select, text
 
-from api.models import Delivery, Notification, TaskEvent, Visit, VisitPhoto
+from api.models import Delivery, Notification, TaskEvent, TaskPhoto, Visit, VisitPhoto
 from api.services import report_verify, retention
 from api.services.notifications import notify
 from api.services.photos import build_storage, load_name_key
@@ -334,6 +334,64 @@ def test_a_photo_is_kept_while_its_visits_follow_up_task_is_open(session, world,
     task.status = "closed"
     session.flush()
     assert (purge(session, storage).photos, remaining(session, VisitPhoto)) == (1, set())
+
+
+def task_photo(session, storage, task, created_at, data, event_id=None):
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest()
+    storage.put(digest, data)
+    row = TaskPhoto(
+        task_id=task.id,
+        event_id=event_id,
+        sha256=digest,
+        content_type="image/png",
+        size_bytes=len(data),
+        created_at=created_at,
+        stripped_at=created_at,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def test_a_tasks_photos_are_kept_while_it_is_open_then_go_with_their_bytes(session, world, storage):
+    """A task's photos (the problem, the repair) follow a visit photo's rule: deleted 180 days
+    after they were taken, never while the task is open (a repair taking longer), at once once
+    it is closed and their period is past; a recent one stays."""
+    task = make_task_at(session, world.households[A1][0], NOW - 150 * DAY, status="in_progress")
+    old = task_photo(session, storage, task, NOW - 181 * DAY, image_bytes("PNG", 8))
+    recent = task_photo(session, storage, task, NOW - 10 * DAY, image_bytes("PNG", 9))
+    assert purge(session, storage).task_photos == 0
+    assert remaining(session, TaskPhoto) == {old.id, recent.id}
+    task.status = "closed"
+    session.flush()
+    done = purge(session, storage)
+    assert (done.task_photos, done.photo_files) == (1, 1)
+    assert remaining(session, TaskPhoto) == {recent.id}
+    with pytest.raises(KeyError):
+        storage.get(old.sha256)
+    assert storage.get(recent.sha256)
+
+
+def test_bytes_a_visit_photo_and_a_task_photo_share_stay_while_either_is_kept(
+    session, world, storage
+):
+    """A worker sends the picture of a visit's problem with the task's step too: one file. The
+    visit photo's deletion leaves the bytes the task's photo reads, and the other way round."""
+    data = image_bytes("PNG", 8)
+    visit = visit_at(session, world, NOW - 200 * DAY)
+    photo(session, storage, visit, NOW - 181 * DAY, data)
+    task = make_task_at(session, world.households[A1][0], NOW - 20 * DAY, status="closed")
+    kept = task_photo(session, storage, task, NOW - 20 * DAY, data)
+    done = purge(session, storage)
+    assert (done.photos, done.task_photos, done.photo_files) == (1, 0, 0)
+    assert remaining(session, TaskPhoto) == {kept.id}
+    assert storage.get(kept.sha256) == data
+    kept.created_at = NOW - 181 * DAY
+    photo(session, storage, visit_at(session, world, NOW - DAY), NOW - DAY, data)
+    session.flush()
+    assert (purge(session, storage).task_photos, storage.get(kept.sha256)) == (1, data)
 
 
 def test_a_run_rolled_back_leaves_the_photos_bytes(session, world, storage):

@@ -115,7 +115,7 @@ def test_a_worker_reads_what_the_resident_asked_and_calls_them_from_the_task(
     assert detail.locator("tr.contact-due").count() == 1  # not yet contacted: when it is due
     assert detail.locator("ol.events li .event-note").all_inner_texts() == ["12345 派单"]
     # Its steps: the assignee's from dispatched.
-    steps = detail.locator("form.task-steps button").all_inner_texts()
+    steps = detail.locator("form.task-steps .actions button").all_inner_texts()
     assert steps == ["接单", "退回", "上报"]
     screenshot(page, "app-task-detail")
 
@@ -134,7 +134,7 @@ def test_a_step_taken_from_the_task_is_recorded_with_its_note(page, e2e_engine, 
     # The page read again: its state, its history, and the next step.
     assert detail.locator(".state").inner_text() == "已接单"
     assert detail.locator("tr.contact-due").count() == 0  # contacted now
-    assert detail.locator("form.task-steps button").all_inner_texts() == [
+    assert detail.locator("form.task-steps .actions button").all_inner_texts() == [
         "开始处理",
         "办结",
         "退回",
@@ -191,7 +191,7 @@ def test_a_leader_records_the_return_call_and_closes_a_resolved_task(page, e2e_e
     item.wait_for()
     assert item.locator(".task-state").inner_text() == "已办结"  # awaiting the callback
     detail = open_task(page, task_id, "grid-task-list")
-    assert detail.locator("form.task-steps button").all_inner_texts() == [
+    assert detail.locator("form.task-steps .actions button").all_inner_texts() == [
         "记录回访",
         "关闭任务",
         "重启",
@@ -210,7 +210,7 @@ def test_a_leader_records_the_return_call_and_closes_a_resolved_task(page, e2e_e
         "() => document.querySelector('#task-detail .task-status')?.textContent === '已关闭任务。'"
     )
     assert task_row(e2e_engine, task_id)[0] == "closed"
-    assert detail.locator("form.task-steps button").all_inner_texts() == ["重启"]
+    assert detail.locator("form.task-steps .actions button").all_inner_texts() == ["重启"]
     page.keyboard.press("Escape")
     page.wait_for_function("() => !document.querySelector('#task-detail').open")
     # Closed, it leaves the leader's list.
@@ -231,7 +231,7 @@ def test_a_task_speaks_english_too(page, make_task):
     task_id, _ = make_task()
     open_app(page, "worker01", "en")
     detail = open_task(page, task_id)
-    assert detail.locator("form.task-steps button").all_inner_texts() == [
+    assert detail.locator("form.task-steps .actions button").all_inner_texts() == [
         "Accept",
         "Return",
         "Escalate",
@@ -292,7 +292,7 @@ def test_a_step_on_a_task_changed_meanwhile_reads_the_task_again(page, e2e_engin
     page.wait_for_function(
         "() => document.querySelector('#task-detail .state')?.textContent === '已接单'"
     )
-    assert detail.locator("form.task-steps button").all_inner_texts() == [
+    assert detail.locator("form.task-steps .actions button").all_inner_texts() == [
         "开始处理",
         "办结",
         "退回",
@@ -420,3 +420,84 @@ def test_a_resolved_task_awaiting_its_callback_is_listed_past_many_open_ones(
     open_app(page, "leader01")
     page.locator(f"#grid-task-list li[data-id='{task_id}']").wait_for()
     assert "另有 1 项未显示。" in page.inner_text("#grid-task-list")
+
+
+@pytest.fixture()
+def photo_dir(live_app, tmp_path):
+    """The live app's photos in a directory of the test's own."""
+    before = live_app.config.get("PHOTO_DIR")
+    live_app.config["PHOTO_DIR"] = str(tmp_path / "photos")
+    live_app.extensions.pop("gridwork_photo_storage", None)
+    yield tmp_path / "photos"
+    live_app.config["PHOTO_DIR"] = before
+    live_app.extensions.pop("gridwork_photo_storage", None)
+
+
+def step_photos(e2e_engine, task_id: int) -> list[tuple[str, int]]:
+    """(the step's action, the photo's size) of each photo of the task sent with a step."""
+    from api.models import TaskEvent, TaskPhoto
+
+    with Session(e2e_engine) as session:
+        return session.execute(
+            select(TaskEvent.action, TaskPhoto.size_bytes)
+            .join(TaskPhoto, TaskPhoto.event_id == TaskEvent.id)
+            .where(TaskPhoto.task_id == task_id)
+            .order_by(TaskPhoto.id)
+        ).all()
+
+
+def test_a_step_goes_with_the_photos_taken_and_the_history_shows_them(
+    page, e2e_engine, make_task, photo_dir
+):
+    """办结 with its before and after photos: each shot of the camera adds a photo, uploaded
+    first, then the step is sent naming them; the history shows them, read with the token."""
+    from tests.factories import image_bytes
+
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    camera = detail.locator("input[name=photo]")
+    assert (camera.get_attribute("accept"), camera.get_attribute("capture")) == (
+        "image/*",
+        "environment",
+    )
+    for size in (8, 9):  # two shots
+        camera.set_input_files(
+            {"name": f"shot{size}.png", "mimeType": "image/png", "buffer": image_bytes("PNG", size)}
+        )
+    assert detail.locator(".chosen").inner_text() == "已选 2 张照片，随本步骤提交"
+    detail.locator("textarea[name=note]").fill("到场查看，灯泡已坏")
+    detail.locator("button[data-step=accept]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent === '已接单。'"
+    )
+    assert [action for action, _ in step_photos(e2e_engine, task_id)] == ["accept", "accept"]
+    page.wait_for_function(
+        """() => [...document.querySelectorAll("#task-detail li[data-action='accept'] img")]
+                 .filter((img) => img.src.startsWith('blob:') && img.naturalWidth > 0)
+                 .length === 2"""
+    )
+    assert detail.locator(".chosen").is_hidden()  # sent: none chosen for the next step
+    screenshot(page, "app-task-detail-photos")
+
+
+def test_a_photo_that_cannot_be_uploaded_says_so_and_sends_no_step(
+    page, e2e_engine, make_task, photo_dir
+):
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "/transitions" in r.url else None)
+    detail = open_task(page, task_id)
+    detail.locator("input[name=photo]").set_input_files(
+        {"name": "scan.jpg", "mimeType": "image/jpeg", "buffer": b"%PDF-1.7 not a photo"}
+    )
+    detail.locator("button[data-step=accept]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent"
+        ".startsWith('照片上传失败，步骤未提交：')"
+    )
+    assert "JPEG, PNG or WebP" in detail.locator(".task-status").inner_text()
+    assert sent == []
+    assert task_row(e2e_engine, task_id)[0] == "dispatched"
+    assert detail.locator("button[data-step=accept]").is_enabled()  # to try again

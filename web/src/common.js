@@ -140,6 +140,22 @@ async function call(path, options = {}) {
 }
 
 /**
+ * GET a file (a report, a photo) with the signed-in user's token, refreshed once on a 401, as a
+ * Blob: an <img> or a download link cannot send the token, a blob: URL made of it can be shown.
+ */
+export async function apiBlob(path) {
+  const get = (token) => fetch(path, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  const token = getToken();
+  let response = await get(token);
+  if (response.status === 401 && token) {
+    const fresh = await refreshAccess(token).catch(() => null);
+    if (fresh) response = await get(fresh);
+  }
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  return response.blob();
+}
+
+/**
  * One page of a paginated list: its items, the `X-Pagination` header read (flask-smorest's
  * {total, total_pages, page, previous_page, next_page, ...}; null when the server sent none) and
  * the answer's headers (the inbox's `X-Inbox-Cursor`).
@@ -178,7 +194,8 @@ function send(path, options, token) {
   const headers = { Accept: "application/json", ...(options.headers || {}) };
   if (token) headers.Authorization = `Bearer ${token}`;
   let body = options.body;
-  if (body !== undefined && typeof body !== "string") {
+  // A form (a photo upload) goes as multipart: the browser writes its Content-Type and boundary.
+  if (body !== undefined && typeof body !== "string" && !(body instanceof FormData)) {
     headers["Content-Type"] = "application/json";
     body = JSON.stringify(body);
   }

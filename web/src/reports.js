@@ -4,13 +4,13 @@
 // reads what: a worker is refused (403) and told so; a viewer chooses district, street or
 // community, the others read their own community (a leader: their grids).
 import {
-  ApiError, api, apiPage, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
+  ApiError, api, apiBlob, apiPage, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
   translate,
 } from "./common.js";
 import { bootPage } from "./password.js";
 import { recurringSection } from "./recurring.js";
 import { taskDetail } from "./task_detail.js";
-import { keepFresh, refreshAccess, tokenClaims } from "./session.js";
+import { keepFresh, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
@@ -313,19 +313,6 @@ function offerAreas(report) {
 }
 
 // --- downloads ---------------------------------------------------------------------------------
-/** GET a file with the signed-in user's token (refreshed once on a 401) as a Blob. */
-async function fetchFile(path) {
-  const get = (token) => fetch(path, { headers: { Authorization: `Bearer ${token}` } });
-  const token = getToken();
-  let response = await get(token);
-  if (response.status === 401 && token) {
-    const fresh = await refreshAccess(token).catch(() => null);
-    if (fresh) response = await get(fresh);
-  }
-  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
-  return response.blob();
-}
-
 function save(blob, name) {
   const url = URL.createObjectURL(blob);
   const link = document.createElement("a");
@@ -342,7 +329,7 @@ async function download(button, path, name, status) {
   button.disabled = true;
   status.textContent = t.downloading;
   try {
-    save(await fetchFile(path), name);
+    save(await apiBlob(path), name);
     status.textContent = "";
   } catch (error) {
     status.textContent = "";

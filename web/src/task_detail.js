@@ -6,7 +6,11 @@
 // contact and points as the API gives the caller), the household's address from GET
 // /api/v1/households/{id}, and the steps the caller may take (`your_actions`) sent with their
 // note to POST /api/v1/tasks/{id}/transitions. Online only: nothing of it is kept on the phone.
-import { TASK_TEXT, api, apiOnce, escapeHtml } from "./common.js";
+// Photos of a step (the problem, the repair): taken with the camera, uploaded first (POST
+// /api/v1/tasks/{id}/photos, each answered with its id), then the step is sent naming them; an
+// upload failing says so and sends no step. The history shows each step's photos as thumbnails,
+// read with the token (an <img> cannot send it) into blob: URLs, let go when the page is redrawn.
+import { TASK_TEXT, api, apiBlob, apiOnce, escapeHtml } from "./common.js";
 
 const TEXT = {
   zh: {
@@ -19,6 +23,9 @@ const TEXT = {
     satisfaction: "回访满意度", chooseSatisfaction: "请选择", needsReason: "退回必须写明原因。",
     needsSatisfaction: "回访需选择居民的满意度。", lost: "没有收到服务器的答复：请联网后再按一次（不会重复办理）。", done: (a) => `已${a}。`, by: "处理人", system: "系统",
     assignee: "承办人", unassigned: "未分派",
+    photos: "照片", addPhoto: "拍照或选择照片", chosen: (n) => `已选 ${n} 张照片，随本步骤提交`, clearPhotos: "清除照片",
+    uploading: (i, n) => `正在上传照片 ${i}/${n}…`, uploadFailed: "照片上传失败，步骤未提交：", photo: "照片",
+    photoFailed: "照片无法显示", oldPhotos: "照片引用（未上传到本系统）：",
     satisfactions: { satisfied: "满意", basically_satisfied: "基本满意", unsatisfied: "不满意" },
     actions: {
       accept: "接单", start: "开始处理", resolve: "办结", return: "退回", escalate: "上报",
@@ -40,6 +47,9 @@ const TEXT = {
     satisfaction: "Resident's satisfaction", chooseSatisfaction: "Choose", needsReason: "Say why the task is returned.",
     needsSatisfaction: "A callback records the resident's satisfaction.", lost: "No answer from the server: press again once online (it will not be done twice).", done: (a) => `${a}: done.`, by: "By", system: "system",
     assignee: "Assignee", unassigned: "unassigned",
+    photos: "Photos", addPhoto: "Take or choose a photo", chosen: (n) => `${n} photo(s) chosen, sent with the step`, clearPhotos: "Clear the photos",
+    uploading: (i, n) => `Uploading photo ${i} of ${n}…`, uploadFailed: "A photo could not be uploaded; the step was not sent: ", photo: "Photo",
+    photoFailed: "The photo cannot be shown", oldPhotos: "Photo references (not uploaded here): ",
     satisfactions: { satisfied: "satisfied", basically_satisfied: "basically satisfied", unsatisfied: "unsatisfied" },
     actions: {
       accept: "Accept", start: "Start", resolve: "Resolve", return: "Return", escalate: "Escalate",
@@ -66,6 +76,12 @@ function dialled(phone) {
   return number ? number[0].replace(/[^\d+]/g, "") : "";
 }
 
+// A step's references sent as strings (a client's URLs or storage keys: nothing served here),
+// its `photos` less the URLs of the photos uploaded for it (`attachments`).
+const refs = (e) => {
+  const uploaded = new Set((e.attachments || []).map((p) => p.url));
+  return (e.photos || []).filter((p) => !uploaded.has(p));
+};
 const address = (h) => [h.building, h.unit, h.floor && !h.room ? h.floor : "", h.room].filter(Boolean).join("-");
 
 /**
@@ -79,12 +95,18 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
   const colon = lang === "zh" ? "：" : ": ";
   let shown = null; // the id of the task shown; a later open() replaces an earlier read
   let back = null; // what had the focus as the page opened (a task's title in a list)
+  let chosen = []; // the photos chosen for the next step (File objects), until it is sent
+  let thumbs = []; // the blob: URLs of the history's thumbnails, let go with the page
+
+  const letGo = () => { for (const url of thumbs) URL.revokeObjectURL(url); thumbs = []; };
 
   dialog.addEventListener("click", (e) => {
     if (e.target === dialog || e.target.closest("button.close")) dialog.close();
   });
   dialog.addEventListener("close", () => {
     shown = null;
+    chosen = [];
+    letGo();
     // The focus back where it was: a list read again after a step has drawn the title anew,
     // and the focus fell to the page's top, the keyboard's place in the list lost.
     const opener = back;
@@ -102,6 +124,7 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
   };
 
   function frame(inner) {
+    letGo();
     dialog.innerHTML = `<div class="task-detail"><button type="button" class="close" aria-label="${escapeHtml(t.close)}">×</button>${inner}
       <p class="task-status" role="status"></p></div>`;
   }
@@ -127,12 +150,16 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
     const events = (task.events || []).slice().reverse().map((e) => `<li data-action="${escapeHtml(e.action)}">
       <span class="when">${escapeHtml(localTime(new Date(e.at)))}</span> <b>${escapeHtml(t.events[e.action] || e.action)}</b>
       ${e.to_status ? `<span class="muted">→ ${escapeHtml(statuses[e.to_status] || e.to_status)}</span>` : ""}
-      ${e.note ? `<div class="event-note">${escapeHtml(e.note)}</div>` : ""}</li>`).join("");
+      ${e.note ? `<div class="event-note">${escapeHtml(e.note)}</div>` : ""}
+      ${(e.attachments || []).length ? `<div class="event-photos">${e.attachments.map((p) => `<a class="thumb" data-src="${escapeHtml(p.url)}" target="_blank" rel="noopener"><img alt="${escapeHtml(t.photo)}"></a>`).join("")}</div>` : ""}
+      ${refs(e).length ? `<div class="event-note muted photo-refs">${escapeHtml(t.oldPhotos + refs(e).join(", "))}</div>` : ""}</li>`).join("");
     const steps = STEPS.filter((a) => (task.your_actions || []).includes(a));
     const form = steps.length ? `<form class="task-steps" novalidate>
       <label>${escapeHtml(t.note)} <textarea name="note" rows="3" maxlength="10000" placeholder="${escapeHtml(t.noteHint)}"></textarea></label>
       ${steps.includes("callback") ? `<label>${escapeHtml(t.satisfaction)} <select name="satisfaction"><option value="">${escapeHtml(t.chooseSatisfaction)}</option>
         ${Object.entries(t.satisfactions).map(([v, label]) => `<option value="${v}">${escapeHtml(label)}</option>`).join("")}</select></label>` : ""}
+      <div class="step-photos"><label class="add-photo">${escapeHtml(t.addPhoto)} <input type="file" name="photo" accept="image/*" capture="environment" multiple></label>
+        <span class="chosen" hidden></span> <button type="button" class="clear-photos" hidden>${escapeHtml(t.clearPhotos)}</button></div>
       <div class="actions">${steps.map((a) => `<button type="submit" value="${a}" data-step="${a}">${escapeHtml(t.actions[a])}</button>`).join("")}</div></form>` : "";
     frame(`<h2 id="task-detail-title">${escapeHtml(task.title)}</h2>
       <p><span class="state">${escapeHtml(statuses[task.status] || task.status)}</span></p>
@@ -150,10 +177,62 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
       ${form}
       <h3>${escapeHtml(t.history)}</h3><ol class="events">${events}</ol>`);
     dialog.dataset.task = String(task.id);
-    dialog.querySelector("form.task-steps")?.addEventListener("submit", (e) => {
+    const stepsForm = dialog.querySelector("form.task-steps");
+    stepsForm?.addEventListener("submit", (e) => {
       e.preventDefault();
       step(task, e.submitter?.value, e.target);
     });
+    stepsForm?.elements.photo.addEventListener("change", (e) => {
+      // Each shot of the camera is one choice: they add up until the step is sent.
+      chosen = chosen.concat(Array.from(e.target.files || []));
+      e.target.value = "";
+      showChosen(stepsForm);
+    });
+    stepsForm?.querySelector("button.clear-photos").addEventListener("click", () => { chosen = []; showChosen(stepsForm); });
+    showChosen(stepsForm);
+    showThumbnails();
+  }
+
+  function showChosen(form) {
+    if (!form) return;
+    const label = form.querySelector(".chosen");
+    label.textContent = chosen.length ? t.chosen(chosen.length) : "";
+    label.hidden = form.querySelector("button.clear-photos").hidden = !chosen.length;
+  }
+
+  /** Each thumbnail of the history, read with the token into a blob: URL. */
+  function showThumbnails() {
+    const id = shown;
+    for (const link of dialog.querySelectorAll("ol.events a.thumb[data-src]")) {
+      apiBlob(link.dataset.src).then((blob) => {
+        if (shown !== id || !link.isConnected) return; // another task, or the page redrawn
+        const url = URL.createObjectURL(blob);
+        thumbs.push(url);
+        link.href = url;
+        link.querySelector("img").src = url;
+      }).catch(() => {
+        link.classList.add("failed");
+        link.querySelector("img").alt = t.photoFailed;
+      });
+    }
+  }
+
+  /** Upload the chosen photos; their ids, or null (said) when one failed: nothing is sent then.
+   * A photo sent again (after a failure) is answered with the id it was given. */
+  async function upload(task) {
+    const ids = [];
+    for (const [i, file] of chosen.entries()) {
+      say(t.uploading(i + 1, chosen.length));
+      const body = new FormData();
+      body.append("file", file, file.name || "photo.jpg");
+      try {
+        ids.push((await api(`/api/v1/tasks/${task.id}/photos`, { method: "POST", body })).id);
+      } catch (error) {
+        say(t.uploadFailed + (error.status ? error.body?.detail || error.message : t.lost), true);
+        return null;
+      }
+    }
+    return ids;
   }
 
   async function step(task, action, form) {
@@ -162,9 +241,14 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
     const satisfaction = form.elements.satisfaction?.value || "";
     if (action === "return" && !note) return say(t.needsReason, true);
     if (action === "callback" && !satisfaction) return say(t.needsSatisfaction, true);
-    const body = { action, note, ...(action === "callback" ? { satisfaction } : {}) };
     for (const button of form.querySelectorAll("button")) button.disabled = true;
     const here = () => shown === task.id; // not closed, nor another task opened, meanwhile
+    const photos = chosen.length ? await upload(task) : [];
+    if (photos === null) {
+      for (const button of form.querySelectorAll("button")) button.disabled = false;
+      return;
+    }
+    const body = { action, note, ...(action === "callback" ? { satisfaction } : {}), ...(photos.length ? { photos } : {}) };
     try {
       // The same step sent again after a lost answer keeps its key: the server answers the first.
       await apiOnce(`/api/v1/tasks/${task.id}/transitions`, { method: "POST", body });
@@ -183,6 +267,7 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
       say(`${error.body?.detail || error.message}`, true);
       return;
     }
+    chosen = [];
     changed?.();
     if (!here()) return;
     await open(task.id);

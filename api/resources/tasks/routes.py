@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from api import idempotency
+from api import idempotency, privacy
 from api.auth import current_scope
 from api.clock import now as _now
 from api.extensions import Blueprint, db
 from api.privacy import audited
+from api.resources import photos as photo_upload
 from api.resources.tasks.schemas import (
     AssignSchema,
     DeadlineSchema,
@@ -19,12 +20,14 @@ from api.resources.tasks.schemas import (
     RecurringSchema,
     TaskCreateSchema,
     TaskDetailSchema,
+    TaskPhotoUploadResultSchema,
     TaskQueryArgsSchema,
     TaskSchema,
     TaskSettingsSchema,
     TransitionSchema,
 )
-from api.services import community_settings, recurring, tasks
+from api.resources.visits.schemas import PhotoUploadSchema
+from api.services import community_settings, photos, recurring, tasks
 from api.services.rosters import get_community
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (工单).")
@@ -135,6 +138,39 @@ class Transitions(MethodView):
         tasks.transition(db.session, current_scope(), task, action, now=_now(), **data)
         db.session.commit()
         return task
+
+
+@blp.route("/<id:task_id>/photos")
+class TaskPhotos(MethodView):
+    @blp.arguments(PhotoUploadSchema, location="multipart")
+    @blp.response(201, TaskPhotoUploadResultSchema)
+    @blp.alt_response(
+        409,
+        response="CONFLICT",
+        description="The task holds the most photos a task may hold, or has no step for you",
+    )
+    def post(self, form, task_id):
+        """Upload a photo of a task, for the step you take next (JPEG, PNG or WebP)
+
+        By whoever may take a step on it now: its assignee, its grid's leader, the community
+        admin. Checked, stripped of its metadata and stored as a visit's photo is; the same
+        image sent again is answered as the duplicate it is. A task holds at most 20 photos.
+        Then send its `id` in the step's `photos` (`POST /tasks/{id}/transitions`).
+        """
+        task = tasks.get_task_for_photos(db.session, current_scope(), task_id, upload=True)
+        return photo_upload.upload(task, form)
+
+
+@blp.route("/<id:task_id>/photos/<id:photo_id>")
+class TaskPhotoById(MethodView):
+    @blp.doc(responses={"200": {"description": "The image bytes"}})
+    def get(self, task_id, photo_id):
+        """A photo of a task you can read (whoever reads the task); the read is audited"""
+        task = tasks.get_task_for_photos(db.session, current_scope(), task_id)
+        photo = photos.get_photo(db.session, task, photo_id)
+        response = photo_upload.serve(photo)
+        privacy.record_disclosure("task_photo", [task.id])
+        return response
 
 
 @blp.route("/<id:task_id>/assign")

@@ -11,7 +11,14 @@ from api import privacy
 from api.auth import current_scope
 from api.clock import now
 from api.extensions import Boolean, Float, Integer, Schema, db
-from api.models.tasks import HOTLINE_TYPES, SATISFACTION, TASK_SOURCES, TASK_STATUSES, URGENCIES
+from api.models.tasks import (
+    HOTLINE_TYPES,
+    SATISFACTION,
+    TASK_SOURCES,
+    TASK_STATUSES,
+    URGENCIES,
+    TaskPhoto,
+)
 from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
@@ -208,6 +215,49 @@ class TaskCreateSchema(Schema):
             raise ma.ValidationError({"location": ["Give household_id or location."]})
 
 
+def _photo_url(photo) -> str:
+    return f"/api/v1/tasks/{photo.task_id}/photos/{photo.id}"
+
+
+class PhotoItem(ma.fields.Field):
+    """One of a step's photos: the id of a photo of the task uploaded first (an integer), or a
+    reference kept as sent (1-500 characters: a client's URL or storage key)."""
+
+    default_error_messages = {
+        "invalid": "A photo is the id of a photo of the task you uploaded, or a reference of "
+        "1-500 characters."
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and 1 <= len(value) <= 500 and not has_control_characters(value):
+            return value
+        raise self.make_error("invalid")
+
+
+class TaskPhotoSchema(Schema):
+    id = Integer()
+    task_id = Integer()
+    event_id = Integer(
+        allow_none=True, metadata={"description": "The step it was sent with; null: none yet"}
+    )
+    sha256 = ma.fields.String()
+    content_type = ma.fields.String()
+    size_bytes = Integer()
+    created_at = ma.fields.DateTime()
+    url = ma.fields.Function(
+        _photo_url,
+        metadata={"type": "string", "description": "GET it with your token: the image bytes"},
+    )
+
+
+class TaskPhotoUploadResultSchema(TaskPhotoSchema):
+    duplicate = Boolean(
+        metadata={"description": "The same image was already a photo of the task (this one)"}
+    )
+
+
 class TaskEventSchema(Schema):
     id = Integer()
     action = ma.fields.String()
@@ -222,7 +272,23 @@ class TaskEventSchema(Schema):
             "description": "Where the worker stood; to ~100 m for district viewers",
         },
     )
-    photos = ma.fields.List(ma.fields.String())
+    photos = ma.fields.Function(
+        lambda e: [*e.photo_refs, *(_photo_url(p) for p in e.photos)],
+        metadata={
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The step's photos as strings: the references it was given, as "
+            "sent (a client's URL or storage key, nothing served here), then the URL of each "
+            "photo uploaded for it (`attachments`)",
+        },
+    )
+    attachments = ma.fields.List(
+        ma.fields.Nested(TaskPhotoSchema),
+        attribute="photos",
+        metadata={
+            "description": "The photos uploaded and sent with the step, each read at its `url`"
+        },
+    )
     at = ma.fields.DateTime()
 
 
@@ -365,9 +431,14 @@ class TransitionSchema(Schema):
     note = ma.fields.String(load_default="", validate=ma.validate.Length(max=10000))
     location = ma.fields.Nested(LocationSchema)
     photos = ma.fields.List(
-        ma.fields.String(validate=ma.validate.Length(min=1, max=500)),
-        validate=ma.validate.Length(max=20),
-        metadata={"description": "Photo URLs or storage keys"},
+        PhotoItem(),
+        validate=ma.validate.Length(max=TaskPhoto.MAX_PER_OWNER),
+        metadata={
+            "description": "The step's photos: ids (integers) of photos of this task you "
+            "uploaded (`POST /tasks/{id}/photos`) and sent with no other step, and references "
+            "(strings of 1-500 characters: your own URLs or storage keys) kept as sent",
+            "items": {"oneOf": [{"type": "integer"}, {"type": "string", "maxLength": 500}]},
+        },
     )
     satisfaction = ma.fields.String(
         validate=ma.validate.OneOf(SATISFACTION),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, jsonify
 from flask.views import MethodView
 
 from api import privacy
 from api.auth import current_scope, current_user
 from api.extensions import Blueprint, db
 from api.privacy import audited
+from api.resources import photos as photo_upload
 from api.resources.visits.schemas import (
     CadenceSchema,
     HandoverQueryArgsSchema,
@@ -27,15 +28,6 @@ from api.services.weeks import current_week
 blp = Blueprint(
     "visits", __name__, url_prefix="/api/v1", description="Door-to-door visits (入户走访)."
 )
-
-
-def photo_storage() -> photos.PhotoStorage:
-    """The app's photo storage, built once from the settings and the photo name key."""
-    ext = current_app.extensions
-    if "gridwork_photo_storage" not in ext:
-        name_key = photos.load_name_key(db.session)
-        ext["gridwork_photo_storage"] = photos.build_storage(current_app.config, name_key)
-    return ext["gridwork_photo_storage"]
 
 
 @blp.route("/visits/batch")
@@ -158,19 +150,7 @@ class VisitPhotos(MethodView):
         answered as the duplicate it is).
         """
         visit = visits.get_own_visit(db.session, current_scope(), visit_id)
-        limit = int(current_app.config["PHOTO_MAX_MB"] * 1024 * 1024)
-        photo, duplicate = photos.attach_photo(
-            db.session,
-            photo_storage(),
-            visit,
-            form["file"].stream.read(limit + 1),
-            uploader_id=current_scope().user_id,
-            max_bytes=limit,
-            claimed_sha256=form.get("sha256"),
-        )
-        db.session.commit()
-        photo.duplicate = duplicate  # read by PhotoUploadResultSchema
-        return photo
+        return photo_upload.upload(visit, form)
 
 
 @blp.route("/visits/<uuid:visit_id>/photos/<id:photo_id>")
@@ -182,13 +162,10 @@ class VisitPhotoById(MethodView):
         Not of your own visit in a grid you no longer hold (or relieved): 404.
         """
         visit = visits.get_visit_for_photos(db.session, current_scope(), visit_id)
-        photo = photos.get_photo(db.session, visit.id, photo_id)
-        data = photos.read_photo(db.session, photo_storage(), photo)
+        photo = photos.get_photo(db.session, visit, photo_id)
+        response = photo_upload.serve(photo)
         privacy.record_disclosure("visit_photo", [photo.id, visit.id])
-        response = Response(data, mimetype=photo.content_type)
-        response.headers["ETag"] = f'"{photo.sha256}"'
-        response.headers["Cache-Control"] = "private, max-age=86400, immutable"
-        return response.make_conditional(request)
+        return response
 
 
 @blp.route("/households/<id:household_id>/visits")
