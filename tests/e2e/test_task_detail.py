@@ -501,3 +501,30 @@ def test_a_photo_that_cannot_be_uploaded_says_so_and_sends_no_step(
     assert sent == []
     assert task_row(e2e_engine, task_id)[0] == "dispatched"
     assert detail.locator("button[data-step=accept]").is_enabled()  # to try again
+
+
+def test_the_same_step_asked_again_of_the_task_changed_since_is_a_new_step(
+    page, e2e_engine, make_task
+):
+    """A step's key is kept until an answer comes, for the task as read: accepted with its
+    answer lost, then passed back (returned and dispatched to them again), the task accepted
+    again went with the first key and the server answered the first accept, doing nothing."""
+    from api.models import Task
+
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    keys = lose_the_first_answer(page, f"**/api/v1/tasks/{task_id}/transitions")
+    detail = open_task(page, task_id)
+    detail.locator("button[data-step=accept]").click()
+    said = "() => document.querySelector('#task-detail .task-status')?.textContent"
+    page.wait_for_function(f"{said}.includes('不会重复')")
+    with Session(e2e_engine) as session:  # returned, and dispatched to them again
+        task = session.get(Task, task_id)
+        task.status, task.updated_at = "dispatched", datetime.now(UTC)
+        session.commit()
+    page.keyboard.press("Escape")
+    detail = open_task(page, task_id)
+    detail.locator("button[data-step=accept]").click()
+    page.wait_for_function(f"{said} === '已接单。'")
+    assert len(keys) == 2 and keys[0] != keys[1]
+    assert [a for a, _ in task_row(e2e_engine, task_id)[2]].count("accept") == 2

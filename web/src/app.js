@@ -378,7 +378,7 @@ const localTime = (date) => date.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB
 
 function taskItem(task, offline) {
   const actions = offline ? "" : (WORKER_ACTIONS[task.status] || [])
-    .map((a) => `<button data-task="${task.id}" data-action="${a}">${t.actions[a]}</button>`).join("");
+    .map((a) => `<button data-task="${task.id}" data-version="${escapeHtml(task.updated_at || "")}" data-action="${a}">${t.actions[a]}</button>`).join("");
   const due = task.due_at ? localTime(new Date(task.due_at)) : "";
   const late = task.overdue || (task.due_at && new Date(task.due_at) < new Date());
   // A 12345 ticket's deadline is the hotline's (its 办理时限, which the city measures and only the
@@ -488,7 +488,7 @@ $("grid-task-list").addEventListener("click", async (e) => {
   let said;
   let refused = false;
   try {
-    await apiOnce(`/api/v1/tasks/${task.id}/assign`, { method: "POST", body: { assignee_id: to.id, note: "" } });
+    await apiOnce(`/api/v1/tasks/${task.id}/assign`, { method: "POST", body: { assignee_id: to.id, note: "" }, once: task.updated_at });
     said = t.reassigned(task.title, to.display_name || to.username);
   } catch (error) {
     // On leave today, say, or the task closed meanwhile: the server's words.
@@ -536,7 +536,9 @@ $("tasks").addEventListener("click", async (e) => {
   }
   button.disabled = true;
   try {
-    await apiOnce(`/api/v1/tasks/${button.dataset.task}/transitions`, { method: "POST", body: { action: button.dataset.action, note } });
+    await apiOnce(`/api/v1/tasks/${button.dataset.task}/transitions`, {
+      method: "POST", body: { action: button.dataset.action, note }, once: button.dataset.version,
+    });
   } catch (error) {
     alert(error.message);
   }

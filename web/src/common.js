@@ -111,8 +111,11 @@ const unanswered = new Map();
  * leave, no 409 "already published" of what the first did. Once answered (done, or refused and
  * so not done), the same action later is a new one, with a new key.
  */
-export async function apiOnce(path, options = {}) {
-  const action = `${options.method || "POST"} ${path}\n${options.body === undefined ? "" : JSON.stringify(options.body)}`;
+export async function apiOnce(path, { once = "", ...options } = {}) {
+  // `once`: what the action was asked of (a task's `updated_at`, say): the same step asked of
+  // the record as it is later (accepted again after a re-dispatch) is another action, not a
+  // retry to be answered with the first answer (kept 24 hours on the server).
+  const action = `${options.method || "POST"} ${path}\n${once}\n${options.body === undefined ? "" : JSON.stringify(options.body)}`;
   const key = unanswered.get(action) || newIdempotencyKey();
   unanswered.set(action, key);
   try {

@@ -251,7 +251,8 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
     const body = { action, note, ...(action === "callback" ? { satisfaction } : {}), ...(photos.length ? { photos } : {}) };
     try {
       // The same step sent again after a lost answer keeps its key: the server answers the first.
-      await apiOnce(`/api/v1/tasks/${task.id}/transitions`, { method: "POST", body });
+      // Asked of the task as read (`once`): after a re-dispatch the same step is a new one.
+      await apiOnce(`/api/v1/tasks/${task.id}/transitions`, { method: "POST", body, once: task.updated_at });
     } catch (error) {
       for (const button of form.querySelectorAll("button")) button.disabled = false;
       if (!here()) return;
