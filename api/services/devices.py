@@ -275,16 +275,8 @@ def tell_retired(session: Session, device_ids: list[int], now: datetime) -> None
         .order_by(Device.id)
     ).all()
     for row in rows:
-        notify(
-            session,
-            [row.user_id],
-            "device_retired",
-            RETIRED_TITLE,
-            retired_notice(row.platform, row.label, row.last_success_at),
-            data={"device_id": row.id},
-            collapse_key=f"device-retired-{row.id}",
-            now=now,
-        )
+        body = retired_notice(row.platform, row.label, row.last_success_at)
+        _tell_retired(session, row, body, now)
 
 
 def unregistered_notice(platform: str, label: str | None, at: datetime) -> str:
@@ -338,16 +330,22 @@ def tell_unregistered(session: Session, device_ids: list[int], now: datetime) ->
         {"ids": sorted(device_ids), "now": now},
     ).all()
     for row in rows:
-        notify(
-            session,
-            [row.user_id],
-            "device_retired",
-            RETIRED_TITLE,
-            unregistered_notice(row.platform, row.label, now),
-            data={"device_id": row.id},
-            collapse_key=f"device-retired-{row.id}",
-            now=now,
-        )
+        _tell_retired(session, row, unregistered_notice(row.platform, row.label, now), now)
+
+
+def _tell_retired(session: Session, device: Row, body: str, now: datetime) -> None:
+    """The notice to its owner of a device retired (unreachable, or its registration gone),
+    collapsed with the device's earlier ones (`collapse_key`)."""
+    notify(
+        session,
+        [device.user_id],
+        "device_retired",
+        RETIRED_TITLE,
+        body,
+        data={"device_id": device.id},
+        collapse_key=f"device-retired-{device.id}",
+        now=now,
+    )
 
 
 MOVED_TITLE = "有一台设备不再接收您的推送"

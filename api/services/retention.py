@@ -54,7 +54,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import TextClause, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from api.models.tasks import Task, TaskEvent
@@ -278,14 +278,15 @@ def coarsen_task_event_points(session: Session, cutoff: datetime, now: datetime,
 
 # A photo whose visit's follow-up task is still open (a repair taking more than the period)
 # is what the task is about: kept until the task is closed (or passed on), then due at once.
-_DELETE_PHOTOS = text(f"""
+def _delete_photos(table: str, kept_while: str) -> TextClause:
+    """Delete up to :batch photos of `table` taken before :cutoff, not `kept_while` (their
+    task open), their hashes queued for the bytes (`delete_photo_files`)."""
+    return text(f"""
 WITH due AS (
-  SELECT id FROM visit_photos p WHERE {_older("visit_photos")}
-    AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.visit_id = p.visit_id
-                    AND t.status NOT IN ('closed', 'transferred'))
+  SELECT id FROM {table} p WHERE {_older(table)} AND NOT ({kept_while})
   ORDER BY id LIMIT :batch FOR UPDATE OF p SKIP LOCKED
 ), deleted AS (
-  DELETE FROM visit_photos p USING due WHERE p.id = due.id RETURNING p.sha256
+  DELETE FROM {table} p USING due WHERE p.id = due.id RETURNING p.sha256
 ), queued AS (
   INSERT INTO photo_deletions (sha256)
   SELECT DISTINCT sha256 FROM deleted ORDER BY sha256
@@ -293,6 +294,12 @@ WITH due AS (
 )
 SELECT count(*) FROM deleted
 """)
+
+
+_OPEN = "t.status NOT IN ('closed', 'transferred')"
+_DELETE_PHOTOS = _delete_photos(
+    "visit_photos", f"EXISTS (SELECT 1 FROM tasks t WHERE t.visit_id = p.visit_id AND {_OPEN})"
+)
 # The bytes queued, a batch (hashes in order: locks taken alike by every run), each under its
 # lock (as an upload's store) and only if no photo points at it any more.
 _QUEUED = text("""
@@ -321,21 +328,9 @@ def purge_photos(session: Session, cutoff: datetime, batch: int) -> int:
 
 
 # A task's photos, as its visit's follow-up task keeps a visit's: kept while the task is open.
-_DELETE_TASK_PHOTOS = text(f"""
-WITH due AS (
-  SELECT id FROM task_photos p WHERE {_older("task_photos")}
-    AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = p.task_id
-                AND t.status IN ('closed', 'transferred'))
-  ORDER BY id LIMIT :batch FOR UPDATE OF p SKIP LOCKED
-), deleted AS (
-  DELETE FROM task_photos p USING due WHERE p.id = due.id RETURNING p.sha256
-), queued AS (
-  INSERT INTO photo_deletions (sha256)
-  SELECT DISTINCT sha256 FROM deleted ORDER BY sha256
-  ON CONFLICT (sha256) DO NOTHING
+_DELETE_TASK_PHOTOS = _delete_photos(
+    "task_photos", f"EXISTS (SELECT 1 FROM tasks t WHERE t.id = p.task_id AND {_OPEN})"
 )
-SELECT count(*) FROM deleted
-""")
 
 
 def purge_task_photos(session: Session, cutoff: datetime, batch: int) -> int:
