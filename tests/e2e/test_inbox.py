@@ -106,6 +106,21 @@ def beijing(at: datetime) -> str:
     return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
+def fail_reads_after_marking(page) -> None:
+    """全部标为已读 goes through; every read of the inbox after it fails (503)."""
+    marked: list[str] = []
+
+    def after_marking(route):
+        if route.request.method == "POST" and route.request.url.endswith("/ack-all"):
+            marked.append(route.request.url)
+            return route.continue_()
+        if marked and route.request.method == "GET":
+            return route.fulfill(status=503, json={"title": "Service unavailable"})
+        return route.continue_()
+
+    page.route("**/api/v1/notifications**", after_marking)
+
+
 def reopened(page) -> None:
     page.reload()
     page.wait_for_selector("body[data-ready='1']")
@@ -353,17 +368,7 @@ def test_mark_all_read_done_is_said_though_the_list_could_not_be_read_after(
     seen = tell(worker, "leave_decided", "请假已批准")
     reopened(page)
     expect(notice(page, seen)).to_have_class("notice unread")
-    marked: list[str] = []
-
-    def after_marking(route):
-        if route.request.method == "POST" and route.request.url.endswith("/ack-all"):
-            marked.append(route.request.url)
-            return route.continue_()
-        if marked and route.request.method == "GET":
-            return route.fulfill(status=503, json={"title": "Service unavailable"})
-        return route.continue_()
-
-    page.route("**/api/v1/notifications**", after_marking)
+    fail_reads_after_marking(page)
     page.click("#inbox-ack-all")
     expect(page.locator("#inbox-status")).to_have_text("已将 1 条消息标为已读。")
     expect(notice(page, seen)).to_have_class("notice")
@@ -809,17 +814,7 @@ def test_mark_all_read_marking_nothing_and_the_list_unreadable_after_says_not_ma
         seen = tell(worker, "leave_decided", "请假已批准")
         reopened(page)
         expect(notice(page, seen)).to_have_class("notice unread")
-        marked: list[str] = []
-
-        def after_marking(route):
-            if route.request.method == "POST" and route.request.url.endswith("/ack-all"):
-                marked.append(route.request.url)
-                return route.continue_()
-            if marked and route.request.method == "GET":
-                return route.fulfill(status=503, json={"title": "Service unavailable"})
-            return route.continue_()
-
-        page.route("**/api/v1/notifications**", after_marking)
+        fail_reads_after_marking(page)
         page.click("#inbox-ack-all")
         expect(page.locator("#inbox-status .why")).to_have_text("没有标为已读，请稍后再试。")
         expect(notice(page, seen)).to_have_class("notice unread")
