@@ -6,6 +6,7 @@ the caller may take."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -419,7 +420,9 @@ def test_a_resolved_task_awaiting_its_callback_is_listed_past_many_open_ones(
     task_id, _ = make_task(status="resolved")
     open_app(page, "leader01")
     page.locator(f"#grid-task-list li[data-id='{task_id}']").wait_for()
-    assert "另有 1 项未显示。" in page.inner_text("#grid-task-list")
+    # Past the 50 open ones shown (other tests' open tasks of the grid among them: at least one
+    # more), the rest are said not shown; the resolved task is listed all the same.
+    assert re.search(r"另有 \d+ 项未显示。", page.inner_text("#grid-task-list"))
 
 
 @pytest.fixture()

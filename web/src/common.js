@@ -1,6 +1,6 @@
 // Shared by the map, the app and the accounts page: signing in and out, API calls, ISO weeks, the language.
 import { META, run } from "./idb.js";
-import { getToken, refreshAccess, storeTokens } from "./session.js";
+import { getToken, refreshAccess, signingOutNow, storeTokens } from "./session.js";
 
 export { getToken };
 export const config = window.GRIDWORK_CONFIG || {};
@@ -29,6 +29,7 @@ export async function signIn(username, password) {
  * forgotten here. Best effort on the server: offline, the token is forgotten and expires.
  */
 export async function signOut(body = {}) {
+  signingOutNow(); // a 401 meanwhile is this sign-out's, not a session ended elsewhere
   if (getToken()) {
     try {
       await api("/api/v1/auth/logout", { method: "POST", body });

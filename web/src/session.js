@@ -47,9 +47,12 @@ export function getToken() {
  * the service worker, no queue for visits recorded offline. */
 export class StorageUnavailable extends Error {}
 
+let signingOut = false; // see signingOutNow
+
 /** Keep new tokens everywhere they are read (null, null: forget them). Throws StorageUnavailable
  * when IndexedDB refuses them (forgetting them, nothing is there to forget). */
 export async function storeTokens(access, refresh) {
+  if (access) signingOut = false; // signed in again
   if (hasWindow) {
     if (access) localStorage.setItem(TOKEN_KEY, access);
     else localStorage.removeItem(TOKEN_KEY);
@@ -93,9 +96,16 @@ export function refreshAccess(stale) {
   });
 }
 
+// Signing out (`common.js` signOut): a request answered 401 meanwhile is no session ended
+// elsewhere. Told so, the page reloaded while the sign-out's own reload was under way (the
+// first navigation aborted); the next sign-in clears it (`storeTokens`).
+export function signingOutNow() {
+  signingOut = true;
+}
+
 async function ended() {
   await storeTokens(null, null);
-  if (hasWindow) dispatchEvent(new Event("gridwork:session-ended"));
+  if (hasWindow && !signingOut) dispatchEvent(new Event("gridwork:session-ended"));
   return new SessionEnded("The sign-in has ended: sign in again.");
 }
 
