@@ -1,6 +1,6 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, config, escapeHtml, getToken, isoWeek,
+  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, getToken, isoWeek,
   otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
@@ -374,7 +374,7 @@ async function loadShifts(mine = readMyLeave()) {
 // checks): "my tasks" lists these only, every page of them, soonest deadline first. Without the
 // filter a worker's closed tasks filled the first page and hid the open ones.
 const OPEN_TASK_STATUSES = ["new", "dispatched", "accepted", "in_progress", "returned", "escalated", "reopened"];
-const localTime = (date) => date.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" });
+const localTime = (date) => beijingTime(date, lang, "full");
 
 function taskItem(task, offline) {
   const actions = offline ? "" : (WORKER_ACTIONS[task.status] || [])

@@ -226,6 +226,24 @@ export function shiftWeek(week, n) {
   return isoWeek(new Date(monday + ((number - 1 + n) * 7 + 3) * 86400000 + 4 * 3600 * 1000));
 }
 
+const TIME_FORMS = {
+  minute: { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false },
+  short: { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false },
+  full: {},
+};
+
+/**
+ * `when` (a Date or an ISO string; none gives "") as every page shows a time: Beijing time
+ * (Asia/Shanghai, whatever the phone's zone), in the page's language. `form` is "minute" (date
+ * and time to the minute), "short" (no year: a roster's own week) or "full" (the browser's
+ * own, with seconds: the moment of a visit).
+ */
+export function beijingTime(when, lang, form = "minute") {
+  if (!when) return "";
+  const date = when instanceof Date ? when : new Date(when);
+  return date.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai", ...TIME_FORMS[form] });
+}
+
 /** Today's date in Asia/Shanghai as YYYY-MM-DD. */
 export function todayLocal(date = new Date()) {
   return new Date(date.getTime() + 8 * 3600 * 1000).toISOString().slice(0, 10);

@@ -1,6 +1,6 @@
 // The grid leader's map: vector tiles of grids, households, visits and tasks, with popups.
 import {
-  TASK_TEXT, api, apiPage, apiPages, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signOut, translate,
+  TASK_TEXT, api, apiPage, apiPages, beijingTime, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signOut, translate,
 } from "./common.js";
 import { wireSignIn } from "./password.js";
 import { evidenceShortZh } from "./reasons.js";
@@ -302,7 +302,7 @@ const attemptLine = (p) => (p.last_attempt && p.last_attempt !== p.last_visited
 // left). Until 2026-12-05 the popup showed the ten latest and no more.
 const HISTORY_PAGE = 10;
 
-const historyItem = (v) => `<li data-id="${escapeHtml(v.id)}">${escapeHtml(new Date(v.visited_at).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" }))}
+const historyItem = (v) => `<li data-id="${escapeHtml(v.id)}">${escapeHtml(beijingTime(v.visited_at, lang, "full"))}
   · ${escapeHtml(t.outcomes[v.outcome] || v.outcome)} · ${escapeHtml(v.worker_name)}
   · ${escapeHtml(t.grades[v.evidence.grade] || v.evidence.grade)}</li>`;
 
@@ -681,7 +681,7 @@ function start() {
   window.gridworkMap = map;
   taskPage = taskDetail({
     lang, dialog: document.getElementById("task-detail"),
-    localTime: (date) => date.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai" }),
+    localTime: (date) => beijingTime(date, lang, "full"),
     changed: () => map.getSource("tasks").setTiles([tileUrl("tasks")]),
   });
   keepFresh();

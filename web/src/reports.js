@@ -4,7 +4,7 @@
 // reads what: a worker is refused (403) and told so; a viewer chooses district, street or
 // community, the others read their own community (a leader: their grids).
 import {
-  ApiError, api, apiBlob, apiPage, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
+  ApiError, api, apiBlob, apiPage, beijingTime, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
   translate,
 } from "./common.js";
 import { bootPage } from "./password.js";
@@ -76,8 +76,9 @@ document.title = `${t.title} · gridwork`;
 translate(document, t);
 
 const $ = (id) => document.getElementById(id);
+const beijing = (when) => beijingTime(when, lang);
 // A task number of what recurs opens the task's page (read-only for whoever may take no step).
-const detail = taskDetail({ lang, dialog: $("task-detail"), localTime: (date) => beijing(date.toISOString()) });
+const detail = taskDetail({ lang, dialog: $("task-detail"), localTime: beijing });
 const recurring = recurringSection($("recurring-section"), lang, { openTask: (id) => detail.open(id) });
 const FORMATS = ["pdf", "xlsx", "csv"];
 const PAGE_SIZE = 10;
@@ -93,9 +94,6 @@ const state = {
 };
 
 const pct = (value) => (value === null || value === undefined ? "—" : `${Number(value).toFixed(1)}%`);
-const beijing = (iso) => (iso ? new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", {
-  timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
-}) : "");
 
 /** The Monday (as a UTC date) of an ISO week "2026-W48". */
 function monday(week) {

@@ -2,7 +2,7 @@
 // roster, reads it as days by posts (the window, each grid's door-to-door round), publishes it
 // (a short-staffed week once its gaps are confirmed) and hands a shift to another worker.
 import {
-  ApiError, api, apiOnce, apiPages, escapeHtml, isoWeek, otherLangHref, pickLang, shiftWeek,
+  ApiError, api, apiOnce, apiPages, beijingTime, escapeHtml, isoWeek, otherLangHref, pickLang, shiftWeek,
   todayLocal, translate,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
@@ -119,9 +119,7 @@ const gridLabel = (gridCode) => {
   return name ? (lang === "zh" ? `${name}（${gridCode}）` : `${name} (${gridCode})`) : gridCode || "";
 };
 const postLabel = (post, gridCode) => (post === "A" ? t.windowPost : `${t.gridPost} ${gridLabel(gridCode)}`);
-const beijing = (iso) => new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", {
-  timeZone: "Asia/Shanghai", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
-});
+const beijing = (when) => beijingTime(when, lang, "short");
 
 function weekDays(w) {
   const [year, number] = w.split("-W").map(Number);

@@ -92,7 +92,6 @@ const address = (h) => [h.building, h.unit, h.floor && !h.room ? h.floor : "", h
 export function taskDetail({ lang, dialog, localTime, changed }) {
   const t = TEXT[lang];
   const { statuses, urgencies, sources, types } = TASK_TEXT[lang];
-  const colon = lang === "zh" ? "：" : ": ";
   let shown = null; // the id of the task shown; a later open() replaces an earlier read
   let back = null; // what had the focus as the page opened (a task's title in a list)
   let chosen = []; // the photos chosen for the next step (File objects), until it is sent

@@ -1,7 +1,7 @@
 // The hall window's page (/window): the A-post worker registers a walk-in resident's request as
 // a window task for any grid of the community, placed on a map, and sees the day's requests.
 import {
-  ApiError, TASK_TEXT, api, apiPages, config, deadlineSpan, escapeHtml, getToken, newIdempotencyKey,
+  ApiError, TASK_TEXT, api, apiPages, beijingTime, config, deadlineSpan, escapeHtml, getToken, newIdempotencyKey,
   otherLangHref, pickLang, todayLocal, translate,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
@@ -98,9 +98,7 @@ let pending = null;
 let sending = false;
 let todayTasks = []; // the requests registered today (GET /tasks?created_by=me&source=window&created_on=today)
 
-const beijing = (iso) => (iso ? new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", {
-  timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
-}) : "");
+const beijing = (when) => beijingTime(when, lang);
 const gridLabel = (code) => {
   const g = grids.get(code);
   return g ? (lang === "zh" ? `${g.properties.name}（${code}）` : `${g.properties.name} (${code})`) : code || "";
@@ -432,7 +430,7 @@ async function loadToday() {
 // answer the resident who comes back.
 // A step taken there (the community admin leads every grid) shows in today's list.
 const detail = taskDetail({
-  lang, dialog: $("task-detail"), localTime: (date) => beijing(date.toISOString()), changed: () => loadToday(),
+  lang, dialog: $("task-detail"), localTime: beijing, changed: () => loadToday(),
 });
 document.querySelector("#today-tasks").addEventListener("click", (e) => {
   const opener = e.target.closest("button[data-open]");
