@@ -273,13 +273,14 @@ def test_a_finished_delivery_is_deleted_after_its_period_and_its_notification_ke
 
 
 # --- photos -----------------------------------------------------------------------------------
-def photo(session, storage, visit, created_at, data):
+def stored_photo(session, storage, model, created_at, data, **owner):
+    """A photo row of `model` (VisitPhoto, TaskPhoto) owned as `owner` says, its bytes stored."""
     import hashlib
 
     digest = hashlib.sha256(data).hexdigest()
     storage.put(digest, data)
-    row = VisitPhoto(
-        visit_id=visit.id,
+    row = model(
+        **owner,
         sha256=digest,
         content_type="image/png",
         size_bytes=len(data),
@@ -289,6 +290,10 @@ def photo(session, storage, visit, created_at, data):
     session.add(row)
     session.flush()
     return row
+
+
+def photo(session, storage, visit, created_at, data):
+    return stored_photo(session, storage, VisitPhoto, created_at, data, visit_id=visit.id)
 
 
 def test_a_photo_is_deleted_with_its_bytes_after_its_period(session, world, storage):
@@ -337,22 +342,9 @@ def test_a_photo_is_kept_while_its_visits_follow_up_task_is_open(session, world,
 
 
 def task_photo(session, storage, task, created_at, data, event_id=None):
-    import hashlib
-
-    digest = hashlib.sha256(data).hexdigest()
-    storage.put(digest, data)
-    row = TaskPhoto(
-        task_id=task.id,
-        event_id=event_id,
-        sha256=digest,
-        content_type="image/png",
-        size_bytes=len(data),
-        created_at=created_at,
-        stripped_at=created_at,
+    return stored_photo(
+        session, storage, TaskPhoto, created_at, data, task_id=task.id, event_id=event_id
     )
-    session.add(row)
-    session.flush()
-    return row
 
 
 def test_a_tasks_photos_are_kept_while_it_is_open_then_go_with_their_bytes(session, world, storage):

@@ -474,10 +474,9 @@ def test_the_open_app_reads_the_inbox_again_every_three_minutes(context, page, w
     expect(notice(page, told)).to_be_visible()
 
 
-def test_a_session_ended_elsewhere_clears_the_inbox(context, page, worker, tell):
-    tell(worker, "leave_decided", "请假已批准")
-    reopened(page)
-    expect(page.locator("#inbox-badge")).to_have_text("1")
+def ended_elsewhere(context, page) -> None:
+    """The worker's sessions ended from another device (logout-all with the page's token), then
+    the app opened again: it asks to sign in."""
     token = page.evaluate("() => localStorage.getItem('gridwork.token')")
     answer = context.request.post(
         "/api/v1/auth/logout-all", headers={"Authorization": f"Bearer {token}"}
@@ -485,6 +484,13 @@ def test_a_session_ended_elsewhere_clears_the_inbox(context, page, worker, tell)
     assert answer.ok, answer.text()
     back_to_the_app(page)
     page.locator("#signin").wait_for(state="visible")
+
+
+def test_a_session_ended_elsewhere_clears_the_inbox(context, page, worker, tell):
+    tell(worker, "leave_decided", "请假已批准")
+    reopened(page)
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+    ended_elsewhere(context, page)
     expect(page.locator("#inbox-link")).to_be_hidden()
     expect(page.locator("#inbox-list li.notice")).to_have_count(0)
 
@@ -608,13 +614,7 @@ def test_a_session_ended_elsewhere_forgets_the_notices_kept(context, page, worke
     tell(worker, "leave_decided", "请假已批准")
     reopened(page)
     assert kept_ids(page)
-    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
-    answer = context.request.post(
-        "/api/v1/auth/logout-all", headers={"Authorization": f"Bearer {token}"}
-    )
-    assert answer.ok, answer.text()
-    back_to_the_app(page)
-    page.locator("#signin").wait_for(state="visible")
+    ended_elsewhere(context, page)
     assert kept_inbox(page) is None
 
 
