@@ -258,6 +258,7 @@ export function reportProblem({ lang, section, households, locate, localTime, op
       return say(t.needTitle, true);
     }
     form.elements.title.classList.remove("invalid");
+    say(""); // what was said before (a report fixed, the last one sent) is not this one's answer
     sending = true;
     form.querySelector("button[type=submit]").disabled = true;
     try {
