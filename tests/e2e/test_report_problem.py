@@ -275,3 +275,31 @@ def test_the_community_admin_has_no_such_card(context, page):
     """The office opens tasks at the window or from the hotline; rounds are the grid's people's."""
     open_app(context, page, "admin01")
     assert page.is_hidden("#report-problem")
+
+
+def test_signing_out_with_a_report_not_yet_sent_asks_first(context, page, reported, inside):
+    """A sign-out deletes what the phone keeps: the report waiting is counted in its question,
+    and kept when the worker says no."""
+    open_app(context, page)
+    context.set_geolocation(inside)
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.fill("#report-problem input[name=title]", TITLE + " 退出")
+    page.click("#report-problem button[type=submit]")
+    assert said(page).startswith("离线：")
+    asked: list[str] = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", answer)
+    page.click("#signout")
+    for _ in range(50):  # the question comes once the queue and the reports are read
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    assert asked == [
+        "本机还有 1 条上报的问题未上报（待发送或待修改），退出后将被删除。仍要退出吗？"
+    ]
+    assert [r["state"] for r in kept(page)] == ["pending"]
