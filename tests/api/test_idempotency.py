@@ -120,6 +120,29 @@ def test_a_retried_task_without_a_ticket_number_opens_one_task(client, world, se
     assert count(session, Task) == before + 1
 
 
+def test_a_worker_s_report_from_the_rounds_sent_again_with_its_key_opens_one_task(
+    client, world, session
+):
+    """The app keeps a report made offline (or whose answer was lost) with its key and body,
+    and sends it again as it was: the second send gets the first task, not a second."""
+    lon, lat = centre(A1)
+    body = {
+        "source": "proactive",
+        "title": "雨水井堵塞",
+        "description": "",
+        "urgency": "utility",
+        "location": {"lon": lon, "lat": lat},
+    }
+    headers = {**world.auth("worker_a1"), "Idempotency-Key": "web-0123456789abcdef"}
+    before = count(session, Task)
+    first = client.post("/api/v1/tasks", json=body, headers=headers)
+    again = client.post("/api/v1/tasks", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json["id"] == first.json["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert count(session, Task) == before + 1
+
+
 def test_a_create_committed_but_never_answered_is_409_not_a_second_record(client, world, session):
     """A crash between the commit and the answer leaves the key without its answer."""
     from sqlalchemy import update

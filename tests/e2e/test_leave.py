@@ -248,6 +248,25 @@ def test_a_request_sent_again_after_a_lost_answer_asks_for_the_leave_once(worker
     assert len(leave_rows(e2e_engine)) == 1
 
 
+def test_a_request_sent_again_after_a_lost_answer_and_a_reload_asks_for_the_leave_once(
+    worker, e2e_engine
+):
+    """The key waited in the page only: reloaded after the lost answer (the worker thought the
+    app stuck), the same request went with a new key and was refused as overlapping the first.
+    The key waits on the phone (apiOnce's pending keys) until an answer comes."""
+    keys = lose_the_first_answer(worker, "**/api/v1/leaves")
+    first, last = days_ahead(74), days_ahead(75)
+    assert request_leave(worker, first, last, "复诊").startswith("连接中断")
+    worker.reload()
+    worker.wait_for_selector("body[data-ready='1']")
+    said = request_leave(worker, first, last, "复诊")
+    assert said == "请假申请已提交，等待网格长或社区管理员审批。"
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    assert len(leave_rows(e2e_engine)) == 1
+    # Answered, the key is forgotten: nothing of the action is left on the phone.
+    assert worker.evaluate("() => localStorage.getItem('gridwork.pendingKeys')") in (None, "{}")
+
+
 def test_a_new_request_after_an_answered_one_goes_with_a_new_key(worker, e2e_engine):
     """Withdrawn, the same days asked for again are a new request: a new key, not the first
     request's answer replayed."""

@@ -5,6 +5,7 @@ way to open one, so a problem seen outside a visit waited for a resident's call.
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -125,25 +126,180 @@ def test_a_problem_needs_saying_and_nothing_is_sent_without(context, page, repor
     assert sent == [] and reported() == []
 
 
-def test_a_report_whose_answer_was_lost_opens_one_task_when_sent_again(
+def kept(page) -> list[dict]:
+    """The reports kept on the phone to send (IndexedDB)."""
+    return page.evaluate(
+        "async () => (await (await import('/web/idb.js')).getMeta('reports')) || []"
+    )
+
+
+def keys_sent(page) -> list[str | None]:
+    """The Idempotency-Keys of the POSTs to /api/v1/tasks that reach the network, in order."""
+    keys: list[str | None] = []
+
+    def route_it(route):
+        if route.request.method == "POST":
+            keys.append(route.request.headers.get("idempotency-key"))
+        return route.continue_()
+
+    page.route("**/api/v1/tasks", route_it)
+    return keys
+
+
+def reported_later(page) -> str:
+    """What the card says once a kept report has gone out."""
+    page.wait_for_function(
+        """() => document.querySelector('#report-problem .status')
+                       .textContent.startsWith('已上报任务')"""
+    )
+    return page.inner_text("#report-problem .status")
+
+
+def test_a_report_whose_answer_was_lost_is_kept_and_sent_again_with_its_key(
     context, page, reported, inside
 ):
+    """Lost on the way, the report waits on the phone (待发送), not in the worker's memory: the
+    app's next sync (立即同步 here) sends it with its key and place, and one task is opened."""
     open_app(context, page)
     context.set_geolocation(inside)
     keys = lose_the_first_answer(page, "**/api/v1/tasks")
     card = page.locator("#report-problem")
     card.locator("input[name=title]").fill(TITLE + " 重试")
     card.locator("button[type=submit]").click()
-    assert said(page) == "没有收到服务器的答复：请联网后再按一次（不会重复上报）。"
+    assert said(page) == "没有收到服务器的答复：已保存在本机，待发送，会自动再发（不会重复上报）。"
+    assert card.locator("input[name=title]").input_value() == ""  # kept below, not twice
+    assert "待发送" in card.locator(".report-outbox li").inner_text()
     context.set_geolocation({**inside, "longitude": inside["longitude"] + 0.0001})  # walked on
-    card.locator("button[type=submit]").click()
-    assert said(page).startswith("已上报任务")
+    page.click("#sync")
+    assert reported_later(page).startswith("已上报任务")
     assert len(keys) == 2 and keys[0] == keys[1]
     (task,) = reported()  # one task, where it was first reported
     assert task.lonlat[0] == pytest.approx(inside["longitude"], abs=1e-6)
+    assert kept(page) == [] and card.locator(".report-outbox li").count() == 0
+
+
+def test_a_report_made_offline_is_kept_and_sent_once_back_online(context, page, reported, inside):
+    open_app(context, page)
+    context.set_geolocation(inside)
+    keys = keys_sent(page)
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    card = page.locator("#report-problem")
+    card.locator("input[name=title]").fill(TITLE + " 离线")
+    card.locator("button[type=submit]").click()
+    assert said(page) == "离线：已保存在本机，待发送，联网后自动上报。"
+    waiting = card.locator(".report-outbox li")
+    assert "待发送" in waiting.inner_text() and TITLE in waiting.inner_text()
+    (record,) = kept(page)
+    assert record["key"] and record["capturedAt"] and record["state"] == "pending"
+    assert record["body"]["location"]["lon"] == pytest.approx(inside["longitude"])
+    assert reported() == []
+    screenshot(page, "app-report-problem-waiting")
+    context.set_offline(False)
+    assert reported_later(page).startswith("已上报任务")
+    (task,) = reported()
+    assert task.source == "proactive" and task.grid_code == DEMO_GRID
+    assert task.lonlat[0] == pytest.approx(inside["longitude"], abs=1e-6)
+    assert keys == [record["key"]]  # sent once, with the key it was kept with
+    assert kept(page) == [] and waiting.count() == 0
+
+
+def test_a_report_whose_send_failed_is_sent_with_its_key_after_a_reload(
+    context, page, reported, inside
+):
+    """The phone lost the page (reloaded, killed): the report kept on it goes as the app
+    starts, with the key of the send whose answer was lost, and one task is opened."""
+    open_app(context, page)
+    context.set_geolocation(inside)
+    keys = lose_the_first_answer(page, "**/api/v1/tasks")
+    page.fill("#report-problem input[name=title]", TITLE + " 重载")
+    page.click("#report-problem button[type=submit]")
+    assert said(page).startswith("没有收到服务器的答复")
+    (first,) = reported()  # the server did open it
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert reported_later(page) == page.inner_text("#report-problem .status")
+    assert len(keys) == 2 and keys[0] == keys[1]
+    (task,) = reported()
+    assert task.id == first.id
+    assert kept(page) == []
+
+
+def test_a_kept_report_the_server_refuses_is_shown_with_why_and_kept_to_fix_or_discard(
+    context, page, reported
+):
+    open_app(context, page)  # HERE: outside every grid
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    card = page.locator("#report-problem")
+    for title in (TITLE + " 一", TITLE + " 二"):
+        card.locator("input[name=title]").fill(title)
+        card.locator("button[type=submit]").click()
+        assert said(page).startswith("离线：")
+    context.set_offline(False)
+    refused = card.locator(".report-outbox li.refused")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#report-problem .report-outbox li.refused').length === 2"
+    )
+    for item in refused.all():
+        assert "未上报" in item.inner_text()
+        assert "The location lies outside every grid." in item.inner_text()
+    assert [r["state"] for r in kept(page)] == ["refused", "refused"]
+    assert reported() == []
+    page.reload()  # kept on the phone, not only on the page
+    page.wait_for_selector("body[data-ready='1']")
+    assert refused.count() == 2
+    # Discarded (once the worker confirms): gone.
+    page.once("dialog", lambda dialog: dialog.accept())
+    card.locator(".report-outbox li", has_text=TITLE + " 二").locator(
+        "button[data-discard]"
+    ).click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('#report-problem .report-outbox li').length === 1"
+    )
+    # Fixed: back in the form as written, placed at a household, and sent.
+    card.locator(".report-outbox li", has_text=TITLE + " 一").locator("button[data-fix]").click()
+    expect(card.locator("input[name=title]")).to_have_value(TITLE + " 一")
+    card.locator("input[name=where][value=household]").check()
+    choice = card.locator("select[name=household_id]")
+    choice.wait_for()
+    choice.select_option(index=1)
+    card.locator("button[type=submit]").click()
+    assert said(page).startswith("已上报任务")
+    (task,) = reported()
+    assert task.title == TITLE + " 一" and task.household_id is not None
+    assert kept(page) == [] and card.locator(".report-outbox li").count() == 0
 
 
 def test_the_community_admin_has_no_such_card(context, page):
     """The office opens tasks at the window or from the hotline; rounds are the grid's people's."""
     open_app(context, page, "admin01")
     assert page.is_hidden("#report-problem")
+
+
+def test_signing_out_with_a_report_not_yet_sent_asks_first(context, page, reported, inside):
+    """A sign-out deletes what the phone keeps: the report waiting is counted in its question,
+    and kept when the worker says no."""
+    open_app(context, page)
+    context.set_geolocation(inside)
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.fill("#report-problem input[name=title]", TITLE + " 退出")
+    page.click("#report-problem button[type=submit]")
+    assert said(page).startswith("离线：")
+    asked: list[str] = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", answer)
+    page.click("#signout")
+    for _ in range(50):  # the question comes once the queue and the reports are read
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    assert asked == [
+        "本机还有 1 条上报的问题未上报（待发送或待修改），退出后将被删除。仍要退出吗？"
+    ]
+    assert [r["state"] for r in kept(page)] == ["pending"]

@@ -11,7 +11,7 @@ import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
 import { recurringSection } from "./recurring.js";
 import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
-import { reportProblem } from "./report_problem.js";
+import { listReports, reportProblem } from "./report_problem.js";
 import { taskDetail } from "./task_detail.js";
 
 const TEXT = {
@@ -49,6 +49,7 @@ const TEXT = {
     handoverLeft: "被拒绝的记录仍留在本机（如不在您带领的网格），可由社区管理员登录后代为发送。",
     handoverFailed: "发送失败，请稍后再试。",
     unsynced: (n, refused, lost) => `本机还有 ${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}${lost ? `（其中 ${lost} 条是服务器未能保存的修改）` : ""}，退出后将被删除。仍要退出吗？`,
+    unsentReports: (n) => `本机还有 ${n} 条上报的问题未上报（待发送或待修改），退出后将被删除。仍要退出吗？`,
     overtakenCount: (n) => `${n} 条走访记录的修改没有保存：服务器已保存修改前的版本，详见下方。`,
     overtaken: "这条走访记录在自动重新发送时，服务器已保存了修改前的版本，您的修改没有保存。走访记录保存后无法再修改：如修改的内容重要，请记下并告知网格长。",
     yourEdit: "您的修改", storedVersion: "已保存的版本", discardEdit: "放弃修改",
@@ -203,6 +204,7 @@ const TEXT = {
     handoverLeft: "The refused ones stay on this phone (one of a grid you do not lead, say): the community admin, signed in, sends them.",
     handoverFailed: "Sending failed; try again later.",
     unsynced: (n, refused, lost) => `${n} visit${n === 1 ? " is" : "s are"} not synced yet${refused ? ` (${refused} refused by the server, to be corrected)` : ""}${lost ? ` (${lost} an edit the server did not store)` : ""} and would be deleted from this device. Sign out anyway?`,
+    unsentReports: (n) => `${n} reported problem${n === 1 ? " is" : "s are"} not sent yet (waiting, or refused to be fixed) and would be deleted from this device. Sign out anyway?`,
     overtakenCount: (n) => `${n} edit${n === 1 ? " was" : "s were"} not saved: the server stored the earlier version; see below.`,
     overtaken: "The server stored the earlier version of this visit when it was sent again automatically: your edit was not saved. A stored visit cannot be changed: if the edit matters, note it down and tell your grid leader.",
     yourEdit: "Your edit", storedVersion: "Stored", discardEdit: "Discard the edit",
@@ -505,13 +507,15 @@ const detail = taskDetail({
   lang, dialog: $("task-detail"), localTime, changed: () => Promise.all([loadTasks(), loadGridTasks()]),
 });
 // 上报问题: a problem found on the rounds opened as a task (web/src/report_problem.js), a
-// worker's and a leader's, placed where the phone stands or at one of their households.
-reportProblem({
+// worker's and a leader's, placed where the phone stands or at one of their households. Kept on
+// the phone until sent, as visits are, and sent with them (`sync`).
+const problems = reportProblem({
   lang, section: $("report-problem"), households: () => cachedHouseholds(), locate, localTime,
   opened: () => Promise.all([loadTasks(), loadGridTasks()]),
 });
 const showReportProblem = () => {
   $("report-problem").hidden = !["worker", "grid_leader"].includes(tokenClaims(getToken()).role);
+  problems.show();
 };
 
 for (const list of ["tasks", "grid-task-list"]) {
@@ -918,6 +922,7 @@ async function sync() {
   const started = Date.now();
   clearTimeout(syncRetry);
   syncRetry = null;
+  let failed = false;
   try {
     const summary = await syncQueue();
     syncRetries = 0;
@@ -940,6 +945,15 @@ async function sync() {
     if (error.status) showStatus(problemOf(error), true);
     // Offline, the `online` event syncs.
     if (navigator.onLine) retrySyncLater(error);
+    failed = true;
+  }
+  // The problems reported on the rounds and kept on the phone go with the visits, on the same
+  // triggers (back online, 立即同步, a visit saved, the app opened); the card says what came of
+  // them. Not sent for a reason that passes, they are tried again as the visits are.
+  try {
+    await problems.sendWaiting();
+  } catch (error) {
+    if (!failed && navigator.onLine) retrySyncLater(error);
   }
   await Promise.all([showQueue(), showFlagged()]);
 }
@@ -2137,7 +2151,11 @@ async function endSignIn() {
   const queued = await listQueued();
   const refused = queued.filter((r) => r.state === "rejected").length;
   const lost = queued.filter((r) => r.state === "overtaken").length;
-  if (queued.length && !confirm(t.unsynced(queued.length, refused, lost))) {
+  // So do the problems reported on the rounds and not yet sent (or refused, to be fixed).
+  if (navigator.onLine) await problems.sendWaiting().catch(() => {});
+  const reports = (await listReports().catch(() => [])).length;
+  const unsent = [queued.length && t.unsynced(queued.length, refused, lost), reports && t.unsentReports(reports)];
+  if ((queued.length || reports) && !confirm(unsent.filter(Boolean).join(" "))) {
     await showQueue();
     return;
   }

@@ -1,6 +1,6 @@
 // Shared by the map, the app and the accounts page: signing in and out, API calls, ISO weeks, the language.
 import { META, run } from "./idb.js";
-import { getToken, refreshAccess, signingOutNow, storeTokens } from "./session.js";
+import { getToken, refreshAccess, signingOutNow, storeTokens, tokenUser } from "./session.js";
 
 export { getToken };
 export const config = window.GRIDWORK_CONFIG || {};
@@ -44,6 +44,7 @@ export async function forgetSignIn() {
   localStorage.removeItem(HOUSEHOLDS_KEY);
   localStorage.removeItem(TASKS_KEY);
   localStorage.removeItem(DEVICE_KEY);
+  localStorage.removeItem(PENDING_KEYS);
   await forgetInbox();
 }
 
@@ -101,32 +102,86 @@ export function newIdempotencyKey(prefix = "web") {
   return `${prefix}-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
-// The key of each intended action sent and not yet answered: "METHOD path\nbody" -> key.
+// The key of each intended action sent and not yet answered: "METHOD path\nonce\nbody" -> key.
+// Kept on the phone too (localStorage, PENDING_KEYS), under a hash of the action and the user:
+// in the page only, a reload after a lost answer (the worker thought the app stuck) forgot it,
+// and the same step pressed again went with a new key: a second leave, or a 409 for what the
+// first had done. A hash, not the action: its body may be a leave's reason or a resident's
+// words, which need not wait on the phone. Forgotten once answered, at sign-out, and after the
+// 24 hours the server keeps a key's answer (sent later, the key would be a new one anyway).
 const unanswered = new Map();
+export const PENDING_KEYS = "gridwork.pendingKeys";
+const PENDING_KEPT_MS = 24 * 3600 * 1000;
+
+/** A 53-bit hash of `text` in hex (cyrb53): the page may be plain http, without crypto.subtle. */
+function hashOf(text) {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(16);
+}
+
+/** The kept keys, those past their 24 hours left out. */
+function readPending(now = Date.now()) {
+  let kept = {};
+  try { kept = JSON.parse(localStorage.getItem(PENDING_KEYS) || "{}") || {}; } catch { /* unreadable: none */ }
+  return Object.fromEntries(Object.entries(kept).filter(([, v]) => v && typeof v.key === "string" && now - v.at < PENDING_KEPT_MS && v.at <= now));
+}
+function writePending(kept) {
+  try {
+    if (Object.keys(kept).length) localStorage.setItem(PENDING_KEYS, JSON.stringify(kept));
+    else localStorage.removeItem(PENDING_KEYS);
+  } catch { /* storage refused: the key waits in the page only, as before */ }
+}
+// Each user's own: the server keeps a key per user, and another worker's step is not a retry.
+const slotOf = (action) => hashOf(`${getToken() ? tokenUser(getToken()) : ""}\n${action}`);
+function pendingKey(action) {
+  return unanswered.get(action) || readPending()[slotOf(action)]?.key;
+}
+function keepPending(action, key) {
+  unanswered.set(action, key);
+  const kept = readPending();
+  const slot = slotOf(action);
+  if (kept[slot]?.key !== key) kept[slot] = { key, at: Date.now() }; // its 24 hours from the first send
+  writePending(kept);
+}
+function forgetPending(action) {
+  unanswered.delete(action);
+  const kept = readPending();
+  delete kept[slotOf(action)];
+  writePending(kept);
+}
 
 /**
  * `api` for a write that must be carried out once (a leave or its decision, a week generated or
  * published): sent with an `Idempotency-Key` that is kept for the same action (method, path and
  * body) until an answer comes. Sent again after a lost answer (the connection gone, a gateway's
  * 5xx), the request goes with the same key and the server gives its first answer: no second
- * leave, no 409 "already published" of what the first did. Once answered (done, or refused and
- * so not done), the same action later is a new one, with a new key.
+ * leave, no 409 "already published" of what the first did; so too after a reload, the key
+ * kept on the phone (PENDING_KEYS). Once answered (done, or refused and so not done), the same
+ * action later is a new one, with a new key.
  */
 export async function apiOnce(path, { once = "", ...options } = {}) {
   // `once`: what the action was asked of (a task's `updated_at`, say): the same step asked of
   // the record as it is later (accepted again after a re-dispatch) is another action, not a
   // retry to be answered with the first answer (kept 24 hours on the server).
   const action = `${options.method || "POST"} ${path}\n${once}\n${options.body === undefined ? "" : JSON.stringify(options.body)}`;
-  const key = unanswered.get(action) || newIdempotencyKey();
-  unanswered.set(action, key);
+  const key = pendingKey(action) || newIdempotencyKey();
+  keepPending(action, key);
   try {
     const data = await api(path, { ...options, headers: { ...(options.headers || {}), "Idempotency-Key": key } });
-    unanswered.delete(action);
+    forgetPending(action);
     return data;
   } catch (error) {
     // A 4xx is an answer: refused whole, nothing kept on the server. No answer, or a 5xx (a
     // gateway's may come after the server carried it out): the key waits for the retry.
-    if (error instanceof ApiError && error.status < 500) unanswered.delete(action);
+    if (error instanceof ApiError && error.status < 500) forgetPending(action);
     throw error;
   }
 }
