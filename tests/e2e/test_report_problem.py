@@ -300,6 +300,6 @@ def test_signing_out_with_a_report_not_yet_sent_asks_first(context, page, report
             break
         page.wait_for_timeout(100)
     assert asked == [
-        "本机还有 1 条上报的问题未上报（待发送或待修改），退出后将被删除。仍要退出吗？"
+        "本机还有 1 条上报的问题未发送（待发送或待修改），退出后将被删除。仍要退出吗？"
     ]
     assert [r["state"] for r in kept(page)] == ["pending"]

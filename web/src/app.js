@@ -48,8 +48,10 @@ const TEXT = {
     handoverDone: (stored, refused) => `已保存 ${stored} 条${refused ? `，${refused} 条被拒绝` : ""}。`,
     handoverLeft: "被拒绝的记录仍留在本机（如不在您带领的网格），可由社区管理员登录后代为发送。",
     handoverFailed: "发送失败，请稍后再试。",
-    unsynced: (n, refused, lost) => `本机还有 ${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}${lost ? `（其中 ${lost} 条是服务器未能保存的修改）` : ""}，退出后将被删除。仍要退出吗？`,
-    unsentReports: (n) => `本机还有 ${n} 条上报的问题未上报（待发送或待修改），退出后将被删除。仍要退出吗？`,
+    // Signing out with what is not yet on the server: the parts that apply, then the question.
+    unsynced: (n, refused, lost) => `${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}${lost ? `（其中 ${lost} 条是服务器未能保存的修改）` : ""}`,
+    unsentReports: (n) => `${n} 条上报的问题未发送（待发送或待修改）`,
+    signOutAnyway: (parts) => `本机还有 ${parts.join("、")}，退出后将被删除。仍要退出吗？`,
     overtakenCount: (n) => `${n} 条走访记录的修改没有保存：服务器已保存修改前的版本，详见下方。`,
     overtaken: "这条走访记录在自动重新发送时，服务器已保存了修改前的版本，您的修改没有保存。走访记录保存后无法再修改：如修改的内容重要，请记下并告知网格长。",
     yourEdit: "您的修改", storedVersion: "已保存的版本", discardEdit: "放弃修改",
@@ -203,8 +205,9 @@ const TEXT = {
     handoverDone: (stored, refused) => `${stored} stored${refused ? `, ${refused} refused` : ""}.`,
     handoverLeft: "The refused ones stay on this phone (one of a grid you do not lead, say): the community admin, signed in, sends them.",
     handoverFailed: "Sending failed; try again later.",
-    unsynced: (n, refused, lost) => `${n} visit${n === 1 ? " is" : "s are"} not synced yet${refused ? ` (${refused} refused by the server, to be corrected)` : ""}${lost ? ` (${lost} an edit the server did not store)` : ""} and would be deleted from this device. Sign out anyway?`,
-    unsentReports: (n) => `${n} reported problem${n === 1 ? " is" : "s are"} not sent yet (waiting, or refused to be fixed) and would be deleted from this device. Sign out anyway?`,
+    unsynced: (n, refused, lost) => `${n} visit${n === 1 ? "" : "s"} not synced${refused ? ` (${refused} refused by the server, to be corrected)` : ""}${lost ? ` (${lost} an edit the server did not store)` : ""}`,
+    unsentReports: (n) => `${n} reported problem${n === 1 ? "" : "s"} not sent (waiting, or refused to be fixed)`,
+    signOutAnyway: (parts) => `This device still holds ${parts.join(" and ")}: signing out deletes ${parts.length > 1 ? "them" : "it"}. Sign out anyway?`,
     overtakenCount: (n) => `${n} edit${n === 1 ? " was" : "s were"} not saved: the server stored the earlier version; see below.`,
     overtaken: "The server stored the earlier version of this visit when it was sent again automatically: your edit was not saved. A stored visit cannot be changed: if the edit matters, note it down and tell your grid leader.",
     yourEdit: "Your edit", storedVersion: "Stored", discardEdit: "Discard the edit",
@@ -2154,8 +2157,8 @@ async function endSignIn() {
   // So do the problems reported on the rounds and not yet sent (or refused, to be fixed).
   if (navigator.onLine) await problems.sendWaiting().catch(() => {});
   const reports = (await listReports().catch(() => [])).length;
-  const unsent = [queued.length && t.unsynced(queued.length, refused, lost), reports && t.unsentReports(reports)];
-  if ((queued.length || reports) && !confirm(unsent.filter(Boolean).join(" "))) {
+  const unsent = [queued.length && t.unsynced(queued.length, refused, lost), reports && t.unsentReports(reports)].filter(Boolean);
+  if (unsent.length && !confirm(t.signOutAnyway(unsent))) {
     await showQueue();
     return;
   }
