@@ -650,9 +650,11 @@ def add_tasks(e2e_engine):
         due_in: timedelta,
         title: str,
         source: str = "window",
+        household_ids: tuple[int, ...] = (),
     ) -> list[int]:
         """`count` tasks titled "<title> 000".., due `due_in` from now, a minute apart; a
-        `hotline` one's deadline is its ticket's (`ticket_due_at`, as the 12345 hotline sets)."""
+        `hotline` one's deadline is its ticket's (`ticket_due_at`, as the 12345 hotline sets);
+        the n-th at `household_ids[n]` where given."""
         with Session(e2e_engine) as session:
             worker = session.scalar(select(User).where(User.username == username))
             grid = worker.grids[0].id
@@ -671,6 +673,7 @@ def add_tasks(e2e_engine):
                     else None,
                     closed_at=now if status == "closed" else None,
                     resolved_at=now if status == "closed" else None,
+                    household_id=household_ids[n] if n < len(household_ids) else None,
                 )
                 for n in range(count)
             ]
@@ -718,6 +721,45 @@ def test_my_tasks_offline_show_the_saved_list_and_say_so(context, page, add_task
     assert ("离线也要看到 000", "已接单") in shown_tasks(page)
     assert page.inner_text("#tasks .saved-copy").startswith("离线：显示")
     assert page.locator("#tasks button[data-action]").count() == 0  # nothing to send offline
+
+
+def test_my_tasks_say_the_door_of_each_visits_follow_up(context, page, add_tasks, e2e_engine):
+    """A visit's follow-ups are all titled 入户走访跟进 (the words are sealed, on the task's page
+    only): a worker with several saw identical cards. Each now says its door, offline too."""
+    from api.models import Household, User
+
+    with Session(e2e_engine) as session:
+        grid = session.scalar(select(User).where(User.username == "worker01")).grids[0]
+        doors = session.execute(
+            select(Household.id, Household.building, Household.unit, Household.room)
+            .where(Household.grid_id == grid.id, Household.removed_at.is_(None))
+            .order_by(Household.id)
+            .limit(2)
+        ).all()
+    ids = add_tasks(
+        "worker01",
+        2,
+        "dispatched",
+        timedelta(days=3),
+        "入户走访跟进",
+        "visit",
+        (doors[0][0], doors[1][0]),
+    )
+    expected = {
+        task: "住户：" + "-".join(filter(None, (building, unit, room)))
+        for task, (_, building, unit, room) in zip(ids, doors, strict=True)
+    }
+
+    def shown() -> dict[int, str]:
+        return {task: page.inner_text(f"li.task[data-id='{task}'] .door") for task in ids}
+
+    open_app(context, page)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    assert shown() == expected
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert shown() == expected
 
 
 def test_my_tasks_say_which_deadline_the_12345_hotline_set(context, page, add_tasks):

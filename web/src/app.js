@@ -32,7 +32,7 @@ const TEXT = {
     reassigned: (title, name) => `已将“${title}”改派给${name}。`,
     tasksSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的任务列表，联网后才能办理`
       : `任务列表暂不可用：显示 ${at} 保存的副本`),
-    returnReason: "退回原因（必填）：", returnReasonRequired: "退回必须填写原因，未退回。", noPlan: "本周计划暂不可用", due: "期限", overdueMark: "已超期",
+    returnReason: "退回原因（必填）：", returnReasonRequired: "退回必须填写原因，未退回。", noPlan: "本周计划暂不可用", due: "期限", door: "住户", overdueMark: "已超期",
     ticketDeadline: "12345 时限",
     locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
@@ -187,7 +187,7 @@ const TEXT = {
     tasksSaved: (at, offline) => (offline ? `Offline: the task list saved at ${at}; actions need a connection`
       : `Tasks unavailable: the copy saved at ${at}`),
     returnReason: "Why return it (required):", returnReasonRequired: "A return needs a reason: not returned.", noPlan: "Plan unavailable",
-    due: "due", overdueMark: "overdue", ticketDeadline: "12345 hotline deadline", locating: "Locating…", savedOffline: "Saved; it syncs when online",
+    due: "due", door: "household", overdueMark: "overdue", ticketDeadline: "12345 hotline deadline", locating: "Locating…", savedOffline: "Saved; it syncs when online",
     synced: "Synced", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
     notSaved: "Not saved on this device, the visit is not kept (its storage may be full: free some space and try again): ",
     sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.",
@@ -381,16 +381,24 @@ async function loadShifts(mine = readMyLeave()) {
 const OPEN_TASK_STATUSES = ["new", "dispatched", "accepted", "in_progress", "returned", "escalated", "reopened"];
 const localTime = (date) => beijingTime(date, lang, "full");
 
-function taskItem(task, offline) {
+/**
+ * A task in "my tasks": its title, state and deadline, and the door it is at (from the
+ * households kept on the phone, `doors`: id -> label). A visit's follow-ups are all titled
+ * 入户走访跟进 (their words are sealed, shown on the task's page only): without the door, a
+ * worker's eight follow-ups were eight identical cards.
+ */
+function taskItem(task, offline, doors) {
   const actions = offline ? "" : (WORKER_ACTIONS[task.status] || [])
     .map((a) => `<button data-task="${task.id}" data-version="${escapeHtml(task.updated_at || "")}" data-action="${a}">${t.actions[a]}</button>`).join("");
-  const due = task.due_at ? localTime(new Date(task.due_at)) : "";
+  const due = beijingTime(task.due_at, lang);
+  const door = doors.get(task.household_id);
   const late = task.overdue || (task.due_at && new Date(task.due_at) < new Date());
   // A 12345 ticket's deadline is the hotline's (its 办理时限, which the city measures and only the
   // hotline moves: PUT /tasks/{id}/deadline), not one its urgency set: said beside it.
   const ticket = task.ticket_due_at ? ` <span class="ticket-deadline">${escapeHtml(t.ticketDeadline)}</span>` : "";
   return `<li class="task" data-id="${task.id}"><button type="button" class="open-task" data-open="${task.id}"><b>${escapeHtml(task.title)}</b></button>
-    <span class="state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
+    <span class="state">${escapeHtml(t.statuses[task.status] || task.status)}</span>${door ? `
+    <div class="door">${escapeHtml(t.door)}${colon}${escapeHtml(door)}</div>` : ""}
     <div class="${late ? "overdue" : "muted"}">${t.due} ${escapeHtml(due)}${ticket}${late ? ` · ${t.overdueMark}` : ""}</div>
     <div class="actions">${actions}</div></li>`;
 }
@@ -403,7 +411,9 @@ async function loadTasks() {
   try {
     tasks = await apiPages(`/api/v1/tasks?assignee=me&${query}`);
     // Kept for offline use: only what the list shows, and only for this worker.
-    const kept = tasks.map(({ id, title, status, due_at, ticket_due_at, overdue }) => ({ id, title, status, due_at, ticket_due_at, overdue }));
+    const kept = tasks.map(({ id, title, status, due_at, ticket_due_at, overdue, household_id }) => ({
+      id, title, status, due_at, ticket_due_at, overdue, household_id,
+    }));
     localStorage.setItem(TASKS_KEY, JSON.stringify({ user, at: Date.now(), tasks: kept }));
   } catch {
     const saved = JSON.parse(localStorage.getItem(TASKS_KEY) || "null");
@@ -411,12 +421,22 @@ async function loadTasks() {
       tasks = saved.tasks;
       note = `<li class="muted saved-copy">${escapeHtml(t.tasksSaved(localTime(new Date(saved.at)), !navigator.onLine))}</li>`;
     } else {
+      myTasks = null;
       $("tasks").innerHTML = `<li class="muted">${navigator.onLine ? t.tasksUnavailable : t.tasksOfflineNone}</li>`;
       return;
     }
   }
-  const offline = Boolean(note);
-  $("tasks").innerHTML = note + (tasks.length ? tasks.map((task) => taskItem(task, offline)).join("")
+  myTasks = { tasks, note };
+  showTasks();
+}
+
+// "My tasks" as last read, drawn again once the households (their doors) have come.
+let myTasks = null;
+function showTasks() {
+  if (!myTasks) return;
+  const { tasks, note } = myTasks;
+  const doors = new Map(cachedHouseholds().map((h) => [h.id, h.label]));
+  $("tasks").innerHTML = note + (tasks.length ? tasks.map((task) => taskItem(task, Boolean(note), doors)).join("")
     : `<li class="muted">${t.noTasks}</li>`);
 }
 
@@ -439,7 +459,7 @@ const urgentFirst = (a, b) => awaiting(a) - awaiting(b) || (b.status === "escala
 
 function gridTaskItem(task) {
   const holder = assignees.find((u) => u.id === task.assignee_id);
-  const due = task.due_at ? localTime(new Date(task.due_at)) : "";
+  const due = beijingTime(task.due_at, lang);
   // Those holding the task's grid first (its own workers), the caller last.
   const me = Number(tokenUser(getToken()));
   const rank = (u) => (u.id === me ? 2 : (u.grid_codes || []).includes(task.grid_code) ? 0 : 1);
@@ -696,6 +716,7 @@ async function loadPlanAndHouseholds() {
     const queued = new Set((await listQueued()).map((r) => r.visit.household_id));
     storeHouseholds(households.map((h) => ({ id: h.id, label: householdLabel(h), due: h.due && !queued.has(h.id) })));
   }
+  showTasks();
   const cached = cachedHouseholds();
   $("household").innerHTML = cached.map((h) => `<option value="${h.id}">${escapeHtml(h.label)}</option>`).join("");
   const first = cached.find((h) => h.due);
