@@ -27,7 +27,9 @@ const TEXT = {
     onLeaveToday: (end) => `今天请假（已批准，至 ${end}）`, rosteredAway: "原排班（由网格长或社区改派）：",
     noTasks: "暂无任务", tasksUnavailable: "任务列表暂不可用", tasksOfflineNone: "离线：任务列表暂不可用（本机没有保存的副本）",
     gridTasks: "网格任务（督办、改派、回访）", gridTasksNone: "网格内暂无他人的未办结或待回访任务",
-    gridTasksOffline: "离线：网格任务需要联网。", gridTasksMore: (n) => `另有 ${n} 项未显示。`,
+    gridTasksOffline: "离线：网格任务需要联网。", gridTasksMore: (n) => `另有 ${n} 项，显示更多`,
+    allGrids: (n) => `全部网格（${n}）`, oneGrid: (code, n) => `${code}（${n}）`, gridOf: "网格",
+    gridTasksSummary: ({ open, escalated, overdue, awaiting }) => `未办结 ${open} 项${escalated ? `（已升级 ${escalated}）` : ""}${overdue ? `，超期 ${overdue}` : ""}；待回访 ${awaiting} 项。`,
     assignee: "承办人", unassigned: "未派", reassign: "改派", chooseAssignee: "改派给…",
     reassigned: (title, name) => `已将“${title}”改派给${name}。`,
     tasksSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的任务列表，联网后才能办理`
@@ -180,7 +182,9 @@ const TEXT = {
     onLeaveToday: (end) => `On leave today (approved, until ${end})`, rosteredAway: "Rostered before (handed on by the leader or the office): ",
     rosterUnavailable: "Roster unavailable", noTasks: "No tasks", tasksUnavailable: "Tasks unavailable",
     gridTasks: "Tasks of my grids (oversee, reassign, call back)", gridTasksNone: "No task of anyone else in your grids open or awaiting the callback",
-    gridTasksOffline: "Offline: the grids' tasks need a connection.", gridTasksMore: (n) => `${n} more not shown.`,
+    gridTasksOffline: "Offline: the grids' tasks need a connection.", gridTasksMore: (n) => `${n} more: show them`,
+    allGrids: (n) => `All grids (${n})`, oneGrid: (code, n) => `${code} (${n})`, gridOf: "Grid",
+    gridTasksSummary: ({ open, escalated, overdue, awaiting }) => `${open} open${escalated ? ` (${escalated} escalated)` : ""}${overdue ? `, ${overdue} overdue` : ""}; ${awaiting} awaiting the callback.`,
     assignee: "Assignee", unassigned: "unassigned", reassign: "Reassign", chooseAssignee: "Reassign to…",
     reassigned: (title, name) => `“${title}” reassigned to ${name}.`,
     tasksOfflineNone: "Offline: tasks unavailable (no copy saved on this device)",
@@ -430,14 +434,29 @@ async function loadTasks() {
   showTasks();
 }
 
+/**
+ * `list`'s content replaced by `html`, the focus kept: a control that had it (a task's title,
+ * its step, its reassign) is focused again as drawn anew, found by its tag and data-*
+ * attributes (its `data-version` aside, which a step changes). Drawn again under the finger
+ * (the households come, a step is answered), a list dropped the keyboard's place to the top.
+ */
+function redraw(list, html) {
+  const active = list.contains(document.activeElement) ? document.activeElement : null;
+  const same = active && active.tagName.toLowerCase() + Object.entries(active.dataset)
+    .filter(([name]) => name !== "version")
+    .map(([name, value]) => `[data-${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}="${CSS.escape(value)}"]`).join("");
+  list.innerHTML = html;
+  if (same && same.includes("[")) list.querySelector(same)?.focus();
+}
+
 // "My tasks" as last read, drawn again once the households (their doors) have come.
 let myTasks = null;
 function showTasks() {
   if (!myTasks) return;
   const { tasks, note } = myTasks;
   const doors = new Map(cachedHouseholds().map((h) => [h.id, h.label]));
-  $("tasks").innerHTML = note + (tasks.length ? tasks.map((task) => taskItem(task, Boolean(note), doors)).join("")
-    : `<li class="muted">${t.noTasks}</li>`);
+  redraw($("tasks"), note + (tasks.length ? tasks.map((task) => taskItem(task, Boolean(note), doors)).join("")
+    : `<li class="muted">${t.noTasks}</li>`));
 }
 
 // --- the grids' tasks, for those who oversee them ------------------------------------------
@@ -447,9 +466,15 @@ function showTasks() {
 // (the API's scope) held by others or nobody, escalated and overdue first; "reassign" where
 // the task's `your_actions` holds "assign", to an active worker or leader the caller may look up.
 const TASK_OVERSEERS = ["grid_leader", "community_admin"];
-const GRID_TASKS_SHOWN = 50;
+// A community's open tasks run to dozens (its visits' follow-ups alone): 50 cards at once made a
+// leader's page metres long on a phone. Each list shows its first few, then more at a tap, and
+// a grid may be chosen (kept on the phone: the leader's own grid, say).
+const GRID_TASKS_FIRST = 10;
+const GRID_TASKS_MORE = 20;
+const GRID_TASKS_GRID = "gridwork.gridTasksGrid";
 let gridTasks = [];
 let assignees = [];
+let gridTasksShown = { open: GRID_TASKS_FIRST, awaiting: GRID_TASKS_FIRST };
 
 // Resolved, the leader's return call (回访) and close are due: listed after the open ones.
 const AWAITING_CALLBACK = ["resolved", "callback"];
@@ -457,9 +482,10 @@ const awaiting = (task) => AWAITING_CALLBACK.includes(task.status);
 const urgentFirst = (a, b) => awaiting(a) - awaiting(b) || (b.status === "escalated") - (a.status === "escalated")
   || Boolean(b.overdue) - Boolean(a.overdue) || String(a.due_at || "~").localeCompare(String(b.due_at || "~")) || a.id - b.id;
 
-function gridTaskItem(task) {
+function gridTaskItem(task, doors) {
   const holder = assignees.find((u) => u.id === task.assignee_id);
   const due = beijingTime(task.due_at, lang);
+  const door = doors.get(task.household_id);
   // Those holding the task's grid first (its own workers), the caller last.
   const me = Number(tokenUser(getToken()));
   const rank = (u) => (u.id === me ? 2 : (u.grid_codes || []).includes(task.grid_code) ? 0 : 1);
@@ -470,7 +496,7 @@ function gridTaskItem(task) {
       <button type="button" data-reassign="${task.id}">${escapeHtml(t.reassign)}</button></div>` : "";
   return `<li class="grid-task${task.overdue ? " late" : ""}" data-id="${task.id}"><button type="button" class="open-task" data-open="${task.id}"><b>${escapeHtml(task.title)}</b></button>
     <span class="task-state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
-    <div class="muted">${escapeHtml(task.grid_code || "")} · ${escapeHtml(t.assignee)}${colon}<span class="assignee">${escapeHtml(holder ? holder.display_name || holder.username : task.assignee_id ? `#${task.assignee_id}` : t.unassigned)}</span>${due ? ` · ${escapeHtml(t.due)} ${escapeHtml(due)}` : ""}</div>${reassign}</li>`;
+    <div class="muted">${escapeHtml(task.grid_code || "")}${door ? ` · <span class="door">${escapeHtml(door)}</span>` : ""} · ${escapeHtml(t.assignee)}${colon}<span class="assignee">${escapeHtml(holder ? holder.display_name || holder.username : task.assignee_id ? `#${task.assignee_id}` : t.unassigned)}</span>${due ? ` · ${escapeHtml(t.due)} ${escapeHtml(due)}` : ""}</div>${reassign}</li>`;
 }
 
 async function loadGridTasks() {
@@ -490,19 +516,65 @@ async function loadGridTasks() {
     gridTasks = tasks.filter((task) => task.assignee_id !== me || awaiting(task)).sort(urgentFirst);
     assignees = users.filter((u) => ["worker", "grid_leader"].includes(u.role));
   } catch {
+    gridTasks = [];
+    $("grid-task-filter").hidden = true;
     $("grid-task-list").innerHTML = `<li class="muted">${escapeHtml(t.tasksUnavailable)}</li>`;
     return;
   }
-  // The open ones and those awaiting the callback each show their first: past many open
-  // tasks (a community admin's grids), every callback fell under "more not shown".
-  const shown = (list) => list.slice(0, GRID_TASKS_SHOWN).map(gridTaskItem).join("")
-    + (list.length > GRID_TASKS_SHOWN ? `<li class="muted">${escapeHtml(t.gridTasksMore(list.length - GRID_TASKS_SHOWN))}</li>` : "");
-  $("grid-task-list").innerHTML = gridTasks.length
-    ? shown(gridTasks.filter((task) => !awaiting(task))) + shown(gridTasks.filter(awaiting))
-    : `<li class="muted">${escapeHtml(t.gridTasksNone)}</li>`;
+  showGridTasks();
 }
 
+/** The grids' tasks as last read: the grid chosen's (or all), a count of each kind, and the
+ * first of the open ones and of those awaiting the callback, each with its own "more". */
+function showGridTasks() {
+  const filter = $("grid-task-filter");
+  const codes = [...new Set(gridTasks.map((task) => task.grid_code))].sort();
+  let grid = localStorage.getItem(GRID_TASKS_GRID) || "";
+  if (!codes.includes(grid)) grid = "";
+  filter.hidden = codes.length < 2 && !grid;
+  const select = $("grid-task-grid");
+  select.innerHTML = `<option value="">${escapeHtml(t.allGrids(gridTasks.length))}</option>`
+    + codes.map((code) => `<option value="${escapeHtml(code)}">${escapeHtml(t.oneGrid(code, gridTasks.filter((task) => task.grid_code === code).length))}</option>`).join("");
+  select.value = grid;
+  const listed = grid ? gridTasks.filter((task) => task.grid_code === grid) : gridTasks;
+  const open = listed.filter((task) => !awaiting(task));
+  const callbacks = listed.filter(awaiting);
+  $("grid-task-summary").textContent = listed.length ? t.gridTasksSummary({
+    open: open.length, escalated: open.filter((task) => task.status === "escalated").length,
+    overdue: open.filter((task) => task.overdue).length, awaiting: callbacks.length,
+  }) : "";
+  const doors = new Map(cachedHouseholds().map((h) => [h.id, h.label]));
+  // The open ones and those awaiting the callback each show their first: past many open
+  // tasks (a community admin's grids), every callback fell under "more not shown".
+  const shown = (list, kind) => list.slice(0, gridTasksShown[kind]).map((task) => gridTaskItem(task, doors)).join("")
+    + (list.length > gridTasksShown[kind]
+      ? `<li class="more"><button type="button" data-more="${kind}">${escapeHtml(t.gridTasksMore(list.length - gridTasksShown[kind]))}</button></li>` : "");
+  redraw($("grid-task-list"), listed.length
+    ? shown(open, "open") + shown(callbacks, "awaiting")
+    : `<li class="muted">${escapeHtml(t.gridTasksNone)}</li>`);
+}
+
+$("grid-task-grid").addEventListener("change", (e) => {
+  if (e.target.value) localStorage.setItem(GRID_TASKS_GRID, e.target.value);
+  else localStorage.removeItem(GRID_TASKS_GRID);
+  gridTasksShown = { open: GRID_TASKS_FIRST, awaiting: GRID_TASKS_FIRST };
+  showGridTasks();
+});
+
 $("grid-task-list").addEventListener("click", async (e) => {
+  const more = e.target.closest("button[data-more]");
+  if (more) {
+    const kind = more.dataset.more;
+    const first = gridTasksShown[kind];
+    gridTasksShown[kind] += GRID_TASKS_MORE;
+    showGridTasks();
+    // The focus goes on to the first task just shown, where the button stood.
+    const kinds = gridTasks.filter((task) => (kind === "awaiting") === awaiting(task));
+    const grid = $("grid-task-grid").value;
+    const next = (grid ? kinds.filter((task) => task.grid_code === grid) : kinds)[first];
+    if (next) $("grid-task-list").querySelector(`li[data-id="${next.id}"] button.open-task`)?.focus();
+    return;
+  }
   const button = e.target.closest("button[data-reassign]");
   if (!button) return;
   const task = gridTasks.find((x) => String(x.id) === button.dataset.reassign);
@@ -717,6 +789,7 @@ async function loadPlanAndHouseholds() {
     storeHouseholds(households.map((h) => ({ id: h.id, label: householdLabel(h), due: h.due && !queued.has(h.id) })));
   }
   showTasks();
+  if (gridTasks.length) showGridTasks();
   const cached = cachedHouseholds();
   $("household").innerHTML = cached.map((h) => `<option value="${h.id}">${escapeHtml(h.label)}</option>`).join("");
   const first = cached.find((h) => h.due);
