@@ -268,6 +268,20 @@ def test_a_step_naming_photos_by_anything_but_ids_or_references_is_422(
     assert session.get(Task, task.id).status == "dispatched"
 
 
+@pytest.mark.parametrize("big", [2**31, 2**40, 2**63 - 1])
+def test_a_step_naming_a_photo_id_past_the_databases_integers_is_422_naming_photos(
+    client, world, session, task, big
+):
+    """Sent to the database, which refused it: a 422 naming no field ("A value is out of
+    range or malformed."), not the one naming `photos` that any other id is."""
+    response = act(client, world, "worker_a1", task.id, "accept", photos=[big])
+    assert response.status_code == 422, response.json
+    assert response.mimetype == "application/problem+json"
+    assert list(response.json["errors"]["json"]) == ["photos"]
+    session.expire_all()
+    assert session.get(Task, task.id).status == "dispatched"
+
+
 def test_a_step_keeps_the_references_it_is_given_beside_the_photos_uploaded(
     client, world, session, task
 ):

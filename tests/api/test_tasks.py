@@ -279,6 +279,38 @@ def test_an_assignee_beyond_any_user_id_is_422(client, world, digits):
     assert r.status_code == 422
 
 
+# An id in a body past PostgreSQL's integer (2**31 - 1) reached the database, which refused it:
+# a 422 "A value is out of range or malformed." naming no field, whichever the client got wrong.
+@pytest.mark.parametrize("big", [2**31, 2**40, 2**63 - 1])
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("", {"source": "proactive", "title": "井盖缺失"}, "household_id"),
+        ("/{id}/move", {"grid_code": A2, "reason": "地址错了"}, "household_id"),
+        ("/{id}/assign", {}, "assignee_id"),
+    ],
+)
+def test_an_id_past_the_databases_integers_is_a_422_naming_its_field(
+    client, world, session, big, path, body, field
+):
+    task = make_task(session, now=T0)
+    before = session.scalar(select(func.count()).select_from(Task))
+    r = client.post(
+        "/api/v1/tasks" + path.format(id=task.id),
+        json={**body, field: big},
+        headers=world.auth("leader_a"),
+    )
+    assert r.status_code == 422, r.json
+    assert r.mimetype == "application/problem+json"
+    assert list(r.json["errors"]["json"]) == [field]
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Task)) == before
+    assert (session.get(Task, task.id).grid.code, session.get(Task, task.id).status) == (
+        A1,
+        "dispatched",
+    )
+
+
 def test_only_the_assignee_accepts(client, world, session):
     task = make_task(session, now=T0)
     assert act(client, world, "leader_a", task.id, "accept").status_code == 403
