@@ -130,6 +130,22 @@ def test_a_bad_file_is_a_problem_and_stores_nothing(
     assert stored_files(photo_dir) == []
 
 
+def test_an_upload_of_two_files_is_refused_whole(client, world, session, task, photo_dir):
+    """A form of two `file` parts (a client sending both shots at once) stored the first and
+    answered 201 with its id alone: the second was dropped without a word."""
+    response = client.post(
+        f"/api/v1/tasks/{task.id}/photos",
+        data={"file": [(io.BytesIO(JPEG), "a.jpg"), (io.BytesIO(PNG), "b.png")]},
+        headers=world.auth("worker_a1"),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422, response.json
+    assert response.mimetype == "application/problem+json"
+    assert list(response.json["errors"]["multipart"]) == ["file"]
+    assert photo_count(session) == 0
+    assert stored_files(photo_dir) == []
+
+
 def test_a_photo_over_the_size_limit_is_413(client, world, session, app, task):
     app.config["PHOTO_MAX_MB"] = 100 / (1024 * 1024)  # 100 bytes
     assert upload(client, world, task.id, JPEG).status_code == 413
