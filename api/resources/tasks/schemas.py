@@ -428,7 +428,9 @@ class TransitionSchema(Schema):
         validate=ma.validate.OneOf(ACTIONS),
         metadata={"description": ", ".join(ACTIONS)},
     )
-    note = ma.fields.String(load_default="", validate=ma.validate.Length(max=10000))
+    # A step's note is free text as a description is: a NUL was stored (sealed) and handed
+    # back in the task's history.
+    note = ma.fields.String(load_default="", validate=[ma.validate.Length(max=10000), _no_nul])
     location = ma.fields.Nested(LocationSchema)
     photos = ma.fields.List(
         PhotoItem(),
@@ -457,14 +459,14 @@ class DeadlineSchema(Schema):
     )
     note = ma.fields.String(
         load_default="",
-        validate=ma.validate.Length(max=10000),
+        validate=[ma.validate.Length(max=10000), _no_nul],
         metadata={"description": "Why, e.g. the hotline's approval of an extension"},
     )
 
 
 class AssignSchema(Schema):
     assignee_id = Integer(required=True)
-    note = ma.fields.String(load_default="", validate=ma.validate.Length(max=10000))
+    note = ma.fields.String(load_default="", validate=[ma.validate.Length(max=10000), _no_nul])
 
 
 class MoveSchema(Schema):
@@ -475,7 +477,7 @@ class MoveSchema(Schema):
     )
     reason = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1, max=10000),
+        validate=[ma.validate.Length(min=1, max=10000), _no_nul],
         metadata={"description": "Why it moves (the address it was opened for was wrong)"},
     )
     location = ma.fields.Nested(
