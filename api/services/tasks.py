@@ -1039,6 +1039,19 @@ def _step_photos(session: Session, scope: Scope, task: Task, ids: list[int]) -> 
             "nothing was done.",
             errors={"json": {"photos": problems}},
         )
+    # The steps hold the most photos a task may hold: each uploader's room counts the steps'
+    # photos and their own unsent ones (`photos._check_room`), so several uploaders' photos
+    # may be more than the steps take. Counted under the task's lock, as every step is.
+    sent = session.scalar(
+        select(func.count())
+        .select_from(TaskPhoto)
+        .where(TaskPhoto.task_id == task.id, TaskPhoto.event_id.is_not(None))
+    )
+    if sent + len(ids) > TaskPhoto.MAX_PER_OWNER:
+        raise errors.Conflict(
+            f"Task {task.id}'s steps hold {sent} photos; with these {len(ids)} they would pass "
+            f"the most a task may hold ({TaskPhoto.MAX_PER_OWNER}); nothing was done."
+        )
     return [found[photo_id] for photo_id in ids]
 
 

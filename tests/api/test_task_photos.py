@@ -165,6 +165,32 @@ def test_a_task_holds_a_bounded_number_of_photos(client, world, session, task, p
     assert stored_files(photo_dir) == files
 
 
+def test_photos_another_uploaded_and_never_sent_leave_the_caller_room(client, world, session, task):
+    """The assignee's 20 photos uploaded for steps never sent (refused steps, shots cleared and
+    taken again) filled the task: the leader's photo of the return call was a 409 "holds 20
+    photos", of photos no step showed. Each caller's room is the steps' photos and their own
+    not sent yet; a step still brings the task's sent photos to 20 at most."""
+    images = [image_bytes("PNG", size=8 + i) for i in range(MAX_PHOTOS_PER_TASK + 2)]
+    for image in images[:MAX_PHOTOS_PER_TASK]:
+        assert upload(client, world, task.id, image).status_code == 201
+    leaders = upload(client, world, task.id, images[-1], user="leader_a")
+    assert leaders.status_code == 201, leaders.json
+    # The assignee's own room is full all the same.
+    assert upload(client, world, task.id, images[-2]).status_code == 409
+    # And a task's steps hold 20 photos at most: the assignee sends theirs, the leader's one
+    # more is refused with nothing done.
+    ids = session.scalars(
+        select(TaskPhoto.id).where(TaskPhoto.uploaded_by_id == world.users["worker_a1"].id)
+    ).all()
+    assert act(client, world, "worker_a1", task.id, "accept", photos=ids).status_code == 200
+    refused = act(client, world, "leader_a", task.id, "escalate", photos=[leaders.json["id"]])
+    assert refused.status_code == 409, refused.json
+    assert refused.mimetype == "application/problem+json"
+    session.expire_all()
+    assert session.get(Task, task.id).status == "accepted"
+    assert session.get(TaskPhoto, leaders.json["id"]).event_id is None
+
+
 def test_the_metadata_of_a_photo_is_not_stored(client, world, task):
     """The phone's GPS (the resident's door) goes, as a visit photo's does."""
     from tests.api.test_visit_photos import image_with_metadata
