@@ -413,3 +413,37 @@ def test_a_user_keeps_ten_active_devices_the_longest_unseen_giving_way(client, w
     assert register(client, world, platform="android", token="fcm-0").json["active"] is True
     listed = client.get("/api/v1/devices", headers=world.auth("worker_a1")).json
     assert sorted(d["id"] for d in listed) == sorted([ids[0], *ids[3:]])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"platform": "android", "token": "fcm\x00-1"}, "token"),
+        ({"platform": "ios", "token": "fcm-1\n"}, "token"),
+        (
+            {
+                "platform": "web",
+                "subscription": {**SUBSCRIPTION, "keys": {"p256dh": "BNc\x00", "auth": "a"}},
+            },
+            "subscription",
+        ),
+        (
+            {
+                "platform": "web",
+                "subscription": {**SUBSCRIPTION, "keys": {"p256dh": "BNc", "auth": "a\x00"}},
+            },
+            "subscription",
+        ),
+    ],
+)
+def test_a_device_key_with_a_control_character_is_a_422_naming_it(
+    client, world, session, body, field
+):
+    """A NUL went to the database, which refused it: a 422 "A value is out of range or
+    malformed." naming nothing; a newline was stored as part of a token no push service
+    issues."""
+    r = register(client, world, **body)
+    assert r.status_code == 422, r.json
+    assert r.mimetype == "application/problem+json"
+    assert list(r.json["errors"]["json"]) == [field]
+    assert session.scalar(select(func.count()).select_from(Device)) == 0
