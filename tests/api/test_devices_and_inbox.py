@@ -177,6 +177,22 @@ def test_logout_revokes_the_token_and_removes_the_device_only(client, world, ses
     assert active == [other["id"]]
 
 
+@pytest.mark.parametrize(
+    "body", [{"device_id": 2**31}, {"device_id": 2**40}, {"token": "fcm\x00-1"}]
+)
+def test_a_sign_out_naming_no_possible_device_still_signs_out(client, world, session, body):
+    """The id (past the database's integers) or token (a NUL) went to the database, which
+    refused it: a 422 naming nothing, and the sign-in stayed live (the phone, told nothing it
+    understood, dropped its token and kept getting pushes). It names no device of the caller's,
+    as an id of another's does: the sign-out is made, no device touched."""
+    phone = world.auth("worker_a1")
+    device = register(client, world, platform="android", token="fcm-1").json
+    r = client.post("/api/v1/auth/logout", json=body, headers=phone)
+    assert r.status_code == 204, r.json
+    assert client.get("/api/v1/auth/me", headers=phone).status_code == 401
+    assert session.get(Device, device["id"]).active is True
+
+
 # --- a device ends with the sign-in that registered it ----------------------------------------
 def signed_in_phone(client, token: str) -> tuple[dict, dict]:
     """Sign worker_a1 in on a phone of its own (a session) and register its FCM `token`."""
