@@ -21,7 +21,7 @@ from api.models.tasks import (
 )
 from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
-from api.services.names import CONTROL_CHARACTERS, has_control_characters
+from api.services.names import CONTROL_CHARACTERS, INVISIBLE, has_control_characters
 from api.services.tasks import ACTIONS, caller_actions, is_overdue, task_actions
 from api.services.users import USER_ID_PATTERN
 from api.services.weeks import LOCAL
@@ -119,8 +119,12 @@ def _no_nul(value: str) -> None:
         raise ma.ValidationError("Must not contain NUL characters.")
 
 
+_DROP_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE))
+
+
 def _not_blank(value: str) -> None:
-    if not value.strip():
+    # Zero-width characters (a chat app's U+200B) show as nothing, as spaces do.
+    if not value.translate(_DROP_INVISIBLE).strip():
         raise ma.ValidationError("Must not be blank.")
 
 
