@@ -36,6 +36,12 @@ _KEY = "gridwork.db_session"
 PG_INT_MAX = 2**31 - 1
 
 
+def row_id(value: int) -> int | None:
+    """`value` as the id of a row it may name (1 to PG_INT_MAX), else None: a bigger one sent
+    to the database is refused there, a 422 naming no field ("out of range")."""
+    return value if 1 <= value <= PG_INT_MAX else None
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

@@ -193,8 +193,14 @@ class _PaginationParser(StrictParser):
     Integer, which took " 2" and "２" (int() does): it is loaded with ours in their place."""
 
     def _build(self, schema_class: type[ma.Schema]) -> ma.Schema:
+        # `page` is bounded too: its offset ((page - 1) x page_size) past PostgreSQL's bigint
+        # was refused by the database, a 422 naming nothing; no list has 2**31 pages.
+        bounds = {"page": [ma.validate.Range(max=PG_INT_MAX)]}
         ours = {
-            name: Integer(load_default=field.load_default, validate=field.validators)
+            name: Integer(
+                load_default=field.load_default,
+                validate=[*field.validators, *bounds.get(name, [])],
+            )
             for name, field in schema_class._declared_fields.items()
             if type(field) is ma.fields.Integer
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Response, current_app, request
 
+from api import errors
 from api.auth import current_scope
 from api.extensions import db
 from api.services import photos
@@ -21,6 +22,11 @@ def photo_storage() -> photos.PhotoStorage:
 def upload(owner: photos.Owner, form: dict) -> photos.Photo:
     """Attach the form's photo (`PhotoUploadSchema`) to the visit or task `owner`, uploaded by
     the caller, and commit; the photo, its `duplicate` set (read by the upload's answer)."""
+    # One photo an upload, as its answer names one: of two `file` parts the form reads the
+    # first, and the second was dropped without a word (answered 201 with the first's id).
+    if len(request.files.getlist("file")) > 1:
+        message = "Send one photo per upload (one `file` part); nothing was stored."
+        raise errors.Unprocessable(message, errors={"multipart": {"file": [message]}})
     limit = int(current_app.config["PHOTO_MAX_MB"] * 1024 * 1024)
     photo, duplicate = photos.attach_photo(
         db.session,

@@ -82,13 +82,19 @@ def put_task_settings(session: Session, scope: Scope, community: Community, data
         for urgency, deadline in hours["deadline_hours"].items():
             contact = hours["first_contact_hours"][urgency]
             if contact > deadline:
-                # Named where it was set: a type's own override, else the community's hours.
+                # Named where it was set: a type's own override, else the community's hours,
+                # the first contact's unless only the deadline was sent for the urgency (a
+                # deadline sooner than the default first contact named the box left empty).
                 own = stored["by_type"].get(kind, {})
-                where = (
-                    f"by_type.{kind}"
-                    if any(urgency in own.get(key, {}) for key in HOUR_KEYS)
-                    else "first_contact_hours"
-                )
+                if any(urgency in own.get(key, {}) for key in HOUR_KEYS):
+                    where = f"by_type.{kind}"
+                elif (
+                    urgency in stored["deadline_hours"]
+                    and urgency not in stored["first_contact_hours"]
+                ):
+                    where = "deadline_hours"
+                else:
+                    where = "first_contact_hours"
                 message = (
                     f"{urgency}: first contact in {contact:g} h comes after the"
                     f" deadline ({deadline:g} h)."

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from api import errors
+from api.db import row_id
 from api.models import Device, NotificationSettings, RevokedToken, User
 from api.models.push import RETIRED_REASONS
 from api.services import sessions
@@ -218,6 +219,10 @@ def logout(
     elif token is not None:
         stmt = stmt.where(Device.token == token)
     else:
+        stmt = None
+    # An id past the database's integers or a token with a NUL names no device, as another's
+    # does: sent, the database refused it, and the sign-out went with it (the sign-in live).
+    if (device_id is not None and row_id(device_id) is None) or "\x00" in (token or ""):
         stmt = None
     if stmt is not None:
         for device in session.scalars(stmt):

@@ -655,7 +655,7 @@ def attach_photo(
     # What is stored, hashed and served is the image without its metadata (the location).
     data = clean_image(data, content_type)
     digest = hashlib.sha256(data).hexdigest()
-    _check_room(session, owner, model, digest)
+    _check_room(session, owner, model, digest, uploader_id)
     # The bytes go to storage before the row: a row never points at missing bytes, and a file
     # left by a failed transaction is simply reused (same hash) by the retry. Retention deletes
     # bytes no photo points at under the same lock (api/services/retention.py): held until this
@@ -688,18 +688,28 @@ def _kind(owner: Owner) -> str:
     return "visit" if isinstance(owner, Visit) else "task"
 
 
-def _check_room(session: Session, owner: Owner, model: type, digest: str) -> None:
+def _check_room(session: Session, owner: Owner, model: type, digest: str, uploader_id: int) -> None:
     """409 when the visit (task) holds its most photos and this is not one of them (a photo it
     holds, sent again, is the duplicate it was). Counted under the owner's lock, held until
-    the transaction ends."""
+    the transaction ends.
+
+    A task's photos counted are its steps' and the uploader's own not sent with a step yet:
+    another's never sent (uploaded for a step refused, or cleared and taken again) are shown
+    nowhere, and they filled the task for everyone (its leader's photo of the return call a
+    409 "holds 20 photos"). Each uploader's unsent ones stay bounded, and a step brings the
+    steps' photos to the most at most (`tasks.transition`)."""
     # A visit's key is its UUID (as it always was); a task's its id, told apart by a prefix.
     key = str(owner.id) if isinstance(owner, Visit) else f"task {owner.id}"
     session.execute(
         text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))"),
         {"lock": VISIT_PHOTOS_LOCK_CLASS, "key": key},
     )
+    counted = func.count()
+    if model is TaskPhoto:
+        mine = (TaskPhoto.event_id.is_not(None)) | (TaskPhoto.uploaded_by_id == uploader_id)
+        counted = func.count().filter(mine)
     held = session.execute(
-        select(func.count(), func.count().filter(model.sha256 == digest)).where(
+        select(counted, func.count().filter(model.sha256 == digest)).where(
             getattr(model, model.OWNER) == owner.id
         )
     ).one()

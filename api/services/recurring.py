@@ -27,6 +27,7 @@ from api import errors
 from api.db import set_local
 from api.models import Grid
 from api.scope import Scope
+from api.services.names import INVISIBLE
 from api.services.tasks import VISIT_FOLLOW_UP_TITLE
 
 MIN_TASKS = 3  # a pattern: three tasks or more
@@ -54,11 +55,17 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}")
 _LATIN = re.compile(r"[A-Za-z0-9]{2,}")
 
 
+# Zero-width characters (U+200B and its kin) that a title pasted from a chat app carries
+# between characters: read as nothing, or 楼\u200b道灯 says no 楼道灯.
+_DROP_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE))
+
+
 def _clean(title: str) -> str:
-    """A title as its words are read: full-width letters and digits as their plain forms
-    (ＷｉＦｉ, ５Ｇ: an input method in full-width mode), what every call says and the
-    building or unit it names left out (three calls from three buildings all say 号楼)."""
-    title = _ADDRESS.sub(" ", unicodedata.normalize("NFKC", title))
+    """A title as its words are read: without zero-width characters, full-width letters and
+    digits as their plain forms (ＷｉＦｉ, ５Ｇ: an input method in full-width mode), what every
+    call says and the building or unit it names left out (three calls from three buildings
+    all say 号楼)."""
+    title = _ADDRESS.sub(" ", unicodedata.normalize("NFKC", title.translate(_DROP_INVISIBLE)))
     return _FILLER.sub(" ", title)
 
 

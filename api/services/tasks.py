@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.attributes import flag_modified
 
 from api import errors
+from api.db import row_id
 from api.models import Community, Grid, Household, Task, TaskEvent, TaskPhoto, User, Visit
 from api.models.tasks import HOTLINE_TYPES
 from api.scope import Scope
@@ -302,7 +303,8 @@ def create_task(
         raise errors.Unprocessable(message, errors={"json": {"external_id": [message]}})
     household, location = None, None
     if data.get("household_id") is not None:
-        household = session.get(Household, data["household_id"])
+        found = row_id(data["household_id"])
+        household = session.get(Household, found) if found is not None else None
         hidden = (
             household is not None
             and scope is not None
@@ -720,7 +722,7 @@ def reassign(
             status_now=task.status,
             allowed=task_actions(task),
         )
-    assignee = session.get(User, assignee_id)
+    assignee = session.get(User, assignee_id) if row_id(assignee_id) is not None else None
     if (
         assignee is None
         or not assignee.active
@@ -817,7 +819,9 @@ def move_task(
         raise errors.Unprocessable(refusal, errors={"json": {"grid_code": [refusal]}})
     household = None
     if household_id is not None:
-        household = session.get(Household, household_id)
+        household = (
+            session.get(Household, household_id) if row_id(household_id) is not None else None
+        )
         # One the caller may not read (a leader moving to a grid not theirs) is answered as an
         # id of no household there: its grid and point are the register's, not theirs to probe.
         if (
@@ -1000,11 +1004,16 @@ def _step_photos(session: Session, scope: Scope, task: Task, ids: list[int]) -> 
     step was sent with yet. Any other is a 422 naming `photos`, before anything changed."""
     if not ids:
         return []
+    # An id past the database's integers names no photo (sent, the database refused it: a
+    # 422 naming no field).
     found = {
         photo.id: photo
         for photo in session.scalars(
             select(TaskPhoto)
-            .where(TaskPhoto.id.in_(ids), TaskPhoto.task_id == task.id)
+            .where(
+                TaskPhoto.id.in_([i for i in ids if row_id(i) is not None]),
+                TaskPhoto.task_id == task.id,
+            )
             .order_by(TaskPhoto.id)
             .with_for_update()
         )
@@ -1029,6 +1038,19 @@ def _step_photos(session: Session, scope: Scope, task: Task, ids: list[int]) -> 
             "A step's photos are photos of the task you uploaded and sent with no other step; "
             "nothing was done.",
             errors={"json": {"photos": problems}},
+        )
+    # The steps hold the most photos a task may hold: each uploader's room counts the steps'
+    # photos and their own unsent ones (`photos._check_room`), so several uploaders' photos
+    # may be more than the steps take. Counted under the task's lock, as every step is.
+    sent = session.scalar(
+        select(func.count())
+        .select_from(TaskPhoto)
+        .where(TaskPhoto.task_id == task.id, TaskPhoto.event_id.is_not(None))
+    )
+    if sent + len(ids) > TaskPhoto.MAX_PER_OWNER:
+        raise errors.Conflict(
+            f"Task {task.id}'s steps hold {sent} photos; with these {len(ids)} they would pass "
+            f"the most a task may hold ({TaskPhoto.MAX_PER_OWNER}); nothing was done."
         )
     return [found[photo_id] for photo_id in ids]
 

@@ -177,6 +177,22 @@ def test_logout_revokes_the_token_and_removes_the_device_only(client, world, ses
     assert active == [other["id"]]
 
 
+@pytest.mark.parametrize(
+    "body", [{"device_id": 2**31}, {"device_id": 2**40}, {"token": "fcm\x00-1"}]
+)
+def test_a_sign_out_naming_no_possible_device_still_signs_out(client, world, session, body):
+    """The id (past the database's integers) or token (a NUL) went to the database, which
+    refused it: a 422 naming nothing, and the sign-in stayed live (the phone, told nothing it
+    understood, dropped its token and kept getting pushes). It names no device of the caller's,
+    as an id of another's does: the sign-out is made, no device touched."""
+    phone = world.auth("worker_a1")
+    device = register(client, world, platform="android", token="fcm-1").json
+    r = client.post("/api/v1/auth/logout", json=body, headers=phone)
+    assert r.status_code == 204, r.json
+    assert client.get("/api/v1/auth/me", headers=phone).status_code == 401
+    assert session.get(Device, device["id"]).active is True
+
+
 # --- a device ends with the sign-in that registered it ----------------------------------------
 def signed_in_phone(client, token: str) -> tuple[dict, dict]:
     """Sign worker_a1 in on a phone of its own (a session) and register its FCM `token`."""
@@ -413,3 +429,37 @@ def test_a_user_keeps_ten_active_devices_the_longest_unseen_giving_way(client, w
     assert register(client, world, platform="android", token="fcm-0").json["active"] is True
     listed = client.get("/api/v1/devices", headers=world.auth("worker_a1")).json
     assert sorted(d["id"] for d in listed) == sorted([ids[0], *ids[3:]])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"platform": "android", "token": "fcm\x00-1"}, "token"),
+        ({"platform": "ios", "token": "fcm-1\n"}, "token"),
+        (
+            {
+                "platform": "web",
+                "subscription": {**SUBSCRIPTION, "keys": {"p256dh": "BNc\x00", "auth": "a"}},
+            },
+            "subscription",
+        ),
+        (
+            {
+                "platform": "web",
+                "subscription": {**SUBSCRIPTION, "keys": {"p256dh": "BNc", "auth": "a\x00"}},
+            },
+            "subscription",
+        ),
+    ],
+)
+def test_a_device_key_with_a_control_character_is_a_422_naming_it(
+    client, world, session, body, field
+):
+    """A NUL went to the database, which refused it: a 422 "A value is out of range or
+    malformed." naming nothing; a newline was stored as part of a token no push service
+    issues."""
+    r = register(client, world, **body)
+    assert r.status_code == 422, r.json
+    assert r.mimetype == "application/problem+json"
+    assert list(r.json["errors"]["json"]) == [field]
+    assert session.scalar(select(func.count()).select_from(Device)) == 0

@@ -106,3 +106,14 @@ def test_a_list_pages_by_50_by_default_and_by_up_to_1000_on_request(client, worl
     too_many = client.get("/api/v1/households?page_size=1001", headers=headers)
     assert too_many.status_code == 422
     assert client.get("/api/v1/grids?page_size=1000", headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/notifications", "/api/v1/tasks"])
+@pytest.mark.parametrize("page", [str(2**63), "9" * 30])
+def test_a_page_past_any_list_is_a_422_naming_page(client, world, path, page):
+    """Its offset ((page - 1) x page_size) went to the database, which refused it: a 422 "A
+    value is out of range or malformed." naming nothing (the inbox's pages, the task lists)."""
+    response = client.get(f"{path}?page={page}", headers=world.auth("worker_a1"))
+    assert response.status_code == 422, response.json
+    assert response.mimetype == "application/problem+json"
+    assert list(response.json["errors"]["query"]) == ["page"]

@@ -130,6 +130,22 @@ def test_a_bad_file_is_a_problem_and_stores_nothing(
     assert stored_files(photo_dir) == []
 
 
+def test_an_upload_of_two_files_is_refused_whole(client, world, session, task, photo_dir):
+    """A form of two `file` parts (a client sending both shots at once) stored the first and
+    answered 201 with its id alone: the second was dropped without a word."""
+    response = client.post(
+        f"/api/v1/tasks/{task.id}/photos",
+        data={"file": [(io.BytesIO(JPEG), "a.jpg"), (io.BytesIO(PNG), "b.png")]},
+        headers=world.auth("worker_a1"),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422, response.json
+    assert response.mimetype == "application/problem+json"
+    assert list(response.json["errors"]["multipart"]) == ["file"]
+    assert photo_count(session) == 0
+    assert stored_files(photo_dir) == []
+
+
 def test_a_photo_over_the_size_limit_is_413(client, world, session, app, task):
     app.config["PHOTO_MAX_MB"] = 100 / (1024 * 1024)  # 100 bytes
     assert upload(client, world, task.id, JPEG).status_code == 413
@@ -147,6 +163,32 @@ def test_a_task_holds_a_bounded_number_of_photos(client, world, session, task, p
     assert upload(client, world, task.id, images[0]).json["duplicate"] is True
     assert photo_count(session) == MAX_PHOTOS_PER_TASK
     assert stored_files(photo_dir) == files
+
+
+def test_photos_another_uploaded_and_never_sent_leave_the_caller_room(client, world, session, task):
+    """The assignee's 20 photos uploaded for steps never sent (refused steps, shots cleared and
+    taken again) filled the task: the leader's photo of the return call was a 409 "holds 20
+    photos", of photos no step showed. Each caller's room is the steps' photos and their own
+    not sent yet; a step still brings the task's sent photos to 20 at most."""
+    images = [image_bytes("PNG", size=8 + i) for i in range(MAX_PHOTOS_PER_TASK + 2)]
+    for image in images[:MAX_PHOTOS_PER_TASK]:
+        assert upload(client, world, task.id, image).status_code == 201
+    leaders = upload(client, world, task.id, images[-1], user="leader_a")
+    assert leaders.status_code == 201, leaders.json
+    # The assignee's own room is full all the same.
+    assert upload(client, world, task.id, images[-2]).status_code == 409
+    # And a task's steps hold 20 photos at most: the assignee sends theirs, the leader's one
+    # more is refused with nothing done.
+    ids = session.scalars(
+        select(TaskPhoto.id).where(TaskPhoto.uploaded_by_id == world.users["worker_a1"].id)
+    ).all()
+    assert act(client, world, "worker_a1", task.id, "accept", photos=ids).status_code == 200
+    refused = act(client, world, "leader_a", task.id, "escalate", photos=[leaders.json["id"]])
+    assert refused.status_code == 409, refused.json
+    assert refused.mimetype == "application/problem+json"
+    session.expire_all()
+    assert session.get(Task, task.id).status == "accepted"
+    assert session.get(TaskPhoto, leaders.json["id"]).event_id is None
 
 
 def test_the_metadata_of_a_photo_is_not_stored(client, world, task):
@@ -264,6 +306,20 @@ def test_a_step_naming_photos_by_anything_but_ids_or_references_is_422(
     response = act(client, world, "worker_a1", task.id, "accept", photos=value)
     assert response.status_code == 422
     assert "photos" in response.json["errors"]["json"]
+    session.expire_all()
+    assert session.get(Task, task.id).status == "dispatched"
+
+
+@pytest.mark.parametrize("big", [2**31, 2**40, 2**63 - 1])
+def test_a_step_naming_a_photo_id_past_the_databases_integers_is_422_naming_photos(
+    client, world, session, task, big
+):
+    """Sent to the database, which refused it: a 422 naming no field ("A value is out of
+    range or malformed."), not the one naming `photos` that any other id is."""
+    response = act(client, world, "worker_a1", task.id, "accept", photos=[big])
+    assert response.status_code == 422, response.json
+    assert response.mimetype == "application/problem+json"
+    assert list(response.json["errors"]["json"]) == ["photos"]
     session.expire_all()
     assert session.get(Task, task.id).status == "dispatched"
 

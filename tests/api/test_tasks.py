@@ -279,6 +279,74 @@ def test_an_assignee_beyond_any_user_id_is_422(client, world, digits):
     assert r.status_code == 422
 
 
+# An id in a body past PostgreSQL's integer (2**31 - 1) reached the database, which refused it:
+# a 422 "A value is out of range or malformed." naming no field, whichever the client got wrong.
+@pytest.mark.parametrize("big", [2**31, 2**40, 2**63 - 1])
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("", {"source": "proactive", "title": "井盖缺失"}, "household_id"),
+        ("/{id}/move", {"grid_code": A2, "reason": "地址错了"}, "household_id"),
+        ("/{id}/assign", {}, "assignee_id"),
+    ],
+)
+def test_an_id_past_the_databases_integers_is_a_422_naming_its_field(
+    client, world, session, big, path, body, field
+):
+    task = make_task(session, now=T0)
+    before = session.scalar(select(func.count()).select_from(Task))
+    r = client.post(
+        "/api/v1/tasks" + path.format(id=task.id),
+        json={**body, field: big},
+        headers=world.auth("leader_a"),
+    )
+    assert r.status_code == 422, r.json
+    assert r.mimetype == "application/problem+json"
+    assert list(r.json["errors"]["json"]) == [field]
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Task)) == before
+    assert (session.get(Task, task.id).grid.code, session.get(Task, task.id).status) == (
+        A1,
+        "dispatched",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/transitions", {"action": "accept"}, "note"),
+        ("/assign", {"assignee_id": "worker_a1"}, "note"),
+        (
+            "/move",
+            {"grid_code": A2, "location": dict(zip(("lon", "lat"), centre(A2), strict=True))},
+            "reason",
+        ),
+    ],
+)
+def test_a_step_note_with_a_nul_is_refused_as_a_description_is(
+    client, world, session, path, body, field
+):
+    """A NUL in a step's note was stored (sealed) and handed back as sent, in the task's
+    history; a task's description has refused it all along."""
+    task = make_task(session, now=T0)
+    if body.get("assignee_id"):
+        body = {**body, "assignee_id": world.users[body["assignee_id"]].id}
+    user = "worker_a1" if path == "/transitions" else "leader_a"
+    steps = len(task.events)
+    r = client.post(
+        f"/api/v1/tasks/{task.id}{path}",
+        json={**body, field: "已联系\x00居民"},
+        headers=world.auth(user),
+    )
+    assert r.status_code == 422, r.json
+    assert list(r.json["errors"]["json"]) == [field]
+    session.expire_all()
+    assert (session.get(Task, task.id).status, len(session.get(Task, task.id).events)) == (
+        "dispatched",
+        steps,
+    )
+
+
 def test_only_the_assignee_accepts(client, world, session):
     task = make_task(session, now=T0)
     assert act(client, world, "leader_a", task.id, "accept").status_code == 403

@@ -283,6 +283,13 @@ def test_full_width_letters_and_digits_read_as_their_plain_forms():
     assert phrases(titles, at_least=3) == {"wifi": {1, 2, 3}}
 
 
+def test_zero_width_characters_pasted_with_a_title_do_not_split_its_words():
+    """A title pasted from a chat app carries zero-width spaces (U+200B) between characters:
+    楼\u200b道灯 said no 楼道灯, and three calls about one stairwell were two."""
+    titles = {1: "楼道灯不亮", 2: "楼\u200b道灯不亮", 3: "\ufeff楼道\u200d灯不亮"}
+    assert phrases(titles, at_least=3) == {"楼道灯不亮": {1, 2, 3}}
+
+
 def test_a_full_width_title_says_the_same_now_and_the_span_before(client, session, world):
     """Three 5G calls at one mast now, one of them typed full-width; one the span before, typed
     full-width too: one place and one word, each with one call before."""

@@ -113,10 +113,14 @@ def test_the_window_worker_follows_up_the_tasks_they_opened_for_other_grids(clie
     assert client.get(f"/api/v1/tasks/{other.json['id']}", headers=headers).status_code == 404
 
 
-@pytest.mark.parametrize("title", ["   ", "\n\t", "路灯\n不亮", "路灯\u202e不亮"])
+@pytest.mark.parametrize(
+    "title",
+    ["   ", "\n\t", "路灯\n不亮", "路灯\u202e不亮", "\u200b", "\u3000\ufeff\u2060 \u200d"],
+)
 def test_a_blank_title_or_one_with_control_characters_opens_no_task(client, world, session, title):
     """A title of spaces was a task nobody could tell from another in a list; a newline or a
-    bidirectional override in it broke or disguised the lists and reports it is shown in."""
+    bidirectional override in it broke or disguised the lists and reports it is shown in. A
+    title of zero-width characters (U+200B, a chat app's) showed as nothing all the same."""
     roster(session, world)
     body = window_task(title=title)
     r = client.post("/api/v1/tasks", json=body, headers=world.auth("worker_a2"))

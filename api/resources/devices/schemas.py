@@ -19,9 +19,20 @@ from api.services.names import CONTROL_CHARACTERS, has_control_characters
 MAX_KEY_LENGTH = 1024
 
 
+def _no_control_characters(value: str) -> None:
+    # A key a push service issued is printable: a NUL went to the database, which refused it
+    # (a 422 naming nothing), and a newline was stored as part of a token nobody issued.
+    if has_control_characters(value):
+        raise ma.ValidationError(CONTROL_CHARACTERS)
+
+
 class SubscriptionKeysSchema(Schema):
-    p256dh = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    auth = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
+    p256dh = ma.fields.String(
+        required=True, validate=[ma.validate.Length(min=1, max=200), _no_control_characters]
+    )
+    auth = ma.fields.String(
+        required=True, validate=[ma.validate.Length(min=1, max=100), _no_control_characters]
+    )
 
 
 class SubscriptionSchema(Schema):
@@ -87,7 +98,7 @@ class DeviceCreateSchema(Schema):
         metadata={"description": ", ".join(DEVICE_PLATFORMS)},
     )
     token = ma.fields.String(
-        validate=ma.validate.Length(min=1, max=MAX_KEY_LENGTH),
+        validate=[ma.validate.Length(min=1, max=MAX_KEY_LENGTH), _no_control_characters],
         metadata={"description": "FCM registration token or Firebase installation ID"},
     )
     subscription = ma.fields.Nested(

@@ -154,7 +154,8 @@ class TaskPhotos(MethodView):
 
         By whoever may take a step on it now: its assignee, its grid's leader, the community
         admin. Checked, stripped of its metadata and stored as a visit's photo is; the same
-        image sent again is answered as the duplicate it is. A task holds at most 20 photos.
+        image sent again is answered as the duplicate it is. A task holds at most 20 photos
+        (its steps' and yours not sent yet).
         Then send its `id` in the step's `photos` (`POST /tasks/{id}/transitions`).
         """
         task = tasks.get_task_for_photos(db.session, current_scope(), task_id, upload=True)

@@ -21,7 +21,7 @@ from api.models.tasks import (
 )
 from api.resources.schemas import FullMatch, code_field
 from api.services.geometry import point_lonlat
-from api.services.names import CONTROL_CHARACTERS, has_control_characters
+from api.services.names import CONTROL_CHARACTERS, INVISIBLE, has_control_characters
 from api.services.tasks import ACTIONS, caller_actions, is_overdue, task_actions
 from api.services.users import USER_ID_PATTERN
 from api.services.weeks import LOCAL
@@ -119,8 +119,12 @@ def _no_nul(value: str) -> None:
         raise ma.ValidationError("Must not contain NUL characters.")
 
 
+_DROP_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE))
+
+
 def _not_blank(value: str) -> None:
-    if not value.strip():
+    # Zero-width characters (a chat app's U+200B) show as nothing, as spaces do.
+    if not value.translate(_DROP_INVISIBLE).strip():
         raise ma.ValidationError("Must not be blank.")
 
 
@@ -428,7 +432,9 @@ class TransitionSchema(Schema):
         validate=ma.validate.OneOf(ACTIONS),
         metadata={"description": ", ".join(ACTIONS)},
     )
-    note = ma.fields.String(load_default="", validate=ma.validate.Length(max=10000))
+    # A step's note is free text as a description is: a NUL was stored (sealed) and handed
+    # back in the task's history.
+    note = ma.fields.String(load_default="", validate=[ma.validate.Length(max=10000), _no_nul])
     location = ma.fields.Nested(LocationSchema)
     photos = ma.fields.List(
         PhotoItem(),
@@ -457,14 +463,14 @@ class DeadlineSchema(Schema):
     )
     note = ma.fields.String(
         load_default="",
-        validate=ma.validate.Length(max=10000),
+        validate=[ma.validate.Length(max=10000), _no_nul],
         metadata={"description": "Why, e.g. the hotline's approval of an extension"},
     )
 
 
 class AssignSchema(Schema):
     assignee_id = Integer(required=True)
-    note = ma.fields.String(load_default="", validate=ma.validate.Length(max=10000))
+    note = ma.fields.String(load_default="", validate=[ma.validate.Length(max=10000), _no_nul])
 
 
 class MoveSchema(Schema):
@@ -475,7 +481,7 @@ class MoveSchema(Schema):
     )
     reason = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1, max=10000),
+        validate=[ma.validate.Length(min=1, max=10000), _no_nul],
         metadata={"description": "Why it moves (the address it was opened for was wrong)"},
     )
     location = ma.fields.Nested(
