@@ -8,7 +8,8 @@ is kept (sealed) once given. A request with a key already used by this user:
 
 - the same request, answered: the stored answer again (`Idempotent-Replayed: true`), no second
   record;
-- the same request, committed but not yet (or never, after a crash) answered: 409;
+- the same request, committed but not yet (or never, after a crash) answered: 409, with
+  `"idempotency_key": "carried_out"` (the record exists; its answer cannot be given);
 - another request (method, path, query or body differ): 422.
 
 Keys live 24 hours (`KEEP`); each new key clears the user's expired ones, and the push
@@ -146,7 +147,12 @@ def _replay(stored: IdempotencyKey, digest: str) -> Response:
     if stored.status is None:
         raise errors.Conflict(
             f"A request with this {HEADER} was carried out but its answer is not (yet) kept; "
-            "look the record up instead of sending it again."
+            "look the record up instead of sending it again.",
+            # Machine-readable: the key's row is only there once its request committed, so
+            # the record exists. A phone's kept report is done (a twin still answering, or a
+            # crash before the answer was kept): sent on until the key expired, it opened a
+            # second one.
+            idempotency_key="carried_out",
         )
     return Response(
         stored.body,

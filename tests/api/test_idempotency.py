@@ -153,6 +153,9 @@ def test_a_create_committed_but_never_answered_is_409_not_a_second_record(client
     again = household(client, world)
     assert again.status_code == 409
     assert count(session, Household) == before
+    # Said so a client can read it: what it sent was carried out (a phone's kept report is
+    # done, not to be sent again until the key is forgotten and a second one opened).
+    assert again.json["idempotency_key"] == "carried_out"
 
 
 def test_a_replayed_answer_is_audited_as_a_read_of_the_record(client, world, session):

@@ -178,6 +178,50 @@ def test_a_report_whose_answer_was_lost_is_kept_and_sent_again_with_its_key(
     assert kept(page) == [] and card.locator(".report-outbox li").count() == 0
 
 
+def test_a_report_carried_out_whose_answer_the_server_never_kept_is_done_not_sent_again(
+    context, page, reported, inside, e2e_engine
+):
+    """The server opened the task and went down before keeping its answer (or a twin of the
+    request was still answering): its key answers 409 "carried out". The report kept on the
+    phone went on waiting and was sent again until the key was forgotten, 24 hours later,
+    when it opened a second task. The 409 says it is done: it leaves the phone, said so."""
+    from sqlalchemy import update
+
+    from api.models import IdempotencyKey
+
+    open_app(context, page)
+    context.set_geolocation(inside)
+
+    crashed: list[str] = []
+
+    def crash_before_the_answer(route):
+        if route.request.method != "POST" or crashed:
+            return route.continue_()
+        crashed.append(route.request.headers["idempotency-key"])
+        route.fetch()  # the server carries it out...
+        with Session(e2e_engine) as session:  # ...and goes down before keeping its answer
+            session.execute(
+                update(IdempotencyKey)
+                .where(IdempotencyKey.key == crashed[0])
+                .values(status=None, body=None)
+            )
+            session.commit()
+        return route.abort("connectionreset")
+
+    page.route("**/api/v1/tasks", crash_before_the_answer)
+    card = page.locator("#report-problem")
+    card.locator("input[name=title]").fill(TITLE + " 崩溃")
+    card.locator("button[type=submit]").click()
+    assert said(page).startswith("没有收到服务器的答复")
+    page.click("#sync")
+    page.wait_for_function(
+        """() => document.querySelector('#report-problem .status')
+                       .textContent.startsWith('已上报：服务器已开立任务')"""
+    )
+    assert kept(page) == [] and card.locator(".report-outbox li").count() == 0
+    assert len(reported()) == 1
+
+
 def test_a_report_made_offline_is_kept_and_sent_once_back_online(context, page, reported, inside):
     open_app(context, page)
     context.set_geolocation(inside)

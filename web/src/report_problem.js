@@ -29,7 +29,9 @@ const TEXT = {
     capturedAt: (time) => `记录于 ${time}`, fix: "修改", discard: "放弃",
     discardConfirm: (title) => `放弃这条上报？“${title}”将从本机删除，不会上报。`,
     fixing: "请修改后再按“上报”（原上报在修改后的上报保存后删除）。",
-    sentMany: (n) => `已上报 ${n} 条待发送的问题。`, refusedKept: (n) => `有 ${n} 条上报未被接受：原因见下方，可修改或放弃。`,
+    sentMany: (n) => `已上报 ${n} 条待发送的问题。`,
+    carriedOut: "已上报：服务器已开立任务，但未能传回其编号，请在任务列表中查看。",
+    refusedKept: (n) => `有 ${n} 条上报未被接受：原因见下方，可修改或放弃。`,
   },
   en: {
     title: "Report a problem (found on the rounds)", what: "Problem", whatHint: "e.g. the drain outside building 3 is blocked",
@@ -44,7 +46,9 @@ const TEXT = {
     capturedAt: (time) => `recorded ${time}`, fix: "Fix", discard: "Discard",
     discardConfirm: (title) => `Discard this report? "${title}" is deleted from this phone and not reported.`,
     fixing: "Fix it and press Report (the refused one is deleted once the fixed one is kept).",
-    sentMany: (n) => `${n} waiting reports sent.`, refusedKept: (n) => `${n} report${n === 1 ? " was" : "s were"} not accepted: see why below, to fix or discard.`,
+    sentMany: (n) => `${n} waiting reports sent.`,
+    carriedOut: "Reported: the server opened the task but could not send back its number; find it in the task lists.",
+    refusedKept: (n) => `${n} report${n === 1 ? " was" : "s were"} not accepted: see why below, to fix or discard.`,
   },
 };
 const URGENCIES = ["general", "utility", "danger", "complex"];
@@ -72,11 +76,11 @@ const keep = (record) => changeReports((list) => [...list.filter((r) => r.key !=
 const drop = (key) => changeReports((list) => list.filter((r) => r.key !== key));
 
 // No answer, or one that says nothing of the report: the connection gone, the server restarting
-// or its gateway (5xx: it may have carried it out), a throttle (429), a twin with the same key
-// still on its way (409), the session over (401: it goes once the worker signs in again). The
-// report waits and goes again with its key. Every other 4xx is the report's own: refused whole,
-// nothing opened on the server.
-const passing = (error) => !error.status || error.status >= 500 || [401, 408, 409, 429].includes(error.status);
+// or its gateway (5xx: it may have carried it out), a throttle (429), the session over (401: it
+// goes once the worker signs in again). The report waits and goes again with its key. A twin
+// with the same key still on its way has carried it out (ANSWER_LOST). Every other 4xx is the
+// report's own: refused whole, nothing opened on the server.
+const passing = (error) => !error.status || error.status >= 500 || [401, 408, 429].includes(error.status);
 
 /** The server's words for a refusal: its detail and the field errors it does not already say. */
 function refusalOf(error) {
@@ -85,11 +89,19 @@ function refusalOf(error) {
   return [detail, ...more].join(" ");
 }
 
-/** Send one kept report with its key: {task}, {refusal} (a 4xx) or {error} (to send again). */
+// The task a report opened whose answer the server cannot give: its key's 409 says the request
+// was carried out (api/idempotency.py: a twin still answering, or a crash before the answer was
+// kept). Done: sent again until the server forgot the key (24 hours), it opened a second task.
+const ANSWER_LOST = Object.freeze({});
+const carriedOut = (error) => error.status === 409 && error.body?.idempotency_key === "carried_out";
+
+/** Send one kept report with its key: {task} (ANSWER_LOST: opened, unanswered), {refusal} (a
+ * 4xx) or {error} (to send again). */
 async function sendOne(record) {
   try {
     return { task: await api("/api/v1/tasks", { method: "POST", body: record.body, headers: { "Idempotency-Key": record.key } }) };
   } catch (error) {
+    if (carriedOut(error)) return { task: ANSWER_LOST };
     return passing(error) ? { error } : { refusal: refusalOf(error) };
   }
 }
@@ -186,7 +198,7 @@ export function reportProblem({ lang, section, households, locate, localTime, op
     choice.hidden = true;
     fixing = null;
   };
-  const createdText = (task) => t.created(task.id, task.assignee_name || t.nobody, localTime(new Date(task.due_at)));
+  const createdText = (task) => task === ANSWER_LOST ? t.carriedOut : t.created(task.id, task.assignee_name || t.nobody, localTime(new Date(task.due_at)));
 
   async function show() {
     const user = tokenUser(getToken());
