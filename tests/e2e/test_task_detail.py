@@ -769,3 +769,28 @@ def test_photos_chosen_for_a_step_offline_are_kept_with_it_and_uploaded_when_it_
     sent(page, task_id)
     assert [action for action, _ in step_photos(e2e_engine, task_id)] == ["resolve", "resolve"]
     assert actions(e2e_engine, task_id).count("resolve") == 1
+
+
+def test_signing_out_with_a_step_not_yet_sent_asks_first(context, page, make_task):
+    task_id, _ = make_task(status="accepted")
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    go_offline(context, page)
+    detail.locator("textarea[name=note]").fill(NOTE)
+    detail.locator("button[data-step=resolve]").click()
+    status_says(page, "待发送")
+    page.keyboard.press("Escape")
+    asked: list[str] = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", answer)
+    page.click("#signout")
+    for _ in range(50):
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    assert asked == ["本机还有 1 项任务办理未发送（待发送或被拒绝），退出后将被删除。仍要退出吗？"]
+    assert [r["state"] for r in kept(page)] == ["pending"]

@@ -13,7 +13,7 @@ import { recurringSection } from "./recurring.js";
 import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
 import { listReports, reportProblem } from "./report_problem.js";
 import { taskDetail } from "./task_detail.js";
-import { mySteps } from "./task_steps.js";
+import { listSteps, mySteps } from "./task_steps.js";
 
 const TEXT = {
   zh: {
@@ -52,6 +52,7 @@ const TEXT = {
     // Signing out with what is not yet on the server: the parts that apply, then the question.
     unsynced: (n, refused, lost) => `${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}${lost ? `（其中 ${lost} 条是服务器未能保存的修改）` : ""}`,
     unsentReports: (n) => `${n} 条上报的问题未发送（待发送或待修改）`,
+    unsentSteps: (n) => `${n} 项任务办理未发送（待发送或被拒绝）`,
     stepWaiting: (a) => `待发送：${a}`, stepRefused: (a, why) => `未发送：${a}（${why}）`,
     signOutAnyway: (parts) => `本机还有 ${parts.join("、")}，退出后将被删除。仍要退出吗？`,
     overtakenCount: (n) => `${n} 条走访记录的修改没有保存：服务器已保存修改前的版本，详见下方。`,
@@ -209,6 +210,7 @@ const TEXT = {
     handoverFailed: "Sending failed; try again later.",
     unsynced: (n, refused, lost) => `${n} visit${n === 1 ? "" : "s"} not synced${refused ? ` (${refused} refused by the server, to be corrected)` : ""}${lost ? ` (${lost} an edit the server did not store)` : ""}`,
     unsentReports: (n) => `${n} reported problem${n === 1 ? "" : "s"} not sent (waiting, or refused to be fixed)`,
+    unsentSteps: (n) => `${n} step${n === 1 ? "" : "s"} on tasks not sent (waiting, or refused)`,
     stepWaiting: (a) => `Waiting to send: ${a}`, stepRefused: (a, why) => `Not sent: ${a} (${why})`,
     signOutAnyway: (parts) => `This device still holds ${parts.join(" and ")}: signing out deletes ${parts.length > 1 ? "them" : "it"}. Sign out anyway?`,
     overtakenCount: (n) => `${n} edit${n === 1 ? " was" : "s were"} not saved: the server stored the earlier version; see below.`,
@@ -2200,7 +2202,12 @@ async function endSignIn() {
   // So do the problems reported on the rounds and not yet sent (or refused, to be fixed).
   if (navigator.onLine) await problems.sendWaiting().catch(() => {});
   const reports = (await listReports().catch(() => [])).length;
-  const unsent = [queued.length && t.unsynced(queued.length, refused, lost), reports && t.unsentReports(reports)].filter(Boolean);
+  // And the steps taken on tasks and kept on the phone (sent first, when online).
+  if (navigator.onLine) await detail.sendWaiting().catch(() => {});
+  const steps = (await listSteps().catch(() => [])).length;
+  const unsent = [
+    queued.length && t.unsynced(queued.length, refused, lost), reports && t.unsentReports(reports), steps && t.unsentSteps(steps),
+  ].filter(Boolean);
   if (unsent.length && !confirm(t.signOutAnyway(unsent))) {
     await showQueue();
     return;
