@@ -794,3 +794,22 @@ def test_signing_out_with_a_step_not_yet_sent_asks_first(context, page, make_tas
         page.wait_for_timeout(100)
     assert asked == ["本机还有 1 项任务办理未发送（待发送或被拒绝），退出后将被删除。仍要退出吗？"]
     assert [r["state"] for r in kept(page)] == ["pending"]
+
+
+def test_a_step_pressed_on_the_card_offline_is_kept_and_sent_once_back_online(
+    context, page, e2e_engine, make_task
+):
+    """The card's own 接单 went online only too: offline, an alert of a failed fetch, and the
+    worker had to remember to press it again."""
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    keys = keys_sent(page, task_id)
+    go_offline(context, page)
+    page.click(f"#tasks li[data-id='{task_id}'] button[data-action=accept]")
+    assert "待发送" in card_says(page, task_id) and "接单" in card_says(page, task_id)
+    (record,) = kept(page)
+    assert record["body"] == {"action": "accept", "note": ""}
+    context.set_offline(False)
+    sent(page, task_id)
+    assert task_row(e2e_engine, task_id)[0] == "accepted"
+    assert keys == [record["key"]] and actions(e2e_engine, task_id).count("accept") == 1

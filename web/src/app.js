@@ -13,7 +13,7 @@ import { recurringSection } from "./recurring.js";
 import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
 import { listReports, reportProblem } from "./report_problem.js";
 import { taskDetail } from "./task_detail.js";
-import { listSteps, mySteps } from "./task_steps.js";
+import { dropStep, keepStep, listSteps, mySteps, sendSteps } from "./task_steps.js";
 
 const TEXT = {
   zh: {
@@ -579,14 +579,34 @@ $("tasks").addEventListener("click", async (e) => {
     }
   }
   button.disabled = true;
+  // Kept on the phone until answered, as a step taken on the task's page is: pressed with no
+  // signal, or its answer lost, it waits on the card as 待发送 and goes with the syncs, once.
+  const item = button.closest("li[data-id]");
+  const task = { id: Number(button.dataset.task), title: item?.querySelector(".open-task b")?.textContent || "", updated_at: button.dataset.version };
+  let record = null;
   try {
-    await apiOnce(`/api/v1/tasks/${button.dataset.task}/transitions`, {
-      method: "POST", body: { action: button.dataset.action, note }, once: button.dataset.version,
-    });
-  } catch (error) {
-    alert(error.message);
+    record = await keepStep({ task, body: { action: button.dataset.action, note }, photos: [] });
+  } catch { /* storage refused: sent as before, online only */ }
+  if (!record) {
+    try {
+      await apiOnce(`/api/v1/tasks/${button.dataset.task}/transitions`, {
+        method: "POST", body: { action: button.dataset.action, note }, once: button.dataset.version,
+      });
+    } catch (error) {
+      alert(error.message);
+    }
+  } else if (navigator.onLine) {
+    const outcome = await sendSteps();
+    const refused = outcome.refused.find((o) => o.record.key === record.key);
+    if (refused) {
+      // Refused as the worker pressed it (the task changed meanwhile): said now, not kept.
+      await dropStep(record.key).catch(() => {});
+      alert(refused.refusal);
+    } else if (!outcome.done.some((o) => o.record.key === record.key) && (await mySteps()).some((r) => r.key === record.key)) {
+      retrySyncLater(outcome.error || new Error("kept"));
+    }
   }
-  loadTasks();
+  await loadTasks();
 });
 
 function householdLabel(h) {
