@@ -813,3 +813,31 @@ def test_a_step_pressed_on_the_card_offline_is_kept_and_sent_once_back_online(
     sent(page, task_id)
     assert task_row(e2e_engine, task_id)[0] == "accepted"
     assert keys == [record["key"]] and actions(e2e_engine, task_id).count("accept") == 1
+
+
+def test_another_step_pressed_while_one_waits_asks_before_replacing_it(context, page, make_task):
+    """Offline, the page keeps the steps of the task as read: a second step pressed there (上报
+    by a slip of the thumb after 办结) replaced the one waiting, its note gone without a word."""
+    task_id, _ = make_task(status="accepted")
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    go_offline(context, page)
+    detail.locator("textarea[name=note]").fill(NOTE)
+    detail.locator("button[data-step=resolve]").click()
+    status_says(page, "待发送")
+    asked: list[str] = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", answer)
+    detail.locator("button[data-step=escalate]").click()
+    for _ in range(50):
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    assert asked == ["本机已有这项任务待发送的“办结”（含其说明）。用这次的“上报”替换它吗？"]
+    (record,) = kept(page)
+    assert record["body"] == {"action": "resolve", "note": NOTE}
+    assert detail.locator("button[data-step=escalate]").is_enabled()

@@ -13,7 +13,7 @@ import { recurringSection } from "./recurring.js";
 import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
 import { listReports, reportProblem } from "./report_problem.js";
 import { taskDetail } from "./task_detail.js";
-import { dropStep, keepStep, listSteps, mySteps, sendSteps } from "./task_steps.js";
+import { dropStep, keepStep, listSteps, mySteps, sendSteps, waitingOther } from "./task_steps.js";
 
 const TEXT = {
   zh: {
@@ -53,6 +53,7 @@ const TEXT = {
     unsynced: (n, refused, lost) => `${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}${lost ? `（其中 ${lost} 条是服务器未能保存的修改）` : ""}`,
     unsentReports: (n) => `${n} 条上报的问题未发送（待发送或待修改）`,
     unsentSteps: (n) => `${n} 项任务办理未发送（待发送或被拒绝）`,
+    replaceStep: (old, now) => `本机已有这项任务待发送的“${old}”（含其说明）。用这次的“${now}”替换它吗？`,
     stepWaiting: (a) => `待发送：${a}`, stepRefused: (a, why) => `未发送：${a}（${why}）`,
     signOutAnyway: (parts) => `本机还有 ${parts.join("、")}，退出后将被删除。仍要退出吗？`,
     overtakenCount: (n) => `${n} 条走访记录的修改没有保存：服务器已保存修改前的版本，详见下方。`,
@@ -211,6 +212,7 @@ const TEXT = {
     unsynced: (n, refused, lost) => `${n} visit${n === 1 ? "" : "s"} not synced${refused ? ` (${refused} refused by the server, to be corrected)` : ""}${lost ? ` (${lost} an edit the server did not store)` : ""}`,
     unsentReports: (n) => `${n} reported problem${n === 1 ? "" : "s"} not sent (waiting, or refused to be fixed)`,
     unsentSteps: (n) => `${n} step${n === 1 ? "" : "s"} on tasks not sent (waiting, or refused)`,
+    replaceStep: (old, now) => `"${old}" (with its note) waits on this device for this task. Replace it with this "${now}"?`,
     stepWaiting: (a) => `Waiting to send: ${a}`, stepRefused: (a, why) => `Not sent: ${a} (${why})`,
     signOutAnyway: (parts) => `This device still holds ${parts.join(" and ")}: signing out deletes ${parts.length > 1 ? "them" : "it"}. Sign out anyway?`,
     overtakenCount: (n) => `${n} edit${n === 1 ? " was" : "s were"} not saved: the server stored the earlier version; see below.`,
@@ -583,6 +585,11 @@ $("tasks").addEventListener("click", async (e) => {
   // signal, or its answer lost, it waits on the card as 待发送 and goes with the syncs, once.
   const item = button.closest("li[data-id]");
   const task = { id: Number(button.dataset.task), title: item?.querySelector(".open-task b")?.textContent || "", updated_at: button.dataset.version };
+  const other = await waitingOther({ task, body: { action: button.dataset.action, note } }).catch(() => null);
+  if (other && !confirm(t.replaceStep(t.actions[other.body.action] || other.body.action, t.actions[button.dataset.action]))) {
+    button.disabled = false;
+    return;
+  }
   let record = null;
   try {
     record = await keepStep({ task, body: { action: button.dataset.action, note }, photos: [] });

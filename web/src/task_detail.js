@@ -15,7 +15,7 @@
 // shows each step's photos as thumbnails, read with the token (an <img> cannot send it) into
 // blob: URLs, let go when the page is redrawn.
 import { TASK_TEXT, api, apiBlob, escapeHtml } from "./common.js";
-import { dropStep, keepStep, mySteps, sendSteps } from "./task_steps.js";
+import { dropStep, keepStep, mySteps, sendSteps, waitingOther } from "./task_steps.js";
 
 const TEXT = {
   zh: {
@@ -30,6 +30,7 @@ const TEXT = {
     queued: "离线：已保存在本机，待发送，联网后自动发送（照片一并上传）。", waiting: "待发送", refused: "未发送：",
     photoRefused: "照片上传失败：", takenAt: (time) => `记录于 ${time}`, withPhotos: (n) => `${n} 张照片`,
     retake: "重新办理", discard: "放弃", discardConfirm: (a) => `放弃这一步骤（${a}）？它将从本机删除，不会发送。`,
+    replaceConfirm: (old, now) => `本机已有这项任务待发送的“${old}”（含其说明）。用这次的“${now}”替换它吗？`,
     sentLater: (a) => `已${a}（本机保存的步骤已发送）。`, refusedLater: (a) => `本机保存的“${a}”未被接受：`,
     notKept: "本机无法保存这一步骤（存储空间不足或被禁用）：", done: (a) => `已${a}。`, by: "处理人", system: "系统",
     assignee: "承办人", unassigned: "未分派",
@@ -59,6 +60,7 @@ const TEXT = {
     queued: "Offline: kept on this device, waiting to send; it goes once online (photos too).", waiting: "Waiting to send", refused: "Not sent: ",
     photoRefused: "A photo could not be uploaded: ", takenAt: (time) => `taken ${time}`, withPhotos: (n) => `${n} photo(s)`,
     retake: "Take it again", discard: "Discard", discardConfirm: (a) => `Discard this step (${a})? It is deleted from this device and not sent.`,
+    replaceConfirm: (old, now) => `"${old}" (with its note) waits on this device for this task. Replace it with this "${now}"?`,
     sentLater: (a) => `${a}: done (the step kept on this device was sent).`, refusedLater: (a) => `The kept step "${a}" was not accepted: `,
     notKept: "This device could not keep the step (storage full or disabled): ", done: (a) => `${a}: done.`, by: "By", system: "system",
     assignee: "Assignee", unassigned: "unassigned",
@@ -297,6 +299,15 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     const here = () => shown === task.id; // not closed, nor another task opened, meanwhile
     const body = { action, note, ...(action === "callback" ? { satisfaction } : {}) };
     const photos = chosen;
+    // Another step pressed on the page while one waits (no signal): it would replace it, note
+    // and all; asked first. (A step on the task read again since is the worker's word on the
+    // task as it is now.)
+    const other = await waitingOther({ task, body }).catch(() => null);
+    const named = (a) => t.actions[a] || a;
+    if (other && !confirm(t.replaceConfirm(named(other.body.action), named(action)))) {
+      buttons(true);
+      return;
+    }
     // Kept before it is sent, with its key and the task's `updated_at` it is taken on: a page
     // lost on the way, or no answer, still has it. The same step pressed again after a lost
     // answer is the one kept, with its key: the server answers the first, never does it twice.

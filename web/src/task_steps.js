@@ -38,6 +38,14 @@ export const dropStep = (key) => changeSteps((list) => list.filter((r) => r.key 
 /** The body a step went with as a retry must send it again: same fields, same order. */
 const sameBody = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
+/** The step waiting on the phone for `task` as it was read (its `updated_at`) that `body` would
+ * replace: another step pressed on the same page, no answer come meanwhile (null if none). */
+export async function waitingOther({ task, body }) {
+  const user = tokenUser(getToken());
+  return (await listSteps()).find((r) => r.user === user && r.task_id === task.id && r.state === "pending"
+    && r.once === task.updated_at && !sameBody(r.body, body)) || null;
+}
+
 /**
  * Keep a step before it is sent (a page lost on the way still has it). The same step asked
  * again of the task as it was (`once`), with the same words and no new photos, is the one kept:
