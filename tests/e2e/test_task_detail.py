@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -568,3 +569,312 @@ def test_the_same_step_asked_again_of_the_task_changed_since_is_a_new_step(
     page.wait_for_function(f"{said} === '已接单。'")
     assert len(keys) == 2 and keys[0] != keys[1]
     assert [a for a, _ in task_row(e2e_engine, task_id)[2]].count("accept") == 2
+
+
+# --- a step kept on the phone until answered -------------------------------------------------
+# A task's step taken with no signal (a B-post worker at the door pressing 办结): sent online
+# only, it failed and the note typed was lost. Kept on the phone with its Idempotency-Key, the
+# task's `updated_at` it was taken on and its note, shown as 待发送 on the task's card and page,
+# and sent with the app's sync, once; a refusal is shown with the step kept, never dropped.
+
+NOTE = "门口没有信号：灯泡已换好，王阿姨确认"
+
+
+def status_says(page, words: str):
+    """Wait until the task page's status holds `words`."""
+    page.wait_for_function(
+        "(words) => document.querySelector('#task-detail .task-status')?.textContent"
+        ".includes(words)",
+        arg=words,
+    )
+
+
+def kept(page) -> list[dict]:
+    """The steps kept on the phone to send (IndexedDB)."""
+    return page.evaluate(
+        """async () => ((await (await import('/web/idb.js')).getMeta('taskSteps')) || [])
+              .map(({ photos, ...r }) => ({ ...r, photoCount: (photos || []).length }))"""
+    )
+
+
+def keys_sent(page, task_id: int) -> list[str | None]:
+    """The Idempotency-Keys of the steps on the task that reach the network, in order."""
+    keys: list[str | None] = []
+
+    def route_it(route):
+        if route.request.method == "POST":
+            keys.append(route.request.headers.get("idempotency-key"))
+        return route.continue_()
+
+    page.route(f"**/api/v1/tasks/{task_id}/transitions", route_it)
+    return keys
+
+
+def actions(e2e_engine, task_id: int) -> list[str]:
+    return [a for a, _ in task_row(e2e_engine, task_id)[2]]
+
+
+def go_offline(context, page):
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+
+
+def card_says(page, task_id: int) -> str:
+    item = page.locator(f"#tasks li[data-id='{task_id}'] .kept-step")
+    item.wait_for()
+    return item.inner_text()
+
+
+def sent(page, task_id: int):
+    """Wait until the task's card no longer shows a kept step."""
+    page.wait_for_function(
+        f"""() => !document.querySelector("#tasks li[data-id='{task_id}'] .kept-step")
+                  && !document.querySelector('#task-detail[open] .kept-step')"""
+    )
+
+
+def test_a_resolve_pressed_offline_is_kept_and_sent_once_back_online(
+    context, page, e2e_engine, make_task
+):
+    task_id, _ = make_task(status="accepted")
+    open_app(page, "worker01")
+    keys = keys_sent(page, task_id)
+    detail = open_task(page, task_id)
+    go_offline(context, page)
+    detail.locator("textarea[name=note]").fill(NOTE)
+    detail.locator("button[data-step=resolve]").click()
+    status_says(page, "待发送")
+    box = detail.locator(".kept-step")
+    assert "待发送" in box.inner_text() and NOTE in box.inner_text() and "办结" in box.inner_text()
+    assert "待发送" in card_says(page, task_id)
+    (record,) = kept(page)
+    assert record["key"] and record["once"] and record["state"] == "pending"
+    assert record["task_id"] == task_id
+    assert record["body"] == {"action": "resolve", "note": NOTE}
+    assert task_row(e2e_engine, task_id)[0] == "accepted"
+    screenshot(page, "app-task-step-waiting")
+    context.set_offline(False)
+    sent(page, task_id)
+    status, _, events = task_row(e2e_engine, task_id)
+    assert status == "resolved"
+    assert ("resolve", NOTE) in events and actions(e2e_engine, task_id).count("resolve") == 1
+    assert keys == [record["key"]]  # sent once, with the key it was kept with
+    assert kept(page) == []
+
+
+def test_a_step_whose_answer_was_lost_is_kept_and_the_sync_takes_it_once(
+    page, e2e_engine, make_task
+):
+    task_id, _ = make_task(status="accepted")
+    open_app(page, "worker01")
+    keys = lose_the_first_answer(page, f"**/api/v1/tasks/{task_id}/transitions")
+    detail = open_task(page, task_id)
+    detail.locator("textarea[name=note]").fill(NOTE)
+    detail.locator("button[data-step=resolve]").click()
+    status_says(page, "不会重复")
+    assert "待发送" in detail.locator(".task-status").inner_text()
+    assert "待发送" in detail.locator(".kept-step").inner_text()
+    assert len(kept(page)) == 1
+    page.keyboard.press("Escape")
+    page.click("#sync")  # 立即同步
+    sent(page, task_id)
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    assert actions(e2e_engine, task_id).count("resolve") == 1  # one transition, one event
+    assert kept(page) == []
+
+
+def test_a_kept_step_goes_after_a_reload_with_its_key(page, e2e_engine, make_task):
+    task_id, _ = make_task(status="accepted")
+    open_app(page, "worker01")
+    keys: list[str | None] = []
+
+    def no_network(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        keys.append(route.request.headers.get("idempotency-key"))
+        return route.abort("internetdisconnected")
+
+    page.route(f"**/api/v1/tasks/{task_id}/transitions", no_network)
+    detail = open_task(page, task_id)
+    detail.locator("textarea[name=note]").fill(NOTE)
+    detail.locator("button[data-step=resolve]").click()
+    status_says(page, "待发送")
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert "待发送" in card_says(page, task_id)
+    detail = open_task(page, task_id)
+    assert NOTE in detail.locator(".kept-step").inner_text()
+    page.keyboard.press("Escape")
+    page.unroute(f"**/api/v1/tasks/{task_id}/transitions")
+    keys_after = keys_sent(page, task_id)
+    page.click("#sync")
+    sent(page, task_id)
+    assert len(set(keys + keys_after)) == 1 and keys_after  # the one key throughout
+    assert actions(e2e_engine, task_id).count("resolve") == 1
+    assert task_row(e2e_engine, task_id)[0] == "resolved"
+
+
+def test_a_kept_step_the_server_refuses_is_shown_with_why_and_kept(
+    context, page, e2e_engine, make_task
+):
+    """The task changed while the step waited (passed back, re-dispatched): the step is
+    refused (409). The worker reads the server's words beside the step and its note, on the
+    task's card and page, to discard or take again; it is not dropped."""
+    from api.models import Task
+
+    task_id, _ = make_task(status="accepted")
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    go_offline(context, page)
+    detail.locator("textarea[name=note]").fill(NOTE)
+    detail.locator("button[data-step=resolve]").click()
+    status_says(page, "待发送")
+    with Session(e2e_engine) as session:  # the leader sent it back to dispatched meanwhile
+        task = session.get(Task, task_id)
+        task.status, task.updated_at = "dispatched", datetime.now(UTC)
+        session.commit()
+    context.set_offline(False)
+    box = detail.locator(".kept-step.refused")
+    box.wait_for()
+    assert "未发送" in box.inner_text() and NOTE in box.inner_text()
+    assert "dispatched" in box.inner_text()  # the server's words
+    assert "未发送" in card_says(page, task_id)
+    (record,) = kept(page)
+    assert record["state"] == "refused" and record["refusal"]
+    assert "resolve" not in actions(e2e_engine, task_id)
+    screenshot(page, "app-task-step-refused")
+    page.reload()  # kept on the phone, not only on the page
+    page.wait_for_selector("body[data-ready='1']")
+    assert "未发送" in card_says(page, task_id)
+    detail = open_task(page, task_id)
+    box = detail.locator(".kept-step.refused")
+    # Taken again: the note back in the form, for the step the task has now.
+    box.locator("button[data-retake]").click()
+    expect(detail.locator("textarea[name=note]")).to_have_value(NOTE)
+    detail.locator("button[data-step=accept]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent === '已接单。'"
+    )
+    assert ("accept", NOTE) in task_row(e2e_engine, task_id)[2]
+    assert kept(page) == [] and detail.locator(".kept-step").count() == 0
+
+
+def test_a_refused_step_may_be_discarded(context, page, e2e_engine, make_task):
+    from api.models import Task
+
+    task_id, _ = make_task(status="accepted")
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    go_offline(context, page)
+    detail.locator("textarea[name=note]").fill(NOTE)
+    detail.locator("button[data-step=resolve]").click()
+    status_says(page, "待发送")
+    with Session(e2e_engine) as session:
+        task = session.get(Task, task_id)
+        task.status, task.updated_at = "dispatched", datetime.now(UTC)
+        session.commit()
+    context.set_offline(False)
+    box = detail.locator(".kept-step.refused")
+    box.wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    box.locator("button[data-discard]").click()
+    sent(page, task_id)
+    assert kept(page) == []
+
+
+def test_photos_chosen_for_a_step_offline_are_kept_with_it_and_uploaded_when_it_is_sent(
+    context, page, e2e_engine, make_task, photo_dir
+):
+    from tests.factories import image_bytes
+
+    task_id, _ = make_task(status="accepted")
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    go_offline(context, page)
+    for size in (8, 9):  # before and after
+        detail.locator("input[name=photo]").set_input_files(
+            {"name": f"door{size}.png", "mimeType": "image/png", "buffer": image_bytes("PNG", size)}
+        )
+    detail.locator("textarea[name=note]").fill(NOTE)
+    detail.locator("button[data-step=resolve]").click()
+    status_says(page, "待发送")
+    assert "2 张照片" in detail.locator(".kept-step").inner_text()
+    (record,) = kept(page)
+    assert record["photoCount"] == 2
+    assert detail.locator(".chosen").is_hidden()  # kept with the step, not chosen twice
+    context.set_offline(False)
+    sent(page, task_id)
+    assert [action for action, _ in step_photos(e2e_engine, task_id)] == ["resolve", "resolve"]
+    assert actions(e2e_engine, task_id).count("resolve") == 1
+
+
+def test_signing_out_with_a_step_not_yet_sent_asks_first(context, page, make_task):
+    task_id, _ = make_task(status="accepted")
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    go_offline(context, page)
+    detail.locator("textarea[name=note]").fill(NOTE)
+    detail.locator("button[data-step=resolve]").click()
+    status_says(page, "待发送")
+    page.keyboard.press("Escape")
+    asked: list[str] = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", answer)
+    page.click("#signout")
+    for _ in range(50):
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    assert asked == ["本机还有 1 项任务办理未发送（待发送或被拒绝），退出后将被删除。仍要退出吗？"]
+    assert [r["state"] for r in kept(page)] == ["pending"]
+
+
+def test_a_step_pressed_on_the_card_offline_is_kept_and_sent_once_back_online(
+    context, page, e2e_engine, make_task
+):
+    """The card's own 接单 went online only too: offline, an alert of a failed fetch, and the
+    worker had to remember to press it again."""
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    keys = keys_sent(page, task_id)
+    go_offline(context, page)
+    page.click(f"#tasks li[data-id='{task_id}'] button[data-action=accept]")
+    assert "待发送" in card_says(page, task_id) and "接单" in card_says(page, task_id)
+    (record,) = kept(page)
+    assert record["body"] == {"action": "accept", "note": ""}
+    context.set_offline(False)
+    sent(page, task_id)
+    assert task_row(e2e_engine, task_id)[0] == "accepted"
+    assert keys == [record["key"]] and actions(e2e_engine, task_id).count("accept") == 1
+
+
+def test_another_step_pressed_while_one_waits_asks_before_replacing_it(context, page, make_task):
+    """Offline, the page keeps the steps of the task as read: a second step pressed there (上报
+    by a slip of the thumb after 办结) replaced the one waiting, its note gone without a word."""
+    task_id, _ = make_task(status="accepted")
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    go_offline(context, page)
+    detail.locator("textarea[name=note]").fill(NOTE)
+    detail.locator("button[data-step=resolve]").click()
+    status_says(page, "待发送")
+    asked: list[str] = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", answer)
+    detail.locator("button[data-step=escalate]").click()
+    for _ in range(50):
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    assert asked == ["本机已有这项任务待发送的“办结”（含其说明）。用这次的“上报”替换它吗？"]
+    (record,) = kept(page)
+    assert record["body"] == {"action": "resolve", "note": NOTE}
+    assert detail.locator("button[data-step=escalate]").is_enabled()

@@ -13,6 +13,7 @@ import { recurringSection } from "./recurring.js";
 import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
 import { listReports, reportProblem } from "./report_problem.js";
 import { taskDetail } from "./task_detail.js";
+import { dropStep, keepStep, listSteps, mySteps, sendSteps, waitingOther } from "./task_steps.js";
 
 const TEXT = {
   zh: {
@@ -53,6 +54,9 @@ const TEXT = {
     // Signing out with what is not yet on the server: the parts that apply, then the question.
     unsynced: (n, refused, lost) => `${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}${lost ? `（其中 ${lost} 条是服务器未能保存的修改）` : ""}`,
     unsentReports: (n) => `${n} 条上报的问题未发送（待发送或待修改）`,
+    unsentSteps: (n) => `${n} 项任务办理未发送（待发送或被拒绝）`,
+    replaceStep: (old, now) => `本机已有这项任务待发送的“${old}”（含其说明）。用这次的“${now}”替换它吗？`,
+    stepWaiting: (a) => `待发送：${a}`, stepRefused: (a, why) => `未发送：${a}（${why}）`,
     signOutAnyway: (parts) => `本机还有 ${parts.join("、")}，退出后将被删除。仍要退出吗？`,
     overtakenCount: (n) => `${n} 条走访记录的修改没有保存：服务器已保存修改前的版本，详见下方。`,
     overtaken: "这条走访记录在自动重新发送时，服务器已保存了修改前的版本，您的修改没有保存。走访记录保存后无法再修改：如修改的内容重要，请记下并告知网格长。",
@@ -65,7 +69,7 @@ const TEXT = {
     discardConfirm: (label) => `放弃这条走访记录（${label}）？放弃后无法恢复。`, edited: "已修改，等待同步",
     flaggedCount: (n, grades) => `其中 ${n} 条走访记录的定位${grades.join("或")}，算不上可靠的走访证据：原因见下方，下次请注意。`,
     storedWeak: (grade) => `已保存，但定位${grade}：`, dismiss: "知道了", weakReasons: "服务器判定",
-    actions: { accept: "接单", start: "开始处理", resolve: "办结", return: "退回" },
+    actions: { accept: "接单", start: "开始处理", resolve: "办结", return: "退回", escalate: "上报", callback: "记录回访", close: "关闭任务", reopen: "重启" },
     outcomes: { met: "见到住户", nobody_home: "无人在家", refused: "拒绝", moved_out: "已搬离", vacant: "空置" },
     leave: "请假", leaveMine: "我的请假", leaveToDecide: "待我审批的请假", leaveStart: "第一天", leaveEnd: "最后一天",
     leaveReason: "事由", leaveRequest: "提交请假申请", leaveNone: "暂无请假记录", leavePendingNone: "暂无待审批的请假",
@@ -211,6 +215,9 @@ const TEXT = {
     handoverFailed: "Sending failed; try again later.",
     unsynced: (n, refused, lost) => `${n} visit${n === 1 ? "" : "s"} not synced${refused ? ` (${refused} refused by the server, to be corrected)` : ""}${lost ? ` (${lost} an edit the server did not store)` : ""}`,
     unsentReports: (n) => `${n} reported problem${n === 1 ? "" : "s"} not sent (waiting, or refused to be fixed)`,
+    unsentSteps: (n) => `${n} step${n === 1 ? "" : "s"} on tasks not sent (waiting, or refused)`,
+    replaceStep: (old, now) => `"${old}" (with its note) waits on this device for this task. Replace it with this "${now}"?`,
+    stepWaiting: (a) => `Waiting to send: ${a}`, stepRefused: (a, why) => `Not sent: ${a} (${why})`,
     signOutAnyway: (parts) => `This device still holds ${parts.join(" and ")}: signing out deletes ${parts.length > 1 ? "them" : "it"}. Sign out anyway?`,
     overtakenCount: (n) => `${n} edit${n === 1 ? " was" : "s were"} not saved: the server stored the earlier version; see below.`,
     overtaken: "The server stored the earlier version of this visit when it was sent again automatically: your edit was not saved. A stored visit cannot be changed: if the edit matters, note it down and tell your grid leader.",
@@ -223,7 +230,7 @@ const TEXT = {
     discardConfirm: (label) => `Discard this visit (${label})? It cannot be undone.`, edited: "Changed; waiting to sync",
     flaggedCount: (n, grades) => `${n} of them ${n === 1 ? "was" : "were"} stored with ${grades.join(" or ")} location evidence: see why below.`,
     storedWeak: (grade) => `Stored, but its location evidence is ${grade}: `, dismiss: "Got it", weakReasons: "Server's reasons",
-    actions: { accept: "Accept", start: "Start", resolve: "Resolve", return: "Return" },
+    actions: { accept: "Accept", start: "Start", resolve: "Resolve", return: "Return", escalate: "Escalate", callback: "Record the callback", close: "Close the task", reopen: "Reopen" },
     outcomes: { met: "met", nobody_home: "nobody home", refused: "refused", moved_out: "moved out", vacant: "vacant" },
     leave: "Leave", leaveMine: "My leave", leaveToDecide: "Leave to decide", leaveStart: "First day", leaveEnd: "Last day",
     leaveReason: "Reason", leaveRequest: "Request leave", leaveNone: "No leave", leavePendingNone: "No leave request waits for you",
@@ -431,7 +438,7 @@ async function loadTasks() {
     }
   }
   myTasks = { tasks, note };
-  showTasks();
+  await showTasks();
 }
 
 /**
@@ -457,6 +464,32 @@ function showTasks() {
   const doors = new Map(cachedHouseholds().map((h) => [h.id, h.label]));
   redraw($("tasks"), note + (tasks.length ? tasks.map((task) => taskItem(task, Boolean(note), doors)).join("")
     : `<li class="muted">${t.noTasks}</li>`));
+  return markKept();
+}
+
+// A step taken on a task and kept on the phone (web/src/task_steps.js) is said on the task's
+// card: 待发送, or 未发送 with the server's words (the page, opened, shows its note, to discard
+// or take again).
+async function markKept() {
+  // Storage refused (a private window): nothing is kept, nothing to mark.
+  const steps = await mySteps().catch(() => []);
+  for (const item of document.querySelectorAll("#tasks li[data-id], #grid-task-list li[data-id]")) {
+    const record = steps.find((r) => String(r.task_id) === item.dataset.id);
+    let mark = item.querySelector(".kept-step");
+    if (!record) {
+      mark?.remove();
+      continue;
+    }
+    if (!mark) {
+      mark = document.createElement("div");
+      const actions = item.querySelector(".actions");
+      if (actions) actions.before(mark);
+      else item.append(mark);
+    }
+    const action = t.actions[record.body.action] || record.body.action;
+    mark.className = `kept-step ${record.state}`;
+    mark.textContent = record.state === "refused" ? t.stepRefused(action, record.refusal) : t.stepWaiting(action);
+  }
 }
 
 // --- the grids' tasks, for those who oversee them ------------------------------------------
@@ -521,7 +554,7 @@ async function loadGridTasks() {
     $("grid-task-list").innerHTML = `<li class="muted">${escapeHtml(t.tasksUnavailable)}</li>`;
     return;
   }
-  showGridTasks();
+  await showGridTasks();
 }
 
 /** The grids' tasks as last read: the grid chosen's (or all), a count of each kind, and the
@@ -552,6 +585,7 @@ function showGridTasks() {
   redraw($("grid-task-list"), listed.length
     ? shown(open, "open") + shown(callbacks, "awaiting")
     : `<li class="muted">${escapeHtml(t.gridTasksNone)}</li>`);
+  return markKept();
 }
 
 $("grid-task-grid").addEventListener("change", (e) => {
@@ -597,9 +631,15 @@ $("grid-task-list").addEventListener("click", async (e) => {
 });
 
 // A task's own page (web/src/task_detail.js): the resident's words and number, the door, the
-// history and the steps the caller may take, a tap on its title away in either list.
+// history and the steps the caller may take, a tap on its title away in either list. A step
+// with no answer is kept on the phone, said on its card, and sent with the app's syncs; left
+// waiting online (the answer lost), it is tried again as a sync is.
 const detail = taskDetail({
   lang, dialog: $("task-detail"), localTime, changed: () => Promise.all([loadTasks(), loadGridTasks()]),
+  waiting: (error) => {
+    markKept().catch(() => {});
+    if (error && navigator.onLine) retrySyncLater(error);
+  },
 });
 // 上报问题: a problem found on the rounds opened as a task (web/src/report_problem.js), a
 // worker's and a leader's, placed where the phone stands or at one of their households. Kept on
@@ -634,14 +674,39 @@ $("tasks").addEventListener("click", async (e) => {
     }
   }
   button.disabled = true;
-  try {
-    await apiOnce(`/api/v1/tasks/${button.dataset.task}/transitions`, {
-      method: "POST", body: { action: button.dataset.action, note }, once: button.dataset.version,
-    });
-  } catch (error) {
-    alert(error.message);
+  // Kept on the phone until answered, as a step taken on the task's page is: pressed with no
+  // signal, or its answer lost, it waits on the card as 待发送 and goes with the syncs, once.
+  const item = button.closest("li[data-id]");
+  const task = { id: Number(button.dataset.task), title: item?.querySelector(".open-task b")?.textContent || "", updated_at: button.dataset.version };
+  const other = await waitingOther({ task, body: { action: button.dataset.action, note } }).catch(() => null);
+  if (other && !confirm(t.replaceStep(t.actions[other.body.action] || other.body.action, t.actions[button.dataset.action]))) {
+    button.disabled = false;
+    return;
   }
-  loadTasks();
+  let record = null;
+  try {
+    record = await keepStep({ task, body: { action: button.dataset.action, note }, photos: [] });
+  } catch { /* storage refused: sent as before, online only */ }
+  if (!record) {
+    try {
+      await apiOnce(`/api/v1/tasks/${button.dataset.task}/transitions`, {
+        method: "POST", body: { action: button.dataset.action, note }, once: button.dataset.version,
+      });
+    } catch (error) {
+      alert(error.message);
+    }
+  } else if (navigator.onLine) {
+    const outcome = await sendSteps();
+    const refused = outcome.refused.find((o) => o.record.key === record.key);
+    if (refused) {
+      // Refused as the worker pressed it (the task changed meanwhile): said now, not kept.
+      await dropStep(record.key).catch(() => {});
+      alert(refused.refusal);
+    } else if (!outcome.done.some((o) => o.record.key === record.key) && (await mySteps()).some((r) => r.key === record.key)) {
+      retrySyncLater(outcome.error || new Error("kept"));
+    }
+  }
+  await loadTasks();
 });
 
 function householdLabel(h) {
@@ -1049,6 +1114,14 @@ async function sync() {
   // them. Not sent for a reason that passes, they are tried again as the visits are.
   try {
     await problems.sendWaiting();
+  } catch (error) {
+    if (!failed && navigator.onLine) retrySyncLater(error);
+    failed = true;
+  }
+  // So do the steps taken on tasks and kept on the phone (pressed with no signal, their answer
+  // lost): the task's card and page say what came of them.
+  try {
+    await detail.sendWaiting();
   } catch (error) {
     if (!failed && navigator.onLine) retrySyncLater(error);
   }
@@ -2251,7 +2324,12 @@ async function endSignIn() {
   // So do the problems reported on the rounds and not yet sent (or refused, to be fixed).
   if (navigator.onLine) await problems.sendWaiting().catch(() => {});
   const reports = (await listReports().catch(() => [])).length;
-  const unsent = [queued.length && t.unsynced(queued.length, refused, lost), reports && t.unsentReports(reports)].filter(Boolean);
+  // And the steps taken on tasks and kept on the phone (sent first, when online).
+  if (navigator.onLine) await detail.sendWaiting().catch(() => {});
+  const steps = (await listSteps().catch(() => [])).length;
+  const unsent = [
+    queued.length && t.unsynced(queued.length, refused, lost), reports && t.unsentReports(reports), steps && t.unsentSteps(steps),
+  ].filter(Boolean);
   if (unsent.length && !confirm(t.signOutAnyway(unsent))) {
     await showQueue();
     return;

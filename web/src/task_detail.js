@@ -5,12 +5,17 @@
 // record the return call or close the task. GET /api/v1/tasks/{id} (audited; the description,
 // contact and points as the API gives the caller), the household's address from GET
 // /api/v1/households/{id}, and the steps the caller may take (`your_actions`) sent with their
-// note to POST /api/v1/tasks/{id}/transitions. Online only: nothing of it is kept on the phone.
-// Photos of a step (the problem, the repair): taken with the camera, uploaded first (POST
-// /api/v1/tasks/{id}/photos, each answered with its id), then the step is sent naming them; an
-// upload failing says so and sends no step. The history shows each step's photos as thumbnails,
-// read with the token (an <img> cannot send it) into blob: URLs, let go when the page is redrawn.
-import { TASK_TEXT, api, apiBlob, apiOnce, escapeHtml } from "./common.js";
+// note to POST /api/v1/tasks/{id}/transitions. The task is read online only; a step taken is
+// kept on the phone until answered (web/src/task_steps.js): pressed with no signal, or its
+// answer lost, it waits as 待发送 (shown here and on the task's card) and goes with the app's
+// syncs, once; refused meanwhile, it is shown with the server's words, to discard or take again.
+// Photos of a step (the problem, the repair): taken with the camera, kept with the step (Blobs
+// in IndexedDB) and uploaded first (POST /api/v1/tasks/{id}/photos, each answered with its id),
+// then the step is sent naming them; a photo refused says so and sends no step. The history
+// shows each step's photos as thumbnails, read with the token (an <img> cannot send it) into
+// blob: URLs, let go when the page is redrawn.
+import { TASK_TEXT, api, apiBlob, escapeHtml } from "./common.js";
+import { dropStep, keepStep, mySteps, sendSteps, waitingOther } from "./task_steps.js";
 
 const TEXT = {
   zh: {
@@ -21,7 +26,13 @@ const TEXT = {
     onMap: "在地图上查看", what: "诉求内容", withheld: "（走访跟进事项：您的角色不可查看）", resident: "联系人",
     noContact: "未留联系方式", history: "处理记录", note: "说明", noteHint: "办理情况、退回原因等",
     satisfaction: "回访满意度", chooseSatisfaction: "请选择", needsReason: "退回必须写明原因。",
-    needsSatisfaction: "回访需选择居民的满意度。", lost: "没有收到服务器的答复：请联网后再按一次（不会重复办理）。", done: (a) => `已${a}。`, by: "处理人", system: "系统",
+    needsSatisfaction: "回访需选择居民的满意度。", lost: "没有收到服务器的答复：已保存在本机，待发送，联网后自动发送，或请联网后再按一次（不会重复办理）。",
+    queued: "离线：已保存在本机，待发送，联网后自动发送（照片一并上传）。", waiting: "待发送", refused: "未发送：",
+    photoRefused: "照片上传失败：", takenAt: (time) => `记录于 ${time}`, withPhotos: (n) => `${n} 张照片`,
+    retake: "重新办理", discard: "放弃", discardConfirm: (a) => `放弃这一步骤（${a}）？它将从本机删除，不会发送。`,
+    replaceConfirm: (old, now) => `本机已有这项任务待发送的“${old}”（含其说明）。用这次的“${now}”替换它吗？`,
+    sentLater: (a) => `已${a}（本机保存的步骤已发送）。`, refusedLater: (a) => `本机保存的“${a}”未被接受：`,
+    notKept: "本机无法保存这一步骤（存储空间不足或被禁用）：", done: (a) => `已${a}。`, by: "处理人", system: "系统",
     assignee: "承办人", unassigned: "未分派",
     photos: "照片", addPhoto: "拍照或选择照片", chosen: (n) => `已选 ${n} 张照片，随本步骤提交`, clearPhotos: "清除照片",
     uploading: (i, n) => `正在上传照片 ${i}/${n}…`, uploadFailed: "照片上传失败，步骤未提交：", photo: "照片",
@@ -45,7 +56,13 @@ const TEXT = {
     onMap: "On the map", what: "Request", withheld: "(a visit's follow-up: not for your role)", resident: "Contact",
     noContact: "No contact left", history: "History", note: "Note", noteHint: "What was done, why it is returned…",
     satisfaction: "Resident's satisfaction", chooseSatisfaction: "Choose", needsReason: "Say why the task is returned.",
-    needsSatisfaction: "A callback records the resident's satisfaction.", lost: "No answer from the server: press again once online (it will not be done twice).", done: (a) => `${a}: done.`, by: "By", system: "system",
+    needsSatisfaction: "A callback records the resident's satisfaction.", lost: "No answer from the server: kept on this device, waiting to send; it goes once online, or press again once online (it will not be done twice).",
+    queued: "Offline: kept on this device, waiting to send; it goes once online (photos too).", waiting: "Waiting to send", refused: "Not sent: ",
+    photoRefused: "A photo could not be uploaded: ", takenAt: (time) => `taken ${time}`, withPhotos: (n) => `${n} photo(s)`,
+    retake: "Take it again", discard: "Discard", discardConfirm: (a) => `Discard this step (${a})? It is deleted from this device and not sent.`,
+    replaceConfirm: (old, now) => `"${old}" (with its note) waits on this device for this task. Replace it with this "${now}"?`,
+    sentLater: (a) => `${a}: done (the step kept on this device was sent).`, refusedLater: (a) => `The kept step "${a}" was not accepted: `,
+    notKept: "This device could not keep the step (storage full or disabled): ", done: (a) => `${a}: done.`, by: "By", system: "system",
     assignee: "Assignee", unassigned: "unassigned",
     photos: "Photos", addPhoto: "Take or choose a photo", chosen: (n) => `${n} photo(s) chosen, sent with the step`, clearPhotos: "Clear the photos",
     uploading: (i, n) => `Uploading photo ${i} of ${n}…`, uploadFailed: "A photo could not be uploaded; the step was not sent: ", photo: "Photo",
@@ -87,14 +104,17 @@ const address = (h) => [h.building, h.unit, h.floor && !h.room ? h.floor : "", h
 /**
  * The page, in `dialog` (a <dialog>: it holds the focus and Escape closes it). `localTime(date)`
  * is a time as the page shows it (Beijing time), and `changed()` is
- * called after a step was taken (the lists are read again). Returns {open(id)}.
+ * called after a step was taken (the lists are read again); `waiting(error)` after a step was
+ * kept, discarded or left waiting (`error`: why it was not sent, to try again later). Returns
+ * {open(id), sendWaiting()}: `sendWaiting()` sends the kept steps (the app's syncs), shows what
+ * came of them on the task shown and throws why those left waiting were not sent.
  */
-export function taskDetail({ lang, dialog, localTime, changed }) {
+export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
   const t = TEXT[lang];
   const { statuses, urgencies, sources, types } = TASK_TEXT[lang];
   let shown = null; // the id of the task shown; a later open() replaces an earlier read
   let back = null; // what had the focus as the page opened (a task's title in a list)
-  let chosen = []; // the photos chosen for the next step (File objects), until it is sent
+  let chosen = []; // the photos chosen for the next step ({blob, name}, or {id} uploaded), until kept
   let thumbs = []; // the blob: URLs of the history's thumbnails, let go with the page
 
   const letGo = () => { for (const url of thumbs) URL.revokeObjectURL(url); thumbs = []; };
@@ -160,6 +180,7 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
       <div class="step-photos"><label class="add-photo">${escapeHtml(t.addPhoto)} <input type="file" name="photo" accept="image/*" capture="environment" multiple></label>
         <span class="chosen" hidden></span> <button type="button" class="clear-photos" hidden>${escapeHtml(t.clearPhotos)}</button></div>
       <div class="actions">${steps.map((a) => `<button type="submit" value="${a}" data-step="${a}">${escapeHtml(t.actions[a])}</button>`).join("")}</div></form>` : "";
+    const slot = '<div class="kept-step-slot"></div>';
     frame(`<h2 id="task-detail-title">${escapeHtml(task.title)}</h2>
       <p><span class="state">${escapeHtml(statuses[task.status] || task.status)}</span></p>
       <table class="plain facts"><tbody>
@@ -173,7 +194,7 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
         ${row(t.resident, resident, "resident")}
       </tbody></table>
       <h3>${escapeHtml(t.what)}</h3><p class="description">${what}</p>
-      ${form}
+      ${slot}${form}
       <h3>${escapeHtml(t.history)}</h3><ol class="events">${events}</ol>`);
     dialog.dataset.task = String(task.id);
     const stepsForm = dialog.querySelector("form.task-steps");
@@ -183,14 +204,65 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
     });
     stepsForm?.elements.photo.addEventListener("change", (e) => {
       // Each shot of the camera is one choice: they add up until the step is sent.
-      chosen = chosen.concat(Array.from(e.target.files || []));
+      chosen = chosen.concat(Array.from(e.target.files || [], (file) => ({ blob: file, name: file.name || "photo.jpg" })));
       e.target.value = "";
       showChosen(stepsForm);
     });
     stepsForm?.querySelector("button.clear-photos").addEventListener("click", () => { chosen = []; showChosen(stepsForm); });
     showChosen(stepsForm);
     showThumbnails();
+    return showKept(task.id);
   }
+
+  /** The step kept on the phone for task `id` (of the signed-in user), or undefined. */
+  const keptOf = async (id) => (await mySteps()).find((r) => r.task_id === id);
+
+  /** Show the step kept for task `id` above the steps: waiting, or refused with the server's
+   * words, its note and what to do with it. */
+  async function showKept(id) {
+    const record = await keptOf(id).catch(() => undefined);
+    const slot = dialog.querySelector(".kept-step-slot");
+    if (shown !== id || !slot) return;
+    if (!record) {
+      slot.innerHTML = "";
+      return;
+    }
+    const what = `${escapeHtml(t.actions[record.body.action] || record.body.action)} · ${escapeHtml(t.takenAt(localTime(new Date(record.takenAt))))}`
+      + `${record.photos?.length ? ` · ${escapeHtml(t.withPhotos(record.photos.length))}` : ""}`;
+    const note = record.body.note ? `<div class="event-note">${escapeHtml(record.body.note)}</div>` : "";
+    if (record.state === "refused") {
+      const retake = dialog.querySelector("form.task-steps") ? `<button type="button" data-retake>${escapeHtml(t.retake)}</button> ` : "";
+      slot.innerHTML = `<div class="kept-step refused" data-key="${escapeHtml(record.key)}"><strong>${escapeHtml(record.photoRefused ? t.refused + t.photoRefused : t.refused)}</strong>${escapeHtml(record.refusal)}
+        <div>${what}</div>${note}<div class="actions">${retake}<button type="button" data-discard>${escapeHtml(t.discard)}</button></div></div>`;
+    } else {
+      slot.innerHTML = `<div class="kept-step waiting" data-key="${escapeHtml(record.key)}"><strong>${escapeHtml(t.waiting)}</strong> · ${what}${note}</div>`;
+    }
+  }
+
+  dialog.addEventListener("click", async (e) => {
+    const box = e.target.closest(".kept-step[data-key]");
+    if (!box) return;
+    const record = (await mySteps()).find((r) => r.key === box.dataset.key);
+    if (!record) return;
+    if (e.target.closest("button[data-discard]")) {
+      if (!confirm(t.discardConfirm(t.actions[record.body.action] || record.body.action))) return;
+      await dropStep(record.key);
+      waiting?.();
+      await showKept(record.task_id);
+      say("");
+    } else if (e.target.closest("button[data-retake]")) {
+      // Its words and photos back in the form, for the step the task has now; it stays kept
+      // until that step is (which replaces it).
+      const form = dialog.querySelector("form.task-steps");
+      if (!form) return;
+      form.elements.note.value = record.body.note || "";
+      if (form.elements.satisfaction && record.body.satisfaction) form.elements.satisfaction.value = record.body.satisfaction;
+      chosen = (record.photos || []).map((p) => ({ ...p }));
+      showChosen(form);
+      say("");
+      form.elements.note.focus();
+    }
+  });
 
   function showChosen(form) {
     if (!form) return;
@@ -216,62 +288,114 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
     }
   }
 
-  /** Upload the chosen photos; their ids, or null (said) when one failed: nothing is sent then.
-   * A photo sent again (after a failure) is answered with the id it was given. */
-  async function upload(task) {
-    const ids = [];
-    for (const [i, file] of chosen.entries()) {
-      say(t.uploading(i + 1, chosen.length));
-      const body = new FormData();
-      body.append("file", file, file.name || "photo.jpg");
-      try {
-        ids.push((await api(`/api/v1/tasks/${task.id}/photos`, { method: "POST", body })).id);
-      } catch (error) {
-        say(t.uploadFailed + (error.status ? error.body?.detail || error.message : t.lost), true);
-        return null;
-      }
-    }
-    return ids;
-  }
-
   async function step(task, action, form) {
     if (!action) return;
     const note = form.elements.note.value.trim();
     const satisfaction = form.elements.satisfaction?.value || "";
     if (action === "return" && !note) return say(t.needsReason, true);
     if (action === "callback" && !satisfaction) return say(t.needsSatisfaction, true);
-    for (const button of form.querySelectorAll("button")) button.disabled = true;
+    const buttons = (on) => { for (const button of form.querySelectorAll("button")) button.disabled = !on; };
+    buttons(false);
     const here = () => shown === task.id; // not closed, nor another task opened, meanwhile
-    const photos = chosen.length ? await upload(task) : [];
-    if (photos === null) {
-      for (const button of form.querySelectorAll("button")) button.disabled = false;
+    const body = { action, note, ...(action === "callback" ? { satisfaction } : {}) };
+    const photos = chosen;
+    // Another step pressed on the page while one waits (no signal): it would replace it, note
+    // and all; asked first. (A step on the task read again since is the worker's word on the
+    // task as it is now.)
+    const other = await waitingOther({ task, body }).catch(() => null);
+    const named = (a) => t.actions[a] || a;
+    if (other && !confirm(t.replaceConfirm(named(other.body.action), named(action)))) {
+      buttons(true);
       return;
     }
-    const body = { action, note, ...(action === "callback" ? { satisfaction } : {}), ...(photos.length ? { photos } : {}) };
+    // Kept before it is sent, with its key and the task's `updated_at` it is taken on: a page
+    // lost on the way, or no answer, still has it. The same step pressed again after a lost
+    // answer is the one kept, with its key: the server answers the first, never does it twice.
+    let record = null;
+    let whyNotKept = null;
     try {
-      // The same step sent again after a lost answer keeps its key: the server answers the first.
-      // Asked of the task as read (`once`): after a re-dispatch the same step is a new one.
-      await apiOnce(`/api/v1/tasks/${task.id}/transitions`, { method: "POST", body, once: task.updated_at });
+      record = await keepStep({ task, body, photos });
     } catch (error) {
-      for (const button of form.querySelectorAll("button")) button.disabled = false;
-      if (!here()) return;
-      if (![403, 404, 409].includes(error.status)) return say(error.status ? `${error.body?.detail || error.message}` : t.lost, true);
-      // The task changed meanwhile (another step, a reassign, a move): its steps shown are
-      // stale, each would be refused in turn. It is read again, and so are the lists.
-      changed?.();
-      const written = form.elements.note.value; // kept for the step taken now
-      await open(task.id);
-      if (!here()) return;
-      const note = dialog.querySelector("form.task-steps textarea[name=note]");
-      if (note) note.value = written;
-      say(`${error.body?.detail || error.message}`, true);
-      return;
+      whyNotKept = error;
+    }
+    if (!record) {
+      buttons(true);
+      return say(t.notKept + (whyNotKept?.message || ""), true);
     }
     chosen = [];
-    changed?.();
+    showChosen(form);
+    if (!navigator.onLine) {
+      buttons(true);
+      waiting?.();
+      if (!here()) return;
+      await showKept(task.id);
+      say(t.queued);
+      return;
+    }
+    say("");
+    const outcome = await sendSteps((i, n) => { if (here()) say(t.uploading(i, n)); });
+    const done = outcome.done.find((o) => o.record.key === record.key);
+    const refused = outcome.refused.find((o) => o.record.key === record.key);
+    buttons(true);
+    if (done || outcome.done.length || outcome.refused.length) changed?.();
+    if (done) {
+      waiting?.();
+      if (!here()) return;
+      await open(task.id);
+      if (here()) say(t.done(t.actions[action]));
+      return;
+    }
+    if (refused) {
+      if (!here()) return waiting?.(); // kept, refused, on the task's card: not lost unseen
+      // Refused as the worker sent it: the form holds it again (its words, its photos), the
+      // phone need not keep it twice.
+      await dropStep(record.key).catch(() => {});
+      waiting?.();
+      chosen = (refused.record.photos || []).map((p) => ({ ...p }));
+      if (refused.photo) {
+        showChosen(form);
+        return say(t.uploadFailed + refused.refusal, true);
+      }
+      // The task changed meanwhile (another step, a reassign, a move): its steps shown are
+      // stale, each would be refused in turn. It is read again, and so are the lists.
+      const written = form.elements.note.value;
+      await open(task.id);
+      if (!here()) return;
+      const again = dialog.querySelector("form.task-steps");
+      if (again) {
+        again.elements.note.value = written;
+        showChosen(again);
+      }
+      say(refused.refusal, true);
+      return;
+    }
+    if (!(await mySteps()).some((r) => r.key === record.key)) {
+      // Sent by a sync on its way meanwhile, which read the lists and the page again.
+      return;
+    }
+    waiting?.(outcome.error || new Error("kept"));
     if (!here()) return;
-    await open(task.id);
-    if (here()) say(t.done(t.actions[action]));
+    await showKept(task.id);
+    say(t.lost, true);
+  }
+
+  // What the app's syncs sent: the lists read again, and the task shown, if theirs, too.
+  async function sendWaiting() {
+    const { done, refused, error } = await sendSteps();
+    if (done.length || refused.length) {
+      await changed?.();
+      const id = shown;
+      const last = [...done, ...refused].filter((o) => o.record.task_id === id).pop();
+      if (last && dialog.open) {
+        const written = dialog.querySelector("form.task-steps textarea[name=note]")?.value || "";
+        await open(id);
+        const note = dialog.querySelector("form.task-steps textarea[name=note]");
+        if (shown === id && note) note.value = written;
+        const action = t.actions[last.record.body.action] || last.record.body.action;
+        if (shown === id) say(last.task ? t.sentLater(action) : t.refusedLater(action) + last.refusal, !last.task);
+      }
+    }
+    if (error) throw error;
   }
 
   async function open(id) {
@@ -280,7 +404,12 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
       back = document.activeElement;
       dialog.showModal();
     }
-    if (!navigator.onLine) return frame(`<p class="muted">${escapeHtml(t.offline)}</p>`);
+    // Offline, what is kept of the task on the phone is shown all the same.
+    const slot = '<div class="kept-step-slot"></div>';
+    if (!navigator.onLine) {
+      frame(`<p class="muted">${escapeHtml(t.offline)}</p>${slot}`);
+      return showKept(id);
+    }
     frame(`<p class="muted">${escapeHtml(t.loading)}</p>`);
     let task;
     let household = null;
@@ -292,11 +421,12 @@ export function taskDetail({ lang, dialog, localTime, changed }) {
     } catch (error) {
       if (shown !== id) return;
       const why = error.status === 404 ? t.gone : error.status ? t.failed + (error.body?.detail || error.message) : t.offline;
-      return frame(`<p class="error">${escapeHtml(why)}</p>`);
+      frame(`<p class="error">${escapeHtml(why)}</p>${slot}`);
+      return showKept(id);
     }
     if (shown !== id) return; // another task was opened meanwhile
-    draw(task, household);
+    await draw(task, household);
   }
 
-  return { open };
+  return { open, sendWaiting };
 }

@@ -1,0 +1,153 @@
+// A task's steps kept on the phone until the server answers them: taken with no signal (a
+// B-post worker at the door pressing 办结), or their answer lost, they were gone with the page,
+// the note typed with them. Each is kept (IndexedDB, the meta store's `taskSteps`) with its
+// Idempotency-Key, the task's `updated_at` it was taken on (`once`), its body as sent and the
+// photos chosen for it (Blobs, until uploaded: then their ids), and sent by the app's syncs
+// with the same key and body: a retry is answered with the first answer, never done twice. A
+// refusal (a 4xx: the task changed meanwhile, reassigned, closed) is kept with the server's
+// words, for the worker to discard or take again; never dropped without a word.
+import { ApiError, api, getToken, newIdempotencyKey } from "./common.js";
+import { META, getMeta, run } from "./idb.js";
+import { tokenUser } from "./session.js";
+
+// Each {key, user, task_id, title, once, body: {action, note, satisfaction?}, photos: [{id} |
+// {blob, name}], state: "pending"|"refused", refusal, takenAt}. One a task: a step taken anew
+// on the task replaces the one kept. A sign-out empties the meta store with the visit queue.
+export const STEPS_KEY = "taskSteps";
+
+/** Every step kept on this phone, oldest first. */
+export async function listSteps() {
+  return (await getMeta(STEPS_KEY)) || [];
+}
+
+/** The signed-in user's kept steps. */
+export async function mySteps() {
+  const user = tokenUser(getToken());
+  return user ? (await listSteps().catch(() => [])).filter((r) => r.user === user) : [];
+}
+
+/** Change the kept list in one transaction (two tabs may send at once: neither's write is lost). */
+function changeSteps(change) {
+  return run(META, "readwrite", (meta) => {
+    const read = meta.get(STEPS_KEY);
+    read.onsuccess = () => meta.put(change(read.result || []), STEPS_KEY);
+  });
+}
+export const dropStep = (key) => changeSteps((list) => list.filter((r) => r.key !== key));
+
+/** The body a step went with as a retry must send it again: same fields, same order. */
+const sameBody = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+/** The step waiting on the phone for `task` as it was read (its `updated_at`) that `body` would
+ * replace: another step pressed on the same page, no answer come meanwhile (null if none). */
+export async function waitingOther({ task, body }) {
+  const user = tokenUser(getToken());
+  return (await listSteps()).find((r) => r.user === user && r.task_id === task.id && r.state === "pending"
+    && r.once === task.updated_at && !sameBody(r.body, body)) || null;
+}
+
+/**
+ * Keep a step before it is sent (a page lost on the way still has it). The same step asked
+ * again of the task as it was (`once`), with the same words and no new photos, is the one kept:
+ * it keeps its key. Anything else taken on the task replaces what was kept of it. `photos`:
+ * each {blob, name} (chosen, not yet uploaded) or {id} (uploaded).
+ */
+export async function keepStep({ task, body, photos }) {
+  const user = tokenUser(getToken());
+  const mine = (await listSteps()).filter((r) => r.user === user && r.task_id === task.id);
+  const same = mine.find((r) => r.state === "pending" && r.once === task.updated_at && sameBody(r.body, body) && !photos.length);
+  const record = same || {
+    key: newIdempotencyKey(), user, task_id: task.id, title: task.title, once: task.updated_at, body,
+    photos: photos.map((p) => (p.id ? { id: p.id } : { blob: p.blob, name: p.name })), state: "pending",
+    refusal: "", takenAt: new Date().toISOString(),
+  };
+  await changeSteps((list) => [...list.filter((r) => !(r.user === user && r.task_id === task.id)), record]);
+  return record;
+}
+
+// No answer, or one that says nothing of the step: the connection gone, the server restarting
+// or its gateway (5xx: it may have carried it out), a throttle (429, 408), the session over
+// (401: it goes once the worker signs in again), a twin with the same key still on its way
+// (409 naming the key). The step waits and goes again with its key. Every other 4xx is the
+// step's own (the task is no longer where it was taken: 409, 403, 404): refused, nothing done.
+export const passing = (error) => !(error instanceof ApiError) || !error.status || error.status >= 500
+  || [401, 408, 429].includes(error.status)
+  || (error.status === 409 && String(error.body?.detail || "").includes("Idempotency-Key"));
+
+/** The server's words for a refusal: its detail and the field errors it does not already say. */
+function refusalOf(error) {
+  const detail = error.body?.detail || error.message;
+  const more = Object.values(error.body?.errors?.json || {}).flat().filter((m) => !detail.includes(m));
+  return [detail, ...more].join(" ");
+}
+
+/** Send one kept step: its photos first (each id kept as it is answered: a photo sent again is
+ * answered with the id it was given), then the step with its key. {task}, {refusal} or {error}. */
+async function sendOne(record, progress) {
+  try {
+    const photos = record.photos || [];
+    for (const [i, photo] of photos.entries()) {
+      if (photo.id) continue;
+      progress?.(i + 1, photos.length);
+      const form = new FormData();
+      form.append("file", photo.blob, photo.name);
+      let id;
+      try {
+        ({ id } = await api(`/api/v1/tasks/${record.task_id}/photos`, { method: "POST", body: form }));
+      } catch (error) {
+        return passing(error) ? { error } : { refusal: refusalOf(error), photo: true };
+      }
+      photos[i] = { id };
+      await changeSteps((list) => list.map((r) => (r.key === record.key ? { ...r, photos: photos.slice() } : r)));
+    }
+    const body = { ...record.body, ...(photos.length ? { photos: photos.map((p) => p.id) } : {}) };
+    const task = await api(`/api/v1/tasks/${record.task_id}/transitions`, {
+      method: "POST", body, headers: { "Idempotency-Key": record.key },
+    });
+    return { task };
+  } catch (error) {
+    return passing(error) ? { error } : { refusal: refusalOf(error) };
+  }
+}
+
+let sendingNow = null;
+let sendAgain = null;
+
+/**
+ * Send the signed-in user's pending steps, one by one with their own keys: those done leave the
+ * phone, those refused stay (state "refused", with the server's words), the rest wait (the first
+ * that gets no answer ends the pass). One pass at a time (two at once sent a step twice at once,
+ * the second answered 409); one asked for meanwhile gets one more once it ends. Answers {done:
+ * [{record, task}], refused: [{record, refusal}], error}. `progress(i, n)`: a photo uploading.
+ */
+export function sendSteps(progress) {
+  if (!sendingNow) {
+    sendingNow = sendPass(progress).finally(() => { sendingNow = null; });
+    return sendingNow;
+  }
+  sendAgain ??= sendingNow.catch(() => {}).then(() => {
+    sendAgain = null;
+    return sendSteps(progress);
+  });
+  return sendAgain;
+}
+
+async function sendPass(progress) {
+  const outcome = { done: [], refused: [], error: null };
+  for (const record of (await mySteps()).filter((r) => r.state === "pending")) {
+    const { task, refusal, photo, error } = await sendOne(record, progress);
+    if (error) {
+      outcome.error = error;
+      break;
+    }
+    if (task) {
+      await dropStep(record.key);
+      outcome.done.push({ record, task });
+    } else {
+      // Kept for the worker only while it is (discarded meanwhile in another tab: gone).
+      await changeSteps((list) => list.map((r) => (r.key === record.key ? { ...r, state: "refused", refusal, photoRefused: Boolean(photo), refusedAt: Date.now() } : r)));
+      outcome.refused.push({ record, refusal, photo: Boolean(photo) });
+    }
+  }
+  return outcome;
+}
