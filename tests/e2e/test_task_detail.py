@@ -440,12 +440,16 @@ def test_a_leaders_grid_tasks_come_a_few_at_a_time_for_the_grid_chosen(page, mak
     page.select_option("#grid-task-grid", DEMO_GRID)
     first_more = """() => [...document.querySelector('#grid-task-list').children]
                       .findIndex((li) => li.classList.contains('more'))"""
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('#grid-task-list li.grid-task .muted')]"
+        f".every((line) => line.textContent.startsWith('{DEMO_GRID}'))"
+    )
     assert page.evaluate(first_more) == 10
     assert page.inner_text("#grid-task-summary").startswith("未办结 ")
     codes = page.locator("#grid-task-list li.grid-task .muted").all_inner_texts()
     assert all(code.startswith(DEMO_GRID) for code in codes)
     page.click("#grid-task-list button[data-more=open]")
-    assert page.evaluate(first_more) == 30
+    page.wait_for_function(f"() => ({first_more})() === 30")
     assert page.evaluate("() => document.activeElement.closest('li').dataset.id") == str(
         page.locator("#grid-task-list li.grid-task").nth(10).get_attribute("data-id")
     )

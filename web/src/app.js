@@ -458,21 +458,26 @@ function redraw(list, html) {
 
 // "My tasks" as last read, drawn again once the households (their doors) have come.
 let myTasks = null;
-function showTasks() {
+async function showTasks() {
+  // The steps kept are read first, and marked as the list is drawn: marked after, each redraw
+  // showed the cards without them for a moment, as if sent.
+  const steps = await keptSteps();
   if (!myTasks) return;
   const { tasks, note } = myTasks;
   const doors = new Map(cachedHouseholds().map((h) => [h.id, h.label]));
   redraw($("tasks"), note + (tasks.length ? tasks.map((task) => taskItem(task, Boolean(note), doors)).join("")
     : `<li class="muted">${t.noTasks}</li>`));
-  return markKept();
+  await markKept(steps);
 }
+
+// Storage refused (a private window): nothing is kept, nothing to mark.
+const keptSteps = () => mySteps().catch(() => []);
 
 // A step taken on a task and kept on the phone (web/src/task_steps.js) is said on the task's
 // card: 待发送, or 未发送 with the server's words (the page, opened, shows its note, to discard
-// or take again).
-async function markKept() {
-  // Storage refused (a private window): nothing is kept, nothing to mark.
-  const steps = await mySteps().catch(() => []);
+// or take again). `steps`: as just read, else read here.
+async function markKept(steps = null) {
+  steps ??= await keptSteps();
   for (const item of document.querySelectorAll("#tasks li[data-id], #grid-task-list li[data-id]")) {
     const record = steps.find((r) => String(r.task_id) === item.dataset.id);
     let mark = item.querySelector(".kept-step");
@@ -559,7 +564,8 @@ async function loadGridTasks() {
 
 /** The grids' tasks as last read: the grid chosen's (or all), a count of each kind, and the
  * first of the open ones and of those awaiting the callback, each with its own "more". */
-function showGridTasks() {
+async function showGridTasks() {
+  const steps = await keptSteps();
   const filter = $("grid-task-filter");
   const codes = [...new Set(gridTasks.map((task) => task.grid_code))].sort();
   let grid = localStorage.getItem(GRID_TASKS_GRID) || "";
@@ -585,14 +591,14 @@ function showGridTasks() {
   redraw($("grid-task-list"), listed.length
     ? shown(open, "open") + shown(callbacks, "awaiting")
     : `<li class="muted">${escapeHtml(t.gridTasksNone)}</li>`);
-  return markKept();
+  await markKept(steps);
 }
 
 $("grid-task-grid").addEventListener("change", (e) => {
   if (e.target.value) localStorage.setItem(GRID_TASKS_GRID, e.target.value);
   else localStorage.removeItem(GRID_TASKS_GRID);
   gridTasksShown = { open: GRID_TASKS_FIRST, awaiting: GRID_TASKS_FIRST };
-  showGridTasks();
+  showGridTasks().catch(() => {});
 });
 
 $("grid-task-list").addEventListener("click", async (e) => {
@@ -601,7 +607,7 @@ $("grid-task-list").addEventListener("click", async (e) => {
     const kind = more.dataset.more;
     const first = gridTasksShown[kind];
     gridTasksShown[kind] += GRID_TASKS_MORE;
-    showGridTasks();
+    await showGridTasks();
     // The focus goes on to the first task just shown, where the button stood.
     const kinds = gridTasks.filter((task) => (kind === "awaiting") === awaiting(task));
     const grid = $("grid-task-grid").value;
@@ -853,8 +859,8 @@ async function loadPlanAndHouseholds() {
     const queued = new Set((await listQueued()).map((r) => r.visit.household_id));
     storeHouseholds(households.map((h) => ({ id: h.id, label: householdLabel(h), due: h.due && !queued.has(h.id) })));
   }
-  showTasks();
-  if (gridTasks.length) showGridTasks();
+  showTasks().catch(() => {});
+  if (gridTasks.length) showGridTasks().catch(() => {});
   const cached = cachedHouseholds();
   $("household").innerHTML = cached.map((h) => `<option value="${h.id}">${escapeHtml(h.label)}</option>`).join("");
   const first = cached.find((h) => h.due);
