@@ -261,6 +261,47 @@ function send(path, options, token) {
   return fetch(path, { ...options, headers, body });
 }
 
+/** The server's words for a refusal (an ApiError): its detail and the field errors it does not
+ * already say. */
+export function refusalWords(error) {
+  const detail = error.body?.detail || error.message;
+  const more = Object.values(error.body?.errors?.json || {}).flat().filter((m) => !detail.includes(m));
+  return [detail, ...more].join(" ");
+}
+
+/** No answer, or one that says nothing of what was sent: the connection gone, the server
+ * restarting or its gateway (5xx: it may have carried it out), a throttle (408, 429), the
+ * session over (401: it goes once the worker signs in again). What the phone keeps waits and
+ * goes again with its key; any other 4xx is a refusal of it. */
+export const noAnswer = (error) => !(error instanceof ApiError) || !error.status || error.status >= 500
+  || [401, 408, 429].includes(error.status);
+
+/** A 409 of an `Idempotency-Key` whose request was carried out and its answer never kept
+ * (api/idempotency.py): the record exists; sent again until the key expired, it made a second. */
+export const carriedOut = (error) => error?.status === 409 && error.body?.idempotency_key === "carried_out";
+
+/**
+ * `pass` (an async function sending what the phone keeps) run one at a time: two at once sent
+ * the same thing twice at once (the second answered 409). Asked for while one runs, it runs
+ * once more after it, however often it was asked meanwhile.
+ */
+export function oneAtATime(pass) {
+  let running = null;
+  let again = null;
+  const start = (...args) => {
+    if (!running) {
+      running = pass(...args).finally(() => { running = null; });
+      return running;
+    }
+    again ??= running.catch(() => {}).then(() => {
+      again = null;
+      return start(...args);
+    });
+    return again;
+  };
+  return start;
+}
+
 /** "2026-W47" for a Date, read in Asia/Shanghai (UTC+8, no DST). */
 export function isoWeek(date = new Date()) {
   const local = new Date(date.getTime() + 8 * 3600 * 1000);

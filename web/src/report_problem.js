@@ -12,7 +12,9 @@
 // it was lost with the page when no answer came, and a reload sent it again under a new key.
 // A refusal (a 4xx: outside every grid, the household gone) is the report's own: kept, listed
 // with the server's words, for the worker to fix or discard; never dropped without a word.
-import { TASK_TEXT, api, escapeHtml, getToken, newIdempotencyKey } from "./common.js";
+import {
+  TASK_TEXT, api, carriedOut, escapeHtml, getToken, newIdempotencyKey, oneAtATime, refusalWords, noAnswer,
+} from "./common.js";
 import { META, getMeta, run } from "./idb.js";
 import { tokenUser } from "./session.js";
 
@@ -75,25 +77,14 @@ function changeReports(change) {
 const keep = (record) => changeReports((list) => [...list.filter((r) => r.key !== record.key), record]);
 const drop = (key) => changeReports((list) => list.filter((r) => r.key !== key));
 
-// No answer, or one that says nothing of the report: the connection gone, the server restarting
-// or its gateway (5xx: it may have carried it out), a throttle (429), the session over (401: it
-// goes once the worker signs in again). The report waits and goes again with its key. A twin
-// with the same key still on its way has carried it out (ANSWER_LOST). Every other 4xx is the
-// report's own: refused whole, nothing opened on the server.
-const passing = (error) => !error.status || error.status >= 500 || [401, 408, 429].includes(error.status);
-
-/** The server's words for a refusal: its detail and the field errors it does not already say. */
-function refusalOf(error) {
-  const detail = error.body?.detail || error.message;
-  const more = Object.values(error.body?.errors?.json || {}).flat().filter((m) => !detail.includes(m));
-  return [detail, ...more].join(" ");
-}
-
+// A report waits while its sends get no answer (`noAnswer`); a 409 of its key saying it was
+// carried out (ANSWER_LOST) is done; every other 4xx is the report's own: refused whole,
+// nothing opened on the server.
+//
 // The task a report opened whose answer the server cannot give: its key's 409 says the request
 // was carried out (api/idempotency.py: a twin still answering, or a crash before the answer was
 // kept). Done: sent again until the server forgot the key (24 hours), it opened a second task.
 const ANSWER_LOST = Object.freeze({});
-const carriedOut = (error) => error.status === 409 && error.body?.idempotency_key === "carried_out";
 
 /** Send one kept report with its key: {task} (ANSWER_LOST: opened, unanswered), {refusal} (a
  * 4xx) or {error} (to send again). */
@@ -102,32 +93,18 @@ async function sendOne(record) {
     return { task: await api("/api/v1/tasks", { method: "POST", body: record.body, headers: { "Idempotency-Key": record.key } }) };
   } catch (error) {
     if (carriedOut(error)) return { task: ANSWER_LOST };
-    return passing(error) ? { error } : { refusal: refusalOf(error) };
+    return noAnswer(error) ? { error } : { refusal: refusalWords(error) };
   }
 }
-
-let sendingNow = null;
-let sendAgain = null;
 
 /**
  * Send the signed-in user's pending reports, one by one with their own keys: opened ones leave
  * the phone, refused ones stay (state "refused", with the server's words), the rest wait (the
  * first that gets no answer ends the pass: the next would get none either). One pass at a time
- * (a second under way sent the same report twice at once: the second got a 409); a pass asked
- * for meanwhile gets one more once it ends. Answers {opened: [{record, task}], refused:
+ * (`oneAtATime`). Answers {opened: [{record, task}], refused:
  * [{record, refusal}], error} (`error`: why the reports left waiting were not sent).
  */
-export function sendReports() {
-  if (!sendingNow) {
-    sendingNow = sendPass().finally(() => { sendingNow = null; });
-    return sendingNow;
-  }
-  sendAgain ??= sendingNow.catch(() => {}).then(() => {
-    sendAgain = null;
-    return sendReports();
-  });
-  return sendAgain;
-}
+export const sendReports = oneAtATime(sendPass);
 
 async function sendPass() {
   const user = tokenUser(getToken());

@@ -6,7 +6,9 @@
 // with the same key and body: a retry is answered with the first answer, never done twice. A
 // refusal (a 4xx: the task changed meanwhile, reassigned, closed) is kept with the server's
 // words, for the worker to discard or take again; never dropped without a word.
-import { ApiError, api, getToken, newIdempotencyKey } from "./common.js";
+import {
+  api, carriedOut, getToken, newIdempotencyKey, oneAtATime, refusalWords, noAnswer,
+} from "./common.js";
 import { META, getMeta, run } from "./idb.js";
 import { tokenUser } from "./session.js";
 
@@ -65,24 +67,15 @@ export async function keepStep({ task, body, photos }) {
   return record;
 }
 
-// No answer, or one that says nothing of the step: the connection gone, the server restarting
-// or its gateway (5xx: it may have carried it out), a throttle (429, 408), the session over
-// (401: it goes once the worker signs in again), a twin with the same key still on its way
-// (409 naming the key). The step waits and goes again with its key. Every other 4xx is the
-// step's own (the task is no longer where it was taken: 409, 403, 404): refused, nothing done.
-export const passing = (error) => !(error instanceof ApiError) || !error.status || error.status >= 500
-  || [401, 408, 429].includes(error.status)
-  || (error.status === 409 && String(error.body?.detail || "").includes("Idempotency-Key"));
+// A step waits while its sends get no answer (`noAnswer`); a 409 of its key saying it was
+// carried out (a twin still answering, or the server down before keeping the answer) is done.
+// Every other 4xx is the step's own (the task is no longer where it was taken: 409, 403, 404):
+// refused, nothing done.
 
-/** The server's words for a refusal: its detail and the field errors it does not already say. */
-function refusalOf(error) {
-  const detail = error.body?.detail || error.message;
-  const more = Object.values(error.body?.errors?.json || {}).flat().filter((m) => !detail.includes(m));
-  return [detail, ...more].join(" ");
-}
 
 /** Send one kept step: its photos first (each id kept as it is answered: a photo sent again is
- * answered with the id it was given), then the step with its key. {task}, {refusal} or {error}. */
+ * answered with the id it was given), then the step with its key. {task} (null: carried out,
+ * its answer lost), {refusal} or {error}. */
 async function sendOne(record, progress) {
   try {
     const photos = record.photos || [];
@@ -95,7 +88,7 @@ async function sendOne(record, progress) {
       try {
         ({ id } = await api(`/api/v1/tasks/${record.task_id}/photos`, { method: "POST", body: form }));
       } catch (error) {
-        return passing(error) ? { error } : { refusal: refusalOf(error), photo: true };
+        return noAnswer(error) ? { error } : { refusal: refusalWords(error), photo: true };
       }
       photos[i] = { id };
       await changeSteps((list) => list.map((r) => (r.key === record.key ? { ...r, photos: photos.slice() } : r)));
@@ -106,31 +99,18 @@ async function sendOne(record, progress) {
     });
     return { task };
   } catch (error) {
-    return passing(error) ? { error } : { refusal: refusalOf(error) };
+    if (carriedOut(error)) return { task: null };
+    return noAnswer(error) ? { error } : { refusal: refusalWords(error) };
   }
 }
-
-let sendingNow = null;
-let sendAgain = null;
 
 /**
  * Send the signed-in user's pending steps, one by one with their own keys: those done leave the
  * phone, those refused stay (state "refused", with the server's words), the rest wait (the first
- * that gets no answer ends the pass). One pass at a time (two at once sent a step twice at once,
- * the second answered 409); one asked for meanwhile gets one more once it ends. Answers {done:
+ * that gets no answer ends the pass). One pass at a time (`oneAtATime`). Answers {done:
  * [{record, task}], refused: [{record, refusal}], error}. `progress(i, n)`: a photo uploading.
  */
-export function sendSteps(progress) {
-  if (!sendingNow) {
-    sendingNow = sendPass(progress).finally(() => { sendingNow = null; });
-    return sendingNow;
-  }
-  sendAgain ??= sendingNow.catch(() => {}).then(() => {
-    sendAgain = null;
-    return sendSteps(progress);
-  });
-  return sendAgain;
-}
+export const sendSteps = oneAtATime(sendPass);
 
 async function sendPass(progress) {
   const outcome = { done: [], refused: [], error: null };
@@ -140,7 +120,7 @@ async function sendPass(progress) {
       outcome.error = error;
       break;
     }
-    if (task) {
+    if (task !== undefined) {
       await dropStep(record.key);
       outcome.done.push({ record, task });
     } else {
