@@ -619,6 +619,27 @@ function sayWeekWithoutGrids(map) {
 }
 
 /**
+ * Ask for the layers' tiles again (another week, the refresh, a retry, a task's step taken).
+ * MapLibre revalidates a tile it holds by its ETag: one unchanged is taken back without a
+ * `data` event, so when it is the last to come no frame is drawn after it and the map's `idle`
+ * never comes. "正在读取…" stayed until the map was moved, and a week without grids went
+ * unsaid (a week chosen twice: the second time every tile is unchanged). Until the map is
+ * idle, it is looked at every moment: every tile come, a frame is asked for, which ends idle.
+ */
+let settleTimer = null;
+const SETTLE_MS = 200;
+
+function askAgain(map, layers = LAYERS) {
+  for (const layer of layers) map.getSource(layer).setTiles([tileUrl(layer)]);
+  clearTimeout(settleTimer);
+  const look = () => {
+    if (map.loaded()) map.triggerRepaint(); // drawn with every tile come: `idle` follows
+    else settleTimer = setTimeout(look, SETTLE_MS);
+  };
+  settleTimer = setTimeout(look, SETTLE_MS);
+}
+
+/**
  * The padding that keeps what is fitted clear of the panels over the map: the toolbar above,
  * and the legend, left of what is fitted or below it (whichever leaves more of the map). On a
  * phone the toolbar takes two rows and the legend's button sits above the scale: a padding of
@@ -682,7 +703,7 @@ function start() {
   taskPage = taskDetail({
     lang, dialog: document.getElementById("task-detail"),
     localTime: (date) => beijingTime(date, lang, "full"),
-    changed: () => map.getSource("tasks").setTiles([tileUrl("tasks")]),
+    changed: () => askAgain(map, ["tasks"]),
   });
   keepFresh();
   // A tile refused with 401 (the token expired while the computer slept): refresh, then fetch
@@ -695,9 +716,7 @@ function start() {
   let refreshing = false;
   let tilesFailed = "";
   let gridsFailed = false;
-  const reloadTiles = () => {
-    for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
-  };
+  const reloadTiles = () => askAgain(map);
   const retry = () => {
     tilesFailed = "";
     showMapStatus("");
@@ -737,6 +756,7 @@ function start() {
     }
   });
   map.on("idle", () => {
+    clearTimeout(settleTimer);
     setLoading("tiles", false);
     sayWeekWithoutGrids(map);
   });
@@ -751,7 +771,7 @@ function start() {
     openPopup?.remove();
     openPopup = null;
     legend();
-    for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
+    askAgain(map);
   };
   const chooseWeek = (value) => {
     const future = value > isoWeek();
@@ -775,7 +795,7 @@ function start() {
   let refreshed = Date.now();
   const refresh = () => {
     refreshed = Date.now();
-    for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
+    askAgain(map);
   };
   setInterval(() => { if (document.visibilityState === "visible") refresh(); }, REFRESH_MS);
   document.addEventListener("visibilitychange", () => {
