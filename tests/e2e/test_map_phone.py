@@ -1,0 +1,69 @@
+"""The grid leader's map on a phone (390x844, touch): its controls and popups, tapped."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import sign_in
+from tests.e2e.test_map import add_task, click_at, shared_point, wait_for_grids
+
+__all__ = ["add_task"]  # a fixture, used by name
+
+PHONE = {"width": 390, "height": 844}
+TAP = 40  # px: the least height of a control a thumb hits without its neighbour
+
+# Every control in sight over the map (the toolbar, the legend's button, the zoom buttons, a
+# popup's) too short for a thumb.
+TOO_SHORT = """(least) => [...document.querySelectorAll(
+    '#toolbar input:not([type=checkbox]), #toolbar a, #toolbar label, #toolbar button,'
+    + ' #legend summary, .maplibregl-ctrl button, .maplibregl-popup button')]
+  .filter((el) => el.getClientRects().length && !el.closest('[hidden]'))
+  .map((el) => ({el, box: el.getBoundingClientRect()}))
+  .filter(({box}) => box.height < least)
+  .map(({el, box}) => `${el.tagName.toLowerCase()}.${el.className} "${el.textContent.trim()}"`
+                      + ` ${Math.round(box.width)}x${Math.round(box.height)}`)"""
+
+
+@pytest.fixture()
+def phone(browser, live_server):
+    context = browser.new_context(
+        base_url=live_server, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
+    )
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()
+
+
+def open_map(page, lang: str = "zh") -> None:
+    page.goto("/map?lang=en" if lang == "en" else "/map")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    wait_for_grids(page)
+
+
+def test_on_a_phone_a_popups_back_button_is_big_enough_to_tap(phone, e2e_engine, add_task):
+    """A tap where a task and households stand lists them; a task or an entrance opened from
+    the list has a "← 返回列表" above it: it was 21 px tall on a phone (every other button of
+    a popup 40 px), and a thumb hit the title or the map instead. It stood outside the popup's
+    own box, which the touch rule sized."""
+    page = phone
+    lon, lat, households = shared_point(e2e_engine)
+    add_task(household_id=households[0], title="楼门口堆物")
+    open_map(page)
+    click_at(page, lon, lat, 17.5)
+    page.locator(".hit-list button.hit").first.tap()  # the task
+    page.locator(".task-popup").wait_for()
+    assert page.evaluate(TOO_SHORT, TAP) == []
+    page.locator("button.back").tap()
+    page.locator(".hit-list button.hit").nth(1).tap()  # a household
+    page.locator(".household-popup .history").wait_for()
+    assert page.evaluate(TOO_SHORT, TAP) == []
+    # An entrance (zoomed out): one of its households, then back to the entrance.
+    page.locator(".maplibregl-popup-close-button").tap()
+    click_at(page, lon, lat, 15.5)
+    page.locator(".hit-list button.hit").nth(1).tap()  # the entrance, after the task
+    page.locator(".entrance-popup .history-link").first.wait_for()
+    assert page.evaluate(TOO_SHORT, TAP) == []
+    page.locator(".entrance-popup .history-link").first.click()
+    page.locator(".household-popup .history").wait_for()
+    assert page.evaluate(TOO_SHORT, TAP) == []
