@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import screenshot, sign_in
 from tests.e2e.test_map import add_task, click_at, shared_point, wait_for_grids
 
 __all__ = ["add_task"]  # a fixture, used by name
@@ -67,3 +67,36 @@ def test_on_a_phone_a_popups_back_button_is_big_enough_to_tap(phone, e2e_engine,
     page.locator(".entrance-popup .history-link").first.click()
     page.locator(".household-popup .history").wait_for()
     assert page.evaluate(TOO_SHORT, TAP) == []
+
+
+OFF_SCREEN = """() => [...document.querySelectorAll(
+    '.maplibregl-popup button, .maplibregl-popup h4')]
+  .filter((el) => el.getClientRects().length)
+  .map((el) => ({el, box: el.getBoundingClientRect()}))
+  .filter(({box}) => box.top < 0 || box.bottom > innerHeight || box.left < 0
+                     || box.right > innerWidth)
+  .map(({el, box}) => `${el.tagName.toLowerCase()}.${el.className} "${el.textContent.trim()}"`
+                      + ` at ${Math.round(box.x)},${Math.round(box.y)}`)"""
+
+
+@pytest.mark.parametrize("where", ["phone", "desktop"])
+def test_a_popup_that_grows_as_its_list_comes_stays_on_the_screen(
+    phone, page, e2e_engine, add_task, where
+):
+    """A stair entrance tapped in the middle of a phone's map: its popup opens above the point,
+    then grows upwards as its households' list comes (12 flats, the hint, the zoom button): its
+    top, the close button, "← 返回列表" and the heading, went off the top of the screen. On a
+    desktop too. The map now moves it into sight as it grows."""
+    page = phone if where == "phone" else page
+    lon, lat, households = shared_point(e2e_engine)
+    add_task(household_id=households[0], title="楼门口堆物")
+    open_map(page)
+    click_at(page, lon, lat, 15.5)
+    page.locator(".hit-list button.hit").nth(1).click()  # the entrance, after the task
+    page.locator(".entrance-popup .history-link").first.wait_for()
+    page.wait_for_function(f"() => ({OFF_SCREEN})().length === 0", timeout=5_000)
+    screenshot(page, f"map-{where}-entrance-popup")
+    page.locator(".maplibregl-popup-close-button").click(trial=True)  # nothing over it
+    page.locator(".entrance-popup .history-link").last.click()  # a household's history
+    page.locator(".household-popup .history").wait_for()
+    page.wait_for_function(f"() => ({OFF_SCREEN})().length === 0", timeout=5_000)

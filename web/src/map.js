@@ -463,6 +463,31 @@ function clickPopup(map, e) {
   else if (things.length === 1) open(things[0]);
   else list();
   popup.setDOMContent(box).addTo(map);
+  keepInSight(map, popup, box);
+}
+
+const SIGHT_MARGIN = 8; // px between a popup and the edge of the map
+
+/**
+ * A popup opens on the side of the point it fits (MapLibre's choice), then grows as what it
+ * reads comes (an entrance's flats, a household's visits): opened above a point in the middle
+ * of a phone, its top, with the close button, "← 返回列表" and the heading, went off the top
+ * of the screen. Each time it is drawn anew, the map is moved under it until it is in sight:
+ * its top first (a popup taller than the map scrolls within, map.css).
+ */
+function keepInSight(map, popup, box) {
+  const fit = () => {
+    const el = popup.getElement();
+    if (!el?.isConnected || !box.isConnected) return;
+    const shown = el.getBoundingClientRect();
+    const view = map.getContainer().getBoundingClientRect();
+    const above = shown.top - (view.top + SIGHT_MARGIN); // < 0: its top is cut off
+    const below = shown.bottom - (view.bottom - SIGHT_MARGIN); // > 0: its bottom is
+    const dy = above < 0 ? above : below > 0 ? Math.min(below, above) : 0;
+    if (Math.round(dy)) map.panBy([0, dy], { animate: false });
+  };
+  new MutationObserver(fit).observe(box, { childList: true, subtree: true });
+  fit();
 }
 
 // The popup open now: its figures are the week's it was opened in (closed when the week changes).
