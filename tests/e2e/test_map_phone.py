@@ -6,7 +6,7 @@ import pytest
 
 from fixtures.people import DEMO_PASSWORD
 from tests.e2e.conftest import screenshot, sign_in
-from tests.e2e.test_map import add_task, click_at, shared_point, wait_for_grids
+from tests.e2e.test_map import add_task, boxes_overlap, click_at, shared_point, wait_for_grids
 
 __all__ = ["add_task"]  # a fixture, used by name
 
@@ -100,3 +100,30 @@ def test_a_popup_that_grows_as_its_list_comes_stays_on_the_screen(
     page.locator(".entrance-popup .history-link").last.click()  # a household's history
     page.locator(".household-popup .history").wait_for()
     page.wait_for_function(f"() => ({OFF_SCREEN})().length === 0", timeout=5_000)
+
+
+def test_on_a_phone_saying_it_is_loading_does_not_make_the_toolbar_jump(phone):
+    """On a phone in Chinese, "正在读取…" took a row of its own in the toolbar: every pan or
+    week whose tiles took a moment, the toolbar grew by a row over the map and shrank back."""
+    page = phone
+    held: list = []
+    hold = {"yes": False}
+    page.route(
+        "**/api/v1/tiles/**",
+        lambda route: held.append(route) if hold["yes"] else route.continue_(),
+    )
+    open_map(page)
+    before = page.locator("#toolbar").bounding_box()
+    hold["yes"] = True
+    page.locator("#week-prev").tap()
+    page.wait_for_selector("#map-loading:not([hidden])")
+    assert page.locator("#toolbar").bounding_box() == before
+    loading = page.locator("#map-loading").bounding_box()
+    zoom = page.locator(".maplibregl-ctrl-top-right").bounding_box()
+    assert loading["x"] >= 0 and loading["x"] + loading["width"] <= 390
+    assert not boxes_overlap(loading, zoom)
+    screenshot(page, "map-phone-loading")
+    hold["yes"] = False
+    while held:
+        held.pop().continue_()
+    page.wait_for_selector("#map-loading", state="hidden")
