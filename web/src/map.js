@@ -463,6 +463,31 @@ function clickPopup(map, e) {
   else if (things.length === 1) open(things[0]);
   else list();
   popup.setDOMContent(box).addTo(map);
+  keepInSight(map, popup, box);
+}
+
+const SIGHT_MARGIN = 8; // px between a popup and the edge of the map
+
+/**
+ * A popup opens on the side of the point it fits (MapLibre's choice), then grows as what it
+ * reads comes (an entrance's flats, a household's visits): opened above a point in the middle
+ * of a phone, its top, with the close button, "← 返回列表" and the heading, went off the top
+ * of the screen. Each time it is drawn anew, the map is moved under it until it is in sight:
+ * its top first (a popup taller than the map scrolls within, map.css).
+ */
+function keepInSight(map, popup, box) {
+  const fit = () => {
+    const el = popup.getElement();
+    if (!el?.isConnected || !box.isConnected) return;
+    const shown = el.getBoundingClientRect();
+    const view = map.getContainer().getBoundingClientRect();
+    const above = shown.top - (view.top + SIGHT_MARGIN); // < 0: its top is cut off
+    const below = shown.bottom - (view.bottom - SIGHT_MARGIN); // > 0: its bottom is
+    const dy = above < 0 ? above : below > 0 ? Math.min(below, above) : 0;
+    if (Math.round(dy)) map.panBy([0, dy], { animate: false });
+  };
+  new MutationObserver(fit).observe(box, { childList: true, subtree: true });
+  fit();
 }
 
 // The popup open now: its figures are the week's it was opened in (closed when the week changes).
@@ -619,6 +644,27 @@ function sayWeekWithoutGrids(map) {
 }
 
 /**
+ * Ask for the layers' tiles again (another week, the refresh, a retry, a task's step taken).
+ * MapLibre revalidates a tile it holds by its ETag: one unchanged is taken back without a
+ * `data` event, so when it is the last to come no frame is drawn after it and the map's `idle`
+ * never comes. "正在读取…" stayed until the map was moved, and a week without grids went
+ * unsaid (a week chosen twice: the second time every tile is unchanged). Until the map is
+ * idle, it is looked at every moment: every tile come, a frame is asked for, which ends idle.
+ */
+let settleTimer = null;
+const SETTLE_MS = 200;
+
+function askAgain(map, layers = LAYERS) {
+  for (const layer of layers) map.getSource(layer).setTiles([tileUrl(layer)]);
+  clearTimeout(settleTimer);
+  const look = () => {
+    if (map.loaded()) map.triggerRepaint(); // drawn with every tile come: `idle` follows
+    else settleTimer = setTimeout(look, SETTLE_MS);
+  };
+  settleTimer = setTimeout(look, SETTLE_MS);
+}
+
+/**
  * The padding that keeps what is fitted clear of the panels over the map: the toolbar above,
  * and the legend, left of what is fitted or below it (whichever leaves more of the map). On a
  * phone the toolbar takes two rows and the legend's button sits above the scale: a padding of
@@ -682,7 +728,7 @@ function start() {
   taskPage = taskDetail({
     lang, dialog: document.getElementById("task-detail"),
     localTime: (date) => beijingTime(date, lang, "full"),
-    changed: () => map.getSource("tasks").setTiles([tileUrl("tasks")]),
+    changed: () => askAgain(map, ["tasks"]),
   });
   keepFresh();
   // A tile refused with 401 (the token expired while the computer slept): refresh, then fetch
@@ -695,9 +741,7 @@ function start() {
   let refreshing = false;
   let tilesFailed = "";
   let gridsFailed = false;
-  const reloadTiles = () => {
-    for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
-  };
+  const reloadTiles = () => askAgain(map);
   const retry = () => {
     tilesFailed = "";
     showMapStatus("");
@@ -737,6 +781,7 @@ function start() {
     }
   });
   map.on("idle", () => {
+    clearTimeout(settleTimer);
     setLoading("tiles", false);
     sayWeekWithoutGrids(map);
   });
@@ -751,7 +796,7 @@ function start() {
     openPopup?.remove();
     openPopup = null;
     legend();
-    for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
+    askAgain(map);
   };
   const chooseWeek = (value) => {
     const future = value > isoWeek();
@@ -775,7 +820,7 @@ function start() {
   let refreshed = Date.now();
   const refresh = () => {
     refreshed = Date.now();
-    for (const layer of LAYERS) map.getSource(layer).setTiles([tileUrl(layer)]);
+    askAgain(map);
   };
   setInterval(() => { if (document.visibilityState === "visible") refresh(); }, REFRESH_MS);
   document.addEventListener("visibilitychange", () => {
