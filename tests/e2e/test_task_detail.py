@@ -361,12 +361,22 @@ def test_the_residents_number_dials_what_it_says(page, make_task, phone, dials):
         assert link.get_attribute("href") == dials
 
 
+def test_a_task_without_words_says_so_under_its_request(page, make_task):
+    """A task opened with no description (a title says it all) showed the heading 诉求内容 over
+    nothing, as if the words had failed to load."""
+    task_id, _ = make_task(description="")
+    open_app(page, "worker01")
+    detail = open_task(page, task_id)
+    assert detail.locator(".description").inner_text() == "（未填写）"
+
+
 def test_on_a_phone_every_control_of_a_task_is_tall_enough_and_nothing_runs_off(
     page, e2e_engine, make_task
 ):
     """The task's page is a dialog outside <main>, which the app's check of its controls does
-    not reach: on a 390-px phone each of its controls is 40 px tall or more, and a long word (a
-    link pasted into the request) wraps instead of widening the page past the screen."""
+    not reach: on a 390-px phone each of its controls is 40 px tall or more (the photo picker
+    too: it was 21 px), and a long word (a link pasted into the request) wraps instead of
+    widening the page past the screen."""
     from tests.e2e.test_app import PHONE, TAP
 
     long = "https://example.org/" + "x" * 120
@@ -376,7 +386,7 @@ def test_on_a_phone_every_control_of_a_task_is_tall_enough_and_nothing_runs_off(
     open_task(page, task_id, "grid-task-list")
     small = page.evaluate(
         """(least) => [...document.querySelectorAll(
-             '#task-detail a, #task-detail button, #task-detail select, #task-detail textarea')]
+             '#task-detail :is(a, button, select, textarea, input)')]
            .filter((el) => el.getClientRects().length)
            .map((el) => ({el, box: el.getBoundingClientRect()}))
            .filter(({box}) => box.height < least)

@@ -23,7 +23,7 @@ const TEXT = {
     failed: "无法读取这项任务：", gone: "这项任务已不在您的任务列表中（可能已办结、已改派或已移至其他网格）。",
     urgency: "紧急程度", source: "来源", ticket: "12345工单号", due: "办结期限", ticketDue: "（12345 时限）",
     overdue: "已超期", contactDue: "首次联系期限", contacted: "首次联系", where: "地点", grid: "网格",
-    onMap: "在地图上查看", what: "诉求内容", withheld: "（走访跟进事项：您的角色不可查看）", resident: "联系人",
+    onMap: "在地图上查看", what: "诉求内容", noWords: "（未填写）", withheld: "（走访跟进事项：您的角色不可查看）", resident: "联系人",
     noContact: "未留联系方式", history: "处理记录", note: "说明", noteHint: "办理情况、退回原因等",
     satisfaction: "回访满意度", chooseSatisfaction: "请选择", needsReason: "退回必须写明原因。",
     needsSatisfaction: "回访需选择居民的满意度。", lost: "没有收到服务器的答复：已保存在本机，待发送，联网后自动发送，或请联网后再按一次（不会重复办理）。",
@@ -53,7 +53,7 @@ const TEXT = {
     failed: "This task could not be read: ", gone: "That task is no longer in your lists (resolved, reassigned or moved to another grid?).",
     urgency: "Urgency", source: "Source", ticket: "12345 ticket", due: "Deadline", ticketDue: " (12345 hotline deadline)",
     overdue: "overdue", contactDue: "First contact by", contacted: "First contact", where: "Where", grid: "Grid",
-    onMap: "On the map", what: "Request", withheld: "(a visit's follow-up: not for your role)", resident: "Contact",
+    onMap: "On the map", what: "Request", noWords: "(none given)", withheld: "(a visit's follow-up: not for your role)", resident: "Contact",
     noContact: "No contact left", history: "History", note: "Note", noteHint: "What was done, why it is returned…",
     satisfaction: "Resident's satisfaction", chooseSatisfaction: "Choose", needsReason: "Say why the task is returned.",
     needsSatisfaction: "A callback records the resident's satisfaction.", lost: "No answer from the server: kept on this device, waiting to send; it goes once online, or press again once online (it will not be done twice).",
@@ -165,7 +165,8 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     const phone = who.phone ? (dial ? `<a class="phone" href="tel:${escapeHtml(dial)}">${escapeHtml(who.phone)}</a>` : escapeHtml(who.phone)) : "";
     const resident = who.name || who.phone ? [escapeHtml(who.name || ""), phone].filter(Boolean).join(" ") : `<span class="muted">${escapeHtml(t.noContact)}</span>`;
     const what = task.description == null && task.source === "visit"
-      ? `<span class="muted">${escapeHtml(t.withheld)}</span>` : escapeHtml(task.description || "");
+      ? `<span class="muted">${escapeHtml(t.withheld)}</span>`
+      : task.description ? escapeHtml(task.description) : `<span class="muted">${escapeHtml(t.noWords)}</span>`;
     const events = (task.events || []).slice().reverse().map((e) => `<li data-action="${escapeHtml(e.action)}">
       <span class="when">${escapeHtml(localTime(new Date(e.at)))}</span> <b>${escapeHtml(t.events[e.action] || e.action)}</b>
       ${e.to_status ? `<span class="muted">→ ${escapeHtml(statuses[e.to_status] || e.to_status)}</span>` : ""}
