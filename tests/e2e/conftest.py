@@ -200,6 +200,24 @@ def expire_access_token(live_app, page) -> str:
     return expired
 
 
+def sign_out_declined(page) -> list[str]:
+    """Press the app's sign-out and say no to its question: the questions asked (none when it
+    signed out without asking)."""
+    asked: list[str] = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", answer)
+    page.click("#signout")
+    for _ in range(50):  # the question comes once the queue and what else is kept are read
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    return asked
+
+
 def lose_the_first_answer(page, pattern: str) -> list[str | None]:
     """The server carries out the first POST to `pattern` but its answer is lost (the
     connection reset); later ones go through. The Idempotency-Keys sent, in order."""

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from tests.e2e.conftest import DEMO_GRID, lose_the_first_answer, screenshot
+from tests.e2e.conftest import DEMO_GRID, lose_the_first_answer, screenshot, sign_out_declined
 from tests.e2e.test_app import open_app
 
 TITLE = "雨水井堵塞（巡查）"
@@ -331,18 +331,7 @@ def test_signing_out_with_a_report_not_yet_sent_asks_first(context, page, report
     page.fill("#report-problem input[name=title]", TITLE + " 退出")
     page.click("#report-problem button[type=submit]")
     assert said(page).startswith("离线：")
-    asked: list[str] = []
-
-    def answer(dialog):
-        asked.append(dialog.message)
-        dialog.dismiss()
-
-    page.once("dialog", answer)
-    page.click("#signout")
-    for _ in range(50):  # the question comes once the queue and the reports are read
-        if asked:
-            break
-        page.wait_for_timeout(100)
+    asked = sign_out_declined(page)
     assert asked == [
         "本机还有 1 条上报的问题未发送（待发送或待修改），退出后将被删除。仍要退出吗？"
     ]

@@ -15,7 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import DEMO_GRID, lose_the_first_answer, screenshot, sign_in
+from tests.e2e.conftest import (
+    DEMO_GRID,
+    lose_the_first_answer,
+    screenshot,
+    sign_in,
+    sign_out_declined,
+)
 
 
 def open_app(page, username: str, lang: str = "zh"):
@@ -728,28 +734,36 @@ def test_a_kept_step_goes_after_a_reload_with_its_key(page, e2e_engine, make_tas
     assert task_row(e2e_engine, task_id)[0] == "resolved"
 
 
-def test_a_kept_step_the_server_refuses_is_shown_with_why_and_kept(
-    context, page, e2e_engine, make_task
-):
-    """The task changed while the step waited (passed back, re-dispatched): the step is
-    refused (409). The worker reads the server's words beside the step and its note, on the
-    task's card and page, to discard or take again; it is not dropped."""
+def refused_while_kept(context, page, e2e_engine, task_id: int):
+    """worker01 resolves the accepted task offline (its note NOTE), the leader sends the task
+    back to dispatched meanwhile, and back online the kept step is refused (409): the task's
+    page and its box of the refused step."""
     from api.models import Task
 
-    task_id, _ = make_task(status="accepted")
     open_app(page, "worker01")
     detail = open_task(page, task_id)
     go_offline(context, page)
     detail.locator("textarea[name=note]").fill(NOTE)
     detail.locator("button[data-step=resolve]").click()
     status_says(page, "待发送")
-    with Session(e2e_engine) as session:  # the leader sent it back to dispatched meanwhile
+    with Session(e2e_engine) as session:
         task = session.get(Task, task_id)
         task.status, task.updated_at = "dispatched", datetime.now(UTC)
         session.commit()
     context.set_offline(False)
     box = detail.locator(".kept-step.refused")
     box.wait_for()
+    return detail, box
+
+
+def test_a_kept_step_the_server_refuses_is_shown_with_why_and_kept(
+    context, page, e2e_engine, make_task
+):
+    """The task changed while the step waited (passed back, re-dispatched): the step is
+    refused (409). The worker reads the server's words beside the step and its note, on the
+    task's card and page, to discard or take again; it is not dropped."""
+    task_id, _ = make_task(status="accepted")
+    detail, box = refused_while_kept(context, page, e2e_engine, task_id)
     assert "未发送" in box.inner_text() and NOTE in box.inner_text()
     assert "dispatched" in box.inner_text()  # the server's words
     assert "未发送" in card_says(page, task_id)
@@ -774,22 +788,8 @@ def test_a_kept_step_the_server_refuses_is_shown_with_why_and_kept(
 
 
 def test_a_refused_step_may_be_discarded(context, page, e2e_engine, make_task):
-    from api.models import Task
-
     task_id, _ = make_task(status="accepted")
-    open_app(page, "worker01")
-    detail = open_task(page, task_id)
-    go_offline(context, page)
-    detail.locator("textarea[name=note]").fill(NOTE)
-    detail.locator("button[data-step=resolve]").click()
-    status_says(page, "待发送")
-    with Session(e2e_engine) as session:
-        task = session.get(Task, task_id)
-        task.status, task.updated_at = "dispatched", datetime.now(UTC)
-        session.commit()
-    context.set_offline(False)
-    box = detail.locator(".kept-step.refused")
-    box.wait_for()
+    _, box = refused_while_kept(context, page, e2e_engine, task_id)
     page.once("dialog", lambda dialog: dialog.accept())
     box.locator("button[data-discard]").click()
     sent(page, task_id)
@@ -831,18 +831,7 @@ def test_signing_out_with_a_step_not_yet_sent_asks_first(context, page, make_tas
     detail.locator("button[data-step=resolve]").click()
     status_says(page, "待发送")
     page.keyboard.press("Escape")
-    asked: list[str] = []
-
-    def answer(dialog):
-        asked.append(dialog.message)
-        dialog.dismiss()
-
-    page.once("dialog", answer)
-    page.click("#signout")
-    for _ in range(50):
-        if asked:
-            break
-        page.wait_for_timeout(100)
+    asked = sign_out_declined(page)
     assert asked == ["本机还有 1 项任务办理未发送（待发送或被拒绝），退出后将被删除。仍要退出吗？"]
     assert [r["state"] for r in kept(page)] == ["pending"]
 
