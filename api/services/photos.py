@@ -19,7 +19,7 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 
 from api import crypto, errors
-from api.models import PhotoStorageKey, Task, TaskPhoto, Visit, VisitPhoto
+from api.models import PhotoDeletion, PhotoStorageKey, Task, TaskPhoto, Visit, VisitPhoto
 from api.services.encryption import key_is_retired
 
 log = logging.getLogger("gridwork.photos")
@@ -730,6 +730,29 @@ def get_photo(session: Session, owner: Owner, photo_id: int) -> Photo:
     if photo is None:
         raise errors.NotFound(f"Photo {photo_id} of {_kind(owner)} {owner.id} not found.")
     return photo
+
+
+def delete_unsent_task_photo(session: Session, task: Task, photo_id: int, user_id: int) -> None:
+    """Delete the photo `photo_id` of `task` that `user_id` uploaded and sent with no step (a
+    shot taken by mistake: a resident's face, the wrong door), its bytes queued for retention's
+    next run (`photo_deletions`, as retention's own deletions are). 404 when the task has no
+    such photo, 403 when another uploaded it, 409 once a step holds it (the task's history).
+    The row is locked as a step naming it locks it: the step or the deletion, never both."""
+    photo = session.scalar(
+        select(TaskPhoto)
+        .where(TaskPhoto.id == photo_id, TaskPhoto.task_id == task.id)
+        .with_for_update()
+    )
+    if photo is None:
+        raise errors.NotFound(f"Photo {photo_id} of task {task.id} not found.")
+    if photo.uploaded_by_id != user_id:
+        raise errors.Forbidden("Only who uploaded a photo deletes it, before a step holds it.")
+    if photo.event_id is not None:
+        raise errors.Conflict(
+            f"Photo {photo_id} was sent with a step: it is part of the task's history and stays."
+        )
+    session.delete(photo)
+    session.execute(insert(PhotoDeletion).values(sha256=photo.sha256).on_conflict_do_nothing())
 
 
 def read_photo(session: Session, storage: PhotoStorage, photo: Photo) -> bytes:

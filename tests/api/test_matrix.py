@@ -396,6 +396,11 @@ MATRIX: dict[str, Line] = {
     "GET /api/v1/tasks/<id:task_id>/photos/<id:photo_id>": Line(
         "/api/v1/tasks/{task_id}/photos/{task_photo_id}", SCOPED_READ
     ),
+    # The worker's photo not sent yet: theirs to delete, no one else's.
+    "DELETE /api/v1/tasks/<id:task_id>/photos/<id:photo_id>": Line(
+        "/api/v1/tasks/{task_id}/photos/{task_photo_id}",
+        outcomes(403, worker_a1=OK, worker_a2=404, admin_b=404, viewer_110102=404),
+    ),
     "POST /api/v1/tasks/<id:task_id>/assign": Line(
         "/api/v1/tasks/{task_id}/assign",
         outcomes(403, leader_a=OK, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),

@@ -339,3 +339,47 @@ def test_a_step_keeps_the_references_it_is_given_beside_the_photos_uploaded(
     last = response.json["events"][-1]
     assert last["photos"] == ["photos/1.jpg", f"/api/v1/tasks/{task.id}/photos/{photo['id']}"]
     assert [a["id"] for a in last["attachments"]] == [photo["id"]]
+
+
+# --- a photo taken by mistake, never sent with a step -------------------------------------------
+def delete_photo(client, world, task_id, photo_id, user="worker_a1"):
+    return client.delete(f"/api/v1/tasks/{task_id}/photos/{photo_id}", headers=world.auth(user))
+
+
+def test_the_uploader_deletes_a_photo_not_sent_with_a_step_and_its_bytes_are_queued(
+    client, world, session, task
+):
+    """A photo uploaded by mistake (a resident's face, the wrong door) stayed on the task for
+    months, until retention: nobody could take it back. Its uploader deletes it while no step
+    holds it; its bytes go with retention's next run, as deleted photos' do."""
+    from api.models import PhotoDeletion
+
+    photo_id = upload(client, world, task.id, JPEG).json["id"]
+    sha256 = session.get(TaskPhoto, photo_id).sha256
+    assert delete_photo(client, world, task.id, photo_id).status_code == 204
+    assert session.get(TaskPhoto, photo_id) is None
+    assert session.get(PhotoDeletion, sha256) is not None
+    assert (
+        client.get(
+            f"/api/v1/tasks/{task.id}/photos/{photo_id}", headers=world.auth("worker_a1")
+        ).status_code
+        == 404
+    )
+    assert delete_photo(client, world, task.id, photo_id).status_code == 404
+
+
+def test_a_photo_sent_with_a_step_is_the_tasks_history_and_stays(client, world, session, task):
+    photo_id = upload(client, world, task.id, JPEG).json["id"]
+    act(client, world, "worker_a1", task.id, "accept", photos=[photo_id])
+    answer = delete_photo(client, world, task.id, photo_id)
+    assert answer.status_code == 409, answer.json
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert session.get(TaskPhoto, photo_id) is not None
+
+
+@pytest.mark.parametrize("user", ["leader_a", "admin_a"])
+def test_only_the_uploader_deletes_a_photo_not_sent(client, world, session, task, user):
+    """The leader may read the assignee's unsent photo at its URL, not take it away."""
+    photo_id = upload(client, world, task.id, JPEG).json["id"]
+    assert delete_photo(client, world, task.id, photo_id, user).status_code == 403
+    assert session.get(TaskPhoto, photo_id) is not None

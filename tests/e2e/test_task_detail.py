@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
@@ -734,15 +734,19 @@ def test_a_kept_step_goes_after_a_reload_with_its_key(page, e2e_engine, make_tas
     assert task_row(e2e_engine, task_id)[0] == "resolved"
 
 
-def refused_while_kept(context, page, e2e_engine, task_id: int):
-    """worker01 resolves the accepted task offline (its note NOTE), the leader sends the task
-    back to dispatched meanwhile, and back online the kept step is refused (409): the task's
-    page and its box of the refused step."""
+def refused_while_kept(context, page, e2e_engine, task_id: int, photo: bytes | None = None):
+    """worker01 resolves the accepted task offline (its note NOTE, and `photo`), the leader
+    sends the task back to dispatched meanwhile, and back online the kept step is refused
+    (409; its photo uploaded first): the task's page and its box of the refused step."""
     from api.models import Task
 
     open_app(page, "worker01")
     detail = open_task(page, task_id)
     go_offline(context, page)
+    if photo:
+        detail.locator("input[name=photo]").set_input_files(
+            {"name": "door.png", "mimeType": "image/png", "buffer": photo}
+        )
     detail.locator("textarea[name=note]").fill(NOTE)
     detail.locator("button[data-step=resolve]").click()
     status_says(page, "待发送")
@@ -787,13 +791,37 @@ def test_a_kept_step_the_server_refuses_is_shown_with_why_and_kept(
     assert kept(page) == [] and detail.locator(".kept-step").count() == 0
 
 
-def test_a_refused_step_may_be_discarded(context, page, e2e_engine, make_task):
+def test_a_refused_step_may_be_discarded_with_the_photos_it_uploaded(
+    context, page, e2e_engine, make_task, photo_dir
+):
+    """Its photo, uploaded before the step was refused, stayed on the task until retention,
+    months later (a resident's face, the wrong door): discarded, the step takes it along."""
+    from api.models import TaskPhoto
+    from tests.factories import image_bytes
+
     task_id, _ = make_task(status="accepted")
-    _, box = refused_while_kept(context, page, e2e_engine, task_id)
+    _, box = refused_while_kept(context, page, e2e_engine, task_id, image_bytes("PNG", 8))
+    uploaded = page.evaluate(
+        """async () => ((await (await import('/web/idb.js')).getMeta('taskSteps')) || [])
+              .flatMap((r) => r.photos.map((p) => Boolean(p.id)))"""
+    )
+    assert uploaded == [True]  # uploaded, then the step refused
     page.once("dialog", lambda dialog: dialog.accept())
     box.locator("button[data-discard]").click()
     sent(page, task_id)
     assert kept(page) == []
+
+    def photos_left() -> int:
+        with Session(e2e_engine) as session:
+            return session.scalar(
+                select(func.count()).select_from(TaskPhoto).where(TaskPhoto.task_id == task_id)
+            )
+
+    for _ in range(50):  # the deletion goes once the step has left the phone
+        if not photos_left():
+            break
+        page.wait_for_timeout(100)
+    assert photos_left() == 0
 
 
 def test_photos_chosen_for_a_step_offline_are_kept_with_it_and_uploaded_when_it_is_sent(

@@ -15,7 +15,7 @@
 // shows each step's photos as thumbnails, read with the token (an <img> cannot send it) into
 // blob: URLs, let go when the page is redrawn.
 import { TASK_TEXT, api, apiBlob, escapeHtml } from "./common.js";
-import { dropStep, keepStep, mySteps, sendSteps, waitingOther } from "./task_steps.js";
+import { discardStep, dropStep, keepStep, mySteps, sendSteps, waitingOther } from "./task_steps.js";
 
 const TEXT = {
   zh: {
@@ -247,7 +247,7 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     if (!record) return;
     if (e.target.closest("button[data-discard]")) {
       if (!confirm(t.discardConfirm(t.actions[record.body.action] || record.body.action))) return;
-      await dropStep(record.key);
+      await discardStep(record);
       waiting?.();
       await showKept(record.task_id);
       say("");

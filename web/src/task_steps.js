@@ -37,6 +37,16 @@ function changeSteps(change) {
 }
 export const dropStep = (key) => changeSteps((list) => list.filter((r) => r.key !== key));
 
+/** A kept step the worker discards: gone from the phone, and the photos already uploaded for it
+ * deleted on the server (their own, sent with no step: `DELETE /tasks/{id}/photos/{id}`), as far
+ * as it answers: left, they stayed on the task until retention, months later. */
+export async function discardStep(record) {
+  await dropStep(record.key);
+  for (const photo of record.photos || []) {
+    if (photo.id) await api(`/api/v1/tasks/${record.task_id}/photos/${photo.id}`, { method: "DELETE" }).catch(() => {});
+  }
+}
+
 /** The body a step went with as a retry must send it again: same fields, same order. */
 const sameBody = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 

@@ -173,6 +173,20 @@ class TaskPhotoById(MethodView):
         privacy.record_disclosure("task_photo", [task.id])
         return response
 
+    @blp.response(204)
+    @blp.alt_response(409, response="CONFLICT", description="A step holds the photo")
+    def delete(self, task_id, photo_id):
+        """Delete a photo you uploaded and sent with no step (taken by mistake)
+
+        Only its uploader, and only while no step holds it: once sent with a step it is part
+        of the task's history. Its bytes are deleted with retention's next run.
+        """
+        scope = current_scope()
+        task = tasks.get_task_for_photos(db.session, scope, task_id)
+        scope.require_writer()
+        photos.delete_unsent_task_photo(db.session, task, photo_id, scope.user_id)
+        db.session.commit()
+
 
 @blp.route("/<id:task_id>/assign")
 class Assign(MethodView):
