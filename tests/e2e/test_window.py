@@ -659,3 +659,40 @@ def test_a_step_taken_on_a_request_s_page_shows_in_today_s_list(page, e2e_engine
         f"""() => document.querySelector("#today-tasks tr[data-id='{task.id}'] .status")
                   ?.textContent === '已升级'"""
     )
+
+
+def test_from_the_keyboard_the_next_resident_starts_at_the_first_field_with_the_number_in_view(
+    browser, live_server, e2e_engine, window_day
+):
+    """At a PC of 1280x800, a request typed and sent with Enter: the focus stayed on the
+    title typed last (the worker clicked back to the start for the next resident) and the box
+    naming the task's number was below the fold, under the form and map."""
+    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 800})
+    try:
+        page = open_window(context.new_page(), "worker01")
+        point = grid_pixel(page, OTHER_GRID)
+        click_map(page, point["x"], point["y"])
+        page.focus("input[name=type][value=help]")
+        page.keyboard.press("ArrowRight")  # 投诉
+        page.keyboard.press("Tab")
+        page.keyboard.type("楼道灯坏了（键盘登记）")
+        page.keyboard.press("Enter")
+        created = page.locator("#created")
+        created.wait_for()
+        [task] = tasks_titled(e2e_engine, "楼道灯坏了（键盘登记）")
+        assert task.type == "complaint"
+        assert page.input_value("input[name=title]") == ""
+        # Back at the start: the request type, as it is for the first resident.
+        assert page.evaluate(
+            "() => document.activeElement === document.querySelector('input[name=type]:checked')"
+        )
+        assert (
+            page.evaluate("() => document.querySelector('input[name=type]:checked').value")
+            == "help"
+        )
+        box = created.bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 800, box
+        assert f"#{task.id}" in created.inner_text()
+        screenshot(page, "window-keyboard-created")
+    finally:
+        context.close()

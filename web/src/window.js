@@ -378,11 +378,14 @@ function showCreated(task) {
   box.hidden = false;
 }
 
+/** The form emptied for the next resident, the focus back at its first field (the request
+ * type): the worker goes on typing, not reaching for the mouse. */
 function resetForm() {
   form.reset();
   clearErrors();
   unplace();
   labelUrgencies();
+  form.querySelector("input[name=type]:checked")?.focus();
 }
 
 // --- the deadlines each urgency gives (the community's, GET .../task-settings) -----------------
