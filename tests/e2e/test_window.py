@@ -696,3 +696,34 @@ def test_from_the_keyboard_the_next_resident_starts_at_the_first_field_with_the_
         screenshot(page, "window-keyboard-created")
     finally:
         context.close()
+
+
+def test_the_server_s_field_errors_are_said_in_chinese_under_their_fields(
+    page, e2e_engine, window_day
+):
+    """A title and a phone pasted from a chat message with a tab in them: under the title the
+    server's English was shown, under the phone its raw JSON ({"phone":{"value":[...]}})."""
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    page.fill("input[name=title]", "路灯\t不亮")
+    page.fill("input[name=phone]", "139\t12345678")
+    page.click("#submit")
+    page.locator("#form-error .why").wait_for()
+    title = page.inner_text(".field-error[data-field=title]")
+    contact = page.inner_text(".field-error[data-field=complainant]")
+    assert title == "标题只能是一行文字，不能含制表符等控制字符。"
+    assert contact == "姓名、电话只能是一行文字，不能含制表符等控制字符。"
+    assert tasks_titled(e2e_engine, "路灯\t不亮") == []
+    # In English, English.
+    page.goto("/window?lang=en")
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_function("() => window.gridworkWindowMap && window.gridworkWindowMap.loaded()")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    page.fill("input[name=title]", "Lamp\tout")
+    page.click("#submit")
+    page.locator("#form-error .why").wait_for()
+    assert page.inner_text(".field-error[data-field=title]") == (
+        "The title must be one line, without tabs or other control characters."
+    )

@@ -25,6 +25,13 @@ const TEXT = {
     today: "今日窗口受理", number: "编号", grid: "网格", status: "状态", assignee: "承办人", due: "办结期限",
     none: "今天还没有登记的诉求。", unassigned: "待分派", listFailed: "无法读取今日受理：",
     needTitle: "请填写标题", needPlace: "请在地图上点选位置",
+    fieldWrong: {
+      title: { control: "标题只能是一行文字，不能含制表符等控制字符。", blank: "请填写标题", other: "标题有误，请检查。" },
+      description: { control: "详细情况不能含空字符（NUL）。", other: "详细情况有误，请检查。" },
+      complainant: { control: "姓名、电话只能是一行文字，不能含制表符等控制字符。", other: "姓名或电话有误，请检查。" },
+      household_id: { other: "所选住户有误，请重新点选地点。" },
+      location: { other: "所选位置有误，请重新点选。" },
+    },
     atWindow: "您今天在窗口岗（A岗）：可为本社区任何网格登记居民诉求。",
     admin: "社区管理员可为本社区任何网格登记居民诉求。",
     notAtWindow: "今天您不在窗口岗（A岗），只能为自己的网格登记任务。",
@@ -57,6 +64,13 @@ const TEXT = {
     today: "Today at the window", number: "No.", grid: "Grid", status: "Status", assignee: "Assignee", due: "Deadline",
     none: "No requests registered today.", unassigned: "to be assigned", listFailed: "Could not read today's requests: ",
     needTitle: "Give a title", needPlace: "Click a place on the map",
+    fieldWrong: {
+      title: { control: "The title must be one line, without tabs or other control characters.", blank: "Give a title", other: "Check the title." },
+      description: { control: "The details must not hold a NUL character.", other: "Check the details." },
+      complainant: { control: "Name and phone must be one line each, without tabs or other control characters.", other: "Check the name and phone." },
+      household_id: { other: "Check the household: click the place again." },
+      location: { other: "Check the place: click it again." },
+    },
     atWindow: "You are at the window (A-post) today: register requests for any grid of the community.",
     admin: "As the community's admin you register requests for any grid of the community.",
     notAtWindow: "You are not at the window (A-post) today: you register tasks for your own grids only.",
@@ -271,18 +285,21 @@ function body() {
   return out;
 }
 
-/** The server's field errors (`errors.json`), under their fields; whether any was shown. */
+/** The server's field errors (`errors.json`), under their fields in the worker's words (the
+ * server's are English, a contact's nested as JSON); the server's own words, for the form's
+ * box; "" when no field of the form was named. */
 function showFieldErrors(problem) {
   const fields = problem?.errors?.json || {};
-  let shown = false;
+  const said = [];
   for (const [field, messages] of Object.entries(fields)) {
-    const text = Array.isArray(messages) ? messages.join(" ") : typeof messages === "object" ? JSON.stringify(messages) : String(messages);
-    if (form.querySelector(`.field-error[data-field="${field}"]`)) {
-      fieldError(field, text);
-      shown = true;
-    }
+    const text = typeof messages === "string" ? messages : Array.isArray(messages) ? messages.join(" ") : JSON.stringify(messages);
+    const wrong = t.fieldWrong[field];
+    if (!wrong || !form.querySelector(`.field-error[data-field="${field}"]`)) continue;
+    const kind = /control characters|NUL/.test(text) ? "control" : /blank/.test(text) ? "blank" : "other";
+    fieldError(field, wrong[kind] || wrong.other);
+    said.push(`${field}: ${text.replace(/[{}[\]"]/g, "")}`);
   }
-  return shown;
+  return said.join("; ");
 }
 
 async function submit(e) {
@@ -353,8 +370,7 @@ function refused(error) {
     formError(t.outsideServer, detail);
     fieldError("location", atWindow ? t.outsideAll : t.outsideYours);
   } else if (error.status === 422) {
-    showFieldErrors(error.body);
-    formError(t.invalid, detail);
+    formError(t.invalid, showFieldErrors(error.body) || detail);
   } else if (error.status === 409) {
     formError(t.pending, detail);
     loadToday(); // the worker is told to look there: read it again
