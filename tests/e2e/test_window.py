@@ -727,3 +727,38 @@ def test_the_server_s_field_errors_are_said_in_chinese_under_their_fields(
     assert page.inner_text(".field-error[data-field=title]") == (
         "The title must be one line, without tabs or other control characters."
     )
+
+
+def test_the_place_is_chosen_from_the_keyboard_too(page, e2e_engine, window_day):
+    """The place could be given only by a mouse click on the map: a worker typing at the
+    window had to reach for the mouse for every request. Tabbed to the map, the arrow keys
+    move it and Enter places the request at its centre, the focus then on the submit button."""
+    open_window(page, "worker01")
+    page.focus("input[name=type][value=help]")
+    page.keyboard.press("Tab")
+    page.keyboard.type("垃圾桶满了（全键盘）")
+    for _ in range(7):  # details, urgency, name, phone, submit, clear: the map
+        page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.classList.contains('maplibregl-canvas')")
+    assert page.is_visible("#map.keyboard .crosshair")  # where Enter will place it
+    # The worker moved the map with the arrow keys until the centre stood in the grid.
+    page.evaluate(
+        """(code) => {
+          const map = window.gridworkWindowMap;
+          const f = map.querySourceFeatures('grids').find(f => f.properties.code === code);
+          const ring = f.geometry.coordinates[0];
+          const lon = ring.reduce((s, c) => s + c[0], 0) / ring.length;
+          const lat = ring.reduce((s, c) => s + c[1], 0) / ring.length;
+          map.jumpTo({center: [lon, lat]});
+        }""",
+        OTHER_GRID,
+    )
+    page.keyboard.press("Enter")
+    assert page.inner_text("#place").startswith(f"{window_day['other'].name}（{OTHER_GRID}）")
+    assert page.evaluate("() => document.activeElement.id") == "submit"
+    screenshot(page, "window-keyboard-place")
+    page.keyboard.press("Enter")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "垃圾桶满了（全键盘）")
+    assert task.grid_id == window_day["other"].id
+    assert "Enter" in page.inner_text(".map-hint")

@@ -21,7 +21,8 @@ const TEXT = {
     residentName: "居民姓名", residentPhone: "联系电话", where: "地点：",
     noPlace: "请在地图上点选居民诉求的位置", household: "住户（可选）", noHousehold: "不指定住户",
     householdsNear: (n) => `附近 ${n} 户`, submit: "登记并派单", clear: "清空", sending: "正在提交…",
-    mapHint: "在地图上点击居民诉求的位置：所在网格随之确定，任务派给该网格当班的网格员。",
+    mapHint: "在地图上点击居民诉求的位置：所在网格随之确定，任务派给该网格当班的网格员。"
+      + "不用鼠标：按 Tab 键移到地图，方向键移动地图，按 Enter 键选定地图中心。",
     today: "今日窗口受理", number: "编号", grid: "网格", status: "状态", assignee: "承办人", due: "办结期限",
     none: "今天还没有登记的诉求。", unassigned: "待分派", listFailed: "无法读取今日受理：",
     needTitle: "请填写标题", needPlace: "请在地图上点选位置",
@@ -60,7 +61,8 @@ const TEXT = {
     residentName: "Resident's name", residentPhone: "Phone", where: "Place: ",
     noPlace: "Click the resident's place on the map", household: "Household (optional)", noHousehold: "No household",
     householdsNear: (n) => `${n} nearby`, submit: "Register and dispatch", clear: "Clear", sending: "Sending…",
-    mapHint: "Click the place of the request on the map: its grid follows, and the task goes to that grid's worker on duty.",
+    mapHint: "Click the place of the request on the map: its grid follows, and the task goes to that grid's worker on duty."
+      + " Without a mouse: Tab to the map, move it with the arrow keys, press Enter to take its centre.",
     today: "Today at the window", number: "No.", grid: "Grid", status: "Status", assignee: "Assignee", due: "Deadline",
     none: "No requests registered today.", unassigned: "to be assigned", listFailed: "Could not read today's requests: ",
     needTitle: "Give a title", needPlace: "Click a place on the map",
@@ -185,6 +187,7 @@ function drawMap(collection) {
   }
   if (bounds) map.fitBounds(bounds, { padding: 30, animate: false });
   map.on("click", (e) => place(e.lngLat));
+  keyboardPlace();
   map.on("mouseenter", "grids-fill", () => { map.getCanvas().style.cursor = "crosshair"; });
   map.on("mouseleave", "grids-fill", () => { map.getCanvas().style.cursor = ""; });
 }
@@ -207,6 +210,27 @@ function place(lngLat) {
   $("place").textContent = `${gridLabel(grid.properties.code)} · ${chosen.lon}, ${chosen.lat}`;
   $("place").dataset.grid = grid.properties.code;
   offerHouseholds(grid);
+}
+
+/** The place from the keyboard, for a worker typing at the window: tabbed to, the map moves
+ * with the arrow keys (MapLibre's own) and Enter takes its centre, marked by a crosshair
+ * while the map has the keyboard's focus; placed, the focus goes on to the submit button. */
+function keyboardPlace() {
+  const box = $("map");
+  const crosshair = document.createElement("div");
+  crosshair.className = "crosshair";
+  crosshair.setAttribute("aria-hidden", "true");
+  box.append(crosshair);
+  const canvas = map.getCanvas();
+  // Only a keyboard's focus: a mouse click focuses the canvas too, and places where it clicks.
+  canvas.addEventListener("focus", () => box.classList.toggle("keyboard", canvas.matches(":focus-visible")));
+  canvas.addEventListener("blur", () => box.classList.remove("keyboard"));
+  canvas.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
+    e.preventDefault();
+    place(map.getCenter());
+    if (chosen) $("submit").focus();
+  });
 }
 
 const round = (x) => Math.round(x * 1e6) / 1e6;
