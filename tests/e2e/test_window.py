@@ -762,3 +762,19 @@ def test_the_place_is_chosen_from_the_keyboard_too(page, e2e_engine, window_day)
     [task] = tasks_titled(e2e_engine, "垃圾桶满了（全键盘）")
     assert task.grid_id == window_day["other"].id
     assert "Enter" in page.inner_text(".map-hint")
+
+
+def test_enter_with_a_field_missing_takes_the_focus_to_it(page, e2e_engine, window_day):
+    """Enter pressed with no title, or no place: the message showed beside the field, but the
+    focus stayed where it was; the worker at the keyboard had to find the field."""
+    open_window(page, "worker01")
+    page.focus("input[name=title]")
+    page.keyboard.press("Enter")
+    assert page.inner_text(".field-error[data-field=title]") == "请填写标题"
+    assert page.evaluate("() => document.activeElement.name") == "title"
+    page.keyboard.type("没有地点")
+    page.keyboard.press("Enter")
+    assert page.inner_text(".field-error[data-field=location]") == "请在地图上点选位置"
+    assert page.evaluate("() => document.activeElement.classList.contains('maplibregl-canvas')")
+    assert page.is_visible("#map.keyboard .crosshair")
+    assert tasks_titled(e2e_engine, "没有地点") == []

@@ -337,7 +337,13 @@ async function submit(e) {
   let missing = false;
   if (!request.title) { fieldError("title", t.needTitle); missing = true; }
   if (!request.location && !request.household_id) { fieldError("location", t.needPlace); missing = true; }
-  if (missing) return;
+  if (missing) {
+    // To the first field missing: a worker at the keyboard goes on from there (the map, moved
+    // with the arrow keys, takes Enter for its centre).
+    if (!request.title) form.elements.title.focus();
+    else map?.getCanvas().focus();
+    return;
+  }
   const text = JSON.stringify(request);
   // After a lost answer the first request may be registered: an edit goes with its key, so the
   // server registers one of them, never both (and says so: `idempotency_key` "reused").
