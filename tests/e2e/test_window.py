@@ -778,3 +778,35 @@ def test_enter_with_a_field_missing_takes_the_focus_to_it(page, e2e_engine, wind
     assert page.evaluate("() => document.activeElement.classList.contains('maplibregl-canvas')")
     assert page.is_visible("#map.keyboard .crosshair")
     assert tasks_titled(e2e_engine, "没有地点") == []
+
+
+def test_a_long_unbroken_title_does_not_push_today_s_list_off_the_screen(
+    browser, live_server, e2e_engine, window_day
+):
+    """A title pasted as one long word (a link from a residents' chat group) widened its
+    column: at 1024x768 the status, assignee and deadline of every row of today's list lay off
+    to the right, behind a sideways scroll."""
+    context = browser.new_context(base_url=live_server, viewport={"width": 1024, "height": 768})
+    try:
+        page = open_window(context.new_page(), "worker01")
+        title = "https://example.com/" + "averylongpathwithoutanyspaces" * 5
+        point = grid_pixel(page, OTHER_GRID)
+        click_map(page, point["x"], point["y"])
+        page.fill("input[name=title]", title)
+        page.click("#submit")
+        page.locator("#created").wait_for()
+        [task] = tasks_titled(e2e_engine, title)
+        row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
+        row.wait_for()
+        today = page.evaluate(
+            "() => { const s = document.querySelector('.today');"
+            " return [s.scrollWidth, s.clientWidth]; }"
+        )
+        assert today[0] <= today[1], today
+        due = row.locator(".due").bounding_box()
+        assert due["x"] + due["width"] <= 1024
+        # The confirmation box too keeps within the page.
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 1024
+        screenshot(page, "window-long-title")
+    finally:
+        context.close()
