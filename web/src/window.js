@@ -113,6 +113,7 @@ let chosen = null; // {lon, lat, grid: feature}
 let pending = null;
 let sending = false;
 let todayTasks = []; // the requests registered today (GET /tasks?created_by=me&source=window&created_on=today)
+let todayRead = false; // todayTasks read from the server at least once
 
 const beijing = (when) => beijingTime(when, lang);
 const gridLabel = (code) => {
@@ -347,7 +348,11 @@ async function submit(e) {
   const text = JSON.stringify(request);
   // After a lost answer the first request may be registered: an edit goes with its key, so the
   // server registers one of them, never both (and says so: `idempotency_key` "reused").
-  if (!pending || (pending.text !== text && !pending.uncertain)) pending = { key: newIdempotencyKey("window"), text };
+  // With it, the requests listed today before it went (read then): after a lost answer, a new
+  // one like it in the list is this one registered.
+  if (!pending || (pending.text !== text && !pending.uncertain)) {
+    pending = { key: newIdempotencyKey("window"), text, before: todayRead ? new Set(todayTasks.map((x) => x.id)) : null };
+  }
   pending.text = text;
   sending = true;
   const button = $("submit");
@@ -382,7 +387,8 @@ function refused(error) {
     // list tells (read again).
     if (pending) pending.uncertain = true;
     formError(t.lost, error.message || String(error));
-    loadToday();
+    const lost = pending;
+    loadToday().then((read) => { if (read && lost && pending === lost) settleLost(lost); });
     return;
   }
   const detail = error.body?.detail || error.body?.title || error.message;
@@ -407,6 +413,23 @@ function refused(error) {
   } else {
     formError(t.failed, detail);
   }
+}
+
+/** The answer lost, today's list read again: a request there that was not before, as this
+ * one was sent, is this one registered; said as if the answer had come (its number, the form
+ * cleared for the next resident, the key let go). Kept, the key went with the next resident's
+ * request, refused as an edit of this one, and the form wiped: that request never registered.
+ * Not found, the key stays (a retry or an edit gets the first task, or registers it once). */
+function settleLost(lost) {
+  if (!lost.before) return; // the list was never read before it went: nothing to tell it by
+  const sent = JSON.parse(lost.text);
+  const task = todayTasks.find((x) => !lost.before.has(x.id)
+    && x.title === sent.title && x.type === sent.type && x.urgency === sent.urgency);
+  if (!task) return;
+  pending = null;
+  formError("");
+  showCreated(task);
+  resetForm();
 }
 
 function showCreated(task) {
@@ -468,11 +491,13 @@ async function loadToday() {
     tasks = await apiPages(`/api/v1/tasks?created_by=me&source=window&created_on=${todayLocal()}`);
   } catch (error) {
     status.textContent = t.listFailed + (error.message || String(error));
-    return;
+    return false;
   }
   todayTasks = tasks.sort((a, b) => b.id - a.id);
+  todayRead = true;
   status.textContent = tasks.length ? "" : t.none;
   renderToday();
+  return true;
 }
 
 // A request's number opens its page (task_detail.js): who holds it, what was done so far, to
