@@ -860,3 +860,18 @@ def test_a_lost_answer_found_in_today_s_list_is_said_registered_and_the_next_res
     page.locator("#created h3", has_text="下一位居民的诉求").wait_for()
     assert len(tasks_titled(e2e_engine, "下一位居民的诉求")) == 1
     assert len(keys) == 2 and keys[0] != keys[1]
+
+
+def test_an_empty_day_says_so_without_an_empty_table(page, e2e_engine, window_day):
+    """No request yet today: under 今天还没有登记的诉求。 stood a table of headings and no rows."""
+    open_window(page, "worker01")
+    page.wait_for_function("() => document.querySelector('#today-status').textContent")
+    assert page.inner_text("#today-status") == "今天还没有登记的诉求。"
+    assert page.is_hidden("#today-tasks")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    page.fill("input[name=title]", "第一位居民")
+    page.click("#submit")
+    page.locator("#today-tasks tbody tr").wait_for()
+    assert page.is_visible("#today-tasks")
+    assert page.inner_text("#today-status") == ""

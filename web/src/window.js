@@ -496,6 +496,8 @@ async function loadToday() {
   todayTasks = tasks.sort((a, b) => b.id - a.id);
   todayRead = true;
   status.textContent = tasks.length ? "" : t.none;
+  // No request yet: the sentence says so, without a table of headings over no rows.
+  $("today-tasks").hidden = !tasks.length;
   renderToday();
   return true;
 }
