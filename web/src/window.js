@@ -21,10 +21,18 @@ const TEXT = {
     residentName: "居民姓名", residentPhone: "联系电话", where: "地点：",
     noPlace: "请在地图上点选居民诉求的位置", household: "住户（可选）", noHousehold: "不指定住户",
     householdsNear: (n) => `附近 ${n} 户`, submit: "登记并派单", clear: "清空", sending: "正在提交…",
-    mapHint: "在地图上点击居民诉求的位置：所在网格随之确定，任务派给该网格当班的网格员。",
+    mapHint: "在地图上点击居民诉求的位置：所在网格随之确定，任务派给该网格当班的网格员。"
+      + "不用鼠标：按 Tab 键移到地图，方向键移动地图，按 Enter 键选定地图中心。",
     today: "今日窗口受理", number: "编号", grid: "网格", status: "状态", assignee: "承办人", due: "办结期限",
     none: "今天还没有登记的诉求。", unassigned: "待分派", listFailed: "无法读取今日受理：",
     needTitle: "请填写标题", needPlace: "请在地图上点选位置",
+    fieldWrong: {
+      title: { control: "标题只能是一行文字，不能含制表符等控制字符。", blank: "请填写标题", other: "标题有误，请检查。" },
+      description: { control: "详细情况不能含空字符（NUL）。", other: "详细情况有误，请检查。" },
+      complainant: { control: "姓名、电话只能是一行文字，不能含制表符等控制字符。", other: "姓名或电话有误，请检查。" },
+      household_id: { other: "所选住户有误，请重新点选地点。" },
+      location: { other: "所选位置有误，请重新点选。" },
+    },
     atWindow: "您今天在窗口岗（A岗）：可为本社区任何网格登记居民诉求。",
     admin: "社区管理员可为本社区任何网格登记居民诉求。",
     notAtWindow: "今天您不在窗口岗（A岗），只能为自己的网格登记任务。",
@@ -53,10 +61,18 @@ const TEXT = {
     residentName: "Resident's name", residentPhone: "Phone", where: "Place: ",
     noPlace: "Click the resident's place on the map", household: "Household (optional)", noHousehold: "No household",
     householdsNear: (n) => `${n} nearby`, submit: "Register and dispatch", clear: "Clear", sending: "Sending…",
-    mapHint: "Click the place of the request on the map: its grid follows, and the task goes to that grid's worker on duty.",
+    mapHint: "Click the place of the request on the map: its grid follows, and the task goes to that grid's worker on duty."
+      + " Without a mouse: Tab to the map, move it with the arrow keys, press Enter to take its centre.",
     today: "Today at the window", number: "No.", grid: "Grid", status: "Status", assignee: "Assignee", due: "Deadline",
     none: "No requests registered today.", unassigned: "to be assigned", listFailed: "Could not read today's requests: ",
     needTitle: "Give a title", needPlace: "Click a place on the map",
+    fieldWrong: {
+      title: { control: "The title must be one line, without tabs or other control characters.", blank: "Give a title", other: "Check the title." },
+      description: { control: "The details must not hold a NUL character.", other: "Check the details." },
+      complainant: { control: "Name and phone must be one line each, without tabs or other control characters.", other: "Check the name and phone." },
+      household_id: { other: "Check the household: click the place again." },
+      location: { other: "Check the place: click it again." },
+    },
     atWindow: "You are at the window (A-post) today: register requests for any grid of the community.",
     admin: "As the community's admin you register requests for any grid of the community.",
     notAtWindow: "You are not at the window (A-post) today: you register tasks for your own grids only.",
@@ -97,6 +113,7 @@ let chosen = null; // {lon, lat, grid: feature}
 let pending = null;
 let sending = false;
 let todayTasks = []; // the requests registered today (GET /tasks?created_by=me&source=window&created_on=today)
+let todayRead = false; // todayTasks read from the server at least once
 
 const beijing = (when) => beijingTime(when, lang);
 const gridLabel = (code) => {
@@ -171,6 +188,7 @@ function drawMap(collection) {
   }
   if (bounds) map.fitBounds(bounds, { padding: 30, animate: false });
   map.on("click", (e) => place(e.lngLat));
+  keyboardPlace();
   map.on("mouseenter", "grids-fill", () => { map.getCanvas().style.cursor = "crosshair"; });
   map.on("mouseleave", "grids-fill", () => { map.getCanvas().style.cursor = ""; });
 }
@@ -193,6 +211,27 @@ function place(lngLat) {
   $("place").textContent = `${gridLabel(grid.properties.code)} · ${chosen.lon}, ${chosen.lat}`;
   $("place").dataset.grid = grid.properties.code;
   offerHouseholds(grid);
+}
+
+/** The place from the keyboard, for a worker typing at the window: tabbed to, the map moves
+ * with the arrow keys (MapLibre's own) and Enter takes its centre, marked by a crosshair
+ * while the map has the keyboard's focus; placed, the focus goes on to the submit button. */
+function keyboardPlace() {
+  const box = $("map");
+  const crosshair = document.createElement("div");
+  crosshair.className = "crosshair";
+  crosshair.setAttribute("aria-hidden", "true");
+  box.append(crosshair);
+  const canvas = map.getCanvas();
+  // Only a keyboard's focus: a mouse click focuses the canvas too, and places where it clicks.
+  canvas.addEventListener("focus", () => box.classList.toggle("keyboard", canvas.matches(":focus-visible")));
+  canvas.addEventListener("blur", () => box.classList.remove("keyboard"));
+  canvas.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
+    e.preventDefault();
+    place(map.getCenter());
+    if (chosen) $("submit").focus();
+  });
 }
 
 const round = (x) => Math.round(x * 1e6) / 1e6;
@@ -271,18 +310,21 @@ function body() {
   return out;
 }
 
-/** The server's field errors (`errors.json`), under their fields; whether any was shown. */
+/** The server's field errors (`errors.json`), under their fields in the worker's words (the
+ * server's are English, a contact's nested as JSON); the server's own words, for the form's
+ * box; "" when no field of the form was named. */
 function showFieldErrors(problem) {
   const fields = problem?.errors?.json || {};
-  let shown = false;
+  const said = [];
   for (const [field, messages] of Object.entries(fields)) {
-    const text = Array.isArray(messages) ? messages.join(" ") : typeof messages === "object" ? JSON.stringify(messages) : String(messages);
-    if (form.querySelector(`.field-error[data-field="${field}"]`)) {
-      fieldError(field, text);
-      shown = true;
-    }
+    const text = typeof messages === "string" ? messages : Array.isArray(messages) ? messages.join(" ") : JSON.stringify(messages);
+    const wrong = t.fieldWrong[field];
+    if (!wrong || !form.querySelector(`.field-error[data-field="${field}"]`)) continue;
+    const kind = /control characters|NUL/.test(text) ? "control" : /blank/.test(text) ? "blank" : "other";
+    fieldError(field, wrong[kind] || wrong.other);
+    said.push(`${field}: ${text.replace(/[{}[\]"]/g, "")}`);
   }
-  return shown;
+  return said.join("; ");
 }
 
 async function submit(e) {
@@ -296,11 +338,21 @@ async function submit(e) {
   let missing = false;
   if (!request.title) { fieldError("title", t.needTitle); missing = true; }
   if (!request.location && !request.household_id) { fieldError("location", t.needPlace); missing = true; }
-  if (missing) return;
+  if (missing) {
+    // To the first field missing: a worker at the keyboard goes on from there (the map, moved
+    // with the arrow keys, takes Enter for its centre).
+    if (!request.title) form.elements.title.focus();
+    else map?.getCanvas().focus();
+    return;
+  }
   const text = JSON.stringify(request);
   // After a lost answer the first request may be registered: an edit goes with its key, so the
   // server registers one of them, never both (and says so: `idempotency_key` "reused").
-  if (!pending || (pending.text !== text && !pending.uncertain)) pending = { key: newIdempotencyKey("window"), text };
+  // With it, the requests listed today before it went (read then): after a lost answer, a new
+  // one like it in the list is this one registered.
+  if (!pending || (pending.text !== text && !pending.uncertain)) {
+    pending = { key: newIdempotencyKey("window"), text, before: todayRead ? new Set(todayTasks.map((x) => x.id)) : null };
+  }
   pending.text = text;
   sending = true;
   const button = $("submit");
@@ -335,7 +387,8 @@ function refused(error) {
     // list tells (read again).
     if (pending) pending.uncertain = true;
     formError(t.lost, error.message || String(error));
-    loadToday();
+    const lost = pending;
+    loadToday().then((read) => { if (read && lost && pending === lost) settleLost(lost); });
     return;
   }
   const detail = error.body?.detail || error.body?.title || error.message;
@@ -353,14 +406,30 @@ function refused(error) {
     formError(t.outsideServer, detail);
     fieldError("location", atWindow ? t.outsideAll : t.outsideYours);
   } else if (error.status === 422) {
-    showFieldErrors(error.body);
-    formError(t.invalid, detail);
+    formError(t.invalid, showFieldErrors(error.body) || detail);
   } else if (error.status === 409) {
     formError(t.pending, detail);
     loadToday(); // the worker is told to look there: read it again
   } else {
     formError(t.failed, detail);
   }
+}
+
+/** The answer lost, today's list read again: a request there that was not before, as this
+ * one was sent, is this one registered; said as if the answer had come (its number, the form
+ * cleared for the next resident, the key let go). Kept, the key went with the next resident's
+ * request, refused as an edit of this one, and the form wiped: that request never registered.
+ * Not found, the key stays (a retry or an edit gets the first task, or registers it once). */
+function settleLost(lost) {
+  if (!lost.before) return; // the list was never read before it went: nothing to tell it by
+  const sent = JSON.parse(lost.text);
+  const task = todayTasks.find((x) => !lost.before.has(x.id)
+    && x.title === sent.title && x.type === sent.type && x.urgency === sent.urgency);
+  if (!task) return;
+  pending = null;
+  formError("");
+  showCreated(task);
+  resetForm();
 }
 
 function showCreated(task) {
@@ -378,11 +447,14 @@ function showCreated(task) {
   box.hidden = false;
 }
 
+/** The form emptied for the next resident, the focus back at its first field (the request
+ * type): the worker goes on typing, not reaching for the mouse. */
 function resetForm() {
   form.reset();
   clearErrors();
   unplace();
   labelUrgencies();
+  form.querySelector("input[name=type]:checked")?.focus();
 }
 
 // --- the deadlines each urgency gives (the community's, GET .../task-settings) -----------------
@@ -419,11 +491,15 @@ async function loadToday() {
     tasks = await apiPages(`/api/v1/tasks?created_by=me&source=window&created_on=${todayLocal()}`);
   } catch (error) {
     status.textContent = t.listFailed + (error.message || String(error));
-    return;
+    return false;
   }
   todayTasks = tasks.sort((a, b) => b.id - a.id);
+  todayRead = true;
   status.textContent = tasks.length ? "" : t.none;
+  // No request yet: the sentence says so, without a table of headings over no rows.
+  $("today-tasks").hidden = !tasks.length;
   renderToday();
+  return true;
 }
 
 // A request's number opens its page (task_detail.js): who holds it, what was done so far, to
