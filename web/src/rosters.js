@@ -111,6 +111,7 @@ let workers = []; // the community's active workers and leaders: who may hold a 
 let editing = null; // the shift being handed on
 let cards = null; // the settings and cadence cards (roster_settings.js)
 let busy = false;
+let loads = 0; // weeks asked for so far: only the last one asked is drawn
 
 const dayName = (iso) => t.weekdays[(new Date(`${iso}T00:00:00Z`).getUTCDay() + 6) % 7];
 const dayLabel = (iso) => (lang === "zh" ? `${dayName(iso)}（${iso.slice(5)}）` : `${dayName(iso)} ${iso.slice(5)}`);
@@ -216,9 +217,14 @@ function render() {
 async function load() {
   problem($("action-error"), "");
   closeEditor();
+  // Weeks turned again before the answer: a week answered late is not drawn under another's label.
+  const asked = ++loads;
   try {
-    view = await api(`/api/v1/communities/${code}/rosters/${week}`);
+    const read = await api(`/api/v1/communities/${code}/rosters/${week}`);
+    if (asked !== loads) return;
+    view = read;
   } catch (error) {
+    if (asked !== loads) return;
     if (!(error instanceof ApiError) || error.status !== 404) {
       view = null;
       render();
@@ -322,14 +328,18 @@ async function act(button, work) {
 
 async function generate() {
   problem($("action-error"), "");
+  const asked = week;
   await act($("generate"), async () => {
     try {
       // Pressed again after a lost answer: the draft first made, not the week solved again.
-      const generated = await apiOnce(`/api/v1/communities/${code}/rosters`, { method: "POST", body: { week } });
+      const generated = await apiOnce(`/api/v1/communities/${code}/rosters`, { method: "POST", body: { week: asked } });
+      // Another week opened while the solver ran: the draft is that week's, stored; shown there.
+      if (week !== asked) return;
       view = generated;
       closeEditor();
       render();
     } catch (error) {
+      if (week !== asked) return; // said of a week no longer shown
       if (!(error instanceof ApiError)) return problem($("action-error"), t.offline, detailOf(error));
       const b = error.body || {};
       const why = error.status === 409 ? (b.roster_id ? t.genPublished : b.week ? t.genOver : t.genBusy)
@@ -351,14 +361,16 @@ function askToPublish(shortfalls) {
 async function publish(acceptShortfalls) {
   problem($("action-error"), "");
   $("confirm-publish").hidden = true;
+  const asked = week;
   await act($("publish"), async () => {
     try {
       // Pressed again after a lost answer: published, not a 409 "already published".
       await apiOnce(`/api/v1/rosters/${view.id}/publish`, {
         method: "POST", body: acceptShortfalls ? { accept_shortfalls: true } : {},
       });
-      await load();
+      if (week === asked) await load();
     } catch (error) {
+      if (week !== asked) return; // said of a week no longer shown
       if (!(error instanceof ApiError)) return problem($("action-error"), t.offline, detailOf(error));
       const b = error.body || {};
       if (error.status === 409 && b.shortfalls?.length) return askToPublish(b.shortfalls);
