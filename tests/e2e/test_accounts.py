@@ -915,3 +915,40 @@ def test_on_a_phone_the_accounts_are_cards_without_overflow_and_big_enough_to_ta
     )
     assert ticks and min(ticks) >= 20
     screenshot(page, "accounts-phone-edit")
+
+
+def test_opening_an_account_refused_by_the_services_rules_is_said_in_chinese(page):
+    """Beside the Chinese labels the server's own refusals stood in English: a username taken
+    ("User 'worker01' already exists."), one with a space ("Must not contain spaces or
+    invisible characters.") and a password long enough only by its spaces ("Too short (spaces
+    do not count).")."""
+    open_accounts(page, "admin01")
+    ready(page)
+    page.click("#open-account")
+    form = page.locator("#account-form")
+
+    def refused(field: str) -> str:
+        slot = f".field-error[data-field={field}]"
+        page.wait_for_function(f"() => document.querySelector('{slot}').textContent !== ''")
+        return form.locator(slot).inner_text()
+
+    form.locator("input[name=username]").fill("new worker")
+    form.locator("input[name=password]").fill(DEMO_PASSWORD)
+    form.locator("button[type=submit]").click()
+    assert refused("username") == "不能含有空格或不可见字符。"
+    form.locator("input[name=username]").fill(f"e2e_{uuid.uuid4().hex[:8]}")
+    form.locator("input[name=password]").fill("ab  cd  ef")
+    form.locator("button[type=submit]").click()
+    assert refused("password") == "至少 8 个字符（空格不计）。"
+    form.locator("input[name=username]").fill("worker01")
+    form.locator("input[name=password]").fill(DEMO_PASSWORD)
+    form.locator("button[type=submit]").click()
+    assert refused("username") == "用户名 worker01 已被占用，请换一个。"
+    form.locator("input[name=username]").fill("WORKER01")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => document.querySelector('.field-error[data-field=username]').textContent"
+        ".includes('WORKER01')"
+    )
+    assert refused("username") == "用户名 WORKER01 与已有的 worker01 视为同一个，请换一个。"
+    assert page.locator("#account-dialog").is_visible()

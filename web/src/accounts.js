@@ -250,6 +250,12 @@ const FIELD_MESSAGES_ZH = [
   [/^Must be one of: (.*)\.$/, (choices) => `须为以下之一：${choices}。`],
   [/^Must not contain control characters or bidirectional overrides\.$/, () => "含有不能保存的控制字符。"],
   [/^Unknown field\.$/, () => "未知字段。"],
+  // api/services/users.py: its own rules, and the 409 of a username taken (said beside it).
+  [/^Must not contain spaces or invisible characters\.$/, () => "不能含有空格或不可见字符。"],
+  [/^Too short \(spaces do not count\)\.$/, () => "至少 8 个字符（空格不计）。"],
+  [/^User '(.*)' already exists\.$/, (name) => `用户名 ${name} 已被占用，请换一个。`],
+  [/^User '(.*)' reads as the existing '(.*)'; choose another username\.$/,
+    (name, taken) => `用户名 ${name} 与已有的 ${taken} 视为同一个，请换一个。`],
 ];
 function fieldMessage(message) {
   if (lang !== "zh") return message;
@@ -291,7 +297,7 @@ function clearErrors(form) {
 function showErrors(form, error, sent, fallbackField = null) {
   const byField = fieldErrors(error.body, sent);
   // The one 409 of opening an account is its username taken: said beside the username.
-  if (!Object.keys(byField).length && fallbackField && error.status === 409) byField[fallbackField] = error.message;
+  if (!Object.keys(byField).length && fallbackField && error.status === 409) byField[fallbackField] = fieldMessage(error.message);
   const left = [];
   for (const [field, message] of Object.entries(byField)) {
     const slot = form.querySelector(`.field-error[data-field="${CSS.escape(field)}"]`);
