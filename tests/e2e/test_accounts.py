@@ -952,3 +952,47 @@ def test_opening_an_account_refused_by_the_services_rules_is_said_in_chinese(pag
     )
     assert refused("username") == "用户名 WORKER01 与已有的 worker01 视为同一个，请换一个。"
     assert page.locator("#account-dialog").is_visible()
+
+
+@pytest.mark.parametrize("width, lang", [(1024, "zh"), (1024, "en"), (768, "zh"), (768, "en")])
+def test_the_list_fits_the_office_screen_and_names_are_not_broken(page, made, width, lang):
+    """At 1024 px in English the row's three buttons (Edit, Switch on again, Reset password,
+    kept on one line) pushed the table past the screen: the page scrolled sideways. And the
+    name column was squeezed until 欧阳明华 and 司马静怡 stood broken over two lines (欧阳明 /
+    华), admin01（本人） too."""
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto(f"/accounts?lang={lang}")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    ready(page)
+    # Switched off, their rows carry the longest buttons (重新启用, Switch on again).
+    for name in ("欧阳明华", "司马静怡"):
+        username = f"e2e_{uuid.uuid4().hex[:8]}"
+        made["users"].append(username)
+        body = {
+            "username": username,
+            "password": DEMO_PASSWORD,
+            "role": "worker",
+            "display_name": name,
+            "grid_codes": [DEMO_GRID],
+        }
+        opened = api_as_admin(page, "POST", "/api/v1/users", body).json()
+        api_as_admin(page, "PATCH", f"/api/v1/users/{opened['id']}", {"active": False})
+    page.select_option("#filter-grid", DEMO_GRID)
+    page.wait_for_selector(f"#accounts tr.off[data-username='{made['users'][-1]}']")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    broken = page.evaluate(
+        """() => {
+          const line = (el) => parseFloat(getComputedStyle(el).lineHeight) || 20;
+          const textHeight = (el) => {
+            const range = document.createRange();
+            range.selectNodeContents(el);
+            return range.getBoundingClientRect().height;
+          };
+          return [...document.querySelectorAll('#accounts td.name, #accounts td.username')]
+            .filter((el) => el.textContent.trim().length <= 12)
+            .filter((el) => textHeight(el) > 1.5 * line(el))
+            .map((el) => el.textContent.trim());
+        }"""
+    )
+    assert broken == []
+    screenshot(page, f"accounts-{width}-{lang}")
