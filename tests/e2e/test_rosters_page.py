@@ -912,3 +912,30 @@ def test_a_generation_answered_after_another_week_was_opened_is_not_shown_as_tha
     page.click("#prev-week")
     page.wait_for_selector("#roster-status.draft")
     assert page.locator("#grid-table td.cell").count() > 0
+
+
+def test_a_shifts_editor_is_reached_and_left_from_the_keyboard(page, fresh_week):
+    """Opened with Enter on a name, the hand-over's select stood below the whole table with
+    the focus left on the name: some eighty name buttons to tab through to reach it, and Escape
+    did nothing. The select takes the focus, Escape closes the editor, and the focus goes back
+    to the shift's name."""
+    page.set_viewport_size({"width": 1280, "height": 800})
+    open_rosters(page, admin_of(fresh_week["people"]))
+    generate(page)
+    first = page.locator("#grid-table button.who").first
+    shift_id = first.get_attribute("data-shift")
+    first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#shift-editor:not([hidden])")
+    assert page.evaluate("() => document.activeElement.id") == "shift-worker"
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#shift-editor")
+    assert page.evaluate("() => document.activeElement.dataset.shift") == shift_id
+    # Again, then Tab to 保存 and Enter: the editor closes, the focus on the name again.
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#shift-editor:not([hidden])")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "shift-save"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#shift-editor", state="hidden")
+    page.wait_for_function("(id) => document.activeElement?.dataset?.shift === id", arg=shift_id)

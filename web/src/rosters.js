@@ -416,6 +416,8 @@ function openEditor(shift) {
   for (const el of document.querySelectorAll(".who.chosen")) el.classList.remove("chosen");
   document.querySelector(`.who[data-shift="${shift.id}"]`)?.classList.add("chosen");
   $("shift-editor").scrollIntoView({ block: "nearest" });
+  // The editor stands below the whole table: from the keyboard, tens of names to tab past.
+  select.focus({ preventScroll: true });
 }
 
 function closeEditor() {
@@ -424,15 +426,25 @@ function closeEditor() {
   for (const el of document.querySelectorAll(".who.chosen")) el.classList.remove("chosen");
 }
 
+/** The focus back on shift `id`'s name (the editor closed from the keyboard, or saved). */
+function focusShift(id) {
+  document.querySelector(`button.who[data-shift="${id}"]`)?.focus();
+}
+
 async function saveShift() {
   if (!editing) return;
   const workerId = Number($("shift-worker").value);
-  if (workerId === editing.worker_id) return closeEditor();
+  const shiftId = editing.id;
+  if (workerId === editing.worker_id) {
+    closeEditor();
+    return focusShift(shiftId);
+  }
   problem($("shift-error"), "");
   await act($("shift-save"), async () => {
     try {
-      await api(`/api/v1/shifts/${editing.id}`, { method: "PATCH", body: { worker_id: workerId } });
+      await api(`/api/v1/shifts/${shiftId}`, { method: "PATCH", body: { worker_id: workerId } });
       await load();
+      focusShift(shiftId);
     } catch (error) {
       if (!(error instanceof ApiError)) return problem($("shift-error"), t.offline, detailOf(error));
       const why = error.status === 409 ? t.editConflict : error.status === 422 ? t.editInvalid
@@ -492,7 +504,15 @@ async function start() {
   $("confirm-ok").addEventListener("click", () => publish(true));
   $("confirm-cancel").addEventListener("click", () => { $("confirm-publish").hidden = true; });
   $("shift-save").addEventListener("click", saveShift);
-  $("shift-cancel").addEventListener("click", closeEditor);
+  const cancelEdit = () => {
+    const id = editing?.id;
+    closeEditor();
+    focusShift(id);
+  };
+  $("shift-cancel").addEventListener("click", cancelEdit);
+  $("shift-editor").addEventListener("keydown", (e) => {
+    if (e.key === "Escape") cancelEdit();
+  });
   $("grid-table").addEventListener("click", (e) => {
     const button = e.target.closest("button.who");
     const shift = button && findShift(Number(button.dataset.shift));
