@@ -359,6 +359,7 @@ def test_regenerating_a_week_published_meanwhile_is_refused_and_the_week_read_ag
         roster.status, roster.published_at = "published", datetime.now(UTC)
         session.commit()
     page.click("#generate")
+    page.click("#regenerate-ok")  # a draft, as the page read it
     error = page.locator("#action-error")
     error.wait_for()
     assert error.locator(".why").inner_text().startswith("本周排班已发布，不能重新生成")
@@ -439,6 +440,7 @@ def test_an_admin_changes_the_roster_settings_and_the_draft_stays_until_regenera
     days = page.locator("#grid-table thead th[data-date]")
     assert wed in days.evaluate_all("ths => ths.map(th => th.dataset.date)")
     page.click("#generate")
+    page.click("#regenerate-ok")
     page.wait_for_function(
         "wed => ![...document.querySelectorAll('#grid-table thead th[data-date]')]"
         ".some(th => th.dataset.date === wed)",
@@ -939,3 +941,26 @@ def test_a_shifts_editor_is_reached_and_left_from_the_keyboard(page, fresh_week)
     page.keyboard.press("Enter")
     page.wait_for_selector("#shift-editor", state="hidden")
     page.wait_for_function("(id) => document.activeElement?.dataset?.shift === id", arg=shift_id)
+
+
+def test_regenerating_a_draft_asks_first_as_it_replaces_the_shifts_handed_on(
+    page, e2e_engine, fresh_week
+):
+    """重新生成 stands beside 发布: one press solved the week anew, replacing the draft and
+    every shift the admin had handed on in it, without a word. It asks first; cancelled,
+    the draft stays."""
+    open_rosters(page, admin_of(fresh_week["people"]))
+    generate(page)
+    roster = roster_row(e2e_engine, fresh_week["week"])
+    before = {s.id for s in shifts_of(e2e_engine, roster.id)}
+    page.click("#generate")
+    page.wait_for_selector("#confirm-regenerate:not([hidden])")
+    assert "改派" in page.inner_text("#confirm-regenerate")
+    page.click("#regenerate-cancel")
+    assert page.is_hidden("#confirm-regenerate")
+    assert {s.id for s in shifts_of(e2e_engine, roster.id)} == before
+    page.click("#generate")
+    page.click("#regenerate-ok")
+    page.wait_for_function("() => !document.querySelector('#generate').disabled")
+    page.wait_for_selector("#confirm-regenerate", state="hidden")
+    assert {s.id for s in shifts_of(e2e_engine, roster.id)}.isdisjoint(before)

@@ -26,6 +26,9 @@ const TEXT = {
     confirmTitle: "本周排班人手不足，仍要发布吗？",
     confirmText: "发布后，以下缺口会随排班一并告知；也可以先调整班次或修改排班设置后重新生成。",
     confirmOk: "仍然发布", cancel: "取消", save: "保存",
+    regenTitle: "重新生成本周草稿？",
+    regenText: "将按当前排班设置重新排出本周，草稿中已做的改派会被替换。",
+    regenOk: "重新生成",
     editHint: "点击姓名可将该班次改派给本社区的其他网格员。",
     handTo: "改派给", current: "当前", busyThatDay: "（当天已有岗位）",
     notAllowed: "只有网格长和社区管理员可以排班。您可以在网格员应用中查看自己的班次。",
@@ -66,6 +69,9 @@ const TEXT = {
     confirmTitle: "This week is short-staffed. Publish it all the same?",
     confirmText: "Once published, these gaps are said with the roster; or hand shifts on, or change the settings and regenerate.",
     confirmOk: "Publish anyway", cancel: "Cancel", save: "Save",
+    regenTitle: "Regenerate this week's draft?",
+    regenText: "The week is rostered anew by the current settings: the shifts handed on in the draft are replaced.",
+    regenOk: "Regenerate",
     editHint: "Click a name to hand that shift to another worker of the community.",
     handTo: "Hand to", current: "now", busyThatDay: " (holds a post that day)",
     notAllowed: "Only grid leaders and the community's admins roster. Your own shifts are in the workers' app.",
@@ -175,6 +181,7 @@ function render() {
   $("publish").hidden = !editor || view?.status !== "draft";
   $("edit-hint").hidden = !editor || !view;
   $("confirm-publish").hidden = true;
+  $("confirm-regenerate").hidden = true;
 
   const box = $("shortfalls");
   const short = view?.shortfalls || [];
@@ -351,7 +358,18 @@ async function generate() {
   });
 }
 
+/** A draft is regenerated once confirmed: it replaces the shifts handed on in it. */
+function onGenerate() {
+  if (view?.status !== "draft") return generate();
+  $("confirm-publish").hidden = true;
+  const box = $("confirm-regenerate");
+  box.hidden = false;
+  box.scrollIntoView({ block: "nearest" });
+  $("regenerate-ok").focus({ preventScroll: true });
+}
+
 function askToPublish(shortfalls) {
+  $("confirm-regenerate").hidden = true;
   const box = $("confirm-publish");
   box.querySelector("ul").innerHTML = shortfallItems(shortfalls);
   box.hidden = false;
@@ -499,7 +517,9 @@ async function start() {
   });
   $("prev-week").addEventListener("click", () => goTo(shiftWeek(week, -1)));
   $("next-week").addEventListener("click", () => goTo(shiftWeek(week, 1)));
-  $("generate").addEventListener("click", generate);
+  $("generate").addEventListener("click", onGenerate);
+  $("regenerate-ok").addEventListener("click", () => { $("confirm-regenerate").hidden = true; generate(); });
+  $("regenerate-cancel").addEventListener("click", () => { $("confirm-regenerate").hidden = true; });
   $("publish").addEventListener("click", onPublish);
   $("confirm-ok").addEventListener("click", () => publish(true));
   $("confirm-cancel").addEventListener("click", () => { $("confirm-publish").hidden = true; });
