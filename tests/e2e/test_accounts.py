@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+from tests.e2e.conftest import DEMO_GRID, lose_the_first_answer, screenshot, sign_in
 
 COMMUNITY = DEMO_GRID[:12]
 NEW_PASSWORD = "a-new-password-1"
@@ -996,3 +996,30 @@ def test_the_list_fits_the_office_screen_and_names_are_not_broken(page, made, wi
     )
     assert broken == []
     screenshot(page, f"accounts-{width}-{lang}")
+
+
+def test_an_account_opened_whose_answer_was_lost_is_said_opened_not_taken(page, made, e2e_engine):
+    """The account was opened but the answer never came (the connection dropped): the form
+    said only that the fetch failed, and 保存 pressed again was refused as 用户名已被占用 — the
+    admin, told the name was someone else's, opened the same worker a second time under
+    another. The page looks the username up among the community's accounts and says it opened."""
+    from api.models import User
+
+    open_accounts(page)
+    ready(page)
+    keys = lose_the_first_answer(page, "**/api/v1/users")
+    page.click("#open-account")
+    form = page.locator("#account-form")
+    username = f"e2e_{uuid.uuid4().hex[:8]}"
+    made["users"].append(username)
+    form.locator("input[name=username]").fill(username)
+    form.locator("input[name=password]").fill(DEMO_PASSWORD)
+    form.locator("input[name=display_name]").fill("断线新同事")
+    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").check()
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#account-dialog", state="hidden")
+    assert username in page.inner_text("#status")
+    assert "已开设" in page.inner_text("#status")
+    assert len(keys) == 1
+    with Session(e2e_engine) as session:
+        assert session.scalar(select(User).where(User.username == username)) is not None

@@ -3,7 +3,7 @@
 // A community admin manages their community's accounts (/api/v1/users); a grid leader reads
 // the accounts of their grids; anyone else is told the page is the community office's.
 import {
-  api, apiPage, apiPages, escapeHtml, getToken, otherLangHref, pickLang, signOut, translate,
+  ApiError, api, apiPage, apiPages, escapeHtml, getToken, otherLangHref, pickLang, signOut, translate,
 } from "./common.js";
 import { wireSignIn } from "./password.js";
 import { keepFresh } from "./session.js";
@@ -520,21 +520,37 @@ accountForm.addEventListener("submit", async (event) => {
       if ((user.shifts_ahead || []).length) showOldGridShifts(user);
       await afterSave(user, led, failed);
     } else {
-      const user = await api("/api/v1/users", { method: "POST", body });
-      say(t.opened(`${user.username}${user.display_name ? ` (${user.display_name})` : ""}`));
-      accountDialog.close();
-      $("#outcome").hidden = true;
-      // A grid leader opened with grids leads them: the grids' leaders are read again, or
-      // another leader's form offers them as leaderless (ticked there, taken unwarned).
-      if ((user.led_grid_codes || []).length) await fetchGrids();
-      await loadAccounts();
+      await opened(await api("/api/v1/users", { method: "POST", body }));
     }
   } catch (error) {
-    showErrors(accountForm, error, body, editing ? null : "username");
+    // No answer: the account may be opened all the same, and pressed again it was refused as
+    // a username taken (the admin then opened the worker twice, under another name).
+    const found = !editing && !(error instanceof ApiError) ? await openedMeanwhile(body.username) : null;
+    if (found) await opened(found);
+    else showErrors(accountForm, error, body, editing ? null : "username");
   } finally {
     submit.disabled = false;
   }
 });
+
+async function opened(user) {
+  say(t.opened(`${user.username}${user.display_name ? ` (${user.display_name})` : ""}`));
+  accountDialog.close();
+  $("#outcome").hidden = true;
+  // A grid leader opened with grids leads them: the grids' leaders are read again, or
+  // another leader's form offers them as leaderless (ticked there, taken unwarned).
+  if ((user.led_grid_codes || []).length) await fetchGrids();
+  await loadAccounts();
+}
+
+/** The community's account `username`, if the server has it (read after a lost answer). */
+async function openedMeanwhile(username) {
+  try {
+    return (await apiPages("/api/v1/users")).find((user) => user.username === username) || null;
+  } catch {
+    return null;
+  }
+}
 
 // --- switching off and on, resetting a password ------------------------------------------------
 const confirmDialog = $("#confirm-dialog");
