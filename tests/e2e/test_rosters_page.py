@@ -964,3 +964,36 @@ def test_regenerating_a_draft_asks_first_as_it_replaces_the_shifts_handed_on(
     page.wait_for_function("() => !document.querySelector('#generate').disabled")
     page.wait_for_selector("#confirm-regenerate", state="hidden")
     assert {s.id for s in shifts_of(e2e_engine, roster.id)}.isdisjoint(before)
+
+
+def test_on_a_phone_a_leader_reads_each_name_whole(browser, live_server, fresh_week):
+    """On a phone (390 px) the five days' columns left each name button room for two
+    characters: 沈磊娟 stood as 沈磊 / 娟, 司马静怡 as 司马 / 静怡, down every cell. Names of
+    three characters fit on a line, and the page does not scroll sideways."""
+    context = browser.new_context(
+        base_url=live_server, viewport={"width": 390, "height": 844}, has_touch=True
+    )
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    try:
+        open_rosters(page, leader_of(fresh_week["people"]))
+        generate(page)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        broken = page.evaluate(
+            """() => [...document.querySelectorAll('#grid-table .who')]
+              .filter((el) => el.textContent.trim().length <= 3)
+              .filter((el) => {
+                const range = document.createRange();
+                range.selectNodeContents(el);
+                return range.getClientRects().length > 1;
+              })
+              .map((el) => el.textContent.trim())"""
+        )
+        assert broken == []
+        small = page.locator("#grid-table button.who").evaluate_all(
+            "bs => bs.filter((b) => b.getBoundingClientRect().height < 40).length"
+        )
+        assert small == 0
+        screenshot(page, "rosters-phone")
+    finally:
+        context.close()
