@@ -1023,3 +1023,17 @@ def test_an_account_opened_whose_answer_was_lost_is_said_opened_not_taken(page, 
     assert len(keys) == 1
     with Session(e2e_engine) as session:
         assert session.scalar(select(User).where(User.username == username)) is not None
+
+
+def test_on_a_phone_who_is_signed_in_reads_on_one_line(page):
+    """On a phone the toolbar's links squeezed the name and role signed in to a column of
+    two characters a line (赵静 / · 网 / 格长)."""
+    page.set_viewport_size(PHONE)
+    open_accounts(page, "leader01")
+    ready(page)
+    lines = page.evaluate(
+        """() => { const range = document.createRange();
+          range.selectNodeContents(document.getElementById('who'));
+          return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size; }"""
+    )
+    assert lines == 1
