@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+from tests.e2e.conftest import DEMO_GRID, lose_the_first_answer, screenshot, sign_in
 
 COMMUNITY = DEMO_GRID[:12]
 NEW_PASSWORD = "a-new-password-1"
@@ -915,3 +915,125 @@ def test_on_a_phone_the_accounts_are_cards_without_overflow_and_big_enough_to_ta
     )
     assert ticks and min(ticks) >= 20
     screenshot(page, "accounts-phone-edit")
+
+
+def test_opening_an_account_refused_by_the_services_rules_is_said_in_chinese(page):
+    """Beside the Chinese labels the server's own refusals stood in English: a username taken
+    ("User 'worker01' already exists."), one with a space ("Must not contain spaces or
+    invisible characters.") and a password long enough only by its spaces ("Too short (spaces
+    do not count).")."""
+    open_accounts(page, "admin01")
+    ready(page)
+    page.click("#open-account")
+    form = page.locator("#account-form")
+
+    def refused(field: str) -> str:
+        slot = f".field-error[data-field={field}]"
+        page.wait_for_function(f"() => document.querySelector('{slot}').textContent !== ''")
+        return form.locator(slot).inner_text()
+
+    form.locator("input[name=username]").fill("new worker")
+    form.locator("input[name=password]").fill(DEMO_PASSWORD)
+    form.locator("button[type=submit]").click()
+    assert refused("username") == "不能含有空格或不可见字符。"
+    form.locator("input[name=username]").fill(f"e2e_{uuid.uuid4().hex[:8]}")
+    form.locator("input[name=password]").fill("ab  cd  ef")
+    form.locator("button[type=submit]").click()
+    assert refused("password") == "至少 8 个字符（空格不计）。"
+    form.locator("input[name=username]").fill("worker01")
+    form.locator("input[name=password]").fill(DEMO_PASSWORD)
+    form.locator("button[type=submit]").click()
+    assert refused("username") == "用户名 worker01 已被占用，请换一个。"
+    form.locator("input[name=username]").fill("WORKER01")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => document.querySelector('.field-error[data-field=username]').textContent"
+        ".includes('WORKER01')"
+    )
+    assert refused("username") == "用户名 WORKER01 与已有的 worker01 视为同一个，请换一个。"
+    assert page.locator("#account-dialog").is_visible()
+
+
+@pytest.mark.parametrize("width, lang", [(1024, "zh"), (1024, "en"), (768, "zh"), (768, "en")])
+def test_the_list_fits_the_office_screen_and_names_are_not_broken(page, made, width, lang):
+    """At 1024 px in English the row's three buttons (Edit, Switch on again, Reset password,
+    kept on one line) pushed the table past the screen: the page scrolled sideways. And the
+    name column was squeezed until 欧阳明华 and 司马静怡 stood broken over two lines (欧阳明 /
+    华), admin01（本人） too."""
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto(f"/accounts?lang={lang}")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    ready(page)
+    # Switched off, their rows carry the longest buttons (重新启用, Switch on again).
+    for name in ("欧阳明华", "司马静怡"):
+        username = f"e2e_{uuid.uuid4().hex[:8]}"
+        made["users"].append(username)
+        body = {
+            "username": username,
+            "password": DEMO_PASSWORD,
+            "role": "worker",
+            "display_name": name,
+            "grid_codes": [DEMO_GRID],
+        }
+        opened = api_as_admin(page, "POST", "/api/v1/users", body).json()
+        api_as_admin(page, "PATCH", f"/api/v1/users/{opened['id']}", {"active": False})
+    page.select_option("#filter-grid", DEMO_GRID)
+    page.wait_for_selector(f"#accounts tr.off[data-username='{made['users'][-1]}']")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    broken = page.evaluate(
+        """() => {
+          const line = (el) => parseFloat(getComputedStyle(el).lineHeight) || 20;
+          const textHeight = (el) => {
+            const range = document.createRange();
+            range.selectNodeContents(el);
+            return range.getBoundingClientRect().height;
+          };
+          return [...document.querySelectorAll('#accounts td.name, #accounts td.username')]
+            .filter((el) => el.textContent.trim().length <= 12)
+            .filter((el) => textHeight(el) > 1.5 * line(el))
+            .map((el) => el.textContent.trim());
+        }"""
+    )
+    assert broken == []
+    screenshot(page, f"accounts-{width}-{lang}")
+
+
+def test_an_account_opened_whose_answer_was_lost_is_said_opened_not_taken(page, made, e2e_engine):
+    """The account was opened but the answer never came (the connection dropped): the form
+    said only that the fetch failed, and 保存 pressed again was refused as 用户名已被占用 — the
+    admin, told the name was someone else's, opened the same worker a second time under
+    another. The page looks the username up among the community's accounts and says it opened."""
+    from api.models import User
+
+    open_accounts(page)
+    ready(page)
+    keys = lose_the_first_answer(page, "**/api/v1/users")
+    page.click("#open-account")
+    form = page.locator("#account-form")
+    username = f"e2e_{uuid.uuid4().hex[:8]}"
+    made["users"].append(username)
+    form.locator("input[name=username]").fill(username)
+    form.locator("input[name=password]").fill(DEMO_PASSWORD)
+    form.locator("input[name=display_name]").fill("断线新同事")
+    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").check()
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#account-dialog", state="hidden")
+    assert username in page.inner_text("#status")
+    assert "已开设" in page.inner_text("#status")
+    assert len(keys) == 1
+    with Session(e2e_engine) as session:
+        assert session.scalar(select(User).where(User.username == username)) is not None
+
+
+def test_on_a_phone_who_is_signed_in_reads_on_one_line(page):
+    """On a phone the toolbar's links squeezed the name and role signed in to a column of
+    two characters a line (赵静 / · 网 / 格长)."""
+    page.set_viewport_size(PHONE)
+    open_accounts(page, "leader01")
+    ready(page)
+    lines = page.evaluate(
+        """() => { const range = document.createRange();
+          range.selectNodeContents(document.getElementById('who'));
+          return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size; }"""
+    )
+    assert lines == 1

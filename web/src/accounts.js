@@ -3,7 +3,7 @@
 // A community admin manages their community's accounts (/api/v1/users); a grid leader reads
 // the accounts of their grids; anyone else is told the page is the community office's.
 import {
-  api, apiPage, apiPages, escapeHtml, getToken, otherLangHref, pickLang, signOut, translate,
+  ApiError, api, apiPage, apiPages, escapeHtml, getToken, otherLangHref, pickLang, signOut, translate,
 } from "./common.js";
 import { wireSignIn } from "./password.js";
 import { keepFresh } from "./session.js";
@@ -250,6 +250,12 @@ const FIELD_MESSAGES_ZH = [
   [/^Must be one of: (.*)\.$/, (choices) => `须为以下之一：${choices}。`],
   [/^Must not contain control characters or bidirectional overrides\.$/, () => "含有不能保存的控制字符。"],
   [/^Unknown field\.$/, () => "未知字段。"],
+  // api/services/users.py: its own rules, and the 409 of a username taken (said beside it).
+  [/^Must not contain spaces or invisible characters\.$/, () => "不能含有空格或不可见字符。"],
+  [/^Too short \(spaces do not count\)\.$/, () => "至少 8 个字符（空格不计）。"],
+  [/^User '(.*)' already exists\.$/, (name) => `用户名 ${name} 已被占用，请换一个。`],
+  [/^User '(.*)' reads as the existing '(.*)'; choose another username\.$/,
+    (name, taken) => `用户名 ${name} 与已有的 ${taken} 视为同一个，请换一个。`],
 ];
 function fieldMessage(message) {
   if (lang !== "zh") return message;
@@ -291,7 +297,7 @@ function clearErrors(form) {
 function showErrors(form, error, sent, fallbackField = null) {
   const byField = fieldErrors(error.body, sent);
   // The one 409 of opening an account is its username taken: said beside the username.
-  if (!Object.keys(byField).length && fallbackField && error.status === 409) byField[fallbackField] = error.message;
+  if (!Object.keys(byField).length && fallbackField && error.status === 409) byField[fallbackField] = fieldMessage(error.message);
   const left = [];
   for (const [field, message] of Object.entries(byField)) {
     const slot = form.querySelector(`.field-error[data-field="${CSS.escape(field)}"]`);
@@ -514,21 +520,37 @@ accountForm.addEventListener("submit", async (event) => {
       if ((user.shifts_ahead || []).length) showOldGridShifts(user);
       await afterSave(user, led, failed);
     } else {
-      const user = await api("/api/v1/users", { method: "POST", body });
-      say(t.opened(`${user.username}${user.display_name ? ` (${user.display_name})` : ""}`));
-      accountDialog.close();
-      $("#outcome").hidden = true;
-      // A grid leader opened with grids leads them: the grids' leaders are read again, or
-      // another leader's form offers them as leaderless (ticked there, taken unwarned).
-      if ((user.led_grid_codes || []).length) await fetchGrids();
-      await loadAccounts();
+      await opened(await api("/api/v1/users", { method: "POST", body }));
     }
   } catch (error) {
-    showErrors(accountForm, error, body, editing ? null : "username");
+    // No answer: the account may be opened all the same, and pressed again it was refused as
+    // a username taken (the admin then opened the worker twice, under another name).
+    const found = !editing && !(error instanceof ApiError) ? await openedMeanwhile(body.username) : null;
+    if (found) await opened(found);
+    else showErrors(accountForm, error, body, editing ? null : "username");
   } finally {
     submit.disabled = false;
   }
 });
+
+async function opened(user) {
+  say(t.opened(`${user.username}${user.display_name ? ` (${user.display_name})` : ""}`));
+  accountDialog.close();
+  $("#outcome").hidden = true;
+  // A grid leader opened with grids leads them: the grids' leaders are read again, or
+  // another leader's form offers them as leaderless (ticked there, taken unwarned).
+  if ((user.led_grid_codes || []).length) await fetchGrids();
+  await loadAccounts();
+}
+
+/** The community's account `username`, if the server has it (read after a lost answer). */
+async function openedMeanwhile(username) {
+  try {
+    return (await apiPages("/api/v1/users")).find((user) => user.username === username) || null;
+  } catch {
+    return null;
+  }
+}
 
 // --- switching off and on, resetting a password ------------------------------------------------
 const confirmDialog = $("#confirm-dialog");

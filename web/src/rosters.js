@@ -26,6 +26,9 @@ const TEXT = {
     confirmTitle: "本周排班人手不足，仍要发布吗？",
     confirmText: "发布后，以下缺口会随排班一并告知；也可以先调整班次或修改排班设置后重新生成。",
     confirmOk: "仍然发布", cancel: "取消", save: "保存",
+    regenTitle: "重新生成本周草稿？",
+    regenText: "将按当前排班设置重新排出本周，草稿中已做的改派会被替换。",
+    regenOk: "重新生成",
     editHint: "点击姓名可将该班次改派给本社区的其他网格员。",
     handTo: "改派给", current: "当前", busyThatDay: "（当天已有岗位）",
     notAllowed: "只有网格长和社区管理员可以排班。您可以在网格员应用中查看自己的班次。",
@@ -66,6 +69,9 @@ const TEXT = {
     confirmTitle: "This week is short-staffed. Publish it all the same?",
     confirmText: "Once published, these gaps are said with the roster; or hand shifts on, or change the settings and regenerate.",
     confirmOk: "Publish anyway", cancel: "Cancel", save: "Save",
+    regenTitle: "Regenerate this week's draft?",
+    regenText: "The week is rostered anew by the current settings: the shifts handed on in the draft are replaced.",
+    regenOk: "Regenerate",
     editHint: "Click a name to hand that shift to another worker of the community.",
     handTo: "Hand to", current: "now", busyThatDay: " (holds a post that day)",
     notAllowed: "Only grid leaders and the community's admins roster. Your own shifts are in the workers' app.",
@@ -111,6 +117,7 @@ let workers = []; // the community's active workers and leaders: who may hold a 
 let editing = null; // the shift being handed on
 let cards = null; // the settings and cadence cards (roster_settings.js)
 let busy = false;
+let loads = 0; // weeks asked for so far: only the last one asked is drawn
 
 const dayName = (iso) => t.weekdays[(new Date(`${iso}T00:00:00Z`).getUTCDay() + 6) % 7];
 const dayLabel = (iso) => (lang === "zh" ? `${dayName(iso)}（${iso.slice(5)}）` : `${dayName(iso)} ${iso.slice(5)}`);
@@ -174,6 +181,7 @@ function render() {
   $("publish").hidden = !editor || view?.status !== "draft";
   $("edit-hint").hidden = !editor || !view;
   $("confirm-publish").hidden = true;
+  $("confirm-regenerate").hidden = true;
 
   const box = $("shortfalls");
   const short = view?.shortfalls || [];
@@ -216,9 +224,14 @@ function render() {
 async function load() {
   problem($("action-error"), "");
   closeEditor();
+  // Weeks turned again before the answer: a week answered late is not drawn under another's label.
+  const asked = ++loads;
   try {
-    view = await api(`/api/v1/communities/${code}/rosters/${week}`);
+    const read = await api(`/api/v1/communities/${code}/rosters/${week}`);
+    if (asked !== loads) return;
+    view = read;
   } catch (error) {
+    if (asked !== loads) return;
     if (!(error instanceof ApiError) || error.status !== 404) {
       view = null;
       render();
@@ -322,14 +335,18 @@ async function act(button, work) {
 
 async function generate() {
   problem($("action-error"), "");
+  const asked = week;
   await act($("generate"), async () => {
     try {
       // Pressed again after a lost answer: the draft first made, not the week solved again.
-      const generated = await apiOnce(`/api/v1/communities/${code}/rosters`, { method: "POST", body: { week } });
+      const generated = await apiOnce(`/api/v1/communities/${code}/rosters`, { method: "POST", body: { week: asked } });
+      // Another week opened while the solver ran: the draft is that week's, stored; shown there.
+      if (week !== asked) return;
       view = generated;
       closeEditor();
       render();
     } catch (error) {
+      if (week !== asked) return; // said of a week no longer shown
       if (!(error instanceof ApiError)) return problem($("action-error"), t.offline, detailOf(error));
       const b = error.body || {};
       const why = error.status === 409 ? (b.roster_id ? t.genPublished : b.week ? t.genOver : t.genBusy)
@@ -341,7 +358,18 @@ async function generate() {
   });
 }
 
+/** A draft is regenerated once confirmed: it replaces the shifts handed on in it. */
+function onGenerate() {
+  if (view?.status !== "draft") return generate();
+  $("confirm-publish").hidden = true;
+  const box = $("confirm-regenerate");
+  box.hidden = false;
+  box.scrollIntoView({ block: "nearest" });
+  $("regenerate-ok").focus({ preventScroll: true });
+}
+
 function askToPublish(shortfalls) {
+  $("confirm-regenerate").hidden = true;
   const box = $("confirm-publish");
   box.querySelector("ul").innerHTML = shortfallItems(shortfalls);
   box.hidden = false;
@@ -351,14 +379,16 @@ function askToPublish(shortfalls) {
 async function publish(acceptShortfalls) {
   problem($("action-error"), "");
   $("confirm-publish").hidden = true;
+  const asked = week;
   await act($("publish"), async () => {
     try {
       // Pressed again after a lost answer: published, not a 409 "already published".
       await apiOnce(`/api/v1/rosters/${view.id}/publish`, {
         method: "POST", body: acceptShortfalls ? { accept_shortfalls: true } : {},
       });
-      await load();
+      if (week === asked) await load();
     } catch (error) {
+      if (week !== asked) return; // said of a week no longer shown
       if (!(error instanceof ApiError)) return problem($("action-error"), t.offline, detailOf(error));
       const b = error.body || {};
       if (error.status === 409 && b.shortfalls?.length) return askToPublish(b.shortfalls);
@@ -404,6 +434,8 @@ function openEditor(shift) {
   for (const el of document.querySelectorAll(".who.chosen")) el.classList.remove("chosen");
   document.querySelector(`.who[data-shift="${shift.id}"]`)?.classList.add("chosen");
   $("shift-editor").scrollIntoView({ block: "nearest" });
+  // The editor stands below the whole table: from the keyboard, tens of names to tab past.
+  select.focus({ preventScroll: true });
 }
 
 function closeEditor() {
@@ -412,15 +444,25 @@ function closeEditor() {
   for (const el of document.querySelectorAll(".who.chosen")) el.classList.remove("chosen");
 }
 
+/** The focus back on shift `id`'s name (the editor closed from the keyboard, or saved). */
+function focusShift(id) {
+  document.querySelector(`button.who[data-shift="${id}"]`)?.focus();
+}
+
 async function saveShift() {
   if (!editing) return;
   const workerId = Number($("shift-worker").value);
-  if (workerId === editing.worker_id) return closeEditor();
+  const shiftId = editing.id;
+  if (workerId === editing.worker_id) {
+    closeEditor();
+    return focusShift(shiftId);
+  }
   problem($("shift-error"), "");
   await act($("shift-save"), async () => {
     try {
-      await api(`/api/v1/shifts/${editing.id}`, { method: "PATCH", body: { worker_id: workerId } });
+      await api(`/api/v1/shifts/${shiftId}`, { method: "PATCH", body: { worker_id: workerId } });
       await load();
+      focusShift(shiftId);
     } catch (error) {
       if (!(error instanceof ApiError)) return problem($("shift-error"), t.offline, detailOf(error));
       const why = error.status === 409 ? t.editConflict : error.status === 422 ? t.editInvalid
@@ -475,12 +517,22 @@ async function start() {
   });
   $("prev-week").addEventListener("click", () => goTo(shiftWeek(week, -1)));
   $("next-week").addEventListener("click", () => goTo(shiftWeek(week, 1)));
-  $("generate").addEventListener("click", generate);
+  $("generate").addEventListener("click", onGenerate);
+  $("regenerate-ok").addEventListener("click", () => { $("confirm-regenerate").hidden = true; generate(); });
+  $("regenerate-cancel").addEventListener("click", () => { $("confirm-regenerate").hidden = true; });
   $("publish").addEventListener("click", onPublish);
   $("confirm-ok").addEventListener("click", () => publish(true));
   $("confirm-cancel").addEventListener("click", () => { $("confirm-publish").hidden = true; });
   $("shift-save").addEventListener("click", saveShift);
-  $("shift-cancel").addEventListener("click", closeEditor);
+  const cancelEdit = () => {
+    const id = editing?.id;
+    closeEditor();
+    focusShift(id);
+  };
+  $("shift-cancel").addEventListener("click", cancelEdit);
+  $("shift-editor").addEventListener("keydown", (e) => {
+    if (e.key === "Escape") cancelEdit();
+  });
   $("grid-table").addEventListener("click", (e) => {
     const button = e.target.closest("button.who");
     const shift = button && findShift(Number(button.dataset.shift));
