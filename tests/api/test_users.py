@@ -112,6 +112,24 @@ def test_an_admin_opens_a_workers_account_who_then_signs_in_to_their_grid(client
     assert me.json["grid_codes"] == [A2]
 
 
+def test_an_account_opened_again_with_its_key_is_opened_once(client, world, session):
+    """The answer lost, the office's page sends the account again with its Idempotency-Key:
+    the first account's answer, not a 409 "username taken" read as a failure (the admin then
+    opened the worker a second time under another name)."""
+    from sqlalchemy import func, select
+
+    from api.models import User
+
+    body = {"username": "worker_a3", "password": PASSWORD, "role": "worker", "grid_codes": [A2]}
+    headers = {**world.auth("admin_a"), "Idempotency-Key": "web-accounts-0001"}
+    first = client.post("/api/v1/users", json=body, headers=headers)
+    again = client.post("/api/v1/users", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json["id"] == first.json["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert session.scalar(select(func.count()).where(User.username == "worker_a3")) == 1
+
+
 def test_a_grid_leader_opened_with_grids_leads_them(client, world):
     r = client.post(
         "/api/v1/users",

@@ -1025,6 +1025,45 @@ def test_an_account_opened_whose_answer_was_lost_is_said_opened_not_taken(page, 
         assert session.scalar(select(User).where(User.username == username)) is not None
 
 
+def test_an_account_pressed_again_after_a_lost_answer_the_list_unread_is_opened_once(
+    page, made, e2e_engine
+):
+    """The answer lost and the list unreadable too (the connection still weak), the page
+    cannot tell whether the account opened; 保存 pressed again goes with the same key and is
+    answered with the first account, not refused as 用户名已被占用."""
+    from sqlalchemy import func
+
+    from api.models import User
+
+    open_accounts(page)
+    ready(page)
+    keys = lose_the_first_answer(page, "**/api/v1/users")
+    page.route(
+        "**/api/v1/users?*",
+        lambda route: (
+            route.abort("connectionreset") if route.request.method == "GET" else route.continue_()
+        ),
+    )
+    page.click("#open-account")
+    form = page.locator("#account-form")
+    username = f"e2e_{uuid.uuid4().hex[:8]}"
+    made["users"].append(username)
+    form.locator("input[name=username]").fill(username)
+    form.locator("input[name=password]").fill(DEMO_PASSWORD)
+    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").check()
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => !document.querySelector('#account-form button[type=submit]').disabled"
+    )
+    page.unroute("**/api/v1/users?*")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#account-dialog", state="hidden")
+    assert "已开设" in page.inner_text("#status")
+    assert len(keys) == 2 and keys[0] == keys[1]
+    with Session(e2e_engine) as session:
+        assert session.scalar(select(func.count()).where(User.username == username)) == 1
+
+
 def test_on_a_phone_who_is_signed_in_reads_on_one_line(page):
     """On a phone the toolbar's links squeezed the name and role signed in to a column of
     two characters a line (赵静 / · 网 / 格长)."""

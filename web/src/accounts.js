@@ -3,7 +3,7 @@
 // A community admin manages their community's accounts (/api/v1/users); a grid leader reads
 // the accounts of their grids; anyone else is told the page is the community office's.
 import {
-  ApiError, api, apiPage, apiPages, escapeHtml, getToken, otherLangHref, pickLang, signOut, translate,
+  ApiError, api, apiOnce, apiPage, apiPages, escapeHtml, getToken, otherLangHref, pickLang, signOut, translate,
 } from "./common.js";
 import { wireSignIn } from "./password.js";
 import { keepFresh } from "./session.js";
@@ -520,7 +520,8 @@ accountForm.addEventListener("submit", async (event) => {
       if ((user.shifts_ahead || []).length) showOldGridShifts(user);
       await afterSave(user, led, failed);
     } else {
-      await opened(await api("/api/v1/users", { method: "POST", body }));
+      // With a key kept until answered: pressed again after a lost answer, the first account.
+      await opened(await apiOnce("/api/v1/users", { method: "POST", body }));
     }
   } catch (error) {
     // No answer: the account may be opened all the same, and pressed again it was refused as

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import request
 from flask.views import MethodView
 
+from api import idempotency
 from api.auth import current_scope, get_jwt
 from api.clock import now
 from api.extensions import Blueprint, db
@@ -51,11 +52,13 @@ class Users(MethodView):
 
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserAccountSchema)
+    @idempotency.idempotent(blp)
     def post(self, data):
         """Open an account in your community (community admins)
 
         A worker is assigned the grids given, a grid leader leads them. A username taken is
-        a 409. District viewers' accounts are opened with `gridwork user create`.
+        a 409; sent again with its `Idempotency-Key` after a lost answer, the account's first
+        answer. District viewers' accounts are opened with `gridwork user create`.
         """
         user = accounts.open_account(db.session, _actor(), data, now())
         db.session.commit()
