@@ -659,11 +659,7 @@ def test_a_resolve_pressed_offline_is_kept_and_sent_once_back_online(
     task_id, _ = make_task(status="accepted")
     open_app(page, "worker01")
     keys = keys_sent(page, task_id)
-    detail = open_task(page, task_id)
-    go_offline(context, page)
-    detail.locator("textarea[name=note]").fill(NOTE)
-    detail.locator("button[data-step=resolve]").click()
-    status_says(page, "待发送")
+    detail = resolve_kept_offline(context, page, task_id)
     box = detail.locator(".kept-step")
     assert "待发送" in box.inner_text() and NOTE in box.inner_text() and "办结" in box.inner_text()
     assert "待发送" in card_says(page, task_id)
@@ -734,6 +730,19 @@ def test_a_kept_step_goes_after_a_reload_with_its_key(page, e2e_engine, make_tas
     assert task_row(e2e_engine, task_id)[0] == "resolved"
 
 
+def resolve_kept_offline(context, page, task_id: int, photos: list[dict] | None = None):
+    """On the open app, the task's page opened, the phone offline, 办结 pressed with the note
+    NOTE (and `photos` chosen, one at a time): the step kept, 待发送. The task's page."""
+    detail = open_task(page, task_id)
+    go_offline(context, page)
+    for photo in photos or []:
+        detail.locator("input[name=photo]").set_input_files(photo)
+    detail.locator("textarea[name=note]").fill(NOTE)
+    detail.locator("button[data-step=resolve]").click()
+    status_says(page, "待发送")
+    return detail
+
+
 def refused_while_kept(context, page, e2e_engine, task_id: int, photo: bytes | None = None):
     """worker01 resolves the accepted task offline (its note NOTE, and `photo`), the leader
     sends the task back to dispatched meanwhile, and back online the kept step is refused
@@ -741,15 +750,8 @@ def refused_while_kept(context, page, e2e_engine, task_id: int, photo: bytes | N
     from api.models import Task
 
     open_app(page, "worker01")
-    detail = open_task(page, task_id)
-    go_offline(context, page)
-    if photo:
-        detail.locator("input[name=photo]").set_input_files(
-            {"name": "door.png", "mimeType": "image/png", "buffer": photo}
-        )
-    detail.locator("textarea[name=note]").fill(NOTE)
-    detail.locator("button[data-step=resolve]").click()
-    status_says(page, "待发送")
+    photos = [{"name": "door.png", "mimeType": "image/png", "buffer": photo}] if photo else []
+    detail = resolve_kept_offline(context, page, task_id, photos)
     with Session(e2e_engine) as session:
         task = session.get(Task, task_id)
         task.status, task.updated_at = "dispatched", datetime.now(UTC)
@@ -831,15 +833,11 @@ def test_photos_chosen_for_a_step_offline_are_kept_with_it_and_uploaded_when_it_
 
     task_id, _ = make_task(status="accepted")
     open_app(page, "worker01")
-    detail = open_task(page, task_id)
-    go_offline(context, page)
-    for size in (8, 9):  # before and after
-        detail.locator("input[name=photo]").set_input_files(
-            {"name": f"door{size}.png", "mimeType": "image/png", "buffer": image_bytes("PNG", size)}
-        )
-    detail.locator("textarea[name=note]").fill(NOTE)
-    detail.locator("button[data-step=resolve]").click()
-    status_says(page, "待发送")
+    photos = [  # before and after
+        {"name": f"door{size}.png", "mimeType": "image/png", "buffer": image_bytes("PNG", size)}
+        for size in (8, 9)
+    ]
+    detail = resolve_kept_offline(context, page, task_id, photos)
     assert "2 张照片" in detail.locator(".kept-step").inner_text()
     (record,) = kept(page)
     assert record["photoCount"] == 2
@@ -853,11 +851,7 @@ def test_photos_chosen_for_a_step_offline_are_kept_with_it_and_uploaded_when_it_
 def test_signing_out_with_a_step_not_yet_sent_asks_first(context, page, make_task):
     task_id, _ = make_task(status="accepted")
     open_app(page, "worker01")
-    detail = open_task(page, task_id)
-    go_offline(context, page)
-    detail.locator("textarea[name=note]").fill(NOTE)
-    detail.locator("button[data-step=resolve]").click()
-    status_says(page, "待发送")
+    resolve_kept_offline(context, page, task_id)
     page.keyboard.press("Escape")
     asked = sign_out_declined(page)
     assert asked == ["本机还有 1 项任务办理未发送（待发送或被拒绝），退出后将被删除。仍要退出吗？"]
@@ -888,11 +882,7 @@ def test_another_step_pressed_while_one_waits_asks_before_replacing_it(context, 
     by a slip of the thumb after 办结) replaced the one waiting, its note gone without a word."""
     task_id, _ = make_task(status="accepted")
     open_app(page, "worker01")
-    detail = open_task(page, task_id)
-    go_offline(context, page)
-    detail.locator("textarea[name=note]").fill(NOTE)
-    detail.locator("button[data-step=resolve]").click()
-    status_says(page, "待发送")
+    detail = resolve_kept_offline(context, page, task_id)
     asked: list[str] = []
 
     def answer(dialog):
