@@ -32,6 +32,7 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 DEMO_GRID = "110101001001001"
+DEMO_COMMUNITY = DEMO_GRID[:12]
 
 
 @pytest.fixture(scope="session")
@@ -234,3 +235,26 @@ def lose_the_first_answer(page, pattern: str) -> list[str | None]:
 
     page.route(pattern, route_it)
     return keys
+
+
+@pytest.fixture
+def community_deadlines(e2e_engine):
+    """The demo community's task deadlines: general requests 3 days, danger 1.5 hours, a
+    complaint's general 2 days (set as its admin would); the settings as they were afterwards."""
+    from api.models import Community
+
+    with Session(e2e_engine) as session:
+        community = session.get(Community, DEMO_COMMUNITY)
+        was = community.settings
+        community.settings = {
+            **(was or {}),
+            "tasks": {
+                "deadline_hours": {"general": 72, "danger": 1.5},
+                "by_type": {"complaint": {"deadline_hours": {"general": 48}}},
+            },
+        }
+        session.commit()
+    yield
+    with Session(e2e_engine) as session:
+        session.get(Community, DEMO_COMMUNITY).settings = was
+        session.commit()

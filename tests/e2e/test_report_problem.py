@@ -9,7 +9,13 @@ from playwright.sync_api import expect
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from tests.e2e.conftest import DEMO_GRID, lose_the_first_answer, screenshot, sign_out_declined
+from tests.e2e.conftest import (
+    DEMO_COMMUNITY,
+    DEMO_GRID,
+    lose_the_first_answer,
+    screenshot,
+    sign_out_declined,
+)
 from tests.e2e.test_app import open_app
 
 TITLE = "雨水井堵塞（巡查）"
@@ -113,6 +119,58 @@ def test_a_problem_outside_every_grid_is_refused_in_the_servers_words(context, p
     assert reported() == []
     # Refused, not lost: the form keeps what was written, to place it at a household instead.
     assert page.input_value("#report-problem input[name=title]") == TITLE
+
+
+def urgency_labels(page) -> list[str]:
+    return page.locator("#report-problem select[name=urgency] option").all_inner_texts()
+
+
+def test_each_urgency_says_the_deadline_the_community_gives_a_report(
+    context, page, reported, inside, community_deadlines
+):
+    """The urgencies said only their names (一般, 危及生命财产): a worker choosing one did not
+    see that it gave the task 1.5 hours or 3 days. Each says the community's own deadline now
+    (a report is a help request), kept on the phone for the rounds without a signal."""
+    open_app(context, page)
+    page.wait_for_selector(f"#report-problem form[data-deadlines='{DEMO_COMMUNITY}']")
+    assert urgency_labels(page) == [
+        "一般（3天）",
+        "水电气热（24小时）",
+        "危及生命财产（1.5小时内反馈）",
+        "疑难复杂（15天）",
+    ]
+    context.set_geolocation(inside)
+    page.fill("#report-problem input[name=title]", TITLE + " 时限")
+    page.click("#report-problem button[type=submit]")
+    assert said(page).startswith("已上报任务")
+    (task,) = reported()
+    assert (task.due_at - task.created_at).total_seconds() == 72 * 3600  # as the label said
+
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert urgency_labels(page)[2] == "危及生命财产（1.5小时内反馈）"
+
+
+def test_the_urgencies_say_beijing_practice_until_the_community_is_read(context, page):
+    """Before the community's deadlines are read (the first sign-in with no signal), the labels
+    say what a community that set none gives: Beijing 12345 practice, in either language."""
+    page.route("**/task-settings", lambda route: route.abort("internetdisconnected"))
+    open_app(context, page)
+    assert urgency_labels(page) == [
+        "一般（7天）",
+        "水电气热（24小时）",
+        "危及生命财产（2小时内反馈）",
+        "疑难复杂（15天）",
+    ]
+    page.goto("/app?lang=en")
+    page.wait_for_selector("body[data-ready='1']")
+    assert urgency_labels(page) == [
+        "General (7 days)",
+        "Water, power, gas, heating (24 h)",
+        "Danger to life or property (2 h)",
+        "Complex (15 days)",
+    ]
 
 
 def test_a_problem_needs_saying_and_nothing_is_sent_without(context, page, reported):

@@ -11,9 +11,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import DEMO_COMMUNITY as COMMUNITY
 from tests.e2e.conftest import DEMO_GRID, lose_the_first_answer, screenshot, sign_in
 
-COMMUNITY = DEMO_GRID[:12]
 OTHER_GRID = COMMUNITY + "002"  # worker02's grid; worker01 (at the window) holds DEMO_GRID
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -366,29 +366,6 @@ def test_a_place_the_server_finds_in_no_grid_is_refused_in_chinese(page, e2e_eng
         with Session(e2e_engine) as session:
             session.get(Grid, window_day["other"].id).retired_at = None
             session.commit()
-
-
-@pytest.fixture
-def community_deadlines(e2e_engine):
-    """The demo community's task deadlines: general requests 3 days, a complaint 2 days (set
-    as its admin would); the settings as they were afterwards."""
-    from api.models import Community
-
-    with Session(e2e_engine) as session:
-        community = session.get(Community, COMMUNITY)
-        was = community.settings
-        community.settings = {
-            **(was or {}),
-            "tasks": {
-                "deadline_hours": {"general": 72, "danger": 1.5},
-                "by_type": {"complaint": {"deadline_hours": {"general": 48}}},
-            },
-        }
-        session.commit()
-    yield
-    with Session(e2e_engine) as session:
-        session.get(Community, COMMUNITY).settings = was
-        session.commit()
 
 
 def urgency_labels(page) -> list[str]:

@@ -819,7 +819,8 @@ for (const list of ["plan", "plan-done-list"]) {
 }
 
 // 未诉先办: what keeps coming back to my grids, to look out for on the rounds (a worker's and
-// a leader's; read afresh for whoever signed in). Offline, the card says so.
+// a leader's; read afresh for whoever signed in). Offline, the card says so. Their community's
+// task deadlines label the urgencies of 上报问题 too.
 async function loadRecurring() {
   const card = $("recurring-card");
   if (!["worker", "grid_leader"].includes(tokenClaims(getToken()).role)) {
@@ -832,6 +833,7 @@ async function loadRecurring() {
   } catch {
     return;
   }
+  if (me.community_code) problems.useCommunity(me.community_code).catch(() => {});
   if (!me.community_code || !(me.grid_codes || []).length) return;
   recurringSection(card, lang, { compact: true, openTask: (id) => detail.open(id) }).show({ community: me.community_code });
 }

@@ -65,6 +65,12 @@ export const TASK_TEXT = {
     urgencies: { danger: "危及生命财产", utility: "水电气热", general: "一般", complex: "疑难复杂" },
     types: { consultation: "咨询", help: "求助", complaint: "投诉", report: "举报", suggestion: "建议" },
     sources: { hotline: "12345热线", window: "窗口", visit: "走访", proactive: "巡查", leader: "网格长" },
+    hours: (h) => `${h}小时`, days: (d) => `${d}天`,
+    // An urgency with the time a task of it is given (`deadlineSpan`), as a form offers it.
+    urgencyDue: {
+      danger: (span) => `危及生命财产（${span}内反馈）`, utility: (span) => `水电气热（${span}）`,
+      general: (span) => `一般（${span}）`, complex: (span) => `疑难复杂（${span}）`,
+    },
   },
   en: {
     statuses: {
@@ -75,6 +81,11 @@ export const TASK_TEXT = {
     urgencies: { danger: "Danger to life or property", utility: "Water, power, gas, heating", general: "General", complex: "Complex" },
     types: { consultation: "Consultation", help: "Help", complaint: "Complaint", report: "Report", suggestion: "Suggestion" },
     sources: { hotline: "12345 hotline", window: "window", visit: "visit", proactive: "rounds", leader: "leader" },
+    hours: (h) => `${h} h`, days: (d) => (d === 1 ? "1 day" : `${d} days`),
+    urgencyDue: {
+      danger: (span) => `Danger to life or property (${span})`, utility: (span) => `Water, power, gas, heating (${span})`,
+      general: (span) => `General (${span})`, complex: (span) => `Complex (${span})`,
+    },
   },
 };
 
@@ -373,4 +384,15 @@ export function escapeHtml(text) {
  * on, hours below two days or not whole days (1.5 h). */
 export function deadlineSpan(t, hours) {
   return hours >= 48 && hours % 24 === 0 ? t.days(hours / 24) : t.hours(Number(Number(hours).toFixed(2)));
+}
+
+// The hours to resolve a task of each urgency where the community set none: Beijing 12345
+// practice (api/services/tasks.py DEFAULT_DEADLINE_HOURS). Shown until the community's are read.
+export const DEFAULT_DEADLINE_HOURS = Object.freeze({ danger: 2, utility: 24, general: 168, complex: 360 });
+
+/** An urgency as a form offers it, with the time the task will be given: "一般（7天）".
+ * `hours`: the community's for the request type (task-settings' `effective`), else the default. */
+export function urgencyOption(lang, urgency, hours) {
+  const words = TASK_TEXT[lang];
+  return words.urgencyDue[urgency](deadlineSpan(words, hours ?? DEFAULT_DEADLINE_HOURS[urgency]));
 }

@@ -13,9 +13,9 @@
 // A refusal (a 4xx: outside every grid, the household gone) is the report's own: kept, listed
 // with the server's words, for the worker to fix or discard; never dropped without a word.
 import {
-  TASK_TEXT, api, carriedOut, escapeHtml, getToken, newIdempotencyKey, oneAtATime, refusalWords, noAnswer,
+  api, carriedOut, escapeHtml, getToken, newIdempotencyKey, oneAtATime, refusalWords, noAnswer, urgencyOption,
 } from "./common.js";
-import { META, getMeta, run } from "./idb.js";
+import { META, getMeta, run, setMeta } from "./idb.js";
 import { tokenUser } from "./session.js";
 
 const TEXT = {
@@ -54,6 +54,13 @@ const TEXT = {
   },
 };
 const URGENCIES = ["general", "utility", "danger", "complex"];
+// A report is a request for help (未诉先办: no resident asked): the request type whose deadlines
+// the community's settings give it, sent as such so the task is given what its label said.
+const REPORT_TYPE = "help";
+// The hours each urgency gives a report in the signed-in user's community ({user, community,
+// hours}), read when online and kept for the rounds without a signal (the meta store: a
+// sign-out empties it). Until read, the labels say Beijing 12345 practice.
+const DEADLINES_KEY = "reportDeadlines";
 
 
 // The reports kept on this phone, of whichever user (a report goes only under its own worker's
@@ -133,17 +140,18 @@ async function sendPass() {
  * The card in `section`. `households()` lists the caller's households ({id, label}) for the
  * place, `locate()` is the app's position fix (a GeolocationPosition), `localTime(date)` a
  * time as the app shows it, `opened(task)` is called with each task opened. Answers
- * {show, sendWaiting}: `show()` lists the signed-in user's kept reports; `sendWaiting()` sends
- * them (the app's syncs), says what came of it and throws why those left waiting were not sent.
+ * {show, sendWaiting, useCommunity}: `show()` lists the signed-in user's kept reports;
+ * `sendWaiting()` sends them (the app's syncs), says what came of it and throws why those left
+ * waiting were not sent; `useCommunity(code)` reads the user's community's deadlines, which
+ * label the urgencies.
  */
 export function reportProblem({ lang, section, households, locate, localTime, opened }) {
   const t = TEXT[lang];
-  const { urgencies } = TASK_TEXT[lang];
   section.innerHTML = `<h2>${escapeHtml(t.title)}</h2>
     <form class="report-problem" novalidate>
       <label>${escapeHtml(t.what)} <input name="title" maxlength="200" required placeholder="${escapeHtml(t.whatHint)}"></label>
       <label>${escapeHtml(t.detail)} <textarea name="description" rows="2" maxlength="10000"></textarea></label>
-      <label>${escapeHtml(t.urgency)} <select name="urgency">${URGENCIES.map((u) => `<option value="${u}">${escapeHtml(urgencies[u])}</option>`).join("")}</select></label>
+      <label>${escapeHtml(t.urgency)} <select name="urgency">${URGENCIES.map((u) => `<option value="${u}">${escapeHtml(urgencyOption(lang, u))}</option>`).join("")}</select></label>
       <fieldset><legend>${escapeHtml(t.where)}</legend>
         <label class="inline"><input type="radio" name="where" value="here" checked> ${escapeHtml(t.here)}</label>
         <label class="inline"><input type="radio" name="where" value="household"> ${escapeHtml(t.household)}</label>
@@ -177,7 +185,32 @@ export function reportProblem({ lang, section, households, locate, localTime, op
   };
   const createdText = (task) => task === ANSWER_LOST ? t.carriedOut : t.created(task.id, task.assignee_name || t.nobody, localTime(new Date(task.due_at)));
 
+  /** Each urgency with the hours it gives a report: the community's as kept for this user. */
+  async function labelUrgencies() {
+    const kept = await getMeta(DEADLINES_KEY).catch(() => null);
+    const mine = kept && kept.user === tokenUser(getToken()) ? kept : null;
+    for (const option of form.elements.urgency.options) option.textContent = urgencyOption(lang, option.value, mine?.hours[option.value]);
+    if (mine) form.dataset.deadlines = mine.community;
+    else delete form.dataset.deadlines;
+  }
+
+  /** Read the deadlines of the signed-in user's community (`community`), keep and show them;
+   * unread (offline, an error), the labels stay as they were: the server gives the deadline. */
+  async function useCommunity(community) {
+    let settings;
+    try {
+      settings = await api(`/api/v1/communities/${encodeURIComponent(community)}/task-settings`);
+    } catch {
+      return;
+    }
+    const hours = settings.effective?.[REPORT_TYPE]?.deadline_hours;
+    if (!hours) return;
+    await setMeta(DEADLINES_KEY, { user: tokenUser(getToken()), community, hours }).catch(() => {});
+    await labelUrgencies();
+  }
+
   async function show() {
+    labelUrgencies().catch(() => {});
     const user = tokenUser(getToken());
     const mine = user ? (await listReports().catch(() => [])).filter((r) => r.user === user) : [];
     outbox.innerHTML = mine.map((r) => {
@@ -253,7 +286,7 @@ export function reportProblem({ lang, section, households, locate, localTime, op
     try {
       // The place and time are captured now, as the worker stands there: sent later, the
       // report is still where and when it was seen.
-      const body = { source: "proactive", title: fields.title, description: fields.description, urgency: fields.urgency };
+      const body = { source: "proactive", type: REPORT_TYPE, title: fields.title, description: fields.description, urgency: fields.urgency };
       let place;
       if (fields.where === "household") {
         if (!fields.household_id) return say(t.noFix, true);
@@ -321,5 +354,5 @@ export function reportProblem({ lang, section, households, locate, localTime, op
     }
   });
 
-  return { show, sendWaiting };
+  return { show, sendWaiting, useCommunity };
 }

@@ -11,9 +11,8 @@ const TEXT = {
   zh: {
     title: "工单时限", edit: "修改", save: "保存", cancel: "取消",
     urgency: "紧急程度", resolve: "办结时限", contact: "首次联系时限",
-    urgencies: TASK_TEXT.zh.urgencies, types: TASK_TEXT.zh.types,
+    urgencies: TASK_TEXT.zh.urgencies, types: TASK_TEXT.zh.types, hours: TASK_TEXT.zh.hours, days: TASK_TEXT.zh.days,
     byType: "按诉求类型另定的办结时限（留空同上表）", noByType: "各类诉求同上表。",
-    hours: (h) => `${h}小时`, days: (d) => `${d}天`,
     hoursHint: "单位：小时（0–2160）", readOnly: "只有社区管理员可以修改工单时限。",
     note: "修改后新登记的工单按新时限计算；已有工单的时限不变。",
     saved: "已保存。此后登记的工单按新时限计算，已有工单不变。",
@@ -24,9 +23,8 @@ const TEXT = {
   en: {
     title: "Task deadlines", edit: "Change", save: "Save", cancel: "Cancel",
     urgency: "Urgency", resolve: "To resolve", contact: "To first contact",
-    urgencies: TASK_TEXT.en.urgencies, types: TASK_TEXT.en.types,
+    urgencies: TASK_TEXT.en.urgencies, types: TASK_TEXT.en.types, hours: TASK_TEXT.en.hours, days: TASK_TEXT.en.days,
     byType: "A request type's own time to resolve (blank: as above)", noByType: "Every request type as above.",
-    hours: (h) => `${h} h`, days: (d) => (d === 1 ? "1 day" : `${d} days`),
     hoursHint: "In hours (0–2160)", readOnly: "Only the community's admin changes the task deadlines.",
     note: "Tasks opened after a change are given the new deadlines; open tasks keep theirs.",
     saved: "Saved. Tasks opened from now on are given these deadlines; open tasks keep theirs.",

@@ -1,8 +1,8 @@
 // The hall window's page (/window): the A-post worker registers a walk-in resident's request as
 // a window task for any grid of the community, placed on a map, and sees the day's requests.
 import {
-  ApiError, TASK_TEXT, api, apiPages, beijingTime, config, deadlineSpan, escapeHtml, getToken, newIdempotencyKey,
-  otherLangHref, pickLang, todayLocal, translate,
+  ApiError, TASK_TEXT, api, apiPages, beijingTime, config, escapeHtml, getToken, newIdempotencyKey,
+  otherLangHref, pickLang, todayLocal, translate, urgencyOption,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
 import { keepFresh, tokenClaims } from "./session.js";
@@ -15,9 +15,6 @@ const TEXT = {
     newRequest: "登记居民诉求", type: "诉求类型", type_consultation: "咨询", type_help: "求助",
     type_complaint: "投诉", type_report: "举报", type_suggestion: "建议",
     titleField: "标题", description: "详细情况", urgency: "紧急程度",
-    urgency_danger: (span) => `危及生命财产（${span}内反馈）`, urgency_utility: (span) => `水电气热（${span}）`,
-    urgency_general: (span) => `一般（${span}）`, urgency_complex: (span) => `疑难复杂（${span}）`,
-    hours: (h) => `${h}小时`, days: (d) => `${d}天`,
     residentName: "居民姓名", residentPhone: "联系电话", where: "地点：",
     noPlace: "请在地图上点选居民诉求的位置", household: "住户（可选）", noHousehold: "不指定住户",
     householdsNear: (n) => `附近 ${n} 户`, submit: "登记并派单", clear: "清空", sending: "正在提交…",
@@ -55,9 +52,6 @@ const TEXT = {
     newRequest: "A resident's request", type: "Request type", type_consultation: "Consultation",
     type_help: "Help", type_complaint: "Complaint", type_report: "Report", type_suggestion: "Suggestion",
     titleField: "Title", description: "Details", urgency: "Urgency",
-    urgency_danger: (span) => `Danger to life or property (${span})`, urgency_utility: (span) => `Water, power, gas, heating (${span})`,
-    urgency_general: (span) => `General (${span})`, urgency_complex: (span) => `Complex (${span})`,
-    hours: (h) => `${h} h`, days: (d) => (d === 1 ? "1 day" : `${d} days`),
     residentName: "Resident's name", residentPhone: "Phone", where: "Place: ",
     noPlace: "Click the resident's place on the map", household: "Household (optional)", noHousehold: "No household",
     householdsNear: (n) => `${n} nearby`, submit: "Register and dispatch", clear: "Clear", sending: "Sending…",
@@ -458,8 +452,6 @@ function resetForm() {
 }
 
 // --- the deadlines each urgency gives (the community's, GET .../task-settings) -----------------
-// Beijing 12345 practice, what a community that set none gives; shown until its own are read.
-const DEFAULT_DEADLINE_HOURS = { danger: 2, utility: 24, general: 168, complex: 360 };
 let deadlines = null;
 
 /** Each urgency with the time the task will be given, for the request type chosen (the
@@ -468,8 +460,7 @@ function labelUrgencies() {
   const type = new FormData(form).get("type") || "help";
   for (const option of form.elements.urgency.options) {
     const u = option.value;
-    const hours = deadlines?.effective?.[type]?.deadline_hours?.[u] ?? DEFAULT_DEADLINE_HOURS[u];
-    option.textContent = t[`urgency_${u}`](deadlineSpan(t, hours));
+    option.textContent = urgencyOption(lang, u, deadlines?.effective?.[type]?.deadline_hours?.[u]);
   }
 }
 
