@@ -229,11 +229,85 @@ def test_a_leader_records_the_return_call_and_closes_a_resolved_task(page, e2e_e
     page.wait_for_selector(f"#grid-task-list li[data-id='{task_id}']", state="detached")
 
 
-def test_offline_a_task_says_it_needs_a_connection(context, page, make_task):
+def kept_pages(page) -> dict:
+    """The task pages kept on the phone for the signed-in user, by task id (IndexedDB)."""
+    return page.evaluate(
+        """async () => ((await (await import('/web/idb.js')).getMeta('taskPages')) || {}).pages
+                       || {}"""
+    )
+
+
+def wait_kept(page, task_id: int, kept: bool = True) -> dict:
+    """Wait until the phone keeps (or no longer keeps) the task's page: read in the background
+    as the task list is read."""
+    for _ in range(100):
+        pages = kept_pages(page)
+        if (str(task_id) in pages) == kept:
+            return pages
+        page.wait_for_timeout(100)
+    raise AssertionError(f"task {task_id} {'never' if kept else 'still'} kept: {sorted(pages)}")
+
+
+def test_offline_a_task_of_mine_opens_as_last_read_and_a_step_on_it_is_kept(
+    context, page, e2e_engine, make_task
+):
+    """In a basement with no signal, the worker tapped the task to read what the resident
+    asked, their number and the door, or to press 办结: "离线：任务详情需要联网". Their open tasks'
+    pages are kept as the list is read, and open offline as last read, steps and all."""
+    task_id, (building, unit, room) = make_task(status="accepted")
+    open_app(page, "worker01")
+    wait_kept(page, task_id)
+    go_offline(context, page)
+    detail = open_task(page, task_id)
+    assert detail.locator(".kept-copy").inner_text().startswith("离线：这是 ")
+    text = detail.inner_text()
+    assert "楼道灯不亮" in text and ASKED in text and "王秀英" in text
+    assert detail.locator("a.phone").get_attribute("href") == "tel:13912345678"
+    assert f"{building}-{unit}-{room}" in text
+    assert "12345 派单" in text  # its history as read
+    screenshot(page, "app-task-detail-offline")
+    detail.locator("textarea[name=note]").fill(NOTE)
+    detail.locator("button[data-step=resolve]").click()
+    status_says(page, "待发送")
+    assert task_row(e2e_engine, task_id)[0] == "accepted"
+    context.set_offline(False)
+    sent(page, task_id)
+    assert task_row(e2e_engine, task_id)[0] == "resolved"
+    # Resolved, it left the worker's open tasks: its page leaves the phone.
+    wait_kept(page, task_id, kept=False)
+
+
+def test_a_kept_page_holds_the_door_of_the_household_and_none_of_its_residents(page, make_task):
+    task_id, (building, unit, room) = make_task()
+    open_app(page, "worker01")
+    kept = wait_kept(page, task_id)[str(task_id)]
+    household = kept["household"]
+    assert set(household) == {"building", "unit", "floor", "room"}  # no name, no phone
+    assert (household["building"], household["unit"], household["room"]) == (building, unit, room)
+    assert kept["task"]["id"] == task_id and kept["readAt"]
+
+
+def test_a_task_given_to_another_worker_leaves_the_phone(page, e2e_engine, make_task):
+    from api.models import Task, User
+
     task_id, _ = make_task()
     open_app(page, "worker01")
-    context.set_offline(True)
-    page.wait_for_function("() => !navigator.onLine")
+    wait_kept(page, task_id)
+    with Session(e2e_engine) as session:
+        other = session.scalar(select(User.id).where(User.username == "worker02"))
+        session.get(Task, task_id).assignee_id = other
+        session.commit()
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    wait_kept(page, task_id, kept=False)
+
+
+def test_offline_a_task_never_read_says_it_needs_a_connection(context, page, make_task):
+    task_id, _ = make_task()
+    page.route(f"**/api/v1/tasks/{task_id}", lambda route: route.abort())  # never read whole
+    open_app(page, "worker01")
+    page.wait_for_selector(f"#tasks li[data-id='{task_id}']")
+    go_offline(context, page)
     page.click(f"#tasks li[data-id='{task_id}'] button.open-task")
     page.wait_for_function("() => document.querySelector('#task-detail').open")
     assert "离线：任务详情需要联网，联网后再打开。" in page.inner_text("#task-detail")

@@ -13,6 +13,7 @@ import { recurringSection } from "./recurring.js";
 import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
 import { listReports, reportProblem } from "./report_problem.js";
 import { taskDetail } from "./task_detail.js";
+import { keepMyPages } from "./task_pages.js";
 import { dropStep, keepStep, listSteps, mySteps, sendSteps, waitingOther } from "./task_steps.js";
 
 const TEXT = {
@@ -426,6 +427,8 @@ async function loadTasks() {
       id, title, status, due_at, ticket_due_at, overdue, household_id,
     }));
     localStorage.setItem(TASKS_KEY, JSON.stringify({ user, at: Date.now(), tasks: kept }));
+    // Their pages too, for the door without a signal (web/src/task_pages.js), in the background.
+    keepMyPages(tasks).catch(() => {});
   } catch {
     const saved = JSON.parse(localStorage.getItem(TASKS_KEY) || "null");
     if (saved && saved.user === user) {

@@ -3,7 +3,7 @@ import { syncQueue } from "/web/queue.js";
 
 const SHELL = [
   "/app", "/web/app.js", "/web/app.css", "/web/common.js", "/web/queue.js", "/web/config.js",
-  "/web/idb.js", "/web/session.js", "/web/reasons.js", "/web/password.js", "/web/recurring.js", "/web/task_detail.js", "/web/task_steps.js", "/web/report_problem.js", "/web/task_detail.css", "/web/manifest.webmanifest", "/web/icons/icon-192.png", "/web/icons/icon-512.png",
+  "/web/idb.js", "/web/session.js", "/web/reasons.js", "/web/password.js", "/web/recurring.js", "/web/task_detail.js", "/web/task_steps.js", "/web/task_pages.js", "/web/report_problem.js", "/web/task_detail.css", "/web/manifest.webmanifest", "/web/icons/icon-192.png", "/web/icons/icon-512.png",
 ];
 const CACHE = "gridwork-app-" + new URL(self.location.href).searchParams.get("v");
 

@@ -5,7 +5,8 @@
 // record the return call or close the task. GET /api/v1/tasks/{id} (audited; the description,
 // contact and points as the API gives the caller), the household's address from GET
 // /api/v1/households/{id}, and the steps the caller may take (`your_actions`) sent with their
-// note to POST /api/v1/tasks/{id}/transitions. The task is read online only; a step taken is
+// note to POST /api/v1/tasks/{id}/transitions. The task is read online; offline, the user's own
+// open tasks open as last read (web/src/task_pages.js, said above the page). A step taken is
 // kept on the phone until answered (web/src/task_steps.js): pressed with no signal, or its
 // answer lost, it waits as 待发送 (shown here and on the task's card) and goes with the app's
 // syncs, once; refused meanwhile, it is shown with the server's words, to discard or take again.
@@ -14,12 +15,14 @@
 // then the step is sent naming them; a photo refused says so and sends no step. The history
 // shows each step's photos as thumbnails, read with the token (an <img> cannot send it) into
 // blob: URLs, let go when the page is redrawn.
-import { TASK_TEXT, api, apiBlob, escapeHtml } from "./common.js";
+import { TASK_TEXT, api, apiBlob, escapeHtml, noAnswer } from "./common.js";
+import { keepPage, keptPage } from "./task_pages.js";
 import { discardStep, dropStep, keepStep, mySteps, sendSteps, waitingOther } from "./task_steps.js";
 
 const TEXT = {
   zh: {
     close: "关闭", loading: "正在读取…", offline: "离线：任务详情需要联网，联网后再打开。",
+    keptCopy: (time, offline) => `${offline ? "离线" : "暂时读不到任务"}：这是 ${time} 读取的任务详情；所做的步骤保存在本机，${offline ? "联网后" : "稍后"}发送。`,
     failed: "无法读取这项任务：", gone: "这项任务已不在您的任务列表中（可能已办结、已改派或已移至其他网格）。",
     urgency: "紧急程度", source: "来源", ticket: "12345工单号", due: "办结期限", ticketDue: "（12345 时限）",
     overdue: "已超期", contactDue: "首次联系期限", contacted: "首次联系", where: "地点", grid: "网格",
@@ -50,6 +53,7 @@ const TEXT = {
   },
   en: {
     close: "Close", loading: "Reading…", offline: "Offline: a task's page needs a connection; open it again online.",
+    keptCopy: (time, offline) => `${offline ? "Offline" : "The task cannot be read now"}: the task as read at ${time}; a step taken is kept on this device and sent ${offline ? "once online" : "later"}.`,
     failed: "This task could not be read: ", gone: "That task is no longer in your lists (resolved, reassigned or moved to another grid?).",
     urgency: "Urgency", source: "Source", ticket: "12345 ticket", due: "Deadline", ticketDue: " (12345 hotline deadline)",
     overdue: "overdue", contactDue: "First contact by", contacted: "First contact", where: "Where", grid: "Grid",
@@ -150,7 +154,8 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
 
   const row = (label, html, cls = "") => `<tr class="${cls}"><th scope="row">${escapeHtml(label)}</th><td>${html}</td></tr>`;
 
-  function draw(task, household) {
+  /** The task's page; `readAt`: the time a page kept on the phone was read (said above it). */
+  function draw(task, household, readAt = null) {
     const late = task.overdue;
     const due = `${escapeHtml(localTime(new Date(task.due_at)))}${task.ticket_due_at ? escapeHtml(t.ticketDue) : ""}${late ? ` <b class="overdue">${escapeHtml(t.overdue)}</b>` : ""}`;
     const contact = task.first_contact_at
@@ -182,7 +187,8 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
         <span class="chosen" hidden></span> <button type="button" class="clear-photos" hidden>${escapeHtml(t.clearPhotos)}</button></div>
       <div class="actions">${steps.map((a) => `<button type="submit" value="${a}" data-step="${a}">${escapeHtml(t.actions[a])}</button>`).join("")}</div></form>` : "";
     const slot = '<div class="kept-step-slot"></div>';
-    frame(`<h2 id="task-detail-title">${escapeHtml(task.title)}</h2>
+    const copy = readAt ? `<p class="muted kept-copy">${escapeHtml(t.keptCopy(localTime(new Date(readAt)), !navigator.onLine))}</p>` : "";
+    frame(`${copy}<h2 id="task-detail-title">${escapeHtml(task.title)}</h2>
       <p><span class="state">${escapeHtml(statuses[task.status] || task.status)}</span></p>
       <table class="plain facts"><tbody>
         ${row(t.urgency, escapeHtml(urgencies[task.urgency] || task.urgency))}
@@ -405,12 +411,17 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
       back = document.activeElement;
       dialog.showModal();
     }
-    // Offline, what is kept of the task on the phone is shown all the same.
+    // Offline (or no answer), the page as last read on the phone (task_pages.js: the user's
+    // own open tasks), its steps kept until they can be sent; else what is kept of its step.
     const slot = '<div class="kept-step-slot"></div>';
-    if (!navigator.onLine) {
-      frame(`<p class="muted">${escapeHtml(t.offline)}</p>${slot}`);
+    const asKept = async (why, cls) => {
+      const page = await keptPage(id);
+      if (shown !== id) return;
+      if (page) return draw(page.task, page.household, page.readAt);
+      frame(`<p class="${cls}">${escapeHtml(why)}</p>${slot}`);
       return showKept(id);
-    }
+    };
+    if (!navigator.onLine) return asKept(t.offline, "muted");
     frame(`<p class="muted">${escapeHtml(t.loading)}</p>`);
     let task;
     let household = null;
@@ -422,12 +433,15 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     } catch (error) {
       if (shown !== id) return;
       const why = error.status === 404 ? t.gone : error.status ? t.failed + (error.body?.detail || error.message) : t.offline;
+      if (noAnswer(error) && error.status !== 401) return asKept(why, "error");
       frame(`<p class="error">${escapeHtml(why)}</p>${slot}`);
       return showKept(id);
     }
+    keepPage(task, household).catch(() => {});
     if (shown !== id) return; // another task was opened meanwhile
     await draw(task, household);
   }
+
 
   return { open, sendWaiting };
 }
