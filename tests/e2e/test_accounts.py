@@ -159,9 +159,11 @@ def test_an_admin_lists_the_communitys_accounts_and_filters_them(page, e2e_engin
     ready(page)
     with e2e_engine.connect() as conn:
         community = conn.scalars(
-            select(User.username).where(User.community_code == COMMUNITY).order_by(User.username)
+            select(User.username)
+            .where(User.community_code == COMMUNITY, User.active)
+            .order_by(User.username)
         ).all()
-    assert shown_usernames(page) == list(community)
+    assert shown_usernames(page) == list(community)  # those in use, at first
     worker01 = row(page, "worker01")
     assert DEMO_GRID in worker01.locator("td.grids").inner_text()
     assert worker01.locator("td.role").inner_text() == "网格员"
@@ -175,6 +177,89 @@ def test_an_admin_lists_the_communitys_accounts_and_filters_them(page, e2e_engin
     assert "共" in page.inner_text("#page-info")
     assert page.get_attribute("#to-map", "href") == "/map"
     screenshot(page, "accounts-list")
+
+
+def switched_off_by_api(page, made, display_name: str) -> str:
+    """A worker's account of the demo grid opened, then switched off, through the API."""
+    username = f"e2e_{uuid.uuid4().hex[:8]}"
+    made["users"].append(username)
+    body = {
+        "username": username,
+        "password": DEMO_PASSWORD,
+        "role": "worker",
+        "display_name": display_name,
+        "grid_codes": [DEMO_GRID],
+    }
+    opened = api_as_admin(page, "POST", "/api/v1/users", body)
+    assert opened.status == 201, opened.text()
+    off = api_as_admin(page, "PATCH", f"/api/v1/users/{opened.json()['id']}", {"active": False})
+    assert off.ok, off.text()
+    return username
+
+
+def test_the_list_shows_the_accounts_in_use_and_the_switched_off_ones_when_asked(page, made):
+    """The list mixed the switched-off (已停用) accounts in with those in use: the office, which
+    works with the accounts in use, read past the departed ones. 在用 is chosen at first; 全部 and
+    已停用 are still offered."""
+    open_accounts(page)
+    ready(page)
+    gone = switched_off_by_api(page, made, "已离职")
+    page.reload()
+    ready(page)
+    state = page.locator("#filter-active")
+    assert state.locator("option").all_inner_texts() == ["全部", "在用", "已停用"]
+    assert state.evaluate("(s) => s.selectedOptions[0].textContent") == "在用"
+    assert "worker01" in shown_usernames(page) and gone not in shown_usernames(page)
+    assert set(page.locator("#accounts tbody td.state").all_inner_texts()) == {"在用"}
+    page.select_option("#filter-active", "false")
+    row(page, gone).wait_for()
+    assert set(page.locator("#accounts tbody td.state").all_inner_texts()) == {"已停用"}
+    page.select_option("#filter-active", "")
+    row(page, "worker01").wait_for()
+    assert gone in shown_usernames(page)
+
+
+def test_an_account_switched_off_leaves_the_list_in_use_saying_where_it_is_found(
+    page, made, e2e_engine
+):
+    """Switched off under 在用, the account leaves the list, and the page says where it went
+    (已停用) rather than leaving the admin to wonder. The page it stood on alone emptied, the one
+    before is shown."""
+    open_accounts(page)
+    ready(page)
+    code, _ = new_grid(page, made, e2e_engine, "两人网格")
+    pair = [open_worker_by_api(page, made, name, grid=code) for name in ("甲同事", "乙同事")]
+    page.goto("/accounts?page_size=1")
+    ready(page)
+    with page.expect_response(lambda r: f"grid={code}" in r.url):
+        page.select_option("#filter-grid", code)
+    page.click("#next")
+    page.wait_for_function(
+        "() => document.querySelector('#page-info').textContent.startsWith('第 2/2 页')"
+    )
+    [second] = shown_usernames(page)
+    [first] = [u for u in pair if u != second]
+    row(page, second).locator("button[data-action=switch-off]").click()
+    page.click("#confirm-yes")
+    outcome = page.locator("#outcome")
+    outcome.locator(".left-list").wait_for()
+    said = outcome.inner_text()
+    assert "账号已停用" in said
+    assert "已不在“在用”列表中" in outcome.locator(".left-list").inner_text()
+    assert "已停用" in outcome.locator(".left-list").inner_text()
+    page.wait_for_function(
+        "() => document.querySelector('#page-info').textContent.startsWith('第 1/1 页')"
+    )
+    assert shown_usernames(page) == [first]
+    # The last one too: the list says it is empty.
+    row(page, first).locator("button[data-action=switch-off]").click()
+    page.click("#confirm-yes")
+    page.wait_for_selector("#accounts tbody tr:not([data-username]) >> text=没有符合条件的账号。")
+    assert shown_usernames(page) == []
+    # Both are found under 已停用.
+    page.select_option("#filter-active", "false")
+    row(page, first).wait_for()
+    assert "共 2 个账号" in page.inner_text("#page-info")
 
 
 def test_the_list_pages_through_the_accounts(page):
@@ -327,6 +412,8 @@ def test_switching_a_worker_off_shows_the_task_handed_on_and_to_whom(page, made,
     assert handed.locator(".assignee").inner_text() == (assignee.display_name or assignee.username)
     assert "要离职" in page.inner_text("#outcome h3")
     assert page.locator("#outcome .shifts-ahead li").all_inner_texts() == [shift_day]
+    row(page, username).wait_for(state="detached")  # gone from the accounts in use
+    page.select_option("#filter-active", "")
     wait_cell(page, username, "state", "已停用")
     screenshot(page, "accounts-switched-off")
     # ...and on again (once confirmed): the row says so, and the worker signs in.
@@ -351,6 +438,7 @@ def test_switching_an_account_on_again_asks_first(page, made, e2e_engine):
     assert api_as_admin(page, "PATCH", f"/api/v1/users/{user_id}", {"active": False}).ok
     page.reload()
     ready(page)
+    page.select_option("#filter-active", "")  # the accounts in use are shown at first
     row(page, username).locator("button[data-action=switch-on]").click()
     confirm = page.locator("#confirm-dialog")
     confirm.wait_for()
@@ -680,7 +768,7 @@ def test_the_grid_filter_lists_the_accounts_holding_the_grid(page, e2e_engine):
             select(User.username)
             .join(user_grids, user_grids.c.user_id == User.id)
             .join(Grid, Grid.id == user_grids.c.grid_id)
-            .where(Grid.code == DEMO_GRID)
+            .where(Grid.code == DEMO_GRID, User.active)  # those in use: the state's default
             .order_by(User.username)
         ).all()
     assert shown_usernames(page) == list(holders)
@@ -977,6 +1065,7 @@ def test_the_list_fits_the_office_screen_and_names_are_not_broken(page, made, wi
         }
         opened = api_as_admin(page, "POST", "/api/v1/users", body).json()
         api_as_admin(page, "PATCH", f"/api/v1/users/{opened['id']}", {"active": False})
+    page.select_option("#filter-active", "")  # all states: the switched-off ones too
     page.select_option("#filter-grid", DEMO_GRID)
     page.wait_for_selector(f"#accounts tr.off[data-username='{made['users'][-1]}']")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width

@@ -997,3 +997,106 @@ def test_on_a_phone_a_leader_reads_each_name_whole(browser, live_server, fresh_w
         screenshot(page, "rosters-phone")
     finally:
         context.close()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(browser, live_server):
+    """A page on a phone held upright (390x844, a touch screen); no script error nor CSP
+    violation on it."""
+    context = browser.new_context(base_url=live_server, viewport=PHONE, has_touch=True)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: _csp_violation(m) and errors.append(m.text))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors or CSP violations on the page: {errors}"
+
+
+@pytest.fixture
+def four_character_name(e2e_engine, fresh_week):
+    """One of the community's workers called 欧阳明月 (a compound surname, four characters)
+    meanwhile; their own name back afterwards."""
+    from api.models import User
+
+    worker = min(
+        (u for u in fresh_week["people"].values() if u.role == "worker" and u.active),
+        key=lambda u: u.username,
+    )
+    with Session(e2e_engine) as session:
+        session.get(User, worker.id).display_name = "欧阳明月"
+        session.commit()
+    yield "欧阳明月"
+    with Session(e2e_engine) as session:
+        session.get(User, worker.id).display_name = worker.display_name
+        session.commit()
+
+
+def test_on_a_phone_a_four_character_name_stands_whole_on_one_line_in_its_cell(
+    phone, fresh_week, four_character_name
+):
+    """On a phone the name buttons had room for three characters: 欧阳明月 stood as 欧阳明 /
+    月 in every cell it held, read as 欧阳明 at a glance. Four characters fit on one line,
+    inside the cell, and the page still does not scroll sideways."""
+    open_rosters(phone, leader_of(fresh_week["people"]))
+    generate(phone)
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    names = phone.evaluate(
+        """(name) => [...document.querySelectorAll('#grid-table .who')]
+          .filter((el) => el.textContent === name)
+          .map((el) => {
+            const range = document.createRange();
+            range.selectNodeContents(el);
+            const text = range.getBoundingClientRect();
+            const cell = el.closest('td').getBoundingClientRect();
+            return {
+              lines: range.getClientRects().length,
+              clipped: el.scrollWidth > el.clientWidth,
+              inside: text.left >= cell.left && text.right <= cell.right,
+            };
+          })""",
+        four_character_name,
+    )
+    assert names, "the worker holds no shift this week"
+    assert all(n == {"lines": 1, "clipped": False, "inside": True} for n in names), names
+    screenshot(phone, "rosters-phone-four-characters")
+
+
+def in_viewport(box) -> bool:
+    return box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"]
+
+
+def test_on_a_phone_a_shifts_editor_opens_right_under_the_tapped_name(phone, fresh_week):
+    """On a phone the hand-over editor stood below the whole table: a name tapped in the
+    window's row opened it some 500 px further down, away from the day and post it changes.
+    It opens right under the tapped name's row, on the screen with the name, its select
+    focused; Escape closes it and the page is back at the name, which has the focus."""
+    open_rosters(phone, leader_of(fresh_week["people"]))
+    generate(phone)
+    for name in (
+        phone.locator("tr.post-A button.who").first,
+        phone.locator("tr.post-B button.who").last,
+    ):
+        shift_id = name.get_attribute("data-shift")
+        name.scroll_into_view_if_needed()
+        name.tap()
+        editor = phone.locator("#shift-editor")
+        editor.wait_for()
+        cell = name.locator("xpath=ancestor::td").bounding_box()
+        box = editor.bounding_box()
+        under = box["y"] - (cell["y"] + cell["height"])
+        assert -1 <= under <= 12, f"the editor stands {under:.0f} px below the tapped name's cell"
+        assert box["x"] <= cell["x"] + cell["width"] / 2 <= box["x"] + box["width"]  # beneath
+        assert in_viewport(box) and in_viewport(name.bounding_box())
+        assert phone.evaluate("() => document.activeElement.id") == "shift-worker"
+        screenshot(phone, "rosters-phone-editor")
+        # Read elsewhere meanwhile, then closed: the page comes back to the name.
+        phone.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+        phone.keyboard.press("Escape")
+        assert editor.is_hidden()
+        assert phone.evaluate("() => document.activeElement.dataset.shift") == shift_id
+        assert in_viewport(name.bounding_box())

@@ -45,6 +45,7 @@ const TEXT = {
       "排班中此后仍有的班次会列出，请重新排班。",
     ],
     offDone: (n) => `${n} 的账号已停用。`,
+    leftList: (n) => `${n} 已不在“在用”列表中：状态选“已停用”或“全部”可找到该账号，并可在那里重新启用。`,
     handedOn: "已转交的任务", noTasks: "此人手中没有未办结的任务。", task: "任务",
     waiting: "待分派（无人接手）", shiftsAhead: "排班中仍有的班次（请重新排班）", noShifts: "此后没有排班。",
     movedTitle: (n) => `${n} 已调整网格`, oldGridShifts: "排班中仍派往原网格的B岗日期（请重新排班）",
@@ -101,6 +102,7 @@ const TEXT = {
       "The shift days a roster still gives them are listed, to re-roster.",
     ],
     offDone: (n) => `${n}'s account is switched off.`,
+    leftList: (n) => `${n} is no longer in the Active list: choose State "Switched off" or "All" to find the account (and to switch it on again).`,
     handedOn: "Tasks handed on", noTasks: "They held no open tasks.", task: "Task",
     waiting: "waiting unassigned", shiftsAhead: "Shift days still rostered (re-roster them)",
     noShifts: "No shifts rostered ahead.",
@@ -660,6 +662,10 @@ function switchOff(user) {
     const outcome = await api(`/api/v1/users/${user.id}`, { method: "PATCH", body: { active: false } });
     say("");
     await showHandedOn(t.offDone(label(user)), outcome);
+    // The list shows the accounts in use (the default): the account leaves it, said where it went.
+    if ($("#filter-active").value === "true") {
+      $("#outcome h3").insertAdjacentHTML("afterend", `<p class="left-list">${escapeHtml(t.leftList(label(user)))}</p>`);
+    }
     await loadAccounts();
   });
 }

@@ -168,6 +168,7 @@ function shortfallItems(list) {
 
 // --- the week ---------------------------------------------------------------------------------------
 function render() {
+  parkEditor(); // the rows are drawn anew: the editor is not lost with its row
   const days = weekDays(week);
   $("week-label").textContent = lang === "zh" ? `${week}（${days[0]} – ${days[6]}）` : `${week} (${days[0]} – ${days[6]})`;
   const status = $("roster-status");
@@ -219,6 +220,7 @@ function render() {
     rows.push(`<tr class="post-B" data-grid="${escapeHtml(g)}"><th class="post">${escapeHtml(t.gridPost)}<small>${escapeHtml(name || "")} ${escapeHtml(g)}</small></th>${shown.map((d) => cell(d, (byDay.get(d)?.B || []).filter((s) => s.grid_code === g))).join("")}</tr>`);
   }
   tbody.innerHTML = rows.join("");
+  if (editing && !placeEditor(editing)) closeEditor();
 }
 
 async function load() {
@@ -430,17 +432,43 @@ function openEditor(shift) {
     select.add(option);
   }
   problem($("shift-error"), "");
-  $("shift-editor").hidden = false;
   for (const el of document.querySelectorAll(".who.chosen")) el.classList.remove("chosen");
   document.querySelector(`.who[data-shift="${shift.id}"]`)?.classList.add("chosen");
+  placeEditor(shift);
+  $("shift-editor").hidden = false;
   $("shift-editor").scrollIntoView({ block: "nearest" });
-  // The editor stands below the whole table: from the keyboard, tens of names to tab past.
+  // The select takes the focus: from the keyboard, the next Tab is 保存, not the row's names.
   select.focus({ preventScroll: true });
+}
+
+/**
+ * The editor in a row of its own right under the row of shift's name: below the whole table,
+ * a name tapped on a phone opened it a screen away from the day and post it changes.
+ * False when the name is not drawn.
+ */
+function placeEditor(shift) {
+  const row = document.querySelector(`#grid-table .who[data-shift="${shift.id}"]`)?.closest("tr");
+  if (!row) return false;
+  const editorRow = document.createElement("tr");
+  editorRow.className = "editor-row";
+  const cell = editorRow.insertCell();
+  cell.colSpan = row.cells.length;
+  parkEditor();
+  cell.append($("shift-editor"));
+  row.after(editorRow);
+  return true;
+}
+
+/** The editor back in its place under the table (hidden or not), its row gone. */
+function parkEditor() {
+  $("edit-hint").after($("shift-editor"));
+  for (const row of document.querySelectorAll("#grid-table tr.editor-row")) row.remove();
 }
 
 function closeEditor() {
   editing = null;
   $("shift-editor").hidden = true;
+  parkEditor();
   for (const el of document.querySelectorAll(".who.chosen")) el.classList.remove("chosen");
 }
 
