@@ -9,11 +9,12 @@ only once the database shows them waiting does the holder let go.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 
@@ -44,3 +45,36 @@ def race(engine: Engine, lock_sql: str, params: dict, *requests: Callable[[], An
             wait_for_lock_waits(engine, len(requests))
             holder.commit()
             return [f.result(timeout=60) for f in futures]
+
+
+@contextmanager
+def between_insert_and_read_back(
+    engine: Engine, table: str, meanwhile: Callable[[], Any]
+) -> Iterator[list]:
+    """Run `meanwhile` (in its own thread, on its own connection) once, when an upload has
+    tried to insert its photo into `table` (INSERT ... ON CONFLICT DO NOTHING) and is about to
+    read the photo back: the window between the two statements, held open by a hook on the
+    engine's calls to the database driver rather than left to the scheduler. Yields the list
+    that holds what `meanwhile` returned once it ran."""
+    returned: list = []
+    inserted_on: list = []
+
+    def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
+        dbapi_connection = conn.connection.dbapi_connection
+        if statement.startswith(f"INSERT INTO {table} ") and "ON CONFLICT" in statement:
+            inserted_on.append(dbapi_connection)
+        elif (
+            inserted_on
+            and not returned
+            and inserted_on[-1] is dbapi_connection
+            and statement.startswith("SELECT")
+            and f"FROM {table}" in statement
+        ):
+            with ThreadPoolExecutor(1) as pool:
+                returned.append(pool.submit(meanwhile).result(timeout=60))
+
+    event.listen(engine, "before_cursor_execute", before_cursor_execute)
+    try:
+        yield returned
+    finally:
+        event.remove(engine, "before_cursor_execute", before_cursor_execute)

@@ -667,21 +667,32 @@ def attach_photo(
     )
     storage.put(digest, data, stale=lambda kid: key_is_retired(session.connection(), kid))
     owned_by = getattr(model, model.OWNER) == owner.id
-    inserted = session.scalar(
-        insert(model)
-        .values(
-            **{model.OWNER: owner.id},
-            sha256=digest,
-            content_type=content_type,
-            size_bytes=len(data),
-            uploaded_by_id=uploader_id,
-            stripped_at=func.now(),  # stored stripped: `photos scrub` need not read it
+    # An insert that meets the photo held already does nothing, and the photo is read back in
+    # a statement of its own, which sees what committed in between: that photo's deletion (its
+    # uploader's, or retention's purge) leaves nothing to read. The insert is tried again then,
+    # and stores the image as a new photo. Once: a photo of this image appears only under the
+    # image's lock, held here, so the second insert meets none (deletions take no such lock).
+    for _ in range(2):
+        inserted = session.scalar(
+            insert(model)
+            .values(
+                **{model.OWNER: owner.id},
+                sha256=digest,
+                content_type=content_type,
+                size_bytes=len(data),
+                uploaded_by_id=uploader_id,
+                stripped_at=func.now(),  # stored stripped: `photos scrub` need not read it
+            )
+            .on_conflict_do_nothing(constraint=model.UNIQUE)
+            .returning(model.id)
         )
-        .on_conflict_do_nothing(constraint=model.UNIQUE)
-        .returning(model.id)
+        photo = session.scalar(select(model).where(owned_by, model.sha256 == digest))
+        if photo is not None:
+            return photo, inserted is None
+    raise errors.ServiceUnavailable(  # pragma: no cover - the image's lock makes it unreachable
+        "The photo was deleted again and again as it was stored; send it again.",
+        headers={"Retry-After": "1"},
     )
-    photo = session.scalar(select(model).where(owned_by, model.sha256 == digest))
-    return photo, inserted is None
 
 
 def _kind(owner: Owner) -> str:

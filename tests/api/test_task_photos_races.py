@@ -11,6 +11,7 @@ go. The loser gets an RFC 9457 problem and changes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -274,6 +275,43 @@ def test_an_image_sent_again_while_its_photo_is_being_deleted_is_stored_again(pl
     with place.app.app_context(), place.app.test_client() as client:
         served = client.get(sent_again.json["url"], headers=place.headers)
     assert served.status_code == 200
+
+
+def test_an_image_sent_again_as_its_photo_is_deleted_right_after_the_conflict_is_stored_again(
+    place,
+):
+    """The app resends an upload (its answer was lost) and the other phone's deletion of the
+    photo commits after the upload found the image held (its insert did nothing) but before it
+    read that photo back: the upload stores the image as a new photo (201, not the duplicate
+    of the photo gone, not a 500), and retention's next run keeps the bytes it points at."""
+    from api.extensions import db
+    from api.services import retention
+    from api.services.photos import build_storage, load_name_key
+
+    task_id = place.task()
+    image = next(place.images)
+    photo_id = place.upload(task_id, image)
+    sha = sha_of(place, photo_id)
+    with place.app.app_context():
+        engine = db.engine
+    with races.between_insert_and_read_back(
+        engine, "task_photos", place.delete(task_id, photo_id)
+    ) as deleted:
+        sent_again = place.sending(task_id, image)()
+    assert [answer.status_code for answer in deleted] == [204]
+    assert sent_again.status_code == 201, sent_again.json
+    assert sent_again.json["duplicate"] is False
+    assert sent_again.json["id"] != photo_id
+    assert photo_row(place, photo_id) is None
+    assert sha_of(place, sent_again.json["id"]) == sha
+    with place.app.app_context(), db.new_session() as session, session.begin():
+        storage = build_storage(place.app.config, load_name_key(session))
+        retention.delete_photo_files(session, storage, 100)
+    assert not queued(place, sha)
+    with place.app.app_context(), place.app.test_client() as client:
+        served = client.get(sent_again.json["url"], headers=place.headers)
+    assert served.status_code == 200
+    assert hashlib.sha256(served.data).hexdigest() == sha
 
 
 # --- two steps naming one photo ----------------------------------------------------------------
