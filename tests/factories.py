@@ -224,16 +224,18 @@ def make_roster_community(
 
 # --- tasks and push (appended by the tasks feature) ---------------------------------------------
 def make_task(session, grid_code: str = A1, *, now, actor_id: int | None = None, **fields):
-    """A task at the centre of `grid_code`, created and dispatched by the service at `now`."""
+    """A task at the centre of `grid_code` (else at `location`), created and dispatched by the
+    service at `now`."""
     from api.services import tasks as task_service
 
-    lon, lat = centre(grid_code)
+    if "location" not in fields:
+        lon, lat = centre(grid_code)
+        fields["location"] = {"lon": lon, "lat": lat}
     data = {
         "source": "window",
         "type": "help",
         "title": "楼道灯不亮",
         "urgency": "general",
-        "location": {"lon": lon, "lat": lat},
         **fields,
     }
     return task_service.create_task(session, None, data, actor_id=actor_id, now=now)

@@ -15,9 +15,8 @@ from sqlalchemy import func, select
 
 from api.models import Grid, TaskPhoto
 from api.services.photos import MAX_PHOTOS_PER_TASK, VISIT_PHOTOS_LOCK_CLASS
-from api.services.tasks import create_task
 from tests import races
-from tests.factories import bearer, box, build_app, image_bytes, make_grid, make_user
+from tests.factories import bearer, box, build_app, image_bytes, make_grid, make_task, make_user
 
 COMMUNITY = "110109009004"
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)
@@ -38,18 +37,10 @@ def test_two_uploads_at_once_for_the_last_place_store_one(own_database_url, tmp_
         leader = make_user(session, f"tp_l_{tag}", "grid_leader", grids=[code])
         session.flush()
         session.scalar(select(Grid).where(Grid.code == code)).leader_id = leader.id
-        task = create_task(
-            session,
-            None,
-            {
-                "source": "proactive",
-                "title": "井盖缺失",
-                "urgency": "general",
-                "location": {"lon": 116.405, "lat": 39.745},
-            },
-            actor_id=None,
-            now=T0,
-        )
+        task = make_task(
+            session, now=T0, source="proactive", title="井盖缺失",
+            location={"lon": 116.405, "lat": 39.745},
+        )  # fmt: skip
         task.assignee_id, task.status = worker.id, "dispatched"
         session.flush()
         task_id, worker_id = task.id, worker.id

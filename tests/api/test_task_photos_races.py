@@ -21,9 +21,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from api.models import Grid, PhotoDeletion, Task, TaskEvent, TaskPhoto
-from api.services.tasks import create_task
 from tests import races
-from tests.factories import bearer, box, build_app, image_bytes, make_grid, make_user
+from tests.factories import bearer, box, build_app, image_bytes, make_grid, make_task, make_user
 
 COMMUNITY = "110109009005"
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)
@@ -47,18 +46,10 @@ class Place:
         from api.extensions import db
 
         with self.app.app_context(), db.begin() as session:
-            task = create_task(
-                session,
-                None,
-                {
-                    "source": "proactive",
-                    "title": "井盖缺失",
-                    "urgency": "general",
-                    "location": {"lon": 116.405, "lat": 39.765},
-                },
-                actor_id=None,
-                now=T0,
-            )
+            task = make_task(
+                session, now=T0, source="proactive", title="井盖缺失",
+                location={"lon": 116.405, "lat": 39.765},
+            )  # fmt: skip
             task.assignee_id, task.status = self.worker_id, status
             session.flush()
             return task.id

@@ -1054,17 +1054,7 @@ def test_the_list_fits_the_office_screen_and_names_are_not_broken(page, made, wi
     ready(page)
     # Switched off, their rows carry the longest buttons (重新启用, Switch on again).
     for name in ("欧阳明华", "司马静怡"):
-        username = f"e2e_{uuid.uuid4().hex[:8]}"
-        made["users"].append(username)
-        body = {
-            "username": username,
-            "password": DEMO_PASSWORD,
-            "role": "worker",
-            "display_name": name,
-            "grid_codes": [DEMO_GRID],
-        }
-        opened = api_as_admin(page, "POST", "/api/v1/users", body).json()
-        api_as_admin(page, "PATCH", f"/api/v1/users/{opened['id']}", {"active": False})
+        switched_off_by_api(page, made, name)
     page.select_option("#filter-active", "")  # all states: the switched-off ones too
     page.select_option("#filter-grid", DEMO_GRID)
     page.wait_for_selector(f"#accounts tr.off[data-username='{made['users'][-1]}']")
