@@ -455,6 +455,18 @@ def test_switching_an_account_on_again_asks_first(page, made, e2e_engine):
     assert "重新启用" in page.inner_text("#status")
 
 
+def test_an_account_switched_on_from_the_switched_off_list_says_where_it_went(page, made):
+    """Under 已停用 the account switched on left the list without a word, as if lost."""
+    open_accounts(page)
+    ready(page)
+    username = switched_off_by_api(page, made, "回来了")
+    page.select_option("#filter-active", "false")
+    row(page, username).locator("button[data-action=switch-on]").click()
+    page.click("#confirm-yes")
+    row(page, username).wait_for(state="detached")
+    assert "已回到“在用”列表" in page.inner_text("#status")
+
+
 def test_an_admin_makes_a_worker_an_admin_after_confirming_and_sees_what_was_handed_on(
     page, made, e2e_engine
 ):

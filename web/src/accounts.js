@@ -52,6 +52,7 @@ const TEXT = {
     onTitle: (n) => `重新启用 ${n} 的账号？`,
     onText: ["此人可以再用原密码登录；停用时结束的登录不会恢复。"],
     onDone: (n) => `${n} 的账号已重新启用：可用原密码登录，之前的登录不再恢复。`,
+    backInList: (n) => `${n} 已回到“在用”列表。`,
     roleTitle: (n, from, to) => `将 ${n} 的角色由“${from}”改为“${to}”？`,
     roleText: ["此人所有设备上的登录立即结束，重新登录后以新角色使用。"],
     roleTextAdmin: [
@@ -110,6 +111,7 @@ const TEXT = {
     onTitle: (n) => `Switch ${n}'s account on again?`,
     onText: ["They can sign in again with their password; the sign-ins ended when it was switched off stay ended."],
     onDone: (n) => `${n}'s account is on again: they sign in with their password; earlier sign-ins stay ended.`,
+    backInList: (n) => `${n} is back in the Active list.`,
     roleTitle: (n, from, to) => `Change ${n}'s role from ${from} to ${to}?`,
     roleText: ["Their sign-ins on every device end now; they sign in again and carry the new role."],
     roleTextAdmin: [
@@ -675,7 +677,9 @@ function switchOn(user) {
   ask(t.onTitle(label(user)), t.onText, t.switchOn, async () => {
     await api(`/api/v1/users/${user.id}`, { method: "PATCH", body: { active: true } });
     $("#outcome").hidden = true;
-    say(t.onDone(label(user)));
+    // Under "switched off" the account leaves the list: said where it went, as a switch-off is.
+    const left = $("#filter-active").value === "false" ? ` ${t.backInList(label(user))}` : "";
+    say(t.onDone(label(user)) + left);
     await loadAccounts();
   }, { danger: false });
 }
