@@ -258,3 +258,22 @@ def community_deadlines(e2e_engine):
     with Session(e2e_engine) as session:
         session.get(Community, DEMO_COMMUNITY).settings = was
         session.commit()
+
+
+def kept_pages(page) -> dict:
+    """The task pages kept on the phone for the signed-in user, by task id (IndexedDB)."""
+    return page.evaluate(
+        """async () => ((await (await import('/web/idb.js')).getMeta('taskPages')) || {}).pages
+                       || {}"""
+    )
+
+
+def wait_kept(page, task_id: int, kept: bool = True) -> dict:
+    """Wait until the phone keeps (or no longer keeps) the task's page: read in the background
+    as the task list is read."""
+    for _ in range(100):
+        pages = kept_pages(page)
+        if (str(task_id) in pages) == kept:
+            return pages
+        page.wait_for_timeout(100)
+    raise AssertionError(f"task {task_id} {'never' if kept else 'still'} kept: {sorted(pages)}")

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, wait_kept
 from tests.e2e.test_account import own_account
 from tests.e2e.test_account_devices import another_phone
 
@@ -764,6 +764,24 @@ def test_offline_a_task_notice_not_in_the_saved_task_list_is_not_said_to_be_gone
     expect(page.locator("#inbox-status")).to_have_text(
         "离线：本机保存的任务列表里没有这项任务，联网后再看。"
     )
+    context.set_offline(False)
+
+
+def test_offline_a_task_notice_opens_the_tasks_page_kept_on_the_phone(
+    context, page, worker, tell, task_of
+):
+    """The worker's open tasks' pages are kept on the phone (web/src/task_pages.js): tapped
+    offline, its notice opens the page as last read, to act on at the door."""
+    task = task_of(worker, "井盖松动")
+    told = tell(worker, "task_dispatched", "新任务", "井盖松动", task_id=task)
+    reopened(page)
+    wait_kept(page, task)
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    notice(page, told).click()
+    detail = page.locator(f"#task-detail[data-task='{task}']")
+    expect(detail.locator("h2")).to_have_text("井盖松动")
+    expect(detail.locator(".kept-copy")).to_contain_text("离线：这是 ")
     context.set_offline(False)
 
 

@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     screenshot,
     sign_in,
     sign_out_declined,
+    wait_kept,
 )
 
 
@@ -227,25 +228,6 @@ def test_a_leader_records_the_return_call_and_closes_a_resolved_task(page, e2e_e
     page.wait_for_function("() => !document.querySelector('#task-detail').open")
     # Closed, it leaves the leader's list.
     page.wait_for_selector(f"#grid-task-list li[data-id='{task_id}']", state="detached")
-
-
-def kept_pages(page) -> dict:
-    """The task pages kept on the phone for the signed-in user, by task id (IndexedDB)."""
-    return page.evaluate(
-        """async () => ((await (await import('/web/idb.js')).getMeta('taskPages')) || {}).pages
-                       || {}"""
-    )
-
-
-def wait_kept(page, task_id: int, kept: bool = True) -> dict:
-    """Wait until the phone keeps (or no longer keeps) the task's page: read in the background
-    as the task list is read."""
-    for _ in range(100):
-        pages = kept_pages(page)
-        if (str(task_id) in pages) == kept:
-            return pages
-        page.wait_for_timeout(100)
-    raise AssertionError(f"task {task_id} {'never' if kept else 'still'} kept: {sorted(pages)}")
 
 
 def test_offline_a_task_of_mine_opens_as_last_read_and_a_step_on_it_is_kept(

@@ -13,7 +13,7 @@ import { recurringSection } from "./recurring.js";
 import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
 import { listReports, reportProblem } from "./report_problem.js";
 import { taskDetail } from "./task_detail.js";
-import { keepMyPages } from "./task_pages.js";
+import { keepMyPages, keptPage } from "./task_pages.js";
 import { dropStep, keepStep, listSteps, mySteps, sendSteps, waitingOther } from "./task_steps.js";
 
 const TEXT = {
@@ -1953,7 +1953,9 @@ async function openSubject(notice) {
     if (el) focusOn(el);
     // Online, the task's own page opens over it: what the notice is about, even a task no
     // longer in the lists (resolved, say; the page says so of one the caller cannot read).
-    if (data.task_id && navigator.onLine) detail.open(Number(data.task_id));
+    // Offline, its page as kept on the phone (the worker's open tasks: web/src/task_pages.js).
+    const id = Number(data.task_id);
+    if (data.task_id && (navigator.onLine || (await keptPage(id)))) detail.open(id);
     // Offline, the lists are copies saved earlier (the task may be newer): nothing says it left.
     else if (data.task_id && !el) sayInbox(t.inboxTaskNotKept, "warn");
   } else if (kind.startsWith("leave_")) {
