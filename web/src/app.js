@@ -1940,9 +1940,8 @@ async function shown(find, reload) {
   return find();
 }
 
-/** Open what a notice is about where the app shows it: a task's card (mine, else my grids') and,
- * online, its page, a
- * leave in the leave card, the week for a roster or a swap, a device in the account card. */
+/** Open what a notice is about where the app shows it: a task's card (mine, else my grids') and
+ * its page (offline, as kept on the phone), a leave in the leave card, the week for a roster or a swap, a device in the account card. */
 async function openSubject(notice) {
   const data = notice.data || {};
   const kind = notice.kind || "";
