@@ -839,6 +839,59 @@ def test_a_lost_answer_found_in_today_s_list_is_said_registered_and_the_next_res
     assert len(keys) == 2 and keys[0] != keys[1]
 
 
+def test_a_gateways_error_after_the_server_registered_it_is_not_said_unregistered(
+    page, e2e_engine, window_day
+):
+    """The server registered the request but the proxy in front of it answered 502 (its wait
+    for the answer ran out): the page said 未登记 (not registered), and the worker registered
+    it again by hand as a new request. A gateway's error page (no problem document of ours)
+    says nothing of the request: as a lost answer, today's list tells, and it was registered."""
+    open_window(page, "worker01")
+    posts = []
+
+    def gateway(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        posts.append(route.request.headers.get("idempotency-key"))
+        if len(posts) > 1:
+            return route.continue_()
+        route.fetch()  # the server carries it out...
+        route.fulfill(status=502, content_type="text/html", body="<h1>502 Bad Gateway</h1>")
+
+    page.route("**/api/v1/tasks", gateway)
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "网关超时但已登记")
+    page.click("#submit")
+    page.locator("#created h3", has_text="网关超时但已登记").wait_for()
+    [task] = tasks_titled(e2e_engine, "网关超时但已登记")
+    assert page.get_attribute("#created", "data-id") == str(task.id)
+    assert page.is_hidden("#form-error")
+    assert len(posts) == 1
+
+
+def test_our_own_server_error_is_said_not_registered(page, e2e_engine, window_day):
+    """A 5xx problem document of the API's own: its transaction was rolled back, nothing
+    registered; said so, and the form kept to send again."""
+    open_window(page, "worker01")
+    problem = '{"type": "about:blank", "title": "Internal Server Error", "status": 500}'
+    page.route(
+        "**/api/v1/tasks",
+        lambda route: (
+            route.fulfill(status=500, content_type="application/problem+json", body=problem)
+            if route.request.method == "POST"
+            else route.continue_()
+        ),
+    )
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "服务器出错未登记")
+    page.click("#submit")
+    page.wait_for_function("() => document.querySelector('#form-error').textContent")
+    assert page.inner_text("#form-error").startswith("任务未能登记")
+    assert page.input_value("input[name=title]") == "服务器出错未登记"
+
+
 def test_an_empty_day_says_so_without_an_empty_table(page, e2e_engine, window_day):
     """No request yet today: under 今天还没有登记的诉求。 stood a table of headings and no rows."""
     open_window(page, "worker01")

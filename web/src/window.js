@@ -370,9 +370,13 @@ async function submit(e) {
   }
 }
 
-/** Why the task was not registered, in the worker's words, with the server's beneath. */
+/** Why the task was not registered, in the worker's words, with the server's beneath. A 5xx
+ * without a problem document of the API's (a proxy's 502 or 504: its wait for the answer ran
+ * out, the request carried out or not) says nothing of the request: as a lost answer. The
+ * API's own 5xx rolled its transaction back: not registered. */
 function refused(error) {
-  if (!(error instanceof ApiError)) {
+  const gateway = error instanceof ApiError && error.status >= 500 && typeof error.body?.status !== "number";
+  if (!(error instanceof ApiError) || gateway) {
     if (!navigator.onLine) {
       formError(t.offline); // nothing went
       return;
