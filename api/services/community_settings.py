@@ -14,6 +14,17 @@ from api.models.tasks import HOTLINE_TYPES, URGENCIES
 from api.scope import Scope
 
 
+def get_community(session: Session, scope: Scope, code: str) -> Community:
+    """A community the caller can see, or 404 (one the caller cannot see is not told apart
+    from one that does not exist)."""
+    community = session.scalar(
+        select(Community).where(Community.code == code, scope.communities(Community.code))
+    )
+    if community is None:
+        raise errors.NotFound(f"No community {code} in your scope.")
+    return community
+
+
 def lock_community(session: Session, code: str) -> Community:
     """The community's row locked `FOR UPDATE` and read again: the settings as they are now,
     not as read earlier in the request. Each part's writer replaces the whole JSONB (a new dict,

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from api import clock, errors
 from api.models import CARE_TAGS, Community, CommunityCadence
-from api.scope import Scope
 from api.services.community_settings import lock_community
 from api.services.weeks import week_bounds, week_of
 
@@ -94,16 +93,6 @@ def cadences_in_week(session: Session, grid_ids: Iterable[int], week: str) -> di
         {"week": week, "grid_ids": sorted(set(grid_ids))},
     )
     return {code: _cadence(stored) for code, stored in rows}
-
-
-def get_community(session: Session, scope: Scope, code: str) -> Community:
-    """A community the caller can see, or 404."""
-    community = session.scalar(
-        select(Community).where(Community.code == code, scope.communities(Community.code))
-    )
-    if community is None:
-        raise errors.NotFound(f"Community {code} not found.")
-    return community
 
 
 def set_community_cadence(

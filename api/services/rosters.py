@@ -25,7 +25,7 @@ from api.models import (
 )
 from api.scope import Scope
 from api.services import users, weeks
-from api.services.community_settings import lock_community
+from api.services.community_settings import get_community, lock_community
 from api.services.notifications import notify
 from api.services.roster_solver import (
     NoRosterFound,
@@ -61,15 +61,6 @@ _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"
 
 # ---------------------------------------------------------------------------------------------
 # Communities and their roster settings
-
-
-def get_community(session: Session, scope: Scope, code: str) -> Community:
-    community = session.scalar(
-        select(Community).where(Community.code == code, scope.communities(Community.code))
-    )
-    if community is None:
-        raise errors.NotFound(f"No community {code} in your scope.")
-    return community
 
 
 def roster_settings(community: Community) -> dict:

@@ -33,6 +33,7 @@ from api.resources.rosters.schemas import (
     WeekViewSchema,
 )
 from api.services import calendar, rosters, sessions, tasks, users
+from api.services.community_settings import get_community
 from api.services.weeks import LOCAL
 
 blp = Blueprint("rosters", __name__, url_prefix="/api/v1", description="A-post / B-post rosters.")
@@ -65,13 +66,13 @@ class RosterSettings(MethodView):
     @blp.response(200, RosterSettingsSchema)
     def get(self, code):
         """A community's roster settings (defaults filled in)"""
-        return rosters.roster_settings(rosters.get_community(db.session, current_scope(), code))
+        return rosters.roster_settings(get_community(db.session, current_scope(), code))
 
     @blp.arguments(RosterSettingsSchema)
     @blp.response(200, RosterSettingsSchema)
     def put(self, data, code):
         """Replace a community's roster settings (community admins); missing fields default"""
-        community = rosters.get_community(db.session, current_scope(), code)
+        community = get_community(db.session, current_scope(), code)
         settings = rosters.put_settings(db.session, current_scope(), community, data)
         db.session.commit()
         return settings

@@ -28,7 +28,7 @@ from api.resources.tasks.schemas import (
 )
 from api.resources.visits.schemas import PhotoUploadSchema
 from api.services import community_settings, photos, recurring, tasks
-from api.services.rosters import get_community
+from api.services.community_settings import get_community
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (工单).")
 settings_blp = Blueprint(

@@ -23,6 +23,7 @@ from api.resources.visits.schemas import (
     VisitSchema,
 )
 from api.services import ledger, photos, visits
+from api.services.community_settings import get_community
 from api.services.weeks import current_week
 
 blp = Blueprint(
@@ -190,7 +191,7 @@ class VisitCadence(MethodView):
     @blp.response(200, CadenceSchema)
     def get(self, code):
         """A community's visit cadence: visits per week, by default and per care tag"""
-        community = ledger.get_community(db.session, current_scope(), code)
+        community = get_community(db.session, current_scope(), code)
         return {"community_code": code, **ledger.community_cadence(community).as_dict()}
 
     @blp.arguments(CadenceSchema)
@@ -201,7 +202,7 @@ class VisitCadence(MethodView):
         It applies from the current ISO week (Asia/Shanghai), the whole of it: this week's
         must-visit figures are recounted under it; earlier weeks keep the cadence they had.
         """
-        community = ledger.get_community(db.session, current_scope(), code)
+        community = get_community(db.session, current_scope(), code)
         current_scope().require_cadence_admin(code)
         cadence = ledger.set_community_cadence(
             db.session, community, data, changed_by_id=current_scope().user_id
