@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -376,6 +377,23 @@ def _fitted_table(rows: list[list[str]], name_column: int, width: float, style, 
     return Table(wrapped, colWidths=natural, repeatRows=1, style=style)
 
 
+def _so_far(report: dict[str, Any], style) -> list:
+    """For the week under way, a line saying its figures are so far, and as of when (Beijing
+    time), as the page says; nothing for a week that has ended."""
+    from reportlab.platypus import Paragraph
+
+    from api.services.weeks import LOCAL
+
+    made = datetime.fromisoformat(report["generated_at"])
+    if made >= datetime.fromisoformat(report["period"]["end"]):
+        return []
+    return [
+        Paragraph(
+            f"本周尚未结束：数字截至 {made.astimezone(LOCAL):%Y-%m-%d %H:%M}（北京时间）。", style
+        )
+    ]
+
+
 def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
     """A4: headline figures, coverage by grid, the 8-week trend, the map, then the tables."""
     from reportlab.lib import colors
@@ -421,6 +439,7 @@ def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
             f"已办结 {t['tasks']['resolved']}, 超期 {t['tasks']['overdue']}.",
             body,
         ),
+        *_so_far(report, body),
         Paragraph(
             f"三率: 响应率 {rate(t['tasks']['response_rate'])}, "
             f"解决率 {rate(t['tasks']['resolution_rate'])}, "

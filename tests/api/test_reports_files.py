@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -174,6 +175,26 @@ def test_the_pdf_gives_the_three_rates_in_total_and_per_grid_as_the_page_does(cl
         f"{R2} 二网格 1 0 1 0.0 0.0 "
         "合计 2 1 1 50.0 50.0 100.0"
     ) in words
+
+
+def test_the_pdf_of_the_week_under_way_says_its_figures_are_so_far_as_the_page_does(
+    client, history
+):
+    """Found walking the reports page: for the week under way it says 本周尚未结束：数字截至目前,
+    but its PDF, downloaded on a Sunday morning and passed on, read as the whole week's
+    report (本周走访 N 户) with no word that the week had not ended, nor when it was read."""
+    from api.services.weeks import LOCAL, current_week
+
+    before = datetime.now(LOCAL).replace(second=0, microsecond=0)
+    words = _pdf_words(
+        _get(client, history, week=current_week(datetime.now(UTC)), format="pdf").data
+    )
+    after = datetime.now(LOCAL)
+    said = re.search(r"本周尚未结束：数字截至 (\S+ \S+)（北京时间）", words)
+    assert said, words[:200]
+    assert before <= datetime.strptime(said[1], "%Y-%m-%d %H:%M").replace(tzinfo=LOCAL) <= after
+    # A week that has ended is the whole week's report.
+    assert "尚未结束" not in _pdf_words(_get(client, history, format="pdf").data)
 
 
 def _name_badly(
