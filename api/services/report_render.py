@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -57,7 +58,8 @@ GRID_COLUMNS: list[tuple[str, Any]] = [
     ("解决率%", lambda r: r["tasks"]["resolution_rate"]),
     ("满意率%", lambda r: r["tasks"]["satisfaction_rate"]),
 ]
-# The grid table's columns the PDF's page has room for.
+# The PDF's two grid tables, each of columns its page has room for: coverage, then tasks and
+# the three rates (三率) a community is ranked by, as the page and the CSV give them.
 PDF_GRID_COLUMNS = [
     "网格编码",
     "网格名称",
@@ -68,9 +70,16 @@ PDF_GRID_COLUMNS = [
     "两周以上未走访",
     "必访应访",
     "必访已访",
+]
+PDF_TASK_COLUMNS = [
+    "网格编码",
+    "网格名称",
     "新增工单",
     "已办结",
     "超期",
+    "响应率%",
+    "解决率%",
+    "满意率%",
 ]
 WORKER_COLUMNS = [
     ("网格员", "name"),
@@ -368,6 +377,23 @@ def _fitted_table(rows: list[list[str]], name_column: int, width: float, style, 
     return Table(wrapped, colWidths=natural, repeatRows=1, style=style)
 
 
+def _so_far(report: dict[str, Any], style) -> list:
+    """For the week under way, a line saying its figures are so far, and as of when (Beijing
+    time), as the page says; nothing for a week that has ended."""
+    from reportlab.platypus import Paragraph
+
+    from api.services.weeks import LOCAL
+
+    made = datetime.fromisoformat(report["generated_at"])
+    if made >= datetime.fromisoformat(report["period"]["end"]):
+        return []
+    return [
+        Paragraph(
+            f"本周尚未结束：数字截至 {made.astimezone(LOCAL):%Y-%m-%d %H:%M}（北京时间）。", style
+        )
+    ]
+
+
 def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
     """A4: headline figures, coverage by grid, the 8-week trend, the map, then the tables."""
     from reportlab.lib import colors
@@ -398,15 +424,26 @@ def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
     )
     t = report["totals"]
     level = LEVEL_NAMES.get(report["level"], report["level"])
+
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value}%"
+
     story = [
         Paragraph(f"网格走访覆盖率周报 {report['week']}", title),
         # A Paragraph parses markup: a name is text ("A<B社区" would be an unclosed tag).
         Paragraph(escape(f"{level}: {report['name']} ({report['code']})"), body),
         Paragraph(
             f"网格 {t['grids']} 个, 户数 {t['households']}, 本周走访 {t['visited']} 户, "
-            f"覆盖率 {t['coverage'] if t['coverage'] is not None else '-'}%, "
+            f"覆盖率 {rate(t['coverage'])}, "
             f"两周以上未走访 {t['not_visited_2w']} 户, 新增工单 {t['tasks']['opened']}, "
             f"已办结 {t['tasks']['resolved']}, 超期 {t['tasks']['overdue']}.",
+            body,
+        ),
+        *_so_far(report, body),
+        Paragraph(
+            f"三率: 响应率 {rate(t['tasks']['response_rate'])}, "
+            f"解决率 {rate(t['tasks']['resolution_rate'])}, "
+            f"满意率 {rate(t['tasks']['satisfaction_rate'])}.",
             body,
         ),
         Spacer(1, 4 * mm),
@@ -422,12 +459,19 @@ def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
             ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
         ]
     )
-    headers = PDF_GRID_COLUMNS
-    columns = [[h for h, _ in GRID_COLUMNS].index(h) for h in headers]
-    rows = [[("" if row[i] is None else str(row[i])) for i in columns] for row in grid_rows(report)]
+    every = grid_rows(report)
+
+    def grid_table(headers: list[str]):
+        columns = [[h for h, _ in GRID_COLUMNS].index(h) for h in headers]
+        rows = [[("" if row[i] is None else str(row[i])) for i in columns] for row in every]
+        return _fitted_table([headers, *rows], 1, doc.width, style, font)
+
     story += [
         Paragraph("各网格", body),
-        _fitted_table([headers, *rows], 1, doc.width, style, font),
+        grid_table(PDF_GRID_COLUMNS),
+        Spacer(1, 4 * mm),
+        Paragraph("各网格工单与三率", body),
+        grid_table(PDF_TASK_COLUMNS),
     ]
     if report["workers"]:
         story += [

@@ -231,6 +231,29 @@ def test_a_district_viewer_reads_the_district_and_chooses_a_community(page):
     assert_figures_match(page, api_report(page, last, street=COMMUNITY[:9]))
 
 
+TABLET = {"width": 768, "height": 1024}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_on_a_tablet_the_grids_and_workers_tables_fit_the_screen_in_either_language(page, lang):
+    """Found walking the page on a 768x1024 tablet: in English the grids' table, its headings
+    kept on one line each (Not visited 2+ weeks, Must-visit done / due...), was 943 px wide, so
+    the page scrolled sideways and Overdue tasks was off the screen; the workers' table too."""
+    page.set_viewport_size(TABLET)
+    page.goto(f"/reports?lang={lang}")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    shown_week(page, weeks_ago(1))
+    assert page.locator("#grids").is_visible() and page.locator("#workers").is_visible()
+    assert page.evaluate(WIDER_THAN_SCREEN) == []
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= TABLET["width"]
+    # Still a table there (the cards are for a phone), every heading shown.
+    assert page.locator("#grids thead").is_visible()
+    headings = page.locator("#grids thead th").all_inner_texts()
+    assert ("Overdue tasks" if lang == "en" else "超期工单") in headings
+    screenshot(page, f"reports-tablet-{lang}")
+
+
 def test_on_a_phone_the_report_fits_and_its_controls_are_big_enough_to_tap(page, stored_report):
     page.set_viewport_size(PHONE)
     open_reports(page)
