@@ -259,6 +259,28 @@ def test_offline_a_task_of_mine_opens_as_last_read_and_a_step_on_it_is_kept(
     wait_kept(page, task_id, kept=False)
 
 
+def test_a_kept_page_whose_deadline_passed_since_it_was_read_says_it_is_overdue(
+    context, page, make_task
+):
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    wait_kept(page, task_id)
+    # Read an hour before its deadline; the worker opens it offline after.
+    page.evaluate(
+        """async (id) => {
+          const idb = await import('/web/idb.js');
+          const kept = await idb.getMeta('taskPages');
+          kept.pages[id].task.due_at = new Date(Date.now() - 3600e3).toISOString();
+          kept.pages[id].task.overdue = false;
+          await idb.setMeta('taskPages', kept);
+        }""",
+        task_id,
+    )
+    go_offline(context, page)
+    detail = open_task(page, task_id)
+    assert detail.locator("b.overdue").inner_text() == "已超期"
+
+
 def test_a_kept_page_holds_the_door_of_the_household_and_none_of_its_residents(page, make_task):
     task_id, (building, unit, room) = make_task()
     open_app(page, "worker01")

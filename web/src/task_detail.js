@@ -156,7 +156,8 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
 
   /** The task's page; `readAt`: the time a page kept on the phone was read (said above it). */
   function draw(task, household, readAt = null) {
-    const late = task.overdue;
+    // A page kept on the phone was overdue or not as read: its deadline may have passed since.
+    const late = task.overdue || (readAt !== null && new Date(task.due_at) < new Date());
     const due = `${escapeHtml(localTime(new Date(task.due_at)))}${task.ticket_due_at ? escapeHtml(t.ticketDue) : ""}${late ? ` <b class="overdue">${escapeHtml(t.overdue)}</b>` : ""}`;
     const contact = task.first_contact_at
       ? row(t.contacted, escapeHtml(localTime(new Date(task.first_contact_at))))
