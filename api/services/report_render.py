@@ -144,8 +144,29 @@ def render(report: dict[str, Any], fmt: str, shapes: dict[str, Any] | None = Non
     raise errors.NotAcceptable(f"Format {fmt!r} is not offered.")
 
 
+def _made(report: dict[str, Any]) -> datetime | None:
+    """When the figures of the week under way were read; None for a week that has ended."""
+    made = datetime.fromisoformat(report["generated_at"])
+    return None if made >= datetime.fromisoformat(report["period"]["end"]) else made
+
+
+def so_far(report: dict[str, Any]) -> str | None:
+    """For the week under way, the words saying its figures are so far, and as of when (Beijing
+    time), as the page says; None for a week that has ended (every stored Monday report)."""
+    from api.services.weeks import LOCAL
+
+    made = _made(report)
+    return made and f"本周尚未结束：数字截至 {made.astimezone(LOCAL):%Y-%m-%d %H:%M}（北京时间）"
+
+
 def filename(report: dict[str, Any], fmt: str) -> str:
-    return f"coverage-{report['code']}-{report['week']}.{EXTENSIONS[fmt]}"
+    """coverage-<code>-<week>.<ext>; for the week under way, -so-far-<Beijing time> before the
+    extension: a copy taken on Sunday and the week's are not two files of one name."""
+    from api.services.weeks import LOCAL
+
+    made = _made(report)
+    tail = f"-so-far-{made.astimezone(LOCAL):%Y%m%dT%H%M}" if made else ""
+    return f"coverage-{report['code']}-{report['week']}{tail}.{EXTENSIONS[fmt]}"
 
 
 def grid_rows(report: dict[str, Any]) -> list[list[Any]]:
@@ -188,7 +209,7 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     t = report["totals"]
     sheet(
         "汇总",
-        ["周", "层级", "编码", "名称", *[h for h, _ in GRID_COLUMNS[2:]]],
+        ["周", "层级", "编码", "名称", *[h for h, _ in GRID_COLUMNS[2:]], "数据截至"],
         [
             [
                 report["week"],
@@ -196,6 +217,7 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
                 report["code"],
                 report["name"],
                 *[f(t) for _, f in GRID_COLUMNS[2:]],
+                so_far(report) or "全周",
             ]
         ],
         first=True,
@@ -378,20 +400,11 @@ def _fitted_table(rows: list[list[str]], name_column: int, width: float, style, 
 
 
 def _so_far(report: dict[str, Any], style) -> list:
-    """For the week under way, a line saying its figures are so far, and as of when (Beijing
-    time), as the page says; nothing for a week that has ended."""
+    """For the week under way, a line saying its figures are so far (`so_far`)."""
     from reportlab.platypus import Paragraph
 
-    from api.services.weeks import LOCAL
-
-    made = datetime.fromisoformat(report["generated_at"])
-    if made >= datetime.fromisoformat(report["period"]["end"]):
-        return []
-    return [
-        Paragraph(
-            f"本周尚未结束：数字截至 {made.astimezone(LOCAL):%Y-%m-%d %H:%M}（北京时间）。", style
-        )
-    ]
+    words = so_far(report)
+    return [Paragraph(f"{words}。", style)] if words else []
 
 
 def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:

@@ -197,6 +197,38 @@ def test_the_pdf_of_the_week_under_way_says_its_figures_are_so_far_as_the_page_d
     assert "尚未结束" not in _pdf_words(_get(client, history, format="pdf").data)
 
 
+def test_the_sheets_of_the_week_under_way_say_their_figures_are_so_far_too(client, history):
+    """The PDF says so now; the spreadsheet and the CSV of the week under way still read as the
+    week's, under the week's own file name: a CSV taken on a Sunday morning and a Monday's
+    stood side by side as two of one week. The file name says so far, and as of when; the
+    spreadsheet's summary too. A week that has ended keeps its name and says 全周."""
+    from api.services.weeks import LOCAL, current_week
+
+    week = current_week(datetime.now(UTC))
+    before = datetime.now(LOCAL).replace(second=0, microsecond=0)
+    sheet = _get(client, history, week=week, format="xlsx")
+    csv_file = _get(client, history, week=week, format="csv")
+    after = datetime.now(LOCAL)
+    named = re.search(
+        rf'filename="coverage-{RC}-{week}-so-far-(\d{{8}}T\d{{4}})\.xlsx"',
+        sheet.headers["Content-Disposition"],
+    )
+    assert named, sheet.headers["Content-Disposition"]
+    at = datetime.strptime(named[1], "%Y%m%dT%H%M").replace(tzinfo=LOCAL)
+    assert before <= at <= after
+    assert f"{week}-so-far-" in csv_file.headers["Content-Disposition"]
+    summary = load_workbook(io.BytesIO(sheet.data))["汇总"]
+    column = [c.value for c in summary[1]].index("数据截至")
+    assert summary[2][column].value == f"本周尚未结束：数字截至 {at:%Y-%m-%d %H:%M}（北京时间）"
+
+    ended = _get(client, history, format="xlsx")
+    assert re.search(
+        rf'filename="coverage-{RC}-\d{{4}}-W\d{{2}}\.xlsx"', ended.headers["Content-Disposition"]
+    )
+    summary = load_workbook(io.BytesIO(ended.data))["汇总"]
+    assert summary[2][column].value == "全周"
+
+
 def _name_badly(
     session,
     *,

@@ -61,11 +61,12 @@ class Coverage(MethodView):
         document = reports.coverage_json(db.session, selection, week, now=_now())
         # Per-worker figures are the workers' personal data: who read them, for which grids.
         privacy.record_disclosure("coverage_report", selection.grid_ids, fields=(fmt,))
-        name = f"coverage-{selection.code}-{week}.{fmt}"
+        report = json.loads(document)
+        name = report_render.filename(report, fmt)
         if fmt == "json":  # as PostgreSQL built it
             return _download(document.encode(), fmt, name, inline=True)
         shapes = reports.grid_shapes(db.session, selection.grid_ids, week) if fmt == "pdf" else None
-        return _download(report_render.render(json.loads(document), fmt, shapes), fmt, name)
+        return _download(report_render.render(report, fmt, shapes), fmt, name)
 
 
 @blp.route("")
@@ -105,4 +106,5 @@ class ReportFileByFormat(MethodView):
         row = report_store.get_file(db.session, current_scope(), report_id, fmt)
         report = row.report
         privacy.record_disclosure("report", [report.id], fields=(fmt,))
+        # A stored report is of a week that has ended: the week's own name.
         return _download(row.body, fmt, f"coverage-{report.code}-{report.week}.{fmt}")
