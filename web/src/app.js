@@ -860,8 +860,9 @@ async function loadPlanAndHouseholds() {
     households = households.concat(all.filter((h) => !seen.has(h.id)).map((h) => ({ ...h, due: false })));
   } catch { /* offline: keep what we have */ }
   if (households.length) {
-    // Visits waiting in this device's queue are not in the plan's count yet.
-    const queued = new Set((await listQueued()).map((r) => r.visit.household_id));
+    // Visits waiting in this device's queue are not in the plan's count yet (an attempt, no
+    // one at home, is never in it).
+    const queued = new Set((await listQueued()).filter((r) => countsInWeek(r.visit)).map((r) => r.visit.household_id));
     storeHouseholds(households.map((h) => ({ id: h.id, label: householdLabel(h), due: h.due && !queued.has(h.id) })));
   }
   showTasks().catch(() => {});
@@ -877,12 +878,18 @@ const cachedHouseholds = () => JSON.parse(localStorage.getItem(HOUSEHOLDS_KEY) |
 const storeHouseholds = (list) => localStorage.setItem(HOUSEHOLDS_KEY, JSON.stringify(list));
 const labelOf = (id) => cachedHouseholds().find((h) => h.id === id)?.label || `#${id}`;
 
-/** Mark a household visited here and answer the next one still due after it in the list (round
- * the end), else simply the next one. */
-function nextHousehold(id) {
+// What the week's count takes (api/services/ledger.py): a visit whatever its outcome but
+// "无人在家", an attempt the household stays due after. The app took that door off the plan: the
+// worker walked on and never came back to it that week.
+const countsInWeek = (visit) => visit.outcome !== "nobody_home";
+
+/** Mark a household visited here by `visit` (an attempt leaves it due) and answer the next
+ * one still due after it in the list (round the end), else simply the next one. */
+function nextHousehold(visit) {
+  const id = visit.household_id;
   const list = cachedHouseholds();
   const at = list.findIndex((h) => h.id === id);
-  if (at >= 0) list[at].due = false;
+  if (at >= 0 && countsInWeek(visit)) list[at].due = false;
   storeHouseholds(list);
   const after = [...list.slice(at + 1), ...list.slice(0, Math.max(at, 0))];
   return (after.find((h) => h.due) || after[0] || list[at])?.id;
@@ -1259,7 +1266,7 @@ async function saveVisit(target) {
   showStatus(t.savedOffline);
   target.reset();
   // On to the next household still to visit (reset would go back to the first).
-  const next = nextHousehold(visit.household_id);
+  const next = nextHousehold(visit);
   if (next !== undefined) $("household").value = String(next);
   if (planStops.length) renderPlan(); // recorded here: among the done
   return true;
