@@ -75,3 +75,30 @@ def test_a_door_nobody_opened_stays_in_the_plan(context, round_page):
     sync_online(context, page)
     assert household in {h["household_id"] for h in plan_from_api(page)}
     assert household in shown_due(page)
+
+
+def test_a_household_due_twice_a_week_stays_in_the_plan_after_its_first_visit(context, round_page):
+    """A must-visit household on its own cadence (an old person living alone: twice a week) is
+    still due after its first visit of the week, as the server says. The app counted one visit
+    as the week's: the household left the plan for "本机已记录" and the worker did not come back
+    that week. Its first visit does end its lateness: it is due again in half a week."""
+    page = round_page
+    stop = a_stop(page, 2)
+    household = stop["household_id"]
+    before = still_due(page)
+    record(context, page, household, "met")
+    assert household in shown_due(page)
+    assert household not in shown_done(page)
+    assert still_due(page) == before
+    marks = page.locator(f"#plan .plan-stop[data-household='{household}'] small").text_content()
+    assert "必访" in marks and "逾期" not in marks
+    sync_online(context, page)
+    (served,) = [h for h in plan_from_api(page) if h["household_id"] == household]
+    assert (served["visits_this_week"], served["overdue"]) == (1, False)
+    # The second visit is the week's last: the household is done.
+    record(context, page, household, "met")
+    assert household not in shown_due(page)
+    assert household in shown_done(page)
+    assert still_due(page) == before - 1
+    sync_online(context, page)
+    assert household not in {h["household_id"] for h in plan_from_api(page)}

@@ -852,18 +852,20 @@ async function loadPlanAndHouseholds() {
     $("plan").innerHTML = `<li class="muted">${t.noPlan}</li>`;
   }
   // The visit form offers the plan's households first, then every household of my grids. The
-  // plan holds the households still due this week: the others are visited (`due: false`).
-  let households = plan.map((h) => ({ ...h, id: h.household_id ?? h.id, due: true }));
+  // plan holds the households still due this week, each with the visits it still needs (`left`:
+  // one, or two for an old person living alone not yet visited): the others are visited.
+  let households = plan.map((h) => ({ ...h, id: h.household_id ?? h.id, left: visitsLeft(h) }));
   try {
     const all = await apiPages("/api/v1/households", { pick: items, maxPages: 30 });
     const seen = new Set(households.map((h) => h.id));
-    households = households.concat(all.filter((h) => !seen.has(h.id)).map((h) => ({ ...h, due: false })));
+    households = households.concat(all.filter((h) => !seen.has(h.id)).map((h) => ({ ...h, left: 0 })));
   } catch { /* offline: keep what we have */ }
   if (households.length) {
     // Visits waiting in this device's queue are not in the plan's count yet (an attempt, no
     // one at home, is never in it).
-    const queued = new Set((await listQueued()).filter((r) => countsInWeek(r.visit)).map((r) => r.visit.household_id));
-    storeHouseholds(households.map((h) => ({ id: h.id, label: householdLabel(h), due: h.due && !queued.has(h.id) })));
+    const queued = (await listQueued()).filter((r) => countsInWeek(r.visit)).map((r) => r.visit.household_id);
+    storeHouseholds(households.map((h) => ({ id: h.id, label: householdLabel(h), left: h.left, due: h.left > 0 })));
+    for (const id of queued) visitedHere(id);
   }
   showTasks().catch(() => {});
   if (gridTasks.length) showGridTasks().catch(() => {});
@@ -883,14 +885,31 @@ const labelOf = (id) => cachedHouseholds().find((h) => h.id === id)?.label || `#
 // worker walked on and never came back to it that week.
 const countsInWeek = (visit) => visit.outcome !== "nobody_home";
 
+// A household's visits still needed this week, by the plan (its cadence less the visits it had).
+// The app took one visit as the week's: a household due twice a week left the plan after the
+// first, and the worker did not come back to it that week.
+const visitsLeft = (h) => Math.max(1, (h.visits_per_week ?? 1) - (h.visits_this_week ?? 0));
+
+/** Count a visit of household `id` recorded on this device: one visit fewer still needed this
+ * week (none left: done here), and no longer late (it is next due a few days on). */
+function visitedHere(id) {
+  const list = cachedHouseholds();
+  const h = list.find((x) => x.id === id);
+  if (!h) return;
+  h.left = Math.max(0, (h.left ?? (h.due ? 1 : 0)) - 1);
+  h.due = h.left > 0;
+  storeHouseholds(list);
+  const stop = planStops.find((x) => (x.household_id ?? x.id) === id);
+  if (stop) stop.overdue = false;
+}
+
 /** Mark a household visited here by `visit` (an attempt leaves it due) and answer the next
  * one still due after it in the list (round the end), else simply the next one. */
 function nextHousehold(visit) {
   const id = visit.household_id;
+  if (countsInWeek(visit)) visitedHere(id);
   const list = cachedHouseholds();
   const at = list.findIndex((h) => h.id === id);
-  if (at >= 0 && countsInWeek(visit)) list[at].due = false;
-  storeHouseholds(list);
   const after = [...list.slice(at + 1), ...list.slice(0, Math.max(at, 0))];
   return (after.find((h) => h.due) || after[0] || list[at])?.id;
 }
