@@ -102,3 +102,32 @@ def test_a_household_due_twice_a_week_stays_in_the_plan_after_its_first_visit(co
     assert still_due(page) == before - 1
     sync_online(context, page)
     assert household not in {h["household_id"] for h in plan_from_api(page)}
+
+
+def test_the_app_opened_without_a_signal_shows_the_weeks_plan_as_last_read(context, round_page):
+    """A worker on the round reopens the app in a stairwell with no signal (the phone closed it
+    meanwhile): the plan card said only "本周计划暂不可用", no households due, no counts. The
+    plan read last is kept on the phone and shown, said as such; back online it is read afresh."""
+    page = round_page
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    groups = plan_groups(page)
+    before = still_due(page)
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert plan_groups(page) == groups
+    assert still_due(page) == before
+    assert page.inner_text("#plan-saved").startswith("离线：显示 ")
+    assert page.inner_text("#plan-saved").endswith("保存的本周计划，联网后更新")
+    # The round goes on from it: the door recorded leaves it.
+    household = groups[0]["stops"][0]
+    assert page.locator("#household").input_value() == str(household)
+    record(context, page, household, "met")
+    assert household not in shown_due(page) and household in shown_done(page)
+    assert still_due(page) == before - 1
+    # Back online the visit is sent and the plan read again: the server's, nothing kept.
+    sync_online(context, page)
+    page.wait_for_function("() => document.querySelector('#plan-saved').hidden")
+    assert household not in {h["household_id"] for h in plan_from_api(page)}
+    assert household not in shown_due(page)
+    assert still_due(page) == before - 1

@@ -1,6 +1,6 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, getToken, isoWeek,
+  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, getToken, isoWeek,
   otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
@@ -47,6 +47,7 @@ const TEXT = {
     planBuilding: (b) => (b ? (/^\d+$/.test(b) ? `${b}号楼` : b) : "楼栋未注明"), planCount: (n) => `${n} 户`,
     planUnit: (u) => (u ? (/^\d+$/.test(u) ? `${u}单元` : u) : "单元未注明"),
     planDone: (n) => `本机已记录 ${n} 户`, planAllDone: "本周计划内的住户都已走访。",
+    planSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的本周计划，联网后更新` : `本周计划暂不可用：显示 ${at} 保存的副本`),
     handoverNote: (n, user) => `本机有 ${n} 条由账号 #${user} 记录、尚未发送的走访。如该工作人员已离岗、账号已停用，社区管理员或其网格长可代为发送，记在其名下。`,
     handoverSend: "代为发送", handoverActive: "该账号仍在使用：请由本人登录后发送。",
     handoverDone: (stored, refused) => `已保存 ${stored} 条${refused ? `，${refused} 条被拒绝` : ""}。`,
@@ -209,6 +210,7 @@ const TEXT = {
     planBuilding: (b) => (b ? (/^\d+$/.test(b) ? `Building ${b}` : b) : "Building not given"), planCount: (n) => `${n}`,
     planUnit: (u) => (u ? (/^\d+$/.test(u) ? `Unit ${u}` : u) : "Unit not given"),
     planDone: (n) => `Recorded on this device: ${n}`, planAllDone: "Every household of this week's plan is visited.",
+    planSaved: (at, offline) => (offline ? `Offline: this week's plan as read at ${at}; updated once online` : `Plan unavailable: the copy read at ${at}`),
     handoverNote: (n, user) => `${n} visit${n === 1 ? "" : "s"} recorded on this phone by account #${user} ${n === 1 ? "was" : "were"} never sent. If that worker left and their account is switched off, the community admin or their grid leader sends them as theirs.`,
     handoverSend: "Send them for this worker", handoverActive: "That account is still active: its worker sends them, signed in.",
     handoverDone: (stored, refused) => `${stored} stored${refused ? `, ${refused} refused` : ""}.`,
@@ -840,22 +842,47 @@ async function loadRecurring() {
   if (!me.community_code || !(me.grid_codes || []).length) return;
   recurringSection(card, lang, { compact: true, openTask: (id) => detail.open(id) }).show({ community: me.community_code });
 }
+// The plan read last is kept on the phone (PLAN_KEY: the worker, the week, when, the stops):
+// opened again with no signal (a stairwell, the phone had closed the app), the card said only
+// "本周计划暂不可用", no household due, no count. It shows the plan kept, said as such, with
+// the households kept (what was recorded here since marked), and reads it again once online.
+let planSaved = false;
+const PLAN_KEPT = ["household_id", "grid_code", "building", "unit", "floor", "room", "must_visit", "overdue", "visits_per_week", "visits_this_week"];
 async function loadPlanAndHouseholds() {
+  const user = tokenUser(getToken());
+  const week = isoWeek();
   let plan = [];
+  planSaved = false;
   try {
     // The route's order, its buildings kept together (the groups the plan shows).
-    plan = planOrder(items(await api(`/api/v1/visits/plan?week=${isoWeek()}`)));
+    plan = planOrder(items(await api(`/api/v1/visits/plan?week=${week}`)));
     planStops = plan;
+    // Kept for offline use: only what the card shows (no tags, no location), only for this worker.
+    const stops = plan.map((h) => Object.fromEntries(PLAN_KEPT.map((k) => [k, h[k]])));
+    localStorage.setItem(PLAN_KEY, JSON.stringify({ user, week, at: Date.now(), stops }));
   } catch {
-    planStops = [];
-    $("plan-summary").textContent = "";
-    $("plan").innerHTML = `<li class="muted">${t.noPlan}</li>`;
+    const saved = JSON.parse(localStorage.getItem(PLAN_KEY) || "null");
+    if (saved?.user === user && saved.week === week) {
+      planSaved = true;
+      planStops = saved.stops;
+      // A household recorded here since is no longer late (as `visitedHere` marks it).
+      const kept = new Map(cachedHouseholds().map((h) => [h.id, h]));
+      for (const h of planStops) if ((kept.get(h.household_id ?? h.id)?.left ?? 0) < visitsLeft(h)) h.overdue = false;
+      $("plan-saved").textContent = t.planSaved(localTime(new Date(saved.at)), !navigator.onLine);
+    } else {
+      planStops = [];
+      $("plan-summary").textContent = "";
+      $("plan").innerHTML = `<li class="muted">${t.noPlan}</li>`;
+    }
   }
+  $("plan-saved").hidden = !planSaved;
   // The visit form offers the plan's households first, then every household of my grids. The
   // plan holds the households still due this week, each with the visits it still needs (`left`:
-  // one, or two for an old person living alone not yet visited): the others are visited.
+  // one, or two for an old person living alone not yet visited): the others are visited. The
+  // plan kept keeps the households kept too, with what was recorded here since.
   let households = plan.map((h) => ({ ...h, id: h.household_id ?? h.id, left: visitsLeft(h) }));
   try {
+    if (planSaved) throw new Error("the plan kept");
     const all = await apiPages("/api/v1/households", { pick: items, maxPages: 30 });
     const seen = new Set(households.map((h) => h.id));
     households = households.concat(all.filter((h) => !seen.has(h.id)).map((h) => ({ ...h, left: 0 })));
@@ -870,9 +897,12 @@ async function loadPlanAndHouseholds() {
   showTasks().catch(() => {});
   if (gridTasks.length) showGridTasks().catch(() => {});
   const cached = cachedHouseholds();
+  // Read again (back online), the household the worker had picked stays picked.
+  const picked = $("household").value;
   $("household").innerHTML = cached.map((h) => `<option value="${h.id}">${escapeHtml(h.label)}</option>`).join("");
   const first = cached.find((h) => h.due);
-  if (first) $("household").value = String(first.id);
+  if (picked && cached.some((h) => String(h.id) === picked)) $("household").value = picked;
+  else if (first) $("household").value = String(first.id);
   if (planStops.length) renderPlan();
 }
 
@@ -2429,7 +2459,8 @@ $("signout-all").addEventListener("click", async () => {
   $("signin-error").textContent = t.signedOutEverywhere(answer.sessions_revoked);
 });
 
-window.addEventListener("online", () => { showNet(); sync(); if (getToken()) { loadTasks(); loadGridTasks(); loadLeave(); loadDevices(); loadQuietHours(); refreshInbox(); } });
+// The plan shown as kept is read again once the visits waiting have gone (counted by the server).
+window.addEventListener("online", () => { showNet(); sync().then(() => { if (planSaved && getToken()) loadPlanAndHouseholds(); }); if (getToken()) { loadTasks(); loadGridTasks(); loadLeave(); loadDevices(); loadQuietHours(); refreshInbox(); } });
 window.addEventListener("offline", () => { showNet(); if (getToken()) { loadGridTasks(); loadLeave(); refreshInbox(); } });
 // Back to the app (a push said a request waits or was decided, a task escalated): read again.
 document.addEventListener("visibilitychange", () => {
