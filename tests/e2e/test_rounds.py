@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.e2e.test_app import PHONE, open_app, plan_from_api, plan_groups
@@ -130,4 +132,66 @@ def test_the_app_opened_without_a_signal_shows_the_weeks_plan_as_last_read(conte
     page.wait_for_function("() => document.querySelector('#plan-saved').hidden")
     assert household not in {h["household_id"] for h in plan_from_api(page)}
     assert household not in shown_due(page)
+    assert still_due(page) == before - 1
+
+
+def refuse_every_visit(page) -> None:
+    """The server refuses every visit sent (as when the household's grid was taken from the
+    worker meanwhile): its answer, made here."""
+
+    def route_it(route):
+        visits = json.loads(route.request.post_data)["visits"]
+        results = [
+            {
+                "id": v["id"],
+                "status": "rejected",
+                "code": "not-your-grid",
+                "reason": f"Household {v['household_id']} is not in your grids.",
+            }
+            for v in visits
+        ]
+        route.fulfill(status=200, json={"results": results})
+
+    page.route("**/api/v1/visits/batch", route_it)
+
+
+def record_refused(page, household: int) -> None:
+    page.select_option("#household", str(household))
+    page.select_option("#outcome", "met")
+    page.click("#record")
+    page.wait_for_selector("#queue li.rejected")
+
+
+def test_a_refused_visit_discarded_puts_its_household_back_in_the_plan(context, round_page):
+    """The visit recorded took its household off the plan; refused by the server and discarded
+    by the worker, nothing of it was stored, but the household stayed under "本机已记录" and
+    off "还需走访 N 户" until the app was opened again: a door left unvisited that week."""
+    page = round_page
+    household = a_stop(page, 1)["household_id"]
+    before = still_due(page)
+    refuse_every_visit(page)
+    record_refused(page, household)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#queue li.rejected button.discard").click()
+    page.wait_for_selector("#queue li.rejected", state="detached")
+    assert household in shown_due(page)
+    assert household not in shown_done(page)
+    assert still_due(page) == before
+
+
+def test_a_refused_visit_corrected_to_another_household_moves_the_plans_mark(context, round_page):
+    """The worker had recorded the wrong door: corrected, the visit is the other household's.
+    The plan kept the first one as visited and the second as due."""
+    page = round_page
+    wrong, right = a_stop(page, 1)["household_id"], a_stop(page, 1, last=False)["household_id"]
+    before = still_due(page)
+    refuse_every_visit(page)
+    record_refused(page, wrong)
+    page.locator("#queue li.rejected button.edit").click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    page.select_option("#household", str(right))
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#cancel-edit').hidden")
+    assert wrong in shown_due(page) and wrong not in shown_done(page)
+    assert right in shown_done(page) and right not in shown_due(page)
     assert still_due(page) == before - 1

@@ -890,7 +890,7 @@ async function loadPlanAndHouseholds() {
   if (households.length) {
     // Visits waiting in this device's queue are not in the plan's count yet (an attempt, no
     // one at home, is never in it).
-    const queued = (await listQueued()).filter((r) => countsInWeek(r.visit)).map((r) => r.visit.household_id);
+    const queued = (await listQueued()).filter((r) => r.state !== "overtaken" && countsInWeek(r.visit)).map((r) => r.visit.household_id);
     storeHouseholds(households.map((h) => ({ id: h.id, label: householdLabel(h), left: h.left, due: h.left > 0 })));
     for (const id of queued) visitedHere(id);
   }
@@ -931,6 +931,21 @@ function visitedHere(id) {
   storeHouseholds(list);
   const stop = planStops.find((x) => (x.household_id ?? x.id) === id);
   if (stop) stop.overdue = false;
+}
+
+/** Take back a visit counted here that the server never stored (refused, then discarded or
+ * corrected to another door): its household needs it again, if the plan had it due. Kept
+ * visited, the household stayed off the plan and the worker did not go back. */
+function unvisitedHere(visit) {
+  const id = visit.household_id;
+  const stop = planStops.find((x) => (x.household_id ?? x.id) === id);
+  if (!countsInWeek(visit) || !stop) return;
+  const list = cachedHouseholds();
+  const h = list.find((x) => x.id === id);
+  if (!h) return;
+  h.left = Math.min(visitsLeft(stop), (h.left ?? 0) + 1);
+  h.due = h.left > 0;
+  storeHouseholds(list);
 }
 
 /** Mark a household visited here by `visit` (an attempt leaves it due) and answer the next
@@ -1098,6 +1113,11 @@ $("queue").addEventListener("click", async (e) => {
     const question = record.state === "overtaken" ? t.discardEditConfirm(label) : t.discardConfirm(label);
     if (!confirm(question)) return;
     await discard(record.id);
+    // A refused visit was never stored: its household is due again (an edit overtaken was).
+    if (record.state === "rejected") {
+      unvisitedHere(record.visit);
+      if (planStops.length) renderPlan();
+    }
     if (editing?.id === record.id) endEditing();
     showStatus("");
     await showQueue();
@@ -1286,6 +1306,12 @@ async function saveVisit(target) {
       return false;
     }
     endEditing();
+    if (state !== "overtaken") {
+      // Corrected (another door, another outcome): the plan counts the visit as it now is.
+      unvisitedHere(record.visit);
+      if (countsInWeek(fields)) visitedHere(fields.household_id);
+      if (planStops.length) renderPlan();
+    }
     if (state === "overtaken") showStatus(t.overtakenCount(1), true);
     else showStatus(t.edited);
     return true;
