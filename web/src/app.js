@@ -1,6 +1,6 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, getToken, isoWeek,
+  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, getToken, isoWeek,
   otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
@@ -47,6 +47,7 @@ const TEXT = {
     planBuilding: (b) => (b ? (/^\d+$/.test(b) ? `${b}号楼` : b) : "楼栋未注明"), planCount: (n) => `${n} 户`,
     planUnit: (u) => (u ? (/^\d+$/.test(u) ? `${u}单元` : u) : "单元未注明"),
     planDone: (n) => `本机已记录 ${n} 户`, planAllDone: "本周计划内的住户都已走访。",
+    planSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的本周计划，联网后更新` : `本周计划暂不可用：显示 ${at} 保存的副本`),
     handoverNote: (n, user) => `本机有 ${n} 条由账号 #${user} 记录、尚未发送的走访。如该工作人员已离岗、账号已停用，社区管理员或其网格长可代为发送，记在其名下。`,
     handoverSend: "代为发送", handoverActive: "该账号仍在使用：请由本人登录后发送。",
     handoverDone: (stored, refused) => `已保存 ${stored} 条${refused ? `，${refused} 条被拒绝` : ""}。`,
@@ -209,6 +210,7 @@ const TEXT = {
     planBuilding: (b) => (b ? (/^\d+$/.test(b) ? `Building ${b}` : b) : "Building not given"), planCount: (n) => `${n}`,
     planUnit: (u) => (u ? (/^\d+$/.test(u) ? `Unit ${u}` : u) : "Unit not given"),
     planDone: (n) => `Recorded on this device: ${n}`, planAllDone: "Every household of this week's plan is visited.",
+    planSaved: (at, offline) => (offline ? `Offline: this week's plan as read at ${at}; updated once online` : `Plan unavailable: the copy read at ${at}`),
     handoverNote: (n, user) => `${n} visit${n === 1 ? "" : "s"} recorded on this phone by account #${user} ${n === 1 ? "was" : "were"} never sent. If that worker left and their account is switched off, the community admin or their grid leader sends them as theirs.`,
     handoverSend: "Send them for this worker", handoverActive: "That account is still active: its worker sends them, signed in.",
     handoverDone: (stored, refused) => `${stored} stored${refused ? `, ${refused} refused` : ""}.`,
@@ -840,36 +842,67 @@ async function loadRecurring() {
   if (!me.community_code || !(me.grid_codes || []).length) return;
   recurringSection(card, lang, { compact: true, openTask: (id) => detail.open(id) }).show({ community: me.community_code });
 }
+// The plan read last is kept on the phone (PLAN_KEY: the worker, the week, when, the stops):
+// opened again with no signal (a stairwell, the phone had closed the app), the card said only
+// "本周计划暂不可用", no household due, no count. It shows the plan kept, said as such, with
+// the households kept (what was recorded here since marked), and reads it again once online.
+let planSaved = false;
+const PLAN_KEPT = ["household_id", "grid_code", "building", "unit", "floor", "room", "must_visit", "overdue", "visits_per_week", "visits_this_week"];
 async function loadPlanAndHouseholds() {
+  const user = tokenUser(getToken());
+  const week = isoWeek();
   let plan = [];
+  planSaved = false;
   try {
     // The route's order, its buildings kept together (the groups the plan shows).
-    plan = planOrder(items(await api(`/api/v1/visits/plan?week=${isoWeek()}`)));
+    plan = planOrder(items(await api(`/api/v1/visits/plan?week=${week}`)));
     planStops = plan;
+    // Kept for offline use: only what the card shows (no tags, no location), only for this worker.
+    const stops = plan.map((h) => Object.fromEntries(PLAN_KEPT.map((k) => [k, h[k]])));
+    localStorage.setItem(PLAN_KEY, JSON.stringify({ user, week, at: Date.now(), stops }));
   } catch {
-    planStops = [];
-    $("plan-summary").textContent = "";
-    $("plan").innerHTML = `<li class="muted">${t.noPlan}</li>`;
+    const saved = JSON.parse(localStorage.getItem(PLAN_KEY) || "null");
+    if (saved?.user === user && saved.week === week) {
+      planSaved = true;
+      planStops = saved.stops;
+      // A household recorded here since is no longer late (as `visitedHere` marks it).
+      const kept = new Map(cachedHouseholds().map((h) => [h.id, h]));
+      for (const h of planStops) if ((kept.get(h.household_id ?? h.id)?.left ?? 0) < visitsLeft(h)) h.overdue = false;
+      $("plan-saved").textContent = t.planSaved(localTime(new Date(saved.at)), !navigator.onLine);
+    } else {
+      planStops = [];
+      $("plan-summary").textContent = "";
+      $("plan").innerHTML = `<li class="muted">${t.noPlan}</li>`;
+    }
   }
+  $("plan-saved").hidden = !planSaved;
   // The visit form offers the plan's households first, then every household of my grids. The
-  // plan holds the households still due this week: the others are visited (`due: false`).
-  let households = plan.map((h) => ({ ...h, id: h.household_id ?? h.id, due: true }));
+  // plan holds the households still due this week, each with the visits it still needs (`left`:
+  // one, or two for an old person living alone not yet visited): the others are visited. The
+  // plan kept keeps the households kept too, with what was recorded here since.
+  let households = plan.map((h) => ({ ...h, id: h.household_id ?? h.id, left: visitsLeft(h) }));
   try {
+    if (planSaved) throw new Error("the plan kept");
     const all = await apiPages("/api/v1/households", { pick: items, maxPages: 30 });
     const seen = new Set(households.map((h) => h.id));
-    households = households.concat(all.filter((h) => !seen.has(h.id)).map((h) => ({ ...h, due: false })));
+    households = households.concat(all.filter((h) => !seen.has(h.id)).map((h) => ({ ...h, left: 0 })));
   } catch { /* offline: keep what we have */ }
   if (households.length) {
-    // Visits waiting in this device's queue are not in the plan's count yet.
-    const queued = new Set((await listQueued()).map((r) => r.visit.household_id));
-    storeHouseholds(households.map((h) => ({ id: h.id, label: householdLabel(h), due: h.due && !queued.has(h.id) })));
+    // Visits waiting in this device's queue are not in the plan's count yet (an attempt, no
+    // one at home, is never in it).
+    const queued = (await listQueued()).filter((r) => r.state !== "overtaken" && countsInWeek(r.visit)).map((r) => r.visit.household_id);
+    storeHouseholds(households.map((h) => ({ id: h.id, label: householdLabel(h), left: h.left, due: h.left > 0 })));
+    for (const id of queued) visitedHere(id);
   }
   showTasks().catch(() => {});
   if (gridTasks.length) showGridTasks().catch(() => {});
   const cached = cachedHouseholds();
+  // Read again (back online), the household the worker had picked stays picked.
+  const picked = $("household").value;
   $("household").innerHTML = cached.map((h) => `<option value="${h.id}">${escapeHtml(h.label)}</option>`).join("");
   const first = cached.find((h) => h.due);
-  if (first) $("household").value = String(first.id);
+  if (picked && cached.some((h) => String(h.id) === picked)) $("household").value = picked;
+  else if (first) $("household").value = String(first.id);
   if (planStops.length) renderPlan();
 }
 
@@ -877,13 +910,51 @@ const cachedHouseholds = () => JSON.parse(localStorage.getItem(HOUSEHOLDS_KEY) |
 const storeHouseholds = (list) => localStorage.setItem(HOUSEHOLDS_KEY, JSON.stringify(list));
 const labelOf = (id) => cachedHouseholds().find((h) => h.id === id)?.label || `#${id}`;
 
-/** Mark a household visited here and answer the next one still due after it in the list (round
- * the end), else simply the next one. */
-function nextHousehold(id) {
+// What the week's count takes (api/services/ledger.py): a visit whatever its outcome but
+// "无人在家", an attempt the household stays due after. The app took that door off the plan: the
+// worker walked on and never came back to it that week.
+const countsInWeek = (visit) => visit.outcome !== "nobody_home";
+
+// A household's visits still needed this week, by the plan (its cadence less the visits it had).
+// The app took one visit as the week's: a household due twice a week left the plan after the
+// first, and the worker did not come back to it that week.
+const visitsLeft = (h) => Math.max(1, (h.visits_per_week ?? 1) - (h.visits_this_week ?? 0));
+
+/** Count a visit of household `id` recorded on this device: one visit fewer still needed this
+ * week (none left: done here), and no longer late (it is next due a few days on). */
+function visitedHere(id) {
+  const list = cachedHouseholds();
+  const h = list.find((x) => x.id === id);
+  if (!h) return;
+  h.left = Math.max(0, (h.left ?? (h.due ? 1 : 0)) - 1);
+  h.due = h.left > 0;
+  storeHouseholds(list);
+  const stop = planStops.find((x) => (x.household_id ?? x.id) === id);
+  if (stop) stop.overdue = false;
+}
+
+/** Take back a visit counted here that the server never stored (refused, then discarded or
+ * corrected to another door): its household needs it again, if the plan had it due. Kept
+ * visited, the household stayed off the plan and the worker did not go back. */
+function unvisitedHere(visit) {
+  const id = visit.household_id;
+  const stop = planStops.find((x) => (x.household_id ?? x.id) === id);
+  if (!countsInWeek(visit) || !stop) return;
+  const list = cachedHouseholds();
+  const h = list.find((x) => x.id === id);
+  if (!h) return;
+  h.left = Math.min(visitsLeft(stop), (h.left ?? 0) + 1);
+  h.due = h.left > 0;
+  storeHouseholds(list);
+}
+
+/** Mark a household visited here by `visit` (an attempt leaves it due) and answer the next
+ * one still due after it in the list (round the end), else simply the next one. */
+function nextHousehold(visit) {
+  const id = visit.household_id;
+  if (countsInWeek(visit)) visitedHere(id);
   const list = cachedHouseholds();
   const at = list.findIndex((h) => h.id === id);
-  if (at >= 0) list[at].due = false;
-  storeHouseholds(list);
   const after = [...list.slice(at + 1), ...list.slice(0, Math.max(at, 0))];
   return (after.find((h) => h.due) || after[0] || list[at])?.id;
 }
@@ -1042,6 +1113,11 @@ $("queue").addEventListener("click", async (e) => {
     const question = record.state === "overtaken" ? t.discardEditConfirm(label) : t.discardConfirm(label);
     if (!confirm(question)) return;
     await discard(record.id);
+    // A refused visit was never stored: its household is due again (an edit overtaken was).
+    if (record.state === "rejected") {
+      unvisitedHere(record.visit);
+      if (planStops.length) renderPlan();
+    }
     if (editing?.id === record.id) endEditing();
     showStatus("");
     await showQueue();
@@ -1230,6 +1306,12 @@ async function saveVisit(target) {
       return false;
     }
     endEditing();
+    if (state !== "overtaken") {
+      // Corrected (another door, another outcome): the plan counts the visit as it now is.
+      unvisitedHere(record.visit);
+      if (countsInWeek(fields)) visitedHere(fields.household_id);
+      if (planStops.length) renderPlan();
+    }
     if (state === "overtaken") showStatus(t.overtakenCount(1), true);
     else showStatus(t.edited);
     return true;
@@ -1259,7 +1341,7 @@ async function saveVisit(target) {
   showStatus(t.savedOffline);
   target.reset();
   // On to the next household still to visit (reset would go back to the first).
-  const next = nextHousehold(visit.household_id);
+  const next = nextHousehold(visit);
   if (next !== undefined) $("household").value = String(next);
   if (planStops.length) renderPlan(); // recorded here: among the done
   return true;
@@ -2404,7 +2486,8 @@ $("signout-all").addEventListener("click", async () => {
   $("signin-error").textContent = t.signedOutEverywhere(answer.sessions_revoked);
 });
 
-window.addEventListener("online", () => { showNet(); sync(); if (getToken()) { loadTasks(); loadGridTasks(); loadLeave(); loadDevices(); loadQuietHours(); refreshInbox(); } });
+// The plan shown as kept is read again once the visits waiting have gone (counted by the server).
+window.addEventListener("online", () => { showNet(); sync().then(() => { if (planSaved && getToken()) loadPlanAndHouseholds(); }); if (getToken()) { loadTasks(); loadGridTasks(); loadLeave(); loadDevices(); loadQuietHours(); refreshInbox(); } });
 window.addEventListener("offline", () => { showNet(); if (getToken()) { loadGridTasks(); loadLeave(); refreshInbox(); } });
 // Back to the app (a push said a request waits or was decided, a task escalated): read again.
 document.addEventListener("visibilitychange", () => {

@@ -8,6 +8,7 @@ const LANG_KEY = "gridwork.lang";
 export const HOUSEHOLDS_KEY = "gridwork.households"; // the app's cached household list
 export const DEVICE_KEY = "gridwork.device"; // the app's web push device id
 export const TASKS_KEY = "gridwork.tasks"; // the app's last fetched task list, for offline use
+export const PLAN_KEY = "gridwork.plan"; // the app's last read week's plan, for offline use
 export const INBOX_KEY = "inbox"; // the app's last read notices, for offline use (IndexedDB, META)
 
 export async function signIn(username, password) {
@@ -43,6 +44,7 @@ export async function forgetSignIn() {
   await storeTokens(null, null);
   localStorage.removeItem(HOUSEHOLDS_KEY);
   localStorage.removeItem(TASKS_KEY);
+  localStorage.removeItem(PLAN_KEY);
   localStorage.removeItem(DEVICE_KEY);
   localStorage.removeItem(PENDING_KEYS);
   await forgetInbox();
