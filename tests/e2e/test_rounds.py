@@ -195,3 +195,16 @@ def test_a_refused_visit_corrected_to_another_household_moves_the_plans_mark(con
     assert wrong in shown_due(page) and wrong not in shown_done(page)
     assert right in shown_done(page) and right not in shown_due(page)
     assert still_due(page) == before - 1
+
+
+def test_the_weeks_plan_stands_right_under_the_visit_form(round_page):
+    """The plan is the B-post worker's round: it stood eighth on the page, some 2,500 px down
+    a phone, below the tasks, the inbox and the leave; each door meant scrolling there and back.
+    It comes right under the visit form now, the worker's tasks after it."""
+    page = round_page
+    order = page.evaluate(
+        """() => [...document.querySelectorAll('#home > section.card')]
+                   .filter((s) => !s.hidden).map((s) => s.id || s.querySelector('[id]')?.id)"""
+    )
+    assert order.index("plan-card") == order.index("visit-form") + 1
+    assert order.index("plan-card") < order.index("tasks")
