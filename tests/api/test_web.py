@@ -225,6 +225,28 @@ def test_the_map_words_every_evidence_reason_in_short():
     assert set(reasons_zh()["evidenceShort"]) == set(REASON_GRADES)
 
 
+def evidence_en() -> dict:
+    """The EVIDENCE_EN table of web/src/reasons.js, read from the source (it is JSON)."""
+    source = (WEB_SRC / "reasons.js").read_text()
+    return json.loads(
+        re.search(r"export const EVIDENCE_EN = (\{.*?\n\});\n", source, re.S).group(1)
+    )
+
+
+def test_the_evidence_is_worded_in_english_as_in_chinese():
+    """In English the app and the map said the server's codes ("outside_grid,
+    very_far_from_household"): every table of the Chinese evidence words has its English,
+    reason for reason, with the same figures named."""
+    zh, en = reasons_zh(), evidence_en()
+    for table in ("grades", "evidence", "evidenceShort", "evidenceFigures"):
+        assert set(en[table]) == set(zh[table]), table
+    for reason, figures in zh["evidenceFigures"].items():
+        named = re.findall(r"\{(\w+)\}", figures)
+        assert re.findall(r"\{(\w+)\}", en["evidenceFigures"][reason]) == named, reason
+    for reason in zh["evidence"]:
+        assert ("{figures}" in en["evidence"][reason]) == ("{figures}" in zh["evidence"][reason])
+
+
 def test_the_app_sends_again_only_refusals_a_change_on_the_server_can_lift():
     """web/src/queue.js `RETRIED_REFUSALS`: parked visits the app sends again without a tap.
     A code the service dropped fails here; a refusal of the visit's own content (a bad field or

@@ -1482,27 +1482,34 @@ def household_point(e2e_engine, household: int) -> tuple[float, float]:
     return point.x, point.y
 
 
+def synced_far_from_its_door(page, e2e_engine):
+    """A visit recorded about 330 m north of its door (further than the 100 m a visit may
+    stand from it), synced: stored, graded weak. Its id and its row."""
+    from api.models import Visit
+
+    household = visited_household(e2e_engine)
+    lon, lat = household_point(e2e_engine, household)
+    north = {"lon": lon, "lat": lat + 0.003, "accuracy_m": 8, "datum": "wgs84"}
+    visit_id = queue_visit(page, household, location=north)
+    page.click("#sync")
+    page.locator(f"#flagged li[data-id='{visit_id}']").wait_for()
+    with e2e_engine.connect() as conn:
+        stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
+    assert "far_from_household" in stored.reasons and stored.grade != "ok"
+    assert 300 < stored.evidence["distance_to_household_m"] < 360
+    return visit_id, stored
+
+
 def test_a_visit_synced_far_from_its_household_is_reported_as_flagged_in_chinese(
     worker_page, e2e_engine
 ):
     """The server stores the visit but grades its evidence as weak: the worker is told so, why,
     and how far off the position was, after the sync and still after reopening the app."""
-    from api.models import Visit
 
     page = worker_page
-    household = visited_household(e2e_engine)
-    lon, lat = household_point(e2e_engine, household)
-    # About 330 m north of the door: further than the 100 m a visit may stand from it.
-    north = {"lon": lon, "lat": lat + 0.003, "accuracy_m": 8, "datum": "wgs84"}
-    visit_id = queue_visit(page, household, location=north)
-    page.click("#sync")
+    visit_id, stored = synced_far_from_its_door(page, e2e_engine)
     item = page.locator(f"#flagged li[data-id='{visit_id}']")
-    item.wait_for()
-    with e2e_engine.connect() as conn:
-        stored = conn.execute(select(Visit).where(Visit.id == uuid.UUID(visit_id))).one()
-    assert "far_from_household" in stored.reasons and stored.grade != "ok"
     metres = round(stored.evidence["distance_to_household_m"])
-    assert 300 < metres < 360
 
     # Doubtful, or suspect when the module's earlier visits (at the first household, just
     # now) make this one look like a leap: either way said, with its word.
@@ -1522,6 +1529,19 @@ def test_a_visit_synced_far_from_its_household_is_reported_as_flagged_in_chinese
     assert f"约 {metres} 米" in item.inner_text()
     item.locator("button.dismiss").click()
     page.wait_for_function(f"() => !document.querySelector(\"#flagged li[data-id='{visit_id}']\")")
+
+
+def test_a_visit_flagged_is_said_in_english_too(worker_page, e2e_engine):
+    """In English the flagged visit said the server's codes: "far_from_household"."""
+    page = worker_page
+    visit_id, stored = synced_far_from_its_door(page, e2e_engine)
+    page.goto("/app?lang=en")
+    page.wait_for_selector("body[data-ready='1']")
+    text = page.locator(f"#flagged li[data-id='{visit_id}']").inner_text()
+    grade = {"doubtful": "doubtful", "suspect": "suspect"}[stored.grade]
+    metres = round(stored.evidence["distance_to_household_m"])
+    assert grade in text
+    assert f"The fix is far from the household (about {metres} m): record at its door." in text
 
 
 @pytest.mark.parametrize("sender", ["admin01", "leader01"])

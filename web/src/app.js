@@ -8,7 +8,7 @@ import {
   setMeta, syncQueue, tokenUser,
 } from "./queue.js";
 import { askForOwnPassword, mustChangePassword } from "./password.js";
-import { evidenceZh, gradeZh, problemZh, refusalZh } from "./reasons.js";
+import { evidenceWords, gradeWord, problemZh, refusalZh } from "./reasons.js";
 import { recurringSection } from "./recurring.js";
 import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
 import { listReports, reportProblem } from "./report_problem.js";
@@ -1060,8 +1060,8 @@ function overtakenItem(r) {
 const GRADE_ORDER = ["doubtful", "suspect"];
 function weaknessOf(evidence) {
   const codes = (evidence?.reasons || []).join(", ");
-  const zh = lang === "zh" ? evidenceZh(evidence) : null;
-  if (zh) return { grade: zh.grade, why: zh.lines, server: codes };
+  const words = evidenceWords(evidence, lang);
+  if (words) return { grade: words.grade, why: words.lines, server: codes };
   return { grade: evidence?.grade || "", why: [codes], server: "" };
 }
 
@@ -1090,7 +1090,7 @@ $("flagged").addEventListener("click", async (e) => {
 function flaggedSummary(flagged) {
   if (!flagged?.length) return "";
   const present = GRADE_ORDER.filter((g) => flagged.some((f) => f.evidence?.grade === g));
-  const words = present.map((g) => (lang === "zh" && gradeZh(g)) || g);
+  const words = present.map((g) => gradeWord(g, lang) || g);
   return t.flaggedCount(flagged.length, words);
 }
 

@@ -3,7 +3,7 @@ import {
   TASK_TEXT, api, apiPage, apiPages, beijingTime, config, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek, signOut, translate,
 } from "./common.js";
 import { wireSignIn } from "./password.js";
-import { evidenceShortZh } from "./reasons.js";
+import { evidenceShort } from "./reasons.js";
 import { taskDetail } from "./task_detail.js";
 import { SessionEnded, keepFresh, refreshAccess, tokenClaims } from "./session.js";
 
@@ -47,7 +47,7 @@ const TEXT = {
     grades: { ok: "可信", doubtful: "存疑", suspect: "可疑" },
     showVisits: "走访定位", legendVisits: "走访定位（放大后显示）", visit: "走访", grade: "定位可信度",
     worker: "走访人", outcome: "结果", toHousehold: "离住户", metres: (m) => `${m} 米`, household: "住户",
-    reason: evidenceShortZh,
+    reason: (code) => evidenceShort(code, "zh"),
   },
   en: {
     title: "Grid map", legend: "Legend", noHouseholds: "no households", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
@@ -81,7 +81,7 @@ const TEXT = {
     grades: { ok: "ok", doubtful: "doubtful", suspect: "suspect" },
     showVisits: "Visit positions", legendVisits: "Visit positions (zoomed in)", visit: "Visit",
     grade: "Location evidence", worker: "Worker", outcome: "Outcome", toHousehold: "To the household",
-    metres: (m) => `${m} m`, household: "Household", reason: (code) => code.replaceAll("_", " "),
+    metres: (m) => `${m} m`, household: "Household", reason: (code) => evidenceShort(code, "en"),
   },
 };
 const lang = pickLang();

@@ -213,33 +213,76 @@ function evidenceFigures(details) {
   return values;
 }
 
-/** An evidence reason in a few words (`far_from_household`: 离住户较远), or the code itself. */
-export function evidenceShortZh(reason) {
-  return REASONS_ZH.evidenceShort[reason] ?? reason;
+// The evidence words in English, keyed as REASONS_ZH's (the app and the map in English said
+// the server's codes: "outside_grid, very_far_from_household").
+export const EVIDENCE_EN = {
+  "grades": { "doubtful": "doubtful", "suspect": "suspect" },
+  "evidence": {
+    "mock_location": "The phone reported a mock location: switch off the fake-location app (or the developer option), then record again.",
+    "no_accuracy": "The phone reported no accuracy for the fix, so the place cannot be confirmed: switch on high-accuracy location (GPS), then record again.",
+    "poor_accuracy": "A poor fix{figures}: record outdoors or by a window once the position settles.",
+    "bad_accuracy": "A very poor fix{figures}, so the place cannot be confirmed: record outdoors or by a window once the position settles.",
+    "outside_grid": "The fix lies outside your grid{figures}: record at the household's door.",
+    "far_from_household": "The fix is far from the household{figures}: record at its door.",
+    "very_far_from_household": "The fix is very far from the household{figures}, not like a visit there: record at its door.",
+    "impossible_speed": "The place and time do not fit your visits before and after{figures}: record each visit at the door, as you make it.",
+    "future_time": "The visit's time is later than when the server received it{figures}; the phone's clock may be wrong: set it right.",
+    "stale": "Synced long after the visit{figures} (or the phone's date is wrong): sync as soon as you are online, and check the date."
+  },
+  "evidenceShort": {
+    "mock_location": "mock location",
+    "no_accuracy": "no accuracy",
+    "poor_accuracy": "poor accuracy",
+    "bad_accuracy": "very poor accuracy",
+    "outside_grid": "outside the grid",
+    "far_from_household": "far from the household",
+    "very_far_from_household": "very far from the household",
+    "impossible_speed": "does not fit the visits before and after",
+    "future_time": "later than received",
+    "stale": "synced late"
+  },
+  "evidenceFigures": {
+    "poor_accuracy": " (about {accuracy_m} m off)",
+    "bad_accuracy": " (about {accuracy_m} m off)",
+    "outside_grid": " (about {distance_to_grid_m} m past the grid's edge)",
+    "far_from_household": " (about {distance_to_household_m} m)",
+    "very_far_from_household": " (about {distance_to_household_m} m)",
+    "impossible_speed": " (it would take about {speed_kmh} km/h)",
+    "future_time": " (about {minutes_ahead} min ahead)",
+    "stale": " (about {days_late} days apart)"
+  }
+};
+const EVIDENCE = { zh: REASONS_ZH, en: EVIDENCE_EN };
+
+/** An evidence reason in a few words (`far_from_household`: 离住户较远, far from the
+ * household), or the code itself. */
+export function evidenceShort(reason, lang = "zh") {
+  return EVIDENCE[lang].evidenceShort[reason] ?? reason;
 }
 
 /** A grade's word (`doubtful`: 存疑), or null for one not in the table. */
-export function gradeZh(grade) {
-  return REASONS_ZH.grades[grade] ?? null;
+export function gradeWord(grade, lang = "zh") {
+  return EVIDENCE[lang].grades[grade] ?? null;
 }
 
 /**
- * Why the server counts a stored visit's evidence as weak, in Chinese: {grade, lines}, `grade`
+ * Why the server counts a stored visit's evidence as weak, in `lang`: {grade, lines}, `grade`
  * the grade's word and `lines` one sentence per reason the table knows (with its figures where
  * the server gave them); null for an `ok` visit or one without evidence. A reason not in the
  * table is left to the caller, which has the server's codes.
  */
-export function evidenceZh(evidence) {
+export function evidenceWords(evidence, lang = "zh") {
   if (!evidence || !evidence.grade || evidence.grade === "ok") return null;
+  const words = EVIDENCE[lang];
   const values = evidenceFigures(evidence.details);
   const lines = [];
   for (const reason of evidence.reasons || []) {
-    const sentence = REASONS_ZH.evidence[reason];
+    const sentence = words.evidence[reason];
     if (!sentence) continue;
-    const figures = REASONS_ZH.evidenceFigures[reason] || "";
+    const figures = words.evidenceFigures[reason] || "";
     const named = [...figures.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
     const shown = named.every((name) => values[name] != null) ? fill(figures, values) : "";
     lines.push(sentence.replace("{figures}", shown));
   }
-  return { grade: REASONS_ZH.grades[evidence.grade] || evidence.grade, lines };
+  return { grade: words.grades[evidence.grade] || evidence.grade, lines };
 }
