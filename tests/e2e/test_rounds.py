@@ -208,3 +208,17 @@ def test_the_weeks_plan_stands_under_the_visit_form_and_the_tasks(round_page):
                    .filter((s) => !s.hidden).map((s) => s.id || s.querySelector('[id]')?.id)"""
     )
     assert order[1:4] == ["visit-form", "tasks", "plan-card"]
+
+
+def test_from_the_keyboard_a_visit_recorded_leaves_the_focus_on_the_next_door(context, round_page):
+    """The record button is switched off while the phone locates: the focus it had fell to the
+    page's top, and a keyboard (or screen reader) user started the form again from there."""
+    page = round_page
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.focus("#record")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
+    page.wait_for_function("() => !document.querySelector('#record').disabled")
+    assert page.evaluate("() => document.activeElement.id") == "household"
+    context.set_offline(False)

@@ -1265,6 +1265,10 @@ $("visit-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   if (recording) return;
   recording = true;
+  // Switched off, the button drops the focus to the page's top: the keyboard's (a screen
+  // reader's) place in the form is given back, at the door picked next, unless a field
+  // refused took it meanwhile.
+  const hadFocus = document.activeElement === $("record");
   $("record").disabled = true;
   let queued = false;
   try {
@@ -1272,6 +1276,9 @@ $("visit-form").addEventListener("submit", async (e) => {
   } finally {
     recording = false;
     $("record").disabled = false;
+    if (hadFocus && (document.activeElement === document.body || !document.activeElement)) {
+      (queued ? $("household") : $("record")).focus();
+    }
   }
   if (queued) await afterQueued();
 });
