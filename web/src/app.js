@@ -2212,7 +2212,8 @@ $("leave-pending").addEventListener("click", async (e) => {
   } catch (error) {
     [said, refused] = [leaveProblem(error, "decide"), true]; // decided meanwhile: the list shows it gone
   }
-  await showPendingLeave();
+  // Approved, the leave is under way or to come: listed there at once, to cancel if need be.
+  await Promise.all([showPendingLeave(), showCurrentLeave()]);
   sayLeave("leave-decide-status", said, refused);
 });
 
