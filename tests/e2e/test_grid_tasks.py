@@ -147,3 +147,14 @@ def test_in_english_a_reassign_to_a_worker_on_leave_names_them(page, escalated_t
         said
         == f"{name} is on leave until {last.isoformat()}: not reassigned; choose someone at work."
     )
+
+
+def test_reassign_pressed_before_choosing_whom_says_to_choose_first(page, escalated_task):
+    """改派 pressed with "改派给…" still showing did nothing at all: no word, no request, as if
+    the tap was lost. It asks whom, at the list of whom."""
+    open_app(page, "leader01")
+    item = page.locator(f"#grid-task-list li[data-id='{escalated_task}']")
+    item.wait_for()
+    item.locator("button[data-reassign]").click()
+    assert page.inner_text("#grid-task-status") == "请先选择改派给谁。"
+    assert page.evaluate("() => document.activeElement.dataset.task") == str(escalated_task)

@@ -34,6 +34,7 @@ const TEXT = {
     gridTasksSummary: ({ open, escalated, overdue, awaiting }) => `未办结 ${open} 项${escalated ? `（已升级 ${escalated}）` : ""}${overdue ? `，超期 ${overdue}` : ""}；待回访 ${awaiting} 项。`,
     assignee: "承办人", unassigned: "未派", reassign: "改派", chooseAssignee: "改派给…",
     reassigned: (title, name) => `已将“${title}”改派给${name}。`,
+    chooseFirst: "请先选择改派给谁。",
     reassignRefused: {
       leave: (name, end) => `${name}正在休假（至 ${end}），没有改派：请改派给在岗的人员。`,
       network: "连接中断，不能确定是否已改派：请看列表中的承办人，没有改派的再点一次即可，不会重复办理。",
@@ -200,6 +201,7 @@ const TEXT = {
     gridTasksSummary: ({ open, escalated, overdue, awaiting }) => `${open} open${escalated ? ` (${escalated} escalated)` : ""}${overdue ? `, ${overdue} overdue` : ""}; ${awaiting} awaiting the callback.`,
     assignee: "Assignee", unassigned: "unassigned", reassign: "Reassign", chooseAssignee: "Reassign to…",
     reassigned: (title, name) => `“${title}” reassigned to ${name}.`,
+    chooseFirst: "Choose whom to reassign it to first.",
     reassignRefused: {
       leave: (name, end) => `${name} is on leave until ${end}: not reassigned; choose someone at work.`,
       network: "The connection broke: the server may or may not have it. See the assignee in the list; if it is not reassigned, press again: it is not done twice.",
@@ -635,7 +637,14 @@ $("grid-task-list").addEventListener("click", async (e) => {
   const task = gridTasks.find((x) => String(x.id) === button.dataset.reassign);
   const select = button.parentElement.querySelector("select");
   const to = assignees.find((u) => String(u.id) === select.value);
-  if (!task || !to) return;
+  if (!task) return;
+  if (!to) {
+    // Pressed with "改派给…" still showing: it did nothing, as if the tap was lost.
+    $("grid-task-status").textContent = t.chooseFirst;
+    $("grid-task-status").classList.add("error");
+    select.focus();
+    return;
+  }
   button.disabled = true;
   let said;
   let refused = false;
