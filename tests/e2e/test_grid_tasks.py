@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
 from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+from tests.e2e.test_task_detail import make_task  # noqa: F401 (a fixture)
 
 
 def open_app(page, username: str):
@@ -158,3 +160,26 @@ def test_reassign_pressed_before_choosing_whom_says_to_choose_first(page, escala
     item.locator("button[data-reassign]").click()
     assert page.inner_text("#grid-task-status") == "请先选择改派给谁。"
     assert page.evaluate("() => document.activeElement.dataset.task") == str(escalated_task)
+
+
+def test_on_a_phone_a_reassign_refused_is_said_at_its_task(
+    page,
+    escalated_task,
+    worker02_away,
+    make_task,  # noqa: F811
+):
+    """What came of 改派 was said under the whole list: on a phone, with a few tasks below the
+    one pressed, a refusal was out of sight and the task unchanged, as if nothing happened."""
+    from tests.e2e.test_app import PHONE
+
+    for _ in range(5):
+        make_task()
+    page.set_viewport_size(PHONE)
+    open_app(page, "leader01")
+    to, name, _ = worker02_away
+    said = reassign_refused(page, escalated_task, to)
+    assert said.startswith(f"{name}正在休假")
+    status = page.locator("#grid-task-status")
+    expect(status).to_be_in_viewport()
+    assert page.locator(f"#grid-task-list li[data-id='{escalated_task}'] #grid-task-status").count()
+    screenshot(page, "app-grid-task-refused-phone")

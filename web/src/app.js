@@ -530,6 +530,17 @@ const GRID_TASKS_GRID = "gridwork.gridTasksGrid";
 let gridTasks = [];
 let assignees = [];
 let gridTasksShown = { open: GRID_TASKS_FIRST, awaiting: GRID_TASKS_FIRST };
+// What came of 改派 is said at its task, where it was pressed: under the whole list, a phone
+// showed a refusal nowhere in sight (the task unchanged, as if nothing happened). The line
+// itself moves into the task's card, and back under the list before the list is drawn anew.
+const gridTaskStatus = $("grid-task-status");
+function sayGridTask(id, said, error) {
+  gridTaskStatus.innerHTML = explained(typeof said === "string" ? { why: said, server: "" } : said);
+  gridTaskStatus.classList.toggle("error", error);
+  const item = $("grid-task-list").querySelector(`li[data-id="${CSS.escape(String(id))}"]`);
+  if (item) item.append(gridTaskStatus);
+  else $("grid-task-list").after(gridTaskStatus);
+}
 
 // Resolved, the leader's return call (回访) and close are due: listed after the open ones.
 const AWAITING_CALLBACK = ["resolved", "callback"];
@@ -600,6 +611,7 @@ async function showGridTasks() {
     overdue: open.filter((task) => task.overdue).length, awaiting: callbacks.length,
   }) : "";
   const doors = new Map(cachedHouseholds().map((h) => [h.id, h.label]));
+  $("grid-task-list").after(gridTaskStatus); // not drawn away with the list
   // The open ones and those awaiting the callback each show their first: past many open
   // tasks (a community admin's grids), every callback fell under "more not shown".
   const shown = (list, kind) => list.slice(0, gridTasksShown[kind]).map((task) => gridTaskItem(task, doors)).join("")
@@ -640,8 +652,7 @@ $("grid-task-list").addEventListener("click", async (e) => {
   if (!task) return;
   if (!to) {
     // Pressed with "改派给…" still showing: it did nothing, as if the tap was lost.
-    $("grid-task-status").textContent = t.chooseFirst;
-    $("grid-task-status").classList.add("error");
+    sayGridTask(task.id, t.chooseFirst, true);
     select.focus();
     return;
   }
@@ -655,8 +666,7 @@ $("grid-task-list").addEventListener("click", async (e) => {
     [said, refused] = [reassignProblem(error, to.display_name || to.username), true];
   }
   await Promise.all([loadGridTasks(), loadTasks()]); // taken on themself, it is in "my tasks"
-  $("grid-task-status").innerHTML = explained(typeof said === "string" ? { why: said, server: "" } : said);
-  $("grid-task-status").classList.toggle("error", refused);
+  sayGridTask(task.id, said, refused);
 });
 
 /** A refused reassign said in the app's words, the server's beneath: it came as the server
