@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
 from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+from tests.e2e.test_task_detail import make_task  # noqa: F401 (a fixture)
 
 
 def open_app(page, username: str):
@@ -81,3 +83,103 @@ def test_a_worker_is_offered_no_grid_tasks(page, escalated_task):
     open_app(page, "worker01")
     assert page.locator("#grid-tasks").is_hidden()
     assert page.inner_text("#title") == "网格员"
+
+
+@pytest.fixture
+def worker02_away(e2e_engine):
+    """worker02 on approved leave from yesterday to the day after tomorrow: their display name
+    and the leave's last day."""
+    from api.models import Leave, User
+    from api.services.weeks import LOCAL
+
+    today = datetime.now(UTC).astimezone(LOCAL).date()
+    with Session(e2e_engine) as session:
+        worker = session.scalar(select(User).where(User.username == "worker02"))
+        leader = session.scalar(select(User.id).where(User.username == "leader01"))
+        leave = Leave(
+            worker_id=worker.id, start_date=today - timedelta(days=1),
+            end_date=today + timedelta(days=2), reason="", status="approved",
+            decided_by_id=leader, decided_at=datetime.now(UTC) - timedelta(days=3),
+        )  # fmt: skip
+        session.add(leave)
+        session.commit()
+        made, name, last = leave.id, worker.display_name, leave.end_date
+    yield worker.id, name, last
+    with Session(e2e_engine) as session:
+        session.execute(Leave.__table__.delete().where(Leave.id == made))
+        session.commit()
+
+
+def reassign_refused(page, task_id: int, to: int) -> str:
+    item = page.locator(f"#grid-task-list li[data-id='{task_id}']")
+    item.wait_for()
+    item.locator("select").select_option(str(to))
+    item.locator("button[data-reassign]").click()
+    page.wait_for_function("() => document.querySelector('#grid-task-status').textContent !== ''")
+    return page.inner_text("#grid-task-status .why")
+
+
+def test_a_reassign_to_a_worker_on_leave_is_refused_in_chinese_naming_them(
+    page, e2e_engine, escalated_task, worker02_away
+):
+    """The server's refusal was shown as it came, in English and naming the account
+    (`worker02 is on approved leave until …`), in the Chinese app."""
+    from api.models import Task, User
+
+    to, name, last = worker02_away
+    open_app(page, "leader01")
+    said = reassign_refused(page, escalated_task, to)
+    assert said == f"{name}正在休假（至 {last.isoformat()}），没有改派：请改派给在岗的人员。"
+    assert "on approved leave" in page.inner_text("#grid-task-status .server-reason")
+    assert page.locator("#grid-task-status").get_attribute("class") == "status error"
+    with Session(e2e_engine) as session:
+        assert session.get(Task, escalated_task).assignee_id == session.scalar(
+            select(User.id).where(User.username == "worker01")
+        )
+    screenshot(page, "app-grid-task-reassign-on-leave")
+
+
+def test_in_english_a_reassign_to_a_worker_on_leave_names_them(page, escalated_task, worker02_away):
+    to, name, last = worker02_away
+    page.goto("/app?lang=en")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    said = reassign_refused(page, escalated_task, to)
+    assert (
+        said
+        == f"{name} is on leave until {last.isoformat()}: not reassigned; choose someone at work."
+    )
+
+
+def test_reassign_pressed_before_choosing_whom_says_to_choose_first(page, escalated_task):
+    """改派 pressed with "改派给…" still showing did nothing at all: no word, no request, as if
+    the tap was lost. It asks whom, at the list of whom."""
+    open_app(page, "leader01")
+    item = page.locator(f"#grid-task-list li[data-id='{escalated_task}']")
+    item.wait_for()
+    item.locator("button[data-reassign]").click()
+    assert page.inner_text("#grid-task-status") == "请先选择改派给谁。"
+    assert page.evaluate("() => document.activeElement.dataset.task") == str(escalated_task)
+
+
+def test_on_a_phone_a_reassign_refused_is_said_at_its_task(
+    page,
+    escalated_task,
+    worker02_away,
+    make_task,  # noqa: F811
+):
+    """What came of 改派 was said under the whole list: on a phone, with a few tasks below the
+    one pressed, a refusal was out of sight and the task unchanged, as if nothing happened."""
+    from tests.e2e.test_app import PHONE
+
+    for _ in range(5):
+        make_task()
+    page.set_viewport_size(PHONE)
+    open_app(page, "leader01")
+    to, name, _ = worker02_away
+    said = reassign_refused(page, escalated_task, to)
+    assert said.startswith(f"{name}正在休假")
+    status = page.locator("#grid-task-status")
+    expect(status).to_be_in_viewport()
+    assert page.locator(f"#grid-task-list li[data-id='{escalated_task}'] #grid-task-status").count()
+    screenshot(page, "app-grid-task-refused-phone")

@@ -514,3 +514,23 @@ def test_at_start_a_leader_reads_each_list_of_leave_once(leader):
         "/leaves?status=requested",
         "/leaves?worker=me",
     ]
+
+
+def test_leave_a_leader_approves_is_listed_at_once_under_leave_to_come(worker, leader, e2e_engine):
+    """Approved, a request left the requests to decide but "leave under way or to come" was not
+    read again: it said 暂无 until a reload, the leave just approved nowhere to be cancelled."""
+    from api.models import User
+
+    with e2e_engine.connect() as conn:
+        name = conn.scalar(select(User.display_name).where(User.username == "worker01"))
+    first, last = days_ahead(10), days_ahead(11)
+    request_leave(worker, first, last, "家中有事")
+    leader.reload()
+    leader.wait_for_selector("body[data-ready='1']")
+    assert leader.inner_text("#leave-current") == "暂无休假中或即将开始的请假"
+    leader.click("#leave-pending button[data-decision='approve']")
+    leader.wait_for_function(
+        "() => document.querySelector('#leave-decide-status').textContent !== ''"
+    )
+    assert leader.inner_text("#leave-pending") == "暂无待审批的请假"
+    assert current_leave(leader) == [(name, f"{first} 至 {last}（2 天）", "未开始")]

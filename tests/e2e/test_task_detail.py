@@ -313,6 +313,7 @@ def test_offline_a_task_never_read_says_it_needs_a_connection(context, page, mak
     page.wait_for_selector(f"#tasks li[data-id='{task_id}']")
     go_offline(context, page)
     page.click(f"#tasks li[data-id='{task_id}'] button.open-task")
+    # The page opens at once; its words come once the phone has looked for a kept copy.
     expect(page.locator("#task-detail")).to_contain_text("离线：任务详情需要联网，联网后再打开。")
 
 
@@ -976,3 +977,55 @@ def test_another_step_pressed_while_one_waits_asks_before_replacing_it(context, 
     (record,) = kept(page)
     assert record["body"] == {"action": "resolve", "note": NOTE}
     assert detail.locator("button[data-step=escalate]").is_enabled()
+
+
+def worked_through(e2e_engine, task_id: int) -> None:
+    """The history of a task its worker accepted, went to, phoned about and resolved."""
+    from api.models import TaskEvent
+
+    now = datetime.now(UTC)
+    steps = [
+        ("accept", "dispatched", "accepted", "已接单"),
+        ("start", "accepted", "in_progress", "上门查看：三楼、四楼、五楼的灯都不亮"),
+        ("start", "in_progress", "in_progress", "已联系物业电工，约好下午来修"),
+        ("resolve", "in_progress", "resolved", "电工已换灯泡和感应开关，三层都亮了"),
+    ]
+    with Session(e2e_engine) as session:
+        for n, (action, was, now_is, note) in enumerate(steps):
+            session.add(
+                TaskEvent(
+                    task_id=task_id, action=action, from_status=was, to_status=now_is,
+                    note=note, at=now - timedelta(minutes=90 - 20 * n),
+                )
+            )  # fmt: skip
+        session.commit()
+
+
+def test_on_a_phone_what_came_of_a_step_is_said_where_the_leader_pressed_it(
+    page, e2e_engine, make_task
+):
+    """The page's status line stood last, under the history: on a phone, 记录回访 pressed
+    without the satisfaction said why nowhere in sight (as if the tap did nothing), and the
+    page redrawn after the callback showed its top, "已记录回访" out of view. Said under the
+    steps, it is in view, and the focus (lost to the page's body) is on it."""
+    from tests.e2e.test_app import PHONE
+
+    task_id, _ = make_task(status="resolved")
+    worked_through(e2e_engine, task_id)
+    page.set_viewport_size(PHONE)
+    open_app(page, "leader01")
+    detail = open_task(page, task_id, "grid-task-list")
+    detail.locator("textarea[name=note]").fill("回访王阿姨：灯已修好")
+    detail.locator("button[data-step=callback]").click()
+    status = detail.locator(".task-status")
+    assert status.inner_text() == "回访需选择居民的满意度。"
+    expect(status).to_be_in_viewport()
+    assert detail.locator("textarea[name=note]").input_value() == "回访王阿姨：灯已修好"
+    detail.locator("select[name=satisfaction]").select_option("satisfied")
+    detail.locator("button[data-step=callback]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent === '已记录回访。'"
+    )
+    expect(status).to_be_in_viewport()
+    assert page.evaluate("() => document.activeElement.classList.contains('task-status')")
+    screenshot(page, "app-task-callback-phone")

@@ -34,6 +34,15 @@ const TEXT = {
     gridTasksSummary: ({ open, escalated, overdue, awaiting }) => `未办结 ${open} 项${escalated ? `（已升级 ${escalated}）` : ""}${overdue ? `，超期 ${overdue}` : ""}；待回访 ${awaiting} 项。`,
     assignee: "承办人", unassigned: "未派", reassign: "改派", chooseAssignee: "改派给…",
     reassigned: (title, name) => `已将“${title}”改派给${name}。`,
+    chooseFirst: "请先选择改派给谁。",
+    reassignRefused: {
+      leave: (name, end) => `${name}正在休假（至 ${end}），没有改派：请改派给在岗的人员。`,
+      network: "连接中断，不能确定是否已改派：请看列表中的承办人，没有改派的再点一次即可，不会重复办理。",
+      403: "您不能改派这项任务：只有它所在网格的网格长或社区管理员可以改派。",
+      409: "这项任务刚有变化（已办结、已改派或承办人已接手），没有改派：请看更新后的列表。",
+      422: (name) => `${name}已停用或不在本社区，没有改派：请选择其他人员。`,
+      other: "没有改派，请稍后再试。",
+    },
     tasksSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的任务列表，联网后才能办理`
       : `任务列表暂不可用：显示 ${at} 保存的副本`),
     returnReason: "退回原因（必填）：", returnReasonRequired: "退回必须填写原因，未退回。", noPlan: "本周计划暂不可用", due: "期限", door: "住户", overdueMark: "已超期",
@@ -193,6 +202,11 @@ const TEXT = {
     gridTasksSummary: ({ open, escalated, overdue, awaiting }) => `${open} open${escalated ? ` (${escalated} escalated)` : ""}${overdue ? `, ${overdue} overdue` : ""}; ${awaiting} awaiting the callback.`,
     assignee: "Assignee", unassigned: "unassigned", reassign: "Reassign", chooseAssignee: "Reassign to…",
     reassigned: (title, name) => `“${title}” reassigned to ${name}.`,
+    chooseFirst: "Choose whom to reassign it to first.",
+    reassignRefused: {
+      leave: (name, end) => `${name} is on leave until ${end}: not reassigned; choose someone at work.`,
+      network: "The connection broke: the server may or may not have it. See the assignee in the list; if it is not reassigned, press again: it is not done twice.",
+    },
     tasksOfflineNone: "Offline: tasks unavailable (no copy saved on this device)",
     tasksSaved: (at, offline) => (offline ? `Offline: the task list saved at ${at}; actions need a connection`
       : `Tasks unavailable: the copy saved at ${at}`),
@@ -518,6 +532,17 @@ const GRID_TASKS_GRID = "gridwork.gridTasksGrid";
 let gridTasks = [];
 let assignees = [];
 let gridTasksShown = { open: GRID_TASKS_FIRST, awaiting: GRID_TASKS_FIRST };
+// What came of 改派 is said at its task, where it was pressed: under the whole list, a phone
+// showed a refusal nowhere in sight (the task unchanged, as if nothing happened). The line
+// itself moves into the task's card, and back under the list before the list is drawn anew.
+const gridTaskStatus = $("grid-task-status");
+function sayGridTask(id, said, error) {
+  gridTaskStatus.innerHTML = explained(typeof said === "string" ? { why: said, server: "" } : said);
+  gridTaskStatus.classList.toggle("error", error);
+  const item = $("grid-task-list").querySelector(`li[data-id="${CSS.escape(String(id))}"]`);
+  if (item) item.append(gridTaskStatus);
+  else $("grid-task-list").after(gridTaskStatus);
+}
 
 // Resolved, the leader's return call (回访) and close are due: listed after the open ones.
 const AWAITING_CALLBACK = ["resolved", "callback"];
@@ -588,6 +613,7 @@ async function showGridTasks() {
     overdue: open.filter((task) => task.overdue).length, awaiting: callbacks.length,
   }) : "";
   const doors = new Map(cachedHouseholds().map((h) => [h.id, h.label]));
+  $("grid-task-list").after(gridTaskStatus); // not drawn away with the list
   // The open ones and those awaiting the callback each show their first: past many open
   // tasks (a community admin's grids), every callback fell under "more not shown".
   const shown = (list, kind) => list.slice(0, gridTasksShown[kind]).map((task) => gridTaskItem(task, doors)).join("")
@@ -625,7 +651,13 @@ $("grid-task-list").addEventListener("click", async (e) => {
   const task = gridTasks.find((x) => String(x.id) === button.dataset.reassign);
   const select = button.parentElement.querySelector("select");
   const to = assignees.find((u) => String(u.id) === select.value);
-  if (!task || !to) return;
+  if (!task) return;
+  if (!to) {
+    // Pressed with "改派给…" still showing: it did nothing, as if the tap was lost.
+    sayGridTask(task.id, t.chooseFirst, true);
+    select.focus();
+    return;
+  }
   button.disabled = true;
   let said;
   let refused = false;
@@ -633,13 +665,25 @@ $("grid-task-list").addEventListener("click", async (e) => {
     await apiOnce(`/api/v1/tasks/${task.id}/assign`, { method: "POST", body: { assignee_id: to.id, note: "" }, once: task.updated_at });
     said = t.reassigned(task.title, to.display_name || to.username);
   } catch (error) {
-    // On leave today, say, or the task closed meanwhile: the server's words.
-    [said, refused] = [error.body?.detail || error.message || t.tasksUnavailable, true];
+    [said, refused] = [reassignProblem(error, to.display_name || to.username), true];
   }
   await Promise.all([loadGridTasks(), loadTasks()]); // taken on themself, it is in "my tasks"
-  $("grid-task-status").textContent = said;
-  $("grid-task-status").classList.toggle("error", refused);
+  sayGridTask(task.id, said, refused);
 });
+
+/** A refused reassign said in the app's words, the server's beneath: it came as the server
+ * put it, in English and naming the account (`worker02 is on approved leave until …`). In
+ * English, the server's words alone where no sentence of ours says more. */
+function reassignProblem(error, name) {
+  const words = t.reassignRefused;
+  if (!error?.status) return { why: words.network, server: "" };
+  const body = error.body || {};
+  const server = body.detail || body.title || `HTTP ${error.status}`;
+  if (error.status === 409 && body.leave?.end_date) return { why: words.leave(name, body.leave.end_date), server };
+  const sentence = words[error.status] ?? (lang === "zh" ? words.other : null);
+  if (!sentence) return { why: server, server: "" };
+  return { why: typeof sentence === "function" ? sentence(name) : sentence, server };
+}
 
 // A task's own page (web/src/task_detail.js): the resident's words and number, the door, the
 // history and the steps the caller may take, a tap on its title away in either list. A step
@@ -2301,7 +2345,8 @@ $("leave-pending").addEventListener("click", async (e) => {
   } catch (error) {
     [said, refused] = [leaveProblem(error, "decide"), true]; // decided meanwhile: the list shows it gone
   }
-  await showPendingLeave();
+  // Approved, the leave is under way or to come: listed there at once, to cancel if need be.
+  await Promise.all([showPendingLeave(), showCurrentLeave()]);
   sayLeave("leave-decide-status", said, refused);
 });
 

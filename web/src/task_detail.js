@@ -139,17 +139,23 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     again?.focus();
   });
 
-  const say = (text, error = false) => {
+  // `focus`: the page was drawn anew after the step (its top shown, the focus lost to the
+  // page's body): what came of it is brought into view and focused, under the steps.
+  const say = (text, error = false, focus = false) => {
     const status = dialog.querySelector(".task-status");
     if (!status) return;
     status.textContent = text;
     status.classList.toggle("error", error);
+    if (focus) status.focus();
   };
 
+  // The status line stands under the steps (in `inner`, as `draw` places it), where the step
+  // was pressed: last, under the history, a phone showed it nowhere in sight.
+  const STATUS = '<p class="task-status" role="status" tabindex="-1"></p>';
   function frame(inner) {
     letGo();
     dialog.innerHTML = `<div class="task-detail"><button type="button" class="close" aria-label="${escapeHtml(t.close)}">×</button>${inner}
-      <p class="task-status" role="status"></p></div>`;
+      ${inner.includes('class="task-status"') ? "" : STATUS}</div>`;
   }
 
   const row = (label, html, cls = "") => `<tr class="${cls}"><th scope="row">${escapeHtml(label)}</th><td>${html}</td></tr>`;
@@ -202,7 +208,7 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
         ${row(t.resident, resident, "resident")}
       </tbody></table>
       <h3>${escapeHtml(t.what)}</h3><p class="description">${what}</p>
-      ${slot}${form}
+      ${slot}${form}${STATUS}
       <h3>${escapeHtml(t.history)}</h3><ol class="events">${events}</ol>`);
     dialog.dataset.task = String(task.id);
     const stepsForm = dialog.querySelector("form.task-steps");
@@ -350,7 +356,7 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
       waiting?.();
       if (!here()) return;
       await open(task.id);
-      if (here()) say(t.done(t.actions[action]));
+      if (here()) say(t.done(t.actions[action]), false, true);
       return;
     }
     if (refused) {
@@ -374,7 +380,7 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
         again.elements.note.value = written;
         showChosen(again);
       }
-      say(refused.refusal, true);
+      say(refused.refusal, true, true);
       return;
     }
     if (!(await mySteps()).some((r) => r.key === record.key)) {
