@@ -550,6 +550,18 @@ def test_reopened_offline_the_inbox_shows_the_notices_last_received(context, pag
     notice(page, read).click()
     expect(notice(page, read)).to_have_class("notice")
     expect(page.locator("#inbox-badge")).to_have_text("1")
+    # The list is kept on the phone once shown: reopened before, the copy was the one before.
+    assert page.evaluate(
+        """async (id) => {
+          const { getMeta } = await import('/web/queue.js');
+          for (let n = 0; n < 200; n++) {
+            if ((await getMeta('inbox'))?.items.find((x) => x.id === id)?.read_at) return true;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          return false;
+        }""",
+        read,
+    )
 
     reopened_offline(context, page)
     expect(page.locator("#inbox-status")).to_have_text("离线：消息需要联网，下面是上次收到的消息。")
