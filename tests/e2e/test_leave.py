@@ -534,3 +534,18 @@ def test_leave_a_leader_approves_is_listed_at_once_under_leave_to_come(worker, l
     )
     assert leader.inner_text("#leave-pending") == "暂无待审批的请假"
     assert current_leave(leader) == [(name, f"{first} 至 {last}（2 天）", "未开始")]
+
+
+def test_from_the_keyboard_a_leave_decided_leaves_the_focus_on_what_came_of_it(worker, leader):
+    """The decision's buttons are switched off while it is sent, and its request leaves the
+    list: the focus fell to the page's top, the keyboard's (a screen reader's) place lost."""
+    first, last = days_ahead(12), days_ahead(12)
+    request_leave(worker, first, last, "体检")
+    leader.reload()
+    leader.wait_for_selector("body[data-ready='1']")
+    leader.focus("#leave-pending button[data-decision='approve']")
+    leader.keyboard.press("Enter")
+    leader.wait_for_function(
+        "() => document.querySelector('#leave-decide-status').textContent !== ''"
+    )
+    assert leader.evaluate("() => document.activeElement.id") == "leave-decide-status"

@@ -1,6 +1,6 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, getToken, isoWeek,
+  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, isoWeek,
   otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
@@ -1320,7 +1320,7 @@ $("visit-form").addEventListener("submit", async (e) => {
   } finally {
     recording = false;
     $("record").disabled = false;
-    if (hadFocus && (document.activeElement === document.body || !document.activeElement)) {
+    if (hadFocus && focusLost()) {
       (queued ? $("household") : $("record")).focus();
     }
   }
@@ -2144,6 +2144,9 @@ function leaveProblem(error, action) {
 function sayLeave(id, said, error = false) {
   $(id).innerHTML = said ? explained(typeof said === "string" ? { why: said, server: "" } : said) : "";
   $(id).classList.toggle("error", error);
+  // The button pressed was switched off, or its request left the list: the focus it had fell
+  // to the page's top. The keyboard's (a screen reader's) place is what came of it.
+  if (said && focusLost()) $(id).focus();
 }
 
 function leaveWhen(l) {

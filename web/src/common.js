@@ -378,6 +378,9 @@ export function translate(root, dict) {
   for (const el of root.querySelectorAll("[data-t]")) el.textContent = dict[el.dataset.t] ?? el.dataset.t;
 }
 
+/** Whether the focus fell to the page (the control that had it switched off or drawn anew). */
+export const focusLost = () => !document.activeElement || document.activeElement === document.body;
+
 export function escapeHtml(text) {
   return String(text ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
