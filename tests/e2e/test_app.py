@@ -1629,7 +1629,7 @@ TAP = 40  # px: the least height of a control a thumb hits without its neighbour
 
 TOO_SMALL = """(least) => [...document.querySelectorAll(
     'header a, main button, main select, main input:not([type=checkbox]), main textarea,'
-    + ' main label.inline')]
+    + ' main label.inline, main a.window-link')]
   .filter((el) => el.getClientRects().length && !el.closest('[hidden]'))
   .map((el) => ({el, box: el.getBoundingClientRect()}))
   .filter(({box}) => box.height < least)
@@ -1651,6 +1651,14 @@ def test_on_a_phone_every_control_is_tall_enough_to_tap(context, page, e2e_engin
     assert box["width"] >= 20 and box["height"] >= 20
     discard = page.locator("#queue li.rejected button.discard").first
     discard.click(trial=True)  # reachable, nothing on top of it
+
+
+def test_on_a_phone_a_leaders_links_to_the_office_pages_are_tall_enough_to_tap(context, page):
+    """The leader's 排班（全社区） link (and the window desk's) were 19 px tall on a phone."""
+    page.set_viewport_size(PHONE)
+    open_app(context, page, "leader01")
+    page.wait_for_selector("#rosters-link")
+    assert page.evaluate(TOO_SMALL, TAP) == []
 
 
 def test_on_a_phone_a_refused_visit_opened_to_edit_is_not_hidden_under_the_header(

@@ -183,3 +183,20 @@ def test_on_a_phone_a_reassign_refused_is_said_at_its_task(
     expect(status).to_be_in_viewport()
     assert page.locator(f"#grid-task-list li[data-id='{escalated_task}'] #grid-task-status").count()
     screenshot(page, "app-grid-task-refused-phone")
+
+
+def test_from_the_keyboard_a_reassign_leaves_the_focus_on_what_came_of_it(page, escalated_task):
+    """The list is drawn anew after a reassign: the button pressed was gone, and the focus fell
+    to the page's top, the keyboard's (a screen reader's) place lost."""
+    open_app(page, "leader01")
+    item = page.locator(f"#grid-task-list li[data-id='{escalated_task}']")
+    item.wait_for()
+    item.locator("select").select_option(
+        item.locator("select option").nth(1).get_attribute("value")
+    )
+    item.locator("button[data-reassign]").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => document.querySelector('#grid-task-status').textContent.startsWith('已将')"
+    )
+    assert page.evaluate("() => document.activeElement.id") == "grid-task-status"

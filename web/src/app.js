@@ -542,6 +542,8 @@ function sayGridTask(id, said, error) {
   const item = $("grid-task-list").querySelector(`li[data-id="${CSS.escape(String(id))}"]`);
   if (item) item.append(gridTaskStatus);
   else $("grid-task-list").after(gridTaskStatus);
+  // The list drawn anew took the button pressed: the keyboard's place is what came of it.
+  if (focusLost()) gridTaskStatus.focus();
 }
 
 // Resolved, the leader's return call (回访) and close are due: listed after the open ones.
