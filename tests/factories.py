@@ -42,6 +42,16 @@ def make_user(session, username: str, role: str, **kwargs) -> User:
     )
 
 
+def make_led_grid(session, code: str, geometry: dict, prefix: str) -> tuple[User, User]:
+    """A grid with its worker and its leader (`<prefix>_w`, `<prefix>_l`): (worker, leader)."""
+    grid = make_grid(session, code, geometry)
+    worker = make_user(session, f"{prefix}_w", "worker", grids=[code])
+    leader = make_user(session, f"{prefix}_l", "grid_leader", grids=[code])
+    session.flush()
+    grid.leader_id = leader.id
+    return worker, leader
+
+
 def make_household(session, lon: float, lat: float, **fields) -> Household:
     data = {"building": "1", "unit": "1", "floor": "1", "room": "101", **fields}
     return household_service.create_household(session, None, {"lon": lon, "lat": lat, **data})

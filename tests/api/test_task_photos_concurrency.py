@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from api.models import Grid, TaskPhoto
+from api.models import TaskPhoto
 from api.services.photos import MAX_PHOTOS_PER_TASK, VISIT_PHOTOS_LOCK_CLASS
 from tests import races
-from tests.factories import bearer, box, build_app, image_bytes, make_grid, make_task, make_user
+from tests.factories import bearer, box, build_app, image_bytes, make_led_grid, make_task
 
 COMMUNITY = "110109009004"
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)
@@ -31,12 +31,9 @@ def test_two_uploads_at_once_for_the_last_place_store_one(own_database_url, tmp_
     app.config["FIXED_NOW"] = T0
     tag = uuid.uuid4().hex[:6]
     with app.app_context(), db.begin() as session:
-        code = COMMUNITY + "001"
-        make_grid(session, code, box(116.40, 39.74, 116.41, 39.75))
-        worker = make_user(session, f"tp_w_{tag}", "worker", grids=[code])
-        leader = make_user(session, f"tp_l_{tag}", "grid_leader", grids=[code])
-        session.flush()
-        session.scalar(select(Grid).where(Grid.code == code)).leader_id = leader.id
+        worker, leader = make_led_grid(
+            session, COMMUNITY + "001", box(116.40, 39.74, 116.41, 39.75), f"tp_{tag}"
+        )
         task = make_task(
             session, now=T0, source="proactive", title="井盖缺失",
             location={"lon": 116.405, "lat": 39.745},

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select, text
 
-from api.models import Grid, PhotoDeletion, Task, TaskEvent, TaskPhoto
+from api.models import PhotoDeletion, Task, TaskEvent, TaskPhoto
 from tests import races
-from tests.factories import bearer, box, build_app, image_bytes, make_grid, make_task, make_user
+from tests.factories import bearer, box, build_app, image_bytes, make_led_grid, make_task
 
 COMMUNITY = "110109009005"
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)
@@ -114,12 +114,9 @@ def place(own_database_url, tmp_path_factory):
     app.config["FIXED_NOW"] = T0
     tag = uuid.uuid4().hex[:6]
     with app.app_context(), db.begin() as session:
-        code = COMMUNITY + "001"
-        make_grid(session, code, box(116.40, 39.76, 116.41, 39.77))
-        worker = make_user(session, f"tpr_w_{tag}", "worker", grids=[code])
-        leader = make_user(session, f"tpr_l_{tag}", "grid_leader", grids=[code])
-        session.flush()
-        session.scalar(select(Grid).where(Grid.code == code)).leader_id = leader.id
+        worker, _ = make_led_grid(
+            session, COMMUNITY + "001", box(116.40, 39.76, 116.41, 39.77), f"tpr_{tag}"
+        )
         place = Place(app, worker.id, bearer(worker))
     yield place
     with app.app_context():
