@@ -200,3 +200,14 @@ def test_from_the_keyboard_a_reassign_leaves_the_focus_on_what_came_of_it(page, 
         "() => document.querySelector('#grid-task-status').textContent.startsWith('已将')"
     )
     assert page.evaluate("() => document.activeElement.id") == "grid-task-status"
+
+
+def test_a_worker_on_leave_today_is_offered_last_and_marked_so(page, escalated_task, worker02_away):
+    """改派给… offered a worker on leave as any other: the leader chose them and was refused."""
+    to, name, last = worker02_away
+    open_app(page, "leader01")
+    page.wait_for_selector("#leave-current li.leave")  # the leave under way is read
+    item = page.locator(f"#grid-task-list li[data-id='{escalated_task}']")
+    option = item.locator(f"select option[value='{to}']")
+    expect(option).to_have_text(f"{name}（休假至 {last.isoformat()}）")
+    assert item.locator("select option").all_inner_texts()[-1] == option.inner_text()

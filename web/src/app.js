@@ -32,7 +32,7 @@ const TEXT = {
     gridTasksOffline: "离线：网格任务需要联网。", gridTasksMore: (n) => `另有 ${n} 项，显示更多`,
     allGrids: (n) => `全部网格（${n}）`, oneGrid: (code, n) => `${code}（${n}）`, gridOf: "网格",
     gridTasksSummary: ({ open, escalated, overdue, awaiting }) => `未办结 ${open} 项${escalated ? `（已升级 ${escalated}）` : ""}${overdue ? `，超期 ${overdue}` : ""}；待回访 ${awaiting} 项。`,
-    assignee: "承办人", unassigned: "未派", reassign: "改派", chooseAssignee: "改派给…",
+    assignee: "承办人", unassigned: "未派", reassign: "改派", chooseAssignee: "改派给…", awayUntil: (end) => `（休假至 ${end}）`,
     reassigned: (title, name) => `已将“${title}”改派给${name}。`,
     chooseFirst: "请先选择改派给谁。",
     reassignRefused: {
@@ -200,7 +200,7 @@ const TEXT = {
     gridTasksOffline: "Offline: the grids' tasks need a connection.", gridTasksMore: (n) => `${n} more: show them`,
     allGrids: (n) => `All grids (${n})`, oneGrid: (code, n) => `${code} (${n})`, gridOf: "Grid",
     gridTasksSummary: ({ open, escalated, overdue, awaiting }) => `${open} open${escalated ? ` (${escalated} escalated)` : ""}${overdue ? `, ${overdue} overdue` : ""}; ${awaiting} awaiting the callback.`,
-    assignee: "Assignee", unassigned: "unassigned", reassign: "Reassign", chooseAssignee: "Reassign to…",
+    assignee: "Assignee", unassigned: "unassigned", reassign: "Reassign", chooseAssignee: "Reassign to…", awayUntil: (end) => ` (on leave until ${end})`,
     reassigned: (title, name) => `“${title}” reassigned to ${name}.`,
     chooseFirst: "Choose whom to reassign it to first.",
     reassignRefused: {
@@ -552,17 +552,28 @@ const awaiting = (task) => AWAITING_CALLBACK.includes(task.status);
 const urgentFirst = (a, b) => awaiting(a) - awaiting(b) || (b.status === "escalated") - (a.status === "escalated")
   || Boolean(b.overdue) - Boolean(a.overdue) || String(a.due_at || "~").localeCompare(String(b.due_at || "~")) || a.id - b.id;
 
+/** The workers on approved leave today (of the leave under way or to come, as last read):
+ * worker id → the leave's last day. */
+function awayToday() {
+  const today = todayLocal();
+  return new Map(currentLeave.filter((l) => l.start_date <= today && today <= l.end_date).map((l) => [l.worker_id, l.end_date]));
+}
+
 function gridTaskItem(task, doors) {
   const holder = assignees.find((u) => u.id === task.assignee_id);
   const due = beijingTime(task.due_at, lang);
   const door = doors.get(task.household_id);
-  // Those holding the task's grid first (its own workers), the caller last.
+  // Those holding the task's grid first (its own workers), the caller after them, and those on
+  // leave today last, marked so (the server refuses them: chosen unmarked, the leader learned
+  // it from a refusal).
   const me = Number(tokenUser(getToken()));
-  const rank = (u) => (u.id === me ? 2 : (u.grid_codes || []).includes(task.grid_code) ? 0 : 1);
+  const away = awayToday();
+  const rank = (u) => (away.has(u.id) ? 3 : u.id === me ? 2 : (u.grid_codes || []).includes(task.grid_code) ? 0 : 1);
   const candidates = assignees.filter((u) => u.id !== task.assignee_id).sort((a, b) => rank(a) - rank(b) || a.id - b.id);
+  const named = (u) => (u.display_name || u.username) + (away.has(u.id) ? t.awayUntil(away.get(u.id)) : "");
   const reassign = (task.your_actions || []).includes("assign") && candidates.length
     ? `<div class="actions"><select data-task="${task.id}" aria-label="${escapeHtml(t.chooseAssignee)}"><option value="">${escapeHtml(t.chooseAssignee)}</option>
-      ${candidates.map((u) => `<option value="${u.id}">${escapeHtml(u.display_name || u.username)}</option>`).join("")}</select>
+      ${candidates.map((u) => `<option value="${u.id}">${escapeHtml(named(u))}</option>`).join("")}</select>
       <button type="button" data-reassign="${task.id}">${escapeHtml(t.reassign)}</button></div>` : "";
   return `<li class="grid-task${task.overdue ? " late" : ""}" data-id="${task.id}"><button type="button" class="open-task" data-open="${task.id}"><b>${escapeHtml(task.title)}</b></button>
     <span class="task-state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
@@ -2246,6 +2257,8 @@ async function showCurrentLeave() {
   }
   $("leave-current").innerHTML = currentLeave.length ? currentLeave.map(currentLeaveItem).join("")
     : `<li class="muted">${escapeHtml(t.leaveCurrentNone)}</li>`;
+  // Who is away today marks the grid tasks' 改派给… lists.
+  if (gridTasks.length) await showGridTasks();
 }
 
 async function loadLeave(mine = null) {
