@@ -183,6 +183,13 @@ def test_on_a_phone_a_reassign_refused_is_said_at_its_task(
     expect(status).to_be_in_viewport()
     assert page.locator(f"#grid-task-list li[data-id='{escalated_task}'] #grid-task-status").count()
     screenshot(page, "app-grid-task-refused-phone")
+    # Drawn anew (the app shown again reads the list), it stays at its task, not under the list.
+    page.evaluate(
+        "() => document.querySelectorAll('#grid-task-list li').forEach((x) => (x.dataset.old = 1))"
+    )
+    page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+    page.wait_for_function("() => !document.querySelector('#grid-task-list li[data-old]')")
+    assert page.locator(f"#grid-task-list li[data-id='{escalated_task}'] #grid-task-status").count()
 
 
 def test_from_the_keyboard_a_reassign_leaves_the_focus_on_what_came_of_it(page, escalated_task):

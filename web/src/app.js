@@ -539,11 +539,19 @@ const gridTaskStatus = $("grid-task-status");
 function sayGridTask(id, said, error) {
   gridTaskStatus.innerHTML = explained(typeof said === "string" ? { why: said, server: "" } : said);
   gridTaskStatus.classList.toggle("error", error);
-  const item = $("grid-task-list").querySelector(`li[data-id="${CSS.escape(String(id))}"]`);
-  if (item) item.append(gridTaskStatus);
-  else $("grid-task-list").after(gridTaskStatus);
+  gridTaskStatus.dataset.task = String(id);
+  placeGridTaskStatus();
   // The list drawn anew took the button pressed: the keyboard's place is what came of it.
   if (focusLost()) gridTaskStatus.focus();
+}
+
+/** What came of a step on a grid task stands in its task's card while it is listed (drawn
+ * anew, the list put it back under itself, out of sight on a phone), else under the list. */
+function placeGridTaskStatus() {
+  const id = gridTaskStatus.dataset.task;
+  const item = id && $("grid-task-list").querySelector(`li[data-id="${CSS.escape(id)}"]`);
+  if (item) item.append(gridTaskStatus);
+  else $("grid-task-list").after(gridTaskStatus);
 }
 
 // Resolved, the leader's return call (回访) and close are due: listed after the open ones.
@@ -635,6 +643,7 @@ async function showGridTasks() {
   redraw($("grid-task-list"), listed.length
     ? shown(open, "open") + shown(callbacks, "awaiting")
     : `<li class="muted">${escapeHtml(t.gridTasksNone)}</li>`);
+  placeGridTaskStatus();
   await markKept(steps);
 }
 
