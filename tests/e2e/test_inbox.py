@@ -401,12 +401,35 @@ def test_offline_the_inbox_says_so_and_keeps_the_list(context, page, worker, tel
     expect(notice(page, told)).to_be_visible()
     page.click("#inbox-ack-all")
     expect(page.locator("#inbox-status")).to_contain_text("需要联网")
+
+
+def test_a_notice_read_offline_is_read_on_the_phone_and_the_server_told_once_online(
+    context, page, worker, tell, e2e_engine
+):
+    """Tapped with no signal, a notice stayed unread (标为已读需要联网): read at the door, it was
+    counted unread until the worker found it and tapped it again online."""
+    told = tell(worker, "leave_requested", "新的请假申请")
+    reopened(page)
+    expect(page.locator("#inbox-badge")).to_have_text("1")
+    reopened_offline(context, page)
     notice(page, told).click()
-    # Not read: nothing reached the server.
-    expect(notice(page, told)).to_have_class("notice unread")
+    expect(notice(page, told)).to_have_class("notice")  # read here
+    expect(page.locator("#inbox-badge")).to_be_hidden()
+    expect(page.locator("#inbox-status")).to_have_text("离线：已在本机标为已读，联网后告知服务器。")
+    assert read_at(e2e_engine, told) is None  # nothing reached the server
+    # Opened again with no signal, it is still read.
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(notice(page, told)).to_have_class("notice")
+    expect(page.locator("#inbox-badge")).to_be_hidden()
     context.set_offline(False)
-    page.wait_for_function("() => navigator.onLine")
-    expect(page.locator("#inbox-status")).to_have_text("")
+    for _ in range(100):
+        if read_at(e2e_engine, told) is not None:
+            break
+        page.wait_for_timeout(100)
+    assert read_at(e2e_engine, told) is not None
+    expect(notice(page, told)).to_have_class("notice")
+    expect(page.locator("#inbox-badge")).to_be_hidden()
 
 
 def test_a_notice_gone_from_the_server_is_said_in_chinese_with_its_detail(

@@ -1,6 +1,6 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, isoWeek,
+  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_ACKS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, noAnswer, isoWeek,
   otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
@@ -89,6 +89,7 @@ const TEXT = {
     inbox: "消息", inboxMore: "更多", inboxAckAll: "全部标为已读", inboxNone: "暂无消息",
     inboxOffline: "离线：消息需要联网，下面是上次收到的消息。", inboxOfflineNone: "离线：消息需要联网。",
     inboxNeedsNet: "离线：标为已读需要联网，联网后再试。", inboxFailed: "消息暂不可用，请稍后再试。",
+    inboxReadOffline: "离线：已在本机标为已读，联网后告知服务器。",
     inboxFailedKept: "消息暂不可用，下面是上次收到的消息。",
     inboxGone: "这条消息已不在服务器上。", inboxAckFailed: "没有标为已读，请稍后再试。",
     inboxAckedAll: (n) => (n ? `已将 ${n} 条消息标为已读。` : "没有未读消息。"),
@@ -256,6 +257,7 @@ const TEXT = {
     inbox: "Messages", inboxMore: "More", inboxAckAll: "Mark all read", inboxNone: "No messages",
     inboxOffline: "Offline: messages need a connection; below, the last ones received.", inboxOfflineNone: "Offline: messages need a connection.",
     inboxNeedsNet: "Offline: marking read needs a connection; try again online.", inboxFailed: "Messages unavailable; try again later.",
+    inboxReadOffline: "Offline: marked read on this device; the server is told once online.",
     inboxFailedKept: "Messages unavailable; below, the last ones received.",
     inboxGone: "This message is no longer on the server.", inboxAckFailed: "Not marked read; try again later.",
     inboxAckedAll: (n) => (n ? `${n} message${n === 1 ? "" : "s"} marked read.` : "No unread message."),
@@ -1711,7 +1713,9 @@ $("quiet-clear").addEventListener("click", () => saveQuietHours(null, null));
 // few minutes while open (`INBOX_POLL_MS`), with `cursor` = the `X-Inbox-Cursor` of the last
 // answer read: what arrived since (and a few repeats, merged by id; docs/tasks-and-push.md,
 // "Polling the inbox"). "全部标为已读" sends that cursor: a notice that arrived after it stays
-// unread. Tapping a notice marks it read and opens what it is about where the app has it.
+// unread. Tapping a notice marks it read and opens what it is about where the app has it;
+// tapped offline, it is read on the phone at once and acknowledged once online (the ids kept in
+// IndexedDB, `INBOX_ACKS_KEY`, sent before the next read of the inbox).
 // The app is offline-first: the newest notices read (`INBOX_KEPT`) and the unread count are kept
 // in IndexedDB (`INBOX_KEY`), tagged with their worker, and shown when the app opens offline, said
 // to be the last received. A task notice carries a task's title, which may name a resident: the
@@ -1799,9 +1803,16 @@ async function restoreInbox() {
     await forgetInbox();
     return;
   }
+  const readHere = new Set(await readOffline(user)); // read offline since the copy was kept
   if (!sameUser(user) || inbox.loaded || inbox.items.length) return;
   inbox.items = Array.isArray(kept.items) ? kept.items : [];
   inbox.unread = Number(kept.unread) || 0;
+  for (const n of inbox.items) {
+    if (readHere.has(n.id) && !n.read_at) {
+      n.read_at = new Date().toISOString();
+      inbox.unread = Math.max(0, inbox.unread - 1);
+    }
+  }
   inbox.kept = true; // until the list is read afresh
   renderInbox();
 }
@@ -1889,6 +1900,8 @@ async function readInbox() {
     renderInbox();
     return;
   }
+  await sendInboxAcks(user); // before reading: the notices read offline are read on the server too
+  if (!sameUser(user)) return;
   if (inbox.cursor !== null) {
     const since = await inboxSince(inbox.cursor);
     if (!sameUser(user)) return;
@@ -2041,7 +2054,35 @@ $("inbox-list").addEventListener("click", (e) => {
   if (item) inboxStep(() => openNotice(Number(item.dataset.id)));
 });
 
-/** Mark the notice read (online) and open what it is about. */
+/** The notices read offline by `user`, to acknowledge once online (ids, oldest first). */
+async function readOffline(user) {
+  const kept = await getMeta(INBOX_ACKS_KEY).catch(() => null);
+  return kept?.user === user ? kept.ids : [];
+}
+
+/** Keep notice `id` to acknowledge once online; whether the phone kept it. */
+async function ackLater(user, id) {
+  const ids = await readOffline(user);
+  return setMeta(INBOX_ACKS_KEY, { user, ids: [...new Set([...ids, id])] }).then(() => true, () => false);
+}
+
+/** Acknowledge the notices read offline, one by one: those done (or gone from the server)
+ * leave the phone; the first that gets no answer ends it (the next would get none either). */
+async function sendInboxAcks(user) {
+  const left = [...(await readOffline(user))];
+  if (!left.length) return;
+  while (left.length) {
+    try {
+      await api(`/api/v1/notifications/${left[0]}/ack`, { method: "POST" });
+    } catch (error) {
+      if (noAnswer(error)) break;
+    }
+    left.shift();
+  }
+  if (sameUser(user)) await setMeta(INBOX_ACKS_KEY, { user, ids: left }).catch(() => {});
+}
+
+/** Mark the notice read (online; offline, on the phone until online) and open what it is about. */
 async function openNotice(id) {
   const user = tokenUser(getToken());
   const notice = inbox.items.find((n) => n.id === id);
@@ -2049,7 +2090,15 @@ async function openNotice(id) {
   sayInbox("");
   if (!notice.read_at) {
     if (!navigator.onLine) {
-      sayInbox(t.inboxNeedsNet, "warn");
+      // Read at the door: read here at once, the server told once online (`sendInboxAcks`).
+      if (await ackLater(user, id)) {
+        notice.read_at = new Date().toISOString();
+        inbox.unread = Math.max(0, inbox.unread - 1);
+        renderInbox();
+        sayInbox(t.inboxReadOffline, "warn");
+      } else {
+        sayInbox(t.inboxNeedsNet, "warn");
+      }
     } else {
       try {
         const row = await api(`/api/v1/notifications/${id}/ack`, { method: "POST" });

@@ -10,6 +10,7 @@ export const DEVICE_KEY = "gridwork.device"; // the app's web push device id
 export const TASKS_KEY = "gridwork.tasks"; // the app's last fetched task list, for offline use
 export const PLAN_KEY = "gridwork.plan"; // the app's last read week's plan, for offline use
 export const INBOX_KEY = "inbox"; // the app's last read notices, for offline use (IndexedDB, META)
+export const INBOX_ACKS_KEY = "inboxAcks"; // notices read offline, to acknowledge once online ({user, ids})
 
 export async function signIn(username, password) {
   const response = await fetch("/api/v1/auth/token", {
@@ -52,7 +53,10 @@ export async function forgetSignIn() {
 
 /** Forget the notices the app kept for offline use (best effort: storage may be refused). */
 export function forgetInbox() {
-  return run(META, "readwrite", (store) => store.delete(INBOX_KEY)).catch(() => {});
+  return run(META, "readwrite", (store) => {
+    store.delete(INBOX_KEY);
+    store.delete(INBOX_ACKS_KEY);
+  }).catch(() => {});
 }
 
 // A task's words, shared by the pages that show tasks (the app, the window, the map, the
