@@ -259,6 +259,25 @@ def test_offline_a_task_of_mine_opens_as_last_read_and_a_step_on_it_is_kept(
     wait_kept(page, task_id, kept=False)
 
 
+def test_reopened_offline_the_task_list_says_its_steps_are_kept_not_that_they_need_a_network(
+    context, page, make_task
+):
+    """The saved list said 联网后才能办理 (act once online): its steps, and its pages, are kept on
+    the phone and sent once online."""
+    task_id, _ = make_task()
+    open_app(page, "worker01")
+    wait_kept(page, task_id)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    go_offline(context, page)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    note = page.locator("#tasks li.saved-copy").inner_text()
+    assert note.startswith("离线：显示 ") and note.endswith(
+        "保存的任务列表；所做的步骤保存在本机，联网后发送"
+    )
+    context.set_offline(False)
+
+
 def test_a_kept_page_whose_deadline_passed_since_it_was_read_says_it_is_overdue(
     context, page, make_task
 ):

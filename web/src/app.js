@@ -43,7 +43,7 @@ const TEXT = {
       422: (name) => `${name}已停用或不在本社区，没有改派：请选择其他人员。`,
       other: "没有改派，请稍后再试。",
     },
-    tasksSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的任务列表，联网后才能办理`
+    tasksSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的任务列表；所做的步骤保存在本机，联网后发送`
       : `任务列表暂不可用：显示 ${at} 保存的副本`),
     returnReason: "退回原因（必填）：", returnReasonRequired: "退回必须填写原因，未退回。", noPlan: "本周计划暂不可用", due: "期限", door: "住户", overdueMark: "已超期",
     ticketDeadline: "12345 时限",
@@ -209,7 +209,7 @@ const TEXT = {
       network: "The connection broke: the server may or may not have it. See the assignee in the list; if it is not reassigned, press again: it is not done twice.",
     },
     tasksOfflineNone: "Offline: tasks unavailable (no copy saved on this device)",
-    tasksSaved: (at, offline) => (offline ? `Offline: the task list saved at ${at}; actions need a connection`
+    tasksSaved: (at, offline) => (offline ? `Offline: the task list saved at ${at}; steps taken are kept on this device and sent once online`
       : `Tasks unavailable: the copy saved at ${at}`),
     returnReason: "Why return it (required):", returnReasonRequired: "A return needs a reason: not returned.", noPlan: "Plan unavailable",
     due: "due", door: "household", overdueMark: "overdue", ticketDeadline: "12345 hotline deadline", locating: "Locating…", savedOffline: "Saved; it syncs when online",
