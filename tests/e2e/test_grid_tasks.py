@@ -218,3 +218,28 @@ def test_a_worker_on_leave_today_is_offered_last_and_marked_so(page, escalated_t
     option = item.locator(f"select option[value='{to}']")
     expect(option).to_have_text(f"{name}（休假至 {last.isoformat()}）")
     assert item.locator("select option").all_inner_texts()[-1] == option.inner_text()
+
+
+def test_reopened_offline_a_leader_reads_the_grid_tasks_as_last_read(
+    context, page, e2e_engine, escalated_task
+):
+    """On the rounds without a signal the leader's grid tasks said only 离线：网格任务需要联网:
+    which were escalated or overdue, and who held them, was nowhere. The list as last read is
+    kept (what it shows: no resident's words), said so; reassigning waits for the network."""
+    from api.models import User
+
+    open_app(page, "leader01")
+    item = page.locator(f"#grid-task-list li[data-id='{escalated_task}']")
+    item.wait_for()
+    with Session(e2e_engine) as session:
+        holder = session.scalar(select(User.display_name).where(User.username == "worker01"))
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    item.wait_for()
+    summary = page.inner_text("#grid-task-summary")
+    assert summary.startswith("离线：显示 ") and "保存的网格任务，改派需要联网。" in summary
+    assert item.locator(".assignee").inner_text() == holder
+    assert item.locator("select, button[data-reassign]").count() == 0
+    context.set_offline(False)

@@ -1,6 +1,6 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, HOUSEHOLDS_KEY, INBOX_ACKS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, noAnswer, isoWeek,
+  DEVICE_KEY, GRID_TASKS_KEY, HOUSEHOLDS_KEY, INBOX_ACKS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, noAnswer, isoWeek,
   otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
@@ -29,7 +29,8 @@ const TEXT = {
     onLeaveToday: (end) => `今天请假（已批准，至 ${end}）`, rosteredAway: "原排班（由网格长或社区改派）：",
     noTasks: "暂无任务", tasksUnavailable: "任务列表暂不可用", tasksOfflineNone: "离线：任务列表暂不可用（本机没有保存的副本）",
     gridTasks: "网格任务（督办、改派、回访）", gridTasksNone: "网格内暂无他人的未办结或待回访任务",
-    gridTasksOffline: "离线：网格任务需要联网。", gridTasksMore: (n) => `另有 ${n} 项，显示更多`,
+    gridTasksOffline: "离线：网格任务需要联网。",
+    gridTasksSaved: (at, offline) => (offline ? `离线：显示 ${at} 保存的网格任务，改派需要联网。` : `网格任务暂不可用：显示 ${at} 保存的副本。`), gridTasksMore: (n) => `另有 ${n} 项，显示更多`,
     allGrids: (n) => `全部网格（${n}）`, oneGrid: (code, n) => `${code}（${n}）`, gridOf: "网格",
     gridTasksSummary: ({ open, escalated, overdue, awaiting }) => `未办结 ${open} 项${escalated ? `（已升级 ${escalated}）` : ""}${overdue ? `，超期 ${overdue}` : ""}；待回访 ${awaiting} 项。`,
     assignee: "承办人", unassigned: "未派", reassign: "改派", chooseAssignee: "改派给…", awayUntil: (end) => `（休假至 ${end}）`,
@@ -198,7 +199,8 @@ const TEXT = {
     onLeaveToday: (end) => `On leave today (approved, until ${end})`, rosteredAway: "Rostered before (handed on by the leader or the office): ",
     rosterUnavailable: "Roster unavailable", noTasks: "No tasks", tasksUnavailable: "Tasks unavailable",
     gridTasks: "Tasks of my grids (oversee, reassign, call back)", gridTasksNone: "No task of anyone else in your grids open or awaiting the callback",
-    gridTasksOffline: "Offline: the grids' tasks need a connection.", gridTasksMore: (n) => `${n} more: show them`,
+    gridTasksOffline: "Offline: the grids' tasks need a connection.",
+    gridTasksSaved: (at, offline) => (offline ? `Offline: the grids' tasks saved at ${at}; reassigning needs a connection.` : `The grids' tasks are unavailable: the copy saved at ${at}.`), gridTasksMore: (n) => `${n} more: show them`,
     allGrids: (n) => `All grids (${n})`, oneGrid: (code, n) => `${code} (${n})`, gridOf: "Grid",
     gridTasksSummary: ({ open, escalated, overdue, awaiting }) => `${open} open${escalated ? ` (${escalated} escalated)` : ""}${overdue ? `, ${overdue} overdue` : ""}; ${awaiting} awaiting the callback.`,
     assignee: "Assignee", unassigned: "unassigned", reassign: "Reassign", chooseAssignee: "Reassign to…", awayUntil: (end) => ` (on leave until ${end})`,
@@ -587,18 +589,16 @@ function gridTaskItem(task, doors) {
       <button type="button" data-reassign="${task.id}">${escapeHtml(t.reassign)}</button></div>` : "";
   return `<li class="grid-task${task.overdue ? " late" : ""}" data-id="${task.id}"><button type="button" class="open-task" data-open="${task.id}"><b>${escapeHtml(task.title)}</b></button>
     <span class="task-state">${escapeHtml(t.statuses[task.status] || task.status)}</span>
-    <div class="muted">${escapeHtml(task.grid_code || "")}${door ? ` · <span class="door">${escapeHtml(door)}</span>` : ""} · ${escapeHtml(t.assignee)}${colon}<span class="assignee">${escapeHtml(holder ? holder.display_name || holder.username : task.assignee_id ? `#${task.assignee_id}` : t.unassigned)}</span>${due ? ` · ${escapeHtml(t.due)} ${escapeHtml(due)}` : ""}</div>${reassign}</li>`;
+    <div class="muted">${escapeHtml(task.grid_code || "")}${door ? ` · <span class="door">${escapeHtml(door)}</span>` : ""} · ${escapeHtml(t.assignee)}${colon}<span class="assignee">${escapeHtml(holder ? holder.display_name || holder.username : task.assignee_name || (task.assignee_id ? `#${task.assignee_id}` : t.unassigned))}</span>${due ? ` · ${escapeHtml(t.due)} ${escapeHtml(due)}` : ""}</div>${reassign}</li>`;
 }
 
 async function loadGridTasks() {
   const oversees = TASK_OVERSEERS.includes(tokenClaims(getToken()).role);
   $("grid-tasks").hidden = !oversees;
   if (!oversees) return;
-  if (!navigator.onLine) {
-    $("grid-task-list").innerHTML = `<li class="muted">${escapeHtml(t.gridTasksOffline)}</li>`;
-    return;
-  }
-  const me = Number(tokenUser(getToken()));
+  if (!navigator.onLine) return showSavedGridTasks(t.gridTasksOffline);
+  const user = tokenUser(getToken());
+  const me = Number(user);
   const query = [...OPEN_TASK_STATUSES, ...AWAITING_CALLBACK].map((s) => `status=${s}`).join("&");
   try {
     const [tasks, users] = await Promise.all([apiPages(`/api/v1/tasks?${query}`), apiPages("/api/v1/users?active=true")]);
@@ -606,12 +606,39 @@ async function loadGridTasks() {
     // tasks too) are in no other list, and their callback and close are the leader's.
     gridTasks = tasks.filter((task) => task.assignee_id !== me || awaiting(task)).sort(urgentFirst);
     assignees = users.filter((u) => ["worker", "grid_leader"].includes(u.role));
+    gridTasksSavedAt = null;
+    const kept = gridTasks.map((task) => Object.fromEntries(GRID_TASK_KEPT.map((k) => [k, task[k]])));
+    try {
+      localStorage.setItem(GRID_TASKS_KEY, JSON.stringify({ user, at: Date.now(), tasks: kept }));
+    } catch { /* no room: the list is shown all the same, offline it says it needs a connection */ }
   } catch {
+    return showSavedGridTasks(t.tasksUnavailable);
+  }
+  await showGridTasks();
+}
+
+// Kept for the rounds without a signal: what the list shows of each task (no resident's words
+// or number; its page is read online), for the leader who read it; forgotten at sign-out.
+// Shown as last read, said so, without 改派 (the network's).
+const GRID_TASK_KEPT = ["id", "title", "status", "due_at", "overdue", "grid_code", "household_id", "assignee_id", "assignee_name"];
+let gridTasksSavedAt = null;
+
+/** The grid tasks as kept on the phone (offline, or the server unreadable), else `none` said. */
+async function showSavedGridTasks(none) {
+  let saved = null;
+  try {
+    saved = JSON.parse(localStorage.getItem(GRID_TASKS_KEY) || "null");
+  } catch { /* unreadable: none */ }
+  if (!saved || saved.user !== tokenUser(getToken()) || !Array.isArray(saved.tasks)) {
     gridTasks = [];
     $("grid-task-filter").hidden = true;
-    $("grid-task-list").innerHTML = `<li class="muted">${escapeHtml(t.tasksUnavailable)}</li>`;
+    $("grid-task-summary").textContent = "";
+    $("grid-task-list").innerHTML = `<li class="muted">${escapeHtml(none)}</li>`;
     return;
   }
+  gridTasks = saved.tasks;
+  assignees = [];
+  gridTasksSavedAt = saved.at;
   await showGridTasks();
 }
 
@@ -631,10 +658,11 @@ async function showGridTasks() {
   const listed = grid ? gridTasks.filter((task) => task.grid_code === grid) : gridTasks;
   const open = listed.filter((task) => !awaiting(task));
   const callbacks = listed.filter(awaiting);
-  $("grid-task-summary").textContent = listed.length ? t.gridTasksSummary({
+  const saved = gridTasksSavedAt ? `${t.gridTasksSaved(localTime(new Date(gridTasksSavedAt)), !navigator.onLine)} ` : "";
+  $("grid-task-summary").textContent = saved + (listed.length ? t.gridTasksSummary({
     open: open.length, escalated: open.filter((task) => task.status === "escalated").length,
     overdue: open.filter((task) => task.overdue).length, awaiting: callbacks.length,
-  }) : "";
+  }) : "");
   const doors = new Map(cachedHouseholds().map((h) => [h.id, h.label]));
   $("grid-task-list").after(gridTaskStatus); // not drawn away with the list
   // The open ones and those awaiting the callback each show their first: past many open

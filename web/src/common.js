@@ -9,6 +9,7 @@ export const HOUSEHOLDS_KEY = "gridwork.households"; // the app's cached househo
 export const DEVICE_KEY = "gridwork.device"; // the app's web push device id
 export const TASKS_KEY = "gridwork.tasks"; // the app's last fetched task list, for offline use
 export const PLAN_KEY = "gridwork.plan"; // the app's last read week's plan, for offline use
+export const GRID_TASKS_KEY = "gridwork.gridTasks"; // a leader's grid tasks as last read, for offline use
 export const INBOX_KEY = "inbox"; // the app's last read notices, for offline use (IndexedDB, META)
 export const INBOX_ACKS_KEY = "inboxAcks"; // notices read offline, to acknowledge once online ({user, ids})
 
@@ -46,6 +47,7 @@ export async function forgetSignIn() {
   localStorage.removeItem(HOUSEHOLDS_KEY);
   localStorage.removeItem(TASKS_KEY);
   localStorage.removeItem(PLAN_KEY);
+  localStorage.removeItem(GRID_TASKS_KEY);
   localStorage.removeItem(DEVICE_KEY);
   localStorage.removeItem(PENDING_KEYS);
   await forgetInbox();
