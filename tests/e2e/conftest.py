@@ -113,14 +113,43 @@ def live_app(e2e_database_url):
     )
 
 
+class InFlight:
+    """The app's requests under way. werkzeug does not join its request threads on shutdown:
+    a request a page left running (a read in the background as the test ended) went on after
+    the server's pool was closed, returned its connection to that closed pool, and the pool
+    was collected later with a ResourceWarning (CI: `psycopg.Connection [IDLE]` to the e2e
+    database "deleted while still open", failing an unrelated test)."""
+
+    def __init__(self, app):
+        self.app, self.running, self.done = app, 0, threading.Condition()
+
+    def __call__(self, environ, start_response):
+        with self.done:
+            self.running += 1
+        try:
+            # Flask ends the request (its session closed, its connection back in the pool)
+            # before it hands back the body.
+            return self.app(environ, start_response)
+        finally:
+            with self.done:
+                self.running -= 1
+                self.done.notify_all()
+
+    def wait(self, timeout_s: float = 10.0) -> None:
+        with self.done:
+            self.done.wait_for(lambda: self.running == 0, timeout_s)
+
+
 @pytest.fixture(scope="module")
 def live_server(live_app):
     """The real app, served by werkzeug in a thread on a free loopback port."""
-    server = make_server("127.0.0.1", 0, live_app, threaded=True)
+    in_flight = InFlight(live_app)
+    server = make_server("127.0.0.1", 0, in_flight, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    in_flight.wait()  # the pool is closed once no request holds a connection of it
     server.server_close()
     thread.join(timeout=10)
     from api.extensions import db
