@@ -61,12 +61,13 @@ class Coverage(MethodView):
         document = reports.coverage_json(db.session, selection, week, now=_now())
         # Per-worker figures are the workers' personal data: who read them, for which grids.
         privacy.record_disclosure("coverage_report", selection.grid_ids, fields=(fmt,))
-        report = json.loads(document)
-        name = report_render.filename(report, fmt)
-        if fmt == "json":  # as PostgreSQL built it
+        if fmt == "json":  # as PostgreSQL built it, not parsed (a city's runs to megabytes)
+            name = f"coverage-{selection.code}-{week}.json"  # it says its own period and time
             return _download(document.encode(), fmt, name, inline=True)
+        report = json.loads(document)
         shapes = reports.grid_shapes(db.session, selection.grid_ids, week) if fmt == "pdf" else None
-        return _download(report_render.render(report, fmt, shapes), fmt, name)
+        body = report_render.render(report, fmt, shapes)
+        return _download(body, fmt, report_render.filename(report, fmt))
 
 
 @blp.route("")
