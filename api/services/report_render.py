@@ -11,6 +11,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from api import errors
+from api.services.weeks import LOCAL
 from api.sheets import csv_text, xlsx_row
 
 CONTENT_TYPES = {
@@ -153,8 +154,6 @@ def _made(report: dict[str, Any]) -> datetime | None:
 def so_far(report: dict[str, Any]) -> str | None:
     """For the week under way, the words saying its figures are so far, and as of when (Beijing
     time), as the page says; None for a week that has ended (every stored Monday report)."""
-    from api.services.weeks import LOCAL
-
     made = _made(report)
     return made and f"本周尚未结束：数字截至 {made.astimezone(LOCAL):%Y-%m-%d %H:%M}（北京时间）"
 
@@ -162,8 +161,6 @@ def so_far(report: dict[str, Any]) -> str | None:
 def filename(report: dict[str, Any], fmt: str) -> str:
     """coverage-<code>-<week>.<ext>; for the week under way, -so-far-<Beijing time> before the
     extension: a copy taken on Sunday and the week's are not two files of one name."""
-    from api.services.weeks import LOCAL
-
     made = _made(report)
     tail = f"-so-far-{made.astimezone(LOCAL):%Y%m%dT%H%M}" if made else ""
     return f"coverage-{report['code']}-{report['week']}{tail}.{EXTENSIONS[fmt]}"
