@@ -462,3 +462,14 @@ def test_the_roster_pages_cadence_card_names_every_care_tag_in_both_languages():
     rows = re.findall(r'^\s*(\w+): \["([^"]+)", "([^"]+)"\],$', table, re.M)
     assert [tag for tag, _, _ in rows] == list(CARE_TAGS)
     assert all(zh and en and zh != en for _, zh, en in rows)
+
+
+def test_the_urgencies_offered_say_the_apis_default_deadlines():
+    """The forms label each urgency with its deadline (一般（7天）) until the community's are
+    read: the hours the API gives a community that set none, not a copy that drifts."""
+    from api.services.tasks import DEFAULT_DEADLINE_HOURS
+
+    source = (WEB_SRC / "common.js").read_text()
+    table = re.search(r"DEFAULT_DEADLINE_HOURS = Object\.freeze\((\{.*?\})\)", source).group(1)
+    shown = {k: float(v) for k, v in re.findall(r"(\w+): ([\d.]+)", table)}
+    assert shown == {k: float(v) for k, v in DEFAULT_DEADLINE_HOURS.items()}
