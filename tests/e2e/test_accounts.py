@@ -179,6 +179,26 @@ def test_an_admin_lists_the_communitys_accounts_and_filters_them(page, e2e_engin
     screenshot(page, "accounts-list")
 
 
+def fill_new_account(
+    page, made, display_name: str | None = None, grid: str = DEMO_GRID, role: str | None = None
+):
+    """The 开账号 form filled as the office fills it for a new account (a fresh username, the
+    demo password, `role` if not a worker's, its grid ticked), not sent: (the form, the
+    username)."""
+    page.click("#open-account")
+    form = page.locator("#account-form")
+    username = f"e2e_{uuid.uuid4().hex[:8]}"
+    made["users"].append(username)
+    form.locator("input[name=username]").fill(username)
+    form.locator("input[name=password]").fill(DEMO_PASSWORD)
+    if role:
+        form.locator("select[name=role]").select_option(role)
+    if display_name:
+        form.locator("input[name=display_name]").fill(display_name)
+    form.locator(f"input[name=grid_codes][value='{grid}']").check()
+    return form, username
+
+
 def switched_off_by_api(page, made, display_name: str) -> str:
     """A worker's account of the demo grid opened, then switched off, through the API."""
     username = f"e2e_{uuid.uuid4().hex[:8]}"
@@ -642,15 +662,7 @@ def test_a_leader_opened_on_the_page_is_named_leader_of_their_grids_in_other_for
     other = open_account_by_api(page, made, "另一网格长", "grid_leader", ())
     page.reload()
     ready(page)
-    page.click("#open-account")
-    form = page.locator("#account-form")
-    username = f"e2e_{uuid.uuid4().hex[:8]}"
-    made["users"].append(username)
-    form.locator("input[name=username]").fill(username)
-    form.locator("input[name=password]").fill(DEMO_PASSWORD)
-    form.locator("select[name=role]").select_option("grid_leader")
-    form.locator("input[name=display_name]").fill("新开网格长")
-    form.locator(f"input[name=grid_codes][value='{code}']").check()
+    form, username = fill_new_account(page, made, "新开网格长", code, "grid_leader")
     form.locator("button[type=submit]").click()
     wait_led(page, username, code)
     assert leader_of(page, grid_id) == int(row(page, username).get_attribute("data-id"))
@@ -1099,14 +1111,7 @@ def test_an_account_opened_whose_answer_was_lost_is_said_opened_not_taken(page, 
     open_accounts(page)
     ready(page)
     keys = lose_the_first_answer(page, "**/api/v1/users")
-    page.click("#open-account")
-    form = page.locator("#account-form")
-    username = f"e2e_{uuid.uuid4().hex[:8]}"
-    made["users"].append(username)
-    form.locator("input[name=username]").fill(username)
-    form.locator("input[name=password]").fill(DEMO_PASSWORD)
-    form.locator("input[name=display_name]").fill("断线新同事")
-    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").check()
+    form, username = fill_new_account(page, made, "断线新同事")
     form.locator("button[type=submit]").click()
     page.wait_for_selector("#account-dialog", state="hidden")
     assert username in page.inner_text("#status")
@@ -1135,13 +1140,7 @@ def test_an_account_pressed_again_after_a_lost_answer_the_list_unread_is_opened_
             route.abort("connectionreset") if route.request.method == "GET" else route.continue_()
         ),
     )
-    page.click("#open-account")
-    form = page.locator("#account-form")
-    username = f"e2e_{uuid.uuid4().hex[:8]}"
-    made["users"].append(username)
-    form.locator("input[name=username]").fill(username)
-    form.locator("input[name=password]").fill(DEMO_PASSWORD)
-    form.locator(f"input[name=grid_codes][value='{DEMO_GRID}']").check()
+    form, username = fill_new_account(page, made)
     form.locator("button[type=submit]").click()
     page.wait_for_function(
         "() => !document.querySelector('#account-form button[type=submit]').disabled"
