@@ -1,6 +1,6 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, GRID_TASKS_KEY, HOUSEHOLDS_KEY, INBOX_ACKS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, noAnswer, isoWeek,
+  DEVICE_KEY, GRID_TASKS_KEY, HOUSEHOLDS_KEY, INBOX_ACKS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, noAnswer, isoWeek, keepCopy, keptCopy,
   otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
@@ -446,12 +446,12 @@ async function loadTasks() {
     const kept = tasks.map(({ id, title, status, due_at, ticket_due_at, overdue, household_id }) => ({
       id, title, status, due_at, ticket_due_at, overdue, household_id,
     }));
-    localStorage.setItem(TASKS_KEY, JSON.stringify({ user, at: Date.now(), tasks: kept }));
+    keepCopy(TASKS_KEY, user, { tasks: kept });
     // Their pages too, for the door without a signal (web/src/task_pages.js), in the background.
     keepMyPages(tasks).catch(() => {});
   } catch {
-    const saved = JSON.parse(localStorage.getItem(TASKS_KEY) || "null");
-    if (saved && saved.user === user) {
+    const saved = keptCopy(TASKS_KEY, user);
+    if (saved) {
       tasks = saved.tasks;
       note = `<li class="muted saved-copy">${escapeHtml(t.tasksSaved(localTime(new Date(saved.at)), !navigator.onLine))}</li>`;
     } else {
@@ -608,9 +608,7 @@ async function loadGridTasks() {
     assignees = users.filter((u) => ["worker", "grid_leader"].includes(u.role));
     gridTasksSavedAt = null;
     const kept = gridTasks.map((task) => Object.fromEntries(GRID_TASK_KEPT.map((k) => [k, task[k]])));
-    try {
-      localStorage.setItem(GRID_TASKS_KEY, JSON.stringify({ user, at: Date.now(), tasks: kept }));
-    } catch { /* no room: the list is shown all the same, offline it says it needs a connection */ }
+    keepCopy(GRID_TASKS_KEY, user, { tasks: kept });
   } catch {
     return showSavedGridTasks(t.tasksUnavailable);
   }
@@ -625,11 +623,8 @@ let gridTasksSavedAt = null;
 
 /** The grid tasks as kept on the phone (offline, or the server unreadable), else `none` said. */
 async function showSavedGridTasks(none) {
-  let saved = null;
-  try {
-    saved = JSON.parse(localStorage.getItem(GRID_TASKS_KEY) || "null");
-  } catch { /* unreadable: none */ }
-  if (!saved || saved.user !== tokenUser(getToken()) || !Array.isArray(saved.tasks)) {
+  const saved = keptCopy(GRID_TASKS_KEY, tokenUser(getToken()));
+  if (!Array.isArray(saved?.tasks)) {
     gridTasks = [];
     $("grid-task-filter").hidden = true;
     $("grid-task-summary").textContent = "";
@@ -955,10 +950,10 @@ async function loadPlanAndHouseholds() {
     planStops = plan;
     // Kept for offline use: only what the card shows (no tags, no location), only for this worker.
     const stops = plan.map((h) => Object.fromEntries(PLAN_KEPT.map((k) => [k, h[k]])));
-    localStorage.setItem(PLAN_KEY, JSON.stringify({ user, week, at: Date.now(), stops }));
+    keepCopy(PLAN_KEY, user, { week, stops });
   } catch {
-    const saved = JSON.parse(localStorage.getItem(PLAN_KEY) || "null");
-    if (saved?.user === user && saved.week === week) {
+    const saved = keptCopy(PLAN_KEY, user);
+    if (saved?.week === week) {
       planSaved = true;
       planStops = saved.stops;
       // A household recorded here since is no longer late (as `visitedHere` marks it).

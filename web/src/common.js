@@ -41,6 +41,24 @@ export async function signOut(body = {}) {
   await forgetSignIn();
 }
 
+/** Keep a list as last read for offline use (localStorage `key`: `copy` with its `user` and
+ * the time), or nothing when the device has no room: the fresh list is shown all the same. */
+export function keepCopy(key, user, copy) {
+  try {
+    localStorage.setItem(key, JSON.stringify({ ...copy, user, at: Date.now() }));
+  } catch { /* no room, or storage refused: no copy */ }
+}
+
+/** The copy kept under `key` for `user` ({..., at}), or null (none, another's, unreadable). */
+export function keptCopy(key, user) {
+  try {
+    const saved = JSON.parse(localStorage.getItem(key) || "null");
+    return saved && saved.user === user ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Forget the tokens and the cached personal data on this device (the server's side done). */
 export async function forgetSignIn() {
   await storeTokens(null, null);
