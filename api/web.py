@@ -1,6 +1,7 @@
 """The browser pages: the grid-leader map (/map), the workers' PWA (/app), the community
 office's accounts page (/accounts), the hall window's page (/window), the weekly coverage
-report's page (/reports) and the AB-post roster page (/rosters), from web/dist."""
+report's page (/reports), the AB-post roster page (/rosters) and the resident register's page
+(/register), from web/dist."""
 
 from __future__ import annotations
 
@@ -89,6 +90,11 @@ def reports_page():
 @bp.get("/rosters")
 def rosters_page():
     return _page("rosters.html")
+
+
+@bp.get("/register")
+def register_page():
+    return _page("register.html")
 
 
 @bp.get("/app")

@@ -27,6 +27,7 @@ def dist(tmp_path):
         "window.html",
         "reports.html",
         "rosters.html",
+        "register.html",
         "sw.js",
     ):
         (tmp_path / name).write_text(f"<!-- {name} -->")
@@ -57,7 +58,18 @@ def directives(response) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/map", "/app", "/app/", "/app/sw.js", "/accounts", "/window", "/reports", "/rosters"]
+    "path",
+    [
+        "/map",
+        "/app",
+        "/app/",
+        "/app/sw.js",
+        "/accounts",
+        "/window",
+        "/reports",
+        "/rosters",
+        "/register",
+    ],
 )
 def test_the_pages_carry_a_content_security_policy(database_url, connection, dist, path):
     response = get(pages_client(database_url, connection, dist), path)
@@ -77,7 +89,16 @@ def test_the_pages_carry_a_content_security_policy(database_url, connection, dis
 
 
 @pytest.mark.parametrize(
-    "name", ["map.html", "app.html", "accounts.html", "window.html", "reports.html", "rosters.html"]
+    "name",
+    [
+        "map.html",
+        "app.html",
+        "accounts.html",
+        "window.html",
+        "reports.html",
+        "rosters.html",
+        "register.html",
+    ],
 )
 def test_a_page_fetched_as_a_web_asset_carries_the_pages_policy(
     database_url, connection, dist, name
@@ -91,7 +112,7 @@ def test_a_page_fetched_as_a_web_asset_carries_the_pages_policy(
     )
 
 
-@pytest.mark.parametrize("path", ["/accounts", "/window", "/reports", "/rosters"])
+@pytest.mark.parametrize("path", ["/accounts", "/window", "/reports", "/rosters", "/register"])
 def test_an_office_page_is_served_with_the_maps_headers(database_url, connection, dist, path):
     client = pages_client(database_url, connection, dist, BASEMAP_URL="https://t.example.cn/{z}")
     page = client.get(path)
@@ -408,8 +429,8 @@ def test_a_username_field_is_typed_as_written_not_capitalised():
         for page in sorted(WEB_SRC.glob("*.html"))
         for tag in re.findall(r"<input[^>]*name=\"username\"[^>]*>", page.read_text())
     ]
-    # The sign-ins of map, app, accounts, window, reports and rosters; a new account.
-    assert len(fields) == 7
+    # The sign-ins of map, app, accounts, window, reports, rosters and register; a new account.
+    assert len(fields) == 8
     for name, tag in fields:
         assert 'autocapitalize="none"' in tag and 'autocorrect="off"' in tag, (name, tag)
 
@@ -453,11 +474,12 @@ def test_the_app_words_every_status_of_a_leave_in_both_languages():
         assert re.findall(r"(\w+):", table) == list(LEAVE_STATUSES)
 
 
-def test_the_roster_pages_cadence_card_names_every_care_tag_in_both_languages():
-    """web/src/roster_settings.js CARE_TAGS: a field per tag the API takes, in its order."""
+def test_the_pages_name_every_care_tag_in_both_languages():
+    """web/src/common.js CARE_TAGS (the roster page's cadence card, the register's tags and
+    filter): a name per tag the API takes, in its order."""
     from api.models import CARE_TAGS
 
-    source = (WEB_SRC / "roster_settings.js").read_text()
+    source = (WEB_SRC / "common.js").read_text()
     table = re.search(r"export const CARE_TAGS = \{(.*?)\n\};", source, re.S).group(1)
     rows = re.findall(r'^\s*(\w+): \["([^"]+)", "([^"]+)"\],$', table, re.M)
     assert [tag for tag, _, _ in rows] == list(CARE_TAGS)

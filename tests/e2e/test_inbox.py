@@ -874,3 +874,33 @@ def test_mark_all_read_marking_nothing_and_the_list_unreadable_after_says_not_ma
         expect(page.locator("#inbox-badge")).to_have_text("1")
         assert read_at(e2e_engine, seen) is None
         long_running.rollback()
+
+
+def test_tapping_a_moved_out_notice_asks_the_households_removal_on_the_register(
+    page, tell, e2e_engine
+):
+    """住户可能已搬离 says to take the household out of the register: the notice opens the
+    register's page (/register) with that household's removal asked."""
+    from api.models import Grid, Household, User
+    from fixtures.people import DEMO_PASSWORD
+    from tests.e2e.conftest import DEMO_GRID, sign_in
+
+    with Session(e2e_engine) as session:
+        leader = session.scalar(select(User.id).where(User.username == "leader01"))
+        household = session.scalar(
+            select(Household.id)
+            .join(Grid, Grid.id == Household.grid_id)
+            .where(Grid.code == DEMO_GRID, Household.removed_at.is_(None))
+            .order_by(Household.id.desc())
+        )
+    page.goto("/app")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    told = tell(leader, "household_moved_out", "住户可能已搬离", "", household_id=household)
+    back_to_the_app(page)
+    expect(notice(page, told).locator(".notice-kind")).to_have_text("搬离")
+    notice(page, told).click()
+
+    page.wait_for_url(f"**/register?household={household}")
+    expect(page.locator("#removal-dialog")).to_be_visible()
+    expect(page.locator("#removal-title")).to_contain_text("移出登记册")

@@ -5,6 +5,7 @@
 import {
   ApiError, api, apiOnce, apiPage, apiPages, escapeHtml, getToken, otherLangHref, pickLang, signOut, translate,
 } from "./common.js";
+import { clearErrors, fieldWords } from "./forms.js";
 import { wireSignIn } from "./password.js";
 import { keepFresh } from "./session.js";
 
@@ -16,7 +17,7 @@ const MANAGED_ROLES = ["worker", "grid_leader", "community_admin"]; // api/servi
 const TEXT = {
   zh: {
     title: "账号管理", username: "用户名", password: "密码", signIn: "登录", signOut: "退出",
-    other: "English", toMap: "← 网格地图", toReports: "走访覆盖周报", toRosters: "排班", badLogin: "用户名或密码错误",
+    other: "English", toMap: "← 网格地图", toReports: "走访覆盖周报", toRosters: "排班", toRegister: "住户登记册", badLogin: "用户名或密码错误",
     role: "角色", allRoles: "全部角色", state: "状态", allStates: "全部", active: "在用", switchedOff: "已停用",
     grid: "网格", allGrids: "全部网格",
     role_worker: "网格员", role_grid_leader: "网格长", role_community_admin: "社区管理员",
@@ -71,7 +72,7 @@ const TEXT = {
   },
   en: {
     title: "Accounts", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
-    other: "中文", toMap: "← Grid map", toReports: "Weekly report", toRosters: "Rosters", badLogin: "Wrong username or password",
+    other: "中文", toMap: "← Grid map", toReports: "Weekly report", toRosters: "Rosters", toRegister: "Resident register", badLogin: "Wrong username or password",
     role: "Role", allRoles: "All roles", state: "State", allStates: "All", active: "Active",
     switchedOff: "Switched off", grid: "Grid", allGrids: "All grids",
     role_worker: "Grid worker", role_grid_leader: "Grid leader", role_community_admin: "Community admin",
@@ -241,75 +242,16 @@ async function loadAccounts() {
 }
 
 // --- errors next to the fields they name --------------------------------------------------------
-// The schema's refusals of a field (marshmallow's and ours, api/resources/users/schemas.py) in
-// the page's language: on the Chinese page they stood in English beside Chinese labels. A
-// message not in the list is shown as the server wrote it.
-const FIELD_MESSAGES_ZH = [
-  [/^Length must be between (\d+) and (\d+)\.$/, (min, max) => `须为 ${min} 至 ${max} 个字符。`],
-  [/^Shorter than minimum length (\d+)\.$/, (min) => `至少 ${min} 个字符。`],
-  [/^Longer than maximum length (\d+)\.$/, (max) => `最多 ${max} 个字符。`],
-  [/^Missing data for required field\.$/, () => "必填。"],
-  [/^Field may not be null\.$/, () => "不能为空。"],
-  [/^Not a valid (string|list|integer|boolean)\.$/, () => "格式不正确。"],
-  [/^Must be one of: (.*)\.$/, (choices) => `须为以下之一：${choices}。`],
-  [/^Must not contain control characters or bidirectional overrides\.$/, () => "含有不能保存的控制字符。"],
-  [/^Unknown field\.$/, () => "未知字段。"],
-  // api/services/users.py: its own rules, and the 409 of a username taken (said beside it).
+// The users API's own refusals (api/services/users.py), beside marshmallow's (forms.js): its
+// rules, and the 409 of a username taken (said beside it).
+const USER_MESSAGES_ZH = [
   [/^Must not contain spaces or invisible characters\.$/, () => "不能含有空格或不可见字符。"],
   [/^Too short \(spaces do not count\)\.$/, () => "至少 8 个字符（空格不计）。"],
   [/^User '(.*)' already exists\.$/, (name) => `用户名 ${name} 已被占用，请换一个。`],
   [/^User '(.*)' reads as the existing '(.*)'; choose another username\.$/,
     (name, taken) => `用户名 ${name} 与已有的 ${taken} 视为同一个，请换一个。`],
 ];
-function fieldMessage(message) {
-  if (lang !== "zh") return message;
-  for (const [pattern, say] of FIELD_MESSAGES_ZH) {
-    const match = pattern.exec(message);
-    if (match) return say(...match.slice(1));
-  }
-  return message;
-}
-
-/** {field: "message"} from a problem's `errors` ({json: {field: [...]}} or {field: {code: why}}). */
-function fieldErrors(body, sent = {}) {
-  let errors = body?.errors;
-  if (!errors || typeof errors !== "object") return {};
-  if (errors.json && typeof errors.json === "object") errors = errors.json;
-  const text = (value, field) => {
-    if (value == null) return [];
-    if (typeof value === "string") return [fieldMessage(value)];
-    if (Array.isArray(value)) return value.flatMap((v) => text(v, field));
-    return Object.entries(value).map(([key, v]) => {
-      // A list field's item is named by its index: say which value it was.
-      const list = sent[field];
-      const which = Array.isArray(list) && /^\d+$/.test(key) && list[Number(key)] !== undefined ? list[Number(key)] : key;
-      return `${which}: ${text(v, field).join(" ")}`;
-    });
-  };
-  return Object.fromEntries(Object.entries(errors).map(([field, value]) => [field, text(value, field).join("; ")]));
-}
-
-function clearErrors(form) {
-  for (const el of form.querySelectorAll(".field-error, .form-error")) el.textContent = "";
-  for (const el of form.querySelectorAll(".led-errors")) {
-    el.innerHTML = "";
-    show(el, false);
-  }
-}
-
-/** Show an API error in `form`: each field's message beside it, what names no field below. */
-function showErrors(form, error, sent, fallbackField = null) {
-  const byField = fieldErrors(error.body, sent);
-  // The one 409 of opening an account is its username taken: said beside the username.
-  if (!Object.keys(byField).length && fallbackField && error.status === 409) byField[fallbackField] = fieldMessage(error.message);
-  const left = [];
-  for (const [field, message] of Object.entries(byField)) {
-    const slot = form.querySelector(`.field-error[data-field="${CSS.escape(field)}"]`);
-    if (slot && !slot.closest("[hidden]")) slot.textContent = message;
-    else left.push(`${field}: ${message}`);
-  }
-  form.querySelector(".form-error").textContent = Object.keys(byField).length ? left.join(" ") : error.message;
-}
+const { fieldErrors, showErrors } = fieldWords(lang, USER_MESSAGES_ZH);
 
 // --- opening and editing an account -------------------------------------------------------------
 const accountDialog = $("#account-dialog");

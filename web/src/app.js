@@ -95,7 +95,7 @@ const TEXT = {
     inboxGone: "这条消息已不在服务器上。", inboxAckFailed: "没有标为已读，请稍后再试。",
     inboxAckedAll: (n) => (n ? `已将 ${n} 条消息标为已读。` : "没有未读消息。"),
     inboxTaskNotKept: "离线：本机保存的任务列表里没有这项任务，联网后再看。",
-    inboxLeaveGone: "这条请假已不在列表中（可能已取消）。", inboxDeviceGone: "这台设备已不在列表中（可能已移除）。",
+    inboxLeaveGone: "这条请假已不在列表中（可能已取消）。", inboxRegisterOnline: "住户登记册需要联网：联网后再点这条消息。", inboxDeviceGone: "这台设备已不在列表中（可能已移除）。",
     // A short label per notice kind (api/models/notifications.py NOTIFICATION_KINDS): the title
     // says the rest; a kind not listed shows its title alone.
     noticeKinds: {
@@ -264,7 +264,7 @@ const TEXT = {
     inboxGone: "This message is no longer on the server.", inboxAckFailed: "Not marked read; try again later.",
     inboxAckedAll: (n) => (n ? `${n} message${n === 1 ? "" : "s"} marked read.` : "No unread message."),
     inboxTaskNotKept: "Offline: the task list saved on this device does not have that task; look again online.",
-    inboxLeaveGone: "That leave is no longer listed (cancelled?).", inboxDeviceGone: "That device is no longer listed (removed?).",
+    inboxLeaveGone: "That leave is no longer listed (cancelled?).", inboxRegisterOnline: "The resident register needs a connection: tap the notice again once online.", inboxDeviceGone: "That device is no longer listed (removed?).",
     noticeKinds: {
       task_dispatched: "New task", task_reassigned: "Reassigned", task_deadline_warning: "Due soon", task_escalated: "Escalated",
       task_unassigned: "To assign", task_resolved: "To call back", task_transferred: "Transferred", task_updated: "Task",
@@ -2168,7 +2168,8 @@ async function shown(find, reload) {
 }
 
 /** Open what a notice is about where the app shows it: a task's card (mine, else my grids') and
- * its page (offline, as kept on the phone), a leave in the leave card, the week for a roster or a swap, a device in the account card. */
+ * its page (offline, as kept on the phone), a leave in the leave card, the week for a roster or a swap, a device in the account card,
+ * a household found moved out on the register's page (/register). */
 async function openSubject(notice) {
   const data = notice.data || {};
   const kind = notice.kind || "";
@@ -2195,6 +2196,11 @@ async function openSubject(notice) {
     const el = await shown(() => byId("#devices li.device", data.device_id), () => loadDevices());
     if (!el && data.device_id && navigator.onLine) sayInbox(t.inboxDeviceGone, "warn");
     focusOn(el || $("devices-card"));
+  } else if (kind === "household_moved_out" && data.household_id) {
+    // The leader takes it out of the register (or not) on the register's page, the household's
+    // removal asked at once there.
+    if (navigator.onLine) location.assign(`/register?household=${encodeURIComponent(data.household_id)}`);
+    else sayInbox(t.inboxRegisterOnline, "warn");
   } else if (kind === "device_moved") {
     // The device went to another account: it is not on this worker's list any more.
     if (navigator.onLine) await loadDevices();

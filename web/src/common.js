@@ -417,6 +417,19 @@ export function deadlineSpan(t, hours) {
 
 // The hours to resolve a task of each urgency where the community set none: Beijing 12345
 // practice (api/services/tasks.py DEFAULT_DEADLINE_HOURS). Shown until the community's are read.
+// api/models/households.py CARE_TAGS, in its order, [Chinese, English] (tests/api/test_web.py
+// checks the list): the roster page's cadence card and the register's tags.
+export const CARE_TAGS = {
+  elderly_80: ["80岁以上老人", "aged 80 and over"],
+  living_alone: ["独居", "living alone"],
+  low_income: ["低保", "low income"],
+  disability: ["残疾", "disability"],
+  migrant: ["流动人口", "migrant"],
+  child_in_difficulty: ["困境儿童", "child in difficulty"],
+  woman_in_difficulty: ["困境妇女", "woman in difficulty"],
+  special_care: ["特殊人群", "special care"],
+};
+
 export const DEFAULT_DEADLINE_HOURS = Object.freeze({ danger: 2, utility: 24, general: 168, complex: 360 });
 
 /** An urgency as a form offers it, with the time the task will be given: "一般（7天）".

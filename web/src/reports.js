@@ -15,7 +15,7 @@ import { keepFresh, tokenClaims } from "./session.js";
 const TEXT = {
   zh: {
     title: "走访覆盖周报", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
-    badLogin: "用户名或密码错误", signinFailed: "登录失败：", toMap: "网格地图", toAccounts: "账号管理",
+    badLogin: "用户名或密码错误", signinFailed: "登录失败：", toMap: "网格地图", toAccounts: "账号管理", toRegister: "住户登记册",
     prevWeek: "‹ 上一周", nextWeek: "下一周 ›", chooseWeek: "周次", scope: "范围", district: "全区", street: "街道", community: "社区",
     weekLabel: (week, from, to) => `${week}（${from}–${to}）`, day: (m, d) => `${m}月${d}日`,
     loading: "正在读取周报…", partial: "本周尚未结束：数字截至目前。",
@@ -42,7 +42,7 @@ const TEXT = {
   en: {
     title: "Weekly coverage report", username: "Username", password: "Password", signIn: "Sign in",
     signOut: "Sign out", other: "中文", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
-    toMap: "Grid map", toAccounts: "Accounts",
+    toMap: "Grid map", toAccounts: "Accounts", toRegister: "Resident register",
     prevWeek: "‹ Week before", nextWeek: "Week after ›", chooseWeek: "Week", scope: "Area", district: "District", street: "Street",
     community: "Community",
     weekLabel: (week, from, to) => `${week} (${from} – ${to})`, day: (m, d) => `${d}/${m}`,

@@ -3,19 +3,7 @@
 // Leaders and admins read them; the community's admin changes them (the API's
 // require_roster_settings_admin / require_cadence_admin); a refusal's `errors` are said beside the
 // fields they name, what names no field beneath the form with the server's `detail`.
-import { ApiError, api, escapeHtml } from "./common.js";
-
-// api/models/households.py CARE_TAGS, in its order (tests/api/test_web.py checks the list).
-export const CARE_TAGS = {
-  elderly_80: ["80岁以上老人", "aged 80 and over"],
-  living_alone: ["独居", "living alone"],
-  low_income: ["低保", "low income"],
-  disability: ["残疾", "disability"],
-  migrant: ["流动人口", "migrant"],
-  child_in_difficulty: ["困境儿童", "child in difficulty"],
-  woman_in_difficulty: ["困境妇女", "woman in difficulty"],
-  special_care: ["特殊人群", "special care"],
-};
+import { ApiError, CARE_TAGS, api, escapeHtml } from "./common.js";
 
 const TEXT = {
   zh: {

@@ -13,7 +13,7 @@ import { keepFresh } from "./session.js";
 const TEXT = {
   zh: {
     title: "排班", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
-    toApp: "网格员应用", toAccounts: "账号管理", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
+    toApp: "网格员应用", toAccounts: "账号管理", toRegister: "住户登记册", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
     prevWeek: "‹ 上一周", nextWeek: "下一周 ›", publish: "发布", generate: "生成排班", regenerate: "重新生成",
     none: "尚未排班", draft: "草稿", published: "已发布", publishedAt: (at) => `已发布 · ${at}`,
     windowPost: "窗口（A岗）", gridPost: "入户（B岗）", relief: "（顶岗）",
@@ -55,7 +55,7 @@ const TEXT = {
   },
   en: {
     title: "Rosters", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out", other: "中文",
-    toApp: "Workers' app", toAccounts: "Accounts", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
+    toApp: "Workers' app", toAccounts: "Accounts", toRegister: "Resident register", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
     prevWeek: "‹ Previous week", nextWeek: "Next week ›", publish: "Publish", generate: "Generate roster",
     regenerate: "Regenerate", none: "Not rostered yet", draft: "Draft", published: "Published",
     publishedAt: (at) => `Published · ${at}`,

@@ -1,0 +1,263 @@
+"""The resident register's page (/register) in headless Chromium, on the demo district: a grid
+leader corrects a household's facts, takes a household found moved out of the register (from the
+notice's link) and puts it back, imports a register file (a wrong row listed, nothing imported;
+then the fixed file) and exports the grid; a worker is told the page is the office's, and a
+district viewer reads it only."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+from tests.e2e.test_accounts import PHONE, WIDER_THAN_SCREEN
+
+IMPORTED_BUILDING = "E2E导入楼"
+
+
+def open_register(page, username: str = "leader01", query: str = "") -> None:
+    page.goto(f"/register{query}")
+    sign_in(page, username, DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def choose_grid(page, code: str = DEMO_GRID) -> None:
+    page.select_option("#filter-grid", code)
+    page.wait_for_selector(f"#households tbody tr[data-id] td.col-grid:has-text('{code}')")
+
+
+def row(page, household_id: int):
+    return page.locator(f"#households tbody tr[data-id='{household_id}']")
+
+
+def grid_households(e2e_engine, code: str = DEMO_GRID) -> list[int]:
+    from api.models import Grid, Household
+
+    with Session(e2e_engine) as session:
+        return list(
+            session.scalars(
+                select(Household.id)
+                .join(Grid, Grid.id == Household.grid_id)
+                .where(Grid.code == code, Household.removed_at.is_(None))
+                .order_by(Household.id)
+            )
+        )
+
+
+@pytest.fixture()
+def household(e2e_engine):
+    """The demo grid's first household (the list's first row), put back as it was afterwards:
+    its facts, and in the register."""
+    from api.models import Household
+    from api.services.household_removal import restore_household
+
+    household_id = grid_households(e2e_engine)[0]
+    fields = ("building", "unit", "floor", "room", "kind", "occupancy", "members", "tags", "phone")
+    with Session(e2e_engine) as session:
+        before = {f: getattr(session.get(Household, household_id), f) for f in fields}
+    yield household_id
+    with Session(e2e_engine) as session:
+        h = session.get(Household, household_id, with_for_update=True)
+        if h.removed_at is not None:
+            restore_household(session, None, h)
+        for field, value in before.items():
+            setattr(h, field, value)
+        session.commit()
+
+
+@pytest.fixture()
+def imported(e2e_engine):
+    """Households a test imports (building IMPORTED_BUILDING) are deleted afterwards."""
+    from api.models import Household
+
+    yield
+    with Session(e2e_engine) as session:
+        session.execute(delete(Household).where(Household.building == IMPORTED_BUILDING))
+        session.commit()
+
+
+def a_point_in(e2e_engine, code: str = DEMO_GRID) -> tuple[float, float]:
+    from api.models import Grid
+
+    with Session(e2e_engine) as session:
+        point = func.ST_PointOnSurface(Grid.boundary)
+        lon, lat = session.execute(
+            select(func.ST_X(point), func.ST_Y(point)).where(Grid.code == code)
+        ).one()
+    return lon, lat
+
+
+def register_file(tmp_path: Path, rows: list[list]) -> Path:
+    path = tmp_path / "登记表.csv"
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["楼栋", "单元", "楼层", "房号", "经度", "纬度", "类型", "居住性质", "人数", "标签", "电话"]
+    )
+    writer.writerows(rows)
+    path.write_text(out.getvalue(), encoding="utf-8-sig")
+    return path
+
+
+def test_a_leader_corrects_a_households_phone_and_care_tags(page, e2e_engine, household):
+    from api.models import Household
+
+    open_register(page)
+    choose_grid(page)
+    row(page, household).locator("button[data-action=edit]").click()
+    form = page.locator("#edit-form")
+    form.locator("input[name=phone]").fill("13800001234")
+    form.locator("label.tag-option", has_text="独居").locator("input").check()
+    form.locator("button[type=submit]").click()
+
+    page.wait_for_selector("#status:has-text('已保存')")
+    page.wait_for_selector(
+        f"#households tr[data-id='{household}'] td.col-tags .tag:has-text('独居')"
+    )
+    assert row(page, household).locator("td.col-phone").inner_text() == "13800001234"
+    screenshot(page, "register-edited")
+    with Session(e2e_engine) as session:
+        saved = session.get(Household, household)
+        assert saved.phone == "13800001234"
+        assert "living_alone" in saved.tags
+
+
+def test_a_field_the_api_refuses_is_said_beside_it_in_chinese_and_nothing_is_saved(
+    page, e2e_engine, household
+):
+    from api.models import Household
+
+    with Session(e2e_engine) as session:
+        before = session.get(Household, household).building
+    open_register(page)
+    choose_grid(page)
+    row(page, household).locator("button[data-action=edit]").click()
+    page.fill("#edit-form input[name=building]", "楼" * 51)
+    page.click("#edit-form button[type=submit]")
+
+    error = page.locator("#edit-form .field-error[data-field=building]")
+    error.wait_for()
+    page.wait_for_function(
+        "() => document.querySelector('#edit-form .field-error[data-field=building]').textContent"
+    )
+    assert "50" in error.inner_text() and "字符" in error.inner_text()
+    assert page.locator("#edit-dialog").evaluate("d => d.open")
+    with Session(e2e_engine) as session:
+        assert session.get(Household, household).building == before
+
+
+def test_a_household_found_moved_out_is_taken_out_of_the_register_and_put_back(
+    page, e2e_engine, household
+):
+    """The notice 住户可能已搬离 links to /register?household=ID: its removal is asked at once."""
+    from api.models import Household
+
+    open_register(page, query=f"?household={household}")
+    dialog = page.locator("#removal-dialog")
+    dialog.wait_for()
+    assert "移出登记册" in page.locator("#removal-title").inner_text()
+    assert page.locator("#removal-form select[name=reason]").input_value() == "moved_out"
+    page.fill("#removal-form input[name=note]", "邻居说已搬去外区")
+    page.click("#removal-form button[type=submit]")
+    page.wait_for_selector("#status:has-text('已移出登记册')")
+    with Session(e2e_engine) as session:
+        gone = session.get(Household, household)
+        assert gone.removed_at is not None and gone.removal_reason == "moved_out"
+
+    page.select_option("#filter-status", "removed")
+    removed = row(page, household)
+    removed.wait_for()
+    assert "已搬离" in removed.locator("td.col-status").inner_text()
+    assert "邻居说已搬去外区" in removed.locator("td.col-status").inner_text()
+    screenshot(page, "register-removed")
+    removed.locator("button[data-action=restore]").click()
+    page.click("#restore-form button[type=submit]")
+    page.wait_for_selector("#status:has-text('已恢复到登记册')")
+    with Session(e2e_engine) as session:
+        assert session.get(Household, household).removed_at is None
+
+
+def test_a_register_file_with_a_wrong_row_is_refused_whole_then_the_fixed_file_imports(
+    page, e2e_engine, imported, tmp_path
+):
+    from api.models import Household
+
+    lon, lat = a_point_in(e2e_engine)
+    good = [IMPORTED_BUILDING, "1", "1", "101", lon, lat, "住宅", "自住", "2", "独居", ""]
+    wrong = [IMPORTED_BUILDING, "1", "1", "102", lon, lat, "城堡", "自住", "3", "", ""]
+    open_register(page)
+    page.click("#import-box summary")
+    page.set_input_files("#import-form input[name=file]", register_file(tmp_path, [good, wrong]))
+    page.click("#import-form button[type=submit]")
+
+    problems = page.locator("#import-outcome table.problems tbody tr")
+    problems.first.wait_for()
+    assert "一户也没有导入" in page.locator("#import-outcome").inner_text()
+    cells = [c.strip() for c in problems.first.locator("td").all_inner_texts()]
+    assert cells == ["3", "类型", "类型“城堡”无法识别：应为 住宅 或 商铺。"]
+    with Session(e2e_engine) as session:
+        count = select(func.count()).where(Household.building == IMPORTED_BUILDING)
+        assert session.scalar(count) == 0
+
+    fixed = [IMPORTED_BUILDING, "1", "1", "102", lon, lat, "商铺", "租住", "3", "", ""]
+    page.set_input_files("#import-form input[name=file]", register_file(tmp_path, [good, fixed]))
+    page.click("#import-form button[type=submit]")
+    page.wait_for_selector("#import-outcome:has-text('导入成功：新增 2 户')")
+    assert DEMO_GRID in page.locator("#import-outcome").inner_text()
+    screenshot(page, "register-imported")
+    with Session(e2e_engine) as session:
+        assert session.scalar(count) == 2
+
+
+def test_the_grid_chosen_is_exported_as_an_excel_register(page, e2e_engine):
+    open_register(page)
+    choose_grid(page)
+    with page.expect_download() as info:
+        page.click("#export-xlsx")
+    download = info.value
+    assert download.suggested_filename.startswith(f"住户登记册-{DEMO_GRID}-")
+    assert download.suggested_filename.endswith(".xlsx")
+    sheet = load_workbook(io.BytesIO(Path(download.path()).read_bytes()), read_only=True).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:4] == ("楼栋", "单元", "楼层", "房号")
+    assert len(rows) - 1 == len(grid_households(e2e_engine))
+
+
+def test_a_worker_is_told_the_register_is_the_offices(page):
+    page.goto("/register")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    notice = page.locator("#notice")
+    notice.wait_for()
+    assert "社区办公室和网格长" in notice.inner_text()
+    assert page.locator("#register-section").is_hidden()
+
+
+def test_a_district_viewer_reads_the_register_with_phones_masked_and_changes_nothing(page):
+    open_register(page, "viewer")
+    assert "只读" in page.locator("#notice").inner_text()
+    assert page.locator(".files").is_hidden()
+    assert page.locator("#households button[data-action]").count() == 0
+    phones = [p for p in page.locator("#households td.col-phone").all_inner_texts() if p != "—"]
+    assert phones and all("****" in p for p in phones)
+
+
+def test_on_a_phone_each_household_is_a_card_within_the_screen(page):
+    page.set_viewport_size(PHONE)
+    open_register(page)
+    assert page.evaluate(WIDER_THAN_SCREEN) == []
+    screenshot(page, "register-phone")
+
+
+def test_the_register_speaks_english_too(page):
+    page.goto("/register?lang=en")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator("#toolbar strong").inner_text() == "Resident register"
+    assert page.locator("#households th").first.inner_text() == "Address"
