@@ -73,13 +73,15 @@ def household(e2e_engine):
 
 
 @pytest.fixture()
-def imported(e2e_engine):
-    """Households a test imports (building IMPORTED_BUILDING) are deleted afterwards."""
+def new_households(e2e_engine):
+    """Households a test registers or imports are deleted afterwards; the last id before."""
     from api.models import Household
 
-    yield
     with Session(e2e_engine) as session:
-        session.execute(delete(Household).where(Household.building == IMPORTED_BUILDING))
+        last = session.scalar(select(func.max(Household.id)))
+    yield last
+    with Session(e2e_engine) as session:
+        session.execute(delete(Household).where(Household.id > last))
         session.commit()
 
 
@@ -185,7 +187,7 @@ def test_a_household_found_moved_out_is_taken_out_of_the_register_and_put_back(
 
 
 def test_a_register_file_with_a_wrong_row_is_refused_whole_then_the_fixed_file_imports(
-    page, e2e_engine, imported, tmp_path
+    page, e2e_engine, new_households, tmp_path
 ):
     from api.models import Household
 
@@ -214,6 +216,66 @@ def test_a_register_file_with_a_wrong_row_is_refused_whole_then_the_fixed_file_i
     screenshot(page, "register-imported")
     with Session(e2e_engine) as session:
         assert session.scalar(count) == 2
+
+
+def test_a_new_flat_is_registered_at_the_point_of_a_household_of_its_entrance(
+    page, e2e_engine, household, new_households
+):
+    """A family moved into a flat the register lacks: 同楼门登记 on a household of its stair
+    entrance takes that household's point, building and unit."""
+    from geoalchemy2.shape import to_shape
+
+    from api.models import Household
+
+    open_register(page)
+    choose_grid(page)
+    row(page, household).locator("button[data-action=entrance]").click()
+    form = page.locator("#edit-form")
+    assert "同一楼门" in page.locator("#edit-title").inner_text()
+    assert form.locator(".point-fields").is_hidden()
+    form.locator("input[name=floor]").fill("18")
+    form.locator("input[name=room]").fill("1801")
+    form.locator("select[name=occupancy]").select_option("tenant")
+    form.locator("input[name=members]").fill("2")
+    form.locator("button[type=submit]").click()
+
+    page.wait_for_selector("#status:has-text('已登记')")
+    assert DEMO_GRID in page.locator("#status").inner_text()
+    with Session(e2e_engine) as session:
+        model = session.get(Household, household)
+        [made] = session.scalars(select(Household).where(Household.id > new_households)).all()
+        assert (made.unit, made.floor, made.occupancy, made.members) == (
+            model.unit,
+            "18",
+            "tenant",
+            2,
+        )
+        assert to_shape(made.location).equals(to_shape(model.location))
+
+
+def test_a_household_placed_outside_every_grid_is_refused_under_its_point_in_chinese(
+    page, e2e_engine, new_households
+):
+    from api.models import Household
+
+    with Session(e2e_engine) as session:
+        before = session.scalar(select(func.count()).select_from(Household))
+    open_register(page)
+    page.click("#new-household")
+    form = page.locator("#edit-form")
+    assert form.locator(".point-fields").is_visible()
+    form.locator("input[name=building]").fill(IMPORTED_BUILDING)
+    form.locator("input[name=lon]").fill("100.5")
+    form.locator("input[name=lat]").fill("30.1")
+    form.locator("button[type=submit]").click()
+
+    error = form.locator(".field-error[data-field=location]")
+    page.wait_for_function(
+        "() => document.querySelector('#edit-form .field-error[data-field=location]').textContent"
+    )
+    assert "不在任何网格内" in error.inner_text()
+    with Session(e2e_engine) as session:
+        assert session.scalar(select(func.count()).select_from(Household)) == before
 
 
 def test_the_grid_chosen_is_exported_as_an_excel_register(page, e2e_engine):

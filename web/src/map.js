@@ -693,7 +693,7 @@ function start() {
   // role the token was issued with; the page itself asks the server who is signed in).
   document.getElementById("accounts-link").hidden = tokenClaims(getToken()).role !== "community_admin";
   document.getElementById("reports-link").hidden = tokenClaims(getToken()).role === "worker"; // as the API
-  document.getElementById("register-link").hidden = tokenClaims(getToken()).role === "worker"; // the app registers at the door
+  document.getElementById("register-link").hidden = tokenClaims(getToken()).role === "worker"; // the office's and leaders' page
   const weekInput = document.getElementById("week");
   weekInput.value = week;
   // The week steps back and on (a bare text box in desktop Firefox and iOS Safari), never past

@@ -5,7 +5,7 @@
 //
 // The API decides who may do what (api/scope.py): a community admin their community's
 // households, a grid leader their grids'; a district viewer reads (phones masked) and may not
-// export; a worker is told the page is the office's (the app registers at the door).
+// export; a worker is told the page is the office's and the leaders'.
 import {
   ApiError, CARE_TAGS, api, apiBlob, apiOnce, apiPage, apiPages, escapeHtml, isoWeek, otherLangHref, pickLang, todayLocal,
   translate,
@@ -36,6 +36,11 @@ const TEXT = {
     reason_duplicate: "重复登记", reason_other: "其他",
     effectiveDate: "移出日期", note: "说明（选填，最多 200 字）",
     edit: "编辑", remove: "移出登记册", restore: "恢复", save: "保存", cancel: "取消",
+    newHousehold: "登记新住户", sameEntrance: "同楼门登记", lon: "经度", lat: "纬度",
+    newTitle: "登记新住户", entranceTitle: (a) => `登记新住户：与 ${a} 同一楼门`,
+    entranceHint: "位置与该住户相同（同一楼门的住户在地图上是同一个点）；所在网格按位置确定。",
+    pointHint: "位置：WGS-84 经纬度（如 116.4025、39.9087），所在网格按位置确定。同一楼门已有住户时，请在该住户一行点“同楼门登记”。",
+    registered: (a, grid) => `已登记 ${a}（${grid}）。`, badNumber: "须为数字。",
     prev: "上一页", next: "下一页",
     pageInfo: (page, pages, total) => `第 ${page}/${pages} 页 · 共 ${total} 户`,
     none: "没有符合条件的住户。", loading: "正在读取…",
@@ -44,7 +49,7 @@ const TEXT = {
     restoreText: "恢复后如同从未移出：此后各周重新计入走访，移出期间被拒收的走访记录可再次同步。",
     placeHint: "位置（经纬度）请在导出的登记表中修改后，以“按文件更新”导入。",
     saved: (a) => `已保存 ${a} 的修改。`, removed: (a) => `${a} 已移出登记册。`, restored: (a) => `${a} 已恢复到登记册。`,
-    unchanged: "没有修改。", cannotClear: "已登记的内容不能清空。",
+    unchanged: "没有修改。", cannotClear: "已登记的内容不能清空。", required: "必填。",
     notForYou: "住户登记册由社区办公室和网格长维护，此页面不对您开放。",
     viewerReadOnly: "街道/区级查看：只读，电话已隐去。",
     importTitle: "导入登记表（CSV / Excel）",
@@ -82,6 +87,11 @@ const TEXT = {
     reason_duplicate: "A duplicate", reason_other: "Other",
     effectiveDate: "Left on", note: "Note (optional, up to 200 characters)",
     edit: "Edit", remove: "Remove from the register", restore: "Restore", save: "Save", cancel: "Cancel",
+    newHousehold: "Register a household", sameEntrance: "Register one at this entrance", lon: "Longitude", lat: "Latitude",
+    newTitle: "Register a household", entranceTitle: (a) => `Register a household at the entrance of ${a}`,
+    entranceHint: "At this household's point (a stair entrance's flats are one point on the map); its grid is the one the point lies in.",
+    pointHint: "Its point: WGS-84 longitude and latitude (116.4025, 39.9087); its grid is the one the point lies in. Where a household of its entrance is registered, use \"Register one at this entrance\" on that household's row.",
+    registered: (a, grid) => `${a} registered (${grid}).`, badNumber: "Must be a number.",
     prev: "Previous", next: "Next",
     pageInfo: (page, pages, total) => `Page ${page} of ${pages} · ${total} households`,
     none: "No households match.", loading: "Loading…",
@@ -90,7 +100,7 @@ const TEXT = {
     restoreText: "It comes back as if it had never left: the weeks since count it again, and visits refused meanwhile may be synced again.",
     placeHint: "To move its point (longitude, latitude), edit it in the exported register and import that with \"update\".",
     saved: (a) => `${a}: changes saved.`, removed: (a) => `${a} is out of the register.`, restored: (a) => `${a} is back in the register.`,
-    unchanged: "Nothing changed.", cannotClear: "A recorded value cannot be cleared.",
+    unchanged: "Nothing changed.", cannotClear: "A recorded value cannot be cleared.", required: "Required.",
     notForYou: "The community office and the grid leaders keep the resident register: this page is not for you.",
     viewerReadOnly: "District viewer: read only, phones masked.",
     importTitle: "Import a register file (CSV / Excel)",
@@ -115,7 +125,6 @@ translate(document, t);
 const $ = (selector, root = document) => root.querySelector(selector);
 const tagName = (tag) => CARE_TAGS[tag]?.[lang === "zh" ? 0 : 1] || tag;
 const listSep = lang === "zh" ? "、" : ", ";
-const { showErrors } = fieldWords(lang);
 const state = {
   me: null,
   editor: false,
@@ -160,7 +169,8 @@ function rowHtml(h) {
   if (state.editor) {
     actions = removal
       ? `<button type="button" data-action="restore">${t.restore}</button>`
-      : `<button type="button" data-action="edit">${t.edit}</button><button type="button" data-action="remove" class="danger">${t.remove}</button>`;
+      : `<button type="button" data-action="edit">${t.edit}</button><button type="button" data-action="entrance">${t.sameEntrance}</button>`
+        + `<button type="button" data-action="remove" class="danger">${t.remove}</button>`;
   }
   const registered = removal
     ? `<b>${escapeHtml(t.removedOn(removal.effective_date, t[`reason_${removal.reason}`] || removal.reason))}</b>${removal.note ? `<br><small>${escapeHtml(removal.note)}</small>` : ""}`
@@ -215,17 +225,21 @@ async function loadHouseholds() {
   }
 }
 
-// --- correcting a household ---------------------------------------------------------------------
+// --- correcting a household, or registering one ---------------------------------------------------
 const editDialog = $("#edit-dialog");
 const editForm = $("#edit-form");
-let editing = null;
+let editing = null; // the household corrected; null when registering one
+let entrance = null; // registering: the household whose point it takes (null: the point typed)
 
 $("#tag-options").insertAdjacentHTML("beforeend", Object.keys(CARE_TAGS).map((tag) =>
   `<label class="tag-option"><input type="checkbox" name="tags" value="${tag}"> ${escapeHtml(tagName(tag))}</label>`).join(""));
 
 function openEdit(h) {
   editing = h;
+  entrance = null;
   clearErrors(editForm);
+  $("#point-part").hidden = true;
+  $("#place-hint").hidden = false;
   $("#edit-title").textContent = t.editTitle(address(h));
   const f = editForm.elements;
   for (const name of ["building", "unit", "floor", "room", "phone"]) f[name].value = h[name] ?? "";
@@ -236,6 +250,50 @@ function openEdit(h) {
   f.members.value = h.members ?? "";
   for (const box of editForm.querySelectorAll("input[name=tags]")) box.checked = (h.tags || []).includes(box.value);
   editDialog.showModal();
+}
+
+/** The form for a new household: at `from`'s point with its building and unit filled in (a flat
+ * of the same stair entrance), or at the point typed. */
+function openNew(from = null) {
+  editing = null;
+  entrance = from;
+  clearErrors(editForm);
+  editForm.reset();
+  const f = editForm.elements;
+  if (from) {
+    f.building.value = from.building;
+    f.unit.value = from.unit ?? "";
+    f.kind.value = from.kind;
+  }
+  f.occupancy.querySelector("option[value='']").hidden = false;
+  $("#point-part").hidden = false;
+  $("#point-hint").textContent = from ? t.entranceHint : t.pointHint;
+  editForm.querySelector(".point-fields").hidden = Boolean(from);
+  $("#place-hint").hidden = true;
+  $("#edit-title").textContent = from ? t.entranceTitle(address(from)) : t.newTitle;
+  editDialog.showModal();
+  (from ? f.floor : f.building).focus();
+}
+
+/** A new household's fields as the API takes them (POST /households). */
+function newHousehold() {
+  const f = editForm.elements;
+  const body = { building: f.building.value.trim(), kind: f.kind.value };
+  for (const name of ["unit", "floor", "room", "phone"]) if (f[name].value.trim()) body[name] = f[name].value.trim();
+  if (f.occupancy.value) body.occupancy = f.occupancy.value;
+  if (f.members.value.trim() !== "") body.members = Number(f.members.value.trim());
+  body.tags = [...editForm.querySelectorAll("input[name=tags]:checked")].map((box) => box.value);
+  if (entrance) {
+    body.lon = entrance.lon;
+    body.lat = entrance.lat;
+  } else {
+    for (const name of ["lon", "lat"]) {
+      const value = f[name].value.trim().replace("，", ".");
+      if (value === "" || !Number.isFinite(Number(value))) throw Object.assign(new Error(value === "" ? t.required : t.badNumber), { field: name });
+      body[name] = Number(value);
+    }
+  }
+  return body;
 }
 
 /** The fields changed in the form, as the API takes them (PATCH sends only those). */
@@ -261,6 +319,7 @@ editForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const h = editing;
   clearErrors(editForm);
+  if (!h) return register();
   let body;
   try {
     body = changes(h);
@@ -288,6 +347,32 @@ editForm.addEventListener("submit", async (event) => {
     button.disabled = false;
   }
 });
+
+async function register() {
+  let body;
+  try {
+    body = newHousehold();
+  } catch (error) {
+    editForm.querySelector(`.field-error[data-field="${error.field}"]`).textContent = error.message;
+    return;
+  }
+  const button = editForm.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    // Sent again after a lost answer with the same key: registered once, not a 409 of itself.
+    const made = await apiOnce("/api/v1/households", { method: "POST", body });
+    editDialog.close();
+    say(t.registered(address(made), gridLabel(made.grid_code)));
+    await loadHouseholds();
+  } catch (error) {
+    if (!(error instanceof ApiError) || !error.status) editForm.querySelector(".form-error").textContent = t.failed + error.message;
+    // Outside every grid (422, `location`) said under the point; the address registered at
+    // the point already (409) beside the building.
+    else showErrors(editForm, error, body, "building");
+  } finally {
+    button.disabled = false;
+  }
+}
 
 // --- taking a household out of the register, and back -------------------------------------------
 const removalDialog = $("#removal-dialog");
@@ -370,6 +455,7 @@ $("#households tbody").addEventListener("click", (event) => {
   if (!h) return;
   const action = button.dataset.action;
   if (action === "edit") openEdit(h);
+  else if (action === "entrance") openNew(h);
   else if (action === "remove") openRemoval(h);
   else if (action === "restore") openRestore(h);
 });
@@ -411,6 +497,13 @@ const ROW_PROBLEMS_ZH = [
   [/^the same address at the same point is already registered as household (\d+)$/, (id) => `同一地址、同一位置已登记为住户 ${id}（按文件更新请选“按文件更新已登记住户”）。`],
   [/^the same address at the same point is already registered, in a grid outside yours$/, () => "同一地址、同一位置已登记在您负责范围以外的网格中。"],
 ];
+// A form's own refusals: its point outside every grid (422), its address registered there (409).
+const { showErrors } = fieldWords(lang, [
+  ...ROW_PROBLEMS_ZH,
+  [/^This address is already registered at this point as household (\d+)\.$/, (id) => `该地址在此位置已登记为住户 ${id}。`],
+  [/^This address is already registered at this point, in a grid outside yours;.*$/, () => "该地址在此位置已登记，在您负责范围以外的网格中。"],
+]);
+
 function rowProblem(detail) {
   if (lang !== "zh") return detail;
   for (const [pattern, say] of ROW_PROBLEMS_ZH) {
@@ -550,6 +643,7 @@ async function start() {
     document.body.classList.add("read-only");
   }
   $(".files").hidden = !state.editor; // a viewer imports nothing and may not export
+  $("#new-household").hidden = !state.editor;
   $("#register-section").hidden = false;
   await loadGrids();
   await loadHouseholds();
@@ -563,6 +657,7 @@ for (const id of ["#filter-grid", "#filter-tag", "#filter-kind", "#filter-status
     loadHouseholds();
   });
 }
+$("#new-household").addEventListener("click", () => openNew());
 $("#prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); loadHouseholds(); });
 $("#next").addEventListener("click", () => { state.page += 1; loadHouseholds(); });
 
