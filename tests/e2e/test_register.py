@@ -237,6 +237,7 @@ def test_a_new_flat_is_registered_at_the_point_of_a_household_of_its_entrance(
     form.locator("input[name=room]").fill("1801")
     form.locator("select[name=occupancy]").select_option("tenant")
     form.locator("input[name=members]").fill("2")
+    screenshot(page, "register-new-at-entrance")
     form.locator("button[type=submit]").click()
 
     page.wait_for_selector("#status:has-text('已登记')")
