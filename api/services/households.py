@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import re
 from array import array
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -195,6 +197,7 @@ def list_households(
     near: Near | None = None,
     week: str | None = None,
     status: str = "active",
+    address: str | None = None,
     page: int = 1,
     page_size: int = 50,
     now: datetime | None = None,
@@ -202,7 +205,8 @@ def list_households(
     """The households the caller sees, filtered, by id. With `week`, each carries its visit
     state in that week as the map's households layer draws it (`visit_status`). `status`:
     those in the register (`active`), those out of it (`removed`: not a worker's to list,
-    403), or both (`all`)."""
+    403), or both (`all`). `address`: words each of which is one of its parts
+    (`address_words_condition`)."""
     stmt = select(Household).where(scope.households())
     if status == "active":
         stmt = stmt.where(Household.removed_at.is_(None))
@@ -223,6 +227,8 @@ def list_households(
         stmt = stmt.where(Household.kind == kind)
     if near is not None:
         stmt = stmt.where(near.condition())
+    if address is not None and (condition := address_words_condition(address)) is not None:
+        stmt = stmt.where(condition)
     if week:
         parse_week(week)  # a 422 for a week that is not one (2026-W60), before any read
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
@@ -742,6 +748,65 @@ def address_key_sql(column: str) -> str:
         f"CASE WHEN {column} ~ CAST(:any_keyed AS text) "
         f"THEN translate({column}, :key_from, :key_to) ELSE {column} END, "
         "CAST(:spaces AS text), '', 'g'), '^0+([0-9]+)$', '\\1')"
+    )
+
+
+# What a clerk writes after a part's number says which part it is (7号楼, 7栋: the building;
+# 2单元: the unit; 5层, 5楼: the floor; 502室: the room): a word looked up so is compared with
+# that part only, without the suffix; a bare word (or one ending in 号) with any part. The stored
+# parts are compared without such a suffix too: 7 finds building 7号楼, 7号楼 building 7.
+_PART_SUFFIXES = (
+    ("building", "号楼|栋|幢|座"),
+    ("unit", "单元"),
+    ("floor", "层|楼"),
+    ("room", "室"),
+    (None, "号"),
+)
+ADDRESS_WORD_SUFFIX = f"({'|'.join(suffix for _, suffix in _PART_SUFFIXES)})$"
+_WORD_SUFFIXES = [(part, re.compile(f"({suffix})$")) for part, suffix in _PART_SUFFIXES]
+
+
+def _number_key(key: str) -> str:
+    return (key.lstrip("0") or "0") if key.isascii() and key.isdigit() else key
+
+
+def address_word_key(word: str) -> tuple[str | None, str]:
+    """A looked-up word: the part its suffix names (None: any) and its key, `address_key`
+    without the suffix, a number without its leading zeros (0502室 is room 502)."""
+    key = address_key(word)
+    for part, suffix in _WORD_SUFFIXES:
+        if (bare := suffix.sub("", key)) != key:
+            return part, _number_key(bare)
+    return None, _number_key(key)
+
+
+def address_words_condition(address: str) -> ColumnElement[bool] | None:
+    """Households of which each word of `address` (split at spaces) is a part, as
+    `address_word_key` reads it: "7号楼 2单元 502" finds building 7, unit 2, room 0502; a word
+    given twice ("1 1 101") is two of its parts. None when no word is left to look up."""
+    words = [w for w in map(address_word_key, address.split()) if w[1]]
+    if not words:
+        return None
+
+    def key_of(part: str) -> str:
+        return (
+            f"regexp_replace(regexp_replace({address_key_sql(f'households.{part}')}, "
+            "CAST(:word_suffix AS text), ''), '^0+([0-9]+)$', '\\1')"
+        )
+
+    clauses, params = [], {}
+    for i, (part, count) in enumerate(Counter(p for p in words).items()):
+        params[f"word{i}"] = part[1]
+        if part[0] is not None:
+            clauses.append(f"{key_of(part[0])} = CAST(:word{i} AS text)")
+        else:
+            hits = " + ".join(
+                f"({key_of(p)} IS NOT DISTINCT FROM CAST(:word{i} AS text))::int"
+                for p in ADDRESS_PARTS
+            )
+            clauses.append(f"({hits}) >= {count}")
+    return text(f"({' AND '.join(clauses)})").bindparams(
+        **_KEY_PARAMS, word_suffix=ADDRESS_WORD_SUFFIX, **params
     )
 
 

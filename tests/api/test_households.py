@@ -11,7 +11,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from api.models import Household
-from tests.factories import A1, A2, B1, A, centre
+from tests.factories import A1, A2, B1, A, centre, make_household
 
 CHINESE = [
     "楼栋",
@@ -916,3 +916,75 @@ def test_a_households_visit_state_is_the_one_the_map_draws(session, world):
     for household_id, state in listed.items():
         for key in ("status", "days_since_visit", "last_visited", "last_attempt"):
             assert state[key] == drawn[household_id].get(key), (household_id, key)
+
+
+# --- finding a household by its address ----------------------------------------------------------
+def test_address_finds_the_households_whose_parts_are_its_words_as_a_clerk_writes_them(
+    client, session, world
+):
+    """`address=7号楼 2单元 502`: every word one of the household's parts, compared as the import
+    compares them (full-width, leading zeros, a letter's case) and without the words a clerk
+    adds (号楼, 栋, 单元, 层, 室): 7号楼 is building 7, 0502 is 502."""
+    lon, lat = centre(A1, dx=0.002)
+    found = [
+        make_household(session, lon, lat, building="7", unit="2", floor="5", room="502"),
+        make_household(session, lon, lat + 0.0001, building="7号楼", unit="2单元", room="0502"),
+    ]
+    others = [
+        make_household(session, lon, lat + 0.0002, building="17", unit="2", room="502"),
+        make_household(session, lon, lat + 0.0003, building="7", unit="2", room="5020"),
+        make_household(session, lon, lat + 0.0004, building="7", unit="3", room="502"),
+    ]
+    session.flush()
+    ids = {h.id for h in found}
+    for words in ("7号楼 2单元 502", "７栋 2 0502室", "502 2 7", " 7号楼  2单元 502 "):
+        body = client.get(
+            "/api/v1/households", query_string={"address": words}, headers=world.auth("admin_a")
+        ).json
+        assert {h["id"] for h in body} == ids, words
+    assert not {h.id for h in others} & ids
+
+
+def test_address_combines_with_the_other_filters_and_the_callers_scope(client, session, world):
+    lon, lat = centre(A1, dx=0.002)
+    mine = make_household(session, lon, lat, building="9", unit="1", room="101")
+    theirs = make_household(session, *centre(B1, dx=0.002), building="9", unit="1", room="101")
+    session.flush()
+    body = client.get(
+        "/api/v1/households", query_string={"address": "9 101"}, headers=world.auth("admin_a")
+    ).json
+    assert [h["id"] for h in body] == [mine.id]
+    body = client.get(
+        "/api/v1/households",
+        query_string={"address": "9 101", "grid": A2},
+        headers=world.auth("admin_a"),
+    ).json
+    assert body == []
+    assert theirs.id  # in community B: not admin_a's
+
+
+@pytest.mark.parametrize("words", ["", "   ", "1 2 3 4 5 6 7 8 9", "x" * 101])
+def test_an_address_of_no_word_too_many_or_too_long_is_a_422(client, world, words):
+    response = client.get(
+        "/api/v1/households", query_string={"address": words}, headers=world.auth("admin_a")
+    )
+    assert response.status_code == 422
+    assert "address" in response.json["errors"]["query"]
+
+
+def test_a_part_named_by_its_suffix_is_that_part_and_a_word_given_twice_two_parts(
+    client, session, world
+):
+    """8号楼 1单元 101 is building 8, unit 1: not building 8, unit 2, floor 1, room 101."""
+    lon, lat = centre(A1, dx=-0.002)
+    flat = make_household(session, lon, lat, building="8", unit="1", floor="1", room="101")
+    make_household(session, lon, lat + 0.0001, building="8", unit="2", floor="1", room="101")
+    make_household(session, lon, lat + 0.0002, building="9", unit="1", floor="1", room="101")
+    session.flush()
+    for words in ("8号楼 1单元 101", "8栋 1单元 101室", "8 1 1 101"):
+        body = client.get(
+            "/api/v1/households",
+            query_string={"address": words, "grid": A1},
+            headers=world.auth("admin_a"),
+        ).json
+        assert [h["id"] for h in body] == [flat.id], words

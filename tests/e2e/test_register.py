@@ -131,6 +131,22 @@ def test_a_leader_corrects_a_households_phone_and_care_tags(page, e2e_engine, ho
         assert "living_alone" in saved.tags
 
 
+def test_a_household_is_found_by_its_address_as_a_clerk_writes_it(page, e2e_engine, household):
+    from api.models import Household
+
+    with Session(e2e_engine) as session:
+        h = session.get(Household, household)
+        words = f"{h.building}号楼 {h.unit}单元 {h.room}"
+    open_register(page)
+    choose_grid(page)  # the community's other grids number their buildings from 1 too
+    page.fill("#filter-address", words)
+    page.wait_for_function(
+        "(id) => [...document.querySelectorAll('#households tbody tr[data-id]')]"
+        ".map((r) => r.dataset.id).join() === String(id)",
+        arg=household,
+    )
+
+
 def test_a_field_the_api_refuses_is_said_beside_it_in_chinese_and_nothing_is_saved(
     page, e2e_engine, household
 ):

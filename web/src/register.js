@@ -29,6 +29,7 @@ const TEXT = {
     occupancy: "居住性质", occupancy_owner: "自住", occupancy_tenant: "租住", occupancy_vacant: "空置", unknown: "未登记",
     address: "地址", members: "人数", tags: "标签", phone: "电话", visit: "本周走访", actions: "操作",
     building: "楼栋", unit: "单元", floor: "楼层", room: "房号",
+    addressSearch: "地址", addressPlaceholder: "如 7号楼 2单元 502", tooManyWords: "地址最多四个词（楼栋、单元、楼层、房号）。",
     visit_visited: "已走访", visit_due: "待走访", visit_overdue: "逾期未访", never: "从未走访",
     lastVisited: (day) => `上次 ${day}`,
     removedOn: (day, reason) => `${day} 移出（${reason}）`,
@@ -80,6 +81,7 @@ const TEXT = {
     occupancy: "Occupancy", occupancy_owner: "Owner", occupancy_tenant: "Tenant", occupancy_vacant: "Vacant", unknown: "Not recorded",
     address: "Address", members: "Members", tags: "Tags", phone: "Phone", visit: "Visit this week", actions: "Actions",
     building: "Building", unit: "Unit", floor: "Floor", room: "Room",
+    addressSearch: "Address", addressPlaceholder: "e.g. 7 2 502", tooManyWords: "At most four words (building, unit, floor, room).",
     visit_visited: "Visited", visit_due: "Due", visit_overdue: "Overdue", never: "never visited",
     lastVisited: (day) => `last ${day}`,
     removedOn: (day, reason) => `removed ${day} (${reason})`,
@@ -192,6 +194,8 @@ function rowHtml(h) {
 
 function filters() {
   const query = new URLSearchParams();
+  const words = $("#filter-address").value.trim();
+  if (words) query.set("address", words);
   const grid = $("#filter-grid").value;
   if (grid) query.set("grid", grid);
   if ($("#filter-tag").value) query.set("tags", $("#filter-tag").value);
@@ -203,8 +207,12 @@ function filters() {
 
 async function loadHouseholds() {
   const body = $("#households tbody");
-  body.innerHTML = `<tr><td colspan="10" class="muted">${t.loading}</td></tr>`;
   const asked = ++state.listAsked;
+  if ($("#filter-address").value.trim().split(/\s+/).length > 4) {
+    body.innerHTML = `<tr><td colspan="10" class="error">${t.tooManyWords}</td></tr>`;
+    return;
+  }
+  body.innerHTML = `<tr><td colspan="10" class="muted">${t.loading}</td></tr>`;
   try {
     const { items, pagination } = await apiPage(`/api/v1/households?${filters()}`, { page: state.page, pageSize: PAGE_SIZE });
     if (asked !== state.listAsked) return;
@@ -658,6 +666,13 @@ for (const id of ["#filter-grid", "#filter-tag", "#filter-kind", "#filter-status
   });
 }
 $("#new-household").addEventListener("click", () => openNew());
+// The address looked up as it is typed, once the typing pauses.
+$("#filter-address").placeholder = t.addressPlaceholder;
+let typing = null;
+$("#filter-address").addEventListener("input", () => {
+  clearTimeout(typing);
+  typing = setTimeout(() => { state.page = 1; loadHouseholds(); }, 300);
+});
 $("#prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); loadHouseholds(); });
 $("#next").addEventListener("click", () => { state.page += 1; loadHouseholds(); });
 

@@ -37,7 +37,8 @@ class Households(MethodView):
     def get(self, args, pagination_parameters):
         """List the households you can see
 
-        Filter by grid (code or id), care tags (any of), kind and place: `lon` and `lat` give
+        Filter by grid (code or id), care tags (any of), kind, address (`address=7号楼 502`:
+        its words each one of the household's parts) and place: `lon` and `lat` give
         the households at that point (within `within_m`, 1 m by default), the flats of a stair
         entrance, which the map draws as one dot below zoom 16. With `week`, each household
         carries its visit state in that ISO week as the map draws it. Households out of the
@@ -57,6 +58,7 @@ class Households(MethodView):
             near=near,
             week=args.get("week"),
             status=args["status"],
+            address=args.get("address"),
             page=pagination_parameters.page,
             page_size=pagination_parameters.page_size,
         )

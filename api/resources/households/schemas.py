@@ -206,6 +206,13 @@ class HouseholdCreateSchema(HouseholdPatchSchema):
     lat = Float(required=True, allow_nan=False)
 
 
+def _address_words(value: str) -> None:
+    if not 1 <= len(value.split()) <= 4:
+        raise ma.ValidationError(
+            "Give one to four words of the address (building, unit, floor, room)."
+        )
+
+
 class HouseholdQueryArgsSchema(Schema):
     grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
     grid_id = Integer(
@@ -239,6 +246,15 @@ class HouseholdQueryArgsSchema(Schema):
         metadata={
             "description": "Each household's visit state in this ISO week (`visit_status`), "
             "as the map draws it"
+        },
+    )
+    address = ma.fields.String(
+        validate=[ma.validate.Length(max=100), _address_words, _one_line],
+        metadata={
+            "description": "Words (at most 4, split at spaces) each of which is one of the "
+            "household's parts, in any order, compared as the import compares them and without "
+            "what a clerk writes after a number (号楼, 栋, 单元, 层, 室): `7号楼 2单元 502` "
+            "finds building 7, unit 2, room 0502"
         },
     )
     status = ma.fields.String(
