@@ -124,6 +124,7 @@ MATRIX: dict[str, Line] = {
     "GET /window": Line("/window", UNIFORM),
     "GET /reports": Line("/reports", UNIFORM),
     "GET /rosters": Line("/rosters", UNIFORM),
+    "GET /register": Line("/register", UNIFORM),
     "GET /app": Line("/app", UNIFORM),
     "GET /app/": Line("/app/", UNIFORM),
     "GET /app/sw.js": Line("/app/sw.js", UNIFORM),
