@@ -905,3 +905,63 @@ def test_an_empty_day_says_so_without_an_empty_table(page, e2e_engine, window_da
     page.locator("#today-tasks tbody tr").wait_for()
     assert page.is_visible("#today-tasks")
     assert page.inner_text("#today-status") == ""
+
+
+def test_a_session_ended_mid_form_keeps_the_request_typed_for_after_signing_in(
+    page, live_app, e2e_engine, window_day
+):
+    """The worker's sign-in ended while a resident stood at the window (the password changed,
+    signed out everywhere from the phone): 登记并派单 reloaded the page to a bare sign-in form,
+    and the request typed, its place and the resident's phone were gone, with no word of why.
+    The form now says the sign-in ended and the request is kept; signed in again, it is there
+    to register, once."""
+    from api.services import sessions
+    from tests.e2e.conftest import claims, expire_access_token
+
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "登录失效时填写的诉求")
+    sid = claims(expire_access_token(live_app, page))["sid"]
+    with Session(e2e_engine) as session:
+        sessions.revoke(session, sid, "e2e", datetime.now(UTC))
+        session.commit()
+    page.click("#submit")  # 401, the refresh refused: the session is over
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.inner_text("#signin-error") == (
+        "登录已失效，请重新登录。正在填写的诉求已保留，登录后可继续登记。"
+    )
+    assert tasks_titled(e2e_engine, "登录失效时填写的诉求") == []
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("#main:not([hidden])")
+    assert page.is_hidden("#signin")
+    assert page.input_value("input[name=title]") == "登录失效时填写的诉求"
+    assert page.input_value("input[name=phone]") == "13912345678"
+    assert page.inner_text("#place").startswith(f"{window_day['other'].name}（{OTHER_GRID}）")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "登录失效时填写的诉求")
+    assert task.complainant == {"name": "王秀英", "phone": "13912345678"}
+    page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
+
+
+def test_another_user_signing_in_after_the_session_ended_gets_the_page_afresh(
+    page, e2e_engine, window_day
+):
+    """The request kept is the signed-out worker's: a colleague who signs in at the window
+    gets the page for their own grids and posts, the form empty."""
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "换人登录")
+    page.evaluate(
+        """() => { localStorage.clear();
+                   dispatchEvent(new Event('gridwork:session-ended')); }"""
+    )
+    page.wait_for_selector("#signin:not([hidden])")
+    with page.expect_navigation():
+        sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.inner_text("#post-notice") == "社区管理员可为本社区任何网格登记居民诉求。"
+    assert page.input_value("input[name=title]") == ""
+    assert page.inner_text("#signin-error") == ""

@@ -5,13 +5,14 @@ import {
   otherLangHref, pickLang, todayLocal, translate, urgencyOption,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
-import { keepFresh, tokenClaims } from "./session.js";
+import { keepFresh, tokenClaims, tokenUser } from "./session.js";
 import { taskDetail } from "./task_detail.js";
 
 const TEXT = {
   zh: {
     title: "窗口受理", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
     toApp: "网格员应用", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
+    sessionEnded: "登录已失效，请重新登录。", draftKept: "正在填写的诉求已保留，登录后可继续登记。",
     newRequest: "登记居民诉求", type: "诉求类型", type_consultation: "咨询", type_help: "求助",
     type_complaint: "投诉", type_report: "举报", type_suggestion: "建议",
     titleField: "标题", description: "详细情况", urgency: "紧急程度",
@@ -49,6 +50,7 @@ const TEXT = {
   en: {
     title: "Window desk", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
     other: "中文", toApp: "Workers' app", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
+    sessionEnded: "Your sign-in has ended: sign in again. ", draftKept: "The request being typed is kept, to register once signed in.",
     newRequest: "A resident's request", type: "Request type", type_consultation: "Consultation",
     type_help: "Help", type_complaint: "Complaint", type_report: "Report", type_suggestion: "Suggestion",
     titleField: "Title", description: "Details", urgency: "Urgency",
@@ -521,7 +523,41 @@ function renderToday() {
 }
 
 // --- signing in --------------------------------------------------------------------------------
+let signedInAs = null; // the user the page was started for
+
+/** The sign-in ended under the page (the password changed, signed out everywhere, revoked): the
+ * sign-in form, saying why, over the page kept as it is. Reloaded, it lost the request a
+ * resident had just given, typed and placed. */
+function sessionEnded() {
+  if ($("task-detail").open) $("task-detail").close(); // modal: the form beneath it is out of reach
+  $("toolbar").hidden = true;
+  $("main").hidden = true;
+  const signin = $("signin");
+  signin.elements.password.value = "";
+  const data = new FormData(form);
+  const typed = chosen || ["title", "description", "name", "phone"].some((f) => String(data.get(f) || "").trim());
+  $("signin-error").textContent = t.sessionEnded + (typed ? t.draftKept : "");
+  signin.hidden = false;
+  signin.elements.password.focus();
+}
+
+/** Signed in again after `sessionEnded`: the same worker goes on where they were; another
+ * user gets the page afresh (the grids and posts are theirs, the request typed was not). */
+function resume() {
+  if (tokenUser(getToken()) !== signedInAs) {
+    location.reload();
+    return;
+  }
+  $("signin-error").textContent = "";
+  $("toolbar").hidden = false;
+  $("main").hidden = false;
+  keepFresh();
+  loadToday();
+}
+
 async function start() {
+  if (signedInAs !== null) return resume();
+  signedInAs = tokenUser(getToken());
   $("toolbar").hidden = false;
   $("main").hidden = false;
   const langLink = $("lang");
@@ -564,4 +600,4 @@ async function start() {
   document.body.dataset.ready = "1";
 }
 
-bootPage({ lang, t, start });
+bootPage({ lang, t, start, sessionEnded });
