@@ -965,3 +965,23 @@ def test_another_user_signing_in_after_the_session_ended_gets_the_page_afresh(
     assert page.inner_text("#post-notice") == "社区管理员可为本社区任何网格登记居民诉求。"
     assert page.input_value("input[name=title]") == ""
     assert page.inner_text("#signin-error") == ""
+
+
+def test_a_request_s_history_says_why_it_went_to_its_assignee_in_chinese(
+    page, e2e_engine, window_day
+):
+    """The resident came back asking who has their request and why: under 派单 the request's
+    page said the server's English ("grid worker on duty") on the Chinese page."""
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "派单依据")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "派单依据")
+    row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
+    row.wait_for()
+    row.locator("button[data-open]").click()
+    dispatched = page.locator("#task-detail ol.events li[data-action=dispatch]")
+    dispatched.wait_for()
+    assert dispatched.locator(".event-note").inner_text() == "派给本网格当班的网格员"
