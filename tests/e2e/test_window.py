@@ -985,3 +985,62 @@ def test_a_request_s_history_says_why_it_went_to_its_assignee_in_chinese(
     dispatched = page.locator("#task-detail ol.events li[data-action=dispatch]")
     dispatched.wait_for()
     assert dispatched.locator(".event-note").inner_text() == "派给本网格当班的网格员"
+
+
+def test_a_request_of_an_earlier_day_is_found_for_the_resident_who_comes_back(
+    page, e2e_engine, window_day
+):
+    """A resident came back three days after registering a complaint, asking how it stands: the
+    page listed today's requests only, and the window worker saw those they registered for
+    another grid nowhere else. An earlier day is chosen above the list; registering the next
+    resident's request shows today's again, with it."""
+    from datetime import timedelta
+
+    from api.models import Grid, User
+    from api.services import tasks as task_service
+
+    then = datetime.now(UTC) - timedelta(days=3)
+    with Session(e2e_engine) as session:
+        me = session.scalar(select(User).where(User.username == "worker01"))
+        lon, lat = session.execute(
+            select(
+                func.ST_X(func.ST_PointOnSurface(Grid.boundary)),
+                func.ST_Y(func.ST_PointOnSurface(Grid.boundary)),
+            ).where(Grid.code == OTHER_GRID)
+        ).one()
+        earlier = task_service.create_task(
+            session,
+            None,
+            {
+                "source": "window",
+                "type": "complaint",
+                "title": "三天前登记的投诉",
+                "urgency": "general",
+                "location": {"lon": lon, "lat": lat},
+            },
+            actor_id=me.id,
+            now=then,
+        )
+        session.commit()
+        earlier_id = earlier.id
+    open_window(page, "worker01")
+    page.wait_for_function("() => document.querySelector('#today-status').textContent")
+    assert page.locator(f"#today-tasks tr[data-id='{earlier_id}']").count() == 0
+    today = datetime.now(BEIJING).date()
+    assert page.input_value("#day") == today.isoformat()
+    page.fill("#day", then.astimezone(BEIJING).date().isoformat())
+    row = page.locator(f"#today-tasks tr[data-id='{earlier_id}']")
+    row.wait_for()
+    assert row.locator(".title").inner_text() == "三天前登记的投诉"
+    row.locator("button[data-open]").click()
+    page.locator(f"#task-detail[data-task='{earlier_id}'] h2").wait_for()
+    page.keyboard.press("Escape")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    page.fill("input[name=title]", "今天的下一位居民")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "今天的下一位居民")
+    page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
+    assert page.input_value("#day") == today.isoformat()
+    assert page.locator(f"#today-tasks tr[data-id='{earlier_id}']").count() == 0

@@ -21,7 +21,7 @@ const TEXT = {
     householdsNear: (n) => `附近 ${n} 户`, submit: "登记并派单", clear: "清空", sending: "正在提交…",
     mapHint: "在地图上点击居民诉求的位置：所在网格随之确定，任务派给该网格当班的网格员。"
       + "不用鼠标：按 Tab 键移到地图，方向键移动地图，按 Enter 键选定地图中心。",
-    today: "今日窗口受理", number: "编号", grid: "网格", status: "状态", assignee: "承办人", due: "办结期限",
+    today: "今日窗口受理", dayTitle: (d) => `${d} 窗口受理`, day: "查看日期", noneThatDay: "这一天没有登记的诉求。", number: "编号", grid: "网格", status: "状态", assignee: "承办人", due: "办结期限",
     none: "今天还没有登记的诉求。", unassigned: "待分派", listFailed: "无法读取今日受理：",
     needTitle: "请填写标题", needPlace: "请在地图上点选位置",
     fieldWrong: {
@@ -59,7 +59,7 @@ const TEXT = {
     householdsNear: (n) => `${n} nearby`, submit: "Register and dispatch", clear: "Clear", sending: "Sending…",
     mapHint: "Click the place of the request on the map: its grid follows, and the task goes to that grid's worker on duty."
       + " Without a mouse: Tab to the map, move it with the arrow keys, press Enter to take its centre.",
-    today: "Today at the window", number: "No.", grid: "Grid", status: "Status", assignee: "Assignee", due: "Deadline",
+    today: "Today at the window", dayTitle: (d) => `At the window on ${d}`, day: "Day", noneThatDay: "No requests registered that day.", number: "No.", grid: "Grid", status: "Status", assignee: "Assignee", due: "Deadline",
     none: "No requests registered today.", unassigned: "to be assigned", listFailed: "Could not read today's requests: ",
     needTitle: "Give a title", needPlace: "Click a place on the map",
     fieldWrong: {
@@ -110,6 +110,9 @@ let pending = null;
 let sending = false;
 let todayTasks = []; // the requests registered today (GET /tasks?created_by=me&source=window&created_on=today)
 let todayRead = false; // todayTasks read from the server at least once
+// The day listed (#day): today, or an earlier one chosen to answer a resident who comes back.
+const dayInput = $("day");
+const listedDay = () => dayInput.value || todayLocal();
 
 const beijing = (when) => beijingTime(when, lang);
 const gridLabel = (code) => {
@@ -342,6 +345,12 @@ async function submit(e) {
     return;
   }
   const text = JSON.stringify(request);
+  // Registered, the request is today's: an earlier day's list gives way to today's (and only
+  // today's tells a lost answer's request registered).
+  if (dayInput.value !== todayLocal()) {
+    showDay(todayLocal());
+    loadToday();
+  }
   // After a lost answer the first request may be registered: an edit goes with its key, so the
   // server registers one of them, never both (and says so: `idempotency_key` "reused").
   // With it, the requests listed today before it went (read then): after a lost answer, a new
@@ -483,21 +492,41 @@ async function loadDeadlines(community) {
 // --- today's requests --------------------------------------------------------------------------
 async function loadToday() {
   const status = $("today-status");
+  const day = listedDay();
+  const today = day === todayLocal();
   let tasks;
   try {
-    tasks = await apiPages(`/api/v1/tasks?created_by=me&source=window&created_on=${todayLocal()}`);
+    tasks = await apiPages(`/api/v1/tasks?created_by=me&source=window&created_on=${day}`);
   } catch (error) {
-    status.textContent = t.listFailed + (error.message || String(error));
+    if (day === listedDay()) status.textContent = t.listFailed + (error.message || String(error));
     return false;
   }
+  if (day !== listedDay()) return false; // another day chosen meanwhile: its own read shows it
   todayTasks = tasks.sort((a, b) => b.id - a.id);
-  todayRead = true;
-  status.textContent = tasks.length ? "" : t.none;
+  todayRead = today;
+  status.textContent = tasks.length ? "" : today ? t.none : t.noneThatDay;
   // No request yet: the sentence says so, without a table of headings over no rows.
   $("today-tasks").hidden = !tasks.length;
   renderToday();
   return true;
 }
+
+/** The list of `day` (YYYY-MM-DD), its heading saying which; read again. */
+function showDay(day) {
+  const today = todayLocal();
+  dayInput.max = today;
+  dayInput.value = day > today ? today : day;
+  $("today-title").textContent = dayInput.value === today ? t.today : t.dayTitle(dayInput.value);
+  todayTasks = [];
+  todayRead = false;
+  $("today-status").textContent = "";
+  $("today-tasks").hidden = true;
+  renderToday();
+}
+dayInput.addEventListener("change", () => {
+  showDay(dayInput.value || todayLocal());
+  loadToday();
+});
 
 // A request's number opens its page (task_detail.js): who holds it, what was done so far, to
 // answer the resident who comes back.
@@ -572,6 +601,7 @@ async function start() {
   api("/api/v1/auth/me").then((me) => {
     $("who").textContent = `${me.display_name || me.username} · ${t.roles[me.role] || me.role}`;
   }).catch(() => {});
+  showDay(todayLocal());
   loadToday();
   let collection;
   try {
