@@ -1044,3 +1044,41 @@ def test_a_request_of_an_earlier_day_is_found_for_the_resident_who_comes_back(
     page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
     assert page.input_value("#day") == today.isoformat()
     assert page.locator(f"#today-tasks tr[data-id='{earlier_id}']").count() == 0
+
+
+def test_the_list_says_a_request_s_status_as_its_page_read_it(page, e2e_engine, window_day):
+    """worker02 accepted the request out in their grid; the resident came back and the window
+    worker opened it: its page said 已接单, and, closed, the list beside it still said 已派单
+    (read only when the worker registered something). Closed, the list is read again, the
+    keyboard's place kept on the request's number."""
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "已被接单的诉求")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "已被接单的诉求")
+    row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
+    row.wait_for()
+    assert row.locator(".status").inner_text() == "已派单"
+    token = page.request.post(
+        "/api/v1/auth/token", data={"username": "worker02", "password": DEMO_PASSWORD}
+    ).json()["access_token"]
+    accepted = page.request.post(
+        f"/api/v1/tasks/{task.id}/transitions",
+        data={"action": "accept", "note": ""},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert accepted.ok, accepted.text()
+    row.locator("button[data-open]").click()
+    detail = page.locator(f"#task-detail[data-task='{task.id}']")
+    detail.locator("h2").wait_for()
+    assert "已接单" in detail.inner_text()
+    page.keyboard.press("Escape")
+    page.wait_for_function(
+        """(id) => document.querySelector(`#today-tasks tr[data-id='${id}'] .status`)
+                     .textContent === '已接单'""",
+        arg=task.id,
+    )
+    focused = page.evaluate("() => document.activeElement.dataset.open")
+    assert focused == str(task.id)

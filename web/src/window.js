@@ -538,17 +538,29 @@ document.querySelector("#today-tasks").addEventListener("click", (e) => {
   const opener = e.target.closest("button[data-open]");
   if (opener) detail.open(Number(opener.dataset.open));
 });
+// The requests move on out in the grids (accepted, resolved) while the list stands: read again
+// as a request's page closes (it said how the request stands now: the list beside it said how
+// it stood when last read, perhaps hours before), as the worker comes back to the page, and
+// every few minutes while it is in view.
+const RELIST_MS = 3 * 60_000;
+const relist = () => { if (!$("main").hidden && document.visibilityState === "visible") loadToday(); };
+$("task-detail").addEventListener("close", relist);
+document.addEventListener("visibilitychange", relist);
+setInterval(relist, RELIST_MS);
 
 /** Today's rows; drawn again once the grids come (read beside them, the list may come first,
  * when a grid could be named only by its code). */
 function renderToday() {
   const tbody = document.querySelector("#today-tasks tbody");
+  // The keyboard's place kept: drawn anew, the number focused would drop the focus to the top.
+  const focused = tbody.contains(document.activeElement) ? document.activeElement.dataset.open : null;
   tbody.innerHTML = todayTasks.map((task) => `<tr data-id="${escapeHtml(task.id)}">
     <td><button type="button" class="task-link" data-open="${Number(task.id)}">#${Number(task.id)}</button></td><td class="title">${escapeHtml(task.title)}</td>
     <td class="grid">${escapeHtml(gridLabel(task.grid_code))}</td>
     <td class="status">${escapeHtml(t.statuses[task.status] || task.status)}</td>
     <td class="assignee">${escapeHtml(task.assignee_name || (task.assignee_id ? `#${task.assignee_id}` : t.unassigned))}</td>
     <td class="due">${escapeHtml(beijing(task.due_at))}</td></tr>`).join("");
+  if (focused) tbody.querySelector(`button[data-open="${CSS.escape(focused)}"]`)?.focus();
 }
 
 // --- signing in --------------------------------------------------------------------------------
@@ -558,9 +570,9 @@ let signedInAs = null; // the user the page was started for
  * sign-in form, saying why, over the page kept as it is. Reloaded, it lost the request a
  * resident had just given, typed and placed. */
 function sessionEnded() {
-  if ($("task-detail").open) $("task-detail").close(); // modal: the form beneath it is out of reach
   $("toolbar").hidden = true;
   $("main").hidden = true;
+  if ($("task-detail").open) $("task-detail").close(); // modal: the form beneath it is out of reach
   const signin = $("signin");
   signin.elements.password.value = "";
   const data = new FormData(form);
