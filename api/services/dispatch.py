@@ -75,7 +75,15 @@ def grid_workers(session: Session, grid: Grid) -> list[User]:
     )
 
 
+# Why dispatch chose the assignee: the dispatch step's note in the task's history (the task's
+# page says each in the reader's words, web/src/task_detail.js DISPATCH_NOTES_ZH).
 FINDER = "the worker who found it"
+ON_DUTY = "grid worker on duty"
+RELIEVER = "reliever"
+B_POST = "B-post on duty"
+LEADER = "grid leader (no worker on duty)"
+NOBODY = "nobody to dispatch to"  # no assignee: no dispatch step, no note
+DISPATCH_NOTES = (FINDER, ON_DUTY, RELIEVER, B_POST, LEADER)
 
 
 def choose_assignee(
@@ -95,7 +103,7 @@ def choose_assignee(
     settings = roster_settings(session.get(Community, grid.community_code))
     for worker in workers:
         if on_duty(session, worker, day, roster, settings):
-            return worker, "grid worker on duty"
+            return worker, ON_DUTY
     if roster is not None:
         shifts = session.scalars(
             select(Shift)
@@ -113,10 +121,10 @@ def choose_assignee(
             # A shift outlives a role change: one made a community admin since is out of the field.
             works = reliever is not None and reliever.active and reliever.role in SHIFT_ROLES
             if works and not on_leave(session, reliever.id, day):
-                reason = "reliever" if shift.relief_for_id in holders else "B-post on duty"
+                reason = RELIEVER if shift.relief_for_id in holders else B_POST
                 return reliever, reason
     if grid.leader_id is not None:
         leader = session.get(User, grid.leader_id)
         if leader is not None and leader.active and not on_leave(session, leader.id, day):
-            return leader, "grid leader (no worker on duty)"
-    return None, "nobody to dispatch to"
+            return leader, LEADER
+    return None, NOBODY

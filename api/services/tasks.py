@@ -1230,6 +1230,9 @@ def _hand_on_reopened(
 
 
 SWITCHED_OFF_NOTE = "原承办人账号已停用"
+# The tick's note on an escalation at the deadline (the task's page says it in the reader's
+# words, web/src/task_detail.js DISPATCH_NOTES_ZH).
+DEADLINE_NOTE = "deadline passed"
 # What a holder who left (switched off, made an admin) still held goes on: the tasks they held
 # and those escalated past their deadline, which only their holder resolves (the leader, told
 # of the escalation, would otherwise have to notice the holder had gone). A `returned` task is
@@ -1399,7 +1402,7 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
         task.status = "escalated"
         task.escalated_at = now
         _stamp(task, now)
-        _event(task, "escalate", before, "escalated", None, now, note="deadline passed")
+        _event(task, "escalate", before, "escalated", None, now, note=DEADLINE_NOTE)
         session.flush()
         above = overseers(session, grid, now=now, besides=(task.assignee_id,))
         _notify_task(session, task, above, "task_escalated", "任务已超期", urgent=True, now=now)

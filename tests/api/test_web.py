@@ -495,3 +495,16 @@ def test_the_urgencies_offered_say_the_apis_default_deadlines():
     table = re.search(r"DEFAULT_DEADLINE_HOURS = Object\.freeze\((\{.*?\})\)", source).group(1)
     shown = {k: float(v) for k, v in re.findall(r"(\w+): ([\d.]+)", table)}
     assert shown == {k: float(v) for k, v in DEFAULT_DEADLINE_HOURS.items()}
+
+
+# --- the server's own notes on a task's steps, in Chinese (web/src/task_detail.js) -------------
+def test_the_task_page_words_every_note_the_server_writes_in_english():
+    """Why dispatch chose the assignee, and the tick's escalation at the deadline, are stored in
+    English: the task's page said them so on the Chinese page. Every one has its Chinese, and
+    none the server no longer writes."""
+    from api.services.dispatch import DISPATCH_NOTES
+    from api.services.tasks import DEADLINE_NOTE
+
+    source = (WEB_SRC / "task_detail.js").read_text()
+    table = re.search(r"export const DISPATCH_NOTES_ZH = (\{.*?\n\});\n", source, re.S).group(1)
+    assert set(json.loads(table)) == {*DISPATCH_NOTES, DEADLINE_NOTE}

@@ -905,3 +905,180 @@ def test_an_empty_day_says_so_without_an_empty_table(page, e2e_engine, window_da
     page.locator("#today-tasks tbody tr").wait_for()
     assert page.is_visible("#today-tasks")
     assert page.inner_text("#today-status") == ""
+
+
+def test_a_session_ended_mid_form_keeps_the_request_typed_for_after_signing_in(
+    page, live_app, e2e_engine, window_day
+):
+    """The worker's sign-in ended while a resident stood at the window (the password changed,
+    signed out everywhere from the phone): 登记并派单 reloaded the page to a bare sign-in form,
+    and the request typed, its place and the resident's phone were gone, with no word of why.
+    The form now says the sign-in ended and the request is kept; signed in again, it is there
+    to register, once."""
+    from api.services import sessions
+    from tests.e2e.conftest import claims, expire_access_token
+
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "登录失效时填写的诉求")
+    sid = claims(expire_access_token(live_app, page))["sid"]
+    with Session(e2e_engine) as session:
+        sessions.revoke(session, sid, "e2e", datetime.now(UTC))
+        session.commit()
+    page.click("#submit")  # 401, the refresh refused: the session is over
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.inner_text("#signin-error") == (
+        "登录已失效，请重新登录。正在填写的诉求已保留，登录后可继续登记。"
+    )
+    assert tasks_titled(e2e_engine, "登录失效时填写的诉求") == []
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("#main:not([hidden])")
+    assert page.is_hidden("#signin")
+    assert page.input_value("input[name=title]") == "登录失效时填写的诉求"
+    assert page.input_value("input[name=phone]") == "13912345678"
+    assert page.inner_text("#place").startswith(f"{window_day['other'].name}（{OTHER_GRID}）")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "登录失效时填写的诉求")
+    assert task.complainant == {"name": "王秀英", "phone": "13912345678"}
+    page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
+
+
+def test_another_user_signing_in_after_the_session_ended_gets_the_page_afresh(
+    page, e2e_engine, window_day
+):
+    """The request kept is the signed-out worker's: a colleague who signs in at the window
+    gets the page for their own grids and posts, the form empty."""
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "换人登录")
+    page.evaluate(
+        """() => { localStorage.clear();
+                   dispatchEvent(new Event('gridwork:session-ended')); }"""
+    )
+    page.wait_for_selector("#signin:not([hidden])")
+    with page.expect_navigation():
+        sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.inner_text("#post-notice") == "社区管理员可为本社区任何网格登记居民诉求。"
+    assert page.input_value("input[name=title]") == ""
+    assert page.inner_text("#signin-error") == ""
+
+
+def test_a_request_s_history_says_why_it_went_to_its_assignee_in_chinese(
+    page, e2e_engine, window_day
+):
+    """The resident came back asking who has their request and why: under 派单 the request's
+    page said the server's English ("grid worker on duty") on the Chinese page."""
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "派单依据")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "派单依据")
+    row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
+    row.wait_for()
+    row.locator("button[data-open]").click()
+    dispatched = page.locator("#task-detail ol.events li[data-action=dispatch]")
+    dispatched.wait_for()
+    assert dispatched.locator(".event-note").inner_text() == "派给本网格当班的网格员"
+
+
+def test_a_request_of_an_earlier_day_is_found_for_the_resident_who_comes_back(
+    page, e2e_engine, window_day
+):
+    """A resident came back three days after registering a complaint, asking how it stands: the
+    page listed today's requests only, and the window worker saw those they registered for
+    another grid nowhere else. An earlier day is chosen above the list; registering the next
+    resident's request shows today's again, with it."""
+    from datetime import timedelta
+
+    from api.models import Grid, User
+    from api.services import tasks as task_service
+
+    then = datetime.now(UTC) - timedelta(days=3)
+    with Session(e2e_engine) as session:
+        me = session.scalar(select(User).where(User.username == "worker01"))
+        lon, lat = session.execute(
+            select(
+                func.ST_X(func.ST_PointOnSurface(Grid.boundary)),
+                func.ST_Y(func.ST_PointOnSurface(Grid.boundary)),
+            ).where(Grid.code == OTHER_GRID)
+        ).one()
+        earlier = task_service.create_task(
+            session,
+            None,
+            {
+                "source": "window",
+                "type": "complaint",
+                "title": "三天前登记的投诉",
+                "urgency": "general",
+                "location": {"lon": lon, "lat": lat},
+            },
+            actor_id=me.id,
+            now=then,
+        )
+        session.commit()
+        earlier_id = earlier.id
+    open_window(page, "worker01")
+    page.wait_for_function("() => document.querySelector('#today-status').textContent")
+    assert page.locator(f"#today-tasks tr[data-id='{earlier_id}']").count() == 0
+    today = datetime.now(BEIJING).date()
+    assert page.input_value("#day") == today.isoformat()
+    page.fill("#day", then.astimezone(BEIJING).date().isoformat())
+    row = page.locator(f"#today-tasks tr[data-id='{earlier_id}']")
+    row.wait_for()
+    assert row.locator(".title").inner_text() == "三天前登记的投诉"
+    row.locator("button[data-open]").click()
+    page.locator(f"#task-detail[data-task='{earlier_id}'] h2").wait_for()
+    page.keyboard.press("Escape")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    page.fill("input[name=title]", "今天的下一位居民")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "今天的下一位居民")
+    page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
+    assert page.input_value("#day") == today.isoformat()
+    assert page.locator(f"#today-tasks tr[data-id='{earlier_id}']").count() == 0
+
+
+def test_the_list_says_a_request_s_status_as_its_page_read_it(page, e2e_engine, window_day):
+    """worker02 accepted the request out in their grid; the resident came back and the window
+    worker opened it: its page said 已接单, and, closed, the list beside it still said 已派单
+    (read only when the worker registered something). Closed, the list is read again, the
+    keyboard's place kept on the request's number."""
+    open_window(page, "worker01")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "已被接单的诉求")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "已被接单的诉求")
+    row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
+    row.wait_for()
+    assert row.locator(".status").inner_text() == "已派单"
+    token = page.request.post(
+        "/api/v1/auth/token", data={"username": "worker02", "password": DEMO_PASSWORD}
+    ).json()["access_token"]
+    accepted = page.request.post(
+        f"/api/v1/tasks/{task.id}/transitions",
+        data={"action": "accept", "note": ""},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert accepted.ok, accepted.text()
+    row.locator("button[data-open]").click()
+    detail = page.locator(f"#task-detail[data-task='{task.id}']")
+    detail.locator("h2").wait_for()
+    assert "已接单" in detail.inner_text()
+    page.keyboard.press("Escape")
+    page.wait_for_function(
+        """(id) => document.querySelector(`#today-tasks tr[data-id='${id}'] .status`)
+                     .textContent === '已接单'""",
+        arg=task.id,
+    )
+    focused = page.evaluate("() => document.activeElement.dataset.open")
+    assert focused == str(task.id)

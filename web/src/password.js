@@ -135,13 +135,15 @@ export async function signOutAndReload() {
 
 /**
  * The boot of an office page (/window, /reports, /rosters): 退出 signs out and reloads it, a
- * session ended elsewhere reloads it to the sign-in form, the form's language link, and `start`
- * once signed in (`wireSignIn`; at once when signed in already). Its elements: #signout,
- * #signin, #signin-error, #signin-lang; `t` its words (`other`, `badLogin`, `signinFailed`).
+ * session ended elsewhere reloads it to the sign-in form (or calls `sessionEnded`, a page that
+ * keeps what was typed in it: `start` is then called again once signed in), the form's
+ * language link, and `start` once signed in (`wireSignIn`; at once when signed in already).
+ * Its elements: #signout, #signin, #signin-error, #signin-lang; `t` its words (`other`,
+ * `badLogin`, `signinFailed`).
  */
-export function bootPage({ lang, t, start }) {
+export function bootPage({ lang, t, start, sessionEnded = () => location.reload() }) {
   const $ = (id) => document.getElementById(id);
-  addEventListener("gridwork:session-ended", () => location.reload());
+  addEventListener("gridwork:session-ended", sessionEnded);
   $("signout").addEventListener("click", (e) => {
     e.preventDefault();
     signOutAndReload();

@@ -83,6 +83,24 @@ const TEXT = {
     },
   },
 };
+// The notes the server writes itself on a task's steps, stored in English (api/services/dispatch.py
+// DISPATCH_NOTES: why dispatch chose the assignee; api/services/tasks.py DEADLINE_NOTE: the
+// tick's escalation), said on the Chinese page in its words; tests/api/test_web.py holds the
+// table to the server. (A worker's own note is shown as written.)
+export const DISPATCH_NOTES_ZH = {
+  "the worker who found it": "派给走访时发现问题的网格员",
+  "grid worker on duty": "派给本网格当班的网格员",
+  "reliever": "派给替岗人员",
+  "B-post on duty": "派给在本网格当班的B岗人员",
+  "grid leader (no worker on duty)": "本网格无人当班，派给网格长",
+  "deadline passed": "已超过办结期限，自动上报"
+};
+/** A step's note as the page says it: the server's own in the page's language, a person's as written. */
+const noteOf = (lang, e) => {
+  const system = e.action === "dispatch" || (e.action === "escalate" && e.actor_id == null);
+  return lang === "zh" && system && Object.hasOwn(DISPATCH_NOTES_ZH, e.note) ? DISPATCH_NOTES_ZH[e.note] : e.note;
+};
+
 // The steps taken here, in this order (`assign` and `move` are the grid list's and the office's).
 const STEPS = ["accept", "start", "resolve", "return", "escalate", "callback", "close", "reopen"];
 
@@ -182,7 +200,7 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     const events = (task.events || []).slice().reverse().map((e) => `<li data-action="${escapeHtml(e.action)}">
       <span class="when">${escapeHtml(localTime(new Date(e.at)))}</span> <b>${escapeHtml(t.events[e.action] || e.action)}</b>
       ${e.to_status ? `<span class="muted">→ ${escapeHtml(statuses[e.to_status] || e.to_status)}</span>` : ""}
-      ${e.note ? `<div class="event-note">${escapeHtml(e.note)}</div>` : ""}
+      ${e.note ? `<div class="event-note">${escapeHtml(noteOf(lang, e))}</div>` : ""}
       ${(e.attachments || []).length ? `<div class="event-photos">${e.attachments.map((p) => `<a class="thumb" data-src="${escapeHtml(p.url)}" target="_blank" rel="noopener"><img alt="${escapeHtml(t.photo)}"></a>`).join("")}</div>` : ""}
       ${refs(e).length ? `<div class="event-note muted photo-refs">${escapeHtml(t.oldPhotos + refs(e).join(", "))}</div>` : ""}</li>`).join("");
     const steps = STEPS.filter((a) => (task.your_actions || []).includes(a));

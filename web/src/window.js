@@ -5,13 +5,14 @@ import {
   otherLangHref, pickLang, todayLocal, translate, urgencyOption,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
-import { keepFresh, tokenClaims } from "./session.js";
+import { keepFresh, tokenClaims, tokenUser } from "./session.js";
 import { taskDetail } from "./task_detail.js";
 
 const TEXT = {
   zh: {
     title: "窗口受理", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
     toApp: "网格员应用", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
+    sessionEnded: "登录已失效，请重新登录。", draftKept: "正在填写的诉求已保留，登录后可继续登记。",
     newRequest: "登记居民诉求", type: "诉求类型", type_consultation: "咨询", type_help: "求助",
     type_complaint: "投诉", type_report: "举报", type_suggestion: "建议",
     titleField: "标题", description: "详细情况", urgency: "紧急程度",
@@ -20,7 +21,7 @@ const TEXT = {
     householdsNear: (n) => `附近 ${n} 户`, submit: "登记并派单", clear: "清空", sending: "正在提交…",
     mapHint: "在地图上点击居民诉求的位置：所在网格随之确定，任务派给该网格当班的网格员。"
       + "不用鼠标：按 Tab 键移到地图，方向键移动地图，按 Enter 键选定地图中心。",
-    today: "今日窗口受理", number: "编号", grid: "网格", status: "状态", assignee: "承办人", due: "办结期限",
+    today: "今日窗口受理", dayTitle: (d) => `${d} 窗口受理`, day: "查看日期", noneThatDay: "这一天没有登记的诉求。", number: "编号", grid: "网格", status: "状态", assignee: "承办人", due: "办结期限",
     none: "今天还没有登记的诉求。", unassigned: "待分派", listFailed: "无法读取今日受理：",
     needTitle: "请填写标题", needPlace: "请在地图上点选位置",
     fieldWrong: {
@@ -49,6 +50,7 @@ const TEXT = {
   en: {
     title: "Window desk", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
     other: "中文", toApp: "Workers' app", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
+    sessionEnded: "Your sign-in has ended: sign in again. ", draftKept: "The request being typed is kept, to register once signed in.",
     newRequest: "A resident's request", type: "Request type", type_consultation: "Consultation",
     type_help: "Help", type_complaint: "Complaint", type_report: "Report", type_suggestion: "Suggestion",
     titleField: "Title", description: "Details", urgency: "Urgency",
@@ -57,7 +59,7 @@ const TEXT = {
     householdsNear: (n) => `${n} nearby`, submit: "Register and dispatch", clear: "Clear", sending: "Sending…",
     mapHint: "Click the place of the request on the map: its grid follows, and the task goes to that grid's worker on duty."
       + " Without a mouse: Tab to the map, move it with the arrow keys, press Enter to take its centre.",
-    today: "Today at the window", number: "No.", grid: "Grid", status: "Status", assignee: "Assignee", due: "Deadline",
+    today: "Today at the window", dayTitle: (d) => `At the window on ${d}`, day: "Day", noneThatDay: "No requests registered that day.", number: "No.", grid: "Grid", status: "Status", assignee: "Assignee", due: "Deadline",
     none: "No requests registered today.", unassigned: "to be assigned", listFailed: "Could not read today's requests: ",
     needTitle: "Give a title", needPlace: "Click a place on the map",
     fieldWrong: {
@@ -108,6 +110,9 @@ let pending = null;
 let sending = false;
 let todayTasks = []; // the requests registered today (GET /tasks?created_by=me&source=window&created_on=today)
 let todayRead = false; // todayTasks read from the server at least once
+// The day listed (#day): today, or an earlier one chosen to answer a resident who comes back.
+const dayInput = $("day");
+const listedDay = () => dayInput.value || todayLocal();
 
 const beijing = (when) => beijingTime(when, lang);
 const gridLabel = (code) => {
@@ -340,6 +345,12 @@ async function submit(e) {
     return;
   }
   const text = JSON.stringify(request);
+  // Registered, the request is today's: an earlier day's list gives way to today's (and only
+  // today's tells a lost answer's request registered).
+  if (dayInput.value !== todayLocal()) {
+    showDay(todayLocal());
+    loadToday();
+  }
   // After a lost answer the first request may be registered: an edit goes with its key, so the
   // server registers one of them, never both (and says so: `idempotency_key` "reused").
   // With it, the requests listed today before it went (read then): after a lost answer, a new
@@ -481,21 +492,41 @@ async function loadDeadlines(community) {
 // --- today's requests --------------------------------------------------------------------------
 async function loadToday() {
   const status = $("today-status");
+  const day = listedDay();
+  const today = day === todayLocal();
   let tasks;
   try {
-    tasks = await apiPages(`/api/v1/tasks?created_by=me&source=window&created_on=${todayLocal()}`);
+    tasks = await apiPages(`/api/v1/tasks?created_by=me&source=window&created_on=${day}`);
   } catch (error) {
-    status.textContent = t.listFailed + (error.message || String(error));
+    if (day === listedDay()) status.textContent = t.listFailed + (error.message || String(error));
     return false;
   }
+  if (day !== listedDay()) return false; // another day chosen meanwhile: its own read shows it
   todayTasks = tasks.sort((a, b) => b.id - a.id);
-  todayRead = true;
-  status.textContent = tasks.length ? "" : t.none;
+  todayRead = today;
+  status.textContent = tasks.length ? "" : today ? t.none : t.noneThatDay;
   // No request yet: the sentence says so, without a table of headings over no rows.
   $("today-tasks").hidden = !tasks.length;
   renderToday();
   return true;
 }
+
+/** The list of `day` (YYYY-MM-DD), its heading saying which; read again. */
+function showDay(day) {
+  const today = todayLocal();
+  dayInput.max = today;
+  dayInput.value = day > today ? today : day;
+  $("today-title").textContent = dayInput.value === today ? t.today : t.dayTitle(dayInput.value);
+  todayTasks = [];
+  todayRead = false;
+  $("today-status").textContent = "";
+  $("today-tasks").hidden = true;
+  renderToday();
+}
+dayInput.addEventListener("change", () => {
+  showDay(dayInput.value || todayLocal());
+  loadToday();
+});
 
 // A request's number opens its page (task_detail.js): who holds it, what was done so far, to
 // answer the resident who comes back.
@@ -507,21 +538,67 @@ document.querySelector("#today-tasks").addEventListener("click", (e) => {
   const opener = e.target.closest("button[data-open]");
   if (opener) detail.open(Number(opener.dataset.open));
 });
+// The requests move on out in the grids (accepted, resolved) while the list stands: read again
+// as a request's page closes (it said how the request stands now: the list beside it said how
+// it stood when last read, perhaps hours before), as the worker comes back to the page, and
+// every few minutes while it is in view.
+const RELIST_MS = 3 * 60_000;
+const relist = () => { if (!$("main").hidden && document.visibilityState === "visible") loadToday(); };
+$("task-detail").addEventListener("close", relist);
+document.addEventListener("visibilitychange", relist);
+setInterval(relist, RELIST_MS);
 
 /** Today's rows; drawn again once the grids come (read beside them, the list may come first,
  * when a grid could be named only by its code). */
 function renderToday() {
   const tbody = document.querySelector("#today-tasks tbody");
+  // The keyboard's place kept: drawn anew, the number focused would drop the focus to the top.
+  const focused = tbody.contains(document.activeElement) ? document.activeElement.dataset.open : null;
   tbody.innerHTML = todayTasks.map((task) => `<tr data-id="${escapeHtml(task.id)}">
     <td><button type="button" class="task-link" data-open="${Number(task.id)}">#${Number(task.id)}</button></td><td class="title">${escapeHtml(task.title)}</td>
     <td class="grid">${escapeHtml(gridLabel(task.grid_code))}</td>
     <td class="status">${escapeHtml(t.statuses[task.status] || task.status)}</td>
     <td class="assignee">${escapeHtml(task.assignee_name || (task.assignee_id ? `#${task.assignee_id}` : t.unassigned))}</td>
     <td class="due">${escapeHtml(beijing(task.due_at))}</td></tr>`).join("");
+  if (focused) tbody.querySelector(`button[data-open="${CSS.escape(focused)}"]`)?.focus();
 }
 
 // --- signing in --------------------------------------------------------------------------------
+let signedInAs = null; // the user the page was started for
+
+/** The sign-in ended under the page (the password changed, signed out everywhere, revoked): the
+ * sign-in form, saying why, over the page kept as it is. Reloaded, it lost the request a
+ * resident had just given, typed and placed. */
+function sessionEnded() {
+  $("toolbar").hidden = true;
+  $("main").hidden = true;
+  if ($("task-detail").open) $("task-detail").close(); // modal: the form beneath it is out of reach
+  const signin = $("signin");
+  signin.elements.password.value = "";
+  const data = new FormData(form);
+  const typed = chosen || ["title", "description", "name", "phone"].some((f) => String(data.get(f) || "").trim());
+  $("signin-error").textContent = t.sessionEnded + (typed ? t.draftKept : "");
+  signin.hidden = false;
+  signin.elements.password.focus();
+}
+
+/** Signed in again after `sessionEnded`: the same worker goes on where they were; another
+ * user gets the page afresh (the grids and posts are theirs, the request typed was not). */
+function resume() {
+  if (tokenUser(getToken()) !== signedInAs) {
+    location.reload();
+    return;
+  }
+  $("signin-error").textContent = "";
+  $("toolbar").hidden = false;
+  $("main").hidden = false;
+  keepFresh();
+  loadToday();
+}
+
 async function start() {
+  if (signedInAs !== null) return resume();
+  signedInAs = tokenUser(getToken());
   $("toolbar").hidden = false;
   $("main").hidden = false;
   const langLink = $("lang");
@@ -536,6 +613,7 @@ async function start() {
   api("/api/v1/auth/me").then((me) => {
     $("who").textContent = `${me.display_name || me.username} · ${t.roles[me.role] || me.role}`;
   }).catch(() => {});
+  showDay(todayLocal());
   loadToday();
   let collection;
   try {
@@ -564,4 +642,4 @@ async function start() {
   document.body.dataset.ready = "1";
 }
 
-bootPage({ lang, t, start });
+bootPage({ lang, t, start, sessionEnded });
