@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
 from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
-from tests.e2e.test_accounts import PHONE, WIDER_THAN_SCREEN
+from tests.e2e.test_accounts import PHONE, TAP, TOO_SMALL, WIDER_THAN_SCREEN
 
 IMPORTED_BUILDING = "E2E导入楼"
 
@@ -340,3 +340,15 @@ def test_the_register_speaks_english_too(page):
     page.wait_for_selector("body[data-ready='1']")
     assert page.locator("#toolbar strong").inner_text() == "Resident register"
     assert page.locator("#households th").first.inner_text() == "Address"
+
+
+def test_on_a_phone_the_removal_asked_from_the_notice_fits_and_is_big_enough_to_tap(
+    page, household
+):
+    """A leader taps 住户可能已搬离 on the phone: the removal form opens on the register's page."""
+    page.set_viewport_size(PHONE)
+    open_register(page, query=f"?household={household}")
+    page.locator("#removal-dialog").wait_for()
+    assert page.evaluate(WIDER_THAN_SCREEN) == []
+    assert page.evaluate(TOO_SMALL, ["#removal-dialog", TAP]) == []
+    screenshot(page, "register-phone-removal")
