@@ -1,0 +1,225 @@
+"""A B-post worker's phone, from the first sign-in to the last: its sign-in ended by an admin or
+on another phone while it is out on the rounds, signing out with no signal, a task's push.
+
+On a phone-sized, touch browser (390 x 844), as the worker holds it.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import screenshot
+from tests.e2e.test_account import NEWER_PASSWORD, own_account
+from tests.e2e.test_app import (
+    HERE,
+    queue_visit,
+    queued_visits,
+    record_offline,
+    visited_household,
+)
+from tests.e2e.test_own_password import OWN_PASSWORD
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture()
+def context(browser, live_server):
+    """A phone: its screen, touch, and the place the worker stands."""
+    context = browser.new_context(
+        base_url=live_server, viewport=PHONE, has_touch=True, is_mobile=True
+    )
+    context.set_default_timeout(20_000)
+    context.grant_permissions(["geolocation"])
+    context.set_geolocation(HERE)
+    yield context
+    context.close()
+
+
+def call(live_server: str, method: str, path: str, token: str, body: dict | None = None):
+    """The API called from elsewhere than the phone (the office's PC, the worker's other
+    phone), whatever the phone's network; (status, JSON answer)."""
+    import urllib.error
+
+    request = urllib.request.Request(
+        live_server + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request) as response:
+            text = response.read()
+            return response.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read() or b"null")
+
+
+def token_of(live_server: str, username: str, password: str = DEMO_PASSWORD) -> str:
+    request = urllib.request.Request(
+        live_server + "/api/v1/auth/token",
+        data=json.dumps({"username": username, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())["access_token"]
+
+
+def user_id(e2e_engine, username: str) -> int:
+    from api.models import User
+
+    with Session(e2e_engine) as session:
+        return session.scalar(select(User.id).where(User.username == username))
+
+
+def out_on_the_rounds(context, page, e2e_engine) -> tuple[str, str]:
+    """A worker who set their own password, a visit recorded with no signal and waiting on the
+    phone; (username, the queued visit's id)."""
+    username = own_account(context, page)
+    record_offline(context, page, visited_household(e2e_engine))
+    (queued,) = queued_visits(page)
+    return username, queued["id"]
+
+
+def back_in_signal(context, page) -> str:
+    """The phone finds the network again and syncs: what its sign-in form then says."""
+    context.set_offline(False)
+    page.locator("#signin").wait_for(state="visible")
+    return page.inner_text("#signin-error")
+
+
+# --- a sign-in ended while out on the rounds ---------------------------------------------------
+def test_a_password_reset_by_the_admin_is_said_and_the_new_one_signs_in_and_syncs(
+    context, page, live_server, e2e_engine
+):
+    """Told "登录已过期" (expired), the worker signed in with the password they knew, read that
+    it was wrong, and tried again until the sign-in throttle locked them out."""
+    from api.models import Visit
+
+    username, visit = out_on_the_rounds(context, page, e2e_engine)
+    admin = token_of(live_server, "admin01")
+    worker = user_id(e2e_engine, username)
+    status, _ = call(
+        live_server,
+        "POST",
+        f"/api/v1/users/{worker}/password",
+        admin,
+        {"new_password": "office-chose-2"},
+    )
+    assert status == 204
+
+    said = back_in_signal(context, page)
+    screenshot(page, "phone-password-reset-by-admin")
+    assert said == (
+        "管理员重置了您的密码，本机已退出登录。请用管理员告诉您的新密码登录。"
+        "未同步的走访记录仍保存在本机，登录后自动同步。"
+    )
+    assert [r["id"] for r in queued_visits(page)] == [visit]
+
+    page.evaluate("() => { document.body.dataset.ready = ''; }")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "office-chose-2")
+    page.click("#signin button[type=submit]")
+    form = page.locator("#own-password")
+    form.wait_for(state="visible")
+    form.locator("input[name=next]").fill(NEWER_PASSWORD)
+    form.locator("input[name=again]").fill(NEWER_PASSWORD)
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#queue-count")).to_have_text("0")
+    with Session(e2e_engine) as session:
+        assert session.scalar(select(Visit.worker_id).where(Visit.id == uuid.UUID(visit))) == worker
+
+
+def test_an_account_switched_off_says_so_and_how_the_visits_on_the_phone_get_sent(
+    context, page, live_server, e2e_engine
+):
+    """Told "登录已过期" and that the visits stay on the phone to sync once signed in again, a
+    worker who had left could never sign in, nor learn why; the visit waited for them."""
+    username, visit = out_on_the_rounds(context, page, e2e_engine)
+    admin = token_of(live_server, "admin01")
+    worker = user_id(e2e_engine, username)
+    status, _ = call(live_server, "PATCH", f"/api/v1/users/{worker}", admin, {"active": False})
+    assert status == 200
+
+    said = back_in_signal(context, page)
+    screenshot(page, "phone-switched-off")
+    assert said == (
+        "您的账号已被管理员停用，本机已退出登录，不能再用这个账号登录。"
+        "本机还有 1 条您未同步的走访记录：请不要清除应用数据，把手机交给社区管理员或网格长，"
+        "由其在本机登录后代为提交。"
+    )
+    assert [r["id"] for r in queued_visits(page)] == [visit]
+
+
+def test_a_password_changed_on_the_other_phone_is_said_on_this_one(
+    context, page, live_server, e2e_engine
+):
+    username, visit = out_on_the_rounds(context, page, e2e_engine)
+    other = token_of(live_server, username, OWN_PASSWORD)
+    status, _ = call(
+        live_server,
+        "POST",
+        "/api/v1/auth/password",
+        other,
+        {"current_password": OWN_PASSWORD, "new_password": NEWER_PASSWORD},
+    )
+    assert status == 200
+
+    assert back_in_signal(context, page) == (
+        "您的密码已在另一台设备上修改，本机已退出登录。请用新密码登录。"
+        "未同步的走访记录仍保存在本机，登录后自动同步。"
+    )
+    assert [r["id"] for r in queued_visits(page)] == [visit]
+
+
+def app_service_worker(context, page) -> tuple:
+    """(a CDP session, the app's service worker registration id, the origin)."""
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    cdp = context.new_cdp_session(page)
+    registrations: list[str] = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(
+            r["registrationId"] for r in event["registrations"] if "/app" in r["scopeURL"]
+        ),
+    )
+    cdp.send("ServiceWorker.enable")
+    for _ in range(50):
+        if registrations:
+            break
+        page.wait_for_timeout(100)
+    return cdp, registrations[0], page.evaluate("() => location.origin")
+
+
+def test_a_sign_in_ended_while_the_service_worker_synced_is_said_as_it_ended(
+    context, page, live_server, e2e_engine
+):
+    """The service worker syncs with the app in the background (Background Sync): it was told
+    why the sign-in ended and forgot the tokens; the page, finding none, said it had expired."""
+    username = own_account(context, page)
+    queue_visit(page, visited_household(e2e_engine))
+    admin = token_of(live_server, "admin01")
+    worker = user_id(e2e_engine, username)
+    status, _ = call(live_server, "PATCH", f"/api/v1/users/{worker}", admin, {"active": False})
+    assert status == 200
+
+    cdp, registration, origin = app_service_worker(context, page)
+    cdp.send(
+        "ServiceWorker.dispatchSyncEvent",
+        {"origin": origin, "registrationId": registration, "tag": "visits", "lastChance": False},
+    )
+    page.wait_for_function(
+        "async () => (await (await import('/web/queue.js')).getMeta('token')) === null"
+    )
+    page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+    page.locator("#signin").wait_for(state="visible")
+    assert page.inner_text("#signin-error").startswith("您的账号已被管理员停用")
