@@ -16,8 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import claims, expire_access_token, screenshot
 from tests.e2e.test_account import NEWER_PASSWORD, own_account
+from tests.e2e.test_account_devices import (  # noqa: F401 (a fixture)
+    push_configured,
+    this_browser_registered,
+)
 from tests.e2e.test_app import (
     HERE,
     queue_visit,
@@ -223,3 +227,67 @@ def test_a_sign_in_ended_while_the_service_worker_synced_is_said_as_it_ended(
     page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
     page.locator("#signin").wait_for(state="visible")
     assert page.inner_text("#signin-error").startswith("您的账号已被管理员停用")
+
+
+# --- signing out with no signal --------------------------------------------------------------
+def wait_until(check, tries: int = 100, page=None) -> None:
+    for _ in range(tries):
+        if check():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("never came true")
+
+
+def session_ended_as(e2e_engine, sid: str) -> str | None:
+    from api.models import AuthSession
+
+    with Session(e2e_engine) as session:
+        return session.scalar(select(AuthSession.revoked_reason).where(AuthSession.id == sid))
+
+
+@pytest.mark.parametrize("expired", [False, True], ids=["token live", "token expired meanwhile"])
+def test_signed_out_with_no_signal_the_phone_is_signed_out_on_the_server_once_back(
+    context,
+    page,
+    push_configured,  # noqa: F811
+    live_app,
+    e2e_engine,
+    expired,
+):
+    """Signed out in a basement, the phone forgot its tokens but the server never heard: the
+    sign-in stayed live for its 30 days and the phone kept getting the worker's pushes (a task's
+    title on the lock screen of a phone handed on), listed on their other phone as getting them.
+    An access token that expired meanwhile (an hour's life) is exchanged for one to sign out."""
+    from api.models import Delivery, Device
+    from api.services.notifications import notify
+
+    username = own_account(context, page)
+    device = this_browser_registered(page)
+    sid = claims(page.evaluate("() => localStorage.getItem('gridwork.token')"))["sid"]
+    if expired:
+        expire_access_token(live_app, page)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.click("#signout")
+    page.locator("#signin").wait_for(state="visible")
+    assert page.evaluate("() => localStorage.getItem('gridwork.token')") is None
+    assert session_ended_as(e2e_engine, sid) is None  # the server has not heard yet
+
+    context.set_offline(False)  # back in signal, the sign-out goes
+    wait_until(lambda: session_ended_as(e2e_engine, sid) == "logout", page=page)
+    with Session(e2e_engine) as session:
+        row = session.get(Device, device)
+        assert not row.active and row.deactivation_reason == "signed out"
+        (told,) = notify(session, [user_id(e2e_engine, username)], "task_dispatched", "新任务")
+        session.commit()
+        pushed = select(Delivery).where(Delivery.notification_id == told.id)
+        assert session.scalars(pushed).all() == []
+    # Sent once: nothing is left to send at the next opening.
+    sent: list[str] = []
+    page.on("request", lambda r: "/auth/" in r.url and sent.append(r.url))
+    page.reload()
+    page.locator("#signin").wait_for(state="visible")
+    page.wait_for_timeout(500)
+    assert sent == []
+    assert page.evaluate("() => localStorage.getItem('gridwork.signOuts')") is None
