@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
+from tests.e2e import test_inbox
 from tests.e2e.conftest import claims, expire_access_token, screenshot
 from tests.e2e.test_account import NEWER_PASSWORD, own_account
 from tests.e2e.test_account_devices import (  # noqa: F401 (a fixture)
@@ -30,6 +31,8 @@ from tests.e2e.test_app import (
     visited_household,
 )
 from tests.e2e.test_own_password import OWN_PASSWORD
+
+tell, task_of, read_at = test_inbox.tell, test_inbox.task_of, test_inbox.read_at  # fixtures
 
 PHONE = {"width": 390, "height": 844}
 
@@ -291,3 +294,78 @@ def test_signed_out_with_no_signal_the_phone_is_signed_out_on_the_server_once_ba
     page.wait_for_timeout(500)
     assert sent == []
     assert page.evaluate("() => localStorage.getItem('gridwork.signOuts')") is None
+
+
+# --- a task's push tapped ----------------------------------------------------------------------
+def pushed(context, page, told: int, task: int, title: str, body: str) -> None:
+    """The push of notice `told` (about `task`) as the push worker sends it to this browser,
+    delivered to the app's service worker, which shows it."""
+    from api.services.delivery import message_id
+    from push.message import Message
+    from push.webpush import payload
+
+    message = Message(
+        message_id=message_id(told),
+        target={"endpoint": "https://push.example.test/e2e", "keys": {}},
+        platform="web",
+        title=title,
+        body=body,
+        data={"task_id": str(task), "notification_id": str(told)},
+        personal=True,
+    )
+    cdp, registration, origin = app_service_worker(context, page)
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {"origin": origin, "registrationId": registration, "data": payload(message)},
+    )
+    page.wait_for_function(
+        "async () => (await (await navigator.serviceWorker.ready).getNotifications()).length > 0"
+    )
+
+
+def tap_the_notification(context) -> None:
+    """The worker taps the notification the service worker shows (its `notificationclick`)."""
+    (worker,) = [w for w in context.service_workers if "/app/sw.js" in w.url]
+    worker.evaluate(
+        """async () => {
+          let shown = [];
+          for (let i = 0; i < 50 && !shown.length; i++) {
+            shown = await self.registration.getNotifications();
+            if (!shown.length) await new Promise((done) => setTimeout(done, 100));
+          }
+          const tapped = new NotificationEvent('notificationclick', { notification: shown[0] });
+          self.dispatchEvent(tapped);
+        }"""
+    )
+
+
+def test_tapping_a_tasks_push_opens_the_task_in_the_open_app_and_reads_its_notice(
+    context, page, tell, task_of, e2e_engine
+):
+    """Tapped, the push only brought the app forward, at whatever it showed: the worker had to
+    find the inbox, find the notice and tap it again to see the task, the notice unread."""
+    context.grant_permissions(["notifications"])
+    worker = user_id(e2e_engine, own_account(context, page))
+    task = task_of(worker, "井盖松动")
+    told = tell(worker, "task_dispatched", "新任务", "井盖松动", task_id=task)
+    pushed(context, page, told, task, "新任务", "井盖松动")
+
+    tap_the_notification(context)
+    expect(page.locator(f"#task-detail[data-task='{task}'] h2")).to_have_text("井盖松动")
+    expect(page.locator("#inbox-badge")).to_be_hidden()
+    assert read_at(e2e_engine, told) is not None
+    screenshot(page, "phone-push-tapped")
+
+
+def test_a_tasks_push_tapped_with_the_app_closed_opens_the_task(
+    context, page, tell, task_of, e2e_engine
+):
+    """The service worker opens the app at the notice (`/app?notice=ID`): it opens its task."""
+    worker = user_id(e2e_engine, own_account(context, page))
+    task = task_of(worker, "路灯不亮")
+    told = tell(worker, "task_dispatched", "新任务", "路灯不亮", task_id=task)
+    page.goto(f"/app?notice={told}")
+    expect(page.locator(f"#task-detail[data-task='{task}'] h2")).to_have_text("路灯不亮")
+    assert read_at(e2e_engine, told) is not None
+    # Opened once: the address no longer names it (a reload opens the app as it is).
+    page.wait_for_function("() => !location.search.includes('notice')")

@@ -2220,6 +2220,41 @@ async function openSubject(notice) {
   }
 }
 
+// A push tapped opens the notice it mirrors as a tap here does (`notificationclick` in sw.js):
+// the service worker tells the open app (`{notice}`), or opens it at `/app?notice=ID`. A notice
+// older than the list's first page is read by its acknowledgement.
+function openNotified(id) {
+  if (!id || !getToken() || $("home").hidden) return Promise.resolve();
+  const listed = () => inbox.items.some((n) => n.id === id);
+  return inboxStep(async () => {
+    if (!listed()) await readInbox();
+    if (!listed() && navigator.onLine) {
+      try {
+        mergeNotices([await api(`/api/v1/notifications/${id}/ack`, { method: "POST" })]);
+      } catch (error) {
+        if (error?.status !== 404) throw error;
+        sayInbox(inboxProblem(error, t.inboxGone), true); // gone, or not this worker's
+        return;
+      }
+      await readUnread(tokenUser(getToken())).catch(() => {});
+      renderInbox();
+    }
+    await openNotice(id);
+  });
+}
+
+/** The notice the app was opened at (`?notice=ID`, a push tapped with the app closed), taken
+ * off the address: a reload, or the language switched, opens the app as it is. */
+function noticeOpenedAt() {
+  const url = new URL(location.href);
+  const id = Number(url.searchParams.get("notice")) || null;
+  if (url.searchParams.has("notice")) {
+    url.searchParams.delete("notice");
+    history.replaceState(history.state, "", url);
+  }
+  return id;
+}
+
 $("inbox-link").addEventListener("click", (e) => {
   e.preventDefault();
   $("inbox").scrollIntoView({ block: "start" });
@@ -2526,6 +2561,7 @@ async function start() {
   showReportProblem();
   await restoreInbox(); // the notices kept for them, shown until read afresh (offline: as they were)
   await Promise.all([refreshInbox(), loadShifts(mine), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), loadRecurring(), showQueue(), showFlagged(), loadLeave(mine)]);
+  openNotified(noticeOpenedAt()); // a push tapped with the app closed
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
 }
@@ -2677,6 +2713,7 @@ document.addEventListener("visibilitychange", () => {
 navigator.serviceWorker?.addEventListener("message", (e) => {
   if (e.data === "queue-changed") { showQueue(); showFlagged(); }
   if (e.data === "inbox-changed") refreshInbox();
+  if (e.data?.notice) openNotified(Number(e.data.notice)); // a push tapped
 });
 showNet();
 if ("serviceWorker" in navigator) {
