@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
 from tests.e2e import test_inbox
-from tests.e2e.conftest import claims, expire_access_token, screenshot
+from tests.e2e.conftest import claims, expire_access_token, screenshot, sign_in
 from tests.e2e.test_account import NEWER_PASSWORD, own_account
 from tests.e2e.test_account_devices import (  # noqa: F401 (a fixture)
     push_configured,
@@ -30,7 +30,7 @@ from tests.e2e.test_app import (
     record_offline,
     visited_household,
 )
-from tests.e2e.test_own_password import OWN_PASSWORD
+from tests.e2e.test_own_password import OFFICE_PASSWORD, OWN_PASSWORD, opened_by_the_office
 
 tell, task_of, read_at = test_inbox.tell, test_inbox.task_of, test_inbox.read_at  # fixtures
 
@@ -369,3 +369,35 @@ def test_a_tasks_push_tapped_with_the_app_closed_opens_the_task(
     assert read_at(e2e_engine, told) is not None
     # Opened once: the address no longer names it (a reload opens the app as it is).
     page.wait_for_function("() => !location.search.includes('notice')")
+
+
+# --- the first sign-in -------------------------------------------------------------------------
+def test_a_worker_signed_in_to_the_wrong_account_signs_out_of_the_password_form(
+    context, page, e2e_engine
+):
+    """The office opens its new accounts with one password: a worker who typed a colleague's
+    username was asked to set that account's password and had no way back (the form, and a
+    reload brought it again), but to set it and lock its owner out."""
+    from api.models import AuthSession
+
+    username = opened_by_the_office(context)
+    page.goto("/app")
+    sign_in(page, username, OFFICE_PASSWORD)
+    page.locator("#own-password").wait_for(state="visible")
+    sid = claims(page.evaluate("() => localStorage.getItem('gridwork.token')"))["sid"]
+    signout = page.locator("#signout")
+    expect(signout).to_be_visible()
+    box = signout.bounding_box()
+    assert box["height"] >= 40 and box["x"] + box["width"] <= PHONE["width"]
+
+    signout.tap()
+    page.locator("#signin").wait_for(state="visible")
+    expect(page.locator("#own-password")).to_have_count(0)
+    assert page.evaluate("() => localStorage.getItem('gridwork.token')") is None
+    with Session(e2e_engine) as session:
+        assert session.get(AuthSession, sid).revoked_reason == "logout"
+    # Its owner signs in later and sets it: the password the office chose is still theirs to set.
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", OFFICE_PASSWORD)
+    page.click("#signin button[type=submit]")
+    page.locator("#own-password").wait_for(state="visible")

@@ -2597,7 +2597,13 @@ async function noStorage() {
 // A password an admin set is replaced by the worker's own first: until then the server answers
 // nothing else (`password` is the one just typed, not asked again).
 async function begin(password = "") {
-  if (mustChangePassword()) await askForOwnPassword(lang, password, { className: "card", parent: document.querySelector("main") });
+  if (mustChangePassword()) {
+    // "退出" stays at hand: the office opens its new accounts with one password, and a worker
+    // who typed a colleague's username had no way back but to set that account's password
+    // (a reload asked again), locking its owner out.
+    $("signout").hidden = false;
+    await askForOwnPassword(lang, password, { className: "card", parent: document.querySelector("main") });
+  }
   start();
 }
 // Sign-out ends the session on the server, stops pushes to this browser and deletes the queue and
