@@ -201,8 +201,15 @@ def _refuse_revoked(check: TokenCheck) -> tuple[User | None, ScopeGrids]:
         db.session, check.jti, check.sid, check.principal.id
     )
     if revoked:
-        raise errors.Unauthorized("The token was revoked.")
+        raise errors.Unauthorized("The token was revoked.", **session_ended(check.sid))
     return user, grids
+
+
+def session_ended(sid: str | None) -> dict[str, str]:
+    """The problem member that says why the token's sign-in ended (`sessions.why_ended`):
+    `session_ended`, when it was ended for a reason its holder is told."""
+    why = sessions.why_ended(db.session, sid)
+    return {"session_ended": why} if why else {}
 
 
 def _finish_deferred_check(response: Response) -> Response:
@@ -288,9 +295,13 @@ def init_app(app: Flask) -> None:
         return errors.problem(401, "Unauthorized", "The token was refused.", slug="unauthorized")
 
     @jwt.user_lookup_error_loader
-    def _lookup_error(_header: dict, _payload: dict):
+    def _lookup_error(_header: dict, payload: dict):
         return errors.problem(
-            401, "Unauthorized", "The token is no longer valid.", slug="unauthorized"
+            401,
+            "Unauthorized",
+            "The token is no longer valid.",
+            slug="unauthorized",
+            **session_ended(payload.get("sid")),
         )
 
     @jwt.unauthorized_loader
@@ -306,8 +317,14 @@ def init_app(app: Flask) -> None:
         return errors.problem(401, "Unauthorized", "The token has expired.", slug="token-expired")
 
     @jwt.revoked_token_loader
-    def _revoked(_header: dict, _payload: dict):
-        return errors.problem(401, "Unauthorized", "The token was revoked.", slug="unauthorized")
+    def _revoked(_header: dict, payload: dict):
+        return errors.problem(
+            401,
+            "Unauthorized",
+            "The token was revoked.",
+            slug="unauthorized",
+            **session_ended(payload.get("sid")),
+        )
 
     @jwt.needs_fresh_token_loader
     def _not_fresh(_header: dict, _payload: dict):

@@ -98,6 +98,34 @@ def revoke(
         _end_devices(session, Device.session_id == sid, device_reason or reason, now)
 
 
+# Why a sign-in session ended, as a token of it is told (`why_ended`), by the reason recorded
+# on it. The app says each its own way: a worker told "expired" when an admin had reset the
+# password signed in with the one they knew and read that it was wrong; switched off, they
+# were never told why they could not sign in, the visits on the phone waiting for them.
+ENDED_BECAUSE = {
+    "logout": "signed-out",
+    "signed-out-everywhere": "signed-out-everywhere",
+    "password-changed": "password-changed",
+    "password reset by an admin": "password-reset",
+    "account switched off": "switched-off",
+    "role changed": "role-changed",
+    "refresh-token-reuse": "reused",
+}
+
+
+def why_ended(session: Session, sid: str | None) -> str | None:
+    """Why sign-in session `sid` was ended (an `ENDED_BECAUSE` value), or None: live, gone,
+    or ended for no reason a client is told."""
+    if not sid:
+        return None
+    reason = session.scalar(
+        select(AuthSession.revoked_reason).where(
+            AuthSession.id == sid, AuthSession.revoked_at.is_not(None)
+        )
+    )
+    return ENDED_BECAUSE.get(reason or "")
+
+
 @dataclass(frozen=True)
 class SignedOut:
     """What signing out everywhere ended: sign-in sessions, and devices no longer pushed to."""

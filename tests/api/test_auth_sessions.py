@@ -124,6 +124,68 @@ def test_a_refresh_token_cannot_sign_out_everywhere(client, world):
     assert me(client, tokens["access_token"]).status_code == 200
 
 
+# --- why a sign-in ended ---------------------------------------------------------------------
+# The app told a worker whose sign-in an admin ended "登录已过期" (expired): they signed in with
+# the password they knew and heard it was wrong (reset), or could never sign in again without
+# knowing why, the visits on their phone waiting for a sign-in that never comes (switched off).
+# The 401 of a token whose sign-in was ended says why (`session_ended`).
+def reset_by_admin(client, world, user_id):
+    response = client.post(
+        f"/api/v1/users/{user_id}/password",
+        json={"new_password": "a-new-password-1"},
+        headers=world.auth("admin_a"),
+    )
+    assert response.status_code == 204, response.json
+
+
+def switched_off(client, world, user_id):
+    response = client.patch(
+        f"/api/v1/users/{user_id}", json={"active": False}, headers=world.auth("admin_a")
+    )
+    assert response.status_code == 200, response.json
+
+
+@pytest.mark.parametrize(
+    ("end", "why"),
+    [
+        (lambda c, w, t: reset_by_admin(c, w, w.users["worker_a1"].id), "password-reset"),
+        (lambda c, w, t: switched_off(c, w, w.users["worker_a1"].id), "switched-off"),
+        (lambda c, w, t: logout_all(c, sign_in(c)["access_token"]), "signed-out-everywhere"),
+        (
+            lambda c, w, t: c.post(
+                "/api/v1/auth/password",
+                json={"current_password": PASSWORD, "new_password": "a-new-password-1"},
+                headers=bearer(sign_in(c)["access_token"]),
+            ),
+            "password-changed",
+        ),
+    ],
+    ids=["reset by an admin", "switched off", "signed out everywhere", "password changed"],
+)
+def test_a_refresh_of_a_sign_in_ended_says_why(client, world, end, why):
+    tokens = sign_in(client)
+    end(client, world, tokens)
+    for response in (refresh(client, tokens["refresh_token"]), me(client, tokens["access_token"])):
+        assert response.status_code == 401
+        assert response.mimetype == "application/problem+json"
+        assert response.json["session_ended"] == why
+
+
+def test_a_refresh_token_past_its_days_says_only_that_it_expired(app, client, world):
+    tokens = sign_in(client)
+    app.config["FIXED_NOW"] = datetime.now(UTC) + timedelta(days=31)
+    response = refresh(client, tokens["refresh_token"])
+    assert response.json["type"].endswith("/token-expired")
+    assert "session_ended" not in response.json
+
+
+def test_a_replayed_refresh_token_says_the_sign_in_ended_as_reused(client, world):
+    tokens = sign_in(client)
+    refresh(client, tokens["refresh_token"])
+    assert refresh(client, tokens["refresh_token"]).status_code == 401
+    assert refresh(client, tokens["refresh_token"]).json["session_ended"] == "reused"
+
+
 # --- refresh rotation -----------------------------------------------------------------------
 def test_refresh_returns_a_new_refresh_token(client, world):
     tokens = sign_in(client)

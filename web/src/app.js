@@ -50,6 +50,16 @@ const TEXT = {
     ticketDeadline: "12345 时限",
     locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
+    // Why the sign-in ended, as the server says it (`session_ended`): an admin's reset or
+    // switch-off is no expiry, and a worker told so tried the password they knew.
+    sessionEndedBy: {
+      "password-reset": "管理员重置了您的密码，本机已退出登录。请用管理员告诉您的新密码登录。未同步的走访记录仍保存在本机，登录后自动同步。",
+      "switched-off": "您的账号已被管理员停用，本机已退出登录，不能再用这个账号登录。",
+      "password-changed": "您的密码已在另一台设备上修改，本机已退出登录。请用新密码登录。未同步的走访记录仍保存在本机，登录后自动同步。",
+      "signed-out-everywhere": "您已在另一台设备上选择“退出所有设备”，本机也已退出登录，请重新登录。未同步的走访记录仍保存在本机，登录后自动同步。",
+      "role-changed": "管理员更改了您的账号角色，本机已退出登录，请重新登录。未同步的走访记录仍保存在本机，登录后自动同步。",
+    },
+    switchedOffQueued: (n) => `本机还有 ${n} 条您未同步的走访记录：请不要清除应用数据，把手机交给社区管理员或网格长，由其在本机登录后代为提交。`,
     noStorage: "这个浏览器不允许应用在本机保存数据（可能是无痕/隐私模式，或关闭了网站存储）：离线记录的走访无法保存。请用普通模式打开，或允许网站存储后再登录。",
     geoFailed: "无法定位：", notSaved: "未能保存到本机，这条走访记录没有保存（手机存储空间可能已满，请清理后重试）：", rejected: "被拒绝", pushOn: "推送已开启", pushUnavailable: "推送未配置或浏览器不支持",
     mustVisit: "必访", planOverdue: "逾期",
@@ -218,6 +228,14 @@ const TEXT = {
     synced: "Synced", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
     notSaved: "Not saved on this device, the visit is not kept (its storage may be full: free some space and try again): ",
     sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.",
+    sessionEndedBy: {
+      "password-reset": "An admin reset your password and this device was signed out. Sign in with the new password the admin gives you. Unsynced visits are kept on this device and sync once you sign in.",
+      "switched-off": "An admin switched your account off and this device was signed out: the account can no longer sign in.",
+      "password-changed": "Your password was changed on another device and this one was signed out. Sign in with the new password. Unsynced visits are kept on this device and sync once you sign in.",
+      "signed-out-everywhere": "You signed out everywhere on another device, this one included: sign in again. Unsynced visits are kept on this device and sync once you sign in.",
+      "role-changed": "An admin changed your account's role and this device was signed out: sign in again. Unsynced visits are kept on this device and sync once you sign in.",
+    },
+    switchedOffQueued: (n) => `This device still holds ${n} unsynced visit${n === 1 ? "" : "s"} of yours: do not clear the app's data; hand the phone to the community admin or your grid leader, who sign in on it and send ${n === 1 ? "it" : "them"} for you.`,
     noStorage: "This browser does not let the app keep data on this device (a private window, or site storage turned off): visits recorded offline could not be kept. Open it in a normal window, or allow site storage, and sign in again.", geoFailed: "No location: ", rejected: "rejected",
     // The Chinese sentences of these refusals say it themselves (web/src/reasons.js).
     resentLater: "Kept on this device and sent again automatically every few hours; edit and save to send it now.",
@@ -2208,6 +2226,41 @@ async function openSubject(notice) {
   }
 }
 
+// A push tapped opens the notice it mirrors as a tap here does (`notificationclick` in sw.js):
+// the service worker tells the open app (`{notice}`), or opens it at `/app?notice=ID`. A notice
+// older than the list's first page is read by its acknowledgement.
+function openNotified(id) {
+  if (!id || !getToken() || $("home").hidden) return Promise.resolve();
+  const listed = () => inbox.items.some((n) => n.id === id);
+  return inboxStep(async () => {
+    if (!listed()) await readInbox();
+    if (!listed() && navigator.onLine) {
+      try {
+        mergeNotices([await api(`/api/v1/notifications/${id}/ack`, { method: "POST" })]);
+      } catch (error) {
+        if (error?.status !== 404) throw error;
+        sayInbox(inboxProblem(error, t.inboxGone), true); // gone, or not this worker's
+        return;
+      }
+      await readUnread(tokenUser(getToken())).catch(() => {});
+      renderInbox();
+    }
+    await openNotice(id);
+  });
+}
+
+/** The notice the app was opened at (`?notice=ID`, a push tapped with the app closed), taken
+ * off the address: a reload, or the language switched, opens the app as it is. */
+function noticeOpenedAt() {
+  const url = new URL(location.href);
+  const id = Number(url.searchParams.get("notice")) || null;
+  if (url.searchParams.has("notice")) {
+    url.searchParams.delete("notice");
+    history.replaceState(history.state, "", url);
+  }
+  return id;
+}
+
 $("inbox-link").addEventListener("click", (e) => {
   e.preventDefault();
   $("inbox").scrollIntoView({ block: "start" });
@@ -2514,6 +2567,7 @@ async function start() {
   showReportProblem();
   await restoreInbox(); // the notices kept for them, shown until read afresh (offline: as they were)
   await Promise.all([refreshInbox(), loadShifts(mine), loadTasks(), loadGridTasks(), loadPlanAndHouseholds(), loadRecurring(), showQueue(), showFlagged(), loadLeave(mine)]);
+  openNotified(noticeOpenedAt()); // a push tapped with the app closed
   if (navigator.onLine) await sync();
   document.body.dataset.ready = "1";
 }
@@ -2549,7 +2603,13 @@ async function noStorage() {
 // A password an admin set is replaced by the worker's own first: until then the server answers
 // nothing else (`password` is the one just typed, not asked again).
 async function begin(password = "") {
-  if (mustChangePassword()) await askForOwnPassword(lang, password, { className: "card", parent: document.querySelector("main") });
+  if (mustChangePassword()) {
+    // "退出" stays at hand: the office opens its new accounts with one password, and a worker
+    // who typed a colleague's username had no way back but to set that account's password
+    // (a reload asked again), locking its owner out.
+    $("signout").hidden = false;
+    await askForOwnPassword(lang, password, { className: "card", parent: document.querySelector("main") });
+  }
   start();
 }
 // Sign-out ends the session on the server, stops pushes to this browser and deletes the queue and
@@ -2595,7 +2655,10 @@ async function endSignIn() {
 }
 // The session ended elsewhere (signed out on another page, password changed, revoked) or ran out:
 // sign in again. The queue stays; it syncs once the worker who recorded it is back.
-addEventListener("gridwork:session-ended", () => {
+// Said as the server gave the reason (`session_ended`): told "expired" when an admin had reset
+// the password, the worker signed in with the one they knew and read that it was wrong; switched
+// off, they never learnt why, nor that the visits on the phone wait for someone to hand them over.
+addEventListener("gridwork:session-ended", async (e) => {
   if (signingOut) return;
   $("home").hidden = true;
   resetInbox(); // the notices are the signed-out worker's
@@ -2603,7 +2666,15 @@ addEventListener("gridwork:session-ended", () => {
   resetDevices(); // and so are the devices
   $("signout").hidden = true;
   $("signin").hidden = false;
-  $("signin-error").textContent = t.sessionEnded;
+  const { why, user } = e.detail || {};
+  let said = t.sessionEndedBy[why] || t.sessionEnded;
+  $("signin-error").textContent = said;
+  if (why === "switched-off") {
+    const left = (await listQueued().catch(() => []))
+      .filter((r) => r.user === user && r.state !== "overtaken").length;
+    if (left) said += (lang === "zh" ? "" : " ") + t.switchedOffQueued(left);
+    if (!getToken()) $("signin-error").textContent = said; // nobody signed in meanwhile
+  }
 });
 $("signout").addEventListener("click", (e) => {
   e.preventDefault();
@@ -2654,6 +2725,7 @@ document.addEventListener("visibilitychange", () => {
 navigator.serviceWorker?.addEventListener("message", (e) => {
   if (e.data === "queue-changed") { showQueue(); showFlagged(); }
   if (e.data === "inbox-changed") refreshInbox();
+  if (e.data?.notice) openNotified(Number(e.data.notice)); // a push tapped
 });
 showNet();
 if ("serviceWorker" in navigator) {

@@ -1,5 +1,5 @@
 // Shared by the map, the app and the accounts page: signing in and out, API calls, ISO weeks, the language.
-import { META, run } from "./idb.js";
+import { META, getMeta, run } from "./idb.js";
 import { getToken, refreshAccess, signingOutNow, storeTokens, tokenUser } from "./session.js";
 
 export { getToken };
@@ -33,12 +33,82 @@ export async function signIn(username, password) {
  */
 export async function signOut(body = {}) {
   signingOutNow(); // a 401 meanwhile is this sign-out's, not a session ended elsewhere
-  if (getToken()) {
+  const access = getToken();
+  if (access) {
+    const refresh = await getMeta("refresh").catch(() => null);
     try {
       await api("/api/v1/auth/logout", { method: "POST", body });
-    } catch { /* offline, or the token had already ended */ }
+    } catch (error) {
+      // No answer (no signal, the server away): kept to send once back (the token had ended: done).
+      if (!(error instanceof ApiError) || error.status >= 500) keepSignOut({ access, refresh, body });
+    }
   }
   await forgetSignIn();
+}
+
+// A sign-out the server never heard (no signal in a basement, the server restarting): the phone
+// forgot its tokens, but the sign-in stayed live for its 30 days and the phone went on getting
+// the worker's pushes (a task's title on the lock screen of a phone handed on), listed on their
+// other phone as getting them. Kept here, with what it needs to be sent (the access token, else
+// the refresh token for a fresh one), and sent by whichever page of the app opens next online,
+// and when the network comes back: then forgotten, with its tokens.
+const SIGN_OUTS_KEY = "gridwork.signOuts";
+const SIGN_OUTS_KEPT = 5;
+
+function keptSignOuts() {
+  try {
+    const kept = JSON.parse(localStorage.getItem(SIGN_OUTS_KEY) || "[]");
+    return Array.isArray(kept) ? kept : [];
+  } catch {
+    return [];
+  }
+}
+function writeSignOuts(list) {
+  try {
+    if (list.length) localStorage.setItem(SIGN_OUTS_KEY, JSON.stringify(list.slice(-SIGN_OUTS_KEPT)));
+    else localStorage.removeItem(SIGN_OUTS_KEY);
+  } catch { /* no room: as before, the sign-in ends at its expiry */ }
+}
+function keepSignOut(signOut) {
+  writeSignOuts([...keptSignOuts(), signOut]);
+}
+
+/** Send one kept sign-out: true once the server has it, or it has nothing to end (its
+ * sign-in over already); false when it got no answer (try again later). */
+async function sendSignOut({ access, refresh, body }) {
+  const post = (path, token, data) => fetch(path, {
+    method: "POST",
+    headers: { Accept: "application/json", "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: data === undefined ? undefined : JSON.stringify(data),
+  });
+  let answer = access ? await post("/api/v1/auth/logout", access, body || {}) : null;
+  if ((!answer || answer.status === 401) && refresh) {
+    // The access token expired meanwhile: the refresh token gets a fresh one of the same sign-in.
+    const refreshed = await post("/api/v1/auth/refresh", refresh);
+    if (refreshed.status === 401 || refreshed.status === 422) return true; // the sign-in is over
+    if (!refreshed.ok) return false;
+    const fresh = await refreshed.json();
+    answer = await post("/api/v1/auth/logout", fresh.access_token, body || {});
+  }
+  return Boolean(answer) && answer.status < 500;
+}
+
+let sendingSignOuts = null;
+/** Send the sign-outs kept on this device (online only; one pass at a time). */
+export function sendSignOuts() {
+  if (sendingSignOuts || !navigator.onLine || !keptSignOuts().length) return sendingSignOuts;
+  sendingSignOuts = (async () => {
+    for (const kept of keptSignOuts()) {
+      const sent = await sendSignOut(kept).catch(() => false);
+      if (!sent) break; // no answer: the next would get none either
+      writeSignOuts(keptSignOuts().filter((k) => k.access !== kept.access || k.refresh !== kept.refresh));
+    }
+  })().finally(() => { sendingSignOuts = null; });
+  return sendingSignOuts;
+}
+if (typeof window !== "undefined") {
+  addEventListener("online", () => sendSignOuts());
+  sendSignOuts();
 }
 
 /** Keep a list as last read for offline use (localStorage `key`: `copy` with its `user` and

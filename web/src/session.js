@@ -13,6 +13,10 @@ import { getMeta, setMeta } from "./idb.js";
 
 const TOKEN_KEY = "gridwork.token";
 const LOCK = "gridwork.refresh";
+// Why the sign-in ended, as the server said it (its problem's `session_ended`: "password-reset",
+// "switched-off", "password-changed", ...), kept for whichever realm finds the tokens gone: the
+// service worker's sync is told, with no page to tell, and the page then finds no refresh token.
+const ENDED_KEY = "sessionEnded";
 const hasWindow = typeof localStorage !== "undefined";
 
 /** The refresh failed because the session is over (revoked, expired or never refreshable): sign in again. */
@@ -52,7 +56,10 @@ let signingOut = false; // see signingOutNow
 /** Keep new tokens everywhere they are read (null, null: forget them). Throws StorageUnavailable
  * when IndexedDB refuses them (forgetting them, nothing is there to forget). */
 export async function storeTokens(access, refresh) {
-  if (access) signingOut = false; // signed in again
+  if (access) {
+    signingOut = false; // signed in again
+    await setMeta(ENDED_KEY, null).catch(() => {}); // why the last sign-in ended: past
+  }
   if (hasWindow) {
     if (access) localStorage.setItem(TOKEN_KEY, access);
     else localStorage.removeItem(TOKEN_KEY);
@@ -83,12 +90,15 @@ export function refreshAccess(stale) {
       return current;
     }
     const refresh = await getMeta("refresh");
-    if (!refresh || tokenUser(refresh) !== tokenUser(stale)) throw await ended();
+    if (!refresh || tokenUser(refresh) !== tokenUser(stale)) throw await ended(stale);
     const response = await fetch("/api/v1/auth/refresh", {
       method: "POST",
       headers: { Accept: "application/json", Authorization: `Bearer ${refresh}` },
     });
-    if (response.status === 401 || response.status === 422) throw await ended();
+    if (response.status === 401 || response.status === 422) {
+      const problem = await response.json().catch(() => null);
+      throw await ended(stale, problem?.session_ended);
+    }
     if (!response.ok) throw new Error(`refresh answered ${response.status}`);
     const body = await response.json();
     await storeTokens(body.access_token, body.refresh_token);
@@ -103,10 +113,18 @@ export function signingOutNow() {
   signingOut = true;
 }
 
-async function ended() {
+/** Forget the tokens and tell the page the sign-in of `stale` ended (`why`: the server's word,
+ * else the one kept when another realm was told). The event's detail: {why, user}. */
+async function ended(stale, why = null) {
   await storeTokens(null, null);
-  if (hasWindow && !signingOut) dispatchEvent(new Event("gridwork:session-ended"));
-  return new SessionEnded("The sign-in has ended: sign in again.");
+  if (why) await setMeta(ENDED_KEY, { why, user: tokenUser(stale) }).catch(() => {});
+  else {
+    const kept = await getMeta(ENDED_KEY).catch(() => null);
+    if (kept && kept.user === tokenUser(stale)) why = kept.why;
+  }
+  const detail = { why: why || null, user: tokenUser(stale) };
+  if (hasWindow && !signingOut) dispatchEvent(new CustomEvent("gridwork:session-ended", { detail }));
+  return Object.assign(new SessionEnded("The sign-in has ended: sign in again."), detail);
 }
 
 let timer = null;

@@ -68,14 +68,17 @@ self.addEventListener("push", (event) => {
   ]));
 });
 
-// Tapping the notification shows the app: the open one if there is (it reads its inbox again),
-// else a new one (which reads it as it starts).
+// Tapping the notification opens the notice it mirrors (its id in the push's data), as a tap in
+// the inbox does (read, its task's page open): in the open app if there is one, told `{notice}`,
+// else in a new one opened at `/app?notice=ID`. It only showed the app, at whatever it showed:
+// the worker found the inbox, the notice, and tapped it again, the notice unread meanwhile.
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
+  const notice = Number(event.notification.data?.data?.notification_id) || null;
   event.waitUntil((async () => {
     const open = (await self.clients.matchAll({ type: "window" })).find((c) => new URL(c.url).pathname.startsWith("/app"));
-    if (!open) return self.clients.openWindow("/app");
-    open.postMessage("inbox-changed");
+    if (!open) return self.clients.openWindow(notice ? `/app?notice=${notice}` : "/app");
+    open.postMessage(notice ? { notice } : "inbox-changed");
     return open.focus();
   })());
 });

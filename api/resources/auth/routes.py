@@ -14,7 +14,7 @@ from flask_jwt_extended import (
 )
 
 from api import errors
-from api.auth import claims_for, current_user
+from api.auth import claims_for, current_user, session_ended
 from api.clock import now
 from api.extensions import Blueprint, db
 from api.resources.auth.schemas import (
@@ -128,7 +128,8 @@ class Refresh(MethodView):
         db.session.commit()  # a detected replay revokes the session even though this fails
         if not live:
             raise errors.Unauthorized(
-                "This refresh token was already used: the session is revoked; sign in again."
+                "This refresh token was already used: the session is revoked; sign in again.",
+                **session_ended(sid),
             )
         return tokens
 
