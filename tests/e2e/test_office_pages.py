@@ -48,3 +48,15 @@ def test_an_office_page_whose_session_ended_elsewhere_shows_the_sign_in_form(pag
         with page.expect_navigation():
             page.evaluate(ended)
     page.wait_for_selector("#signin:not([hidden])")
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/app", "/map", "/accounts"])
+def test_the_password_typed_is_not_left_in_the_sign_in_form_once_signed_in(page, path):
+    """The form stays in the page, hidden: with the password in it, a sign-in ended later (a
+    reset by the office) showed the form filled in, and 登录 sent the old password."""
+    page.goto(path)
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("#signin[hidden]", state="attached")
+    page.wait_for_function(
+        "() => document.querySelector('#signin input[name=password]').value === ''"
+    )

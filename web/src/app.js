@@ -2588,6 +2588,7 @@ $("signin").addEventListener("submit", async (e) => {
     return;
   }
   $("signin").hidden = true;
+  e.target.elements.password.value = ""; // not left in the hidden form (wireSignIn says why)
   begin(form.get("password"));
 });
 // IndexedDB refused (a private window, site storage off): no visit recorded offline could be

@@ -122,6 +122,8 @@ export function wireSignIn({ form, error, lang, badLogin, failed, start }) {
       return;
     }
     form.hidden = true;
+    // Not left in the hidden form: a sign-in ended later shows it again, and 登录 would send it.
+    form.elements.password.value = "";
     begin(data.get("password"));
   });
   return begin;
