@@ -95,6 +95,35 @@ def test_the_map_asks_for_their_own_password_before_any_tile(context, page, relo
     )
 
 
+@pytest.mark.parametrize("path", ["/map", "/window", "/register"])
+def test_who_signed_in_with_anothers_username_signs_out_of_the_form_without_setting_it(
+    context, page, live_server, path
+):
+    """The office opens new accounts with one password: who typed a colleague's username was
+    asked only to set that account's password (the page's 退出 is hidden until then), and
+    setting it locked its owner out. The form offers 退出, which ends the session on the
+    server and leaves the office's password as it was."""
+    from tests.e2e.test_app import status_of
+
+    username = opened_by_the_office(context)
+    page.goto(path)
+    sign_in(page, username, OFFICE_PASSWORD)
+    form = page.locator("#own-password")
+    form.wait_for(state="visible")
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    leave = form.locator("button.own-password-signout")
+    assert leave.inner_text() == "退出（不是我的账号）"
+    with page.expect_navigation():
+        leave.click()
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.evaluate("() => localStorage.getItem('gridwork.token')") is None
+    assert status_of(live_server, token) == 401
+    again = context.request.post(
+        "/api/v1/auth/token", data={"username": username, "password": OFFICE_PASSWORD}
+    )
+    assert again.status == 200 and claims(again.json()["access_token"])["pwc"] is True
+
+
 def test_the_accounts_page_asks_for_ones_own_password_first(context, page):
     username = opened_by_the_office(context)
     page.goto("/accounts")

@@ -10,7 +10,7 @@ const TEXT = {
     ownPasswordChange: "设置新密码。修改后，您在其他设备上的登录将退出。",
     currentPassword: "当前密码", newPassword: "新密码（至少8位）", repeatPassword: "再次输入新密码",
     setPassword: "设置新密码", mismatch: "两次输入的新密码不一致", sameAsCurrent: "新密码不能与当前密码相同",
-    tooShort: "新密码至少8个字符（空格不计）", wrongCurrent: "当前密码不正确",
+    tooShort: "新密码至少8个字符（空格不计）", wrongCurrent: "当前密码不正确", signOut: "退出（不是我的账号）",
   },
   en: {
     ownPasswordWhy: "An admin set your password. Set a new one only you know first.",
@@ -19,6 +19,7 @@ const TEXT = {
     repeatPassword: "New password again", setPassword: "Set my password",
     mismatch: "The two new passwords differ", sameAsCurrent: "The new password must differ from the current one",
     tooShort: "The new password needs 8 characters or more, spaces not counted", wrongCurrent: "The current password is wrong",
+    signOut: "Sign out (not my account)",
   },
 };
 const MIN_LENGTH = 8;
@@ -48,6 +49,7 @@ const FORM = `
   <label><span data-t="newPassword"></span><input name="next" type="password" autocomplete="new-password" required></label>
   <label><span data-t="repeatPassword"></span><input name="again" type="password" autocomplete="new-password" required></label>
   <button type="submit" data-t="setPassword"></button>
+  <button type="button" class="own-password-signout" data-t="signOut" hidden></button>
   <p class="error"></p>`;
 
 /**
@@ -55,9 +57,14 @@ const FORM = `
  * until the server takes it; resolves once the new tokens are stored and the form is gone.
  * `current`: the password just typed to sign in (its field is then not asked again). `why`: the
  * text above the form, `ownPasswordWhy` (the office chose the password) or `ownPasswordChange`.
+ * `signOutHere`: the form offers 退出 (ending the session on the server, the page reloaded to
+ * its sign-in form), where the page shows none of its own while it asks: the office opens its
+ * accounts with one password, and who typed a colleague's username could only set that
+ * account's password, locking its owner out.
  */
 export function askForOwnPassword(
-  lang, current = "", { className = "panel signin", parent = document.body, why = "ownPasswordWhy" } = {},
+  lang, current = "",
+  { className = "panel signin", parent = document.body, why = "ownPasswordWhy", signOutHere = false } = {},
 ) {
   const t = TEXT[lang] || TEXT.zh;
   const form = document.createElement("form");
@@ -70,6 +77,9 @@ export function askForOwnPassword(
   const currentField = form.elements.current;
   currentField.value = current;
   currentField.closest("label").hidden = Boolean(current);
+  const leave = form.querySelector(".own-password-signout");
+  leave.hidden = !signOutHere;
+  leave.addEventListener("click", () => signOutAndReload());
   parent.prepend(form);
   return new Promise((resolve) => {
     form.addEventListener("submit", async (e) => {
@@ -109,7 +119,7 @@ export function askForOwnPassword(
  */
 export function wireSignIn({ form, error, lang, badLogin, failed, start }) {
   const begin = async (password = "") => {
-    if (mustChangePassword()) await askForOwnPassword(lang, password);
+    if (mustChangePassword()) await askForOwnPassword(lang, password, { signOutHere: true });
     start();
   };
   form.addEventListener("submit", async (e) => {
