@@ -352,3 +352,23 @@ def test_on_a_phone_the_removal_asked_from_the_notice_fits_and_is_big_enough_to_
     assert page.evaluate(WIDER_THAN_SCREEN) == []
     assert page.evaluate(TOO_SMALL, ["#removal-dialog", TAP]) == []
     screenshot(page, "register-phone-removal")
+
+
+OFFICE_DESKTOP = {"width": 1366, "height": 768}
+
+
+def test_on_the_offices_desktop_the_english_register_needs_no_sideways_scrolling(page):
+    """At 1366x768 the English page's table was 50 px wider than its box: the action buttons
+    ("Register one at this entrance", "Remove from the register") were cut off at its right
+    edge, reached only by the sideways scrollbar under the 50th row."""
+    page.set_viewport_size(OFFICE_DESKTOP)
+    page.goto("/register?lang=en")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    box = page.locator(".table-scroll")
+    assert box.evaluate("(s) => s.scrollWidth - s.clientWidth") <= 0
+    right = box.bounding_box()["x"] + box.bounding_box()["width"]
+    buttons = page.locator("#households tbody tr[data-id]").first.locator("td.actions button")
+    assert buttons.count() == 3
+    for button in buttons.all():
+        assert button.bounding_box()["x"] + button.bounding_box()["width"] <= right + 0.5
