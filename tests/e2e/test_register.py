@@ -372,3 +372,41 @@ def test_on_the_offices_desktop_the_english_register_needs_no_sideways_scrolling
     assert buttons.count() == 3
     for button in buttons.all():
         assert button.bounding_box()["x"] + button.bounding_box()["width"] <= right + 0.5
+
+
+def test_an_old_files_row_of_a_household_since_removed_is_refused_in_chinese(
+    page, e2e_engine, household, tmp_path
+):
+    """A clerk imports with 按文件更新 a register exported before a household left it: the row
+    is refused, and the refusal (and the other update-mode ones) stood in English on the
+    Chinese page."""
+    from datetime import UTC, datetime
+
+    from api.models import Household
+    from api.services.household_removal import remove_household
+
+    with Session(e2e_engine) as session:
+        h = session.get(Household, household, with_for_update=True)
+        lon, lat = session.execute(
+            select(func.ST_X(Household.location), func.ST_Y(Household.location)).where(
+                Household.id == household
+            )
+        ).one()
+        cells = [h.building, h.unit or "", h.floor or "", h.room or "", lon, lat, "住宅"]
+        cells += ["自住", str(h.members or 1), "", ""]
+        remove_household(session, None, h, reason="moved_out", now=datetime.now(UTC))
+        session.commit()
+    open_register(page)
+    page.click("#import-box summary")
+    page.set_input_files("#import-form input[name=file]", register_file(tmp_path, [cells]))
+    page.check("#import-form input[name=mode][value=update]")
+    page.click("#import-form button[type=submit]")
+
+    problems = page.locator("#import-outcome table.problems tbody tr")
+    problems.first.wait_for()
+    row_, column, problem = (c.strip() for c in problems.first.locator("td").all_inner_texts())
+    assert (row_, column) == ("2", "地址")
+    assert problem == (
+        f"同一地址、同一位置的住户 {household} 已移出登记册：请删去此行，或先恢复该住户，"
+        "或以“新增住户”方式登记新住户。"
+    )

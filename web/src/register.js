@@ -504,6 +504,15 @@ const ROW_PROBLEMS_ZH = [
   [/^repeats row (\d+): the same address at the same point$/, (r) => `与第 ${r} 行重复：同一地址、同一位置。`],
   [/^the same address at the same point is already registered as household (\d+)$/, (id) => `同一地址、同一位置已登记为住户 ${id}（按文件更新请选“按文件更新已登记住户”）。`],
   [/^the same address at the same point is already registered, in a grid outside yours$/, () => "同一地址、同一位置已登记在您负责范围以外的网格中。"],
+  // The update mode's (按文件更新): a file exported before a household left, a row copied twice.
+  [/^the same address at the same point is household (\d+), which left the register: .*$/, (id) =>
+    `同一地址、同一位置的住户 ${id} 已移出登记册：请删去此行，或先恢复该住户，或以“新增住户”方式登记新住户。`],
+  [/^the same address at the same point is a household of a grid outside yours, which left the register: .*$/, () =>
+    "同一地址、同一位置的住户（在您负责范围以外的网格中）已移出登记册：请删去此行，或以“新增住户”方式登记新住户。"],
+  [/^repeats row (\d+): the same address within (\d+) m$/, (r, m) => `与第 ${r} 行重复：同一地址，相距不到 ${m} 米。`],
+  [/^matches household (\d+), as row (\d+) does$/, (id, r) => `与第 ${r} 行是同一住户（${id}）：每户只能有一行。`],
+  [/^the same address within (\d+) m is a registered household you may not edit; .*$/, (m) =>
+    `${m} 米内已登记同一地址的住户，在您负责范围以外：该住户不变，也不会在旁边另登记一户。`],
 ];
 // A form's own refusals: its point outside every grid (422), its address registered there (409).
 const { showErrors } = fieldWords(lang, [
