@@ -410,3 +410,26 @@ def test_an_old_files_row_of_a_household_since_removed_is_refused_in_chinese(
         f"同一地址、同一位置的住户 {household} 已移出登记册：请删去此行，或先恢复该住户，"
         "或以“新增住户”方式登记新住户。"
     )
+
+
+def test_a_removal_dated_before_the_households_last_visit_is_refused_in_chinese(page, household):
+    """The leader gives the day the family really left, before the visit that found them gone:
+    the refusal beside 移出日期 was the server's English."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    yesterday = datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=1)
+    open_register(page, query=f"?household={household}")
+    page.locator("#removal-dialog").wait_for()
+    page.fill("#removal-form input[name=effective_date]", yesterday.isoformat())
+    page.click("#removal-form button[type=submit]")
+
+    page.wait_for_function(
+        "() => document.querySelector('#removal-form .field-error[data-field=effective_date]')"
+        ".textContent"
+    )
+    said = page.locator("#removal-form .field-error[data-field=effective_date]").inner_text()
+    # Before its last visit, or before its tags last changed (a test before restored it today).
+    assert said.startswith(f"{yesterday.isoformat()} 早于该住户"), said
+    assert "before" not in said
+    assert page.locator("#removal-dialog").evaluate("d => d.open")

@@ -519,6 +519,13 @@ const { showErrors } = fieldWords(lang, [
   ...ROW_PROBLEMS_ZH,
   [/^This address is already registered at this point as household (\d+)\.$/, (id) => `该地址在此位置已登记为住户 ${id}。`],
   [/^This address is already registered at this point, in a grid outside yours;.*$/, () => "该地址在此位置已登记，在您负责范围以外的网格中。"],
+  // A removal's day refused (api/services/household_removal.py), said beside 移出日期.
+  [/^(\S+) is in the future \(today is (\S+)\)\.$/, (day, today) => `${day} 晚于今天（${today}）：移出日期不能是将来的日子。`],
+  [/^(\S+) is before the household was registered \((\S+)\)\.$/, (day, since) => `${day} 早于该住户的登记日期（${since}）。`],
+  [/^(\S+) is before its grid, kind or care tags last changed \((\S+)\); .*$/, (day, since) =>
+    `${day} 早于该住户的网格、类型或标签最近一次变更（${since}）：移出日期不能早于该日。`],
+  [/^(\S+) is before its last visit \((\S+)\); .*$/, (day, visit) =>
+    `${day} 早于该住户最近一次走访（${visit}）：移出日期不能早于已记录的走访。`],
 ]);
 
 function rowProblem(detail) {
