@@ -433,3 +433,32 @@ def test_a_removal_dated_before_the_households_last_visit_is_refused_in_chinese(
     assert said.startswith(f"{yesterday.isoformat()} 早于该住户"), said
     assert "before" not in said
     assert page.locator("#removal-dialog").evaluate("d => d.open")
+
+
+def test_a_restore_refused_is_said_in_chinese(page, e2e_engine, household, new_households):
+    """A family taken out of the register by mistake, a new one registered at its door since:
+    its 恢复 is refused (409), and the refusal stood in the server's English under
+    服务器答复."""
+    from datetime import UTC, datetime
+
+    from api.models import Household
+    from api.services.household_removal import remove_household
+    from api.services.households import create_household, household_lonlat
+
+    with Session(e2e_engine) as session:
+        h = session.get(Household, household, with_for_update=True)
+        lon, lat = household_lonlat(h)
+        address = {part: getattr(h, part) for part in ("building", "unit", "floor", "room")}
+        remove_household(session, None, h, reason="duplicate", now=datetime.now(UTC))
+        made = create_household(session, None, {**address, "lon": lon, "lat": lat})
+        session.commit()
+        made_id = made.id
+    open_register(page, query=f"?household={household}")
+    page.locator("#restore-dialog").wait_for()
+    page.click("#restore-form button[type=submit]")
+
+    page.wait_for_function("() => document.querySelector('#restore-form .form-error').textContent")
+    said = page.locator("#restore-form .form-error").inner_text()
+    assert said.startswith(f"该地址在此位置已登记为住户 {made_id}"), said
+    assert "registered" not in said
+    assert page.locator("#restore-dialog").evaluate("d => d.open")

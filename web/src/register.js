@@ -446,7 +446,9 @@ restoreForm.addEventListener("submit", async (event) => {
     say(t.restored(address(h)));
     await loadHouseholds();
   } catch (error) {
-    restoreForm.querySelector(".form-error").textContent = (error.status ? t.serverSaid : t.failed) + error.message;
+    // A refusal the page knows is said in its words (the address registered again since …).
+    const said = error.status ? fieldMessage(error.message) : error.message;
+    restoreForm.querySelector(".form-error").textContent = said === error.message ? (error.status ? t.serverSaid : t.failed) + said : said;
   } finally {
     button.disabled = false;
   }
@@ -515,7 +517,7 @@ const ROW_PROBLEMS_ZH = [
     `${m} 米内已登记同一地址的住户，在您负责范围以外：该住户不变，也不会在旁边另登记一户。`],
 ];
 // A form's own refusals: its point outside every grid (422), its address registered there (409).
-const { showErrors } = fieldWords(lang, [
+const { fieldMessage, showErrors } = fieldWords(lang, [
   ...ROW_PROBLEMS_ZH,
   [/^This address is already registered at this point as household (\d+)\.$/, (id) => `该地址在此位置已登记为住户 ${id}。`],
   [/^This address is already registered at this point, in a grid outside yours;.*$/, () => "该地址在此位置已登记，在您负责范围以外的网格中。"],
@@ -526,6 +528,12 @@ const { showErrors } = fieldWords(lang, [
     `${day} 早于该住户的网格、类型或标签最近一次变更（${since}）：移出日期不能早于该日。`],
   [/^(\S+) is before its last visit \((\S+)\); .*$/, (day, visit) =>
     `${day} 早于该住户最近一次走访（${visit}）：移出日期不能早于已记录的走访。`],
+  // A restore refused (409): its address registered again at its point (above), and these.
+  [/^Household \d+ is in the register; nothing to undo\.$/, () => "该住户已在登记册中（可能已由他人恢复），无需恢复。"],
+  [/^Household \d+'s grid (\d+) was retired since it left; .*$/, (code) =>
+    `该住户移出后，其所在网格 ${code} 已撤销，不能恢复：请在现在管辖该门牌的网格中重新登记。`],
+  [/^Household \d+'s phone and care tags were erased on (\S+), .*$/, (day) =>
+    `该住户的电话和关怀标签已于 ${day} 按保存期限删除，不能恢复：请重新登记。`],
 ]);
 
 function rowProblem(detail) {
