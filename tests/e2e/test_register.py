@@ -352,3 +352,113 @@ def test_on_a_phone_the_removal_asked_from_the_notice_fits_and_is_big_enough_to_
     assert page.evaluate(WIDER_THAN_SCREEN) == []
     assert page.evaluate(TOO_SMALL, ["#removal-dialog", TAP]) == []
     screenshot(page, "register-phone-removal")
+
+
+OFFICE_DESKTOP = {"width": 1366, "height": 768}
+
+
+def test_on_the_offices_desktop_the_english_register_needs_no_sideways_scrolling(page):
+    """At 1366x768 the English page's table was 50 px wider than its box: the action buttons
+    ("Register one at this entrance", "Remove from the register") were cut off at its right
+    edge, reached only by the sideways scrollbar under the 50th row."""
+    page.set_viewport_size(OFFICE_DESKTOP)
+    page.goto("/register?lang=en")
+    sign_in(page, "leader01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    box = page.locator(".table-scroll")
+    assert box.evaluate("(s) => s.scrollWidth - s.clientWidth") <= 0
+    right = box.bounding_box()["x"] + box.bounding_box()["width"]
+    buttons = page.locator("#households tbody tr[data-id]").first.locator("td.actions button")
+    assert buttons.count() == 3
+    for button in buttons.all():
+        assert button.bounding_box()["x"] + button.bounding_box()["width"] <= right + 0.5
+
+
+def test_an_old_files_row_of_a_household_since_removed_is_refused_in_chinese(
+    page, e2e_engine, household, tmp_path
+):
+    """A clerk imports with 按文件更新 a register exported before a household left it: the row
+    is refused, and the refusal (and the other update-mode ones) stood in English on the
+    Chinese page."""
+    from datetime import UTC, datetime
+
+    from api.models import Household
+    from api.services.household_removal import remove_household
+
+    with Session(e2e_engine) as session:
+        h = session.get(Household, household, with_for_update=True)
+        lon, lat = session.execute(
+            select(func.ST_X(Household.location), func.ST_Y(Household.location)).where(
+                Household.id == household
+            )
+        ).one()
+        cells = [h.building, h.unit or "", h.floor or "", h.room or "", lon, lat, "住宅"]
+        cells += ["自住", str(h.members or 1), "", ""]
+        remove_household(session, None, h, reason="moved_out", now=datetime.now(UTC))
+        session.commit()
+    open_register(page)
+    page.click("#import-box summary")
+    page.set_input_files("#import-form input[name=file]", register_file(tmp_path, [cells]))
+    page.check("#import-form input[name=mode][value=update]")
+    page.click("#import-form button[type=submit]")
+
+    problems = page.locator("#import-outcome table.problems tbody tr")
+    problems.first.wait_for()
+    row_, column, problem = (c.strip() for c in problems.first.locator("td").all_inner_texts())
+    assert (row_, column) == ("2", "地址")
+    assert problem == (
+        f"同一地址、同一位置的住户 {household} 已移出登记册：请删去此行，或先恢复该住户，"
+        "或以“新增住户”方式登记新住户。"
+    )
+
+
+def test_a_removal_dated_before_the_households_last_visit_is_refused_in_chinese(page, household):
+    """The leader gives the day the family really left, before the visit that found them gone:
+    the refusal beside 移出日期 was the server's English."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    yesterday = datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=1)
+    open_register(page, query=f"?household={household}")
+    page.locator("#removal-dialog").wait_for()
+    page.fill("#removal-form input[name=effective_date]", yesterday.isoformat())
+    page.click("#removal-form button[type=submit]")
+
+    page.wait_for_function(
+        "() => document.querySelector('#removal-form .field-error[data-field=effective_date]')"
+        ".textContent"
+    )
+    said = page.locator("#removal-form .field-error[data-field=effective_date]").inner_text()
+    # Before its last visit, or before its tags last changed (a test before restored it today).
+    assert said.startswith(f"{yesterday.isoformat()} 早于该住户"), said
+    assert "before" not in said
+    assert page.locator("#removal-dialog").evaluate("d => d.open")
+
+
+def test_a_restore_refused_is_said_in_chinese(page, e2e_engine, household, new_households):
+    """A family taken out of the register by mistake, a new one registered at its door since:
+    its 恢复 is refused (409), and the refusal stood in the server's English under
+    服务器答复."""
+    from datetime import UTC, datetime
+
+    from api.models import Household
+    from api.services.household_removal import remove_household
+    from api.services.households import create_household, household_lonlat
+
+    with Session(e2e_engine) as session:
+        h = session.get(Household, household, with_for_update=True)
+        lon, lat = household_lonlat(h)
+        address = {part: getattr(h, part) for part in ("building", "unit", "floor", "room")}
+        remove_household(session, None, h, reason="duplicate", now=datetime.now(UTC))
+        made = create_household(session, None, {**address, "lon": lon, "lat": lat})
+        session.commit()
+        made_id = made.id
+    open_register(page, query=f"?household={household}")
+    page.locator("#restore-dialog").wait_for()
+    page.click("#restore-form button[type=submit]")
+
+    page.wait_for_function("() => document.querySelector('#restore-form .form-error').textContent")
+    said = page.locator("#restore-form .form-error").inner_text()
+    assert said.startswith(f"该地址在此位置已登记为住户 {made_id}"), said
+    assert "registered" not in said
+    assert page.locator("#restore-dialog").evaluate("d => d.open")

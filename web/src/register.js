@@ -446,7 +446,9 @@ restoreForm.addEventListener("submit", async (event) => {
     say(t.restored(address(h)));
     await loadHouseholds();
   } catch (error) {
-    restoreForm.querySelector(".form-error").textContent = (error.status ? t.serverSaid : t.failed) + error.message;
+    // A refusal the page knows is said in its words (the address registered again since …).
+    const said = error.status ? fieldMessage(error.message) : error.message;
+    restoreForm.querySelector(".form-error").textContent = said === error.message ? (error.status ? t.serverSaid : t.failed) + said : said;
   } finally {
     button.disabled = false;
   }
@@ -504,12 +506,34 @@ const ROW_PROBLEMS_ZH = [
   [/^repeats row (\d+): the same address at the same point$/, (r) => `与第 ${r} 行重复：同一地址、同一位置。`],
   [/^the same address at the same point is already registered as household (\d+)$/, (id) => `同一地址、同一位置已登记为住户 ${id}（按文件更新请选“按文件更新已登记住户”）。`],
   [/^the same address at the same point is already registered, in a grid outside yours$/, () => "同一地址、同一位置已登记在您负责范围以外的网格中。"],
+  // The update mode's (按文件更新): a file exported before a household left, a row copied twice.
+  [/^the same address at the same point is household (\d+), which left the register: .*$/, (id) =>
+    `同一地址、同一位置的住户 ${id} 已移出登记册：请删去此行，或先恢复该住户，或以“新增住户”方式登记新住户。`],
+  [/^the same address at the same point is a household of a grid outside yours, which left the register: .*$/, () =>
+    "同一地址、同一位置的住户（在您负责范围以外的网格中）已移出登记册：请删去此行，或以“新增住户”方式登记新住户。"],
+  [/^repeats row (\d+): the same address within (\d+) m$/, (r, m) => `与第 ${r} 行重复：同一地址，相距不到 ${m} 米。`],
+  [/^matches household (\d+), as row (\d+) does$/, (id, r) => `与第 ${r} 行是同一住户（${id}）：每户只能有一行。`],
+  [/^the same address within (\d+) m is a registered household you may not edit; .*$/, (m) =>
+    `${m} 米内已登记同一地址的住户，在您负责范围以外：该住户不变，也不会在旁边另登记一户。`],
 ];
 // A form's own refusals: its point outside every grid (422), its address registered there (409).
-const { showErrors } = fieldWords(lang, [
+const { fieldMessage, showErrors } = fieldWords(lang, [
   ...ROW_PROBLEMS_ZH,
   [/^This address is already registered at this point as household (\d+)\.$/, (id) => `该地址在此位置已登记为住户 ${id}。`],
   [/^This address is already registered at this point, in a grid outside yours;.*$/, () => "该地址在此位置已登记，在您负责范围以外的网格中。"],
+  // A removal's day refused (api/services/household_removal.py), said beside 移出日期.
+  [/^(\S+) is in the future \(today is (\S+)\)\.$/, (day, today) => `${day} 晚于今天（${today}）：移出日期不能是将来的日子。`],
+  [/^(\S+) is before the household was registered \((\S+)\)\.$/, (day, since) => `${day} 早于该住户的登记日期（${since}）。`],
+  [/^(\S+) is before its grid, kind or care tags last changed \((\S+)\); .*$/, (day, since) =>
+    `${day} 早于该住户的网格、类型或标签最近一次变更（${since}）：移出日期不能早于该日。`],
+  [/^(\S+) is before its last visit \((\S+)\); .*$/, (day, visit) =>
+    `${day} 早于该住户最近一次走访（${visit}）：移出日期不能早于已记录的走访。`],
+  // A restore refused (409): its address registered again at its point (above), and these.
+  [/^Household \d+ is in the register; nothing to undo\.$/, () => "该住户已在登记册中（可能已由他人恢复），无需恢复。"],
+  [/^Household \d+'s grid (\d+) was retired since it left; .*$/, (code) =>
+    `该住户移出后，其所在网格 ${code} 已撤销，不能恢复：请在现在管辖该门牌的网格中重新登记。`],
+  [/^Household \d+'s phone and care tags were erased on (\S+), .*$/, (day) =>
+    `该住户的电话和关怀标签已于 ${day} 按保存期限删除，不能恢复：请重新登记。`],
 ]);
 
 function rowProblem(detail) {
