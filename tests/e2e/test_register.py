@@ -249,6 +249,7 @@ def test_a_new_flat_is_registered_at_the_point_of_a_household_of_its_entrance(
     form = page.locator("#edit-form")
     assert "同一楼门" in page.locator("#edit-title").inner_text()
     assert form.locator(".point-fields").is_hidden()
+    assert form.locator("button[type=submit]").inner_text() == "登记"
     form.locator("input[name=floor]").fill("18")
     form.locator("input[name=room]").fill("1801")
     form.locator("select[name=occupancy]").select_option("tenant")

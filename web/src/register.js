@@ -37,7 +37,7 @@ const TEXT = {
     reason_duplicate: "重复登记", reason_other: "其他",
     effectiveDate: "移出日期", note: "说明（选填，最多 200 字）",
     edit: "编辑", remove: "移出登记册", restore: "恢复", save: "保存", cancel: "取消",
-    newHousehold: "登记新住户", sameEntrance: "同楼门登记", lon: "经度", lat: "纬度",
+    newHousehold: "登记新住户", sameEntrance: "同楼门登记", registerButton: "登记", lon: "经度", lat: "纬度",
     newTitle: "登记新住户", entranceTitle: (a) => `登记新住户：与 ${a} 同一楼门`,
     entranceHint: "位置与该住户相同（同一楼门的住户在地图上是同一个点）；所在网格按位置确定。",
     pointHint: "位置：WGS-84 经纬度（如 116.4025、39.9087），所在网格按位置确定。同一楼门已有住户时，请在该住户一行点“同楼门登记”。",
@@ -89,7 +89,7 @@ const TEXT = {
     reason_duplicate: "A duplicate", reason_other: "Other",
     effectiveDate: "Left on", note: "Note (optional, up to 200 characters)",
     edit: "Edit", remove: "Remove from the register", restore: "Restore", save: "Save", cancel: "Cancel",
-    newHousehold: "Register a household", sameEntrance: "Register one at this entrance", lon: "Longitude", lat: "Latitude",
+    newHousehold: "Register a household", sameEntrance: "Register one at this entrance", registerButton: "Register", lon: "Longitude", lat: "Latitude",
     newTitle: "Register a household", entranceTitle: (a) => `Register a household at the entrance of ${a}`,
     entranceHint: "At this household's point (a stair entrance's flats are one point on the map); its grid is the one the point lies in.",
     pointHint: "Its point: WGS-84 longitude and latitude (116.4025, 39.9087); its grid is the one the point lies in. Where a household of its entrance is registered, use \"Register one at this entrance\" on that household's row.",
@@ -249,6 +249,7 @@ function openEdit(h) {
   $("#point-part").hidden = true;
   $("#place-hint").hidden = false;
   $("#edit-title").textContent = t.editTitle(address(h));
+  editForm.querySelector("button[type=submit]").textContent = t.save;
   const f = editForm.elements;
   for (const name of ["building", "unit", "floor", "room", "phone"]) f[name].value = h[name] ?? "";
   f.kind.value = h.kind;
@@ -279,6 +280,7 @@ function openNew(from = null) {
   editForm.querySelector(".point-fields").hidden = Boolean(from);
   $("#place-hint").hidden = true;
   $("#edit-title").textContent = from ? t.entranceTitle(address(from)) : t.newTitle;
+  editForm.querySelector("button[type=submit]").textContent = t.registerButton;
   editDialog.showModal();
   (from ? f.floor : f.building).focus();
 }
