@@ -438,3 +438,37 @@ def test_a_shortened_phone_that_is_not_the_stored_one_refuses_its_row(client, se
     assert again.status_code == 422, again.json
     [error] = again.json["errors"]
     assert error["column"] == "phone" and "1.39E+10" in error["detail"]
+
+
+def test_the_register_lists_a_buildings_flats_in_number_order_as_a_clerk_reads_them(
+    client, session, world
+):
+    """Floor 2 before floor 10, room 201 before 1001, building 2 before 10 (sorted as text,
+    1, 10, 1001 came before 2 and 201); a part with no number after those with one."""
+    lon, lat = centre(A2, dx=0.001)
+    for i, (building, floor, room) in enumerate(
+        [
+            ("10", "1", "101"),
+            ("2", "10", "1001"),
+            ("2", "2", "201"),
+            ("2", "1", "101"),
+            ("2", "1", "99"),
+            ("2", "1", "A1"),
+            ("商铺", "1", "1"),
+        ]
+    ):
+        make_household(
+            session, lon, lat + i * 0.0001, building=building, unit="7", floor=floor, room=room
+        )
+    session.flush()
+    rows = rows_of(export(client, world, grid=A2))[1:]
+    ours = [(r[0], r[2], r[3]) for r in rows if r[1] == "7"]
+    assert ours == [
+        ("2", "1", "99"),
+        ("2", "1", "101"),
+        ("2", "1", "A1"),
+        ("2", "2", "201"),
+        ("2", "10", "1001"),
+        ("10", "1", "101"),
+        ("商铺", "1", "1"),
+    ]
