@@ -463,3 +463,21 @@ def test_a_restore_refused_is_said_in_chinese(page, e2e_engine, household, new_h
     assert said.startswith(f"该地址在此位置已登记为住户 {made_id}"), said
     assert "registered" not in said
     assert page.locator("#restore-dialog").evaluate("d => d.open")
+
+
+def test_a_phone_excel_shortened_is_refused_with_the_fix_said_in_chinese(
+    page, e2e_engine, new_households, tmp_path
+):
+    lon, lat = a_point_in(e2e_engine)
+    row_ = [IMPORTED_BUILDING, "1", "1", "101", lon, lat, "住宅", "自住", "2", "", "1.38E+10"]
+    open_register(page)
+    page.click("#import-box summary")
+    page.set_input_files("#import-form input[name=file]", register_file(tmp_path, [row_]))
+    page.click("#import-form button[type=submit]")
+    problem = page.locator("#import-outcome table.problems tbody tr").first
+    problem.wait_for()
+    cells = [c.strip() for c in problem.locator("td").all_inner_texts()]
+    assert cells[:2] == ["2", "电话"]
+    assert "科学计数法" in cells[2] and "文本" in cells[2]
+    assert "the column as text" not in cells[2]
+    assert "文件中删去的住户不会因此移出登记册" in page.locator("#import-form").inner_text()
