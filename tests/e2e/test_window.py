@@ -1082,3 +1082,63 @@ def test_the_list_says_a_request_s_status_as_its_page_read_it(page, e2e_engine, 
     )
     focused = page.evaluate("() => document.activeElement.dataset.open")
     assert focused == str(task.id)
+
+
+# --- a request nobody could take ---------------------------------------------------------------
+THIRD_GRID = COMMUNITY + "003"  # worker03's grid: nobody of it is rostered today
+
+
+@pytest.fixture
+def leader_away(e2e_engine):
+    """leader01, who leads every grid of the demo community, on approved leave today."""
+    from datetime import timedelta
+
+    from api.models import Leave, User
+
+    today = datetime.now(UTC).astimezone(BEIJING).date()
+    with Session(e2e_engine) as session:
+        leader = session.scalar(select(User).where(User.username == "leader01"))
+        admin = session.scalar(select(User.id).where(User.username == "admin01"))
+        leave = Leave(
+            worker_id=leader.id, start_date=today, end_date=today + timedelta(days=1),
+            reason="", status="approved", decided_by_id=admin,
+            decided_at=datetime.now(UTC) - timedelta(days=1),
+        )  # fmt: skip
+        session.add(leave)
+        session.commit()
+        made = leave.id
+    yield
+    with Session(e2e_engine) as session:
+        session.execute(Leave.__table__.delete().where(Leave.id == made))
+        session.commit()
+
+
+def test_a_request_nobody_could_take_says_the_leader_is_away_and_the_admins_were_told(
+    page, e2e_engine, window_day, leader_away
+):
+    """No worker on duty and the grid leader away: the task waits unassigned and the
+    community's admins are told (dispatch, tasks.overseers). It said "已交网格长分派": the
+    leader, away, had been handed nothing."""
+    from api.models import Notification, User
+
+    open_window(page, "worker01")
+    point = grid_pixel(page, THIRD_GRID)
+    assert point["code"] == THIRD_GRID
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "无人当班时登记")
+    page.click("#submit")
+    created = page.locator("#created")
+    created.wait_for()
+    [task] = tasks_titled(e2e_engine, "无人当班时登记")
+    assert task.assignee_id is None
+    with Session(e2e_engine) as session:
+        told = session.scalars(
+            select(User.username)
+            .join(Notification, Notification.user_id == User.id)
+            .where(Notification.data["task_id"].as_integer() == task.id)
+        ).all()
+    assert told == ["admin01"]
+    assert created.locator(".assignee").inner_text() == (
+        "当班网格员和网格长都不在岗：任务待分派，已通知社区管理员"
+    )
+    assert "网格长分派" not in created.inner_text()

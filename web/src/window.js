@@ -43,7 +43,10 @@ const TEXT = {
     pending: "上次提交仍在处理中，请稍候查看“今日窗口受理”，不要重复登记。",
     failed: "任务未能登记：", gridsFailed: "无法读取网格：", noGrids: "没有可登记的网格。",
     created: (id) => `已登记任务 #${id}`, createdGrid: "网格", createdAssignee: "承办人",
-    createdDue: "办结期限", createdContact: "首次联系期限", createdNobody: "暂无当班人员，已交网格长分派",
+    createdDue: "办结期限", createdContact: "首次联系期限",
+    // Unassigned only when no worker is on duty and the grid leader is away too (dispatch falls
+    // back to the leader, shown by name): the community's admins are told (tasks.overseers).
+    createdNobody: "当班网格员和网格长都不在岗：任务待分派，已通知社区管理员",
     statuses: TASK_TEXT.zh.statuses,
     roles: { worker: "网格员", grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "区级查看" },
   },
@@ -82,7 +85,7 @@ const TEXT = {
     pending: "The last submission is still being handled: look at today's list shortly, do not register it again.",
     failed: "The task was not registered: ", gridsFailed: "Could not read the grids: ", noGrids: "No grids to register for.",
     created: (id) => `Task #${id} registered`, createdGrid: "Grid", createdAssignee: "Assignee",
-    createdDue: "Deadline", createdContact: "First contact by", createdNobody: "Nobody on duty: with the grid leader to assign",
+    createdDue: "Deadline", createdContact: "First contact by", createdNobody: "No worker on duty and the grid leader away: waiting to be assigned, the community's admins told",
     statuses: TASK_TEXT.en.statuses,
     roles: { worker: "worker", grid_leader: "grid leader", community_admin: "community admin", district_viewer: "district viewer" },
   },
