@@ -735,7 +735,8 @@ def test_the_place_is_chosen_from_the_keyboard_too(page, e2e_engine, window_day)
     page.focus("input[name=type][value=help]")
     page.keyboard.press("Tab")
     page.keyboard.type("垃圾桶满了（全键盘）")
-    for _ in range(7):  # details, urgency, name, phone, submit, clear: the map
+    # details, urgency, name, phone, the address to look up and its button, submit, clear: the map
+    for _ in range(9):
         page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.classList.contains('maplibregl-canvas')")
     assert page.is_visible("#map.keyboard .crosshair")  # where Enter will place it
@@ -1082,3 +1083,179 @@ def test_the_list_says_a_request_s_status_as_its_page_read_it(page, e2e_engine, 
     )
     focused = page.evaluate("() => document.activeElement.dataset.open")
     assert focused == str(task.id)
+
+
+# --- the household found by the address the resident gives ------------------------------------
+def household_at(e2e_engine, grid_code: str, building: str, unit: str, room: str):
+    from api.models import Grid, Household
+
+    with Session(e2e_engine) as session:
+        return session.scalar(
+            select(Household)
+            .join(Grid, Grid.id == Household.grid_id)
+            .where(
+                Grid.code == grid_code,
+                Household.building == building,
+                Household.unit == unit,
+                Household.room == room,
+            )
+        )
+
+
+def test_the_resident_s_household_is_found_by_the_address_they_say_from_the_keyboard(
+    page, e2e_engine, window_day
+):
+    """A blank map (no base map) does not show where building 3 stands: the address the
+    resident says, typed as said, finds their household; picked, the request is placed there."""
+    household = household_at(e2e_engine, DEMO_GRID, "3", "2", "502")
+    open_window(page, "worker01")
+    fill_request(page, "楼道灯不亮（按地址登记）")
+    page.fill("#address", "3号楼2单元502")
+    page.press("#address", "Enter")  # looks it up; the form is not sent
+    result = page.locator("#address-results button")
+    result.first.wait_for()
+    assert tasks_titled(e2e_engine, "楼道灯不亮（按地址登记）") == []
+    assert result.count() == 1  # worker01's own grid: one household of that address
+    assert "3号楼 2单元" in result.inner_text() and "502" in result.inner_text()
+    assert DEMO_GRID in result.inner_text()
+    screenshot(page, "window-address-found")
+    page.press("#address", "ArrowDown")
+    assert page.evaluate("() => document.activeElement.dataset.household") == str(household.id)
+    page.keyboard.press("Enter")
+    # Placed at the household: the marker, the grid named, the household attached.
+    lon, lat = household_point(e2e_engine, household.id)
+    assert page.inner_text("#place").endswith(f"（{DEMO_GRID}） · {round(lon, 6)}, {round(lat, 6)}")
+    assert page.get_attribute("#place", "data-grid") == DEMO_GRID
+    assert page.input_value("select[name=household_id]") == str(household.id)
+    assert page.is_visible("#household-choice")
+    assert page.locator(".maplibregl-marker svg").count() == 1
+    assert page.evaluate("() => document.activeElement.id") == "submit"
+    page.keyboard.press("Enter")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "楼道灯不亮（按地址登记）")
+    assert task.household_id == household.id
+    assert task.grid_id == household.grid_id
+    screenshot(page, "window-address")
+
+
+def household_point(e2e_engine, household_id: int) -> tuple[float, float]:
+    from geoalchemy2.shape import to_shape
+
+    from api.models import Household
+
+    with Session(e2e_engine) as session:
+        point = to_shape(session.get(Household, household_id).location)
+        return point.x, point.y
+
+
+def test_an_address_found_nowhere_too_long_or_looked_up_offline_is_said_in_chinese(
+    context, page, e2e_engine, window_day
+):
+    open_window(page, "worker01")
+    status = page.locator("#address-status")
+    page.fill("#address", "9号楼 9单元 999")
+    page.click("#address-find")
+    page.wait_for_function(
+        "() => document.querySelector('#address-status').textContent.includes('没有找到')"
+    )
+    assert "9号楼 9单元 999" in status.inner_text()
+    # At the window every grid is drawn, but only worker01's own grid's households are looked up.
+    assert "其他网格的住户不在查找范围内" in status.inner_text()
+    assert page.is_hidden("#address-results")
+    page.fill("#address", "3号楼 2单元 5层 502 东")
+    page.press("#address", "Enter")
+    assert status.inner_text() == "地址最多四个词（楼栋、单元、楼层、房号）。"
+    page.fill("#address", "3号楼 2单元 502")
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.press("#address", "Enter")
+    page.wait_for_function(
+        "() => document.querySelector('#address-status').textContent.startsWith('网络未连接')"
+    )
+    context.set_offline(False)
+    assert page.inner_text("#place") == "请在地图上点选居民诉求的位置"
+
+
+def test_the_community_admin_finds_an_address_in_every_grid_each_named_in_english(
+    page, e2e_engine, window_day
+):
+    household = household_at(e2e_engine, OTHER_GRID, "3", "2", "502")
+    page.goto("/window?lang=en")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("#address", "3 2 502")
+    page.click("#address-find")
+    result = page.locator(f"#address-results button[data-household='{household.id}']")
+    result.wait_for()
+    assert page.locator("#address-results button").count() > 1  # one in each grid
+    assert OTHER_GRID in result.inner_text()
+    assert page.inner_text("#address-status").endswith("pick one to place the request there.")
+    result.click()
+    assert page.get_attribute("#place", "data-grid") == OTHER_GRID
+    assert page.input_value("select[name=household_id]") == str(household.id)
+    page.fill("#address", "99 99 999")
+    page.click("#address-find")
+    page.wait_for_function(
+        "() => document.querySelector('#address-status').textContent.startsWith('No household')"
+    )
+    assert "other grids" not in page.inner_text("#address-status")  # the admin sees them all
+
+
+# --- a request nobody could take ---------------------------------------------------------------
+THIRD_GRID = COMMUNITY + "003"  # worker03's grid: nobody of it is rostered today
+
+
+@pytest.fixture
+def leader_away(e2e_engine):
+    """leader01, who leads every grid of the demo community, on approved leave today."""
+    from datetime import timedelta
+
+    from api.models import Leave, User
+
+    today = datetime.now(UTC).astimezone(BEIJING).date()
+    with Session(e2e_engine) as session:
+        leader = session.scalar(select(User).where(User.username == "leader01"))
+        admin = session.scalar(select(User.id).where(User.username == "admin01"))
+        leave = Leave(
+            worker_id=leader.id, start_date=today, end_date=today + timedelta(days=1),
+            reason="", status="approved", decided_by_id=admin,
+            decided_at=datetime.now(UTC) - timedelta(days=1),
+        )  # fmt: skip
+        session.add(leave)
+        session.commit()
+        made = leave.id
+    yield
+    with Session(e2e_engine) as session:
+        session.execute(Leave.__table__.delete().where(Leave.id == made))
+        session.commit()
+
+
+def test_a_request_nobody_could_take_says_the_leader_is_away_and_the_admins_were_told(
+    page, e2e_engine, window_day, leader_away
+):
+    """No worker on duty and the grid leader away: the task waits unassigned and the
+    community's admins are told (dispatch, tasks.overseers). It said "已交网格长分派": the
+    leader, away, had been handed nothing."""
+    from api.models import Notification, User
+
+    open_window(page, "worker01")
+    point = grid_pixel(page, THIRD_GRID)
+    assert point["code"] == THIRD_GRID
+    click_map(page, point["x"], point["y"])
+    fill_request(page, "无人当班时登记")
+    page.click("#submit")
+    created = page.locator("#created")
+    created.wait_for()
+    [task] = tasks_titled(e2e_engine, "无人当班时登记")
+    assert task.assignee_id is None
+    with Session(e2e_engine) as session:
+        told = session.scalars(
+            select(User.username)
+            .join(Notification, Notification.user_id == User.id)
+            .where(Notification.data["task_id"].as_integer() == task.id)
+        ).all()
+    assert told == ["admin01"]
+    assert created.locator(".assignee").inner_text() == (
+        "当班网格员和网格长都不在岗：任务待分派，已通知社区管理员"
+    )
+    assert "网格长分派" not in created.inner_text()

@@ -1,7 +1,7 @@
 // The hall window's page (/window): the A-post worker registers a walk-in resident's request as
 // a window task for any grid of the community, placed on a map, and sees the day's requests.
 import {
-  ApiError, TASK_TEXT, api, apiPages, beijingTime, config, escapeHtml, getToken, newIdempotencyKey,
+  ApiError, TASK_TEXT, api, apiPage, apiPages, beijingTime, config, escapeHtml, getToken, newIdempotencyKey,
   otherLangHref, pickLang, todayLocal, translate, urgencyOption,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
@@ -18,7 +18,15 @@ const TEXT = {
     titleField: "标题", description: "详细情况", urgency: "紧急程度",
     residentName: "居民姓名", residentPhone: "联系电话", where: "地点：",
     noPlace: "请在地图上点选居民诉求的位置", household: "住户（可选）", noHousehold: "不指定住户",
-    householdsNear: (n) => `附近 ${n} 户`, submit: "登记并派单", clear: "清空", sending: "正在提交…",
+    householdsNear: (n) => `附近 ${n} 户`,
+    addressSearch: "按地址查找住户", addressPlaceholder: "如 3号楼2单元502", find: "查找", finding: "正在查找…",
+    addressEmpty: "请输入居民的地址，如 3号楼2单元502。",
+    tooManyWords: "地址最多四个词（楼栋、单元、楼层、房号）。",
+    found: (n) => `找到 ${n} 户，选定一户即定位到该住户：`,
+    foundMore: (n, total) => `找到 ${total} 户，只列出前 ${n} 户：请补充单元、房号等。`,
+    noMatch: (a, others) => `在您可查看的网格中没有找到地址为“${a}”的住户${others ? "（其他网格的住户不在查找范围内）" : ""}。请核对地址，或在地图上点选位置。`,
+    findOffline: "网络未连接，无法查找住户。恢复连接后再查，或在地图上点选位置。",
+    findFailed: "无法查找住户：", submit: "登记并派单", clear: "清空", sending: "正在提交…",
     mapHint: "在地图上点击居民诉求的位置：所在网格随之确定，任务派给该网格当班的网格员。"
       + "不用鼠标：按 Tab 键移到地图，方向键移动地图，按 Enter 键选定地图中心。",
     today: "今日窗口受理", dayTitle: (d) => `${d} 窗口受理`, day: "查看日期", noneThatDay: "这一天没有登记的诉求。", number: "编号", grid: "网格", status: "状态", assignee: "承办人", due: "办结期限",
@@ -43,7 +51,10 @@ const TEXT = {
     pending: "上次提交仍在处理中，请稍候查看“今日窗口受理”，不要重复登记。",
     failed: "任务未能登记：", gridsFailed: "无法读取网格：", noGrids: "没有可登记的网格。",
     created: (id) => `已登记任务 #${id}`, createdGrid: "网格", createdAssignee: "承办人",
-    createdDue: "办结期限", createdContact: "首次联系期限", createdNobody: "暂无当班人员，已交网格长分派",
+    createdDue: "办结期限", createdContact: "首次联系期限",
+    // Unassigned only when no worker is on duty and the grid leader is away too (dispatch falls
+    // back to the leader, shown by name): the community's admins are told (tasks.overseers).
+    createdNobody: "当班网格员和网格长都不在岗：任务待分派，已通知社区管理员",
     statuses: TASK_TEXT.zh.statuses,
     roles: { worker: "网格员", grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "区级查看" },
   },
@@ -56,7 +67,15 @@ const TEXT = {
     titleField: "Title", description: "Details", urgency: "Urgency",
     residentName: "Resident's name", residentPhone: "Phone", where: "Place: ",
     noPlace: "Click the resident's place on the map", household: "Household (optional)", noHousehold: "No household",
-    householdsNear: (n) => `${n} nearby`, submit: "Register and dispatch", clear: "Clear", sending: "Sending…",
+    householdsNear: (n) => `${n} nearby`,
+    addressSearch: "Find the household by address", addressPlaceholder: "e.g. 3 2 502", find: "Find", finding: "Looking up…",
+    addressEmpty: "Type the resident's address, e.g. 3 2 502.",
+    tooManyWords: "At most four words (building, unit, floor, room).",
+    found: (n) => `${n} found: pick one to place the request there.`,
+    foundMore: (n, total) => `${total} found, the first ${n} listed: add the unit or room.`,
+    noMatch: (a, others) => `No household at "${a}" in the grids you may see${others ? " (the other grids' households are not looked up)" : ""}. Check the address, or click the place on the map.`,
+    findOffline: "Offline: the household could not be looked up. Try again once online, or click the place on the map.",
+    findFailed: "Could not look up the household: ", submit: "Register and dispatch", clear: "Clear", sending: "Sending…",
     mapHint: "Click the place of the request on the map: its grid follows, and the task goes to that grid's worker on duty."
       + " Without a mouse: Tab to the map, move it with the arrow keys, press Enter to take its centre.",
     today: "Today at the window", dayTitle: (d) => `At the window on ${d}`, day: "Day", noneThatDay: "No requests registered that day.", number: "No.", grid: "Grid", status: "Status", assignee: "Assignee", due: "Deadline",
@@ -82,7 +101,7 @@ const TEXT = {
     pending: "The last submission is still being handled: look at today's list shortly, do not register it again.",
     failed: "The task was not registered: ", gridsFailed: "Could not read the grids: ", noGrids: "No grids to register for.",
     created: (id) => `Task #${id} registered`, createdGrid: "Grid", createdAssignee: "Assignee",
-    createdDue: "Deadline", createdContact: "First contact by", createdNobody: "Nobody on duty: with the grid leader to assign",
+    createdDue: "Deadline", createdContact: "First contact by", createdNobody: "No worker on duty and the grid leader away: waiting to be assigned, the community's admins told",
     statuses: TASK_TEXT.en.statuses,
     roles: { worker: "worker", grid_leader: "grid leader", community_admin: "community admin", district_viewer: "district viewer" },
   },
@@ -203,13 +222,19 @@ function place(lngLat) {
     fieldError("location", atWindow ? t.outsideAll : t.outsideYours);
     return;
   }
+  placeAt(lngLat, grid);
+}
+
+/** The request placed at `lngLat` in `grid`: the marker, the grid outlined and named, and the
+ * households offered there (`household`: the one found by its address, attached). */
+function placeAt(lngLat, grid, household = null) {
   chosen = { lon: round(lngLat.lng), lat: round(lngLat.lat), grid };
   if (!marker) marker = new maplibregl.Marker({ color: COLORS.selected });
   marker.setLngLat(lngLat).addTo(map);
   map.setFilter("grid-selected", ["==", ["get", "code"], grid.properties.code]);
   $("place").textContent = `${gridLabel(grid.properties.code)} · ${chosen.lon}, ${chosen.lat}`;
   $("place").dataset.grid = grid.properties.code;
-  offerHouseholds(grid);
+  offerHouseholds(grid, household);
 }
 
 /** The place from the keyboard, for a worker typing at the window: tabbed to, the map moves
@@ -244,13 +269,23 @@ function unplace() {
   offerHouseholds(null);
 }
 
+const householdName = (h) => [h.building, h.unit, h.room].filter(Boolean).join("-") || `#${h.id}`;
+
 /** In the worker's own grids the households near the place are offered (another grid's are
- * not theirs to look up: that request is placed by its location). */
-async function offerHouseholds(grid) {
+ * not theirs to look up: that request is placed by its location). `picked`: the household
+ * found by its address, attached as it is (the resident named it: no neighbours offered). */
+async function offerHouseholds(grid, picked = null) {
   const box = $("household-choice");
   const select = box.querySelector("select");
   select.length = 1;
+  select.options[0].textContent = t.noHousehold;
   box.hidden = true;
+  if (picked) {
+    select.add(new Option(householdName(picked), picked.id));
+    select.value = String(picked.id);
+    box.hidden = false;
+    return;
+  }
   if (!grid || !grid.properties.yours) return;
   const at = chosen;
   const query = new URLSearchParams({ grid_id: grid.id, lon: at.lon, lat: at.lat, within_m: NEAR_M });
@@ -262,12 +297,137 @@ async function offerHouseholds(grid) {
   }
   if (chosen !== at || !households.length) return;
   const rooms = new Intl.Collator("zh", { numeric: true });
-  const name = (h) => [h.building, h.unit, h.room].filter(Boolean).join("-") || `#${h.id}`;
-  households.sort((a, b) => rooms.compare(name(a), name(b)));
-  for (const h of households) select.add(new Option(name(h), h.id));
+  households.sort((a, b) => rooms.compare(householdName(a), householdName(b)));
+  for (const h of households) select.add(new Option(householdName(h), h.id));
   const near = t.householdsNear(households.length);
   select.options[0].textContent = lang === "zh" ? `${t.noHousehold}（${near}）` : `${t.noHousehold} (${near})`;
   box.hidden = false;
+}
+
+// --- the household found by its address --------------------------------------------------------
+// With no base map the map is grid outlines only: where the resident's building stands cannot
+// be seen on it, and a click is a guess. The address they say finds their household
+// (`GET /households?address=`, in the grids the caller may see) and places the request there.
+const FIND_MAX = 20; // households listed for one address: more, and the worker adds a word
+let findAsked = 0; // the latest lookup: an earlier one answering late is dropped
+let foundHouseholds = new Map(); // id -> household listed
+
+/** The words the API looks up, as the resident says the address: "3号楼2单元502" is split
+ * after each number's suffix (3号楼 2单元 502), and at spaces, commas and the dashes the page
+ * writes an address with (3-2-502). */
+function addressWords(text) {
+  return text
+    .replace(/([0-9A-Za-z\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]+(?:号楼|栋|幢|座|单元|层|楼|室))(?=\S)/g, "$1 ")
+    .split(/[\s,，、\-－]+/)
+    .filter(Boolean);
+}
+
+/** 3号楼 2单元 5层 502, as a clerk writes it (as /register does); in English 3-2-5-502. */
+function householdAddress(h) {
+  if (lang !== "zh") return [h.building, h.unit, h.floor, h.room].filter(Boolean).join("-");
+  const parts = [/^\d+$/.test(h.building) ? `${h.building}号楼` : h.building];
+  if (h.unit) parts.push(/^\d+$/.test(h.unit) ? `${h.unit}单元` : h.unit);
+  if (h.floor) parts.push(/^-?\d+$/.test(h.floor) ? `${h.floor}层` : h.floor);
+  if (h.room) parts.push(h.room);
+  return parts.join(" ");
+}
+
+function findSays(text, isError = false) {
+  const status = $("address-status");
+  status.textContent = text;
+  status.classList.toggle("error", isError);
+}
+
+function clearFound() {
+  findAsked++;
+  foundHouseholds = new Map();
+  const list = $("address-results");
+  list.innerHTML = "";
+  list.hidden = true;
+  findSays("");
+}
+
+async function findHouseholds() {
+  clearFound();
+  const words = addressWords($("address").value);
+  if (!words.length) return findSays(t.addressEmpty, true);
+  if (words.length > 4) return findSays(t.tooManyWords, true);
+  const asked = findAsked;
+  findSays(t.finding);
+  const query = new URLSearchParams({ address: words.join(" ") });
+  let items, pagination;
+  try {
+    ({ items, pagination } = await apiPage(`/api/v1/households?${query}`, { pageSize: FIND_MAX }));
+  } catch (error) {
+    if (asked !== findAsked || error.status === 401) return; // 401: the page asks to sign in
+    if (!(error instanceof ApiError)) {
+      findSays(navigator.onLine ? t.findFailed + (error.message || String(error)) : t.findOffline, true);
+    } else {
+      findSays(t.findFailed + (error.body?.detail || error.body?.title || error.message), true);
+    }
+    return;
+  }
+  if (asked !== findAsked) return;
+  const found = items.filter((h) => grids.has(h.grid_code)); // on the map: the grids registered for
+  // At the window every grid is drawn, but a worker sees only their own grids' households:
+  // the resident of another is not "not registered", and is placed by a click.
+  const others = [...grids.values()].some((g) => !g.properties.yours);
+  if (!found.length) return findSays(t.noMatch(words.join(" "), others), true);
+  const total = pagination?.total ?? found.length;
+  findSays(total > found.length ? t.foundMore(found.length, total) : t.found(found.length));
+  foundHouseholds = new Map(found.map((h) => [String(h.id), h]));
+  const list = $("address-results");
+  list.innerHTML = found.map((h) => `<li><button type="button" data-household="${Number(h.id)}">`
+    + `${escapeHtml(householdAddress(h))} · ${escapeHtml(gridLabel(h.grid_code))}</button></li>`).join("");
+  list.hidden = false;
+}
+
+/** A household found picked: the request placed at its point (the map brought there), the
+ * household attached; the focus goes on to the submit button, as a place taken with Enter. */
+function pickHousehold(h) {
+  const grid = grids.get(h.grid_code);
+  if (!grid || !map) return;
+  fieldError("location", "");
+  map.jumpTo({ center: [h.lon, h.lat], zoom: Math.max(map.getZoom(), 16) });
+  placeAt({ lng: h.lon, lat: h.lat }, grid, h);
+  clearFound();
+  findSays(`${householdAddress(h)} · ${gridLabel(h.grid_code)}`);
+  $("submit").focus();
+}
+
+function wireFinder() {
+  const input = $("address");
+  const list = $("address-results");
+  input.placeholder = t.addressPlaceholder;
+  input.disabled = false;
+  $("address-find").disabled = false;
+  $("address-find").addEventListener("click", findHouseholds);
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault(); // looks the address up: the form is not sent
+      findHouseholds();
+    } else if (e.key === "ArrowDown" && !list.hidden) {
+      e.preventDefault();
+      list.querySelector("button")?.focus();
+    }
+  });
+  list.addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-household]");
+    const h = button && foundHouseholds.get(button.dataset.household);
+    if (h) pickHousehold(h);
+  });
+  list.addEventListener("keydown", (e) => {
+    const buttons = [...list.querySelectorAll("button")];
+    const at = buttons.indexOf(document.activeElement);
+    if (at < 0) return;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      const next = at + (e.key === "ArrowDown" ? 1 : -1);
+      (next < 0 ? input : buttons[Math.min(next, buttons.length - 1)]).focus();
+    } else if (e.key === "Escape") {
+      input.focus();
+    }
+  });
 }
 
 // --- the form --------------------------------------------------------------------------------
@@ -460,6 +620,7 @@ function showCreated(task) {
  * type): the worker goes on typing, not reaching for the mouse. */
 function resetForm() {
   form.reset();
+  clearFound();
   clearErrors();
   unplace();
   labelUrgencies();
@@ -639,6 +800,7 @@ async function start() {
   notice.classList.toggle("at-window", atWindow || admin);
   notice.hidden = false;
   drawMap(collection);
+  wireFinder();
   document.body.dataset.ready = "1";
 }
 
