@@ -776,6 +776,20 @@ def _number_key(key: str) -> str:
     return (key.lstrip("0") or "0") if key.isascii() and key.isdigit() else key
 
 
+# Where a looked-up address is cut into words: spaces, commas and 、, and after a number's
+# suffix ("3号楼2单元502" is 3号楼 2单元 502, as a resident says it). Not at a dash: rooms
+# hold them (B1-2).
+_WORD_BREAK = re.compile(r"[\s,，、]+")
+_AFTER_SUFFIX = re.compile(
+    r"([0-9A-Za-z\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]+(?:号楼|栋|幢|座|单元|层|楼|室))(?=\S)"
+)
+
+
+def address_words(address: str) -> list[str]:
+    """The words of a looked-up address (`_WORD_BREAK`, `_AFTER_SUFFIX`)."""
+    return [w for w in _WORD_BREAK.split(_AFTER_SUFFIX.sub(r"\1 ", address)) if w]
+
+
 def address_word_key(word: str) -> tuple[str | None, str]:
     """A looked-up word: the part its suffix names (None: any) and its key, `address_key`
     without the suffix, a number without its leading zeros (0502室 is room 502)."""
@@ -787,10 +801,10 @@ def address_word_key(word: str) -> tuple[str | None, str]:
 
 
 def address_words_condition(address: str) -> ColumnElement[bool] | None:
-    """Households of which each word of `address` (split at spaces) is a part, as
+    """Households of which each word of `address` (`address_words`) is a part, as
     `address_word_key` reads it: "7号楼 2单元 502" finds building 7, unit 2, room 0502; a word
     given twice ("1 1 101") is two of its parts. None when no word is left to look up."""
-    words = [w for w in map(address_word_key, address.split()) if w[1]]
+    words = [w for w in map(address_word_key, address_words(address)) if w[1]]
     if not words:
         return None
 

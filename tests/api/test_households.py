@@ -937,7 +937,14 @@ def test_address_finds_the_households_whose_parts_are_its_words_as_a_clerk_write
     ]
     session.flush()
     ids = {h.id for h in found}
-    for words in ("7号楼 2单元 502", "７栋 2 0502室", "502 2 7", " 7号楼  2单元 502 "):
+    for words in (
+        "7号楼 2单元 502",
+        "７栋 2 0502室",
+        "502 2 7",
+        " 7号楼  2单元 502 ",
+        "7号楼2单元502",
+        "7，2，502",
+    ):
         body = client.get(
             "/api/v1/households", query_string={"address": words}, headers=world.auth("admin_a")
         ).json

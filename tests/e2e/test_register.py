@@ -136,7 +136,7 @@ def test_a_household_is_found_by_its_address_as_a_clerk_writes_it(page, e2e_engi
 
     with Session(e2e_engine) as session:
         h = session.get(Household, household)
-        words = f"{h.building}号楼 {h.unit}单元 {h.room}"
+        words = f"{h.building}号楼{h.unit}单元{h.room}"  # run together, as a resident says it
     open_register(page)
     choose_grid(page)  # the community's other grids number their buildings from 1 too
     page.fill("#filter-address", words)
@@ -145,6 +145,8 @@ def test_a_household_is_found_by_its_address_as_a_clerk_writes_it(page, e2e_engi
         ".map((r) => r.dataset.id).join() === String(id)",
         arg=household,
     )
+    page.fill("#filter-address", "1 2 3 4 5")
+    page.wait_for_selector("#households tbody td.error:has-text('地址最多四个词')")
 
 
 def test_a_field_the_api_refuses_is_said_beside_it_in_chinese_and_nothing_is_saved(

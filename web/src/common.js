@@ -500,6 +500,17 @@ export const CARE_TAGS = {
   special_care: ["特殊人群", "special care"],
 };
 
+/** A household's address as a clerk writes it: 3号楼 2单元 5层 502; in English 3-2-5-502
+ * (the register's page and the window's address search). */
+export function householdAddress(h, lang) {
+  if (lang !== "zh") return [h.building, h.unit, h.floor, h.room].filter(Boolean).join("-");
+  const parts = [/^\d+$/.test(h.building) ? `${h.building}号楼` : h.building];
+  if (h.unit) parts.push(/^\d+$/.test(h.unit) ? `${h.unit}单元` : h.unit);
+  if (h.floor) parts.push(/^-?\d+$/.test(h.floor) ? `${h.floor}层` : h.floor);
+  if (h.room) parts.push(h.room);
+  return parts.join(" ");
+}
+
 export const DEFAULT_DEADLINE_HOURS = Object.freeze({ danger: 2, utility: 24, general: 168, complex: 360 });
 
 /** An urgency as a form offers it, with the time the task will be given: "一般（7天）".

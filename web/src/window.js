@@ -1,8 +1,8 @@
 // The hall window's page (/window): the A-post worker registers a walk-in resident's request as
 // a window task for any grid of the community, placed on a map, and sees the day's requests.
 import {
-  ApiError, TASK_TEXT, api, apiPage, apiPages, beijingTime, config, escapeHtml, getToken, newIdempotencyKey,
-  otherLangHref, pickLang, todayLocal, translate, urgencyOption,
+  ApiError, TASK_TEXT, api, apiPage, apiPages, beijingTime, config, escapeHtml, getToken, householdAddress,
+  newIdempotencyKey, otherLangHref, pickLang, todayLocal, translate, urgencyOption,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
 import { keepFresh, tokenClaims, tokenUser } from "./session.js";
@@ -322,15 +322,7 @@ function addressWords(text) {
     .filter(Boolean);
 }
 
-/** 3号楼 2单元 5层 502, as a clerk writes it (as /register does); in English 3-2-5-502. */
-function householdAddress(h) {
-  if (lang !== "zh") return [h.building, h.unit, h.floor, h.room].filter(Boolean).join("-");
-  const parts = [/^\d+$/.test(h.building) ? `${h.building}号楼` : h.building];
-  if (h.unit) parts.push(/^\d+$/.test(h.unit) ? `${h.unit}单元` : h.unit);
-  if (h.floor) parts.push(/^-?\d+$/.test(h.floor) ? `${h.floor}层` : h.floor);
-  if (h.room) parts.push(h.room);
-  return parts.join(" ");
-}
+const addressOf = (h) => householdAddress(h, lang);
 
 function findSays(text, isError = false) {
   const status = $("address-status");
@@ -378,7 +370,7 @@ async function findHouseholds() {
   foundHouseholds = new Map(found.map((h) => [String(h.id), h]));
   const list = $("address-results");
   list.innerHTML = found.map((h) => `<li><button type="button" data-household="${Number(h.id)}">`
-    + `${escapeHtml(householdAddress(h))} · ${escapeHtml(gridLabel(h.grid_code))}</button></li>`).join("");
+    + `${escapeHtml(addressOf(h))} · ${escapeHtml(gridLabel(h.grid_code))}</button></li>`).join("");
   list.hidden = false;
 }
 
@@ -391,7 +383,7 @@ function pickHousehold(h) {
   map.jumpTo({ center: [h.lon, h.lat], zoom: Math.max(map.getZoom(), 16) });
   placeAt({ lng: h.lon, lat: h.lat }, grid, h);
   clearFound();
-  findSays(`${householdAddress(h)} · ${gridLabel(h.grid_code)}`);
+  findSays(`${addressOf(h)} · ${gridLabel(h.grid_code)}`);
   $("submit").focus();
 }
 

@@ -12,7 +12,7 @@ from api.resources.schemas import ISO_WEEK, AddressPart, code_field
 from api.services import household_files
 from api.services.geometry import point_lonlat
 from api.services.household_removal import STATUSES
-from api.services.households import AT_POINT_M, IMPORT_MODES, MAX_NEAR_M
+from api.services.households import AT_POINT_M, IMPORT_MODES, MAX_NEAR_M, address_words
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
 
 
@@ -207,7 +207,7 @@ class HouseholdCreateSchema(HouseholdPatchSchema):
 
 
 def _address_words(value: str) -> None:
-    if not 1 <= len(value.split()) <= 4:
+    if not 1 <= len(address_words(value)) <= 4:
         raise ma.ValidationError(
             "Give one to four words of the address (building, unit, floor, room)."
         )
@@ -251,7 +251,8 @@ class HouseholdQueryArgsSchema(Schema):
     address = ma.fields.String(
         validate=[ma.validate.Length(max=100), _address_words, _one_line],
         metadata={
-            "description": "Words (at most 4, split at spaces) each of which is one of the "
+            "description": "Words (at most 4; split at spaces, commas and after a number's "
+            "suffix: 3号楼2单元502 is three) each of which is one of the "
             "household's parts, in any order, compared as the import compares them and without "
             "what a clerk writes after a number (号楼, 栋, 单元, 层, 室): `7号楼 2单元 502` "
             "finds building 7, unit 2, room 0502"
