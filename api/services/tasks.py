@@ -403,7 +403,7 @@ def create_task(
     if previous is not None:
         # Its arrival by re-dispatch, as the other task records its leaving: a system step,
         # naming nobody (and no task) of the community it came from.
-        _event(task, "transfer", None, "new", None, now, note="12345 改派自其他社区")
+        _event(task, "transfer", None, "new", None, now, note=TRANSFERRED_IN_NOTE)
     assignee, reason = dispatch.choose_assignee(
         session,
         grid,
@@ -548,7 +548,7 @@ def _transfer(session: Session, previous: Task, task: Task, now: datetime) -> No
         previous.status = TRANSFERRED
         _stamp(previous, now)
     # A system step (the hotline's): the actor, a user of the other community, is not named.
-    _event(previous, "transfer", before, previous.status, None, now, note="12345 改派至其他社区")
+    _event(previous, "transfer", before, previous.status, None, now, note=TRANSFERRED_OUT_NOTE)
     session.flush()
     if before in OPEN_STATUSES:
         grid = session.get(Grid, previous.grid_id)
@@ -1084,7 +1084,7 @@ def _reopening_grid(
     task.grid_id, task.grid = target.id, target
     _event(
         task, "move", task.status, task.status, actor_id, now,
-        note=f"{grid.code} → {target.code}: 原网格已撤销",
+        note=f"{grid.code} → {target.code}: {GRID_RETIRED_NOTE}",
     )  # fmt: skip
     return target
 
@@ -1229,7 +1229,12 @@ def _hand_on_reopened(
     )
 
 
+# The notes the server writes in Chinese on a task's steps (the English page says them in
+# English: web/src/task_detail.js NOTES_EN, held to these by tests/api/test_web.py).
 SWITCHED_OFF_NOTE = "原承办人账号已停用"
+TRANSFERRED_IN_NOTE = "12345 改派自其他社区"
+TRANSFERRED_OUT_NOTE = "12345 改派至其他社区"
+GRID_RETIRED_NOTE = "原网格已撤销"  # after "{old grid} → {new grid}: "
 # The tick's note on an escalation at the deadline (the task's page says it in the reader's
 # words, web/src/task_detail.js DISPATCH_NOTES_ZH).
 DEADLINE_NOTE = "deadline passed"

@@ -508,3 +508,21 @@ def test_the_task_page_words_every_note_the_server_writes_in_english():
     source = (WEB_SRC / "task_detail.js").read_text()
     table = re.search(r"export const DISPATCH_NOTES_ZH = (\{.*?\n\});\n", source, re.S).group(1)
     assert set(json.loads(table)) == {*DISPATCH_NOTES, DEADLINE_NOTE}
+
+
+def test_the_task_page_words_every_note_the_server_writes_in_chinese_in_english_too():
+    """A re-dispatch by 12345, a holder switched off or made an admin, a grid retired, contact
+    details erased: the server writes these notes in Chinese, and the English page said them so."""
+    from api.services import retention, tasks
+
+    source = (WEB_SRC / "task_detail.js").read_text()
+    table = re.search(r"export const NOTES_EN = (\{.*?\n\});\n", source, re.S).group(1)
+    assert set(json.loads(table)) == {
+        tasks.SWITCHED_OFF_NOTE,
+        tasks.MADE_ADMIN_NOTE,
+        tasks.TRANSFERRED_IN_NOTE,
+        tasks.TRANSFERRED_OUT_NOTE,
+        tasks.GRID_RETIRED_NOTE,
+        retention.ERASED_NOTE,
+    }
+    assert f"({tasks.GRID_RETIRED_NOTE})$/" in source  # the move's note, after its grids

@@ -1048,3 +1048,30 @@ def test_on_a_phone_what_came_of_a_step_is_said_where_the_leader_pressed_it(
     expect(status).to_be_in_viewport()
     assert page.evaluate("() => document.activeElement.classList.contains('task-status')")
     screenshot(page, "app-task-callback-phone")
+
+
+def test_the_english_page_says_the_servers_chinese_notes_in_english(page, e2e_engine, make_task):
+    """A task re-dispatched by 12345 and moved off a retired grid: the server writes those
+    notes in Chinese, and the English page said them so."""
+    from api.models import TaskEvent
+    from api.services.tasks import GRID_RETIRED_NOTE, TRANSFERRED_IN_NOTE
+
+    task_id, _ = make_task()
+    now = datetime.now(UTC)
+    with Session(e2e_engine) as session:
+        for action, note in (
+            ("transfer", TRANSFERRED_IN_NOTE),
+            ("move", f"110101001001009 → {DEMO_GRID}: {GRID_RETIRED_NOTE}"),
+        ):
+            session.add(
+                TaskEvent(
+                    task_id=task_id, action=action, from_status="dispatched",
+                    to_status="dispatched", note=note, at=now - timedelta(minutes=30),
+                )
+            )  # fmt: skip
+        session.commit()
+    open_app(page, "worker01", "en")
+    text = open_task(page, task_id).inner_text()
+    assert "re-dispatched by 12345 from another community" in text
+    assert f"110101001001009 → {DEMO_GRID}: the grid was retired" in text
+    assert "改派" not in text and "撤销" not in text

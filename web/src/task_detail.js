@@ -95,10 +95,25 @@ export const DISPATCH_NOTES_ZH = {
   "grid leader (no worker on duty)": "本网格无人当班，派给网格长",
   "deadline passed": "已超过办结期限，自动上报"
 };
+// The notes the server writes in Chinese (api/services/tasks.py SWITCHED_OFF_NOTE …,
+// retention.py ERASED_NOTE), said on the English page in English; tests/api/test_web.py holds
+// the table to the server. GRID_RETIRED follows "{old grid} → {new grid}: " on a move.
+export const NOTES_EN = {
+  "原承办人账号已停用": "the assignee's account was switched off",
+  "原承办人已调任社区管理员": "the assignee became a community admin",
+  "12345 改派自其他社区": "re-dispatched by 12345 from another community",
+  "12345 改派至其他社区": "re-dispatched by 12345 to another community",
+  "诉求人联系方式保留期满，已删除": "the requester's contact details were erased when their retention ended",
+  "原网格已撤销": "the grid was retired"
+};
+const GRID_RETIRED = /^(.* → .*: )(原网格已撤销)$/;
 /** A step's note as the page says it: the server's own in the page's language, a person's as written. */
 const noteOf = (lang, e) => {
   const system = e.action === "dispatch" || (e.action === "escalate" && e.actor_id == null);
-  return lang === "zh" && system && Object.hasOwn(DISPATCH_NOTES_ZH, e.note) ? DISPATCH_NOTES_ZH[e.note] : e.note;
+  if (lang === "zh") return system && Object.hasOwn(DISPATCH_NOTES_ZH, e.note) ? DISPATCH_NOTES_ZH[e.note] : e.note;
+  if (e.note && Object.hasOwn(NOTES_EN, e.note)) return NOTES_EN[e.note];
+  const moved = e.action === "move" && GRID_RETIRED.exec(e.note || "");
+  return moved ? moved[1] + NOTES_EN[moved[2]] : e.note;
 };
 
 // The steps taken here, in this order (`assign` and `move` are the grid list's and the office's).
