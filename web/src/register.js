@@ -224,6 +224,34 @@ async function loadHouseholds() {
   }
 }
 
+/**
+ * A dialog's form sent: its button held while `send` runs; answered, the dialog closes, what
+ * `said(answer)` says is said and the list read again. Refused, the refusal is said in the form
+ * (`refused`, by default each field's beside it and a 409 naming none beside `fallbackField`);
+ * no answer, that it failed.
+ */
+async function sendDialog(form, dialog, send, said, { sent = {}, fallbackField = null, refused = null } = {}) {
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const answer = await send();
+    dialog.close();
+    say(said(answer));
+    await loadHouseholds();
+  } catch (error) {
+    if (!(error instanceof ApiError) || !error.status) form.querySelector(".form-error").textContent = t.failed + error.message;
+    else if (refused) refused(error);
+    else showErrors(form, error, sent, fallbackField);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** A field's own refusal found before sending (`changes`, `newHousehold` throw it). */
+function fieldRefused(form, error) {
+  form.querySelector(`.field-error[data-field="${error.field}"]`).textContent = error.message;
+}
+
 // --- correcting a household, or registering one ---------------------------------------------------
 const editDialog = $("#edit-dialog");
 const editForm = $("#edit-form");
@@ -325,28 +353,16 @@ editForm.addEventListener("submit", async (event) => {
   try {
     body = changes(h);
   } catch (error) {
-    editForm.querySelector(`.field-error[data-field="${error.field}"]`).textContent = error.message;
-    return;
+    return fieldRefused(editForm, error);
   }
   if (!Object.keys(body).length) {
     editDialog.close();
     say(t.unchanged);
     return;
   }
-  const button = editForm.querySelector("button[type=submit]");
-  button.disabled = true;
-  try {
-    const saved = await api(`/api/v1/households/${h.id}`, { method: "PATCH", body });
-    editDialog.close();
-    say(t.saved(address(saved)));
-    await loadHouseholds();
-  } catch (error) {
-    if (!(error instanceof ApiError) || !error.status) editForm.querySelector(".form-error").textContent = t.failed + error.message;
-    // An address made another registered household's (409) is said beside the building.
-    else showErrors(editForm, error, body, "building");
-  } finally {
-    button.disabled = false;
-  }
+  // An address made another registered household's (409) is said beside the building.
+  await sendDialog(editForm, editDialog, () => api(`/api/v1/households/${h.id}`, { method: "PATCH", body }),
+    (saved) => t.saved(address(saved)), { sent: body, fallbackField: "building" });
 });
 
 async function register() {
@@ -354,25 +370,13 @@ async function register() {
   try {
     body = newHousehold();
   } catch (error) {
-    editForm.querySelector(`.field-error[data-field="${error.field}"]`).textContent = error.message;
-    return;
+    return fieldRefused(editForm, error);
   }
-  const button = editForm.querySelector("button[type=submit]");
-  button.disabled = true;
-  try {
-    // Sent again after a lost answer with the same key: registered once, not a 409 of itself.
-    const made = await apiOnce("/api/v1/households", { method: "POST", body });
-    editDialog.close();
-    say(t.registered(address(made), gridLabel(made.grid_code)));
-    await loadHouseholds();
-  } catch (error) {
-    if (!(error instanceof ApiError) || !error.status) editForm.querySelector(".form-error").textContent = t.failed + error.message;
-    // Outside every grid (422, `location`) said under the point; the address registered at
-    // the point already (409) beside the building.
-    else showErrors(editForm, error, body, "building");
-  } finally {
-    button.disabled = false;
-  }
+  // Sent again after a lost answer with the same key: registered once, not a 409 of itself.
+  // Outside every grid (422, `location`) said under the point; the address registered at the
+  // point already (409) beside the building.
+  await sendDialog(editForm, editDialog, () => apiOnce("/api/v1/households", { method: "POST", body }),
+    (made) => t.registered(address(made), gridLabel(made.grid_code)), { sent: body, fallbackField: "building" });
 }
 
 // --- taking a household out of the register, and back -------------------------------------------
@@ -400,20 +404,10 @@ removalForm.addEventListener("submit", async (event) => {
   const body = { reason: f.reason.value };
   if (f.effective_date.value) body.effective_date = f.effective_date.value;
   if (f.note.value.trim()) body.note = f.note.value.trim();
-  const button = removalForm.querySelector("button[type=submit]");
-  button.disabled = true;
-  try {
-    // Sent again after a lost answer with the same key: the first answer, not a 409.
-    await apiOnce(`/api/v1/households/${h.id}/removal`, { method: "POST", body, once: h.updated_at });
-    removalDialog.close();
-    say(t.removed(address(h)));
-    await loadHouseholds();
-  } catch (error) {
-    if (!(error instanceof ApiError) || !error.status) removalForm.querySelector(".form-error").textContent = t.failed + error.message;
-    else showErrors(removalForm, error, body);
-  } finally {
-    button.disabled = false;
-  }
+  // Sent again after a lost answer with the same key: the first answer, not a 409.
+  await sendDialog(removalForm, removalDialog,
+    () => apiOnce(`/api/v1/households/${h.id}/removal`, { method: "POST", body, once: h.updated_at }),
+    () => t.removed(address(h)), { sent: body });
 });
 
 const restoreDialog = $("#restore-dialog");
@@ -431,20 +425,15 @@ restoreForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const h = restoring;
   clearErrors(restoreForm);
-  const button = restoreForm.querySelector("button[type=submit]");
-  button.disabled = true;
-  try {
-    await apiOnce(`/api/v1/households/${h.id}/removal`, { method: "DELETE", once: h.updated_at });
-    restoreDialog.close();
-    say(t.restored(address(h)));
-    await loadHouseholds();
-  } catch (error) {
-    // A refusal the page knows is said in its words (the address registered again since …).
-    const said = error.status ? fieldMessage(error.message) : error.message;
-    restoreForm.querySelector(".form-error").textContent = said === error.message ? (error.status ? t.serverSaid : t.failed) + said : said;
-  } finally {
-    button.disabled = false;
-  }
+  await sendDialog(restoreForm, restoreDialog,
+    () => apiOnce(`/api/v1/households/${h.id}/removal`, { method: "DELETE", once: h.updated_at }),
+    () => t.restored(address(h)), {
+      // A refusal the page knows is said in its words (the address registered again since …).
+      refused: (error) => {
+        const said = fieldMessage(error.message);
+        restoreForm.querySelector(".form-error").textContent = said === error.message ? t.serverSaid + said : said;
+      },
+    });
 });
 
 for (const dialog of [editDialog, removalDialog, restoreDialog]) {
