@@ -132,6 +132,17 @@ def tasks_titled(e2e_engine, title: str):
         return list(session.scalars(select(Task).where(Task.title == title)))
 
 
+def register_request(page, e2e_engine, title: str):
+    """A request registered at a place in OTHER_GRID, titled `title`: its task as stored."""
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    fill_request(page, title)
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, title)
+    return task
+
+
 def test_the_window_worker_registers_a_request_for_another_grid_of_the_community(
     page, e2e_engine, window_day
 ):
@@ -432,12 +443,7 @@ def test_today_s_requests_name_their_grids_though_listed_before_the_map_came(
     """Today's list is read beside the grids: answered first, its rows named a grid by its
     15-digit code alone, and kept it until the next request was registered."""
     open_window(page, "worker01")
-    point = grid_pixel(page, OTHER_GRID)
-    click_map(page, point["x"], point["y"])
-    fill_request(page, "先列出后有地图")
-    page.click("#submit")
-    page.locator("#created").wait_for()
-    [task] = tasks_titled(e2e_engine, "先列出后有地图")
+    task = register_request(page, e2e_engine, "先列出后有地图")
     held = []
     page.route("**/api/v1/grids/window", lambda route: held.append(route))
     page.reload()
@@ -624,12 +630,7 @@ def test_todays_list_holds_the_window_requests_not_the_tasks_opened_elsewhere(
         session.commit()
         rounds_id = rounds.id
     open_window(page, "worker01")
-    point = grid_pixel(page, OTHER_GRID)
-    click_map(page, point["x"], point["y"])
-    fill_request(page, "窗口来访登记")
-    page.click("#submit")
-    page.locator("#created").wait_for()
-    [task] = tasks_titled(e2e_engine, "窗口来访登记")
+    task = register_request(page, e2e_engine, "窗口来访登记")
     page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
     assert page.locator(f"#today-tasks tr[data-id='{rounds_id}']").count() == 0
 
@@ -639,12 +640,7 @@ def test_a_step_taken_on_a_request_s_page_shows_in_today_s_list(page, e2e_engine
     escalate it on its assignee's behalf. Today's list kept the state of before (已派单) until
     the page was opened again: it is read again after the step."""
     open_window(page, "admin01")
-    point = grid_pixel(page, OTHER_GRID)
-    click_map(page, point["x"], point["y"])
-    fill_request(page, "路灯不亮（窗口上报）")
-    page.click("#submit")
-    page.locator("#created").wait_for()
-    [task] = tasks_titled(e2e_engine, "路灯不亮（窗口上报）")
+    task = register_request(page, e2e_engine, "路灯不亮（窗口上报）")
     row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
     row.wait_for()
     row.locator("button[data-open]").click()
@@ -974,12 +970,7 @@ def test_a_request_s_history_says_why_it_went_to_its_assignee_in_chinese(
     """The resident came back asking who has their request and why: under 派单 the request's
     page said the server's English ("grid worker on duty") on the Chinese page."""
     open_window(page, "worker01")
-    point = grid_pixel(page, OTHER_GRID)
-    click_map(page, point["x"], point["y"])
-    fill_request(page, "派单依据")
-    page.click("#submit")
-    page.locator("#created").wait_for()
-    [task] = tasks_titled(e2e_engine, "派单依据")
+    task = register_request(page, e2e_engine, "派单依据")
     row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
     row.wait_for()
     row.locator("button[data-open]").click()
@@ -1053,12 +1044,7 @@ def test_the_list_says_a_request_s_status_as_its_page_read_it(page, e2e_engine, 
     (read only when the worker registered something). Closed, the list is read again, the
     keyboard's place kept on the request's number."""
     open_window(page, "worker01")
-    point = grid_pixel(page, OTHER_GRID)
-    click_map(page, point["x"], point["y"])
-    fill_request(page, "已被接单的诉求")
-    page.click("#submit")
-    page.locator("#created").wait_for()
-    [task] = tasks_titled(e2e_engine, "已被接单的诉求")
+    task = register_request(page, e2e_engine, "已被接单的诉求")
     row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
     row.wait_for()
     assert row.locator(".status").inner_text() == "已派单"
