@@ -306,3 +306,23 @@ def wait_kept(page, task_id: int, kept: bool = True) -> dict:
             return pages
         page.wait_for_timeout(100)
     raise AssertionError(f"task {task_id} {'never' if kept else 'still'} kept: {sorted(pages)}")
+
+
+def app_service_worker(context, page) -> tuple:
+    """(a CDP session, the app's service worker registration id, the origin): to deliver a push
+    to it (`ServiceWorker.deliverPushMessage`) as the browser's push service would."""
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    cdp = context.new_cdp_session(page)
+    registrations: list[str] = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(
+            r["registrationId"] for r in event["registrations"] if "/app" in r["scopeURL"]
+        ),
+    )
+    cdp.send("ServiceWorker.enable")
+    for _ in range(50):
+        if registrations:
+            break
+        page.wait_for_timeout(100)
+    return cdp, registrations[0], page.evaluate("() => location.origin")

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from tests.e2e.conftest import screenshot, wait_kept
+from tests.e2e.conftest import app_service_worker, screenshot, wait_kept
 from tests.e2e.test_account import own_account
 from tests.e2e.test_account_devices import another_phone
 
@@ -466,21 +466,10 @@ def test_the_service_worker_tells_the_page_of_a_push(context, page, worker):
           navigator.serviceWorker.addEventListener(
             'message', (e) => window.relayed.push(e.data)); }"""
     )
-    cdp = context.new_cdp_session(page)
-    registrations: list[str] = []
-    cdp.on(
-        "ServiceWorker.workerRegistrationUpdated",
-        lambda event: registrations.extend(
-            r["registrationId"] for r in event["registrations"] if "/app" in r["scopeURL"]
-        ),
-    )
-    cdp.send("ServiceWorker.enable")
-    page.wait_for_timeout(300)
-    assert registrations
-    origin = page.evaluate("() => location.origin")
+    cdp, registration, origin = app_service_worker(context, page)
     cdp.send(
         "ServiceWorker.deliverPushMessage",
-        {"origin": origin, "registrationId": registrations[0], "data": '{"title": "新任务"}'},
+        {"origin": origin, "registrationId": registration, "data": '{"title": "新任务"}'},
     )
     page.wait_for_function("() => window.relayed.includes('inbox-changed')")
 

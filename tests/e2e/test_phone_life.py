@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
 from tests.e2e import test_inbox
-from tests.e2e.conftest import claims, expire_access_token, screenshot, sign_in
+from tests.e2e.conftest import (
+    app_service_worker,
+    claims,
+    expire_access_token,
+    screenshot,
+    sign_in,
+)
 from tests.e2e.test_account import NEWER_PASSWORD, own_account
 from tests.e2e.test_account_devices import (  # noqa: F401 (a fixture)
     push_configured,
@@ -186,25 +192,6 @@ def test_a_password_changed_on_the_other_phone_is_said_on_this_one(
         "未同步的走访记录仍保存在本机，登录后自动同步。"
     )
     assert [r["id"] for r in queued_visits(page)] == [visit]
-
-
-def app_service_worker(context, page) -> tuple:
-    """(a CDP session, the app's service worker registration id, the origin)."""
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
-    cdp = context.new_cdp_session(page)
-    registrations: list[str] = []
-    cdp.on(
-        "ServiceWorker.workerRegistrationUpdated",
-        lambda event: registrations.extend(
-            r["registrationId"] for r in event["registrations"] if "/app" in r["scopeURL"]
-        ),
-    )
-    cdp.send("ServiceWorker.enable")
-    for _ in range(50):
-        if registrations:
-            break
-        page.wait_for_timeout(100)
-    return cdp, registrations[0], page.evaluate("() => location.origin")
 
 
 def test_a_sign_in_ended_while_the_service_worker_synced_is_said_as_it_ended(

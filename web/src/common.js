@@ -321,6 +321,19 @@ export async function apiBlob(path) {
   return response.blob();
 }
 
+/** Save `blob` as the file `name` (a download the browser asks no more of): a report, the register. */
+export function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 /**
  * One page of a paginated list: its items, the `X-Pagination` header read (flask-smorest's
  * {total, total_pages, page, previous_page, next_page, ...}; null when the server sent none) and

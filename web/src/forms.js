@@ -27,17 +27,22 @@ export function clearErrors(form) {
   }
 }
 
-/** The page's helpers for `lang`, its own messages (`extra`: [pattern, say] pairs) first. */
-export function fieldWords(lang, extra = []) {
-  const patterns = [...extra, ...FIELD_MESSAGES_ZH];
-  function fieldMessage(message) {
+/** A server's message in the page's words: the first of `patterns` ([regexp, say] pairs) it
+ * matches, said by `say(...groups)`; in English, or matching none, as the server wrote it. */
+export function wordsFor(lang, patterns) {
+  return (message) => {
     if (lang !== "zh") return message;
     for (const [pattern, say] of patterns) {
       const match = pattern.exec(message);
       if (match) return say(...match.slice(1));
     }
     return message;
-  }
+  };
+}
+
+/** The page's helpers for `lang`, its own messages (`extra`: [pattern, say] pairs) first. */
+export function fieldWords(lang, extra = []) {
+  const fieldMessage = wordsFor(lang, [...extra, ...FIELD_MESSAGES_ZH]);
 
   /** {field: "message"} from a problem's `errors` ({json: {field: [...]}} or {field: {code: why}}). */
   function fieldErrors(body, sent = {}) {

@@ -8,9 +8,9 @@
 // export; a worker is told the page is the office's and the leaders'.
 import {
   ApiError, CARE_TAGS, api, apiBlob, apiOnce, apiPage, apiPages, escapeHtml, householdAddress, isoWeek, otherLangHref,
-  pickLang, todayLocal, translate,
+  pickLang, saveBlob, todayLocal, translate,
 } from "./common.js";
-import { clearErrors, fieldWords } from "./forms.js";
+import { clearErrors, fieldWords, wordsFor } from "./forms.js";
 import { bootPage, signOutAndReload } from "./password.js";
 import { keepFresh } from "./session.js";
 
@@ -522,14 +522,7 @@ const { fieldMessage, showErrors } = fieldWords(lang, [
     `该住户的电话和关怀标签已于 ${day} 按保存期限删除，不能恢复：请重新登记。`],
 ]);
 
-function rowProblem(detail) {
-  if (lang !== "zh") return detail;
-  for (const [pattern, say] of ROW_PROBLEMS_ZH) {
-    const match = pattern.exec(detail);
-    if (match) return say(...match.slice(1));
-  }
-  return detail;
-}
+const rowProblem = wordsFor(lang, ROW_PROBLEMS_ZH);
 
 /** A refused import: its rows' problems as a table (row, column, what), or the file's one problem. */
 function refusedHtml(error) {
@@ -571,17 +564,6 @@ importForm.addEventListener("submit", async (event) => {
   }
 });
 
-function save(blob, name) {
-  const url = URL.createObjectURL(blob);
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = name;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
-}
-
 for (const button of [$("#export-xlsx"), $("#export-csv")]) {
   button.addEventListener("click", async () => {
     const format = button.dataset.format;
@@ -593,7 +575,7 @@ for (const button of [$("#export-xlsx"), $("#export-csv")]) {
     button.disabled = true;
     try {
       const name = `${lang === "zh" ? "住户登记册" : "households"}-${grid || state.me.community_code || "grids"}-${todayLocal()}.${format}`;
-      save(await apiBlob(`/api/v1/households/export?${query}`), name);
+      saveBlob(await apiBlob(`/api/v1/households/export?${query}`), name);
       status.textContent = "";
     } catch (error) {
       status.textContent = t.exportFailed + error.message;

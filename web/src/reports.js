@@ -4,8 +4,8 @@
 // reads what: a worker is refused (403) and told so; a viewer chooses district, street or
 // community, the others read their own community (a leader: their grids).
 import {
-  ApiError, api, apiBlob, apiPage, beijingTime, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, shiftWeek,
-  translate,
+  ApiError, api, apiBlob, apiPage, beijingTime, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, saveBlob,
+  shiftWeek, translate,
 } from "./common.js";
 import { bootPage } from "./password.js";
 import { recurringSection } from "./recurring.js";
@@ -311,23 +311,11 @@ function offerAreas(report) {
 }
 
 // --- downloads ---------------------------------------------------------------------------------
-function save(blob, name) {
-  const url = URL.createObjectURL(blob);
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = name;
-  link.hidden = true;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
-}
-
 async function download(button, path, name, status) {
   button.disabled = true;
   status.textContent = t.downloading;
   try {
-    save(await apiBlob(path), name);
+    saveBlob(await apiBlob(path), name);
     status.textContent = "";
   } catch (error) {
     status.textContent = "";
