@@ -1,0 +1,217 @@
+"""The audit log's page (/audit) in headless Chromium, on the demo district: a community admin
+finds who read a household (from its row in the register) after a grid leader opened it there,
+narrows the log by user, action and day, and reads the entries about the community's records
+whoever read them; a worker and a grid leader are told the page is not theirs; on a phone each
+entry is a card within the screen; the page speaks English too."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
+from tests.e2e.test_accounts import PHONE, TAP, TOO_SMALL, WIDER_THAN_SCREEN
+from tests.e2e.test_register import grid_households, open_register, row
+
+
+def open_audit(page, username: str = "admin01", query: str = "") -> None:
+    page.goto(f"/audit{query}")
+    sign_in(page, username, DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def entries(page) -> list[dict]:
+    """The entries shown: who, what, action, as their cells read."""
+    page.wait_for_selector("#entries tbody tr[data-id], #entries tbody td.empty")
+    return page.locator("#entries tbody tr[data-id]").evaluate_all(
+        """rows => rows.map((r) => ({
+             who: r.querySelector('td.col-who').innerText,
+             what: r.querySelector('td.col-what').innerText,
+             action: r.querySelector('td.col-action').innerText,
+             when: r.querySelector('td.col-when').innerText }))"""
+    )
+
+
+def sign_out(page) -> None:
+    with page.expect_navigation():
+        page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+
+
+def user_id(e2e_engine, username: str) -> int:
+    from api.models import User
+
+    with Session(e2e_engine) as session:
+        return session.scalar(select(User.id).where(User.username == username))
+
+
+def display_name(e2e_engine, username: str) -> str:
+    from api.models import User
+
+    with Session(e2e_engine) as session:
+        return session.scalar(select(User.display_name).where(User.username == username))
+
+
+def test_an_admin_finds_who_read_a_household_after_a_leader_opened_it_in_the_register(
+    page, e2e_engine
+):
+    household = grid_households(e2e_engine)[0]
+    # The leader opens the household in the register (its removal asked: GET /households/ID).
+    open_register(page, "leader01", query=f"?household={household}")
+    page.locator("#removal-dialog").wait_for()
+    page.locator("#removal-dialog button.cancel").click()
+    sign_out(page)
+    # The admin, on the register, taps 审计 on the household's row.
+    open_register(page, "admin01")
+    page.select_option("#filter-grid", DEMO_GRID)
+    row(page, household).wait_for()
+    audit_button = row(page, household).locator("a.audit")
+    assert audit_button.inner_text() == "审计"
+    with page.expect_navigation():
+        audit_button.click()
+    assert f"/audit?household={household}" in page.url
+    page.wait_for_selector("body[data-ready='1']")
+    shown = entries(page)
+    leader = display_name(e2e_engine, "leader01")
+    reads = [e for e in shown if leader in e["who"]]
+    assert reads, shown
+    assert "网格长" in reads[0]["who"] and reads[0]["action"] == "查看"
+    assert "住户" in reads[0]["what"]
+    # Newest first: the admin's own reads (the register's list, this household) come above.
+    assert "社区管理员" in shown[0]["who"]
+    # The household named above the list, by its address.
+    assert page.locator("#household-chosen").is_visible()
+    assert "号楼" in page.locator("#household-chosen").inner_text()
+    screenshot(page, "audit-household")
+
+
+def test_the_filters_narrow_the_log_to_a_user_an_action_and_a_day(page, e2e_engine):
+    household = grid_households(e2e_engine)[0]
+    open_register(page, "leader01", query=f"?household={household}")
+    page.locator("#removal-dialog").wait_for()
+    page.locator("#removal-dialog button.cancel").click()
+    sign_out(page)
+    open_audit(page)
+    leader = display_name(e2e_engine, "leader01")
+    # A user of the community, chosen from the list by name.
+    page.select_option("#filter-user", str(user_id(e2e_engine, "leader01")))
+    shown = entries(page)
+    assert shown and all(leader in e["who"] for e in shown)
+    # An action: none of the leader's entries of today is an export.
+    page.select_option("#filter-action", "export")
+    page.wait_for_selector("#entries tbody td.empty")
+    page.select_option("#filter-action", "read")
+    shown = entries(page)
+    assert shown and all(e["action"] == "查看" for e in shown)
+    # A day: until yesterday, nothing of today's.
+    today = page.evaluate("() => new Date(Date.now() + 8 * 3600e3).toISOString().slice(0, 10)")
+    page.fill("#filter-since", today)
+    page.dispatch_event("#filter-since", "change")
+    assert entries(page)
+    page.fill("#filter-since", "")
+    page.fill("#filter-until", "2020-01-01")
+    page.dispatch_event("#filter-until", "change")
+    page.wait_for_selector("#entries tbody td.empty")
+
+
+def test_a_household_is_found_by_its_address_and_its_history_shown(page, e2e_engine):
+    household = grid_households(e2e_engine)[0]
+    open_audit(page)
+    # Its address typed as a clerk writes it: the households found offered to choose.
+    from api.models import Household
+
+    with Session(e2e_engine) as session:
+        h = session.get(Household, household)
+        words = " ".join(p for p in (h.building, h.unit, h.floor, h.room) if p)
+    page.fill("#filter-address", words)
+    option = page.locator(f"#address-results button[data-id='{household}']")
+    option.wait_for()
+    option.click()
+    page.wait_for_selector("#household-chosen:not([hidden])")
+    assert f"household={household}" in page.url
+    assert entries(page)
+    # Cleared: the whole log again.
+    page.click("#household-clear")
+    page.wait_for_selector("#household-chosen", state="hidden")
+    assert "household=" not in page.url
+
+
+def test_the_records_view_shows_a_district_viewers_reads_of_the_communitys_households(
+    page, e2e_engine
+):
+    open_register(page, "viewer")  # the viewer lists the district's households
+    sign_out(page)
+    open_audit(page)
+    assert not any("viewer" in e["who"] for e in entries(page))
+    page.check("#view-records")
+    page.wait_for_function(
+        "(name) => [...document.querySelectorAll('#entries td.col-who')]"
+        ".some((td) => td.innerText.includes(name))",
+        arg="viewer",
+    )
+
+
+def test_a_worker_and_a_grid_leader_are_told_the_page_is_not_theirs(page):
+    for username in ("worker01", "leader01"):
+        page.goto("/audit")
+        sign_in(page, username, DEMO_PASSWORD)
+        notice = page.locator("#notice")
+        notice.wait_for()
+        assert "社区管理员" in notice.inner_text()
+        assert page.locator("#audit-section").is_hidden()
+        assert page.locator(".error").filter(has_text="403").count() == 0
+        sign_out(page)
+
+
+def test_the_register_offers_no_audit_link_to_a_leader(page):
+    open_register(page, "leader01")
+    page.select_option("#filter-grid", DEMO_GRID)
+    page.wait_for_selector("#households tbody tr[data-id]")
+    assert page.locator("#households a.audit").count() == 0
+
+
+def test_on_a_phone_each_entry_is_a_card_within_the_screen(page, e2e_engine):
+    household = grid_households(e2e_engine)[0]
+    page.set_viewport_size(PHONE)
+    open_audit(page, query=f"?household={household}")
+    assert entries(page)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.evaluate(WIDER_THAN_SCREEN) == []
+    assert page.evaluate(TOO_SMALL, ["#audit-section", TAP]) == []
+    screenshot(page, "audit-phone")
+
+
+def test_the_audit_page_speaks_english_too(page):
+    page.goto("/audit?lang=en")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator("#toolbar strong").inner_text() == "Audit log"
+    assert page.locator("#entries th").first.inner_text() == "When"
+    shown = entries(page)
+    assert shown and "Community admin" in shown[0]["who"]
+
+
+def test_on_the_offices_desktop_the_admins_english_register_with_audit_needs_no_sideways_scroll(
+    page,
+):
+    """The admin's rows carry one action more (Audit) than the leader's: still within 1366 px."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto("/register?lang=en")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    box = page.locator(".table-scroll")
+    assert box.evaluate("(s) => s.scrollWidth - s.clientWidth") <= 0
+    link = page.locator("#households tbody tr[data-id]").first.locator("a.audit")
+    assert link.inner_text() == "Audit"
+
+
+def test_a_district_viewer_opens_a_households_history_from_the_register(page, e2e_engine):
+    household = grid_households(e2e_engine)[0]
+    open_register(page, "viewer")
+    page.select_option("#filter-grid", DEMO_GRID)
+    with page.expect_navigation():
+        row(page, household).locator("a.audit").click()
+    page.wait_for_selector("body[data-ready='1']")
+    assert "号楼" in page.locator("#household-chosen").inner_text()
+    assert entries(page)
