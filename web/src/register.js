@@ -16,6 +16,7 @@ import { keepFresh } from "./session.js";
 
 const PAGE_SIZE = 50;
 const EDITORS = ["grid_leader", "community_admin"]; // who corrects, removes and imports here
+const AUDITORS = ["community_admin", "district_viewer"]; // who reads the audit log (/audit)
 
 const TEXT = {
   zh: {
@@ -36,7 +37,7 @@ const TEXT = {
     reason: "移出原因", reason_moved_out: "已搬离", reason_demolished: "已拆除", reason_closed: "已停业/关闭",
     reason_duplicate: "重复登记", reason_other: "其他",
     effectiveDate: "移出日期", note: "说明（选填，最多 200 字）",
-    edit: "编辑", remove: "移出登记册", restore: "恢复", save: "保存", cancel: "取消",
+    edit: "编辑", audit: "审计", auditTitle: "谁查看或修改过该住户的信息（审计日志）", remove: "移出登记册", restore: "恢复", save: "保存", cancel: "取消",
     newHousehold: "登记新住户", sameEntrance: "同楼门登记", registerButton: "登记", lon: "经度", lat: "纬度",
     newTitle: "登记新住户", entranceTitle: (a) => `登记新住户：与 ${a} 同一楼门`,
     entranceHint: "位置与该住户相同（同一楼门的住户在地图上是同一个点）；所在网格按位置确定。",
@@ -88,7 +89,7 @@ const TEXT = {
     reason: "Reason", reason_moved_out: "Moved out", reason_demolished: "Demolished", reason_closed: "Closed",
     reason_duplicate: "A duplicate", reason_other: "Other",
     effectiveDate: "Left on", note: "Note (optional, up to 200 characters)",
-    edit: "Edit", remove: "Remove from the register", restore: "Restore", save: "Save", cancel: "Cancel",
+    edit: "Edit", audit: "Audit", auditTitle: "Who read or changed this household's data (the audit log)", remove: "Remove from the register", restore: "Restore", save: "Save", cancel: "Cancel",
     newHousehold: "Register a household", sameEntrance: "Register one at this entrance", registerButton: "Register", lon: "Longitude", lat: "Latitude",
     newTitle: "Register a household", entranceTitle: (a) => `Register a household at the entrance of ${a}`,
     entranceHint: "At this household's point (a stair entrance's flats are one point on the map); its grid is the one the point lies in.",
@@ -130,6 +131,7 @@ const listSep = lang === "zh" ? "、" : ", ";
 const state = {
   me: null,
   editor: false,
+  auditor: false, // reads the audit log: each row links to its household's history there
   grids: [], // [{id, code, name}]
   page: 1,
   rows: new Map(), // the households shown, by id
@@ -165,6 +167,9 @@ function rowHtml(h) {
       ? `<button type="button" data-action="restore">${t.restore}</button>`
       : `<button type="button" data-action="edit">${t.edit}</button><button type="button" data-action="entrance">${t.sameEntrance}</button>`
         + `<button type="button" data-action="remove" class="danger">${t.remove}</button>`;
+  }
+  if (state.auditor) {
+    actions += `<a class="audit" href="/audit?household=${h.id}" title="${escapeHtml(t.auditTitle)}">${t.audit}</a>`;
   }
   const registered = removal
     ? `<b>${escapeHtml(t.removedOn(removal.effective_date, t[`reason_${removal.reason}`] || removal.reason))}</b>${removal.note ? `<br><small>${escapeHtml(removal.note)}</small>` : ""}`
@@ -666,10 +671,12 @@ async function start() {
     return;
   }
   state.editor = EDITORS.includes(me.role);
+  state.auditor = AUDITORS.includes(me.role);
   if (!state.editor) {
     $("#notice").textContent = t.viewerReadOnly;
     $("#notice").hidden = false;
-    document.body.classList.add("read-only");
+    // The actions' column stays: a viewer's rows link to the household's audit history.
+    if (!state.auditor) document.body.classList.add("read-only");
   }
   $(".files").hidden = !state.editor; // a viewer imports nothing and may not export
   $("#new-household").hidden = !state.editor;
