@@ -93,6 +93,10 @@ const state = {
   users: new Map(), // the accounts the caller may look up, by id: {username, display_name, role}
   household: null, // {id, label} chosen, or null
   page: 1,
+  // Page n goes on from the last entry of page n-1 (`before`): entries are written all day,
+  // and page numbers shifted by those written meanwhile repeated entries already read.
+  cursors: [null], // per page, the id it goes on from
+  total: null, // the entries matching, as counted on the first page
   listAsked: 0, // only the last list asked for is shown
   addressAsked: 0,
 };
@@ -202,12 +206,17 @@ async function loadEntries() {
   }
   body.innerHTML = `<tr><td colspan="5" class="muted">${t.loading}</td></tr>`;
   try {
-    const { items, pagination } = await apiPage(`/api/v1/audit?${filters()}`, { page: state.page, pageSize: PAGE_SIZE });
+    const query = filters();
+    const before = state.cursors[state.page - 1];
+    if (before) query.set("before", before);
+    const { items, pagination } = await apiPage(`/api/v1/audit?${query}`, { page: 1, pageSize: PAGE_SIZE });
     if (asked !== state.listAsked) return;
     body.innerHTML = items.map(rowHtml).join("") || emptyRow(escapeHtml(t.none));
-    const total = pagination?.total ?? items.length;
-    $("#page-info").textContent = t.pageInfo(state.page, Math.max(1, pagination?.total_pages ?? 1), total);
-    $("#prev").disabled = !pagination?.previous_page;
+    if (state.page === 1) state.total = pagination?.total ?? items.length;
+    const pages = Math.max(1, Math.ceil(state.total / PAGE_SIZE), state.page);
+    $("#page-info").textContent = t.pageInfo(state.page, pages, state.total);
+    state.cursors[state.page] = items.length ? items[items.length - 1].id : null;
+    $("#prev").disabled = state.page <= 1;
     $("#next").disabled = !pagination?.next_page;
   } catch (error) {
     if (asked !== state.listAsked) return;
@@ -217,6 +226,7 @@ async function loadEntries() {
 
 function reload() {
   state.page = 1;
+  state.cursors = [null];
   loadEntries();
 }
 
@@ -340,6 +350,10 @@ $("#filter-address").addEventListener("input", () => {
 for (const id of ["#filter-user", "#filter-action", "#filter-since", "#filter-until"]) $(id).addEventListener("change", reload);
 for (const radio of document.querySelectorAll("input[name=view]")) radio.addEventListener("change", reload);
 $("#prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); loadEntries(); });
-$("#next").addEventListener("click", () => { state.page += 1; loadEntries(); });
+$("#next").addEventListener("click", () => {
+  if (!state.cursors[state.page]) return;
+  state.page += 1;
+  loadEntries();
+});
 
 bootPage({ lang, t, start });
