@@ -278,3 +278,59 @@ def test_paging_on_neither_repeats_nor_skips_entries_written_meanwhile(page, old
     page.click("#prev")
     page.wait_for_function("() => document.querySelector('#page-info').innerText.includes('1/')")
     assert page.locator("#entries tbody tr[data-id]").count() == 50
+
+
+def test_a_household_not_theirs_is_said_in_chinese_and_the_whole_log_shown(page):
+    open_audit(page, query="?household=2000000000")
+    status = page.locator("#status")
+    assert status.is_visible()
+    assert "找不到该住户" in status.inner_text()
+    assert "not found" not in status.inner_text()
+    assert page.locator("#household-chosen").is_hidden()
+    assert "household=" not in page.url
+    entries(page)  # the whole log: no household asked
+    assert page.locator("#entries td.error").count() == 0
+
+
+def test_a_purge_of_the_log_is_said_in_chinese(page, old_entries, e2e_engine):
+    from api.models import AuditEntry
+
+    with Session(e2e_engine) as session:
+        session.add(
+            AuditEntry(
+                at=OLD + timedelta(days=1),
+                user_id=None,
+                action="purge",
+                resource="audit_log",
+                resource_ids=[],
+                fields=["removed 1234", "before 2019-08-29T02:00:00+00:00"],
+                path="gridwork purge-audit",
+            )
+        )
+        session.commit()
+    open_audit(page)
+    page.select_option("#filter-action", "purge")
+    page.wait_for_selector("#entries tbody tr[data-id] td.col-detail:has-text('1234')")
+    purge = entries(page)
+    detail = page.locator("#entries tbody tr[data-id] td.col-detail").first.inner_text()
+    assert "删除 1234 条" in detail and "2019" in detail and "removed" not in detail
+    assert purge[0]["action"] == "清理过期记录"
+    assert "系统" in purge[0]["who"]
+
+
+def test_a_switched_off_account_is_named_so_in_the_people_list(page, e2e_engine):
+    """A worker who left is the one the office checks: their account is in the list, marked."""
+    from api.models import User
+
+    with Session(e2e_engine) as session:
+        worker = session.scalar(select(User).where(User.username == "worker01"))
+        worker_id, worker.active = worker.id, False
+        session.commit()
+    try:
+        open_audit(page)
+        option = page.locator(f"#filter-user option[value='{worker_id}']")
+        assert "已停用" in option.inner_text()
+    finally:
+        with Session(e2e_engine) as session:
+            session.get(User, worker_id).active = True
+            session.commit()

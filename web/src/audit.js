@@ -41,6 +41,9 @@ const TEXT = {
       follow_up_note: "跟进说明", grid_id: "网格", household: "住户", visit: "走访", task: "任务",
     },
     inList: (n) => `（列表读取，共 ${n} 户）`,
+    purged: (n) => `删除 ${n} 条`, purgedBefore: (when) => `早于 ${when} 的记录`,
+    notYours: (id) => `找不到该住户（${id}），或不在您的管辖范围内：下面是全部记录。`,
+    switchedOff: "已停用",
     chosen: (a) => `住户：${a} 的全部记录（含其走访和任务，不论谁查看）`, chosenId: (id) => `住户 ${id}`,
     clearHousehold: "清除", noMatch: "没有找到该地址的住户。", tooManyWords: "地址最多四个词（楼栋、单元、楼层、房号）。",
     removed: "已移出", badPeriod: "截止日期不能早于起始日期。",
@@ -70,6 +73,9 @@ const TEXT = {
       visited_at: "visited at", raw_location: "raw location", follow_up_note: "follow-up note", grid_id: "grid",
     },
     inList: (n) => ` (a list read, ${n} households)`,
+    purged: (n) => `${n} deleted`, purgedBefore: (when) => `those before ${when}`,
+    notYours: (id) => `No household ${id} of yours: the whole log is shown.`,
+    switchedOff: "switched off",
     chosen: (a) => `Household ${a}: every entry (its visits and tasks too, whoever read them)`, chosenId: (id) => `household ${id}`,
     clearHousehold: "Clear", noMatch: "No household at that address.", tooManyWords: "At most four words (building, unit, floor, room).",
     removed: "removed", badPeriod: "The last day cannot be before the first.",
@@ -146,8 +152,18 @@ function whatCell(entry) {
   return escapeHtml(kind);
 }
 
+/** A field an entry names, in the page's words; a purge's two (api/services/audit.py
+ * `purge_entries`: "removed N", "before <cutoff>") as sentences, the cutoff in Beijing time. */
+function fieldName(field) {
+  const removed = /^removed (\d+)$/.exec(field);
+  if (removed) return t.purged(removed[1]);
+  const before = /^before (.+)$/.exec(field);
+  if (before) return t.purgedBefore(beijingTime(before[1], lang));
+  return t.fields[field] || field;
+}
+
 function detailCell(entry) {
-  const fields = (entry.fields || []).map((f) => t.fields[f] || f).join(listSep);
+  const fields = (entry.fields || []).map(fieldName).join(listSep);
   const path = entry.path ? `<small class="muted path">${escapeHtml(entry.path)}</small>` : "";
   return `${escapeHtml(fields) || `<span class="muted">—</span>`}${path}`;
 }
@@ -290,7 +306,7 @@ async function openLinked() {
     state.household = { id, label: householdLabel(h) };
   } catch (error) {
     // Not one of the caller's households (404): said, and the whole log shown instead.
-    say(t.failed + error.message, true);
+    say(error.status === 404 ? t.notYours(id) : t.failed + error.message, true);
     state.household = null;
   }
   showChosen();
@@ -306,7 +322,7 @@ async function loadUsers() {
   const sorted = [...state.users.values()].sort((a, b) =>
     (order.indexOf(a.role) - order.indexOf(b.role)) || (a.display_name || a.username).localeCompare(b.display_name || b.username, "zh"));
   $("#filter-user").insertAdjacentHTML("beforeend", sorted.map((u) =>
-    `<option value="${u.id}">${escapeHtml(`${u.display_name || u.username}（${u.username}）· ${roleName(u.role)}`)}</option>`).join(""));
+    `<option value="${u.id}">${escapeHtml(`${u.display_name || u.username}（${u.username}）· ${roleName(u.role)}${u.active === false ? ` · ${t.switchedOff}` : ""}`)}</option>`).join(""));
 }
 
 function refuse() {
