@@ -334,3 +334,34 @@ def test_a_switched_off_account_is_named_so_in_the_people_list(page, e2e_engine)
         with Session(e2e_engine) as session:
             session.get(User, worker_id).active = True
             session.commit()
+
+
+def test_the_office_pages_toolbars_lead_admins_to_the_log_and_not_leaders(page):
+    open_register(page, "admin01")
+    assert page.locator("#to-audit").inner_text() == "审计日志"
+    with page.expect_navigation():
+        page.click("#to-audit")
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator("#toolbar strong").inner_text() == "审计日志"
+    page.goto("/accounts")
+    page.wait_for_selector("#to-audit:not([hidden])")
+    sign_out(page)
+    open_register(page, "leader01")
+    assert page.locator("#to-audit").is_hidden()
+
+
+def test_a_link_with_a_user_opens_that_persons_entries(page, e2e_engine):
+    household = grid_households(e2e_engine)[0]
+    open_register(page, "leader01", query=f"?household={household}")
+    page.locator("#removal-dialog").wait_for()
+    page.locator("#removal-dialog button.cancel").click()
+    sign_out(page)
+    leader = user_id(e2e_engine, "leader01")
+    open_audit(page, query=f"?user={leader}")
+    assert page.locator("#filter-user").input_value() == str(leader)
+    shown = entries(page)
+    name = display_name(e2e_engine, "leader01")
+    assert shown and all(name in e["who"] for e in shown)
+    # Another person chosen: the page's address follows.
+    page.select_option("#filter-user", "")
+    page.wait_for_function("() => !location.search.includes('user=')")

@@ -253,10 +253,18 @@ function showChosen() {
   const chosen = state.household;
   $("#household-chosen").hidden = !chosen;
   $("#household-label").textContent = chosen ? t.chosen(chosen.label) : "";
-  // The address stays in the page's address: a reload, a link sent to a colleague, the same list.
+  keepInAddress();
+}
+
+/** The household and the person asked about stay in the page's address: a reload, a link sent
+ * to a colleague, the same list. */
+function keepInAddress() {
   const url = new URL(location.href);
-  if (chosen) url.searchParams.set("household", chosen.id);
-  else url.searchParams.delete("household");
+  const asked = { household: state.household?.id, user: $("#filter-user").value };
+  for (const [name, value] of Object.entries(asked)) {
+    if (value) url.searchParams.set(name, value);
+    else url.searchParams.delete(name);
+  }
   history.replaceState(null, "", url);
 }
 
@@ -325,6 +333,13 @@ async function loadUsers() {
     `<option value="${u.id}">${escapeHtml(`${u.display_name || u.username}（${u.username}）· ${roleName(u.role)}${u.active === false ? ` · ${t.switchedOff}` : ""}`)}</option>`).join(""));
 }
 
+/** `?user=ID` (a link to a person's reads): that person chosen, if the caller may look them up. */
+function openLinkedUser() {
+  const id = new URLSearchParams(location.search).get("user");
+  if (id && state.users.has(Number(id))) $("#filter-user").value = id;
+  keepInAddress();
+}
+
 function refuse() {
   $("#notice").textContent = t.notForYou;
   $("#notice").hidden = false;
@@ -353,6 +368,7 @@ async function start() {
   $("#audit-section").hidden = false;
   await loadUsers();
   await openLinked();
+  openLinkedUser(); // after the household: the address is written anew from both
   await loadEntries();
   document.body.dataset.ready = "1";
 }
@@ -364,6 +380,7 @@ $("#filter-address").addEventListener("input", () => {
   typing = setTimeout(findAddress, 300);
 });
 for (const id of ["#filter-user", "#filter-action", "#filter-since", "#filter-until"]) $(id).addEventListener("change", reload);
+$("#filter-user").addEventListener("change", keepInAddress);
 for (const radio of document.querySelectorAll("input[name=view]")) radio.addEventListener("change", reload);
 $("#prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); loadEntries(); });
 $("#next").addEventListener("click", () => {

@@ -22,7 +22,7 @@ const TEXT = {
   zh: {
     title: "住户登记册", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
     badLogin: "用户名或密码错误", signinFailed: "登录失败：",
-    toMap: "← 网格地图", toAccounts: "账号管理", toRosters: "排班", toReports: "走访覆盖周报", toApp: "网格员应用",
+    toMap: "← 网格地图", toAccounts: "账号管理", toRosters: "排班", toReports: "走访覆盖周报", toAudit: "审计日志", toApp: "网格员应用",
     role_grid_leader: "网格长", role_community_admin: "社区管理员", role_district_viewer: "街道/区级查看", role_worker: "网格员",
     grid: "网格", allGrids: "全部网格", tag: "标签", allTags: "全部", kind: "类型", allKinds: "全部",
     kind_residence: "住宅", kind_business: "商铺/企业",
@@ -74,7 +74,7 @@ const TEXT = {
   en: {
     title: "Resident register", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out", other: "中文",
     badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
-    toMap: "← Grid map", toAccounts: "Accounts", toRosters: "Rosters", toReports: "Weekly report", toApp: "Workers' app",
+    toMap: "← Grid map", toAccounts: "Accounts", toRosters: "Rosters", toReports: "Weekly report", toAudit: "Audit log", toApp: "Workers' app",
     role_grid_leader: "Grid leader", role_community_admin: "Community admin", role_district_viewer: "District viewer", role_worker: "Grid worker",
     grid: "Grid", allGrids: "All grids", tag: "Tag", allTags: "All", kind: "Kind", allKinds: "All",
     kind_residence: "Residence", kind_business: "Business",
@@ -665,6 +665,7 @@ async function start() {
   $("#to-rosters").hidden = me.role === "district_viewer";
   $("#to-reports").hidden = me.role === "worker";
   $("#to-app").hidden = me.role === "district_viewer";
+  $("#to-audit").hidden = !AUDITORS.includes(me.role);
   if (me.role === "worker") {
     $("#notice").textContent = t.notForYou;
     $("#notice").hidden = false;
