@@ -365,3 +365,11 @@ def test_a_link_with_a_user_opens_that_persons_entries(page, e2e_engine):
     # Another person chosen: the page's address follows.
     page.select_option("#filter-user", "")
     page.wait_for_function("() => !location.search.includes('user=')")
+
+
+def test_on_a_phone_the_registers_audit_link_fits_and_is_big_enough_to_tap(page):
+    page.set_viewport_size(PHONE)
+    open_register(page, "admin01")
+    page.wait_for_selector("#households a.audit")
+    assert page.evaluate(WIDER_THAN_SCREEN) == []
+    assert page.evaluate(TOO_SMALL, ["#households", TAP]) == []
