@@ -1,7 +1,7 @@
 """The browser pages: the grid-leader map (/map), the workers' PWA (/app), the community
 office's accounts page (/accounts), the hall window's page (/window), the weekly coverage
-report's page (/reports), the AB-post roster page (/rosters) and the resident register's page
-(/register), from web/dist."""
+report's page (/reports), the AB-post roster page (/rosters), the resident register's page
+(/register) and the audit log's page (/audit), from web/dist."""
 
 from __future__ import annotations
 
@@ -95,6 +95,11 @@ def rosters_page():
 @bp.get("/register")
 def register_page():
     return _page("register.html")
+
+
+@bp.get("/audit")
+def audit_page():
+    return _page("audit.html")
 
 
 @bp.get("/app")

@@ -125,6 +125,7 @@ MATRIX: dict[str, Line] = {
     "GET /reports": Line("/reports", UNIFORM),
     "GET /rosters": Line("/rosters", UNIFORM),
     "GET /register": Line("/register", UNIFORM),
+    "GET /audit": Line("/audit", UNIFORM),
     "GET /app": Line("/app", UNIFORM),
     "GET /app/": Line("/app/", UNIFORM),
     "GET /app/sw.js": Line("/app/sw.js", UNIFORM),

@@ -28,6 +28,7 @@ def dist(tmp_path):
         "reports.html",
         "rosters.html",
         "register.html",
+        "audit.html",
         "sw.js",
     ):
         (tmp_path / name).write_text(f"<!-- {name} -->")
@@ -69,6 +70,7 @@ def directives(response) -> dict[str, list[str]]:
         "/reports",
         "/rosters",
         "/register",
+        "/audit",
     ],
 )
 def test_the_pages_carry_a_content_security_policy(database_url, connection, dist, path):
@@ -98,6 +100,7 @@ def test_the_pages_carry_a_content_security_policy(database_url, connection, dis
         "reports.html",
         "rosters.html",
         "register.html",
+        "audit.html",
     ],
 )
 def test_a_page_fetched_as_a_web_asset_carries_the_pages_policy(
@@ -112,7 +115,9 @@ def test_a_page_fetched_as_a_web_asset_carries_the_pages_policy(
     )
 
 
-@pytest.mark.parametrize("path", ["/accounts", "/window", "/reports", "/rosters", "/register"])
+@pytest.mark.parametrize(
+    "path", ["/accounts", "/window", "/reports", "/rosters", "/register", "/audit"]
+)
 def test_an_office_page_is_served_with_the_maps_headers(database_url, connection, dist, path):
     client = pages_client(database_url, connection, dist, BASEMAP_URL="https://t.example.cn/{z}")
     page = client.get(path)
@@ -429,8 +434,9 @@ def test_a_username_field_is_typed_as_written_not_capitalised():
         for page in sorted(WEB_SRC.glob("*.html"))
         for tag in re.findall(r"<input[^>]*name=\"username\"[^>]*>", page.read_text())
     ]
-    # The sign-ins of map, app, accounts, window, reports, rosters and register; a new account.
-    assert len(fields) == 8
+    # The sign-ins of map, app, accounts, window, reports, rosters, register and audit; a new
+    # account.
+    assert len(fields) == 9
     for name, tag in fields:
         assert 'autocapitalize="none"' in tag and 'autocorrect="off"' in tag, (name, tag)
 

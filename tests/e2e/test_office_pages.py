@@ -1,4 +1,4 @@
-"""The office pages (/window, /reports, /rosters, /register) boot alike (`bootPage` in
+"""The office pages (/window, /reports, /rosters, /register, /audit) boot alike (`bootPage` in
 web/src/password.js): the sign-in form's language link, the page once signed in, 退出 ending the
 session on the server and showing the form again, a session ended elsewhere sending the page
 back to the form."""
@@ -11,7 +11,7 @@ from fixtures.people import DEMO_PASSWORD
 from tests.e2e.conftest import sign_in
 from tests.e2e.test_app import status_of
 
-PAGES = ["/window", "/reports", "/rosters", "/register"]
+PAGES = ["/window", "/reports", "/rosters", "/register", "/audit"]
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -17,7 +17,7 @@ const MANAGED_ROLES = ["worker", "grid_leader", "community_admin"]; // api/servi
 const TEXT = {
   zh: {
     title: "账号管理", username: "用户名", password: "密码", signIn: "登录", signOut: "退出",
-    other: "English", toMap: "← 网格地图", toReports: "走访覆盖周报", toRosters: "排班", toRegister: "住户登记册", badLogin: "用户名或密码错误",
+    other: "English", toMap: "← 网格地图", toReports: "走访覆盖周报", toRosters: "排班", toRegister: "住户登记册", toAudit: "审计日志", badLogin: "用户名或密码错误",
     role: "角色", allRoles: "全部角色", state: "状态", allStates: "全部", active: "在用", switchedOff: "已停用",
     grid: "网格", allGrids: "全部网格",
     role_worker: "网格员", role_grid_leader: "网格长", role_community_admin: "社区管理员",
@@ -72,7 +72,7 @@ const TEXT = {
   },
   en: {
     title: "Accounts", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
-    other: "中文", toMap: "← Grid map", toReports: "Weekly report", toRosters: "Rosters", toRegister: "Resident register", badLogin: "Wrong username or password",
+    other: "中文", toMap: "← Grid map", toReports: "Weekly report", toRosters: "Rosters", toRegister: "Resident register", toAudit: "Audit log", badLogin: "Wrong username or password",
     role: "Role", allRoles: "All roles", state: "State", allStates: "All", active: "Active",
     switchedOff: "Switched off", grid: "Grid", allGrids: "All grids",
     role_worker: "Grid worker", role_grid_leader: "Grid leader", role_community_admin: "Community admin",
@@ -720,6 +720,8 @@ async function start() {
   }
   state.me = me;
   show($("#reports-link"), me.role !== "worker"); // the coverage report's readers (the API's rule)
+  // The audit log's readers (GET /api/v1/audit): a person's reads are checked there.
+  show($("#to-audit"), ["community_admin", "district_viewer"].includes(me.role));
   state.admin = me.role === "community_admin";
   $("#who").textContent = `${me.display_name || me.username} · ${roleName(me.role)}`;
   if (!state.admin && me.role !== "grid_leader") {

@@ -16,12 +16,13 @@ import { keepFresh } from "./session.js";
 
 const PAGE_SIZE = 50;
 const EDITORS = ["grid_leader", "community_admin"]; // who corrects, removes and imports here
+const AUDITORS = ["community_admin", "district_viewer"]; // who reads the audit log (/audit)
 
 const TEXT = {
   zh: {
     title: "住户登记册", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
     badLogin: "用户名或密码错误", signinFailed: "登录失败：",
-    toMap: "← 网格地图", toAccounts: "账号管理", toRosters: "排班", toReports: "走访覆盖周报", toApp: "网格员应用",
+    toMap: "← 网格地图", toAccounts: "账号管理", toRosters: "排班", toReports: "走访覆盖周报", toAudit: "审计日志", toApp: "网格员应用",
     role_grid_leader: "网格长", role_community_admin: "社区管理员", role_district_viewer: "街道/区级查看", role_worker: "网格员",
     grid: "网格", allGrids: "全部网格", tag: "标签", allTags: "全部", kind: "类型", allKinds: "全部",
     kind_residence: "住宅", kind_business: "商铺/企业",
@@ -36,7 +37,7 @@ const TEXT = {
     reason: "移出原因", reason_moved_out: "已搬离", reason_demolished: "已拆除", reason_closed: "已停业/关闭",
     reason_duplicate: "重复登记", reason_other: "其他",
     effectiveDate: "移出日期", note: "说明（选填，最多 200 字）",
-    edit: "编辑", remove: "移出登记册", restore: "恢复", save: "保存", cancel: "取消",
+    edit: "编辑", audit: "审计", auditTitle: "谁查看或修改过该住户的信息（审计日志）", remove: "移出登记册", restore: "恢复", save: "保存", cancel: "取消",
     newHousehold: "登记新住户", sameEntrance: "同楼门登记", registerButton: "登记", lon: "经度", lat: "纬度",
     newTitle: "登记新住户", entranceTitle: (a) => `登记新住户：与 ${a} 同一楼门`,
     entranceHint: "位置与该住户相同（同一楼门的住户在地图上是同一个点）；所在网格按位置确定。",
@@ -73,7 +74,7 @@ const TEXT = {
   en: {
     title: "Resident register", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out", other: "中文",
     badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
-    toMap: "← Grid map", toAccounts: "Accounts", toRosters: "Rosters", toReports: "Weekly report", toApp: "Workers' app",
+    toMap: "← Grid map", toAccounts: "Accounts", toRosters: "Rosters", toReports: "Weekly report", toAudit: "Audit log", toApp: "Workers' app",
     role_grid_leader: "Grid leader", role_community_admin: "Community admin", role_district_viewer: "District viewer", role_worker: "Grid worker",
     grid: "Grid", allGrids: "All grids", tag: "Tag", allTags: "All", kind: "Kind", allKinds: "All",
     kind_residence: "Residence", kind_business: "Business",
@@ -88,7 +89,7 @@ const TEXT = {
     reason: "Reason", reason_moved_out: "Moved out", reason_demolished: "Demolished", reason_closed: "Closed",
     reason_duplicate: "A duplicate", reason_other: "Other",
     effectiveDate: "Left on", note: "Note (optional, up to 200 characters)",
-    edit: "Edit", remove: "Remove from the register", restore: "Restore", save: "Save", cancel: "Cancel",
+    edit: "Edit", audit: "Audit", auditTitle: "Who read or changed this household's data (the audit log)", remove: "Remove from the register", restore: "Restore", save: "Save", cancel: "Cancel",
     newHousehold: "Register a household", sameEntrance: "Register one at this entrance", registerButton: "Register", lon: "Longitude", lat: "Latitude",
     newTitle: "Register a household", entranceTitle: (a) => `Register a household at the entrance of ${a}`,
     entranceHint: "At this household's point (a stair entrance's flats are one point on the map); its grid is the one the point lies in.",
@@ -130,6 +131,7 @@ const listSep = lang === "zh" ? "、" : ", ";
 const state = {
   me: null,
   editor: false,
+  auditor: false, // reads the audit log: each row links to its household's history there
   grids: [], // [{id, code, name}]
   page: 1,
   rows: new Map(), // the households shown, by id
@@ -165,6 +167,9 @@ function rowHtml(h) {
       ? `<button type="button" data-action="restore">${t.restore}</button>`
       : `<button type="button" data-action="edit">${t.edit}</button><button type="button" data-action="entrance">${t.sameEntrance}</button>`
         + `<button type="button" data-action="remove" class="danger">${t.remove}</button>`;
+  }
+  if (state.auditor) {
+    actions += `<a class="audit" href="/audit?household=${h.id}" title="${escapeHtml(t.auditTitle)}">${t.audit}</a>`;
   }
   const registered = removal
     ? `<b>${escapeHtml(t.removedOn(removal.effective_date, t[`reason_${removal.reason}`] || removal.reason))}</b>${removal.note ? `<br><small>${escapeHtml(removal.note)}</small>` : ""}`
@@ -631,16 +636,19 @@ async function start() {
   $("#to-rosters").hidden = me.role === "district_viewer";
   $("#to-reports").hidden = me.role === "worker";
   $("#to-app").hidden = me.role === "district_viewer";
+  $("#to-audit").hidden = !AUDITORS.includes(me.role);
   if (me.role === "worker") {
     $("#notice").textContent = t.notForYou;
     $("#notice").hidden = false;
     return;
   }
   state.editor = EDITORS.includes(me.role);
+  state.auditor = AUDITORS.includes(me.role);
   if (!state.editor) {
     $("#notice").textContent = t.viewerReadOnly;
     $("#notice").hidden = false;
-    document.body.classList.add("read-only");
+    // The actions' column stays: a viewer's rows link to the household's audit history.
+    if (!state.auditor) document.body.classList.add("read-only");
   }
   $(".files").hidden = !state.editor; // a viewer imports nothing and may not export
   $("#new-household").hidden = !state.editor;
