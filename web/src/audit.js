@@ -8,10 +8,9 @@
 // admins their community's, district viewers their district's; workers and grid leaders are told
 // the page is the office's.
 import {
-  api, apiPage, apiPages, beijingTime, escapeHtml, householdAddress, otherLangHref, pickLang, translate,
+  api, apiPage, apiPages, beijingTime, escapeHtml, householdAddress, pickLang, translate,
 } from "./common.js";
-import { bootPage, signOutAndReload } from "./password.js";
-import { keepFresh } from "./session.js";
+import { bootPage, openPage } from "./password.js";
 
 const PAGE_SIZE = 50;
 const READERS = ["community_admin", "district_viewer"]; // who may read the log
@@ -347,18 +346,8 @@ function refuse() {
 }
 
 async function start() {
-  $("#toolbar").hidden = false;
-  $("#main").hidden = false;
-  $("#lang").textContent = t.other;
-  $("#lang").href = otherLangHref(lang);
-  keepFresh();
-  let me;
-  try {
-    me = await api("/api/v1/auth/me");
-  } catch (error) {
-    if (error.status === 401) return signOutAndReload();
-    return say(t.failed + error.message, true);
-  }
+  const me = await openPage({ lang, t, fail: (error) => say(t.failed + error.message, true) });
+  if (!me) return;
   state.me = me;
   $("#who").textContent = `${me.display_name || me.username} · ${roleName(me.role)}`;
   $("#to-accounts").hidden = me.role !== "community_admin";

@@ -2,7 +2,7 @@
 // owner sets their own before anything else. Until then the server answers only /auth (other
 // calls: 403 password-change-required), and the tokens say so (the `pwc` claim).
 import { ApiError, api, otherLangHref, signIn, signOut } from "./common.js";
-import { getToken, storeTokens, tokenClaims } from "./session.js";
+import { getToken, keepFresh, storeTokens, tokenClaims } from "./session.js";
 
 const TEXT = {
   zh: {
@@ -137,6 +137,27 @@ export function wireSignIn({ form, error, lang, badLogin, failed, start }) {
     begin(data.get("password"));
   });
   return begin;
+}
+
+/**
+ * An office page's first steps once signed in (/register, /audit): its #toolbar and #main
+ * shown, the #lang link, the token kept fresh, and who is signed in (`GET /auth/me`). Null when
+ * that failed: a 401 loads the page again at its sign-in form, another failure is `fail`'s.
+ */
+export async function openPage({ lang, t, fail }) {
+  document.getElementById("toolbar").hidden = false;
+  document.getElementById("main").hidden = false;
+  const link = document.getElementById("lang");
+  link.textContent = t.other;
+  link.href = otherLangHref(lang);
+  keepFresh();
+  try {
+    return await api("/api/v1/auth/me");
+  } catch (error) {
+    if (error.status === 401) signOutAndReload();
+    else fail(error);
+    return null;
+  }
 }
 
 /** Sign out (the server's side too) and load the page again, at its sign-in form. */

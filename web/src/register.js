@@ -7,12 +7,11 @@
 // households, a grid leader their grids'; a district viewer reads (phones masked) and may not
 // export; a worker is told the page is the office's and the leaders'.
 import {
-  ApiError, CARE_TAGS, api, apiBlob, apiOnce, apiPage, apiPages, escapeHtml, householdAddress, isoWeek, otherLangHref,
-  pickLang, saveBlob, todayLocal, translate,
+  ApiError, CARE_TAGS, api, apiBlob, apiOnce, apiPage, apiPages, escapeHtml, householdAddress, isoWeek, pickLang,
+  saveBlob, todayLocal, translate,
 } from "./common.js";
 import { clearErrors, fieldWords, wordsFor } from "./forms.js";
-import { bootPage, signOutAndReload } from "./password.js";
-import { keepFresh } from "./session.js";
+import { bootPage, openPage } from "./password.js";
 
 const PAGE_SIZE = 50;
 const EDITORS = ["grid_leader", "community_admin"]; // who corrects, removes and imports here
@@ -618,18 +617,8 @@ async function openLinked() {
 }
 
 async function start() {
-  $("#toolbar").hidden = false;
-  $("#main").hidden = false;
-  $("#lang").textContent = t.other;
-  $("#lang").href = otherLangHref(lang);
-  keepFresh();
-  let me;
-  try {
-    me = await api("/api/v1/auth/me");
-  } catch (error) {
-    if (error.status === 401) return signOutAndReload();
-    return say(t.failed + error.message, true);
-  }
+  const me = await openPage({ lang, t, fail: (error) => say(t.failed + error.message, true) });
+  if (!me) return;
   state.me = me;
   $("#who").textContent = `${me.display_name || me.username} · ${t[`role_${me.role}`] || me.role}`;
   $("#to-accounts").hidden = !EDITORS.includes(me.role);
