@@ -407,8 +407,10 @@ def test_a_step_on_a_task_changed_meanwhile_reads_the_task_again(page, e2e_engin
         "退回",
         "上报",
     ]
+    # The server's words are said once the task is read again (after its state is drawn).
     status = detail.locator(".task-status")
-    assert status.inner_text() and "error" in status.get_attribute("class")
+    expect(status).to_have_class(re.compile(r"\berror\b"))
+    expect(status).not_to_be_empty()
     # What the worker wrote is kept for the step they take now.
     assert detail.locator("textarea[name=note]").input_value() == "已电话联系王阿姨"
 
