@@ -3,7 +3,7 @@
 // A community admin manages their community's accounts (/api/v1/users); a grid leader reads
 // the accounts of their grids; anyone else is told the page is the community office's.
 import {
-  ApiError, api, apiOnce, apiPage, apiPages, escapeHtml, getToken, otherLangHref, pickLang, signOut, translate,
+  ApiError, api, apiOnce, apiPage, apiPages, escapeHtml, getToken, otherLangHref, pageWords, signOut,
 } from "./common.js";
 import { clearErrors, fieldWords } from "./forms.js";
 import { wireSignIn } from "./password.js";
@@ -133,11 +133,7 @@ const TEXT = {
     failed: "It failed: ",
   },
 };
-const lang = pickLang();
-const t = TEXT[lang];
-document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-document.title = `${t.title} · gridwork`;
-translate(document, t);
+const { lang, t } = pageWords(TEXT);
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const roleName = (role) => t[`role_${role}`] || role;

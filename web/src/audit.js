@@ -8,7 +8,7 @@
 // admins their community's, district viewers their district's; workers and grid leaders are told
 // the page is the office's.
 import {
-  api, apiPage, apiPages, beijingTime, escapeHtml, householdAddress, pickLang, translate,
+  api, apiPage, apiPages, beijingTime, escapeHtml, householdAddress, pageWords,
 } from "./common.js";
 import { bootPage, openPage } from "./password.js";
 
@@ -85,11 +85,7 @@ const TEXT = {
     failed: "It failed: ",
   },
 };
-const lang = pickLang();
-const t = TEXT[lang];
-document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-document.title = `${t.title} · gridwork`;
-translate(document, t);
+const { lang, t } = pageWords(TEXT);
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const listSep = lang === "zh" ? "、" : ", ";

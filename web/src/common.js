@@ -474,6 +474,17 @@ export function pickLang() {
   return localStorage.getItem(LANG_KEY) || "zh";
 }
 
+/** A page's words in the language chosen (`pickLang`): the document's lang and title set, its
+ * [data-t] elements translated; {lang, t}. */
+export function pageWords(text) {
+  const lang = pickLang();
+  const t = text[lang];
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.title = `${t.title} · gridwork`;
+  translate(document, t);
+  return { lang, t };
+}
+
 export function otherLangHref(lang) {
   const url = new URL(location.href);
   url.searchParams.set("lang", lang === "zh" ? "en" : "zh");

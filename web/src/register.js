@@ -7,8 +7,8 @@
 // households, a grid leader their grids'; a district viewer reads (phones masked) and may not
 // export; a worker is told the page is the office's and the leaders'.
 import {
-  ApiError, CARE_TAGS, api, apiBlob, apiOnce, apiPage, apiPages, escapeHtml, householdAddress, isoWeek, pickLang,
-  saveBlob, todayLocal, translate,
+  ApiError, CARE_TAGS, api, apiBlob, apiOnce, apiPage, apiPages, escapeHtml, householdAddress, isoWeek, pageWords, saveBlob,
+  todayLocal,
 } from "./common.js";
 import { clearErrors, fieldWords, wordsFor } from "./forms.js";
 import { bootPage, openPage } from "./password.js";
@@ -118,11 +118,7 @@ const TEXT = {
     failed: "It failed: ", serverSaid: "The server said: ",
   },
 };
-const lang = pickLang();
-const t = TEXT[lang];
-document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-document.title = `${t.title} · gridwork`;
-translate(document, t);
+const { lang, t } = pageWords(TEXT);
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const tagName = (tag) => CARE_TAGS[tag]?.[lang === "zh" ? 0 : 1] || tag;
