@@ -147,6 +147,13 @@ function gridLabel(code) {
   return grid?.name ? `${grid.name} ${code}` : code;
 }
 
+// The grid's name with its code under it (accounts.css): one line, the 15-digit code beside the
+// name made the column the table's widest.
+function gridCell(code) {
+  const name = state.grids.find((g) => g.code === code)?.name;
+  return `<span class="grid">${name ? `${escapeHtml(name)} <small>${escapeHtml(code)}</small>` : escapeHtml(code)}</span>`;
+}
+
 function visitCell(h) {
   const v = h.visit_status;
   if (!v) return "—";
@@ -173,7 +180,7 @@ function rowHtml(h) {
   const cell = (name, html) => `<td class="col-${name}" data-label="${escapeHtml(t[name])}">${html}</td>`;
   return `<tr data-id="${h.id}" class="${removal ? "off" : ""}">
     <td class="col-address">${escapeHtml(address(h))}</td>
-    ${cell("grid", `<span class="grid">${escapeHtml(gridLabel(h.grid_code))}</span>`)}
+    ${cell("grid", gridCell(h.grid_code))}
     ${cell("kind", escapeHtml(t[`kind_${h.kind}`] || h.kind))}
     ${cell("occupancy", h.occupancy ? escapeHtml(t[`occupancy_${h.occupancy}`] || h.occupancy) : `<span class="muted">—</span>`)}
     ${cell("members", h.members ?? `<span class="muted">—</span>`)}
