@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from api.services.report_render import TAG_NAMES
 from fixtures.people import DEMO_PASSWORD
 from tests.e2e.conftest import DEMO_GRID, screenshot, sign_in
 from tests.e2e.test_accounts import PHONE, TAP, TOO_SMALL, WIDER_THAN_SCREEN
@@ -63,6 +64,12 @@ def figure(page, name: str) -> str:
     return page.inner_text(f"[data-figure={name}]").strip()
 
 
+def must_visit_rows(page) -> list[list[str]]:
+    return page.locator("#must-visit-groups tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.cells].map(c => c.textContent.trim()))"
+    )
+
+
 def assert_figures_match(page, report: dict) -> None:
     totals = report["totals"]
     assert figure(page, "coverage") == pct(totals["coverage"])
@@ -71,6 +78,12 @@ def assert_figures_match(page, report: dict) -> None:
     due = sum(m["due"] for m in totals["must_visit"])
     done = sum(m["done"] for m in totals["must_visit"])
     assert figure(page, "must-visit") == f"{done} / {due}"
+    # and each must-visit group's own figures, as the downloads give them (the sum counts a
+    # household with two tags under each).
+    assert must_visit_rows(page) == [
+        [TAG_NAMES[m["tag"]], f"{m['done']} / {m['due']}", pct(m["rate"])]
+        for m in totals["must_visit"]
+    ]
     for rate in ("response_rate", "resolution_rate", "satisfaction_rate"):
         assert figure(page, rate.replace("_", "-")) == pct(totals["tasks"][rate])
     # The grids, worst covered first (a grid with no households last).
@@ -212,6 +225,10 @@ def test_the_page_speaks_english_too(page):
     assert page.inner_text("#week-prev") == "‹ Week before"
     assert "Coverage" in page.inner_text("#figures")
     assert "Monday reports" in page.inner_text("#stored-section")
+    groups = page.locator("#must-visit-groups")
+    assert groups.locator("thead").inner_text().split() == ["Group", "Done", "/", "due", "Rate"]
+    assert "living alone" in groups.locator("tbody").inner_text()
+    assert "counts under each" in page.inner_text("#must-visit-section")
 
 
 def test_a_district_viewer_reads_the_district_and_chooses_a_community(page):

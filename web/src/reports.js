@@ -4,7 +4,7 @@
 // reads what: a worker is refused (403) and told so; a viewer chooses district, street or
 // community, the others read their own community (a leader: their grids).
 import {
-  ApiError, api, apiBlob, apiPage, beijingTime, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, saveBlob,
+  ApiError, CARE_TAGS, api, apiBlob, apiPage, beijingTime, escapeHtml, getToken, isoWeek, otherLangHref, pickLang, saveBlob,
   shiftWeek, translate,
 } from "./common.js";
 import { bootPage } from "./password.js";
@@ -20,6 +20,8 @@ const TEXT = {
     weekLabel: (week, from, to) => `${week}（${from}–${to}）`, day: (m, d) => `${m}月${d}日`,
     loading: "正在读取周报…", partial: "本周尚未结束：数字截至目前。",
     coverage: "覆盖率", visited: "已走访 / 户数", visitedShort: "已走访", mustVisit: "五必访 已访 / 应访",
+    mustVisitGroups: "五必访 各类人群", group: "人群", doneDue: "已访 / 应访", rate: "完成率",
+    mustVisitNote: "一户有多个标签时，在每个标签下各计一次，上方合计亦然。",
     notVisited: "两周以上未走访", responseRate: "响应率", resolutionRate: "解决率", satisfactionRate: "满意率",
     download: "下载：", downloading: "正在下载…", gridsWorstFirst: "各网格（覆盖率由低到高）",
     grid: "网格", households: "户数", tasksOverdue: "超期工单", noGrids: "本周该范围内没有网格。",
@@ -48,7 +50,9 @@ const TEXT = {
     weekLabel: (week, from, to) => `${week} (${from} – ${to})`, day: (m, d) => `${d}/${m}`,
     loading: "Reading the report…", partial: "This week is under way: the figures so far.",
     coverage: "Coverage", visited: "Visited / households", visitedShort: "Visited",
-    mustVisit: "Must-visit done / due", notVisited: "Not visited 2+ weeks", responseRate: "Response rate",
+    mustVisit: "Must-visit done / due", mustVisitGroups: "Must-visit groups", group: "Group", doneDue: "Done / due",
+    rate: "Rate", mustVisitNote: "A household with several tags counts under each, in the total above too.",
+    notVisited: "Not visited 2+ weeks", responseRate: "Response rate",
     resolutionRate: "Resolution rate", satisfactionRate: "Satisfaction rate",
     download: "Download: ", downloading: "Downloading…", gridsWorstFirst: "Grids (least covered first)",
     grid: "Grid", households: "Households", tasksOverdue: "Overdue tasks", noGrids: "No grids in this area that week.",
@@ -173,6 +177,17 @@ async function loadReport() {
   showReport(report);
 }
 
+// Each must-visit group (五必访) of the report's totals, in its order: which group is behind, which
+// the sum above hides (it counts a household with two tags under both).
+function showMustVisitGroups(must) {
+  $("must-visit-groups").querySelector("tbody").innerHTML = must.map((m) => {
+    const low = m.rate !== null && m.rate < 50 ? "low" : "";
+    return `<tr data-tag="${escapeHtml(m.tag)}"><td>${escapeHtml(CARE_TAGS[m.tag]?.[lang === "zh" ? 0 : 1] || m.tag)}</td>
+      <td>${m.done} / ${m.due}</td><td class="${low}">${pct(m.rate)}</td></tr>`;
+  }).join("");
+  $("must-visit-section").hidden = !must.length;
+}
+
 function showReport(report) {
   const totals = report.totals || {};
   const tasks = totals.tasks || {};
@@ -181,6 +196,7 @@ function showReport(report) {
   set("coverage", pct(totals.coverage));
   set("visited", `${totals.visited ?? 0} / ${totals.households ?? 0}`);
   set("must-visit", `${must.reduce((n, m) => n + m.done, 0)} / ${must.reduce((n, m) => n + m.due, 0)}`);
+  showMustVisitGroups(must);
   set("not-visited", String(totals.not_visited_2w ?? 0));
   set("response-rate", pct(tasks.response_rate));
   set("resolution-rate", pct(tasks.resolution_rate));
