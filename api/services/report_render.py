@@ -22,6 +22,11 @@ CONTENT_TYPES = {
 }
 EXTENSIONS = {"json": "json", "csv": "csv", "xlsx": "xlsx", "pdf": "pdf"}
 
+def _hotline(row: dict, key: str):
+    """A figure of the row's 12345 tickets (a report stored before 2026-12-06 has none)."""
+    return row["tasks"].get("hotline", {}).get(key)
+
+
 TAG_NAMES = {
     "elderly_80": "80岁以上老人",
     "living_alone": "独居",
@@ -58,6 +63,11 @@ GRID_COLUMNS: list[tuple[str, Any]] = [
     ("响应率%", lambda r: r["tasks"]["response_rate"]),
     ("解决率%", lambda r: r["tasks"]["resolution_rate"]),
     ("满意率%", lambda r: r["tasks"]["satisfaction_rate"]),
+    # The 12345 tickets' own (`tasks.hotline`): the three rates a community is judged by.
+    ("12345工单", lambda r: _hotline(r, "opened")),
+    ("12345响应率%", lambda r: _hotline(r, "response_rate")),
+    ("12345解决率%", lambda r: _hotline(r, "resolution_rate")),
+    ("12345满意率%", lambda r: _hotline(r, "satisfaction_rate")),
 ]
 # The PDF's two grid tables, each of columns its page has room for: coverage, then tasks and
 # the three rates (三率) a community is ranked by, as the page and the CSV give them.
@@ -404,6 +414,23 @@ def _so_far(report: dict[str, Any], style) -> list:
     return [Paragraph(f"{words}。", style)] if words else []
 
 
+def _hotline_rates(totals: dict[str, Any], rate, style) -> list:
+    """The 12345 tickets' three rates, what a community is judged by, beside every source's."""
+    from reportlab.platypus import Paragraph
+
+    hotline = totals["tasks"].get("hotline")
+    if hotline is None:  # a report stored before 2026-12-06
+        return []
+    return [
+        Paragraph(
+            f"12345 三率: 响应率 {rate(hotline['response_rate'])}, "
+            f"解决率 {rate(hotline['resolution_rate'])}, "
+            f"满意率 {rate(hotline['satisfaction_rate'])} (12345工单 {hotline['opened']} 件).",
+            style,
+        )
+    ]
+
+
 def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
     """A4: headline figures, coverage by grid, the 8-week trend, the map, then the tables."""
     from reportlab.lib import colors
@@ -456,6 +483,7 @@ def to_pdf(report: dict[str, Any], shapes: dict[str, Any]) -> bytes:
             f"满意率 {rate(t['tasks']['satisfaction_rate'])}.",
             body,
         ),
+        *_hotline_rates(t, rate, body),
         Spacer(1, 4 * mm),
         _bar_chart(report, font),
         _trend_chart(report, font),

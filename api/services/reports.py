@@ -251,29 +251,12 @@ tgj AS (
   GROUP BY grid_id),
 tk AS (
   SELECT t.grid_id,
-         count(*) AS opened,
-         count(*) FILTER (WHERE t.first_contact_at IS NOT NULL
-                            AND t.first_contact_at
-                                <= COALESCE(t.first_contact_due_at, t.first_contact_at))
-           AS responded,
-         count(*) FILTER (WHERE t.status = ANY(CAST(:resolved AS text[]))) AS resolved,
-         -- Still open at the cutoff: resolved after it (late, once the week had ended) was
-         -- overdue then, so a past week reads the same after; a resolved task with no time
-         -- recorded counts as resolved in time.
-         count(*) FILTER (WHERE t.due_at < :cutoff
-                            AND NOT (t.status = ANY(CAST(:resolved AS text[]))
-                                     AND COALESCE(t.resolved_at, t.closed_at, :cutoff)
-                                         <= :cutoff)) AS overdue,
-         count(t.satisfaction) AS rated,
-         count(*) FILTER (WHERE t.satisfaction IN ('satisfied', 'basically_satisfied'))
-           AS satisfied
+         /*TASK_COUNTS*/
   FROM tasks t JOIN sel USING (grid_id)
   WHERE t.created_at >= :start AND t.created_at < :end AND t.status <> 'transferred'
   GROUP BY t.grid_id),
 gt AS (
-  SELECT gw.*, COALESCE(tk.opened, 0) AS opened, COALESCE(tk.responded, 0) AS responded,
-         COALESCE(tk.resolved, 0) AS resolved, COALESCE(tk.overdue, 0) AS overdue,
-         COALESCE(tk.rated, 0) AS rated, COALESCE(tk.satisfied, 0) AS satisfied,
+  SELECT gw.*, /*TASK_COLUMNS*/,
          COALESCE(tgj.j, '[]'::json) AS must_visit
   FROM gw LEFT JOIN tk ON tk.grid_id = gw.id LEFT JOIN tgj ON tgj.grid_id = gw.id),
 members AS (
@@ -399,11 +382,7 @@ SELECT json_build_object(
       'relief_visits', relief, 'unregistered_visits', unregistered,
       'not_visited_2w', not_visited_2w,
       'must_visit', must_visit,
-      'tasks', json_build_object(
-        'opened', opened, 'resolved', resolved, 'overdue', overdue,
-        'response_rate', gw_pct(responded, opened),
-        'resolution_rate', gw_pct(resolved, opened),
-        'satisfaction_rate', gw_pct(satisfied, rated)))
+      'tasks', /*GRID_TASKS*/)
       ORDER BY code)
     FROM gt), '[]'::json),
   'communities', COALESCE((
@@ -449,12 +428,7 @@ SELECT json_build_object(
                                           'rate', gw_pct(done, due))
                         ORDER BY array_position(CAST(:tags AS text[]), tag))
         FROM tag_totals), '[]'::json),
-      'tasks', json_build_object(
-        'opened', COALESCE(sum(opened), 0), 'resolved', COALESCE(sum(resolved), 0),
-        'overdue', COALESCE(sum(overdue), 0),
-        'response_rate', gw_pct(sum(responded), sum(opened)),
-        'resolution_rate', gw_pct(sum(resolved), sum(opened)),
-        'satisfaction_rate', gw_pct(sum(satisfied), sum(rated))))
+      'tasks', /*TOTAL_TASKS*/)
     FROM gt),
   'trend', (
     SELECT json_agg(json_build_object(
@@ -465,6 +439,62 @@ SELECT json_build_object(
     FROM weeks LEFT JOIN trend_hh USING (week) LEFT JOIN trend_vis USING (week))
 )::text
 """
+
+# The tasks' figures (the `tk` CTE's counts, per grid and summed for the totals): of every
+# source, and of the 12345 hotline's tickets alone (`hotline`: the three rates a community is
+# judged by, as GET /tasks/rates?source=hotline counts them; until 2026-12-06 the report gave
+# only every source's). `{w}` is the extra condition of a count, `{p}` its columns' prefix.
+_TASK_COUNTS = """count(*) FILTER (WHERE TRUE{w}) AS {p}opened,
+         count(*) FILTER (WHERE t.first_contact_at IS NOT NULL
+                            AND t.first_contact_at
+                                <= COALESCE(t.first_contact_due_at, t.first_contact_at){w})
+           AS {p}responded,
+         count(*) FILTER (WHERE t.status = ANY(CAST(:resolved AS text[])){w}) AS {p}resolved,
+         -- Still open at the cutoff: resolved after it (late, once the week had ended) was
+         -- overdue then, so a past week reads the same after; a resolved task with no time
+         -- recorded counts as resolved in time.
+         count(*) FILTER (WHERE t.due_at < :cutoff
+                            AND NOT (t.status = ANY(CAST(:resolved AS text[]))
+                                     AND COALESCE(t.resolved_at, t.closed_at, :cutoff)
+                                         <= :cutoff){w}) AS {p}overdue,
+         count(t.satisfaction) FILTER (WHERE TRUE{w}) AS {p}rated,
+         count(*) FILTER (WHERE t.satisfaction IN ('satisfied', 'basically_satisfied'){w})
+           AS {p}satisfied"""
+_TASK_FIGURES = ("opened", "responded", "resolved", "overdue", "rated", "satisfied")
+# (the counts' extra condition, their columns' prefix): every source, then the hotline's
+_SOURCES = (("", ""), (" AND t.source = 'hotline'", "hotline_"))
+
+
+def _task_object(p: str, total: bool) -> str:
+    """The JSON of one source's figures (`p` its prefix): a grid's, or summed for the totals."""
+
+    def n(name: str) -> str:
+        return f"COALESCE(sum({p}{name}), 0)" if total else f"{p}{name}"
+
+    return (
+        f"json_build_object('opened', {n('opened')}, 'resolved', {n('resolved')}, "
+        f"'overdue', {n('overdue')}, "
+        f"'response_rate', gw_pct({n('responded')}, {n('opened')}), "
+        f"'resolution_rate', gw_pct({n('resolved')}, {n('opened')}), "
+        f"'satisfaction_rate', gw_pct({n('satisfied')}, {n('rated')})"
+    )
+
+
+def _task_json(total: bool) -> str:
+    every, hotline = (_task_object(p, total) for _, p in _SOURCES)
+    return f"{every}, 'hotline', {hotline}))"
+
+
+_TASK_SQL = {
+    "/*TASK_COUNTS*/": ",\n         ".join(_TASK_COUNTS.format(w=w, p=p) for w, p in _SOURCES),
+    "/*TASK_COLUMNS*/": ", ".join(
+        f"COALESCE(tk.{p}{name}, 0) AS {p}{name}" for _, p in _SOURCES for name in _TASK_FIGURES
+    ),
+    "/*GRID_TASKS*/": _task_json(total=False),
+    "/*TOTAL_TASKS*/": _task_json(total=True),
+}
+for _mark, _sql in _TASK_SQL.items():
+    REPORT_SQL = REPORT_SQL.replace(_mark, _sql)
 
 
 def report_params(

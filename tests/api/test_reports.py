@@ -260,7 +260,7 @@ def test_week_47_grid_figures_match_the_hand_count(client, history):
         {"tag": "elderly_80", "due": 1, "done": 1, "rate": 100.0},
         {"tag": "living_alone", "due": 1, "done": 1, "rate": 100.0},
     ]
-    assert r1["tasks"] == {
+    r1_tasks = {
         "opened": 1,
         "resolved": 1,
         "overdue": 0,
@@ -268,6 +268,7 @@ def test_week_47_grid_figures_match_the_hand_count(client, history):
         "resolution_rate": 100.0,
         "satisfaction_rate": 100.0,
     }
+    assert r1["tasks"] == {**r1_tasks, "hotline": r1_tasks}  # a 12345 ticket
     r2 = grid_of(report, R2)
     assert r2["households"] == 3  # h4 (since W46), h5, h6; h7 left on Wednesday
     assert r2["visited"] == 1  # h5; h4 was only attempted
@@ -275,7 +276,7 @@ def test_week_47_grid_figures_match_the_hand_count(client, history):
     assert r2["visits"] == 2
     assert r2["not_visited_2w"] == 0  # h4 and h6 were seen in W46
     assert r2["must_visit"] == [{"tag": "living_alone", "due": 1, "done": 0, "rate": 0.0}]
-    assert r2["tasks"] == {
+    r2_tasks = {
         "opened": 1,
         "resolved": 0,
         "overdue": 1,
@@ -283,6 +284,49 @@ def test_week_47_grid_figures_match_the_hand_count(client, history):
         "resolution_rate": 0.0,
         "satisfaction_rate": None,
     }
+    assert r2["tasks"] == {**r2_tasks, "hotline": r2_tasks}
+
+
+RATES = ("response_rate", "resolution_rate", "satisfaction_rate")
+
+
+def test_the_hotlines_own_three_rates_stand_beside_those_of_every_source(client, session, history):
+    """A community is judged by its 12345 tickets' three rates (三率): the report gives them per
+    grid and in the totals (`tasks.hotline`), as GET /tasks/rates?source=hotline counts them,
+    beside the rates of every source. A request taken at the window and not yet answered lowers
+    the latter only."""
+    make_task_at(session, history.h["h2"], at(20), created_at=at(17), source="window")
+    report = client.get(
+        COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
+    ).json
+    r1 = grid_of(report, R1)["tasks"]
+    assert (r1["opened"], r1["response_rate"], r1["resolution_rate"]) == (2, 50.0, 50.0)
+    assert r1["hotline"] == {
+        "opened": 1,
+        "resolved": 1,
+        "overdue": 0,
+        "response_rate": 100.0,
+        "resolution_rate": 100.0,
+        "satisfaction_rate": 100.0,
+    }
+    totals = report["totals"]["tasks"]
+    assert (totals["opened"], totals["hotline"]["opened"]) == (3, 2)
+
+    def same_keys(figures):
+        return {k: figures[k] for k in ("opened", *RATES)}
+
+    def rates(**area):
+        r = client.get(
+            "/api/v1/tasks/rates",
+            query_string={"week": "2026-W47", "source": "hotline", **area},
+            headers=history.auth("admin"),
+        )
+        assert r.status_code == 200, r.json
+        return same_keys(r.json)
+
+    assert same_keys(r1["hotline"]) == rates(grid=R1)
+    assert same_keys(grid_of(report, R2)["tasks"]["hotline"]) == rates(grid=R2)
+    assert same_keys(totals["hotline"]) == rates(community=RC)
 
 
 def test_a_ticket_transferred_to_another_community_is_not_in_the_grids_task_figures(

@@ -77,6 +77,37 @@ def test_every_visit_figure_of_the_json_is_a_column_of_the_csv_and_the_xlsx(clie
     assert csv_totals["未登记走访"] == str(document["totals"]["unregistered_visits"])
 
 
+def test_the_hotlines_own_three_rates_are_in_every_download(client, history):
+    """A community is judged by its 12345 tickets' three rates: the CSV and XLSX give them per
+    grid and in total (`tasks.hotline` of the JSON), the PDF in its heading beside every
+    source's."""
+    document = json.loads(_get(client, history).data)
+    columns = {
+        "12345工单": "opened",
+        "12345响应率%": "response_rate",
+        "12345解决率%": "resolution_rate",
+        "12345满意率%": "satisfaction_rate",
+    }
+    csv_rows = list(
+        csv.reader(io.StringIO(_get(client, history, format="csv").data.decode("utf-8-sig")))
+    )
+    sheet = load_workbook(io.BytesIO(_get(client, history, format="xlsx").data))["网格"]
+    xlsx_rows = [[c.value for c in row] for row in sheet.iter_rows()]
+    grids = [(g["code"], g["tasks"]) for g in document["grids"]]
+    total = [("合计", document["totals"]["tasks"])]  # the CSV's last row (the XLSX: a sheet)
+    for rows, as_read, rows_read in (
+        (csv_rows, lambda v: "" if v is None else str(v), grids + total),
+        (xlsx_rows, None, grids),
+    ):
+        table = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+        for code, figures in rows_read:
+            for column, key in columns.items():
+                value = figures["hotline"][key]
+                assert table[code][column] == (as_read(value) if as_read else value)
+    words = _pdf_words(_get(client, history, format="pdf").data)
+    assert "12345 三率: 响应率 50.0%, 解决率 50.0%, 满意率 100.0% (12345工单 2 件)" in words
+
+
 def test_the_accept_header_chooses_the_format(client, history):
     xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     r = _get(client, history, headers={"Accept": xlsx})
@@ -158,7 +189,7 @@ def test_the_pdf_gives_the_three_rates_in_total_and_per_grid_as_the_page_does(cl
     overdue."""
     document = json.loads(_get(client, history).data)
     words = _pdf_words(_get(client, history, format="pdf").data)
-    assert document["totals"]["tasks"] == {
+    totals = {
         "opened": 2,
         "resolved": 1,
         "overdue": 1,
@@ -166,6 +197,7 @@ def test_the_pdf_gives_the_three_rates_in_total_and_per_grid_as_the_page_does(cl
         "resolution_rate": 50.0,
         "satisfaction_rate": 100.0,
     }
+    assert document["totals"]["tasks"] == {**totals, "hotline": totals}  # two 12345 tickets
     assert "响应率 50.0%, 解决率 50.0%, 满意率 100.0%" in words
     # A grid table of the tasks and the rates; R2's one task was never rated (blank, as in
     # the CSV).

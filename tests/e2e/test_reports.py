@@ -86,6 +86,9 @@ def assert_figures_match(page, report: dict) -> None:
     ]
     for rate in ("response_rate", "resolution_rate", "satisfaction_rate"):
         assert figure(page, rate.replace("_", "-")) == pct(totals["tasks"][rate])
+        # and the 12345 tickets' own, what the community is judged by
+        hotline = f"hotline-{rate.replace('_', '-')}"
+        assert figure(page, hotline) == pct(totals["tasks"]["hotline"][rate])
     # The grids, worst covered first (a grid with no households last).
     codes = page.locator("#grids tbody tr").evaluate_all("rows => rows.map(r => r.dataset.code)")
     worst_first = sorted(

@@ -23,6 +23,7 @@ const TEXT = {
     mustVisitGroups: "五必访 各类人群", group: "人群", doneDue: "已访 / 应访", rate: "完成率",
     mustVisitNote: "一户有多个标签时，在每个标签下各计一次，上方合计亦然。",
     notVisited: "两周以上未走访", responseRate: "响应率", resolutionRate: "解决率", satisfactionRate: "满意率",
+    hotlineResponseRate: "12345 响应率", hotlineResolutionRate: "12345 解决率", hotlineSatisfactionRate: "12345 满意率",
     download: "下载：", downloading: "正在下载…", gridsWorstFirst: "各网格（覆盖率由低到高）",
     grid: "网格", households: "户数", tasksOverdue: "超期工单", noGrids: "本周该范围内没有网格。",
     yourGrids: "（我负责的网格）",
@@ -53,7 +54,8 @@ const TEXT = {
     mustVisit: "Must-visit done / due", mustVisitGroups: "Must-visit groups", group: "Group", doneDue: "Done / due",
     rate: "Rate", mustVisitNote: "A household with several tags counts under each, in the total above too.",
     notVisited: "Not visited 2+ weeks", responseRate: "Response rate",
-    resolutionRate: "Resolution rate", satisfactionRate: "Satisfaction rate",
+    resolutionRate: "Resolution rate", satisfactionRate: "Satisfaction rate", hotlineResponseRate: "12345 response rate",
+    hotlineResolutionRate: "12345 resolution rate", hotlineSatisfactionRate: "12345 satisfaction rate",
     download: "Download: ", downloading: "Downloading…", gridsWorstFirst: "Grids (least covered first)",
     grid: "Grid", households: "Households", tasksOverdue: "Overdue tasks", noGrids: "No grids in this area that week.",
     yourGrids: " (your grids)",
@@ -201,6 +203,12 @@ function showReport(report) {
   set("response-rate", pct(tasks.response_rate));
   set("resolution-rate", pct(tasks.resolution_rate));
   set("satisfaction-rate", pct(tasks.satisfaction_rate));
+  // The 12345 tickets' own three rates, what the community is judged by (the rates above count
+  // the window's requests and the visits' follow-ups too).
+  const hotline = tasks.hotline || {};
+  set("hotline-response-rate", pct(hotline.response_rate));
+  set("hotline-resolution-rate", pct(hotline.resolution_rate));
+  set("hotline-satisfaction-rate", pct(hotline.satisfaction_rate));
   $("scope-name").textContent = report.name + (report.level === "grids" ? t.yourGrids : "");
   $("week-label").textContent = weekLabel(report.week);
   $("partial").hidden = report.week !== isoWeek();
