@@ -11,7 +11,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, BinaryIO
 
@@ -245,6 +245,28 @@ def list_households(
         for household in rows:
             household.visit_status = states[household.id]  # read by HouseholdSchema
     return rows, total
+
+
+WINDOW_FOUND_MAX = 20  # households the window lists for one address: more, and a word is added
+
+
+def window_lookup(session: Session, scope: Scope, address: str, day: date) -> list[Household]:
+    """The households in the register at the address a resident says at the hall window on
+    `day` (`address_words_condition`), in any grid of the community for the A-post worker
+    (`Scope.window_households`), by address; at most WINDOW_FOUND_MAX."""
+    condition = address_words_condition(address)
+    if condition is None:
+        raise errors.Unprocessable(
+            "Give one to four words of the address.", errors={"query": {"address": ["?"]}}
+        )
+    stmt = (
+        select(Household)
+        .where(scope.window_households(session, day), Household.removed_at.is_(None), condition)
+        .options(_GRID_CODE)
+        .order_by(*_number_order(Household.building), *_number_order(Household.room), Household.id)
+        .limit(WINDOW_FOUND_MAX)
+    )
+    return list(session.scalars(stmt))
 
 
 def _number_order(part: Any) -> tuple[Any, ...]:

@@ -22,6 +22,7 @@ CONTENT_TYPES = {
 }
 EXTENSIONS = {"json": "json", "csv": "csv", "xlsx": "xlsx", "pdf": "pdf"}
 
+
 def _hotline(row: dict, key: str):
     """A figure of the row's 12345 tickets (a report stored before 2026-12-06 has none)."""
     return row["tasks"].get("hotline", {}).get(key)

@@ -308,7 +308,12 @@ def create_task(
         hidden = (
             household is not None
             and scope is not None
-            and not _sees_household(session, scope, household)
+            and not _sees_household(
+                session,
+                scope,
+                household,
+                window_day=now.astimezone(LOCAL).date() if source == "window" else None,
+            )
         )
         if household is None or hidden:
             raise errors.Unprocessable(
@@ -575,10 +580,21 @@ def _stamp(task: Task, now: datetime) -> None:
     flag_modified(task, "updated_at")
 
 
-def _sees_household(session: Session, scope: Scope, household: Household) -> bool:
-    return bool(
-        session.scalar(select(Household.id).where(Household.id == household.id, scope.households()))
-    )
+def _sees_household(
+    session: Session, scope: Scope, household: Household, *, window_day: date | None = None
+) -> bool:
+    """Whether the caller may name the household on a task: one of their grids'; for a window
+    task opened on `window_day`, also one the hall window finds (`Scope.window_households`: the
+    resident who walks in may live in any grid of the community)."""
+    if session.scalar(select(Household.id).where(Household.id == household.id, scope.households())):
+        return True
+    if window_day is None:
+        return False
+    try:
+        window = scope.window_households(session, window_day)
+    except errors.Forbidden:
+        return False
+    return bool(session.scalar(select(Household.id).where(Household.id == household.id, window)))
 
 
 def _event(

@@ -216,6 +216,10 @@ MATRIX: dict[str, Line] = {
         {"building": "8", "lon": 116.4021, "lat": 39.9221},
     ),
     # The register file (CSV, so the markers can be searched): phones in full, so no viewer.
+    # The hall window's lookup: the A-post worker of today (none here) and the admins.
+    "GET /api/v1/households/window": Line(
+        "/api/v1/households/window?address=MKROOM-A1", outcomes(403, admin_a=OK, admin_b=OK)
+    ),
     "GET /api/v1/households/export": Line(
         "/api/v1/households/export?format=csv&grid={grid_code}",
         outcomes(OK, viewer_110101=403, worker_a2=404, admin_b=404, viewer_110102=403),

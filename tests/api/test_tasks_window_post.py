@@ -159,3 +159,104 @@ def test_details_with_a_nul_open_no_task(client, world, session):
     r = client.post("/api/v1/tasks", json=body, headers=world.auth("worker_a2"))
     assert r.status_code == 201, r.json
     assert r.json["description"] == "3号楼门口\n路灯坏了一周"
+
+
+# --- the household the resident names, wherever in the community it is ----------------------
+WINDOW_LOOKUP = "/api/v1/households/window"
+
+
+def resident(session, code=A1, **fields):
+    """A household of grid `code` at 7号楼 2单元 5层 502, with the facts a window need not see."""
+    from tests.factories import make_household
+
+    lon, lat = centre(code)
+    facts = {"building": "7", "unit": "2", "floor": "5", "room": "502"}
+    return make_household(
+        session, lon, lat, phone="13800138000", tags=["living_alone"], **{**facts, **fields}
+    )
+
+
+def test_the_window_worker_finds_a_household_of_another_grid_by_the_address_said(
+    client, world, session
+):
+    """The resident who walks in may live in any grid of the community: the window worker finds
+    their household by the address they say, its address, grid and point only (not its phone,
+    care tags or occupancy: the window registers a request, it does not read the register), and
+    the read is in the audit log."""
+    from api.models import AuditEntry
+
+    roster(session, world)
+    household = resident(session)  # in A1; worker_a2's grid is A2
+    r = client.get(
+        WINDOW_LOOKUP, query_string={"address": "7号楼2单元502"}, headers=world.auth("worker_a2")
+    )
+    assert r.status_code == 200, r.json
+    (found,) = r.json
+    assert found == {
+        "id": household.id,
+        "grid_code": A1,
+        "building": "7",
+        "unit": "2",
+        "floor": "5",
+        "room": "502",
+        "kind": "residence",
+        "lon": pytest.approx(centre(A1)[0]),
+        "lat": pytest.approx(centre(A1)[1]),
+    }
+    entry = session.scalars(
+        select(AuditEntry).where(AuditEntry.resource == "household", AuditEntry.action == "read")
+    ).one()
+    assert (entry.user_id, entry.resource_ids) == (world.users["worker_a2"].id, [household.id])
+    assert set(entry.fields) == {"address", "location"}
+
+
+def test_a_worker_not_at_the_window_today_looks_up_no_household_outside_their_grids(
+    client, world, session
+):
+    roster(session, world, window_day=TODAY + timedelta(days=1))
+    resident(session)
+    r = client.get(
+        WINDOW_LOOKUP, query_string={"address": "7号楼2单元502"}, headers=world.auth("worker_a2")
+    )
+    assert r.status_code == 403, r.json
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert "window" in r.json["detail"]
+
+
+def test_the_window_finds_no_household_of_another_community_nor_one_out_of_the_register(
+    client, world, session
+):
+    from api.services.household_removal import remove_household
+
+    roster(session, world)
+    resident(session, B1)
+    gone = resident(session, A1, room="503")
+    remove_household(session, None, gone, reason="moved_out", now=datetime.now(UTC))
+    headers = world.auth("worker_a2")
+    for address in ("7号楼2单元502", "7号楼2单元503"):
+        r = client.get(WINDOW_LOOKUP, query_string={"address": address}, headers=headers)
+        assert (r.status_code, r.json) == (200, [])
+
+
+@pytest.mark.parametrize("query", [{}, {"address": ""}, {"address": "1 2 3 4 5"}])
+def test_the_window_lookup_needs_the_address_said(client, world, session, query):
+    roster(session, world)
+    r = client.get(WINDOW_LOOKUP, query_string=query, headers=world.auth("worker_a2"))
+    assert r.status_code == 422, r.json
+    assert r.headers["Content-Type"] == "application/problem+json"
+
+
+def test_the_window_task_carries_the_household_found_in_another_grid(client, world, session):
+    """Placed at the household the resident named, in its grid, dispatched to that grid's
+    worker; another source still may not name a household outside one's grids."""
+    roster(session, world)
+    household = resident(session)
+    headers = world.auth("worker_a2")
+    body = {"source": "window", "title": "居民来厅反映楼道灯不亮", "household_id": household.id}
+    r = client.post("/api/v1/tasks", json=body, headers=headers)
+    assert r.status_code == 201, r.json
+    assert (r.json["household_id"], r.json["grid_code"]) == (household.id, A1)
+    assert r.json["assignee_id"] == world.users["worker_a1"].id
+    r = client.post("/api/v1/tasks", json={**body, "source": "proactive"}, headers=headers)
+    assert r.status_code == 422, r.json
+    assert session.scalar(select(func.count(Task.id))) == 1

@@ -19,9 +19,12 @@ from api.resources.households.schemas import (
     HouseholdQueryArgsSchema,
     HouseholdRemovalSchema,
     HouseholdSchema,
+    WindowHouseholdSchema,
+    WindowLookupArgsSchema,
 )
 from api.services import household_files, household_removal, households
 from api.services.households import AT_POINT_M
+from api.services.weeks import LOCAL
 
 blp = Blueprint(
     "households", __name__, url_prefix="/api/v1/households", description="Households (住户)."
@@ -81,6 +84,26 @@ class Households(MethodView):
         household = households.create_household(db.session, current_scope(), data)
         db.session.commit()
         return household
+
+
+@blp.route("/window")
+class WindowHouseholds(MethodView):
+    @blp.arguments(WindowLookupArgsSchema, location="query")
+    @blp.response(200, WindowHouseholdSchema(many=True))
+    @audited("household", fields=("address", "location"))
+    def get(self, args):
+        """Find the household a resident names at the hall window
+
+        For the worker holding the A-post (the hall window) today in a published roster:
+        the households in the register at the address said (`address`, as in the list), in
+        any grid of the community (the resident may live in any), at most 20, each with its
+        address, grid and point only: where the window task is placed (`household_id` of
+        POST /tasks, `source: window`). A community admin finds the community's. Anyone else:
+        403 (their own grids' households are in the list). Every household found is an
+        audited read.
+        """
+        day = clock.now().astimezone(LOCAL).date()
+        return households.window_lookup(db.session, current_scope(), args["address"], day)
 
 
 @blp.route("/import")

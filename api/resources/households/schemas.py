@@ -160,6 +160,20 @@ class HouseholdSchema(Schema):
     )
 
 
+class WindowHouseholdSchema(Schema):
+    """A household as the hall window sees it: where the request is placed, nothing more."""
+
+    id = Integer()
+    grid_code = ma.fields.Function(lambda h: h.grid.code, metadata={"type": "string"})
+    building = ma.fields.String()
+    unit = ma.fields.String()
+    floor = ma.fields.String()
+    room = ma.fields.String()
+    kind = ma.fields.String(metadata={"description": " or ".join(HOUSEHOLD_KINDS)})
+    lon = HouseholdSchema._declared_fields["lon"]
+    lat = HouseholdSchema._declared_fields["lat"]
+
+
 class HouseholdRemovalSchema(Schema):
     """A household leaving the register."""
 
@@ -213,6 +227,27 @@ def _address_words(value: str) -> None:
         )
 
 
+_ADDRESS_WORDS_DOC = (
+    "Words (at most 4; split at spaces, commas and after a number's "
+    "suffix: 3号楼2单元502 is three) each of which is one of the "
+    "household's parts, in any order, compared as the import compares them and without "
+    "what a clerk writes after a number (号楼, 栋, 单元, 层, 室): `7号楼 2单元 502` "
+    "finds building 7, unit 2, room 0502"
+)
+
+
+def _address_field(**kwargs) -> ma.fields.String:
+    return ma.fields.String(
+        validate=[ma.validate.Length(max=100), _address_words, _one_line],
+        metadata={"description": _ADDRESS_WORDS_DOC},
+        **kwargs,
+    )
+
+
+class WindowLookupArgsSchema(Schema):
+    address = _address_field(required=True)
+
+
 class HouseholdQueryArgsSchema(Schema):
     grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
     grid_id = Integer(
@@ -248,16 +283,7 @@ class HouseholdQueryArgsSchema(Schema):
             "as the map draws it"
         },
     )
-    address = ma.fields.String(
-        validate=[ma.validate.Length(max=100), _address_words, _one_line],
-        metadata={
-            "description": "Words (at most 4; split at spaces, commas and after a number's "
-            "suffix: 3号楼2单元502 is three) each of which is one of the "
-            "household's parts, in any order, compared as the import compares them and without "
-            "what a clerk writes after a number (号楼, 栋, 单元, 层, 室): `7号楼 2单元 502` "
-            "finds building 7, unit 2, room 0502"
-        },
-    )
+    address = _address_field()
     status = ma.fields.String(
         load_default="active",
         validate=ma.validate.OneOf(STATUSES),
