@@ -24,7 +24,8 @@ const TEXT = {
     tooManyWords: "地址最多四个词（楼栋、单元、楼层、房号）。",
     found: (n) => `找到 ${n} 户，选定一户即定位到该住户：`,
     foundMore: (n, total) => `找到 ${total} 户，只列出前 ${n} 户：请补充单元、房号等。`,
-    noMatch: (a, others) => `在您可查看的网格中没有找到地址为“${a}”的住户${others ? "（其他网格的住户不在查找范围内）" : ""}。请核对地址，或在地图上点选位置。`,
+    foundMany: (n) => `列出前 ${n} 户，可能还有更多：请补充单元、房号等。`,
+    noMatch: (a, window) => `在${window ? "本社区各网格" : "您可查看的网格"}中没有找到地址为“${a}”的住户。请核对地址，或在地图上点选位置。`,
     findOffline: "网络未连接，无法查找住户。恢复连接后再查，或在地图上点选位置。",
     findFailed: "无法查找住户：", submit: "登记并派单", clear: "清空", sending: "正在提交…",
     mapHint: "在地图上点击居民诉求的位置：所在网格随之确定，任务派给该网格当班的网格员。"
@@ -73,7 +74,8 @@ const TEXT = {
     tooManyWords: "At most four words (building, unit, floor, room).",
     found: (n) => `${n} found: pick one to place the request there.`,
     foundMore: (n, total) => `${total} found, the first ${n} listed: add the unit or room.`,
-    noMatch: (a, others) => `No household at "${a}" in the grids you may see${others ? " (the other grids' households are not looked up)" : ""}. Check the address, or click the place on the map.`,
+    foundMany: (n) => `The first ${n} listed, there may be more: add the unit or room.`,
+    noMatch: (a, window) => `No household at "${a}" in ${window ? "the community's grids" : "the grids you may see"}. Check the address, or click the place on the map.`,
     findOffline: "Offline: the household could not be looked up. Try again once online, or click the place on the map.",
     findFailed: "Could not look up the household: ", submit: "Register and dispatch", clear: "Clear", sending: "Sending…",
     mapHint: "Click the place of the request on the map: its grid follows, and the task goes to that grid's worker on duty."
@@ -306,8 +308,10 @@ async function offerHouseholds(grid, picked = null) {
 
 // --- the household found by its address --------------------------------------------------------
 // With no base map the map is grid outlines only: where the resident's building stands cannot
-// be seen on it, and a click is a guess. The address they say finds their household
-// (`GET /households?address=`, in the grids the caller may see) and places the request there.
+// be seen on it, and a click is a guess. The address they say finds their household and places
+// the request there: at the window (A-post) in any grid of the community (`GET
+// /households/window`: address, grid and point only), else in the grids the caller may see
+// (`GET /households?address=`).
 const FIND_MAX = 20; // households listed for one address: more, and the worker adds a word
 let findAsked = 0; // the latest lookup: an earlier one answering late is dropped
 let foundHouseholds = new Map(); // id -> household listed
@@ -347,9 +351,16 @@ async function findHouseholds() {
   const asked = findAsked;
   findSays(t.finding);
   const query = new URLSearchParams({ address: words.join(" ") });
-  let items, pagination;
+  let items, total;
   try {
-    ({ items, pagination } = await apiPage(`/api/v1/households?${query}`, { pageSize: FIND_MAX }));
+    if (atWindow) {
+      items = await api(`/api/v1/households/window?${query}`); // at most FIND_MAX, no count
+      total = items.length;
+    } else {
+      const answer = await apiPage(`/api/v1/households?${query}`, { pageSize: FIND_MAX });
+      ({ items } = answer);
+      total = answer.pagination?.total ?? items.length;
+    }
   } catch (error) {
     if (asked !== findAsked || error.status === 401) return; // 401: the page asks to sign in
     if (!(error instanceof ApiError)) {
@@ -361,12 +372,9 @@ async function findHouseholds() {
   }
   if (asked !== findAsked) return;
   const found = items.filter((h) => grids.has(h.grid_code)); // on the map: the grids registered for
-  // At the window every grid is drawn, but a worker sees only their own grids' households:
-  // the resident of another is not "not registered", and is placed by a click.
-  const others = [...grids.values()].some((g) => !g.properties.yours);
-  if (!found.length) return findSays(t.noMatch(words.join(" "), others), true);
-  const total = pagination?.total ?? found.length;
-  findSays(total > found.length ? t.foundMore(found.length, total) : t.found(found.length));
+  if (!found.length) return findSays(t.noMatch(words.join(" "), atWindow), true);
+  if (atWindow && total >= FIND_MAX) findSays(t.foundMany(found.length));
+  else findSays(total > found.length ? t.foundMore(found.length, total) : t.found(found.length));
   foundHouseholds = new Map(found.map((h) => [String(h.id), h]));
   const list = $("address-results");
   list.innerHTML = found.map((h) => `<li><button type="button" data-household="${Number(h.id)}">`
