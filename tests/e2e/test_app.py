@@ -622,6 +622,63 @@ def test_signed_in_again_the_browser_gets_its_pushes_again(
     assert device.active and device.session_id == new_sid != sid
 
 
+# Each call the app's page answered 401, with the token it was sent with (`window.refused`).
+REFUSED_NOTED = """(() => {
+  window.refused = [];
+  const send = window.fetch;
+  window.fetch = async (resource, options = {}) => {
+    const answer = await send(resource, options);
+    const auth = new Headers(options.headers || {}).get("Authorization");
+    if (answer.status === 401) window.refused.push(auth);
+    return answer;
+  };
+})();"""
+
+
+def test_a_call_of_an_ended_sign_in_answered_after_the_next_sign_in_leaves_that_one_be(
+    context, page, live_app, e2e_engine
+):
+    """A call made under a sign-in that has ended can be answered after the phone is signed in
+    again (a reply held up on a weak signal, a slow server): its 401 ended the sign-in stored
+    then, the new one, and put the sign-in form back over the app just opened. Only the tokens
+    of the sign-in that ended are forgotten."""
+    from api.services import sessions
+
+    open_app(context, page)
+    old = expire_access_token(live_app, page)
+    with Session(e2e_engine) as session:  # ended elsewhere: say, by the office
+        sessions.revoke(session, claims(old)["sid"], "e2e", datetime.now(UTC))
+        session.commit()
+    held = []
+
+    def hold_one(route):
+        stale = route.request.headers.get("authorization") == f"Bearer {old}"
+        held.append(route) if stale and not held else route.continue_()
+
+    context.route("**/api/v1/notifications*", hold_one)
+    context.add_init_script(REFUSED_NOTED)
+    page.reload()
+    page.wait_for_selector("#signin:not([hidden])")
+    page.wait_for_function("() => window.refused.length > 0")  # the rest of its calls answered
+    assert held
+
+    sign_in(page, "worker02", DEMO_PASSWORD)  # the phone handed on: another worker signs in
+    page.wait_for_selector("#home:not([hidden])")
+    page.wait_for_function(
+        "async () => (await (await import('/web/idb.js')).getMeta('token')) !== null"
+    )
+    signed_in = page.evaluate(STORED)
+    held[0].continue_()  # now the call held up is answered: 401
+    page.wait_for_function("(old) => window.refused.includes(`Bearer ${old}`)", arg=old)
+    page.wait_for_selector("body[data-ready='1']")
+    # Its end has run: every refresh and its end run under the one lock, asked for in turn.
+    page.evaluate("() => navigator.locks.request('gridwork.refresh', async () => {})")
+    after = page.evaluate(STORED)
+    assert claims(after["token"])["sid"] == claims(signed_in["token"])["sid"]
+    assert after["metaToken"] == after["token"]
+    assert page.is_visible("#home") and page.is_hidden("#signin")
+
+
 def test_a_phone_clock_hours_ahead_does_not_refresh_the_token_in_a_loop(context, page):
     """A phone set to the wrong zone (Beijing time shown, the zone UTC) runs 8 hours ahead: every
     token the server gives looks expired the moment it arrives. keepFresh refreshed as soon as

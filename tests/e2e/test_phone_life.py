@@ -284,10 +284,83 @@ def test_signed_out_with_no_signal_the_phone_is_signed_out_on_the_server_once_ba
     assert page.evaluate("() => localStorage.getItem('gridwork.signOuts')") is None
 
 
+# A task's push as the push worker sends it: its title names the household, and a resident.
+ADDRESS = "幸福里3号楼2单元：独居老人摔倒，请上门查看"
+
+
+def app_worker(context):
+    """The app's service worker, watched: what it shows (`self.shown`: each notification's title,
+    body and data, as it asked the browser) and whether it let go of the browser's push
+    subscription (`self.letGo`; the subscription faked in it: headless Chromium has none)."""
+    (worker,) = [w for w in context.service_workers if "/app/sw.js" in w.url]
+    worker.evaluate(
+        """() => {
+          self.shown = [];
+          const show = ServiceWorkerRegistration.prototype.showNotification;
+          ServiceWorkerRegistration.prototype.showNotification = function (title, options = {}) {
+            self.shown.push({ title, body: options.body ?? null, data: options.data ?? null });
+            return show.call(this, title, options);
+          };
+          self.letGo = false;
+          const held = { endpoint: "https://push.example.test/e2e/sw",
+                         async unsubscribe() { self.letGo = true; return true; } };
+          PushManager.prototype.getSubscription = async () => (self.letGo ? null : held);
+        }"""
+    )
+    return worker
+
+
+def shown_by(worker, page) -> list[dict]:
+    """The notifications the worker showed, once it has shown one."""
+    wait_until(lambda: worker.evaluate("() => self.shown.length > 0"), page=page)
+    return worker.evaluate("() => self.shown")
+
+
+def test_a_push_before_the_server_heard_the_sign_out_shows_nothing_of_the_worker(
+    context,
+    page,
+    push_configured,  # noqa: F811
+):
+    """Signed out with no signal, the phone stays registered on the server until it is back: a
+    task's push sent meanwhile put its title, a resident's address and plight, on the screen of
+    a phone nobody is signed in on (handed back, lent). It only says there is something to sign
+    in for, and the browser's subscription is let go of: the page lets go of it as it signs out,
+    and the service worker of whatever subscription the browser still holds."""
+    own_account(context, page)
+    this_browser_registered(page)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    with page.expect_navigation():  # the app reloads once signed out
+        page.click("#signout")
+    page.locator("#signin").wait_for(state="visible")
+    assert page.evaluate("() => sessionStorage.getItem('e2e.unsubscribed')")
+
+    worker = app_worker(context)
+    delivered(context, page, 41, 42, "新任务", ADDRESS)
+    assert shown_by(worker, page) == [{"title": "网格员", "body": "请登录后查看", "data": None}]
+    wait_until(lambda: worker.evaluate("() => self.letGo"), page=page)
+
+
+def test_a_push_for_the_worker_signed_in_shows_its_words(
+    context,
+    page,
+    push_configured,  # noqa: F811
+):
+    own_account(context, page)
+    this_browser_registered(page)
+    worker = app_worker(context)
+    delivered(context, page, 43, 44, "新任务", ADDRESS)
+    (shown,) = shown_by(worker, page)
+    assert (shown["title"], shown["body"]) == ("新任务", ADDRESS)
+    assert shown["data"]["data"]["task_id"] == "44"
+    assert not worker.evaluate("() => self.letGo")
+
+
 # --- a task's push tapped ----------------------------------------------------------------------
-def pushed(context, page, told: int, task: int, title: str, body: str) -> None:
+def delivered(context, page, told: int, task: int, title: str, body: str) -> None:
     """The push of notice `told` (about `task`) as the push worker sends it to this browser,
-    delivered to the app's service worker, which shows it."""
+    delivered to the app's service worker."""
     from api.services.delivery import message_id
     from push.message import Message
     from push.webpush import payload
@@ -306,6 +379,11 @@ def pushed(context, page, told: int, task: int, title: str, body: str) -> None:
         "ServiceWorker.deliverPushMessage",
         {"origin": origin, "registrationId": registration, "data": payload(message)},
     )
+
+
+def pushed(context, page, told: int, task: int, title: str, body: str) -> None:
+    """The push of notice `told` delivered to the app's service worker, which shows it."""
+    delivered(context, page, told, task, title, body)
     page.wait_for_function(
         "async () => (await (await navigator.serviceWorker.ready).getNotifications()).length > 0"
     )

@@ -9,7 +9,7 @@
 // runs under one Web Lock and first re-reads the stored tokens: whoever waited behind another
 // refresh takes its result instead of presenting the already used refresh token.
 
-import { getMeta, setMeta } from "./idb.js";
+import { META, getMeta, run } from "./idb.js";
 
 const TOKEN_KEY = "gridwork.token";
 const LOCK = "gridwork.refresh";
@@ -56,17 +56,18 @@ let signingOut = false; // see signingOutNow
 /** Keep new tokens everywhere they are read (null, null: forget them). Throws StorageUnavailable
  * when IndexedDB refuses them (forgetting them, nothing is there to forget). */
 export async function storeTokens(access, refresh) {
-  if (access) {
-    signingOut = false; // signed in again
-    await setMeta(ENDED_KEY, null).catch(() => {}); // why the last sign-in ended: past
-  }
+  if (access) signingOut = false; // signed in again
   if (hasWindow) {
     if (access) localStorage.setItem(TOKEN_KEY, access);
     else localStorage.removeItem(TOKEN_KEY);
   }
   try {
-    await setMeta("token", access ?? null);
-    await setMeta("refresh", refresh ?? null);
+    // Both in one transaction: an end of another sign-in (`forgetTokensOf`) finds them both or neither.
+    await run(META, "readwrite", (store) => {
+      if (access) store.put(null, ENDED_KEY); // why the last sign-in ended: past
+      store.put(access ?? null, "token");
+      store.put(refresh ?? null, "refresh");
+    });
   } catch (error) {
     if (access || refresh) throw new StorageUnavailable(error?.message || String(error));
   }
@@ -113,17 +114,58 @@ export function signingOutNow() {
   signingOut = true;
 }
 
-/** Forget the tokens and tell the page the sign-in of `stale` ended (`why`: the server's word,
- * else the one kept when another realm was told). The event's detail: {why, user}. */
-async function ended(stale, why = null) {
-  await storeTokens(null, null);
-  if (why) await setMeta(ENDED_KEY, { why, user: tokenUser(stale) }).catch(() => {});
-  else {
-    const kept = await getMeta(ENDED_KEY).catch(() => null);
-    if (kept && kept.user === tokenUser(stale)) why = kept.why;
+/** `token` is of the sign-in `stale` was (its session id); a token without one, as before sign-in
+ * sessions, is taken to be. */
+function sameSignIn(token, stale) {
+  const { sid } = tokenClaims(stale);
+  return !sid || tokenClaims(token).sid === sid;
+}
+
+/** Forget the stored tokens if they are the sign-in of `stale`, and keep why it ended (`why`)
+ * with them. {theirs: they were (or none were stored), kept: why it ended as kept before}.
+ * Another sign-in's are left be. */
+async function forgetTokensOf(stale, why) {
+  let outcome = { theirs: true, kept: null };
+  try {
+    // Read and forgotten in one transaction: a sign-in stored meanwhile is either found here
+    // (and left be) or stored after.
+    outcome = await run(META, "readwrite", (store) => {
+      const found = { theirs: true, kept: null };
+      const token = store.get("token");
+      const refresh = store.get("refresh");
+      const kept = store.get(ENDED_KEY);
+      kept.onsuccess = () => {
+        found.theirs = [token.result, refresh.result].every((held) => !held || sameSignIn(held, stale));
+        found.kept = kept.result ?? null;
+        if (!found.theirs) return;
+        store.put(null, "token");
+        store.put(null, "refresh");
+        if (why) store.put({ why, user: tokenUser(stale) }, ENDED_KEY);
+      };
+      return found;
+    });
+  } catch { /* IndexedDB refused: nothing is kept there to forget */ }
+  if (hasWindow) {
+    const page = getToken();
+    if (page && !sameSignIn(page, stale)) outcome.theirs = false; // signed in meanwhile, its write on its way
+    else if (outcome.theirs) localStorage.removeItem(TOKEN_KEY);
   }
-  const detail = { why: why || null, user: tokenUser(stale) };
-  if (hasWindow && !signingOut) dispatchEvent(new CustomEvent("gridwork:session-ended", { detail }));
+  return outcome;
+}
+
+/** Forget the tokens and tell the page the sign-in of `stale` ended (`why`: the server's word,
+ * else the one kept when another realm was told). The event's detail: {why, user}.
+ *
+ * Only while the tokens stored are still that sign-in's: a call made under it may be answered
+ * after the phone is signed in again (a reply held up on a weak signal, a slow server, a sync
+ * of the service worker), and its end forgot the new sign-in's tokens and put the sign-in form
+ * back over the app just opened. The caller is told all the same: its call was the old one's. */
+async function ended(stale, why = null) {
+  const user = tokenUser(stale);
+  const { theirs, kept } = await forgetTokensOf(stale, why);
+  if (!why && kept && kept.user === user) why = kept.why;
+  const detail = { why: why || null, user };
+  if (theirs && hasWindow && !signingOut) dispatchEvent(new CustomEvent("gridwork:session-ended", { detail }));
   return Object.assign(new SessionEnded("The sign-in has ended: sign in again."), detail);
 }
 

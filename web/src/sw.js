@@ -1,5 +1,5 @@
 // The workers' app service worker: the app shell offline, and the visit queue synced when online.
-import { syncQueue } from "/web/queue.js";
+import { getMeta, syncQueue } from "/web/queue.js";
 
 const SHELL = [
   "/app", "/web/app.js", "/web/app.css", "/web/common.js", "/web/queue.js", "/web/config.js",
@@ -53,19 +53,43 @@ async function notifyClients(message = "queue-changed") {
   for (const client of await self.clients.matchAll()) client.postMessage(message);
 }
 
+// A push that finds nobody signed in on this phone shows none of its words. A sign-out with no
+// signal reaches the server only once the phone is back (`common.js`, gridwork.signOuts): until
+// then the server still pushes to it, and a task's title (a resident's address, their plight)
+// showed on the screen of a phone handed back or lent. The browser asks every push to show a
+// notification (userVisibleOnly; left without one, it shows its own "updated in the
+// background"): it says only that there is something to sign in for, and the subscription still
+// held is let go of, so none comes after it (a sign-in turns push on again: "Enable push").
+const SIGNED_OUT = { title: "网格员", body: "请登录后查看" };
+
+/** Someone is signed in on this phone: the tokens the page keeps for the service worker. */
+async function signedIn() {
+  return Boolean(await getMeta("token").catch(() => null));
+}
+
 self.addEventListener("push", (event) => {
-  let data = {};
-  try { data = event.data ? event.data.json() : {}; } catch { data = { body: event.data && event.data.text() }; }
-  const title = data.title || "gridwork";
-  event.waitUntil(Promise.all([
-    self.registration.showNotification(title, {
-      // The tag (collapse key, else message id): a push sent again replaces itself, not shown twice.
-      body: data.body || "", tag: data.tag || undefined, data,
-      icon: "/web/icons/icon-192.png",
-    }),
-    // Every push is a notice in the inbox: the open app reads it again (its badge, its list).
-    notifyClients("inbox-changed"),
-  ]));
+  event.waitUntil((async () => {
+    if (!(await signedIn())) {
+      return Promise.all([
+        self.registration.showNotification(SIGNED_OUT.title, {
+          body: SIGNED_OUT.body, tag: "signed-out", icon: "/web/icons/icon-192.png",
+        }),
+        self.registration.pushManager.getSubscription().then((held) => held?.unsubscribe()).catch(() => {}),
+      ]);
+    }
+    let data = {};
+    try { data = event.data ? event.data.json() : {}; } catch { data = { body: event.data && event.data.text() }; }
+    const title = data.title || "gridwork";
+    return Promise.all([
+      self.registration.showNotification(title, {
+        // The tag (collapse key, else message id): a push sent again replaces itself, not shown twice.
+        body: data.body || "", tag: data.tag || undefined, data,
+        icon: "/web/icons/icon-192.png",
+      }),
+      // Every push is a notice in the inbox: the open app reads it again (its badge, its list).
+      notifyClients("inbox-changed"),
+    ]);
+  })());
 });
 
 // Tapping the notification opens the notice it mirrors (its id in the push's data), as a tap in
