@@ -120,6 +120,14 @@ def _removal(household):
     return household if household.removed_at is not None else None
 
 
+def _coordinate(index: int) -> ma.fields.Function:
+    """The household's longitude (0) or latitude (1), WGS-84."""
+    return ma.fields.Function(
+        lambda h: point_lonlat(h.location)[index],
+        metadata={"type": "number", "description": "WGS-84"},
+    )
+
+
 class HouseholdSchema(Schema):
     id = Integer()
     grid_id = Integer()
@@ -128,12 +136,8 @@ class HouseholdSchema(Schema):
     unit = ma.fields.String()
     floor = ma.fields.String()
     room = ma.fields.String()
-    lon = ma.fields.Function(
-        lambda h: point_lonlat(h.location)[0], metadata={"type": "number", "description": "WGS-84"}
-    )
-    lat = ma.fields.Function(
-        lambda h: point_lonlat(h.location)[1], metadata={"type": "number", "description": "WGS-84"}
-    )
+    lon = _coordinate(0)
+    lat = _coordinate(1)
     kind = ma.fields.String(metadata={"description": " or ".join(HOUSEHOLD_KINDS)})
     occupancy = ma.fields.String(metadata={"description": ", ".join(OCCUPANCIES)})
     members = Integer()
@@ -170,8 +174,8 @@ class WindowHouseholdSchema(Schema):
     floor = ma.fields.String()
     room = ma.fields.String()
     kind = ma.fields.String(metadata={"description": " or ".join(HOUSEHOLD_KINDS)})
-    lon = HouseholdSchema._declared_fields["lon"]
-    lat = HouseholdSchema._declared_fields["lat"]
+    lon = _coordinate(0)
+    lat = _coordinate(1)
 
 
 class HouseholdRemovalSchema(Schema):
