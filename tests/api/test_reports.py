@@ -238,6 +238,17 @@ def grid_of(report: dict, code: str) -> dict:
 
 
 # --- figures -------------------------------------------------------------------------------
+# R1's tasks in W47: one 12345 ticket, answered in time, resolved, rated satisfied.
+R1_TASKS = {
+    "opened": 1,
+    "resolved": 1,
+    "overdue": 0,
+    "response_rate": 100.0,
+    "resolution_rate": 100.0,
+    "satisfaction_rate": 100.0,
+}
+
+
 def test_week_47_grid_figures_match_the_hand_count(client, history):
     r = client.get(
         COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
@@ -260,15 +271,7 @@ def test_week_47_grid_figures_match_the_hand_count(client, history):
         {"tag": "elderly_80", "due": 1, "done": 1, "rate": 100.0},
         {"tag": "living_alone", "due": 1, "done": 1, "rate": 100.0},
     ]
-    r1_tasks = {
-        "opened": 1,
-        "resolved": 1,
-        "overdue": 0,
-        "response_rate": 100.0,
-        "resolution_rate": 100.0,
-        "satisfaction_rate": 100.0,
-    }
-    assert r1["tasks"] == {**r1_tasks, "hotline": r1_tasks}  # a 12345 ticket
+    assert r1["tasks"] == {**R1_TASKS, "hotline": R1_TASKS}  # a 12345 ticket
     r2 = grid_of(report, R2)
     assert r2["households"] == 3  # h4 (since W46), h5, h6; h7 left on Wednesday
     assert r2["visited"] == 1  # h5; h4 was only attempted
@@ -301,14 +304,7 @@ def test_the_hotlines_own_three_rates_stand_beside_those_of_every_source(client,
     ).json
     r1 = grid_of(report, R1)["tasks"]
     assert (r1["opened"], r1["response_rate"], r1["resolution_rate"]) == (2, 50.0, 50.0)
-    assert r1["hotline"] == {
-        "opened": 1,
-        "resolved": 1,
-        "overdue": 0,
-        "response_rate": 100.0,
-        "resolution_rate": 100.0,
-        "satisfaction_rate": 100.0,
-    }
+    assert r1["hotline"] == R1_TASKS
     totals = report["totals"]["tasks"]
     assert (totals["opened"], totals["hotline"]["opened"]) == (3, 2)
 

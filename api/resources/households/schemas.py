@@ -120,25 +120,27 @@ def _removal(household):
     return household if household.removed_at is not None else None
 
 
-def _coordinate(index: int) -> ma.fields.Function:
-    """The household's longitude (0) or latitude (1), WGS-84."""
-    return ma.fields.Function(
-        lambda h: point_lonlat(h.location)[index],
-        metadata={"type": "number", "description": "WGS-84"},
-    )
+class WindowHouseholdSchema(Schema):
+    """A household as the hall window sees it: where the request is placed, nothing more
+    (the register's other facts are `HouseholdSchema`'s)."""
 
-
-class HouseholdSchema(Schema):
     id = Integer()
-    grid_id = Integer()
     grid_code = ma.fields.Function(lambda h: h.grid.code, metadata={"type": "string"})
     building = ma.fields.String()
     unit = ma.fields.String()
     floor = ma.fields.String()
     room = ma.fields.String()
-    lon = _coordinate(0)
-    lat = _coordinate(1)
+    lon = ma.fields.Function(
+        lambda h: point_lonlat(h.location)[0], metadata={"type": "number", "description": "WGS-84"}
+    )
+    lat = ma.fields.Function(
+        lambda h: point_lonlat(h.location)[1], metadata={"type": "number", "description": "WGS-84"}
+    )
     kind = ma.fields.String(metadata={"description": " or ".join(HOUSEHOLD_KINDS)})
+
+
+class HouseholdSchema(WindowHouseholdSchema):
+    grid_id = Integer()
     occupancy = ma.fields.String(metadata={"description": ", ".join(OCCUPANCIES)})
     members = Integer()
     tags = ma.fields.List(ma.fields.String())
@@ -162,20 +164,6 @@ class HouseholdSchema(Schema):
             "(reason, note, effective_date, removed_at, removed_by_id, erased_at)",
         },
     )
-
-
-class WindowHouseholdSchema(Schema):
-    """A household as the hall window sees it: where the request is placed, nothing more."""
-
-    id = Integer()
-    grid_code = ma.fields.Function(lambda h: h.grid.code, metadata={"type": "string"})
-    building = ma.fields.String()
-    unit = ma.fields.String()
-    floor = ma.fields.String()
-    room = ma.fields.String()
-    kind = ma.fields.String(metadata={"description": " or ".join(HOUSEHOLD_KINDS)})
-    lon = _coordinate(0)
-    lat = _coordinate(1)
 
 
 class HouseholdRemovalSchema(Schema):
