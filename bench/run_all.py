@@ -33,7 +33,7 @@ RESULTS = BENCH_DIR / "RESULTS.md"
 BEGIN, END = "<!-- run_all:begin -->", "<!-- run_all:end -->"
 DATA = "<!-- run_all:data "
 # Benches that measure the city (`gridwork seed city`): they run on --city when it is given.
-CITY_BENCHES = {"tiles", "locate", "load"}
+CITY_BENCHES = {"tiles", "locate", "load", "audit_records"}
 # Benches that build their own dataset by emptying the domain tables (the report's 3,000-grid
 # city and 425-grid district; must_visit_replay's community; report_upkeep's and
 # report_verify's 90,000 households): each runs in a fresh database of its own, dropped afterwards.

@@ -32,7 +32,9 @@ class AuditEntry(Base):
     path: Mapped[str | None] = mapped_column(String(300))
 
 
-Index("ix_audit_log_at", AuditEntry.at)
+# Newest first, paged on from the last entry read: `ORDER BY at DESC, id DESC` and the cursor
+# `(at, id) < (:at, :id)` are one backward range scan of it (migration 0056).
+Index("ix_audit_log_at_id", AuditEntry.at, AuditEntry.id)
 Index("ix_audit_log_user_at", AuditEntry.user_id, AuditEntry.at)
 # "Who read this resident's record?": the question the log exists to answer.
 Index("ix_audit_log_resource_ids", AuditEntry.resource_ids, postgresql_using="gin")

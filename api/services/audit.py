@@ -9,13 +9,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, any_, cast, delete, exists, func, or_, select, text, true, union
+from sqlalchemy import (
+    and_,
+    any_,
+    cast,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+    union,
+)
 from sqlalchemy.dialects.postgresql import CIDR
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from api import clock, errors
+from api.db import set_local
 from api.models import AuditEntry, Household, LoginAttempt, Task, User, Visit
 from api.models.audit import PASSWORD_CHANGE, SIGN_IN
 from api.scope import Scope
@@ -188,6 +202,7 @@ def list_entries(
     # Entries shown for being about the caller's records, whoever read them, name only the
     # records in the caller's scope (`_named_in_scope`); entries by the caller's users, whole.
     about_records = True
+    records_view = False
     if action == "purge":
         # The log's own purges (the console's, no user), for every reader of the log: where
         # its answers begin. Found through the index on (user, at), the console's few entries.
@@ -198,43 +213,93 @@ def list_entries(
     elif _own_record(session, scope, resource, record_id, record_uuid):
         visible = true()
     elif view == "records":
-        visible = _about_records_in(scope, since, until)
+        records_view = True
     else:
         about_records = False
-    # An outer join: entries written at the console have no user (none of them is by the
-    # caller's users, so the readers view never lists them).
-    stmt = (
-        select(AuditEntry, User.username)
-        .outerjoin(User, AuditEntry.user_id == User.id)
-        .where(visible)
-    )
+    filters = []
     if user_id is not None:
-        stmt = stmt.where(AuditEntry.user_id == user_id)
+        filters.append(AuditEntry.user_id == user_id)
     if action:
-        stmt = stmt.where(AuditEntry.action == action)
+        filters.append(AuditEntry.action == action)
     if resource:
-        stmt = stmt.where(AuditEntry.resource == resource)
+        filters.append(AuditEntry.resource == resource)
     if record_id is not None:
-        stmt = stmt.where(AuditEntry.resource_ids.contains([record_id]))
+        filters.append(AuditEntry.resource_ids.contains([record_id]))
     if record_uuid is not None:
-        stmt = stmt.where(AuditEntry.resource_uuids.contains([record_uuid]))
-    stmt = stmt.where(*_period(since, until))
+        filters.append(AuditEntry.resource_uuids.contains([record_uuid]))
+    filters += _period(since, until)
     if before is not None:
         at = session.scalar(select(AuditEntry.at).where(AuditEntry.id == before))
         if at is None:
             raise errors.Unprocessable(f"Audit entry {before} is not in the log.", field="before")
-        stmt = stmt.where(
-            or_(AuditEntry.at < at, and_(AuditEntry.at == at, AuditEntry.id < before))
-        )
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.execute(
-        stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    ).all()
+        # A row comparison: one range of the (at, id) index (migration 0056).
+        filters.append(tuple_(AuditEntry.at, AuditEntry.id) < tuple_(at, before))
+    offset = (page - 1) * page_size
+    if records_view:
+        rows, total = _records_page(session, scope, filters, offset, page_size)
+    else:
+        # An outer join: entries written at the console have no user (none of them is by the
+        # caller's users, so the readers view never lists them).
+        stmt = _newest(visible, *filters)
+        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        rows = session.execute(stmt.offset(offset).limit(page_size)).all()
     if about_records:
         _named_in_scope(session, scope, [entry for entry, _ in rows])
     return [(entry, username) for entry, username in rows], total
+
+
+def _newest(*conditions):
+    """Entries meeting `conditions` with their actor's username, newest first (at, id
+    descending: a backward scan of the (at, id) index)."""
+    return (
+        select(AuditEntry, User.username)
+        .outerjoin(User, AuditEntry.user_id == User.id)
+        .where(*conditions)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    )
+
+
+# The records view tests the newest entries one by one (`_names_records_in`), at most this many
+# (those that pass the other filters), before it matches older ones as a set.
+RECORDS_WALK = 20_000
+
+
+def _records_page(
+    session: Session, scope: Scope, filters: list, offset: int, page_size: int
+) -> tuple[list, int]:
+    """The records view's page, and its count: the entries up to the next page's first.
+
+    Entries about the caller's records are not found by an index (an entry's records belong
+    to the scope through their grids, as they are now), so the log is walked newest first and
+    each entry tested against the scope (`_names_records_in`), stopping once the page and one
+    entry more are found: a page costs what it reads, however long the log. Matching the
+    whole log and sorting it (and counting it, for the total) took 2-7 s on 500,000 entries.
+    The walk tests at most RECORDS_WALK entries: where the scope's entries are sparser than
+    that (a community seldom read), the older entries are matched as a set
+    (`_about_records_in`), as every page was before.
+
+    The count goes no further than the page after this one's first entry: `total` is exact
+    when there is no next page, and else says only that there is one (X-Pagination's
+    `next_page`)."""
+    wanted = offset + page_size + 1
+    # The walk's cost is estimated as if it read the whole log, past jit_above_cost:
+    # PostgreSQL spent 0.3-1.5 s compiling it for a statement that runs in milliseconds.
+    set_local(session, jit="off")
+    edge = session.execute(
+        select(AuditEntry.at, AuditEntry.id)
+        .where(*filters)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .offset(RECORDS_WALK - 1)
+        .limit(1)
+    ).first()
+    walked = [tuple_(AuditEntry.at, AuditEntry.id) >= tuple_(*edge)] if edge else []
+    rows = session.execute(_newest(_names_records_in(scope), *filters, *walked).limit(wanted)).all()
+    if len(rows) < wanted and edge is not None:
+        older = [*filters, tuple_(AuditEntry.at, AuditEntry.id) < tuple_(*edge)]
+        rows += session.execute(
+            _newest(_about_records_in(scope, older), *older).limit(wanted - len(rows))
+        ).all()
+    return rows[offset : offset + page_size], len(rows)
 
 
 def _named_in_scope(session: Session, scope: Scope, entries: list[AuditEntry]) -> None:
@@ -283,13 +348,43 @@ def _period(since: datetime | None, until: datetime | None) -> list:
     return conditions
 
 
-def _about_records_in(scope: Scope, since: datetime | None, until: datetime | None):
+def _names_records_in(scope: Scope):
+    """A condition on AuditEntry: it names a household, visit (photo) or task in scope,
+    tested entry by entry, as a newest-first walk reads them.
+
+    A community's households and tasks (a few thousand) are hashed once per query and each
+    entry's ids looked up in them: a few microseconds an entry, a tile's 3,000 ids included.
+    Otherwise each id is probed by its table's primary key until one is in scope, tens of
+    microseconds an entry: a district's households are too many to hash (a hash past the
+    query's memory is not built, and PostgreSQL would scan the list for every id), and a
+    community's visits too costly to gather (every visit of its grids, read anew each
+    request, grows with the weeks: 150 ms for 7,700 of 310,000)."""
+    tests = []
+    for resources, ids_column, model, condition, hashable in (
+        (("household",), AuditEntry.resource_ids, Household, scope.households(), True),
+        (_VISIT_RESOURCES, AuditEntry.resource_uuids, Visit, scope.visits(), False),
+        (_TASK_RESOURCES, AuditEntry.resource_ids, Task, scope.tasks(), True),
+    ):
+        if hashable and scope.role == "community_admin":
+            named = func.unnest(ids_column).table_valued("id").render_derived()
+            records = select(model.id).where(condition)
+            # `IS TRUE`: an `IN (subquery)` standing alone in the WHERE is made a join,
+            # probing the records' primary key for every id; wrapped, it stays a subplan,
+            # hashed once.
+            test = exists().select_from(named).where(named.c.id.in_(records).is_(true()))
+        else:
+            test = exists().where(model.id == any_(ids_column), condition)
+        tests.append(and_(AuditEntry.resource.in_(resources), test))
+    return or_(*tests)
+
+
+def _about_records_in(scope: Scope, conditions: list):
     """A condition on AuditEntry: it names a household, visit (photo) or task in scope.
 
-    Set-based: each entry's ids are unnested and joined to the caller's records (hashed once
-    per query); a correlated test per entry probed the tables' indexes once per id (several
-    times slower on a long log). Still one pass over the entries of the period."""
-    period = _period(since, until)
+    Set-based, over the entries meeting `conditions`: each entry's ids are unnested and joined
+    to the caller's records (hashed once per query); a correlated test per entry probed the
+    tables' indexes once per id (several times slower over a long log). Still one pass over
+    those entries."""
     parts = []
     for resources, ids_column, records in (
         (("household",), AuditEntry.resource_ids, select(Household.id).where(scope.households())),
@@ -300,7 +395,7 @@ def _about_records_in(scope: Scope, since: datetime | None, until: datetime | No
         parts.append(
             select(AuditEntry.id)
             .join(named, true())
-            .where(AuditEntry.resource.in_(resources), named.c.id.in_(records), *period)
+            .where(AuditEntry.resource.in_(resources), named.c.id.in_(records), *conditions)
         )
     return AuditEntry.id.in_(union(*parts))
 

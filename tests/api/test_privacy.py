@@ -620,6 +620,78 @@ def test_the_records_view_takes_the_other_filters(client, world, visit):
     assert listed(until=(NOW - timedelta(days=1)).isoformat()) == []
 
 
+def _reads_of_both_communities(session, world, count: int) -> list[int]:
+    """`count` reads by B's worker, a minute apart, every other one of a household of A's
+    (whose records view lists it) and the others of B's; the ids of A's, newest first."""
+    ours, theirs = world.households[A1][0], world.households[B1][0]
+    about_ours = []
+    for minute in range(count):
+        household = ours if minute % 2 else theirs
+        entry = audit.record(
+            session,
+            user_id=world.users["worker_b1"].id,
+            action="read",
+            resource="household",
+            resource_ids=[household.id],
+            fields=["address"],
+            at=NOW - timedelta(minutes=count - minute),
+        )
+        if household is ours:
+            about_ours.append(entry.id)
+    session.commit()
+    return about_ours[::-1]
+
+
+def test_the_records_view_counts_no_further_than_the_next_pages_first_entry(client, session, world):
+    """The records view finds its page by walking the log newest first, never matching the
+    whole log: its X-Pagination `total` counts the entries up to the next page's first (one
+    more than the page says there is a next page), exact only on the last page. Counting every
+    entry about the community's records took seconds on a long log."""
+    about_ours = _reads_of_both_communities(session, world, 10)
+    admin = world.auth("admin_a")
+
+    def page(**params):
+        response = client.get(
+            "/api/v1/audit",
+            query_string={"view": "records", "page_size": 2, **params},
+            headers=admin,
+        )
+        assert response.status_code == 200, response.json
+        return [e["id"] for e in response.json], json.loads(response.headers["X-Pagination"])
+
+    first, pagination = page()
+    assert first == about_ours[:2]
+    assert (pagination["total"], pagination["next_page"]) == (3, 2)
+    last, pagination = page(before=about_ours[2])
+    assert last == about_ours[3:]
+    assert (pagination["total"], pagination.get("next_page")) == (2, None)
+    readers = client.get("/api/v1/audit?page_size=2", headers=world.auth("admin_b"))
+    assert json.loads(readers.headers["X-Pagination"])["total"] == 10  # counted whole
+
+
+@pytest.mark.parametrize("walk", [1, 2, 3, 1000])
+def test_the_records_view_lists_the_same_entries_wherever_its_walk_stops(
+    client, session, world, monkeypatch, walk
+):
+    """The walk tests at most `RECORDS_WALK` of the newest entries one by one and matches the
+    older ones as a set: pages, numbered or paged on with `before`, list the same entries
+    either way."""
+    about_ours = _reads_of_both_communities(session, world, 9)
+    monkeypatch.setattr(audit, "RECORDS_WALK", walk)
+    admin = world.auth("admin_a")
+
+    def ids(**params):
+        query = {"view": "records", **params}
+        response = client.get("/api/v1/audit", query_string=query, headers=admin)
+        assert response.status_code == 200, response.json
+        return [e["id"] for e in response.json]
+
+    assert ids() == about_ours
+    assert ids(page_size=2, page=2) == about_ours[2:4]
+    assert ids(page_size=3, before=about_ours[0]) == about_ours[1:4]
+    assert ids(page_size=3, before=about_ours[0], page=2) == about_ours[4:]
+
+
 def test_the_audit_log_filters_by_the_household_whose_data_was_read(
     client, session, world, visit, task
 ):

@@ -280,6 +280,36 @@ def test_paging_on_neither_repeats_nor_skips_entries_written_meanwhile(page, old
     assert page.locator("#entries tbody tr[data-id]").count() == 50
 
 
+def test_the_records_view_numbers_its_pages_without_counting_the_whole_log(
+    page, e2e_engine, old_entries
+):
+    """The records view's answer counts no further than the next page's first entry (the API
+    walks the log newest first): while there is a next page its pages are numbered, not
+    counted ("共 51 条" would be a count of nothing)."""
+    from api.models import Grid, Household, User
+
+    with Session(e2e_engine) as session:
+        community = session.scalar(select(User.community_code).where(User.username == "admin01"))
+        ours = session.scalar(
+            select(Household.id)
+            .join(Grid, Grid.id == Household.grid_id)
+            .where(Grid.community_code == community)
+            .limit(1)
+        )
+    for n in range(55):  # about the community's household, beside the 60 of the fixture
+        old_entries(OLD + timedelta(hours=2, minutes=n), ours)
+    open_audit(page)
+    page.check("#view-records")
+    page.fill("#filter-until", "2020-12-31")
+    page.dispatch_event("#filter-until", "change")
+    page.wait_for_selector("#entries tbody tr[data-id] >> nth=49")
+    page.wait_for_function("() => document.querySelector('#page-info').innerText === '第 1 页'")
+    assert page.locator("#next").is_enabled()
+    page.click("#next")
+    page.wait_for_function("() => document.querySelector('#page-info').innerText === '第 2 页'")
+    assert page.locator("#entries tbody tr[data-id]").count() >= 5
+
+
 def test_a_household_not_theirs_is_said_in_chinese_and_the_whole_log_shown(page):
     open_audit(page, query="?household=2000000000")
     status = page.locator("#status")

@@ -47,7 +47,7 @@ const TEXT = {
     clearHousehold: "清除", noMatch: "没有找到该地址的住户。", tooManyWords: "地址最多四个词（楼栋、单元、楼层、房号）。",
     removed: "已移出", badPeriod: "截止日期不能早于起始日期。",
     prev: "上一页", next: "下一页",
-    pageInfo: (page, pages, total) => `第 ${page}/${pages} 页 · 共 ${total} 条`,
+    pageInfo: (page, pages, total) => `第 ${page}/${pages} 页 · 共 ${total} 条`, pageOnly: (page) => `第 ${page} 页`,
     none: "没有符合条件的记录。", loading: "正在读取…",
     notForYou: "审计日志由社区管理员和街道/区级查看人员查阅，此页面不对您开放。",
     failed: "操作失败：",
@@ -79,7 +79,7 @@ const TEXT = {
     clearHousehold: "Clear", noMatch: "No household at that address.", tooManyWords: "At most four words (building, unit, floor, room).",
     removed: "removed", badPeriod: "The last day cannot be before the first.",
     prev: "Previous", next: "Next",
-    pageInfo: (page, pages, total) => `Page ${page} of ${pages} · ${total} entries`,
+    pageInfo: (page, pages, total) => `Page ${page} of ${pages} · ${total} entries`, pageOnly: (page) => `Page ${page}`,
     none: "No entries match.", loading: "Loading…",
     notForYou: "Community admins and district viewers read the audit log: this page is not for you.",
     failed: "It failed: ",
@@ -200,6 +200,11 @@ function filters() {
   return query;
 }
 
+/** Whether the API answers `query` from the records view, counted up to the next page only
+ * (a household or the purges asked for are listed and counted whole). */
+const walked = (query) =>
+  query.get("view") === "records" && !query.has("household") && query.get("action") !== "purge";
+
 function emptyRow(html, cls = "muted") {
   return `<tr><td colspan="5" class="empty ${cls}">${html}</td></tr>`;
 }
@@ -223,9 +228,17 @@ async function loadEntries() {
     const { items, pagination } = await apiPage(`/api/v1/audit?${query}`, { page: 1, pageSize: PAGE_SIZE });
     if (asked !== state.listAsked) return;
     body.innerHTML = items.map(rowHtml).join("") || emptyRow(escapeHtml(t.none));
-    if (state.page === 1) state.total = pagination?.total ?? items.length;
-    const pages = Math.max(1, Math.ceil(state.total / PAGE_SIZE), state.page);
-    $("#page-info").textContent = t.pageInfo(state.page, pages, state.total);
+    // The records view is not counted whole (the API walks the log newest first, and counts
+    // no further than the next page's first entry): while there is a next page, its pages are
+    // numbered, not counted.
+    const counted = !walked(query) || (state.page === 1 && !pagination?.next_page);
+    if (state.page === 1) state.total = counted ? (pagination?.total ?? items.length) : null;
+    if (state.total == null) {
+      $("#page-info").textContent = t.pageOnly(state.page);
+    } else {
+      const pages = Math.max(1, Math.ceil(state.total / PAGE_SIZE), state.page);
+      $("#page-info").textContent = t.pageInfo(state.page, pages, state.total);
+    }
     state.cursors[state.page] = items.length ? items[items.length - 1].id : null;
     $("#prev").disabled = state.page <= 1;
     $("#next").disabled = !pagination?.next_page;

@@ -27,8 +27,10 @@ class AuditLog(MethodView):
         household, task or visit with `record` / `record_uuid`), they see every entry about
         it, whoever the reader (a district viewer, a reliever from another community);
         `household` lists every entry about a household of theirs, its visits and its tasks;
-        `view=records` every entry about their records, whoever the reader. Filter by actor,
-        action, resource, record and period; paginated (`X-Pagination`). Entries are kept at
+        `view=records` every entry about their records, whoever the reader (newest first,
+        found by walking the log: its `X-Pagination` counts no further than the next page's
+        first entry, exact on the last page). Filter by actor, action, resource, record and
+        period; paginated (`X-Pagination`). Entries are kept at
         least 184 days (six months); `action=purge` lists the purges of older ones (how many
         went, and up to when: where every other answer begins).
         """

@@ -65,7 +65,8 @@ class AuditQueryArgsSchema(Schema):
         metadata={
             "description": "readers (default): entries by your community's (district's) users; "
             "records: entries about your community's (district's) households, visits and "
-            "tasks, whoever read them (other communities, district viewers, the console)"
+            "tasks, whoever read them (other communities, district viewers, the console); "
+            "its X-Pagination total counts no further than the next page's first entry"
         },
     )
 
