@@ -1404,10 +1404,14 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
     for task in due:
         grid = session.get(Grid, task.grid_id)
         before = task.status
-        task.status = "escalated"
+        # A returned task is with the leader to place already: it stays returned. Made
+        # `escalated`, it went back to its returner (still its assignee), who was offered
+        # "resolve" on a task they had said was not theirs, and left the leader's returned.
+        after = before if before == "returned" else "escalated"
+        task.status = after
         task.escalated_at = now
         _stamp(task, now)
-        _event(task, "escalate", before, "escalated", None, now, note=DEADLINE_NOTE)
+        _event(task, "escalate", before, after, None, now, note=DEADLINE_NOTE)
         session.flush()
         above = overseers(session, grid, now=now, besides=(task.assignee_id,))
         _notify_task(session, task, above, "task_escalated", "任务已超期", urgent=True, now=now)
