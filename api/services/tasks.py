@@ -719,7 +719,7 @@ def reassign(
     if task.status not in REASSIGNABLE:
         raise errors.Conflict(
             f"A task that is {task.status} cannot be reassigned.",
-            status_now=task.status,
+            state=task.status,
             allowed=task_actions(task),
         )
     assignee = session.get(User, assignee_id) if row_id(assignee_id) is not None else None

@@ -426,6 +426,25 @@ def test_reassigning_a_task_to_the_worker_at_work_on_it_is_a_conflict(
     assert session.scalar(told) == notices
 
 
+def test_reassigning_a_resolved_task_is_a_conflict_naming_its_state_as_every_step_does(
+    client, world, session
+):
+    """A refused step says where the task stands in `state` (with `allowed`), as transitions,
+    moves and deadline changes do: the reassign's said `status_now`, so a client reading
+    `state` (the app, the task page) found nothing there."""
+    task = make_task(session, now=T0)
+    assert act(client, world, "worker_a1", task.id, "accept").status_code == 200
+    assert act(client, world, "worker_a1", task.id, "resolve").status_code == 200
+    r = client.post(
+        f"/api/v1/tasks/{task.id}/assign",
+        json={"assignee_id": world.users["worker_a2"].id, "note": "A2 熟悉情况"},
+        headers=world.auth("leader_a"),
+    )
+    assert r.status_code == 409, r.json
+    assert (r.json["state"], r.json["allowed"]) == ("resolved", ["callback", "close", "reopen"])
+    assert "status_now" not in r.json
+
+
 def test_a_worker_cannot_reassign(client, world, session):
     task = make_task(session, now=T0)
     r = client.post(
