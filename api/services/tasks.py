@@ -67,7 +67,9 @@ TRANSITIONS: dict[str, dict[str, Rule]] = {
     # Escalated too: an escalation tells the leader, it does not take the work from the
     # assignee (a deadline passing at the door blocked recording the resolution until a reassign).
     "resolve": {s: Rule("resolved", ASSIGNEE) for s in ("accepted", "in_progress", "escalated")},
-    "callback": {"resolved": Rule("callback", LEADER)},
+    # Closed too, before the resident's verdict came (the hotline's 回访, a call made late): it
+    # is recorded, the task staying closed; once a round (`task_actions`).
+    "callback": {"resolved": Rule("callback", LEADER), "closed": Rule("closed", LEADER)},
     "close": {s: Rule("closed", LEADER) for s in ("resolved", "callback")},
     "return": {s: Rule("returned", ASSIGNEE) for s in ("dispatched", "accepted")},
     "escalate": {
@@ -90,10 +92,13 @@ def allowed_actions(status: str) -> list[str]:
 
 def task_actions(task: Task) -> list[str]:
     """The actions legal on this task: those of its status, less a reopening of a ticket the
-    hotline has sent on to another community (the ticket is theirs now)."""
+    hotline has sent on to another community (the ticket is theirs now), and less a callback
+    once the resident's satisfaction is recorded (a closed task takes one late, once)."""
     actions = allowed_actions(task.status)
     if task.transferred_to_id is not None:
         actions = [a for a in actions if a != "reopen"]
+    if task.satisfaction is not None:
+        actions = [a for a in actions if a != "callback"]
     return actions
 
 
@@ -920,7 +925,11 @@ def transition(
             raise errors.Forbidden(f"Only the task's assignee may {action} it.")
         raise errors.Forbidden(f"Only the grid's leader or the community admin may {action} it.")
     if rule is None or action not in task_actions(task):
-        why = " (its ticket went on to another community)" if rule is not None else ""
+        why = ""
+        if rule is not None and action == "callback" and task.satisfaction is not None:
+            why = " (it was called back already)"
+        elif rule is not None:
+            why = " (its ticket went on to another community)"
         yours = [a for a in task_actions(task) if may_take(scope, task, grid, a)]
         raise errors.Conflict(
             f"Cannot {action} a task that is {task.status}{why}; you may: "

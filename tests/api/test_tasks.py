@@ -289,7 +289,9 @@ def test_each_action_is_legal_only_from_its_states(client, world, session, actio
         else "leader_a"
     )
     for status in STATUSES:
-        session.execute(Task.__table__.update().where(Task.id == task.id).values(status=status))
+        # Not yet called back (a callback takes the resident's satisfaction once a round).
+        fresh = {"status": status, "satisfaction": None}
+        session.execute(Task.__table__.update().where(Task.id == task.id).values(**fresh))
         r = act(client, world, user, task.id, action, **extra)
         if status in TRANSITIONS[action]:
             assert r.status_code == 200, (status, r.json)
@@ -745,6 +747,42 @@ def test_the_ticket_number_filter_is_in_the_openapi_document(client):
     assert parameters["external_id"]["in"] == "query"
     assert parameters["external_id"]["schema"]["maxLength"] == 64
     assert "12345" in parameters["external_id"]["description"]
+
+
+def test_a_task_closed_before_its_callback_still_records_the_residents_satisfaction(
+    client, world, session
+):
+    """The leader closed the resolved ticket (办结) and the resident's verdict came after (the
+    hotline's 回访, or the community's own call made late): a callback was refused on a closed
+    task, and the ticket stayed out of the satisfaction rate for good. It is taken once: the
+    task stays closed as it was, the verdict recorded and counted; a second is a 409."""
+    task = make_task(session, now=T0)
+    for user, action in (("worker_a1", "accept"), ("worker_a1", "resolve"), ("leader_a", "close")):
+        assert act(client, world, user, task.id, action).status_code == 200, action
+    closed = client.get(f"/api/v1/tasks/{task.id}", headers=world.auth("leader_a")).json
+    assert closed["your_actions"] == ["callback", "reopen"]
+    r = act(client, world, "leader_a", task.id, "callback", satisfaction="basically_satisfied")
+    assert r.status_code == 200, r.json
+    assert (r.json["status"], r.json["satisfaction"]) == ("closed", "basically_satisfied")
+    assert r.json["closed_at"] == closed["closed_at"]
+    step = r.json["events"][-1]
+    assert (step["action"], step["from_status"], step["to_status"]) == (
+        "callback",
+        "closed",
+        "closed",
+    )
+    assert r.json["your_actions"] == ["reopen"]
+    again = act(client, world, "leader_a", task.id, "callback", satisfaction="unsatisfied")
+    assert (again.status_code, again.json["state"], again.json["allowed"]) == (
+        409,
+        "closed",
+        ["reopen"],
+    )
+    assert "called back" in again.json["detail"]
+    rates = client.get(
+        f"/api/v1/tasks/rates?grid={A1}&week=2026-W47", headers=world.auth("admin_a")
+    )
+    assert rates.json["satisfaction_rate"] == 100.0
 
 
 def test_rates_of_a_grid_for_a_week(client, world, session):
