@@ -15,7 +15,17 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from api import errors
 from api.db import row_id
-from api.models import Community, Grid, Household, Task, TaskEvent, TaskPhoto, User, Visit
+from api.models import (
+    Community,
+    Grid,
+    Household,
+    Task,
+    TaskEvent,
+    TaskPhoto,
+    User,
+    Visit,
+    user_grids,
+)
 from api.models.tasks import HOTLINE_TYPES
 from api.scope import Scope
 from api.services import dispatch
@@ -1215,14 +1225,17 @@ def _hand_on_reopened(
     session: Session, task: Task, grid: Grid, actor_id: int | None, now: datetime
 ) -> None:
     """A reopened task goes back to its last assignee, told of it; when they can no longer
-    work it (switched off, made a community admin since, on leave today), to whom dispatch
-    picks today, as a new task would; with nobody to pick, it waits unassigned and whoever may
-    assign it is told."""
+    work it (switched off, made a community admin since, on leave today, no longer holding
+    nor leading its grid), to whom dispatch picks today, as a new task would; with nobody to
+    pick, it waits unassigned and whoever may assign it is told."""
     day = now.astimezone(LOCAL).date()
     holder = session.get(User, task.assignee_id) if task.assignee_id is not None else None
     # An account made an admin left field work: its open tasks were handed on then, and one it
     # had resolved is not given back to it (as no reassign may name it).
     works = holder is not None and holder.active and holder.role in FIELD_ROLES
+    # One moved to other grids since (or who held it for a day: a reliever, a worker of another
+    # grid it was reassigned to) serves other doors: the grid's worker now serves this one.
+    works = works and (grid.leader_id == holder.id or _holds(session, holder.id, grid.id))
     if works and not dispatch.on_leave(session, holder.id, day):
         if holder.id != actor_id:
             _notify_task(session, task, [holder.id], "task_updated", "任务已重新打开", now=now)
@@ -1235,6 +1248,16 @@ def _hand_on_reopened(
         now,
         why="原承办人无法办理（已停用或请假）",
         title="重新打开的任务待分派",
+    )
+
+
+def _holds(session: Session, user_id: int, grid_id: int) -> bool:
+    return bool(
+        session.scalar(
+            select(user_grids.c.user_id).where(
+                user_grids.c.user_id == user_id, user_grids.c.grid_id == grid_id
+            )
+        )
     )
 
 

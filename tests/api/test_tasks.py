@@ -656,6 +656,35 @@ def test_a_task_reopened_after_its_assignee_became_an_admin_goes_to_whom_dispatc
     assert former.id not in told
 
 
+def test_a_task_reopened_after_its_assignee_left_its_grid_goes_to_the_grids_worker(
+    client, world, session
+):
+    """The 12345 hotline sent a ticket back (重办) after its worker was moved to another grid:
+    the reopening gave it back to them, out in their new grid, while the grid's own worker
+    served the resident's door; told "任务已重新打开", they could not even return it (a
+    reopened task is accepted or escalated). It goes to whom dispatch picks in its grid now."""
+    task = _closed_task(client, world, session)
+    moved = world.users["worker_a1"]
+    successor = make_user(session, "worker_a1_next", "worker", grids=[A1])
+    r = client.patch(
+        f"/api/v1/users/{moved.id}", json={"grid_codes": [A2]}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 200, r.json
+    r = act(client, world, "leader_a", task.id, "reopen", note="12345 重办")
+    assert r.status_code == 200, r.json
+    assert (r.json["status"], r.json["assignee_id"]) == ("dispatched", successor.id)
+    assert [e["action"] for e in r.json["events"]][-2:] == ["reopen", "dispatch"]
+    assert (
+        moved.id
+        not in session.scalars(
+            select(Notification.user_id).where(Notification.title == "任务已重新打开")
+        ).all()
+    )
+    assert session.scalars(
+        select(Notification.kind).where(Notification.user_id == successor.id)
+    ).all() == ["task_dispatched"]
+
+
 def test_a_task_reopened_goes_back_to_its_assignee_who_can_work(client, world, session):
     task = _closed_task(client, world, session)
     r = act(client, world, "leader_a", task.id, "reopen")
