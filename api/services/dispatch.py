@@ -101,9 +101,23 @@ def choose_assignee(
             return worker, FINDER
     roster = published_roster(session, grid.community_code, day)
     settings = roster_settings(session.get(Community, grid.community_code))
-    for worker in workers:
-        if on_duty(session, worker, day, roster, settings):
-            return worker, ON_DUTY
+    duty = [w for w in workers if on_duty(session, w, day, roster, settings)]
+    if roster is not None and len(duty) > 1:
+        # Out in the grid (its B-post) before at the hall window (the A-post) or out in another
+        # grid: by id alone, a grid's task went to its worker who could not leave the window.
+        in_grid = set(
+            session.scalars(
+                select(Shift.worker_id).where(
+                    Shift.roster_id == roster.id,
+                    Shift.date == day,
+                    Shift.post == "B",
+                    Shift.grid_id == grid.id,
+                )
+            )
+        )
+        duty.sort(key=lambda w: w.id not in in_grid)  # stable: by id within each
+    if duty:
+        return duty[0], ON_DUTY
     if roster is not None:
         shifts = session.scalars(
             select(Shift)

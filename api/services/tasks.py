@@ -15,7 +15,17 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from api import errors
 from api.db import row_id
-from api.models import Community, Grid, Household, Task, TaskEvent, TaskPhoto, User, Visit
+from api.models import (
+    Community,
+    Grid,
+    Household,
+    Task,
+    TaskEvent,
+    TaskPhoto,
+    User,
+    Visit,
+    user_grids,
+)
 from api.models.tasks import HOTLINE_TYPES
 from api.scope import Scope
 from api.services import dispatch
@@ -67,7 +77,9 @@ TRANSITIONS: dict[str, dict[str, Rule]] = {
     # Escalated too: an escalation tells the leader, it does not take the work from the
     # assignee (a deadline passing at the door blocked recording the resolution until a reassign).
     "resolve": {s: Rule("resolved", ASSIGNEE) for s in ("accepted", "in_progress", "escalated")},
-    "callback": {"resolved": Rule("callback", LEADER)},
+    # Closed too, before the resident's verdict came (the hotline's 回访, a call made late): it
+    # is recorded, the task staying closed; once a round (`task_actions`).
+    "callback": {"resolved": Rule("callback", LEADER), "closed": Rule("closed", LEADER)},
     "close": {s: Rule("closed", LEADER) for s in ("resolved", "callback")},
     "return": {s: Rule("returned", ASSIGNEE) for s in ("dispatched", "accepted")},
     "escalate": {
@@ -90,10 +102,13 @@ def allowed_actions(status: str) -> list[str]:
 
 def task_actions(task: Task) -> list[str]:
     """The actions legal on this task: those of its status, less a reopening of a ticket the
-    hotline has sent on to another community (the ticket is theirs now)."""
+    hotline has sent on to another community (the ticket is theirs now), and less a callback
+    once the resident's satisfaction is recorded (a closed task takes one late, once)."""
     actions = allowed_actions(task.status)
     if task.transferred_to_id is not None:
         actions = [a for a in actions if a != "reopen"]
+    if task.satisfaction is not None:
+        actions = [a for a in actions if a != "callback"]
     return actions
 
 
@@ -735,7 +750,7 @@ def reassign(
     if task.status not in REASSIGNABLE:
         raise errors.Conflict(
             f"A task that is {task.status} cannot be reassigned.",
-            status_now=task.status,
+            state=task.status,
             allowed=task_actions(task),
         )
     assignee = session.get(User, assignee_id) if row_id(assignee_id) is not None else None
@@ -936,7 +951,11 @@ def transition(
             raise errors.Forbidden(f"Only the task's assignee may {action} it.")
         raise errors.Forbidden(f"Only the grid's leader or the community admin may {action} it.")
     if rule is None or action not in task_actions(task):
-        why = " (its ticket went on to another community)" if rule is not None else ""
+        why = ""
+        if rule is not None and action == "callback" and task.satisfaction is not None:
+            why = " (it was called back already)"
+        elif rule is not None:
+            why = " (its ticket went on to another community)"
         yours = [a for a in task_actions(task) if may_take(scope, task, grid, a)]
         raise errors.Conflict(
             f"Cannot {action} a task that is {task.status}{why}; you may: "
@@ -1222,14 +1241,17 @@ def _hand_on_reopened(
     session: Session, task: Task, grid: Grid, actor_id: int | None, now: datetime
 ) -> None:
     """A reopened task goes back to its last assignee, told of it; when they can no longer
-    work it (switched off, made a community admin since, on leave today), to whom dispatch
-    picks today, as a new task would; with nobody to pick, it waits unassigned and whoever may
-    assign it is told."""
+    work it (switched off, made a community admin since, on leave today, no longer holding
+    nor leading its grid), to whom dispatch picks today, as a new task would; with nobody to
+    pick, it waits unassigned and whoever may assign it is told."""
     day = now.astimezone(LOCAL).date()
     holder = session.get(User, task.assignee_id) if task.assignee_id is not None else None
     # An account made an admin left field work: its open tasks were handed on then, and one it
     # had resolved is not given back to it (as no reassign may name it).
     works = holder is not None and holder.active and holder.role in FIELD_ROLES
+    # One moved to other grids since (or who held it for a day: a reliever, a worker of another
+    # grid it was reassigned to) serves other doors: the grid's worker now serves this one.
+    works = works and (grid.leader_id == holder.id or _holds(session, holder.id, grid.id))
     if works and not dispatch.on_leave(session, holder.id, day):
         if holder.id != actor_id:
             _notify_task(session, task, [holder.id], "task_updated", "任务已重新打开", now=now)
@@ -1242,6 +1264,16 @@ def _hand_on_reopened(
         now,
         why="原承办人无法办理（已停用或请假）",
         title="重新打开的任务待分派",
+    )
+
+
+def _holds(session: Session, user_id: int, grid_id: int) -> bool:
+    return bool(
+        session.scalar(
+            select(user_grids.c.user_id).where(
+                user_grids.c.user_id == user_id, user_grids.c.grid_id == grid_id
+            )
+        )
     )
 
 
@@ -1420,10 +1452,14 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
     for task in due:
         grid = session.get(Grid, task.grid_id)
         before = task.status
-        task.status = "escalated"
+        # A returned task is with the leader to place already: it stays returned. Made
+        # `escalated`, it went back to its returner (still its assignee), who was offered
+        # "resolve" on a task they had said was not theirs, and left the leader's returned.
+        after = before if before == "returned" else "escalated"
+        task.status = after
         task.escalated_at = now
         _stamp(task, now)
-        _event(task, "escalate", before, "escalated", None, now, note=DEADLINE_NOTE)
+        _event(task, "escalate", before, after, None, now, note=DEADLINE_NOTE)
         session.flush()
         above = overseers(session, grid, now=now, besides=(task.assignee_id,))
         _notify_task(session, task, above, "task_escalated", "任务已超期", urgent=True, now=now)

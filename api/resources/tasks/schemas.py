@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 
 import marshmallow as ma
@@ -132,11 +133,22 @@ def _not_blank(value: str) -> None:
 COMPLAINANT_VALUE_MAX = 200
 
 
+class TicketNumber(ma.fields.String):
+    """A ticket number as the office types or pastes it from the 12345 platform: full-width
+    characters half-width (NFKC: an IME's １２３４５, its full-width space a space), invisible
+    characters (a chat app's U+200B) dropped, the spaces around it trimmed. Taken as sent, a
+    number with a space around it was another ticket: a second task, past the repeat check."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        typed = super()._deserialize(value, attr, data, **kwargs)
+        return unicodedata.normalize("NFKC", typed).translate(_DROP_INVISIBLE).strip(" ")
+
+
 def ticket_number(**kwargs) -> ma.fields.String:
-    """A ticket number (`external_id`) as stored and as looked up: 1-64 characters of one line.
-    One with a control character would be refused by the database (NUL, naming no field) or
-    stored where no lookup finds it (a newline)."""
-    return ma.fields.String(
+    """A ticket number (`external_id`) as stored and as looked up (`TicketNumber`): 1-64
+    characters of one line. One with a control character would be refused by the database
+    (NUL, naming no field) or stored where no lookup finds it (a newline)."""
+    return TicketNumber(
         validate=[ma.validate.Length(min=1, max=64), _one_line],
         **kwargs,
     )

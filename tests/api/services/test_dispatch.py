@@ -139,6 +139,19 @@ def test_a_worker_with_an_a_post_shift_is_on_duty(session, world):
     assert choose_assignee(session, world.grids[A1], TUESDAY)[0] == world.users["worker_a1"]
 
 
+def test_of_a_grids_workers_on_duty_the_one_out_in_it_gets_its_task_before_one_at_the_window(
+    session, world
+):
+    """A grid of two workers, one at the hall window today (A-post), the other door to door in
+    the grid (its B-post): the task went to the first by id, the one who cannot leave the
+    window, while the other was a few doors from the resident."""
+    published = roster(session)
+    second = make_user(session, "worker_a1b", "worker", grids=[A1])
+    shift(session, published, world.users["worker_a1"], post="A")
+    shift(session, published, second, grid=world.grids[A1])
+    assert choose_assignee(session, world.grids[A1], TUESDAY) == (second, "grid worker on duty")
+
+
 def test_a_draft_roster_does_not_count(session, world):
     roster(session, status="draft")
     assert choose_assignee(session, world.grids[A1], TUESDAY)[0] == world.users["worker_a1"]

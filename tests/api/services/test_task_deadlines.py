@@ -7,7 +7,14 @@ from click.testing import CliRunner
 from api.cli import main
 from api.models import Community, Notification
 from api.scope import Scope
-from api.services.tasks import deadlines, is_overdue, reassign, tick, transition
+from api.services.tasks import (
+    caller_actions,
+    deadlines,
+    is_overdue,
+    reassign,
+    tick,
+    transition,
+)
 from tests.factories import A, make_task
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
@@ -94,6 +101,24 @@ def test_a_hand_escalation_after_the_deadline_answers_it(session, world):
     worker = Scope.for_user(session, world.users["worker_a1"])
     transition(session, worker, task, "escalate", now=T0 + timedelta(hours=3))
     assert tick(session, T0 + timedelta(hours=4)).escalated == 0
+
+
+def test_a_returned_task_escalated_at_its_deadline_stays_with_the_leader_to_place(session, world):
+    """A worker returned the task (not theirs: a wrong dispatch) and the deadline passed before
+    the leader placed it. The leader is told at once, and the task stays returned, waiting for
+    them: it went `escalated` with its returner still its assignee, back on their list with
+    "resolve" offered for a task they had said was not theirs, and off the leader's returned."""
+    task = make_task(session, now=T0, urgency="danger")  # 2 h
+    worker = Scope.for_user(session, world.users["worker_a1"])
+    transition(session, worker, task, "return", note="不属于本网格", now=T0 + timedelta(minutes=5))
+    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
+    assert (task.status, task.escalated_at) == ("returned", T0 + timedelta(hours=2))
+    step = task.events[-1]
+    assert (step.action, step.from_status, step.to_status) == ("escalate", "returned", "returned")
+    assert kinds(session, world.users["leader_a"]) == ["task_updated", "task_escalated"]
+    assert kinds(session, world.users["worker_a1"]) == ["task_dispatched"]
+    assert "resolve" not in caller_actions(worker, task)
+    assert tick(session, T0 + timedelta(hours=3)).escalated == 0
 
 
 def test_resolved_tasks_are_neither_warned_nor_escalated(session, world):
