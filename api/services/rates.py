@@ -68,6 +68,7 @@ class Rates:
             "response_rate": self.response_rate,
             "resolution_rate": self.resolution_rate,
             "satisfaction_rate": self.satisfaction_rate,
+            "rated": self.rated,  # the verdicts the satisfaction rate rests on
         }
 
 

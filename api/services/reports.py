@@ -476,7 +476,8 @@ def _task_object(p: str, total: bool) -> str:
         f"'overdue', {n('overdue')}, "
         f"'response_rate', gw_pct({n('responded')}, {n('opened')}), "
         f"'resolution_rate', gw_pct({n('resolved')}, {n('opened')}), "
-        f"'satisfaction_rate', gw_pct({n('satisfied')}, {n('rated')})"
+        f"'satisfaction_rate', gw_pct({n('satisfied')}, {n('rated')}), "
+        f"'rated', {n('rated')}"
     )
 
 

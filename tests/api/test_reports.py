@@ -246,6 +246,7 @@ R1_TASKS = {
     "response_rate": 100.0,
     "resolution_rate": 100.0,
     "satisfaction_rate": 100.0,
+    "rated": 1,  # the callbacks the satisfaction rate rests on
 }
 
 
@@ -286,6 +287,7 @@ def test_week_47_grid_figures_match_the_hand_count(client, history):
         "response_rate": 0.0,
         "resolution_rate": 0.0,
         "satisfaction_rate": None,
+        "rated": 0,
     }
     assert r2["tasks"] == {**r2_tasks, "hotline": r2_tasks}
 
@@ -309,7 +311,7 @@ def test_the_hotlines_own_three_rates_stand_beside_those_of_every_source(client,
     assert (totals["opened"], totals["hotline"]["opened"]) == (3, 2)
 
     def same_keys(figures):
-        return {k: figures[k] for k in ("opened", *RATES)}
+        return {k: figures[k] for k in ("opened", "rated", *RATES)}
 
     def rates(**area):
         r = client.get(

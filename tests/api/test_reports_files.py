@@ -196,6 +196,7 @@ def test_the_pdf_gives_the_three_rates_in_total_and_per_grid_as_the_page_does(cl
         "response_rate": 50.0,
         "resolution_rate": 50.0,
         "satisfaction_rate": 100.0,
+        "rated": 1,
     }
     assert document["totals"]["tasks"] == {**totals, "hotline": totals}  # two 12345 tickets
     assert "响应率 50.0%, 解决率 50.0%, 满意率 100.0%" in words

@@ -828,6 +828,8 @@ def test_rates_of_a_grid_for_a_week(client, world, session):
         100.0,
         100.0,
     )
+    # On how many verdicts the satisfaction rate rests: 100 % of one callback is not 100 % of 50.
+    assert r.json["rated"] == 1
     r = client.get(
         f"/api/v1/tasks/rates?community={A}&start=2026-11-01T00:00:00Z&end=2026-12-01T00:00:00Z",
         headers=world.auth("admin_a"),

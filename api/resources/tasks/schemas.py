@@ -569,6 +569,9 @@ class RatesSchema(Schema):
     response_rate = Float(allow_none=True, metadata={"description": "percent"})
     resolution_rate = Float(allow_none=True, metadata={"description": "percent"})
     satisfaction_rate = Float(allow_none=True, metadata={"description": "percent"})
+    rated = Integer(
+        metadata={"description": "The verdicts (callbacks) the satisfaction rate rests on"}
+    )
 
 
 class RecurringQueryArgsSchema(GridOrCommunityArgsSchema):
