@@ -564,6 +564,80 @@ def test_a_sync_answered_after_sign_out_puts_nothing_back_on_the_phone(context, 
     assert left == {"queued": [], "flagged": []}
 
 
+# Another realm of the app (a tab, as the service worker would) refreshes the tokens: it notes
+# the sign-ins it is told have ended (`window.ended`) and how its refresh came out.
+REFRESH_ELSEWHERE = """async () => {
+  window.ended = 0;
+  addEventListener('gridwork:session-ended', () => { window.ended += 1; });
+  const session = await import('/web/session.js');
+  window.refreshed = session.refreshAccess(localStorage.getItem('gridwork.token'))
+    .then(() => 'refreshed', (error) => error.constructor.name);
+}"""
+
+
+def refresh_answered_late(context):
+    """Another realm of the app asks for fresh tokens; the server answers at once (the refresh
+    token used, fresh ones issued) and the answer is held up on its way (a weak signal) until
+    `deliver()`, which says how the refresh came out there. (realm, deliver)"""
+    held = []
+    other = context.new_page()
+    other.route("**/api/v1/auth/refresh", lambda route: held.append((route, route.fetch())))
+    other.goto("/web/version.json")  # any page of the app's origin: a realm of its own
+    other.evaluate(REFRESH_ELSEWHERE)
+    for _ in range(100):
+        if held:
+            break
+        other.wait_for_timeout(50)
+    assert held, "the refresh was never sent"
+
+    def deliver() -> str:
+        route, answer = held[0]
+        route.fulfill(response=answer)
+        return other.evaluate("() => window.refreshed")
+
+    return other, deliver
+
+
+def test_a_refresh_answered_after_sign_out_puts_no_tokens_back(context, page):
+    """A refresh on its way as the worker signed out stored its tokens when its answer came,
+    over the sign-out: the phone held a sign-in again (revoked on the server, but the service
+    worker took the phone for signed in and showed a push's words, a resident's address)."""
+    open_app(context, page)
+    other, deliver = refresh_answered_late(context)
+    with page.expect_navigation():  # the app reloads once signed out
+        page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+
+    outcome = deliver()
+    stored = page.evaluate(STORED)
+    assert (stored["token"], stored["metaToken"]) == (None, None)
+    assert page.evaluate("async () => (await import('/web/idb.js')).getMeta('refresh')") is None
+    assert outcome == "SessionEnded"  # its caller's call is not sent again with the tokens
+    assert other.evaluate("() => window.ended") == 0  # nothing said of a sign-in already over
+
+
+def test_a_refresh_answered_after_the_next_sign_in_leaves_that_one_be(context, page):
+    """Signed out and signed in as another worker while a refresh of the first worker's tokens
+    was on its way: its answer put the first worker's tokens in place of the second's, and the
+    app, the queue and the service worker went on as the first worker."""
+    open_app(context, page)
+    other, deliver = refresh_answered_late(context)
+    with page.expect_navigation():
+        page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    sign_in(page, "worker02", DEMO_PASSWORD)  # the phone handed on
+    page.wait_for_selector("body[data-ready='1']")
+    signed_in = page.evaluate(STORED)
+    assert signed_in["metaToken"] == signed_in["token"]
+
+    outcome = deliver()
+    after = page.evaluate(STORED)
+    assert (after["token"], after["metaToken"]) == (signed_in["token"], signed_in["token"])
+    assert outcome == "SessionEnded"
+    assert other.evaluate("() => window.ended") == 0  # the inbox kept is worker02's: left be
+    assert page.is_visible("#home") and page.is_hidden("#signin")
+
+
 def test_a_session_ended_elsewhere_asks_to_sign_in_again_and_keeps_the_queue(
     context, worker_page, live_app, e2e_engine
 ):

@@ -2646,11 +2646,7 @@ async function endSignIn() {
     await showQueue();
     return;
   }
-  const registration = await navigator.serviceWorker?.getRegistration().catch(() => null);
-  const subscription = await registration?.pushManager?.getSubscription().catch(() => null);
-  const device = Number(localStorage.getItem(DEVICE_KEY)) || null;
-  await signOut(device ? { device_id: device } : subscription ? { token: subscription.endpoint } : {});
-  await subscription?.unsubscribe().catch(() => {});
+  await signOut(); // this browser's push device too, and its subscription
   await clearQueue();
   location.reload();
 }

@@ -27,12 +27,25 @@ export async function signIn(username, password) {
 }
 
 /**
- * Sign out: the server revokes this token and its session (and stops pushes to the device
- * named in `body`: {device_id} or {token}), then the token and the cached personal data are
- * forgotten here. Best effort on the server: offline, the token is forgotten and expires.
+ * Sign out, from any page: the server revokes this token and its session and stops pushes to
+ * this browser (its device, as the app registered it: {device_id}, else {token}, its push
+ * subscription's endpoint), the browser lets go of its push subscription, then the token and
+ * the cached personal data are forgotten here. Best effort on the server: offline, the
+ * sign-out is kept to be sent once back, and the token is forgotten all the same.
+ *
+ * The token is the origin's, so a sign-out on an office page signs the app out too. Only the
+ * app's 退出 let go of the subscription and named the device: signed out on /map or /accounts,
+ * the browser stayed subscribed, and pushes (a task's title, a resident's address) kept coming
+ * to a browser nobody was signed in on.
  */
-export async function signOut(body = {}) {
+export async function signOut() {
   signingOutNow(); // a 401 meanwhile is this sign-out's, not a session ended elsewhere
+  const subscriptions = await pushSubscriptions();
+  const device = Number(localStorage.getItem(DEVICE_KEY)) || null;
+  const endpoint = subscriptions[0]?.endpoint;
+  const body = device ? { device_id: device } : endpoint ? { token: endpoint } : {};
+  // Let go at once, with or without a signal (the push service is told when it can be).
+  const lettingGo = Promise.all(subscriptions.map((held) => held.unsubscribe().catch(() => false)));
   const access = getToken();
   if (access) {
     const refresh = await getMeta("refresh").catch(() => null);
@@ -43,7 +56,16 @@ export async function signOut(body = {}) {
       if (!(error instanceof ApiError) || error.status >= 500) keepSignOut({ access, refresh, body });
     }
   }
+  await lettingGo;
   await forgetSignIn();
+}
+
+/** The push subscriptions this browser holds for the app's origin (the app's service worker
+ * holds it, at /app: a page outside its scope, /map say, finds it among the registrations). */
+async function pushSubscriptions() {
+  const registrations = (await navigator.serviceWorker?.getRegistrations().catch(() => [])) || [];
+  const held = await Promise.all(registrations.map((r) => r.pushManager?.getSubscription().catch(() => null)));
+  return held.filter(Boolean);
 }
 
 // A sign-out the server never heard (no signal in a basement, the server restarting): the phone

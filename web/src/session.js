@@ -7,7 +7,8 @@
 // the pages' synchronous reads. Refresh tokens are single-use: the server revokes the whole
 // session when one is presented twice. So every refresh, in any page or the service worker,
 // runs under one Web Lock and first re-reads the stored tokens: whoever waited behind another
-// refresh takes its result instead of presenting the already used refresh token.
+// refresh takes its result instead of presenting the already used refresh token. A sign-out or
+// a sign-in takes no lock: a refresh answered after one keeps nothing (`keepRefreshed`).
 
 import { META, getMeta, run } from "./idb.js";
 
@@ -102,9 +103,53 @@ export function refreshAccess(stale) {
     }
     if (!response.ok) throw new Error(`refresh answered ${response.status}`);
     const body = await response.json();
-    await storeTokens(body.access_token, body.refresh_token);
-    return body.access_token;
+    const kept = await keepRefreshed(stale, refresh, body.access_token, body.refresh_token);
+    if (kept) return kept;
+    // Signed out, or signed in again, while the refresh was on its way: its tokens are dropped
+    // and its caller's call is not sent again. Nothing is said: the page's own sign-out or
+    // sign-in is the news, and a session-ended event told now would act on the next sign-in's
+    // page (forgetting its inbox kept on the phone).
+    throw Object.assign(new SessionEnded("The sign-in has ended: sign in again."), { why: null, user: tokenUser(stale) });
   });
+}
+
+/** `token` is still of the sign-in of `stale`: the same user and session. */
+function ofSignIn(token, stale) {
+  return Boolean(token) && tokenUser(token) === tokenUser(stale) && sameSignIn(token, stale);
+}
+
+/**
+ * Keep the tokens a refresh (of the sign-in of `stale`, with the refresh token `used`) brought:
+ * their access token, or null when the phone was signed out or signed in again meanwhile.
+ *
+ * Kept only while `used` is still the stored refresh token, read in the very transaction that
+ * writes, and, in a page, while the page's token is still of that sign-in. A sign-out or a
+ * sign-in does not wait for the refresh lock: one made while a refresh was on its way (a weak
+ * signal, a slow server) was overwritten when its answer came, and the phone held the signed-out
+ * worker's tokens again (revoked on the server, but the service worker took the phone for
+ * signed in and showed pushes' words), or the first worker's tokens in place of the next's.
+ */
+async function keepRefreshed(stale, used, access, refresh) {
+  const outcome = await run(META, "readwrite", (store) => {
+    const found = { kept: false };
+    const held = store.get("refresh");
+    held.onsuccess = () => {
+      // A sign-out or a sign-in writes the page's token first, then IndexedDB.
+      if (held.result !== used || (hasWindow && !ofSignIn(getToken(), stale))) return;
+      store.put(access, "token");
+      store.put(refresh, "refresh");
+      found.kept = true;
+    };
+    return found;
+  }).catch((error) => {
+    throw new StorageUnavailable(error?.message || String(error));
+  });
+  if (!outcome.kept) return null;
+  if (!hasWindow) return access;
+  // Signed out or in since the check: that one's own write to IndexedDB comes after this one's.
+  if (!ofSignIn(getToken(), stale)) return null;
+  localStorage.setItem(TOKEN_KEY, access);
+  return access;
 }
 
 // Signing out (`common.js` signOut): a request answered 401 meanwhile is no session ended
