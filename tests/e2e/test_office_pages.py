@@ -108,6 +108,19 @@ def test_signed_out_of_an_office_page_with_no_answer_the_browser_lets_go_of_its_
     assert device_signed_out(e2e_engine, device_id)
 
 
+def test_signed_out_everywhere_from_the_app_the_browser_lets_go_of_its_subscription(
+    page,
+    fake_push,  # noqa: F811
+):
+    """退出所有设备 ended every sign-in but kept the browser's subscription: the next one to sign
+    in on it with notifications allowed had it registered for them again, unasked."""
+    push_on_in_the_app(page)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#signout-all")
+    page.locator("#signin").wait_for(state="visible")
+    assert page.evaluate(SUBSCRIPTION) is None
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_an_office_page_whose_session_ended_elsewhere_shows_the_sign_in_form(page, path):
     page.goto(path)

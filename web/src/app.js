@@ -1,7 +1,7 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
   DEVICE_KEY, GRID_TASKS_KEY, HOUSEHOLDS_KEY, INBOX_ACKS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, noAnswer, isoWeek, keepCopy, keptCopy,
-  otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signOut, todayLocal, translate,
+  letGoOfPush, otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signOut, todayLocal, translate,
 } from "./common.js";
 import {
   RETRIED_REFUSALS, clearQueue, discard, dismissFlagged, enqueue, getMeta, handOver, listFlagged, listQueued, requeueEdited,
@@ -2702,6 +2702,7 @@ $("signout-all").addEventListener("click", async () => {
     $("account-status").textContent = t.accountFailed + failure.message;
     return;
   }
+  await letGoOfPush();
   await forgetSignIn();
   $("home").hidden = true;
   resetInbox();

@@ -45,7 +45,7 @@ export async function signOut() {
   const endpoint = subscriptions[0]?.endpoint;
   const body = device ? { device_id: device } : endpoint ? { token: endpoint } : {};
   // Let go at once, with or without a signal (the push service is told when it can be).
-  const lettingGo = Promise.all(subscriptions.map((held) => held.unsubscribe().catch(() => false)));
+  const lettingGo = letGoOfPush(subscriptions);
   const access = getToken();
   if (access) {
     const refresh = await getMeta("refresh").catch(() => null);
@@ -58,6 +58,14 @@ export async function signOut() {
   }
   await lettingGo;
   await forgetSignIn();
+}
+
+/** Let go of this browser's push subscriptions (`held`, else all it holds): a sign-out, and
+ * 退出所有设备, whose sign-ins have all ended; kept, the next one to sign in on this browser with
+ * notifications allowed had it registered for them again, unasked. */
+export async function letGoOfPush(held = null) {
+  const subscriptions = held ?? (await pushSubscriptions());
+  return Promise.all(subscriptions.map((subscription) => subscription.unsubscribe().catch(() => false)));
 }
 
 /** The push subscriptions this browser holds for the app's origin (the app's service worker
