@@ -253,15 +253,22 @@ WINDOW_FOUND_MAX = 20  # households the window lists for one address: more, and 
 def window_lookup(session: Session, scope: Scope, address: str, day: date) -> list[Household]:
     """The households in the register at the address a resident says at the hall window on
     `day` (`address_words_condition`), in any grid of the community for the A-post worker
-    (`Scope.window_households`), by address; at most WINDOW_FOUND_MAX."""
+    (`Scope.window_households`; 403 for anyone else), by address; at most WINDOW_FOUND_MAX."""
     condition = address_words_condition(address)
     if condition is None:
         raise errors.Unprocessable(
             "Give one to four words of the address.", errors={"query": {"address": ["?"]}}
         )
+    window = scope.window_households(session, day)
+    if window is None:
+        raise errors.Forbidden(
+            "Only the worker at the hall window today (the A-post of a published roster) "
+            "looks up the households of every grid of the community; yours are listed by "
+            "GET /api/v1/households?address=."
+        )
     stmt = (
         select(Household)
-        .where(scope.window_households(session, day), Household.removed_at.is_(None), condition)
+        .where(window, Household.removed_at.is_(None), condition)
         .options(_GRID_CODE)
         .order_by(*_number_order(Household.building), *_number_order(Household.room), Household.id)
         .limit(WINDOW_FOUND_MAX)

@@ -603,11 +603,8 @@ def _sees_household(
     resident who walks in may live in any grid of the community)."""
     if session.scalar(select(Household.id).where(Household.id == household.id, scope.households())):
         return True
-    if window_day is None:
-        return False
-    try:
-        window = scope.window_households(session, window_day)
-    except errors.Forbidden:
+    window = None if window_day is None else scope.window_households(session, window_day)
+    if window is None:
         return False
     return bool(session.scalar(select(Household.id).where(Household.id == household.id, window)))
 
