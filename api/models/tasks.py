@@ -169,7 +169,11 @@ class TaskEvent(Base):
     # Before photos were uploaded (migration 0055) a step took free strings said to be "photo
     # URLs or storage keys", which nothing checked or served: kept as they were sent, read-only.
     photo_refs: Mapped[list] = mapped_column(JSONB, default=list, server_default="[]")
+    # When the server recorded the step (the history's order).
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When it was taken, as the phone that kept it with no signal said (`transition`'s
+    # `taken_at`, bounded); NULL: sent with no time of its own (migration 0057).
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When retention coarsened `location` (the worker's position) to ~100 m
     # (api/services/retention.py); NULL: precise, or no position.
     coarsened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -934,8 +934,11 @@ def transition(
     location: dict | None = None,
     photos: list[int | str] | None = None,
     satisfaction: str | None = None,
+    taken_at: datetime | None = None,
     now: datetime,
 ) -> Task:
+    """Take `action` on `task` as the caller; `taken_at`: when the step was taken, if it was
+    kept on the phone before it was sent (`_taken_when`)."""
     rules = TRANSITIONS[action]
     rule = rules.get(task.status)
     # Whose step it is comes before whether the task's state takes it: a caller who may never
@@ -981,20 +984,22 @@ def transition(
         if grid is retired_grid:
             retired_grid = None
     before = task.status
+    stepped = _taken_when(task, taken_at, now)
+    when = stepped or now
     task.status = rule.to
     _stamp(task, now)
     # Resolving is contact made at the latest: a task escalated before it was accepted (help
     # asked at once) is resolved without an accept, and counted as never answered otherwise.
     if action in ("accept", "resolve") and task.first_contact_at is None:
-        task.first_contact_at = now
+        task.first_contact_at = when
     if action == "resolve":
-        task.resolved_at = now
+        task.resolved_at = when
     if action == "callback":
         task.satisfaction = satisfaction
     if action == "close":
-        task.closed_at = now
+        task.closed_at = when
     if action == "escalate":
-        task.escalated_at = task.escalated_at or now
+        task.escalated_at = task.escalated_at or when
     if action == "reopen":
         # A new round: the resident's verdict was on a resolution that did not hold.
         task.resolved_at = task.closed_at = None
@@ -1005,6 +1010,7 @@ def transition(
         task.contact_erased_at = None
     event = _event(task, action, before, rule.to, scope.user_id, now, note=note, location=point)
     event.photo_refs = refs
+    event.taken_at = stepped
     session.flush()
     for photo in taken:
         photo.event_id = event.id
@@ -1029,6 +1035,35 @@ def transition(
     elif action == "reopen":
         _hand_on_reopened(session, task, grid, scope.user_id, now)
     return task
+
+
+# Steps that made the task what a step taken on it acted on: who holds it (dispatched,
+# assigned, moved, reopened) or any person's step. Not the system's own (the deadline's
+# escalation) nor the hotline's change of deadline: a phone with no signal did not know of them.
+_HOLDER_EVENTS = ("create", "dispatch", "assign", "transfer", "reopen", "unassign")
+
+
+def _taken_when(task: Task, taken_at: datetime | None, now: datetime) -> datetime | None:
+    """When a step sent with `taken_at` was taken, as far as the server can tell (None: sent
+    with no time of its own).
+
+    A worker with no signal takes the step on the phone, which keeps it and sends it at the
+    next sync: what the step settles (contact made, the resolution, the close) is dated when
+    it was taken, so work done before the deadline and synced after it is on time. The
+    phone's time is bounded by what the server knows: not after now (a clock ahead), not
+    before the step it followed (`_HOLDER_EVENTS`: a clock behind). Between those it is the
+    phone's word, kept beside the server's `at` in the history for the leader to read."""
+    if taken_at is None:
+        return None
+    floor = max(
+        (
+            e.at
+            for e in task.events
+            if e.action in _HOLDER_EVENTS or (e.actor_id is not None and e.action != "deadline")
+        ),
+        default=task.created_at,
+    )
+    return min(max(taken_at, floor), now)
 
 
 def _step_photos(session: Session, scope: Scope, task: Task, ids: list[int]) -> list[TaskPhoto]:

@@ -1077,3 +1077,45 @@ def test_the_english_page_says_the_servers_chinese_notes_in_english(page, e2e_en
     assert "re-dispatched by 12345 from another community" in text
     assert f"110101001001009 → {DEMO_GRID}: the grid was retired" in text
     assert "改派" not in text and "撤销" not in text
+
+
+def test_a_resolve_kept_offline_is_dated_when_it_was_pressed_not_when_it_went(
+    context, page, e2e_engine, make_task, live_server
+):
+    """A B-post worker at the door with no signal pressed 办结; the step went at the sync half an
+    hour later, and the task was resolved then: late, if its deadline or the week ended
+    between. It goes with the time it was pressed, and the history says both."""
+    from api.models import Task, TaskEvent
+    from api.services.weeks import LOCAL
+
+    task_id, _ = make_task(status="accepted")
+    open_app(page, "worker01")
+    resolve_kept_offline(context, page, task_id)
+    pressed = (datetime.now(UTC) - timedelta(minutes=30)).replace(microsecond=0)
+    page.evaluate(  # the phone kept it half an hour: no signal in the stairwell
+        """async (at) => {
+          const idb = await import('/web/idb.js');
+          const steps = await idb.getMeta('taskSteps');
+          await idb.setMeta('taskSteps', steps.map((r) => ({ ...r, takenAt: at })));
+        }""",
+        pressed.isoformat(),
+    )
+    context.set_offline(False)
+    sent(page, task_id)
+    with Session(e2e_engine) as session:
+        task = session.get(Task, task_id)
+        event = session.scalars(
+            select(TaskEvent).where(TaskEvent.task_id == task_id, TaskEvent.action == "resolve")
+        ).one()
+        assert task.resolved_at == event.taken_at == pressed
+        assert event.at - pressed >= timedelta(minutes=30)
+    # The leader, to call the resident back, reads when it was done and when it came.
+    leader = context.browser.new_context(base_url=live_server)
+    try:
+        office = open_app(leader.new_page(), "leader01")
+        detail = open_task(office, task_id, "grid-task-list")
+        said = detail.locator("ol.events li[data-action=resolve]").inner_text()
+        assert f"{pressed.astimezone(LOCAL):%H:%M}" in said and "离线办理" in said
+        assert "送达" in said
+    finally:
+        leader.close()

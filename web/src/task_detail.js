@@ -31,7 +31,7 @@ const TEXT = {
     satisfaction: "回访满意度", chooseSatisfaction: "请选择", needsReason: "退回必须写明原因。",
     needsSatisfaction: "回访需选择居民的满意度。", lost: "没有收到服务器的答复：已保存在本机，待发送，联网后自动发送，或请联网后再按一次（不会重复办理）。",
     queued: "离线：已保存在本机，待发送，联网后自动发送（照片一并上传）。", waiting: "待发送", refused: "未发送：",
-    photoRefused: "照片上传失败：", takenAt: (time) => `记录于 ${time}`, withPhotos: (n) => `${n} 张照片`,
+    photoRefused: "照片上传失败：", takenAt: (time) => `记录于 ${time}`, syncedAt: (time) => `离线办理，${time} 送达`, withPhotos: (n) => `${n} 张照片`,
     retake: "重新办理", discard: "放弃", discardConfirm: (a) => `放弃这一步骤（${a}）？它将从本机删除，不会发送。`,
     replaceConfirm: (old, now) => `本机已有这项任务待发送的“${old}”（含其说明）。用这次的“${now}”替换它吗？`,
     sentLater: (a) => `已${a}（本机保存的步骤已发送）。`, refusedLater: (a) => `本机保存的“${a}”未被接受：`,
@@ -62,7 +62,7 @@ const TEXT = {
     satisfaction: "Resident's satisfaction", chooseSatisfaction: "Choose", needsReason: "Say why the task is returned.",
     needsSatisfaction: "A callback records the resident's satisfaction.", lost: "No answer from the server: kept on this device, waiting to send; it goes once online, or press again once online (it will not be done twice).",
     queued: "Offline: kept on this device, waiting to send; it goes once online (photos too).", waiting: "Waiting to send", refused: "Not sent: ",
-    photoRefused: "A photo could not be uploaded: ", takenAt: (time) => `taken ${time}`, withPhotos: (n) => `${n} photo(s)`,
+    photoRefused: "A photo could not be uploaded: ", takenAt: (time) => `taken ${time}`, syncedAt: (time) => `taken offline, arrived ${time}`, withPhotos: (n) => `${n} photo(s)`,
     retake: "Take it again", discard: "Discard", discardConfirm: (a) => `Discard this step (${a})? It is deleted from this device and not sent.`,
     replaceConfirm: (old, now) => `"${old}" (with its note) waits on this device for this task. Replace it with this "${now}"?`,
     sentLater: (a) => `${a}: done (the step kept on this device was sent).`, refusedLater: (a) => `The kept step "${a}" was not accepted: `,
@@ -212,8 +212,11 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     const what = task.description == null && task.source === "visit"
       ? `<span class="muted">${escapeHtml(t.withheld)}</span>`
       : task.description ? escapeHtml(task.description) : `<span class="muted">${escapeHtml(t.noWords)}</span>`;
+    // A step kept on a phone with no signal is said at the time it was taken, and when it
+    // reached the server beside it (the leader reads both: the phone's time is its word).
+    const keptLate = (e) => e.taken_at && new Date(e.at) - new Date(e.taken_at) >= 60_000;
     const events = (task.events || []).slice().reverse().map((e) => `<li data-action="${escapeHtml(e.action)}">
-      <span class="when">${escapeHtml(localTime(new Date(e.at)))}</span> <b>${escapeHtml(t.events[e.action] || e.action)}</b>
+      <span class="when">${escapeHtml(localTime(new Date(keptLate(e) ? e.taken_at : e.at)))}</span>${keptLate(e) ? ` <span class="muted synced-at">(${escapeHtml(t.syncedAt(localTime(new Date(e.at))))})</span>` : ""} <b>${escapeHtml(t.events[e.action] || e.action)}</b>
       ${e.to_status ? `<span class="muted">→ ${escapeHtml(statuses[e.to_status] || e.to_status)}</span>` : ""}
       ${e.note ? `<div class="event-note">${escapeHtml(noteOf(lang, e))}</div>` : ""}
       ${(e.attachments || []).length ? `<div class="event-photos">${e.attachments.map((p) => `<a class="thumb" data-src="${escapeHtml(p.url)}" target="_blank" rel="noopener"><img alt="${escapeHtml(t.photo)}"></a>`).join("")}</div>` : ""}

@@ -13,7 +13,7 @@ import { META, getMeta, run } from "./idb.js";
 import { tokenUser } from "./session.js";
 
 // Each {key, user, task_id, title, once, body: {action, note, satisfaction?}, photos: [{id} |
-// {blob, name}], state: "pending"|"refused", refusal, takenAt}. One a task: a step taken anew
+// {blob, name}], state: "pending"|"refused", refusal, takenAt, dated (sent with takenAt)}. One a task: a step taken anew
 // on the task replaces the one kept. A sign-out empties the meta store with the visit queue.
 export const STEPS_KEY = "taskSteps";
 
@@ -71,7 +71,7 @@ export async function keepStep({ task, body, photos }) {
   const record = same || {
     key: newIdempotencyKey(), user, task_id: task.id, title: task.title, once: task.updated_at, body,
     photos: photos.map((p) => (p.id ? { id: p.id } : { blob: p.blob, name: p.name })), state: "pending",
-    refusal: "", takenAt: new Date().toISOString(),
+    refusal: "", takenAt: new Date().toISOString(), dated: true,
   };
   await changeSteps((list) => [...list.filter((r) => !(r.user === user && r.task_id === task.id)), record]);
   return record;
@@ -103,7 +103,11 @@ async function sendOne(record, progress) {
       photos[i] = { id };
       await changeSteps((list) => list.map((r) => (r.key === record.key ? { ...r, photos: photos.slice() } : r)));
     }
-    const body = { ...record.body, ...(photos.length ? { photos: photos.map((p) => p.id) } : {}) };
+    // With the time it was taken: what it settles (the contact made, the resolution) is dated
+    // then, not at the sync that brought it. A step kept before steps went with their time
+    // (not `dated`) goes as it went first: its key's retry must be the same request.
+    const taken = record.dated ? { taken_at: record.takenAt } : {};
+    const body = { ...record.body, ...taken, ...(photos.length ? { photos: photos.map((p) => p.id) } : {}) };
     const task = await api(`/api/v1/tasks/${record.task_id}/transitions`, {
       method: "POST", body, headers: { "Idempotency-Key": record.key },
     });

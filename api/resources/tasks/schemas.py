@@ -305,7 +305,15 @@ class TaskEventSchema(Schema):
             "description": "The photos uploaded and sent with the step, each read at its `url`"
         },
     )
-    at = ma.fields.DateTime()
+    at = ma.fields.DateTime(metadata={"description": "When the server recorded the step"})
+    taken_at = ma.fields.DateTime(
+        allow_none=True,
+        metadata={
+            "description": "When the step was taken, as the phone that kept it with no signal "
+            "said (bounded: see the transition's `taken_at`); null: sent with no time of its "
+            "own, taken at `at`"
+        },
+    )
 
 
 class TaskSchema(Schema):
@@ -461,6 +469,17 @@ class TransitionSchema(Schema):
     satisfaction = ma.fields.String(
         validate=ma.validate.OneOf(SATISFACTION),
         metadata={"description": "With callback: " + ", ".join(SATISFACTION)},
+    )
+    taken_at = ma.fields.AwareDateTime(
+        error_messages={"invalid_awareness": "Give the time with its UTC offset (+08:00)."},
+        metadata={
+            "description": "When the step was taken, if it waited on the phone before it was "
+            "sent (no signal): what it settles (the contact made, the resolution, the close) "
+            "is dated then, so work done before the deadline and synced after it is on time. "
+            "Taken as the phone's word between the moment the task last came to you (or your "
+            "own last step on it) and now; a time outside is brought to the nearer bound. "
+            "The event keeps it as `taken_at` beside `at`, when the server recorded it"
+        },
     )
 
 

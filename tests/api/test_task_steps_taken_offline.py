@@ -1,0 +1,147 @@
+"""A step taken with no signal: the phone keeps it and sends it at the next sync with the time
+it was taken (`taken_at`). What it settles is dated then, not when it reached the server: an
+accept at the door within the half hour of a danger task counted as no answer in time, and a
+resolution on Sunday night synced on Monday left the week's report with the task unresolved."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from api.models import Task, TaskEvent
+from api.services.tasks import tick
+from tests.factories import A, make_task
+
+T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
+
+
+@pytest.fixture()
+def clock(app):
+    def at(moment: datetime) -> None:
+        app.config["FIXED_NOW"] = moment
+
+    at(T0)
+    return at
+
+
+def stored(session, task_id) -> Task:
+    session.expire_all()
+    return session.get(Task, task_id)
+
+
+def step(client, world, task_id, action, user="worker_a1", **body):
+    response = client.post(
+        f"/api/v1/tasks/{task_id}/transitions",
+        json={"action": action, **body},
+        headers=world.auth(user),
+    )
+    return response
+
+
+def taken(client, world, task_id, action, at: datetime, user="worker_a1", **body) -> dict:
+    response = step(client, world, task_id, action, user, taken_at=at.isoformat(), **body)
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def rates(client, world) -> dict:
+    return client.get(
+        # The week of T0 in Beijing: 16-22 November.
+        f"/api/v1/tasks/rates?community={A}&start=2026-11-15T16:00:00Z&end=2026-11-22T16:00:00Z",
+        headers=world.auth("admin_a"),
+    ).json
+
+
+def test_an_accept_taken_in_time_and_synced_late_is_an_answer_in_time(
+    client, session, world, clock
+):
+    task = make_task(session, now=T0, urgency="danger")  # first contact within 30 minutes
+    session.commit()
+    clock(T0 + timedelta(hours=1))
+    body = taken(client, world, task.id, "accept", T0 + timedelta(minutes=20))
+    accept = body["events"][-1]
+    assert accept["taken_at"] == (T0 + timedelta(minutes=20)).isoformat()
+    assert accept["at"] == (T0 + timedelta(hours=1)).isoformat()  # when the server heard of it
+    assert stored(session, task.id).first_contact_at == T0 + timedelta(minutes=20)
+    assert rates(client, world)["response_rate"] == 100.0
+
+
+def test_a_resolution_taken_before_the_week_ended_counts_in_that_week_though_synced_after(
+    client, session, world, clock
+):
+    task = make_task(session, now=T0, urgency="utility")  # 24 h: due Wednesday 10:00
+    session.commit()
+    step(client, world, task.id, "accept")
+    due = task.due_at
+    sunday_night = datetime(2026, 11, 22, 23, 0, tzinfo=UTC) - timedelta(hours=8)
+    # The deadline passed with nothing heard from the phone: the tick escalated, as it must.
+    assert tick(session, due).escalated == 1
+    session.commit()
+    clock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC) - timedelta(hours=8))  # Monday 08:00
+    body = taken(client, world, task.id, "resolve", sunday_night, note="路灯已修好")
+    assert body["status"] == "resolved"
+    assert body["events"][-1]["taken_at"] == sunday_night.isoformat()
+    week = rates(client, world)
+    assert (week["resolved"], week["overdue"]) == (1, 0)
+
+
+def test_a_step_sent_with_no_time_of_its_own_is_taken_when_it_arrives(
+    client, session, world, clock
+):
+    task = make_task(session, now=T0)
+    session.commit()
+    clock(T0 + timedelta(hours=1))
+    response = step(client, world, task.id, "accept")
+    assert response.status_code == 200
+    assert response.json["events"][-1]["taken_at"] is None
+    assert stored(session, task.id).first_contact_at == T0 + timedelta(hours=1)
+
+
+def test_a_phone_clock_ahead_is_brought_back_to_now(client, session, world, clock):
+    task = make_task(session, now=T0)
+    session.commit()
+    clock(T0 + timedelta(hours=1))
+    body = taken(client, world, task.id, "accept", T0 + timedelta(days=400))
+    assert body["events"][-1]["taken_at"] == (T0 + timedelta(hours=1)).isoformat()
+
+
+def test_a_step_is_not_dated_before_the_task_came_to_its_taker(client, session, world, clock):
+    """A phone clock behind (or set back) dates no step before the dispatch it answers, nor
+    before the taker's own last step."""
+    task = make_task(session, now=T0)
+    session.commit()
+    clock(T0 + timedelta(hours=1))
+    accept = taken(client, world, task.id, "accept", T0 - timedelta(days=3))["events"][-1]
+    assert accept["taken_at"] == T0.isoformat()  # dispatched at T0
+    clock(T0 + timedelta(hours=2))
+    start = taken(client, world, task.id, "start", T0)["events"][-1]
+    assert start["taken_at"] == (T0 + timedelta(hours=1)).isoformat()  # its own accept
+
+
+def test_the_leaders_close_is_not_dated_before_the_resolution_it_closes(
+    client, session, world, clock
+):
+    task = make_task(session, now=T0)
+    session.commit()
+    for action in ("accept", "start", "resolve"):
+        step(client, world, task.id, action)
+    clock(T0 + timedelta(hours=3))
+    close = taken(client, world, task.id, "close", T0 - timedelta(hours=1), user="leader_a")
+    assert close["events"][-1]["taken_at"] == T0.isoformat()
+    assert stored(session, task.id).closed_at == T0
+
+
+@pytest.mark.parametrize("value", ["2026-11-17T10:00:00", "yesterday", 1700000000])
+def test_a_time_without_its_offset_or_no_time_is_a_422_naming_taken_at_and_changes_nothing(
+    client, session, world, clock, value
+):
+    task = make_task(session, now=T0)
+    session.commit()
+    response = step(client, world, task.id, "accept", taken_at=value)
+    assert response.status_code == 422
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert "taken_at" in response.json["errors"]["json"]
+    assert stored(session, task.id).status == "dispatched"
+    events = session.query(TaskEvent).filter_by(task_id=task.id).all()
+    assert [e.action for e in events] == ["create", "dispatch"]
