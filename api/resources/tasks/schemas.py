@@ -144,6 +144,12 @@ class TicketNumber(ma.fields.String):
         return unicodedata.normalize("NFKC", typed).translate(_DROP_INVISIBLE).strip(" ")
 
 
+def aware_time(**kwargs) -> ma.fields.AwareDateTime:
+    """A moment given with its UTC offset; a naive one is a 422 that says how to write it."""
+    messages = {"invalid_awareness": "Give the time with its UTC offset (+08:00)."}
+    return ma.fields.AwareDateTime(error_messages=messages, **kwargs)
+
+
 def ticket_number(**kwargs) -> ma.fields.String:
     """A ticket number (`external_id`) as stored and as looked up (`TicketNumber`): 1-64
     characters of one line. One with a control character would be refused by the database
@@ -207,8 +213,7 @@ class TaskCreateSchema(Schema):
     location = ma.fields.Nested(
         LocationSchema, metadata={"description": "Where, when there is no household"}
     )
-    due_at = ma.fields.AwareDateTime(
-        error_messages={"invalid_awareness": "Give the time with its UTC offset (+08:00)."},
+    due_at = aware_time(
         metadata={
             "description": "Hotline tickets: the time limit (办理时限) the hotline dispatched the "
             "ticket with, after now and within 90 days; without it the urgency sets the "
@@ -470,23 +475,22 @@ class TransitionSchema(Schema):
         validate=ma.validate.OneOf(SATISFACTION),
         metadata={"description": "With callback: " + ", ".join(SATISFACTION)},
     )
-    taken_at = ma.fields.AwareDateTime(
-        error_messages={"invalid_awareness": "Give the time with its UTC offset (+08:00)."},
+    taken_at = aware_time(
         metadata={
             "description": "When the step was taken, if it waited on the phone before it was "
             "sent (no signal): what it settles (the contact made, the resolution, the close) "
             "is dated then, so work done before the deadline and synced after it is on time. "
-            "Taken as the phone's word between the moment the task last came to you (or your "
-            "own last step on it) and now; a time outside is brought to the nearer bound. "
+            "Taken as the phone's word between the last step it acted on (the dispatch, an "
+            "assign, a move, a reopen, any person's step) and now; a time outside is brought "
+            "to the nearer bound. "
             "The event keeps it as `taken_at` beside `at`, when the server recorded it"
         },
     )
 
 
 class DeadlineSchema(Schema):
-    due_at = ma.fields.AwareDateTime(
+    due_at = aware_time(
         required=True,
-        error_messages={"invalid_awareness": "Give the time with its UTC offset (+08:00)."},
         metadata={
             "description": "The ticket's new time limit (办理时限) as the 12345 hotline set it "
             "(延期, or a correction): after now and within 90 days, as at creation"
