@@ -1,7 +1,7 @@
 """The browser pages: the grid-leader map (/map), the workers' PWA (/app), the community
 office's accounts page (/accounts), the hall window's page (/window), the weekly coverage
 report's page (/reports), the AB-post roster page (/rosters), the resident register's page
-(/register) and the audit log's page (/audit), from web/dist."""
+(/register), the audit log's page (/audit) and the tasks' ledger (/tasks), from web/dist."""
 
 from __future__ import annotations
 
@@ -100,6 +100,11 @@ def register_page():
 @bp.get("/audit")
 def audit_page():
     return _page("audit.html")
+
+
+@bp.get("/tasks")
+def tasks_page():
+    return _page("tasks.html")
 
 
 @bp.get("/app")

@@ -33,7 +33,7 @@ from api.services.geometry import db_geom, point_lonlat
 from api.services.grids import locate
 from api.services.notifications import notify
 from api.services.users import user_id
-from api.services.weeks import LOCAL
+from api.services.weeks import LOCAL, week_bounds
 from geo.validate import GeometryProblem, parse_point
 
 OPEN_STATUSES = (
@@ -222,10 +222,23 @@ def list_tasks(
     external_id: str | None = None,
     created_by: str | None = None,
     created_on: date | None = None,
+    week: str | None = None,
+    community: str | None = None,
+    sort: str = "due",
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[Task], int]:
+    """The tasks the caller can see that match every filter given, a page of them, and how
+    many match. `week`: opened in that ISO week (Asia/Shanghai), as the rates and the weekly
+    report count a week's tasks, re-dispatched tickets included (their `transferred` status
+    tells them). `sort`: `due` (soonest deadline first) or `newest` (last opened first)."""
     stmt = select(Task).where(scope.tasks())
+    if week is not None:
+        start, end = week_bounds(week)
+        stmt = stmt.where(Task.created_at >= start, Task.created_at < end)
+    if community is not None:
+        grids = select(Grid.id).where(Grid.community_code == community)
+        stmt = stmt.where(Task.grid_id.in_(grids))
     if created_by == "me":  # the window worker's requests of the day, to answer who comes back
         stmt = stmt.where(Task.created_by_id == scope.user_id)
     if created_on is not None:  # a day in Beijing, its bounds reckoned by PostgreSQL:
@@ -259,7 +272,13 @@ def list_tasks(
     # statement per grid after the audit entry's commit (which loaded the polygons too).
     rows = session.scalars(
         stmt.options(_GRID_CODE, _ASSIGNEE_NAME)
-        .order_by(Task.due_at, Task.id)
+        .order_by(
+            *(
+                (Task.created_at.desc(), Task.id.desc())
+                if sort == "newest"
+                else (Task.due_at, Task.id)
+            )
+        )
         .offset((page - 1) * page_size)
         .limit(page_size)
     )

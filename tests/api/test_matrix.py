@@ -126,6 +126,7 @@ MATRIX: dict[str, Line] = {
     "GET /rosters": Line("/rosters", UNIFORM),
     "GET /register": Line("/register", UNIFORM),
     "GET /audit": Line("/audit", UNIFORM),
+    "GET /tasks": Line("/tasks", UNIFORM),
     "GET /app": Line("/app", UNIFORM),
     "GET /app/": Line("/app/", UNIFORM),
     "GET /app/sw.js": Line("/app/sw.js", UNIFORM),

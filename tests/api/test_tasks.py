@@ -719,6 +719,52 @@ def test_the_list_filters_by_assignee_status_grid_and_overdue(client, world, ses
     assert ids("", "worker_b1") == []
 
 
+def test_the_office_lists_a_weeks_tasks_newest_first_closed_ones_too(client, world, session):
+    """The community office answers for the week's figures: the list gives the tasks the
+    week's rates count (opened that week, Beijing time, whatever their state now), last
+    opened first, and a district viewer narrows it to one community."""
+    before = make_task(session, now=datetime(2026, 11, 15, 15, 59, tzinfo=UTC))  # Sun 23:59
+    monday = make_task(session, now=datetime(2026, 11, 15, 16, 0, tzinfo=UTC))  # Mon 00:00
+    later = make_task(session, A2, now=T0)
+    closed = make_task(session, now=T0 + timedelta(hours=1))
+    closed.status = "closed"
+    elsewhere = make_task(session, B1, now=T0)
+    session.flush()
+
+    def ids(query, user="admin_a"):
+        r = client.get(f"/api/v1/tasks?{query}", headers=world.auth(user))
+        assert r.status_code == 200, r.json
+        return [t["id"] for t in r.json]
+
+    assert ids("week=2026-W47&sort=newest") == [closed.id, later.id, monday.id]
+    assert ids("week=2026-W46") == [before.id]
+    assert ids("week=2026-W47&status=closed") == [closed.id]
+    viewer = "viewer_110101"
+    assert elsewhere.id in ids("week=2026-W47", viewer)
+    assert ids(f"week=2026-W47&community={A}&sort=newest", viewer) == [
+        closed.id,
+        later.id,
+        monday.id,
+    ]
+    assert ids(f"community={A}", "admin_b") == []  # another community's: nothing of it
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("week=2026-W60", "week"),
+        ("week=48", "week"),
+        ("sort=oldest", "sort"),
+        ("community=1", "community"),
+    ],
+)
+def test_a_bad_week_sort_or_community_is_a_422_naming_it(client, world, query, field):
+    r = client.get(f"/api/v1/tasks?{query}", headers=world.auth("admin_a"))
+    assert r.status_code == 422, r.json
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+    assert field in str(r.json)
+
+
 def test_the_list_finds_the_task_of_a_hotline_ticket_by_its_number(client, world):
     """The 12345 bridge holds a ticket number, not the task's id: `external_id` finds the task
     that number opened (the number exactly as the hotline sent it), among those the caller sees."""

@@ -29,6 +29,7 @@ def dist(tmp_path):
         "rosters.html",
         "register.html",
         "audit.html",
+        "tasks.html",
         "sw.js",
     ):
         (tmp_path / name).write_text(f"<!-- {name} -->")
@@ -71,6 +72,7 @@ def directives(response) -> dict[str, list[str]]:
         "/rosters",
         "/register",
         "/audit",
+        "/tasks",
     ],
 )
 def test_the_pages_carry_a_content_security_policy(database_url, connection, dist, path):
@@ -101,6 +103,7 @@ def test_the_pages_carry_a_content_security_policy(database_url, connection, dis
         "rosters.html",
         "register.html",
         "audit.html",
+        "tasks.html",
     ],
 )
 def test_a_page_fetched_as_a_web_asset_carries_the_pages_policy(
@@ -116,7 +119,7 @@ def test_a_page_fetched_as_a_web_asset_carries_the_pages_policy(
 
 
 @pytest.mark.parametrize(
-    "path", ["/accounts", "/window", "/reports", "/rosters", "/register", "/audit"]
+    "path", ["/accounts", "/window", "/reports", "/rosters", "/register", "/audit", "/tasks"]
 )
 def test_an_office_page_is_served_with_the_maps_headers(database_url, connection, dist, path):
     client = pages_client(database_url, connection, dist, BASEMAP_URL="https://t.example.cn/{z}")
@@ -434,9 +437,9 @@ def test_a_username_field_is_typed_as_written_not_capitalised():
         for page in sorted(WEB_SRC.glob("*.html"))
         for tag in re.findall(r"<input[^>]*name=\"username\"[^>]*>", page.read_text())
     ]
-    # The sign-ins of map, app, accounts, window, reports, rosters, register and audit; a new
-    # account.
-    assert len(fields) == 9
+    # The sign-ins of map, app, accounts, window, reports, rosters, register, audit and tasks;
+    # a new account.
+    assert len(fields) == 10
     for name, tag in fields:
         assert 'autocapitalize="none"' in tag and 'autocorrect="off"' in tag, (name, tag)
 

@@ -1,4 +1,4 @@
-"""The office pages (/window, /reports, /rosters, /register, /audit) boot alike (`bootPage` in
+"""The office pages (/window, /reports, /rosters, /register, /audit, /tasks) boot alike (`bootPage` in
 web/src/password.js): the sign-in form's language link, the page once signed in, 退出 ending the
 session on the server, letting go of the browser's push subscription (/map and /accounts too) and
 showing the form again, a session ended elsewhere sending the page back to the form."""
@@ -12,7 +12,7 @@ from fixtures.people import DEMO_PASSWORD
 from tests.e2e.conftest import sign_in
 from tests.e2e.test_app import STORED, fake_push, status_of  # noqa: F401 (a fixture)
 
-PAGES = ["/window", "/reports", "/rosters", "/register", "/audit"]
+PAGES = ["/window", "/reports", "/rosters", "/register", "/audit", "/tasks"]
 
 
 @pytest.mark.parametrize("path", PAGES)

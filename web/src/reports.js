@@ -15,7 +15,8 @@ import { keepFresh, tokenClaims } from "./session.js";
 const TEXT = {
   zh: {
     title: "走访覆盖周报", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
-    badLogin: "用户名或密码错误", signinFailed: "登录失败：", toMap: "网格地图", toAccounts: "账号管理", toRegister: "住户登记册",
+    badLogin: "用户名或密码错误", signinFailed: "登录失败：", toMap: "网格地图", toAccounts: "账号管理", toRegister: "住户登记册", toTasks: "工单台账",
+    weekTasks: "这一周登记的工单明细 →",
     prevWeek: "‹ 上一周", nextWeek: "下一周 ›", chooseWeek: "周次", scope: "范围", district: "全区", street: "街道", community: "社区",
     weekLabel: (week, from, to) => `${week}（${from}–${to}）`, day: (m, d) => `${m}月${d}日`,
     loading: "正在读取周报…", partial: "本周尚未结束：数字截至目前。",
@@ -45,7 +46,8 @@ const TEXT = {
   en: {
     title: "Weekly coverage report", username: "Username", password: "Password", signIn: "Sign in",
     signOut: "Sign out", other: "中文", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
-    toMap: "Grid map", toAccounts: "Accounts", toRegister: "Resident register",
+    toMap: "Grid map", toAccounts: "Accounts", toRegister: "Resident register", toTasks: "Task ledger",
+    weekTasks: "The tasks opened that week, one by one →",
     prevWeek: "‹ Week before", nextWeek: "Week after ›", chooseWeek: "Week", scope: "Area", district: "District", street: "Street",
     community: "Community",
     weekLabel: (week, from, to) => `${week} (${from} – ${to})`, day: (m, d) => `${d}/${m}`,
@@ -236,6 +238,11 @@ function showReport(report) {
     community: ["community", "grids"].includes(report.level) ? report.code : null,
     gridNames: new Map((report.grids || []).map((g) => [g.code, g.name])),
   });
+  // The tasks behind the week's rates, one by one (/tasks: opened that week), of the
+  // community read; a district's or a street's: every task of the viewer's district.
+  const tasksOf = new URLSearchParams({ week: report.week });
+  if (["community", "grids"].includes(report.level)) tasksOf.set("community", report.code);
+  $("week-tasks").href = `/tasks?${tasksOf}`;
   $("report").hidden = false;
   const figures = $("figures");
   figures.dataset.scope = state.scope || "own";

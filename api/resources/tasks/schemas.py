@@ -449,6 +449,23 @@ class TaskQueryArgsSchema(Schema):
             "task holding it, and one it was re-dispatched (改派) from, each if yours to see"
         },
     )
+    week = ma.fields.String(
+        validate=FullMatch(r"^[0-9]{4}-W[0-9]{2}$", error="An ISO week, e.g. 2026-W48."),
+        metadata={
+            "description": "Only the tasks opened in this ISO week (Asia/Shanghai), e.g. "
+            "2026-W48: the tasks the week's rates and coverage report count"
+        },
+    )
+    community = code_field(
+        12, metadata={"description": "Only the tasks of this community (12-digit code)"}
+    )
+    sort = ma.fields.String(
+        load_default="due",
+        validate=ma.validate.OneOf(["due", "newest"]),
+        metadata={
+            "description": "due (default): soonest deadline first; newest: last opened first"
+        },
+    )
 
 
 class TransitionSchema(Schema):

@@ -1,0 +1,115 @@
+"""The tasks' ledger (/tasks, 工单台账): the office reads every task of a week whatever its
+state, and finds a 12345 ticket's task in any week. Before it, a task closed left every page:
+the app lists open tasks, the reports page gives counts, and the office asked about a ticket
+by the hotline had nowhere to look."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from fixtures.people import DEMO_PASSWORD
+from tests.e2e.conftest import screenshot, sign_in
+from tests.e2e.test_task_detail import make_task  # noqa: F401 (a fixture)
+
+
+def open_ledger(page, username: str = "admin01", query: str = ""):
+    page.goto(f"/tasks{query}")
+    sign_in(page, username, DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def listed(page) -> list[int]:
+    return [int(i) for i in page.locator("#tasks tbody tr").evaluate_all(
+        "(rows) => rows.map((r) => r.dataset.id)"
+    )]  # fmt: skip
+
+
+def settled(page):
+    """Wait until the list asked for last is drawn."""
+    page.wait_for_selector("#tasks[data-loaded='1']", state="attached")
+
+
+def test_the_office_reads_the_weeks_tasks_closed_ones_too_and_opens_one(
+    page,
+    make_task,  # noqa: F811
+):
+    closed, _ = make_task(status="closed")
+    open_, _ = make_task(status="dispatched")
+    open_ledger(page)
+    settled(page)
+    assert {closed, open_} <= set(listed(page))
+    row = page.locator(f"#tasks tr[data-id='{closed}']")
+    assert row.locator(".col-state").inner_text() == "已关闭"
+    assert "12345热线 E2E" in row.locator(".col-task").inner_text()
+    screenshot(page, "tasks-ledger")
+
+    page.select_option("#filter-state", "open")
+    settled(page)
+    assert open_ in listed(page)
+    assert "state=open" in page.url  # the address keeps the list: a link opens it again
+
+    page.locator(f"#tasks tr[data-id='{open_}'] button.open-task").click()
+    page.wait_for_selector(f"#task-detail[data-task='{open_}'] h2")
+    assert "楼道灯不亮" in page.inner_text("#task-detail h2")
+
+
+def test_a_ticket_number_finds_its_task_in_an_earlier_week(
+    page,
+    e2e_engine,
+    make_task,  # noqa: F811
+):
+    from api.models import Task
+
+    old, _ = make_task(status="closed")
+    with Session(e2e_engine) as session:
+        session.execute(
+            update(Task)
+            .where(Task.id == old)
+            .values(created_at=datetime.now(UTC) - timedelta(weeks=5))
+        )
+        session.commit()
+        ticket = session.get(Task, old).external_id
+    open_ledger(page)
+    settled(page)
+    assert old not in listed(page)  # not this week's
+    page.fill("#filter-ticket", ticket)
+    page.wait_for_selector(f"#tasks tr[data-id='{old}']")
+    settled(page)
+    assert listed(page) == [old]
+    assert page.locator("#week").is_disabled()
+    page.fill("#filter-ticket", "NO-SUCH-TICKET")
+    page.wait_for_function(
+        "() => document.querySelector('#status').textContent.includes('NO-SUCH-TICKET')"
+    )
+    assert listed(page) == []
+
+
+def test_the_weekly_report_links_to_its_weeks_tasks(page):
+    page.goto("/reports")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    link = page.locator("#week-tasks")
+    href = link.get_attribute("href")
+    assert href.startswith("/tasks?week=") and "community=" in href
+    link.click()
+    page.wait_for_selector("body[data-ready='1']")
+    week = href.split("week=")[1].split("&")[0]
+    assert page.input_value("#week") == week
+
+
+def test_a_worker_is_told_the_ledger_is_the_offices(page):
+    open_ledger(page, "worker01")
+    assert page.is_visible("#notice") and "网格员应用" in page.inner_text("#notice")
+    assert page.is_hidden("#tasks-section")
+
+
+def test_the_ledger_speaks_english_too(page, make_task):  # noqa: F811
+    task, _ = make_task(status="resolved")
+    open_ledger(page, query="?lang=en")
+    settled(page)
+    row = page.locator(f"#tasks tr[data-id='{task}']")
+    assert row.locator(".col-state").inner_text() == "resolved"
+    assert page.inner_text("#toolbar strong") == "Task ledger"

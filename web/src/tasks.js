@@ -1,0 +1,221 @@
+// The tasks' ledger (/tasks, 工单台账): every task of the week, whatever its state, for the
+// community office answering for the week's figures (the rates, the weekly report count the
+// tasks opened in the week) and for the 12345 hotline asking after a ticket, closed or not.
+// The workers' app lists open tasks only; a task closed left every page.
+//
+// Filters: the week (opened then, Beijing time), the state, the source, overdue, and a ticket
+// number (which looks in every week). A task's title opens its page (task_detail.js), where the
+// leader may take their steps (call back, close, reopen). The API decides what each reads
+// (GET /api/v1/tasks: a leader their grids', an admin their community's, a viewer their
+// district's); a worker is told the page is the office's.
+import {
+  TASK_TEXT, apiPage, beijingTime, escapeHtml, isoWeek, pageWords, shiftWeek,
+} from "./common.js";
+import { bootPage, openPage } from "./password.js";
+import { taskDetail } from "./task_detail.js";
+
+const PAGE_SIZE = 50;
+const READERS = ["grid_leader", "community_admin", "district_viewer"];
+// The states a filter choice stands for (api/services/tasks.py: OPEN_STATUSES, RESOLVED_STATUSES).
+const STATES = {
+  open: ["new", "dispatched", "accepted", "in_progress", "returned", "escalated", "reopened"],
+  done: ["resolved", "callback"],
+  closed: ["closed"],
+  transferred: ["transferred"],
+};
+
+const TEXT = {
+  zh: {
+    title: "工单台账", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
+    badLogin: "用户名或密码错误", signinFailed: "登录失败：",
+    toMap: "← 网格地图", toReports: "走访覆盖周报", toRegister: "住户登记册",
+    role_grid_leader: "网格长", role_community_admin: "社区管理员", role_district_viewer: "街道/区级查看", role_worker: "网格员",
+    intro: "本周登记的全部工单（含已办结、已关闭、已改派），与周报和三率统计的工单相同，最新登记的在前。输入工单号则在全部周次中查找。",
+    prevWeek: "‹ 上一周", nextWeek: "下一周 ›", week: "登记周次",
+    state: "状态", state_all: "全部", state_open: "未办结", state_done: "已办结待回访", state_closed: "已关闭", state_transferred: "已改派",
+    source: "来源", source_all: "全部来源", overdueOnly: "只看超期未办结", ticket: "12345工单号",
+    colOpened: "登记时间", colTask: "工单", colGrid: "网格", colState: "状态", colAssignee: "承办人", colDue: "办结期限",
+    colDone: "办结时间", colSatisfaction: "回访满意度",
+    satisfactions: { satisfied: "满意", basically_satisfied: "基本满意", unsatisfied: "不满意" },
+    unassigned: "未分派", overdue: "已超期",
+    prev: "上一页", next: "下一页",
+    pageInfo: (page, pages, total) => `第 ${page}/${pages} 页 · 共 ${total} 件`,
+    none: "没有符合条件的工单。", noTicket: (n) => `没有工单号为 ${n} 的工单（或不在您的管辖范围内）。`, loading: "正在读取…",
+    notForYou: "工单台账由网格长、社区管理员和街道/区级查看人员查阅；您的任务在网格员应用中。",
+    failed: "读取失败：",
+  },
+  en: {
+    title: "Task ledger", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out", other: "中文",
+    badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
+    toMap: "← Grid map", toReports: "Weekly report", toRegister: "Resident register",
+    role_grid_leader: "Grid leader", role_community_admin: "Community admin", role_district_viewer: "District viewer", role_worker: "Grid worker",
+    intro: "Every task opened in the week (resolved, closed and re-dispatched ones too): the tasks the weekly report and the three rates count, last opened first. A ticket number is looked for in every week.",
+    prevWeek: "‹ Previous week", nextWeek: "Next week ›", week: "Opened in week",
+    state: "State", state_all: "All", state_open: "Open", state_done: "Resolved, to call back", state_closed: "Closed", state_transferred: "Re-dispatched",
+    source: "Source", source_all: "Every source", overdueOnly: "Only overdue and open", ticket: "12345 ticket number",
+    colOpened: "Opened", colTask: "Task", colGrid: "Grid", colState: "State", colAssignee: "Assignee", colDue: "Deadline",
+    colDone: "Resolved", colSatisfaction: "Satisfaction",
+    satisfactions: { satisfied: "satisfied", basically_satisfied: "basically satisfied", unsatisfied: "unsatisfied" },
+    unassigned: "unassigned", overdue: "overdue",
+    prev: "Previous", next: "Next",
+    pageInfo: (page, pages, total) => `Page ${page} of ${pages} · ${total} tasks`,
+    none: "No tasks match.", noTicket: (n) => `No task of ticket ${n} (or none of yours).`, loading: "Loading…",
+    notForYou: "Grid leaders, community admins and district viewers read the task ledger; your tasks are in the workers' app.",
+    failed: "It could not be read: ",
+  },
+};
+const { lang, t } = pageWords(TEXT);
+const words = TASK_TEXT[lang];
+
+const $ = (selector) => document.querySelector(selector);
+const when = (value) => (value ? beijingTime(value, lang) : "");
+const detail = taskDetail({ lang, dialog: $("#task-detail"), localTime: (date) => beijingTime(date, lang), changed: () => load() });
+const state = { week: isoWeek(), community: "", page: 1, asked: 0 };
+
+function say(text, isError = false) {
+  const el = $("#status");
+  el.textContent = text;
+  el.classList.toggle("error", isError);
+  el.hidden = !text;
+}
+
+/** The page's filters as the address keeps them (a link to the page opens the same list). */
+function filters() {
+  return {
+    week: state.week,
+    state: $("#filter-state").value,
+    source: $("#filter-source").value,
+    overdue: $("#filter-overdue").checked,
+    ticket: $("#filter-ticket").value.trim(),
+    community: state.community,
+  };
+}
+
+function keepInAddress() {
+  const f = filters();
+  const url = new URL(location.href);
+  const kept = { week: f.week, state: f.state, source: f.source, overdue: f.overdue ? "1" : "", ticket: f.ticket, community: f.community };
+  for (const [key, value] of Object.entries(kept)) {
+    if (value) url.searchParams.set(key, value);
+    else url.searchParams.delete(key);
+  }
+  history.replaceState(null, "", url);
+}
+
+function fromAddress() {
+  const params = new URLSearchParams(location.search);
+  const week = params.get("week");
+  if (week && /^\d{4}-W\d{2}$/.test(week)) state.week = week;
+  if (STATES[params.get("state")]) $("#filter-state").value = params.get("state");
+  if (words.sources[params.get("source")]) $("#filter-source").value = params.get("source");
+  $("#filter-overdue").checked = params.get("overdue") === "1";
+  $("#filter-ticket").value = params.get("ticket") || "";
+  // From the weekly report of one community (a district viewer's choice): its tasks only.
+  const community = params.get("community");
+  if (community && /^\d{12}$/.test(community)) state.community = community;
+}
+
+/** GET /api/v1/tasks's query: a ticket number is looked for in every week. */
+function query(f) {
+  const q = new URLSearchParams({ sort: "newest" });
+  if (f.ticket) q.set("external_id", f.ticket);
+  else q.set("week", f.week);
+  for (const status of STATES[f.state] || []) q.append("status", status);
+  if (f.source) q.set("source", f.source);
+  if (f.overdue) q.set("overdue", "true");
+  if (f.community) q.set("community", f.community);
+  return q.toString();
+}
+
+function row(task) {
+  const ticket = task.external_id ? `<span class="ticket">${escapeHtml(words.sources[task.source] || task.source)} ${escapeHtml(task.external_id)}</span>`
+    : `<span class="ticket">${escapeHtml(words.sources[task.source] || task.source)}</span>`;
+  const assignee = task.assignee_name || (task.assignee_id ? `#${task.assignee_id}` : t.unassigned);
+  const due = `${escapeHtml(when(task.due_at))}${task.overdue ? ` · ${escapeHtml(t.overdue)}` : ""}`;
+  return `<tr data-id="${task.id}"${task.overdue ? ' class="late"' : ""}>
+    <td class="col-when">${escapeHtml(when(task.created_at))}</td>
+    <td class="col-task"><button type="button" class="open-task" data-open="${task.id}">${escapeHtml(task.title)}</button>${ticket}</td>
+    <td class="col-grid">${escapeHtml(task.grid_code || "")}</td>
+    <td class="col-state">${escapeHtml(words.statuses[task.status] || task.status)}</td>
+    <td class="col-assignee">${escapeHtml(assignee)}</td>
+    <td class="col-due">${due}</td>
+    <td class="col-done">${escapeHtml(when(task.resolved_at || task.closed_at))}</td>
+    <td class="col-satisfaction">${escapeHtml(t.satisfactions[task.satisfaction] || "")}</td></tr>`;
+}
+
+async function load() {
+  const asked = ++state.asked;
+  const f = filters();
+  keepInAddress();
+  $("#week").value = state.week;
+  $("#week").disabled = $("#week-prev").disabled = Boolean(f.ticket);
+  $("#week-next").disabled = Boolean(f.ticket) || state.week >= isoWeek();
+  say(t.loading);
+  delete $("#tasks").dataset.loaded; // set again once this list is drawn (tests wait for it)
+  let items;
+  let pagination;
+  try {
+    ({ items, pagination } = await apiPage(`/api/v1/tasks?${query(f)}`, { page: state.page, pageSize: PAGE_SIZE }));
+  } catch (error) {
+    if (asked !== state.asked) return;
+    say(t.failed + (error.body?.detail || error.message), true);
+    return;
+  }
+  if (asked !== state.asked) return;
+  $("#tasks tbody").innerHTML = items.map(row).join("");
+  const total = pagination?.total ?? items.length;
+  const pages = Math.max(1, pagination?.total_pages ?? 1);
+  say(items.length ? "" : f.ticket ? t.noTicket(f.ticket) : t.none);
+  $("#page-info").textContent = t.pageInfo(state.page, pages, total);
+  $("#prev").disabled = state.page <= 1;
+  $("#next").disabled = state.page >= pages;
+  $("#tasks").dataset.loaded = "1";
+}
+
+function reload() {
+  state.page = 1;
+  load();
+}
+
+function goToWeek(week) {
+  if (!week || week > isoWeek()) return;
+  state.week = week;
+  reload();
+}
+
+async function start() {
+  const me = await openPage({ lang, t, fail: (error) => say(t.failed + error.message, true) });
+  if (!me) return;
+  $("#who").textContent = `${me.display_name || me.username} · ${t[`role_${me.role}`] || me.role}`;
+  if (!READERS.includes(me.role)) {
+    $("#notice").textContent = t.notForYou;
+    $("#notice").hidden = false;
+    document.body.dataset.ready = "1";
+    return;
+  }
+  $("#tasks-section").hidden = false;
+  fromAddress();
+  await load();
+  document.body.dataset.ready = "1";
+}
+
+$("#filter-source").insertAdjacentHTML("beforeend", Object.entries(words.sources)
+  .map(([value, label]) => `<option value="${value}">${escapeHtml(label)}</option>`).join(""));
+$("#week").max = isoWeek();
+$("#week-prev").addEventListener("click", () => goToWeek(shiftWeek(state.week, -1)));
+$("#week-next").addEventListener("click", () => goToWeek(shiftWeek(state.week, 1)));
+$("#week").addEventListener("change", (e) => goToWeek(e.target.value));
+for (const id of ["#filter-state", "#filter-source", "#filter-overdue"]) $(id).addEventListener("change", reload);
+let typing = null;
+$("#filter-ticket").addEventListener("input", () => {
+  clearTimeout(typing);
+  typing = setTimeout(reload, 300);
+});
+$("#tasks").addEventListener("click", (e) => {
+  const opener = e.target.closest("button[data-open]");
+  if (opener) detail.open(Number(opener.dataset.open));
+});
+$("#prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); load(); });
+$("#next").addEventListener("click", () => { state.page += 1; load(); });
+
+bootPage({ lang, t, start });
