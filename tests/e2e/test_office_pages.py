@@ -1,7 +1,8 @@
-"""The office pages (/window, /reports, /rosters, /register, /audit, /tasks) boot alike (`bootPage` in
-web/src/password.js): the sign-in form's language link, the page once signed in, 退出 ending the
-session on the server, letting go of the browser's push subscription (/map and /accounts too) and
-showing the form again, a session ended elsewhere sending the page back to the form."""
+"""The office pages (/window, /reports, /rosters, /register, /audit, /tasks) boot alike
+(`bootPage` in web/src/password.js): the sign-in form's language link, the page once signed
+in, 退出 ending the session on the server, letting go of the browser's push subscription (/map
+and /accounts too) and showing the form again, a session ended elsewhere sending the page back
+to the form."""
 
 from __future__ import annotations
 
