@@ -22,7 +22,7 @@ const TEXT = {
     taskOverdue: "已超期", openTask: "打开任务", taskBeside: "放大后，住户处的任务标在该户的右上方", status: "状态", dueAt: "期限", urgency: "紧急程度", history: "走访记录",
     none: "暂无记录", daysSince: "距上次走访(天)", never: "从未", lastVisit: "上次走访",
     lastAttempt: "上次上门未遇",
-    badLogin: "用户名或密码错误", signinFailed: "登录失败：", accounts: "账号管理", reports: "周报", register: "住户登记册",
+    badLogin: "用户名或密码错误", signinFailed: "登录失败：", accounts: "账号管理", reports: "周报", tasks: "工单台账", register: "住户登记册",
     sessionEnded: "登录已失效，请重新登录。",
     fitFailed: "无法读取您的网格范围，地图未缩放到网格：", noGrids: "您名下没有网格。",
     tilesFailed: "地图图层读取失败：", unreachable: "无法连接服务器，请检查网络后再试",
@@ -60,7 +60,7 @@ const TEXT = {
     tasks: "Tasks", taskOpen: "Open", taskOverdue: "Overdue", openTask: "Open the task", taskBeside: "Zoomed in, a task at a household is drawn up and right of it", status: "Status", dueAt: "Deadline",
     urgency: "Urgency", history: "Visit history", none: "No visits yet", daysSince: "Days since last visit",
     never: "never", lastVisit: "Last visit", badLogin: "Wrong username or password",
-    sessionEnded: "Your sign-in has ended: sign in again.", signinFailed: "Sign-in failed: ", accounts: "Accounts", reports: "Weekly report", register: "Resident register",
+    sessionEnded: "Your sign-in has ended: sign in again.", signinFailed: "Sign-in failed: ", accounts: "Accounts", reports: "Weekly report", tasks: "Task ledger", register: "Resident register",
     lastAttempt: "Last attempt, nobody home",
     fitFailed: "Could not read your grids; the map is not zoomed to them: ", noGrids: "You have no grids.",
     tilesFailed: "The map's layers could not be read: ",
@@ -693,6 +693,7 @@ function start() {
   // role the token was issued with; the page itself asks the server who is signed in).
   document.getElementById("accounts-link").hidden = tokenClaims(getToken()).role !== "community_admin";
   document.getElementById("reports-link").hidden = tokenClaims(getToken()).role === "worker"; // as the API
+  document.getElementById("tasks-link").hidden = tokenClaims(getToken()).role === "worker"; // the office's
   document.getElementById("register-link").hidden = tokenClaims(getToken()).role === "worker"; // the office's and leaders' page
   const weekInput = document.getElementById("week");
   weekInput.value = week;
