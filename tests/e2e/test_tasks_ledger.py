@@ -113,3 +113,18 @@ def test_the_ledger_speaks_english_too(page, make_task):  # noqa: F811
     row = page.locator(f"#tasks tr[data-id='{task}']")
     assert row.locator(".col-state").inner_text() == "resolved"
     assert page.inner_text("#toolbar strong") == "Task ledger"
+
+
+def test_on_a_phone_each_task_is_a_card_nothing_runs_off_and_its_title_is_tall_enough(
+    page,
+    make_task,  # noqa: F811
+):
+    task, _ = make_task(status="dispatched")
+    phone = page
+    phone.set_viewport_size({"width": 390, "height": 844})
+    open_ledger(phone)
+    settled(phone)
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390
+    title = phone.locator(f"#tasks tr[data-id='{task}'] button.open-task").bounding_box()
+    assert title["height"] >= 40
+    assert phone.locator("#tasks thead").is_hidden()  # each cell says its heading instead

@@ -132,15 +132,17 @@ function row(task) {
     : `<span class="ticket">${escapeHtml(words.sources[task.source] || task.source)}</span>`;
   const assignee = task.assignee_name || (task.assignee_id ? `#${task.assignee_id}` : t.unassigned);
   const due = `${escapeHtml(when(task.due_at))}${task.overdue ? ` · ${escapeHtml(t.overdue)}` : ""}`;
+  // On a phone each row is a card, each cell under its heading (accounts.css: data-label).
+  const cell = (name, label, html) => `<td class="col-${name}" data-label="${escapeHtml(label)}">${html}</td>`;
   return `<tr data-id="${task.id}"${task.overdue ? ' class="late"' : ""}>
-    <td class="col-when">${escapeHtml(when(task.created_at))}</td>
+    ${cell("when", t.colOpened, escapeHtml(when(task.created_at)))}
     <td class="col-task"><button type="button" class="open-task" data-open="${task.id}">${escapeHtml(task.title)}</button>${ticket}</td>
-    <td class="col-grid">${escapeHtml(task.grid_code || "")}</td>
-    <td class="col-state">${escapeHtml(words.statuses[task.status] || task.status)}</td>
-    <td class="col-assignee">${escapeHtml(assignee)}</td>
-    <td class="col-due">${due}</td>
-    <td class="col-done">${escapeHtml(when(task.resolved_at || task.closed_at))}</td>
-    <td class="col-satisfaction">${escapeHtml(t.satisfactions[task.satisfaction] || "")}</td></tr>`;
+    ${cell("grid", t.colGrid, escapeHtml(task.grid_code || ""))}
+    ${cell("state", t.colState, escapeHtml(words.statuses[task.status] || task.status))}
+    ${cell("assignee", t.colAssignee, escapeHtml(assignee))}
+    ${cell("due", t.colDue, due)}
+    ${cell("done", t.colDone, escapeHtml(when(task.resolved_at || task.closed_at)))}
+    ${cell("satisfaction", t.colSatisfaction, escapeHtml(t.satisfactions[task.satisfaction] || ""))}</tr>`;
 }
 
 async function load() {
