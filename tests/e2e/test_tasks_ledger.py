@@ -98,6 +98,10 @@ def test_the_weekly_report_links_to_its_weeks_tasks(page):
     page.wait_for_selector("body[data-ready='1']")
     week = href.split("week=")[1].split("&")[0]
     assert page.input_value("#week") == week
+    assert "只显示社区 110101001001 的工单" in page.inner_text("#community-chosen")
+    page.click("#community-clear")
+    page.wait_for_selector("#community-chosen", state="hidden")
+    assert "community=" not in page.url
 
 
 def test_a_worker_is_told_the_ledger_is_the_offices(page):

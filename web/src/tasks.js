@@ -33,6 +33,7 @@ const TEXT = {
     intro: "本周登记的全部工单（含已办结、已关闭、已改派），与周报和三率统计的工单相同，最新登记的在前。输入工单号则在全部周次中查找。",
     prevWeek: "‹ 上一周", nextWeek: "下一周 ›", week: "登记周次",
     state: "状态", state_all: "全部", state_open: "未办结", state_done: "已办结待回访", state_closed: "已关闭", state_transferred: "已改派",
+    community: (code) => `只显示社区 ${code} 的工单`, communityClear: "显示全部",
     source: "来源", source_all: "全部来源", overdueOnly: "只看超期未办结", ticket: "12345工单号",
     colOpened: "登记时间", colTask: "工单", colGrid: "网格", colState: "状态", colAssignee: "承办人", colDue: "办结期限",
     colDone: "办结时间", colSatisfaction: "回访满意度",
@@ -52,6 +53,7 @@ const TEXT = {
     intro: "Every task opened in the week (resolved, closed and re-dispatched ones too): the tasks the weekly report and the three rates count, last opened first. A ticket number is looked for in every week.",
     prevWeek: "‹ Previous week", nextWeek: "Next week ›", week: "Opened in week",
     state: "State", state_all: "All", state_open: "Open", state_done: "Resolved, to call back", state_closed: "Closed", state_transferred: "Re-dispatched",
+    community: (code) => `Community ${code}'s tasks only`, communityClear: "Show all",
     source: "Source", source_all: "Every source", overdueOnly: "Only overdue and open", ticket: "12345 ticket number",
     colOpened: "Opened", colTask: "Task", colGrid: "Grid", colState: "State", colAssignee: "Assignee", colDue: "Deadline",
     colDone: "Resolved", colSatisfaction: "Satisfaction",
@@ -113,6 +115,12 @@ function fromAddress() {
   // From the weekly report of one community (a district viewer's choice): its tasks only.
   const community = params.get("community");
   if (community && /^\d{12}$/.test(community)) state.community = community;
+  showCommunity();
+}
+
+function showCommunity() {
+  $("#community-label").textContent = state.community ? t.community(state.community) : "";
+  $("#community-chosen").hidden = !state.community;
 }
 
 /** GET /api/v1/tasks's query: a ticket number is looked for in every week. */
@@ -216,6 +224,11 @@ $("#filter-ticket").addEventListener("input", () => {
 $("#tasks").addEventListener("click", (e) => {
   const opener = e.target.closest("button[data-open]");
   if (opener) detail.open(Number(opener.dataset.open));
+});
+$("#community-clear").addEventListener("click", () => {
+  state.community = "";
+  showCommunity();
+  reload();
 });
 $("#prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); load(); });
 $("#next").addEventListener("click", () => { state.page += 1; load(); });
