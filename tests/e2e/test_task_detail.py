@@ -870,7 +870,9 @@ def test_a_kept_step_the_server_refuses_is_shown_with_why_and_kept(
     task_id, _ = make_task(status="accepted")
     detail, box = refused_while_kept(context, page, e2e_engine, task_id)
     assert "未发送" in box.inner_text() and NOTE in box.inner_text()
-    assert "dispatched" in box.inner_text()  # the server's words
+    # Why, in the worker's words: the task's state now and the steps left to them (the server
+    # words it in English: "Cannot resolve a task that is dispatched; you may: accept, ...").
+    assert "任务现为“已派单”，您可做的是：接单、退回、上报。" in box.inner_text()
     assert "未发送" in card_says(page, task_id)
     (record,) = kept(page)
     assert record["state"] == "refused" and record["refusal"]

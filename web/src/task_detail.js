@@ -41,10 +41,7 @@ const TEXT = {
     uploading: (i, n) => `正在上传照片 ${i}/${n}…`, uploadFailed: "照片上传失败，步骤未提交：", photo: "照片",
     photoFailed: "照片无法显示", oldPhotos: "照片引用（未上传到本系统）：",
     satisfactions: { satisfied: "满意", basically_satisfied: "基本满意", unsatisfied: "不满意" },
-    actions: {
-      accept: "接单", start: "开始处理", resolve: "办结", return: "退回", escalate: "上报",
-      callback: "记录回访", close: "关闭任务", reopen: "重启",
-    },
+    actions: TASK_TEXT.zh.actions,
     events: {
       create: "登记", dispatch: "派单", assign: "分派", accept: "接单", start: "开始处理", resolve: "办结",
       return: "退回", escalate: "上报", callback: "回访", close: "关闭", reopen: "重启", move: "移交网格",
@@ -72,10 +69,7 @@ const TEXT = {
     uploading: (i, n) => `Uploading photo ${i} of ${n}…`, uploadFailed: "A photo could not be uploaded; the step was not sent: ", photo: "Photo",
     photoFailed: "The photo cannot be shown", oldPhotos: "Photo references (not uploaded here): ",
     satisfactions: { satisfied: "satisfied", basically_satisfied: "basically satisfied", unsatisfied: "unsatisfied" },
-    actions: {
-      accept: "Accept", start: "Start", resolve: "Resolve", return: "Return", escalate: "Escalate",
-      callback: "Record the callback", close: "Close the task", reopen: "Reopen",
-    },
+    actions: TASK_TEXT.en.actions,
     events: {
       create: "opened", dispatch: "dispatched", assign: "assigned", accept: "accepted", start: "started", resolve: "resolved",
       return: "returned", escalate: "escalated", callback: "called back", close: "closed", reopen: "reopened", move: "moved",

@@ -7,7 +7,7 @@
 // refusal (a 4xx: the task changed meanwhile, reassigned, closed) is kept with the server's
 // words, for the worker to discard or take again; never dropped without a word.
 import {
-  api, carriedOut, getToken, newIdempotencyKey, oneAtATime, refusalWords, noAnswer,
+  TASK_TEXT, api, carriedOut, getToken, newIdempotencyKey, oneAtATime, pickLang, refusalWords, noAnswer,
 } from "./common.js";
 import { META, getMeta, run } from "./idb.js";
 import { tokenUser } from "./session.js";
@@ -83,6 +83,31 @@ export async function keepStep({ task, body, photos }) {
 // refused, nothing done.
 
 
+/**
+ * Why the server refused a step, in the worker's language (the server words it in English,
+ * and a Chinese page said "Cannot resolve a task that is dispatched; you may: accept, ..."):
+ * the task's state now and the steps left to the caller (a 409 names both), a step no longer
+ * theirs (403: given to someone else), a task out of their reach (404); else the server's words.
+ */
+export function stepRefusalWords(error, lang = pickLang()) {
+  const words = TASK_TEXT[lang];
+  const body = error.body || {};
+  const zh = lang === "zh";
+  if (error.status === 409 && typeof body.state === "string") {
+    const state = words.statuses[body.state] || body.state;
+    const yours = (Array.isArray(body.allowed) ? body.allowed : []).map((a) => words.actions[a] || a);
+    if (zh) return `任务现为“${state}”，${yours.length ? `您可做的是：${yours.join("、")}` : "已没有您可做的步骤"}。`;
+    return `The task is now ${state}: ${yours.length ? `you may ${yours.join(", ").toLowerCase()}` : "no step is left to you"}.`;
+  }
+  if (error.status === 403) {
+    return zh ? "这一步已不由您办理（任务可能已改派给他人）。" : "This step is no longer yours to take (the task may have been given to someone else).";
+  }
+  if (error.status === 404) {
+    return zh ? "这项任务已不在您的范围内（可能已移至其他网格）。" : "That task is no longer within your reach (moved to another grid?).";
+  }
+  return refusalWords(error);
+}
+
 /** Send one kept step: its photos first (each id kept as it is answered: a photo sent again is
  * answered with the id it was given), then the step with its key. {task} (null: carried out,
  * its answer lost), {refusal} or {error}. */
@@ -98,7 +123,7 @@ async function sendOne(record, progress) {
       try {
         ({ id } = await api(`/api/v1/tasks/${record.task_id}/photos`, { method: "POST", body: form }));
       } catch (error) {
-        return noAnswer(error) ? { error } : { refusal: refusalWords(error), photo: true };
+        return noAnswer(error) ? { error } : { refusal: stepRefusalWords(error), photo: true };
       }
       photos[i] = { id };
       await changeSteps((list) => list.map((r) => (r.key === record.key ? { ...r, photos: photos.slice() } : r)));
@@ -114,7 +139,7 @@ async function sendOne(record, progress) {
     return { task };
   } catch (error) {
     if (carriedOut(error)) return { task: null };
-    return noAnswer(error) ? { error } : { refusal: refusalWords(error) };
+    return noAnswer(error) ? { error } : { refusal: stepRefusalWords(error) };
   }
 }
 
