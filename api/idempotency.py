@@ -56,16 +56,19 @@ PARAMETER = {
 
 
 def idempotent(
-    blp: Blueprint, audited: str | None = None
+    blp: Blueprint, audited: str | None = None, listed: str | None = None
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a create view of `blp` (under its flask-smorest decorators, above `audited`):
     the header is honoured and documented. `audited` names the resource the answer discloses:
     a replayed answer (the view does not run, nor its `audited`) is written to the audit log
-    as a read of the record it shows."""
-    return lambda view: blp.header(PARAMETER)(_idempotent(view, audited))
+    as a read of the record it shows (of the records listed under `listed`, when it lists
+    several)."""
+    return lambda view: blp.header(PARAMETER)(_idempotent(view, audited, listed))
 
 
-def _idempotent(view: Callable[..., Any], audited: str | None = None) -> Callable[..., Any]:
+def _idempotent(
+    view: Callable[..., Any], audited: str | None = None, listed: str | None = None
+) -> Callable[..., Any]:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = request.headers.get(HEADER)
@@ -80,7 +83,7 @@ def _idempotent(view: Callable[..., Any], audited: str | None = None) -> Callabl
         if stored is not None:
             answer = _replay(stored, digest)
             if audited is not None and answer.status_code < 300:
-                _audit_replay(audited, stored.body)
+                _audit_replay(audited, stored.body, listed)
             return answer
         result = view(*args, **kwargs)  # commits the record and the key's row together
 
@@ -162,16 +165,19 @@ def _replay(stored: IdempotencyKey, digest: str) -> Response:
     )
 
 
-def _audit_replay(resource: str, body: str | bytes | None) -> None:
-    """The stored answer shows the record again (a household's phone, a complainant): a read."""
+def _audit_replay(resource: str, body: str | bytes | None, listed: str | None = None) -> None:
+    """The stored answer shows the record again (a household's phone, a complainant): a read;
+    with `listed`, of each record the answer lists under that key."""
     from api import privacy  # privacy needs the app's request context, as this does
 
     try:
-        record_id = json.loads(body or "null")["id"]
+        answer = json.loads(body or "null")
+        shown = answer[listed] if listed is not None else [answer]
+        ids = [record["id"] for record in shown]
     except (ValueError, TypeError, KeyError):
         return
-    if isinstance(record_id, int):
-        privacy.record_disclosure(resource, [record_id])
+    if ids and all(isinstance(i, int) for i in ids):
+        privacy.record_disclosure(resource, ids)
 
 
 # A kept request hash is keyed (HMAC with the app's SECRET_KEY): the request's body is a

@@ -294,6 +294,11 @@ MATRIX: dict[str, Line] = {
         outcomes(403, admin_a=OK, admin_b=404, viewer_110102=404),
         {"deadline_hours": {"general": 72}},
     ),
+    "POST /api/v1/communities/<string:code>/campaigns": Line(
+        "/api/v1/communities/{community}/campaigns",
+        outcomes(403, leader_a=OK, admin_a=OK, viewer_110101=403, admin_b=404, viewer_110102=404),
+        {"title": "汛期前清理雨水口", "grids": ["{grid_code}"]},
+    ),
     # --- rosters
     "GET /api/v1/communities/<string:code>/roster-settings": Line(
         "/api/v1/communities/{community}/roster-settings", COMMUNITY_READ

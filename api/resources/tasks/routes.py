@@ -12,6 +12,8 @@ from api.privacy import audited
 from api.resources import photos as photo_upload
 from api.resources.tasks.schemas import (
     AssignSchema,
+    CampaignResultSchema,
+    CampaignSchema,
     DeadlineSchema,
     MoveSchema,
     RatesQueryArgsSchema,
@@ -27,7 +29,7 @@ from api.resources.tasks.schemas import (
     TransitionSchema,
 )
 from api.resources.visits.schemas import PhotoUploadSchema
-from api.services import community_settings, photos, recurring, tasks
+from api.services import campaigns, community_settings, photos, recurring, tasks
 from api.services.community_settings import get_community
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (工单).")
@@ -271,3 +273,25 @@ class TaskSettings(MethodView):
         view = community_settings.put_task_settings(db.session, scope, community, data)
         db.session.commit()
         return view
+
+
+@settings_blp.route("/communities/<string:code>/campaigns")
+class Campaigns(MethodView):
+    @settings_blp.arguments(CampaignSchema)
+    @settings_blp.response(201, CampaignResultSchema)
+    @idempotency.idempotent(settings_blp, audited="task", listed="tasks")
+    @audited("task", "create", records=lambda opened: opened["tasks"])
+    def post(self, data, code):
+        """Open a check in every grid at once (未诉先办: drains before the rains, what may fall
+        before a windy day)
+
+        One `proactive` task a grid, each standing at a point inside its grid and dispatched
+        there as any task is. In the grids named (`grids`), else in every grid in service of
+        the community that you lead: the community admin's every grid, a grid leader's own.
+        Others are refused (403), and so is a grid named that you do not lead; a code naming
+        no grid in service of the community is a 422 naming `grids`. All or nothing. Send an
+        `Idempotency-Key` to retry safely: a retry gets the first answer, no second round.
+        """
+        opened = campaigns.open_campaign(db.session, current_scope(), code, data, now=_now())
+        db.session.commit()
+        return {"created": len(opened), "tasks": opened}

@@ -21,6 +21,7 @@ from api.models.tasks import (
     TaskPhoto,
 )
 from api.resources.schemas import FullMatch, code_field
+from api.services.campaigns import MAX_GRIDS
 from api.services.geometry import point_lonlat
 from api.services.names import CONTROL_CHARACTERS, INVISIBLE, has_control_characters
 from api.services.tasks import ACTIONS, caller_actions, is_overdue, task_actions
@@ -503,6 +504,32 @@ class TransitionSchema(Schema):
             "The event keeps it as `taken_at` beside `at`, when the server recorded it"
         },
     )
+
+
+class CampaignSchema(Schema):
+    """A check opened in every grid at once (未诉先办): `POST /communities/{code}/campaigns`."""
+
+    title = TaskCreateSchema._declared_fields["title"]
+    description = TaskCreateSchema._declared_fields["description"]
+    type = ma.fields.String(
+        load_default="report",
+        validate=ma.validate.OneOf(HOTLINE_TYPES),
+        metadata={"description": "Request type, default report: " + ", ".join(HOTLINE_TYPES)},
+    )
+    urgency = TaskCreateSchema._declared_fields["urgency"]
+    grids = ma.fields.List(
+        code_field(15),
+        validate=ma.validate.Length(min=1, max=MAX_GRIDS),
+        metadata={
+            "description": "The grids (15-digit codes) to open it in; default every grid in "
+            "service of the community that you lead (an admin: all of them)"
+        },
+    )
+
+
+class CampaignResultSchema(Schema):
+    created = Integer(metadata={"description": "Tasks opened, one a grid"})
+    tasks = ma.fields.List(ma.fields.Nested(TaskSchema))
 
 
 class DeadlineSchema(Schema):
