@@ -445,7 +445,8 @@ class ShiftChangeSchema(Schema):
     before = ma.fields.Dict(
         metadata={
             "description": "The shift before: date, post, worker_id, worker_name, grid_code,"
-            " relief_for_id"
+            " relief_for_id, slot (an A-post's window slot, null without one; absent from"
+            " changes logged before migration 0058)"
         }
     )
     after = ma.fields.Dict(metadata={"description": "The shift after, as `before`"})
