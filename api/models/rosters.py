@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from sqlalchemy import (
     CheckConstraint,
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    Time,
     UniqueConstraint,
     func,
 )
@@ -83,6 +84,9 @@ class Shift(Base):
         ),
         CheckConstraint("post IN ('A', 'B')", name="post_valid"),
         CheckConstraint("(post = 'B') = (grid_id IS NOT NULL)", name="b_post_has_grid"),
+        CheckConstraint("(slot_start IS NULL) = (slot_end IS NULL)", name="slot_whole"),
+        CheckConstraint("slot_start IS NULL OR post = 'A'", name="slot_a_post_only"),
+        CheckConstraint("slot_start < slot_end", name="slot_order"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -93,6 +97,12 @@ class Shift(Base):
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
     # Set when the worker covers the grid of a colleague who is away.
     relief_for_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # An A-post's time slot (local hours, Asia/Shanghai) in a hall with staggered hours (the
+    # settings' `a_slots`, migration 0058): the shift's own hours, kept with the shift through
+    # swaps and later changes of the settings. Null: the community's `a_hours` (no slots set),
+    # and always for a B-post.
+    slot_start: Mapped[time | None] = mapped_column(Time)
+    slot_end: Mapped[time | None] = mapped_column(Time)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -27,6 +27,7 @@ from api.scope import Scope
 from api.services import users, weeks
 from api.services.community_settings import get_community, lock_community
 from api.services.notifications import notify
+from api.services.roster_slots import assign_slots
 from api.services.roster_solver import (
     NoRosterFound,
     RosterInput,
@@ -49,6 +50,10 @@ DEFAULT_SETTINGS: dict = {
     "min_rest_days_per_week": 1,
     "rest_days": {},
     "a_hours": {"start": "08:30", "end": "17:30"},
+    # Staggered window hours (a hall open 08:00–20:00): the A-post's time slots, each staffed
+    # every working day, each A-post shift holding one (`Shift.slot_start` / `slot_end`). None
+    # set: every A-post shift has `a_hours`.
+    "a_slots": [],
     "b_hours": {"start": "08:30", "end": "17:30"},
     "time_limit_s": 5.0,
     # Adjusted working days (调休), ISO dates: holidays off, weekend days worked in exchange.
@@ -128,6 +133,13 @@ def put_settings(session: Session, scope: Scope, community: Community, data: dic
     for key in ("a_hours", "b_hours"):
         if new[key]["start"] >= new[key]["end"]:
             problems[key] = ["start must be before end."]
+    slot_problems = _slot_problems(new["a_slots"], new["a_min"])
+    if slot_problems:
+        problems["a_slots"] = slot_problems
+    new["a_slots"] = sorted(
+        ({"start": slot["start"], "end": slot["end"]} for slot in new["a_slots"]),
+        key=lambda slot: (slot["start"], slot["end"]),
+    )
     known = {u.id for u in community_workers(session, community.code)}
     # Rest days stored for someone since switched off or made an admin come back as they were
     # read (GET, then PUT): kept, not refused, or no setting could be changed as read. Only a
@@ -159,6 +171,34 @@ def put_settings(session: Session, scope: Scope, community: Community, data: dic
     community.settings = {**(community.settings or {}), "roster": stored}
     session.flush()
     return new
+
+
+def _slot_problems(slots: list[dict], a_min: int) -> list[str]:
+    """What is wrong with the window's time slots (`a_slots`): each starts before it ends, none
+    is listed twice, and `a_min` staffs every one each working day."""
+    problems = []
+    seen: set[tuple[str, str]] = set()
+    for slot in slots:
+        key = (slot["start"], slot["end"])
+        if key[0] >= key[1]:
+            problems.append(f"{key[0]}–{key[1]}: start must be before end.")
+        elif key in seen:
+            problems.append(f"{key[0]}–{key[1]} is listed twice.")
+        seen.add(key)
+    if len(slots) > a_min:
+        problems.append(
+            f"{len(slots)} slots need a_min ({a_min}) of at least {len(slots)}:"
+            " every slot is staffed each working day."
+        )
+    return problems
+
+
+def window_slots(settings: dict) -> list[tuple[time, time]]:
+    """The settings' A-post time slots as (start, end) local times, earliest first."""
+    return sorted(
+        (time.fromisoformat(slot["start"]), time.fromisoformat(slot["end"]))
+        for slot in settings["a_slots"]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -804,6 +844,15 @@ def generate(
     grid_ids = dict(
         session.execute(select(Grid.code, Grid.id).where(Grid.community_code == code)).all()
     )
+    # Staggered hours: the solver chose who holds the window each day; a pass after it gives
+    # each of them a slot, every slot staffed, early and late shared (`assign_slots`).
+    slots = window_slots(roster_settings(community))
+    window: dict[date, list[int]] = {}
+    for plan in result.shifts:
+        if plan.post == "A":
+            window.setdefault(plan.date, []).append(plan.worker_id)
+    history = _slot_history(session, code, week, inp.first_day, [w.id for w in inp.workers], slots)
+    slot_of = assign_slots(window, len(slots), history)
     session.add_all(
         Shift(
             roster_id=roster.id,
@@ -812,6 +861,7 @@ def generate(
             worker_id=plan.worker_id,
             grid_id=grid_ids[plan.grid_code] if plan.grid_code else None,
             relief_for_id=plan.relief_for,
+            **_slot_columns(slots, slot_of.get((plan.worker_id, plan.date))),
         )
         for plan in result.shifts
     )
@@ -831,6 +881,48 @@ def generate(
             collapse_key=f"roster:{roster.id}:short",
         )
     return roster, kept_days
+
+
+def _slot_columns(slots: list[tuple[time, time]], index: int | None) -> dict:
+    if index is None:
+        return {"slot_start": None, "slot_end": None}
+    return {"slot_start": slots[index][0], "slot_end": slots[index][1]}
+
+
+def _slot_history(
+    session: Session,
+    code: str,
+    week: str,
+    first_day: date | None,
+    worker_ids: list[int],
+    slots: list[tuple[time, time]],
+) -> dict[int, list[int]]:
+    """The slots each worker held at the window over the weeks the fairness looks back on
+    (and this week's days kept before `first_day`), per index of today's `slots`; a slot no
+    longer in the settings is not counted."""
+    if not slots or not worker_ids:
+        return {}
+    previous = [weeks.shift_week(week, -k) for k in range(1, HISTORY_WEEKS + 1)]
+    counted = Roster.week.in_(previous)
+    if first_day is not None:
+        counted = or_(counted, and_(Roster.week == week, Shift.date < first_day))
+    index = {slot: i for i, slot in enumerate(slots)}
+    history: dict[int, list[int]] = {}
+    for worker_id, start, end, n in session.execute(
+        select(Shift.worker_id, Shift.slot_start, Shift.slot_end, func.count())
+        .join(Roster, Roster.id == Shift.roster_id)
+        .where(
+            Roster.community_code == code,
+            counted,
+            Shift.post == "A",
+            Shift.slot_start.is_not(None),
+            Shift.worker_id.in_(worker_ids),
+        )
+        .group_by(Shift.worker_id, Shift.slot_start, Shift.slot_end)
+    ):
+        if (start, end) in index:
+            history.setdefault(worker_id, [0] * len(slots))[index[start, end]] += n
+    return history
 
 
 def shortfall_dict(short: Shortfall) -> dict:
@@ -1230,13 +1322,27 @@ def settings_for(session: Session, community_codes: Iterable[str]) -> dict[str, 
 
 
 def shift_hours(settings: dict, shift: Shift) -> tuple[datetime, datetime]:
-    """The shift's start and end, aware in Asia/Shanghai, from the community's hours."""
-    hours = settings["a_hours"] if shift.post == "A" else settings["b_hours"]
-    start, end = (time.fromisoformat(hours[k]) for k in ("start", "end"))
+    """The shift's start and end, aware in Asia/Shanghai: an A-post's own slot (staggered
+    hours), else the community's hours of its post (`a_hours`, `b_hours`)."""
+    if shift.post == "A" and shift.slot_start is not None:
+        start, end = shift.slot_start, shift.slot_end
+    else:
+        hours = settings["a_hours"] if shift.post == "A" else settings["b_hours"]
+        start, end = (time.fromisoformat(hours[k]) for k in ("start", "end"))
     return (
         datetime.combine(shift.date, start, weeks.LOCAL),
         datetime.combine(shift.date, end, weeks.LOCAL),
     )
+
+
+def slot_dict(shift: Shift) -> dict | None:
+    """An A-post shift's time slot as local "HH:MM" {start, end}; None without one."""
+    if shift.slot_start is None:
+        return None
+    return {
+        "start": shift.slot_start.isoformat(timespec="minutes"),
+        "end": shift.slot_end.isoformat(timespec="minutes"),
+    }
 
 
 def shift_dict(shift: Shift, settings: dict) -> dict:
@@ -1253,6 +1359,7 @@ def shift_dict(shift: Shift, settings: dict) -> dict:
         "grid_id": shift.grid_id,
         "grid_code": shift.grid.code if shift.grid is not None else None,
         "relief_for_id": shift.relief_for_id,
+        "slot": slot_dict(shift),
         "starts_at": starts,
         "ends_at": ends,
     }
@@ -1393,6 +1500,7 @@ def _snapshot(session: Session, shift: Shift) -> dict:
         "worker_id": shift.worker_id,
         "grid_code": grid.code if grid else None,
         "relief_for_id": shift.relief_for_id,
+        "slot": slot_dict(shift),
     }
 
 
@@ -1619,8 +1727,9 @@ def _tell_about_swap(
 def update_shift(
     session: Session, scope: Scope, shift_id: int, changes: dict, *, now: datetime | None = None
 ) -> Shift:
-    """Move a shift to another post, grid, worker or day of its week, with every rule checked;
-    a past day's shift is not changed, nor a shift moved onto a past day (`now`: the clock).
+    """Move a shift to another post, grid, worker, day of its week or window slot
+    (`_edited_slot`), with every rule checked; a past day's shift is not changed, nor a shift
+    moved onto a past day (`now`: the clock).
 
     The roster is locked for share first (as generate and publish lock it, before its shifts):
     an edit waits for a publish in flight, then is logged and notified as a published roster's.
@@ -1676,6 +1785,7 @@ def update_shift(
             "An A-post (the hall window) has no grid.",
             errors={"json": {"grid_code": ["must be empty for post A"]}},
         )
+    slot = _edited_slot(session, roster, shift, post, day, changes)
     other = _busy(session, worker_id, day, [shift.id])
     if other is not None:
         raise errors.Conflict(
@@ -1689,6 +1799,7 @@ def update_shift(
     if short is not None:
         raise errors.Conflict(f"{short[0].upper()}{short[1:]}.", shift_id=shift.id)
     shift.post, shift.date, shift.worker_id, shift.grid_id = post, day, worker_id, grid_id
+    shift.slot_start, shift.slot_end = slot
     shift.relief_for_id = _relief_for(session, shift)
     try:
         with session.begin_nested():
@@ -1703,6 +1814,51 @@ def update_shift(
         _track_and_notify(session, scope, roster, [(shift, before)], "edit")
     session.refresh(shift)
     return shift
+
+
+def _edited_slot(
+    session: Session, roster: Roster, shift: Shift, post: str, day: date, changes: dict
+) -> tuple[time | None, time | None]:
+    """The time slot of a shift as edited: the one named (`slot`, one of the community's
+    `a_slots`); else an A-post that stays on its day keeps its own; else, the community
+    setting slots, the day's least-staffed slot (the earliest of those equally staffed).
+    A B-post has none."""
+    wanted = changes.get("slot")
+    if post != "A":
+        if wanted is not None:
+            raise errors.Unprocessable(
+                "A B-post (door to door) has no window slot.",
+                errors={"json": {"slot": ["must be empty for post B"]}},
+            )
+        return None, None
+    community = session.get(Community, roster.community_code)
+    slots = window_slots(roster_settings(community))
+    if wanted is not None:
+        key = (time.fromisoformat(wanted["start"]), time.fromisoformat(wanted["end"]))
+        if key not in slots:
+            named = ", ".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in slots) or "none"
+            raise errors.Unprocessable(
+                f"{wanted['start']}–{wanted['end']} is not a window slot of community"
+                f" {roster.community_code} (its slots: {named}).",
+                errors={"json": {"slot": ["not one of the community's a_slots"]}},
+            )
+        return key
+    if shift.post == "A" and shift.date == day and shift.slot_start is not None:
+        return shift.slot_start, shift.slot_end
+    if not slots:
+        return None, None
+    staffed = Counter(
+        (start, end)
+        for start, end in session.execute(
+            select(Shift.slot_start, Shift.slot_end).where(
+                Shift.roster_id == roster.id,
+                Shift.date == day,
+                Shift.post == "A",
+                Shift.id != shift.id,
+            )
+        )
+    )
+    return min(slots, key=lambda slot: (staffed[slot], slot))
 
 
 # ---------------------------------------------------------------------------------------------

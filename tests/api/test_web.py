@@ -535,3 +535,27 @@ def test_the_task_page_words_every_note_the_server_writes_in_chinese_in_english_
         retention.ERASED_NOTE,
     }
     assert f"({tasks.GRID_RETIRED_NOTE})$/" in source  # the move's note, after its grids
+
+
+def test_the_roster_settings_form_sends_every_field_the_api_takes():
+    """The window's slots (`a_slots`) among them: a field the form left out was reset to its
+    default by every save (the PUT replaces the settings whole)."""
+    from api.resources.rosters.schemas import RosterSettingsSchema
+
+    js = (WEB_SRC / "roster_settings.js").read_text()
+    body = re.search(r"function formBody\(\) \{.*?return \{(.*?)\n    \};", js, re.S).group(1)
+    assert set(re.findall(r"^ {6}(\w+):", body, re.M)) == set(RosterSettingsSchema().fields)
+
+
+def test_the_roster_settings_page_words_the_window_slots_refusals_in_chinese():
+    from api.services.rosters import _slot_problems
+
+    js = (WEB_SRC / "roster_settings.js").read_text()
+    table = js[js.index("const MESSAGES_ZH") :]
+    table = table[: table.index("\n];")]
+    patterns = [re.compile(p) for p in re.findall(r"^\s*\[/(.+?)/,", table, re.M)]
+    early, late = {"start": "08:00", "end": "16:30"}, {"start": "20:00", "end": "11:30"}
+    said = _slot_problems([early, early, late], 2)
+    assert len(said) == 3  # listed twice, out of order, more slots than a_min
+    for text in said:
+        assert any(p.search(text) for p in patterns), text

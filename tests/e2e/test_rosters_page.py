@@ -451,6 +451,43 @@ def test_an_admin_changes_the_roster_settings_and_the_draft_stays_until_regenera
     assert page.locator(f"td[data-date='{mon}'] .who").count() > 0
 
 
+def test_an_admin_sets_staggered_window_slots_and_each_a_post_shows_its_own_hours(
+    page, e2e_engine, fresh_week
+):
+    """A hall open 08:00–20:00: the admin adds the window's slots (three for a minimum of two at
+    the window is refused beside the slots, in Chinese), and the week regenerated shows each
+    A-post's slot under the worker's name."""
+    open_rosters(page, admin_of(fresh_week["people"]))
+    generate(page)
+    edit_settings(page)
+    page.fill("#settings-form input[name=a_min]", "2")
+    for start, end in (("08:00", "16:30"), ("11:30", "20:00"), ("13:00", "20:00")):
+        page.click("#a-slot-add")
+        row = page.locator("#a-slots .slot").last
+        row.locator("[data-slot=start]").fill(start)
+        row.locator("[data-slot=end]").fill(end)
+    page.click("#settings-save")
+    refused = page.locator(".field-error[data-field='a_slots']")
+    page.wait_for_function(
+        "() => document.querySelector(\".field-error[data-field='a_slots']\").textContent"
+    )
+    assert "最少人数（2）" in refused.inner_text()
+    assert not (stored(e2e_engine, "roster") or {}).get("a_slots")
+    page.locator("#a-slots .slot").last.locator(".slot-remove").click()
+    page.click("#settings-save")
+    page.locator("#settings-saved").wait_for()
+    assert stored(e2e_engine, "roster")["a_slots"] == [
+        {"start": "08:00", "end": "16:30"},
+        {"start": "11:30", "end": "20:00"},
+    ]
+    assert "08:00–16:30、11:30–20:00" in page.inner_text("#settings-view")
+    page.click("#generate")
+    page.click("#regenerate-ok")
+    hours = page.locator("tr.post-A .who .hours")
+    hours.first.wait_for()
+    assert set(hours.all_inner_texts()) == {"08:00–16:30", "11:30–20:00"}
+
+
 def test_refused_roster_settings_are_said_beside_their_fields_and_nothing_is_written(
     page, e2e_engine, fresh_week
 ):

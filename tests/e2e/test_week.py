@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
 import pytest
 from sqlalchemy import delete, select
@@ -38,6 +38,30 @@ def published_week(e2e_engine):
     with Session(e2e_engine) as session:
         session.execute(delete(Roster).where(Roster.id == made))
         session.commit()
+
+
+def test_an_a_post_in_a_hall_with_staggered_hours_says_its_own_slot(
+    page, e2e_engine, published_week
+):
+    from api.models import Shift, User
+
+    with Session(e2e_engine) as session:
+        worker = session.scalar(select(User.id).where(User.username == "worker01"))
+        shift = session.scalar(
+            select(Shift).where(
+                Shift.worker_id == worker, Shift.date == published_week[0], Shift.post == "A"
+            )
+        )
+        shift.slot_start, shift.slot_end = time(11, 30), time(20)
+        session.commit()
+    page.goto("/app")
+    sign_in(page, "worker01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    listed = page.locator("#week-shifts li.week-shift")
+    listed.first.wait_for()
+    assert listed.first.inner_text() == (
+        f"周一 {published_week[0]:%m-%d} · A岗 · 社区服务大厅窗口 11:30–20:00"
+    )
 
 
 def test_the_worker_sees_their_weeks_shifts_with_today_marked(page, published_week):

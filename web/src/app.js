@@ -387,7 +387,10 @@ async function leaveToday(mine) {
   }
 }
 
-const postLabel = (s) => (s.post === "A" ? t.postA : `${t.postB} ${s.grid_code || ""}`);
+// An A-post in a hall with staggered hours says its own slot ("A岗 · 社区服务大厅窗口 11:30–20:00").
+const postLabel = (s) => (s.post === "A"
+  ? `${t.postA}${s.slot ? ` ${s.slot.start}–${s.slot.end}` : ""}`
+  : `${t.postB} ${s.grid_code || ""}`);
 
 /**
  * Today's post and my week, from one read of my shifts this week (published rosters: a worker

@@ -11,6 +11,8 @@ const TEXT = {
     workingDays: "工作日", window: "窗口（A岗）每日人数", aMin: "窗口每日最少人数", aMax: "窗口每日最多人数",
     bDays: "每个网格每周入户天数（至少）", restMin: "每人每周休息天数（至少）",
     aHours: "窗口（A岗）时间", bHours: "入户（B岗）时间", holidays: "节假日（不上班）",
+    aSlots: "窗口错峰时段", addSlot: "添加时段", removeSlot: "删除此时段",
+    slotsHint: "大厅延时开放（如 8:00–20:00）时分时段排窗口：每个时段每个工作日都有人，早晚班轮流。不设时段则窗口全天按上面的时间。",
     extraDays: "调休上班日", restDays: "固定休息日", timeLimit: "排班计算时限（秒）",
     datesHint: "每行一个日期，如 2026-10-01", restHint: "勾选各网格员每周固定休息的日子。",
     people: (n) => `${n} 人`, days: (n) => `${n} 天`, seconds: (n) => `${n} 秒`, none: "无",
@@ -33,6 +35,8 @@ const TEXT = {
     cancel: "Cancel", workingDays: "Working days", window: "At the window (A-post) each day", aMin: "At the window each day, at least",
     aMax: "At the window each day, at most", bDays: "Door-to-door days per grid a week, at least",
     restMin: "Rest days per worker a week, at least", aHours: "Window (A-post) hours", bHours: "Door-to-door (B-post) hours",
+    aSlots: "Staggered window slots", addSlot: "Add a slot", removeSlot: "Remove this slot",
+    slotsHint: "A hall open long hours (say 8:00–20:00) rosters its window in slots: each staffed every working day, early and late taken in turn. No slots: the whole window keeps the hours above.",
     holidays: "Holidays (not worked)", extraDays: "Extra working days (调休)", restDays: "Fixed rest days",
     timeLimit: "Solver time limit (seconds)", datesHint: "One date a line, e.g. 2026-10-01",
     restHint: "Tick the weekdays each worker always rests.",
@@ -60,6 +64,10 @@ const MESSAGES_ZH = [
   [/^A weekday is listed twice\.$/, () => "有重复的工作日。"],
   [/^(\d+) B-post days exceed the (\d+) working days\.$/, (a, b) => `入户天数（${a}）超过了工作日数（${b}）。`],
   [/^start must be before end\.$/, () => "开始时间须早于结束时间。"],
+  [/^(\S+)–(\S+): start must be before end\.$/, (a, b) => `${a}–${b}：开始时间须早于结束时间。`],
+  [/^(\S+)–(\S+) is listed twice\.$/, (a, b) => `${a}–${b} 重复了。`],
+  [/^(\d+) slots need a_min \((\d+)\) of at least \d+: every slot is staffed each working day\.$/,
+    (n, a) => `${n} 个时段每个工作日都要有人：窗口每日最少人数（${a}）须至少为 ${n}。`],
   [/^(.+) is not a worker of community (\d+)\.$/, (who) => `${who} 不是本社区的网格员。`],
   [/^(\S+) is also a holiday\.$/, (day) => `${day} 同时填在了节假日中。`],
   [/^Must be greater than or equal to (\S+) and less than or equal to (\S+)\.$/, (a, b) => `须在 ${a} 至 ${b} 之间。`],
@@ -168,6 +176,7 @@ export function initSettings(page) {
       fact(t.bDays, t.days(s.min_b_days_per_grid)),
       fact(t.restMin, t.days(s.min_rest_days_per_week)),
       fact(t.aHours, `${s.a_hours.start}–${s.a_hours.end}`),
+      fact(t.aSlots, s.a_slots?.length ? s.a_slots.map((x) => `${x.start}–${x.end}`).join(t.list) : t.none),
       fact(t.bHours, `${s.b_hours.start}–${s.b_hours.end}`),
       fact(t.holidays, dates(s.holidays)),
       fact(t.extraDays, dates(s.extra_working_days)),
@@ -186,6 +195,8 @@ export function initSettings(page) {
       form.elements[`${key}.start`].value = s[key].start;
       form.elements[`${key}.end`].value = s[key].end;
     }
+    $("a-slots").innerHTML = "";
+    for (const slot of s.a_slots || []) addSlot(slot);
     form.elements.holidays.value = (s.holidays || []).join("\n");
     form.elements.extra_working_days.value = (s.extra_working_days || []).join("\n");
     // A row per shift holder, and per stored entry for someone no longer one (kept as read).
@@ -197,6 +208,16 @@ export function initSettings(page) {
       return `<tr><th>${escapeHtml(names.get(id) || `#${id}`)}</th>${t.weekdays.map((d, i) => `<td><input type="checkbox" data-worker="${id}" value="${i + 1}" aria-label="${escapeHtml(`${names.get(id) || id} ${d}`)}"${resting.includes(i + 1) ? " checked" : ""}></td>`).join("")}</tr>`;
     });
     $("rest-table").innerHTML = `<thead>${head}</thead><tbody>${rows.join("")}</tbody>`;
+  }
+
+  /** One row of the window's slots in the form: start – end, and a button that removes it. */
+  function addSlot(slot = { start: "", end: "" }) {
+    const row = document.createElement("span");
+    row.className = "slot";
+    row.innerHTML = `<input type="time" data-slot="start" value="${escapeHtml(slot.start)}"> – <input type="time" data-slot="end" value="${escapeHtml(slot.end)}"> <button type="button" class="slot-remove" aria-label="${escapeHtml(t.removeSlot)}" title="${escapeHtml(t.removeSlot)}">×</button>`;
+    row.querySelector(".slot-remove").addEventListener("click", () => row.remove());
+    $("a-slots").append(row);
+    return row;
   }
 
   /** The form as the PUT's body: every field, as typed (the API judges it). */
@@ -219,6 +240,10 @@ export function initSettings(page) {
       min_rest_days_per_week: number("min_rest_days_per_week"),
       rest_days: Object.fromEntries(Object.entries(rest).filter(([, days]) => days.length)),
       a_hours: { start: form.elements["a_hours.start"].value, end: form.elements["a_hours.end"].value },
+      // A row left empty is no slot; one half filled is sent, and the API says what is wrong.
+      a_slots: [...$("a-slots").querySelectorAll(".slot")]
+        .map((row) => ({ start: row.querySelector("[data-slot=start]").value, end: row.querySelector("[data-slot=end]").value }))
+        .filter((slot) => slot.start || slot.end),
       b_hours: { start: form.elements["b_hours.start"].value, end: form.elements["b_hours.end"].value },
       holidays: parseDates(form.elements.holidays.value),
       extra_working_days: parseDates(form.elements.extra_working_days.value),
@@ -228,6 +253,10 @@ export function initSettings(page) {
 
   const describeSettings = (field, rest, sent) => {
     const list = sent[field];
+    if (field === "a_slots" && /^\d+$/.test(rest[0] || "")) {
+      const slot = list?.[Number(rest[0])];
+      return slot ? `${slot.start || "?"}–${slot.end || "?"}` : "";
+    }
     if (Array.isArray(list) && /^\d+$/.test(rest[0] || "")) return String(list[Number(rest[0])] ?? "");
     if (field === "rest_days" && rest[0]) return page.workerNames().get(Number(rest[0])) || rest[0];
     return "";
@@ -338,6 +367,7 @@ export function initSettings(page) {
   $("cadence-who").textContent = t.cadenceNote;
   $("settings-edit").addEventListener("click", openSettings);
   $("settings-cancel").addEventListener("click", closeSettings);
+  $("a-slot-add").addEventListener("click", () => addSlot().querySelector("input").focus());
   form.addEventListener("submit", saveSettings);
   $("cadence-edit").addEventListener("click", openCadence);
   $("cadence-cancel").addEventListener("click", closeCadence);

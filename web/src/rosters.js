@@ -30,7 +30,7 @@ const TEXT = {
     regenText: "将按当前排班设置重新排出本周，草稿中已做的改派会被替换。",
     regenOk: "重新生成",
     editHint: "点击姓名可将该班次改派给本社区的其他网格员。",
-    handTo: "改派给", current: "当前", busyThatDay: "（当天已有岗位）",
+    handTo: "改派给", current: "当前", busyThatDay: "（当天已有岗位）", slotLabel: "窗口时段",
     notAllowed: "只有网格长和社区管理员可以排班。您可以在网格员应用中查看自己的班次。",
     loadFailed: "无法读取排班：", working: "正在处理…",
     genPublished: "本周排班已发布，不能重新生成；请逐个改派班次。",
@@ -73,7 +73,7 @@ const TEXT = {
     regenText: "The week is rostered anew by the current settings: the shifts handed on in the draft are replaced.",
     regenOk: "Regenerate",
     editHint: "Click a name to hand that shift to another worker of the community.",
-    handTo: "Hand to", current: "now", busyThatDay: " (holds a post that day)",
+    handTo: "Hand to", current: "now", busyThatDay: " (holds a post that day)", slotLabel: "Window slot",
     notAllowed: "Only grid leaders and the community's admins roster. Your own shifts are in the workers' app.",
     loadFailed: "Could not read the roster: ", working: "Working…",
     genPublished: "This week is published: it is not regenerated; hand its shifts on one by one.",
@@ -126,6 +126,8 @@ const gridLabel = (gridCode) => {
   return name ? (lang === "zh" ? `${name}（${gridCode}）` : `${name} (${gridCode})`) : gridCode || "";
 };
 const postLabel = (post, gridCode) => (post === "A" ? t.windowPost : `${t.gridPost} ${gridLabel(gridCode)}`);
+/** An A-post's own time slot (staggered window hours), "08:00–16:30"; "" without one. */
+const slotText = (slot) => (slot ? `${slot.start}–${slot.end}` : "");
 const beijing = (when) => beijingTime(when, lang, "short");
 
 function weekDays(w) {
@@ -206,7 +208,9 @@ function render() {
   for (const d of view.days) for (const s of d.B) if (s.grid_code) grids.add(s.grid_code);
   for (const s of short) if (s.grid_code) grids.add(s.grid_code);
   const who = (s) => {
-    const text = escapeHtml(s.worker_name) + (s.relief_for_id ? escapeHtml(t.relief) : "");
+    const hours = slotText(s.slot);
+    const text = escapeHtml(s.worker_name) + (s.relief_for_id ? escapeHtml(t.relief) : "")
+      + (hours ? `<small class="hours">${escapeHtml(hours)}</small>` : "");
     const cls = `who${s.relief_for_id ? " relief" : ""}${editing?.id === s.id ? " chosen" : ""}`;
     return editor && s.date >= today
       ? `<button type="button" class="${cls}" data-shift="${s.id}">${text}</button>`
@@ -273,8 +277,9 @@ function changeText(c) {
   const after = [];
   if (a.date !== b.date) after.push(dayLabel(a.date));
   if (a.post !== b.post || a.grid_code !== b.grid_code) after.push(postLabel(a.post, a.grid_code));
+  if (a.slot && slotText(a.slot) !== slotText(b.slot)) after.push(slotText(a.slot));
   if (a.worker_id !== b.worker_id || !after.length) after.push(name(a));
-  const what = `${dayLabel(b.date)} ${postLabel(b.post, b.grid_code)}${lang === "zh" ? "：" : ": "}${name(b)} → ${after.join(" ")}`;
+  const what = `${dayLabel(b.date)} ${postLabel(b.post, b.grid_code)}${b.slot ? ` ${slotText(b.slot)}` : ""}${lang === "zh" ? "：" : ": "}${name(b)} → ${after.join(" ")}`;
   return c.for_leave_id ? what + t.onLeave(name(b)) : what;
 }
 
@@ -423,7 +428,17 @@ function openEditor(shift) {
     (view.days.find((d) => d.date === shift.date)?.A || []).concat(view.days.find((d) => d.date === shift.date)?.B || [])
       .filter((s) => s.id !== shift.id).map((s) => s.worker_id),
   );
-  $("shift-title").textContent = `${dayLabel(shift.date)} · ${postLabel(shift.post, shift.grid_code)} · ${t.current}：${shift.worker_name}`;
+  $("shift-title").textContent = `${dayLabel(shift.date)} · ${postLabel(shift.post, shift.grid_code)}${shift.slot ? ` ${slotText(shift.slot)}` : ""} · ${t.current}：${shift.worker_name}`;
+  // An A-post of a hall in staggered hours: its slot is chosen here too (the settings' slots).
+  const slots = shift.post === "A" ? settings?.a_slots || [] : [];
+  const slotSelect = $("shift-slot");
+  slotSelect.length = 0;
+  for (const slot of slots) {
+    const option = new Option(slotText(slot), slotText(slot));
+    option.selected = slotText(slot) === slotText(shift.slot);
+    slotSelect.add(option);
+  }
+  $("shift-slot-field").hidden = !slots.length;
   const select = $("shift-worker");
   select.length = 0;
   for (const w of workers) {
@@ -481,14 +496,21 @@ async function saveShift() {
   if (!editing) return;
   const workerId = Number($("shift-worker").value);
   const shiftId = editing.id;
-  if (workerId === editing.worker_id) {
+  const body = {};
+  if (workerId !== editing.worker_id) body.worker_id = workerId;
+  const slot = $("shift-slot-field").hidden ? "" : $("shift-slot").value;
+  if (slot && slot !== slotText(editing.slot)) {
+    const [start, end] = slot.split("–");
+    body.slot = { start, end };
+  }
+  if (!Object.keys(body).length) {
     closeEditor();
     return focusShift(shiftId);
   }
   problem($("shift-error"), "");
   await act($("shift-save"), async () => {
     try {
-      await api(`/api/v1/shifts/${shiftId}`, { method: "PATCH", body: { worker_id: workerId } });
+      await api(`/api/v1/shifts/${shiftId}`, { method: "PATCH", body });
       await load();
       focusShift(shiftId);
     } catch (error) {

@@ -177,9 +177,12 @@ class ShiftById(MethodView):
     @blp.arguments(ShiftPatchSchema)
     @blp.response(200, ShiftSchema)
     def patch(self, changes, shift_id):
-        """Change a shift's post, grid, worker or day (leaders and admins)
+        """Change a shift's post, grid, worker, day or window slot (leaders and admins)
 
-        Nobody holds two posts at once (409); a B-post needs a grid of the community. After
+        Nobody holds two posts at once (409); a B-post needs a grid of the community. An A-post
+        of a hall with staggered hours takes the `slot` named (one of the settings' `a_slots`,
+        else 422); without one it keeps its own on its day, or takes the day's least-staffed
+        slot when it comes to the window or moves to another day. After
         publishing, the change is logged and the workers it touches are notified. A change
         cancels the shift's open swap, and its two workers are told. A shift of a day before
         today (Asia/Shanghai), or a move onto such a day, is a 409: the past is not changed.

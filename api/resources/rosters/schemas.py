@@ -58,7 +58,24 @@ class RosterSettingsSchema(Schema):
         values=ma.fields.List(_WEEKDAY),
         metadata={"description": "Per worker id, the ISO weekdays they rest on"},
     )
-    a_hours = ma.fields.Nested(HoursSchema, metadata={"description": "Hall window hours"})
+    a_hours = ma.fields.Nested(
+        HoursSchema,
+        metadata={
+            "description": "Hall window hours: every A-post shift's when no `a_slots` are set"
+            " (and a shift generated before they were)"
+        },
+    )
+    a_slots = ma.fields.List(
+        ma.fields.Nested(HoursSchema),
+        validate=ma.validate.Length(max=8),
+        metadata={
+            "description": "Staggered window hours (a hall open 08:00–20:00, say): the A-post's"
+            " time slots, each staffed every working day (`a_min` at least their number), each"
+            " A-post shift holding one (`Shift.slot`), late and early shared fairly; each starts"
+            " before it ends, none twice; read back earliest first. Empty (the default): every"
+            " A-post shift has `a_hours`"
+        },
+    )
     b_hours = ma.fields.Nested(HoursSchema, metadata={"description": "Door-to-door hours"})
     holidays = ma.fields.List(
         ma.fields.Date(),
@@ -194,8 +211,22 @@ class ShiftSchema(Schema):
     relief_for_id = Integer(
         allow_none=True, metadata={"description": "The away worker whose grid is relieved"}
     )
-    starts_at = ma.fields.DateTime(metadata={"description": "Start, Asia/Shanghai"})
-    ends_at = ma.fields.DateTime(metadata={"description": "End, Asia/Shanghai"})
+    slot = ma.fields.Nested(
+        HoursSchema,
+        allow_none=True,
+        metadata={
+            "description": "An A-post's time slot (one of the settings' `a_slots`, local"
+            " HH:MM), its own hours; null for a B-post and for an A-post of a community without"
+            " slots (the community's `a_hours`)"
+        },
+    )
+    starts_at = ma.fields.DateTime(
+        metadata={
+            "description": "Start, Asia/Shanghai: the A-post's slot, else the post's hours"
+            " (`a_hours`, `b_hours`)"
+        }
+    )
+    ends_at = ma.fields.DateTime(metadata={"description": "End, Asia/Shanghai, as starts_at"})
 
 
 class HeldTaskSchema(Schema):
@@ -248,6 +279,16 @@ class ShiftPatchSchema(Schema):
     )
     worker_id = Integer()
     date = ma.fields.Date(metadata={"description": "A day of the roster's week"})
+    slot = ma.fields.Nested(
+        HoursSchema,
+        allow_none=True,
+        metadata={
+            "description": "An A-post's time slot, one of the community's `a_slots` (422"
+            " otherwise, and for a B-post). Left out or null: an A-post staying on its day"
+            " keeps its slot, another (moved to the window or to another day) takes the"
+            " day's least-staffed slot"
+        },
+    )
 
 
 class ShiftQueryArgsSchema(Schema):
@@ -404,7 +445,8 @@ class ShiftChangeSchema(Schema):
     before = ma.fields.Dict(
         metadata={
             "description": "The shift before: date, post, worker_id, worker_name, grid_code,"
-            " relief_for_id"
+            " relief_for_id, slot (an A-post's window slot, null without one; absent from"
+            " changes logged before migration 0058)"
         }
     )
     after = ma.fields.Dict(metadata={"description": "The shift after, as `before`"})
