@@ -191,6 +191,7 @@ export const TASK_TEXT = {
     urgencies: { danger: "危及生命财产", utility: "水电气热", general: "一般", complex: "疑难复杂" },
     types: { consultation: "咨询", help: "求助", complaint: "投诉", report: "举报", suggestion: "建议" },
     sources: { hotline: "12345热线", window: "窗口", visit: "走访", proactive: "巡查", leader: "网格长" },
+    lists: { need: "需求清单", problem: "问题清单" },
     hours: (h) => `${h}小时`, days: (d) => `${d}天`,
     // An urgency with the time a task of it is given (`deadlineSpan`), as a form offers it.
     urgencyDue: {
@@ -207,6 +208,7 @@ export const TASK_TEXT = {
     urgencies: { danger: "Danger to life or property", utility: "Water, power, gas, heating", general: "General", complex: "Complex" },
     types: { consultation: "Consultation", help: "Help", complaint: "Complaint", report: "Report", suggestion: "Suggestion" },
     sources: { hotline: "12345 hotline", window: "window", visit: "visit", proactive: "rounds", leader: "leader" },
+    lists: { need: "need list", problem: "problem list" },
     hours: (h) => `${h} h`, days: (d) => (d === 1 ? "1 day" : `${d} days`),
     urgencyDue: {
       danger: (span) => `Danger to life or property (${span})`, utility: (span) => `Water, power, gas, heating (${span})`,
