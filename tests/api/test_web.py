@@ -254,7 +254,7 @@ def test_the_reports_page_shows_each_list_of_the_report():
     assert 'for (const kind of ["need", "problem"])' in source and TASK_LISTS == ("need", "problem")
     for kind in TASK_LISTS:
         assert f'data-figure="{kind}-list"' in page
-        assert f"g.lists?.{kind}" in source
+        assert f"lists?.{kind}" in source
 
 
 # --- why a visit was refused, in Chinese (web/src/reasons.js) ------------------------------------

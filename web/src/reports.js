@@ -28,7 +28,7 @@ const TEXT = {
     grid: "网格", households: "户数", tasksOverdue: "超期工单", noGrids: "本周该范围内没有网格。",
     needList: "需求清单 待办", problemList: "问题清单 待办",
     listWeek: (raised, done) => `本周新增 ${raised}，办结 ${done}`,
-    needsOpenDone: "需求 待办 / 本周办结", problemsOpenDone: "问题 待办 / 本周办结",
+    listsOpen: "需求 / 问题 待办", listsDone: (need, problem) => `办结 ${need} / ${problem}`,
     yourGrids: "（我负责的网格）",
     trendTitle: (n) => `走访覆盖率趋势（近 ${n} 周）`, trendAsTable: "以表格查看",
     workersTitle: "网格员走访情况", workersHow: "默认走访户数最少的在前；点击列标题可按该列排序，再点一次反向。",
@@ -63,7 +63,7 @@ const TEXT = {
     grid: "Grid", households: "Households", tasksOverdue: "Overdue tasks", noGrids: "No grids in this area that week.",
     needList: "Need list: open", problemList: "Problem list: open",
     listWeek: (raised, done) => `this week: ${raised} raised, ${done} done`,
-    needsOpenDone: "Needs open / done this week", problemsOpenDone: "Problems open / done this week",
+    listsOpen: "Needs / problems open", listsDone: (need, problem) => `done ${need} / ${problem}`,
     yourGrids: " (your grids)",
     trendTitle: (n) => `Coverage trend (last ${n} weeks)`, trendAsTable: "Show as a table",
     workersTitle: "Workers", workersHow: "Fewest households visited first; click a column heading to sort by it, again to reverse.",
@@ -196,8 +196,15 @@ function showMustVisitGroups(must) {
   $("must-visit-section").hidden = !must.length;
 }
 
-// A grid's list as its table cell: open / done this week ("—": a report stored before the lists).
-const openDone = (list) => (list ? `${list.open} / ${list.done}` : "—");
+// A grid's lists as one table cell (a column each made the English table too wide for a
+// tablet): needs / problems open, and beneath them done this week; "—" for a report stored
+// before the lists.
+function listsCell(lists) {
+  const [need, problem] = [lists?.need, lists?.problem];
+  const text = need && problem ? `${need.open} / ${problem.open}` : "—";
+  const done = need && problem ? `<small class="muted">${escapeHtml(t.listsDone(need.done, problem.done))}</small>` : "";
+  return `<td class="lists" data-label="${escapeHtml(t.listsOpen)}"><span>${escapeHtml(text)}</span>${done}</td>`;
+}
 
 function showReport(report) {
   const totals = report.totals || {};
@@ -243,7 +250,7 @@ function showReport(report) {
       ${cell("notVisited", g.not_visited_2w)}
       ${cell("mustVisit", `${gm.reduce((n, m) => n + m.done, 0)} / ${gm.reduce((n, m) => n + m.due, 0)}`)}
       ${cell("tasksOverdue", g.tasks?.overdue ?? 0)}
-      ${cell("needsOpenDone", openDone(g.lists?.need))}${cell("problemsOpenDone", openDone(g.lists?.problem))}</tr>`;
+      ${listsCell(g.lists)}</tr>`;
   }).join("");
   $("grids").hidden = !grids.length;
   $("no-grids").hidden = Boolean(grids.length);
