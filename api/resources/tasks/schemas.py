@@ -638,7 +638,8 @@ class ListsSchema(Schema):
     grids = ma.fields.List(
         ma.fields.Nested(GridListsSchema),
         metadata={
-            "description": "Each grid's (yours to see), in code order: " + ", ".join(LIST_FIGURES)
+            "description": "Each grid you can see, in code order, with its lists' "
+            + ", ".join(LIST_FIGURES)
         },
     )
 
