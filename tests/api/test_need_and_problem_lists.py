@@ -219,3 +219,10 @@ def test_the_lists_of_a_community_you_cannot_see_are_not_found(client, world):
 def test_lists_without_one_place_and_one_period_are_a_422(client, world, query, field):
     r = client.get(LISTS, query_string=query, headers=world.auth("admin_a"))
     assert (r.status_code, list(r.json["errors"]["query"])) == (422, [field])
+
+
+def test_lists_for_a_week_beyond_the_calendar_are_a_422(client, world):
+    r = client.get(
+        LISTS, query_string={"grid": A1, "week": "9999-W52"}, headers=world.auth("admin_a")
+    )
+    assert (r.status_code, r.json["field"]) == (422, "week")
