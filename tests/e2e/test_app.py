@@ -812,6 +812,8 @@ def add_tasks(e2e_engine):
                     closed_at=now if status == "closed" else None,
                     resolved_at=now if status == "closed" else None,
                     household_id=household_ids[n] if n < len(household_ids) else None,
+                    # a visit's follow-up is on a list: the need list, the problem list, ...
+                    list_kind=("need", "problem")[n % 2] if source == "visit" else None,
                 )
                 for n in range(count)
             ]
@@ -891,13 +893,16 @@ def test_my_tasks_say_the_door_of_each_visits_follow_up(context, page, add_tasks
     def shown() -> dict[int, str]:
         return {task: page.inner_text(f"li.task[data-id='{task}'] .door") for task in ids}
 
+    def lists() -> list[str]:  # and which list each is on (需求清单 / 问题清单)
+        return [page.inner_text(f"li.task[data-id='{task}'] .list-kind") for task in ids]
+
     open_app(context, page)
     page.wait_for_function("() => navigator.serviceWorker.controller !== null")
-    assert shown() == expected
+    assert shown() == expected and lists() == ["需求", "问题"]
     context.set_offline(True)
     page.reload()
     page.wait_for_selector("body[data-ready='1']")
-    assert shown() == expected
+    assert shown() == expected and lists() == ["需求", "问题"]
 
 
 def test_my_tasks_say_which_deadline_the_12345_hotline_set(context, page, add_tasks):

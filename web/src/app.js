@@ -21,7 +21,7 @@ const TEXT = {
     title: "网格员", roleTitles: { grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "区级查看" }, username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
     today: "今日岗位", record: "记录走访", household: "住户", outcome: "结果", notes: "备注",
     followUp: "需要跟进", followUpNote: "跟进事项", followUpKind: "列入", kindNeed: "需求清单（居民的愿望：装灯、坡道、服务）",
-    kindProblem: "问题清单（坏了、不对，需要修或改）", kinds: { need: "需求", problem: "问题" }, recordButton: "定位并记录", queued: "待同步",
+    kindProblem: "问题清单（坏了、不对，需要修或改）", listKinds: { need: "需求", problem: "问题" }, recordButton: "定位并记录", queued: "待同步",
     syncNow: "立即同步", tasks: "我的任务", plan: "本周走访计划", notifications: "消息推送",
     syncOffline: (n) => (n ? `离线：${n} 条走访记录保存在本机，联网后自动同步。` : "离线：联网后才能同步。"),
     enablePush: "开启推送", online: "在线", offline: "离线", postA: "A岗 · 社区服务大厅窗口", windowDesk: "窗口受理", rosterPage: "排班（全社区）",
@@ -202,7 +202,7 @@ const TEXT = {
     other: "中文", today: "Today's post", record: "Record a visit", household: "Household", outcome: "Outcome",
     notes: "Notes", followUp: "Needs follow-up", followUpNote: "Follow-up", followUpKind: "On the list of",
     kindNeed: "Needs (a resident's wish: lamps, a ramp, a service)", kindProblem: "Problems (broken or wrong: to fix)",
-    kinds: { need: "need", problem: "problem" }, recordButton: "Locate and record",
+    listKinds: { need: "need", problem: "problem" }, recordButton: "Locate and record",
     queued: "Waiting to sync", syncNow: "Sync now", tasks: "My tasks", plan: "My plan this week",
     syncOffline: (n) => (n ? `Offline: ${n} visit${n === 1 ? " is" : "s are"} kept on this device and sync${n === 1 ? "s" : ""} once online.`
       : "Offline: syncing needs a connection."),
@@ -450,7 +450,7 @@ function taskItem(task, offline, doors) {
   // hotline moves: PUT /tasks/{id}/deadline), not one its urgency set: said beside it.
   const ticket = task.ticket_due_at ? ` <span class="ticket-deadline">${escapeHtml(t.ticketDeadline)}</span>` : "";
   // A visit's follow-up says which list it is on (需求 / 问题): the worker's cards tell them apart.
-  const list = task.list ? ` <span class="list-kind ${escapeHtml(task.list)}">${escapeHtml(t.kinds[task.list] || task.list)}</span>` : "";
+  const list = task.list ? ` <span class="list-kind ${escapeHtml(task.list)}">${escapeHtml(t.listKinds[task.list] || task.list)}</span>` : "";
   return `<li class="task" data-id="${task.id}"><button type="button" class="open-task" data-open="${task.id}"><b>${escapeHtml(task.title)}</b></button>${list}
     <span class="state">${escapeHtml(t.statuses[task.status] || task.status)}</span>${door ? `
     <div class="door">${escapeHtml(t.door)}${colon}${escapeHtml(door)}</div>` : ""}
@@ -1154,7 +1154,7 @@ $("handover-list").addEventListener("click", async (e) => {
 // version for the worker to note down, and keeps it until they discard it.
 function visitFields(v) {
   const parts = [t.outcomes[v.outcome] || v.outcome, v.notes && `${t.notes}: ${v.notes}`,
-    v.follow_up && `${t.followUp}${v.follow_up_kind ? ` (${t.kinds[v.follow_up_kind] || v.follow_up_kind})` : ""}`
+    v.follow_up && `${t.followUp}${v.follow_up_kind ? ` (${t.listKinds[v.follow_up_kind] || v.follow_up_kind})` : ""}`
       + `${v.follow_up_note ? `: ${v.follow_up_note}` : ""}`];
   if (v.household_id !== undefined) parts.unshift(labelOf(v.household_id));
   return parts.filter(Boolean).join(" · ");
