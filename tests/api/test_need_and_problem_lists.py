@@ -226,3 +226,65 @@ def test_lists_for_a_week_beyond_the_calendar_are_a_422(client, world):
         LISTS, query_string={"grid": A1, "week": "9999-W52"}, headers=world.auth("admin_a")
     )
     assert (r.status_code, r.json["field"]) == (422, "week")
+
+
+def test_migration_0059_puts_the_follow_ups_recorded_before_on_the_need_list(own_database_url):
+    """Backfill: a follow-up recorded before the lists, and its task, are on the need list (what
+    a client sending no kind gets); a visit without a follow-up and a hotline task on none."""
+    import uuid
+
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from api.cli import alembic_config
+    from api.extensions import db
+    from tests.factories import box, build_app, make_grid, make_user
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid_id = make_grid(session, "110109009009001", box(116.5, 39.7, 116.51, 39.71)).id
+        worker_id = make_user(session, "mig_0059", "worker", grids=["110109009009001"]).id
+    with app.app_context():
+        db.engine.dispose()
+    engine = create_engine(own_database_url)
+    config = alembic_config(own_database_url)
+    visit = text(
+        "INSERT INTO visits (id, worker_id, grid_id, visited_at, utc_offset_minutes, week,"
+        " location, datum, raw_lon, raw_lat, outcome, follow_up, grade)"
+        " VALUES (:id, :w, :g, :t, 480, '2026-W47', ST_SetSRID(ST_MakePoint(116.505, 39.705),"
+        " 4326), 'wgs84', 116.505, 39.705, 'met', :f, 'ok')"
+    )
+    task = text(
+        "INSERT INTO tasks (source, type, title, grid_id, visit_id, external_id, status,"
+        " created_at, due_at) VALUES (:s, 'help', 'x', :g, :v, :e, 'dispatched', :t, :t)"
+        " RETURNING id"
+    )
+    followed, plain = uuid.uuid4(), uuid.uuid4()
+    try:
+        command.downgrade(config, "0057")
+        with engine.begin() as conn:
+            for vid, flagged in ((followed, True), (plain, False)):
+                conn.execute(
+                    visit, {"id": vid, "w": worker_id, "g": grid_id, "t": T0, "f": flagged}
+                )
+            made = [
+                conn.scalar(task, {"s": s, "g": grid_id, "v": v, "e": e, "t": T0})
+                for s, v, e in (("visit", followed, None), ("hotline", None, "12345-0059"))
+            ]
+        command.upgrade(config, "head")
+        with engine.begin() as conn:
+            kinds = dict(conn.execute(text("SELECT id, follow_up_kind FROM visits")).all())
+            lists = (
+                conn.execute(
+                    text("SELECT list_kind FROM tasks WHERE id = ANY(:ids) ORDER BY id"),
+                    {"ids": made},
+                )
+                .scalars()
+                .all()
+            )
+            conn.execute(text("DELETE FROM tasks"))
+            conn.execute(text("DELETE FROM visits"))
+        assert kinds == {followed: "need", plain: None}
+        assert lists == ["need", None]
+    finally:
+        engine.dispose()
