@@ -229,7 +229,14 @@ class DemoActivity:
         }
         if outcome == "met" and household.tags and rng.random() < 0.1:
             item["follow_up"] = True
-            item["follow_up_note"] = "需要协助申请居家养老服务"
+            # Both lists visits produce (需求清单 / 问题清单), by the household (no draw of the
+            # generator: the demo's other figures stay as they were).
+            if household.id % 3:
+                item["follow_up_kind"] = "need"
+                item["follow_up_note"] = "需要协助申请居家养老服务"
+            else:
+                item["follow_up_kind"] = "problem"
+                item["follow_up_note"] = "楼道声控灯不亮，老人夜里看不清台阶"
         return item
 
     def _hotline(self, admin: User, offset: int) -> int:

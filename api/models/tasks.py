@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from api.crypto import EncryptedJSON, EncryptedString
 from api.db import Base
 from api.models.photos import PhotoColumns
+from api.models.visits import FOLLOW_UP_KINDS
 
 TASK_SOURCES = ("hotline", "window", "visit", "proactive", "leader")
 HOTLINE_TYPES = ("consultation", "help", "complaint", "report", "suggestion")
@@ -42,6 +43,8 @@ TASK_STATUSES = (
     "transferred",
 )
 SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
+# The lists visits produce (需求清单 / 问题清单), as a visit's follow-up names them.
+TASK_LISTS = FOLLOW_UP_KINDS
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -60,6 +63,9 @@ class Task(Base):
         ),
         # A ticket's tasks form a chain: one holds it (the partial unique index below), and
         # at most one task was transferred from each task.
+        CheckConstraint(
+            f"list_kind IS NULL OR {_in('list_kind', TASK_LISTS)}", name="list_kind_valid"
+        ),
         UniqueConstraint("transferred_from_id", name="uq_tasks_transferred_from_id"),
         UniqueConstraint("transferred_to_id", name="uq_tasks_transferred_to_id"),
     )
@@ -99,6 +105,9 @@ class Task(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     satisfaction: Mapped[str | None] = mapped_column(String(20))
+    # The list it is on (TASK_LISTS): a visit's follow-up is a need or a problem (migration
+    # 0059); NULL: a task of another source, on no list. Answered and asked for as `list`.
+    list_kind: Mapped[str | None] = mapped_column(String(7))
     # A re-dispatched hotline ticket (改派): the task it came from, the task it went on to, and
     # when it went (set also when the task had been resolved, whose status then stays).
     transferred_from_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
@@ -127,6 +136,13 @@ Index(
     postgresql_where=Task.location.is_(None),
 )
 Index("ix_tasks_created_at", Task.created_at)
+# The lists' figures per grid (GET /tasks/lists, the weekly report): the tasks on a list only.
+Index(
+    "ix_tasks_list_grid",
+    Task.grid_id,
+    Task.list_kind,
+    postgresql_where=Task.list_kind.is_not(None),
+)
 # GET /tasks?external_id=: the 12345 bridge finding a ticket's task(s) by its number (0044).
 Index(
     "ix_tasks_external_id",

@@ -29,6 +29,11 @@ from api.models.photos import PhotoColumns
 OUTCOMES = ("met", "nobody_home", "refused", "moved_out", "vacant")
 DATUMS = ("wgs84", "gcj02", "bd09")
 GRADES = ("ok", "doubtful", "suspect")
+# Which list a visit's follow-up goes on (需求清单 / 问题清单): a resident's need (a wish: lamps,
+# a ramp, a service) or a problem (something broken or wrong to fix). A follow-up sent with no
+# kind (a client from before the lists) is a need: the default, `FOLLOW_UP_DEFAULT`.
+FOLLOW_UP_KINDS = ("need", "problem")
+FOLLOW_UP_DEFAULT = "need"
 
 # Precision of a worker's position for roles without `tracks` (api/privacy.py), and of every
 # visit's once retention has coarsened it: 3 decimals, about 100 m.
@@ -52,6 +57,11 @@ class Visit(Base):
         CheckConstraint("datum IN ('wgs84', 'gcj02', 'bd09')", name="datum_valid"),
         CheckConstraint("grade IN ('ok', 'doubtful', 'suspect')", name="grade_valid"),
         CheckConstraint("week ~ '^[0-9]{4}-W[0-9]{2}$'", name="week_format"),
+        # A kind qualifies a follow-up: none without one (migration 0059).
+        CheckConstraint(
+            "follow_up_kind IS NULL OR (follow_up AND follow_up_kind IN ('need', 'problem'))",
+            name="follow_up_kind_valid",
+        ),
     )
 
     # Made by the phone, so a replayed sync is recognised (idempotency key).
@@ -79,6 +89,8 @@ class Visit(Base):
     observations: Mapped[dict] = mapped_column(EncryptedJSON, default=dict, server_default="{}")
     follow_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     follow_up_note: Mapped[str | None] = mapped_column(EncryptedString)
+    # The list the follow-up goes on (FOLLOW_UP_KINDS); NULL without a follow-up.
+    follow_up_kind: Mapped[str | None] = mapped_column(String(7))
     # Set when the worker visited as the named reliever of another worker's grid.
     relief: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     grade: Mapped[str] = mapped_column(String(10))

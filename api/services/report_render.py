@@ -28,6 +28,18 @@ def _hotline(row: dict, key: str):
     return row["tasks"].get("hotline", {}).get(key)
 
 
+def _list(row: dict, kind: str, key: str):
+    """A figure of the row's need or problem list (a report stored before 2026-12-06 has none)."""
+    return row.get("lists", {}).get(kind, {}).get(key)
+
+
+# The lists visits produce (需求清单 / 问题清单), each raised, done and open: columns of the grids.
+LIST_COLUMNS = [
+    (f"{word}{figure}", kind, key)
+    for kind, word in (("need", "需求"), ("problem", "问题"))
+    for figure, key in (("新增", "raised"), ("办结", "done"), ("待办", "open"))
+]
+
 TAG_NAMES = {
     "elderly_80": "80岁以上老人",
     "living_alone": "独居",
@@ -69,6 +81,10 @@ GRID_COLUMNS: list[tuple[str, Any]] = [
     ("12345响应率%", lambda r: _hotline(r, "response_rate")),
     ("12345解决率%", lambda r: _hotline(r, "resolution_rate")),
     ("12345满意率%", lambda r: _hotline(r, "satisfaction_rate")),
+    *(
+        (header, lambda r, kind=kind, key=key: _list(r, kind, key))
+        for header, kind, key in LIST_COLUMNS
+    ),
 ]
 # The PDF's two grid tables, each of columns its page has room for: coverage, then tasks and
 # the three rates (三率) a community is ranked by, as the page and the CSV give them.
@@ -112,6 +128,8 @@ COMMUNITY_COLUMNS = [
     ("新增工单", "tasks_opened"),
     ("已办结", "tasks_resolved"),
     ("超期", "tasks_overdue"),
+    ("需求待办", "needs_open"),
+    ("问题待办", "problems_open"),
 ]
 TAG_COLUMNS = ["网格编码", "网格名称", "必访类别", "应访户数", "已访户数", "完成率%"]
 TREND_COLUMNS = [
@@ -233,7 +251,8 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     sheet(
         "社区",
         [h for h, _ in COMMUNITY_COLUMNS],
-        [[c[k] for _, k in COMMUNITY_COLUMNS] for c in report["communities"]],
+        # .get: a report stored before the lists (2026-12-06) has no figures of them.
+        [[c.get(k) for _, k in COMMUNITY_COLUMNS] for c in report["communities"]],
     )
     sheet("网格", [h for h, _ in GRID_COLUMNS], grid_rows(report)[:-1])
     sheet(

@@ -13,7 +13,8 @@ O(grids × weeks) rows and PostgreSQL builds the JSON document:
 - the trend's six earlier weeks corrected the same way for the selection as a whole: only the
   households that moved across its edge since, or moved inside it and were found in both grids;
 - per worker: `report_worker_weeks` and the week's published shifts (A / B posts);
-- tasks and the three rates: tasks opened in the week (index on `tasks.created_at`).
+- tasks and the three rates: tasks opened in the week (index on `tasks.created_at`);
+- the need and problem lists visits produce: raised, done in the week, open as it closed.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from sqlalchemy.orm import Session
 from api import clock, errors
 from api.db import set_local
 from api.models import CARE_TAGS, Community, District, Grid, GridVersion, Street
+from api.models.tasks import TASK_LISTS
 from api.scope import Scope
 from api.services.rates import RESOLVED_STATUSES
+from api.services.task_lists import LIST_FIGURES
 from api.services.weeks import parse_week, shift_week, week_bounds, week_dates
 
 TREND_WEEKS = 8
@@ -255,10 +258,19 @@ tk AS (
   FROM tasks t JOIN sel USING (grid_id)
   WHERE t.created_at >= :start AND t.created_at < :end AND t.status <> 'transferred'
   GROUP BY t.grid_id),
+-- The need and problem lists visits produce (api/services/task_lists.py counts the same):
+-- raised and done in the week, open as it closed (the tasks on a list only: ix_tasks_list_grid).
+lk AS (
+  SELECT t.grid_id,
+         /*LIST_COUNTS*/
+  FROM tasks t JOIN sel USING (grid_id)
+  WHERE t.list_kind IS NOT NULL AND t.created_at < :end AND t.status <> 'transferred'
+  GROUP BY t.grid_id),
 gt AS (
-  SELECT gw.*, /*TASK_COLUMNS*/,
+  SELECT gw.*, /*TASK_COLUMNS*/, /*LIST_COLUMNS*/,
          COALESCE(tgj.j, '[]'::json) AS must_visit
-  FROM gw LEFT JOIN tk ON tk.grid_id = gw.id LEFT JOIN tgj ON tgj.grid_id = gw.id),
+  FROM gw LEFT JOIN tk ON tk.grid_id = gw.id LEFT JOIN tgj ON tgj.grid_id = gw.id
+  LEFT JOIN lk ON lk.grid_id = gw.id),
 members AS (
   SELECT ug.user_id AS worker_id FROM user_grids ug JOIN sel USING (grid_id)
   UNION SELECT w.worker_id FROM report_worker_weeks w JOIN sel USING (grid_id)
@@ -382,7 +394,8 @@ SELECT json_build_object(
       'relief_visits', relief, 'unregistered_visits', unregistered,
       'not_visited_2w', not_visited_2w,
       'must_visit', must_visit,
-      'tasks', /*GRID_TASKS*/)
+      'tasks', /*GRID_TASKS*/,
+      'lists', /*GRID_LISTS*/)
       ORDER BY code)
     FROM gt), '[]'::json),
   'communities', COALESCE((
@@ -393,7 +406,7 @@ SELECT json_build_object(
              sum(gt.visited) AS visited, gw_pct(sum(gt.visited), sum(gt.households)) AS coverage,
              sum(gt.visits) AS visits, sum(gt.not_visited_2w) AS not_visited_2w,
              sum(gt.opened) AS tasks_opened, sum(gt.resolved) AS tasks_resolved,
-             sum(gt.overdue) AS tasks_overdue
+             sum(gt.overdue) AS tasks_overdue, /*COMMUNITY_LISTS*/
       FROM gt
       JOIN communities cm ON cm.code = gt.community_code
       JOIN streets st ON st.code = cm.street_code
@@ -428,7 +441,8 @@ SELECT json_build_object(
                                           'rate', gw_pct(done, due))
                         ORDER BY array_position(CAST(:tags AS text[]), tag))
         FROM tag_totals), '[]'::json),
-      'tasks', /*TOTAL_TASKS*/)
+      'tasks', /*TOTAL_TASKS*/,
+      'lists', /*TOTAL_LISTS*/)
     FROM gt),
   'trend', (
     SELECT json_agg(json_build_object(
@@ -494,6 +508,48 @@ _TASK_SQL = {
     "/*GRID_TASKS*/": _task_json(total=False),
     "/*TOTAL_TASKS*/": _task_json(total=True),
 }
+
+# The need and problem lists' figures (the `lk` CTE's counts), as api/services/task_lists.py
+# counts them: raised in the week, done in it, open (not done) as it closed (`:cutoff`). A
+# task is done at `resolved_at`, else `closed_at`, else (no time recorded) when it was opened.
+_DONE_AT = "COALESCE(t.resolved_at, t.closed_at, t.created_at)"
+_RESOLVED = "t.status = ANY(CAST(:resolved AS text[]))"
+_LIST_COUNTS = f"""count(*) FILTER (WHERE t.list_kind = '{{k}}' AND t.created_at >= :start)
+           AS {{k}}_raised,
+         count(*) FILTER (WHERE t.list_kind = '{{k}}' AND {_RESOLVED}
+                            AND {_DONE_AT} >= :start AND {_DONE_AT} < :end) AS {{k}}_done,
+         count(*) FILTER (WHERE t.list_kind = '{{k}}' AND t.created_at < :cutoff
+                            AND NOT ({_RESOLVED} AND {_DONE_AT} <= :cutoff)) AS {{k}}_open"""
+
+
+def _list_json(total: bool) -> str:
+    def figures(kind: str) -> str:
+        def n(name: str) -> str:
+            return f"COALESCE(sum({kind}_{name}), 0)" if total else f"{kind}_{name}"
+
+        return ", ".join(f"'{name}', {n(name)}" for name in LIST_FIGURES)
+
+    return (
+        "json_build_object("
+        + ", ".join(f"'{kind}', json_build_object({figures(kind)})" for kind in TASK_LISTS)
+        + ")"
+    )
+
+
+_TASK_SQL.update(
+    {
+        "/*LIST_COUNTS*/": ",\n         ".join(_LIST_COUNTS.format(k=k) for k in TASK_LISTS),
+        "/*LIST_COLUMNS*/": ", ".join(
+            f"COALESCE(lk.{k}_{name}, 0) AS {k}_{name}" for k in TASK_LISTS for name in LIST_FIGURES
+        ),
+        "/*GRID_LISTS*/": _list_json(total=False),
+        "/*TOTAL_LISTS*/": _list_json(total=True),
+        # A district's communities, flat as their tasks' figures: needs_open, problems_done...
+        "/*COMMUNITY_LISTS*/": ", ".join(
+            f"sum(gt.{k}_{name}) AS {k}s_{name}" for k in TASK_LISTS for name in LIST_FIGURES
+        ),
+    }
+)
 for _mark, _sql in _TASK_SQL.items():
     REPORT_SQL = REPORT_SQL.replace(_mark, _sql)
 

@@ -27,6 +27,7 @@ from api.models import (
     user_grids,
 )
 from api.models.tasks import HOTLINE_TYPES
+from api.models.visits import FOLLOW_UP_DEFAULT
 from api.scope import Scope
 from api.services import dispatch
 from api.services.geometry import db_geom, point_lonlat
@@ -219,6 +220,7 @@ def list_tasks(
     grid: str | None = None,
     overdue: bool | None = None,
     source: str | None = None,
+    list_kind: str | None = None,
     external_id: str | None = None,
     created_by: str | None = None,
     created_on: date | None = None,
@@ -261,6 +263,8 @@ def list_tasks(
         stmt = stmt.where(Task.grid_id.in_(select(Grid.id).where(Grid.code == grid)))
     if source:
         stmt = stmt.where(Task.source == source)
+    if list_kind:  # the need list or the problem list (a visit's follow-ups)
+        stmt = stmt.where(Task.list_kind == list_kind)
     if external_id is not None:  # the 12345 bridge finding its ticket's task
         stmt = stmt.where(Task.external_id == external_id)
     if overdue is True:
@@ -400,6 +404,7 @@ def create_task(
         complainant=data.get("complainant"),
         household_id=household.id if household else None,
         visit_id=data.get("visit_id"),
+        list_kind=data.get("list_kind"),
         location=location,
         grid_id=grid.id,
         status="new",
@@ -1587,6 +1592,9 @@ def task_from_visit(session: Session, visit: Visit, *, now: datetime | None = No
         "description": note,
         "urgency": "general",
         "visit_id": visit.id,
+        # The list it goes on: the visit's kind (a visit stored before the lists, or made
+        # elsewhere with none: a need, as the batch takes a follow-up sent with no kind).
+        "list_kind": visit.follow_up_kind or FOLLOW_UP_DEFAULT,
     }
     placed, point = None, None
     if visit.household_id is not None:

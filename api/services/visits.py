@@ -27,6 +27,7 @@ from api import clock, errors
 from api.copy_rows import copy_rows
 from api.db import is_any_of
 from api.models import Grid, GridHolding, GridVersion, Household, HouseholdHistory, User, Visit
+from api.models.visits import FOLLOW_UP_DEFAULT
 from api.scope import Scope
 from api.services import audit
 from api.services.audit import Reader
@@ -825,6 +826,11 @@ def _row(a: _Accepted, evidence: Evidence, worker_id: int, now: datetime) -> dic
         "observations": d.get("observations", {}),
         "follow_up": d.get("follow_up", False),
         "follow_up_note": d.get("follow_up_note"),
+        # The list it goes on: a need when not said (a client from before the lists); none
+        # without a follow-up, whatever the form kept.
+        "follow_up_kind": (d.get("follow_up_kind") or FOLLOW_UP_DEFAULT)
+        if d.get("follow_up")
+        else None,
         "relief": a.relief,
         "grade": evidence.grade,
         "reasons": evidence.reasons,

@@ -384,6 +384,9 @@ MATRIX: dict[str, Line] = {
     "GET /api/v1/tasks/rates": Line(
         "/api/v1/tasks/rates?grid={grid_code}&week={week}", SCOPED_READ
     ),
+    "GET /api/v1/tasks/lists": Line(
+        "/api/v1/tasks/lists?grid={grid_code}&week={week}", SCOPED_READ
+    ),
     "GET /api/v1/tasks/recurring": Line("/api/v1/tasks/recurring?grid={grid_code}", SCOPED_READ),
     "GET /api/v1/tasks/<id:task_id>": Line("/api/v1/tasks/{task_id}", SCOPED_READ),
     "POST /api/v1/tasks/<id:task_id>/transitions": Line(

@@ -83,6 +83,7 @@ LAYERS = ("grids", "households", "visits", "tasks")
 QUERIES = {
     "GET /api/v1/grids/locate": {"lon": "lon", "lat": "lat"},
     "GET /api/v1/tasks/rates": {"grid": "grid_code", "week": "week"},
+    "GET /api/v1/tasks/lists": {"grid": "grid_code", "week": "week"},
     "GET /api/v1/shifts": {"week": "week"},
     "GET /api/v1/workers/{worker_id}/shifts.ics": {"token": "feed_token"},
 }

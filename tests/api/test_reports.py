@@ -377,6 +377,50 @@ def test_a_past_weeks_overdue_task_stays_overdue_once_resolved_late(session, his
     assert (r2_tasks(at(30))["overdue"], r2_tasks(at(30))["resolved"]) == (1, 1)
 
 
+def test_the_need_and_problem_lists_stand_beside_the_tasks_figures(client, session, history):
+    """What visits put on the need list and the problem list (需求清单 / 问题清单), per grid, in
+    the totals and per community: raised and done in the week, open as it closed; as GET
+    /tasks/lists counts them. The tasks' own figures count them as tasks, as before."""
+
+    def on_list(household, kind, created, **fields):
+        make_task_at(session, household, created + timedelta(days=7), created_at=created,
+                     source="visit", type="help", list_kind=kind, **fields)  # fmt: skip
+
+    on_list(history.h["h1"], "need", at(17), status="resolved", resolved_at=at(18))
+    on_list(history.h["h2"], "need", at(19))
+    on_list(history.h["h2"], "problem", at(10))  # raised in W46, still open
+    on_list(history.h["h5"], "problem", at(19), status="closed", resolved_at=at(23))  # in W48
+    report = client.get(
+        COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
+    ).json
+    r1, r2 = grid_of(report, R1), grid_of(report, R2)
+    assert r1["lists"] == {
+        "need": {"raised": 2, "done": 1, "open": 1},
+        "problem": {"raised": 0, "done": 0, "open": 1},
+    }
+    assert r2["lists"] == {
+        "need": {"raised": 0, "done": 0, "open": 0},
+        "problem": {"raised": 1, "done": 0, "open": 1},  # done after the week: open then
+    }
+    assert report["totals"]["lists"] == {
+        "need": {"raised": 2, "done": 1, "open": 1},
+        "problem": {"raised": 1, "done": 0, "open": 2},
+    }
+    assert r1["tasks"]["opened"] == 3  # the ticket and the two needs raised this week
+    [community] = report["communities"]
+    assert (community["needs_open"], community["problems_raised"]) == (1, 1)
+    lists = client.get(
+        "/api/v1/tasks/lists",
+        query_string={"week": "2026-W47", "community": RC},
+        headers=history.auth("admin"),
+    ).json
+    assert {g["code"]: {"need": g["need"], "problem": g["problem"]} for g in lists["grids"]} == {
+        R1: r1["lists"],
+        R2: r2["lists"],
+    }
+    assert {"need": lists["need"], "problem": lists["problem"]} == report["totals"]["lists"]
+
+
 def test_week_47_totals_and_communities(client, history):
     report = client.get(
         COVERAGE, query_string={"week": "2026-W47", "community": RC}, headers=history.auth("admin")
@@ -404,6 +448,9 @@ def test_week_47_totals_and_communities(client, history):
             "tasks_opened": 2,
             "tasks_resolved": 1,
             "tasks_overdue": 1,
+            **dict.fromkeys(
+                [f"{k}s_{n}" for k in ("need", "problem") for n in ("raised", "done", "open")], 0
+            ),
         }
     ]
     assert (report["level"], report["code"], report["name"]) == ("community", RC, "向阳社区")

@@ -77,6 +77,41 @@ def test_every_visit_figure_of_the_json_is_a_column_of_the_csv_and_the_xlsx(clie
     assert csv_totals["未登记走访"] == str(document["totals"]["unregistered_visits"])
 
 
+def test_the_need_and_problem_lists_are_columns_of_the_csv_and_the_xlsx(client, session, history):
+    """The lists visits produce (`lists` of the JSON: raised, done and open), per grid and in
+    total in the CSV and the XLSX, and the open ones per community."""
+    from tests.api.test_reports import at
+    from tests.factories import make_task_at
+
+    for kind, created in (("need", at(17)), ("problem", at(10)), ("problem", at(18))):
+        make_task_at(session, history.h["h1"], at(25), created_at=created, source="visit",
+                     type="help", list_kind=kind)  # fmt: skip
+    document = json.loads(_get(client, history).data)
+    columns = {
+        f"{word}{figure}": (kind, key)
+        for kind, word in (("need", "需求"), ("problem", "问题"))
+        for figure, key in (("新增", "raised"), ("办结", "done"), ("待办", "open"))
+    }
+    csv_rows = list(
+        csv.reader(io.StringIO(_get(client, history, format="csv").data.decode("utf-8-sig")))
+    )
+    workbook = load_workbook(io.BytesIO(_get(client, history, format="xlsx").data))
+    xlsx_rows = [[c.value for c in row] for row in workbook["网格"].iter_rows()]
+    grids = [(g["code"], g["lists"]) for g in document["grids"]]
+    for rows, as_read, rows_read in (
+        (csv_rows, str, [*grids, ("合计", document["totals"]["lists"])]),
+        (xlsx_rows, lambda v: v, grids),
+    ):
+        table = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+        for code, lists in rows_read:
+            for column, (kind, key) in columns.items():
+                assert table[code][column] == as_read(lists[kind][key]), (code, column)
+    assert document["totals"]["lists"]["problem"] == {"raised": 1, "done": 0, "open": 2}
+    communities = [[c.value for c in row] for row in workbook["社区"].iter_rows()]
+    community = dict(zip(communities[0], communities[1], strict=True))
+    assert (community["需求待办"], community["问题待办"]) == (1, 2)
+
+
 def test_the_hotlines_own_three_rates_are_in_every_download(client, history):
     """A community is judged by its 12345 tickets' three rates: the CSV and XLSX give them per
     grid and in total (`tasks.hotline` of the JSON), the PDF in its heading beside every

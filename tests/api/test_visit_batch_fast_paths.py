@@ -76,6 +76,10 @@ WELL_FORMED = [
     variant(observations={"living_alone": {"ok": True}, "elderly_80": "fine"}),
     variant(id="5B1F0C643F434A599D9F6C4FB0B5B1A1", outcome="nobody_home"),
     variant(notes="line one\nline two\ttabbed", follow_up=True, follow_up_note="a\r\nb"),
+    variant(follow_up=True, follow_up_note="Light the stairwell", follow_up_kind="need"),
+    variant(follow_up=True, follow_up_note="Lift broken", follow_up_kind="problem"),
+    variant(follow_up=True, follow_up_note="Needs a ramp", follow_up_kind=None),
+    variant(follow_up=False, follow_up_kind="problem"),  # taken, kept nowhere (no follow-up)
 ]
 
 
@@ -131,6 +135,11 @@ UNUSUAL = [
     variant(follow_up=True),
     variant(follow_up=True, follow_up_note="  "),
     variant(follow_up_note="x" * 2001),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_kind="wish"),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_kind="Need"),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_kind=""),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_kind=1),
+    variant(follow_up_kind=["need"]),
     variant(extra="field"),
 ]
 
@@ -264,6 +273,7 @@ _FIELDS = {
     ),
     "follow_up": st.sampled_from([True, False, 0, None]),
     "follow_up_note": st.one_of(st.none(), st.text(max_size=10)),
+    "follow_up_kind": st.sampled_from(["need", "problem", None, "", "NEED", 0]),
 }
 _LOCATION = {
     "lon": st.one_of(st.floats(-200, 200), st.integers(-200, 200), st.just("1")),

@@ -231,6 +231,35 @@ def test_the_app_checks_the_visit_lengths_the_api_takes():
     assert js_constant("VISIT_LIMITS") == limits
 
 
+def test_the_app_offers_the_lists_a_follow_up_may_go_on():
+    """The visit form asks which list a follow-up goes on (需求 / 问题): the values the API takes,
+    the need list chosen unless the worker says otherwise (what the API takes when none is
+    sent), and the choice sent only with a follow-up."""
+    from api.models.visits import FOLLOW_UP_DEFAULT, FOLLOW_UP_KINDS
+
+    page = (WEB_SRC / "app.html").read_text()
+    radios = re.findall(r'<input type="radio" name="follow_up_kind" value="(\w+)"[^>]*>', page)
+    assert tuple(radios) == FOLLOW_UP_KINDS
+    checked = re.search(r'name="follow_up_kind" value="(\w+)"[^>]*checked', page).group(1)
+    assert checked == FOLLOW_UP_DEFAULT
+    source = (WEB_SRC / "app.js").read_text()
+    assert "...(fields.follow_up ? { follow_up_kind: fields.follow_up_kind } : {})" in source
+    assert '"follow_up_kind"' in (WEB_SRC / "queue.js").read_text().split("EDITED_FIELDS")[1]
+
+
+def test_the_reports_page_shows_each_list_of_the_report():
+    """The weekly report's `lists` (api/services/reports.py): each list open and done, in the
+    totals and per grid; a report stored before the lists shows a dash."""
+    from api.models.tasks import TASK_LISTS
+
+    source = (WEB_SRC / "reports.js").read_text()
+    page = (WEB_SRC / "reports.html").read_text()
+    assert 'for (const kind of ["need", "problem"])' in source and TASK_LISTS == ("need", "problem")
+    for kind in TASK_LISTS:
+        assert f'data-figure="{kind}-list"' in page
+        assert f"lists?.{kind}" in source
+
+
 # --- why a visit was refused, in Chinese (web/src/reasons.js) ------------------------------------
 def reasons_zh() -> dict:
     """The REASONS_ZH table of web/src/reasons.js, read from the source (it is JSON)."""

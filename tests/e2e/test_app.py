@@ -812,6 +812,8 @@ def add_tasks(e2e_engine):
                     closed_at=now if status == "closed" else None,
                     resolved_at=now if status == "closed" else None,
                     household_id=household_ids[n] if n < len(household_ids) else None,
+                    # a visit's follow-up is on a list: the need list, the problem list, ...
+                    list_kind=("need", "problem")[n % 2] if source == "visit" else None,
                 )
                 for n in range(count)
             ]
@@ -891,13 +893,16 @@ def test_my_tasks_say_the_door_of_each_visits_follow_up(context, page, add_tasks
     def shown() -> dict[int, str]:
         return {task: page.inner_text(f"li.task[data-id='{task}'] .door") for task in ids}
 
+    def lists() -> list[str]:  # and which list each is on (需求清单 / 问题清单)
+        return [page.inner_text(f"li.task[data-id='{task}'] .list-kind") for task in ids]
+
     open_app(context, page)
     page.wait_for_function("() => navigator.serviceWorker.controller !== null")
-    assert shown() == expected
+    assert shown() == expected and lists() == ["需求", "问题"]
     context.set_offline(True)
     page.reload()
     page.wait_for_selector("body[data-ready='1']")
-    assert shown() == expected
+    assert shown() == expected and lists() == ["需求", "问题"]
 
 
 def test_my_tasks_say_which_deadline_the_12345_hotline_set(context, page, add_tasks):
@@ -978,6 +983,30 @@ def test_a_follow_up_without_its_note_is_not_saved(worker_page):
     assert wait_for_status(page) == "勾选“需要跟进”时必须填写跟进事项。"
     assert queued_visits(page) == []
     assert "invalid" in page.get_attribute("#follow-up-note", "class")
+
+
+def test_a_follow_up_goes_on_the_list_the_worker_chose(context, worker_page):
+    """需求清单 or 问题清单: asked only of a follow-up, the need list chosen unless the worker
+    says otherwise, sent with the follow-up, and asked again at the next door."""
+    page = worker_page
+    assert page.is_hidden("#follow-up-kind")
+    page.check("input[name=follow_up]")
+    assert page.is_visible("#follow-up-kind") and page.is_checked("#follow-up-need")
+    page.check("#follow-up-problem")
+    page.fill("#follow-up-note", "电梯坏了")
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
+    (record,) = queued_visits(page)
+    assert (record["visit"]["follow_up"], record["visit"]["follow_up_kind"]) == (True, "problem")
+    assert page.is_hidden("#follow-up-kind")  # the form is reset for the next door
+    page.click("#record")  # no follow-up: no list
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '2'")
+    plain = next(
+        r["visit"] for r in queued_visits(page) if r["visit"]["id"] != record["visit"]["id"]
+    )
+    assert not plain["follow_up"] and "follow_up_kind" not in plain
 
 
 def test_notes_longer_than_the_server_takes_are_not_saved(worker_page):
@@ -1769,7 +1798,8 @@ PHONE = {"width": 390, "height": 844}
 TAP = 40  # px: the least height of a control a thumb hits without its neighbour
 
 TOO_SMALL = """(least) => [...document.querySelectorAll(
-    'header a, main button, main select, main input:not([type=checkbox]), main textarea,'
+    'header a, main button, main select, main input:not([type=checkbox]):not([type=radio]),'
+    + ' main textarea,'
     + ' main label.inline, main a.window-link')]
   .filter((el) => el.getClientRects().length && !el.closest('[hidden]'))
   .map((el) => ({el, box: el.getBoundingClientRect()}))

@@ -89,6 +89,13 @@ def assert_figures_match(page, report: dict) -> None:
         # and the 12345 tickets' own, what the community is judged by
         hotline = f"hotline-{rate.replace('_', '-')}"
         assert figure(page, hotline) == pct(totals["tasks"]["hotline"][rate])
+    # The need and problem lists visits produce: open as the week closed, raised and done in it.
+    for kind in ("need", "problem"):
+        listed = totals["lists"][kind]
+        assert figure(page, f"{kind}-list") == str(listed["open"])
+        assert figure(page, f"{kind}-list-week") == (
+            f"本周新增 {listed['raised']}，办结 {listed['done']}"
+        )
     # The grids, worst covered first (a grid with no households last).
     codes = page.locator("#grids tbody tr").evaluate_all("rows => rows.map(r => r.dataset.code)")
     worst_first = sorted(
@@ -96,6 +103,18 @@ def assert_figures_match(page, report: dict) -> None:
         key=lambda g: (g["coverage"] is None, g["coverage"] or 0, g["code"]),
     )
     assert codes == [g["code"] for g in worst_first]
+    # each with its lists: needs / problems open, and done this week beneath
+    lists = page.locator("#grids tbody td.lists").evaluate_all(
+        "cells => cells.map(c => [c.querySelector('span').textContent,"
+        " c.querySelector('small').textContent])"
+    )
+    assert lists == [
+        [
+            f"{g['lists']['need']['open']} / {g['lists']['problem']['open']}",
+            f"办结 {g['lists']['need']['done']} / {g['lists']['problem']['done']}",
+        ]
+        for g in worst_first
+    ]
 
 
 def test_an_admin_reads_last_weeks_report_as_the_api_gives_it_and_steps_back(page):

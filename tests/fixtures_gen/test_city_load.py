@@ -253,6 +253,21 @@ def test_a_follow_up_task_describes_what_its_visit_noted(q):
         assert decrypt(description) == decrypt(note)
 
 
+def test_a_follow_up_task_is_on_the_list_its_visit_named(q):
+    """task_from_visit puts the task on its visit's list (a follow-up of no kind: the need
+    list); a task of another source is on none, a visit without a follow-up names none."""
+    rows = q(
+        """SELECT t.source, t.list_kind, v.follow_up_kind
+           FROM tasks t LEFT JOIN visits v ON v.id = t.visit_id"""
+    )
+    assert {(s, k, v) for s, k, v in rows if s == "visit"} == {("visit", "need", "need")}
+    assert {k for s, k, _ in rows if s != "visit"} == {None}
+    assert (
+        one(q, "SELECT count(*) FROM visits WHERE follow_up_kind IS NOT NULL AND NOT follow_up")
+        == 0
+    )
+
+
 def test_fewer_tasks_than_follow_ups_leaves_no_flagged_visit_without_its_task(database_url, q):
     """The API makes a flagged visit's task in its transaction: a city asked for fewer tasks
     than it has follow-up visits loads the others as visits that asked for none."""

@@ -37,6 +37,33 @@ def test_a_demo_worker_is_never_at_two_doors_at_once(app, session, connection, m
     assert (twins, too_fast) == (0, 0)
 
 
+def test_the_demos_follow_ups_are_on_both_lists(app, session, connection, monkeypatch):
+    """The demo's visits bring up needs and problems (需求清单 / 问题清单), each follow-up's
+    task on its visit's list: the reports page and the lists read something of each."""
+    from api.models import Task
+
+    monkeypatch.setitem(app.config, "GRIDWORK_ENV", "development")
+    session.scalar(select(func.count(Visit.id)))  # its transaction begun outside the savepoint
+    mark = connection.begin_nested()
+    try:
+        _seed_demo(app, monkeypatch)
+        kinds = dict(
+            session.execute(
+                select(Task.list_kind, func.count())
+                .join(Visit, Visit.id == Task.visit_id)
+                .where(Visit.follow_up_kind == Task.list_kind)
+                .group_by(Task.list_kind)
+            ).all()
+        )
+        unlisted = session.scalar(
+            select(func.count(Task.id)).where(Task.source == "visit", Task.list_kind.is_(None))
+        )
+    finally:
+        mark.rollback()
+        session.expire_all()
+    assert set(kinds) == {"need", "problem"} and unlisted == 0
+
+
 def test_seeded_early_on_a_monday_the_weeks_first_visits_take_a_slot_each(
     app, session, connection, monkeypatch
 ):

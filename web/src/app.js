@@ -20,7 +20,8 @@ const TEXT = {
   zh: {
     title: "网格员", roleTitles: { grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "区级查看" }, username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
     today: "今日岗位", record: "记录走访", household: "住户", outcome: "结果", notes: "备注",
-    followUp: "需要跟进", followUpNote: "跟进事项", recordButton: "定位并记录", queued: "待同步",
+    followUp: "需要跟进", followUpNote: "跟进事项", followUpKind: "列入", kindNeed: "需求清单（居民的愿望：装灯、坡道、服务）",
+    kindProblem: "问题清单（坏了、不对，需要修或改）", listKinds: { need: "需求", problem: "问题" }, recordButton: "定位并记录", queued: "待同步",
     syncNow: "立即同步", tasks: "我的任务", plan: "本周走访计划", notifications: "消息推送",
     syncOffline: (n) => (n ? `离线：${n} 条走访记录保存在本机，联网后自动同步。` : "离线：联网后才能同步。"),
     enablePush: "开启推送", online: "在线", offline: "离线", postA: "A岗 · 社区服务大厅窗口", windowDesk: "窗口受理", rosterPage: "排班（全社区）",
@@ -199,7 +200,9 @@ const TEXT = {
   en: {
     title: "Grid worker", roleTitles: { grid_leader: "Grid leader", community_admin: "Community admin", district_viewer: "District viewer" }, username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
     other: "中文", today: "Today's post", record: "Record a visit", household: "Household", outcome: "Outcome",
-    notes: "Notes", followUp: "Needs follow-up", followUpNote: "Follow-up", recordButton: "Locate and record",
+    notes: "Notes", followUp: "Needs follow-up", followUpNote: "Follow-up", followUpKind: "On the list of",
+    kindNeed: "Needs (a resident's wish: lamps, a ramp, a service)", kindProblem: "Problems (broken or wrong: to fix)",
+    listKinds: { need: "need", problem: "problem" }, recordButton: "Locate and record",
     queued: "Waiting to sync", syncNow: "Sync now", tasks: "My tasks", plan: "My plan this week",
     syncOffline: (n) => (n ? `Offline: ${n} visit${n === 1 ? " is" : "s are"} kept on this device and sync${n === 1 ? "s" : ""} once online.`
       : "Offline: syncing needs a connection."),
@@ -449,7 +452,9 @@ function taskItem(task, offline, doors) {
   // A 12345 ticket's deadline is the hotline's (its 办理时限, which the city measures and only the
   // hotline moves: PUT /tasks/{id}/deadline), not one its urgency set: said beside it.
   const ticket = task.ticket_due_at ? ` <span class="ticket-deadline">${escapeHtml(t.ticketDeadline)}</span>` : "";
-  return `<li class="task" data-id="${task.id}"><button type="button" class="open-task" data-open="${task.id}"><b>${escapeHtml(task.title)}</b></button>
+  // A visit's follow-up says which list it is on (需求 / 问题): the worker's cards tell them apart.
+  const list = task.list ? ` <span class="list-kind ${escapeHtml(task.list)}">${escapeHtml(t.listKinds[task.list] || task.list)}</span>` : "";
+  return `<li class="task" data-id="${task.id}"><button type="button" class="open-task" data-open="${task.id}"><b>${escapeHtml(task.title)}</b></button>${list}
     <span class="state">${escapeHtml(t.statuses[task.status] || task.status)}</span>${door ? `
     <div class="door">${escapeHtml(t.door)}${colon}${escapeHtml(door)}</div>` : ""}
     <div class="${late ? "overdue" : "muted"}">${t.due} ${escapeHtml(due)}${ticket}${late ? ` · ${t.overdueMark}` : ""}</div>
@@ -464,8 +469,8 @@ async function loadTasks() {
   try {
     tasks = await apiPages(`/api/v1/tasks?assignee=me&${query}`);
     // Kept for offline use: only what the list shows, and only for this worker.
-    const kept = tasks.map(({ id, title, status, due_at, ticket_due_at, overdue, household_id }) => ({
-      id, title, status, due_at, ticket_due_at, overdue, household_id,
+    const kept = tasks.map(({ id, title, status, due_at, ticket_due_at, overdue, household_id, list }) => ({
+      id, title, status, due_at, ticket_due_at, overdue, household_id, list,
     }));
     keepCopy(TASKS_KEY, user, { tasks: kept });
     // Their pages too, for the door without a signal (web/src/task_pages.js), in the background.
@@ -1152,7 +1157,8 @@ $("handover-list").addEventListener("click", async (e) => {
 // version for the worker to note down, and keeps it until they discard it.
 function visitFields(v) {
   const parts = [t.outcomes[v.outcome] || v.outcome, v.notes && `${t.notes}: ${v.notes}`,
-    v.follow_up && `${t.followUp}${v.follow_up_note ? `: ${v.follow_up_note}` : ""}`];
+    v.follow_up && `${t.followUp}${v.follow_up_kind ? ` (${t.listKinds[v.follow_up_kind] || v.follow_up_kind})` : ""}`
+      + `${v.follow_up_note ? `: ${v.follow_up_note}` : ""}`];
   if (v.household_id !== undefined) parts.unshift(labelOf(v.household_id));
   return parts.filter(Boolean).join(" · ");
 }
@@ -1245,6 +1251,8 @@ $("queue").addEventListener("click", async (e) => {
     $("notes").value = v.notes || "";
     $("follow-up").checked = Boolean(v.follow_up);
     $("follow-up-note").value = v.follow_up_note || "";
+    $(v.follow_up_kind === "problem" ? "follow-up-problem" : "follow-up-need").checked = true;
+    showFollowUpKind();
     $("record").textContent = t.saveEdit;
     $("cancel-edit").hidden = false;
     const { why, server } = refusalOf(record);
@@ -1366,7 +1374,17 @@ function visitProblem(fields) {
 }
 const FIELD_IDS = { notes: "notes", follow_up_note: "follow-up-note" };
 for (const id of Object.values(FIELD_IDS)) $(id).addEventListener("input", () => $(id).classList.remove("invalid"));
-$("follow-up").addEventListener("change", () => $("follow-up-note").classList.remove("invalid"));
+// Which list the follow-up goes on (需求清单 / 问题清单): asked only of a follow-up. The choice is
+// sent only with one (the server ignores a kind without it), a need unless the worker says
+// otherwise (what the server takes when none is sent).
+function showFollowUpKind() {
+  $("follow-up-kind").hidden = !$("follow-up").checked;
+}
+$("follow-up").addEventListener("change", () => {
+  $("follow-up-note").classList.remove("invalid");
+  showFollowUpKind();
+});
+$("visit-form").addEventListener("reset", () => setTimeout(showFollowUpKind));
 
 // "Locate and record" waits seconds for a fix: a second tap meanwhile recorded the visit again,
 // under another id (stored twice, and a household due twice a week counted as visited twice).
@@ -1406,6 +1424,8 @@ async function saveVisit(target) {
     follow_up: form.get("follow_up") === "on",
     follow_up_note: form.get("follow_up_note") || null,
   };
+  // Unticked, none: an edit drops the kind the refused visit had (JSON leaves undefined out).
+  fields.follow_up_kind = fields.follow_up ? (form.get("follow_up_kind") === "problem" ? "problem" : "need") : undefined;
   const problem = visitProblem(fields);
   if (problem) {
     const field = $(FIELD_IDS[problem[0]]);
@@ -1455,6 +1475,7 @@ async function saveVisit(target) {
     notes: fields.notes,
     follow_up: fields.follow_up,
     follow_up_note: fields.follow_up_note,
+    ...(fields.follow_up ? { follow_up_kind: fields.follow_up_kind } : {}),
   };
   if (!(await queued(visit, tokenUser(getToken())))) return false;
   showStatus(t.savedOffline);

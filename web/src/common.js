@@ -195,6 +195,7 @@ export const TASK_TEXT = {
       accept: "接单", start: "开始处理", resolve: "办结", return: "退回", escalate: "上报",
       callback: "记录回访", close: "关闭任务", reopen: "重启", assign: "改派", move: "移交网格",
     },
+    lists: { need: "需求清单", problem: "问题清单" },
     hours: (h) => `${h}小时`, days: (d) => `${d}天`,
     // An urgency with the time a task of it is given (`deadlineSpan`), as a form offers it.
     urgencyDue: {
@@ -215,6 +216,7 @@ export const TASK_TEXT = {
       accept: "Accept", start: "Start", resolve: "Resolve", return: "Return", escalate: "Escalate",
       callback: "Record the callback", close: "Close the task", reopen: "Reopen", assign: "Reassign", move: "Move",
     },
+    lists: { need: "need list", problem: "problem list" },
     hours: (h) => `${h} h`, days: (d) => (d === 1 ? "1 day" : `${d} days`),
     urgencyDue: {
       danger: (span) => `Danger to life or property (${span})`, utility: (span) => `Water, power, gas, heating (${span})`,

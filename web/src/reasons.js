@@ -61,7 +61,8 @@ export const REASONS_ZH = {
     "notes": "备注",
     "observations": "观察记录",
     "follow_up": "需要跟进",
-    "follow_up_note": "跟进事项"
+    "follow_up_note": "跟进事项",
+    "follow_up_kind": "跟进清单（需求或问题）"
   },
   "messages": {
     "The time must fall in the weeks served, 2000-W01 to 2999-W52 (ISO weeks, Asia/Shanghai).": "走访时间不在系统受理的范围内（2000 年至 2999 年），手机日期可能有误：请校正手机时间，放弃这条记录后重新记录。",

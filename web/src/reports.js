@@ -27,6 +27,9 @@ const TEXT = {
     hotlineResponseRate: "12345 响应率", hotlineResolutionRate: "12345 解决率", hotlineSatisfactionRate: "12345 满意率",
     download: "下载：", downloading: "正在下载…", gridsWorstFirst: "各网格（覆盖率由低到高）",
     grid: "网格", households: "户数", tasksOverdue: "超期工单", noGrids: "本周该范围内没有网格。",
+    needList: "需求清单 待办", problemList: "问题清单 待办",
+    listWeek: (raised, done) => `本周新增 ${raised}，办结 ${done}`,
+    listsOpen: "需求 / 问题 待办", listsDone: (need, problem) => `办结 ${need} / ${problem}`,
     yourGrids: "（我负责的网格）",
     trendTitle: (n) => `走访覆盖率趋势（近 ${n} 周）`, trendAsTable: "以表格查看",
     workersTitle: "网格员走访情况", workersHow: "默认走访户数最少的在前；点击列标题可按该列排序，再点一次反向。",
@@ -60,6 +63,9 @@ const TEXT = {
     hotlineResolutionRate: "12345 resolution rate", hotlineSatisfactionRate: "12345 satisfaction rate",
     download: "Download: ", downloading: "Downloading…", gridsWorstFirst: "Grids (least covered first)",
     grid: "Grid", households: "Households", tasksOverdue: "Overdue tasks", noGrids: "No grids in this area that week.",
+    needList: "Need list: open", problemList: "Problem list: open",
+    listWeek: (raised, done) => `this week: ${raised} raised, ${done} done`,
+    listsOpen: "Needs / problems open", listsDone: (need, problem) => `done ${need} / ${problem}`,
     yourGrids: " (your grids)",
     trendTitle: (n) => `Coverage trend (last ${n} weeks)`, trendAsTable: "Show as a table",
     workersTitle: "Workers", workersHow: "Fewest households visited first; click a column heading to sort by it, again to reverse.",
@@ -192,6 +198,16 @@ function showMustVisitGroups(must) {
   $("must-visit-section").hidden = !must.length;
 }
 
+// A grid's lists as one table cell (a column each made the English table too wide for a
+// tablet): needs / problems open, and beneath them done this week; "—" for a report stored
+// before the lists.
+function listsCell(lists) {
+  const [need, problem] = [lists?.need, lists?.problem];
+  const text = need && problem ? `${need.open} / ${problem.open}` : "—";
+  const done = need && problem ? `<small class="muted">${escapeHtml(t.listsDone(need.done, problem.done))}</small>` : "";
+  return `<td class="lists" data-label="${escapeHtml(t.listsOpen)}"><span>${escapeHtml(text)}</span>${done}</td>`;
+}
+
 function showReport(report) {
   const totals = report.totals || {};
   const tasks = totals.tasks || {};
@@ -211,6 +227,14 @@ function showReport(report) {
   set("hotline-response-rate", pct(hotline.response_rate));
   set("hotline-resolution-rate", pct(hotline.resolution_rate));
   set("hotline-satisfaction-rate", pct(hotline.satisfaction_rate));
+  // The need and problem lists visits produce (需求清单 / 问题清单): open as the week closed, and
+  // raised and done in it. A report stored before the lists has none: a dash.
+  const lists = totals.lists;
+  for (const kind of ["need", "problem"]) {
+    const list = lists?.[kind];
+    set(`${kind}-list`, list ? String(list.open) : "—");
+    set(`${kind}-list-week`, list ? t.listWeek(list.raised, list.done) : "");
+  }
   $("scope-name").textContent = report.name + (report.level === "grids" ? t.yourGrids : "");
   $("week-label").textContent = weekLabel(report.week);
   $("partial").hidden = report.week !== isoWeek();
@@ -227,7 +251,8 @@ function showReport(report) {
       ${cell("coverage", pct(g.coverage), g.coverage !== null && g.coverage < 50 ? "low" : "")}
       ${cell("notVisited", g.not_visited_2w)}
       ${cell("mustVisit", `${gm.reduce((n, m) => n + m.done, 0)} / ${gm.reduce((n, m) => n + m.due, 0)}`)}
-      ${cell("tasksOverdue", g.tasks?.overdue ?? 0)}</tr>`;
+      ${cell("tasksOverdue", g.tasks?.overdue ?? 0)}
+      ${listsCell(g.lists)}</tr>`;
   }).join("");
   $("grids").hidden = !grids.length;
   $("no-grids").hidden = Boolean(grids.length);

@@ -142,7 +142,7 @@ const address = (h) => [h.building, h.unit, h.floor && !h.room ? h.floor : "", h
  */
 export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
   const t = TEXT[lang];
-  const { statuses, urgencies, sources, types } = TASK_TEXT[lang];
+  const { statuses, urgencies, sources, types, lists } = TASK_TEXT[lang];
   let shown = null; // the id of the task shown; a later open() replaces an earlier read
   let back = null; // what had the focus as the page opened (a task's title in a list)
   let chosen = []; // the photos chosen for the next step ({blob, name}, or {id} uploaded), until kept
@@ -229,7 +229,9 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
       <p><span class="state">${escapeHtml(statuses[task.status] || task.status)}</span></p>
       <table class="plain facts"><tbody>
         ${row(t.urgency, escapeHtml(urgencies[task.urgency] || task.urgency))}
-        ${row(t.source, escapeHtml([sources[task.source] || task.source, types[task.type] || task.type].filter(Boolean).join(" · ")))}
+        ${row(t.source, escapeHtml([sources[task.source] || task.source,
+          // A visit's follow-up: the list it is on (需求清单 / 问题清单) says more than its type.
+          task.list ? lists[task.list] || task.list : types[task.type] || task.type].filter(Boolean).join(" · ")))}
         ${task.external_id ? row(t.ticket, escapeHtml(task.external_id), "ticket") : ""}
         ${row(t.due, due, late ? "late" : "")}
         ${contact}

@@ -15,6 +15,8 @@ from api.resources.tasks.schemas import (
     CampaignResultSchema,
     CampaignSchema,
     DeadlineSchema,
+    ListsQueryArgsSchema,
+    ListsSchema,
     MoveSchema,
     RatesQueryArgsSchema,
     RatesSchema,
@@ -29,7 +31,7 @@ from api.resources.tasks.schemas import (
     TransitionSchema,
 )
 from api.resources.visits.schemas import PhotoUploadSchema
-from api.services import campaigns, community_settings, photos, recurring, tasks
+from api.services import campaigns, community_settings, photos, recurring, task_lists, tasks
 from api.services.community_settings import get_community
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (工单).")
@@ -51,9 +53,9 @@ class Tasks(MethodView):
         """List the tasks you can see
 
         Filter by assignee (`me`, `none`: waiting to be assigned), status, grid, source,
-        overdue and ticket number (`external_id`: the 12345 hotline's, exactly), and the tasks
-        you opened (`created_by=me`), on a day (`created_on`, Asia/Shanghai); soonest deadline
-        first.
+        list (`need`, `problem`: a visit's follow-ups), overdue and ticket number
+        (`external_id`: the 12345 hotline's, exactly), and the tasks you opened
+        (`created_by=me`), on a day (`created_on`, Asia/Shanghai); soonest deadline first.
         """
         rows, total = tasks.list_tasks(
             db.session,
@@ -96,6 +98,21 @@ class Rates(MethodView):
         Of the tasks opened in [start, end) or in an ISO week (Asia/Shanghai).
         """
         return tasks.rates(db.session, current_scope(), now=_now(), **args)
+
+
+@blp.route("/lists")
+class Lists(MethodView):
+    @blp.arguments(ListsQueryArgsSchema, location="query")
+    @blp.response(200, ListsSchema)
+    @blp.alt_response(404, response="NOT_FOUND", description="No such grid or community")
+    def get(self, args):
+        """The need list and the problem list (需求清单 / 问题清单) of a grid or a community
+
+        What visits' follow-ups put on each list, per grid and in all: raised and done in
+        [start, end) or an ISO week (Asia/Shanghai), and open (not done) as it closed, or now
+        while it is under way. A community gives each of its grids you can see.
+        """
+        return task_lists.task_lists(db.session, current_scope(), now=_now(), **args)
 
 
 @blp.route("/recurring")

@@ -15,6 +15,7 @@ from api.extensions import Boolean, Float, Integer, Schema, db
 from api.models.tasks import (
     HOTLINE_TYPES,
     SATISFACTION,
+    TASK_LISTS,
     TASK_SOURCES,
     TASK_STATUSES,
     URGENCIES,
@@ -24,6 +25,7 @@ from api.resources.schemas import FullMatch, code_field
 from api.services.campaigns import MAX_GRIDS
 from api.services.geometry import point_lonlat
 from api.services.names import CONTROL_CHARACTERS, INVISIBLE, has_control_characters
+from api.services.task_lists import LIST_FIGURES
 from api.services.tasks import ACTIONS, caller_actions, is_overdue, task_actions
 from api.services.users import USER_ID_PATTERN
 from api.services.weeks import LOCAL
@@ -159,6 +161,12 @@ def ticket_number(**kwargs) -> ma.fields.String:
         validate=[ma.validate.Length(min=1, max=64), _one_line],
         **kwargs,
     )
+
+
+_LIST = (
+    "The list a visit's follow-up is on: `need` (需求清单, a resident's wish) or `problem` "
+    "(问题清单, something broken or wrong to fix)"
+)
 
 
 class TaskCreateSchema(Schema):
@@ -345,6 +353,14 @@ class TaskSchema(Schema):
     )
     household_id = Integer(allow_none=True)
     visit_id = ma.fields.UUID(allow_none=True)
+    list_kind = ma.fields.String(
+        data_key="list",
+        allow_none=True,
+        metadata={
+            "enum": [*TASK_LISTS, None],
+            "description": f"{_LIST}; null: a task of another source, on no list",
+        },
+    )
     grid_id = Integer()
     grid_code = ma.fields.Function(lambda t: t.grid.code, metadata={"type": "string"})
     location = ma.fields.Function(
@@ -436,6 +452,11 @@ class TaskQueryArgsSchema(Schema):
     grid = code_field(15, metadata={"description": "Only this grid (15-digit code)"})
     overdue = Boolean(metadata={"description": "Only overdue (true) or not (false)"})
     source = ma.fields.String(validate=ma.validate.OneOf(TASK_SOURCES))
+    list_kind = ma.fields.String(
+        data_key="list",
+        validate=ma.validate.OneOf(TASK_LISTS),
+        metadata={"description": f"Only the tasks on this list. {_LIST}"},
+    )
     created_by = ma.fields.String(
         validate=ma.validate.OneOf(["me"], error="me (the tasks you opened)"),
         metadata={"description": "me: only the tasks you opened (the window's requests)"},
@@ -591,7 +612,9 @@ class GridOrCommunityArgsSchema(Schema):
             raise ma.ValidationError({"grid": ["Give grid or community (one of them)."]})
 
 
-class RatesQueryArgsSchema(GridOrCommunityArgsSchema):
+class PeriodArgsSchema(GridOrCommunityArgsSchema):
+    """One grid or community, for an ISO week or a period [start, end) (the rates, the lists)."""
+
     # The community speaks Beijing time: "2026-11-01T00:00:00" is the start of its November
     # (read as UTC, the month's first and last eight hours fell in the wrong month).
     start = ma.fields.AwareDateTime(
@@ -606,13 +629,6 @@ class RatesQueryArgsSchema(GridOrCommunityArgsSchema):
         validate=FullMatch(r"^[0-9]{4}-W[0-9]{2}$"),
         metadata={"description": "An ISO week, e.g. 2026-W48 (instead of start and end)"},
     )
-    source = ma.fields.String(
-        validate=ma.validate.OneOf(TASK_SOURCES),
-        metadata={
-            "description": "Only tasks of this source: `hotline` gives the 12345 tickets' three "
-            "rates a community is judged by; every source when omitted"
-        },
-    )
 
     @ma.validates_schema
     def _one_period(self, data, **kwargs):
@@ -622,6 +638,58 @@ class RatesQueryArgsSchema(GridOrCommunityArgsSchema):
             raise ma.ValidationError({"start": ["Give week, or start and end."]})
         if data.get("start") and data.get("end") and data["start"] >= data["end"]:
             raise ma.ValidationError({"end": ["end must be after start."]})
+
+
+class RatesQueryArgsSchema(PeriodArgsSchema):
+    source = ma.fields.String(
+        validate=ma.validate.OneOf(TASK_SOURCES),
+        metadata={
+            "description": "Only tasks of this source: `hotline` gives the 12345 tickets' three "
+            "rates a community is judged by; every source when omitted"
+        },
+    )
+
+
+class ListsQueryArgsSchema(PeriodArgsSchema):
+    """The need and problem lists of a grid or community, for a week or a period."""
+
+
+class ListFiguresSchema(Schema):
+    raised = Integer(metadata={"description": "Put on the list in the period"})
+    done = Integer(metadata={"description": "Done in the period (resolved, called back, closed)"})
+    open = Integer(
+        metadata={
+            "description": "On the list and not done as the period closed (its end, or now "
+            "while it is under way), whenever raised"
+        }
+    )
+
+
+def _list_figures(what: str) -> ma.fields.Nested:
+    return ma.fields.Nested(ListFiguresSchema, metadata={"description": what})
+
+
+class GridListsSchema(Schema):
+    code = ma.fields.String()
+    name = ma.fields.String()
+    need = _list_figures("The grid's need list (需求清单)")
+    problem = _list_figures("The grid's problem list (问题清单)")
+
+
+class ListsSchema(Schema):
+    start = ma.fields.DateTime()
+    end = ma.fields.DateTime()
+    grid = ma.fields.String(allow_none=True)
+    community = ma.fields.String(allow_none=True)
+    need = _list_figures("The need list (需求清单) of every grid answered")
+    problem = _list_figures("The problem list (问题清单) of every grid answered")
+    grids = ma.fields.List(
+        ma.fields.Nested(GridListsSchema),
+        metadata={
+            "description": "Each grid you can see, in code order, with its lists' "
+            + ", ".join(LIST_FIGURES)
+        },
+    )
 
 
 class RatesSchema(Schema):

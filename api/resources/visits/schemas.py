@@ -16,7 +16,7 @@ from api.db import PG_INT_MAX
 from api.extensions import Boolean, Float, Integer, Schema
 from api.limits import MAX_JSON_DEPTH, depth_ok, no_long_integers, within_values
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS
-from api.models.visits import DATUMS, GRADES, OUTCOMES
+from api.models.visits import DATUMS, FOLLOW_UP_DEFAULT, FOLLOW_UP_KINDS, GRADES, OUTCOMES
 from api.resources.schemas import ISO_WEEK, AddressPart, FullMatch, code_field
 from api.services.geometry import point_lonlat
 from api.services.ledger import MAX_PER_WEEK
@@ -32,6 +32,12 @@ NUL_CHARACTER = "Must not contain NUL characters."
 BOTH_OR_NEITHER = "Give both lon and lat, or neither."
 ONE_TARGET = "Give exactly one of household_id and premises."
 FOLLOW_UP_NOTE = "A follow-up needs a description."
+FOLLOW_UP_KIND = (
+    "The list the follow-up goes on: `need` (需求, a resident's wish: lamps, a ramp, a service) "
+    "or `problem` (问题, something broken or wrong to fix). Omitted or null with `follow_up`: "
+    f"`{FOLLOW_UP_DEFAULT}` (what a client from before the lists sends). Without `follow_up` "
+    "it is ignored (stored null): a form may keep a choice the worker then unticked"
+)
 
 
 def _no_control_characters(value: str) -> None:
@@ -165,6 +171,11 @@ class VisitItemSchema(Schema):
     )
     follow_up = Boolean(load_default=False)
     follow_up_note = ma.fields.String(allow_none=True, validate=_free_text(2000))
+    follow_up_kind = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.OneOf(FOLLOW_UP_KINDS),
+        metadata={"description": FOLLOW_UP_KIND},
+    )
 
     @ma.validates_schema
     def _one_target(self, data, **kwargs):
@@ -240,6 +251,7 @@ class _PlainItem(msgspec.Struct, forbid_unknown_fields=True):
     observations: dict[Literal[CARE_TAGS], Any] = {}  # type: ignore[valid-type]
     follow_up: bool = False
     follow_up_note: Annotated[str, msgspec.Meta(max_length=2000)] | None | _Unset = msgspec.UNSET
+    follow_up_kind: Literal[FOLLOW_UP_KINDS] | None | _Unset = msgspec.UNSET  # type: ignore[valid-type]
 
 
 class _PlainBatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -291,6 +303,8 @@ def _plain_item(item: _PlainItem) -> dict[str, Any] | None:
         out["follow_up_note"] = note
     if item.follow_up and not (note or "").strip():
         return None
+    if (kind := item.follow_up_kind) is not msgspec.UNSET:
+        out["follow_up_kind"] = kind
     return out
 
 
@@ -554,6 +568,14 @@ class VisitSchema(Schema):
         allow_none=True,
         metadata={"type": "string", "description": WITHHELD},
     )
+    follow_up_kind = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "enum": [*FOLLOW_UP_KINDS, None],
+            "description": "The list the follow-up went on: `need` (需求) or `problem` (问题); "
+            "null without a follow-up",
+        },
+    )
     relief = Boolean(metadata={"description": "Recorded as the grid's named reliever"})
     evidence = ma.fields.Function(
         _evidence, metadata={"allOf": [{"$ref": "#/components/schemas/Evidence"}]}
@@ -594,6 +616,7 @@ def visit_answer(visit, disclosure: privacy.Disclosure | None = None) -> dict[st
         "observations": dict(visit.observations) if shown.notes else None,
         "follow_up": visit.follow_up,
         "follow_up_note": visit.follow_up_note if shown.notes else None,
+        "follow_up_kind": visit.follow_up_kind,
         "relief": visit.relief,
         "evidence": _evidence_as(visit, shown),
         "photos": [
