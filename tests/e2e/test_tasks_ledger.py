@@ -132,3 +132,42 @@ def test_on_a_phone_each_task_is_a_card_nothing_runs_off_and_its_title_is_tall_e
     title = phone.locator(f"#tasks tr[data-id='{task}'] button.open-task").bounding_box()
     assert title["height"] >= 40
     assert phone.locator("#tasks thead").is_hidden()  # each cell says its heading instead
+
+
+def test_a_leader_opens_a_check_in_every_grid_they_lead_and_reads_its_tasks(page, e2e_engine):
+    """未诉先办: before the rains every grid clears its drains, opened at once for all the
+    grids the caller leads, each task dispatched there; the ledger lists them."""
+    from api.models import Task
+
+    open_ledger(page, "leader01")
+    settled(page)
+    page.click("#campaign summary")
+    form = page.locator("#campaign-form")
+    form.locator("button[type=submit]").click()
+    assert page.inner_text("#campaign-status") == "请填写任务名称。"
+    title = f"汛期前清理雨水口 {datetime.now(UTC):%H%M%S%f}"
+    form.locator("input[name=title]").fill(title)
+    form.locator("select[name=urgency]").select_option("utility")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#campaign-status').textContent.startsWith('已在')"
+    )
+    settled(page)
+    with Session(e2e_engine) as session:
+        opened = session.query(Task).filter(Task.title == title).all()
+        assert opened and {t.source for t in opened} == {"proactive"}
+        assert all(t.urgency == "utility" and t.assignee_id for t in opened)
+        ids = [t.id for t in opened]
+        grids = {t.grid_id for t in opened}
+    assert len(grids) == len(ids)  # one a grid
+    assert f"已在 {len(ids)} 个网格发起" in page.inner_text("#campaign-status")
+    assert set(ids) <= set(listed(page))
+    with Session(e2e_engine) as session:  # leave the shared demo as it was
+        session.query(Task).filter(Task.id.in_(ids)).delete(synchronize_session=False)
+        session.commit()
+
+
+def test_a_district_viewer_is_offered_no_campaign(page):
+    open_ledger(page, "viewer")
+    settled(page)
+    assert page.is_hidden("#campaign")

@@ -9,13 +9,14 @@
 // (GET /api/v1/tasks: a leader their grids', an admin their community's, a viewer their
 // district's); a worker is told the page is the office's.
 import {
-  TASK_TEXT, apiPage, beijingTime, escapeHtml, isoWeek, pageWords, shiftWeek,
+  TASK_TEXT, apiOnce, apiPage, beijingTime, escapeHtml, isoWeek, pageWords, shiftWeek, urgencyOption,
 } from "./common.js";
 import { bootPage, openPage } from "./password.js";
 import { taskDetail } from "./task_detail.js";
 
 const PAGE_SIZE = 50;
 const READERS = ["grid_leader", "community_admin", "district_viewer"];
+const CAMPAIGNERS = ["grid_leader", "community_admin"]; // POST /communities/{code}/campaigns
 // The states a filter choice stands for (api/services/tasks.py: OPEN_STATUSES, RESOLVED_STATUSES).
 const STATES = {
   open: ["new", "dispatched", "accepted", "in_progress", "returned", "escalated", "reopened"],
@@ -44,6 +45,11 @@ const TEXT = {
     none: "没有符合条件的工单。", noTicket: (n) => `没有工单号为 ${n} 的工单（或不在您的管辖范围内）。`, loading: "正在读取…",
     notForYou: "工单台账由网格长、社区管理员和街道/区级查看人员查阅；您的任务在网格员应用中。",
     failed: "读取失败：",
+    campaign: "发起巡查（未诉先办：每个网格一件）",
+    campaignHow: "在您负责的每个网格各开一件巡查任务，派给各网格当班的网格员，如汛期前清理雨水口、大风天前排查高空坠物。",
+    campaignTitle: "任务名称", campaignWhat: "要做什么", campaignUrgency: "时限", campaignOpen: "在各网格发起",
+    campaignNeedsTitle: "请填写任务名称。", campaignDone: (n) => `已在 ${n} 个网格发起，见下方本周工单。`,
+    campaignFailed: "未能发起：",
   },
   en: {
     title: "Task ledger", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out", other: "中文",
@@ -64,6 +70,11 @@ const TEXT = {
     none: "No tasks match.", noTicket: (n) => `No task of ticket ${n} (or none of yours).`, loading: "Loading…",
     notForYou: "Grid leaders, community admins and district viewers read the task ledger; your tasks are in the workers' app.",
     failed: "It could not be read: ",
+    campaign: "Open a check in every grid (act before the complaint)",
+    campaignHow: "Opens one task in each grid you lead, dispatched to its worker on duty: drains cleared before the rains, what may fall checked before a windy day.",
+    campaignTitle: "Task", campaignWhat: "What to do", campaignUrgency: "Time allowed", campaignOpen: "Open it in every grid",
+    campaignNeedsTitle: "Give the task a name.", campaignDone: (n) => `Opened in ${n} grids: see this week's tasks below.`,
+    campaignFailed: "Not opened: ",
   },
 };
 const { lang, t } = pageWords(TEXT);
@@ -204,6 +215,8 @@ async function start() {
     return;
   }
   $("#tasks-section").hidden = false;
+  state.me = me;
+  $("#campaign").hidden = !CAMPAIGNERS.includes(me.role);
   fromAddress();
   await load();
   document.body.dataset.ready = "1";
@@ -232,5 +245,36 @@ $("#community-clear").addEventListener("click", () => {
 });
 $("#prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); load(); });
 $("#next").addEventListener("click", () => { state.page += 1; load(); });
+
+// 发起巡查: one check in every grid the caller leads (POST /communities/{code}/campaigns), sent
+// once (`apiOnce`: a retry after a lost answer gets the first answer, no second round).
+const campaignForm = $("#campaign-form");
+campaignForm.elements.urgency.innerHTML = Object.keys(words.urgencies)
+  .map((u) => `<option value="${u}"${u === "general" ? " selected" : ""}>${escapeHtml(urgencyOption(lang, u))}</option>`).join("");
+function campaignSays(text, isError = false) {
+  const el = $("#campaign-status");
+  el.textContent = text;
+  el.classList.toggle("error", isError);
+  el.hidden = !text;
+}
+campaignForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const title = campaignForm.elements.title.value.trim();
+  if (!title) return campaignSays(t.campaignNeedsTitle, true);
+  const body = { title, description: campaignForm.elements.description.value, urgency: campaignForm.elements.urgency.value };
+  const button = campaignForm.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const opened = await apiOnce(`/api/v1/communities/${state.me.community_code}/campaigns`, { method: "POST", body });
+    campaignForm.reset();
+    campaignSays(t.campaignDone(opened.created));
+    state.week = isoWeek();
+    reload();
+  } catch (error) {
+    campaignSays(t.campaignFailed + (error.body?.detail || error.message), true);
+  } finally {
+    button.disabled = false;
+  }
+});
 
 bootPage({ lang, t, start });
