@@ -180,6 +180,22 @@ def window_grids(session: Session, scope: Scope, day) -> tuple[bool, list[Grid]]
     return at_window, list(rows)
 
 
+def grids_asked(
+    session: Session, scope: Scope, *, grid: str | None = None, community: str | None = None
+) -> list[Any]:
+    """The one grid, or the community's grids, that the caller can see (rows of id, code and
+    name, by code): whose figures a grid's or a community's reading gives (the three rates,
+    the need and problem lists, what recurs). A 404 when there is none: a grid or community
+    not the caller's is not told apart from one that does not exist."""
+    where = Grid.code == grid if grid else Grid.community_code == community
+    rows = session.execute(
+        select(Grid.id, Grid.code, Grid.name).where(where, scope.grids()).order_by(Grid.code)
+    ).all()
+    if not rows:
+        raise errors.NotFound(f"{'Grid' if grid else 'Community'} {grid or community} not found.")
+    return list(rows)
+
+
 def locate(
     session: Session, lon: float, lat: float, *, community_code: str | None = None
 ) -> Grid | None:

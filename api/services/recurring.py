@@ -20,13 +20,12 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from api import errors
 from api.db import set_local
-from api.models import Grid
 from api.scope import Scope
+from api.services.grids import grids_asked
 from api.services.names import INVISIBLE
 from api.services.tasks import VISIT_FOLLOW_UP_TITLE
 
@@ -239,10 +238,9 @@ def recurring(
 ) -> dict[str, Any]:
     """What recurs in one grid or community the caller can see, over the `weeks` weeks to
     `now`, beside the same span before it. 404 for a grid or community not theirs."""
-    where = Grid.code == grid if grid else Grid.community_code == community
-    grids = dict(session.execute(select(Grid.id, Grid.code).where(where, scope.grids())).all())
-    if not grids:
-        raise errors.NotFound(f"{'Grid' if grid else 'Community'} {grid or community} not found.")
+    grids = {
+        row.id: row.code for row in grids_asked(session, scope, grid=grid, community=community)
+    }
     span = timedelta(weeks=weeks)
     start, before = now - span, now - 2 * span
     # Both statements' costs are estimated far past jit_above_cost (ST_Dump's thousand rows a

@@ -24,12 +24,12 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from api import errors
-from api.models import Grid, Task
+from api.models import Task
 from api.models.tasks import TASK_LISTS
 from api.scope import Scope
+from api.services.grids import grids_asked
 from api.services.rates import RESOLVED_STATUSES
-from api.services.weeks import week_bounds
+from api.services.weeks import period
 
 LIST_FIGURES = ("raised", "done", "open")
 
@@ -83,18 +83,8 @@ def task_lists(
 ) -> dict[str, Any]:
     """The need and problem lists of one grid, or of each grid of a community, that the
     caller can see (a leader's: their own grids), for a period or a week."""
-    if week:
-        start, end = week_bounds(week)
-    assert start is not None and end is not None
-    stmt = select(Grid.id, Grid.code, Grid.name).where(scope.grids()).order_by(Grid.code)
-    if grid:
-        rows = session.execute(stmt.where(Grid.code == grid)).all()
-        if not rows:
-            raise errors.NotFound(f"Grid {grid} not found.")
-    else:
-        rows = session.execute(stmt.where(Grid.community_code == community)).all()
-        if not rows:
-            raise errors.NotFound(f"Community {community} not found.")
+    start, end = period(start, end, week)
+    rows = grids_asked(session, scope, grid=grid, community=community)
     counts = list_counts(session, [row.id for row in rows], start, end, now=now)
     totals = _empty()
     for figures in counts.values():

@@ -31,10 +31,10 @@ from api.models.visits import FOLLOW_UP_DEFAULT
 from api.scope import Scope
 from api.services import dispatch
 from api.services.geometry import db_geom, point_lonlat
-from api.services.grids import locate
+from api.services.grids import grids_asked, locate
 from api.services.notifications import notify
 from api.services.users import user_id
-from api.services.weeks import LOCAL, week_bounds
+from api.services.weeks import LOCAL, period, week_bounds
 from geo.validate import GeometryProblem, parse_point
 
 OPEN_STATUSES = (
@@ -1628,23 +1628,10 @@ def rates(
     """The three rates of one grid or community the caller can see, for a period or a week,
     of the tasks of one `source` (the hotline's tickets, say) or of all."""
     from api.services.rates import three_rates
-    from api.services.weeks import week_bounds
 
-    if week:
-        start, end = week_bounds(week)
-    assert start is not None and end is not None
-    if grid:
-        row = session.scalar(select(Grid).where(Grid.code == grid, scope.grids()))
-        if row is None:
-            raise errors.NotFound(f"Grid {grid} not found.")
-        result = three_rates(session, start, end, grid_ids=[row.id], now=now, source=source)[None]
-    else:
-        # The community's grids the caller can see (a leader's rates cover their own grids).
-        ids = session.scalars(
-            select(Grid.id).where(Grid.community_code == community, scope.grids())
-        ).all()
-        if not ids:
-            raise errors.NotFound(f"Community {community} not found.")
-        result = three_rates(session, start, end, grid_ids=ids, now=now, source=source)[None]
+    start, end = period(start, end, week)
+    # A community's: the grids of it the caller can see (a leader's rates cover their own).
+    ids = [row.id for row in grids_asked(session, scope, grid=grid, community=community)]
+    result = three_rates(session, start, end, grid_ids=ids, now=now, source=source)[None]
     answer = {"start": start, "end": end, "grid": grid, "community": community}
     return {**answer, "source": source, **result.as_dict()}

@@ -68,6 +68,17 @@ def week_bounds(week: str) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), (start + timedelta(days=7)).astimezone(UTC)
 
 
+def period(
+    start: datetime | None, end: datetime | None, week: str | None
+) -> tuple[datetime, datetime]:
+    """[start, end): the ISO week's bounds when a week is given, else start and end as given
+    (the schemas ask for one or the other)."""
+    if week:
+        return week_bounds(week)
+    assert start is not None and end is not None
+    return start, end
+
+
 def week_of(moment: datetime | date) -> str:
     """The ISO week of an instant (read in Asia/Shanghai) or of a calendar date."""
     if isinstance(moment, datetime):
