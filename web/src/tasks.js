@@ -147,8 +147,8 @@ function query(f) {
 }
 
 function row(task) {
-  const ticket = task.external_id ? `<span class="ticket">${escapeHtml(words.sources[task.source] || task.source)} ${escapeHtml(task.external_id)}</span>`
-    : `<span class="ticket">${escapeHtml(words.sources[task.source] || task.source)}</span>`;
+  const origin = [words.sources[task.source] || task.source, task.external_id].filter(Boolean).join(" ");
+  const ticket = `<span class="ticket">${escapeHtml(origin)}</span>`;
   const assignee = task.assignee_name || (task.assignee_id ? `#${task.assignee_id}` : t.unassigned);
   const due = `${escapeHtml(when(task.due_at))}${task.overdue ? ` · ${escapeHtml(t.overdue)}` : ""}`;
   // On a phone each row is a card, each cell under its heading (accounts.css: data-label).
