@@ -160,6 +160,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_PHOTO_STORAGE": ("PHOTO_STORAGE", _photo_storage),
     "GRIDWORK_PHOTO_DIR": ("PHOTO_DIR", str),
     "GRIDWORK_PHOTO_MAX_MB": ("PHOTO_MAX_MB", _decimal(0, above=True)),
+    "GRIDWORK_TASK_EXPORT_MAX_ROWS": ("TASK_EXPORT_MAX_ROWS", _POSITIVE),
 }
 
 
@@ -294,6 +295,9 @@ class Config:
     PHOTO_STORAGE = "local"
     PHOTO_DIR = "var/photos"
     PHOTO_MAX_MB = 10.0
+    # The most tasks a ledger file holds (GET /tasks/export): a week of a 3,000-grid city is
+    # ~9,000; more is a 422 asking for a narrower file.
+    TASK_EXPORT_MAX_ROWS = 20_000
 
     API_TITLE = "gridwork"
     API_VERSION = "v1"

@@ -6,7 +6,10 @@ open as those characters.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 # A cell a spreadsheet program would run as a formula: full-width ＝ ＋ － ＠ too, which Excel
@@ -99,3 +102,41 @@ def _code_units(run: re.Match) -> str:
         out.append(f"_x{escapes[n]}_" if 0xD800 <= unit < 0xE000 else chr(unit))
         n += 1
     return "".join(out)
+
+
+TABLE_TYPES = {
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv",
+}
+
+
+def write_table(
+    header: list[str],
+    rows: Iterable[list[Any]],
+    fmt: str,
+    *,
+    title: str,
+    cell: Callable[[Any], Any] = lambda value: value,
+) -> bytes:
+    """A table as a file a spreadsheet program opens (`fmt`: one of TABLE_TYPES), under its
+    header row. CSV is UTF-8 with a BOM (Excel opens it as such), its cells that start like a
+    formula quoted (`csv_text`), None an empty cell. XLSX is one sheet named `title`, its
+    header row frozen, each cell as `cell` makes it, then `xlsx_row`: text, never a formula."""
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(["" if v is None else csv_text(v) for v in row])
+        return ("\ufeff" + out.getvalue()).encode()
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(title)
+    sheet.freeze_panes = "A2"
+    sheet.append(xlsx_row(sheet, header))
+    for row in rows:
+        sheet.append(xlsx_row(sheet, [cell(v) for v in row]))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.services.names import address_part, half_width, has_control_characters
-from api.sheets import csv_text, csv_unquoted, register_text, xlsx_row, xlsx_unescaped
+from api.sheets import TABLE_TYPES, csv_unquoted, register_text, write_table, xlsx_unescaped
 
 ADDRESS_COLUMNS = ("building", "unit", "floor", "room")
 COLUMNS = (
@@ -1174,10 +1174,7 @@ def read_households(
 
 # --- writing a register: the import's columns, Chinese headers and words ----------------------
 
-REGISTER_TYPES = {
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "csv": "text/csv",
-}
+REGISTER_TYPES = TABLE_TYPES
 _HEADINGS = {key: heading for heading, key in CHINESE_HEADERS.items()}
 
 
@@ -1218,21 +1215,5 @@ def write_register(households: Iterable[Any], fmt: str) -> bytes:
     numbers, never formulas; CSV is UTF-8 with a BOM (Excel opens it as such), its cells that
     start like a formula quoted as the import unquotes them."""
     header = [_HEADINGS[key] for key in COLUMNS]
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(header)
-        for household in households:
-            writer.writerow(["" if v is None else csv_text(v) for v in register_row(household)])
-        return ("\ufeff" + out.getvalue()).encode()
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("住户登记")
-    sheet.freeze_panes = "A2"
-    sheet.append(xlsx_row(sheet, header))
-    for household in households:
-        sheet.append(xlsx_row(sheet, [register_text(v) for v in register_row(household)]))
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    rows = (register_row(household) for household in households)
+    return write_table(header, rows, fmt, title="住户登记", cell=register_text)

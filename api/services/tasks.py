@@ -215,6 +215,50 @@ def list_tasks(
     scope: Scope,
     *,
     now: datetime,
+    sort: str = "due",
+    page: int = 1,
+    page_size: int = 50,
+    **filters: Any,
+) -> tuple[list[Task], int]:
+    """The tasks the caller can see that match every filter given, a page of them, and how
+    many match. `week`: opened in that ISO week (Asia/Shanghai), as the rates and the weekly
+    report count a week's tasks, re-dispatched tickets included (their `transferred` status
+    tells them). `sort`: `due` (soonest deadline first) or `newest` (last opened first)."""
+    stmt = _matching(scope, now=now, **filters)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(_ordered(stmt, sort).offset((page - 1) * page_size).limit(page_size))
+    return list(rows), total
+
+
+def export_tasks(
+    session: Session, scope: Scope, *, now: datetime, max_rows: int, sort: str = "due", **filters
+) -> list[Task]:
+    """Every task `list_tasks` finds for these filters, in its order: the ledger's file. More
+    than `max_rows` is a 422 asking for a narrower file (a week, a community, a grid), not a
+    file no spreadsheet opens in time, held whole in the server's memory meanwhile."""
+    stmt = _matching(scope, now=now, **filters)
+    found = session.scalar(select(func.count()).select_from(stmt.limit(max_rows + 1).subquery()))
+    if found > max_rows:
+        message = (
+            f"More than {max_rows} tasks match: choose a week, a community or a grid "
+            "(week=, community=, grid=) for a file of fewer."
+        )
+        raise errors.Unprocessable(message, errors={"query": {"week": [message]}})
+    return list(session.scalars(_ordered(stmt, sort)))
+
+
+def _ordered(stmt, sort: str):
+    """The tasks soonest deadline first (`due`) or last opened first (`newest`), each with its
+    grid's code and its assignee's name. (Joined here, _GRID_CODE, instead of a statement per
+    grid after the audit entry's commit, which loaded the polygons too.)"""
+    order = (Task.created_at.desc(), Task.id.desc()) if sort == "newest" else (Task.due_at, Task.id)
+    return stmt.options(_GRID_CODE, _ASSIGNEE_NAME).order_by(*order)
+
+
+def _matching(
+    scope: Scope,
+    *,
+    now: datetime,
     assignee: str | None = None,
     status: list[str] | None = None,
     grid: str | None = None,
@@ -226,14 +270,8 @@ def list_tasks(
     created_on: date | None = None,
     week: str | None = None,
     community: str | None = None,
-    sort: str = "due",
-    page: int = 1,
-    page_size: int = 50,
-) -> tuple[list[Task], int]:
-    """The tasks the caller can see that match every filter given, a page of them, and how
-    many match. `week`: opened in that ISO week (Asia/Shanghai), as the rates and the weekly
-    report count a week's tasks, re-dispatched tickets included (their `transferred` status
-    tells them). `sort`: `due` (soonest deadline first) or `newest` (last opened first)."""
+):
+    """The statement of the tasks the caller can see that match every filter given."""
     stmt = select(Task).where(scope.tasks())
     if week is not None:
         start, end = week_bounds(week)
@@ -271,22 +309,7 @@ def list_tasks(
         stmt = stmt.where(overdue_clause(now))
     elif overdue is False:
         stmt = stmt.where(~overdue_clause(now))
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    # The grid's code is in each task's answer: joined here (_GRID_CODE) instead of a
-    # statement per grid after the audit entry's commit (which loaded the polygons too).
-    rows = session.scalars(
-        stmt.options(_GRID_CODE, _ASSIGNEE_NAME)
-        .order_by(
-            *(
-                (Task.created_at.desc(), Task.id.desc())
-                if sort == "newest"
-                else (Task.due_at, Task.id)
-            )
-        )
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
-    return list(rows), total
+    return stmt
 
 
 # --- creating and dispatching ----------------------------------------------------------------

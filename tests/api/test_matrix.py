@@ -381,6 +381,7 @@ MATRIX: dict[str, Line] = {
         outcomes(OK, viewer_110101=403, worker_a2=403, admin_b=403, viewer_110102=403),
         {"source": "window", "title": "证明", "location": {"lon": 116.4022, "lat": 39.9222}},
     ),
+    "GET /api/v1/tasks/export": Line("/api/v1/tasks/export?format=csv", SIGNED_IN),
     "GET /api/v1/tasks/rates": Line(
         "/api/v1/tasks/rates?grid={grid_code}&week={week}", SCOPED_READ
     ),

@@ -5,8 +5,12 @@ by the hotline had nowhere to look."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from openpyxl import load_workbook
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -85,6 +89,33 @@ def test_a_ticket_number_finds_its_task_in_an_earlier_week(
         "() => document.querySelector('#status').textContent.includes('NO-SUCH-TICKET')"
     )
     assert listed(page) == []
+
+
+def test_the_office_downloads_the_ledger_as_its_filters_find_it(
+    page,
+    make_task,  # noqa: F811
+):
+    """Every task the filters find, not the page shown: the file the office files or sends up."""
+    closed, _ = make_task(status="closed")
+    open_, _ = make_task(status="dispatched")
+    open_ledger(page)
+    settled(page)
+    page.select_option("#filter-state", "closed")
+    settled(page)
+    week = page.input_value("#week")
+    with page.expect_download() as info:
+        page.click("#download-xlsx")
+    assert info.value.suggested_filename == f"工单台账-{week}.xlsx"
+    book = load_workbook(io.BytesIO(Path(info.value.path()).read_bytes()), read_only=True)
+    header, *rows = book.active.iter_rows(values_only=True)
+    assert header[:3] == ("编号", "登记时间", "来源")
+    assert closed in {row[0] for row in rows} and open_ not in {row[0] for row in rows}
+    assert {row[header.index("状态")] for row in rows} == {"已关闭"}
+    with page.expect_download() as info:
+        page.click("#download-csv")
+    text = Path(info.value.path()).read_text(encoding="utf-8-sig")
+    assert str(closed) in {row[0] for row in csv.reader(io.StringIO(text))}
+    assert page.inner_text("#download-status") == ""
 
 
 def test_the_weekly_report_links_to_its_weeks_tasks(page):

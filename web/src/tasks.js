@@ -9,7 +9,8 @@
 // (GET /api/v1/tasks: a leader their grids', an admin their community's, a viewer their
 // district's); a worker is told the page is the office's.
 import {
-  TASK_TEXT, apiOnce, apiPage, beijingTime, escapeHtml, isoWeek, pageWords, shiftWeek, urgencyOption,
+  TASK_TEXT, apiBlob, apiOnce, apiPage, beijingTime, escapeHtml, isoWeek, pageWords, saveBlob, shiftWeek,
+  urgencyOption,
 } from "./common.js";
 import { bootPage, openPage } from "./password.js";
 import { taskDetail } from "./task_detail.js";
@@ -50,6 +51,8 @@ const TEXT = {
     campaignTitle: "任务名称", campaignWhat: "要做什么", campaignUrgency: "时限", campaignOpen: "在各网格发起",
     campaignNeedsTitle: "请填写任务名称。", campaignDone: (n) => `已在 ${n} 个网格发起，见下方本周工单。`,
     campaignFailed: "未能发起：",
+    download: "下载台账（当前筛选的全部工单）：", downloadXlsx: "Excel", downloadCsv: "CSV", downloading: "正在下载…",
+    downloadFailed: "下载失败：",
   },
   en: {
     title: "Task ledger", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out", other: "中文",
@@ -75,6 +78,8 @@ const TEXT = {
     campaignTitle: "Task", campaignWhat: "What to do", campaignUrgency: "Time allowed", campaignOpen: "Open it in every grid",
     campaignNeedsTitle: "Give the task a name.", campaignDone: (n) => `Opened in ${n} grids: see this week's tasks below.`,
     campaignFailed: "Not opened: ",
+    download: "Download the ledger (every task these filters find): ", downloadXlsx: "Excel", downloadCsv: "CSV",
+    downloading: "Downloading…", downloadFailed: "The download failed: ",
   },
 };
 const { lang, t } = pageWords(TEXT);
@@ -193,6 +198,26 @@ async function load() {
   $("#tasks").dataset.loaded = "1";
 }
 
+/** The ledger as a file (GET /api/v1/tasks/export): every task the filters find, not a page. */
+async function download(fmt) {
+  const f = filters();
+  const status = $("#download-status");
+  const buttons = [$("#download-xlsx"), $("#download-csv")];
+  const name = ["工单台账", f.ticket || f.week, f.community].filter(Boolean).join("-");
+  buttons.forEach((b) => { b.disabled = true; });
+  status.textContent = t.downloading;
+  status.classList.remove("error");
+  try {
+    saveBlob(await apiBlob(`/api/v1/tasks/export?${query(f)}&format=${fmt}`), `${name}.${fmt}`);
+    status.textContent = "";
+  } catch (error) {
+    status.textContent = t.downloadFailed + (error.body?.detail || error.message);
+    status.classList.add("error");
+  } finally {
+    buttons.forEach((b) => { b.disabled = false; });
+  }
+}
+
 function reload() {
   state.page = 1;
   load();
@@ -243,6 +268,8 @@ $("#community-clear").addEventListener("click", () => {
   showCommunity();
   reload();
 });
+$("#download-xlsx").addEventListener("click", () => download("xlsx"));
+$("#download-csv").addEventListener("click", () => download("csv"));
 $("#prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); load(); });
 $("#next").addEventListener("click", () => { state.page += 1; load(); });
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import Response, current_app
 from flask.views import MethodView
 
 from api import idempotency, privacy
@@ -24,6 +25,7 @@ from api.resources.tasks.schemas import (
     RecurringSchema,
     TaskCreateSchema,
     TaskDetailSchema,
+    TaskExportArgsSchema,
     TaskPhotoUploadResultSchema,
     TaskQueryArgsSchema,
     TaskSchema,
@@ -31,8 +33,17 @@ from api.resources.tasks.schemas import (
     TransitionSchema,
 )
 from api.resources.visits.schemas import PhotoUploadSchema
-from api.services import campaigns, community_settings, photos, recurring, task_lists, tasks
+from api.services import (
+    campaigns,
+    community_settings,
+    photos,
+    recurring,
+    task_files,
+    task_lists,
+    tasks,
+)
 from api.services.community_settings import get_community
+from api.sheets import TABLE_TYPES, write_table
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (工单).")
 settings_blp = Blueprint(
@@ -85,6 +96,49 @@ class Tasks(MethodView):
         task = tasks.create_task(db.session, scope, data, actor_id=scope.user_id, now=_now())
         db.session.commit()
         return task
+
+
+@blp.route("/export")
+class TaskExport(MethodView):
+    @blp.arguments(TaskExportArgsSchema, location="query")
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "The ledger file",
+                "content": {ct: {} for ct in TABLE_TYPES.values()},
+            }
+        }
+    )
+    def get(self, args):
+        """Download the tasks' ledger (工单台账) as XLSX or CSV
+
+        The tasks the list gives for the same filters (`week=` and `community=` as the ledger
+        page asks, `sort=newest` in its order), each on a line in Chinese headers and words:
+        number, opened, source, 12345 ticket number, type, urgency, title, list, community,
+        grid, status, assignee, first contact, deadline, resolved, closed, satisfaction,
+        overdue, passed on to. No complainant, description or location: a file leaves the
+        system. More than GRIDWORK_TASK_EXPORT_MAX_ROWS (20,000) tasks is a 422 asking for a
+        narrower file. Every task exported is an audit entry (action `export`).
+        """
+        fmt = args.pop("format")
+        now = _now()
+        rows = tasks.export_tasks(
+            db.session,
+            current_scope(),
+            now=now,
+            max_rows=current_app.config["TASK_EXPORT_MAX_ROWS"],
+            **args,
+        )
+        lines = task_files.ledger_rows(db.session, rows, now)
+        data = write_table(task_files.HEADER, lines, fmt, title="工单台账")
+        privacy.record_disclosure("task", rows, "export")
+        response = Response(data, mimetype=TABLE_TYPES[fmt])
+        if fmt == "csv":
+            response.charset = "utf-8"
+        name = task_files.filename(args, fmt)
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
 
 @blp.route("/rates")

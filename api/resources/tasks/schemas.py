@@ -29,6 +29,7 @@ from api.services.task_lists import LIST_FIGURES
 from api.services.tasks import ACTIONS, caller_actions, is_overdue, task_actions
 from api.services.users import USER_ID_PATTERN
 from api.services.weeks import LOCAL
+from api.sheets import TABLE_TYPES
 
 
 def _lonlat(element) -> dict | None:
@@ -487,6 +488,14 @@ class TaskQueryArgsSchema(Schema):
         metadata={
             "description": "due (default): soonest deadline first; newest: last opened first"
         },
+    )
+
+
+class TaskExportArgsSchema(TaskQueryArgsSchema):
+    format = ma.fields.String(
+        load_default="xlsx",
+        validate=ma.validate.OneOf(tuple(TABLE_TYPES)),
+        metadata={"description": "xlsx (the default) or csv (UTF-8 with a BOM)"},
     )
 
 
