@@ -202,3 +202,41 @@ def test_a_district_viewer_is_offered_no_campaign(page):
     open_ledger(page, "viewer")
     settled(page)
     assert page.is_hidden("#campaign")
+
+
+def test_a_check_goes_to_the_grids_chosen_only(page, e2e_engine):
+    """A windy day threatens the high-rise grids, not the bungalows: the admin picks the grids
+    the check goes to; all of them are ticked until some are unticked."""
+    from api.models import Grid, Task
+
+    open_ledger(page, "admin01")
+    settled(page)
+    page.click("#campaign summary")
+    page.wait_for_selector("#campaign-grids:not([hidden])")
+    boxes = page.locator("#campaign-grid-list input[name=grid]")
+    codes = boxes.evaluate_all("(boxes) => boxes.map((b) => b.value)")
+    assert len(codes) >= 3 and all(boxes.nth(i).is_checked() for i in range(len(codes)))
+    page.uncheck("#campaign-all")
+    form = page.locator("#campaign-form")
+    title = f"大风天排查高空坠物 {datetime.now(UTC):%H%M%S%f}"
+    form.locator("input[name=title]").fill(title)
+    form.locator("button[type=submit]").click()
+    assert page.inner_text("#campaign-status") == "请至少选择一个网格。"
+    chosen = codes[:2]
+    for code in chosen:
+        page.check(f"#campaign-grid-list input[value='{code}']")
+    assert not page.is_checked("#campaign-all")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#campaign-status').textContent.startsWith('已在')"
+    )
+    assert "已在 2 个网格发起" in page.inner_text("#campaign-status")
+    with Session(e2e_engine) as session:
+        opened = session.query(Task.id, Grid.code).join(Grid, Grid.id == Task.grid_id)
+        opened = opened.filter(Task.title == title).all()
+        assert sorted(code for _, code in opened) == sorted(chosen)
+        session.query(Task).filter(Task.id.in_([i for i, _ in opened])).delete(
+            synchronize_session=False
+        )  # leave the shared demo as it was
+        session.commit()
+    assert page.is_checked("#campaign-all")  # the form is ready for the next, every grid

@@ -9,7 +9,7 @@
 // (GET /api/v1/tasks: a leader their grids', an admin their community's, a viewer their
 // district's); a worker is told the page is the office's.
 import {
-  TASK_TEXT, apiBlob, apiOnce, apiPage, beijingTime, escapeHtml, isoWeek, pageWords, saveBlob, shiftWeek,
+  TASK_TEXT, apiBlob, apiOnce, apiPage, apiPages, beijingTime, escapeHtml, isoWeek, pageWords, saveBlob, shiftWeek,
   urgencyOption,
 } from "./common.js";
 import { bootPage, openPage } from "./password.js";
@@ -50,7 +50,8 @@ const TEXT = {
     campaignHow: "在您负责的每个网格各开一件巡查任务，派给各网格当班的网格员，如汛期前清理雨水口、大风天前排查高空坠物。",
     campaignTitle: "任务名称", campaignWhat: "要做什么", campaignUrgency: "时限", campaignOpen: "在各网格发起",
     campaignNeedsTitle: "请填写任务名称。", campaignDone: (n) => `已在 ${n} 个网格发起，见下方本周工单。`,
-    campaignFailed: "未能发起：",
+    campaignFailed: "未能发起：", campaignGrids: "在哪些网格", campaignAll: "我负责的全部网格",
+    campaignNoGrid: "请至少选择一个网格。",
     download: "下载台账（当前筛选的全部工单）：", downloadXlsx: "Excel", downloadCsv: "CSV", downloading: "正在下载…",
     downloadFailed: "下载失败：",
   },
@@ -77,7 +78,8 @@ const TEXT = {
     campaignHow: "Opens one task in each grid you lead, dispatched to its worker on duty: drains cleared before the rains, what may fall checked before a windy day.",
     campaignTitle: "Task", campaignWhat: "What to do", campaignUrgency: "Time allowed", campaignOpen: "Open it in every grid",
     campaignNeedsTitle: "Give the task a name.", campaignDone: (n) => `Opened in ${n} grids: see this week's tasks below.`,
-    campaignFailed: "Not opened: ",
+    campaignFailed: "Not opened: ", campaignGrids: "In which grids", campaignAll: "Every grid I lead",
+    campaignNoGrid: "Choose at least one grid.",
     download: "Download the ledger (every task these filters find): ", downloadXlsx: "Excel", downloadCsv: "CSV",
     downloading: "Downloading…", downloadFailed: "The download failed: ",
   },
@@ -284,11 +286,38 @@ function campaignSays(text, isError = false) {
   el.classList.toggle("error", isError);
   el.hidden = !text;
 }
+// The grids it may go to: the admin's every grid, a leader's own (the API's rule). Read when the
+// form is first opened; all of them unless some are chosen (then `grids`: those only).
+let campaignGrids = null;
+async function showCampaignGrids() {
+  if (campaignGrids) return;
+  campaignGrids = [];
+  const features = await apiPages(`/api/v1/grids?community=${state.me.community_code}`, { pick: (b) => b?.features || [] })
+    .catch(() => []);
+  campaignGrids = features.map((f) => f.properties)
+    .filter((g) => state.me.role === "community_admin" || g.leader_id === state.me.id);
+  $("#campaign-grid-list").innerHTML = campaignGrids.map((g) => `<label class="check"><input type="checkbox"
+    name="grid" value="${escapeHtml(g.code)}" checked> ${escapeHtml(g.name || g.code)} <span class="muted">${escapeHtml(g.code)}</span></label>`).join("");
+  $("#campaign-grids").hidden = campaignGrids.length < 2;
+}
+$("#campaign").addEventListener("toggle", () => { if ($("#campaign").open) showCampaignGrids(); });
+$("#campaign-all").addEventListener("change", (e) => {
+  for (const box of campaignForm.querySelectorAll("input[name=grid]")) box.checked = e.target.checked;
+});
+$("#campaign-grid-list").addEventListener("change", () => {
+  const boxes = [...campaignForm.querySelectorAll("input[name=grid]")];
+  $("#campaign-all").checked = boxes.every((b) => b.checked);
+});
+
 campaignForm.addEventListener("submit", async (e) => {
   e.preventDefault();
   const title = campaignForm.elements.title.value.trim();
   if (!title) return campaignSays(t.campaignNeedsTitle, true);
   const body = { title, description: campaignForm.elements.description.value, urgency: campaignForm.elements.urgency.value };
+  const boxes = [...campaignForm.querySelectorAll("input[name=grid]")];
+  const chosen = boxes.filter((b) => b.checked).map((b) => b.value);
+  if (boxes.length && !chosen.length) return campaignSays(t.campaignNoGrid, true);
+  if (chosen.length < boxes.length) body.grids = chosen;
   const button = campaignForm.querySelector("button[type=submit]");
   button.disabled = true;
   try {
