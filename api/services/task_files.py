@@ -128,6 +128,6 @@ def ledger_rows(session: Session, tasks: list[Any], now: datetime) -> Iterable[l
 
 
 def filename(args: dict[str, Any], fmt: str) -> str:
-    """gridwork-tasks[-week][-community][-grid].fmt: what the file holds, by its name."""
-    parts = [args.get(key) for key in ("week", "community", "grid")]
+    """tasks[-week][-street][-community][-grid].fmt: what the file holds, by its name."""
+    parts = [args.get(key) for key in ("week", "street", "community", "grid")]
     return "-".join(["tasks", *(p for p in parts if p)]) + f".{fmt}"

@@ -270,6 +270,7 @@ def _matching(
     created_on: date | None = None,
     week: str | None = None,
     community: str | None = None,
+    street: str | None = None,
 ):
     """The statement of the tasks the caller can see that match every filter given."""
     stmt = select(Task).where(scope.tasks())
@@ -279,6 +280,11 @@ def _matching(
     if community is not None:
         grids = select(Grid.id).where(Grid.community_code == community)
         stmt = stmt.where(Task.grid_id.in_(grids))
+    if street is not None:
+        communities = select(Community.code).where(Community.street_code == street)
+        stmt = stmt.where(
+            Task.grid_id.in_(select(Grid.id).where(Grid.community_code.in_(communities)))
+        )
     if created_by == "me":  # the window worker's requests of the day, to answer who comes back
         stmt = stmt.where(Task.created_by_id == scope.user_id)
     if created_on is not None:  # a day in Beijing, its bounds reckoned by PostgreSQL:

@@ -103,6 +103,7 @@ def test_the_file_holds_the_callers_tasks_only(client, world, session):
     assert ids("admin_a") == {mine.id, other_grid.id}
     assert ids("admin_b") == {elsewhere.id}
     assert ids("viewer_110101", community=A) == {mine.id, other_grid.id}
+    assert ids("viewer_110101", street="110101001") == {mine.id, other_grid.id, elsewhere.id}
     assert ids("viewer_110102") == set()
 
 

@@ -749,6 +749,25 @@ def test_the_office_lists_a_weeks_tasks_newest_first_closed_ones_too(client, wor
     assert ids(f"community={A}", "admin_b") == []  # another community's: nothing of it
 
 
+def test_a_street_office_reads_its_streets_tasks(client, world, session):
+    """A street's weekly report links to the street's tasks: its communities' (A and B lie
+    in street 110101001), not the whole district's."""
+    in_a, in_b = make_task(session, now=T0), make_task(session, B1, now=T0)
+    session.flush()
+
+    def ids(query, user="viewer_110101"):
+        r = client.get(f"/api/v1/tasks?week=2026-W47&{query}", headers=world.auth(user))
+        assert r.status_code == 200, r.json
+        return {t["id"] for t in r.json}
+
+    assert ids("street=110101001") == {in_a.id, in_b.id}
+    assert ids("street=110101002") == set()
+    assert ids("street=110101001", "admin_a") == {in_a.id}  # only ever the caller's tasks
+    assert ids("street=110101001", "viewer_110102") == set()
+    r = client.get("/api/v1/tasks?street=1101010", headers=world.auth("viewer_110101"))
+    assert r.status_code == 422 and "street" in r.json["errors"]["query"]
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [

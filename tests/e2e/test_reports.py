@@ -268,6 +268,12 @@ def test_a_district_viewer_reads_the_district_and_chooses_a_community(page):
     page.select_option("#scope", f"street:{COMMUNITY[:9]}")
     page.wait_for_selector(f"#figures[data-scope='street:{COMMUNITY[:9]}']")
     assert_figures_match(page, api_report(page, last, street=COMMUNITY[:9]))
+    # The street's tasks one by one: its communities', not the whole district's.
+    href = page.locator("#week-tasks").get_attribute("href")
+    assert f"street={COMMUNITY[:9]}" in href and "community=" not in href
+    page.click("#week-tasks")
+    page.wait_for_selector("#tasks[data-loaded='1']", state="attached")
+    assert f"只显示街道 {COMMUNITY[:9]} 的工单" in page.inner_text("#community-chosen")
 
 
 TABLET = {"width": 768, "height": 1024}

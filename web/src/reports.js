@@ -264,9 +264,10 @@ function showReport(report) {
     gridNames: new Map((report.grids || []).map((g) => [g.code, g.name])),
   });
   // The tasks behind the week's rates, one by one (/tasks: opened that week), of the
-  // community read; a district's or a street's: every task of the viewer's district.
+  // community or street read; a district's: every task of the viewer's district.
   const tasksOf = new URLSearchParams({ week: report.week });
   if (["community", "grids"].includes(report.level)) tasksOf.set("community", report.code);
+  if (report.level === "street") tasksOf.set("street", report.code);
   $("week-tasks").href = `/tasks?${tasksOf}`;
   $("report").hidden = false;
   const figures = $("figures");

@@ -35,7 +35,7 @@ const TEXT = {
     intro: "本周登记的全部工单（含已办结、已关闭、已改派），与周报和三率统计的工单相同，最新登记的在前。输入工单号则在全部周次中查找。",
     prevWeek: "‹ 上一周", nextWeek: "下一周 ›", week: "登记周次",
     state: "状态", state_all: "全部", state_open: "未办结", state_done: "已办结待回访", state_closed: "已关闭", state_transferred: "已改派",
-    community: (code) => `只显示社区 ${code} 的工单`, communityClear: "显示全部",
+    community: (code) => `只显示社区 ${code} 的工单`, street: (code) => `只显示街道 ${code} 的工单`, communityClear: "显示全部",
     source: "来源", source_all: "全部来源", overdueOnly: "只看超期未办结", ticket: "12345工单号",
     colOpened: "登记时间", colTask: "工单", colGrid: "网格", colState: "状态", colAssignee: "承办人", colDue: "办结期限",
     colDone: "办结时间", colSatisfaction: "回访满意度",
@@ -63,7 +63,7 @@ const TEXT = {
     intro: "Every task opened in the week (resolved, closed and re-dispatched ones too): the tasks the weekly report and the three rates count, last opened first. A ticket number is looked for in every week.",
     prevWeek: "‹ Previous week", nextWeek: "Next week ›", week: "Opened in week",
     state: "State", state_all: "All", state_open: "Open", state_done: "Resolved, to call back", state_closed: "Closed", state_transferred: "Re-dispatched",
-    community: (code) => `Community ${code}'s tasks only`, communityClear: "Show all",
+    community: (code) => `Community ${code}'s tasks only`, street: (code) => `Street ${code}'s tasks only`, communityClear: "Show all",
     source: "Source", source_all: "Every source", overdueOnly: "Only overdue and open", ticket: "12345 ticket number",
     colOpened: "Opened", colTask: "Task", colGrid: "Grid", colState: "State", colAssignee: "Assignee", colDue: "Deadline",
     colDone: "Resolved", colSatisfaction: "Satisfaction",
@@ -90,7 +90,7 @@ const words = TASK_TEXT[lang];
 const $ = (selector) => document.querySelector(selector);
 const when = (value) => (value ? beijingTime(value, lang) : "");
 const detail = taskDetail({ lang, dialog: $("#task-detail"), localTime: (date) => beijingTime(date, lang), changed: () => load() });
-const state = { week: isoWeek(), community: "", page: 1, asked: 0 };
+const state = { week: isoWeek(), community: "", street: "", page: 1, asked: 0 };
 
 function say(text, isError = false) {
   const el = $("#status");
@@ -108,13 +108,14 @@ function filters() {
     overdue: $("#filter-overdue").checked,
     ticket: $("#filter-ticket").value.trim(),
     community: state.community,
+    street: state.street,
   };
 }
 
 function keepInAddress() {
   const f = filters();
   const url = new URL(location.href);
-  const kept = { week: f.week, state: f.state, source: f.source, overdue: f.overdue ? "1" : "", ticket: f.ticket, community: f.community };
+  const kept = { week: f.week, state: f.state, source: f.source, overdue: f.overdue ? "1" : "", ticket: f.ticket, community: f.community, street: f.street };
   for (const [key, value] of Object.entries(kept)) {
     if (value) url.searchParams.set(key, value);
     else url.searchParams.delete(key);
@@ -130,15 +131,18 @@ function fromAddress() {
   if (words.sources[params.get("source")]) $("#filter-source").value = params.get("source");
   $("#filter-overdue").checked = params.get("overdue") === "1";
   $("#filter-ticket").value = params.get("ticket") || "";
-  // From the weekly report of one community (a district viewer's choice): its tasks only.
+  // From the weekly report of one community or street (a district viewer's choice): its tasks only.
   const community = params.get("community");
   if (community && /^\d{12}$/.test(community)) state.community = community;
+  const street = params.get("street");
+  if (street && /^\d{9}$/.test(street)) state.street = street;
   showCommunity();
 }
 
 function showCommunity() {
-  $("#community-label").textContent = state.community ? t.community(state.community) : "";
-  $("#community-chosen").hidden = !state.community;
+  const label = state.community ? t.community(state.community) : state.street ? t.street(state.street) : "";
+  $("#community-label").textContent = label;
+  $("#community-chosen").hidden = !label;
 }
 
 /** GET /api/v1/tasks's query: a ticket number is looked for in every week. */
@@ -150,6 +154,7 @@ function query(f) {
   if (f.source) q.set("source", f.source);
   if (f.overdue) q.set("overdue", "true");
   if (f.community) q.set("community", f.community);
+  if (f.street) q.set("street", f.street);
   return q.toString();
 }
 
@@ -205,7 +210,7 @@ async function download(fmt) {
   const f = filters();
   const status = $("#download-status");
   const buttons = [$("#download-xlsx"), $("#download-csv")];
-  const name = ["工单台账", f.ticket || f.week, f.community].filter(Boolean).join("-");
+  const name = ["工单台账", f.ticket || f.week, f.street, f.community].filter(Boolean).join("-");
   buttons.forEach((b) => { b.disabled = true; });
   status.textContent = t.downloading;
   status.classList.remove("error");
@@ -266,7 +271,7 @@ $("#tasks").addEventListener("click", (e) => {
   if (opener) detail.open(Number(opener.dataset.open));
 });
 $("#community-clear").addEventListener("click", () => {
-  state.community = "";
+  state.community = state.street = "";
   showCommunity();
   reload();
 });

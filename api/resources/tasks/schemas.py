@@ -482,6 +482,13 @@ class TaskQueryArgsSchema(Schema):
     community = code_field(
         12, metadata={"description": "Only the tasks of this community (12-digit code)"}
     )
+    street = code_field(
+        9,
+        metadata={
+            "description": "Only the tasks of this street's communities (9-digit code): a "
+            "street office's week"
+        },
+    )
     sort = ma.fields.String(
         load_default="due",
         validate=ma.validate.OneOf(["due", "newest"]),
