@@ -1,8 +1,9 @@
-"""The need list and the problem list (需求清单 / 问题清单) visits produce: their figures per grid.
+"""The need list and the problem list (需求清单 / 问题清单): their figures per grid.
 
 A visit's follow-up is a task on one of the two lists (`Task.list_kind`, from the visit's
-`follow_up_kind`). The community office reads each list as a ledger of a period (an ISO week,
-or [start, end)):
+`follow_up_kind`); so is a task opened with a `list` (a resident's wish told at the window, a
+problem a worker found on rounds). The community office reads each list as a ledger of a period
+(an ISO week, or [start, end)):
 
 - `raised`: put on the list in the period (the task opened then);
 - `done`: done in the period (resolved, called back or closed then);

@@ -8,7 +8,7 @@ A visit's follow-up says which list it goes on (`follow_up_kind`: `need`, a resi
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api.models import Task, Visit
 from tests.factories import A1, A2, A, B, make_task, visit_item
@@ -112,6 +112,39 @@ def test_tasks_are_listed_by_list(client, world, session):
 def test_a_list_that_is_none_of_the_two_is_a_422(client, world):
     r = client.get("/api/v1/tasks?list=wish", headers=world.auth("leader_a"))
     assert (r.status_code, list(r.json["errors"]["query"])) == (422, ["list"])
+
+
+# --- a task opened on a list ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("user", "body", "kind"),
+    [  # a resident's wish told at the window; a problem a worker found on rounds
+        ("worker_a1", {"source": "window", "title": "楼门口加装扶手"}, "need"),
+        ("worker_a1", {"source": "proactive", "type": "report", "title": "井盖松动"}, "problem"),
+        ("leader_a", {"source": "leader", "title": "自行车棚漏雨"}, "problem"),
+    ],
+)
+def test_a_task_opened_on_a_list_is_counted_there(app, client, world, user, body, kind):
+    """Not only a visit's follow-up: a need told at the window and a problem found on rounds
+    go on the lists the office keeps, counted as a follow-up is."""
+    body = {**body, "list": kind, "household_id": world.households[A1][0].id}
+    r = client.post("/api/v1/tasks", json=body, headers=world.auth(user))
+    assert r.status_code == 201, r.json
+    assert r.json["list"] == kind
+    listed = client.get(f"/api/v1/tasks?list={kind}", headers=world.auth("leader_a")).json
+    assert r.json["id"] in [t["id"] for t in listed]
+    app.config["FIXED_NOW"] = T0 + timedelta(minutes=5)  # read a little later
+    counted = lists(client, world, grid=A1, week="2026-W47")
+    assert counted[kind]["raised"] == 1 and counted[kind]["open"] == 1
+
+
+def test_a_task_opened_on_no_list_or_a_list_of_no_kind(client, world, session):
+    base = {"source": "window", "title": "开证明", "household_id": world.households[A1][0].id}
+    r = client.post("/api/v1/tasks", json=base, headers=world.auth("worker_a1"))
+    assert (r.status_code, r.json["list"]) == (201, None)
+    before = session.scalar(select(func.count(Task.id)))
+    r = client.post("/api/v1/tasks", json={**base, "list": "wish"}, headers=world.auth("worker_a1"))
+    assert (r.status_code, list(r.json["errors"]["json"])) == (422, ["list"])
+    assert session.scalar(select(func.count(Task.id))) == before
 
 
 # --- GET /tasks/lists: each list per grid ------------------------------------------------------

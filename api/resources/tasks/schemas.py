@@ -165,8 +165,8 @@ def ticket_number(**kwargs) -> ma.fields.String:
 
 
 _LIST = (
-    "The list a visit's follow-up is on: `need` (需求清单, a resident's wish) or `problem` "
-    "(问题清单, something broken or wrong to fix)"
+    "The list the task is on: `need` (需求清单, a resident's wish) or `problem` (问题清单, "
+    "something broken or wrong to fix); a visit's follow-up is on one always"
 )
 
 
@@ -222,6 +222,15 @@ class TaskCreateSchema(Schema):
     household_id = Integer(metadata={"description": "The household concerned"})
     location = ma.fields.Nested(
         LocationSchema, metadata={"description": "Where, when there is no household"}
+    )
+    list_kind = ma.fields.String(
+        data_key="list",
+        validate=ma.validate.OneOf(TASK_LISTS),
+        metadata={
+            "description": f"{_LIST}. A resident's wish told at the window, a problem a "
+            "worker found on rounds: counted in the lists as a visit's follow-up is. "
+            "Absent: on no list"
+        },
     )
     due_at = aware_time(
         metadata={
@@ -359,7 +368,7 @@ class TaskSchema(Schema):
         allow_none=True,
         metadata={
             "enum": [*TASK_LISTS, None],
-            "description": f"{_LIST}; null: a task of another source, on no list",
+            "description": f"{_LIST}; null: on no list",
         },
     )
     grid_id = Integer()
