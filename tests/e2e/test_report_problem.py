@@ -89,6 +89,7 @@ def test_a_worker_reports_a_problem_where_they_stand(context, page, reported, in
     (task,) = reported()
     assert text.startswith(f"已上报任务 #{task.id}，派给 ")
     assert (task.source, task.urgency, task.grid_code) == ("proactive", "utility", DEMO_GRID)
+    assert task.list_kind == "problem"  # found on the rounds: the problem list unless told
     assert task.description == "雨后积水，井盖下有垃圾"
     assert task.lonlat == pytest.approx((inside["longitude"], inside["latitude"]), abs=1e-6)
     assert task.created_by_id is not None and task.household_id is None
@@ -105,10 +106,12 @@ def test_a_problem_at_a_household_is_placed_there(context, page, reported):
     choice.wait_for()
     household = int(choice.locator("option").nth(1).get_attribute("value"))
     choice.select_option(str(household))
+    card.locator("select[name=list]").select_option("need")  # a resident's wish, not a fault
     card.locator("button[type=submit]").click()
     assert said(page).startswith("已上报任务")
     (task,) = reported()
-    assert task.household_id == household
+    assert (task.household_id, task.list_kind) == (household, "need")
+    assert card.locator("select[name=list]").input_value() == "problem"  # the next one's default
 
 
 def test_a_problem_outside_every_grid_is_refused_in_the_servers_words(context, page, reported):

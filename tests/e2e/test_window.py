@@ -163,10 +163,12 @@ def test_the_window_worker_registers_a_request_for_another_grid_of_the_community
     assert page.inner_text("#place").startswith(f"{other.name}（{OTHER_GRID}）")
     assert page.is_hidden("#household-choice")  # another grid's households are not theirs
     fill_request(page, "路灯不亮（窗口登记）")
+    page.select_option("select[name=list]", "problem")  # the office's problem list
     page.click("#submit")
     created = page.locator("#created")
     created.wait_for()
     [task] = tasks_titled(e2e_engine, "路灯不亮（窗口登记）")
+    assert task.list_kind == "problem"
     assert (task.source, task.type, task.urgency, task.status) == (
         "window",
         "complaint",
@@ -187,6 +189,7 @@ def test_the_window_worker_registers_a_request_for_another_grid_of_the_community
     # The form is cleared for the next resident.
     assert page.input_value("input[name=title]") == ""
     assert page.input_value("input[name=phone]") == ""
+    assert page.input_value("select[name=list]") == ""  # on no list unless told
     assert page.inner_text("#place") == "请在地图上点选居民诉求的位置"
     # Listed under today's requests, to answer the resident who comes back.
     row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
@@ -731,8 +734,9 @@ def test_the_place_is_chosen_from_the_keyboard_too(page, e2e_engine, window_day)
     page.focus("input[name=type][value=help]")
     page.keyboard.press("Tab")
     page.keyboard.type("垃圾桶满了（全键盘）")
-    # details, urgency, name, phone, the address to look up and its button, submit, clear: the map
-    for _ in range(9):
+    # details, urgency, list, name, phone, the address to look up and its button, submit,
+    # clear: the map
+    for _ in range(10):
         page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.classList.contains('maplibregl-canvas')")
     assert page.is_visible("#map.keyboard .crosshair")  # where Enter will place it

@@ -22,6 +22,7 @@ const TEXT = {
   zh: {
     title: "上报问题（巡查发现）", what: "问题", whatHint: "例如：3号楼前雨水井堵塞", detail: "详细情况",
     urgency: "紧急程度", where: "位置", here: "我现在的位置", household: "住户", send: "上报",
+    list: "记入清单", lists: { problem: "问题清单", need: "需求清单（居民的诉求）", "": "不记入" },
     locating: "正在定位…", sending: "正在上报…", needTitle: "请写明问题。",
     noFix: "无法定位（未授权或信号弱）：请改选住户，或稍后再试。",
     created: (id, who, due) => `已上报任务 #${id}，派给 ${who}，期限 ${due}。`, nobody: "待分派",
@@ -38,6 +39,7 @@ const TEXT = {
   en: {
     title: "Report a problem (found on the rounds)", what: "Problem", whatHint: "e.g. the drain outside building 3 is blocked",
     detail: "Details", urgency: "Urgency", where: "Where", here: "Where I stand now", household: "Household",
+    list: "On the list", lists: { problem: "problem list", need: "need list (a resident's wish)", "": "on no list" },
     send: "Report", locating: "Locating…", sending: "Sending…", needTitle: "Say what the problem is.",
     noFix: "No position (not allowed, or a weak signal): choose a household, or try again later.",
     created: (id, who, due) => `Task #${id} reported, given to ${who}, due ${due}.`, nobody: "nobody yet",
@@ -152,6 +154,7 @@ export function reportProblem({ lang, section, households, locate, localTime, op
       <label>${escapeHtml(t.what)} <input name="title" maxlength="200" required placeholder="${escapeHtml(t.whatHint)}"></label>
       <label>${escapeHtml(t.detail)} <textarea name="description" rows="2" maxlength="10000"></textarea></label>
       <label>${escapeHtml(t.urgency)} <select name="urgency">${URGENCIES.map((u) => `<option value="${u}">${escapeHtml(urgencyOption(lang, u))}</option>`).join("")}</select></label>
+      <label>${escapeHtml(t.list)} <select name="list">${Object.entries(t.lists).map(([v, label]) => `<option value="${v}">${escapeHtml(label)}</option>`).join("")}</select></label>
       <fieldset><legend>${escapeHtml(t.where)}</legend>
         <label class="inline"><input type="radio" name="where" value="here" checked> ${escapeHtml(t.here)}</label>
         <label class="inline"><input type="radio" name="where" value="household"> ${escapeHtml(t.household)}</label>
@@ -240,6 +243,7 @@ export function reportProblem({ lang, section, households, locate, localTime, op
       form.elements.title.value = fields.title;
       form.elements.description.value = fields.description;
       form.elements.urgency.value = fields.urgency;
+      form.elements.list.value = fields.list || ""; // kept before lists: on none, as sent then
       form.elements.where.value = fields.where;
       const atHousehold = fields.where === "household";
       if (atHousehold) {
@@ -272,6 +276,7 @@ export function reportProblem({ lang, section, households, locate, localTime, op
       title: form.elements.title.value.trim(),
       description: form.elements.description.value.trim(),
       urgency: form.elements.urgency.value,
+      list: form.elements.list.value,
       where: form.elements.where.value,
       household_id: form.elements.where.value === "household" ? Number(choice.value) || null : null,
     };
@@ -287,6 +292,7 @@ export function reportProblem({ lang, section, households, locate, localTime, op
       // The place and time are captured now, as the worker stands there: sent later, the
       // report is still where and when it was seen.
       const body = { source: "proactive", type: REPORT_TYPE, title: fields.title, description: fields.description, urgency: fields.urgency };
+      if (fields.list) body.list = fields.list; // the problem list unless the worker chose otherwise
       let place;
       if (fields.where === "household") {
         if (!fields.household_id) return say(t.noFix, true);

@@ -16,6 +16,7 @@ const TEXT = {
     newRequest: "登记居民诉求", type: "诉求类型", type_consultation: "咨询", type_help: "求助",
     type_complaint: "投诉", type_report: "举报", type_suggestion: "建议",
     titleField: "标题", description: "详细情况", urgency: "紧急程度",
+    list: "记入清单", list_none: "不记入", list_need: "需求清单（居民的需求）", list_problem: "问题清单",
     residentName: "居民姓名", residentPhone: "联系电话", where: "地点：",
     noPlace: "请在地图上点选居民诉求的位置", household: "住户（可选）", noHousehold: "不指定住户",
     householdsNear: (n) => `附近 ${n} 户`,
@@ -66,6 +67,7 @@ const TEXT = {
     newRequest: "A resident's request", type: "Request type", type_consultation: "Consultation",
     type_help: "Help", type_complaint: "Complaint", type_report: "Report", type_suggestion: "Suggestion",
     titleField: "Title", description: "Details", urgency: "Urgency",
+    list: "On the list", list_none: "on no list", list_need: "need list (a resident's wish)", list_problem: "problem list",
     residentName: "Resident's name", residentPhone: "Phone", where: "Place: ",
     noPlace: "Click the resident's place on the map", household: "Household (optional)", noHousehold: "No household",
     householdsNear: (n) => `${n} nearby`,
@@ -455,6 +457,7 @@ function body() {
     title: String(data.get("title") || "").trim(),
     urgency: data.get("urgency") || "general",
   };
+  if (data.get("list")) out.list = data.get("list"); // the need or problem list the office keeps
   const description = String(data.get("description") || "").trim();
   if (description) out.description = description;
   const complainant = {};
