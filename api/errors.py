@@ -58,6 +58,12 @@ class PasswordChangeRequired(Forbidden):
     slug = "password-change-required"
 
 
+class AccountSwitchedOff(Forbidden):
+    """The right password of an account an admin switched off (told only to who knows it)."""
+
+    slug = "account-switched-off"
+
+
 class NotFound(GridworkError):
     status, title, slug = 404, "Not found", "not-found"
 

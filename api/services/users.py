@@ -178,6 +178,9 @@ def sign_in(
     except errors.Unauthorized:
         audit.record_login(session, username, ip, False, None)
         return None
+    except errors.AccountSwitchedOff:
+        audit.record_login(session, username, ip, False, None)
+        raise
     audit.record_login(session, username, ip, True, user.id)
     return user
 
@@ -230,9 +233,15 @@ def change_password(
 
 
 def authenticate(session: Session, username: str, password: str) -> User:
+    """The user of these credentials. Wrong ones are a 401 whoever the username names; the
+    right password of an account switched off is a 403 saying so (`AccountSwitchedOff`): its
+    owner asks the admin instead of guessing on into the throttle, and only who knows the
+    password learns the account is off."""
     user = session.scalar(select(User).where(User.username == username))
-    if not verify_password(user.password_hash if user else None, password) or not (
-        user and user.active
-    ):
+    if not verify_password(user.password_hash if user else None, password) or user is None:
         raise errors.Unauthorized("Wrong username or password.")
+    if not user.active:
+        raise errors.AccountSwitchedOff(
+            "This account is switched off: ask your community admin to switch it on."
+        )
     return user

@@ -97,6 +97,23 @@ def test_deactivated_user_is_401(client, session, world):
     assert client.get("/api/v1/grids", headers=headers).status_code == 401
 
 
+def test_a_switched_off_account_is_told_so_once_its_password_is_right(client, session, world):
+    """A worker whose account the admin switched off was told "wrong password", tried again
+    until the throttle locked them out, and never learned to ask the admin. The right password
+    now gets a 403 that says the account is switched off; a wrong one is the same 401 as any
+    (who is switched off is not told to someone guessing)."""
+    world.users["worker_a1"].active = False
+    session.flush()
+    right = sign_in(client, "worker_a1")
+    assert right.status_code == 403
+    assert right.json["type"].endswith("/account-switched-off")
+    assert "switched off" in right.json["detail"]
+    assert "access_token" not in right.json
+    wrong = sign_in(client, "worker_a1", "wrong-password")
+    assert wrong.status_code == 401
+    assert wrong.json["detail"] == sign_in(client, "nobody").json["detail"]
+
+
 def test_passwords_are_stored_as_argon2_hashes(world):
     assert world.users["worker_a1"].password_hash.startswith("$argon2")
 

@@ -1955,3 +1955,22 @@ def test_sync_now_offline_says_the_visits_wait_for_the_network(context, worker_p
     page.wait_for_function("() => document.querySelector('#visit-status').textContent !== ''")
     assert page.inner_text("#visit-status") == "离线：1 条走访记录保存在本机，联网后自动同步。"
     assert page.inner_text("#queue-count") == "1"
+
+
+@pytest.mark.parametrize("path", ["/app", "/map"])
+def test_a_switched_off_account_is_told_so_not_that_the_password_is_wrong(page, e2e_engine, path):
+    """The worker whose account was switched off typed the right password, read "wrong
+    username or password", and kept trying into the throttle: now told to ask the admin."""
+    from sqlalchemy import text
+
+    with e2e_engine.begin() as conn:
+        conn.execute(text("UPDATE users SET active = false WHERE username = 'worker03'"))
+    try:
+        page.goto(path)
+        sign_in(page, "worker03", DEMO_PASSWORD)
+        page.wait_for_function("() => document.querySelector('#signin-error').textContent !== ''")
+        assert page.inner_text("#signin-error") == "此账号已停用：请联系社区管理员重新启用。"
+        assert page.is_visible("#signin")
+    finally:
+        with e2e_engine.begin() as conn:
+            conn.execute(text("UPDATE users SET active = true WHERE username = 'worker03'"))

@@ -1,7 +1,7 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
   DEVICE_KEY, GRID_TASKS_KEY, HOUSEHOLDS_KEY, INBOX_ACKS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, noAnswer, isoWeek, keepCopy, keptCopy,
-  letGoOfPush, otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signOut, todayLocal, translate,
+  letGoOfPush, otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signInFailure, signOut, todayLocal, translate,
 } from "./common.js";
 import {
   RETRIED_REFUSALS, clearQueue, discard, dismissFlagged, enqueue, getMeta, handOver, listFlagged, listQueued, requeueEdited,
@@ -2606,9 +2606,7 @@ $("signin").addEventListener("submit", async (e) => {
       await noStorage();
       return;
     }
-    // Only a 401 is a wrong password: a throttle (429) refuses the right one too, and an
-    // outage is no fault of theirs either (`signIn` throws the status with the server's words).
-    $("signin-error").textContent = error.status === 401 ? t.badLogin : t.signinFailed + error.message;
+    $("signin-error").textContent = signInFailure(error, lang, { badLogin: t.badLogin, failed: t.signinFailed });
     return;
   }
   $("signin").hidden = true;

@@ -26,6 +26,24 @@ export async function signIn(username, password) {
   return body;
 }
 
+const SWITCHED_OFF = {
+  zh: "此账号已停用：请联系社区管理员重新启用。",
+  en: "This account is switched off: ask your community admin to switch it on.",
+};
+
+/** What a failed sign-in tells its user. Only a 401 is a wrong password (`badLogin`): a
+ * throttle (429) refuses the right one too, and an outage is no fault of theirs (`failed`, then
+ * the server's words). The right password of an account switched off says so (403
+ * `account-switched-off`), not "wrong password": its owner asks the admin instead of guessing
+ * on into the throttle. */
+export function signInFailure(error, lang, { badLogin, failed }) {
+  if (error.status === 401) return badLogin;
+  if (error.status === 403 && String(error.body?.type || "").endsWith("/account-switched-off")) {
+    return SWITCHED_OFF[lang] || SWITCHED_OFF.zh;
+  }
+  return failed + error.message;
+}
+
 /**
  * Sign out, from any page: the server revokes this token and its session and stops pushes to
  * this browser (its device, as the app registered it: {device_id}, else {token}, its push

@@ -1,7 +1,7 @@
 // A password an admin chose (a reset, an account the office opened) is known to the admin: its
 // owner sets their own before anything else. Until then the server answers only /auth (other
 // calls: 403 password-change-required), and the tokens say so (the `pwc` claim).
-import { ApiError, api, otherLangHref, signIn, signOut } from "./common.js";
+import { ApiError, api, otherLangHref, signIn, signInFailure, signOut } from "./common.js";
 import { getToken, keepFresh, storeTokens, tokenClaims } from "./session.js";
 
 const TEXT = {
@@ -112,9 +112,8 @@ export function askForOwnPassword(
 /**
  * A page's sign-in form (/map, /accounts, /window): signs in and starts the page, having a
  * password an admin chose replaced by the user's own first (until then the server answers
- * nothing else; `password` is the one just typed, not asked again). Only a 401 is said as a
- * wrong password (`badLogin`): a throttle (429) refuses the right one too, and an outage is no
- * fault of the user's (`failed`, then the server's words). Returns `begin`, to start a page
+ * nothing else; `password` is the one just typed, not asked again). A failure is said as
+ * `signInFailure` words it (`badLogin` only for a 401). Returns `begin`, to start a page
  * whose user is signed in already.
  */
 export function wireSignIn({ form, error, lang, badLogin, failed, start }) {
@@ -128,7 +127,7 @@ export function wireSignIn({ form, error, lang, badLogin, failed, start }) {
     try {
       await signIn(data.get("username"), data.get("password"));
     } catch (failure) {
-      error.textContent = failure.status === 401 ? badLogin : failed + failure.message;
+      error.textContent = signInFailure(failure, lang, { badLogin, failed });
       return;
     }
     form.hidden = true;

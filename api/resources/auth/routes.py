@@ -79,20 +79,26 @@ class Token(MethodView):
     @blp.arguments(TokenRequestSchema)
     @blp.response(200, TokenSchema)
     @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(403, response="FORBIDDEN", description="The account is switched off")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     def post(self, credentials):
         """Sign in with username and password
 
         Returns a short-lived access token and a refresh token, both tied to a new session.
-        Repeated failures for a username or an address answer 429 with `Retry-After`.
+        Repeated failures for a username or an address answer 429 with `Retry-After`. The
+        right password of an account switched off answers 403 (`account-switched-off`).
         """
-        user = users.sign_in(
-            db.session,
-            credentials["username"],
-            credentials["password"],
-            ip=request.remote_addr,
-            limits=login_limits(),
-        )
+        try:
+            user = users.sign_in(
+                db.session,
+                credentials["username"],
+                credentials["password"],
+                ip=request.remote_addr,
+                limits=login_limits(),
+            )
+        except errors.AccountSwitchedOff:
+            db.session.commit()  # a failed sign-in: it counts
+            raise
         db.session.commit()  # the attempt counts, success or not
         if user is None:
             raise errors.Unauthorized("Wrong username or password.")
