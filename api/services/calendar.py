@@ -184,6 +184,8 @@ def render(session: Session, worker: User, shifts: list[Shift], host: str) -> st
         # In the workers' language, as the app names their posts (web/src/app.js postA, postB).
         if shift.post == "A":
             summary = "A岗 · 社区服务大厅窗口"
+            if shift.slot_start is not None:  # staggered hours: which of the day's slots
+                summary += f" · {starts:%H:%M}–{ends:%H:%M}"
             description = "社区服务大厅窗口接待来访居民。"
             location = "社区服务大厅"
         else:

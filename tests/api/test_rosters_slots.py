@@ -351,3 +351,8 @@ def test_the_calendar_feed_gives_an_a_shift_its_slots_hours(client, community):
     day = late["date"].replace("-", "")
     assert f"DTSTART;TZID=Asia/Shanghai:{day}T113000" in text
     assert f"DTEND;TZID=Asia/Shanghai:{day}T200000" in text
+    # The title says the slot too: a phone's calendar list shows titles, and two window
+    # workers' 'A岗' of a day read the same without it.
+    event = text[text.index(f"DTSTART;TZID=Asia/Shanghai:{day}T113000") :]
+    summary = event[event.index("SUMMARY:") : event.index("\r\n", event.index("SUMMARY:"))]
+    assert summary == "SUMMARY:A岗 · 社区服务大厅窗口 · 11:30–20:00"
