@@ -10,6 +10,7 @@ import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -36,14 +37,18 @@ def settled(page):
     page.wait_for_selector("#tasks[data-loaded='1']", state="attached")
 
 
-def test_the_office_reads_the_weeks_tasks_closed_ones_too_and_opens_one(
-    page,
-    make_task,  # noqa: F811
-):
+@pytest.fixture()
+def closed_and_open(page, make_task):  # noqa: F811
+    """A closed task and an open one of this week, the ledger read by admin01."""
     closed, _ = make_task(status="closed")
     open_, _ = make_task(status="dispatched")
     open_ledger(page)
     settled(page)
+    return closed, open_
+
+
+def test_the_office_reads_the_weeks_tasks_closed_ones_too_and_opens_one(page, closed_and_open):
+    closed, open_ = closed_and_open
     assert {closed, open_} <= set(listed(page))
     row = page.locator(f"#tasks tr[data-id='{closed}']")
     assert row.locator(".col-state").inner_text() == "已关闭"
@@ -91,15 +96,9 @@ def test_a_ticket_number_finds_its_task_in_an_earlier_week(
     assert listed(page) == []
 
 
-def test_the_office_downloads_the_ledger_as_its_filters_find_it(
-    page,
-    make_task,  # noqa: F811
-):
+def test_the_office_downloads_the_ledger_as_its_filters_find_it(page, closed_and_open):
     """Every task the filters find, not the page shown: the file the office files or sends up."""
-    closed, _ = make_task(status="closed")
-    open_, _ = make_task(status="dispatched")
-    open_ledger(page)
-    settled(page)
+    closed, open_ = closed_and_open
     page.select_option("#filter-state", "closed")
     settled(page)
     week = page.input_value("#week")
