@@ -1512,9 +1512,13 @@ _ROUND_STARTED = (
 )
 
 
+WAITING_WARNING = "待分派的任务即将超期"
+
+
 def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
     """Warn whoever answers for a task at the warning fraction of the time (its assignee; the
-    overseers of one on leave, `_warned`), escalate at the deadline; hand on the tasks
+    overseers of one on leave, `_warned`, or of one waiting to be placed), escalate at the
+    deadline; hand on the tasks
     switched-off accounts, and accounts made community admins, still hold.
 
     Idempotent: each task is warned once (warned_at) and escalated once (escalated_at).
@@ -1549,23 +1553,36 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
         above = overseers(session, grid, now=now, besides=(task.assignee_id,))
         _notify_task(session, task, above, "task_escalated", "任务已超期", urgent=True, now=now)
         result.escalated += 1
-    fraction = DEFAULT_WARN_FRACTION
-    candidates = session.scalars(
-        select(Task)
-        .where(
-            Task.status.in_(HELD_STATUSES),
-            Task.warned_at.is_(None),
-            Task.escalated_at.is_(None),
-            Task.assignee_id.is_not(None),
-            text(f"{_ROUND_STARTED} + (tasks.due_at - {_ROUND_STARTED}) * :f <= :now").bindparams(
-                f=fraction, now=now
-            ),
-        )
-        .order_by(Task.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for task in candidates:
+
+    def to_warn(*where):  # not warned yet this round, and its warning fraction reached
+        return session.scalars(
+            select(Task)
+            .where(
+                *where,
+                Task.warned_at.is_(None),
+                Task.escalated_at.is_(None),
+                text(
+                    f"{_ROUND_STARTED} + (tasks.due_at - {_ROUND_STARTED}) * :f <= :now"
+                ).bindparams(f=DEFAULT_WARN_FRACTION, now=now),
+            )
+            .order_by(Task.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+
+    # Waiting on the grid's overseers to place it: dispatch found nobody (`new`, unassigned),
+    # or its worker gave it back (`returned`). They were told when it came, then nothing until
+    # it was overdue; now they are warned as an assignee is. Once: assigned, its new holder's
+    # warning is owed again (`warned_at` cleared).
+    waiting = or_(and_(Task.status == "new", Task.assignee_id.is_(None)), Task.status == "returned")
+    for task in to_warn(waiting):
+        task.warned_at = now
+        grid = session.get(Grid, task.grid_id)
+        above = overseers(session, grid, now=now, besides=(task.assignee_id,))
+        if above:
+            _notify_task(session, task, above, "task_deadline_warning", WAITING_WARNING, now=now)
+            result.warned += 1
+    for task in to_warn(Task.status.in_(HELD_STATUSES), Task.assignee_id.is_not(None)):
         told, title = _warned(session, task, now)
         if task.assignee_id is None:
             continue  # handed on to nobody: it waits unassigned, its overseers told

@@ -197,15 +197,36 @@ def test_the_new_assignee_of_a_task_already_warned_is_warned_too(session, world)
     assert kinds(session, worker_a2) == ["task_reassigned", "task_deadline_warning"]
 
 
-def test_a_worker_who_returned_a_task_is_not_warned_of_its_deadline(session, world):
+def test_a_worker_who_returned_a_task_is_not_warned_of_its_deadline_its_leader_is(session, world):
     task = make_task(session, A1, now=T0, urgency="danger")
     worker = world.users["worker_a1"]
     transition(session, scope(session, world, "worker_a1"), task, "return", note="不属于本网格",
                now=T0 + timedelta(minutes=10))  # fmt: skip
-    assert tick(session, T0 + timedelta(minutes=96)).warned == 0
+    assert tick(session, T0 + timedelta(minutes=96)).warned == 1
     assert kinds(session, worker) == ["task_dispatched"]
+    # The leader, who must place it, is warned (told of the return at the time).
+    assert kinds(session, world.users["leader_a"]) == ["task_updated", "task_deadline_warning"]
     # The deadline still escalates it to the leader, who must find it a worker.
     assert tick(session, T0 + timedelta(hours=2)).escalated == 1
+
+
+def test_a_task_waiting_to_be_assigned_is_warned_to_its_overseers_before_its_deadline(
+    session, world
+):
+    """Dispatch found nobody on a Saturday: the admin was told once (新任务待分派) and then
+    nothing until the danger task was overdue. At the warning fraction, as a held task's
+    assignee is, whoever must place it is warned, once."""
+    task = make_task(session, B1, now=SATURDAY, urgency="danger")  # 2 h, warned at 96 min
+    admin = world.users["admin_b"]
+    assert tick(session, SATURDAY + timedelta(minutes=95)).warned == 0
+    assert tick(session, SATURDAY + timedelta(minutes=96)).warned == 1
+    assert kinds(session, admin) == ["task_unassigned", "task_deadline_warning"]
+    note = session.scalars(
+        select(Notification).where(Notification.user_id == admin.id).order_by(Notification.id)
+    ).all()[-1]
+    assert note.title == "待分派的任务即将超期" and note.data["task_id"] == str(task.id)
+    assert tick(session, SATURDAY + timedelta(minutes=100)).warned == 0  # once
+    assert tick(session, SATURDAY + timedelta(hours=2)).escalated == 1
 
 
 def test_grid_b1_has_no_leader(session, world):
