@@ -43,7 +43,7 @@ TASK_STATUSES = (
     "transferred",
 )
 SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
-# The lists visits produce (需求清单 / 问题清单), as a visit's follow-up names them.
+# The need and problem lists (需求清单 / 问题清单), as a visit's follow-up names them.
 TASK_LISTS = FOLLOW_UP_KINDS
 
 
@@ -106,7 +106,8 @@ class Task(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     satisfaction: Mapped[str | None] = mapped_column(String(20))
     # The list it is on (TASK_LISTS): a visit's follow-up is a need or a problem (migration
-    # 0059); NULL: a task of another source, on no list. Answered and asked for as `list`.
+    # 0059), a task opened with a `list` is on it; NULL: on no list. Answered and asked for
+    # as `list`.
     list_kind: Mapped[str | None] = mapped_column(String(7))
     # A re-dispatched hotline ticket (改派): the task it came from, the task it went on to, and
     # when it went (set also when the task had been resolved, whose status then stays).

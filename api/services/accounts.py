@@ -188,7 +188,11 @@ def change_account(
         outcome.shifts_ahead = _b_posts_outside_held(session, user, now)
     if "active" in changes and changes["active"] != user.active:
         if changes["active"]:
+            # Back in service, its owner sets a new password at the first sign-in: the old one
+            # may have been guessed while the account was off (signing in to a switched-off
+            # account with its right password says it is off, `users.authenticate`).
             user.active, user.switched_off_at = True, None
+            user.must_change_password = True
         else:
             if user.id == actor.user_id:
                 raise errors.Conflict(

@@ -33,7 +33,7 @@ def _list(row: dict, kind: str, key: str):
     return row.get("lists", {}).get(kind, {}).get(key)
 
 
-# The lists visits produce (需求清单 / 问题清单), each raised, done and open: columns of the grids.
+# The need and problem lists (需求清单 / 问题清单), raised, done and open: columns of the grids.
 LIST_COLUMNS = [
     (f"{word}{figure}", kind, key)
     for kind, word in (("need", "需求"), ("problem", "问题"))

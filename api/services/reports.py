@@ -14,7 +14,8 @@ O(grids × weeks) rows and PostgreSQL builds the JSON document:
   households that moved across its edge since, or moved inside it and were found in both grids;
 - per worker: `report_worker_weeks` and the week's published shifts (A / B posts);
 - tasks and the three rates: tasks opened in the week (index on `tasks.created_at`);
-- the need and problem lists visits produce: raised, done in the week, open as it closed.
+- the need and problem lists (visits' follow-ups, tasks opened on a list): raised, done in the
+  week, open as it closed.
 """
 
 from __future__ import annotations
@@ -258,7 +259,7 @@ tk AS (
   FROM tasks t JOIN sel USING (grid_id)
   WHERE t.created_at >= :start AND t.created_at < :end AND t.status <> 'transferred'
   GROUP BY t.grid_id),
--- The need and problem lists visits produce (api/services/task_lists.py counts the same):
+-- The need and problem lists (api/services/task_lists.py counts the same):
 -- raised and done in the week, open as it closed (the tasks on a list only: ix_tasks_list_grid).
 lk AS (
   SELECT t.grid_id,

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.models import Community
+from api.scope import Scope
 from api.services.weeks import LOCAL
 
 # The words the pages use (web/src/common.js TASK_TEXT.zh, web/src/task_detail.js).
@@ -59,6 +60,10 @@ SATISFACTION_WORDS = {
     "unsatisfied": "不满意",
 }
 
+# What the audit entry names as disclosed (of `privacy.fields_for("task")`: title,
+# description, location, complainant): the file holds the title alone.
+FIELDS = ("title",)
+
 HEADER = [
     "编号",
     "登记时间",
@@ -87,7 +92,9 @@ def local(moment: datetime | None) -> str | None:
     return None if moment is None else f"{moment.astimezone(LOCAL):%Y-%m-%d %H:%M}"
 
 
-def ledger_row(task: Any, community_names: dict[str, str], now: datetime) -> list[Any]:
+def ledger_row(
+    task: Any, community_names: dict[str, str], now: datetime, seen: set[int]
+) -> list[Any]:
     """A task's line in the ledger: its words in Chinese, its times in Beijing time."""
     from api.services.tasks import is_overdue
 
@@ -112,19 +119,23 @@ def ledger_row(task: Any, community_names: dict[str, str], now: datetime) -> lis
         local(task.closed_at),
         SATISFACTION_WORDS.get(task.satisfaction) if task.satisfaction else None,
         "是" if is_overdue(task, now) else "否",
-        task.transferred_to_id,
+        task.transferred_to_id if task.transferred_to_id in seen else None,
     ]
 
 
-def ledger_rows(session: Session, tasks: list[Any], now: datetime) -> Iterable[list[Any]]:
-    """The tasks' lines, each naming its community (read once for them all)."""
+def ledger_rows(
+    session: Session, scope: Scope, tasks: list[Any], now: datetime
+) -> Iterable[list[Any]]:
+    """The tasks' lines, each naming its community (read once for them all). A ticket passed
+    on names the task it went to only if the caller may see that task, as the list does."""
+    seen = scope.visible_tasks(session, [task.transferred_to_id for task in tasks])
     codes = {task.grid.community_code for task in tasks}
     names = dict(
         session.execute(
             select(Community.code, Community.name).where(Community.code.in_(codes))
         ).all()
     )
-    return (ledger_row(task, names, now) for task in tasks)
+    return (ledger_row(task, names, now, seen) for task in tasks)
 
 
 def filename(args: dict[str, Any], fmt: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from shapely.geometry import Point
 from sqlalchemy import Date, DateTime, and_, cast, false, func, literal, or_, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, defer, joinedload, selectinload
 from sqlalchemy.orm.attributes import flag_modified
 
 from api import errors
@@ -236,15 +236,21 @@ def export_tasks(
     """Every task `list_tasks` finds for these filters, in its order: the ledger's file. More
     than `max_rows` is a 422 asking for a narrower file (a week, a community, a grid), not a
     file no spreadsheet opens in time, held whole in the server's memory meanwhile."""
-    stmt = _matching(scope, now=now, **filters)
-    found = session.scalar(select(func.count()).select_from(stmt.limit(max_rows + 1).subquery()))
-    if found > max_rows:
+    stmt = _ordered(_matching(scope, now=now, **filters), sort).options(
+        # Not in the file: neither decrypted nor held in memory (nor a row whose sealed
+        # columns cannot be opened failing the whole file over them).
+        defer(Task.description),
+        defer(Task.complainant),
+        defer(Task.location),
+    )
+    rows = list(session.scalars(stmt.limit(max_rows + 1)))
+    if len(rows) > max_rows:
         message = (
-            f"More than {max_rows} tasks match: choose a week, a community or a grid "
-            "(week=, community=, grid=) for a file of fewer."
+            f"More than {max_rows} tasks match: choose a week, a street, a community or a "
+            "grid (week=, street=, community=, grid=) for a file of fewer."
         )
         raise errors.Unprocessable(message, errors={"query": {"week": [message]}})
-    return list(session.scalars(_ordered(stmt, sort)))
+    return rows
 
 
 def _ordered(stmt, sort: str):
@@ -307,7 +313,7 @@ def _matching(
         stmt = stmt.where(Task.grid_id.in_(select(Grid.id).where(Grid.code == grid)))
     if source:
         stmt = stmt.where(Task.source == source)
-    if list_kind:  # the need list or the problem list (a visit's follow-ups)
+    if list_kind:  # the need list or the problem list
         stmt = stmt.where(Task.list_kind == list_kind)
     if external_id is not None:  # the 12345 bridge finding its ticket's task
         stmt = stmt.where(Task.external_id == external_id)

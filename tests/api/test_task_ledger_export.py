@@ -107,6 +107,22 @@ def test_the_file_holds_the_callers_tasks_only(client, world, session):
     assert ids("viewer_110102") == set()
 
 
+def test_a_ticket_passed_on_names_the_task_it_went_to_only_to_who_may_see_it(client, world):
+    """As the list does (`transferred_to_id`): community A's file does not name community B's
+    task; the district's viewer, who sees both, reads where the ticket went."""
+    from tests.api.test_tasks_hotline_redispatch import TICKET, open_ticket
+
+    first = open_ticket(client, world, "admin_a", A1).json
+    there = open_ticket(client, world, "admin_b", B1, redispatch=True).json
+
+    def passed_on(user):
+        rows = rows_of(export(client, world, user, external_id=TICKET, format="csv"))
+        return line(rows, first["id"])["改派至"]
+
+    assert passed_on("admin_a") == ""
+    assert passed_on("viewer_110101") == str(there["id"])
+
+
 def test_a_title_typed_as_a_formula_opens_as_text(client, world, session):
     task = make_task(session, now=T0, title='=HYPERLINK("http://x")')
     session.flush()
@@ -132,6 +148,7 @@ def test_the_export_names_its_file_and_is_an_audit_entry_of_every_task(client, w
     ).first()
     assert entry.resource == "task" and entry.user_id == world.users["admin_a"].id
     assert sorted(entry.resource_ids) == sorted(t.id for t in tasks)
+    assert entry.fields == ["title"]  # no description, location or complainant in the file
 
 
 def test_more_tasks_than_a_file_holds_is_a_422_naming_the_filters_that_narrow_it(

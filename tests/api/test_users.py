@@ -490,7 +490,8 @@ def test_switching_off_ends_every_sign_in_push_device_and_calendar_link(client, 
     assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
     refresh = {"Authorization": f"Bearer {signed_in['refresh_token']}"}
     assert client.post("/api/v1/auth/refresh", headers=refresh).status_code == 401
-    assert sign_in(client, "worker_a1").status_code == 401
+    refused = sign_in(client, "worker_a1")  # no new sign-in: told the account is off
+    assert refused.status_code == 403 and "access_token" not in refused.json
     assert client.get(f"{feed.path}?{feed.query}").status_code == 403
     assert session.scalars(select(Device.active).where(Device.user_id == worker.id)).all() == [
         False
@@ -613,13 +614,17 @@ def test_an_admin_cannot_switch_off_their_own_account(client, world):
 
 
 def test_switched_on_again_the_worker_signs_in_but_old_tokens_stay_dead(client, world):
+    """Back in service the worker signs in, and sets a new password first: the old one may
+    have been guessed while the account was off (its right password says the account is
+    off, not that it is wrong)."""
     worker = world.users["worker_a1"]
     old = world.auth("worker_a1")
     admin = world.auth("admin_a")
     client.patch(f"/api/v1/users/{worker.id}", json={"active": False}, headers=admin)
     r = client.patch(f"/api/v1/users/{worker.id}", json={"active": True}, headers=admin)
     assert r.status_code == 200 and r.json["active"] is True
-    assert sign_in(client, "worker_a1").status_code == 200
+    signed_in = sign_in(client, "worker_a1")
+    assert signed_in.status_code == 200 and signed_in.json["password_change_required"] is True
     assert client.get("/api/v1/auth/me", headers=old).status_code == 401
 
 

@@ -51,7 +51,7 @@ const TEXT = {
     campaignTitle: "任务名称", campaignWhat: "要做什么", campaignUrgency: "时限", campaignOpen: "在各网格发起",
     campaignNeedsTitle: "请填写任务名称。", campaignDone: (n) => `已在 ${n} 个网格发起，见下方本周工单。`,
     campaignFailed: "未能发起：", campaignGrids: "在哪些网格", campaignAll: "我负责的全部网格",
-    campaignNoGrid: "请至少选择一个网格。",
+    campaignNoGrid: "请至少选择一个网格。", campaignGridsFailed: "未能读取网格（将在全部网格发起）：",
     download: "下载台账（当前筛选的全部工单）：", downloadXlsx: "Excel", downloadCsv: "CSV", downloading: "正在下载…",
     downloadFailed: "下载失败：",
   },
@@ -79,7 +79,7 @@ const TEXT = {
     campaignTitle: "Task", campaignWhat: "What to do", campaignUrgency: "Time allowed", campaignOpen: "Open it in every grid",
     campaignNeedsTitle: "Give the task a name.", campaignDone: (n) => `Opened in ${n} grids: see this week's tasks below.`,
     campaignFailed: "Not opened: ", campaignGrids: "In which grids", campaignAll: "Every grid I lead",
-    campaignNoGrid: "Choose at least one grid.",
+    campaignNoGrid: "Choose at least one grid.", campaignGridsFailed: "The grids could not be read (it goes to every grid): ",
     download: "Download the ledger (every task these filters find): ", downloadXlsx: "Excel", downloadCsv: "CSV",
     downloading: "Downloading…", downloadFailed: "The download failed: ",
   },
@@ -297,8 +297,14 @@ let campaignGrids = null;
 async function showCampaignGrids() {
   if (campaignGrids) return;
   campaignGrids = [];
-  const features = await apiPages(`/api/v1/grids?community=${state.me.community_code}`, { pick: (b) => b?.features || [] })
-    .catch(() => []);
+  let features;
+  try {
+    features = await apiPages(`/api/v1/grids?community=${state.me.community_code}`, { pick: (b) => b?.features || [] });
+  } catch (error) { // read again when the form is next opened; meanwhile it goes to every grid
+    campaignGrids = null;
+    campaignSays(t.campaignGridsFailed + (error.body?.detail || error.message), true);
+    return;
+  }
   campaignGrids = features.map((f) => f.properties)
     .filter((g) => state.me.role === "community_admin" || g.leader_id === state.me.id);
   $("#campaign-grid-list").innerHTML = campaignGrids.map((g) => `<label class="check"><input type="checkbox"

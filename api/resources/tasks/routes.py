@@ -64,8 +64,8 @@ class Tasks(MethodView):
         """List the tasks you can see
 
         Filter by assignee (`me`, `none`: waiting to be assigned), status, grid, source,
-        list (`need`, `problem`: a visit's follow-ups), overdue and ticket number
-        (`external_id`: the 12345 hotline's, exactly), and the tasks you opened
+        list (`need`, `problem`: visits' follow-ups, tasks opened on a list), overdue and
+        ticket number (`external_id`: the 12345 hotline's, exactly), and the tasks you opened
         (`created_by=me`), on a day (`created_on`, Asia/Shanghai); soonest deadline first.
         """
         rows, total = tasks.list_tasks(
@@ -112,10 +112,10 @@ class TaskExport(MethodView):
     def get(self, args):
         """Download the tasks' ledger (工单台账) as XLSX or CSV
 
-        The tasks the list gives for the same filters (`week=` and `community=` as the ledger
-        page asks, `sort=newest` in its order), each on a line in Chinese headers and words:
-        number, opened, source, 12345 ticket number, type, urgency, title, list, community,
-        grid, status, assignee, first contact, deadline, resolved, closed, satisfaction,
+        The tasks the list gives for the same filters (`week=`, `street=` and `community=` as
+        the ledger page asks, `sort=newest` in its order), each on a line in Chinese headers
+        and words: number, opened, source, 12345 ticket number, type, urgency, title, list,
+        community, grid, status, assignee, first contact, deadline, resolved, closed, satisfaction,
         overdue, passed on to. No complainant, description or location: a file leaves the
         system. More than GRIDWORK_TASK_EXPORT_MAX_ROWS (20,000) tasks is a 422 asking for a
         narrower file. Every task exported is an audit entry (action `export`).
@@ -129,9 +129,9 @@ class TaskExport(MethodView):
             max_rows=current_app.config["TASK_EXPORT_MAX_ROWS"],
             **args,
         )
-        lines = task_files.ledger_rows(db.session, rows, now)
+        lines = task_files.ledger_rows(db.session, current_scope(), rows, now)
         data = write_table(task_files.HEADER, lines, fmt, title="工单台账")
-        privacy.record_disclosure("task", rows, "export")
+        privacy.record_disclosure("task", rows, "export", fields=task_files.FIELDS)
         response = Response(data, mimetype=TABLE_TYPES[fmt])
         if fmt == "csv":
             response.charset = "utf-8"
