@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 
 def pct(values, p: float) -> float:
@@ -55,3 +61,19 @@ def reporter(bench: str):
 # (STATEMENT_TIMEOUT_S 0), as the console's are: a bench's setup and baselines (a raw COPY of
 # 900,000 rows, their deletion) may outlast the 30 s a request's statement is allowed.
 BENCH_APP = {"LOG_LEVEL": "WARNING", "GRIDWORK_ENV": "development", "STATEMENT_TIMEOUT_S": 0}
+
+
+@contextmanager
+def rolled_back(engine=None) -> Iterator[Connection]:
+    """A connection in one transaction, the app's sessions bound to it (`db.bind`), rolled
+    back at the end: whatever the bench writes (its seed, audit rows, sign-ins) is gone after
+    it, and the database is as it found it. `engine`: the app's (`db.engine`) unless given."""
+    from api.extensions import db
+
+    with (engine or db.engine).connect() as connection:
+        outer = connection.begin()
+        db.bind(connection)
+        try:
+            yield connection
+        finally:
+            outer.rollback()

@@ -33,7 +33,7 @@ import time
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.dialects import postgresql
 
-from bench._result import BENCH_APP, emit, pct
+from bench._result import BENCH_APP, emit, pct, rolled_back
 
 GOAL_MS = 200.0
 PAGE = 50
@@ -101,9 +101,7 @@ def main() -> None:
     from api.services import audit
 
     app = create_app(BENCH_APP)
-    with db.engine.connect() as connection:
-        outer = connection.begin()
-        db.bind(connection)
+    with rolled_back() as connection:
         t0 = time.perf_counter()
         for n, statement in enumerate(SEED.split(";;")):  # one an execute (bound parameters)
             if n == 2 and not connection.scalar(text("SELECT count(*) FROM _bench_users")):
@@ -169,7 +167,6 @@ def main() -> None:
                 f"{role:<17}old design (count + match the log + sort), raw: "
                 f"median {statistics.median(times):.0f} ms, max {max(times):.0f} ms"
             )
-        outer.rollback()
 
     for role, name, api_ms, raw_ms in figures:
         raw95 = pct(raw_ms, 95)

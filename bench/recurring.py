@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
 
-from bench._result import BENCH_APP, emit, pct
+from bench._result import BENCH_APP, emit, pct, rolled_back
 
 GOAL_MS = 500.0
 
@@ -47,9 +47,7 @@ def main() -> None:
     from api.models import User
 
     app = create_app(BENCH_APP)
-    with db.engine.connect() as connection:
-        outer = connection.begin()
-        db.bind(connection)
+    with rolled_back() as connection:
         row = connection.execute(
             text(
                 "SELECT g.community_code, count(*) AS n, max(t.created_at) AS latest FROM tasks t"
@@ -161,7 +159,6 @@ def main() -> None:
             f"informational, a stress case: {len(ids)} tasks given 20-40 random characters of "
             f"300; raw titles read p95 {pct(raw_ms(), 95):.1f} ms same run",
         )
-        outer.rollback()
 
 
 if __name__ == "__main__":

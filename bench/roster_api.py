@@ -18,7 +18,7 @@ from api.models import Community
 from api.services import rosters
 from api.services.roster_solver import solve_week
 from api.settings import load_config
-from bench._result import BENCH_APP, emit
+from bench._result import BENCH_APP, emit, rolled_back
 from tests.factories import make_roster_community
 
 WEEKS = ("2026-W45", "2026-W46", "2026-W47", "2026-W48")
@@ -45,55 +45,52 @@ def main() -> None:
         }
     )
     engine = create_engine(url)
-    with engine.connect() as connection:
-        outer = connection.begin()  # everything the bench writes is rolled back
-        db.bind(connection)
-        with app.app_context(), db.new_session() as session:
-            c = make_roster_community(session, app, args.workers, args.grids, code="110105001099")
-            session.commit()
-            client = app.test_client()
-            print(f"community {c.code}: {args.workers} workers, {args.grids} grids")
-            api_times, solver_times = [], []
-            for week in WEEKS:
-                inp = rosters.roster_input(session, session.get(Community, c.code), week)
-                started = time.perf_counter()
-                result = solve_week(inp, short_staffed=True)  # as generation calls it
-                solver_s = time.perf_counter() - started
-                started = time.perf_counter()
-                response = client.post(
-                    f"/api/v1/communities/{c.code}/rosters",
-                    json={"week": week},
-                    headers=c.auth(c.leader),
-                )
-                api_s = time.perf_counter() - started
-                assert response.status_code == 201, response.get_json()
-                view = response.get_json()
-                client.post(f"/api/v1/rosters/{view['id']}/publish", headers=c.auth(c.leader))
-                shifts = sum(len(d["A"]) + len(d["B"]) for d in view["days"])
-                api_times.append(api_s)
-                solver_times.append(solver_s)
-                print(
-                    f"{week}: API {api_s:.3f} s (limit {LIMIT_S:g} s), pure solver"
-                    f" {solver_s:.3f} s ({result.status}), overhead {api_s - solver_s:+.3f} s"
-                    f" (limit {OVERHEAD_LIMIT_S:g} s), {shifts} shifts,"
-                    f" 4-week A spread {result.stats['a_spread_4w']}"
-                )
+    # Everything the bench writes is rolled back.
+    with rolled_back(engine), app.app_context(), db.new_session() as session:
+        c = make_roster_community(session, app, args.workers, args.grids, code="110105001099")
+        session.commit()
+        client = app.test_client()
+        print(f"community {c.code}: {args.workers} workers, {args.grids} grids")
+        api_times, solver_times = [], []
+        for week in WEEKS:
+            inp = rosters.roster_input(session, session.get(Community, c.code), week)
+            started = time.perf_counter()
+            result = solve_week(inp, short_staffed=True)  # as generation calls it
+            solver_s = time.perf_counter() - started
+            started = time.perf_counter()
+            response = client.post(
+                f"/api/v1/communities/{c.code}/rosters",
+                json={"week": week},
+                headers=c.auth(c.leader),
+            )
+            api_s = time.perf_counter() - started
+            assert response.status_code == 201, response.get_json()
+            view = response.get_json()
+            client.post(f"/api/v1/rosters/{view['id']}/publish", headers=c.auth(c.leader))
+            shifts = sum(len(d["A"]) + len(d["B"]) for d in view["days"])
+            api_times.append(api_s)
+            solver_times.append(solver_s)
             print(
-                f"median: API {statistics.median(api_times):.3f} s, solver"
-                f" {statistics.median(solver_times):.3f} s, worst API {max(api_times):.3f} s"
-                f" (limit {LIMIT_S:g} s)"
+                f"{week}: API {api_s:.3f} s (limit {LIMIT_S:g} s), pure solver"
+                f" {solver_s:.3f} s ({result.status}), overhead {api_s - solver_s:+.3f} s"
+                f" (limit {OVERHEAD_LIMIT_S:g} s), {shifts} shifts,"
+                f" 4-week A spread {result.stats['a_spread_4w']}"
             )
-            emit("roster_api", "worst week generation via API", max(api_times), "s", LIMIT_S)
-            overhead = max(a - s for a, s in zip(api_times, solver_times, strict=True))
-            emit(
-                "roster_api",
-                "worst overhead around the solver",
-                overhead,
-                "s",
-                OVERHEAD_LIMIT_S,
-                limit_note="API minus pure solver, same input, same run",
-            )
-        outer.rollback()
+        print(
+            f"median: API {statistics.median(api_times):.3f} s, solver"
+            f" {statistics.median(solver_times):.3f} s, worst API {max(api_times):.3f} s"
+            f" (limit {LIMIT_S:g} s)"
+        )
+        emit("roster_api", "worst week generation via API", max(api_times), "s", LIMIT_S)
+        overhead = max(a - s for a, s in zip(api_times, solver_times, strict=True))
+        emit(
+            "roster_api",
+            "worst overhead around the solver",
+            overhead,
+            "s",
+            OVERHEAD_LIMIT_S,
+            limit_note="API minus pure solver, same input, same run",
+        )
     engine.dispose()
 
 

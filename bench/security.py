@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select, text
 
-from bench._result import BENCH_APP, emit, pct
+from bench._result import BENCH_APP, emit, pct, rolled_back
 
 LIMIT_RATIO = 1.3  # the audit may add at most 30% to a read, p95 against p95
 
@@ -51,9 +51,7 @@ def main() -> None:
 
     app = create_app(BENCH_APP)
     week = current_week()
-    with db.engine.connect() as connection:
-        outer = connection.begin()
-        db.bind(connection)
+    with rolled_back() as connection:
         if not connection.scalar(text("SELECT count(*) FROM visits WHERE week = :w"), {"w": week}):
             # A demo seeded without activity, or more than a week ago, has no visits this week:
             # the visits tile would be empty (204), disclose nothing and audit nothing. Add a
@@ -120,7 +118,6 @@ def main() -> None:
                 f"{name:<22}{statistics.median(timings['on']):>12.1f}{on95:>8.1f}"
                 f"{statistics.median(timings['off']):>9.1f}{off95:>8.1f}{ratio:>7.2f}"
             )
-        outer.rollback()
 
     # AES-256-GCM per value, as the column types pay it.
     note = "腿脚不便，需要轮椅；女儿每周来一次" * 3
