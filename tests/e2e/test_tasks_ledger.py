@@ -117,6 +117,23 @@ def test_the_office_downloads_the_ledger_as_its_filters_find_it(page, closed_and
     assert page.inner_text("#download-status") == ""
 
 
+def test_the_office_reads_the_weeks_problem_list(
+    page,
+    make_task,  # noqa: F811
+):
+    """The need and problem lists are ledgers the office keeps: the week's tasks on one."""
+    on_list, _ = make_task(status="dispatched", list_kind="problem")
+    off_list, _ = make_task(status="dispatched")
+    open_ledger(page)
+    settled(page)
+    page.select_option("#filter-list", "problem")
+    settled(page)
+    assert on_list in listed(page) and off_list not in listed(page)
+    row = page.locator(f"#tasks tr[data-id='{on_list}']")
+    assert "问题清单" in row.locator(".col-task").inner_text()
+    assert "list=problem" in page.url
+
+
 def test_the_weekly_report_links_to_its_weeks_tasks(page):
     page.goto("/reports")
     sign_in(page, "admin01", DEMO_PASSWORD)

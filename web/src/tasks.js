@@ -36,7 +36,7 @@ const TEXT = {
     prevWeek: "‹ 上一周", nextWeek: "下一周 ›", week: "登记周次",
     state: "状态", state_all: "全部", state_open: "未办结", state_done: "已办结待回访", state_closed: "已关闭", state_transferred: "已改派",
     community: (code) => `只显示社区 ${code} 的工单`, street: (code) => `只显示街道 ${code} 的工单`, communityClear: "显示全部",
-    source: "来源", source_all: "全部来源", overdueOnly: "只看超期未办结", ticket: "12345工单号",
+    source: "来源", source_all: "全部来源", list: "清单", list_all: "不限", overdueOnly: "只看超期未办结", ticket: "12345工单号",
     colOpened: "登记时间", colTask: "工单", colGrid: "网格", colState: "状态", colAssignee: "承办人", colDue: "办结期限",
     colDone: "办结时间", colSatisfaction: "回访满意度",
     satisfactions: { satisfied: "满意", basically_satisfied: "基本满意", unsatisfied: "不满意" },
@@ -64,7 +64,7 @@ const TEXT = {
     prevWeek: "‹ Previous week", nextWeek: "Next week ›", week: "Opened in week",
     state: "State", state_all: "All", state_open: "Open", state_done: "Resolved, to call back", state_closed: "Closed", state_transferred: "Re-dispatched",
     community: (code) => `Community ${code}'s tasks only`, street: (code) => `Street ${code}'s tasks only`, communityClear: "Show all",
-    source: "Source", source_all: "Every source", overdueOnly: "Only overdue and open", ticket: "12345 ticket number",
+    source: "Source", source_all: "Every source", list: "List", list_all: "Any", overdueOnly: "Only overdue and open", ticket: "12345 ticket number",
     colOpened: "Opened", colTask: "Task", colGrid: "Grid", colState: "State", colAssignee: "Assignee", colDue: "Deadline",
     colDone: "Resolved", colSatisfaction: "Satisfaction",
     satisfactions: { satisfied: "satisfied", basically_satisfied: "basically satisfied", unsatisfied: "unsatisfied" },
@@ -105,6 +105,7 @@ function filters() {
     week: state.week,
     state: $("#filter-state").value,
     source: $("#filter-source").value,
+    list: $("#filter-list").value,
     overdue: $("#filter-overdue").checked,
     ticket: $("#filter-ticket").value.trim(),
     community: state.community,
@@ -115,7 +116,7 @@ function filters() {
 function keepInAddress() {
   const f = filters();
   const url = new URL(location.href);
-  const kept = { week: f.week, state: f.state, source: f.source, overdue: f.overdue ? "1" : "", ticket: f.ticket, community: f.community, street: f.street };
+  const kept = { week: f.week, state: f.state, source: f.source, list: f.list, overdue: f.overdue ? "1" : "", ticket: f.ticket, community: f.community, street: f.street };
   for (const [key, value] of Object.entries(kept)) {
     if (value) url.searchParams.set(key, value);
     else url.searchParams.delete(key);
@@ -129,6 +130,7 @@ function fromAddress() {
   if (week && /^\d{4}-W\d{2}$/.test(week)) state.week = week;
   if (STATES[params.get("state")]) $("#filter-state").value = params.get("state");
   if (words.sources[params.get("source")]) $("#filter-source").value = params.get("source");
+  if (words.lists[params.get("list")]) $("#filter-list").value = params.get("list");
   $("#filter-overdue").checked = params.get("overdue") === "1";
   $("#filter-ticket").value = params.get("ticket") || "";
   // From the weekly report of one community or street (a district viewer's choice): its tasks only.
@@ -152,6 +154,7 @@ function query(f) {
   else q.set("week", f.week);
   for (const status of STATES[f.state] || []) q.append("status", status);
   if (f.source) q.set("source", f.source);
+  if (f.list) q.set("list", f.list);
   if (f.overdue) q.set("overdue", "true");
   if (f.community) q.set("community", f.community);
   if (f.street) q.set("street", f.street);
@@ -159,7 +162,8 @@ function query(f) {
 }
 
 function row(task) {
-  const origin = [words.sources[task.source] || task.source, task.external_id].filter(Boolean).join(" ");
+  const origin = [words.sources[task.source] || task.source, task.external_id, words.lists[task.list]]
+    .filter(Boolean).join(" ");
   const ticket = `<span class="ticket">${escapeHtml(origin)}</span>`;
   const assignee = task.assignee_name || (task.assignee_id ? `#${task.assignee_id}` : t.unassigned);
   const due = `${escapeHtml(when(task.due_at))}${task.overdue ? ` · ${escapeHtml(t.overdue)}` : ""}`;
@@ -254,13 +258,15 @@ async function start() {
   document.body.dataset.ready = "1";
 }
 
+$("#filter-list").insertAdjacentHTML("beforeend", Object.entries(words.lists)
+  .map(([value, label]) => `<option value="${value}">${escapeHtml(label)}</option>`).join(""));
 $("#filter-source").insertAdjacentHTML("beforeend", Object.entries(words.sources)
   .map(([value, label]) => `<option value="${value}">${escapeHtml(label)}</option>`).join(""));
 $("#week").max = isoWeek();
 $("#week-prev").addEventListener("click", () => goToWeek(shiftWeek(state.week, -1)));
 $("#week-next").addEventListener("click", () => goToWeek(shiftWeek(state.week, 1)));
 $("#week").addEventListener("change", (e) => goToWeek(e.target.value));
-for (const id of ["#filter-state", "#filter-source", "#filter-overdue"]) $(id).addEventListener("change", reload);
+for (const id of ["#filter-state", "#filter-source", "#filter-list", "#filter-overdue"]) $(id).addEventListener("change", reload);
 let typing = null;
 $("#filter-ticket").addEventListener("input", () => {
   clearTimeout(typing);
