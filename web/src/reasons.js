@@ -81,6 +81,7 @@ export const REASONS_ZH = {
     "token-expired": "登录已过期，请重新登录。",
     "forbidden": "只有网格员和网格长可以记录走访，这个账号的走访记录无法同步。",
     "password-change-required": "管理员为您设置了密码：请先设置您自己的新密码，再同步走访记录。",
+    "account-switched-off": "此账号已停用：请联系社区管理员重新启用。",
     "stored-data-damaged": "服务器上保存的数据已损坏，请联系社区管理员。",
     "not-found": "服务器上找不到同步地址，应用可能需要更新。",
     "method-not-allowed": "服务器不接受这种请求，应用可能需要更新。",
