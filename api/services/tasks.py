@@ -234,8 +234,9 @@ def export_tasks(
     session: Session, scope: Scope, *, now: datetime, max_rows: int, sort: str = "due", **filters
 ) -> list[Task]:
     """Every task `list_tasks` finds for these filters, in its order: the ledger's file. More
-    than `max_rows` is a 422 asking for a narrower file (a week, a community, a grid), not a
-    file no spreadsheet opens in time, held whole in the server's memory meanwhile."""
+    than `max_rows` is a 422 asking for a narrower file (a week, a street, a community, a
+    grid), not a file no spreadsheet opens in time, held whole in the server's memory
+    meanwhile."""
     stmt = _ordered(_matching(scope, now=now, **filters), sort).options(
         # Not in the file: neither decrypted nor held in memory (nor a row whose sealed
         # columns cannot be opened failing the whole file over them).
@@ -1524,8 +1525,8 @@ WAITING_WARNING = "待分派的任务即将超期"
 def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
     """Warn whoever answers for a task at the warning fraction of the time (its assignee; the
     overseers of one on leave, `_warned`, or of one waiting to be placed), escalate at the
-    deadline; hand on the tasks
-    switched-off accounts, and accounts made community admins, still hold.
+    deadline; hand on the tasks switched-off accounts, and accounts made community admins,
+    still hold.
 
     Idempotent: each task is warned once (warned_at) and escalated once (escalated_at).
     Rows are locked with SKIP LOCKED so two workers never act on the same task.
