@@ -151,6 +151,27 @@ def test_the_weekly_report_links_to_its_weeks_tasks(page):
     assert "community=" not in page.url
 
 
+def test_the_weekly_reports_list_figures_open_the_tasks_raised_on_them(
+    page,
+    make_task,  # noqa: F811
+):
+    """The report counts the week's new problems; its link opens them one by one."""
+    task, _ = make_task(status="dispatched", list_kind="problem")
+    page.goto("/reports")
+    sign_in(page, "admin01", DEMO_PASSWORD)
+    page.wait_for_selector("body[data-ready='1']")
+    page.click("#week-next")  # the week under way, the task's
+    link = page.locator("[data-list-link='problem']")
+    link.wait_for()
+    href = link.get_attribute("href")
+    assert "list=problem" in href and "community=110101001001" in href
+    link.click()
+    page.wait_for_selector("body[data-ready='1']")
+    settled(page)
+    assert page.input_value("#filter-list") == "problem"
+    assert task in listed(page)
+
+
 def test_a_worker_is_told_the_ledger_is_the_offices(page):
     open_ledger(page, "worker01")
     assert page.is_visible("#notice") and "网格员应用" in page.inner_text("#notice")

@@ -28,7 +28,7 @@ const TEXT = {
     download: "下载：", downloading: "正在下载…", gridsWorstFirst: "各网格（覆盖率由低到高）",
     grid: "网格", households: "户数", tasksOverdue: "超期工单", noGrids: "本周该范围内没有网格。",
     needList: "需求清单 待办", problemList: "问题清单 待办",
-    listWeek: (raised, done) => `本周新增 ${raised}，办结 ${done}`,
+    listWeek: (raised, done) => `本周新增 ${raised}，办结 ${done}`, listRaised: "本周新增明细 →",
     listsOpen: "需求 / 问题 待办", listsDone: (need, problem) => `办结 ${need} / ${problem}`,
     yourGrids: "（我负责的网格）",
     trendTitle: (n) => `走访覆盖率趋势（近 ${n} 周）`, trendAsTable: "以表格查看",
@@ -64,7 +64,7 @@ const TEXT = {
     download: "Download: ", downloading: "Downloading…", gridsWorstFirst: "Grids (least covered first)",
     grid: "Grid", households: "Households", tasksOverdue: "Overdue tasks", noGrids: "No grids in this area that week.",
     needList: "Need list: open", problemList: "Problem list: open",
-    listWeek: (raised, done) => `this week: ${raised} raised, ${done} done`,
+    listWeek: (raised, done) => `this week: ${raised} raised, ${done} done`, listRaised: "Raised this week →",
     listsOpen: "Needs / problems open", listsDone: (need, problem) => `done ${need} / ${problem}`,
     yourGrids: " (your grids)",
     trendTitle: (n) => `Coverage trend (last ${n} weeks)`, trendAsTable: "Show as a table",
@@ -198,6 +198,16 @@ function showMustVisitGroups(must) {
   $("must-visit-section").hidden = !must.length;
 }
 
+/** The ledger's address (/tasks) of the report's week: the tasks behind its figures one by one
+ * (opened that week), of the community or street read; a district's: every task of the
+ * viewer's district. `more`: other filters (`list`). */
+function tasksOf(report, more = {}) {
+  const q = new URLSearchParams({ week: report.week, ...more });
+  if (["community", "grids"].includes(report.level)) q.set("community", report.code);
+  if (report.level === "street") q.set("street", report.code);
+  return q;
+}
+
 // A grid's lists as one table cell (a column each made the English table too wide for a
 // tablet): needs / problems open, and beneath them done this week; "—" for a report stored
 // before the lists.
@@ -234,6 +244,10 @@ function showReport(report) {
     const list = lists?.[kind];
     set(`${kind}-list`, list ? String(list.open) : "—");
     set(`${kind}-list-week`, list ? t.listWeek(list.raised, list.done) : "");
+    // Those raised in the week, one by one: the ledger of the list (/tasks?list=).
+    const link = document.querySelector(`[data-list-link="${kind}"]`);
+    link.href = `/tasks?${tasksOf(report, { list: kind })}`;
+    link.hidden = !list?.raised;
   }
   $("scope-name").textContent = report.name + (report.level === "grids" ? t.yourGrids : "");
   $("week-label").textContent = weekLabel(report.week);
@@ -263,12 +277,7 @@ function showReport(report) {
     community: ["community", "grids"].includes(report.level) ? report.code : null,
     gridNames: new Map((report.grids || []).map((g) => [g.code, g.name])),
   });
-  // The tasks behind the week's rates, one by one (/tasks: opened that week), of the
-  // community or street read; a district's: every task of the viewer's district.
-  const tasksOf = new URLSearchParams({ week: report.week });
-  if (["community", "grids"].includes(report.level)) tasksOf.set("community", report.code);
-  if (report.level === "street") tasksOf.set("street", report.code);
-  $("week-tasks").href = `/tasks?${tasksOf}`;
+  $("week-tasks").href = `/tasks?${tasksOf(report)}`;
   $("report").hidden = false;
   const figures = $("figures");
   figures.dataset.scope = state.scope || "own";
