@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.services.names import address_part, half_width, has_control_characters
-from api.sheets import TABLE_TYPES, csv_unquoted, register_text, write_table, xlsx_unescaped
+from api.sheets import csv_unquoted, register_text, write_table, xlsx_unescaped
 
 ADDRESS_COLUMNS = ("building", "unit", "floor", "room")
 COLUMNS = (
@@ -1174,7 +1174,6 @@ def read_households(
 
 # --- writing a register: the import's columns, Chinese headers and words ----------------------
 
-REGISTER_TYPES = TABLE_TYPES
 _HEADINGS = {key: heading for heading, key in CHINESE_HEADERS.items()}
 
 

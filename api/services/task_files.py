@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from api.models import Community
 from api.scope import Scope
+from api.services.tasks import is_overdue
 from api.services.weeks import LOCAL
 
 # The words the pages use (web/src/common.js TASK_TEXT.zh, web/src/task_detail.js).
@@ -96,8 +97,6 @@ def ledger_row(
     task: Any, community_names: dict[str, str], now: datetime, seen: set[int]
 ) -> list[Any]:
     """A task's line in the ledger: its words in Chinese, its times in Beijing time."""
-    from api.services.tasks import is_overdue
-
     grid = task.grid
     assignee = task.assignee
     return [

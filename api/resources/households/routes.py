@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import request
 from flask.views import MethodView
 
 from api import clock, errors, idempotency, privacy
 from api.auth import current_scope
 from api.extensions import Blueprint, db
 from api.privacy import audited
+from api.resources.files import table_doc, table_file
 from api.resources.households.schemas import (
     HouseholdCreateSchema,
     HouseholdExportArgsSchema,
@@ -155,14 +156,7 @@ class HouseholdImport(MethodView):
 class HouseholdExport(MethodView):
     @blp.arguments(HouseholdExportArgsSchema, location="query")
     @blp.alt_response(404, response="NOT_FOUND", description="No such grid in your scope")
-    @blp.doc(
-        responses={
-            "200": {
-                "description": "The register file",
-                "content": {ct: {} for ct in household_files.REGISTER_TYPES.values()},
-            }
-        }
-    )
+    @blp.doc(responses=table_doc("The register file"))
     def get(self, args):
         """Export the register (XLSX or CSV) to edit and import again with mode=update
 
@@ -179,12 +173,7 @@ class HouseholdExport(MethodView):
         data = household_files.write_register(rows, fmt)
         privacy.record_disclosure("household", [row.id for row in rows], "export")
         name = f"households-{args.get('grid') or scope.community_code or 'grids'}.{fmt}"
-        response = Response(data, mimetype=household_files.REGISTER_TYPES[fmt])
-        if fmt == "csv":
-            response.charset = "utf-8"
-        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return table_file(data, fmt, name)
 
 
 @blp.route("/<id:household_id>")

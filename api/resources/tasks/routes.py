@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import current_app
 from flask.views import MethodView
 
 from api import idempotency, privacy
@@ -11,6 +11,7 @@ from api.clock import now as _now
 from api.extensions import Blueprint, db
 from api.privacy import audited
 from api.resources import photos as photo_upload
+from api.resources.files import table_doc, table_file
 from api.resources.tasks.schemas import (
     AssignSchema,
     CampaignResultSchema,
@@ -43,7 +44,7 @@ from api.services import (
     tasks,
 )
 from api.services.community_settings import get_community
-from api.sheets import TABLE_TYPES, write_table
+from api.sheets import write_table
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (工单).")
 settings_blp = Blueprint(
@@ -101,14 +102,7 @@ class Tasks(MethodView):
 @blp.route("/export")
 class TaskExport(MethodView):
     @blp.arguments(TaskExportArgsSchema, location="query")
-    @blp.doc(
-        responses={
-            "200": {
-                "description": "The ledger file",
-                "content": {ct: {} for ct in TABLE_TYPES.values()},
-            }
-        }
-    )
+    @blp.doc(responses=table_doc("The ledger file"))
     def get(self, args):
         """Download the tasks' ledger (工单台账) as XLSX or CSV
 
@@ -132,13 +126,7 @@ class TaskExport(MethodView):
         lines = task_files.ledger_rows(db.session, current_scope(), rows, now)
         data = write_table(task_files.HEADER, lines, fmt, title="工单台账")
         privacy.record_disclosure("task", rows, "export", fields=task_files.FIELDS)
-        response = Response(data, mimetype=TABLE_TYPES[fmt])
-        if fmt == "csv":
-            response.charset = "utf-8"
-        name = task_files.filename(args, fmt)
-        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return table_file(data, fmt, task_files.filename(args, fmt))
 
 
 @blp.route("/rates")
