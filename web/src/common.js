@@ -518,6 +518,12 @@ export function beijingTime(when, lang, form = "minute") {
   return date.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai", ...TIME_FORMS[form] });
 }
 
+/** A moment as a datetime-local field holds it in Beijing time (UTC+8, no DST): "YYYY-MM-DDTHH:MM". */
+export const beijingField = (when) => new Date(Date.parse(when) + 8 * 3600_000).toISOString().slice(0, 16);
+
+/** A datetime-local field's value, read as Beijing time, with its offset as the API takes it. */
+export const beijingInput = (value) => `${value.length === 16 ? `${value}:00` : value}+08:00`;
+
 /** Today's date in Asia/Shanghai as YYYY-MM-DD. */
 export function todayLocal(date = new Date()) {
   return new Date(date.getTime() + 8 * 3600 * 1000).toISOString().slice(0, 10);

@@ -15,7 +15,7 @@
 // then the step is sent naming them; a photo refused says so and sends no step. The history
 // shows each step's photos as thumbnails, read with the token (an <img> cannot send it) into
 // blob: URLs, let go when the page is redrawn.
-import { TASK_TEXT, api, apiBlob, escapeHtml, noAnswer } from "./common.js";
+import { TASK_TEXT, api, apiBlob, beijingField, beijingInput, escapeHtml, noAnswer } from "./common.js";
 import { keepPage, keptPage } from "./task_pages.js";
 import { discardStep, dropStep, keepStep, mySteps, sendSteps, waitingOther } from "./task_steps.js";
 
@@ -42,6 +42,10 @@ const TEXT = {
     photoFailed: "照片无法显示", oldPhotos: "照片引用（未上传到本系统）：",
     satisfactions: { satisfied: "满意", basically_satisfied: "基本满意", unsatisfied: "不满意" },
     actions: TASK_TEXT.zh.actions,
+    changeDeadline: "调整办理时限（12345延期或更正）", newDeadline: "新的办理时限（北京时间）",
+    deadlineNote: "说明（如热线批准延期）", setDeadline: "调整时限", needDeadline: "请填写新的办理时限。",
+    deadlineSet: "办理时限已调整，承办人已收到通知。", deadlineSame: "办理时限与原来相同，没有改动。",
+    deadlineOffline: "网络未连接：调整时限需要联网。", deadlineRefused: "办理时限未调整：",
     events: {
       create: "登记", dispatch: "派单", assign: "分派", accept: "接单", start: "开始处理", resolve: "办结",
       return: "退回", escalate: "上报", callback: "回访", close: "关闭", reopen: "重启", move: "移交网格",
@@ -57,7 +61,11 @@ const TEXT = {
     onMap: "On the map", what: "Request", noWords: "(none given)", withheld: "(a visit's follow-up: not for your role)", resident: "Contact",
     noContact: "No contact left", history: "History", note: "Note", noteHint: "What was done, why it is returned…",
     satisfaction: "Resident's satisfaction", chooseSatisfaction: "Choose", needsReason: "Say why the task is returned.",
-    needsSatisfaction: "A callback records the resident's satisfaction.", lost: "No answer from the server: kept on this device, waiting to send; it goes once online, or press again once online (it will not be done twice).",
+    needsSatisfaction: "A callback records the resident's satisfaction.",
+    changeDeadline: "Change the time limit (the 12345 hotline extended or corrected it)", newDeadline: "New time limit (Beijing time)",
+    deadlineNote: "Note (e.g. the hotline approved an extension)", setDeadline: "Change deadline", needDeadline: "Give the new time limit.",
+    deadlineSet: "The time limit is changed; the assignee is told.", deadlineSame: "The same time limit: nothing changed.",
+    deadlineOffline: "Offline: changing the time limit needs a connection.", deadlineRefused: "The time limit was not changed: ", lost: "No answer from the server: kept on this device, waiting to send; it goes once online, or press again once online (it will not be done twice).",
     queued: "Offline: kept on this device, waiting to send; it goes once online (photos too).", waiting: "Waiting to send", refused: "Not sent: ",
     photoRefused: "A photo could not be uploaded: ", takenAt: (time) => `taken ${time}`, syncedAt: (time) => `taken offline, arrived ${time}`, withPhotos: (n) => `${n} photo(s)`,
     retake: "Take it again", discard: "Discard", discardConfirm: (a) => `Discard this step (${a})? It is deleted from this device and not sent.`,
@@ -223,6 +231,13 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
       <div class="step-photos"><label class="add-photo">${escapeHtml(t.addPhoto)} <input type="file" name="photo" accept="image/*" capture="environment" multiple></label>
         <span class="chosen" hidden></span> <button type="button" class="clear-photos" hidden>${escapeHtml(t.clearPhotos)}</button></div>
       <div class="actions">${steps.map((a) => `<button type="submit" value="${a}" data-step="${a}">${escapeHtml(t.actions[a])}</button>`).join("")}</div></form>` : "";
+    // The hotline's extension (延期) or correction of a ticket's time limit, entered by the
+    // grid's leader or the community admin (those who may move the task), online only.
+    const deadlineForm = task.source === "hotline" && !readAt && (task.your_actions || []).includes("move")
+      ? `<details class="ticket-deadline"><summary>${escapeHtml(t.changeDeadline)}</summary><form class="ticket-deadline" novalidate>
+        <label>${escapeHtml(t.newDeadline)} <input type="datetime-local" name="due_at" value="${escapeHtml(beijingField(task.due_at))}" required></label>
+        <label>${escapeHtml(t.deadlineNote)} <input name="note" maxlength="500" autocomplete="off"></label>
+        <button type="submit">${escapeHtml(t.setDeadline)}</button></form></details>` : "";
     const slot = '<div class="kept-step-slot"></div>';
     const copy = readAt ? `<p class="muted kept-copy">${escapeHtml(t.keptCopy(localTime(new Date(readAt)), !navigator.onLine))}</p>` : "";
     frame(`${copy}<h2 id="task-detail-title">${escapeHtml(task.title)}</h2>
@@ -240,7 +255,7 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
         ${row(t.resident, resident, "resident")}
       </tbody></table>
       <h3>${escapeHtml(t.what)}</h3><p class="description">${what}</p>
-      ${slot}${form}${STATUS}
+      ${slot}${form}${deadlineForm}${STATUS}
       <h3>${escapeHtml(t.history)}</h3><ol class="events">${events}</ol>`);
     dialog.dataset.task = String(task.id);
     const stepsForm = dialog.querySelector("form.task-steps");
@@ -256,8 +271,37 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     });
     stepsForm?.querySelector("button.clear-photos").addEventListener("click", () => { chosen = []; showChosen(stepsForm); });
     showChosen(stepsForm);
+    dialog.querySelector("form.ticket-deadline")?.addEventListener("submit", (e) => {
+      e.preventDefault();
+      changeDeadline(task, e.target);
+    });
     showThumbnails();
     return showKept(task.id);
+  }
+
+  /** PUT /tasks/{id}/deadline: the ticket's new time limit, read again once changed. */
+  async function changeDeadline(task, form) {
+    const value = form.elements.due_at.value;
+    if (!value) return say(t.needDeadline, true);
+    if (!navigator.onLine) return say(t.deadlineOffline, true);
+    const button = form.querySelector("button");
+    button.disabled = true;
+    const before = task.due_at;
+    let answer;
+    try {
+      answer = await api(`/api/v1/tasks/${encodeURIComponent(task.id)}/deadline`, {
+        method: "PUT",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ due_at: beijingInput(value), note: form.elements.note.value.trim() }),
+      });
+    } catch (error) {
+      button.disabled = false;
+      return say(t.deadlineRefused + (error.body?.detail || error.message), true);
+    }
+    changed?.();
+    if (shown !== task.id) return;
+    await open(task.id);
+    if (shown === task.id) say(answer.due_at === before ? t.deadlineSame : t.deadlineSet, false, true);
   }
 
   /** The step kept on the phone for task `id` (of the signed-in user), or undefined. */

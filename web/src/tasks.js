@@ -30,7 +30,7 @@ const TEXT = {
   zh: {
     title: "工单台账", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
     badLogin: "用户名或密码错误", signinFailed: "登录失败：",
-    toMap: "← 网格地图", toReports: "走访覆盖周报", toRegister: "住户登记册",
+    toMap: "← 网格地图", toReports: "走访覆盖周报", toRegister: "住户登记册", toWindow: "登记诉求和12345工单",
     role_grid_leader: "网格长", role_community_admin: "社区管理员", role_district_viewer: "街道/区级查看", role_worker: "网格员",
     intro: "本周登记的全部工单（含已办结、已关闭、已改派），与周报和三率统计的工单相同，最新登记的在前。输入工单号则在全部周次中查找。",
     prevWeek: "‹ 上一周", nextWeek: "下一周 ›", week: "登记周次",
@@ -58,7 +58,7 @@ const TEXT = {
   en: {
     title: "Task ledger", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out", other: "中文",
     badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
-    toMap: "← Grid map", toReports: "Weekly report", toRegister: "Resident register",
+    toMap: "← Grid map", toReports: "Weekly report", toRegister: "Resident register", toWindow: "Register requests and 12345 tickets",
     role_grid_leader: "Grid leader", role_community_admin: "Community admin", role_district_viewer: "District viewer", role_worker: "Grid worker",
     intro: "Every task opened in the week (resolved, closed and re-dispatched ones too): the tasks the weekly report and the three rates count, last opened first. A ticket number is looked for in every week.",
     prevWeek: "‹ Previous week", nextWeek: "Next week ›", week: "Opened in week",
@@ -253,6 +253,8 @@ async function start() {
   $("#tasks-section").hidden = false;
   state.me = me;
   $("#campaign").hidden = !CAMPAIGNERS.includes(me.role);
+  // The office registers the 12345 hotline's tickets on the window's page (its admin).
+  $("#to-window").hidden = me.role !== "community_admin";
   fromAddress();
   await load();
   document.body.dataset.ready = "1";

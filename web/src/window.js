@@ -1,7 +1,7 @@
 // The hall window's page (/window): the A-post worker registers a walk-in resident's request as
 // a window task for any grid of the community, placed on a map, and sees the day's requests.
 import {
-  ApiError, TASK_TEXT, api, apiPage, apiPages, beijingTime, config, escapeHtml, getToken, householdAddress,
+  ApiError, TASK_TEXT, api, apiPage, apiPages, beijingInput, beijingTime, config, escapeHtml, getToken, householdAddress,
   newIdempotencyKey, otherLangHref, pickLang, todayLocal, translate, urgencyOption,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
@@ -13,7 +13,19 @@ const TEXT = {
     title: "窗口受理", username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
     toApp: "网格员应用", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
     sessionEnded: "登录已失效，请重新登录。", draftKept: "正在填写的诉求已保留，登录后可继续登记。",
-    newRequest: "登记居民诉求", type: "诉求类型", type_consultation: "咨询", type_help: "求助",
+    newRequest: "登记居民诉求", type: "诉求类型",
+    sourceField: "来源", source_window: "窗口来访", source_hotline: "12345热线工单",
+    ticketNumber: "工单编号", ticketDue: "办理时限（北京时间，可不填）",
+    ticketDueHint: "按热线派单时给的办理时限填写；不填则按紧急程度计算。",
+    redispatch: "热线从其他社区改派来的工单（改派）", needTicket: "请填写工单编号",
+    ticketHeld: (n, id) => `工单 ${n} 已登记为任务 #${id}，这次没有重复登记。`,
+    ticketHeldNewDue: "热线若延期或更正了办理时限，请打开该任务，在“调整时限”中修改。",
+    ticketHeldHidden: (n) => `工单 ${n} 已由本社区登记，这次没有重复登记。`,
+    openTask: (id) => `打开任务 #${id}`,
+    ticketElsewhere: "该工单由其他社区承办，没有登记。若是12345热线改派给本社区，请勾选“改派”后再登记。",
+    todayHotline: "今日登记的12345工单", dayTitleHotline: (d) => `${d} 登记的12345工单`,
+    noneHotline: "今天还没有登记的12345工单。", noneThatDayHotline: "这一天没有登记的12345工单。",
+    submitHotline: "登记工单并派单", type_consultation: "咨询", type_help: "求助",
     type_complaint: "投诉", type_report: "举报", type_suggestion: "建议",
     titleField: "标题", description: "详细情况", urgency: "紧急程度",
     list: "记入清单", list_none: "不记入", list_need: "需求清单（居民的需求）", list_problem: "问题清单",
@@ -38,6 +50,8 @@ const TEXT = {
       title: { control: "标题只能是一行文字，不能含制表符等控制字符。", blank: "请填写标题", other: "标题有误，请检查。" },
       description: { control: "详细情况不能含空字符（NUL）。", other: "详细情况有误，请检查。" },
       complainant: { control: "姓名、电话只能是一行文字，不能含制表符等控制字符。", other: "姓名或电话有误，请检查。" },
+      external_id: { control: "工单编号只能是一行文字，不能含制表符等控制字符。", other: "工单编号有误，请检查。" },
+      due_at: { other: "办理时限须晚于现在，且在90天之内。" },
       household_id: { other: "所选住户有误，请重新点选地点。" },
       location: { other: "所选位置有误，请重新点选。" },
     },
@@ -64,7 +78,19 @@ const TEXT = {
     title: "Window desk", username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
     other: "中文", toApp: "Workers' app", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
     sessionEnded: "Your sign-in has ended: sign in again. ", draftKept: "The request being typed is kept, to register once signed in.",
-    newRequest: "A resident's request", type: "Request type", type_consultation: "Consultation",
+    newRequest: "A resident's request", type: "Request type",
+    sourceField: "Source", source_window: "walk-in at the window", source_hotline: "12345 hotline ticket",
+    ticketNumber: "Ticket number", ticketDue: "Time limit (Beijing time, optional)",
+    ticketDueHint: "The time limit the hotline dispatched the ticket with; left empty, the urgency sets it.",
+    redispatch: "The hotline re-dispatched this ticket here from another community", needTicket: "Give the ticket number",
+    ticketHeld: (n, id) => `Ticket ${n} is already task #${id}: it was not registered again.`,
+    ticketHeldNewDue: "If the hotline extended or corrected its time limit, open the task and change it under “Change deadline”.",
+    ticketHeldHidden: (n) => `Ticket ${n} is already registered in this community: it was not registered again.`,
+    openTask: (id) => `Open task #${id}`,
+    ticketElsewhere: "Another community holds this ticket: nothing was registered. If the 12345 hotline re-dispatched it to you, tick “re-dispatched” and register it again.",
+    todayHotline: "12345 tickets registered today", dayTitleHotline: (d) => `12345 tickets registered on ${d}`,
+    noneHotline: "No 12345 tickets registered today.", noneThatDayHotline: "No 12345 tickets registered that day.",
+    submitHotline: "Register the ticket and dispatch", type_consultation: "Consultation",
     type_help: "Help", type_complaint: "Complaint", type_report: "Report", type_suggestion: "Suggestion",
     titleField: "Title", description: "Details", urgency: "Urgency",
     list: "On the list", list_none: "on no list", list_need: "need list (a resident's wish)", list_problem: "problem list",
@@ -89,6 +115,8 @@ const TEXT = {
       title: { control: "The title must be one line, without tabs or other control characters.", blank: "Give a title", other: "Check the title." },
       description: { control: "The details must not hold a NUL character.", other: "Check the details." },
       complainant: { control: "Name and phone must be one line each, without tabs or other control characters.", other: "Check the name and phone." },
+      external_id: { control: "The ticket number must be one line, without tabs or other control characters.", other: "Check the ticket number." },
+      due_at: { other: "The time limit must be after now and within 90 days." },
       household_id: { other: "Check the household: click the place again." },
       location: { other: "Check the place: click it again." },
     },
@@ -123,6 +151,9 @@ const NEAR_M = 80; // households offered around the place clicked, in the worker
 
 let grids = new Map(); // code -> the grid's feature (GET /api/v1/grids/window)
 let atWindow = false;
+// The community office (its admin) registers the 12345 hotline's tickets here too.
+let office = false;
+const hotline = () => office && form.elements.source.value === "hotline";
 let map = null;
 let marker = null;
 let chosen = null; // {lon, lat, grid: feature}
@@ -136,6 +167,7 @@ let todayRead = false; // todayTasks read from the server at least once
 // The day listed (#day): today, or an earlier one chosen to answer a resident who comes back.
 const dayInput = $("day");
 const listedDay = () => dayInput.value || todayLocal();
+let listedSource = "window"; // the requests listed: the window's, or the 12345 tickets (the office's)
 
 const beijing = (when) => beijingTime(when, lang);
 const gridLabel = (code) => {
@@ -438,11 +470,16 @@ function fieldError(field, text) {
   if (el) el.textContent = text;
 }
 
-function formError(why, detail = "") {
+/** `task`: the number of a task the refusal names (a ticket registered before), opened from
+ * the box. */
+function formError(why, detail = "", task = null) {
   const box = $("form-error");
-  box.innerHTML = why ? `<span class="why">${escapeHtml(why)}</span>${detail ? `<span class="detail">${escapeHtml(detail)}</span>` : ""}` : "";
+  const open = task ? `<button type="button" class="task-link" data-open="${Number(task)}">${escapeHtml(t.openTask(task))}</button>` : "";
+  box.innerHTML = why ? `<span class="why">${escapeHtml(why)}</span>${detail ? `<span class="detail">${escapeHtml(detail)}</span>` : ""}${open}` : "";
   box.hidden = !why;
 }
+
+const submitWord = () => (hotline() ? t.submitHotline : t.submit);
 
 function clearErrors() {
   for (const el of form.querySelectorAll(".field-error")) el.textContent = "";
@@ -452,12 +489,17 @@ function clearErrors() {
 function body() {
   const data = new FormData(form);
   const out = {
-    source: "window",
+    source: hotline() ? "hotline" : "window",
     type: data.get("type") || "help",
     title: String(data.get("title") || "").trim(),
     urgency: data.get("urgency") || "general",
   };
   if (data.get("list")) out.list = data.get("list"); // the need or problem list the office keeps
+  if (out.source === "hotline") {
+    out.external_id = String(data.get("external_id") || "").trim();
+    if (data.get("due_at")) out.due_at = beijingInput(String(data.get("due_at")));
+    if (data.get("redispatch")) out.redispatch = true;
+  }
   const description = String(data.get("description") || "").trim();
   if (description) out.description = description;
   const complainant = {};
@@ -498,12 +540,14 @@ async function submit(e) {
   $("created").hidden = true;
   const request = body();
   let missing = false;
+  if (request.source === "hotline" && !request.external_id) { fieldError("external_id", t.needTicket); missing = true; }
   if (!request.title) { fieldError("title", t.needTitle); missing = true; }
   if (!request.location && !request.household_id) { fieldError("location", t.needPlace); missing = true; }
   if (missing) {
     // To the first field missing: a worker at the keyboard goes on from there (the map, moved
     // with the arrow keys, takes Enter for its centre).
-    if (!request.title) form.elements.title.focus();
+    if (request.source === "hotline" && !request.external_id) form.elements.external_id.focus();
+    else if (!request.title) form.elements.title.focus();
     else map?.getCanvas().focus();
     return;
   }
@@ -536,11 +580,11 @@ async function submit(e) {
     resetForm();
     loadToday();
   } catch (error) {
-    refused(error);
+    refused(error, request);
   } finally {
     sending = false;
     button.disabled = false;
-    button.textContent = t.submit;
+    button.textContent = submitWord();
   }
 }
 
@@ -548,7 +592,7 @@ async function submit(e) {
  * without a problem document of the API's (a proxy's 502 or 504: its wait for the answer ran
  * out, the request carried out or not) says nothing of the request: as a lost answer. The
  * API's own 5xx rolled its transaction back: not registered. */
-function refused(error) {
+function refused(error, request = null) {
   const gateway = error instanceof ApiError && error.status >= 500 && typeof error.body?.status !== "number";
   if (!(error instanceof ApiError) || gateway) {
     if (!navigator.onLine) {
@@ -579,6 +623,16 @@ function refused(error) {
     fieldError("location", atWindow ? t.outsideAll : t.outsideYours);
   } else if (error.status === 422) {
     formError(t.invalid, showFieldErrors(error.body) || detail);
+  } else if (error.status === 409 && error.body?.held_elsewhere) {
+    // Another community's ticket: re-dispatched here (改派) only when the hotline says so.
+    formError(t.ticketElsewhere, detail);
+    form.elements.redispatch.focus();
+  } else if (error.status === 409 && request?.source === "hotline" && (error.body?.task_id || !error.body?.idempotency_key)) {
+    // The ticket registered before (typed twice, or by a colleague): never a second task.
+    const number = request.external_id;
+    const id = error.body?.task_id;
+    const why = id ? t.ticketHeld(number, id) + (request.due_at ? t.ticketHeldNewDue : "") : t.ticketHeldHidden(number);
+    formError(why, detail, id);
   } else if (error.status === 409) {
     formError(t.pending, detail);
     loadToday(); // the worker is told to look there: read it again
@@ -622,12 +676,24 @@ function showCreated(task) {
 /** The form emptied for the next resident, the focus back at its first field (the request
  * type): the worker goes on typing, not reaching for the mouse. */
 function resetForm() {
+  // The source stays: the office registering the morning's tickets goes on with the next one.
+  const source = form.elements.source.value;
   form.reset();
+  form.elements.source.value = source;
+  showSource();
   clearFound();
   clearErrors();
   unplace();
   labelUrgencies();
   form.querySelector("input[name=type]:checked")?.focus();
+}
+
+/** The ticket's fields, the button's words and the day's list follow the source chosen. */
+function showSource() {
+  const ticket = hotline();
+  $("ticket-fields").hidden = !ticket;
+  if (!sending) $("submit").textContent = submitWord();
+  form.dataset.source = ticket ? "hotline" : "window";
 }
 
 // --- the deadlines each urgency gives (the community's, GET .../task-settings) -----------------
@@ -660,15 +726,18 @@ async function loadToday() {
   const today = day === todayLocal();
   let tasks;
   try {
-    tasks = await apiPages(`/api/v1/tasks?created_by=me&source=window&created_on=${day}`);
+    const source = hotline() ? "hotline" : "window";
+    tasks = await apiPages(`/api/v1/tasks?created_by=me&source=${source}&created_on=${day}`);
   } catch (error) {
     if (day === listedDay()) status.textContent = t.listFailed + (error.message || String(error));
     return false;
   }
-  if (day !== listedDay()) return false; // another day chosen meanwhile: its own read shows it
+  // Another day, or the other source, chosen meanwhile: its own read shows it.
+  if (day !== listedDay() || listedSource !== (hotline() ? "hotline" : "window")) return false;
   todayTasks = tasks.sort((a, b) => b.id - a.id);
   todayRead = today;
-  status.textContent = tasks.length ? "" : today ? t.none : t.noneThatDay;
+  const ticket = hotline();
+  status.textContent = tasks.length ? "" : today ? (ticket ? t.noneHotline : t.none) : (ticket ? t.noneThatDayHotline : t.noneThatDay);
   // No request yet: the sentence says so, without a table of headings over no rows.
   $("today-tasks").hidden = !tasks.length;
   renderToday();
@@ -680,7 +749,10 @@ function showDay(day) {
   const today = todayLocal();
   dayInput.max = today;
   dayInput.value = day > today ? today : day;
-  $("today-title").textContent = dayInput.value === today ? t.today : t.dayTitle(dayInput.value);
+  listedSource = hotline() ? "hotline" : "window";
+  const ticket = listedSource === "hotline";
+  $("today-title").textContent = dayInput.value === today ? (ticket ? t.todayHotline : t.today)
+    : ticket ? t.dayTitleHotline(dayInput.value) : t.dayTitle(dayInput.value);
   todayTasks = [];
   todayRead = false;
   $("today-status").textContent = "";
@@ -697,6 +769,11 @@ dayInput.addEventListener("change", () => {
 // A step taken there (the community admin leads every grid) shows in today's list.
 const detail = taskDetail({
   lang, dialog: $("task-detail"), localTime: beijing, changed: () => loadToday(),
+});
+// A refusal naming the task a ticket was registered as opens it too.
+$("form-error").addEventListener("click", (e) => {
+  const opener = e.target.closest("button[data-open]");
+  if (opener) detail.open(Number(opener.dataset.open));
 });
 document.querySelector("#today-tasks").addEventListener("click", (e) => {
   const opener = e.target.closest("button[data-open]");
@@ -740,7 +817,7 @@ function sessionEnded() {
   const signin = $("signin");
   signin.elements.password.value = "";
   const data = new FormData(form);
-  const typed = chosen || ["title", "description", "name", "phone"].some((f) => String(data.get(f) || "").trim());
+  const typed = chosen || ["title", "description", "name", "phone", "external_id"].some((f) => String(data.get(f) || "").trim());
   $("signin-error").textContent = t.sessionEnded + (typed ? t.draftKept : "");
   signin.hidden = false;
   signin.elements.password.focus();
@@ -771,7 +848,15 @@ async function start() {
   keepFresh();
   $("place").textContent = t.noPlace;
   form.addEventListener("submit", submit);
-  form.addEventListener("change", (e) => { if (e.target.name === "type") labelUrgencies(); });
+  form.addEventListener("change", (e) => {
+    if (e.target.name === "type") labelUrgencies();
+    if (e.target.name === "source") {
+      showSource();
+      clearErrors();
+      showDay(listedDay());
+      loadToday();
+    }
+  });
   labelUrgencies();
   $("clear").addEventListener("click", () => { resetForm(); pending = null; });
   api("/api/v1/auth/me").then((me) => {
@@ -798,6 +883,8 @@ async function start() {
   const notice = $("post-notice");
   // The role the token was issued with: an admin opens tasks in every grid of the community.
   const admin = tokenClaims(getToken()).role === "community_admin";
+  office = admin;
+  $("source-choice").hidden = !admin;
   const post = atWindow ? t.atWindow : admin ? t.admin : t.notAtWindow;
   notice.textContent = collection.features.length ? post : t.noGrids;
   notice.classList.toggle("at-window", atWindow || admin);
