@@ -82,8 +82,9 @@ ON_DUTY = "grid worker on duty"
 RELIEVER = "reliever"
 B_POST = "B-post on duty"
 LEADER = "grid leader (no worker on duty)"
+AT_WINDOW = "the window worker who settled it"  # resolved at the window (`resolved_here`)
 NOBODY = "nobody to dispatch to"  # no assignee: no dispatch step, no note
-DISPATCH_NOTES = (FINDER, ON_DUTY, RELIEVER, B_POST, LEADER)
+DISPATCH_NOTES = (FINDER, ON_DUTY, RELIEVER, B_POST, LEADER, AT_WINDOW)
 
 
 def choose_assignee(

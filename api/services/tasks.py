@@ -414,6 +414,7 @@ def create_task(
     _hold_in_service(session, grid)
     if scope is not None:
         scope.require_task_creator(session, grid, source=source, day=now.astimezone(LOCAL).date())
+    settler = _settler(session, scope, now) if data.get("resolved_here") else None
     previous = (
         _ticket_holder(
             session,
@@ -484,6 +485,9 @@ def create_task(
         # Its arrival by re-dispatch, as the other task records its leaving: a system step,
         # naming nobody (and no task) of the community it came from.
         _event(task, "transfer", None, "new", None, now, note=TRANSFERRED_IN_NOTE)
+    if settler is not None:
+        _resolve_here(session, task, grid, settler, now)
+        return task
     assignee, reason = dispatch.choose_assignee(
         session,
         grid,
@@ -500,6 +504,38 @@ def create_task(
         _notify_task(session, task, above, "task_unassigned", "新任务待分派", now=now)
     session.flush()
     return task
+
+
+def _settler(session: Session, scope: Scope | None, now: datetime) -> User:
+    """Who settles a walk-in request at the window (`resolved_here`): the caller, holding the
+    A-post today (一窗受理、一次办结). Anyone else is not at the window to have settled it; the
+    community admin holds no task (a 403 either way, before anything is written)."""
+    if scope is None or not scope.at_window(session, now.astimezone(LOCAL).date()):
+        raise errors.Forbidden(
+            "Only the worker at the hall window today (the A-post of the published roster) "
+            "settles a request at the window; open it without resolved_here to dispatch it."
+        )
+    return session.get(User, scope.user_id)
+
+
+def _resolve_here(session: Session, task: Task, grid: Grid, settler: User, now: datetime) -> None:
+    """The request settled at the window as it was registered: the window worker's, answered
+    and resolved now (both rates count it, on time), nobody in the grid handed it; the grid's
+    leader makes the return call (回访) and closes it, as for any task resolved."""
+    note, kind = dispatch.AT_WINDOW, "task_dispatched"
+    _assign(session, task, settler, settler.id, now, note=note, kind=kind)
+    task.status = "resolved"
+    task.first_contact_at = task.resolved_at = now
+    _stamp(task, now)
+    _event(task, "resolve", "dispatched", "resolved", settler.id, now, note=RESOLVED_HERE_NOTE)
+    session.flush()
+    _told_resolved(session, task, grid, settler.id, now)
+
+
+def _told_resolved(session: Session, task: Task, grid: Grid, actor_id: int, now: datetime) -> None:
+    """The leader makes the return call (回访) and closes the task: told it is their turn."""
+    above = overseers(session, grid, now=now, besides=(actor_id,), district=False)
+    _notify_task(session, task, above, "task_resolved", "任务已办结，待回访", now=now)
 
 
 def _hold_in_service(session: Session, grid: Grid) -> None:
@@ -1085,9 +1121,7 @@ def transition(
         urgent = True if action == "escalate" else None
         _notify_task(session, task, above, kind, title, urgent=urgent, now=now)
     elif action == "resolve":
-        # The leader makes the return call (回访) and closes the task: told it is their turn.
-        above = overseers(session, grid, now=now, besides=(scope.user_id,), district=False)
-        _notify_task(session, task, above, "task_resolved", "任务已办结，待回访", now=now)
+        _told_resolved(session, task, grid, scope.user_id, now)
     elif action == "reopen" and retired_grid is not None:
         # Dispatched in its new grid, as a moved task is: its last holder held the old one.
         why = f"原网格 {retired_grid.code} 已撤销"
@@ -1372,6 +1406,7 @@ def _holds(session: Session, user_id: int, grid_id: int) -> bool:
 # The notes the server writes in Chinese on a task's steps (the English page says them in
 # English: web/src/task_detail.js NOTES_EN, held to these by tests/api/test_web.py).
 SWITCHED_OFF_NOTE = "原承办人账号已停用"
+RESOLVED_HERE_NOTE = "窗口当场办结"  # the resolve step of a request settled at the window
 TRANSFERRED_IN_NOTE = "12345 改派自其他社区"
 TRANSFERRED_OUT_NOTE = "12345 改派至其他社区"
 GRID_RETIRED_NOTE = "原网格已撤销"  # after "{old grid} → {new grid}: "

@@ -557,6 +557,7 @@ def test_the_task_page_words_every_note_the_server_writes_in_chinese_in_english_
     table = re.search(r"export const NOTES_EN = (\{.*?\n\});\n", source, re.S).group(1)
     assert set(json.loads(table)) == {
         tasks.SWITCHED_OFF_NOTE,
+        tasks.RESOLVED_HERE_NOTE,
         tasks.MADE_ADMIN_NOTE,
         tasks.TRANSFERRED_IN_NOTE,
         tasks.TRANSFERRED_OUT_NOTE,

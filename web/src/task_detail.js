@@ -95,6 +95,7 @@ export const DISPATCH_NOTES_ZH = {
   "reliever": "派给替岗人员",
   "B-post on duty": "派给在本网格当班的B岗人员",
   "grid leader (no worker on duty)": "本网格无人当班，派给网格长",
+  "the window worker who settled it": "窗口受理人当场办结",
   "deadline passed": "已超过办结期限，自动上报"
 };
 // The notes the server writes in Chinese (api/services/tasks.py SWITCHED_OFF_NOTE …,
@@ -102,6 +103,7 @@ export const DISPATCH_NOTES_ZH = {
 // the table to the server. GRID_RETIRED follows "{old grid} → {new grid}: " on a move.
 export const NOTES_EN = {
   "原承办人账号已停用": "the assignee's account was switched off",
+  "窗口当场办结": "settled at the window",
   "原承办人已调任社区管理员": "the assignee became a community admin",
   "12345 改派自其他社区": "re-dispatched by 12345 from another community",
   "12345 改派至其他社区": "re-dispatched by 12345 to another community",

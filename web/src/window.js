@@ -25,7 +25,8 @@ const TEXT = {
     ticketElsewhere: "该工单由其他社区承办，没有登记。若是12345热线改派给本社区，请勾选“改派”后再登记。",
     todayHotline: "今日登记的12345工单", dayTitleHotline: (d) => `${d} 登记的12345工单`,
     noneHotline: "今天还没有登记的12345工单。", noneThatDayHotline: "这一天没有登记的12345工单。",
-    submitHotline: "登记工单并派单", type_consultation: "咨询", type_help: "求助",
+    submitHotline: "登记工单并派单",
+    resolvedHere: "已在窗口当场办结（不派单）", submitDone: "登记为当场办结", type_consultation: "咨询", type_help: "求助",
     type_complaint: "投诉", type_report: "举报", type_suggestion: "建议",
     titleField: "标题", description: "详细情况", urgency: "紧急程度",
     list: "记入清单", list_none: "不记入", list_need: "需求清单（居民的需求）", list_problem: "问题清单",
@@ -90,7 +91,8 @@ const TEXT = {
     ticketElsewhere: "Another community holds this ticket: nothing was registered. If the 12345 hotline re-dispatched it to you, tick “re-dispatched” and register it again.",
     todayHotline: "12345 tickets registered today", dayTitleHotline: (d) => `12345 tickets registered on ${d}`,
     noneHotline: "No 12345 tickets registered today.", noneThatDayHotline: "No 12345 tickets registered that day.",
-    submitHotline: "Register the ticket and dispatch", type_consultation: "Consultation",
+    submitHotline: "Register the ticket and dispatch",
+    resolvedHere: "Settled here at the window (not dispatched)", submitDone: "Register as settled", type_consultation: "Consultation",
     type_help: "Help", type_complaint: "Complaint", type_report: "Report", type_suggestion: "Suggestion",
     titleField: "Title", description: "Details", urgency: "Urgency",
     list: "On the list", list_none: "on no list", list_need: "need list (a resident's wish)", list_problem: "problem list",
@@ -479,7 +481,8 @@ function formError(why, detail = "", task = null) {
   box.hidden = !why;
 }
 
-const submitWord = () => (hotline() ? t.submitHotline : t.submit);
+const settledHere = () => atWindow && !hotline() && form.elements.resolved_here.checked;
+const submitWord = () => (hotline() ? t.submitHotline : settledHere() ? t.submitDone : t.submit);
 
 function clearErrors() {
   for (const el of form.querySelectorAll(".field-error")) el.textContent = "";
@@ -495,6 +498,7 @@ function body() {
     urgency: data.get("urgency") || "general",
   };
   if (data.get("list")) out.list = data.get("list"); // the need or problem list the office keeps
+  if (settledHere()) out.resolved_here = true; // settled at the window: not dispatched
   if (out.source === "hotline") {
     out.external_id = String(data.get("external_id") || "").trim();
     if (data.get("due_at")) out.due_at = beijingInput(String(data.get("due_at")));
@@ -692,6 +696,8 @@ function resetForm() {
 function showSource() {
   const ticket = hotline();
   $("ticket-fields").hidden = !ticket;
+  // Settled at the window: only by the worker holding it today, only a walk-in.
+  $("resolved-here-choice").hidden = !atWindow || ticket;
   if (!sending) $("submit").textContent = submitWord();
   form.dataset.source = ticket ? "hotline" : "window";
 }
@@ -850,6 +856,7 @@ async function start() {
   form.addEventListener("submit", submit);
   form.addEventListener("change", (e) => {
     if (e.target.name === "type") labelUrgencies();
+    if (e.target.name === "resolved_here") showSource();
     if (e.target.name === "source") {
       showSource();
       clearErrors();
@@ -885,6 +892,7 @@ async function start() {
   const admin = tokenClaims(getToken()).role === "community_admin";
   office = admin;
   $("source-choice").hidden = !admin;
+  showSource();
   const post = atWindow ? t.atWindow : admin ? t.admin : t.notAtWindow;
   notice.textContent = collection.features.length ? post : t.noGrids;
   notice.classList.toggle("at-window", atWindow || admin);

@@ -232,6 +232,16 @@ class TaskCreateSchema(Schema):
             "Absent: on no list"
         },
     )
+    resolved_here = Boolean(
+        load_default=False,
+        metadata={
+            "description": "A walk-in request settled at the window as it was registered (一窗"
+            "受理、一次办结: a certificate issued, a question answered): the task is the "
+            "caller's, answered and resolved now, not dispatched; the grid's leader makes the "
+            "return call. Only `window` requests, only by the worker at the window today "
+            "(the A-post of the published roster), else a 403"
+        },
+    )
     due_at = aware_time(
         metadata={
             "description": "Hotline tickets: the time limit (办理时限) the hotline dispatched the "
@@ -245,6 +255,10 @@ class TaskCreateSchema(Schema):
         if data.get("due_at") is not None and data.get("source") != "hotline":
             raise ma.ValidationError(
                 {"due_at": ["Only a hotline ticket brings its own deadline; the urgency sets it."]}
+            )
+        if data.get("resolved_here") and data.get("source") != "window":
+            raise ma.ValidationError(
+                {"resolved_here": ["Only a walk-in request (source window) is settled there."]}
             )
         if data.get("source") == "hotline":
             missing = {k: ["Required for hotline tasks."] for k in ("type", "external_id")}
