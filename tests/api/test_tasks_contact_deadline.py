@@ -206,6 +206,17 @@ def test_a_task_contacted_late_is_not_told_when_it_was_contacted_before_the_tick
     assert notices(session, world.users["leader_a"]) == []
 
 
+def test_a_task_says_when_its_first_contact_was_warned_of_and_found_missed(client, session, world):
+    task = make_task(session, A1, now=T0)
+    tick(session, T0 + timedelta(hours=20))
+    tick(session, GENERAL_CONTACT_DUE)
+    session.flush()
+    r = client.get(f"/api/v1/tasks/{task.id}", headers=world.auth("leader_a"))
+    assert r.status_code == 200
+    assert datetime.fromisoformat(r.json["contact_warned_at"]) == T0 + timedelta(hours=20)
+    assert datetime.fromisoformat(r.json["contact_overdue_at"]) == GENERAL_CONTACT_DUE
+
+
 # --- a new holder, a new deadline ---------------------------------------------------------
 def test_the_new_assignee_of_a_task_already_warned_of_first_contact_is_warned_too(session, world):
     task = make_task(session, A1, now=T0, urgency="danger")
