@@ -1206,13 +1206,16 @@ now_option = click.option(
 @tasks.command("tick")
 @now_option
 def tasks_tick(now) -> None:
-    """Warn assignees near their deadline and escalate overdue tasks (idempotent)."""
+    """Warn assignees near their deadline or first contact, escalate overdue tasks, tell
+    overseers of missed first contacts (idempotent)."""
     from api.services import tasks as task_service
 
     with _session() as session:
         result = task_service.tick(session, now or database_now(session))
     click.echo(
         f"{result.warned} warned, {result.escalated} escalated, "
+        f"{result.contact_warned} warned of first contact, "
+        f"{result.contact_overdue} first contact overdue, "
         f"{result.handed_on} handed on from switched-off accounts"
     )
 
@@ -1450,12 +1453,18 @@ def _tick_tasks(log) -> None:
     # tasks early and stamped their notifications in the other hosts' future.
     with db.begin() as session:
         ticked = task_service.tick(session, database_now(session))
-    if ticked.warned or ticked.escalated or ticked.handed_on:
+    counts = (
+        ticked.warned,
+        ticked.escalated,
+        ticked.contact_warned,
+        ticked.contact_overdue,
+        ticked.handed_on,
+    )
+    if any(counts):
         log.info(
-            "tick: %s warned, %s escalated, %s handed on from switched-off accounts",
-            ticked.warned,
-            ticked.escalated,
-            ticked.handed_on,
+            "tick: %s warned, %s escalated, %s warned of first contact, "
+            "%s first contact overdue, %s handed on from switched-off accounts",
+            *counts,
         )
 
 

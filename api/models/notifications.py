@@ -17,6 +17,10 @@ NOTIFICATION_KINDS = (
     "task_reassigned",
     "task_deadline_warning",
     "task_escalated",
+    # The first-contact deadline (响应时限) of a task not yet contacted: near, to whoever
+    # answers for the task; passed, to the grid's overseers (`tasks.tick`).
+    "task_contact_warning",
+    "task_contact_overdue",
     "task_unassigned",
     "task_resolved",
     "task_transferred",

@@ -101,6 +101,11 @@ class Task(Base):
     # city measures: kept by a reopening. NULL: the urgency set the deadline (migration 0040).
     ticket_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     warned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The first-contact deadline in the tick (migration 0060): when whoever answered for the
+    # task, not yet contacted, was warned of it (cleared for a new holder, as `warned_at`), and
+    # when it was found passed with no contact (its overseers told; once a task).
+    contact_warned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    contact_overdue_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -137,6 +142,13 @@ Index(
     postgresql_where=Task.location.is_(None),
 )
 Index("ix_tasks_created_at", Task.created_at)
+# The tick's first-contact warnings and notices: the tasks not contacted and not yet told of a
+# missed first contact (migration 0060).
+Index(
+    "ix_tasks_contact_owed",
+    Task.first_contact_due_at,
+    postgresql_where=Task.first_contact_at.is_(None) & Task.contact_overdue_at.is_(None),
+)
 # The lists' figures per grid (GET /tasks/lists, the weekly report): the tasks on a list only.
 Index(
     "ix_tasks_list_grid",

@@ -876,10 +876,11 @@ def reassign(
             },
         )
     previous = task.assignee_id
-    # The warning went to whoever held the task: a new assignee is warned at the next tick if
-    # the deadline is as near (the round's escalation, once made, stays made).
+    # The warnings went to whoever held the task: a new assignee is warned at the next tick if
+    # the deadline (or the first contact) is as near (the round's escalation, once made, stays
+    # made; so does a missed first contact, told once: `contact_overdue_at`).
     if assignee.id != previous:
-        task.warned_at = None
+        task.warned_at = task.contact_warned_at = None
     if task.due_at > now:
         # An escalation before the deadline (the assignee asked for help) is answered by this
         # reassign; the deadline's own warning and escalation are still owed. Once the
@@ -987,11 +988,11 @@ def move_task(
     session.flush()
     assignee, why = dispatch.choose_assignee(session, target, now.astimezone(LOCAL).date())
     if assignee is not None and assignee.id != previous:
-        task.warned_at = None  # owed to whoever holds the task now
+        task.warned_at = task.contact_warned_at = None  # owed to whoever holds the task now
     if assignee is not None:
         _assign(session, task, assignee, scope.user_id, now, note=why, kind="task_dispatched")
     else:
-        task.warned_at = None
+        task.warned_at = task.contact_warned_at = None
         above = overseers(session, target, now=now, besides=(scope.user_id,))
         _notify_task(session, task, above, "task_unassigned", "新任务待分派", now=now)
     if previous not in (None, task.assignee_id, scope.user_id):
@@ -1524,7 +1525,12 @@ def hand_on(
 ) -> User | None:
     """Give a task its holder can no longer work to whom dispatch picks today, as a new task
     would; with nobody to pick, it waits unassigned (`why` in its history) and whoever may
-    assign it is told (`title`). The new assignee, or None."""
+    assign it is told (`title`). The new assignee, or None.
+
+    The first contact's warning, if one was given, went to the holder who could not work it: it
+    is owed to whoever answers for the task now (the deadline's is cleared by the callers that
+    hand on what was warned: `_hand_on_held`; the tick's `_warned` gives it at once)."""
+    task.contact_warned_at = None
     assignee, reason = dispatch.choose_assignee(session, grid, now.astimezone(LOCAL).date())
     if assignee is not None:
         _assign(session, task, assignee, actor_id, now, note=reason, kind="task_dispatched")
@@ -1543,6 +1549,10 @@ class TickResult:
     warned: int = 0
     escalated: int = 0
     handed_on: int = 0
+    # The first-contact deadline's (响应时限): the tasks warned of it, and those whose overseers
+    # were told it passed with no contact.
+    contact_warned: int = 0
+    contact_overdue: int = 0
 
 
 # When the task's current round began: its last reopening or change of deadline (the 12345
@@ -1552,19 +1562,47 @@ _ROUND_STARTED = (
     "COALESCE((SELECT max(e.at) FROM task_events e"
     " WHERE e.task_id = tasks.id AND e.action IN ('reopen', 'deadline')), tasks.created_at)"
 )
+# The deadline's warning point: the warning fraction of its round.
+_DEADLINE_WARNING_DUE = text(f"{_ROUND_STARTED} + (tasks.due_at - {_ROUND_STARTED}) * :f <= :now")
+# The first contact's: the warning fraction of the time from the task's opening (a first
+# contact is made once, in the first round: a reopened task was resolved, so contacted).
+_CONTACT_WARNING_DUE = text(
+    "tasks.created_at + (tasks.first_contact_due_at - tasks.created_at) * :f <= :now"
+)
 
 
+DEADLINE_WARNING = "任务即将超期"
 WAITING_WARNING = "待分派的任务即将超期"
+CONTACT_WARNING = "任务首次联系即将超时"
+WAITING_CONTACT_WARNING = "待分派的任务首次联系即将超时"
+CONTACT_OVERDUE = "任务首次联系已超时"
+
+
+@dataclass(frozen=True)
+class _Warning:
+    """One of the tick's warnings: the column that gives it once, what else makes it owed, the
+    notice's kind and its titles (to the holder; to the overseers of a task waiting to be
+    placed)."""
+
+    stamp: str
+    owed: tuple
+    order: Any
+    kind: str
+    title: str
+    waiting_title: str
 
 
 def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
     """Warn whoever answers for a task at the warning fraction of the time (its assignee; the
     overseers of one on leave, `_warned`, or of one waiting to be placed), escalate at the
-    deadline; hand on the tasks switched-off accounts, and accounts made community admins,
-    still hold.
+    deadline; warn them likewise of the first-contact deadline of a task not yet contacted, and
+    tell the grid's overseers when it passes with no contact; hand on the tasks switched-off
+    accounts, and accounts made community admins, still hold.
 
-    Idempotent: each task is warned once (warned_at) and escalated once (escalated_at).
-    Rows are locked with SKIP LOCKED so two workers never act on the same task.
+    Idempotent: each task is warned once (warned_at), escalated once (escalated_at), warned of
+    its first contact once (contact_warned_at) and told of a missed one once
+    (contact_overdue_at). Rows are locked with SKIP LOCKED so two workers never act on the
+    same task.
     """
     result = TickResult()
     result.handed_on = len(hand_on_from_switched_off(session, now, limit=limit))
@@ -1596,49 +1634,104 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
         _notify_task(session, task, above, "task_escalated", "任务已超期", urgent=True, now=now)
         result.escalated += 1
 
-    def to_warn(*where):  # not warned yet this round, and its warning fraction reached
-        return session.scalars(
-            select(Task)
-            .where(
-                *where,
-                Task.warned_at.is_(None),
-                Task.escalated_at.is_(None),
-                text(
-                    f"{_ROUND_STARTED} + (tasks.due_at - {_ROUND_STARTED}) * :f <= :now"
-                ).bindparams(f=DEFAULT_WARN_FRACTION, now=now),
-            )
-            .order_by(Task.due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-
-    # Waiting on the grid's overseers to place it: dispatch found nobody (`new`, unassigned),
-    # or its worker gave it back (`returned`). They were told when it came, then nothing until
-    # it was overdue; now they are warned as an assignee is. Once: assigned, its new holder's
-    # warning is owed again (`warned_at` cleared).
-    waiting = or_(and_(Task.status == "new", Task.assignee_id.is_(None)), Task.status == "returned")
-    for task in to_warn(waiting):
-        task.warned_at = now
+    # The first contact (accept, or resolve) not made by its deadline: the response rate is
+    # missed. Whoever holds the task, the grid's overseers are told, once a task (a new holder
+    # does not make it news again); the task stays where it is. One past its deadline as well
+    # is settled without a notice: its escalation, urgent, told them more (the tick did not
+    # run in between, or the first contact was due with the deadline).
+    missed = session.scalars(
+        select(Task)
+        .where(
+            open_,
+            Task.first_contact_at.is_(None),
+            Task.contact_overdue_at.is_(None),
+            Task.first_contact_due_at <= now,
+        )
+        .order_by(Task.first_contact_due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for task in missed:
+        task.contact_overdue_at = now  # once, told or not (not looked at every tick)
+        if task.due_at <= now:
+            continue
         grid = session.get(Grid, task.grid_id)
         above = overseers(session, grid, now=now, besides=(task.assignee_id,))
         if above:
-            _notify_task(session, task, above, "task_deadline_warning", WAITING_WARNING, now=now)
-            result.warned += 1
-    for task in to_warn(Task.status.in_(HELD_STATUSES), Task.assignee_id.is_not(None)):
-        told, title = _warned(session, task, now)
-        if task.assignee_id is None:
-            continue  # handed on to nobody: it waits unassigned, its overseers told
-        task.warned_at = now  # once, even with nobody to warn (not looked at every tick)
-        if told:
-            _notify_task(session, task, told, "task_deadline_warning", title, now=now)
-            result.warned += 1
+            _notify_task(session, task, above, "task_contact_overdue", CONTACT_OVERDUE, now=now)
+            result.contact_overdue += 1
+
+    deadline = _Warning(
+        "warned_at",
+        (Task.escalated_at.is_(None), _DEADLINE_WARNING_DUE),
+        Task.due_at,
+        "task_deadline_warning",
+        DEADLINE_WARNING,
+        WAITING_WARNING,
+    )
+    # Not contacted, its first contact still ahead (once passed, the overseers' notice above
+    # is owed, not a warning), and due before the deadline: one due with it is warned as the
+    # deadline, in one notice.
+    contact = _Warning(
+        "contact_warned_at",
+        (
+            Task.first_contact_at.is_(None),
+            Task.first_contact_due_at > now,
+            Task.first_contact_due_at < Task.due_at,
+            _CONTACT_WARNING_DUE,
+        ),
+        Task.first_contact_due_at,
+        "task_contact_warning",
+        CONTACT_WARNING,
+        WAITING_CONTACT_WARNING,
+    )
+    result.warned = _warn(session, deadline, now, limit)
+    result.contact_warned = _warn(session, contact, now, limit)
     session.flush()
     return result
 
 
-def _warned(session: Session, task: Task, now: datetime) -> tuple[list[int], str]:
-    """Who is warned of a held task's deadline, and the warning's title: whoever answers for
-    the task now.
+def _warn(session: Session, warning: _Warning, now: datetime, limit: int) -> int:
+    """Give `warning` to whoever answers for each task owed it; how many were told."""
+    stamp = getattr(Task, warning.stamp)
+
+    def to_warn(*where):  # not warned yet (this round, by this holder), and its point reached
+        return session.scalars(
+            select(Task)
+            .where(*where, stamp.is_(None), *warning.owed)
+            .order_by(warning.order)
+            .limit(limit)
+            .with_for_update(skip_locked=True),
+            {"f": DEFAULT_WARN_FRACTION, "now": now},
+        ).all()
+
+    told_tasks = 0
+    # Waiting on the grid's overseers to place it: dispatch found nobody (`new`, unassigned),
+    # or its worker gave it back (`returned`). They were told when it came, then nothing until
+    # it was overdue; now they are warned as an assignee is. Once: assigned, its new holder's
+    # warning is owed again (the stamp cleared).
+    waiting = or_(and_(Task.status == "new", Task.assignee_id.is_(None)), Task.status == "returned")
+    for task in to_warn(waiting):
+        setattr(task, warning.stamp, now)
+        grid = session.get(Grid, task.grid_id)
+        above = overseers(session, grid, now=now, besides=(task.assignee_id,))
+        if above:
+            _notify_task(session, task, above, warning.kind, warning.waiting_title, now=now)
+            told_tasks += 1
+    for task in to_warn(Task.status.in_(HELD_STATUSES), Task.assignee_id.is_not(None)):
+        told, title = _warned(session, task, now, warning.title)
+        if task.assignee_id is None:
+            continue  # handed on to nobody: it waits unassigned, its overseers told
+        setattr(task, warning.stamp, now)  # once, even with nobody to warn (not looked at again)
+        if told:
+            _notify_task(session, task, told, warning.kind, title, now=now)
+            told_tasks += 1
+    return told_tasks
+
+
+def _warned(session: Session, task: Task, now: datetime, title: str) -> tuple[list[int], str]:
+    """Who is warned of a held task's deadline (or first contact: `title` says which), and the
+    warning's title: whoever answers for the task now.
 
     Its assignee, while they work it. One switched off (or made an admin) whom the tick's sweep
     has not reached yet (its limit, a row locked then) no longer holds it: the task is handed
@@ -1647,7 +1740,7 @@ def _warned(session: Session, task: Task, now: datetime) -> tuple[list[int], str
     given it to hand on when the leave was approved, `tasks_to_reassign`, and may have chosen
     to wait for them), but is not warned on leave: the grid's overseers are (the leader, else
     the admins, `overseers`), who reassign it or not. Their warning is the task's one
-    (`warned_at`): the assignee back from leave is not warned again."""
+    (`warned_at`, `contact_warned_at`): the assignee back from leave is not warned again."""
     holder = session.get(User, task.assignee_id)
     grid = session.get(Grid, task.grid_id)
     if holder is None or not holder.active or holder.role not in FIELD_ROLES:
@@ -1655,10 +1748,10 @@ def _warned(session: Session, task: Task, now: datetime) -> tuple[list[int], str
         why = SWITCHED_OFF_NOTE if left else MADE_ADMIN_NOTE
         gone = "停用账号的任务待分派" if left else "调任账号的任务待分派"
         assignee = hand_on(session, task, grid, None, now, why=why, title=gone)
-        return ([assignee.id] if assignee is not None else []), "任务即将超期"
+        return ([assignee.id] if assignee is not None else []), title
     if dispatch.on_leave(session, holder.id, now.astimezone(LOCAL).date()):
-        return overseers(session, grid, now=now, besides=(holder.id,)), "任务即将超期（承办人休假）"
-    return [holder.id], "任务即将超期"
+        return overseers(session, grid, now=now, besides=(holder.id,)), f"{title}（承办人休假）"
+    return [holder.id], title
 
 
 # --- visits ----------------------------------------------------------------------------------

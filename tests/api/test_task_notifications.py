@@ -204,8 +204,13 @@ def test_a_worker_who_returned_a_task_is_not_warned_of_its_deadline_its_leader_i
                now=T0 + timedelta(minutes=10))  # fmt: skip
     assert tick(session, T0 + timedelta(minutes=96)).warned == 1
     assert kinds(session, worker) == ["task_dispatched"]
-    # The leader, who must place it, is warned (told of the return at the time).
-    assert kinds(session, world.users["leader_a"]) == ["task_updated", "task_deadline_warning"]
+    # The leader, who must place it, is warned (told of the return at the time, and of its
+    # first contact missed at 30 minutes: test_tasks_contact_deadline.py).
+    assert kinds(session, world.users["leader_a"]) == [
+        "task_updated",
+        "task_contact_overdue",
+        "task_deadline_warning",
+    ]
     # The deadline still escalates it to the leader, who must find it a worker.
     assert tick(session, T0 + timedelta(hours=2)).escalated == 1
 
@@ -220,7 +225,12 @@ def test_a_task_waiting_to_be_assigned_is_warned_to_its_overseers_before_its_dea
     admin = world.users["admin_b"]
     assert tick(session, SATURDAY + timedelta(minutes=95)).warned == 0
     assert tick(session, SATURDAY + timedelta(minutes=96)).warned == 1
-    assert kinds(session, admin) == ["task_unassigned", "task_deadline_warning"]
+    # Its first contact, due at 30 minutes, was missed: told at the tick before.
+    assert kinds(session, admin) == [
+        "task_unassigned",
+        "task_contact_overdue",
+        "task_deadline_warning",
+    ]
     note = session.scalars(
         select(Notification).where(Notification.user_id == admin.id).order_by(Notification.id)
     ).all()[-1]
@@ -267,7 +277,12 @@ def test_a_task_escalated_early_and_reassigned_still_warns_and_escalates_at_its_
     assert tick(session, T0 + timedelta(days=6)).warned == 1
     assert tick(session, T0 + timedelta(days=7)).escalated == 1
     assert kinds(session, a2) == ["task_reassigned", "task_deadline_warning"]
-    assert kinds(session, world.users["leader_a"]) == ["task_escalated", "task_escalated"]
+    # Never accepted, its first contact (a day) was missed: told once, between the two.
+    assert kinds(session, world.users["leader_a"]) == [
+        "task_escalated",
+        "task_contact_overdue",
+        "task_escalated",
+    ]
 
 
 def test_a_task_reassigned_after_its_deadline_is_not_escalated_again(session, world):
@@ -326,7 +341,11 @@ def test_the_deadline_warning_of_a_task_whose_assignee_went_on_leave_goes_to_the
     session.flush()
     assert tick(session, warn_at).warned == 1
     assert kinds(session, worker) == ["task_dispatched"]
-    assert kinds(session, world.users["leader_a"]) == ["task_deadline_warning"]
+    # (Never accepted: its first contact, due on day 1, was missed, and the leader told.)
+    assert kinds(session, world.users["leader_a"]) == [
+        "task_contact_overdue",
+        "task_deadline_warning",
+    ]
     assert task.assignee_id == worker.id
     assert tick(session, warn_at + timedelta(hours=1)).warned == 0
 

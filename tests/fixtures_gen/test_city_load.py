@@ -353,7 +353,8 @@ def test_the_deadline_tick_finds_nothing_owed_in_a_fresh_city(city_url):
     """The tick runs every minute: by the load's time it had warned every held task at 80 % of
     its time and escalated every open one at its deadline. The loader walked tasks past their
     deadlines with neither, so the first tick after a load escalated and warned them all at
-    once (a flood of urgent notifications, and deadline escalations dated the load's day)."""
+    once (a flood of urgent notifications, and deadline escalations dated the load's day). So
+    with the first contact: each task not contacted in time was warned and its miss told."""
     from api.services import tasks
 
     engine = create_engine(city_url[0])
@@ -362,6 +363,7 @@ def test_the_deadline_tick_finds_nothing_owed_in_a_fresh_city(city_url):
         session.rollback()
     engine.dispose()
     assert (result.escalated, result.warned) == (0, 0)
+    assert (result.contact_warned, result.contact_overdue) == (0, 0)
 
 
 def test_a_task_resolved_after_its_deadline_was_escalated_at_the_deadline(q):
@@ -379,6 +381,25 @@ def test_a_task_resolved_after_its_deadline_was_escalated_at_the_deadline(q):
     )[0]
     assert late > 0
     assert unescalated == 0
+
+
+def test_a_task_contacted_late_was_warned_and_told_as_the_tick_does(q):
+    """A task first contacted after its first-contact deadline was warned at 80 % of that time
+    and its miss noted at the deadline, as the minute tick would have (contact_warned_at,
+    contact_overdue_at); one contacted in time was not noted missed."""
+    late, unwarned, untold, told_in_time = q(
+        """
+        SELECT count(*) FILTER (WHERE late),
+               count(*) FILTER (WHERE late AND contact_warned_at IS NULL),
+               count(*) FILTER (WHERE late
+                                AND contact_overdue_at IS DISTINCT FROM first_contact_due_at),
+               count(*) FILTER (WHERE NOT late AND contact_overdue_at IS NOT NULL)
+        FROM (SELECT *, first_contact_at > first_contact_due_at AS late
+              FROM tasks WHERE first_contact_at IS NOT NULL) t
+        """
+    )[0]
+    assert late > 0
+    assert (unwarned, untold, told_in_time) == (0, 0, 0)
 
 
 def test_task_events_carry_the_notes_the_app_writes(q):

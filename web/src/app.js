@@ -111,6 +111,7 @@ const TEXT = {
     // says the rest; a kind not listed shows its title alone.
     noticeKinds: {
       task_dispatched: "新任务", task_reassigned: "改派", task_deadline_warning: "即将超期", task_escalated: "升级",
+      task_contact_warning: "待联系", task_contact_overdue: "联系超时",
       task_unassigned: "待分派", task_resolved: "待回访", task_transferred: "转办", task_updated: "任务",
       roster_published: "排班", roster_changed: "排班", roster_short: "缺岗", shift_swap_requested: "换班", shift_swap_cancelled: "换班",
       shift_swap_rejected: "换班", shift_swap_expired: "换班", leave_requested: "请假", leave_decided: "请假",
@@ -288,6 +289,7 @@ const TEXT = {
     inboxLeaveGone: "That leave is no longer listed (cancelled?).", inboxRegisterOnline: "The resident register needs a connection: tap the notice again once online.", inboxDeviceGone: "That device is no longer listed (removed?).",
     noticeKinds: {
       task_dispatched: "New task", task_reassigned: "Reassigned", task_deadline_warning: "Due soon", task_escalated: "Escalated",
+      task_contact_warning: "Contact due", task_contact_overdue: "Contact late",
       task_unassigned: "To assign", task_resolved: "To call back", task_transferred: "Transferred", task_updated: "Task",
       roster_published: "Roster", roster_changed: "Roster", roster_short: "Short-staffed", shift_swap_requested: "Swap", shift_swap_cancelled: "Swap",
       shift_swap_rejected: "Swap", shift_swap_expired: "Swap", leave_requested: "Leave", leave_decided: "Leave",

@@ -422,6 +422,22 @@ class TaskSchema(Schema):
         },
     )
     warned_at = ma.fields.DateTime(allow_none=True)
+    contact_warned_at = ma.fields.DateTime(
+        allow_none=True,
+        dump_only=True,
+        metadata={
+            "description": "When whoever answers for the task was warned that its first contact "
+            "was near (the tick, at 80 % of the time; cleared for a new holder)"
+        },
+    )
+    contact_overdue_at = ma.fields.DateTime(
+        allow_none=True,
+        dump_only=True,
+        metadata={
+            "description": "When the tick found the first-contact deadline passed with no "
+            "contact, and told the grid's overseers (once)"
+        },
+    )
     escalated_at = ma.fields.DateTime(allow_none=True)
     resolved_at = ma.fields.DateTime(allow_none=True)
     closed_at = ma.fields.DateTime(allow_none=True)
