@@ -126,12 +126,13 @@ def _no_nul(value: str) -> None:
 
 
 _DROP_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE))
+BLANK = "Must not be blank."
 
 
 def _not_blank(value: str) -> None:
     # Zero-width characters (a chat app's U+200B) show as nothing, as spaces do.
     if not value.translate(_DROP_INVISIBLE).strip():
-        raise ma.ValidationError("Must not be blank.")
+        raise ma.ValidationError(BLANK)
 
 
 # A task's title: the column's length (`Task.title`). One line, not blank: a title of spaces

@@ -192,9 +192,7 @@ class VisitItemSchema(Schema):
     )
     # A task's title and urgency, by the task schema's own rules (the task takes them).
     follow_up_title = task_title(allow_none=True, metadata={"description": FOLLOW_UP_TITLE})
-    follow_up_urgency = task_urgency(
-        allow_none=True, metadata={"description": FOLLOW_UP_URGENCY}
-    )
+    follow_up_urgency = task_urgency(allow_none=True, metadata={"description": FOLLOW_UP_URGENCY})
 
     @ma.validates_schema
     def _one_target(self, data, **kwargs):
