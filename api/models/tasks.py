@@ -27,6 +27,8 @@ from api.models.visits import FOLLOW_UP_KINDS
 TASK_SOURCES = ("hotline", "window", "visit", "proactive", "leader")
 HOTLINE_TYPES = ("consultation", "help", "complaint", "report", "suggestion")
 URGENCIES = ("danger", "utility", "general", "complex")
+# What a task is when no one says how urgent (a visit's follow-up sent with no urgency too).
+URGENCY_DEFAULT = "general"
 TASK_STATUSES = (
     "new",
     "dispatched",

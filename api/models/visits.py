@@ -62,6 +62,11 @@ class Visit(Base):
             "follow_up_kind IS NULL OR (follow_up AND follow_up_kind IN ('need', 'problem'))",
             name="follow_up_kind_valid",
         ),
+        # So do a title and an urgency (migration 0061). The urgency's values are a task's
+        # (`api.models.tasks.URGENCIES`, checked by the batch's schema and by the task's own
+        # constraint): this module cannot import them, the tasks' imports this one.
+        CheckConstraint("follow_up_title IS NULL OR follow_up", name="follow_up_title_valid"),
+        CheckConstraint("follow_up_urgency IS NULL OR follow_up", name="follow_up_urgency_valid"),
     )
 
     # Made by the phone, so a replayed sync is recognised (idempotency key).
@@ -91,6 +96,12 @@ class Visit(Base):
     follow_up_note: Mapped[str | None] = mapped_column(EncryptedString)
     # The list the follow-up goes on (FOLLOW_UP_KINDS); NULL without a follow-up.
     follow_up_kind: Mapped[str | None] = mapped_column(String(7))
+    # What the follow-up is about, in one plain line ("3号楼楼道灯不亮"): its task's title, shown
+    # in the lists as a task's is (not sealed: the note says what the resident said). NULL: none
+    # given (the task is titled `VISIT_FOLLOW_UP_TITLE`), or no follow-up.
+    follow_up_title: Mapped[str | None] = mapped_column(String(200))
+    # Its task's urgency (a task's URGENCIES), which sets the deadline; NULL without a follow-up.
+    follow_up_urgency: Mapped[str | None] = mapped_column(String(10))
     # Set when the worker visited as the named reliever of another worker's grid.
     relief: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     grade: Mapped[str] = mapped_column(String(10))

@@ -256,8 +256,9 @@ def recurring(
     for task_id, title, recent, component in rows:
         when = "now" if recent else "before"
         counted[when] += 1
-        # A visit's follow-up is titled by the system, not by what was found (its note is
-        # sealed in the description): no words of its own.
+        # A visit's follow-up given no title of its own is titled by the system (what was
+        # found is in its sealed note): no words. One the worker titled ("3号楼楼道灯不亮")
+        # says what residents said at the door, and counts as any task's title.
         if title != VISIT_FOLLOW_UP_TITLE:
             titles[when][task_id] = title
         if component is not None:

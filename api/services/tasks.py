@@ -26,7 +26,7 @@ from api.models import (
     Visit,
     user_grids,
 )
-from api.models.tasks import HOTLINE_TYPES
+from api.models.tasks import HOTLINE_TYPES, URGENCY_DEFAULT
 from api.models.visits import FOLLOW_UP_DEFAULT
 from api.scope import Scope
 from api.services import dispatch
@@ -1768,10 +1768,13 @@ def task_from_visit(session: Session, visit: Visit, *, now: datetime | None = No
         "source": "visit",
         "type": "help",
         # The note may tell a resident's health or circumstances: it goes into the sealed
-        # description only; titles are plain text shown in lists and on the map.
-        "title": VISIT_FOLLOW_UP_TITLE,
+        # description only; titles are plain text shown in lists and on the map. The worker's
+        # one-line title of the follow-up, when given (checked as a task's title), else the
+        # generic one (a visit from a client before the titles).
+        "title": visit.follow_up_title or VISIT_FOLLOW_UP_TITLE,
         "description": note,
-        "urgency": "general",
+        # Sets the deadline as any task's urgency does (a danger found at the door: hours).
+        "urgency": visit.follow_up_urgency or URGENCY_DEFAULT,
         "visit_id": visit.id,
         # The list it goes on: the visit's kind (a visit stored before the lists, or made
         # elsewhere with none: a need, as the batch takes a follow-up sent with no kind).

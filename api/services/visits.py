@@ -27,6 +27,7 @@ from api import clock, errors
 from api.copy_rows import copy_rows
 from api.db import is_any_of
 from api.models import Grid, GridHolding, GridVersion, Household, HouseholdHistory, User, Visit
+from api.models.tasks import URGENCY_DEFAULT
 from api.models.visits import FOLLOW_UP_DEFAULT
 from api.scope import Scope
 from api.services import audit
@@ -829,6 +830,12 @@ def _row(a: _Accepted, evidence: Evidence, worker_id: int, now: datetime) -> dic
         # The list it goes on: a need when not said (a client from before the lists); none
         # without a follow-up, whatever the form kept.
         "follow_up_kind": (d.get("follow_up_kind") or FOLLOW_UP_DEFAULT)
+        if d.get("follow_up")
+        else None,
+        # What it is about and how urgent (its task's title and urgency): none without a
+        # follow-up either; a follow-up sent with no urgency is `general`, as a task is.
+        "follow_up_title": d.get("follow_up_title") if d.get("follow_up") else None,
+        "follow_up_urgency": (d.get("follow_up_urgency") or URGENCY_DEFAULT)
         if d.get("follow_up")
         else None,
         "relief": a.relief,

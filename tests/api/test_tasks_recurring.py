@@ -385,8 +385,9 @@ def test_one_phrase_said_in_two_places_is_two_places(client, session, world):
 
 
 def test_visit_follow_ups_titled_by_the_system_say_no_words(client, session, world):
-    """Every follow-up of a visit is titled 入户走访跟进 (what was found is in its sealed note):
-    three of them are three tasks, not a recurring phrase."""
+    """A follow-up of a visit given no title is titled 入户走访跟进 (what was found is in its
+    sealed note): three of them are three tasks, not a recurring phrase (a titled one says its
+    words: tests/api/test_visit_follow_up_titles.py)."""
     from api.services.tasks import VISIT_FOLLOW_UP_TITLE
 
     for n in range(3):

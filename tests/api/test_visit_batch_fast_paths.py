@@ -80,6 +80,14 @@ WELL_FORMED = [
     variant(follow_up=True, follow_up_note="Lift broken", follow_up_kind="problem"),
     variant(follow_up=True, follow_up_note="Needs a ramp", follow_up_kind=None),
     variant(follow_up=False, follow_up_kind="problem"),  # taken, kept nowhere (no follow-up)
+    variant(follow_up=True, follow_up_note="Lamp out", follow_up_title="3号楼楼道灯不亮"),
+    variant(
+        follow_up=True, follow_up_note="Gas", follow_up_title="燃气味", follow_up_urgency="danger"
+    ),
+    variant(follow_up=True, follow_up_note="Lamp", follow_up_title=None, follow_up_urgency=None),
+    variant(follow_up=True, follow_up_note="Lamp", follow_up_title="灯" * 200),
+    variant(follow_up=True, follow_up_note="Lamp", follow_up_title="楼道\u200d灯"),  # a joiner
+    variant(follow_up=False, follow_up_title="unticked", follow_up_urgency="complex"),
 ]
 
 
@@ -140,6 +148,18 @@ UNUSUAL = [
     variant(follow_up=True, follow_up_note="ramp", follow_up_kind=""),
     variant(follow_up=True, follow_up_note="ramp", follow_up_kind=1),
     variant(follow_up_kind=["need"]),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_title=""),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_title="  "),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_title="\u200b\ufeff"),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_title="a\nb"),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_title="\u2066lamp"),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_title="x\u0000"),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_title="x" * 201),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_title=3),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_urgency="urgent"),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_urgency="General"),
+    variant(follow_up=True, follow_up_note="ramp", follow_up_urgency=""),
+    variant(follow_up_urgency=1),
     variant(extra="field"),
 ]
 
@@ -274,6 +294,12 @@ _FIELDS = {
     "follow_up": st.sampled_from([True, False, 0, None]),
     "follow_up_note": st.one_of(st.none(), st.text(max_size=10)),
     "follow_up_kind": st.sampled_from(["need", "problem", None, "", "NEED", 0]),
+    "follow_up_title": st.one_of(
+        st.none(),
+        st.text(max_size=6),
+        st.sampled_from(["3号楼楼道灯不亮", " \u3000", "\u200b", "x" * 200, "x" * 201, 5]),
+    ),
+    "follow_up_urgency": st.sampled_from(["danger", "general", None, "", "DANGER", 1]),
 }
 _LOCATION = {
     "lon": st.one_of(st.floats(-200, 200), st.integers(-200, 200), st.just("1")),

@@ -226,7 +226,7 @@ def test_the_app_checks_the_visit_lengths_the_api_takes():
     fields = VisitItemSchema().fields
     limits = {
         name: next(v.max for v in fields[name].validators if hasattr(v, "max"))
-        for name in ("notes", "follow_up_note")
+        for name in ("notes", "follow_up_note", "follow_up_title")
     }
     assert js_constant("VISIT_LIMITS") == limits
 
@@ -245,6 +245,31 @@ def test_the_app_offers_the_lists_a_follow_up_may_go_on():
     source = (WEB_SRC / "app.js").read_text()
     assert "...(fields.follow_up ? { follow_up_kind: fields.follow_up_kind } : {})" in source
     assert '"follow_up_kind"' in (WEB_SRC / "queue.js").read_text().split("EDITED_FIELDS")[1]
+
+
+def test_the_app_asks_a_follow_ups_title_and_urgency_as_a_task_takes_them():
+    """The visit form's follow-up asks what it is about (one line, as long as a task title may
+    be) and how urgent (a task's urgencies, in common.js's words, general unless the worker
+    says otherwise): sent with the follow-up only, and edited as the note is."""
+    from api.models.tasks import URGENCIES, URGENCY_DEFAULT
+    from api.resources.tasks.schemas import TITLE_MAX
+
+    page = (WEB_SRC / "app.html").read_text()
+    title = re.search(r'<input name="follow_up_title" id="follow-up-title"[^>]*>', page).group(0)
+    assert f'maxlength="{TITLE_MAX}"' in title
+    assert '<select name="follow_up_urgency" id="follow-up-urgency">' in page
+    common = (WEB_SRC / "common.js").read_text()
+    for words in re.findall(r"    urgencies: \{(.*?)\},\n", common):
+        assert tuple(re.findall(r"(\w+):", words)) == URGENCIES
+    source = (WEB_SRC / "app.js").read_text()
+    assert f'const URGENCY_DEFAULT = "{URGENCY_DEFAULT}";' in source
+    assert "Object.keys(TASK_TEXT[lang].urgencies)" in source
+    assert (
+        "...(fields.follow_up ? { follow_up_title: fields.follow_up_title, "
+        "follow_up_urgency: fields.follow_up_urgency } : {})"
+    ) in source
+    edited = (WEB_SRC / "queue.js").read_text().split("EDITED_FIELDS")[1]
+    assert '"follow_up_title"' in edited and '"follow_up_urgency"' in edited
 
 
 def test_the_reports_page_shows_each_list_of_the_report():
@@ -345,6 +370,7 @@ def test_the_app_words_the_visit_schemas_own_messages():
     said in Chinese, and none the server no longer says (a reworded message fails here)."""
     import marshmallow as ma
 
+    from api.resources.tasks.schemas import BLANK
     from api.resources.visits import schemas
     from api.services.names import CONTROL_CHARACTERS
 
@@ -356,6 +382,7 @@ def test_the_app_words_the_visit_schemas_own_messages():
         schemas.ONE_TARGET,
         schemas.FOLLOW_UP_NOTE,
         CONTROL_CHARACTERS,
+        BLANK,  # a follow-up's title, checked as a task's
         ma.fields.Field.default_error_messages["required"],
     }
     assert set(reasons_zh()["messages"]) == own

@@ -1009,6 +1009,75 @@ def test_a_follow_up_goes_on_the_list_the_worker_chose(context, worker_page):
     assert not plain["follow_up"] and "follow_up_kind" not in plain
 
 
+def test_a_follow_up_carries_its_title_and_urgency_to_its_task(context, worker_page, e2e_engine):
+    """事项 and 紧急程度: asked only of a follow-up (general chosen unless the worker says
+    otherwise), kept in the queue with the visit, and its task takes them: the title for the
+    lists, the urgency for the deadline. The form is reset for the next door."""
+    from api.models import Task
+
+    page = worker_page
+    assert page.is_hidden("#follow-up-title") and page.is_hidden("#follow-up-urgency")
+    page.check("input[name=follow_up]")
+    assert page.is_visible("#follow-up-title")
+    assert page.locator("#follow-up-urgency").input_value() == "general"
+    options = page.locator("#follow-up-urgency option").all_inner_texts()
+    assert "危及生命财产（2小时内反馈）" in options and "一般（7天）" in options
+    page.fill("#follow-up-title", "  3号楼燃气味  ")
+    page.select_option("#follow-up-urgency", "danger")
+    page.fill("#follow-up-note", "住户说楼道里有燃气味")
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
+    (record,) = queued_visits(page)
+    visit = record["visit"]
+    assert (visit["follow_up_title"], visit["follow_up_urgency"]) == ("3号楼燃气味", "danger")
+    assert page.is_hidden("#follow-up-title")  # reset for the next door
+    assert page.locator("#follow-up-title").input_value() == ""
+    assert page.locator("#follow-up-urgency").input_value() == "general"
+    context.set_offline(False)
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '0'")
+    with e2e_engine.connect() as conn:
+        task = conn.execute(select(Task).where(Task.visit_id == uuid.UUID(visit["id"]))).one()
+    assert (task.title, task.urgency) == ("3号楼燃气味", "danger")
+    assert task.due_at - task.created_at == timedelta(hours=2)
+
+
+def test_a_follow_up_left_untitled_is_sent_with_no_title(context, worker_page):
+    """Spaces (zero-width ones too) are no title: none is sent, and the server gives its task
+    the generic one, instead of refusing the visit at the next sync."""
+    page = worker_page
+    page.check("input[name=follow_up]")
+    page.fill("#follow-up-title", " \u200b ")
+    page.fill("#follow-up-note", "要装扶手")
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
+    (record,) = queued_visits(page)
+    assert record["visit"]["follow_up_title"] is None
+    assert record["visit"]["follow_up_urgency"] == "general"
+
+
+def test_a_refused_follow_up_shows_its_title_and_is_edited_with_it(worker_page, e2e_engine):
+    page = worker_page
+    household = visited_household(e2e_engine)
+    visit_id = queue_refused_visit(
+        page, household, follow_up_title="3号楼楼道灯不亮", follow_up_urgency="utility"
+    )
+    item = page.locator(f"#queue li.rejected[data-id='{visit_id}']")
+    assert "3号楼楼道灯不亮" in item.inner_text()
+    item.locator("button.edit").click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    assert page.locator("#follow-up-title").input_value() == "3号楼楼道灯不亮"
+    assert page.locator("#follow-up-urgency").input_value() == "utility"
+    page.fill("#follow-up-note", "楼道灯坏了三盏")
+    page.click("#record")
+    page.wait_for_function("() => !document.querySelector('#queue li.rejected')")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '0'")
+    assert queued_visits(page) == []
+
+
 def test_notes_longer_than_the_server_takes_are_not_saved(worker_page):
     page = worker_page
     # Typed text stops at the field's maxlength; pasted or scripted text need not.

@@ -1,7 +1,7 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
   DEVICE_KEY, GRID_TASKS_KEY, HOUSEHOLDS_KEY, INBOX_ACKS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, noAnswer, isoWeek, keepCopy, keptCopy,
-  letGoOfPush, otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signInFailure, signOut, todayLocal, translate,
+  letGoOfPush, otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signInFailure, signOut, todayLocal, translate, urgencyOption,
 } from "./common.js";
 import {
   RETRIED_REFUSALS, clearQueue, discard, dismissFlagged, enqueue, getMeta, handOver, listFlagged, listQueued, requeueEdited,
@@ -20,7 +20,9 @@ const TEXT = {
   zh: {
     title: "网格员", roleTitles: { grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "区级查看" }, username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
     today: "今日岗位", record: "记录走访", household: "住户", outcome: "结果", notes: "备注",
-    followUp: "需要跟进", followUpNote: "跟进事项", followUpKind: "列入", kindNeed: "需求清单（居民的愿望：装灯、坡道、服务）",
+    followUp: "需要跟进", followUpNote: "跟进事项", followUpKind: "列入",
+    followUpTitle: "事项标题（一句话，选填）", followUpTitleHint: "如：3号楼楼道灯不亮（不写姓名、病情）",
+    followUpUrgency: "紧急程度", titleOneLine: (what) => `${what}只能写一行，不能含控制字符。`, kindNeed: "需求清单（居民的愿望：装灯、坡道、服务）",
     kindProblem: "问题清单（坏了、不对，需要修或改）", listKinds: { need: "需求", problem: "问题" }, recordButton: "定位并记录", queued: "待同步",
     syncNow: "立即同步", tasks: "我的任务", plan: "本周走访计划", notifications: "消息推送",
     syncOffline: (n) => (n ? `离线：${n} 条走访记录保存在本机，联网后自动同步。` : "离线：联网后才能同步。"),
@@ -202,6 +204,8 @@ const TEXT = {
     title: "Grid worker", roleTitles: { grid_leader: "Grid leader", community_admin: "Community admin", district_viewer: "District viewer" }, username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
     other: "中文", today: "Today's post", record: "Record a visit", household: "Household", outcome: "Outcome",
     notes: "Notes", followUp: "Needs follow-up", followUpNote: "Follow-up", followUpKind: "On the list of",
+    followUpTitle: "Title (one line, optional)", followUpTitleHint: "e.g. the stairwell lamps of building 3 are out (no names, no health)",
+    followUpUrgency: "Urgency", titleOneLine: (what) => `${what}: one line, without control characters.`,
     kindNeed: "Needs (a resident's wish: lamps, a ramp, a service)", kindProblem: "Problems (broken or wrong: to fix)",
     listKinds: { need: "need", problem: "problem" }, recordButton: "Locate and record",
     queued: "Waiting to sync", syncNow: "Sync now", tasks: "My tasks", plan: "My plan this week",
@@ -1113,7 +1117,8 @@ async function showQueue() {
     const v = r.visit;
     const when = v.visited_at ? localTime(new Date(v.visited_at)) : "";
     return `<li class="rejected" data-id="${escapeHtml(r.id)}"><b>${escapeHtml(labelOf(v.household_id))}</b>
-      · ${escapeHtml(t.outcomes[v.outcome] || v.outcome)} · ${escapeHtml(when)}
+      · ${escapeHtml(t.outcomes[v.outcome] || v.outcome)} · ${escapeHtml(when)}${v.follow_up && v.follow_up_title
+        ? ` · <span class="follow-up-title">${escapeHtml(v.follow_up_title)}</span>` : ""}
       <div class="error reason">${t.refusedBy}: ${explained(refusalOf(r))}${t.resentLater && RETRIED_REFUSALS.includes(r.refusal?.code)
         ? `<small class="resent-later">${escapeHtml(t.resentLater)}</small>` : ""}</div>
       <button type="button" class="edit">${t.edit}</button><button type="button" class="discard">${t.discard}</button></li>`;
@@ -1157,10 +1162,16 @@ $("handover-list").addEventListener("click", async (e) => {
 // while the worker edited it (queue.js `leave`, `requeueEdited`). A stored visit cannot be
 // changed (the API has no visit PATCH): the app says so, shows the edit beside the stored
 // version for the worker to note down, and keeps it until they discard it.
+/** A follow-up's list and urgency, as a summary says them: " (问题, 危及生命财产)". */
+function followUpTags(v) {
+  const tags = [v.follow_up_kind && (t.listKinds[v.follow_up_kind] || v.follow_up_kind),
+    v.follow_up_urgency && (TASK_TEXT[lang].urgencies[v.follow_up_urgency] || v.follow_up_urgency)].filter(Boolean);
+  return tags.length ? ` (${tags.join(", ")})` : "";
+}
 function visitFields(v) {
   const parts = [t.outcomes[v.outcome] || v.outcome, v.notes && `${t.notes}: ${v.notes}`,
-    v.follow_up && `${t.followUp}${v.follow_up_kind ? ` (${t.listKinds[v.follow_up_kind] || v.follow_up_kind})` : ""}`
-      + `${v.follow_up_note ? `: ${v.follow_up_note}` : ""}`];
+    v.follow_up && `${t.followUp}${followUpTags(v)}`
+      + `${v.follow_up_title ? `: ${v.follow_up_title}` : ""}${v.follow_up_note ? `${v.follow_up_title ? " — " : ": "}${v.follow_up_note}` : ""}`];
   if (v.household_id !== undefined) parts.unshift(labelOf(v.household_id));
   return parts.filter(Boolean).join(" · ");
 }
@@ -1254,6 +1265,8 @@ $("queue").addEventListener("click", async (e) => {
     $("follow-up").checked = Boolean(v.follow_up);
     $("follow-up-note").value = v.follow_up_note || "";
     $(v.follow_up_kind === "problem" ? "follow-up-problem" : "follow-up-need").checked = true;
+    $("follow-up-title").value = v.follow_up_title || "";
+    $("follow-up-urgency").value = v.follow_up_urgency || URGENCY_DEFAULT;
     showFollowUpKind();
     $("record").textContent = t.saveEdit;
     $("cancel-edit").hidden = false;
@@ -1363,25 +1376,39 @@ function showStatus(text, error = false, server = "") {
 // What VisitItemSchema (api/resources/visits/schemas.py) refuses, checked before a visit is
 // saved: the server would reject it at sync, after the worker has left the door. Lengths are
 // counted in code points, as Python does (tests/api/test_web.py holds these to the schema).
-const VISIT_LIMITS = {"notes": 4000, "follow_up_note": 2000};
+const VISIT_LIMITS = {"notes": 4000, "follow_up_note": 2000, "follow_up_title": 200};
+// A title is one line, as a task's: no control character, no bidirectional override or isolate
+// (api/services/names.py has_control_characters).
+const NOT_ONE_LINE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 function visitProblem(fields) {
-  const labels = { notes: t.notes, follow_up_note: t.followUpNote };
+  const labels = { notes: t.notes, follow_up_note: t.followUpNote, follow_up_title: t.followUpTitle };
   for (const [name, max] of Object.entries(VISIT_LIMITS)) {
     const value = fields[name] || "";
     if ([...value].length > max) return [name, t.tooLong(labels[name], max)];
     if (value.includes("\0")) return [name, t.noNul(labels[name])];
   }
+  if (NOT_ONE_LINE.test(fields.follow_up_title || "")) return ["follow_up_title", t.titleOneLine(labels.follow_up_title)];
   if (fields.follow_up && !(fields.follow_up_note || "").trim()) return ["follow_up_note", t.needFollowUpNote];
   return null;
 }
-const FIELD_IDS = { notes: "notes", follow_up_note: "follow-up-note" };
+const FIELD_IDS = { notes: "notes", follow_up_note: "follow-up-note", follow_up_title: "follow-up-title" };
 for (const id of Object.values(FIELD_IDS)) $(id).addEventListener("input", () => $(id).classList.remove("invalid"));
 // Which list the follow-up goes on (需求清单 / 问题清单): asked only of a follow-up. The choice is
 // sent only with one (the server ignores a kind without it), a need unless the worker says
 // otherwise (what the server takes when none is sent).
 function showFollowUpKind() {
   $("follow-up-kind").hidden = !$("follow-up").checked;
+  $("follow-up-more").hidden = !$("follow-up").checked;
 }
+// A follow-up's title (事项: one plain line, its task's title in the lists; what the resident
+// said goes in the note, sealed) and its urgency (its task's deadline), asked with the list.
+// The urgencies are a task's (api/models/tasks.py URGENCIES, in common.js's words), each with
+// the time its task is given; `general` unless the worker says otherwise (what the server takes
+// when none is sent), and what a reset goes back to.
+const URGENCY_DEFAULT = "general";
+$("follow-up-urgency").innerHTML = Object.keys(TASK_TEXT[lang].urgencies)
+  .map((u) => `<option value="${u}"${u === URGENCY_DEFAULT ? " selected" : ""}>${escapeHtml(urgencyOption(lang, u))}</option>`).join("");
+$("follow-up-title").placeholder = t.followUpTitleHint;
 $("follow-up").addEventListener("change", () => {
   $("follow-up-note").classList.remove("invalid");
   showFollowUpKind();
@@ -1428,6 +1455,12 @@ async function saveVisit(target) {
   };
   // Unticked, none: an edit drops the kind the refused visit had (JSON leaves undefined out).
   fields.follow_up_kind = fields.follow_up ? (form.get("follow_up_kind") === "problem" ? "problem" : "need") : undefined;
+  // A title left empty (or only spaces, zero-width ones too) is none: the server titles the
+  // task 入户走访跟进 (it refuses a blank one, as a task's).
+  const title = (form.get("follow_up_title") || "").trim();
+  const titled = title.replace(/[\u200b\u200c\u200d\u2060\ufeff]/g, "").trim() !== "";
+  fields.follow_up_title = fields.follow_up ? (titled ? title : null) : undefined;
+  fields.follow_up_urgency = fields.follow_up ? (form.get("follow_up_urgency") || URGENCY_DEFAULT) : undefined;
   const problem = visitProblem(fields);
   if (problem) {
     const field = $(FIELD_IDS[problem[0]]);
@@ -1478,6 +1511,7 @@ async function saveVisit(target) {
     follow_up: fields.follow_up,
     follow_up_note: fields.follow_up_note,
     ...(fields.follow_up ? { follow_up_kind: fields.follow_up_kind } : {}),
+    ...(fields.follow_up ? { follow_up_title: fields.follow_up_title, follow_up_urgency: fields.follow_up_urgency } : {}),
   };
   if (!(await queued(visit, tokenUser(getToken())))) return false;
   showStatus(t.savedOffline);

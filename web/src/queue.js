@@ -16,7 +16,8 @@ export function enqueue(visit, user) {
 }
 
 // The fields a worker edits in a refused visit (its place and time stay as recorded).
-export const EDITED_FIELDS = ["household_id", "outcome", "notes", "follow_up", "follow_up_note", "follow_up_kind"];
+export const EDITED_FIELDS = ["household_id", "outcome", "notes", "follow_up", "follow_up_note", "follow_up_kind",
+  "follow_up_title", "follow_up_urgency"];
 const sameFields = (a, b) => EDITED_FIELDS.every((k) => (a?.[k] ?? null) === (b?.[k] ?? null));
 /** The edit the server never got: `visit` as the worker edited it, `stored` the fields of the
  * version the server stored before the edit reached it. Never sent (the server would answer

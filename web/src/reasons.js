@@ -62,13 +62,16 @@ export const REASONS_ZH = {
     "observations": "观察记录",
     "follow_up": "需要跟进",
     "follow_up_note": "跟进事项",
-    "follow_up_kind": "跟进清单（需求或问题）"
+    "follow_up_kind": "跟进清单（需求或问题）",
+    "follow_up_title": "跟进事项标题",
+    "follow_up_urgency": "跟进紧急程度"
   },
   "messages": {
     "The time must fall in the weeks served, 2000-W01 to 2999-W52 (ISO weeks, Asia/Shanghai).": "走访时间不在系统受理的范围内（2000 年至 2999 年），手机日期可能有误：请校正手机时间，放弃这条记录后重新记录。",
     "The UTC offset must be a whole number of minutes.": "走访时间的时区不是整分钟，手机的时间设置可能有误：请校正后放弃这条记录并重新记录。",
     "Must not contain NUL characters.": "{field}含有不能保存的空字符。",
     "Must not contain control characters or bidirectional overrides.": "{field}含有不能保存的控制字符。",
+    "Must not be blank.": "{field}不能是空白。",
     "A follow-up needs a description.": "勾选“需要跟进”时必须填写跟进事项。",
     "Give exactly one of household_id and premises.": "一条走访记录只能对应一户住户或一个商户。",
     "Give both lon and lat, or neither.": "商户的经度和纬度要么都填，要么都不填。",

@@ -19,6 +19,7 @@ from api.models.tasks import (
     TASK_SOURCES,
     TASK_STATUSES,
     URGENCIES,
+    URGENCY_DEFAULT,
     TaskPhoto,
 )
 from api.resources.schemas import FullMatch, code_field
@@ -125,12 +126,31 @@ def _no_nul(value: str) -> None:
 
 
 _DROP_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE))
+BLANK = "Must not be blank."
 
 
 def _not_blank(value: str) -> None:
     # Zero-width characters (a chat app's U+200B) show as nothing, as spaces do.
     if not value.translate(_DROP_INVISIBLE).strip():
-        raise ma.ValidationError("Must not be blank.")
+        raise ma.ValidationError(BLANK)
+
+
+# A task's title: the column's length (`Task.title`). One line, not blank: a title of spaces
+# told the task from no other in a list, and a newline or a bidirectional override broke or
+# disguised the lists and reports showing it. A visit's follow-up title becomes a task's title,
+# so it is checked by these very rules (`VisitItemSchema`, and its fast path).
+TITLE_MAX = 200
+TITLE_RULES = (ma.validate.Length(min=1, max=TITLE_MAX), _not_blank, _one_line)
+
+
+def task_title(**kwargs) -> ma.fields.String:
+    """A task's title, as `POST /tasks` takes it: 1-200 characters of one line, not blank."""
+    return ma.fields.String(validate=list(TITLE_RULES), **kwargs)
+
+
+def task_urgency(**kwargs) -> ma.fields.String:
+    """A task's urgency (`URGENCIES`), which sets its deadline."""
+    return ma.fields.String(validate=ma.validate.OneOf(URGENCIES), **kwargs)
 
 
 # A complainant's entry (their name, their phone): one line, as a form's box holds it.
@@ -182,18 +202,14 @@ class TaskCreateSchema(Schema):
             "description": "Request type (required for hotline): " + ", ".join(HOTLINE_TYPES)
         },
     )
-    # One line, not blank: a title of spaces told the task from no other in a list, and a
-    # newline or a bidirectional override broke or disguised the lists and reports showing it.
-    title = ma.fields.String(
+    title = task_title(
         required=True,
-        validate=[ma.validate.Length(min=1, max=200), _not_blank, _one_line],
-        metadata={"description": "1-200 characters of one line, not blank"},
+        metadata={"description": f"1-{TITLE_MAX} characters of one line, not blank"},
     )
     # A NUL was stored (sealed) and handed back as sent.
     description = ma.fields.String(validate=[ma.validate.Length(max=10000), _no_nul])
-    urgency = ma.fields.String(
-        load_default="general",
-        validate=ma.validate.OneOf(URGENCIES),
+    urgency = task_urgency(
+        load_default=URGENCY_DEFAULT,
         metadata={"description": "Sets the deadline: " + ", ".join(URGENCIES)},
     )
     external_id = ticket_number(

@@ -16,8 +16,10 @@ from api.db import PG_INT_MAX
 from api.extensions import Boolean, Float, Integer, Schema
 from api.limits import MAX_JSON_DEPTH, depth_ok, no_long_integers, within_values
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS
+from api.models.tasks import URGENCIES
 from api.models.visits import DATUMS, FOLLOW_UP_DEFAULT, FOLLOW_UP_KINDS, GRADES, OUTCOMES
 from api.resources.schemas import ISO_WEEK, AddressPart, FullMatch, code_field
+from api.resources.tasks.schemas import TITLE_MAX, TITLE_RULES, task_title, task_urgency
 from api.services.geometry import point_lonlat
 from api.services.ledger import MAX_PER_WEEK
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
@@ -37,6 +39,18 @@ FOLLOW_UP_KIND = (
     "or `problem` (问题, something broken or wrong to fix). Omitted or null with `follow_up`: "
     f"`{FOLLOW_UP_DEFAULT}` (what a client from before the lists sends). Without `follow_up` "
     "it is ignored (stored null): a form may keep a choice the worker then unticked"
+)
+FOLLOW_UP_TITLE = (
+    f"What the follow-up is about, in one plain line (1-{TITLE_MAX} characters, not blank, as "
+    "a task's title): its task's title, shown in the need and problem lists, e.g. "
+    "`3号楼楼道灯不亮`. Not sealed: write no name or health in it (the note is for what the "
+    "resident said). Omitted or null: the task is titled `入户走访跟进`. Ignored without "
+    "`follow_up`"
+)
+FOLLOW_UP_URGENCY = (
+    "Its task's urgency, which sets the deadline, as a task's: "
+    + ", ".join(f"`{u}`" for u in URGENCIES)
+    + ". Omitted or null with `follow_up`: `general`. Ignored without `follow_up`"
 )
 
 
@@ -176,6 +190,9 @@ class VisitItemSchema(Schema):
         validate=ma.validate.OneOf(FOLLOW_UP_KINDS),
         metadata={"description": FOLLOW_UP_KIND},
     )
+    # A task's title and urgency, by the task schema's own rules (the task takes them).
+    follow_up_title = task_title(allow_none=True, metadata={"description": FOLLOW_UP_TITLE})
+    follow_up_urgency = task_urgency(allow_none=True, metadata={"description": FOLLOW_UP_URGENCY})
 
     @ma.validates_schema
     def _one_target(self, data, **kwargs):
@@ -209,6 +226,16 @@ def _text(value: Any, limit: int) -> bool:
 def _label_text(value: Any, limit: int) -> bool:
     """A short label as the schema takes it: no control character at all."""
     return _text(value, limit) and not has_control_characters(value)
+
+
+def _title_text(value: str) -> bool:
+    """A follow-up's title as the schema takes it: a task's (`TITLE_RULES`, the same rules)."""
+    try:
+        for rule in TITLE_RULES:
+            rule(value)
+    except ma.ValidationError:
+        return False
+    return True
 
 
 def _visit_moment(text: str) -> datetime | None:
@@ -252,6 +279,8 @@ class _PlainItem(msgspec.Struct, forbid_unknown_fields=True):
     follow_up: bool = False
     follow_up_note: Annotated[str, msgspec.Meta(max_length=2000)] | None | _Unset = msgspec.UNSET
     follow_up_kind: Literal[FOLLOW_UP_KINDS] | None | _Unset = msgspec.UNSET  # type: ignore[valid-type]
+    follow_up_title: str | None | _Unset = msgspec.UNSET
+    follow_up_urgency: Literal[URGENCIES] | None | _Unset = msgspec.UNSET  # type: ignore[valid-type]
 
 
 class _PlainBatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -305,6 +334,12 @@ def _plain_item(item: _PlainItem) -> dict[str, Any] | None:
         return None
     if (kind := item.follow_up_kind) is not msgspec.UNSET:
         out["follow_up_kind"] = kind
+    if (title := item.follow_up_title) is not msgspec.UNSET:
+        if title is not None and not _title_text(title):
+            return None
+        out["follow_up_title"] = title
+    if (urgency := item.follow_up_urgency) is not msgspec.UNSET:
+        out["follow_up_urgency"] = urgency
     return out
 
 
@@ -576,6 +611,20 @@ class VisitSchema(Schema):
             "null without a follow-up",
         },
     )
+    follow_up_title = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "What the follow-up is about, one plain line (its task's title); "
+            "null: none given (the task is titled 入户走访跟进), or no follow-up"
+        },
+    )
+    follow_up_urgency = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "enum": [*URGENCIES, None],
+            "description": "Its task's urgency; null without a follow-up",
+        },
+    )
     relief = Boolean(metadata={"description": "Recorded as the grid's named reliever"})
     evidence = ma.fields.Function(
         _evidence, metadata={"allOf": [{"$ref": "#/components/schemas/Evidence"}]}
@@ -617,6 +666,8 @@ def visit_answer(visit, disclosure: privacy.Disclosure | None = None) -> dict[st
         "follow_up": visit.follow_up,
         "follow_up_note": visit.follow_up_note if shown.notes else None,
         "follow_up_kind": visit.follow_up_kind,
+        "follow_up_title": visit.follow_up_title,
+        "follow_up_urgency": visit.follow_up_urgency,
         "relief": visit.relief,
         "evidence": _evidence_as(visit, shown),
         "photos": [
