@@ -5,11 +5,8 @@ given, the task is titled 入户走访跟进 as before); `visits.follow_up_urgen
 which sets the deadline. Both NULL without a follow-up (check constraints). The follow-ups
 recorded before were made `general` tasks: so they are recorded.
 
-Numbered 0061 beside another branch's 0060: its `down_revision` becomes "0060" when the two
-are merged.
-
 Revision ID: 0061
-Revises: 0059
+Revises: 0060
 Create Date: 2027-01-12 09:00:00+00:00
 """
 
@@ -19,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0061"
-down_revision: str | None = "0059"
+down_revision: str | None = "0060"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -251,7 +251,7 @@ def test_migration_0061_records_the_follow_ups_before_it_as_general_and_untitled
     )
     followed, plain = uuid.uuid4(), uuid.uuid4()
     try:
-        command.downgrade(config, "0059")
+        command.downgrade(config, "0060")
         with engine.begin() as conn:
             for vid, flagged in ((followed, True), (plain, False)):
                 conn.execute(
