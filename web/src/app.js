@@ -51,7 +51,9 @@ const TEXT = {
       : `任务列表暂不可用：显示 ${at} 保存的副本`),
     returnReason: "退回原因（必填）：", returnReasonRequired: "退回必须填写原因，未退回。", noPlan: "本周计划暂不可用", due: "期限", door: "住户", overdueMark: "已超期",
     ticketDeadline: "12345 时限",
-    locating: "正在定位…", savedOffline: "已保存，联网后自动同步", synced: "已同步", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
+    locating: "正在定位…", savedOffline: "已保存，联网后自动同步",
+    savedCoarse: (m) => `已保存，联网后自动同步。室内卫星信号弱，用的是网络定位或几分钟内的定位（误差约 ${m} 米）。`,
+    geoWhy: { 1: "未允许本应用使用位置信息：请在浏览器的网站设置中允许定位后重试。", 2: "手机暂时无法获取位置：请到窗边、楼道口或楼外再试。", 3: "定位超时：请到窗边、楼道口或楼外再试。" }, synced: "已同步", badLogin: "用户名或密码错误", signinFailed: "登录失败：",
     sessionEnded: "登录已过期，请重新登录。未同步的走访记录仍保存在本机。",
     // Why the sign-in ended, as the server says it (`session_ended`): an admin's reset or
     // switch-off is no expiry, and a worker told so tried the password they knew.
@@ -233,6 +235,8 @@ const TEXT = {
       : `Tasks unavailable: the copy saved at ${at}`),
     returnReason: "Why return it (required):", returnReasonRequired: "A return needs a reason: not returned.", noPlan: "Plan unavailable",
     due: "due", door: "household", overdueMark: "overdue", ticketDeadline: "12345 hotline deadline", locating: "Locating…", savedOffline: "Saved; it syncs when online",
+    savedCoarse: (m) => `Saved; it syncs when online. Indoors the satellites were out of reach: the network's position, or one of the last few minutes, was used (within about ${m} m).`,
+    geoWhy: { 1: "The app may not use the location: allow it in the browser's site settings, then try again.", 2: "The phone has no position now: try again by a window, at the stair door or outside.", 3: "Locating timed out: try again by a window, at the stair door or outside." },
     synced: "Synced", badLogin: "Wrong username or password", signinFailed: "Sign-in failed: ",
     notSaved: "Not saved on this device, the visit is not kept (its storage may be full: free some space and try again): ",
     sessionEnded: "Your sign-in has ended: sign in again. Unsynced visits are kept on this device.",
@@ -1358,10 +1362,33 @@ function localIso(date) {
   return `${shifted}${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
 }
 
-function locate() {
-  return new Promise((resolve, reject) =>
-    navigator.geolocation.getCurrentPosition(resolve, reject, { enableHighAccuracy: true, timeout: 15000, maximumAge: 0 }));
+// Indoors (a stairwell, concrete walls) a fresh satellite fix often never comes: the visit then
+// takes the network's position, or the last the phone had of the past few minutes, its
+// accuracy widened by how far a worker walks since (the server grades a visit by it: a coarse
+// fix is a doubtful visit, not a lost one). Refused permission has no fallback.
+const FIX_MAX_AGE_MS = 5 * 60_000;
+const WALK_M_PER_S = 1.5;
+
+function position(options) {
+  return new Promise((resolve, reject) => navigator.geolocation.getCurrentPosition(resolve, reject, options));
 }
+
+/** A fix for a visit: {lon, lat, accuracy_m, coarse} (coarse: not a fresh satellite fix). */
+async function locate() {
+  try {
+    const fix = await position({ enableHighAccuracy: true, timeout: 15000, maximumAge: 0 });
+    return { lon: fix.coords.longitude, lat: fix.coords.latitude, accuracy_m: fix.coords.accuracy, coarse: false };
+  } catch (error) {
+    if (error?.code === 1) throw error; // PERMISSION_DENIED
+  }
+  const fix = await position({ enableHighAccuracy: false, timeout: 10000, maximumAge: FIX_MAX_AGE_MS });
+  const age_s = Math.max(0, Date.now() - fix.timestamp) / 1000;
+  const accuracy_m = Math.round(fix.coords.accuracy + WALK_M_PER_S * age_s);
+  return { lon: fix.coords.longitude, lat: fix.coords.latitude, accuracy_m, coarse: true };
+}
+
+/** Why no position came, in the worker's words (the browser's own are English, and vague). */
+const geoFailure = (error) => t.geoFailed + (t.geoWhy[error?.code] || error?.message || String(error));
 
 $("outcome").innerHTML = Object.entries(t.outcomes).map(([k, v]) => `<option value="${k}">${v}</option>`).join("");
 /** Say `text` under the form (or {why, server}: `server` small beneath it); `error` true for an
@@ -1491,11 +1518,11 @@ async function saveVisit(target) {
     return true;
   }
   showStatus(t.locating);
-  let position;
+  let fix;
   try {
-    position = await locate();
+    fix = await locate();
   } catch (error) {
-    showStatus(t.geoFailed + error.message, true);
+    showStatus(geoFailure(error), true);
     return false;
   }
   const visit = {
@@ -1503,8 +1530,7 @@ async function saveVisit(target) {
     household_id: fields.household_id,
     visited_at: localIso(new Date()),
     location: {
-      lon: position.coords.longitude, lat: position.coords.latitude,
-      accuracy_m: position.coords.accuracy, datum: "wgs84", provider: "browser", mock: false,
+      lon: fix.lon, lat: fix.lat, accuracy_m: fix.accuracy_m, datum: "wgs84", provider: "browser", mock: false,
     },
     outcome: fields.outcome,
     notes: fields.notes,
@@ -1514,7 +1540,7 @@ async function saveVisit(target) {
     ...(fields.follow_up ? { follow_up_title: fields.follow_up_title, follow_up_urgency: fields.follow_up_urgency } : {}),
   };
   if (!(await queued(visit, tokenUser(getToken())))) return false;
-  showStatus(t.savedOffline);
+  showStatus(fix.coarse ? t.savedCoarse(fix.accuracy_m) : t.savedOffline, fix.coarse ? "warn" : false);
   target.reset();
   // On to the next household still to visit (reset would go back to the first).
   const next = nextHousehold(visit);

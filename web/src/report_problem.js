@@ -140,7 +140,7 @@ async function sendPass() {
 
 /**
  * The card in `section`. `households()` lists the caller's households ({id, label}) for the
- * place, `locate()` is the app's position fix (a GeolocationPosition), `localTime(date)` a
+ * place, `locate()` is the app's position fix ({lon, lat, accuracy_m, coarse}), `localTime(date)` a
  * time as the app shows it, `opened(task)` is called with each task opened. Answers
  * {show, sendWaiting, useCommunity}: `show()` lists the signed-in user's kept reports;
  * `sendWaiting()` sends them (the app's syncs), says what came of it and throws why those left
@@ -306,7 +306,7 @@ export function reportProblem({ lang, section, households, locate, localTime, op
         } catch {
           return say(t.noFix, true);
         }
-        body.location = { lon: fix.coords.longitude, lat: fix.coords.latitude };
+        body.location = { lon: fix.lon, lat: fix.lat };
         place = `${t.here} (${body.location.lon.toFixed(5)}, ${body.location.lat.toFixed(5)})`;
       }
       const record = {
