@@ -122,6 +122,7 @@ def fields_for(resource: str, records: Iterable[Any] = ()) -> tuple[str, ...]:
         ] or [d]
         return (
             ("location", "worker", "outcome")
+            + (("follow_up_title",) if any(s.place for s in shown) else ())
             + (("notes", "observations", "follow_up_note") if any(s.notes for s in shown) else ())
             + (("raw_location",) if any(s.tracks for s in shown) else ())
         )

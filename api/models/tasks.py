@@ -22,11 +22,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from api.crypto import EncryptedJSON, EncryptedString
 from api.db import Base
 from api.models.photos import PhotoColumns
-from api.models.visits import FOLLOW_UP_KINDS
+from api.models.visits import FOLLOW_UP_KINDS, URGENCIES
 
 TASK_SOURCES = ("hotline", "window", "visit", "proactive", "leader")
 HOTLINE_TYPES = ("consultation", "help", "complaint", "report", "suggestion")
-URGENCIES = ("danger", "utility", "general", "complex")
 # What a task is when no one says how urgent (a visit's follow-up sent with no urgency too).
 URGENCY_DEFAULT = "general"
 TASK_STATUSES = (
@@ -145,11 +144,14 @@ Index(
 )
 Index("ix_tasks_created_at", Task.created_at)
 # The tick's first-contact warnings and notices: the tasks not contacted and not yet told of a
-# missed first contact (migration 0060).
+# missed first contact (migration 0060), less those passed on to another community uncontacted
+# (else there for good: a task done was contacted, an open one is told in time).
 Index(
     "ix_tasks_contact_owed",
     Task.first_contact_due_at,
-    postgresql_where=Task.first_contact_at.is_(None) & Task.contact_overdue_at.is_(None),
+    postgresql_where=Task.first_contact_at.is_(None)
+    & Task.contact_overdue_at.is_(None)
+    & (Task.status != "transferred"),
 )
 # The lists' figures per grid (GET /tasks/lists, the weekly report): the tasks on a list only.
 Index(

@@ -34,6 +34,9 @@ GRADES = ("ok", "doubtful", "suspect")
 # kind (a client from before the lists) is a need: the default, `FOLLOW_UP_DEFAULT`.
 FOLLOW_UP_KINDS = ("need", "problem")
 FOLLOW_UP_DEFAULT = "need"
+# A task's urgencies, which set its deadline (its own and a visit's follow-up's: here, as the
+# tasks' module imports this one).
+URGENCIES = ("danger", "utility", "general", "complex")
 
 # Precision of a worker's position for roles without `tracks` (api/privacy.py), and of every
 # visit's once retention has coarsened it: 3 decimals, about 100 m.
@@ -62,11 +65,13 @@ class Visit(Base):
             "follow_up_kind IS NULL OR (follow_up AND follow_up_kind IN ('need', 'problem'))",
             name="follow_up_kind_valid",
         ),
-        # So do a title and an urgency (migration 0061). The urgency's values are a task's
-        # (`api.models.tasks.URGENCIES`, checked by the batch's schema and by the task's own
-        # constraint): this module cannot import them, the tasks' imports this one.
+        # So do a title and an urgency, one of a task's (migration 0061). NULL with a follow-up:
+        # one recorded before the urgencies, a general one (its task was made so).
         CheckConstraint("follow_up_title IS NULL OR follow_up", name="follow_up_title_valid"),
-        CheckConstraint("follow_up_urgency IS NULL OR follow_up", name="follow_up_urgency_valid"),
+        CheckConstraint(
+            f"follow_up_urgency IS NULL OR (follow_up AND follow_up_urgency IN {URGENCIES!r})",
+            name="follow_up_urgency_valid",
+        ),
     )
 
     # Made by the phone, so a replayed sync is recognised (idempotency key).
@@ -100,7 +105,8 @@ class Visit(Base):
     # in the lists as a task's is (not sealed: the note says what the resident said). NULL: none
     # given (the task is titled `VISIT_FOLLOW_UP_TITLE`), or no follow-up.
     follow_up_title: Mapped[str | None] = mapped_column(String(200))
-    # Its task's urgency (a task's URGENCIES), which sets the deadline; NULL without a follow-up.
+    # Its task's urgency (URGENCIES), which sets the deadline; NULL without a follow-up, and for
+    # a follow-up recorded before the urgencies (a general one: the answer says so).
     follow_up_urgency: Mapped[str | None] = mapped_column(String(10))
     # Set when the worker visited as the named reliever of another worker's grid.
     relief: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")

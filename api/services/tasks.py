@@ -606,8 +606,10 @@ def _repeat(
                 f"correction), the grid's leader or the community admin sends it to "
                 f"PUT /api/v1/tasks/{task.id}/deadline."
             )
-        return errors.Conflict(detail, task_id=task.id)
-    return errors.Conflict(f"Ticket {external_id} is already a task of this community.")
+        return errors.Conflict(detail, task_id=task.id, ticket_held=True)
+    return errors.Conflict(
+        f"Ticket {external_id} is already a task of this community.", ticket_held=True
+    )
 
 
 def _ticket_holder(
@@ -1643,6 +1645,7 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
         select(Task)
         .where(
             open_,
+            Task.status != TRANSFERRED,  # open_ says so: spelt out for ix_tasks_contact_owed
             Task.first_contact_at.is_(None),
             Task.contact_overdue_at.is_(None),
             Task.first_contact_due_at <= now,

@@ -7,12 +7,13 @@ whoever answers for a task not yet contacted at the warning fraction of its firs
 (`contact_warned_at`, once per holder: a reassign clears it, as `warned_at`), and tells the
 grid's overseers when that time passes with no contact (`contact_overdue_at`, once a task).
 
-No backfill: the tasks still open and not contacted past their warning point or their
-first-contact deadline are warned or told at the first tick, which is news to whoever answers
-for them (nobody was told before); an ended task is never looked at.
+The open tasks already past their first-contact deadline are stamped told (not news now, and
+a burst of urgent notices at the first tick); those past their warning point only are warned
+at the first tick (there is time yet to call).
 
-The partial index holds the tasks the tick looks at: not contacted and not yet told of a missed
-first contact (an open task, mostly: a resolve records first contact).
+The partial index holds the tasks the tick looks at: not contacted, not yet told of a missed
+first contact and not passed on to another community (an open task, then: a resolve records
+first contact).
 
 Revision ID: 0060
 Revises: 0059
@@ -37,11 +38,20 @@ def upgrade() -> None:
     op.add_column(
         "tasks", sa.Column("contact_overdue_at", sa.DateTime(timezone=True), nullable=True)
     )
+    # The open tasks whose first contact was missed before the tick watched it: not news now
+    # (their deadline's warning and escalation still come), and a burst at the first tick,
+    # one urgent notice each to every overseer, hid the ones that are.
+    op.execute(
+        "UPDATE tasks SET contact_overdue_at = now() WHERE first_contact_at IS NULL"
+        " AND first_contact_due_at <= now() AND status <> 'transferred'"
+    )
     op.create_index(
         "ix_tasks_contact_owed",
         "tasks",
         ["first_contact_due_at"],
-        postgresql_where=sa.text("first_contact_at IS NULL AND contact_overdue_at IS NULL"),
+        postgresql_where=sa.text(
+            "first_contact_at IS NULL AND contact_overdue_at IS NULL AND status <> 'transferred'"
+        ),
     )
 
 

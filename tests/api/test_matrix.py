@@ -503,11 +503,13 @@ def targets(app, session, world, tmp_path) -> Targets:
     household.room = "MKROOM-A1"
     household.phone = PHONE
     worker, leader = world.users["worker_a1"], world.users["leader_a"]
+    # Half an hour ago, but in this week: in the first half hour of a Monday (Beijing), half an
+    # hour ago was last week, and this week's visits tile was empty (a 204 with no audit entry).
     visit = make_visit(
         session,
         worker,
         household,
-        now - timedelta(minutes=30),
+        max(now - timedelta(minutes=30), week_bounds(week)[0]),
         notes="MKNOTE-A1 needs a wheelchair",
         observations={"disability": "MKNOTE-A1"},
     )

@@ -299,3 +299,58 @@ def test_the_cli_tick_counts_the_first_contact_warnings_and_overdue_notices(sess
         )
     assert result.exit_code == 0, result.output
     assert "1 first contact overdue" in result.output
+
+
+def test_migration_0060_stamps_the_first_contacts_missed_before_it_as_told(own_database_url):
+    """Missed before the tick watched them: not news at the first tick (their deadline's warning
+    and escalation still come), where a burst of urgent notices hid the ones that are. A task
+    whose first contact is still ahead is warned and told as any."""
+    from datetime import UTC, datetime, timedelta
+
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from api.cli import alembic_config
+    from api.extensions import db
+    from tests.factories import box, build_app, make_grid
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid_id = make_grid(session, "110109009009001", box(116.5, 39.7, 116.51, 39.71)).id
+    with app.app_context():
+        db.engine.dispose()
+    engine = create_engine(own_database_url)
+    config = alembic_config(own_database_url)
+    task = text(
+        "INSERT INTO tasks (source, type, title, grid_id, status, created_at, due_at,"
+        " first_contact_due_at) VALUES ('window', 'help', 'x', :g, :s, :t, :d, :c) RETURNING id"
+    )
+    now = datetime.now(UTC)
+    try:
+        command.downgrade(config, "0059")
+        with engine.begin() as conn:
+            rows = {
+                name: conn.scalar(
+                    task,
+                    {
+                        "g": grid_id,
+                        "s": status,
+                        "t": now - timedelta(days=2),
+                        "d": now + ahead,
+                        "c": now + contact,
+                    },
+                )  # fmt: skip
+                for name, status, ahead, contact in (
+                    ("missed", "dispatched", timedelta(days=5), -timedelta(days=1)),
+                    ("ahead", "dispatched", timedelta(days=5), timedelta(hours=3)),
+                    ("passed_on", "transferred", timedelta(days=5), -timedelta(days=1)),
+                )
+            }
+        command.upgrade(config, "head")
+        with engine.begin() as conn:
+            told = dict(conn.execute(text("SELECT id, contact_overdue_at FROM tasks")).all())
+            conn.execute(text("DELETE FROM tasks"))
+        assert told[rows["missed"]] is not None
+        assert told[rows["ahead"]] is None and told[rows["passed_on"]] is None
+    finally:
+        engine.dispose()

@@ -221,11 +221,11 @@ def test_what_residents_say_at_the_door_counts_in_what_recurs(app, client, world
 
 
 # --- the migration -----------------------------------------------------------------------------
-def test_migration_0061_records_the_follow_ups_before_it_as_general_and_untitled(
+def test_migration_0061_leaves_the_follow_ups_before_it_untouched(
     own_database_url,
 ):
-    """The follow-ups recorded before were `general` tasks titled 入户走访跟进: so they are
-    recorded (no title, a general urgency); a visit without a follow-up has neither."""
+    """The follow-ups recorded before were `general` tasks titled 入户走访跟进: the migration
+    rewrites none of them (no title, no urgency stored: the answer says general)."""
     import uuid
 
     from alembic import command
@@ -266,6 +266,33 @@ def test_migration_0061_records_the_follow_ups_before_it_as_general_and_untitled
                 )
             }
             conn.execute(text("DELETE FROM visits"))
-        assert stored == {followed: (None, "general"), plain: (None, None)}
+        # Not rewritten (ten million visits under the table's lock): NULL, read as general.
+        assert stored == {followed: (None, None), plain: (None, None)}
     finally:
         engine.dispose()
+
+
+def test_a_follow_up_recorded_before_the_urgencies_is_answered_general(client, world, session):
+    """Migration 0061 wrote no urgency into the follow-ups before it: their tasks were general."""
+    [result] = record(client, world, follow_up(world))
+    visit = session.get(Visit, result["visit"]["id"])
+    visit.follow_up_urgency = None  # as a visit recorded before 0061 is
+    session.commit()
+    read = client.get(f"/api/v1/visits/{visit.id}", headers=world.auth("worker_a1")).json
+    assert read["follow_up_urgency"] == "general"
+    listed = client.get(f"/api/v1/visits?grid={A1}", headers=world.auth("worker_a1")).json
+    assert [v["follow_up_urgency"] for v in listed] == ["general"]
+
+
+def test_a_follow_up_urgency_outside_a_task_s_is_refused_by_the_database(client, world, session):
+    """Only the batch's schema checked the values: a row written another way (COPY, a script)
+    failed the visit's task inside a later sync."""
+    from sqlalchemy.exc import IntegrityError
+
+    [result] = record(client, world, follow_up(world))
+    with pytest.raises(IntegrityError), session.begin_nested():
+        session.execute(
+            Visit.__table__.update()
+            .where(Visit.id == result["visit"]["id"])
+            .values(follow_up_urgency="urgent")
+        )

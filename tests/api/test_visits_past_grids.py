@@ -18,9 +18,10 @@ from api.models import AuditEntry
 from tests.factories import A1, A2, image_bytes, visit_item
 
 NOTE, FOLLOW_UP = "腿脚不便，需要轮椅", "申请无障碍改造"
+FOLLOW_UP_TITLE = "7号楼2单元门口装坡道"
 OBSERVED = {"disability": {"needs": "wheelchair"}}
 SHOP = {"building": "9号楼", "room": "底商1", "kind": "business", "name": "老王修车铺"}
-RESIDENTS_DATA = (NOTE, FOLLOW_UP, "wheelchair", "老王修车铺", "底商1")
+RESIDENTS_DATA = (NOTE, FOLLOW_UP, FOLLOW_UP_TITLE, "wheelchair", "老王修车铺", "底商1")
 
 
 @pytest.fixture()
@@ -38,6 +39,7 @@ def past(client, world, photo_dir):
         observations=OBSERVED,
         follow_up=True,
         follow_up_note=FOLLOW_UP,
+        follow_up_title=FOLLOW_UP_TITLE,
     )
     shop = visit_item(premises=SHOP, **_at(home))
     r = client.post(
@@ -70,6 +72,8 @@ def _at(household) -> dict:
 def assert_record_only(visit: dict) -> None:
     """The worker's record: when, the grid, the outcome, the grade; none of the residents'."""
     assert visit["outcome"] == "met" and visit["visited_at"] and visit["week"]
+    # The follow-up's title names the place ("3号楼…"): the grid's now, as the notes are.
+    assert visit["follow_up_title"] is None
     assert visit["grid_code"] == A1 and visit["evidence"]["grade"]
     assert (visit["notes"], visit["observations"], visit["follow_up_note"]) == (None,) * 3
     assert visit["premises"] is None and visit["photos"] == []
@@ -119,6 +123,7 @@ def test_the_photo_of_a_visit_in_a_grid_they_left_is_not_found_for_its_worker(cl
 def test_whoever_holds_the_grid_now_reads_those_visits_in_full(client, world, past):
     r = client.get(f"/api/v1/visits/{past['ids'][0]}", headers=world.auth("leader_a"))
     assert (r.json["notes"], r.json["follow_up_note"]) == (NOTE, FOLLOW_UP)
+    assert r.json["follow_up_title"] == FOLLOW_UP_TITLE
     assert r.json["observations"] == OBSERVED and len(r.json["photos"]) == 1
     shop = client.get(f"/api/v1/visits/{past['ids'][1]}", headers=world.auth("leader_a")).json
     assert shop["premises"]["name"] == SHOP["name"]
@@ -131,6 +136,13 @@ def test_the_audit_entry_of_such_a_read_lists_no_notes(client, session, world, p
     entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
     assert entry.resource == "visit"
     assert not {"notes", "observations", "follow_up_note", "raw_location"} & set(entry.fields)
+    assert "follow_up_title" not in entry.fields
+
+
+def test_the_audit_entry_of_a_full_read_names_the_follow_up_title(client, session, world, past):
+    client.get(f"/api/v1/visits/{past['ids'][0]}", headers=world.auth("leader_a"))
+    entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert {"follow_up_title", "follow_up_note"} <= set(entry.fields)
 
 
 def test_a_worker_still_adds_a_photo_to_their_visit_after_leaving_the_grid(client, world, past):

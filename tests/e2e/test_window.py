@@ -481,6 +481,7 @@ def test_a_request_still_being_handled_lists_what_was_registered(page, e2e_engin
                 "status": 409,
                 "detail": "A request with this Idempotency-Key was carried out but its answer "
                 "is not (yet) kept; look the record up instead of sending it again.",
+                "idempotency_key": "carried_out",
             },
         )
 
@@ -734,9 +735,9 @@ def test_the_place_is_chosen_from_the_keyboard_too(page, e2e_engine, window_day)
     page.focus("input[name=type][value=help]")
     page.keyboard.press("Tab")
     page.keyboard.type("垃圾桶满了（全键盘）")
-    # details, urgency, list, name, phone, the address to look up and its button, submit,
-    # clear: the map
-    for _ in range(10):
+    # details, urgency, list, settled here, name, phone, the address to look up and its
+    # button, submit, clear: the map
+    for _ in range(11):
         page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.classList.contains('maplibregl-canvas')")
     assert page.is_visible("#map.keyboard .crosshair")  # where Enter will place it

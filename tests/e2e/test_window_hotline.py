@@ -203,3 +203,96 @@ def test_a_grid_leader_s_ledger_has_no_such_link(page):
 
     open_ledger(page, "leader01")
     assert page.is_hidden("#to-window")
+
+
+def test_a_conflict_asking_to_send_again_is_not_said_registered(page, e2e_engine):
+    """A 409 that is no repeat (the grid retired meanwhile, the ticket received elsewhere at
+    the same moment) says to send it again: said as "registered before", the ticket was never
+    registered."""
+
+    def retired_meanwhile(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        return route.fulfill(
+            status=409,
+            content_type="application/problem+json",
+            json={
+                "type": "https://gridwork.example/problems/conflict",
+                "title": "Conflict",
+                "status": 409,
+                "detail": "Grid 110101001001002 was retired while this request was under way;"
+                " send it again.",
+            },
+        )
+
+    open_window(page, "admin01")
+    page.route("**/api/v1/tasks", retired_meanwhile)
+    fill_ticket(page, ticket_number(), "网格撤销时登记的工单")
+    page.click("#submit")
+    box = page.locator("#form-error")
+    box.wait_for()
+    assert box.locator(".why").inner_text() == "任务未能登记："
+    assert "send it again" in box.locator(".detail").inner_text()
+    assert box.locator("button[data-open]").count() == 0
+
+
+def test_a_list_read_before_the_source_changed_does_not_take_its_place(page, e2e_engine):
+    """Today's walk-ins still on their way as the office turns to the tickets: drawn under
+    今日登记的12345工单, they were taken for tickets (and for a lost answer's ticket)."""
+    open_window(page, "admin01")
+    page.check("input[name=type][value=help]")
+    page.fill("input[name=title]", "窗口来访（先登记）")
+    point = grid_pixel(page, OTHER_GRID)
+    click_map(page, point["x"], point["y"])
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [walk_in] = tasks_titled(e2e_engine, "窗口来访（先登记）")
+    held = []
+
+    def hold_the_walk_ins(route):
+        if "source=window" in route.request.url and not held:
+            held.append(route)  # answered late, below
+            return None
+        return route.continue_()
+
+    page.route("**/api/v1/tasks?*", hold_the_walk_ins)
+    page.evaluate("() => document.querySelector('#day').dispatchEvent(new Event('change'))")
+    for _ in range(50):  # the read went out, and waits
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held
+    page.check("input[name=source][value=hotline]")
+    page.wait_for_function(
+        "() => document.querySelector('#today-status').textContent"
+        " === '今天还没有登记的12345工单。'"
+    )
+    held[0].continue_()
+    page.wait_for_timeout(500)
+    assert page.inner_text("#today-title") == "今日登记的12345工单"
+    assert page.locator(f"#today-tasks tr[data-id='{walk_in.id}']").count() == 0
+
+
+def test_the_deadline_sent_untouched_changes_nothing(page, e2e_engine):
+    """The field holds the deadline to the minute: sent as it stood, a deadline the urgency set
+    (with its seconds) was changed, a step "X → X" written and the assignee told."""
+    from api.models import TaskEvent
+
+    open_window(page, "admin01")
+    fill_ticket(page, ticket_number(), "未改时限的工单")  # no time limit: the urgency's
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "未改时限的工单")
+    page.locator(f"#today-tasks tr[data-id='{task.id}'] button[data-open]").click()
+    detail = page.locator(f"#task-detail[data-task='{task.id}']")
+    detail.locator("details.ticket-deadline summary").click()
+    detail.locator("form.ticket-deadline button").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent"
+        " === '办理时限与原来相同，没有改动。'"
+    )
+    [stored] = tasks_titled(e2e_engine, "未改时限的工单")
+    assert stored.due_at == task.due_at and stored.ticket_due_at is None
+    with Session(e2e_engine) as session:
+        steps = session.scalars(select(TaskEvent.action).where(TaskEvent.task_id == task.id))
+        assert "deadline" not in list(steps)

@@ -285,6 +285,9 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
   async function changeDeadline(task, form) {
     const value = form.elements.due_at.value;
     if (!value) return say(t.needDeadline, true);
+    // Untouched, the field holds the deadline to the minute: sent, a deadline with seconds
+    // (one its urgency set) was a change, a step "X → X" and a notice to the assignee.
+    if (value === beijingField(task.due_at)) return say(t.deadlineSame);
     if (!navigator.onLine) return say(t.deadlineOffline, true);
     const button = form.querySelector("button");
     button.disabled = true;

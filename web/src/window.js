@@ -1,7 +1,7 @@
 // The hall window's page (/window): the A-post worker registers a walk-in resident's request as
 // a window task for any grid of the community, placed on a map, and sees the day's requests.
 import {
-  ApiError, TASK_TEXT, api, apiPage, apiPages, beijingInput, beijingTime, config, escapeHtml, getToken, householdAddress,
+  ApiError, TASK_TEXT, api, apiPage, apiPages, beijingInput, beijingTime, carriedOut, config, escapeHtml, getToken, householdAddress,
   newIdempotencyKey, otherLangHref, pickLang, todayLocal, translate, urgencyOption,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
@@ -631,16 +631,18 @@ function refused(error, request = null) {
     // Another community's ticket: re-dispatched here (改派) only when the hotline says so.
     formError(t.ticketElsewhere, detail);
     form.elements.redispatch.focus();
-  } else if (error.status === 409 && request?.source === "hotline" && (error.body?.task_id || !error.body?.idempotency_key)) {
+  } else if (error.status === 409 && error.body?.ticket_held) {
     // The ticket registered before (typed twice, or by a colleague): never a second task.
     const number = request.external_id;
     const id = error.body?.task_id;
     const why = id ? t.ticketHeld(number, id) + (request.due_at ? t.ticketHeldNewDue : "") : t.ticketHeldHidden(number);
     formError(why, detail, id);
-  } else if (error.status === 409) {
+  } else if (carriedOut(error)) {
     formError(t.pending, detail);
     loadToday(); // the worker is told to look there: read it again
   } else {
+    // Another 409 says to send it again (a grid retired meanwhile, the same ticket received
+    // elsewhere at the same moment): nothing was registered.
     formError(t.failed, detail);
   }
 }
@@ -729,17 +731,17 @@ async function loadDeadlines(community) {
 async function loadToday() {
   const status = $("today-status");
   const day = listedDay();
+  const source = listedSource;
   const today = day === todayLocal();
   let tasks;
   try {
-    const source = hotline() ? "hotline" : "window";
     tasks = await apiPages(`/api/v1/tasks?created_by=me&source=${source}&created_on=${day}`);
   } catch (error) {
     if (day === listedDay()) status.textContent = t.listFailed + (error.message || String(error));
     return false;
   }
   // Another day, or the other source, chosen meanwhile: its own read shows it.
-  if (day !== listedDay() || listedSource !== (hotline() ? "hotline" : "window")) return false;
+  if (day !== listedDay() || source !== listedSource) return false;
   todayTasks = tasks.sort((a, b) => b.id - a.id);
   todayRead = today;
   const ticket = hotline();

@@ -16,8 +16,15 @@ from api.db import PG_INT_MAX
 from api.extensions import Boolean, Float, Integer, Schema
 from api.limits import MAX_JSON_DEPTH, depth_ok, no_long_integers, within_values
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS
-from api.models.tasks import URGENCIES
-from api.models.visits import DATUMS, FOLLOW_UP_DEFAULT, FOLLOW_UP_KINDS, GRADES, OUTCOMES
+from api.models.tasks import URGENCY_DEFAULT
+from api.models.visits import (
+    DATUMS,
+    FOLLOW_UP_DEFAULT,
+    FOLLOW_UP_KINDS,
+    GRADES,
+    OUTCOMES,
+    URGENCIES,
+)
 from api.resources.schemas import ISO_WEEK, AddressPart, FullMatch, code_field
 from api.resources.tasks.schemas import TITLE_MAX, TITLE_RULES, task_title, task_urgency
 from api.services.geometry import point_lonlat
@@ -456,6 +463,14 @@ class VisitBatchSchema(Schema):
         return items
 
 
+def _follow_up_title(visit, shown: privacy.Disclosure) -> str | None:
+    return visit.follow_up_title if shown.place else None
+
+
+def _follow_up_urgency(visit) -> str | None:
+    return visit.follow_up_urgency or (URGENCY_DEFAULT if visit.follow_up else None)
+
+
 def _shown(visit) -> privacy.Disclosure:
     """What the caller sees of this visit (`privacy.visit_disclosure`)."""
     return privacy.visit_disclosure(privacy.visit_grid_id(visit))
@@ -611,18 +626,24 @@ class VisitSchema(Schema):
             "null without a follow-up",
         },
     )
-    follow_up_title = ma.fields.String(
+    follow_up_title = ma.fields.Function(
+        lambda v: _follow_up_title(v, _shown(v)),
         allow_none=True,
         metadata={
+            "type": "string",
             "description": "What the follow-up is about, one plain line (its task's title); "
-            "null: none given (the task is titled 入户走访跟进), or no follow-up"
+            "null: none given (the task is titled 入户走访跟进), or no follow-up, or withheld "
+            "(a worker's own visit in a grid they no longer hold: it names the place)",
         },
     )
-    follow_up_urgency = ma.fields.String(
+    follow_up_urgency = ma.fields.Function(
+        lambda v: _follow_up_urgency(v),
         allow_none=True,
         metadata={
+            "type": "string",
             "enum": [*URGENCIES, None],
-            "description": "Its task's urgency; null without a follow-up",
+            "description": "Its task's urgency (a follow-up recorded before the urgencies: "
+            "general, as its task was); null without a follow-up",
         },
     )
     relief = Boolean(metadata={"description": "Recorded as the grid's named reliever"})
@@ -666,8 +687,8 @@ def visit_answer(visit, disclosure: privacy.Disclosure | None = None) -> dict[st
         "follow_up": visit.follow_up,
         "follow_up_note": visit.follow_up_note if shown.notes else None,
         "follow_up_kind": visit.follow_up_kind,
-        "follow_up_title": visit.follow_up_title,
-        "follow_up_urgency": visit.follow_up_urgency,
+        "follow_up_title": _follow_up_title(visit, shown),
+        "follow_up_urgency": _follow_up_urgency(visit),
         "relief": visit.relief,
         "evidence": _evidence_as(visit, shown),
         "photos": [
