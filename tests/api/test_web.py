@@ -231,6 +231,22 @@ def test_the_app_checks_the_visit_lengths_the_api_takes():
     assert js_constant("VISIT_LIMITS") == limits
 
 
+def test_the_app_refuses_the_follow_up_titles_the_api_refuses_as_not_one_line():
+    """A title the app let through and the server refused was refused at sync, after the worker
+    had left the door: the app's rule is the server's, character for character."""
+    from api.services.names import has_control_characters
+
+    source = (WEB_SRC / "app.js").read_text()
+    pattern = re.search(r"const NOT_ONE_LINE = /(.*?)/;", source).group(1)
+    js = re.compile(pattern)
+    differ = [
+        hex(code)
+        for code in range(0x10000)
+        if bool(js.search(chr(code))) != has_control_characters(chr(code))
+    ]
+    assert differ == []
+
+
 def test_the_app_offers_the_lists_a_follow_up_may_go_on():
     """The visit form asks which list a follow-up goes on (需求 / 问题): the values the API takes,
     the need list chosen unless the worker says otherwise (what the API takes when none is
