@@ -518,6 +518,16 @@ export function beijingTime(when, lang, form = "minute") {
   return date.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai", ...TIME_FORMS[form] });
 }
 
+/** The words the API looks up (`GET /households?address=`), as a resident says the address:
+ * "3号楼2单元502" is split after each number's suffix (3号楼 2单元 502), and at spaces, commas
+ * and the dashes the pages write an address with (3-2-502). */
+export function addressWords(text) {
+  return text
+    .replace(/([0-9A-Za-z\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]+(?:号楼|栋|幢|座|单元|层|楼|室))(?=\S)/g, "$1 ")
+    .split(/[\s,，、\-－]+/)
+    .filter(Boolean);
+}
+
 /** A moment as a datetime-local field holds it in Beijing time (UTC+8, no DST): "YYYY-MM-DDTHH:MM". */
 export const beijingField = (when) => new Date(Date.parse(when) + 8 * 3600_000).toISOString().slice(0, 16);
 

@@ -15,7 +15,9 @@
 // then the step is sent naming them; a photo refused says so and sends no step. The history
 // shows each step's photos as thumbnails, read with the token (an <img> cannot send it) into
 // blob: URLs, let go when the page is redrawn.
-import { TASK_TEXT, api, apiBlob, beijingField, beijingInput, escapeHtml, noAnswer } from "./common.js";
+import {
+  TASK_TEXT, addressWords, api, apiBlob, apiPage, beijingField, beijingInput, escapeHtml, newIdempotencyKey, noAnswer,
+} from "./common.js";
 import { keepPage, keptPage } from "./task_pages.js";
 import { discardStep, dropStep, keepStep, mySteps, sendSteps, waitingOther } from "./task_steps.js";
 
@@ -46,6 +48,13 @@ const TEXT = {
     deadlineNote: "说明（如热线批准延期）", setDeadline: "调整时限", needDeadline: "请填写新的办理时限。",
     deadlineSet: "办理时限已调整，承办人已收到通知。", deadlineSame: "办理时限与原来相同，没有改动。",
     deadlineOffline: "网络未连接：调整时限需要联网。", deadlineRefused: "办理时限未调整：",
+    moveTask: "移交其他网格（地址或网格有误）", moveGrid: "移交到网格", chooseGrid: "请选择网格",
+    moveAddress: "正确地址（可选，如 3号楼2单元502）", moveReason: "移交原因", move: "移交",
+    needGrid: "请选择要移交到的网格。", needMoveReason: "请写明移交原因（如：地址有误）。",
+    moveFinding: "正在查找该网格的住户…", moveNone: "该网格没有这个地址的住户：请核对地址，或不填地址。",
+    moveMany: (n) => `该网格有 ${n} 户符合这个地址：请补充单元、房号。`,
+    moved: (grid) => `已移交到${grid}，并已在该网格重新派单。`, moveRefused: "未能移交：",
+    moveOffline: "网络未连接：移交需要联网。", gridsFailed: "无法读取网格：",
     events: {
       create: "登记", dispatch: "派单", assign: "分派", accept: "接单", start: "开始处理", resolve: "办结",
       return: "退回", escalate: "上报", callback: "回访", close: "关闭", reopen: "重启", move: "移交网格",
@@ -65,7 +74,14 @@ const TEXT = {
     changeDeadline: "Change the time limit (the 12345 hotline extended or corrected it)", newDeadline: "New time limit (Beijing time)",
     deadlineNote: "Note (e.g. the hotline approved an extension)", setDeadline: "Change deadline", needDeadline: "Give the new time limit.",
     deadlineSet: "The time limit is changed; the assignee is told.", deadlineSame: "The same time limit: nothing changed.",
-    deadlineOffline: "Offline: changing the time limit needs a connection.", deadlineRefused: "The time limit was not changed: ", lost: "No answer from the server: kept on this device, waiting to send; it goes once online, or press again once online (it will not be done twice).",
+    deadlineOffline: "Offline: changing the time limit needs a connection.", deadlineRefused: "The time limit was not changed: ",
+    moveTask: "Move to another grid (wrong address or grid)", moveGrid: "Move to grid", chooseGrid: "Choose a grid",
+    moveAddress: "The right address (optional, e.g. 3 2 502)", moveReason: "Why it moves", move: "Move",
+    needGrid: "Choose the grid it moves to.", needMoveReason: "Say why it moves (the address was wrong, say).",
+    moveFinding: "Looking up the grid's households…", moveNone: "No household of that grid at this address: check it, or leave it empty.",
+    moveMany: (n) => `${n} households of that grid match this address: add the unit or room.`,
+    moved: (grid) => `Moved to ${grid} and dispatched there.`, moveRefused: "Not moved: ",
+    moveOffline: "Offline: moving a task needs a connection.", gridsFailed: "Could not read the grids: ", lost: "No answer from the server: kept on this device, waiting to send; it goes once online, or press again once online (it will not be done twice).",
     queued: "Offline: kept on this device, waiting to send; it goes once online (photos too).", waiting: "Waiting to send", refused: "Not sent: ",
     photoRefused: "A photo could not be uploaded: ", takenAt: (time) => `taken ${time}`, syncedAt: (time) => `taken offline, arrived ${time}`, withPhotos: (n) => `${n} photo(s)`,
     retake: "Take it again", discard: "Discard", discardConfirm: (a) => `Discard this step (${a})? It is deleted from this device and not sent.`,
@@ -240,6 +256,15 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
         <label>${escapeHtml(t.newDeadline)} <input type="datetime-local" name="due_at" value="${escapeHtml(beijingField(task.due_at))}" required></label>
         <label>${escapeHtml(t.deadlineNote)} <input name="note" maxlength="500" autocomplete="off"></label>
         <button type="submit">${escapeHtml(t.setDeadline)}</button></form></details>` : "";
+    // A task opened for the wrong grid moved to the right one (POST /tasks/{id}/move), by
+    // whoever may move it, online only: its place the right household's, found by address in
+    // that grid, or kept where it lies in it.
+    const moveForm = !readAt && (task.your_actions || []).includes("move")
+      ? `<details class="task-move"><summary>${escapeHtml(t.moveTask)}</summary><form class="task-move" novalidate>
+        <label>${escapeHtml(t.moveGrid)} <select name="grid_code" required><option value="">${escapeHtml(t.chooseGrid)}</option></select></label>
+        <label>${escapeHtml(t.moveAddress)} <input name="address" maxlength="100" autocomplete="off" spellcheck="false"></label>
+        <label>${escapeHtml(t.moveReason)} <input name="reason" maxlength="500" autocomplete="off" required></label>
+        <button type="submit">${escapeHtml(t.move)}</button></form></details>` : "";
     const slot = '<div class="kept-step-slot"></div>';
     const copy = readAt ? `<p class="muted kept-copy">${escapeHtml(t.keptCopy(localTime(new Date(readAt)), !navigator.onLine))}</p>` : "";
     frame(`${copy}<h2 id="task-detail-title">${escapeHtml(task.title)}</h2>
@@ -257,7 +282,7 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
         ${row(t.resident, resident, "resident")}
       </tbody></table>
       <h3>${escapeHtml(t.what)}</h3><p class="description">${what}</p>
-      ${slot}${form}${deadlineForm}${STATUS}
+      ${slot}${form}${deadlineForm}${moveForm}${STATUS}
       <h3>${escapeHtml(t.history)}</h3><ol class="events">${events}</ol>`);
     dialog.dataset.task = String(task.id);
     const stepsForm = dialog.querySelector("form.task-steps");
@@ -277,8 +302,71 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
       e.preventDefault();
       changeDeadline(task, e.target);
     });
+    const moving = dialog.querySelector("details.task-move");
+    moving?.addEventListener("toggle", () => { if (moving.open) offerGrids(task, moving.querySelector("form")); });
+    moving?.querySelector("form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      moveTask(task, e.target);
+    });
     showThumbnails();
     return showKept(task.id);
+  }
+
+  /** The grids of the task's community it may move to (`GET /grids/window`: the community's
+   * for its admin, one's own for a leader), less its own, in the form's select. */
+  async function offerGrids(task, form) {
+    const select = form.elements.grid_code;
+    if (select.options.length > 1) return;
+    let grids;
+    try {
+      grids = (await api("/api/v1/grids/window")).features;
+    } catch (error) {
+      return say(t.gridsFailed + (error.body?.detail || error.message), true);
+    }
+    if (shown !== task.id || select.options.length > 1) return;
+    for (const g of grids) {
+      if (g.properties.code === task.grid_code) continue;
+      select.add(new Option(`${g.properties.name}（${g.properties.code}）`, g.properties.code));
+      select.options[select.options.length - 1].dataset.id = String(g.id);
+    }
+  }
+
+  /** POST /tasks/{id}/move: to the grid chosen, at the household found by the address given
+   * (one of that grid), or where it stands; read again once moved. */
+  async function moveTask(task, form) {
+    const option = form.elements.grid_code.selectedOptions[0];
+    const reason = form.elements.reason.value.trim();
+    if (!option?.value) return say(t.needGrid, true);
+    if (!reason) return say(t.needMoveReason, true);
+    if (!navigator.onLine) return say(t.moveOffline, true);
+    const button = form.querySelector("button");
+    button.disabled = true;
+    const body = { grid_code: option.value, reason };
+    try {
+      const words = addressWords(form.elements.address.value);
+      if (words.length) {
+        say(t.moveFinding);
+        const query = new URLSearchParams({ grid_id: option.dataset.id, address: words.join(" ") });
+        const { items } = await apiPage(`/api/v1/households?${query}`, { pageSize: 5 });
+        if (items.length !== 1) {
+          button.disabled = false;
+          return say(items.length ? t.moveMany(items.length) : t.moveNone, true);
+        }
+        body.household_id = items[0].id;
+      }
+      await api(`/api/v1/tasks/${encodeURIComponent(task.id)}/move`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Idempotency-Key": newIdempotencyKey("move") },
+        body: JSON.stringify(body),
+      });
+    } catch (error) {
+      button.disabled = false;
+      return say(t.moveRefused + (error.body?.detail || error.message), true);
+    }
+    changed?.();
+    if (shown !== task.id) return;
+    await open(task.id);
+    if (shown === task.id) say(t.moved(option.textContent), false, true);
   }
 
   /** PUT /tasks/{id}/deadline: the ticket's new time limit, read again once changed. */

@@ -1,7 +1,7 @@
 // The hall window's page (/window): the A-post worker registers a walk-in resident's request as
 // a window task for any grid of the community, placed on a map, and sees the day's requests.
 import {
-  ApiError, TASK_TEXT, api, apiPage, apiPages, beijingInput, beijingTime, carriedOut, config, escapeHtml, getToken, householdAddress,
+  ApiError, TASK_TEXT, addressWords, api, apiPage, apiPages, beijingInput, beijingTime, carriedOut, config, escapeHtml, getToken, householdAddress,
   newIdempotencyKey, otherLangHref, pickLang, todayLocal, translate, urgencyOption,
 } from "./common.js";
 import { bootPage, signOutAndReload } from "./password.js";
@@ -351,16 +351,6 @@ async function offerHouseholds(grid, picked = null) {
 const FIND_MAX = 20; // households listed for one address: more, and the worker adds a word
 let findAsked = 0; // the latest lookup: an earlier one answering late is dropped
 let foundHouseholds = new Map(); // id -> household listed
-
-/** The words the API looks up, as the resident says the address: "3号楼2单元502" is split
- * after each number's suffix (3号楼 2单元 502), and at spaces, commas and the dashes the page
- * writes an address with (3-2-502). */
-function addressWords(text) {
-  return text
-    .replace(/([0-9A-Za-z\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]+(?:号楼|栋|幢|座|单元|层|楼|室))(?=\S)/g, "$1 ")
-    .split(/[\s,，、\-－]+/)
-    .filter(Boolean);
-}
 
 const addressOf = (h) => householdAddress(h, lang);
 
