@@ -1043,6 +1043,20 @@ def test_a_follow_up_carries_its_title_and_urgency_to_its_task(context, worker_p
     assert task.due_at - task.created_at == timedelta(hours=2)
 
 
+def test_a_follow_up_s_urgencies_say_the_deadlines_the_community_gives(
+    context, page, community_deadlines
+):
+    """Labelled with Beijing practice (一般（7天）) where the community gives a follow-up (a help
+    request) 3 days: the worker chose by a deadline the task would not get."""
+    open_app(context, page)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#follow-up-urgency option')]"
+        ".some((o) => o.textContent === '一般（3天）')"
+    )
+    options = page.locator("#follow-up-urgency option").all_inner_texts()
+    assert "危及生命财产（1.5小时内反馈）" in options
+
+
 def test_a_follow_up_left_untitled_is_sent_with_no_title(context, worker_page):
     """Spaces (zero-width ones too) are no title: none is sent, and the server gives its task
     the generic one, instead of refusing the visit at the next sync."""

@@ -965,7 +965,7 @@ async function loadRecurring() {
   } catch {
     return;
   }
-  if (me.community_code) problems.useCommunity(me.community_code).catch(() => {});
+  if (me.community_code) problems.useCommunity(me.community_code).then(labelFollowUpUrgencies).catch(() => {});
   if (!me.community_code || !(me.grid_codes || []).length) return;
   recurringSection(card, lang, { compact: true, openTask: (id) => detail.open(id) }).show({ community: me.community_code });
 }
@@ -1435,6 +1435,15 @@ function showFollowUpKind() {
 const URGENCY_DEFAULT = "general";
 $("follow-up-urgency").innerHTML = Object.keys(TASK_TEXT[lang].urgencies)
   .map((u) => `<option value="${u}"${u === URGENCY_DEFAULT ? " selected" : ""}>${escapeHtml(urgencyOption(lang, u))}</option>`).join("");
+// A visit's follow-up is a `help` task (api/services/tasks.py task_from_visit): each urgency
+// labelled with the hours the community gives one (`settings`: its task-settings, read with
+// the problem report's; unread, Beijing practice stays shown).
+const FOLLOW_UP_TYPE = "help";
+function labelFollowUpUrgencies(settings) {
+  const hours = settings?.effective?.[FOLLOW_UP_TYPE]?.deadline_hours;
+  if (!hours) return;
+  for (const option of $("follow-up-urgency").options) option.textContent = urgencyOption(lang, option.value, hours[option.value]);
+}
 $("follow-up-title").placeholder = t.followUpTitleHint;
 $("follow-up").addEventListener("change", () => {
   $("follow-up-note").classList.remove("invalid");

@@ -198,18 +198,20 @@ export function reportProblem({ lang, section, households, locate, localTime, op
   }
 
   /** Read the deadlines of the signed-in user's community (`community`), keep and show them;
-   * unread (offline, an error), the labels stay as they were: the server gives the deadline. */
+   * unread (offline, an error), the labels stay as they were: the server gives the deadline.
+   * Answers the settings read (null unread), for the app's other forms to label theirs. */
   async function useCommunity(community) {
     let settings;
     try {
       settings = await api(`/api/v1/communities/${encodeURIComponent(community)}/task-settings`);
     } catch {
-      return;
+      return null;
     }
     const hours = settings.effective?.[REPORT_TYPE]?.deadline_hours;
-    if (!hours) return;
+    if (!hours) return settings;
     await setMeta(DEADLINES_KEY, { user: tokenUser(getToken()), community, hours }).catch(() => {});
     await labelUrgencies();
+    return settings;
   }
 
   async function show() {
