@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 from api.models import Notification, Task, TaskEvent
 from api.services import retention
 from api.services.notifications import notify
+from api.services.weeks import current_week
 from tests.api.test_retention import POLICY
 from tests.factories import A1, A, make_task_at
 
@@ -257,7 +258,9 @@ def test_the_three_rates_and_the_weekly_report_read_the_same_after_the_erasure(
         closed_task(
             session, world, today + 10 * DAY, household=household, satisfaction=satisfaction
         )
-    week = f"{today.isocalendar().year}-W{today.isocalendar().week:02d}"
+    # This week in Beijing, as the rates count it (the UTC calendar's was last week's on a
+    # Monday before 08:00 Beijing time).
+    week = current_week(today)
     reads = (
         f"/api/v1/tasks/rates?week={week}&community={A}",
         f"/api/v1/reports/coverage?week={week}&community={A}",

@@ -233,13 +233,16 @@ def test_the_plan_reads_grids_and_communities_in_two_statements(client, world, c
 
 
 def relieving_a2_on(session, world, app, relief_day: int, now_local: timedelta) -> str:
-    """worker_a1 relieves worker_a2 in A2 on day `relief_day` (0 = Monday) of this week; the
-    clock reads `now_local` after this week's Monday 00:00 Asia/Shanghai. The week."""
+    """worker_a1 relieves worker_a2 in A2 on day `relief_day` (0 = Monday) of last week; the
+    clock reads `now_local` after that week's Monday 00:00 Asia/Shanghai. The week.
+
+    Last week's, not this week's: the clock set ahead of the real time (this week's Thursday,
+    read on a Monday) outlived the test's tokens, issued now: a 401 every Monday to Wednesday."""
     from sqlalchemy import text
 
     from tests.factories import A2, make_relief_shift
 
-    week = week_of(datetime.now(UTC))
+    week = week_of(datetime.now(UTC) - timedelta(days=7))
     start, _ = week_bounds(week)
     session.execute(
         text("UPDATE households SET created_at = :t"), {"t": start - timedelta(days=30)}
