@@ -401,6 +401,30 @@ def list_reports(
     return list(rows), total
 
 
+def count_late_visits(session: Session, reports: list[Report]) -> list[Report]:
+    """Set each stored report's `late_visits`: the visits of its week in its area (the grids
+    whose codes begin with its own) that reached the server after it was stored, from phones
+    that kept them offline past Monday 08:00. The live report (`/reports/coverage`) counts
+    them; the stored one, the week as it stood then, does not, and says so. One statement for
+    the page of reports (`ix_visits_grid_week_household` per grid)."""
+    if not reports:
+        return reports
+    rows = session.execute(
+        text(
+            "SELECT r.id, count(v.id) FROM reports r "
+            "JOIN grids g ON g.code LIKE r.code || '%' "
+            "JOIN visits v ON v.grid_id = g.id AND v.week = r.week "
+            "AND v.received_at > r.created_at "
+            "WHERE r.id = ANY(:ids) GROUP BY r.id"
+        ),
+        {"ids": [r.id for r in reports]},
+    ).all()
+    late = dict(rows)
+    for report in reports:
+        report.late_visits = late.get(report.id, 0)
+    return reports
+
+
 def get_report(session: Session, scope: Scope, report_id: int) -> Report:
     report = session.scalar(select(Report).where(Report.id == report_id, _visible(scope)))
     if report is None:

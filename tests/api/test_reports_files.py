@@ -818,6 +818,32 @@ def test_stored_reports_are_listed_in_scope_and_downloaded(client, session, hist
     assert r.status_code == 422
 
 
+def test_a_stored_report_says_how_many_of_its_weeks_visits_reached_the_server_after_it(
+    client, session, history
+):
+    """The Monday report is the week as it stood at 08:00: a phone that kept Saturday's visits
+    until Tuesday changed the live report, not the stored one, and the office reading the
+    stored one was not told. Counted by when each visit reached the server."""
+    from tests.factories import make_visit
+
+    session.execute(text("UPDATE visits SET received_at = visited_at"))  # synced as made
+    report_store.generate_due_reports(session, MONDAY_0830)
+    session.commit()
+    listed = client.get("/api/v1/reports", headers=history.auth("admin")).json
+    assert [(r["week"], r["late_visits"]) for r in listed] == [("2026-W47", 0)]
+    saturday = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)  # 11:00 Beijing, W47
+    tuesday = MONDAY_0830 + timedelta(days=1)
+    for name in ("h1", "h2"):
+        make_visit(session, history.users["w1"], history.h[name], saturday, received_at=tuesday)
+    # One of the next week, synced on Tuesday too: not the stored week's.
+    make_visit(session, history.users["w1"], history.h["h1"], tuesday, received_at=tuesday)
+    session.commit()
+    listed = client.get("/api/v1/reports", headers=history.auth("admin")).json
+    assert [r["late_visits"] for r in listed] == [2]
+    one = client.get(f"/api/v1/reports/{listed[0]['id']}", headers=history.auth("admin")).json
+    assert one["late_visits"] == 2
+
+
 def test_a_stored_reports_coverage_is_rounded_as_its_files_round_it(client, session, history):
     """1 household of 16 is 6.25 %: the report's files (PostgreSQL's `gw_pct`) say 6.3, the
     list of stored reports said 6.2 (Python's float `round`, half to even), and so did the

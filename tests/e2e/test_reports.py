@@ -5,7 +5,7 @@ the stored Monday reports; a worker is told the reports are not theirs."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -202,6 +202,49 @@ def test_a_stored_monday_report_is_listed_and_its_files_download(page, stored_re
         expected = f"走访覆盖周报-{stored_report.week}-{stored_report.name}.{fmt}"
         assert download.suggested_filename == expected
         assert Path(download.path()).read_bytes().startswith(magic), fmt
+
+
+def test_a_stored_report_says_the_visits_that_came_after_it_and_opens_the_live_one(
+    page, e2e_engine
+):
+    """A phone kept visits of the week offline and synced them after the report was made: the
+    stored report, the week as it stood then, says how many, and opens the week's live report.
+    (A report stored just before the last of a week's visits reached the server; no visit is
+    written or removed here: the weekly figures' ledger counts what is inserted.)"""
+    from sqlalchemy import func
+
+    from api.models import Grid, Report, Visit
+
+    area = Visit.grid_id.in_(select(Grid.id).where(Grid.code.startswith(COMMUNITY)))
+    with Session(e2e_engine, expire_on_commit=False) as session:
+        stored = select(Report.week).where(Report.code == COMMUNITY)
+        week, last = session.execute(
+            select(Visit.week, func.max(Visit.received_at))
+            .where(area, Visit.week.not_in(stored))
+            .group_by(Visit.week)
+            .order_by(Visit.week.desc())
+            .limit(1)
+        ).one()
+        made = last - timedelta(seconds=1)
+        late = session.scalar(
+            select(func.count()).where(area, Visit.week == week, Visit.received_at > made)
+        )
+        report = Report(
+            week=week, level="community", code=COMMUNITY, name="演示社区", created_at=made
+        )
+        session.add(report)
+        session.commit()
+    try:
+        open_reports(page)
+        note = page.locator(f"#stored tbody tr[data-id='{report.id}'] .late-visits")
+        note.wait_for()
+        assert f"生成后又收到本周走访 {late} 条" in note.inner_text()
+        note.locator("button[data-live]").click()
+        page.wait_for_function(f"() => document.querySelector('#week').value === '{week}'")
+    finally:
+        with Session(e2e_engine) as session:
+            session.execute(delete(Report).where(Report.id == report.id))
+            session.commit()
 
 
 def test_a_worker_is_told_in_chinese_that_the_reports_are_not_theirs(page):

@@ -38,6 +38,7 @@ const TEXT = {
     trendLabel: (points, week) => `各周覆盖率：${points.join("，")}；所选周次 ${week}`,
     stored: "周一自动生成的周报", storedWhat: "每周一 8:00 为上一周生成，每个社区一份。",
     week: "周次", made: "生成时间", files: "文件", noStored: "还没有自动生成的周报。",
+    lateVisits: (n) => `生成后又收到本周走访 ${n} 条（手机离线保存、后来同步），实时周报已计入：`, seeLive: "查看实时周报",
     prevPage: "‹ 上一页", nextPage: "下一页 ›", page: (p, n) => `第 ${p} / ${n} 页`,
     forbidden: "您无权查看周报：周报供网格长、社区管理员和街道/区级查看人员阅读。",
     notFound: "找不到该范围的周报（不存在或不在您的管辖范围内）。",
@@ -74,6 +75,7 @@ const TEXT = {
     trendLabel: (points, week) => `Coverage by week: ${points.join(", ")}; chosen week ${week}`,
     stored: "Monday reports", storedWhat: "Made every Monday 08:00 for the week before, one per community.",
     week: "Week", made: "Made", files: "Files", noStored: "No Monday reports yet.",
+    lateVisits: (n) => `${n} visits of the week arrived after it was made (kept offline on a phone, synced later); the live report counts them: `, seeLive: "see the live report",
     prevPage: "‹ Previous", nextPage: "Next ›", page: (p, n) => `Page ${p} of ${n}`,
     forbidden: "Reports are not yours to read: they are for grid leaders, community admins and district viewers.",
     notFound: "No report for that area (it does not exist or is outside your reach).",
@@ -423,7 +425,8 @@ async function loadStored() {
     return `<tr data-id="${escapeHtml(r.id)}" data-week="${escapeHtml(r.week)}" data-name="${escapeHtml(r.name)}">
       <td class="week" data-label="${escapeHtml(t.week)}">${escapeHtml(r.week)}</td>
       <td data-label="${escapeHtml(t.community)}">${escapeHtml(r.name)}</td>
-      <td data-label="${escapeHtml(t.coverage)}">${escapeHtml(pct(r.coverage))} <span class="muted">${escapeHtml(`${r.visited} / ${r.households}`)}</span></td>
+      <td data-label="${escapeHtml(t.coverage)}">${escapeHtml(pct(r.coverage))} <span class="muted">${escapeHtml(`${r.visited} / ${r.households}`)}</span>${r.late_visits
+        ? `<div class="late-visits muted">${escapeHtml(t.lateVisits(r.late_visits))}<button type="button" class="link" data-live="${escapeHtml(r.week)}">${escapeHtml(t.seeLive)}</button></div>` : ""}</td>
       <td data-label="${escapeHtml(t.made)}">${escapeHtml(beijing(r.created_at))}</td>
       <td class="files" data-label="${escapeHtml(t.files)}">${files}</td></tr>`;
   }).join("");
@@ -437,6 +440,13 @@ async function loadStored() {
 
 $("stored").addEventListener("click", (e) => {
   const button = e.target.closest("button[data-format]");
+  const live = e.target.closest("button[data-live]");
+  if (live) {
+    // The week's report as it stands now, above: brought into view.
+    goToWeek(live.dataset.live);
+    $("week").scrollIntoView({ block: "start" });
+    return;
+  }
   if (!button) return;
   const row = button.closest("tr");
   const fmt = button.dataset.format;

@@ -88,7 +88,7 @@ class Reports(MethodView):
             **args,
         )
         pagination_parameters.item_count = total
-        return rows
+        return report_store.count_late_visits(db.session, rows)
 
 
 @blp.route("/<id:report_id>")
@@ -96,7 +96,8 @@ class ReportById(MethodView):
     @blp.response(200, ReportSchema)
     def get(self, report_id):
         """One stored report with links to its files"""
-        return report_store.get_report(db.session, current_scope(), report_id)
+        report = report_store.get_report(db.session, current_scope(), report_id)
+        return report_store.count_late_visits(db.session, [report])[0]
 
 
 @blp.route("/<id:report_id>/files/<fmt>")

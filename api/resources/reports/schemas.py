@@ -56,6 +56,13 @@ class ReportSchema(Schema):
     visited = Integer()
     coverage = ma.fields.Method("_coverage", metadata={"type": "number", "nullable": True})
     created_at = ma.fields.DateTime()
+    late_visits = Integer(
+        metadata={
+            "description": "Visits of its week in its area that reached the server after it "
+            "was stored (kept offline on a phone past Monday 08:00): the live report for the "
+            "week (GET /reports/coverage) counts them, this one does not"
+        }
+    )
     files = ma.fields.List(ma.fields.Nested(ReportFileSchema))
 
     def _coverage(self, obj) -> float | None:
