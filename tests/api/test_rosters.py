@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import quote
 
 import pytest
 from geoalchemy2.shape import to_shape
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from api.models import (
     Community,
+    GridHolding,
     Leave,
     Notification,
     Roster,
@@ -913,6 +914,16 @@ def test_the_worker_rostered_in_a_grid_nobody_holds_records_its_visits(client, s
     c = make_roster_community(session, app, 3, 2, roster={**every_day, "min_b_days_per_grid": 7})
     vacant = c.grids[1]
     session.execute(delete(user_grids).where(user_grids.c.grid_id == vacant.id))
+    # Its worker left last month: held by nobody today. (Left just now, it was held earlier
+    # today, by whoever the roster sends there on a Monday: no relief, rightly.)
+    session.execute(
+        update(GridHolding)
+        .where(GridHolding.grid_id == vacant.id)
+        .values(
+            started_at=datetime.now(UTC) - timedelta(days=60),
+            ended_at=datetime.now(UTC) - timedelta(days=30),
+        )
+    )
     lon0, lat0, lon1, lat1 = to_shape(vacant.boundary).bounds
     home = make_household(session, (lon0 + lon1) / 2, (lat0 + lat1) / 2)
     session.flush()

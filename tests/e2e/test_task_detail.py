@@ -47,7 +47,12 @@ def make_task(e2e_engine):
     def make(
         status: str = "dispatched", grid_code: str = DEMO_GRID, **fields
     ) -> tuple[int, tuple[str, str, str]]:
+        from api.services.weeks import current_week, week_bounds
+
         now = datetime.now(UTC)
+        # Two hours ago, but this week: the ledger lists this week's tasks, and two hours
+        # before 02:00 on a Monday (Beijing) was last week.
+        opened = max(now - timedelta(hours=2), week_bounds(current_week(now))[0])
         with Session(e2e_engine) as session:
             grid = session.scalar(select(Grid.id).where(Grid.code == grid_code))
             worker = session.scalar(select(User.id).where(User.username == "worker01"))
@@ -65,7 +70,7 @@ def make_task(e2e_engine):
                 external_id=f"E2E{now:%H%M%S%f}", household_id=household.id,
                 location=household.location, status=status,
                 assignee_id=fields.pop("assignee_id", worker),
-                created_at=now - timedelta(hours=2), due_at=now + timedelta(days=5),
+                created_at=opened, due_at=now + timedelta(days=5),
                 first_contact_due_at=now + timedelta(hours=22),
                 resolved_at=now if status == "resolved" else None, **fields,
             )  # fmt: skip
@@ -74,7 +79,7 @@ def make_task(e2e_engine):
             session.add(
                 TaskEvent(
                     task_id=task.id, action="dispatch", from_status="new",
-                    to_status="dispatched", note="12345 派单", at=now - timedelta(hours=2),
+                    to_status="dispatched", note="12345 派单", at=opened,
                 )
             )  # fmt: skip
             session.commit()
