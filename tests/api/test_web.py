@@ -567,6 +567,18 @@ def test_the_pages_name_every_care_tag_in_both_languages():
     assert all(zh and en and zh != en for _, zh, en in rows)
 
 
+def test_the_pages_name_every_occupancy_in_both_languages():
+    """web/src/common.js OCCUPANCIES (the register's page and the app's door form): a name per
+    occupancy the API takes, in its order."""
+    from api.models.households import OCCUPANCIES
+
+    source = (WEB_SRC / "common.js").read_text()
+    table = re.search(r"export const OCCUPANCIES = \{(.*?)\n\};", source, re.S).group(1)
+    rows = re.findall(r'^\s*(\w+): \["([^"]+)", "([^"]+)"\],$', table, re.M)
+    assert [occupancy for occupancy, _, _ in rows] == list(OCCUPANCIES)
+    assert all(zh and en and zh != en for _, zh, en in rows)
+
+
 def test_the_urgencies_offered_say_the_apis_default_deadlines():
     """The forms label each urgency with its deadline (一般（7天）) until the community's are
     read: the hours the API gives a community that set none, not a copy that drifts."""

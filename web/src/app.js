@@ -1,6 +1,6 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  DEVICE_KEY, GRID_TASKS_KEY, HOUSEHOLDS_KEY, INBOX_ACKS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, noAnswer, isoWeek, keepCopy, keptCopy,
+  CARE_TAGS, DEVICE_KEY, GRID_TASKS_KEY, HOUSEHOLDS_KEY, OCCUPANCIES, INBOX_ACKS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, noAnswer, isoWeek, keepCopy, keptCopy,
   letGoOfPush, otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signInFailure, signOut, todayLocal, translate, urgencyOption,
 } from "./common.js";
 import {
@@ -20,6 +20,16 @@ const TEXT = {
   zh: {
     title: "网格员", roleTitles: { grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "区级查看" }, username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
     today: "今日岗位", record: "记录走访", household: "住户", outcome: "结果", notes: "备注",
+    registerChanged: "住户信息有变化？", occupancy: "居住情况", occupancyUnknown: "未登记", members: "常住人数", careTags: "关怀标签",
+    asRead: (facts) => `登记信息（应用上次读取）：${facts}`, membersCount: (n) => `${n}人`, noTags: "无关怀标签",
+    registerNotRead: "这户的登记信息尚未读取到本机：联网后打开应用再更正。", membersInvalid: "常住人数应为 0 到 100 的整数。",
+    registerGoes: "住户信息的更正随这条走访同步。", correctionWaiting: "走访已同步，住户信息更正待发送（联网后自动发送）",
+    correctionRefused: "住户信息更正未被接受", correctionRefusedCount: (n) => `${n} 户的住户信息更正未被接受：见下方。`,
+    dismiss403: "这户已不在您负责的网格内，不能更正其登记信息：请告知网格长或社区。",
+    dismiss404: "找不到这户（可能已删除或已划入其他网格）：请告知网格长或社区。",
+    dismiss409: "这户已退出登记，不能更正：请告知网格长或社区。",
+    dismiss422: "更正的内容登记册不接受：请告知网格长或社区，由社区在登记册中更正。",
+    discardCorrection: "知道了", discardCorrectionConfirm: (label) => `不再发送这户（${label}）的住户信息更正？`,
     followUp: "需要跟进", followUpNote: "跟进事项", followUpKind: "列入",
     followUpTitle: "事项标题（一句话，选填）", followUpTitleHint: "如：3号楼楼道灯不亮（不写姓名、病情）",
     followUpUrgency: "紧急程度", titleOneLine: (what) => `${what}只能写一行，不能含控制字符。`, kindNeed: "需求清单（居民的愿望：装灯、坡道、服务）",
@@ -205,6 +215,13 @@ const TEXT = {
   en: {
     title: "Grid worker", roleTitles: { grid_leader: "Grid leader", community_admin: "Community admin", district_viewer: "District viewer" }, username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
     other: "中文", today: "Today's post", record: "Record a visit", household: "Household", outcome: "Outcome",
+    registerChanged: "Household facts changed?", occupancy: "Occupancy", occupancyUnknown: "Not recorded", members: "Members", careTags: "Care tags",
+    asRead: (facts) => `In the register (as the app last read it): ${facts}`, membersCount: (n) => `${n} member${n === 1 ? "" : "s"}`, noTags: "no care tags",
+    registerNotRead: "This household's register facts are not on this phone yet: open the app online to correct them.", membersInvalid: "Members: a whole number from 0 to 100.",
+    registerGoes: "The household's correction goes with this visit.", correctionWaiting: "Visit synced; the household's correction waits to be sent (automatically, once online)",
+    correctionRefused: "The household's correction was not accepted", correctionRefusedCount: (n) => `${n} household correction${n === 1 ? " was" : "s were"} not accepted: see below.`,
+    dismiss403: "", dismiss404: "", dismiss409: "", dismiss422: "",
+    discardCorrection: "OK", discardCorrectionConfirm: (label) => `Send this household's correction (${label}) no more?`,
     notes: "Notes", followUp: "Needs follow-up", followUpNote: "Follow-up", followUpKind: "On the list of",
     followUpTitle: "Title (one line, optional)", followUpTitleHint: "e.g. the stairwell lamps of building 3 are out (no names, no health)",
     followUpUrgency: "Urgency", titleOneLine: (what) => `${what}: one line, without control characters.`,
@@ -946,6 +963,7 @@ for (const list of ["plan", "plan-done-list"]) {
     const stop = e.target.closest("button.plan-stop");
     if (!stop || editing) return;
     $("household").value = stop.dataset.household;
+    showRegister();
     $("visit-form").scrollIntoView({ block: "start" });
   });
 }
@@ -1008,17 +1026,23 @@ async function loadPlanAndHouseholds() {
   // one, or two for an old person living alone not yet visited): the others are visited. The
   // plan kept keeps the households kept too, with what was recorded here since.
   let households = plan.map((h) => ({ ...h, id: h.household_id ?? h.id, left: visitsLeft(h) }));
+  // Each household's register facts as the list gives them (the door form's 住户信息有变化？
+  // shows and corrects them); not read this time, those kept from the last read stay.
+  const facts = new Map(cachedHouseholds().filter(factsKnown).map((h) => [h.id, h]));
   try {
     if (planSaved) throw new Error("the plan kept");
     const all = await apiPages("/api/v1/households", { pick: items, maxPages: 30 });
+    for (const h of all) facts.set(h.id, h);
     const seen = new Set(households.map((h) => h.id));
     households = households.concat(all.filter((h) => !seen.has(h.id)).map((h) => ({ ...h, left: 0 })));
   } catch { /* offline: keep what we have */ }
   if (households.length) {
     // Visits waiting in this device's queue are not in the plan's count yet (an attempt, no
-    // one at home, is never in it).
-    const queued = (await listQueued()).filter((r) => r.state !== "overtaken" && countsInWeek(r.visit)).map((r) => r.visit.household_id);
-    storeHouseholds(households.map((h) => ({ id: h.id, label: householdLabel(h), left: h.left, due: h.left > 0 })));
+    // one at home, is never in it); a visit stored whose register correction waits is.
+    const queued = (await listQueued()).filter((r) => ["pending", "rejected"].includes(r.state) && countsInWeek(r.visit)).map((r) => r.visit.household_id);
+    storeHouseholds(households.map((h) => ({
+      id: h.id, label: householdLabel(h), left: h.left, due: h.left > 0, ...registerFacts(facts.get(h.id)),
+    })));
     for (const id of queued) visitedHere(id);
   }
   showTasks().catch(() => {});
@@ -1030,12 +1054,104 @@ async function loadPlanAndHouseholds() {
   const first = cached.find((h) => h.due);
   if (picked && cached.some((h) => String(h.id) === picked)) $("household").value = picked;
   else if (first) $("household").value = String(first.id);
+  if (!editing && picked !== $("household").value) showRegister();
   if (planStops.length) renderPlan();
 }
 
 const cachedHouseholds = () => JSON.parse(localStorage.getItem(HOUSEHOLDS_KEY) || "[]");
 const storeHouseholds = (list) => localStorage.setItem(HOUSEHOLDS_KEY, JSON.stringify(list));
 const labelOf = (id) => cachedHouseholds().find((h) => h.id === id)?.label || `#${id}`;
+
+// --- 住户信息有变化？ the register corrected at the door ----------------------------------------
+// The worker at the door learns that a flat is let now, someone moved in or out, an old man lives
+// alone now. The visit form's fold shows the household's register facts as the app last read
+// them (kept with the cached households: occupancy, members, care tags; not the phone, which is
+// the office's) and takes the worker's changes. Only the fields changed go, with the visit, in
+// the queue (`register_changes`): once the visit is stored the sync sends them to the household
+// (queue.js `sendCorrections`), and the cached household takes what the server answered.
+const REGISTER_FIELDS = ["occupancy", "members", "tags"];
+const factsKnown = (h) => Array.isArray(h?.tags);
+/** A household's register facts as the app keeps them (none known: none kept). */
+const registerFacts = (h) => (factsKnown(h) ? { occupancy: h.occupancy ?? null, members: h.members ?? null, tags: [...h.tags] } : {});
+const tagWord = (tag) => CARE_TAGS[tag]?.[lang === "zh" ? 0 : 1] || tag;
+const occupancyWord = (o) => (o ? OCCUPANCIES[o]?.[lang === "zh" ? 0 : 1] || o : t.occupancyUnknown);
+
+$("reg-occupancy").innerHTML = `<option value="">${escapeHtml(t.occupancyUnknown)}</option>`
+  + Object.keys(OCCUPANCIES).map((o) => `<option value="${o}">${escapeHtml(occupancyWord(o))}</option>`).join("");
+$("reg-tags").insertAdjacentHTML("beforeend", Object.keys(CARE_TAGS).map((tag) =>
+  `<label class="inline"><input type="checkbox" name="reg_tags" value="${tag}"> <span>${escapeHtml(tagWord(tag))}</span></label>`).join(""));
+
+const pickedHousehold = () => cachedHouseholds().find((h) => String(h.id) === $("household").value);
+
+/** Fill the fold with the picked household's facts as last read, `changes` (a refused visit's,
+ * opened to edit) over them. */
+function showRegister(changes = null) {
+  const h = pickedHousehold();
+  const known = factsKnown(h);
+  $("register-fields").hidden = !known;
+  $("reg-members").classList.remove("invalid");
+  if (!known) {
+    $("register-as-read").textContent = h ? t.registerNotRead : "";
+    return;
+  }
+  const said = [occupancyWord(h.occupancy), h.members == null ? null : t.membersCount(h.members),
+    h.tags.length ? h.tags.map(tagWord).join(lang === "zh" ? "、" : ", ") : t.noTags].filter(Boolean);
+  $("register-as-read").textContent = t.asRead(said.join(" · "));
+  const now = { ...registerFacts(h), ...(changes || {}) };
+  // The register takes no "not recorded" back for a recorded occupancy: offered only while none is.
+  $("reg-occupancy").querySelector("option[value='']").hidden = Boolean(h.occupancy);
+  $("reg-occupancy").value = now.occupancy ?? "";
+  $("reg-members").value = now.members ?? "";
+  for (const box of $("reg-tags").querySelectorAll("input[name=reg_tags]")) box.checked = now.tags.includes(box.value);
+}
+
+/** The facts the worker changed in the fold, as PATCH /households/{id} takes them: {changes}
+ * (only those changed; empty: none), or {problem} when the members typed are no count. A
+ * members field emptied is no change (the register takes no "unknown" back). */
+function registerChanges() {
+  const h = pickedHousehold();
+  if (!factsKnown(h)) return { changes: {} };
+  const changes = {};
+  const occupancy = $("reg-occupancy").value;
+  if (occupancy && occupancy !== h.occupancy) changes.occupancy = occupancy;
+  const members = $("reg-members").value.trim();
+  if (members !== "") {
+    const n = Number(members);
+    if (!Number.isInteger(n) || n < 0 || n > 100) return { problem: t.membersInvalid };
+    if (n !== h.members) changes.members = n;
+  }
+  const tags = [...$("reg-tags").querySelectorAll("input[name=reg_tags]:checked")].map((box) => box.value);
+  if (tags.length !== h.tags.length || tags.some((tag) => !h.tags.includes(tag))) changes.tags = tags;
+  return { changes };
+}
+
+/** The households a sync corrected take the facts the server answered (the plan's cadence
+ * follows the care tags: read again after it, online). */
+function correctedHere(corrected) {
+  const list = cachedHouseholds();
+  for (const { household_id, changes, household } of corrected) {
+    const h = list.find((x) => x.id === household_id);
+    if (h) Object.assign(h, factsKnown(household) ? registerFacts(household) : changes);
+  }
+  storeHouseholds(list);
+  if (!editing && corrected.some((c) => String(c.household_id) === $("household").value)) showRegister();
+}
+
+$("household").addEventListener("change", () => showRegister());
+
+/** Why a correction was refused: {why, server}, as a refused visit's is said. */
+function correctionRefusalOf(record) {
+  const refusal = record.refusal || {};
+  const fields = Object.entries(refusal.errors?.json || {}).map(([k, v]) => `${k}: ${[v].flat().join(" ")}`);
+  const server = [refusal.detail, ...fields].filter(Boolean).join(" ");
+  const zh = t[`dismiss${refusal.status}`];
+  return zh ? { why: zh, server } : { why: server, server: "" };
+}
+/** The changes a correction carried, in words: "居住情况：租住 · 常住人数：1". */
+function changesText(changes) {
+  return Object.entries(changes || {}).map(([k, v]) => `${t[k === "tags" ? "careTags" : k]}: ${
+    k === "occupancy" ? occupancyWord(v) : k === "tags" ? (v.length ? v.map(tagWord).join(lang === "zh" ? "、" : ", ") : t.noTags) : v}`).join(" · ");
+}
 
 // What the week's count takes (api/services/ledger.py): a visit whatever its outcome but
 // "无人在家", an attempt the household stays due after. The app took that door off the plan: the
@@ -1117,6 +1233,7 @@ async function showQueue() {
   // or discards it, or a later sync sends it again and it is stored (a refusal that depends on
   // the server: queue.js `RETRIED_REFUSALS`): named by its household and time, with the reason.
   $("queue").innerHTML = queued.filter((r) => r.state === "overtaken").map(overtakenItem).join("")
+    + queued.filter((r) => r.state === "correction-refused" || r.state === "correcting").map(correctionItem).join("")
     + queued.filter((r) => r.state === "rejected").map((r) => {
     const v = r.visit;
     const when = v.visited_at ? localTime(new Date(v.visited_at)) : "";
@@ -1179,6 +1296,15 @@ function visitFields(v) {
   if (v.household_id !== undefined) parts.unshift(labelOf(v.household_id));
   return parts.filter(Boolean).join(" · ");
 }
+// A stored visit's register correction: waiting to be sent, or refused (said as a refused visit
+// is, with the server's words), kept until the worker has read it.
+function correctionItem(r) {
+  const label = `<b>${escapeHtml(labelOf(r.visit.household_id))}</b> · ${escapeHtml(changesText(r.register_changes))}`;
+  if (r.state === "correcting") return `<li class="correcting" data-id="${escapeHtml(r.id)}">${label}<div class="muted">${escapeHtml(t.correctionWaiting)}</div></li>`;
+  return `<li class="correction-refused" data-id="${escapeHtml(r.id)}">${label}
+    <div class="error reason">${escapeHtml(t.correctionRefused)}: ${explained(correctionRefusalOf(r))}</div>
+    <button type="button" class="discard">${t.discardCorrection}</button></li>`;
+}
 function overtakenItem(r) {
   const v = r.visit;
   const when = v.visited_at ? localTime(new Date(v.visited_at)) : "";
@@ -1239,13 +1365,14 @@ function endEditing() {
   $("visit-form").reset();
 }
 $("queue").addEventListener("click", async (e) => {
-  const item = e.target.closest("li.rejected, li.overtaken");
+  const item = e.target.closest("li.rejected, li.overtaken, li.correction-refused");
   if (!item) return;
   const record = (await listQueued()).find((r) => r.id === item.dataset.id);
   if (!record) return;
   const label = labelOf(record.visit.household_id);
   if (e.target.closest("button.discard")) {
-    const question = record.state === "overtaken" ? t.discardEditConfirm(label) : t.discardConfirm(label);
+    const question = record.state === "overtaken" ? t.discardEditConfirm(label)
+      : record.state === "correction-refused" ? t.discardCorrectionConfirm(label) : t.discardConfirm(label);
     if (!confirm(question)) return;
     await discard(record.id);
     // A refused visit was never stored: its household is due again (an edit overtaken was).
@@ -1272,6 +1399,9 @@ $("queue").addEventListener("click", async (e) => {
     $("follow-up-title").value = v.follow_up_title || "";
     $("follow-up-urgency").value = v.follow_up_urgency || URGENCY_DEFAULT;
     showFollowUpKind();
+    // The register changes it carries, over the household's facts as last read.
+    showRegister(record.register_changes);
+    $("register-fold").open = Boolean(record.register_changes);
     $("record").textContent = t.saveEdit;
     $("cancel-edit").hidden = false;
     const { why, server } = refusalOf(record);
@@ -1320,8 +1450,13 @@ async function sync() {
     const user = tokenUser(getToken());
     const overtaken = Math.max(summary.overtaken, (await listQueued())
       .filter((r) => r.state === "overtaken" && r.user === user && r.overtakenAt >= started).length);
-    if (summary.rejected || overtaken) {
-      showStatus([overtaken && t.overtakenCount(overtaken), summary.rejected && t.refusedCount(summary.rejected), weak]
+    if (summary.corrected.length) {
+      correctedHere(summary.corrected);
+      if (!planSaved && navigator.onLine) loadPlanAndHouseholds().catch(() => {});
+    }
+    if (summary.rejected || overtaken || summary.correctionsRefused) {
+      showStatus([overtaken && t.overtakenCount(overtaken), summary.rejected && t.refusedCount(summary.rejected),
+        summary.correctionsRefused && t.correctionRefusedCount(summary.correctionsRefused), weak]
         .filter(Boolean).join(" "), true);
     }
     // A sync that only tried parked visits again, all still refused, stored nothing: said by
@@ -1449,7 +1584,12 @@ $("follow-up").addEventListener("change", () => {
   $("follow-up-note").classList.remove("invalid");
   showFollowUpKind();
 });
-$("visit-form").addEventListener("reset", () => setTimeout(showFollowUpKind));
+$("visit-form").addEventListener("reset", () => setTimeout(() => {
+  showFollowUpKind();
+  // The next door's facts, the fold closed (a reset sets the fields to the page's defaults).
+  $("register-fold").open = false;
+  showRegister();
+}));
 
 // "Locate and record" waits seconds for a fix: a second tap meanwhile recorded the visit again,
 // under another id (stored twice, and a household due twice a week counted as visited twice).
@@ -1505,12 +1645,20 @@ async function saveVisit(target) {
     showStatus(problem[1], true);
     return false;
   }
+  const register = registerChanges();
+  if (register.problem) {
+    $("register-fold").open = true;
+    $("reg-members").classList.add("invalid");
+    $("reg-members").focus();
+    showStatus(register.problem, true);
+    return false;
+  }
   if (editing) {
     const record = editing;
     let state;
     try {
       // Stored meanwhile (a sync sent the earlier version), the edit is kept, not sent.
-      state = await requeueEdited(record, { ...record.visit, ...fields });
+      state = await requeueEdited(record, { ...record.visit, ...fields }, register.changes);
     } catch (error) {
       showStatus(t.notSaved + (error?.message || error?.name || String(error)), true);
       return false;
@@ -1548,8 +1696,9 @@ async function saveVisit(target) {
     ...(fields.follow_up ? { follow_up_kind: fields.follow_up_kind } : {}),
     ...(fields.follow_up ? { follow_up_title: fields.follow_up_title, follow_up_urgency: fields.follow_up_urgency } : {}),
   };
-  if (!(await queued(visit, tokenUser(getToken())))) return false;
-  showStatus(fix.coarse ? t.savedCoarse(fix.accuracy_m) : t.savedOffline, fix.coarse ? "warn" : false);
+  if (!(await queued(visit, tokenUser(getToken()), register.changes))) return false;
+  const saved = fix.coarse ? t.savedCoarse(fix.accuracy_m) : t.savedOffline;
+  showStatus(Object.keys(register.changes).length ? `${saved} ${t.registerGoes}` : saved, fix.coarse ? "warn" : false);
   target.reset();
   // On to the next household still to visit (reset would go back to the first).
   const next = nextHousehold(visit);
@@ -1560,9 +1709,9 @@ async function saveVisit(target) {
 
 /** Put the visit in the device's queue; false (said under the form, which keeps the worker's
  * entries) when the device refused to store it: its storage full, say. */
-async function queued(visit, user) {
+async function queued(visit, user, registerChanges = null) {
   try {
-    await enqueue(visit, user);
+    await enqueue(visit, user, registerChanges);
     return true;
   } catch (error) {
     showStatus(t.notSaved + (error?.message || error?.name || String(error)), true);
@@ -2723,7 +2872,8 @@ async function endSignIn() {
   if (navigator.onLine) await syncQueue().catch(() => {});
   // Everything still queued goes with the sign-out: pending visits (this worker's or another's)
   // and visits the server refused, which wait here to be corrected.
-  const queued = await listQueued();
+  // A refused register correction is a notice read, not work left: it goes without a word.
+  const queued = (await listQueued()).filter((r) => r.state !== "correction-refused");
   const refused = queued.filter((r) => r.state === "rejected").length;
   const lost = queued.filter((r) => r.state === "overtaken").length;
   // So do the problems reported on the rounds and not yet sent (or refused, to be fixed).
@@ -2761,7 +2911,7 @@ addEventListener("gridwork:session-ended", async (e) => {
   $("signin-error").textContent = said;
   if (why === "switched-off") {
     const left = (await listQueued().catch(() => []))
-      .filter((r) => r.user === user && r.state !== "overtaken").length;
+      .filter((r) => r.user === user && ["pending", "rejected"].includes(r.state)).length;
     if (left) said += (lang === "zh" ? "" : " ") + t.switchedOffQueued(left);
     if (!getToken()) $("signin-error").textContent = said; // nobody signed in meanwhile
   }

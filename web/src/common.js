@@ -598,6 +598,14 @@ export const CARE_TAGS = {
   special_care: ["特殊人群", "special care"],
 };
 
+// api/models/households.py OCCUPANCIES (居住性质), in its order, [Chinese, English]
+// (tests/api/test_web.py checks the list): the register's page and the app's door form.
+export const OCCUPANCIES = {
+  owner: ["自住", "Owner"],
+  tenant: ["租住", "Tenant"],
+  vacant: ["空置", "Vacant"],
+};
+
 /** A household's address as a clerk writes it: 3号楼 2单元 5层 502; in English 3-2-5-502
  * (the register's page and the window's address search). */
 export function householdAddress(h, lang) {

@@ -8,12 +8,16 @@ export const BATCH_LIMIT = 500;
 
 /**
  * Queue one visit recorded by `user` (the record is {id, visit, user, state: "pending"|"rejected"|
- * "overtaken", reason, refusal}). A visit syncs only under its own worker's token: the server
- * files it under the caller.
+ * "overtaken"|"correcting"|"correction-refused", reason, refusal, register_changes}). A visit
+ * syncs only under its own worker's token: the server files it under the caller.
+ * `registerChanges`: the household's register facts the worker found changed at the door (only
+ * those changed: occupancy, members, tags), sent once the visit is stored (`sendCorrections`).
  */
-export function enqueue(visit, user) {
-  return run(STORE, "readwrite", (store) => store.put({ id: visit.id, visit, user, state: "pending", queuedAt: Date.now() }));
+export function enqueue(visit, user, registerChanges = null) {
+  return run(STORE, "readwrite", (store) => store.put(withChanges({ id: visit.id, visit, user, state: "pending", queuedAt: Date.now() }, registerChanges)));
 }
+/** `record` carrying `changes` (none, or an empty set: it carries none). */
+const withChanges = (record, changes) => (changes && Object.keys(changes).length ? { ...record, register_changes: changes } : record);
 
 // The fields a worker edits in a refused visit (its place and time stay as recorded).
 export const EDITED_FIELDS = ["household_id", "outcome", "notes", "follow_up", "follow_up_note", "follow_up_kind",
@@ -35,12 +39,12 @@ const overtaken = (record, visit, stored) => ({
  * would answer `duplicate` and the queue drop it, the edit lost without a word. Answers
  * "pending" or "overtaken".
  */
-export async function requeueEdited(record, visit) {
+export async function requeueEdited(record, visit, registerChanges = record.register_changes) {
   let state = "pending";
   await run(STORE, "readwrite", (store) => {
     const current = store.get(record.id);
     current.onsuccess = () => {
-      if (current.result) store.put({ id: visit.id, visit, user: record.user, state, queuedAt: Date.now() });
+      if (current.result) store.put(withChanges({ id: visit.id, visit, user: record.user, state, queuedAt: Date.now() }, registerChanges));
       else {
         state = "overtaken";
         store.put(overtaken({ ...record, queuedAt: Date.now() }, visit, record.visit));
@@ -130,9 +134,12 @@ let again = null;
  * (the error thrown then carries the answer's `status` and `problem`). Stored visits the server
  * graded as weak evidence are kept in the flagged list (`listFlagged`). A visit stored as sent
  * while the worker's edit of it waited in the queue stays there "overtaken" (`leave`). Returns
- * {sent, created, duplicate, rejected, retried, overtaken, left, flagged}: `rejected` counts the
- * visits newly refused, `retried` those tried again and still refused, `overtaken` the edits the
- * server did not get, `left` the user's pending visits and `flagged` lists this sync's weak ones.
+ * {sent, created, duplicate, rejected, retried, overtaken, left, flagged, corrected,
+ * correctionsRefused}: `rejected` counts the visits newly refused, `retried` those tried again
+ * and still refused, `overtaken` the edits the server did not get, `left` the user's pending
+ * visits and `flagged` lists this sync's weak ones. A stored visit that carried register
+ * changes stays as "correcting" until they are sent (`sendCorrections`): `corrected` lists the
+ * households they changed (as the server answered), `correctionsRefused` counts those refused.
  */
 export function syncQueue() {
   if (!syncing) {
@@ -157,7 +164,7 @@ async function doSync() {
   const now = Date.now();
   // The pending visits, and the parked ones due to be tried again (they stay parked meanwhile).
   const pending = (await listQueued()).filter((r) => user && r.user === user && (r.state === "pending" || retryDue(r, now)));
-  const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, retried: 0, overtaken: 0, left: 0, flagged: [] };
+  const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, retried: 0, overtaken: 0, left: 0, flagged: [], corrected: [], correctionsRefused: 0 };
   await sendInBatches("/api/v1/visits/batch", pending, token, async (chunk, results) => {
     summary.sent += chunk.length;
     const flagged = [];
@@ -206,8 +213,53 @@ async function doSync() {
     });
     summary.flagged.push(...flagged);
   });
+  await sendCorrections(user, summary);
   summary.left = (await mine()).length;
   return summary;
+}
+
+/**
+ * Send the register changes of the user's stored visits ("correcting"), each once, as
+ * PATCH /api/v1/households/{id} of the fields changed. A PATCH sets the values it carries, so one
+ * sent again after its answer was lost changes nothing more (the route takes no Idempotency-Key,
+ * and needs none). Answered, the record leaves the queue and the household as answered is listed
+ * in `summary.corrected` (the page's cached households take it); refused (a 4xx: the household
+ * no longer the worker's, out of the register, a value the register does not take), it stays as
+ * "correction-refused" with the server's words, for the worker to read and dismiss, never sent
+ * again; no answer (offline, a 5xx), it waits for the next sync, and so do the ones after it.
+ */
+async function sendCorrections(user, summary) {
+  const records = (await listQueued()).filter((r) => user && r.user === user && r.state === "correcting");
+  for (const record of records) {
+    let response;
+    const send = (token) => fetch(`/api/v1/households/${encodeURIComponent(record.visit.household_id)}`, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+      body: JSON.stringify(record.register_changes || {}),
+    });
+    try {
+      const token = await getMeta("token");
+      response = await send(token);
+      if (response.status === 401) response = await send(await refreshAccess(token));
+    } catch {
+      return; // no answer: every correction waits for the next sync
+    }
+    if (response.status >= 500 || [401, 408, 429].includes(response.status)) return;
+    const body = await response.json().catch(() => null);
+    await run(STORE, "readwrite", (store) => {
+      const current = store.get(record.id);
+      current.onsuccess = () => {
+        if (current.result?.state !== "correcting") return; // discarded, or signed out, meanwhile
+        if (response.ok) store.delete(record.id);
+        else {
+          const refusal = { status: response.status, type: body?.type, detail: body?.detail || body?.title || `HTTP ${response.status}`, errors: body?.errors };
+          store.put({ ...current.result, state: "correction-refused", reason: refusal.detail, refusal, refusedAt: Date.now() });
+        }
+      };
+    });
+    if (response.ok) summary.corrected.push({ household_id: record.visit.household_id, changes: record.register_changes, household: body });
+    else summary.correctionsRefused += 1;
+  }
 }
 
 /**
@@ -286,6 +338,9 @@ function leave(store, id, sent, storedVisit, summary, duplicate = false) {
     if (editedOnItsWay || storedOtherwise) {
       store.put(overtaken(now, now.visit, storedVisit || sent.visit));
       summary.overtaken += 1;
+    } else if (now.register_changes && Object.keys(now.register_changes).length) {
+      // The visit is stored; the register changes it carries go next (`sendCorrections`).
+      store.put({ ...now, state: "correcting", storedAt: Date.now() });
     } else {
       store.delete(sent.id);
     }

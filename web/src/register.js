@@ -7,7 +7,7 @@
 // households, a grid leader their grids'; a district viewer reads (phones masked) and may not
 // export; a worker is told the page is the office's and the leaders'.
 import {
-  ApiError, CARE_TAGS, api, apiBlob, apiOnce, apiPage, apiPages, escapeHtml, householdAddress, isoWeek, pageWords, saveBlob,
+  ApiError, CARE_TAGS, OCCUPANCIES, api, apiBlob, apiOnce, apiPage, apiPages, escapeHtml, householdAddress, isoWeek, pageWords, saveBlob,
   todayLocal,
 } from "./common.js";
 import { clearErrors, fieldWords, wordsFor } from "./forms.js";
@@ -16,6 +16,11 @@ import { bootPage, openPage } from "./password.js";
 const PAGE_SIZE = 50;
 const EDITORS = ["grid_leader", "community_admin"]; // who corrects, removes and imports here
 const AUDITORS = ["community_admin", "district_viewer"]; // who reads the audit log (/audit)
+
+// occupancy_owner… in each language, the words common.js OCCUPANCIES gives (the app's too).
+function occupancyWords(i) {
+  return Object.fromEntries(Object.entries(OCCUPANCIES).map(([k, words]) => [`occupancy_${k}`, words[i]]));
+}
 
 const TEXT = {
   zh: {
@@ -26,7 +31,7 @@ const TEXT = {
     grid: "网格", allGrids: "全部网格", tag: "标签", allTags: "全部", kind: "类型", allKinds: "全部",
     kind_residence: "住宅", kind_business: "商铺/企业",
     status: "登记状态", status_active: "在册", status_removed: "已移出", status_all: "全部",
-    occupancy: "居住性质", occupancy_owner: "自住", occupancy_tenant: "租住", occupancy_vacant: "空置", unknown: "未登记",
+    occupancy: "居住性质", ...occupancyWords(0), unknown: "未登记",
     address: "地址", members: "人数", tags: "标签", phone: "电话", visit: "本周走访", actions: "操作",
     building: "楼栋", unit: "单元", floor: "楼层", room: "房号",
     addressSearch: "地址", addressPlaceholder: "如 7号楼 2单元 502", tooManyWords: "地址最多四个词（楼栋、单元、楼层、房号）。",
@@ -78,7 +83,7 @@ const TEXT = {
     grid: "Grid", allGrids: "All grids", tag: "Tag", allTags: "All", kind: "Kind", allKinds: "All",
     kind_residence: "Residence", kind_business: "Business",
     status: "Register", status_active: "In the register", status_removed: "Removed", status_all: "All",
-    occupancy: "Occupancy", occupancy_owner: "Owner", occupancy_tenant: "Tenant", occupancy_vacant: "Vacant", unknown: "Not recorded",
+    occupancy: "Occupancy", ...occupancyWords(1), unknown: "Not recorded",
     address: "Address", members: "Members", tags: "Tags", phone: "Phone", visit: "Visit this week", actions: "Actions",
     building: "Building", unit: "Unit", floor: "Floor", room: "Room",
     addressSearch: "Address", addressPlaceholder: "e.g. 7 2 502", tooManyWords: "At most four words (building, unit, floor, room).",

@@ -1,0 +1,259 @@
+"""The register corrected at the door: the visit form's 住户信息有变化？ goes with the visit."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+
+from tests.e2e.test_app import open_app, queue_visit, queued_visits, visited_household
+
+
+@pytest.fixture()
+def household(e2e_engine):
+    """A household worker01 visits, its register facts put back as they were at the end."""
+    from api.models import Household
+
+    household_id = visited_household(e2e_engine)
+    with e2e_engine.connect() as conn:
+        was = conn.execute(
+            select(Household.occupancy, Household.members, Household.tags).where(
+                Household.id == household_id
+            )
+        ).one()
+    yield household_id
+    with e2e_engine.begin() as conn:
+        conn.execute(
+            update(Household)
+            .where(Household.id == household_id)
+            .values(occupancy=was.occupancy, members=was.members, tags=was.tags)
+        )
+
+
+@pytest.fixture()
+def owner_of_three(e2e_engine, household):
+    """The household as the register had it when the app read it: owners, three, no tags."""
+    from api.models import Household
+
+    with e2e_engine.begin() as conn:
+        conn.execute(
+            update(Household)
+            .where(Household.id == household)
+            .values(occupancy="owner", members=3, tags=[])
+        )
+    return household
+
+
+def facts(e2e_engine, household: int):
+    from api.models import Household
+
+    with e2e_engine.connect() as conn:
+        return conn.execute(
+            select(Household.occupancy, Household.members, Household.tags).where(
+                Household.id == household
+            )
+        ).one()
+
+
+def patches(page) -> list[dict]:
+    """Start recording every household PATCH the page sends (its path and body)."""
+    sent: list[dict] = []
+
+    def record(request):
+        if "/api/v1/households/" in request.url and request.method == "PATCH":
+            sent.append({"url": request.url, "body": request.post_data_json})
+
+    page.on("request", record)
+    return sent
+
+
+def wait_for_empty_queue(page) -> None:
+    """Until the list under the form is drawn with nothing queued (after the whole sync: the
+    visits and the corrections after them)."""
+    page.wait_for_function(
+        """() => document.querySelector('#queue-count').textContent === '0'
+                 && !document.querySelector('#queue li')"""
+    )
+
+
+def open_fold(page, household: int) -> None:
+    page.select_option("#household", str(household))
+    page.click("#register-fold > summary")
+    page.wait_for_selector("#reg-occupancy", state="visible")
+
+
+def cached(page, household: int) -> dict:
+    return page.evaluate(
+        """(id) => JSON.parse(localStorage.getItem('gridwork.households'))
+                     .find((h) => h.id === id)""",
+        household,
+    )
+
+
+def test_the_fold_shows_the_households_register_facts_as_last_read(context, page, owner_of_three):
+    page = open_app(context, page)
+    assert page.inner_text("#register-fold > summary") == "住户信息有变化？"
+    open_fold(page, owner_of_three)
+    assert page.locator("#reg-occupancy").input_value() == "owner"
+    assert page.locator("#reg-occupancy option:checked").inner_text() == "自住"
+    assert page.locator("#reg-members").input_value() == "3"
+    assert page.locator("#register-fold input[name=reg_tags]").count() == 8
+    assert page.locator("#register-fold input[name=reg_tags]:checked").count() == 0
+    assert "独居" in page.inner_text("#register-fold")
+    # The phone is the office's: not offered at the door.
+    assert page.locator("#register-fold input[name*=phone]").count() == 0
+
+
+def test_changed_tenure_members_and_tags_reach_the_household_after_sync(
+    context, page, owner_of_three, e2e_engine
+):
+    page = open_app(context, page)
+    sent = patches(page)
+    open_fold(page, owner_of_three)
+    page.select_option("#reg-occupancy", "tenant")
+    page.fill("#reg-members", "1")
+    page.check("#register-fold input[value=living_alone]")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '0'")
+    page.wait_for_function(
+        "() => document.querySelector('#visit-status').textContent.startsWith('已同步')"
+    )
+    page.wait_for_function(
+        f"""() => JSON.parse(localStorage.getItem('gridwork.households'))
+                   .find((h) => h.id === {owner_of_three})?.occupancy === 'tenant'"""
+    )
+    now = facts(e2e_engine, owner_of_three)
+    assert (now.occupancy, now.members, list(now.tags)) == ("tenant", 1, ["living_alone"])
+    assert [p["body"] for p in sent] == [
+        {"occupancy": "tenant", "members": 1, "tags": ["living_alone"]}
+    ]
+    assert queued_visits(page) == []
+    kept = cached(page, owner_of_three)
+    assert (kept["members"], kept["tags"]) == (1, ["living_alone"])
+
+
+def test_only_the_fields_changed_are_sent(context, page, owner_of_three, e2e_engine):
+    page = open_app(context, page)
+    sent = patches(page)
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    open_fold(page, owner_of_three)
+    page.fill("#reg-members", "4")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
+    (record,) = queued_visits(page)
+    assert record["register_changes"] == {"members": 4}
+    context.set_offline(False)
+    wait_for_empty_queue(page)
+    now = facts(e2e_engine, owner_of_three)
+    assert (now.occupancy, now.members, list(now.tags)) == ("owner", 4, [])
+    assert [p["body"] for p in sent] == [{"members": 4}]
+
+
+def test_nothing_is_sent_to_the_register_when_nothing_changed(
+    context, page, owner_of_three, e2e_engine
+):
+    page = open_app(context, page)
+    sent = patches(page)
+    open_fold(page, owner_of_three)
+    page.click("#record")
+    page.wait_for_function(
+        "() => document.querySelector('#visit-status').textContent.startsWith('已同步')"
+    )
+    assert sent == []
+    now = facts(e2e_engine, owner_of_three)
+    assert (now.occupancy, now.members, list(now.tags)) == ("owner", 3, [])
+
+
+def test_a_correction_made_offline_goes_with_the_next_sync(
+    context, page, owner_of_three, e2e_engine
+):
+    page = open_app(context, page)
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    open_fold(page, owner_of_three)
+    page.select_option("#reg-occupancy", "vacant")
+    page.fill("#reg-members", "0")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
+    (record,) = queued_visits(page)
+    assert record["state"] == "pending"
+    assert record["register_changes"] == {"occupancy": "vacant", "members": 0}
+    assert "register_changes" not in record["visit"]  # the visit goes as it always went
+    assert facts(e2e_engine, owner_of_three).occupancy == "owner"  # nothing sent yet
+
+    context.set_offline(False)
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '0'")
+    page.wait_for_function(
+        f"""() => JSON.parse(localStorage.getItem('gridwork.households'))
+                   .find((h) => h.id === {owner_of_three})?.occupancy === 'vacant'"""
+    )
+    now = facts(e2e_engine, owner_of_three)
+    assert (now.occupancy, now.members) == ("vacant", 0)
+    assert queued_visits(page) == []
+
+
+def test_a_correction_that_got_no_answer_is_sent_at_the_next_sync(
+    context, page, owner_of_three, e2e_engine
+):
+    """The visit stored, its correction lost on the way (a lift, a basement): the phone keeps
+    the correction, not the visit, and sends it at the next sync."""
+    page = open_app(context, page)
+    page.route(
+        "**/api/v1/households/*",
+        lambda route: route.abort() if route.request.method == "PATCH" else route.continue_(),
+    )
+    open_fold(page, owner_of_three)
+    page.select_option("#reg-occupancy", "tenant")
+    page.click("#record")
+    page.wait_for_selector("#queue li.correcting")
+    (record,) = queued_visits(page)
+    assert record["register_changes"] == {"occupancy": "tenant"}
+    assert page.locator("#queue-count").inner_text() == "0"  # the visit itself was stored
+    assert facts(e2e_engine, owner_of_three).occupancy == "owner"
+
+    page.unroute("**/api/v1/households/*")
+    page.click("#sync")
+    wait_for_empty_queue(page)
+    assert facts(e2e_engine, owner_of_three).occupancy == "tenant"
+
+
+def test_a_refused_correction_is_said_in_the_servers_words_and_not_sent_again(
+    context, page, owner_of_three, e2e_engine
+):
+    """A correction the server refuses (here from an older or broken phone: more members than a
+    household can have) is said beside the stored visit's household, not tried at every sync."""
+    page = open_app(context, page)
+    sent = patches(page)
+    visit_id = queue_visit(page, owner_of_three)
+    page.evaluate(
+        """async (id) => {
+          const queue = await import('/web/queue.js');
+          const record = (await queue.listQueued()).find((r) => r.id === id);
+          await queue.enqueue(record.visit, record.user, {members: 101});
+        }""",
+        visit_id,
+    )
+    page.click("#sync")
+    item = page.locator(f"#queue li.correction-refused[data-id='{visit_id}']")
+    item.wait_for()
+    assert "住户信息更正未被接受" in item.inner_text()
+    assert "less than or equal to 100" in item.locator(".server-reason").inner_text()
+    assert facts(e2e_engine, owner_of_three).members == 3
+
+    page.evaluate("async () => (await import('/web/queue.js')).syncQueue()")
+    assert len(sent) == 1  # refused once, not sent again
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    item.locator("button.discard").click()
+    page.wait_for_function(f"() => !document.querySelector(\"#queue li[data-id='{visit_id}']\")")
+    assert queued_visits(page) == []
+
+
+def test_in_english_the_fold_speaks_english(context, page, owner_of_three):
+    page = open_app(context, page)
+    page.goto("/app?lang=en")
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.inner_text("#register-fold > summary") == "Household facts changed?"
+    open_fold(page, owner_of_three)
+    assert page.locator("#reg-occupancy option:checked").inner_text() == "Owner"
+    assert "living alone" in page.inner_text("#register-fold")
