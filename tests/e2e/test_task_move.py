@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from tests.e2e.conftest import DEMO_GRID
 from tests.e2e.test_window import (
     OTHER_GRID,
-    click_map,
-    grid_pixel,
+    open_task,
     open_window,
+    register_request,
     tasks_titled,
     window_day,  # noqa: F401 (a fixture)
 )
@@ -22,15 +22,9 @@ pytestmark = pytest.mark.usefixtures("window_day")
 
 
 def register_in_other_grid(page, e2e_engine, title: str):
-    page.check("input[name=type][value=complaint]")
-    page.fill("input[name=title]", title)
-    point = grid_pixel(page, OTHER_GRID)
-    click_map(page, point["x"], point["y"])
-    page.click("#submit")
-    page.locator("#created").wait_for()
-    [task] = tasks_titled(e2e_engine, title)
-    page.locator(f"#today-tasks tr[data-id='{task.id}'] button[data-open]").click()
-    detail = page.locator(f"#task-detail[data-task='{task.id}']")
+    """A request registered in OTHER_GRID, its page open at the move's form."""
+    task = register_request(page, e2e_engine, title)
+    detail = open_task(page, task.id)
     detail.locator("details.task-move summary").click()
     detail.locator(f"select[name=grid_code] option[value='{DEMO_GRID}']").wait_for(state="attached")
     return task, detail
@@ -112,14 +106,5 @@ def test_an_address_with_no_household_in_that_grid_sends_nothing(page, e2e_engin
 def test_the_window_worker_moves_nothing(page, e2e_engine):
     """Moving is the grid leader's and the office's: the A-post worker's page has no such form."""
     open_window(page, "worker01")
-    page.check("input[name=type][value=help]")
-    page.fill("input[name=title]", "窗口登记（不可移交）")
-    point = grid_pixel(page, OTHER_GRID)
-    click_map(page, point["x"], point["y"])
-    page.click("#submit")
-    page.locator("#created").wait_for()
-    [task] = tasks_titled(e2e_engine, "窗口登记（不可移交）")
-    page.locator(f"#today-tasks tr[data-id='{task.id}'] button[data-open]").click()
-    detail = page.locator(f"#task-detail[data-task='{task.id}']")
-    detail.locator("h2").wait_for()
-    assert detail.locator("details.task-move").count() == 0
+    task = register_request(page, e2e_engine, "窗口登记（不可移交）")
+    assert open_task(page, task.id).locator("details.task-move").count() == 0

@@ -143,6 +143,14 @@ def register_request(page, e2e_engine, title: str):
     return task
 
 
+def open_task(page, task_id: int):
+    """The page of a request listed today, opened from its number: its dialog, once drawn."""
+    page.locator(f"#today-tasks tr[data-id='{task_id}'] button[data-open]").click()
+    detail = page.locator(f"#task-detail[data-task='{task_id}']")
+    detail.locator("h2").wait_for()
+    return detail
+
+
 def test_the_window_worker_registers_a_request_for_another_grid_of_the_community(
     page, e2e_engine, window_day
 ):

@@ -14,7 +14,9 @@ from tests.e2e.test_window import (
     OTHER_GRID,
     click_map,
     grid_pixel,
+    open_task,
     open_window,
+    register_request,
     tasks_titled,
     window_day,  # noqa: F401 (a fixture)
 )
@@ -131,8 +133,7 @@ def test_the_office_enters_the_hotline_s_extension_on_the_ticket_s_page(page, e2
     page.click("#submit")
     page.locator("#created").wait_for()
     [task] = tasks_titled(e2e_engine, "楼顶漏水（待延期）")
-    page.locator(f"#today-tasks tr[data-id='{task.id}'] button[data-open]").click()
-    detail = page.locator(f"#task-detail[data-task='{task.id}']")
+    detail = open_task(page, task.id)
     detail.locator("details.ticket-deadline summary").click()
     field = detail.locator("input[name=due_at]")
     # The form starts at the deadline as it stands, in Beijing time.
@@ -174,17 +175,8 @@ def test_a_time_limit_already_past_is_refused_with_the_server_s_words(page, e2e_
 def test_a_walk_in_s_page_offers_no_time_limit_to_change(page, e2e_engine):
     """Only a 12345 ticket's deadline is the hotline's: a walk-in's follows its urgency."""
     open_window(page, "admin01")
-    page.check("input[name=type][value=help]")
-    page.fill("input[name=title]", "窗口求助（无时限可调）")
-    point = grid_pixel(page, OTHER_GRID)
-    click_map(page, point["x"], point["y"])
-    page.click("#submit")
-    page.locator("#created").wait_for()
-    [task] = tasks_titled(e2e_engine, "窗口求助（无时限可调）")
-    page.locator(f"#today-tasks tr[data-id='{task.id}'] button[data-open]").click()
-    detail = page.locator(f"#task-detail[data-task='{task.id}']")
-    detail.locator("h2").wait_for()
-    assert detail.locator("details.ticket-deadline").count() == 0
+    task = register_request(page, e2e_engine, "窗口求助（无时限可调）")
+    assert open_task(page, task.id).locator("details.ticket-deadline").count() == 0
 
 
 def test_the_ledger_leads_the_office_to_where_tickets_are_registered(page):
@@ -240,13 +232,7 @@ def test_a_list_read_before_the_source_changed_does_not_take_its_place(page, e2e
     """Today's walk-ins still on their way as the office turns to the tickets: drawn under
     今日登记的12345工单, they were taken for tickets (and for a lost answer's ticket)."""
     open_window(page, "admin01")
-    page.check("input[name=type][value=help]")
-    page.fill("input[name=title]", "窗口来访（先登记）")
-    point = grid_pixel(page, OTHER_GRID)
-    click_map(page, point["x"], point["y"])
-    page.click("#submit")
-    page.locator("#created").wait_for()
-    [walk_in] = tasks_titled(e2e_engine, "窗口来访（先登记）")
+    walk_in = register_request(page, e2e_engine, "窗口来访（先登记）")
     held = []
 
     def hold_the_walk_ins(route):
@@ -283,8 +269,7 @@ def test_the_deadline_sent_untouched_changes_nothing(page, e2e_engine):
     page.click("#submit")
     page.locator("#created").wait_for()
     [task] = tasks_titled(e2e_engine, "未改时限的工单")
-    page.locator(f"#today-tasks tr[data-id='{task.id}'] button[data-open]").click()
-    detail = page.locator(f"#task-detail[data-task='{task.id}']")
+    detail = open_task(page, task.id)
     detail.locator("details.ticket-deadline summary").click()
     detail.locator("form.ticket-deadline button").click()
     page.wait_for_function(

@@ -9,6 +9,7 @@ from tests.e2e.test_window import (
     OTHER_GRID,
     click_map,
     grid_pixel,
+    open_task,
     open_window,
     tasks_titled,
     window_day,  # noqa: F401 (a fixture)
@@ -38,12 +39,8 @@ def test_the_window_worker_registers_a_request_settled_at_the_window(page, e2e_e
     # The next resident's request is dispatched unless the worker says otherwise.
     assert not page.is_checked("input[name=resolved_here]")
     assert page.inner_text("#submit") == "登记并派单"
-    row = page.locator(f"#today-tasks tr[data-id='{task.id}']")
-    row.wait_for()
-    row.locator("button[data-open]").click()
-    detail = page.locator(f"#task-detail[data-task='{task.id}']")
-    detail.locator("ol.events").wait_for()
-    history = detail.locator("ol.events").inner_text()
+    page.locator(f"#today-tasks tr[data-id='{task.id}']").wait_for()
+    history = open_task(page, task.id).locator("ol.events").inner_text()
     assert "窗口受理人当场办结" in history and "窗口当场办结" in history
 
 
