@@ -91,6 +91,21 @@ TEST_SETTINGS = {
 }
 
 
+def migration_grid(database_url: str, worker: str | None = None) -> tuple[int, int | None]:
+    """A grid (and a worker of it, named `worker`) in a database of its own, for a test that
+    takes the migrations back and forth over rows it writes: the grid's id, the worker's id."""
+    from api.extensions import db
+
+    app = build_app(database_url)
+    code = "110109009009001"
+    with app.app_context(), db.begin() as session:
+        grid_id = make_grid(session, code, box(116.5, 39.7, 116.51, 39.71)).id
+        worker_id = make_user(session, worker, "worker", grids=[code]).id if worker else None
+    with app.app_context():
+        db.engine.dispose()
+    return grid_id, worker_id
+
+
 def build_app(database_url: str, **overrides) -> Flask:
     """An app on the test database with the test settings."""
     from api import create_app

@@ -270,15 +270,9 @@ def test_migration_0059_puts_the_follow_ups_recorded_before_on_the_need_list(own
     from sqlalchemy import create_engine, text
 
     from api.cli import alembic_config
-    from api.extensions import db
-    from tests.factories import box, build_app, make_grid, make_user
+    from tests.factories import migration_grid
 
-    app = build_app(own_database_url)
-    with app.app_context(), db.begin() as session:
-        grid_id = make_grid(session, "110109009009001", box(116.5, 39.7, 116.51, 39.71)).id
-        worker_id = make_user(session, "mig_0059", "worker", grids=["110109009009001"]).id
-    with app.app_context():
-        db.engine.dispose()
+    grid_id, worker_id = migration_grid(own_database_url, worker="mig_0059")
     engine = create_engine(own_database_url)
     config = alembic_config(own_database_url)
     visit = text(

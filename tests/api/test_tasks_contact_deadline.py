@@ -311,14 +311,9 @@ def test_migration_0060_stamps_the_first_contacts_missed_before_it_as_told(own_d
     from sqlalchemy import create_engine, text
 
     from api.cli import alembic_config
-    from api.extensions import db
-    from tests.factories import box, build_app, make_grid
+    from tests.factories import migration_grid
 
-    app = build_app(own_database_url)
-    with app.app_context(), db.begin() as session:
-        grid_id = make_grid(session, "110109009009001", box(116.5, 39.7, 116.51, 39.71)).id
-    with app.app_context():
-        db.engine.dispose()
+    grid_id, _ = migration_grid(own_database_url)
     engine = create_engine(own_database_url)
     config = alembic_config(own_database_url)
     task = text(

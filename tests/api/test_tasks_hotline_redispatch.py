@@ -440,14 +440,9 @@ def test_migration_0029_downgrades_a_chain_to_one_task_per_ticket_and_upgrades_a
     from sqlalchemy import create_engine, text
 
     from api.cli import alembic_config
-    from api.extensions import db
-    from tests.factories import box, build_app, make_grid
+    from tests.factories import migration_grid
 
-    app = build_app(own_database_url)
-    with app.app_context(), db.begin() as session:
-        grid_id = make_grid(session, "110109009009001", box(116.5, 39.7, 116.51, 39.71)).id
-    with app.app_context():
-        db.engine.dispose()
+    grid_id, _ = migration_grid(own_database_url)
     engine = create_engine(own_database_url)
     insert = text(
         "INSERT INTO tasks (source, type, title, external_id, grid_id, status, due_at,"

@@ -235,14 +235,9 @@ def test_migration_0040_keeps_the_deadline_tickets_came_with_and_none_computed(o
     from sqlalchemy import create_engine, text
 
     from api.cli import alembic_config
-    from api.extensions import db
-    from tests.factories import box, build_app, make_grid
+    from tests.factories import migration_grid
 
-    app = build_app(own_database_url)
-    with app.app_context(), db.begin() as session:
-        grid_id = make_grid(session, "110109009009001", box(116.5, 39.7, 116.51, 39.71)).id
-    with app.app_context():
-        db.engine.dispose()
+    grid_id, _ = migration_grid(own_database_url)
     engine = create_engine(own_database_url)
     config = alembic_config(own_database_url)
     insert = text(
