@@ -402,17 +402,19 @@ def list_reports(
 
 
 def count_late_visits(session: Session, reports: list[Report]) -> list[Report]:
-    """Set each stored report's `late_visits`: the visits of its week in its area (the grids
-    whose codes begin with its own) that reached the server after it was stored, from phones
-    that kept them offline past Monday 08:00. The live report (`/reports/coverage`) counts
-    them; the stored one, the week as it stood then, does not, and says so. One statement for
-    the page of reports (`ix_visits_grid_week_household` per grid)."""
+    """Set each stored report's `late_visits`: the visits of its week in its community that
+    reached the server after it was stored, from phones that kept them offline past Monday
+    08:00 (attempts with nobody home included: the report counts those too). The live report
+    (`/reports/coverage`) counts them; the stored one, the week as it stood then, does not, and
+    says so. One statement for the page of reports: the community's grids by their index, each
+    grid's week by `ix_visits_grid_week_household` (the Monday run stores community reports
+    only)."""
     if not reports:
         return reports
     rows = session.execute(
         text(
             "SELECT r.id, count(v.id) FROM reports r "
-            "JOIN grids g ON g.code LIKE r.code || '%' "
+            "JOIN grids g ON g.community_code = r.code "
             "JOIN visits v ON v.grid_id = g.id AND v.week = r.week "
             "AND v.received_at > r.created_at "
             "WHERE r.id = ANY(:ids) GROUP BY r.id"

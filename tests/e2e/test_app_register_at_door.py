@@ -257,3 +257,39 @@ def test_in_english_the_fold_speaks_english(context, page, owner_of_three):
     open_fold(page, owner_of_three)
     assert page.locator("#reg-occupancy option:checked").inner_text() == "Owner"
     assert "living alone" in page.inner_text("#register-fold")
+
+
+def test_the_facts_go_with_the_session(context, page, owner_of_three):
+    """Care tags (低保, 残疾) are residents' sensitive data: kept on the phone with the worker who
+    read them, and dropped when their session ends."""
+    page = open_app(context, page)
+    assert cached(page, owner_of_three)["tags"] == []
+    page.evaluate(
+        "() => dispatchEvent(new CustomEvent('gridwork:session-ended', {detail: {why: 'expired'}}))"
+    )
+    page.wait_for_selector("#signin", state="visible")
+    assert not {"tags", "occupancy", "members", "by"} & set(cached(page, owner_of_three))
+
+
+def test_facts_another_user_read_are_not_shown(context, page, owner_of_three):
+    """A phone shared by two workers: the facts the other one's app kept are not theirs to read."""
+    page = open_app(context, page)
+    page.evaluate(
+        """(id) => {
+          const list = JSON.parse(localStorage.getItem('gridwork.households'));
+          Object.assign(list.find((h) => h.id === id),
+                        {occupancy: 'tenant', members: 9, tags: ['disability'], by: '999999'});
+          localStorage.setItem('gridwork.households', JSON.stringify(list));
+        }""",
+        owner_of_three,
+    )
+    other = page.evaluate(
+        """(id) => [...document.querySelectorAll('#household option')]
+                     .map((o) => o.value).find((v) => v && v !== String(id))""",
+        owner_of_three,
+    )
+    page.select_option("#household", other)
+    page.select_option("#household", str(owner_of_three))
+    page.click("#register-fold > summary")
+    assert "这户的登记信息尚未读取到本机" in page.inner_text("#register-fold")
+    assert page.is_hidden("#register-fields")

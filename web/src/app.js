@@ -802,6 +802,7 @@ const detail = taskDetail({
 const problems = reportProblem({
   lang, section: $("report-problem"), households: () => cachedHouseholds(), locate, localTime,
   opened: () => Promise.all([loadTasks(), loadGridTasks()]),
+  labelled: (hours) => labelFollowUpUrgencies(hours),
 });
 const showReportProblem = () => {
   $("report-problem").hidden = !["worker", "grid_leader"].includes(tokenClaims(getToken()).role);
@@ -983,7 +984,7 @@ async function loadRecurring() {
   } catch {
     return;
   }
-  if (me.community_code) problems.useCommunity(me.community_code).then(labelFollowUpUrgencies).catch(() => {});
+  if (me.community_code) problems.useCommunity(me.community_code).catch(() => {});
   if (!me.community_code || !(me.grid_codes || []).length) return;
   recurringSection(card, lang, { compact: true, openTask: (id) => detail.open(id) }).show({ community: me.community_code });
 }
@@ -1070,9 +1071,16 @@ const labelOf = (id) => cachedHouseholds().find((h) => h.id === id)?.label || `#
 // the queue (`register_changes`): once the visit is stored the sync sends them to the household
 // (queue.js `sendCorrections`), and the cached household takes what the server answered.
 const REGISTER_FIELDS = ["occupancy", "members", "tags"];
-const factsKnown = (h) => Array.isArray(h?.tags);
+// The facts are residents' sensitive data (低保, 残疾): kept with the worker who read them (`by`),
+// shown to nobody else on a shared phone, and dropped when the session ends.
+const factsKnown = (h) => Array.isArray(h?.tags) && h.by === tokenUser(getToken());
 /** A household's register facts as the app keeps them (none known: none kept). */
-const registerFacts = (h) => (factsKnown(h) ? { occupancy: h.occupancy ?? null, members: h.members ?? null, tags: [...h.tags] } : {});
+const registerFacts = (h) => (factsKnown(h) || (h && !("by" in h) && Array.isArray(h.tags))
+  ? { occupancy: h.occupancy ?? null, members: h.members ?? null, tags: [...h.tags], by: tokenUser(getToken()) } : {});
+/** The cached households less their register facts (the session ended: they were its worker's). */
+function forgetFacts() {
+  storeHouseholds(cachedHouseholds().map(({ occupancy, members, tags, by, ...kept }) => kept));
+}
 const tagWord = (tag) => CARE_TAGS[tag]?.[lang === "zh" ? 0 : 1] || tag;
 const occupancyWord = (o) => (o ? OCCUPANCIES[o]?.[lang === "zh" ? 0 : 1] || o : t.occupancyUnknown);
 
@@ -1131,7 +1139,7 @@ function correctedHere(corrected) {
   const list = cachedHouseholds();
   for (const { household_id, changes, household } of corrected) {
     const h = list.find((x) => x.id === household_id);
-    if (h) Object.assign(h, factsKnown(household) ? registerFacts(household) : changes);
+    if (h) Object.assign(h, Array.isArray(household?.tags) ? registerFacts(household) : changes);
   }
   storeHouseholds(list);
   if (!editing && corrected.some((c) => String(c.household_id) === $("household").value)) showRegister();
@@ -1570,14 +1578,12 @@ function showFollowUpKind() {
 const URGENCY_DEFAULT = "general";
 $("follow-up-urgency").innerHTML = Object.keys(TASK_TEXT[lang].urgencies)
   .map((u) => `<option value="${u}"${u === URGENCY_DEFAULT ? " selected" : ""}>${escapeHtml(urgencyOption(lang, u))}</option>`).join("");
-// A visit's follow-up is a `help` task (api/services/tasks.py task_from_visit): each urgency
-// labelled with the hours the community gives one (`settings`: its task-settings, read with
-// the problem report's; unread, Beijing practice stays shown).
-const FOLLOW_UP_TYPE = "help";
-function labelFollowUpUrgencies(settings) {
-  const hours = settings?.effective?.[FOLLOW_UP_TYPE]?.deadline_hours;
-  if (!hours) return;
-  for (const option of $("follow-up-urgency").options) option.textContent = urgencyOption(lang, option.value, hours[option.value]);
+// A visit's follow-up is a `help` task (api/services/tasks.py task_from_visit), as a problem
+// report is: each urgency labelled with the hours the community gives one, as the report's
+// form labels its own (report_problem.js keeps them on the phone for the offline rounds;
+// `hours` null: unknown, Beijing practice shown).
+function labelFollowUpUrgencies(hours) {
+  for (const option of $("follow-up-urgency").options) option.textContent = urgencyOption(lang, option.value, hours?.[option.value]);
 }
 $("follow-up-title").placeholder = t.followUpTitleHint;
 $("follow-up").addEventListener("change", () => {
@@ -2904,6 +2910,7 @@ addEventListener("gridwork:session-ended", async (e) => {
   resetInbox(); // the notices are the signed-out worker's
   forgetInbox(); // and so is their copy on the phone
   resetDevices(); // and so are the devices
+  forgetFacts(); // and so are the households' register facts
   $("signout").hidden = true;
   $("signin").hidden = false;
   const { why, user } = e.detail || {};

@@ -141,13 +141,15 @@ async function sendPass() {
 /**
  * The card in `section`. `households()` lists the caller's households ({id, label}) for the
  * place, `locate()` is the app's position fix ({lon, lat, accuracy_m, coarse}), `localTime(date)` a
- * time as the app shows it, `opened(task)` is called with each task opened. Answers
+ * time as the app shows it, `opened(task)` is called with each task opened, `labelled(hours)`
+ * with the hours by urgency the community gives a help request (kept on the phone for the
+ * user; null unknown) each time the urgencies are labelled. Answers
  * {show, sendWaiting, useCommunity}: `show()` lists the signed-in user's kept reports;
  * `sendWaiting()` sends them (the app's syncs), says what came of it and throws why those left
  * waiting were not sent; `useCommunity(code)` reads the user's community's deadlines, which
  * label the urgencies.
  */
-export function reportProblem({ lang, section, households, locate, localTime, opened }) {
+export function reportProblem({ lang, section, households, locate, localTime, opened, labelled = () => {} }) {
   const t = TEXT[lang];
   section.innerHTML = `<h2>${escapeHtml(t.title)}</h2>
     <form class="report-problem" novalidate>
@@ -193,25 +195,24 @@ export function reportProblem({ lang, section, households, locate, localTime, op
     const kept = await getMeta(DEADLINES_KEY).catch(() => null);
     const mine = kept && kept.user === tokenUser(getToken()) ? kept : null;
     for (const option of form.elements.urgency.options) option.textContent = urgencyOption(lang, option.value, mine?.hours[option.value]);
+    labelled(mine?.hours || null); // a visit's follow-up is a help request too: its form's labels
     if (mine) form.dataset.deadlines = mine.community;
     else delete form.dataset.deadlines;
   }
 
   /** Read the deadlines of the signed-in user's community (`community`), keep and show them;
-   * unread (offline, an error), the labels stay as they were: the server gives the deadline.
-   * Answers the settings read (null unread), for the app's other forms to label theirs. */
+   * unread (offline, an error), the labels stay as they were: the server gives the deadline. */
   async function useCommunity(community) {
     let settings;
     try {
       settings = await api(`/api/v1/communities/${encodeURIComponent(community)}/task-settings`);
     } catch {
-      return null;
+      return;
     }
     const hours = settings.effective?.[REPORT_TYPE]?.deadline_hours;
-    if (!hours) return settings;
+    if (!hours) return;
     await setMeta(DEADLINES_KEY, { user: tokenUser(getToken()), community, hours }).catch(() => {});
     await labelUrgencies();
-    return settings;
   }
 
   async function show() {

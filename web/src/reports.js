@@ -422,7 +422,7 @@ async function loadStored() {
   $("stored").querySelector("tbody").innerHTML = items.map((r) => {
     const files = FORMATS.filter((f) => (r.files || []).some((file) => file.format === f))
       .map((f) => `<button type="button" data-format="${f}">${f.toUpperCase()}</button>`).join(" ");
-    return `<tr data-id="${escapeHtml(r.id)}" data-week="${escapeHtml(r.week)}" data-name="${escapeHtml(r.name)}">
+    return `<tr data-id="${escapeHtml(r.id)}" data-week="${escapeHtml(r.week)}" data-name="${escapeHtml(r.name)}" data-code="${escapeHtml(r.code)}">
       <td class="week" data-label="${escapeHtml(t.week)}">${escapeHtml(r.week)}</td>
       <td data-label="${escapeHtml(t.community)}">${escapeHtml(r.name)}</td>
       <td data-label="${escapeHtml(t.coverage)}">${escapeHtml(pct(r.coverage))} <span class="muted">${escapeHtml(`${r.visited} / ${r.households}`)}</span>${r.late_visits
@@ -442,7 +442,13 @@ $("stored").addEventListener("click", (e) => {
   const button = e.target.closest("button[data-format]");
   const live = e.target.closest("button[data-live]");
   if (live) {
-    // The week's report as it stands now, above: brought into view.
+    // The week's report as it stands now, of the stored report's community (a district viewer
+    // chooses among areas: the one chosen may be another), above: brought into view.
+    const area = `community:${live.closest("tr").dataset.code}`;
+    if ([...$("scope").options].some((o) => o.value === area)) {
+      state.scope = area;
+      $("scope").value = area;
+    }
     goToWeek(live.dataset.live);
     $("week").scrollIntoView({ block: "start" });
     return;

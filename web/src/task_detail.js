@@ -55,6 +55,8 @@ const TEXT = {
     moveMany: (n) => `该网格有 ${n} 户符合这个地址：请补充单元、房号。`,
     moved: (grid) => `已移交到${grid}，并已在该网格重新派单。`, moveRefused: "未能移交：",
     moveOffline: "网络未连接：移交需要联网。", gridsFailed: "无法读取网格：",
+    noGridToMove: "没有可移交的其他网格（您只负责这一个网格）：移交到其他网格请联系社区管理员。",
+    notYoursAddress: "不是您负责的网格，不能按地址查找其住户：不填地址，任务按原位置移交（须在该网格内）。",
     events: {
       create: "登记", dispatch: "派单", assign: "分派", accept: "接单", start: "开始处理", resolve: "办结",
       return: "退回", escalate: "上报", callback: "回访", close: "关闭", reopen: "重启", move: "移交网格",
@@ -81,7 +83,9 @@ const TEXT = {
     moveFinding: "Looking up the grid's households…", moveNone: "No household of that grid at this address: check it, or leave it empty.",
     moveMany: (n) => `${n} households of that grid match this address: add the unit or room.`,
     moved: (grid) => `Moved to ${grid} and dispatched there.`, moveRefused: "Not moved: ",
-    moveOffline: "Offline: moving a task needs a connection.", gridsFailed: "Could not read the grids: ", lost: "No answer from the server: kept on this device, waiting to send; it goes once online, or press again once online (it will not be done twice).",
+    moveOffline: "Offline: moving a task needs a connection.", gridsFailed: "Could not read the grids: ",
+    noGridToMove: "No other grid to move it to (you lead only this one): ask the community admin to move it.",
+    notYoursAddress: "Not a grid of yours: its households cannot be looked up. Leave the address empty; the task moves at its place, which must lie in that grid.", lost: "No answer from the server: kept on this device, waiting to send; it goes once online, or press again once online (it will not be done twice).",
     queued: "Offline: kept on this device, waiting to send; it goes once online (photos too).", waiting: "Waiting to send", refused: "Not sent: ",
     photoRefused: "A photo could not be uploaded: ", takenAt: (time) => `taken ${time}`, syncedAt: (time) => `taken offline, arrived ${time}`, withPhotos: (n) => `${n} photo(s)`,
     retake: "Take it again", discard: "Discard", discardConfirm: (a) => `Discard this step (${a})? It is deleted from this device and not sent.`,
@@ -312,11 +316,13 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     return showKept(task.id);
   }
 
-  /** The grids of the task's community it may move to (`GET /grids/window`: the community's
-   * for its admin, one's own for a leader), less its own, in the form's select. */
+  /** The grids of the task's community it may move to, less its own, in the form's select:
+   * `GET /grids/window`, the community's for its admin (and for whoever is at the window
+   * today), one's own for a leader. (The server takes any grid of the community; a leader is
+   * offered those they can name and look households up in.) None: the form says whom to ask. */
   async function offerGrids(task, form) {
     const select = form.elements.grid_code;
-    if (select.options.length > 1) return;
+    if (select.options.length > 1 || form.hidden) return;
     let grids;
     try {
       grids = (await api("/api/v1/grids/window")).features;
@@ -327,7 +333,11 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     for (const g of grids) {
       if (g.properties.code === task.grid_code) continue;
       select.add(new Option(`${g.properties.name}（${g.properties.code}）`, g.properties.code));
-      select.options[select.options.length - 1].dataset.id = String(g.id);
+      Object.assign(select.options[select.options.length - 1].dataset, { id: String(g.id), yours: String(g.properties.yours) });
+    }
+    if (select.options.length === 1) {
+      form.hidden = true;
+      form.insertAdjacentHTML("afterend", `<p class="muted no-grid">${escapeHtml(t.noGridToMove)}</p>`);
     }
   }
 
@@ -342,22 +352,33 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     const button = form.querySelector("button");
     button.disabled = true;
     const body = { grid_code: option.value, reason };
+    const words = addressWords(form.elements.address.value);
+    if (words.length && option.dataset.yours === "false") {
+      button.disabled = false;
+      return say(t.notYoursAddress, true);
+    }
     try {
-      const words = addressWords(form.elements.address.value);
       if (words.length) {
         say(t.moveFinding);
         const query = new URLSearchParams({ grid_id: option.dataset.id, address: words.join(" ") });
-        const { items } = await apiPage(`/api/v1/households?${query}`, { pageSize: 5 });
+        const { items, pagination } = await apiPage(`/api/v1/households?${query}`, { pageSize: 5 });
         if (items.length !== 1) {
           button.disabled = false;
-          return say(items.length ? t.moveMany(items.length) : t.moveNone, true);
+          return say(items.length ? t.moveMany(pagination?.total ?? items.length) : t.moveNone, true);
         }
         body.household_id = items[0].id;
       }
+      // One key for the move as the form holds it: pressed again after a lost answer, the
+      // server answers the first move instead of refusing a second ("already in that grid").
+      const sent = JSON.stringify(body);
+      if (form.dataset.sent !== sent) {
+        form.dataset.sent = sent;
+        form.dataset.key = newIdempotencyKey("move");
+      }
       await api(`/api/v1/tasks/${encodeURIComponent(task.id)}/move`, {
         method: "POST",
-        headers: { "Content-Type": "application/json", "Idempotency-Key": newIdempotencyKey("move") },
-        body: JSON.stringify(body),
+        headers: { "Content-Type": "application/json", "Idempotency-Key": form.dataset.key },
+        body: sent,
       });
     } catch (error) {
       button.disabled = false;
