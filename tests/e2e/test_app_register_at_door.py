@@ -293,3 +293,49 @@ def test_facts_another_user_read_are_not_shown(context, page, owner_of_three):
     page.click("#register-fold > summary")
     assert "这户的登记信息尚未读取到本机" in page.inner_text("#register-fold")
     assert page.is_hidden("#register-fields")
+
+
+def test_a_refused_visit_edited_where_the_facts_are_unknown_keeps_its_correction(
+    context, page, owner_of_three
+):
+    """The visit refused (a follow-up without its note), its correction with it; the household's
+    facts are not on the phone when it is edited (another user's copy): the fold offered
+    nothing to change, and the correction went with the edit, dropped."""
+    page = open_app(context, page)
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    visit_id = page.evaluate(
+        """async (household) => {
+          const queue = await import('/web/queue.js');
+          const user = queue.tokenUser(localStorage.getItem('gridwork.token'));
+          const id = crypto.randomUUID();
+          await queue.enqueue({
+            id, household_id: household, visited_at: new Date().toISOString(),
+            location: {lon: 116.3975, lat: 39.9087, accuracy_m: 8, datum: 'wgs84'},
+            outcome: 'met', notes: '', follow_up: true, follow_up_note: null,
+          }, user, {members: 4});
+          return id;
+        }""",
+        owner_of_three,
+    )
+    context.set_offline(False)
+    page.wait_for_function("() => navigator.onLine")
+    page.click("#sync")
+    page.wait_for_selector(f"#queue li.rejected[data-id='{visit_id}']")
+    page.evaluate(
+        """(id) => {
+          const list = JSON.parse(localStorage.getItem('gridwork.households'));
+          list.find((h) => h.id === id).by = '999999';
+          localStorage.setItem('gridwork.households', JSON.stringify(list));
+        }""",
+        owner_of_three,
+    )
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.locator(f"#queue li.rejected[data-id='{visit_id}'] button.edit").click()
+    page.wait_for_selector("#cancel-edit:not([hidden])")
+    page.fill("#follow-up-note", "住户要求社区回电")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#cancel-edit').hidden")
+    [record] = page.evaluate("async () => (await import('/web/queue.js')).listQueued()")
+    assert record["register_changes"] == {"members": 4}

@@ -1664,7 +1664,10 @@ async function saveVisit(target) {
     let state;
     try {
       // Stored meanwhile (a sync sent the earlier version), the edit is kept, not sent.
-      state = await requeueEdited(record, { ...record.visit, ...fields }, register.changes);
+      // The household's facts not on the phone now (read by another user, a session ended
+      // since): the fold showed none to change, and the correction the record holds stays.
+      const unknown = !factsKnown(pickedHousehold()) && fields.household_id === record.visit.household_id;
+      state = await requeueEdited(record, { ...record.visit, ...fields }, unknown ? record.register_changes : register.changes);
     } catch (error) {
       showStatus(t.notSaved + (error?.message || error?.name || String(error)), true);
       return false;
