@@ -339,3 +339,36 @@ def test_a_refused_visit_edited_where_the_facts_are_unknown_keeps_its_correction
     page.wait_for_function("() => document.querySelector('#cancel-edit').hidden")
     [record] = page.evaluate("async () => (await import('/web/queue.js')).listQueued()")
     assert record["register_changes"] == {"members": 4}
+
+
+def test_the_office_s_newer_facts_read_meanwhile_are_not_undone(
+    context, page, owner_of_three, e2e_engine
+):
+    """The fold filled at the door (three members), the list read again meanwhile with the
+    office's change (five): the visit saved without touching the fold changes nothing. The
+    three still on screen counted as a change against the five, and the correction set the
+    household back to three."""
+    from api.models import Household
+
+    page = open_app(context, page)
+    sent = patches(page)
+    open_fold(page, owner_of_three)
+    with e2e_engine.begin() as conn:
+        conn.execute(update(Household).where(Household.id == owner_of_three).values(members=5))
+    # The list read again meanwhile (after another household's correction was sent, say): the
+    # phone's copy takes the office's five, the fold still shows the three it was filled with.
+    page.evaluate(
+        """(id) => {
+          const list = JSON.parse(localStorage.getItem('gridwork.households'));
+          list.find((h) => h.id === id).members = 5;
+          localStorage.setItem('gridwork.households', JSON.stringify(list));
+        }""",
+        owner_of_three,
+    )
+    assert page.locator("#reg-members").input_value() == "3"
+    page.click("#record")
+    page.wait_for_function(
+        "() => document.querySelector('#visit-status').textContent.startsWith('已同步')"
+    )
+    assert sent == []
+    assert facts(e2e_engine, owner_of_three).members == 5

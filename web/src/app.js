@@ -1090,12 +1090,17 @@ $("reg-tags").insertAdjacentHTML("beforeend", Object.keys(CARE_TAGS).map((tag) =
   `<label class="inline"><input type="checkbox" name="reg_tags" value="${tag}"> <span>${escapeHtml(tagWord(tag))}</span></label>`).join(""));
 
 const pickedHousehold = () => cachedHouseholds().find((h) => String(h.id) === $("household").value);
+// The facts the fold was filled with: the worker's changes are measured against what they saw.
+// (Against the cache at saving, a list read meanwhile with the office's newer facts made the
+// older ones still on screen count as changes, and the correction undid the office's.)
+let shownFacts = null;
 
 /** Fill the fold with the picked household's facts as last read, `changes` (a refused visit's,
  * opened to edit) over them. */
 function showRegister(changes = null) {
   const h = pickedHousehold();
   const known = factsKnown(h);
+  shownFacts = known ? { id: h.id, ...registerFacts(h) } : null;
   $("register-fields").hidden = !known;
   $("reg-members").classList.remove("invalid");
   if (!known) {
@@ -1117,8 +1122,9 @@ function showRegister(changes = null) {
  * (only those changed; empty: none), or {problem} when the members typed are no count. A
  * members field emptied is no change (the register takes no "unknown" back). */
 function registerChanges() {
-  const h = pickedHousehold();
-  if (!factsKnown(h)) return { changes: {} };
+  const picked = pickedHousehold();
+  if (!factsKnown(picked)) return { changes: {} };
+  const h = shownFacts?.id === picked.id ? shownFacts : picked;
   const changes = {};
   const occupancy = $("reg-occupancy").value;
   if (occupancy && occupancy !== h.occupancy) changes.occupancy = occupancy;
