@@ -8,28 +8,20 @@ what residents say at the door counts in what recurs), the urgency setting its d
 danger found at the door gets hours, not a week).
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from api.models import Task, Visit
 from api.services.tasks import VISIT_FOLLOW_UP_TITLE
+from tests.api.test_need_and_problem_lists import (  # noqa: F401 (fixed_clock: a fixture)
+    BATCH,
+    T0,
+    fixed_clock,
+    record,
+)
 from tests.factories import A1, A, visit_item
-
-T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing, 2026-W47
-BATCH = "/api/v1/visits/batch"
-
-
-@pytest.fixture(autouse=True)
-def fixed_clock(app):
-    app.config["FIXED_NOW"] = T0
-
-
-def record(client, world, *items, user="worker_a1"):
-    r = client.post(BATCH, json={"visits": list(items)}, headers=world.auth(user))
-    assert r.status_code == 200, r.json
-    return r.json["results"]
 
 
 def follow_up(world, n=0, **fields):
