@@ -16,6 +16,14 @@ from tests.factories import A1, A2, A, B, make_task, visit_item
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing, 2026-W47
 BATCH = "/api/v1/visits/batch"
 LISTS = "/api/v1/tasks/lists"
+# A visit as a migration test writes it beside the grid of `tests.factories.migration_grid`
+# (the ORM's model is the head's: a downgraded table lacks its newer columns).
+RAW_VISIT = (
+    "INSERT INTO visits (id, worker_id, grid_id, visited_at, utc_offset_minutes, week,"
+    " location, datum, raw_lon, raw_lat, outcome, follow_up, grade)"
+    " VALUES (:id, :w, :g, :t, 480, '2026-W47', ST_SetSRID(ST_MakePoint(116.505, 39.705),"
+    " 4326), 'wgs84', 116.505, 39.705, 'met', :f, 'ok')"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -275,12 +283,7 @@ def test_migration_0059_puts_the_follow_ups_recorded_before_on_the_need_list(own
     grid_id, worker_id = migration_grid(own_database_url, worker="mig_0059")
     engine = create_engine(own_database_url)
     config = alembic_config(own_database_url)
-    visit = text(
-        "INSERT INTO visits (id, worker_id, grid_id, visited_at, utc_offset_minutes, week,"
-        " location, datum, raw_lon, raw_lat, outcome, follow_up, grade)"
-        " VALUES (:id, :w, :g, :t, 480, '2026-W47', ST_SetSRID(ST_MakePoint(116.505, 39.705),"
-        " 4326), 'wgs84', 116.505, 39.705, 'met', :f, 'ok')"
-    )
+    visit = text(RAW_VISIT)
     task = text(
         "INSERT INTO tasks (source, type, title, grid_id, visit_id, external_id, status,"
         " created_at, due_at) VALUES (:s, 'help', 'x', :g, :v, :e, 'dispatched', :t, :t)"

@@ -17,6 +17,7 @@ from api.models import Task, Visit
 from api.services.tasks import VISIT_FOLLOW_UP_TITLE
 from tests.api.test_need_and_problem_lists import (  # noqa: F401 (fixed_clock: a fixture)
     BATCH,
+    RAW_VISIT,
     T0,
     fixed_clock,
     record,
@@ -229,12 +230,7 @@ def test_migration_0061_leaves_the_follow_ups_before_it_untouched(
     grid_id, worker_id = migration_grid(own_database_url, worker="mig_0061")
     engine = create_engine(own_database_url)
     config = alembic_config(own_database_url)
-    visit = text(
-        "INSERT INTO visits (id, worker_id, grid_id, visited_at, utc_offset_minutes, week,"
-        " location, datum, raw_lon, raw_lat, outcome, follow_up, grade)"
-        " VALUES (:id, :w, :g, :t, 480, '2026-W47', ST_SetSRID(ST_MakePoint(116.505, 39.705),"
-        " 4326), 'wgs84', 116.505, 39.705, 'met', :f, 'ok')"
-    )
+    visit = text(RAW_VISIT)
     followed, plain = uuid.uuid4(), uuid.uuid4()
     try:
         command.downgrade(config, "0060")
