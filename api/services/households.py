@@ -379,6 +379,11 @@ def update_household(
     if moved:
         household.grid_id = grid.id
         household.location = f"SRID=4326;POINT({lon} {lat})"
+    if "add_tags" in changes or "remove_tags" in changes:
+        changes = dict(changes)
+        removed = set(changes.pop("remove_tags", ()))
+        kept = [tag for tag in household.tags if tag not in removed]
+        changes["tags"] = kept + [t for t in changes.pop("add_tags", ()) if t not in kept]
     for key, value in changes.items():
         if key not in ("lon", "lat"):
             setattr(household, key, value)

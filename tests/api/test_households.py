@@ -179,6 +179,51 @@ def test_patch_changes_facts(client, world):
     assert body["tags"] == []
 
 
+def _patch(client, world, household, body, user="worker_a1"):
+    return client.patch(f"/api/v1/households/{household.id}", json=body, headers=world.auth(user))
+
+
+def test_patch_adds_and_removes_care_tags_leaving_the_others(client, world):
+    """The worker at the door changes the tags they saw: a tag the office added meanwhile
+    stays (a whole list from the door, read before it, took it off again)."""
+    household = world.households[A1][0]  # elderly_80
+    _patch(client, world, household, {"tags": ["elderly_80", "low_income"]}, user="admin_a")
+    body = _patch(
+        client, world, household, {"add_tags": ["living_alone"], "remove_tags": ["elderly_80"]}
+    ).json
+    assert body["tags"] == ["low_income", "living_alone"]
+
+
+def test_patch_tag_changes_sent_twice_change_nothing_more(client, world):
+    household = world.households[A1][0]
+    change = {"add_tags": ["living_alone"], "remove_tags": ["elderly_80", "disability"]}
+    first = _patch(client, world, household, change).json
+    again = _patch(client, world, household, change).json
+    assert first["tags"] == again["tags"] == ["living_alone"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({"tags": [], "add_tags": ["living_alone"]}, {"tags", "add_tags"}),
+        ({"tags": [], "remove_tags": ["elderly_80"]}, {"tags", "remove_tags"}),
+        ({"add_tags": ["disability"], "remove_tags": ["disability"]}, {"add_tags", "remove_tags"}),
+        ({"add_tags": ["rich"]}, {"add_tags"}),
+    ],
+)
+def test_patch_tag_changes_that_contradict_are_refused_and_change_nothing(
+    client, world, session, body, fields
+):
+    household = world.households[A1][0]
+    response = _patch(client, world, household, {"members": 7, **body})
+    assert response.status_code == 422
+    assert response.content_type == "application/problem+json"
+    assert set(response.json["errors"]["json"]) == fields
+    session.expire_all()
+    stored = session.get(Household, household.id)
+    assert (list(stored.tags), stored.members) == (["elderly_80"], household.members)
+
+
 def test_patch_moving_the_point_recomputes_the_grid(client, world):
     household = world.households[A1][0]
     lon, lat = centre(A2, dy=0.001)  # not onto A2's household of the same address

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from tests.e2e.test_app import open_app, queue_visit, queued_visits, visited_household
+from tests.e2e.test_app import (
+    NO_BACKGROUND_SYNC,
+    open_app,
+    queue_visit,
+    queued_visits,
+    visited_household,
+)
 
 
 @pytest.fixture()
@@ -124,11 +130,36 @@ def test_changed_tenure_members_and_tags_reach_the_household_after_sync(
     now = facts(e2e_engine, owner_of_three)
     assert (now.occupancy, now.members, list(now.tags)) == ("tenant", 1, ["living_alone"])
     assert [p["body"] for p in sent] == [
-        {"occupancy": "tenant", "members": 1, "tags": ["living_alone"]}
+        {"occupancy": "tenant", "members": 1, "add_tags": ["living_alone"]}
     ]
     assert queued_visits(page) == []
     kept = cached(page, owner_of_three)
     assert (kept["members"], kept["tags"]) == (1, ["living_alone"])
+
+
+def test_a_tag_the_office_set_after_the_app_read_the_list_stays(
+    context, page, owner_of_three, e2e_engine
+):
+    """The door sends the tags ticked and unticked, not the list it showed: the office's 低保,
+    set meanwhile, is not taken off by a worker who never saw it."""
+    from api.models import Household
+
+    page = open_app(context, page)
+    sent = patches(page)
+    with e2e_engine.begin() as conn:
+        conn.execute(
+            update(Household).where(Household.id == owner_of_three).values(tags=["low_income"])
+        )
+    open_fold(page, owner_of_three)
+    page.check("#register-fold input[value=living_alone]")
+    page.click("#record")
+    wait_for_empty_queue(page)
+    page.wait_for_function(
+        f"""() => JSON.parse(localStorage.getItem('gridwork.households'))
+                   .find((h) => h.id === {owner_of_three})?.tags.length === 2"""
+    )
+    assert [p["body"] for p in sent] == [{"add_tags": ["living_alone"]}]
+    assert list(facts(e2e_engine, owner_of_three).tags) == ["low_income", "living_alone"]
 
 
 def test_only_the_fields_changed_are_sent(context, page, owner_of_three, e2e_engine):
@@ -214,6 +245,42 @@ def test_a_correction_that_got_no_answer_is_sent_at_the_next_sync(
     page.unroute("**/api/v1/households/*")
     page.click("#sync")
     wait_for_empty_queue(page)
+    assert facts(e2e_engine, owner_of_three).occupancy == "tenant"
+
+
+def test_a_correction_the_server_put_off_is_tried_again_after_its_retry_after(
+    context, page, owner_of_three, e2e_engine
+):
+    """The visit stored, the server restarting when its correction went (a 503 with
+    Retry-After): the correction is tried again while the app stays open, as a visit is, not
+    left for the next visit recorded or the app opened again."""
+    answered: list[int] = []
+
+    def unavailable_once(route):
+        if route.request.method != "PATCH":
+            route.continue_()
+            return
+        if answered:
+            answered.append(200)
+            route.continue_()
+            return
+        answered.append(503)
+        route.fulfill(
+            status=503,
+            headers={"Retry-After": "1"},
+            content_type="application/problem+json",
+            body='{"title": "Service unavailable", "status": 503}',
+        )
+
+    page.add_init_script(NO_BACKGROUND_SYNC)
+    page = open_app(context, page)
+    page.route("**/api/v1/households/*", unavailable_once)
+    open_fold(page, owner_of_three)
+    page.select_option("#reg-occupancy", "tenant")
+    page.click("#record")
+    page.wait_for_selector("#queue li.correcting")  # the visit stored, its correction put off
+    wait_for_empty_queue(page)  # no other sync asked for: the page's own, after Retry-After
+    assert answered == [503, 200]
     assert facts(e2e_engine, owner_of_three).occupancy == "tenant"
 
 

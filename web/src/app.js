@@ -20,7 +20,7 @@ const TEXT = {
   zh: {
     title: "网格员", roleTitles: { grid_leader: "网格长", community_admin: "社区管理员", district_viewer: "区级查看" }, username: "用户名", password: "密码", signIn: "登录", signOut: "退出", other: "English",
     today: "今日岗位", record: "记录走访", household: "住户", outcome: "结果", notes: "备注",
-    registerChanged: "住户信息有变化？", occupancy: "居住情况", occupancyUnknown: "未登记", members: "常住人数", careTags: "关怀标签",
+    registerChanged: "住户信息有变化？", occupancy: "居住情况", occupancyUnknown: "未登记", members: "常住人数", careTags: "关怀标签", tagsAdded: "加上标签", tagsRemoved: "去掉标签",
     asRead: (facts) => `登记信息（应用上次读取）：${facts}`, membersCount: (n) => `${n}人`, noTags: "无关怀标签",
     registerNotRead: "这户的登记信息尚未读取到本机：联网后打开应用再更正。", membersInvalid: "常住人数应为 0 到 100 的整数。",
     registerGoes: "住户信息的更正随这条走访同步。", correctionWaiting: "走访已同步，住户信息更正待发送（联网后自动发送）",
@@ -215,7 +215,7 @@ const TEXT = {
   en: {
     title: "Grid worker", roleTitles: { grid_leader: "Grid leader", community_admin: "Community admin", district_viewer: "District viewer" }, username: "Username", password: "Password", signIn: "Sign in", signOut: "Sign out",
     other: "中文", today: "Today's post", record: "Record a visit", household: "Household", outcome: "Outcome",
-    registerChanged: "Household facts changed?", occupancy: "Occupancy", occupancyUnknown: "Not recorded", members: "Members", careTags: "Care tags",
+    registerChanged: "Household facts changed?", occupancy: "Occupancy", occupancyUnknown: "Not recorded", members: "Members", careTags: "Care tags", tagsAdded: "Tags added", tagsRemoved: "Tags taken off",
     asRead: (facts) => `In the register (as the app last read it): ${facts}`, membersCount: (n) => `${n} member${n === 1 ? "" : "s"}`, noTags: "no care tags",
     registerNotRead: "This household's register facts are not on this phone yet: open the app online to correct them.", membersInvalid: "Members: a whole number from 0 to 100.",
     registerGoes: "The household's correction goes with this visit.", correctionWaiting: "Visit synced; the household's correction waits to be sent (automatically, once online)",
@@ -1069,7 +1069,9 @@ const labelOf = (id) => cachedHouseholds().find((h) => h.id === id)?.label || `#
 // them (kept with the cached households: occupancy, members, care tags; not the phone, which is
 // the office's) and takes the worker's changes. Only the fields changed go, with the visit, in
 // the queue (`register_changes`): once the visit is stored the sync sends them to the household
-// (queue.js `sendCorrections`), and the cached household takes what the server answered.
+// (queue.js `sendCorrections`), and the cached household takes what the server answered. The
+// care tags go as those ticked and unticked (`add_tags`, `remove_tags`), not as the whole list:
+// a tag the office set after the app read the list stays (the list from the door took it off).
 const REGISTER_FIELDS = ["occupancy", "members", "tags"];
 // The facts are residents' sensitive data (低保, 残疾): kept with the worker who read them (`by`),
 // shown to nobody else on a shared phone, and dropped when the session ends.
@@ -1110,7 +1112,7 @@ function showRegister(changes = null) {
   const said = [occupancyWord(h.occupancy), h.members == null ? null : t.membersCount(h.members),
     h.tags.length ? h.tags.map(tagWord).join(lang === "zh" ? "、" : ", ") : t.noTags].filter(Boolean);
   $("register-as-read").textContent = t.asRead(said.join(" · "));
-  const now = { ...registerFacts(h), ...(changes || {}) };
+  const now = withCorrection(registerFacts(h), changes);
   // The register takes no "not recorded" back for a recorded occupancy: offered only while none is.
   $("reg-occupancy").querySelector("option[value='']").hidden = Boolean(h.occupancy);
   $("reg-occupancy").value = now.occupancy ?? "";
@@ -1135,8 +1137,23 @@ function registerChanges() {
     if (n !== h.members) changes.members = n;
   }
   const tags = [...$("reg-tags").querySelectorAll("input[name=reg_tags]:checked")].map((box) => box.value);
-  if (tags.length !== h.tags.length || tags.some((tag) => !h.tags.includes(tag))) changes.tags = tags;
+  const added = tags.filter((tag) => !h.tags.includes(tag));
+  const removed = h.tags.filter((tag) => !tags.includes(tag));
+  if (added.length) changes.add_tags = added;
+  if (removed.length) changes.remove_tags = removed;
   return { changes };
+}
+
+/** Register facts with a correction over them: its values, its tags added and taken off (a
+ * correction queued by an earlier version of the app carries the whole list, `tags`). */
+function withCorrection(facts, changes) {
+  const { add_tags: added = [], remove_tags: removed = [], ...values } = changes || {};
+  const now = { ...facts, ...values };
+  if (Array.isArray(now.tags)) {
+    const kept = now.tags.filter((tag) => !removed.includes(tag));
+    now.tags = [...kept, ...added.filter((tag) => !kept.includes(tag))];
+  }
+  return now;
 }
 
 /** The households a sync corrected take the facts the server answered (the plan's cadence
@@ -1145,7 +1162,7 @@ function correctedHere(corrected) {
   const list = cachedHouseholds();
   for (const { household_id, changes, household } of corrected) {
     const h = list.find((x) => x.id === household_id);
-    if (h) Object.assign(h, Array.isArray(household?.tags) ? registerFacts(household) : changes);
+    if (h) Object.assign(h, Array.isArray(household?.tags) ? registerFacts(household) : withCorrection(h, changes));
   }
   storeHouseholds(list);
   if (!editing && corrected.some((c) => String(c.household_id) === $("household").value)) showRegister();
@@ -1163,8 +1180,10 @@ function correctionRefusalOf(record) {
 }
 /** The changes a correction carried, in words: "居住情况：租住 · 常住人数：1". */
 function changesText(changes) {
-  return Object.entries(changes || {}).map(([k, v]) => `${t[k === "tags" ? "careTags" : k]}: ${
-    k === "occupancy" ? occupancyWord(v) : k === "tags" ? (v.length ? v.map(tagWord).join(lang === "zh" ? "、" : ", ") : t.noTags) : v}`).join(" · ");
+  const label = { tags: "careTags", add_tags: "tagsAdded", remove_tags: "tagsRemoved" };
+  const tagList = (v) => (v.length ? v.map(tagWord).join(lang === "zh" ? "、" : ", ") : t.noTags);
+  return Object.entries(changes || {}).map(([k, v]) => `${t[label[k] || k]}: ${
+    k === "occupancy" ? occupancyWord(v) : k in label ? tagList(v) : v}`).join(" · ");
 }
 
 // What the week's count takes (api/services/ledger.py): a visit whatever its outcome but
@@ -1457,7 +1476,12 @@ async function sync() {
   let failed = false;
   try {
     const summary = await syncQueue();
-    syncRetries = 0;
+    // The visits went; a correction after them the server put off (or no answer) is tried
+    // again as a visit would be, backing off (the count starts again once nothing is held).
+    if (summary.correctionsHeld && navigator.onLine) {
+      retrySyncLater(summary.correctionsHeld);
+      failed = true;
+    } else syncRetries = 0;
     const weak = flaggedSummary(summary.flagged);
     // A sync asked for while another was on its way answers for its own pass: the edits the
     // earlier pass overtook (the worker's own save asked for this one) are counted here too.

@@ -164,7 +164,7 @@ async function doSync() {
   const now = Date.now();
   // The pending visits, and the parked ones due to be tried again (they stay parked meanwhile).
   const pending = (await listQueued()).filter((r) => user && r.user === user && (r.state === "pending" || retryDue(r, now)));
-  const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, retried: 0, overtaken: 0, left: 0, flagged: [], corrected: [], correctionsRefused: 0 };
+  const summary = { sent: 0, created: 0, duplicate: 0, rejected: 0, retried: 0, overtaken: 0, left: 0, flagged: [], corrected: [], correctionsRefused: 0, correctionsHeld: null };
   await sendInBatches("/api/v1/visits/batch", pending, token, async (chunk, results) => {
     summary.sent += chunk.length;
     const flagged = [];
@@ -226,7 +226,9 @@ async function doSync() {
  * in `summary.corrected` (the page's cached households take it); refused (a 4xx: the household
  * no longer the worker's, out of the register, a value the register does not take), it stays as
  * "correction-refused" with the server's words, for the worker to read and dismiss, never sent
- * again; no answer (offline, a 5xx), it waits for the next sync, and so do the ones after it.
+ * again; no answer (offline, a 5xx), it waits for the next sync, and so do the ones after it:
+ * `summary.correctionsHeld` says why ({status, retryAfter}; status 0: no answer at all), for
+ * the page to sync again later, as it does after a visit the server put off.
  */
 async function sendCorrections(user, summary) {
   const records = (await listQueued()).filter((r) => user && r.user === user && r.state === "correcting");
@@ -242,9 +244,13 @@ async function sendCorrections(user, summary) {
       response = await send(token);
       if (response.status === 401) response = await send(await refreshAccess(token));
     } catch {
-      return; // no answer: every correction waits for the next sync
+      summary.correctionsHeld = { status: 0 }; // no answer: every correction waits
+      return;
     }
-    if (response.status >= 500 || [401, 408, 429].includes(response.status)) return;
+    if (response.status >= 500 || [401, 408, 429].includes(response.status)) {
+      summary.correctionsHeld = { status: response.status, retryAfter: response.headers.get("Retry-After") };
+      return;
+    }
     const body = await response.json().catch(() => null);
     await run(STORE, "readwrite", (store) => {
       const current = store.get(record.id);

@@ -186,7 +186,9 @@ class HouseholdRemovalSchema(Schema):
     )
 
 
-class HouseholdPatchSchema(Schema):
+class HouseholdFactsSchema(Schema):
+    """A household's address, point and register facts, each optional (a PATCH's)."""
+
     building = AddressPart(validate=ma.validate.Length(min=1, max=50))
     unit = AddressPart(validate=ma.validate.Length(max=20))
     floor = AddressPart(validate=ma.validate.Length(max=10))
@@ -206,7 +208,32 @@ class HouseholdPatchSchema(Schema):
     )
 
 
-class HouseholdCreateSchema(HouseholdPatchSchema):
+class HouseholdPatchSchema(HouseholdFactsSchema):
+    # The care tags changed rather than the whole list: the worker at the door changes the tags
+    # the app showed; another tag the office set meanwhile stays (a whole list read before it
+    # took it off again). Sent twice, the second changes nothing more.
+    add_tags = CareTags(
+        ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
+        metadata={"description": "Care tags to add (those it has stay); not with `tags`"},
+    )
+    remove_tags = CareTags(
+        ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
+        metadata={"description": "Care tags to take off (any others stay); not with `tags`"},
+    )
+
+    @ma.validates_schema
+    def _tags_one_way(self, data, **kwargs):
+        changes = [k for k in ("add_tags", "remove_tags") if k in data]
+        if "tags" in data and changes:
+            message = "Give the whole list (tags) or the changes (add_tags, remove_tags)."
+            raise ma.ValidationError({k: [message] for k in ("tags", *changes)})
+        both = set(data.get("add_tags", ())) & set(data.get("remove_tags", ()))
+        if both:
+            message = f"A tag is added or taken off, not both: {', '.join(sorted(both))}."
+            raise ma.ValidationError({k: [message] for k in changes})
+
+
+class HouseholdCreateSchema(HouseholdFactsSchema):
     building = AddressPart(required=True, validate=ma.validate.Length(min=1, max=50))
     lon = Float(required=True, allow_nan=False)
     lat = Float(required=True, allow_nan=False)
