@@ -121,9 +121,12 @@ class Scope:
     def tasks(self) -> ColumnElement[bool]:
         """A condition on `Task`: tasks of visible grids, any task assigned to the user (a
         reliever covering another grid sees the tasks dispatched to them), and any task they
-        opened (the window worker follows up a resident's request opened for another grid)."""
+        opened (the window worker follows up a resident's request opened for another grid).
+        Not a visit's follow-up: the visit opened it for the grid (its worker's own visit, in a
+        grid they left, is their record only; the task's title, note and steps are the grid's)."""
         if self.role in ("worker", "grid_leader"):
-            mine = or_(Task.assignee_id == self.user_id, Task.created_by_id == self.user_id)
+            opened = and_(Task.created_by_id == self.user_id, Task.source != "visit")
+            mine = or_(Task.assignee_id == self.user_id, opened)
             return or_(Task.grid_id.in_(self.grid_ids), mine) if self.grid_ids else mine
         return Task.grid_id.in_(select(Grid.id).where(self.grids()))
 
@@ -313,6 +316,15 @@ class Scope:
         )
         if not window:
             raise errors.Forbidden(f"Grid {grid.code} is outside your grids.")
+
+    def require_redispatcher(self) -> None:
+        """Saying the 12345 hotline re-dispatched a ticket here (改派) ends another community's
+        task: the community office's word (it receives the tickets), not a field worker's."""
+        if self.role != "community_admin":
+            raise errors.Forbidden(
+                "Only the community admin registers a ticket the 12345 hotline re-dispatched "
+                "(改派): it passes another community's task on to yours."
+            )
 
     def window_households(self, session: Session, day: date) -> ColumnElement[bool] | None:
         """A condition on `Household`: those the hall window finds for a request on `day` (by

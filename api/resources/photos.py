@@ -43,10 +43,12 @@ def upload(owner: photos.Owner, form: dict) -> photos.Photo:
 
 
 def serve(photo: photos.Photo) -> Response:
-    """The photo's bytes as the answer: its type, its hash as the ETag, cached privately (the
-    bytes of a photo never change)."""
+    """The photo's bytes as the answer: its type, its hash as the ETag, kept by no cache: a
+    resident's photo on a shared phone was served from the browser's cache to the phone's next
+    user, and to a worker moved off the grid, with no check and no audit (and a scrubbed
+    photo's old bytes with it)."""
     data = photos.read_photo(db.session, photo_storage(), photo)
     response = Response(data, mimetype=photo.content_type)
     response.headers["ETag"] = f'"{photo.sha256}"'
-    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    response.headers["Cache-Control"] = "no-store"
     return response.make_conditional(request)

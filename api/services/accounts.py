@@ -183,8 +183,13 @@ def change_account(
     if "phone" in changes:
         user.phone = changes["phone"]
     if "grid_codes" in changes:
+        held = {grid.id for grid in user.grids if grid.retired_at is None}
         _hold_grids(session, user, changes["grid_codes"])
         session.flush()
+        let_go = held - {grid.id for grid in user.grids}
+        outcome.handed_on += tasks.hand_on_from_grids_let_go(
+            session, now, holder_id=user.id, grid_ids=sorted(let_go), actor_id=actor.user_id
+        )
         outcome.shifts_ahead = _b_posts_outside_held(session, user, now)
     if "active" in changes and changes["active"] != user.active:
         if changes["active"]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -414,6 +414,8 @@ def create_task(
     _hold_in_service(session, grid)
     if scope is not None:
         scope.require_task_creator(session, grid, source=source, day=now.astimezone(LOCAL).date())
+        if data.get("redispatch"):
+            scope.require_redispatcher()
     settler = _settler(session, scope, now) if data.get("resolved_here") else None
     previous = (
         _ticket_holder(
@@ -1423,6 +1425,7 @@ DEADLINE_NOTE = "deadline passed"
 HANDED_ON_STATUSES = (*HELD_STATUSES, "escalated")
 # An account made a community admin leaves field work: what it held goes on as a switch-off's.
 MADE_ADMIN_NOTE = "原承办人已调任社区管理员"
+MOVED_NOTE = "原承办人已调离该网格"
 
 
 def hand_on_from_switched_off(
@@ -1487,6 +1490,28 @@ def hand_on_from_made_admin(
     )
 
 
+def hand_on_from_grids_let_go(
+    session: Session, now: datetime, *, holder_id: int, grid_ids: Sequence[int], actor_id: int
+) -> list[tuple[int, int | None]]:
+    """Hand on the open tasks `holder_id` holds in the grids they were just moved off
+    (`grid_ids`), as a switch-off does; the (task id, new assignee id or None) of each. Left
+    with them, nobody of the grid worked them (its lists showed them taken), and the worker,
+    no longer reading the grid's households, held a resident's request there."""
+    if not grid_ids:
+        return []
+    return _hand_on_held(
+        session,
+        now,
+        select(User.id).where(User.id == holder_id),
+        actor_id,
+        skip_locked=False,
+        limit=None,
+        why=MOVED_NOTE,
+        title="调离网格的任务待分派",
+        grid_ids=grid_ids,
+    )
+
+
 def _hand_on_held(
     session: Session,
     now: datetime,
@@ -1497,13 +1522,13 @@ def _hand_on_held(
     limit: int | None,
     why: str,
     title: str,
+    grid_ids: Sequence[int] | None = None,
 ) -> list[tuple[int, int | None]]:
+    held = select(Task).where(Task.status.in_(HANDED_ON_STATUSES), Task.assignee_id.in_(holders))
+    if grid_ids is not None:
+        held = held.where(Task.grid_id.in_(grid_ids))
     held = session.scalars(
-        select(Task)
-        .where(Task.status.in_(HANDED_ON_STATUSES), Task.assignee_id.in_(holders))
-        .order_by(Task.id)
-        .limit(limit)
-        .with_for_update(skip_locked=skip_locked)
+        held.order_by(Task.id).limit(limit).with_for_update(skip_locked=skip_locked)
     ).all()
     handed = []
     for task in held:

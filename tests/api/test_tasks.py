@@ -142,6 +142,20 @@ def test_a_task_for_a_household_takes_the_households_grid(client, world):
     assert (r.status_code, r.json["grid_code"]) == (201, B1)
 
 
+def test_a_visits_follow_up_is_opened_by_its_visit_not_posted(client, world, session):
+    """Source "visit" is the follow-up a visit opens (with the visit behind it); posted, a task
+    passed for one with no visit: a removed household's let through, its note kept from view."""
+    household = world.households[A1][0]
+    r = client.post(
+        "/api/v1/tasks",
+        json={"source": "visit", "title": "x", "household_id": household.id},
+        headers=world.auth("worker_a1"),
+    )
+    assert r.status_code == 422, r.json
+    assert "source" in r.json["errors"]["json"]
+    assert session.scalar(select(func.count(Task.id))) == 0
+
+
 def test_a_repeated_hotline_ticket_is_a_conflict_naming_the_task(client, world):
     first = client.post("/api/v1/tasks", json=hotline(), headers=world.auth("admin_a")).json
     r = client.post("/api/v1/tasks", json=hotline(), headers=world.auth("admin_a"))

@@ -84,6 +84,18 @@ def test_a_ticket_another_community_holds_is_a_409_until_it_is_said_to_be_redisp
     assert open_ticket(client, world, "admin_b", B1, redispatch=True).status_code == 201
 
 
+def test_only_the_community_admin_says_a_ticket_was_redispatched(client, world, session):
+    """Saying the hotline re-dispatched a ticket ends another community's task: the office's
+    word (it receives the tickets), not any field worker's who can open a task in a grid."""
+    open_ticket(client, world, "admin_a", A1)
+    r = open_ticket(client, world, "worker_b1", B1, redispatch=True)
+    assert r.status_code == 403, r.json
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert [(t.status, t.transferred_at) for t in tasks_of_ticket(session)] == [
+        ("dispatched", None)
+    ]
+
+
 def test_the_new_task_records_its_arrival_by_redispatch_naming_nobody_of_the_first(client, world):
     open_ticket(client, world, "admin_a", A1)
     second = open_ticket(client, world, "admin_b", B1, redispatch=True).json

@@ -387,6 +387,41 @@ def test_moved_to_another_grid_a_worker_is_told_the_b_posts_still_in_the_old_one
     assert r.json["shifts_ahead"] == [tomorrow.isoformat()]
 
 
+def test_moved_to_another_grid_a_worker_hands_on_the_tasks_held_in_the_old_one(
+    client, session, world
+):
+    """A worker moved from A1 to A2 kept A1's open tasks: nobody of A1 worked them (A1's lists
+    showed them taken), and the worker, no longer reading A1's households, went on holding a
+    resident's request there. They go to whom dispatch picks in A1, as at a switch-off; a task
+    they hold in a grid they keep stays theirs."""
+    worker, leader = world.users["worker_a1"], world.users["leader_a"]
+    left = task_held_by(session, worker)
+    kept = make_task(session, A2, now=clock_now())
+    kept.assignee_id, kept.status = worker.id, "accepted"
+    session.flush()
+    r = client.patch(
+        f"/api/v1/users/{worker.id}", json={"grid_codes": [A2]}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["tasks_handed_on"] == [{"task_id": left.id, "assignee_id": leader.id}]
+    session.refresh(left)
+    session.refresh(kept)
+    assert (left.assignee_id, left.status) == (leader.id, "dispatched")
+    assert (kept.assignee_id, kept.status) == (worker.id, "accepted")
+
+
+def test_a_worker_given_one_more_grid_keeps_the_tasks_held(client, session, world):
+    task = task_held_by(session, world.users["worker_a1"])
+    r = client.patch(
+        f"/api/v1/users/{world.users['worker_a1'].id}",
+        json={"grid_codes": [A1, A2]},
+        headers=world.auth("admin_a"),
+    )
+    assert r.status_code == 200 and r.json["tasks_handed_on"] == [], r.json
+    session.refresh(task)
+    assert task.assignee_id == world.users["worker_a1"].id
+
+
 def test_a_worker_given_one_more_grid_has_no_shift_ahead_to_hand_on(client, session, world):
     r = client.patch(
         f"/api/v1/users/{world.users['worker_a1'].id}",

@@ -158,6 +158,15 @@ def test_photos_are_read_back_within_scope(client, world, photo_dir, visit_id):
     assert client.get(url, headers=world.auth("worker_b1")).status_code == 404
 
 
+def test_a_photo_is_not_kept_by_the_browser(client, world, photo_dir, visit_id):
+    """A resident's photo on a shared phone: kept in the browser's cache, it was served to the
+    next user of the phone (and to its worker moved off the grid) with no check and no audit
+    for a day. Every read goes to the server."""
+    url = upload(client, world, visit_id, WEBP).json["url"]
+    response = client.get(url, headers=world.auth("leader_a"))
+    assert response.headers["Cache-Control"] == "no-store"
+
+
 def test_the_visit_lists_its_photos(client, world, photo_dir, visit_id):
     upload(client, world, visit_id, JPEG)
     body = client.get(f"/api/v1/visits/{visit_id}", headers=world.auth("worker_a1")).json

@@ -120,6 +120,25 @@ def test_the_photo_of_a_visit_in_a_grid_they_left_is_not_found_for_its_worker(cl
     assert r.headers["Content-Type"].startswith("application/problem+json")
 
 
+def test_the_follow_up_task_of_a_visit_in_a_grid_they_left_is_not_theirs_to_read(
+    client, world, past
+):
+    """The task their visit opened is the grid's: its title and note (the residents'), its
+    place and the steps of whoever holds it now. A task they opened at the window they follow
+    up wherever it went; one their visit opened, not (once another works it)."""
+    (task,) = client.get("/api/v1/tasks?source=visit", headers=world.auth("leader_a")).json
+    handed = client.post(
+        f"/api/v1/tasks/{task['id']}/assign",
+        json={"assignee_id": world.users["leader_a"].id},
+        headers=world.auth("leader_a"),
+    )
+    assert handed.status_code == 200, handed.json
+    mine = client.get("/api/v1/tasks?created_by=me", headers=world.auth("worker_a1")).json
+    assert mine == []
+    read = client.get(f"/api/v1/tasks/{task['id']}", headers=world.auth("worker_a1"))
+    assert read.status_code == 404
+
+
 def test_whoever_holds_the_grid_now_reads_those_visits_in_full(client, world, past):
     r = client.get(f"/api/v1/visits/{past['ids'][0]}", headers=world.auth("leader_a"))
     assert (r.json["notes"], r.json["follow_up_note"]) == (NOTE, FOLLOW_UP)

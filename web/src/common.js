@@ -368,7 +368,8 @@ async function call(path, options = {}) {
  * Blob: an <img> or a download link cannot send the token, a blob: URL made of it can be shown.
  */
 export async function apiBlob(path) {
-  const get = (token) => fetch(path, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  // Residents' photos, files: never kept in the browser's cache (a shared phone's next user).
+  const get = (token) => fetch(path, { cache: "no-store", headers: token ? { Authorization: `Bearer ${token}` } : {} });
   const token = getToken();
   let response = await get(token);
   if (response.status === 401 && token) {

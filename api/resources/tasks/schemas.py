@@ -190,11 +190,18 @@ _LIST = (
 )
 
 
+# The sources a task is posted with: a visit's follow-up ("visit") is opened by its visit.
+POSTED_SOURCES = tuple(source for source in TASK_SOURCES if source != "visit")
+
+
 class TaskCreateSchema(Schema):
     source = ma.fields.String(
         required=True,
-        validate=ma.validate.OneOf(TASK_SOURCES),
-        metadata={"description": ", ".join(TASK_SOURCES)},
+        validate=ma.validate.OneOf(POSTED_SOURCES),
+        metadata={
+            "description": ", ".join(POSTED_SOURCES)
+            + " (a visit's follow-up, source visit, is opened by its visit)"
+        },
     )
     type = ma.fields.String(
         validate=ma.validate.OneOf(HOTLINE_TYPES),
@@ -221,7 +228,7 @@ class TaskCreateSchema(Schema):
             "description": "The hotline re-dispatched (改派) this ticket here from another "
             "community: its task there is passed on as `transferred`. Without it, a ticket "
             "another community holds is a 409 (a ticket number typed twice never takes a "
-            "ticket from anyone)"
+            "ticket from anyone). The community admin's word only (else a 403)"
         },
     )
     # Stored as sent before: a NUL, a newline, 5,000 digits for a phone.

@@ -77,7 +77,9 @@ class UserById(MethodView):
     def patch(self, changes, user_id):
         """Change an account of your community (community admins)
 
-        `grid_codes` replaces the grids it holds (leading a grid is the grid's `leader_id`).
+        `grid_codes` replaces the grids it holds (leading a grid is the grid's `leader_id`);
+        the open tasks it held in a grid it lets go are handed on there, as at a switch-off
+        (listed in `tasks_handed_on`).
         `active: false` switches it off at once: its tokens, sessions, calendar link and push
         devices end, the tasks it held go to whom dispatch picks today (or wait unassigned,
         their overseers told), listed in `tasks_handed_on`; `shifts_ahead` lists the days a
