@@ -5,7 +5,7 @@ rates carried it."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
@@ -118,10 +118,15 @@ def test_the_window_worker_moves_nothing(page, e2e_engine):
     assert open_task(page, task.id).locator("details.task-move").count() == 0
 
 
+OPEN_HOLDINGS = text("SELECT id FROM grid_holdings WHERE user_id = :user_id AND ended_at IS NULL")
+
+
 @pytest.fixture
 def leader01_of_one_grid(e2e_engine):
     """leader01 holds and leads DEMO_GRID only (the demo's leader leads every grid of the
-    community): the leader of the one wrong grid. Restored after."""
+    community): the leader of the one wrong grid. Restored after, with the periods they held
+    the grids (`grid_holdings`, which a trigger on `user_grids` ends and opens anew): a visit
+    of theirs synced in a later test is judged by them."""
     from sqlalchemy import delete, insert, update
 
     from api.models import Grid, User
@@ -134,6 +139,8 @@ def leader01_of_one_grid(e2e_engine):
             session.scalars(select(user_grids.c.grid_id).where(user_grids.c.user_id == leader))
         )
         led = list(session.scalars(select(Grid.id).where(Grid.leader_id == leader)))
+        holdings = OPEN_HOLDINGS.bindparams(user_id=leader)
+        periods = list(session.scalars(holdings))
         session.execute(
             delete(user_grids).where(user_grids.c.user_id == leader, user_grids.c.grid_id != demo)
         )
@@ -146,6 +153,17 @@ def leader01_of_one_grid(e2e_engine):
         session.execute(delete(user_grids).where(user_grids.c.user_id == leader))
         session.execute(insert(user_grids), [{"user_id": leader, "grid_id": g} for g in held])
         session.execute(update(Grid).where(Grid.id.in_(led)).values(leader_id=leader))
+        session.execute(
+            text(
+                "DELETE FROM grid_holdings WHERE user_id = :user_id AND ended_at IS NULL"
+                " AND id <> ALL(:kept)"
+            ),
+            {"user_id": leader, "kept": periods},
+        )
+        session.execute(
+            text("UPDATE grid_holdings SET ended_at = NULL WHERE id = ANY(:kept)"),
+            {"kept": periods},
+        )
         session.commit()
 
 
