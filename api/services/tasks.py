@@ -921,13 +921,7 @@ def move_task(
     community is not this: a 12345 ticket goes there by the hotline's re-dispatch (改派,
     `create_task`)."""
     grid = session.get(Grid, task.grid_id)
-    scope.require_task_mover(grid)
-    if task.status not in REASSIGNABLE:
-        raise errors.Conflict(
-            f"A task that is {task.status} is not moved to another grid; only an open one is.",
-            state=task.status,
-            allowed=task_actions(task),
-        )
+    _require_movable(scope, grid, task)
     if not reason.strip():
         message = "Say why the task moves (the address it was opened for was wrong)."
         raise errors.Unprocessable(message, errors={"json": {"reason": [message]}})
@@ -1005,6 +999,37 @@ def move_task(
         )
     session.flush()
     return task
+
+
+def move_targets(session: Session, scope: Scope, task: Task) -> list[Grid]:
+    """The grids `task` may move to, by code, for whoever may move it: every active grid of its
+    community but its own, as `move_task` takes them. The task page offered the grids one may
+    open a window task for (`grids.window_grids`), a leader's own: the leader of the one wrong
+    grid, whom the move lets take its task to any grid of the community, was offered none.
+    Refused as the move is: 403 to who may not move it, 409 for a task no longer open."""
+    grid = session.get(Grid, task.grid_id)
+    _require_movable(scope, grid, task)
+    rows = session.scalars(
+        select(Grid)
+        .where(
+            Grid.community_code == grid.community_code,
+            Grid.retired_at.is_(None),
+            Grid.id != grid.id,
+        )
+        .order_by(Grid.code)
+    )
+    return list(rows)
+
+
+def _require_movable(scope: Scope, grid: Grid, task: Task) -> None:
+    """403 unless the caller may move the task out of `grid`, its grid; 409 unless it is open."""
+    scope.require_task_mover(grid)
+    if task.status not in REASSIGNABLE:
+        raise errors.Conflict(
+            f"A task that is {task.status} is not moved to another grid; only an open one is.",
+            state=task.status,
+            allowed=task_actions(task),
+        )
 
 
 def _require_in(session: Session, grid: Grid, lon: float, lat: float, message: str) -> None:

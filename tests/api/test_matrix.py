@@ -427,6 +427,11 @@ MATRIX: dict[str, Line] = {
         outcomes(403, leader_a=OK, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),
         _deadline,
     ),
+    # The grids it may move to: for whoever may move it, as the move.
+    "GET /api/v1/tasks/<id:task_id>/move": Line(
+        "/api/v1/tasks/{task_id}/move",
+        outcomes(403, leader_a=OK, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),
+    ),
     "POST /api/v1/tasks/<id:task_id>/move": Line(  # the grid's leader or the admin, to A2
         "/api/v1/tasks/{task_id}/move",
         outcomes(403, leader_a=OK, admin_a=OK, worker_a2=404, admin_b=404, viewer_110102=404),

@@ -406,3 +406,102 @@ def test_a_task_is_not_moved_to_a_household_that_left_the_register(client, world
     assert r.status_code == 422, r.json
     assert "left the register" in r.json["errors"]["json"]["household_id"][0]
     assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
+
+
+# --- the grids a task may move to (GET /tasks/{id}/move) -------------------------------------
+
+
+def move_targets(client, world, user, task_id):
+    return client.get(f"/api/v1/tasks/{task_id}/move", headers=world.auth(user))
+
+
+def offered(r) -> dict[str, bool]:
+    """The grids offered, by code, each with `yours`."""
+    return {f["properties"]["code"]: f["properties"]["yours"] for f in r.json["features"]}
+
+
+def test_a_leader_of_one_grid_is_offered_every_other_active_grid_of_the_community(
+    app, client, world, session
+):
+    """The task page offered the grids of `GET /grids/window`, a leader's own: the leader of
+    the one wrong grid, who may move its task to any grid of the community, was told there was
+    none. Offered: the community's active grids less the task's own, a retired one not, nor
+    another community's; `yours` says whose households the caller may look up (none of A2's
+    for the leader of A1 alone)."""
+    from tests.factories import make_user
+
+    world.users["leader_a1"] = make_user(session, "leader_a1", "grid_leader", grids=[A1])
+    retired = client.post(
+        "/api/v1/grids",
+        json=grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930)),
+        headers=world.auth("admin_a"),
+    ).json
+    session.get(Grid, retired["id"]).retired_at = T0
+    task = make_task(session, now=T0)
+    session.flush()
+
+    r = move_targets(client, world, "leader_a1", task.id)
+
+    assert r.status_code == 200, r.json
+    assert offered(r) == {A2: False}
+    [a2] = r.json["features"]
+    assert (a2["id"], a2["properties"]["name"]) == (world.grids[A2].id, world.grids[A2].name)
+    assert a2["geometry"]["type"] in ("Polygon", "MultiPolygon")
+
+
+def test_a_grid_offered_is_yours_when_its_households_are_yours_to_look_up(client, world, session):
+    task = make_task(session, now=T0)
+    assert offered(move_targets(client, world, "leader_a", task.id)) == {A2: True}
+    assert offered(move_targets(client, world, "admin_a", task.id)) == {A2: True}
+
+
+def test_every_grid_offered_takes_the_move(client, world, session):
+    """What the list offers, the move takes (a place given in the grid)."""
+    from tests.factories import make_user
+
+    world.users["leader_a1"] = make_user(session, "leader_a1", "grid_leader", grids=[A1])
+    task = make_task(session, now=T0)
+    [code] = offered(move_targets(client, world, "leader_a1", task.id))
+    assert move(client, world, "leader_a1", task.id, grid_code=code).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("user", "status"),
+    [("worker_a1", 403), ("viewer_110101", 403), ("worker_a2", 404), ("admin_b", 404)],
+)
+def test_the_grids_are_offered_to_whoever_may_move_the_task_only(
+    client, world, session, user, status
+):
+    """As the move: the task's worker and the district's viewer read the task but do not move
+    it (403); those who do not read it find no task (404)."""
+    task = make_task(session, now=T0)
+    r = move_targets(client, world, user, task.id)
+    assert r.status_code == status, r.json
+    assert r.headers["Content-Type"] == "application/problem+json"
+
+
+def test_the_grids_of_an_unknown_task_are_not_found(client, world, session):
+    r = move_targets(client, world, "admin_a", 987654321)
+    assert r.status_code == 404, r.json
+    assert r.headers["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("status", ["resolved", "closed"])
+def test_a_task_no_longer_open_offers_no_grid_but_says_why(client, world, session, status):
+    """As the move answers it: a 409 naming the state and the actions left."""
+    task = make_task(session, now=T0)
+    task.status = status
+    session.flush()
+    r = move_targets(client, world, "admin_a", task.id)
+    assert r.status_code == 409, r.json
+    assert r.json["state"] == status
+    assert "move" not in r.json["allowed"]
+
+
+def test_a_community_of_one_grid_offers_none(client, world, session):
+    """The page then says whom to ask (noGridToMove)."""
+    task = make_task(session, now=T0)
+    world.grids[A2].retired_at = T0 - timedelta(days=1)
+    session.flush()
+    r = move_targets(client, world, "admin_a", task.id)
+    assert (r.status_code, r.json["features"]) == (200, [])

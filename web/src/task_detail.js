@@ -55,7 +55,7 @@ const TEXT = {
     moveMany: (n) => `该网格有 ${n} 户符合这个地址：请补充单元、房号。`,
     moved: (grid) => `已移交到${grid}，并已在该网格重新派单。`, moveRefused: "未能移交：",
     moveOffline: "网络未连接：移交需要联网。", gridsFailed: "无法读取网格：",
-    noGridToMove: "没有可移交的其他网格（您只负责这一个网格）：移交到其他网格请联系社区管理员。",
+    noGridToMove: "本社区没有其他在用的网格可以移交：地址不在本社区的，请联系社区管理员。",
     notYoursAddress: "不是您负责的网格，不能按地址查找其住户：不填地址，任务按原位置移交（须在该网格内）。",
     events: {
       create: "登记", dispatch: "派单", assign: "分派", accept: "接单", start: "开始处理", resolve: "办结",
@@ -84,7 +84,7 @@ const TEXT = {
     moveMany: (n) => `${n} households of that grid match this address: add the unit or room.`,
     moved: (grid) => `Moved to ${grid} and dispatched there.`, moveRefused: "Not moved: ",
     moveOffline: "Offline: moving a task needs a connection.", gridsFailed: "Could not read the grids: ",
-    noGridToMove: "No other grid to move it to (you lead only this one): ask the community admin to move it.",
+    noGridToMove: "No other grid of this community to move it to: for an address outside the community, ask the community admin.",
     notYoursAddress: "Not a grid of yours: its households cannot be looked up. Leave the address empty; the task moves at its place, which must lie in that grid.", lost: "No answer from the server: kept on this device, waiting to send; it goes once online, or press again once online (it will not be done twice).",
     queued: "Offline: kept on this device, waiting to send; it goes once online (photos too).", waiting: "Waiting to send", refused: "Not sent: ",
     photoRefused: "A photo could not be uploaded: ", takenAt: (time) => `taken ${time}`, syncedAt: (time) => `taken offline, arrived ${time}`, withPhotos: (n) => `${n} photo(s)`,
@@ -316,16 +316,17 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     return showKept(task.id);
   }
 
-  /** The grids of the task's community it may move to, less its own, in the form's select:
-   * `GET /grids/window`, the community's for its admin (and for whoever is at the window
-   * today), one's own for a leader. (The server takes any grid of the community; a leader is
-   * offered those they can name and look households up in.) None: the form says whom to ask. */
+  /** The grids the task may move to in the form's select: `GET /tasks/{id}/move`, every active
+   * grid of its community but its own, whose grids they are or not (the leader of the one wrong
+   * grid moves its task to a neighbour: `/grids/window`, their own grid only, offered none).
+   * `yours`: its households may be looked up by address. None (a community of one grid): the
+   * form says whom to ask. */
   async function offerGrids(task, form) {
     const select = form.elements.grid_code;
     if (select.options.length > 1 || form.hidden) return;
     let grids;
     try {
-      grids = (await api("/api/v1/grids/window")).features;
+      grids = (await api(`/api/v1/tasks/${encodeURIComponent(task.id)}/move`)).features;
     } catch (error) {
       return say(t.gridsFailed + (error.body?.detail || error.message), true);
     }

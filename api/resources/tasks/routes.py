@@ -19,6 +19,7 @@ from api.resources.tasks.schemas import (
     DeadlineSchema,
     ListsQueryArgsSchema,
     ListsSchema,
+    MoveGridCollectionSchema,
     MoveSchema,
     RatesQueryArgsSchema,
     RatesSchema,
@@ -44,6 +45,7 @@ from api.services import (
     tasks,
 )
 from api.services.community_settings import get_community
+from api.services.geometry import geojson
 from api.sheets import write_table
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (工单).")
@@ -290,6 +292,21 @@ class Deadline(MethodView):
 
 @blp.route("/<id:task_id>/move")
 class Move(MethodView):
+    @blp.response(200, MoveGridCollectionSchema)
+    @blp.alt_response(409, response="CONFLICT", description="The task is no longer open")
+    def get(self, task_id):
+        """The grids a task may move to (the grid's leader or the admin), as outlines
+
+        Every active grid of the task's community but its own: what `POST` takes, the leader's
+        own grids or not (a leader of one grid moves its task to a neighbour). `yours` says
+        which grids' households you may look up (to name the right one as `household_id`).
+        Refused as the move is: 403 to who may not move the task, 409 for one no longer open.
+        """
+        scope = current_scope()
+        task = tasks.get_task(db.session, scope, task_id)
+        rows = tasks.move_targets(db.session, scope, task)
+        return {"features": [_grid_feature(scope, grid) for grid in rows]}
+
     @blp.arguments(MoveSchema)
     @blp.response(200, TaskDetailSchema)
     @idempotency.idempotent(blp, audited="task")
@@ -306,6 +323,20 @@ class Move(MethodView):
         tasks.move_task(db.session, current_scope(), task, now=_now(), **data)
         db.session.commit()
         return task
+
+
+def _grid_feature(scope, grid) -> dict:
+    """A grid as the Feature `MoveGridSchema` answers."""
+    return {
+        "id": grid.id,
+        "geometry": geojson(grid.boundary),
+        "properties": {
+            "code": grid.code,
+            "name": grid.name,
+            "community_code": grid.community_code,
+            "yours": scope.sees_grid(grid),
+        },
+    }
 
 
 @settings_blp.route("/communities/<string:code>/task-settings")

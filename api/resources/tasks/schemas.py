@@ -22,7 +22,7 @@ from api.models.tasks import (
     URGENCY_DEFAULT,
     TaskPhoto,
 )
-from api.resources.schemas import FullMatch, code_field
+from api.resources.schemas import FullMatch, GeometrySchema, code_field
 from api.services.campaigns import MAX_GRIDS
 from api.services.geometry import point_lonlat
 from api.services.names import CONTROL_CHARACTERS, INVISIBLE, has_control_characters
@@ -676,6 +676,35 @@ class MoveSchema(Schema):
             "keeps its place, which must lie in the new grid"
         },
     )
+
+
+class MoveGridPropertiesSchema(Schema):
+    code = ma.fields.String(metadata={"description": "15-digit grid code (DB11/T 2157-2023)"})
+    name = ma.fields.String()
+    community_code = ma.fields.String()
+    yours = Boolean(
+        metadata={
+            "description": "One of your grids: its households are yours to look up and name as "
+            "`household_id`; to another the task moves with a `location` in it, or at its place "
+            "if that lies in it"
+        }
+    )
+
+
+class MoveGridSchema(Schema):
+    type = ma.fields.Constant("Feature", metadata={"type": "string", "enum": ["Feature"]})
+    id = Integer()
+    geometry = ma.fields.Nested(GeometrySchema)
+    properties = ma.fields.Nested(MoveGridPropertiesSchema)
+
+
+class MoveGridCollectionSchema(Schema):
+    """The grids a task may move to, as outlines: its community's active grids but its own."""
+
+    type = ma.fields.Constant(
+        "FeatureCollection", metadata={"type": "string", "enum": ["FeatureCollection"]}
+    )
+    features = ma.fields.List(ma.fields.Nested(MoveGridSchema))
 
 
 class GridOrCommunityArgsSchema(Schema):
