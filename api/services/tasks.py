@@ -899,6 +899,34 @@ def reassign(
     return task
 
 
+def _household_at(session: Session, grid: Grid, address: str) -> Household:
+    """The one household of `grid` in the register at `address` (`address_words_condition`):
+    the right household of a task moved there, named by the leader of the wrong grid, who knows
+    the address the resident gave but may not look that grid's households up. Only how many
+    households are there is told (none, or several: a 422 naming `address`, `matches` the
+    count), not who."""
+    from api.services.households import address_words_condition
+
+    condition = address_words_condition(address)
+    if condition is None:
+        message = "Give one to four words of the right household's address (7号楼 2单元 502)."
+        raise errors.Unprocessable(message, errors={"json": {"address": [message]}})
+    at = select(Household).where(
+        Household.grid_id == grid.id, Household.removed_at.is_(None), condition
+    )
+    found = session.scalars(at.order_by(Household.id).limit(2)).all()
+    if len(found) == 1:
+        return found[0]
+    matches = len(found) and session.scalar(select(func.count()).select_from(at.subquery()))
+    if not matches:
+        message = f"No household of grid {grid.code} in the register is at that address."
+    else:
+        message = (
+            f"{matches} households of grid {grid.code} match that address: add the unit or room."
+        )
+    raise errors.Unprocessable(message, errors={"json": {"address": [message]}}, matches=matches)
+
+
 def move_task(
     session: Session,
     scope: Scope,
@@ -909,6 +937,7 @@ def move_task(
     *,
     location: dict | None = None,
     household_id: int | None = None,
+    address: str | None = None,
 ) -> Task:
     """Move an open task to another grid of its community: a task opened for the wrong grid
     (the caller gave a neighbouring address) counted against that grid's rates, and the right
@@ -916,10 +945,10 @@ def move_task(
     runs on (the resident's wait did not start again). The grid's leader or the community admin
     moves it, with a reason, and with the place it belongs: `location` (in the new grid; its
     household, the wrong address, is let go) or `household_id` (the right household, of the new
-    grid, one the caller may read), or neither when its place already lies in the new grid (a
-    task left at its old place would stand in the old grid on the map). A move to another
-    community is not this: a 12345 ticket goes there by the hotline's re-dispatch (改派,
-    `create_task`)."""
+    grid, one the caller may read) or `address` (that household's, `_household_at`), or none
+    when its place already lies in the new grid (a task left at its old place would stand in
+    the old grid on the map). A move to another community is not this: a 12345 ticket goes
+    there by the hotline's re-dispatch (改派, `create_task`)."""
     grid = session.get(Grid, task.grid_id)
     _require_movable(scope, grid, task)
     if not reason.strip():
@@ -955,6 +984,8 @@ def move_task(
             message = f"Household {household_id} is not one of grid {grid_code}."
             raise errors.Unprocessable(message, errors={"json": {"household_id": [message]}})
         _require_in_register(household, now)
+    elif address is not None:
+        household = _household_at(session, target, address)
     point = None
     if location is not None:
         lon, lat = _point(location)

@@ -408,6 +408,47 @@ def test_a_task_is_not_moved_to_a_household_that_left_the_register(client, world
     assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
 
 
+def test_a_leader_not_of_the_new_grid_places_the_task_by_the_address_the_resident_gave(
+    client, world, session
+):
+    """The leader of the wrong grid knows the right address, not the right grid's household
+    ids (its register is not theirs to look up): the move takes the address, and the server
+    finds the one household of the new grid at it. Before, their move kept the task's wrong
+    place, which lies in their own grid: refused every time."""
+    from tests.factories import make_user
+
+    world.users["leader_a1"] = make_user(session, "leader_a1", "grid_leader", grids=[A1])
+    task = make_task(session, now=T0, household_id=world.households[A1][1].id, location=None)
+    right = world.households[A2][1]  # 1-1-1-201 of A2
+    r = move(client, world, "leader_a1", task.id, location=None, address="1号楼 1单元 201")
+    assert r.status_code == 200, r.json
+    assert (r.json["grid_code"], r.json["household_id"]) == (A2, right.id)
+    session.expire_all()
+    assert point_lonlat(session.get(Task, task.id).location) == point_lonlat(right.location)
+
+
+@pytest.mark.parametrize(
+    ("address", "says"),
+    [("9号楼 101", "No household of grid"), ("1号楼", "3 households of grid"), ("  ", "address")],
+)
+def test_an_address_matching_no_household_or_many_is_refused_and_moves_nothing(
+    client, world, session, address, says
+):
+    task = make_task(session, now=T0)
+    r = move(client, world, "leader_a", task.id, location=None, address=address)
+    assert r.status_code == 422, r.json
+    assert says in r.json["errors"]["json"]["address"][0]
+    assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
+
+
+def test_an_address_and_a_household_together_are_refused(client, world, session):
+    task = make_task(session, now=T0)
+    right = world.households[A2][1]
+    r = move(client, world, "leader_a", task.id, household_id=right.id, address="1号楼 201")
+    assert r.status_code == 422, r.json
+    assert set(r.json["errors"]["json"]) == {"address", "household_id"}
+
+
 # --- the grids a task may move to (GET /tasks/{id}/move) -------------------------------------
 
 

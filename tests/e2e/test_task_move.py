@@ -234,25 +234,29 @@ def test_the_leader_of_one_grid_moves_its_task_to_a_neighbour_grid(
 
 
 @pytest.mark.usefixtures("leader01_of_one_grid")
-def test_a_leader_s_address_for_a_grid_not_theirs_is_not_looked_up(
+def test_a_leader_places_the_task_at_the_right_door_of_a_grid_not_theirs_by_its_address(
     page,
     e2e_engine,
     make_task,  # noqa: F811
 ):
-    """Its households are not theirs to read: the page says to leave the address empty, and
-    sends nothing."""
+    """Its households are not theirs to look up, and the page told them to leave the address
+    out: the task moved at its wrong place, refused wherever that lay in their own grid. The
+    address goes with the move, and the server finds the one household of that grid at it."""
     from api.models import Grid, Task
 
     task_id = task_opened_for_the_wrong_grid(e2e_engine, make_task)
+    door = a_household_of(e2e_engine, NEXT_GRID)
     detail = open_leaders_move_form(page, task_id)
     detail.locator("select[name=grid_code]").select_option(NEXT_GRID)
-    detail.locator("form.task-move input[name=address]").fill("1号楼1单元101")
+    address = f"{door.building}号楼{door.unit}单元{door.room}"
+    detail.locator("form.task-move input[name=address]").fill(address)
     detail.locator("form.task-move input[name=reason]").fill("地址属于隔壁网格")
     detail.locator("form.task-move button").click()
     page.wait_for_function(
         "() => document.querySelector('#task-detail .task-status')?.textContent"
-        ".startsWith('不是您负责的网格')"
+        ".startsWith('已移交到')"
     )
     with Session(e2e_engine) as session:
         task = session.get(Task, task_id)
-        assert session.get(Grid, task.grid_id).code == DEMO_GRID
+        assert session.get(Grid, task.grid_id).code == NEXT_GRID
+        assert task.household_id == door.id

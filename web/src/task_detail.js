@@ -16,7 +16,7 @@
 // shows each step's photos as thumbnails, read with the token (an <img> cannot send it) into
 // blob: URLs, let go when the page is redrawn.
 import {
-  TASK_TEXT, addressWords, api, apiBlob, apiPage, beijingField, beijingInput, escapeHtml, newIdempotencyKey, noAnswer,
+  TASK_TEXT, addressWords, api, apiBlob, beijingField, beijingInput, escapeHtml, newIdempotencyKey, noAnswer,
 } from "./common.js";
 import { keepPage, keptPage } from "./task_pages.js";
 import { discardStep, dropStep, keepStep, mySteps, sendSteps, waitingOther } from "./task_steps.js";
@@ -51,12 +51,11 @@ const TEXT = {
     moveTask: "移交其他网格（地址或网格有误）", moveGrid: "移交到网格", chooseGrid: "请选择网格",
     moveAddress: "正确地址（可选，如 3号楼2单元502）", moveReason: "移交原因", move: "移交",
     needGrid: "请选择要移交到的网格。", needMoveReason: "请写明移交原因（如：地址有误）。",
-    moveFinding: "正在查找该网格的住户…", moveNone: "该网格没有这个地址的住户：请核对地址，或不填地址。",
+    moveNone: "该网格没有这个地址的住户：请核对地址，或不填地址。",
     moveMany: (n) => `该网格有 ${n} 户符合这个地址：请补充单元、房号。`,
     moved: (grid) => `已移交到${grid}，并已在该网格重新派单。`, moveRefused: "未能移交：",
     moveOffline: "网络未连接：移交需要联网。", gridsFailed: "无法读取网格：",
     noGridToMove: "本社区没有其他在用的网格可以移交：地址不在本社区的，请联系社区管理员。",
-    notYoursAddress: "不是您负责的网格，不能按地址查找其住户：不填地址，任务按原位置移交（须在该网格内）。",
     events: {
       create: "登记", dispatch: "派单", assign: "分派", accept: "接单", start: "开始处理", resolve: "办结",
       return: "退回", escalate: "上报", callback: "回访", close: "关闭", reopen: "重启", move: "移交网格",
@@ -80,12 +79,12 @@ const TEXT = {
     moveTask: "Move to another grid (wrong address or grid)", moveGrid: "Move to grid", chooseGrid: "Choose a grid",
     moveAddress: "The right address (optional, e.g. 3 2 502)", moveReason: "Why it moves", move: "Move",
     needGrid: "Choose the grid it moves to.", needMoveReason: "Say why it moves (the address was wrong, say).",
-    moveFinding: "Looking up the grid's households…", moveNone: "No household of that grid at this address: check it, or leave it empty.",
+    moveNone: "No household of that grid at this address: check it, or leave it empty.",
     moveMany: (n) => `${n} households of that grid match this address: add the unit or room.`,
     moved: (grid) => `Moved to ${grid} and dispatched there.`, moveRefused: "Not moved: ",
     moveOffline: "Offline: moving a task needs a connection.", gridsFailed: "Could not read the grids: ",
     noGridToMove: "No other grid of this community to move it to: for an address outside the community, ask the community admin.",
-    notYoursAddress: "Not a grid of yours: its households cannot be looked up. Leave the address empty; the task moves at its place, which must lie in that grid.", lost: "No answer from the server: kept on this device, waiting to send; it goes once online, or press again once online (it will not be done twice).",
+    lost: "No answer from the server: kept on this device, waiting to send; it goes once online, or press again once online (it will not be done twice).",
     queued: "Offline: kept on this device, waiting to send; it goes once online (photos too).", waiting: "Waiting to send", refused: "Not sent: ",
     photoRefused: "A photo could not be uploaded: ", takenAt: (time) => `taken ${time}`, syncedAt: (time) => `taken offline, arrived ${time}`, withPhotos: (n) => `${n} photo(s)`,
     retake: "Take it again", discard: "Discard", discardConfirm: (a) => `Discard this step (${a})? It is deleted from this device and not sent.`,
@@ -319,8 +318,7 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
   /** The grids the task may move to in the form's select: `GET /tasks/{id}/move`, every active
    * grid of its community but its own, whose grids they are or not (the leader of the one wrong
    * grid moves its task to a neighbour: `/grids/window`, their own grid only, offered none).
-   * `yours`: its households may be looked up by address. None (a community of one grid): the
-   * form says whom to ask. */
+   * None (a community of one grid): the form says whom to ask. */
   async function offerGrids(task, form) {
     const select = form.elements.grid_code;
     if (select.options.length > 1 || form.hidden) return;
@@ -334,7 +332,6 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     for (const g of grids) {
       if (g.properties.code === task.grid_code) continue;
       select.add(new Option(`${g.properties.name}（${g.properties.code}）`, g.properties.code));
-      Object.assign(select.options[select.options.length - 1].dataset, { id: String(g.id), yours: String(g.properties.yours) });
     }
     if (select.options.length === 1) {
       form.hidden = true;
@@ -342,8 +339,8 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     }
   }
 
-  /** POST /tasks/{id}/move: to the grid chosen, at the household found by the address given
-   * (one of that grid), or where it stands; read again once moved. */
+  /** POST /tasks/{id}/move: to the grid chosen, at the household of that grid the server finds
+   * at the address given, or where it stands; read again once moved. */
   async function moveTask(task, form) {
     const option = form.elements.grid_code.selectedOptions[0];
     const reason = form.elements.reason.value.trim();
@@ -353,22 +350,11 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     const button = form.querySelector("button");
     button.disabled = true;
     const body = { grid_code: option.value, reason };
+    // The right household, by the address the resident gave: the server finds the one of that
+    // grid at it (a leader of another grid may not look its households up, and needs not).
     const words = addressWords(form.elements.address.value);
-    if (words.length && option.dataset.yours === "false") {
-      button.disabled = false;
-      return say(t.notYoursAddress, true);
-    }
+    if (words.length) body.address = words.join(" ");
     try {
-      if (words.length) {
-        say(t.moveFinding);
-        const query = new URLSearchParams({ grid_id: option.dataset.id, address: words.join(" ") });
-        const { items, pagination } = await apiPage(`/api/v1/households?${query}`, { pageSize: 5 });
-        if (items.length !== 1) {
-          button.disabled = false;
-          return say(items.length ? t.moveMany(pagination?.total ?? items.length) : t.moveNone, true);
-        }
-        body.household_id = items[0].id;
-      }
       // One key for the move as the form holds it: pressed again after a lost answer, the
       // server answers the first move instead of refusing a second ("already in that grid").
       const sent = JSON.stringify(body);
@@ -383,6 +369,8 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
       });
     } catch (error) {
       button.disabled = false;
+      const matches = error.body?.errors?.json?.address ? error.body.matches : undefined;
+      if (matches !== undefined) return say(matches ? t.moveMany(matches) : t.moveNone, true);
       return say(t.moveRefused + (error.body?.detail || error.message), true);
     }
     changed?.();

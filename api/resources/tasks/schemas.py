@@ -672,10 +672,25 @@ class MoveSchema(Schema):
     household_id = Integer(
         metadata={
             "description": "The right household, in the new grid: the task stands at it "
-            "(unless `location` is given too). Without `location` or `household_id` the task "
-            "keeps its place, which must lie in the new grid"
+            "(unless `location` is given too). Without `location`, `household_id` or `address` "
+            "the task keeps its place, which must lie in the new grid"
         },
     )
+    address = ma.fields.String(
+        validate=[ma.validate.Length(min=1, max=100), _no_nul],
+        metadata={
+            "description": "The right household's address (7号楼 2单元 502), for a mover who "
+            "may not look the new grid's households up: the one household of the new grid in "
+            "the register at it is taken as `household_id` would be (none, or several: a 422 "
+            "naming `address`). Not with `household_id`"
+        },
+    )
+
+    @ma.validates_schema
+    def _one_household(self, data, **kwargs):
+        if "address" in data and "household_id" in data:
+            message = "Name the household by its id or by its address, not both."
+            raise ma.ValidationError({"address": [message], "household_id": [message]})
 
 
 class MoveGridPropertiesSchema(Schema):
