@@ -439,3 +439,45 @@ def test_the_office_s_newer_facts_read_meanwhile_are_not_undone(
     )
     assert sent == []
     assert facts(e2e_engine, owner_of_three).members == 5
+
+
+SWITCHED_OFF = (
+    "UPDATE users SET active = :active,"
+    " switched_off_at = CASE WHEN :active THEN NULL ELSE now() END WHERE username = 'worker01'"
+)
+
+
+def test_a_switched_off_workers_correction_goes_with_the_visits_handed_over(
+    context, page, owner_of_three, e2e_engine
+):
+    """worker01 records a visit with a correction the server never gets, then leaves. The
+    admin, signed in on the phone, sends the visits for them: the correction went nowhere (the
+    handover sent the visits only, and dropped it with them)."""
+    from sqlalchemy import text
+
+    page = open_app(context, page)
+    context.route("**/api/v1/visits/batch", lambda route: route.abort())  # the server is away
+    open_fold(page, owner_of_three)
+    page.select_option("#reg-occupancy", "tenant")
+    page.check("#register-fold input[value=living_alone]")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
+    page.goto("/map")
+    page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    context.unroute("**/api/v1/visits/batch")
+    with e2e_engine.begin() as conn:
+        conn.execute(text(SWITCHED_OFF), {"active": False})
+    try:
+        open_app(context, page, "admin01")
+        page.wait_for_selector("#handover:not([hidden]) button[data-worker]")
+        page.click("#handover button[data-worker]")
+        page.wait_for_function(
+            "() => document.querySelector('#handover-result').textContent !== ''"
+        )
+        assert queued_visits(page) == []
+        now = facts(e2e_engine, owner_of_three)
+        assert (now.occupancy, list(now.tags)) == ("tenant", ["living_alone"])
+    finally:
+        with e2e_engine.begin() as conn:
+            conn.execute(text(SWITCHED_OFF), {"active": True})

@@ -88,6 +88,8 @@ const TEXT = {
     handoverDone: (stored, refused) => `已保存 ${stored} 条${refused ? `，${refused} 条被拒绝` : ""}。`,
     handoverLeft: "被拒绝的记录仍留在本机（如不在您带领的网格），可由社区管理员登录后代为发送。",
     handoverFailed: "发送失败，请稍后再试。",
+    handoverCorrections: (done, refused, held) => [done && `${done} 条住户信息更正已发送`, refused && `${refused} 条更正未被接受（见下方）`,
+      held && "住户信息更正未能发送，请稍后再点“代为发送”"].filter(Boolean).join("；") + "。",
     // Signing out with what is not yet on the server: the parts that apply, then the question.
     unsynced: (n, refused, lost) => `${n} 条走访记录未同步${refused ? `（其中 ${refused} 条被服务器拒绝，待修改）` : ""}${lost ? `（其中 ${lost} 条是服务器未能保存的修改）` : ""}`,
     unsentReports: (n) => `${n} 条上报的问题未发送（待发送或待修改）`,
@@ -280,6 +282,8 @@ const TEXT = {
     handoverDone: (stored, refused) => `${stored} stored${refused ? `, ${refused} refused` : ""}.`,
     handoverLeft: "The refused ones stay on this phone (one of a grid you do not lead, say): the community admin, signed in, sends them.",
     handoverFailed: "Sending failed; try again later.",
+    handoverCorrections: (done, refused, held) => [done && `${done} register correction${done === 1 ? "" : "s"} sent`,
+      refused && `${refused} refused (see below)`, held && "corrections not sent yet: press “Send them for this worker” again later"].filter(Boolean).join("; ") + ".",
     unsynced: (n, refused, lost) => `${n} visit${n === 1 ? "" : "s"} not synced${refused ? ` (${refused} refused by the server, to be corrected)` : ""}${lost ? ` (${lost} an edit the server did not store)` : ""}`,
     unsentReports: (n) => `${n} reported problem${n === 1 ? "" : "s"} not sent (waiting, or refused to be fixed)`,
     unsentSteps: (n) => `${n} step${n === 1 ? "" : "s"} on tasks not sent (waiting, or refused)`,
@@ -1290,7 +1294,8 @@ async function showHandover() {
   const counts = new Map();
   if (["community_admin", "grid_leader"].includes(tokenClaims(token).role)) {
     for (const r of await listQueued()) {
-      if (r.user && r.user !== me && (r.state === "pending" || r.state === "rejected")) counts.set(r.user, (counts.get(r.user) || 0) + 1);
+      // A stored visit whose correction a handover could not send yet ("correcting") too.
+      if (r.user && r.user !== me && ["pending", "rejected", "correcting"].includes(r.state)) counts.set(r.user, (counts.get(r.user) || 0) + 1);
     }
   }
   $("handover").hidden = counts.size === 0;
@@ -1305,7 +1310,9 @@ $("handover-list").addEventListener("click", async (e) => {
     const sent = await handOver(worker);
     // A leader sends the visits of the grids they lead: the others stay for the admin.
     const left = sent.rejected && tokenClaims(getToken()).role === "grid_leader" ? ` ${t.handoverLeft}` : "";
-    $("handover-result").textContent = t.handoverDone(sent.stored, sent.rejected) + left;
+    const corrections = sent.corrected || sent.correctionsRefused || sent.correctionsHeld
+      ? ` ${t.handoverCorrections(sent.corrected, sent.correctionsRefused, sent.correctionsHeld)}` : "";
+    $("handover-result").textContent = t.handoverDone(sent.stored, sent.rejected) + left + corrections;
   } catch (err) {
     $("handover-result").textContent = err.status === 409 ? t.handoverActive : (err.problem?.detail || t.handoverFailed);
   }

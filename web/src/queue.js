@@ -232,6 +232,20 @@ async function doSync() {
  */
 async function sendCorrections(user, summary) {
   const records = (await listQueued()).filter((r) => user && r.user === user && r.state === "correcting");
+  summary.correctionsHeld = await patchCorrections(records, async (record, response, body) => {
+    await settleCorrection(record, response, body);
+    if (response.ok) summary.corrected.push({ household_id: record.visit.household_id, changes: record.register_changes, household: body });
+    else summary.correctionsRefused += 1;
+  });
+}
+
+/**
+ * PATCH each record's register changes to its household, in order, as the signed-in user;
+ * `handle(record, response, body)` takes each answer. No answer (offline), a 5xx, 408, 429 or a
+ * 401 a refresh did not mend stops there: the rest wait with it. Returns why it stopped
+ * ({status, retryAfter}; status 0: no answer at all), or null when every one was answered.
+ */
+async function patchCorrections(records, handle) {
   for (const record of records) {
     let response;
     const send = (token) => fetch(`/api/v1/households/${encodeURIComponent(record.visit.household_id)}`, {
@@ -244,28 +258,30 @@ async function sendCorrections(user, summary) {
       response = await send(token);
       if (response.status === 401) response = await send(await refreshAccess(token));
     } catch {
-      summary.correctionsHeld = { status: 0 }; // no answer: every correction waits
-      return;
+      return { status: 0 };
     }
     if (response.status >= 500 || [401, 408, 429].includes(response.status)) {
-      summary.correctionsHeld = { status: response.status, retryAfter: response.headers.get("Retry-After") };
-      return;
+      return { status: response.status, retryAfter: response.headers.get("Retry-After") };
     }
-    const body = await response.json().catch(() => null);
-    await run(STORE, "readwrite", (store) => {
-      const current = store.get(record.id);
-      current.onsuccess = () => {
-        if (current.result?.state !== "correcting") return; // discarded, or signed out, meanwhile
-        if (response.ok) store.delete(record.id);
-        else {
-          const refusal = { status: response.status, type: body?.type, detail: body?.detail || body?.title || `HTTP ${response.status}`, errors: body?.errors };
-          store.put({ ...current.result, state: "correction-refused", reason: refusal.detail, refusal, refusedAt: Date.now() });
-        }
-      };
-    });
-    if (response.ok) summary.corrected.push({ household_id: record.visit.household_id, changes: record.register_changes, household: body });
-    else summary.correctionsRefused += 1;
+    await handle(record, response, await response.json().catch(() => null));
   }
+  return null;
+}
+
+/** A correction answered: out of the queue once taken; refused, kept as "correction-refused"
+ * with the server's words (for `user`, who reads and dismisses it: by default its own). */
+function settleCorrection(record, response, body, user = record.user) {
+  return run(STORE, "readwrite", (store) => {
+    const current = store.get(record.id);
+    current.onsuccess = () => {
+      if (current.result?.state !== "correcting") return; // discarded, or signed out, meanwhile
+      if (response.ok) store.delete(record.id);
+      else {
+        const refusal = { status: response.status, type: body?.type, detail: body?.detail || body?.title || `HTTP ${response.status}`, errors: body?.errors };
+        store.put({ ...current.result, user, state: "correction-refused", reason: refusal.detail, refusal, refusedAt: Date.now() });
+      }
+    };
+  });
 }
 
 /**
@@ -368,12 +384,15 @@ function storedAsSent(stored, visit) {
  * community admin. Stored ones (created, duplicate) leave the queue; refused ones stay, marked
  * with the reason, as a sync leaves them; a batch refused whole (a problem: the account is still
  * active, the caller is no admin) throws with its `status` and `problem`, the queue unchanged.
- * Returns {sent, stored, rejected}.
+ * The register changes the visits carried (住户信息有变化？) are sent after them, as the caller:
+ * a sync sends only the signed-in worker's, and the worker can no longer sign in. One refused is
+ * kept for the caller to read and dismiss; with no answer, it waits here for the next handover.
+ * Returns {sent, stored, rejected, corrected, correctionsRefused, correctionsHeld}.
  */
 export async function handOver(worker) {
   const token = await getMeta("token");
   const records = (await listQueued()).filter((r) => r.user === worker && (r.state === "pending" || r.state === "rejected"));
-  const summary = { sent: 0, stored: 0, rejected: 0 };
+  const summary = { sent: 0, stored: 0, rejected: 0, corrected: 0, correctionsRefused: 0, correctionsHeld: null };
   await sendInBatches(`/api/v1/visits/handover?worker=${encodeURIComponent(worker)}`, records, token, async (chunk, results) => {
     summary.sent += chunk.length;
     await run([STORE], "readwrite", (store) => {
@@ -381,7 +400,8 @@ export async function handOver(worker) {
         const record = chunk.find((r) => r.id === result.id);
         if (!record) continue;
         if (result.status === "created" || result.status === "duplicate") {
-          store.delete(record.id);
+          if (record.register_changes && Object.keys(record.register_changes).length) store.put({ ...record, state: "correcting" });
+          else store.delete(record.id);
           summary.stored += 1;
         } else if (result.status === "rejected") {
           const { id, status, visit, ...refusal } = result;
@@ -390,6 +410,12 @@ export async function handOver(worker) {
         }
       }
     });
+  });
+  const me = tokenUser(token);
+  const correcting = (await listQueued()).filter((r) => r.user === worker && r.state === "correcting");
+  summary.correctionsHeld = await patchCorrections(correcting, async (record, response, body) => {
+    await settleCorrection(record, response, body, me);
+    summary[response.ok ? "corrected" : "correctionsRefused"] += 1;
   });
   return summary;
 }
