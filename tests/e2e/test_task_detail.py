@@ -1130,3 +1130,25 @@ def test_a_resolve_kept_offline_is_dated_when_it_was_pressed_not_when_it_went(
         assert "送达" in said
     finally:
         leader.close()
+
+
+def test_a_pass_asked_for_while_one_runs_runs_once_more_with_what_it_was_last_given(page):
+    """`oneAtATime` (the kept pages, steps, reports): asked for twice while a pass ran, the pass
+    after it took what the first of those asks gave. The task list read before a step was
+    stored came second, the one read after it third: the resolved task's page was kept again
+    (and offered offline as still open) from the older list."""
+    page.goto("/app")
+    runs = page.evaluate(
+        """async () => {
+          const { oneAtATime } = await import('/web/common.js');
+          const runs = [];
+          const pass = oneAtATime(async (list) => {
+            runs.push(list);
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          });
+          const all = [pass("first"), pass("older list"), pass("newer list")];
+          await Promise.all(all);
+          return runs;
+        }"""
+    )
+    assert runs == ["first", "newer list"]

@@ -462,19 +462,22 @@ export const carriedOut = (error) => error?.status === 409 && error.body?.idempo
 /**
  * `pass` (an async function sending what the phone keeps) run one at a time: two at once sent
  * the same thing twice at once (the second answered 409). Asked for while one runs, it runs
- * once more after it, however often it was asked meanwhile.
+ * once more after it, however often it was asked meanwhile, with what the last ask gave (the
+ * first's was an older task list: the page of a task resolved meanwhile was kept again).
  */
 export function oneAtATime(pass) {
   let running = null;
   let again = null;
+  let latest = [];
   const start = (...args) => {
     if (!running) {
       running = pass(...args).finally(() => { running = null; });
       return running;
     }
+    latest = args;
     again ??= running.catch(() => {}).then(() => {
       again = null;
-      return start(...args);
+      return start(...latest);
     });
     return again;
   };
