@@ -88,15 +88,23 @@ DISPATCH_NOTES = (FINDER, ON_DUTY, RELIEVER, B_POST, LEADER, AT_WINDOW)
 
 
 def choose_assignee(
-    session: Session, grid: Grid, day: date, *, finder: int | None = None
+    session: Session,
+    grid: Grid,
+    day: date,
+    *,
+    finder: int | None = None,
+    besides: int | None = None,
 ) -> tuple[User | None, str]:
     """The user a new task of `grid` goes to on `day` (Asia/Shanghai), and why.
 
     `finder`: the worker whose visit asked for the task. When they hold the grid and are not on
     leave that day, it is theirs, rostered or not: they stood at the door, met the resident and
     wrote the note (a Saturday's visit went to the leader, a grid of two workers' to the first
-    by id). A reliever from another grid leaves it to the grid's own."""
-    workers = grid_workers(session, grid)
+    by id). A reliever from another grid leaves it to the grid's own.
+
+    `besides`: a user not to pick, the holder a task is handed on from (moved off the grid, a
+    roster's shift there today still named them, and the task went back to them as new)."""
+    workers = [w for w in grid_workers(session, grid) if w.id != besides]
     for worker in workers:
         if worker.id == finder and not on_leave(session, worker.id, day):
             return worker, FINDER
@@ -134,12 +142,18 @@ def choose_assignee(
         for shift in shifts:
             reliever = session.get(User, shift.worker_id)
             # A shift outlives a role change: one made a community admin since is out of the field.
-            works = reliever is not None and reliever.active and reliever.role in SHIFT_ROLES
+            works = (
+                reliever is not None
+                and reliever.id != besides
+                and reliever.active
+                and reliever.role in SHIFT_ROLES
+            )
             if works and not on_leave(session, reliever.id, day):
                 reason = RELIEVER if shift.relief_for_id in holders else B_POST
                 return reliever, reason
     if grid.leader_id is not None:
         leader = session.get(User, grid.leader_id)
-        if leader is not None and leader.active and not on_leave(session, leader.id, day):
+        available = leader is not None and leader.active and leader.id != besides
+        if available and not on_leave(session, leader.id, day):
             return leader, LEADER
     return None, NOBODY

@@ -1004,10 +1004,16 @@ def move_task(
     if point is not None:
         task.location = point
         task.household_id = household.id if household is not None else None
-    task.assignee_id, task.status = None, "new"
+    session.flush()
+    assignee, why = dispatch.choose_assignee(session, target, now.astimezone(LOCAL).date())
+    # Its worker holds the new grid too and is picked again: at work on it, they go on as they
+    # were (set back to "dispatched", they accepted and started it again, pushed 新任务 for it).
+    stays = assignee is not None and assignee.id == previous and before in AT_WORK
+    if not stays:
+        task.assignee_id, task.status = None, "new"
     _stamp(task, now)
     _event(
-        task, "move", before, "new", scope.user_id, now,
+        task, "move", before, task.status, scope.user_id, now,
         note=f"{grid.code} → {target.code}: {reason.strip()}",
     )  # fmt: skip
     if task.due_at > now:
@@ -1015,15 +1021,14 @@ def move_task(
         # deadline's own warning and escalation are still owed.
         task.escalated_at = None
     session.flush()
-    assignee, why = dispatch.choose_assignee(session, target, now.astimezone(LOCAL).date())
-    if assignee is not None and assignee.id != previous:
-        task.warned_at = task.contact_warned_at = None  # owed to whoever holds the task now
-    if assignee is not None:
-        _assign(session, task, assignee, scope.user_id, now, note=why, kind="task_dispatched")
-    else:
-        task.warned_at = task.contact_warned_at = None
-        above = overseers(session, target, now=now, besides=(scope.user_id,))
-        _notify_task(session, task, above, "task_unassigned", "新任务待分派", now=now)
+    if not stays:
+        if assignee is None or assignee.id != previous:
+            task.warned_at = task.contact_warned_at = None  # owed to whoever holds the task now
+        if assignee is not None:
+            _assign(session, task, assignee, scope.user_id, now, note=why, kind="task_dispatched")
+        else:
+            above = overseers(session, target, now=now, besides=(scope.user_id,))
+            _notify_task(session, task, above, "task_unassigned", "新任务待分派", now=now)
     if previous not in (None, task.assignee_id, scope.user_id):
         _notify_task(
             session, task, [previous], "task_updated", "任务已移至其他网格", urgent=False, now=now
@@ -1591,7 +1596,9 @@ def _hand_on_held(
         grid = session.get(Grid, task.grid_id)
         # The deadline's warning went to the former holder: the next holder is warned anew.
         task.warned_at = None
-        assignee = hand_on(session, task, grid, actor_id, now, why=why, title=title)
+        # Never back to its holder (moved off the grid, a shift there today still named them).
+        holder = task.assignee_id
+        assignee = hand_on(session, task, grid, actor_id, now, why=why, title=title, besides=holder)
         handed.append((task.id, assignee.id if assignee is not None else None))
     return handed
 
@@ -1605,16 +1612,18 @@ def hand_on(
     *,
     why: str,
     title: str,
+    besides: int | None = None,
 ) -> User | None:
     """Give a task its holder can no longer work to whom dispatch picks today, as a new task
     would; with nobody to pick, it waits unassigned (`why` in its history) and whoever may
-    assign it is told (`title`). The new assignee, or None.
+    assign it is told (`title`). The new assignee (never `besides`), or None.
 
     The first contact's warning, if one was given, went to the holder who could not work it: it
     is owed to whoever answers for the task now (the deadline's is cleared by the callers that
     hand on what was warned: `_hand_on_held`; the tick's `_warned` gives it at once)."""
     task.contact_warned_at = None
-    assignee, reason = dispatch.choose_assignee(session, grid, now.astimezone(LOCAL).date())
+    day = now.astimezone(LOCAL).date()
+    assignee, reason = dispatch.choose_assignee(session, grid, day, besides=besides)
     if assignee is not None:
         _assign(session, task, assignee, actor_id, now, note=reason, kind="task_dispatched")
         return assignee

@@ -449,6 +449,23 @@ def test_an_address_and_a_household_together_are_refused(client, world, session)
     assert set(r.json["errors"]["json"]) == {"address", "household_id"}
 
 
+def test_a_task_moved_to_a_grid_its_worker_holds_too_stays_theirs_as_it_was(client, world, session):
+    """Its worker holds the new grid too, and dispatch picks them again: the move set their
+    work back to "dispatched" and pushed them 新任务 for the task they were doing."""
+    worker = world.users["worker_a1"]
+    worker.grids.append(world.grids[A2])
+    task = make_task(session, now=T0)
+    task.assignee_id, task.status = worker.id, "in_progress"
+    session.flush()
+    before = told(session, worker)
+    r = move(client, world, "leader_a", task.id)
+    assert r.status_code == 200, r.json
+    assert (r.json["grid_code"], r.json["assignee_id"]) == (A2, worker.id)
+    assert r.json["status"] == "in_progress"
+    assert [e["action"] for e in r.json["events"]][-1] == "move"
+    assert ("task_dispatched", "新任务") not in told(session, worker)[len(before) :]
+
+
 # --- the grids a task may move to (GET /tasks/{id}/move) -------------------------------------
 
 

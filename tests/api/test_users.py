@@ -410,6 +410,32 @@ def test_moved_to_another_grid_a_worker_hands_on_the_tasks_held_in_the_old_one(
     assert (kept.assignee_id, kept.status) == (worker.id, "accepted")
 
 
+def test_moved_off_a_grid_their_shift_still_names_a_worker_is_not_given_their_tasks_back(
+    client, session, world
+):
+    """Today's roster still gives the worker a B-post in the grid they left: dispatch, falling
+    back to the grid's B-posts, picked them again, and the admin read "handed on" of tasks that
+    went back to their holder as new (their work started again, a 新任务 push for it)."""
+    from api.models import Roster, Shift
+    from api.services.weeks import LOCAL, week_of
+
+    worker, leader = world.users["worker_a1"], world.users["leader_a"]
+    today = clock_now().astimezone(LOCAL).date()
+    roster = Roster(community_code=A, week=week_of(today), status="published")
+    session.add(roster)
+    session.flush()
+    session.add(
+        Shift(roster_id=roster.id, date=today, post="B", worker_id=worker.id,
+              grid_id=world.grids[A1].id)
+    )  # fmt: skip
+    task = task_held_by(session, worker)
+    r = client.patch(
+        f"/api/v1/users/{worker.id}", json={"grid_codes": [A2]}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["tasks_handed_on"] == [{"task_id": task.id, "assignee_id": leader.id}]
+
+
 def test_a_worker_given_one_more_grid_keeps_the_tasks_held(client, session, world):
     task = task_held_by(session, world.users["worker_a1"])
     r = client.patch(
