@@ -481,3 +481,56 @@ def test_a_switched_off_workers_correction_goes_with_the_visits_handed_over(
     finally:
         with e2e_engine.begin() as conn:
             conn.execute(text(SWITCHED_OFF), {"active": True})
+
+
+def test_a_correction_the_leader_may_not_make_is_left_for_the_admins_handover(
+    context, page, owner_of_three, e2e_engine
+):
+    """A leader hands over what they may: a correction of a household of a grid they do not
+    lead (a 403) stays as it was, the worker's, for the admin's handover (kept as refused under
+    the leader's name, the admin was never offered it)."""
+    from sqlalchemy import text
+
+    page = open_app(context, page)
+    context.route("**/api/v1/visits/batch", lambda route: route.abort())
+    open_fold(page, owner_of_three)
+    page.select_option("#reg-occupancy", "tenant")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
+    page.goto("/map")
+    page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    context.unroute("**/api/v1/visits/batch")
+    context.route(
+        "**/api/v1/households/*",
+        lambda route: (
+            route.fulfill(
+                status=403,
+                content_type="application/problem+json",
+                body='{"title": "Forbidden", "status": 403, "detail": "Not a grid of yours."}',
+            )
+            if route.request.method == "PATCH"
+            else route.continue_()
+        ),
+    )
+    with e2e_engine.begin() as conn:
+        conn.execute(text(SWITCHED_OFF), {"active": False})
+    try:
+        open_app(context, page, "leader01")
+        page.wait_for_selector("#handover:not([hidden]) button[data-worker]")
+        page.click("#handover button[data-worker]")
+        page.wait_for_function("() => document.querySelector('#handover-result').textContent")
+        (record,) = queued_visits(page)
+        assert (record["state"], record["register_changes"]) == (
+            "correcting",
+            {"occupancy": "tenant"},
+        )
+        with e2e_engine.connect() as conn:
+            worker01 = conn.scalar(text("SELECT id FROM users WHERE username = 'worker01'"))
+        assert str(record["user"]) == str(worker01)
+        page.wait_for_selector("#handover:not([hidden]) button[data-worker]")
+        assert facts(e2e_engine, owner_of_three).occupancy == "owner"
+    finally:
+        context.unroute("**/api/v1/households/*")
+        with e2e_engine.begin() as conn:
+            conn.execute(text(SWITCHED_OFF), {"active": True})

@@ -1309,7 +1309,7 @@ $("handover-list").addEventListener("click", async (e) => {
   try {
     const sent = await handOver(worker);
     // A leader sends the visits of the grids they lead: the others stay for the admin.
-    const left = sent.rejected && tokenClaims(getToken()).role === "grid_leader" ? ` ${t.handoverLeft}` : "";
+    const left = (sent.rejected || sent.correctionsLeft) && tokenClaims(getToken()).role === "grid_leader" ? ` ${t.handoverLeft}` : "";
     const corrections = sent.corrected || sent.correctionsRefused || sent.correctionsHeld
       ? ` ${t.handoverCorrections(sent.corrected, sent.correctionsRefused, sent.correctionsHeld)}` : "";
     $("handover-result").textContent = t.handoverDone(sent.stored, sent.rejected) + left + corrections;

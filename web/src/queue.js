@@ -386,13 +386,14 @@ function storedAsSent(stored, visit) {
  * active, the caller is no admin) throws with its `status` and `problem`, the queue unchanged.
  * The register changes the visits carried (住户信息有变化？) are sent after them, as the caller:
  * a sync sends only the signed-in worker's, and the worker can no longer sign in. One refused is
- * kept for the caller to read and dismiss; with no answer, it waits here for the next handover.
- * Returns {sent, stored, rejected, corrected, correctionsRefused, correctionsHeld}.
+ * kept for the caller to read and dismiss, but one not the caller's (403: a leader's, of a grid
+ * they do not lead), left for the admin; with no answer, it waits here for the next handover.
+ * Returns {sent, stored, rejected, corrected, correctionsRefused, correctionsLeft, correctionsHeld}.
  */
 export async function handOver(worker) {
   const token = await getMeta("token");
   const records = (await listQueued()).filter((r) => r.user === worker && (r.state === "pending" || r.state === "rejected"));
-  const summary = { sent: 0, stored: 0, rejected: 0, corrected: 0, correctionsRefused: 0, correctionsHeld: null };
+  const summary = { sent: 0, stored: 0, rejected: 0, corrected: 0, correctionsRefused: 0, correctionsLeft: 0, correctionsHeld: null };
   await sendInBatches(`/api/v1/visits/handover?worker=${encodeURIComponent(worker)}`, records, token, async (chunk, results) => {
     summary.sent += chunk.length;
     await run([STORE], "readwrite", (store) => {
@@ -414,6 +415,12 @@ export async function handOver(worker) {
   const me = tokenUser(token);
   const correcting = (await listQueued()).filter((r) => r.user === worker && r.state === "correcting");
   summary.correctionsHeld = await patchCorrections(correcting, async (record, response, body) => {
+    // Not the caller's to correct (a leader, a household of a grid they do not lead): left as
+    // it is, for the community admin's handover, as such a visit is.
+    if (response.status === 403) {
+      summary.correctionsLeft += 1;
+      return;
+    }
     await settleCorrection(record, response, body, me);
     summary[response.ok ? "corrected" : "correctionsRefused"] += 1;
   });
