@@ -281,3 +281,23 @@ def test_the_deadline_sent_untouched_changes_nothing(page, e2e_engine):
     with Session(e2e_engine) as session:
         steps = session.scalars(select(TaskEvent.action).where(TaskEvent.task_id == task.id))
         assert "deadline" not in list(steps)
+
+
+def test_a_time_limit_the_server_refuses_is_said_in_chinese(page, e2e_engine):
+    """A past time limit typed for a ticket's extension: the page said the server's English
+    ("办理时限未调整：due_at 2026-… must be after now"), the window's form its own words."""
+    open_window(page, "admin01")
+    fill_ticket(page, ticket_number(), "延期填错的工单")
+    page.click("#submit")
+    page.locator("#created").wait_for()
+    [task] = tasks_titled(e2e_engine, "延期填错的工单")
+    detail = open_task(page, task.id)
+    detail.locator("details.ticket-deadline summary").click()
+    detail.locator("form.ticket-deadline input[name=due_at]").fill("2020-01-01T09:00")
+    detail.locator("form.ticket-deadline button").click()
+    page.wait_for_function(
+        "() => document.querySelector('#task-detail .task-status')?.textContent"
+        ".startsWith('办理时限未调整')"
+    )
+    said = page.inner_text("#task-detail .task-status")
+    assert said == "办理时限未调整：办理时限须晚于现在，且在90天之内。"

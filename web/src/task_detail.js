@@ -48,6 +48,13 @@ const TEXT = {
     deadlineNote: "说明（如热线批准延期）", setDeadline: "调整时限", needDeadline: "请填写新的办理时限。",
     deadlineSet: "办理时限已调整，承办人已收到通知。", deadlineSame: "办理时限与原来相同，没有改动。",
     deadlineOffline: "网络未连接：调整时限需要联网。", deadlineRefused: "办理时限未调整：",
+    // A field the server refused (422 `errors.json`), in the office's words (the server's
+    // are English): what is wrong with the deadline's or the move's form.
+    fieldWrong: {
+      due_at: "办理时限须晚于现在，且在90天之内。", note: "说明有误（不能含空字符）。",
+      grid_code: "不能移交到该网格（已撤销、不在本社区，或就是本网格）。", reason: "请写明移交原因（如：地址有误）。",
+      location: "任务原位置不在该网格内：请填写正确地址。", household_id: "该住户不在所选网格。",
+    },
     moveTask: "移交其他网格（地址或网格有误）", moveGrid: "移交到网格", chooseGrid: "请选择网格",
     moveAddress: "正确地址（可选，如 3号楼2单元502）", moveReason: "移交原因", move: "移交",
     needGrid: "请选择要移交到的网格。", needMoveReason: "请写明移交原因（如：地址有误）。",
@@ -76,6 +83,11 @@ const TEXT = {
     deadlineNote: "Note (e.g. the hotline approved an extension)", setDeadline: "Change deadline", needDeadline: "Give the new time limit.",
     deadlineSet: "The time limit is changed; the assignee is told.", deadlineSame: "The same time limit: nothing changed.",
     deadlineOffline: "Offline: changing the time limit needs a connection.", deadlineRefused: "The time limit was not changed: ",
+    fieldWrong: {
+      due_at: "The time limit must be after now and within 90 days.", note: "Check the note (no NUL character).",
+      grid_code: "Not a grid it can move to (retired, of another community, or its own).", reason: "Say why it moves (the address was wrong, say).",
+      location: "The task does not stand in that grid: give the right address.", household_id: "That household is not of the grid chosen.",
+    },
     moveTask: "Move to another grid (wrong address or grid)", moveGrid: "Move to grid", chooseGrid: "Choose a grid",
     moveAddress: "The right address (optional, e.g. 3 2 502)", moveReason: "Why it moves", move: "Move",
     needGrid: "Choose the grid it moves to.", needMoveReason: "Say why it moves (the address was wrong, say).",
@@ -371,12 +383,18 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
       button.disabled = false;
       const matches = error.body?.errors?.json?.address ? error.body.matches : undefined;
       if (matches !== undefined) return say(matches ? t.moveMany(matches) : t.moveNone, true);
-      return say(t.moveRefused + (error.body?.detail || error.message), true);
+      return say(t.moveRefused + refusalWords(error), true);
     }
     changed?.();
     if (shown !== task.id) return;
     await open(task.id);
     if (shown === task.id) say(t.moved(option.textContent), false, true);
+  }
+
+  /** Why the server refused a form: the fields it named, in the page's words; else its own. */
+  function refusalWords(error) {
+    const said = Object.keys(error.body?.errors?.json || {}).map((field) => t.fieldWrong[field]).filter(Boolean);
+    return said.length ? [...new Set(said)].join(" ") : error.body?.detail || error.message;
   }
 
   /** PUT /tasks/{id}/deadline: the ticket's new time limit, read again once changed. */
@@ -399,7 +417,7 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
       });
     } catch (error) {
       button.disabled = false;
-      return say(t.deadlineRefused + (error.body?.detail || error.message), true);
+      return say(t.deadlineRefused + refusalWords(error), true);
     }
     changed?.();
     if (shown !== task.id) return;
