@@ -379,6 +379,8 @@ def update_household(
     if moved:
         household.grid_id = grid.id
         household.location = f"SRID=4326;POINT({lon} {lat})"
+    if changes.get("occupancy") == "vacant" and "members" not in changes:
+        changes = {**changes, "members": 0}  # nobody lives there, as a household registered so
     if "add_tags" in changes or "remove_tags" in changes:
         changes = dict(changes)
         removed = set(changes.pop("remove_tags", ()))

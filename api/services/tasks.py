@@ -899,7 +899,7 @@ def reassign(
     return task
 
 
-def _household_at(session: Session, grid: Grid, address: str) -> Household:
+def _household_at(session: Session, grid: Grid, address: str, now: datetime) -> Household:
     """The one household of `grid` in the register at `address` (`address_words_condition`):
     the right household of a task moved there, named by the leader of the wrong grid, who knows
     the address the resident gave but may not look that grid's households up. Only how many
@@ -911,9 +911,10 @@ def _household_at(session: Session, grid: Grid, address: str) -> Household:
     if condition is None:
         message = "Give one to four words of the right household's address (7号楼 2单元 502)."
         raise errors.Unprocessable(message, errors={"json": {"address": [message]}})
-    at = select(Household).where(
-        Household.grid_id == grid.id, Household.removed_at.is_(None), condition
-    )
+    # In the register now, as `_require_in_register` holds it (one leaving at the end of today
+    # is still there).
+    in_register = or_(Household.removed_at.is_(None), Household.removed_at > now)
+    at = select(Household).where(Household.grid_id == grid.id, in_register, condition)
     found = session.scalars(at.order_by(Household.id).limit(2)).all()
     if len(found) == 1:
         return found[0]
@@ -985,7 +986,7 @@ def move_task(
             raise errors.Unprocessable(message, errors={"json": {"household_id": [message]}})
         _require_in_register(household, now)
     elif address is not None:
-        household = _household_at(session, target, address)
+        household = _household_at(session, target, address, now)
     point = None
     if location is not None:
         lon, lat = _point(location)

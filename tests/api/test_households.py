@@ -179,6 +179,15 @@ def test_patch_changes_facts(client, world):
     assert body["tags"] == []
 
 
+def test_a_household_found_vacant_has_no_members_left(client, world):
+    """Registered vacant, a household has 0 members; made vacant by a PATCH (the door's
+    correction too), it kept the family that left."""
+    household = world.households[A1][0]
+    _patch(client, world, household, {"occupancy": "owner", "members": 3}, user="admin_a")
+    body = _patch(client, world, household, {"occupancy": "vacant"}).json
+    assert (body["occupancy"], body["members"]) == ("vacant", 0)
+
+
 def _patch(client, world, household, body, user="worker_a1"):
     return client.patch(f"/api/v1/households/{household.id}", json=body, headers=world.auth(user))
 

@@ -408,6 +408,22 @@ def test_a_task_is_not_moved_to_a_household_that_left_the_register(client, world
     assert unchanged(session, task, world.grids[A1].id, world.users["worker_a1"].id, "dispatched")
 
 
+def test_an_address_finds_a_household_in_the_register_until_it_leaves(client, world, session):
+    """Its address names it while it is in the register, as its id does: one leaving later
+    today is found, one that left is not."""
+    leaving, gone = world.households[A2][1], world.households[A2][2]  # rooms 201, 301
+    leaving.removed_at, leaving.removal_date, leaving.removal_reason = (
+        T0 + timedelta(hours=6), TODAY, "moved_out"
+    )  # fmt: skip
+    gone.removed_at, gone.removal_date, gone.removal_reason = T0, TODAY, "demolished"
+    session.flush()
+    task = make_task(session, now=T0)
+    r = move(client, world, "leader_a", task.id, location=None, address="1号楼 301")
+    assert r.status_code == 422 and "No household" in r.json["errors"]["json"]["address"][0]
+    r = move(client, world, "leader_a", task.id, location=None, address="1号楼 201")
+    assert (r.status_code, r.json["household_id"]) == (200, leaving.id), r.json
+
+
 def test_a_leader_not_of_the_new_grid_places_the_task_by_the_address_the_resident_gave(
     client, world, session
 ):
