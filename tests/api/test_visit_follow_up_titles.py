@@ -166,8 +166,7 @@ def test_the_visit_takes_every_urgency_a_task_takes():
     from api.resources.visits.schemas import VisitItemSchema
 
     field = VisitItemSchema().fields["follow_up_urgency"]
-    for urgency in URGENCIES:
-        field.deserialize(urgency)
+    assert [field.deserialize(urgency) for urgency in URGENCIES] == list(URGENCIES)
 
 
 # --- a batch sent again ------------------------------------------------------------------------
