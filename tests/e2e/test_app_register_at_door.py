@@ -534,3 +534,34 @@ def test_a_correction_the_leader_may_not_make_is_left_for_the_admins_handover(
         context.unroute("**/api/v1/households/*")
         with e2e_engine.begin() as conn:
             conn.execute(text(SWITCHED_OFF), {"active": True})
+
+
+def test_the_correction_of_an_edit_another_version_overtook_still_goes(
+    context, page, owner_of_three, e2e_engine
+):
+    """A refused visit edited, with a correction, while its automatic resend was stored: the
+    edit stays "overtaken" to be read beside the stored version, and the correction, kept with
+    it, was never sent nor shown. What the worker learnt at the door goes on its own."""
+    page = open_app(context, page)
+    state = page.evaluate(
+        """async (household) => {
+          const { requeueEdited } = await import('/web/queue.js');
+          const { getToken, tokenUser } = await import('/web/session.js');
+          const visit = { id: crypto.randomUUID(), household_id: household, outcome: 'met' };
+          // Its record left the queue meanwhile: the resend stored the earlier version.
+          const record = { id: visit.id, user: tokenUser(getToken()), visit, state: 'rejected' };
+          return requeueEdited(record, visit, { occupancy: 'tenant' });
+        }""",
+        owner_of_three,
+    )
+    assert state == "overtaken"
+    records = {r["state"]: r for r in queued_visits(page)}
+    assert "register_changes" not in records["overtaken"]
+    assert records["correcting"]["register_changes"] == {"occupancy": "tenant"}
+    page.click("#sync")
+    wait_for_empty_queue_but_the_edit = (
+        "() => !document.querySelector('#queue li.correcting')"
+        " && document.querySelector('#queue li.overtaken')"
+    )
+    page.wait_for_function(wait_for_empty_queue_but_the_edit)
+    assert facts(e2e_engine, owner_of_three).occupancy == "tenant"

@@ -27,6 +27,15 @@ const sameFields = (a, b) => EDITED_FIELDS.every((k) => (a?.[k] ?? null) === (b?
  * version the server stored before the edit reached it. Never sent (the server would answer
  * `duplicate`: a stored visit cannot be changed, there is no visit PATCH); listed for the worker
  * to read and note down, until they discard it. */
+// The register changes of a visit whose edit was overtaken (another version stored): what the
+// worker learnt at the door is as true as before, and goes on its own, as a stored visit's does
+// (`sendCorrections`); the "overtaken" record keeps only the edit. Kept with it, they were never
+// sent and never shown.
+const hasChanges = (changes) => Boolean(changes && Object.keys(changes).length);
+const correctionOf = (record, visit, changes) => ({
+  id: `${visit.id}#register`, user: record.user, visit: { id: visit.id, household_id: visit.household_id },
+  register_changes: changes, state: "correcting", storedAt: Date.now(),
+});
 const overtaken = (record, visit, stored) => ({
   ...record, visit, state: "overtaken", stored: Object.fromEntries(EDITED_FIELDS.map((k) => [k, stored?.[k] ?? null])),
   overtakenAt: Date.now(),
@@ -47,7 +56,9 @@ export async function requeueEdited(record, visit, registerChanges = record.regi
       if (current.result) store.put(withChanges({ id: visit.id, visit, user: record.user, state, queuedAt: Date.now() }, registerChanges));
       else {
         state = "overtaken";
-        store.put(overtaken({ ...record, queuedAt: Date.now() }, visit, record.visit));
+        const { register_changes: _, ...edit } = record;
+        store.put(overtaken({ ...edit, queuedAt: Date.now() }, visit, record.visit));
+        if (hasChanges(registerChanges)) store.put(correctionOf(record, visit, registerChanges));
       }
     };
   });
@@ -358,9 +369,11 @@ function leave(store, id, sent, storedVisit, summary, duplicate = false) {
     const editedOnItsWay = now.queuedAt !== sent.queuedAt && now.state === "pending" && !sameFields(now.visit, sent.visit);
     const storedOtherwise = duplicate && now.state !== "overtaken" && storedVisit && !storedAsSent(storedVisit, now.visit);
     if (editedOnItsWay || storedOtherwise) {
-      store.put(overtaken(now, now.visit, storedVisit || sent.visit));
+      const { register_changes: changes, ...edit } = now;
+      store.put(overtaken(edit, now.visit, storedVisit || sent.visit));
+      if (hasChanges(changes)) store.put(correctionOf(now, now.visit, changes));
       summary.overtaken += 1;
-    } else if (now.register_changes && Object.keys(now.register_changes).length) {
+    } else if (hasChanges(now.register_changes)) {
       // The visit is stored; the register changes it carries go next (`sendCorrections`).
       store.put({ ...now, state: "correcting", storedAt: Date.now() });
     } else {
