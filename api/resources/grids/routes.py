@@ -22,6 +22,7 @@ from api.resources.grids.schemas import (
     LocateBatchSchema,
     LocateQueryArgsSchema,
     WindowGridCollectionSchema,
+    grid_outline,
 )
 from api.services import grids
 from api.services.geometry import geojson
@@ -134,19 +135,7 @@ class WindowGrids(MethodView):
         at_window, rows = grids.window_grids(db.session, scope, _now().astimezone(LOCAL).date())
         return {
             "at_window": at_window,
-            "features": [
-                {
-                    "id": g.id,
-                    "geometry": geojson(g.boundary),
-                    "properties": {
-                        "code": g.code,
-                        "name": g.name,
-                        "community_code": g.community_code,
-                        "yours": scope.sees_grid(g),
-                    },
-                }
-                for g in rows
-            ],
+            "features": [grid_outline(scope, g) for g in rows],
         }
 
 

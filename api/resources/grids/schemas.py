@@ -65,6 +65,23 @@ class WindowGridPropertiesSchema(Schema):
     )
 
 
+def grid_outline(scope, grid) -> dict:
+    """A grid as `WindowGridSchema` (and the move's `MoveGridSchema`) answers it: its outline,
+    code and name, and whether its households are the caller's to look up (`yours`)."""
+    from api.services.geometry import geojson
+
+    return {
+        "id": grid.id,
+        "geometry": geojson(grid.boundary),
+        "properties": {
+            "code": grid.code,
+            "name": grid.name,
+            "community_code": grid.community_code,
+            "yours": scope.sees_grid(grid),
+        },
+    }
+
+
 class WindowGridSchema(Schema):
     type = ma.fields.Constant("Feature", metadata={"type": "string", "enum": ["Feature"]})
     id = Integer()

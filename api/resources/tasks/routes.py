@@ -12,6 +12,7 @@ from api.extensions import Blueprint, db
 from api.privacy import audited
 from api.resources import photos as photo_upload
 from api.resources.files import table_doc, table_file
+from api.resources.grids.schemas import grid_outline
 from api.resources.tasks.schemas import (
     AssignSchema,
     CampaignResultSchema,
@@ -45,7 +46,6 @@ from api.services import (
     tasks,
 )
 from api.services.community_settings import get_community
-from api.services.geometry import geojson
 from api.sheets import write_table
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks (工单).")
@@ -305,7 +305,7 @@ class Move(MethodView):
         scope = current_scope()
         task = tasks.get_task(db.session, scope, task_id)
         rows = tasks.move_targets(db.session, scope, task)
-        return {"features": [_grid_feature(scope, grid) for grid in rows]}
+        return {"features": [grid_outline(scope, grid) for grid in rows]}
 
     @blp.arguments(MoveSchema)
     @blp.response(200, TaskDetailSchema)
@@ -323,20 +323,6 @@ class Move(MethodView):
         tasks.move_task(db.session, current_scope(), task, now=_now(), **data)
         db.session.commit()
         return task
-
-
-def _grid_feature(scope, grid) -> dict:
-    """A grid as the Feature `MoveGridSchema` answers."""
-    return {
-        "id": grid.id,
-        "geometry": geojson(grid.boundary),
-        "properties": {
-            "code": grid.code,
-            "name": grid.name,
-            "community_code": grid.community_code,
-            "yours": scope.sees_grid(grid),
-        },
-    }
 
 
 @settings_blp.route("/communities/<string:code>/task-settings")

@@ -22,7 +22,8 @@ from api.models.tasks import (
     URGENCY_DEFAULT,
     TaskPhoto,
 )
-from api.resources.schemas import FullMatch, GeometrySchema, code_field
+from api.resources.grids.schemas import WindowGridPropertiesSchema, WindowGridSchema
+from api.resources.schemas import FullMatch, code_field
 from api.services.campaigns import MAX_GRIDS
 from api.services.geometry import point_lonlat
 from api.services.names import CONTROL_CHARACTERS, INVISIBLE, has_control_characters
@@ -693,23 +694,17 @@ class MoveSchema(Schema):
             raise ma.ValidationError({"address": [message], "household_id": [message]})
 
 
-class MoveGridPropertiesSchema(Schema):
-    code = ma.fields.String(metadata={"description": "15-digit grid code (DB11/T 2157-2023)"})
-    name = ma.fields.String()
-    community_code = ma.fields.String()
+class MoveGridPropertiesSchema(WindowGridPropertiesSchema):
     yours = Boolean(
         metadata={
             "description": "One of your grids: its households are yours to look up and name as "
-            "`household_id`; to another the task moves with a `location` in it, or at its place "
-            "if that lies in it"
+            "`household_id`; in any grid the task moves to the household at an `address`, with "
+            "a `location` in it, or at its place if that lies in it"
         }
     )
 
 
-class MoveGridSchema(Schema):
-    type = ma.fields.Constant("Feature", metadata={"type": "string", "enum": ["Feature"]})
-    id = Integer()
-    geometry = ma.fields.Nested(GeometrySchema)
+class MoveGridSchema(WindowGridSchema):
     properties = ma.fields.Nested(MoveGridPropertiesSchema)
 
 
