@@ -447,12 +447,10 @@ SWITCHED_OFF = (
 )
 
 
-def test_a_switched_off_workers_correction_goes_with_the_visits_handed_over(
-    context, page, owner_of_three, e2e_engine
-):
-    """worker01 records a visit with a correction the server never gets, then leaves. The
-    admin, signed in on the phone, sends the visits for them: the correction went nowhere (the
-    handover sent the visits only, and dropped it with them)."""
+@pytest.fixture()
+def left_by_worker01(context, page, owner_of_three, e2e_engine):
+    """worker01 records a visit to `owner_of_three`, found let to one living alone, that the
+    server never gets, then leaves: signed out, their account switched off (on again after)."""
     from sqlalchemy import text
 
     page = open_app(context, page)
@@ -468,72 +466,57 @@ def test_a_switched_off_workers_correction_goes_with_the_visits_handed_over(
     context.unroute("**/api/v1/visits/batch")
     with e2e_engine.begin() as conn:
         conn.execute(text(SWITCHED_OFF), {"active": False})
-    try:
-        open_app(context, page, "admin01")
-        page.wait_for_selector("#handover:not([hidden]) button[data-worker]")
-        page.click("#handover button[data-worker]")
-        page.wait_for_function(
-            "() => document.querySelector('#handover-result').textContent !== ''"
-        )
-        assert queued_visits(page) == []
-        now = facts(e2e_engine, owner_of_three)
-        assert (now.occupancy, list(now.tags)) == ("tenant", ["living_alone"])
-    finally:
-        with e2e_engine.begin() as conn:
-            conn.execute(text(SWITCHED_OFF), {"active": True})
+    yield owner_of_three
+    with e2e_engine.begin() as conn:
+        conn.execute(text(SWITCHED_OFF), {"active": True})
+
+
+def hand_over(context, page, username: str) -> None:
+    """`username` signs in on the phone and sends what worker01 left on it."""
+    open_app(context, page, username)
+    page.wait_for_selector("#handover:not([hidden]) button[data-worker]")
+    page.click("#handover button[data-worker]")
+    page.wait_for_function("() => document.querySelector('#handover-result').textContent")
+
+
+def test_a_switched_off_workers_correction_goes_with_the_visits_handed_over(
+    context, page, left_by_worker01, e2e_engine
+):
+    """The admin, signed in on the phone, sends worker01's visits for them: the correction went
+    nowhere (the handover sent the visits only, and dropped it with them)."""
+    hand_over(context, page, "admin01")
+    assert queued_visits(page) == []
+    now = facts(e2e_engine, left_by_worker01)
+    assert (now.occupancy, list(now.tags)) == ("tenant", ["living_alone"])
 
 
 def test_a_correction_the_leader_may_not_make_is_left_for_the_admins_handover(
-    context, page, owner_of_three, e2e_engine
+    context, page, left_by_worker01, e2e_engine
 ):
     """A leader hands over what they may: a correction of a household of a grid they do not
     lead (a 403) stays as it was, the worker's, for the admin's handover (kept as refused under
     the leader's name, the admin was never offered it)."""
     from sqlalchemy import text
 
-    page = open_app(context, page)
-    context.route("**/api/v1/visits/batch", lambda route: route.abort())
-    open_fold(page, owner_of_three)
-    page.select_option("#reg-occupancy", "tenant")
-    page.click("#record")
-    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
-    page.goto("/map")
-    page.click("#signout")
-    page.wait_for_selector("#signin:not([hidden])")
-    context.unroute("**/api/v1/visits/batch")
-    context.route(
-        "**/api/v1/households/*",
-        lambda route: (
-            route.fulfill(
-                status=403,
-                content_type="application/problem+json",
-                body='{"title": "Forbidden", "status": 403, "detail": "Not a grid of yours."}',
-            )
-            if route.request.method == "PATCH"
-            else route.continue_()
-        ),
-    )
-    with e2e_engine.begin() as conn:
-        conn.execute(text(SWITCHED_OFF), {"active": False})
+    def forbidden(route):
+        if route.request.method != "PATCH":
+            return route.continue_()
+        body = '{"title": "Forbidden", "status": 403, "detail": "Not a grid of yours."}'
+        return route.fulfill(status=403, content_type="application/problem+json", body=body)
+
+    context.route("**/api/v1/households/*", forbidden)
     try:
-        open_app(context, page, "leader01")
-        page.wait_for_selector("#handover:not([hidden]) button[data-worker]")
-        page.click("#handover button[data-worker]")
-        page.wait_for_function("() => document.querySelector('#handover-result').textContent")
+        hand_over(context, page, "leader01")
         (record,) = queued_visits(page)
-        assert (record["state"], record["register_changes"]) == (
-            "correcting",
-            {"occupancy": "tenant"},
-        )
+        assert record["state"] == "correcting"
+        assert record["register_changes"] == {"occupancy": "tenant", "add_tags": ["living_alone"]}
         with e2e_engine.connect() as conn:
             worker01 = conn.scalar(text("SELECT id FROM users WHERE username = 'worker01'"))
         assert str(record["user"]) == str(worker01)
         page.wait_for_selector("#handover:not([hidden]) button[data-worker]")
-        assert facts(e2e_engine, owner_of_three).occupancy == "owner"
+        assert facts(e2e_engine, left_by_worker01).occupancy == "owner"
     finally:
         context.unroute("**/api/v1/households/*")
-        with e2e_engine.begin() as conn:
-            conn.execute(text(SWITCHED_OFF), {"active": True})
 
 
 def test_the_correction_of_an_edit_another_version_overtook_still_goes(
