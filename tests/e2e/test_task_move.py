@@ -34,6 +34,21 @@ def register_in_other_grid(page, e2e_engine, title: str):
     return task, detail
 
 
+def move(page, detail, grid: str, reason: str, address: str = "", says: str = "已移交到") -> None:
+    """Fill the move's form (the grid, the right address, why) and send it; until the page
+    says `says`."""
+    detail.locator("select[name=grid_code]").select_option(grid)
+    if address:
+        detail.locator("form.task-move input[name=address]").fill(address)
+    detail.locator("form.task-move input[name=reason]").fill(reason)
+    detail.locator("form.task-move button").click()
+    page.wait_for_function(
+        "(says) => document.querySelector('#task-detail .task-status')?.textContent"
+        ".startsWith(says)",
+        arg=says,
+    )
+
+
 def a_household_of(e2e_engine, code: str):
     from api.models import Grid, Household
 
@@ -60,15 +75,8 @@ def test_the_office_moves_a_task_to_the_right_grid_at_the_right_door(page, e2e_e
     door = a_household_of(e2e_engine, DEMO_GRID)
     # The task's own grid is not offered.
     assert detail.locator(f"select[name=grid_code] option[value='{OTHER_GRID}']").count() == 0
-    detail.locator("select[name=grid_code]").select_option(DEMO_GRID)
     address = f"{door.building}号楼{door.unit}单元{door.room}"  # as the resident says it
-    detail.locator("form.task-move input[name=address]").fill(address)
-    detail.locator("form.task-move input[name=reason]").fill("居民报错了楼号")
-    detail.locator("form.task-move button").click()
-    page.wait_for_function(
-        "() => document.querySelector('#task-detail .task-status')?.textContent"
-        ".startsWith('已移交到')"
-    )
+    move(page, detail, DEMO_GRID, "居民报错了楼号", address)
     [moved] = tasks_titled(e2e_engine, "地址有误的投诉（待移交）")
     assert moved.id == task.id and moved.household_id == door.id
     from api.models import Grid
@@ -83,13 +91,7 @@ def test_a_move_without_the_right_place_is_refused_in_the_server_s_words(page, e
     """The task still stands in its old grid: moved as it is, the map showed it there."""
     open_window(page, "admin01")
     task, detail = register_in_other_grid(page, e2e_engine, "未给地址的移交")
-    detail.locator("select[name=grid_code]").select_option(DEMO_GRID)
-    detail.locator("form.task-move input[name=reason]").fill("网格有误")
-    detail.locator("form.task-move button").click()
-    page.wait_for_function(
-        "() => document.querySelector('#task-detail .task-status')?.textContent"
-        ".startsWith('未能移交')"
-    )
+    move(page, detail, DEMO_GRID, "网格有误", says="未能移交")
     [stored] = tasks_titled(e2e_engine, "未给地址的移交")
     assert stored.grid_id == task.grid_id
 
@@ -98,14 +100,7 @@ def test_a_move_without_the_right_place_is_refused_in_the_server_s_words(page, e
 def test_an_address_with_no_household_in_that_grid_sends_nothing(page, e2e_engine):
     open_window(page, "admin01")
     task, detail = register_in_other_grid(page, e2e_engine, "地址查无此户")
-    detail.locator("select[name=grid_code]").select_option(DEMO_GRID)
-    detail.locator("form.task-move input[name=address]").fill("999号楼 9单元 9999")
-    detail.locator("form.task-move input[name=reason]").fill("地址有误")
-    detail.locator("form.task-move button").click()
-    page.wait_for_function(
-        "() => document.querySelector('#task-detail .task-status')?.textContent"
-        " === '该网格没有这个地址的住户：请核对地址，或不填地址。'"
-    )
+    move(page, detail, DEMO_GRID, "地址有误", "999号楼 9单元 9999", says="该网格没有这个地址的住户")
     [stored] = tasks_titled(e2e_engine, "地址查无此户")
     assert stored.grid_id == task.grid_id
 
@@ -221,13 +216,7 @@ def test_the_leader_of_one_grid_moves_its_task_to_a_neighbour_grid(
     )
     assert set(offered) == others and NEXT_GRID in others
     assert detail.locator("p.no-grid").count() == 0
-    detail.locator("select[name=grid_code]").select_option(NEXT_GRID)
-    detail.locator("form.task-move input[name=reason]").fill("地址属于隔壁网格")
-    detail.locator("form.task-move button").click()
-    page.wait_for_function(
-        "() => document.querySelector('#task-detail .task-status')?.textContent"
-        ".startsWith('已移交到')"
-    )
+    move(page, detail, NEXT_GRID, "地址属于隔壁网格")
     with Session(e2e_engine) as session:
         task = session.get(Task, task_id)
         assert session.get(Grid, task.grid_id).code == NEXT_GRID
@@ -247,14 +236,12 @@ def test_a_leader_places_the_task_at_the_right_door_of_a_grid_not_theirs_by_its_
     task_id = task_opened_for_the_wrong_grid(e2e_engine, make_task)
     door = a_household_of(e2e_engine, NEXT_GRID)
     detail = open_leaders_move_form(page, task_id)
-    detail.locator("select[name=grid_code]").select_option(NEXT_GRID)
-    address = f"{door.building}号楼{door.unit}单元{door.room}"
-    detail.locator("form.task-move input[name=address]").fill(address)
-    detail.locator("form.task-move input[name=reason]").fill("地址属于隔壁网格")
-    detail.locator("form.task-move button").click()
-    page.wait_for_function(
-        "() => document.querySelector('#task-detail .task-status')?.textContent"
-        ".startsWith('已移交到')"
+    move(
+        page,
+        detail,
+        NEXT_GRID,
+        "地址属于隔壁网格",
+        f"{door.building}号楼{door.unit}单元{door.room}",
     )
     with Session(e2e_engine) as session:
         task = session.get(Task, task_id)
