@@ -186,7 +186,9 @@ def change_account(
         held = {grid.id for grid in user.grids if grid.retired_at is None}
         _hold_grids(session, user, changes["grid_codes"])
         session.flush()
-        let_go = held - {grid.id for grid in user.grids}
+        # A grid they still lead stays theirs to answer for (leading is the grid's leader_id).
+        led = set(session.scalars(select(Grid.id).where(Grid.leader_id == user.id)))
+        let_go = held - {grid.id for grid in user.grids} - led
         outcome.handed_on += tasks.hand_on_from_grids_let_go(
             session, now, holder_id=user.id, grid_ids=sorted(let_go), actor_id=actor.user_id
         )

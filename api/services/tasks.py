@@ -1007,9 +1007,10 @@ def move_task(
         task.household_id = household.id if household is not None else None
     session.flush()
     assignee, why = dispatch.choose_assignee(session, target, now.astimezone(LOCAL).date())
-    # Its worker holds the new grid too and is picked again: at work on it, they go on as they
-    # were (set back to "dispatched", they accepted and started it again, pushed 新任务 for it).
-    stays = assignee is not None and assignee.id == previous and before in AT_WORK
+    # Its worker holds the new grid too and is picked again: they go on holding it as they
+    # were (set back to "dispatched", they accepted and started it again, pushed 新任务 for it),
+    # told that it moved (its grid, maybe its door, changed).
+    stays = assignee is not None and assignee.id == previous and before in HELD_STATUSES
     if not stays:
         task.assignee_id, task.status = None, "new"
     _stamp(task, now)
@@ -1030,7 +1031,7 @@ def move_task(
         else:
             above = overseers(session, target, now=now, besides=(scope.user_id,))
             _notify_task(session, task, above, "task_unassigned", "新任务待分派", now=now)
-    if previous not in (None, task.assignee_id, scope.user_id):
+    if previous not in (None, scope.user_id) and (stays or previous != task.assignee_id):
         _notify_task(
             session, task, [previous], "task_updated", "任务已移至其他网格", urgent=False, now=now
         )
@@ -1457,6 +1458,7 @@ def _hand_on_reopened(
         now,
         why="原承办人无法办理（已停用或请假）",
         title="重新打开的任务待分派",
+        besides=holder.id if holder is not None else None,
     )
 
 

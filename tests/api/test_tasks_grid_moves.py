@@ -479,7 +479,7 @@ def test_a_task_moved_to_a_grid_its_worker_holds_too_stays_theirs_as_it_was(clie
     assert (r.json["grid_code"], r.json["assignee_id"]) == (A2, worker.id)
     assert r.json["status"] == "in_progress"
     assert [e["action"] for e in r.json["events"]][-1] == "move"
-    assert ("task_dispatched", "新任务") not in told(session, worker)[len(before) :]
+    assert told(session, worker)[len(before) :] == [("task_updated", "任务已移至其他网格")]
 
 
 # --- the grids a task may move to (GET /tasks/{id}/move) -------------------------------------

@@ -436,6 +436,20 @@ def test_moved_off_a_grid_their_shift_still_names_a_worker_is_not_given_their_ta
     assert r.json["tasks_handed_on"] == [{"task_id": task.id, "assignee_id": leader.id}]
 
 
+def test_a_leader_let_go_of_a_grid_they_still_lead_keeps_its_tasks(client, session, world):
+    """Leading a grid is its `leader_id`, not a holding: taken out of `grid_codes`, the grid is
+    still theirs to answer for, and so are the tasks they hold there."""
+    leader = world.users["leader_a"]
+    assert world.grids[A1].leader_id == leader.id
+    task = task_held_by(session, leader)
+    r = client.patch(
+        f"/api/v1/users/{leader.id}", json={"grid_codes": [A2]}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 200 and r.json["tasks_handed_on"] == [], r.json
+    session.refresh(task)
+    assert task.assignee_id == leader.id
+
+
 def test_a_worker_given_one_more_grid_keeps_the_tasks_held(client, session, world):
     task = task_held_by(session, world.users["worker_a1"])
     r = client.patch(
