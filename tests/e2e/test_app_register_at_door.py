@@ -494,15 +494,16 @@ def test_a_correction_the_leader_may_not_make_is_left_for_the_admins_handover(
     context, page, left_by_worker01, e2e_engine
 ):
     """A leader hands over what they may: a correction of a household of a grid they do not
-    lead (a 403) stays as it was, the worker's, for the admin's handover (kept as refused under
-    the leader's name, the admin was never offered it)."""
+    lead (not found to them, a 404, as `test_matrix` holds a write out of scope) stays as it
+    was, the worker's, for the admin's handover (kept as refused under the leader's name, the
+    admin was never offered it)."""
     from sqlalchemy import text
 
     def forbidden(route):
         if route.request.method != "PATCH":
             return route.continue_()
-        body = '{"title": "Forbidden", "status": 403, "detail": "Not a grid of yours."}'
-        return route.fulfill(status=403, content_type="application/problem+json", body=body)
+        body = '{"title": "Not found", "status": 404, "detail": "Household 1 not found."}'
+        return route.fulfill(status=404, content_type="application/problem+json", body=body)
 
     context.route("**/api/v1/households/*", forbidden)
     try:
@@ -548,3 +549,29 @@ def test_the_correction_of_an_edit_another_version_overtook_still_goes(
     )
     page.wait_for_function(wait_for_empty_queue_but_the_edit)
     assert facts(e2e_engine, owner_of_three).occupancy == "tenant"
+
+
+def test_an_active_workers_waiting_correction_is_not_handed_over(
+    context, page, owner_of_three, e2e_engine
+):
+    """worker01's visit stored, its correction waiting (no answer), their session ended on the
+    phone: still active, what they recorded is theirs to send. With no visit to hand over,
+    nothing asked the server, and the admin's handover sent the correction as theirs."""
+    page = open_app(context, page)
+    page.route(
+        "**/api/v1/households/*",
+        lambda route: route.abort() if route.request.method == "PATCH" else route.continue_(),
+    )
+    open_fold(page, owner_of_three)
+    page.select_option("#reg-occupancy", "tenant")
+    page.click("#record")
+    page.wait_for_selector("#queue li.correcting")
+    page.unroute("**/api/v1/households/*")
+    page.goto("/map")
+    page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    hand_over(context, page, "admin01")
+    assert page.inner_text("#handover-result") == "该账号仍在使用：请由本人登录后发送。"
+    (record,) = queued_visits(page)
+    assert record["state"] == "correcting"
+    assert facts(e2e_engine, owner_of_three).occupancy == "owner"

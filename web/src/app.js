@@ -1487,7 +1487,7 @@ async function sync() {
     // again as a visit would be, backing off (the count starts again once nothing is held).
     if (summary.correctionsHeld && navigator.onLine) {
       retrySyncLater(summary.correctionsHeld);
-      failed = true;
+      failed = Boolean(syncRetry); // not retried (a session ended): the others may schedule
     } else syncRetries = 0;
     const weak = flaggedSummary(summary.flagged);
     // A sync asked for while another was on its way answers for its own pass: the edits the

@@ -1,7 +1,7 @@
 // The offline visit queue in IndexedDB, shared by the app page and its service worker.
 
 import { META, STORE, getMeta, run, setMeta } from "./idb.js";
-import { refreshAccess, tokenUser } from "./session.js";
+import { refreshAccess, tokenClaims, tokenUser } from "./session.js";
 
 export { getMeta, setMeta, tokenUser };
 export const BATCH_LIMIT = 500;
@@ -17,25 +17,25 @@ export function enqueue(visit, user, registerChanges = null) {
   return run(STORE, "readwrite", (store) => store.put(withChanges({ id: visit.id, visit, user, state: "pending", queuedAt: Date.now() }, registerChanges)));
 }
 /** `record` carrying `changes` (none, or an empty set: it carries none). */
-const withChanges = (record, changes) => (changes && Object.keys(changes).length ? { ...record, register_changes: changes } : record);
+const hasChanges = (changes) => Boolean(changes && Object.keys(changes).length);
+const withChanges = (record, changes) => (hasChanges(changes) ? { ...record, register_changes: changes } : record);
 
 // The fields a worker edits in a refused visit (its place and time stay as recorded).
 export const EDITED_FIELDS = ["household_id", "outcome", "notes", "follow_up", "follow_up_note", "follow_up_kind",
   "follow_up_title", "follow_up_urgency"];
 const sameFields = (a, b) => EDITED_FIELDS.every((k) => (a?.[k] ?? null) === (b?.[k] ?? null));
-/** The edit the server never got: `visit` as the worker edited it, `stored` the fields of the
- * version the server stored before the edit reached it. Never sent (the server would answer
- * `duplicate`: a stored visit cannot be changed, there is no visit PATCH); listed for the worker
- * to read and note down, until they discard it. */
 // The register changes of a visit whose edit was overtaken (another version stored): what the
 // worker learnt at the door is as true as before, and goes on its own, as a stored visit's does
 // (`sendCorrections`); the "overtaken" record keeps only the edit. Kept with it, they were never
 // sent and never shown.
-const hasChanges = (changes) => Boolean(changes && Object.keys(changes).length);
 const correctionOf = (record, visit, changes) => ({
   id: `${visit.id}#register`, user: record.user, visit: { id: visit.id, household_id: visit.household_id },
   register_changes: changes, state: "correcting", storedAt: Date.now(),
 });
+/** The edit the server never got: `visit` as the worker edited it, `stored` the fields of the
+ * version the server stored before the edit reached it. Never sent (the server would answer
+ * `duplicate`: a stored visit cannot be changed, there is no visit PATCH); listed for the worker
+ * to read and note down, until they discard it. */
 const overtaken = (record, visit, stored) => ({
   ...record, visit, state: "overtaken", stored: Object.fromEntries(EDITED_FIELDS.map((k) => [k, stored?.[k] ?? null])),
   overtakenAt: Date.now(),
@@ -279,6 +279,13 @@ async function patchCorrections(records, handle) {
   return null;
 }
 
+/** Whether account `worker` is switched off, as the caller reads it (not found: not known). */
+async function switchedOff(worker, token) {
+  const response = await fetch(`/api/v1/users/${encodeURIComponent(worker)}`, { headers: { Authorization: `Bearer ${token}` } })
+    .catch(() => null);
+  return Boolean(response?.ok) && (await response.json().catch(() => null))?.active === false;
+}
+
 /** A correction answered: out of the queue once taken; refused, kept as "correction-refused"
  * with the server's words (for `user`, who reads and dismisses it: by default its own). */
 function settleCorrection(record, response, body, user = record.user) {
@@ -414,7 +421,7 @@ export async function handOver(worker) {
         const record = chunk.find((r) => r.id === result.id);
         if (!record) continue;
         if (result.status === "created" || result.status === "duplicate") {
-          if (record.register_changes && Object.keys(record.register_changes).length) store.put({ ...record, state: "correcting" });
+          if (hasChanges(record.register_changes)) store.put({ ...record, state: "correcting" });
           else store.delete(record.id);
           summary.stored += 1;
         } else if (result.status === "rejected") {
@@ -426,11 +433,17 @@ export async function handOver(worker) {
     });
   });
   const me = tokenUser(token);
+  const leader = tokenClaims(token).role === "grid_leader";
   const correcting = (await listQueued()).filter((r) => r.user === worker && r.state === "correcting");
+  // With no visit to send, nothing asked the server whether the account is switched off (an
+  // active worker's are theirs to send): asked here, the corrections waiting alone.
+  if (correcting.length && !records.length && !(await switchedOff(worker, token))) {
+    throw Object.assign(new Error("the worker's account is not switched off"), { status: 409 });
+  }
   summary.correctionsHeld = await patchCorrections(correcting, async (record, response, body) => {
-    // Not the caller's to correct (a leader, a household of a grid they do not lead): left as
-    // it is, for the community admin's handover, as such a visit is.
-    if (response.status === 403) {
+    // Not the leader's to correct (a household of a grid they do not lead: not found to them,
+    // 404, or 403): left as it is, for the community admin's handover, as such a visit is.
+    if (leader && [403, 404].includes(response.status)) {
       summary.correctionsLeft += 1;
       return;
     }
