@@ -16,7 +16,7 @@ from api.services.households import AT_POINT_M, IMPORT_MODES, MAX_NEAR_M, addres
 from api.services.names import CONTROL_CHARACTERS, has_control_characters
 
 
-def _one_line(value: str) -> None:
+def check_one_line(value: str) -> None:
     if has_control_characters(value):
         raise ma.ValidationError(CONTROL_CHARACTERS)
 
@@ -47,7 +47,7 @@ class Phone(ma.fields.String):
             )
         if len(phone) > 32:
             raise ma.ValidationError("Longer than 32 characters.")
-        _one_line(phone)
+        check_one_line(phone)
         return phone or None
 
 
@@ -175,7 +175,7 @@ class HouseholdRemovalSchema(Schema):
         metadata={"description": "Why: " + ", ".join(REMOVAL_REASONS)},
     )
     note = ma.fields.String(
-        validate=[ma.validate.Length(max=200), _one_line],
+        validate=[ma.validate.Length(max=200), check_one_line],
         metadata={"description": "What the office should know (at most 200 characters)"},
     )
     effective_date = ma.fields.Date(
@@ -239,7 +239,7 @@ class HouseholdCreateSchema(HouseholdFactsSchema):
     lat = Float(required=True, allow_nan=False)
 
 
-def _address_words(value: str) -> None:
+def check_address_words(value: str) -> None:
     if not 1 <= len(address_words(value)) <= 4:
         raise ma.ValidationError(
             "Give one to four words of the address (building, unit, floor, room)."
@@ -257,7 +257,7 @@ _ADDRESS_WORDS_DOC = (
 
 def _address_field(**kwargs) -> ma.fields.String:
     return ma.fields.String(
-        validate=[ma.validate.Length(max=100), _address_words, _one_line],
+        validate=[ma.validate.Length(max=100), check_address_words, check_one_line],
         metadata={"description": _ADDRESS_WORDS_DOC},
         **kwargs,
     )

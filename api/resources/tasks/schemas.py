@@ -23,6 +23,7 @@ from api.models.tasks import (
     TaskPhoto,
 )
 from api.resources.grids.schemas import WindowGridPropertiesSchema, WindowGridSchema
+from api.resources.households.schemas import check_address_words
 from api.resources.schemas import FullMatch, code_field
 from api.services.campaigns import MAX_GRIDS
 from api.services.geometry import point_lonlat
@@ -678,7 +679,7 @@ class MoveSchema(Schema):
         },
     )
     address = ma.fields.String(
-        validate=[ma.validate.Length(min=1, max=100), _no_nul],
+        validate=[ma.validate.Length(max=100), check_address_words, _one_line],
         metadata={
             "description": "The right household's address (7号楼 2单元 502), for a mover who "
             "may not look the new grid's households up: the one household of the new grid in "
