@@ -1490,6 +1490,7 @@ HANDED_ON_STATUSES = (*HELD_STATUSES, "escalated")
 # An account made a community admin leaves field work: what it held goes on as a switch-off's.
 MADE_ADMIN_NOTE = "原承办人已调任社区管理员"
 MOVED_NOTE = "原承办人已调离该网格"
+MOVED_OFF_TITLE = "您已调离该网格，任务已转交"
 
 
 def hand_on_from_switched_off(
@@ -1563,7 +1564,7 @@ def hand_on_from_grids_let_go(
     no longer reading the grid's households, held a resident's request there."""
     if not grid_ids:
         return []
-    return _hand_on_held(
+    handed = _hand_on_held(
         session,
         now,
         select(User.id).where(User.id == holder_id),
@@ -1574,6 +1575,14 @@ def hand_on_from_grids_let_go(
         title="调离网格的任务待分派",
         grid_ids=grid_ids,
     )
+    # Still at work elsewhere, they are told: the task left their lists, and a step kept on
+    # their phone for it will be refused.
+    for task_id, _ in handed:
+        task = session.get(Task, task_id)
+        _notify_task(
+            session, task, [holder_id], "task_updated", MOVED_OFF_TITLE, urgent=False, now=now
+        )
+    return handed
 
 
 def _hand_on_held(

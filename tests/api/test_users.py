@@ -408,6 +408,14 @@ def test_moved_to_another_grid_a_worker_hands_on_the_tasks_held_in_the_old_one(
     session.refresh(kept)
     assert (left.assignee_id, left.status) == (leader.id, "dispatched")
     assert (kept.assignee_id, kept.status) == (worker.id, "accepted")
+    told = session.execute(
+        select(Notification.data, Notification.title).where(
+            Notification.user_id == worker.id, Notification.kind == "task_updated"
+        )
+    ).all()
+    assert [(d["task_id"], title) for d, title in told] == [
+        (str(left.id), "您已调离该网格，任务已转交")
+    ]
 
 
 def test_moved_off_a_grid_their_shift_still_names_a_worker_is_not_given_their_tasks_back(
