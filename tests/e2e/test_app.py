@@ -1549,15 +1549,14 @@ def test_a_batch_the_server_refuses_whole_says_why_in_chinese(context, page, e2e
     assert page.inner_text("#queue-count") == "1"  # kept
 
 
-def test_a_sync_the_server_refused_for_now_is_tried_again_after_its_retry_after(
-    context, page, e2e_engine
-):
-    """The server restarting (a 503 with Retry-After) when the worker's sync went: the app said
-    "sync later" and nothing tried again while it stayed open. Without Background Sync (most
-    browsers in China) the visit waited for the next visit recorded or the app opened again."""
-    answered: list[int] = []
+def unavailable_once_route(answered: list[int], method: str | None = None):
+    """A route handler: the first request (of `method`, if given) answered 503 with
+    Retry-After: 1 (the server restarting), the next let through; each noted in `answered`."""
 
-    def unavailable_once(route):
+    def route_it(route):
+        if method is not None and route.request.method != method:
+            route.continue_()
+            return
         if answered:
             answered.append(200)
             route.continue_()
@@ -1570,6 +1569,18 @@ def test_a_sync_the_server_refused_for_now_is_tried_again_after_its_retry_after(
             body='{"type": "https://gridwork.example/problems/service-unavailable",'
             ' "title": "Service unavailable", "status": 503}',
         )
+
+    return route_it
+
+
+def test_a_sync_the_server_refused_for_now_is_tried_again_after_its_retry_after(
+    context, page, e2e_engine
+):
+    """The server restarting (a 503 with Retry-After) when the worker's sync went: the app said
+    "sync later" and nothing tried again while it stayed open. Without Background Sync (most
+    browsers in China) the visit waited for the next visit recorded or the app opened again."""
+    answered: list[int] = []
+    unavailable_once = unavailable_once_route(answered)
 
     page.add_init_script(NO_BACKGROUND_SYNC)
     open_app(context, page)

@@ -10,6 +10,7 @@ from tests.e2e.test_app import (
     open_app,
     queue_visit,
     queued_visits,
+    unavailable_once_route,
     visited_household,
 )
 
@@ -223,20 +224,26 @@ def test_a_correction_made_offline_goes_with_the_next_sync(
     assert queued_visits(page) == []
 
 
+def correction_lost(page, household: int) -> None:
+    """A visit to `household` found let to tenants, stored, its correction's PATCH lost on the
+    way (it stays "correcting"); PATCHes are lost until the caller unroutes them."""
+    page.route(
+        "**/api/v1/households/*",
+        lambda route: route.abort() if route.request.method == "PATCH" else route.continue_(),
+    )
+    open_fold(page, household)
+    page.select_option("#reg-occupancy", "tenant")
+    page.click("#record")
+    page.wait_for_selector("#queue li.correcting")
+
+
 def test_a_correction_that_got_no_answer_is_sent_at_the_next_sync(
     context, page, owner_of_three, e2e_engine
 ):
     """The visit stored, its correction lost on the way (a lift, a basement): the phone keeps
     the correction, not the visit, and sends it at the next sync."""
     page = open_app(context, page)
-    page.route(
-        "**/api/v1/households/*",
-        lambda route: route.abort() if route.request.method == "PATCH" else route.continue_(),
-    )
-    open_fold(page, owner_of_three)
-    page.select_option("#reg-occupancy", "tenant")
-    page.click("#record")
-    page.wait_for_selector("#queue li.correcting")
+    correction_lost(page, owner_of_three)
     (record,) = queued_visits(page)
     assert record["register_changes"] == {"occupancy": "tenant"}
     assert page.locator("#queue-count").inner_text() == "0"  # the visit itself was stored
@@ -255,22 +262,7 @@ def test_a_correction_the_server_put_off_is_tried_again_after_its_retry_after(
     Retry-After): the correction is tried again while the app stays open, as a visit is, not
     left for the next visit recorded or the app opened again."""
     answered: list[int] = []
-
-    def unavailable_once(route):
-        if route.request.method != "PATCH":
-            route.continue_()
-            return
-        if answered:
-            answered.append(200)
-            route.continue_()
-            return
-        answered.append(503)
-        route.fulfill(
-            status=503,
-            headers={"Retry-After": "1"},
-            content_type="application/problem+json",
-            body='{"title": "Service unavailable", "status": 503}',
-        )
+    unavailable_once = unavailable_once_route(answered, "PATCH")
 
     page.add_init_script(NO_BACKGROUND_SYNC)
     page = open_app(context, page)
@@ -558,14 +550,7 @@ def test_an_active_workers_waiting_correction_is_not_handed_over(
     phone: still active, what they recorded is theirs to send. With no visit to hand over,
     nothing asked the server, and the admin's handover sent the correction as theirs."""
     page = open_app(context, page)
-    page.route(
-        "**/api/v1/households/*",
-        lambda route: route.abort() if route.request.method == "PATCH" else route.continue_(),
-    )
-    open_fold(page, owner_of_three)
-    page.select_option("#reg-occupancy", "tenant")
-    page.click("#record")
-    page.wait_for_selector("#queue li.correcting")
+    correction_lost(page, owner_of_three)
     page.unroute("**/api/v1/households/*")
     page.goto("/map")
     page.click("#signout")
