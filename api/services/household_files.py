@@ -19,6 +19,9 @@ from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
 from api.services.names import address_part, half_width, has_control_characters
 from api.sheets import csv_unquoted, register_text, write_table, xlsx_unescaped
 
+# A row's, a form's or the door's slip: one of the two is wrong, and which is not ours to guess.
+VACANT_MEMBERS = "A vacant household has no members: give 0, or another occupancy."
+
 ADDRESS_COLUMNS = ("building", "unit", "floor", "room")
 COLUMNS = (
     "building",
@@ -857,6 +860,8 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
             errors.append(
                 RowError(row, "members", f"members {members!r} is not a whole number 0-100")
             )
+    if out.get("occupancy") == "vacant" and out.get("members"):
+        errors.append(RowError(row, "members", VACANT_MEMBERS))
     tags = []
     for raw in _text(values.get("tags")).translate(TAG_SEPARATORS).split(";"):
         tag = raw.strip()

@@ -30,6 +30,7 @@ from api.services.geometry import db_point
 from api.services.household_files import (
     ADDRESS_COLUMNS,
     MAX_ERRORS,
+    VACANT_MEMBERS,
     FileProblem,
     HouseholdReader,
     RowError,
@@ -343,6 +344,7 @@ def create_household(session: Session, scope: Scope | None, data: dict[str, Any]
     lon, lat = _check_point(data["lon"], data["lat"])
     grid = _grid_for(session, scope, lon, lat)
     refuse_repeat(session, scope, data, lon, lat)
+    _refuse_vacant_members(data, data.get("occupancy"), data.get("members"))
     if data.get("occupancy") == "vacant" and "members" not in data:
         data = {**data, "members": 0}  # nobody lives there (an import row's default too)
     household = Household(
@@ -366,6 +368,11 @@ def update_household(
             f"Household {household.id} left the register on "
             f"{household.removal_date.isoformat()}; undo its removal to edit it."
         )
+    _refuse_vacant_members(
+        changes,
+        changes.get("occupancy", household.occupancy),
+        changes.get("members", 0 if changes.get("occupancy") == "vacant" else household.members),
+    )
     lon, lat = household_lonlat(household)
     moved = "lon" in changes or "lat" in changes
     if moved:
@@ -392,6 +399,14 @@ def update_household(
     session.flush()
     session.refresh(household)
     return household
+
+
+def _refuse_vacant_members(given: dict[str, Any], occupancy: str | None, members: int | None):
+    """422 naming the fields given when the household would be vacant with members (the door's
+    or the office's slip: one of the two is wrong, and which is not ours to guess)."""
+    if occupancy == "vacant" and members:
+        fields = [k for k in ("occupancy", "members") if k in given]
+        raise errors.Unprocessable(VACANT_MEMBERS, errors={k: [VACANT_MEMBERS] for k in fields})
 
 
 def household_lonlat(household: Household) -> tuple[float, float]:

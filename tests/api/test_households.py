@@ -11,6 +11,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from api.models import Household
+from api.services.household_files import VACANT_MEMBERS
 from tests.factories import A1, A2, B1, A, centre, make_household
 
 CHINESE = [
@@ -186,6 +187,44 @@ def test_a_household_found_vacant_has_no_members_left(client, world):
     _patch(client, world, household, {"occupancy": "owner", "members": 3}, user="admin_a")
     body = _patch(client, world, household, {"occupancy": "vacant"}).json
     assert (body["occupancy"], body["members"]) == ("vacant", 0)
+
+
+@pytest.mark.parametrize(
+    ("registered", "sent", "named"),
+    [
+        ({"occupancy": "owner", "members": 3}, {"occupancy": "vacant", "members": 3}, 2),
+        ({"occupancy": "vacant", "members": 0}, {"members": 2}, 1),  # the door's count alone
+        ({"occupancy": "owner", "members": 0}, {"occupancy": "vacant", "members": 1}, 2),
+    ],
+)
+def test_a_vacant_household_with_members_is_refused_and_nothing_changes(
+    client, world, registered, sent, named
+):
+    """Vacant and lived in at once is a slip in one of the two: which one is not the server's
+    to guess, so neither is taken (422 naming the fields sent) and the household is as it was.
+    Vacant with 0, or lived in again with a count, is taken."""
+    household = world.households[A1][0]
+    _patch(client, world, household, {**registered, "tags": []}, user="admin_a")
+    refused = _patch(client, world, household, {**sent, "tags": ["low_income"]})
+    assert refused.status_code == 422
+    assert refused.json["detail"] == VACANT_MEMBERS
+    assert sorted(refused.json["errors"]) == sorted(sent)[:named]
+    stored = client.get(f"/api/v1/households/{household.id}", headers=world.auth("admin_a")).json
+    assert {k: stored[k] for k in (*registered, "tags")} == {**registered, "tags": []}
+    lived_in = _patch(client, world, household, {"occupancy": "tenant", "members": 2})
+    assert (lived_in.json["occupancy"], lived_in.json["members"]) == ("tenant", 2)
+
+
+def test_a_vacant_household_registered_with_members_is_refused(client, world):
+    lon, lat = centre(A1, dy=0.001)
+    response = client.post(
+        "/api/v1/households",
+        json={"building": "9", "occupancy": "vacant", "members": 2, "lon": lon, "lat": lat},
+        headers=world.auth("worker_a1"),
+    )
+    assert response.status_code == 422
+    assert set(response.json["errors"]) == {"occupancy", "members"}
+    assert response.json["detail"] == VACANT_MEMBERS
 
 
 def _patch(client, world, household, body, user="worker_a1"):
@@ -708,6 +747,18 @@ def test_an_import_row_whose_phone_or_address_holds_a_control_or_bidi_character_
     assert response.status_code == 422
     [error] = response.json["errors"]
     assert (error["row"], error["column"]) == (2, column)
+    assert household_count(session) == before
+
+
+def test_an_import_row_vacant_with_members_is_named_and_nothing_is_imported(
+    client, session, world
+):
+    before = household_count(session)
+    data = csv_file([["5", "1", "1", "101", *centre(A1), "住宅", "空置", "3", "", ""]])
+    response = upload(client, world, data, "register.csv")
+    assert response.status_code == 422
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"], error["detail"]) == (2, "members", VACANT_MEMBERS)
     assert household_count(session) == before
 
 

@@ -181,6 +181,33 @@ def test_only_the_fields_changed_are_sent(context, page, owner_of_three, e2e_eng
     assert [p["body"] for p in sent] == [{"members": 4}]
 
 
+def test_members_for_a_household_left_vacant_are_refused_before_saving(
+    context, page, owner_of_three, e2e_engine
+):
+    """The register refuses vacant with members (422): the app says so at the door, where the
+    worker knows which of the two is wrong, rather than keep a correction the server refuses."""
+    page = open_app(context, page)
+    sent = patches(page)
+    open_fold(page, owner_of_three)
+    page.select_option("#reg-occupancy", "vacant")
+    page.fill("#reg-members", "2")
+    page.click("#record")
+    page.wait_for_function(
+        "() => document.querySelector('#visit-status').textContent.startsWith('空置的住户')"
+    )
+    assert "invalid" in page.locator("#reg-members").get_attribute("class")
+    assert queued_visits(page) == [] and sent == []
+    page.fill("#reg-members", "")  # left as it was read (3): vacant alone, and the register's 0
+    page.click("#record")
+    page.wait_for_function(
+        f"""() => JSON.parse(localStorage.getItem('gridwork.households'))
+                   .find((h) => h.id === {owner_of_three})?.occupancy === 'vacant'"""
+    )
+    assert [p["body"] for p in sent] == [{"occupancy": "vacant"}]
+    now = facts(e2e_engine, owner_of_three)
+    assert (now.occupancy, now.members) == ("vacant", 0)
+
+
 def test_nothing_is_sent_to_the_register_when_nothing_changed(
     context, page, owner_of_three, e2e_engine
 ):

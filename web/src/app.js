@@ -22,7 +22,7 @@ const TEXT = {
     today: "今日岗位", record: "记录走访", household: "住户", outcome: "结果", notes: "备注",
     registerChanged: "住户信息有变化？", occupancy: "居住情况", occupancyUnknown: "未登记", members: "常住人数", careTags: "关怀标签", tagsAdded: "加上标签", tagsRemoved: "去掉标签",
     asRead: (facts) => `登记信息（应用上次读取）：${facts}`, membersCount: (n) => `${n}人`, noTags: "无关怀标签",
-    registerNotRead: "这户的登记信息尚未读取到本机：联网后打开应用再更正。", membersInvalid: "常住人数应为 0 到 100 的整数。",
+    registerNotRead: "这户的登记信息尚未读取到本机：联网后打开应用再更正。", membersInvalid: "常住人数应为 0 到 100 的整数。", vacantMembers: "空置的住户常住人数为 0：有人居住请改选居住情况。",
     registerGoes: "住户信息的更正随这条走访同步。", correctionWaiting: "走访已同步，住户信息更正待发送（联网后自动发送）",
     correctionRefused: "住户信息更正未被接受", correctionRefusedCount: (n) => `${n} 户的住户信息更正未被接受：见下方。`,
     dismiss403: "这户已不在您负责的网格内，不能更正其登记信息：请告知网格长或社区。",
@@ -219,7 +219,7 @@ const TEXT = {
     other: "中文", today: "Today's post", record: "Record a visit", household: "Household", outcome: "Outcome",
     registerChanged: "Household facts changed?", occupancy: "Occupancy", occupancyUnknown: "Not recorded", members: "Members", careTags: "Care tags", tagsAdded: "Tags added", tagsRemoved: "Tags taken off",
     asRead: (facts) => `In the register (as the app last read it): ${facts}`, membersCount: (n) => `${n} member${n === 1 ? "" : "s"}`, noTags: "no care tags",
-    registerNotRead: "This household's register facts are not on this phone yet: open the app online to correct them.", membersInvalid: "Members: a whole number from 0 to 100.",
+    registerNotRead: "This household's register facts are not on this phone yet: open the app online to correct them.", membersInvalid: "Members: a whole number from 0 to 100.", vacantMembers: "A vacant household has no members: pick another occupancy if someone lives there.",
     registerGoes: "The household's correction goes with this visit.", correctionWaiting: "Visit synced; the household's correction waits to be sent (automatically, once online)",
     correctionRefused: "The household's correction was not accepted", correctionRefusedCount: (n) => `${n} household correction${n === 1 ? " was" : "s were"} not accepted: see below.`,
     dismiss403: "", dismiss404: "", dismiss409: "", dismiss422: "",
@@ -1125,7 +1125,8 @@ function showRegister(changes = null) {
 }
 
 /** The facts the worker changed in the fold, as PATCH /households/{id} takes them: {changes}
- * (only those changed; empty: none), or {problem} when the members typed are no count. A
+ * (only those changed; empty: none), or {problem} when the members typed are no count, or
+ * some for a household left vacant. A
  * members field emptied is no change (the register takes no "unknown" back). */
 function registerChanges() {
   const picked = pickedHousehold();
@@ -1139,6 +1140,8 @@ function registerChanges() {
     const n = Number(members);
     if (!Number.isInteger(n) || n < 0 || n > 100) return { problem: t.membersInvalid };
     if (n !== h.members) changes.members = n;
+    // The register refuses both at once (422): the worker, at the door, knows which one is wrong.
+    if (n > 0 && (changes.occupancy ?? h.occupancy) === "vacant" && "members" in changes) return { problem: t.vacantMembers };
   }
   const tags = [...$("reg-tags").querySelectorAll("input[name=reg_tags]:checked")].map((box) => box.value);
   const added = tags.filter((tag) => !h.tags.includes(tag));

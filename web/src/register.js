@@ -494,6 +494,7 @@ const ROW_PROBLEMS_ZH = [
   [/^kind '(.*)' is not one of .*$/, (v) => `类型“${v}”无法识别：应为 住宅 或 商铺。`],
   [/^occupancy '(.*)' is not one of .*$/, (v) => `居住性质“${v}”无法识别：应为 自住、租住 或 空置。`],
   [/^members '(.*)' is not a whole number 0-100$/, (v) => `人数“${v}”须为 0 至 100 的整数。`],
+  [/^A vacant household has no members: .*$/, () => "空置住户的人数应为 0：请填 0，或改选其他居住性质。"],
   [/^unknown care tag '(.*)'$/, (v) => `标签“${v}”无法识别：应为 ${Object.values(CARE_TAGS).map(([zh]) => zh).join("、")} 之一。`],
   [/^phone '(.*)' is a number Excel shortened, its digits lost:.*$/, (v) => `电话“${v}”被 Excel 显示成了科学计数法，位数已丢失：请把电话列设为“文本”格式后重新输入（或改用 XLSX 导入）。`],
   [/^phone '(.*)' looks like a landline whose leading 0 a spreadsheet dropped:.*$/, (v) => `电话“${v}”像是被表格软件去掉了开头 0 的固话：请把电话列设为“文本”格式，连同区号填写，如“0${v}”（或改用 XLSX 导入）；境外号码请写 + 和国家代码。`],
