@@ -6,4 +6,6 @@ say "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check api geo push fixtures tests migrations bench
 say "pytest"
-exec .venv/bin/pytest -p no:cacheprovider "$@"
+# One worker per core (GRIDWORK_TEST_WORKERS to change; 0 runs in this process), each with its
+# own databases; tests are handed out one by one as workers free up (worksteal).
+exec .venv/bin/pytest -p no:cacheprovider -n "${GRIDWORK_TEST_WORKERS:-auto}" --dist worksteal "$@"

@@ -21,11 +21,19 @@ pytest_plugins = ("tests.fakes.fixtures",)
 
 
 def _test_database_url() -> str:
+    """The run's database: GRIDWORK_TEST_DATABASE_URL, else DATABASE_URL's name + `_test`; under
+    pytest-xdist each worker has its own (`_gw0`, `_gw1`…), and so its own siblings of it."""
     explicit = os.environ.get("GRIDWORK_TEST_DATABASE_URL")
     if explicit:
-        return normalise_database_url(explicit)
-    base = make_url(normalise_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)))
-    return base.set(database=f"{base.database}_test").render_as_string(hide_password=False)
+        url = make_url(normalise_database_url(explicit))
+    else:
+        base = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+        url = make_url(normalise_database_url(base))
+        url = url.set(database=f"{url.database}_test")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        url = url.set(database=f"{url.database}_{worker}")
+    return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

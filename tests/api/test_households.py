@@ -750,9 +750,7 @@ def test_an_import_row_whose_phone_or_address_holds_a_control_or_bidi_character_
     assert household_count(session) == before
 
 
-def test_an_import_row_vacant_with_members_is_named_and_nothing_is_imported(
-    client, session, world
-):
+def test_an_import_row_vacant_with_members_is_named_and_nothing_is_imported(client, session, world):
     before = household_count(session)
     data = csv_file([["5", "1", "1", "101", *centre(A1), "住宅", "空置", "3", "", ""]])
     response = upload(client, world, data, "register.csv")
