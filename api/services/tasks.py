@@ -30,7 +30,7 @@ from api.models.tasks import HOTLINE_TYPES, URGENCY_DEFAULT
 from api.models.visits import FOLLOW_UP_DEFAULT
 from api.scope import Scope
 from api.services import dispatch
-from api.services.geometry import db_geom, point_lonlat
+from api.services.geometry import db_geom, db_point, point_lonlat
 from api.services.grids import grids_asked, locate
 from api.services.notifications import notify
 from api.services.users import user_id
@@ -358,7 +358,8 @@ def create_task(
     """Create a task, find its grid in PostGIS and dispatch it (notifying the assignee).
 
     `grid`: the task's grid when the caller has placed it already (a visit's follow-up goes to
-    the visit's grid), for a task given by location. `point` and `grid` together: a task
+    the visit's grid, or the one that took its place), for a task given by household or
+    location. `point` and `grid` together: a task
     placed by the caller at a point already checked and stored (a premises visit's follow-up
     stands at the visit's point), taken as it is: nothing about it can be refused here.
 
@@ -397,7 +398,8 @@ def create_task(
         if source != "visit":
             # A visit made before the removal (taken, however late it synced) is followed up.
             _require_in_register(household, now)
-        grid = session.get(Grid, household.grid_id)
+        # Its own grid, or the one the caller placed its task in (`task_from_visit`).
+        grid = grid or session.get(Grid, household.grid_id)
         location = household.location
     elif point is not None and grid is not None:
         location = db_geom(point)
@@ -1863,8 +1865,10 @@ def _warned(session: Session, task: Task, now: datetime, title: str) -> tuple[li
 VISIT_FOLLOW_UP_TITLE = "入户走访跟进"
 
 
-def task_from_visit(session: Session, visit: Visit, *, now: datetime | None = None) -> Task:
-    """The follow-up task of a visit (source "visit"); one per visit, however often called."""
+def task_from_visit(session: Session, visit: Visit, *, now: datetime | None = None) -> Task | None:
+    """The follow-up task of a visit (source "visit"); one per visit, however often called.
+    None when its grid was retired since and its community has no grid in service to take it
+    (`_follow_up_grid`): the visit is stored with the request and its note all the same."""
     existing = session.scalar(select(Task).where(Task.visit_id == visit.id))
     if existing is not None:
         return existing
@@ -1885,20 +1889,41 @@ def task_from_visit(session: Session, visit: Visit, *, now: datetime | None = No
         # elsewhere with none: a need, as the batch takes a follow-up sent with no kind).
         "list_kind": visit.follow_up_kind or FOLLOW_UP_DEFAULT,
     }
-    placed, point = None, None
     if visit.household_id is not None:
         data["household_id"] = visit.household_id
+        household = session.get(Household, visit.household_id)
+        placed = _follow_up_grid(session, household.grid, household.location)
+        point = None  # at the household's door
     else:
         # Premises: where the worker stood, in the grid the visit was placed in (by the
         # premises' own point). The visit's stored point as it is: never located nor checked
         # again (the batch checked it), so it cannot fail the batch.
         point = Point(*point_lonlat(visit.location))
-        placed = session.get(Grid, visit.grid_id)
+        placed = _follow_up_grid(session, session.get(Grid, visit.grid_id), visit.location)
+    if placed is None:
+        return None
     moment = now or visit.received_at or visit.visited_at
     with session.begin_nested():
         return create_task(
             session, None, data, actor_id=visit.worker_id, now=moment, grid=placed, point=point
         )
+
+
+def _follow_up_grid(session: Session, grid: Grid, location) -> Grid | None:
+    """The grid a visit's follow-up opens in: its household's (the premises visit's), or, that
+    grid retired since the visit was made (demolished, redrawn away while the phone was
+    offline), the grid in service that took its place there, else the nearest of its
+    community; None if the community has none. Opened in the retired grid, the task failed the
+    batch (409) at every sync and the phone's queue behind it with it."""
+    if grid.retired_at is None:
+        return grid
+    lon, lat = point_lonlat(location)
+    return locate(session, lon, lat) or session.scalar(
+        select(Grid)
+        .where(Grid.community_code == grid.community_code, Grid.retired_at.is_(None))
+        .order_by(func.ST_Distance(Grid.boundary, db_point(lon, lat)), Grid.code)
+        .limit(1)
+    )
 
 
 # --- the three rates -------------------------------------------------------------------------
