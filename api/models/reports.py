@@ -50,6 +50,9 @@ class Report(Base):
     # Summary figures for the listing, so it need not open the files.
     households: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     visited: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The visits of its week its figures counted (`totals.visits`), read with them: what its
+    # `late_visits` is measured from. NULL: stored before migration 0062 (late by arrival time).
+    visits_seen: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     files: Mapped[list[ReportFile]] = relationship(

@@ -15,7 +15,7 @@ from api.scope import Scope
 from api.services import report_render, reports
 from api.services.notifications import notify
 from api.services.rates import percent
-from api.services.weeks import parse_week, shift_week
+from api.services.weeks import parse_week, shift_week, week_bounds
 
 log = logging.getLogger("gridwork.reports")
 
@@ -328,6 +328,9 @@ def store_files(session: Session, report: Report, now: datetime) -> None:
     shapes = reports.grid_shapes(session, selection.grid_ids, report.week)
     report.households = data["totals"]["households"]
     report.visited = data["totals"]["visited"]
+    # The visits its figures counted, from the one statement that computed them (one snapshot,
+    # whatever commits meanwhile): `count_late_visits` measures the live count against it.
+    report.visits_seen = data["totals"]["visits"]
     for fmt in REPORT_FORMATS:
         body = report_render.render(data, fmt, shapes)
         session.add(
@@ -402,24 +405,46 @@ def list_reports(
 
 
 def count_late_visits(session: Session, reports: list[Report]) -> list[Report]:
-    """Set each stored report's `late_visits`: the visits of its week in its community that
-    reached the server after it was stored, from phones that kept them offline past Monday
-    08:00 (attempts with nobody home included: the report counts those too). The live report
-    (`/reports/coverage`) counts them; the stored one, the week as it stood then, does not, and
-    says so. One statement for the page of reports: the community's grids by their index, each
-    grid's week by `ix_visits_grid_week_household` (the Monday run stores community reports
-    only)."""
+    """Set each stored report's `late_visits`: the visits of its week in its community that the
+    live report (`/reports/coverage`) counts and the stored one, the week as it stood when it
+    was stored, did not (attempts with nobody home included: the report counts those too).
+    From phones that kept them offline past Monday 08:00; the stored report says so.
+
+    The live count minus `visits_seen`, the visits the stored figures counted (read by the
+    statement that computed them): the report's own `visits` figure, over the grids its live
+    report reads (the community's that existed during the week), from the aggregate it reads
+    (`report_grid_weeks`: visits are only ever added, so the difference is the visits added
+    since). Not by arrival time: the run stamps `created_at` as it begins and reads the figures
+    later, and a visit's `received_at` is when its sync request began, not when it committed,
+    so a visit could be both in the stored figures and after `created_at`, or in neither.
+    Never below 0 (a grid moved to another community since). A report stored before migration
+    0062 (`visits_seen` NULL) counts the visits received after its `created_at`, as before.
+
+    One statement for the page of reports: the community's grids by their index, each grid's
+    week by the aggregate's primary key (the Monday run stores community reports only)."""
     if not reports:
         return reports
+    bounds = [week_bounds(r.week) for r in reports]
     rows = session.execute(
         text(
-            "SELECT r.id, count(v.id) FROM reports r "
-            "JOIN grids g ON g.community_code = r.code "
-            "JOIN visits v ON v.grid_id = g.id AND v.week = r.week "
-            "AND v.received_at > r.created_at "
-            "WHERE r.id = ANY(:ids) GROUP BY r.id"
+            "SELECT r.id, CASE WHEN r.visits_seen IS NULL THEN ("
+            "  SELECT count(v.id) FROM grids g JOIN visits v ON v.grid_id = g.id "
+            "  AND v.week = r.week AND v.received_at > r.created_at "
+            "  WHERE g.community_code = r.code) "
+            "ELSE GREATEST(("
+            "  SELECT COALESCE(sum(w.visits), 0) FROM grids g "
+            "  JOIN report_grid_weeks w ON w.grid_id = g.id AND w.week = r.week "
+            "  WHERE g.community_code = r.code AND EXISTS (SELECT 1 FROM grid_versions gv "
+            "  WHERE gv.grid_id = g.id AND gv.valid_from < b.e "
+            "  AND (gv.valid_to IS NULL OR gv.valid_to > b.s))) - r.visits_seen, 0) END "
+            "FROM unnest(CAST(:ids AS integer[]), CAST(:starts AS timestamptz[]), "
+            "CAST(:ends AS timestamptz[])) AS b(id, s, e) JOIN reports r ON r.id = b.id"
         ),
-        {"ids": [r.id for r in reports]},
+        {
+            "ids": [r.id for r in reports],
+            "starts": [s for s, _ in bounds],
+            "ends": [e for _, e in bounds],
+        },
     ).all()
     late = dict(rows)
     for report in reports:

@@ -12,7 +12,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -197,3 +197,50 @@ def test_concurrent_ingests_of_adjacent_weeks_count_a_household_once(live):
         )
     # Visited in W46 or W47: one household, in each of W46, W47 and W48.
     assert rows == {"2026-W46": 1, "2026-W47": 1, "2026-W48": 1}
+
+
+def _insert_received_visit(live: Live, at: datetime, received_at: datetime) -> None:
+    """A sync on a connection of its own, committed (its request began at `received_at`)."""
+    with live.engine.begin() as conn:
+        _insert_visit(conn, live, at)
+        conn.execute(
+            text("UPDATE visits SET received_at = :r WHERE grid_id = :g AND visited_at = :at"),
+            {"r": received_at, "g": live.grid_id, "at": at},
+        )
+
+
+@pytest.mark.parametrize(
+    ("committed", "request_began", "stored", "late"),
+    [
+        # Its request began after the run did; it committed before the run read the figures.
+        ("before the figures", timedelta(seconds=1), 1, 0),
+        # Its request began before the run did; it committed after the run read the figures.
+        ("after the figures", timedelta(seconds=-1), 0, 1),
+    ],
+)
+def test_a_visit_committed_while_the_monday_run_is_under_way_is_stored_or_late_once(
+    live, monkeypatch, committed, request_began, stored, late
+):
+    """Found by a review: `late_visits` compared when a visit's sync request began with when
+    the run began, not what the run's figures read: a batch committed between the run's start
+    and its figures was in the stored report and late too; one whose request began before the
+    run but committed after its figures was in neither. Now exactly one of the two."""
+    from sqlalchemy.orm import Session
+
+    saturday = datetime(2026, 11, 21, 11, tzinfo=SH)  # W47
+    real_store_files = report_store.store_files
+
+    def store_files(session, report, now):
+        if committed == "before the figures":
+            _insert_received_visit(live, saturday, now + request_began)
+        real_store_files(session, report, now)
+        if committed == "after the figures":
+            _insert_received_visit(live, saturday, now + request_began)
+
+    monkeypatch.setattr(report_store, "store_files", store_files)
+    with live.app.app_context(), Session(live.engine) as session:
+        [report] = report_store.generate_due_reports(session, MONDAY_0830).created
+        session.commit()
+        assert (report.created_at, report.visits_seen) == (MONDAY_0830, stored)
+        [counted] = report_store.count_late_visits(session, [report])
+        assert counted.late_visits == late

@@ -844,6 +844,127 @@ def test_a_stored_report_says_how_many_of_its_weeks_visits_reached_the_server_af
     assert one["late_visits"] == 2
 
 
+def _late(client, history) -> list[int]:
+    listed = client.get("/api/v1/reports", headers=history.auth("admin")).json
+    return [r["late_visits"] for r in listed]
+
+
+def _visits_in_stored_json(client, history) -> int:
+    listed = client.get("/api/v1/reports", headers=history.auth("admin")).json
+    url = next(f["url"] for f in listed[0]["files"] if f["format"] == "json")
+    return json.loads(client.get(url, headers=history.auth("admin")).data)["totals"]["visits"]
+
+
+def _visits_in_live_report(client, history) -> int:
+    return _get(client, history).json["totals"]["visits"]
+
+
+def test_a_visit_in_the_stored_figures_is_not_late_though_its_request_began_after_the_run(
+    client, session, history
+):
+    """Found by a review: the run stamps its reports with the `now` it read as it began, and
+    a visit is stamped `received_at` as its sync request begins. A batch whose request began
+    a moment after the run did, but committed before the run read its community's figures, is
+    in the stored report, and was counted late as well (stored visited 5, late 1, the same
+    visit): the office was sent to the live report for a visit it already had."""
+    from tests.factories import make_visit
+
+    session.execute(text("UPDATE visits SET received_at = visited_at"))  # synced as made
+    saturday = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)  # 11:00 Beijing, W47
+    make_visit(
+        session,
+        history.users["w1"],
+        history.h["h1"],
+        saturday,
+        received_at=MONDAY_0830 + timedelta(seconds=1),
+    )
+    report_store.generate_due_reports(session, MONDAY_0830)
+    session.commit()
+    assert _visits_in_stored_json(client, history) == _visits_in_live_report(client, history)
+    assert _late(client, history) == [0]
+
+
+def test_a_visit_stored_after_the_run_read_the_figures_is_late_though_its_request_began_before(
+    client, session, history
+):
+    """Found by a review: the other side of the same race. A batch whose request began before
+    the run (`received_at` earlier than the report's `created_at`) but committed after the run
+    read its community's figures is in the live report and not in the stored one, and was
+    not counted late either: in neither."""
+    from tests.factories import make_visit
+
+    session.execute(text("UPDATE visits SET received_at = visited_at"))
+    report_store.generate_due_reports(session, MONDAY_0830)
+    session.commit()
+    saturday = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
+    make_visit(
+        session,
+        history.users["w1"],
+        history.h["h2"],
+        saturday,
+        received_at=MONDAY_0830 - timedelta(seconds=1),
+    )
+    # An attempt with nobody home is a visit the report counts too.
+    make_visit(
+        session,
+        history.users["w2"],
+        history.h["h5"],
+        saturday,
+        outcome="nobody_home",
+        received_at=MONDAY_0830 - timedelta(minutes=5),
+    )
+    session.commit()
+    assert _visits_in_live_report(client, history) == _visits_in_stored_json(client, history) + 2
+    assert _late(client, history) == [2]
+
+
+def test_a_late_visit_in_a_grid_drawn_after_the_week_is_not_late_for_its_report(
+    client, session, history
+):
+    """The live report of a week counts the grids that existed during it: a visit of the week
+    synced later into a grid drawn since (its household now lies there) is in neither report,
+    so it is no visit the stored report missed."""
+    from tests.factories import box, make_grid, make_household, make_visit
+
+    session.execute(text("UPDATE visits SET received_at = visited_at"))
+    report_store.generate_due_reports(session, MONDAY_0830)
+    session.commit()
+    live_before = _visits_in_live_report(client, history)
+    make_grid(session, RC + "009", box(116.640, 39.900, 116.650, 39.910), name="新网格")
+    home = make_household(session, 116.645, 39.905)
+    saturday = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
+    make_visit(
+        session, history.users["w1"], home, saturday, received_at=MONDAY_0830 + timedelta(days=1)
+    )
+    session.commit()
+    assert _visits_in_live_report(client, history) == live_before
+    assert _late(client, history) == [0]
+
+
+def test_a_report_stored_before_it_recorded_the_visits_it_saw_counts_late_by_arrival(
+    client, session, history
+):
+    """Reports stored before migration 0062 did not record the visits their figures counted
+    (`visits_seen` NULL): theirs are the visits that reached the server after they were
+    stored, as before."""
+    from tests.factories import make_visit
+
+    session.execute(text("UPDATE visits SET received_at = visited_at"))
+    report_store.generate_due_reports(session, MONDAY_0830)
+    session.execute(text("UPDATE reports SET visits_seen = NULL"))
+    saturday = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
+    for name, received in (("h1", timedelta(seconds=-1)), ("h2", timedelta(days=1))):
+        make_visit(
+            session,
+            history.users["w1"],
+            history.h[name],
+            saturday,
+            received_at=MONDAY_0830 + received,
+        )
+    session.commit()
+    assert _late(client, history) == [1]
+
+
 def test_a_stored_reports_coverage_is_rounded_as_its_files_round_it(client, session, history):
     """1 household of 16 is 6.25 %: the report's files (PostgreSQL's `gw_pct`) say 6.3, the
     list of stored reports said 6.2 (Python's float `round`, half to even), and so did the

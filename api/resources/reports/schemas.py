@@ -58,9 +58,9 @@ class ReportSchema(Schema):
     created_at = ma.fields.DateTime()
     late_visits = Integer(
         metadata={
-            "description": "Visits of its week in its area that reached the server after it "
-            "was stored (kept offline on a phone past Monday 08:00): the live report for the "
-            "week (GET /reports/coverage) counts them, this one does not"
+            "description": "Visits of its week in its area that the live report for the week "
+            "(GET /reports/coverage) counts and this one did not: kept offline on a phone past "
+            "Monday 08:00, synced after it was stored"
         }
     )
     files = ma.fields.List(ma.fields.Nested(ReportFileSchema))
