@@ -11,7 +11,8 @@ O(grids × weeks) rows and PostgreSQL builds the JSON document:
 - visited and done corrected for the few households whose grid or tags changed since the week
   before began, so each counts in the grid it ends the week in (with `households` and `due`);
 - the trend's six earlier weeks corrected the same way for the selection as a whole: only the
-  households that moved across its edge since, or moved inside it and were found in both grids;
+  households that moved across its edge since, left the register from it, or moved inside it
+  and were found in both grids;
 - per worker: `report_worker_weeks` and the week's published shifts (A / B posts);
 - tasks and the three rates: tasks opened in the week (index on `tasks.created_at`);
 - the need and problem lists (visits' follow-ups, tasks opened on a list): raised, done in the
@@ -306,22 +307,35 @@ trend_hh AS (
 -- The trend's six earlier weeks are counted for the selection as a whole: a household counts
 -- in a week's point if it was found at home that week and ends the week in a selected grid,
 -- once. The aggregates differ from that only for a household that moved since the trend began
--- (a row opened by a move, from_grid_id): one that crossed the selection's edge (moved into a
--- selected grid from outside, or out of one), counted again from its visits as `ch` counts
--- W and W-1 (few for a district: the moves across its border); and one that moved between
--- two selected grids, which the aggregates count once in each selected grid it was found in
--- that week: 1 minus that many, for the week of its move (primary-key probes of
--- report_household_weeks in its two grids, no visits read).
+-- (a row opened by a move, from_grid_id) or left the register (a row closed with none opened
+-- then): one that crossed the selection's edge (moved into a selected grid from outside, or
+-- out of one) or left it from a selected grid before the week before W (from then on `ch`
+-- counts it), counted again from its visits as `ch` counts W and W-1 (few for a district: the
+-- moves across its border, the removals); and one that moved between two selected grids,
+-- which the aggregates count once in each selected grid it was found in that week: 1 minus
+-- that many, for the week of its move (primary-key probes of report_household_weeks in its
+-- two grids, no visits read).
 early AS (
   SELECT * FROM unnest(CAST(:early_weeks AS text[]), CAST(:early_ends AS timestamptz[]))
     AS e(week, week_end)),
 crossed AS MATERIALIZED (
   -- One scan of the moves since (the partial index of 0041), each kept if exactly one of its
   -- two grids is selected: hashed, whatever the selection's size.
-  SELECT DISTINCT x.household_id FROM household_history x
+  SELECT x.household_id FROM household_history x
   WHERE x.from_grid_id IS NOT NULL AND x.valid_from >= :trend_since
     AND (x.grid_id IN (SELECT grid_id FROM sel))
-        <> (x.from_grid_id IN (SELECT grid_id FROM sel))),
+        <> (x.from_grid_id IN (SELECT grid_id FROM sel))
+  UNION
+  -- Out of the register (a removal, migration 0052): a selected grid's row closed
+  -- in those weeks (ix_household_history_grid_closed, as `changed` reads W-1 and W) with no
+  -- row of the household opened then (ix_household_history_household). A removal undone
+  -- opened one at that very time, as if it had never left: nothing to correct, unless it came
+  -- back in another grid, a move (from_grid_id) like any other.
+  SELECT x.household_id FROM sel JOIN household_history x ON x.grid_id = sel.grid_id
+  WHERE x.valid_to >= :trend_since AND x.valid_to < :since
+    AND NOT EXISTS (
+      SELECT 1 FROM household_history y
+      WHERE y.household_id = x.household_id AND y.valid_from = x.valid_to)),
 cross_ch AS MATERIALIZED (
   SELECT vis.week, vis.met, ew.grid_id AS end_grid
   FROM crossed c

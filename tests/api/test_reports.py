@@ -25,8 +25,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from api.models import Community, District, Grid, Household, Roster, Shift, User, Visit
 from api.services import grids as grid_service
+from api.services import household_removal, ledger, reports
 from api.services import households as household_service
-from api.services import ledger, reports
 from api.services.report_verify import AGGREGATES  # every trigger-kept table
 from api.services.weeks import week_of
 from tests.factories import (
@@ -1066,6 +1066,76 @@ def test_a_trend_week_counts_once_a_household_found_in_two_grids_of_the_selectio
     assert own["visited"] == 6
     trend = {w["week"]: w for w in _w48(session)["trend"]}
     assert trend["2026-W45"]["visited"] == 6
+
+
+def _remove(session, household, effective_date: date) -> None:
+    """Take `household` out of the register as the grid's leader would, on `effective_date`."""
+    household_removal.remove_household(
+        session, None, household, reason="moved_out", now=at(30), effective_date=effective_date
+    )
+
+
+def _trend_and_own_reports(session, week: str, **level) -> tuple[dict, dict]:
+    """(week -> its trend point in `week`'s report, week -> that week's own totals), each as
+    (households, visited, coverage)."""
+    trend = {
+        w["week"]: (w["households"], w["visited"], w["coverage"])
+        for w in _report(session, week, **level)["trend"]
+    }
+    own = {}
+    for w in trend:
+        totals = _report(session, w, **level)["totals"]
+        own[w] = (totals["households"], totals["visited"], totals["coverage"])
+    return trend, own
+
+
+def test_a_trend_week_counts_a_household_removed_after_its_visit_as_its_report(session, history):
+    """R1's h3 is found at home on Tuesday of W45 (a visit finding it moved out counts as
+    visited) and the leader takes it out of the register as of Wednesday: W45's own report no
+    longer counts it (5 of 6), and every later report's trend reads the same for W45 (not the 6
+    of the visits where they were recorded)."""
+    _remove(session, history.h["h3"], date(2026, 11, 4))
+    own = _report(session, "2026-W45", community=RC)["totals"]
+    assert (own["households"], own["visited"], own["coverage"]) == (6, 5, 83.3)
+    for week in ("2026-W46", "2026-W47", "2026-W48"):
+        trend = {w["week"]: w for w in _report(session, week, community=RC)["trend"]}
+        point = trend["2026-W45"]
+        assert (point["households"], point["visited"], point["coverage"]) == (6, 5, 83.3), week
+    for level in ({"community": RC}, {"district": "110106"}):
+        trend, own = _trend_and_own_reports(session, "2026-W48", **level)
+        assert trend == own, level
+
+
+def test_a_trend_week_counts_a_household_moved_inside_the_selection_then_removed_nowhere(
+    session, history
+):
+    """R1's h3 is found at home on Tuesday of W45, moves to R2 on Wednesday, is found there on
+    Thursday and is taken out of the register as of Friday: it ends W45 in no grid, so neither
+    W45's own report nor W48's trend counts it (not once for the two grids it was found in)."""
+    effective(session, at(4))
+    household_service.update_household(
+        session, None, history.h["h3"], {"lon": 116.613, "lat": 39.903}
+    )
+    effective(session, None)
+    make_visit(session, history.users["w2"], history.h["h3"], at(5))
+    _remove(session, history.h["h3"], date(2026, 11, 6))
+    own = _report(session, "2026-W45", community=RC)["totals"]
+    assert (own["households"], own["visited"]) == (6, 5)
+    trend, own = _trend_and_own_reports(session, "2026-W48", community=RC)
+    assert trend == own
+    assert trend["2026-W45"][:2] == (6, 5)
+
+
+def test_a_removal_undone_gives_the_trend_its_weeks_back_as_they_were(session, history):
+    """h3 is taken out of the register as of Wednesday of W45, then the removal is undone: as
+    if it had never left, W45 reads 6 of 7 again, in its own report and in W48's trend."""
+    before = _report(session, "2026-W48", community=RC)["trend"]
+    _remove(session, history.h["h3"], date(2026, 11, 4))
+    household_removal.restore_household(session, None, history.h["h3"])
+    assert _report(session, "2026-W48", community=RC)["trend"] == before
+    trend, own = _trend_and_own_reports(session, "2026-W48", community=RC)
+    assert trend == own
+    assert trend["2026-W45"] == (7, 6, 85.7)
 
 
 def test_a_grid_redrawn_mid_week_counts_each_visited_household_in_its_new_grid(session, history):
