@@ -9,7 +9,8 @@ O(grids × weeks) rows and PostgreSQL builds the JSON document:
 - visits, distinct households visited, visited this or last week, grades: `report_grid_weeks`;
 - must-visit compliance: `report_household_deltas` (due) and `report_grid_week_tags` (done);
 - visited and done corrected for the few households whose grid or tags changed since the week
-  before began, so each counts in the grid it ends the week in (with `households` and `due`);
+  before began, so each counts in the grid it ends the week in (with `households` and `due`),
+  done by its visits of the week wherever recorded;
 - the trend's six earlier weeks corrected the same way for the selection as a whole: only the
   households that moved across its edge since, left the register from it, or moved inside it
   and were found in both grids;
@@ -143,10 +144,11 @@ changed AS MATERIALIZED (
   WHERE x.from_grid_id IS NOT NULL AND x.valid_from >= :since),
 -- Each one's grid and tags at the end of the week and its grid at the end of the week before;
 -- the grids its visits that found someone were recorded in, each week
--- (ix_visits_household_visited); the care tags it was counted done under this week, wherever.
+-- (ix_visits_household_visited); the care tags it was counted done under this week, wherever,
+-- and those it is done under only counting its visits of the week in all those grids together.
 ch AS MATERIALIZED (
   SELECT c.household_id, ew.grid_id AS end_grid, ew.tags AS end_tags, ep.grid_id AS prev_grid,
-         vis.met_w, vis.met_p, cnt.counted_grids, cnt.counted_tags
+         vis.met_w, vis.met_p, cnt.counted_grids, cnt.counted_tags, split.tags AS split_tags
   FROM changed c
   LEFT JOIN LATERAL (
     SELECT x.grid_id, x.tags FROM household_history x
@@ -173,6 +175,31 @@ ch AS MATERIALIZED (
     FROM report_household_weeks o CROSS JOIN LATERAL unnest(o.counted) t(tag)
     WHERE o.grid_id = ANY(vis.met_w) AND o.week = :week
       AND o.household_id = c.household_id) cnt
+  CROSS JOIN LATERAL (
+    -- Found at home this week in two grids or more (moved, or its grid redrawn, mid-week):
+    -- each grid's aggregate replayed only the visits recorded in it, so its cadence may be
+    -- met by none of them. Its visits that found someone this week replayed together, as the
+    -- rebuild replays a grid's (visited_at, id order; the tags at each visit, its history row
+    -- then or its tags now; the cadence that week of the community of the visit's grid): the
+    -- tags of each visit that brings them up to its cadence. Read for those few alone.
+    SELECT COALESCE(array_agg(DISTINCT t.tag), '{}') AS tags
+    FROM (
+      SELECT v.grid_id, COALESCE(hh.tags, h.tags) AS tags,
+             row_number() OVER (ORDER BY v.visited_at, v.id) AS met_so_far
+      FROM visits v
+      JOIN households h ON h.id = v.household_id
+      LEFT JOIN LATERAL (
+        SELECT x.tags FROM household_history x
+        WHERE x.household_id = v.household_id AND x.valid_from <= v.visited_at
+          AND (x.valid_to IS NULL OR x.valid_to > v.visited_at)
+        ORDER BY x.valid_from DESC LIMIT 1) hh ON true
+      WHERE cardinality(vis.met_w) > 1 AND v.household_id = c.household_id
+        AND v.visited_at >= :start AND v.visited_at < :end AND v.week = :week
+        AND v.outcome <> 'nobody_home') r
+    JOIN grids g ON g.id = r.grid_id
+    CROSS JOIN LATERAL unnest(r.tags) t(tag)
+    WHERE r.met_so_far
+          >= gw_cadence_per_week(gw_cadence_of(g.community_code, :week), r.tags)) split
   WHERE vis.met_w <> '{}' OR vis.met_p <> '{}'),
 -- Per grid and week (this one and the one before): minus where they were counted, plus where
 -- they end the week.
@@ -194,14 +221,16 @@ fix AS (
   WHERE grid_id IN (SELECT grid_id FROM sel)
   GROUP BY 1, 2),
 -- Must-visit: minus under the tags counted in each grid, plus in the grid it ends the week in
--- under those of them it is due for there.
+-- under those of them, or of those its visits in several grids together reach, it is due for
+-- there.
 done_fix AS (
   SELECT grid_id, tag, sum(n) AS n FROM (
     SELECT c.grid_id, c.tag, -1 AS n
     FROM ch CROSS JOIN LATERAL unnest(ch.counted_grids, ch.counted_tags) c(grid_id, tag)
     UNION ALL
     SELECT ch.end_grid, t.tag, 1
-    FROM ch CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(ch.counted_tags) u) t(tag)
+    FROM ch
+    CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(ch.counted_tags || ch.split_tags) u) t(tag)
     WHERE t.tag = ANY(ch.end_tags)) d
   WHERE grid_id IN (SELECT grid_id FROM sel)
   GROUP BY 1, 2),

@@ -1186,6 +1186,79 @@ def test_a_must_visit_household_that_moves_after_it_is_done_counts_done_where_it
     _assert_no_grid_reads_above_its_households(report)
 
 
+def test_a_must_visit_household_visited_in_two_grids_of_a_week_is_done_where_it_ends_it(
+    session, history
+):
+    """W48: R2's h6 (living alone, twice a week) is visited on Monday, moves to R1 on
+    Wednesday and is visited there on Thursday: two visits that week, its cadence, as its
+    ledger counts them, so done in R1 where it ends the week (no grid got both visits)."""
+    w1, w2 = history.users["w1"], history.users["w2"]
+    make_visit(session, w2, history.h["h6"], at(23))
+    effective(session, at(25))
+    household_service.update_household(
+        session, None, history.h["h6"], {"lon": 116.603, "lat": 39.902}
+    )
+    effective(session, None)
+    make_visit(session, w1, history.h["h6"], at(26))
+    end_of_week = datetime(2026, 11, 29, 23, 0, tzinfo=SH)
+    row = next(
+        r
+        for r in ledger.household_ledger(
+            session, grid_ids=[history.grids[R1].id], as_of=end_of_week
+        )
+        if r.household_id == history.h["h6"].id
+    )
+    assert (row.visits_this_week, row.visits_per_week) == (2, 2)
+    report = _w48(session)
+    assert grid_of(report, R2)["must_visit"] == []
+    assert grid_of(report, R1)["must_visit"][-1] == {
+        "tag": "living_alone",
+        "due": 2,
+        "done": 1,
+        "rate": 50.0,
+    }
+    assert report["totals"]["must_visit"][-1]["done"] == 1
+    _assert_no_grid_reads_above_its_households(report)
+
+
+def test_a_must_visit_household_visited_before_and_after_a_redraw_is_done_in_its_new_grid(
+    session, history
+):
+    """W48: R1's h2 (living alone) is visited on Monday; on Wednesday the border moves west of
+    it, to R2, where it is visited on Thursday: done in R2, where it ends the week."""
+    w1, w2 = history.users["w1"], history.users["w2"]
+    make_visit(session, w1, history.h["h2"], at(23))
+    redraw(session, 116.603, at(25))
+    session.refresh(history.h["h2"])
+    assert history.h["h2"].grid_id == history.grids[R2].id
+    make_visit(session, w2, history.h["h2"], at(26))
+    report = _w48(session)
+    assert grid_of(report, R2)["must_visit"][-1] == {
+        "tag": "living_alone",
+        "due": 2,
+        "done": 1,
+        "rate": 50.0,
+    }
+    assert [m["tag"] for m in grid_of(report, R1)["must_visit"]] == ["elderly_80"]
+    _assert_no_grid_reads_above_its_households(report)
+
+
+def test_a_must_visit_household_short_of_its_cadence_across_two_grids_is_not_done(session, history):
+    """W48: h6 (living alone, twice a week) is visited on Monday in R2, moves to R1 and is
+    only attempted there (nobody home): one visit, not done anywhere."""
+    w1, w2 = history.users["w1"], history.users["w2"]
+    make_visit(session, w2, history.h["h6"], at(23))
+    effective(session, at(25))
+    household_service.update_household(
+        session, None, history.h["h6"], {"lon": 116.603, "lat": 39.902}
+    )
+    effective(session, None)
+    make_visit(session, w1, history.h["h6"], at(26), outcome="nobody_home")
+    report = _w48(session)
+    assert grid_of(report, R1)["must_visit"][-1]["done"] == 0
+    assert grid_of(report, R1)["visited"] == 1
+
+
 def test_a_tag_removed_after_the_household_was_done_is_not_done_where_nobody_is_due(
     session, history
 ):
