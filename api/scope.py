@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Date, DateTime, Integer, and_, cast, false, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    DateTime,
+    Integer,
+    and_,
+    cast,
+    false,
+    func,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import array as sql_array
 from sqlalchemy.orm import Session
 
@@ -16,6 +28,7 @@ from api.db import is_any_of
 from api.models import (
     Grid,
     GridHolding,
+    GridLeadership,
     Household,
     Roster,
     Shift,
@@ -407,10 +420,20 @@ class Scope:
             relief[day].add(grid_id)
         return relief
 
+    def _periods(self):
+        """This user's periods of holding a grid (`grid_holdings`) or leading one
+        (`grid_leaderships`): a leader's grids are those they lead, assigned to them or not."""
+        return union_all(
+            *(
+                select(t.grid_id, t.started_at, t.ended_at).where(t.user_id == self.user_id)
+                for t in (GridHolding, GridLeadership)
+            )
+        ).subquery("periods")
+
     def held_grids(self, session: Session, dates: Iterable[date]) -> dict[date, set[int]]:
-        """Grids this user held at some time of each date (a day in Asia/Shanghai), those
-        given up since included (`grid_holdings`): a visit recorded offline on Monday in the
-        grid its worker then held may reach the server after the office gave them another."""
+        """Grids this user held (or led) at some time of each date (a day in Asia/Shanghai),
+        those given up since included: a visit recorded offline on Monday in the grid its
+        worker then held may reach the server after the office gave them another."""
         dates = sorted(set(dates))
         held: dict[date, set[int]] = {d: set() for d in dates}
         if not dates:
@@ -418,14 +441,10 @@ class Scope:
         day = func.unnest(sql_array(dates, type_=Date)).table_valued("day").render_derived()
         starts = cast(day.c.day, DateTime).op("AT TIME ZONE")(LOCAL.key)
         ends = cast(day.c.day + 1, DateTime).op("AT TIME ZONE")(LOCAL.key)
+        p = self._periods()
         rows = session.execute(
-            select(day.c.day, GridHolding.grid_id).join(
-                GridHolding,
-                and_(
-                    GridHolding.user_id == self.user_id,
-                    GridHolding.started_at < ends,
-                    or_(GridHolding.ended_at.is_(None), GridHolding.ended_at >= starts),
-                ),
+            select(day.c.day, p.c.grid_id).join(
+                p, and_(p.c.started_at < ends, or_(p.c.ended_at.is_(None), p.c.ended_at >= starts))
             )
         )
         for on, grid_id in rows:
@@ -433,13 +452,12 @@ class Scope:
         return held
 
     def grids_held_at(self, session: Session, moment: datetime) -> set[int]:
-        """The grids this user held at `moment` (`grid_holdings`)."""
+        """The grids this user held (or led) at `moment`."""
+        p = self._periods()
         return set(
             session.scalars(
-                select(GridHolding.grid_id).where(
-                    GridHolding.user_id == self.user_id,
-                    GridHolding.started_at <= moment,
-                    or_(GridHolding.ended_at.is_(None), GridHolding.ended_at > moment),
+                select(p.c.grid_id).where(
+                    p.c.started_at <= moment, or_(p.c.ended_at.is_(None), p.c.ended_at > moment)
                 )
             )
         )

@@ -20,7 +20,7 @@ from api.models.reports import (
 )
 from api.models.rosters import CalendarFeed, Leave, Roster, Shift, ShiftChange, ShiftSwap
 from api.models.tasks import Task, TaskEvent, TaskPhoto
-from api.models.users import ROLES, GridHolding, User, user_grids
+from api.models.users import ROLES, GridHolding, GridLeadership, User, user_grids
 from api.models.visits import HouseholdLastVisit, PhotoDeletion, Visit, VisitPhoto
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "ReportFailure",
     "ReportFile",
     "GridHolding",
+    "GridLeadership",
     "User",
     "user_grids",
 ]

@@ -104,3 +104,29 @@ class GridHolding(Base):
     grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class GridLeadership(Base):
+    """A period an account led a grid (`grids.leader_id`), kept by the database: a trigger
+    opens one when a grid is given its leader and closes it when the leader changes (migration
+    0063). Grids led when the table was made are led since 2000-01-01, as holdings are."""
+
+    __tablename__ = "grid_leaderships"
+    __table_args__ = (
+        CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="period"),
+        # A leader's leaderships over a batch's days.
+        Index("ix_grid_leaderships_user_id", "user_id", "started_at"),
+        # One leader at a time: one open period per grid.
+        Index(
+            "uq_grid_leaderships_open",
+            "grid_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select, text
 
 from api.models import GridHolding, Visit
-from tests.factories import A1, A2, centre, visit_item
+from tests.factories import A1, A2, A, centre, visit_item
 
 BATCH = "/api/v1/visits/batch"
 
@@ -106,3 +107,60 @@ def test_every_change_of_an_accounts_grids_is_kept_as_a_holding(client, world, s
     ).all()
     a1, a2 = world.grids[A1].id, world.grids[A2].id
     assert rows == [(a1, False), (a2, True), (a1, True)]
+
+
+# --- grids led: a leader leads a grid by its `leader_id`, assigned to it or not ---------------
+def _lead(client, world, username, code):
+    response = client.patch(
+        f"/api/v1/grids/{world.grids[code].id}",
+        json={"leader_id": world.users[username].id},
+        headers=world.auth("admin_a"),
+    )
+    assert response.status_code == 200, response.json
+
+
+@pytest.fixture()
+def lead_only(client, session, world):
+    """A grid leader who leads A1 (its `leader_id`), not assigned to it, since three days ago."""
+    from tests.factories import make_user
+
+    world.users["lead_only"] = make_user(session, "lead_only", "grid_leader", community=A)
+    session.flush()
+    _lead(client, world, "lead_only", A1)
+    session.execute(
+        text("UPDATE grid_leaderships SET started_at = :since WHERE user_id = :user"),
+        {"since": datetime.now(UTC) - timedelta(days=3), "user": world.users["lead_only"].id},
+    )
+    return world.users["lead_only"]
+
+
+def test_a_visit_made_in_a_grid_led_then_is_stored_after_another_leads_it(
+    client, world, session, lead_only
+):
+    """Leading leaves no holding: the visit the leader made offline in the grid they led was
+    refused as soon as another was made its leader, and retried from the phone for ever."""
+    _lead(client, world, "leader_a", A1)
+    item = visit_item(_home(world), at=datetime.now(UTC) - timedelta(hours=3))
+    result = _sync_one(client, world, item, user="lead_only")
+    assert result["status"] == "created", result
+    assert result["visit"]["grid_code"] == A1
+
+
+def test_a_visit_dated_before_the_leader_led_the_grid_is_refused(client, world, session, lead_only):
+    _lead(client, world, "leader_a", A1)
+    item = visit_item(_home(world), at=datetime.now(UTC) - timedelta(days=4))
+    result = _sync_one(client, world, item, user="lead_only")
+    assert (result["status"], result["code"]) == ("rejected", "household-not-found")
+
+
+def test_every_change_of_a_grids_leader_is_kept_as_a_leadership(client, world, session, lead_only):
+    from api.models import GridLeadership
+
+    _lead(client, world, "leader_a", A1)
+    periods = session.execute(
+        select(GridLeadership.user_id, GridLeadership.ended_at.is_(None))
+        .where(GridLeadership.grid_id == world.grids[A1].id)
+        .order_by(GridLeadership.id)
+    ).all()
+    assert periods[-2:] == [(lead_only.id, False), (world.users["leader_a"].id, True)]
+    assert all(not still for _, still in periods[:-1])
