@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select, text
 
 from api.models import GridHolding, Visit
+from api.services.weeks import LOCAL
 from tests.factories import A1, A2, A, centre, visit_item
 
 BATCH = "/api/v1/visits/batch"
@@ -164,3 +165,40 @@ def test_every_change_of_a_grids_leader_is_kept_as_a_leadership(client, world, s
     ).all()
     assert periods[-2:] == [(lead_only.id, False), (world.users["leader_a"].id, True)]
     assert all(not still for _, still in periods[:-1])
+
+
+def test_migration_0063_dates_the_grids_led_before_it_from_2000(own_database_url):
+    """A grid led when the table was made is led since 2000-01-01 (as 0039 dated holdings):
+    its leader's offline visits of any day before are judged as they were."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from api.cli import alembic_config
+    from tests.factories import migration_grid
+
+    grid_id, worker_id = migration_grid(own_database_url, worker="mig_0063")
+    engine = create_engine(own_database_url)
+    config = alembic_config(own_database_url)
+    try:
+        command.downgrade(config, "0062")
+        with engine.begin() as conn:  # a leader, as the grids API set one before 0063
+            conn.execute(
+                text("UPDATE users SET role = 'grid_leader' WHERE id = :id"), {"id": worker_id}
+            )
+            conn.execute(
+                text("UPDATE grids SET leader_id = :id WHERE id = :grid"),
+                {"id": worker_id, "grid": grid_id},
+            )
+        command.upgrade(config, "head")
+        with engine.begin() as conn:
+            led = conn.execute(
+                text("SELECT user_id, started_at, ended_at FROM grid_leaderships")
+            ).all()
+            conn.execute(text("UPDATE grids SET leader_id = NULL"))  # the trigger closes it
+            closed = conn.scalar(
+                text("SELECT count(*) FROM grid_leaderships WHERE ended_at IS NOT NULL")
+            )
+        assert led == [(worker_id, datetime(2000, 1, 1, tzinfo=LOCAL), None)]
+        assert closed == 1
+    finally:
+        engine.dispose()
