@@ -30,6 +30,7 @@ from api.models import (
     GridHolding,
     GridLeadership,
     Household,
+    Leave,
     Roster,
     Shift,
     Task,
@@ -354,9 +355,22 @@ class Scope:
 
     def at_window(self, session: Session, day: date) -> bool:
         """Whether this user holds the A-post (the hall window) on `day` in a published roster
-        of their community (a draft grants nothing, as for relief)."""
+        of their community (a draft grants nothing, as for relief), and is not on approved
+        leave that day: until the shift is handed on the roster still names them, and the
+        window's reach (every household of the community, tasks resolved at the window in
+        their name) went on with a worker who was not at work."""
         if self.role not in ("worker", "grid_leader") or not self.community_code:
             return False
+        on_leave = (
+            select(Leave.id)
+            .where(
+                Leave.worker_id == self.user_id,
+                Leave.status == "approved",
+                Leave.start_date <= day,
+                Leave.end_date >= day,
+            )
+            .exists()
+        )
         return (
             session.scalar(
                 select(Shift.id)
@@ -367,6 +381,7 @@ class Scope:
                     Shift.date == day,
                     Roster.status == "published",
                     Roster.community_code == self.community_code,
+                    ~on_leave,
                 )
                 .limit(1)
             )

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from api.models import Roster, Shift, Task
+from api.models import Leave, Roster, Shift, Task
 from api.services.weeks import LOCAL, current_week
 from tests.factories import A1, A2, B1, A, centre
 
@@ -98,6 +98,37 @@ def test_a_worker_out_on_the_b_post_opens_no_window_task_outside_their_grids(
     roster(session, world)  # worker_a1 is out in A1 today, not at the window
     r = client.post("/api/v1/tasks", json=window_task(A2), headers=world.auth("worker_a1"))
     assert r.status_code == 403, r.json
+
+
+def on_leave_today(session, world, username="worker_a2", status="approved"):
+    session.add(
+        Leave(
+            worker_id=world.users[username].id,
+            start_date=TODAY,
+            end_date=TODAY + timedelta(days=2),
+            status=status,
+        )
+    )
+    session.flush()
+
+
+def test_a_window_worker_on_leave_opens_nothing_outside_their_grids(client, world, session):
+    """Leave approved after the roster was published: until the A-post is handed on, the roster
+    still names them, and the window's reach went on with a worker who was not at work (tasks
+    resolved at the window in their name, the community's households looked up)."""
+    roster(session, world)
+    on_leave_today(session, world)
+    body = window_task(resolved_here=True)
+    r = client.post("/api/v1/tasks", json=body, headers=world.auth("worker_a2"))
+    assert r.status_code == 403, r.json
+    assert session.scalar(select(func.count(Task.id))) == 0
+
+
+def test_a_leave_only_asked_for_leaves_the_window_open(client, world, session):
+    roster(session, world)
+    on_leave_today(session, world, status="requested")
+    r = client.post("/api/v1/tasks", json=window_task(), headers=world.auth("worker_a2"))
+    assert r.status_code == 201, r.json
 
 
 def test_the_window_worker_follows_up_the_tasks_they_opened_for_other_grids(client, world, session):
@@ -220,6 +251,17 @@ def test_a_worker_not_at_the_window_today_looks_up_no_household_outside_their_gr
     )
     assert r.status_code == 403, r.json
     assert r.headers["Content-Type"] == "application/problem+json"
+    assert "window" in r.json["detail"]
+
+
+def test_a_window_worker_on_leave_looks_up_no_household_outside_their_grids(client, world, session):
+    roster(session, world)
+    on_leave_today(session, world)
+    resident(session)
+    r = client.get(
+        WINDOW_LOOKUP, query_string={"address": "7号楼2单元502"}, headers=world.auth("worker_a2")
+    )
+    assert r.status_code == 403, r.json
     assert "window" in r.json["detail"]
 
 
