@@ -322,6 +322,11 @@ posts AS (
   WHERE s.date BETWEEN :monday AND :sunday AND s.worker_id IN (SELECT worker_id FROM members)
     -- Posts here only: B-posts in the selected grids, A-posts (no grid) of their communities'
     -- rosters; a reliever's home roster is neither counted nor disclosed.
+    -- Not a day of approved leave: a shift still naming its worker (not handed on, or a
+    -- reliever sent beside it) is not a day they worked.
+    AND NOT EXISTS (SELECT 1 FROM leaves l
+                    WHERE l.worker_id = s.worker_id AND l.status = 'approved'
+                      AND s.date BETWEEN l.start_date AND l.end_date)
     AND (s.grid_id IN (SELECT grid_id FROM sel)
          OR (s.grid_id IS NULL AND r.community_code IN (
                SELECT g.community_code FROM grids g JOIN sel ON sel.grid_id = g.id)))

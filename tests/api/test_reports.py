@@ -23,7 +23,7 @@ from shapely.geometry import shape
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
-from api.models import Community, District, Grid, Household, Roster, Shift, User, Visit
+from api.models import Community, District, Grid, Household, Leave, Roster, Shift, User, Visit
 from api.services import grids as grid_service
 from api.services import household_removal, ledger, reports
 from api.services import households as household_service
@@ -504,6 +504,32 @@ def test_a_relievers_posts_count_only_the_shifts_here(client, session, history):
     session.commit()
     wx_row = _workers(client, history)["rp_wx"]
     assert (wx_row["a_days"], wx_row["b_days"]) == (0, 1)
+
+
+def test_a_post_on_a_day_of_approved_leave_is_not_a_day_worked(client, session, history):
+    """Leave approved for Thursday after the roster was published: the shift still names rp_w1
+    (a reliever went instead), and the report credited rp_w1 with a day out in the grid. A
+    leave only asked for changes nothing."""
+    w1 = history.users["w1"]
+    session.add_all(
+        [
+            Leave(
+                worker_id=w1.id,
+                start_date=date(2026, 11, 19),
+                end_date=date(2026, 11, 20),
+                status="approved",
+            ),
+            Leave(
+                worker_id=w1.id,
+                start_date=date(2026, 11, 16),
+                end_date=date(2026, 11, 16),
+                status="requested",
+            ),
+        ]
+    )
+    session.commit()
+    row = _workers(client, history)["rp_w1"]
+    assert (row["a_days"], row["b_days"]) == (1, 1)
 
 
 def test_a_draft_rosters_shift_adds_no_worker_to_the_report(client, session, history):
