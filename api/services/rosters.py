@@ -167,10 +167,55 @@ def put_settings(session: Session, scope: Scope, community: Community, data: dic
         raise errors.Unprocessable(
             "The roster settings are inconsistent; see `errors`.", errors={"json": problems}
         )
+    before = roster_settings(community)
     stored = {**new, **{key: [d.isoformat() for d in new[key]] for key in DATE_LISTS}}
     community.settings = {**(community.settings or {}), "roster": stored}
     session.flush()
+    _tell_of_new_hours(session, community.code, before, new)
     return new
+
+
+HOURS_CHANGED_TITLE = "值班时间有调整"
+POST_HOURS = {"A": ("a_hours", "A岗（窗口）"), "B": ("b_hours", "B岗（入格）")}
+
+
+def _tell_of_new_hours(session: Session, code: str, before: dict, after: dict) -> None:
+    """Tell each worker with a published shift from today on whose hours the new settings move
+    (`a_hours` for an A-post without a slot of its own, `b_hours`) of their post's new hours.
+    A published week's shifts read the community's hours (`shift_hours`): changed, they moved
+    under the workers' feet (calendar feed, app) with no word."""
+    changed = [post for post, (key, _) in POST_HOURS.items() if before[key] != after[key]]
+    if not changed:
+        return
+    rows = session.execute(
+        select(Shift.worker_id, Shift.post)
+        .join(Roster, Roster.id == Shift.roster_id)
+        .where(
+            Roster.community_code == code,
+            Roster.status == "published",
+            Shift.date >= local_today(),
+            Shift.post.in_(changed),
+            Shift.slot_start.is_(None),
+        )
+        .distinct()
+    )
+    posts: dict[int, set[str]] = {}
+    for worker_id, post in rows:
+        posts.setdefault(worker_id, set()).add(post)
+    for worker_id, theirs in sorted(posts.items()):
+        hours = "，".join(
+            f"{word} {after[key]['start']}–{after[key]['end']}"
+            for key, word in (POST_HOURS[p] for p in sorted(theirs))
+        )
+        notify(
+            session,
+            [worker_id],
+            "roster_changed",
+            HOURS_CHANGED_TITLE,
+            f"已发布排班的值班时间改为：{hours}。请查看排班。",
+            data={"community": code},
+            collapse_key=f"roster-hours:{code}",
+        )
 
 
 def _slot_problems(slots: list[dict], a_min: int) -> list[str]:

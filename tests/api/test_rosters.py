@@ -22,6 +22,7 @@ from api.models import (
     user_grids,
 )
 from api.services import rosters as roster_service
+from api.services.rosters import HOURS_CHANGED_TITLE
 from api.services.weeks import LOCAL, current_week, week_dates
 from tests.factories import make_household, make_roster_community, make_task_at, visit_item
 
@@ -106,6 +107,47 @@ def test_admin_replaces_roster_settings(client, community):
     got = client.get(f"/api/v1/communities/{c.code}/roster-settings", headers=c.auth(c.admin))
     assert got.get_json()["a_hours"] == {"start": "08:00", "end": "20:00"}
     assert got.get_json()["rest_days"] == rest
+
+
+def _put_settings(client, c, **settings):
+    put = client.put(
+        f"/api/v1/communities/{c.code}/roster-settings", json=settings, headers=c.auth(c.admin)
+    )
+    assert put.status_code == 200, put.get_json()
+
+
+def _hours_notices(session) -> dict[int, tuple[str, str]]:
+    rows = session.execute(
+        select(Notification.user_id, Notification.title, Notification.body).where(
+            Notification.kind == "roster_changed", Notification.title == HOURS_CHANGED_TITLE
+        )
+    )
+    return {user: (title, body) for user, title, body in rows}
+
+
+def test_new_post_hours_are_told_to_the_workers_whose_published_shifts_they_move(
+    client, session, community
+):
+    """A published week's shifts read the community's hours of their post: changed, the hours
+    of shifts already published moved under the workers' feet (calendar, app) with no word."""
+    c = community
+    view = published_week(client, c)
+    b_workers = {s["worker_id"] for s in all_shifts(view) if s["post"] == "B"}
+    _put_settings(client, c, b_hours={"start": "09:00", "end": "18:00"})
+    told = _hours_notices(session)
+    assert set(told) == b_workers
+    title, body = next(iter(told.values()))
+    assert "09:00" in body and "18:00" in body and "B岗" in body
+    shift = next(s for s in all_shifts(view) if s["post"] == "B")
+    got = client.get(f"/api/v1/shifts/{shift['id']}", headers=c.auth(c.admin)).get_json()
+    assert got["starts_at"].endswith("09:00:00+08:00")
+
+
+def test_settings_written_again_as_they_were_tell_nobody(client, session, community):
+    c = community
+    published_week(client, c)
+    _put_settings(client, c, a_min=3, a_max=4)  # the hours as they are
+    assert _hours_notices(session) == {}
 
 
 @pytest.mark.parametrize("start", ["08:00\n", "０８:００", "8:00"])
