@@ -79,54 +79,41 @@ class User(Base):
     )
 
 
-class GridHolding(Base):
+def _period_args(name: str, *open_key: str) -> tuple:
+    """A period table's checks and indexes: a period ends after it starts; an account's periods
+    by start (a batch's days); one open period per `open_key`."""
+    return (
+        CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="period"),
+        Index(f"ix_{name}_user_id", "user_id", "started_at"),
+        Index(f"uq_{name}_open", *open_key, unique=True, postgresql_where=text("ended_at IS NULL")),
+    )
+
+
+class _GridPeriod:
+    """A period an account held or led a grid, from `started_at` to `ended_at` (open: NULL)."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class GridHolding(_GridPeriod, Base):
     """A period an account held a grid (`user_grids`), kept by the database: a trigger opens
     one when a grid is given and closes it when taken away (migration 0039). Grids held when
     the table was made are held since 2000-01-01, the first week visits are served in."""
 
     __tablename__ = "grid_holdings"
-    __table_args__ = (
-        CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="period"),
-        # A worker's holdings over a batch's days.
-        Index("ix_grid_holdings_user_id", "user_id", "started_at"),
-        # One open period per account and grid (the trigger's ON CONFLICT).
-        Index(
-            "uq_grid_holdings_open",
-            "user_id",
-            "grid_id",
-            unique=True,
-            postgresql_where=text("ended_at IS NULL"),
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # One open period per account and grid (the trigger's ON CONFLICT).
+    __table_args__ = _period_args("grid_holdings", "user_id", "grid_id")
 
 
-class GridLeadership(Base):
+class GridLeadership(_GridPeriod, Base):
     """A period an account led a grid (`grids.leader_id`), kept by the database: a trigger
     opens one when a grid is given its leader and closes it when the leader changes (migration
     0063). Grids led when the table was made are led since 2000-01-01, as holdings are."""
 
     __tablename__ = "grid_leaderships"
-    __table_args__ = (
-        CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="period"),
-        # A leader's leaderships over a batch's days.
-        Index("ix_grid_leaderships_user_id", "user_id", "started_at"),
-        # One leader at a time: one open period per grid.
-        Index(
-            "uq_grid_leaderships_open",
-            "grid_id",
-            unique=True,
-            postgresql_where=text("ended_at IS NULL"),
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # One leader at a time: one open period per grid.
+    __table_args__ = _period_args("grid_leaderships", "grid_id")

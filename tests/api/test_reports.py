@@ -1212,20 +1212,25 @@ def test_a_must_visit_household_that_moves_after_it_is_done_counts_done_where_it
     _assert_no_grid_reads_above_its_households(report)
 
 
+def _h6_visited_in_r2_then_in_r1(session, history, outcome: str = "met") -> None:
+    """W48: R2's h6 visited on Monday by rp_w2, moved to R1 on Wednesday, visited on Thursday
+    by rp_w1 (`outcome`)."""
+    make_visit(session, history.users["w2"], history.h["h6"], at(23))
+    effective(session, at(25))
+    household_service.update_household(
+        session, None, history.h["h6"], {"lon": 116.603, "lat": 39.902}
+    )
+    effective(session, None)
+    make_visit(session, history.users["w1"], history.h["h6"], at(26), outcome=outcome)
+
+
 def test_a_must_visit_household_visited_in_two_grids_of_a_week_is_done_where_it_ends_it(
     session, history
 ):
     """W48: R2's h6 (living alone, twice a week) is visited on Monday, moves to R1 on
     Wednesday and is visited there on Thursday: two visits that week, its cadence, as its
     ledger counts them, so done in R1 where it ends the week (no grid got both visits)."""
-    w1, w2 = history.users["w1"], history.users["w2"]
-    make_visit(session, w2, history.h["h6"], at(23))
-    effective(session, at(25))
-    household_service.update_household(
-        session, None, history.h["h6"], {"lon": 116.603, "lat": 39.902}
-    )
-    effective(session, None)
-    make_visit(session, w1, history.h["h6"], at(26))
+    _h6_visited_in_r2_then_in_r1(session, history)
     end_of_week = datetime(2026, 11, 29, 23, 0, tzinfo=SH)
     row = next(
         r
@@ -1272,14 +1277,7 @@ def test_a_must_visit_household_visited_before_and_after_a_redraw_is_done_in_its
 def test_a_must_visit_household_short_of_its_cadence_across_two_grids_is_not_done(session, history):
     """W48: h6 (living alone, twice a week) is visited on Monday in R2, moves to R1 and is
     only attempted there (nobody home): one visit, not done anywhere."""
-    w1, w2 = history.users["w1"], history.users["w2"]
-    make_visit(session, w2, history.h["h6"], at(23))
-    effective(session, at(25))
-    household_service.update_household(
-        session, None, history.h["h6"], {"lon": 116.603, "lat": 39.902}
-    )
-    effective(session, None)
-    make_visit(session, w1, history.h["h6"], at(26), outcome="nobody_home")
+    _h6_visited_in_r2_then_in_r1(session, history, outcome="nobody_home")
     report = _w48(session)
     assert grid_of(report, R1)["must_visit"][-1]["done"] == 0
     assert grid_of(report, R1)["visited"] == 1
