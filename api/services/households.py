@@ -368,6 +368,8 @@ def update_household(
             f"Household {household.id} left the register on "
             f"{household.removal_date.isoformat()}; undo its removal to edit it."
         )
+    changes = dict(changes)
+    _refuse_changed_since_read(household, changes.pop("expected", {}), changes)
     _refuse_vacant_members(
         changes,
         changes.get("occupancy", household.occupancy),
@@ -399,6 +401,24 @@ def update_household(
     session.flush()
     session.refresh(household)
     return household
+
+
+def _refuse_changed_since_read(household: Household, expected: dict, changes: dict) -> None:
+    """409 naming the facts (`changed`: their values now) that are no longer what the sender
+    read, unless already what it sends: the door's correction, sent as values long after the
+    phone read them, undid the office's change made meanwhile without a word."""
+    changed = {
+        key: getattr(household, key)
+        for key, read in expected.items()
+        if getattr(household, key) not in (read, changes.get(key, read))
+    }
+    if changed:
+        raise errors.Conflict(
+            "The household's facts changed since you read them: "
+            + ", ".join(f"{key} is now {value}" for key, value in changed.items())
+            + ". Read it again and correct what is still wrong.",
+            changed=changed,
+        )
 
 
 def _refuse_vacant_members(given: dict[str, Any], occupancy: str | None, members: int | None):

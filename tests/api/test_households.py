@@ -227,6 +227,28 @@ def test_a_vacant_household_registered_with_members_is_refused(client, world):
     assert response.json["detail"] == VACANT_MEMBERS
 
 
+def test_a_correction_of_facts_changed_meanwhile_is_refused_naming_them(client, world):
+    """The door's correction says what it read (`expected`): the office set 4 members after
+    the phone read 3; the worker's 2 went as a value and undid it without a word. Refused
+    (409 with the facts as they are now), nothing changed; the same value both ways is no
+    conflict, nor a fact not expected."""
+    household = world.households[A1][0]
+    _patch(client, world, household, {"occupancy": "owner", "members": 3}, user="admin_a")
+    _patch(client, world, household, {"members": 4}, user="admin_a")  # the office, meanwhile
+    body = {"members": 2, "occupancy": "tenant", "expected": {"members": 3, "occupancy": "owner"}}
+    refused = _patch(client, world, household, body)
+    assert refused.status_code == 409, refused.json
+    assert refused.json["changed"] == {"members": 4}
+    stored = client.get(f"/api/v1/households/{household.id}", headers=world.auth("admin_a")).json
+    assert (stored["occupancy"], stored["members"]) == ("owner", 4)
+    same = _patch(client, world, household, {"members": 4, "expected": {"members": 3}})
+    assert same.status_code == 200 and same.json["members"] == 4
+    other = _patch(
+        client, world, household, {"occupancy": "tenant", "expected": {"occupancy": "owner"}}
+    )
+    assert (other.status_code, other.json["occupancy"], other.json["members"]) == (200, "tenant", 4)
+
+
 def _patch(client, world, household, body, user="worker_a1"):
     return client.patch(f"/api/v1/households/{household.id}", json=body, headers=world.auth(user))
 

@@ -131,7 +131,12 @@ def test_changed_tenure_members_and_tags_reach_the_household_after_sync(
     now = facts(e2e_engine, owner_of_three)
     assert (now.occupancy, now.members, list(now.tags)) == ("tenant", 1, ["living_alone"])
     assert [p["body"] for p in sent] == [
-        {"occupancy": "tenant", "members": 1, "add_tags": ["living_alone"]}
+        {
+            "occupancy": "tenant",
+            "members": 1,
+            "add_tags": ["living_alone"],
+            "expected": {"occupancy": "owner", "members": 3},
+        }
     ]
     assert queued_visits(page) == []
     kept = cached(page, owner_of_three)
@@ -173,12 +178,36 @@ def test_only_the_fields_changed_are_sent(context, page, owner_of_three, e2e_eng
     page.click("#record")
     page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
     (record,) = queued_visits(page)
-    assert record["register_changes"] == {"members": 4}
+    assert record["register_changes"] == {"members": 4, "expected": {"members": 3}}
     context.set_offline(False)
     wait_for_empty_queue(page)
     now = facts(e2e_engine, owner_of_three)
     assert (now.occupancy, now.members, list(now.tags)) == ("owner", 4, [])
-    assert [p["body"] for p in sent] == [{"members": 4}]
+    assert [p["body"] for p in sent] == [{"members": 4, "expected": {"members": 3}}]
+
+
+def test_a_correction_of_a_fact_the_office_changed_since_is_refused_and_said(
+    context, page, owner_of_three, e2e_engine
+):
+    """Read at three members; the office sets five while the phone is offline; the worker's
+    two went as a value and undid the office's five. Now the server refuses it (409, the
+    facts as they are) and the app says what the register holds now."""
+    from api.models import Household
+
+    page = open_app(context, page)
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    open_fold(page, owner_of_three)
+    page.fill("#reg-members", "2")
+    page.click("#record")
+    page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
+    with e2e_engine.begin() as conn:
+        conn.execute(update(Household).where(Household.id == owner_of_three).values(members=5))
+    context.set_offline(False)
+    page.wait_for_selector("#queue li.correction-refused")
+    said = page.inner_text("#queue li.correction-refused")
+    assert "登记信息在本机读取后已被修改" in said and "常住人数: 5" in said
+    assert facts(e2e_engine, owner_of_three).members == 5
 
 
 def test_members_for_a_household_left_vacant_are_refused_before_saving(
@@ -203,7 +232,9 @@ def test_members_for_a_household_left_vacant_are_refused_before_saving(
         f"""() => JSON.parse(localStorage.getItem('gridwork.households'))
                    .find((h) => h.id === {owner_of_three})?.occupancy === 'vacant'"""
     )
-    assert [p["body"] for p in sent] == [{"occupancy": "vacant"}]
+    assert [p["body"] for p in sent] == [
+        {"occupancy": "vacant", "expected": {"occupancy": "owner"}}
+    ]
     now = facts(e2e_engine, owner_of_three)
     assert (now.occupancy, now.members) == ("vacant", 0)
 
@@ -236,7 +267,11 @@ def test_a_correction_made_offline_goes_with_the_next_sync(
     page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
     (record,) = queued_visits(page)
     assert record["state"] == "pending"
-    assert record["register_changes"] == {"occupancy": "vacant", "members": 0}
+    assert record["register_changes"] == {
+        "occupancy": "vacant",
+        "members": 0,
+        "expected": {"occupancy": "owner", "members": 3},
+    }
     assert "register_changes" not in record["visit"]  # the visit goes as it always went
     assert facts(e2e_engine, owner_of_three).occupancy == "owner"  # nothing sent yet
 
@@ -272,7 +307,7 @@ def test_a_correction_that_got_no_answer_is_sent_at_the_next_sync(
     page = open_app(context, page)
     correction_lost(page, owner_of_three)
     (record,) = queued_visits(page)
-    assert record["register_changes"] == {"occupancy": "tenant"}
+    assert record["register_changes"] == {"occupancy": "tenant", "expected": {"occupancy": "owner"}}
     assert page.locator("#queue-count").inner_text() == "0"  # the visit itself was stored
     assert facts(e2e_engine, owner_of_three).occupancy == "owner"
 
@@ -529,7 +564,11 @@ def test_a_correction_the_leader_may_not_make_is_left_for_the_admins_handover(
         hand_over(context, page, "leader01")
         (record,) = queued_visits(page)
         assert record["state"] == "correcting"
-        assert record["register_changes"] == {"occupancy": "tenant", "add_tags": ["living_alone"]}
+        assert record["register_changes"] == {
+            "occupancy": "tenant",
+            "add_tags": ["living_alone"],
+            "expected": {"occupancy": "owner"},
+        }
         with e2e_engine.connect() as conn:
             worker01 = conn.scalar(text("SELECT id FROM users WHERE username = 'worker01'"))
         assert str(record["user"]) == str(worker01)

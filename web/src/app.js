@@ -28,6 +28,7 @@ const TEXT = {
     dismiss403: "这户已不在您负责的网格内，不能更正其登记信息：请告知网格长或社区。",
     dismiss404: "找不到这户（可能已删除或已划入其他网格）：请告知网格长或社区。",
     dismiss409: "这户已退出登记，不能更正：请告知网格长或社区。",
+    changedSinceRead: (now) => `登记信息在本机读取后已被修改（现为 ${now}），这次更正没有保存：请联网后重新打开这户核对，仍不对再更正。`,
     dismiss422: "更正的内容登记册不接受：请告知网格长或社区，由社区在登记册中更正。",
     discardCorrection: "知道了", discardCorrectionConfirm: (label) => `不再发送这户（${label}）的住户信息更正？`,
     followUp: "需要跟进", followUpNote: "跟进事项", followUpKind: "列入",
@@ -223,6 +224,7 @@ const TEXT = {
     registerGoes: "The household's correction goes with this visit.", correctionWaiting: "Visit synced; the household's correction waits to be sent (automatically, once online)",
     correctionRefused: "The household's correction was not accepted", correctionRefusedCount: (n) => `${n} household correction${n === 1 ? " was" : "s were"} not accepted: see below.`,
     dismiss403: "", dismiss404: "", dismiss409: "", dismiss422: "",
+    changedSinceRead: (now) => `The register changed since this phone read it (now ${now}); this correction was not saved: open the household again online and correct what is still wrong.`,
     discardCorrection: "OK", discardCorrectionConfirm: (label) => `Send this household's correction (${label}) no more?`,
     notes: "Notes", followUp: "Needs follow-up", followUpNote: "Follow-up", followUpKind: "On the list of",
     followUpTitle: "Title (one line, optional)", followUpTitleHint: "e.g. the stairwell lamps of building 3 are out (no names, no health)",
@@ -1125,9 +1127,9 @@ function showRegister(changes = null) {
 }
 
 /** The facts the worker changed in the fold, as PATCH /households/{id} takes them: {changes}
- * (only those changed; empty: none), or {problem} when the members typed are no count, or
- * some for a household left vacant. A
- * members field emptied is no change (the register takes no "unknown" back). */
+ * (only those changed, with the values changed as read, `expected`; empty: none), or {problem}
+ * when the members typed are no count, or some for a household left vacant. A members field
+ * emptied is no change (the register takes no "unknown" back). */
 function registerChanges() {
   const picked = pickedHousehold();
   if (!factsKnown(picked)) return { changes: {} };
@@ -1148,13 +1150,17 @@ function registerChanges() {
   const removed = h.tags.filter((tag) => !tags.includes(tag));
   if (added.length) changes.add_tags = added;
   if (removed.length) changes.remove_tags = removed;
+  // The values changed as the fold read them: the server refuses (409, `changed`) one the office
+  // changed since, rather than undo it.
+  const read = Object.fromEntries(["occupancy", "members"].filter((k) => k in changes).map((k) => [k, h[k] ?? null]));
+  if (Object.keys(read).length) changes.expected = read;
   return { changes };
 }
 
 /** Register facts with a correction over them: its values, its tags added and taken off (a
  * correction queued by an earlier version of the app carries the whole list, `tags`). */
 function withCorrection(facts, changes) {
-  const { add_tags: added = [], remove_tags: removed = [], ...values } = changes || {};
+  const { add_tags: added = [], remove_tags: removed = [], expected: _read, ...values } = changes || {};
   const now = { ...facts, ...values };
   if (Array.isArray(now.tags)) {
     const kept = now.tags.filter((tag) => !removed.includes(tag));
@@ -1182,6 +1188,7 @@ function correctionRefusalOf(record) {
   const refusal = record.refusal || {};
   const fields = Object.entries(refusal.errors?.json || {}).map(([k, v]) => `${k}: ${[v].flat().join(" ")}`);
   const server = [refusal.detail, ...fields].filter(Boolean).join(" ");
+  if (refusal.changed) return { why: t.changedSinceRead(changesText(refusal.changed)), server };
   const zh = t[`dismiss${refusal.status}`];
   return zh ? { why: zh, server } : { why: server, server: "" };
 }
@@ -1189,7 +1196,7 @@ function correctionRefusalOf(record) {
 function changesText(changes) {
   const label = { tags: "careTags", add_tags: "tagsAdded", remove_tags: "tagsRemoved" };
   const tagList = (v) => (v.length ? v.map(tagWord).join(lang === "zh" ? "、" : ", ") : t.noTags);
-  return Object.entries(changes || {}).map(([k, v]) => `${t[label[k] || k]}: ${
+  return Object.entries(changes || {}).filter(([k]) => k !== "expected").map(([k, v]) => `${t[label[k] || k]}: ${
     k === "occupancy" ? occupancyWord(v) : k in label ? tagList(v) : v}`).join(" · ");
 }
 

@@ -295,7 +295,7 @@ function settleCorrection(record, response, body, user = record.user) {
       if (current.result?.state !== "correcting") return; // discarded, or signed out, meanwhile
       if (response.ok) store.delete(record.id);
       else {
-        const refusal = { status: response.status, type: body?.type, detail: body?.detail || body?.title || `HTTP ${response.status}`, errors: body?.errors };
+        const refusal = { status: response.status, type: body?.type, detail: body?.detail || body?.title || `HTTP ${response.status}`, errors: body?.errors, changed: body?.changed };
         store.put({ ...current.result, user, state: "correction-refused", reason: refusal.detail, refusal, refusedAt: Date.now() });
       }
     };

@@ -208,6 +208,14 @@ class HouseholdFactsSchema(Schema):
     )
 
 
+class ExpectedFactsSchema(Schema):
+    """The facts as the sender read them: a correction from the door goes only if they still
+    are (or already are what it sends)."""
+
+    occupancy = ma.fields.String(allow_none=True, validate=ma.validate.OneOf(OCCUPANCIES))
+    members = Integer(allow_none=True, validate=ma.validate.Range(min=0, max=100))
+
+
 class HouseholdPatchSchema(HouseholdFactsSchema):
     # The care tags changed rather than the whole list: the worker at the door changes the tags
     # the app showed; another tag the office set meanwhile stays (a whole list read before it
@@ -219,6 +227,15 @@ class HouseholdPatchSchema(HouseholdFactsSchema):
     remove_tags = CareTags(
         ma.fields.String(validate=ma.validate.OneOf(CARE_TAGS)),
         metadata={"description": "Care tags to take off (any others stay); not with `tags`"},
+    )
+
+    expected = ma.fields.Nested(
+        ExpectedFactsSchema,
+        metadata={
+            "description": "Occupancy and members as the sender read them (null: none "
+            "recorded): a fact changed since is a 409 naming it (`changed`, its value now), "
+            "nothing changed; one already what is sent is no conflict"
+        },
     )
 
     @ma.validates_schema
