@@ -1036,16 +1036,20 @@ def roster_shortfalls(session: Session, roster: Roster, today: date) -> list[dic
     The window: each working day from `today` on with fewer than the settings' `a_min` at the
     window (a gap the generation left, its `why` the solver's words; or one an edit opened
     since, or a roster not made by the solver); a day before today only as the generation
-    left it (a record). A grid's B-post
+    left it (a record). And each window slot (`a_slots`) of a working day from `today` on that
+    no A-post holds (`_slots_left_empty`), however many hold the others. A grid's B-post
     days: the generation's gaps (`rosters.shortfalls`) still unmet (an edit may fill one; an
     edit opening a new one is not found: a midweek generation asked a share of the week's
     minimum, not stored). Then each shift from `today` on whose worker will not take it (on
     approved leave, switched off, no longer a worker: `unstaffed_shifts`), uncovered until
     handed on."""
     shifts = list(roster.shifts)
-    rules = roster_rules(settings_for(session, [roster.community_code])[roster.community_code])
+    settings = settings_for(session, [roster.community_code])[roster.community_code]
+    rules = roster_rules(settings)
+    slots = window_slots(settings)
     stored = {(x["rule"], x["date"] or x["grid_code"]): x for x in roster.shortfalls or []}
     at_window = Counter(s.date for s in shifts if s.post == "A")
+    held = {(s.date, s.slot_start, s.slot_end) for s in shifts if s.post == "A"}
     found = []
     for day in weeks.week_dates(roster.week):
         left = stored.get(("window", day.isoformat()))
@@ -1058,22 +1062,24 @@ def roster_shortfalls(session: Session, roster: Roster, today: date) -> list[dic
         else:
             continue
         got = at_window[day]
-        if got >= required:
-            continue
-        found.append(
-            {
-                "rule": "window",
-                "date": day.isoformat(),
-                "post": "A",
-                "grid_code": None,
-                "required": required,
-                "rostered": got,
-                "short": required - got,
-                "why": left["why"]
-                if left is not None
-                else f"{_DAY_NAMES[day.weekday()]} {day}: {got} at the window, {required} required",
-            }
-        )
+        if got < required:
+            found.append(
+                {
+                    "rule": "window",
+                    "date": day.isoformat(),
+                    "post": "A",
+                    "grid_code": None,
+                    "required": required,
+                    "rostered": got,
+                    "short": required - got,
+                    "why": left["why"]
+                    if left is not None
+                    else f"{_DAY_NAMES[day.weekday()]} {day}: {got} at the window,"
+                    f" {required} required",
+                }
+            )
+        if day >= today:
+            found += _slots_left_empty(day, [s for s in slots if (day, *s) not in held])
     found += _grids_short(session, roster, shifts)
     for gap in unstaffed_shifts(session, roster, today, lock=False):
         day = date.fromisoformat(gap["date"])
@@ -1096,6 +1102,30 @@ def roster_shortfalls(session: Session, roster: Roster, today: date) -> list[dic
                 "worker_id": gap["worker_id"],
                 "worker_name": gap["worker_name"],
                 "reason": gap["reason"],
+            }
+        )
+    return found
+
+
+def _slots_left_empty(day: date, empty: list[tuple[time, time]]) -> list[dict]:
+    """A working day's window slots (`a_slots`) with nobody in them: the hall is open then
+    and nobody is at the window, however many hold the day's other slots (an edit may put
+    both of a day's A-posts on the early slot, or send the late one to another day)."""
+    found = []
+    for start, end in empty:
+        hours = f"{start:%H:%M}–{end:%H:%M}"
+        found.append(
+            {
+                "rule": "window",
+                "date": day.isoformat(),
+                "post": "A",
+                "grid_code": None,
+                "slot": {"start": f"{start:%H:%M}", "end": f"{end:%H:%M}"},
+                "required": 1,
+                "rostered": 0,
+                "short": 1,
+                "why": f"{_DAY_NAMES[day.weekday()]} {day}: nobody at the window in its"
+                f" {hours} slot",
             }
         )
     return found

@@ -356,3 +356,106 @@ def test_the_calendar_feed_gives_an_a_shift_its_slots_hours(client, community):
     event = text[text.index(f"DTSTART;TZID=Asia/Shanghai:{day}T113000") :]
     summary = event[event.index("SUMMARY:") : event.index("\r\n", event.index("SUMMARY:"))]
     assert summary == "SUMMARY:A岗 · 社区服务大厅窗口 · 11:30–20:00"
+
+
+# --- a slot nobody holds -------------------------------------------------------------------
+
+
+@pytest.fixture()
+def pairs(session, app):
+    """Eight workers over six grids; the hall open 08:00–20:00 in two slots, two at the window
+    each working day: one a slot."""
+    return make_roster_community(
+        session, app, 8, 6, roster={"a_min": 2, "a_max": 2, "a_slots": [EARLY, LATE]}
+    )
+
+
+def week_read(client, c) -> dict:
+    read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
+    assert read.status_code == 200, read.get_json()
+    return read.get_json()
+
+
+def slot_gaps(view: dict) -> list[tuple]:
+    return [
+        (s["rule"], s["date"], s["post"], s.get("slot"), s["required"], s["rostered"], s["short"])
+        for s in view["shortfalls"]
+    ]
+
+
+def test_an_edit_that_empties_the_late_slot_is_a_window_shortfall_naming_it(client, pairs):
+    """Monday's late A-post given the early slot: two at the window, as a_min asks, and nobody
+    there from 16:30 to 20:00. Before, the week read complete, no shortfall."""
+    c = pairs
+    view = published(client, c)
+    late = next(s for s in view["days"][0]["A"] if s["slot"] == LATE)
+    answer = client.patch(
+        f"/api/v1/shifts/{late['id']}", json={"slot": EARLY}, headers=c.auth(c.leader)
+    )
+    assert answer.status_code == 200, answer.get_json()
+    read = week_read(client, c)
+    assert [s["slot"] for s in read["days"][0]["A"]] == [EARLY, EARLY]
+    assert read["complete"] is False
+    assert slot_gaps(read) == [("window", str(MON), "A", LATE, 1, 0, 1)]
+    assert read["shortfalls"][0]["why"] == (
+        "Monday 2026-11-23: nobody at the window in its 11:30–20:00 slot"
+    )
+
+
+def test_a_late_worker_moved_to_another_day_leaves_the_late_slot_short_on_a_day_above_a_min(
+    client, session, pairs
+):
+    """Monday given a third at the window (early), then its late worker sent to a day they
+    have free: still two at the window, as a_min asks, and the late slot empty."""
+    c = pairs
+    view = published(client, c)
+    monday = view["days"][0]
+    extra = client.patch(
+        f"/api/v1/shifts/{monday['B'][0]['id']}",
+        json={"post": "A", "slot": EARLY},
+        headers=c.auth(c.leader),
+    )
+    assert extra.status_code == 200, extra.get_json()
+    late = next(s for s in monday["A"] if s["slot"] == LATE)
+    worked = {s["date"] for s in all_of(view) if s["worker_id"] == late["worker_id"]}
+    free = next(d for d in week_dates(WEEK) if str(d) not in worked)
+    moved = client.patch(
+        f"/api/v1/shifts/{late['id']}", json={"date": str(free)}, headers=c.auth(c.leader)
+    )
+    assert moved.status_code == 200, moved.get_json()
+    read = week_read(client, c)
+    assert Counter(s["slot"]["start"] for s in read["days"][0]["A"]) == {"08:00": 2}
+    assert ("window", str(MON), "A", LATE, 1, 0, 1) in slot_gaps(read)
+    assert read["complete"] is False
+
+
+def test_a_draft_whose_edit_empties_a_slot_publishes_only_with_its_shortfall_accepted(
+    client, session, pairs
+):
+    c = pairs
+    view = generate(client, c)
+    assert view["complete"] is True
+    late = next(s for s in view["days"][0]["A"] if s["slot"] == LATE)
+    answer = client.patch(
+        f"/api/v1/shifts/{late['id']}", json={"slot": EARLY}, headers=c.auth(c.leader)
+    )
+    assert answer.status_code == 200, answer.get_json()
+    refused = client.post(f"/api/v1/rosters/{view['id']}/publish", headers=c.auth(c.leader))
+    assert refused.status_code == 409
+    assert [s["slot"] for s in refused.get_json()["shortfalls"]] == [LATE]
+    accepted = client.post(
+        f"/api/v1/rosters/{view['id']}/publish",
+        json={"accept_shortfalls": True},
+        headers=c.auth(c.leader),
+    )
+    assert accepted.status_code == 200, accepted.get_json()
+
+
+def test_a_week_with_every_slot_held_has_no_slot_shortfall(client, pairs):
+    view = published(client, pairs)
+    assert (view["complete"], view["shortfalls"]) == (True, [])
+    assert week_read(client, pairs)["shortfalls"] == []
+
+
+def all_of(view: dict) -> list[dict]:
+    return [s for day in view["days"] for post in ("A", "B") for s in day[post]]

@@ -20,6 +20,7 @@ const TEXT = {
     weekdays: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
     shortHeading: "人手不足：以下要求未能满足", ruleLabel: "规则：",
     shortWindow: (s, day) => `${day}窗口需${s.required}人，只排了${s.rostered}人，缺${s.short}人`,
+    shortSlot: (day, hours) => `${day}窗口 ${hours} 时段无人值守`,
     shortGrid: (s, grid) => `网格 ${grid}：本周入户走访需${s.required}天，只排了${s.rostered}天，缺${s.short}天`,
     shortUncovered: (s, day, post, why) => `${day}${post}：${s.worker_name}${why}，无人顶岗`,
     reasons: { on_leave: "请假", deactivated: "账号已停用", not_a_worker: "已不是本社区网格员" },
@@ -63,6 +64,7 @@ const TEXT = {
     weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     shortHeading: "Short-staffed: these requirements are not met", ruleLabel: "Rule: ",
     shortWindow: (s, day) => `${day}: ${s.required} needed at the window, ${s.rostered} rostered, ${s.short} short`,
+    shortSlot: (day, hours) => `${day}: nobody at the window ${hours}`,
     shortGrid: (s, grid) => `Grid ${grid}: ${s.required} door-to-door days needed, ${s.rostered} rostered, ${s.short} short`,
     shortUncovered: (s, day, post, why) => `${day} ${post}: ${s.worker_name} ${why}, nobody in their place`,
     reasons: { on_leave: "is on leave", deactivated: "is switched off", not_a_worker: "is no longer a worker here" },
@@ -158,6 +160,7 @@ function problem(box, why, detail = "", items = []) {
 const detailOf = (error) => error.body?.detail || error.body?.title || error.message || String(error);
 
 function shortfallText(s) {
+  if (s.rule === "window" && s.slot) return t.shortSlot(dayLabel(s.date), slotText(s.slot));
   if (s.rule === "window") return t.shortWindow(s, dayLabel(s.date));
   if (s.rule === "grid") return t.shortGrid(s, gridLabel(s.grid_code));
   const why = t.reasons[s.reason] || s.reason || "";

@@ -318,7 +318,8 @@ class DaySchema(Schema):
 class ShortfallSchema(Schema):
     rule = ma.fields.String(
         metadata={
-            "description": "window: too few at the window that day; grid: a grid's B-post days"
+            "description": "window: too few at the window that day, or one of its time slots"
+            " (`slot`) with nobody in it; grid: a grid's B-post days"
             " of the week short of its minimum; uncovered: a shift whose worker will not take"
             " it (on approved leave, switched off, no longer a worker), nobody in their place"
         }
@@ -326,6 +327,13 @@ class ShortfallSchema(Schema):
     date = ma.fields.String(allow_none=True, metadata={"description": "The day (not for grid)"})
     post = ma.fields.String(metadata={"description": "A (the window) or B (the grids)"})
     grid_code = ma.fields.String(allow_none=True)
+    slot = ma.fields.Nested(
+        HoursSchema,
+        metadata={
+            "description": "window only, a slot left empty: the settings' `a_slots` slot"
+            " (local HH:MM) that no A-post holds that day"
+        },
+    )
     required = Integer(metadata={"description": "At the window, or B-post days of the grid"})
     rostered = Integer(metadata={"description": "As the roster stands"})
     short = Integer(metadata={"description": "required - rostered"})
