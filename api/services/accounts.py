@@ -21,7 +21,7 @@ from api import errors
 from api.auth import hash_password
 from api.models import Grid, Shift, User, user_grids
 from api.scope import Scope
-from api.services import audit, calendar, sessions, tasks
+from api.services import audit, calendar, rosters, sessions, tasks
 from api.services.names import check_name
 from api.services.users import create_user, require_long_enough
 from api.services.weeks import LOCAL
@@ -210,10 +210,26 @@ def change_account(
             outcome = switched
     session.flush()
     after = _facts(user)
+    if _takes_shifts(before) and not _takes_shifts(after):
+        # Its published shifts ahead are left uncovered: the community's other leaders and
+        # admins are told, as of approved leave's (the admin reads them in `shifts_ahead`).
+        name = user.display_name or user.username
+        rosters.tell_of_shifts_left(
+            session,
+            actor.user_id,
+            user,
+            f"{name}的账号已停用" if not user.active else f"{name}已改任社区管理员，不再值班",
+            now,
+        )
     changed = sorted(name for name in after if after[name] != before[name])
     if changed:
         _record(session, actor, "update", user, changed, now)
     return outcome
+
+
+def _takes_shifts(facts: dict) -> bool:
+    """Whether an account (its `_facts`) holds shifts: active, a worker or grid leader."""
+    return facts["active"] and facts["role"] in rosters.SHIFT_ROLES
 
 
 def reset_password(

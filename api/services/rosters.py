@@ -411,19 +411,44 @@ def decide_leave(
             _cancel_swaps_onto_leave(session, scope, leave, local_today(now)),
             why=f"{_worker_name(session, leave)}{_leave_days(leave)}的请假已获批准，无法接班",
         )
-        _tell_of_uncovered_shifts(session, scope, leave, now)
+        # Approving is never refused: the leave is the worker's.
+        _tell_of_uncovered_shifts(
+            session,
+            {scope.user_id},
+            shifts_during_leave(session, leave, now=now),
+            f"{_worker_name(session, leave)}{_leave_days(leave)}的请假已获批准",
+            {"leave_id": leave.id},
+        )
     return leave
 
 
-def _tell_of_uncovered_shifts(
-    session: Session, scope: Scope, leave: Leave, now: datetime | None
+def tell_of_shifts_left(
+    session: Session, actor_id: int | None, worker: User, cause: str, now: datetime
 ) -> None:
-    """Approved leave leaves the worker's published shifts from today on uncovered: they stay
-    in the roster, said in its `shortfalls` (`uncovered`) until handed on; the community's
-    other leaders and admins are told, a notice per roster (the approver reads them in
-    `shifts_to_reassign`). Approving is never refused: the leave is the worker's."""
+    """`worker` takes no more shifts (switched off, made a community admin: `off_duty`): their
+    published shifts from today on are uncovered, told as approved leave's are, to the
+    community's leaders and admins but `actor_id` (who reads them in `shifts_ahead`; None, an
+    operator at the command line: nobody set aside) and the worker. `cause`: why, in Chinese."""
+    shifts = session.scalars(
+        select(Shift)
+        .where(Shift.worker_id == worker.id, Shift.date >= local_today(now))
+        .order_by(Shift.date)
+    )
+    _tell_of_uncovered_shifts(
+        session, {actor_id, worker.id}, list(shifts), cause, {"worker_id": worker.id}
+    )
+
+
+def _tell_of_uncovered_shifts(
+    session: Session, aside: set[int | None], shifts: list[Shift], cause: str, data: dict
+) -> None:
+    """A worker who will not come (approved leave, switched off, no longer a worker) leaves
+    their published `shifts` uncovered: they stay in the roster, said in its `shortfalls`
+    (`uncovered`) until handed on; the community's leaders and admins but those `aside` (who
+    made it so reads them in the answer: `shifts_to_reassign`, `shifts_ahead`) are told, a
+    notice per roster. `cause`: why, in Chinese; `data`: the notice's, with the roster's."""
     by_roster: dict[int, list[Shift]] = {}
-    for shift in shifts_during_leave(session, leave, now=now):
+    for shift in shifts:
         if shift.roster.status == "published":
             by_roster.setdefault(shift.roster_id, []).append(shift)
     for shifts in by_roster.values():
@@ -432,11 +457,10 @@ def _tell_of_uncovered_shifts(
         _tell_roster_editors(
             session,
             roster,
-            scope.user_id,
+            aside,
             f"{roster.week} 排班出现空缺",
-            f"{_worker_name(session, leave)}{_leave_days(leave)}的请假已获批准，"
-            f"其已发布的{len(shifts)}个班次（{days}）空缺，暂无人接替，请改派。",
-            data={"roster_id": roster.id, "week": roster.week, "leave_id": leave.id},
+            f"{cause}，其已发布的{len(shifts)}个班次（{days}）空缺，暂无人接替，请改派。",
+            data={"roster_id": roster.id, "week": roster.week, **data},
         )
 
 
@@ -916,7 +940,7 @@ def generate(
         _tell_roster_editors(
             session,
             roster,
-            scope.user_id,
+            {scope.user_id},
             f"{week} 排班人手不足",
             f"{_week_span(week)}的排班有{len(result.shortfalls)}处缺口"
             f"（{'；'.join(_shortfall_zh(s) for s in roster.shortfalls)}），"
@@ -986,10 +1010,27 @@ def shortfall_dict(short: Shortfall) -> dict:
 
 def _shortfall_zh(short: dict) -> str:
     """A shortfall in a line of the leaders' notice (Chinese, as roster notices are)."""
-    if short["rule"] == "window":
-        day = date.fromisoformat(short["date"])
-        return f"{_WEEKDAYS_ZH[day.weekday()]}（{day.isoformat()}）窗口缺{short['short']}人"
-    return f"网格{short['grid_code']}少{short['short']}天B岗走访"
+    if short["rule"] == "grid":
+        return f"网格{short['grid_code']}少{short['short']}天B岗走访"
+    day = date.fromisoformat(short["date"])
+    day_zh = f"{_WEEKDAYS_ZH[day.weekday()]}（{day.isoformat()}）"
+    if short["rule"] == "uncovered":
+        return f"{day_zh}{short['worker_name']}的{short['post']}岗无人顶岗"
+    if short.get("slot"):
+        return f"{day_zh}窗口{short['slot']['start']}–{short['slot']['end']}时段无人"
+    return f"{day_zh}窗口缺{short['short']}人"
+
+
+def _shortfall_key(short: dict) -> tuple:
+    """What a shortfall is a gap in: a day's window (or its slot), a grid, an uncovered shift."""
+    slot = short.get("slot") or {}
+    return (
+        short["rule"],
+        short["date"],
+        short["grid_code"],
+        (slot.get("start"), slot.get("end")),
+        short.get("shift_id"),
+    )
 
 
 _WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
@@ -1018,15 +1059,15 @@ def roster_editors(session: Session, community_code: str) -> list[int]:
 def _tell_roster_editors(
     session: Session,
     roster: Roster,
-    actor_id: int | None,
+    aside: set[int | None],
     title: str,
     body: str,
     data: dict,
     collapse_key: str | None = None,
 ) -> None:
-    """A roster's gaps told to the community's leaders and admins (`roster_short`), the one
-    whose action made them aside: they read them in the answer."""
-    told = [u for u in roster_editors(session, roster.community_code) if u != actor_id]
+    """A roster's gaps told to the community's leaders and admins (`roster_short`), those
+    `aside` left out: the one whose action made them reads them in the answer."""
+    told = [u for u in roster_editors(session, roster.community_code) if u not in aside]
     notify(session, told, "roster_short", title, body, data=data, collapse_key=collapse_key)
 
 
@@ -1823,7 +1864,8 @@ def update_shift(
     post = changes.get("post", shift.post)
     day = changes.get("date", shift.date)
     worker_id = changes.get("worker_id", shift.worker_id)
-    _require_not_past(shift, local_today(now), day)
+    today = local_today(now)
+    _require_not_past(shift, today, day)
     if day not in weeks.week_dates(roster.week):
         raise errors.Unprocessable(
             f"{day} is outside the roster's week {roster.week}.",
@@ -1873,6 +1915,9 @@ def update_shift(
     short = _short_of_rest(session, worker_id, shift, [shift.id], day)
     if short is not None:
         raise errors.Conflict(f"{short[0].upper()}{short[1:]}.", shift_id=shift.id)
+    published = roster.status == "published"
+    if published:
+        gaps = {_shortfall_key(g): g["short"] for g in roster_shortfalls(session, roster, today)}
     shift.post, shift.date, shift.worker_id, shift.grid_id = post, day, worker_id, grid_id
     shift.slot_start, shift.slot_end = slot
     shift.relief_for_id = _relief_for(session, shift)
@@ -1887,8 +1932,36 @@ def update_shift(
         _notify_swaps_cancelled(session, scope, _cancel_open_swaps(session, scope, [shift.id]))
         # An edit that changes nothing (a form saved as it was) is no change to log or tell.
         _track_and_notify(session, scope, roster, [(shift, before)], "edit")
+        if published:
+            _tell_of_gaps_opened(session, scope, roster, shift, gaps, today)
     session.refresh(shift)
     return shift
+
+
+def _tell_of_gaps_opened(
+    session: Session, scope: Scope, roster: Roster, shift: Shift, gaps: dict, today: date
+) -> None:
+    """An edit of a published roster that opens a gap (or widens one), its `shortfalls` before
+    the edit being `gaps` (`_shortfall_key`: short): the community's other leaders and admins
+    are told, as of approved leave's (`roster_short`); the editor reads it in the week. Edits
+    are not refused for it: the office may need the worker elsewhere."""
+    session.expire(roster, ["shifts"])
+    opened = [
+        g
+        for g in roster_shortfalls(session, roster, today)
+        if g["short"] > gaps.get(_shortfall_key(g), 0)
+    ]
+    if not opened:
+        return
+    _tell_roster_editors(
+        session,
+        roster,
+        {scope.user_id},
+        f"{roster.week} 排班出现空缺",
+        f"{_week_span(roster.week)}已发布的排班经调整后有{len(opened)}处新缺口"
+        f"（{'；'.join(_shortfall_zh(g) for g in opened)}），请查看排班。",
+        data={"roster_id": roster.id, "week": roster.week, "shift_id": shift.id},
+    )
 
 
 def _edited_slot(

@@ -24,7 +24,7 @@ from tests.api.test_rosters import (
     publish,
     request_leave,
 )
-from tests.factories import make_roster_community
+from tests.factories import make_roster_community, make_user
 
 
 @pytest.fixture(autouse=True)
@@ -409,3 +409,180 @@ def test_a_grid_retired_since_generation_is_no_longer_a_gap_to_acknowledge(
     read = client.get(f"/api/v1/communities/{c.code}/rosters/{WEEK}", headers=c.auth(c.admin))
     left = [s["grid_code"] for s in read.get_json()["shortfalls"] if s["rule"] == "grid"]
     assert left == [short[1]]
+
+
+# --- gaps an edit or an account change opens in a published roster, told to the editors ----
+
+
+def _roster_short_notices(session) -> list[Notification]:
+    return list(
+        session.scalars(
+            select(Notification)
+            .where(Notification.kind == "roster_short")
+            .order_by(Notification.user_id)
+        )
+    )
+
+
+@pytest.fixture()
+def one_at_the_window(session, app):
+    """Eight workers over six grids, one at the window a day."""
+    return make_roster_community(session, app, 8, 6, roster={"a_min": 1, "a_max": 1})
+
+
+def _monday_a(view: dict) -> dict:
+    (shift,) = [s for s in all_shifts(view) if s["post"] == "A" and s["date"] == str(MON)]
+    return shift
+
+
+def test_an_edit_of_a_published_roster_that_empties_a_days_window_tells_the_other_editors(
+    client, session, one_at_the_window
+):
+    """Monday's only window worker sent out to their grid: the week lists the window short
+    and the admin is told (`roster_short`), as for approved leave; the leader who made the
+    edit reads it in the week. Before, nobody was told."""
+    c = one_at_the_window
+    view = generate(client, c).get_json()
+    assert publish(client, c, view["id"]).status_code == 200
+    shift = _monday_a(view)
+    holder = next(w for w in c.workers if w.id == shift["worker_id"])
+    patched = client.patch(
+        f"/api/v1/shifts/{shift['id']}",
+        json={"post": "B", "grid_code": holder.grids[0].code},
+        headers=c.auth(c.leader),
+    )
+    assert patched.status_code == 200, patched.get_json()
+    gap = _the_gap(client, c)
+    assert (gap["rule"], gap["date"], gap["short"]) == ("window", str(MON), 1)
+    (told,) = _roster_short_notices(session)
+    assert told.user_id == c.admin.id
+    assert told.title == f"{WEEK} 排班出现空缺"
+    assert "周一（2026-11-23）窗口缺1人" in told.body
+    assert told.data["roster_id"] == str(view["id"]) and told.data["shift_id"] == str(shift["id"])
+
+
+def test_an_edit_of_a_published_roster_that_opens_no_gap_tells_nobody_of_one(
+    client, session, one_at_the_window
+):
+    c = one_at_the_window
+    view = generate(client, c).get_json()
+    assert publish(client, c, view["id"]).status_code == 200
+    shift = _monday_a(view)
+    free = make_user(session, "short_spare", "worker", grids=[c.grids[0].code])
+    patched = client.patch(
+        f"/api/v1/shifts/{shift['id']}", json={"worker_id": free.id}, headers=c.auth(c.leader)
+    )
+    assert patched.status_code == 200, patched.get_json()
+    assert _roster_short_notices(session) == []
+
+
+def test_an_edit_of_a_draft_that_empties_a_window_tells_nobody_publishing_asks_for_it(
+    client, session, one_at_the_window
+):
+    c = one_at_the_window
+    view = generate(client, c).get_json()
+    shift = _monday_a(view)
+    holder = next(w for w in c.workers if w.id == shift["worker_id"])
+    patched = client.patch(
+        f"/api/v1/shifts/{shift['id']}",
+        json={"post": "B", "grid_code": holder.grids[0].code},
+        headers=c.auth(c.leader),
+    )
+    assert patched.status_code == 200, patched.get_json()
+    assert _roster_short_notices(session) == []
+    assert publish(client, c, view["id"]).status_code == 409
+
+
+def _ahead_of(view: dict, worker) -> list[dict]:
+    return [s for s in all_shifts(view) if s["worker_id"] == worker.id]
+
+
+def test_switching_off_a_worker_tells_the_other_editors_of_their_published_shifts_left_uncovered(
+    client, session, app
+):
+    """The admin switches off a worker rostered this week: their shifts stay in the published
+    roster, uncovered; the leader is told (`roster_short`), as for approved leave. Before, only
+    the admin learnt of them, from the answer's `shifts_ahead`."""
+    c = make_roster_community(session, app, 8, 6)
+    view = generate(client, c).get_json()
+    assert publish(client, c, view["id"]).status_code == 200
+    worker = c.workers[3]
+    theirs = _ahead_of(view, worker)
+    assert theirs
+    answer = client.patch(
+        f"/api/v1/users/{worker.id}", json={"active": False}, headers=c.auth(c.admin)
+    )
+    assert answer.status_code == 200, answer.get_json()
+    (told,) = _roster_short_notices(session)
+    assert told.user_id == c.leader.id
+    assert told.title == f"{WEEK} 排班出现空缺"
+    assert f"{len(theirs)}个班次" in told.body and "停用" in told.body
+    assert told.data["roster_id"] == str(view["id"])
+    assert told.data["worker_id"] == str(worker.id)
+
+
+def test_a_worker_made_community_admin_has_the_other_editors_told_of_their_shifts_left(
+    client, session, app
+):
+    c = make_roster_community(session, app, 8, 6)
+    view = generate(client, c).get_json()
+    assert publish(client, c, view["id"]).status_code == 200
+    worker = c.workers[3]
+    theirs = _ahead_of(view, worker)
+    answer = client.patch(
+        f"/api/v1/users/{worker.id}", json={"role": "community_admin"}, headers=c.auth(c.admin)
+    )
+    assert answer.status_code == 200, answer.get_json()
+    (told,) = _roster_short_notices(session)
+    assert told.user_id == c.leader.id
+    assert f"{len(theirs)}个班次" in told.body
+
+
+def test_a_worker_made_grid_leader_takes_their_shifts_still_and_nobody_is_told(
+    client, session, app
+):
+    c = make_roster_community(session, app, 8, 6)
+    view = generate(client, c).get_json()
+    assert publish(client, c, view["id"]).status_code == 200
+    answer = client.patch(
+        f"/api/v1/users/{c.workers[3].id}", json={"role": "grid_leader"}, headers=c.auth(c.admin)
+    )
+    assert answer.status_code == 200, answer.get_json()
+    assert _roster_short_notices(session) == []
+
+
+def test_switching_off_a_worker_with_only_a_draft_ahead_tells_nobody(client, session, app):
+    """A draft is not published: publishing refuses it until the shifts are handed on."""
+    c = make_roster_community(session, app, 8, 6)
+    generate(client, c)
+    answer = client.patch(
+        f"/api/v1/users/{c.workers[3].id}", json={"active": False}, headers=c.auth(c.admin)
+    )
+    assert answer.status_code == 200, answer.get_json()
+    assert _roster_short_notices(session) == []
+
+
+def test_an_operator_switching_off_a_worker_at_the_command_line_tells_every_editor(
+    client, session, app
+):
+    """The command line acts at the database's clock (the real time): a week ahead of it."""
+    from click.testing import CliRunner
+
+    from api.cli import main
+    from api.clock import now as clock_now
+    from api.services.weeks import LOCAL, week_of
+
+    app.config.pop("FIXED_NOW")
+    week = week_of(clock_now().astimezone(LOCAL).date() + timedelta(days=14))
+    c = make_roster_community(session, app, 8, 6)
+    generated = generate(client, c, week)
+    assert generated.status_code == 201, generated.get_json()
+    assert publish(client, c, generated.get_json()["id"]).status_code == 200
+    worker = c.workers[3]
+    with app.app_context():
+        result = CliRunner().invoke(
+            main, ["user", "switch-off", "--username", worker.username], catch_exceptions=False
+        )
+    assert result.exit_code == 0, result.output
+    told = _roster_short_notices(session)
+    assert {n.user_id for n in told} == {c.leader.id, c.admin.id}

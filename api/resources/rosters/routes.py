@@ -183,7 +183,9 @@ class ShiftById(MethodView):
         of a hall with staggered hours takes the `slot` named (one of the settings' `a_slots`,
         else 422); without one it keeps its own on its day, or takes the day's least-staffed
         slot when it comes to the window or moves to another day. After
-        publishing, the change is logged and the workers it touches are notified. A change
+        publishing, the change is logged and the workers it touches are notified; one that
+        opens a gap (the week's `shortfalls`) is told to the community's other leaders and
+        admins (`roster_short`). A change
         cancels the shift's open swap, and its two workers are told. A shift of a day before
         today (Asia/Shanghai), or a move onto such a day, is a 409: the past is not changed.
         """

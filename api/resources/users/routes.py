@@ -84,7 +84,9 @@ class UserById(MethodView):
         devices end, the tasks it held go to whom dispatch picks today (or wait unassigned,
         their overseers told), listed in `tasks_handed_on`; `shifts_ahead` lists the days a
         roster still gives it (moved to other grids: its own B-posts still in the grids it
-        left). A new `role` ends its sign-ins (the next carries the role);
+        left); the published shifts it leaves uncovered are told to the community's other
+        leaders and admins (`roster_short`), as for approved leave. A new `role` ends its
+        sign-ins (the next carries the role);
         a grid leader who still leads grids keeps the role until those grids have another
         leader (409); made a community admin, it lets go of its grids and its tasks and
         shifts are handed on and listed as for a switch-off. Your own account is switched
