@@ -50,9 +50,15 @@ DONE_STATUSES = ("resolved", "callback", "closed")
 # Ended without being done: the hotline re-dispatched the ticket to another community.
 TRANSFERRED = "transferred"
 ENDED_STATUSES = (*DONE_STATUSES, TRANSFERRED)
-# Held by the assignee: warned of the deadline. Not `returned` (given back to the leader as a
-# wrong dispatch) nor `new` / `escalated` (with the leader to place).
+# Held by the assignee, at work on it. Not `returned` (given back to the leader as a wrong
+# dispatch) nor `new` (with the leader to place); nor `escalated` (the leader told), though its
+# assignee still holds it and alone resolves it: `WARNED_STATUSES`.
 HELD_STATUSES = ("dispatched", "accepted", "in_progress", "reopened")
+# Whose assignee the tick warns of the deadline and the first contact: the held, and the
+# escalated, which the escalation left with them (before 2026-12-06 an escalated task was warned
+# to nobody: one the worker escalated for help, one whose deadline the hotline extended after
+# the tick's escalation, ran out unwarned).
+WARNED_STATUSES = (*HELD_STATUSES, "escalated")
 URGENT = ("danger", "utility")
 # Who works tasks: the roles a task is dispatched, reassigned or given back to.
 FIELD_ROLES = ("worker", "grid_leader")
@@ -1768,9 +1774,13 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
             _notify_task(session, task, above, "task_contact_overdue", CONTACT_OVERDUE, now=now)
             result.contact_overdue += 1
 
+    # Owed while the deadline's escalation is (`owed`): a worker's own escalation before it,
+    # asking for help, leaves the work and the deadline with them; one made at or after it
+    # (the tick's, overdue) ends the round's warning: only a new round (a reopening, the
+    # hotline's change of deadline) owes one again.
     deadline = _Warning(
         "warned_at",
-        (Task.escalated_at.is_(None), _DEADLINE_WARNING_DUE),
+        (owed, _DEADLINE_WARNING_DUE),
         Task.due_at,
         "task_deadline_warning",
         DEADLINE_WARNING,
@@ -1817,7 +1827,11 @@ def _warn(session: Session, warning: _Warning, now: datetime, limit: int) -> int
     # or its worker gave it back (`returned`). They were told when it came, then nothing until
     # it was overdue; now they are warned as an assignee is. Once: assigned, its new holder's
     # warning is owed again (the stamp cleared).
-    waiting = or_(and_(Task.status == "new", Task.assignee_id.is_(None)), Task.status == "returned")
+    # An escalated task with nobody assigned (the tick escalated it `new`) waits on them too.
+    waiting = or_(
+        and_(Task.status.in_(("new", "escalated")), Task.assignee_id.is_(None)),
+        Task.status == "returned",
+    )
     for task in to_warn(waiting):
         setattr(task, warning.stamp, now)
         grid = session.get(Grid, task.grid_id)
@@ -1825,7 +1839,7 @@ def _warn(session: Session, warning: _Warning, now: datetime, limit: int) -> int
         if above:
             _notify_task(session, task, above, warning.kind, warning.waiting_title, now=now)
             told_tasks += 1
-    for task in to_warn(Task.status.in_(HELD_STATUSES), Task.assignee_id.is_not(None)):
+    for task in to_warn(Task.status.in_(WARNED_STATUSES), Task.assignee_id.is_not(None)):
         told, title = _warned(session, task, now, warning.title)
         if task.assignee_id is None:
             continue  # handed on to nobody: it waits unassigned, its overseers told

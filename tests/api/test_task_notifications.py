@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from api.models import Grid, Notification
 from api.scope import Scope
-from api.services.tasks import reassign, tick, transition
+from api.services.tasks import change_ticket_deadline, reassign, tick, transition
 from tests.factories import A1, B1, C1, make_task
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
@@ -237,6 +237,29 @@ def test_a_task_waiting_to_be_assigned_is_warned_to_its_overseers_before_its_dea
     assert note.title == "待分派的任务即将超期" and note.data["task_id"] == str(task.id)
     assert tick(session, SATURDAY + timedelta(minutes=100)).warned == 0  # once
     assert tick(session, SATURDAY + timedelta(hours=2)).escalated == 1
+
+
+def test_an_unassigned_ticket_escalated_and_extended_is_warned_to_its_overseers(session, world):
+    """Nobody to take the ticket on a Saturday: the tick escalated it at its deadline with
+    nobody assigned; the hotline then extends it. The new round is warned to whoever must place
+    it, as a task waiting to be placed is: before, an escalated task was warned to nobody."""
+    due = SATURDAY + timedelta(days=1)
+    task = make_task(session, B1, now=SATURDAY, source="hotline", external_id="12345-B1-0001",
+                     type="complaint", due_at=due)  # fmt: skip
+    assert tick(session, due).escalated == 1
+    assert (task.status, task.assignee_id) == ("escalated", None)
+    changed = due + timedelta(hours=1)
+    change_ticket_deadline(session, scope(session, world, "admin_b"), task,
+                           changed + timedelta(days=10), "延期获批", changed)  # fmt: skip
+    assert tick(session, changed + timedelta(days=8) - timedelta(minutes=1)).warned == 0
+    assert tick(session, changed + timedelta(days=8)).warned == 1
+    assert tick(session, changed + timedelta(days=9)).warned == 0
+    note = session.scalars(
+        select(Notification)
+        .where(Notification.user_id == world.users["admin_b"].id)
+        .order_by(Notification.id)
+    ).all()[-1]
+    assert (note.kind, note.title) == ("task_deadline_warning", "待分派的任务即将超期")
 
 
 def test_grid_b1_has_no_leader(session, world):

@@ -214,3 +214,38 @@ def test_an_extended_deadline_is_warned_at_80_percent_of_what_was_left_at_the_ch
     assert r.status_code == 200, r.json
     assert tick(session, T0 + timedelta(days=10) - timedelta(minutes=1)).warned == 0
     assert tick(session, T0 + timedelta(days=10)).warned == 1
+
+
+def test_an_escalated_ticket_whose_deadline_is_extended_is_warned_of_the_new_one_once(
+    client, world, session
+):
+    """The tick escalated the ticket at its deadline (overdue: the status stays `escalated`,
+    its worker may still resolve it); the hotline then grants ten more days. The new round is
+    warned at 80 % of it, to the worker who still holds the ticket, once: before, the tick
+    warned only dispatched, accepted, in-progress and reopened tasks, and the extended ticket
+    ran out its new deadline with nobody warned."""
+    task = open_ticket(client, world, due_at=(T0 + timedelta(days=1)).isoformat())
+    assert tick(session, T0 + timedelta(hours=20)).warned == 1
+    assert tick(session, T0 + timedelta(days=1)).escalated == 1
+    # Escalated because overdue: the round's warning is not given a second time.
+    assert tick(session, T0 + timedelta(days=1, minutes=30)).warned == 0
+    session.flush()
+    changed = T0 + timedelta(days=1, hours=1)
+    client.application.config["FIXED_NOW"] = changed
+    r = change(client, world, task["id"], T0 + timedelta(days=11), note="延期获批")
+    assert (r.status_code, r.json["status"], r.json["warned_at"]) == (200, "escalated", None)
+    # 80 % of the 9 days 23 hours left from the change: day 9, 5:24 past the change.
+    point = changed + (T0 + timedelta(days=11) - changed) * 0.8
+    assert tick(session, point - timedelta(minutes=1)).warned == 0
+    assert tick(session, point).warned == 1
+    assert tick(session, point + timedelta(hours=1)).warned == 0
+    warnings = session.scalars(
+        select(Notification.title)
+        .where(
+            Notification.user_id == world.users["worker_a1"].id,
+            Notification.kind == "task_deadline_warning",
+        )
+        .order_by(Notification.id)
+    )
+    assert list(warnings) == ["任务即将超期", "任务即将超期"]  # the first round's, the new one's
+    assert tick(session, T0 + timedelta(days=11)).escalated == 1

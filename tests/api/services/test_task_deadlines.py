@@ -96,6 +96,24 @@ def test_a_hand_escalation_is_urgent_and_the_deadline_still_escalates_after_it(s
     assert [(n.title, n.urgent) for n in notes] == [("任务已上报", True), ("任务已超期", True)]
 
 
+def test_a_worker_who_escalated_for_help_is_still_warned_of_the_deadline_once(session, world):
+    """The worker accepted and asked for help (the property company is needed): the task is
+    `escalated`, still theirs, and only they resolve it. They are warned at 80 % of the time as
+    any holder is, once; the deadline's escalation then goes to the leader. Before, the tick
+    warned nobody of an escalated task: the one holding it ran out the week unwarned."""
+    task = make_task(session, now=T0, urgency="general")  # 7 days
+    worker = Scope.for_user(session, world.users["worker_a1"])
+    transition(session, worker, task, "accept", now=T0 + timedelta(minutes=10))
+    transition(session, worker, task, "escalate", note="需要物业配合", now=T0 + timedelta(hours=1))
+    assert tick(session, T0 + timedelta(days=5)).warned == 0
+    assert tick(session, T0 + timedelta(days=6)).warned == 1
+    assert tick(session, T0 + timedelta(days=6, hours=1)).warned == 0
+    assert tick(session, T0 + timedelta(days=7)).escalated == 1
+    assert tick(session, T0 + timedelta(days=8)).warned == 0
+    assert kinds(session, world.users["worker_a1"]) == ["task_dispatched", "task_deadline_warning"]
+    assert kinds(session, world.users["leader_a"]) == ["task_escalated", "task_escalated"]
+
+
 def test_a_hand_escalation_after_the_deadline_answers_it(session, world):
     task = make_task(session, now=T0, urgency="danger")  # 2 h
     worker = Scope.for_user(session, world.users["worker_a1"])
