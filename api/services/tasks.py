@@ -1113,6 +1113,11 @@ def transition(
     kept on the phone before it was sent (`_taken_when`)."""
     rules = TRANSITIONS[action]
     rule = rules.get(task.status)
+    # An accept the phone kept while the tick escalated the task: the contact is recorded, the
+    # task stays escalated.
+    late = rule is None and action == "accept" and _accepted_before_escalation(task, taken_at, now)
+    if late:
+        rule = Rule(task.status, ASSIGNEE)
     # Whose step it is comes before whether the task's state takes it: a caller who may never
     # take it is not told the steps that are others' (a district viewer read "allowed: accept,
     # escalate, ..."), and a 409 lists the steps that are the caller's.
@@ -1122,7 +1127,7 @@ def transition(
         if next(iter(rules.values())).by == ASSIGNEE:
             raise errors.Forbidden(f"Only the task's assignee may {action} it.")
         raise errors.Forbidden(f"Only the grid's leader or the community admin may {action} it.")
-    if rule is None or action not in task_actions(task):
+    if rule is None or (action not in task_actions(task) and not late):
         why = ""
         if rule is not None and action == "callback" and task.satisfaction is not None:
             why = " (it was called back already)"
@@ -1234,6 +1239,38 @@ def _taken_when(task: Task, taken_at: datetime | None, now: datetime) -> datetim
         default=task.created_at,
     )
     return min(max(taken_at, floor), now)
+
+
+def _accepted_before_escalation(task: Task, taken_at: datetime | None, now: datetime) -> bool:
+    """Whether an accept sent with `taken_at` was taken, on a phone with no signal, before the
+    tick escalated the task at its deadline, while the task was the taker's to accept.
+
+    The phone could not know of the tick's escalation (`_taken_when`): the contact it made in
+    time is recorded (`first_contact_at`, the response rate) and the task stays `escalated`
+    (the deadline passed all the same, the leader was told; its assignee resolves it, as a
+    resolution taken before the escalation is taken from it). Not an accept sent live, nor one
+    taken after the escalation, nor one after a person's step since (the leader's escalation,
+    the accept itself: `_taken_when` brings the time up to it), nor one of a task that was not
+    to be accepted when the tick escalated it (accepted already, unassigned)."""
+    stepped = _taken_when(task, taken_at, now)
+    if stepped is None or task.status != "escalated":
+        return False
+    # What made the task escalated (the last step into `escalated` from another status).
+    entered = next(
+        (
+            e
+            for e in reversed(task.events)
+            if e.to_status == "escalated" and e.from_status != "escalated"
+        ),
+        None,
+    )
+    return (
+        entered is not None
+        and entered.action == "escalate"
+        and entered.actor_id is None  # the tick's: the deadline passed
+        and entered.from_status in TRANSITIONS["accept"]
+        and stepped < entered.at
+    )
 
 
 def _step_photos(session: Session, scope: Scope, task: Task, ids: list[int]) -> list[TaskPhoto]:

@@ -145,3 +145,66 @@ def test_a_time_without_its_offset_or_no_time_is_a_422_naming_taken_at_and_chang
     assert stored(session, task.id).status == "dispatched"
     events = session.query(TaskEvent).filter_by(task_id=task.id).all()
     assert [e.action for e in events] == ["create", "dispatch"]
+
+
+def test_an_accept_taken_before_the_ticks_escalation_is_taken_from_escalated(
+    client, session, world, clock
+):
+    """A danger task: accepted at the door 20 minutes in, with no signal; the phone syncs after
+    the deadline, which the tick escalated meanwhile (the phone could not know). The contact
+    made in time is recorded: the accept is taken from `escalated`, which the task stays (the
+    deadline passed; its worker resolves it). Before, it was a 409 and the contact was lost,
+    dated by the later resolution, the task counted as not answered in time."""
+    task = make_task(session, now=T0, urgency="danger")  # 2 h; first contact within 30 minutes
+    session.commit()
+    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
+    session.commit()
+    clock(T0 + timedelta(hours=2, minutes=10))
+    body = taken(client, world, task.id, "accept", T0 + timedelta(minutes=20))
+    accept = body["events"][-1]
+    assert (accept["action"], accept["from_status"], accept["to_status"]) == (
+        "accept",
+        "escalated",
+        "escalated",
+    )
+    assert accept["taken_at"] == (T0 + timedelta(minutes=20)).isoformat()
+    assert (body["status"], body["your_actions"]) == ("escalated", ["resolve"])
+    assert stored(session, task.id).first_contact_at == T0 + timedelta(minutes=20)
+    assert rates(client, world)["response_rate"] == 100.0
+    # Taken once: the same accept kept twice on the phone is refused the second time.
+    kept_too = (T0 + timedelta(minutes=21)).isoformat()
+    again = step(client, world, task.id, "accept", taken_at=kept_too)
+    assert (again.status_code, again.json["allowed"]) == (409, ["resolve"])
+
+
+@pytest.mark.parametrize(
+    "taken_at",
+    [T0 + timedelta(hours=2, minutes=5), None],
+    ids=["taken-after-the-escalation", "sent-live"],
+)
+def test_an_accept_taken_after_the_ticks_escalation_is_still_refused(
+    client, session, world, clock, taken_at
+):
+    task = make_task(session, now=T0, urgency="danger")
+    session.commit()
+    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
+    session.commit()
+    clock(T0 + timedelta(hours=2, minutes=10))
+    body = {"taken_at": taken_at.isoformat()} if taken_at else {}
+    response = step(client, world, task.id, "accept", **body)
+    assert response.status_code == 409
+    assert (response.json["state"], response.json["allowed"]) == ("escalated", ["resolve"])
+    assert stored(session, task.id).first_contact_at is None
+
+
+def test_an_accept_taken_before_a_hand_escalation_is_refused(client, session, world, clock):
+    """The leader escalated the task on the worker's behalf: a person's step, which bounds the
+    phone's time as any does (the phone's owner could have known of it)."""
+    task = make_task(session, now=T0, urgency="danger")
+    session.commit()
+    clock(T0 + timedelta(hours=1))
+    assert step(client, world, task.id, "escalate", user="leader_a").status_code == 200
+    clock(T0 + timedelta(hours=1, minutes=10))
+    kept = (T0 + timedelta(minutes=20)).isoformat()
+    response = step(client, world, task.id, "accept", taken_at=kept)
+    assert response.status_code == 409
