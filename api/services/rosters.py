@@ -1079,9 +1079,8 @@ def roster_shortfalls(session: Session, roster: Roster, today: date) -> list[dic
     since, or a roster not made by the solver); a day before today only as the generation
     left it (a record). And each window slot (`a_slots`) of a working day from `today` on that
     no A-post holds (`_slots_left_empty`), however many hold the others. A grid's B-post
-    days: the generation's gaps (`rosters.shortfalls`) still unmet (an edit may fill one; an
-    edit opening a new one is not found: a midweek generation asked a share of the week's
-    minimum, not stored). Then each shift from `today` on whose worker will not take it (on
+    days (`_grids_short`): the generation's gaps still unmet, and those an edit opened since
+    against the minimum it asked. Then each shift from `today` on whose worker will not take it (on
     approved leave, switched off, no longer a worker: `unstaffed_shifts`), uncovered until
     handed on."""
     shifts = list(roster.shifts)
