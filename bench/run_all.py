@@ -122,7 +122,12 @@ def machine(url: str) -> dict:
 
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
             info["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
-            row = conn.execute("SELECT postgis_lib_version()").fetchone()
+            # The extension as installed on the server: the default database may not have it
+            # created (a bench with a database of its own), and postgis_lib_version() is then
+            # no function there.
+            row = conn.execute(
+                "SELECT default_version FROM pg_available_extensions WHERE name = 'postgis'"
+            ).fetchone()
             info["postgis"] = row[0] if row else "?"
     except Exception as exc:  # noqa: BLE001 - the summary still gets written
         info["postgresql"] = f"unknown ({type(exc).__name__})"
