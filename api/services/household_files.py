@@ -833,6 +833,10 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
                 errors.append(
                     RowError(row, column, f"{column} {values.get(column)!r} is not a number")
                 )
+    # Left blank (or out of the file): the defaults below for a household registered by the
+    # row; a registered household's row keeps what is stored (`households._keep_blanks`).
+    facts = ("kind", "occupancy", "members")
+    out["blank"] = frozenset(c for c in facts if not _text(values.get(c)))
     kind = _text(values.get("kind")) or "residence"
     out["kind"] = KIND_WORDS.get(kind, kind.lower())
     if out["kind"] not in HOUSEHOLD_KINDS:

@@ -528,8 +528,10 @@ def import_households(
         reader = HouseholdReader(stream, filename, content_type)
     except FileProblem as exc:
         raise errors.Unprocessable(str(exc)) from exc
-    # Columns the file lacks keep the households' stored values in an update.
-    updatable = tuple(c for c in UPDATABLE if c in reader.keys)
+    # Columns the file lacks keep the households' stored values in an update; members too,
+    # unless a row makes its household vacant (`_keep_blanks`).
+    given = set(reader.keys) | ({"members"} if "occupancy" in reader.keys else set())
+    updatable = tuple(c for c in UPDATABLE if c in given)
     # Every row's problem, the file's and the placing's, in the reader's list: it stops reading
     # at MAX_ERRORS of them, so a file of a million bad rows costs a chunk, not a million.
     problems = reader.errors
@@ -1096,6 +1098,29 @@ def _stored_phone(ciphertext: str | None) -> str | None:
     return Household.__table__.c.phone.type.process_result_value(ciphertext, None)
 
 
+def _keep_blanks(values: dict[str, Any], stored: Any) -> dict[str, Any]:
+    """A registered household's row with its kind, occupancy or members left blank (or out of
+    the file) keeps what is stored: a clerk who filled in the phone only made a tenants'
+    shop a family of one owning a home (the defaults of a household registered by the row).
+    Members left out of a row that makes the household vacant are 0, as a PATCH's."""
+    for column in ("kind", "occupancy"):
+        if column in values["blank"]:
+            values[column] = getattr(stored, column)
+    if "members" in values["blank"]:
+        values["members"] = 0 if values["occupancy"] == "vacant" else stored.members
+    return values
+
+
+def _edit_problem(row: int, values: dict[str, Any], changed: dict[str, Any]) -> RowError | None:
+    """What is wrong with a registered household's row as it would leave the household: its
+    phone (`phone_problem`), or vacant with members (the row's, or those stored)."""
+    if "phone" in changed and (refused := phone_problem(row, values["phone"])):
+        return refused
+    if values["occupancy"] == "vacant" and values["members"]:
+        return RowError(row, "members", VACANT_MEMBERS)
+    return None
+
+
 def _edit(values: dict[str, Any], stored: Any, updatable: Sequence[str]) -> dict[str, Any]:
     """What the row changes of the stored household ({} for nothing): the row's values made
     the household's where they differ (care tags as a set: listed in another order, the
@@ -1209,10 +1234,10 @@ def _sort_update(
             )
             continue
         matched.add(stored.id, row)
-        changed = _edit(values, stored, updatable)
+        changed = _edit(_keep_blanks(values, stored), stored, updatable)
         if not changed:
             same += 1
-        elif "phone" in changed and (refused := phone_problem(row, values["phone"])):
+        elif refused := _edit_problem(row, values, changed):
             problems.append(refused)
         else:
             candidates[stored.id] = (row, values)
@@ -1232,9 +1257,9 @@ def _sort_update(
         if scope is not None and _refusal(session, scope, stored.grid_id, refusals) is not None:
             problems.append(RowError(row, ADDRESS, _NOT_YOURS))
             continue
-        changed = _edit(values, stored, updatable)
-        if "phone" in changed and (refused := phone_problem(row, values["phone"])):
-            problems.append(refused)  # the phone edited meanwhile
+        changed = _edit(_keep_blanks(values, stored), stored, updatable)
+        if changed and (refused := _edit_problem(row, values, changed)):
+            problems.append(refused)  # the phone or the facts edited meanwhile
         elif changed:
             if "tags" in updatable and set(values["tags"]) == set(stored.tags):
                 values["tags"] = list(stored.tags)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from api.models import AuditEntry, Household, HouseholdHistory
+from api.services.household_files import VACANT_MEMBERS
 from tests.api.test_households import csv_file, household_count, xlsx_file
 from tests.factories import A1, A2, B1, centre, make_household
 
@@ -236,6 +237,50 @@ def test_columns_the_file_lacks_keep_their_stored_values(client, session, world)
     assert reimport(client, world, data).json["updated"] == 1
     household = stored(session, home)
     assert (household.tags, household.phone, household.members) == (["migrant"], "13700000000", 5)
+
+
+def test_blank_kind_occupancy_and_members_cells_keep_the_stored_facts(client, session, world):
+    """A clerk filled in the phone only: the blank cells took the defaults of a household
+    registered by the row, and a tenants' shop of four became a family of one owning a home."""
+    home = make_household(
+        session, *centre(A1), building="15", kind="business", occupancy="tenant", members=4
+    )
+    session.flush()
+    row = row_of(client, world, home, kind="", occupancy="", members="", phone="13700000001")
+    assert reimport(client, world, csv_file([row])).json["updated"] == 1
+    household = stored(session, home)
+    assert (household.kind, household.occupancy, household.members) == ("business", "tenant", 4)
+    assert household.phone == "13700000001"
+
+
+def test_a_row_making_a_household_vacant_leaves_no_members(client, session, world):
+    """As a PATCH of `occupancy: vacant`: its members cell blank, or the file without one."""
+    home = make_household(session, *centre(A1), building="16", occupancy="owner", members=3)
+    session.flush()
+    row = row_of(client, world, home, occupancy="空置", members="")
+    assert reimport(client, world, csv_file([row])).json["updated"] == 1
+    assert (stored(session, home).occupancy, stored(session, home).members) == ("vacant", 0)
+    home.occupancy, home.members = "owner", 3
+    session.flush()
+    body = client.get(f"/api/v1/households/{home.id}", headers=world.auth("admin_a")).json
+    header = ["building", "unit", "floor", "room", "lon", "lat", "occupancy"]
+    data = csv_file([["16", "1", "1", "101", body["lon"], body["lat"], "空置"]], header=header)
+    assert reimport(client, world, data).json["updated"] == 1
+    assert (stored(session, home).occupancy, stored(session, home).members) == ("vacant", 0)
+
+
+def test_members_for_a_household_left_vacant_are_refused_naming_the_row(client, session, world):
+    """A file of members only: the stored vacant household given two is refused, as a PATCH."""
+    home = make_household(session, *centre(A1), building="17", occupancy="vacant")
+    session.flush()
+    body = client.get(f"/api/v1/households/{home.id}", headers=world.auth("admin_a")).json
+    header = ["building", "unit", "floor", "room", "lon", "lat", "members"]
+    data = csv_file([["17", "1", "1", "101", body["lon"], body["lat"], "2"]], header=header)
+    response = reimport(client, world, data)
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"], error["detail"]) == (2, "members", VACANT_MEMBERS)
+    assert (stored(session, home).occupancy, stored(session, home).members) == ("vacant", 0)
 
 
 def test_the_update_mode_answer_is_documented(app):
