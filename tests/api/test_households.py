@@ -522,6 +522,23 @@ def test_a_row_repeating_an_earlier_row_of_the_file_is_named_with_it_and_nothing
     assert household_count(session) == before
 
 
+def test_a_row_repeating_an_earlier_row_within_a_centimetre_is_named_with_it(
+    client, session, world
+):
+    """A point typed 116.4025 beside one exported 116.40250005: the same point to the database's
+    check and a form's, but the file's own rows were told apart by exact coordinates."""
+    before = household_count(session)
+    lon, lat = centre(A1, dy=0.001)
+    row = ["9", "1", "1", "502", lon, lat, "", "", "", "", ""]
+    near = ["9", "1", "1", "0502", lon + 5e-8, lat, "", "", "", "", ""]
+    response = upload(client, world, csv_file([row, near]), "register.csv")
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (3, "building/unit/floor/room")
+    assert "repeats row 2" in error["detail"]
+    assert household_count(session) == before
+
+
 def test_a_registered_address_at_the_same_point_in_an_import_is_refused(client, session, world):
     """A household registered one by one (POST) and then listed in the register file."""
     home = world.households[A1][1]
