@@ -864,8 +864,6 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
             errors.append(
                 RowError(row, "members", f"members {members!r} is not a whole number 0-100")
             )
-    if out.get("occupancy") == "vacant" and out.get("members"):
-        errors.append(RowError(row, "members", VACANT_MEMBERS))
     tags = []
     for raw in _text(values.get("tags")).translate(TAG_SEPARATORS).split(";"):
         tag = raw.strip()

@@ -424,8 +424,10 @@ def _refuse_changed_since_read(household: Household, expected: dict, changes: di
 def _refuse_vacant_members(given: dict[str, Any], occupancy: str | None, members: int | None):
     """422 naming the fields given when the household would be vacant with members (the door's
     or the office's slip: one of the two is wrong, and which is not ours to guess)."""
-    if occupancy == "vacant" and members:
-        fields = [k for k in ("occupancy", "members") if k in given]
+    fields = [k for k in ("occupancy", "members") if k in given]
+    # Only when one of the two is sent: a household stored so before the rule still takes its
+    # phone or tags (the door's tag correction too).
+    if fields and occupancy == "vacant" and members:
         raise errors.Unprocessable(VACANT_MEMBERS, errors={k: [VACANT_MEMBERS] for k in fields})
 
 
@@ -572,6 +574,8 @@ def import_households(
                     problems.append(refused)
                 if (made := spreadsheet_made(row, values)) is not None:
                     problems.append(made)
+                if (vacant := _vacant_problem(row, values)) is not None:
+                    problems.append(vacant)
             if not problems:
                 ids = _copy_households(session, [values for _, values, _ in fresh])
                 written.add(ids, [row for row, _, _ in fresh])
@@ -1129,6 +1133,13 @@ def _edit_problem(row: int, values: dict[str, Any], changed: dict[str, Any]) -> 
     phone (`phone_problem`), or vacant with members (the row's, or those stored)."""
     if "phone" in changed and (refused := phone_problem(row, values["phone"])):
         return refused
+    if {"occupancy", "members"} & set(changed):
+        return _vacant_problem(row, values)
+    return None
+
+
+def _vacant_problem(row: int, values: dict[str, Any]) -> RowError | None:
+    """A row leaving its household vacant with members (`VACANT_MEMBERS`)."""
     if values["occupancy"] == "vacant" and values["members"]:
         return RowError(row, "members", VACANT_MEMBERS)
     return None

@@ -283,6 +283,18 @@ def test_members_for_a_household_left_vacant_are_refused_naming_the_row(client, 
     assert (stored(session, home).occupancy, stored(session, home).members) == ("vacant", 0)
 
 
+def test_a_household_stored_vacant_with_members_before_the_rule_imports_unchanged(
+    client, session, world
+):
+    """The register exported and imported again: its row as it was is unchanged, not refused."""
+    home = make_household(session, *centre(A1), building="18")
+    home.occupancy, home.members = "vacant", 3
+    session.flush()
+    response = reimport(client, world, csv_file([row_of(client, world, home)]))
+    assert response.status_code == 201, response.json
+    assert (response.json["updated"], response.json["unchanged"]) == (0, 1)
+
+
 def test_the_update_mode_answer_is_documented(app):
     from tests.api.test_openapi_fuzz import api_schema_for
 

@@ -215,6 +215,18 @@ def test_a_vacant_household_with_members_is_refused_and_nothing_changes(
     assert (lived_in.json["occupancy"], lived_in.json["members"]) == ("tenant", 2)
 
 
+def test_a_household_stored_vacant_with_members_before_the_rule_still_takes_other_facts(
+    client, session, world
+):
+    """Stored so before the rule: its phone or tags (the door's tag correction) still go; only
+    a PATCH sending occupancy or members must leave it consistent."""
+    household = world.households[A1][0]
+    household.occupancy, household.members = "vacant", 3
+    session.flush()
+    assert _patch(client, world, household, {"add_tags": ["low_income"]}).status_code == 200
+    assert _patch(client, world, household, {"members": 2}).status_code == 422
+
+
 def test_a_vacant_household_registered_with_members_is_refused(client, world):
     lon, lat = centre(A1, dy=0.001)
     response = client.post(
