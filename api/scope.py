@@ -435,7 +435,7 @@ class Scope:
             relief[day].add(grid_id)
         return relief
 
-    def _periods(self):
+    def periods(self):
         """This user's periods of holding a grid (`grid_holdings`) or leading one
         (`grid_leaderships`): a leader's grids are those they lead, assigned to them or not."""
         return union_all(
@@ -456,7 +456,7 @@ class Scope:
         day = func.unnest(sql_array(dates, type_=Date)).table_valued("day").render_derived()
         starts = cast(day.c.day, DateTime).op("AT TIME ZONE")(LOCAL.key)
         ends = cast(day.c.day + 1, DateTime).op("AT TIME ZONE")(LOCAL.key)
-        p = self._periods()
+        p = self.periods()
         rows = session.execute(
             select(day.c.day, p.c.grid_id).join(
                 p, and_(p.c.started_at < ends, or_(p.c.ended_at.is_(None), p.c.ended_at >= starts))
@@ -468,7 +468,7 @@ class Scope:
 
     def grids_held_at(self, session: Session, moment: datetime) -> set[int]:
         """The grids this user held (or led) at `moment`."""
-        p = self._periods()
+        p = self.periods()
         return set(
             session.scalars(
                 select(p.c.grid_id).where(

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from api import clock, errors
 from api.copy_rows import copy_rows
 from api.db import is_any_of
-from api.models import Grid, GridHolding, GridVersion, Household, HouseholdHistory, User, Visit
+from api.models import Grid, GridVersion, Household, HouseholdHistory, User, Visit
 from api.models.tasks import URGENCY_DEFAULT
 from api.models.visits import FOLLOW_UP_DEFAULT
 from api.scope import Scope
@@ -256,14 +256,13 @@ def ingest_and_render(
 
 def _grids_led_of_held(session: Session, scope: Scope, worker: User) -> frozenset[int] | None:
     """The grids whose visits `scope` sends for `worker`: a grid leader those they lead, if the
-    worker ever held one of them (403 if not); the community admin every grid (None)."""
+    worker ever held or led one of them (403 if not); the community admin every grid (None)."""
     if scope.role == "community_admin":
         return None
     led = frozenset(session.scalars(select(Grid.id).where(Grid.leader_id == scope.user_id)))
-    held = select(GridHolding.id).where(
-        GridHolding.user_id == worker.id, GridHolding.grid_id.in_(led)
-    )
-    if not led or not session.scalar(held.limit(1)):
+    periods = Scope.for_user(session, worker).periods()
+    held = select(periods.c.grid_id).where(periods.c.grid_id.in_(led))
+    if not led or session.scalar(held.limit(1)) is None:
         raise errors.Forbidden(
             f"{worker.username} held no grid you lead: the community admin sends their visits."
         )

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from api.models import AuditEntry, User, Visit
-from tests.factories import A1, A2, make_user, visit_item
+from tests.factories import A1, A2, A, make_user, visit_item
 
 HANDOVER = "/api/v1/visits/handover"
 
@@ -125,6 +125,44 @@ def test_a_leader_of_grids_the_worker_never_held_may_not(client, world, session)
     assert response.status_code == 403, response.json
     assert "community admin" in response.json["detail"]
     assert session.scalar(select(Visit.id).where(Visit.id == item["id"])) is None
+
+
+def test_the_grids_new_leader_sends_the_visits_of_a_leader_who_led_it_unassigned(
+    client, world, session
+):
+    """A grid leader leads A1 by its `leader_id` only (not assigned to it), records a visit
+    offline, and is replaced and switched off: leading left no holding, and A1's new leader
+    was refused (403: held no grid you lead) though the visit was the old leader's to make."""
+    from sqlalchemy import text
+
+    world.users["lead_only"] = make_user(session, "lead_only", "grid_leader", community=A)
+    session.flush()
+    _lead(client, world, "lead_only")
+    session.execute(
+        text(
+            "UPDATE grid_leaderships SET started_at = now() - interval '1 day' WHERE user_id = :u"
+        ),
+        {"u": world.users["lead_only"].id},
+    )
+    item = visit_item(world.households[A1][0], at=datetime.now(UTC) - timedelta(hours=2))
+    _lead(client, world, "leader_a")
+    switch_off(client, world, "lead_only")
+
+    response = hand_over(client, world, [item], worker="lead_only", user="leader_a")
+
+    assert response.status_code == 200, response.json
+    [result] = response.json["results"]
+    assert result["status"] == "created", result
+    assert session.get(Visit, result["visit"]["id"]).worker_id == world.users["lead_only"].id
+
+
+def _lead(client, world, username):
+    response = client.patch(
+        f"/api/v1/grids/{world.grids[A1].id}",
+        json={"leader_id": world.users[username].id},
+        headers=world.auth("admin_a"),
+    )
+    assert response.status_code == 200, response.json
 
 
 def test_a_leader_sends_only_the_visits_of_the_grids_they_lead(client, world, session):
