@@ -18,7 +18,11 @@ SETTINGS = ROOT / "api" / "settings.py"
 _FILE_REF = re.compile(r"`((?:[\w-]+/)*[\w-]+\.(?:py|md|mjs|sh))((?:::[\w*\[\]-]+)*)`")
 # Settings gridwork reads itself; the test suite's own variables are read by tests/.
 _SETTING = re.compile(r"\bGRIDWORK_[A-Z0-9_]+\b")
-_TEST_ONLY_SETTINGS = {"GRIDWORK_TEST_DATABASE_URL", "GRIDWORK_FUZZ_EXAMPLES"}
+_TEST_ONLY_SETTINGS = {
+    "GRIDWORK_TEST_DATABASE_URL",
+    "GRIDWORK_FUZZ_EXAMPLES",
+    "GRIDWORK_TEST_WORKERS",
+}
 
 
 def _tracked_files() -> list[Path]:

@@ -520,4 +520,14 @@ def backdate_register(session: Session, grid_codes: list[str], since: datetime) 
         ),
         params,
     )
+    # And their leaders led them since (a leader's past week is planned on the grids led).
+    session.execute(
+        text(
+            f"UPDATE grid_leaderships gl SET started_at = :since WHERE gl.grid_id IN {grid_ids} "
+            "AND gl.ended_at IS NULL AND gl.started_at > :since AND NOT EXISTS ("
+            "SELECT 1 FROM grid_leaderships e WHERE e.grid_id = gl.grid_id "
+            "AND e.started_at < gl.started_at)"
+        ),
+        params,
+    )
     session.execute(text("SELECT gw_report_rebuild()"))

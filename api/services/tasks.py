@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from geoalchemy2 import Geography
 from shapely.geometry import Point
 from sqlalchemy import Date, DateTime, and_, cast, false, func, literal, or_, select, text
 from sqlalchemy.exc import IntegrityError
@@ -1972,7 +1973,10 @@ def _follow_up_grid(session: Session, grid: Grid, location) -> Grid | None:
     return locate(session, lon, lat) or session.scalar(
         select(Grid)
         .where(Grid.community_code == grid.community_code, Grid.retired_at.is_(None))
-        .order_by(func.ST_Distance(Grid.boundary, db_point(lon, lat)), Grid.code)
+        .order_by(
+            func.ST_Distance(cast(Grid.boundary, Geography), cast(db_point(lon, lat), Geography)),
+            Grid.code,
+        )
         .limit(1)
     )
 
