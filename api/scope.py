@@ -361,16 +361,6 @@ class Scope:
         their name) went on with a worker who was not at work."""
         if self.role not in ("worker", "grid_leader") or not self.community_code:
             return False
-        on_leave = (
-            select(Leave.id)
-            .where(
-                Leave.worker_id == self.user_id,
-                Leave.status == "approved",
-                Leave.start_date <= day,
-                Leave.end_date >= day,
-            )
-            .exists()
-        )
         return (
             session.scalar(
                 select(Shift.id)
@@ -381,7 +371,7 @@ class Scope:
                     Shift.date == day,
                     Roster.status == "published",
                     Roster.community_code == self.community_code,
-                    ~on_leave,
+                    self._at_work(Shift.date),
                 )
                 .limit(1)
             )
@@ -412,6 +402,20 @@ class Scope:
         if self.role not in ("worker", "grid_leader"):
             raise errors.Forbidden("Only grid workers and grid leaders record visits.")
 
+    def _at_work(self, day) -> ColumnElement[bool]:
+        """Not on approved leave on `day` (a date or a date column): a shift not yet handed on
+        still names its worker, who is not at work that day."""
+        return ~(
+            select(Leave.id)
+            .where(
+                Leave.worker_id == self.user_id,
+                Leave.status == "approved",
+                Leave.start_date <= day,
+                Leave.end_date >= day,
+            )
+            .exists()
+        )
+
     def relief_grids(self, session: Session, dates: Iterable[date]) -> dict[date, set[int]]:
         """Grids this user is rostered in on each date: a B-post of a published roster (a draft
         grants nothing, as workers never see drafts). Outside their own grids that is a relief
@@ -429,6 +433,7 @@ class Scope:
                 Shift.post == "B",
                 Shift.date.in_(dates),
                 Roster.status == "published",
+                self._at_work(Shift.date),
             )
         )
         for day, grid_id in rows:

@@ -935,6 +935,34 @@ def test_a_relief_shift_on_another_day_does_not_open_the_grid(client, world, ses
     assert one(client, world, visit_item(home(world, A2), at=now))["status"] == "rejected"
 
 
+def test_a_relief_shift_on_a_day_of_the_relievers_approved_leave_does_not_open_the_grid(
+    client, world, session
+):
+    """The leave approved after the roster was published, the shift not yet handed on: the
+    worker is not at work, and the grid (its residents) is not theirs that day."""
+    from api.models import Leave
+
+    now = datetime.now(UTC)
+    today = now.astimezone(LOCAL).date()
+    make_relief_shift(
+        session,
+        world.users["worker_a1"],
+        world.grids[A2],
+        today,
+        relief_for=world.users["worker_a2"],
+    )
+    session.add(
+        Leave(
+            worker_id=world.users["worker_a1"].id,
+            start_date=today,
+            end_date=today,
+            status="approved",
+        )
+    )
+    session.flush()
+    assert one(client, world, visit_item(home(world, A2), at=now))["status"] == "rejected"
+
+
 def test_a_relief_shift_of_a_draft_roster_does_not_open_the_grid(client, world, session):
     """Workers never see drafts: a draft names nobody's reliever yet."""
     now = datetime.now(UTC)
