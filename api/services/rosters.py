@@ -1090,6 +1090,9 @@ def roster_shortfalls(session: Session, roster: Roster, today: date) -> list[dic
     stored = {(x["rule"], x["date"] or x["grid_code"]): x for x in roster.shortfalls or []}
     at_window = Counter(s.date for s in shifts if s.post == "A")
     held = {(s.date, s.slot_start, s.slot_end) for s in shifts if s.post == "A"}
+    # An A-post without a slot of its own works the post's hours (a roster made before the
+    # slots were set): at the window in every slot of its day.
+    whole_day = {s.date for s in shifts if s.post == "A" and s.slot_start is None}
     found = []
     for day in weeks.week_dates(roster.week):
         left = stored.get(("window", day.isoformat()))
@@ -1118,7 +1121,7 @@ def roster_shortfalls(session: Session, roster: Roster, today: date) -> list[dic
                     f" {required} required",
                 }
             )
-        if day >= today:
+        if day >= today and day not in whole_day:
             found += _slots_left_empty(day, [s for s in slots if (day, *s) not in held])
     found += _grids_short(session, roster, shifts)
     for gap in unstaffed_shifts(session, roster, today, lock=False):

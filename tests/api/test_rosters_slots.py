@@ -459,3 +459,19 @@ def test_a_week_with_every_slot_held_has_no_slot_shortfall(client, pairs):
 
 def all_of(view: dict) -> list[dict]:
     return [s for day in view["days"] for post in ("A", "B") for s in day[post]]
+
+
+def test_a_roster_made_before_the_slots_has_no_slot_shortfall(client, session, app):
+    """A week published with the window's whole hours, its A-posts of no slot; the slots set
+    since: each A-post still works the whole day, and the week read every slot of every day
+    left empty, though two were at the window all day."""
+    c = make_roster_community(session, app, 8, 6, roster={"a_min": 2, "a_max": 2})
+    view = published(client, c)
+    assert {s["slot"] for s in window_shifts(view)} == {None}
+    put = client.put(
+        settings_url(c),
+        json={"a_min": 2, "a_max": 2, "a_slots": [EARLY, LATE]},
+        headers=c.auth(c.admin),
+    )
+    assert put.status_code == 200, put.get_json()
+    assert week_read(client, c)["shortfalls"] == []
