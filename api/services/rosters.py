@@ -190,19 +190,22 @@ def _tell_of_new_hours(session: Session, code: str, before: dict, after: dict) -
     rows = session.execute(
         select(Shift.worker_id, Shift.post)
         .join(Roster, Roster.id == Shift.roster_id)
+        .join(User, User.id == Shift.worker_id)
         .where(
             Roster.community_code == code,
             Roster.status == "published",
             Shift.date >= local_today(),
-            Shift.post.in_(changed),
             Shift.slot_start.is_(None),
+            User.active,
         )
         .distinct()
     )
     posts: dict[int, set[str]] = {}
     for worker_id, post in rows:
         posts.setdefault(worker_id, set()).add(post)
-    for worker_id, theirs in sorted(posts.items()):
+    # Those whose shifts moved, told the hours of every post they hold (one notice a worker,
+    # collapsed: a second change of the other post's hours replaces it whole).
+    for worker_id, theirs in sorted((w, p) for w, p in posts.items() if p & set(changed)):
         hours = "，".join(
             f"{word} {after[key]['start']}–{after[key]['end']}"
             for key, word in (POST_HOURS[p] for p in sorted(theirs))

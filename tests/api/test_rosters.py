@@ -138,6 +138,10 @@ def test_new_post_hours_are_told_to_the_workers_whose_published_shifts_they_move
     assert set(told) == b_workers
     title, body = next(iter(told.values()))
     assert "09:00" in body and "18:00" in body and "B岗" in body
+    # One notice a worker, with the hours of every post they hold: a later change of the other
+    # post's hours replaces it (collapsed) without losing these.
+    both = b_workers & {s["worker_id"] for s in all_shifts(view) if s["post"] == "A"}
+    assert both and all("A岗（窗口） 08:30–17:30" in told[w][1] for w in both)
     shift = next(s for s in all_shifts(view) if s["post"] == "B")
     got = client.get(f"/api/v1/shifts/{shift['id']}", headers=c.auth(c.admin)).get_json()
     assert got["starts_at"].endswith("09:00:00+08:00")
