@@ -431,10 +431,21 @@ def tell_of_shifts_left(
     """`worker` takes no more shifts (switched off, made a community admin: `off_duty`): their
     published shifts from today on are uncovered, told as approved leave's are, to the
     community's leaders and admins but `actor_id` (who reads them in `shifts_ahead`; None, an
-    operator at the command line: nobody set aside) and the worker. `cause`: why, in Chinese."""
+    operator at the command line: nobody set aside) and the worker. `cause`: why, in Chinese.
+    Shifts on days of their approved leave were told when it was approved: not again."""
+    on_leave = (
+        select(Leave.id)
+        .where(
+            Leave.worker_id == worker.id,
+            Leave.status == "approved",
+            Leave.start_date <= Shift.date,
+            Leave.end_date >= Shift.date,
+        )
+        .exists()
+    )
     shifts = session.scalars(
         select(Shift)
-        .where(Shift.worker_id == worker.id, Shift.date >= local_today(now))
+        .where(Shift.worker_id == worker.id, Shift.date >= local_today(now), ~on_leave)
         .order_by(Shift.date)
     )
     _tell_of_uncovered_shifts(

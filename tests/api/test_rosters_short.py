@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -519,6 +519,29 @@ def test_switching_off_a_worker_tells_the_other_editors_of_their_published_shift
     assert f"{len(theirs)}个班次" in told.body and "停用" in told.body
     assert told.data["roster_id"] == str(view["id"])
     assert told.data["worker_id"] == str(worker.id)
+
+
+def test_a_worker_switched_off_after_their_leave_was_told_is_told_of_the_other_days_only(
+    client, session, app
+):
+    """Their leave's shifts were told when it was approved: not a second time."""
+    from api.models import Leave
+
+    c = make_roster_community(session, app, 8, 6)
+    view = generate(client, c).get_json()
+    assert publish(client, c, view["id"]).status_code == 200
+    worker = c.workers[3]
+    theirs = _ahead_of(view, worker)
+    first = date.fromisoformat(theirs[0]["date"])
+    session.add(Leave(worker_id=worker.id, start_date=first, end_date=first, status="approved"))
+    session.flush()
+    answer = client.patch(
+        f"/api/v1/users/{worker.id}", json={"active": False}, headers=c.auth(c.admin)
+    )
+    assert answer.status_code == 200, answer.get_json()
+    left = [s for s in theirs if s["date"] != str(first)]
+    (told,) = _roster_short_notices(session)
+    assert f"{len(left)}个班次" in told.body
 
 
 def test_a_worker_made_community_admin_has_the_other_editors_told_of_their_shifts_left(
