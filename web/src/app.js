@@ -1,6 +1,6 @@
 // The workers' mobile web app: today's post, tasks, the week's plan, visits recorded offline, leave.
 import {
-  CARE_TAGS, DEVICE_KEY, GRID_TASKS_KEY, HOUSEHOLDS_KEY, OCCUPANCIES, INBOX_ACKS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, noAnswer, isoWeek, keepCopy, keptCopy,
+  CARE_TAGS, DEVICE_KEY, GRID_TASKS_KEY, HOUSEHOLDS_KEY, HOUSEHOLDS_USER_KEY, OCCUPANCIES, INBOX_ACKS_KEY, INBOX_KEY, PLAN_KEY, TASKS_KEY, TASK_TEXT, api, apiOnce, apiPage, apiPages, beijingTime, config, escapeHtml, focusLost, getToken, noAnswer, isoWeek, keepCopy, keptCopy,
   letGoOfPush, otherLangHref, pickLang, forgetInbox, forgetSignIn, signIn, signInFailure, signOut, todayLocal, translate, urgencyOption,
 } from "./common.js";
 import {
@@ -1065,8 +1065,20 @@ async function loadPlanAndHouseholds() {
   if (planStops.length) renderPlan();
 }
 
-const cachedHouseholds = () => JSON.parse(localStorage.getItem(HOUSEHOLDS_KEY) || "[]");
-const storeHouseholds = (list) => localStorage.setItem(HOUSEHOLDS_KEY, JSON.stringify(list));
+// The list is kept with the user it was read for (HOUSEHOLDS_USER_KEY), as the plan and the tasks
+// are (`keepCopy`): signed in where nothing can be read (no signal), the next worker on a shared
+// phone was offered the last one's households (their addresses) as due. Another's is no list.
+const householdsOwner = () => localStorage.getItem(HOUSEHOLDS_USER_KEY);
+const keptHouseholds = () => JSON.parse(localStorage.getItem(HOUSEHOLDS_KEY) || "[]");
+const cachedHouseholds = () => {
+  const user = tokenUser(getToken());
+  return user && householdsOwner() === user ? keptHouseholds() : [];
+};
+const storeHouseholds = (list, user = tokenUser(getToken())) => {
+  if (!user) return;
+  localStorage.setItem(HOUSEHOLDS_KEY, JSON.stringify(list));
+  localStorage.setItem(HOUSEHOLDS_USER_KEY, user);
+};
 const labelOf = (id) => cachedHouseholds().find((h) => h.id === id)?.label || `#${id}`;
 
 // --- 住户信息有变化？ the register corrected at the door ----------------------------------------
@@ -1087,7 +1099,8 @@ const registerFacts = (h) => (factsKnown(h) || (h && !("by" in h) && Array.isArr
   ? { occupancy: h.occupancy ?? null, members: h.members ?? null, tags: [...h.tags], by: tokenUser(getToken()) } : {});
 /** The cached households less their register facts (the session ended: they were its worker's). */
 function forgetFacts() {
-  storeHouseholds(cachedHouseholds().map(({ occupancy, members, tags, by, ...kept }) => kept));
+  const owner = householdsOwner();
+  if (owner) storeHouseholds(keptHouseholds().map(({ occupancy, members, tags, by, ...kept }) => kept), owner);
 }
 const tagWord = (tag) => CARE_TAGS[tag]?.[lang === "zh" ? 0 : 1] || tag;
 const occupancyWord = (o) => (o ? OCCUPANCIES[o]?.[lang === "zh" ? 0 : 1] || o : t.occupancyUnknown);
@@ -1463,6 +1476,16 @@ $("cancel-edit").addEventListener("click", () => {
   endEditing();
   showStatus("");
 });
+// The session ended (or another begins): nothing of its work stays on screen for whoever holds
+// the phone next. A refused visit half edited (its notes: a resident's circumstances) was left in
+// the form with 保存修改, and the next user's visit typed there replaced it, kept under the
+// first worker; a task's page stayed open over the sign-in form. The queue itself stays.
+function clearSessionScreen() {
+  endEditing();
+  $("register-fold").open = false;
+  showStatus("");
+  detail.close();
+}
 
 // A sync that failed for a reason that passes is tried again while the page is open: the
 // network lost though the phone says online (a lift, a basement: no `online` event comes when
@@ -2841,6 +2864,7 @@ async function start() {
   $("title").textContent = t.roleTitles[tokenClaims(getToken()).role] || t.title;
   $("signin").hidden = true;
   $("signin-error").textContent = "";
+  clearSessionScreen(); // whatever the last session left (an edit, a task's page) is not theirs
   $("home").hidden = false;
   $("signout").hidden = false;
   // The service worker may have refreshed the tokens while the page was closed: take the newest.
@@ -2957,6 +2981,7 @@ async function endSignIn() {
 addEventListener("gridwork:session-ended", async (e) => {
   if (signingOut) return;
   $("home").hidden = true;
+  clearSessionScreen(); // the edit begun, the task's page open: the signed-out worker's
   resetInbox(); // the notices are the signed-out worker's
   forgetInbox(); // and so is their copy on the phone
   resetDevices(); // and so are the devices
@@ -3005,6 +3030,7 @@ $("signout-all").addEventListener("click", async () => {
   await letGoOfPush();
   await forgetSignIn();
   $("home").hidden = true;
+  clearSessionScreen();
   resetInbox();
   resetDevices();
   $("signout").hidden = true;

@@ -6,6 +6,7 @@ export { getToken };
 export const config = window.GRIDWORK_CONFIG || {};
 const LANG_KEY = "gridwork.lang";
 export const HOUSEHOLDS_KEY = "gridwork.households"; // the app's cached household list
+export const HOUSEHOLDS_USER_KEY = "gridwork.households.user"; // the user that list was read for
 export const DEVICE_KEY = "gridwork.device"; // the app's web push device id
 export const TASKS_KEY = "gridwork.tasks"; // the app's last fetched task list, for offline use
 export const PLAN_KEY = "gridwork.plan"; // the app's last read week's plan, for offline use
@@ -181,6 +182,7 @@ export function keptCopy(key, user) {
 export async function forgetSignIn() {
   await storeTokens(null, null);
   localStorage.removeItem(HOUSEHOLDS_KEY);
+  localStorage.removeItem(HOUSEHOLDS_USER_KEY);
   localStorage.removeItem(TASKS_KEY);
   localStorage.removeItem(PLAN_KEY);
   localStorage.removeItem(GRID_TASKS_KEY);

@@ -178,7 +178,7 @@ const address = (h) => [h.building, h.unit, h.floor && !h.room ? h.floor : "", h
  * is a time as the page shows it (Beijing time), and `changed()` is
  * called after a step was taken (the lists are read again); `waiting(error)` after a step was
  * kept, discarded or left waiting (`error`: why it was not sent, to try again later). Returns
- * {open(id), sendWaiting()}: `sendWaiting()` sends the kept steps (the app's syncs), shows what
+ * {open(id), close(), sendWaiting()}: `close()` closes and empties the page; `sendWaiting()` sends the kept steps (the app's syncs), shows what
  * came of them on the task shown and throws why those left waiting were not sent.
  */
 export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
@@ -609,6 +609,16 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
     if (error) throw error;
   }
 
+  /** Close the page and forget what it showed: the session ended, and whoever holds the phone
+   * next reads nothing of the task (its title, the resident's words and number) nor its steps. */
+  function close() {
+    shown = null;
+    if (dialog.open) dialog.close();
+    letGo();
+    dialog.innerHTML = "";
+    delete dialog.dataset.task;
+  }
+
   async function open(id) {
     shown = id;
     if (!dialog.open) {
@@ -647,5 +657,5 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
   }
 
 
-  return { open, sendWaiting };
+  return { open, close, sendWaiting };
 }
