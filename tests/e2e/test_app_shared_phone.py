@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from fixtures.people import DEMO_PASSWORD
 from tests.e2e import test_app
 from tests.e2e.conftest import claims, expire_access_token, sign_in
-from tests.e2e.test_app import open_app, queue_refused_visit, visited_household
+from tests.e2e.test_app import open_app, queue_refused_visit, record_offline, visited_household
 
 add_tasks, worker_page = test_app.add_tasks, test_app.worker_page  # fixtures
 
@@ -103,3 +103,66 @@ def test_the_same_worker_signed_in_again_offline_keeps_their_households(
     page.route("**/api/v1/households**", lambda route: route.abort())
     signed_in_again(page, "worker01")
     assert page.locator("#household option").count() == theirs
+
+
+# --- a second tab of the app -----------------------------------------------------------------
+def second_tab(context):
+    tab = context.new_page()
+    tab.goto("/app")  # signed in already: the app opens for the worker
+    tab.wait_for_selector("body[data-ready='1']")
+    return tab
+
+
+def test_signed_out_in_one_tab_the_other_goes_back_to_the_sign_in(context, worker_page):
+    page = worker_page
+    tab = second_tab(context)
+    assert tab.is_visible("#home")
+
+    page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    tab.wait_for_selector("#signin:not([hidden])")
+    assert tab.is_hidden("#home")
+
+
+def test_another_worker_signed_in_in_one_tab_the_other_records_for_them_only(
+    context, worker_page, e2e_engine
+):
+    """The other tab kept worker01's households on offer, and a visit saved there went under
+    worker02 (the token's user at saving)."""
+    from tests.e2e.test_phone_life import user_id
+
+    page = worker_page
+    tab = second_tab(context)
+    tab.evaluate("() => { window.startedFor = 'worker01'; }")
+    page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    signed_in_again(page, "worker02")
+    offered = page.eval_on_selector_all("#household option", "(os) => os.map((o) => o.value)")
+
+    # The second tab opened again, for worker02: it offers theirs and saves under them.
+    tab.wait_for_function(
+        "() => !window.startedFor && document.body.dataset.ready === '1'"
+        " && !document.querySelector('#home').hidden",
+        timeout=10_000,
+    )
+    assert tab.eval_on_selector_all("#household option", "(os) => os.map((o) => o.value)") == (
+        offered
+    )
+    page.close()
+    record_offline(context, tab)
+    (queued,) = tab.evaluate("async () => (await import('/web/queue.js')).listQueued()")
+    assert queued["user"] == str(user_id(e2e_engine, "worker02"))
+
+
+def test_a_save_in_a_tab_whose_user_signed_out_queues_nothing(context, worker_page):
+    """The storage event missed (say, the token removed by this very realm's script), a save
+    still never goes under another user or none."""
+    page = worker_page
+    page.evaluate("() => localStorage.removeItem('gridwork.token')")
+    context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")
+    page.select_option("#outcome", "met")
+    page.fill("textarea[name=notes]", "楼道灯坏了")
+    page.click("#record")
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.evaluate("async () => (await import('/web/queue.js')).listQueued()") == []

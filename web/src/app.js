@@ -10,7 +10,7 @@ import {
 import { askForOwnPassword, mustChangePassword } from "./password.js";
 import { evidenceWords, gradeWord, problemZh, refusalZh } from "./reasons.js";
 import { recurringSection } from "./recurring.js";
-import { SessionEnded, StorageUnavailable, keepFresh, storeTokens, tokenClaims } from "./session.js";
+import { SessionEnded, StorageUnavailable, TOKEN_KEY, keepFresh, storeTokens, tokenClaims } from "./session.js";
 import { listReports, reportProblem } from "./report_problem.js";
 import { taskDetail } from "./task_detail.js";
 import { keepMyPages, keptPage } from "./task_pages.js";
@@ -1697,6 +1697,12 @@ $("visit-form").addEventListener("submit", async (e) => {
 /** Check the form and queue its visit (a new one, located now, or the refused one being
  * edited); whether one was queued. */
 async function saveVisit(target) {
+  // Signed out, or another user signed in, in another tab: nothing is saved under them (nor
+  // under nobody); the page opens again for whoever is signed in now.
+  if (!pageUser || tokenUser(getToken()) !== pageUser) {
+    location.reload();
+    return false;
+  }
   const form = new FormData(target);
   const fields = {
     household_id: Number(form.get("household_id")),
@@ -1775,7 +1781,7 @@ async function saveVisit(target) {
     ...(fields.follow_up ? { follow_up_kind: fields.follow_up_kind } : {}),
     ...(fields.follow_up ? { follow_up_title: fields.follow_up_title, follow_up_urgency: fields.follow_up_urgency } : {}),
   };
-  if (!(await queued(visit, tokenUser(getToken()), register.changes))) return false;
+  if (!(await queued(visit, pageUser, register.changes))) return false;
   const saved = fix.coarse ? t.savedCoarse(fix.accuracy_m) : t.savedOffline;
   showStatus(Object.keys(register.changes).length ? `${saved} ${t.registerGoes}` : saved, fix.coarse ? "warn" : false);
   target.reset();
@@ -2859,7 +2865,20 @@ $("leave-current").addEventListener("click", async (e) => {
   sayLeave("leave-current-status", said, refused);
 });
 
+// The user this page was started for (null: none, the sign-in form shown). A second tab of the
+// app shares the phone's sign-in: signed out there, or another user signed in there, this page
+// worked on for the user gone (a visit saved went under whoever's token was stored by then, or
+// none). The page follows the sign-in: the token's user changed or gone (told by the `storage`
+// event, which only the other tabs get), it opens again, as the sign-in form or for the one
+// signed in now. The token refreshed for the same user changes nothing.
+let pageUser = null;
+addEventListener("storage", (e) => {
+  if (e.key !== null && e.key !== TOKEN_KEY) return; // null: the storage cleared
+  if ((tokenUser(getToken()) || null) !== pageUser) location.reload();
+});
+
 async function start() {
+  pageUser = tokenUser(getToken());
   // The header names the role signed in: a leader or an admin read "网格员".
   $("title").textContent = t.roleTitles[tokenClaims(getToken()).role] || t.title;
   $("signin").hidden = true;
@@ -2980,6 +2999,7 @@ async function endSignIn() {
 // off, they never learnt why, nor that the visits on the phone wait for someone to hand them over.
 addEventListener("gridwork:session-ended", async (e) => {
   if (signingOut) return;
+  pageUser = null;
   $("home").hidden = true;
   clearSessionScreen(); // the edit begun, the task's page open: the signed-out worker's
   resetInbox(); // the notices are the signed-out worker's
@@ -3029,6 +3049,7 @@ $("signout-all").addEventListener("click", async () => {
   }
   await letGoOfPush();
   await forgetSignIn();
+  pageUser = null;
   $("home").hidden = true;
   clearSessionScreen();
   resetInbox();

@@ -12,7 +12,7 @@
 
 import { META, getMeta, run } from "./idb.js";
 
-const TOKEN_KEY = "gridwork.token";
+export const TOKEN_KEY = "gridwork.token";
 const LOCK = "gridwork.refresh";
 // Why the sign-in ended, as the server said it (its problem's `session_ended`: "password-reset",
 // "switched-off", "password-changed", ...), kept for whichever realm finds the tokens gone: the
