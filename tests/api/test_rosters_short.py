@@ -493,6 +493,15 @@ def test_an_edit_of_a_draft_that_empties_a_window_tells_nobody_publishing_asks_f
     assert publish(client, c, view["id"]).status_code == 409
 
 
+def _published_with_a_worker(client, session, app):
+    """A community of eight with this week published: it, the week, a worker and their shifts."""
+    c = make_roster_community(session, app, 8, 6)
+    view = generate(client, c).get_json()
+    assert publish(client, c, view["id"]).status_code == 200
+    worker = c.workers[3]
+    return c, view, worker, _ahead_of(view, worker)
+
+
 def _ahead_of(view: dict, worker) -> list[dict]:
     return [s for s in all_shifts(view) if s["worker_id"] == worker.id]
 
@@ -503,11 +512,7 @@ def test_switching_off_a_worker_tells_the_other_editors_of_their_published_shift
     """The admin switches off a worker rostered this week: their shifts stay in the published
     roster, uncovered; the leader is told (`roster_short`), as for approved leave. Before, only
     the admin learnt of them, from the answer's `shifts_ahead`."""
-    c = make_roster_community(session, app, 8, 6)
-    view = generate(client, c).get_json()
-    assert publish(client, c, view["id"]).status_code == 200
-    worker = c.workers[3]
-    theirs = _ahead_of(view, worker)
+    c, view, worker, theirs = _published_with_a_worker(client, session, app)
     assert theirs
     answer = client.patch(
         f"/api/v1/users/{worker.id}", json={"active": False}, headers=c.auth(c.admin)
@@ -527,11 +532,7 @@ def test_a_worker_switched_off_after_their_leave_was_told_is_told_of_the_other_d
     """Their leave's shifts were told when it was approved: not a second time."""
     from api.models import Leave
 
-    c = make_roster_community(session, app, 8, 6)
-    view = generate(client, c).get_json()
-    assert publish(client, c, view["id"]).status_code == 200
-    worker = c.workers[3]
-    theirs = _ahead_of(view, worker)
+    c, view, worker, theirs = _published_with_a_worker(client, session, app)
     first = date.fromisoformat(theirs[0]["date"])
     session.add(Leave(worker_id=worker.id, start_date=first, end_date=first, status="approved"))
     session.flush()
@@ -547,11 +548,7 @@ def test_a_worker_switched_off_after_their_leave_was_told_is_told_of_the_other_d
 def test_a_worker_made_community_admin_has_the_other_editors_told_of_their_shifts_left(
     client, session, app
 ):
-    c = make_roster_community(session, app, 8, 6)
-    view = generate(client, c).get_json()
-    assert publish(client, c, view["id"]).status_code == 200
-    worker = c.workers[3]
-    theirs = _ahead_of(view, worker)
+    c, view, worker, theirs = _published_with_a_worker(client, session, app)
     answer = client.patch(
         f"/api/v1/users/{worker.id}", json={"role": "community_admin"}, headers=c.auth(c.admin)
     )
