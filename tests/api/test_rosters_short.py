@@ -444,6 +444,18 @@ def test_an_edit_of_a_published_roster_that_empties_a_days_window_tells_the_othe
     c = one_at_the_window
     view = generate(client, c).get_json()
     assert publish(client, c, view["id"]).status_code == 200
+    shift = _monday_window_worker_sent_out(client, c, view)
+    gap = _the_gap(client, c)
+    assert (gap["rule"], gap["date"], gap["short"]) == ("window", str(MON), 1)
+    (told,) = _roster_short_notices(session)
+    assert told.user_id == c.admin.id
+    assert told.title == f"{WEEK} 排班出现空缺"
+    assert "周一（2026-11-23）窗口缺1人" in told.body
+    assert told.data["roster_id"] == str(view["id"]) and told.data["shift_id"] == str(shift["id"])
+
+
+def _monday_window_worker_sent_out(client, c, view) -> dict:
+    """Monday's A-shift made a B-post in its worker's grid by the leader: the shift as read."""
     shift = _monday_a(view)
     holder = next(w for w in c.workers if w.id == shift["worker_id"])
     patched = client.patch(
@@ -452,13 +464,7 @@ def test_an_edit_of_a_published_roster_that_empties_a_days_window_tells_the_othe
         headers=c.auth(c.leader),
     )
     assert patched.status_code == 200, patched.get_json()
-    gap = _the_gap(client, c)
-    assert (gap["rule"], gap["date"], gap["short"]) == ("window", str(MON), 1)
-    (told,) = _roster_short_notices(session)
-    assert told.user_id == c.admin.id
-    assert told.title == f"{WEEK} 排班出现空缺"
-    assert "周一（2026-11-23）窗口缺1人" in told.body
-    assert told.data["roster_id"] == str(view["id"]) and told.data["shift_id"] == str(shift["id"])
+    return shift
 
 
 def test_an_edit_of_a_published_roster_that_opens_no_gap_tells_nobody_of_one(
@@ -481,14 +487,7 @@ def test_an_edit_of_a_draft_that_empties_a_window_tells_nobody_publishing_asks_f
 ):
     c = one_at_the_window
     view = generate(client, c).get_json()
-    shift = _monday_a(view)
-    holder = next(w for w in c.workers if w.id == shift["worker_id"])
-    patched = client.patch(
-        f"/api/v1/shifts/{shift['id']}",
-        json={"post": "B", "grid_code": holder.grids[0].code},
-        headers=c.auth(c.leader),
-    )
-    assert patched.status_code == 200, patched.get_json()
+    _monday_window_worker_sent_out(client, c, view)
     assert _roster_short_notices(session) == []
     assert publish(client, c, view["id"]).status_code == 409
 
