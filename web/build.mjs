@@ -13,6 +13,24 @@ mkdirSync(join(dist, "vendor"), { recursive: true });
 mkdirSync(join(dist, "icons"), { recursive: true });
 
 cpSync(join(here, "src"), dist, { recursive: true });
+
+// Pieces the office pages share (the sign-in form), written once in src/partials: a line
+// `<!-- include: partials/NAME.html -->` of a page becomes the piece, at that line's indent.
+// A page naming a piece that is not there fails the build rather than shipping without it.
+const INCLUDE = /^([ \t]*)<!-- include: (partials\/[\w-]+\.html) -->[ \t]*$/gm;
+for (const name of readdirSync(dist).filter((n) => n.endsWith(".html"))) {
+  const page = join(dist, name);
+  const text = readFileSync(page, "utf8").replace(INCLUDE, (_, indent, piece) =>
+    readFileSync(join(here, "src", piece), "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((line) => (line ? indent + line : line))
+      .join("\n"),
+  );
+  if (text.includes("<!-- include:")) throw new Error(`${name}: an include line not understood`);
+  writeFileSync(page, text);
+}
+rmSync(join(dist, "partials"), { recursive: true });
 const maplibre = join(here, "node_modules", "maplibre-gl", "dist");
 for (const name of ["maplibre-gl.js", "maplibre-gl.css", "LICENSE.txt"]) {
   cpSync(join(maplibre, name), join(dist, "vendor", name === "LICENSE.txt" ? "maplibre-LICENSE.txt" : name));

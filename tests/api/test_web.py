@@ -133,7 +133,9 @@ def test_an_office_page_is_served_with_the_maps_headers(database_url, connection
         assert page.headers[header] == map_page.headers[header]
 
 
-@pytest.mark.parametrize("page", sorted(p.name for p in WEB_SRC.glob("*.html")))
+@pytest.mark.parametrize(
+    "page", sorted(str(p.relative_to(WEB_SRC)) for p in WEB_SRC.rglob("*.html"))
+)
 def test_a_page_runs_no_inline_script_or_style(page):
     """The CSP refuses them: an inline script, handler or style attribute would silently not run."""
     html = (WEB_SRC / page).read_text()
@@ -141,6 +143,18 @@ def test_a_page_runs_no_inline_script_or_style(page):
     assert re.findall(r"\son[a-z]+\s*=", html) == []
     assert re.findall(r"\sstyle\s*=", html) == []
     assert "<style" not in html
+
+
+@pytest.mark.parametrize(
+    "page", sorted(p.name for p in WEB_SRC.glob("*.html") if "<!-- include:" in p.read_text())
+)
+def test_a_built_page_carries_the_pieces_it_includes(page):
+    """The office pages' sign-in form is written once (web/src/partials) and put in each page by
+    the build (web/build.mjs): the page served has the piece where its include line stood."""
+    built = (WEB_SRC.parent / "dist" / page).read_text()
+    signin = (WEB_SRC / "partials" / "signin.html").read_text().strip().splitlines()
+    assert "<!-- include:" not in built
+    assert "\n".join("  " + line for line in signin) in built
 
 
 def test_the_pages_csp_allows_the_configured_basemap_host(database_url, connection, dist):
@@ -506,12 +520,12 @@ def test_a_username_field_is_typed_as_written_not_capitalised():
     sign-in failed, or, before usernames differing only in case were refused, named another."""
     fields = [
         (page.name, tag)
-        for page in sorted(WEB_SRC.glob("*.html"))
+        for page in sorted(WEB_SRC.rglob("*.html"))
         for tag in re.findall(r"<input[^>]*name=\"username\"[^>]*>", page.read_text())
     ]
-    # The sign-ins of map, app, accounts, window, reports, rosters, register, audit and tasks;
-    # a new account.
-    assert len(fields) == 10
+    # The app's sign-in, the office pages' (partials/signin.html, put in each page by the
+    # build), a new account's.
+    assert len(fields) == 3
     for name, tag in fields:
         assert 'autocapitalize="none"' in tag and 'autocorrect="off"' in tag, (name, tag)
 
