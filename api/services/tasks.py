@@ -1726,6 +1726,7 @@ WAITING_WARNING = "待分派的任务即将超期"
 CONTACT_WARNING = "任务首次联系即将超时"
 WAITING_CONTACT_WARNING = "待分派的任务首次联系即将超时"
 CONTACT_OVERDUE = "任务首次联系已超时"
+OVERDUE_TO_HOLDER = "你承办的任务已超期"
 
 
 @dataclass(frozen=True)
@@ -1782,6 +1783,11 @@ def tick(session: Session, now: datetime, *, limit: int = 1000) -> TickResult:
         session.flush()
         above = overseers(session, grid, now=now, besides=(task.assignee_id,))
         _notify_task(session, task, above, "task_escalated", "任务已超期", urgent=True, now=now)
+        # Its holder still works it (and alone resolves it): told the deadline passed, as they
+        # were warned before it. Not a returned task's returner (with the leader to place).
+        if after == "escalated":
+            holder = _holder_at_work(session, task, now)
+            _notify_task(session, task, holder, "task_escalated", OVERDUE_TO_HOLDER, now=now)
         result.escalated += 1
 
     # The first contact (accept, or resolve) not made by its deadline: the response rate is
@@ -1886,6 +1892,17 @@ def _warn(session: Session, warning: _Warning, now: datetime, limit: int) -> int
             _notify_task(session, task, told, warning.kind, title, now=now)
             told_tasks += 1
     return told_tasks
+
+
+def _holder_at_work(session: Session, task: Task, now: datetime) -> list[int]:
+    """The task's assignee, when they are at work to act on it today: active, a field role,
+    not on approved leave (their overseers answer for it then, `_warned`)."""
+    holder = session.get(User, task.assignee_id) if task.assignee_id is not None else None
+    if holder is None or not holder.active or holder.role not in FIELD_ROLES:
+        return []
+    if dispatch.on_leave(session, holder.id, now.astimezone(LOCAL).date()):
+        return []
+    return [holder.id]
 
 
 def _warned(session: Session, task: Task, now: datetime, title: str) -> tuple[list[int], str]:

@@ -299,7 +299,7 @@ def test_a_task_escalated_early_and_reassigned_still_warns_and_escalates_at_its_
     reassign(session, scope(session, world, "leader_a"), task, a2.id, "", T0 + timedelta(days=2))
     assert tick(session, T0 + timedelta(days=6)).warned == 1
     assert tick(session, T0 + timedelta(days=7)).escalated == 1
-    assert kinds(session, a2) == ["task_reassigned", "task_deadline_warning"]
+    assert kinds(session, a2) == ["task_reassigned", "task_deadline_warning", "task_escalated"]
     # Never accepted, its first contact (a day) was missed: told once, between the two.
     assert kinds(session, world.users["leader_a"]) == [
         "task_escalated",

@@ -73,8 +73,40 @@ def test_at_the_deadline_the_task_is_escalated_to_the_grid_leader_once(session, 
     assert tick(session, T0 + timedelta(hours=3)).escalated == 0
     assert kinds(session, world.users["leader_a"]) == ["task_escalated"]
     assert task.events[-1].action == "escalate" and task.events[-1].actor_id is None
-    [note] = session.query(Notification).filter_by(kind="task_escalated").all()
+    [note] = session.query(Notification).filter_by(kind="task_escalated", user_id=leader_id(world))
     assert note.urgent
+
+
+def leader_id(world):
+    return world.users["leader_a"].id
+
+
+def test_at_the_deadline_its_holder_is_told_it_passed_too(session, world):
+    """The worker still holds the escalated task and alone resolves it: they were warned at
+    80 % and then heard nothing, the leader alone told the deadline had passed. Told once,
+    urgent as the task's urgency makes its notices."""
+    task = make_task(session, now=T0, urgency="danger")
+    tick(session, T0 + timedelta(hours=2))
+    tick(session, T0 + timedelta(hours=3))
+    holder = world.users["worker_a1"]
+    [told] = session.query(Notification).filter_by(kind="task_escalated", user_id=holder.id)
+    assert (told.title, told.body) == ("你承办的任务已超期", task.title)
+    assert told.urgent  # as a danger's every notice is
+    assert told.data["task_id"] == str(task.id) and told.data["status"] == "escalated"
+
+
+def test_a_holder_on_leave_is_not_told_the_deadline_passed(session, world):
+    """On approved leave, the task's overseers answer for it (told of the escalation)."""
+    from api.models import Leave
+
+    holder = world.users["worker_a1"]
+    task = make_task(session, now=T0, urgency="danger")
+    assert task.assignee_id == holder.id
+    day = (T0 + timedelta(hours=2)).date()
+    session.add(Leave(worker_id=holder.id, start_date=day, end_date=day, status="approved"))
+    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
+    assert kinds(session, holder) == ["task_dispatched"]
+    assert kinds(session, world.users["leader_a"])[-1] == "task_escalated"
 
 
 def test_a_hand_escalation_is_urgent_and_the_deadline_still_escalates_after_it(session, world):
@@ -92,7 +124,8 @@ def test_a_hand_escalation_is_urgent_and_the_deadline_still_escalates_after_it(s
     assert (result.escalated, task.status) == (1, "escalated")
     assert task.escalated_at == T0 + timedelta(days=7, minutes=1)
     assert tick(session, T0 + timedelta(days=8)).escalated == 0
-    notes = session.query(Notification).filter_by(kind="task_escalated").order_by(Notification.id)
+    notes = session.query(Notification).filter_by(kind="task_escalated", user_id=leader_id(world))
+    notes = notes.order_by(Notification.id)
     assert [(n.title, n.urgent) for n in notes] == [("任务已上报", True), ("任务已超期", True)]
 
 
@@ -110,7 +143,11 @@ def test_a_worker_who_escalated_for_help_is_still_warned_of_the_deadline_once(se
     assert tick(session, T0 + timedelta(days=6, hours=1)).warned == 0
     assert tick(session, T0 + timedelta(days=7)).escalated == 1
     assert tick(session, T0 + timedelta(days=8)).warned == 0
-    assert kinds(session, world.users["worker_a1"]) == ["task_dispatched", "task_deadline_warning"]
+    assert kinds(session, world.users["worker_a1"]) == [
+        "task_dispatched",
+        "task_deadline_warning",
+        "task_escalated",  # the deadline passed: told once, as the leader is
+    ]
     assert kinds(session, world.users["leader_a"]) == ["task_escalated", "task_escalated"]
 
 
