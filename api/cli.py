@@ -544,6 +544,17 @@ def user_switch_off(username) -> None:
     _change_as_operator(username, {"active": False}, f"switched off {username}")
 
 
+@user.command("switch-on")
+@click.option("--username", required=True)
+@_password_option("a temporary password, 8 characters or more")
+def user_switch_on(username, password) -> None:
+    """Switch an account on again (any role, a community admin's too, which no fellow admin may)
+    with a temporary password: the old one may have been guessed while it was off; its owner
+    sets their own at the first sign-in."""
+    done = f"switched on {username}; they sign in with this password, then set their own"
+    _change_as_operator(username, {"active": True, "new_password": password}, done)
+
+
 def _change_as_operator(username: str, changes: dict, done: str) -> None:
     """Change an account as the district's operator (any account, audited with no user), then
     say what was done, the tasks it handed on and the shifts left to re-roster."""

@@ -135,6 +135,9 @@ def open_account(session: Session, actor: Actor, data: dict, now: datetime) -> U
     chose its password: its owner sets their own at the first sign-in."""
     scope = actor.scope
     scope.require_account_admin(scope.community_code)
+    # Held as a change's is (`_hold`): an admin switched off (or reset) while this request was
+    # on its way opened an account all the same, an admin's one too, its password theirs.
+    sessions.hold_account(session, actor.user_id, actor.token_version)
     if data["role"] not in MANAGED_ROLES:
         raise errors.Unprocessable(
             "A district viewer's account is opened by the district (gridwork user create).",
@@ -146,7 +149,9 @@ def open_account(session: Session, actor: Actor, data: dict, now: datetime) -> U
             "Only workers and grid leaders hold grids.",
             errors={"json": {"grid_codes": ["Not for a community admin."]}},
         )
-    _grids_in(session, scope.community_code, codes)
+    # Each once: a code sent twice was the unique key's IntegrityError, answered as a race
+    # ("retry"), which a retry met again.
+    codes = [grid.code for grid in _grids_in(session, scope.community_code, codes)]
     user = create_user(
         session,
         username=data["username"],
@@ -173,6 +178,8 @@ def change_account(
     does. The audit entry names the fields whose values changed (none: no entry)."""
     user = _hold(session, actor, user_id)
     actor.require_account_admin(user.community_code)
+    switching_on = changes.get("active") is True and not user.active
+    _check_new_password(actor, user, changes.get("new_password"), switching_on)
     before = _facts(user)
     outcome = Outcome(user)
     if "role" in changes and changes["role"] != user.role:
@@ -195,10 +202,10 @@ def change_account(
         outcome.shifts_ahead = _b_posts_outside_held(session, user, now)
     if "active" in changes and changes["active"] != user.active:
         if changes["active"]:
-            # Back in service, its owner sets a new password at the first sign-in: the old one
-            # may have been guessed while the account was off (signing in to a switched-off
-            # account with its right password says it is off, `users.authenticate`).
+            # Back in service with the password the admin sets now (`_check_new_password`),
+            # its owner setting their own at the first sign-in.
             user.active, user.switched_off_at = True, None
+            user.password_hash = hash_password(changes["new_password"])
             user.must_change_password = True
         else:
             if user.id == actor.user_id:
@@ -222,9 +229,41 @@ def change_account(
             now,
         )
     changed = sorted(name for name in after if after[name] != before[name])
+    if switching_on:
+        changed.append("password")
     if changed:
         _record(session, actor, "update", user, changed, now)
     return outcome
+
+
+def _check_new_password(actor: Actor, user: User, password: str | None, switching_on: bool):
+    """An account switched back on is given a new password, which the admin hands over: the
+    old one may have been guessed while the account was off (signing in to a switched-off
+    account with its right password says it is off, `users.authenticate`), and whoever knew
+    it signed in first once it was on, set a password of their own with it and held the
+    account. A fellow admin's account is the district's to switch on, as its password is
+    (`reset_password`). A new password with no switching on is a 422 (a reset is
+    `POST /users/{id}/password`)."""
+    if not switching_on:
+        if password is not None:
+            message = (
+                "A new password goes with switching the account on again (active: true); "
+                "to reset one: POST /api/v1/users/{id}/password."
+            )
+            raise errors.Unprocessable(message, errors={"json": {"new_password": [message]}})
+        return
+    if user.role == "community_admin" and actor.scope is not None:
+        raise errors.Forbidden(
+            "Another community admin's account is switched on again by the district "
+            "(gridwork user switch-on), not by a fellow admin: it is given a new password."
+        )
+    if password is None:
+        message = (
+            "Switching an account on again sets a new password (`new_password`), handed to its "
+            "owner: the old one may have been guessed while it was off."
+        )
+        raise errors.Unprocessable(message, errors={"json": {"new_password": [message]}})
+    require_long_enough(password, "new_password")
 
 
 def _takes_shifts(facts: dict) -> bool:

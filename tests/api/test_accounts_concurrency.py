@@ -111,6 +111,30 @@ def test_a_calendar_link_asked_for_by_a_token_a_reset_ends_is_not_handed_out(liv
     assert "url" not in answer.get_json()
 
 
+def test_an_account_opened_by_an_admin_switched_off_meanwhile_is_not_opened(live):
+    """Another admin (or the district) switches an admin off while their `POST /users` is on
+    its way: checked only as the request began, it went through, opening an account (an
+    admin's one too) whose password the departing admin chose. It waits for the switch-off
+    and is refused (401), as a change of an account is."""
+    from api.extensions import db
+
+    app, c = live
+
+    def switch_off(session):
+        accounts.change_account(session, accounts.Actor(None), c.admin.id, {"active": False}, NOW)
+
+    def open_one():
+        body = {"username": f"late_{c.code}", "password": NEW_PASSWORD, "role": "community_admin"}
+        with app.test_client() as client:
+            return client.post("/api/v1/users", json=body, headers=c.auth(c.admin))
+
+    answer = _while_held(app, switch_off, open_one)
+    assert answer.status_code == 401, answer.get_json()
+    with app.app_context(), db.engine.connect() as conn:
+        opened = conn.scalar(select(func.count()).where(User.username == f"late_{c.code}"))
+    assert opened == 0
+
+
 @pytest.mark.parametrize("change", ["switch-off"])
 def test_two_admins_changing_each_others_accounts_at_once_the_second_is_refused(live, change):
     """As one after the other: the first ends the second admin's tokens, whose request is

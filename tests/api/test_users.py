@@ -112,6 +112,17 @@ def test_an_admin_opens_a_workers_account_who_then_signs_in_to_their_grid(client
     assert me.json["grid_codes"] == [A2]
 
 
+def test_an_account_opened_with_a_grid_named_twice_holds_it_once(client, world):
+    """The grid's code sent twice was the unique key's IntegrityError, answered as a race
+    (409 "retry"), which every retry met again: nothing was ever opened."""
+    body = {"username": "worker_a3", "password": PASSWORD, "role": "worker"}
+    r = client.post(
+        "/api/v1/users", json={**body, "grid_codes": [A2, A2]}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 201, r.json
+    assert r.json["grid_codes"] == [A2]
+
+
 def test_an_account_opened_again_with_its_key_is_opened_once(client, world, session):
     """The answer lost, the office's page sends the account again with its Idempotency-Key:
     the first account's answer, not a 409 "username taken" read as a failure (the admin then
@@ -704,11 +715,78 @@ def test_switched_on_again_the_worker_signs_in_but_old_tokens_stay_dead(client, 
     old = world.auth("worker_a1")
     admin = world.auth("admin_a")
     client.patch(f"/api/v1/users/{worker.id}", json={"active": False}, headers=admin)
-    r = client.patch(f"/api/v1/users/{worker.id}", json={"active": True}, headers=admin)
+    back_on = {"active": True, "new_password": NEW_PASSWORD}
+    r = client.patch(f"/api/v1/users/{worker.id}", json=back_on, headers=admin)
     assert r.status_code == 200 and r.json["active"] is True
-    signed_in = sign_in(client, "worker_a1")
+    signed_in = sign_in(client, "worker_a1", NEW_PASSWORD)
     assert signed_in.status_code == 200 and signed_in.json["password_change_required"] is True
     assert client.get("/api/v1/auth/me", headers=old).status_code == 401
+
+
+def test_a_password_guessed_while_the_account_was_off_opens_nothing_once_on(client, session, world):
+    """Signing in to a switched-off account with its right password says it is off (403): a
+    right guess is told. Switched on with its old password marked to be changed, whoever had
+    guessed it signed in first, set a password of their own with the guess as the current
+    one, and held the account, its owner locked out. Switched on, it has the new password
+    the admin hands its owner; the old one is wrong."""
+    worker = world.users["worker_a1"]
+    admin = world.auth("admin_a")
+    client.patch(f"/api/v1/users/{worker.id}", json={"active": False}, headers=admin)
+    assert sign_in(client, "worker_a1").status_code == 403  # the guess, told right
+    back_on = {"active": True, "new_password": NEW_PASSWORD}
+    r = client.patch(f"/api/v1/users/{worker.id}", json=back_on, headers=admin)
+    assert r.status_code == 200, r.json
+    assert sign_in(client, "worker_a1").status_code == 401
+    assert sign_in(client, "worker_a1", NEW_PASSWORD).status_code == 200
+    newest = select(AuditEntry).where(AuditEntry.resource == "user").order_by(AuditEntry.id)
+    assert session.scalars(newest).all()[-1].fields == ["active", "password"]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"active": True}, "sets a new password"),
+        ({"active": True, "new_password": "short"}, "8"),
+    ],
+)
+def test_switching_an_account_on_without_a_new_password_changes_nothing(
+    client, session, world, body, says
+):
+    worker = world.users["worker_a1"]
+    admin = world.auth("admin_a")
+    client.patch(f"/api/v1/users/{worker.id}", json={"active": False}, headers=admin)
+    r = client.patch(f"/api/v1/users/{worker.id}", json=body, headers=admin)
+    assert r.status_code == 422 and says in str(r.json["errors"]["json"]["new_password"])
+    session.refresh(worker)
+    assert worker.active is False
+
+
+def test_a_new_password_is_not_set_by_a_change_that_does_not_switch_the_account_on(
+    client, session, world
+):
+    """A reset is its own request (`POST /users/{id}/password`, which ends the sign-ins)."""
+    worker = world.users["worker_a1"]
+    body = {"display_name": "王芳", "new_password": NEW_PASSWORD}
+    r = client.patch(f"/api/v1/users/{worker.id}", json=body, headers=world.auth("admin_a"))
+    assert r.status_code == 422 and "POST /api/v1/users/{id}/password" in r.json["detail"]
+    session.refresh(worker)
+    assert worker.display_name != "王芳"
+    assert sign_in(client, "worker_a1").status_code == 200
+
+
+def test_a_fellow_admins_account_is_switched_on_by_the_district(client, session, world, gridwork):
+    """Whoever sets an account's password may sign in as it: switching a fellow admin's on,
+    with the password it now takes, is the district's, as resetting it is."""
+    second = make_user(session, "admin_a2", "community_admin", community=A)
+    session.flush()
+    gridwork("user", "switch-off", "--username", "admin_a2")
+    back_on = {"active": True, "new_password": NEW_PASSWORD}
+    r = client.patch(f"/api/v1/users/{second.id}", json=back_on, headers=world.auth("admin_a"))
+    assert r.status_code == 403 and "gridwork user switch-on" in r.json["detail"]
+    result = gridwork("user", "switch-on", "--username", "admin_a2", "--password", NEW_PASSWORD)
+    assert result.exit_code == 0, result.output
+    signed_in = sign_in(client, "admin_a2", NEW_PASSWORD)
+    assert signed_in.status_code == 200 and signed_in.json["password_change_required"] is True
 
 
 def test_only_a_grid_leader_is_named_a_grids_leader(client, world):

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from fixtures.people import DEMO_PASSWORD
 from tests.e2e.conftest import DEMO_GRID, lose_the_first_answer, screenshot, sign_in
 
+BACK_ON_PASSWORD = "back-on-password-1"  # an account switched on again is given a new one
+
 COMMUNITY = DEMO_GRID[:12]
 NEW_PASSWORD = "a-new-password-1"
 
@@ -436,14 +438,17 @@ def test_switching_a_worker_off_shows_the_task_handed_on_and_to_whom(page, made,
     page.select_option("#filter-active", "")
     wait_cell(page, username, "state", "已停用")
     screenshot(page, "accounts-switched-off")
-    # ...and on again (once confirmed): the row says so, and the worker signs in.
+    # ...and on again with a new password (once confirmed): the row says so, and the worker
+    # signs in with it; the old one, which may have been guessed while it was off, is wrong.
     row(page, username).locator("button[data-action=switch-on]").click()
+    page.fill("#confirm-form [name=new_password]", BACK_ON_PASSWORD)
     page.click("#confirm-yes")
     wait_cell(page, username, "state", "在用")
-    r = page.request.post(
-        "/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD}
-    )
-    assert r.status == 200
+    for password, status in ((DEMO_PASSWORD, 401), (BACK_ON_PASSWORD, 200)):
+        r = page.request.post(
+            "/api/v1/auth/token", data={"username": username, "password": password}
+        )
+        assert r.status == status
 
 
 def test_switching_an_account_on_again_asks_first(page, made, e2e_engine):
@@ -462,7 +467,7 @@ def test_switching_an_account_on_again_asks_first(page, made, e2e_engine):
     row(page, username).locator("button[data-action=switch-on]").click()
     confirm = page.locator("#confirm-dialog")
     confirm.wait_for()
-    assert "登录" in confirm.inner_text()
+    assert "新密码" in confirm.inner_text()
     assert "danger" not in (page.get_attribute("#confirm-yes", "class") or "")  # lighter
     confirm.locator("button.cancel").click()
     assert confirm.is_visible() is False
@@ -470,6 +475,7 @@ def test_switching_an_account_on_again_asks_first(page, made, e2e_engine):
         assert conn.scalar(select(User.active).where(User.username == username)) is False
     assert row(page, username).locator("td.state").inner_text() == "已停用"
     row(page, username).locator("button[data-action=switch-on]").click()
+    page.fill("#confirm-form [name=new_password]", BACK_ON_PASSWORD)
     page.click("#confirm-yes")
     wait_cell(page, username, "state", "在用")
     assert "重新启用" in page.inner_text("#status")
@@ -482,6 +488,7 @@ def test_an_account_switched_on_from_the_switched_off_list_says_where_it_went(pa
     username = switched_off_by_api(page, made, "回来了")
     page.select_option("#filter-active", "false")
     row(page, username).locator("button[data-action=switch-on]").click()
+    page.fill("#confirm-form [name=new_password]", BACK_ON_PASSWORD)
     page.click("#confirm-yes")
     row(page, username).wait_for(state="detached")
     assert "已回到“在用”列表" in page.inner_text("#status")

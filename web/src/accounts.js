@@ -51,8 +51,8 @@ const TEXT = {
     waiting: "待分派（无人接手）", shiftsAhead: "排班中仍有的班次（请重新排班）", noShifts: "此后没有排班。",
     movedTitle: (n) => `${n} 已调整网格`, oldGridShifts: "排班中仍派往原网格的B岗日期（请重新排班）",
     onTitle: (n) => `重新启用 ${n} 的账号？`,
-    onText: ["此人用原密码登录后须先设置新密码；停用时结束的登录不会恢复。"],
-    onDone: (n) => `${n} 的账号已重新启用：用原密码登录后须先设置新密码，之前的登录不再恢复。`,
+    onText: ["请为其设置新密码并当面告知：原密码在停用期间可能已被他人试出，不再有效；", "此人用新密码登录后须先设置自己的密码；停用时结束的登录不会恢复。"],
+    onDone: (n) => `${n} 的账号已重新启用：请将新密码告知本人，其登录后须先设置自己的密码；之前的登录不再恢复。`,
     backInList: (n) => `${n} 已回到“在用”列表。`,
     roleTitle: (n, from, to) => `将 ${n} 的角色由“${from}”改为“${to}”？`,
     roleText: ["此人所有设备上的登录立即结束，重新登录后以新角色使用。"],
@@ -110,8 +110,8 @@ const TEXT = {
     noShifts: "No shifts rostered ahead.",
     movedTitle: (n) => `${n}: grids changed`, oldGridShifts: "B-post days still rostered in a grid they left (re-roster them)",
     onTitle: (n) => `Switch ${n}'s account on again?`,
-    onText: ["They sign in with their old password, then set a new one first; the sign-ins ended when it was switched off stay ended."],
-    onDone: (n) => `${n}'s account is on again: they sign in with their old password and set a new one first; earlier sign-ins stay ended.`,
+    onText: ["Set a new password and hand it to them in person: the old one may have been guessed while the account was off, and no longer opens it.", "They sign in with the new password, then set their own first; the sign-ins ended when it was switched off stay ended."],
+    onDone: (n) => `${n}'s account is on again: hand them the new password; they set their own at the first sign-in. Earlier sign-ins stay ended.`,
     backInList: (n) => `${n} is back in the Active list.`,
     roleTitle: (n, from, to) => `Change ${n}'s role from ${from} to ${to}?`,
     roleText: ["Their sign-ins on every device end now; they sign in again and carry the new role."],
@@ -613,13 +613,14 @@ function switchOff(user) {
 // Switching on lets the person sign in again: asked as switching off is, in lighter words.
 function switchOn(user) {
   ask(t.onTitle(label(user)), t.onText, t.switchOn, async () => {
-    await api(`/api/v1/users/${user.id}`, { method: "PATCH", body: { active: true } });
+    const body = { active: true, new_password: confirmForm.elements.new_password.value };
+    await api(`/api/v1/users/${user.id}`, { method: "PATCH", body });
     $("#outcome").hidden = true;
     // Under "switched off" the account leaves the list: said where it went, as a switch-off is.
     const left = $("#filter-active").value === "false" ? ` ${t.backInList(label(user))}` : "";
     say(t.onDone(label(user)) + left);
     await loadAccounts();
-  }, { danger: false });
+  }, { danger: false, password: true });
 }
 
 /**

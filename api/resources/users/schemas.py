@@ -135,8 +135,18 @@ class UserPatchSchema(Schema):
     active = Boolean(
         metadata={
             "description": "false switches the account off: its tokens, sessions, calendar "
-            "link and devices end, its tasks go to whom dispatch picks"
+            "link and devices end, its tasks go to whom dispatch picks; true switches it on "
+            "again, with `new_password`"
         }
+    )
+    new_password = ma.fields.String(
+        load_only=True,
+        validate=ma.validate.Length(min=MIN_PASSWORD_LENGTH, max=200),
+        metadata={
+            "description": "Required with `active: true` switching an account on again: the "
+            "password its owner signs in with, handed over by the admin (the old one may have "
+            "been guessed while it was off); they set their own at the first sign-in"
+        },
     )
 
 
