@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import firebase_admin
 import google.auth.exceptions
 import google.auth.transport.requests
 import requests
-from firebase_admin import credentials, exceptions, messaging
+from firebase_admin import _utils, credentials, exceptions, messaging
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -32,7 +34,7 @@ from push.retry import parse_retry_after
 logger = logging.getLogger(__name__)
 
 FCM_BASE_URL = "https://fcm.googleapis.com"
-BATCH_LIMIT = 500  # messages per send_each call, firebase-admin's limit
+BATCH_LIMIT = 500  # messages sent side by side, as many as firebase-admin's send_each sends
 
 _FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
@@ -104,7 +106,10 @@ class FcmChannel:
             # may serve this account; a relay or test server is not one of them (and from
             # mainland China, or a closed test network, that host cannot be reached).
             _skip_access_boundary_lookup(self._credential)
-        _point_at(messaging._get_messaging_service(self._app), url or FCM_BASE_URL)
+        service = messaging._get_messaging_service(self._app)
+        _point_at(service, url or FCM_BASE_URL)
+        self._answers = threading.local()
+        service._client.session.hooks["response"].append(self._remember_answer)
 
     @property
     def app(self) -> firebase_admin.App:
@@ -136,8 +141,7 @@ class FcmChannel:
             return DeliveryResult(message.message_id, INVALID_TARGET, error="empty target")
         try:
             prepared = to_firebase(message, self._clock())
-            # send_each encodes the whole list first and rejects all of it for one bad
-            # message, so encode each here and fail only the bad one.
+            # Encoded here, a bad message is failed (not retried as a send that raised).
             str(prepared)
         except ValueError as exc:
             return DeliveryResult(message.message_id, FAILED, error=short_error(exc))
@@ -162,14 +166,9 @@ class FcmChannel:
         for start in range(0, len(pending), BATCH_LIMIT):
             chunk = pending[start : start + BATCH_LIMIT]
             for attempt in (1, 2):
-                try:
-                    batch = messaging.send_each([m for _, m in chunk], app=self._app)
-                except exceptions.FirebaseError as exc:
-                    logger.error("FCM: batch of %d failed: %s", len(chunk), exc)
-                    retry_all(chunk, short_error(exc))
-                    break
+                responses = self._send_each([m for _, m in chunk])
                 refused = []
-                for item, response in zip(chunk, batch.responses, strict=True):
+                for item, response in zip(chunk, responses, strict=True):
                     results[item[0]] = to_result(messages[item[0]].message_id, response)
                     if _token_refused(response):
                         refused.append(item)
@@ -179,6 +178,33 @@ class FcmChannel:
                 if not refused or attempt == 2 or not self._renew_token():
                     break
                 chunk = refused
+
+    def _send_each(self, batch: list[messaging.Message]) -> list[messaging.SendResponse]:
+        """Send `batch` in parallel, one request per message, as messaging.send_each does.
+
+        send_each reads every answer in its threads and raises one UnknownError for the whole
+        call when it cannot read one (an `error` that is a string, `details` not objects, a 200
+        whose body is a list, bytes not UTF-8): each message came back a retry, those FCM had
+        taken too. Sent one by one, an answer it cannot read is that message's alone.
+        """
+        with ThreadPoolExecutor(max_workers=len(batch)) as executor:
+            return list(executor.map(self._send_one, batch))
+
+    def _send_one(self, message: messaging.Message) -> messaging.SendResponse:
+        self._answers.response = None
+        try:
+            name = messaging.send(message, app=self._app)
+        except exceptions.FirebaseError as exc:
+            return messaging.SendResponse(None, exc)
+        except Exception as exc:  # noqa: BLE001 - whatever firebase-admin raised reading it
+            return messaging.SendResponse(None, _unreadable(exc, self._answers.response))
+        return messaging.SendResponse({"name": name}, None)
+
+    def _remember_answer(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        # A response hook of firebase-admin's session: each send runs in a thread of its own,
+        # so the thread's last answer is its message's, there to judge when firebase-admin
+        # cannot read it.
+        self._answers.response = response
 
     def _renew_token(self) -> bool:
         """Drop the access token FCM refused and fetch another; False if none comes."""
@@ -191,7 +217,7 @@ class FcmChannel:
         return True
 
     def _ensure_token(self) -> None:
-        # Refresh once here: left to send_each, each of its up to 500 threads would find the
+        # Refresh once here: left to the sends, each of up to 500 threads would find the
         # token missing and fetch its own.
         if not self._credential.valid:
             self._credential.refresh(self._auth_request)
@@ -248,7 +274,7 @@ def _token_refused(response: messaging.SendResponse) -> bool:
 
 
 def to_result(message_id: str, response: messaging.SendResponse) -> DeliveryResult:
-    """Map one of send_each's responses onto a DeliveryResult."""
+    """Map the response to one message's send onto a DeliveryResult."""
     if response.success:
         return DeliveryResult(message_id, DELIVERED, provider_id=response.message_id)
     exc = response.exception
@@ -265,6 +291,17 @@ def to_result(message_id: str, response: messaging.SendResponse) -> DeliveryResu
         error=short_error(f"{label}: {exc}"),
         transient=outcome == RETRY and exc.code in _TRANSIENT_CODES,
     )
+
+
+def _unreadable(exc: Exception, response: requests.Response | None) -> exceptions.FirebaseError:
+    """The FirebaseError for an answer firebase-admin raised `exc` reading, judged as a proxy's
+    page is: by its HTTP status alone (a 2xx, a status firebase-admin has no code for:
+    UNKNOWN), its body kept for the error text."""
+    message = short_error(f"unreadable answer: {exc!r}")
+    if response is None:
+        return exceptions.UnknownError(message, cause=exc)
+    error = requests.HTTPError(message, response=response)
+    return _utils.handle_requests_error(error, message=message)
 
 
 def classify(exc: exceptions.FirebaseError) -> tuple[Outcome, str]:
@@ -325,8 +362,8 @@ def _point_at(service: Any, base_url: str) -> None:
     """Make firebase-admin's messaging `service` send to `base_url` instead of FCM's host.
 
     firebase-admin has no setting for its endpoint: _MessagingService.__init__ formats the
-    class constant FCM_URL into the instance attribute `_fcm_url`, which send and send_each
-    read, and mounts a pooled adapter for https://fcm.googleapis.com on its requests session.
+    class constant FCM_URL into the instance attribute `_fcm_url`, which send reads, and
+    mounts a pooled adapter for https://fcm.googleapis.com on its requests session.
     This function is the one place that knows; tests/push fail if an upgrade moves it.
     """
     current = getattr(service, "_fcm_url", None)
@@ -338,7 +375,7 @@ def _point_at(service: Any, base_url: str) -> None:
         )
     base = base_url.rstrip("/")
     service._fcm_url = base + current[current.index("/v1/projects/") :]
-    # send_each runs up to 500 requests at once: pool as firebase-admin does for its host.
+    # A batch runs up to 500 requests at once: pool as firebase-admin does for its host.
     adapter = HTTPAdapter(pool_connections=100, pool_maxsize=100, max_retries=_TRANSPORT_RETRY)
     session.mount(base + "/", adapter)
     _no_refresh_on_401(session)
@@ -348,7 +385,7 @@ def _no_refresh_on_401(session: Any) -> None:
     """Make google-auth's AuthorizedSession (firebase-admin's) hand a 401 back at once.
 
     It takes every 401 for a stale access token: it fetches a new one and posts the request
-    again, up to twice, in each of send_each's threads. FCM's 401 is as often APNs refusing
+    again, up to twice, in each sending thread. FCM's 401 is as often APNs refusing
     our key (THIRD_PARTY_AUTH_ERROR), which no token mends: each iOS push cost three sends
     and two token requests. FcmChannel renews a refused token itself, once per batch.
     """

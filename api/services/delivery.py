@@ -107,7 +107,7 @@ MAX_RENEWED = timedelta(minutes=15)
 # Channels that send one message at a time (Web Push: one request each, 20 s at most): their
 # messages go to the channel one per call, `web_concurrency` calls side by side, and between
 # them the round checks, once a third of a lease has passed, that it still holds the rows it is
-# about to send. FCM's send_each sends a batch at once, in parallel: it goes whole, in one call.
+# about to send. FCM's channel sends a batch at once, in parallel: it goes whole, in one call.
 ONE_AT_A_TIME = frozenset({"web"})
 # How many Web Push sends a round has in flight at once (GRIDWORK_PUSH_WEB_CONCURRENCY), and
 # for how long it hands out new ones (GRIDWORK_PUSH_SEND_BUDGET_SECONDS).
@@ -504,7 +504,7 @@ class PushWorker:
     ) -> None:
         """Send `ready` (rows just taken again by `_hold`), recording each result in `outcome`.
 
-        FCM's messages go in one call (`send_each` sends them in parallel). The messages of the
+        FCM's messages go in one call (the channel sends them in parallel). The messages of the
         channels in ONE_AT_A_TIME (Web Push) go one per call, `web_concurrency` at once
         (`_send_one_by_one`). While they go, the lease of the round's rows still its own (the
         answered ones too: they wait for the mark) is renewed (`_renewing`)."""

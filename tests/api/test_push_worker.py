@@ -199,6 +199,21 @@ def test_quota_exceeded_is_retried_no_sooner_than_retry_after(session, world, wo
     assert len(fake.messages) == 1 and states(session) == {"fcm-1": "sent"}
 
 
+def test_one_phone_answered_oddly_costs_no_other_phone_a_second_push(session, world, worker, fake):
+    """One answer firebase-admin could not read (a relay's `{"error": "Too Many Requests"}`)
+    failed the whole FCM batch: every push of the round was retried, those FCM had taken too,
+    and each round sent the good phone the same push again."""
+    make_device(session, world.users["worker_a1"], "fcm-good", now=T0)
+    make_device(session, world.users["worker_a2"], "fcm-odd", now=T0)
+    fake.answer("fcm-odd", 429, {"error": "Too Many Requests"}, {"Retry-After": "5"})
+    users = [world.users["worker_a1"].id, world.users["worker_a2"].id]
+    notify(session, users, "task_updated", "t", "b", now=T0)
+    for minutes in (0, 10, 30):
+        worker.run_once(T0 + timedelta(minutes=minutes))
+    assert [m["fid"] for m in fake.messages] == ["fcm-good"]
+    assert states(session) == {"fcm-good": "sent", "fcm-odd": "dead"}
+
+
 def test_unavailable_is_retried_until_delivered(session, world, worker, fake):
     make_device(session, world.users["worker_a1"], "fcm-1", now=T0)
     fake.fail_next("fcm-1", times=2, kind="unavailable")

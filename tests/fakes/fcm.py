@@ -155,6 +155,7 @@ class FakeFcm:
         self._lock = threading.Lock()
         self._messages: list[dict[str, Any]] = []
         self._failures: dict[str, list[str]] = {}
+        self._answers: dict[str, tuple[int, dict[str, str], Any]] = {}
         self._tokens: set[str] = set()
         self._token_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
@@ -216,6 +217,18 @@ class FakeFcm:
             raise ValueError(f"unknown error kind {kind!r}; choose from {sorted(ERRORS)}")
         with self._lock:
             self._failures.setdefault(target, []).extend([kind] * times)
+
+    def answer(
+        self, target: str, status: int, body: Any, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer every send to `target` with `status`, `headers` and `body`, whatever its shape.
+
+        `body` goes as JSON, or as it is if bytes: what a relay or a broken front end may say
+        (`{"error": "Too Many Requests"}`, a 200 whose body is a list, bytes not UTF-8). The
+        message is not recorded in `.messages`.
+        """
+        with self._lock:
+            self._answers[target] = (status, dict(headers or {}), body)
 
     def revoke_access_tokens(self) -> None:
         """Refuse every access token issued so far (401 UNAUTHENTICATED): Google revoked them."""
@@ -302,6 +315,10 @@ class FakeFcm:
             return 400, {}, _rpc_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
         if project != self.project_id:  # the token is this project's, the sender another's
             return 403, {}, fcm_error_body(ERRORS["mismatch"])
+        with self._lock:
+            answer = self._answers.get(str(target))
+        if answer is not None:
+            return answer
         kind = self._scripted_failure(str(target))
         if kind is not None:
             error = ERRORS[kind]
@@ -419,7 +436,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, headers: dict[str, str], payload: Any) -> None:
         html = isinstance(payload, str)
-        data = payload.encode() if html else json.dumps(payload).encode()
+        if isinstance(payload, bytes):
+            data = payload
+        else:
+            data = payload.encode() if html else json.dumps(payload).encode()
         self.send_response(status)
         kind = "text/html" if html else "application/json"
         self.send_header("Content-Type", f"{kind}; charset=UTF-8")
