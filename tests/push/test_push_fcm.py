@@ -213,6 +213,18 @@ def test_retry_without_retry_after_header_has_no_delay(channel: FcmChannel) -> N
     assert result.retry_after is None
 
 
+def test_an_unreadable_retry_after_costs_the_others_nothing_and_delays_its_own_by_none(
+    channel: FcmChannel, fake: FakeFcm
+) -> None:
+    """A Retry-After of '²' raised ValueError out of send (str.isdigit() is true of it, float()
+    is not): the push worker retried every message of the batch, those FCM had taken too."""
+    fake.retry_after = "\u00b2"
+
+    results = channel.send([android("token-1", "m-1"), android("quota-1", "m-2")])
+
+    assert [(r.outcome, r.retry_after) for r in results] == [("delivered", None), ("retry", None)]
+
+
 def test_fcm_unavailable_answer_returns_at_once_without_hidden_retries(
     channel: FcmChannel, fake: FakeFcm
 ) -> None:

@@ -74,6 +74,13 @@ def test_missing_or_unreadable_retry_after_is_none(value: str | None) -> None:
     assert parse_retry_after(value) is None
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "3\u00b2", "\u0663\u0660", "\uff13\uff10"])
+def test_a_retry_after_of_digits_not_ascii_is_none(value: str) -> None:
+    """str.isdigit() is true of '²' (and '٣٠', '３０'), and float('²') raised ValueError out of
+    the channel's send: the whole batch was retried. Retry-After's delay-seconds is ASCII."""
+    assert parse_retry_after(value) is None
+
+
 @pytest.mark.parametrize("retry_after", [1e20, float("inf"), 2 * 86400.0])
 def test_backoff_honours_retry_after_up_to_a_day(retry_after: float) -> None:
     assert backoff(1, retry_after=retry_after, rng=random.Random(1)) == 86400.0
