@@ -130,7 +130,14 @@ def verify_image(
         raise errors.PayloadTooLarge(
             f"The photo's pixel count is beyond {MAX_PIXELS:,}.", limit=MAX_PIXELS
         ) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        ArithmeticError,  # a header's number our sizing or Pillow's cannot divide or hold
+    ) as exc:
         raise errors.UnsupportedMediaType(
             f"The photo starts like {kind} but is not a readable {kind} image.",
             accepted=list(ACCEPTED_TYPES),
@@ -389,6 +396,9 @@ def _jpeg_coefficient_bytes(image, scans: int) -> int:
     if scans <= 1 and not image.info.get("progressive"):
         return 0
     layers = image.layer or [(0, 1, 1, 0)]
+    if any(not (1 <= h <= 4 and 1 <= v <= 4) for _, h, v, _ in layers):
+        # libjpeg refuses them as it decodes; a 0 here divided by zero first (a 500).
+        raise ValueError("a JPEG component's sampling factors are outside 1 to 4")
     h_max = max(h for _, h, _, _ in layers)
     v_max = max(v for _, _, v, _ in layers)
     samples = sum(h * v for _, h, v, _ in layers) / (h_max * v_max)

@@ -11,6 +11,7 @@ import io
 from datetime import UTC, datetime
 
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 
 from api.models import AuditEntry, Task, TaskEvent, TaskPhoto
@@ -128,6 +129,32 @@ def test_a_bad_file_is_a_problem_and_stores_nothing(
     assert response.mimetype == "application/problem+json"
     assert photo_count(session) == 0
     assert stored_files(photo_dir) == []
+
+
+def _jpeg_sampled(factors: int, progressive: bool) -> bytes:
+    """A JPEG whose frame header gives every component the sampling byte `factors` (h << 4 | v;
+    libjpeg takes 1 to 4 of each)."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(out, "JPEG", progressive=progressive)
+    data = bytearray(out.getvalue())
+    i = 2
+    while data[i + 1] not in (0xC0, 0xC2):  # to the frame header (SOF0 or SOF2)
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    for component in range(data[i + 9]):
+        data[i + 11 + component * 3] = factors
+    return bytes(data)
+
+
+@pytest.mark.parametrize("progressive", [True, False], ids=["progressive", "baseline"])
+@pytest.mark.parametrize("factors", [0x00, 0x10, 0x55], ids=["0x0", "1x0", "5x5"])
+def test_a_jpeg_of_sampling_factors_outside_one_to_four_is_415(
+    client, world, session, task, photo_dir, factors, progressive
+):
+    """A progressive JPEG whose components claimed sampling factors of 0 divided by zero
+    sizing its coefficient buffer: a 500 (the baseline one was refused, libjpeg read it)."""
+    response = upload(client, world, task.id, _jpeg_sampled(factors, progressive))
+    assert response.status_code == 415, response.json
+    assert photo_count(session) == 0
 
 
 def test_an_upload_of_two_files_is_refused_whole(client, world, session, task, photo_dir):
