@@ -1104,6 +1104,9 @@ def test_a_second_signal_mid_batch_hands_back_the_pushes_not_yet_sent(
             session, user.id, "web", subscription=subscription(endpoint), now=now
         )
     notify(session, [user.id], "task_escalated", "升级", now=now)
+    # A round sends its rows in the order of their ids, which follow the order the INSERT ...
+    # SELECT met the devices in, not that of their registration.
+    endpoints = [d.device.token for d in session.scalars(select(Delivery).order_by(Delivery.id))]
     channel = Interrupted()
     monkeypatch.setattr(push, "build_channels", lambda settings: {"web": channel})
     monkeypatch.setattr(PeriodicJobs, "run_due", lambda self, now, **kw: None)
