@@ -105,9 +105,10 @@ _SENDABLE = f"""
 # socket without a timeout) lets the lease pass, and another worker takes the rows over.
 MAX_RENEWED = timedelta(minutes=15)
 # Channels that send one message at a time (Web Push: one request each, 20 s at most): their
-# messages go to the channel one per call, `web_concurrency` calls side by side, and between
-# them the round checks, once a third of a lease has passed, that it still holds the rows it is
-# about to send. FCM's channel sends a batch at once, in parallel: it goes whole, in one call.
+# messages go to the channel one per call, `web_concurrency` calls side by side, and before
+# each the round checks that it still holds its row and may send to its device (once a third
+# of a lease has passed, the rows not yet sent all at once). FCM's channel sends a batch at
+# once, in parallel: it goes whole, in one call.
 ONE_AT_A_TIME = frozenset({"web"})
 # How many Web Push sends a round has in flight at once (GRIDWORK_PUSH_WEB_CONCURRENCY), and
 # for how long it hands out new ones (GRIDWORK_PUSH_SEND_BUDGET_SECONDS).
@@ -556,7 +557,12 @@ class PushWorker:
             sent again (`_hold`: it renews their lease): a row no longer the claim's (another
             worker took it over after the lease passed while a send hung past the renewal
             limit, or renewals failed) is not sent. A database outage there stops the batch:
-            the rows not sent are handed back.
+            the rows not sent are handed back;
+          - takes the row of the message it hands out again on its own (`_hold`, one indexed
+            UPDATE, under the lock as the check above: the slots share the round's database
+            use): a row no longer the claim's, or whose device its user signed out of, handed
+            over or was switched off from since, is not sent. An outage there stops the batch
+            as above.
         A slot's result is recorded unless the round was stopped at once meanwhile (`_stopped`
         then sees a fixed record: a message in flight has no result, and waits for its lease).
         """
@@ -604,6 +610,26 @@ class PushWorker:
                                 outcome[item[0]] = "device inactive"
                         continue
                     item = queue.popleft()
+                    if claim_id is not None:
+                        # Just before it goes, its row taken again on its own: still the
+                        # claim's, its device still its user's, active, signed in. Checked a
+                        # third of a lease apart only, a phone signed out or handed over
+                        # mid-round got its push up to 20 s later.
+                        try:
+                            held = self._hold(claim_id, [item[0]], now)
+                        except DBAPIError as exc:
+                            if not database_unavailable(exc):
+                                raise
+                            queue.appendleft(item)
+                            name = exc.__class__.__name__
+                            hand_back(f"database unavailable ({name}) mid-batch", logging.ERROR)
+                            return None
+                        if item[0] not in held:
+                            live.discard(item[0])
+                            continue
+                        if not held[item[0]]:
+                            outcome[item[0]] = "device inactive"
+                            continue
                     handed.add(item[0])
                     return item
                 return None

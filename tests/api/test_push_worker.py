@@ -838,6 +838,38 @@ def test_a_push_whose_device_or_user_was_switched_off_after_the_claim_is_not_sen
     assert states(session) == {"fcm-1": "failed"}
 
 
+@pytest.mark.parametrize("change", ["device removed", "user switched off"])
+def test_a_web_push_whose_device_or_user_was_switched_off_mid_round_is_not_sent(
+    session, world, web_router, push_service, change
+):
+    """Web Push goes one message per request, and the round checked that a device might still
+    be sent to only at its start and then once a third of the lease (20 s here) had passed: a
+    phone signed out, or a user switched off, while the round's earlier pushes went got its
+    push up to that long after. Each is checked now just before it goes."""
+    from api.services.devices import remove_device
+
+    worker = PushWorker(db.begin, web_router, batch_size=100, lease_seconds=60, web_concurrency=1)
+    devices = {
+        user: _web_device(session, world.users[user], push_service.endpoint(user))
+        for user in ("worker_a1", "worker_a2")
+    }
+    notify(session, [world.users[u].id for u in devices], "task_updated", "t", now=T0)
+
+    def switch_off_the_other(path: str) -> None:
+        push_service.on_request = None  # once, as the round's first push is answered
+        user = next(u for u in devices if not path.endswith(u))
+        if change == "device removed":
+            remove_device(session, world.users[user].id, devices[user].id, T0)
+        else:
+            world.users[user].active = False
+        session.flush()
+
+    push_service.on_request = switch_off_the_other
+    worker.run_once(T0)
+    assert len(push_service.received) == 1
+    assert sorted(states(session).values()) == ["failed", "sent"]
+
+
 @pytest.mark.parametrize(
     ("fcm_answers", "state"), [(None, "sent"), ("unavailable", "dead"), ("unregistered", "dead")]
 )
