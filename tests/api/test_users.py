@@ -429,6 +429,33 @@ def test_moved_to_another_grid_a_worker_hands_on_the_tasks_held_in_the_old_one(
     ]
 
 
+def test_moved_off_a_grid_a_worker_no_longer_reads_a_task_they_returned_there(
+    client, session, world
+):
+    """A returned task (a wrong dispatch) waits on the grid's leader to place it, its returner
+    still its assignee: moved off the grid, the worker kept reading it (an assignee's), its
+    complainant in full, on their list, until the leader happened to place it. It stays
+    returned for the leader, no longer the worker's."""
+    worker = world.users["worker_a1"]
+    task = task_held_by(session, worker)
+    task.complainant = {"name": "王女士", "phone": "13800000000"}
+    session.flush()
+    mine = world.auth("worker_a1")
+    returned = {"action": "return", "note": "不是我的"}
+    r = client.post(f"/api/v1/tasks/{task.id}/transitions", json=returned, headers=mine)
+    assert r.status_code == 200, r.json
+    r = client.patch(
+        f"/api/v1/users/{worker.id}", json={"grid_codes": [A2]}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 200 and r.json["tasks_handed_on"] == []
+    assert client.get(f"/api/v1/tasks/{task.id}", headers=mine).status_code == 404
+    session.refresh(task)
+    assert (task.status, task.assignee_id) == ("returned", None)
+    assert (task.events[-1].action, task.events[-1].note) == ("unassign", "原承办人已调离该网格")
+    leader = world.auth("leader_a")
+    assert client.get(f"/api/v1/tasks/{task.id}", headers=leader).json["status"] == "returned"
+
+
 def test_moved_off_a_grid_their_shift_still_names_a_worker_is_not_given_their_tasks_back(
     client, session, world
 ):
