@@ -181,7 +181,14 @@ def restore_household(session: Session, scope: Scope | None, household: Househol
         require_remover(scope, household.grid)
     if household.removed_at is None:
         raise errors.Conflict(f"Household {household.id} is in the register; nothing to undo.")
-    if household.grid.retired_at is not None:
+    # FOR SHARE, as `households.place_held` holds a grid it places in: a retirement of the grid
+    # (which holds it FOR NO KEY UPDATE, then counts its households) either commits first and
+    # is read here, or waits for this restore and counts the household. Read unheld, both
+    # succeeded, and a household in the register stood in a grid off the map.
+    retired_at = session.scalar(
+        select(Grid.retired_at).where(Grid.id == household.grid_id).with_for_update(read=True)
+    )
+    if retired_at is not None:
         raise errors.Conflict(
             f"Household {household.id}'s grid {household.grid.code} was retired since it left; "
             "register it again, in the grid that holds its door now."

@@ -74,3 +74,62 @@ def test_a_removal_and_a_visit_after_it_at_once_never_both_stand(own_database_ur
     outcome = (removed.status_code, result["status"], result.get("code"))
     assert outcome in {(201, "rejected", "household-removed"), (422, "created", None)}, outcome
     assert after == 0
+
+
+def test_a_restore_racing_its_grids_retirement_leaves_no_household_in_a_retired_grid(
+    own_database_url,
+):
+    """Undoing a removal while the household's grid is retired: one of them is refused.
+
+    The restore read its grid as in service without holding it, and the retirement counted the
+    grid's households before the restore committed: both succeeded, and a household in the
+    register stood in a grid off the map (in no list, due nowhere, counted in a retired grid).
+    """
+    from api import clock
+    from api.extensions import db
+    from api.services import household_removal
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        grid = make_grid(session, COMMUNITY + "002", box(116.42, 39.70, 116.43, 39.71))
+        home = make_household(session, 116.425, 39.705)
+        session.flush()
+        household_removal.remove_household(session, None, home, reason="moved_out", now=clock.now())
+        admin = make_user(
+            session, f"rm_r_{uuid.uuid4().hex[:8]}", "community_admin", community=COMMUNITY
+        )
+        headers, grid_id, home_id = bearer(admin), grid.id, home.id
+
+    def send(method, path):
+        def request():
+            with app.test_client() as client:
+                return client.open(path, method=method, headers=headers)
+
+        return request
+
+    try:
+        with app.app_context():
+            retired, restored = races.race(
+                db.engine,
+                # What each writes last: the retirement its grid's versions, the restore its
+                # household's history (the households trigger).
+                "LOCK TABLE grid_versions, household_history IN EXCLUSIVE MODE",
+                {},
+                send("DELETE", f"/api/v1/grids/{grid_id}"),
+                send("DELETE", f"/api/v1/households/{home_id}/removal"),
+            )
+            with db.engine.connect() as conn:
+                live_in_retired = conn.scalar(
+                    text(
+                        "SELECT count(*) FROM households h JOIN grids g ON g.id = h.grid_id"
+                        " WHERE h.id = :id AND h.removed_at IS NULL"
+                        " AND g.retired_at IS NOT NULL"
+                    ),
+                    {"id": home_id},
+                )
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    outcome = (retired.status_code, restored.status_code)
+    assert outcome in {(204, 409), (409, 200)}, outcome
+    assert live_in_retired == 0
