@@ -72,7 +72,7 @@ class Scope:
         if user.role in ("worker", "grid_leader"):
             if grids is None or grids.user_id != user.id:
                 assigned = select(user_grids.c.grid_id).where(user_grids.c.user_id == user.id)
-                led = select(Grid.id).where(Grid.leader_id == user.id)
+                led = select(Grid.id).where(Grid.leader_id == user.id, Grid.retired_at.is_(None))
                 grids = ScopeGrids(
                     user.id,
                     tuple(session.scalars(assigned)),

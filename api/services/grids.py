@@ -10,12 +10,12 @@ from typing import Any
 from flask import current_app, has_app_context
 from geoalchemy2.shape import to_shape
 from shapely.geometry import MultiPolygon
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, joinedload
 
 from api import clock, errors
 from api.db import PG_INT_MAX
-from api.models import Grid, GridVersion, Household, Task, User
+from api.models import Grid, GridLeadership, GridVersion, Household, Task, User
 from api.scope import Scope
 from api.services import admin
 from api.services.geometry import db_geom, db_point
@@ -612,12 +612,29 @@ def _refuse_households_left(session: Session, grid: Grid) -> None:
 
 
 def _close(session: Session, grid: Grid, now: datetime) -> None:
-    """End `grid`'s current boundary version and retire it, at `now`."""
+    """End `grid`'s current boundary version and its leadership, and retire it, at `now`.
+
+    A retired grid is led by nobody: its leader kept it in their scope and in every later
+    day's held grids. The leadership is ended here at `now` (the retirement's time, which the
+    versions end at), not by the trigger on `leader_id` (the transaction's clock_timestamp());
+    `_lead_on_return` finds it so. Its workers' holdings (`user_grids`) stay, as accounts keeps
+    them (`accounts._replace_grids`): the grid comes back by import with its workers, and a
+    worker's holding of a grid with no household in the register grants nothing (no list,
+    read or lookup finds a retired grid; a visit after a household's removal is refused)."""
     current = session.scalar(
         select(GridVersion).where(GridVersion.grid_id == grid.id, GridVersion.valid_to.is_(None))
     )
     if current is not None:
         current.valid_to = now
+    if grid.leader_id is not None:
+        # greatest(): a leadership begun by the trigger (clock_timestamp()) after a fixed
+        # clock's `now` (tests, demos) ends when it began, never before.
+        session.execute(
+            update(GridLeadership)
+            .where(GridLeadership.grid_id == grid.id, GridLeadership.ended_at.is_(None))
+            .values(ended_at=func.greatest(GridLeadership.started_at, now))
+        )
+        grid.leader_id = None  # the trigger finds no period open: nothing more
     grid.retired_at = now
 
 
@@ -640,10 +657,19 @@ def _lead_on_return(session: Session, grid: Grid, draft: GridDraft) -> None:
     grid in service is theirs), and came back as the leader of a grid in service."""
     if draft.leader_given:
         _import_leader(session, grid, draft)
-    elif grid.leader_id is not None and _leader_problem(
-        session, grid.leader_id, grid.community_code
-    ):
-        grid.leader_id = None
+        return
+    # Retirement ended the leadership at its time (`_close`); one ended earlier was a leader
+    # taken away before it.
+    previous = session.scalar(
+        select(GridLeadership.user_id)
+        .where(GridLeadership.grid_id == grid.id, GridLeadership.ended_at >= grid.retired_at)
+        .order_by(GridLeadership.started_at.desc())
+        .limit(1)
+    )
+    leader_id = grid.leader_id or previous  # a grid retired before 0064 may still name one
+    if leader_id is not None and _leader_problem(session, leader_id, grid.community_code):
+        leader_id = None
+    grid.leader_id = leader_id
 
 
 def import_grids(

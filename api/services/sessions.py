@@ -289,9 +289,11 @@ def _assigned_grids(user_id) -> ColumnElement:
 
 
 def _led_grids(user_id) -> ColumnElement:
-    """SQL: the ids of the grids the user leads (`grids.leader_id`), ascending; NULL for none."""
+    """SQL: the ids of the grids in service the user leads (`grids.leader_id`), ascending; NULL
+    for none. A retired grid is led by nobody (one retired before migration 0064 may still
+    name its leader)."""
     return select(func.array_agg(aggregate_order_by(Grid.id, Grid.id))).where(
-        Grid.leader_id == user_id
+        Grid.leader_id == user_id, Grid.retired_at.is_(None)
     )
 
 

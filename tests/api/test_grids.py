@@ -367,6 +367,87 @@ def test_delete_retires_an_empty_grid(client, world):
     assert client.get(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 404
 
 
+def _led_grid_retired(client, session, world, username):
+    """A new grid of A led by a new grid leader `username`, then retired: (grid id, leader)."""
+    from tests.factories import make_user
+
+    leader = make_user(session, username, "grid_leader", community=A)
+    session.flush()
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930), leader_id=leader.id)
+    created = client.post("/api/v1/grids", json=feature, headers=admin(world)).json
+    assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
+    return created["id"], leader
+
+
+def test_retiring_a_grid_ends_its_leadership_at_the_retirement(client, session, world):
+    """The leadership period (grid_leaderships) stayed open and `leader_id` stayed set: the
+    leader led a grid off the map for ever after, in every later day's held grids."""
+    from api.models import GridLeadership
+
+    grid_id, leader = _led_grid_retired(client, session, world, "leader_a_5")
+    grid = session.get(Grid, grid_id)
+    session.refresh(grid)
+    periods = session.scalars(select(GridLeadership).where(GridLeadership.grid_id == grid_id)).all()
+    assert grid.leader_id is None
+    assert [(p.user_id, p.ended_at) for p in periods] == [(leader.id, grid.retired_at)]
+
+
+def test_a_retired_grid_is_not_in_its_old_leaders_scope(client, session, world):
+    """The retired grid stayed among the leader's grids (their scope, read with the token)."""
+    from api.models import User
+    from api.scope import Scope
+    from api.services import sessions
+
+    grid_id, leader = _led_grid_retired(client, session, world, "leader_a_6")
+    user = session.get(User, leader.id)
+    _, _, grids = sessions.token_state(session, None, None, leader.id)
+    assert grid_id not in Scope.for_user(session, user).grid_ids
+    assert grid_id not in Scope.for_user(session, user, grids).grid_ids
+
+
+def test_a_grid_retired_still_naming_its_leader_is_not_in_their_scope(client, session, world):
+    """A grid retired before retirement cleared its leader (migration 0064 clears them) kept
+    `leader_id`, and the scope counted every grid the user is named leader of, retired too."""
+    from api.models import User
+    from api.scope import Scope
+    from api.services import sessions
+    from tests.factories import make_user
+
+    leader = make_user(session, "leader_a_7", "grid_leader", community=A)
+    session.flush()
+    grid = session.get(Grid, world.grids[A1].id)
+    grid.leader_id = leader.id
+    grid.retired_at = datetime(2026, 1, 5, tzinfo=UTC)
+    session.flush()
+    _, _, grids = sessions.token_state(session, None, None, leader.id)
+    assert grids.led == ()
+    assert grid.id not in Scope.for_user(session, session.get(User, leader.id)).grid_ids
+
+
+def test_a_retired_grid_imported_again_is_led_again_by_its_leader_who_still_may(
+    client, session, world
+):
+    """Retirement ends the leadership; a grid brought back without a `leader_id` is led again
+    by the leader it had when it was retired, as long as they may still lead it."""
+    from api.models import GridLeadership
+
+    grid_id, leader = _led_grid_retired(client, session, world, "leader_a_8")
+    feature = grid_feature(A + "003", box(116.400, 39.925, 116.405, 39.930))
+    r = import_grids(client, world, [feature])
+    assert r.status_code == 200, r.json
+    back = client.get(f"/api/v1/grids/{grid_id}", headers=admin(world)).json
+    assert back["properties"]["leader_id"] == leader.id
+    periods = session.scalars(
+        select(GridLeadership)
+        .where(GridLeadership.grid_id == grid_id)
+        .order_by(GridLeadership.started_at)
+    ).all()
+    assert [(p.user_id, p.ended_at is None) for p in periods] == [
+        (leader.id, False),
+        (leader.id, True),
+    ]
+
+
 def test_a_retired_grid_imported_again_begins_a_new_version_and_is_reported_again(
     client, session, world
 ):
@@ -989,3 +1070,59 @@ def test_the_grid_service_refuses_a_datum_without_a_geometry(session, world):
         update_grid(session, None, grid, {"name": "Renamed", "datum": "gcj02"})
     assert "datum" in caught.value.errors
     assert grid.name != "Renamed"
+
+
+def test_migration_0064_ends_the_leadership_of_a_grid_retired_before_it_at_its_retirement(
+    own_database_url,
+):
+    """Grids retired before retirement ended leaderships kept their leader and an open
+    leadership; the migration ends it at the retirement's time and clears the leader."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from api.cli import alembic_config
+    from tests.factories import migration_grid
+
+    grid_id, _ = migration_grid(own_database_url)
+    engine = create_engine(own_database_url)
+    config = alembic_config(own_database_url)
+    retired = datetime(2026, 12, 1, 2, tzinfo=UTC)
+    try:
+        command.downgrade(config, "0063")
+        try:
+            with engine.begin() as conn:
+                leader = conn.scalar(
+                    text(
+                        "INSERT INTO users (username, display_name, password_hash, role,"
+                        " community_code) SELECT 'mig_0064', 'm', 'x', 'grid_leader',"
+                        " community_code FROM grids"
+                        " WHERE id = :g RETURNING id"
+                    ),
+                    {"g": grid_id},
+                )
+                conn.execute(
+                    text("UPDATE grids SET leader_id = :u WHERE id = :g"),
+                    {"u": leader, "g": grid_id},
+                )
+                conn.execute(
+                    text("UPDATE grid_leaderships SET started_at = :t - interval '30 days'"),
+                    {"t": retired},
+                )
+                conn.execute(
+                    text("UPDATE grids SET retired_at = :t WHERE id = :g"),
+                    {"t": retired, "g": grid_id},
+                )
+        finally:
+            command.upgrade(config, "head")
+        with engine.begin() as conn:
+            leader_id = conn.scalar(
+                text("SELECT leader_id FROM grids WHERE id = :g"), {"g": grid_id}
+            )
+            periods = conn.execute(
+                text("SELECT user_id, ended_at FROM grid_leaderships WHERE grid_id = :g"),
+                {"g": grid_id},
+            ).all()
+    finally:
+        engine.dispose()
+    assert leader_id is None
+    assert [tuple(p) for p in periods] == [(leader, retired)]
