@@ -328,14 +328,20 @@ def _check_overlaps(session: Session, grids: dict[int, str]) -> None:
         )
 
 
-# The households a change touches: those on any of its shapes (old and new boundaries), each
-# shape probed on its own through the location index. Not their union: noding an edge where
-# another shape crosses it moves it by a rounding, and a household exactly on a slanted edge
-# fell outside the union (a redraw leaving it out was neither refused nor recounted).
+# The households a change touches: those in the register on any of its shapes (old and new
+# boundaries), each shape probed on its own through the location index. Not their union:
+# noding an edge where another shape crosses it moves it by a rounding, and a household
+# exactly on a slanted edge fell outside the union (a redraw leaving it out was neither
+# refused nor recounted). Not those out of it (`removed_at`): each stays with the grid it
+# left, where its history and visits were counted. Taken as live, one blocked a grid's shrink
+# (left outside every grid), another community's grid over a retired one (taken from it),
+# and a merge moved it to a grid it never lived in. Undoing its removal checks its door is
+# still in its grid (`household_removal.restore_household`).
 _TOUCHED = """
     WITH touched AS (
         SELECT DISTINCT x.id FROM unnest(CAST(:areas AS text[])) AS a(ewkt)
-        JOIN households x ON ST_Intersects(x.location, ST_GeomFromEWKT(a.ewkt)))
+        JOIN households x ON ST_Intersects(x.location, ST_GeomFromEWKT(a.ewkt))
+        WHERE x.removed_at IS NULL)
 """
 
 

@@ -176,7 +176,8 @@ def restore_household(session: Session, scope: Scope | None, household: Househol
 
     409 when it is in the register; when retention erased its phone and care tags (the
     household it was cannot be given back: register it again); when its address is registered
-    again at its point meanwhile (a new household, or an import's row)."""
+    again at its point meanwhile (a new household, or an import's row); when its grid was
+    retired, or redrawn off its door, since it left."""
     if scope is not None:
         require_remover(scope, household.grid)
     if household.removed_at is None:
@@ -185,13 +186,27 @@ def restore_household(session: Session, scope: Scope | None, household: Househol
     # (which holds it FOR NO KEY UPDATE, then counts its households) either commits first and
     # is read here, or waits for this restore and counts the household. Read unheld, both
     # succeeded, and a household in the register stood in a grid off the map.
-    retired_at = session.scalar(
-        select(Grid.retired_at).where(Grid.id == household.grid_id).with_for_update(read=True)
-    )
+    # A redraw holds it too (`grids._hold_in_service`): the boundary read below is the one
+    # committed, and stays so until this restore commits.
+    retired_at, holds_door = session.execute(
+        select(Grid.retired_at, func.ST_Intersects(Grid.boundary, Household.location))
+        .join(Household, Household.grid_id == Grid.id)
+        .where(Household.id == household.id)
+        .with_for_update(of=Grid, read=True)
+    ).one()
     if retired_at is not None:
         raise errors.Conflict(
             f"Household {household.id}'s grid {household.grid.code} was retired since it left; "
             "register it again, in the grid that holds its door now."
+        )
+    if not holds_door:
+        # Its grid was redrawn off its door while it was out of the register (a removed
+        # household does not hold a grid's boundary: `grids._TOUCHED`). Put back in it, it
+        # was due in a grid whose area does not hold it; moved to the grid that does, the
+        # weeks since its removal would count it where it never was.
+        raise errors.Conflict(
+            f"Household {household.id}'s grid {household.grid.code} was redrawn since it left "
+            "and no longer holds its door; register it again, in the grid that holds it now."
         )
     if household.erased_at is not None:
         raise errors.Conflict(

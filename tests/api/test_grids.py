@@ -625,6 +625,73 @@ def test_two_grids_holding_households_are_merged_in_one_import(client, session, 
     assert homes == [world.grids[A1].id] * len(homes)
 
 
+def _removed(session, lon, lat, room):
+    """A household at (lon, lat) taken out of the register (moved out) today."""
+    from api import clock
+    from api.services import household_removal
+
+    home = make_household(session, lon, lat, room=room)
+    session.flush()
+    household_removal.remove_household(session, None, home, reason="moved_out", now=clock.now())
+    session.flush()
+    return home
+
+
+def test_a_grid_is_redrawn_away_from_a_household_out_of_the_register(client, session, world):
+    """A removed household was counted as one the redraw would leave outside every grid: a
+    grid could not be shrunk off a demolished block (422)."""
+    from api.models import Household
+
+    home = _removed(session, 116.4025, 39.9245, room="999")
+    r = client.patch(
+        f"/api/v1/grids/{world.grids[A1].id}",
+        json={"geometry": box(116.400, 39.920, 116.405, 39.924)},
+        headers=admin(world),
+    )
+    assert r.status_code == 200, r.json
+    session.expire_all()
+    assert session.get(Household, home.id).grid_id == world.grids[A1].id
+
+
+def test_another_community_draws_over_a_retired_grid_whose_household_was_removed(
+    client, session, world
+):
+    """The removed household of a retired grid was "taken" by the new grid: another
+    community's grid over the retired one's area was refused as taking its households."""
+    from api.models import Household
+
+    created = client.post(
+        "/api/v1/grids",
+        json=grid_feature(A + "003", box(116.420, 39.920, 116.425, 39.925)),
+        headers=admin(world),
+    ).json
+    home = _removed(session, 116.4225, 39.9225, room="777")
+    assert client.delete(f"/api/v1/grids/{created['id']}", headers=admin(world)).status_code == 204
+    r = client.post(
+        "/api/v1/grids",
+        json=grid_feature(B + "002", box(116.420, 39.920, 116.425, 39.925)),
+        headers=world.auth("admin_b"),
+    )
+    assert r.status_code == 201, r.json
+    session.expire_all()
+    assert session.get(Household, home.id).grid_id == created["id"]
+
+
+def test_a_merge_leaves_a_removed_household_with_the_grid_it_left(client, session, world):
+    """A merge moved the retired grid's removed households to the grid drawn over it, as if
+    they had lived there: the history of where they were counted was rewritten."""
+    from api.models import Household
+
+    home = _removed(session, *centre(A2, dy=0.001), room="888")
+    r = import_grids(
+        client, world, [grid_feature(A1, box(116.400, 39.920, 116.410, 39.925))], retire=[A2]
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["households_moved"] == len(world.households[A2])
+    session.expire_all()
+    assert session.get(Household, home.id).grid_id == world.grids[A2].id
+
+
 def test_a_grid_holding_households_is_renumbered_in_one_import(client, session, world):
     """The new code drawn over the old one's boundary, the old code retired: its households
     follow (a retired code stays its own, for past reports)."""

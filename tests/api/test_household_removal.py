@@ -23,7 +23,7 @@ from tests.api.test_cli import gridwork  # noqa: F401  (the fixture)
 from tests.api.test_reports import _aggregates
 from tests.api.test_retention import POLICY
 from tests.api.test_tiles import props, url
-from tests.factories import A1, A, centre, make_household, make_visit, visit_item
+from tests.factories import A1, A, box, centre, make_household, make_visit, visit_item
 
 # The API's clock, fixed: a Wednesday noon in Asia/Shanghai, as the database's own day.
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=LOCAL).astimezone(UTC)
@@ -590,6 +590,22 @@ def test_a_grid_whose_households_all_left_is_retired_and_none_comes_back_into_it
     response = undo(client, world, world.households[B1][0], user="admin_b")
     assert response.status_code == 409
     assert "was retired" in response.json["detail"]
+
+
+def test_undo_is_409_when_its_grid_was_redrawn_away_from_its_door_meanwhile(client, world, home):
+    """A grid may now be redrawn off a removed household's door: undone, the household came
+    back in a grid that no longer holds its door (in no grid's area on the map, yet due)."""
+    remove(client, world, home)
+    redrawn = client.patch(
+        f"/api/v1/grids/{world.grids[A1].id}",
+        json={"geometry": box(116.400, 39.920, 116.405, 39.923)},
+        headers=world.auth("admin_a"),
+    )
+    assert redrawn.status_code == 200, redrawn.json
+    response = undo(client, world, home)
+    assert response.status_code == 409
+    assert "no longer holds its door" in response.json["detail"]
+    assert read(client, world, home)["removal"] is not None
 
 
 # --- the register's next household at the address ---------------------------------------------

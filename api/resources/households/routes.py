@@ -237,8 +237,8 @@ class HouseholdRemoval(MethodView):
     @blp.alt_response(
         409,
         response="CONFLICT",
-        description="In the register; its facts erased by retention; or its address "
-        "registered again at its point",
+        description="In the register; its facts erased by retention; its address "
+        "registered again at its point; or its grid retired or redrawn off its door",
     )
     @idempotency.idempotent(blp, audited="household")
     @audited("household", "update")
@@ -247,8 +247,9 @@ class HouseholdRemoval(MethodView):
 
         Its history continues from the removal's time (the weeks since count it again, and
         visits refused meanwhile may be sent again). 409 when it is in the register, when its
-        phone and care tags were erased by retention (register it again), or when its address
-        was registered again at its point meanwhile.
+        phone and care tags were erased by retention (register it again), when its address
+        was registered again at its point meanwhile, or when its grid was retired or redrawn
+        off its door since it left (register it again, in the grid that holds it now).
         """
         scope = current_scope()
         household = households.get_household(db.session, scope, household_id, lock=True)
