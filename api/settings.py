@@ -117,6 +117,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "GRIDWORK_MAX_UPLOAD_MB": ("MAX_UPLOAD_MB", _POSITIVE),
     "GRIDWORK_STATEMENT_TIMEOUT_S": ("STATEMENT_TIMEOUT_S", _decimal(0)),
     "GRIDWORK_OVERLAP_TOLERANCE_M2": ("GRID_OVERLAP_TOLERANCE_M2", _decimal(0)),
+    "GRIDWORK_GRID_MAX_AREA_KM2": ("GRID_MAX_AREA_KM2", _decimal(0, above=True)),
     "GRIDWORK_LOG_LEVEL": ("LOG_LEVEL", _log_level),
     "GRIDWORK_BASEMAP_URL": ("BASEMAP_URL", str),
     "GRIDWORK_WEB_DIST": ("WEB_DIST", str),
@@ -213,6 +214,10 @@ class Config:
     # so a stuck request gives back its connection before its worker is killed.
     STATEMENT_TIMEOUT_S = 30.0
     GRID_OVERLAP_TOLERANCE_M2 = 1.0
+    # The most one grid's boundary may cover, km². A grid is ~300 households, a few streets
+    # (the demo's largest is 0.7 km²); a grid drawn over a province kept, by the overlap
+    # check, every other community's grid out of it.
+    GRID_MAX_AREA_KM2 = 20.0
     LOG_LEVEL = "INFO"
     # The map's optional raster basemap, an XYZ URL template ({z}/{x}/{y}); none by default.
     BASEMAP_URL: str | None = None

@@ -177,7 +177,9 @@ def _polygon(
     return poly
 
 
-def parse_boundary(geojson_geometry: dict, datum: str = "wgs84") -> MultiPolygon:
+def parse_boundary(
+    geojson_geometry: dict, datum: str = "wgs84", *, max_area_m2: float | None = None
+) -> MultiPolygon:
     """Validate a GeoJSON Polygon or MultiPolygon in lon/lat and return it as a MultiPolygon.
 
     ``datum`` is the one it was drawn in: "wgs84" (GeoJSON's own), or "gcj02" (Amap, Tencent)
@@ -191,6 +193,10 @@ def parse_boundary(geojson_geometry: dict, datum: str = "wgs84") -> MultiPolygon
     coordinates, invalid
     polygons (self-intersections, holes outside their shell, ...) and overlapping parts.
     Rings come back oriented as RFC 7946 asks (exterior counter-clockwise, holes clockwise).
+
+    ``max_area_m2``, when given, is the most a boundary may cover (m², holes left out): a grid
+    is a few streets, and one drawn over a province would, by the overlap check, keep every
+    other grid out of it.
     """
     if not isinstance(datum, str) or datum not in DATUMS:
         raise ValueError(f"unknown datum {datum!r}; expected one of {', '.join(DATUMS)}")
@@ -225,7 +231,17 @@ def parse_boundary(geojson_geometry: dict, datum: str = "wgs84") -> MultiPolygon
     problem = _invalidity(result)
     if problem is not None:
         raise GeometryProblem(f"multipolygon is invalid: {problem}")
+    if max_area_m2 is not None and (area := area_m2(result)) > max_area_m2:
+        raise GeometryProblem(
+            f"geometry covers {_km2(area)} km²; a grid boundary covers at most "
+            f"{_km2(max_area_m2)} km²"
+        )
     return shapely.orient_polygons(result, exterior_cw=False)
+
+
+def _km2(m2: float) -> str:
+    """An area in km² as read: `0.9`, `20`, `1,234.5`."""
+    return f"{m2 / 1e6:,.1f}".removesuffix(".0")
 
 
 def _count_vertices(coords: object, levels: int) -> int:

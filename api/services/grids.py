@@ -25,6 +25,7 @@ from geo.codes import CodeError, GridCode
 from geo.validate import GeometryProblem, parse_boundary
 
 DEFAULT_OVERLAP_TOLERANCE_M2 = 1.0
+DEFAULT_MAX_AREA_KM2 = 20.0
 # A grid's properties, the same whether it comes alone (POST /grids) or in an import; its
 # names (the grid's, and those of the community, street and district it names) follow
 # services.names (NAME_MAX, no control characters).
@@ -80,6 +81,13 @@ def _tolerance() -> float:
     return DEFAULT_OVERLAP_TOLERANCE_M2
 
 
+def _max_area_m2() -> float:
+    """The most a grid's boundary may cover, m² (GRID_MAX_AREA_KM2)."""
+    if has_app_context():
+        return float(current_app.config.get("GRID_MAX_AREA_KM2", DEFAULT_MAX_AREA_KM2)) * 1e6
+    return DEFAULT_MAX_AREA_KM2 * 1e6
+
+
 def parse_feature(feature: Any, label: str, datum: str = "wgs84") -> GridDraft:
     """Check one GeoJSON Feature; every problem is named with `label` (e.g. "feature 3").
 
@@ -110,7 +118,7 @@ def parse_feature(feature: Any, label: str, datum: str = "wgs84") -> GridDraft:
             problems[key] = [problem]
     boundary = None
     try:
-        boundary = parse_boundary(feature.get("geometry"), datum)
+        boundary = parse_boundary(feature.get("geometry"), datum, max_area_m2=_max_area_m2())
     except GeometryProblem as exc:
         problems["geometry"] = [exc.reason]
     if problems:
@@ -535,7 +543,9 @@ def update_grid(session: Session, scope: Scope | None, grid: Grid, changes: dict
     boundary = None
     if "geometry" in changes:
         try:
-            boundary = parse_boundary(changes["geometry"], changes.get("datum", "wgs84"))
+            boundary = parse_boundary(
+                changes["geometry"], changes.get("datum", "wgs84"), max_area_m2=_max_area_m2()
+            )
         except GeometryProblem as exc:
             raise errors.Unprocessable(
                 f"grid {grid.code}: geometry: {exc.reason}", errors={"geometry": [exc.reason]}

@@ -352,6 +352,29 @@ def test_a_redraw_that_orphans_a_household_on_a_slanted_border_is_422(client, se
     assert response.json["errors"]["household_ids"] == [on_edge.id]
 
 
+def test_a_grid_larger_than_the_limit_is_422_naming_the_geometry(client, world):
+    """A grid could be drawn over half of China; by the overlap check no other community
+    could then draw a grid anywhere under it."""
+    response = client.post(
+        "/api/v1/grids",
+        json=grid_feature(A + "003", box(74.0, 4.0, 135.0, 39.5)),
+        headers=admin(world),
+    )
+    assert response.status_code == 422
+    assert "km²" in response.json["errors"]["geometry"][0]
+
+
+def test_a_grid_redrawn_larger_than_the_limit_is_422_naming_the_geometry(app, client, world):
+    app.config["GRID_MAX_AREA_KM2"] = 0.1  # A1 is 0.24 km²
+    response = client.patch(
+        f"/api/v1/grids/{world.grids[A1].id}",
+        json={"geometry": box(*BOXES[A1])},
+        headers=admin(world),
+    )
+    assert response.status_code == 422
+    assert "0.1 km²" in response.json["errors"]["geometry"][0]
+
+
 def test_delete_refuses_a_grid_with_households(client, world):
     response = client.delete(f"/api/v1/grids/{world.grids[A1].id}", headers=admin(world))
     assert response.status_code == 409

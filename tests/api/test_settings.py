@@ -25,6 +25,7 @@ from api.settings import ConfigError, load_config
         ("GRIDWORK_PHOTO_MAX_MB", "inf"),
         ("GRIDWORK_PHOTO_MAX_MB", "0"),
         ("GRIDWORK_OVERLAP_TOLERANCE_M2", "-1"),
+        ("GRIDWORK_GRID_MAX_AREA_KM2", "0"),  # every grid refused
         ("GRIDWORK_PUSH_POLL_SECONDS", "ten"),
         ("GRIDWORK_PUSH_WEB_CONCURRENCY", "0"),  # no Web Push would ever be sent
         ("GRIDWORK_PUSH_SEND_BUDGET_SECONDS", "0"),
@@ -44,6 +45,7 @@ def test_a_number_setting_out_of_its_range_is_refused_naming_it(monkeypatch, nam
         ("GRIDWORK_TRUSTED_PROXIES", "0", 0),
         ("GRIDWORK_PHOTO_MAX_MB", "2.5", 2.5),
         ("GRIDWORK_OVERLAP_TOLERANCE_M2", "0", 0.0),
+        ("GRIDWORK_GRID_MAX_AREA_KM2", "2.5", 2.5),
     ],
 )
 def test_a_number_setting_in_its_range_is_read(monkeypatch, name, value, expected):
@@ -55,6 +57,7 @@ def test_a_number_setting_in_its_range_is_read(monkeypatch, name, value, expecte
         "GRIDWORK_TRUSTED_PROXIES": "TRUSTED_PROXIES",
         "GRIDWORK_PHOTO_MAX_MB": "PHOTO_MAX_MB",
         "GRIDWORK_OVERLAP_TOLERANCE_M2": "GRID_OVERLAP_TOLERANCE_M2",
+        "GRIDWORK_GRID_MAX_AREA_KM2": "GRID_MAX_AREA_KM2",
     }[name]
     assert config[key] == expected
 

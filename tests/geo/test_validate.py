@@ -81,6 +81,23 @@ def test_multipolygon_parts_touching_at_a_corner_are_accepted():
     assert len(parse_boundary(multipolygon([SQUARE], [corner])).geoms) == 2
 
 
+def test_a_boundary_larger_than_the_limit_is_rejected_naming_its_area():
+    """No limit: a grid drawn over half of China was taken, and by the overlap check it kept
+    every other community from drawing there."""
+    reason = reason_for_limited(polygon(SQUARE), max_area_m2=500_000)
+    assert "0.9 km²" in reason and "0.5 km²" in reason
+
+
+def test_a_boundary_within_the_limit_is_accepted():
+    assert parse_boundary(polygon(SQUARE), max_area_m2=1_000_000).area > 0
+
+
+def reason_for_limited(geometry, **kwargs):
+    with pytest.raises(GeometryProblem) as caught:
+        parse_boundary(geometry, **kwargs)
+    return caught.value.reason
+
+
 def test_geometry_problem_is_a_value_error_with_reason_as_message():
     problem = GeometryProblem("ring 0 is not closed")
     assert isinstance(problem, ValueError)
