@@ -10,7 +10,8 @@ from typing import Any
 from flask import current_app, has_app_context
 from geoalchemy2.shape import to_shape
 from shapely.geometry import MultiPolygon
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Float, cast, func, select, text, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, joinedload
 
 from api import clock, errors
@@ -205,13 +206,24 @@ def grids_asked(
 
 
 def locate(
-    session: Session, lon: float, lat: float, *, community_code: str | None = None
+    session: Session,
+    lon: float,
+    lat: float,
+    *,
+    community_code: str | None = None,
+    scope: Scope | None = None,
 ) -> Grid | None:
-    """The active grid containing the point (of `community_code` only, when given); on a
-    shared border, the lowest code wins."""
+    """The active grid containing the point (of `community_code` only, when given; of those
+    `scope` sees, when given); on a shared border, the lowest code wins.
+
+    A caller's lookup is among their own grids: on the border between two communities, the
+    lowest-coded grid was the other's, and the caller whose grid also holds the point was told
+    none of theirs did. Placing a household (no scope) keeps the lowest code of all."""
     where = [Grid.retired_at.is_(None), func.ST_Intersects(Grid.boundary, db_point(lon, lat))]
     if community_code is not None:
         where.append(Grid.community_code == community_code)
+    if scope is not None:
+        where.append(scope.grids())
     return session.scalar(
         select(Grid)
         .where(*where)
@@ -222,29 +234,38 @@ def locate(
 
 
 def locate_many(session: Session, scope: Scope, points: Sequence[tuple[float, float]]) -> list:
-    """For each point, what `locate` finds if the caller sees it (id, code), else None.
+    """For each point, what `locate` finds among the grids the caller sees (id, code), else
+    None.
 
     One statement for all points: a lateral index probe per point, in the given order.
     """
     if not points:
         return []
+    p = (
+        func.unnest(
+            cast([lon for lon, _ in points], ARRAY(Float)),
+            cast([lat for _, lat in points], ARRAY(Float)),
+        )
+        .table_valued("lon", "lat", with_ordinality="i")
+        .render_derived()
+    )
+    g = (
+        select(Grid.id, Grid.code)
+        .where(
+            Grid.retired_at.is_(None),
+            func.ST_Intersects(
+                Grid.boundary, func.ST_SetSRID(func.ST_MakePoint(p.c.lon, p.c.lat), 4326)
+            ),
+            scope.grids(),
+        )
+        .order_by(Grid.code)
+        .limit(1)
+        .lateral("g")
+    )
     rows = session.execute(
-        text(
-            """
-            SELECT p.i, g.id, g.code, g.community_code
-            FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[]))
-                 WITH ORDINALITY AS p(lon, lat, i)
-            LEFT JOIN LATERAL (
-                SELECT id, code, community_code FROM grids
-                WHERE retired_at IS NULL
-                  AND ST_Intersects(boundary, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
-                ORDER BY code LIMIT 1) g ON true
-            ORDER BY p.i
-            """
-        ),
-        {"lons": [p[0] for p in points], "lats": [p[1] for p in points]},
+        select(p.c.i, g.c.id, g.c.code).select_from(p.outerjoin(g, true())).order_by(p.c.i)
     ).all()
-    return [r if r.id is not None and scope.sees_grid(r) else None for r in rows]
+    return [r if r.id is not None else None for r in rows]
 
 
 def _check_leader(session: Session, leader_id: int | None, community_code: str) -> None:

@@ -14,6 +14,8 @@ from api.services.geometry import point_lonlat
 from geo.datum import to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 from tests.factories import A1, A2, B1, BOXES, A, B, box, centre, grid_feature, make_household
 
+LOCATE = "/api/v1/grids/locate"
+
 
 def admin(world):
     return world.auth("admin_a")
@@ -763,6 +765,14 @@ def test_locate_finds_the_containing_grid(client, world):
 def test_locate_on_a_shared_border_picks_the_lowest_code(client, world):
     response = client.get("/api/v1/grids/locate?lon=116.405&lat=39.9225", headers=admin(world))
     assert response.json["properties"]["code"] == A1
+
+
+def test_locate_on_a_border_with_another_community_finds_the_callers_own_grid(client, world):
+    """The lowest-coded grid of any community was found first, then refused as not the
+    caller's: a worker of B1 on its border with A2 was told no grid of theirs holds it."""
+    response = client.get(f"{LOCATE}?lon=116.41&lat=39.9225", headers=world.auth("worker_b1"))
+    assert response.status_code == 200, response.json
+    assert response.json["properties"]["code"] == B1
 
 
 def test_locate_outside_every_grid_is_404(client, world):

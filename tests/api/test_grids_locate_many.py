@@ -56,3 +56,10 @@ def test_an_empty_or_oversized_list_is_422(client, world):
 def test_locating_needs_a_token(client, world):
     response = client.post(LOCATE, json={"points": [{"lon": 116.4, "lat": 39.9}]})
     assert response.status_code == 401
+
+
+def test_a_point_on_a_border_with_another_community_gets_the_callers_own_grid(client, world):
+    """As `GET /locate`: the lowest-coded grid of any community was found, then nulled as not
+    the caller's, though the caller's own grid holds the point."""
+    results = locate_many(client, world, [(116.41, 39.9225)], user="worker_b1").json["results"]
+    assert results[0]["grid_code"] == B1

@@ -146,8 +146,8 @@ class Locate(MethodView):
     @blp.alt_response(404, response="NOT_FOUND", description="No grid holds the point")
     def get(self, args):
         """The grid containing a WGS-84 point, or 404"""
-        grid = grids.locate(db.session, args["lon"], args["lat"])
-        if grid is None or not current_scope().sees_grid(grid):
+        grid = grids.locate(db.session, args["lon"], args["lat"], scope=current_scope())
+        if grid is None:
             raise errors.NotFound(f"No grid of yours contains ({args['lon']}, {args['lat']}).")
         return feature(grid)
 
