@@ -114,6 +114,9 @@ def fields_for(resource: str, records: Iterable[Any] = ()) -> tuple[str, ...]:
         # (`visit_status`), which the households layer's entry names too (tiles.TILE_FIELDS).
         if any(hasattr(r, "visit_status") for r in records):
             fields += ("last_visited", "last_attempt")
+        # A removed household's answer carries its removal note to those shown notes.
+        if d.notes and any(getattr(r, "removal_note", None) for r in records):
+            fields += ("removal_note",)
         return fields
     if resource == "visit":
         # Visits given as records (not bare ids) disclosed what each showed (visit_disclosure).

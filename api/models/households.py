@@ -83,11 +83,12 @@ class Household(Base):
 
     # Out of the register (migration 0052): when it left (NULL: in it), the day it left as
     # said (Asia/Shanghai), why, a note, who removed it; when retention erased its phone, care
-    # tags and note (GRIDWORK_RETAIN_REMOVED_HOUSEHOLDS_DAYS after `removed_at`).
+    # tags and note (GRIDWORK_RETAIN_REMOVED_HOUSEHOLDS_DAYS after `removed_at`). The note is
+    # sealed (migration 0065): it may say why they left (an illness, a care home).
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     removal_date: Mapped[date | None] = mapped_column(Date)
     removal_reason: Mapped[str | None] = mapped_column(String(20))
-    removal_note: Mapped[str | None] = mapped_column(Text)
+    removal_note: Mapped[str | None] = mapped_column(EncryptedString)
     removed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

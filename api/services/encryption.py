@@ -43,6 +43,8 @@ SEALED_COLUMNS = (
     SealedColumn("tasks", "description", "text"),
     SealedColumn("tasks", "complainant", "json"),
     SealedColumn("task_events", "note", "text"),
+    # Why a household left the register (migration 0065): an illness, a care home.
+    SealedColumn("households", "removal_note", "text"),
     # A create's stored answer, replayed for 24 hours (it may hold a phone).
     SealedColumn("idempotency_keys", "body", "text", key=(("user_id", "integer"), ("key", "text"))),
 )
@@ -110,8 +112,16 @@ def _update(connection: Connection, col: SealedColumn, rows: list, values: list[
     ).rowcount
 
 
-def _exists(connection: Connection, table: str) -> bool:
-    return connection.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table})
+def _exists(connection: Connection, col: SealedColumn) -> bool:
+    """Whether `col` is in the database yet: an earlier migration (0013, 0022) runs with the
+    columns of today, some of which later revisions add (`households.removal_note`, 0052)."""
+    return connection.scalar(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(:t) "
+            "AND attname = :c AND attnum > 0 AND NOT attisdropped)"
+        ),
+        {"t": col.table, "c": col.column},
+    )
 
 
 def _seal_batch(
@@ -137,15 +147,17 @@ def _seal_batch(
     return _update(connection, col, rows, sealed), tuple(rows[-1][:width])
 
 
-def seal_all(connection: Connection, batch: int = 1000) -> dict[str, int]:
+def seal_all(
+    connection: Connection, batch: int = 1000, columns: Iterable[SealedColumn] = SEALED_COLUMNS
+) -> dict[str, int]:
     """Encrypt plaintext and re-encrypt values of older keys, in the caller's transaction;
     counts per table.column.
 
-    Tables not created yet are skipped (migration 0013 runs this before idempotency_keys
-    exists)."""
+    Columns not created yet are skipped (migration 0013 runs this before idempotency_keys
+    and households.removal_note exist)."""
     counts: dict[str, int] = {}
-    for col in SEALED_COLUMNS:
-        if not _exists(connection, col.table):
+    for col in columns:
+        if not _exists(connection, col):
             continue
         done, last = 0, None
         while True:
@@ -166,7 +178,7 @@ def seal_all_batched(begin: Begin, batch: int = 1000) -> dict[str, int]:
     counts: dict[str, int] = {}
     for col in SEALED_COLUMNS:
         with begin() as session:
-            if not _exists(session.connection(), col.table):
+            if not _exists(session.connection(), col):
                 continue
         done, last = 0, None
         while True:
@@ -427,7 +439,8 @@ def scan_key_ids(connection: Connection) -> dict[str, str | None]:
     found: dict[str, str | None] = {}
     tables: dict[str, list[SealedColumn]] = {}
     for col in SEALED_COLUMNS:
-        tables.setdefault(col.table, []).append(col)
+        if _exists(connection, col):  # 0022 runs before households.removal_note (0052)
+            tables.setdefault(col.table, []).append(col)
     for table, cols in tables.items():
         values = ", ".join(
             f"({col.column})"

@@ -14,8 +14,10 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select, text
 
+from api.cli import main
 from api.models import AuditEntry, Household
 from api.services import retention
 from api.services.weeks import LOCAL, shift_week, week_of
@@ -135,6 +137,60 @@ def test_a_district_viewer_reads_the_removal_without_its_note(client, world, hom
     removal = read(client, world, home, user="viewer_110101")["removal"]
     assert removal["reason"] == "moved_out"
     assert removal["note"] is None
+
+
+def test_the_removal_note_is_stored_encrypted(client, world, home, session):
+    """The note (a resident's illness, why they left) was stored in clear text, though it is
+    withheld from district viewers like a visit's notes."""
+    assert remove(client, world, home, note="老人确诊阿尔茨海默症").status_code == 201
+    stored = session.execute(
+        text("SELECT removal_note FROM households WHERE id = :i"), {"i": home.id}
+    ).scalar_one()
+    assert stored.startswith("v1:") and "阿尔茨海默症" not in stored
+    assert read(client, world, home)["removal"]["note"] == "老人确诊阿尔茨海默症"
+
+
+def test_the_encrypt_command_seals_a_removal_note_left_in_clear(app, client, world, home, session):
+    """`security encrypt` (a key rotation) left removal notes out: they were in no sealed
+    column's list."""
+    remove(client, world, home)
+    session.execute(
+        text("UPDATE households SET removal_note = '搬去儿子家' WHERE id = :i"), {"i": home.id}
+    )
+    with app.app_context():
+        result = CliRunner().invoke(main, ["security", "encrypt"], catch_exceptions=False)
+    assert "households.removal_note: 1" in result.output
+    stored = session.execute(
+        text("SELECT removal_note FROM households WHERE id = :i"), {"i": home.id}
+    ).scalar_one()
+    assert stored.startswith("v1:")
+    assert read(client, world, home)["removal"]["note"] == "搬去儿子家"
+
+
+def test_a_read_of_a_removed_household_audits_its_note(client, world, home, session):
+    """A removed household's read showed its note, and the audit entry named only the address,
+    location, members, tags and phone."""
+    remove(client, world, home, note="全家搬往外地")
+    read(client, world, home)
+    entry = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.action == "read", AuditEntry.resource == "household")
+        .order_by(AuditEntry.id.desc())
+    ).first()
+    assert entry.resource_ids == [home.id] and "removal_note" in entry.fields
+
+
+def test_a_viewers_read_of_a_removed_household_does_not_audit_the_note_withheld(
+    client, world, home, session
+):
+    remove(client, world, home, note="全家搬往外地")
+    read(client, world, home, user="viewer_110101")
+    entry = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.action == "read", AuditEntry.resource == "household")
+        .order_by(AuditEntry.id.desc())
+    ).first()
+    assert entry.resource_ids == [home.id] and "removal_note" not in entry.fields
 
 
 def test_a_household_in_the_register_has_no_removal(client, world, home):
@@ -721,3 +777,47 @@ def test_an_erased_household_can_no_longer_be_brought_back(client, world, home, 
     assert response.status_code == 409
     assert "register it again" in response.json["detail"]
     assert read(client, world, home)["removal"] is not None
+
+
+# --- the migration -----------------------------------------------------------------------------
+def test_migration_0065_seals_the_removal_notes_stored_in_clear(own_database_url):
+    """Removal notes written before 0065 were stored in clear text: the migration seals them
+    under the data key, and records the key as sealing data here."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from api import crypto
+    from api.cli import alembic_config
+    from tests.factories import migration_grid
+
+    grid_id, _ = migration_grid(own_database_url)
+    engine = create_engine(own_database_url)
+    config = alembic_config(own_database_url)
+    try:
+        command.downgrade(config, "0063")
+        with engine.begin() as conn:
+            household_id = conn.scalar(
+                text(
+                    "INSERT INTO households (grid_id, building, location) VALUES"
+                    " (:g, '1', ST_GeomFromText('POINT(116.505 39.705)', 4326)) RETURNING id"
+                ),
+                {"g": grid_id},
+            )
+            conn.execute(
+                text(
+                    "UPDATE households SET removed_at = now(), removal_date = current_date,"
+                    " removal_reason = 'moved_out', removal_note = '老人住进养老院' WHERE id = :i"
+                ),
+                {"i": household_id},
+            )
+        command.upgrade(config, "head")
+        with engine.begin() as conn:
+            stored = conn.scalar(
+                text("SELECT removal_note FROM households WHERE id = :i"), {"i": household_id}
+            )
+            kids = set(conn.scalars(text("SELECT kid FROM data_keys")))
+        assert stored.startswith(f"v1:{crypto.current_key_id()}:")
+        assert crypto.decrypt(stored) == "老人住进养老院"
+        assert crypto.current_key_id() in kids
+    finally:
+        engine.dispose()
