@@ -236,7 +236,7 @@ def ingest_and_render(
     accepted.sort(key=lambda a: a.id.int)  # UUIDs order by their integer, as PostgreSQL's do
     rows = _build_rows(session, scope, accepted, now, opened, grids)
     worker = session.get(User, scope.user_id)  # read now: nothing reads while the rows store
-    settle = _Settle(scope, results, ids, twins, first_of)
+    settle = _Settle(scope, results, ids, twins, first_of, confined_to)
     rendered: list[tuple[dict, list[dict], R]] = []
 
     def meanwhile(sent: list[dict]) -> None:
@@ -344,6 +344,18 @@ def hand_over_batch(
     return [r for r in results if r is not None]
 
 
+def replayed(results: Sequence[dict]) -> list[Visit]:
+    """The visits stored before a batch that its results show (each once): those answered
+    `duplicate` that the batch did not create. Showing them is a read of what they hold (the
+    sender of a handover had not seen them); a created one's answer is what was sent."""
+    created = {r["id"] for r in results if r["status"] == "created"}
+    shown: dict[str, Visit] = {}
+    for r in results:
+        if r["status"] == "duplicate" and r["id"] not in created:
+            shown.setdefault(r["id"], r["visit"])
+    return list(shown.values())
+
+
 @dataclass
 class _Settle:
     """The batch's results once its created visits are known (those rejected before kept)."""
@@ -353,6 +365,7 @@ class _Settle:
     ids: dict[int, uuid.UUID]
     twins: list[int]
     first_of: dict[uuid.UUID, int]
+    confined_to: frozenset[int] | None = None  # as `ingest_batch`'s
 
     def __call__(self, session: Session | None, created: dict) -> list[dict] | None:
         """The results; None when they need stored visits read and `session` is None."""
@@ -376,7 +389,7 @@ class _Settle:
         stored = _stored(session, set(unsettled.values())) if unsettled else {}
         for i, vid in unsettled.items():
             if vid in stored:
-                results[i] = _replay(stored[vid], self.scope)
+                results[i] = _replay(stored[vid], self.scope, self.confined_to)
             elif results[i] is None:
                 results[i] = _rejected(
                     vid, Refusal.NOT_STORED, "The visit could not be stored; send it again."
@@ -413,11 +426,21 @@ def _load(session: Session, ids) -> dict[uuid.UUID, Visit]:
     return {v.id: v for v in visits}
 
 
-def _replay(visit: Visit, scope: Scope) -> dict:
+def _replay(visit: Visit, scope: Scope, confined_to: frozenset[int] | None = None) -> dict:
     # A UUID already used by someone else is not this worker's visit: do not show it.
     if visit.worker_id != scope.user_id:
         return _rejected(
             visit.id, Refusal.ID_TAKEN, "This id belongs to another visit; make a new UUID."
+        )
+    # A handover by a grid leader: a stored visit of a grid they do not lead is refused as the
+    # item was (`_place_and_check`), not shown to them as a duplicate.
+    if confined_to is not None and visit.grid_id not in confined_to:
+        code = visit.grid.code
+        return _rejected(
+            visit.id,
+            Refusal.NOT_YOUR_GRID,
+            f"In grid {code}, which you do not lead: the community admin sends it.",
+            grid_code=code,
         )
     return _result(visit.id, "duplicate", visit=visit)
 

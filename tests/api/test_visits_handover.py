@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from api.models import AuditEntry, User, Visit
-from tests.factories import A1, A2, A, make_user, visit_item
+from tests.factories import A1, A2, A, make_user, make_visit, visit_item
 
 HANDOVER = "/api/v1/visits/handover"
 
@@ -213,6 +213,57 @@ def test_the_hand_over_is_in_the_audit_log_under_the_admin(client, world, sessio
     assert entry.user_id == world.users["admin_a"].id
     assert [str(u) for u in entry.resource_uuids] == [item["id"]]
     assert entry.fields == ["worker"]
+
+
+def test_a_visit_already_stored_answered_as_a_duplicate_is_audited_as_read(client, world, session):
+    """A visit stored before (synced once, still on the phone) came back as `duplicate` with
+    its notes, observations and position to the sender, and no audit entry said so: only the
+    created ones were in the log."""
+    at = datetime.now(UTC) - timedelta(hours=3)
+    stored = make_visit(
+        session,
+        world.users["worker_a1"],
+        world.households[A1][0],
+        at,
+        notes="腿脚不便，需要轮椅",
+        observations={"disability": "wheelchair"},
+    )
+    switch_off(client, world)
+    item = {**visit_item(world.households[A1][0], at=at), "id": str(stored.id)}
+
+    [result] = hand_over(client, world, [item]).json["results"]
+
+    assert result["status"] == "duplicate"
+    assert result["visit"]["notes"] == "腿脚不便，需要轮椅"
+    entry = session.scalars(
+        select(AuditEntry).where(AuditEntry.resource == "visit", AuditEntry.action == "read")
+    ).one()
+    assert entry.user_id == world.users["admin_a"].id
+    assert entry.resource_uuids == [stored.id]
+    assert {"notes", "observations", "raw_location"} <= set(entry.fields)
+
+
+def test_a_visit_of_a_grid_the_leader_does_not_lead_stays_refused_when_already_stored(
+    client, world, session
+):
+    """A leader sends the visits of the grids they lead: one of another grid is `not-your-grid`.
+    One of another grid already stored came back as `duplicate` instead, with its notes."""
+    worker = world.users["worker_a1"]
+    world.users["leader_a2"] = make_user(session, "leader_a2", "grid_leader", grids=[A2])
+    session.flush()
+    answer = client.patch(
+        f"/api/v1/users/{worker.id}", json={"grid_codes": [A1, A2]}, headers=world.auth("admin_a")
+    )
+    assert answer.status_code == 200, answer.json
+    at = datetime.now(UTC) - timedelta(hours=3)
+    stored = make_visit(session, worker, world.households[A2][0], at, notes="独居，常忘关煤气")
+    switch_off(client, world)
+    item = {**visit_item(world.households[A2][0], at=at), "id": str(stored.id)}
+
+    [result] = hand_over(client, world, [item], user="leader_a").json["results"]
+
+    assert (result["status"], result["code"]) == ("rejected", "not-your-grid")
+    assert "visit" not in result
 
 
 def test_a_switch_off_stamps_when_and_switching_on_clears_it(client, world, session):

@@ -69,12 +69,14 @@ class VisitHandover(MethodView):
         code `after-switch-off`. A leader sends the visits of the grids they lead; one of
         another grid is `rejected` with code `not-your-grid` (the admin sends it). An active
         worker's visits are theirs to send (409). Audited as the sender's `create` of the
-        visits (field `worker`).
+        visits (field `worker`), and as a `read` of those stored before, answered
+        `duplicate` with what they hold.
         """
         results = visits.hand_over_batch(
             db.session, current_scope(), args["worker"], items, privacy.reader()
         )
-        db.session.commit()
+        db.session.commit()  # the visits, before the read's asynchronous commit
+        privacy.record_disclosure("visit", visits.replayed(results))
         return {"results": results}
 
 
