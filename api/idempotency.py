@@ -10,7 +10,10 @@ is kept (sealed) once given. A request with a key already used by this user:
   record;
 - the same request, committed but not yet (or never, after a crash) answered: 409, with
   `"idempotency_key": "carried_out"` (the record exists; its answer cannot be given);
-- another request (method, path, query or body differ): 422.
+- another request (method, path, query or body differ): 422;
+- the same request, answered, but the records the answer shows are no longer the caller's to
+  read (a worker moved off the grid since): 409 `carried_out`, without the answer. It was
+  masked and scoped for the caller as they were then, and holds a phone or a complainant.
 
 Keys live 24 hours (`KEEP`); each new key clears the user's expired ones, and the push
 worker's tick clears everyone's (`purge_expired`): a kept answer holds a household's phone or a
@@ -32,14 +35,15 @@ from functools import wraps
 from typing import Any
 
 from flask import Response, after_this_request, current_app, request
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from api import clock, errors
 from api.auth import current_scope
 from api.extensions import Blueprint, db
 from api.limits import request_body
-from api.models import IdempotencyKey
+from api.models import Household, IdempotencyKey, Task
+from api.scope import Scope
 
 HEADER = "Idempotency-Key"
 KEEP = timedelta(hours=24)
@@ -83,7 +87,12 @@ def _idempotent(
         if stored is not None:
             answer = _replay(stored, digest)
             if audited is not None and answer.status_code < 300:
-                _audit_replay(audited, stored.body, listed)
+                ids = _shown(stored.body, listed)
+                _require_readable(session, audited, ids)
+                if ids:
+                    from api import privacy  # needs the app's request context, as this does
+
+                    privacy.record_disclosure(audited, ids)
             return answer
         result = view(*args, **kwargs)  # commits the record and the key's row together
 
@@ -165,19 +174,45 @@ def _replay(stored: IdempotencyKey, digest: str) -> Response:
     )
 
 
-def _audit_replay(resource: str, body: str | bytes | None, listed: str | None = None) -> None:
-    """The stored answer shows the record again (a household's phone, a complainant): a read;
-    with `listed`, of each record the answer lists under that key."""
-    from api import privacy  # privacy needs the app's request context, as this does
-
+def _shown(body: str | bytes | None, listed: str | None = None) -> list[int]:
+    """The ids of the records a stored answer shows: the record's, or with `listed` those of
+    each record the answer lists under that key (none when the answer names none)."""
     try:
         answer = json.loads(body or "null")
         shown = answer[listed] if listed is not None else [answer]
         ids = [record["id"] for record in shown]
     except (ValueError, TypeError, KeyError):
+        return []
+    return ids if all(isinstance(i, int) for i in ids) else []
+
+
+# What a stored answer about each audited resource shows, and who may read it now: the scope's
+# condition on its records (api/scope.py).
+_READABLE: dict[str, tuple[type, Callable[[Scope], ColumnElement[bool]]]] = {
+    "household": (Household, Scope.households),
+    "task": (Task, Scope.tasks),
+}
+
+
+def _require_readable(session, resource: str, ids: list[int]) -> None:
+    """409 when the caller may no longer read every record the stored answer shows: it was
+    made for them as they were (a worker moved off the grid since gets no phone back). The
+    request was carried out, so the client stops sending it, as after a lost answer."""
+    model, readable = _READABLE[resource]
+    wanted = set(ids)
+    if not wanted:
         return
-    if ids and all(isinstance(i, int) for i in ids):
-        privacy.record_disclosure(resource, ids)
+    seen = session.scalar(
+        select(func.count())
+        .select_from(model)
+        .where(model.id.in_(wanted), readable(current_scope()))
+    )
+    if seen != len(wanted):
+        raise errors.Conflict(
+            f"The request with this {HEADER} was carried out, but what it answered is no "
+            "longer yours to read.",
+            idempotency_key="carried_out",
+        )
 
 
 # A kept request hash is keyed (HMAC with the app's SECRET_KEY): the request's body is a

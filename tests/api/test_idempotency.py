@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from api.models import Household, IdempotencyKey, Task
 from tests.api.test_households import csv_file
-from tests.factories import A1, bearer, centre, restart_with_rotated_key
+from tests.factories import A1, A2, bearer, centre, restart_with_rotated_key
 
 KEY = {"Idempotency-Key": "phone-7c0e-0001"}
 
@@ -170,6 +170,34 @@ def test_a_replayed_answer_is_audited_as_a_read_of_the_record(client, world, ses
     read = next(e for e in entries if e.action == "read")
     assert (read.user_id, read.resource) == (world.users["admin_a"].id, "household")
     assert "phone" in read.fields
+
+
+def test_a_replay_to_a_worker_moved_off_the_grid_is_409_without_the_answer(client, world, session):
+    """The kept answer was given again to whoever held the key: a worker moved off the grid
+    within the 24 hours got the household's phone and care tags back by sending the same
+    request again, though they could no longer read it."""
+    from api.models import AuditEntry
+
+    worker = world.users["worker_a1"]
+    first = household(client, world, user="worker_a1", phone="13812345678", tags=["disability"])
+    assert first.status_code == 201, first.json
+    moved = client.patch(
+        f"/api/v1/users/{worker.id}", json={"grid_codes": [A2]}, headers=world.auth("admin_a")
+    )
+    assert moved.status_code == 200, moved.json
+    before = count(session, Household)
+
+    again = household(client, world, user="worker_a1", phone="13812345678", tags=["disability"])
+
+    assert again.status_code == 409, again.json
+    assert again.json["idempotency_key"] == "carried_out"
+    assert "13812345678" not in again.get_data(as_text=True)
+    assert "Idempotent-Replayed" not in again.headers
+    reads = select(AuditEntry).where(
+        AuditEntry.action == "read", AuditEntry.resource_ids.contains([first.json["id"]])
+    )
+    assert session.scalars(reads).all() == []
+    assert count(session, Household) == before
 
 
 def test_a_retried_transition_gets_the_first_answer_and_takes_one_step(client, world, session):
