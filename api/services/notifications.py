@@ -9,7 +9,7 @@ from sqlalchemy import Text, cast, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from api import errors
-from api.models.notifications import NOTIFICATION_KINDS, XID8, Notification
+from api.models.notifications import NOTIFICATION_KINDS, PERSONAL_KINDS, XID8, Notification
 from api.services.sessions import device_signed_in
 
 
@@ -141,6 +141,23 @@ def inbox(
     preceding = found[0][1] if found else lowest
     cursor = int(cursor_now) if preceding is None else min(int(cursor_now), int(preceding))
     return [row for row, _ in found], total, cursor
+
+
+def personal_subjects(rows: Iterable[Notification]) -> tuple[list[int], list[int]]:
+    """The tasks and the households that the personal notices among `rows` (PERSONAL_KINDS)
+    disclose: a task's title in its body, a household's address in a `household_moved_out`'s.
+    Ids in order, each once."""
+    tasks: dict[int, None] = {}
+    households: dict[int, None] = {}
+    for row in rows:
+        if row.kind not in PERSONAL_KINDS:
+            continue
+        data = row.data or {}
+        for key, named in (("task_id", tasks), ("household_id", households)):
+            value = str(data.get(key, ""))
+            if value.isdigit():
+                named[int(value)] = None
+    return list(tasks), list(households)
 
 
 def unread_count(session: Session, user_id: int) -> int:

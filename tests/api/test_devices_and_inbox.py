@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from api.models import Delivery, Device
+from api.models import AuditEntry, Delivery, Device
 from api.services import sessions
 from api.services.devices import register_device
 from api.services.notifications import notify
-from tests.factories import PASSWORD, make_device
+from tests.factories import A1, PASSWORD, make_device, make_task
 
 T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)
 SUBSCRIPTION = {
@@ -359,6 +359,76 @@ def test_another_users_notification_cannot_be_acknowledged(client, world, sessio
     [note] = notify(session, [world.users["worker_a2"].id], "task_updated", "x")
     r = client.post(f"/api/v1/notifications/{note.id}/ack", headers=world.auth("worker_a1"))
     assert r.status_code == 404
+
+
+def _reads(session, resource):
+    return session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "read", AuditEntry.resource == resource)
+    ).all()
+
+
+def test_the_inbox_audits_a_read_of_the_tasks_its_notices_name(client, world, session):
+    """A task's notice carries its title (a resident's name and plight, from a 12345 call): the
+    inbox showed it with no audit entry, though reading the task writes one."""
+    me = world.users["worker_a1"]
+    task = make_task(session, A1, now=T0, title="3号楼502独居老人王秀英摔倒求助")
+    notify(session, [me.id], "task_updated", "任务已更新", task.title, data={"task_id": task.id})
+
+    r = client.get("/api/v1/notifications", headers=world.auth("worker_a1"))
+
+    assert any("王秀英" in n["body"] for n in r.json)
+    [entry] = _reads(session, "task")
+    assert (entry.user_id, entry.resource_ids, entry.fields) == (me.id, [task.id], ["title"])
+
+
+def test_the_inbox_audits_a_read_of_the_household_a_moved_out_notice_names(client, world, session):
+    """A household_moved_out notice gives the household's address: shown with no entry."""
+    household = world.households[A1][0]
+    notify(
+        session,
+        [world.users["leader_a"].id],
+        "household_moved_out",
+        "住户可能已搬离",
+        "9号楼 101：走访记录为“已搬离”。",
+        data={"household_id": household.id},
+    )
+
+    client.get("/api/v1/notifications", headers=world.auth("leader_a"))
+
+    [entry] = _reads(session, "household")
+    assert (entry.resource_ids, entry.fields) == ([household.id], ["address"])
+
+
+def test_acknowledging_a_tasks_notice_audits_a_read_of_the_task(client, world, session):
+    """The acknowledgement answers the notice, body and all."""
+    task = make_task(session, A1, now=T0, title="王秀英摔倒求助")
+    [note] = notify(
+        session,
+        [world.users["worker_a1"].id],
+        "task_updated",
+        "任务已更新",
+        task.title,
+        data={"task_id": task.id},
+    )
+
+    client.post(f"/api/v1/notifications/{note.id}/ack", headers=world.auth("worker_a1"))
+
+    [entry] = _reads(session, "task")
+    assert entry.resource_ids == [task.id]
+
+
+def test_the_inbox_of_notices_naming_no_resident_writes_no_audit_entry(client, world, session):
+    notify(
+        session,
+        [world.users["worker_a1"].id],
+        "roster_published",
+        "排班已发布",
+        data={"roster_id": 3},
+    )
+
+    client.get("/api/v1/notifications", headers=world.auth("worker_a1"))
+
+    assert session.scalar(select(func.count(AuditEntry.id))) == 0
 
 
 def test_quiet_hours_are_set_and_read(client, world):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import after_this_request
 from flask.views import MethodView
 
+from api import privacy
 from api.auth import current_user
 from api.clock import now
 from api.extensions import Blueprint, db
@@ -42,7 +43,8 @@ class Inbox(MethodView):
         an answer, keep the cursor of the last page you read: it lets through what arrived
         while you paged (on top, onto a page you had read), repeating some rows of the pages
         before. `since` keeps those created after an instant and can miss a notification
-        committed late.
+        committed late. Notices naming a task (its title) or a household (its address) are
+        audited as reads of them (fields `title`, `address`).
         """
         rows, total, cursor = notifications.inbox(
             db.session,
@@ -53,7 +55,15 @@ class Inbox(MethodView):
         )
         after_this_request(lambda response: _with_cursor(response, cursor))
         pagination_parameters.item_count = total
+        _audit_personal(rows)
         return rows
+
+
+def _audit_personal(rows) -> None:
+    """A read of the tasks and households the personal notices among `rows` show."""
+    tasks, households = notifications.personal_subjects(rows)
+    privacy.record_disclosure("task", tasks, fields=("title",))
+    privacy.record_disclosure("household", households, fields=("address",))
 
 
 def _with_cursor(response, cursor: int):
@@ -74,9 +84,13 @@ class UnreadCount(MethodView):
 class Ack(MethodView):
     @blp.response(200, NotificationSchema)
     def post(self, notification_id):
-        """Acknowledge (read) one notification; the first read time is kept"""
+        """Acknowledge (read) one notification; the first read time is kept
+
+        Its answer is the notice: audited as the inbox's are.
+        """
         row = notifications.ack(db.session, current_user().id, notification_id, now())
         db.session.commit()
+        _audit_personal([row])
         return row
 
 
