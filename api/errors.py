@@ -76,6 +76,16 @@ class Conflict(GridworkError):
     status, title, slug = 409, "Conflict", "conflict"
 
 
+class ChangedSinceRead(Conflict):
+    """A correction of facts changed since the sender read them: the 409 names them as they
+    are now (`changed`), a read of the record (`record`, its `fields`) for the audit log."""
+
+    def __init__(self, detail: str, *, record: Any, changed: dict[str, Any]) -> None:
+        super().__init__(detail, changed=changed)
+        self.record = record
+        self.fields = tuple(changed)
+
+
 class PayloadTooLarge(GridworkError):
     status, title, slug = 413, "Payload too large", "payload-too-large"
 

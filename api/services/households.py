@@ -413,10 +413,11 @@ def _refuse_changed_since_read(household: Household, expected: dict, changes: di
         if getattr(household, key) not in (read, changes.get(key, read))
     }
     if changed:
-        raise errors.Conflict(
+        raise errors.ChangedSinceRead(
             "The household's facts changed since you read them: "
             + ", ".join(f"{key} is now {value}" for key, value in changed.items())
             + ". Read it again and correct what is still wrong.",
+            record=household,
             changed=changed,
         )
 

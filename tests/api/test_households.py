@@ -10,7 +10,7 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
-from api.models import Household
+from api.models import AuditEntry, Household
 from api.services.household_files import VACANT_MEMBERS
 from tests.factories import A1, A2, B1, A, centre, make_household
 
@@ -259,6 +259,28 @@ def test_a_correction_of_facts_changed_meanwhile_is_refused_naming_them(client, 
         client, world, household, {"occupancy": "tenant", "expected": {"occupancy": "owner"}}
     )
     assert (other.status_code, other.json["occupancy"], other.json["members"]) == (200, "tenant", 4)
+
+
+def test_a_correction_refused_as_changed_meanwhile_is_audited_as_a_read_of_what_it_names(
+    client, world, session
+):
+    """The 409 tells the facts as they are now (`changed`): a read of the household, which the
+    audit log did not have (only a successful edit was written, and the refusal's transaction
+    is rolled back)."""
+    household = world.households[A1][0]
+    _patch(client, world, household, {"members": 4}, user="admin_a")  # the office, meanwhile
+    before = session.scalar(select(func.max(AuditEntry.id)))
+
+    refused = _patch(client, world, household, {"members": 2, "expected": {"members": 3}})
+
+    assert refused.status_code == 409, refused.json
+    [entry] = session.scalars(select(AuditEntry).where(AuditEntry.id > before)).all()
+    assert (entry.action, entry.resource, entry.resource_ids) == (
+        "read",
+        "household",
+        [household.id],
+    )
+    assert (entry.user_id, entry.fields) == (world.users["worker_a1"].id, ["members"])
 
 
 def _patch(client, world, household, body, user="worker_a1"):

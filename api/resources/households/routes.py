@@ -191,10 +191,17 @@ class HouseholdById(MethodView):
         """Correct a household's register facts or location (its grid is recomputed)
 
         An address or point that makes it another registered household's (the same address at
-        the same point) is a 409, as registering it would be.
+        the same point) is a 409, as registering it would be. Facts changed since the sender
+        read them (`expected`) are a 409 naming them as they are now, audited as a read of them.
         """
         household = households.get_household(db.session, current_scope(), household_id, lock=True)
-        households.update_household(db.session, current_scope(), household, changes)
+        try:
+            households.update_household(db.session, current_scope(), household, changes)
+        except errors.ChangedSinceRead as refused:
+            shown = [refused.record.id]
+            db.session.rollback()  # nothing of the edit; the read it told, committed
+            privacy.record_disclosure("household", shown, fields=refused.fields)
+            raise
         db.session.commit()
         return household
 
