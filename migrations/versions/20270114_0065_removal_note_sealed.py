@@ -9,7 +9,7 @@ GRIDWORK_DATA_KEY and records that key in `data_keys` when it sealed any. The co
 does not change.
 
 Revision ID: 0065
-Revises: 0063
+Revises: 0064
 Create Date: 2027-01-14 09:00:00+00:00
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0065"
-down_revision: str | None = "0063"
+down_revision: str | None = "0064"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
