@@ -272,6 +272,8 @@ def test_a_switch_off_stamps_when_and_switching_on_clears_it(client, world, sess
     session.expire_all()
     stamped = session.get(User, worker.id).switched_off_at
     assert stamped is not None and abs(stamped - datetime.now(UTC)) < timedelta(minutes=5)
-    client.patch(f"/api/v1/users/{worker.id}", json={"active": True}, headers=world.auth("admin_a"))
+    back_on = {"active": True, "new_password": "back-on-password-1"}
+    r = client.patch(f"/api/v1/users/{worker.id}", json=back_on, headers=world.auth("admin_a"))
+    assert r.status_code == 200, r.json
     session.expire_all()
     assert session.get(User, worker.id).switched_off_at is None
