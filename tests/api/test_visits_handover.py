@@ -165,17 +165,22 @@ def _lead(client, world, username):
     assert response.status_code == 200, response.json
 
 
-def test_a_leader_sends_only_the_visits_of_the_grids_they_lead(client, world, session):
-    """The worker also held A2, led by another: its visit is the admin's (or its leader's) to
-    send; refused, it stays parked on the phone (the app keeps refused visits)."""
+def _worker_of_a1_and_a2_led_by_another(client, world, session):
+    """worker_a1 holding A1 and A2, A2 led by leader_a2 (leader_a keeps A1 only)."""
     worker = world.users["worker_a1"]
-    # leader_a keeps A1 only
     world.users["leader_a2"] = make_user(session, "leader_a2", "grid_leader", grids=[A2])
     session.flush()
     answer = client.patch(
         f"/api/v1/users/{worker.id}", json={"grid_codes": [A1, A2]}, headers=world.auth("admin_a")
     )
     assert answer.status_code == 200, answer.json
+    return worker
+
+
+def test_a_leader_sends_only_the_visits_of_the_grids_they_lead(client, world, session):
+    """The worker also held A2, led by another: its visit is the admin's (or its leader's) to
+    send; refused, it stays parked on the phone (the app keeps refused visits)."""
+    _worker_of_a1_and_a2_led_by_another(client, world, session)
     at = datetime.now(UTC) - timedelta(hours=2)
     own = visit_item(world.households[A1][0], at=at)
     other = visit_item(world.households[A2][0], at=at + timedelta(minutes=10))
@@ -248,13 +253,7 @@ def test_a_visit_of_a_grid_the_leader_does_not_lead_stays_refused_when_already_s
 ):
     """A leader sends the visits of the grids they lead: one of another grid is `not-your-grid`.
     One of another grid already stored came back as `duplicate` instead, with its notes."""
-    worker = world.users["worker_a1"]
-    world.users["leader_a2"] = make_user(session, "leader_a2", "grid_leader", grids=[A2])
-    session.flush()
-    answer = client.patch(
-        f"/api/v1/users/{worker.id}", json={"grid_codes": [A1, A2]}, headers=world.auth("admin_a")
-    )
-    assert answer.status_code == 200, answer.json
+    worker = _worker_of_a1_and_a2_led_by_another(client, world, session)
     at = datetime.now(UTC) - timedelta(hours=3)
     stored = make_visit(session, worker, world.households[A2][0], at, notes="独居，常忘关煤气")
     switch_off(client, world)
