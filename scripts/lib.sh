@@ -117,7 +117,9 @@ ensure_web() {
   apt_install chromium fonts-wqy-microhei
   local stamp="web/dist/.built-from"
   local want
-  want="$(cat web/package.json web/package-lock.json web/build.mjs web/src/* | sha256sum | cut -c1-16)"
+  # Every source file, those of web/src's folders (partials/) too, in one order.
+  want="$( (cat web/package.json web/package-lock.json web/build.mjs
+    find web/src -type f -print0 | LC_ALL=C sort -z | xargs -0 cat) | sha256sum | cut -c1-16)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
   say "building the web assets (npm ci && npm run build in web/)"
   (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run build --silent)
