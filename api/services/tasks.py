@@ -1114,11 +1114,10 @@ def transition(
     kept on the phone before it was sent (`_taken_when`)."""
     rules = TRANSITIONS[action]
     rule = rules.get(task.status)
-    # An accept the phone kept while the tick escalated the task: the contact is recorded, the
-    # task stays escalated.
-    late = rule is None and action == "accept" and _accepted_before_escalation(task, taken_at, now)
+    # A step the phone kept while the tick escalated the task (`_taken_before_escalation`).
+    late = rule is None and _taken_before_escalation(task, action, taken_at, now)
     if late:
-        rule = Rule(task.status, ASSIGNEE)
+        rule = LATE_STEPS[action](task.status)
     # Whose step it is comes before whether the task's state takes it: a caller who may never
     # take it is not told the steps that are others' (a district viewer read "allowed: accept,
     # escalate, ..."), and a 409 lists the steps that are the caller's.
@@ -1242,17 +1241,36 @@ def _taken_when(task: Task, taken_at: datetime | None, now: datetime) -> datetim
     return min(max(taken_at, floor), now)
 
 
-def _accepted_before_escalation(task: Task, taken_at: datetime | None, now: datetime) -> bool:
-    """Whether an accept sent with `taken_at` was taken, on a phone with no signal, before the
-    tick escalated the task at its deadline, while the task was the taker's to accept.
+# The assignee's steps a phone may have kept, with no signal, while the tick escalated the task
+# at its deadline, and what each does to it then (the status it leaves the task in).
+LATE_STEPS = {
+    # The contact made in time is recorded (`first_contact_at`, the response rate), the work
+    # started is in its history: the task stays escalated (the deadline passed all the same, the
+    # leader was told; its assignee resolves it, as a resolution taken before the escalation is
+    # taken from it).
+    "accept": lambda status: Rule(status, ASSIGNEE),
+    "start": lambda status: Rule(status, ASSIGNEE),
+    # "Not mine" said before the deadline: the task is with the leader to place, as one returned
+    # before the tick is (it stays `returned` at its deadline), not on its returner's list.
+    "return": lambda status: Rule("returned", ASSIGNEE),
+}
 
-    The phone could not know of the tick's escalation (`_taken_when`): the contact it made in
-    time is recorded (`first_contact_at`, the response rate) and the task stays `escalated`
-    (the deadline passed all the same, the leader was told; its assignee resolves it, as a
-    resolution taken before the escalation is taken from it). Not an accept sent live, nor one
-    taken after the escalation, nor one after a person's step since (the leader's escalation,
-    the accept itself: `_taken_when` brings the time up to it), nor one of a task that was not
-    to be accepted when the tick escalated it (accepted already, unassigned)."""
+
+def _taken_before_escalation(
+    task: Task, action: str, taken_at: datetime | None, now: datetime
+) -> bool:
+    """Whether a step sent with `taken_at` (one of `LATE_STEPS`) was taken, on a phone with no
+    signal, before the tick escalated the task at its deadline, while the task was in a state
+    that took it.
+
+    The phone could not know of the tick's escalation (`_taken_when`). Not a step sent live, nor
+    one taken after the escalation, nor one after a person's step since (the leader's
+    escalation, the step itself: `_taken_when` brings the time up to it), nor one the task's
+    state did not take when the tick escalated it (an accept of a task accepted already, a
+    start of one not accepted, anything of one unassigned). One step each: a second kept step
+    (an accept, then a start) finds the first taken since, a person's step."""
+    if action not in LATE_STEPS:
+        return False
     stepped = _taken_when(task, taken_at, now)
     if stepped is None or task.status != "escalated":
         return False
@@ -1269,7 +1287,7 @@ def _accepted_before_escalation(task: Task, taken_at: datetime | None, now: date
         entered is not None
         and entered.action == "escalate"
         and entered.actor_id is None  # the tick's: the deadline passed
-        and entered.from_status in TRANSITIONS["accept"]
+        and entered.from_status in TRANSITIONS[action]
         and stepped < entered.at
     )
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.models import Task, TaskEvent
+from api.models import Notification, Task, TaskEvent
 from api.services.tasks import tick
 from tests.factories import A, make_task
 
@@ -175,6 +175,55 @@ def test_an_accept_taken_before_the_ticks_escalation_is_taken_from_escalated(
     kept_too = (T0 + timedelta(minutes=21)).isoformat()
     again = step(client, world, task.id, "accept", taken_at=kept_too)
     assert (again.status_code, again.json["allowed"]) == (409, ["resolve"])
+
+
+def test_a_return_taken_before_the_ticks_escalation_leaves_the_task_with_the_leader(
+    client, session, world, clock
+):
+    """ "Not mine" said at the door with no signal, before the deadline; the tick escalated the
+    task meanwhile. The return was a 409, and the task stayed escalated on the list of the
+    worker who had said it was not theirs, "resolve" offered. It is taken: returned, with the
+    leader to place (as one returned before the tick stays returned at its deadline), and the
+    leader is told it was returned."""
+    task = make_task(session, now=T0, urgency="danger")
+    session.commit()
+    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
+    session.commit()
+    clock(T0 + timedelta(hours=2, minutes=10))
+    body = taken(client, world, task.id, "return", T0 + timedelta(minutes=20), note="不是本网格的")
+    returned = body["events"][-1]
+    assert (returned["action"], returned["from_status"], returned["to_status"]) == (
+        "return",
+        "escalated",
+        "returned",
+    )
+    assert body["status"] == "returned" and body["your_actions"] == []
+    kinds = [n.title for n in session.query(Notification).filter_by(user_id=leader(world))]
+    assert kinds[-1] == "任务被退回"
+
+
+def test_a_start_taken_before_the_ticks_escalation_is_recorded_and_the_task_stays_escalated(
+    client, session, world, clock
+):
+    task = make_task(session, now=T0, urgency="danger")
+    session.commit()
+    assert step(client, world, task.id, "accept").status_code == 200
+    assert stored(session, task.id).status == "accepted"  # as the tick reads it
+    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
+    session.commit()
+    clock(T0 + timedelta(hours=2, minutes=10))
+    body = taken(client, world, task.id, "start", T0 + timedelta(minutes=40))
+    started = body["events"][-1]
+    assert (started["action"], started["to_status"], started["taken_at"]) == (
+        "start",
+        "escalated",
+        (T0 + timedelta(minutes=40)).isoformat(),
+    )
+    assert (body["status"], body["your_actions"]) == ("escalated", ["resolve"])
+
+
+def leader(world) -> int:
+    return world.users["leader_a"].id
 
 
 @pytest.mark.parametrize(
