@@ -169,7 +169,7 @@ class FcmChannel:
                 responses = self._send_each([m for _, m in chunk])
                 refused = []
                 for item, response in zip(chunk, responses, strict=True):
-                    results[item[0]] = to_result(messages[item[0]].message_id, response)
+                    results[item[0]] = _result_of(messages[item[0]].message_id, response)
                     if _token_refused(response):
                         refused.append(item)
                 # Our access token refused (revoked before it ran out): one new token for the
@@ -273,6 +273,17 @@ def _token_refused(response: messaging.SendResponse) -> bool:
     )
 
 
+def _result_of(message_id: str, response: messaging.SendResponse) -> DeliveryResult:
+    """`to_result`, or a retry of this message alone when its answer could not be judged: an
+    error raised judging one answer (a part of it not as FCM writes it) left the channel's
+    send, and every message of the batch was retried, those FCM had taken too."""
+    try:
+        return to_result(message_id, response)
+    except Exception as exc:  # noqa: BLE001 - any answer's oddity stays with its message
+        logger.warning("FCM: an answer not judged (%r): the message is retried", exc)
+        return DeliveryResult(message_id, RETRY, error=short_error(f"unjudged answer: {exc!r}"))
+
+
 def to_result(message_id: str, response: messaging.SendResponse) -> DeliveryResult:
     """Map the response to one message's send onto a DeliveryResult."""
     if response.success:
@@ -354,7 +365,10 @@ def _error_details(exc: exceptions.FirebaseError) -> tuple[str | None, set[str]]
         if detail.get("@type") == _FCM_ERROR:
             code = detail.get("errorCode")
         elif detail.get("@type") == _BAD_REQUEST:
-            fields.update(str(v.get("field")) for v in detail.get("fieldViolations", []))
+            violations = detail.get("fieldViolations")
+            for violation in violations if isinstance(violations, list) else []:
+                if isinstance(violation, dict):
+                    fields.add(str(violation.get("field")))
     return code, fields
 
 

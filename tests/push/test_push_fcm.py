@@ -330,6 +330,11 @@ def test_a_retry_is_transient_for_the_device_only_when_fcms_side_failed(
     assert (result.outcome, result.transient) == ("retry", transient)
 
 
+def _bad_request(violations) -> dict:
+    detail = {"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": violations}
+    return {"error": {"code": 400, "status": "INVALID_ARGUMENT", "details": [detail]}}
+
+
 # Answers FCM never gives, a relay or a broken front end may: each is odd in its own way for
 # firebase-admin, which assumed `error` an object, `details` a list of objects, a 200's body an
 # object and every body UTF-8.
@@ -339,6 +344,9 @@ ODD_ANSWERS = {
     "details_not_objects": (500, {"error": {"message": "x", "details": ["bad"]}}, {}),
     "200_a_list": (200, ["ok"], {}),
     "not_utf8": (502, b"\xff\xfe error \xc3", {}),
+    # Read by our judging of a 400 (which fields it names), after firebase-admin's.
+    "violations_not_objects": (400, _bad_request(["x"]), {}),
+    "violations_null": (400, _bad_request(None), {}),
 }
 
 
@@ -368,6 +376,9 @@ def test_an_odd_answer_for_one_message_leaves_the_others_delivered(
         ("details_not_objects", "retry", None, True),
         ("200_a_list", "failed", None, False),
         ("not_utf8", "retry", None, True),
+        # A 400 is the message's own fault, whatever it names: not sent again.
+        ("violations_not_objects", "failed", None, False),
+        ("violations_null", "failed", None, False),
     ],
 )
 def test_an_odd_answer_is_judged_by_its_status(
