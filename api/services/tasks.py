@@ -1676,21 +1676,40 @@ def _hand_on_held(
         holder = task.assignee_id
         assignee = hand_on(session, task, grid, actor_id, now, why=why, title=title, besides=holder)
         handed.append((task.id, assignee.id if assignee is not None else None))
-    _let_go_of_returned(session, now, holders, actor_id, why=why, grid_ids=grid_ids)
+    _let_go_of_returned(
+        session,
+        now,
+        holders,
+        actor_id,
+        why=why,
+        grid_ids=grid_ids,
+        skip_locked=skip_locked,
+        limit=limit,
+    )
     return handed
 
 
 def _let_go_of_returned(
-    session: Session, now: datetime, holders, actor_id: int | None, *, why: str, grid_ids
+    session: Session,
+    now: datetime,
+    holders,
+    actor_id: int | None,
+    *,
+    why: str,
+    grid_ids,
+    skip_locked: bool,
+    limit: int | None,
 ) -> None:
     """The tasks `holders` returned (in `grid_ids`, if given) wait on the grid's overseers to
     place them already: they stay `returned`, no longer their returner's. Left so, a worker
     moved off the grid still read the task (the assignee's), its complainant in full, on their
-    list, until the leader happened to place it."""
+    list, until the leader happened to place it. Locked as the tasks handed on are: the tick
+    skips rows others hold (and takes `limit` at most), left for its next run."""
     returned = select(Task).where(Task.status == "returned", Task.assignee_id.in_(holders))
     if grid_ids is not None:
         returned = returned.where(Task.grid_id.in_(grid_ids))
-    for task in session.scalars(returned.order_by(Task.id).with_for_update()).all():
+    returned = returned.order_by(Task.id).limit(limit).with_for_update(skip_locked=skip_locked)
+    for task in session.scalars(returned).all():
         task.assignee_id = None
         _stamp(task, now)
         _event(task, "unassign", "returned", "returned", actor_id, now, note=why)

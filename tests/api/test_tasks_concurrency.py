@@ -215,3 +215,45 @@ def test_a_task_moved_while_its_new_grid_is_retired_is_not_left_in_the_retired_g
     # then finds the task open in the grid).
     assert [r.status_code for r in answers] in ([204, 409], [409, 200])
     assert in_retired == 0
+
+
+def test_the_tick_skips_a_returned_task_another_transaction_holds_and_takes_it_next_time(
+    own_database_url,
+):
+    """The tick lets a switched-off worker go of the tasks they returned, as it hands on what
+    they held: locked FOR UPDATE without SKIP LOCKED, one such row held elsewhere (a leader
+    placing it) stalled the whole tick, every community's warnings and escalations with it."""
+    from datetime import timedelta
+
+    from api.extensions import db
+    from api.services.tasks import tick
+
+    app = build_app(own_database_url)
+    code = "110109009003001"
+    with app.app_context(), db.begin() as session:
+        make_grid(session, code, box(116.40, 39.72, 116.41, 39.73))
+        worker = make_user(session, f"w_{uuid.uuid4().hex[:6]}", "worker", grids=[code])
+        session.flush()
+        task = Task(
+            source="window", type="help", title="t", urgency="general", grid_id=session.scalar(
+                text("SELECT id FROM grids WHERE code = :c"), {"c": code}
+            ), status="returned", assignee_id=worker.id, created_at=clock_now(),
+            updated_at=clock_now(), due_at=clock_now() + timedelta(days=7),
+            first_contact_due_at=clock_now() + timedelta(days=1),
+        )  # fmt: skip
+        session.add(task)
+        worker.active = False
+        session.flush()
+        task_id = task.id
+    with app.app_context():
+        with db.engine.connect() as holder:
+            holder.execute(text("SELECT id FROM tasks WHERE id = :t FOR UPDATE"), {"t": task_id})
+            with db.begin() as session:
+                session.execute(text("SET LOCAL lock_timeout = '2s'"))
+                tick(session, clock_now())
+                assert session.get(Task, task_id).assignee_id == worker.id  # left for next time
+            holder.rollback()
+        with db.begin() as session:
+            tick(session, clock_now())
+            assert session.get(Task, task_id).assignee_id is None
+        db.engine.dispose()
