@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import DEMO_COMMUNITY, DEMO_GRID, sign_in
+from tests.e2e.conftest import DEMO_COMMUNITY, DEMO_GRID, lose_the_first_answer, sign_in
 from tests.e2e.test_task_detail import (
     NEXT_GRID,
     make_task,  # noqa: F401 (a fixture)
@@ -247,3 +247,28 @@ def test_a_leader_places_the_task_at_the_right_door_of_a_grid_not_theirs_by_its_
         task = session.get(Task, task_id)
         assert session.get(Grid, task.grid_id).code == NEXT_GRID
         assert task.household_id == door.id
+
+
+@pytest.mark.usefixtures("leader01_of_one_grid")
+def test_a_leaders_move_pressed_again_after_a_lost_answer_says_it_was_moved(
+    page,
+    e2e_engine,
+    make_task,  # noqa: F811
+):
+    """The move took the task out of the leader's grids: pressed again after its answer was
+    lost, the same key's answer is no longer theirs to read (409 `carried_out`), and the page
+    said the move was refused, for a task it had moved."""
+    from api.models import Grid, Task
+
+    task_id = task_opened_for_the_wrong_grid(e2e_engine, make_task)
+    detail = open_leaders_move_form(page, task_id)
+    keys = lose_the_first_answer(page, "**/api/v1/tasks/*/move")
+    detail.locator("select[name=grid_code]").select_option(NEXT_GRID)
+    detail.locator("form.task-move input[name=reason]").fill("地址属于隔壁网格")
+    detail.locator("form.task-move button").click()
+    page.wait_for_function("() => !document.querySelector('form.task-move button')?.disabled")
+    move(page, detail, NEXT_GRID, "地址属于隔壁网格")
+    assert len(keys) == 2 and keys[0] == keys[1]
+    with Session(e2e_engine) as session:
+        task = session.get(Task, task_id)
+        assert session.get(Grid, task.grid_id).code == NEXT_GRID

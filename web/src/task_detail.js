@@ -16,7 +16,7 @@
 // shows each step's photos as thumbnails, read with the token (an <img> cannot send it) into
 // blob: URLs, let go when the page is redrawn.
 import {
-  TASK_TEXT, addressWords, api, apiBlob, beijingField, beijingInput, escapeHtml, newIdempotencyKey, noAnswer,
+  TASK_TEXT, addressWords, api, apiBlob, beijingField, beijingInput, carriedOut, escapeHtml, newIdempotencyKey, noAnswer,
 } from "./common.js";
 import { keepPage, keptPage } from "./task_pages.js";
 import { discardStep, dropStep, keepStep, mySteps, sendSteps, waitingOther } from "./task_steps.js";
@@ -380,15 +380,21 @@ export function taskDetail({ lang, dialog, localTime, changed, waiting }) {
         body: sent,
       });
     } catch (error) {
-      button.disabled = false;
-      const matches = error.body?.errors?.json?.address ? error.body.matches : undefined;
-      if (matches !== undefined) return say(matches ? t.moveMany(matches) : t.moveNone, true);
-      return say(t.moveRefused + refusalWords(error), true);
+      // Pressed again after a lost answer, by a leader the move took the task away from: the
+      // server says it was carried out, its answer no longer theirs to read. It was moved.
+      if (!carriedOut(error)) return refusedMove(error);
     }
     changed?.();
     if (shown !== task.id) return;
     await open(task.id);
     if (shown === task.id) say(t.moved(option.textContent), false, true);
+
+    function refusedMove(error) {
+      button.disabled = false;
+      const matches = error.body?.errors?.json?.address ? error.body.matches : undefined;
+      if (matches !== undefined) return say(matches ? t.moveMany(matches) : t.moveNone, true);
+      return say(t.moveRefused + refusalWords(error), true);
+    }
   }
 
   /** Why the server refused a form: the fields it named, in the page's words; else its own. */
