@@ -769,6 +769,20 @@ def test_a_password_guessed_while_the_account_was_off_opens_nothing_once_on(clie
     assert session.scalars(newest).all()[-1].fields == ["active", "password"]
 
 
+def test_switching_on_sent_again_after_a_lost_answer_gets_its_first_answer(client, world):
+    """The account was on once the first answer was lost: the same change again was a 422 ("a
+    new password goes with switching the account on"), read as a failure of what was done."""
+    worker = world.users["worker_a1"]
+    admin = world.auth("admin_a")
+    client.patch(f"/api/v1/users/{worker.id}", json={"active": False}, headers=admin)
+    back_on = {"active": True, "new_password": NEW_PASSWORD}
+    once = {**admin, "Idempotency-Key": "web-accounts-on-0001"}
+    first = client.patch(f"/api/v1/users/{worker.id}", json=back_on, headers=once)
+    again = client.patch(f"/api/v1/users/{worker.id}", json=back_on, headers=once)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json == first.json
+
+
 @pytest.mark.parametrize(
     ("body", "says"),
     [

@@ -248,13 +248,13 @@ def sign_out_declined(page) -> list[str]:
     return asked
 
 
-def lose_the_first_answer(page, pattern: str) -> list[str | None]:
-    """The server carries out the first POST to `pattern` but its answer is lost (the
-    connection reset); later ones go through. The Idempotency-Keys sent, in order."""
+def lose_the_first_answer(page, pattern: str, method: str = "POST") -> list[str | None]:
+    """The server carries out the first `method` request to `pattern` but its answer is lost
+    (the connection reset); later ones go through. The Idempotency-Keys sent, in order."""
     keys: list[str | None] = []
 
     def route_it(route):
-        if route.request.method != "POST":
+        if route.request.method != method:
             return route.continue_()
         keys.append(route.request.headers.get("idempotency-key"))
         if len(keys) == 1:

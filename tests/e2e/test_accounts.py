@@ -481,6 +481,45 @@ def test_switching_an_account_on_again_asks_first(page, made, e2e_engine):
     assert "重新启用" in page.inner_text("#status")
 
 
+def test_switching_on_pressed_again_after_a_lost_answer_says_it_is_on(page, made):
+    """The account was on once the first answer was lost: pressed again, the same change was
+    refused (a new password goes with switching an account on), for what was done."""
+    open_accounts(page)
+    ready(page)
+    username = switched_off_by_api(page, made, "回来了")
+    page.select_option("#filter-active", "")
+    keys = lose_the_first_answer(page, "**/api/v1/users/*", method="PATCH")
+    row(page, username).locator("button[data-action=switch-on]").click()
+    page.fill("#confirm-form [name=new_password]", BACK_ON_PASSWORD)
+    page.click("#confirm-yes")
+    page.wait_for_function("() => document.querySelector('#confirm-form .form-error')?.textContent")
+    page.click("#confirm-yes")  # the dialog kept open, the password in it: pressed again
+    wait_cell(page, username, "state", "在用")
+    assert "重新启用" in page.inner_text("#status")
+    assert len(keys) == 2 and keys[0] == keys[1]
+
+
+def test_a_fellow_admins_account_is_not_offered_to_switch_on(page, made):
+    """Switching an account on sets its password, a fellow admin's the district's: the server
+    refuses it (403), after the admin had typed a new password for it."""
+    open_accounts(page)
+    ready(page)
+    username = open_account_by_api(page, made, "另一位管理员", "community_admin", ())
+    r = page.request.fetch("/api/v1/users?page_size=100", headers=_token(page))
+    user_id = next(u["id"] for u in r.json() if u["username"] == username)
+    assert api_as_admin(page, "PATCH", f"/api/v1/users/{user_id}", {"active": False}).ok
+    page.reload()
+    ready(page)
+    page.select_option("#filter-active", "false")
+    row(page, username).wait_for()
+    assert row(page, username).locator("button[data-action=switch-on]").count() == 0
+
+
+def _token(page) -> dict:
+    token = page.evaluate("() => localStorage.getItem('gridwork.token')")
+    return {"Authorization": f"Bearer {token}"}
+
+
 def test_an_account_switched_on_from_the_switched_off_list_says_where_it_went(page, made):
     """Under 已停用 the account switched on left the list without a word, as if lost."""
     open_accounts(page)

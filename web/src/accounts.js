@@ -182,11 +182,15 @@ function rowHtml(user) {
   if (state.admin) {
     actions = `<button type="button" data-action="edit">${t.edit}</button>`;
     if (!own) {
-      actions += user.active
-        ? `<button type="button" data-action="switch-off" class="danger">${t.switchOff}</button>`
-        : `<button type="button" data-action="switch-on">${t.switchOn}</button>`;
-      // A fellow admin's password is the district's to reset (the server refuses it).
-      if (user.role !== "community_admin") {
+      // A fellow admin's password is the district's to set: reset, or given switching the
+      // account on again (`gridwork user switch-on`; the server refuses either).
+      const fellowAdmin = user.role === "community_admin";
+      if (user.active) {
+        actions += `<button type="button" data-action="switch-off" class="danger">${t.switchOff}</button>`;
+      } else if (!fellowAdmin) {
+        actions += `<button type="button" data-action="switch-on">${t.switchOn}</button>`;
+      }
+      if (!fellowAdmin) {
         actions += `<button type="button" data-action="reset-password">${t.resetPassword}</button>`;
       }
     }
@@ -613,8 +617,9 @@ function switchOff(user) {
 // Switching on lets the person sign in again: asked as switching off is, in lighter words.
 function switchOn(user) {
   ask(t.onTitle(label(user)), t.onText, t.switchOn, async () => {
+    // Pressed again after a lost answer, the account is on: the same key answers the first.
     const body = { active: true, new_password: confirmForm.elements.new_password.value };
-    await api(`/api/v1/users/${user.id}`, { method: "PATCH", body });
+    await apiOnce(`/api/v1/users/${user.id}`, { method: "PATCH", body });
     $("#outcome").hidden = true;
     // Under "switched off" the account leaves the list: said where it went, as a switch-off is.
     const left = $("#filter-active").value === "false" ? ` ${t.backInList(label(user))}` : "";

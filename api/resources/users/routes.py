@@ -74,6 +74,7 @@ class UserById(MethodView):
 
     @blp.arguments(UserPatchSchema)
     @blp.response(200, AccountChangeSchema)
+    @idempotency.idempotent(blp)
     def patch(self, changes, user_id):
         """Change an account of your community (community admins)
 
@@ -90,7 +91,10 @@ class UserById(MethodView):
         a grid leader who still leads grids keeps the role until those grids have another
         leader (409); made a community admin, it lets go of its grids and its tasks and
         shifts are handed on and listed as for a switch-off. Your own account is switched
-        off, and your role changed, by another admin.
+        off, and your role changed, by another admin. `active: true` switches it on again
+        with `new_password` (its old one may have been guessed while it was off); a fellow
+        admin's is the district's (`gridwork user switch-on`). Sent again with its
+        `Idempotency-Key` after a lost answer, the change's first answer.
         """
         outcome = accounts.change_account(db.session, _actor(), user_id, changes, now())
         db.session.commit()
