@@ -692,12 +692,27 @@ def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
 
     from openpyxl import load_workbook
 
+    # What a damaged part raises from openpyxl or the zip: ParseError for a part that is not
+    # XML, TypeError for a number that is not one (numFmtId="abc", sheetId="abc"), KeyError
+    # (a LookupError) for a part named but missing, BadZipFile or EOFError for a cut zip.
+    damaged = (
+        ParseError,
+        ExpatError,
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        LookupError,
+        TypeError,
+        ValueError,
+    )
     check_zip(stream)
     stream.seek(0)
     try:
+        # Opening parses the workbook's parts (content types, workbook, its relationships,
+        # styles, document properties) before any row.
         workbook = load_workbook(stream, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise FileProblem("The file is not a readable XLSX workbook.") from exc
+    except damaged as exc:
+        raise FileProblem("The file is not a readable XLSX workbook (a damaged part).") from exc
     try:
         sheet = _register_sheet(workbook)
         # A read-only sheet stops at the size its <dimension> declares, and some exporters
@@ -711,16 +726,7 @@ def _cells_xlsx(stream: BinaryIO, header: HeaderEnd) -> Iterator[list[Any]]:
             [_unquoted(xlsx_unescaped(v)) for v in row] for row in sheet.iter_rows(values_only=True)
         )
         yield from _laid_out(rows, layout, header)
-    except (
-        ParseError,
-        ExpatError,
-        zipfile.BadZipFile,
-        EOFError,
-        OSError,
-        LookupError,
-        TypeError,
-        ValueError,
-    ) as exc:
+    except damaged as exc:
         if isinstance(exc, FileProblem):
             raise
         # A damaged sheet (cut XML, a part whose CRC or size does not match, no sheet at all):

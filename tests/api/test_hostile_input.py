@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import re
 import struct
 import tracemalloc
 import zipfile
@@ -443,6 +444,18 @@ def _xlsx_many_merges(notes_first: bool = False) -> bytes:
     return _register_xlsx(declare, notes_first=notes_first)
 
 
+def _xlsx_part_rewritten(part: str, rewrite: Callable[[bytes], bytes]) -> Callable[[], bytes]:
+    """A one-household workbook whose `part` is passed through `rewrite`. openpyxl parses the
+    workbook's parts on opening (load_workbook), before any row: a part that is not XML raised
+    ParseError, a number that is not one (numFmtId="abc", sheetId="abc") TypeError, and the
+    import answered 500 (only the sheet's damage, found once rows are read, was a 422)."""
+    return lambda: _register_xlsx(lambda name, data: rewrite(data) if name == part else data)
+
+
+def _not_xml(data: bytes) -> bytes:
+    return b"<notxml"
+
+
 FILE_CASES = {
     "50 MB CSV": (lambda: Endless(b"1,116.4,39.9\n", 50 * MB), "register.csv", (413,)),
     "CSV of a million columns": (_csv_wide, "register.csv", (422,)),
@@ -462,6 +475,45 @@ FILE_CASES = {
     "a PNG named .csv": (_png, "register.csv", (422,)),
     "a zip that is no workbook": (lambda: _zip({"a.txt": b"hello"}), "register.csv", (422,)),
     "an XLSX whose sheet is cut in half": (_xlsx_cut_sheet, "register.xlsx", (422,)),
+    "an XLSX whose styles are not XML": (
+        _xlsx_part_rewritten("xl/styles.xml", _not_xml),
+        "register.xlsx",
+        (422,),
+    ),
+    "an XLSX whose workbook part is not XML": (
+        _xlsx_part_rewritten("xl/workbook.xml", _not_xml),
+        "register.xlsx",
+        (422,),
+    ),
+    "an XLSX whose workbook relationships are not XML": (
+        _xlsx_part_rewritten("xl/_rels/workbook.xml.rels", _not_xml),
+        "register.xlsx",
+        (422,),
+    ),
+    "an XLSX whose document properties are not XML": (
+        _xlsx_part_rewritten("docProps/core.xml", _not_xml),
+        "register.xlsx",
+        (422,),
+    ),
+    "an XLSX whose content types are not XML": (
+        _xlsx_part_rewritten("[Content_Types].xml", _not_xml),
+        "register.xlsx",
+        (422,),
+    ),
+    "an XLSX whose number format id is not a number": (
+        _xlsx_part_rewritten(
+            "xl/styles.xml", lambda data: re.sub(rb'numFmtId="\d+"', b'numFmtId="abc"', data)
+        ),
+        "register.xlsx",
+        (422,),
+    ),
+    "an XLSX whose sheet id is not a number": (
+        _xlsx_part_rewritten(
+            "xl/workbook.xml", lambda data: data.replace(b'sheetId="1"', b'sheetId="abc"')
+        ),
+        "register.xlsx",
+        (422,),
+    ),
     "an XLSX with 600,000 shared strings": (_xlsx_huge_shared_strings, "register.xlsx", (422,)),
     "an XLSX declaring 200,000 merged ranges": (_xlsx_many_merges, "register.xlsx", (422,)),
     "an XLSX whose sheet of notes in front declares 200,000 merged ranges": (
@@ -722,8 +774,9 @@ def test_cli_grid_import_of_hostile_geojson_exits_with_the_reason(
         (_xlsx_bomb, "register.xlsx", "zip bomb"),
         (_csv_wide, "register.csv", "columns"),
         (_png, "register.xlsx", "not a workbook"),
+        (_xlsx_part_rewritten("xl/styles.xml", _not_xml), "register.xlsx", "not a readable"),
     ],
-    ids=["xlsx bomb", "a million columns", "a PNG named .xlsx"],
+    ids=["xlsx bomb", "a million columns", "a PNG named .xlsx", "XLSX styles not XML"],
 )
 def test_cli_household_import_of_a_hostile_file_exits_with_the_reason(
     gridwork, session, world, tmp_path, unchanged, make, name, words
