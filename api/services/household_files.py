@@ -109,6 +109,11 @@ MAX_XLSX_PARTS = 10_000
 # sheet holds: 8 MB of XML is at most ~500,000 strings (~30 MB of Python objects). A register
 # of 50,000 rows needs ~2 MB; larger registers come as CSV, which is streamed.
 MAX_XLSX_SHARED_STRINGS = 8 * 1024 * 1024
+# openpyxl finds the shared-strings table by its content type in [Content_Types].xml, whatever
+# the part is called: that part is read (within this size: an <Override> of ~150 bytes for each
+# of MAX_XLSX_PARTS is 1.5 MB) to know which part the limit above applies to.
+MAX_XLSX_CONTENT_TYPES = 4 * 1024 * 1024
+SHARED_STRINGS_CONTENT_TYPE = "sharedStrings+xml"
 
 
 # Registers exported from the street office's systems open with a title (幸福社区住户登记表), a
@@ -387,14 +392,18 @@ def check_zip(stream: BinaryIO) -> None:
     try:
         with zipfile.ZipFile(stream) as archive:
             parts = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            if len(parts) > MAX_XLSX_PARTS:
+                raise FileProblem(f"The workbook has more than {MAX_XLSX_PARTS} parts.")
+            strings = _shared_strings_parts(archive)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, FileProblem):
+            raise
         raise FileProblem("The file is not a readable XLSX workbook.") from exc
-    if len(parts) > MAX_XLSX_PARTS:
-        raise FileProblem(f"The workbook has more than {MAX_XLSX_PARTS} parts.")
     total = 0
     for part in parts:
         total += part.file_size
-        if part.filename.lower().endswith("sharedstrings.xml") and (
+        name = part.filename.lower()
+        if (name.endswith("sharedstrings.xml") or name in strings) and (
             part.file_size > MAX_XLSX_SHARED_STRINGS
         ):
             raise FileProblem(
@@ -411,6 +420,40 @@ def check_zip(stream: BinaryIO) -> None:
         raise FileProblem(
             f"The workbook inflates to {total:,} bytes; the limit is {MAX_XLSX_UNCOMPRESSED:,}."
         )
+
+
+def _shared_strings_parts(archive: Any) -> frozenset[str]:
+    """The parts (lower-cased names in the zip) [Content_Types].xml declares as shared-strings
+    tables: openpyxl reads the first so declared, whatever its name. None without the part
+    (load_workbook then finds the workbook unreadable)."""
+    import zipfile
+    from xml.etree.ElementTree import ParseError, iterparse
+
+    try:
+        info = archive.getinfo("[Content_Types].xml")
+    except KeyError:
+        return frozenset()
+    if info.file_size > MAX_XLSX_CONTENT_TYPES:
+        raise FileProblem(
+            f"The workbook's list of content types inflates to {info.file_size:,} bytes; the "
+            f"limit is {MAX_XLSX_CONTENT_TYPES:,}."
+        )
+    names: set[str] = set()
+    try:
+        with archive.open(info) as part:
+            for _, element in iterparse(part):
+                if element.tag.rpartition("}")[2] == "Override" and (
+                    element.get("ContentType", "").endswith(SHARED_STRINGS_CONTENT_TYPE)
+                ):
+                    part_name = element.get("PartName", "").lower()
+                    # openpyxl opens the name without its first character (the leading /).
+                    names.update((part_name[1:], part_name.lstrip("/")))
+                element.clear()
+    except (ParseError, zipfile.BadZipFile, EOFError) as exc:
+        raise FileProblem(
+            "The file is not a readable XLSX workbook (its list of content types is damaged)."
+        ) from exc
+    return frozenset(names)
 
 
 # Merged cells and formulas, read from the sheet's XML before openpyxl streams its rows: a
