@@ -473,6 +473,17 @@ UNCACHED = re.compile(
     rb"(?:</(?:[\w.-]+:)?f>|<(?:[\w.-]+:)?f\b[^>]{0,300}?/>)\s{0,100}"
     rb"(?:<(?:[\w.-]+:)?v\s{0,10}/>|<(?:[\w.-]+:)?v>\s{0,100}</(?:[\w.-]+:)?v>|</(?:[\w.-]+:)?c>)"
 )
+# Excel's last row and column (XFD). openpyxl's read-only reader yields an empty row for each
+# row number a sheet skips, and makes each row as wide as its last cell's column: a 5 KB sheet
+# declaring row 999,999,999 was read for half an hour, a cell in column ZZZZZZ made a row of
+# 321 million cells. Numbers of 7 digits and columns of 3 letters are rare (row 1,000,000,
+# column AAA); only those are matched, then compared.
+MAX_SHEET_ROW = 1_048_576
+MAX_SHEET_COLUMN = 16_384
+# A row's or a cell's `r`, the element not matched: `<c\s[^>]*?\br=` costs ~0.4 s more a
+# 50,000-row register. Only <row> and <c> have an `r` in a sheet; another attribute ending in r,
+# or a cell's inline text, holding such a value would be refused too (none is Excel's).
+FAR_REF = re.compile(rb"""r\s*=\s*["']\s*([A-Za-z]{3,}\d+|[A-Za-z]*\d{7,})\s*["']""")
 SHEET_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 UNCOMPUTED = (
     "{cell} holds a formula with no computed value; open and save the file in Excel or WPS "
@@ -525,6 +536,9 @@ def _scan_merges(part: BinaryIO) -> tuple[list[tuple[int, int, int]], bool]:
     per row, in the column where it stands (a title or header merged across columns names
     one column). Which ranges fill rows the reader decides once it has found the header
     (`HeaderEnd`).
+
+    A row or a cell beyond Excel's last (`MAX_SHEET_ROW`, `MAX_SHEET_COLUMN`) is refused here,
+    before openpyxl reads up to it.
     """
     from openpyxl.utils.cell import range_boundaries
 
@@ -559,11 +573,40 @@ def _scan_merges(part: BinaryIO) -> tuple[list[tuple[int, int, int]], bool]:
                 merges.append((min_row, max_row, min_col - 1))
         if not uncached and (b"<f" in buffer or b":f" in buffer):
             uncached = UNCACHED.search(buffer) is not None
+        _refuse_far_cells(buffer)
         if not block:
             break
         carry = buffer[max(cut, done) :]
     merges.sort()
     return merges, uncached
+
+
+def _refuse_far_cells(buffer: bytes) -> None:
+    """Refuse a row numbered, or a cell placed, beyond Excel's last (XFD1048576)."""
+    from openpyxl.utils.cell import column_index_from_string
+
+    for match in FAR_REF.finditer(buffer):
+        ref = match.group(1).decode("ascii")
+        letters = ref.rstrip("0123456789")
+        row = int(ref[len(letters) :])
+        if not letters:
+            if row > MAX_SHEET_ROW:
+                raise FileProblem(
+                    f"The sheet declares row {row}, beyond Excel's last row ({MAX_SHEET_ROW:,});"
+                    " the file was not written by Excel or WPS as it stands. Open and save it "
+                    "in Excel or WPS, or save the register as CSV."
+                )
+            continue
+        try:
+            column = column_index_from_string(letters.upper())
+        except ValueError:  # more than 3 letters: beyond XFD all the same
+            column = MAX_SHEET_COLUMN + 1
+        if column > MAX_SHEET_COLUMN or row > MAX_SHEET_ROW:
+            raise FileProblem(
+                f"The sheet declares a cell {ref}, beyond Excel's last cell (XFD{MAX_SHEET_ROW}: "
+                f"column XFD, row {MAX_SHEET_ROW:,}); the file was not written by Excel or WPS "
+                "as it stands. Open and save it in Excel or WPS, or save the register as CSV."
+            )
 
 
 def _scan_formulas(part: BinaryIO) -> array:
