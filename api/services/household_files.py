@@ -861,7 +861,12 @@ def _text(value: Any) -> str:
 
 
 def _number(value: Any) -> float:
-    number = float(_text(value))
+    text = _text(value)
+    # float() reads what no register means: a digit separator (1_16.4 as 116.4) or an exponent
+    # (members 1e2 as 100). A workbook's number cell is a float already (1e-05 as its text).
+    if isinstance(value, str) and ("_" in text or "e" in text.lower()):
+        raise ValueError("not a decimal number")
+    number = float(text)
     if not math.isfinite(number):
         raise ValueError("not finite")
     return number

@@ -410,3 +410,30 @@ def test_a_question_mark_typed_into_a_utf8_register_is_stored_as_written(client,
     assert response.status_code == 201, response.json
     where = Household.building == "䶮园小区1号楼"
     assert stored(session, where, Household.room) == [("E305?",)]
+
+
+def test_a_coordinate_with_an_underscore_is_not_a_number(client, session, world):
+    """float() reads Python's digit separators: a longitude typed 1_16.4 was stored as 116.4."""
+    _, lat = centre(A1)
+    before = household_count(session)
+    data = csv_bytes([["7号楼", "1", "3", "E301", "1_16.4", lat, ""]])
+    response = upload(client, world, data, "登记表.csv")
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "lon")
+    assert error["detail"] == "lon '1_16.4' is not a number"
+    assert household_count(session) == before
+
+
+def test_members_written_with_an_exponent_is_not_a_whole_number(client, session, world):
+    """float() reads an exponent: members written 1e2 were stored as 100."""
+    lon, lat = centre(A1)
+    before = household_count(session)
+    header = [*HEADER, "人数"]
+    data = csv_bytes([["7号楼", "1", "3", "E301", lon, lat, "", "1e2"]], header=header)
+    response = upload(client, world, data, "登记表.csv")
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "members")
+    assert error["detail"] == "members '1e2' is not a whole number 0-100"
+    assert household_count(session) == before
