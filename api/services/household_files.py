@@ -872,6 +872,18 @@ def _number(value: Any) -> float:
     return number
 
 
+# A row's problem quotes its value up to this many characters: 100 problems quoting cells of
+# 131,072 characters (the CSV's field limit) made an answer of ~13 MB.
+QUOTED_CHARACTERS = 100
+
+
+def _quoted(value: Any) -> str:
+    """A refused value as a problem quotes it: repr, cut with an ellipsis past QUOTED_CHARACTERS."""
+    if isinstance(value, str) and len(value) > QUOTED_CHARACTERS:
+        value = value[:QUOTED_CHARACTERS] + "…"
+    return repr(value)
+
+
 def _not_one_line(row: int, column: str) -> RowError:
     """A cell one-line text may not hold (`names.has_control_characters`)."""
     return RowError(row, column, f"{column} holds a control character or a bidirectional override")
@@ -928,7 +940,7 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
                 out[column] = _number(values.get(column))
             except ValueError:
                 errors.append(
-                    RowError(row, column, f"{column} {values.get(column)!r} is not a number")
+                    RowError(row, column, f"{column} {_quoted(values.get(column))} is not a number")
                 )
     # Left blank (or out of the file): the defaults below for a household registered by the
     # row; a registered household's row keeps what is stored (`households._keep_blanks`).
@@ -938,14 +950,18 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
     out["kind"] = KIND_WORDS.get(kind, kind.lower())
     if out["kind"] not in HOUSEHOLD_KINDS:
         errors.append(
-            RowError(row, "kind", f"kind {kind!r} is not one of {', '.join(HOUSEHOLD_KINDS)}")
+            RowError(
+                row, "kind", f"kind {_quoted(kind)} is not one of {', '.join(HOUSEHOLD_KINDS)}"
+            )
         )
     occupancy = _text(values.get("occupancy")) or "owner"
     out["occupancy"] = OCCUPANCY_WORDS.get(occupancy, occupancy.lower())
     if out["occupancy"] not in OCCUPANCIES:
         errors.append(
             RowError(
-                row, "occupancy", f"occupancy {occupancy!r} is not one of {', '.join(OCCUPANCIES)}"
+                row,
+                "occupancy",
+                f"occupancy {_quoted(occupancy)} is not one of {', '.join(OCCUPANCIES)}",
             )
         )
     members = _text(values.get("members"))
@@ -959,7 +975,7 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
             out["members"] = int(number)
         except ValueError:
             errors.append(
-                RowError(row, "members", f"members {members!r} is not a whole number 0-100")
+                RowError(row, "members", f"members {_quoted(members)} is not a whole number 0-100")
             )
     tags = []
     for raw in _text(values.get("tags")).translate(TAG_SEPARATORS).split(";"):
@@ -968,7 +984,7 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
             continue
         tag = TAG_WORDS.get(tag, tag.lower())
         if tag not in CARE_TAGS:
-            errors.append(RowError(row, "tags", f"unknown care tag {raw.strip()!r}"))
+            errors.append(RowError(row, "tags", f"unknown care tag {_quoted(raw.strip())}"))
         elif tag not in tags:
             tags.append(tag)
     out["tags"] = tags

@@ -437,3 +437,16 @@ def test_members_written_with_an_exponent_is_not_a_whole_number(client, session,
     assert (error["row"], error["column"]) == (2, "members")
     assert error["detail"] == "members '1e2' is not a whole number 0-100"
     assert household_count(session) == before
+
+
+def test_a_refused_value_is_quoted_in_its_first_100_characters(client, session, world):
+    """A row's problem quoted its value whole: 100 rows of 131,072-character cells made an
+    answer of ~13 MB."""
+    lon, lat = centre(A1)
+    header = [*HEADER, "类型"]
+    data = csv_bytes([["7号楼", "1", "3", "E301", lon, lat, "", "x" * 100_000]], header=header)
+    response = upload(client, world, data, "登记表.csv")
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert error["column"] == "kind"
+    assert error["detail"].startswith("kind '" + "x" * 100 + "…' is not one of ")
