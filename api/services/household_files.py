@@ -16,7 +16,12 @@ from itertools import zip_longest
 from typing import Any, BinaryIO
 
 from api.models.households import CARE_TAGS, HOUSEHOLD_KINDS, OCCUPANCIES
-from api.services.names import address_part, half_width, has_control_characters
+from api.services.names import (
+    INVISIBLE_IN_NAMES,
+    address_part,
+    half_width,
+    has_control_characters,
+)
 from api.sheets import csv_unquoted, register_text, write_table, xlsx_unescaped
 
 # A row's, a form's or the door's slip: one of the two is wrong, and which is not ours to guess.
@@ -285,6 +290,15 @@ SPREADSHEET_MADE = re.compile(
     rf"|\d{{1,2}}-{_MONTH}(?:-\d{{2,4}})?|{_MONTH}-\d{{2}}"
     r"|(?:19|20)\d\d/\d{1,2}/\d{1,2}"
     r"|\d(?:\.\d+)?E[+-]\d+"
+)
+# A workbook's date cell as the reader gives it (a phone column Excel read as dates: a phone
+# typed 2024-1-2 or 1/2, or a column of dates pasted over the phones).
+WORKBOOK_DATE = re.compile(r"(?:19|20)\d\d-\d\d-\d\d(?: \d\d:\d\d:\d\d)?")
+# What no phone holds and a phone pasted from a chat often does: 138<U+200B>1234 5678 is dialled
+# as typed by nobody and found by no search of its digits.
+INVISIBLE_IN_PHONE = (
+    "holds an invisible character (U+200B zero-width space, U+2060 word joiner or U+FEFF "
+    "byte order mark, pasted with it): type it again"
 )
 # A Chinese register lists tags with 、 or ，as readily as with ; or ,.
 TAG_SEPARATORS = str.maketrans({"；": ";", ",": ";", "，": ";", "、": ";"})
@@ -995,6 +1009,8 @@ def _check_row(values: dict[str, Any], row: int, errors: list[RowError]) -> dict
         errors.append(RowError(row, "phone", "phone is longer than 32 characters"))
     elif has_control_characters(phone):
         errors.append(_not_one_line(row, "phone"))
+    elif any(c in INVISIBLE_IN_NAMES for c in phone):
+        errors.append(RowError(row, "phone", f"phone {INVISIBLE_IN_PHONE}"))
     out["phone"] = phone or None
     return out if len(errors) == before else None
 
@@ -1035,6 +1051,13 @@ def phone_problem(row: int, phone: str | None) -> RowError | None:
             "phone",
             f"phone {phone!r} is a number Excel shortened, its digits lost: format the column "
             "as text and type the phone again (or import the XLSX, which keeps them)",
+        )
+    if phone and (WORKBOOK_DATE.fullmatch(phone) or SPREADSHEET_MADE.fullmatch(phone)):
+        return RowError(
+            row,
+            "phone",
+            f"phone {phone!r} is a date a spreadsheet made of what was typed: format the column "
+            "as text and type the phone again",
         )
     return lost_zero_problem(row, phone) if phone and lost_zero(phone) else None
 

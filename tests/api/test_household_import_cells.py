@@ -450,3 +450,53 @@ def test_a_refused_value_is_quoted_in_its_first_100_characters(client, session, 
     [error] = response.json["errors"]
     assert error["column"] == "kind"
     assert error["detail"].startswith("kind '" + "x" * 100 + "…' is not one of ")
+
+
+def test_a_phone_cell_a_workbook_holds_as_a_date_is_named_not_stored(client, session, world):
+    """A phone column Excel read as dates (a phone typed 2024-1-2, dates pasted over the
+    phones): the row was stored with the phone "2024-01-02 00:00:00"."""
+    from datetime import datetime
+
+    from openpyxl import Workbook
+
+    lon, lat = centre(A1)
+    book = Workbook()
+    book.active.append(HEADER)
+    book.active.append(["7号楼", "1", "3", "E303", lon, lat, datetime(2024, 1, 2)])
+    data = io.BytesIO()
+    book.save(data)
+    before = household_count(session)
+    response = upload(client, world, data.getvalue(), "登记表.xlsx")
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "phone")
+    assert "date" in error["detail"] and "text" in error["detail"]
+    assert household_count(session) == before
+
+
+def test_a_phone_pasted_with_an_invisible_character_is_named_not_stored(client, session, world):
+    """Pasted from a chat, 138<U+200B>1234 5678 was stored as written: dialled by nobody as
+    typed, found by no search of its digits."""
+    lon, lat = centre(A1)
+    before = household_count(session)
+    data = csv_bytes([["7号楼", "1", "3", "E304", lon, lat, "138\u200b12345678"]])
+    response = upload(client, world, data, "登记表.csv")
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    assert (error["row"], error["column"]) == (2, "phone")
+    assert "U+200B" in error["detail"]
+    assert household_count(session) == before
+
+
+def test_a_forms_phone_with_an_invisible_character_is_a_422_naming_it(client, session, world):
+    household = world.households[A1][0]
+    before = household.phone
+    response = client.patch(
+        f"/api/v1/households/{household.id}",
+        json={"phone": "\ufeff13812345678"},
+        headers=world.auth("admin_a"),
+    )
+    assert response.status_code == 422, response.json
+    assert "U+FEFF" in response.json["errors"]["json"]["phone"][0]
+    session.refresh(household)
+    assert household.phone == before

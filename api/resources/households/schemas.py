@@ -13,7 +13,7 @@ from api.services import household_files
 from api.services.geometry import point_lonlat
 from api.services.household_removal import STATUSES
 from api.services.households import AT_POINT_M, IMPORT_MODES, MAX_NEAR_M, address_words
-from api.services.names import CONTROL_CHARACTERS, has_control_characters
+from api.services.names import CONTROL_CHARACTERS, INVISIBLE_IN_NAMES, has_control_characters
 
 
 def check_one_line(value: str) -> None:
@@ -48,6 +48,8 @@ class Phone(ma.fields.String):
         if len(phone) > 32:
             raise ma.ValidationError("Longer than 32 characters.")
         check_one_line(phone)
+        if any(c in INVISIBLE_IN_NAMES for c in phone):
+            raise ma.ValidationError(f"The phone {household_files.INVISIBLE_IN_PHONE}.")
         return phone or None
 
 
