@@ -229,9 +229,9 @@ def test_the_tick_skips_a_returned_task_another_transaction_holds_and_takes_it_n
     from api.services.tasks import tick
 
     app = build_app(own_database_url)
-    code = "110109009003001"
+    code = "110109009006001"  # a community of its own
     with app.app_context(), db.begin() as session:
-        make_grid(session, code, box(116.40, 39.72, 116.41, 39.73))
+        make_grid(session, code, box(116.68, 39.72, 116.69, 39.73))
         worker = make_user(session, f"w_{uuid.uuid4().hex[:6]}", "worker", grids=[code])
         session.flush()
         task = Task(
