@@ -147,6 +147,17 @@ def test_a_time_without_its_offset_or_no_time_is_a_422_naming_taken_at_and_chang
     assert [e.action for e in events] == ["create", "dispatch"]
 
 
+def escalated_by_the_tick(session, clock) -> Task:
+    """A danger task (2 h; first contact within 30 minutes) the tick escalated at its deadline,
+    the clock 10 minutes past it: a phone with no signal syncs now."""
+    task = make_task(session, now=T0, urgency="danger")
+    session.commit()
+    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
+    session.commit()
+    clock(T0 + timedelta(hours=2, minutes=10))
+    return task
+
+
 def test_an_accept_taken_before_the_ticks_escalation_is_taken_from_escalated(
     client, session, world, clock
 ):
@@ -155,11 +166,7 @@ def test_an_accept_taken_before_the_ticks_escalation_is_taken_from_escalated(
     made in time is recorded: the accept is taken from `escalated`, which the task stays (the
     deadline passed; its worker resolves it). Before, it was a 409 and the contact was lost,
     dated by the later resolution, the task counted as not answered in time."""
-    task = make_task(session, now=T0, urgency="danger")  # 2 h; first contact within 30 minutes
-    session.commit()
-    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
-    session.commit()
-    clock(T0 + timedelta(hours=2, minutes=10))
+    task = escalated_by_the_tick(session, clock)
     body = taken(client, world, task.id, "accept", T0 + timedelta(minutes=20))
     accept = body["events"][-1]
     assert (accept["action"], accept["from_status"], accept["to_status"]) == (
@@ -185,11 +192,7 @@ def test_a_return_taken_before_the_ticks_escalation_leaves_the_task_with_the_lea
     worker who had said it was not theirs, "resolve" offered. It is taken: returned, with the
     leader to place (as one returned before the tick stays returned at its deadline), and the
     leader is told it was returned."""
-    task = make_task(session, now=T0, urgency="danger")
-    session.commit()
-    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
-    session.commit()
-    clock(T0 + timedelta(hours=2, minutes=10))
+    task = escalated_by_the_tick(session, clock)
     body = taken(client, world, task.id, "return", T0 + timedelta(minutes=20), note="不是本网格的")
     returned = body["events"][-1]
     assert (returned["action"], returned["from_status"], returned["to_status"]) == (
@@ -234,11 +237,7 @@ def leader(world) -> int:
 def test_an_accept_taken_after_the_ticks_escalation_is_still_refused(
     client, session, world, clock, taken_at
 ):
-    task = make_task(session, now=T0, urgency="danger")
-    session.commit()
-    assert tick(session, T0 + timedelta(hours=2)).escalated == 1
-    session.commit()
-    clock(T0 + timedelta(hours=2, minutes=10))
+    task = escalated_by_the_tick(session, clock)
     body = {"taken_at": taken_at.isoformat()} if taken_at else {}
     response = step(client, world, task.id, "accept", **body)
     assert response.status_code == 409
