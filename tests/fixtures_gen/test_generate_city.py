@@ -6,7 +6,6 @@ import collections
 import inspect
 import itertools
 import re
-import time
 import tracemalloc
 
 import pytest
@@ -48,11 +47,19 @@ def test_households_is_a_generator():
 
 
 def test_a_900k_city_yields_its_first_row_without_building_the_rest():
-    started = time.perf_counter()
+    """The first row costs one household's memory, not the other 899,999 rows' (~900 MB):
+    households are made as they are asked for. How fast is bench/generate.py's figure."""
     city = generate_city(900_000)
-    first = next(city["households"])
-    assert time.perf_counter() - started < 2.0
+    tracemalloc.start()
+    try:
+        baseline, _ = tracemalloc.get_traced_memory()
+        first = next(city["households"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - baseline < 200_000
     assert first["grid_code"] == codes_of(city)[0]
+    assert len(city["grids"]["features"]) == 3_000
 
 
 def test_streaming_households_keeps_memory_bounded():
@@ -66,13 +73,6 @@ def test_streaming_households_keeps_memory_bounded():
     finally:
         tracemalloc.stop()
     assert peak - baseline < 5_000_000  # 30,000 retained rows would take ~30 MB
-
-
-def test_20000_households_generate_in_under_3_seconds():
-    started = time.perf_counter()
-    rows = sum(1 for _ in generate_city(20_000, seed=11)["households"])
-    assert rows == 20_000
-    assert time.perf_counter() - started < 3.0
 
 
 def test_same_seed_gives_identical_city():
