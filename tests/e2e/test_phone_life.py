@@ -389,20 +389,32 @@ def pushed(context, page, told: int, task: int, title: str, body: str) -> None:
     )
 
 
-def tap_the_notification(context) -> None:
-    """The worker taps the notification the service worker shows (its `notificationclick`)."""
+def tap_the_notification(context, push_again) -> None:
+    """The worker taps the notification the service worker shows (its `notificationclick`).
+
+    Chromium keeps shown notifications in a store it reconciles with the ones on screen; on a
+    loaded machine (a CI run, 2 cores) the reconciling once dropped the one `pushed` had just
+    seen, and the service worker found none to tap for 5 s. The push is then delivered again
+    (its tag replaces it, as a push resent does) and tapped, up to three times."""
     (worker,) = [w for w in context.service_workers if "/app/sw.js" in w.url]
-    worker.evaluate(
-        """async () => {
-          let shown = [];
-          for (let i = 0; i < 50 && !shown.length; i++) {
-            shown = await self.registration.getNotifications();
-            if (!shown.length) await new Promise((done) => setTimeout(done, 100));
-          }
-          const tapped = new NotificationEvent('notificationclick', { notification: shown[0] });
-          self.dispatchEvent(tapped);
-        }"""
-    )
+    for _ in range(3):
+        tapped = worker.evaluate(
+            """async () => {
+              let shown = [];
+              for (let i = 0; i < 50 && !shown.length; i++) {
+                shown = await self.registration.getNotifications();
+                if (!shown.length) await new Promise((done) => setTimeout(done, 100));
+              }
+              if (!shown.length) return false;
+              const tap = new NotificationEvent('notificationclick', { notification: shown[0] });
+              self.dispatchEvent(tap);
+              return true;
+            }"""
+        )
+        if tapped:
+            return
+        push_again()
+    raise AssertionError("the service worker showed no notification to tap")
 
 
 def test_tapping_a_tasks_push_opens_the_task_in_the_open_app_and_reads_its_notice(
@@ -416,7 +428,7 @@ def test_tapping_a_tasks_push_opens_the_task_in_the_open_app_and_reads_its_notic
     told = tell(worker, "task_dispatched", "新任务", "井盖松动", task_id=task)
     pushed(context, page, told, task, "新任务", "井盖松动")
 
-    tap_the_notification(context)
+    tap_the_notification(context, lambda: pushed(context, page, told, task, "新任务", "井盖松动"))
     expect(page.locator(f"#task-detail[data-task='{task}'] h2")).to_have_text("井盖松动")
     expect(page.locator("#inbox-badge")).to_be_hidden()
     assert read_at(e2e_engine, told) is not None
