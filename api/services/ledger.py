@@ -178,12 +178,15 @@ class LedgerRow:
 # Each household as it stood at `as_of`: its grid, kind and tags from its `household_history`
 # row then (a past week's plan lists a household in the grid it was in, under the tags it
 # had, as the week's report counts it), else as it is now. The candidates are the households
-# in the grids now and those whose row then was in them, each found by index.
+# in the grids now and those whose row then was in them, each found by index. The tags of an
+# erased household (`erased_at`: removed long ago, its phone and care tags erased by retention)
+# are served as none: its history rows keep them for the weeks' figures, not for reading again.
 _LEDGER_SQL = text(
     """
     SELECT h.id, g.id AS grid_id, g.code AS grid_code, g.community_code,
            h.building, h.unit, h.floor, h.room, COALESCE(hh.kind, h.kind) AS kind,
-           ST_X(h.location) AS lon, ST_Y(h.location) AS lat, COALESCE(hh.tags, h.tags) AS tags,
+           ST_X(h.location) AS lon, ST_Y(h.location) AS lat,
+           CASE WHEN h.erased_at IS NULL THEN COALESCE(hh.tags, h.tags) ELSE '{}' END AS tags,
            h.created_at,
            last.visited_at AS last_visited_at, attempt.visited_at AS last_attempt_at,
            week.n AS visits_this_week

@@ -756,6 +756,28 @@ def test_retention_erases_a_removed_households_phone_and_tags_after_180_days(
     assert purge(session, NOW + timedelta(days=400)).households == 0
 
 
+def test_erased_care_tags_are_not_served_again_by_a_past_weeks_plan(client, world, home, session):
+    """The history keeps the tags a household had each week, for the weeks' figures; a past
+    week's plan read them there and listed an erased household as living alone again, beside
+    its address and point, long after retention had erased them."""
+    remove(client, world, home)
+    retention.purge(
+        session,
+        None,
+        replace(POLICY, removed_households=timedelta(days=1)),
+        NOW + timedelta(days=2),
+    )
+    response = client.get(
+        "/api/v1/visits/plan",
+        query_string={"week": shift_week(WEEK, -1)},
+        headers=world.auth("worker_a1"),
+    )
+    assert response.status_code == 200, response.json
+    (stop,) = [s for s in response.json["households"] if s["household_id"] == home.id]
+    assert stop["tags"] == []
+    assert stop["must_visit"] is False
+
+
 def test_a_household_in_the_register_keeps_its_phone_however_old(client, world, home, session):
     assert purge(session, NOW + timedelta(days=1000)).households == 0
     session.expire_all()
