@@ -918,7 +918,10 @@ def generate(
     roster.created_by_id = scope.user_id
     roster.created_at = clock.now()
     roster.pairs = [list(group) for group in result.pairs]
-    roster.shortfalls = [shortfall_dict(s) for s in result.shortfalls]
+    # The days kept keep their gaps, a record as their shifts are (`roster_shortfalls` reads a
+    # past day's only as stored): the solve covers today on.
+    kept_gaps = [x for x in roster.shortfalls or [] if x["date"] and x["date"] < today.isoformat()]
+    roster.shortfalls = kept_gaps + [shortfall_dict(s) for s in result.shortfalls]
     roster.shortfall_rule = result.binding
     roster.shortfall_details = list(result.details)
     roster.grid_minimum = result.b_days_required
@@ -1342,6 +1345,15 @@ def publish(
     scope.require_roster_editor(roster.community_code)
     if roster.status == "published":
         raise errors.Conflict(f"Roster {roster.id} is already published.")
+    last_day = weeks.week_dates(roster.week)[-1]
+    if last_day < local_today(now):
+        # As its generation would be: a roster for days gone told every worker of it, became
+        # the record of who worked them, and its relief opened grids to visits after the fact.
+        raise errors.Conflict(
+            f"The week {roster.week} is over (its last day was {last_day}); its draft is not "
+            "published.",
+            roster_id=roster.id,
+        )
     unstaffed = unstaffed_shifts(session, roster, local_today(now))
     if unstaffed:
         first = unstaffed[0]

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from api.models import Community, Roster, Shift
+from api.models import Community, Notification, Roster, Shift
 from api.services import rosters as roster_service
 from tests.api.test_rosters import (
     BEFORE_THE_WEEK,
@@ -22,6 +22,7 @@ from tests.api.test_rosters import (
     WEEK,
     all_shifts,
     generate,
+    publish,
     set_today,
 )
 from tests.factories import make_roster_community
@@ -120,6 +121,50 @@ def test_a_week_already_over_is_not_generated(client, app, session, community):
     assert response.headers["Content-Type"] == "application/problem+json"
     assert "over" in response.get_json()["detail"]
     assert session.scalar(select(func.count(Roster.id))) == 0
+
+
+def test_a_draft_of_a_week_already_over_is_not_published(client, app, session, community):
+    """A draft left unpublished past its week was published all the same: every worker was
+    told of a roster for days gone, its shifts became the record of who worked them, and the
+    relief they named opened grids to visits after the fact."""
+    draft = generate(client, community).get_json()
+    set_today(app, SUN + timedelta(days=1))  # the Monday after
+    response = publish(client, community, draft["id"])
+    assert response.status_code == 409, response.get_json()
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert "over" in response.get_json()["detail"]
+    session.expire_all()
+    assert session.get(Roster, draft["id"]).status == "draft"
+    assert session.scalar(select(func.count(Notification.id))) == 0
+
+
+def test_a_draft_published_on_its_last_day_is_published(client, app, community):
+    draft = generate(client, community).get_json()
+    set_today(app, SUN)
+    assert publish(client, community, draft["id"]).status_code == 200
+
+
+def test_a_regeneration_on_wednesday_keeps_the_window_gaps_of_monday_and_tuesday(
+    client, app, session
+):
+    """The days kept are a record, their gaps with them (`roster_shortfalls` reads a past
+    day's gap only as the generation left it): a regeneration midweek replaced the stored gaps
+    with its own, from today on, and Monday's and Tuesday's were gone from the roster."""
+    short = make_roster_community(
+        session, app, 2, 1, code="110105001007", roster={"a_min": 3, "a_max": 3}
+    )
+    first = generate(client, short).get_json()
+    assert {("window", str(MON)), ("window", str(TUE))} <= {
+        (s["rule"], s["date"]) for s in first["shortfalls"]
+    }
+    set_today(app, WED)
+    again = generate(client, short).get_json()
+    gaps = {(s["rule"], s["date"]) for s in again["shortfalls"]}
+    assert {("window", str(d)) for d in (MON, TUE, WED, THU, FRI)} <= gaps
+    # Recorded once, not once a generation.
+    third = generate(client, short).get_json()
+    dated = [(s["rule"], s["date"]) for s in third["shortfalls"] if s["date"]]
+    assert len(dated) == len(set(dated))
 
 
 def test_a_worker_kept_at_the_window_is_counted_once_with_the_week(client, app, session, community):
