@@ -303,7 +303,10 @@ gt AS (
   FROM gw LEFT JOIN tk ON tk.grid_id = gw.id LEFT JOIN tgj ON tgj.grid_id = gw.id
   LEFT JOIN lk ON lk.grid_id = gw.id),
 members AS (
-  SELECT ug.user_id AS worker_id FROM user_grids ug JOIN sel USING (grid_id)
+  -- Who held the grids during the week (`grid_holdings`), not who holds them now: a past week
+  -- listed a worker given a grid since, and lost the one who held it then.
+  SELECT gh.user_id AS worker_id FROM grid_holdings gh JOIN sel USING (grid_id)
+        WHERE gh.started_at < :end AND (gh.ended_at IS NULL OR gh.ended_at > :start)
   UNION SELECT w.worker_id FROM report_worker_weeks w JOIN sel USING (grid_id)
         WHERE w.week = :week
   UNION SELECT s.worker_id FROM shifts s JOIN sel USING (grid_id)

@@ -148,6 +148,8 @@ def history(session, app) -> History:
         "other_viewer": make_user(session, "rp_viewer9", "district_viewer", district="110101"),
     }
     session.flush()
+    # ... and held by their workers since (`grid_holdings`: whose a past week's grids were).
+    session.execute(text("UPDATE grid_holdings SET started_at = :t"), {"t": created})
 
     def hh(lon, **fields):
         return make_household(session, lon, 39.905, created_at=created, **fields)
@@ -530,6 +532,39 @@ def test_a_post_on_a_day_of_approved_leave_is_not_a_day_worked(client, session, 
     session.commit()
     row = _workers(client, history)["rp_w1"]
     assert (row["a_days"], row["b_days"]) == (1, 1)
+
+
+def test_a_past_week_lists_the_workers_who_held_its_grids_then_not_those_given_them_since(
+    client, session, history
+):
+    """A past week is reported on the assignments as they were: its worker list read who holds
+    the grids now, so a worker given R1 after the week stood in W47's list with nothing done,
+    and one who held R2 through it and was moved off since, nothing done either, was gone
+    from the week they answered for."""
+    make_user(session, "rp_new", "worker", grids=[R1], display_name="戊")
+    gone = make_user(session, "rp_gone", "worker", grids=[R2], display_name="己")
+    session.flush()
+    session.execute(
+        text("UPDATE grid_holdings SET started_at = :t WHERE user_id = :u"),
+        {"t": datetime(2026, 10, 1, tzinfo=SH), "u": gone.id},
+    )
+    gone.grids = []  # moved off R2 now, after W47
+    session.commit()
+    workers = _workers(client, history)
+    assert "rp_new" not in workers
+    assert {k: workers["rp_gone"][k] for k in ("visits", "households", "a_days", "b_days")} == {
+        "visits": 0,
+        "households": 0,
+        "a_days": 0,
+        "b_days": 0,
+    }
+    this_week = client.get(
+        COVERAGE,
+        query_string={"week": week_of(datetime.now(SH)), "community": RC},
+        headers=history.auth("admin"),
+    ).json
+    # This week both held a grid: the newcomer from today, rp_gone until today.
+    assert {"rp_new", "rp_gone"} <= {w["username"] for w in this_week["workers"]}
 
 
 def test_a_draft_rosters_shift_adds_no_worker_to_the_report(client, session, history):
