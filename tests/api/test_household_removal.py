@@ -756,10 +756,8 @@ def test_retention_erases_a_removed_households_phone_and_tags_after_180_days(
     assert purge(session, NOW + timedelta(days=400)).households == 0
 
 
-def test_erased_care_tags_are_not_served_again_by_a_past_weeks_plan(client, world, home, session):
-    """The history keeps the tags a household had each week, for the weeks' figures; a past
-    week's plan read them there and listed an erased household as living alone again, beside
-    its address and point, long after retention had erased them."""
+def removed_and_erased(client, world, home, session) -> None:
+    """`home` removed today and erased by retention two days later (kept one day)."""
     remove(client, world, home)
     retention.purge(
         session,
@@ -767,6 +765,13 @@ def test_erased_care_tags_are_not_served_again_by_a_past_weeks_plan(client, worl
         replace(POLICY, removed_households=timedelta(days=1)),
         NOW + timedelta(days=2),
     )
+
+
+def test_erased_care_tags_are_not_served_again_by_a_past_weeks_plan(client, world, home, session):
+    """The history keeps the tags a household had each week, for the weeks' figures; a past
+    week's plan read them there and listed an erased household as living alone again, beside
+    its address and point, long after retention had erased them."""
+    removed_and_erased(client, world, home, session)
     response = client.get(
         "/api/v1/visits/plan",
         query_string={"week": shift_week(WEEK, -1)},
@@ -785,13 +790,7 @@ def test_a_household_in_the_register_keeps_its_phone_however_old(client, world, 
 
 
 def test_an_erased_household_can_no_longer_be_brought_back(client, world, home, session):
-    remove(client, world, home)
-    retention.purge(
-        session,
-        None,
-        replace(POLICY, removed_households=timedelta(days=1)),
-        NOW + timedelta(days=2),
-    )
+    removed_and_erased(client, world, home, session)
     body = read(client, world, home)
     assert body["removal"]["erased_at"] is not None
     assert body["phone"] is None and body["tags"] == []
