@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, undefer
 
 from api import errors
-from api.models import REPORT_FORMATS, Community, Report, ReportFile, User
+from api.models import CARE_TAGS, REPORT_FORMATS, Community, Grid, Report, ReportFile, User
+from api.models.tasks import TASK_LISTS
 from api.scope import Scope
 from api.services import report_render, reports
 from api.services.notifications import notify
 from api.services.rates import percent
+from api.services.task_lists import LIST_FIGURES
 from api.services.weeks import parse_week, shift_week, week_bounds
 
 log = logging.getLogger("gridwork.reports")
@@ -460,7 +464,29 @@ def get_report(session: Session, scope: Scope, report_id: int) -> Report:
 
 
 def get_file(session: Session, scope: Scope, report_id: int, fmt: str) -> ReportFile:
+    """The stored file as it is (a community admin's, a district viewer's copy)."""
     report = get_report(session, scope, report_id)
+    return _stored_file(session, report, fmt)
+
+
+def read_file(session: Session, scope: Scope, report_id: int, fmt: str) -> tuple[Report, bytes]:
+    """One stored report's file as the caller may read it: the stored file, or for a grid
+    leader their copy of it (`leader_view`), rendered in `fmt` from the stored figures."""
+    if scope.role != "grid_leader":
+        row = get_file(session, scope, report_id, fmt)
+        return row.report, row.body
+    report = get_report(session, scope, report_id)
+    if fmt not in REPORT_FORMATS:
+        raise errors.NotFound(
+            f"Report {report_id} has no {fmt!r} file; one of {', '.join(REPORT_FORMATS)}."
+        )
+    view, grid_ids = leader_view(session, scope, report)
+    shapes = reports.grid_shapes(session, grid_ids, report.week) if fmt == "pdf" else None
+    return report, report_render.render(view, fmt, shapes)
+
+
+def _stored_file(session: Session, report: Report, fmt: str) -> ReportFile:
+    report_id = report.id
     if fmt not in REPORT_FORMATS:
         raise errors.NotFound(
             f"Report {report_id} has no {fmt!r} file; one of {', '.join(REPORT_FORMATS)}."
@@ -473,6 +499,192 @@ def get_file(session: Session, scope: Scope, report_id: int, fmt: str) -> Report
     if row is None:
         raise errors.NotFound(f"Report {report_id} has no {fmt} file.")
     return row
+
+
+# --- a grid leader's copy ----------------------------------------------------------------------
+def leader_view(session: Session, scope: Scope, report: Report) -> tuple[dict[str, Any], list[int]]:
+    """A grid leader's copy of a stored community report, and the ids of the grids it keeps.
+
+    The live report narrows a grid leader to their own grids (`reports.select_scope`: the grids
+    of their scope, `Scope.grid_ids`); so does this, from the stored figures: the stored grids
+    that are theirs; `totals` and `communities` summed over those alone as REPORT_SQL sums them
+    (rates from the sums); `level` "grids". The stored report does not split a worker's figures
+    by grid: the `workers` section is the live leader report's of the week over those grids
+    (its members, their visits there, their posts there), as it counts them now. The trend:
+    each week's point sums those grids in that week's stored report of the community; a week
+    with no stored report (before the first Monday run) is the live report's point of it.
+    """
+    stored = json.loads(_stored_file(session, report, "json").body)
+    codes = {g["code"] for g in stored["grids"]}
+    mine = dict(
+        session.execute(select(Grid.code, Grid.id).where(Grid.code.in_(codes), scope.grids())).all()
+    )
+    grids = [g for g in stored["grids"] if g["code"] in mine]
+    grid_ids = [mine[g["code"]] for g in grids]
+    live = reports.coverage_report(
+        session,
+        reports.Selection("grids", report.code, report.name, grid_ids),
+        report.week,
+        now=report.created_at,
+    )
+    view = {
+        **stored,
+        "level": "grids",
+        "grids": grids,
+        "communities": _communities(grids, stored.get("communities") or []),
+        "workers": live["workers"],
+        "totals": _totals(grids),
+    }
+    view["trend"] = _leader_trend(session, report, view, live["trend"])
+    return view, grid_ids
+
+
+def _sum(rows: list[dict[str, Any]], key: str) -> int:
+    return sum(row.get(key) or 0 for row in rows)
+
+
+def _counted(rate: float | None, whole: int) -> int:
+    """The part a stored rate was computed from (`gw_pct(part, whole)`, one decimal): exact for
+    a whole under 1000 (a grid's tasks of a week), the rate's rounding being under half a
+    task then."""
+    if rate is None or not whole:
+        return 0
+    return round(rate * whole / 100)
+
+
+def _task_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The tasks' figures summed over grids, the three rates from the sums (`_task_json`)."""
+    opened, rated = _sum(rows, "opened"), _sum(rows, "rated")
+    responded = sum(_counted(r.get("response_rate"), r.get("opened") or 0) for r in rows)
+    satisfied = sum(_counted(r.get("satisfaction_rate"), r.get("rated") or 0) for r in rows)
+    resolved = _sum(rows, "resolved")
+    return {
+        "opened": opened,
+        "resolved": resolved,
+        "overdue": _sum(rows, "overdue"),
+        "response_rate": percent(responded, opened),
+        "resolution_rate": percent(resolved, opened),
+        "satisfaction_rate": percent(satisfied, rated),
+        "rated": rated,
+    }
+
+
+def _totals(grids: list[dict[str, Any]]) -> dict[str, Any]:
+    """REPORT_SQL's `totals` over the kept grids: sums of their rows, rates from the sums."""
+    households, visited = _sum(grids, "households"), _sum(grids, "visited")
+    tags: dict[str, list[int]] = {}
+    for grid in grids:
+        for m in grid.get("must_visit") or []:
+            due_done = tags.setdefault(m["tag"], [0, 0])
+            due_done[0] += m["due"]
+            due_done[1] += m["done"]
+    order = {tag: i for i, tag in enumerate(CARE_TAGS)}
+    totals: dict[str, Any] = {
+        "grids": len(grids),
+        "households": households,
+        "households_by_kind": {
+            kind: sum((g.get("households_by_kind") or {}).get(kind) or 0 for g in grids)
+            for kind in ("residence", "business")
+        },
+        "visited": visited,
+        "coverage": percent(visited, households),
+        "visits": _sum(grids, "visits"),
+        "visits_by_grade": {
+            grade: sum((g.get("visits_by_grade") or {}).get(grade) or 0 for g in grids)
+            for grade in ("ok", "doubtful", "suspect")
+        },
+        "relief_visits": _sum(grids, "relief_visits"),
+        "unregistered_visits": _sum(grids, "unregistered_visits"),
+        "not_visited_2w": _sum(grids, "not_visited_2w"),
+        "must_visit": [
+            {"tag": tag, "due": due, "done": done, "rate": percent(done, due)}
+            for tag, (due, done) in sorted(
+                tags.items(), key=lambda item: order.get(item[0], len(order))
+            )
+            if due > 0 or done > 0
+        ],
+    }
+    tasks = [g["tasks"] for g in grids if "tasks" in g]
+    totals["tasks"] = _task_totals(tasks)
+    # Figures a report stored before them has not (the hotline's rates, the lists): left out.
+    if all("hotline" in t for t in tasks):
+        totals["tasks"]["hotline"] = _task_totals([t["hotline"] for t in tasks])
+    if all("lists" in g for g in grids):
+        totals["lists"] = {
+            kind: {n: sum(g["lists"][kind][n] for g in grids) for n in LIST_FIGURES}
+            for kind in TASK_LISTS
+        }
+    return totals
+
+
+def _communities(grids: list[dict[str, Any]], stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """REPORT_SQL's `communities` over the kept grids: each one's sums, named as stored."""
+    named = {c["code"]: c for c in stored}
+    out = []
+    for code in sorted({g["community_code"] for g in grids}):
+        rows = [g for g in grids if g["community_code"] == code]
+        households, visited = _sum(rows, "households"), _sum(rows, "visited")
+        c = named.get(code, {})
+        entry = {
+            "code": code,
+            "name": c.get("name"),
+            "street_code": c.get("street_code"),
+            "street_name": c.get("street_name"),
+            "grids": len(rows),
+            "households": households,
+            "visited": visited,
+            "coverage": percent(visited, households),
+            "visits": _sum(rows, "visits"),
+            "not_visited_2w": _sum(rows, "not_visited_2w"),
+            "tasks_opened": sum(r["tasks"]["opened"] for r in rows),
+            "tasks_resolved": sum(r["tasks"]["resolved"] for r in rows),
+            "tasks_overdue": sum(r["tasks"]["overdue"] for r in rows),
+        }
+        if all("lists" in r for r in rows):
+            for kind in TASK_LISTS:
+                for n in LIST_FIGURES:
+                    entry[f"{kind}s_{n}"] = sum(r["lists"][kind][n] for r in rows)
+        out.append(entry)
+    return out
+
+
+def _leader_trend(
+    session: Session, report: Report, view: dict[str, Any], live: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each trend week's point: the kept grids in that week's stored report of the community
+    (this report's own totals for its week); the live point for a week with none stored."""
+    codes = {g["code"] for g in view["grids"]}
+    weeks = [p["week"] for p in live]
+    bodies = session.execute(
+        select(Report.week, ReportFile.body)
+        .join(ReportFile, ReportFile.report_id == Report.id)
+        .where(
+            Report.level == report.level,
+            Report.code == report.code,
+            Report.week.in_(weeks),
+            Report.week != report.week,
+            ReportFile.format == "json",
+        )
+    ).all()
+    stored = {week: json.loads(body)["grids"] for week, body in bodies}
+    stored[report.week] = view["grids"]
+    trend = []
+    for point in live:
+        grids = stored.get(point["week"])
+        if grids is None:
+            trend.append(point)
+            continue
+        kept = [g for g in grids if g["code"] in codes]
+        households, visited = _sum(kept, "households"), _sum(kept, "visited")
+        trend.append(
+            {
+                "week": point["week"],
+                "households": households,
+                "visited": visited,
+                "coverage": percent(visited, households),
+            }
+        )
+    return trend
 
 
 def backdate_register(session: Session, grid_codes: list[str], since: datetime) -> None:

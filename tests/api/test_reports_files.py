@@ -818,6 +818,151 @@ def test_stored_reports_are_listed_in_scope_and_downloaded(client, session, hist
     assert r.status_code == 422
 
 
+def _stored_file(client, history, who: str, fmt: str, week: str = "2026-W47"):
+    listed = client.get("/api/v1/reports", query_string={"week": week}, headers=history.auth(who))
+    item = next(r for r in listed.json if r["code"] == RC)
+    url = next(f["url"] for f in item["files"] if f["format"] == fmt)
+    return client.get(url, headers=history.auth(who))
+
+
+def _live(client, history, who: str, week: str = "2026-W47") -> dict:
+    got = client.get(COVERAGE, query_string={"week": week}, headers=history.auth(who))
+    assert got.status_code == 200, got.json
+    return got.json
+
+
+def test_a_grid_leaders_copy_of_a_stored_report_holds_their_grids_only(client, session, history):
+    """Found by a review: the live report narrows a grid leader to their own grids, but the
+    stored Monday report of their community was served whole to every grid leader of it: every
+    grid's figures and every worker's (the workers' personal data), in every format. A leader's
+    copy is their live leader report of the week, from the stored figures: their grids, the
+    workers of those grids, totals and communities summed over those grids alone."""
+    report_store.generate_due_reports(session, MONDAY_0830)
+    session.commit()
+    got = _stored_file(client, history, "leader", "json")
+    assert got.status_code == 200
+    mine = json.loads(got.data)
+    live = _live(client, history, "leader")  # nothing synced since the run: the same figures
+    assert [g["code"] for g in mine["grids"]] == [R1]
+    assert (mine["level"], mine["code"], mine["name"]) == ("grids", RC, live["name"])
+    for section in ("grids", "totals", "communities", "workers"):
+        assert mine[section] == live[section], section
+    whole = json.loads(_stored_file(client, history, "admin", "json").data)
+    assert mine["totals"] != whole["totals"]
+    assert mine["trend"][-1] == {
+        k: mine["totals"][k] for k in ("households", "visited", "coverage")
+    } | {"week": "2026-W47"}
+
+
+def test_a_leader_of_every_grid_reads_the_stored_totals_summed_as_the_report_sums_them(
+    client, session, history
+):
+    """A leader's totals and communities are summed from the grids kept, rates from the sums,
+    as REPORT_SQL sums them: a leader holding every grid of the community reads the stored
+    report's own figures."""
+    from tests.factories import bearer, make_user
+
+    both = make_user(session, "rp_leader2", "grid_leader", grids=[R1, R2], display_name="戊")
+    report_store.generate_due_reports(session, MONDAY_0830)
+    session.commit()
+    whole = json.loads(_stored_file(client, history, "admin", "json").data)
+    with history.app.app_context():
+        headers = bearer(both)
+    url = f"/api/v1/reports/{whole_id(session)}/files/json"
+    mine = json.loads(client.get(url, headers=headers).data)
+    assert [g["code"] for g in mine["grids"]] == [R1, R2]
+    assert whole["totals"]["tasks"]["opened"] and whole["totals"]["must_visit"]
+    for section in ("grids", "totals", "communities", "trend"):
+        assert mine[section] == whole[section], section
+    assert mine["level"] == "grids" and whole["level"] == "community"
+
+
+def whole_id(session) -> int:
+    return session.scalar(select(Report.id).where(Report.code == RC, Report.week == "2026-W47"))
+
+
+def test_a_grid_leaders_copy_renders_their_grids_only_in_every_format(client, session, history):
+    """The CSV, the spreadsheet and the PDF of a leader's copy are rendered from it: no other
+    grid's row, no other grid's worker."""
+    report_store.generate_due_reports(session, MONDAY_0830)
+    session.commit()
+    rows = list(
+        csv.reader(
+            io.StringIO(_stored_file(client, history, "leader", "csv").data.decode("utf-8-sig"))
+        )
+    )
+    assert [r[0] for r in rows[1:]] == [R1, "合计"]
+    book = load_workbook(io.BytesIO(_stored_file(client, history, "leader", "xlsx").data))
+    grid_codes = [r[0] for r in book["网格"].iter_rows(min_row=2, values_only=True)]
+    assert R2 not in grid_codes and R1 in grid_codes
+    names = [r[0] for r in book["网格员"].iter_rows(min_row=2, values_only=True)]
+    assert "乙" not in names and "甲" in names  # w2 holds R2 only, w1 R1
+    pdf = _pdf_words(_stored_file(client, history, "leader", "pdf").data)
+    assert "二网格" not in pdf and "一网格" in pdf
+    # The admin's and the viewer's are the stored files as they are.
+    for who in ("admin", "viewer"):
+        body = _stored_file(client, history, who, "csv").data
+        assert [r[0] for r in csv.reader(io.StringIO(body.decode("utf-8-sig")))][1:] == [
+            R1,
+            R2,
+            "合计",
+        ]
+
+
+def test_a_grid_leaders_trend_sums_their_grids_in_each_weeks_stored_report(
+    client, session, history
+):
+    """Each point of a leader's trend is their grids' figures in that week's stored report; a
+    week with no stored report (before the first Monday run) is their live report's point."""
+    report_store.generate_due_reports(session, MONDAY_0830 - timedelta(days=7))  # W46's
+    report_store.generate_due_reports(session, MONDAY_0830)
+    session.commit()
+    mine = json.loads(_stored_file(client, history, "leader", "json").data)
+    live = _live(client, history, "leader")
+    trend = {p["week"]: p for p in mine["trend"]}
+    assert list(trend) == [p["week"] for p in live["trend"]]
+    w46 = json.loads(_stored_file(client, history, "leader", "json", "2026-W46").data)
+    assert w46["grids"] == [
+        g
+        for g in json.loads(_stored_file(client, history, "admin", "json", "2026-W46").data)[
+            "grids"
+        ]
+        if g["code"] == R1
+    ]
+    t = w46["totals"]
+    assert trend["2026-W46"] == {
+        "week": "2026-W46",
+        "households": t["households"],
+        "visited": t["visited"],
+        "coverage": t["coverage"],
+    }
+    earlier = [w for w in trend if w < "2026-W46"]
+    assert [trend[w] for w in earlier] == [p for p in live["trend"] if p["week"] in earlier]
+
+
+def test_the_list_gives_a_grid_leader_no_other_grids_figures(client, session, history):
+    """The list and one report carry the community's totals (the push that announced the report
+    said them to every leader of it): no grid's figures, no worker's."""
+    report_store.generate_due_reports(session, MONDAY_0830)
+    session.commit()
+    leader = client.get("/api/v1/reports", headers=history.auth("leader")).json
+    admin = client.get("/api/v1/reports", headers=history.auth("admin")).json
+    assert leader == admin
+    assert set(leader[0]) == {
+        "id",
+        "week",
+        "level",
+        "code",
+        "name",
+        "households",
+        "visited",
+        "coverage",
+        "created_at",
+        "late_visits",
+        "files",
+    }
+
+
 def test_a_stored_report_says_how_many_of_its_weeks_visits_reached_the_server_after_it(
     client, session, history
 ):

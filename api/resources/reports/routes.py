@@ -104,9 +104,11 @@ class ReportById(MethodView):
 class ReportFileByFormat(MethodView):
     @blp.doc(responses=_FILE_RESPONSES)
     def get(self, report_id, fmt):
-        """Download a stored report as json, csv, xlsx or pdf"""
-        row = report_store.get_file(db.session, current_scope(), report_id, fmt)
-        report = row.report
+        """Download a stored report as json, csv, xlsx or pdf
+
+        A grid leader gets their copy: their grids only, the workers of those grids, totals
+        over those grids (as the live report narrows them)."""
+        report, body = report_store.read_file(db.session, current_scope(), report_id, fmt)
         privacy.record_disclosure("report", [report.id], fields=(fmt,))
         # A stored report is of a week that has ended: the week's own name.
-        return _download(row.body, fmt, f"coverage-{report.code}-{report.week}.{fmt}")
+        return _download(body, fmt, f"coverage-{report.code}-{report.week}.{fmt}")
