@@ -16,6 +16,7 @@ from sqlalchemy import (
     cast,
     false,
     func,
+    null,
     or_,
     select,
     union_all,
@@ -33,12 +34,13 @@ from api.models import (
     Leave,
     Roster,
     Shift,
+    ShiftChange,
     Task,
     User,
     Visit,
     user_grids,
 )
-from api.services.weeks import LOCAL
+from api.services.weeks import LOCAL, week_of
 
 
 class ScopeGrids(NamedTuple):
@@ -416,28 +418,77 @@ class Scope:
             .exists()
         )
 
-    def relief_grids(self, session: Session, dates: Iterable[date]) -> dict[date, set[int]]:
+    def relief_grids(
+        self, session: Session, dates: Iterable[date]
+    ) -> dict[date, dict[int, datetime | None]]:
         """Grids this user is rostered in on each date: a B-post of a published roster (a draft
         grants nothing, as workers never see drafts). Outside their own grids that is a relief
         shift, naming the away holder in `relief_for_id` -- or naming nobody, in a grid nobody
-        holds, where the worker sent to it must be let in all the same."""
+        holds, where the worker sent to it must be let in all the same.
+
+        Each grid with the moment it closed to them that day, None when open all day: the
+        roster and leave as they stood through the day, not as they stand now. A shift handed
+        on since (an edit or a swap: its change log, `ShiftChange.before`) was theirs until
+        then (`changed_at`); leave for the day approved meanwhile closed it at the approval
+        (`Leave.decided_at`: leave approved late for days gone by leaves those days' visits
+        theirs; approved before the day, or with no time recorded, closes it all day). Judged
+        at the sync, a morning's relief visits made offline were refused once the shift was
+        handed on or the leave approved at noon, and for good: the day over, neither is undone.
+        """
         dates = sorted(set(dates))
-        relief: dict[date, set[int]] = {d: set() for d in dates}
+        relief: dict[date, dict[int, datetime | None]] = {d: {} for d in dates}
         if not dates:
             return relief
-        rows = session.execute(
-            select(Shift.date, Shift.grid_id)
+        published = Roster.status == "published"
+        rostered = (
+            select(
+                Shift.date.label("day"),
+                Shift.grid_id.label("grid_id"),
+                cast(null(), DateTime(timezone=True)).label("until"),
+            )
             .join(Roster, Roster.id == Shift.roster_id)
             .where(
                 Shift.worker_id == self.user_id,
                 Shift.post == "B",
                 Shift.date.in_(dates),
-                Roster.status == "published",
-                self._at_work(Shift.date),
+                published,
             )
         )
-        for day, grid_id in rows:
-            relief[day].add(grid_id)
+        before = ShiftChange.before
+        handed_on = (
+            select(cast(before["date"].astext, Date), Grid.id, ShiftChange.changed_at)
+            .join(Roster, Roster.id == ShiftChange.roster_id)
+            .join(Grid, Grid.code == before["grid_code"].astext)
+            .where(
+                before.contains({"worker_id": self.user_id, "post": "B"}),
+                before["date"].astext.in_([d.isoformat() for d in dates]),
+                Roster.week.in_({week_of(d) for d in dates}),
+                published,
+            )
+        )
+        shifts = union_all(rostered, handed_on).subquery("shifts")
+        approved = (
+            select(func.min(func.coalesce(Leave.decided_at, cast("-infinity", DateTime(True)))))
+            .where(
+                Leave.worker_id == self.user_id,
+                Leave.status == "approved",
+                Leave.start_date <= shifts.c.day,
+                Leave.end_date >= shifts.c.day,
+            )
+            .scalar_subquery()
+        )
+        until = func.least(shifts.c.until, approved)
+        starts = cast(shifts.c.day, DateTime).op("AT TIME ZONE")(LOCAL.key)
+        rows = session.execute(
+            select(shifts.c.day, shifts.c.grid_id, until).where(
+                or_(until.is_(None), until > starts)
+            )
+        )
+        for day, grid_id, closed in rows:
+            if grid_id in relief[day]:
+                kept = relief[day][grid_id]
+                closed = None if kept is None or closed is None else max(kept, closed)
+            relief[day][grid_id] = closed
         return relief
 
     def periods(self):
@@ -482,12 +533,11 @@ class Scope:
             )
         )
 
-    def visit_grid_refusal(
-        self, grid_id: int, grid_code: str, open_that_day: set[int]
-    ) -> str | None:
+    def visit_grid_refusal(self, grid_id: int, grid_code: str, open_then: set[int]) -> str | None:
         """Why this user may not record a visit in the grid, or None when they may: one of
-        their grids, or `open_that_day` to them on the visit's date (held then, or relieved)."""
-        if grid_id in self.grid_ids or grid_id in open_that_day:
+        their grids, or `open_then` to them when the visit was made (held that day, or relieved
+        then: `relief_grids`)."""
+        if grid_id in self.grid_ids or grid_id in open_then:
             return None
         return (
             f"Grid {grid_code} is not one of your grids and was not on the visit's date, nor "

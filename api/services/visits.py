@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from types import SimpleNamespace
@@ -114,6 +114,9 @@ class _Accepted:
     home: Point | None = None  # its location
     point: Point | None = None  # WGS-84, once converted
     relief: bool = False
+    # The grids open to the worker when the visit was made, beyond those they hold now (held
+    # that day, or a relief shift's until it was handed on or their leave approved).
+    open: set[int] = field(default_factory=set)
 
 
 class StoredVisit(SimpleNamespace):
@@ -226,7 +229,9 @@ def ingest_and_render(
     # before the office handed the worker another grid).
     held = scope.held_grids(session, days)
     relief = scope.relief_grids(session, days)
-    opened = {day: relief[day] | held[day] for day in days}
+    opened = {day: held[day].union(relief[day]) for day in days}
+    for a in pending:
+        a.open = _open_then(a.data["visited_at"], opened[a.day], held[a.day], relief[a.day])
     # Every grid the batch may touch, whole, in one query: the visited ones (for the scope
     # check) and the caller's territory (for the evidence). Whole grids, not just codes and
     # boundaries: the answer's `grid_code` then finds them in the session.
@@ -252,6 +257,17 @@ def ingest_and_render(
         final, answer = settle(session, created), None
     on_visits_stored(session, [created[k] for k in sorted(created, key=str)])
     return final, answer
+
+
+def _open_then(
+    at: datetime, opened: set[int], held: set[int], relief: dict[int, datetime | None]
+) -> set[int]:
+    """The grids open to the worker at `at`: those `opened` on its day, but a relieved grid
+    closed to them by then (`Scope.relief_grids`: the shift handed on, their leave approved),
+    unless they held it that day. A visit made before is judged as it was made: the worker was
+    rostered there."""
+    closed = {g for g, until in relief.items() if until is not None and at >= until} - held
+    return opened - closed if closed else opened
 
 
 def _grids_led_of_held(session: Session, scope: Scope, worker: User) -> frozenset[int] | None:
@@ -475,8 +491,9 @@ def _place_and_check(
     confined_to: frozenset[int] | None = None,
 ) -> tuple[list[_Accepted], dict[int, Grid]]:
     """Find each item's household (or the premises' grid) and check the worker may visit it:
-    one of their grids, or one `opened` to them on the visit's date (a relief shift's, or one
-    they `held` that day); and, `confined_to` given, that it is one of those grids.
+    one of their grids, or one open to them when the visit was made (`_Accepted.open`: a
+    relief shift's, or one they `held` that day); and, `confined_to` given, that it is one of
+    those grids.
 
     Also gives the grids read for it: those visited and the caller's territory."""
     if not pending:
@@ -577,7 +594,7 @@ def _place_and_check(
                 continue
             # The grid it was in at the visit, if it has moved since into one not the worker's.
             a.grid_id = earlier.get(a.index, a.household.grid_id)
-        refusal = scope.visit_grid_refusal(a.grid_id, grids[a.grid_id].code, opened[a.day])
+        refusal = scope.visit_grid_refusal(a.grid_id, grids[a.grid_id].code, a.open)
         if refusal:
             # A household outside the worker's grids is answered as a missing one, word for
             # word: naming its grid confirmed that the id exists, and where. Premises keep the
@@ -634,7 +651,7 @@ def _grids_at_the_visit(
         for a in pending
         if (h := households.get(a.data.get("household_id"))) is not None
         and h.grid_id not in scope.grid_ids
-        and h.grid_id not in opened[a.day]
+        and h.grid_id not in a.open
     ]
     if not strays:
         return {}
@@ -661,7 +678,7 @@ def _grids_at_the_visit(
             if (
                 p.household_id == a.data["household_id"]
                 and p.valid_from <= at < p.valid_to
-                and (p.grid_id in scope.grid_ids or p.grid_id in opened[a.day])
+                and (p.grid_id in scope.grid_ids or p.grid_id in a.open)
             ):
                 found[a.index] = p.grid_id
                 break
@@ -685,7 +702,7 @@ def _premises_at_the_visit(
     strays = [
         i
         for i, p in placements.items()
-        if p.grid_id not in scope.grid_ids and p.grid_id not in opened[visits[i].day]
+        if p.grid_id not in scope.grid_ids and p.grid_id not in visits[i].open
     ]
     if not strays:
         return {}
@@ -713,7 +730,7 @@ def _premises_at_the_visit(
     ).all()
     found: dict[int, int] = {}
     for i, grid_id in rows:
-        if i not in found and (grid_id in scope.grid_ids or grid_id in opened[visits[i].day]):
+        if i not in found and (grid_id in scope.grid_ids or grid_id in visits[i].open):
             found[i] = grid_id
     return found
 
@@ -758,7 +775,7 @@ def _build_rows(
         # day: no grid of the batch redrawn since its first visit).
         drawn = tuple(
             (g, _outline_at(outlines.get(g, ()), d["visited_at"]))
-            for g in sorted(scope.grid_ids | opened[a.day])
+            for g in sorted(scope.grid_ids | a.open)
             if g in boundaries
         )
         if drawn not in territory:
@@ -1168,10 +1185,13 @@ def week_plan(
     today = as_of.astimezone(LOCAL).date()
     days = [start.astimezone(LOCAL).date() + timedelta(days=i) for i in range(7)]
     relief = worker_scope.relief_grids(session, [d for d in days if d >= today])
+    # Those still open all day: not one whose shift was handed on, or whose day the worker's
+    # leave was approved for.
+    relieved = {g for grids in relief.values() for g, until in grids.items() if until is None}
     # A week gone by is planned on the grids the worker held as it ended, not today's.
     past = as_of < now
     own = worker_scope.grids_held_at(session, as_of) if past else set(worker_scope.grid_ids)
-    grid_ids = own.union(*relief.values())
+    grid_ids = own | relieved
     if worker.id != scope.user_id or past:
         # Only the grids the reader sees: a leader who shares one grid with a worker does not
         # read the households of the worker's other grids, nor a worker those of a grid they
