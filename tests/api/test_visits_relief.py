@@ -183,3 +183,33 @@ def test_a_visit_in_the_workers_own_grid_is_no_relief_after_the_hand_on(client, 
     (result,) = sync(client, world, [visit_item(home(world, A1))])
     assert result["status"] == "created", result
     assert result["visit"]["relief"] is False
+
+
+def test_a_relief_visit_made_before_the_shift_was_swapped_away_is_stored(client, world, session):
+    """A swap hands the shift on as an edit does (the change log's `action` is `swap`): the
+    morning in A2 is the worker's, the afternoon at the window is not a relief of A2."""
+    from api.models import Shift
+
+    shift = relieve_a2_today(session, world)
+    window = Shift(
+        roster_id=shift.roster_id, date=shift.date, post="A", worker_id=world.users["leader_a"].id
+    )
+    session.add(window)
+    session.flush()
+    _, morning = this_morning()
+    before = visit_item(home(world), at=morning)
+    swap = client.post(
+        f"/api/v1/shifts/{shift.id}/swap",
+        json={"with_shift_id": window.id},
+        headers=world.auth("worker_a1"),
+    )
+    assert swap.status_code == 201, swap.json
+    accepted = client.post(
+        f"/api/v1/swaps/{swap.json['id']}/accept", headers=world.auth("leader_a")
+    )
+    assert accepted.status_code == 200, accepted.json
+    after = visit_item(home(world, i=1), at=datetime.now(UTC))
+    kept, refused = sync(client, world, [before, after])
+    assert kept["status"] == "created", kept
+    assert kept["visit"]["relief"] is True
+    assert (refused["status"], refused["code"]) == ("rejected", "household-not-found")
