@@ -560,7 +560,7 @@ def _place_and_check(
         else:
             del where[a.index]
     placements = dict(zip(where, place(session, list(where.values())), strict=True))
-    earlier = _grids_at_the_visit(session, scope, pending, households, opened)
+    earlier = _grids_at_the_visit(session, scope, pending, households)
     earlier.update(_premises_at_the_visit(session, scope, pending, placements, where, opened))
 
     grid_ids = {h.grid_id for h in households.values()} | set(earlier.values())
@@ -639,13 +639,12 @@ def _grids_at_the_visit(
     scope: Scope,
     pending: list[_Accepted],
     households: dict[int, Any],
-    opened: dict[date, set[int]],
 ) -> dict[int, int]:
-    """For the items whose household is now in a grid not open to the worker on the visit's
-    date, the grid it was in at the visit if that one was (`household_history`): {item index:
-    grid id}. A household moved to the next grid (a correction, a redraw) after a visit made
-    offline: the visit was refused as of a household not the worker's, sent again and refused
-    for good. One query, for those items only (none in the usual batch)."""
+    """For the items whose household is now in a grid not open to the worker at the visit
+    (`_Accepted.open`), the grid it was in at the visit if that one was (`household_history`):
+    {item index: grid id}. A household moved to the next grid (a correction, a redraw) after a
+    visit made offline: the visit was refused as of a household not the worker's, sent again
+    and refused for good. One query, for those items only (none in the usual batch)."""
     strays = [
         a
         for a in pending
@@ -693,11 +692,11 @@ def _premises_at_the_visit(
     where: dict[int, tuple[float, float]],
     opened: dict[date, set[int]],
 ) -> dict[int, int]:
-    """For premises that today's map places in no grid open to the worker on the visit's
-    date, the grid that held their point at the visit if one of those did (`grid_versions`):
-    {item index: grid id}. The border moved after a visit made offline: the visit was refused
-    as of a grid not the worker's, sent again and refused for good. One query, for those
-    items only (none in the usual batch)."""
+    """For premises that today's map places in no grid open to the worker at the visit
+    (`_Accepted.open`; `opened`: those of each day), the grid that held their point at the
+    visit if one of those did (`grid_versions`): {item index: grid id}. The border moved after
+    a visit made offline: the visit was refused as of a grid not the worker's, sent again and
+    refused for good. One query, for those items only (none in the usual batch)."""
     visits = {a.index: a for a in pending}
     strays = [
         i
