@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import marshmallow as ma
 from flask import session as flask_session
 from flask.sessions import NullSession
@@ -94,13 +95,15 @@ def test_a_verified_token_is_refused_once_it_expires_by_the_system_clock(app, cl
     frozen before the expiry): a token verified before is refused all the same."""
     app.config["FIXED_NOW"] = datetime.now(UTC)
     user = world.users["worker_a1"]
-    with app.app_context():  # a token of one second (by the system clock)
+    with app.app_context():  # a token of two seconds (by the system clock)
         token = create_access_token(
-            user, additional_claims=claims_for(user), expires_delta=timedelta(seconds=1)
+            user, additional_claims=claims_for(user), expires_delta=timedelta(seconds=2)
         )
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
-    time.sleep(1.2)
+    # `exp` is floored to the whole second: wait for the token's own expiry, not a fixed delta.
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    time.sleep(max(0.0, exp - time.time()) + 0.2)
     response = client.get("/api/v1/auth/me", headers=headers)
     assert response.status_code == 401
     assert response.json["type"].endswith("/token-expired")
