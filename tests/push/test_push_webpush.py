@@ -490,18 +490,18 @@ def test_a_push_service_trickling_its_answer_is_given_up_on_after_a_deadline(
     with it the push worker, which sends one message at a time: nobody's push, an escalation's
     neither, went out meanwhile. A send now ends after a deadline (twice the timeout, by
     default), retried later like any send without an answer."""
-    channel = WebPushChannel(
-        vapid.private_pem().decode(), SUBJECT, timeout=1.0, allow_private_endpoints=True
+    channel = WebPushChannel(  # a deadline of 4 s
+        vapid.private_pem().decode(), SUBJECT, timeout=2.0, allow_private_endpoints=True
     )
     try:
-        with TricklingPushService(every=0.2, lasts=12.0) as slow:
+        with TricklingPushService(every=0.2, lasts=20.0) as slow:
             started = time.monotonic()
             [result] = channel.send([web(browser.subscription(f"{slow.origin}/push/slow"))])
             took = time.monotonic() - started
     finally:
         channel.close()
 
-    assert took < 6.0
+    assert took < 10.0  # not the 20 s it trickles for
     assert result.outcome == "retry"
     assert "did not answer within" in (result.error or "")
 
@@ -517,18 +517,20 @@ def test_a_send_cut_at_its_deadline_cuts_no_other_send_in_flight_beside_it(
     channel = WebPushChannel(
         vapid.private_pem().decode(),
         SUBJECT,
-        timeout=1.0,
-        deadline=4.0,
+        timeout=2.0,
+        deadline=6.0,
         allow_private_endpoints=True,
     )
+    # The honest send starts 3 s into the late one's 6 s and answers after 4 s: it is in flight
+    # (for at least 1 s more) when the late one is cut, and it has 2 s to spare of its own 6 s.
     try:
         with (
-            TricklingPushService(every=0.2, lasts=12.0, mark_after=2.0) as hangs,
-            TricklingPushService(every=0.2, lasts=3.0) as slow,
+            TricklingPushService(every=0.2, lasts=20.0, mark_after=3.0) as hangs,
+            TricklingPushService(every=0.2, lasts=4.0) as slow,
             ThreadPoolExecutor(2) as pool,
         ):
             late = pool.submit(channel.send, [web(browser.subscription(f"{hangs.origin}/p/x"))])
-            assert hangs.trickled.wait(10)  # half its deadline gone: the other starts now
+            assert hangs.trickled.wait(20)  # half its deadline gone: the other starts now
             honest = pool.submit(channel.send, [web(browser.subscription(f"{slow.origin}/p/y"))])
             [cut], [answered] = late.result(timeout=20), honest.result(timeout=20)
     finally:
