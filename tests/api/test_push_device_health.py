@@ -26,12 +26,18 @@ T0 = datetime(2026, 11, 17, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
 pytestmark = pytest.mark.usefixtures("loopback_only")
 
 
+def _router(fake, tmp_path, timeout: float) -> Router:
+    """The fake FCM for phones, real Web Push for browsers, on loopback."""
+    channels = fcm_channels(fake, tmp_path)
+    channels["web"] = web_push_channel(timeout=timeout)
+    return Router(channels)
+
+
 @pytest.fixture
 def router(app, fake, tmp_path) -> Iterator[Router]:
-    """The fake FCM for phones, real Web Push (a short deadline) for browsers, on loopback."""
-    channels = fcm_channels(fake, tmp_path)
-    channels["web"] = web_push_channel(timeout=0.3)
-    router = Router(channels)
+    """Web Push with room to answer (a 4 s deadline) on a loaded machine: a 429 or a 503 cut
+    at its deadline would be a send without an answer instead."""
+    router = _router(fake, tmp_path, timeout=2.0)
     yield router
     router.close()
 
@@ -39,6 +45,14 @@ def router(app, fake, tmp_path) -> Iterator[Router]:
 @pytest.fixture
 def worker(router) -> PushWorker:
     return PushWorker(db.begin, router, batch_size=100, lease_seconds=60)
+
+
+@pytest.fixture
+def impatient_worker(app, fake, tmp_path) -> Iterator[PushWorker]:
+    """Web Push with a short deadline (0.6 s): for a push service that never answers."""
+    router = _router(fake, tmp_path, timeout=0.3)
+    yield PushWorker(db.begin, router, batch_size=100, lease_seconds=60)
+    router.close()
 
 
 def _device(session, token: str) -> Device:
@@ -126,12 +140,12 @@ def test_a_web_push_service_answering_503_counts_as_the_devices_failure(
 
 
 def test_a_web_push_service_that_never_answers_counts_as_the_devices_failure(
-    session, world, worker, push_service
+    session, world, impatient_worker, push_service
 ):
     _web_device(session, world.users["worker_a1"], push_service.endpoint("hangs"))
     push_service.hang("hangs")
     _told(session, world)
-    assert worker.run_once(T0).retried == 1
+    assert impatient_worker.run_once(T0).retried == 1
     device = _device(session, push_service.endpoint("hangs"))
     assert (device.failing_since, device.consecutive_failures) == (T0, 1)
 
