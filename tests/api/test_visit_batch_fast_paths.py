@@ -327,7 +327,12 @@ def shaken_items(draw):
     return item
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.lists(st.one_of(shaken_items(), st.sampled_from(WELL_FORMED)), min_size=1, max_size=4))
 def test_the_plain_loader_never_disagrees_with_parsing_and_loading(items):
     assert_plain_agrees(body_of(*items))
