@@ -21,7 +21,8 @@ from tests.api.test_tiles import tile_of
 from tests.factories import bearer, box, build_app, make_grid, make_household, make_user
 
 COMMUNITY = "110109009003"
-LIMIT_S = 0.5
+# Room for the requests that must succeed under it on a loaded machine.
+LIMIT_S = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def _stopped(response):
     assert response.mimetype == "application/problem+json"
     body = response.get_json()
     assert body["type"].endswith("/statement-timeout")
-    assert "0.5 s" in body["detail"]
+    assert f"the {LIMIT_S:g} s the service allows" in body["detail"]
     assert "Retry-After" in response.headers
 
 
