@@ -554,6 +554,7 @@ def test_seed_city_loads_nothing_when_a_rotation_retired_its_key_during_the_load
                 conn.scalar(
                     text(
                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database() "
                         "AND query LIKE 'INSERT INTO grid_versions%'"
                     )
                 )
