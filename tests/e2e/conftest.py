@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
@@ -33,6 +35,22 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 DEMO_GRID = "110101001001001"
 DEMO_COMMUNITY = DEMO_GRID[:12]
+
+# `context.set_default_timeout` does not reach `expect(...)`, whose own default is 5 s: too short
+# on a loaded CI machine.
+expect.set_options(timeout=20_000)
+
+
+def poll(page, check, timeout_s: float = 20, interval_ms: int = 100):
+    """Call `check()` until it returns something truthy (and return that), waiting `interval_ms`
+    on the page between calls; after `timeout_s` its last (falsy) answer, for the caller to
+    assert on."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result or time.monotonic() >= deadline:
+            return result
+        page.wait_for_timeout(interval_ms)
 
 
 @pytest.fixture(scope="session")
@@ -241,10 +259,8 @@ def sign_out_declined(page) -> list[str]:
 
     page.once("dialog", answer)
     page.click("#signout")
-    for _ in range(50):  # the question comes once the queue and what else is kept are read
-        if asked:
-            break
-        page.wait_for_timeout(100)
+    # The question comes once the queue and what else is kept are read.
+    poll(page, lambda: asked)
     return asked
 
 
@@ -321,8 +337,5 @@ def app_service_worker(context, page) -> tuple:
         ),
     )
     cdp.send("ServiceWorker.enable")
-    for _ in range(50):
-        if registrations:
-            break
-        page.wait_for_timeout(100)
+    assert poll(page, lambda: registrations), "the app's service worker registration never seen"
     return cdp, registrations[0], page.evaluate("() => location.origin")

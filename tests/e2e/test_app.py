@@ -10,7 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fixtures.people import DEMO_PASSWORD
-from tests.e2e.conftest import DEMO_GRID, claims, expire_access_token, screenshot, sign_in
+from tests.e2e.conftest import (
+    DEMO_GRID,
+    claims,
+    expire_access_token,
+    poll,
+    screenshot,
+    sign_in,
+)
 
 # 110101001001001's first demo household sits about here; the exact point does not matter.
 HERE = {"longitude": 116.3975, "latitude": 39.9087, "accuracy": 8}
@@ -591,11 +598,7 @@ def refresh_answered_late(context):
     other.route("**/api/v1/auth/refresh", lambda route: held.append((route, route.fetch())))
     other.goto("/web/version.json")  # any page of the app's origin: a realm of its own
     other.evaluate(REFRESH_ELSEWHERE)
-    for _ in range(100):
-        if held:
-            break
-        other.wait_for_timeout(50)
-    assert held, "the refresh was never sent"
+    assert poll(other, lambda: held), "the refresh was never sent"
 
     def deliver() -> str:
         route, answer = held[0]
@@ -952,10 +955,7 @@ def test_cancelling_a_return_sends_nothing(worker_page, add_tasks, e2e_engine):
 
     page.once("dialog", cancel)
     page.click(f"li.task[data-id='{task_id}'] button[data-action='return']")
-    for _ in range(100):
-        if asked:
-            break
-        page.wait_for_timeout(50)
+    poll(page, lambda: asked)
     page.wait_for_timeout(300)
     assert sent == []
     assert asked and "必填" in asked[0]  # the prompt says a reason is required
@@ -1617,13 +1617,13 @@ def test_a_sync_lost_on_a_network_the_phone_calls_online_is_tried_again_backing_
     page.route("**/api/v1/visits/batch", flaky)
     queue_visit(page, visited_household(e2e_engine))
     page.click("#sync")
-    page.wait_for_timeout(300)
+    poll(page, lambda: len(sent) >= 1)
     assert len(sent) == 1
     page.clock.run_for(29_000)
     page.wait_for_timeout(300)
     assert len(sent) == 1  # not at once, not in a loop
     page.clock.run_for(2_000)
-    page.wait_for_timeout(300)
+    poll(page, lambda: len(sent) >= 2)
     assert len(sent) == 2  # 30 s after
     page.clock.run_for(45_000)
     page.wait_for_timeout(300)

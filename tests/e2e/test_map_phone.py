@@ -94,12 +94,12 @@ def test_a_popup_that_grows_as_its_list_comes_stays_on_the_screen(
     click_at(page, lon, lat, 15.5)
     page.locator(".hit-list button.hit").nth(1).click()  # the entrance, after the task
     page.locator(".entrance-popup .history-link").first.wait_for()
-    page.wait_for_function(f"() => ({OFF_SCREEN})().length === 0", timeout=5_000)
+    page.wait_for_function(f"() => ({OFF_SCREEN})().length === 0")
     screenshot(page, f"map-{where}-entrance-popup")
     page.locator(".maplibregl-popup-close-button").click(trial=True)  # nothing over it
     page.locator(".entrance-popup .history-link").last.click()  # a household's history
     page.locator(".household-popup .history").wait_for()
-    page.wait_for_function(f"() => ({OFF_SCREEN})().length === 0", timeout=5_000)
+    page.wait_for_function(f"() => ({OFF_SCREEN})().length === 0")
 
 
 def test_on_a_phone_saying_it_is_loading_does_not_make_the_toolbar_jump(phone):

@@ -401,7 +401,7 @@ def tap_the_notification(context, push_again) -> None:
         tapped = worker.evaluate(
             """async () => {
               let shown = [];
-              for (let i = 0; i < 50 && !shown.length; i++) {
+              for (let i = 0; i < 200 && !shown.length; i++) {
                 shown = await self.registration.getNotifications();
                 if (!shown.length) await new Promise((done) => setTimeout(done, 100));
               }

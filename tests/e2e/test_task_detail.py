@@ -18,6 +18,7 @@ from fixtures.people import DEMO_PASSWORD
 from tests.e2e.conftest import (
     DEMO_GRID,
     lose_the_first_answer,
+    poll,
     screenshot,
     sign_in,
     sign_out_declined,
@@ -929,10 +930,8 @@ def test_a_refused_step_may_be_discarded_with_the_photos_it_uploaded(
                 select(func.count()).select_from(TaskPhoto).where(TaskPhoto.task_id == task_id)
             )
 
-    for _ in range(50):  # the deletion goes once the step has left the phone
-        if not photos_left():
-            break
-        page.wait_for_timeout(100)
+    # The deletion goes once the step has left the phone.
+    poll(page, lambda: photos_left() == 0)
     assert photos_left() == 0
 
 
@@ -1001,10 +1000,7 @@ def test_another_step_pressed_while_one_waits_asks_before_replacing_it(context, 
 
     page.once("dialog", answer)
     detail.locator("button[data-step=escalate]").click()
-    for _ in range(50):
-        if asked:
-            break
-        page.wait_for_timeout(100)
+    poll(page, lambda: asked)
     assert asked == ["本机已有这项任务待发送的“办结”（含其说明）。用这次的“上报”替换它吗？"]
     (record,) = kept(page)
     assert record["body"] == {"action": "resolve", "note": NOTE}

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.e2e.conftest import poll
 from tests.e2e.test_window import (
     BEIJING,
     OTHER_GRID,
@@ -243,11 +244,7 @@ def test_a_list_read_before_the_source_changed_does_not_take_its_place(page, e2e
 
     page.route("**/api/v1/tasks?*", hold_the_walk_ins)
     page.evaluate("() => document.querySelector('#day').dispatchEvent(new Event('change'))")
-    for _ in range(50):  # the read went out, and waits
-        if held:
-            break
-        page.wait_for_timeout(100)
-    assert held
+    assert poll(page, lambda: held)  # the read went out, and waits
     page.check("input[name=source][value=hotline]")
     page.wait_for_function(
         "() => document.querySelector('#today-status').textContent"
