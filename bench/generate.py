@@ -5,6 +5,8 @@
 - the city generator: a 900,000-household city (3,000 grids) drawn and its first household
   yielded (the rest streams lazily: tests/fixtures_gen pins that by memory, not by time);
 - 20,000 households streamed whole (67 grids);
+- the demo district (14 grids, its households and accounts) built whole, as the e2e suite and
+  `gridwork seed demo` build it (goal 1 s; once a timed test in tests/fixtures_gen);
 - geo.routing's walking order of 400 households (a big grid's week) beside its nearest-neighbour
   pass alone, the floor the 2-opt improvement is built on.
 
@@ -20,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from bench._result import reporter
+from fixtures.demo import demo_district
 from fixtures.generate import generate_city
 from geo.routing import nearest_neighbour_order, walking_order
 
@@ -60,6 +63,8 @@ def main() -> None:
     result("city_900k_first_row_s", took, "s", 2.0, note, took <= 2.0)
     took = median_seconds(all_of_20k_households, args.repeat)
     result("households_20k_stream_s", took, "s", 3.0, "goal: 3 s", took <= 3.0)
+    took = median_seconds(demo_district, args.repeat)
+    result("demo_district_s", took, "s", 1.0, "goal: 1 s", took <= 1.0)
 
     points = scattered(400, seed=6)
     floor = median_seconds(lambda: nearest_neighbour_order(START, points), args.repeat)
