@@ -106,6 +106,10 @@ class Process:
                 os.killpg(self.pid, signal.SIGKILL)
 
 
+class PortTaken(Exception):
+    """gunicorn could not bind its port: another process took it after `free_port` chose it."""
+
+
 @dataclass
 class ApiServer:
     """The API under gunicorn on a free loopback port."""
@@ -120,7 +124,18 @@ class ApiServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> ApiServer:
+    def start(self, timeout: float = 60, attempts: int = 3) -> ApiServer:
+        """Start gunicorn and wait for it to answer. The port was free when chosen, but another
+        process (another xdist worker's) may bind it before gunicorn does: then another port."""
+        for _ in range(attempts - 1):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                self.port = free_port()
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> ApiServer:
+        logged = self.log.stat().st_size if self.log.exists() else 0
         argv = [
             sys.executable,
             "-m",
@@ -135,17 +150,26 @@ class ApiServer:
         ]
         self.process = Process(argv, process_env(self.database_url), self.log).start()
         deadline = time.monotonic() + timeout
+        listening = f"Listening at: {self.url}"
         while time.monotonic() < deadline:
             if not self.process.alive():
+                if "Connection in use" in self._logged_since(logged):
+                    raise PortTaken(self.port)
                 raise RuntimeError(f"gunicorn exited; see {self.log}:\n{self.log.read_text()}")
+            # Only our gunicorn's answer: another process may hold the port meanwhile.
             with (
                 contextlib.suppress(OSError),
                 urllib.request.urlopen(self.url + "/healthz", timeout=2) as response,
             ):
-                if response.status == 200:
+                if response.status == 200 and listening in self._logged_since(logged):
                     return self
             time.sleep(0.2)
         raise RuntimeError(f"gunicorn did not answer in {timeout}s; see {self.log}")
+
+    def _logged_since(self, offset: int) -> str:
+        with self.log.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
 
     def kill(self) -> None:
         assert self.process is not None
