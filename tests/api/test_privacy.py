@@ -20,7 +20,14 @@ from tests.api.test_matrix import targets  # noqa: F401  (fixture)
 from tests.api.test_tiles import url as tile_url
 from tests.factories import A1, A2, B1, centre, image_bytes, make_task_at, make_visit
 
-NOW = datetime.now(UTC)
+NOW = datetime.now(UTC)  # each test's own: set again as it starts (`_now`)
+
+
+@pytest.fixture(autouse=True)
+def _now(monkeypatch):
+    """Now as the test starts, not as the module was collected (half an hour before, maybe, on
+    a loaded CI machine: in another week by then)."""
+    monkeypatch.setitem(globals(), "NOW", datetime.now(UTC))
 
 
 @pytest.fixture()

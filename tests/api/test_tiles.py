@@ -54,7 +54,14 @@ def props(response, layer: str) -> list[dict]:
     return [f["properties"] for f in features(response, layer)]
 
 
-NOW = datetime.now(UTC)
+NOW = datetime.now(UTC)  # each test's own: set again as it starts (`_now`)
+
+
+@pytest.fixture(autouse=True)
+def _now(monkeypatch):
+    """Now as the test starts, not as the module was collected (half an hour before, maybe, on
+    a loaded CI machine: in another week by then)."""
+    monkeypatch.setitem(globals(), "NOW", datetime.now(UTC))
 
 
 def test_grids_tile_carries_this_weeks_coverage(client, world, session):

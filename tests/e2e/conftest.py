@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from tests.databases import create_database, drop_database, sibling_url
+from tests.midnight import sleep_past_a_beijing_midnight
 
 CHROMIUM = os.environ.get("GRIDWORK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -53,6 +54,14 @@ def poll(page, check, timeout_s: float = 20, interval_ms: int = 100):
         page.wait_for_timeout(interval_ms)
 
 
+@pytest.fixture(autouse=True)
+def _not_across_a_beijing_midnight():
+    """A test taking its "today" or "this week" from the wall clock (the window's roster, the
+    map's visits) while the app reads it again per request: not started just before the day
+    turns."""
+    sleep_past_a_beijing_midnight()
+
+
 @pytest.fixture(scope="session")
 def e2e_database_url(database_url):
     from api.cli import seed_demo
@@ -76,7 +85,7 @@ def e2e_database_url(database_url):
     drop_database(url)
 
 
-def _visit_some(session: Session) -> None:
+def _visit_some(session: Session, now: datetime | None = None) -> None:
     """Ten visits this week in the first demo grid, so its coverage is not zero."""
     from geoalchemy2.shape import to_shape
 
@@ -85,7 +94,7 @@ def _visit_some(session: Session) -> None:
 
     grid = session.scalar(select(Grid).where(Grid.code == DEMO_GRID))
     worker = session.scalar(select(User).where(User.username == "worker01"))
-    now = datetime.now(UTC) - timedelta(minutes=1)
+    now = now or datetime.now(UTC) - timedelta(minutes=1)
     for household in session.scalars(
         select(Household).where(Household.grid_id == grid.id).order_by(Household.id).limit(10)
     ):
