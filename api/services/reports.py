@@ -11,9 +11,9 @@ O(grids × weeks) rows and PostgreSQL builds the JSON document:
 - visited and done corrected for the few households whose grid or tags changed since the week
   before began, so each counts in the grid it ends the week in (with `households` and `due`),
   done by its visits of the week wherever recorded;
-- the trend's six earlier weeks corrected the same way for the selection as a whole: only the
-  households that moved across its edge since, left the register from it, or moved inside it
-  and were found in both grids;
+- the trend's weeks, each as its own report counts its totals: the aggregates corrected for
+  the households whose grid changed since the trend's first week began (moved into, out of or
+  inside the selection, or left the register from it), counted again from their visits;
 - per worker: `report_worker_weeks` and the week's published shifts (A / B posts);
 - tasks and the three rates: tasks opened in the week (index on `tasks.created_at`);
 - the need and problem lists (visits' follow-ups, tasks opened on a list): raised, done in the
@@ -334,83 +334,67 @@ posts AS (
          OR (s.grid_id IS NULL AND r.community_code IN (
                SELECT g.community_code FROM grids g JOIN sel ON sel.grid_id = g.id)))
   GROUP BY s.worker_id),
-weeks AS (SELECT unnest(CAST(:weeks AS text[])) AS week),
+weeks AS (
+  SELECT * FROM unnest(CAST(:weeks AS text[]), CAST(:week_ends AS timestamptz[]))
+    AS w(week, week_end)),
 trend_hh AS (
   SELECT w.week, sum(d.delta) AS n
   FROM weeks w
   JOIN report_household_deltas d ON d.tag = '' AND d.week <= w.week
   JOIN sel ON sel.grid_id = d.grid_id
   GROUP BY w.week),
--- The trend's six earlier weeks are counted for the selection as a whole: a household counts
--- in a week's point if it was found at home that week and ends the week in a selected grid,
--- once. The aggregates differ from that only for a household that moved since the trend began
--- (a row opened by a move, from_grid_id) or left the register (a row closed with none opened
--- then): one that crossed the selection's edge (moved into a selected grid from outside, or
--- out of one) or left it from a selected grid before the week before W (from then on `ch`
--- counts it), counted again from its visits as `ch` counts W and W-1 (few for a district: the
--- moves across its border, the removals); and one that moved between two selected grids,
--- which the aggregates count once in each selected grid it was found in that week: 1 minus
--- that many, for the week of its move (primary-key probes of report_household_weeks in its
--- two grids, no visits read).
-early AS (
-  SELECT * FROM unnest(CAST(:early_weeks AS text[]), CAST(:early_ends AS timestamptz[]))
-    AS e(week, week_end)),
-crossed AS MATERIALIZED (
-  -- One scan of the moves since (the partial index of 0041), each kept if exactly one of its
-  -- two grids is selected: hashed, whatever the selection's size.
+-- Each of the trend's weeks is counted as that week's own report counts its totals: a
+-- household counts in a week's point if it was found at home that week and ends the week in a
+-- selected grid, once. The aggregates count it once in each selected grid its visits of the
+-- week were recorded in (its grid when each was synced). They differ from that only for a
+-- household whose grid changed since the trend's first week began: a move (a row opened with
+-- from_grid_id) into or out of a selected grid, or out of the register (a selected grid's row
+-- closed with no row of the household opened then: a removal, migration 0052). A visit synced
+-- after such a move lands in the household's new grid, whatever week it was made in, so each
+-- of them is counted again from its visits of every week of the trend, as `ch` counts the
+-- report's own week: minus once in each selected grid its visits were recorded in, plus once
+-- if it ends the week in one. (Until 2026-12-07 a household that moved between two selected
+-- grids was corrected only in the week of its move: one found in its old grid and, by a
+-- visit synced late, in its new one in an earlier week counted twice, e.g. 2 of 1.)
+moved AS MATERIALIZED (
+  -- One scan of the moves since (the partial index of 0041), hashed against the selection.
   SELECT x.household_id FROM household_history x
   WHERE x.from_grid_id IS NOT NULL AND x.valid_from >= :trend_since
-    AND (x.grid_id IN (SELECT grid_id FROM sel))
-        <> (x.from_grid_id IN (SELECT grid_id FROM sel))
+    AND (x.grid_id IN (SELECT grid_id FROM sel) OR x.from_grid_id IN (SELECT grid_id FROM sel))
   UNION
-  -- Out of the register (a removal, migration 0052): a selected grid's row closed
-  -- in those weeks (ix_household_history_grid_closed, as `changed` reads W-1 and W) with no
-  -- row of the household opened then (ix_household_history_household). A removal undone
-  -- opened one at that very time, as if it had never left: nothing to correct, unless it came
-  -- back in another grid, a move (from_grid_id) like any other.
+  -- Out of the register: a selected grid's row closed since the trend began
+  -- (ix_household_history_grid_closed, as `changed` reads W-1 and W) with no row of the
+  -- household opened then (ix_household_history_household). A removal undone opened one at
+  -- that very time, as if it had never left: nothing to correct, unless it came back in
+  -- another grid, a move (from_grid_id) like any other.
   SELECT x.household_id FROM sel JOIN household_history x ON x.grid_id = sel.grid_id
-  WHERE x.valid_to >= :trend_since AND x.valid_to < :since
+  WHERE x.valid_to >= :trend_since
     AND NOT EXISTS (
       SELECT 1 FROM household_history y
       WHERE y.household_id = x.household_id AND y.valid_from = x.valid_to)),
-cross_ch AS MATERIALIZED (
+-- Per such household and week it was found at home in: the grids those visits were recorded
+-- in (ix_visits_household_visited) and its grid at the end of the week.
+moved_ch AS MATERIALIZED (
   SELECT vis.week, vis.met, ew.grid_id AS end_grid
-  FROM crossed c
+  FROM moved c
   CROSS JOIN LATERAL (
     SELECT v.week, array_agg(DISTINCT v.grid_id) AS met
     FROM visits v
     WHERE v.household_id = c.household_id AND v.visited_at >= :trend_since
-      AND v.visited_at < :since AND v.outcome <> 'nobody_home'
+      AND v.visited_at < :end AND v.outcome <> 'nobody_home'
     GROUP BY v.week) vis
-  JOIN early e ON e.week = vis.week
+  JOIN weeks e ON e.week = vis.week
   LEFT JOIN LATERAL (
     SELECT x.grid_id FROM household_history x
     WHERE x.household_id = c.household_id AND x.valid_from < e.week_end
       AND (x.valid_to IS NULL OR x.valid_to >= e.week_end)
     ORDER BY x.valid_from DESC LIMIT 1) ew ON true),
--- Minus once in each selected grid it was counted in, plus once if it ends the week in one.
-cross_fix AS (
+trend_fix AS (
   SELECT week, sum(n) AS visited FROM (
-    SELECT week, g AS grid_id, -1 AS n FROM cross_ch CROSS JOIN LATERAL unnest(met) g
+    SELECT week, g AS grid_id, -1 AS n FROM moved_ch CROSS JOIN LATERAL unnest(met) g
     UNION ALL
-    SELECT week, end_grid, 1 FROM cross_ch WHERE end_grid IS NOT NULL) d
+    SELECT week, end_grid, 1 FROM moved_ch WHERE end_grid IS NOT NULL) d
   WHERE grid_id IN (SELECT grid_id FROM sel)
-  GROUP BY week),
-within_fix AS (
-  SELECT week, sum(CASE WHEN n > 0 THEN 1 - n ELSE 0 END) AS visited FROM (
-    SELECT m.household_id, m.week,
-           count(*) FILTER (WHERE EXISTS (
-             SELECT 1 FROM report_household_weeks o
-             WHERE o.grid_id = m.g AND o.week = m.week AND o.household_id = m.household_id
-               AND o.met > 0)) AS n
-    FROM (
-      SELECT DISTINCT x.household_id, gw_week_of(x.valid_from) AS week, g.g
-      FROM sel JOIN household_history x ON x.grid_id = sel.grid_id
-      CROSS JOIN LATERAL (VALUES (x.from_grid_id), (x.grid_id)) g(g)
-      WHERE x.from_grid_id IS NOT NULL AND x.valid_from >= :trend_since
-        AND x.valid_from < :since AND x.from_grid_id IN (SELECT grid_id FROM sel)
-        AND x.household_id NOT IN (SELECT household_id FROM crossed)) m
-    GROUP BY 1, 2) n
   GROUP BY week),
 trend_vis AS (
   SELECT week, sum(visited) AS visited FROM (
@@ -418,11 +402,7 @@ trend_vis AS (
     FROM report_grid_weeks gw JOIN sel USING (grid_id)
     WHERE gw.week = ANY(CAST(:weeks AS text[]))
     UNION ALL
-    SELECT week, visited FROM fix
-    UNION ALL
-    SELECT week, visited FROM cross_fix
-    UNION ALL
-    SELECT week, visited FROM within_fix) v
+    SELECT week, visited FROM trend_fix) v
   GROUP BY week),
 tag_totals AS (
   SELECT tag, sum(due) AS due, sum(done) AS done FROM tg GROUP BY tag
@@ -622,10 +602,9 @@ def report_params(
         # Households whose history changed since the week before began are counted one by one
         # (the week's figures, its "two weeks", and the trend's last two weeks).
         "since": week_bounds(weeks[-2])[0],
-        # The trend's six weeks before those: the households that moved since the first began
-        # and crossed the selection's edge, or moved inside it (see `crossed`, `within_fix`).
-        "early_weeks": weeks[:-2],
-        "early_ends": [week_bounds(w)[1] for w in weeks[:-2]],
+        # The trend's weeks: the households whose grid changed since the first began are
+        # counted again from their visits, each week as its own report counts it (`moved`).
+        "week_ends": [week_bounds(w)[1] for w in weeks],
         "trend_since": week_bounds(weeks[0])[0],
         "start": start,
         "end": end,

@@ -38,6 +38,7 @@ from tests.factories import (
     make_task_at,
     make_user,
     make_visit,
+    visit_item,
 )
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -1197,6 +1198,45 @@ def test_a_removal_undone_gives_the_trend_its_weeks_back_as_they_were(session, h
     trend, own = _trend_and_own_reports(session, "2026-W48", community=RC)
     assert trend == own
     assert trend["2026-W45"] == (7, 6, 85.7)
+
+
+def test_a_trend_week_counts_once_a_household_whose_late_visit_landed_in_its_new_grid(
+    session, client, history
+):
+    """One worker holds R1 and R2. R1's h3 is found at home on Tuesday of W47 (synced at once,
+    in R1); in W48 it moves to R2; then the phone that found it again on Wednesday of W47,
+    offline until now, syncs: the ingest records that visit in h3's grid now, R2. W47's own
+    report counts h3 once, in R1 where it ended W47 (5 of 7), and so does every later report's
+    trend. Before, W50's trend counted it in both grids (6 of 7): it corrected a household
+    that moved inside the selection only in the week of its move, so a household found in two
+    grids of a week before it (and one of W47 alone could read 2 of 1, 200 %)."""
+    both = make_user(session, "rp_w12", "worker", grids=[R1, R2], display_name="戊")
+    session.flush()
+    session.execute(
+        text("UPDATE grid_holdings SET started_at = :t WHERE user_id = :u"),
+        {"t": datetime(2026, 10, 1, tzinfo=SH), "u": both.id},
+    )
+    h3 = history.h["h3"]
+    make_visit(session, both, h3, at(17))
+    effective(session, at(24))
+    household_service.update_household(session, None, h3, {"lon": 116.613, "lat": 39.903})
+    effective(session, None)
+    assert h3.grid_id == history.grids[R2].id
+    late = visit_item(h3, at=at(18), lon=116.606, lat=39.905)
+    with history.app.app_context():
+        auth = bearer(both)
+    r = client.post("/api/v1/visits/batch", json={"visits": [late]}, headers=auth)
+    assert r.status_code == 200, r.json
+    assert r.json["results"][0]["status"] == "created", r.json
+    own = _report(session, "2026-W47", community=RC)["totals"]
+    assert (own["households"], own["visited"], own["coverage"]) == (7, 5, 71.4)
+    for week in ("2026-W48", "2026-W49", "2026-W50"):
+        trend = {w["week"]: w for w in _report(session, week, community=RC)["trend"]}
+        point = trend["2026-W47"]
+        assert (point["households"], point["visited"], point["coverage"]) == (7, 5, 71.4), week
+    for level in ({"community": RC}, {"district": "110106"}):
+        trend, own = _trend_and_own_reports(session, "2026-W50", **level)
+        assert trend == own, level
 
 
 def test_a_grid_redrawn_mid_week_counts_each_visited_household_in_its_new_grid(session, history):
