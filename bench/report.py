@@ -260,11 +260,16 @@ WHERE x.indrelid = 'visits'::regclass AND NOT x.indisprimary AND NOT x.indisuniq
 """
 
 
+# As reports.select_scope: the grids of the week, and of the trend's eight weeks (its first
+# week's start: :trend_start).
 SELECT_GRIDS = """
-SELECT g.id FROM grids g
+SELECT g.id,
+       EXISTS (SELECT 1 FROM grid_versions v WHERE v.grid_id = g.id AND v.valid_from < :end
+               AND (v.valid_to IS NULL OR v.valid_to > :start))
+FROM grids g
 WHERE g.community_code LIKE :prefix
   AND EXISTS (SELECT 1 FROM grid_versions v WHERE v.grid_id = g.id AND v.valid_from < :end
-              AND (v.valid_to IS NULL OR v.valid_to > :start))
+              AND (v.valid_to IS NULL OR v.valid_to > :trend_start))
 ORDER BY g.code
 """
 
@@ -280,15 +285,19 @@ def sql_direct(conn, district: str) -> tuple[float, int]:
     a transaction of their own (as a request's), the report planned as the API plans it."""
     start = time.perf_counter()
     week_start, week_end = reports.week_bounds(WEEK)
+    trend_start = reports.week_bounds(reports.shift_week(WEEK, 1 - reports.TREND_WEEKS))[0]
     with conn.begin():
-        ids = [
-            r[0]
-            for r in conn.execute(
-                text(SELECT_GRIDS),
-                {"prefix": district + "%", "start": week_start, "end": week_end},
-            )
-        ]
-        selection = reports.Selection("district", district, "", ids)
+        rows = conn.execute(
+            text(SELECT_GRIDS),
+            {
+                "prefix": district + "%",
+                "start": week_start,
+                "end": week_end,
+                "trend_start": trend_start,
+            },
+        ).all()
+        ids = [g for g, in_week in rows if in_week]
+        selection = reports.Selection("district", district, "", ids, [g for g, _ in rows])
         conn.execute(text(CUSTOM_PLANS))
         document = conn.execute(text(reports.REPORT_SQL), reports.report_params(selection, WEEK))
         document.scalar_one()

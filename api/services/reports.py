@@ -45,12 +45,16 @@ TREND_WEEKS = 8
 @dataclass(frozen=True)
 class Selection:
     """What a report covers: its level (grids / community / street / district), the code and
-    name of that unit, and the grids in it that existed during the week (in code order)."""
+    name of that unit, and the grids in it that existed during the week (in code order).
+
+    `trend_grid_ids`: the unit's grids that existed during any of the trend's weeks (None: the
+    week's); the trend counts, for each of its weeks, those of them that existed that week."""
 
     level: str
     code: str
     name: str
     grid_ids: list[int] = field(default_factory=list)
+    trend_grid_ids: list[int] | None = None
 
 
 # --- what is selected -----------------------------------------------------------------------
@@ -103,12 +107,18 @@ def select_scope(
     if not visible:
         raise errors.NotFound(f"{level.capitalize()} {code} not found.")
     start, end = week_bounds(week)
-    existed = exists().where(
-        GridVersion.grid_id == Grid.id,
-        GridVersion.valid_from < end,
-        (GridVersion.valid_to.is_(None)) | (GridVersion.valid_to > start),
-    )
-    stmt = select(Grid.id).where(existed).order_by(Grid.code)
+
+    def existed(since: datetime):
+        return exists().where(
+            GridVersion.grid_id == Grid.id,
+            GridVersion.valid_from < end,
+            (GridVersion.valid_to.is_(None)) | (GridVersion.valid_to > since),
+        )
+
+    # The grids of the week, and for the trend those of its eight weeks (a grid retired or
+    # drawn since counts in the weeks it existed, as in those weeks' own reports).
+    trend_start = week_bounds(shift_week(week, 1 - TREND_WEEKS))[0]
+    stmt = select(Grid.id, existed(start)).where(existed(trend_start)).order_by(Grid.code)
     stmt = stmt.where(
         Grid.community_code == code
         if level == "community"
@@ -118,7 +128,8 @@ def select_scope(
         stmt = stmt.where(scope.grids())
     if role == "grid_leader":
         level = "grids"
-    return Selection(level, code, name, list(session.scalars(stmt)))
+    rows = session.execute(stmt).all()
+    return Selection(level, code, name, [g for g, in_week in rows if in_week], [g for g, _ in rows])
 
 
 # --- the report: one set-based statement, the JSON built in the database ----------------------
@@ -335,14 +346,25 @@ posts AS (
                SELECT g.community_code FROM grids g JOIN sel ON sel.grid_id = g.id)))
   GROUP BY s.worker_id),
 weeks AS (
-  SELECT * FROM unnest(CAST(:weeks AS text[]), CAST(:week_ends AS timestamptz[]))
-    AS w(week, week_end)),
+  SELECT * FROM unnest(CAST(:weeks AS text[]), CAST(:week_starts AS timestamptz[]),
+                       CAST(:week_ends AS timestamptz[])) AS w(week, week_start, week_end)),
+-- The trend's grids: the unit's grids that existed in any of its weeks (a grid retired since
+-- the trend began, or drawn since, is not among the week's `sel`), and each week those of
+-- them that existed in it (a version overlapping it), as that week's own report selects them.
+-- Until 2026-12-07 every week read the grids of the report's week: after a merge, the weeks
+-- before it lost the retired grid's households and visits.
+area AS (SELECT unnest(CAST(:trend_grid_ids AS integer[])) AS grid_id),
+tsel AS MATERIALIZED (
+  SELECT DISTINCT w.week, a.grid_id
+  FROM area a
+  JOIN grid_versions v ON v.grid_id = a.grid_id
+  JOIN weeks w ON v.valid_from < w.week_end
+              AND (v.valid_to IS NULL OR v.valid_to > w.week_start)),
 trend_hh AS (
-  SELECT w.week, sum(d.delta) AS n
-  FROM weeks w
-  JOIN report_household_deltas d ON d.tag = '' AND d.week <= w.week
-  JOIN sel ON sel.grid_id = d.grid_id
-  GROUP BY w.week),
+  SELECT s.week, sum(d.delta) AS n
+  FROM tsel s
+  JOIN report_household_deltas d ON d.grid_id = s.grid_id AND d.tag = '' AND d.week <= s.week
+  GROUP BY s.week),
 -- Each of the trend's weeks is counted as that week's own report counts its totals: a
 -- household counts in a week's point if it was found at home that week and ends the week in a
 -- selected grid, once. The aggregates count it once in each selected grid its visits of the
@@ -360,14 +382,15 @@ moved AS MATERIALIZED (
   -- One scan of the moves since (the partial index of 0041), hashed against the selection.
   SELECT x.household_id FROM household_history x
   WHERE x.from_grid_id IS NOT NULL AND x.valid_from >= :trend_since
-    AND (x.grid_id IN (SELECT grid_id FROM sel) OR x.from_grid_id IN (SELECT grid_id FROM sel))
+    AND (x.grid_id IN (SELECT grid_id FROM area)
+         OR x.from_grid_id IN (SELECT grid_id FROM area))
   UNION
   -- Out of the register: a selected grid's row closed since the trend began
   -- (ix_household_history_grid_closed, as `changed` reads W-1 and W) with no row of the
   -- household opened then (ix_household_history_household). A removal undone opened one at
   -- that very time, as if it had never left: nothing to correct, unless it came back in
   -- another grid, a move (from_grid_id) like any other.
-  SELECT x.household_id FROM sel JOIN household_history x ON x.grid_id = sel.grid_id
+  SELECT x.household_id FROM area JOIN household_history x ON x.grid_id = area.grid_id
   WHERE x.valid_to >= :trend_since
     AND NOT EXISTS (
       SELECT 1 FROM household_history y
@@ -390,17 +413,16 @@ moved_ch AS MATERIALIZED (
       AND (x.valid_to IS NULL OR x.valid_to >= e.week_end)
     ORDER BY x.valid_from DESC LIMIT 1) ew ON true),
 trend_fix AS (
-  SELECT week, sum(n) AS visited FROM (
+  SELECT d.week, sum(d.n) AS visited FROM (
     SELECT week, g AS grid_id, -1 AS n FROM moved_ch CROSS JOIN LATERAL unnest(met) g
     UNION ALL
     SELECT week, end_grid, 1 FROM moved_ch WHERE end_grid IS NOT NULL) d
-  WHERE grid_id IN (SELECT grid_id FROM sel)
-  GROUP BY week),
+  JOIN tsel s ON s.week = d.week AND s.grid_id = d.grid_id
+  GROUP BY d.week),
 trend_vis AS (
   SELECT week, sum(visited) AS visited FROM (
     SELECT gw.week, gw.visited
-    FROM report_grid_weeks gw JOIN sel USING (grid_id)
-    WHERE gw.week = ANY(CAST(:weeks AS text[]))
+    FROM tsel s JOIN report_grid_weeks gw ON gw.grid_id = s.grid_id AND gw.week = s.week
     UNION ALL
     SELECT week, visited FROM trend_fix) v
   GROUP BY week),
@@ -604,7 +626,11 @@ def report_params(
         "since": week_bounds(weeks[-2])[0],
         # The trend's weeks: the households whose grid changed since the first began are
         # counted again from their visits, each week as its own report counts it (`moved`).
+        "week_starts": [week_bounds(w)[0] for w in weeks],
         "week_ends": [week_bounds(w)[1] for w in weeks],
+        "trend_grid_ids": (
+            selection.grid_ids if selection.trend_grid_ids is None else selection.trend_grid_ids
+        ),
         "trend_since": week_bounds(weeks[0])[0],
         "start": start,
         "end": end,

@@ -1239,6 +1239,38 @@ def test_a_trend_week_counts_once_a_household_whose_late_visit_landed_in_its_new
         assert trend == own, level
 
 
+def test_a_trend_week_counts_the_grids_of_that_week_after_a_merge(session, history):
+    """In W48 R1 is redrawn over all of R2's households and R2, left empty, is retired. W45's
+    own report still reads both grids (7 households, 6 visited), and so must every later
+    report's trend for W45, W46 and W47, weeks R2 was on the map. Before, W49's trend read, for
+    all its eight weeks, the grids of W49 alone: W45 was R1's 4 of 4 (100 %), not 6 of 7."""
+    before = _report(session, "2026-W49", community=RC)["trend"]
+    redraw(session, 116.619, at(25))
+    for h in history.h.values():
+        session.refresh(h)
+    assert {h.grid_id for h in history.h.values()} == {history.grids[R1].id}
+    # Its open task (h5's, W47) goes with its household first, as retiring asks.
+    session.execute(
+        text("UPDATE tasks SET grid_id = :r1 WHERE grid_id = :r2"),
+        {"r1": history.grids[R1].id, "r2": history.grids[R2].id},
+    )
+    grid_service.retire_grid(session, None, history.grids[R2])
+    session.execute(
+        text("UPDATE grid_versions SET valid_to = :t WHERE grid_id = :g AND valid_to > :t"),
+        {"t": at(25, 12), "g": history.grids[R2].id},
+    )
+    session.flush()
+    own = _report(session, "2026-W45", community=RC)["totals"]
+    assert (own["grids"], own["households"], own["visited"], own["coverage"]) == (2, 7, 6, 85.7)
+    assert [g["code"] for g in _report(session, "2026-W49", community=RC)["grids"]] == [R1]
+    after = _report(session, "2026-W49", community=RC)["trend"]
+    assert after == before  # every week as it was before the merge
+    for level in ({"community": RC}, {"street": "110106001"}, {"district": "110106"}):
+        trend, own = _trend_and_own_reports(session, "2026-W49", **level)
+        assert trend == own, level
+    assert trend["2026-W45"] == (7, 6, 85.7)
+
+
 def test_a_grid_redrawn_mid_week_counts_each_visited_household_in_its_new_grid(session, history):
     """W48: R1's h1, h2, h3 and h7 are found at home on Monday; on Wednesday the border moves
     west of h3, which passes to R2. R1 ends the week with h1, h2 and h7, all visited (100 %,
