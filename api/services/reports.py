@@ -374,10 +374,10 @@ trend_hh AS (
 -- closed with no row of the household opened then: a removal, migration 0052). A visit synced
 -- after such a move lands in the household's new grid, whatever week it was made in, so each
 -- of them is counted again from its visits of every week of the trend, as `ch` counts the
--- report's own week: minus once in each selected grid its visits were recorded in, plus once
--- if it ends the week in one. (Until 2026-12-07 a household that moved between two selected
--- grids was corrected only in the week of its move: one found in its old grid and, by a
--- visit synced late, in its new one in an earlier week counted twice, e.g. 2 of 1.)
+-- report's own week: minus once in each of the week's grids (`tsel`) its visits were recorded
+-- in, plus once if it ends the week in one. (Until 2026-12-07 a household that moved between
+-- two selected grids was corrected only in the week of its move: one found in its old grid
+-- and, by a visit synced late, in its new one in an earlier week counted twice, 2 of 1.)
 moved AS MATERIALIZED (
   -- One scan of the moves since (the partial index of 0041), hashed against the selection.
   SELECT x.household_id FROM household_history x

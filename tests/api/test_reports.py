@@ -1239,7 +1239,7 @@ def test_a_trend_week_counts_once_a_household_whose_late_visit_landed_in_its_new
         assert trend == own, level
 
 
-def test_a_trend_week_counts_the_grids_of_that_week_after_a_merge(session, history):
+def test_a_trend_week_counts_the_grids_of_that_week_after_a_merge(session, client, history):
     """In W48 R1 is redrawn over all of R2's households and R2, left empty, is retired. W45's
     own report still reads both grids (7 households, 6 visited), and so must every later
     report's trend for W45, W46 and W47, weeks R2 was on the map. Before, W49's trend read, for
@@ -1269,6 +1269,11 @@ def test_a_trend_week_counts_the_grids_of_that_week_after_a_merge(session, histo
         trend, own = _trend_and_own_reports(session, "2026-W49", **level)
         assert trend == own, level
     assert trend["2026-W45"] == (7, 6, 85.7)
+    # R1's leader reads the grids they lead now, each week as that week's report reads them.
+    points = _get(client, history, "leader", week="2026-W49").json["trend"]
+    for point in points:
+        totals = _get(client, history, "leader", week=point["week"]).json["totals"]
+        assert (point["households"], point["visited"]) == (totals["households"], totals["visited"])
 
 
 def test_a_grid_redrawn_mid_week_counts_each_visited_household_in_its_new_grid(session, history):
