@@ -476,21 +476,22 @@ def read_file(session: Session, scope: Scope, report_id: int, fmt: str) -> tuple
         row = get_file(session, scope, report_id, fmt)
         return row.report, row.body
     report = get_report(session, scope, report_id)
-    if fmt not in REPORT_FORMATS:
-        raise errors.NotFound(
-            f"Report {report_id} has no {fmt!r} file; one of {', '.join(REPORT_FORMATS)}."
-        )
+    _check_format(report.id, fmt)
     view, grid_ids = leader_view(session, scope, report)
     shapes = reports.grid_shapes(session, grid_ids, report.week) if fmt == "pdf" else None
     return report, report_render.render(view, fmt, shapes)
 
 
-def _stored_file(session: Session, report: Report, fmt: str) -> ReportFile:
-    report_id = report.id
+def _check_format(report_id: int, fmt: str) -> None:
     if fmt not in REPORT_FORMATS:
         raise errors.NotFound(
             f"Report {report_id} has no {fmt!r} file; one of {', '.join(REPORT_FORMATS)}."
         )
+
+
+def _stored_file(session: Session, report: Report, fmt: str) -> ReportFile:
+    report_id = report.id
+    _check_format(report_id, fmt)
     row = session.scalar(
         select(ReportFile)
         .options(undefer(ReportFile.body))
