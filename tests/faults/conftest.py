@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -38,6 +39,32 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out for bind(0) and outgoing connections."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
+def lasting_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, for a server the test stops and
+    starts again on the same port (a database restart): while it is down no other process can
+    be given the port by bind(0) (another worker's `free_port`) or by an outgoing connection,
+    as one from `free_port` could."""
+    top = ephemeral_ports().start
+    for _ in range(100):
+        port = random.randrange(max(1024, top - 20_000), top)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port below {top} after 100 tries")
 
 
 def process_env(database_url: str, **extra: str) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """The database restarting under a running API: clean 503 problems, then recovery, no restart.
 
 The machine's shared PostgreSQL is never touched: each run starts a throwaway cluster of its own
-(initdb + pg_ctl as the `postgres` user, on a free port, PostGIS from the same installation),
-stops and starts it under a gunicorn API, and removes it afterwards.
+(initdb + pg_ctl as the `postgres` user, PostGIS from the same installation) on a free port
+that stays free while it is stopped (`lasting_port`), stops and starts it under a gunicorn API,
+and removes it afterwards.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from tests.faults.conftest import (
     ApiServer,
     Seeded,
     call,
-    free_port,
+    ephemeral_ports,
+    lasting_port,
     seed_world,
     wait_until,
 )
@@ -105,7 +107,7 @@ def cluster() -> Iterator[Cluster]:
     initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E"]
     command = ["runuser", "-u", "postgres", "--", *initdb] if os.geteuid() == 0 else initdb
     subprocess.run([*command, "UTF8"], check=True, capture_output=True, timeout=120)
-    cluster = Cluster(bin_dir, data, run, free_port())
+    cluster = Cluster(bin_dir, data, run, lasting_port())
     cluster.start()
     try:
         yield cluster
@@ -129,6 +131,15 @@ def server(local_world, tmp_path) -> Iterator[ApiServer]:
     api = ApiServer(local_world.url, tmp_path / "gunicorn.log").start()
     yield api
     api.stop()
+
+
+def test_the_cluster_port_is_never_one_the_kernel_hands_out_while_it_is_down():
+    """Stopped, the cluster's port is free: were it an ephemeral one (bind(0), as `free_port`
+    chose it), another xdist worker's server or any outgoing connection could take it and the
+    restart would fail."""
+    ports = {lasting_port() for _ in range(20)}
+    assert not ports & set(ephemeral_ports())
+    assert all(1024 <= port < 65536 for port in ports)
 
 
 def timed(server: ApiServer, path: str, local_world: Seeded, method: str = "GET", body=None):
