@@ -1001,7 +1001,7 @@ def test_a_follow_up_goes_on_the_list_the_worker_chose(context, worker_page):
     page.wait_for_function("() => document.querySelector('#queue-count').textContent === '1'")
     (record,) = queued_visits(page)
     assert (record["visit"]["follow_up"], record["visit"]["follow_up_kind"]) == (True, "problem")
-    assert page.is_hidden("#follow-up-kind")  # the form is reset for the next door
+    expect(page.locator("#follow-up-kind")).to_be_hidden()  # reset for the next door (a timer)
     page.click("#record")  # no follow-up: no list
     page.wait_for_function("() => document.querySelector('#queue-count').textContent === '2'")
     plain = next(
@@ -1033,7 +1033,7 @@ def test_a_follow_up_carries_its_title_and_urgency_to_its_task(context, worker_p
     (record,) = queued_visits(page)
     visit = record["visit"]
     assert (visit["follow_up_title"], visit["follow_up_urgency"]) == ("3号楼燃气味", "danger")
-    assert page.is_hidden("#follow-up-title")  # reset for the next door
+    expect(page.locator("#follow-up-title")).to_be_hidden()  # reset for the next door (a timer)
     assert page.locator("#follow-up-title").input_value() == ""
     assert page.locator("#follow-up-urgency").input_value() == "general"
     context.set_offline(False)

@@ -236,7 +236,8 @@ def test_a_report_whose_answer_was_lost_is_kept_and_sent_again_with_its_key(
     assert len(keys) == 2 and keys[0] == keys[1]
     (task,) = reported()  # one task, where it was first reported
     assert task.lonlat[0] == pytest.approx(inside["longitude"], abs=1e-6)
-    assert kept(page) == [] and card.locator(".report-outbox li").count() == 0
+    assert kept(page) == []
+    expect(card.locator(".report-outbox li")).to_have_count(0)  # redrawn after the status
 
 
 def test_a_report_carried_out_whose_answer_the_server_never_kept_is_done_not_sent_again(
@@ -279,7 +280,8 @@ def test_a_report_carried_out_whose_answer_the_server_never_kept_is_done_not_sen
         """() => document.querySelector('#report-problem .status')
                        .textContent.startsWith('已上报：服务器已开立任务')"""
     )
-    assert kept(page) == [] and card.locator(".report-outbox li").count() == 0
+    assert kept(page) == []
+    expect(card.locator(".report-outbox li")).to_have_count(0)  # redrawn after the status
     assert len(reported()) == 1
 
 
@@ -373,7 +375,8 @@ def test_a_kept_report_the_server_refuses_is_shown_with_why_and_kept_to_fix_or_d
     assert said(page).startswith("已上报任务")
     (task,) = reported()
     assert task.title == TITLE + " 一" and task.household_id is not None
-    assert kept(page) == [] and card.locator(".report-outbox li").count() == 0
+    assert kept(page) == []
+    expect(card.locator(".report-outbox li")).to_have_count(0)  # redrawn after the status
 
 
 def test_the_community_admin_has_no_such_card(context, page):
