@@ -356,11 +356,15 @@ def grids_features(scope: Scope, shape: TileShape) -> Select:
     )
 
 
-def _households_with_last_visit(*where) -> Subquery:
+def _households_with_last_visit(*where, as_it_stood: bool = False) -> Subquery:
     """The households `where` selects, each with its last visit before the week's end
     (`last_visited_at`: the latest that found someone, outcome other than `nobody_home`, as the
     weekly report counts a visit; null: none) and its last attempt of any outcome before then
-    (`last_attempt_at`): what the households layer's statuses are read from."""
+    (`last_attempt_at`): what the households layer's statuses are read from.
+
+    `as_it_stood` (another week): each household's kind and care tags (`must_visit`) as they
+    were at the week's end (its `household_history` row then, as the report's ledger reads
+    them; an erased household's tags none), not today's."""
     # household_last_visits (kept by triggers on visits) holds each household's latest visit
     # and latest attempt: one primary-key probe (a LATERAL fenced by OFFSET 0, so the planner
     # cannot turn it into a hash join over all 900 k rows for a tile of a few thousand). When
@@ -376,22 +380,40 @@ def _households_with_last_visit(*where) -> Subquery:
         .offset(0)
         .lateral("known")
     )
-    must = Household.tags.op("&&")(cast(list(MUST_VISIT_TAGS), ARRAY(Text)))
+    tags, kind = Household.tags, Household.kind
+    boxed = select().select_from(Household).outerjoin(known, true())
+    if as_it_stood:
+        # Until 2026-12-07 a past week drew today's tags: a household tagged since was a
+        # must-visit dot in a week it was not one, the report's figures for it said otherwise.
+        history = HouseholdHistory
+        then = (
+            select(history.kind, history.tags)
+            .where(
+                history.household_id == Household.id,
+                history.valid_from < _END,
+                or_(history.valid_to.is_(None), history.valid_to >= _END),
+            )
+            .order_by(history.valid_from.desc())
+            .limit(1)
+            .lateral("then")
+        )
+        boxed = boxed.outerjoin(then, true())
+        kind = func.coalesce(then.c.kind, Household.kind)
+        tags = case((Household.erased_at.is_(None), func.coalesce(then.c.tags, tags)), else_=tags)
+    must = tags.op("&&")(cast(list(MUST_VISIT_TAGS), ARRAY(Text)))
     boxed = (
-        select(
+        boxed.add_columns(
             Household.id.label("id"),
             Household.grid_id.label("grid_id"),
             Household.building.label("building"),
             Household.unit.label("unit"),
             Household.room.label("room"),
-            Household.kind.label("kind"),
+            kind.label("kind"),
             must.label("must_visit"),
             known.c.visited.label("known_visited"),
             known.c.attempted.label("known_attempted"),
             Household.location.label("location"),
         )
-        .select_from(Household)
-        .outerjoin(known, true())
         .where(*where)
         .offset(0)
         .subquery("h0")
@@ -504,7 +526,7 @@ def households_features(scope: Scope, shape: TileShape) -> Select:
         where.append(or_(Household.removed_at.is_(None), Household.removed_at >= _END))
     else:
         where.append(Household.removed_at.is_(None))  # out of the register: off the map
-    inner = _households_with_last_visit(*where)
+    inner = _households_with_last_visit(*where, as_it_stood=bool(shape.versions))
     state = _visit_state(inner)
     visited_this_week, days, status = state.visited_this_week, state.days_since_visit, state.status
     last_visited = state.last_visited

@@ -483,6 +483,33 @@ def test_a_stair_entrance_with_only_attempts_this_week_is_not_visited(client, wo
     assert {p["status"] for p in props(response, "households")} == {"overdue"}
 
 
+def test_a_past_weeks_households_carry_the_care_tags_and_kind_they_had_that_week(world, session):
+    """The report counts a past week's must-visit households by their tags then (the ledger);
+    the map drew today's: a household tagged since was a must-visit dot in a week it was not,
+    one whose tag was taken off lost its flag in the weeks it had it."""
+    registered_in_september(session)
+    tagged, untagged = world.households[A1][:2]  # elderly_80, no tags
+    assert "elderly_80" in tagged.tags and not untagged.tags
+    kind_then = untagged.kind
+    tagged.tags, untagged.tags, untagged.kind = [], ["elderly_80"], "business"  # today
+    session.flush()
+    scope = Scope.for_user(session, world.users["worker_a1"])
+
+    def drawn(week: str, z: int) -> dict[int, dict]:
+        req = tiles.TileRequest("households", *tile_of(*centre(A1), z), week, NOW)
+        decoded = mapbox_vector_tile.decode(tiles.render_tile(session, scope, req)[0])
+        return {f["properties"]["id"]: f["properties"] for f in decoded["households"]["features"]}
+
+    for z in (15, 16):  # a stair entrance a feature (here one household each), a household
+        w41 = drawn("2026-W41", z)
+        assert w41[tagged.id]["must_visit"] is True and w41[tagged.id]["must_visit_due"] is True
+        assert w41[untagged.id]["must_visit"] is False
+        assert w41[untagged.id]["kind"] == kind_then != "business"
+        today = drawn(current_week(NOW), z)
+        assert today[tagged.id]["must_visit"] is False
+        assert today[untagged.id]["must_visit"] is True and today[untagged.id]["kind"] == "business"
+
+
 def test_households_tile_for_a_past_week_does_not_count_its_attempts(world, session):
     # W41 had only an attempt; W42 found someone: read as of W41 the household is not visited
     # (the probe of a past week), its last visit the one of W40.
