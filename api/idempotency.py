@@ -12,8 +12,10 @@ is kept (sealed) once given. A request with a key already used by this user:
   `"idempotency_key": "carried_out"` (the record exists; its answer cannot be given);
 - another request (method, path, query or body differ): 422;
 - the same request, answered, but the records the answer shows are no longer the caller's to
-  read (a worker moved off the grid since): 409 `carried_out`, without the answer. It was
-  masked and scoped for the caller as they were then, and holds a phone or a complainant.
+  read (a worker moved off the grid since), or the account's role or community is not the one
+  the request was made as (an admin made a worker since): 409 `carried_out`, without the
+  answer. It was masked and scoped for the caller as they were then, and holds a phone or a
+  complainant.
 
 Keys live 24 hours (`KEEP`); each new key clears the user's expired ones, and the push
 worker's tick clears everyone's (`purge_expired`): a kept answer holds a household's phone or a
@@ -80,12 +82,13 @@ def _idempotent(
             return view(*args, **kwargs)
         if not _KEY.fullmatch(key):
             raise errors.BadRequest(f"{HEADER} must be 1-200 visible ASCII characters.")
-        user_id = current_scope().user_id
+        scope = current_scope()
+        user_id, made_as = scope.user_id, _made_as(scope)
         digest = _request_hash()
         session = db.session
-        stored = _claim(session, user_id, key, digest)
+        stored = _claim(session, user_id, key, digest, made_as)
         if stored is not None:
-            answer = _replay(stored, digest)
+            answer = _replay(stored, digest, made_as)
             if audited is not None and answer.status_code < 300:
                 ids = _shown(stored.body, listed)
                 _require_readable(session, audited, ids)
@@ -116,7 +119,13 @@ def _idempotent(
     return wrapper
 
 
-def _claim(session, user_id: int, key: str, digest: str) -> IdempotencyKey | None:
+def _made_as(scope: Scope) -> str:
+    """What a kept answer was made for besides the account: its role and where it acts (a
+    change of grids alone is `_require_readable`'s)."""
+    return f"{scope.role}:{scope.community_code or ''}:{scope.district_code or ''}"
+
+
+def _claim(session, user_id: int, key: str, digest: str, made_as: str) -> IdempotencyKey | None:
     """Write the key's row in this transaction (None), or give the row already there."""
     session.execute(
         delete(IdempotencyKey).where(
@@ -127,7 +136,7 @@ def _claim(session, user_id: int, key: str, digest: str) -> IdempotencyKey | Non
     # A concurrent twin's uncommitted row makes this wait; once it commits, nothing is written.
     written = session.execute(
         insert(IdempotencyKey)
-        .values(user_id=user_id, key=key, request_hash=digest)
+        .values(user_id=user_id, key=key, request_hash=digest, made_as=made_as)
         .on_conflict_do_nothing()
         .returning(IdempotencyKey.key)
     ).first()
@@ -148,7 +157,7 @@ def purge_expired(session, now: datetime) -> int:
     ).rowcount
 
 
-def _replay(stored: IdempotencyKey, digest: str) -> Response:
+def _replay(stored: IdempotencyKey, digest: str, made_as: str) -> Response:
     if not _same_request(stored.request_hash, digest):
         raise errors.Unprocessable(
             f"This {HEADER} was used with another request; make a new key for a new request.",
@@ -164,6 +173,14 @@ def _replay(stored: IdempotencyKey, digest: str) -> Response:
             # the record exists. A phone's kept report is done (a twin still answering, or a
             # crash before the answer was kept): sent on until the key expired, it opened a
             # second one.
+            idempotency_key="carried_out",
+        )
+    if stored.made_as is not None and stored.made_as != made_as:
+        # Carried out, so not run again; its answer was for the account's role then (until
+        # 2026-12-07 an admin made a worker since got an account's phone back with it).
+        raise errors.Conflict(
+            f"The request with this {HEADER} was carried out while your account had another "
+            "role or community; its answer is not given to it now.",
             idempotency_key="carried_out",
         )
     return Response(

@@ -21,6 +21,9 @@ class IdempotencyKey(Base):
     )
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
+    # The role, community and district the request was made as (None: kept before 0066): a
+    # replay to the account as another is refused its answer (api/idempotency.py).
+    made_as: Mapped[str | None] = mapped_column(String(120))
     # The answer, once given (None: the request's effects are committed, its answer is not).
     status: Mapped[int | None] = mapped_column(SmallInteger)
     mimetype: Mapped[str | None] = mapped_column(String(100))

@@ -355,3 +355,52 @@ def test_a_key_kept_after_a_rotation_is_hashed_with_the_new_key(
     again = household_after_restart(app, world)
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json == first.json
+
+
+def test_a_replay_to_an_account_whose_role_changed_is_409_without_the_answer(
+    client, world, session
+):
+    """The kept answer was made for the caller's role then: an admin made a worker since got
+    an account change's answer (the account's phone in full) back by sending it again, where
+    the same request now is refused (the account is not theirs to look up: 404)."""
+    from api.services import accounts
+
+    worker, admin = world.users["worker_a1"], world.users["admin_a"]
+    change = {"phone": "13900001111"}
+    key = {"Idempotency-Key": "office-pc-0042", **world.auth("admin_a")}
+    first = client.patch(f"/api/v1/users/{worker.id}", json=change, headers=key)
+    assert first.status_code == 200, first.json
+    accounts.change_account(  # the district's operator: `gridwork user set-role`
+        session, accounts.Actor(None), admin.id, {"role": "worker"}, datetime.now(UTC)
+    )
+    session.flush()
+    as_a_worker = world.auth("admin_a")  # signed in again: the token carries the new role
+    assert (
+        client.patch(f"/api/v1/users/{worker.id}", json=change, headers=as_a_worker).status_code
+        == 404
+    )
+
+    again = client.patch(
+        f"/api/v1/users/{worker.id}",
+        json=change,
+        headers={**as_a_worker, "Idempotency-Key": "office-pc-0042"},
+    )
+
+    assert again.status_code == 409, again.json
+    assert again.json["idempotency_key"] == "carried_out"
+    assert "13900001111" not in again.get_data(as_text=True)
+    assert "Idempotent-Replayed" not in again.headers
+
+
+def test_a_replay_after_a_change_of_grids_alone_still_gets_its_answer(client, world, session):
+    """What changes the answer's reach is the role or the community: a worker given one more
+    grid sends the same create again and gets its first answer, as before."""
+    worker = world.users["worker_a1"]
+    first = household(client, world, user="worker_a1")
+    assert first.status_code == 201, first.json
+    widened = client.patch(
+        f"/api/v1/users/{worker.id}", json={"grid_codes": [A1, A2]}, headers=world.auth("admin_a")
+    )
+    assert widened.status_code == 200, widened.json
+    again = household(client, world, user="worker_a1")
+    assert (again.status_code, again.json) == (201, first.json)
