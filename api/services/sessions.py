@@ -168,11 +168,14 @@ def sign_out_everywhere(
 ) -> SignedOut:
     """End every sign-in of the account (a phone lost, the password still its owner's own):
     every session is revoked (no refresh), every token issued so far stops (the token version:
-    tokens of no session too), and nothing more is pushed to any of its devices.
+    tokens of no session too), nothing more is pushed to any of its devices, and the calendar
+    link handed out so far stops (a credential like a token, on the lost phone too).
 
     The account is held first (`hold_account`), and a caller's token no longer the account's
     is refused (401): a password change waiting on it would otherwise go on once this committed,
     and hand the token this meant to end fresh ones."""
+    from api.services import calendar  # at call time: calendar -> rosters -> auth -> sessions
+
     hold_account(session, user_id, token_version)
     session.execute(
         update(User)
@@ -180,6 +183,7 @@ def sign_out_everywhere(
         .values(token_version=User.token_version + 1)
         .execution_options(synchronize_session="fetch")
     )
+    calendar.revoke(session, session.get(User, user_id))
     return revoke_all(
         session, user_id, "signed-out-everywhere", now, device_reason="signed out everywhere"
     )

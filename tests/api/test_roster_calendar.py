@@ -251,6 +251,21 @@ def test_changing_the_password_revokes_the_feed_url(client, community):
     assert client.get(feed_path(client, c, c.workers[1], signed_in)).status_code == 200
 
 
+def test_signing_out_everywhere_revokes_the_feed_url(client, community):
+    """A phone lost, its owner signs out everywhere: every token, session and push device
+    ended, the calendar subscribed on the lost phone went on serving every published shift
+    (which grid, which post: where the worker will be), as a password change does not."""
+    c = community
+    lost = feed_path(client, c, c.workers[1])
+    signed_out = client.post("/api/v1/auth/logout-all", headers=c.auth(c.workers[1]))
+    assert signed_out.status_code == 200
+    assert client.get(lost).status_code == 403
+    worker = c.workers[1].username
+    again = client.post("/api/v1/auth/token", json={"username": worker, "password": PASSWORD})
+    signed_in = {"Authorization": f"Bearer {again.get_json()['access_token']}"}
+    assert client.get(feed_path(client, c, c.workers[1], signed_in)).status_code == 200
+
+
 def test_a_wrong_current_password_leaves_the_feed_url_working(client, community):
     c = community
     old = feed_path(client, c, c.workers[1])

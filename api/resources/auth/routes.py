@@ -225,7 +225,8 @@ class LogoutAll(MethodView):
         """Sign out everywhere: revoke every session of yours and stop pushes to every device
 
         Every access and refresh token of yours stops working, this one too (sign in again);
-        no device of yours is sent notifications until it is registered again. The password
+        no device of yours is sent notifications until it is registered again; the calendar
+        link handed out so far stops (`GET /me/calendar-url` gives a new one). The password
         stays as it is (a leaked one: `POST /auth/password`, which ends the other sessions too).
         The answer says how many sessions and devices were ended.
         """
