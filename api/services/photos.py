@@ -742,13 +742,18 @@ def _check_room(session: Session, owner: Owner, model: type, digest: str, upload
         )
 
 
-def get_photo(session: Session, owner: Owner, photo_id: int) -> Photo:
-    """The photo `photo_id` of the visit (task) `owner`; 404 when it has none of that id."""
+def get_photo(session: Session, owner: Owner, photo_id: int, reader_id: int | None) -> Photo:
+    """The photo `photo_id` of the visit (task) `owner`, as `reader_id` may see it; 404 when it
+    has none of that id, or (a task's) when no step holds it yet and another uploaded it: shown
+    with no step, it is its uploader's alone (a shot for the next step, or one taken by
+    mistake: a resident's face) until a step sends it (until 2026-12-07 whoever read the task,
+    a district viewer too, was served it by its id)."""
     model = _PHOTOS_OF[type(owner)]
     photo = session.scalar(
         select(model).where(model.id == photo_id, getattr(model, model.OWNER) == owner.id)
     )
-    if photo is None:
+    unsent = isinstance(photo, TaskPhoto) and photo.event_id is None
+    if photo is None or (unsent and photo.uploaded_by_id != reader_id):
         raise errors.NotFound(f"Photo {photo_id} of {_kind(owner)} {owner.id} not found.")
     return photo
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.models import Leave, Roster, Shift, ShiftSwap
+from api.models import Leave, Roster, Shift, ShiftSwap, TaskEvent
 from api.services import calendar, devices, notifications, photos
 from api.services.weeks import current_week, week_bounds
 from tests.api.test_tiles import tile_of
@@ -414,7 +414,7 @@ MATRIX: dict[str, Line] = {
     ),
     # The worker's photo not sent yet: theirs to delete, no one else's.
     "DELETE /api/v1/tasks/<id:task_id>/photos/<id:photo_id>": Line(
-        "/api/v1/tasks/{task_id}/photos/{task_photo_id}",
+        "/api/v1/tasks/{task_id}/photos/{unsent_task_photo_id}",
         outcomes(403, worker_a1=OK, worker_a2=404, admin_b=404, viewer_110102=404),
     ),
     "POST /api/v1/tasks/<id:task_id>/assign": Line(
@@ -554,6 +554,25 @@ def targets(app, session, world, tmp_path) -> Targets:
         uploader_id=worker.id,
         max_bytes=10**6,
     )
+    # Sent with a step: the task's to whoever reads it (one no step holds is its uploader's).
+    step = TaskEvent(
+        task_id=task.id,
+        action="accept",
+        from_status="dispatched",
+        to_status="accepted",
+        actor_id=worker.id,
+    )
+    session.add(step)
+    session.flush()
+    task_photo.event_id = step.id
+    unsent_photo, _ = photos.attach_photo(
+        session,
+        photos.build_storage(app.config, photos.load_name_key(session)),
+        task,
+        image_bytes("PNG", 10),
+        uploader_id=worker.id,
+        max_bytes=10**6,
+    )
     # The roster is next week's: its shifts lie ahead whatever today is (past days' shifts are
     # not changed, so this week's Wednesday would answer 409 from Thursday on).
     next_week = current_week(now + timedelta(days=7))
@@ -611,6 +630,7 @@ def targets(app, session, world, tmp_path) -> Targets:
         "photo_id": photo.id,
         "task_id": task.id,
         "task_photo_id": task_photo.id,
+        "unsent_task_photo_id": unsent_photo.id,
         "roster_id": roster.id,
         "draft_roster_id": draft.id,
         "shift_id": shift.id,

@@ -228,8 +228,17 @@ def test_the_metadata_of_a_photo_is_not_stored(client, world, task):
 
 
 # --- reading -----------------------------------------------------------------------------------
-def test_a_photo_is_read_by_whoever_reads_the_task(client, world, task):
-    url = upload(client, world, task.id, PNG).json["url"]
+def sent(client, world, task) -> dict:
+    """A photo the assignee uploaded and sent with a step (accepting the task): the task's."""
+    photo = upload(client, world, task.id, PNG).json
+    assert (
+        act(client, world, "worker_a1", task.id, "accept", photos=[photo["id"]]).status_code == 200
+    )
+    return photo
+
+
+def test_a_photo_sent_with_a_step_is_read_by_whoever_reads_the_task(client, world, task):
+    url = sent(client, world, task)["url"]
     answers = {
         user: client.get(url, headers=world.auth(user)).status_code
         for user in ("leader_a", "admin_a", "viewer_110101", "worker_a2", "admin_b")
@@ -243,6 +252,17 @@ def test_a_photo_is_read_by_whoever_reads_the_task(client, world, task):
     }
 
 
+def test_a_photo_not_yet_sent_with_a_step_is_its_uploaders_alone(client, world, task):
+    """Shown with no step (a shot taken for the next one, or by mistake: a resident's face), an
+    unsent photo was served to whoever read the task, a district viewer too, by its id."""
+    url = upload(client, world, task.id, PNG).json["url"]
+    answers = {
+        user: client.get(url, headers=world.auth(user)).status_code
+        for user in ("worker_a1", "leader_a", "admin_a", "viewer_110101")
+    }
+    assert answers == {"worker_a1": 200, "leader_a": 404, "admin_a": 404, "viewer_110101": 404}
+
+
 def test_a_photo_of_another_task_is_not_found_under_this_one(client, world, session, task):
     other = make_task(session, now=T0, title="井盖缺失")
     url = upload(client, world, other.id, PNG).json["url"]
@@ -251,7 +271,7 @@ def test_a_photo_of_another_task_is_not_found_under_this_one(client, world, sess
 
 
 def test_a_photo_read_is_audited_naming_its_task(client, world, session, task):
-    photo = upload(client, world, task.id, PNG).json
+    photo = sent(client, world, task)
     client.get(photo["url"], headers=world.auth("viewer_110101"))
     entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
     assert (entry.user_id, entry.action, entry.resource, entry.resource_ids) == (

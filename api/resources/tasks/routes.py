@@ -229,9 +229,13 @@ class TaskPhotos(MethodView):
 class TaskPhotoById(MethodView):
     @blp.doc(responses={"200": {"description": "The image bytes"}})
     def get(self, task_id, photo_id):
-        """A photo of a task you can read (whoever reads the task); the read is audited"""
+        """A photo of a task you can read (whoever reads the task); the read is audited
+
+        One no step holds yet (uploaded for the next step) is its uploader's alone: 404 to
+        anyone else until a step sends it.
+        """
         task = tasks.get_task_for_photos(db.session, current_scope(), task_id)
-        photo = photos.get_photo(db.session, task, photo_id)
+        photo = photos.get_photo(db.session, task, photo_id, current_scope().user_id)
         response = photo_upload.serve(photo)
         privacy.record_disclosure("task_photo", [task.id])
         return response

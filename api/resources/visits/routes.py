@@ -165,7 +165,7 @@ class VisitPhotoById(MethodView):
         Not of your own visit in a grid you no longer hold (or relieved): 404.
         """
         visit = visits.get_visit_for_photos(db.session, current_scope(), visit_id)
-        photo = photos.get_photo(db.session, visit, photo_id)
+        photo = photos.get_photo(db.session, visit, photo_id, current_scope().user_id)
         response = photo_upload.serve(photo)
         privacy.record_disclosure("visit_photo", [photo.id, visit.id])
         return response
