@@ -86,8 +86,10 @@ def note(value):
     return value if disclosure().notes else None
 
 
-def complainant(value: dict | None) -> dict | None:
-    if value is None or disclosure().contact:
+def complainant(value: dict | None, reached: bool = True) -> dict | None:
+    """A task's complainant: in full when the role reads contacts and the task is within the
+    reader's reach (`Scope.reaches_complainant`), else masked."""
+    if value is None or (reached and disclosure().contact):
         return value
     masked = {}
     if "name" in value:

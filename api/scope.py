@@ -40,6 +40,7 @@ from api.models import (
     Visit,
     user_grids,
 )
+from api.models.tasks import OPEN_STATUSES
 from api.services.weeks import LOCAL, week_of
 
 
@@ -145,6 +146,19 @@ class Scope:
             mine = or_(Task.assignee_id == self.user_id, opened)
             return or_(Task.grid_id.in_(self.grid_ids), mine) if self.grid_ids else mine
         return Task.grid_id.in_(select(Grid.id).where(self.grids()))
+
+    def reaches_complainant(self, task: Task) -> bool:
+        """Whether this user's reach lets them read the task's complainant (the role permitting,
+        `privacy`): an office or viewer reads its community's or district's (`tasks`); a worker
+        or grid leader those of their grids' tasks, of the tasks they hold still open (a
+        reliever's), and of those they opened. One they worked in a grid they left, and no
+        longer hold open (resolved, called back, closed), is their record of the work: read
+        without its complainant, who is the grid's to contact now."""
+        if self.role not in ("worker", "grid_leader") or task.grid_id in self.grid_ids:
+            return True
+        if task.created_by_id == self.user_id and task.source != "visit":
+            return True
+        return task.assignee_id == self.user_id and task.status in OPEN_STATUSES
 
     def visible_tasks(self, session: Session, task_ids: Iterable[int | None]) -> set[int]:
         """Those of the tasks this user may see, in one query: what a link to another task may

@@ -43,6 +43,17 @@ TASK_STATUSES = (
     # open: it ends here, and the ticket lives on in the task `transferred_to_id`.
     "transferred",
 )
+# Still to be worked, by its assignee or the grid (a task's list, the tiles, scope).
+OPEN_STATUSES = (
+    "new",
+    "dispatched",
+    "accepted",
+    "in_progress",
+    "returned",
+    "escalated",
+    "reopened",
+)
+DONE_STATUSES = ("resolved", "callback", "closed")
 SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
 # The need and problem lists (需求清单 / 问题清单), as a visit's follow-up names them.
 TASK_LISTS = FOLLOW_UP_KINDS

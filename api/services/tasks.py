@@ -27,7 +27,7 @@ from api.models import (
     Visit,
     user_grids,
 )
-from api.models.tasks import HOTLINE_TYPES, URGENCY_DEFAULT
+from api.models.tasks import DONE_STATUSES, HOTLINE_TYPES, OPEN_STATUSES, URGENCY_DEFAULT
 from api.models.visits import FOLLOW_UP_DEFAULT
 from api.scope import Scope
 from api.services import dispatch
@@ -38,16 +38,6 @@ from api.services.users import user_id
 from api.services.weeks import LOCAL, period, week_bounds
 from geo.validate import GeometryProblem, parse_point
 
-OPEN_STATUSES = (
-    "new",
-    "dispatched",
-    "accepted",
-    "in_progress",
-    "returned",
-    "escalated",
-    "reopened",
-)
-DONE_STATUSES = ("resolved", "callback", "closed")
 # Ended without being done: the hotline re-dispatched the ticket to another community.
 TRANSFERRED = "transferred"
 ENDED_STATUSES = (*DONE_STATUSES, TRANSFERRED)

@@ -456,6 +456,42 @@ def test_moved_off_a_grid_a_worker_no_longer_reads_a_task_they_returned_there(
     assert client.get(f"/api/v1/tasks/{task.id}", headers=leader).json["status"] == "returned"
 
 
+def test_moved_off_a_grid_a_worker_reads_the_tasks_they_resolved_there_without_the_complainant(
+    client, session, world
+):
+    """Resolved, called back or closed, a task stays its resolver's (the assignee's): moved off
+    the grid, the worker went on reading its complainant's name and phone in full until
+    retention erased them. The task stays theirs to read, their record of the work; the
+    complainant is masked as a district viewer reads it. The grid's leader reads it in full."""
+    worker = world.users["worker_a1"]
+    task = task_held_by(session, worker)
+    task.complainant = {"name": "王女士", "phone": "13800000000"}
+    session.flush()
+    mine = world.auth("worker_a1")
+    for action in ("accept", "resolve"):
+        step = {"action": action, "note": "已处理"}
+        r = client.post(f"/api/v1/tasks/{task.id}/transitions", json=step, headers=mine)
+        assert r.status_code == 200, r.json
+    assert client.get(f"/api/v1/tasks/{task.id}", headers=mine).json["complainant"] == {
+        "name": "王女士",
+        "phone": "13800000000",
+    }
+    r = client.patch(
+        f"/api/v1/users/{worker.id}", json={"grid_codes": [A2]}, headers=world.auth("admin_a")
+    )
+    assert r.status_code == 200, r.json
+
+    read = client.get(f"/api/v1/tasks/{task.id}", headers=mine)
+    assert read.status_code == 200 and read.json["status"] == "resolved"
+    assert "13800000000" not in read.get_data(as_text=True)
+    assert "王女士" not in read.get_data(as_text=True)
+    listed = client.get("/api/v1/tasks?assignee=me&status=resolved", headers=mine)
+    assert [t["id"] for t in listed.json] == [task.id]
+    assert "13800000000" not in listed.get_data(as_text=True)
+    leader = client.get(f"/api/v1/tasks/{task.id}", headers=world.auth("leader_a")).json
+    assert leader["complainant"] == {"name": "王女士", "phone": "13800000000"}
+
+
 def test_moved_off_a_grid_their_shift_still_names_a_worker_is_not_given_their_tasks_back(
     client, session, world
 ):

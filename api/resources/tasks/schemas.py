@@ -396,9 +396,13 @@ class TaskSchema(Schema):
     urgency = ma.fields.String()
     external_id = ma.fields.String(allow_none=True)
     complainant = ma.fields.Function(
-        lambda t: privacy.complainant(t.complainant),
+        lambda t: privacy.complainant(t.complainant, current_scope().reaches_complainant(t)),
         allow_none=True,
-        metadata={"type": "object", "description": "Name and phone masked for district viewers"},
+        metadata={
+            "type": "object",
+            "description": "Name and phone masked for district viewers, and for a worker or "
+            "leader reading a task they worked in a grid they left, once it is done",
+        },
     )
     household_id = Integer(allow_none=True)
     visit_id = ma.fields.UUID(allow_none=True)
