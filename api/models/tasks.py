@@ -184,14 +184,17 @@ Index(
     Task.closed_at,
     postgresql_where=(Task.status == "closed") & (Task.contact_erased_at.is_(None)),
 )
-# A hotline ticket is held by one task at a time, however often it is sent: the one not
-# passed on (`transferred_at`) to another community. Also how a ticket's holder is found.
+# A hotline ticket is held by one task at a time, system-wide, however often it is sent: the
+# one not passed on (`transferred_at`) to another community. Also how a ticket's holder is
+# found. Another source's reference (a window's request number) is unique within its community
+# only (0067): no index can say so (a task's community is its grid's), `create_task` does,
+# under an advisory lock (`services.tasks._lock_reference`).
 Index(
     "uq_tasks_source_external_id",
     Task.source,
     Task.external_id,
     unique=True,
-    postgresql_where=Task.transferred_at.is_(None),
+    postgresql_where=(Task.source == "hotline") & Task.transferred_at.is_(None),
 )
 
 

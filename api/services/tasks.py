@@ -364,6 +364,8 @@ def create_task(
     naming the existing task if the caller can see it, once the caller is known to be allowed
     to open a task there: a ticket number alone tells nobody which tasks exist elsewhere. A
     ticket whose task is in another community is a re-dispatch (改派): see `_ticket_holder`.
+    Another source's reference (a window's request number) is the community's own: received
+    again there it is the same 409, and another community's task of it is not looked at.
     """
     source = data["source"]
     type_ = data.get("type") or "help"
@@ -416,6 +418,8 @@ def create_task(
         if data.get("redispatch"):
             scope.require_redispatcher()
     settler = _settler(session, scope, now) if data.get("resolved_here") else None
+    if external_id and source != "hotline":
+        _lock_reference(session, grid.community_code, source, external_id)
     previous = (
         _ticket_holder(
             session,
@@ -462,15 +466,15 @@ def create_task(
         with session.begin_nested():
             session.add(task)
             session.flush()
-    except IntegrityError as exc:  # the same ticket sent twice at once
-        if not external_id:
+    except IntegrityError as exc:  # the same hotline ticket sent twice at once
+        if not external_id or source != "hotline":
             raise
         # The twin has committed (the insert waited for it): a new statement sees it, and the
         # ticket is decided again as the check above does: a 409 when this community holds it
         # (naming the task if the caller can see it, so a retrying client finds it). A twin
         # that went to another community at the same moment is not resolved here: the caller
         # sends the ticket again, and it is then a re-dispatch.
-        holder = _current_task(session, source, external_id)
+        holder = _current_task(session, source, external_id, grid)
         if holder is not None and _same_community(session, holder, grid):
             raise _repeat(session, scope, external_id, holder, data.get("due_at")) from exc
         raise errors.Conflict(
@@ -572,16 +576,38 @@ def _given_deadline(due_at: datetime | None, now: datetime) -> datetime | None:
 
 
 # --- a re-dispatched hotline ticket (改派) -----------------------------------------------------
-def _current_task(session: Session, source: str, external_id: str) -> Task | None:
+# Advisory lock class of another source's reference in a community (1-9 are the sign-in,
+# data-key, map, photo, address, username, visit-photo and week locks). A hotline ticket is one
+# system-wide, held by the partial unique index `uq_tasks_source_external_id`; a window's
+# request number (any source but the hotline) is its community's own, and tasks have no
+# community column an index could take (their grid's community). So a create carrying one holds
+# this lock, keyed by community, source and reference, from before its check until it commits:
+# the same reference sent twice at once in one community, the second waits, then finds the
+# first's task (a repeat); two communities' same reference never wait on each other (but on a
+# hash collision, briefly).
+_REFERENCE_LOCK_CLASS = 10
+_LOCK_REFERENCE = text("SELECT pg_advisory_xact_lock(:lock, hashtext(:key))")
+
+
+def _lock_reference(session: Session, community: str, source: str, external_id: str) -> None:
+    key = f"{community}:{source}:{external_id}"
+    session.execute(_LOCK_REFERENCE, {"lock": _REFERENCE_LOCK_CLASS, "key": key})
+
+
+def _current_task(session: Session, source: str, external_id: str, grid: Grid) -> Task | None:
     """The task holding a ticket now: the last of its chain, not passed on (one at most: the
-    partial unique index `uq_tasks_source_external_id`, which this reads)."""
-    return session.scalar(
-        select(Task).where(
-            Task.source == source,
-            Task.external_id == external_id,
-            Task.transferred_at.is_(None),
-        )
+    partial unique index `uq_tasks_source_external_id`, which this reads). A hotline ticket's
+    in any community; another source's reference's in `grid`'s community only (one at most
+    there: `_lock_reference`), as another community's is theirs."""
+    stmt = select(Task).where(
+        Task.source == source,
+        Task.external_id == external_id,
+        Task.transferred_at.is_(None),
     )
+    if source != "hotline":
+        community = select(Grid.id).where(Grid.community_code == grid.community_code)
+        stmt = stmt.where(Task.grid_id.in_(community))
+    return session.scalar(stmt)
 
 
 def _same_community(session: Session, task: Task, grid: Grid) -> bool:
@@ -625,16 +651,17 @@ def _ticket_holder(
 ) -> Task | None:
     """The task a ticket received again comes from, locked; None for a ticket new here.
 
-    Its holder in the same community: a repeat (409). In another community: when the caller
-    says the hotline re-dispatched the ticket here (改派, `redispatch`; only the hotline does,
-    other sources stay a 409), the holder, locked `FOR UPDATE`, is returned to be
-    transferred; without it, a 409 that says how and names no task (a number typed twice, or
-    mistyped, never ends another community's task). A re-dispatch sent twice at once: the
-    second waits on that lock, then finds the holder transferred and follows the chain to
-    the task the first made, in its own community: a repeat.
+    Its holder in the same community: a repeat (409). Another source's reference is only
+    looked for in the same community (`_current_task`): one elsewhere is another community's
+    own. A hotline ticket held in another community: when the caller says the hotline
+    re-dispatched the ticket here (改派, `redispatch`), the holder, locked `FOR UPDATE`, is
+    returned to be transferred; without it, a 409 that says how and names no task (a number
+    typed twice, or mistyped, never ends another community's task). A re-dispatch sent twice
+    at once: the second waits on that lock, then finds the holder transferred and follows the
+    chain to the task the first made, in its own community: a repeat.
     """
     while True:
-        current = _current_task(session, source, external_id)
+        current = _current_task(session, source, external_id, grid)
         if current is None:
             return None
         holder = session.scalar(

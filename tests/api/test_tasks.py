@@ -162,6 +162,53 @@ def test_a_repeated_hotline_ticket_is_a_conflict_naming_the_task(client, world):
     assert (r.status_code, r.json["task_id"]) == (409, first["id"])
 
 
+def window_request(grid: str, reference: str = "W-0001") -> dict:
+    lon, lat = centre(grid)
+    return {
+        "source": "window",
+        "type": "help",
+        "external_id": reference,
+        "title": "开具居住证明",
+        "location": {"lon": lon, "lat": lat},
+    }
+
+
+def test_two_communities_each_open_a_task_of_the_same_window_reference(client, world, session):
+    """Another source's reference (a window's request number) is the community's own: B's
+    `W-0001` is not A's. It was a 409 "already a task of this community" for good, and told B
+    that A had such a reference."""
+    a = client.post("/api/v1/tasks", json=window_request(A1), headers=world.auth("admin_a"))
+    b = client.post("/api/v1/tasks", json=window_request(B1), headers=world.auth("admin_b"))
+    assert (a.status_code, b.status_code) == (201, 201), (a.json, b.json)
+    assert (a.json["grid_code"], b.json["grid_code"]) == (A1, B1)
+    assert session.scalar(select(func.count(Task.id)).where(Task.external_id == "W-0001")) == 2
+
+
+def test_a_window_reference_sent_again_in_its_community_is_a_conflict_naming_its_task(
+    client, world, session
+):
+    """Within a community a reference is still one task, in any of its grids: a repeat is the
+    409 a repeated ticket is, naming the community's own task (not another community's)."""
+    client.post("/api/v1/tasks", json=window_request(B1), headers=world.auth("admin_b"))
+    first = client.post("/api/v1/tasks", json=window_request(A1), headers=world.auth("admin_a"))
+    r = client.post("/api/v1/tasks", json=window_request(A2), headers=world.auth("admin_a"))
+    assert r.status_code == 409, r.json
+    assert (r.json["task_id"], r.json["ticket_held"]) == (first.json["id"], True)
+    r = client.post("/api/v1/tasks", json=window_request(B1), headers=world.auth("admin_b"))
+    assert r.status_code == 409, r.json
+    assert r.json["task_id"] != first.json["id"]
+    assert session.scalar(select(func.count(Task.id)).where(Task.external_id == "W-0001")) == 2
+
+
+def test_a_hotline_ticket_and_a_window_reference_of_the_same_number_are_two_tasks(client, world):
+    """A reference is unique per source: a window's `12345-0001` is not the hotline's ticket."""
+    first = client.post("/api/v1/tasks", json=hotline(), headers=world.auth("admin_a"))
+    r = client.post(
+        "/api/v1/tasks", json=window_request(A1, "12345-0001"), headers=world.auth("admin_a")
+    )
+    assert (first.status_code, r.status_code) == (201, 201), r.json
+
+
 @pytest.mark.parametrize(
     "typed",
     [" 12345-0001", "12345-0001 ", "12345-0001\u3000", "\u200b12345-0001", "１２３４５-０００１"],

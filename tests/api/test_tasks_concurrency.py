@@ -1,8 +1,10 @@
-"""Tasks under real concurrent requests: one hotline ticket sent twice at once.
+"""Tasks under real concurrent requests: one ticket, or one reference, sent twice at once.
 
-The existence check cannot see a task another transaction has written but not committed; the
-unique constraint `(source, external_id)` catches the second insert once the first commits. A
-third connection writes the ticket's task and holds it uncommitted until the request waits.
+The existence check cannot see a task another transaction has written but not committed; for a
+hotline ticket the unique index `(source, external_id)` catches the second insert once the
+first commits. A third connection writes the ticket's task and holds it uncommitted until the
+request waits. Another source's reference, unique within its community only, is serialised by
+an advisory lock instead.
 """
 
 from __future__ import annotations
@@ -119,6 +121,51 @@ def test_a_redispatch_sent_twice_at_once_makes_one_task_and_a_conflict_naming_it
         ("transferred", None),
         ("new", opened.json["id"]),
     ]
+
+
+WINDOW_REFERENCE = "W-RACE-1"
+
+
+def test_a_window_reference_sent_twice_at_once_in_one_community_makes_one_task(
+    own_database_url,
+):
+    """No unique index holds another source's reference (it is each community's own, 0067):
+    the requests queue on the reference's lock. The holder keeps tasks from being written,
+    so both requests are in flight, one past its check and waiting to write, before either
+    commits; the second then finds the first's task: a 409 naming it."""
+    from api.extensions import db
+
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        make_grid(session, COMMUNITY + "004", box(116.45, 39.72, 116.46, 39.73))
+        admin = make_user(
+            session, f"tk_{uuid.uuid4().hex[:8]}", "community_admin", community=COMMUNITY
+        )
+        headers = bearer(admin)
+    body = {
+        "source": "window", "type": "help", "external_id": WINDOW_REFERENCE, "title": "开证明",
+        "location": {"lon": 116.455, "lat": 39.725},
+    }  # fmt: skip
+
+    def post():
+        with app.test_client() as client:
+            return client.post("/api/v1/tasks", json=body, headers=headers)
+
+    try:
+        with app.app_context():
+            answers = races.race(db.engine, "LOCK TABLE tasks IN EXCLUSIVE MODE", {}, post, post)
+            with db.engine.connect() as conn:
+                ids = conn.scalars(
+                    text("SELECT id FROM tasks WHERE external_id = :t"), {"t": WINDOW_REFERENCE}
+                ).all()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    created = [a for a in answers if a.status_code == 201]
+    repeated = [a for a in answers if a.status_code == 409]
+    assert (len(created), len(repeated)) == (1, 1), [a.json for a in answers]
+    assert ids == [created[0].json["id"]]
+    assert repeated[0].json["task_id"] == created[0].json["id"]
 
 
 def _race_with_retirement(app, headers, table: str, grid_id: int, other: tuple):

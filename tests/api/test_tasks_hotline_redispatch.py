@@ -383,15 +383,15 @@ def test_a_redispatch_back_to_the_first_community_opens_a_new_task_there(client,
     assert (r.status_code, r.json["task_id"]) == (409, third["id"])
 
 
-def test_a_number_of_another_source_held_elsewhere_is_a_conflict_naming_nothing(
-    client, world, session
-):
-    """Only the hotline re-dispatches; a window task's number stays one task."""
+def test_a_number_of_another_source_held_elsewhere_is_that_communitys_own(client, world, session):
+    """Only the hotline's tickets are one across communities (and re-dispatched); another
+    source's reference is each community's own: a new task in B, A's left as it was (until
+    migration 0067 a 409 for good, telling B that A held the number)."""
     open_ticket(client, world, "admin_a", A1, source="window")
     r = open_ticket(client, world, "admin_b", B1, source="window")
-    assert r.status_code == 409, r.json
-    assert "task_id" not in r.json
-    assert [t.status for t in tasks_of_ticket(session)] == ["dispatched"]
+    assert r.status_code == 201, r.json
+    assert r.json.get("transferred_from_id") is None
+    assert [t.status for t in tasks_of_ticket(session)] == ["dispatched", "dispatched"]
 
 
 def test_a_caller_who_may_not_open_a_task_there_learns_nothing(client, world, session):
@@ -498,5 +498,56 @@ def test_migration_0029_downgrades_a_chain_to_one_task_per_ticket_and_upgrades_a
             ).all()
             conn.execute(text("DELETE FROM tasks"))
         assert columns == ["transferred_at", "transferred_from_id", "transferred_to_id"]
+    finally:
+        engine.dispose()
+
+
+# --- migration 0067 ------------------------------------------------------------------------------
+def test_migration_0067_holds_only_hotline_tickets_unique_and_downgrades_shared_references(
+    own_database_url,
+):
+    """At 0067 the index holds a hotline ticket to one task, another source's reference not
+    (its community's own, checked by the service); down, a reference held twice is kept by its
+    first task and the later one keeps it as `<reference>#<id>`, so the old index holds."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import IntegrityError
+
+    from api.cli import alembic_config
+    from api.extensions import db
+    from tests.factories import box, build_app, make_grid
+
+    app = build_app(own_database_url)  # a grid of its own: the 0029 test makes migration_grid's
+    with app.app_context(), db.begin() as session:
+        grid_id = make_grid(session, "110109009008001", box(116.5, 39.71, 116.51, 39.72)).id
+    with app.app_context():
+        db.engine.dispose()
+    engine = create_engine(own_database_url)
+    insert = text(
+        "INSERT INTO tasks (source, type, title, external_id, grid_id, status, due_at)"
+        " VALUES (:s, 'help', 'x', :r, :g, 'dispatched', now()) RETURNING id"
+    )
+    config = alembic_config(own_database_url)
+    try:
+        with engine.begin() as conn:
+            one = conn.scalar(insert, {"s": "window", "r": "W-0001", "g": grid_id})
+            two = conn.scalar(insert, {"s": "window", "r": "W-0001", "g": grid_id})
+            conn.scalar(insert, {"s": "hotline", "r": TICKET, "g": grid_id})
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.scalar(insert, {"s": "hotline", "r": TICKET, "g": grid_id})
+        command.downgrade(config, "0066")
+        try:
+            with engine.begin() as conn:
+                rows = conn.execute(
+                    text("SELECT id, external_id FROM tasks WHERE source = 'window' ORDER BY id")
+                ).all()
+            assert [tuple(r) for r in rows] == [(one, "W-0001"), (two, f"W-0001#{two}")]
+            with pytest.raises(IntegrityError), engine.begin() as conn:
+                conn.scalar(insert, {"s": "window", "r": "W-0001", "g": grid_id})
+        finally:
+            command.upgrade(config, "head")
+        with engine.begin() as conn:
+            conn.scalar(insert, {"s": "window", "r": "W-0001", "g": grid_id})
+            conn.execute(text("DELETE FROM tasks"))
     finally:
         engine.dispose()

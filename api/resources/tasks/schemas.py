@@ -222,7 +222,11 @@ class TaskCreateSchema(Schema):
         metadata={"description": "Sets the deadline: " + ", ".join(URGENCIES)},
     )
     external_id = ticket_number(
-        metadata={"description": "The hotline ticket number (required for hotline)"},
+        metadata={
+            "description": "The hotline ticket number (required for hotline; one task per "
+            "ticket system-wide), or another source's reference (a window's request number: "
+            "one task per reference within the community)"
+        },
     )
     redispatch = Boolean(
         load_default=False,
