@@ -70,7 +70,14 @@ class Rule:
 
 # action -> {from status: rule}
 TRANSITIONS: dict[str, dict[str, Rule]] = {
-    "accept": {s: Rule("accepted", ASSIGNEE) for s in ("dispatched", "reopened")},
+    "accept": {
+        **{s: Rule("accepted", ASSIGNEE) for s in ("dispatched", "reopened")},
+        # Help asked at once (escalated from `dispatched`), then the resident phoned: the
+        # accept records that first contact (`first_contact_at`, the response rate), the task
+        # staying escalated, the leader's help still asked; once (`task_actions`). Until
+        # 2026-12-07 it was refused, and the ticket counted as never answered until resolved.
+        "escalated": Rule("escalated", ASSIGNEE),
+    },
     "start": {"accepted": Rule("in_progress", ASSIGNEE)},
     # Escalated too: an escalation tells the leader, it does not take the work from the
     # assignee (a deadline passing at the door blocked recording the resolution until a reassign).
@@ -99,10 +106,14 @@ def allowed_actions(status: str) -> list[str]:
 
 
 def task_actions(task: Task) -> list[str]:
-    """The actions legal on this task: those of its status, less a reopening of a ticket the
-    hotline has sent on to another community (the ticket is theirs now), and less a callback
-    once the resident's satisfaction is recorded (a closed task takes one late, once)."""
+    """The actions legal on this task: those of its status, less an accept of an escalated task
+    whose first contact is recorded (an escalated task takes one, to record it), less a
+    reopening of a ticket the hotline has sent on to another community (the ticket is theirs
+    now), and less a callback once the resident's satisfaction is recorded (a closed task takes
+    one late, once)."""
     actions = allowed_actions(task.status)
+    if task.status == "escalated" and task.first_contact_at is not None:
+        actions = [a for a in actions if a != "accept"]  # its contact is recorded
     if task.transferred_to_id is not None:
         actions = [a for a in actions if a != "reopen"]
     if task.satisfaction is not None:
@@ -1148,6 +1159,8 @@ def transition(
         why = ""
         if rule is not None and action == "callback" and task.satisfaction is not None:
             why = " (it was called back already)"
+        elif rule is not None and action == "accept" and task.status == "escalated":
+            why = " (its first contact is recorded already)"
         elif rule is not None:
             why = " (its ticket went on to another community)"
         yours = [a for a in task_actions(task) if may_take(scope, task, grid, a)]

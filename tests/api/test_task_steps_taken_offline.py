@@ -234,20 +234,28 @@ def leader(world) -> int:
     [T0 + timedelta(hours=2, minutes=5), None],
     ids=["taken-after-the-escalation", "sent-live"],
 )
-def test_an_accept_taken_after_the_ticks_escalation_is_still_refused(
+def test_an_accept_taken_after_the_ticks_escalation_records_the_contact_when_it_was_made(
     client, session, world, clock, taken_at
 ):
+    """The task stays escalated (its deadline passed all the same), the contact is recorded
+    when it was made, late, as the response rate then counts it; not offered again. Until
+    2026-12-07 it was refused: the ticket counted as never answered until resolved."""
     task = escalated_by_the_tick(session, clock)
     body = {"taken_at": taken_at.isoformat()} if taken_at else {}
     response = step(client, world, task.id, "accept", **body)
-    assert response.status_code == 409
-    assert (response.json["state"], response.json["allowed"]) == ("escalated", ["resolve"])
-    assert stored(session, task.id).first_contact_at is None
+    assert response.status_code == 200, response.json
+    assert response.json["status"] == "escalated"
+    made = taken_at or T0 + timedelta(hours=2, minutes=10)
+    assert stored(session, task.id).first_contact_at == made
+    assert "accept" not in response.json["allowed_actions"]
 
 
-def test_an_accept_taken_before_a_hand_escalation_is_refused(client, session, world, clock):
+def test_an_accept_taken_before_a_hand_escalation_is_dated_no_earlier_than_it(
+    client, session, world, clock
+):
     """The leader escalated the task on the worker's behalf: a person's step, which bounds the
-    phone's time as any does (the phone's owner could have known of it)."""
+    phone's time as any does (the phone's owner could have known of it). The escalated task
+    takes the accept (its first contact not recorded), dated at that step, not before."""
     task = make_task(session, now=T0, urgency="danger")
     session.commit()
     clock(T0 + timedelta(hours=1))
@@ -255,4 +263,6 @@ def test_an_accept_taken_before_a_hand_escalation_is_refused(client, session, wo
     clock(T0 + timedelta(hours=1, minutes=10))
     kept = (T0 + timedelta(minutes=20)).isoformat()
     response = step(client, world, task.id, "accept", taken_at=kept)
-    assert response.status_code == 409
+    assert response.status_code == 200, response.json
+    assert response.json["status"] == "escalated"
+    assert stored(session, task.id).first_contact_at == T0 + timedelta(hours=1)

@@ -350,8 +350,9 @@ def test_each_action_is_legal_only_from_its_states(client, world, session, actio
         else "leader_a"
     )
     for status in STATUSES:
-        # Not yet called back (a callback takes the resident's satisfaction once a round).
-        fresh = {"status": status, "satisfaction": None}
+        # Not yet called back (a callback takes the resident's satisfaction once a round), nor
+        # contacted (an escalated task takes the accept that records the first contact once).
+        fresh = {"status": status, "satisfaction": None, "first_contact_at": None}
         session.execute(Task.__table__.update().where(Task.id == task.id).values(**fresh))
         r = act(client, world, user, task.id, action, **extra)
         if status in TRANSITIONS[action]:
@@ -1133,6 +1134,34 @@ def test_a_task_resolved_without_an_accept_records_its_first_contact(client, wor
     assert act(client, world, "worker_a1", task.id, "escalate", note="需要物业").status_code == 200
     r = act(client, world, "worker_a1", task.id, "resolve", note="已处置")
     assert (r.status_code, r.json["first_contact_at"]) == (200, T0.isoformat()), r.json
+    rates = client.get(
+        f"/api/v1/tasks/rates?grid={A1}&week=2026-W47", headers=world.auth("admin_a")
+    ).json
+    assert (rates["opened"], rates["response_rate"]) == (1, 100.0)
+
+
+def test_a_task_escalated_before_it_was_accepted_takes_the_accept_that_records_the_contact(
+    app, client, world, session
+):
+    """The worker asked for help at once (需物业配合), then phoned the resident: the accept that
+    records it was refused ("you may: resolve"), the first-contact deadline passed, the leader
+    was told of a contact overdue, and the response rate counted the ticket as never answered
+    until its resolution days later. The accept records the contact; the task stays escalated
+    (the leader's help still asked), and is accepted once."""
+    task = make_task(session, now=T0)
+    assert (
+        act(client, world, "worker_a1", task.id, "escalate", note="需物业配合").status_code == 200
+    )
+    app.config["FIXED_NOW"] = T0 + timedelta(minutes=30)
+    r = act(client, world, "worker_a1", task.id, "accept", note="已电话联系居民")
+    assert r.status_code == 200, r.json
+    assert (r.json["status"], r.json["first_contact_at"]) == (
+        "escalated",
+        (T0 + timedelta(minutes=30)).isoformat(),
+    )
+    assert "accept" not in r.json["allowed_actions"]
+    again = act(client, world, "worker_a1", task.id, "accept")
+    assert again.status_code == 409 and "first contact" in again.json["detail"]
     rates = client.get(
         f"/api/v1/tasks/rates?grid={A1}&week=2026-W47", headers=world.auth("admin_a")
     ).json
