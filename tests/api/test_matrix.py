@@ -546,15 +546,16 @@ def targets(app, session, world, tmp_path) -> Targets:
     )
     task.assignee_id, task.status = worker.id, "dispatched"
     session.flush()
-    task_photo, _ = photos.attach_photo(
-        session,
-        photos.build_storage(app.config, photos.load_name_key(session)),
-        task,
-        image_bytes("PNG", 9),
-        uploader_id=worker.id,
-        max_bytes=10**6,
-    )
+    storage = photos.build_storage(app.config, photos.load_name_key(session))
+
+    def task_photo_of(seed: int):
+        shot = image_bytes("PNG", seed)
+        return photos.attach_photo(
+            session, storage, task, shot, uploader_id=worker.id, max_bytes=10**6
+        )[0]
+
     # Sent with a step: the task's to whoever reads it (one no step holds is its uploader's).
+    task_photo, unsent_photo = task_photo_of(9), task_photo_of(10)
     step = TaskEvent(
         task_id=task.id,
         action="accept",
@@ -565,14 +566,6 @@ def targets(app, session, world, tmp_path) -> Targets:
     session.add(step)
     session.flush()
     task_photo.event_id = step.id
-    unsent_photo, _ = photos.attach_photo(
-        session,
-        photos.build_storage(app.config, photos.load_name_key(session)),
-        task,
-        image_bytes("PNG", 10),
-        uploader_id=worker.id,
-        max_bytes=10**6,
-    )
     # The roster is next week's: its shifts lie ahead whatever today is (past days' shifts are
     # not changed, so this week's Wednesday would answer 409 from Thursday on).
     next_week = current_week(now + timedelta(days=7))
