@@ -406,12 +406,16 @@ def _reassign_households(session: Session, scope: Scope | None, shapes: Iterable
             _TOUCHED
             + """
             UPDATE households h SET grid_id = m.new_id
-            FROM (SELECT x.id, x.grid_id AS old_id,
+            FROM (SELECT x.id, x.grid_id AS old_id, x.location AS at,
                          (SELECT g.id FROM grids g
                           WHERE g.retired_at IS NULL AND ST_Intersects(g.boundary, x.location)
                           ORDER BY g.code LIMIT 1) AS new_id
                   FROM households x WHERE x.id IN (SELECT id FROM touched)) m
             WHERE h.id = m.id AND m.new_id IS DISTINCT FROM m.old_id
+              -- Re-read on a row another transaction changed meanwhile (its door moved to
+              -- another grid, or out of the register): it is left as that change left it.
+              -- Until 2026-12-07 the grid worked out from the old row was set on the new one.
+              AND h.grid_id = m.old_id AND h.removed_at IS NULL AND h.location = m.at
             RETURNING h.id, m.old_id, m.new_id
             """
         ),

@@ -207,3 +207,99 @@ def test_a_grid_retired_while_a_redraw_of_it_waits_is_not_redrawn_back_onto_the_
             db.engine.dispose()
     assert open_versions == 0
     assert patched.status_code == 404
+
+
+def _redraw_while_a_household_change_waits(own_database_url, community: str, change) -> tuple:
+    """Three grids side by side (001|002|003) and a household in 001 near its border; `change`
+    (session, household) holds the household's row, uncommitted, while an import moves the
+    001|002 border west of its point. The import's statement read the household as it was;
+    once the change commits the import goes on. The household's grid, whether it is removed,
+    and the grid that covers its point, afterwards."""
+    from sqlalchemy.orm import Session
+
+    from api.extensions import db
+    from api.services import grids as grid_service
+    from api.services import households as household_service
+    from tests.factories import make_household
+
+    west = 116.60 + int(community[-2:]) * 0.05  # each community's grids a place of their own
+    east = west + 0.01
+    codes = [community + n for n in ("001", "002", "003")]
+    app = build_app(own_database_url)
+    with app.app_context(), db.begin() as session:
+        for i, code in enumerate(codes):
+            make_grid(session, code, box(west + 0.01 * i, 39.80, east + 0.01 * i, 39.81))
+        home_id = make_household(session, west + 0.008, 39.805).id
+    border = west + 0.006
+    moved = {
+        "type": "FeatureCollection",
+        "features": [
+            grid_feature(codes[0], box(west, 39.80, border, 39.81)),
+            grid_feature(codes[1], box(border, 39.80, east + 0.01, 39.81)),
+        ],
+    }
+
+    def redraw():
+        with app.app_context(), Session(db.engine) as other:
+            summary = grid_service.import_grids(other, None, moved)
+            other.commit()
+            return summary
+
+    try:
+        with app.app_context():
+            with Session(db.engine) as held, ThreadPoolExecutor(1) as pool:
+                home = household_service.get_household(held, None, home_id, lock=True)
+                change(held, home, east + 0.015)
+                future = pool.submit(redraw)
+                races.wait_for_lock_waits(db.engine, 1)
+                held.commit()
+                future.result(timeout=60)
+            with db.engine.connect() as conn:
+                return conn.execute(
+                    text(
+                        "SELECT g.code, h.removed_at IS NOT NULL AS removed,"
+                        " (SELECT c.code FROM grids c WHERE c.retired_at IS NULL"
+                        "  AND ST_Intersects(c.boundary, h.location) ORDER BY c.code LIMIT 1)"
+                        " AS covering FROM households h JOIN grids g ON g.id = h.grid_id"
+                        " WHERE h.id = :id"
+                    ),
+                    {"id": home_id},
+                ).one()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_a_household_moved_while_its_old_grid_is_redrawn_stays_in_the_grid_of_its_point(
+    own_database_url,
+):
+    """Its door corrected to a point in 003 while a redraw put its old point in 002: the
+    redraw, which read the old point, set 002 on the row holding the new one. The household
+    sat in 003 counted in 002, due to the wrong worker, until a later redraw touched it."""
+    from api.services import households as household_service
+
+    def correct_its_door(session, home, lon):
+        household_service.update_household(session, None, home, {"lon": lon, "lat": 39.805})
+
+    after = _redraw_while_a_household_change_waits(
+        own_database_url, "110109009081", correct_its_door
+    )
+    assert (after.code, after.covering) == ("110109009081003", "110109009081003")
+
+
+def test_a_household_removed_while_its_grid_is_redrawn_stays_with_the_grid_it_left(
+    own_database_url,
+):
+    """Out of the register, a household stays with the grid it left (grids._TOUCHED); removed
+    while a redraw moved its point into 002, it was moved there all the same."""
+    from datetime import UTC, datetime
+
+    from api.services import household_removal
+
+    def remove_it(session, home, _lon):
+        household_removal.remove_household(
+            session, None, home, reason="moved_out", now=datetime.now(UTC)
+        )
+
+    after = _redraw_while_a_household_change_waits(own_database_url, "110109009082", remove_it)
+    assert after.removed and after.code == "110109009082001"
