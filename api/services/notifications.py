@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from api import errors
 from api.models.notifications import NOTIFICATION_KINDS, PERSONAL_KINDS, XID8, Notification
+from api.models.push import Delivery
 from api.services.sessions import device_signed_in
 
 
@@ -187,7 +188,31 @@ def ack(session: Session, user_id: int, notification_id: int, now: datetime) -> 
     if row.read_at is None:
         row.read_at = now
         session.flush()
+        _drop_waiting_pushes(session, [row.id], now)
     return row
+
+
+# Why a push waiting (quiet hours, a retry's wait) is not sent once its notice is read.
+READ_BEFORE_IT_WENT = "read in the inbox before it went"
+
+
+def _drop_waiting_pushes(session: Session, notification_ids: list[int], now: datetime) -> None:
+    """The notices' pushes still waiting to go, and not in a round's hands (its lease live:
+    that one goes, seconds from now), are not sent: read in the app, a notice held overnight
+    by quiet hours still buzzed the phone at their end (the unread count 0), and one waiting
+    out a retry after it was read. Marked as a push dropped for a reason is (`failed`, the
+    reason), which counts against no device."""
+    if not notification_ids:
+        return
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.notification_id.in_(notification_ids),
+            Delivery.state == "pending",
+            or_(Delivery.claimed_until.is_(None), Delivery.claimed_until <= now),
+        )
+        .values(state="failed", last_error=READ_BEFORE_IT_WENT, claim_id=None, claimed_until=None)
+    )
 
 
 def ack_all(session: Session, user_id: int, now: datetime, *, cursor: int | None = None) -> int:
@@ -212,5 +237,6 @@ def ack_all(session: Session, user_id: int, now: datetime, *, cursor: int | None
                 Notification.xid < cast(literal(str(cursor)), XID8),
             )
         )
-    result = session.execute(stmt.values(read_at=now))
-    return result.rowcount or 0
+    read = session.scalars(stmt.values(read_at=now).returning(Notification.id)).all()
+    _drop_waiting_pushes(session, list(read), now)
+    return len(read)

@@ -269,6 +269,33 @@ def test_quiet_hours_hold_a_normal_push_until_morning(session, world, worker, fa
     assert worker.run_once(datetime(2026, 11, 17, 23, 0, tzinfo=UTC)).sent == 1
 
 
+@pytest.mark.parametrize("read", ["one", "all"])
+def test_a_notice_read_in_the_inbox_while_its_push_waits_is_not_pushed(
+    session, world, worker, fake, read
+):
+    """Held by quiet hours (or waiting out a retry), a notice the worker read in the app meanwhile
+    still buzzed the phone at 07:00, every notice of the night with it, the unread count 0."""
+    from api.services import notifications as inbox
+
+    user = world.users["worker_a1"]
+    session.add(NotificationSettings(user_id=user.id, quiet_start=time(22), quiet_end=time(7)))
+    make_device(session, user, "fcm-1", now=T0)
+    night = datetime(2026, 11, 17, 15, 0, tzinfo=UTC)  # 23:00 in Beijing
+    [note] = notify(session, [user.id], "roster_changed", "排班已更新", "正文", now=night)
+    session.commit()
+    assert worker.run_once(night).deferred == 1
+    dawn = night + timedelta(hours=7, minutes=50)  # 06:50: the app opened, the notice read
+    if read == "one":
+        inbox.ack(session, user.id, note.id, dawn)
+    else:
+        assert inbox.ack_all(session, user.id, dawn) == 1
+    session.commit()
+    worker.run_once(dawn + timedelta(minutes=10))
+    assert fake.messages == []
+    (delivery,) = session.scalars(select(Delivery).where(Delivery.notification_id == note.id))
+    assert (delivery.state, delivery.last_error) == ("failed", "read in the inbox before it went")
+
+
 def test_a_push_held_for_one_user_never_reaches_the_next_user_of_the_phone(
     session, world, worker, fake
 ):
