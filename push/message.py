@@ -84,10 +84,11 @@ class DeliveryResult:
     retry_after: float | None = None  # seconds the provider asked us to wait (Retry-After)
     provider_id: str | None = None  # the provider's id for the sent message (FCM message name)
     error: str | None = None  # short text for logs and the delivery record
-    # A "retry" the target's side may be to blame for: no answer in time, a connection that
-    # failed, a 5xx. The caller counts it in the device's send history (a device failing so for
-    # days is retired). False for a retry that is ours: our quota or sending rate (429), our
-    # credentials or project (401, 403), our resolver; every device gets those alike.
+    # A "retry" (or a "failed") the target's side may be to blame for: no answer in time, a
+    # connection that failed, a 5xx; a Web Push subscription refusing our VAPID key (made
+    # under another). The caller counts it in the device's send history (a device failing so
+    # for days is retired). False for one that is ours: our quota or sending rate (429), our
+    # FCM credentials or project (401, 403), our resolver; every device gets those alike.
     transient: bool = False
 
 

@@ -363,7 +363,14 @@ def _failure(message_id: str, exc: WebPushException) -> DeliveryResult:
             error=error,
             transient=status >= 500,
         )
-    return DeliveryResult(message_id, FAILED, error=error)  # 400, 401/403 (our VAPID), 413
+    # 401/403: the subscription refuses our VAPID key. Made under another one (the key rotated
+    # since), it is refused every push for good: counted in the device's history (`transient`),
+    # it is retired and its owner told to subscribe again, while a push still reaches another
+    # browser (a key of ours broken refuses every one alike: an outage, nobody retired). Until
+    # 2026-12-07 counted as nothing: the browser listed healthy, silent for good.
+    if status in (401, 403):
+        return DeliveryResult(message_id, FAILED, error=error, transient=True)
+    return DeliveryResult(message_id, FAILED, error=error)  # 400, 413: the message's own
 
 
 def payload(message: Message) -> str:

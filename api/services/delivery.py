@@ -22,7 +22,16 @@ from api.models.notifications import PERSONAL_KINDS
 from api.models.push import RETIRED_REASON, UNREGISTERED_REASON
 from api.services.devices import tell_retired, tell_unregistered
 from api.services.sessions import device_signed_in
-from push import DELIVERED, INVALID_TARGET, RETRY, Channel, DeliveryResult, Message, backoff
+from push import (
+    DELIVERED,
+    FAILED,
+    INVALID_TARGET,
+    RETRY,
+    Channel,
+    DeliveryResult,
+    Message,
+    backoff,
+)
 from push.message import DEFAULT_TTL_SECONDS
 
 logger = logging.getLogger(__name__)
@@ -807,17 +816,18 @@ class PushWorker:
         by_id = {row.id: row for row in claimed}
         sent, failed, deferred, retry, dead, deactivate = [], [], [], [], [], []
         # Each device's send history (`devices.last_success_at`, ...): a push that went, and a
-        # retry its side may be to blame for (`DeliveryResult.transient`). What was sent is a
-        # fact about the device whoever's claim the row is by now: it counts either way.
+        # retry or failure its side may be to blame for (`DeliveryResult.transient`). What was
+        # sent is a fact about the device whoever's claim the row is by now: it counts anyway.
         history: dict[int, dict] = {}
         for delivery_id, result in outcome.items():
             row = by_id[delivery_id]
             if isinstance(result, DeliveryResult) and (
-                result.outcome == DELIVERED or (result.outcome == RETRY and result.transient)
+                result.outcome == DELIVERED
+                or (result.outcome in (RETRY, FAILED) and result.transient)
             ):
                 seen = history.setdefault(row.device_id, {"d": row.device_id, "ok": False, "n": 0})
                 seen["ok"] = seen["ok"] or result.outcome == DELIVERED
-                seen["n"] += result.outcome == RETRY
+                seen["n"] += result.outcome != DELIVERED
             if isinstance(result, datetime):
                 # Quiet hours: not an attempt; wait until they end (unless it is stale by then).
                 if result >= self._expires(row):

@@ -262,6 +262,34 @@ def test_no_device_is_retired_while_pushes_reach_no_device_of_its_platform(
     assert _device(session, "unavailable-2").active
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_browser_whose_subscription_the_push_service_refuses_for_good_is_retired(
+    session, world, retiring, push_service, status
+):
+    """A subscription made under another VAPID key (the key rotated since, or the app's
+    server key changed) is refused every push, for good: counted as nothing, the browser was
+    listed healthy, never retired, its owner never told to subscribe again."""
+    _web_device(session, world.users["worker_a1"], push_service.endpoint("old-key"))
+    _web_device(session, world.users["worker_a2"], push_service.endpoint("new-key"))
+    push_service.answer("old-key", status)
+    _days(session, world, retiring, [0, 3, 7])
+    device = _device(session, push_service.endpoint("old-key"))
+    assert not device.active and device.deactivation_reason.startswith("unreachable")
+    assert _device(session, push_service.endpoint("new-key")).active
+
+
+def test_no_browser_is_retired_while_the_push_service_refuses_every_one(
+    session, world, retiring, push_service
+):
+    """Our own VAPID key broken (every subscription refused alike): nobody is retired."""
+    for user, name in (("worker_a1", "one"), ("worker_a2", "two")):
+        _web_device(session, world.users[user], push_service.endpoint(name))
+        push_service.answer(name, 403)
+    _days(session, world, retiring, [0, 3, 7, 8])
+    assert _device(session, push_service.endpoint("one")).active
+    assert _device(session, push_service.endpoint("two")).active
+
+
 def test_a_retired_phone_is_listed_to_its_owner_with_its_send_history(
     client, session, world, retiring
 ):
