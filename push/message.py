@@ -20,6 +20,18 @@ MESSAGE_ID_KEY = "message_id"
 
 DEFAULT_TTL_SECONDS = 24 * 60 * 60
 
+# A push shows a notice's preview; the inbox has it whole. FCM refuses a message over 4 KB and a
+# Web Push service a payload over ~4 KB (413): a long body (a short-staffed week's every gap)
+# was refused for good, the notice never pushed. Characters, not bytes: a CJK one is 3 in UTF-8.
+TITLE_PREVIEW_CHARS = 60
+BODY_PREVIEW_CHARS = 200
+
+
+def preview(text: str, limit: int) -> str:
+    """`text` as a push shows it: whole when it fits in `limit` characters, else cut, with an
+    ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 @dataclass(frozen=True)
 class Message:

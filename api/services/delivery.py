@@ -32,7 +32,12 @@ from push import (
     Message,
     backoff,
 )
-from push.message import DEFAULT_TTL_SECONDS
+from push.message import (
+    BODY_PREVIEW_CHARS,
+    DEFAULT_TTL_SECONDS,
+    TITLE_PREVIEW_CHARS,
+    preview,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -783,8 +788,8 @@ class PushWorker:
             message_id=message_id(row.notification_id),
             target=row.subscription if row.platform == "web" else row.token,
             platform=row.platform,  # type: ignore[arg-type]
-            title=row.title,
-            body=row.body,
+            title=preview(row.title, TITLE_PREVIEW_CHARS),
+            body=preview(row.body, BODY_PREVIEW_CHARS),
             data=data,
             urgent=row.urgent,
             collapse_key=row.collapse_key,

@@ -100,6 +100,28 @@ def test_a_roster_notice_through_fcm_keeps_its_text(session, world, worker, fake
     assert message["notification"]["body"] == "12月5日 B岗"
 
 
+def test_a_long_notice_goes_as_a_preview_the_providers_take(session, world, worker, fake):
+    """A short-staffed week's notice lists every gap: its body past FCM's 4 KB (a Web Push
+    service's ~4 KB, a 413) was refused for good, the notice never pushed. The push carries a
+    preview; the inbox keeps it whole."""
+    from api.services import notifications as inbox
+
+    user = world.users["worker_a1"]
+    make_device(session, user, "fcm-1", now=T0)
+    gaps = "；".join(
+        f"11月{day}日 110101001001{grid:03d} 网格缺 B 岗"
+        for day in range(16, 23)
+        for grid in range(1, 40)
+    )
+    assert len(gaps.encode()) > 4096
+    notify(session, [user.id], "roster_short", "排班缺人", gaps, now=T0)
+    assert worker.run_once(T0).sent == 1
+    (pushed,) = fake.messages
+    body = pushed["notification"]["body"]
+    assert body.endswith("…") and gaps.startswith(body[:-1]) and len(body.encode()) < 1024
+    assert inbox.inbox(session, user.id)[0][0].body == gaps
+
+
 def client_inbox(session, user_id):
     from api.models import Notification
 
