@@ -22,6 +22,16 @@ COMMUNITY = "110109009002"
 TICKET = "12345-RACE-1"
 
 
+def _poster(app, body: dict, headers: dict):
+    """A request opening the task `body` says, as `headers`' caller, to race another."""
+
+    def post():
+        with app.test_client() as client:
+            return client.post("/api/v1/tasks", json=body, headers=headers)
+
+    return post
+
+
 def test_a_ticket_received_while_its_twin_commits_is_a_conflict_naming_the_twin(
     own_database_url,
 ):
@@ -38,11 +48,7 @@ def test_a_ticket_received_while_its_twin_commits_is_a_conflict_naming_the_twin(
         "source": "hotline", "type": "complaint", "external_id": TICKET, "title": "噪音扰民",
         "location": {"lon": 116.405, "lat": 39.725},
     }  # fmt: skip
-
-    def post():
-        with app.test_client() as client:
-            return client.post("/api/v1/tasks", json=body, headers=headers)
-
+    post = _poster(app, body, headers)
     twin = (
         "INSERT INTO tasks (source, type, title, external_id, grid_id, status, due_at)"
         " VALUES ('hotline', 'complaint', 'x', :ticket, :grid, 'new', now())"
@@ -146,11 +152,7 @@ def test_a_window_reference_sent_twice_at_once_in_one_community_makes_one_task(
         "source": "window", "type": "help", "external_id": WINDOW_REFERENCE, "title": "开证明",
         "location": {"lon": 116.455, "lat": 39.725},
     }  # fmt: skip
-
-    def post():
-        with app.test_client() as client:
-            return client.post("/api/v1/tasks", json=body, headers=headers)
-
+    post = _poster(app, body, headers)
     try:
         with app.app_context():
             answers = races.race(db.engine, "LOCK TABLE tasks IN EXCLUSIVE MODE", {}, post, post)
