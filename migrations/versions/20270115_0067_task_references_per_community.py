@@ -31,15 +31,20 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def upgrade() -> None:
+def _unique_references(where: str) -> None:
+    """`uq_tasks_source_external_id` built again over the tasks `where` selects."""
     op.drop_index("uq_tasks_source_external_id", table_name="tasks")
     op.create_index(
         "uq_tasks_source_external_id",
         "tasks",
         ["source", "external_id"],
         unique=True,
-        postgresql_where=sa.text("source = 'hotline' AND transferred_at IS NULL"),
+        postgresql_where=sa.text(where),
     )
+
+
+def upgrade() -> None:
+    _unique_references("source = 'hotline' AND transferred_at IS NULL")
 
 
 def downgrade() -> None:
@@ -54,11 +59,4 @@ def downgrade() -> None:
               AND e.transferred_at IS NULL AND e.id < t.id)
         """
     )
-    op.drop_index("uq_tasks_source_external_id", table_name="tasks")
-    op.create_index(
-        "uq_tasks_source_external_id",
-        "tasks",
-        ["source", "external_id"],
-        unique=True,
-        postgresql_where=sa.text("transferred_at IS NULL"),
-    )
+    _unique_references("transferred_at IS NULL")

@@ -32,6 +32,14 @@ def _poster(app, body: dict, headers: dict):
     return post
 
 
+def _one_made_one_repeat(answers) -> tuple:
+    """Of two racing creates' answers, the one that made the task (201) and the repeat (409)."""
+    created = [a for a in answers if a.status_code == 201]
+    repeated = [a for a in answers if a.status_code == 409]
+    assert (len(created), len(repeated)) == (1, 1), [a.json for a in answers]
+    return created, repeated
+
+
 def test_a_ticket_received_while_its_twin_commits_is_a_conflict_naming_the_twin(
     own_database_url,
 ):
@@ -119,9 +127,7 @@ def test_a_redispatch_sent_twice_at_once_makes_one_task_and_a_conflict_naming_it
     finally:
         with app.app_context():
             db.engine.dispose()
-    created = [a for a in answers if a.status_code == 201]
-    repeated = [a for a in answers if a.status_code == 409]
-    assert (len(created), len(repeated)) == (1, 1), [a.json for a in answers]
+    created, repeated = _one_made_one_repeat(answers)
     assert repeated[0].json["task_id"] == created[0].json["id"]
     assert [(status, source) for _, status, source in rows] == [
         ("transferred", None),
@@ -163,9 +169,7 @@ def test_a_window_reference_sent_twice_at_once_in_one_community_makes_one_task(
     finally:
         with app.app_context():
             db.engine.dispose()
-    created = [a for a in answers if a.status_code == 201]
-    repeated = [a for a in answers if a.status_code == 409]
-    assert (len(created), len(repeated)) == (1, 1), [a.json for a in answers]
+    created, repeated = _one_made_one_repeat(answers)
     assert ids == [created[0].json["id"]]
     assert repeated[0].json["task_id"] == created[0].json["id"]
 
